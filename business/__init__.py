@@ -1,0 +1,1 @@
+"""Business plug-in modules (one sub-package each), loaded through the plug-in contract."""

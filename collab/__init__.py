@@ -1,0 +1,1 @@
+"""Collaboration: the shared CRDT document, the Yjs sync protocol and rooms."""

@@ -1,0 +1,1 @@
+"""The Max Booster Studio server: HTTP API, WebSocket endpoints and the CLI."""

@@ -1,0 +1,48 @@
+"""The ``dawserver`` command line.
+
+Each sub-command lives in its own module under ``dawserver.commands`` and is
+listed in :data:`COMMANDS`; it is imported only when the CLI starts, so a
+command's heavy dependencies never slow the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+#: ``"module:attribute"`` of every sub-command, relative to ``dawserver.commands``.
+COMMANDS: list[str] = [
+    "demo_project:demo_project",
+    "render:render",
+]
+
+
+class CliError(click.ClickException):
+    """One clear error line and exit status 1, never a traceback."""
+
+    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Max Booster Studio: collaborative DAW server and tools."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _register() -> None:
+    for entry in COMMANDS:
+        module_name, attribute = entry.split(":")
+        module = importlib.import_module(f"dawserver.commands.{module_name}")
+        main.add_command(getattr(module, attribute))
+
+
+_register()
+
+if __name__ == "__main__":
+    sys.exit(main())

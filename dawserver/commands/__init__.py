@@ -1,0 +1,1 @@
+"""Sub-commands of the ``dawserver`` CLI, one module each."""

@@ -1,0 +1,147 @@
+"""Effect descriptions and their mapping onto the engine's parameter slots.
+
+Each effect kind has an ordered list of parameters; their values become the
+``target`` slots of the effect's state array (layout in ``native/engine.h``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ProjectError
+
+TICK = 32
+FX_SLOTS = 64
+SLOT_TARGET, SLOT_VALUE, SLOT_COEF, SLOT_MEM, SLOT_READY = 0, 8, 16, 24, 40
+FADER_SLOTS = 8
+FADER_TARGET, FADER_END, FADER_START = 0, 2, 4
+
+KIND_CODES = {"gain": 1, "biquad": 2, "compressor": 3, "delay": 4, "limiter": 5}
+BIQUAD_SHAPES = {"lowpass": 0, "highpass": 1, "peaking": 2, "lowshelf": 3, "highshelf": 4}
+MAX_DELAY_MS = 2000.0
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: name, default and inclusive valid range."""
+
+    name: str
+    default: float
+    low: float
+    high: float
+
+
+PARAMS: dict[str, tuple[Param, ...]] = {
+    "gain": (Param("gain_db", 0.0, -120.0, 24.0),),
+    "biquad": (
+        Param("shape", 2.0, 0.0, 4.0),
+        Param("freq", 1000.0, 10.0, 96000.0),
+        Param("q", 0.707, 0.05, 40.0),
+        Param("gain_db", 0.0, -36.0, 36.0),
+    ),
+    "compressor": (
+        Param("threshold_db", -18.0, -80.0, 0.0),
+        Param("ratio", 4.0, 1.0, 100.0),
+        Param("knee_db", 6.0, 0.0, 36.0),
+        Param("attack_ms", 10.0, 0.01, 1000.0),
+        Param("release_ms", 100.0, 1.0, 5000.0),
+        Param("makeup_db", 0.0, -24.0, 36.0),
+    ),
+    "delay": (
+        Param("time_ms", 250.0, 0.1, MAX_DELAY_MS),
+        Param("feedback", 0.3, 0.0, 0.98),
+        Param("mix", 0.3, 0.0, 1.0),
+    ),
+    "limiter": (Param("ceiling_db", -0.3, -24.0, 0.0), Param("release_ms", 50.0, 1.0, 2000.0)),
+}
+
+
+@dataclass
+class EffectSpec:
+    """An insert effect: its kind, parameters by name, and whether it runs.
+
+    For ``biquad`` the ``shape`` parameter may be given as a name
+    (``"lowshelf"``, ``"peaking"``, ...).
+    """
+
+    kind: str
+    params: dict[str, float | str] = field(default_factory=dict)
+    enabled: bool = True
+    id: str = ""
+
+    def validate(self) -> None:
+        """Raise :class:`ProjectError` for an unknown kind, parameter or a bad value."""
+        if self.kind not in PARAMS:
+            raise ProjectError(
+                f"unknown effect kind {self.kind!r}; known kinds: {', '.join(PARAMS)}"
+            )
+        known = {p.name for p in PARAMS[self.kind]}
+        for name in self.params:
+            if name not in known:
+                raise ProjectError(
+                    f"{self.kind}: unknown parameter {name!r}; known: {', '.join(sorted(known))}"
+                )
+        self.values()
+
+    def values(self) -> list[float]:
+        """Parameter values in slot order, defaults filled in, ranges checked."""
+        result = []
+        for param in PARAMS[self.kind]:
+            raw = self.params.get(param.name, param.default)
+            if param.name == "shape" and isinstance(raw, str):
+                if raw not in BIQUAD_SHAPES:
+                    raise ProjectError(
+                        f"biquad shape {raw!r} unknown; use one of {', '.join(BIQUAD_SHAPES)}"
+                    )
+                raw = BIQUAD_SHAPES[raw]
+            value = float(raw)
+            if math.isnan(value) or not (param.low <= value <= param.high):
+                raise ProjectError(
+                    f"{self.kind}.{param.name} = {raw!r} is outside [{param.low}, {param.high}]"
+                )
+            result.append(value)
+        return result
+
+
+class EffectState:
+    """The numpy-owned state of one effect instance, shared by both backends."""
+
+    def __init__(self, spec: EffectSpec, channels: int, sample_rate: float) -> None:
+        spec.validate()
+        self.kind = KIND_CODES[spec.kind]
+        self.spec = spec
+        self.enabled = spec.enabled
+        self.channels = channels
+        self.slots = np.zeros(FX_SLOTS, dtype=np.float32)
+        if spec.kind == "delay":
+            length = int(math.ceil(MAX_DELAY_MS * 1e-3 * sample_rate)) + 4
+            self.memory = np.zeros((channels, length), dtype=np.float32)
+        else:
+            self.memory = np.zeros((0, 0), dtype=np.float32)
+        self.set_params(spec.params)
+
+    def set_params(self, params: dict[str, float | str]) -> None:
+        """Change parameter targets; the engine glides to them (no zipper noise)."""
+        spec = EffectSpec(self.spec.kind, {**self.spec.params, **params}, self.enabled, self.spec.id)
+        values = spec.values()
+        self.spec = spec
+        self.slots[SLOT_TARGET : SLOT_TARGET + len(values)] = values
+
+    def reset(self) -> None:
+        """Forget filter memory and smoothing so the next block starts fresh."""
+        targets = self.slots[SLOT_TARGET : SLOT_TARGET + 8].copy()
+        self.slots[:] = 0.0
+        self.slots[SLOT_TARGET : SLOT_TARGET + 8] = targets
+        self.memory[:] = 0.0
+
+
+def three_band_eq(low_db: float, mid_db: float, high_db: float) -> list[EffectSpec]:
+    """A classic 3-band EQ: low shelf 120 Hz, peak 1 kHz, high shelf 8 kHz."""
+    return [
+        EffectSpec("biquad", {"shape": "lowshelf", "freq": 120.0, "q": 0.707, "gain_db": low_db}),
+        EffectSpec("biquad", {"shape": "peaking", "freq": 1000.0, "q": 1.0, "gain_db": mid_db}),
+        EffectSpec("biquad", {"shape": "highshelf", "freq": 8000.0, "q": 0.707, "gain_db": high_db}),
+    ]

@@ -1,0 +1,158 @@
+"""Session model: tracks of clips on a timeline, buses and a master bus.
+
+Positions and lengths are in frames at the session's sample rate.  The model
+is plain data; :mod:`dsp_core.project` reads and writes it as JSON and
+:mod:`dsp_core.engine` renders it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .effects import EffectSpec
+from .errors import ProjectError
+
+SUPPORTED_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000,
+                   176400, 192000)
+
+
+def db_to_linear(db: float) -> float:
+    """Convert decibels to a linear amplitude factor (``-inf`` gives 0)."""
+    return 0.0 if db == -math.inf else 10.0 ** (db / 20.0)
+
+
+@dataclass
+class Clip:
+    """A region of a source file placed on a track.
+
+    ``offset`` and ``length`` are in session frames (the source is resampled
+    to the render rate before it is read).
+    """
+
+    source: str
+    position: int
+    length: int
+    offset: int = 0
+    gain_db: float = 0.0
+    fade_in: int = 0
+    fade_out: int = 0
+    id: str = ""
+
+    @property
+    def end(self) -> int:
+        """First timeline frame after the clip."""
+        return self.position + self.length
+
+
+@dataclass
+class Send:
+    """A send from a track to an aux bus."""
+
+    bus: str
+    level_db: float = 0.0
+    pre_fader: bool = False
+
+
+@dataclass
+class Track:
+    """A mono or stereo track with clips, an insert chain and a fader."""
+
+    id: str
+    name: str = ""
+    channels: int = 1
+    clips: list[Clip] = field(default_factory=list)
+    gain_db: float = 0.0
+    pan: float = 0.0
+    mute: bool = False
+    solo: bool = False
+    effects: list[EffectSpec] = field(default_factory=list)
+    sends: list[Send] = field(default_factory=list)
+
+
+@dataclass
+class Bus:
+    """An aux bus (or the master bus): an effect chain and a stereo fader."""
+
+    id: str
+    name: str = ""
+    effects: list[EffectSpec] = field(default_factory=list)
+    gain_db: float = 0.0
+    pan: float = 0.0
+
+
+@dataclass
+class Session:
+    """A whole project: sample rate, tracks, aux buses and the master bus."""
+
+    sample_rate: int = 48000
+    tracks: list[Track] = field(default_factory=list)
+    buses: list[Bus] = field(default_factory=list)
+    master: Bus = field(default_factory=lambda: Bus(id="master", name="Master"))
+    name: str = "Untitled"
+
+    @property
+    def length(self) -> int:
+        """Frames up to the end of the last clip."""
+        return max((c.end for t in self.tracks for c in t.clips), default=0)
+
+    def track(self, track_id: str) -> Track:
+        """Return the track with ``track_id`` or raise :class:`ProjectError`."""
+        for track in self.tracks:
+            if track.id == track_id:
+                return track
+        raise ProjectError(f"no track with id {track_id!r}")
+
+    def validate(self) -> None:
+        """Raise :class:`ProjectError` naming the first structural problem found."""
+        if self.sample_rate not in SUPPORTED_RATES:
+            raise ProjectError(
+                f"unsupported session sample rate {self.sample_rate} Hz; "
+                f"use one of {', '.join(map(str, SUPPORTED_RATES))}"
+            )
+        bus_ids = {b.id for b in self.buses}
+        if len(bus_ids) != len(self.buses):
+            raise ProjectError("bus ids must be unique")
+        seen: set[str] = set()
+        for track in self.tracks:
+            if track.id in seen:
+                raise ProjectError(f"duplicate track id {track.id!r}")
+            seen.add(track.id)
+            _validate_track(track, bus_ids)
+        for bus in [*self.buses, self.master]:
+            _check_pan(bus.pan, f"bus {bus.id!r}")
+            for effect in bus.effects:
+                effect.validate()
+
+
+def _check_pan(pan: float, where: str) -> None:
+    if not (-1.0 <= pan <= 1.0) or math.isnan(pan):
+        raise ProjectError(f"{where}: pan {pan} is outside [-1, 1]")
+
+
+def _validate_track(track: Track, bus_ids: set[str]) -> None:
+    where = f"track {track.id!r}"
+    if track.channels not in (1, 2):
+        raise ProjectError(f"{where}: channels must be 1 or 2, got {track.channels}")
+    _check_pan(track.pan, where)
+    if math.isnan(track.gain_db) or track.gain_db > 24.0:
+        raise ProjectError(f"{where}: gain {track.gain_db} dB must be a number <= 24 dB")
+    for effect in track.effects:
+        effect.validate()
+    for send in track.sends:
+        if send.bus not in bus_ids:
+            raise ProjectError(f"{where}: send to unknown bus {send.bus!r}")
+    previous: Clip | None = None
+    for clip in sorted(track.clips, key=lambda c: c.position):
+        label = f"{where} clip {clip.id or clip.source!r}"
+        if clip.position < 0 or clip.offset < 0:
+            raise ProjectError(f"{label}: position and offset must be >= 0")
+        if clip.length <= 0:
+            raise ProjectError(f"{label}: length must be > 0, got {clip.length}")
+        if clip.fade_in < 0 or clip.fade_out < 0 or clip.fade_in + clip.fade_out > clip.length:
+            raise ProjectError(f"{label}: fades must be >= 0 and fit inside the clip")
+        if previous is not None and clip.position < previous.end:
+            raise ProjectError(
+                f"{label} at frame {clip.position} overlaps the clip ending at {previous.end}"
+            )
+        previous = clip

@@ -1,0 +1,132 @@
+/*
+ * Max Booster Studio mixing engine: the only C API of the project.
+ *
+ * Every buffer is float32 and owned by Python (numpy); the engine never
+ * allocates.  Effect state lives in a flat float array ("slots") whose layout
+ * is shared with the numpy twins in dsp_core/reference.py, so either backend
+ * can continue the other's work.
+ *
+ * Parameter smoothing runs at a fixed control rate of DAW_TICK frames counted
+ * from the last reset, so a render does not depend on the block size.
+ */
+#ifndef DAW_ENGINE_H
+#define DAW_ENGINE_H
+
+#include <stdint.h>
+
+#define DAW_OK 0
+#define DAW_ERR_NULL -1
+#define DAW_ERR_FRAMES -2
+#define DAW_ERR_CHANNELS -3
+#define DAW_ERR_KIND -4
+#define DAW_ERR_BUS -5
+
+#define DAW_TICK 32
+#define DAW_FX_SLOTS 64
+
+/* Effect kinds */
+#define DAW_FX_GAIN 1
+#define DAW_FX_BIQUAD 2
+#define DAW_FX_COMPRESSOR 3
+#define DAW_FX_DELAY 4
+#define DAW_FX_LIMITER 5
+
+/* Biquad shapes (RBJ cookbook) */
+#define DAW_BQ_LOWPASS 0
+#define DAW_BQ_HIGHPASS 1
+#define DAW_BQ_PEAKING 2
+#define DAW_BQ_LOWSHELF 3
+#define DAW_BQ_HIGHSHELF 4
+
+/* Slot layout of an effect: [0,8) targets, [8,16) smoothed values,
+ * [16,24) derived coefficients, [24,40) per-channel memory, [40] flags. */
+#define DAW_SLOT_TARGET 0
+#define DAW_SLOT_VALUE 8
+#define DAW_SLOT_COEF 16
+#define DAW_SLOT_MEM 24
+#define DAW_SLOT_READY 40
+
+/* Fader slots: targets (L, R), value at end of current tick, value at start. */
+#define DAW_FADER_SLOTS 8
+#define DAW_FADER_TARGET 0
+#define DAW_FADER_END 2
+#define DAW_FADER_START 4
+
+typedef struct {
+    int32_t kind;
+    int32_t enabled;
+    float *slots;       /* DAW_FX_SLOTS floats */
+    float *memory;      /* delay line: channels * memory_len floats, or NULL */
+    int64_t memory_len;
+} daw_effect;
+
+typedef struct {
+    const float *data;  /* planar source: channel c at data + c * stride */
+    int32_t channels;   /* 1 or 2 */
+    int64_t stride;     /* frames per source channel */
+    int64_t position;   /* timeline frame where the clip starts */
+    int64_t offset;     /* first source frame played */
+    int64_t length;     /* frames played */
+    float gain;         /* linear clip gain */
+    int64_t fade_in;    /* frames, linear */
+    int64_t fade_out;   /* frames, linear */
+} daw_clip;
+
+typedef struct {
+    int32_t bus;        /* index into graph buses */
+    int32_t pre_fader;  /* 1: taken before fader and pan */
+    float *fader;       /* DAW_FADER_SLOTS floats (L and R send levels) */
+} daw_send;
+
+typedef struct {
+    int32_t channels;   /* 1 or 2 */
+    int32_t n_clips;
+    const daw_clip *clips;   /* sorted by position, not overlapping */
+    int32_t n_effects;
+    daw_effect *effects;
+    float *fader;       /* DAW_FADER_SLOTS: L/R gains incl. pan, mute, solo */
+    int32_t n_sends;
+    daw_send *sends;
+    float *buffer;      /* channels * max_block scratch */
+} daw_track;
+
+typedef struct {
+    int32_t n_effects;
+    daw_effect *effects;
+    float *fader;       /* DAW_FADER_SLOTS */
+    float *buffer;      /* 2 * max_block */
+} daw_bus;
+
+typedef struct {
+    double sample_rate;
+    int32_t max_block;
+    int32_t n_tracks;
+    daw_track *tracks;
+    int32_t n_buses;
+    daw_bus *buses;
+    daw_bus *master;
+    float *scratch;     /* 3 * max_block floats */
+    int64_t frames_done;  /* frames rendered since reset: sets the tick phase */
+} daw_graph;
+
+/* Mix n_tracks mono tracks (row-major n_tracks x n_frames) to stereo with the
+ * equal-power pan law L = g cos((p+1) pi/4), R = g sin((p+1) pi/4). */
+int daw_mix(const float *tracks, int64_t n_tracks, int64_t n_frames,
+            const float *gains, const float *pans, float *out_l, float *out_r);
+
+/* Render one block of the whole graph: clips, inserts, faders, sends, buses,
+ * master chain.  Writes frames samples to out_l and out_r. */
+int daw_render(daw_graph *graph, int64_t start, int32_t frames,
+               float *out_l, float *out_r);
+
+/* Process one effect in place on 1 or 2 channels (ch1 may be NULL for mono).
+ * phase is the tick phase of the first frame (frames_done % DAW_TICK). */
+int daw_effect_process(daw_effect *fx, float *ch0, float *ch1, int32_t channels,
+                       int32_t frames, double sample_rate, int32_t phase,
+                       float *scratch);
+
+/* Fast float log2/exp2 approximations used by the dynamics processors. */
+float daw_log2(float x);
+float daw_exp2(float x);
+
+#endif

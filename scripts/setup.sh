@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install everything the project and its test suite need on a fresh Debian
+# machine: system packages (PostgreSQL, Redis, PortAudio, ...), the Python
+# package with its C engine and test extras, and the npm packages of the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+while read -r pkg; do
+    [[ -z "$pkg" || "$pkg" == \#* ]] && continue
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done < scripts/apt-packages.txt
+if ((${#missing[@]})); then
+    sudo=""
+    [[ "$(id -u)" != 0 ]] && sudo="sudo"
+    echo "setup: installing ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test,bench]'
+
+# npm packages used by tests and the browser bundle (lockfiles are committed).
+for dir in $(find . -name package-lock.json -not -path '*/node_modules/*' -printf '%h\n'); do
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+done

@@ -1,0 +1,57 @@
+"""Build script: the package and its C mixing engine (cffi API mode).
+
+The C engine is optional at run time: if the compiler is missing the build
+falls back to a pure-Python install and ``dsp_core`` uses its numpy twins.
+"""
+
+from __future__ import annotations
+
+import os
+
+from setuptools import find_packages, setup
+
+PACKAGES = find_packages(
+    include=["dsp_core*", "collab*", "dawserver*", "transcription*", "business*", "native*"]
+)
+
+EXTRAS = {
+    "test": [
+        "pytest>=8",
+        "pytest-benchmark>=4",
+        "pytest-timeout>=2",
+        "hypothesis>=6",
+        "ruff>=0.5",
+    ],
+    "bench": ["pedalboard>=0.9"],
+    "transcription": ["faster-whisper>=1.1"],
+}
+
+
+def _cffi_modules() -> list[str]:
+    if os.environ.get("DAW_NO_NATIVE") == "1":
+        return []
+    return ["native/build_engine.py:ffibuilder"]
+
+
+setup(
+    name="max-booster-studio",
+    version="0.1.0",
+    description="Collaborative DAW server with a C float32 mixing engine",
+    packages=PACKAGES,
+    package_data={"native": ["*.h", "*.c"], "dawserver": ["static/**/*"]},
+    include_package_data=True,
+    python_requires=">=3.11",
+    setup_requires=["cffi>=1.16"],
+    install_requires=[
+        "cffi>=1.16",
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "soundfile>=0.12",
+        "soxr>=0.3",
+        "click>=8.1",
+        "tqdm>=4.66",
+    ],
+    extras_require=EXTRAS,
+    cffi_modules=_cffi_modules(),
+    entry_points={"console_scripts": ["dawserver=dawserver.cli:main"]},
+)

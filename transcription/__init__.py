@@ -1,0 +1,1 @@
+"""Offline speech transcription and text-based audio editing."""
