@@ -10,13 +10,14 @@ from .errors import ArrayError
 
 
 def checked_float32(
-    array: object, name: str, shape: Sequence[int | None] | None = None
+    array: object, name: str, shape: Sequence[int | None] | None = None, writable: bool = False
 ) -> np.ndarray:
     """Return ``array`` as a C-contiguous float32 ndarray or raise :class:`ArrayError`.
 
     ``shape`` lists the expected size of each axis; ``None`` accepts any size.
     Non-float32 input is refused rather than silently converted, because a
-    silent copy of a large session would hide a 2x memory cost.
+    silent copy of a large session would hide a 2x memory cost.  ``writable``
+    arrays are written in place, so they must already be contiguous.
     """
     if not isinstance(array, np.ndarray):
         raise ArrayError(f"{name} must be a numpy array, got {type(array).__name__}")
@@ -31,5 +32,7 @@ def checked_float32(
                     f"{name} axis {axis} must have size {want}, got shape {array.shape}"
                 )
     if not array.flags.c_contiguous:
+        if writable:
+            raise ArrayError(f"{name} must be C-contiguous to be written in place")
         array = np.ascontiguousarray(array)
     return array

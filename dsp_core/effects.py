@@ -123,9 +123,14 @@ class EffectState:
             self.memory = np.zeros((0, 0), dtype=np.float32)
         self.set_params(spec.params)
 
-    def set_params(self, params: dict[str, float | str]) -> None:
-        """Change parameter targets; the engine glides to them (no zipper noise)."""
-        spec = EffectSpec(self.spec.kind, {**self.spec.params, **params}, self.enabled, self.spec.id)
+    def set_params(self, params: dict[str, float | str], replace: bool = False) -> None:
+        """Change parameter targets; the engine glides to them (no zipper noise).
+
+        Unnamed parameters keep their value, or return to their default with
+        ``replace=True``.
+        """
+        merged = dict(params) if replace else {**self.spec.params, **params}
+        spec = EffectSpec(self.spec.kind, merged, self.enabled, self.spec.id)
         values = spec.values()
         self.spec = spec
         self.slots[SLOT_TARGET : SLOT_TARGET + len(values)] = values

@@ -39,7 +39,7 @@ typedef union {
     int32_t i;
 } float_bits;
 
-float daw_log2(float x) {
+static inline float fast_log2(float x) {
     /* x > 0.  Split into exponent and mantissa in [1, 2), polynomial on m - 1. */
     float_bits b;
     b.f = x;
@@ -55,7 +55,7 @@ float daw_log2(float x) {
     return e + p * m;
 }
 
-float daw_exp2(float x) {
+static inline float fast_exp2(float x) {
     if (x < -126.0f) x = -126.0f;
     if (x > 126.0f) x = 126.0f;
     float fl = floorf(x);
@@ -71,6 +71,10 @@ float daw_exp2(float x) {
     b.i += ((int32_t)fl) << 23;
     return b.f;
 }
+
+float daw_log2(float x) { return fast_log2(x); }
+
+float daw_exp2(float x) { return fast_exp2(x); }
 
 static inline float smooth_toward(float value, float target, float alpha, float eps) {
     float next = value + (target - value) * alpha;
@@ -246,6 +250,43 @@ static void biquad_run(const float *c, float *mem, float *restrict x, int32_t n)
     mem[1] = z1;
 }
 
+/* Up to four settled biquads on one channel in a single pass: the stages'
+ * recursions are independent from sample to sample, so the CPU overlaps them.
+ * Each stage does exactly what biquad_run does, in the same order. */
+static inline void biquad_cascade(daw_effect *const *fx, const int count, int mem_offset,
+                                  float *restrict x, int32_t n) {
+    float b0[4], b1[4], b2[4], a1[4], a2[4], z0[4], z1[4];
+    for (int s = 0; s < count; s++) {
+        const float *c = fx[s]->slots + DAW_SLOT_COEF;
+        b0[s] = c[0]; b1[s] = c[1]; b2[s] = c[2]; a1[s] = c[3]; a2[s] = c[4];
+        z0[s] = fx[s]->slots[DAW_SLOT_MEM + mem_offset];
+        z1[s] = fx[s]->slots[DAW_SLOT_MEM + mem_offset + 1];
+    }
+    for (int32_t i = 0; i < n; i++) {
+        float v = x[i];
+        for (int s = 0; s < count; s++) {
+            const float y = b0[s] * v + z0[s];
+            z0[s] = b1[s] * v + z1[s] - a1[s] * y;
+            z1[s] = b2[s] * v - a2[s] * y;
+            v = y;
+        }
+        x[i] = v;
+    }
+    for (int s = 0; s < count; s++) {
+        fx[s]->slots[DAW_SLOT_MEM + mem_offset] = z0[s];
+        fx[s]->slots[DAW_SLOT_MEM + mem_offset + 1] = z1[s];
+    }
+}
+
+static void biquad_cascade_any(daw_effect *const *fx, int count, int mem_offset, float *x,
+                               int32_t n) {
+    switch (count) {
+    case 2: biquad_cascade(fx, 2, mem_offset, x, n); break;
+    case 3: biquad_cascade(fx, 3, mem_offset, x, n); break;
+    default: biquad_cascade(fx, 4, mem_offset, x, n); break;
+    }
+}
+
 static void compressor_coefficients(float *slots, double sr) {
     const double attack = slots[DAW_SLOT_TARGET + 3] * 1e-3;
     const double release = slots[DAW_SLOT_TARGET + 4] * 1e-3;
@@ -268,7 +309,7 @@ static void compressor_run(float *slots, float *restrict x0, float *restrict x1,
             level = level > other ? level : other;
         }
         level = level > 1e-10f ? level : 1e-10f;
-        const float over = LOG2_TO_DB * daw_log2(level) - threshold;
+        const float over = LOG2_TO_DB * fast_log2(level) - threshold;
         const float in_knee = over + half_knee;
         float red = slope * over;
         if (knee > 0.0f && over > -half_knee && over < half_knee)
@@ -281,14 +322,14 @@ static void compressor_run(float *slots, float *restrict x0, float *restrict x1,
     float y = slots[DAW_SLOT_MEM + 0];
     for (int32_t i = 0; i < n; i++) {
         const float c = work[i];
-        const float k = c > y ? att : rel;
-        y = k * y + (1.0f - k) * c;
+        const float d = y - c;
+        y = c + (d < 0.0f ? att : rel) * d;
         work[i] = y;
     }
     slots[DAW_SLOT_MEM + 0] = y;
     /* pass 3: apply gain, vectorisable */
     for (int32_t i = 0; i < n; i++) {
-        const float g = daw_exp2((makeup - work[i]) * DB_TO_LOG2);
+        const float g = fast_exp2((makeup - work[i]) * DB_TO_LOG2);
         x0[i] *= g;
         if (x1) x1[i] *= g;
     }
@@ -485,12 +526,30 @@ static void clip_read(const daw_clip *clip, int32_t track_channels, int64_t star
     }
 }
 
+static int cascadable(const daw_effect *fx) {
+    return fx->kind == DAW_FX_BIQUAD && fx->enabled && effect_settled(fx);
+}
+
 static int run_chain(daw_effect *effects, int32_t n, float *ch0, float *ch1, int32_t channels,
                      int32_t frames, double sr, int32_t phase, float *scratch) {
-    for (int32_t k = 0; k < n; k++) {
+    int32_t k = 0;
+    while (k < n) {
+        int32_t run = 0;
+        while (k + run < n && run < 4 && cascadable(&effects[k + run])) run++;
+        if (run >= 2) {
+            daw_effect *group[4];
+            for (int32_t j = 0; j < run; j++) group[j] = &effects[k + j];
+            FTZ_BEGIN;
+            biquad_cascade_any(group, run, 0, ch0, frames);
+            if (channels == 2) biquad_cascade_any(group, run, 2, ch1, frames);
+            FTZ_END;
+            k += run;
+            continue;
+        }
         const int rc = daw_effect_process(&effects[k], ch0, ch1, channels, frames, sr, phase,
                                           scratch);
         if (rc != DAW_OK) return rc;
+        k++;
     }
     return DAW_OK;
 }

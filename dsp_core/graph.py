@@ -1,0 +1,215 @@
+"""The render graph: numpy-owned buffers and state that both backends share.
+
+:func:`build_graph` turns a :class:`~dsp_core.session.Session` plus loaded
+sources into a :class:`Graph`.  The C backend points its structs at these
+arrays; the numpy twin works on them directly, so a render can move from one
+backend to the other between blocks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .effects import FADER_END, FADER_SLOTS, FADER_START, FADER_TARGET, EffectState
+from .errors import ProjectError
+from .session import Bus, Session, Track, db_to_linear
+
+SourceLoader = Callable[[str, int], np.ndarray]
+
+
+@dataclass
+class ClipState:
+    """A clip in render frames, with its source already at the render rate."""
+
+    data: np.ndarray  # (channels, frames) float32, C-contiguous
+    position: int
+    offset: int
+    length: int
+    gain: float
+    fade_in: int
+    fade_out: int
+
+
+@dataclass
+class SendState:
+    """A send's bus index, tap point and smoothed L/R levels."""
+
+    bus: int
+    pre_fader: bool
+    fader: np.ndarray
+
+
+@dataclass
+class TrackState:
+    """One track's clips, insert chain, fader and scratch buffer."""
+
+    channels: int
+    clips: list[ClipState]
+    effects: list[EffectState]
+    fader: np.ndarray
+    sends: list[SendState]
+    buffer: np.ndarray  # (channels, max_block)
+
+
+@dataclass
+class BusState:
+    """An aux or master bus: insert chain, fader and stereo accumulator."""
+
+    effects: list[EffectState]
+    fader: np.ndarray
+    buffer: np.ndarray  # (2, max_block)
+
+
+@dataclass
+class Graph:
+    """Everything one render needs; ``frames_done`` sets the smoothing tick phase."""
+
+    sample_rate: int
+    max_block: int
+    tracks: list[TrackState]
+    buses: list[BusState]
+    master: BusState
+    scratch: np.ndarray  # 3 * max_block
+    frames_done: int = 0
+    version: int = 0
+    native_view: object = field(default=None, repr=False)
+    native_version: int = -1
+
+
+def new_fader(left: float, right: float) -> np.ndarray:
+    """Fader slots already settled at (left, right): no ramp on the first block."""
+    fader = np.zeros(FADER_SLOTS, dtype=np.float32)
+    for base in (FADER_TARGET, FADER_END, FADER_START):
+        fader[base : base + 2] = (left, right)
+    return fader
+
+
+def set_fader_target(fader: np.ndarray, left: float, right: float) -> None:
+    """Move a fader's target; the engine glides there at the control rate."""
+    fader[FADER_TARGET : FADER_TARGET + 2] = (left, right)
+
+
+def track_gains(track: Track, any_solo: bool) -> tuple[float, float]:
+    """Left/right fader gains of a track: gain, pan law, mute and solo.
+
+    Mono tracks use the equal-power law ``L = g cos((p+1)pi/4)``,
+    ``R = g sin((p+1)pi/4)``; stereo tracks use a balance law
+    ``L = g min(1, 1-p)``, ``R = g min(1, 1+p)``.
+    """
+    if track.mute or (any_solo and not track.solo):
+        return 0.0, 0.0
+    gain = db_to_linear(track.gain_db)
+    if track.channels == 1:
+        angle = (track.pan + 1.0) * math.pi / 4.0
+        return gain * math.cos(angle), gain * math.sin(angle)
+    return balance_gains(gain, track.pan)
+
+
+def balance_gains(gain: float, pan: float) -> tuple[float, float]:
+    """Stereo balance: attenuate the opposite side, never boost."""
+    return gain * min(1.0, 1.0 - pan), gain * min(1.0, 1.0 + pan)
+
+
+def send_levels(track: Track, level_db: float, pre_fader: bool) -> tuple[float, float]:
+    """L/R send levels: a pre-fader mono signal is sent centred (equal power)."""
+    level = db_to_linear(level_db)
+    if pre_fader and track.channels == 1:
+        return level * math.sqrt(0.5), level * math.sqrt(0.5)
+    return level, level
+
+
+def _scale(frames: int, ratio: float) -> int:
+    return int(round(frames * ratio))
+
+
+def build_clip(clip_source: np.ndarray, clip, ratio: float, where: str) -> ClipState:
+    """Scale a session clip to render frames and check it fits inside its source."""
+    position = _scale(clip.position, ratio)
+    length = _scale(clip.end, ratio) - position
+    offset = _scale(clip.offset, ratio)
+    available = clip_source.shape[1] - offset
+    if length > available:
+        # resampling may round the source a frame short; anything more is an error
+        if length - available > max(2, int(ratio) + 1):
+            raise ProjectError(
+                f"{where}: clip needs {length} frames from offset {offset} but the source "
+                f"has only {clip_source.shape[1]} frames"
+            )
+        length = max(available, 0)
+    fade_in = min(_scale(clip.fade_in, ratio), length)
+    fade_out = min(_scale(clip.fade_out, ratio), length - fade_in)
+    return ClipState(
+        data=clip_source,
+        position=position,
+        offset=offset,
+        length=length,
+        gain=db_to_linear(clip.gain_db),
+        fade_in=fade_in,
+        fade_out=fade_out,
+    )
+
+
+def build_track(
+    track: Track,
+    session: Session,
+    sample_rate: int,
+    max_block: int,
+    load: SourceLoader,
+    any_solo: bool,
+) -> TrackState:
+    """Build one track's state: clips at the render rate, effects, fader, sends."""
+    ratio = sample_rate / session.sample_rate
+    bus_index = {bus.id: i for i, bus in enumerate(session.buses)}
+    clips = [
+        build_clip(load(clip.source, sample_rate), clip, ratio, f"track {track.id!r}")
+        for clip in sorted(track.clips, key=lambda c: c.position)
+    ]
+    clips = [c for c in clips if c.length > 0]
+    sends = [
+        SendState(
+            bus=bus_index[send.bus],
+            pre_fader=send.pre_fader,
+            fader=new_fader(*send_levels(track, send.level_db, send.pre_fader)),
+        )
+        for send in track.sends
+    ]
+    return TrackState(
+        channels=track.channels,
+        clips=clips,
+        effects=[EffectState(spec, track.channels, sample_rate) for spec in track.effects],
+        fader=new_fader(*track_gains(track, any_solo)),
+        sends=sends,
+        buffer=np.zeros((track.channels, max_block), dtype=np.float32),
+    )
+
+
+def build_bus(bus: Bus, sample_rate: int, max_block: int) -> BusState:
+    """Build an aux or master bus."""
+    return BusState(
+        effects=[EffectState(spec, 2, sample_rate) for spec in bus.effects],
+        fader=new_fader(*balance_gains(db_to_linear(bus.gain_db), bus.pan)),
+        buffer=np.zeros((2, max_block), dtype=np.float32),
+    )
+
+
+def build_graph(
+    session: Session, sample_rate: int, max_block: int, load: SourceLoader
+) -> Graph:
+    """Build the whole render graph of ``session`` at ``sample_rate``."""
+    session.validate()
+    any_solo = any(t.solo for t in session.tracks)
+    return Graph(
+        sample_rate=sample_rate,
+        max_block=max_block,
+        tracks=[
+            build_track(t, session, sample_rate, max_block, load, any_solo)
+            for t in session.tracks
+        ],
+        buses=[build_bus(b, sample_rate, max_block) for b in session.buses],
+        master=build_bus(session.master, sample_rate, max_block),
+        scratch=np.zeros(3 * max_block, dtype=np.float32),
+    )

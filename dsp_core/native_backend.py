@@ -1,0 +1,189 @@
+"""The C backend: cffi structs pointing at the numpy-owned graph state.
+
+Exposes the same names as :mod:`dsp_core.reference` (``mix``, ``render``,
+``effect_process``, ``log2``, ``exp2``).  Every array goes through
+:func:`dsp_core.arrays.checked_float32` and every status code through
+:func:`check_status`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .arrays import checked_float32
+from .effects import TICK, EffectState
+from .errors import BackendUnavailable, NativeError
+from .graph import BusState, Graph, TrackState
+
+try:
+    from native._engine import ffi, lib
+except ImportError as exc:  # pragma: no cover - exercised only without a compiler
+    raise BackendUnavailable(
+        "the C engine is not built; run `pip install -e .` with a C compiler, "
+        "or set DAW_BACKEND=reference"
+    ) from exc
+
+_STATUS = {
+    lib.DAW_ERR_NULL: "a required buffer is missing",
+    lib.DAW_ERR_FRAMES: "frame count out of range (more than the block size?)",
+    lib.DAW_ERR_CHANNELS: "channel count must be 1 or 2",
+    lib.DAW_ERR_KIND: "unknown effect kind",
+    lib.DAW_ERR_BUS: "a send targets a bus that does not exist",
+}
+
+
+def check_status(function: str, code: int) -> None:
+    """Turn a C status code into :class:`NativeError` (with the code in it)."""
+    if code != lib.DAW_OK:
+        raise NativeError(function, code, _STATUS.get(code, "unknown error"))
+
+
+def _ptr(array: np.ndarray) -> Any:
+    return ffi.cast("float *", ffi.from_buffer(array))
+
+
+def mix(tracks: np.ndarray, gains: np.ndarray, pans: np.ndarray) -> np.ndarray:
+    """Mix mono tracks ``(n, frames)`` to stereo ``(2, frames)`` with the pan law."""
+    tracks = checked_float32(tracks, "tracks", (None, None))
+    n_tracks, n_frames = tracks.shape
+    gains = checked_float32(gains, "gains", (n_tracks,))
+    pans = checked_float32(pans, "pans", (n_tracks,))
+    out = np.empty((2, n_frames), dtype=np.float32)
+    code = lib.daw_mix(_ptr(tracks), n_tracks, n_frames, _ptr(gains), _ptr(pans),
+                       _ptr(out[0]), _ptr(out[1]))
+    check_status("daw_mix", code)
+    return out
+
+
+def log2(x: np.ndarray) -> np.ndarray:
+    """Elementwise ``daw_log2`` (for tests of the approximation)."""
+    x = np.asarray(x, dtype=np.float32)
+    return np.array([lib.daw_log2(float(v)) for v in x.ravel()], dtype=np.float32).reshape(x.shape)
+
+
+def exp2(x: np.ndarray) -> np.ndarray:
+    """Elementwise ``daw_exp2`` (for tests of the approximation)."""
+    x = np.asarray(x, dtype=np.float32)
+    return np.array([lib.daw_exp2(float(v)) for v in x.ravel()], dtype=np.float32).reshape(x.shape)
+
+
+class _Builder:
+    """Allocates cffi structs and keeps every referenced object alive."""
+
+    def __init__(self) -> None:
+        self.keep: list[Any] = []
+
+    def hold(self, obj: Any) -> Any:
+        self.keep.append(obj)
+        return obj
+
+    def floats(self, array: np.ndarray) -> Any:
+        self.hold(array)
+        return _ptr(array)
+
+    def effects(self, states: list[EffectState]) -> Any:
+        arr = self.hold(ffi.new("daw_effect[]", max(len(states), 1)))
+        for i, fx in enumerate(states):
+            arr[i].kind = fx.kind
+            arr[i].enabled = int(fx.enabled)
+            arr[i].slots = self.floats(fx.slots)
+            if fx.memory.size:
+                arr[i].memory = self.floats(fx.memory)
+                arr[i].memory_len = fx.memory.shape[1]
+        return arr
+
+    def bus(self, bus: BusState, out: Any) -> None:
+        out.n_effects = len(bus.effects)
+        out.effects = self.effects(bus.effects)
+        out.fader = self.floats(bus.fader)
+        out.buffer = self.floats(bus.buffer)
+
+    def track(self, tr: TrackState, out: Any) -> None:
+        out.channels = tr.channels
+        clips = self.hold(ffi.new("daw_clip[]", max(len(tr.clips), 1)))
+        for i, clip in enumerate(tr.clips):
+            c = clips[i]
+            c.data = self.floats(clip.data)
+            c.channels = clip.data.shape[0]
+            c.stride = clip.data.shape[1]
+            c.position, c.offset, c.length = clip.position, clip.offset, clip.length
+            c.gain, c.fade_in, c.fade_out = clip.gain, clip.fade_in, clip.fade_out
+        out.n_clips, out.clips = len(tr.clips), clips
+        out.n_effects, out.effects = len(tr.effects), self.effects(tr.effects)
+        out.fader = self.floats(tr.fader)
+        sends = self.hold(ffi.new("daw_send[]", max(len(tr.sends), 1)))
+        for i, send in enumerate(tr.sends):
+            sends[i].bus = send.bus
+            sends[i].pre_fader = int(send.pre_fader)
+            sends[i].fader = self.floats(send.fader)
+        out.n_sends, out.sends = len(tr.sends), sends
+        out.buffer = self.floats(tr.buffer)
+
+
+class NativeGraph:
+    """A C ``daw_graph`` view of a :class:`Graph`; rebuild it after structural edits."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        b = _Builder()
+        g = b.hold(ffi.new("daw_graph *"))
+        g.sample_rate = graph.sample_rate
+        g.max_block = graph.max_block
+        tracks = b.hold(ffi.new("daw_track[]", max(len(graph.tracks), 1)))
+        for i, tr in enumerate(graph.tracks):
+            b.track(tr, tracks[i])
+        g.n_tracks, g.tracks = len(graph.tracks), tracks
+        buses = b.hold(ffi.new("daw_bus[]", max(len(graph.buses), 1)))
+        for i, bus in enumerate(graph.buses):
+            b.bus(bus, buses[i])
+        g.n_buses, g.buses = len(graph.buses), buses
+        master = b.hold(ffi.new("daw_bus *"))
+        b.bus(graph.master, master)
+        g.master = master
+        g.scratch = b.floats(graph.scratch)
+        self._builder = b
+        self._struct = g
+
+    def render(self, start: int, frames: int, out: np.ndarray) -> None:
+        """Render one block into ``out`` (2, >= frames) float32."""
+        g = self._struct
+        g.frames_done = self.graph.frames_done
+        code = lib.daw_render(g, start, frames, _ptr(out[0]), _ptr(out[1]))
+        check_status("daw_render", code)
+        self.graph.frames_done = g.frames_done
+
+
+def render(graph: Graph, start: int, frames: int, out: np.ndarray) -> None:
+    """Render one block of ``graph`` with the C engine (same contract as the twin).
+
+    The C view of the graph is cached on the graph and rebuilt when
+    ``graph.version`` changes (structural edits: clips, chains, sends).
+    """
+    out = checked_float32(out, "out", (2, None), writable=True)
+    if frames > out.shape[1]:
+        raise NativeError("daw_render", lib.DAW_ERR_FRAMES, "frames beyond the output buffer")
+    view = graph.native_view
+    if not isinstance(view, NativeGraph) or graph.native_version != graph.version:
+        view = NativeGraph(graph)
+        graph.native_view, graph.native_version = view, graph.version
+    view.render(start, frames, out)
+
+
+def effect_process(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, frames: int,
+                   sample_rate: float, phase: int) -> None:
+    """Run one effect in place with ``daw_effect_process``."""
+    ch0 = checked_float32(ch0, "ch0", (None,), writable=True)
+    if ch1 is not None:
+        ch1 = checked_float32(ch1, "ch1", (None,), writable=True)
+    if frames > ch0.shape[0] or (ch1 is not None and frames > ch1.shape[0]):
+        raise NativeError("daw_effect_process", lib.DAW_ERR_FRAMES, "frames beyond the buffer")
+    b = _Builder()
+    arr = b.effects([fx])
+    scratch = np.empty(max(frames, 1), dtype=np.float32)
+    code = lib.daw_effect_process(
+        arr, _ptr(ch0), _ptr(ch1) if ch1 is not None else ffi.NULL, 1 if ch1 is None else 2,
+        frames, float(sample_rate), phase % TICK, _ptr(scratch),
+    )
+    check_status("daw_effect_process", code)
