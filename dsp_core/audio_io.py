@@ -79,6 +79,25 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     return data, rate
 
 
+def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """Return ``(channels, frames, sample_rate)`` of a source from its header only.
+
+    Applies the header checks of :func:`read_audio` (rate, channels,
+    truncation, empty file) without decoding the samples.
+    """
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise AudioFileError(f"{name}: no such audio file")
+    try:
+        with sf.SoundFile(name) as f:
+            _check_header(name, f)
+            return f.channels, f.frames, f.samplerate
+    except sf.LibsndfileError as exc:
+        raise AudioFileError(f"{name}: not a readable WAV/FLAC/AIFF file ({exc})") from exc
+    except OSError as exc:
+        raise AudioFileError(f"{name}: cannot read the file ({exc})") from exc
+
+
 def _check_header(name: str, f: sf.SoundFile) -> None:
     if not MIN_RATE <= f.samplerate <= MAX_RATE:
         raise AudioFileError(

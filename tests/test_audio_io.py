@@ -13,6 +13,7 @@ from dsp_core.audio_io import (
     EXPORT_RATES,
     AudioWriter,
     SourceCache,
+    audio_info,
     load_source,
     read_audio,
     resample,
@@ -343,3 +344,12 @@ def test_source_larger_than_the_cache_is_returned_but_not_kept(tmp_path: Path) -
     path = write_source(tmp_path / "big.wav", noise(2, 1000), 48000)
     assert cache.load(path, 48000).shape == (2, 1000)
     assert (len(cache), cache.bytes) == (0, 0)
+
+
+def test_audio_info_reads_the_header_only(tmp_path: Path) -> None:
+    path = write_source(tmp_path / "i.flac", noise(2, 1234), 22050, "PCM_16")
+    assert audio_info(path) == (2, 1234, 22050)
+    with pytest.raises(AudioFileError, match="sample rate 4000 Hz"):
+        audio_info(write_source(tmp_path / "low.wav", noise(1, 10), 4000))
+    with pytest.raises(AudioFileError, match="no such audio file"):
+        audio_info(tmp_path / "missing.wav")

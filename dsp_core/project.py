@@ -1,0 +1,391 @@
+"""The JSON project file: a versioned, strictly checked image of a :class:`Session`.
+
+The format is documented in ``docs/project-format.md``.  Clip sources are
+stored relative to the project file's directory and resolved to absolute
+paths on load.  Every problem is reported as :class:`ProjectError` naming
+the JSON path of the offending value, e.g.
+``tracks[3].clips[1].length: must be a positive integer, got -5``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .audio_io import audio_info, load_source, resampled_length
+from .effects import BIQUAD_SHAPES, PARAMS, EffectSpec
+from .errors import AudioFileError, ProjectError
+from .session import Bus, Clip, Send, Session, Track
+
+FORMAT_NAME = "max-booster-project"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+MAX_GAIN_DB = 24.0
+
+PathLike = str | os.PathLike[str]
+
+
+def load_project(path: PathLike) -> Session:
+    """Read and validate a project file; clip sources come back as absolute paths.
+
+    Raises :class:`ProjectError` (message starts with the file's path) for an
+    unreadable file, invalid JSON, an unsupported format or version, a bad
+    field or a session that fails :meth:`Session.validate`.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError as exc:
+        raise ProjectError(f"{path}: no such project file") from exc
+    except OSError as exc:
+        raise ProjectError(f"{path}: cannot read the project file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ProjectError(f"{path}: not a text file (invalid UTF-8 at byte {exc.start})") from exc
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise ProjectError(
+            f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
+    except ValueError as exc:
+        raise ProjectError(f"{path}: invalid JSON: {exc}") from exc
+    try:
+        return session_from_dict(data, base_dir=path.parent)
+    except ProjectError as exc:
+        raise ProjectError(f"{path}: {exc}") from exc
+
+
+def save_project(session: Session, path: PathLike) -> Path:
+    """Validate ``session`` and write it to ``path`` atomically; returns the path.
+
+    Sources inside the project's directory are stored relative to it (see
+    :func:`relative_source`).  An existing file is replaced only once the
+    new one is completely written.
+    """
+    path = Path(path)
+    session.validate()
+    if not path.parent.is_dir():
+        raise ProjectError(f"{path}: directory {path.parent} does not exist")
+    text = json.dumps(session_to_dict(session, base_dir=path.parent), indent=2) + "\n"
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def relative_source(source: PathLike, base_dir: PathLike) -> str:
+    """``source`` relative to ``base_dir`` (POSIX separators) if it lies inside it.
+
+    Sources outside ``base_dir`` stay absolute, so moving the project
+    directory does not silently re-point them.
+    """
+    absolute = Path(os.path.abspath(source))
+    try:
+        return absolute.relative_to(os.path.abspath(base_dir)).as_posix()
+    except ValueError:
+        return absolute.as_posix()
+
+
+def session_to_dict(session: Session, base_dir: PathLike | None = None) -> dict[str, Any]:
+    """The JSON-ready form of ``session``; sources relative to ``base_dir`` when given."""
+
+    def source(path: str) -> str:
+        return path if base_dir is None else relative_source(path, base_dir)
+
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "name": session.name,
+        "sample_rate": session.sample_rate,
+        "master": _bus_to_dict(session.master),
+        "buses": [_bus_to_dict(bus) for bus in session.buses],
+        "tracks": [
+            {
+                "id": t.id, "name": t.name, "channels": t.channels,
+                "gain_db": _gain_out(t.gain_db), "pan": t.pan, "mute": t.mute, "solo": t.solo,
+                "effects": [_effect_to_dict(e) for e in t.effects],
+                "sends": [
+                    {"bus": s.bus, "level_db": _gain_out(s.level_db), "pre_fader": s.pre_fader}
+                    for s in t.sends
+                ],
+                "clips": [
+                    {
+                        "id": c.id, "source": source(c.source), "position": c.position,
+                        "length": c.length, "offset": c.offset, "gain_db": _gain_out(c.gain_db),
+                        "fade_in": c.fade_in, "fade_out": c.fade_out,
+                    }
+                    for c in t.clips
+                ],
+            }
+            for t in session.tracks
+        ],
+    }
+
+
+def _bus_to_dict(bus: Bus) -> dict[str, Any]:
+    return {"id": bus.id, "name": bus.name, "gain_db": _gain_out(bus.gain_db), "pan": bus.pan,
+            "effects": [_effect_to_dict(e) for e in bus.effects]}
+
+
+def _effect_to_dict(effect: EffectSpec) -> dict[str, Any]:
+    return {"id": effect.id, "kind": effect.kind, "enabled": effect.enabled,
+            "params": dict(effect.params)}
+
+
+def _gain_out(db: float) -> float | str:
+    return "-inf" if db == -math.inf else db
+
+
+def session_from_dict(data: object, base_dir: PathLike | None = None) -> Session:
+    """Build and validate a :class:`Session` from its JSON form.
+
+    Relative clip sources are resolved against ``base_dir`` when given.
+    Raises :class:`ProjectError` naming the JSON path of the first problem.
+    """
+    root = _fields(data, "", ("format", "version", "sample_rate"),
+                   ("name", "master", "buses", "tracks"))
+    if root["format"] != FORMAT_NAME:
+        raise ProjectError(f"format: must be {FORMAT_NAME!r}, got {_show(root['format'])}; "
+                           "this is not a Max Booster Studio project")
+    version = root["version"]
+    if isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
+        raise ProjectError(
+            f"version: {_show(version)} is not supported; this build reads version(s) "
+            f"{', '.join(map(str, SUPPORTED_VERSIONS))}"
+        )
+    session = Session(
+        sample_rate=_integer(root["sample_rate"], "sample_rate", 1),
+        name=_string(root.get("name", "Untitled"), "name"),
+        master=_bus(root.get("master", {"id": "master", "name": "Master"}), "master"),
+        buses=[_bus(b, p) for b, p in _items(root.get("buses", []), "buses")],
+        tracks=[_track(t, p, base_dir) for t, p in _items(root.get("tracks", []), "tracks")],
+    )
+    session.validate()
+    return session
+
+
+def _track(value: object, path: str, base_dir: PathLike | None) -> Track:
+    f = _fields(value, path, ("id",), ("name", "channels", "gain_db", "pan", "mute", "solo",
+                                       "effects", "sends", "clips"))
+    channels = _integer(f.get("channels", 1), f"{path}.channels", 1)
+    if channels not in (1, 2):
+        raise ProjectError(f"{path}.channels: must be 1 or 2, got {channels}")
+    return Track(
+        id=_string(f["id"], f"{path}.id", nonempty=True),
+        name=_string(f.get("name", ""), f"{path}.name"),
+        channels=channels,
+        gain_db=_gain(f.get("gain_db", 0.0), f"{path}.gain_db"),
+        pan=_pan(f.get("pan", 0.0), f"{path}.pan"),
+        mute=_boolean(f.get("mute", False), f"{path}.mute"),
+        solo=_boolean(f.get("solo", False), f"{path}.solo"),
+        effects=[_effect(e, p) for e, p in _items(f.get("effects", []), f"{path}.effects")],
+        sends=[_send(s, p) for s, p in _items(f.get("sends", []), f"{path}.sends")],
+        clips=[_clip(c, p, base_dir) for c, p in _items(f.get("clips", []), f"{path}.clips")],
+    )
+
+
+def _clip(value: object, path: str, base_dir: PathLike | None) -> Clip:
+    f = _fields(value, path, ("source", "position", "length"),
+                ("id", "offset", "gain_db", "fade_in", "fade_out"))
+    source = _string(f["source"], f"{path}.source", nonempty=True)
+    if base_dir is not None:
+        source = os.path.normpath(os.path.join(os.path.abspath(base_dir), source))
+    return Clip(
+        source=source,
+        position=_integer(f["position"], f"{path}.position", 0),
+        length=_integer(f["length"], f"{path}.length", 1),
+        offset=_integer(f.get("offset", 0), f"{path}.offset", 0),
+        gain_db=_gain(f.get("gain_db", 0.0), f"{path}.gain_db"),
+        fade_in=_integer(f.get("fade_in", 0), f"{path}.fade_in", 0),
+        fade_out=_integer(f.get("fade_out", 0), f"{path}.fade_out", 0),
+        id=_string(f.get("id", ""), f"{path}.id"),
+    )
+
+
+def _send(value: object, path: str) -> Send:
+    f = _fields(value, path, ("bus",), ("level_db", "pre_fader"))
+    return Send(bus=_string(f["bus"], f"{path}.bus", nonempty=True),
+                level_db=_gain(f.get("level_db", 0.0), f"{path}.level_db"),
+                pre_fader=_boolean(f.get("pre_fader", False), f"{path}.pre_fader"))
+
+
+def _bus(value: object, path: str) -> Bus:
+    f = _fields(value, path, ("id",), ("name", "effects", "gain_db", "pan"))
+    return Bus(
+        id=_string(f["id"], f"{path}.id", nonempty=True),
+        name=_string(f.get("name", ""), f"{path}.name"),
+        effects=[_effect(e, p) for e, p in _items(f.get("effects", []), f"{path}.effects")],
+        gain_db=_gain(f.get("gain_db", 0.0), f"{path}.gain_db"),
+        pan=_pan(f.get("pan", 0.0), f"{path}.pan"),
+    )
+
+
+def _effect(value: object, path: str) -> EffectSpec:
+    f = _fields(value, path, ("kind",), ("id", "enabled", "params"))
+    kind = _string(f["kind"], f"{path}.kind")
+    if kind not in PARAMS:
+        raise ProjectError(f"{path}.kind: unknown effect kind {kind!r}; "
+                           f"known kinds: {', '.join(PARAMS)}")
+    ranges = {p.name: p for p in PARAMS[kind]}
+    params = _fields(f.get("params", {}), f"{path}.params", (), tuple(ranges))
+    for name, raw in params.items():
+        where = f"{path}.params.{name}"
+        if name == "shape" and isinstance(raw, str):
+            if raw not in BIQUAD_SHAPES:
+                raise ProjectError(f"{where}: unknown shape {raw!r}; "
+                                   f"use one of {', '.join(BIQUAD_SHAPES)}")
+            continue
+        value_ = _number(raw, where)
+        low, high = ranges[name].low, ranges[name].high
+        if not low <= value_ <= high:
+            raise ProjectError(f"{where}: must be in [{low:g}, {high:g}], got {_show(raw)}")
+    return EffectSpec(kind=kind, params=params, id=_string(f.get("id", ""), f"{path}.id"),
+                      enabled=_boolean(f.get("enabled", True), f"{path}.enabled"))
+
+
+def _fields(value: object, path: str, required: tuple[str, ...],
+            optional: tuple[str, ...]) -> dict[str, Any]:
+    """Check ``value`` is an object with all ``required`` keys and no unknown ones."""
+    where = path or "(top level)"
+    if not isinstance(value, dict):
+        raise ProjectError(f"{where}: must be an object, got {_show(value)}")
+    unknown = [key for key in value if key not in required and key not in optional]
+    if unknown:
+        raise ProjectError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                           f"allowed keys: {', '.join((*required, *optional))}")
+    missing = [key for key in required if key not in value]
+    if missing:
+        raise ProjectError(f"{where}: missing required key(s) {', '.join(map(repr, missing))}")
+    return value
+
+
+def _items(value: object, path: str) -> list[tuple[object, str]]:
+    if not isinstance(value, list):
+        raise ProjectError(f"{path}: must be an array, got {_show(value)}")
+    return [(item, f"{path}[{i}]") for i, item in enumerate(value)]
+
+
+def _integer(value: object, path: str, minimum: int | None = None) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and (
+        minimum is None or value >= minimum
+    ):
+        return value
+    kind = {None: "an integer", 0: "a non-negative integer", 1: "a positive integer"}.get(
+        minimum, f"an integer >= {minimum}")
+    raise ProjectError(f"{path}: must be {kind}, got {_show(value)}")
+
+
+def _finite(value: object) -> float | None:
+    """``value`` as a float if it is a finite JSON number, else None."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _number(value: object, path: str) -> float:
+    number = _finite(value)
+    if number is None:
+        raise ProjectError(f"{path}: must be a finite number, got {_show(value)}")
+    return number
+
+
+def _gain(value: object, path: str) -> float:
+    if value == "-inf":
+        return -math.inf
+    number = _finite(value)
+    if number is not None and number <= MAX_GAIN_DB:
+        return number
+    raise ProjectError(f'{path}: must be a number of dB <= {MAX_GAIN_DB:g} or "-inf", '
+                       f"got {_show(value)}")
+
+
+def _pan(value: object, path: str) -> float:
+    pan = _number(value, path)
+    if not -1.0 <= pan <= 1.0:
+        raise ProjectError(f"{path}: must be in [-1, 1], got {_show(value)}")
+    return pan
+
+
+def _boolean(value: object, path: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ProjectError(f"{path}: must be true or false, got {_show(value)}")
+
+
+def _string(value: object, path: str, nonempty: bool = False) -> str:
+    if isinstance(value, str) and (value or not nonempty):
+        return value
+    kind = "a non-empty string" if nonempty else "a string"
+    raise ProjectError(f"{path}: must be {kind}, got {_show(value)}")
+
+
+def _show(value: object) -> str:
+    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r} in one object")
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number; write gains as \"-inf\" or a finite number")
+
+
+def check_sources(session: Session, decode: bool = True,
+                  progress: Callable[[int, int], None] | None = None) -> None:
+    """Check every clip's source exists, is usable audio and is long enough for the clip.
+
+    With ``decode`` (the default) each distinct source is read and resampled
+    through :func:`~dsp_core.audio_io.load_source`, which also warms the cache
+    for rendering; otherwise only file headers are read.  Raises
+    :class:`AudioFileError` (unusable file) or :class:`ProjectError` (clip
+    runs past the source's end), both naming the clip.  ``progress`` is
+    called as ``progress(done, total)`` per distinct source.
+    """
+    rate = session.sample_rate
+    lengths: dict[str, int | AudioFileError] = {}
+    sources = list(dict.fromkeys(c.source for t in session.tracks for c in t.clips))
+    for done, source in enumerate(sources, 1):
+        try:
+            if decode:
+                lengths[source] = load_source(source, rate).shape[1]
+            else:
+                _, frames, source_rate = audio_info(source)
+                lengths[source] = resampled_length(frames, source_rate, rate)
+        except AudioFileError as exc:
+            lengths[source] = exc
+        if progress is not None:
+            progress(done, len(sources))
+    for i, track in enumerate(session.tracks):
+        for j, clip in enumerate(track.clips):
+            label = f"tracks[{i}].clips[{j}] (track {track.id!r}, clip {clip.id!r})"
+            available = lengths[clip.source]
+            if isinstance(available, AudioFileError):
+                raise AudioFileError(f"{label}: {available}") from available
+            if clip.offset + clip.length > available:
+                raise ProjectError(
+                    f"{label}: offset {clip.offset} + length {clip.length} = "
+                    f"{clip.offset + clip.length} frames runs past the end of {clip.source} "
+                    f"({available} frames at the session rate {rate} Hz)"
+                )
