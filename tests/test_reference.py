@@ -1,0 +1,123 @@
+"""The C kernels and their numpy twins agree (dsp_core.reference vs native)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dsp_core import Engine, EffectSpec, get_backend
+from dsp_core.effects import TICK, EffectState
+from tests.helpers_audio import DictLoader, busy_session, noise_sources
+
+native = get_backend("native")
+reference = get_backend("reference")
+
+# Tolerances: the C build fuses multiply-adds (FMA) where the twin rounds twice,
+# so results agree to float32 rounding, not bit for bit.
+MIX_RTOL = 2e-6       # relative to sum(|g x|)
+EFFECT_ATOL = 2e-5    # absolute, on signals of unit scale
+RENDER_ATOL = 2e-5
+
+
+@pytest.mark.parametrize("n_tracks", [1, 3, 4, 17, 256])
+@pytest.mark.parametrize("n_frames", [1, 100, 4099])
+def test_mix_matches_twin(n_tracks: int, n_frames: int) -> None:
+    rng = np.random.default_rng(n_tracks * 10007 + n_frames)
+    tracks = rng.standard_normal((n_tracks, n_frames)).astype(np.float32)
+    gains = rng.uniform(0, 2, n_tracks).astype(np.float32)
+    pans = rng.uniform(-1, 1, n_tracks).astype(np.float32)
+    got = native.mix(tracks, gains, pans)
+    want = reference.mix(tracks, gains, pans)
+    scale = np.abs(tracks).T @ gains + 1e-6
+    assert got.dtype == np.float32 and got.shape == (2, n_frames)
+    assert np.all(np.abs(got - want) <= MIX_RTOL * scale * n_tracks ** 0.5 + 1e-7)
+
+
+def test_log2_and_exp2_match_twin_and_are_accurate() -> None:
+    x = np.geomspace(1e-10, 1e4, 2001).astype(np.float32)
+    np.testing.assert_array_equal(native.log2(x), reference.log2(x))
+    assert np.max(np.abs(reference.log2(x) - np.log2(x.astype(np.float64)))) < 2e-5
+    y = np.linspace(-30, 30, 2001).astype(np.float32)
+    np.testing.assert_allclose(native.exp2(y), reference.exp2(y), rtol=1e-6)
+    assert np.max(np.abs(reference.exp2(y) / np.exp2(y.astype(np.float64)) - 1)) < 2e-5
+
+
+EFFECTS = [
+    EffectSpec("gain", {"gain_db": -6.0}),
+    EffectSpec("biquad", {"shape": "lowpass", "freq": 800.0, "q": 0.9}),
+    EffectSpec("biquad", {"shape": "highpass", "freq": 300.0, "q": 0.7}),
+    EffectSpec("biquad", {"shape": "peaking", "freq": 2000.0, "q": 2.0, "gain_db": 6.0}),
+    EffectSpec("biquad", {"shape": "lowshelf", "freq": 120.0, "gain_db": -4.0}),
+    EffectSpec("biquad", {"shape": "highshelf", "freq": 6000.0, "gain_db": 3.0}),
+    EffectSpec("compressor", {"threshold_db": -20.0, "ratio": 6.0, "knee_db": 6.0,
+                              "attack_ms": 2.0, "release_ms": 50.0, "makeup_db": 3.0}),
+    EffectSpec("delay", {"time_ms": 3.3, "feedback": 0.5, "mix": 0.4}),
+    EffectSpec("limiter", {"ceiling_db": -6.0, "release_ms": 20.0}),
+]
+CHANGES = {"gain": {"gain_db": 4.0}, "biquad": {"freq": 4000.0}, "compressor":
+           {"threshold_db": -30.0}, "delay": {"time_ms": 5.0}, "limiter": {"ceiling_db": -3.0}}
+
+
+@pytest.mark.parametrize("spec", EFFECTS, ids=lambda s: f"{s.kind}-{s.params.get('shape', '')}")
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("sample_rate", [48000, 192000])
+@pytest.mark.parametrize("block", [64, 100])
+def test_effect_matches_twin_through_parameter_glide(spec: EffectSpec, channels: int,
+                                                     sample_rate: int, block: int) -> None:
+    rng = np.random.default_rng(7)
+    signal = (0.5 * rng.standard_normal((channels, 40 * block))).astype(np.float32)
+    fx_c = EffectState(spec, channels, sample_rate)
+    fx_r = EffectState(spec, channels, sample_rate)
+    out_c, out_r = signal.copy(), signal.copy()
+    for i, start in enumerate(range(0, signal.shape[1], block)):
+        if i == 10:  # a live parameter change mid-stream: both must glide alike
+            fx_c.set_params(CHANGES[spec.kind])
+            fx_r.set_params(CHANGES[spec.kind])
+        phase = start % TICK
+        for fx, out, backend in ((fx_c, out_c, native), (fx_r, out_r, reference)):
+            ch0 = out[0, start:start + block]
+            ch1 = out[1, start:start + block] if channels == 2 else None
+            if backend is native:
+                ch0 = np.ascontiguousarray(ch0)
+                ch1 = None if ch1 is None else np.ascontiguousarray(ch1)
+                backend.effect_process(fx, ch0, ch1, block, sample_rate, phase)
+                out[0, start:start + block] = ch0
+                if ch1 is not None:
+                    out[1, start:start + block] = ch1
+            else:
+                backend.effect_process(fx, ch0, ch1, block, sample_rate, phase)
+    np.testing.assert_allclose(out_c, out_r, atol=EFFECT_ATOL, rtol=0)
+    np.testing.assert_allclose(fx_c.slots, fx_r.slots, atol=EFFECT_ATOL, rtol=1e-5)
+
+
+@pytest.mark.parametrize("sample_rate", [44100, 96000])
+@pytest.mark.parametrize("block", [64, 128, 1024])
+def test_whole_graph_render_matches_twin(sample_rate: int, block: int) -> None:
+    session = busy_session(sample_rate, tracks=6, seconds=0.25)
+    loader = DictLoader(noise_sources(sample_rate, 0.5))
+    fast = Engine(session, block_size=block, backend="native", loader=loader)
+    slow = Engine(session, block_size=block, backend="reference", loader=loader)
+    frames = fast.length + 2000
+    first_c, first_r = fast.render(0, frames // 2), slow.render(0, frames // 2)
+    session.tracks[0].gain_db = 3.0
+    session.tracks[1].effects[0].params["gain_db"] = -9.0
+    fast.apply(session)
+    slow.apply(session)
+    rest_c = fast.render(frames // 2, frames - frames // 2)
+    rest_r = slow.render(frames // 2, frames - frames // 2)
+    assert np.abs(first_r).max() > 0.05, "the test session must make sound"
+    np.testing.assert_allclose(first_c, first_r, atol=RENDER_ATOL, rtol=0)
+    np.testing.assert_allclose(rest_c, rest_r, atol=RENDER_ATOL, rtol=0)
+
+
+def test_backends_hand_over_state_between_blocks() -> None:
+    sample_rate = 48000
+    session = busy_session(sample_rate, tracks=4, seconds=0.2)
+    loader = DictLoader(noise_sources(sample_rate, 0.5))
+    whole = Engine(session, block_size=256, backend="native", loader=loader).render(0, 4096)
+    mixed = Engine(session, block_size=256, backend="native", loader=loader)
+    first = mixed.render(0, 2048)
+    mixed.use_backend("reference")
+    second = mixed.render(2048, 2048)
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole,
+                               atol=RENDER_ATOL, rtol=0)
