@@ -1,0 +1,1 @@
+"""Benchmarks (pytest-benchmark); each reports ratios against a same-run baseline."""
