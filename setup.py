@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from setuptools import find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 PACKAGES = find_packages(
     include=["dsp_core*", "collab*", "dawserver*", "transcription*", "business*", "native*"]
@@ -25,6 +26,14 @@ EXTRAS = {
     "bench": ["pedalboard>=0.9"],
     "transcription": ["faster-whisper>=1.1"],
 }
+
+
+class OptionalBuildExt(build_ext):
+    """Build the C engine if possible; without a compiler, warn and install anyway."""
+
+    def build_extension(self, ext) -> None:  # noqa: ANN001 - setuptools' signature
+        ext.optional = True
+        super().build_extension(ext)
 
 
 def _cffi_modules() -> list[str]:
@@ -53,5 +62,6 @@ setup(
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),
+    cmdclass={"build_ext": OptionalBuildExt},
     entry_points={"console_scripts": ["dawserver=dawserver.cli:main"]},
 )

@@ -36,13 +36,18 @@ def _compile_args() -> list[str]:
     return args
 
 
+def _relative(path: Path) -> str:
+    """setuptools wants paths relative to the directory it runs in."""
+    return os.path.relpath(path, Path.cwd())
+
+
 ffibuilder = FFI()
 ffibuilder.cdef(_cdef_from_header((HERE / "engine.h").read_text()))
 ffibuilder.set_source(
     "native._engine",
     '#include "engine.h"',
-    sources=[str(HERE / "engine.c")],
-    include_dirs=[str(HERE)],
+    sources=[_relative(HERE / "engine.c")],
+    include_dirs=[_relative(HERE)],
     extra_compile_args=_compile_args(),
     libraries=["m"],
 )
