@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from dsp_core.audio_io import write_audio
-from dsp_core.effects import EffectSpec, three_band_eq
+from dsp_core.effects import PARAMS, EffectSpec, three_band_eq
 from dsp_core.errors import AudioFileError, ProjectError
 from dsp_core.project import (
     check_sources,
@@ -290,3 +290,25 @@ def test_project_written_by_write_audio_loads_and_checks(tmp_path: Path) -> None
 def test_saving_into_a_missing_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ProjectError, match="does not exist"):
         save_project(Session(), tmp_path / "nowhere" / "p.json")
+
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "project-format.md"
+
+
+def test_the_documented_example_is_a_valid_project() -> None:
+    text = DOC.read_text()
+    example = text.split("```json\n", 1)[1].split("```", 1)[0]
+    session = session_from_dict(json.loads(example), base_dir="/song")
+    assert session.tracks[0].clips[0].source == "/song/audio/kick.flac"
+    assert session.tracks[1].gain_db == -math.inf
+
+
+def test_the_documented_parameter_table_matches_the_effects() -> None:
+    text = DOC.read_text()
+    for kind, params in PARAMS.items():
+        for p in params:
+            if p.name == "shape":
+                assert "| `biquad` | `shape` |" in text
+                continue
+            row = f"| `{kind}` | `{p.name}` | {p.default:g} | {p.low:g} … {p.high:g}"
+            assert row in text, row
