@@ -17,6 +17,9 @@ import click
 COMMANDS: list[str] = [
     "demo_project:demo_project",
     "render:render",
+    "serve:serve",
+    "import_project:import_project",
+    "token:token",
 ]
 
 

@@ -1,0 +1,31 @@
+"""Exceptions of the collaboration package."""
+
+from __future__ import annotations
+
+
+class CollabError(Exception):
+    """Base class of every error raised by :mod:`collab`."""
+
+
+class MalformedMessage(CollabError):
+    """A WebSocket message that does not follow the y-websocket protocol."""
+
+
+class AuthError(CollabError):
+    """A missing, forged, expired or revoked token, or a role that does not allow the action."""
+
+
+class StoreError(CollabError):
+    """The durable store could not be opened or written."""
+
+
+class ProjectNotFound(CollabError):
+    """No project with the requested id exists in the store."""
+
+
+class SchemaError(CollabError):
+    """A document or an edit that does not follow the project document schema."""
+
+
+class CapacityError(CollabError):
+    """The server holds as many documents in memory as it is allowed to."""

@@ -1,0 +1,126 @@
+"""PostgreSQL back-end of :class:`collab.store.Store` (asyncpg).
+
+Same tables as the SQLite store; each is keyed by ``project_id`` first so it
+can be distributed by that column with Citus.  A returned :meth:`append` has
+been committed (durable with the server's ``fsync``/``synchronous_commit``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+
+from .errors import StoreError
+from .store import ProjectInfo, Store, StoredDocument
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS collab_projects (
+    project_id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS collab_updates (
+    project_id TEXT NOT NULL, seq BIGINT NOT NULL, data BYTEA NOT NULL,
+    PRIMARY KEY (project_id, seq));
+CREATE TABLE IF NOT EXISTS collab_snapshots (
+    project_id TEXT PRIMARY KEY, upto_seq BIGINT NOT NULL, data BYTEA NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS collab_revocations (
+    project_id TEXT NOT NULL, user_name TEXT NOT NULL, revoked_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (project_id, user_name));
+"""
+
+
+class PostgresStore(Store):
+    """A store in a PostgreSQL database reached through an asyncpg pool."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4) -> None:
+        self.url = url
+        self._sizes = (min_size, max_size)
+        self._pool: asyncpg.Pool | None = None
+
+    async def _start(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(self.url, min_size=self._sizes[0],
+                                                   max_size=self._sizes[1])
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StoreError(f"cannot connect to PostgreSQL at {self.url}: {exc}") from None
+        async with self._pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock(711001)")
+            try:
+                await conn.execute(SCHEMA)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(711001)")
+
+    async def _stop(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError("the PostgreSQL store is not started")
+        return self._pool
+
+    async def create_project(self, project_id: str, name: str, initial_update: bytes | None
+                             ) -> ProjectInfo:
+        now = time.time()
+        async with self.pool.acquire() as conn, conn.transaction():
+            try:
+                await conn.execute("INSERT INTO collab_projects VALUES ($1, $2, $3)",
+                                   project_id, name, now)
+            except asyncpg.UniqueViolationError:
+                raise StoreError(f"project {project_id!r} already exists") from None
+            if initial_update is not None:
+                await conn.execute("INSERT INTO collab_snapshots VALUES ($1, 0, $2, $3)",
+                                   project_id, initial_update, now)
+        return ProjectInfo(project_id, name, now)
+
+    async def get_project(self, project_id: str) -> ProjectInfo | None:
+        row = await self.pool.fetchrow(
+            "SELECT project_id, name, created_at FROM collab_projects WHERE project_id = $1",
+            project_id)
+        return ProjectInfo(*row) if row else None
+
+    async def list_projects(self) -> list[ProjectInfo]:
+        rows = await self.pool.fetch(
+            "SELECT project_id, name, created_at FROM collab_projects ORDER BY created_at")
+        return [ProjectInfo(*row) for row in rows]
+
+    async def load(self, project_id: str) -> StoredDocument:
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            snap = await conn.fetchrow(
+                "SELECT upto_seq, data FROM collab_snapshots WHERE project_id = $1", project_id)
+            upto, data = (snap["upto_seq"], bytes(snap["data"])) if snap else (0, None)
+            rows = await conn.fetch(
+                "SELECT seq, data FROM collab_updates WHERE project_id = $1 AND seq > $2 "
+                "ORDER BY seq", project_id, upto)
+        last = rows[-1]["seq"] if rows else upto
+        return StoredDocument(data, upto, [bytes(r["data"]) for r in rows], last)
+
+    async def append(self, project_id: str, first_seq: int, updates: list[bytes]) -> None:
+        rows = [(project_id, first_seq + i, u) for i, u in enumerate(updates)]
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.copy_records_to_table("collab_updates", records=rows,
+                                                 columns=["project_id", "seq", "data"])
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StoreError(f"cannot append to the log of {project_id!r}: {exc}") from None
+
+    async def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO collab_snapshots VALUES ($1, $2, $3, $4) ON CONFLICT (project_id) "
+                "DO UPDATE SET upto_seq = EXCLUDED.upto_seq, data = EXCLUDED.data, "
+                "created_at = EXCLUDED.created_at", project_id, upto_seq, snapshot, time.time())
+            await conn.execute("DELETE FROM collab_updates WHERE project_id = $1 AND seq <= $2",
+                               project_id, upto_seq)
+
+    async def revoke(self, project_id: str, user: str, at: float) -> None:
+        await self.pool.execute(
+            "INSERT INTO collab_revocations VALUES ($1, $2, $3) ON CONFLICT (project_id, "
+            "user_name) DO UPDATE SET revoked_at = EXCLUDED.revoked_at", project_id, user, at)
+
+    async def revoked_at(self, project_id: str, user: str) -> float | None:
+        return await self.pool.fetchval(
+            "SELECT revoked_at FROM collab_revocations WHERE project_id = $1 AND user_name = $2",
+            project_id, user)

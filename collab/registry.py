@@ -1,0 +1,168 @@
+"""The rooms a server holds in memory: loading, capacity and idle unloading.
+
+A room is loaded on first use (once, even when many clients open it at the
+same moment), and unloaded ``idle_seconds`` after its last peer leaves; the
+room persists a final snapshot before it goes.  At most ``max_documents``
+rooms stay in memory: opening another unloads the longest-idle room without
+peers, or fails with :class:`CapacityError` when every room is in use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from .errors import CapacityError, CollabError, ProjectNotFound
+from .room import Room, RoomLimits
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RegistryLimits:
+    """How many documents may stay in memory and for how long when idle."""
+
+    max_documents: int = 64
+    idle_seconds: float = 30.0
+
+
+class RoomRegistry:
+    """Loads, shares and unloads :class:`Room` objects (an async context manager)."""
+
+    def __init__(self, store: Store, limits: RegistryLimits | None = None,
+                 room_limits: RoomLimits | None = None) -> None:
+        self.store = store
+        self.limits = limits or RegistryLimits()
+        self.room_limits = room_limits or RoomLimits()
+        self.rooms: dict[str, Room] = {}
+        self._loading: dict[str, asyncio.Task[Room]] = {}
+        self._users: dict[str, int] = {}
+        self._idle_since: dict[str, float] = {}
+        self._unloaders: dict[str, asyncio.Task[None]] = {}
+        self._room_hooks: list[Callable[[Room], None]] = []
+        self._unload_hooks: list[Callable[[Room], None]] = []
+        self._lock = asyncio.Lock()
+        self._started = False
+
+    async def __aenter__(self) -> RoomRegistry:
+        if self._started:
+            raise CollabError("room registry is already started")
+        self._started = True
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Persist and unload every room."""
+        self._started = False
+        for task in self._unloaders.values():
+            task.cancel()
+        self._unloaders.clear()
+        for project_id in list(self.rooms):
+            await self._unload(project_id)
+
+    def on_room_loaded(self, hook: Callable[[Room], None]) -> None:
+        """Call ``hook(room)`` for every room loaded from now on (e.g. to attach an engine)."""
+        self._room_hooks.append(hook)
+
+    def on_room_unloaded(self, hook: Callable[[Room], None]) -> None:
+        """Call ``hook(room)`` after a room has been persisted and dropped from memory."""
+        self._unload_hooks.append(hook)
+
+    @contextlib.asynccontextmanager
+    async def use(self, project_id: str) -> AsyncIterator[Room]:
+        """Hold ``project_id``'s room loaded while the block runs (one "user" of it)."""
+        room = await self._acquire(project_id)
+        try:
+            yield room
+        finally:
+            self._release(project_id)
+
+    def loaded(self, project_id: str) -> Room | None:
+        """The room of ``project_id`` if it is in memory."""
+        return self.rooms.get(project_id)
+
+    async def _acquire(self, project_id: str) -> Room:
+        if not self._started:
+            raise CollabError("room registry is not started")
+        self._users[project_id] = self._users.get(project_id, 0) + 1
+        unloader = self._unloaders.pop(project_id, None)
+        if unloader is not None:
+            unloader.cancel()
+        try:
+            room = self.rooms.get(project_id)
+            if room is not None:
+                return room
+            task = self._loading.get(project_id)
+            if task is None:
+                task = asyncio.create_task(self._load(project_id))
+                self._loading[project_id] = task
+            return await asyncio.shield(task)
+        except BaseException:
+            self._release(project_id)
+            raise
+
+    async def _load(self, project_id: str) -> Room:
+        try:
+            if await self.store.get_project(project_id) is None:
+                raise ProjectNotFound(f"no project {project_id!r} in the store")
+            async with self._lock:
+                await self._make_room_for_one()
+                room = Room(project_id, self.store, self.room_limits)
+                await room.start()
+                self.rooms[project_id] = room
+            for hook in self._room_hooks:
+                hook(room)
+            log.info("loaded project %s (%d updates logged)", project_id, room.last_seq)
+            return room
+        finally:
+            self._loading.pop(project_id, None)
+
+    async def _make_room_for_one(self) -> None:
+        while len(self.rooms) >= self.limits.max_documents:
+            idle = [pid for pid in self.rooms if self._users.get(pid, 0) == 0]
+            if not idle:
+                raise CapacityError(
+                    f"{len(self.rooms)} documents are open and in use "
+                    f"(max_documents={self.limits.max_documents})")
+            oldest = min(idle, key=lambda pid: self._idle_since.get(pid, 0.0))
+            task = self._unloaders.pop(oldest, None)
+            if task is not None:
+                task.cancel()
+            await self._unload(oldest)
+
+    def _release(self, project_id: str) -> None:
+        count = self._users.get(project_id, 0) - 1
+        if count > 0:
+            self._users[project_id] = count
+            return
+        self._users.pop(project_id, None)
+        self._idle_since[project_id] = time.monotonic()
+        if project_id in self.rooms and self._started:
+            self._unloaders[project_id] = asyncio.create_task(self._unload_later(project_id))
+
+    async def _unload_later(self, project_id: str) -> None:
+        await asyncio.sleep(self.limits.idle_seconds)
+        self._unloaders.pop(project_id, None)
+        if self._users.get(project_id, 0) == 0:
+            await self._unload(project_id)
+
+    async def _unload(self, project_id: str) -> None:
+        room = self.rooms.pop(project_id, None)
+        self._idle_since.pop(project_id, None)
+        if room is not None:
+            await room.stop()
+            for hook in self._unload_hooks:
+                hook(room)
+            log.info("unloaded project %s", project_id)
+
+    def disconnect_user(self, project_id: str, user: str, code: int, reason: str) -> int:
+        """Close every live connection of ``user`` to ``project_id``."""
+        room = self.rooms.get(project_id)
+        return room.disconnect_user(user, code, reason) if room else 0

@@ -1,0 +1,347 @@
+"""A room: one project's live document, its connected peers and its durable log.
+
+Data flow for an edit: a peer's update is decoded and checked (role,
+format), queued, and the room's single *flusher* task takes everything
+queued so far as one batch: it applies the updates to the document, appends
+them to the store in one transaction (durable), and only then relays them to
+the other peers and answers queued sync-step-1 requests.  Batching is what
+lets one fsync cover many edits under load; the order (store before relay)
+is what makes "every update another client saw survives a crash" true.
+
+Server-made edits (:meth:`Room.edit`) travel the same batch path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pycrdt import Doc, TransactionEvent, merge_updates
+
+from . import protocol as p
+from .errors import CollabError, MalformedMessage, StoreError
+from .presence import Presence
+from .schema import ProjectDocument
+from .store import Store
+from .tokens import Grant
+
+log = logging.getLogger(__name__)
+
+
+class Channel(Protocol):
+    """The tiny WebSocket interface a room needs (``dawserver`` adapts aiohttp to it)."""
+
+    def __aiter__(self) -> AsyncIterator[bytes | str]: ...
+
+    async def send(self, data: bytes) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(eq=False)
+class Peer:
+    """One connected client: its channel, its grant and its outgoing queue."""
+
+    channel: Channel
+    grant: Grant
+    outbox: list[bytes] = field(default_factory=list)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    awareness_ids: set[int] = field(default_factory=set)
+    closing: tuple[int, str] | None = None
+
+    def push(self, message: bytes) -> None:
+        """Queue ``message`` for this peer's writer task."""
+        self.outbox.append(message)
+        self.wake.set()
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Ask the writer to send what is queued, then close with ``code``."""
+        if self.closing is None:
+            self.closing = (code, reason[:120])
+            self.wake.set()
+
+
+@dataclass
+class RoomLimits:
+    """Per-room limits."""
+
+    max_message_bytes: int = 8 * 1024 * 1024
+    compact_every: int = 1000
+    max_outbox: int = 10_000
+
+
+class Room:
+    """The live document of one project (an async context manager)."""
+
+    def __init__(self, project_id: str, store: Store, limits: RoomLimits | None = None) -> None:
+        self.project_id = project_id
+        self.store = store
+        self.limits = limits or RoomLimits()
+        self.doc = Doc()
+        self.document = ProjectDocument(self.doc)
+        self.peers: set[Peer] = set()
+        self.presence = Presence()
+        self._seq = 0
+        self._snapshot_seq = 0
+        self._queue: list[tuple[str, Peer | None, Any]] = []
+        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self._compaction: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[Room], None]] = []
+        self._local_updates: list[bytes] | None = None
+        self._started = False
+        self.doc.observe(self._on_transaction)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Room:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Load the document from the store and start the flusher."""
+        if self._started:
+            raise CollabError(f"room {self.project_id!r} is already started")
+        stored = await self.store.load(self.project_id)
+        if stored.snapshot:
+            self.doc.apply_update(stored.snapshot)
+        for update in stored.updates:
+            try:
+                self.doc.apply_update(update)
+            except ValueError as exc:
+                log.error("project %s: skipping unreadable logged update: %s",
+                          self.project_id, exc)
+        self._seq, self._snapshot_seq = stored.last_seq, stored.snapshot_seq
+        self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush {self.project_id}")
+        self._started = True
+
+    async def stop(self, *, close_code: int = p.CloseCode.SERVER_SHUTDOWN) -> None:
+        """Persist everything queued, write a final snapshot and close every peer."""
+        if not self._started:
+            return
+        self._started = False
+        for peer in list(self.peers):
+            peer.close_soon(close_code, p.CloseCode(close_code).reason)
+        await self._drain()
+        assert self._flusher is not None
+        self._flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._flusher
+        if self._compaction is not None:
+            await asyncio.gather(self._compaction, return_exceptions=True)
+        if self._seq > self._snapshot_seq:
+            await self._compact_now(self.doc.get_update(), self._seq)
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the last durable update."""
+        return self._seq
+
+    def on_change(self, callback: Callable[[Room], None]) -> None:
+        """Call ``callback(room)`` after each batch of updates is applied and durable."""
+        self._listeners.append(callback)
+
+    # -- peers ---------------------------------------------------------------------------
+
+    async def serve(self, peer: Peer) -> None:
+        """Run one peer's session until it disconnects or is closed."""
+        if not self._started:
+            raise CollabError(f"room {self.project_id!r} is not started")
+        writer = asyncio.create_task(self._write_loop(peer), name="collab writer")
+        self.peers.add(peer)
+        peer.push(p.sync_step1(self.doc.get_state()))
+        everyone = self.presence.encode_all()
+        if everyone:
+            peer.push(p.awareness(everyone))
+        try:
+            async for data in peer.channel:
+                if peer.closing:
+                    break
+                try:
+                    self._handle(peer, data)
+                except MalformedMessage as exc:
+                    log.info("project %s: closing %s: %s", self.project_id, peer.grant.user, exc)
+                    peer.close_soon(p.CloseCode.MALFORMED_MESSAGE, f"malformed message: {exc}")
+                    break
+        finally:
+            self.peers.discard(peer)
+            gone = self.presence.remove(peer.awareness_ids)
+            if gone:
+                message = p.awareness(gone)
+                for other in self.peers:
+                    other.push(message)
+            if peer.closing is None:
+                peer.closing = (1000, "")
+                peer.wake.set()
+            await writer
+
+    def disconnect_user(self, user: str, code: int, reason: str) -> int:
+        """Close every connection of ``user``; returns how many were closed."""
+        matches = [peer for peer in self.peers if peer.grant.user == user]
+        for peer in matches:
+            peer.close_soon(code, reason)
+        return len(matches)
+
+    def _handle(self, peer: Peer, data: bytes | str) -> None:
+        if isinstance(data, str):
+            raise MalformedMessage("text frames are not part of the protocol; send binary")
+        if len(data) > self.limits.max_message_bytes:
+            peer.close_soon(p.CloseCode.MESSAGE_TOO_BIG,
+                            f"message of {len(data)} bytes is over the "
+                            f"{self.limits.max_message_bytes}-byte limit")
+            return
+        message = p.decode_message(data)
+        if message.kind == p.MSG_SYNC:
+            if message.sub == p.SYNC_STEP1:
+                p.read_state_vector(message.payload)
+                self._enqueue("step1", peer, message.payload)
+                return
+            update = message.payload
+            reached = p.validate_update(update)
+            if update == p.EMPTY_UPDATE:
+                return
+            if not peer.grant.role.can_edit:
+                doc_state = p.read_state_vector(self.doc.get_state())
+                if p.has_new_structs(reached, doc_state) or message.sub == p.SYNC_UPDATE:
+                    peer.push(p.permission_denied(
+                        f"role {peer.grant.role.value} cannot edit project {self.project_id}; "
+                        "your change was not applied (ask an owner for the editor role)"))
+                return
+            self._enqueue("update", peer, update)
+        elif message.kind == p.MSG_AWARENESS:
+            present, removed = self.presence.apply(message.payload)
+            peer.awareness_ids |= present
+            peer.awareness_ids -= removed
+            for other in self.peers:
+                if other is not peer:
+                    other.push(data)
+        elif message.kind == p.MSG_QUERY_AWARENESS:
+            everyone = self.presence.encode_all()
+            if everyone:
+                peer.push(p.awareness(everyone))
+
+    async def _write_loop(self, peer: Peer) -> None:
+        try:
+            while True:
+                await peer.wake.wait()
+                peer.wake.clear()
+                while peer.outbox:
+                    batch, peer.outbox = peer.outbox, []
+                    for message in batch:
+                        await peer.channel.send(message)
+                if peer.closing is not None:
+                    await peer.channel.close(*peer.closing)
+                    return
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("project %s: peer write failed: %s", self.project_id, exc)
+            with contextlib.suppress(Exception):
+                await peer.channel.close(1011, "write failed")
+
+    # -- the batch pipeline --------------------------------------------------------------
+
+    def _enqueue(self, kind: str, peer: Peer | None, payload: Any) -> None:
+        self._queue.append((kind, peer, payload))
+        self._wake.set()
+
+    async def edit(self, change: Callable[[ProjectDocument], None]) -> None:
+        """Make a server-side edit; returns once it is durable and relayed to every peer."""
+        if not self._started:
+            raise CollabError(f"room {self.project_id!r} is not started")
+        self._local_updates = []
+        try:
+            with self.document.transaction(origin="server"):
+                change(self.document)
+            updates = self._local_updates
+        finally:
+            self._local_updates = None
+        if updates:
+            done = asyncio.get_running_loop().create_future()
+            for update in updates:
+                self._enqueue("local", None, update)
+            self._enqueue("notify", None, done)
+            await done
+
+    def _on_transaction(self, event: TransactionEvent) -> None:
+        if self._local_updates is not None:
+            self._local_updates.append(event.update)
+
+    async def _drain(self) -> None:
+        if self._queue and self._flusher is not None and not self._flusher.done():
+            done = asyncio.get_running_loop().create_future()
+            self._enqueue("notify", None, done)
+            await done
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._queue = self._queue, []
+            try:
+                await self._flush(batch)
+            except StoreError as exc:
+                log.error("project %s: %s; closing the editors of this batch",
+                          self.project_id, exc)
+                for _kind, peer, _ in batch:
+                    if peer is not None:
+                        peer.close_soon(1011, "server could not store your change; reconnect")
+                for kind, _, payload in batch:
+                    if kind == "notify" and not payload.done():
+                        payload.set_exception(exc)
+
+    async def _flush(self, batch: list[tuple[str, Peer | None, Any]]) -> None:
+        durable: list[bytes] = []
+        senders: list[Peer | None] = []
+        for kind, peer, payload in batch:
+            if kind == "update":
+                assert peer is not None
+                if peer.closing:
+                    continue
+                try:
+                    self.doc.apply_update(payload)
+                except ValueError as exc:
+                    peer.close_soon(p.CloseCode.MALFORMED_MESSAGE, f"malformed update: {exc}")
+                    continue
+                durable.append(payload)
+                senders.append(peer)
+            elif kind == "local":
+                durable.append(payload)
+                senders.append(None)
+        if durable:
+            await self.store.append(self.project_id, self._seq + 1, durable)
+            self._seq += len(durable)
+            merged = durable[0] if len(durable) == 1 else merge_updates(*durable)
+            message = p.sync_update(merged)
+            only = senders[0] if len(set(map(id, senders))) == 1 else None
+            for peer in self.peers:
+                if peer is not only:
+                    peer.push(message)
+            for listener in self._listeners:
+                try:
+                    listener(self)
+                except Exception:
+                    log.exception("project %s: change listener failed", self.project_id)
+        for kind, peer, payload in batch:
+            if kind == "step1" and peer is not None and not peer.closing:
+                peer.push(p.sync_step2(self.doc.get_update(payload)))
+            elif kind == "notify" and not payload.done():
+                payload.set_result(None)
+        if self._seq - self._snapshot_seq >= self.limits.compact_every and (
+            self._compaction is None or self._compaction.done()
+        ):
+            snapshot = self.doc.get_update()
+            self._compaction = asyncio.create_task(self._compact_now(snapshot, self._seq))
+
+    async def _compact_now(self, snapshot: bytes, upto_seq: int) -> None:
+        try:
+            await self.store.compact(self.project_id, snapshot, upto_seq)
+            self._snapshot_seq = max(self._snapshot_seq, upto_seq)
+            log.debug("project %s: compacted log up to %d", self.project_id, upto_seq)
+        except StoreError as exc:
+            log.error("project %s: compaction failed: %s", self.project_id, exc)

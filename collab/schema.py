@@ -1,0 +1,417 @@
+"""The project document: one Yjs document per project and typed helpers over it.
+
+Layout (the same in Python and JavaScript; see ``docs/document-schema.md``)::
+
+    meta        Map   schema_version, name, sample_rate
+    tracks      Map   track id -> Map(id, name, order, colour, channels, gain_db, pan,
+                                      mute, solo, arm, effects: Array[Map], sends: Map)
+    clips       Map   clip id  -> Map(id, track, source, position, offset, length,
+                                      gain_db, fade_in, fade_out)
+    buses       Map   bus id   -> Map(id, name, gain_db, pan, effects: Array[Map]);
+                      the master bus has id "master"
+    transport   Map   tempo, beats_per_bar, beat_unit, loop_enabled, loop_start,
+                      loop_end, playing, position
+    markers     Map   marker id -> Map(id, name, position, colour)
+    comments    Map   comment id -> Map(id, author, text, created_at, track, position)
+    transcripts Map   clip id -> Map(clip, language, model, segments: Array[dict])
+
+Collections are maps keyed by id (never arrays) so concurrent inserts cannot
+duplicate an entry; ``order`` sorts tracks.  Numbers are JavaScript numbers:
+Python reads every number back as ``float`` and the helpers turn frame counts
+into ``int``.  No other module pokes at the raw maps: use
+:class:`ProjectDocument`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pycrdt import Array, Doc, Map
+
+from dsp_core.effects import EffectSpec
+from dsp_core.session import Bus, Clip, Send, Session, Track
+
+from .errors import SchemaError
+
+SCHEMA_VERSION = 1
+MASTER = "master"
+ROOTS = ("meta", "tracks", "clips", "buses", "transport", "markers", "comments", "transcripts")
+
+TRACK_FIELDS = {"name", "order", "colour", "channels", "gain_db", "pan", "mute", "solo", "arm"}
+CLIP_FIELDS = {"track", "source", "position", "offset", "length", "gain_db", "fade_in",
+               "fade_out"}
+TRANSPORT_DEFAULTS: dict[str, Any] = {
+    "tempo": 120.0, "beats_per_bar": 4, "beat_unit": 4, "loop_enabled": False,
+    "loop_start": 0, "loop_end": 0, "playing": False, "position": 0,
+}
+PALETTE = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0",
+           "#f032e6")
+
+
+@dataclass
+class TranscriptWord:
+    """One recognised word with its time span (seconds in the clip) and probability."""
+
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass
+class TranscriptSegment:
+    """A run of words (a sentence or phrase) with its time span in the clip."""
+
+    start: float
+    end: float
+    text: str
+    words: list[TranscriptWord] = field(default_factory=list)
+
+
+@dataclass
+class Transcript:
+    """The transcript of one clip."""
+
+    clip_id: str
+    language: str
+    segments: list[TranscriptSegment] = field(default_factory=list)
+    model: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transcript:
+        """Rebuild a transcript from its document form."""
+        segments = [
+            TranscriptSegment(
+                float(s["start"]), float(s["end"]), str(s.get("text", "")),
+                [TranscriptWord(str(w["word"]), float(w["start"]), float(w["end"]),
+                                float(w.get("probability", 0.0))) for w in s.get("words", [])],
+            )
+            for s in data.get("segments", [])
+        ]
+        return cls(str(data["clip"]), str(data.get("language", "")), segments,
+                   str(data.get("model", "")))
+
+
+def new_id(prefix: str) -> str:
+    """A fresh, collision-free id such as ``clip-3f2a9c1b``."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def _effect_map(spec: EffectSpec, index: int) -> Map:
+    spec.validate()
+    return Map({"id": spec.id or f"fx{index}", "kind": spec.kind, "enabled": spec.enabled,
+                "params": Map(dict(spec.params))})
+
+
+def _effect_spec(data: dict[str, Any]) -> EffectSpec:
+    params = {k: (v if isinstance(v, str) else float(v)) for k, v in data.get("params", {}).items()}
+    return EffectSpec(str(data["kind"]), params, bool(data.get("enabled", True)),
+                      str(data.get("id", "")))
+
+
+def _check_track_value(name: str, value: Any) -> Any:
+    if name in ("gain_db", "pan") and (not isinstance(value, int | float) or math.isnan(value)):
+        raise SchemaError(f"track {name} must be a number, got {value!r}")
+    if name == "gain_db" and value > 24.0:
+        raise SchemaError(f"track gain_db {value} is above the +24 dB maximum")
+    if name == "pan" and not -1.0 <= value <= 1.0:
+        raise SchemaError(f"track pan {value} is outside [-1, 1]")
+    if name in ("mute", "solo", "arm") and not isinstance(value, bool):
+        raise SchemaError(f"track {name} must be true or false, got {value!r}")
+    return value
+
+
+class ProjectDocument:
+    """Typed access to a project's :class:`pycrdt.Doc`.
+
+    Every mutating helper runs in one transaction, so one call is one Yjs
+    update on the wire.  Group several calls with :meth:`transaction`.
+    """
+
+    def __init__(self, doc: Doc | None = None) -> None:
+        self.doc = doc if doc is not None else Doc()
+        self._roots = {name: self.doc.get(name, type=Map) for name in ROOTS}
+
+    # -- whole-document conversions ------------------------------------------------------
+
+    @classmethod
+    def from_session(cls, session: Session, *, name: str | None = None) -> ProjectDocument:
+        """A new document holding ``session`` (tracks, clips, buses, master)."""
+        project = cls()
+        with project.transaction():
+            meta = project._roots["meta"]
+            meta["schema_version"] = SCHEMA_VERSION
+            meta["name"] = name or session.name
+            meta["sample_rate"] = session.sample_rate
+            for key, value in TRANSPORT_DEFAULTS.items():
+                project._roots["transport"][key] = value
+            for order, track in enumerate(session.tracks):
+                project._put_track(track, order)
+            for bus in [*session.buses, session.master]:
+                project._put_bus(bus)
+        return project
+
+    def to_session(self) -> Session:
+        """The :class:`dsp_core.session.Session` the engine renders for this document."""
+        meta = self._roots["meta"].to_py() or {}
+        clips_by_track: dict[str, list[Clip]] = {}
+        for data in (self._roots["clips"].to_py() or {}).values():
+            clip = Clip(
+                source=str(data["source"]), position=int(data["position"]),
+                length=int(data["length"]), offset=int(data.get("offset", 0)),
+                gain_db=float(data.get("gain_db", 0.0)), fade_in=int(data.get("fade_in", 0)),
+                fade_out=int(data.get("fade_out", 0)), id=str(data["id"]),
+            )
+            clips_by_track.setdefault(str(data["track"]), []).append(clip)
+        tracks = []
+        rows = (self._roots["tracks"].to_py() or {}).values()
+        for data in sorted(rows, key=lambda t: (float(t.get("order", 0)), str(t["id"]))):
+            track_id = str(data["id"])
+            tracks.append(Track(
+                id=track_id, name=str(data.get("name", "")),
+                channels=int(data.get("channels", 1)),
+                clips=sorted(clips_by_track.get(track_id, []), key=lambda c: c.position),
+                gain_db=float(data.get("gain_db", 0.0)), pan=float(data.get("pan", 0.0)),
+                mute=bool(data.get("mute", False)), solo=bool(data.get("solo", False)),
+                effects=[_effect_spec(e) for e in data.get("effects", [])],
+                sends=[Send(bus, float(s.get("level_db", 0.0)), bool(s.get("pre_fader", False)))
+                       for bus, s in sorted((data.get("sends") or {}).items())],
+            ))
+        buses, master = [], Bus(id=MASTER, name="Master")
+        for data in sorted((self._roots["buses"].to_py() or {}).values(), key=lambda b: b["id"]):
+            bus = Bus(id=str(data["id"]), name=str(data.get("name", "")),
+                      effects=[_effect_spec(e) for e in data.get("effects", [])],
+                      gain_db=float(data.get("gain_db", 0.0)), pan=float(data.get("pan", 0.0)))
+            if bus.id == MASTER:
+                master = bus
+            else:
+                buses.append(bus)
+        return Session(sample_rate=int(meta.get("sample_rate", 48000)), tracks=tracks,
+                       buses=buses, master=master, name=str(meta.get("name", "Untitled")))
+
+    def to_json(self) -> dict[str, Any]:
+        """Every root map as plain JSON-able Python data."""
+        return {name: self._roots[name].to_py() or {} for name in ROOTS}
+
+    @contextmanager
+    def transaction(self, origin: Any = None) -> Iterator[ProjectDocument]:
+        """Group several edits into one transaction (one update)."""
+        with self.doc.transaction(origin=origin):
+            yield self
+
+    # -- tracks --------------------------------------------------------------------------
+
+    def track_ids(self) -> list[str]:
+        """Track ids in display order."""
+        rows = self._roots["tracks"].to_py() or {}
+        return [t["id"] for t in sorted(rows.values(), key=lambda t: (t.get("order", 0), t["id"]))]
+
+    def track(self, track_id: str) -> dict[str, Any]:
+        """A plain copy of one track's fields."""
+        return self._track_map(track_id).to_py()
+
+    def add_track(self, track: Track, order: float | None = None) -> str:
+        """Append ``track`` (and its clips); returns its id."""
+        with self.transaction():
+            if track.id in self._roots["tracks"]:
+                raise SchemaError(f"track id {track.id!r} already exists")
+            self._put_track(track, len(self._roots["tracks"]) if order is None else order)
+        return track.id
+
+    def update_track(self, track_id: str, **fields: Any) -> None:
+        """Set track fields (``gain_db``, ``pan``, ``mute``, ``solo``, ``arm``, ``name``...)."""
+        unknown = set(fields) - TRACK_FIELDS
+        if unknown:
+            raise SchemaError(f"unknown track field(s) {sorted(unknown)}; "
+                              f"known: {sorted(TRACK_FIELDS)}")
+        with self.transaction():
+            target = self._track_map(track_id)
+            for name, value in fields.items():
+                target[name] = _check_track_value(name, value)
+
+    def set_track_gain(self, track_id: str, gain_db: float) -> None:
+        """Move a track's fader."""
+        self.update_track(track_id, gain_db=float(gain_db))
+
+    def remove_track(self, track_id: str) -> None:
+        """Delete a track and its clips."""
+        with self.transaction():
+            self._track_map(track_id)
+            del self._roots["tracks"][track_id]
+            clips = self._roots["clips"]
+            for clip_id in [k for k, v in clips.items() if v.get("track") == track_id]:
+                del clips[clip_id]
+
+    def set_effect_params(self, track_id: str, index: int, **params: float | str) -> None:
+        """Change parameters of the ``index``-th insert effect of a track."""
+        effects = self._track_map(track_id)["effects"]
+        if not 0 <= index < len(effects):
+            raise SchemaError(f"track {track_id!r} has {len(effects)} effects, no index {index}")
+        with self.transaction():
+            effect = effects[index]
+            _effect_spec({**effect.to_py(), "params": {**effect["params"].to_py(), **params}}
+                         ).validate()
+            for name, value in params.items():
+                effect["params"][name] = value
+
+    def set_effect_enabled(self, track_id: str, index: int, enabled: bool) -> None:
+        """Bypass or enable one insert effect."""
+        effects = self._track_map(track_id)["effects"]
+        if not 0 <= index < len(effects):
+            raise SchemaError(f"track {track_id!r} has {len(effects)} effects, no index {index}")
+        effects[index]["enabled"] = bool(enabled)
+
+    def set_send(self, track_id: str, bus_id: str, level_db: float, pre_fader: bool = False
+                 ) -> None:
+        """Create or change a track's send to an aux bus."""
+        if bus_id not in self._roots["buses"] or bus_id == MASTER:
+            raise SchemaError(f"no aux bus {bus_id!r}")
+        sends = self._track_map(track_id)["sends"]
+        sends[bus_id] = Map({"level_db": float(level_db), "pre_fader": bool(pre_fader)})
+
+    # -- clips ---------------------------------------------------------------------------
+
+    def clip(self, clip_id: str) -> dict[str, Any]:
+        """A plain copy of one clip's fields."""
+        return self._clip_map(clip_id).to_py()
+
+    def clips_of(self, track_id: str) -> list[dict[str, Any]]:
+        """The clips on one track, by position."""
+        rows = [c for c in (self._roots["clips"].to_py() or {}).values() if c["track"] == track_id]
+        return sorted(rows, key=lambda c: c["position"])
+
+    def add_clip(self, track_id: str, clip: Clip) -> str:
+        """Place ``clip`` on a track; returns its id (generated when empty)."""
+        self._track_map(track_id)
+        clip_id = clip.id or new_id("clip")
+        self._roots["clips"][clip_id] = self._clip_prelim(track_id, clip, clip_id)
+        return clip_id
+
+    def update_clip(self, clip_id: str, **fields: Any) -> None:
+        """Move, trim or re-gain a clip (``position``, ``offset``, ``length``, ``gain_db``...)."""
+        unknown = set(fields) - CLIP_FIELDS
+        if unknown:
+            raise SchemaError(f"unknown clip field(s) {sorted(unknown)}; "
+                              f"known: {sorted(CLIP_FIELDS)}")
+        if "track" in fields:
+            self._track_map(fields["track"])
+        with self.transaction():
+            target = self._clip_map(clip_id)
+            for name, value in fields.items():
+                target[name] = value
+
+    def remove_clip(self, clip_id: str) -> None:
+        """Delete a clip (and its transcript)."""
+        with self.transaction():
+            self._clip_map(clip_id)
+            del self._roots["clips"][clip_id]
+            if clip_id in self._roots["transcripts"]:
+                del self._roots["transcripts"][clip_id]
+
+    # -- transport, markers, comments ---------------------------------------------------
+
+    def transport(self) -> dict[str, Any]:
+        """Tempo, time signature, loop and play state."""
+        return {**TRANSPORT_DEFAULTS, **(self._roots["transport"].to_py() or {})}
+
+    def update_transport(self, **fields: Any) -> None:
+        """Set transport fields (``tempo``, ``playing``, ``loop_start``...)."""
+        unknown = set(fields) - set(TRANSPORT_DEFAULTS)
+        if unknown:
+            raise SchemaError(f"unknown transport field(s) {sorted(unknown)}; "
+                              f"known: {sorted(TRANSPORT_DEFAULTS)}")
+        if "tempo" in fields and not 10.0 <= float(fields["tempo"]) <= 999.0:
+            raise SchemaError(f"tempo {fields['tempo']} is outside [10, 999] BPM")
+        with self.transaction():
+            for name, value in fields.items():
+                self._roots["transport"][name] = value
+
+    def add_marker(self, position: int, name: str = "", colour: str = "") -> str:
+        """Add a timeline marker; returns its id."""
+        marker_id = new_id("marker")
+        self._roots["markers"][marker_id] = Map(
+            {"id": marker_id, "name": name, "position": int(position), "colour": colour})
+        return marker_id
+
+    def markers(self) -> list[dict[str, Any]]:
+        """Markers by position."""
+        return sorted((self._roots["markers"].to_py() or {}).values(), key=lambda m: m["position"])
+
+    def add_comment(self, author: str, text: str, *, track: str = "", position: int | None = None
+                    ) -> str:
+        """Add a comment (optionally pinned to a track and a timeline position)."""
+        comment_id = new_id("comment")
+        self._roots["comments"][comment_id] = Map({
+            "id": comment_id, "author": author, "text": text, "created_at": time.time(),
+            "track": track, "position": -1 if position is None else int(position),
+        })
+        return comment_id
+
+    def comments(self) -> list[dict[str, Any]]:
+        """Comments, oldest first."""
+        rows = (self._roots["comments"].to_py() or {}).values()
+        return sorted(rows, key=lambda c: c["created_at"])
+
+    # -- transcripts ---------------------------------------------------------------------
+
+    def set_transcript(self, transcript: Transcript) -> None:
+        """Store (or replace) the transcript of a clip."""
+        self._clip_map(transcript.clip_id)
+        segments = [asdict(s) for s in transcript.segments]
+        self._roots["transcripts"][transcript.clip_id] = Map({
+            "clip": transcript.clip_id, "language": transcript.language,
+            "model": transcript.model, "segments": Array(segments),
+        })
+
+    def transcript(self, clip_id: str) -> Transcript | None:
+        """The transcript of a clip, or None."""
+        data = self._roots["transcripts"].get(clip_id)
+        return None if data is None else Transcript.from_dict(data.to_py())
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _track_map(self, track_id: str) -> Map:
+        track = self._roots["tracks"].get(track_id)
+        if track is None:
+            raise SchemaError(f"no track with id {track_id!r}")
+        return track
+
+    def _clip_map(self, clip_id: str) -> Map:
+        clip = self._roots["clips"].get(clip_id)
+        if clip is None:
+            raise SchemaError(f"no clip with id {clip_id!r}")
+        return clip
+
+    def _put_track(self, track: Track, order: float) -> None:
+        self._roots["tracks"][track.id] = Map({
+            "id": track.id, "name": track.name or track.id, "order": order,
+            "colour": PALETTE[int(order) % len(PALETTE)], "channels": track.channels,
+            "gain_db": track.gain_db, "pan": track.pan, "mute": track.mute, "solo": track.solo,
+            "arm": False,
+            "effects": Array([_effect_map(e, i) for i, e in enumerate(track.effects)]),
+            "sends": Map({s.bus: Map({"level_db": s.level_db, "pre_fader": s.pre_fader})
+                          for s in track.sends}),
+        })
+        for index, clip in enumerate(track.clips):
+            clip_id = clip.id or f"{track.id}-clip{index}"
+            self._roots["clips"][clip_id] = self._clip_prelim(track.id, clip, clip_id)
+
+    def _put_bus(self, bus: Bus) -> None:
+        self._roots["buses"][bus.id] = Map({
+            "id": bus.id, "name": bus.name or bus.id, "gain_db": bus.gain_db, "pan": bus.pan,
+            "effects": Array([_effect_map(e, i) for i, e in enumerate(bus.effects)]),
+        })
+
+    @staticmethod
+    def _clip_prelim(track_id: str, clip: Clip, clip_id: str) -> Map:
+        return Map({
+            "id": clip_id, "track": track_id, "source": clip.source, "position": clip.position,
+            "offset": clip.offset, "length": clip.length, "gain_db": clip.gain_db,
+            "fade_in": clip.fade_in, "fade_out": clip.fade_out,
+        })

@@ -1,0 +1,170 @@
+"""SQLite back-end of :class:`collab.store.Store` (the embedded default).
+
+One connection lives in one worker thread; every call runs there, so the
+event loop never blocks on disk.  WAL journal with ``synchronous=FULL``: a
+returned :meth:`append` has been fsynced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import StoreError
+from .store import ProjectInfo, Store, StoredDocument
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS projects (
+    project_id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS updates (
+    project_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (project_id, seq));
+CREATE TABLE IF NOT EXISTS snapshots (
+    project_id TEXT PRIMARY KEY, upto_seq INTEGER NOT NULL, data BLOB NOT NULL,
+    created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS revocations (
+    project_id TEXT NOT NULL, user_name TEXT NOT NULL, revoked_at REAL NOT NULL,
+    PRIMARY KEY (project_id, user_name));
+"""
+
+
+class SqliteStore(Store):
+    """A store in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    async def _start(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collab-sqlite")
+        try:
+            await self._run(self._open)
+        except sqlite3.Error as exc:
+            self._executor.shutdown(wait=False)
+            raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from None
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript(SCHEMA)
+        self._conn = conn
+
+    async def _stop(self) -> None:
+        await self._run(self._close)
+        assert self._executor is not None
+        self._executor.shutdown(wait=True)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise StoreError("the SQLite store is not started")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+
+    def _tx(self, func: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = func(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    async def create_project(self, project_id: str, name: str, initial_update: bytes | None
+                             ) -> ProjectInfo:
+        now = time.time()
+
+        def work(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute("INSERT INTO projects VALUES (?, ?, ?)", (project_id, name, now))
+            except sqlite3.IntegrityError:
+                raise StoreError(f"project {project_id!r} already exists") from None
+            if initial_update is not None:
+                conn.execute("INSERT INTO snapshots VALUES (?, 0, ?, ?)",
+                             (project_id, initial_update, now))
+
+        await self._run(self._tx, work)
+        return ProjectInfo(project_id, name, now)
+
+    async def get_project(self, project_id: str) -> ProjectInfo | None:
+        def work() -> tuple | None:
+            return self._conn.execute(  # type: ignore[union-attr]
+                "SELECT project_id, name, created_at FROM projects WHERE project_id = ?",
+                (project_id,)).fetchone()
+
+        row = await self._run(work)
+        return ProjectInfo(*row) if row else None
+
+    async def list_projects(self) -> list[ProjectInfo]:
+        def work() -> list[tuple]:
+            return self._conn.execute(  # type: ignore[union-attr]
+                "SELECT project_id, name, created_at FROM projects ORDER BY created_at").fetchall()
+
+        return [ProjectInfo(*row) for row in await self._run(work)]
+
+    async def load(self, project_id: str) -> StoredDocument:
+        def work(conn: sqlite3.Connection) -> StoredDocument:
+            snap = conn.execute("SELECT upto_seq, data FROM snapshots WHERE project_id = ?",
+                                (project_id,)).fetchone()
+            upto, data = snap if snap else (0, None)
+            rows = conn.execute(
+                "SELECT seq, data FROM updates WHERE project_id = ? AND seq > ? ORDER BY seq",
+                (project_id, upto)).fetchall()
+            last = rows[-1][0] if rows else upto
+            return StoredDocument(data, upto, [r[1] for r in rows], last)
+
+        return await self._run(self._tx, work)
+
+    async def append(self, project_id: str, first_seq: int, updates: list[bytes]) -> None:
+        rows = [(project_id, first_seq + i, u) for i, u in enumerate(updates)]
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT INTO updates VALUES (?, ?, ?)", rows)
+
+        try:
+            await self._run(self._tx, work)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot append to the log of {project_id!r}: {exc}") from None
+
+    async def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> None:
+        now = time.time()
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",
+                         (project_id, upto_seq, snapshot, now))
+            conn.execute("DELETE FROM updates WHERE project_id = ? AND seq <= ?",
+                         (project_id, upto_seq))
+
+        await self._run(self._tx, work)
+
+    async def revoke(self, project_id: str, user: str, at: float) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO revocations VALUES (?, ?, ?)",
+                         (project_id, user, at))
+
+        await self._run(self._tx, work)
+
+    async def revoked_at(self, project_id: str, user: str) -> float | None:
+        def work() -> tuple | None:
+            return self._conn.execute(  # type: ignore[union-attr]
+                "SELECT revoked_at FROM revocations WHERE project_id = ? AND user_name = ?",
+                (project_id, user)).fetchone()
+
+        row = await self._run(work)
+        return row[0] if row else None

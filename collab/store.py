@@ -1,0 +1,122 @@
+"""The durable store: per-project update log, snapshots, projects and revocations.
+
+Every document update is appended (and committed) before the room applies
+or relays it; :meth:`Store.compact` later folds the log into one snapshot.
+Two back-ends implement the same interface: SQLite (the embedded default,
+:mod:`collab.sqlite_store`) and PostgreSQL through asyncpg
+(:mod:`collab.postgres_store`).  Every table is keyed by ``project_id``
+first, the distribution key when the tables are spread with Citus.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+from .errors import StoreError
+
+SQLITE_FILE = "collab.sqlite3"
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    """A project known to the store."""
+
+    project_id: str
+    name: str
+    created_at: float
+
+
+@dataclass
+class StoredDocument:
+    """What is needed to rebuild a document: a snapshot plus the updates after it."""
+
+    snapshot: bytes | None
+    snapshot_seq: int
+    updates: list[bytes] = field(default_factory=list)
+    last_seq: int = 0
+
+
+class Store(abc.ABC):
+    """Async interface of a durable collaboration store (an async context manager)."""
+
+    _started = False
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Open connections and create missing tables; starting twice is an error."""
+        if self._started:
+            raise StoreError(f"{type(self).__name__} is already started")
+        await self._start()
+        self._started = True
+
+    async def stop(self) -> None:
+        """Close connections (idempotent)."""
+        if self._started:
+            self._started = False
+            await self._stop()
+
+    @abc.abstractmethod
+    async def _start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _stop(self) -> None: ...
+
+    @abc.abstractmethod
+    async def create_project(self, project_id: str, name: str, initial_update: bytes | None
+                             ) -> ProjectInfo:
+        """Register a project, optionally with its initial document as the first snapshot."""
+
+    @abc.abstractmethod
+    async def get_project(self, project_id: str) -> ProjectInfo | None:
+        """The project with this id, or None."""
+
+    @abc.abstractmethod
+    async def list_projects(self) -> list[ProjectInfo]:
+        """Every project, oldest first."""
+
+    @abc.abstractmethod
+    async def load(self, project_id: str) -> StoredDocument:
+        """The latest snapshot and every update logged after it, in order."""
+
+    @abc.abstractmethod
+    async def append(self, project_id: str, first_seq: int, updates: list[bytes]) -> None:
+        """Durably append ``updates`` with sequence numbers ``first_seq, first_seq+1, ...``."""
+
+    @abc.abstractmethod
+    async def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> None:
+        """Replace the log up to ``upto_seq`` (inclusive) by ``snapshot``, atomically."""
+
+    @abc.abstractmethod
+    async def revoke(self, project_id: str, user: str, at: float) -> None:
+        """Refuse every token of ``user`` on ``project_id`` issued at or before ``at``."""
+
+    @abc.abstractmethod
+    async def revoked_at(self, project_id: str, user: str) -> float | None:
+        """When ``user`` was last revoked on ``project_id`` (None if never)."""
+
+
+def open_store(database_url: str | None, data_dir: Path) -> Store:
+    """The store for ``database_url``: PostgreSQL for ``postgresql://``, else SQLite.
+
+    ``None`` or ``sqlite:///PATH`` gives SQLite (default file ``DATA/collab.sqlite3``).
+    """
+    if database_url and database_url.startswith(("postgresql://", "postgres://")):
+        from .postgres_store import PostgresStore
+
+        return PostgresStore(database_url)
+    if database_url and not database_url.startswith("sqlite://"):
+        raise StoreError(f"unsupported database URL {database_url!r}; use sqlite:///PATH or "
+                         "postgresql://USER@HOST:PORT/DB")
+    from .sqlite_store import SqliteStore
+
+    path = database_url.removeprefix("sqlite://") if database_url else ""
+    return SqliteStore(Path(path) if path else Path(data_dir) / SQLITE_FILE)

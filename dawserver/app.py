@@ -1,0 +1,59 @@
+"""The aiohttp application: ``create_app(config)`` wires store, rooms, engines and routes.
+
+State lives under the typed keys of :mod:`dawserver.keys`; the store, the
+room registry and the engines are opened by one ``cleanup_ctx`` and closed
+cleanly (every document persisted) when the app stops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from collab.registry import RegistryLimits, RoomRegistry
+from collab.room import RoomLimits
+from collab.store import open_store
+from collab.tokens import TokenSigner
+
+from . import api
+from .config import ServerConfig
+from .keys import CONFIG, ENGINES, ROOMS, STORE, TOKENS
+from .project_engine import ProjectEngines
+from .websocket import collab_socket
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: ServerConfig) -> web.Application:
+    """The server application for ``config`` (run it with ``web.run_app`` or a runner)."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    app = web.Application(client_max_size=config.max_message_bytes)
+    app[CONFIG] = config
+    app[TOKENS] = TokenSigner.from_data_dir(config.data_dir)
+    app.cleanup_ctx.append(collab_context)
+    app.router.add_get("/collab/{project_id}", collab_socket)
+    app.router.add_routes(api.routes)
+    return app
+
+
+async def collab_context(app: web.Application) -> AsyncIterator[None]:
+    """Open the store and the room registry; on shutdown persist and unload every room."""
+    config = app[CONFIG]
+    store = open_store(config.database_url, config.data_dir)
+    async with store:
+        registry = RoomRegistry(
+            store,
+            RegistryLimits(max_documents=config.max_documents,
+                           idle_seconds=config.idle_unload_seconds),
+            RoomLimits(max_message_bytes=config.max_message_bytes,
+                       compact_every=config.compact_every),
+        )
+        engines = ProjectEngines(debounce=config.engine_debounce_seconds, enabled=config.engine)
+        registry.on_room_loaded(engines.attach)
+        registry.on_room_unloaded(engines.detach)
+        app[STORE], app[ROOMS], app[ENGINES] = store, registry, engines
+        async with registry:
+            log.info("collaboration store ready (%s)", type(store).__name__)
+            yield

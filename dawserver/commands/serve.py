@@ -1,0 +1,82 @@
+"""``dawserver serve``: run the collaboration server (``--demo`` for a ready-made project)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import click
+from aiohttp import web
+
+from collab.errors import CollabError
+from collab.store import open_store
+from collab.tokens import Role, TokenSigner
+from dawserver.cli import CliError
+from dawserver.config import DEFAULT_PORT, ServerConfig
+from dawserver.projects import import_project_file
+from dsp_core.errors import DspError
+
+from ._server_options import data_options
+
+log = logging.getLogger(__name__)
+DEMO_MARKER = "demo-project.json"
+
+
+async def _ensure_demo(config: ServerConfig) -> str:
+    """Create (once) and import the 256-track demo project; return its id."""
+    marker = config.data_dir / DEMO_MARKER
+    async with open_store(config.database_url, config.data_dir) as store:
+        if marker.exists():
+            project_id = json.loads(marker.read_text())["id"]
+            if await store.get_project(project_id) is not None:
+                return project_id
+        from dsp_core.demo import write_demo_project
+
+        click.echo("creating the 256-track demo project (once; takes a little while)...")
+        path = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: write_demo_project(config.data_dir / "demo", tracks=256))
+        info = await import_project_file(store, path, name="Demo session")
+    marker.write_text(json.dumps({"id": info.project_id}))
+    return info.project_id
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True)
+@data_options
+@click.option("--demo", is_flag=True, help="Create/import a 256-track demo project and print "
+              "its id, an owner token and the browser URL.")
+@click.option("--max-documents", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--idle-unload", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Seconds a document stays in memory after its last client leaves.")
+@click.option("--max-message-bytes", type=click.IntRange(min=1024), default=16 * 1024 * 1024,
+              show_default=True)
+@click.option("--public-url", default=None, help="Base URL to print (behind a proxy).")
+def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: bool,
+          max_documents: int, idle_unload: float, max_message_bytes: int,
+          public_url: str | None) -> None:
+    """Serve the y-websocket endpoint ws://HOST:PORT/collab/PROJECT and the HTTP API."""
+    from dawserver.app import create_app
+
+    config = ServerConfig(host=host, port=port, data_dir=data_dir, database_url=database_url,
+                          max_documents=max_documents, idle_unload_seconds=idle_unload,
+                          max_message_bytes=max_message_bytes, public_url=public_url)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if demo:
+            project_id = asyncio.run(_ensure_demo(config))
+            owner = TokenSigner.from_data_dir(data_dir).issue(project_id, Role.OWNER, "owner")
+            click.echo(f"demo project: {project_id}")
+            click.echo(f"owner token:  {owner}")
+            click.echo(f"browser:      {config.base_url}/?project={project_id}&token={owner}")
+            click.echo(f"y-websocket:  {config.collab_url}  (room {project_id})")
+        app = create_app(config)
+    except (CollabError, DspError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    click.echo(f"serving on {config.base_url} (data in {data_dir})", err=True)
+    try:
+        web.run_app(app, host=host, port=port, print=None, handle_signals=True)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc

@@ -1,0 +1,67 @@
+"""Server configuration: one dataclass, filled from the CLI (or tests) and read by the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PORT = 8750
+
+
+@dataclass
+class ServerConfig:
+    """Everything ``create_app`` needs.
+
+    Attributes
+    ----------
+    host, port:
+        Where ``dawserver serve`` listens.
+    data_dir:
+        Local state: the token secret (``secret.key``), the SQLite store
+        (``collab.sqlite3``) and imported projects.
+    database_url:
+        ``None`` or ``sqlite:///PATH`` for SQLite, ``postgresql://...`` for PostgreSQL.
+    max_message_bytes:
+        Largest WebSocket message accepted; bigger ones close the connection (4413).
+    max_documents:
+        Documents kept in memory at once; idle ones are unloaded to make room.
+    idle_unload_seconds:
+        How long a document stays loaded after its last client leaves.
+    compact_every:
+        Logged updates after which the log is folded into a snapshot.
+    engine:
+        Keep a server-side ``dsp_core`` engine following each rendered document.
+    engine_debounce_seconds:
+        Delay before a burst of document changes is applied to the engine.
+    plugins:
+        Business plug-ins: ``{name: False}`` disables, ``{name: {...}}`` configures.
+    public_url:
+        Base URL printed for browsers (default ``http://HOST:PORT``).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path = field(default_factory=lambda: Path("daw-data"))
+    database_url: str | None = None
+    max_message_bytes: int = 16 * 1024 * 1024
+    max_documents: int = 64
+    idle_unload_seconds: float = 30.0
+    compact_every: int = 1000
+    engine: bool = True
+    engine_debounce_seconds: float = 0.05
+    plugins: dict[str, Any] = field(default_factory=dict)
+    public_url: str | None = None
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+
+    @property
+    def base_url(self) -> str:
+        """The HTTP base URL clients should use."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def collab_url(self) -> str:
+        """The WebSocket URL a y-websocket provider takes (the room is appended)."""
+        return self.base_url.replace("http", "ws", 1) + "/collab"

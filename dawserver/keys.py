@@ -1,0 +1,18 @@
+"""Typed application keys: where ``create_app`` keeps the server's long-lived objects."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from collab.registry import RoomRegistry
+from collab.store import Store
+from collab.tokens import TokenSigner
+
+from .config import ServerConfig
+from .project_engine import ProjectEngines
+
+CONFIG = web.AppKey("config", ServerConfig)
+TOKENS = web.AppKey("tokens", TokenSigner)
+STORE = web.AppKey("store", Store)
+ROOMS = web.AppKey("rooms", RoomRegistry)
+ENGINES = web.AppKey("engines", ProjectEngines)

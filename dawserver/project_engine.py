@@ -1,0 +1,123 @@
+"""The server-side engine that follows each project's live document.
+
+A :class:`ProjectEngine` is attached to every loaded room.  It builds a
+``dsp_core`` :class:`~dsp_core.engine.Engine` on the first render request
+(loading audio is expensive, so only rendered projects pay for it) and from
+then on applies every durable document change to it, debounced; a render
+always applies pending changes first, so it reflects the newest document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+from collab.room import Room
+from dsp_core.errors import DspError
+from dsp_core.session import Session
+
+log = logging.getLogger(__name__)
+
+EngineFactory = Callable[[Session], object]
+
+
+def _default_factory(session: Session) -> object:
+    from dsp_core.engine import Engine
+
+    return Engine(session)
+
+
+class ProjectEngine:
+    """One project's engine, kept in step with its room's document."""
+
+    def __init__(self, room: Room, *, debounce: float = 0.05,
+                 factory: EngineFactory = _default_factory) -> None:
+        self.room = room
+        self.debounce = debounce
+        self._factory = factory
+        self._engine: object | None = None
+        self._dirty = False
+        self._lock = asyncio.Lock()
+        self._pending: asyncio.Task[None] | None = None
+        self.applied = 0
+        room.on_change(self._changed)
+
+    @property
+    def started(self) -> bool:
+        """Whether the engine has been built (a render was asked for)."""
+        return self._engine is not None
+
+    def _changed(self, room: Room) -> None:
+        self._dirty = True
+        if self._engine is not None and (self._pending is None or self._pending.done()):
+            self._pending = asyncio.get_running_loop().create_task(self._apply_later())
+
+    async def _apply_later(self) -> None:
+        await asyncio.sleep(self.debounce)
+        async with self._lock:
+            await self._apply_pending()
+
+    async def _apply_pending(self) -> None:
+        if not self._dirty or self._engine is None:
+            return
+        self._dirty = False
+        session = self.room.document.to_session()
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self._engine.apply, session)
+            self.applied += 1
+        except DspError as exc:
+            log.warning("project %s: engine keeps the previous state: %s",
+                        self.room.project_id, exc)
+
+    async def render(self, start: int, frames: int) -> np.ndarray:
+        """Render ``frames`` frames from ``start`` with every change so far applied."""
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            if self._engine is None:
+                session = self.room.document.to_session()
+                self._dirty = False
+                self._engine = await loop.run_in_executor(None, self._factory, session)
+            else:
+                await self._apply_pending()
+            engine = self._engine
+            return await loop.run_in_executor(None, engine.render, start, frames)
+
+    def close(self) -> None:
+        """Drop the engine and cancel pending work."""
+        if self._pending is not None:
+            self._pending.cancel()
+        self._engine = None
+
+
+class ProjectEngines:
+    """The engines of every loaded room."""
+
+    def __init__(self, *, debounce: float = 0.05, factory: EngineFactory = _default_factory,
+                 enabled: bool = True) -> None:
+        self.debounce = debounce
+        self.factory = factory
+        self.enabled = enabled
+        self.engines: dict[str, ProjectEngine] = {}
+
+    def attach(self, room: Room) -> None:
+        """Registry hook: follow a freshly loaded room."""
+        if self.enabled:
+            self.engines[room.project_id] = ProjectEngine(room, debounce=self.debounce,
+                                                          factory=self.factory)
+
+    def detach(self, room: Room) -> None:
+        """Registry hook: forget the engine of an unloaded room."""
+        engine = self.engines.get(room.project_id)
+        if engine is not None and engine.room is room:
+            engine.close()
+            del self.engines[room.project_id]
+
+    def get(self, project_id: str) -> ProjectEngine:
+        """The engine of a loaded project (the room must be held loaded by the caller)."""
+        engine = self.engines.get(project_id)
+        if engine is None:
+            raise DspError(f"project {project_id!r} is not loaded or its engine is disabled")
+        return engine

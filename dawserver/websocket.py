@@ -1,0 +1,86 @@
+"""The aiohttp side of the collaboration endpoint ``/collab/{project_id}``.
+
+:class:`AiohttpChannel` adapts an aiohttp WebSocket to the tiny channel
+interface :mod:`collab.room` speaks; :func:`collab_socket` authenticates the
+peer and hands it to the project's room; :func:`connect` opens a client
+channel (for the Python :class:`collab.client.SyncClient`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from collab.errors import AuthError, CapacityError, ProjectNotFound
+from collab.protocol import CloseCode
+from collab.room import Peer
+
+from .access import authorize, request_token
+from .keys import CONFIG, ROOMS
+
+log = logging.getLogger(__name__)
+
+
+class AiohttpChannel:
+    """A server- or client-side aiohttp WebSocket seen as a :class:`collab.room.Channel`."""
+
+    def __init__(self, ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+
+    async def send(self, data: bytes) -> None:
+        """Send one binary message."""
+        await self.ws.send_bytes(data)
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close with an application code and a short reason."""
+        await self.ws.close(code=int(code), message=reason.encode("utf-8")[:123])
+
+    async def __aiter__(self) -> AsyncIterator[bytes | str]:
+        async for message in self.ws:
+            if message.type in (WSMsgType.BINARY, WSMsgType.TEXT):
+                yield message.data
+            else:
+                return
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once the socket is closed."""
+        return self.ws.close_code
+
+
+async def collab_socket(request: web.Request) -> web.WebSocketResponse:
+    """``GET /collab/{project_id}``: a y-websocket session on one project."""
+    config = request.app[CONFIG]
+    ws = web.WebSocketResponse(max_msg_size=config.max_message_bytes * 2, compress=False,
+                               heartbeat=30.0)
+    await ws.prepare(request)
+    channel = AiohttpChannel(ws)
+    project_id = request.match_info["project_id"]
+    try:
+        grant = await authorize(request.app, project_id, request_token(request))
+    except AuthError as exc:
+        code = getattr(exc, "close_code", CloseCode.UNAUTHORIZED)
+        await channel.close(code, str(exc))
+        return ws
+    try:
+        async with request.app[ROOMS].use(project_id) as room:
+            await room.serve(Peer(channel, grant))
+    except ProjectNotFound:
+        await channel.close(CloseCode.PROJECT_NOT_FOUND, CloseCode.PROJECT_NOT_FOUND.reason)
+    except CapacityError:
+        await channel.close(CloseCode.SERVER_FULL, CloseCode.SERVER_FULL.reason)
+    return ws
+
+
+@contextlib.asynccontextmanager
+async def connect(url: str, token: str | None = None) -> AsyncIterator[AiohttpChannel]:
+    """Open a client channel to ``url`` (``ws://HOST:PORT/collab/PROJECT``)."""
+    params = {"token": token} if token else None
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+        url, params=params, max_msg_size=0, compress=0
+    ) as ws:
+        yield AiohttpChannel(ws)
