@@ -71,7 +71,12 @@ def save_project(session: Session, path: PathLike) -> Path:
     session.validate()
     if not path.parent.is_dir():
         raise ProjectError(f"{path}: directory {path.parent} does not exist")
-    text = json.dumps(session_to_dict(session, base_dir=path.parent), indent=2) + "\n"
+    data = session_to_dict(session, base_dir=path.parent)
+    try:
+        text = json.dumps(data, indent=2, allow_nan=False, default=_json_scalar) + "\n"
+        session_from_dict(json.loads(text))  # every file written must load again
+    except (ValueError, TypeError, ProjectError) as exc:
+        raise ProjectError(f"{path}: not saved: {exc}") from exc
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -82,6 +87,13 @@ def save_project(session: Session, path: PathLike) -> Path:
         Path(temp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _json_scalar(value: object) -> object:
+    """Let numpy scalars (e.g. an ``np.int64`` position) through ``json.dumps``."""
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} value {value!r} cannot be stored in a project")
 
 
 def relative_source(source: PathLike, base_dir: PathLike) -> str:

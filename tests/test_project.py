@@ -312,3 +312,21 @@ def test_the_documented_parameter_table_matches_the_effects() -> None:
                 continue
             row = f"| `{kind}` | `{p.name}` | {p.default:g} | {p.low:g} … {p.high:g}"
             assert row in text, row
+
+
+def test_session_that_would_not_load_again_is_not_saved(tmp_path: Path) -> None:
+    session = Session(tracks=[Track("t", clips=[Clip("/a.wav", 0, 10, gain_db=math.nan)])])
+    with pytest.raises(ProjectError, match="not saved: Out of range float values"):
+        save_project(session, tmp_path / "p.json")
+    session.tracks[0].clips[0].gain_db = 30.0
+    with pytest.raises(ProjectError, match=r"not saved: tracks\[0\].clips\[0\].gain_db"):
+        save_project(session, tmp_path / "p.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_numpy_scalars_in_a_session_are_saved_as_plain_numbers(tmp_path: Path) -> None:
+    clip = Clip("/a.wav", np.int64(5), np.int64(10), gain_db=np.float32(-3.0))
+    session = Session(tracks=[Track("t", clips=[clip], pan=np.float32(0.25))])
+    loaded = load_project(save_project(session, tmp_path / "p.json"))
+    assert loaded.tracks[0].clips[0] == Clip("/a.wav", 5, 10, gain_db=-3.0)
+    assert loaded.tracks[0].pan == 0.25
