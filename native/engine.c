@@ -505,28 +505,87 @@ int daw_effect_process(daw_effect *fx, float *ch0, float *ch1, int32_t channels,
 
 /* ---------------------------------------------------------------- graph */
 
-static void clip_read(const daw_clip *clip, int32_t track_channels, int64_t start,
-                      int32_t frames, float *buf0, float *buf1) {
-    const int64_t s = max_i64(start, clip->position);
-    const int64_t e = min_i64(start + frames, clip->position + clip->length);
-    if (s >= e) return;
+/* Where the clip's frames land in a block: the overlap [s, e) split into the
+ * fade-in part, the plain middle and the fade-out part. */
+typedef struct {
+    int64_t s, in_end, out_start, e;
+} clip_span;
+
+static int clip_overlap(const daw_clip *clip, int64_t start, int32_t frames, clip_span *span) {
+    span->s = max_i64(start, clip->position);
+    span->e = min_i64(start + frames, clip->position + clip->length);
+    if (span->s >= span->e) return 0;
+    span->in_end = min_i64(max_i64(span->s, clip->position + clip->fade_in), span->e);
+    span->out_start =
+        max_i64(min_i64(span->e, clip->position + clip->length - clip->fade_out), span->in_end);
+    return 1;
+}
+
+static inline float clip_envelope(const daw_clip *clip, int64_t k) {
+    const int64_t left = clip->length - 1 - k;
+    float env = clip->gain;
+    if (k < clip->fade_in) env = env * ((float)k / (float)clip->fade_in);
+    if (left < clip->fade_out) env = env * ((float)left / (float)clip->fade_out);
+    return env;
+}
+
+/* dst0 += g0 * (env * x0), dst1 += g1 * (env * x1) over timeline frames [a, b).
+ * With g0 = g1 = 1 this is a plain clip read into a track buffer; the order of
+ * operations is the same either way, so both paths round identically. */
+static void clip_add(const daw_clip *clip, int32_t track_channels, int64_t start, int64_t a,
+                     int64_t b, int faded, float g0, float g1, float *restrict dst0,
+                     float *restrict dst1) {
     const float *src0 = clip->data + clip->offset;
     const float *src1 = clip->channels == 2 ? src0 + clip->stride : src0;
-    for (int64_t t = s; t < e; t++) {
-        const int64_t k = t - clip->position;
-        const int64_t left = clip->length - 1 - k;
-        float env = clip->gain;
-        if (k < clip->fade_in) env = env * ((float)k / (float)clip->fade_in);
-        if (left < clip->fade_out) env = env * ((float)left / (float)clip->fade_out);
-        const int64_t i = t - start;
-        if (track_channels == 1) {
-            const float x = clip->channels == 2 ? (src0[k] + src1[k]) * 0.5f : src0[k];
-            buf0[i] += env * x;
+    const int64_t k0 = a - clip->position, n = b - a;
+    float *restrict d0 = dst0 + (a - start);
+    float *restrict d1 = dst1 ? dst1 + (a - start) : NULL;
+    const float *restrict x0 = src0 + k0;
+    const float *restrict x1 = src1 + k0;
+    const int down = track_channels == 1 && clip->channels == 2;
+    if (!faded) {
+        const float env = clip->gain;
+        if (down) {
+            for (int64_t i = 0; i < n; i++) {
+                const float x = (x0[i] + x1[i]) * 0.5f;
+                d0[i] += g0 * (env * x);
+                if (d1) d1[i] += g1 * (env * x);
+            }
+        } else if (d1) {
+            for (int64_t i = 0; i < n; i++) {
+                d0[i] += g0 * (env * x0[i]);
+                d1[i] += g1 * (env * x1[i]);
+            }
         } else {
-            buf0[i] += env * src0[k];
-            buf1[i] += env * src1[k];
+            for (int64_t i = 0; i < n; i++) d0[i] += g0 * (env * x0[i]);
         }
+        return;
     }
+    for (int64_t i = 0; i < n; i++) {
+        const float env = clip_envelope(clip, k0 + i);
+        const float a0 = down ? (x0[i] + x1[i]) * 0.5f : x0[i];
+        const float a1 = down ? a0 : x1[i];
+        d0[i] += g0 * (env * a0);
+        if (d1) d1[i] += g1 * (env * a1);
+    }
+}
+
+static void clip_mix(const daw_clip *clip, int32_t track_channels, int64_t start,
+                     int32_t frames, float g0, float g1, float *dst0, float *dst1) {
+    clip_span sp;
+    if (!clip_overlap(clip, start, frames, &sp)) return;
+    if (sp.s < sp.in_end)
+        clip_add(clip, track_channels, start, sp.s, sp.in_end, 1, g0, g1, dst0, dst1);
+    if (sp.in_end < sp.out_start)
+        clip_add(clip, track_channels, start, sp.in_end, sp.out_start, 0, g0, g1, dst0, dst1);
+    if (sp.out_start < sp.e)
+        clip_add(clip, track_channels, start, sp.out_start, sp.e, 1, g0, g1, dst0, dst1);
+}
+
+static void clip_read(const daw_clip *clip, int32_t track_channels, int64_t start,
+                      int32_t frames, float *buf0, float *buf1) {
+    clip_mix(clip, track_channels, start, frames, 1.0f, 1.0f, buf0,
+             track_channels == 2 ? buf1 : NULL);
 }
 
 static int cascadable(const daw_effect *fx) {
@@ -560,6 +619,21 @@ static int run_chain(daw_effect *effects, int32_t n, float *ch0, float *ch1, int
 static int render_track(daw_graph *g, daw_track *tr, int64_t start, int32_t frames,
                         int32_t phase, float alpha, float *post_l, float *post_r) {
     const int32_t mb = g->max_block;
+    const float *f = tr->fader;
+    if (tr->n_effects == 0 && tr->n_sends == 0 && f[DAW_FADER_START] == f[DAW_FADER_END] &&
+        f[DAW_FADER_START + 1] == f[DAW_FADER_END + 1] &&
+        f[DAW_FADER_END] == f[DAW_FADER_TARGET] && f[DAW_FADER_END + 1] == f[DAW_FADER_TARGET + 1]) {
+        /* plain track with a settled fader: clips straight into the master bus */
+        const float gl = f[DAW_FADER_END], gr = f[DAW_FADER_END + 1];
+        if (gl == 0.0f && gr == 0.0f) return DAW_OK;
+        for (int32_t c = 0; c < tr->n_clips; c++) {
+            const daw_clip *clip = &tr->clips[c];
+            if (clip->position >= start + frames) break;
+            clip_mix(clip, tr->channels, start, frames, gl, gr, g->master->buffer,
+                     g->master->buffer + mb);
+        }
+        return DAW_OK;
+    }
     float *b0 = tr->buffer;
     float *b1 = tr->channels == 2 ? tr->buffer + mb : tr->buffer;
     memset(b0, 0, (size_t)frames * sizeof(float));
