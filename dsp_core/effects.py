@@ -145,8 +145,9 @@ class EffectState:
 
 def three_band_eq(low_db: float, mid_db: float, high_db: float) -> list[EffectSpec]:
     """A classic 3-band EQ: low shelf 120 Hz, peak 1 kHz, high shelf 8 kHz."""
+    bands = (("lowshelf", 120.0, 0.707, low_db), ("peaking", 1000.0, 1.0, mid_db),
+             ("highshelf", 8000.0, 0.707, high_db))
     return [
-        EffectSpec("biquad", {"shape": "lowshelf", "freq": 120.0, "q": 0.707, "gain_db": low_db}),
-        EffectSpec("biquad", {"shape": "peaking", "freq": 1000.0, "q": 1.0, "gain_db": mid_db}),
-        EffectSpec("biquad", {"shape": "highshelf", "freq": 8000.0, "q": 0.707, "gain_db": high_db}),
+        EffectSpec("biquad", {"shape": shape, "freq": freq, "q": q, "gain_db": gain})
+        for shape, freq, q, gain in bands
     ]

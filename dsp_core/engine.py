@@ -115,7 +115,10 @@ class Engine:
         return int(round(self.session.length * self.sample_rate / self.session.sample_rate))
 
     def render_block(self, start: int, frames: int) -> np.ndarray:
-        """Render one block (``frames <= block_size``); returns a view, valid until the next call."""
+        """Render one block (``frames <= block_size``).
+
+        Returns a view that stays valid until the next call.
+        """
         if not 0 <= frames <= self.block_size:
             raise DspError(f"block of {frames} frames exceeds block size {self.block_size}")
         self._backend.render(self.graph, start, frames, self._out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dsp_core import Engine, EffectSpec, get_backend
+from dsp_core import EffectSpec, Engine, get_backend
 from dsp_core.effects import TICK, EffectState
 from tests.helpers_audio import DictLoader, busy_session, noise_sources
 
