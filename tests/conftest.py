@@ -84,3 +84,27 @@ def redis_url() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def collab_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty collaboration database: an SQLite file, then a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'collab.sqlite3'}"
+    import asyncio
+    import uuid
+
+    import asyncpg
+
+    server = request.getfixturevalue("postgres_url")
+    name = f"collab_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(server)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return f"{server.rsplit('/', 1)[0]}/{name}"

@@ -1,0 +1,37 @@
+"""Awareness bookkeeping: newest state wins, leaving clients are announced as gone."""
+
+from __future__ import annotations
+
+from collab.presence import Presence
+from collab.protocol import AwarenessEntry, decode_awareness, encode_awareness
+
+
+def update(*entries: AwarenessEntry) -> bytes:
+    return encode_awareness(list(entries))
+
+
+def test_newer_clock_replaces_older_state_and_older_is_ignored() -> None:
+    presence = Presence()
+    present, removed = presence.apply(update(AwarenessEntry(1, 2, {"user": "ana"})))
+    assert (present, removed) == ({1}, set())
+    presence.apply(update(AwarenessEntry(1, 1, {"user": "stale"})))
+    assert presence.states() == {1: {"user": "ana"}}
+    presence.apply(update(AwarenessEntry(1, 3, {"user": "ana", "track": "t2"})))
+    assert presence.states() == {1: {"user": "ana", "track": "t2"}}
+
+
+def test_removing_a_client_produces_a_null_state_with_a_newer_clock() -> None:
+    presence = Presence()
+    presence.apply(update(AwarenessEntry(1, 4, {"user": "ana"}), AwarenessEntry(2, 1, {})))
+    gone = presence.remove({1})
+    assert gone is not None
+    assert decode_awareness(gone) == [AwarenessEntry(1, 5, None)]
+    assert presence.states() == {2: {}}
+    assert presence.remove({1}) is None
+
+
+def test_encode_all_lists_only_present_clients() -> None:
+    presence = Presence()
+    assert presence.encode_all() is None
+    presence.apply(update(AwarenessEntry(1, 1, {"user": "ana"}), AwarenessEntry(2, 1, None)))
+    assert decode_awareness(presence.encode_all()) == [AwarenessEntry(1, 1, {"user": "ana"})]

@@ -1,0 +1,109 @@
+"""The room registry: one load per project, idle unloading, a cap on documents in memory."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from collab.errors import CapacityError, ProjectNotFound
+from collab.registry import RegistryLimits, RoomRegistry
+from collab.schema import ProjectDocument
+from collab.store import open_store
+from dsp_core.session import Session, Track
+
+pytestmark = pytest.mark.asyncio
+
+
+class CountingStore:
+    """A real store that counts ``load`` calls."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.loads = inner, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    async def load(self, project_id: str):
+        self.loads += 1
+        await asyncio.sleep(0.02)
+        return await self.inner.load(project_id)
+
+
+@pytest_asyncio.fixture
+async def store(tmp_path: Path):
+    async with open_store(None, tmp_path) as store:
+        update = ProjectDocument.from_session(Session(tracks=[Track("t1")])).doc.get_update()
+        for name in ("a", "b", "c"):
+            await store.create_project(name, name.upper(), update)
+        yield CountingStore(store)
+
+
+async def test_many_simultaneous_opens_load_a_project_once(store) -> None:
+    async with RoomRegistry(store) as registry:
+        async def open_it():
+            async with registry.use("a") as room:
+                await asyncio.sleep(0.01)
+                return room
+
+        rooms = await asyncio.gather(*(open_it() for _ in range(20)))
+        assert store.loads == 1 and len({id(r) for r in rooms}) == 1
+
+
+async def test_unknown_project_is_not_found_and_leaves_nothing_behind(store) -> None:
+    async with RoomRegistry(store) as registry:
+        with pytest.raises(ProjectNotFound, match="no project 'zzz'"):
+            async with registry.use("zzz"):
+                pass
+        assert registry.rooms == {}
+
+
+async def test_an_idle_room_is_persisted_and_unloaded(store) -> None:
+    unloaded = []
+    async with RoomRegistry(store, RegistryLimits(idle_seconds=0.05)) as registry:
+        registry.on_room_unloaded(unloaded.append)
+        async with registry.use("a") as room:
+            await room.edit(lambda d: d.set_track_gain("t1", -4.0))
+        assert registry.loaded("a") is room
+        for _ in range(100):
+            if unloaded:
+                break
+            await asyncio.sleep(0.01)
+        assert registry.loaded("a") is None and unloaded == [room]
+        assert (await store.load("a")).snapshot_seq == 1
+        async with registry.use("a") as again:
+            assert again is not room and again.document.track("t1")["gain_db"] == -4.0
+
+
+async def test_reopening_before_the_idle_delay_keeps_the_room(store) -> None:
+    async with RoomRegistry(store, RegistryLimits(idle_seconds=0.1)) as registry:
+        async with registry.use("a") as first:
+            pass
+        await asyncio.sleep(0.05)
+        async with registry.use("a") as second:
+            await asyncio.sleep(0.1)
+            assert second is first and registry.loaded("a") is first
+
+
+async def test_the_document_cap_unloads_idle_rooms_and_refuses_when_all_are_busy(store) -> None:
+    limits = RegistryLimits(max_documents=2, idle_seconds=60)
+    async with RoomRegistry(store, limits) as registry:
+        async with registry.use("a"):
+            pass
+        async with registry.use("b"), registry.use("c"):
+            assert set(registry.rooms) == {"b", "c"}
+            with pytest.raises(CapacityError, match="max_documents=2"):
+                async with registry.use("a"):
+                    pass
+        assert set(registry.rooms) == {"b", "c"}
+
+
+async def test_load_hooks_see_every_loaded_room(store) -> None:
+    seen = []
+    async with RoomRegistry(store) as registry:
+        registry.on_room_loaded(lambda room: seen.append(room.project_id))
+        async with registry.use("a"), registry.use("b"):
+            pass
+    assert seen == ["a", "b"]

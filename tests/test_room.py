@@ -1,0 +1,282 @@
+"""A room: durable before relay, roles, malformed input, server edits, presence, restore."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from pycrdt import Doc
+
+from collab import protocol as p
+from collab.room import Peer, Room, RoomLimits
+from collab.schema import ProjectDocument
+from collab.store import open_store
+from collab.tokens import Grant, Role
+from dsp_core.session import Clip, Session, Track
+
+pytestmark = pytest.mark.asyncio
+
+
+class MemoryChannel:
+    """An in-memory stand-in for a WebSocket: what the peer sends in, what the room sent out."""
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[bytes | str | None] = asyncio.Queue()
+        self.sent: list[bytes] = []
+        self.closed: tuple[int, str] | None = None
+        self.arrived = asyncio.Event()
+
+    async def send(self, data: bytes) -> None:
+        self.sent.append(data)
+        self.arrived.set()
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+        self.inbox.put_nowait(None)
+        self.arrived.set()
+
+    async def __aiter__(self):
+        while (item := await self.inbox.get()) is not None:
+            yield item
+
+    def messages(self, kind: int, sub: int | None = None) -> list[p.Message]:
+        decoded = [p.decode_message(m) for m in self.sent]
+        return [m for m in decoded if m.kind == kind and (sub is None or m.sub == sub)]
+
+
+class Client:
+    """A peer's side of a room session: a local document and a memory channel."""
+
+    def __init__(self, room: Room, role: Role = Role.EDITOR, user: str = "ana") -> None:
+        self.channel = MemoryChannel()
+        self.peer = Peer(self.channel, Grant(room.project_id, role, user, 0.0))
+        self.doc = ProjectDocument()
+        self.task = asyncio.create_task(room.serve(self.peer))
+
+    def send(self, data: bytes | str) -> None:
+        self.channel.inbox.put_nowait(data)
+
+    async def sync(self) -> None:
+        self.send(p.sync_step1(self.doc.doc.get_state()))
+        await wait_for(lambda: self.channel.messages(p.MSG_SYNC, p.SYNC_STEP2))
+        self.apply_received()
+
+    def apply_received(self) -> None:
+        for message in self.channel.messages(p.MSG_SYNC):
+            if message.sub != p.SYNC_STEP1:
+                self.doc.doc.apply_update(message.payload)
+
+    def edit(self, change) -> bytes:
+        before = self.doc.doc.get_state()
+        change(self.doc)
+        update = self.doc.doc.get_update(before)
+        self.send(p.sync_update(update))
+        return update
+
+    async def leave(self) -> None:
+        self.send(None)
+        await self.task
+
+
+async def wait_for(check, timeout: float = 5.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (result := check()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.005)
+    return result
+
+
+def a_session() -> Session:
+    return Session(tracks=[Track(f"t{i}", clips=[Clip("/x.wav", 0, 100, id=f"c{i}")])
+                           for i in range(4)])
+
+
+@pytest_asyncio.fixture
+async def store(tmp_path: Path):
+    async with open_store(None, tmp_path) as store:
+        update = ProjectDocument.from_session(a_session()).doc.get_update()
+        await store.create_project("song", "Song", update)
+        yield store
+
+
+class GatedStore:
+    """Delegates to a real store but holds every append until ``gate`` is set."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.gate, self.appended = inner, asyncio.Event(), []
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    async def append(self, project_id: str, first_seq: int, updates: list[bytes]) -> None:
+        await self.gate.wait()
+        await self.inner.append(project_id, first_seq, updates)
+        self.appended.extend(updates)
+
+
+async def test_an_update_is_relayed_only_after_it_is_durable(store) -> None:
+    gated = GatedStore(store)
+    async with Room("song", gated) as room:
+        ana, ben = Client(room), Client(room, user="ben")
+        gated.gate.set()
+        await ana.sync()
+        await ben.sync()
+        gated.gate.clear()
+        update = ana.edit(lambda d: d.set_track_gain("t1", -6.0))
+        await asyncio.sleep(0.05)
+        assert not ben.channel.messages(p.MSG_SYNC, p.SYNC_UPDATE)
+        assert gated.appended == []
+        gated.gate.set()
+        relayed = await wait_for(lambda: ben.channel.messages(p.MSG_SYNC, p.SYNC_UPDATE))
+        assert relayed[0].payload == update and gated.appended == [update]
+        assert not ana.channel.messages(p.MSG_SYNC, p.SYNC_UPDATE)
+        ben.apply_received()
+        assert ben.doc.track("t1")["gain_db"] == -6.0
+        await ana.leave()
+        await ben.leave()
+
+
+async def test_viewer_updates_are_refused_and_the_viewer_is_told(store) -> None:
+    async with Room("song", store) as room:
+        editor, viewer = Client(room), Client(room, Role.VIEWER, "val")
+        await editor.sync()
+        await viewer.sync()
+        viewer.edit(lambda d: d.set_track_gain("t0", -20.0))
+        denied = await wait_for(lambda: viewer.channel.messages(p.MSG_AUTH))
+        assert b"role viewer cannot edit" in denied[0].payload
+        editor.edit(lambda d: d.set_track_gain("t2", -1.0))
+        await wait_for(lambda: viewer.channel.messages(p.MSG_SYNC, p.SYNC_UPDATE))
+        assert room.document.track("t0")["gain_db"] == 0.0
+        assert room.document.track("t2")["gain_db"] == -1.0
+        assert room.last_seq == 1 and viewer.channel.closed is None
+        await editor.leave()
+        await viewer.leave()
+
+
+async def test_a_viewers_empty_sync_reply_is_not_a_refusal(store) -> None:
+    async with Room("song", store) as room:
+        viewer = Client(room, Role.VIEWER, "val")
+        await viewer.sync()
+        viewer.send(p.sync_step2(viewer.doc.doc.get_update(room.doc.get_state())))
+        viewer.send(p.sync_step2(p.EMPTY_UPDATE))
+        await asyncio.sleep(0.05)
+        assert viewer.channel.messages(p.MSG_AUTH) == []
+        await viewer.leave()
+
+
+@pytest.mark.parametrize("garbage,code", [
+    (b"\x09\x01", p.CloseCode.MALFORMED_MESSAGE),
+    (p.sync_update(b"\x01\x02\x03garbage"), p.CloseCode.MALFORMED_MESSAGE),
+    ("hello", p.CloseCode.MALFORMED_MESSAGE),
+    (p.sync_update(b"\x00" * 5000), p.CloseCode.MESSAGE_TOO_BIG),
+])
+async def test_a_bad_message_closes_only_its_connection(store, garbage, code) -> None:
+    async with Room("song", store, RoomLimits(max_message_bytes=4096)) as room:
+        good, bad = Client(room), Client(room, user="mallory")
+        await good.sync()
+        await bad.sync()
+        bad.send(garbage)
+        await bad.task
+        assert bad.channel.closed[0] == code
+        good.edit(lambda d: d.set_track_gain("t3", -2.0))
+        await wait_for(lambda: room.document.track("t3")["gain_db"] == -2.0)
+        assert good.channel.closed is None and room.peers == {good.peer}
+        await good.leave()
+
+
+async def test_a_late_joiner_gets_the_full_state(store) -> None:
+    async with Room("song", store) as room:
+        ana = Client(room)
+        await ana.sync()
+        for i in range(4):
+            ana.edit(lambda d, i=i: d.set_track_gain(f"t{i}", -float(i)))
+        ana.edit(lambda d: d.add_marker(48000, "drop"))
+        await wait_for(lambda: room.last_seq == 5)
+        late = Client(room, Role.VIEWER, "late")
+        await late.sync()
+        assert late.doc.to_json() == room.document.to_json() == ana.doc.to_json()
+        await ana.leave()
+        await late.leave()
+
+
+async def test_server_edits_are_durable_and_reach_every_peer(store) -> None:
+    async with Room("song", store) as room:
+        ana = Client(room)
+        await ana.sync()
+        await room.edit(lambda d: d.update_transport(tempo=140.0))
+        assert room.last_seq == 1
+        await wait_for(lambda: ana.channel.messages(p.MSG_SYNC, p.SYNC_UPDATE))
+        ana.apply_received()
+        assert ana.doc.transport()["tempo"] == 140.0
+        await ana.leave()
+    stored = await store.load("song")
+    assert len(stored.updates) == 0 and stored.snapshot_seq == 1
+
+
+async def test_presence_is_relayed_and_cleared_when_a_client_leaves(store) -> None:
+    async with Room("song", store) as room:
+        ana, ben = Client(room), Client(room, user="ben")
+        await ana.sync()
+        await ben.sync()
+        state = {"user": "ana", "colour": "#f00", "track": "t1"}
+        ana.send(p.awareness(p.encode_awareness([p.AwarenessEntry(42, 1, state)])))
+        await wait_for(lambda: ben.channel.messages(p.MSG_AWARENESS))
+        assert room.presence.states() == {42: state}
+        await ana.leave()
+        gone = await wait_for(lambda: ben.channel.messages(p.MSG_AWARENESS)[1:])
+        assert p.decode_awareness(gone[0].payload) == [p.AwarenessEntry(42, 2, None)]
+        assert room.presence.states() == {}
+        await ben.leave()
+
+
+async def test_disconnect_user_closes_only_that_users_connections(store) -> None:
+    async with Room("song", store) as room:
+        ana, ben = Client(room), Client(room, user="ben")
+        await ana.sync()
+        assert room.disconnect_user("ben", p.CloseCode.ROLE_REVOKED, "revoked") == 1
+        await ben.task
+        assert ben.channel.closed == (p.CloseCode.ROLE_REVOKED, "revoked")
+        assert ana.channel.closed is None
+        await ana.leave()
+
+
+async def test_restart_restores_the_document_exactly(collab_database_url: str,
+                                                     tmp_path: Path) -> None:
+    async with open_store(collab_database_url, tmp_path) as store:
+        await store.create_project("song", "Song",
+                                   ProjectDocument.from_session(a_session()).doc.get_update())
+        async with Room("song", store, RoomLimits(compact_every=7)) as room:
+            ana = Client(room)
+            await ana.sync()
+            for i in range(20):
+                ana.edit(lambda d, i=i: d.set_track_gain(f"t{i % 4}", -0.5 * i))
+            ana.edit(lambda d: d.remove_clip("c2"))
+            await wait_for(lambda: room.last_seq == 21)
+            expected = room.document.to_json()
+            expected_state = room.doc.get_state()
+            await ana.leave()
+            crashed = await store.load("song")
+        assert crashed.snapshot_seq >= 7 and crashed.last_seq == 21
+    async with open_store(collab_database_url, tmp_path) as store, Room("song", store) as room:
+        assert room.document.to_json() == expected
+        assert room.doc.get_state() == expected_state
+
+
+async def test_updates_from_many_peers_are_batched_and_all_kept(store) -> None:
+    async with Room("song", store) as room:
+        clients = [Client(room, user=f"u{i}") for i in range(6)]
+        for client in clients:
+            await client.sync()
+        for n in range(10):
+            for i, client in enumerate(clients):
+                client.edit(lambda d, i=i, n=n: d.add_marker(n, f"{i}-{n}"))
+        await wait_for(lambda: room.last_seq == 60)
+        assert len(room.document.markers()) == 60
+        other = Doc()
+        other.apply_update(room.doc.get_update())
+        assert len(ProjectDocument(other).markers()) == 60
+        for client in clients:
+            await client.leave()

@@ -1,0 +1,161 @@
+"""The project document: sessions round-trip, typed helpers edit, bad edits are named."""
+
+from __future__ import annotations
+
+import pytest
+from pycrdt import Doc
+
+from collab.errors import SchemaError
+from collab.schema import ProjectDocument, Transcript, TranscriptSegment, TranscriptWord
+from dsp_core.effects import EffectSpec
+from dsp_core.session import Bus, Clip, Send, Session, Track
+
+
+def a_session() -> Session:
+    return Session(
+        sample_rate=48000, name="Song",
+        tracks=[
+            Track("drums", "Drums", 2, [Clip("/a/drums.wav", 0, 48000, id="c1"),
+                                        Clip("/a/drums.wav", 96000, 24000, 100, -3.0, 10, 20)],
+                  gain_db=-2.0, pan=0.25, effects=[EffectSpec("biquad", {"shape": "lowshelf",
+                                                                          "gain_db": 3.0})],
+                  sends=[Send("verb", -12.0)]),
+            Track("bass", "Bass", 1, [Clip("/a/bass.wav", 0, 96000, id="c3")], mute=True),
+        ],
+        buses=[Bus("verb", "Reverb", [EffectSpec("delay", {"time_ms": 120.0})], -6.0)],
+        master=Bus("master", "Master", [EffectSpec("limiter")], -1.0),
+    )
+
+
+def replica(project: ProjectDocument) -> ProjectDocument:
+    doc = Doc()
+    doc.apply_update(project.doc.get_update())
+    return ProjectDocument(doc)
+
+
+def test_a_session_survives_the_document_round_trip() -> None:
+    session = a_session()
+    back = replica(ProjectDocument.from_session(session)).to_session()
+    assert back.name == "Song" and back.sample_rate == 48000
+    assert [t.id for t in back.tracks] == ["drums", "bass"]
+    drums = back.tracks[0]
+    assert (drums.gain_db, drums.pan, drums.channels, drums.mute) == (-2.0, 0.25, 2, False)
+    assert [c.position for c in drums.clips] == [0, 96000]
+    assert drums.clips[1].offset == 100 and drums.clips[1].fade_out == 20
+    assert isinstance(drums.clips[1].length, int)
+    assert drums.effects[0].kind == "biquad" and drums.effects[0].params["shape"] == "lowshelf"
+    assert drums.sends == [Send("verb", -12.0, False)]
+    assert back.buses[0].effects[0].params == {"time_ms": 120.0}
+    assert back.master.gain_db == -1.0 and back.master.effects[0].kind == "limiter"
+    back.validate()
+
+
+def test_track_helpers_edit_one_field_each() -> None:
+    project = ProjectDocument.from_session(a_session())
+    project.set_track_gain("bass", -9.5)
+    project.update_track("drums", solo=True, pan=-1.0, arm=True)
+    copy = replica(project)
+    assert copy.track("bass")["gain_db"] == -9.5
+    assert copy.track("drums")["solo"] is True and copy.track("drums")["arm"] is True
+    assert copy.track_ids() == ["drums", "bass"]
+
+
+@pytest.mark.parametrize("fields,words", [
+    ({"gain_db": 30.0}, "above the \\+24 dB"),
+    ({"pan": 2.0}, "outside \\[-1, 1\\]"),
+    ({"mute": "yes"}, "true or false"),
+    ({"volume": 1.0}, "unknown track field"),
+])
+def test_bad_track_edits_are_refused_and_change_nothing(fields, words: str) -> None:
+    project = ProjectDocument.from_session(a_session())
+    before = project.doc.get_state()
+    with pytest.raises(SchemaError, match=words):
+        project.update_track("drums", **fields)
+    assert project.doc.get_state() == before
+
+
+def test_unknown_track_is_named() -> None:
+    with pytest.raises(SchemaError, match="no track with id 'nope'"):
+        ProjectDocument.from_session(a_session()).set_track_gain("nope", 0.0)
+
+
+def test_effect_parameters_and_sends_change_the_session() -> None:
+    project = ProjectDocument.from_session(a_session())
+    project.set_effect_params("drums", 0, gain_db=-4.0, freq=200.0)
+    project.set_effect_enabled("drums", 0, False)
+    project.set_send("bass", "verb", -3.0, pre_fader=True)
+    session = replica(project).to_session()
+    effect = session.tracks[0].effects[0]
+    assert effect.params["gain_db"] == -4.0 and effect.params["freq"] == 200.0
+    assert effect.enabled is False
+    assert session.tracks[1].sends == [Send("verb", -3.0, True)]
+    with pytest.raises(Exception, match="outside"):
+        project.set_effect_params("drums", 0, q=100.0)
+    with pytest.raises(SchemaError, match="no aux bus"):
+        project.set_send("bass", "nope", 0.0)
+
+
+def test_clips_are_added_moved_and_removed() -> None:
+    project = ProjectDocument.from_session(a_session())
+    clip_id = project.add_clip("bass", Clip("/a/keys.wav", 200000, 1000))
+    project.update_clip(clip_id, position=300000, gain_db=-1.5)
+    assert [c["id"] for c in project.clips_of("bass")] == ["c3", clip_id]
+    assert project.clip(clip_id)["position"] == 300000
+    project.remove_clip("c3")
+    session = replica(project).to_session()
+    assert [c.position for c in session.tracks[1].clips] == [300000]
+    with pytest.raises(SchemaError, match="unknown clip field"):
+        project.update_clip(clip_id, colour="red")
+
+
+def test_adding_and_removing_tracks() -> None:
+    project = ProjectDocument.from_session(a_session())
+    project.add_track(Track("keys", "Keys", clips=[Clip("/a/keys.wav", 0, 10, id="k1")]))
+    assert project.track_ids() == ["drums", "bass", "keys"]
+    with pytest.raises(SchemaError, match="already exists"):
+        project.add_track(Track("keys"))
+    project.remove_track("drums")
+    session = replica(project).to_session()
+    assert [t.id for t in session.tracks] == ["bass", "keys"]
+    assert "c1" not in project.to_json()["clips"]
+
+
+def test_transport_markers_and_comments() -> None:
+    project = ProjectDocument.from_session(a_session())
+    assert project.transport()["tempo"] == 120.0
+    project.update_transport(tempo=96.0, playing=True, loop_enabled=True, loop_end=48000)
+    with pytest.raises(SchemaError, match="tempo"):
+        project.update_transport(tempo=5)
+    project.add_marker(96000, "chorus")
+    project.add_marker(48000, "verse")
+    project.add_comment("ana", "louder snare", track="drums", position=1000)
+    copy = replica(project)
+    assert copy.transport()["tempo"] == 96.0 and copy.transport()["playing"] is True
+    assert [m["name"] for m in copy.markers()] == ["verse", "chorus"]
+    assert copy.comments()[0]["text"] == "louder snare"
+
+
+def test_transcripts_are_stored_per_clip_and_read_back_typed() -> None:
+    project = ProjectDocument.from_session(a_session())
+    transcript = Transcript("c3", "de", [
+        TranscriptSegment(0.5, 1.7, "Hallo Welt", [TranscriptWord("Hallo", 0.5, 0.9, 0.98),
+                                                   TranscriptWord("Welt", 1.0, 1.7, 0.91)]),
+    ], model="base")
+    project.set_transcript(transcript)
+    assert replica(project).transcript("c3") == transcript
+    assert project.transcript("c1") is None
+    project.remove_clip("c3")
+    assert project.transcript("c3") is None
+    with pytest.raises(SchemaError, match="no clip"):
+        project.set_transcript(Transcript("c3", "en"))
+
+
+def test_one_helper_call_is_one_update() -> None:
+    project = ProjectDocument.from_session(a_session())
+    updates: list[bytes] = []
+    project.doc.observe(lambda event: updates.append(event.update))
+    project.update_track("drums", gain_db=-1.0, pan=0.5, mute=True)
+    with project.transaction():
+        project.set_track_gain("bass", 1.0)
+        project.add_marker(0, "start")
+    assert len(updates) == 2

@@ -1,0 +1,88 @@
+"""The durable store, on SQLite and on a real PostgreSQL server: same behaviour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collab.errors import StoreError
+from collab.store import open_store
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_projects_are_created_listed_and_unique(collab_database_url: str,
+                                                      tmp_path: Path) -> None:
+    async with open_store(collab_database_url, tmp_path) as store:
+        assert await store.get_project("a") is None
+        await store.create_project("a", "Song A", None)
+        await store.create_project("b", "Song B", b"snapshot")
+        assert [p.project_id for p in await store.list_projects()] == ["a", "b"]
+        assert (await store.get_project("b")).name == "Song B"
+        with pytest.raises(StoreError, match="already exists"):
+            await store.create_project("a", "again", None)
+
+
+async def test_appended_updates_load_back_in_order_after_the_snapshot(
+        collab_database_url: str, tmp_path: Path) -> None:
+    async with open_store(collab_database_url, tmp_path) as store:
+        await store.create_project("a", "Song", b"first")
+        await store.append("a", 1, [b"u1", b"u2"])
+        await store.append("a", 3, [b"u3"])
+    async with open_store(collab_database_url, tmp_path) as store:
+        stored = await store.load("a")
+        assert (stored.snapshot, stored.snapshot_seq, stored.updates, stored.last_seq) == (
+            b"first", 0, [b"u1", b"u2", b"u3"], 3)
+
+
+async def test_compaction_replaces_the_log_prefix_by_a_snapshot(
+        collab_database_url: str, tmp_path: Path) -> None:
+    async with open_store(collab_database_url, tmp_path) as store:
+        await store.create_project("a", "Song", None)
+        await store.append("a", 1, [b"u1", b"u2", b"u3"])
+        await store.compact("a", b"merged", 2)
+        stored = await store.load("a")
+        assert (stored.snapshot, stored.snapshot_seq, stored.updates, stored.last_seq) == (
+            b"merged", 2, [b"u3"], 3)
+        await store.compact("a", b"merged-again", 3)
+        stored = await store.load("a")
+        assert (stored.snapshot, stored.updates, stored.last_seq) == (b"merged-again", [], 3)
+
+
+async def test_a_sequence_number_is_never_written_twice(collab_database_url: str,
+                                                        tmp_path: Path) -> None:
+    async with open_store(collab_database_url, tmp_path) as store:
+        await store.create_project("a", "Song", None)
+        await store.append("a", 1, [b"u1"])
+        with pytest.raises(StoreError, match="cannot append"):
+            await store.append("a", 1, [b"other"])
+        assert (await store.load("a")).updates == [b"u1"]
+
+
+async def test_revocations_are_remembered_per_project_and_user(collab_database_url: str,
+                                                               tmp_path: Path) -> None:
+    async with open_store(collab_database_url, tmp_path) as store:
+        assert await store.revoked_at("a", "sam") is None
+        await store.revoke("a", "sam", 100.0)
+        await store.revoke("a", "sam", 200.0)
+        assert await store.revoked_at("a", "sam") == 200.0
+        assert await store.revoked_at("b", "sam") is None
+
+
+async def test_unsupported_urls_and_double_start_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="unsupported database URL"):
+        open_store("mysql://x", tmp_path)
+    store = open_store(None, tmp_path)
+    async with store:
+        with pytest.raises(StoreError, match="already started"):
+            await store.start()
+    assert (tmp_path / "collab.sqlite3").exists()
+
+
+async def test_an_unreachable_postgres_is_one_clear_error(tmp_path: Path) -> None:
+    from conftest import free_port
+
+    store = open_store(f"postgresql://postgres@127.0.0.1:{free_port()}/none", tmp_path)
+    with pytest.raises(StoreError, match="cannot connect to PostgreSQL"):
+        await store.start()

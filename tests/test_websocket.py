@@ -1,0 +1,228 @@
+"""End to end over real WebSockets: stock Node yjs/y-websocket clients and a Python client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from nodepeer import NodePeer, eventually, free_port, node_ready, running_server
+
+from collab import protocol as p
+from collab.client import SyncClient
+from collab.tokens import Role
+from dawserver.config import ServerConfig
+from dawserver.keys import ROOMS, STORE, TOKENS
+from dawserver.projects import import_session
+from dawserver.websocket import connect
+from dsp_core.session import Clip, Session, Track
+
+pytestmark = [pytest.mark.asyncio,
+              pytest.mark.skipif(node_ready() is not None, reason=str(node_ready()))]
+
+
+class Server:
+    def __init__(self, app, config: ServerConfig, project_id: str) -> None:
+        self.app, self.config, self.project_id = app, config, project_id
+
+    def token(self, role: Role = Role.EDITOR, user: str = "ana", project: str | None = None
+              ) -> str:
+        return self.app[TOKENS].issue(project or self.project_id, role, user)
+
+    @property
+    def room_url(self) -> str:
+        return f"{self.config.collab_url}/{self.project_id}"
+
+    async def node(self, stack: contextlib.AsyncExitStack, role: Role = Role.EDITOR,
+                   user: str = "ana", token: str | None = None) -> NodePeer:
+        peer = await stack.enter_async_context(NodePeer())
+        await peer.call("connect", url=self.config.collab_url, room=self.project_id,
+                        token=token if token is not None else self.token(role, user))
+        return peer
+
+
+@pytest_asyncio.fixture
+async def server(tmp_path: Path):
+    config = ServerConfig(port=free_port(), data_dir=tmp_path, engine=False)
+    session = Session(name="Jam", tracks=[
+        Track(f"t{i}", f"Track {i}", clips=[Clip("/audio/x.wav", 0, 48000, id=f"c{i}")])
+        for i in range(8)])
+    async with running_server(config) as app:
+        info = await import_session(app[STORE], session)
+        yield Server(app, config, info.project_id)
+
+
+async def same_documents(*peers) -> bool:
+    dumps = []
+    for peer in peers:
+        dumps.append(await peer.dump() if isinstance(peer, NodePeer) else peer.document.to_json())
+    return all(normalised(d) == normalised(dumps[0]) for d in dumps)
+
+
+def normalised(value):
+    """JSON with JavaScript number semantics (Python reads ``3`` back as ``3.0``)."""
+    def fix(v):
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        return v
+
+    return json.dumps(fix(value), sort_keys=True)
+
+
+async def test_two_node_clients_and_a_python_client_converge(server: Server) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        a = await server.node(stack, user="ana")
+        b = await server.node(stack, user="ben")
+        channel = await stack.enter_async_context(connect(server.room_url, server.token()))
+        py = await stack.enter_async_context(SyncClient(channel))
+        await a.wait_event("synced")
+        await b.wait_event("synced")
+        await py.wait_synced()
+        for i in range(5):
+            await a.call("set_track", track="t1", field="gain_db", value=-1.0 - i)
+            await b.call("set_track", track="t2", field="pan", value=-0.1 * i)
+            py.document.update_track("t3", mute=i % 2 == 0)
+        await a.call("add_marker", marker="m-a", position=1000, name="from node a")
+        py.document.add_comment("py", "from python")
+        await eventually(lambda: same_documents(a, b, py))
+        doc = await b.dump()
+        assert doc["tracks"]["t1"]["gain_db"] == -5
+        assert doc["tracks"]["t2"]["pan"] == pytest.approx(-0.4)
+        assert doc["tracks"]["t3"]["mute"] is True
+        assert doc["markers"]["m-a"]["name"] == "from node a"
+        assert [c["text"] for c in doc["comments"].values()] == ["from python"]
+
+
+async def test_offline_edits_merge_on_reconnect_without_loss_or_duplicates(server: Server
+                                                                           ) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        a = await server.node(stack, user="ana")
+        b = await server.node(stack, user="ben")
+        await a.wait_event("synced")
+        await b.wait_event("synced")
+        await a.call("disconnect")
+        await a.wait_event("status", after=0)
+        for i in range(3):
+            await a.call("add_marker", marker=f"offline-{i}", position=i, name="a")
+            await b.call("add_marker", marker=f"online-{i}", position=i, name="b")
+        await a.call("set_track", track="t4", field="gain_db", value=-12)
+        await b.call("set_track", track="t5", field="gain_db", value=-3)
+        await asyncio.sleep(0.2)
+        assert "offline-0" not in (await b.dump())["markers"]
+        await a.call("reconnect")
+        await eventually(lambda: same_documents(a, b))
+        doc = await a.dump()
+        assert sorted(doc["markers"]) == sorted(
+            [f"offline-{i}" for i in range(3)] + [f"online-{i}" for i in range(3)])
+        assert doc["tracks"]["t4"]["gain_db"] == -12 and doc["tracks"]["t5"]["gain_db"] == -3
+        room = server.app[ROOMS].loaded(server.project_id)
+        assert sorted(room.document.to_json()["markers"]) == sorted(doc["markers"])
+
+
+async def test_a_late_joiner_gets_the_full_state(server: Server) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        a = await server.node(stack)
+        await a.wait_event("synced")
+        await a.call("add_track", track="t9", name="Keys")
+        for i in range(8):
+            await a.call("set_track", track=f"t{i}", field="gain_db", value=-i)
+        late = await server.node(stack, role=Role.VIEWER, user="late")
+        await late.wait_event("synced")
+        await eventually(lambda: same_documents(a, late))
+        doc = await late.dump()
+        assert doc["tracks"]["t9"]["name"] == "Keys" and doc["tracks"]["t7"]["gain_db"] == -7
+        assert len(doc["clips"]) == 8 and doc["meta"]["name"] == "Jam"
+
+
+async def test_a_viewer_is_refused_and_told_but_keeps_receiving(server: Server) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        editor = await server.node(stack, user="ed")
+        viewer = await server.node(stack, role=Role.VIEWER, user="val")
+        await editor.wait_event("synced")
+        await viewer.wait_event("synced")
+        await viewer.call("set_track", track="t0", field="gain_db", value=-30)
+        denied = await viewer.wait_event("denied")
+        assert "role viewer cannot edit" in denied["reason"]
+        await editor.call("set_track", track="t1", field="gain_db", value=-2)
+        await eventually(lambda: _gain(viewer, "t1", -2))
+        assert (await editor.dump())["tracks"]["t0"]["gain_db"] == 0
+        assert not [e for e in viewer.events if e.get("event") == "close"]
+
+
+async def _gain(peer: NodePeer, track: str, value: float) -> bool:
+    return (await peer.dump())["tracks"][track]["gain_db"] == value
+
+
+@pytest.mark.parametrize("token_kind,code", [
+    ("missing", p.CloseCode.UNAUTHORIZED),
+    ("forged", p.CloseCode.UNAUTHORIZED),
+    ("other-project", p.CloseCode.FORBIDDEN),
+])
+async def test_bad_tokens_are_closed_with_a_named_code(server: Server, token_kind: str,
+                                                       code: int) -> None:
+    token = {"missing": "", "forged": server.token()[:-4] + "AAAA",
+             "other-project": server.token(project="another")}[token_kind]
+    async with contextlib.AsyncExitStack() as stack:
+        peer = await server.node(stack, token=token)
+        closed = await peer.wait_event("close")
+        assert closed["code"] == code and closed["reason"]
+        assert not [e for e in peer.events if e.get("event") == "synced"]
+
+
+async def test_an_unknown_project_is_closed_as_not_found(server: Server) -> None:
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            f"{server.config.collab_url}/nope", params={"token": server.token(project="nope")}
+    ) as ws:
+        message = await ws.receive()
+        assert message.type == aiohttp.WSMsgType.CLOSE
+        assert message.data == p.CloseCode.PROJECT_NOT_FOUND
+
+
+async def test_a_malformed_message_closes_that_connection_only(server: Server) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        node = await server.node(stack)
+        await node.wait_event("synced")
+        async with aiohttp.ClientSession() as session, session.ws_connect(
+                server.room_url, params={"token": server.token(user="mallory")}) as ws:
+            await ws.send_bytes(b"\x00\x02\xff\xff\xff\xff")
+            while (message := await ws.receive()).type == aiohttp.WSMsgType.BINARY:
+                pass
+            assert message.type == aiohttp.WSMsgType.CLOSE
+            assert message.data == p.CloseCode.MALFORMED_MESSAGE
+            assert "malformed" in message.extra
+        await node.call("set_track", track="t6", field="gain_db", value=-6)
+        channel = await stack.enter_async_context(connect(server.room_url, server.token()))
+        py = await stack.enter_async_context(SyncClient(channel))
+        await py.wait_synced()
+        await eventually(lambda: py.document.track("t6")["gain_db"] == -6)
+        assert not [e for e in node.events if e.get("event") == "close"]
+
+
+async def test_presence_reaches_others_and_is_cleared_when_a_client_leaves(server: Server
+                                                                          ) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        channel = await stack.enter_async_context(connect(server.room_url, server.token()))
+        py = await stack.enter_async_context(
+            SyncClient(channel, presence={"user": "py", "colour": "#00f", "track": "t2"}))
+        await py.wait_synced()
+        async with NodePeer() as node:
+            await node.call("connect", url=server.config.collab_url, room=server.project_id,
+                            token=server.token(user="node"))
+            await node.wait_event("synced")
+            await node.call("presence", state={"user": "node", "cursor": 4800, "track": "t1"})
+            await eventually(lambda: any(s.get("user") == "node" for s in py.presence.values()))
+            await eventually(lambda: _node_sees(node, "py"))
+        await eventually(lambda: not any(s.get("user") == "node" for s in py.presence.values()))
+
+
+async def _node_sees(node: NodePeer, user: str) -> bool:
+    states = (await node.call("presence_dump"))["states"]
+    return any(s.get("user") == user for s in states.values())
