@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Set up a fresh machine and run the whole test suite (the README's test command).
+# Set up a fresh machine and run the whole test suite (the README's test command):
+# ruff, the tests, and a quick smoke pass of every benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 python3 -m ruff check .
-python3 -m pytest "$@"
+DAW_BENCH_SMOKE=1 python3 -m pytest tests benchmarks "$@"

@@ -1,0 +1,114 @@
+"""``dawserver demo-project`` and ``dawserver render`` end to end, bad input included."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from dsp_core.project import load_project
+
+
+def dawserver(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dawserver", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("demo")
+    result = dawserver("demo-project", str(directory / "p"), "--tracks", "12", "--seconds", "2")
+    assert result.returncode == 0, result.stderr
+    return directory / "p" / "project.json"
+
+
+def _copy(demo: Path, tmp_path: Path) -> Path:
+    shutil.copytree(demo.parent, tmp_path / "p")
+    return tmp_path / "p" / "project.json"
+
+
+def test_render_writes_32_bit_float_at_192k_and_reports_speed(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "mix.wav"
+    result = dawserver("render", str(demo), "-o", str(out), "--sample-rate", "192000",
+                       "--bit-depth", "32f", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "x real time" in result.stdout
+    info = sf.info(out)
+    session = load_project(demo)
+    assert (info.samplerate, info.channels, info.subtype) == (192000, 2, "FLOAT")
+    assert info.frames == round(session.length * 192000 / session.sample_rate)
+    audio, _ = sf.read(out, dtype="float32")
+    assert np.isfinite(audio).all() and np.abs(audio).max() > 0.05
+
+
+def test_render_to_24_bit_flac_matches_float_render_within_dither(demo: Path,
+                                                                   tmp_path: Path) -> None:
+    float_out, pcm_out = tmp_path / "f.wav", tmp_path / "p.flac"
+    assert dawserver("render", str(demo), "-o", str(float_out), "--no-progress").returncode == 0
+    result = dawserver("render", str(demo), "-o", str(pcm_out), "--bit-depth", "24",
+                       "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert sf.info(pcm_out).subtype == "PCM_24"
+    a, _ = sf.read(float_out, dtype="float64")
+    b, _ = sf.read(pcm_out, dtype="float64")
+    assert np.abs(a - b).max() < 2.0 / 2**23
+
+
+def _break_json(project: Path, change) -> None:
+    data = json.loads(project.read_text())
+    change(data)
+    project.write_text(json.dumps(data))
+
+
+def _overlap(data: dict) -> None:
+    track = next(t for t in data["tracks"] if len(t["clips"]) >= 2)
+    track["clips"][1]["position"] = track["clips"][0]["position"] + 1
+
+
+def _first_source(project: Path) -> Path:
+    session = load_project(project)
+    return Path(session.tracks[0].clips[0].source)
+
+
+def _corrupt_audio(project: Path) -> None:
+    _first_source(project).write_bytes(b"RIFF....WAVEfmt junk" * 10)
+
+
+def _nan_audio(project: Path) -> None:
+    source = _first_source(project)
+    data, rate = sf.read(source, dtype="float32")
+    data[100] = np.nan
+    source.unlink()
+    sf.write(source.with_suffix(".wav"), data, rate, subtype="FLOAT")
+    _break_json(project, lambda d: [c.update(source=c["source"].replace(source.name,
+                                                                        source.stem + ".wav"))
+                                    for t in d["tracks"] for c in t["clips"]])
+
+
+@pytest.mark.parametrize("breakage,extra,message", [
+    (lambda p: p.unlink(), [], "no such project file"),
+    (lambda p: p.write_text("{not json"), [], "invalid JSON"),
+    (lambda p: _break_json(p, _overlap), [], "overlaps"),
+    (lambda p: _first_source(p).unlink(), [], "tracks[0].clips[0]"),
+    (_corrupt_audio, [], "tracks[0].clips[0]"),
+    (_nan_audio, [], "NaN"),
+    (lambda p: None, ["--sample-rate", "12345"], "unsupported render rate 12345"),
+])
+def test_bad_input_gets_one_clear_error_line(demo: Path, tmp_path: Path, breakage, extra,
+                                             message: str) -> None:
+    project = _copy(demo, tmp_path)
+    breakage(project)
+    result = dawserver("render", str(project), "-o", str(tmp_path / "x.wav"), "--no-progress",
+                       *extra)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert message in lines[0]
+    assert not (tmp_path / "x.wav").exists(), "a failed render leaves no half-written file"

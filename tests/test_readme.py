@@ -1,0 +1,59 @@
+"""The README's two opening commands stay true."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bash_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return [b.strip() for b in re.findall(r"```bash\n(.*?)```", text, flags=re.S)]
+
+
+def test_readme_opens_with_the_main_command_and_the_ci_test_command() -> None:
+    main, tests = _bash_blocks()[:2]
+    assert main == "python3 -m pip install -e . && dawserver serve --demo"
+    assert tests == "bash scripts/test.sh"
+    assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_main_command_serves_the_256_track_demo(tmp_path: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dawserver", "serve", "--demo", "--data", str(tmp_path),
+         "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        printed: dict[str, str] = {}
+        deadline = time.monotonic() + 120
+        while "browser" not in printed and time.monotonic() < deadline:
+            line = server.stdout.readline()
+            assert line, f"server exited early: {server.poll()}"
+            key, _, value = line.partition(":")
+            printed[key.strip()] = value.strip()
+        project, token = printed["demo project"], printed["owner token"]
+        assert printed["browser"].startswith(f"http://127.0.0.1:{port}/")
+        url = f"http://127.0.0.1:{port}/projects/{project}"
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    document = json.load(response)["document"]
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert len(document["tracks"]) == 256
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
