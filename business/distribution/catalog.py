@@ -1,0 +1,167 @@
+"""Releases of an account: storage, rendered audio, the compliance gate, and packaging."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import soundfile as sf
+
+from business.distribution import artwork as art
+from business.distribution.compliance import ComplianceReport, check_release
+from business.distribution.ddex import ImageFile, Party, TrackFile, build_message
+from business.distribution.errors import ComplianceError, NotFoundError
+from business.distribution.models import Release, release_from_dict
+from business.distribution.stores.base import DeliveryPackage, PackageFile
+
+DEFAULT_SENDER = Party("PADPIDA2026MAXBOOSTR", "Max Booster Studio")
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Catalog:
+    """Release storage plus everything needed to turn a release into a store package."""
+
+    def __init__(self, db: Any, stores: dict[str, Party] | None = None,
+                 sender: Party = DEFAULT_SENDER) -> None:
+        self.db = db
+        self.stores = stores or {}
+        self.sender = sender
+
+    async def save_release(self, account_id: str, raw: dict[str, Any]) -> Release:
+        """Create or replace a release (a draft until it passes the gate)."""
+        release = release_from_dict({**raw, "release_id": raw.get("release_id")
+                                     or uuid.uuid4().hex[:16]})
+        await self.resolve_renders(account_id, release)
+        now = time.time()
+        data = json.dumps(release.to_dict())
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE dist_releases SET data = ?, status = 'draft', report = '', "
+                "updated_at = ? WHERE account_id = ? AND release_id = ?",
+                data, now, account_id, release.release_id)
+            if not changed:
+                await tx.execute(
+                    "INSERT INTO dist_releases (account_id, release_id, data, status, report, "
+                    "created_at, updated_at) VALUES (?, ?, ?, 'draft', '', ?, ?)",
+                    account_id, release.release_id, data, now, now)
+        return release
+
+    async def get_release(self, account_id: str, release_id: str) -> Release:
+        """A stored release; NotFoundError when the account has none by that id."""
+        row = await self.db.fetchrow(
+            "SELECT data FROM dist_releases WHERE account_id = ? AND release_id = ?",
+            account_id, release_id)
+        if row is None:
+            raise NotFoundError(f"release {release_id!r} does not exist for this account")
+        return release_from_dict(json.loads(row["data"]))
+
+    async def list_releases(self, account_id: str) -> list[dict[str, Any]]:
+        """Id, title, status and date of every release of the account."""
+        rows = await self.db.fetch(
+            "SELECT release_id, data, status FROM dist_releases WHERE account_id = ? "
+            "ORDER BY created_at", account_id)
+        out = []
+        for row in rows:
+            data = json.loads(row["data"])
+            out.append({"release_id": row["release_id"], "title": data["title"],
+                        "status": row["status"], "release_date": data["release_date"]})
+        return out
+
+    async def status(self, account_id: str, release_id: str) -> dict[str, Any]:
+        """The release's gate status and its last compliance report."""
+        row = await self.db.fetchrow(
+            "SELECT status, report FROM dist_releases WHERE account_id = ? AND release_id = ?",
+            account_id, release_id)
+        if row is None:
+            raise NotFoundError(f"release {release_id!r} does not exist for this account")
+        return {"status": row["status"],
+                "report": json.loads(row["report"]) if row["report"] else None}
+
+    async def record_render(self, account_id: str, project_id: str, path: str,
+                            metadata: dict[str, Any]) -> None:
+        """Remember the latest render of a project (tracks may reference it by project)."""
+        now = time.time()
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE dist_renders SET path = ?, metadata = ?, rendered_at = ? "
+                "WHERE account_id = ? AND project_id = ?",
+                path, json.dumps(metadata), now, account_id, project_id)
+            if not changed:
+                await tx.execute(
+                    "INSERT INTO dist_renders (account_id, project_id, path, metadata, "
+                    "rendered_at) VALUES (?, ?, ?, ?, ?)",
+                    account_id, project_id, path, json.dumps(metadata), now)
+
+    async def resolve_renders(self, account_id: str, release: Release) -> None:
+        """Fill in the audio of tracks that name a rendered project instead of a file."""
+        for track in release.tracks:
+            if track.project_id and not track.audio_path:
+                row = await self.db.fetchrow(
+                    "SELECT path FROM dist_renders WHERE account_id = ? AND project_id = ?",
+                    account_id, track.project_id)
+                if row:
+                    track.audio_path = row["path"]
+
+    async def check(self, account_id: str, release_id: str, today: dt.date | None = None
+                    ) -> ComplianceReport:
+        """Run the compliance gate (files read off the event loop) and store its result."""
+        release = await self.get_release(account_id, release_id)
+        report = await asyncio.to_thread(check_release, release, today=today)
+        await self.db.execute(
+            "UPDATE dist_releases SET status = ?, report = ?, updated_at = ? "
+            "WHERE account_id = ? AND release_id = ?",
+            "ready" if report.passed else "blocked", json.dumps(report.to_dict()),
+            time.time(), account_id, release_id)
+        return report
+
+    async def require_ready(self, account_id: str, release_id: str,
+                            today: dt.date | None = None) -> Release:
+        """The release if it passes the gate now; ComplianceError with every issue if not."""
+        report = await self.check(account_id, release_id, today)
+        if not report.passed:
+            raise ComplianceError(report.errors)
+        return await self.get_release(account_id, release_id)
+
+    async def package(self, account_id: str, release_id: str, store: str, action: str,
+                      message_id: str) -> DeliveryPackage:
+        """The ERN message and files of one delivery (the pipeline's packager)."""
+        release = await self.get_release(account_id, release_id)
+        if action != "takedown":
+            report = check_release(release, files=False, today=release.date())
+            if not report.passed:
+                raise ComplianceError(report.errors)
+        party = self.stores.get(store, Party(f"PADPIDA{store.upper()[:11]}", store))
+        return await asyncio.to_thread(self._build, release, party, store, action, message_id)
+
+    def _build(self, release: Release, party: Party, store: str, action: str,
+               message_id: str) -> DeliveryPackage:
+        files, tracks = [], []
+        for i, track in enumerate(release.tracks, start=1):
+            info = sf.info(track.audio_path)
+            suffix = Path(track.audio_path).suffix.lower() or ".wav"
+            name = f"{release.upc}_01_{i:03d}{suffix}"
+            digest = _sha256(track.audio_path)
+            files.append(PackageFile(name, track.audio_path, digest))
+            tracks.append(TrackFile(name, digest, info.frames / info.samplerate,
+                                    "FLAC" if info.format == "FLAC" else "WAV"))
+        report = art.analyze_artwork(release.artwork_path)
+        cover = f"{release.upc}.{'png' if report.format == 'PNG' else 'jpg'}"
+        cover_digest = _sha256(release.artwork_path)
+        files.append(PackageFile(cover, release.artwork_path, cover_digest))
+        image = ImageFile(cover, cover_digest, report.width, report.height, report.format)
+        xml = build_message(release, store=party, sender=self.sender, message_id=message_id,
+                            action=action, tracks=tracks, image=image)
+        return DeliveryPackage(message_id, release.release_id, store, action, xml, files)

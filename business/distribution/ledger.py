@@ -1,0 +1,171 @@
+"""Royalty persistence: splits with audit history, payees, statements and the ledger.
+
+``db`` is the server's database object (``execute``/``fetch``/``transaction`` with
+``?`` placeholders), handed over by the plug-in context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from business.distribution.errors import NotFoundError, SplitError
+from business.distribution.identifiers import IdentifierError, normalize_isrc
+from business.distribution.splits import Payee, Split, split_from_dict
+from business.distribution.statements import allocate_statement, parse_statement
+
+
+def _isrc(value: str) -> str:
+    try:
+        return normalize_isrc(value)
+    except IdentifierError as exc:
+        raise SplitError(str(exc)) from exc
+
+
+class Royalties:
+    """Splits, payees and the ledger of one database."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    async def set_split(self, account_id: str, isrc: str, raw: dict[str, Any],
+                        changed_by: str = "") -> Split:
+        """Validate and store the split of a track, recording the change in its history."""
+        isrc = _isrc(isrc)
+        split = split_from_dict({**raw, "isrc": isrc, "recouped_cents": 0})
+        now = time.time()
+        async with self.db.transaction() as tx:
+            old = await tx.fetchrow(
+                "SELECT revision, recouped_cents FROM dist_splits WHERE account_id = ? AND "
+                "isrc = ?", account_id, isrc)
+            revision = (old["revision"] + 1) if old else 1
+            split.recouped_cents = old["recouped_cents"] if old else 0
+            for payee in split.payees:
+                await tx.execute(
+                    "INSERT INTO dist_payees (account_id, payee_id, name, joined, joined_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, payee_id) DO NOTHING",
+                    account_id, payee.payee_id, payee.name, int(payee.joined),
+                    now if payee.joined else None)
+            data = json.dumps(split.to_dict())
+            if old:
+                await tx.execute(
+                    "UPDATE dist_splits SET data = ?, revision = ?, updated_at = ? "
+                    "WHERE account_id = ? AND isrc = ?", data, revision, now, account_id, isrc)
+            else:
+                await tx.execute(
+                    "INSERT INTO dist_splits (account_id, isrc, data, revision, recouped_cents, "
+                    "updated_at) VALUES (?, ?, ?, ?, 0, ?)", account_id, isrc, data, revision,
+                    now)
+            await tx.execute(
+                "INSERT INTO dist_split_history (account_id, isrc, revision, changed_at, "
+                "changed_by, data) VALUES (?, ?, ?, ?, ?, ?)",
+                account_id, isrc, revision, now, changed_by, data)
+        return split
+
+    async def _splits(self, session: Any, account_id: str,
+                      isrcs: list[str] | None = None) -> dict[str, Split]:
+        rows = await session.fetch(
+            "SELECT isrc, data, recouped_cents FROM dist_splits WHERE account_id = ?",
+            account_id)
+        joined = {r["payee_id"]: bool(r["joined"]) for r in await session.fetch(
+            "SELECT payee_id, joined FROM dist_payees WHERE account_id = ?", account_id)}
+        out = {}
+        for row in rows:
+            if isrcs is not None and row["isrc"] not in isrcs:
+                continue
+            data = json.loads(row["data"])
+            payees = [Payee(p["payee_id"], Decimal(p["share"]), p.get("name", ""),
+                            joined.get(p["payee_id"], bool(p.get("joined", True))))
+                      for p in data["payees"]]
+            out[row["isrc"]] = Split(row["isrc"], payees, data["recoup_cents"],
+                                     data["recoup_payee"], data["recoup_currency"],
+                                     row["recouped_cents"])
+        return out
+
+    async def get_split(self, account_id: str, isrc: str) -> Split:
+        """The current split of a track; NotFoundError when none was set."""
+        split = (await self._splits(self.db, account_id, [_isrc(isrc)])).get(_isrc(isrc))
+        if split is None:
+            raise NotFoundError(f"track {isrc} has no split yet; set one first")
+        return split
+
+    async def history(self, account_id: str, isrc: str) -> list[dict[str, Any]]:
+        """Every revision of a track's split, oldest first."""
+        rows = await self.db.fetch(
+            "SELECT revision, changed_at, changed_by, data FROM dist_split_history "
+            "WHERE account_id = ? AND isrc = ? ORDER BY revision", account_id, _isrc(isrc))
+        return [{**r, "data": json.loads(r["data"])} for r in rows]
+
+    async def join_payee(self, account_id: str, payee_id: str) -> int:
+        """Mark a payee as joined and release their held entries; how many were released."""
+        now = time.time()
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE dist_payees SET joined = 1, joined_at = ? WHERE account_id = ? AND "
+                "payee_id = ?", now, account_id, payee_id)
+            if not changed:
+                raise NotFoundError(f"payee {payee_id!r} is not in any split of this account")
+            return await tx.execute(
+                "UPDATE dist_ledger SET status = 'available' WHERE account_id = ? AND "
+                "payee_id = ? AND status = 'held'", account_id, payee_id)
+
+    async def import_statement(self, account_id: str, text: str, source: str = ""
+                               ) -> dict[str, Any]:
+        """Import a statement CSV once (same bytes twice: the first import is returned)."""
+        lines = parse_statement(text)
+        checksum = hashlib.sha256(text.encode()).hexdigest()
+        now = time.time()
+        async with self.db.transaction() as tx:
+            existing = await tx.fetchrow(
+                "SELECT statement_id, totals FROM dist_statements WHERE account_id = ? AND "
+                "checksum = ?", account_id, checksum)
+            if existing:
+                return {"statement_id": existing["statement_id"], "duplicate": True,
+                        "totals": json.loads(existing["totals"])}
+            splits = await self._splits(tx, account_id)
+            allocation = allocate_statement(lines, splits)
+            statement_id = uuid.uuid4().hex
+            await tx.execute(
+                "INSERT INTO dist_statements (account_id, statement_id, checksum, source, "
+                "imported_at, line_count, totals) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                account_id, statement_id, checksum, source, now, len(lines),
+                json.dumps(allocation.totals))
+            await tx.executemany(
+                "INSERT INTO dist_ledger (account_id, entry_id, statement_id, isrc, payee_id, "
+                "currency, amount_cents, kind, status, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(account_id, uuid.uuid4().hex, statement_id, e.isrc, e.payee_id, e.currency,
+                  e.cents, e.kind, "held" if e.held else "available", now)
+                 for e in allocation.entries])
+            for isrc, cents in allocation.recouped.items():
+                await tx.execute(
+                    "UPDATE dist_splits SET recouped_cents = recouped_cents + ? "
+                    "WHERE account_id = ? AND isrc = ?", cents, account_id, isrc)
+        return {"statement_id": statement_id, "duplicate": False, "lines": len(lines),
+                "entries": len(allocation.entries), "totals": allocation.totals}
+
+    async def reconcile(self, account_id: str, statement_id: str) -> dict[str, dict[str, int]]:
+        """Statement totals against ledger sums per currency, in cents."""
+        row = await self.db.fetchrow(
+            "SELECT totals FROM dist_statements WHERE account_id = ? AND statement_id = ?",
+            account_id, statement_id)
+        if row is None:
+            raise NotFoundError(f"statement {statement_id!r} was not imported for this account")
+        sums = await self.db.fetch(
+            "SELECT currency, SUM(amount_cents) AS cents FROM dist_ledger WHERE account_id = ? "
+            "AND statement_id = ? GROUP BY currency", account_id, statement_id)
+        ledger = {r["currency"]: int(r["cents"]) for r in sums}
+        return {c: {"statement": t, "ledger": ledger.get(c, 0)}
+                for c, t in json.loads(row["totals"]).items()}
+
+    async def balances(self, account_id: str) -> list[dict[str, Any]]:
+        """Cents per payee, currency and status (available or held)."""
+        rows = await self.db.fetch(
+            "SELECT payee_id, currency, status, SUM(amount_cents) AS cents FROM dist_ledger "
+            "WHERE account_id = ? GROUP BY payee_id, currency, status "
+            "ORDER BY payee_id, currency, status", account_id)
+        return [{**r, "cents": int(r["cents"])} for r in rows]

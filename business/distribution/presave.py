@@ -1,0 +1,129 @@
+"""Pre-save campaigns: a public page per release, pre-save counts, a release-day event.
+
+The release-day event fires exactly once per campaign, however many workers
+check: the first compare-and-set of ``fired_at`` wins.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from business.distribution.errors import DistributionError, NotFoundError
+
+SERVICES = ("spotify", "apple_music", "deezer", "tidal", "amazon_music")
+_SLUG = re.compile(r"[^a-z0-9]+")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+Announce = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+def slugify(text: str) -> str:
+    """A URL-safe slug of ``text`` plus a random suffix (globally unique in practice)."""
+    base = _SLUG.sub("-", text.lower()).strip("-")[:40] or "release"
+    return f"{base}-{secrets.token_hex(3)}"
+
+
+class PreSaves:
+    """Campaign storage and the release-day check."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    async def create(self, account_id: str, release_id: str, title: str, artist: str,
+                     release_date: str, services: list[str] | None = None) -> dict[str, Any]:
+        """A campaign for a release; its public slug is in the result."""
+        try:
+            dt.date.fromisoformat(release_date)
+        except (TypeError, ValueError) as exc:
+            raise DistributionError(
+                f"release date {release_date!r} must be written YYYY-MM-DD") from exc
+        chosen = list(services or SERVICES)
+        unknown = set(chosen) - set(SERVICES)
+        if unknown:
+            raise DistributionError(f"unknown services {sorted(unknown)}; use {list(SERVICES)}")
+        slug = slugify(f"{artist} {title}")
+        campaign_id = secrets.token_hex(8)
+        await self.db.execute(
+            "INSERT INTO dist_presave_campaigns (account_id, campaign_id, release_id, slug, "
+            "title, artist, release_date, services, created_at, fired_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            account_id, campaign_id, release_id, slug, title, artist, release_date,
+            ",".join(chosen), time.time())
+        return await self.public(slug)
+
+    async def _by_slug(self, slug: str) -> dict[str, Any]:
+        row = await self.db.fetchrow(
+            "SELECT * FROM dist_presave_campaigns WHERE slug = ?", slug)
+        if row is None:
+            raise NotFoundError(f"no pre-save campaign at {slug!r}")
+        return row
+
+    async def public(self, slug: str) -> dict[str, Any]:
+        """The public data of a campaign: what a landing page shows."""
+        row = await self._by_slug(slug)
+        count = await self.db.fetchval(
+            "SELECT COUNT(*) FROM dist_presaves WHERE account_id = ? AND campaign_id = ?",
+            row["account_id"], row["campaign_id"])
+        return {"slug": slug, "campaign_id": row["campaign_id"],
+                "release_id": row["release_id"], "title": row["title"],
+                "artist": row["artist"], "release_date": row["release_date"],
+                "services": row["services"].split(","), "presaves": int(count),
+                "released": row["fired_at"] is not None}
+
+    async def presave(self, slug: str, fan: str, service: str) -> dict[str, Any]:
+        """Record a fan's pre-save (once per fan and service); the new public data."""
+        row = await self._by_slug(slug)
+        if service not in row["services"].split(","):
+            raise DistributionError(f"service {service!r} is not offered here; choose one of "
+                                    f"{row['services'].split(',')}")
+        if not _EMAIL.match(fan or ""):
+            raise DistributionError(f"{fan!r} is not an e-mail address")
+        if row["fired_at"] is not None:
+            raise DistributionError("the release is out: pre-saves are closed, stream it now")
+        fan_key = hashlib.sha256(fan.strip().lower().encode()).hexdigest()
+        await self.db.execute(
+            "INSERT INTO dist_presaves (account_id, campaign_id, fan_key, service, created_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, campaign_id, fan_key, service) "
+            "DO NOTHING", row["account_id"], row["campaign_id"], fan_key, service, time.time())
+        return await self.public(slug)
+
+    async def fire_due(self, announce: Announce, today: dt.date | None = None) -> list[str]:
+        """Fire the release-day event of every due campaign once; the slugs fired now."""
+        today = today or dt.date.today()
+        due = await self.db.fetch(
+            "SELECT account_id, campaign_id, slug FROM dist_presave_campaigns "
+            "WHERE fired_at IS NULL AND release_date <= ?", today.isoformat())
+        fired = []
+        for row in due:
+            won = await self.db.execute(
+                "UPDATE dist_presave_campaigns SET fired_at = ? WHERE account_id = ? AND "
+                "campaign_id = ? AND fired_at IS NULL",
+                time.time(), row["account_id"], row["campaign_id"])
+            if won:
+                data = await self.public(row["slug"])
+                await announce("presave.release_day", {**data, "account_id": row["account_id"]})
+                fired.append(row["slug"])
+        return fired
+
+
+def landing_page(data: dict[str, Any]) -> str:
+    """The public HTML page of a campaign."""
+    title, artist = html.escape(data["title"]), html.escape(data["artist"])
+    buttons = "".join(
+        f'<button name="service" value="{html.escape(s)}">Pre-save on '
+        f'{html.escape(s.replace("_", " ").title())}</button>' for s in data["services"])
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{artist} – {title}</title></head><body>"
+        f"<h1>{title}</h1><h2>{artist}</h2><p>Out {html.escape(data['release_date'])}</p>"
+        f"<p><span id='count'>{data['presaves']}</span> pre-saves</p>"
+        f"<form method='post' action='/api/presave/{html.escape(data['slug'])}'>"
+        f"<input type='email' name='fan' required>{buttons}</form></body></html>"
+    )

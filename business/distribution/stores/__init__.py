@@ -1,0 +1,1 @@
+"""Store connectors (plug-ins themselves) and a fake store server for tests."""

@@ -1,0 +1,85 @@
+"""The plug-in contract: every hook a business module may implement.
+
+Plug-ins mark their functions with ``pluggy.HookimplMarker("maxbooster")`` (or
+:data:`hookimpl` here); they never need to import the core. Results are plain
+data so a plug-in depends on nothing but the standard library:
+
+- a route is ``(method, path, handler)`` or ``(method, path, handler, permission)``;
+  ``handler(request)`` is a coroutine taking a :class:`dawserver.plugins.PluginRequest`
+  and returning ``(status, body)`` or ``(status, body, headers)``, where ``body`` is a
+  JSON-able dict/list, a ``str`` (HTML when it starts with ``<``) or ``bytes``;
+- a migration is ``(plugin, version, name, sql)`` applied once, in version order per
+  plug-in (``sql`` holds ``;``-separated statements, or a mapping of dialect to SQL);
+- a background job is ``(name, coroutine_function)`` run as ``await fn(context)`` while
+  the server runs and cancelled on shutdown;
+- a permission is ``(name, description)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+PROJECT = "maxbooster"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def plugin_info() -> dict[str, str]:
+    """Name, version and one-line description of the plug-in."""
+
+
+@hookspec
+def migrations() -> list[tuple[str, int, str, Any]]:
+    """Database migrations ``(plugin, version, name, sql)`` the plug-in needs."""
+
+
+@hookspec
+def routes(context: Any) -> list[tuple]:
+    """HTTP routes ``(method, path, handler[, permission])`` served under the app."""
+
+
+@hookspec
+def permissions() -> list[tuple[str, str]]:
+    """Permissions ``(name, description)`` the plug-in's routes may require."""
+
+
+@hookspec(firstresult=True)
+def permission_allowed(account_id: str, permission: str, request: Any) -> bool | None:
+    """Whether ``account_id`` holds ``permission``; None lets another plug-in decide."""
+
+
+@hookspec
+def background_jobs(context: Any) -> list[tuple[str, Any]]:
+    """Long-running jobs ``(name, async fn(context))`` to run while the server is up."""
+
+
+@hookspec
+def startup(context: Any) -> Any:
+    """Called once after migrations and before jobs start; may return an awaitable."""
+
+
+@hookspec
+def project_rendered(
+    context: Any, account_id: str, project_id: str, path: str, metadata: dict[str, Any]
+) -> None:
+    """React to a project rendered to the audio file at ``path`` (document hook)."""
+
+
+@hookspec
+def project_exported(
+    context: Any, account_id: str, project_id: str, path: str, fmt: str
+) -> None:
+    """React to a project exported as a document file (``fmt``: e.g. "json")."""
+
+
+@hookspec
+def business_event(context: Any, name: str, payload: dict[str, Any]) -> None:
+    """Observe an event one plug-in announced (e.g. "presave.release_day")."""
+
+
+@hookspec
+def distribution_stores(context: Any) -> list[Any]:
+    """Store connectors (objects with ``name`` and ``async deliver(package)``)."""
