@@ -20,6 +20,7 @@ COMMANDS: list[str] = [
     "serve:serve",
     "import_project:import_project",
     "token:token",
+    "plugins:plugins",
 ]
 
 
