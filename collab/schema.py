@@ -46,6 +46,7 @@ ROOTS = ("meta", "tracks", "clips", "buses", "transport", "markers", "comments",
 TRACK_FIELDS = {"name", "order", "colour", "channels", "gain_db", "pan", "mute", "solo", "arm"}
 CLIP_FIELDS = {"track", "source", "position", "offset", "length", "gain_db", "fade_in",
                "fade_out"}
+FRAME_FIELDS = {"position", "offset", "length", "fade_in", "fade_out"}
 TRANSPORT_DEFAULTS: dict[str, Any] = {
     "tempo": 120.0, "beats_per_bar": 4, "beat_unit": 4, "loop_enabled": False,
     "loop_start": 0, "loop_end": 0, "playing": False, "position": 0,
@@ -301,6 +302,12 @@ class ProjectDocument:
                               f"known: {sorted(CLIP_FIELDS)}")
         if "track" in fields:
             self._track_map(fields["track"])
+        for name in FRAME_FIELDS & set(fields):
+            value = fields[name]
+            if not isinstance(value, int) or value < 0 or (name == "length" and value == 0):
+                kind = "positive" if name == "length" else "non-negative"
+                raise SchemaError(f"clip {name} must be a {kind} whole number of frames, "
+                                  f"got {value!r}")
         with self.transaction():
             target = self._clip_map(clip_id)
             for name, value in fields.items():

@@ -106,6 +106,8 @@ def test_clips_are_added_moved_and_removed() -> None:
     assert [c.position for c in session.tracks[1].clips] == [300000]
     with pytest.raises(SchemaError, match="unknown clip field"):
         project.update_clip(clip_id, colour="red")
+    with pytest.raises(SchemaError, match="length must be a positive whole number"):
+        project.update_clip(clip_id, length=0)
 
 
 def test_adding_and_removing_tracks() -> None:
