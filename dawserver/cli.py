@@ -21,6 +21,8 @@ COMMANDS: list[str] = [
     "import_project:import_project",
     "token:token",
     "plugins:plugins",
+    "transcribe:transcribe",
+    "models:models",
 ]
 
 

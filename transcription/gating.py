@@ -1,0 +1,98 @@
+"""Gating music and silence out of transcription.
+
+Silero VAD (shipped inside faster-whisper) finds the speech; everything else
+becomes a :class:`~transcription.transcript.Passage` marked ``"silence"`` or
+``"music"`` (non-speech sound) and is never sent to the decoder.  Segments the
+decoder still produces are dropped when Whisper itself says they are probably
+not speech, when they loop (high compression ratio) or when they fall mostly
+outside the detected speech.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .transcript import Passage
+
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """Thresholds of the speech gate (times in milliseconds unless named ``_s``)."""
+
+    vad_threshold: float = 0.5
+    min_speech_ms: int = 250
+    min_silence_ms: int = 600
+    speech_pad_ms: int = 200
+    silence_dbfs: float = -50.0
+    min_passage_s: float = 0.5
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    min_speech_overlap: float = 0.5
+
+    def vad_options(self):  # noqa: ANN201 - faster_whisper is imported lazily
+        """The same thresholds as faster-whisper's ``VadOptions``."""
+        from faster_whisper.vad import VadOptions
+
+        return VadOptions(threshold=self.vad_threshold,
+                          min_speech_duration_ms=self.min_speech_ms,
+                          min_silence_duration_ms=self.min_silence_ms,
+                          speech_pad_ms=self.speech_pad_ms)
+
+
+def speech_regions(audio: np.ndarray, options: GateOptions) -> list[tuple[float, float]]:
+    """Speech spans ``(start, end)`` in seconds of 16 kHz mono ``audio``."""
+    from faster_whisper.vad import get_speech_timestamps
+
+    if audio.size == 0:
+        return []
+    stamps = get_speech_timestamps(audio, options.vad_options(), sampling_rate=SAMPLE_RATE)
+    return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+
+
+def rms_dbfs(audio: np.ndarray) -> float:
+    """Root-mean-square level in dBFS (``-inf`` for digital silence)."""
+    if audio.size == 0:
+        return -np.inf
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    return 20.0 * np.log10(rms) if rms > 0 else -np.inf
+
+
+def non_speech_passages(audio: np.ndarray, regions: list[tuple[float, float]],
+                        options: GateOptions) -> list[Passage]:
+    """The gaps between speech regions, each marked ``"silence"`` or ``"music"``."""
+    duration = audio.size / SAMPLE_RATE
+    passages: list[Passage] = []
+    cursor = 0.0
+    for start, end in [*regions, (duration, duration)]:
+        if start - cursor >= options.min_passage_s:
+            piece = audio[int(cursor * SAMPLE_RATE):int(start * SAMPLE_RATE)]
+            kind = "silence" if rms_dbfs(piece) < options.silence_dbfs else "music"
+            passages.append(Passage(cursor, start, kind))
+        cursor = max(cursor, end)
+    return passages
+
+
+def speech_overlap(start: float, end: float, regions: list[tuple[float, float]]) -> float:
+    """Fraction of ``[start, end)`` that lies inside speech regions."""
+    if end <= start:
+        return 0.0
+    inside = sum(max(0.0, min(end, r_end) - max(start, r_start)) for r_start, r_end in regions)
+    return inside / (end - start)
+
+
+def keep_segment(segment, regions: list[tuple[float, float]],  # noqa: ANN001
+                 options: GateOptions) -> bool:
+    """Whether a decoded faster-whisper segment is speech worth keeping."""
+    if (segment.no_speech_prob > options.no_speech_threshold
+            and segment.avg_logprob < options.log_prob_threshold):
+        return False
+    if segment.compression_ratio > options.compression_ratio_threshold:
+        return False
+    if not segment.text.strip():
+        return False
+    return speech_overlap(segment.start, segment.end, regions) >= options.min_speech_overlap

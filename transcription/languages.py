@@ -1,0 +1,58 @@
+"""The languages Whisper knows, by code, and validation of a requested language."""
+
+from __future__ import annotations
+
+from .errors import LanguageError
+
+#: Whisper's language codes with English names (multilingual models know all of them).
+LANGUAGES: dict[str, str] = {
+    "af": "Afrikaans", "am": "Amharic", "ar": "Arabic", "as": "Assamese",
+    "az": "Azerbaijani", "ba": "Bashkir", "be": "Belarusian", "bg": "Bulgarian",
+    "bn": "Bengali", "bo": "Tibetan", "br": "Breton", "bs": "Bosnian", "ca": "Catalan",
+    "cs": "Czech", "cy": "Welsh", "da": "Danish", "de": "German", "el": "Greek",
+    "en": "English", "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian",
+    "fi": "Finnish", "fo": "Faroese", "fr": "French", "gl": "Galician", "gu": "Gujarati",
+    "ha": "Hausa", "haw": "Hawaiian", "he": "Hebrew", "hi": "Hindi", "hr": "Croatian",
+    "ht": "Haitian Creole", "hu": "Hungarian", "hy": "Armenian", "id": "Indonesian",
+    "is": "Icelandic", "it": "Italian", "ja": "Japanese", "jw": "Javanese",
+    "ka": "Georgian", "kk": "Kazakh", "km": "Khmer", "kn": "Kannada", "ko": "Korean",
+    "la": "Latin", "lb": "Luxembourgish", "ln": "Lingala", "lo": "Lao", "lt": "Lithuanian",
+    "lv": "Latvian", "mg": "Malagasy", "mi": "Maori", "mk": "Macedonian",
+    "ml": "Malayalam", "mn": "Mongolian", "mr": "Marathi", "ms": "Malay", "mt": "Maltese",
+    "my": "Myanmar (Burmese)", "ne": "Nepali", "nl": "Dutch", "nn": "Norwegian Nynorsk",
+    "no": "Norwegian", "oc": "Occitan", "pa": "Punjabi", "pl": "Polish", "ps": "Pashto",
+    "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sa": "Sanskrit",
+    "sd": "Sindhi", "si": "Sinhala", "sk": "Slovak", "sl": "Slovenian", "sn": "Shona",
+    "so": "Somali", "sq": "Albanian", "sr": "Serbian", "su": "Sundanese",
+    "sv": "Swedish", "sw": "Swahili", "ta": "Tamil", "te": "Telugu", "tg": "Tajik",
+    "th": "Thai", "tk": "Turkmen", "tl": "Tagalog", "tr": "Turkish", "tt": "Tatar",
+    "uk": "Ukrainian", "ur": "Urdu", "uz": "Uzbek", "vi": "Vietnamese", "yi": "Yiddish",
+    "yo": "Yoruba", "zh": "Chinese", "yue": "Cantonese",
+}
+
+#: Other spellings users type, mapped to Whisper's codes.
+ALIASES: dict[str, str] = {"nb": "no", "jv": "jw", "iw": "he", "cmn": "zh", "fil": "tl"}
+
+
+def normalize_language(value: str | None) -> str | None:
+    """Return Whisper's code for ``value`` (a code, alias or English name).
+
+    ``None``, ``""`` and ``"auto"`` mean "detect" and give ``None``.  An
+    unknown value raises :class:`LanguageError` naming it.
+    """
+    if value is None:
+        return None
+    key = value.strip().lower()
+    if key in ("", "auto"):
+        return None
+    if key in LANGUAGES:
+        return key
+    if key in ALIASES:
+        return ALIASES[key]
+    for code, name in LANGUAGES.items():
+        if name.lower() == key:
+            return code
+    raise LanguageError(
+        f"unknown language {value!r}: use a Whisper language code such as 'en' or 'de' "
+        "(list them with `dawserver transcribe --list-languages`) or 'auto'"
+    )
