@@ -679,6 +679,76 @@ static int render_track(daw_graph *g, daw_track *tr, int64_t start, int32_t fram
     return DAW_OK;
 }
 
+/* Touch the first cache lines a later track will read, so that many tracks'
+ * short reads overlap instead of each waiting for memory in turn. */
+#define PREFETCH_AHEAD 8
+#define PREFETCH_BYTES 512
+
+static void prefetch_track(const daw_track *tr, int64_t start, int32_t frames) {
+    for (int32_t c = 0; c < tr->n_clips; c++) {
+        const daw_clip *clip = &tr->clips[c];
+        if (clip->position >= start + frames) break;
+        if (clip->position + clip->length <= start) continue;
+        const int64_t k = max_i64(start - clip->position, 0) + clip->offset;
+        const int64_t bytes = min_i64((int64_t)frames * 4, PREFETCH_BYTES);
+        for (int ch = 0; ch < clip->channels; ch++) {
+            const char *p = (const char *)(clip->data + ch * clip->stride + k);
+            for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 0);
+        }
+        break;
+    }
+}
+
+/* A track whose whole contribution to this block is gain * source[0..frames)
+ * into the master bus: mono, no inserts or sends, settled fader, one mono clip
+ * covering the block with no fade inside it. */
+static int plain_source(const daw_track *tr, int64_t start, int32_t frames, const float **x,
+                        float *env, float *gl, float *gr) {
+    const float *f = tr->fader;
+    if (tr->channels != 1 || tr->n_effects || tr->n_sends || f[DAW_FADER_START] != f[DAW_FADER_END] ||
+        f[DAW_FADER_START + 1] != f[DAW_FADER_END + 1] || f[DAW_FADER_END] != f[DAW_FADER_TARGET] ||
+        f[DAW_FADER_END + 1] != f[DAW_FADER_TARGET + 1])
+        return 0;
+    const daw_clip *found = NULL;
+    for (int32_t c = 0; c < tr->n_clips; c++) {
+        const daw_clip *clip = &tr->clips[c];
+        if (clip->position >= start + frames) break;
+        if (clip->position + clip->length <= start) continue;
+        if (found) return 0;
+        found = clip;
+    }
+    if (!found || found->channels != 1 || found->position + found->fade_in > start ||
+        found->position + found->length - found->fade_out < start + frames)
+        return 0;
+    *x = found->data + found->offset + (start - found->position);
+    *env = found->gain;
+    *gl = f[DAW_FADER_END];
+    *gr = f[DAW_FADER_END + 1];
+    return 1;
+}
+
+/* PLAIN_GROUP plain tracks at once: the accumulators are loaded and stored
+ * once for the whole group, as in daw_mix.  Returns 0 (and does nothing) if
+ * any track of the group is not plain for this block. */
+#define PLAIN_GROUP 4
+
+static int mix_plain_group(daw_graph *g, const daw_track *tr, int64_t start, int32_t frames) {
+    const float *x[PLAIN_GROUP];
+    float e[PLAIN_GROUP], gl[PLAIN_GROUP], gr[PLAIN_GROUP];
+    for (int k = 0; k < PLAIN_GROUP; k++)
+        if (!plain_source(&tr[k], start, frames, &x[k], &e[k], &gl[k], &gr[k])) return 0;
+    float *restrict l = g->master->buffer;
+    float *restrict r = g->master->buffer + g->max_block;
+    const float *restrict x0 = x[0], *restrict x1 = x[1], *restrict x2 = x[2],
+                          *restrict x3 = x[3];
+    for (int32_t i = 0; i < frames; i++) {
+        const float a = e[0] * x0[i], b = e[1] * x1[i], c = e[2] * x2[i], d = e[3] * x3[i];
+        l[i] += gl[0] * a + gl[1] * b + gl[2] * c + gl[3] * d;
+        r[i] += gr[0] * a + gr[1] * b + gr[2] * c + gr[3] * d;
+    }
+    return 1;
+}
+
 int daw_render(daw_graph *g, int64_t start, int32_t frames, float *out_l, float *out_r) {
     if (!g || !g->master || !g->scratch || !out_l || !out_r) return DAW_ERR_NULL;
     if (frames < 0 || frames > g->max_block) return DAW_ERR_FRAMES;
@@ -691,8 +761,18 @@ int daw_render(daw_graph *g, int64_t start, int32_t frames, float *out_l, float 
     memset(g->master->buffer, 0, (size_t)2 * mb * sizeof(float));
     for (int32_t b = 0; b < g->n_buses; b++)
         memset(g->buses[b].buffer, 0, (size_t)2 * mb * sizeof(float));
-    for (int32_t t = 0; t < g->n_tracks && rc == DAW_OK; t++)
+    for (int32_t t = 0; t < g->n_tracks && rc == DAW_OK;) {
+        if (t + PREFETCH_AHEAD + PLAIN_GROUP <= g->n_tracks)
+            for (int32_t k = 0; k < PLAIN_GROUP; k++)
+                prefetch_track(&g->tracks[t + PREFETCH_AHEAD + k], start, frames);
+        if (t + PLAIN_GROUP <= g->n_tracks &&
+            mix_plain_group(g, &g->tracks[t], start, frames)) {
+            t += PLAIN_GROUP;
+            continue;
+        }
         rc = render_track(g, &g->tracks[t], start, frames, phase, alpha, post_l, post_r);
+        t++;
+    }
     for (int32_t b = 0; b < g->n_buses && rc == DAW_OK; b++) {
         daw_bus *bus = &g->buses[b];
         rc = run_chain(bus->effects, bus->n_effects, bus->buffer, bus->buffer + mb, 2, frames,

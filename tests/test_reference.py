@@ -121,3 +121,26 @@ def test_backends_hand_over_state_between_blocks() -> None:
     second = mixed.render(2048, 2048)
     np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole,
                                atol=RENDER_ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("block", [64, 1024])
+def test_plain_tracks_fast_paths_match_twin(block: int) -> None:
+    """Tracks without inserts take the C fast paths (direct and grouped); same sound."""
+    from dsp_core import Clip, Session, Track
+
+    rate = 48000
+    sources = noise_sources(rate, 0.5)
+    tracks = [
+        Track(id=f"p{i}", channels=1 + (i % 5 == 4), pan=(i % 7 - 3) / 3, gain_db=-i * 0.5,
+              mute=i == 6, clips=[
+                  Clip(source="mono" if i % 3 else "stereo", position=(i * 53) % 700,
+                       length=9000, fade_in=0 if i % 2 else 200, fade_out=0 if i % 4 else 300),
+                  Clip(source="mono", position=12000, length=5000, offset=i * 7)])
+        for i in range(22)
+    ]
+    session = Session(sample_rate=rate, tracks=tracks)
+    loader = DictLoader(sources)
+    got = Engine(session, block_size=block, backend="native", loader=loader).render(0, 18000)
+    want = Engine(session, block_size=block, backend="reference", loader=loader).render(0, 18000)
+    assert np.abs(want).max() > 0.1
+    np.testing.assert_allclose(got, want, atol=RENDER_ATOL, rtol=0)
