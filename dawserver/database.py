@@ -124,11 +124,13 @@ class Database(Session):
 
     async def migrate(self, migrations: Iterable[Migration]) -> list[Migration]:
         """Apply the migrations not applied yet; the list of those applied now."""
-        await self.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (plugin TEXT NOT NULL, "
-            "version INTEGER NOT NULL, name TEXT NOT NULL, applied_at DOUBLE PRECISION "
-            "NOT NULL, PRIMARY KEY (plugin, version))"
-        )
+        async with self.transaction() as tx:
+            await self._lock_migrations(tx)
+            await tx.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (plugin TEXT NOT NULL, "
+                "version INTEGER NOT NULL, name TEXT NOT NULL, applied_at DOUBLE PRECISION "
+                "NOT NULL, PRIMARY KEY (plugin, version))"
+            )
         ordered = sorted(migrations, key=lambda m: (m.plugin, m.version))
         seen: set[tuple[str, int]] = set()
         for migration in ordered:

@@ -37,11 +37,12 @@ class FakeStore:
     """An aiohttp drop-protocol server on 127.0.0.1 (an async context manager)."""
 
     def __init__(self, *, token: str = "secret", fail_rate: float = 0.0,
-                 drop_rate: float = 0.0, seed: int | None = None,
+                 drop_rate: float = 0.0, seed: int | None = None, delay_s: float = 0.0,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self.token = token
         self.fail_rate = fail_rate
         self.drop_rate = drop_rate
+        self.delay_s = delay_s
         self._rng = random.Random(seed)
         self._ssl = ssl_context
         self.files: dict[str, dict[str, str]] = {}
@@ -115,6 +116,8 @@ class FakeStore:
         if refused:
             return refused
         message_id = request.match_info["message_id"]
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         self.stats.completes[message_id] += 1
         if message_id in self.accepted:
             self.stats.duplicates += 1

@@ -1,0 +1,112 @@
+"""Real audio files, cover art and release metadata for the distribution tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from PIL import Image
+
+from business.distribution.identifiers import make_upc
+
+TODAY = dt.date(2026, 11, 25)
+
+
+def make_audio(path: Path, *, seconds: float = 3.0, rate: int = 44_100,
+               subtype: str = "PCM_24", amplitude: float = 0.25, lead_s: float = 0.0,
+               tail_s: float = 0.0, clip: bool = False, freq: float = 997.0,
+               channels: int = 2) -> Path:
+    """A tone (optionally with silence at the edges, or clipped) written with soundfile."""
+    t = np.arange(int(seconds * rate)) / rate
+    tone = amplitude * np.sin(2 * np.pi * freq * t)
+    if clip:
+        tone = np.clip(tone * 8, -1.0, 1.0)
+    signal = np.concatenate([np.zeros(int(lead_s * rate)), tone, np.zeros(int(tail_s * rate))])
+    data = np.repeat(signal[:, None], channels, axis=1).astype(np.float32)
+    sf.write(str(path), data, rate, subtype=subtype)
+    return path
+
+
+def pink_image(size: int, seed: int = 0) -> Image.Image:
+    """A detailed RGB image with natural-image (1/f) statistics."""
+    rng = np.random.default_rng(seed)
+    f = np.fft.fftfreq(size)
+    radius = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
+    radius[0, 0] = 1.0
+    spectrum = (rng.normal(size=(size, size)) + 1j * rng.normal(size=(size, size))) / radius
+    plane = np.real(np.fft.ifft2(spectrum))
+    plane = (plane - plane.min()) / (plane.max() - plane.min()) * 255
+    return Image.fromarray(np.stack([plane, plane[::-1], plane[:, ::-1]], -1).astype(np.uint8))
+
+
+def make_art(path: Path, *, size: int = 3000, mode: str = "RGB", fmt: str = "JPEG",
+             upscaled_from: int | None = None, width: int | None = None) -> Path:
+    """Cover art: detailed by default, or enlarged from a smaller image."""
+    image = pink_image(size)
+    if upscaled_from:
+        image = image.resize((upscaled_from, upscaled_from), Image.LANCZOS).resize(
+            (size, size), Image.BICUBIC)
+    if width:
+        image = image.crop((0, 0, width, size))
+    if mode != "RGB":
+        image = image.convert(mode)
+    image.save(path, format=fmt, quality=90)
+    return path
+
+
+def release_dict(root: Path, *, tracks: int = 1, release_id: str = "rel-1",
+                 upc: str | None = None, isrc_base: int = 1, art: Path | None = None,
+                 audio: list[Path] | None = None) -> dict[str, Any]:
+    """A release that passes the gate (files are created under ``root`` when missing)."""
+    root.mkdir(parents=True, exist_ok=True)
+    if art is None:
+        art = root / "cover.jpg"
+        if not art.exists():
+            make_art(art)
+    if audio is None:
+        audio = []
+        for i in range(tracks):
+            path = root / f"track{i + 1}.wav"
+            if not path.exists():
+                make_audio(path, freq=440.0 + 110 * i)
+            audio.append(path)
+    return {
+        "release_id": release_id,
+        "title": "Night Drive",
+        "artists": [{"name": "Ada Lovelace", "role": "primary"}],
+        "upc": upc or make_upc(f"{12345678900 + isrc_base:011d}"),
+        "release_type": "single" if tracks <= 3 else "album",
+        "label": "Booster Records",
+        "genre": "Electronic",
+        "language": "en",
+        "p_line": "2026 Booster Records",
+        "c_line": "2026 Booster Records",
+        "release_date": (TODAY + dt.timedelta(days=21)).isoformat(),
+        "territories": ["Worldwide"],
+        "artwork_path": str(art),
+        "tracks": [
+            {"title": f"Night Drive {i + 1}" if tracks > 1 else "Night Drive",
+             "audio_path": str(audio[i]),
+             "isrc": f"QZABC26{isrc_base * 100 + i:05d}",
+             "contributors": [{"name": "Ada Lovelace", "role": "composer"}]}
+            for i in range(tracks)
+        ],
+    }
+
+
+def postgres_schema_url(url: str, name: str) -> str:
+    """``url`` pointing at a fresh, empty schema ``name`` (dropped first if present)."""
+    import asyncio
+
+    import asyncpg
+
+    async def reset() -> None:
+        conn = await asyncpg.connect(url)
+        await conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}")
+        await conn.close()
+
+    asyncio.run(reset())
+    return f"{url}?options=-csearch_path%3D{name}"

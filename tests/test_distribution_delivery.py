@@ -1,0 +1,286 @@
+"""The delivery pipeline against a real HTTP fake store that fails at random.
+
+Nothing lost, nothing accepted twice: every job ends ``delivered`` and the
+store's accepted set equals the set of message ids, under 503s, dropped
+acknowledgements, and a worker process killed with SIGKILL mid-delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from distribution_helpers import make_art, make_audio, postgres_schema_url, release_dict
+
+from business.distribution.catalog import Catalog
+from business.distribution.delivery import DeliveryPipeline, PipelineSettings, backoff_delay
+from business.distribution.plugin import MIGRATIONS
+from business.distribution.stores.fakestore import FakeStore
+from business.distribution.stores.http_drop import HttpDropConnector
+from dawserver.database import Migration, open_database
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = dict(backoff_base=0.01, backoff_cap=0.1, lease_s=1.0, poll_s=0.02, concurrency=4,
+            max_attempts=40)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("media")
+    return {"art": make_art(root / "cover.jpg"),
+            "audio": make_audio(root / "song.wav", seconds=1.0)}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite://{tmp_path / 'dist.sqlite3'}"
+    else:
+        yield postgres_schema_url(request.getfixturevalue("postgres_url"),
+                                  f"d{abs(hash(request.node.name)) % 10**8}")
+
+
+def _migrations() -> list[Migration]:
+    return [Migration(*m) for m in MIGRATIONS]
+
+
+async def _seed(catalog: Catalog, media: dict[str, Path], count: int) -> list[str]:
+    ids = []
+    for n in range(count):
+        raw = release_dict(media["art"].parent, release_id=f"rel-{n}", isrc_base=n + 1,
+                           art=media["art"], audio=[media["audio"]])
+        ids.append((await catalog.save_release("acc", raw)).release_id)
+    return ids
+
+
+def _connectors(store: FakeStore, names: list[str], token: str = "secret"
+                ) -> list[HttpDropConnector]:
+    return [HttpDropConnector(n, store.url, token=token, dpid=f"PADPIDA{n.upper()}")
+            for n in names]
+
+
+async def _until(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+def test_everything_is_delivered_exactly_once_under_random_failures(
+        db_url: str, media: dict[str, Path]) -> None:
+    async def go() -> dict:
+        stores = ["alpha", "beta"]
+        async with open_database(db_url) as db, \
+                FakeStore(fail_rate=0.3, drop_rate=0.2, seed=7) as store:
+            await db.migrate(_migrations())
+            catalog = Catalog(db)
+            ids = await _seed(catalog, media, 10)
+            pipeline = DeliveryPipeline(db, _connectors(store, stores), catalog.package,
+                                        settings=PipelineSettings(**FAST), rng=random.Random(1))
+            started = time.monotonic()
+            for release_id in ids:
+                await pipeline.enqueue("acc", release_id, stores)
+            async with pipeline:
+                async def done() -> bool:
+                    jobs = await pipeline.jobs("acc")
+                    return all(j["state"] in ("delivered", "dead") for j in jobs)
+                await _until(done)
+            elapsed = time.monotonic() - started
+            jobs = await pipeline.jobs("acc")
+            assert [j["state"] for j in jobs] == ["delivered"] * 20
+            assert set(store.accepted) == {j["message_id"] for j in jobs}
+            assert store.stats.failed_503 > 0 and store.stats.dropped > 0
+            assert store.stats.duplicates > 0  # lost acks were re-sent and deduplicated
+            metrics = await pipeline.metrics("acc")
+            assert metrics["jobs"]["delivered"] == 20
+            assert metrics["attempts"] > 20
+            assert metrics["entries_into_state"]["retrying"] > 0
+            assert metrics["delivery_lag_s"]["count"] == 20
+            stats = store.stats
+            return {"elapsed": elapsed, "metrics": metrics,
+                    "stats": f"{stats.failed_503} x 503, {stats.dropped} dropped acks, "
+                             f"{stats.duplicates} duplicates answered"}
+
+    result = asyncio.run(go())
+    print(f"\n20 deliveries in {result['elapsed']:.2f} s, {result['metrics']['attempts']} "
+          f"attempts, store stats {result['stats']}")
+
+
+WORKER = textwrap.dedent("""
+    import asyncio, sys
+    from business.distribution.catalog import Catalog
+    from business.distribution.delivery import DeliveryPipeline, PipelineSettings
+    from business.distribution.stores.http_drop import HttpDropConnector
+    from dawserver.database import open_database
+
+    async def main(db_path, url):
+        async with open_database("sqlite://" + db_path) as db:
+            catalog = Catalog(db)
+            connector = HttpDropConnector("alpha", url, token="secret")
+            pipeline = DeliveryPipeline(db, [connector], catalog.package, worker_id="doomed",
+                settings=PipelineSettings(backoff_base=0.01, backoff_cap=0.1, lease_s=1.0,
+                                          poll_s=0.02, concurrency=4, max_attempts=40))
+            print("ready", flush=True)
+            await pipeline.run()
+
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
+""")
+
+
+def test_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    db_path = tmp_path / "crash.sqlite3"
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+
+    async def go() -> None:
+        async with open_database(f"sqlite://{db_path}") as db, \
+                FakeStore(fail_rate=0.2, drop_rate=0.1, seed=3, delay_s=0.05) as store:
+            await db.migrate(_migrations())
+            catalog = Catalog(db)
+            ids = await _seed(catalog, media, 16)
+            pipeline = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
+                                        settings=PipelineSettings(**FAST), worker_id="heir")
+            for release_id in ids:
+                await pipeline.enqueue("acc", release_id, ["alpha"])
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, str(script), str(db_path), store.url, cwd=ROOT, env=env,
+                stdout=subprocess.PIPE)
+            assert (await proc.stdout.readline()).strip() == b"ready"
+
+            async def some_delivered() -> bool:
+                return len(store.accepted) >= 4
+            await _until(some_delivered)
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+            in_flight = [j for j in await pipeline.jobs("acc") if j["state"] == "delivering"]
+            assert 0 < len(store.accepted) < 16
+            async with pipeline:
+                async def done() -> bool:
+                    jobs = await pipeline.jobs("acc")
+                    return all(j["state"] == "delivered" for j in jobs)
+                await _until(done)
+            jobs = await pipeline.jobs("acc")
+            assert set(store.accepted) == {j["message_id"] for j in jobs}
+            assert len(store.accepted) == 16
+            events = await db.fetch("SELECT detail FROM dist_job_events WHERE detail = ?",
+                                    "lease expired, taken over")
+            assert len(events) >= len(in_flight) > 0
+
+    asyncio.run(go())
+
+
+def test_permanent_refusal_goes_dead_with_the_last_error_then_retries(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
+                FakeStore() as store:
+            await db.migrate(_migrations())
+            catalog = Catalog(db)
+            [release_id] = await _seed(catalog, media, 1)
+            bad = DeliveryPipeline(db, _connectors(store, ["alpha"], token="wrong"),
+                                   catalog.package, settings=PipelineSettings(**FAST))
+            [job] = await bad.enqueue("acc", release_id, ["alpha"])
+            await bad.run_once()
+            [job] = await bad.jobs("acc")
+            assert job["state"] == "dead" and "HTTP 401" in job["last_error"]
+            good = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
+                                    settings=PipelineSettings(**FAST))
+            await good.retry_dead("acc", job["job_id"])
+            await good.run_once()
+            [job] = await good.jobs("acc")
+            assert job["state"] == "delivered" and list(store.accepted) == [job["message_id"]]
+
+    asyncio.run(go())
+
+
+def test_store_that_always_fails_ends_dead_after_max_attempts(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
+                FakeStore(fail_rate=1.0) as store:
+            await db.migrate(_migrations())
+            catalog = Catalog(db)
+            [release_id] = await _seed(catalog, media, 1)
+            pipeline = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
+                                        settings=PipelineSettings(**{**FAST,
+                                                                     "max_attempts": 3}))
+            await pipeline.enqueue("acc", release_id, ["alpha"])
+            async with pipeline:
+                async def dead() -> bool:
+                    return (await pipeline.jobs("acc"))[0]["state"] == "dead"
+                await _until(dead, 20)
+            [job] = await pipeline.jobs("acc")
+            assert job["attempts"] == 3 and "HTTP 503" in job["last_error"]
+            states = [r["state"] for r in await db.fetch(
+                "SELECT state FROM dist_job_events ORDER BY seq")]
+            assert states == ["queued", "delivering", "failed", "retrying", "delivering",
+                              "failed", "retrying", "delivering", "failed", "dead"]
+
+    asyncio.run(go())
+
+
+def test_update_takedown_and_redelivery_are_idempotent(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
+                FakeStore() as store:
+            await db.migrate(_migrations())
+            catalog = Catalog(db)
+            [release_id] = await _seed(catalog, media, 1)
+            pipeline = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
+                                        settings=PipelineSettings(**FAST))
+
+            async def step(action: str, **kw: bool) -> dict:
+                await pipeline.enqueue("acc", release_id, ["alpha"], action, **kw)
+                await pipeline.run_once()
+                return (await pipeline.jobs("acc"))[0]
+
+            first = await step("new")
+            again = await step("new")
+            assert again["message_id"] == first["message_id"]
+            assert again["version"] == first["version"]  # nothing re-queued
+            redelivered = await step("new", redeliver=True)
+            assert redelivered["state"] == "delivered"
+            assert redelivered["message_id"] == first["message_id"]
+            assert store.stats.duplicates == 1
+            update = await step("update")
+            takedown = await step("takedown")
+            assert update["revision"] == 2 and takedown["revision"] == 3
+            assert [v["action"] for v in store.accepted.values()] == ["new", "update",
+                                                                      "takedown"]
+            assert len({first["message_id"], update["message_id"],
+                        takedown["message_id"]}) == 3
+
+    asyncio.run(go())
+
+
+def test_unknown_store_is_refused_by_name(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db:
+            await db.migrate(_migrations())
+            pipeline = DeliveryPipeline(db, [], Catalog(db).package)
+            with pytest.raises(Exception, match="store 'nowhere' is not configured"):
+                await pipeline.enqueue("acc", "r", ["nowhere"])
+
+    asyncio.run(go())
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    rng = random.Random(0)
+    for attempt in range(1, 12):
+        ceiling = min(60.0, 1.0 * 2 ** (attempt - 1))
+        delays = [backoff_delay(attempt, 1.0, 60.0, rng) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 100  # jittered, not fixed

@@ -1,0 +1,92 @@
+"""Earnings statements: CSV parsing and allocation that reconciles to the cent."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from business.distribution.errors import StatementError
+from business.distribution.splits import Payee, Split
+from business.distribution.statements import (
+    UNALLOCATED,
+    allocate_statement,
+    parse_statement,
+    to_cents,
+)
+
+ISRCS = [f"QZABC26{i:05d}" for i in range(6)]
+HEADER = "store,territory,isrc,units,amount,currency\n"
+
+
+def _splits(shares: list[list[int]], recoup: int) -> dict[str, Split]:
+    out = {}
+    for isrc, weights in zip(ISRCS[:4], shares, strict=False):
+        total = sum(weights)
+        percents = [Decimal(w * 10000 // total) / 100 for w in weights]
+        percents[-1] += 100 - sum(percents)
+        payees = [Payee(f"p{i}", p, joined=i % 2 == 0) for i, p in enumerate(percents)]
+        out[isrc] = Split(isrc, payees, recoup, "p0", "USD")
+    return out
+
+
+lines_strategy = st.lists(
+    st.tuples(st.sampled_from(["Spotify", "Apple", "Deezer"]), st.sampled_from(["US", "DE"]),
+              st.sampled_from(ISRCS), st.integers(0, 10**6),
+              st.decimals(min_value=Decimal("-50"), max_value=Decimal("5000"), places=6,
+                          allow_nan=False, allow_infinity=False),
+              st.sampled_from(["USD", "EUR", "JPY"])),
+    min_size=1, max_size=60)
+
+
+@settings(max_examples=400, deadline=None)
+@given(rows=lines_strategy,
+       shares=st.lists(st.lists(st.integers(1, 100), min_size=1, max_size=5), min_size=4,
+                       max_size=4),
+       recoup=st.integers(0, 20000))
+def test_statement_reconciles_to_the_cent(rows: list[tuple], shares: list[list[int]],
+                                          recoup: int) -> None:
+    text = HEADER + "".join(f"{s},{t},{i},{u},{a},{c}\n" for s, t, i, u, a, c in rows)
+    lines = parse_statement(text)
+    splits = _splits(shares, recoup)
+    result = allocate_statement(lines, splits)
+    for currency in {r[5] for r in rows}:
+        exact = sum((r[4] for r in rows if r[5] == currency), Decimal(0))
+        assert result.totals[currency] == to_cents(exact)
+    assert result.ledger_totals() == result.totals
+    for recouped in result.recouped.values():
+        assert 0 < recouped <= recoup
+    for entry in result.entries:
+        if entry.isrc not in splits:
+            assert entry.payee_id == UNALLOCATED and entry.held
+        else:
+            assert entry.held == (int(entry.payee_id[1:]) % 2 == 1)
+    assert splits[ISRCS[0]].recouped_cents == 0  # input state is not changed
+
+
+def test_bad_rows_are_all_reported_and_nothing_is_imported() -> None:
+    text = HEADER + ("Spotify,US,QZABC2600001,1,0.5,USD\n"
+                     "Spotify,US,NOTANISRC,1,0.5,USD\n"
+                     "Spotify,US,QZABC2600001,x,0.5,USD\n"
+                     "Spotify,US,QZABC2600001,1,lots,USD\n"
+                     "Spotify,US,QZABC2600001,1,0.5,XYZ\n")
+    with pytest.raises(StatementError) as info:
+        parse_statement(text)
+    message = str(info.value)
+    assert "4 bad rows" in message
+    for line in (3, 4, 5, 6):
+        assert f"line {line}:" in message
+
+
+def test_missing_columns_are_named() -> None:
+    with pytest.raises(StatementError, match=r"lacks columns \['currency'\]"):
+        parse_statement("store,territory,isrc,units,amount\nS,US,QZABC2600001,1,1\n")
+
+
+def test_sub_cent_amounts_add_up_before_rounding() -> None:
+    text = HEADER + "".join("Spotify,US,QZABC2600001,1,0.0033,USD\n" for _ in range(1000))
+    result = allocate_statement(parse_statement(text), {})
+    assert result.totals == {"USD": 330}
+    assert result.ledger_totals() == {"USD": 330}
