@@ -1,0 +1,257 @@
+"""Content-addressed audio storage on local disk, with waveform peaks made at ingest.
+
+Layout under ``root`` (``DATA_DIR/assets`` by default)::
+
+    objects/ab/<sha256>.<wav|flac|aiff>   the audio, named by the SHA-256 of its bytes
+    objects/ab/<sha256>.json              format, rate, channels, frames, first name
+    objects/ab/<sha256>.peaks.npz         min/max peaks at several zoom levels
+    projects/<project id>.txt             ids of the assets uploaded to that project
+    peaks-cache/<key>.peaks.npz           peaks of other project sources, made on demand
+    tmp/                                  uploads in progress (removed on any failure)
+
+An upload is written to ``tmp/`` while its hash is computed, then checked
+with soundfile (every sample decoded), and only then renamed into place, so a
+rejected or aborted upload leaves nothing behind.  Identical bytes are stored
+once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import soundfile as sf
+
+from dsp_core.audio_io import read_audio
+from dsp_core.errors import AudioFileError
+from dsp_core.peaks import Peaks, compute_peaks, peaks_from_bytes
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = int(os.environ.get("DAW_MAX_UPLOAD_MB", "512")) << 20
+EXTENSIONS = {"WAV": "wav", "WAVEX": "wav", "FLAC": "flac", "AIFF": "aiff", "RF64": "wav"}
+_ASSET_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+class AssetError(Exception):
+    """Base class of asset storage errors."""
+
+
+class AssetTooLarge(AssetError):
+    """The upload is over the size limit."""
+
+
+class InvalidAudio(AssetError):
+    """The bytes are not a readable WAV/FLAC/AIFF file."""
+
+
+class AssetNotFound(AssetError):
+    """No asset with that id."""
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One stored audio file."""
+
+    id: str
+    path: str
+    format: str
+    sample_rate: int
+    channels: int
+    frames: int
+    name: str = ""
+    bytes: int = 0
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frames / self.sample_rate
+
+    def to_json(self) -> dict:
+        """The asset as the JSON the HTTP API returns (``source`` is the clip source)."""
+        data = asdict(self)
+        data["source"] = data.pop("path")
+        data["duration"] = self.duration
+        return data
+
+
+class AssetStore:
+    """Audio files on local disk, addressed by the SHA-256 of their bytes."""
+
+    def __init__(self, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.root = Path(root).resolve()
+        self.max_bytes = max_bytes
+        for sub in ("objects", "projects", "peaks-cache", "tmp"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    # -- ingest ----------------------------------------------------------------------------
+
+    async def ingest_stream(self, chunks: AsyncIterator[bytes], *, project_id: str,
+                            name: str = "", loop_executor=None) -> Asset:
+        """Store an upload arriving as ``chunks``; raises :class:`AssetError` and keeps nothing.
+
+        The chunks are hashed and written to a temporary file as they come;
+        checking the audio and computing peaks runs in an executor.
+        """
+        import asyncio
+
+        digest = hashlib.sha256()
+        size = 0
+        handle, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", suffix=".upload")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise AssetTooLarge(
+                            f"upload is over the {self.max_bytes}-byte limit "
+                            f"({self.max_bytes >> 20} MiB); send a smaller or compressed "
+                            "(FLAC) file")
+                    digest.update(chunk)
+                    out.write(chunk)
+            if size == 0:
+                raise InvalidAudio("the upload is empty; send a WAV, FLAC or AIFF file")
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(loop_executor, self._finish, tmp,
+                                              digest.hexdigest(), size, project_id, name)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def ingest_file(self, path: Path, *, project_id: str, name: str = "") -> Asset:
+        """Store a copy of a local file (blocking; used for recorded takes)."""
+        digest = hashlib.sha256()
+        handle, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", suffix=".upload")
+        tmp = Path(tmp_name)
+        try:
+            size = 0
+            with open(path, "rb") as src, os.fdopen(handle, "wb") as out:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+            return self._finish(tmp, digest.hexdigest(), size, project_id, name)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def _finish(self, tmp: Path, asset_id: str, size: int, project_id: str, name: str) -> Asset:
+        label = name or "upload"
+        try:
+            fmt = sf.info(str(tmp)).format
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            reason = str(exc).replace(f"'{tmp}'", "").replace(str(tmp), "").strip()
+            raise InvalidAudio(f"{label}: not a readable WAV/FLAC/AIFF file ({reason})"
+                               ) from None
+        ext = EXTENSIONS.get(fmt)
+        if ext is None:
+            raise InvalidAudio(f"{label}: {fmt} files are not accepted; "
+                               f"send WAV, FLAC or AIFF")
+        try:
+            audio, rate = read_audio(tmp)
+        except AudioFileError as exc:
+            raise InvalidAudio(str(exc).replace(str(tmp), label)) from None
+        final = self._object(asset_id, ext)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if not final.exists():
+            peaks = compute_peaks(audio, rate)
+            self._write_atomic(final.with_suffix(".peaks.npz"), peaks.to_bytes())
+            asset = Asset(asset_id, str(final), ext, rate, audio.shape[0], audio.shape[1],
+                          os.path.basename(name), size)
+            meta = json.dumps(asdict(asset))
+            self._write_atomic(final.with_suffix(".json"), meta.encode())
+            os.replace(tmp, final)
+            log.info("stored asset %s (%s, %d bytes)", asset_id, label, size)
+        self._remember(project_id, asset_id)
+        return self.asset(asset_id)
+
+    # -- lookup ----------------------------------------------------------------------------
+
+    def _object(self, asset_id: str, ext: str) -> Path:
+        return self.root / "objects" / asset_id[:2] / f"{asset_id}.{ext}"
+
+    def asset(self, asset_id: str) -> Asset:
+        """The stored asset ``asset_id`` (raises :class:`AssetNotFound`)."""
+        if not _ASSET_ID.match(asset_id):
+            raise AssetNotFound(f"{asset_id!r} is not an asset id (64 hex digits)")
+        meta = self.root / "objects" / asset_id[:2] / f"{asset_id}.json"
+        try:
+            return Asset(**json.loads(meta.read_text()))
+        except FileNotFoundError:
+            raise AssetNotFound(f"no asset {asset_id}") from None
+
+    def asset_for_source(self, source: str) -> Asset | None:
+        """The asset whose file is ``source`` (a clip source path), if it is one."""
+        path = Path(source)
+        if path.parent.parent != self.root / "objects":
+            return None
+        try:
+            return self.asset(path.name.split(".")[0])
+        except AssetNotFound:
+            return None
+
+    def project_assets(self, project_id: str) -> list[str]:
+        """Ids of the assets uploaded to ``project_id``, oldest first."""
+        index = self._index(project_id)
+        if not index.exists():
+            return []
+        seen: dict[str, None] = {}
+        for line in index.read_text().split():
+            seen.setdefault(line, None)
+        return list(seen)
+
+    def belongs(self, project_id: str, asset_id: str) -> bool:
+        """Whether ``asset_id`` was uploaded to (or recorded in) ``project_id``."""
+        return asset_id in self.project_assets(project_id)
+
+    def peaks(self, asset_id: str) -> Peaks:
+        """The peaks computed when the asset was stored."""
+        asset = self.asset(asset_id)
+        return peaks_from_bytes(Path(asset.path).with_suffix(".peaks.npz").read_bytes())
+
+    def peaks_of_file(self, source: str) -> Peaks:
+        """Peaks of any audio file (an asset's stored peaks, or computed once and cached)."""
+        asset = self.asset_for_source(source)
+        if asset is not None:
+            return self.peaks(asset.id)
+        stat = os.stat(source)
+        key = hashlib.sha256(f"{os.path.abspath(source)}|{stat.st_size}|{stat.st_mtime_ns}"
+                             .encode()).hexdigest()
+        cached = self.root / "peaks-cache" / f"{key}.peaks.npz"
+        if cached.exists():
+            return peaks_from_bytes(cached.read_bytes())
+        audio, rate = read_audio(source)
+        peaks = compute_peaks(audio, rate)
+        self._write_atomic(cached, peaks.to_bytes())
+        return peaks
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _index(self, project_id: str) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", project_id)
+        return self.root / "projects" / f"{safe}.txt"
+
+    def _remember(self, project_id: str, asset_id: str) -> None:
+        if asset_id not in self.project_assets(project_id):
+            with open(self._index(project_id), "a") as index:
+                index.write(asset_id + "\n")
+
+    def _write_atomic(self, path: Path, data: bytes) -> None:
+        handle, tmp = tempfile.mkstemp(dir=self.root / "tmp")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise

@@ -1,0 +1,170 @@
+"""Project audio over HTTP: streamed upload with limits and checks, download, peaks."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import pytest
+import pytest_asyncio
+import soundfile as sf
+from nodepeer import free_port, running_server
+
+from collab.tokens import Role
+from dawserver.assets import ASSETS
+from dawserver.config import ServerConfig
+from dawserver.keys import STORE, TOKENS
+from dawserver.projects import import_session
+from dsp_core.session import Clip, Session, Track
+
+pytestmark = pytest.mark.asyncio
+
+
+def wav_bytes(audio: np.ndarray, rate: int = 48000, fmt: str = "WAV",
+              subtype: str = "FLOAT") -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, audio.T, rate, format=fmt, subtype=subtype)
+    return buffer.getvalue()
+
+
+class Api:
+    def __init__(self, app, base: str, project_id: str, imported: Path) -> None:
+        self.app, self.base, self.project_id, self.imported = app, base, project_id, imported
+        self.http = aiohttp.ClientSession()
+
+    def token(self, role: Role = Role.EDITOR) -> str:
+        return self.app[TOKENS].issue(self.project_id, role, "ana")
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/projects/{self.project_id}{path}"
+
+    async def upload(self, body, role: Role = Role.EDITOR, **params) -> aiohttp.ClientResponse:
+        headers = {"Authorization": f"Bearer {self.token(role)}"}
+        async with self.http.post(self.url("/assets"), data=body, params=params,
+                                  headers=headers) as response:
+            await response.read()
+            return response
+
+    async def get(self, path: str, **params):
+        params["token"] = self.token(Role.VIEWER)
+        async with self.http.get(self.url(path), params=params) as response:
+            body = await response.read()
+            return response, body
+
+
+@pytest_asyncio.fixture
+async def api(tmp_path: Path):
+    imported = tmp_path / "imported.wav"
+    sf.write(imported, np.linspace(-0.5, 0.5, 3000, dtype=np.float32), 48000, subtype="FLOAT")
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data", engine=False)
+    session = Session(name="Assets", tracks=[
+        Track("t0", clips=[Clip(str(imported), 0, 3000, id="c0")])])
+    async with running_server(config) as app:
+        info = await import_session(app[STORE], session)
+        client = Api(app, f"http://127.0.0.1:{config.port}", info.project_id, imported)
+        try:
+            yield client
+        finally:
+            await client.http.close()
+
+
+def stored_files(api: Api) -> list[Path]:
+    root = api.app[ASSETS].root
+    return sorted(p for p in root.rglob("*") if p.is_file() and "projects" not in p.parts)
+
+
+async def test_an_upload_is_stored_by_hash_with_peaks_and_downloads_unchanged(api: Api) -> None:
+    audio = np.sin(np.arange(20000, dtype=np.float32) / 7)[None, :] * 0.8
+    data = wav_bytes(audio)
+    response = await api.upload(data, name="take.wav")
+    assert response.status == 201
+    asset = await response.json()
+    assert asset["id"] == hashlib.sha256(data).hexdigest()
+    assert (asset["frames"], asset["channels"], asset["sample_rate"]) == (20000, 1, 48000)
+    assert Path(asset["source"]).name == f"{asset['id']}.wav"
+    response, body = await api.get(f"/assets/{asset['id']}")
+    assert response.status == 200 and body == data
+    response, body = await api.get("/assets")
+    assert [a["id"] for a in await response.json()] == [asset["id"]]
+    again = await api.upload(data)
+    assert again.status == 201
+    assert len([p for p in stored_files(api) if p.suffix == ".wav"]) == 1
+
+
+async def test_multipart_flac_upload_is_accepted(api: Api) -> None:
+    audio = np.random.default_rng(1).uniform(-0.5, 0.5, (2, 5000)).astype(np.float32)
+    form = aiohttp.FormData()
+    form.add_field("file", wav_bytes(audio, fmt="FLAC", subtype="PCM_24"),
+                   filename="stereo.flac", content_type="audio/flac")
+    response = await api.upload(form)
+    assert response.status == 201
+    asset = await response.json()
+    assert (asset["format"], asset["channels"], asset["name"]) == ("flac", 2, "stereo.flac")
+
+
+async def test_peaks_match_numpy_min_max(api: Api) -> None:
+    audio = np.random.default_rng(2).uniform(-1, 1, (2, 10_000)).astype(np.float32)
+    asset = await (await api.upload(wav_bytes(audio))).json()
+    response, _ = await api.get(f"/assets/{asset['id']}/peaks", frames_per_peak="256")
+    peaks = await response.json()
+    assert peaks["levels"][0] == 64 and peaks["count"] == 40
+    for c in range(2):
+        for i in (0, 17, 39):
+            chunk = audio[c, i * 256:(i + 1) * 256]
+            assert peaks["min"][c][i] == pytest.approx(chunk.min(), abs=1e-5)
+            assert peaks["max"][c][i] == pytest.approx(chunk.max(), abs=1e-5)
+    response, body = await api.get(f"/assets/{asset['id']}/peaks", frames_per_peak="64",
+                                   format="binary", start="3", count="2")
+    pairs = np.frombuffer(body, "<f4").reshape(2, 2, 2)
+    assert response.headers["X-Peaks-Count"] == "2"
+    assert pairs[1, 0, 0] == audio[1, 192:256].min() and pairs[1, 1, 1] == audio[1, 256:320].max()
+
+
+async def test_an_oversized_upload_gets_413_and_leaves_nothing(api: Api) -> None:
+    api.app[ASSETS].max_bytes = 10_000
+    before = stored_files(api)
+    response = await api.upload(wav_bytes(np.zeros((1, 8000), np.float32)))
+    assert response.status == 413
+    assert "over the 10000-byte limit" in (await response.json())["error"]
+
+    async def unsized():
+        for _ in range(10):
+            yield b"\0" * 4096
+
+    response = await api.upload(unsized())
+    assert response.status == 413
+    assert stored_files(api) == before
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"this is not audio at all" * 100, "not a readable WAV/FLAC/AIFF file"),
+    (b"", "empty"),
+    (wav_bytes(np.zeros((1, 48000), np.float32))[:3000], "truncated"),
+    (wav_bytes(np.full((1, 100), np.nan, np.float32)), "NaN"),
+], ids=["text", "empty", "truncated", "nan"])
+async def test_corrupt_audio_gets_415_with_a_clear_message_and_leaves_nothing(
+        api: Api, body: bytes, message: str) -> None:
+    response = await api.upload(body, name="bad.wav")
+    assert response.status == 415
+    error = (await response.json())["error"]
+    assert message in error
+    assert str(api.app[ASSETS].root) not in error
+    assert stored_files(api) == []
+
+
+async def test_a_viewer_cannot_upload(api: Api) -> None:
+    response = await api.upload(wav_bytes(np.zeros((1, 100), np.float32)), role=Role.VIEWER)
+    assert response.status == 403
+
+
+async def test_imported_sources_download_and_have_peaks_other_files_do_not(api: Api) -> None:
+    response, body = await api.get("/audio", source=str(api.imported))
+    assert response.status == 200 and body == api.imported.read_bytes()
+    response, _ = await api.get("/peaks", source=str(api.imported), frames_per_peak="1024")
+    peaks = await response.json()
+    assert peaks["count"] == 3 and peaks["max"][0][2] == pytest.approx(0.5, abs=1e-5)
+    response, _ = await api.get("/audio", source="/etc/passwd")
+    assert response.status == 404
