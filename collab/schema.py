@@ -49,7 +49,7 @@ CLIP_FIELDS = {"track", "source", "position", "offset", "length", "gain_db", "fa
 FRAME_FIELDS = {"position", "offset", "length", "fade_in", "fade_out"}
 TRANSPORT_DEFAULTS: dict[str, Any] = {
     "tempo": 120.0, "beats_per_bar": 4, "beat_unit": 4, "loop_enabled": False,
-    "loop_start": 0, "loop_end": 0, "playing": False, "position": 0,
+    "loop_start": 0, "loop_end": 0, "playing": False, "position": 0, "recording": False,
 }
 PALETTE = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0",
            "#f032e6")
