@@ -83,11 +83,12 @@ class PreSaves:
         if service not in row["services"].split(","):
             raise DistributionError(f"service {service!r} is not offered here; choose one of "
                                     f"{row['services'].split(',')}")
-        if not _EMAIL.match(fan or ""):
+        fan = (fan or "").strip()
+        if not _EMAIL.match(fan):
             raise DistributionError(f"{fan!r} is not an e-mail address")
         if row["fired_at"] is not None:
             raise DistributionError("the release is out: pre-saves are closed, stream it now")
-        fan_key = hashlib.sha256(fan.strip().lower().encode()).hexdigest()
+        fan_key = hashlib.sha256(fan.lower().encode()).hexdigest()
         await self.db.execute(
             "INSERT INTO dist_presaves (account_id, campaign_id, fan_key, service, created_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, campaign_id, fan_key, service) "
