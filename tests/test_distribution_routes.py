@@ -1,0 +1,116 @@
+"""The distribution HTTP API end to end: installed as a plug-in, delivering to a fake store."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from distribution_helpers import make_art, make_audio, release_dict
+
+from business.distribution.stores.fakestore import FakeStore
+from dawserver.plugins import emit_project_rendered, install
+
+
+def _future(days: int) -> str:
+    return (dt.date.today() + dt.timedelta(days=days)).isoformat()
+
+
+def test_release_is_checked_delivered_paid_and_presaved_over_http(tmp_path: Path) -> None:
+    art = make_art(tmp_path / "cover.jpg")
+    render = make_audio(tmp_path / "render.wav", seconds=2.0)
+
+    async def go() -> None:
+        async with FakeStore(fail_rate=0.3, seed=5) as store:
+            config = {"data_dir": tmp_path / "data", "plugins": {"distribution": {
+                "stores": {"fake": {"url": store.url, "token": "secret",
+                                    "dpid": "PADPIDA0000000001Z"}},
+                "pipeline": {"backoff_base": 0.01, "backoff_cap": 0.05, "poll_s": 0.02},
+                "presave_check_s": 0.05}}}
+            app = web.Application()
+            install(app, config, identify=lambda r: r.headers.get("X-Account", "local"))
+            async with TestClient(TestServer(app)) as client:
+                hdr = {"X-Account": "ada"}
+                await emit_project_rendered(app, "ada", "proj-1", str(render), {})
+                raw = release_dict(tmp_path, art=art, audio=[render])
+                raw["release_date"] = _future(14)
+                raw["tracks"][0]["audio_path"] = ""
+                raw["tracks"][0]["project_id"] = "proj-1"
+                created = await client.post("/api/distribution/releases", json=raw,
+                                            headers=hdr)
+                assert created.status == 201
+                body = await created.json()
+                assert body["tracks"][0]["audio_path"] == str(render)  # from the render hook
+                rid = body["release_id"]
+
+                bad = dict(raw, release_id="bad", title="Hit feat. Bob", upc="1")
+                await client.post("/api/distribution/releases", json=bad, headers=hdr)
+                refused = await client.post("/api/distribution/releases/bad/deliveries",
+                                            json={}, headers=hdr)
+                assert refused.status == 422
+                codes = {i["code"] for i in (await refused.json())["issues"]}
+                assert {"feat_in_title", "upc"} <= codes
+
+                check = await (await client.post(f"/api/distribution/releases/{rid}/check",
+                                                  headers=hdr)).json()
+                assert check["passed"], check["issues"]
+                xml = await client.get(f"/api/distribution/releases/{rid}/ddex?store=fake",
+                                       headers=hdr)
+                assert xml.content_type == "application/xml"
+                assert b"<ICPN>" in await xml.read()
+                queued = await client.post(f"/api/distribution/releases/{rid}/deliveries",
+                                           json={"stores": ["fake"]}, headers=hdr)
+                assert queued.status == 202
+                deadline = time.monotonic() + 30
+                while True:
+                    jobs = await (await client.get(
+                        f"/api/distribution/releases/{rid}/deliveries", headers=hdr)).json()
+                    if jobs[0]["state"] == "delivered" or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.05)
+                assert jobs[0]["state"] == "delivered"
+                assert list(store.accepted) == [jobs[0]["message_id"]]
+                metrics = await (await client.get("/api/distribution/metrics",
+                                                  headers=hdr)).json()
+                assert metrics["jobs"]["delivered"] == 1
+                other = await client.get(f"/api/distribution/releases/{rid}",
+                                         headers={"X-Account": "eve"})
+                assert other.status == 404  # accounts never see each other's releases
+
+                isrc = raw["tracks"][0]["isrc"]
+                split = await client.put(f"/api/distribution/splits/{isrc}", headers=hdr,
+                                         json={"payees": [{"payee_id": "ada", "share": "70"},
+                                                          {"payee_id": "bo", "share": "30"}]})
+                assert split.status == 200
+                csv = ("store,territory,isrc,units,amount,currency\n"
+                       f"fake,US,{isrc},100,10.01,USD\n")
+                imported = await client.post("/api/distribution/statements", data=csv,
+                                             headers=hdr)
+                assert imported.status == 201
+                balances = await (await client.get("/api/distribution/balances",
+                                                   headers=hdr)).json()
+                assert {(b["payee_id"], b["cents"]) for b in balances} == {("ada", 701),
+                                                                            ("bo", 300)}
+                broken = await client.post("/api/distribution/statements", data="a,b\n1,2\n",
+                                           headers=hdr)
+                assert broken.status == 400 and "lacks columns" in (await broken.json())["error"]
+
+                campaign = await (await client.post(
+                    f"/api/distribution/releases/{rid}/presave", json={}, headers=hdr)).json()
+                slug = campaign["slug"]
+                saved = await client.post(f"/api/presave/{slug}",
+                                          data={"fan": "f@example.com", "service": "spotify"})
+                assert (await saved.json())["presaves"] == 1
+                page = await client.get(f"/presave/{slug}")
+                assert page.content_type == "text/html"
+                assert "Night Drive" in await page.text()
+                assert (await client.get("/api/presave/nope")).status == 404
+                invalid = await client.post("/api/distribution/releases", data=b"{oops",
+                                            headers=hdr)
+                assert invalid.status == 400 and "not valid JSON" in (await invalid.json())[
+                    "error"]
+
+    asyncio.run(go())
