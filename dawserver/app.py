@@ -17,7 +17,7 @@ from collab.room import RoomLimits
 from collab.store import open_store
 from collab.tokens import TokenSigner
 
-from . import api, plugins
+from . import api, page, plugins
 from .assets import setup_assets
 from .config import ServerConfig
 from .keys import CONFIG, ENGINES, ROOMS, STORE, TOKENS
@@ -36,6 +36,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.cleanup_ctx.append(collab_context)
     app.router.add_get("/collab/{project_id}", collab_socket)
     app.router.add_routes(api.routes)
+    app.router.add_routes(page.routes)
     setup_assets(app)
     plugins.install(app, config)
     return app

@@ -1,0 +1,55 @@
+"""The browser page: ``/`` serves the DAW page, ``/static/`` its bundle (built from ``web/``).
+
+The bundle in ``dawserver/static/`` is committed build output of ``npm run build``
+in ``web/``, so serving the page needs neither Node nor the network.
+``/page/features`` tells the page which optional endpoints this server has (live
+mix, uploads, waveform peaks, renaming), so it can hide what is missing instead
+of failing against routes that are not there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+STATIC_DIR = Path(__file__).parent / "static"
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/")
+async def index(request: web.Request) -> web.StreamResponse:
+    """The page shell (project list, or the project in ``?project=ID&token=T``)."""
+    page = STATIC_DIR / "index.html"
+    if not page.is_file():
+        raise web.HTTPServiceUnavailable(
+            text="the page bundle is missing: run 'npm ci && npm run build' in web/")
+    return web.FileResponse(page, headers=NO_CACHE)
+
+
+@routes.get("/page/features")
+async def features(request: web.Request) -> web.Response:
+    """Optional server features the page may use, read from the app's routes."""
+    return web.json_response(route_features(request.app))
+
+
+def route_features(app: web.Application) -> dict[str, object]:
+    """``{"rtc": bool, "upload": path|None, "peaks": path|None, "rename": bool}``."""
+    found: dict[str, object] = {"rtc": False, "upload": None, "peaks": None, "rename": False}
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        method = route.method
+        if method == "POST" and path == "/projects/{project_id}/rtc":
+            found["rtc"] = True
+        elif method == "POST" and path == "/projects/{project_id}/assets":
+            found["upload"] = path
+        elif method == "GET" and path == "/projects/{project_id}/peaks":
+            found["peaks"] = path
+        elif method == "PATCH" and path == "/projects/{project_id}":
+            found["rename"] = True
+    return found
+
+
+routes.static("/static", STATIC_DIR, append_version=False)

@@ -1,0 +1,47 @@
+// Build the page into dawserver/static/ (or --outdir DIR): app.js (esbuild bundle of
+// src/main.js with yjs and y-websocket), app.css, index.html and build-info.json, whose
+// `sources_sha256` lets the Python tests check that the committed bundle is current.
+import { build, version } from 'esbuild'
+import { createHash } from 'node:crypto'
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const flag = process.argv.indexOf('--outdir')
+const outdir = flag > 0 ? path.resolve(process.argv[flag + 1]) : path.join(here, '..', 'dawserver', 'static')
+
+/** The files the bundle is made from, as repository-relative paths under web/. */
+async function sources () {
+  const src = (await readdir(path.join(here, 'src'))).filter((f) => /\.(js|css|html)$/.test(f)).map((f) => `src/${f}`)
+  return ['build.mjs', 'package.json', 'package-lock.json', ...src].sort()
+}
+
+/** sha256 over "path NUL content NUL" of every source, in sorted order. */
+async function sourcesHash () {
+  const hash = createHash('sha256')
+  for (const file of await sources()) {
+    hash.update(file + '\0')
+    hash.update(await readFile(path.join(here, file)))
+    hash.update('\0')
+  }
+  return hash.digest('hex')
+}
+
+await mkdir(outdir, { recursive: true })
+await build({
+  entryPoints: [path.join(here, 'src', 'main.js')],
+  bundle: true,
+  format: 'esm',
+  target: ['chrome110', 'firefox110', 'safari16'],
+  minify: true,
+  legalComments: 'eof',
+  charset: 'utf8',
+  outfile: path.join(outdir, 'app.js'),
+  logLevel: 'warning'
+})
+await copyFile(path.join(here, 'src', 'style.css'), path.join(outdir, 'app.css'))
+await copyFile(path.join(here, 'src', 'index.html'), path.join(outdir, 'index.html'))
+const info = { sources_sha256: await sourcesHash(), esbuild: version, files: ['app.js', 'app.css', 'index.html'] }
+await writeFile(path.join(outdir, 'build-info.json'), JSON.stringify(info, null, 2) + '\n')
+console.log(`built ${outdir} (sources ${info.sources_sha256.slice(0, 12)})`)

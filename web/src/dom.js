@@ -1,0 +1,49 @@
+// Tiny DOM helpers: element construction and text formatting.
+
+/** Create an element: h('button', {class: 'x', onclick: f}, 'text', child). */
+export function h (tag, attrs = {}, ...children) {
+  const el = document.createElement(tag)
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue
+    if (key.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(key.slice(2), value)
+    } else if (key === 'class') {
+      el.className = value
+    } else if (key === 'dataset') {
+      Object.assign(el.dataset, value)
+    } else if (key in el && typeof value !== 'string') {
+      el[key] = value
+    } else {
+      el.setAttribute(key, value === true ? '' : value)
+    }
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)))
+  }
+  return el
+}
+
+/** Set a property only when it differs (keeps focus, selection and caret intact). */
+export function setProp (el, name, value) {
+  if (el[name] !== value) el[name] = value
+}
+
+/** "m:ss.mmm" for a time in seconds. */
+export function formatTime (seconds) {
+  const s = Math.max(0, seconds)
+  const minutes = Math.floor(s / 60)
+  const rest = (s - minutes * 60).toFixed(3).padStart(6, '0')
+  return `${minutes}:${rest}`
+}
+
+/** "-6.0 dB" (or "-inf dB" at the bottom of a fader). */
+export function formatDb (db) {
+  return db <= -60 ? '-inf dB' : `${db > 0 ? '+' : ''}${db.toFixed(1)} dB`
+}
+
+/** "L 30" / "C" / "R 100" for a pan in [-1, 1]. */
+export function formatPan (pan) {
+  const v = Math.round(pan * 100)
+  return v === 0 ? 'C' : v < 0 ? `L ${-v}` : `R ${v}`
+}

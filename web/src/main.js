@@ -1,0 +1,182 @@
+// Entry point: the project list, or the project view of ?project=ID&token=T.
+import { h } from './dom.js'
+import { features as loadFeatures } from './api.js'
+import { fromLocation, claims as readClaims, canEdit, listUrl } from './session.js'
+import { Project } from './project.js'
+import { Presence, renderPeople, markTouched } from './presence.js'
+import { Timeline } from './timeline.js'
+import { Transport } from './transport.js'
+import { EffectsPanel } from './effects.js'
+import { TranscriptPanel } from './transcript.js'
+import { PeakCache } from './peaks.js'
+import { LiveMix } from './live.js'
+import { uploadAudio, projectFrames } from './assets.js'
+import { showProjectList, sharePanel } from './projects.js'
+
+const root = document.getElementById('app')
+const toast = h('div', { class: 'toast', role: 'status' })
+document.body.append(toast)
+
+function notify (message, isError = false) {
+  toast.textContent = message
+  toast.classList.toggle('error', isError)
+  toast.classList.add('show')
+  clearTimeout(notify.timer)
+  notify.timer = setTimeout(() => toast.classList.remove('show'), 4000)
+}
+
+async function main () {
+  const { projectId, token } = fromLocation()
+  const claims = readClaims(token)
+  const features = await loadFeatures()
+  if (!projectId) {
+    document.title = 'Projects · Max Booster Studio'
+    await showProjectList(root, { token, claims, features, notify })
+    return
+  }
+  await openProject({ projectId, token, claims, features })
+}
+
+async function openProject ({ projectId, token, claims, features }) {
+  const editable = canEdit(claims.role)
+  document.body.classList.toggle('viewer', !editable)
+  const project = new Project(projectId, token)
+  const status = h('span', { class: 'status', title: 'Connection' }, 'connecting')
+  const synced = project.connect((text, final) => {
+    status.textContent = text
+    status.dataset.state = text
+    if (final) notify(`Cannot open the project: ${text}`, true)
+  })
+  const presence = new Presence(project.awareness, claims.user, claims.role)
+  const view = { track: null, clip: null }
+  const select = (track, clip) => {
+    view.track = track ?? view.track
+    view.clip = clip === undefined ? view.clip : clip
+    presence.set('selected', view.track)
+    timeline.setSelection(view.track, view.clip)
+    effects.show(view.track)
+    transcript.show(view.clip)
+  }
+  const peaks = new PeakCache({ projectId, token, url: features.peaks || null })
+  const timeline = new Timeline({
+    project, presence, editable, peaks,
+    onSelectTrack: (id) => select(id),
+    onSelectClip: (id) => select(project.clip(id)?.track, id),
+    onDropFiles: (trackId, position, files) => dropFiles({ project, features, token, trackId, position, files }),
+    onSeek: (frame) => transport.seek(frame)
+  })
+  const transport = new Transport({
+    project, presence, editable,
+    onTick: (frame) => {
+      timeline.setPlayheads(frame, presence.others())
+      transcript.tick(frame)
+    }
+  })
+  transport.onRecord = () => toggleRecording({ project, transport, live, features, listen })
+  const effects = new EffectsPanel({ project, presence, editable })
+  const transcript = new TranscriptPanel({ project, editable, onSelectClip: (id) => select(project.clip(id)?.track, id) })
+  const live = new LiveMix({ projectId, token, available: Boolean(features.rtc) })
+  const listen = h('button', {
+    class: 'listen', disabled: !features.rtc,
+    title: features.rtc ? 'Listen to the live mix (WebRTC)' : 'This server offers no live mix stream',
+    onclick: async () => {
+      try {
+        if (live.active) live.stop()
+        else await live.start()
+      } catch (err) { notify(`Live mix: ${err.message}`, true) }
+      listen.classList.toggle('on', live.active)
+    }
+  }, 'Listen')
+  const volume = h('input', { type: 'range', class: 'volume', min: 0, max: 1.5, step: 0.01, value: 1,
+    title: 'Listening volume (yours only)', oninput: (e) => live.setVolume(Number(e.target.value)) })
+  const name = h('input', { type: 'text', class: 'project-name edit', disabled: !editable, spellcheck: false,
+    'aria-label': 'Project name', onchange: (e) => project.setName(e.target.value.trim() || 'Untitled') })
+  const people = h('ul', { class: 'people', 'aria-label': 'Who is here' })
+  const badge = h('span', { class: `role-badge role-${claims.role}` }, claims.role)
+  root.replaceChildren(
+    h('header', { class: 'topbar' },
+      h('a', { class: 'projects-link', href: listUrl(token), title: 'All projects' }, '☰'),
+      name, badge, transport.el, listen, volume, people, status),
+    editable ? '' : h('div', { class: 'viewer-banner', role: 'note' }, 'View only — you see every change live, but cannot edit.'),
+    h('main', { class: 'workspace' }, timeline.el),
+    h('footer', { class: 'panels' }, effects.el, transcript.el,
+      claims.role === 'owner' ? sharePanel({ projectId, token, notify }) : ''))
+  if (!editable) {
+    for (const el of root.querySelectorAll('.edit')) el.disabled = true
+  }
+
+  let queued = false
+  const refresh = () => {
+    if (queued) return
+    queued = true
+    queueMicrotask(() => {
+      queued = false
+      document.title = `${project.name} · Max Booster Studio`
+      if (document.activeElement !== name) name.value = project.name
+      timeline.render()
+      transport.update()
+      effects.update()
+      transcript.update()
+      markTouched(root, presence.others())
+    })
+  }
+  for (const map of Object.values(project.roots)) map.observeDeep(refresh)
+  presence.onChange(() => {
+    renderPeople(people, presence)
+    markTouched(root, presence.others())
+  })
+  renderPeople(people, presence)
+  document.addEventListener('keydown', (e) => {
+    if (e.key === '+' || e.key === '=' || e.key === '-') {
+      if (e.target.tagName === 'INPUT' && e.target.type === 'text') return
+      timeline.setZoom(timeline.zoom * (e.key === '-' ? 1 / 1.5 : 1.5))
+      return
+    }
+    transport.handleKey(e)
+  })
+  window.daw = { project, presence, timeline, transport, live, features } // for tests and the console
+  await synced
+  status.textContent = 'connected'
+  refresh()
+  document.body.dataset.ready = 'true'
+}
+
+async function dropFiles ({ project, features, token, trackId, position, files }) {
+  for (const file of files) {
+    try {
+      notify(`uploading ${file.name}…`)
+      const asset = await uploadAudio({ features, projectId: project.projectId, token, blob: file, name: file.name })
+      const length = projectFrames(asset.frames, asset.sampleRate, project.sampleRate)
+      project.addClip(trackId, { source: asset.source, position, length })
+      notify(`${file.name} added`)
+      position += length
+    } catch (err) {
+      notify(`${file.name}: ${err.message}`, true)
+    }
+  }
+}
+
+async function toggleRecording ({ project, transport, live, features, listen }) {
+  if (project.transport().recording) {
+    project.setTransport({ recording: false, playing: false, position: transport.playhead() })
+    live.stop() // ends the microphone; the server adds the take to the armed tracks
+    listen.classList.remove('on')
+    return
+  }
+  const armed = project.tracks().filter((t) => t.arm)
+  if (!armed.length) return notify('Arm a track (R) to record into it', true)
+  if (!features.rtc) return notify('Recording needs the server\'s WebRTC endpoint, which it does not offer', true)
+  try {
+    const mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, noiseSuppression: false } })
+    live.stop()
+    await live.start({ mic })
+    listen.classList.add('on')
+  } catch (err) { return notify(`Recording: ${err.message}`, true) }
+  project.setTransport({ recording: true, playing: true, position: transport.playhead() })
+  notify(`recording into ${armed.map((t) => t.name).join(', ')}`)
+}
+
+main().catch((err) => {
+  root.replaceChildren(h('pre', { class: 'fatal' }, `The page failed to start: ${err.message}`))
+  throw err
+})

@@ -1,0 +1,165 @@
+// The shared project document: connection (y-websocket) and every edit the page makes.
+//
+// The page keeps no project state of its own: it renders from the Y.Doc and
+// changes it only through the functions below, each one Yjs transaction, so
+// every client and the server's engine see the same edit.
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+
+export const ROOTS = ['meta', 'tracks', 'clips', 'buses', 'transport', 'markers', 'comments',
+  'transcripts']
+export const TRANSPORT_DEFAULTS = {
+  tempo: 120, beats_per_bar: 4, beat_unit: 4, loop_enabled: false, loop_start: 0,
+  loop_end: 0, playing: false, position: 0, recording: false
+}
+// Close codes the server uses for "do not try again" (bad token, no access, revoked, gone).
+const FINAL_CLOSE_CODES = new Set([4401, 4403, 4404, 4410])
+
+/** A fresh clip id such as `clip-3f2a9c1b0d4e` (works outside secure contexts too). */
+export function newClipId () {
+  const bytes = crypto.getRandomValues(new Uint8Array(6))
+  return `clip-${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')}`
+}
+
+export class Project {
+  constructor (projectId, token) {
+    this.projectId = projectId
+    this.token = token
+    this.doc = new Y.Doc()
+    this.roots = Object.fromEntries(ROOTS.map((name) => [name, this.doc.getMap(name)]))
+    this.provider = null
+  }
+
+  /** Connect to ws(s)://host/collab/PROJECT; `onStatus(text, final)` reports the link. */
+  connect (onStatus) {
+    const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws'
+    const url = `${scheme}://${window.location.host}/collab`
+    this.provider = new WebsocketProvider(url, this.projectId, this.doc, {
+      params: { token: this.token }, disableBc: true, maxBackoffTime: 2500
+    })
+    this.provider.on('status', ({ status }) => onStatus(status, false))
+    this.provider.on('connection-close', (event) => {
+      if (event && FINAL_CLOSE_CODES.has(event.code)) {
+        this.provider.shouldConnect = false
+        onStatus(`closed: ${event.reason || event.code}`, true)
+      }
+    })
+    return new Promise((resolve) => {
+      if (this.provider.synced) resolve()
+      this.provider.once('sync', () => resolve())
+    })
+  }
+
+  get awareness () { return this.provider.awareness }
+
+  get sampleRate () { return Number(this.roots.meta.get('sample_rate')) || 48000 }
+
+  get name () { return String(this.roots.meta.get('name') || 'Untitled') }
+
+  transport () {
+    return { ...TRANSPORT_DEFAULTS, ...this.roots.transport.toJSON() }
+  }
+
+  /** Tracks as plain objects in display order. */
+  tracks () {
+    const rows = Object.values(this.roots.tracks.toJSON())
+    return rows.sort((a, b) => (a.order ?? 0) - (b.order ?? 0) || String(a.id).localeCompare(b.id))
+  }
+
+  clips () { return Object.values(this.roots.clips.toJSON()) }
+
+  clip (clipId) {
+    const map = this.roots.clips.get(clipId)
+    return map ? map.toJSON() : null
+  }
+
+  transcript (clipId) {
+    const map = this.roots.transcripts.get(clipId)
+    return map ? map.toJSON() : null
+  }
+
+  /** Frames at which the last clip ends. */
+  endFrame () {
+    return this.clips().reduce((end, c) => Math.max(end, c.position + c.length), 0)
+  }
+
+  // -- edits ------------------------------------------------------------------------------
+
+  setTrack (trackId, field, value) {
+    const map = this.roots.tracks.get(trackId)
+    if (map && map.get(field) !== value) this.doc.transact(() => map.set(field, value))
+  }
+
+  moveClip (clipId, position, trackId) {
+    const map = this.roots.clips.get(clipId)
+    if (!map) return
+    this.doc.transact(() => {
+      map.set('position', Math.max(0, Math.round(position)))
+      if (trackId && trackId !== map.get('track')) map.set('track', trackId)
+    })
+  }
+
+  addClip (trackId, fields) {
+    const id = newClipId()
+    const clip = new Y.Map()
+    this.doc.transact(() => {
+      this.roots.clips.set(id, clip)
+      for (const [key, value] of Object.entries({
+        id, track: trackId, offset: 0, gain_db: 0, fade_in: 0, fade_out: 0, ...fields
+      })) clip.set(key, value)
+    })
+    return id
+  }
+
+  setTransport (fields) {
+    this.doc.transact(() => {
+      for (const [key, value] of Object.entries(fields)) this.roots.transport.set(key, value)
+    })
+  }
+
+  setName (name) {
+    this.doc.transact(() => this.roots.meta.set('name', name))
+  }
+
+  setEffectParam (trackId, index, name, value) {
+    const effect = this.roots.tracks.get(trackId)?.get('effects')?.get(index)
+    if (effect) this.doc.transact(() => effect.get('params').set(name, value))
+  }
+
+  setEffectEnabled (trackId, index, enabled) {
+    const effect = this.roots.tracks.get(trackId)?.get('effects')?.get(index)
+    if (effect) this.doc.transact(() => effect.set('enabled', enabled))
+  }
+
+  /** Apply a cut plan (see transcript.js `planCut`) in one transaction. */
+  applyCut (plan) {
+    const { clips, transcripts } = this.roots
+    this.doc.transact(() => {
+      for (const [clipId, fields] of Object.entries(plan.update)) {
+        const map = clips.get(clipId)
+        for (const [key, value] of Object.entries(fields)) map.set(key, value)
+      }
+      for (const clipId of plan.remove) {
+        clips.delete(clipId)
+        transcripts.delete(clipId)
+      }
+      for (const fields of plan.add) {
+        const map = new Y.Map()
+        clips.set(fields.id, map)
+        for (const [key, value] of Object.entries(fields)) map.set(key, value)
+      }
+      for (const [clipId, transcript] of Object.entries(plan.transcripts)) {
+        if (transcript === null) {
+          transcripts.delete(clipId)
+          continue
+        }
+        const map = new Y.Map()
+        transcripts.set(clipId, map)
+        map.set('clip', clipId)
+        map.set('language', transcript.language || '')
+        map.set('model', transcript.model || '')
+        map.set('segments', Y.Array.from(transcript.segments))
+      }
+    })
+  }
+}

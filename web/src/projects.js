@@ -1,0 +1,82 @@
+// The project list (create, open, rename) and the share panel (links by role, revoke).
+import { h } from './dom.js'
+import { api } from './api.js'
+import { projectUrl } from './session.js'
+
+/** Render the project list into `root`. */
+export async function showProjectList (root, { token, claims, features, notify }) {
+  const list = h('ul', { class: 'project-list' })
+  const name = h('input', { type: 'text', placeholder: 'New project name', class: 'new-name' })
+  const create = h('button', { class: 'create', onclick: async () => {
+    try {
+      const project = await api('/projects', { token, method: 'POST', body: { name: name.value.trim() || 'Untitled' } })
+      window.location.href = projectUrl(project.id, token)
+    } catch (err) { notify(err.message, true) }
+  } }, 'Create project')
+  root.replaceChildren(h('div', { class: 'projects-page' },
+    h('h1', {}, 'Max Booster Studio'),
+    h('h2', {}, 'Projects'),
+    h('div', { class: 'create-row' }, name, create),
+    list))
+  if (!token) {
+    list.replaceChildren(h('li', { class: 'hint' }, 'Open the page with ?token=… (dawserver token, or the URL printed by "dawserver serve --demo").'))
+    return
+  }
+  let projects
+  try {
+    projects = await api('/projects', { token })
+  } catch (err) {
+    create.disabled = true
+    name.disabled = true
+    const only = claims.project && claims.project !== '*'
+      ? h('li', {}, h('a', { href: projectUrl(claims.project, token) }, `Open ${claims.project}`),
+        h('span', { class: 'hint' }, ` (your ${claims.role} token opens this project only)`))
+      : h('li', { class: 'hint' }, err.message)
+    list.replaceChildren(only)
+    return
+  }
+  if (!projects.length) list.replaceChildren(h('li', { class: 'hint' }, 'No projects yet: create one.'))
+  else list.replaceChildren(...projects.map((p) => projectItem(p, { token, features, notify })))
+}
+
+function projectItem (project, { token, features, notify }) {
+  const title = h('input', { type: 'text', class: 'rename', value: project.name, disabled: !features.rename,
+    title: features.rename ? 'Rename' : 'Open the project to rename it',
+    onchange: async (e) => {
+      try {
+        await api(`/projects/${encodeURIComponent(project.id)}`, { token, method: 'PATCH', body: { name: e.target.value } })
+        notify(`renamed to ${e.target.value}`)
+      } catch (err) { notify(err.message, true) }
+    }
+  })
+  return h('li', { class: 'project', dataset: { project: project.id } },
+    h('a', { class: 'open', href: projectUrl(project.id, token) }, 'Open'), title,
+    h('span', { class: 'hint' }, project.id))
+}
+
+/** The share panel of an owner: issue a link for a user and role; revoke a user. */
+export function sharePanel ({ projectId, token, notify }) {
+  const user = h('input', { type: 'text', placeholder: 'user name', class: 'share-user' })
+  const role = h('select', { class: 'share-role' }, ['viewer', 'editor', 'owner'].map((r) => h('option', { value: r }, r)))
+  const output = h('input', { type: 'text', readonly: true, class: 'share-link', placeholder: 'link appears here' })
+  const share = h('button', { class: 'share', onclick: async () => {
+    try {
+      const issued = await api(`/projects/${encodeURIComponent(projectId)}/tokens`, {
+        token, method: 'POST', body: { user: user.value.trim() || 'guest', role: role.value }
+      })
+      output.value = projectUrl(projectId, issued.token)
+      output.select()
+      notify(`link for ${issued.user} (${issued.role}) created`)
+    } catch (err) { notify(err.message, true) }
+  } }, 'Create link')
+  const revoke = h('button', { class: 'revoke', onclick: async () => {
+    const name = user.value.trim()
+    if (!name) return notify('type the user name to revoke', true)
+    try {
+      const result = await api(`/projects/${encodeURIComponent(projectId)}/members/${encodeURIComponent(name)}`, { token, method: 'DELETE' })
+      notify(`revoked ${result.revoked}`)
+    } catch (err) { notify(err.message, true) }
+  } }, 'Revoke')
+  return h('section', { class: 'panel share-panel' }, h('h3', {}, 'Share'),
+    h('div', { class: 'line' }, user, role, share, revoke), output)
+}

@@ -1,0 +1,240 @@
+// Track lanes on a timeline: headers, clips with waveforms, ruler, playheads, zoom/scroll,
+// clip dragging and audio drops. Zoom and scroll are view state; clips live in the document.
+import { h } from './dom.js'
+import { TrackHeader } from './tracks.js'
+import { drawWaveform } from './peaks.js'
+
+export const HEADER_WIDTH = 290
+const MIN_ZOOM = 2
+const MAX_ZOOM = 2000
+const DRAG_THRESHOLD = 3
+
+export class Timeline {
+  constructor ({ project, presence, editable, peaks, onSelectTrack, onSelectClip, onDropFiles, onSeek }) {
+    Object.assign(this, { project, presence, editable, peaks, onSelectTrack, onSelectClip, onDropFiles, onSeek })
+    this.zoom = 60 // pixels per second
+    this.headers = new Map()
+    this.lanes = new Map()
+    this.clipEls = new Map()
+    this.dragging = null
+    this.selectedTrack = null
+    this.selectedClip = null
+    this.ruler = h('div', { class: 'ruler', onpointerdown: (e) => this._seek(e) })
+    this.rulerRow = h('div', { class: 'row ruler-row' },
+      h('div', { class: 'track-header corner' },
+        h('button', { class: 'zoom-out', title: 'Zoom out (-)', onclick: () => this.setZoom(this.zoom / 1.5) }, '−'),
+        h('button', { class: 'zoom-in', title: 'Zoom in (+)', onclick: () => this.setZoom(this.zoom * 1.5) }, '+')),
+      this.ruler)
+    this.rowsEl = h('div', { class: 'rows' })
+    this.overlay = h('div', { class: 'playheads' })
+    this.el = h('div', { class: 'timeline', tabindex: '-1' }, this.rulerRow, this.rowsEl, this.overlay)
+    this.el.addEventListener('wheel', (e) => {
+      if (!e.ctrlKey && !e.metaKey) return
+      e.preventDefault()
+      this.setZoom(this.zoom * (e.deltaY < 0 ? 1.2 : 1 / 1.2), e.clientX)
+    }, { passive: false })
+  }
+
+  get sampleRate () { return this.project.sampleRate }
+
+  framesToPx (frames) { return (frames / this.sampleRate) * this.zoom }
+
+  pxToFrames (px) { return (px / this.zoom) * this.sampleRate }
+
+  /** Change zoom, keeping the time under `clientX` (or the left edge) in place. */
+  setZoom (zoom, clientX) {
+    const next = Math.min(MAX_ZOOM, Math.max(MIN_ZOOM, zoom))
+    const anchor = clientX === undefined ? HEADER_WIDTH : clientX - this.el.getBoundingClientRect().left
+    const seconds = (this.el.scrollLeft + anchor - HEADER_WIDTH) / this.zoom
+    this.zoom = next
+    this.render()
+    this.el.scrollLeft = Math.max(0, seconds * this.zoom - anchor + HEADER_WIDTH)
+  }
+
+  /** Reconcile rows and clips with the document. */
+  render () {
+    const tracks = this.project.tracks()
+    const seconds = Math.max(this.project.endFrame() / this.sampleRate + 8, 30)
+    const width = Math.ceil(seconds * this.zoom)
+    this.el.style.setProperty('--lane-width', `${width}px`)
+    this._renderRuler(seconds)
+    const seen = new Set()
+    tracks.forEach((track, index) => {
+      seen.add(track.id)
+      let header = this.headers.get(track.id)
+      if (!header) {
+        header = new TrackHeader(track.id, {
+          project: this.project, presence: this.presence, editable: this.editable,
+          onSelect: (id) => this.onSelectTrack(id)
+        })
+        const lane = h('div', { class: 'lane', dataset: { track: track.id } })
+        this._bindDrop(lane, track.id)
+        this.headers.set(track.id, header)
+        this.lanes.set(track.id, lane)
+        header.row = h('div', { class: 'row', dataset: { track: track.id } }, header.el, lane)
+      }
+      header.update(track, track.id === this.selectedTrack)
+      header.row.style.setProperty('--track-colour', track.colour || '#888')
+      if (this.rowsEl.children[index] !== header.row) this.rowsEl.insertBefore(header.row, this.rowsEl.children[index] || null)
+    })
+    for (const [id, header] of this.headers) {
+      if (!seen.has(id)) {
+        header.row.remove()
+        this.headers.delete(id)
+        this.lanes.delete(id)
+      }
+    }
+    this.overlay.style.height = `${this.rulerRow.offsetHeight + this.rowsEl.offsetHeight}px`
+    this._renderClips()
+  }
+
+  _renderRuler (seconds) {
+    const transport = this.project.transport()
+    const beat = 60 / (Number(transport.tempo) || 120)
+    const bar = beat * (Number(transport.beats_per_bar) || 4)
+    let step = bar
+    while (step * this.zoom < 60) step *= 2
+    const ticks = []
+    for (let t = 0, n = 0; t < seconds; t += step, n++) {
+      const label = `${Math.round(t / bar) + 1}`
+      ticks.push(h('span', { class: 'tick', style: `left:${t * this.zoom}px` }, label))
+    }
+    const loop = transport.loop_end > transport.loop_start
+      ? h('div', { class: `loop${transport.loop_enabled ? ' on' : ''}`,
+        style: `left:${this.framesToPx(transport.loop_start)}px;width:${this.framesToPx(transport.loop_end - transport.loop_start)}px` })
+      : null
+    this.ruler.replaceChildren(...ticks, loop || '')
+  }
+
+  _renderClips () {
+    const seen = new Set()
+    for (const clip of this.project.clips()) {
+      const lane = this.lanes.get(clip.track)
+      if (!lane) continue
+      seen.add(clip.id)
+      let el = this.clipEls.get(clip.id)
+      if (!el) {
+        el = this._clipElement(clip.id)
+        this.clipEls.set(clip.id, el)
+      }
+      if (this.dragging && this.dragging.id === clip.id) continue
+      if (el.parentElement !== lane) lane.append(el)
+      this._placeClip(el, clip)
+    }
+    for (const [id, el] of this.clipEls) {
+      if (!seen.has(id)) {
+        el.remove()
+        this.clipEls.delete(id)
+      }
+    }
+  }
+
+  _placeClip (el, clip) {
+    el.style.left = `${this.framesToPx(clip.position)}px`
+    el.style.width = `${Math.max(2, this.framesToPx(clip.length))}px`
+    el.dataset.position = String(clip.position)
+    el.dataset.trackId = clip.track
+    el.classList.toggle('selected', clip.id === this.selectedClip)
+    el.classList.toggle('has-transcript', Boolean(this.project.roots.transcripts.get(clip.id)))
+    const name = String(clip.source).split('/').pop()
+    el.querySelector('.clip-name').textContent = name
+    el.title = `${name} @ ${(clip.position / this.sampleRate).toFixed(3)} s`
+    const canvas = el.querySelector('canvas')
+    const key = `${clip.source}|${clip.offset}|${clip.length}|${this.zoom}`
+    if (canvas.dataset.key !== key) {
+      canvas.dataset.key = key
+      drawWaveform(canvas, this.peaks, clip, this.sampleRate, this.zoom)
+    }
+  }
+
+  _clipElement (clipId) {
+    const el = h('div', { class: 'clip', dataset: { clip: clipId } },
+      h('canvas', { class: 'wave' }), h('span', { class: 'clip-name' }))
+    el.dataset.touch = `clip:${clipId}`
+    el.addEventListener('pointerdown', (e) => this._startDrag(e, clipId, el))
+    return el
+  }
+
+  _startDrag (event, clipId, el) {
+    if (event.button !== 0) return
+    event.stopPropagation()
+    const clip = this.project.clip(clipId)
+    if (!clip) return
+    this.presence.touch(`clip:${clipId}`)
+    const start = { x: event.clientX, y: event.clientY, position: clip.position, track: clip.track }
+    let moved = false
+    const move = (e) => {
+      const dx = e.clientX - start.x
+      if (!moved && Math.abs(dx) + Math.abs(e.clientY - start.y) < DRAG_THRESHOLD) return
+      if (!this.editable) return
+      moved = true
+      this.dragging = { id: clipId }
+      el.classList.add('dragging')
+      let position = Math.max(0, start.position + this.pxToFrames(dx))
+      if (e.shiftKey) position = this._snap(position)
+      el.style.left = `${this.framesToPx(position)}px`
+      el.dataset.position = String(Math.round(position))
+      const lane = document.elementsFromPoint(e.clientX, e.clientY).find((n) => n.classList?.contains('lane'))
+      if (lane && lane !== el.parentElement) lane.append(el)
+    }
+    const up = () => {
+      window.removeEventListener('pointermove', move)
+      window.removeEventListener('pointerup', up)
+      this.presence.release()
+      el.classList.remove('dragging')
+      this.dragging = null
+      if (moved) {
+        const track = el.parentElement?.dataset.track || start.track
+        this.project.moveClip(clipId, Number(el.dataset.position), track)
+      } else {
+        this.onSelectClip(clipId)
+      }
+      this.render()
+    }
+    window.addEventListener('pointermove', move)
+    window.addEventListener('pointerup', up)
+  }
+
+  _snap (frames) {
+    const beat = (60 / (Number(this.project.transport().tempo) || 120)) * this.sampleRate
+    return Math.round(frames / beat) * beat
+  }
+
+  _seek (event) {
+    const x = event.clientX - this.ruler.getBoundingClientRect().left
+    this.onSeek(Math.max(0, Math.round(this.pxToFrames(x))))
+  }
+
+  _bindDrop (lane, trackId) {
+    lane.addEventListener('dragover', (e) => {
+      if (!this.editable || !e.dataTransfer?.types.includes('Files')) return
+      e.preventDefault()
+      lane.classList.add('drop-target')
+    })
+    lane.addEventListener('dragleave', () => lane.classList.remove('drop-target'))
+    lane.addEventListener('drop', (e) => {
+      lane.classList.remove('drop-target')
+      if (!this.editable || !e.dataTransfer?.files?.length) return
+      e.preventDefault()
+      const x = e.clientX - lane.getBoundingClientRect().left
+      this.onDropFiles(trackId, Math.max(0, Math.round(this.pxToFrames(x))), [...e.dataTransfer.files])
+    })
+  }
+
+  /** Draw the local playhead and everyone else's, in their colours. */
+  setPlayheads (local, others) {
+    const lines = [h('div', { class: 'playhead me', style: `left:${HEADER_WIDTH + this.framesToPx(local)}px` })]
+    for (const other of others) {
+      if (typeof other.playhead !== 'number') continue
+      lines.push(h('div', { class: 'playhead', title: other.user.name, dataset: { user: other.user.name },
+        style: `left:${HEADER_WIDTH + this.framesToPx(other.playhead)}px;background:${other.user.colour}` }))
+    }
+    this.overlay.replaceChildren(...lines)
+  }
+
+  setSelection (trackId, clipId) {
+    this.selectedTrack = trackId
+    this.selectedClip = clipId
+    this.render()
+  }
+}

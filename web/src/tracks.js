@@ -1,0 +1,60 @@
+// One track's header: colour, name, fader, pan, mute, solo, arm (all document edits).
+import { h, setProp, formatDb, formatPan } from './dom.js'
+
+export const FADER_MIN = -60
+export const FADER_MAX = 12
+
+export class TrackHeader {
+  constructor (trackId, { project, presence, editable, onSelect }) {
+    this.id = trackId
+    const edit = (field, value) => project.setTrack(trackId, field, value)
+    const key = (field) => `track:${trackId}:${field}`
+    this.colour = h('input', { type: 'color', class: 'colour edit', title: 'Track colour',
+      onchange: (e) => edit('colour', e.target.value) })
+    this.name = h('input', { type: 'text', class: 'name edit', spellcheck: false,
+      'aria-label': 'Track name', onchange: (e) => edit('name', e.target.value.trim() || trackId) })
+    this.fader = h('input', { type: 'range', class: 'fader edit', min: FADER_MIN, max: FADER_MAX,
+      step: 0.1, 'aria-label': 'Fader (dB)',
+      oninput: (e) => { edit('gain_db', Number(e.target.value)); this._showGain(Number(e.target.value)) } })
+    this.gain = h('span', { class: 'readout gain' })
+    this.pan = h('input', { type: 'range', class: 'pan edit', min: -1, max: 1, step: 0.01,
+      'aria-label': 'Pan', ondblclick: () => edit('pan', 0),
+      oninput: (e) => { edit('pan', Number(e.target.value)); this.panText.textContent = formatPan(Number(e.target.value)) } })
+    this.panText = h('span', { class: 'readout pan-text' })
+    const toggle = (field, label, title) => h('button', { class: `toggle ${field} edit`, title,
+      'aria-pressed': 'false', onclick: (e) => edit(field, e.currentTarget.getAttribute('aria-pressed') !== 'true') }, label)
+    this.mute = toggle('mute', 'M', 'Mute')
+    this.solo = toggle('solo', 'S', 'Solo')
+    this.arm = toggle('arm', 'R', 'Arm for recording')
+    for (const [el, field] of [[this.colour, 'colour'], [this.name, 'name'], [this.fader, 'gain_db'],
+      [this.pan, 'pan'], [this.mute, 'mute'], [this.solo, 'solo'], [this.arm, 'arm']]) {
+      presence.bind(el, key(field))
+      el.disabled = !editable
+    }
+    this.el = h('div', { class: 'track-header', dataset: { track: trackId },
+      onpointerdown: () => onSelect(trackId) },
+    h('div', { class: 'line' }, this.colour, this.name, this.mute, this.solo, this.arm),
+    h('div', { class: 'line' }, h('label', { class: 'mini' }, 'vol'), this.fader, this.gain),
+    h('div', { class: 'line' }, h('label', { class: 'mini' }, 'pan'), this.pan, this.panText))
+  }
+
+  _showGain (db) { this.gain.textContent = formatDb(db) }
+
+  /** Show the document's values (skipping a control the user is dragging right now). */
+  update (track, selected) {
+    const active = document.activeElement
+    setProp(this.colour, 'value', track.colour || '#888888')
+    this.el.style.setProperty('--track-colour', track.colour || '#888888')
+    if (active !== this.name) setProp(this.name, 'value', track.name || track.id)
+    const gain = Math.max(FADER_MIN, Math.min(FADER_MAX, Number(track.gain_db) || 0))
+    if (!(active === this.fader && this.fader.matches(':active'))) setProp(this.fader, 'value', String(gain))
+    this.fader.dataset.value = String(track.gain_db)
+    this._showGain(Number(track.gain_db) || 0)
+    if (!(active === this.pan && this.pan.matches(':active'))) setProp(this.pan, 'value', String(track.pan ?? 0))
+    this.panText.textContent = formatPan(Number(track.pan) || 0)
+    for (const field of ['mute', 'solo', 'arm']) {
+      this[field].setAttribute('aria-pressed', track[field] ? 'true' : 'false')
+    }
+    this.el.classList.toggle('selected', selected)
+  }
+}

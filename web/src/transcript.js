@@ -1,0 +1,113 @@
+// Transcript panel: a clip's words, highlighted with playback; select words and delete
+// them to cut that audio out (one document edit, see cut.js).
+import { h } from './dom.js'
+import { planCut } from './cut.js'
+import { newClipId } from './project.js'
+
+export class TranscriptPanel {
+  constructor ({ project, editable, onSelectClip }) {
+    Object.assign(this, { project, editable, onSelectClip })
+    this.clipId = null
+    this.selection = null // [first word index, last word index]
+    this.words = []
+    this.signature = ''
+    this.title = h('h3', {}, 'Transcript')
+    this.cutButton = h('button', { class: 'cut edit', disabled: true, title: 'Cut the selected words (Delete)',
+      onclick: () => this.cut() }, 'Cut selected words')
+    this.body = h('div', { class: 'transcript-body', tabindex: '0',
+      onkeydown: (e) => {
+        if ((e.key === 'Delete' || e.key === 'Backspace') && this.selection) {
+          e.preventDefault()
+          this.cut()
+        }
+      }
+    })
+    this.el = h('section', { class: 'panel transcript' }, h('div', { class: 'panel-head' }, this.title, this.cutButton), this.body)
+  }
+
+  show (clipId) {
+    if (clipId !== this.clipId) this.selection = null
+    this.clipId = clipId
+    this.update()
+  }
+
+  update () {
+    const transcripts = this.project.roots.transcripts
+    let clipId = this.clipId && transcripts.get(this.clipId) ? this.clipId : null
+    if (!clipId && transcripts.size) clipId = [...transcripts.keys()].sort()[0]
+    const transcript = clipId ? this.project.transcript(clipId) : null
+    const clip = clipId ? this.project.clip(clipId) : null
+    if (!transcript || !clip) {
+      this.title.textContent = 'Transcript'
+      this.body.replaceChildren(h('p', { class: 'hint' }, 'No clip with a transcript selected.'))
+      this.words = []
+      this.signature = ''
+      this._syncButton()
+      return
+    }
+    const words = (transcript.segments || []).flatMap((s) => s.words || [])
+    const signature = `${clipId}|${clip.position}|${JSON.stringify(words)}`
+    this.shownClip = clipId
+    if (signature === this.signature) return
+    this.signature = signature
+    this.title.textContent = `Transcript · ${String(clip.source).split('/').pop()} (${transcript.language || '?'})`
+    this.words = words.map((word, index) => h('span', {
+      class: 'word', dataset: { index: String(index), start: String(word.start), end: String(word.end) },
+      title: `${word.start.toFixed(2)}–${word.end.toFixed(2)} s`,
+      onclick: (e) => this._select(index, e.shiftKey)
+    }, word.word.trim()))
+    const list = [...transcripts.keys()].sort()
+    const picker = list.length > 1
+      ? h('select', { onchange: (e) => this.onSelectClip(e.target.value) },
+        list.map((id) => h('option', { value: id, selected: id === clipId }, id)))
+      : null
+    this.body.replaceChildren(...(picker ? [picker] : []), h('p', { class: 'words' }, ...this.words.flatMap((w) => [w, ' '])))
+    this.selection = null
+    this._paintSelection()
+  }
+
+  /** Highlight the word under the playhead (timeline frame). */
+  tick (frame) {
+    if (!this.words.length) return
+    const clip = this.project.clip(this.shownClip)
+    if (!clip) return
+    const t = (frame - clip.position) / this.project.sampleRate
+    for (const el of this.words) {
+      const on = t >= Number(el.dataset.start) && t < Number(el.dataset.end)
+      if (el.classList.contains('current') !== on) el.classList.toggle('current', on)
+    }
+  }
+
+  _select (index, extend) {
+    if (extend && this.selection) this.selection = [Math.min(this.selection[0], index), Math.max(this.selection[1], index)]
+    else this.selection = [index, index]
+    this._paintSelection()
+    this.body.focus()
+  }
+
+  _paintSelection () {
+    this.words.forEach((el, i) => el.classList.toggle('selected',
+      Boolean(this.selection) && i >= this.selection[0] && i <= this.selection[1]))
+    this._syncButton()
+  }
+
+  _syncButton () {
+    this.cutButton.disabled = !this.editable || !this.selection
+  }
+
+  cut () {
+    if (!this.editable || !this.selection) return
+    const clip = this.project.clip(this.shownClip)
+    const transcript = this.project.transcript(this.shownClip)
+    const first = this.words[this.selection[0]]
+    const last = this.words[this.selection[1]]
+    const plan = planCut({
+      clip, transcript, fromSec: Number(first.dataset.start), toSec: Number(last.dataset.end),
+      sampleRate: this.project.sampleRate,
+      trackClips: this.project.clips().filter((c) => c.track === clip.track),
+      newId: newClipId
+    })
+    this.selection = null
+    this.project.applyCut(plan)
+  }
+}

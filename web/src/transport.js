@@ -1,0 +1,133 @@
+// Transport: play, stop, loop, tempo, position; the local playhead clock; keyboard shortcuts.
+//
+// `playing`, `position` (the frame playback started from), loop and tempo live in the
+// document. Each client runs its own playhead clock from the moment it saw playback
+// start and publishes it through awareness.
+import { h, setProp, formatTime } from './dom.js'
+
+export class Transport {
+  constructor ({ project, presence, editable, onTick }) {
+    Object.assign(this, { project, presence, editable, onTick })
+    this.startedAt = null // performance.now() when the current run started
+    this.startedFrom = 0
+    this.last = { playing: false, position: 0 }
+    const button = (cls, label, title, onclick) => h('button', { class: `${cls} edit`, title, onclick, disabled: !editable }, label)
+    this.play = button('play', '▶', 'Play / pause (Space)', () => this.toggle())
+    this.stop = button('stop', '■', 'Stop and return to start', () => this.stopAndRewind())
+    this.loop = button('loop', '⟲', 'Loop (L)', () => this.toggleLoop())
+    this.record = button('record', '●', 'Record into armed tracks', () => this.onRecord && this.onRecord())
+    this.tempo = h('input', { type: 'number', class: 'tempo edit', min: 10, max: 999, step: 0.1,
+      title: 'Tempo (BPM)', disabled: !editable,
+      onchange: (e) => {
+        const bpm = Number(e.target.value)
+        if (bpm >= 10 && bpm <= 999) project.setTransport({ tempo: bpm })
+        else e.target.value = project.transport().tempo
+      }
+    })
+    this.clock = h('span', { class: 'clock', title: 'Position' }, '0:00.000')
+    this.bars = h('span', { class: 'bars' }, '1.1')
+    presence.bind(this.tempo, 'transport:tempo')
+    this.el = h('div', { class: 'transport' }, this.play, this.stop, this.loop, this.record,
+      h('label', { class: 'mini' }, 'BPM'), this.tempo, this.clock, this.bars)
+    this._frame = this._frame.bind(this)
+    requestAnimationFrame(this._frame)
+    setInterval(() => this._publish(), 100)
+  }
+
+  /** The playhead in frames now. */
+  playhead () {
+    const t = this.project.transport()
+    if (!t.playing || this.startedAt === null) return Number(t.position) || 0
+    let frame = this.startedFrom + ((performance.now() - this.startedAt) / 1000) * this.project.sampleRate
+    if (t.loop_enabled && t.loop_end > t.loop_start && this.startedFrom < t.loop_end && frame >= t.loop_end) {
+      frame = t.loop_start + ((frame - t.loop_start) % (t.loop_end - t.loop_start))
+    }
+    return Math.round(frame)
+  }
+
+  /** Follow the document (called on every transport change). */
+  update () {
+    const t = this.project.transport()
+    if (t.playing && (!this.last.playing || t.position !== this.last.position)) {
+      this.startedAt = performance.now()
+      this.startedFrom = Number(t.position) || 0
+    }
+    if (!t.playing) this.startedAt = null
+    this.last = { playing: t.playing, position: t.position }
+    this.play.classList.toggle('on', Boolean(t.playing))
+    this.play.textContent = t.playing ? '❚❚' : '▶'
+    this.record.classList.toggle('on', Boolean(t.recording))
+    this.loop.classList.toggle('on', Boolean(t.loop_enabled))
+    this.loop.setAttribute('aria-pressed', t.loop_enabled ? 'true' : 'false')
+    if (document.activeElement !== this.tempo) setProp(this.tempo, 'value', String(t.tempo))
+  }
+
+  toggle () {
+    if (!this.editable) return
+    const t = this.project.transport()
+    if (t.playing) this.project.setTransport({ playing: false, recording: false, position: this.playhead() })
+    else this.project.setTransport({ playing: true, position: Number(t.position) || 0 })
+  }
+
+  stopAndRewind () {
+    if (this.editable) this.project.setTransport({ playing: false, recording: false, position: 0 })
+  }
+
+  toggleLoop () {
+    if (!this.editable) return
+    const t = this.project.transport()
+    if (t.loop_end > t.loop_start) {
+      this.project.setTransport({ loop_enabled: !t.loop_enabled })
+      return
+    }
+    const end = this.project.endFrame() || this.project.sampleRate * 8
+    this.project.setTransport({ loop_enabled: true, loop_start: 0, loop_end: end })
+  }
+
+  /** Move the playhead by `beats` (negative: back). */
+  nudge (beats) {
+    if (!this.editable) return
+    const t = this.project.transport()
+    const beat = (60 / (Number(t.tempo) || 120)) * this.project.sampleRate
+    const target = Math.max(0, Math.round((Math.round(this.playhead() / beat) + beats) * beat))
+    this.project.setTransport({ position: target })
+  }
+
+  seek (frame) {
+    if (this.editable) this.project.setTransport({ position: frame })
+  }
+
+  /** Space, L, arrows (shift: a bar), Home. Returns whether the key was handled. */
+  handleKey (event) {
+    const target = event.target
+    if (target && (target.isContentEditable || (target.tagName === 'INPUT' && target.type !== 'range' &&
+      target.type !== 'checkbox' && target.type !== 'color') || target.tagName === 'TEXTAREA' || target.tagName === 'SELECT')) return false
+    const t = this.project.transport()
+    const bar = Number(t.beats_per_bar) || 4
+    if (event.code === 'Space') this.toggle()
+    else if (event.key === 'l' || event.key === 'L') this.toggleLoop()
+    else if (target?.type === 'range') return false
+    else if (event.key === 'ArrowLeft') this.nudge(event.shiftKey ? -bar : -1)
+    else if (event.key === 'ArrowRight') this.nudge(event.shiftKey ? bar : 1)
+    else if (event.key === 'Home') this.seek(0)
+    else return false
+    event.preventDefault()
+    return true
+  }
+
+  _frame () {
+    const frame = this.playhead()
+    const rate = this.project.sampleRate
+    this.clock.textContent = formatTime(frame / rate)
+    const t = this.project.transport()
+    const beats = (frame / rate) * ((Number(t.tempo) || 120) / 60)
+    const perBar = Number(t.beats_per_bar) || 4
+    this.bars.textContent = `${Math.floor(beats / perBar) + 1}.${Math.floor(beats % perBar) + 1}`
+    this.onTick(frame)
+    requestAnimationFrame(this._frame)
+  }
+
+  _publish () {
+    this.presence.set('playhead', this.playhead())
+  }
+}
