@@ -8,6 +8,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from business.distribution.models import Release, release_from_dict
 from business.distribution.stores.base import DeliveryPackage, PackageFile
 
 DEFAULT_SENDER = Party("PADPIDA2026MAXBOOSTR", "Max Booster Studio")
+#: Built packages kept for retries (XML and file checksums, not the files).
+PACKAGE_CACHE = 256
 
 
 def _sha256(path: str) -> str:
@@ -39,6 +42,7 @@ class Catalog:
         self.db = db
         self.stores = stores or {}
         self.sender = sender
+        self._packages: OrderedDict[tuple[str, ...], DeliveryPackage] = OrderedDict()
 
     async def save_release(self, account_id: str, raw: dict[str, Any]) -> Release:
         """Create or replace a release (a draft until it passes the gate)."""
@@ -137,14 +141,27 @@ class Catalog:
 
     async def package(self, account_id: str, release_id: str, store: str, action: str,
                       message_id: str) -> DeliveryPackage:
-        """The ERN message and files of one delivery (the pipeline's packager)."""
+        """The ERN message and files of one delivery (the pipeline's packager).
+
+        A message id always stands for the same content: retries reuse the package.
+        """
+        key = (account_id, release_id, store, action, message_id)
+        if key in self._packages:
+            self._packages.move_to_end(key)
+            return self._packages[key]
         release = await self.get_release(account_id, release_id)
         if action != "takedown":
             report = check_release(release, files=False, today=release.date())
             if not report.passed:
                 raise ComplianceError(report.errors)
         party = self.stores.get(store, Party(f"PADPIDA{store.upper()[:11]}", store))
-        return await asyncio.to_thread(self._build, release, party, store, action, message_id)
+        package = await asyncio.to_thread(self._build, release, party, store, action,
+                                          message_id)
+        if message_id != "preview":
+            self._packages[key] = package
+        while len(self._packages) > PACKAGE_CACHE:
+            self._packages.popitem(last=False)
+        return package
 
     def _build(self, release: Release, party: Party, store: str, action: str,
                message_id: str) -> DeliveryPackage:
