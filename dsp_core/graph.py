@@ -19,6 +19,7 @@ from .errors import ProjectError
 from .session import Bus, Session, Track, db_to_linear
 
 SourceLoader = Callable[[str, int], np.ndarray]
+LANES = 8  # DAW_LANES: tracks whose chains the C engine runs side by side
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Graph:
     buses: list[BusState]
     master: BusState
     scratch: np.ndarray  # 3 * max_block
+    lane_scratch: np.ndarray  # 2 * LANES * max_block
     frames_done: int = 0
     version: int = 0
     native_view: object = field(default=None, repr=False)
@@ -212,4 +214,5 @@ def build_graph(
         buses=[build_bus(b, sample_rate, max_block) for b in session.buses],
         master=build_bus(session.master, sample_rate, max_block),
         scratch=np.zeros(3 * max_block, dtype=np.float32),
+        lane_scratch=np.zeros(2 * LANES * max_block, dtype=np.float32),
     )

@@ -143,6 +143,7 @@ class NativeGraph:
         b.bus(graph.master, master)
         g.master = master
         g.scratch = b.floats(graph.scratch)
+        g.lane_scratch = b.floats(graph.lane_scratch)
         self._builder = b
         self._struct = g
 

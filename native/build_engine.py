@@ -14,6 +14,7 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
+SOURCES = ("engine.c", "effects.c", "lanes.c")
 
 
 def _cdef_from_header(text: str) -> str:
@@ -46,7 +47,7 @@ ffibuilder.cdef(_cdef_from_header((HERE / "engine.h").read_text()))
 ffibuilder.set_source(
     "native._engine",
     '#include "engine.h"',
-    sources=[_relative(HERE / "engine.c")],
+    sources=[_relative(HERE / name) for name in SOURCES],
     include_dirs=[_relative(HERE)],
     extra_compile_args=_compile_args(),
     libraries=["m"],

@@ -1,98 +1,9 @@
 /*
- * Max Booster Studio mixing engine (float32).  See engine.h for the API and
- * dsp_core/reference.py for the numpy twin of every function here: the two
- * must stay operation-for-operation alike.
+ * Max Booster Studio mixing engine (float32): the plain mix, faders, clips and
+ * the whole-graph render.  See engine.h for the API and dsp_core/reference.py
+ * for the numpy twin of every function here.
  */
-#include "engine.h"
-
-#include <math.h>
-#include <string.h>
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <xmmintrin.h>
-#define FTZ_BEGIN                          \
-    unsigned int saved_csr = _mm_getcsr(); \
-    _mm_setcsr(saved_csr | 0x8040u)
-#define FTZ_END _mm_setcsr(saved_csr)
-#else
-#define FTZ_BEGIN \
-    do {          \
-    } while (0)
-#define FTZ_END \
-    do {        \
-    } while (0)
-#endif
-
-#define SMOOTH_SECONDS 0.01
-#define GAIN_EPS 1e-6f
-#define LOG2_TO_DB 6.020599913f   /* 20 * log10(2) */
-#define DB_TO_LOG2 0.166096405f   /* log2(10) / 20 */
-
-static inline int32_t min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
-static inline int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
-static inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-/* ---------------------------------------------------------------- math */
-
-typedef union {
-    float f;
-    int32_t i;
-} float_bits;
-
-static inline float fast_log2(float x) {
-    /* x > 0.  Split into exponent and mantissa in [1, 2), polynomial on m - 1
-     * (least-squares fit, |error| < 3e-6). */
-    float_bits b;
-    b.f = x;
-    float e = (float)(((b.i >> 23) & 255) - 127);
-    b.i = (b.i & 0x007FFFFF) | 0x3F800000;
-    float m = b.f - 1.0f;
-    float p = -0.025790712f;
-    p = p * m + 0.121468526f;
-    p = p * m + -0.277337223f;
-    p = p * m + 0.457156131f;
-    p = p * m + -0.718033203f;
-    p = p * m + 1.44253476f;
-    return e + p * m;
-}
-
-static inline float fast_exp2(float x) {
-    /* 2**floor(x) through the exponent bits times a polynomial of the
-     * fraction (relative error < 1e-7 on [0, 1)). */
-    if (x < -126.0f) x = -126.0f;
-    if (x > 126.0f) x = 126.0f;
-    float fl = floorf(x);
-    float f = x - fl;
-    float p = 0.00187623429f;
-    p = p * f + 0.00899259431f;
-    p = p * f + 0.0558235814f;
-    p = p * f + 0.240154545f;
-    p = p * f + 0.693152965f;
-    p = p * f + 0.999999927f;
-    float_bits b;
-    b.f = p;
-    b.i += ((int32_t)fl) << 23;
-    return b.f;
-}
-
-float daw_log2(float x) { return fast_log2(x); }
-
-float daw_exp2(float x) { return fast_exp2(x); }
-
-static inline float smooth_toward(float value, float target, float alpha, float eps) {
-    float next = value + (target - value) * alpha;
-    if (fabsf(target - next) <= eps) next = target;
-    return next;
-}
-
-static inline float tick_alpha(double sample_rate) {
-    return (float)(1.0 - exp(-(double)DAW_TICK / (SMOOTH_SECONDS * sample_rate)));
-}
-
-static inline float param_eps(float target) {
-    float a = fabsf(target);
-    return 1e-4f * (a > 1.0f ? a : 1.0f);
-}
+#include "internal.h"
 
 /* ---------------------------------------------------------------- plain mix */
 
@@ -182,327 +93,6 @@ static void fader_apply(float *fader, const float *src_l, const float *src_r,
     }
 }
 
-/* ---------------------------------------------------------------- effects */
-
-static void biquad_coefficients(float *slots, double sr) {
-    const int shape = (int)slots[DAW_SLOT_TARGET + 0];
-    double freq = slots[DAW_SLOT_VALUE + 1];
-    const double q = slots[DAW_SLOT_VALUE + 2] > 1e-3f ? slots[DAW_SLOT_VALUE + 2] : 1e-3;
-    const double gain_db = slots[DAW_SLOT_VALUE + 3];
-    if (freq < 1.0) freq = 1.0;
-    if (freq > 0.49 * sr) freq = 0.49 * sr;
-    const double w0 = 2.0 * M_PI * freq / sr;
-    const double cw = cos(w0), sw = sin(w0);
-    const double alpha = sw / (2.0 * q);
-    const double a = pow(10.0, gain_db / 40.0);
-    double b0, b1, b2, a0, a1, a2;
-    switch (shape) {
-    case DAW_BQ_LOWPASS:
-        b0 = (1.0 - cw) / 2.0; b1 = 1.0 - cw; b2 = b0;
-        a0 = 1.0 + alpha; a1 = -2.0 * cw; a2 = 1.0 - alpha;
-        break;
-    case DAW_BQ_HIGHPASS:
-        b0 = (1.0 + cw) / 2.0; b1 = -(1.0 + cw); b2 = b0;
-        a0 = 1.0 + alpha; a1 = -2.0 * cw; a2 = 1.0 - alpha;
-        break;
-    case DAW_BQ_PEAKING:
-        b0 = 1.0 + alpha * a; b1 = -2.0 * cw; b2 = 1.0 - alpha * a;
-        a0 = 1.0 + alpha / a; a1 = -2.0 * cw; a2 = 1.0 - alpha / a;
-        break;
-    case DAW_BQ_LOWSHELF: {
-        const double k = 2.0 * sqrt(a) * alpha;
-        b0 = a * ((a + 1.0) - (a - 1.0) * cw + k);
-        b1 = 2.0 * a * ((a - 1.0) - (a + 1.0) * cw);
-        b2 = a * ((a + 1.0) - (a - 1.0) * cw - k);
-        a0 = (a + 1.0) + (a - 1.0) * cw + k;
-        a1 = -2.0 * ((a - 1.0) + (a + 1.0) * cw);
-        a2 = (a + 1.0) + (a - 1.0) * cw - k;
-        break;
-    }
-    default: { /* DAW_BQ_HIGHSHELF */
-        const double k = 2.0 * sqrt(a) * alpha;
-        b0 = a * ((a + 1.0) + (a - 1.0) * cw + k);
-        b1 = -2.0 * a * ((a - 1.0) + (a + 1.0) * cw);
-        b2 = a * ((a + 1.0) + (a - 1.0) * cw - k);
-        a0 = (a + 1.0) - (a - 1.0) * cw + k;
-        a1 = 2.0 * ((a - 1.0) - (a + 1.0) * cw);
-        a2 = (a + 1.0) - (a - 1.0) * cw - k;
-        break;
-    }
-    }
-    float *c = slots + DAW_SLOT_COEF;
-    c[0] = (float)(b0 / a0);
-    c[1] = (float)(b1 / a0);
-    c[2] = (float)(b2 / a0);
-    c[3] = (float)(a1 / a0);
-    c[4] = (float)(a2 / a0);
-}
-
-/* Transposed direct form II, the same operation order as scipy's lfilter. */
-static void biquad_run(const float *c, float *mem, float *restrict x, int32_t n) {
-    const float b0 = c[0], b1 = c[1], b2 = c[2], a1 = c[3], a2 = c[4];
-    float z0 = mem[0], z1 = mem[1];
-    for (int32_t i = 0; i < n; i++) {
-        const float in = x[i];
-        const float y = b0 * in + z0;
-        z0 = b1 * in + z1 - a1 * y;
-        z1 = b2 * in - a2 * y;
-        x[i] = y;
-    }
-    mem[0] = z0;
-    mem[1] = z1;
-}
-
-/* Up to four settled biquads on one channel in a single pass: the stages'
- * recursions are independent from sample to sample, so the CPU overlaps them.
- * Each stage does exactly what biquad_run does, in the same order. */
-static inline void biquad_cascade(daw_effect *const *fx, const int count, int mem_offset,
-                                  float *restrict x, int32_t n) {
-    float b0[4], b1[4], b2[4], a1[4], a2[4], z0[4], z1[4];
-    for (int s = 0; s < count; s++) {
-        const float *c = fx[s]->slots + DAW_SLOT_COEF;
-        b0[s] = c[0]; b1[s] = c[1]; b2[s] = c[2]; a1[s] = c[3]; a2[s] = c[4];
-        z0[s] = fx[s]->slots[DAW_SLOT_MEM + mem_offset];
-        z1[s] = fx[s]->slots[DAW_SLOT_MEM + mem_offset + 1];
-    }
-    for (int32_t i = 0; i < n; i++) {
-        float v = x[i];
-        for (int s = 0; s < count; s++) {
-            const float y = b0[s] * v + z0[s];
-            z0[s] = b1[s] * v + z1[s] - a1[s] * y;
-            z1[s] = b2[s] * v - a2[s] * y;
-            v = y;
-        }
-        x[i] = v;
-    }
-    for (int s = 0; s < count; s++) {
-        fx[s]->slots[DAW_SLOT_MEM + mem_offset] = z0[s];
-        fx[s]->slots[DAW_SLOT_MEM + mem_offset + 1] = z1[s];
-    }
-}
-
-static void biquad_cascade_any(daw_effect *const *fx, int count, int mem_offset, float *x,
-                               int32_t n) {
-    switch (count) {
-    case 2: biquad_cascade(fx, 2, mem_offset, x, n); break;
-    case 3: biquad_cascade(fx, 3, mem_offset, x, n); break;
-    default: biquad_cascade(fx, 4, mem_offset, x, n); break;
-    }
-}
-
-static void compressor_coefficients(float *slots, double sr) {
-    const double attack = slots[DAW_SLOT_TARGET + 3] * 1e-3;
-    const double release = slots[DAW_SLOT_TARGET + 4] * 1e-3;
-    slots[DAW_SLOT_COEF + 0] = (float)exp(-1.0 / (attack > 1e-5 ? attack * sr : 1e-5 * sr));
-    slots[DAW_SLOT_COEF + 1] = (float)exp(-1.0 / (release > 1e-5 ? release * sr : 1e-5 * sr));
-}
-
-static void compressor_run(float *slots, float *restrict x0, float *restrict x1, int32_t n,
-                           float *restrict work) {
-    const float *v = slots + DAW_SLOT_VALUE;
-    const float threshold = v[0], knee = v[2], makeup = v[5];
-    const float slope = 1.0f - 1.0f / (v[1] > 1.0f ? v[1] : 1.0f);
-    const float half_knee = 0.5f * knee;
-    const float inv_2knee = knee > 0.0f ? 1.0f / (2.0f * knee) : 0.0f;
-    /* pass 1: gain computer (reduction in dB), vectorisable */
-    for (int32_t i = 0; i < n; i++) {
-        float level = fabsf(x0[i]);
-        if (x1) {
-            const float other = fabsf(x1[i]);
-            level = level > other ? level : other;
-        }
-        level = level > 1e-10f ? level : 1e-10f;
-        const float over = LOG2_TO_DB * fast_log2(level) - threshold;
-        const float in_knee = over + half_knee;
-        float red = slope * over;
-        if (knee > 0.0f && over > -half_knee && over < half_knee)
-            red = slope * in_knee * in_knee * inv_2knee;
-        if (over <= -half_knee) red = 0.0f;
-        work[i] = red;
-    }
-    /* pass 2: attack/release smoothing of the reduction, serial */
-    const float att = slots[DAW_SLOT_COEF + 0], rel = slots[DAW_SLOT_COEF + 1];
-    float y = slots[DAW_SLOT_MEM + 0];
-    for (int32_t i = 0; i < n; i++) {
-        const float c = work[i];
-        const float d = y - c;
-        y = c + (d < 0.0f ? att : rel) * d;
-        work[i] = y;
-    }
-    slots[DAW_SLOT_MEM + 0] = y;
-    /* pass 3: apply gain, vectorisable */
-    for (int32_t i = 0; i < n; i++) {
-        const float g = fast_exp2((makeup - work[i]) * DB_TO_LOG2);
-        x0[i] *= g;
-        if (x1) x1[i] *= g;
-    }
-}
-
-static void limiter_coefficients(float *slots, double sr) {
-    const double release = slots[DAW_SLOT_VALUE + 1] * 1e-3;
-    slots[DAW_SLOT_COEF + 0] = (float)pow(10.0, slots[DAW_SLOT_VALUE + 0] / 20.0);
-    slots[DAW_SLOT_COEF + 1] = (float)exp(-1.0 / (release > 1e-4 ? release * sr : 1e-4 * sr));
-}
-
-static void limiter_run(float *slots, float *restrict x0, float *restrict x1, int32_t n) {
-    const float ceiling = slots[DAW_SLOT_COEF + 0], rel = slots[DAW_SLOT_COEF + 1];
-    float g = slots[DAW_SLOT_MEM + 0];
-    for (int32_t i = 0; i < n; i++) {
-        float peak = fabsf(x0[i]);
-        if (x1) {
-            const float other = fabsf(x1[i]);
-            peak = peak > other ? peak : other;
-        }
-        const float needed = peak > ceiling ? ceiling / peak : 1.0f;
-        g = 1.0f - rel * (1.0f - g);
-        g = g < needed ? g : needed;
-        float a = x0[i] * g;
-        x0[i] = a > ceiling ? ceiling : (a < -ceiling ? -ceiling : a);
-        if (x1) {
-            float b = x1[i] * g;
-            x1[i] = b > ceiling ? ceiling : (b < -ceiling ? -ceiling : b);
-        }
-    }
-    slots[DAW_SLOT_MEM + 0] = g;
-}
-
-static void gain_coefficients(float *slots) {
-    slots[DAW_SLOT_COEF + 0] = slots[DAW_SLOT_COEF + 1];
-    slots[DAW_SLOT_COEF + 1] = (float)pow(10.0, slots[DAW_SLOT_VALUE + 0] / 20.0);
-}
-
-static void gain_run(const float *slots, float *restrict x, int32_t n, int32_t ph) {
-    const float s = slots[DAW_SLOT_COEF + 0], d = slots[DAW_SLOT_COEF + 1] - s;
-    for (int32_t i = 0; i < n; i++)
-        x[i] *= s + d * ((float)(ph + i + 1) * (1.0f / DAW_TICK));
-}
-
-static int64_t delay_run(daw_effect *fx, float *restrict x, int32_t channel, int32_t n,
-                         double sr, int64_t w) {
-    const float *v = fx->slots + DAW_SLOT_VALUE;
-    const int64_t len = fx->memory_len;
-    float *restrict ring = fx->memory + channel * len;
-    float d = (float)((double)v[0] * 1e-3 * sr);
-    if (d < 1.0f) d = 1.0f;
-    if (d > (float)(len - 2)) d = (float)(len - 2);
-    const float feedback = v[1], mix = v[2];
-    const int64_t whole = (int64_t)d;
-    const float frac = d - (float)whole;
-    for (int32_t i = 0; i < n; i++) {
-        int64_t r0 = w - whole;
-        if (r0 < 0) r0 += len;
-        int64_t r1 = r0 - 1;
-        if (r1 < 0) r1 += len;
-        const float wet = ring[r0] * (1.0f - frac) + ring[r1] * frac;
-        const float in = x[i];
-        ring[w] = in + feedback * wet;
-        x[i] = in * (1.0f - mix) + wet * mix;
-        w = w + 1 == len ? 0 : w + 1;
-    }
-    return w;
-}
-
-/* Advance smoothed parameters by one tick and refresh derived coefficients. */
-static void effect_tick(daw_effect *fx, double sr, float alpha) {
-    float *s = fx->slots;
-    int changed = s[DAW_SLOT_READY] == 0.0f;
-    for (int k = 0; k < 8; k++) {
-        const float before = s[DAW_SLOT_VALUE + k];
-        const float target = s[DAW_SLOT_TARGET + k];
-        const float after = s[DAW_SLOT_READY] == 0.0f
-                                ? target
-                                : smooth_toward(before, target, alpha, param_eps(target));
-        if (after != before) changed = 1;
-        s[DAW_SLOT_VALUE + k] = after;
-    }
-    const int first = s[DAW_SLOT_READY] == 0.0f;
-    s[DAW_SLOT_READY] = 1.0f;
-    switch (fx->kind) {
-    case DAW_FX_BIQUAD:
-        if (changed) biquad_coefficients(s, sr);
-        break;
-    case DAW_FX_COMPRESSOR:
-        compressor_coefficients(s, sr);
-        break;
-    case DAW_FX_LIMITER:
-        if (changed) limiter_coefficients(s, sr);
-        if (first) s[DAW_SLOT_MEM + 0] = 1.0f;
-        break;
-    case DAW_FX_GAIN:
-        if (first) s[DAW_SLOT_COEF + 1] = (float)pow(10.0, s[DAW_SLOT_VALUE + 0] / 20.0);
-        gain_coefficients(s);
-        break;
-    default:
-        break;
-    }
-}
-
-static int effect_settled(const daw_effect *fx) {
-    const float *s = fx->slots;
-    if (s[DAW_SLOT_READY] == 0.0f) return 0;
-    for (int k = 0; k < 8; k++)
-        if (s[DAW_SLOT_VALUE + k] != s[DAW_SLOT_TARGET + k]) return 0;
-    if (fx->kind == DAW_FX_GAIN && s[DAW_SLOT_COEF + 0] != s[DAW_SLOT_COEF + 1]) return 0;
-    return 1;
-}
-
-static void effect_segment(daw_effect *fx, float *ch0, float *ch1, int32_t n, double sr,
-                           int32_t ph, float *scratch) {
-    switch (fx->kind) {
-    case DAW_FX_BIQUAD:
-        biquad_run(fx->slots + DAW_SLOT_COEF, fx->slots + DAW_SLOT_MEM, ch0, n);
-        if (ch1) biquad_run(fx->slots + DAW_SLOT_COEF, fx->slots + DAW_SLOT_MEM + 2, ch1, n);
-        break;
-    case DAW_FX_COMPRESSOR:
-        compressor_run(fx->slots, ch0, ch1, n, scratch);
-        break;
-    case DAW_FX_LIMITER:
-        limiter_run(fx->slots, ch0, ch1, n);
-        break;
-    case DAW_FX_GAIN:
-        gain_run(fx->slots, ch0, n, ph);
-        if (ch1) gain_run(fx->slots, ch1, n, ph);
-        break;
-    case DAW_FX_DELAY: {
-        const int64_t w = (int64_t)fx->slots[DAW_SLOT_MEM + 0];
-        const int64_t next = delay_run(fx, ch0, 0, n, sr, w);
-        if (ch1) delay_run(fx, ch1, 1, n, sr, w);
-        fx->slots[DAW_SLOT_MEM + 0] = (float)next;
-        break;
-    }
-    default:
-        break;
-    }
-}
-
-int daw_effect_process(daw_effect *fx, float *ch0, float *ch1, int32_t channels,
-                       int32_t frames, double sample_rate, int32_t phase, float *scratch) {
-    if (!fx || !fx->slots || !ch0 || !scratch) return DAW_ERR_NULL;
-    if (channels != 1 && channels != 2) return DAW_ERR_CHANNELS;
-    if (channels == 2 && !ch1) return DAW_ERR_NULL;
-    if (fx->kind < DAW_FX_GAIN || fx->kind > DAW_FX_LIMITER) return DAW_ERR_KIND;
-    if (fx->kind == DAW_FX_DELAY && (!fx->memory || fx->memory_len < 4)) return DAW_ERR_NULL;
-    if (frames < 0 || phase < 0 || phase >= DAW_TICK) return DAW_ERR_FRAMES;
-    if (!fx->enabled || frames == 0) return DAW_OK;
-    if (channels == 1) ch1 = NULL;
-    FTZ_BEGIN;
-    const float alpha = tick_alpha(sample_rate);
-    if (effect_settled(fx)) {
-        effect_segment(fx, ch0, ch1, frames, sample_rate, phase, scratch);
-    } else {
-        int32_t pos = 0, ph = phase;
-        while (pos < frames) {
-            if (ph == 0 || fx->slots[DAW_SLOT_READY] == 0.0f) effect_tick(fx, sample_rate, alpha);
-            const int32_t n = min_i32(frames - pos, DAW_TICK - ph);
-            effect_segment(fx, ch0 + pos, ch1 ? ch1 + pos : NULL, n, sample_rate, ph, scratch);
-            pos += n;
-            ph = (ph + n) & (DAW_TICK - 1);
-        }
-    }
-    FTZ_END;
-    return DAW_OK;
-}
-
 /* ---------------------------------------------------------------- graph */
 
 /* Where the clip's frames land in a block: the overlap [s, e) split into the
@@ -588,33 +178,21 @@ static void clip_read(const daw_clip *clip, int32_t track_channels, int64_t star
              track_channels == 2 ? buf1 : NULL);
 }
 
-static int cascadable(const daw_effect *fx) {
-    return fx->kind == DAW_FX_BIQUAD && fx->enabled && effect_settled(fx);
+/* Clips of one block into the track's buffer. */
+static void track_input(daw_graph *g, daw_track *tr, int64_t start, int32_t frames) {
+    float *b0 = tr->buffer;
+    float *b1 = tr->channels == 2 ? tr->buffer + g->max_block : tr->buffer;
+    memset(b0, 0, (size_t)frames * sizeof(float));
+    if (tr->channels == 2) memset(b1, 0, (size_t)frames * sizeof(float));
+    for (int32_t c = 0; c < tr->n_clips; c++) {
+        const daw_clip *clip = &tr->clips[c];
+        if (clip->position >= start + frames) break;
+        clip_read(clip, tr->channels, start, frames, b0, b1);
+    }
 }
 
-static int run_chain(daw_effect *effects, int32_t n, float *ch0, float *ch1, int32_t channels,
-                     int32_t frames, double sr, int32_t phase, float *scratch) {
-    int32_t k = 0;
-    while (k < n) {
-        int32_t run = 0;
-        while (k + run < n && run < 4 && cascadable(&effects[k + run])) run++;
-        if (run >= 2) {
-            daw_effect *group[4];
-            for (int32_t j = 0; j < run; j++) group[j] = &effects[k + j];
-            FTZ_BEGIN;
-            biquad_cascade_any(group, run, 0, ch0, frames);
-            if (channels == 2) biquad_cascade_any(group, run, 2, ch1, frames);
-            FTZ_END;
-            k += run;
-            continue;
-        }
-        const int rc = daw_effect_process(&effects[k], ch0, ch1, channels, frames, sr, phase,
-                                          scratch);
-        if (rc != DAW_OK) return rc;
-        k++;
-    }
-    return DAW_OK;
-}
+static int track_output(daw_graph *g, daw_track *tr, int32_t frames, int32_t phase,
+                        float alpha, float *post_l, float *post_r);
 
 static int render_track(daw_graph *g, daw_track *tr, int64_t start, int32_t frames,
                         int32_t phase, float alpha, float *post_l, float *post_r) {
@@ -634,18 +212,20 @@ static int render_track(daw_graph *g, daw_track *tr, int64_t start, int32_t fram
         }
         return DAW_OK;
     }
+    track_input(g, tr, start, frames);
+    const int rc = run_chain(tr->effects, tr->n_effects, tr->buffer,
+                             tr->channels == 2 ? tr->buffer + mb : NULL, tr->channels, frames,
+                             g->sample_rate, phase, g->scratch);
+    if (rc != DAW_OK) return rc;
+    return track_output(g, tr, frames, phase, alpha, post_l, post_r);
+}
+
+/* Sends and fader of a track whose buffer holds this block's post-insert audio. */
+static int track_output(daw_graph *g, daw_track *tr, int32_t frames, int32_t phase,
+                        float alpha, float *post_l, float *post_r) {
+    const int32_t mb = g->max_block;
     float *b0 = tr->buffer;
     float *b1 = tr->channels == 2 ? tr->buffer + mb : tr->buffer;
-    memset(b0, 0, (size_t)frames * sizeof(float));
-    if (tr->channels == 2) memset(b1, 0, (size_t)frames * sizeof(float));
-    for (int32_t c = 0; c < tr->n_clips; c++) {
-        const daw_clip *clip = &tr->clips[c];
-        if (clip->position >= start + frames) break;
-        clip_read(clip, tr->channels, start, frames, b0, b1);
-    }
-    int rc = run_chain(tr->effects, tr->n_effects, b0, tr->channels == 2 ? b1 : NULL,
-                       tr->channels, frames, g->sample_rate, phase, g->scratch);
-    if (rc != DAW_OK) return rc;
     int has_post = 0;
     for (int32_t s = 0; s < tr->n_sends; s++) {
         daw_send *send = &tr->sends[s];
@@ -750,7 +330,8 @@ static int mix_plain_group(daw_graph *g, const daw_track *tr, int64_t start, int
 }
 
 int daw_render(daw_graph *g, int64_t start, int32_t frames, float *out_l, float *out_r) {
-    if (!g || !g->master || !g->scratch || !out_l || !out_r) return DAW_ERR_NULL;
+    if (!g || !g->master || !g->scratch || !g->lane_scratch || !out_l || !out_r)
+        return DAW_ERR_NULL;
     if (frames < 0 || frames > g->max_block) return DAW_ERR_FRAMES;
     const int32_t mb = g->max_block;
     const int32_t phase = (int32_t)(g->frames_done % DAW_TICK);
@@ -768,6 +349,14 @@ int daw_render(daw_graph *g, int64_t start, int32_t frames, float *out_l, float 
         if (t + PLAIN_GROUP <= g->n_tracks &&
             mix_plain_group(g, &g->tracks[t], start, frames)) {
             t += PLAIN_GROUP;
+            continue;
+        }
+        if (lanes_ready(&g->tracks[t], g->n_tracks - t)) {
+            for (int32_t k = 0; k < DAW_LANES; k++) track_input(g, &g->tracks[t + k], start, frames);
+            lanes_run_chain(g, &g->tracks[t], frames);
+            for (int32_t k = 0; k < DAW_LANES && rc == DAW_OK; k++)
+                rc = track_output(g, &g->tracks[t + k], frames, phase, alpha, post_l, post_r);
+            t += DAW_LANES;
             continue;
         }
         rc = render_track(g, &g->tracks[t], start, frames, phase, alpha, post_l, post_r);

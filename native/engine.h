@@ -22,6 +22,7 @@
 #define DAW_ERR_BUS -5
 
 #define DAW_TICK 32
+#define DAW_LANES 8
 #define DAW_FX_SLOTS 64
 
 /* Effect kinds */
@@ -106,6 +107,7 @@ typedef struct {
     daw_bus *buses;
     daw_bus *master;
     float *scratch;     /* 3 * max_block floats */
+    float *lane_scratch;  /* 2 * DAW_LANES * max_block floats */
     int64_t frames_done;  /* frames rendered since reset: sets the tick phase */
 } daw_graph;
 

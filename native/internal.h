@@ -1,0 +1,112 @@
+/*
+ * Internal helpers shared by the engine's C files (not part of the API).
+ * Everything here has a twin in dsp_core/reference.py.
+ */
+#ifndef DAW_INTERNAL_H
+#define DAW_INTERNAL_H
+
+#include "engine.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#define FTZ_BEGIN                          \
+    unsigned int saved_csr = _mm_getcsr(); \
+    _mm_setcsr(saved_csr | 0x8040u)
+#define FTZ_END _mm_setcsr(saved_csr)
+#else
+#define FTZ_BEGIN \
+    do {          \
+    } while (0)
+#define FTZ_END \
+    do {        \
+    } while (0)
+/* lanes.c */
+INTERNAL int lanes_ready(const daw_track *tr, int32_t available);
+INTERNAL void lanes_run_chain(daw_graph *g, daw_track *tr, int32_t frames);
+
+#endif
+
+#define SMOOTH_SECONDS 0.01
+#define GAIN_EPS 1e-6f
+#define LOG2_TO_DB 6.020599913f   /* 20 * log10(2) */
+#define DB_TO_LOG2 0.166096405f   /* log2(10) / 20 */
+
+static inline int32_t min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
+static inline int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* ---------------------------------------------------------------- math */
+
+typedef union {
+    float f;
+    int32_t i;
+} float_bits;
+
+static inline float fast_log2(float x) {
+    /* x > 0.  Split into exponent and mantissa in [1, 2), polynomial on m - 1
+     * (least-squares fit, |error| < 3e-6). */
+    float_bits b;
+    b.f = x;
+    float e = (float)(((b.i >> 23) & 255) - 127);
+    b.i = (b.i & 0x007FFFFF) | 0x3F800000;
+    float m = b.f - 1.0f;
+    float p = -0.025790712f;
+    p = p * m + 0.121468526f;
+    p = p * m + -0.277337223f;
+    p = p * m + 0.457156131f;
+    p = p * m + -0.718033203f;
+    p = p * m + 1.44253476f;
+    return e + p * m;
+}
+
+static inline float fast_exp2(float x) {
+    /* 2**floor(x) through the exponent bits times a polynomial of the
+     * fraction (relative error < 1e-7 on [0, 1)). */
+    if (x < -126.0f) x = -126.0f;
+    if (x > 126.0f) x = 126.0f;
+    float fl = floorf(x);
+    float f = x - fl;
+    float p = 0.00187623429f;
+    p = p * f + 0.00899259431f;
+    p = p * f + 0.0558235814f;
+    p = p * f + 0.240154545f;
+    p = p * f + 0.693152965f;
+    p = p * f + 0.999999927f;
+    float_bits b;
+    b.f = p;
+    b.i += ((int32_t)fl) << 23;
+    return b.f;
+}
+
+static inline float smooth_toward(float value, float target, float alpha, float eps) {
+    float next = value + (target - value) * alpha;
+    if (fabsf(target - next) <= eps) next = target;
+    return next;
+}
+
+static inline float tick_alpha(double sample_rate) {
+    return (float)(1.0 - exp(-(double)DAW_TICK / (SMOOTH_SECONDS * sample_rate)));
+}
+
+static inline float param_eps(float target) {
+    float a = fabsf(target);
+    return 1e-4f * (a > 1.0f ? a : 1.0f);
+}
+
+#define INTERNAL __attribute__((visibility("hidden")))
+
+/* effects.c */
+INTERNAL int effect_settled(const daw_effect *fx);
+INTERNAL void biquad_cascade_any(daw_effect *const *fx, int count, int mem_offset, float *x,
+                                 int32_t n);
+INTERNAL int run_chain(daw_effect *effects, int32_t n, float *ch0, float *ch1, int32_t channels,
+                       int32_t frames, double sr, int32_t phase, float *scratch);
+
+/* lanes.c */
+INTERNAL int lanes_ready(const daw_track *tr, int32_t available);
+INTERNAL void lanes_run_chain(daw_graph *g, daw_track *tr, int32_t frames);
+
+#endif
