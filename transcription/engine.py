@@ -25,10 +25,10 @@ def load_audio(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode any audio file to 16 kHz mono float32 (soundfile, else FFmpeg via PyAV)."""
     import soundfile
 
+    if not Path(path).is_file():
+        raise TranscriptionError(f"audio file {str(path)!r} does not exist")
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except FileNotFoundError as exc:
-        raise TranscriptionError(f"audio file {str(path)!r} does not exist") from exc
     except (RuntimeError, soundfile.LibsndfileError):
         from faster_whisper.audio import decode_audio
 

@@ -166,9 +166,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="faster-whisper model directory")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--temperatures", default="0,0.2,0.4,0.6,0.8,1",
+                        help="comma-separated decoding temperatures (the tests use 0)")
     parser.add_argument("languages", nargs="*")
     args = parser.parse_args(argv)
-    transcriber = Transcriber(args.model, cpu_threads=args.threads)
+    temperatures = tuple(float(t) for t in args.temperatures.split(","))
+    transcriber = Transcriber(args.model, cpu_threads=args.threads, beam_size=args.beam_size,
+                              temperatures=temperatures)
     print(markdown_table(evaluate(transcriber, args.languages or None)))
 
 
