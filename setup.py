@@ -73,6 +73,8 @@ setup(
         "aiohttp>=3.9",
         "pycrdt>=0.12",
         "asyncpg>=0.29",
+        "aiortc>=1.9",
+        "sounddevice>=0.4.6",
         "aiosqlite>=0.20",
         "pluggy>=1.5",
         "python-stdnum>=1.20",

@@ -22,6 +22,7 @@ from .assets import setup_assets
 from .config import ServerConfig
 from .keys import CONFIG, ENGINES, ROOMS, STORE, TOKENS
 from .project_engine import ProjectEngines
+from .rtc import setup_rtc
 from .websocket import collab_socket
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_routes(api.routes)
     app.router.add_routes(page.routes)
     setup_assets(app)
+    setup_rtc(app)
     plugins.install(app, config)
     return app
 

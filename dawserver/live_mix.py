@@ -1,0 +1,287 @@
+"""The live mix: one real-time render per project, fanned out to every listener.
+
+A :class:`LiveMix` owns a ``dsp_core`` engine and a render thread.  Every
+20 ms (one Opus frame) the thread renders the next frames at the playhead,
+following the shared transport and the newest document (fader moves glide
+through :meth:`dsp_core.engine.Engine.apply`), and hands the frame to the
+event loop, which pushes it onto each listener's small queue.  A listener
+that falls behind loses its oldest frames; nobody else waits for it.  The
+render never runs on the event loop and never once per listener.
+
+:class:`LiveMixes` starts a project's mix with its first listener (holding
+the room loaded) and stops it after the last one leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from collab.registry import RoomRegistry
+from collab.room import Room
+from dsp_core.errors import DspError
+from dsp_core.session import Session
+
+from .playhead import Playhead
+
+log = logging.getLogger(__name__)
+
+RATE = 48000
+FRAME = 960  # 20 ms: one Opus packet
+EngineFactory = Callable[[Session, int], object]
+
+
+def _default_engine(session: Session, sample_rate: int) -> object:
+    from dsp_core.engine import Engine
+
+    return Engine(session, sample_rate=sample_rate)
+
+
+@dataclass(frozen=True)
+class MixFrame:
+    """One rendered frame: interleaved int16 stereo, where it sits and when it was made."""
+
+    index: int
+    pcm: np.ndarray
+    timeline: int | None
+    made_at: float
+
+
+class Listener:
+    """One listener's queue of mix frames (drops the oldest when it falls behind)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.frames: deque[MixFrame] = deque(maxlen=capacity)
+        self.dropped = 0
+        self._ready = asyncio.Event()
+        self.closed = False
+
+    def push(self, frame: MixFrame) -> None:
+        """Queue ``frame`` (called on the event loop)."""
+        if len(self.frames) == self.frames.maxlen:
+            self.dropped += 1
+        self.frames.append(frame)
+        self._ready.set()
+
+    async def get(self) -> MixFrame:
+        """The next frame, waiting for the render when none is queued."""
+        while not self.frames:
+            if self.closed:
+                raise ConnectionError("the live mix has stopped")
+            self._ready.clear()
+            await self._ready.wait()
+        return self.frames.popleft()
+
+    def close(self) -> None:
+        """Wake a waiting :meth:`get` with an error."""
+        self.closed = True
+        self._ready.set()
+
+
+class LiveMix:
+    """The real-time render of one room (an async context manager)."""
+
+    def __init__(self, room: Room, *, sample_rate: int = RATE, frame: int = FRAME,
+                 queue_frames: int = 8, factory: EngineFactory = _default_engine) -> None:
+        self.room = room
+        self.sample_rate = sample_rate
+        self.frame = frame
+        self.queue_frames = queue_frames
+        self.listeners: set[Listener] = set()
+        self.taps: list[Callable[[MixFrame], None]] = []
+        self.frames_made = 0
+        self.render_seconds = 0.0
+        self.playhead = Playhead(sample_rate, sample_rate)
+        self._factory = factory
+        self._engine: object | None = None
+        self._pending: Session | None = None
+        self._transport: dict | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = False
+
+    async def __aenter__(self) -> LiveMix:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Build the engine (in an executor) and start the render thread."""
+        if self._started:
+            raise DspError("live mix is already started")
+        self._started = True
+        self._loop = asyncio.get_running_loop()
+        session = self.room.document.to_session()
+        self.playhead = Playhead(session.sample_rate, self.sample_rate)
+        self._engine = await self._loop.run_in_executor(None, self._factory, session,
+                                                        self.sample_rate)
+        self._transport = self.room.document.transport()
+        self._thread = threading.Thread(target=self._run, name=f"live mix {self.room.project_id}",
+                                        daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Stop the render thread and close every listener."""
+        if not self._started:
+            return
+        self._started = False
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        for listener in list(self.listeners):
+            listener.close()
+        self.listeners.clear()
+
+    # -- listeners and the document --------------------------------------------------------
+
+    def add_listener(self) -> Listener:
+        """A new listener queue that receives every frame from now on."""
+        listener = Listener(self.queue_frames)
+        self.listeners.add(listener)
+        return listener
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop feeding ``listener``."""
+        self.listeners.discard(listener)
+        listener.close()
+
+    def document_changed(self) -> None:
+        """Take the newest session and transport from the room (called on the loop)."""
+        session = self.room.document.to_session()
+        transport = self.room.document.transport()
+        with self._lock:
+            self._pending = session
+            self._transport = transport
+
+    def timeline_now(self) -> int | None:
+        """The playhead in project (session-rate) frames, or None while stopped."""
+        head = self.playhead
+        return head.to_session(head.position) if head.playing else None
+
+    # -- the render thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        period = self.frame / self.sample_rate
+        deadline = time.monotonic()
+        out = np.zeros((2, self.frame), dtype=np.float32)
+        while not self._stop.is_set():
+            with self._lock:
+                session, self._pending = self._pending, None
+                transport, self._transport = self._transport, None
+            started = time.perf_counter()
+            if session is not None:
+                try:
+                    self._engine.apply(session)
+                except DspError as exc:
+                    log.warning("project %s: live mix keeps the previous state: %s",
+                                self.room.project_id, exc)
+            if transport is not None:
+                self.playhead.follow(transport)
+            frame = self._render(out)
+            self.render_seconds += time.perf_counter() - started
+            assert self._loop is not None
+            try:
+                self._loop.call_soon_threadsafe(self._deliver, frame)
+            except RuntimeError:
+                return
+            deadline += period
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+            elif delay < -0.2:
+                log.info("project %s: live mix is %.0f ms late; skipping ahead",
+                         self.room.project_id, -delay * 1000)
+                deadline = time.monotonic()
+
+    def _render(self, out: np.ndarray) -> MixFrame:
+        spans = self.playhead.advance(self.frame)
+        timeline = spans[0][1] if spans else None
+        out[:] = 0.0
+        for offset, start, count in spans:
+            try:
+                out[:, offset:offset + count] = self._engine.render(start, count)
+            except DspError as exc:
+                log.warning("project %s: live render failed: %s", self.room.project_id, exc)
+        pcm = (np.clip(out.T, -1.0, 1.0) * 32767.0).astype(np.int16)
+        frame = MixFrame(self.frames_made, pcm, timeline, time.monotonic())
+        self.frames_made += 1
+        return frame
+
+    def _deliver(self, frame: MixFrame) -> None:
+        for listener in self.listeners:
+            listener.push(frame)
+        for tap in self.taps:
+            tap(frame)
+
+
+class LiveMixes:
+    """The live mixes of a server: started by the first listener, stopped after the last."""
+
+    def __init__(self, rooms: RoomRegistry, *, factory: EngineFactory = _default_engine,
+                 queue_frames: int = 8) -> None:
+        self.rooms = rooms
+        self.factory = factory
+        self.queue_frames = queue_frames
+        self.mixes: dict[str, LiveMix] = {}
+        self._holds: dict[str, contextlib.AsyncExitStack] = {}
+        self._users: dict[str, int] = {}
+        self._watched: weakref.WeakSet[Room] = weakref.WeakSet()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, project_id: str) -> LiveMix:
+        """The running mix of ``project_id`` (started if needed); pair with :meth:`release`."""
+        async with self._lock:
+            mix = self.mixes.get(project_id)
+            if mix is None:
+                stack = contextlib.AsyncExitStack()
+                try:
+                    room = await stack.enter_async_context(self.rooms.use(project_id))
+                    mix = LiveMix(room, factory=self.factory, queue_frames=self.queue_frames)
+                    await mix.start()
+                except BaseException:
+                    await stack.aclose()
+                    raise
+                stack.push_async_callback(mix.stop)
+                if room not in self._watched:
+                    self._watched.add(room)
+                    room.on_change(self._room_changed)
+                self.mixes[project_id], self._holds[project_id] = mix, stack
+            self._users[project_id] = self._users.get(project_id, 0) + 1
+            return mix
+
+    async def release(self, project_id: str) -> None:
+        """One user of the mix is gone; the last one stops it."""
+        async with self._lock:
+            count = self._users.get(project_id, 0) - 1
+            if count > 0:
+                self._users[project_id] = count
+                return
+            self._users.pop(project_id, None)
+            self.mixes.pop(project_id, None)
+            stack = self._holds.pop(project_id, None)
+        if stack is not None:
+            await stack.aclose()
+
+    async def close(self) -> None:
+        """Stop every mix."""
+        for project_id in list(self.mixes):
+            self._users[project_id] = 1
+            await self.release(project_id)
+
+    def _room_changed(self, room: Room) -> None:
+        mix = self.mixes.get(room.project_id)
+        if mix is not None and mix.room is room:
+            mix.document_changed()

@@ -1,0 +1,154 @@
+"""Recording takes from a musician's WebRTC microphone track into armed tracks.
+
+A :class:`TakeRecorder` reads one connection's incoming audio track for as
+long as it lives.  While the shared transport is playing *and* recording and
+at least one track is armed, it writes the audio as float32 (mono, 48 kHz)
+to a temporary file; when recording stops the file goes into the asset store
+and a clip is added to every armed track through the room
+(:meth:`collab.room.Room.edit`), so every client sees the new take like any
+other edit.  The take starts on the timeline where the live playhead was
+when its first frame arrived, minus the latency the client declared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from collab.errors import CollabError
+from collab.schema import ProjectDocument
+from dsp_core.session import Clip
+
+from .asset_store import AssetError, AssetStore
+from .live_mix import LiveMix
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Take:
+    """A take being written."""
+
+    path: Path
+    writer: sf.SoundFile
+    position: int
+    tracks: list[str]
+    frames: int = 0
+
+
+@dataclass
+class TakeRecorder:
+    """Writes takes from ``track`` (an aiortc audio track) while the transport records."""
+
+    mix: LiveMix
+    track: object
+    assets: AssetStore
+    user: str = ""
+    can_record: bool = True
+    target_track: str | None = None
+    latency_frames: int = 0
+    clips: list[str] = field(default_factory=list)
+    frames_received: int = 0
+    _take: Take | None = None
+
+    @property
+    def room(self):
+        """The room the takes go into."""
+        return self.mix.room
+
+    async def run(self) -> None:
+        """Read the track until it ends; the last take is finished on the way out."""
+        from aiortc.mediastreams import MediaStreamError
+
+        try:
+            while True:
+                try:
+                    frame = await self.track.recv()
+                except MediaStreamError:
+                    return
+                self.frames_received += 1
+                if self.can_record:
+                    await self._consume(frame)
+        finally:
+            if self._take is not None:
+                await self._finish()
+
+    async def _consume(self, frame) -> None:
+        recording = self.mix.playhead.playing and self.mix.playhead.recording
+        if self._take is None and recording:
+            self._open()
+        elif self._take is not None and not recording:
+            await self._finish()
+            return
+        if self._take is None:
+            return
+        data = frame.to_ndarray()
+        channels = len(frame.layout.channels)
+        samples = data.reshape(-1, channels) if frame.format.is_packed else data.T
+        mono = samples.astype(np.float32).mean(axis=1)
+        if data.dtype == np.int16:
+            mono /= 32768.0
+        self._take.writer.write(mono)
+        self._take.frames += len(mono)
+
+    def _armed(self) -> list[str]:
+        document: ProjectDocument = self.room.document
+        armed = [t for t in document.track_ids() if document.track(t).get("arm")]
+        if self.target_track is not None:
+            armed = [t for t in armed if t == self.target_track]
+        return armed
+
+    def _open(self) -> None:
+        tracks = self._armed()
+        position = self.mix.timeline_now()
+        if not tracks or position is None:
+            return
+        position = max(0, position - self.latency_frames)
+        handle, name = tempfile.mkstemp(dir=self.assets.root / "tmp", suffix=".take.wav")
+        os.close(handle)
+        writer = sf.SoundFile(name, "w", samplerate=self.mix.sample_rate, channels=1,
+                              subtype="FLOAT", format="WAV")
+        self._take = Take(Path(name), writer, position, tracks)
+        log.info("project %s: recording %s into %s from frame %d", self.room.project_id,
+                 self.user, tracks, position)
+
+    async def _finish(self) -> None:
+        take, self._take = self._take, None
+        assert take is not None
+        take.writer.close()
+        try:
+            if take.frames == 0:
+                return
+            loop = asyncio.get_running_loop()
+            asset = await loop.run_in_executor(
+                None, lambda: self.assets.ingest_file(
+                    take.path, project_id=self.room.project_id,
+                    name=f"take-{self.user or 'guest'}.wav"))
+            rate = self.room.document.to_session().sample_rate
+            length = max(1, int(round(take.frames * rate / self.mix.sample_rate)))
+            added: list[str] = []
+
+            def place(document: ProjectDocument) -> None:
+                for track_id in take.tracks:
+                    if track_id in document.track_ids():
+                        added.append(document.add_clip(
+                            track_id, Clip(asset.path, take.position, length)))
+
+            await self.room.edit(place)
+            self.clips.extend(added)
+            log.info("project %s: take of %d frames added as %s", self.room.project_id,
+                     take.frames, added)
+        except (AssetError, CollabError, OSError) as exc:
+            log.error("project %s: could not keep the take of %s: %s", self.room.project_id,
+                      self.user, exc)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                take.path.unlink()

@@ -1,0 +1,190 @@
+"""WebRTC (aiortc): ``POST /projects/{id}/rtc`` signalling, the live mix out, takes in.
+
+One offer/answer exchange over HTTP opens a peer connection.  The server
+sends the project's live mix (:mod:`dawserver.live_mix`) as an Opus track
+from the moment the connection is up (silence while the transport is
+stopped).  An audio track the client sends is read by a
+:class:`dawserver.recording.TakeRecorder` (editor role) and recorded into the
+armed tracks while the transport records.  Only host candidates are
+gathered: loopback and LAN, no STUN/TURN.
+
+Request body: ``{"sdp": ..., "type": "offer"}`` and optionally ``"track"``
+(record into this armed track only) and ``"latency_ms"`` (the client's
+round trip, subtracted from a take's position).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame
+
+from collab.errors import CapacityError, ProjectNotFound
+from collab.tokens import Grant, Role
+
+from .api import _body, _error, _grant
+from .assets import ASSETS
+from .keys import ROOMS
+from .live_mix import Listener, LiveMix, LiveMixes
+from .recording import TakeRecorder
+
+log = logging.getLogger(__name__)
+
+TIME_BASE = fractions.Fraction(1, 48000)
+
+
+class MixTrack(MediaStreamTrack):
+    """An outgoing audio track fed by one :class:`Listener` of a live mix."""
+
+    kind = "audio"
+
+    def __init__(self, mix: LiveMix, listener: Listener) -> None:
+        super().__init__()
+        self.mix = mix
+        self.listener = listener
+
+    async def recv(self) -> AudioFrame:
+        """The next 20 ms of the mix as an s16 stereo frame."""
+        if self.readyState != "live":
+            raise MediaStreamError
+        try:
+            mixed = await self.listener.get()
+        except ConnectionError:
+            self.stop()
+            raise MediaStreamError from None
+        frame = AudioFrame.from_ndarray(mixed.pcm.reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate = self.mix.sample_rate
+        frame.pts = mixed.index * self.mix.frame
+        frame.time_base = TIME_BASE
+        return frame
+
+
+@dataclass(eq=False)
+class Connection:
+    """One peer connection and what it holds."""
+
+    project_id: str
+    grant: Grant
+    pc: RTCPeerConnection
+    mix: LiveMix
+    listener: Listener
+    tasks: set[asyncio.Task] = field(default_factory=set)
+    recorders: list[TakeRecorder] = field(default_factory=list)
+    closed: bool = False
+
+
+class RtcService:
+    """Every WebRTC connection of a server and the live mixes they listen to."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self._mixes: LiveMixes | None = None
+        self.connections: set[Connection] = set()
+
+    @property
+    def mixes(self) -> LiveMixes:
+        """The live mixes (made on first use: the room registry starts with the app)."""
+        if self._mixes is None:
+            self._mixes = LiveMixes(self.app[ROOMS])
+        return self._mixes
+
+    async def connect(self, project_id: str, grant: Grant, offer: RTCSessionDescription, *,
+                      target_track: str | None = None, latency_ms: float = 0.0
+                      ) -> tuple[Connection, RTCSessionDescription]:
+        """Open a connection for ``offer``; returns it and the answer."""
+        mix = await self.mixes.acquire(project_id)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        conn = Connection(project_id, grant, pc, mix, mix.add_listener())
+        self.connections.add(conn)
+        rate = mix.playhead.session_rate
+
+        @pc.on("track")
+        def on_track(track) -> None:
+            if track.kind != "audio":
+                return
+            recorder = TakeRecorder(mix, track, self.app[ASSETS], user=grant.user,
+                                    can_record=grant.role.can_edit, target_track=target_track,
+                                    latency_frames=int(round(latency_ms * rate / 1000)))
+            conn.recorders.append(recorder)
+            task = asyncio.create_task(recorder.run(), name="rtc recorder")
+            conn.tasks.add(task)
+            task.add_done_callback(conn.tasks.discard)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await self.close(conn)
+
+        try:
+            await pc.setRemoteDescription(offer)
+            pc.addTrack(MixTrack(mix, conn.listener))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except BaseException:
+            await self.close(conn)
+            raise
+        return conn, pc.localDescription
+
+    async def close(self, conn: Connection) -> None:
+        """Close one connection: its peer connection, recorders and share of the mix."""
+        if conn.closed:
+            return
+        conn.closed = True
+        self.connections.discard(conn)
+        conn.mix.remove_listener(conn.listener)
+        await conn.pc.close()
+        if conn.tasks:
+            await asyncio.gather(*conn.tasks, return_exceptions=True)
+        await self.mixes.release(conn.project_id)
+
+    async def close_all(self) -> None:
+        """Close every connection (server shutdown)."""
+        for conn in list(self.connections):
+            await self.close(conn)
+        if self._mixes is not None:
+            await self._mixes.close()
+
+
+RTC = web.AppKey("rtc", RtcService)
+
+
+def setup_rtc(app: web.Application) -> None:
+    """Add the WebRTC service and ``POST /projects/{id}/rtc`` to ``app``."""
+    app[RTC] = RtcService(app)
+    app.router.add_post("/projects/{project_id}/rtc", rtc_offer)
+
+    async def shutdown(app: web.Application) -> None:
+        await app[RTC].close_all()
+
+    app.on_shutdown.append(shutdown)
+
+
+async def rtc_offer(request: web.Request) -> web.Response:
+    """``POST /projects/{id}/rtc``: an SDP offer in, the SDP answer out (any role)."""
+    project_id = request.match_info["project_id"]
+    grant = await _grant(request, project_id, Role.VIEWER)
+    body = await _body(request)
+    if body.get("type") != "offer" or not isinstance(body.get("sdp"), str):
+        raise _error(web.HTTPBadRequest,
+                     'send {"type": "offer", "sdp": "..."} from RTCPeerConnection.createOffer()')
+    try:
+        latency_ms = float(body.get("latency_ms", 0.0))
+    except (TypeError, ValueError):
+        raise _error(web.HTTPBadRequest, "latency_ms must be a number") from None
+    track = body.get("track")
+    try:
+        _conn, answer = await request.app[RTC].connect(
+            project_id, grant, RTCSessionDescription(sdp=body["sdp"], type="offer"),
+            target_track=str(track) if track else None, latency_ms=latency_ms)
+    except ProjectNotFound as exc:
+        raise _error(web.HTTPNotFound, str(exc)) from None
+    except CapacityError as exc:
+        raise _error(web.HTTPServiceUnavailable, str(exc)) from None
+    except ValueError as exc:
+        raise _error(web.HTTPBadRequest, f"cannot use this offer: {exc}") from None
+    return web.json_response({"sdp": answer.sdp, "type": answer.type})

@@ -1,0 +1,178 @@
+"""A Python WebRTC listener: joins a project's live mix over ``POST /projects/{id}/rtc``.
+
+Used by the tests, the latency benchmark and anyone who wants the live mix
+in Python.  It can also send an audio track (a microphone, a test tone) to be
+recorded into the project's armed tracks.
+
+>>> async with RtcListener(base_url, project_id, token) as listener:
+...     await listener.wait_frames(50)
+...     audio = listener.audio()          # (2, frames) float32 at 48 kHz
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import logging
+import math
+import time
+from typing import Any
+
+import aiohttp
+import numpy as np
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame
+
+log = logging.getLogger(__name__)
+
+RATE = 48000
+FRAME = 960
+
+
+class RtcError(Exception):
+    """The server refused the connection (the message is the server's)."""
+
+
+def shrink_jitter_buffer(pc: RTCPeerConnection, capacity: int = 4, prefetch: int = 1) -> None:
+    """Make the audio receivers of ``pc`` buffer less (lower latency, less loss tolerance).
+
+    aiortc's default audio jitter buffer holds 16 packets and waits for 4
+    before playing out (about 80 ms); on loopback a smaller one is enough.
+    """
+    from aiortc.jitterbuffer import JitterBuffer
+
+    for receiver in pc.getReceivers():
+        if receiver.track is not None and receiver.track.kind == "audio":
+            receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity, prefetch)
+
+
+class ToneTrack(MediaStreamTrack):
+    """A sine tone paced in real time (a stand-in microphone).
+
+    Sent as identical stereo channels: aiortc's encoder would upmix a mono
+    frame at -3 dB.
+    """
+
+    kind = "audio"
+
+    def __init__(self, frequency: float = 1000.0, level: float = 0.5) -> None:
+        super().__init__()
+        self.frequency, self.level = frequency, level
+        self.sent = 0
+        self._start: float | None = None
+
+    async def recv(self) -> AudioFrame:
+        """The next 20 ms of tone, released when it is due."""
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self.sent * FRAME / RATE
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        n = np.arange(self.sent * FRAME, (self.sent + 1) * FRAME)
+        tone = self.level * np.sin(2 * math.pi * self.frequency * n / RATE)
+        pcm = np.repeat((tone * 32767).astype(np.int16), 2)[None, :]
+        frame = AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
+        frame.sample_rate, frame.pts = RATE, self.sent * FRAME
+        frame.time_base = fractions.Fraction(1, RATE)
+        self.sent += 1
+        return frame
+
+
+class RtcListener:
+    """Receive a project's live mix (an async context manager).
+
+    Attributes
+    ----------
+    frames : list of ndarray
+        Received frames, ``(2, n)`` float32 each, in arrival order.
+    arrivals : list of float
+        ``time.monotonic()`` when each frame arrived.
+    """
+
+    def __init__(self, base_url: str, project_id: str, token: str, *,
+                 send: MediaStreamTrack | None = None, track: str | None = None,
+                 latency_ms: float = 0.0, low_latency: bool = True) -> None:
+        self.url = f"{base_url.rstrip('/')}/projects/{project_id}/rtc"
+        self.token = token
+        self.send = send
+        self.options: dict[str, Any] = {"latency_ms": latency_ms}
+        if track:
+            self.options["track"] = track
+        self.low_latency = low_latency
+        self.frames: list[np.ndarray] = []
+        self.arrivals: list[float] = []
+        self.pc: RTCPeerConnection | None = None
+        self._task: asyncio.Task | None = None
+        self._got = asyncio.Event()
+
+    async def __aenter__(self) -> RtcListener:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Offer, get the answer, start receiving."""
+        self.pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        if self.send is not None:
+            pc.addTrack(self.send)
+        else:
+            pc.addTransceiver("audio", direction="recvonly")
+
+        @pc.on("track")
+        def on_track(track) -> None:
+            if track.kind == "audio":
+                self._task = asyncio.create_task(self._receive(track))
+
+        await pc.setLocalDescription(await pc.createOffer())
+        body = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type,
+                **self.options}
+        async with aiohttp.ClientSession() as http, http.post(
+                self.url, json=body, headers={"Authorization": f"Bearer {self.token}"}
+        ) as response:
+            answer = await response.json(content_type=None)
+            if response.status != 200:
+                await pc.close()
+                raise RtcError(f"HTTP {response.status}: {answer.get('error', answer)}")
+        await pc.setRemoteDescription(RTCSessionDescription(**answer))
+        if self.low_latency:
+            shrink_jitter_buffer(pc)
+
+    async def _receive(self, track) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            data = frame.to_ndarray().reshape(-1, len(frame.layout.channels)).T
+            self.frames.append(data.astype(np.float32) / 32768.0)
+            self.arrivals.append(time.monotonic())
+            self._got.set()
+
+    async def wait_frames(self, count: int, timeout: float = 20.0) -> None:
+        """Wait until ``count`` frames have arrived in total."""
+        deadline = time.monotonic() + timeout
+        while len(self.frames) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(self.frames)} of {count} frames arrived")
+            self._got.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._got.wait(), 0.5)
+
+    def audio(self, start_frame: int = 0) -> np.ndarray:
+        """Received audio from frame ``start_frame`` on, ``(2, n)`` float32."""
+        chunks = self.frames[start_frame:]
+        return np.concatenate(chunks, axis=1) if chunks else np.zeros((2, 0), np.float32)
+
+    async def stop(self) -> None:
+        """Close the connection."""
+        if self.pc is not None:
+            await self.pc.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task

@@ -1,0 +1,205 @@
+"""WebRTC end to end: a Python aiortc client hears the live mix and records takes."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import pytest
+import pytest_asyncio
+import soundfile as sf
+from nodepeer import eventually, free_port, running_server
+
+from collab.tokens import Role
+from dawserver.config import ServerConfig
+from dawserver.keys import ROOMS, STORE, TOKENS
+from dawserver.projects import import_session
+from dawserver.rtc import RTC
+from dawserver.rtc_client import RtcError, RtcListener, ToneTrack
+from dsp_core.session import Clip, Session, Track
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
+RATE = 48000
+
+
+def music(seconds: float) -> np.ndarray:
+    """A tonal, moving test signal that Opus keeps close to the waveform."""
+    t = np.arange(int(RATE * seconds)) / RATE
+    tone = sum(np.sin(2 * np.pi * f * t + k) / (k + 1) for k, f in enumerate((220, 330, 550)))
+    return (0.25 * tone * (0.6 + 0.4 * np.sin(2 * np.pi * 1.5 * t))).astype(np.float32)
+
+
+class Live:
+    def __init__(self, app, config: ServerConfig, project_id: str) -> None:
+        self.app, self.config, self.project_id = app, config, project_id
+
+    def token(self, role: Role = Role.EDITOR, user: str = "ana") -> str:
+        return self.app[TOKENS].issue(self.project_id, role, user)
+
+    def listener(self, role: Role = Role.EDITOR, **options) -> RtcListener:
+        return RtcListener(self.config.base_url, self.project_id, self.token(role), **options)
+
+    async def edit(self, change) -> None:
+        async with self.app[ROOMS].use(self.project_id) as room:
+            await room.edit(change)
+
+    async def document(self) -> dict:
+        async with self.app[ROOMS].use(self.project_id) as room:
+            return room.document.to_json()
+
+    async def render(self, start: int, frames: int) -> np.ndarray:
+        url = f"{self.config.base_url}/projects/{self.project_id}/render"
+        params = {"start": start, "frames": frames, "token": self.token(Role.VIEWER)}
+        async with aiohttp.ClientSession() as http, http.get(url, params=params) as response:
+            assert response.status == 200, await response.text()
+            data, _ = sf.read(io.BytesIO(await response.read()), dtype="float32")
+        return data.T
+
+
+@pytest_asyncio.fixture
+async def live(tmp_path: Path):
+    source = tmp_path / "music.wav"
+    sf.write(source, music(6.0), RATE, subtype="FLOAT")
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
+    session = Session(name="Live", tracks=[
+        Track("band", clips=[Clip(str(source), 0, 6 * RATE, id="c0")], gain_db=-3.0),
+        Track("vox", channels=1),
+    ])
+    async with running_server(config) as app:
+        info = await import_session(app[STORE], session)
+        yield Live(app, config, info.project_id)
+
+
+def align(received: np.ndarray, reference: np.ndarray) -> tuple[int, float, float]:
+    """Best lag of ``received`` in ``reference`` (mono sums), its correlation and SNR in dB."""
+    rx, ref = received.mean(axis=0), reference.mean(axis=0)
+    n = 1 << int(np.ceil(np.log2(len(rx) + len(ref))))
+    xc = np.fft.irfft(np.fft.rfft(ref, n) * np.conj(np.fft.rfft(rx, n)), n)
+    energy = np.concatenate([[0.0], np.cumsum(ref.astype(np.float64) ** 2)])
+    lags = len(ref) - len(rx) + 1
+    local = energy[len(rx):len(rx) + lags] - energy[:lags]
+    lag = int(np.argmax(xc[:lags] / np.sqrt(np.maximum(local, 1e-12))))
+    part = ref[lag:lag + len(rx)]
+    rx = rx[: len(part)]
+    corr = float(np.corrcoef(rx, part)[0, 1])
+    snr = 10 * np.log10(np.sum(part ** 2) / np.sum((rx - part) ** 2))
+    return lag, corr, snr
+
+
+async def test_a_listener_hears_the_live_mix_as_rendered_offline(live: Live) -> None:
+    await live.edit(lambda d: d.update_transport(playing=True, position=0))
+    async with live.listener() as listener:
+        await listener.wait_frames(120)
+    received = listener.audio(20)[:, : RATE]
+    reference = await live.render(0, 5 * RATE)
+    lag, corr, snr = align(received, reference)
+    assert corr > 0.9, (lag, corr, snr)  # Opus (voip mode, 96 kbit/s) measures ~0.95
+    assert snr > 6.0, (lag, corr, snr)
+    level = np.sqrt(np.mean(received ** 2) / np.mean(reference[:, lag:lag + RATE] ** 2))
+    assert abs(20 * np.log10(level)) < 1.0
+
+
+async def test_stop_gives_silence_and_a_fader_move_changes_the_level(live: Live) -> None:
+    async def level_against_render() -> float:
+        """dB of the last 200 ms received against the same span of an offline render."""
+        received = listener.audio(len(listener.frames) - 10)
+        reference = (await live.render(0, 6 * RATE))[:, RATE:]  # past any fader glide
+        lag, corr, _ = align(received, reference)
+        assert corr > 0.8, corr
+        part = reference[:, lag:lag + received.shape[1]]
+        return 10 * np.log10(np.mean(received ** 2) / np.mean(part ** 2))
+
+    async with live.listener() as listener:
+        await listener.wait_frames(10)
+        assert np.abs(listener.audio()).max() == 0.0
+        await live.edit(lambda d: d.update_transport(playing=True, position=0))
+        await eventually(lambda: np.abs(listener.audio(len(listener.frames) - 5)).max() > 0.1)
+        await asyncio.sleep(0.3)
+        loud = np.sqrt(np.mean(listener.audio(len(listener.frames) - 10) ** 2))
+        assert abs(await level_against_render()) < 1.0
+        await live.edit(lambda d: d.set_track_gain("band", -23.0))
+        await asyncio.sleep(0.4)
+        quiet = np.sqrt(np.mean(listener.audio(len(listener.frames) - 10) ** 2))
+        assert quiet < loud / 2
+        assert abs(await level_against_render()) < 1.0
+        await live.edit(lambda d: d.update_transport(playing=False))
+        await asyncio.sleep(0.4)
+        assert np.abs(listener.audio(len(listener.frames) - 5)).max() < 1e-3
+
+
+async def test_listeners_share_one_render_and_a_stalled_one_holds_nobody_back(live: Live
+                                                                              ) -> None:
+    await live.edit(lambda d: d.update_transport(playing=True, position=0))
+    async with live.listener() as first, live.listener(Role.VIEWER) as second:
+        await first.wait_frames(5)
+        mixes = live.app[RTC].mixes.mixes
+        assert list(mixes) == [live.project_id]
+        mix = mixes[live.project_id]
+        stalled = mix.add_listener()
+        made, got = mix.frames_made, len(second.frames)
+        await asyncio.sleep(1.0)
+        per_second = mix.frames_made - made
+        assert 40 <= per_second <= 60
+        assert len(second.frames) - got >= 40
+        assert len(stalled.frames) == stalled.frames.maxlen and stalled.dropped > 20
+        assert len(mix.listeners) == 3
+    await eventually(lambda: not live.app[RTC].mixes.mixes)
+
+
+async def test_a_recorded_tone_becomes_a_clip_at_the_right_position(live: Live) -> None:
+    await live.edit(lambda d: d.update_track("vox", arm=True))
+    tone = ToneTrack(1000.0, 0.5)
+    async with live.listener(send=tone) as musician:
+        await musician.wait_frames(10)
+        await live.edit(lambda d: d.update_transport(playing=True, position=RATE,
+                                                     recording=True))
+        await asyncio.sleep(1.0)
+        await live.edit(lambda d: d.update_transport(recording=False))
+
+        async def clip_added() -> bool:
+            return bool([c for c in (await live.document())["clips"].values()
+                         if c["track"] == "vox"])
+
+        await eventually(clip_added)
+    clip = next(c for c in (await live.document())["clips"].values() if c["track"] == "vox")
+    position, length = int(clip["position"]), int(clip["length"])
+    assert RATE <= position < RATE + 0.15 * RATE
+    assert 0.8 * RATE < length < 1.3 * RATE
+    take, rate = sf.read(clip["source"], dtype="float32")
+    assert rate == RATE and take.dtype == np.float32 and len(take) == length
+    assert 0.3 < np.sqrt(np.mean(take[RATE // 10:-RATE // 10] ** 2)) < 0.4  # 0.5 sine: 0.354
+    await live.edit(lambda d: d.update_track("band", mute=True))
+    mix = await live.render(position, length)
+    spectrum = np.abs(np.fft.rfft(mix[0]))
+    assert abs(np.argmax(spectrum) * RATE / len(mix[0]) - 1000.0) < 5.0
+    assert np.sqrt(np.mean(mix[0, RATE // 10:-RATE // 10] ** 2)) > 0.1
+
+
+async def test_a_viewer_is_heard_but_never_recorded(live: Live) -> None:
+    await live.edit(lambda d: d.update_track("vox", arm=True))
+    async with live.listener(Role.VIEWER, send=ToneTrack()) as viewer:
+        await live.edit(lambda d: d.update_transport(playing=True, recording=True))
+        await viewer.wait_frames(25)
+        await live.edit(lambda d: d.update_transport(recording=False))
+        await asyncio.sleep(0.2)
+        conn = next(iter(live.app[RTC].connections))
+        assert conn.recorders and conn.recorders[0].frames_received > 10
+    assert not [c for c in (await live.document())["clips"].values() if c["track"] == "vox"]
+
+
+async def test_bad_offers_and_tokens_are_refused_clearly(live: Live) -> None:
+    url = f"{live.config.base_url}/projects/{live.project_id}/rtc"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json={"type": "answer"},
+                             params={"token": live.token()}) as response:
+            assert response.status == 400
+            assert "createOffer" in (await response.json())["error"]
+        async with http.post(url, json={"type": "offer", "sdp": "v=0 nonsense"},
+                             params={"token": live.token()}) as response:
+            assert response.status == 400
+    with pytest.raises(RtcError, match="HTTP 401"):
+        async with RtcListener(live.config.base_url, live.project_id, "forged"):
+            pass
