@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from transcription_helpers import WORDS, spoken_words
 
 from dsp_core.audio_io import load_source
 from dsp_core.engine import render_session
@@ -24,31 +25,15 @@ from transcription.editing import (
 )
 from transcription.engine import Transcriber, to_whisper_rate
 from transcription.errors import EditError
-from transcription.evaluation import synthesize
 from transcription.transcript import Transcript, Word
 
 RATE = 48000
-WORDS = ["please", "remove", "the", "purple", "elephant", "today"]
-GAP_S = 0.25
 
 
 @pytest.fixture(scope="module")
 def spoken(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[float, float]]]:
     """Words spoken one by one with 0.25 s pauses: the file and each word's true span."""
-    root = tmp_path_factory.mktemp("words")
-    pieces, spans, cursor, rate = [], [], GAP_S, 22050
-    pieces.append(np.zeros(int(GAP_S * rate), np.float32))
-    for index, word in enumerate(WORDS):
-        audio, rate = soundfile.read(str(synthesize(word, "en-us", root / f"{index}.wav")),
-                                     dtype="float32")
-        voiced = np.nonzero(np.abs(audio) > 1e-3)[0]
-        audio = audio[voiced[0]:voiced[-1] + 1]
-        pieces += [audio, np.zeros(int(GAP_S * rate), np.float32)]
-        spans.append((cursor, cursor + audio.size / rate))
-        cursor += (audio.size + int(GAP_S * rate)) / rate
-    path = root / "sentence.wav"
-    soundfile.write(str(path), np.concatenate(pieces), rate)
-    return path, spans
+    return spoken_words(tmp_path_factory.mktemp("words"))
 
 
 @pytest.fixture(scope="module")
