@@ -26,8 +26,11 @@ from typing import Any
 import pluggy
 from aiohttp import web
 
+from collab.errors import AuthError
 from dawserver import hookspecs
+from dawserver.access import request_token
 from dawserver.database import Database, Migration, open_database
+from dawserver.keys import TOKENS
 
 logger = logging.getLogger(__name__)
 
@@ -242,9 +245,30 @@ class PluginRequest:
         return self._body
 
 
+#: The account of requests that carry no token (the embedded single-user default).
+LOCAL_ACCOUNT = "local"
+
+
 def default_identify(request: web.Request) -> str:
-    """The account of a request: set by an auth middleware, else the local account."""
-    return str(request.get("account_id") or "local")
+    """The account of a request: set by a middleware, else the user of its token.
+
+    A request without a token belongs to :data:`LOCAL_ACCOUNT`; a bad or expired
+    token is refused (HTTP 401) rather than treated as anonymous.
+    """
+    preset = request.get("account_id")
+    if preset:
+        return str(preset)
+    token = request_token(request)
+    signer = request.app.get(TOKENS)
+    if token is None or signer is None:
+        return LOCAL_ACCOUNT
+    try:
+        return signer.verify(token).user
+    except AuthError as exc:
+        raise web.HTTPUnauthorized(
+            text=json.dumps({"error": f"{exc}; get a token with 'dawserver token'"}),
+            content_type="application/json",
+        ) from exc
 
 
 def _to_response(result: Any) -> web.StreamResponse:

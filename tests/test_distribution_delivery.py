@@ -284,3 +284,31 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
         delays = [backoff_delay(attempt, 1.0, 60.0, rng) for _ in range(200)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 100  # jittered, not fixed
+
+
+def test_two_workers_share_the_queue_and_slow_uploads_keep_their_lease(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
+                FakeStore(delay_s=2.0) as store:
+            await db.migrate(_migrations())
+            catalog = Catalog(db)
+            ids = await _seed(catalog, media, 6)
+            settings = PipelineSettings(**{**FAST, "lease_s": 1.0})
+            one, two = (DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
+                                         settings=settings, worker_id=name)
+                        for name in ("one", "two"))
+            for release_id in ids:
+                await one.enqueue("acc", release_id, ["alpha"])
+            async with one, two:
+                async def done() -> bool:
+                    jobs = await one.jobs("acc")
+                    return all(j["state"] == "delivered" for j in jobs)
+                await _until(done, 30)
+            assert set(store.stats.completes.values()) == {1}  # no message sent twice
+            assert len(store.accepted) == 6
+            workers = {r["detail"] for r in await db.fetch(
+                "SELECT detail FROM dist_job_events WHERE state = 'delivering'")}
+            assert workers == {""}  # no lease ever expired under a running upload
+
+    asyncio.run(go())

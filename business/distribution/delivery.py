@@ -44,7 +44,6 @@ class PipelineSettings:
     lease_s: float = 120.0
     poll_s: float = 1.0
     concurrency: int = 4
-    batch: int = 32
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -139,13 +138,13 @@ class DeliveryPipeline:
 
     # -- working ------------------------------------------------------------------
 
-    async def _claim(self) -> list[dict[str, Any]]:
+    async def _claim(self, limit: int) -> list[dict[str, Any]]:
         now = time.time()
         due = await self.db.fetch(
             "SELECT account_id, job_id, version, state FROM dist_jobs WHERE "
             "(state IN ('queued', 'retrying', 'failed') AND next_attempt_at <= ?) OR "
             "(state = 'delivering' AND lease_until < ?) ORDER BY next_attempt_at LIMIT ?",
-            now, now, self.settings.batch)
+            now, now, limit)
         claimed = []
         for job in due:
             async with self.db.transaction() as tx:
@@ -186,7 +185,24 @@ class DeliveryPipeline:
                         state)
         return bool(changed)
 
+    async def _heartbeat(self, job: dict[str, Any]) -> None:
+        """Extend the lease of a job while its delivery runs (slow uploads keep it)."""
+        while True:
+            await asyncio.sleep(self.settings.lease_s / 3)
+            await self.db.execute(
+                "UPDATE dist_jobs SET lease_until = ? WHERE account_id = ? AND job_id = ? "
+                "AND version = ?", time.time() + self.settings.lease_s, job["account_id"],
+                job["job_id"], job["version"])
+
     async def _deliver(self, job: dict[str, Any]) -> str:
+        heartbeat = asyncio.create_task(self._heartbeat(job))
+        try:
+            return await self._attempt(job)
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def _attempt(self, job: dict[str, Any]) -> str:
         try:
             package = await self.packager(job["account_id"], job["release_id"], job["store"],
                                           job["action"], job["message_id"])
@@ -215,25 +231,35 @@ class DeliveryPipeline:
         return "retrying"
 
     async def run_once(self) -> int:
-        """Claim the due jobs and deliver them; how many were worked on."""
-        jobs = await self._claim()
-        limit = asyncio.Semaphore(self.settings.concurrency)
+        """Claim up to ``concurrency`` due jobs and deliver them at once; how many.
 
-        async def one(job: dict[str, Any]) -> None:
-            async with limit:
-                await self._deliver(job)
-
-        await asyncio.gather(*(one(job) for job in jobs))
+        A worker claims only what it works on right away, so every claimed job's
+        lease is kept alive by a heartbeat and never expires while it waits.
+        """
+        jobs = await self._claim(self.settings.concurrency)
+        await asyncio.gather(*(self._deliver(job) for job in jobs))
         return len(jobs)
 
     async def run(self) -> None:
-        """Deliver forever (until cancelled), polling every ``poll_s`` seconds."""
-        while True:
-            worked = await self.run_once()
-            if not worked:
-                self._wake.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
+        """Deliver forever (until cancelled): keep up to ``concurrency`` jobs in flight."""
+        running: set[asyncio.Task] = set()
+        try:
+            while True:
+                free = self.settings.concurrency - len(running)
+                jobs = await self._claim(free) if free > 0 else []
+                for job in jobs:
+                    task = asyncio.create_task(self._deliver(job))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                    task.add_done_callback(lambda _t: self._wake.set())
+                if not jobs:
+                    self._wake.clear()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def start(self) -> None:
         """Run the worker in the background."""
