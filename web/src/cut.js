@@ -1,72 +1,76 @@
-// Cutting a stretch of a clip out of the timeline (a transcript edit): split, drop, ripple.
+// Deleting words from a clip's transcript cuts their audio out of the timeline.
 //
-// Word times are seconds from the clip's start on the timeline (its audible start,
-// `offset` frames into the source). Cutting [from, to) of clip C leaves C's head
-// (ending at `from`, short fade-out) and a new clip with its tail (starting where the
-// head ends, short fade-in); later clips on the same track move left by the cut length.
-// Transcripts follow their audio: the head keeps its words, the tail's words are shifted.
+// Mirrors transcription/editing.py (`delete_words` + `replace_clip` with ripple): word
+// times are seconds from the start of the clip's *source*; a clip shows the words whose
+// middle lies inside its source range [offset, offset + length). The cut runs from the
+// point before the first deleted word to the point after the last one (the middle of the
+// gap to the neighbouring word; the word's own edge at either end of the clip). The clip
+// keeps its head, a new clip takes the tail right after it, the splice gets 5 ms fades,
+// and later clips on the track move left by the removed length. The page has no audio
+// samples, so it uses the gaps' middles where the Python planner looks for the quietest
+// point near them. Both pieces play the same source, so they share the same transcript.
 
 export const FADE_SECONDS = 0.005
 
-/** Words and segments of `segments` inside [from, to) seconds, shifted by -shift. */
-export function sliceSegments (segments, from, to, shift) {
-  const out = []
-  for (const segment of segments || []) {
-    const words = (segment.words || [])
-      .filter((w) => w.start >= from - 1e-9 && w.end <= to + 1e-9)
-      .map((w) => ({ ...w, start: round3(w.start - shift), end: round3(w.end - shift) }))
-    if (!words.length) continue
-    out.push({
-      ...segment,
-      start: words[0].start,
-      end: words[words.length - 1].end,
-      text: words.map((w) => w.word.trim()).join(' '),
-      words
-    })
-  }
-  return out
+/** The words of `transcript` inside `clip` (by their middle), in order. */
+export function clipWords (transcript, clip, sampleRate) {
+  const first = clip.offset
+  const last = clip.offset + clip.length
+  const words = (transcript?.segments || []).flatMap((s) => s.words || [])
+  return words.filter((w) => {
+    const middle = ((w.start + w.end) / 2) * sampleRate
+    return middle >= first && middle < last
+  })
+}
+
+/** Source frame of the cut before word `i` of `words` (i == words.length: after the last). */
+export function cutFrame (words, i, clip, sampleRate) {
+  let seconds
+  if (i === 0) seconds = words[0].start
+  else if (i === words.length) seconds = words[words.length - 1].end
+  else seconds = (words[i - 1].end + words[i].start) / 2
+  const frame = Math.round(seconds * sampleRate)
+  return Math.max(clip.offset, Math.min(clip.offset + clip.length, frame))
 }
 
 /**
- * The document changes that cut [fromSec, toSec) out of `clip`.
+ * The document changes that delete words `first..last` (indices into clipWords) of `clip`.
  *
- * @param {object} clip the clip's fields (id, track, source, position, offset, length...)
- * @param {object|null} transcript the clip's transcript ({language, model, segments})
- * @param {object[]} trackClips every clip on the same track (for the ripple)
  * @returns {{update: object, remove: string[], add: object[], transcripts: object}}
  */
-export function planCut ({ clip, transcript, fromSec, toSec, sampleRate, trackClips, newId }) {
-  const a = Math.max(0, Math.min(clip.length, Math.round(fromSec * sampleRate)))
-  const b = Math.max(a, Math.min(clip.length, Math.round(toSec * sampleRate)))
+export function planCut ({ clip, transcript, first, last, sampleRate, trackClips, newId }) {
+  const words = clipWords(transcript, clip, sampleRate)
   const plan = { update: {}, remove: [], add: [], transcripts: {} }
-  if (b === a) return plan
+  if (!words.length || first < 0 || last >= words.length || first > last) return plan
+  const a = cutFrame(words, first, clip, sampleRate) // source frames
+  const b = cutFrame(words, last + 1, clip, sampleRate)
+  if (b <= a) return plan
   const fade = Math.round(FADE_SECONDS * sampleRate)
+  const head = a - clip.offset
+  const tail = clip.offset + clip.length - b
   const end = clip.position + clip.length
-  const tail = clip.length - b
-  const segments = transcript?.segments || []
-  const keepTranscript = (segs) => (transcript && segs.length ? { ...transcript, segments: segs } : null)
-
-  if (a === 0 && tail === 0) {
+  const pieces = []
+  if (head > 0) pieces.push({ offset: clip.offset, length: head, atStart: true, atEnd: false })
+  if (tail > 0) pieces.push({ offset: b, length: tail, atStart: false, atEnd: true })
+  if (!pieces.length) {
     plan.remove.push(clip.id)
-  } else if (a === 0) {
-    plan.update[clip.id] = {
-      offset: clip.offset + b, length: tail, fade_in: Math.min(fade, Math.floor(tail / 2))
-    }
-    if (transcript) plan.transcripts[clip.id] = keepTranscript(sliceSegments(segments, b / sampleRate, Infinity, b / sampleRate))
-  } else {
-    plan.update[clip.id] = { length: a, fade_out: Math.min(fade, Math.floor(a / 2)) }
-    if (transcript) plan.transcripts[clip.id] = keepTranscript(sliceSegments(segments, 0, a / sampleRate, 0))
-    if (tail > 0) {
-      const id = newId()
-      plan.add.push({
-        id, track: clip.track, source: clip.source, position: clip.position + a,
-        offset: clip.offset + b, length: tail, gain_db: clip.gain_db ?? 0,
-        fade_in: Math.min(fade, Math.floor(tail / 2)), fade_out: Math.min(clip.fade_out ?? 0, tail)
-      })
-      const tailSegments = sliceSegments(segments, b / sampleRate, Infinity, b / sampleRate)
-      if (transcript && tailSegments.length) plan.transcripts[id] = keepTranscript(tailSegments)
-    }
   }
+  let cursor = clip.position
+  pieces.forEach((piece, index) => {
+    const fields = {
+      position: cursor, offset: piece.offset, length: piece.length,
+      fade_in: Math.min(piece.atStart ? clip.fade_in ?? 0 : fade, Math.floor(piece.length / 2)),
+      fade_out: Math.min(piece.atEnd ? clip.fade_out ?? 0 : fade, Math.floor(piece.length / 2))
+    }
+    if (index === 0) {
+      plan.update[clip.id] = fields
+    } else {
+      const id = newId()
+      plan.add.push({ id, track: clip.track, source: clip.source, gain_db: clip.gain_db ?? 0, ...fields })
+      if (transcript) plan.transcripts[id] = transcript
+    }
+    cursor += piece.length
+  })
   const shift = b - a
   for (const other of trackClips) {
     if (other.id !== clip.id && other.position >= end) {
@@ -74,8 +78,4 @@ export function planCut ({ clip, transcript, fromSec, toSec, sampleRate, trackCl
     }
   }
   return plan
-}
-
-function round3 (x) {
-  return Math.round(x * 1000) / 1000
 }

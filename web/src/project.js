@@ -155,10 +155,10 @@ export class Project {
         }
         const map = new Y.Map()
         transcripts.set(clipId, map)
+        for (const [key, value] of Object.entries(transcript)) {
+          map.set(key, key === 'segments' ? Y.Array.from(value) : value)
+        }
         map.set('clip', clipId)
-        map.set('language', transcript.language || '')
-        map.set('model', transcript.model || '')
-        map.set('segments', Y.Array.from(transcript.segments))
       }
     })
   }

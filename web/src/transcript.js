@@ -1,7 +1,7 @@
 // Transcript panel: a clip's words, highlighted with playback; select words and delete
 // them to cut that audio out (one document edit, see cut.js).
 import { h } from './dom.js'
-import { planCut } from './cut.js'
+import { planCut, clipWords } from './cut.js'
 import { newClipId } from './project.js'
 
 export class TranscriptPanel {
@@ -45,8 +45,8 @@ export class TranscriptPanel {
       this._syncButton()
       return
     }
-    const words = (transcript.segments || []).flatMap((s) => s.words || [])
-    const signature = `${clipId}|${clip.position}|${JSON.stringify(words)}`
+    const words = clipWords(transcript, clip, this.project.sampleRate)
+    const signature = `${clipId}|${clip.offset}|${clip.length}|${JSON.stringify(words)}`
     this.shownClip = clipId
     if (signature === this.signature) return
     this.signature = signature
@@ -71,7 +71,7 @@ export class TranscriptPanel {
     if (!this.words.length) return
     const clip = this.project.clip(this.shownClip)
     if (!clip) return
-    const t = (frame - clip.position) / this.project.sampleRate
+    const t = (frame - clip.position + clip.offset) / this.project.sampleRate // source time
     for (const el of this.words) {
       const on = t >= Number(el.dataset.start) && t < Number(el.dataset.end)
       if (el.classList.contains('current') !== on) el.classList.toggle('current', on)
@@ -99,10 +99,8 @@ export class TranscriptPanel {
     if (!this.editable || !this.selection) return
     const clip = this.project.clip(this.shownClip)
     const transcript = this.project.transcript(this.shownClip)
-    const first = this.words[this.selection[0]]
-    const last = this.words[this.selection[1]]
     const plan = planCut({
-      clip, transcript, fromSec: Number(first.dataset.start), toSec: Number(last.dataset.end),
+      clip, transcript, first: this.selection[0], last: this.selection[1],
       sampleRate: this.project.sampleRate,
       trackClips: this.project.clips().filter((c) => c.track === clip.track),
       newId: newClipId

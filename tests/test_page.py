@@ -1,0 +1,100 @@
+"""dawserver.page: the page routes, feature discovery and the committed bundle being current."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from nodepeer import free_port, running_server
+
+from dawserver import page
+from dawserver.config import ServerConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB = ROOT / "web"
+BUNDLE_FILES = ("app.js", "app.css", "index.html", "build-info.json")
+
+
+def sources_hash() -> str:
+    """The hash web/build.mjs records: sha256 over "path NUL content NUL" of each source."""
+    files = ["build.mjs", "package.json", "package-lock.json"]
+    files += [f"src/{p.name}" for p in (WEB / "src").iterdir()
+              if p.suffix in (".js", ".css", ".html")]
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + (WEB / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def test_committed_bundle_was_built_from_the_current_sources() -> None:
+    info = json.loads((page.STATIC_DIR / "build-info.json").read_text())
+    assert info["sources_sha256"] == sources_hash(), \
+        "dawserver/static/ is stale: run 'npm ci && npm run build' in web/ and commit it"
+    for name in BUNDLE_FILES:
+        assert (page.STATIC_DIR / name).is_file()
+
+
+@pytest.mark.skipif(shutil.which("node") is None or not (WEB / "node_modules" / "esbuild").is_dir(),
+                    reason="web/node_modules is missing: scripts/setup.sh runs 'npm ci' in web/")
+def test_npm_build_reproduces_the_committed_bundle_byte_for_byte(tmp_path: Path) -> None:
+    subprocess.run(["node", "build.mjs", "--outdir", str(tmp_path)], cwd=WEB, check=True,
+                   capture_output=True, timeout=120)
+    for name in BUNDLE_FILES:
+        assert (tmp_path / name).read_bytes() == (page.STATIC_DIR / name).read_bytes(), name
+
+
+def test_bundle_contains_yjs_and_y_websocket() -> None:
+    bundle = (page.STATIC_DIR / "app.js").read_text()
+    assert "Yjs was already imported" in bundle  # yjs's own duplicate-import guard
+    assert "WebsocketProvider" in bundle or "websocket" in bundle.lower()
+    lock = json.loads((WEB / "package-lock.json").read_text())
+    assert {"node_modules/yjs", "node_modules/y-websocket", "node_modules/esbuild"} \
+        <= set(lock["packages"])
+
+
+@pytest.mark.asyncio
+async def test_page_and_assets_are_served_with_the_server_features(tmp_path: Path) -> None:
+    config = ServerConfig(port=free_port(), data_dir=tmp_path, engine=False)
+    async with running_server(config), aiohttp.ClientSession(config.base_url) as http:
+        async with http.get("/?project=p&token=t") as response:
+            assert response.status == 200
+            html = await response.text()
+            assert '<script type="module" src="/static/app.js">' in html
+        async with http.get("/static/app.js") as response:
+            assert response.status == 200
+            assert "javascript" in response.content_type
+        async with http.get("/static/app.css") as response:
+            assert response.content_type == "text/css"
+        async with http.get("/static/../page.py") as response:
+            assert response.status in (403, 404)
+        async with http.get("/page/features") as response:
+            features = await response.json()
+    assert features["peaks"] == "/projects/{project_id}/peaks"
+    assert features["upload"] == "/projects/{project_id}/assets"
+    assert isinstance(features["rtc"], bool) and isinstance(features["rename"], bool)
+
+
+def test_features_are_absent_on_an_app_without_those_routes() -> None:
+    app = web.Application()
+    app.router.add_routes(page.routes)
+    assert page.route_features(app) == {"rtc": False, "upload": None, "peaks": None,
+                                        "rename": False}
+    app.router.add_post("/projects/{project_id}/rtc", page.features)
+    assert page.route_features(app)["rtc"] is True
+
+
+@pytest.mark.asyncio
+async def test_a_missing_bundle_gives_a_clear_error(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(page, "STATIC_DIR", tmp_path / "nothing")
+    config = ServerConfig(port=free_port(), data_dir=tmp_path, engine=False)
+    async with running_server(config), aiohttp.ClientSession(config.base_url) as http, \
+            http.get("/") as response:
+        assert response.status == 503
+        assert "npm run build" in await response.text()

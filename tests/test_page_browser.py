@@ -1,0 +1,392 @@
+"""The browser page in real headless Debian Chromium: two users, one project, one server."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+from nodepeer import free_port
+from pagebrowser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    ServerThread,
+    browser_missing,
+    open_page,
+    screenshot,
+)
+
+from collab.schema import Transcript, TranscriptSegment, TranscriptWord
+from collab.tokens import ALL_PROJECTS, Role
+from dawserver.config import ServerConfig
+from dawserver.keys import ROOMS, STORE, TOKENS
+from dawserver.projects import import_session
+from dsp_core.session import Clip, Session, Track
+
+pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+
+RATE = 48000
+#: Speech stand-in for the transcript test: noise "words" with silent gaps between them.
+WORDS = [("one", 0.1, 0.3), ("two", 0.5, 0.7), ("three", 0.9, 1.1), ("four", 1.3, 1.5)]
+
+
+def tone(path: Path, seconds: float, freq: float) -> Path:
+    t = np.arange(int(seconds * RATE)) / RATE
+    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), RATE)
+    return path
+
+
+def speech(path: Path) -> np.ndarray:
+    audio = np.zeros(int(1.6 * RATE), dtype=np.float32)
+    rng = np.random.default_rng(1)
+    for _, start, end in WORDS:
+        a, b = int(start * RATE), int(end * RATE)
+        audio[a:b] = rng.uniform(-0.4, 0.4, b - a)
+    sf.write(path, audio, RATE)
+    return audio
+
+
+@dataclass
+class Studio:
+    server: ServerThread
+    project_id: str
+    browser: Any
+    speech: np.ndarray
+
+    def token(self, user: str, role: Role = Role.EDITOR, project: str | None = None) -> str:
+        return self.server.app[TOKENS].issue(project or self.project_id, role, user)
+
+    def url(self, user: str, role: Role = Role.EDITOR) -> str:
+        return f"{self.server.url}/?project={self.project_id}&token={self.token(user, role)}"
+
+    def document(self) -> dict[str, Any]:
+        return self.server.document(self.project_id, self.token("checker", Role.VIEWER))
+
+    def render(self, start: int, frames: int) -> np.ndarray:
+        body = self.server.get(f"/projects/{self.project_id}/render?start={start}&frames={frames}",
+                               self.token("checker", Role.VIEWER))
+        audio, _ = sf.read(io.BytesIO(body), dtype="float32")
+        return audio
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
+    """A server with an 8-track project, and one headless Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    root = tmp_path_factory.mktemp("page")
+    tracks = []
+    for i in range(7):
+        # Track 0's clip starts at 0; every other clip starts at 1 s, so [0, 0.5 s) of the
+        # mix is track 0 alone.
+        source = tone(root / f"tone{i}.wav", 1.0, 220.0 * (i + 1))
+        tracks.append(Track(f"t{i}", f"Track {i}", clips=[
+            Clip(str(source), 0 if i == 0 else RATE, RATE, id=f"c{i}")]))
+    spoken = speech(root / "speech.wav")
+    tracks.append(Track("t7", "Voice", clips=[
+        Clip(str(root / "speech.wav"), 3 * RATE, spoken.size, id="voice"),
+        Clip(str(tone(root / "after.wav", 0.5, 330.0)), 5 * RATE, RATE // 2, id="after")]))
+    config = ServerConfig(port=free_port(), data_dir=root / "data", engine_debounce_seconds=0.0)
+    with ServerThread(config) as server, sync_playwright() as playwright:
+        info = server.call(import_session(server.app[STORE], Session(name="Jam", tracks=tracks),
+                                          name="Jam"))
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield Studio(server, info.project_id, browser, spoken)
+        finally:
+            browser.close()
+
+
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy (then return that)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
+        time.sleep(interval)
+
+
+def rms(audio: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+
+
+def test_page_loads_with_every_track_and_waveforms_and_no_console_errors(studio: Studio) -> None:
+    page, log = open_page(studio.browser, studio.url("ana"))
+    assert page.locator(".track-header[data-track]").count() == 8
+    assert page.locator(".clip").count() == 9
+    names = page.locator(".track-header .name").evaluate_all("els => els.map(e => e.value)")
+    assert names == [f"Track {i}" for i in range(7)] + ["Voice"]
+    # Waveforms come from the server's peaks (GET /projects/ID/peaks).
+    page.wait_for_function("document.querySelectorAll('canvas[data-peaks=drawn]').length === 9")
+    assert page.locator(".status").inner_text() == "connected"
+    page.locator(".clip[data-clip=voice]").click()
+    page.locator(".track-header[data-track=t0] .name").click()
+    screenshot(page, "project-editor")
+    assert log.errors() == []
+    page.context.close()
+
+
+def test_fader_moved_in_one_browser_moves_in_the_other_within_100_ms(studio: Studio) -> None:
+    ana, ana_log = open_page(studio.browser, studio.url("ana"))
+    ben, ben_log = open_page(studio.browser, studio.url("ben"))
+    fader = ".track-header[data-track=t1] .fader"
+    ana.eval_on_selector(
+        fader, "el => el.addEventListener('input', () => { window.movedAt = Date.now() })")
+    latencies = []
+    box = ana.locator(fader).bounding_box()
+    for step, fraction in enumerate([0.2, 0.8, 0.35, 0.65, 0.5]):
+        before = ben.eval_on_selector(fader, "el => el.dataset.value")
+        # Ben's page notes when his fader control takes a new value (a DOM mutation).
+        ben.eval_on_selector(fader, """(el, before) => {
+            window.seenAt = null
+            const observer = new MutationObserver(() => {
+              if (el.dataset.value !== before) { window.seenAt = Date.now(); observer.disconnect() }
+            })
+            observer.observe(el, { attributes: true, attributeFilter: ['data-value'] })
+        }""", before)
+        ana.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
+        seen = wait_for(lambda: ben.evaluate("window.seenAt"))
+        latencies.append(seen - ana.evaluate("window.movedAt"))
+        value = "el => el.value"
+        assert ben.eval_on_selector(fader, value) == ana.eval_on_selector(fader, value), step
+    gain = float(ana.eval_on_selector(fader, "el => el.value"))
+    assert studio.document()["tracks"]["t1"]["gain_db"] == pytest.approx(gain)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "fader-latency-ms.json").write_text(json.dumps(latencies))
+    # The issue's criterion: the other user's fader follows within 100 ms.
+    assert statistics.median(latencies) < 100, latencies
+    assert ana_log.errors() == [] and ben_log.errors() == []
+    ana.context.close()
+    ben.context.close()
+
+
+def test_clip_dragged_in_one_browser_moves_in_the_other_and_in_the_render(studio: Studio) -> None:
+    assert rms(studio.render(0, RATE // 2)) > 0.05  # track 0's tone plays at the start
+    ana, ana_log = open_page(studio.browser, studio.url("ana"))
+    ben, ben_log = open_page(studio.browser, studio.url("ben"))
+    zoom = ana.evaluate("window.daw.timeline.zoom")  # pixels per second
+    clip = ana.locator(".clip[data-clip=c0]").bounding_box()
+    x, y = clip["x"] + 10, clip["y"] + clip["height"] / 2
+    ana.mouse.move(x, y)
+    ana.mouse.down()
+    for i in range(1, 11):
+        ana.mouse.move(x + 12 * i, y)
+    ana.mouse.up()
+    moved = studio.document()["clips"]["c0"]["position"]
+    assert moved == pytest.approx(120 / zoom * RATE, abs=RATE / zoom)  # 120 px, within 1 px
+    wait_for(lambda: ben.eval_on_selector(".clip[data-clip=c0]", "el => el.dataset.position")
+             == str(int(moved)))
+    ben_left = ben.eval_on_selector(".clip[data-clip=c0]", "el => el.style.left")
+    assert float(ben_left.removesuffix("px")) == pytest.approx(moved / RATE * zoom, abs=0.01)
+    # The server's engine renders the moved clip: silence at the start, the tone later.
+    assert rms(studio.render(0, RATE // 2)) < 1e-4
+    assert rms(studio.render(int(moved), RATE // 4)) > 0.05
+    screenshot(ben, "project-after-drag")
+    assert ana_log.errors() == [] and ben_log.errors() == []
+    ana.context.close()
+    ben.context.close()
+
+
+def test_presence_shows_both_users_what_they_touch_and_their_playheads(studio: Studio) -> None:
+    ana, _ = open_page(studio.browser, studio.url("ana"))
+    ben, _ = open_page(studio.browser, studio.url("ben"))
+    for page in (ana, ben):
+        page.wait_for_function("document.querySelectorAll('.people .person').length === 2")
+    assert ben.locator(".people .person").evaluate_all("els => els.map(e => e.dataset.user)") \
+        == ["ben", "ana"]
+    pan = ana.locator(".track-header[data-track=t2] .pan").bounding_box()
+    ana.mouse.move(pan["x"] + 5, pan["y"] + pan["height"] / 2)
+    ana.mouse.down()  # Ana holds the pan knob of track 2: Ben sees it outlined in her colour
+    ben.wait_for_selector(".track-header[data-track=t2] .pan.touched[data-touched-by=ana]")
+    ana.mouse.up()
+    ben.wait_for_selector(".playhead[data-user=ana]", state="attached")
+    screenshot(ben, "presence")
+    ana.context.close()
+    ben.wait_for_function("document.querySelectorAll('.people .person').length === 1")
+    ben.context.close()
+
+
+def test_viewer_sees_everything_and_can_change_nothing(studio: Studio) -> None:
+    before = studio.document()
+    vic, log = open_page(studio.browser, studio.url("vic", Role.VIEWER))
+    assert vic.locator(".viewer-banner").is_visible()
+    assert vic.locator(".role-badge").inner_text().lower() == "viewer"
+    assert vic.locator(".track-header[data-track]").count() == 8
+    assert vic.locator(".clip").count() == len(before["clips"])
+    controls = vic.locator(".edit")
+    assert controls.count() > 8 * 7
+    assert controls.evaluate_all("els => els.every(e => e.disabled)")
+    # Dragging a clip and pressing the transport keys change nothing.
+    clip = vic.locator(".clip[data-clip=c3]").bounding_box()
+    vic.mouse.move(clip["x"] + 5, clip["y"] + 10)
+    vic.mouse.down()
+    vic.mouse.move(clip["x"] + 200, clip["y"] + 10, steps=5)
+    vic.mouse.up()
+    vic.keyboard.press("Space")
+    vic.keyboard.press("l")
+    time.sleep(0.3)
+    after = studio.document()
+    assert after["clips"]["c3"] == before["clips"]["c3"]
+    assert after["transport"] == before["transport"]
+    screenshot(vic, "viewer")
+    assert log.errors() == []
+    vic.context.close()
+
+
+def test_transport_keys_and_effect_parameters_are_shared(studio: Studio) -> None:
+    ana, ana_log = open_page(studio.browser, studio.url("ana"))
+    ben, _ = open_page(studio.browser, studio.url("ben"))
+    ana.evaluate("document.activeElement && document.activeElement.blur()")  # keys go to the page
+    ana.keyboard.press("ArrowRight")
+    ana.keyboard.press("ArrowRight")
+    wait_for(lambda: studio.document()["transport"]["position"] == RATE)  # 2 beats at 120 BPM
+    ana.keyboard.press("l")
+    ben.wait_for_selector(".transport .loop.on")
+    ana.keyboard.press("Space")
+    ben.wait_for_selector(".transport .play.on")
+    ana.keyboard.press("Space")
+    ben.wait_for_selector(".transport .play:not(.on)")
+    transport = studio.document()["transport"]
+    assert transport["playing"] is False and transport["loop_enabled"] is True
+    assert transport["position"] > RATE  # stopped where the playhead had got to
+    # Effect parameters of the selected track.
+    studio.server.call(_add_effect(studio))
+    ana.locator(".track-header[data-track=t4]").click(position={"x": 200, "y": 8})
+    slider = ana.locator(".effects .effect[data-kind=compressor] input[data-param=threshold_db]")
+    slider.fill("-30")
+    wait_for(lambda: studio.document()["tracks"]["t4"]["effects"][0]["params"]["threshold_db"]
+             == -30)
+    ben.locator(".track-header[data-track=t4]").click(position={"x": 200, "y": 8})
+    ben.wait_for_function("document.querySelector('.effects input[data-param=threshold_db]')"
+                          ".value === '-30'")
+    screenshot(ana, "effects")
+    assert ana_log.errors() == []
+    ana.context.close()
+    ben.context.close()
+
+
+async def _add_effect(studio: Studio) -> None:
+    from collab.schema import _effect_map
+    from dsp_core.effects import EffectSpec
+
+    def change(doc) -> None:  # noqa: ANN001 - collab.schema.ProjectDocument
+        track = doc.doc.get("tracks", type=type(doc._roots["tracks"]))["t4"]
+        track["effects"].append(_effect_map(EffectSpec("compressor", {"threshold_db": -18.0}), 0))
+
+    async with studio.server.app[ROOMS].use(studio.project_id) as room:
+        await room.edit(change)
+
+
+def test_deleting_transcript_words_cuts_their_audio_like_the_python_planner(studio: Studio) -> None:
+    from transcription.editing import delete_words
+    from transcription.transcript import Word
+
+    transcript = Transcript("voice", "en", [TranscriptSegment(0.1, 1.5, "one two three four", [
+        TranscriptWord(word, start, end, 0.9) for word, start, end in WORDS])])
+
+    async def add() -> None:
+        async with studio.server.app[ROOMS].use(studio.project_id) as room:
+            await room.edit(lambda doc: doc.set_transcript(transcript))
+
+    studio.server.call(add())
+    ana, log = open_page(studio.browser, studio.url("ana"))
+    ana.locator(".clip[data-clip=voice]").click()
+    words = ana.locator(".transcript .word")
+    assert words.evaluate_all("els => els.map(e => e.textContent)") == [w for w, _, _ in WORDS]
+    words.nth(1).click()
+    ana.keyboard.press("Delete")
+    document = wait_for(lambda: (d := studio.document()) and len(d["clips"]) == 10 and d)
+    clips = document["clips"]
+    head = clips["voice"]
+    tail = next(c for c in clips.values() if c["id"] not in ("voice", "after")
+                and c["track"] == "t7")
+    # The Python planner, with the audio, cuts in the quietest place of each gap.
+    pieces = delete_words(Clip("s", 3 * RATE, studio.speech.size, id="voice"),
+                          [Word(w, s, e, 0.9) for w, s, e in WORDS], [1], studio.speech, RATE)
+    tolerance = 0.01 * RATE
+    assert head["position"] == 3 * RATE and head["offset"] == 0
+    assert head["length"] == pytest.approx(pieces[0].length, abs=tolerance)
+    assert tail["offset"] == pytest.approx(pieces[1].offset, abs=tolerance)
+    assert tail["position"] == head["position"] + head["length"]
+    assert tail["offset"] + tail["length"] == studio.speech.size
+    removed = tail["offset"] - head["length"]
+    assert clips["after"]["position"] == 5 * RATE - removed  # ripple
+    assert head["fade_out"] == tail["fade_in"] == int(0.005 * RATE)
+    assert set(document["transcripts"]) == {"voice", tail["id"]}
+    ana.wait_for_function("document.querySelectorAll('.transcript .word').length === 1"
+                          " || document.querySelectorAll('.transcript .word').length === 3")
+    screenshot(ana, "transcript")
+    assert log.errors() == []
+    ana.context.close()
+
+
+def test_audio_dropped_on_a_lane_is_uploaded_and_placed_there(studio: Studio) -> None:
+    ana, log = open_page(studio.browser, studio.url("ana"))
+    buffer = io.BytesIO()
+    sf.write(buffer, np.full(RATE // 2, 0.25, dtype=np.float32), RATE, format="WAV",
+             subtype="FLOAT")
+    lane = ana.locator(".lane[data-track=t6]").bounding_box()
+    zoom = ana.evaluate("window.daw.timeline.zoom")
+    x = lane["x"] + 4 * zoom  # 4 s into the lane
+    ana.evaluate("""([data, x, y]) => {
+        const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0))
+        const transfer = new DataTransfer()
+        transfer.items.add(new File([bytes], 'dropped.wav', { type: 'audio/wav' }))
+        const lane = document.querySelector('.lane[data-track=t6]')
+        for (const type of ['dragover', 'drop']) {
+          lane.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, clientX: x, clientY: y,
+                                                   bubbles: true, cancelable: true }))
+        }
+    }""", [base64.b64encode(buffer.getvalue()).decode(), x, lane["y"] + 20])
+    clip = wait_for(lambda: next((c for c in studio.document()["clips"].values()
+                                  if c["track"] == "t6" and c["id"] != "c6"), None))
+    assert clip["length"] == RATE // 2
+    assert clip["position"] == pytest.approx(4 * RATE, abs=RATE / zoom)
+    assert "/assets/" in clip["source"]
+    ana.wait_for_selector(f".clip[data-clip={clip['id']}] canvas[data-peaks=drawn]")
+    assert log.errors() == []
+    ana.context.close()
+
+
+def test_project_list_creates_a_project_and_a_share_link_opens_it_for_a_viewer(
+        studio: Studio) -> None:
+    admin = studio.token("admin", Role.OWNER, project=ALL_PROJECTS)
+    context = studio.browser.new_context(viewport={"width": 1000, "height": 700})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{studio.server.url}/?token={admin}")
+    page.wait_for_selector(f".project[data-project='{studio.project_id}']")
+    page.fill(".new-name", "Second song")
+    screenshot(page, "project-list")
+    page.click("button.create")
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.locator(".project-name").input_value() == "Second song"
+    project_id = page.evaluate("window.daw.project.projectId")
+    assert page.locator(".track-header[data-track]").count() == 0
+    # The owner shares a viewer link; it opens the project read-only.
+    page.fill(".share-user", "viv")
+    page.select_option(".share-role", "viewer")
+    page.click("button.share")
+    page.wait_for_function("document.querySelector('.share-link').value.includes('token=')")
+    link = page.locator(".share-link").input_value()
+    viewer, log = open_page(studio.browser, link)
+    assert viewer.evaluate("window.daw.project.projectId") == project_id
+    assert viewer.locator(".viewer-banner").is_visible()
+    assert viewer.locator(".people .person").count() == 2
+    assert errors == [] and log.errors() == []
+    viewer.context.close()
+    context.close()
