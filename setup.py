@@ -31,6 +31,7 @@ EXTRAS = {
         "pytest-asyncio>=0.23",
         "hypothesis>=6",
         "ruff>=0.5",
+        "playwright>=1.40",  # drives Debian chromium; never `playwright install`
         *TRANSCRIPTION,
     ],
     "bench": ["pedalboard>=0.9"],
