@@ -168,3 +168,42 @@ def test_cli_lists_loaded_plugins(third_party) -> None:  # noqa: ANN001
     table = CliRunner().invoke(main, ["plugins", "--disable", "greeter"])
     assert table.exit_code == 0 and "greeter" not in table.output
     assert "distribution 1.0  (built-in)" in table.output
+
+
+def test_server_app_loads_distribution_and_keeps_accounts_apart(tmp_path: Path) -> None:
+    from dawserver.app import create_app
+    from dawserver.config import ServerConfig
+    from dawserver.keys import TOKENS
+
+    async def go() -> None:
+        app = create_app(ServerConfig(data_dir=tmp_path, engine=False))
+        async with TestClient(TestServer(app)) as client:
+            ada = app[TOKENS].issue("song", "owner", user="ada")
+            bob = app[TOKENS].issue("song", "viewer", user="bob")
+            raw = {"release_id": "r1", "title": "Mine", "artists": ["Ada"], "tracks": []}
+            made = await client.post("/api/distribution/releases", json=raw,
+                                     headers={"Authorization": f"Bearer {ada}"})
+            assert made.status == 201
+            mine = await client.get("/api/distribution/releases", params={"token": ada})
+            theirs = await client.get("/api/distribution/releases", params={"token": bob})
+            anonymous = await client.get("/api/distribution/releases")
+            assert [r["release_id"] for r in await mine.json()] == ["r1"]
+            assert await theirs.json() == [] and await anonymous.json() == []
+            forged = await client.get("/api/distribution/releases",
+                                      params={"token": ada[:-2] + "xx"})
+            assert forged.status == 401 and "dawserver token" in (await forged.json())["error"]
+
+    asyncio.run(go())
+
+
+def test_server_app_without_the_plugin_has_no_distribution_routes(tmp_path: Path) -> None:
+    from dawserver.app import create_app
+    from dawserver.config import ServerConfig
+
+    async def go() -> None:
+        app = create_app(ServerConfig(data_dir=tmp_path, engine=False,
+                                      plugins={"distribution": False}))
+        async with TestClient(TestServer(app)) as client:
+            assert (await client.get("/api/distribution/releases")).status == 404
+
+    asyncio.run(go())
