@@ -312,3 +312,48 @@ def test_two_workers_share_the_queue_and_slow_uploads_keep_their_lease(
             assert workers == {""}  # no lease ever expired under a running upload
 
     asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A self-signed certificate for 127.0.0.1 made with the openssl command."""
+    root = tmp_path_factory.mktemp("tls")
+    key, cert = root / "key.pem", root / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return {"key": key, "cert": cert}
+
+
+def test_https_upload_needs_a_trusted_certificate(
+        tmp_path: Path, media: dict[str, Path], tls: dict[str, Path]) -> None:
+    import ssl
+
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ssl.load_cert_chain(tls["cert"], tls["key"])
+
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
+                FakeStore(ssl_context=server_ssl) as store:
+            assert store.url.startswith("https://")
+            await db.migrate(_migrations())
+            catalog = Catalog(db)
+            [release_id] = await _seed(catalog, media, 1)
+            untrusted = DeliveryPipeline(
+                db, [HttpDropConnector("alpha", store.url, token="secret")], catalog.package,
+                settings=PipelineSettings(**FAST))
+            await untrusted.enqueue("acc", release_id, ["alpha"])
+            await untrusted.run_once()
+            [job] = await untrusted.jobs("acc")
+            assert job["state"] == "retrying" and "certificate" in job["last_error"].lower()
+            assert store.stats.requests == 0
+            trusted = DeliveryPipeline(
+                db, [HttpDropConnector("alpha", store.url, token="secret",
+                                       ca_file=str(tls["cert"]))], catalog.package,
+                settings=PipelineSettings(**FAST))
+            await asyncio.sleep(0.15)  # past the backoff
+            await trusted.run_once()
+            [job] = await trusted.jobs("acc")
+            assert job["state"] == "delivered" and list(store.accepted) == [job["message_id"]]
+
+    asyncio.run(go())
