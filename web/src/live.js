@@ -44,6 +44,14 @@ export class LiveMix {
     }
   }
 
+  /** The RMS level of what is playing now (0 when not listening). */
+  level () {
+    if (!this.analyser) return 0
+    const samples = new Float32Array(this.analyser.fftSize)
+    this.analyser.getFloatTimeDomainData(samples)
+    return Math.sqrt(samples.reduce((sum, x) => sum + x * x, 0) / samples.length)
+  }
+
   setVolume (value) {
     if (this.gain) this.gain.gain.value = value
   }
@@ -57,6 +65,7 @@ export class LiveMix {
     if (this.context) this.context.close()
     this.context = null
     this.gain = null
+    this.analyser = null
   }
 
   _play (stream) {
@@ -66,7 +75,10 @@ export class LiveMix {
     this.element.play().catch(() => {})
     this.context = this.context || new AudioContext({ latencyHint: 'interactive' })
     this.gain = this.context.createGain()
-    this.context.createMediaStreamSource(stream).connect(this.gain).connect(this.context.destination)
+    this.analyser = this.context.createAnalyser()
+    this.analyser.fftSize = 2048
+    this.context.createMediaStreamSource(stream).connect(this.gain).connect(this.analyser)
+      .connect(this.context.destination)
     this.context.resume().catch(() => {})
   }
 }

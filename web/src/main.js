@@ -68,6 +68,7 @@ async function openProject ({ projectId, token, claims, features }) {
   const transport = new Transport({
     project, presence, editable,
     onTick: (frame) => {
+      meter.firstChild.style.width = `${Math.min(100, Math.sqrt(live.level()) * 140)}%`
       timeline.setPlayheads(frame, presence.others())
       transcript.tick(frame)
     }
@@ -87,6 +88,7 @@ async function openProject ({ projectId, token, claims, features }) {
       listen.classList.toggle('on', live.active)
     }
   }, 'Listen')
+  const meter = h('span', { class: 'meter', title: 'Live mix level' }, h('span', { class: 'meter-fill' }))
   const volume = h('input', { type: 'range', class: 'volume', min: 0, max: 1.5, step: 0.01, value: 1,
     title: 'Listening volume (yours only)', oninput: (e) => live.setVolume(Number(e.target.value)) })
   const name = h('input', { type: 'text', class: 'project-name edit', disabled: !editable, spellcheck: false,
@@ -96,7 +98,7 @@ async function openProject ({ projectId, token, claims, features }) {
   root.replaceChildren(
     h('header', { class: 'topbar' },
       h('a', { class: 'projects-link', href: listUrl(token), title: 'All projects' }, '☰'),
-      name, badge, transport.el, listen, volume, people, status),
+      name, badge, transport.el, listen, meter, volume, people, status),
     editable ? '' : h('div', { class: 'viewer-banner', role: 'note' }, 'View only — you see every change live, but cannot edit.'),
     h('main', { class: 'workspace' }, timeline.el),
     h('footer', { class: 'panels' }, effects.el, transcript.el,
@@ -121,11 +123,17 @@ async function openProject ({ projectId, token, claims, features }) {
     })
   }
   for (const map of Object.values(project.roots)) map.observeDeep(refresh)
+  const describe = (key) => {
+    const [kind, id, ...rest] = key.split(':')
+    if (kind === 'track') return `${project.roots.tracks.get(id)?.get('name') || id} ${rest.join(' ').replace('gain_db', 'fader')}`
+    if (kind === 'clip') return `clip ${String(project.clip(id)?.source || id).split('/').pop()}`
+    return [id, ...rest].join(' ')
+  }
   presence.onChange(() => {
-    renderPeople(people, presence)
+    renderPeople(people, presence, describe)
     markTouched(root, presence.others())
   })
-  renderPeople(people, presence)
+  renderPeople(people, presence, describe)
   document.addEventListener('keydown', (e) => {
     if (e.key === '+' || e.key === '=' || e.key === '-') {
       if (e.target.tagName === 'INPUT' && e.target.type === 'text') return

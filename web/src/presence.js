@@ -69,14 +69,15 @@ export class Presence {
 }
 
 /** The "who's here" list in the header. */
-export function renderPeople (container, presence) {
+export function renderPeople (container, presence, describe = (key) => key) {
   const people = presence.everyone().map((state) => {
     const { name, colour, role } = state.user || {}
-    const touching = state.touching ? ` · ${state.touching.split(':').slice(0, 3).join(' ')}` : ''
-    return h('li', { class: 'person', title: `${name} (${role})${touching}`, dataset: { user: name } },
+    const touching = state.touching && !state.me ? describe(state.touching) : ''
+    return h('li', { class: 'person', title: `${name} (${role})`, dataset: { user: name } },
       h('span', { class: 'dot', style: `background:${colour}` }),
       h('span', { class: 'name' }, state.me ? `${name} (you)` : name),
-      role === 'viewer' ? h('span', { class: 'tag' }, 'viewer') : null)
+      role === 'viewer' ? h('span', { class: 'tag' }, 'viewer') : null,
+      touching ? h('span', { class: 'touching' }, touching) : null)
   })
   container.replaceChildren(...people)
 }
