@@ -23,6 +23,7 @@ COMMANDS: list[str] = [
     "plugins:plugins",
     "transcribe:transcribe",
     "models:models",
+    "client:client",
 ]
 
 

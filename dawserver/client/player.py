@@ -1,0 +1,191 @@
+"""Local playback (and take capture) through sounddevice/PortAudio, on its own thread.
+
+The :class:`Player` thread renders the project block by block with the local
+engine at the playhead (:class:`dawserver.playhead.Playhead`, following the
+shared transport) and writes each block to a blocking PortAudio stream, so
+the device's clock paces it.  With ``record`` the stream is duplex: the input
+block read alongside each output block is appended to the current take while
+the transport records, so a take's timeline position is the position of the
+block it was captured with.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dsp_core.errors import DspError
+from dsp_core.session import Session
+
+from ..playhead import Playhead
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamSettings:
+    """Which devices and how: PortAudio device ids or names, block size, latency."""
+
+    device: int | str | None = None
+    input_device: int | str | None = None
+    block_size: int = 1024
+    latency: str | float = "high"
+    record: bool = False
+
+
+@dataclass
+class Take:
+    """Audio captured while the transport recorded (mono float32 at the project rate)."""
+
+    position: int
+    tracks: list[str]
+    sample_rate: int
+    blocks: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def audio(self) -> np.ndarray:
+        """The whole take, mono."""
+        return np.concatenate(self.blocks) if self.blocks else np.zeros(0, np.float32)
+
+
+def list_devices() -> str:
+    """PortAudio's device list, as sounddevice prints it."""
+    import sounddevice as sd
+
+    return str(sd.query_devices()) or "no audio devices found"
+
+
+def parse_device(text: str | None) -> int | str | None:
+    """A device given on the command line: a number is an index, anything else a name."""
+    if text is None or text == "":
+        return None
+    return int(text) if text.strip().isdigit() else text
+
+
+class Player:
+    """Plays the engine's render through PortAudio on a thread (start, stop, join)."""
+
+    def __init__(self, engine, playhead: Playhead, settings: StreamSettings, *,
+                 armed: list[str] | None = None, on_take: Callable[[Take], None] | None = None,
+                 stop_after: int | None = None,
+                 on_finish: Callable[[BaseException | None], None] | None = None) -> None:
+        self.engine = engine
+        self.playhead = playhead
+        self.settings = settings
+        self.armed = list(armed or [])
+        self.on_take = on_take
+        self.on_finish = on_finish
+        self.stop_after = stop_after
+        self.frames_played = 0
+        self.blocks_written = 0
+        self.underflows = 0
+        self.overflows = 0
+        self.error: BaseException | None = None
+        self._take: Take | None = None
+        self._silence_due = 0.0
+        self._pending: tuple[Session | None, dict | None, list[str] | None] = (None, None, None)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="player", daemon=True)
+
+    def start(self) -> None:
+        """Open the stream and start playing (silence while the transport is stopped)."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to finish (the open take is kept)."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread."""
+        self._thread.join(timeout)
+
+    def update(self, session: Session | None = None, transport: dict | None = None,
+               armed: list[str] | None = None) -> None:
+        """Hand a newer session / transport / armed-track list to the thread."""
+        with self._lock:
+            old_session, old_transport, old_armed = self._pending
+            self._pending = (session or old_session, transport or old_transport,
+                             old_armed if armed is None else armed)
+
+    def _open_stream(self):
+        import sounddevice as sd
+
+        s = self.settings
+        rate = self.playhead.render_rate
+        if s.record:
+            return sd.Stream(samplerate=rate, blocksize=s.block_size,
+                             device=(s.input_device, s.device), channels=(1, 2),
+                             dtype="float32", latency=s.latency)
+        return sd.OutputStream(samplerate=rate, blocksize=s.block_size, device=s.device,
+                               channels=2, dtype="float32", latency=s.latency)
+
+    def _run(self) -> None:
+        try:
+            with self._open_stream() as stream:
+                log.info("playing on %s (latency %s s)", stream.device, stream.latency)
+                while not self._stop.is_set():
+                    if not self._step(stream):
+                        break
+            if self._take is not None:
+                self._finish_take()
+        except BaseException as exc:  # reported to the caller, who turns it into one line
+            self.error = exc
+        finally:
+            if self.on_finish is not None:
+                self.on_finish(self.error)
+
+    def _step(self, stream) -> bool:
+        with self._lock:
+            session, transport, armed = self._pending
+            self._pending = (None, None, None)
+        if session is not None:
+            try:
+                self.engine.apply(session)
+            except DspError as exc:
+                log.warning("keeping the previous mix: %s", exc)
+        if transport is not None:
+            self.playhead.follow(transport)
+        if armed is not None:
+            self.armed = armed
+        block = self.settings.block_size
+        recording = self.playhead.playing and self.playhead.recording and bool(self.armed)
+        spans = self.playhead.advance(block)
+        out = np.zeros((2, block), dtype=np.float32)
+        for offset, start, count in spans:
+            out[:, offset:offset + count] = self.engine.render(start, count)
+        if self.settings.record:
+            captured, overflowed = stream.read(block)
+            self.overflows += int(overflowed)
+            if recording and self._take is None and spans:
+                self._take = Take(self.playhead.to_session(spans[0][1]), list(self.armed),
+                                  self.playhead.session_rate)
+            if self._take is not None and recording:
+                self._take.blocks.append(captured[:, 0].copy())
+            elif self._take is not None:
+                self._finish_take()
+        self.underflows += int(stream.write(np.ascontiguousarray(out.T)))
+        self.blocks_written += 1
+        if spans:
+            self.frames_played += block
+        else:
+            self._pace_silence(block)
+        return self.stop_after is None or self.frames_played < self.stop_after
+
+    def _pace_silence(self, block: int) -> None:
+        """While stopped, write silence no faster than real time (unclocked devices)."""
+        now = time.monotonic()
+        due = max(self._silence_due, now - 0.5) + block / self.playhead.render_rate
+        if due > now:
+            self._stop.wait(due - now)
+        self._silence_due = due
+
+    def _finish_take(self) -> None:
+        take, self._take = self._take, None
+        if take is not None and take.blocks and self.on_take is not None:
+            self.on_take(take)

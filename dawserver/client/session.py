@@ -1,0 +1,215 @@
+"""The desktop client session: sync the document, render locally, play, record takes.
+
+:class:`DesktopClient` joins ``ws://HOST/collab/PROJECT`` with the same Yjs
+protocol as the browser (:class:`collab.client.SyncClient`, pycrdt), builds a
+local ``dsp_core`` engine from the synced document (audio downloaded once,
+see :mod:`.sources`), and plays it through :class:`.player.Player`.  Every
+document change reaches the player (fader moves glide, transport
+play/stop/seek/loop is followed).  A recorded take is uploaded
+(``POST /projects/{id}/assets``) and placed as a clip on the armed tracks by
+an edit of the local document, which syncs to everyone like any other edit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import soundfile as sf
+
+from collab.client import SyncClient
+from collab.schema import ProjectDocument
+from dsp_core.session import Clip, Session
+
+from ..playhead import Playhead
+from ..websocket import connect
+from .player import Player, StreamSettings, Take
+from .sources import SourceCache
+
+log = logging.getLogger(__name__)
+
+
+class ClientError(Exception):
+    """Something the user must fix (bad URL, token, device...); one clear message."""
+
+
+@dataclass
+class ClientOptions:
+    """Everything :class:`DesktopClient` needs."""
+
+    base_url: str
+    project_id: str
+    token: str
+    stream: StreamSettings = field(default_factory=StreamSettings)
+    track: str | None = None
+    seconds: float | None = None
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "dawclient")
+    backend: str | None = None
+
+
+@dataclass
+class ClientReport:
+    """What a session did."""
+
+    frames_played: int = 0
+    blocks_written: int = 0
+    underflows: int = 0
+    clips: list[str] = field(default_factory=list)
+    sample_rate: int = 0
+
+
+def armed_tracks(document: ProjectDocument, only: str | None = None) -> list[str]:
+    """Ids of the armed tracks (just ``only`` when given and armed)."""
+    armed = [t for t in document.track_ids() if document.track(t).get("arm")]
+    return [t for t in armed if t == only] if only else armed
+
+
+class DesktopClient:
+    """One desktop client session (``await DesktopClient(options).run()``)."""
+
+    def __init__(self, options: ClientOptions) -> None:
+        self.options = options
+        base = options.base_url.rstrip("/")
+        if not base.startswith(("http://", "https://")):
+            raise ClientError(f"server URL {options.base_url!r} must start with http:// or "
+                              "https://")
+        self.base_url = base
+        self.ws_url = f"{base.replace('http', 'ws', 1)}/collab/{options.project_id}"
+        self.cache = SourceCache(base, options.project_id, options.token,
+                                 Path(options.cache_dir) / options.project_id)
+        self.report = ClientReport()
+        self._uploads: set[asyncio.Task] = set()
+
+    async def run(self) -> ClientReport:
+        """Join, play until ``seconds`` of audio were played (or forever), then leave."""
+        try:
+            async with connect(self.ws_url, self.options.token) as channel, \
+                    SyncClient(channel) as sync, aiohttp.ClientSession() as http:
+                await self._wait_synced(sync)
+                await self._play(sync, http)
+        except aiohttp.ClientResponseError as exc:
+            raise ClientError(f"the server refused the connection: HTTP {exc.status} "
+                              f"{exc.message} (check --project and --token)") from None
+        except aiohttp.ClientConnectionError as exc:
+            raise ClientError(f"cannot reach {self.base_url}: {exc}") from None
+        return self.report
+
+    async def _wait_synced(self, sync: SyncClient) -> None:
+        waiter = asyncio.create_task(sync.synced.wait())
+        closed = asyncio.create_task(sync.closed.wait())
+        done, _ = await asyncio.wait({waiter, closed}, timeout=15.0,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        closed.cancel()
+        if not sync.synced.is_set():
+            code = getattr(sync.channel, "close_code", None)
+            raise ClientError(f"the server closed the session (code {code}); check --project "
+                              "and --token" if code else "no answer from the server in 15 s")
+
+    async def _play(self, sync: SyncClient, http: aiohttp.ClientSession) -> None:
+        from dsp_core.engine import Engine
+
+        loop = asyncio.get_running_loop()
+        document = sync.document
+        session = document.to_session()
+        await self.cache.fetch(session, http)
+        o = self.options
+        engine = await loop.run_in_executor(None, lambda: Engine(
+            session, block_size=o.stream.block_size, backend=o.backend,
+            loader=self.cache.loader))
+        playhead = Playhead(session.sample_rate, session.sample_rate)
+        playhead.follow(document.transport())
+        self.report.sample_rate = session.sample_rate
+        finished: asyncio.Future = loop.create_future()
+
+        def finish(error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(lambda: finished.done() or finished.set_result(error))
+
+        def take_ready(take: Take) -> None:
+            loop.call_soon_threadsafe(self._keep_take_soon, take, document, http)
+
+        stop_after = None if o.seconds is None else int(round(o.seconds * session.sample_rate))
+        player = Player(engine, playhead, o.stream, armed=armed_tracks(document, o.track),
+                        on_take=take_ready, stop_after=stop_after, on_finish=finish)
+        changed = asyncio.Event()
+        subscription = sync.doc.observe(lambda _event: loop.call_soon_threadsafe(changed.set))
+        follower = asyncio.create_task(self._follow(document, http, player, changed, session))
+        player.start()
+        try:
+            error = await finished
+        finally:
+            player.stop()
+            await loop.run_in_executor(None, player.join)
+            sync.doc.unobserve(subscription)
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+        self.report.frames_played = player.frames_played
+        self.report.blocks_written = player.blocks_written
+        self.report.underflows = player.underflows
+        if self._uploads:
+            await asyncio.gather(*self._uploads)
+        if error is not None:
+            raise ClientError(f"audio device: {error}") from error
+
+    async def _follow(self, document: ProjectDocument, http: aiohttp.ClientSession,
+                      player: Player, changed: asyncio.Event, session: Session) -> None:
+        last = session
+        while True:
+            await changed.wait()
+            changed.clear()
+            session = document.to_session()
+            if session != last:
+                await self.cache.fetch(session, http)
+                last = session
+                player.update(session=session)
+            player.update(transport=document.transport(),
+                          armed=armed_tracks(document, self.options.track))
+
+    def _keep_take_soon(self, take: Take, document: ProjectDocument,
+                        http: aiohttp.ClientSession) -> None:
+        task = asyncio.create_task(self._keep_take(take, document, http))
+        self._uploads.add(task)
+
+    async def _keep_take(self, take: Take, document: ProjectDocument,
+                         http: aiohttp.ClientSession) -> None:
+        """Upload a take and place it on its tracks through the shared document."""
+        audio = take.audio
+        buffer = io.BytesIO()
+        sf.write(buffer, audio, take.sample_rate, format="WAV", subtype="FLOAT")
+        url = f"{self.base_url}/projects/{self.options.project_id}/assets"
+        headers = {"Authorization": f"Bearer {self.options.token}",
+                   "Content-Type": "audio/wav"}
+        async with http.post(url, data=buffer.getvalue(), headers=headers,
+                             params={"name": "take.wav"}) as response:
+            body = await response.json(content_type=None)
+            if response.status != 201:
+                log.error("take upload refused: HTTP %s %s", response.status, body)
+                return
+        clips = []
+        with document.transaction():
+            for track in take.tracks:
+                if track in document.track_ids():
+                    clips.append(document.add_clip(
+                        track, Clip(body["source"], take.position, len(audio))))
+        self.report.clips.extend(clips)
+        log.info("take of %d frames at %d added as %s", len(audio), take.position, clips)
+        await self._confirm(http, clips)
+
+    async def _confirm(self, http: aiohttp.ClientSession, clips: list[str]) -> None:
+        """Wait until the server's document holds ``clips`` (so leaving loses nothing)."""
+        url = f"{self.base_url}/projects/{self.options.project_id}"
+        headers = {"Authorization": f"Bearer {self.options.token}"}
+        for _ in range(100):
+            async with http.get(url, headers=headers) as response:
+                if response.status == 200:
+                    stored = (await response.json())["document"]["clips"]
+                    if all(c in stored for c in clips):
+                        return
+            await asyncio.sleep(0.05)
+        log.error("the server has not confirmed clips %s", clips)

@@ -1,0 +1,82 @@
+"""Project audio on the desktop client: downloaded once from the server, then read locally.
+
+A clip's ``source`` is a path on the server; the client fetches it from
+``GET /projects/{id}/audio?source=...`` into a cache directory (named by a
+hash of the source) and gives the engine a loader that reads the copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+from dsp_core.audio_io import load_source
+from dsp_core.errors import AudioFileError
+from dsp_core.session import Session
+
+log = logging.getLogger(__name__)
+
+
+class SourceDownloadError(Exception):
+    """The server would not give a source (the message says which and why)."""
+
+
+class SourceCache:
+    """Local copies of a project's audio sources."""
+
+    def __init__(self, base_url: str, project_id: str, token: str, directory: Path) -> None:
+        self.url = f"{base_url.rstrip('/')}/projects/{project_id}/audio"
+        self.token = token
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.local: dict[str, Path] = {}
+
+    def path_for(self, source: str) -> Path:
+        """Where the copy of ``source`` lives (whether or not it is there yet)."""
+        digest = hashlib.sha256(source.encode()).hexdigest()[:32]
+        return self.directory / f"{digest}{Path(source).suffix.lower()}"
+
+    def missing(self, session: Session) -> list[str]:
+        """Sources of ``session`` without a local copy."""
+        wanted = {c.source for t in session.tracks for c in t.clips}
+        found = []
+        for source in sorted(wanted):
+            path = self.path_for(source)
+            if path.exists():
+                self.local[source] = path
+            else:
+                found.append(source)
+        return found
+
+    async def fetch(self, session: Session, http: aiohttp.ClientSession) -> int:
+        """Download every source of ``session`` not cached yet; returns how many."""
+        todo = self.missing(session)
+        for source in todo:
+            path = self.path_for(source)
+            part = path.with_suffix(path.suffix + ".part")
+            params = {"source": source}
+            headers = {"Authorization": f"Bearer {self.token}"}
+            async with http.get(self.url, params=params, headers=headers) as response:
+                if response.status != 200:
+                    text = await response.text()
+                    raise SourceDownloadError(f"cannot download {source}: HTTP "
+                                              f"{response.status} {text}")
+                with open(part, "wb") as out:
+                    async for chunk in response.content.iter_chunked(1 << 16):
+                        out.write(chunk)
+            os.replace(part, path)
+            self.local[source] = path
+            log.info("downloaded %s", source)
+        return len(todo)
+
+    def loader(self, source: str, sample_rate: int) -> np.ndarray:
+        """The engine's loader: read the local copy of ``source``."""
+        path = self.local.get(source)
+        if path is None:
+            raise AudioFileError(f"{source}: not downloaded from the server yet")
+        return load_source(path, sample_rate)

@@ -1,0 +1,179 @@
+"""``dawserver client`` end to end: real PortAudio (ALSA file/null device), real server.
+
+The client runs as a subprocess whose HOME holds an ``.asoundrc`` that makes
+ALSA's default device a ``file`` plugin: what PortAudio plays is written to a
+raw float32 file, and what it records is read from one, with no sound card.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import sys
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import pytest
+import pytest_asyncio
+import soundfile as sf
+from nodepeer import eventually, free_port, running_server
+
+from collab.tokens import Role
+from dawserver.config import ServerConfig
+from dawserver.keys import ROOMS, STORE, TOKENS
+from dawserver.projects import import_session
+from dsp_core import Bus, EffectSpec, Send, three_band_eq
+from dsp_core.session import Clip, Session, Track
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
+RATE = 48000
+BLOCK = 1024
+
+
+def music(seconds: float, f0: float = 220.0) -> np.ndarray:
+    t = np.arange(int(RATE * seconds)) / RATE
+    tone = sum(np.sin(2 * np.pi * f * t + k) / (k + 1) for k, f in enumerate((f0, 1.5 * f0)))
+    return (0.25 * tone * (0.6 + 0.4 * np.sin(2 * np.pi * 1.5 * t))).astype(np.float32)
+
+
+class Studio:
+    def __init__(self, app, config: ServerConfig, project_id: str, root: Path) -> None:
+        self.app, self.config, self.project_id, self.root = app, config, project_id, root
+        self.home = root / "home"
+        self.home.mkdir()
+        self.played = root / "played.raw"
+        self.mic = root / "mic.raw"
+        (self.home / ".asoundrc").write_text(
+            f'pcm.!default {{ type file; slave.pcm "null"; file "{self.played}"; '
+            f'infile "{self.mic}"; format "raw" }}\n')
+        self.mic.write_bytes(b"")
+
+    def token(self, role: Role = Role.EDITOR) -> str:
+        return self.app[TOKENS].issue(self.project_id, role, "ana")
+
+    async def edit(self, change) -> None:
+        async with self.app[ROOMS].use(self.project_id) as room:
+            await room.edit(change)
+
+    async def document(self) -> dict:
+        async with self.app[ROOMS].use(self.project_id) as room:
+            return room.document.to_json()
+
+    async def client(self, *args: str, token: str | None = None
+                     ) -> asyncio.subprocess.Process:
+        env = {**os.environ, "HOME": str(self.home), "PYTHONPATH": os.getcwd()}
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "dawserver", "client", self.config.base_url,
+            "--project", self.project_id, "--token", token or self.token(),
+            "--cache", str(self.root / "cache"), *args, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+    async def run_client(self, *args: str, token: str | None = None) -> tuple[int, str, str]:
+        proc = await self.client(*args, token=token)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode, out.decode(), err.decode()
+
+    def played_audio(self) -> np.ndarray:
+        return np.fromfile(self.played, dtype="<f4").reshape(-1, 2).T
+
+    async def render(self, start: int, frames: int) -> np.ndarray:
+        url = f"{self.config.base_url}/projects/{self.project_id}/render"
+        params = {"start": start, "frames": frames, "token": self.token()}
+        async with aiohttp.ClientSession() as http, http.get(url, params=params) as response:
+            assert response.status == 200, await response.text()
+            data, _ = sf.read(io.BytesIO(await response.read()), dtype="float32")
+        return data.T
+
+
+@pytest_asyncio.fixture
+async def studio(tmp_path: Path):
+    band, keys = tmp_path / "band.wav", tmp_path / "keys.flac"
+    sf.write(band, np.stack([music(4.0), music(4.0, 330.0)], axis=1), RATE, subtype="FLOAT")
+    sf.write(keys, music(3.0, 440.0), RATE, subtype="PCM_24")
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
+    session = Session(
+        name="Desk",
+        tracks=[
+            Track("band", channels=2, clips=[Clip(str(band), 0, 4 * RATE, id="c0")],
+                  gain_db=-2.0, pan=0.3, effects=three_band_eq(3.0, -2.0, 1.0),
+                  sends=[Send("echo", -9.0)]),
+            Track("keys", clips=[Clip(str(keys), 1000, 2 * RATE, offset=500, fade_in=300,
+                                      id="c1")],
+                  effects=[EffectSpec("compressor", {"threshold_db": -20.0, "ratio": 3.0})]),
+            Track("vox"),
+        ],
+        buses=[Bus("echo", effects=[EffectSpec("delay", {"time_ms": 40.0, "feedback": 0.3})])],
+    )
+    async with running_server(config) as app:
+        info = await import_session(app[STORE], session)
+        yield Studio(app, config, info.project_id, tmp_path)
+
+
+async def test_the_client_plays_exactly_the_servers_offline_render(studio: Studio) -> None:
+    await studio.edit(lambda d: d.update_transport(playing=True, position=0))
+    code, out, err = await studio.run_client("--seconds", "1.5", "--block-size", str(BLOCK))
+    assert code == 0, err
+    assert "played 1.5" in out
+    played = studio.played_audio()
+    blocks = -(-int(1.5 * RATE) // BLOCK)
+    assert played.shape[1] >= blocks * BLOCK
+    reference = await studio.render(0, blocks * BLOCK)
+    assert np.abs(reference).max() > 0.1
+    np.testing.assert_array_equal(played[:, : blocks * BLOCK], reference)
+    assert len(list((studio.root / "cache").rglob("*.*"))) == 2
+
+
+async def test_the_client_follows_the_transport_from_stopped_to_playing(studio: Studio
+                                                                        ) -> None:
+    proc = await studio.client("--seconds", "0.5")
+    await eventually(lambda: studio.played.exists() and studio.played.stat().st_size > 0,
+                     timeout=30)
+    await asyncio.sleep(0.3)
+    assert np.abs(studio.played_audio()).max() == 0.0
+    await studio.edit(lambda d: d.update_transport(playing=True, position=2 * BLOCK))
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    played = studio.played_audio()
+    first = int(np.argmax(np.abs(played).max(axis=0) > 0))
+    assert first % BLOCK == 0
+    heard = played[:, first:first + 24 * BLOCK]
+    np.testing.assert_array_equal(heard, await studio.render(2 * BLOCK, heard.shape[1]))
+
+
+async def test_the_client_records_a_take_into_the_armed_track(studio: Studio) -> None:
+    t = np.arange(2 * RATE) / RATE
+    (0.5 * np.sin(2 * np.pi * 1000 * t)).astype("<f4").tofile(studio.mic)
+    await studio.edit(lambda d: d.update_track("vox", arm=True))
+    await studio.edit(lambda d: d.update_transport(playing=True, position=RATE,
+                                                   recording=True))
+    code, out, err = await studio.run_client("--record", "--seconds", "1.0")
+    assert code == 0, err
+    assert "takes: 1 clip(s)" in out
+    clips = [c for c in (await studio.document())["clips"].values() if c["track"] == "vox"]
+    assert len(clips) == 1
+    clip = clips[0]
+    blocks = -(-RATE // BLOCK)
+    assert (clip["position"], clip["length"]) == (RATE, blocks * BLOCK)
+    take, rate = sf.read(clip["source"], dtype="float32")
+    np.testing.assert_array_equal(take, np.fromfile(studio.mic, "<f4")[: blocks * BLOCK])
+    await studio.edit(lambda d: [d.update_track(t, mute=True) for t in ("band", "keys")])
+    mix = await studio.render(RATE, blocks * BLOCK)
+    spectrum = np.abs(np.fft.rfft(mix[0]))
+    assert abs(np.argmax(spectrum) * RATE / mix.shape[1] - 1000.0) < 2.0
+
+
+async def test_a_bad_token_is_one_clear_line_and_exit_status_1(studio: Studio) -> None:
+    code, out, err = await studio.run_client("--seconds", "0.1", token="forged")
+    assert code == 1
+    assert err.startswith("error: ") and "token" in err and "Traceback" not in err
+
+
+async def test_list_devices_shows_portaudio_devices(studio: Studio) -> None:
+    env = {**os.environ, "HOME": str(studio.home), "PYTHONPATH": os.getcwd()}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dawserver", "client", "--list-devices", env=env,
+        stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0 and "default" in out.decode()
