@@ -87,5 +87,6 @@ setup(
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),
     cmdclass={"build_ext": OptionalBuildExt},
-    entry_points={"console_scripts": ["dawserver=dawserver.cli:main"]},
+    entry_points={"console_scripts": ["dawserver=dawserver.cli:main",
+                                     "dawclient=dawserver.commands.client:main"]},
 )
