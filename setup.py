@@ -88,5 +88,5 @@ setup(
     cffi_modules=_cffi_modules(),
     cmdclass={"build_ext": OptionalBuildExt},
     entry_points={"console_scripts": ["dawserver=dawserver.cli:main",
-                                     "dawclient=dawserver.commands.client:main"]},
+                                     "dawclient=dawserver.client.cli:main"]},
 )

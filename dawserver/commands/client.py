@@ -82,10 +82,3 @@ def client(url: str | None, project_id: str | None, token: str | None, device: s
                f"({report.underflows} underflows); takes: {len(report.clips)} clip(s)"
                + (f" {', '.join(report.clips)}" if report.clips else ""))
 
-
-def main() -> None:
-    """``dawclient``: the same command as ``dawserver client``."""
-    import logging
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    client(prog_name="dawclient")
