@@ -5,8 +5,9 @@ and registered exactly like third-party plug-ins, which are found through the
 ``maxbooster.plugins`` entry-points group. The core never imports ``business``:
 it only names modules as strings here.
 
-Configuration is one mapping, ``config.plugins``: ``{name: False}`` disables a
-plug-in, ``{name: {...}}`` enables it with settings; unnamed plug-ins stay enabled.
+Configuration is one mapping, ``config.plugins`` (overlaying ``DATA/plugins.json``):
+``{name: False}`` disables a plug-in, ``{name: {...}}`` enables it with settings;
+unnamed plug-ins stay enabled.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from dawserver.keys import TOKENS
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "maxbooster.plugins"
+#: Optional plug-in settings file in the data directory (same shape as ``config.plugins``).
+PLUGINS_FILE = "plugins.json"
 
 #: Built-in business plug-ins, registered the same way as third-party ones.
 DEFAULT_PLUGINS: list[str] = [
@@ -99,8 +102,23 @@ def _config_value(config: Any, name: str, default: Any = None) -> Any:
     return getattr(config, name, default)
 
 
+def _settings_file(config: Any) -> dict[str, Any]:
+    data_dir = _config_value(config, "data_dir", None)
+    path = Path(data_dir) / PLUGINS_FILE if data_dir else None
+    if path is None or not path.exists():
+        return {}
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PluginError(f"cannot read plug-in settings {path}: {exc}; fix or remove it") \
+            from exc
+    if not isinstance(found, dict):
+        raise PluginError(f"{path} must hold a JSON object of plug-in name to settings")
+    return found
+
+
 def plugin_selection(config: Any) -> dict[str, Any]:
-    """The ``plugins`` mapping of ``config``, checked: name to False, True or settings."""
+    """Name to False, True or settings: ``DATA/plugins.json`` overlaid by ``config.plugins``."""
     raw = _config_value(config, "plugins", None) or {}
     if isinstance(raw, list | tuple):
         raw = dict.fromkeys(raw, True)
@@ -108,6 +126,7 @@ def plugin_selection(config: Any) -> dict[str, Any]:
         raise PluginError(
             f"config 'plugins' must map plug-in names to true/false or settings, got {raw!r}"
         )
+    raw = {**_settings_file(config), **raw}
     for name, value in raw.items():
         if not isinstance(value, bool | Mapping):
             raise PluginError(

@@ -207,3 +207,15 @@ def test_server_app_without_the_plugin_has_no_distribution_routes(tmp_path: Path
             assert (await client.get("/api/distribution/releases")).status == 404
 
     asyncio.run(go())
+
+
+def test_settings_file_in_the_data_dir_configures_plugins(tmp_path: Path) -> None:
+    (tmp_path / "plugins.json").write_text(json.dumps({"distribution": False}))
+    listed = CliRunner().invoke(main, ["plugins", "--data", str(tmp_path)])
+    assert listed.exit_code == 0 and "distribution 1.0" not in listed.output
+    assert "distribution-https-drop" in listed.output
+    (tmp_path / "plugins.json").write_text("{oops")
+    broken = CliRunner().invoke(main, ["plugins", "--data", str(tmp_path)])
+    assert broken.exit_code == 1
+    assert broken.output.startswith("error: cannot read plug-in settings")
+    assert "Traceback" not in broken.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -11,13 +12,17 @@ from dawserver.plugins import PluginError, describe, load_plugins
 
 
 @click.command("plugins")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="DAW_DATA", default=Path("daw-data"), show_default=True,
+              help="Server data directory (its plugins.json is read).")
 @click.option("--disable", "disabled", multiple=True, metavar="NAME",
               help="Leave this plug-in out (as config plugins.NAME = false would).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def plugins(disabled: tuple[str, ...], as_json: bool) -> None:
+def plugins(data_dir: Path, disabled: tuple[str, ...], as_json: bool) -> None:
     """List loaded plug-ins: name, version, source, hooks, routes and permissions."""
     try:
-        manager = load_plugins({"plugins": dict.fromkeys(disabled, False)})
+        manager = load_plugins({"data_dir": data_dir,
+                                "plugins": dict.fromkeys(disabled, False)})
         infos = describe(manager)
     except PluginError as exc:
         raise CliError(str(exc)) from exc
