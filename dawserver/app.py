@@ -23,6 +23,7 @@ from .config import ServerConfig
 from .keys import CONFIG, ENGINES, ROOMS, STORE, TOKENS
 from .project_engine import ProjectEngines
 from .rtc import setup_rtc
+from .transcription_api import setup_transcription
 from .websocket import collab_socket
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_routes(page.routes)
     setup_assets(app)
     setup_rtc(app)
+    setup_transcription(app)
     plugins.install(app, config)
     return app
 

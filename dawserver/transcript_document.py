@@ -63,7 +63,11 @@ def clip_transcript(result: Transcript, clip: Clip, sample_rate: int,
 
 def source_transcript(stored: DocumentTranscript, clip: Clip, sample_rate: int) -> Transcript:
     """A document transcript of ``clip`` back in source times."""
-    shift = clip.offset / sample_rate
+    return as_transcript(stored, shift=clip.offset / sample_rate)
+
+
+def as_transcript(stored: DocumentTranscript, shift: float = 0.0) -> Transcript:
+    """A document transcript as a :class:`Transcript` (clip times, plus ``shift`` seconds)."""
     segments = tuple(
         Segment(s.start + shift, s.end + shift, s.text,
                 tuple(Word(w.word, w.start + shift, w.end + shift, w.probability)

@@ -1,0 +1,162 @@
+"""The transcription HTTP routes on a running server: jobs, the document, text edits."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import pytest
+import pytest_asyncio
+from nodepeer import free_port, running_server
+from transcription_helpers import WORDS, spoken_words
+
+from dawserver.config import ServerConfig
+from dawserver.keys import ROOMS, STORE, TOKENS
+from dawserver.projects import import_session
+from dsp_core.audio_io import load_source
+from dsp_core.engine import render_session
+from dsp_core.session import Clip, Session, Track
+
+pytestmark = pytest.mark.asyncio
+RATE = 48000
+
+
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[float, float]]]:
+    return spoken_words(tmp_path_factory.mktemp("api-words"))
+
+
+@pytest.fixture(autouse=True)
+def model_env(monkeypatch: pytest.MonkeyPatch, whisper_model_dir: Path) -> None:
+    monkeypatch.setenv("DAW_WHISPER_MODEL", str(whisper_model_dir))
+    monkeypatch.setenv("DAW_TRANSCRIBE_THREADS", "2")
+
+
+class Client:
+    def __init__(self, app, config: ServerConfig, http: aiohttp.ClientSession,
+                 project_id: str) -> None:
+        self.app, self.config, self.http, self.project_id = app, config, http, project_id
+
+    def token(self, role: str = "editor") -> str:
+        return self.app[TOKENS].issue(self.project_id, role, "eda")
+
+    async def call(self, method: str, path: str, role: str = "editor", **kwargs):
+        headers = {"Authorization": f"Bearer {self.token(role)}"}
+        url = f"{self.config.base_url}/projects/{self.project_id}{path}"
+        async with self.http.request(method, url, headers=headers, **kwargs) as response:
+            if response.content_type == "application/json":
+                return response.status, await response.json()
+            return response.status, await response.text()
+
+    async def finished(self, job_id: str, timeout: float = 120.0) -> dict:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            status, job = await self.call("GET", f"/transcription-jobs/{job_id}", "viewer")
+            assert status == 200
+            if job["status"] in ("done", "failed", "cancelled"):
+                return job
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"job {job_id} did not finish")
+
+
+def _session(path: Path) -> Session:
+    frames = load_source(path, RATE).shape[1]
+    return Session(sample_rate=RATE, tracks=[Track(id="dialogue", clips=[
+        Clip(source=str(path), position=RATE, length=frames, id="speech")])])
+
+
+@pytest_asyncio.fixture
+async def client(tmp_path: Path, spoken):
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data", engine=False)
+    async with running_server(config) as app, aiohttp.ClientSession() as http:
+        info = await import_session(app[STORE], _session(spoken[0]))
+        yield Client(app, config, http, info.project_id)
+
+
+async def test_transcribe_a_clip_then_delete_a_word_by_text(client: Client, spoken) -> None:
+    status, body = await client.call("POST", "/clips/speech/transcribe", json={"language": "en"})
+    assert status == 202 and body["job"]["status"] == "queued"
+    job = await client.finished(body["job"]["id"])
+    assert job["status"] == "done" and job["progress"] == 1.0
+
+    status, document = await client.call("GET", "", "viewer")
+    stored = document["document"]["transcripts"]["speech"]
+    words = [w["word"].strip(".,").lower() for s in stored["segments"] for w in s["words"]]
+    assert words == WORDS
+
+    status, srt = await client.call("GET", "/clips/speech/transcript?format=srt", "viewer")
+    assert status == 200 and srt.startswith("1\n00:00:0") and "purple" in srt.lower()
+    status, vtt = await client.call("GET", "/clips/speech/transcript?format=vtt", "viewer")
+    assert status == 200 and vtt.startswith("WEBVTT")
+
+    async with client.app[ROOMS].use(client.project_id) as room:
+        before = render_session(room.document.to_session())
+    target = WORDS.index("purple")
+    status, body = await client.call("POST", "/clips/speech/transcript/edit",
+                                     json={"delete": [target]})
+    assert status == 200 and body["clips"][0] == "speech" and len(body["clips"]) == 2
+    async with client.app[ROOMS].use(client.project_id) as room:
+        after = render_session(room.document.to_session())
+    start, end = (RATE + int(t * RATE) for t in spoken[1][target])
+    removed = before.shape[1] - after.shape[1]
+    assert removed >= end - start
+    tail = RATE + int(spoken[1][target + 1][0] * RATE)
+    np.testing.assert_allclose(after[:, tail - removed:], before[:, tail:], atol=1e-6)
+    word = float(np.sum(before[:, start:end].astype(np.float64) ** 2))
+    assert float(np.sum(after[:, start - 240:tail - removed].astype(np.float64) ** 2)) < 1e-5 * word
+
+    status, text = await client.call("GET", "/clips/speech/transcript?format=txt", "viewer")
+    assert "purple" not in text.lower() and "elephant" not in text.lower()
+    status, text = await client.call("GET", f"/clips/{body['clips'][1]}/transcript?format=txt",
+                                     "viewer")
+    assert "elephant" in text.lower()
+
+
+async def test_bad_requests_get_clear_errors(client: Client) -> None:
+    status, body = await client.call("POST", "/clips/speech/transcribe", json={"language": "xx"})
+    assert status == 400 and "unknown language" in body["error"]
+    status, body = await client.call("POST", "/clips/nope/transcribe")
+    assert status == 404 and "nope" in body["error"]
+    status, body = await client.call("POST", "/clips/speech/transcribe", "viewer")
+    assert status == 403
+    status, body = await client.call("GET", "/clips/speech/transcript", "viewer")
+    assert status == 404 and "no transcript yet" in body["error"]
+    status, body = await client.call("GET", "/clips/speech/transcript?format=doc", "viewer")
+    assert status == 400 and "unknown format" in body["error"]
+    status, body = await client.call("POST", "/clips/speech/transcript/edit", json={"x": 1})
+    assert status == 400
+    status, body = await client.call("GET", "/transcription-jobs/unknown", "viewer")
+    assert status == 404
+
+
+async def test_a_job_can_be_cancelled_and_jobs_are_listed(client: Client) -> None:
+    first = (await client.call("POST", "/clips/speech/transcribe"))[1]["job"]
+    second = (await client.call("POST", "/clips/speech/transcribe"))[1]["job"]
+    status, cancelled = await client.call("DELETE", f"/transcription-jobs/{second['id']}")
+    assert status == 200 and cancelled["status"] == "cancelled"
+    assert (await client.finished(first["id"]))["status"] == "done"
+    status, jobs = await client.call("GET", "/transcription-jobs", "viewer")
+    assert [(j["id"], j["status"]) for j in jobs] == [(first["id"], "done"),
+                                                       (second["id"], "cancelled")]
+
+
+async def test_a_job_queued_when_the_server_stops_finishes_after_a_restart(
+        tmp_path: Path, spoken) -> None:
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data", engine=False)
+    async with running_server(config) as app, aiohttp.ClientSession() as http:
+        info = await import_session(app[STORE], _session(spoken[0]))
+        client = Client(app, config, http, info.project_id)
+        job = (await client.call("POST", "/clips/speech/transcribe",
+                                 json={"language": "en"}))[1]["job"]
+    config.port = free_port()
+    async with running_server(config) as app, aiohttp.ClientSession() as http:
+        client = Client(app, config, http, info.project_id)
+        assert (await client.finished(job["id"]))["status"] == "done"
+        for _ in range(50):
+            status, document = await client.call("GET", "", "viewer")
+            if "speech" in document["document"]["transcripts"]:
+                break
+            await asyncio.sleep(0.1)
+        assert document["document"]["transcripts"]["speech"]["language"] == "en"
