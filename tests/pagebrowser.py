@@ -1,26 +1,21 @@
-"""Test helpers for the browser page: a server on its own thread and headless Chromium.
+"""Test helpers for the browser page: a real ``dawserver serve`` process and headless Chromium.
 
-The server (``create_app``) runs on a private event loop in a thread so that the
-synchronous Playwright API can drive real Debian Chromium from the test thread.
+The server runs in its own process, as users run it, so the browsers' timings do
+not compete with the test's own Python thread for the interpreter.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
-import threading
+import subprocess
+import sys
+import time
 import urllib.request
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from aiohttp import web
-
-from dawserver.app import create_app
-from dawserver.config import ServerConfig
 
 CHROMIUM = os.environ.get("DAW_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -41,41 +36,37 @@ def browser_missing() -> str | None:
     return None
 
 
-class ServerThread:
-    """``create_app(config)`` served on ``config.port`` from a background event loop."""
+class ServerProcess:
+    """``python -m dawserver serve`` in a subprocess, on a free port, until the block ends."""
 
-    def __init__(self, config: ServerConfig) -> None:
-        self.config = config
-        self.loop = asyncio.new_event_loop()
-        self.app: web.Application | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread = threading.Thread(target=self.loop.run_forever, name="page-server",
-                                        daemon=True)
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir, self.port = data_dir, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> ServerThread:
-        self._thread.start()
-        self.call(self._start())
-        return self
+    def __enter__(self) -> ServerProcess:
+        log = open(self.data_dir / "server.log", "wb")  # noqa: SIM115 - lives with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dawserver", "serve", "--data", str(self.data_dir),
+             "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2):
+                    return self
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("dawserver serve did not start: "
+                                       + (self.data_dir / "server.log").read_text()) from None
+                time.sleep(0.1)
 
     def __exit__(self, *exc_info: object) -> None:
-        self.call(self._runner.cleanup())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        self.loop.close()
-
-    async def _start(self) -> None:
-        self.app = create_app(self.config)
-        self._runner = web.AppRunner(self.app, handle_signals=False)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.config.host, self.config.port).start()
-
-    def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
-        """Run ``coro`` on the server's loop and return its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    @property
-    def url(self) -> str:
-        return self.config.base_url
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
     def get(self, path: str, token: str) -> bytes:
         """GET ``path`` with a Bearer token; the body."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -20,17 +21,16 @@ from pagebrowser import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_FLAGS,
-    ServerThread,
+    ServerProcess,
     browser_missing,
     open_page,
     screenshot,
 )
 
-from collab.schema import Transcript, TranscriptSegment, TranscriptWord
-from collab.tokens import ALL_PROJECTS, Role
-from dawserver.config import ServerConfig
-from dawserver.keys import ROOMS, STORE, TOKENS
-from dawserver.projects import import_session
+from collab.schema import ProjectDocument, Transcript, TranscriptSegment, TranscriptWord
+from collab.store import open_store
+from collab.tokens import ALL_PROJECTS, Role, TokenSigner
+from dsp_core.effects import EffectSpec
 from dsp_core.session import Clip, Session, Track
 
 pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
@@ -58,13 +58,14 @@ def speech(path: Path) -> np.ndarray:
 
 @dataclass
 class Studio:
-    server: ServerThread
+    server: ServerProcess
     project_id: str
     browser: Any
     speech: np.ndarray
+    signer: TokenSigner
 
     def token(self, user: str, role: Role = Role.EDITOR, project: str | None = None) -> str:
-        return self.server.app[TOKENS].issue(project or self.project_id, role, user)
+        return self.signer.issue(project or self.project_id, role, user)
 
     def url(self, user: str, role: Role = Role.EDITOR) -> str:
         return f"{self.server.url}/?project={self.project_id}&token={self.token(user, role)}"
@@ -79,9 +80,23 @@ class Studio:
         return audio
 
 
+PROJECT = "jam"
+#: The voice clip's transcript, as the transcription service writes it into the document.
+TRANSCRIPT = Transcript("voice", "en", [TranscriptSegment(0.1, 1.5, "one two three four", [
+    TranscriptWord(word, start, end, 0.9) for word, start, end in WORDS])], model="test")
+
+
+async def create_project(data_dir: Path, session: Session) -> None:
+    """Store the test project (with the voice clip's transcript) before the server starts."""
+    document = ProjectDocument.from_session(session, name="Jam")
+    document.set_transcript(TRANSCRIPT)
+    async with open_store(None, data_dir) as store:
+        await store.create_project(PROJECT, "Jam", document.doc.get_update())
+
+
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
-    """A server with an 8-track project, and one headless Chromium."""
+    """``dawserver serve`` with an 8-track project, and one headless Chromium."""
     from playwright.sync_api import sync_playwright
 
     root = tmp_path_factory.mktemp("page")
@@ -90,19 +105,21 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
         # Track 0's clip starts at 0; every other clip starts at 1 s, so [0, 0.5 s) of the
         # mix is track 0 alone.
         source = tone(root / f"tone{i}.wav", 1.0, 220.0 * (i + 1))
-        tracks.append(Track(f"t{i}", f"Track {i}", clips=[
+        effects = [EffectSpec("compressor", {"threshold_db": -18.0})] if i == 4 else []
+        tracks.append(Track(f"t{i}", f"Track {i}", effects=effects, clips=[
             Clip(str(source), 0 if i == 0 else RATE, RATE, id=f"c{i}")]))
     spoken = speech(root / "speech.wav")
     tracks.append(Track("t7", "Voice", clips=[
         Clip(str(root / "speech.wav"), 3 * RATE, spoken.size, id="voice"),
         Clip(str(tone(root / "after.wav", 0.5, 330.0)), 5 * RATE, RATE // 2, id="after")]))
-    config = ServerConfig(port=free_port(), data_dir=root / "data", engine_debounce_seconds=0.0)
-    with ServerThread(config) as server, sync_playwright() as playwright:
-        info = server.call(import_session(server.app[STORE], Session(name="Jam", tracks=tracks),
-                                          name="Jam"))
+    data = root / "data"
+    data.mkdir()
+    signer = TokenSigner.from_data_dir(data)
+    asyncio.run(create_project(data, Session(name="Jam", tracks=tracks)))
+    with ServerProcess(data, free_port()) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            yield Studio(server, info.project_id, browser, spoken)
+            yield Studio(server, PROJECT, browser, spoken, signer)
         finally:
             browser.close()
 
@@ -158,7 +175,7 @@ def test_fader_moved_in_one_browser_moves_in_the_other_within_100_ms(studio: Stu
             observer.observe(el, { attributes: true, attributeFilter: ['data-value'] })
         }""", before)
         ana.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
-        seen = wait_for(lambda: ben.evaluate("window.seenAt"))
+        seen = ben.wait_for_function("window.seenAt").json_value()
         latencies.append(seen - ana.evaluate("window.movedAt"))
         value = "el => el.value"
         assert ben.eval_on_selector(fader, value) == ana.eval_on_selector(fader, value), step
@@ -264,7 +281,6 @@ def test_transport_keys_and_effect_parameters_are_shared(studio: Studio) -> None
     assert transport["playing"] is False and transport["loop_enabled"] is True
     assert transport["position"] > RATE  # stopped where the playhead had got to
     # Effect parameters of the selected track.
-    studio.server.call(_add_effect(studio))
     ana.locator(".track-header[data-track=t4]").click(position={"x": 200, "y": 8})
     slider = ana.locator(".effects .effect[data-kind=compressor] input[data-param=threshold_db]")
     slider.fill("-30")
@@ -279,30 +295,10 @@ def test_transport_keys_and_effect_parameters_are_shared(studio: Studio) -> None
     ben.context.close()
 
 
-async def _add_effect(studio: Studio) -> None:
-    from collab.schema import _effect_map
-    from dsp_core.effects import EffectSpec
-
-    def change(doc) -> None:  # noqa: ANN001 - collab.schema.ProjectDocument
-        track = doc.doc.get("tracks", type=type(doc._roots["tracks"]))["t4"]
-        track["effects"].append(_effect_map(EffectSpec("compressor", {"threshold_db": -18.0}), 0))
-
-    async with studio.server.app[ROOMS].use(studio.project_id) as room:
-        await room.edit(change)
-
-
 def test_deleting_transcript_words_cuts_their_audio_like_the_python_planner(studio: Studio) -> None:
     from transcription.editing import delete_words
     from transcription.transcript import Word
 
-    transcript = Transcript("voice", "en", [TranscriptSegment(0.1, 1.5, "one two three four", [
-        TranscriptWord(word, start, end, 0.9) for word, start, end in WORDS])])
-
-    async def add() -> None:
-        async with studio.server.app[ROOMS].use(studio.project_id) as room:
-            await room.edit(lambda doc: doc.set_transcript(transcript))
-
-    studio.server.call(add())
     ana, log = open_page(studio.browser, studio.url("ana"))
     ana.locator(".clip[data-clip=voice]").click()
     words = ana.locator(".transcript .word")

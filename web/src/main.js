@@ -107,22 +107,45 @@ async function openProject ({ projectId, token, claims, features }) {
     for (const el of root.querySelectorAll('.edit')) el.disabled = true
   }
 
-  let queued = false
-  const refresh = () => {
-    if (queued) return
-    queued = true
-    queueMicrotask(() => {
-      queued = false
-      document.title = `${project.name} · Max Booster Studio`
-      if (document.activeElement !== name) name.value = project.name
-      timeline.render()
-      transport.update()
-      effects.update()
-      transcript.update()
-      markTouched(root, presence.others())
-    })
+  // Document changes, gathered per microtask: which tracks and clips to redraw.
+  let changes = null
+  const flush = () => {
+    const batch = changes
+    changes = null
+    document.title = `${project.name} · Max Booster Studio`
+    if (document.activeElement !== name) name.value = project.name
+    timeline.update(batch)
+    if (batch.full || batch.ruler) transport.update()
+    if (batch.full || !view.track || batch.tracks.has(view.track)) effects.update()
+    if (batch.full || batch.transcripts || batch.clips.size) transcript.update()
+    markTouched(root, presence.others())
   }
-  for (const map of Object.values(project.roots)) map.observeDeep(refresh)
+  const collect = (rootName) => (events) => {
+    if (!changes) {
+      changes = { full: false, tracks: new Set(), clips: new Set(), ruler: false, transcripts: false }
+      queueMicrotask(flush)
+    }
+    for (const event of events) {
+      const key = event.path.length ? [event.path[0]] : [...event.keysChanged]
+      if (rootName === 'tracks') {
+        if (!event.path.length) changes.full = true // a track added or removed
+        else key.forEach((id) => changes.tracks.add(String(id)))
+      } else if (rootName === 'clips') {
+        key.forEach((id) => changes.clips.add(String(id)))
+      } else if (rootName === 'transport') {
+        changes.ruler = true
+      } else if (rootName === 'transcripts') {
+        changes.transcripts = true
+        key.forEach((id) => changes.clips.add(String(id)))
+      } else if (rootName === 'meta') {
+        changes.full = true
+      }
+    }
+  }
+  for (const [rootName, map] of Object.entries(project.roots)) map.observeDeep(collect(rootName))
+  const refresh = () => {
+    collect('meta')([{ path: [], keysChanged: new Set() }])
+  }
   const describe = (key) => {
     const [kind, id, ...rest] = key.split(':')
     if (kind === 'track') return `${project.roots.tracks.get(id)?.get('name') || id} ${rest.join(' ').replace('gain_db', 'fader')}`

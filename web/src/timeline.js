@@ -51,10 +51,33 @@ export class Timeline {
     this.el.scrollLeft = Math.max(0, seconds * this.zoom - anchor + HEADER_WIDTH)
   }
 
-  /** Reconcile rows and clips with the document. */
+  /**
+   * Show document changes: `{full, tracks: Set, clips: Set, ruler}`. Only the rows and
+   * clips named are touched, so one fader move costs the same with 8 or 512 tracks.
+   */
+  update ({ full = false, tracks = new Set(), clips = new Set(), ruler = false }) {
+    if (full || !this.seconds) return this.render()
+    for (const id of tracks) {
+      const header = this.headers.get(id)
+      const map = this.project.roots.tracks.get(id)
+      if (!header || !map || map.get('order') !== header.order) return this.render()
+      const track = map.toJSON()
+      header.update(track, id === this.selectedTrack)
+      header.row.style.setProperty('--track-colour', track.colour || '#888')
+    }
+    for (const id of clips) {
+      const clip = this.project.clip(id)
+      if (clip && (clip.position + clip.length) / this.sampleRate + 8 > this.seconds) return this.render()
+      this._updateClip(id, clip)
+    }
+    if (ruler) this._renderRuler(this.seconds)
+  }
+
+  /** Reconcile every row and clip with the document. */
   render () {
     const tracks = this.project.tracks()
     const seconds = Math.max(this.project.endFrame() / this.sampleRate + 8, 30)
+    this.seconds = seconds
     const width = Math.ceil(seconds * this.zoom)
     this.el.style.setProperty('--lane-width', `${width}px`)
     this._renderRuler(seconds)
@@ -73,6 +96,7 @@ export class Timeline {
         this.lanes.set(track.id, lane)
         header.row = h('div', { class: 'row', dataset: { track: track.id } }, header.el, lane)
       }
+      header.order = track.order
       header.update(track, track.id === this.selectedTrack)
       header.row.style.setProperty('--track-colour', track.colour || '#888')
       if (this.rowsEl.children[index] !== header.row) this.rowsEl.insertBefore(header.row, this.rowsEl.children[index] || null)
@@ -95,9 +119,14 @@ export class Timeline {
     let step = bar
     while (step * this.zoom < 60) step *= 2
     const ticks = []
-    for (let t = 0, n = 0; t < seconds; t += step, n++) {
-      const label = `${Math.round(t / bar) + 1}`
-      ticks.push(h('span', { class: 'tick', style: `left:${t * this.zoom}px` }, label))
+    for (let n = 0; n * step < seconds; n++) {
+      const t = n * step
+      ticks.push(h('span', { class: 'tick', style: `left:${t * this.zoom}px` }, `${Math.round(t / bar) + 1}`))
+    }
+    if (step === bar && beat * this.zoom >= 24) {
+      for (let n = 0; n * beat < seconds; n++) {
+        if (n % (Number(transport.beats_per_bar) || 4)) ticks.push(h('span', { class: 'tick beat', style: `left:${n * beat * this.zoom}px` }))
+      }
     }
     const loop = transport.loop_end > transport.loop_start
       ? h('div', { class: `loop${transport.loop_enabled ? ' on' : ''}`,
@@ -109,24 +138,30 @@ export class Timeline {
   _renderClips () {
     const seen = new Set()
     for (const clip of this.project.clips()) {
-      const lane = this.lanes.get(clip.track)
-      if (!lane) continue
       seen.add(clip.id)
-      let el = this.clipEls.get(clip.id)
-      if (!el) {
-        el = this._clipElement(clip.id)
-        this.clipEls.set(clip.id, el)
-      }
-      if (this.dragging && this.dragging.id === clip.id) continue
-      if (el.parentElement !== lane) lane.append(el)
-      this._placeClip(el, clip)
+      this._updateClip(clip.id, clip)
     }
-    for (const [id, el] of this.clipEls) {
-      if (!seen.has(id)) {
-        el.remove()
-        this.clipEls.delete(id)
-      }
+    for (const id of [...this.clipEls.keys()]) {
+      if (!seen.has(id)) this._updateClip(id, null)
     }
+  }
+
+  /** Create, move or remove one clip's element (`clip` null: the clip is gone). */
+  _updateClip (id, clip) {
+    let el = this.clipEls.get(id)
+    const lane = clip && this.lanes.get(clip.track)
+    if (!lane) {
+      if (el) el.remove()
+      this.clipEls.delete(id)
+      return
+    }
+    if (!el) {
+      el = this._clipElement(id)
+      this.clipEls.set(id, el)
+    }
+    if (this.dragging && this.dragging.id === id) return
+    if (el.parentElement !== lane) lane.append(el)
+    this._placeClip(el, clip)
   }
 
   _placeClip (el, clip) {
@@ -189,7 +224,7 @@ export class Timeline {
       } else {
         this.onSelectClip(clipId)
       }
-      this.render()
+      this._updateClip(clipId, this.project.clip(clipId))
     }
     window.addEventListener('pointermove', move)
     window.addEventListener('pointerup', up)
@@ -235,6 +270,7 @@ export class Timeline {
   setSelection (trackId, clipId) {
     this.selectedTrack = trackId
     this.selectedClip = clipId
-    this.render()
+    for (const [id, header] of this.headers) header.el.classList.toggle('selected', id === trackId)
+    for (const [id, el] of this.clipEls) el.classList.toggle('selected', id === clipId)
   }
 }
