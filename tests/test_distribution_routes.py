@@ -7,12 +7,28 @@ import datetime as dt
 import time
 from pathlib import Path
 
+import pluggy
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from distribution_helpers import make_art, make_audio, release_dict
 
 from business.distribution.stores.fakestore import FakeStore
-from dawserver.plugins import emit_project_rendered, install
+from dawserver.plugins import emit_project_rendered, install, load_plugins
+
+hookimpl = pluggy.HookimplMarker("maxbooster")
+
+
+class Observer:
+    """A plug-in that records the business events other plug-ins announce."""
+
+    PLUGIN_NAME = "observer"
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict]] = []
+
+    @hookimpl
+    def business_event(self, context, name, payload) -> None:  # noqa: ANN001
+        self.events.append((name, payload))
 
 
 def _future(days: int) -> str:
@@ -31,7 +47,9 @@ def test_release_is_checked_delivered_paid_and_presaved_over_http(tmp_path: Path
                 "pipeline": {"backoff_base": 0.01, "backoff_cap": 0.05, "poll_s": 0.02},
                 "presave_check_s": 0.05}}}
             app = web.Application()
-            install(app, config, identify=lambda r: r.headers.get("X-Account", "local"))
+            observer = Observer()
+            install(app, config, manager=load_plugins(config, extra=[observer]),
+                    identify=lambda r: r.headers.get("X-Account", "local"))
             async with TestClient(TestServer(app)) as client:
                 hdr = {"X-Account": "ada"}
                 await emit_project_rendered(app, "ada", "proj-1", str(render), {})
@@ -108,6 +126,13 @@ def test_release_is_checked_delivered_paid_and_presaved_over_http(tmp_path: Path
                 assert page.content_type == "text/html"
                 assert "Night Drive" in await page.text()
                 assert (await client.get("/api/presave/nope")).status == 404
+                today = await (await client.post(
+                    f"/api/distribution/releases/{rid}/presave", headers=hdr,
+                    json={"release_date": dt.date.today().isoformat()})).json()
+                await asyncio.sleep(0.3)  # several release-day checks run meanwhile
+                fired = [p["slug"] for name, p in observer.events
+                         if name == "presave.release_day"]
+                assert fired == [today["slug"]]
                 invalid = await client.post("/api/distribution/releases", data=b"{oops",
                                             headers=hdr)
                 assert invalid.status == 400 and "not valid JSON" in (await invalid.json())[

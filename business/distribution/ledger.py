@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -116,7 +117,7 @@ class Royalties:
     async def import_statement(self, account_id: str, text: str, source: str = ""
                                ) -> dict[str, Any]:
         """Import a statement CSV once (same bytes twice: the first import is returned)."""
-        lines = parse_statement(text)
+        lines = await asyncio.to_thread(parse_statement, text)
         checksum = hashlib.sha256(text.encode()).hexdigest()
         now = time.time()
         async with self.db.transaction() as tx:
@@ -127,7 +128,7 @@ class Royalties:
                 return {"statement_id": existing["statement_id"], "duplicate": True,
                         "totals": json.loads(existing["totals"])}
             splits = await self._splits(tx, account_id)
-            allocation = allocate_statement(lines, splits)
+            allocation = await asyncio.to_thread(allocate_statement, lines, splits)
             statement_id = uuid.uuid4().hex
             await tx.execute(
                 "INSERT INTO dist_statements (account_id, statement_id, checksum, source, "
