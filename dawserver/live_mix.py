@@ -6,7 +6,9 @@ following the shared transport and the newest document (fader moves glide
 through :meth:`dsp_core.engine.Engine.apply`), and hands the frame to the
 event loop, which pushes it onto each listener's small queue.  A listener
 that falls behind loses its oldest frames; nobody else waits for it.  The
-render never runs on the event loop and never once per listener.
+render never runs on the event loop and never once per listener.  The
+queues are short (3 frames, 60 ms): a backlog would otherwise stay as
+added latency for the rest of the session.
 
 :class:`LiveMixes` starts a project's mix with its first listener (holding
 the room loaded) and stops it after the last one leaves.
@@ -91,7 +93,7 @@ class LiveMix:
     """The real-time render of one room (an async context manager)."""
 
     def __init__(self, room: Room, *, sample_rate: int = RATE, frame: int = FRAME,
-                 queue_frames: int = 8, factory: EngineFactory = _default_engine) -> None:
+                 queue_frames: int = 3, factory: EngineFactory = _default_engine) -> None:
         self.room = room
         self.sample_rate = sample_rate
         self.frame = frame
@@ -231,7 +233,7 @@ class LiveMixes:
     """The live mixes of a server: started by the first listener, stopped after the last."""
 
     def __init__(self, rooms: RoomRegistry, *, factory: EngineFactory = _default_engine,
-                 queue_frames: int = 8) -> None:
+                 queue_frames: int = 3) -> None:
         self.rooms = rooms
         self.factory = factory
         self.queue_frames = queue_frames

@@ -48,6 +48,7 @@ class MixTrack(MediaStreamTrack):
         super().__init__()
         self.mix = mix
         self.listener = listener
+        self.first_index: int | None = None  # the mix frame this track began with
 
     async def recv(self) -> AudioFrame:
         """The next 20 ms of the mix as an s16 stereo frame."""
@@ -58,6 +59,8 @@ class MixTrack(MediaStreamTrack):
         except ConnectionError:
             self.stop()
             raise MediaStreamError from None
+        if self.first_index is None:
+            self.first_index = mixed.index
         frame = AudioFrame.from_ndarray(mixed.pcm.reshape(1, -1), format="s16", layout="stereo")
         frame.sample_rate = self.mix.sample_rate
         frame.pts = mixed.index * self.mix.frame

@@ -90,6 +90,8 @@ class RtcListener:
         Received frames, ``(2, n)`` float32 each, in arrival order.
     arrivals : list of float
         ``time.monotonic()`` when each frame arrived.
+    pts : list of int
+        Each frame's RTP timestamp (48 kHz ticks; gaps show frames the server skipped).
     """
 
     def __init__(self, base_url: str, project_id: str, token: str, *,
@@ -104,6 +106,7 @@ class RtcListener:
         self.low_latency = low_latency
         self.frames: list[np.ndarray] = []
         self.arrivals: list[float] = []
+        self.pts: list[int] = []
         self.pc: RTCPeerConnection | None = None
         self._task: asyncio.Task | None = None
         self._got = asyncio.Event()
@@ -151,6 +154,7 @@ class RtcListener:
             data = frame.to_ndarray().reshape(-1, len(frame.layout.channels)).T
             self.frames.append(data.astype(np.float32) / 32768.0)
             self.arrivals.append(time.monotonic())
+            self.pts.append(int(frame.pts or 0))
             self._got.set()
 
     async def wait_frames(self, count: int, timeout: float = 20.0) -> None:
