@@ -3,7 +3,7 @@
 The bundle in ``dawserver/static/`` is committed build output of ``npm run build``
 in ``web/``, so serving the page needs neither Node nor the network.
 ``/page/features`` tells the page which optional endpoints this server has (live
-mix, uploads, waveform peaks, renaming), so it can hide what is missing instead
+mix, uploads, waveform peaks, transcript edits, renaming), so it can hide what is missing instead
 of failing against routes that are not there.
 """
 
@@ -15,6 +15,7 @@ from aiohttp import web
 
 STATIC_DIR = Path(__file__).parent / "static"
 NO_CACHE = {"Cache-Control": "no-cache"}
+TRANSCRIPT_EDIT = "/projects/{project_id}/clips/{clip_id}/transcript/edit"
 
 routes = web.RouteTableDef()
 
@@ -36,8 +37,9 @@ async def features(request: web.Request) -> web.Response:
 
 
 def route_features(app: web.Application) -> dict[str, object]:
-    """``{"rtc": bool, "upload": path|None, "peaks": path|None, "rename": bool}``."""
-    found: dict[str, object] = {"rtc": False, "upload": None, "peaks": None, "rename": False}
+    """``{"rtc": bool, "upload", "peaks", "transcript_edit": path or None, "rename": bool}``."""
+    found: dict[str, object] = {"rtc": False, "upload": None, "peaks": None,
+                                "transcript_edit": None, "rename": False}
     for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
         method = route.method
@@ -47,6 +49,8 @@ def route_features(app: web.Application) -> dict[str, object]:
             found["upload"] = path
         elif method == "GET" and path == "/projects/{project_id}/peaks":
             found["peaks"] = path
+        elif method == "POST" and path == TRANSCRIPT_EDIT:
+            found["transcript_edit"] = path
         elif method == "PATCH" and path == "/projects/{project_id}":
             found["rename"] = True
     return found

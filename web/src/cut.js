@@ -1,76 +1,87 @@
 // Deleting words from a clip's transcript cuts their audio out of the timeline.
 //
-// Mirrors transcription/editing.py (`delete_words` + `replace_clip` with ripple): word
-// times are seconds from the start of the clip's *source*; a clip shows the words whose
-// middle lies inside its source range [offset, offset + length). The cut runs from the
-// point before the first deleted word to the point after the last one (the middle of the
-// gap to the neighbouring word; the word's own edge at either end of the clip). The clip
-// keeps its head, a new clip takes the tail right after it, the splice gets 5 ms fades,
-// and later clips on the track move left by the removed length. The page has no audio
-// samples, so it uses the gaps' middles where the Python planner looks for the quietest
-// point near them. Both pieces play the same source, so they share the same transcript.
+// The server does this best (POST /projects/ID/clips/CLIP/transcript/edit: it has the
+// audio and cuts at the quietest point near each gap, dawserver/transcript_document.py);
+// this module is the page's own plan for servers without that route, with the same
+// document result: word times are seconds from the clip's start (its `offset` in the
+// source); the cut runs from the middle of the gap before the first deleted word to the
+// middle of the gap after the last one (before the first / after the last word of the
+// clip: the middle of the 200 ms the server searches, bounded by the clip); the
+// clip keeps the head, a new clip takes the tail right after it, the splice gets 5 ms
+// fades, later clips on the track move left by the removed length (ripple), and each
+// piece gets the transcript of its own words, in its own clip time.
 
 export const FADE_SECONDS = 0.005
+export const SEARCH_SECONDS = 0.2 // how far the server looks for a quiet cut point
 
-/** The words of `transcript` inside `clip` (by their middle), in order. */
-export function clipWords (transcript, clip, sampleRate) {
-  const first = clip.offset
-  const last = clip.offset + clip.length
-  const words = (transcript?.segments || []).flatMap((s) => s.words || [])
-  return words.filter((w) => {
-    const middle = ((w.start + w.end) / 2) * sampleRate
-    return middle >= first && middle < last
-  })
+/** Every word of a document transcript, in order (what edits index). */
+export function transcriptWords (transcript) {
+  return (transcript?.segments || []).flatMap((s) => s.words || [])
 }
 
-/** Source frame of the cut before word `i` of `words` (i == words.length: after the last). */
-export function cutFrame (words, i, clip, sampleRate) {
-  let seconds
-  if (i === 0) seconds = words[0].start
-  else if (i === words.length) seconds = words[words.length - 1].end
-  else seconds = (words[i - 1].end + words[i].start) / 2
-  const frame = Math.round(seconds * sampleRate)
-  return Math.max(clip.offset, Math.min(clip.offset + clip.length, frame))
+/** The segments whose words' middles lie in [from, to) seconds, shifted by -from. */
+export function sliceSegments (segments, from, to) {
+  const out = []
+  for (const segment of segments || []) {
+    const words = (segment.words || [])
+      .filter((w) => (w.start + w.end) / 2 >= from && (w.start + w.end) / 2 < to)
+      .map((w) => ({ ...w, start: round4(w.start - from), end: round4(w.end - from) }))
+    if (!words.length) continue
+    out.push({ start: words[0].start, end: words[words.length - 1].end,
+      text: words.map((w) => w.word.trim()).join(' '), words })
+  }
+  return out
 }
 
 /**
- * The document changes that delete words `first..last` (indices into clipWords) of `clip`.
+ * Clip frame of the cut before word `i` (i == words.length: after the last word): the
+ * middle of the gap to the neighbouring word, or of the stretch the server searches
+ * before the first / after the last word.
+ */
+export function cutFrame (words, i, clip, sampleRate) {
+  const length = clip.length / sampleRate
+  let seconds
+  if (i === 0) seconds = (Math.max(0, words[0].start - SEARCH_SECONDS) + words[0].start) / 2
+  else if (i === words.length) {
+    const end = words[words.length - 1].end
+    seconds = (end + Math.min(length, end + SEARCH_SECONDS)) / 2
+  } else seconds = (words[i - 1].end + words[i].start) / 2
+  return Math.max(0, Math.min(clip.length, Math.round(seconds * sampleRate)))
+}
+
+/**
+ * The document changes that delete words `first..last` (indices into transcriptWords).
  *
  * @returns {{update: object, remove: string[], add: object[], transcripts: object}}
  */
 export function planCut ({ clip, transcript, first, last, sampleRate, trackClips, newId }) {
-  const words = clipWords(transcript, clip, sampleRate)
+  const words = transcriptWords(transcript)
   const plan = { update: {}, remove: [], add: [], transcripts: {} }
   if (!words.length || first < 0 || last >= words.length || first > last) return plan
-  const a = cutFrame(words, first, clip, sampleRate) // source frames
+  const a = cutFrame(words, first, clip, sampleRate)
   const b = cutFrame(words, last + 1, clip, sampleRate)
   if (b <= a) return plan
   const fade = Math.round(FADE_SECONDS * sampleRate)
-  const head = a - clip.offset
-  const tail = clip.offset + clip.length - b
-  const end = clip.position + clip.length
   const pieces = []
-  if (head > 0) pieces.push({ offset: clip.offset, length: head, atStart: true, atEnd: false })
-  if (tail > 0) pieces.push({ offset: b, length: tail, atStart: false, atEnd: true })
-  if (!pieces.length) {
-    plan.remove.push(clip.id)
-  }
+  if (a > 0) pieces.push({ from: 0, to: a })
+  if (b < clip.length) pieces.push({ from: b, to: clip.length })
+  if (!pieces.length) plan.remove.push(clip.id)
   let cursor = clip.position
   pieces.forEach((piece, index) => {
+    const length = piece.to - piece.from
     const fields = {
-      position: cursor, offset: piece.offset, length: piece.length,
-      fade_in: Math.min(piece.atStart ? clip.fade_in ?? 0 : fade, Math.floor(piece.length / 2)),
-      fade_out: Math.min(piece.atEnd ? clip.fade_out ?? 0 : fade, Math.floor(piece.length / 2))
+      position: cursor, offset: clip.offset + piece.from, length,
+      fade_in: Math.min(piece.from === 0 ? clip.fade_in ?? 0 : fade, Math.floor(length / 2)),
+      fade_out: Math.min(piece.to === clip.length ? clip.fade_out ?? 0 : fade, Math.floor(length / 2))
     }
-    if (index === 0) {
-      plan.update[clip.id] = fields
-    } else {
-      const id = newId()
-      plan.add.push({ id, track: clip.track, source: clip.source, gain_db: clip.gain_db ?? 0, ...fields })
-      if (transcript) plan.transcripts[id] = transcript
-    }
-    cursor += piece.length
+    const id = index === 0 ? clip.id : newId()
+    if (index === 0) plan.update[id] = fields
+    else plan.add.push({ id, track: clip.track, source: clip.source, gain_db: clip.gain_db ?? 0, ...fields })
+    const segments = sliceSegments(transcript.segments, piece.from / sampleRate, piece.to / sampleRate)
+    plan.transcripts[id] = { ...transcript, segments } // kept even when empty, as the server does
+    cursor += length
   })
+  const end = clip.position + clip.length
   const shift = b - a
   for (const other of trackClips) {
     if (other.id !== clip.id && other.position >= end) {
@@ -78,4 +89,8 @@ export function planCut ({ clip, transcript, first, last, sampleRate, trackClips
     }
   }
   return plan
+}
+
+function round4 (x) {
+  return Math.round(x * 10000) / 10000
 }

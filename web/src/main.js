@@ -75,7 +75,10 @@ async function openProject ({ projectId, token, claims, features }) {
   })
   transport.onRecord = () => toggleRecording({ project, transport, live, features, listen })
   const effects = new EffectsPanel({ project, presence, editable })
-  const transcript = new TranscriptPanel({ project, editable, onSelectClip: (id) => select(project.clip(id)?.track, id) })
+  const transcript = new TranscriptPanel({
+    project, editable, token, notify, editUrl: features.transcript_edit || null,
+    onSelectClip: (id) => select(project.clip(id)?.track, id)
+  })
   const live = new LiveMix({ projectId, token, available: Boolean(features.rtc) })
   const listen = h('button', {
     class: 'listen', disabled: !features.rtc,

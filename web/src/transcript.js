@@ -1,12 +1,13 @@
 // Transcript panel: a clip's words, highlighted with playback; select words and delete
 // them to cut that audio out (one document edit, see cut.js).
 import { h } from './dom.js'
-import { planCut, clipWords } from './cut.js'
+import { planCut, transcriptWords } from './cut.js'
+import { api } from './api.js'
 import { newClipId } from './project.js'
 
 export class TranscriptPanel {
-  constructor ({ project, editable, onSelectClip }) {
-    Object.assign(this, { project, editable, onSelectClip })
+  constructor ({ project, editable, onSelectClip, editUrl, token, notify }) {
+    Object.assign(this, { project, editable, onSelectClip, editUrl, token, notify })
     this.clipId = null
     this.selection = null // [first word index, last word index]
     this.words = []
@@ -45,7 +46,7 @@ export class TranscriptPanel {
       this._syncButton()
       return
     }
-    const words = clipWords(transcript, clip, this.project.sampleRate)
+    const words = transcriptWords(transcript)
     const signature = `${clipId}|${clip.offset}|${clip.length}|${JSON.stringify(words)}`
     this.shownClip = clipId
     if (signature === this.signature) return
@@ -71,7 +72,7 @@ export class TranscriptPanel {
     if (!this.words.length) return
     const clip = this.project.clip(this.shownClip)
     if (!clip) return
-    const t = (frame - clip.position + clip.offset) / this.project.sampleRate // source time
+    const t = (frame - clip.position) / this.project.sampleRate // clip time
     for (const el of this.words) {
       const on = t >= Number(el.dataset.start) && t < Number(el.dataset.end)
       if (el.classList.contains('current') !== on) el.classList.toggle('current', on)
@@ -95,17 +96,29 @@ export class TranscriptPanel {
     this.cutButton.disabled = !this.editable || !this.selection
   }
 
-  cut () {
+  /** Delete the selected words: through the server's text-edit route, else planned here. */
+  async cut () {
     if (!this.editable || !this.selection) return
-    const clip = this.project.clip(this.shownClip)
-    const transcript = this.project.transcript(this.shownClip)
+    const [first, last] = this.selection
+    const clipId = this.shownClip
+    this.selection = null
+    this._paintSelection()
+    if (this.editUrl) {
+      const path = this.editUrl.replace('{project_id}', encodeURIComponent(this.project.projectId))
+        .replace('{clip_id}', encodeURIComponent(clipId))
+      const indices = Array.from({ length: last - first + 1 }, (_, i) => first + i)
+      try {
+        await api(path, { token: this.token, method: 'POST', body: { delete: indices } })
+      } catch (err) { this.notify(`Cut: ${err.message}`, true) }
+      return
+    }
+    const clip = this.project.clip(clipId)
     const plan = planCut({
-      clip, transcript, first: this.selection[0], last: this.selection[1],
+      clip, transcript: this.project.transcript(clipId), first, last,
       sampleRate: this.project.sampleRate,
       trackClips: this.project.clips().filter((c) => c.track === clip.track),
       newId: newClipId
     })
-    this.selection = null
     this.project.applyCut(plan)
   }
 }
