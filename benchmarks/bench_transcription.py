@@ -1,0 +1,134 @@
+"""Transcription speed: our engine and job service against faster-whisper called directly.
+
+Same model (the multilingual base, int8), same audio (espeak-ng English
+repeated to about a minute), same threads, same run.  Reported: real-time
+factor (processing seconds per audio second; lower is faster) of each path,
+their ratios to the direct call, and memory (resident set after loading the
+model, and the process peak).  openai-whisper, the reference implementation,
+is not measured: it cannot load a model here without a model hub (it reads
+only its own ``.pt`` checkpoints) and pulls in about 1 GB of triton.
+
+Run: ``python -m pytest benchmarks/bench_transcription.py --benchmark-enable -s``
+(figures in docs/transcription.md).  ``DAW_BENCH_SMOKE=1`` runs ~8 s of audio once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from benchmarks.conftest import SMOKE, best_time, record
+
+THREADS = 2
+REPEATS = 1 if SMOKE else 12
+ROUNDS = 1 if SMOKE else 3
+
+
+def _timed(call) -> tuple[int, float]:  # noqa: ANN001
+    """The result of ``call`` and its best time over :data:`ROUNDS` runs (after a warm-up)."""
+    result = call() if not SMOKE else None
+    best = float("inf")
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        result = call()
+        best = min(best, time.perf_counter() - start)
+    return result, best
+
+
+def _rss_mib(field: str = "VmRSS") -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    from transcription.evaluation import SAMPLES, synthesize
+
+    root = tmp_path_factory.mktemp("bench-speech")
+    voice, text = SAMPLES["en"]
+    speech, rate = soundfile.read(str(synthesize(text, voice, root / "en.wav")),
+                                  dtype="float32")
+    pause = np.zeros(rate // 2, np.float32)
+    data = np.concatenate([speech, pause] * REPEATS)
+    path = root / "long.wav"
+    soundfile.write(str(path), data, rate)
+    return path, data.size / rate
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transcription.models import install_base_model
+
+    return install_base_model(tmp_path_factory.mktemp("bench-model") / "whisper-base")
+
+
+def test_transcription_rtf_against_faster_whisper(benchmark, audio, model_dir: Path,
+                                                  tmp_path: Path) -> None:
+    from faster_whisper import WhisperModel
+    from faster_whisper.vad import VadOptions
+
+    from transcription.engine import Transcriber, load_audio
+    from transcription.gating import GateOptions
+    from transcription.jobs import DONE, JobService, JobStore
+
+    path, seconds = audio
+    rss_before = _rss_mib()
+    ours = Transcriber(model_dir, cpu_threads=THREADS)
+    rss_model = _rss_mib() - rss_before
+    direct = WhisperModel(str(model_dir), device="cpu", compute_type="int8",
+                          cpu_threads=THREADS, local_files_only=True)
+    gate = GateOptions()
+    vad = VadOptions(threshold=gate.vad_threshold, min_speech_duration_ms=gate.min_speech_ms,
+                     min_silence_duration_ms=gate.min_silence_ms,
+                     speech_pad_ms=gate.speech_pad_ms)
+
+    def call_direct() -> int:
+        segments, _ = direct.transcribe(str(path), language="en", word_timestamps=True,
+                                        vad_filter=True, vad_parameters=vad,
+                                        condition_on_previous_text=False)
+        return sum(len(s.words) for s in segments)
+
+    def call_engine() -> int:
+        return len(ours.transcribe(path, language="en").words)
+
+    def call_service() -> int:
+        async def run() -> int:
+            store = JobStore(tmp_path / f"jobs-{time.monotonic_ns()}.sqlite3")
+            async with JobService(store, lambda: ours) as service:
+                job = await service.wait(service.submit("bench", path, language="en").id)
+            store.close()
+            assert job.status == DONE
+            return len(job.transcript.words)
+
+        return asyncio.run(run())
+
+    words, times = {}, {}
+    for name, call in (("direct", call_direct), ("engine", call_engine)):
+        words[name], times[name] = _timed(call)
+    if getattr(benchmark, "disabled", False) or SMOKE:
+        start = time.perf_counter()
+        words["service"] = benchmark.pedantic(call_service, rounds=1, iterations=1)
+        times["service"] = time.perf_counter() - start
+    else:
+        words["service"] = benchmark.pedantic(call_service, rounds=ROUNDS, iterations=1,
+                                              warmup_rounds=1)
+        times["service"] = benchmark.stats["min"]
+    decode_only = best_time(lambda: load_audio(path), ROUNDS)
+    record(benchmark, audio_s=round(seconds, 1), threads=THREADS,
+           rtf_direct=times["direct"] / seconds, rtf_engine=times["engine"] / seconds,
+           rtf_service=times["service"] / seconds,
+           engine_vs_direct=times["engine"] / times["direct"],
+           service_vs_direct=times["service"] / times["direct"],
+           decode_s=decode_only, model_rss_mib=rss_model, peak_rss_mib=_rss_mib("VmHWM"),
+           words_direct=words["direct"], words_service=words["service"],
+           openai_whisper="not run: no offline model loading; pulls ~1 GB triton")
+    assert words["engine"] > 0 and words["service"] == words["engine"]
+    # both paths decode the same speech: the word counts agree within a few per cent
+    assert abs(words["engine"] - words["direct"]) <= max(3, 0.05 * words["direct"])
