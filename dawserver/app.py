@@ -19,6 +19,7 @@ from collab.tokens import TokenSigner
 
 from . import api, page, plugins
 from .assets import setup_assets
+from .bounces import setup_bounces
 from .config import ServerConfig
 from .keys import CONFIG, ENGINES, ROOMS, STORE, TOKENS
 from .project_engine import ProjectEngines
@@ -40,6 +41,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_routes(api.routes)
     app.router.add_routes(page.routes)
     setup_assets(app)
+    setup_bounces(app)
     setup_rtc(app)
     setup_transcription(app)
     plugins.install(app, config)
