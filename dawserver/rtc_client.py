@@ -168,9 +168,22 @@ class RtcListener:
                 await asyncio.wait_for(self._got.wait(), 0.5)
 
     def audio(self, start_frame: int = 0) -> np.ndarray:
-        """Received audio from frame ``start_frame`` on, ``(2, n)`` float32."""
-        chunks = self.frames[start_frame:]
-        return np.concatenate(chunks, axis=1) if chunks else np.zeros((2, 0), np.float32)
+        """Received audio from frame ``start_frame`` on, ``(2, n)`` float32.
+
+        Each frame sits at its RTP time, so frames the server skipped (a late
+        listener loses its oldest frames) leave silence instead of shifting the rest.
+        """
+        chunks, stamps = self.frames[start_frame:], self.pts[start_frame:]
+        if not chunks:
+            return np.zeros((2, 0), np.float32)
+        starts = [(p - stamps[0]) % (1 << 32) for p in stamps]
+        total = starts[-1] + chunks[-1].shape[1]
+        if total > 4 * sum(c.shape[1] for c in chunks):  # timestamps reset: just concatenate
+            return np.concatenate(chunks, axis=1)
+        out = np.zeros((2, total), np.float32)
+        for start, chunk in zip(starts, chunks, strict=True):
+            out[:, start:start + chunk.shape[1]] = chunk
+        return out
 
     async def stop(self) -> None:
         """Close the connection."""
