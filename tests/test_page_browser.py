@@ -435,3 +435,25 @@ def test_recording_from_the_microphone_lands_in_the_armed_track(studio: Studio) 
     assert studio.document()["transport"]["recording"] is False
     assert log.errors() == []
     ana.context.close()
+
+
+def test_a_bad_or_revoked_token_closes_the_page_with_the_reason(studio: Studio) -> None:
+    context = studio.browser.new_context()
+    page = context.new_page()
+    forged = studio.token("mallory")[:-4] + "AAAA"
+    page.goto(f"{studio.server.url}/?project={studio.project_id}&token={forged}")
+    page.wait_for_function("document.querySelector('.status')?.textContent.startsWith('closed')")
+    assert "signature" in page.locator(".status").inner_text()
+    assert "Cannot open the project" in page.locator(".toast").inner_text()
+    context.close()
+    # An owner revokes a member from the share panel: the member's page is closed at once.
+    rita, _ = open_page(studio.browser, studio.url("rita"))
+    owner, log = open_page(studio.browser, studio.url("olga", Role.OWNER))
+    owner.fill(".share-user", "rita")
+    owner.click("button.revoke")
+    rita.wait_for_function("document.querySelector('.status').textContent.startsWith('closed')")
+    assert "revoked" in rita.locator(".status").inner_text()
+    assert owner.locator(".toast").inner_text() == "revoked rita"
+    assert log.errors() == []
+    rita.context.close()
+    owner.context.close()

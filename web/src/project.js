@@ -37,10 +37,12 @@ export class Project {
     this.provider = new WebsocketProvider(url, this.projectId, this.doc, {
       params: { token: this.token }, disableBc: true, maxBackoffTime: 2500
     })
-    this.provider.on('status', ({ status }) => onStatus(status, false))
+    let closed = false
+    this.provider.on('status', ({ status }) => { if (!closed) onStatus(status, false) })
     this.provider.on('connection-close', (event) => {
       if (event && FINAL_CLOSE_CODES.has(event.code)) {
-        this.provider.shouldConnect = false
+        closed = true
+        this.provider.shouldConnect = false // the server said no: do not retry
         onStatus(`closed: ${event.reason || event.code}`, true)
       }
     })
