@@ -22,7 +22,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--no-first-run",
                   "--autoplay-policy=no-user-gesture-required",
                   "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "page"
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "artifacts" / "page"
 
 
 def browser_missing() -> str | None:
@@ -48,7 +49,7 @@ class ServerProcess:
         log = open(self.data_dir / "server.log", "wb")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dawserver", "serve", "--data", str(self.data_dir),
-             "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT)
+             "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         deadline = time.monotonic() + 60
         while True:
             try:

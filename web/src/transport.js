@@ -112,6 +112,7 @@ export class Transport {
     else if (event.key === 'Home') this.seek(0)
     else return false
     event.preventDefault()
+    if (target?.tagName === 'BUTTON') target.blur() // so the key does not also press it
     return true
   }
 
