@@ -46,6 +46,7 @@ class CloseCode(IntEnum):
     PROJECT_NOT_FOUND = 4404
     ROLE_REVOKED = 4410
     MESSAGE_TOO_BIG = 4413
+    TOO_SLOW = 4408
     SERVER_FULL = 4503
     SERVER_SHUTDOWN = 4001
 
@@ -62,6 +63,7 @@ CLOSE_REASONS: dict[CloseCode, str] = {
     CloseCode.PROJECT_NOT_FOUND: "no such project; list them with GET /projects",
     CloseCode.ROLE_REVOKED: "your role on this project was revoked; ask an owner",
     CloseCode.MESSAGE_TOO_BIG: "message larger than the server's max_message_bytes",
+    CloseCode.TOO_SLOW: "you fell too far behind the live session; reconnect to resync",
     CloseCode.SERVER_FULL: "too many documents open on this server; try again later",
     CloseCode.SERVER_SHUTDOWN: "server is shutting down; reconnect shortly",
 }

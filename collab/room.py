@@ -53,8 +53,17 @@ class Peer:
     awareness_ids: set[int] = field(default_factory=set)
     closing: tuple[int, str] | None = None
 
+    max_outbox: int = 10_000
+
     def push(self, message: bytes) -> None:
-        """Queue ``message`` for this peer's writer task."""
+        """Queue ``message`` for this peer's writer task (a peer too far behind is dropped)."""
+        if len(self.outbox) >= self.max_outbox:
+            if self.closing is None:
+                log.info("dropping %s: %d messages unread", self.grant.user, len(self.outbox))
+                self.outbox.clear()
+                self.closing = (p.CloseCode.TOO_SLOW, p.CloseCode.TOO_SLOW.reason)
+                asyncio.get_running_loop().create_task(self.channel.close(*self.closing))
+            return
         self.outbox.append(message)
         self.wake.set()
 
@@ -154,6 +163,7 @@ class Room:
         """Run one peer's session until it disconnects or is closed."""
         if not self._started:
             raise CollabError(f"room {self.project_id!r} is not started")
+        peer.max_outbox = self.limits.max_outbox
         writer = asyncio.create_task(self._write_loop(peer), name="collab writer")
         self.peers.add(peer)
         peer.push(p.sync_step1(self.doc.get_state()))
@@ -180,7 +190,10 @@ class Room:
             if peer.closing is None:
                 peer.closing = (1000, "")
                 peer.wake.set()
-            await writer
+            elif peer.closing[0] == p.CloseCode.TOO_SLOW:
+                writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
 
     def disconnect_user(self, user: str, code: int, reason: str) -> int:
         """Close every connection of ``user``; returns how many were closed."""
@@ -237,7 +250,8 @@ class Room:
                     for message in batch:
                         await peer.channel.send(message)
                 if peer.closing is not None:
-                    await peer.channel.close(*peer.closing)
+                    if peer.closing[0] != p.CloseCode.TOO_SLOW:
+                        await peer.channel.close(*peer.closing)
                     return
         except (ConnectionError, RuntimeError) as exc:
             log.debug("project %s: peer write failed: %s", self.project_id, exc)

@@ -42,7 +42,7 @@ class ServerConfig:
 
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
-    data_dir: Path = field(default_factory=lambda: Path("daw-data"))
+    data_dir: Path = field(default_factory=lambda: Path("data"))
     database_url: str | None = None
     max_message_bytes: int = 16 * 1024 * 1024
     max_documents: int = 64

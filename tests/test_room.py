@@ -280,3 +280,28 @@ async def test_updates_from_many_peers_are_batched_and_all_kept(store) -> None:
         assert len(ProjectDocument(other).markers()) == 60
         for client in clients:
             await client.leave()
+
+
+class StuckChannel(MemoryChannel):
+    """A peer that stops reading: every send blocks forever."""
+
+    async def send(self, data: bytes) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_peer_that_stops_reading_is_dropped_and_the_others_continue(store) -> None:
+    async with Room("song", store, RoomLimits(max_outbox=3)) as room:
+        ana = Client(room)
+        stuck = Client(room, user="stuck")
+        stuck.channel.__class__ = StuckChannel
+        await ana.sync()
+        for i in range(40):
+            ana.edit(lambda d, i=i: d.add_marker(i, str(i)))
+            await asyncio.sleep(0.005)
+        await wait_for(lambda: stuck.channel.closed is not None)
+        assert stuck.channel.closed[0] == p.CloseCode.TOO_SLOW
+        await asyncio.wait_for(stuck.task, 5)
+        assert stuck.peer not in room.peers
+        await wait_for(lambda: room.last_seq == 40)
+        assert len(room.document.markers()) == 40 and ana.channel.closed is None
+        await ana.leave()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-DEFAULT_DATA = Path("daw-data")
+DEFAULT_DATA = Path("data")
 
 
 def data_options(command: Callable) -> Callable:
