@@ -395,6 +395,16 @@ def test_project_list_creates_a_project_and_a_share_link_opens_it_for_a_viewer(
     assert viewer.evaluate("window.daw.project.projectId") == project_id
     assert viewer.locator(".viewer-banner").is_visible()
     assert viewer.locator(".people .person").count() == 2
+    # Back to the list: rename the new project (a document edit the viewer sees live).
+    page.click(".projects-link")
+    item = page.locator(f".project[data-project='{project_id}'] .rename")
+    item.fill("Second song (live)")
+    item.press("Enter")
+    page.wait_for_selector(".toast.show:not(.error)")
+    assert page.locator(".toast").inner_text() == "renamed to Second song (live)"
+    viewer.wait_for_function("document.querySelector('.project-name').value"
+                             " === 'Second song (live)'")
+    assert studio.server.document(project_id, admin)["meta"]["name"] == "Second song (live)"
     assert errors == [] and log.errors() == []
     viewer.context.close()
     context.close()

@@ -2,6 +2,34 @@
 import { h } from './dom.js'
 import { api } from './api.js'
 import { projectUrl } from './session.js'
+import { Project } from './project.js'
+
+/** Rename through the document (`meta.name`): join, edit, wait until the server has it. */
+export async function renameInDocument (projectId, token, name) {
+  const project = new Project(projectId, token)
+  let failure = null
+  const synced = project.connect((status, final) => { if (final) failure = status })
+  try {
+    await Promise.race([synced, until(() => failure)])
+    if (failure) throw new Error(failure)
+    project.setName(name)
+    await until(async () => {
+      const data = await api(`/projects/${encodeURIComponent(projectId)}`, { token })
+      return data.document.meta.name === name
+    })
+  } finally {
+    project.provider.destroy()
+  }
+}
+
+async function until (check, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('the server did not confirm in time')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return true
+}
 
 /** Render the project list into `root`. */
 export async function showProjectList (root, { token, claims, features, notify }) {
@@ -40,12 +68,16 @@ export async function showProjectList (root, { token, claims, features, notify }
 }
 
 function projectItem (project, { token, features, notify }) {
-  const title = h('input', { type: 'text', class: 'rename', value: project.name, disabled: !features.rename,
-    title: features.rename ? 'Rename' : 'Open the project to rename it',
+  const title = h('input', { type: 'text', class: 'rename', value: project.name, title: 'Rename',
     onchange: async (e) => {
+      const name = e.target.value.trim() || 'Untitled'
       try {
-        await api(`/projects/${encodeURIComponent(project.id)}`, { token, method: 'PATCH', body: { name: e.target.value } })
-        notify(`renamed to ${e.target.value}`)
+        if (features.rename) {
+          await api(`/projects/${encodeURIComponent(project.id)}`, { token, method: 'PATCH', body: { name } })
+        } else {
+          await renameInDocument(project.id, token, name)
+        }
+        notify(`renamed to ${name}`)
       } catch (err) { notify(err.message, true) }
     }
   })
