@@ -467,3 +467,29 @@ def test_a_bad_or_revoked_token_closes_the_page_with_the_reason(studio: Studio) 
     assert log.errors() == []
     rita.context.close()
     owner.context.close()
+
+
+def test_deleting_a_clip_and_undo_are_shared_edits(studio: Studio) -> None:
+    ana, log = open_page(studio.browser, studio.url("ana"))
+    ben, _ = open_page(studio.browser, studio.url("ben"))
+    before = studio.document()["clips"]["c6"]
+    ana.locator(".clip[data-clip=c6]").click()
+    ana.keyboard.press("Delete")
+    ben.wait_for_selector(".clip[data-clip=c6]", state="detached")
+    assert "c6" not in studio.document()["clips"]
+    ana.keyboard.press("Control+z")  # undo: the clip comes back, for everyone
+    ben.wait_for_selector(".clip[data-clip=c6]")
+    assert studio.document()["clips"]["c6"] == before
+    # Undo covers only the user's own edits: Ben's fader move stays when Ana undoes.
+    ben.locator(".track-header[data-track=t3] .fader").fill("-12")
+    ana.wait_for_function("document.querySelector('.track-header[data-track=t3] .fader')"
+                          ".value === '-12'")
+    ana.keyboard.press("Control+z")  # Ana has nothing left to undo: Ben's move is not hers
+    ana.keyboard.press("Control+Shift+z")  # redo: the clip is deleted again
+    ben.wait_for_selector(".clip[data-clip=c6]", state="detached")
+    assert studio.document()["tracks"]["t3"]["gain_db"] == -12
+    ana.keyboard.press("Control+z")
+    ben.wait_for_selector(".clip[data-clip=c6]")
+    assert log.errors() == []
+    ana.context.close()
+    ben.context.close()

@@ -160,7 +160,21 @@ async function openProject ({ projectId, token, claims, features }) {
     markTouched(root, presence.others())
   })
   renderPeople(people, presence, describe)
+  const typing = (el) => el && (el.isContentEditable || el.tagName === 'TEXTAREA' ||
+    (el.tagName === 'INPUT' && ['text', 'number'].includes(el.type)))
   document.addEventListener('keydown', (e) => {
+    if ((e.ctrlKey || e.metaKey) && !typing(e.target) && ['z', 'Z', 'y'].includes(e.key)) {
+      e.preventDefault()
+      if (!editable) return
+      if (e.key === 'y' || e.shiftKey) project.redo()
+      else project.undo()
+      return
+    }
+    if ((e.key === 'Delete' || e.key === 'Backspace') && !typing(e.target) && view.clip) {
+      e.preventDefault()
+      if (editable && project.clip(view.clip)) project.removeClip(view.clip)
+      return
+    }
     if (e.key === '+' || e.key === '=' || e.key === '-') {
       if (e.target.tagName === 'INPUT' && e.target.type === 'text') return
       timeline.setZoom(timeline.zoom * (e.key === '-' ? 1 / 1.5 : 1.5))

@@ -28,7 +28,13 @@ export class Project {
     this.doc = new Y.Doc()
     this.roots = Object.fromEntries(ROOTS.map((name) => [name, this.doc.getMap(name)]))
     this.provider = null
+    // Undo/redo of this page's own edits only (remote edits come with the provider as origin).
+    this.history = new Y.UndoManager(Object.values(this.roots), { captureTimeout: 400 })
   }
+
+  undo () { this.history.undo() }
+
+  redo () { this.history.redo() }
 
   /** Connect to ws(s)://host/collab/PROJECT; `onStatus(text, final)` reports the link. */
   connect (onStatus) {
@@ -111,6 +117,13 @@ export class Project {
       })) clip.set(key, value)
     })
     return id
+  }
+
+  removeClip (clipId) {
+    this.doc.transact(() => {
+      this.roots.clips.delete(clipId)
+      this.roots.transcripts.delete(clipId)
+    })
   }
 
   setTransport (fields) {

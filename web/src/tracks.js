@@ -14,7 +14,7 @@ export class TrackHeader {
     this.name = h('input', { type: 'text', class: 'name edit', spellcheck: false,
       'aria-label': 'Track name', onchange: (e) => edit('name', e.target.value.trim() || trackId) })
     this.fader = h('input', { type: 'range', class: 'fader edit', min: FADER_MIN, max: FADER_MAX,
-      step: 0.1, 'aria-label': 'Fader (dB)',
+      step: 0.1, 'aria-label': 'Fader (dB)', ondblclick: () => edit('gain_db', 0),
       oninput: (e) => { edit('gain_db', Number(e.target.value)); this._showGain(Number(e.target.value)) } })
     this.gain = h('span', { class: 'readout gain' })
     this.pan = h('input', { type: 'range', class: 'pan edit', min: -1, max: 1, step: 0.01,

@@ -19,6 +19,7 @@ export class TranscriptPanel {
       onkeydown: (e) => {
         if ((e.key === 'Delete' || e.key === 'Backspace') && this.selection) {
           e.preventDefault()
+          e.stopPropagation() // the words, not the selected clip
           this.cut()
         }
       }
