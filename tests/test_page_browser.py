@@ -201,7 +201,12 @@ def test_clip_dragged_in_one_browser_moves_in_the_other_and_in_the_render(studio
     ana.mouse.down()
     for i in range(1, 11):
         ana.mouse.move(x + 12 * i, y)
+    # While Ana drags, Ben sees where the clip would land (her colour, her name).
+    ghost = ben.wait_for_selector(".lane[data-track=t0] .ghost[data-user=ana]")
+    assert int(ghost.get_attribute("data-position")) == pytest.approx(120 / zoom * RATE,
+                                                                      abs=RATE / zoom)
     ana.mouse.up()
+    ben.wait_for_selector(".ghost", state="detached")
     moved = studio.document()["clips"]["c0"]["position"]
     assert moved == pytest.approx(120 / zoom * RATE, abs=RATE / zoom)  # 120 px, within 1 px
     wait_for(lambda: ben.eval_on_selector(".clip[data-clip=c0]", "el => el.dataset.position")

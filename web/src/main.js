@@ -158,6 +158,7 @@ async function openProject ({ projectId, token, claims, features }) {
   presence.onChange(() => {
     renderPeople(people, presence, describe)
     markTouched(root, presence.others())
+    timeline.showGhosts(presence.others())
   })
   renderPeople(people, presence, describe)
   const typing = (el) => el && (el.isContentEditable || el.tagName === 'TEXTAREA' ||

@@ -19,7 +19,8 @@ export class Presence {
   constructor (awareness, user, role) {
     this.awareness = awareness
     this.user = { name: user, colour: userColour(user), role }
-    awareness.setLocalState({ user: this.user, touching: null, selected: null, playhead: null })
+    awareness.setLocalState({ user: this.user, touching: null, selected: null, playhead: null,
+      dragging: null })
     this._release = null
     this.listeners = []
     awareness.on('change', () => this.listeners.forEach((fn) => fn(this.others())))

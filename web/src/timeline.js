@@ -211,11 +211,14 @@ export class Timeline {
       el.dataset.position = String(Math.round(position))
       const lane = document.elementsFromPoint(e.clientX, e.clientY).find((n) => n.classList?.contains('lane'))
       if (lane && lane !== el.parentElement) lane.append(el)
+      // Others see where the clip would land while it is dragged (awareness, not the document).
+      this.presence.set('dragging', `${clipId}:${el.parentElement.dataset.track}:${Math.round(position)}`)
     }
     const up = () => {
       window.removeEventListener('pointermove', move)
       window.removeEventListener('pointerup', up)
       this.presence.release()
+      this.presence.set('dragging', null)
       el.classList.remove('dragging')
       this.dragging = null
       if (moved) {
@@ -265,6 +268,37 @@ export class Timeline {
         style: `left:${HEADER_WIDTH + this.framesToPx(other.playhead)}px;background:${other.user.colour}` }))
     }
     this.overlay.replaceChildren(...lines)
+  }
+
+  /** Outlines where other users are dragging clips right now, in their colours. */
+  showGhosts (others) {
+    this.ghosts = this.ghosts || new Map()
+    const live = new Set()
+    for (const other of others) {
+      if (!other.dragging) continue
+      const [clipId, trackId, position] = String(other.dragging).split(':')
+      const clip = this.project.clip(clipId)
+      const lane = this.lanes.get(trackId)
+      if (!clip || !lane) continue
+      live.add(other.clientId)
+      let ghost = this.ghosts.get(other.clientId)
+      if (!ghost) {
+        ghost = h('div', { class: 'ghost' }, h('span', {}, other.user.name))
+        this.ghosts.set(other.clientId, ghost)
+      }
+      ghost.dataset.user = other.user.name
+      ghost.dataset.position = position
+      ghost.style.setProperty('--touch-colour', other.user.colour)
+      ghost.style.left = `${this.framesToPx(Number(position))}px`
+      ghost.style.width = `${Math.max(2, this.framesToPx(clip.length))}px`
+      if (ghost.parentElement !== lane) lane.append(ghost)
+    }
+    for (const [clientId, ghost] of this.ghosts) {
+      if (!live.has(clientId)) {
+        ghost.remove()
+        this.ghosts.delete(clientId)
+      }
+    }
   }
 
   setSelection (trackId, clipId) {
