@@ -9,6 +9,7 @@ of failing against routes that are not there.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from aiohttp import web
@@ -23,11 +24,15 @@ routes = web.RouteTableDef()
 @routes.get("/")
 async def index(request: web.Request) -> web.StreamResponse:
     """The page shell (project list, or the project in ``?project=ID&token=T``)."""
-    page = STATIC_DIR / "index.html"
-    if not page.is_file():
+    page, info = STATIC_DIR / "index.html", STATIC_DIR / "build-info.json"
+    if not page.is_file() or not info.is_file():
         raise web.HTTPServiceUnavailable(
             text="the page bundle is missing: run 'npm ci && npm run build' in web/")
-    return web.FileResponse(page, headers=NO_CACHE)
+    # The bundle's version in its URLs, so a browser never mixes an old app.js with a new page.
+    version = json.loads(info.read_text())["sources_sha256"][:12]
+    html = page.read_text().replace('.js"', f'.js?v={version}"').replace('.css"',
+                                                                         f'.css?v={version}"')
+    return web.Response(text=html, content_type="text/html", headers=NO_CACHE)
 
 
 @routes.get("/page/features")

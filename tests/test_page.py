@@ -65,7 +65,8 @@ async def test_page_and_assets_are_served_with_the_server_features(tmp_path: Pat
         async with http.get("/?project=p&token=t") as response:
             assert response.status == 200
             html = await response.text()
-            assert '<script type="module" src="/static/app.js">' in html
+            version = json.loads((page.STATIC_DIR / "build-info.json").read_text())
+            assert f'src="/static/app.js?v={version["sources_sha256"][:12]}"' in html
         async with http.get("/static/app.js") as response:
             assert response.status == 200
             assert "javascript" in response.content_type

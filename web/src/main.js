@@ -60,7 +60,7 @@ async function openProject ({ projectId, token, claims, features }) {
   const peaks = new PeakCache({ projectId, token, url: features.peaks || null })
   const timeline = new Timeline({
     project, presence, editable, peaks,
-    onSelectTrack: (id) => select(id),
+    onSelectTrack: (id) => select(id, null),
     onSelectClip: (id) => select(project.clip(id)?.track, id),
     onDropFiles: (trackId, position, files) => dropFiles({ project, features, token, trackId, position, files }),
     onSeek: (frame) => transport.seek(frame)
