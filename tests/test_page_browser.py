@@ -390,6 +390,12 @@ def test_project_list_creates_a_project_and_a_share_link_opens_it_for_a_viewer(
     assert page.locator(".project-name").input_value() == "Second song"
     project_id = page.evaluate("window.daw.project.projectId")
     assert page.locator(".track-header[data-track]").count() == 0
+    page.click("button.add-track")
+    page.click("button.add-track")
+    page.wait_for_function("document.querySelectorAll('.track-header[data-track]').length === 2")
+    tracks = studio.server.document(project_id, admin)["tracks"]
+    assert sorted(t["name"] for t in tracks.values()) == ["Track 1", "Track 2"]
+    assert studio.server.get(f"/projects/{project_id}/render?frames=4800", admin)  # valid session
     # The owner shares a viewer link; it opens the project read-only.
     page.fill(".share-user", "viv")
     page.select_option(".share-role", "viewer")
@@ -400,6 +406,7 @@ def test_project_list_creates_a_project_and_a_share_link_opens_it_for_a_viewer(
     assert viewer.evaluate("window.daw.project.projectId") == project_id
     assert viewer.locator(".viewer-banner").is_visible()
     assert viewer.locator(".people .person").count() == 2
+    assert viewer.locator(".track-header[data-track]").count() == 2
     # Back to the list: rename the new project (a document edit the viewer sees live).
     page.click(".projects-link")
     item = page.locator(f".project[data-project='{project_id}'] .rename")

@@ -12,6 +12,9 @@ export const TRANSPORT_DEFAULTS = {
   tempo: 120, beats_per_bar: 4, beat_unit: 4, loop_enabled: false, loop_start: 0,
   loop_end: 0, playing: false, position: 0, recording: false
 }
+// Track colours, as collab/schema.py's PALETTE.
+export const PALETTE = ['#e6194b', '#3cb44b', '#ffe119', '#4363d8', '#f58231', '#911eb4', '#46f0f0',
+  '#f032e6']
 // Close codes the server uses for "do not try again" (bad token, no access, revoked, gone).
 const FINAL_CLOSE_CODES = new Set([4401, 4403, 4404, 4410])
 
@@ -115,6 +118,24 @@ export class Project {
       for (const [key, value] of Object.entries({
         id, track: trackId, offset: 0, gain_db: 0, fade_in: 0, fade_out: 0, ...fields
       })) clip.set(key, value)
+    })
+    return id
+  }
+
+  /** Append an empty track (fields as collab/schema.py writes them); returns its id. */
+  addTrack (name) {
+    const tracks = this.tracks()
+    const id = `track-${newClipId().slice(5)}`
+    const order = tracks.length ? Math.max(...tracks.map((t) => Number(t.order) || 0)) + 1 : 0
+    const track = new Y.Map()
+    this.doc.transact(() => {
+      this.roots.tracks.set(id, track)
+      for (const [key, value] of Object.entries({
+        id, name: name || `Track ${tracks.length + 1}`, order, colour: PALETTE[order % PALETTE.length],
+        channels: 2, gain_db: 0, pan: 0, mute: false, solo: false, arm: false
+      })) track.set(key, value)
+      track.set('effects', new Y.Array())
+      track.set('sends', new Y.Map())
     })
     return id
   }

@@ -23,7 +23,9 @@ export class Timeline {
     this.rulerRow = h('div', { class: 'row ruler-row' },
       h('div', { class: 'track-header corner' },
         h('button', { class: 'zoom-out', title: 'Zoom out (-)', onclick: () => this.setZoom(this.zoom / 1.5) }, '−'),
-        h('button', { class: 'zoom-in', title: 'Zoom in (+)', onclick: () => this.setZoom(this.zoom * 1.5) }, '+')),
+        h('button', { class: 'zoom-in', title: 'Zoom in (+)', onclick: () => this.setZoom(this.zoom * 1.5) }, '+'),
+        h('button', { class: 'add-track edit', title: 'Add a track', disabled: !editable,
+          onclick: () => this.project.addTrack() }, '+ Track')),
       this.ruler)
     this.rowsEl = h('div', { class: 'rows' })
     this.overlay = h('div', { class: 'playheads' })
