@@ -3,6 +3,8 @@
 The client runs as a subprocess whose HOME holds an ``.asoundrc`` that makes
 ALSA's default device a ``file`` plugin: what PortAudio plays is written to a
 raw float32 file, and what it records is read from one, with no sound card.
+For real-time playback the tests start a JACK server with its dummy driver and
+the client plays through PortAudio's JACK host API.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import shutil
+import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import aiohttp
@@ -61,9 +66,9 @@ class Studio:
         async with self.app[ROOMS].use(self.project_id) as room:
             return room.document.to_json()
 
-    async def client(self, *args: str, token: str | None = None
+    async def client(self, *args: str, token: str | None = None, env: dict | None = None
                      ) -> asyncio.subprocess.Process:
-        env = {**os.environ, "HOME": str(self.home), "PYTHONPATH": os.getcwd()}
+        env = {**os.environ, "HOME": str(self.home), "PYTHONPATH": os.getcwd(), **(env or {})}
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "dawserver", "client", self.config.base_url,
             "--project", self.project_id, "--token", token or self.token(),
@@ -177,3 +182,57 @@ async def test_list_devices_shows_portaudio_devices(studio: Studio) -> None:
         stdout=asyncio.subprocess.PIPE)
     out, _ = await proc.communicate()
     assert proc.returncode == 0 and "default" in out.decode()
+
+
+@pytest.fixture
+def jack_server():
+    """A JACK server with the dummy driver (real-time pacing, no sound card); its name."""
+    if shutil.which("jackd") is None or shutil.which("jack_wait") is None:
+        pytest.fail("jackd is not installed: run scripts/setup.sh (package jackd2)")
+    name = f"daw-test-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r",
+                             str(RATE), "-p", "256"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        subprocess.run(["jack_wait", "-s", name, "-w", "-t", "10"], check=True,
+                       capture_output=True, timeout=15)
+        yield name
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def test_in_real_time_the_client_follows_live_edits_and_new_audio(
+        studio: Studio, jack_server: str) -> None:
+    tone = studio.root / "tone.wav"
+    t = np.arange(4 * RATE) / RATE
+    sf.write(tone, (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), RATE,
+             subtype="FLOAT")
+    await studio.edit(lambda d: [d.update_track(x, mute=True) for x in ("keys",)])
+    await studio.edit(lambda d: d.update_transport(playing=True, position=0))
+    saved = studio.root / "heard.wav"
+    proc = await studio.client("--seconds", "3", "--device", "system", "--save", str(saved),
+                               env={"JACK_DEFAULT_SERVER": jack_server})
+    await eventually(lambda: saved.exists() and saved.stat().st_size > RATE * 8 // 4,
+                     timeout=30)
+    headers = {"Authorization": f"Bearer {studio.token()}"}
+    url = f"{studio.config.base_url}/projects/{studio.project_id}/assets"
+    async with aiohttp.ClientSession() as http, http.post(
+            url, data=tone.read_bytes(), headers=headers) as response:
+        assert response.status == 201
+        source = (await response.json())["source"]
+    await studio.edit(lambda d: [d.update_track("band", mute=True),
+                                 d.add_clip("vox", Clip(source, 0, 4 * RATE))])
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    heard, _ = sf.read(saved, dtype="float32")
+    assert len(heard) >= 3 * RATE
+
+    def level_at(audio: np.ndarray, hz: float) -> float:
+        spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+        return float(spectrum[int(round(hz * len(audio) / RATE))] / len(audio))
+
+    start, end = heard[: RATE // 4, 0], heard[-RATE // 4:, 0]
+    assert level_at(start, 220.0) > 10 * level_at(start, 1000.0)
+    assert level_at(end, 1000.0) > 100 * level_at(end, 220.0)
+    assert len(list((studio.root / "cache").rglob("*.wav"))) == 2

@@ -11,6 +11,7 @@ block it was captured with.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import soundfile as sf
 
 from dsp_core.errors import DspError
 from dsp_core.session import Session
@@ -29,13 +31,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class StreamSettings:
-    """Which devices and how: PortAudio device ids or names, block size, latency."""
+    """Which devices and how: PortAudio device ids or names, block size, latency.
+
+    ``save`` names a float32 WAV file that receives a copy of every block played.
+    """
 
     device: int | str | None = None
     input_device: int | str | None = None
     block_size: int = 1024
     latency: str | float = "high"
     record: bool = False
+    save: str | None = None
 
 
 @dataclass
@@ -88,6 +94,7 @@ class Player:
         self.error: BaseException | None = None
         self._take: Take | None = None
         self._silence_due = 0.0
+        self._copy = None
         self._pending: tuple[Session | None, dict | None, list[str] | None] = (None, None, None)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -125,10 +132,17 @@ class Player:
         return sd.OutputStream(samplerate=rate, blocksize=s.block_size, device=s.device,
                                channels=2, dtype="float32", latency=s.latency)
 
+    def _open_copy(self):
+        if self.settings.save is None:
+            return contextlib.nullcontext(None)
+        return sf.SoundFile(self.settings.save, "w", samplerate=self.playhead.render_rate,
+                            channels=2, subtype="FLOAT", format="WAV")
+
     def _run(self) -> None:
         try:
-            with self._open_stream() as stream:
+            with self._open_stream() as stream, self._open_copy() as copy:
                 log.info("playing on %s (latency %s s)", stream.device, stream.latency)
+                self._copy = copy
                 while not self._stop.is_set():
                     if not self._step(stream):
                         break
@@ -169,7 +183,10 @@ class Player:
                 self._take.blocks.append(captured[:, 0].copy())
             elif self._take is not None:
                 self._finish_take()
-        self.underflows += int(stream.write(np.ascontiguousarray(out.T)))
+        interleaved = np.ascontiguousarray(out.T)
+        self.underflows += int(stream.write(interleaved))
+        if self._copy is not None:
+            self._copy.write(interleaved)
         self.blocks_written += 1
         if spans:
             self.frames_played += block

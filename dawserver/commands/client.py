@@ -40,6 +40,8 @@ def _latency(text: str) -> str | float:
 @click.option("--track", default=None, help="With --record: only this armed track.")
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Leave after playing this many seconds (default: until Ctrl-C).")
+@click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write what is played to this float32 WAV file.")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Where downloaded project audio is kept "
               "(default ~/.cache/dawclient).")
@@ -47,8 +49,8 @@ def _latency(text: str) -> str | float:
               help="Engine backend (default: native C engine when built).")
 def client(url: str | None, project_id: str | None, token: str | None, device: str | None,
            input_device: str | None, list_devices: bool, block_size: int, latency: str,
-           record: bool, track: str | None, seconds: float | None, cache_dir: Path | None,
-           backend: str | None) -> None:
+           record: bool, track: str | None, seconds: float | None, save: Path | None,
+           cache_dir: Path | None, backend: str | None) -> None:
     """Join the project at URL (http://HOST:PORT), render it locally and play it."""
     try:
         from dawserver.client import ClientOptions, DesktopClient
@@ -67,7 +69,7 @@ def client(url: str | None, project_id: str | None, token: str | None, device: s
     if not url or not project_id or not token:
         raise CliError("give the server URL, --project and --token (or --list-devices)")
     stream = StreamSettings(parse_device(device), parse_device(input_device), block_size,
-                            _latency(latency), record)
+                            _latency(latency), record, str(save) if save else None)
     options = ClientOptions(url, project_id, token, stream, track, seconds, backend=backend)
     if cache_dir is not None:
         options.cache_dir = cache_dir
