@@ -177,7 +177,7 @@ async function openProject ({ projectId, token, claims, features }) {
       return
     }
     if (e.key === '+' || e.key === '=' || e.key === '-') {
-      if (e.target.tagName === 'INPUT' && e.target.type === 'text') return
+      if (typing(e.target)) return
       timeline.setZoom(timeline.zoom * (e.key === '-' ? 1 / 1.5 : 1.5))
       return
     }
