@@ -124,7 +124,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
             browser.close()
 
 
-def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02) -> Any:
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> Any:
     """Poll ``predicate`` until it returns something truthy (then return that)."""
     deadline = time.monotonic() + timeout
     while True:
