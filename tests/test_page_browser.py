@@ -285,6 +285,10 @@ def test_transport_keys_and_effect_parameters_are_shared(studio: Studio) -> None
     transport = studio.document()["transport"]
     assert transport["playing"] is False and transport["loop_enabled"] is True
     assert transport["position"] > RATE  # stopped where the playhead had got to
+    ana.keyboard.press("m")  # a marker at the playhead, on everyone's ruler
+    ben.wait_for_selector(".ruler .marker:text('Marker 1')")
+    markers = list(studio.document()["markers"].values())
+    assert [m["position"] for m in markers] == [transport["position"]]
     # Effect parameters of the selected track.
     ana.locator(".track-header[data-track=t4]").click(position={"x": 200, "y": 8})
     slider = ana.locator(".effects .effect[data-kind=compressor] input[data-param=threshold_db]")

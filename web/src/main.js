@@ -135,7 +135,7 @@ async function openProject ({ projectId, token, claims, features }) {
         else key.forEach((id) => changes.tracks.add(String(id)))
       } else if (rootName === 'clips') {
         key.forEach((id) => changes.clips.add(String(id)))
-      } else if (rootName === 'transport') {
+      } else if (rootName === 'transport' || rootName === 'markers') {
         changes.ruler = true
       } else if (rootName === 'transcripts') {
         changes.transcripts = true
@@ -174,6 +174,11 @@ async function openProject ({ projectId, token, claims, features }) {
     if ((e.key === 'Delete' || e.key === 'Backspace') && !typing(e.target) && view.clip) {
       e.preventDefault()
       if (editable && project.clip(view.clip)) project.removeClip(view.clip)
+      return
+    }
+    if ((e.key === 'm' || e.key === 'M') && !typing(e.target) && !e.ctrlKey && !e.metaKey) {
+      e.preventDefault()
+      if (editable) project.addMarker(transport.playhead(), `Marker ${project.roots.markers.size + 1}`)
       return
     }
     if (e.key === '+' || e.key === '=' || e.key === '-') {

@@ -140,6 +140,19 @@ export class Project {
     return id
   }
 
+  /** Add a timeline marker (as collab/schema.py's add_marker); returns its id. */
+  addMarker (position, name) {
+    const id = `marker-${newClipId().slice(5)}`
+    const marker = new Y.Map()
+    this.doc.transact(() => {
+      this.roots.markers.set(id, marker)
+      for (const [key, value] of Object.entries({ id, name, position: Math.round(position), colour: '' })) {
+        marker.set(key, value)
+      }
+    })
+    return id
+  }
+
   removeClip (clipId) {
     this.doc.transact(() => {
       this.roots.clips.delete(clipId)

@@ -134,7 +134,10 @@ export class Timeline {
       ? h('div', { class: `loop${transport.loop_enabled ? ' on' : ''}`,
         style: `left:${this.framesToPx(transport.loop_start)}px;width:${this.framesToPx(transport.loop_end - transport.loop_start)}px` })
       : null
-    this.ruler.replaceChildren(...ticks, loop || '')
+    const markers = Object.values(this.project.roots.markers.toJSON()).map((m) =>
+      h('span', { class: 'marker', title: m.name, dataset: { marker: m.id },
+        style: `left:${this.framesToPx(m.position)}px${m.colour ? `;--marker-colour:${m.colour}` : ''}` }, m.name))
+    this.ruler.replaceChildren(...ticks, loop || '', ...markers)
   }
 
   _renderClips () {
