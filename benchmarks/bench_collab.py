@@ -95,14 +95,15 @@ class Server:
 
 
 @contextlib.contextmanager
-def our_server(data: Path, seed: bytes, rooms: list[str]) -> Iterator[Server]:
+def our_server(data: Path, seed: bytes, rooms: list[str], database_url: str | None = None
+               ) -> Iterator[Server]:
     import asyncio
 
     from collab.store import open_store
     from collab.tokens import Role, TokenSigner
 
     async def create() -> None:
-        async with open_store(None, data) as store:
+        async with open_store(database_url, data) as store:
             for room in rooms:
                 await store.create_project(room, room, seed)
 
@@ -112,7 +113,8 @@ def our_server(data: Path, seed: bytes, rooms: list[str]) -> Iterator[Server]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "dawserver", "serve", "--port", str(port), "--data", str(data),
-         "--idle-unload", "3600", "--max-documents", "1000"],
+         "--idle-unload", "3600", "--max-documents", "1000",
+         *(["--database", database_url] if database_url else [])],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_port(port, proc)
@@ -201,11 +203,13 @@ def run(args: argparse.Namespace) -> dict:
     seed = ProjectDocument.from_session(session).doc.get_update()
     tracks = [t.id for t in session.tracks]
     memory_rooms = ["bench"] + [f"mem-{i}" for i in range(args.memory_docs)]
-    report: dict = {"tracks": args.tracks, "clips": args.clips, "document_bytes": len(seed),
+    report: dict = {"store": "postgresql" if args.database else "sqlite",
+                    "tracks": args.tracks, "clips": args.clips, "document_bytes": len(seed),
                     "hz": args.hz, "seconds": args.seconds, "cpus": os.cpu_count(), "runs": []}
     with tempfile.TemporaryDirectory(prefix="bench-collab-") as tmp:
         workdir = Path(tmp)
-        with our_server(workdir / "data", seed, memory_rooms) as ours, reference_server() as ref:
+        with our_server(workdir / "data", seed, memory_rooms, args.database) as ours, \
+                reference_server() as ref:
             servers = [s for s in (ours, ref) if s.name in args.servers]
             report["memory"] = {s.name: memory_per_document(s, seed, memory_rooms, workdir)
                                 for s in servers}
@@ -253,6 +257,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--drain", type=float, default=3.0,
                         help="seconds after the load stops before undelivered edits count lost")
     parser.add_argument("--servers", default="ours,reference")
+    parser.add_argument("--database", default=None,
+                        help="run our server on this (empty) PostgreSQL database")
     parser.add_argument("--smoke", action="store_true", help="a tiny run that checks it works")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     args = parser.parse_args(argv)

@@ -79,8 +79,18 @@ class RoomLimits:
     """Per-room limits."""
 
     max_message_bytes: int = 8 * 1024 * 1024
-    compact_every: int = 1000
+    compact_every: int = 10_000
+    compact_min_bytes: int = 1024 * 1024
     max_outbox: int = 10_000
+
+    def should_compact(self, log_updates: int, log_bytes: int, snapshot_bytes: int) -> bool:
+        """Fold the log when it holds ``compact_every`` updates or outweighs the snapshot.
+
+        Compaction rewrites the whole document, so it is amortised against the
+        snapshot's size: a big document with tiny fader updates compacts rarely.
+        """
+        return log_updates >= self.compact_every or (
+            log_updates > 0 and log_bytes >= max(self.compact_min_bytes, snapshot_bytes))
 
 
 class Room:
@@ -96,6 +106,8 @@ class Room:
         self.presence = Presence()
         self._seq = 0
         self._snapshot_seq = 0
+        self._snapshot_bytes = 0
+        self._log_bytes = 0
         self._queue: list[tuple[str, Peer | None, Any]] = []
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -128,6 +140,8 @@ class Room:
                 log.error("project %s: skipping unreadable logged update: %s",
                           self.project_id, exc)
         self._seq, self._snapshot_seq = stored.last_seq, stored.snapshot_seq
+        self._snapshot_bytes = len(stored.snapshot or b"")
+        self._log_bytes = sum(len(u) for u in stored.updates)
         self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush {self.project_id}")
         self._started = True
 
@@ -146,7 +160,7 @@ class Room:
         if self._compaction is not None:
             await asyncio.gather(self._compaction, return_exceptions=True)
         if self._seq > self._snapshot_seq:
-            await self._compact_now(self.doc.get_update(), self._seq)
+            await self._compact_now(self.doc.get_update(), self._seq, self._log_bytes)
 
     @property
     def last_seq(self) -> int:
@@ -330,6 +344,7 @@ class Room:
         if durable:
             await self.store.append(self.project_id, self._seq + 1, durable)
             self._seq += len(durable)
+            self._log_bytes += sum(map(len, durable))
             merged = durable[0] if len(durable) == 1 else merge_updates(*durable)
             message = p.sync_update(merged)
             only = senders[0] if len(set(map(id, senders))) == 1 else None
@@ -346,16 +361,19 @@ class Room:
                 peer.push(p.sync_step2(self.doc.get_update(payload)))
             elif kind == "notify" and not payload.done():
                 payload.set_result(None)
-        if self._seq - self._snapshot_seq >= self.limits.compact_every and (
-            self._compaction is None or self._compaction.done()
+        if (self._compaction is None or self._compaction.done()) and self.limits.should_compact(
+            self._seq - self._snapshot_seq, self._log_bytes, self._snapshot_bytes
         ):
             snapshot = self.doc.get_update()
-            self._compaction = asyncio.create_task(self._compact_now(snapshot, self._seq))
+            self._compaction = asyncio.create_task(
+                self._compact_now(snapshot, self._seq, self._log_bytes))
 
-    async def _compact_now(self, snapshot: bytes, upto_seq: int) -> None:
+    async def _compact_now(self, snapshot: bytes, upto_seq: int, logged_before: int) -> None:
         try:
             await self.store.compact(self.project_id, snapshot, upto_seq)
-            self._snapshot_seq = max(self._snapshot_seq, upto_seq)
+            if upto_seq > self._snapshot_seq:
+                self._snapshot_seq, self._snapshot_bytes = upto_seq, len(snapshot)
+                self._log_bytes = max(0, self._log_bytes - logged_before)
             log.debug("project %s: compacted log up to %d", self.project_id, upto_seq)
         except StoreError as exc:
             log.error("project %s: compaction failed: %s", self.project_id, exc)

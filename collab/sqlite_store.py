@@ -2,12 +2,16 @@
 
 One connection lives in one worker thread; every call runs there, so the
 event loop never blocks on disk.  WAL journal with ``synchronous=FULL``: a
-returned :meth:`append` has been fsynced.
+returned :meth:`append` has been fsynced.  Automatic checkpoints are off on
+that connection (they would run inside some unlucky append's commit and stall
+every room); a second connection in its own thread checkpoints the WAL in the
+background once it passes :data:`CHECKPOINT_BYTES`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -19,6 +23,7 @@ from .errors import StoreError
 from .store import ProjectInfo, Store, StoredDocument
 
 T = TypeVar("T")
+CHECKPOINT_BYTES = 8 * 1024 * 1024
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -42,13 +47,18 @@ class SqliteStore(Store):
         self.path = Path(path)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._checkpointer: ThreadPoolExecutor | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpointing: asyncio.Future | None = None
 
     async def _start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collab-sqlite")
+        self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collab-ckpt")
         try:
             await self._run(self._open)
         except sqlite3.Error as exc:
             self._executor.shutdown(wait=False)
+            self._checkpointer.shutdown(wait=False)
             raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from None
 
     def _open(self) -> None:
@@ -56,18 +66,44 @@ class SqliteStore(Store):
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.executescript(SCHEMA)
         self._conn = conn
 
     async def _stop(self) -> None:
+        if self._checkpointing is not None:
+            await asyncio.gather(self._checkpointing, return_exceptions=True)
         await self._run(self._close)
-        assert self._executor is not None
+        assert self._executor is not None and self._checkpointer is not None
         self._executor.shutdown(wait=True)
+        self._checkpointer.shutdown(wait=True)
 
     def _close(self) -> None:
         if self._conn is not None:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
             self._conn = None
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
+
+    def _maybe_checkpoint(self) -> None:
+        """Start a background checkpoint when the WAL has grown past CHECKPOINT_BYTES."""
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        try:
+            size = os.path.getsize(f"{self.path}-wal")
+        except OSError:
+            return
+        if size >= CHECKPOINT_BYTES and self._checkpointer is not None:
+            self._checkpointing = asyncio.get_running_loop().run_in_executor(
+                self._checkpointer, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        if self._checkpoint_conn is None:
+            self._checkpoint_conn = sqlite3.connect(self.path, isolation_level=None,
+                                                    check_same_thread=False)
+        self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
@@ -141,6 +177,7 @@ class SqliteStore(Store):
             await self._run(self._tx, work)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot append to the log of {project_id!r}: {exc}") from None
+        self._maybe_checkpoint()
 
     async def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> None:
         now = time.time()
@@ -152,6 +189,7 @@ class SqliteStore(Store):
                          (project_id, upto_seq))
 
         await self._run(self._tx, work)
+        self._maybe_checkpoint()
 
     async def revoke(self, project_id: str, user: str, at: float) -> None:
         def work(conn: sqlite3.Connection) -> None:

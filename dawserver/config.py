@@ -29,7 +29,8 @@ class ServerConfig:
     idle_unload_seconds:
         How long a document stays loaded after its last client leaves.
     compact_every:
-        Logged updates after which the log is folded into a snapshot.
+        Logged updates after which the log is folded into a snapshot (sooner when the
+        log's bytes outweigh the last snapshot's; see ``RoomLimits.should_compact``).
     engine:
         Keep a server-side ``dsp_core`` engine following each rendered document.
     engine_debounce_seconds:
@@ -47,7 +48,7 @@ class ServerConfig:
     max_message_bytes: int = 16 * 1024 * 1024
     max_documents: int = 64
     idle_unload_seconds: float = 30.0
-    compact_every: int = 1000
+    compact_every: int = 10_000
     engine: bool = True
     engine_debounce_seconds: float = 0.05
     plugins: dict[str, Any] = field(default_factory=dict)

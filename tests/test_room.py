@@ -305,3 +305,12 @@ async def test_a_peer_that_stops_reading_is_dropped_and_the_others_continue(stor
         await wait_for(lambda: room.last_seq == 40)
         assert len(room.document.markers()) == 40 and ana.channel.closed is None
         await ana.leave()
+
+
+async def test_compaction_is_amortised_against_the_snapshot_size() -> None:
+    limits = RoomLimits(compact_every=100, compact_min_bytes=1000)
+    assert not limits.should_compact(0, 0, 0)
+    assert limits.should_compact(100, 10, 10_000)
+    assert not limits.should_compact(99, 5_000, 10_000)
+    assert limits.should_compact(99, 10_000, 10_000)
+    assert not limits.should_compact(5, 999, 10)

@@ -86,3 +86,17 @@ async def test_an_unreachable_postgres_is_one_clear_error(tmp_path: Path) -> Non
     store = open_store(f"postgresql://postgres@127.0.0.1:{free_port()}/none", tmp_path)
     with pytest.raises(StoreError, match="cannot connect to PostgreSQL"):
         await store.start()
+
+
+async def test_sqlite_checkpoints_its_log_in_the_background(tmp_path: Path, monkeypatch) -> None:
+    from collab import sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_BYTES", 64 * 1024)
+    async with open_store(None, tmp_path) as store:
+        await store.create_project("a", "Song", None)
+        for seq in range(1, 200):
+            await store.append("a", seq, [bytes(1000)])
+        await store._checkpointing
+        assert len((await store.load("a")).updates) == 199
+    assert not (tmp_path / "collab.sqlite3-wal").exists() or (
+        (tmp_path / "collab.sqlite3-wal").stat().st_size == 0)
