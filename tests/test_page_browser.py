@@ -509,3 +509,50 @@ def test_deleting_a_clip_and_undo_are_shared_edits(studio: Studio) -> None:
     assert log.errors() == []
     ana.context.close()
     ben.context.close()
+
+
+def drag(page: Any, selector: str, dx: float) -> None:
+    """Press on the middle of ``selector``, move ``dx`` pixels sideways, release."""
+    page.locator(selector).scroll_into_view_if_needed()
+    box = page.locator(selector).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y, steps=6)
+    page.mouse.up()
+
+
+def test_trimming_clip_edges_is_shared_and_transcripts_follow(studio: Studio) -> None:
+    ana, log = open_page(studio.browser, studio.url("ana"))
+    ben, _ = open_page(studio.browser, studio.url("ben"))
+    zoom = ana.evaluate("window.daw.timeline.zoom")
+    px = RATE / zoom  # frames per pixel
+    before = studio.document()["clips"]["c3"]
+    drag(ana, ".clip[data-clip=c3] .trim-right", -30)
+    after = wait_for(lambda: (c := studio.document()["clips"]["c3"])["length"] != before["length"]
+                     and c)
+    assert after["length"] == pytest.approx(before["length"] - 30 * px, abs=px)
+    assert (after["position"], after["offset"]) == (before["position"], before["offset"])
+    ben.wait_for_selector(f".clip[data-clip=c3][data-length='{int(after['length'])}']")
+    drag(ana, ".clip[data-clip=c3] .trim-left", 15)
+    trimmed = wait_for(lambda: (c := studio.document()["clips"]["c3"])["offset"] > 0 and c)
+    shift = trimmed["offset"]
+    assert shift == pytest.approx(15 * px, abs=px)
+    assert trimmed["position"] == before["position"] + shift
+    assert trimmed["length"] == after["length"] - shift
+    # Trimming the start of a clip with a transcript shifts its words with it (clip time).
+    document, clip_id = studio.document(), "voice"
+    words = [w for s in document["transcripts"][clip_id]["segments"] for w in s["words"]]
+    ana.evaluate("window.daw.timeline.setZoom(600)")
+    drag(ana, f".clip[data-clip={clip_id}] .trim-left", 30)  # 0.05 s at 600 px/s
+    moved = wait_for(lambda: (c := studio.document()["clips"][clip_id])["offset"]
+                     != document["clips"][clip_id]["offset"] and c)
+    delta = (moved["offset"] - document["clips"][clip_id]["offset"]) / RATE
+    assert delta == pytest.approx(0.05, abs=0.002)
+    shifted = [w for s in studio.document()["transcripts"][clip_id]["segments"]
+               for w in s["words"]]
+    assert [w["start"] for w in shifted] == pytest.approx([w["start"] - delta for w in words],
+                                                          abs=1e-3)
+    assert log.errors() == []
+    ana.context.close()
+    ben.context.close()

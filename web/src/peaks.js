@@ -22,7 +22,11 @@ export class PeakCache {
     this.token = token
     this.url = url // the peaks path template, or null when the server offers none
     this.cache = new Map()
+    this.sources = new Map() // source -> {frames, sampleRate} once any level has arrived
   }
+
+  /** {frames, sampleRate} of a source whose peaks have arrived, else undefined. */
+  sourceInfo (source) { return this.sources.get(source) }
 
   get (source, level) {
     if (!this.url) return Promise.resolve(null)
@@ -31,7 +35,11 @@ export class PeakCache {
       const path = this.url.replace('{project_id}', encodeURIComponent(this.projectId))
       const query = new URLSearchParams({ source, frames_per_peak: String(level), format: 'binary' })
       const request = api(`${path}?${query}`, { token: this.token, raw: true })
-        .then(async (response) => decodeBinary(response.headers, await response.arrayBuffer()))
+        .then(async (response) => {
+          const data = decodeBinary(response.headers, await response.arrayBuffer())
+          this.sources.set(source, { frames: data.frames, sampleRate: data.sampleRate })
+          return data
+        })
         .catch(() => null)
       this.cache.set(key, request)
     }
@@ -55,6 +63,7 @@ export function decodeBinary (headers, buffer) {
   }
   return {
     sampleRate: Number(headers.get('X-Peaks-Sample-Rate')) || 48000,
+    frames: Number(headers.get('X-Peaks-Frames')) || 0,
     framesPerPeak: Number(headers.get('X-Peaks-Frames-Per-Peak')) || 1024,
     min,
     max

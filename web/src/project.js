@@ -5,6 +5,7 @@
 // every client and the server's engine see the same edit.
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
+import { sliceSegments } from './cut.js'
 
 export const ROOTS = ['meta', 'tracks', 'clips', 'buses', 'transport', 'markers', 'comments',
   'transcripts']
@@ -107,6 +108,25 @@ export class Project {
     this.doc.transact(() => {
       map.set('position', Math.max(0, Math.round(position)))
       if (trackId && trackId !== map.get('track')) map.set('track', trackId)
+    })
+  }
+
+  /** Set a clip's position, offset and length together (a trim). */
+  trimClip (clipId, { position, offset, length }) {
+    const map = this.roots.clips.get(clipId)
+    if (!map) return
+    const before = map.toJSON()
+    const transcript = this.transcript(clipId)
+    this.doc.transact(() => {
+      map.set('position', Math.max(0, Math.round(position)))
+      map.set('offset', Math.max(0, Math.round(offset)))
+      map.set('length', Math.max(1, Math.round(length)))
+      if (transcript) {
+        // Transcripts are in clip time: keep the words still inside, shifted with the start.
+        const from = (map.get('offset') - before.offset) / this.sampleRate
+        const segments = sliceSegments(transcript.segments, from, from + map.get('length') / this.sampleRate)
+        this.roots.transcripts.get(clipId).set('segments', Y.Array.from(segments))
+      }
     })
   }
 

@@ -173,6 +173,7 @@ export class Timeline {
     el.style.left = `${this.framesToPx(clip.position)}px`
     el.style.width = `${Math.max(2, this.framesToPx(clip.length))}px`
     el.dataset.position = String(clip.position)
+    el.dataset.length = String(clip.length)
     el.dataset.trackId = clip.track
     el.classList.toggle('selected', clip.id === this.selectedClip)
     el.classList.toggle('has-transcript', Boolean(this.project.roots.transcripts.get(clip.id)))
@@ -188,11 +189,52 @@ export class Timeline {
   }
 
   _clipElement (clipId) {
+    const left = h('span', { class: 'trim trim-left', title: 'Trim the start' })
+    const right = h('span', { class: 'trim trim-right', title: 'Trim the end' })
     const el = h('div', { class: 'clip', dataset: { clip: clipId } },
-      h('canvas', { class: 'wave' }), h('span', { class: 'clip-name' }))
+      h('canvas', { class: 'wave' }), h('span', { class: 'clip-name' }), left, right)
     el.dataset.touch = `clip:${clipId}`
     el.addEventListener('pointerdown', (e) => this._startDrag(e, clipId, el))
+    left.addEventListener('pointerdown', (e) => this._startTrim(e, clipId, el, 'left'))
+    right.addEventListener('pointerdown', (e) => this._startTrim(e, clipId, el, 'right'))
     return el
+  }
+
+  /** Drag a clip's edge: the start moves position and offset together, the end the length. */
+  _startTrim (event, clipId, el, side) {
+    if (event.button !== 0 || !this.editable) return
+    event.stopPropagation()
+    const clip = this.project.clip(clipId)
+    if (!clip) return
+    this.presence.touch(`clip:${clipId}`)
+    const minimum = Math.round(this.sampleRate * 0.01)
+    const info = this.peaks?.sourceInfo(clip.source)
+    // Frames of the source left after the clip's end (project rate); unknown: only shorten.
+    const spare = info ? Math.max(0, Math.floor(info.frames * this.sampleRate / info.sampleRate) - clip.offset - clip.length) : 0
+    const startX = event.clientX
+    let next = { position: clip.position, offset: clip.offset, length: clip.length }
+    this.dragging = { id: clipId }
+    const move = (e) => {
+      const d = Math.round(this.pxToFrames(e.clientX - startX))
+      if (side === 'right') {
+        next = { ...next, length: Math.min(clip.length + spare, Math.max(minimum, clip.length + d)) }
+      } else {
+        const shift = Math.min(clip.length - minimum, Math.max(-clip.offset, -clip.position, d))
+        next = { position: clip.position + shift, offset: clip.offset + shift, length: clip.length - shift }
+      }
+      el.style.left = `${this.framesToPx(next.position)}px`
+      el.style.width = `${Math.max(2, this.framesToPx(next.length))}px`
+    }
+    const up = () => {
+      window.removeEventListener('pointermove', move)
+      window.removeEventListener('pointerup', up)
+      this.presence.release()
+      this.dragging = null
+      if (next.length !== clip.length) this.project.trimClip(clipId, next)
+      this._updateClip(clipId, this.project.clip(clipId))
+    }
+    window.addEventListener('pointermove', move)
+    window.addEventListener('pointerup', up)
   }
 
   _startDrag (event, clipId, el) {
