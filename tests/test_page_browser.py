@@ -289,15 +289,23 @@ def test_transport_keys_and_effect_parameters_are_shared(studio: Studio) -> None
     ben.wait_for_selector(".ruler .marker:text('Marker 1')")
     markers = list(studio.document()["markers"].values())
     assert [m["position"] for m in markers] == [transport["position"]]
+    ana.fill(".comment-text", "more reverb on the voice?")  # a comment, pinned to the playhead
+    ana.press(".comment-text", "Enter")
+    ben.wait_for_selector(".comment:has-text('more reverb on the voice?')")
+    [comment] = studio.document()["comments"].values()
+    assert (comment["author"], comment["position"]) == ("ana", transport["position"])
     # Effect parameters of the selected track.
-    ana.locator(".track-header[data-track=t4]").click(position={"x": 200, "y": 8})
+    ana.locator(".track-header[data-track=t4]").click(position={"x": 12, "y": 30})
     slider = ana.locator(".effects .effect[data-kind=compressor] input[data-param=threshold_db]")
+    # Parameters the document leaves out show the engine's defaults.
+    assert ana.locator(".effects input[data-param=ratio]").input_value() == "4"
     slider.fill("-30")
     wait_for(lambda: studio.document()["tracks"]["t4"]["effects"][0]["params"]["threshold_db"]
              == -30)
-    ben.locator(".track-header[data-track=t4]").click(position={"x": 200, "y": 8})
+    ben.locator(".track-header[data-track=t4]").click(position={"x": 12, "y": 30})
     ben.wait_for_function("document.querySelector('.effects input[data-param=threshold_db]')"
                           ".value === '-30'")
+    assert studio.document()["tracks"]["t4"]["mute"] is False  # selecting pressed nothing
     screenshot(ana, "effects")
     assert ana_log.errors() == []
     ana.context.close()

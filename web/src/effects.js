@@ -1,15 +1,15 @@
 // Insert effects of the selected track: enable switch and parameter sliders (document edits).
 import { h, setProp } from './dom.js'
 
-// Parameter ranges, mirroring dsp_core.effects.PARAMS (name, low, high, step); a step of
-// 0 marks a logarithmic slider (frequencies).
+// Parameters, mirroring dsp_core.effects.PARAMS: name, low, high, step, default; a step
+// of 0 marks a logarithmic slider (frequencies).
 export const PARAMS = {
-  gain: [['gain_db', -120, 24, 0.1]],
-  biquad: [['freq', 10, 20000, 0], ['q', 0.05, 40, 0.01], ['gain_db', -36, 36, 0.1]],
-  compressor: [['threshold_db', -80, 0, 0.1], ['ratio', 1, 100, 0.1], ['knee_db', 0, 36, 0.1],
-    ['attack_ms', 0.01, 1000, 0.01], ['release_ms', 1, 5000, 1], ['makeup_db', -24, 36, 0.1]],
-  delay: [['time_ms', 0.1, 2000, 0.1], ['feedback', 0, 0.98, 0.01], ['mix', 0, 1, 0.01]],
-  limiter: [['ceiling_db', -24, 0, 0.1], ['release_ms', 1, 2000, 1]]
+  gain: [['gain_db', -120, 24, 0.1, 0]],
+  biquad: [['freq', 10, 20000, 0, 1000], ['q', 0.05, 40, 0.01, 0.707], ['gain_db', -36, 36, 0.1, 0]],
+  compressor: [['threshold_db', -80, 0, 0.1, -18], ['ratio', 1, 100, 0.1, 4], ['knee_db', 0, 36, 0.1, 6],
+    ['attack_ms', 0.01, 1000, 0.01, 10], ['release_ms', 1, 5000, 1, 100], ['makeup_db', -24, 36, 0.1, 0]],
+  delay: [['time_ms', 0.1, 2000, 0.1, 250], ['feedback', 0, 0.98, 0.01, 0.3], ['mix', 0, 1, 0.01, 0.3]],
+  limiter: [['ceiling_db', -24, 0, 0.1, -0.3], ['release_ms', 1, 2000, 1, 50]]
 }
 export const BIQUAD_SHAPES = ['lowpass', 'highpass', 'peaking', 'lowshelf', 'highshelf']
 
@@ -44,7 +44,9 @@ export class EffectsPanel {
     effects.forEach((effect, index) => {
       const enabled = this.controls.get(`${index}:enabled`)
       if (enabled) setProp(enabled, 'checked', effect.enabled !== false)
-      for (const [name, value] of Object.entries(effect.params || {})) {
+      const defaults = Object.fromEntries((PARAMS[effect.kind] || []).map((p) => [p[0], p[4]]))
+      if (effect.kind === 'biquad') defaults.shape = 'peaking'
+      for (const [name, value] of Object.entries({ ...defaults, ...(effect.params || {}) })) {
         const control = this.controls.get(`${index}:${name}`)
         if (!control) continue
         if (control.tagName === 'SELECT') setProp(control, 'value', shapeName(value))

@@ -8,6 +8,7 @@ import { Timeline } from './timeline.js'
 import { Transport } from './transport.js'
 import { EffectsPanel } from './effects.js'
 import { TranscriptPanel } from './transcript.js'
+import { CommentsPanel } from './comments.js'
 import { PeakCache } from './peaks.js'
 import { LiveMix } from './live.js'
 import { uploadAudio, projectFrames } from './assets.js'
@@ -79,6 +80,10 @@ async function openProject ({ projectId, token, claims, features }) {
     project, editable, token, notify, editUrl: features.transcript_edit || null,
     onSelectClip: (id) => select(project.clip(id)?.track, id)
   })
+  const comments = new CommentsPanel({
+    project, editable, user: claims.user, selectedTrack: () => view.track,
+    playhead: () => transport.playhead(), onSeek: (frame) => transport.seek(frame)
+  })
   const live = new LiveMix({ projectId, token, available: Boolean(features.rtc) })
   const listen = h('button', {
     class: 'listen', disabled: !features.rtc,
@@ -104,7 +109,7 @@ async function openProject ({ projectId, token, claims, features }) {
       name, badge, transport.el, listen, meter, volume, people, status),
     editable ? '' : h('div', { class: 'viewer-banner', role: 'note' }, 'View only — you see every change live, but cannot edit.'),
     h('main', { class: 'workspace' }, timeline.el),
-    h('footer', { class: 'panels' }, effects.el, transcript.el,
+    h('footer', { class: 'panels' }, effects.el, transcript.el, comments.el,
       claims.role === 'owner' ? sharePanel({ projectId, token, notify }) : ''))
   if (!editable) {
     for (const el of root.querySelectorAll('.edit')) el.disabled = true
@@ -121,6 +126,7 @@ async function openProject ({ projectId, token, claims, features }) {
     if (batch.full || batch.ruler) transport.update()
     if (batch.full || !view.track || batch.tracks.has(view.track)) effects.update()
     if (batch.full || batch.transcripts || batch.clips.size) transcript.update()
+    if (batch.full || batch.comments) comments.update()
     markTouched(root, presence.others())
   }
   const collect = (rootName) => (events) => {
@@ -140,6 +146,8 @@ async function openProject ({ projectId, token, claims, features }) {
       } else if (rootName === 'transcripts') {
         changes.transcripts = true
         key.forEach((id) => changes.clips.add(String(id)))
+      } else if (rootName === 'comments') {
+        changes.comments = true
       } else if (rootName === 'meta') {
         changes.full = true
       }

@@ -173,6 +173,18 @@ export class Project {
     return id
   }
 
+  /** Add a comment (as collab/schema.py's add_comment); returns its id. */
+  addComment (author, text, track = '', position = -1) {
+    const id = `comment-${newClipId().slice(5)}`
+    const comment = new Y.Map()
+    this.doc.transact(() => {
+      this.roots.comments.set(id, comment)
+      const fields = { id, author, text, created_at: Date.now() / 1000, track, position: Math.round(position) }
+      for (const [key, value] of Object.entries(fields)) comment.set(key, value)
+    })
+    return id
+  }
+
   removeClip (clipId) {
     this.doc.transact(() => {
       this.roots.clips.delete(clipId)
