@@ -3,8 +3,8 @@
 The bundle in ``dawserver/static/`` is committed build output of ``npm run build``
 in ``web/``, so serving the page needs neither Node nor the network.
 ``/page/features`` tells the page which optional endpoints this server has (live
-mix, uploads, waveform peaks, transcript edits, renaming), so it can hide what is missing instead
-of failing against routes that are not there.
+mix, uploads, waveform peaks, transcript edits, exports, renaming), so it can hide
+what is missing instead of failing against routes that are not there.
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ async def features(request: web.Request) -> web.Response:
 
 
 def route_features(app: web.Application) -> dict[str, object]:
-    """``{"rtc": bool, "upload", "peaks", "transcript_edit": path or None, "rename": bool}``."""
+    """``{"rtc": bool, "upload", "peaks", "transcript_edit", "bounce": path or None,
+    "rename": bool}``."""
     found: dict[str, object] = {"rtc": False, "upload": None, "peaks": None,
-                                "transcript_edit": None, "rename": False}
+                                "transcript_edit": None, "bounce": None, "rename": False}
     for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
         method = route.method
@@ -56,6 +57,8 @@ def route_features(app: web.Application) -> dict[str, object]:
             found["peaks"] = path
         elif method == "POST" and path == TRANSCRIPT_EDIT:
             found["transcript_edit"] = path
+        elif method == "POST" and path == "/projects/{project_id}/bounces":
+            found["bounce"] = path
         elif method == "PATCH" and path == "/projects/{project_id}":
             found["rename"] = True
     return found

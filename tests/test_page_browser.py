@@ -564,3 +564,18 @@ def test_trimming_clip_edges_is_shared_and_transcripts_follow(studio: Studio) ->
     assert log.errors() == []
     ana.context.close()
     ben.context.close()
+
+
+def test_export_renders_the_project_and_offers_the_file(studio: Studio) -> None:
+    ana, log = open_page(studio.browser, studio.url("ana"))
+    ana.click("button.bounce")
+    ana.wait_for_selector("a.bounce-download:not([hidden])", timeout=30000)
+    href = ana.get_attribute("a.bounce-download", "href")
+    assert "/bounces/" in href and "token=" in href  # a plain link can download it
+    audio, rate = sf.read(io.BytesIO(studio.server.get(href.split("?")[0], studio.token("ana"))))
+    document = studio.document()
+    end = max(c["position"] + c["length"] for c in document["clips"].values())
+    assert rate == RATE and audio.shape == (int(end) + RATE, 2)  # the project plus 1 s of tail
+    assert np.abs(audio).max() > 0.05
+    assert log.errors() == []
+    ana.context.close()

@@ -9,6 +9,7 @@ import { Transport } from './transport.js'
 import { EffectsPanel } from './effects.js'
 import { TranscriptPanel } from './transcript.js'
 import { CommentsPanel } from './comments.js'
+import { BounceButton } from './bounce.js'
 import { PeakCache } from './peaks.js'
 import { LiveMix } from './live.js'
 import { uploadAudio, projectFrames } from './assets.js'
@@ -84,6 +85,7 @@ async function openProject ({ projectId, token, claims, features }) {
     project, editable, user: claims.user, selectedTrack: () => view.track,
     playhead: () => transport.playhead(), onSeek: (frame) => transport.seek(frame)
   })
+  const bounce = new BounceButton({ projectId, token, path: features.bounce || null, editable, notify })
   const live = new LiveMix({ projectId, token, available: Boolean(features.rtc) })
   const listen = h('button', {
     class: 'listen', disabled: !features.rtc,
@@ -106,7 +108,7 @@ async function openProject ({ projectId, token, claims, features }) {
   root.replaceChildren(
     h('header', { class: 'topbar' },
       h('a', { class: 'projects-link', href: listUrl(token), title: 'All projects' }, '☰'),
-      name, badge, transport.el, listen, meter, volume, people, status),
+      name, badge, transport.el, listen, meter, volume, bounce.el, people, status),
     editable ? '' : h('div', { class: 'viewer-banner', role: 'note' }, 'View only — you see every change live, but cannot edit.'),
     h('main', { class: 'workspace' }, timeline.el),
     h('footer', { class: 'panels' }, effects.el, transcript.el, comments.el,
