@@ -6,9 +6,10 @@ following the shared transport and the newest document (fader moves glide
 through :meth:`dsp_core.engine.Engine.apply`), and hands the frame to the
 event loop, which pushes it onto each listener's small queue.  A listener
 that falls behind loses its oldest frames; nobody else waits for it.  The
-render never runs on the event loop and never once per listener.  The
-queues are short (3 frames, 60 ms): a backlog would otherwise stay as
-added latency for the rest of the session.
+render never runs on the event loop and never once per listener.  A queue
+holds up to 16 frames (320 ms): a backlog after an event-loop stall is sent
+as fast as the encoder goes (nothing else paces a listener's track), so it
+does not stay as latency; only a listener stalled for longer loses frames.
 
 :class:`LiveMixes` starts a project's mix with its first listener (holding
 the room loaded) and stops it after the last one leaves.
@@ -24,9 +25,10 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+from pycrdt import Map
 
 from collab.registry import RoomRegistry
 from collab.room import Room
@@ -39,6 +41,11 @@ log = logging.getLogger(__name__)
 
 RATE = 48000
 FRAME = 960  # 20 ms: one Opus packet
+FULL_REFRESH_SECONDS = 0.1
+#: Track fields applied straight to the live session (no full rebuild), with their type.
+MIX_FIELDS: dict[str, type] = {"gain_db": float, "pan": float, "mute": bool, "solo": bool}
+#: Track fields that do not change the mix.
+SILENT_FIELDS = {"arm", "name", "colour", "order"}
 EngineFactory = Callable[[Session, int], object]
 
 
@@ -93,7 +100,7 @@ class LiveMix:
     """The real-time render of one room (an async context manager)."""
 
     def __init__(self, room: Room, *, sample_rate: int = RATE, frame: int = FRAME,
-                 queue_frames: int = 3, factory: EngineFactory = _default_engine) -> None:
+                 queue_frames: int = 16, factory: EngineFactory = _default_engine) -> None:
         self.room = room
         self.sample_rate = sample_rate
         self.frame = frame
@@ -107,6 +114,13 @@ class LiveMix:
         self._engine: object | None = None
         self._pending: Session | None = None
         self._transport: dict | None = None
+        self._session: Session | None = None
+        self._subscriptions: list = []
+        self._transport_dirty = False
+        self._full_dirty = False
+        self._patches: dict[tuple[str, str], object] = {}
+        self._full_handle: asyncio.TimerHandle | None = None
+        self._last_full = float("-inf")
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -127,10 +141,12 @@ class LiveMix:
         self._started = True
         self._loop = asyncio.get_running_loop()
         session = self.room.document.to_session()
+        self._session = session
         self.playhead = Playhead(session.sample_rate, self.sample_rate)
         self._engine = await self._loop.run_in_executor(None, self._factory, session,
                                                         self.sample_rate)
         self._transport = self.room.document.transport()
+        self._watch()
         self._thread = threading.Thread(target=self._run, name=f"live mix {self.room.project_id}",
                                         daemon=True)
         self._thread.start()
@@ -141,6 +157,11 @@ class LiveMix:
             return
         self._started = False
         self._stop.set()
+        for root, subscription in self._subscriptions:
+            root.unobserve(subscription)
+        self._subscriptions.clear()
+        if self._full_handle is not None:
+            self._full_handle.cancel()
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
         for listener in list(self.listeners):
@@ -161,12 +182,78 @@ class LiveMix:
         listener.close()
 
     def document_changed(self) -> None:
-        """Take the newest session and transport from the room (called on the loop)."""
-        session = self.room.document.to_session()
-        transport = self.room.document.transport()
+        """Hand what the last batch changed to the render thread (called on the loop).
+
+        Transport changes and track fader/pan/mute/solo moves are cheap and go at
+        once; anything else (clips, effects, buses, tracks added) rebuilds the
+        session from the document, at most every ``FULL_REFRESH_SECONDS``, because
+        that conversion is slow on big projects and runs on the event loop.
+        """
+        if self._transport_dirty:
+            self._transport_dirty = False
+            transport = self.room.document.transport()
+            with self._lock:
+                self._transport = transport
+        if self._full_dirty:
+            self._schedule_full_refresh()
+        if self._patches:
+            patches, self._patches = self._patches, {}
+            self._apply_patches(patches)
+
+    def _watch(self) -> None:
+        doc = self.room.doc
+        handlers = {"tracks": self._on_tracks, "transport": self._on_transport,
+                    "clips": self._on_structure, "buses": self._on_structure,
+                    "meta": self._on_structure}
+        for name, handler in handlers.items():
+            root = doc.get(name, type=Map)
+            self._subscriptions.append((root, root.observe_deep(handler)))
+
+    def _on_transport(self, _events) -> None:
+        self._transport_dirty = True
+
+    def _on_structure(self, _events) -> None:
+        self._full_dirty = True
+
+    def _on_tracks(self, events) -> None:
+        for event in events:
+            keys = event.keys
+            if len(event.path) == 1 and set(keys) <= MIX_FIELDS.keys() | SILENT_FIELDS:
+                for name, change in keys.items():
+                    if name in MIX_FIELDS:
+                        self._patches[(str(event.path[0]), name)] = change.get("newValue")
+            else:
+                self._full_dirty = True
+
+    def _apply_patches(self, patches: dict[tuple[str, str], object]) -> None:
+        tracks = list(self._session.tracks)
+        where = {track.id: i for i, track in enumerate(tracks)}
+        for (track_id, name), value in patches.items():
+            i = where.get(track_id)
+            if i is None or value is None:
+                self._schedule_full_refresh()
+                continue
+            tracks[i] = replace(tracks[i], **{name: MIX_FIELDS[name](value)})
+        self._session = replace(self._session, tracks=tracks)
         with self._lock:
-            self._pending = session
-            self._transport = transport
+            self._pending = self._session
+
+    def _schedule_full_refresh(self) -> None:
+        self._full_dirty = False
+        if self._full_handle is not None or self._loop is None:
+            return
+        delay = max(0.0, self._last_full + FULL_REFRESH_SECONDS - self._loop.time())
+        self._full_handle = self._loop.call_later(delay, self._full_refresh)
+
+    def _full_refresh(self) -> None:
+        self._full_handle = None
+        if not self._started:
+            return
+        assert self._loop is not None
+        self._session = self.room.document.to_session()
+        self._last_full = self._loop.time()
+        with self._lock:
+            self._pending = self._session
 
     def timeline_now(self) -> int | None:
         """The playhead in project (session-rate) frames, or None while stopped."""
@@ -233,7 +320,7 @@ class LiveMixes:
     """The live mixes of a server: started by the first listener, stopped after the last."""
 
     def __init__(self, rooms: RoomRegistry, *, factory: EngineFactory = _default_engine,
-                 queue_frames: int = 3) -> None:
+                 queue_frames: int = 16) -> None:
         self.rooms = rooms
         self.factory = factory
         self.queue_frames = queue_frames

@@ -87,3 +87,23 @@ async def test_a_fader_move_and_a_loop_reach_the_live_output(room: Room) -> None
         await collect(mix, 3)
         quiet = np.abs((await collect(mix, 2))[-1].pcm).mean()
     assert quiet < loud / 50
+
+
+async def test_fader_moves_patch_the_mix_and_structure_edits_rebuild_at_most_every_100_ms(
+        room: Room, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with LiveMix(room, factory=factory) as mix:
+        conversions = []
+        original = room.document.to_session
+        monkeypatch.setattr(room.document, "to_session",
+                            lambda: conversions.append(1) or original())
+        for gain in (-10.0, -12.0, -14.0):
+            await room.edit(lambda d, g=gain: d.set_track_gain("t0", g))
+            mix.document_changed()
+        assert conversions == []
+        assert mix._session.tracks[0].gain_db == -14.0
+        for i in range(5):
+            await room.edit(lambda d, i=i: d.add_clip("t0", Clip("noise", (i + 4) * RATE, 100)))
+            mix.document_changed()
+        await asyncio.sleep(0.25)
+        assert 1 <= len(conversions) <= 2
+        assert len(mix._session.tracks[0].clips) == 6
