@@ -12,6 +12,7 @@ from transcription.engine import Transcriber, load_audio, to_whisper_rate
 from transcription.evaluation import SAMPLES, synthesize, word_error_rate
 from transcription.gating import (
     GateOptions,
+    compression_ratio,
     non_speech_passages,
     rms_dbfs,
     speech_overlap,
@@ -101,6 +102,20 @@ def test_music_between_speech_is_a_passage_and_speech_keeps_its_words(
     assert passages[0].start < music_start + 0.5 and passages[0].end > music_end - 0.5
     text = SAMPLES["en"][1]
     assert word_error_rate(f"{text} {text}", result.text.replace("\n", " "), "en") <= 0.1
+
+
+def test_a_sentence_said_three_times_keeps_every_word(transcriber: Transcriber,
+                                                      english: np.ndarray) -> None:
+    pause = np.zeros(RATE // 2, np.float32)
+    result = transcriber.transcribe(np.concatenate([english, pause] * 3), language="en")
+    text = SAMPLES["en"][1]
+    assert word_error_rate(" ".join([text] * 3), result.text.replace("\n", " "), "en") <= 0.1
+
+
+def test_looping_text_compresses_far_better_than_a_sentence() -> None:
+    assert compression_ratio("jeg " * 40) > GateOptions().compression_ratio_threshold
+    assert compression_ratio(SAMPLES["en"][1]) < GateOptions().compression_ratio_threshold
+    assert compression_ratio("") == 0.0
 
 
 def test_speech_regions_cover_speech_and_not_the_silence_around_it(english: np.ndarray) -> None:

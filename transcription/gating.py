@@ -10,6 +10,7 @@ outside the detected speech.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,13 +86,24 @@ def speech_overlap(start: float, end: float, regions: list[tuple[float, float]])
     return inside / (end - start)
 
 
+def compression_ratio(text: str) -> float:
+    """How well ``text`` compresses (zlib): looping, repeated text scores high."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
 def keep_segment(segment, regions: list[tuple[float, float]],  # noqa: ANN001
                  options: GateOptions) -> bool:
-    """Whether a decoded faster-whisper segment is speech worth keeping."""
+    """Whether a decoded faster-whisper segment is speech worth keeping.
+
+    The compression ratio is measured on the segment's own text: faster-whisper's
+    ``segment.compression_ratio`` covers its whole 30 s window, so a speaker who
+    says the same sentence several times would lose all of them.
+    """
     if (segment.no_speech_prob > options.no_speech_threshold
             and segment.avg_logprob < options.log_prob_threshold):
         return False
-    if segment.compression_ratio > options.compression_ratio_threshold:
+    if compression_ratio(segment.text) > options.compression_ratio_threshold:
         return False
     if not segment.text.strip():
         return False
