@@ -186,8 +186,9 @@ class LiveMix:
 
         Transport changes and track fader/pan/mute/solo moves are cheap and go at
         once; anything else (clips, effects, buses, tracks added) rebuilds the
-        session from the document, at most every ``FULL_REFRESH_SECONDS``, because
-        that conversion is slow on big projects and runs on the event loop.
+        session from the document, at most every ``FULL_REFRESH_SECONDS`` (or twice
+        the last rebuild's time), because that conversion is slow on big projects
+        and runs on the event loop.
         """
         if self._transport_dirty:
             self._transport_dirty = False
@@ -250,8 +251,11 @@ class LiveMix:
         if not self._started:
             return
         assert self._loop is not None
+        started = time.perf_counter()
         self._session = self.room.document.to_session()
-        self._last_full = self._loop.time()
+        took = time.perf_counter() - started
+        # the next rebuild waits at least twice as long as this one took (big projects)
+        self._last_full = self._loop.time() + max(0.0, 2 * took - FULL_REFRESH_SECONDS)
         with self._lock:
             self._pending = self._session
 
