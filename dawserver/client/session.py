@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import io
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,13 +164,17 @@ class DesktopClient:
         while True:
             await changed.wait()
             changed.clear()
+            player.update(transport=document.transport(),
+                          armed=armed_tracks(document, self.options.track))
+            started = time.perf_counter()
             session = document.to_session()
+            took = time.perf_counter() - started
             if session != last:
                 await self.cache.fetch(session, http)
                 last = session
                 player.update(session=session)
-            player.update(transport=document.transport(),
-                          armed=armed_tracks(document, self.options.track))
+            # a burst of edits (a fader drag) coalesces; big projects convert slowly
+            await asyncio.sleep(min(0.5, max(0.02, 2 * took)))
 
     def _keep_take_soon(self, take: Take, document: ProjectDocument,
                         http: aiohttp.ClientSession) -> None:
