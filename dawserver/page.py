@@ -16,6 +16,7 @@ from aiohttp import web
 
 STATIC_DIR = Path(__file__).parent / "static"
 NO_CACHE = {"Cache-Control": "no-cache"}
+TRANSCRIBE = "/projects/{project_id}/clips/{clip_id}/transcribe"
 TRANSCRIPT_EDIT = "/projects/{project_id}/clips/{clip_id}/transcript/edit"
 
 routes = web.RouteTableDef()
@@ -42,9 +43,9 @@ async def features(request: web.Request) -> web.Response:
 
 
 def route_features(app: web.Application) -> dict[str, object]:
-    """``{"rtc": bool, "upload", "peaks", "transcript_edit", "bounce": path or None,
-    "rename": bool}``."""
-    found: dict[str, object] = {"rtc": False, "upload": None, "peaks": None,
+    """``{"rtc": bool, "upload", "peaks", "transcribe", "transcript_edit", "bounce": path or
+    None, "rename": bool}``."""
+    found: dict[str, object] = {"rtc": False, "upload": None, "peaks": None, "transcribe": None,
                                 "transcript_edit": None, "bounce": None, "rename": False}
     for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
@@ -55,6 +56,8 @@ def route_features(app: web.Application) -> dict[str, object]:
             found["upload"] = path
         elif method == "GET" and path == "/projects/{project_id}/peaks":
             found["peaks"] = path
+        elif method == "POST" and path == TRANSCRIBE:
+            found["transcribe"] = path
         elif method == "POST" and path == TRANSCRIPT_EDIT:
             found["transcript_edit"] = path
         elif method == "POST" and path == "/projects/{project_id}/bounces":

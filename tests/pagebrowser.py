@@ -40,8 +40,8 @@ def browser_missing() -> str | None:
 class ServerProcess:
     """``python -m dawserver serve`` in a subprocess, on a free port, until the block ends."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
-        self.data_dir, self.port = data_dir, port
+    def __init__(self, data_dir: Path, port: int, env: dict[str, str] | None = None) -> None:
+        self.data_dir, self.port, self.env = data_dir, port, env or {}
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
 
@@ -49,7 +49,8 @@ class ServerProcess:
         log = open(self.data_dir / "server.log", "wb")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dawserver", "serve", "--data", str(self.data_dir),
-             "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+             "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            env={**os.environ, **self.env})
         deadline = time.monotonic() + 60
         while True:
             try:

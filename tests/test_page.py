@@ -80,6 +80,7 @@ async def test_page_and_assets_are_served_with_the_server_features(tmp_path: Pat
     assert features["upload"] == "/projects/{project_id}/assets"
     assert features["transcript_edit"] == "/projects/{project_id}/clips/{clip_id}/transcript/edit"
     assert features["bounce"] == "/projects/{project_id}/bounces"
+    assert features["transcribe"] == "/projects/{project_id}/clips/{clip_id}/transcribe"
     assert isinstance(features["rtc"], bool) and isinstance(features["rename"], bool)
 
 
@@ -87,8 +88,8 @@ def test_features_are_absent_on_an_app_without_those_routes() -> None:
     app = web.Application()
     app.router.add_routes(page.routes)
     assert page.route_features(app) == {"rtc": False, "upload": None, "peaks": None,
-                                        "transcript_edit": None, "bounce": None,
-                                        "rename": False}
+                                        "transcribe": None, "transcript_edit": None,
+                                        "bounce": None, "rename": False}
     app.router.add_post("/projects/{project_id}/rtc", page.features)
     assert page.route_features(app)["rtc"] is True
 

@@ -65,7 +65,8 @@ async function openProject ({ projectId, token, claims, features }) {
     onSelectTrack: (id) => select(id, null),
     onSelectClip: (id) => select(project.clip(id)?.track, id),
     onDropFiles: (trackId, position, files) => dropFiles({ project, features, token, trackId, position, files }),
-    onSeek: (frame) => transport.seek(frame)
+    onSeek: (frame) => transport.seek(frame),
+    onRefuse: (message) => notify(message, true)
   })
   const transport = new Transport({
     project, presence, editable,
@@ -79,6 +80,7 @@ async function openProject ({ projectId, token, claims, features }) {
   const effects = new EffectsPanel({ project, presence, editable })
   const transcript = new TranscriptPanel({
     project, editable, token, notify, editUrl: features.transcript_edit || null,
+    transcribeUrl: features.transcribe || null,
     onSelectClip: (id) => select(project.clip(id)?.track, id)
   })
   const comments = new CommentsPanel({
@@ -211,9 +213,10 @@ async function dropFiles ({ project, features, token, trackId, position, files }
       notify(`uploading ${file.name}…`)
       const asset = await uploadAudio({ features, projectId: project.projectId, token, blob: file, name: file.name })
       const length = projectFrames(asset.frames, asset.sampleRate, project.sampleRate)
-      project.addClip(trackId, { source: asset.source, position, length })
+      const at = project.firstFree(trackId, position, length) // never over another clip
+      project.addClip(trackId, { source: asset.source, position: at, length })
       notify(`${file.name} added`)
-      position += length
+      position = at + length
     } catch (err) {
       notify(`${file.name}: ${err.message}`, true)
     }

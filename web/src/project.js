@@ -90,6 +90,38 @@ export class Project {
     return map ? map.toJSON() : null
   }
 
+  /**
+   * Whether [start, start + length) on a track is free of other clips. The engine refuses a
+   * document with overlapping clips on one track (dsp_core.session), so the page never
+   * writes one.
+   */
+  fits (trackId, start, length, ignore = []) {
+    return this.clips().every((c) => c.track !== trackId || ignore.includes(c.id) ||
+      c.position >= start + length || c.position + c.length <= start)
+  }
+
+  /** The first position at or after `start` where `length` frames fit on the track. */
+  firstFree (trackId, start, length) {
+    let at = Math.max(0, Math.round(start))
+    for (const c of this.clips().filter((c) => c.track === trackId).sort((a, b) => a.position - b.position)) {
+      if (c.position < at + length && c.position + c.length > at) at = c.position + c.length
+    }
+    return at
+  }
+
+  /** Where a clip may grow to: the end of the clip before it and the start of the one after. */
+  room (clipId) {
+    const clip = this.clip(clipId)
+    let before = 0
+    let after = Infinity
+    for (const c of this.clips()) {
+      if (c.track !== clip.track || c.id === clipId) continue
+      if (c.position + c.length <= clip.position) before = Math.max(before, c.position + c.length)
+      if (c.position >= clip.position + clip.length) after = Math.min(after, c.position)
+    }
+    return { before, after }
+  }
+
   /** Frames at which the last clip ends. */
   endFrame () {
     return this.clips().reduce((end, c) => Math.max(end, c.position + c.length), 0)
@@ -121,6 +153,13 @@ export class Project {
       map.set('position', Math.max(0, Math.round(position)))
       map.set('offset', Math.max(0, Math.round(offset)))
       map.set('length', Math.max(1, Math.round(length)))
+      // Fades must fit inside the clip (the engine refuses them otherwise): shrink them.
+      const fades = (before.fade_in || 0) + (before.fade_out || 0)
+      if (fades > map.get('length')) {
+        const scale = map.get('length') / fades
+        map.set('fade_in', Math.floor((before.fade_in || 0) * scale))
+        map.set('fade_out', Math.floor((before.fade_out || 0) * scale))
+      }
       if (transcript) {
         // Transcripts are in clip time: keep the words still inside, shifted with the start.
         const from = (map.get('offset') - before.offset) / this.sampleRate

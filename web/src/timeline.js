@@ -10,8 +10,8 @@ const MAX_ZOOM = 2000
 const DRAG_THRESHOLD = 3
 
 export class Timeline {
-  constructor ({ project, presence, editable, peaks, onSelectTrack, onSelectClip, onDropFiles, onSeek }) {
-    Object.assign(this, { project, presence, editable, peaks, onSelectTrack, onSelectClip, onDropFiles, onSeek })
+  constructor ({ project, presence, editable, peaks, onSelectTrack, onSelectClip, onDropFiles, onSeek, onRefuse }) {
+    Object.assign(this, { project, presence, editable, peaks, onSelectTrack, onSelectClip, onDropFiles, onSeek, onRefuse })
     this.zoom = 60 // pixels per second
     this.headers = new Map()
     this.lanes = new Map()
@@ -211,15 +211,17 @@ export class Timeline {
     const info = this.peaks?.sourceInfo(clip.source)
     // Frames of the source left after the clip's end (project rate); unknown: only shorten.
     const spare = info ? Math.max(0, Math.floor(info.frames * this.sampleRate / info.sampleRate) - clip.offset - clip.length) : 0
+    const { before, after } = this.project.room(clipId) // neighbours stop the edges
     const startX = event.clientX
     let next = { position: clip.position, offset: clip.offset, length: clip.length }
     this.dragging = { id: clipId }
     const move = (e) => {
       const d = Math.round(this.pxToFrames(e.clientX - startX))
       if (side === 'right') {
-        next = { ...next, length: Math.min(clip.length + spare, Math.max(minimum, clip.length + d)) }
+        const most = Math.min(clip.length + spare, after - clip.position)
+        next = { ...next, length: Math.min(most, Math.max(minimum, clip.length + d)) }
       } else {
-        const shift = Math.min(clip.length - minimum, Math.max(-clip.offset, -clip.position, d))
+        const shift = Math.min(clip.length - minimum, Math.max(-clip.offset, before - clip.position, d))
         next = { position: clip.position + shift, offset: clip.offset + shift, length: clip.length - shift }
       }
       el.style.left = `${this.framesToPx(next.position)}px`
@@ -258,6 +260,7 @@ export class Timeline {
       el.dataset.position = String(Math.round(position))
       const lane = document.elementsFromPoint(e.clientX, e.clientY).find((n) => n.classList?.contains('lane'))
       if (lane && lane !== el.parentElement) lane.append(el)
+      el.classList.toggle('blocked', !this.project.fits(el.parentElement.dataset.track, Math.round(position), clip.length, [clipId]))
       // Others see where the clip would land while it is dragged (awareness, not the document).
       this.presence.set('dragging', `${clipId}:${el.parentElement.dataset.track}:${Math.round(position)}`)
     }
@@ -268,7 +271,11 @@ export class Timeline {
       this.presence.set('dragging', null)
       el.classList.remove('dragging')
       this.dragging = null
-      if (moved) {
+      const blocked = el.classList.contains('blocked')
+      el.classList.remove('blocked')
+      if (moved && blocked) {
+        this.onRefuse('Clips on one track cannot overlap: the clip went back')
+      } else if (moved) {
         const track = el.parentElement?.dataset.track || start.track
         this.project.moveClip(clipId, Number(el.dataset.position), track)
       } else {

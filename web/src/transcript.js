@@ -6,8 +6,9 @@ import { api } from './api.js'
 import { newClipId } from './project.js'
 
 export class TranscriptPanel {
-  constructor ({ project, editable, onSelectClip, editUrl, token, notify }) {
-    Object.assign(this, { project, editable, onSelectClip, editUrl, token, notify })
+  constructor ({ project, editable, onSelectClip, editUrl, transcribeUrl, token, notify }) {
+    Object.assign(this, { project, editable, onSelectClip, editUrl, transcribeUrl, token, notify })
+    this.jobs = new Map() // clip id -> status text of a transcription this page asked for
     this.clipId = null
     this.selection = null // [first word index, last word index]
     this.words = []
@@ -39,6 +40,11 @@ export class TranscriptPanel {
     if (!clipId && transcripts.size) clipId = [...transcripts.keys()].sort()[0]
     const transcript = clipId ? this.project.transcript(clipId) : null
     const clip = clipId ? this.project.clip(clipId) : null
+    const selected = this.clipId ? this.project.clip(this.clipId) : null
+    if (selected && !transcripts.get(this.clipId)) {
+      this._offerTranscription(selected)
+      return
+    }
     if (!transcript || !clip) {
       this.title.textContent = 'Transcript'
       this.body.replaceChildren(h('p', { class: 'hint' }, 'No clip with a transcript selected.'))
@@ -66,6 +72,48 @@ export class TranscriptPanel {
     this.body.replaceChildren(...(picker ? [picker] : []), h('p', { class: 'words' }, ...this.words.flatMap((w) => [w, ' '])))
     this.selection = null
     this._paintSelection()
+  }
+
+  /** The selected clip has no transcript: offer to transcribe it (server speech recognition). */
+  _offerTranscription (clip) {
+    const name = String(clip.source).split('/').pop()
+    const signature = `offer|${clip.id}|${this.jobs.get(clip.id) || ''}`
+    this.words = []
+    this.shownClip = null
+    this._syncButton()
+    if (signature === this.signature) return
+    this.signature = signature
+    this.title.textContent = `Transcript · ${name}`
+    const status = this.jobs.get(clip.id)
+    const button = h('button', { class: 'transcribe edit', disabled: !this.editable || !this.transcribeUrl || Boolean(status),
+      title: this.transcribeUrl ? 'Recognise the words of this clip on the server' : 'This server offers no transcription',
+      onclick: () => this.transcribe(clip.id) }, 'Transcribe')
+    this.body.replaceChildren(h('p', { class: 'hint' }, `${name} has no transcript yet.`), button,
+      status ? h('span', { class: 'job-status' }, ` ${status}`) : '')
+  }
+
+  /** Queue a transcription job and follow it until its transcript lands in the document. */
+  async transcribe (clipId) {
+    const path = this.transcribeUrl.replace('{project_id}', encodeURIComponent(this.project.projectId))
+      .replace('{clip_id}', encodeURIComponent(clipId))
+    const show = (text) => { this.jobs.set(clipId, text); this.update() }
+    try {
+      show('queued…')
+      const answer = await api(path, { token: this.token, method: 'POST', body: {} })
+      let job = answer.job
+      while (job.status === 'queued' || job.status === 'running') {
+        show(job.status === 'queued' ? 'queued…' : `recognising… ${Math.round(job.progress * 100)}%`)
+        await new Promise((resolve) => setTimeout(resolve, 400))
+        job = await api(answer.url, { token: this.token })
+      }
+      if (job.status !== 'done') throw new Error(job.error || `the job was ${job.status}`)
+      show('done')
+    } catch (err) {
+      this.notify(`Transcription: ${err.message}`, true)
+    } finally {
+      this.jobs.delete(clipId)
+      this.update()
+    }
   }
 
   /** Highlight the word under the playhead (timeline frame). */
