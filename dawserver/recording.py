@@ -5,9 +5,10 @@ long as it lives.  While the shared transport is playing *and* recording and
 at least one track is armed, it writes the audio as float32 (mono, 48 kHz)
 to a temporary file; when recording stops the file goes into the asset store
 and a clip is added to every armed track through the room
-(:meth:`collab.room.Room.edit`), so every client sees the new take like any
-other edit.  The take starts on the timeline where the live playhead was
-when its first frame arrived, minus the latency the client declared.
+(:meth:`collab.room.Room.edit`; older clips under it are cut away, see
+:mod:`dawserver.takes`), so every client sees the new take like any other
+edit.  The take starts on the timeline where the live playhead was when its
+first frame arrived, minus the latency the client declared.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ import soundfile as sf
 
 from collab.errors import CollabError
 from collab.schema import ProjectDocument
-from dsp_core.session import Clip
 
 from .asset_store import AssetError, AssetStore
 from .live_mix import LiveMix
+from .takes import place_take
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,8 @@ class TakeRecorder:
             def place(document: ProjectDocument) -> None:
                 for track_id in take.tracks:
                     if track_id in document.track_ids():
-                        added.append(document.add_clip(
-                            track_id, Clip(asset.path, take.position, length)))
+                        added.append(place_take(document, track_id, asset.path,
+                                                take.position, length))
 
             await self.room.edit(place)
             self.clips.extend(added)

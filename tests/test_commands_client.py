@@ -150,6 +150,8 @@ async def test_the_client_follows_the_transport_from_stopped_to_playing(studio: 
 async def test_the_client_records_a_take_into_the_armed_track(studio: Studio) -> None:
     t = np.arange(2 * RATE) / RATE
     (0.5 * np.sin(2 * np.pi * 1000 * t)).astype("<f4").tofile(studio.mic)
+    keys = str(studio.root / "keys.flac")
+    await studio.edit(lambda d: d.add_clip("vox", Clip(keys, 0, 2 * RATE, id="old")))
     await studio.edit(lambda d: d.update_track("vox", arm=True))
     await studio.edit(lambda d: d.update_transport(playing=True, position=RATE,
                                                    recording=True))
@@ -157,8 +159,9 @@ async def test_the_client_records_a_take_into_the_armed_track(studio: Studio) ->
     assert code == 0, err
     assert "takes: 1 clip(s)" in out
     clips = [c for c in (await studio.document())["clips"].values() if c["track"] == "vox"]
-    assert len(clips) == 1
-    clip = clips[0]
+    old = next(c for c in clips if c["id"] == "old")
+    assert (old["position"], old["length"]) == (0, RATE)  # the take cut the old clip short
+    clip = next(c for c in clips if c["id"] != "old")
     blocks = -(-RATE // BLOCK)
     assert (clip["position"], clip["length"]) == (RATE, blocks * BLOCK)
     take, rate = sf.read(clip["source"], dtype="float32")

@@ -25,9 +25,10 @@ import soundfile as sf
 
 from collab.client import SyncClient
 from collab.schema import ProjectDocument
-from dsp_core.session import Clip, Session
+from dsp_core.session import Session
 
 from ..playhead import Playhead
+from ..takes import place_take
 from ..websocket import connect
 from .player import Player, StreamSettings, Take
 from .sources import SourceCache
@@ -200,8 +201,8 @@ class DesktopClient:
         with document.transaction():
             for track in take.tracks:
                 if track in document.track_ids():
-                    clips.append(document.add_clip(
-                        track, Clip(body["source"], take.position, len(audio))))
+                    clips.append(place_take(document, track, body["source"], take.position,
+                                            len(audio)))
         self.report.clips.extend(clips)
         log.info("take of %d frames at %d added as %s", len(audio), take.position, clips)
         await self._confirm(http, clips)

@@ -1,0 +1,55 @@
+"""Placing a recorded take on a track: the take wins where it overlaps older clips.
+
+Clips on one track may not overlap (the engine refuses such a session), so a
+take recorded over existing material trims, splits or removes the clips under
+it, as a tape punch-in would.  Everything happens in one document transaction
+(one update on the wire).
+"""
+
+from __future__ import annotations
+
+from collab.schema import ProjectDocument
+from dsp_core.session import Clip
+
+
+def _fit_fades(length: int, fade_in: int, fade_out: int) -> tuple[int, int]:
+    fade_in = min(fade_in, length)
+    return fade_in, min(fade_out, length - fade_in)
+
+
+def place_take(document: ProjectDocument, track_id: str, source: str, position: int,
+               length: int) -> str:
+    """Add a clip of ``source`` at ``position`` on ``track_id``; returns the new clip's id.
+
+    Older clips under ``[position, position + length)`` are cut away: a clip inside
+    it is removed, one across its start is trimmed, one across its end starts later,
+    and one across both is split in two.
+    """
+    start, end = int(position), int(position) + int(length)
+    with document.transaction():
+        for clip in document.clips_of(track_id):
+            c_start = int(clip["position"])
+            c_end = c_start + int(clip["length"])
+            if c_end <= start or c_start >= end:
+                continue
+            offset = int(clip.get("offset", 0))
+            fade_in, fade_out = int(clip.get("fade_in", 0)), int(clip.get("fade_out", 0))
+            if c_start >= start and c_end <= end:
+                document.remove_clip(clip["id"])
+                continue
+            if c_end > end:  # the part after the take survives
+                tail = c_end - end
+                tail_in, tail_out = _fit_fades(tail, 0, fade_out)
+                tail_clip = Clip(str(clip["source"]), end, tail, offset + (end - c_start),
+                                 float(clip.get("gain_db", 0.0)), tail_in, tail_out)
+                if c_start < start:
+                    document.add_clip(track_id, tail_clip)
+                else:
+                    document.update_clip(clip["id"], position=end, length=tail,
+                                         offset=tail_clip.offset, fade_in=tail_in,
+                                         fade_out=tail_out)
+                    continue
+            head = start - c_start  # the part before the take survives
+            head_in, head_out = _fit_fades(head, fade_in, 0)  # its old end is cut away
+            document.update_clip(clip["id"], length=head, fade_in=head_in, fade_out=head_out)
+        return document.add_clip(track_id, Clip(source, start, end - start))
