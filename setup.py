@@ -34,7 +34,7 @@ EXTRAS = {
         "playwright>=1.40",  # drives Debian chromium; never `playwright install`
         *TRANSCRIPTION,
     ],
-    "bench": ["pedalboard>=0.9"],
+    "bench": ["pedalboard>=0.9", "threadpoolctl>=3"],
     "transcription": TRANSCRIPTION,
 }
 
