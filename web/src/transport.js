@@ -36,7 +36,12 @@ export class Transport {
 
   /** The playhead in frames now. */
   playhead () {
-    const t = this.project.transport()
+    return this._frameAt(this.project.transport())
+  }
+
+  /** The playhead under transport `t`: like dawserver/playhead.py, a run that started
+   * before the loop's end wraps there; one that started after it never loops. */
+  _frameAt (t) {
     if (!t.playing || this.startedAt === null) return Number(t.position) || 0
     let frame = this.startedFrom + ((performance.now() - this.startedAt) / 1000) * this.project.sampleRate
     if (t.loop_enabled && t.loop_end > t.loop_start && this.startedFrom < t.loop_end && frame >= t.loop_end) {
@@ -51,9 +56,14 @@ export class Transport {
     if (t.playing && (!this.last.playing || t.position !== this.last.position)) {
       this.startedAt = performance.now()
       this.startedFrom = Number(t.position) || 0
+    } else if (t.playing && this.lastTransport && loopChanged(t, this.lastTransport)) {
+      // The loop changed mid-run: carry on from where the old loop had got to.
+      this.startedFrom = this._frameAt(this.lastTransport)
+      this.startedAt = performance.now()
     }
     if (!t.playing) this.startedAt = null
     this.last = { playing: t.playing, position: t.position }
+    this.lastTransport = t
     this.play.classList.toggle('on', Boolean(t.playing))
     this.play.textContent = t.playing ? '❚❚' : '▶'
     this.record.classList.toggle('on', Boolean(t.recording))
@@ -131,4 +141,8 @@ export class Transport {
   _publish () {
     this.presence.set('playhead', this.playhead())
   }
+}
+
+function loopChanged (a, b) {
+  return a.loop_enabled !== b.loop_enabled || a.loop_start !== b.loop_start || a.loop_end !== b.loop_end
 }
