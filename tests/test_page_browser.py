@@ -348,6 +348,9 @@ def test_deleting_transcript_words_cuts_their_audio_through_the_server(studio: S
     ana.locator(".clip[data-clip=voice]").click()
     words = ana.locator(".transcript .word")
     assert words.evaluate_all("els => els.map(e => e.textContent)") == [w for w, _, _ in WORDS]
+    # The word under the playhead is highlighted (here: 0.6 s into the clip, "two").
+    ana.evaluate(f"window.daw.project.setTransport({{ position: {3 * RATE + int(0.6 * RATE)} }})")
+    ana.wait_for_selector(".transcript .word.current:text('two')")
     words.nth(1).click()
     ana.keyboard.press("Delete")
 
