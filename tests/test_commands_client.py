@@ -35,6 +35,7 @@ from dsp_core.session import Clip, Session, Track
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
 RATE = 48000
 BLOCK = 1024
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def music(seconds: float, f0: float = 220.0) -> np.ndarray:
@@ -68,7 +69,7 @@ class Studio:
 
     async def client(self, *args: str, token: str | None = None, env: dict | None = None
                      ) -> asyncio.subprocess.Process:
-        env = {**os.environ, "HOME": str(self.home), "PYTHONPATH": os.getcwd(), **(env or {})}
+        env = {**os.environ, "HOME": str(self.home), "PYTHONPATH": str(ROOT), **(env or {})}
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "dawserver", "client", self.config.base_url,
             "--project", self.project_id, "--token", token or self.token(),
@@ -179,7 +180,7 @@ async def test_a_bad_token_is_one_clear_line_and_exit_status_1(studio: Studio) -
 
 
 async def test_list_devices_shows_portaudio_devices(studio: Studio) -> None:
-    env = {**os.environ, "HOME": str(studio.home), "PYTHONPATH": os.getcwd()}
+    env = {**os.environ, "HOME": str(studio.home), "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "dawserver", "client", "--list-devices", env=env,
         stdout=asyncio.subprocess.PIPE)
