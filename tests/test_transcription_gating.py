@@ -13,6 +13,7 @@ from transcription.evaluation import SAMPLES, synthesize, word_error_rate
 from transcription.gating import (
     GateOptions,
     compression_ratio,
+    longest_repeat,
     non_speech_passages,
     rms_dbfs,
     speech_overlap,
@@ -116,6 +117,13 @@ def test_looping_text_compresses_far_better_than_a_sentence() -> None:
     assert compression_ratio("jeg " * 40) > GateOptions().compression_ratio_threshold
     assert compression_ratio(SAMPLES["en"][1]) < GateOptions().compression_ratio_threshold
     assert compression_ratio("") == 0.0
+
+
+def test_a_word_or_phrase_looping_is_counted() -> None:
+    assert longest_repeat("Dat is m'n m'n m'n m'n m'n m'n fiets") == 6
+    assert longest_repeat("we go we go we go we go home") == 4
+    assert longest_repeat("the weather is very nice today") == 1
+    assert longest_repeat("") == 0
 
 
 def test_speech_regions_cover_speech_and_not_the_silence_around_it(english: np.ndarray) -> None:

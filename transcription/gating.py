@@ -33,6 +33,7 @@ class GateOptions:
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
+    max_repeats: int = 4
     min_speech_overlap: float = 0.5
 
     def vad_options(self):  # noqa: ANN201 - faster_whisper is imported lazily
@@ -92,18 +93,35 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
+def longest_repeat(text: str, longest_phrase: int = 3) -> int:
+    """The most times a word or phrase (up to ``longest_phrase`` words) repeats in a row."""
+    words = text.lower().split()
+    best = 1 if words else 0
+    for size in range(1, longest_phrase + 1):
+        for start in range(size):
+            run, previous = 1, None
+            for index in range(start, len(words) - size + 1, size):
+                phrase = words[index:index + size]
+                run = run + 1 if phrase == previous else 1
+                previous = phrase
+                best = max(best, run)
+    return best
+
+
 def keep_segment(segment, regions: list[tuple[float, float]],  # noqa: ANN001
                  options: GateOptions) -> bool:
     """Whether a decoded faster-whisper segment is speech worth keeping.
 
-    The compression ratio is measured on the segment's own text: faster-whisper's
-    ``segment.compression_ratio`` covers its whole 30 s window, so a speaker who
-    says the same sentence several times would lose all of them.
+    Loops are found in the segment's own text (its compression ratio, a word or
+    phrase said more than ``max_repeats`` times in a row): faster-whisper's
+    ``segment.compression_ratio`` covers a whole decoded window, so a speaker
+    who says the same sentence several times would lose all of them.
     """
     if (segment.no_speech_prob > options.no_speech_threshold
             and segment.avg_logprob < options.log_prob_threshold):
         return False
-    if compression_ratio(segment.text) > options.compression_ratio_threshold:
+    if (compression_ratio(segment.text) > options.compression_ratio_threshold
+            or longest_repeat(segment.text) > options.max_repeats):
         return False
     if not segment.text.strip():
         return False
