@@ -497,8 +497,12 @@ def test_live_mix_plays_through_web_audio_while_the_transport_plays(studio: Stud
 
 def test_recording_from_the_microphone_lands_in_the_armed_track(studio: Studio) -> None:
     ana, log = open_page(studio.browser, studio.url("ana"))  # Chromium's fake microphone
-    ana.evaluate(f"window.daw.project.setTransport({{ position: {8 * RATE} }})")  # free room
     ana.click(".track-header[data-track=t5] .arm")
+    ana.evaluate("window.daw.project.setTransport({ position: 0 })")
+    ana.click("button.record")  # a take from 0 would run into track 5's clip at 1 s: refused
+    ana.wait_for_selector(".toast.error.show:has-text('would run into clips on Track 5')")
+    assert studio.document()["transport"]["recording"] is False
+    ana.evaluate(f"window.daw.project.setTransport({{ position: {8 * RATE} }})")  # free room
     ana.click("button.record")
     ana.wait_for_selector("button.record.on")
     assert studio.document()["transport"]["recording"] is True
