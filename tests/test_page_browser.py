@@ -383,6 +383,19 @@ def test_deleting_transcript_words_cuts_their_audio_through_the_server(studio: S
     ana.wait_for_function("[...document.querySelectorAll('.transcript .word')]"
                           ".map(e => e.textContent).join(' ') === 'three four'")
     screenshot(ana, "transcript")
+    # Dragging "four" before "three" reorders the audio (the server's planner again).
+    ana.drag_and_drop(".transcript .word:text('four')", ".transcript .word:text('three')")
+
+    def spoken_order() -> list[str] | None:
+        document = studio.document()
+        pieces = sorted((c for c in document["clips"].values() if c["track"] == "t7"),
+                        key=lambda c: c["position"])
+        words = [w["word"] for c in pieces
+                 for s in document["transcripts"].get(c["id"], {"segments": []})["segments"]
+                 for w in s["words"]]
+        return words if words == ["one", "four", "three"] else None
+
+    wait_for(spoken_order)
     assert log.errors() == []
     ana.context.close()
     ben.context.close()

@@ -59,10 +59,19 @@ export class TranscriptPanel {
     if (signature === this.signature) return
     this.signature = signature
     this.title.textContent = `Transcript · ${String(clip.source).split('/').pop()} (${transcript.language || '?'})`
+    const reorder = Boolean(this.editable && this.editUrl)
     this.words = words.map((word, index) => h('span', {
       class: 'word', dataset: { index: String(index), start: String(word.start), end: String(word.end) },
-      title: `${word.start.toFixed(2)}–${word.end.toFixed(2)} s`,
-      onclick: (e) => this._select(index, e.shiftKey)
+      title: `${word.start.toFixed(2)}–${word.end.toFixed(2)} s${reorder ? ' · drag to move' : ''}`,
+      draggable: reorder ? 'true' : 'false',
+      onclick: (e) => this._select(index, e.shiftKey),
+      ondragstart: (e) => e.dataTransfer.setData('text/x-word', String(index)),
+      ondragover: (e) => { if (reorder) e.preventDefault() },
+      ondrop: (e) => {
+        e.preventDefault()
+        const from = Number(e.dataTransfer.getData('text/x-word'))
+        if (Number.isInteger(from) && from !== index) this.move(from, index)
+      }
     }, word.word.trim()))
     const list = [...transcripts.keys()].sort()
     const picker = list.length > 1
@@ -143,6 +152,27 @@ export class TranscriptPanel {
 
   _syncButton () {
     this.cutButton.disabled = !this.editable || !this.selection
+  }
+
+  /** Move word `from` (or the selection holding it) before word `to`: the server reorders
+   * the audio (POST .../transcript/edit {"order": [...]}) and writes it into the document. */
+  async move (from, to) {
+    const count = this.words.length
+    const [first, last] = this.selection && from >= this.selection[0] && from <= this.selection[1]
+      ? this.selection : [from, from]
+    if (to >= first && to <= last) return
+    const moved = []
+    for (let i = first; i <= last; i++) moved.push(i)
+    const rest = [...Array(count).keys()].filter((i) => i < first || i > last)
+    const at = rest.indexOf(to)
+    const order = [...rest.slice(0, at), ...moved, ...rest.slice(at)]
+    this.selection = null
+    this._paintSelection()
+    const path = this.editUrl.replace('{project_id}', encodeURIComponent(this.project.projectId))
+      .replace('{clip_id}', encodeURIComponent(this.shownClip))
+    try {
+      await api(path, { token: this.token, method: 'POST', body: { order } })
+    } catch (err) { this.notify(`Move: ${err.message}`, true) }
   }
 
   /** Delete the selected words: through the server's text-edit route, else planned here. */
