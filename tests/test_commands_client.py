@@ -13,6 +13,7 @@ import asyncio
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -240,3 +241,25 @@ async def test_in_real_time_the_client_follows_live_edits_and_new_audio(
     assert level_at(start, 220.0) > 10 * level_at(start, 1000.0)
     assert level_at(end, 1000.0) > 100 * level_at(end, 220.0)
     assert len(list((studio.root / "cache").rglob("*.wav"))) == 2
+
+
+async def test_ctrl_c_while_recording_keeps_the_take(studio: Studio) -> None:
+    (0.25 * np.ones(10 * RATE)).astype("<f4").tofile(studio.mic)
+    await studio.edit(lambda d: d.update_track("vox", arm=True))
+    await studio.edit(lambda d: d.update_transport(playing=True, position=0, recording=True))
+    started = asyncio.get_running_loop().time()
+    proc = await studio.client("--record")
+    await eventually(lambda: studio.played.exists() and studio.played.stat().st_size > RATE * 8,
+                     timeout=30)
+    proc.send_signal(signal.SIGINT)
+    elapsed = asyncio.get_running_loop().time() - started
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert "takes: 1 clip(s)" in out.decode()
+    played = studio.played.stat().st_size // 8
+    clips = [c for c in (await studio.document())["clips"].values() if c["track"] == "vox"]
+    assert len(clips) == 1 and clips[0]["position"] == 0
+    assert RATE <= clips[0]["length"] <= played
+    assert played < (elapsed + 1.0) * RATE  # an unclocked device is paced, not flooded
+    take, _ = sf.read(clips[0]["source"], dtype="float32")
+    assert np.all(take == np.float32(0.25))

@@ -28,6 +28,8 @@ from ..playhead import Playhead
 
 log = logging.getLogger(__name__)
 
+MAX_AHEAD = 0.5  # seconds the player may run ahead of the wall clock
+
 
 @dataclass
 class StreamSettings:
@@ -93,7 +95,8 @@ class Player:
         self.overflows = 0
         self.error: BaseException | None = None
         self._take: Take | None = None
-        self._silence_due = 0.0
+        self._clock = time.monotonic()
+        self._written = 0.0
         self._copy = None
         self._pending: tuple[Session | None, dict | None, list[str] | None] = (None, None, None)
         self._lock = threading.Lock()
@@ -143,6 +146,7 @@ class Player:
             with self._open_stream() as stream, self._open_copy() as copy:
                 log.info("playing on %s (latency %s s)", stream.device, stream.latency)
                 self._copy = copy
+                self._clock, self._written = time.monotonic(), 0.0
                 while not self._stop.is_set():
                     if not self._step(stream):
                         break
@@ -190,17 +194,23 @@ class Player:
         self.blocks_written += 1
         if spans:
             self.frames_played += block
-        else:
-            self._pace_silence(block)
+        self._pace(block)
         return self.stop_after is None or self.frames_played < self.stop_after
 
-    def _pace_silence(self, block: int) -> None:
-        """While stopped, write silence no faster than real time (unclocked devices)."""
+    def _pace(self, block: int) -> None:
+        """Never run more than ``MAX_AHEAD`` s ahead of the wall clock.
+
+        A real device's blocking write already paces the thread (its buffer is far
+        smaller); an unclocked one (ALSA ``null``/``file``) would otherwise be fed as
+        fast as the engine renders.
+        """
         now = time.monotonic()
-        due = max(self._silence_due, now - 0.5) + block / self.playhead.render_rate
-        if due > now:
-            self._stop.wait(due - now)
-        self._silence_due = due
+        self._written += block / self.playhead.render_rate
+        ahead = self._clock + self._written - now
+        if ahead > MAX_AHEAD:
+            self._stop.wait(ahead - MAX_AHEAD)
+        elif ahead < -MAX_AHEAD:  # the device (or this machine) fell behind: start afresh
+            self._clock, self._written = now, 0.0
 
     def _finish_take(self) -> None:
         take, self._take = self._take, None

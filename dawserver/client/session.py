@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import io
 import logging
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +89,10 @@ class DesktopClient:
         self._uploads: set[asyncio.Task] = set()
 
     async def run(self) -> ClientReport:
-        """Join, play until ``seconds`` of audio were played (or forever), then leave."""
+        """Join, play until ``seconds`` were played or Ctrl-C/SIGTERM, then leave.
+
+        A take being recorded when the client is stopped is kept (uploaded and placed).
+        """
         try:
             async with connect(self.ws_url, self.options.token) as channel, \
                     SyncClient(channel) as sync, aiohttp.ClientSession() as http:
@@ -142,9 +146,16 @@ class DesktopClient:
         subscription = sync.doc.observe(lambda _event: loop.call_soon_threadsafe(changed.set))
         follower = asyncio.create_task(self._follow(document, http, player, changed, session))
         player.start()
+        stoppers = []
+        for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C: finish the take, then leave
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, player.stop)
+                stoppers.append(signum)
         try:
             error = await finished
         finally:
+            for signum in stoppers:
+                loop.remove_signal_handler(signum)
             player.stop()
             await loop.run_in_executor(None, player.join)
             sync.doc.unobserve(subscription)
