@@ -27,6 +27,7 @@ from av import AudioFrame
 
 from collab.errors import CapacityError, ProjectNotFound
 from collab.tokens import Grant, Role
+from dsp_core.errors import DspError
 
 from .api import _body, _error, _grant
 from .assets import ASSETS
@@ -188,6 +189,9 @@ async def rtc_offer(request: web.Request) -> web.Response:
         raise _error(web.HTTPNotFound, str(exc)) from None
     except CapacityError as exc:
         raise _error(web.HTTPServiceUnavailable, str(exc)) from None
+    except DspError as exc:
+        raise _error(web.HTTPUnprocessableEntity, f"cannot render the project: {exc}"
+                     ) from None
     except ValueError as exc:
         raise _error(web.HTTPBadRequest, f"cannot use this offer: {exc}") from None
     return web.json_response({"sdp": answer.sdp, "type": answer.type})
