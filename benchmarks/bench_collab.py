@@ -34,7 +34,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 JS = ROOT / "tests" / "js"
 REFERENCE = JS / "node_modules" / "@y" / "websocket-server" / "src" / "server.js"
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def bench_session(tracks: int, clips: int):
@@ -69,11 +68,6 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
             return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listens on port {port}")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def rss_bytes(pid: int) -> int:
@@ -164,27 +158,22 @@ def memory_per_document(server: Server, seed: bytes, rooms: list[str], workdir: 
 
 def run_load(server: Server, clients: int, args: argparse.Namespace, tracks: list[str],
              workdir: Path) -> dict:
-    """One load run; the server's CPU is sampled exactly over the measuring window."""
+    """One load run; the driver samples the server's CPU over exactly its measuring window."""
     proc = driver({"mode": "load", "url": server.url, "token": server.token, "rooms": ["bench"],
                    "clients": clients, "hz": args.hz, "seconds": args.seconds,
                    "warmup": args.warmup, "drain": args.drain, "late_joins": args.late_joins,
                    "late_join_timeout": 10.0, "tracks": tracks,
-                   "deadline": 120 + args.seconds * 3 + clients}, workdir)
-    cpu_start = wall_start = None
+                   "deadline": 120 + args.seconds * 3 + clients,
+                   "server_pid": server.proc.pid}, workdir)
     result = None
     for line in proc.stdout:
         message = json.loads(line)
-        if message.get("phase") == "start":
-            cpu_start, wall_start = cpu_seconds(server.proc.pid), time.monotonic()
-        elif message.get("phase") == "end":
-            cpu = cpu_seconds(server.proc.pid) - cpu_start
-            server_cpu = cpu / (time.monotonic() - wall_start)
-        else:
+        if "phase" not in message:
             result = message
     proc.wait(60)
     if result is None or "error" in result:
         raise RuntimeError(f"{server.name}: load driver failed: {result}")
-    result["server_cpu_cores"] = server_cpu
+    result["server_cpu_cores"] = result["server_cpu_s"] / result["measure_s"]
     result["harness_cpu_cores"] = result["harness_cpu_s"] / result["measure_s"]
     joined = [ms for ms in result["late_join_ms"] if ms is not None]
     result["late_join_timeouts"] = len(result["late_join_ms"]) - len(joined)

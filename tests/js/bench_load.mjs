@@ -19,6 +19,8 @@ import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import fs from 'node:fs'
 import { performance } from 'node:perf_hooks'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 
 const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'))
 const MARK = /~(\d+):(\d+)~/g
@@ -105,6 +107,17 @@ const stats = {
   }
 }
 
+// CPU seconds a process has run so far: the sum over its threads of the scheduler's
+// precise run time (/proc/PID/task/*/schedstat), not tick-sampled rusage.
+const cpuOf = (pid) => {
+  let ns = 0
+  for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
+    try { ns += Number(fs.readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]) } catch {}
+  }
+  return ns / 1e9
+}
+const serverCpu = () => config.server_pid ? cpuOf(config.server_pid) : 0
+
 const percentile = (sorted, q) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 // never hang: give up (and say so) well after the run should have ended
@@ -112,6 +125,29 @@ setTimeout(() => {
   process.stdout.write(JSON.stringify({ error: 'load driver deadline passed' }) + '\n')
   process.exit(2)
 }, (config.deadline || 600) * 1000).unref()
+
+// A late joiner runs in its own process, so applying the whole document (tens to
+// hundreds of ms) never stalls this process's measurements.
+const lateJoin = (timeoutMs) => new Promise((resolve) => {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), process.argv[2]], {
+    env: { ...process.env, BENCH_LATE_JOIN: '1' }, stdio: ['ignore', 'pipe', 'inherit']
+  })
+  let out = ''
+  const timer = setTimeout(() => { child.kill(); resolve(null) }, timeoutMs)
+  child.stdout.on('data', (chunk) => { out += chunk })
+  child.on('exit', () => {
+    clearTimeout(timer)
+    try { resolve(JSON.parse(out).sync_ms) } catch { resolve(null) }
+  })
+})
+
+async function lateJoinMode () {
+  const client = new Client(100000, config.rooms[0])
+  await client.synced
+  process.stdout.write(JSON.stringify({ sync_ms: client.syncMs }) + '\n')
+  client.close()
+  setTimeout(() => process.exit(0), 20)
+}
 
 async function seedMode () {
   const seed = Buffer.from(config.seed, 'base64')
@@ -172,7 +208,8 @@ async function loadMode () {
   }, Math.random() * periodMs))
   stats.recording = true
   await sleep(config.warmup * 1000)
-  const cpuStart = process.cpuUsage()
+  const cpuStart = cpuOf(process.pid)
+  const serverCpuStart = serverCpu()
   const wallStart = performance.now()
   lags.length = 0
   measuring = true
@@ -181,16 +218,14 @@ async function loadMode () {
   const lateEvery = (config.seconds * 1000) / (config.late_joins + 1)
   for (let k = 0; k < config.late_joins; k++) {
     await sleep(lateEvery)
-    const late = new Client(100000 + k, room)
-    const joined = await Promise.race([late.synced.then(() => true), sleep(config.late_join_timeout * 1000).then(() => false)])
-    lateJoins.push(joined ? late.syncMs : null)
-    late.close()
+    lateJoins.push(await lateJoin(config.late_join_timeout * 1000))
   }
   await sleep(Math.max(0, config.seconds * 1000 - (performance.now() - wallStart)))
   measuring = false
   process.stdout.write(JSON.stringify({ phase: 'end' }) + '\n')
   timers.forEach((t) => { clearTimeout(t); clearInterval(t) })
-  const cpu = process.cpuUsage(cpuStart)
+  const harnessCpuS = cpuOf(process.pid) - cpuStart
+  const serverCpuS = serverCpu() - serverCpuStart
   const wall = performance.now() - wallStart
   await sleep(config.drain * 1000)
   clearInterval(lagTimer)
@@ -208,14 +243,16 @@ async function loadMode () {
     lost: expectedDeliveries - stats.received,
     latency_ms: { p50: percentile(sorted, 0.5), p90: percentile(sorted, 0.9), p99: percentile(sorted, 0.99), max: sorted.length ? sorted[sorted.length - 1] : null },
     late_join_ms: lateJoins,
-    harness_cpu_s: (cpu.user + cpu.system) / 1e6,
+    harness_cpu_s: harnessCpuS,
+    server_cpu_s: serverCpuS,
     measure_s: wall / 1000,
     harness_lag_ms: { p50: percentile(lagSorted, 0.5), p99: percentile(lagSorted, 0.99) }
   }) + '\n')
   setTimeout(() => process.exit(0), 50)
 }
 
-(config.mode === 'seed' ? seedMode() : loadMode()).catch((err) => {
+const mode = process.env.BENCH_LATE_JOIN ? lateJoinMode : config.mode === 'seed' ? seedMode : loadMode
+mode().catch((err) => {
   process.stdout.write(JSON.stringify({ error: String(err && err.stack) }) + '\n')
   process.exit(1)
 })
