@@ -155,7 +155,7 @@ class Engine:
 
     def apply(self, session: Session) -> None:
         """Follow an edited session: parameters glide, structural edits rebuild a track."""
-        session.validate()
+        session.validate(allow_overlaps=True)
         if self._buses_structure(session) != self._bus_structure or (
             session.sample_rate != self.session.sample_rate
         ):

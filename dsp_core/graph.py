@@ -202,7 +202,7 @@ def build_graph(
     session: Session, sample_rate: int, max_block: int, load: SourceLoader
 ) -> Graph:
     """Build the whole render graph of ``session`` at ``sample_rate``."""
-    session.validate()
+    session.validate(allow_overlaps=True)
     any_solo = any(t.solo for t in session.tracks)
     return Graph(
         sample_rate=sample_rate,

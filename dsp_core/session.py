@@ -103,8 +103,13 @@ class Session:
                 return track
         raise ProjectError(f"no track with id {track_id!r}")
 
-    def validate(self) -> None:
-        """Raise :class:`ProjectError` naming the first structural problem found."""
+    def validate(self, allow_overlaps: bool = False) -> None:
+        """Raise :class:`ProjectError` naming the first structural problem found.
+
+        A project file must not overlap clips on a track.  A live document may
+        (two users can drop clips on the same spot at once): with
+        ``allow_overlaps`` the overlapping clips are layered (summed).
+        """
         if self.sample_rate not in SUPPORTED_RATES:
             raise ProjectError(
                 f"unsupported session sample rate {self.sample_rate} Hz; "
@@ -118,7 +123,7 @@ class Session:
             if track.id in seen:
                 raise ProjectError(f"duplicate track id {track.id!r}")
             seen.add(track.id)
-            _validate_track(track, bus_ids)
+            _validate_track(track, bus_ids, allow_overlaps)
         for bus in [*self.buses, self.master]:
             _check_pan(bus.pan, f"bus {bus.id!r}")
             for effect in bus.effects:
@@ -130,7 +135,7 @@ def _check_pan(pan: float, where: str) -> None:
         raise ProjectError(f"{where}: pan {pan} is outside [-1, 1]")
 
 
-def _validate_track(track: Track, bus_ids: set[str]) -> None:
+def _validate_track(track: Track, bus_ids: set[str], allow_overlaps: bool = False) -> None:
     where = f"track {track.id!r}"
     if track.channels not in (1, 2):
         raise ProjectError(f"{where}: channels must be 1 or 2, got {track.channels}")
@@ -151,7 +156,7 @@ def _validate_track(track: Track, bus_ids: set[str]) -> None:
             raise ProjectError(f"{label}: length must be > 0, got {clip.length}")
         if clip.fade_in < 0 or clip.fade_out < 0 or clip.fade_in + clip.fade_out > clip.length:
             raise ProjectError(f"{label}: fades must be >= 0 and fit inside the clip")
-        if previous is not None and clip.position < previous.end:
+        if not allow_overlaps and previous is not None and clip.position < previous.end:
             raise ProjectError(
                 f"{label} at frame {clip.position} overlaps the clip ending at {previous.end}"
             )

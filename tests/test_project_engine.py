@@ -56,8 +56,22 @@ async def test_an_invalid_document_keeps_the_last_good_engine_state(tmp_path: Pa
         async with Room(info.project_id, store) as room:
             engine = ProjectEngine(room, debounce=0.0)
             before = rms(await engine.render(0, RATE))
-            await room.edit(lambda d: d.update_clip("c0", track="t1"))  # overlaps c1
+            # the clip now runs 10 s past the end of its 2 s source: the engine refuses it
+            await room.edit(lambda d: d.update_clip("c0", length=RATE * 12))
             assert rms(await engine.render(0, RATE)) == pytest.approx(before, rel=1e-3)
+
+
+async def test_clips_overlapping_in_the_live_document_are_layered(tmp_path: Path) -> None:
+    """Two users can drop clips on one spot at once: the engine sums them, it never stalls."""
+    async with open_store(None, tmp_path) as store:
+        info = await import_session(store, sine_session(tmp_path))
+        async with Room(info.project_id, store) as room:
+            engine = ProjectEngine(room, debounce=0.0)
+            await room.edit(lambda d: d.set_track_gain("t0", -120.0))
+            one_sine = rms(await engine.render(0, RATE))
+            await room.edit(lambda d: d.update_clip("c0", track="t1"))  # overlaps c1
+            assert rms(await engine.render(0, RATE)) == pytest.approx(2 * one_sine, rel=1e-3)
+            engine.close()
 
 
 @pytest.mark.skipif(node_ready() is not None, reason=str(node_ready()))
