@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,7 @@ class TakeRecorder:
     clips: list[str] = field(default_factory=list)
     frames_received: int = 0
     _take: Take | None = None
+    _next_try: float = 0.0
 
     @property
     def room(self):
@@ -108,6 +110,10 @@ class TakeRecorder:
         return armed
 
     def _open(self) -> None:
+        now = time.monotonic()
+        if now < self._next_try:  # reading the armed tracks is not free on big projects
+            return
+        self._next_try = now + 0.2
         tracks = self._armed()
         position = self.mix.timeline_now()
         if not tracks or position is None:
@@ -133,7 +139,7 @@ class TakeRecorder:
                 None, lambda: self.assets.ingest_file(
                     take.path, project_id=self.room.project_id,
                     name=f"take-{self.user or 'guest'}.wav"))
-            rate = self.room.document.to_session().sample_rate
+            rate = self.mix.playhead.session_rate
             length = max(1, int(round(take.frames * rate / self.mix.sample_rate)))
             added: list[str] = []
 
