@@ -7,6 +7,7 @@ are JSON ``{"error": "..."}`` with a message that says what to do.
 from __future__ import annotations
 
 import io
+import json
 import time
 from typing import Any
 
@@ -29,13 +30,7 @@ MAX_RENDER_SECONDS = 600
 
 
 def _error(status: type[web.HTTPException], message: str) -> web.HTTPException:
-    return status(text=f'{{"error": {_json_str(message)}}}', content_type="application/json")
-
-
-def _json_str(text: str) -> str:
-    import json
-
-    return json.dumps(text)
+    return status(text=json.dumps({"error": message}), content_type="application/json")
 
 
 async def _grant(request: web.Request, project_id: str, minimum: Role):
