@@ -35,6 +35,7 @@ from collab.room import Room
 from dsp_core.errors import DspError
 from dsp_core.session import Session
 
+from .opus import OpusEncoder
 from .playhead import Playhead
 
 log = logging.getLogger(__name__)
@@ -57,12 +58,13 @@ def _default_engine(session: Session, sample_rate: int) -> object:
 
 @dataclass(frozen=True)
 class MixFrame:
-    """One rendered frame: interleaved int16 stereo, where it sits and when it was made."""
+    """One rendered frame: int16 stereo (and its Opus packet), where it sits, when made."""
 
     index: int
     pcm: np.ndarray
     timeline: int | None
     made_at: float
+    opus: bytes | None = None
 
 
 class Listener:
@@ -100,7 +102,8 @@ class LiveMix:
     """The real-time render of one room (an async context manager)."""
 
     def __init__(self, room: Room, *, sample_rate: int = RATE, frame: int = FRAME,
-                 queue_frames: int = 16, factory: EngineFactory = _default_engine) -> None:
+                 queue_frames: int = 16, factory: EngineFactory = _default_engine,
+                 encode: bool = True) -> None:
         self.room = room
         self.sample_rate = sample_rate
         self.frame = frame
@@ -111,6 +114,7 @@ class LiveMix:
         self.render_seconds = 0.0
         self.playhead = Playhead(sample_rate, sample_rate)
         self._factory = factory
+        self._opus = OpusEncoder() if encode and (sample_rate, frame) == (RATE, FRAME) else None
         self._engine: object | None = None
         self._pending: Session | None = None
         self._transport: dict | None = None
@@ -309,7 +313,8 @@ class LiveMix:
             except DspError as exc:
                 log.warning("project %s: live render failed: %s", self.room.project_id, exc)
         pcm = (np.clip(out.T, -1.0, 1.0) * 32767.0).astype(np.int16)
-        frame = MixFrame(self.frames_made, pcm, timeline, time.monotonic())
+        opus = None if self._opus is None else self._opus.encode(pcm, self.frames_made)
+        frame = MixFrame(self.frames_made, pcm, timeline, time.monotonic(), opus)
         self.frames_made += 1
         return frame
 

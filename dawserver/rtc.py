@@ -21,9 +21,15 @@ import logging
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError
-from av import AudioFrame
+from av import AudioFrame, Packet
 
 from collab.errors import CapacityError, ProjectNotFound
 from collab.tokens import Grant, Role
@@ -33,6 +39,7 @@ from .api import _body, _error, _grant
 from .assets import ASSETS
 from .keys import ROOMS
 from .live_mix import Listener, LiveMix, LiveMixes
+from .opus import packet as opus_packet
 from .recording import TakeRecorder
 
 log = logging.getLogger(__name__)
@@ -45,14 +52,15 @@ class MixTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, mix: LiveMix, listener: Listener) -> None:
+    def __init__(self, mix: LiveMix, listener: Listener, *, packets: bool = False) -> None:
         super().__init__()
         self.mix = mix
         self.listener = listener
+        self.packets = packets  # the peer speaks Opus: send the mix's shared packets
         self.first_index: int | None = None  # the mix frame this track began with
 
-    async def recv(self) -> AudioFrame:
-        """The next 20 ms of the mix as an s16 stereo frame."""
+    async def recv(self) -> AudioFrame | Packet:
+        """The next 20 ms of the mix: its Opus packet, or an s16 stereo frame to encode."""
         if self.readyState != "live":
             raise MediaStreamError
         try:
@@ -62,6 +70,8 @@ class MixTrack(MediaStreamTrack):
             raise MediaStreamError from None
         if self.first_index is None:
             self.first_index = mixed.index
+        if self.packets and mixed.opus is not None:
+            return opus_packet(mixed.opus, mixed.index)
         frame = AudioFrame.from_ndarray(mixed.pcm.reshape(1, -1), format="s16", layout="stereo")
         frame.sample_rate = self.mix.sample_rate
         frame.pts = mixed.index * self.mix.frame
@@ -127,7 +137,13 @@ class RtcService:
 
         try:
             await pc.setRemoteDescription(offer)
-            pc.addTrack(MixTrack(mix, conn.listener))
+            opus = "opus/48000" in offer.sdp.lower()
+            sender = pc.addTrack(MixTrack(mix, conn.listener, packets=opus))
+            if opus:  # the shared packets are Opus: make sure Opus is what is negotiated
+                transceiver = next(t for t in pc.getTransceivers() if t.sender is sender)
+                transceiver.setCodecPreferences(
+                    [c for c in RTCRtpSender.getCapabilities("audio").codecs
+                     if c.mimeType.lower() == "audio/opus"])
             await pc.setLocalDescription(await pc.createAnswer())
         except BaseException:
             await self.close(conn)

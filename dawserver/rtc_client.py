@@ -21,7 +21,13 @@ from typing import Any
 
 import aiohttp
 import numpy as np
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
@@ -91,12 +97,14 @@ class RtcListener:
     arrivals : list of float
         ``time.monotonic()`` when each frame arrived.
     pts : list of int
-        Each frame's RTP timestamp (48 kHz ticks; gaps show frames the server skipped).
+        Each frame's RTP timestamp in 48 kHz ticks (gaps show frames the server skipped).
+        Frames of other codecs (PCMU at 8 kHz) are converted to 48 kHz stereo.
     """
 
     def __init__(self, base_url: str, project_id: str, token: str, *,
                  send: MediaStreamTrack | None = None, track: str | None = None,
-                 latency_ms: float = 0.0, low_latency: bool = True) -> None:
+                 latency_ms: float = 0.0, low_latency: bool = True,
+                 codec: str | None = None) -> None:
         self.url = f"{base_url.rstrip('/')}/projects/{project_id}/rtc"
         self.token = token
         self.send = send
@@ -104,6 +112,7 @@ class RtcListener:
         if track:
             self.options["track"] = track
         self.low_latency = low_latency
+        self.codec = codec
         self.frames: list[np.ndarray] = []
         self.arrivals: list[float] = []
         self.pts: list[int] = []
@@ -125,6 +134,11 @@ class RtcListener:
             pc.addTrack(self.send)
         else:
             pc.addTransceiver("audio", direction="recvonly")
+        if self.codec is not None:  # e.g. "audio/PCMU": offer only that codec
+            for transceiver in pc.getTransceivers():
+                transceiver.setCodecPreferences(
+                    [c for c in RTCRtpSender.getCapabilities("audio").codecs
+                     if c.mimeType.lower() == self.codec.lower()])
 
         @pc.on("track")
         def on_track(track) -> None:
@@ -146,15 +160,27 @@ class RtcListener:
             shrink_jitter_buffer(pc)
 
     async def _receive(self, track) -> None:
+        from av import AudioResampler
+
+        resampler = None
         while True:
             try:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            data = frame.to_ndarray().reshape(-1, len(frame.layout.channels)).T
+            pts = int(frame.pts or 0) * RATE // frame.sample_rate
+            if frame.sample_rate != RATE or frame.layout.name != "stereo":  # PCMU/PCMA
+                resampler = resampler or AudioResampler(format="s16", layout="stereo",
+                                                        rate=RATE)
+                converted = resampler.resample(frame)
+                if not converted:
+                    continue
+                data = np.concatenate([f.to_ndarray().reshape(-1, 2) for f in converted]).T
+            else:
+                data = frame.to_ndarray().reshape(-1, 2).T
             self.frames.append(data.astype(np.float32) / 32768.0)
             self.arrivals.append(time.monotonic())
-            self.pts.append(int(frame.pts or 0))
+            self.pts.append(pts)
             self._got.set()
 
     async def wait_frames(self, count: int, timeout: float = 20.0) -> None:

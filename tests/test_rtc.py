@@ -114,10 +114,21 @@ async def test_a_listener_hears_the_live_mix_as_rendered_offline(live: Live) -> 
     received = listener.audio(20)[:, : RATE]
     reference = await live.render(0, 5 * RATE)
     lag, corr, snr = align(received, reference)
-    assert corr > 0.9, (lag, corr, snr)  # Opus (voip mode, 96 kbit/s) measures ~0.95
-    assert snr > 6.0, (lag, corr, snr)
+    assert corr > 0.99, (lag, corr, snr)  # Opus 128 kbit/s music mode: ~0.9999, 36 dB
+    assert snr > 20.0, (lag, corr, snr)
     level = np.sqrt(np.mean(received ** 2) / np.mean(reference[:, lag:lag + RATE] ** 2))
     assert abs(20 * np.log10(level)) < 1.0
+
+
+async def test_a_peer_without_opus_gets_the_mix_encoded_for_it(live: Live) -> None:
+    await live.edit(lambda d: d.update_transport(playing=True, position=0))
+    async with live.listener(low_latency=False, codec="audio/PCMU") as listener:
+        await listener.wait_frames(60)
+        conn = next(iter(live.app[RTC].connections))
+        assert conn.pc.getSenders()[0].track.packets is False
+    received = listener.audio(20)[:, : RATE // 2]
+    lag, corr, snr = align(received, await live.render(0, 5 * RATE))
+    assert corr > 0.95, (lag, corr, snr)  # mu-law at 8 kHz, the mix is below 2 kHz
 
 
 async def test_stop_gives_silence_and_a_fader_move_changes_the_level(live: Live) -> None:
