@@ -2,9 +2,9 @@
 
 Data flow for an edit: a peer's update is decoded and checked (role,
 format), queued, and the room's single *flusher* task takes everything
-queued so far as one batch: it applies the updates to the document, appends
-them to the store in one transaction (durable), and only then relays them to
-the other peers and answers queued sync-step-1 requests.  Batching is what
+queued so far as one batch: it appends the updates to the store in one
+transaction (durable), then applies them to the document, relays them to the
+other peers and answers queued sync-step-1 requests.  Batching is what
 lets one fsync cover many edits under load; the order (store before relay)
 is what makes "every update another client saw survives a crash" true.
 
@@ -327,30 +327,30 @@ class Room:
         durable: list[bytes] = []
         senders: list[Peer | None] = []
         for kind, peer, payload in batch:
-            if kind == "update":
-                assert peer is not None
-                if peer.closing:
-                    continue
-                try:
-                    self.doc.apply_update(payload)
-                except ValueError as exc:
-                    peer.close_soon(p.CloseCode.MALFORMED_MESSAGE, f"malformed update: {exc}")
-                    continue
+            if kind == "update" and peer is not None and not peer.closing:
                 durable.append(payload)
                 senders.append(peer)
             elif kind == "local":
                 durable.append(payload)
                 senders.append(None)
         if durable:
+            # Store first: the document (and so every sync step 2 and every relay) only
+            # ever holds what is on disk.  A store failure leaves the document untouched,
+            # so the clients resend those changes when they reconnect.
             await self.store.append(self.project_id, self._seq + 1, durable)
             self._seq += len(durable)
             self._log_bytes += sum(map(len, durable))
-            merged = durable[0] if len(durable) == 1 else merge_updates(*durable)
-            message = p.sync_update(merged)
-            only = senders[0] if len(set(map(id, senders))) == 1 else None
-            for peer in self.peers:
-                if peer is not only:
-                    peer.push(message)
+            applied = []
+            for update, peer in zip(durable, senders, strict=True):
+                if peer is not None:
+                    try:
+                        self.doc.apply_update(update)
+                    except ValueError as exc:  # logged, but skipped again on load
+                        peer.close_soon(p.CloseCode.MALFORMED_MESSAGE, f"malformed update: {exc}")
+                        continue
+                applied.append((update, peer))
+            if applied:
+                self._relay(applied)
             for listener in self._listeners:
                 try:
                     listener(self)
@@ -367,6 +367,17 @@ class Room:
             snapshot = self.doc.get_update()
             self._compaction = asyncio.create_task(
                 self._compact_now(snapshot, self._seq, self._log_bytes))
+
+    def _relay(self, applied: list[tuple[bytes, Peer | None]]) -> None:
+        """Send one merged update to every peer (a lone sender does not get its own back)."""
+        updates = [update for update, _ in applied]
+        merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
+        message = p.sync_update(merged)
+        senders = {id(peer) for _, peer in applied}
+        only = applied[0][1] if len(senders) == 1 else None
+        for peer in self.peers:
+            if peer is not only:
+                peer.push(message)
 
     async def _compact_now(self, snapshot: bytes, upto_seq: int, logged_before: int) -> None:
         try:

@@ -314,3 +314,38 @@ async def test_compaction_is_amortised_against_the_snapshot_size() -> None:
     assert not limits.should_compact(99, 5_000, 10_000)
     assert limits.should_compact(99, 10_000, 10_000)
     assert not limits.should_compact(5, 999, 10)
+
+
+class FailingStore(GatedStore):
+    """A real store whose next append fails, as a full disk or a lost database would."""
+
+    def __init__(self, inner) -> None:
+        super().__init__(inner)
+        self.gate.set()
+        self.fail_next = False
+
+    async def append(self, project_id: str, first_seq: int, updates: list[bytes]) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            from collab.errors import StoreError
+
+            raise StoreError("disk full")
+        await super().append(project_id, first_seq, updates)
+
+
+async def test_a_failed_append_changes_nothing_and_closes_only_its_senders(store) -> None:
+    failing = FailingStore(store)
+    async with Room("song", failing) as room:
+        ana, ben = Client(room), Client(room, user="ben")
+        await ana.sync()
+        await ben.sync()
+        failing.fail_next = True
+        ana.edit(lambda d: d.set_track_gain("t1", -9.0))
+        await asyncio.wait_for(ana.task, 5)
+        assert ana.channel.closed[0] == 1011
+        assert room.document.track("t1")["gain_db"] == 0.0 and room.last_seq == 0
+        assert not ben.channel.messages(p.MSG_SYNC, p.SYNC_UPDATE)
+        ben.edit(lambda d: d.set_track_gain("t2", -1.0))
+        await wait_for(lambda: room.last_seq == 1)
+        assert room.document.track("t2")["gain_db"] == -1.0
+        await ben.leave()
