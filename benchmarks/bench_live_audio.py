@@ -7,8 +7,9 @@
 * **One-way audio latency**: from the moment the server renders a 20 ms frame to the
   moment the listener has it decoded (frames matched by content, p50/p99).
 * **CPU per listener**: the server runs as its own process (``dawserver serve``); its
-  CPU time with 1 and N listeners gives the cost of one more listener (Opus encode,
-  SRTP, RTP), reported against the cost of the project's one render.
+  CPU time with 1 and N listeners gives the cost of one more listener (RTP and SRTP: the
+  mix is Opus-encoded once for all), reported against the cost of the project's one
+  render.
 
 Ratios are against same-run baselines (the 20 ms Opus frame, the render's CPU).
 
