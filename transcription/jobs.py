@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = frozenset({DONE, FAILED, CANCELLED})
+#: Progress is stored and reported in steps of this fraction (each step is one commit).
+PROGRESS_STEP = 0.05
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transcription_jobs (
@@ -88,6 +90,7 @@ class JobStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across crashes of the server
         self._db.execute(_SCHEMA)
         self._db.commit()
         self._lock = threading.Lock()
@@ -270,7 +273,7 @@ class JobService:
         last = [0.0]
 
         def progress(fraction: float) -> None:
-            if fraction - last[0] >= 0.01 or fraction >= 1.0:
+            if fraction - last[0] >= PROGRESS_STEP or fraction >= 1.0:
                 last[0] = fraction
                 self._call(self._update, job_id, progress=round(fraction, 3))
 
