@@ -97,6 +97,9 @@ class RoomRegistry:
             unloader.cancel()
         try:
             room = self.rooms.get(project_id)
+            if room is not None and room.diverged:
+                await self._unload(project_id)
+                room = None
             if room is not None:
                 return room
             task = self._loading.get(project_id)

@@ -115,6 +115,9 @@ class Room:
         self._listeners: list[Callable[[Room], None]] = []
         self._local_updates: list[bytes] | None = None
         self._started = False
+        #: Set when a server edit (already in the document) could not be stored: the
+        #: document is then ahead of the disk and must be reloaded, never snapshotted.
+        self.diverged = False
         self.doc.observe(self._on_transaction)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -159,7 +162,7 @@ class Room:
             await self._flusher
         if self._compaction is not None:
             await asyncio.gather(self._compaction, return_exceptions=True)
-        if self._seq > self._snapshot_seq:
+        if self._seq > self._snapshot_seq and not self.diverged:
             await self._compact_now(self.doc.get_update(), self._seq, self._log_bytes)
 
     @property
@@ -177,6 +180,9 @@ class Room:
         """Run one peer's session until it disconnects or is closed."""
         if not self._started:
             raise CollabError(f"room {self.project_id!r} is not started")
+        if self.diverged:
+            await peer.channel.close(1011, "the document is being reloaded; reconnect")
+            return
         peer.max_outbox = self.limits.max_outbox
         writer = asyncio.create_task(self._write_loop(peer), name="collab writer")
         self.peers.add(peer)
@@ -280,8 +286,8 @@ class Room:
 
     async def edit(self, change: Callable[[ProjectDocument], None]) -> None:
         """Make a server-side edit; returns once it is durable and relayed to every peer."""
-        if not self._started:
-            raise CollabError(f"room {self.project_id!r} is not started")
+        if not self._started or self.diverged:
+            raise CollabError(f"room {self.project_id!r} is not started or is reloading")
         self._local_updates = []
         try:
             with self.document.transaction(origin="server"):
@@ -304,7 +310,8 @@ class Room:
         if self._queue and self._flusher is not None and not self._flusher.done():
             done = asyncio.get_running_loop().create_future()
             self._enqueue("notify", None, done)
-            await done
+            with contextlib.suppress(StoreError):
+                await done
 
     async def _flush_loop(self) -> None:
         while True:
@@ -319,6 +326,10 @@ class Room:
                 for _kind, peer, _ in batch:
                     if peer is not None:
                         peer.close_soon(1011, "server could not store your change; reconnect")
+                if any(kind == "local" for kind, _, _ in batch):
+                    self.diverged = True
+                    for peer in self.peers:
+                        peer.close_soon(1011, "the document is being reloaded; reconnect")
                 for kind, _, payload in batch:
                     if kind == "notify" and not payload.done():
                         payload.set_exception(exc)
@@ -361,7 +372,8 @@ class Room:
                 peer.push(p.sync_step2(self.doc.get_update(payload)))
             elif kind == "notify" and not payload.done():
                 payload.set_result(None)
-        if (self._compaction is None or self._compaction.done()) and self.limits.should_compact(
+        if (self._compaction is None or self._compaction.done()) and not self.diverged and \
+                self.limits.should_compact(
             self._seq - self._snapshot_seq, self._log_bytes, self._snapshot_bytes
         ):
             snapshot = self.doc.get_update()

@@ -107,3 +107,24 @@ async def test_load_hooks_see_every_loaded_room(store) -> None:
         async with registry.use("a"), registry.use("b"):
             pass
     assert seen == ["a", "b"]
+
+
+async def test_a_server_edit_that_cannot_be_stored_makes_the_room_reload(store) -> None:
+    from collab.errors import StoreError
+
+    async with RoomRegistry(store) as registry:
+        async with registry.use("a") as room:
+            real_append = store.inner.append
+
+            async def broken(*args) -> None:
+                raise StoreError("disk full")
+
+            store.inner.append = broken
+            with pytest.raises(StoreError, match="disk full"):
+                await room.edit(lambda d: d.set_track_gain("t1", -30.0))
+            store.inner.append = real_append
+            assert room.diverged
+        async with registry.use("a") as fresh:
+            assert fresh is not room and not fresh.diverged
+            assert fresh.document.track("t1")["gain_db"] == 0.0
+        assert (await store.load("a")).updates == []
