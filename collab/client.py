@@ -16,7 +16,7 @@ from typing import Any
 from pycrdt import Doc, TransactionEvent
 
 from . import protocol as p
-from .room import Channel
+from .peer import Channel
 from .schema import ProjectDocument
 
 log = logging.getLogger(__name__)

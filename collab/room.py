@@ -16,62 +16,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from pycrdt import Doc, TransactionEvent, merge_updates
 
 from . import protocol as p
 from .errors import CollabError, MalformedMessage, StoreError
+from .peer import Channel, Peer
 from .presence import Presence
 from .schema import ProjectDocument
 from .store import Store
-from .tokens import Grant
+
+__all__ = ["Channel", "Peer", "Room", "RoomLimits"]
 
 log = logging.getLogger(__name__)
-
-
-class Channel(Protocol):
-    """The tiny WebSocket interface a room needs (``dawserver`` adapts aiohttp to it)."""
-
-    def __aiter__(self) -> AsyncIterator[bytes | str]: ...
-
-    async def send(self, data: bytes) -> None: ...
-
-    async def close(self, code: int, reason: str) -> None: ...
-
-
-@dataclass(eq=False)
-class Peer:
-    """One connected client: its channel, its grant and its outgoing queue."""
-
-    channel: Channel
-    grant: Grant
-    outbox: list[bytes] = field(default_factory=list)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    awareness_ids: set[int] = field(default_factory=set)
-    closing: tuple[int, str] | None = None
-
-    max_outbox: int = 10_000
-
-    def push(self, message: bytes) -> None:
-        """Queue ``message`` for this peer's writer task (a peer too far behind is dropped)."""
-        if len(self.outbox) >= self.max_outbox:
-            if self.closing is None:
-                log.info("dropping %s: %d messages unread", self.grant.user, len(self.outbox))
-                self.outbox.clear()
-                self.closing = (p.CloseCode.TOO_SLOW, p.CloseCode.TOO_SLOW.reason)
-                asyncio.get_running_loop().create_task(self.channel.close(*self.closing))
-            return
-        self.outbox.append(message)
-        self.wake.set()
-
-    def close_soon(self, code: int, reason: str) -> None:
-        """Ask the writer to send what is queued, then close with ``code``."""
-        if self.closing is None:
-            self.closing = (code, reason[:120])
-            self.wake.set()
 
 
 @dataclass
@@ -184,7 +144,7 @@ class Room:
             await peer.channel.close(1011, "the document is being reloaded; reconnect")
             return
         peer.max_outbox = self.limits.max_outbox
-        writer = asyncio.create_task(self._write_loop(peer), name="collab writer")
+        writer = asyncio.create_task(peer.write_loop(), name="collab writer")
         self.peers.add(peer)
         peer.push(p.sync_step1(self.doc.get_state()))
         everyone = self.presence.encode_all()
@@ -259,24 +219,6 @@ class Room:
             everyone = self.presence.encode_all()
             if everyone:
                 peer.push(p.awareness(everyone))
-
-    async def _write_loop(self, peer: Peer) -> None:
-        try:
-            while True:
-                await peer.wake.wait()
-                peer.wake.clear()
-                while peer.outbox:
-                    batch, peer.outbox = peer.outbox, []
-                    for message in batch:
-                        await peer.channel.send(message)
-                if peer.closing is not None:
-                    if peer.closing[0] != p.CloseCode.TOO_SLOW:
-                        await peer.channel.close(*peer.closing)
-                    return
-        except (ConnectionError, RuntimeError) as exc:
-            log.debug("project %s: peer write failed: %s", self.project_id, exc)
-            with contextlib.suppress(Exception):
-                await peer.channel.close(1011, "write failed")
 
     # -- the batch pipeline --------------------------------------------------------------
 

@@ -1,0 +1,82 @@
+"""One connected client as a room sees it: its channel, its grant, its outgoing queue.
+
+A room never awaits a client: it :meth:`Peer.push`-es messages and each peer's
+own writer task sends them, so one slow connection cannot hold up the others.
+A peer that falls :attr:`Peer.max_outbox` messages behind is dropped (4408).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from . import protocol as p
+from .tokens import Grant
+
+log = logging.getLogger(__name__)
+
+
+class Channel(Protocol):
+    """The tiny WebSocket interface a room needs (``dawserver`` adapts aiohttp to it)."""
+
+    def __aiter__(self) -> AsyncIterator[bytes | str]: ...
+
+    async def send(self, data: bytes) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(eq=False)
+class Peer:
+    """One connected client: its channel, its grant and its outgoing queue."""
+
+    channel: Channel
+    grant: Grant
+    outbox: list[bytes] = field(default_factory=list)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    awareness_ids: set[int] = field(default_factory=set)
+    closing: tuple[int, str] | None = None
+    max_outbox: int = 10_000
+
+    def push(self, message: bytes) -> None:
+        """Queue ``message`` for this peer's writer task (a peer too far behind is dropped)."""
+        if self.closing is not None and self.closing[0] == p.CloseCode.TOO_SLOW:
+            return
+        if len(self.outbox) >= self.max_outbox:
+            if self.closing is None:
+                log.info("dropping %s: %d messages unread", self.grant.user, len(self.outbox))
+                self.outbox.clear()
+                self.closing = (p.CloseCode.TOO_SLOW, p.CloseCode.TOO_SLOW.reason)
+                asyncio.get_running_loop().create_task(self.channel.close(*self.closing))
+            return
+        self.outbox.append(message)
+        self.wake.set()
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Ask the writer to send what is queued, then close with ``code``."""
+        if self.closing is None:
+            self.closing = (code, reason[:120])
+            self.wake.set()
+
+    async def write_loop(self) -> None:
+        """Send queued messages until the peer is closed (run as one task per peer)."""
+        try:
+            while True:
+                await self.wake.wait()
+                self.wake.clear()
+                while self.outbox:
+                    batch, self.outbox = self.outbox, []
+                    for message in batch:
+                        await self.channel.send(message)
+                if self.closing is not None:
+                    if self.closing[0] != p.CloseCode.TOO_SLOW:
+                        await self.channel.close(*self.closing)
+                    return
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("peer %s: write failed: %s", self.grant.user, exc)
+            with contextlib.suppress(Exception):
+                await self.channel.close(1011, "write failed")
