@@ -8,12 +8,13 @@ from pathlib import Path
 import click
 
 from dawserver.cli import CliError
+from dawserver.config import DEFAULT_DATA
 from dawserver.plugins import PluginError, describe, load_plugins
 
 
 @click.command("plugins")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
-              envvar="DAW_DATA", default=Path("daw-data"), show_default=True,
+              envvar="DAW_DATA", default=DEFAULT_DATA, show_default=True,
               help="Server data directory (its plugins.json is read).")
 @click.option("--disable", "disabled", multiple=True, metavar="NAME",
               help="Leave this plug-in out (as config plugins.NAME = false would).")
