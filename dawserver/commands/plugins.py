@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from dawserver.cli import CliError
-from dawserver.config import DEFAULT_DATA
+from dawserver.commands._server_options import DEFAULT_DATA
 from dawserver.plugins import PluginError, describe, load_plugins
 
 
