@@ -25,19 +25,8 @@ import soundfile
 from benchmarks.conftest import SMOKE, best_time, record
 
 THREADS = 2
-REPEATS = 1 if SMOKE else 12
-ROUNDS = 1 if SMOKE else 3
-
-
-def _timed(call) -> tuple[int, float]:  # noqa: ANN001
-    """The result of ``call`` and its best time over :data:`ROUNDS` runs (after a warm-up)."""
-    result = call() if not SMOKE else None
-    best = float("inf")
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        result = call()
-        best = min(best, time.perf_counter() - start)
-    return result, best
+REPEATS = 1 if SMOKE else 6
+ROUNDS = 1 if SMOKE else 2
 
 
 def _rss_mib(field: str = "VmRSS") -> float:
@@ -76,7 +65,7 @@ def test_transcription_rtf_against_faster_whisper(benchmark, audio, model_dir: P
 
     from transcription.engine import Transcriber, load_audio
     from transcription.gating import GateOptions
-    from transcription.jobs import DONE, JobService, JobStore
+    from transcription.jobs import DONE, JobService, SqliteJobStore
 
     path, seconds = audio
     rss_before = _rss_mib()
@@ -100,26 +89,30 @@ def test_transcription_rtf_against_faster_whisper(benchmark, audio, model_dir: P
 
     def call_service() -> int:
         async def run() -> int:
-            store = JobStore(tmp_path / f"jobs-{time.monotonic_ns()}.sqlite3")
+            store = SqliteJobStore(tmp_path / f"jobs-{time.monotonic_ns()}.sqlite3")
             async with JobService(store, lambda: ours) as service:
-                job = await service.wait(service.submit("bench", path, language="en").id)
+                job = await service.wait((await service.submit("bench", path, language="en")).id)
             store.close()
             assert job.status == DONE
             return len(job.transcript.words)
 
         return asyncio.run(run())
 
-    words, times = {}, {}
-    for name, call in (("direct", call_direct), ("engine", call_engine)):
-        words[name], times[name] = _timed(call)
-    if getattr(benchmark, "disabled", False) or SMOKE:
-        start = time.perf_counter()
-        words["service"] = benchmark.pedantic(call_service, rounds=1, iterations=1)
-        times["service"] = time.perf_counter() - start
-    else:
-        words["service"] = benchmark.pedantic(call_service, rounds=ROUNDS, iterations=1,
-                                              warmup_rounds=1)
-        times["service"] = benchmark.stats["min"]
+    # interleaved rounds, best of each: fair under a changing machine load
+    words: dict[str, int] = {}
+    times = {"direct": float("inf"), "engine": float("inf"), "service": float("inf")}
+    paths = {"direct": call_direct, "engine": call_engine, "service": call_service}
+    for round_ in range(ROUNDS + (0 if SMOKE else 1)):
+        last = round_ == ROUNDS - (1 if SMOKE else 0)
+        for name, call in paths.items():
+            start = time.perf_counter()
+            if name == "service" and last:
+                benchmark.pedantic(lambda: words.__setitem__("service", call_service()),
+                                   rounds=1, iterations=1)
+            else:
+                words[name] = call()
+            if round_ or SMOKE:  # round 0 warms up (full runs)
+                times[name] = min(times[name], time.perf_counter() - start)
     decode_only = best_time(lambda: load_audio(path), ROUNDS)
     record(benchmark, audio_s=round(seconds, 1), threads=THREADS,
            rtf_direct=times["direct"] / seconds, rtf_engine=times["engine"] / seconds,

@@ -1,8 +1,9 @@
 """HTTP routes and the background service for transcription and text-based editing.
 
 ``setup_transcription(app)`` adds a :class:`transcription.jobs.JobService`
-(jobs in ``DATA_DIR/transcription.sqlite3``, requeued when the server starts
-again) and these routes (token as for every route; see docs/transcription.md):
+(jobs in the server database, :mod:`dawserver.transcription_store`, requeued
+when the server starts again) and these routes (token as for every route; see
+docs/transcription.md):
 
 - ``POST /projects/{id}/clips/{clip}/transcribe`` ``{"language": "de"}`` (editor): queue a job.
 - ``GET /projects/{id}/transcription-jobs[/{job}]`` (viewer): state and progress.
@@ -11,7 +12,9 @@ again) and these routes (token as for every route; see docs/transcription.md):
 - ``POST /projects/{id}/clips/{clip}/transcript/edit`` ``{"delete": [3, 4]}`` or
   ``{"order": [0, 2, 1]}`` (editor): edit the audio by editing the words.
 
-Finished jobs write their transcript into the project's shared document, so
+Jobs live in the server's database (``transcription_jobs``, SQLite in the data
+directory by default, PostgreSQL when configured).  Finished jobs write their
+transcript into the project's shared document, so
 every client sees it.  The model comes from ``$DAW_WHISPER_MODEL`` (else the
 one ``dawserver models install`` assembled); ``$DAW_TRANSCRIBE_WORKERS``
 worker threads (default 1) each load it once, with ``$DAW_TRANSCRIBE_THREADS``
@@ -21,6 +24,7 @@ CPU threads each (default 0: all cores).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -35,13 +39,15 @@ from dsp_core.errors import DspError
 from transcription.editing import EditOptions
 from transcription.errors import EditError, JobError, LanguageError, TranscriptionError
 from transcription.formats import FORMATS, export
-from transcription.jobs import DONE, Job, JobService, JobStore
+from transcription.jobs import DONE, Job, JobService
 from transcription.languages import normalize_language
 from transcription.models import ENV_MODEL
 
 from .api import _body, _error, _grant
+from .database import open_database
 from .keys import CONFIG, ROOMS
 from .transcript_document import apply_text_edit, as_transcript, find_clip, store_transcript
+from .transcription_store import DatabaseJobStore
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +81,16 @@ def _transcriber_factory():  # noqa: ANN202 - returns a Transcriber factory
 
 async def transcription_context(app: web.Application) -> AsyncIterator[None]:
     """Open the job store, start the workers (requeueing jobs), stop them on shutdown."""
-    store = JobStore(app[CONFIG].data_dir / "transcription.sqlite3")
+    config = app[CONFIG]
+    async with open_database(config.database_url, config.data_dir) as database:
+        store = DatabaseJobStore(database)
+        await store.setup()
+        async with _serve(app, store):
+            yield
+
+
+@contextlib.asynccontextmanager
+async def _serve(app: web.Application, store: DatabaseJobStore) -> AsyncIterator[None]:
     service = JobService(store, _transcriber_factory(),
                          workers=max(1, int(os.environ.get(ENV_WORKERS, "1"))))
     pending: set[asyncio.Task] = set()
@@ -94,7 +109,6 @@ async def transcription_context(app: web.Application) -> AsyncIterator[None]:
     finally:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-        store.close()
 
 
 async def _write_result(app: web.Application, job: Job) -> None:
@@ -120,7 +134,7 @@ async def _project_job(request: web.Request, minimum: Role) -> Job:
     project_id, job_id = request.match_info["project_id"], request.match_info["job_id"]
     await _grant(request, project_id, minimum)
     try:
-        job = request.app[JOBS].get(job_id)
+        job = await request.app[JOBS].get(job_id)
     except JobError as exc:
         raise _error(web.HTTPNotFound, str(exc)) from None
     if job.project_id != project_id:
@@ -147,7 +161,7 @@ async def transcribe_clip(request: web.Request) -> web.Response:
         raise _error(web.HTTPConflict, f"the source of clip {clip_id!r} "
                                        f"({ref.clip.source!r}) is missing on the server")
     rate = ref.session.sample_rate
-    job = request.app[JOBS].submit(
+    job = await request.app[JOBS].submit(
         project_id, ref.clip.source, clip_id=clip_id, start_s=ref.clip.offset / rate,
         end_s=(ref.clip.offset + ref.clip.length) / rate, language=language)
     return web.json_response(
@@ -160,7 +174,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     """The project's transcription jobs, oldest first, without results (viewer)."""
     project_id = request.match_info["project_id"]
     await _grant(request, project_id, Role.VIEWER)
-    jobs = request.app[JOBS].store.for_project(project_id)
+    jobs = await request.app[JOBS].store.for_project(project_id)
     return web.json_response([_job_json(job, result=False) for job in jobs])
 
 
@@ -174,7 +188,7 @@ async def get_job(request: web.Request) -> web.Response:
 async def cancel_job(request: web.Request) -> web.Response:
     """Cancel a queued or running job (editor)."""
     job = await _project_job(request, Role.EDITOR)
-    return web.json_response(_job_json(request.app[JOBS].cancel(job.id), result=False))
+    return web.json_response(_job_json(await request.app[JOBS].cancel(job.id), result=False))
 
 
 @routes.get("/projects/{project_id}/clips/{clip_id}/transcript")

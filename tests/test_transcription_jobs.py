@@ -13,7 +13,16 @@ import soundfile
 from transcription.engine import Transcriber
 from transcription.errors import JobError
 from transcription.evaluation import SAMPLES, synthesize, word_error_rate
-from transcription.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobService, JobStore
+from transcription.jobs import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    Job,
+    JobService,
+    SqliteJobStore,
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +62,7 @@ def test_a_job_runs_off_the_loop_and_keeps_its_result(tmp_path: Path, speech: Pa
                                                       transcriber: Transcriber) -> None:
     async def scenario() -> tuple[Job, Recorder, list[float]]:
         recorder, ticks = Recorder(), []
-        async with JobService(JobStore(tmp_path / "jobs.sqlite3"),
+        async with JobService(SqliteJobStore(tmp_path / "jobs.sqlite3"),
                               lambda: transcriber) as service:
             service.add_listener(recorder)
 
@@ -63,7 +72,7 @@ def test_a_job_runs_off_the_loop_and_keeps_its_result(tmp_path: Path, speech: Pa
                     await asyncio.sleep(0.05)
 
             tick = asyncio.create_task(ticker())
-            job = service.submit("p1", speech, clip_id="c1", language="en")
+            job = await service.submit("p1", speech, clip_id="c1", language="en")
             done = await service.wait(job.id)
             tick.cancel()
         return done, recorder, ticks
@@ -76,10 +85,10 @@ def test_a_job_runs_off_the_loop_and_keeps_its_result(tmp_path: Path, speech: Pa
     progress = [p for _, _, p in recorder.seen]
     assert progress == sorted(progress)
     assert len(ticks) >= 5 and max(np.diff(ticks)) < 0.5
-    stored = JobStore(tmp_path / "jobs.sqlite3")
-    assert stored.get(job.id).result == job.result
-    assert [j.id for j in stored.for_project("p1")] == [job.id]
-    assert stored.for_project("p2") == []
+    stored = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    assert asyncio.run(stored.get(job.id)).result == job.result
+    assert [j.id for j in asyncio.run(stored.for_project("p1"))] == [job.id]
+    assert asyncio.run(stored.for_project("p2")) == []
 
 
 def test_jobs_survive_a_restart(tmp_path: Path, speech: Path,
@@ -88,21 +97,21 @@ def test_jobs_survive_a_restart(tmp_path: Path, speech: Path,
 
     async def first_run() -> tuple[str, str]:
         recorder = Recorder()
-        async with JobService(JobStore(path), lambda: transcriber) as service:
+        async with JobService(SqliteJobStore(path), lambda: transcriber) as service:
             service.add_listener(recorder)
-            running = service.submit("p1", speech, language="en")
-            waiting = service.submit("p1", speech, language="en")
+            running = await service.submit("p1", speech, language="en")
+            waiting = await service.submit("p1", speech, language="en")
             await asyncio.wait_for(recorder.wait_for(running.id, RUNNING).wait(), 60)
         return running.id, waiting.id
 
     interrupted, waiting = asyncio.run(first_run())
-    store = JobStore(path)
-    assert store.get(interrupted).status == QUEUED
-    assert store.get(waiting).status == QUEUED
+    store = SqliteJobStore(path)
+    assert asyncio.run(store.get(interrupted)).status == QUEUED
+    assert asyncio.run(store.get(waiting)).status == QUEUED
     store.close()
 
     async def second_run() -> list[Job]:
-        async with JobService(JobStore(path), lambda: transcriber) as service:
+        async with JobService(SqliteJobStore(path), lambda: transcriber) as service:
             return [await service.wait(interrupted), await service.wait(waiting)]
 
     jobs = asyncio.run(second_run())
@@ -112,13 +121,13 @@ def test_jobs_survive_a_restart(tmp_path: Path, speech: Path,
 
 def test_a_job_left_running_by_a_crash_is_requeued(tmp_path: Path, speech: Path,
                                                    transcriber: Transcriber) -> None:
-    store = JobStore(tmp_path / "jobs.sqlite3")
+    store = SqliteJobStore(tmp_path / "jobs.sqlite3")
     crashed = Job(project_id="p1", source=str(speech), status=RUNNING, progress=0.4)
-    store.save(crashed)
+    asyncio.run(store.save(crashed))
     store.close()
 
     async def run() -> Job:
-        async with JobService(JobStore(tmp_path / "jobs.sqlite3"),
+        async with JobService(SqliteJobStore(tmp_path / "jobs.sqlite3"),
                               lambda: transcriber) as service:
             return await service.wait(crashed.id)
 
@@ -129,12 +138,12 @@ def test_cancelling_a_running_job_stops_it(tmp_path: Path, long_speech: Path,
                                            transcriber: Transcriber) -> None:
     async def run() -> tuple[Job, Recorder]:
         recorder = Recorder()
-        async with JobService(JobStore(tmp_path / "jobs.sqlite3"),
+        async with JobService(SqliteJobStore(tmp_path / "jobs.sqlite3"),
                               lambda: transcriber) as service:
             service.add_listener(recorder)
-            job = service.submit("p1", long_speech, language="en")
+            job = await service.submit("p1", long_speech, language="en")
             await asyncio.wait_for(recorder.wait_for(job.id, RUNNING).wait(), 60)
-            service.cancel(job.id)
+            await service.cancel(job.id)
             return await service.wait(job.id), recorder
 
     job, recorder = asyncio.run(run())
@@ -146,12 +155,12 @@ def test_cancelling_a_queued_job_means_it_never_runs(tmp_path: Path, speech: Pat
                                                      transcriber: Transcriber) -> None:
     async def run() -> tuple[Job, Job, Recorder]:
         recorder = Recorder()
-        async with JobService(JobStore(tmp_path / "jobs.sqlite3"),
+        async with JobService(SqliteJobStore(tmp_path / "jobs.sqlite3"),
                               lambda: transcriber) as service:
             service.add_listener(recorder)
-            first = service.submit("p1", speech, language="en")
-            second = service.submit("p1", speech, language="en")
-            assert service.cancel(second.id).status == CANCELLED
+            first = await service.submit("p1", speech, language="en")
+            second = await service.submit("p1", speech, language="en")
+            assert (await service.cancel(second.id)).status == CANCELLED
             return await service.wait(first.id), await service.wait(second.id), recorder
 
     first, second, recorder = asyncio.run(run())
@@ -162,9 +171,9 @@ def test_cancelling_a_queued_job_means_it_never_runs(tmp_path: Path, speech: Pat
 def test_a_job_on_a_bad_file_fails_with_a_clear_error(tmp_path: Path,
                                                       transcriber: Transcriber) -> None:
     async def run() -> Job:
-        async with JobService(JobStore(tmp_path / "jobs.sqlite3"),
+        async with JobService(SqliteJobStore(tmp_path / "jobs.sqlite3"),
                               lambda: transcriber) as service:
-            job = service.submit("p1", tmp_path / "missing.wav")
+            job = await service.submit("p1", tmp_path / "missing.wav")
             return await service.wait(job.id)
 
     job = asyncio.run(run())
@@ -180,9 +189,9 @@ def test_each_worker_thread_loads_one_model(tmp_path: Path, speech: Path,
         return transcriber
 
     async def run() -> list[Job]:
-        async with JobService(JobStore(tmp_path / "jobs.sqlite3"), factory,
+        async with JobService(SqliteJobStore(tmp_path / "jobs.sqlite3"), factory,
                               workers=2) as service:
-            jobs = [service.submit("p1", speech, language="en") for _ in range(4)]
+            jobs = [await service.submit("p1", speech, language="en") for _ in range(4)]
             return [await service.wait(j.id) for j in jobs]
 
     assert [j.status for j in asyncio.run(run())] == [DONE] * 4
@@ -190,14 +199,14 @@ def test_each_worker_thread_loads_one_model(tmp_path: Path, speech: Path,
 
 
 def test_misuse_is_refused(tmp_path: Path, transcriber: Transcriber) -> None:
-    store = JobStore(tmp_path / "jobs.sqlite3")
+    store = SqliteJobStore(tmp_path / "jobs.sqlite3")
     with pytest.raises(JobError, match="no transcription job"):
-        store.get("nope")
+        asyncio.run(store.get("nope"))
     with pytest.raises(JobError, match="workers"):
         JobService(store, lambda: transcriber, workers=0)
     service = JobService(store, lambda: transcriber)
     with pytest.raises(JobError, match="not started"):
-        service.submit("p1", "x.wav")
+        asyncio.run(service.submit("p1", "x.wav"))
 
     async def twice() -> None:
         async with service:

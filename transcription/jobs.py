@@ -2,9 +2,11 @@
 
 Each worker thread loads its own Whisper model once (CTranslate2 releases the
 GIL while it decodes, so threads run in parallel off the event loop).  Jobs
-live in a SQLite table keyed by ``(project_id, id)`` (``project_id`` is the
-distribution key); jobs that were queued or running when the server stopped
-are requeued when it starts again.  Progress and results are reported to
+live in a table keyed by ``(project_id, id)`` (``project_id`` is the
+distribution key) behind the async :class:`JobStore` interface: a SQLite file
+here (:class:`SqliteJobStore`), the server's SQLite or PostgreSQL database in
+``dawserver.transcription_store``.  Jobs that were queued or running when the
+server stopped are requeued when it starts again.  Progress and results are reported to
 listeners on the event loop, which write them into the shared document.
 """
 
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import JobCancelled, JobError, TranscriptionError
 from .transcript import Transcript
@@ -82,8 +84,41 @@ class Job:
         return Transcript.from_dict(self.result) if self.result is not None else None
 
 
-class JobStore:
-    """Jobs in a SQLite file (embedded default); safe to use from one event loop."""
+def job_row(job: Job) -> dict[str, Any]:
+    """A job as a flat row (``result`` as JSON text), for any store."""
+    row = asdict(job)
+    row["result"] = json.dumps(job.result) if job.result is not None else None
+    return row
+
+
+def job_from_row(row: dict[str, Any]) -> Job:
+    """A job from a flat row (see :func:`job_row`)."""
+    data = dict(row)
+    data["result"] = json.loads(data["result"]) if data.get("result") else None
+    return Job(**{name: data[name] for name in JOB_COLUMNS})
+
+
+JOB_COLUMNS = tuple(Job.__dataclass_fields__)
+
+
+class JobStore(Protocol):
+    """Where jobs persist; every method runs on the event loop."""
+
+    async def save(self, job: Job) -> None:
+        """Insert or update ``job``."""
+
+    async def get(self, job_id: str) -> Job:
+        """The job with ``job_id`` or :class:`JobError`."""
+
+    async def for_project(self, project_id: str) -> list[Job]:
+        """Every job of a project, oldest first."""
+
+    async def unfinished(self) -> list[Job]:
+        """Jobs that are queued or were running, oldest first."""
+
+
+class SqliteJobStore:
+    """Jobs in their own SQLite file (the CLI, tests, single-process use)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -99,11 +134,10 @@ class JobStore:
         """Close the database."""
         self._db.close()
 
-    def save(self, job: Job) -> None:
+    async def save(self, job: Job) -> None:
         """Insert or update ``job``."""
         job.updated_at = time.time()
-        row = asdict(job)
-        row["result"] = json.dumps(job.result) if job.result is not None else None
+        row = job_row(job)
         columns = ", ".join(row)
         marks = ", ".join(f":{name}" for name in row)
         with self._lock, self._db:
@@ -116,25 +150,20 @@ class JobStore:
                 f"SELECT * FROM transcription_jobs WHERE {where} ORDER BY created_at", args)
             names = [d[0] for d in cursor.description]
             rows = cursor.fetchall()
-        jobs = []
-        for values in rows:
-            row = dict(zip(names, values, strict=True))
-            row["result"] = json.loads(row["result"]) if row["result"] else None
-            jobs.append(Job(**row))
-        return jobs
+        return [job_from_row(dict(zip(names, values, strict=True))) for values in rows]
 
-    def get(self, job_id: str) -> Job:
+    async def get(self, job_id: str) -> Job:
         """The job with ``job_id`` or :class:`JobError`."""
         found = self._rows("id = ?", (job_id,))
         if not found:
             raise JobError(f"no transcription job {job_id!r}")
         return found[0]
 
-    def for_project(self, project_id: str) -> list[Job]:
+    async def for_project(self, project_id: str) -> list[Job]:
         """Every job of a project, oldest first."""
         return self._rows("project_id = ?", (project_id,))
 
-    def unfinished(self) -> list[Job]:
+    async def unfinished(self) -> list[Job]:
         """Jobs that are queued or were running, oldest first."""
         return self._rows("status IN (?, ?)", (QUEUED, RUNNING))
 
@@ -184,10 +213,10 @@ class JobService:
         self._loop = asyncio.get_running_loop()
         self._stopping = False
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="transcribe")
-        for job in self.store.unfinished():
+        for job in await self.store.unfinished():
             log.info("requeueing transcription job %s (%s)", job.id, job.status)
             job.status, job.progress = QUEUED, 0.0
-            self.store.save(job)
+            await self.store.save(job)
             self._schedule(job)
 
     async def stop(self) -> None:
@@ -204,7 +233,7 @@ class JobService:
         executor, self._executor = self._executor, None
         await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
 
-    def submit(self, project_id: str, source: str | os.PathLike[str], *,
+    async def submit(self, project_id: str, source: str | os.PathLike[str], *,
                clip_id: str | None = None, start_s: float = 0.0, end_s: float | None = None,
                language: str | None = None) -> Job:
         """Queue a job (persisted before this returns) and return it."""
@@ -212,25 +241,25 @@ class JobService:
             raise JobError("the transcription service is not started")
         job = Job(project_id=project_id, source=str(source), clip_id=clip_id,
                   start_s=start_s, end_s=end_s, language=language)
-        self.store.save(job)
+        await self.store.save(job)
         self._schedule(job)
         self._notify(job)
         return job
 
-    def get(self, job_id: str) -> Job:
+    async def get(self, job_id: str) -> Job:
         """The current state of a job."""
-        return self.store.get(job_id)
+        return await self.store.get(job_id)
 
-    def cancel(self, job_id: str) -> Job:
+    async def cancel(self, job_id: str) -> Job:
         """Cancel a queued or running job (a finished one is returned unchanged)."""
-        job = self.store.get(job_id)
+        job = await self.store.get(job_id)
         if job.status in FINISHED:
             return job
         event = self._events.get(job_id)
         if event is not None:
             event.set()
         job.status = CANCELLED
-        self.store.save(job)
+        await self.store.save(job)
         self._notify(job)
         return job
 
@@ -239,7 +268,7 @@ class JobService:
         task = self._tasks.get(job_id)
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
-        return self.store.get(job_id)
+        return await self.store.get(job_id)
 
     def _schedule(self, job: Job) -> None:
         event = threading.Event()
@@ -295,23 +324,20 @@ class JobService:
                    result=transcript.to_dict())
 
     def _call(self, function: Callable, *args: Any, **kwargs: Any) -> Any:
-        """Run ``function`` on the event loop and return its result."""
+        """Run the coroutine function ``function`` on the event loop; return its result."""
         assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(function(*args, **kwargs), self._loop).result()
 
-        async def call() -> Any:
-            return function(*args, **kwargs)
-
-        return asyncio.run_coroutine_threadsafe(call(), self._loop).result()
-
-    def _update(self, job_id: str, *, only_running: bool = False, **changes: Any) -> Job:
-        job = self.store.get(job_id)
+    async def _update(self, job_id: str, *, only_running: bool = False,
+                      **changes: Any) -> Job:
+        job = await self.store.get(job_id)
         if job.status == CANCELLED and changes.get("status") != CANCELLED:
             return job  # cancelled meanwhile: keep it cancelled
         if only_running and job.status != RUNNING:
             return job
         for name, value in changes.items():
             setattr(job, name, value)
-        self.store.save(job)
+        await self.store.save(job)
         self._notify(job)
         return job
 
