@@ -102,7 +102,10 @@ def test_undo_restores_clips_transcript_and_sound(result: Transcript, spoken) ->
     undo = UndoManager(scopes=[document.doc.get("clips", type=Map),
                                document.doc.get("transcripts", type=Map)],
                        capture_timeout_millis=0)
-    apply_text_edit(document, "speech", [0, 1, 2, 4, 3, 5], load_source(path, RATE))
+    undo.include_origin("server")  # the origin of every edit made through Room.edit
+    with document.transaction(origin="server"):
+        apply_text_edit(document, "speech", [0, 1, 2, 4, 3, 5], load_source(path, RATE))
+    assert len(undo.undo_stack) == 1  # one edit, one undo step
     assert document.to_json() != before_json
     assert undo.can_undo()
     undo.undo()
