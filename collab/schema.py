@@ -14,6 +14,8 @@ Layout (the same in Python and JavaScript; see ``docs/document-schema.md``)::
     markers     Map   marker id -> Map(id, name, position, colour)
     comments    Map   comment id -> Map(id, author, text, created_at, track, position)
     transcripts Map   clip id -> Map(clip, language, model, segments: Array[dict])
+    jobs        Map   job id   -> Map(id, kind, clip, status, progress, error, updated_at):
+                      server work in progress (e.g. transcriptions), for every client to show
 
 Collections are maps keyed by id (never arrays) so concurrent inserts cannot
 duplicate an entry; ``order`` sorts tracks.  Numbers are JavaScript numbers:
@@ -41,7 +43,9 @@ from .errors import SchemaError
 
 SCHEMA_VERSION = 1
 MASTER = "master"
-ROOTS = ("meta", "tracks", "clips", "buses", "transport", "markers", "comments", "transcripts")
+ROOTS = ("meta", "tracks", "clips", "buses", "transport", "markers", "comments", "transcripts",
+         "jobs")
+JOB_FIELDS = ("kind", "clip", "status", "progress", "error")
 
 TRACK_FIELDS = {"name", "order", "colour", "channels", "gain_db", "pan", "mute", "solo", "arm"}
 CLIP_FIELDS = {"track", "source", "position", "offset", "length", "gain_db", "fade_in",
@@ -380,6 +384,29 @@ class ProjectDocument:
         """The transcript of a clip, or None."""
         data = self._roots["transcripts"].get(clip_id)
         return None if data is None else Transcript.from_dict(data.to_py())
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def set_job(self, job_id: str, **fields: Any) -> None:
+        """Create or update the shared state of a server job (``JOB_FIELDS``)."""
+        unknown = set(fields) - set(JOB_FIELDS)
+        if unknown:
+            raise SchemaError(f"unknown job fields {sorted(unknown)}; known: {JOB_FIELDS}")
+        jobs = self._roots["jobs"]
+        with self.transaction():
+            entry = jobs.get(job_id)
+            if entry is None:
+                jobs[job_id] = Map({"id": job_id, **fields, "updated_at": time.time()})
+                return
+            for name, value in fields.items():
+                if entry.get(name) != value:
+                    entry[name] = value
+            entry["updated_at"] = time.time()
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        """The shared state of a job, or None."""
+        entry = self._roots["jobs"].get(job_id)
+        return None if entry is None else entry.to_py()
 
     # -- internals -----------------------------------------------------------------------
 

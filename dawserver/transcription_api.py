@@ -96,9 +96,15 @@ async def _serve(app: web.Application, store: DatabaseJobStore) -> AsyncIterator
     pending: set[asyncio.Task] = set()
     app[JOBS], app[PENDING] = service, pending
 
+    in_order = asyncio.Lock()  # FIFO: document writes keep the order of the changes
+
     def on_change(job: Job) -> None:
+        loop = asyncio.get_running_loop()
+        writes = [_write_progress(app, job.project_id, job.id, _job_state(job), in_order)]
         if job.status == DONE and job.clip_id and job.result is not None:
-            task = asyncio.get_running_loop().create_task(_write_result(app, job))
+            writes.append(_write_result(app, job))
+        for write in writes:
+            task = loop.create_task(write)
             pending.add(task)
             task.add_done_callback(pending.discard)
 
@@ -109,6 +115,23 @@ async def _serve(app: web.Application, store: DatabaseJobStore) -> AsyncIterator
     finally:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _job_state(job: Job) -> dict[str, Any]:
+    return {"kind": "transcription", "clip": job.clip_id or "", "status": job.status,
+            "progress": float(job.progress), "error": job.error or ""}
+
+
+async def _write_progress(app: web.Application, project_id: str, job_id: str,
+                          state: dict[str, Any], in_order: asyncio.Lock) -> None:
+    """Mirror a job's status and progress into the shared document (``jobs`` map)."""
+    async with in_order:
+        try:
+            async with app[ROOMS].use(project_id) as room:
+                await room.edit(lambda document: document.set_job(job_id, **state))
+        except (ProjectNotFound, SchemaError) as exc:
+            log.warning("progress of job %s not stored in project %s: %s", job_id,
+                        project_id, exc)
 
 
 async def _write_result(app: web.Application, job: Job) -> None:

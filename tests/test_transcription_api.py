@@ -81,7 +81,14 @@ async def test_transcribe_a_clip_then_delete_a_word_by_text(client: Client, spok
     job = await client.finished(body["job"]["id"])
     assert job["status"] == "done" and job["progress"] == 1.0
 
-    status, document = await client.call("GET", "", "viewer")
+    for _ in range(200):  # the job's progress is mirrored into the shared document
+        status, document = await client.call("GET", "", "viewer")
+        shared = document["document"]["jobs"].get(job["id"], {})
+        if shared.get("status") == "done":
+            break
+        await asyncio.sleep(0.02)
+    assert shared == {**shared, "kind": "transcription", "clip": "speech", "status": "done",
+                      "progress": 1.0, "error": ""}
     stored = document["document"]["transcripts"]["speech"]
     words = [w["word"].strip(".,").lower() for s in stored["segments"] for w in s["words"]]
     assert words == WORDS
