@@ -8,7 +8,11 @@ other peers and answers queued sync-step-1 requests.  Batching is what
 lets one fsync cover many edits under load; the order (store before relay)
 is what makes "every update another client saw survives a crash" true.
 
-Server-made edits (:meth:`Room.edit`) travel the same batch path.
+Server-made edits (:meth:`Room.edit`) travel the same batch path.  An edit
+made with ``undoable=True`` is tracked by the room's undo manager (on the
+``UNDO_SCOPES`` maps); :meth:`Room.undo` and :meth:`Room.redo` revert and replay
+such edits as server edits of their own: durable and relayed like any other.
+The undo history lives in memory: it starts empty each time the room starts.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pycrdt import Doc, TransactionEvent, merge_updates
+from pycrdt import Doc, Map, TransactionEvent, UndoManager, merge_updates
 
 from . import protocol as p
 from .errors import CollabError, MalformedMessage, StoreError
@@ -29,9 +33,14 @@ from .presence import Presence
 from .schema import ProjectDocument
 from .store import Store
 
-__all__ = ["Channel", "Peer", "Room", "RoomLimits"]
+__all__ = ["UNDO_SCOPES", "UNDOABLE_ORIGIN", "Channel", "Peer", "Room", "RoomLimits"]
 
 log = logging.getLogger(__name__)
+
+#: Transaction origin of server edits that :meth:`Room.undo` can revert.
+UNDOABLE_ORIGIN = "server-undoable"
+#: The document maps an undo step restores (the ones a text edit writes).
+UNDO_SCOPES = ("clips", "transcripts")
 
 
 @dataclass
@@ -75,6 +84,7 @@ class Room:
         self._listeners: list[Callable[[Room], None]] = []
         self._local_updates: list[bytes] | None = None
         self._started = False
+        self._undo: UndoManager | None = None
         #: Set when a server edit (already in the document) could not be stored: the
         #: document is then ahead of the disk and must be reloaded, never snapshotted.
         self.diverged = False
@@ -105,6 +115,10 @@ class Room:
         self._seq, self._snapshot_seq = stored.last_seq, stored.snapshot_seq
         self._snapshot_bytes = len(stored.snapshot or b"")
         self._log_bytes = sum(len(u) for u in stored.updates)
+        # Created after loading, so only edits made from now on can be undone.
+        self._undo = UndoManager(scopes=[self.doc.get(name, type=Map) for name in UNDO_SCOPES],
+                                 capture_timeout_millis=0)
+        self._undo.include_origin(UNDOABLE_ORIGIN)
         self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush {self.project_id}")
         self._started = True
 
@@ -226,14 +240,51 @@ class Room:
         self._queue.append((kind, peer, payload))
         self._wake.set()
 
-    async def edit(self, change: Callable[[ProjectDocument], None]) -> None:
-        """Make a server-side edit; returns once it is durable and relayed to every peer."""
+    async def edit(self, change: Callable[[ProjectDocument], None], *,
+                   undoable: bool = False) -> None:
+        """Make a server-side edit; returns once it is durable and relayed to every peer.
+
+        With ``undoable=True`` the edit becomes one step of the room's undo history.
+        """
+        origin = UNDOABLE_ORIGIN if undoable else "server"
+
+        def run() -> None:
+            with self.document.transaction(origin=origin):
+                change(self.document)
+
+        await self._local(run)
+
+    @property
+    def can_undo(self) -> bool:
+        """Whether an undoable server edit is there to undo."""
+        return self._undo is not None and self._undo.can_undo()
+
+    @property
+    def can_redo(self) -> bool:
+        """Whether an undone server edit is there to redo."""
+        return self._undo is not None and self._undo.can_redo()
+
+    async def undo(self) -> bool:
+        """Revert the last undoable server edit (durable and relayed); False if none."""
+        return await self._step("undo")
+
+    async def redo(self) -> bool:
+        """Replay the last undone server edit (durable and relayed); False if none."""
+        return await self._step("redo")
+
+    async def _step(self, direction: str) -> bool:
+        done: list[bool] = []
+        # Outside any transaction of ours: the undo manager opens its own.
+        await self._local(lambda: done.append(getattr(self._undo, direction)()))
+        return bool(done and done[0])
+
+    async def _local(self, run: Callable[[], None]) -> None:
+        """Run a change of ``self.doc`` and queue its updates for storage and relay."""
         if not self._started or self.diverged:
             raise CollabError(f"room {self.project_id!r} is not started or is reloading")
         self._local_updates = []
         try:
-            with self.document.transaction(origin="server"):
-                change(self.document)
+            run()
             updates = self._local_updates
         finally:
             self._local_updates = None

@@ -11,6 +11,8 @@ docs/transcription.md):
 - ``GET /projects/{id}/clips/{clip}/transcript?format=json|srt|vtt|txt`` (viewer): export.
 - ``POST /projects/{id}/clips/{clip}/transcript/edit`` ``{"delete": [3, 4]}`` or
   ``{"order": [0, 2, 1]}`` (editor): edit the audio by editing the words.
+- ``POST /projects/{id}/clips/{clip}/transcript/undo`` and ``.../redo`` (editor): undo or
+  redo the project's last text edit (the room's undo history).
 
 Jobs live in the server's database (``transcription_jobs``, SQLite in the data
 directory by default, PostgreSQL when configured).  Finished jobs write their
@@ -262,12 +264,39 @@ async def edit_transcript(request: web.Request) -> web.Response:
             def change(document) -> None:  # noqa: ANN001 - collab.schema.ProjectDocument
                 pieces.extend(apply_text_edit(document, clip_id, order, audio, options))
 
-            await room.edit(change)
+            await room.edit(change, undoable=True)
     except ProjectNotFound as exc:
         raise _error(web.HTTPNotFound, str(exc)) from None
     except (EditError, SchemaError, DspError, TranscriptionError) as exc:
         raise _error(web.HTTPBadRequest, str(exc)) from None
     return web.json_response({"clips": pieces})
+
+
+@routes.post("/projects/{project_id}/clips/{clip_id}/transcript/undo")
+async def undo_text_edit(request: web.Request) -> web.Response:
+    """Undo the project's last text edit: clips, transcripts and sound as before (editor)."""
+    return await _undo_step(request, "undo")
+
+
+@routes.post("/projects/{project_id}/clips/{clip_id}/transcript/redo")
+async def redo_text_edit(request: web.Request) -> web.Response:
+    """Redo the project's last undone text edit (editor)."""
+    return await _undo_step(request, "redo")
+
+
+async def _undo_step(request: web.Request, direction: str) -> web.Response:
+    project_id = request.match_info["project_id"]
+    await _grant(request, project_id, Role.EDITOR)
+    try:
+        async with request.app[ROOMS].use(project_id) as room:
+            done = await (room.undo() if direction == "undo" else room.redo())
+            document = room.document.to_json()
+    except ProjectNotFound as exc:
+        raise _error(web.HTTPNotFound, str(exc)) from None
+    if not done:
+        raise _error(web.HTTPConflict, f"no text edit to {direction} in this project (the "
+                                       "history starts when the project is loaded)")
+    return web.json_response({direction: True, "clips": sorted(document["clips"])})
 
 
 def _order(body: dict[str, Any], count: int) -> list[int]:

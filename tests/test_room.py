@@ -349,3 +349,29 @@ async def test_a_failed_append_changes_nothing_and_closes_only_its_senders(store
         await wait_for(lambda: room.last_seq == 1)
         assert room.document.track("t2")["gain_db"] == -1.0
         await ben.leave()
+
+
+async def test_an_undoable_server_edit_is_undone_and_redone_durably_for_every_peer(
+        store) -> None:
+    async with Room("song", store) as room:
+        ana = Client(room)
+        await ana.sync()
+        before = room.document.to_json()
+        assert not room.can_undo and not await room.undo()
+        await room.edit(lambda d: d.update_clip("c1", position=500), undoable=True)
+        await room.edit(lambda d: d.update_transport(tempo=99.0))  # not undoable
+        edited = room.document.to_json()
+        assert room.can_undo and await room.undo()
+        assert room.document.to_json()["clips"] == before["clips"]
+        assert room.document.transport()["tempo"] == 99.0
+        assert not room.can_undo and room.last_seq == 3
+        await wait_for(lambda: len(ana.channel.messages(p.MSG_SYNC, p.SYNC_UPDATE)) == 3)
+        ana.apply_received()
+        assert ana.doc.to_json() == room.document.to_json()
+        assert room.can_redo and await room.redo()
+        assert room.document.to_json() == edited
+        undone = room.document.to_json()
+        await ana.leave()
+    async with Room("song", store) as room:
+        assert room.document.to_json() == undone
+        assert not room.can_undo  # the history is per room session

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import aiohttp
 import numpy as np
 import pytest
 import pytest_asyncio
-from nodepeer import free_port, running_server
+from nodepeer import eventually, free_port, running_server
 from transcription_helpers import WORDS, spoken_words
 
+from collab.client import SyncClient
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
+from dawserver.transcript_document import store_transcript
+from dawserver.websocket import connect
 from dsp_core.audio_io import load_source
 from dsp_core.engine import render_session
 from dsp_core.session import Clip, Session, Track
+from transcription.engine import Transcriber
 
 pytestmark = pytest.mark.asyncio
 RATE = 48000
@@ -167,3 +172,42 @@ async def test_a_job_queued_when_the_server_stops_finishes_after_a_restart(
                 break
             await asyncio.sleep(0.1)
         assert document["document"]["transcripts"]["speech"]["language"] == "en"
+
+
+async def test_a_text_edit_is_undone_and_redone_exactly_for_every_client(
+        client: Client, transcriber: Transcriber, spoken) -> None:
+    result = transcriber.transcribe(spoken[0], language="en")
+    async with client.app[ROOMS].use(client.project_id) as room:
+        await room.edit(lambda document: store_transcript(document, "speech", result))
+        before, before_json = render_session(room.document.to_session()), room.document.to_json()
+    status, body = await client.call("POST", "/clips/speech/transcript/undo")
+    assert status == 409 and "no text edit to undo" in body["error"]
+    url = f"{client.config.collab_url}/{client.project_id}"
+    async with contextlib.AsyncExitStack() as stack:
+        channel = await stack.enter_async_context(connect(url, client.token()))
+        other = await stack.enter_async_context(SyncClient(channel))
+        await other.wait_synced()
+        status, edited = await client.call("POST", "/clips/speech/transcript/edit",
+                                           json={"delete": [WORDS.index("purple")]})
+        assert status == 200 and len(edited["clips"]) == 2
+        await eventually(lambda: edited["clips"][1] in other.document.to_json()["clips"])
+        async with client.app[ROOMS].use(client.project_id) as room:
+            after_edit = room.document.to_json()
+        status, body = await client.call("POST", "/clips/speech/transcript/undo", "viewer")
+        assert status == 403
+        status, body = await client.call("POST", "/clips/speech/transcript/undo")
+        assert status == 200 and body == {"undo": True, "clips": ["speech"]}
+        async with client.app[ROOMS].use(client.project_id) as room:
+            undone = room.document.to_json()
+            np.testing.assert_array_equal(render_session(room.document.to_session()), before)
+        assert {k: undone[k] for k in ("clips", "transcripts")} == \
+            {k: before_json[k] for k in ("clips", "transcripts")}
+        await eventually(lambda: other.document.to_json()["clips"] == undone["clips"])
+        assert other.document.to_json()["transcripts"] == undone["transcripts"]
+        status, body = await client.call("POST", "/clips/speech/transcript/undo")
+        assert status == 409
+        status, body = await client.call("POST", "/clips/speech/transcript/redo")
+        assert status == 200 and body["clips"] == sorted(edited["clips"])
+        async with client.app[ROOMS].use(client.project_id) as room:
+            assert room.document.to_json()["clips"] == after_edit["clips"]
+        await eventually(lambda: other.document.to_json()["clips"] == after_edit["clips"])
