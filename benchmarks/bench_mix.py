@@ -19,6 +19,7 @@ SECONDS = 0.01 if SMOKE else 0.25
 TRACKS = [16] if SMOKE else [256, 1024, 2048]
 RATES = [48000] if SMOKE else [48000, 192000]
 BLOCKS = [128] if SMOKE else [64, 128, 1024]
+THREADS = [2] if SMOKE else [1, 2]
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,13 +42,16 @@ def _blas_threads() -> int:
                default=1)
 
 
+@pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("block", BLOCKS)
 @pytest.mark.parametrize("rate", RATES)
 @pytest.mark.parametrize("n_tracks", TRACKS)
-def test_engine_plain_mix(benchmark, n_tracks: int, rate: int, block: int) -> None:
+def test_engine_plain_mix(benchmark, n_tracks: int, rate: int, block: int,
+                          threads: int) -> None:
     data = _data(n_tracks, rate)
     session, sources = _session(data, rate)
-    engine = Engine(session, block_size=block, loader=lambda path, _rate: sources[path])
+    engine = Engine(session, block_size=block, loader=lambda path, _rate: sources[path],
+                    threads=threads)
     frames = data.shape[1]
 
     def run() -> None:

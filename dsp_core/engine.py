@@ -11,6 +11,7 @@ the whole graph; Python touches only the block boundaries.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -35,6 +36,7 @@ from .session import Bus, Session, Track, db_to_linear
 log = logging.getLogger(__name__)
 
 MAX_BLOCK = 16384
+MAX_THREADS = 16
 
 
 def _default_loader() -> SourceLoader:
@@ -79,6 +81,9 @@ class Engine:
     loader:
         ``loader(path, sample_rate) -> (channels, frames) float32``; defaults to
         :func:`dsp_core.audio_io.load_source`.
+    threads:
+        Threads the C engine splits the tracks over (default ``$DAW_THREADS`` or 1).
+        The numpy twin always uses one.
     """
 
     def __init__(
@@ -88,6 +93,7 @@ class Engine:
         block_size: int = 1024,
         backend: str | None = None,
         loader: SourceLoader | None = None,
+        threads: int | None = None,
     ) -> None:
         if not 1 <= block_size <= MAX_BLOCK:
             raise DspError(f"block size {block_size} must be between 1 and {MAX_BLOCK}")
@@ -95,11 +101,15 @@ class Engine:
         if not 8000 <= self.sample_rate <= 192000:
             raise DspError(f"render rate {self.sample_rate} Hz is outside 8000-192000 Hz")
         self.block_size = block_size
+        self.threads = int(threads or os.environ.get("DAW_THREADS", "1") or 1)
+        if not 1 <= self.threads <= MAX_THREADS:
+            raise DspError(f"threads must be between 1 and {MAX_THREADS}, got {self.threads}")
         self.backend_name = backend or default_backend()
         self._backend = get_backend(self.backend_name)
         self._load = loader or _default_loader()
         self.session = session
-        self.graph: Graph = build_graph(session, self.sample_rate, block_size, self._load)
+        self.graph: Graph = build_graph(session, self.sample_rate, block_size, self._load,
+                                        self.threads)
         self._entries = {
             t.id: _Entry(_track_structure(t), state)
             for t, state in zip(session.tracks, self.graph.tracks, strict=True)
@@ -207,7 +217,8 @@ class Engine:
 
     def _rebuild(self, session: Session) -> None:
         frames_done = self.graph.frames_done
-        self.graph = build_graph(session, self.sample_rate, self.block_size, self._load)
+        self.graph = build_graph(session, self.sample_rate, self.block_size, self._load,
+                                 self.threads)
         self.graph.frames_done = frames_done
         self._entries = {
             t.id: _Entry(_track_structure(t), s)

@@ -76,6 +76,8 @@ class Graph:
     master: BusState
     scratch: np.ndarray  # 3 * max_block
     lane_scratch: np.ndarray  # 2 * LANES * max_block
+    threads: int = 1
+    thread_scratch: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     frames_done: int = 0
     version: int = 0
     native_view: object = field(default=None, repr=False)
@@ -198,8 +200,16 @@ def build_bus(bus: Bus, sample_rate: int, max_block: int) -> BusState:
     )
 
 
+def thread_scratch(threads: int, n_buses: int, max_block: int) -> np.ndarray:
+    """Per-thread accumulators and scratch for a render split over ``threads`` threads."""
+    if threads <= 1:
+        return np.zeros(0, dtype=np.float32)
+    per_thread = (5 + 2 * LANES + 2 * n_buses) * max_block
+    return np.zeros(threads * per_thread, dtype=np.float32)
+
+
 def build_graph(
-    session: Session, sample_rate: int, max_block: int, load: SourceLoader
+    session: Session, sample_rate: int, max_block: int, load: SourceLoader, threads: int = 1
 ) -> Graph:
     """Build the whole render graph of ``session`` at ``sample_rate``."""
     session.validate(allow_overlaps=True)
@@ -215,4 +225,6 @@ def build_graph(
         master=build_bus(session.master, sample_rate, max_block),
         scratch=np.zeros(3 * max_block, dtype=np.float32),
         lane_scratch=np.zeros(2 * LANES * max_block, dtype=np.float32),
+        threads=threads,
+        thread_scratch=thread_scratch(threads, len(session.buses), max_block),
     )

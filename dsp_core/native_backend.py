@@ -144,6 +144,9 @@ class NativeGraph:
         g.master = master
         g.scratch = b.floats(graph.scratch)
         g.lane_scratch = b.floats(graph.lane_scratch)
+        g.n_threads = graph.threads if graph.thread_scratch.size else 1
+        if graph.thread_scratch.size:
+            g.thread_scratch = b.floats(graph.thread_scratch)
         self._builder = b
         self._struct = g
 

@@ -30,7 +30,7 @@ def _cdef_from_header(text: str) -> str:
 
 
 def _compile_args() -> list[str]:
-    args = ["-O3", "-std=c11", "-fno-math-errno", "-fno-trapping-math", "-D_GNU_SOURCE",
+    args = ["-O3", "-std=c11", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-D_GNU_SOURCE",
             "-fno-semantic-interposition"]
     if sys.platform != "win32" and os.environ.get("DAW_PORTABLE") != "1":
         args.append("-march=native")
@@ -51,6 +51,7 @@ ffibuilder.set_source(
     include_dirs=[_relative(HERE)],
     extra_compile_args=_compile_args(),
     libraries=["m"],
+    extra_link_args=["-fopenmp"],
 )
 
 if __name__ == "__main__":

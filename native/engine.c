@@ -191,11 +191,15 @@ static void track_input(daw_graph *g, daw_track *tr, int64_t start, int32_t fram
     }
 }
 
-static int track_output(daw_graph *g, daw_track *tr, int32_t frames, int32_t phase,
-                        float alpha, float *post_l, float *post_r);
+static inline float *bus_buffer(const daw_graph *g, const mix_target *to, int32_t b) {
+    return to->buses ? to->buses + (size_t)b * 2 * g->max_block : g->buses[b].buffer;
+}
 
-static int render_track(daw_graph *g, daw_track *tr, int64_t start, int32_t frames,
-                        int32_t phase, float alpha, float *post_l, float *post_r) {
+static int track_output(daw_graph *g, const mix_target *to, daw_track *tr, int32_t frames,
+                        int32_t phase, float alpha);
+
+static int render_track(daw_graph *g, const mix_target *to, daw_track *tr, int64_t start,
+                        int32_t frames, int32_t phase, float alpha) {
     const int32_t mb = g->max_block;
     const float *f = tr->fader;
     if (tr->n_effects == 0 && tr->n_sends == 0 && f[DAW_FADER_START] == f[DAW_FADER_END] &&
@@ -207,23 +211,23 @@ static int render_track(daw_graph *g, daw_track *tr, int64_t start, int32_t fram
         for (int32_t c = 0; c < tr->n_clips; c++) {
             const daw_clip *clip = &tr->clips[c];
             if (clip->position >= start + frames) break;
-            clip_mix(clip, tr->channels, start, frames, gl, gr, g->master->buffer,
-                     g->master->buffer + mb);
+            clip_mix(clip, tr->channels, start, frames, gl, gr, to->master, to->master + mb);
         }
         return DAW_OK;
     }
     track_input(g, tr, start, frames);
     const int rc = run_chain(tr->effects, tr->n_effects, tr->buffer,
                              tr->channels == 2 ? tr->buffer + mb : NULL, tr->channels, frames,
-                             g->sample_rate, phase, g->scratch);
+                             g->sample_rate, phase, to->scratch);
     if (rc != DAW_OK) return rc;
-    return track_output(g, tr, frames, phase, alpha, post_l, post_r);
+    return track_output(g, to, tr, frames, phase, alpha);
 }
 
 /* Sends and fader of a track whose buffer holds this block's post-insert audio. */
-static int track_output(daw_graph *g, daw_track *tr, int32_t frames, int32_t phase,
-                        float alpha, float *post_l, float *post_r) {
+static int track_output(daw_graph *g, const mix_target *to, daw_track *tr, int32_t frames,
+                        int32_t phase, float alpha) {
     const int32_t mb = g->max_block;
+    float *post_l = to->scratch + mb, *post_r = to->scratch + 2 * mb;
     float *b0 = tr->buffer;
     float *b1 = tr->channels == 2 ? tr->buffer + mb : tr->buffer;
     int has_post = 0;
@@ -231,13 +235,13 @@ static int track_output(daw_graph *g, daw_track *tr, int32_t frames, int32_t pha
         daw_send *send = &tr->sends[s];
         if (send->bus < 0 || send->bus >= g->n_buses) return DAW_ERR_BUS;
         if (send->pre_fader) {
-            daw_bus *bus = &g->buses[send->bus];
-            fader_apply(send->fader, b0, b1, bus->buffer, bus->buffer + mb, frames, phase, alpha);
+            float *bus = bus_buffer(g, to, send->bus);
+            fader_apply(send->fader, b0, b1, bus, bus + mb, frames, phase, alpha);
         } else {
             has_post = 1;
         }
     }
-    float *master_l = g->master->buffer, *master_r = g->master->buffer + mb;
+    float *master_l = to->master, *master_r = to->master + mb;
     if (!has_post) {
         fader_apply(tr->fader, b0, b1, master_l, master_r, frames, phase, alpha);
         return DAW_OK;
@@ -252,9 +256,8 @@ static int track_output(daw_graph *g, daw_track *tr, int32_t frames, int32_t pha
     for (int32_t s = 0; s < tr->n_sends; s++) {
         daw_send *send = &tr->sends[s];
         if (send->pre_fader) continue;
-        daw_bus *bus = &g->buses[send->bus];
-        fader_apply(send->fader, post_l, post_r, bus->buffer, bus->buffer + mb, frames, phase,
-                    alpha);
+        float *bus = bus_buffer(g, to, send->bus);
+        fader_apply(send->fader, post_l, post_r, bus, bus + mb, frames, phase, alpha);
     }
     return DAW_OK;
 }
@@ -312,13 +315,14 @@ static int plain_source(const daw_track *tr, int64_t start, int32_t frames, cons
  * any track of the group is not plain for this block. */
 #define PLAIN_GROUP 4
 
-static int mix_plain_group(daw_graph *g, const daw_track *tr, int64_t start, int32_t frames) {
+static int mix_plain_group(const daw_graph *g, const mix_target *to, const daw_track *tr,
+                           int64_t start, int32_t frames) {
     const float *x[PLAIN_GROUP];
     float e[PLAIN_GROUP], gl[PLAIN_GROUP], gr[PLAIN_GROUP];
     for (int k = 0; k < PLAIN_GROUP; k++)
         if (!plain_source(&tr[k], start, frames, &x[k], &e[k], &gl[k], &gr[k])) return 0;
-    float *restrict l = g->master->buffer;
-    float *restrict r = g->master->buffer + g->max_block;
+    float *restrict l = to->master;
+    float *restrict r = to->master + g->max_block;
     const float *restrict x0 = x[0], *restrict x1 = x[1], *restrict x2 = x[2],
                           *restrict x3 = x[3];
     for (int32_t i = 0; i < frames; i++) {
@@ -329,6 +333,72 @@ static int mix_plain_group(daw_graph *g, const daw_track *tr, int64_t start, int
     return 1;
 }
 
+/* Tracks [lo, hi) into one thread's target. */
+static int render_tracks(daw_graph *g, const mix_target *to, int32_t lo, int32_t hi,
+                         int64_t start, int32_t frames, int32_t phase, float alpha) {
+    int rc = DAW_OK;
+    for (int32_t t = lo; t < hi && rc == DAW_OK;) {
+        if (t + PREFETCH_AHEAD + PLAIN_GROUP <= hi)
+            for (int32_t k = 0; k < PLAIN_GROUP; k++)
+                prefetch_track(&g->tracks[t + PREFETCH_AHEAD + k], start, frames);
+        if (t + PLAIN_GROUP <= hi && mix_plain_group(g, to, &g->tracks[t], start, frames)) {
+            t += PLAIN_GROUP;
+            continue;
+        }
+        if (lanes_ready(&g->tracks[t], hi - t)) {
+            for (int32_t k = 0; k < DAW_LANES; k++) track_input(g, &g->tracks[t + k], start, frames);
+            lanes_run_chain(g, &g->tracks[t], frames, to->lanes);
+            for (int32_t k = 0; k < DAW_LANES && rc == DAW_OK; k++)
+                rc = track_output(g, to, &g->tracks[t + k], frames, phase, alpha);
+            t += DAW_LANES;
+            continue;
+        }
+        rc = render_track(g, to, &g->tracks[t], start, frames, phase, alpha);
+        t++;
+    }
+    return rc;
+}
+
+/* Every track into the master and bus buffers, split over g->n_threads threads
+ * when there are enough tracks; each thread sums into its own accumulators,
+ * which are added up at the end. */
+static int render_all_tracks(daw_graph *g, int64_t start, int32_t frames, int32_t phase,
+                             float alpha) {
+    const int32_t mb = g->max_block;
+    int32_t threads = g->n_threads < DAW_MAX_THREADS ? g->n_threads : DAW_MAX_THREADS;
+    if (threads <= 1 || !g->thread_scratch || g->n_tracks < 4 * DAW_LANES) {
+        const mix_target to = {g->master->buffer, NULL, g->scratch, g->lane_scratch};
+        return render_tracks(g, &to, 0, g->n_tracks, start, frames, phase, alpha);
+    }
+    const size_t bus_floats = (size_t)2 * g->n_buses * mb;
+    const size_t per_thread = (size_t)(5 + 2 * DAW_LANES) * mb + bus_floats;
+    int32_t chunk = (g->n_tracks + threads - 1) / threads;
+    chunk = (chunk + DAW_LANES - 1) / DAW_LANES * DAW_LANES;
+    int rcs[DAW_MAX_THREADS];
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int32_t k = 0; k < threads; k++) {
+        FTZ_BEGIN;
+        float *base = g->thread_scratch + (size_t)k * per_thread;
+        const mix_target to = {base, base + 2 * mb, base + 2 * mb + bus_floats,
+                               base + 5 * mb + bus_floats};
+        memset(base, 0, (2 * (size_t)mb + bus_floats) * sizeof(float));
+        const int32_t lo = k * chunk < g->n_tracks ? k * chunk : g->n_tracks;
+        const int32_t hi = lo + chunk < g->n_tracks ? lo + chunk : g->n_tracks;
+        rcs[k] = render_tracks(g, &to, lo, hi, start, frames, phase, alpha);
+        FTZ_END;
+    }
+    for (int32_t k = 0; k < threads; k++) {
+        if (rcs[k] != DAW_OK) return rcs[k];
+        const float *base = g->thread_scratch + (size_t)k * per_thread;
+        for (int32_t c = 0; c < 2; c++)
+            for (int32_t i = 0; i < frames; i++) g->master->buffer[c * mb + i] += base[c * mb + i];
+        for (int32_t b = 0; b < g->n_buses; b++)
+            for (int32_t i = 0; i < 2 * mb; i++)
+                g->buses[b].buffer[i] += base[2 * mb + (size_t)b * 2 * mb + i];
+    }
+    return DAW_OK;
+}
+
 int daw_render(daw_graph *g, int64_t start, int32_t frames, float *out_l, float *out_r) {
     if (!g || !g->master || !g->scratch || !g->lane_scratch || !out_l || !out_r)
         return DAW_ERR_NULL;
@@ -336,32 +406,11 @@ int daw_render(daw_graph *g, int64_t start, int32_t frames, float *out_l, float 
     const int32_t mb = g->max_block;
     const int32_t phase = (int32_t)(g->frames_done % DAW_TICK);
     const float alpha = tick_alpha(g->sample_rate);
-    float *post_l = g->scratch + mb, *post_r = g->scratch + 2 * mb;
-    int rc = DAW_OK;
     FTZ_BEGIN;
     memset(g->master->buffer, 0, (size_t)2 * mb * sizeof(float));
     for (int32_t b = 0; b < g->n_buses; b++)
         memset(g->buses[b].buffer, 0, (size_t)2 * mb * sizeof(float));
-    for (int32_t t = 0; t < g->n_tracks && rc == DAW_OK;) {
-        if (t + PREFETCH_AHEAD + PLAIN_GROUP <= g->n_tracks)
-            for (int32_t k = 0; k < PLAIN_GROUP; k++)
-                prefetch_track(&g->tracks[t + PREFETCH_AHEAD + k], start, frames);
-        if (t + PLAIN_GROUP <= g->n_tracks &&
-            mix_plain_group(g, &g->tracks[t], start, frames)) {
-            t += PLAIN_GROUP;
-            continue;
-        }
-        if (lanes_ready(&g->tracks[t], g->n_tracks - t)) {
-            for (int32_t k = 0; k < DAW_LANES; k++) track_input(g, &g->tracks[t + k], start, frames);
-            lanes_run_chain(g, &g->tracks[t], frames);
-            for (int32_t k = 0; k < DAW_LANES && rc == DAW_OK; k++)
-                rc = track_output(g, &g->tracks[t + k], frames, phase, alpha, post_l, post_r);
-            t += DAW_LANES;
-            continue;
-        }
-        rc = render_track(g, &g->tracks[t], start, frames, phase, alpha, post_l, post_r);
-        t++;
-    }
+    int rc = render_all_tracks(g, start, frames, phase, alpha);
     for (int32_t b = 0; b < g->n_buses && rc == DAW_OK; b++) {
         daw_bus *bus = &g->buses[b];
         rc = run_chain(bus->effects, bus->n_effects, bus->buffer, bus->buffer + mb, 2, frames,

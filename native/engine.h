@@ -23,6 +23,7 @@
 
 #define DAW_TICK 32
 #define DAW_LANES 8
+#define DAW_MAX_THREADS 16
 #define DAW_FX_SLOTS 64
 
 /* Effect kinds */
@@ -108,6 +109,8 @@ typedef struct {
     daw_bus *master;
     float *scratch;     /* 3 * max_block floats */
     float *lane_scratch;  /* 2 * DAW_LANES * max_block floats */
+    int32_t n_threads;    /* tracks rendered by this many threads (1: the calling one) */
+    float *thread_scratch;  /* n_threads * (2 * n_buses + 5 + 2 * DAW_LANES) * max_block */
     int64_t frames_done;  /* frames rendered since reset: sets the tick phase */
 } daw_graph;
 

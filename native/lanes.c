@@ -145,8 +145,9 @@ static void lanes_compressor(daw_track *tr, int32_t e, vf *restrict w, vf *restr
     for (int32_t i = 0; i < n; i++) w[i] *= v_exp2((makeup - work[i]) * DB_TO_LOG2);
 }
 
-INTERNAL void lanes_run_chain(daw_graph *g, daw_track *tr, int32_t frames) {
-    vf *restrict w = (vf *)g->lane_scratch;
+INTERNAL void lanes_run_chain(daw_graph *g, daw_track *tr, int32_t frames,
+                              float *lane_scratch) {
+    vf *restrict w = (vf *)lane_scratch;
     vf *restrict work = w + g->max_block;
     for (int32_t i = 0; i < frames; i++)
         for (int k = 0; k < DAW_LANES; k++) w[i][k] = tr[k].buffer[i];

@@ -173,3 +173,16 @@ def test_side_by_side_chains_match_twin(block: int) -> None:
     for got, want in (first, second):
         assert np.abs(want).max() > 0.1
         np.testing.assert_allclose(got, want, atol=RENDER_ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_tracks_split_over_threads_sound_the_same(threads: int) -> None:
+    """Each thread mixes its own tracks into its own buses; the sums are added at the end."""
+    session = busy_session(48000, tracks=70, seconds=0.25)
+    loader = DictLoader(noise_sources(48000, 0.5))
+    one = Engine(session, block_size=256, loader=loader, threads=1)
+    many = Engine(session, block_size=256, loader=loader, threads=threads)
+    twin = Engine(session, block_size=256, loader=loader, backend="reference")
+    want = twin.render(0, 16000)
+    for engine in (one, many):
+        np.testing.assert_allclose(engine.render(0, 16000), want, atol=RENDER_ATOL, rtol=0)
