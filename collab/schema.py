@@ -80,13 +80,23 @@ class TranscriptSegment:
 
 
 @dataclass
+class TranscriptPassage:
+    """A stretch the transcriber gated out: ``kind`` is ``"music"`` or ``"silence"``."""
+
+    start: float
+    end: float
+    kind: str
+
+
+@dataclass
 class Transcript:
-    """The transcript of one clip."""
+    """The transcript of one clip (``passages``: gated-out music and silence)."""
 
     clip_id: str
     language: str
     segments: list[TranscriptSegment] = field(default_factory=list)
     model: str = ""
+    passages: list[TranscriptPassage] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Transcript:
@@ -99,8 +109,10 @@ class Transcript:
             )
             for s in data.get("segments", [])
         ]
+        passages = [TranscriptPassage(float(p["start"]), float(p["end"]), str(p["kind"]))
+                    for p in data.get("passages", [])]  # absent in older documents
         return cls(str(data["clip"]), str(data.get("language", "")), segments,
-                   str(data.get("model", "")))
+                   str(data.get("model", "")), passages)
 
 
 def new_id(prefix: str) -> str:
@@ -378,6 +390,7 @@ class ProjectDocument:
         self._roots["transcripts"][transcript.clip_id] = Map({
             "clip": transcript.clip_id, "language": transcript.language,
             "model": transcript.model, "segments": Array(segments),
+            "passages": Array([asdict(p) for p in transcript.passages]),
         })
 
     def transcript(self, clip_id: str) -> Transcript | None:

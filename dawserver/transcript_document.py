@@ -16,12 +16,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collab.schema import ProjectDocument, TranscriptSegment, TranscriptWord, new_id
+from collab.schema import (
+    ProjectDocument,
+    TranscriptPassage,
+    TranscriptSegment,
+    TranscriptWord,
+    new_id,
+)
 from collab.schema import Transcript as DocumentTranscript
 from dsp_core.session import Clip, Session, Track
 from transcription.editing import EditOptions, plan_text_edit, replace_clip
 from transcription.errors import EditError
-from transcription.transcript import Segment, Transcript, Word
+from transcription.transcript import Passage, Segment, Transcript, Word
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +53,10 @@ def find_clip(document: ProjectDocument, clip_id: str) -> ClipRef:
 
 def clip_transcript(result: Transcript, clip: Clip, sample_rate: int,
                     model: str = "") -> DocumentTranscript:
-    """The document form of ``result`` (source times) for ``clip``: clip times, its words only."""
+    """The document form of ``result`` (source times) for ``clip``: clip times, its words only.
+
+    Gated-out passages are cut to the clip's span.
+    """
     shift = clip.offset / sample_rate
     first, last = shift, (clip.offset + clip.length) / sample_rate
     segments = []
@@ -58,7 +67,10 @@ def clip_transcript(result: Transcript, clip: Clip, sample_rate: int,
         if words:
             segments.append(TranscriptSegment(
                 words[0].start, words[-1].end, " ".join(w.word for w in words), words))
-    return DocumentTranscript(clip.id, result.language, segments, model)
+    passages = [TranscriptPassage(round(max(p.start, first) - shift, 4),
+                                  round(min(p.end, last) - shift, 4), p.kind)
+                for p in result.passages if p.start < last and p.end > first]
+    return DocumentTranscript(clip.id, result.language, segments, model, passages)
 
 
 def source_transcript(stored: DocumentTranscript, clip: Clip, sample_rate: int) -> Transcript:
@@ -73,7 +85,8 @@ def as_transcript(stored: DocumentTranscript, shift: float = 0.0) -> Transcript:
                 tuple(Word(w.word, w.start + shift, w.end + shift, w.probability)
                       for w in s.words))
         for s in stored.segments)
-    return Transcript(language=stored.language, segments=segments)
+    passages = tuple(Passage(p.start + shift, p.end + shift, p.kind) for p in stored.passages)
+    return Transcript(language=stored.language, segments=segments, passages=passages)
 
 
 def store_transcript(document: ProjectDocument, clip_id: str, result: Transcript,

@@ -6,7 +6,13 @@ import pytest
 from pycrdt import Doc
 
 from collab.errors import SchemaError
-from collab.schema import ProjectDocument, Transcript, TranscriptSegment, TranscriptWord
+from collab.schema import (
+    ProjectDocument,
+    Transcript,
+    TranscriptPassage,
+    TranscriptSegment,
+    TranscriptWord,
+)
 from dsp_core.effects import EffectSpec
 from dsp_core.session import Bus, Clip, Send, Session, Track
 
@@ -150,6 +156,17 @@ def test_transcripts_are_stored_per_clip_and_read_back_typed() -> None:
     assert project.transcript("c3") is None
     with pytest.raises(SchemaError, match="no clip"):
         project.set_transcript(Transcript("c3", "en"))
+
+
+def test_transcript_passages_are_stored_and_older_entries_read_without_them() -> None:
+    project = ProjectDocument.from_session(a_session())
+    passages = [TranscriptPassage(0.0, 2.5, "music"), TranscriptPassage(4.0, 5.0, "silence")]
+    project.set_transcript(Transcript("c3", "en", model="base", passages=passages))
+    assert replica(project).transcript("c3").passages == passages
+    assert project.to_json()["transcripts"]["c3"]["passages"] == [
+        {"start": 0.0, "end": 2.5, "kind": "music"}, {"start": 4.0, "end": 5.0, "kind": "silence"}]
+    older = {"clip": "c3", "language": "en", "model": "base", "segments": []}
+    assert Transcript.from_dict(older) == Transcript("c3", "en", model="base")
 
 
 def test_one_helper_call_is_one_update() -> None:

@@ -12,8 +12,10 @@ from transcription_helpers import WORDS, spoken_words
 from collab.schema import ProjectDocument
 from dawserver.transcript_document import (
     apply_text_edit,
+    clip_transcript,
     clip_words,
     delete_word_range,
+    source_transcript,
     store_transcript,
 )
 from dsp_core.audio_io import load_source
@@ -21,7 +23,7 @@ from dsp_core.engine import render_session
 from dsp_core.session import Clip, Session, Track
 from transcription.engine import Transcriber
 from transcription.errors import EditError
-from transcription.transcript import Transcript
+from transcription.transcript import Passage, Transcript
 
 RATE = 48000
 LEAD = 2400  # the clip starts 50 ms into its source: clip times differ from source times
@@ -61,6 +63,20 @@ def test_a_stored_transcript_uses_clip_times(result: Transcript, spoken) -> None
     assert again.transcript("speech").model == "whisper-base"
     assert [w.start for w in clip_words(again, "speech")] == pytest.approx(
         [w.start for w in result.words], abs=1e-3)
+
+
+def test_passages_are_stored_in_clip_times_cut_to_the_clip() -> None:
+    clip = Clip(source="x.wav", position=0, offset=RATE, length=4 * RATE, id="c")  # 1 s..5 s
+    result = Transcript("en", passages=(Passage(0.0, 2.0, "music"), Passage(3.0, 3.5, "silence"),
+                                        Passage(4.5, 9.0, "music"), Passage(6.0, 7.0, "music")))
+    document = ProjectDocument.from_session(Session(sample_rate=RATE, tracks=[
+        Track(id="t", clips=[clip])]))
+    document.set_transcript(clip_transcript(result, clip, RATE))
+    stored = document.transcript("c")
+    assert [(p.start, p.end, p.kind) for p in stored.passages] == [
+        (0.0, 1.0, "music"), (2.0, 2.5, "silence"), (3.5, 4.0, "music")]
+    back = source_transcript(stored, clip, RATE)
+    assert [(p.start, p.end) for p in back.passages] == [(1.0, 2.0), (3.0, 3.5), (4.5, 5.0)]
 
 
 def test_deleting_a_word_in_the_document_removes_it_from_the_render(result: Transcript,
