@@ -6,6 +6,8 @@ when the server starts again) and these routes (token as for every route; see
 docs/transcription.md):
 
 - ``POST /projects/{id}/clips/{clip}/transcribe`` ``{"language": "de"}`` (editor): queue a job.
+- ``POST /projects/{id}/assets/{sha}/transcribe`` ``{"language": "de"}`` (editor): queue a
+  job on a whole uploaded asset; the transcript stays in the job (no clip is written).
 - ``GET /projects/{id}/transcription-jobs[/{job}]`` (viewer): state and progress.
 - ``DELETE /projects/{id}/transcription-jobs/{job}`` (editor): cancel.
 - ``GET /projects/{id}/clips/{clip}/transcript?format=json|srt|vtt|txt`` (viewer): export.
@@ -46,6 +48,7 @@ from transcription.languages import normalize_language
 from transcription.models import ENV_MODEL
 
 from .api import _body, _error, _grant
+from .assets import _project_asset
 from .database import open_database
 from .keys import CONFIG, ROOMS
 from .transcript_document import apply_text_edit, as_transcript, find_clip, store_transcript
@@ -189,6 +192,23 @@ async def transcribe_clip(request: web.Request) -> web.Response:
     job = await request.app[JOBS].submit(
         project_id, ref.clip.source, clip_id=clip_id, start_s=ref.clip.offset / rate,
         end_s=(ref.clip.offset + ref.clip.length) / rate, language=language)
+    return web.json_response(
+        {"job": _job_json(job), "url": f"/projects/{project_id}/transcription-jobs/{job.id}"},
+        status=202)
+
+
+@routes.post("/projects/{project_id}/assets/{asset_id}/transcribe")
+async def transcribe_asset(request: web.Request) -> web.Response:
+    """Queue the transcription of a whole uploaded asset (editor); the job holds the result."""
+    project_id = request.match_info["project_id"]
+    await _grant(request, project_id, Role.EDITOR)
+    body = await _body(request)
+    try:
+        language = normalize_language(body.get("language"))
+    except LanguageError as exc:
+        raise _error(web.HTTPBadRequest, str(exc)) from None
+    asset = await _project_asset(request)
+    job = await request.app[JOBS].submit(project_id, asset.path, language=language)
     return web.json_response(
         {"job": _job_json(job), "url": f"/projects/{project_id}/transcription-jobs/{job.id}"},
         status=202)

@@ -211,3 +211,24 @@ async def test_a_text_edit_is_undone_and_redone_exactly_for_every_client(
         async with client.app[ROOMS].use(client.project_id) as room:
             assert room.document.to_json()["clips"] == after_edit["clips"]
         await eventually(lambda: other.document.to_json()["clips"] == after_edit["clips"])
+
+
+async def test_an_uploaded_asset_is_transcribed_into_its_job_only(client: Client,
+                                                                  spoken) -> None:
+    status, asset = await client.call("POST", "/assets?name=words.wav",
+                                      data=spoken[0].read_bytes())
+    assert status in (200, 201), asset
+    status, body = await client.call("POST", f"/assets/{asset['id']}/transcribe", "viewer")
+    assert status == 403
+    status, body = await client.call("POST", f"/assets/{'0' * 64}/transcribe")
+    assert status == 404
+    status, body = await client.call("POST", f"/assets/{asset['id']}/transcribe",
+                                     json={"language": "en"})
+    assert status == 202 and body["job"]["clip_id"] is None
+    job = await client.finished(body["job"]["id"])
+    assert job["status"] == "done" and job["source"] == asset["source"]
+    words = [w["word"].strip(".,").lower() for s in job["result"]["segments"]
+             for w in s["words"]]
+    assert words == WORDS
+    status, document = await client.call("GET", "", "viewer")
+    assert document["document"]["transcripts"] == {}
