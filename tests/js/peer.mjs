@@ -29,7 +29,7 @@ console.warn = (...args) => {
 
 const dump = () => {
   const out = {}
-  for (const name of ['meta', 'tracks', 'clips', 'buses', 'transport', 'markers', 'comments', 'transcripts']) {
+  for (const name of ['meta', 'tracks', 'clips', 'buses', 'transport', 'markers', 'comments', 'transcripts', 'jobs']) {
     out[name] = doc.getMap(name).toJSON()
   }
   return out
