@@ -337,7 +337,13 @@ class ProjectDocument:
             if clip_id in self._roots["transcripts"]:
                 del self._roots["transcripts"][clip_id]
 
-    # -- transport, markers, comments ---------------------------------------------------
+    # -- name, transport, markers, comments ---------------------------------------------
+
+    def rename(self, name: str) -> None:
+        """Set the project's name (``meta.name``); it must not be blank."""
+        if not isinstance(name, str) or not name.strip():
+            raise SchemaError(f"project name must be a non-empty string, got {name!r}")
+        self._roots["meta"]["name"] = name.strip()
 
     def transport(self) -> dict[str, Any]:
         """Tempo, time signature, loop and play state."""
@@ -366,6 +372,21 @@ class ProjectDocument:
         """Markers by position."""
         return sorted((self._roots["markers"].to_py() or {}).values(), key=lambda m: m["position"])
 
+    def update_marker(self, marker_id: str, *, name: str | None = None,
+                      position: int | None = None) -> None:
+        """Rename or move a marker."""
+        marker = self._entry("markers", marker_id)
+        with self.transaction():
+            if name is not None:
+                marker["name"] = str(name)
+            if position is not None:
+                marker["position"] = int(position)
+
+    def remove_marker(self, marker_id: str) -> None:
+        """Delete a marker."""
+        self._entry("markers", marker_id)
+        del self._roots["markers"][marker_id]
+
     def add_comment(self, author: str, text: str, *, track: str = "", position: int | None = None
                     ) -> str:
         """Add a comment (optionally pinned to a track and a timeline position)."""
@@ -380,6 +401,15 @@ class ProjectDocument:
         """Comments, oldest first."""
         rows = (self._roots["comments"].to_py() or {}).values()
         return sorted(rows, key=lambda c: c["created_at"])
+
+    def update_comment(self, comment_id: str, text: str) -> None:
+        """Replace a comment's text."""
+        self._entry("comments", comment_id)["text"] = str(text)
+
+    def remove_comment(self, comment_id: str) -> None:
+        """Delete a comment."""
+        self._entry("comments", comment_id)
+        del self._roots["comments"][comment_id]
 
     # -- transcripts ---------------------------------------------------------------------
 
@@ -428,6 +458,12 @@ class ProjectDocument:
         if track is None:
             raise SchemaError(f"no track with id {track_id!r}")
         return track
+
+    def _entry(self, root: str, entry_id: str) -> Map:
+        entry = self._roots[root].get(entry_id)
+        if entry is None:
+            raise SchemaError(f"no {root[:-1]} with id {entry_id!r}")
+        return entry
 
     def _clip_map(self, clip_id: str) -> Map:
         clip = self._roots["clips"].get(clip_id)

@@ -143,6 +143,29 @@ def test_transport_markers_and_comments() -> None:
     assert copy.comments()[0]["text"] == "louder snare"
 
 
+def test_markers_and_comments_are_edited_and_deleted_and_the_project_renamed() -> None:
+    project = ProjectDocument.from_session(a_session())
+    marker = project.add_marker(48000, "verse")
+    comment = project.add_comment("ana", "louder snare")
+    project.update_marker(marker, name="intro", position=0)
+    project.update_comment(comment, "quieter snare")
+    project.rename("  New name ")
+    copy = replica(project)
+    assert [(m["name"], m["position"]) for m in copy.markers()] == [("intro", 0)]
+    assert copy.comments()[0]["text"] == "quieter snare"
+    assert copy.to_session().name == "New name"
+    project.remove_marker(marker)
+    project.remove_comment(comment)
+    copy = replica(project)
+    assert copy.markers() == [] and copy.comments() == []
+    with pytest.raises(SchemaError, match="no marker with id 'gone'"):
+        project.remove_marker("gone")
+    with pytest.raises(SchemaError, match="no comment"):
+        project.update_comment("gone", "x")
+    with pytest.raises(SchemaError, match="non-empty"):
+        project.rename("  ")
+
+
 def test_transcripts_are_stored_per_clip_and_read_back_typed() -> None:
     project = ProjectDocument.from_session(a_session())
     transcript = Transcript("c3", "de", [
