@@ -11,7 +11,7 @@ import time
 
 import asyncpg
 
-from .errors import StoreError
+from .errors import ProjectNotFound, StoreError
 from .store import ProjectInfo, Store, StoredDocument
 
 SCHEMA = """
@@ -85,6 +85,14 @@ class PostgresStore(Store):
         rows = await self.pool.fetch(
             "SELECT project_id, name, created_at FROM collab_projects ORDER BY created_at")
         return [ProjectInfo(*row) for row in rows]
+
+    async def rename_project(self, project_id: str, name: str) -> ProjectInfo:
+        row = await self.pool.fetchrow(
+            "UPDATE collab_projects SET name = $2 WHERE project_id = $1 "
+            "RETURNING project_id, name, created_at", project_id, name)
+        if row is None:
+            raise ProjectNotFound(f"no project {project_id!r} in the store")
+        return ProjectInfo(*row)
 
     async def load(self, project_id: str) -> StoredDocument:
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):

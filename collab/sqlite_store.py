@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import StoreError
+from .errors import ProjectNotFound, StoreError
 from .store import ProjectInfo, Store, StoredDocument
 
 T = TypeVar("T")
@@ -153,6 +153,17 @@ class SqliteStore(Store):
                 "SELECT project_id, name, created_at FROM projects ORDER BY created_at").fetchall()
 
         return [ProjectInfo(*row) for row in await self._run(work)]
+
+    async def rename_project(self, project_id: str, name: str) -> ProjectInfo:
+        def work(conn: sqlite3.Connection) -> tuple | None:
+            conn.execute("UPDATE projects SET name = ? WHERE project_id = ?", (name, project_id))
+            return conn.execute("SELECT project_id, name, created_at FROM projects "
+                                "WHERE project_id = ?", (project_id,)).fetchone()
+
+        row = await self._run(self._tx, work)
+        if row is None:
+            raise ProjectNotFound(f"no project {project_id!r} in the store")
+        return ProjectInfo(*row)
 
     async def load(self, project_id: str) -> StoredDocument:
         def work(conn: sqlite3.Connection) -> StoredDocument:

@@ -84,6 +84,10 @@ class Store(abc.ABC):
         """Every project, oldest first."""
 
     @abc.abstractmethod
+    async def rename_project(self, project_id: str, name: str) -> ProjectInfo:
+        """Set a project's name; raises :class:`ProjectNotFound` for an unknown id."""
+
+    @abc.abstractmethod
     async def load(self, project_id: str) -> StoredDocument:
         """The latest snapshot and every update logged after it, in order."""
 

@@ -27,6 +27,7 @@ from .projects import import_session
 
 routes = web.RouteTableDef()
 MAX_RENDER_SECONDS = 600
+MAX_NAME_LENGTH = 200
 
 
 def _error(status: type[web.HTTPException], message: str) -> web.HTTPException:
@@ -95,6 +96,25 @@ async def get_project(request: web.Request) -> web.Response:
             return web.json_response({"id": project_id, "document": room.document.to_json()})
     except ProjectNotFound as exc:
         raise _error(web.HTTPNotFound, str(exc)) from None
+
+
+@routes.patch("/projects/{project_id}")
+async def rename_project(request: web.Request) -> web.Response:
+    """Rename a project: ``{"name": ...}`` (owner); the list and the document's name agree."""
+    project_id = request.match_info["project_id"]
+    await _grant(request, project_id, Role.OWNER)
+    name = (await _body(request)).get("name")
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME_LENGTH:
+        raise _error(web.HTTPBadRequest, f'send {{"name": "..."}} with 1..{MAX_NAME_LENGTH} '
+                     f"characters, got {name!r}")
+    name = name.strip()
+    try:
+        async with request.app[ROOMS].use(project_id) as room:
+            await room.edit(lambda document: document.rename(name))
+        info = await request.app[STORE].rename_project(project_id, name)
+    except ProjectNotFound as exc:
+        raise _error(web.HTTPNotFound, str(exc)) from None
+    return web.json_response({"id": info.project_id, "name": info.name})
 
 
 @routes.post("/projects/{project_id}/tokens")

@@ -63,6 +63,25 @@ async def test_health_and_project_listing_need_an_admin_token(api: Api) -> None:
     assert status == 401 and "no token" in body["error"]
 
 
+async def test_an_owner_renames_a_project_in_the_list_and_the_document(api: Api) -> None:
+    path = f"/projects/{api.project_id}"
+    status, body = await api.call("PATCH", path, api.token(), json={"name": " Second take "})
+    assert (status, body) == (200, {"id": api.project_id, "name": "Second take"})
+    _, listed = await api.call("GET", "/projects", api.token(project="*"))
+    assert [p["name"] for p in listed] == ["Second take"]
+    _, project = await api.call("GET", path, api.token(role="viewer"))
+    assert project["document"]["meta"]["name"] == "Second take"
+    status, body = await api.call("PATCH", path, api.token(role="editor"), json={"name": "No"})
+    assert status == 403
+    status, body = await api.call("PATCH", path, api.token(), json={"name": "  "})
+    assert status == 400 and "name" in body["error"]
+    status, body = await api.call("PATCH", "/projects/nope", api.token(project="*"),
+                                  json={"name": "X"})
+    assert status == 404 and "nope" in body["error"]
+    _, listed = await api.call("GET", "/projects", api.token(project="*"))
+    assert [p["name"] for p in listed] == ["Second take"]
+
+
 async def test_an_admin_creates_projects_empty_or_from_project_json(api: Api) -> None:
     admin = api.token(project="*")
     status, body = await api.call("POST", "/projects", admin, json={"name": "Empty"})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from collab.errors import StoreError
+from collab.errors import ProjectNotFound, StoreError
 from collab.store import open_store
 
 pytestmark = pytest.mark.asyncio
@@ -22,6 +22,17 @@ async def test_projects_are_created_listed_and_unique(collab_database_url: str,
         assert (await store.get_project("b")).name == "Song B"
         with pytest.raises(StoreError, match="already exists"):
             await store.create_project("a", "again", None)
+
+
+async def test_a_project_is_renamed_and_an_unknown_one_is_not_found(
+        collab_database_url: str, tmp_path: Path) -> None:
+    async with open_store(collab_database_url, tmp_path) as store:
+        created = await store.create_project("a", "Song A", None)
+        renamed = await store.rename_project("a", "Song B")
+        assert renamed == (await store.get_project("a"))
+        assert (renamed.name, renamed.created_at) == ("Song B", created.created_at)
+        with pytest.raises(ProjectNotFound, match="'nope'"):
+            await store.rename_project("nope", "x")
 
 
 async def test_appended_updates_load_back_in_order_after_the_snapshot(
