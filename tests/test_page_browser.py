@@ -339,6 +339,50 @@ def test_transport_keys_and_effect_parameters_are_shared(studio: Studio) -> None
     ben.context.close()
 
 
+def test_markers_and_comments_are_edited_and_deleted_for_everyone(studio: Studio) -> None:
+    ana, log = open_page(studio.browser, studio.url("ana"))
+    ben, _ = open_page(studio.browser, studio.url("ben"))
+    vic, _ = open_page(studio.browser, studio.url("vic", Role.VIEWER))
+    before = set(studio.document()["markers"])
+    ana.evaluate("document.activeElement && document.activeElement.blur()")
+    ana.keyboard.press("m")
+    [marker_id] = wait_for(lambda: set(studio.document()["markers"]) - before)
+    item = f".marker-item[data-marker='{marker_id}']"
+    ana.fill(f"{item} .marker-name", "Bridge")
+    ana.press(f"{item} .marker-name", "Enter")
+    ben.wait_for_selector(f".ruler .marker[data-marker='{marker_id}']:text-is('Bridge')")
+    assert studio.document()["markers"][marker_id]["name"] == "Bridge"
+    vic.wait_for_selector(f"{item} .marker-name[value='Bridge']")
+    assert vic.locator(f"{item} .marker-name").is_disabled()
+    assert vic.locator(f"{item} .marker-delete").is_disabled()
+    ana.click(f"{item} .marker-delete")  # Ana deletes the marker: it vanishes for Ben
+    ben.wait_for_selector(f".ruler .marker[data-marker='{marker_id}']", state="detached")
+    ben.wait_for_selector(item, state="detached")
+    vic.wait_for_selector(item, state="detached")
+    assert marker_id not in studio.document()["markers"]
+    # A comment: Ana posts and edits it, Ben deletes it; the viewer cannot touch it.
+    ana.fill(".comment-text", "tune the kick")
+    ana.press(".comment-text", "Enter")
+    posted = ben.locator(".comment:has-text('tune the kick')")
+    posted.wait_for()
+    comment = f".comment[data-comment='{posted.get_attribute('data-comment')}']"
+    ana.click(f"{comment} .comment-edit")
+    ana.fill(f"{comment} .comment-edit-text", "tune the snare")
+    ana.press(f"{comment} .comment-edit-text", "Enter")
+    ben.wait_for_selector(f"{comment} .comment-body:text-is('tune the snare')")
+    vic.wait_for_selector(f"{comment} .comment-body:text-is('tune the snare')")
+    assert vic.locator(f"{comment} .comment-edit").is_disabled()
+    assert vic.locator(f"{comment} .comment-delete").is_disabled()
+    ben.click(f"{comment} .comment-delete")
+    ana.wait_for_selector(comment, state="detached")
+    vic.wait_for_selector(comment, state="detached")
+    texts = [c["text"] for c in studio.document()["comments"].values()]
+    assert "tune the snare" not in texts and "tune the kick" not in texts
+    assert log.errors() == []
+    for page in (ana, ben, vic):
+        page.context.close()
+
+
 def test_deleting_transcript_words_cuts_their_audio_through_the_server(studio: Studio) -> None:
     from transcription.editing import delete_words
     from transcription.transcript import Word
@@ -484,6 +528,9 @@ def test_project_list_creates_a_project_and_a_share_link_opens_it_for_a_viewer(
     viewer.wait_for_function("document.querySelector('.project-name').value"
                              " === 'Second song (live)'")
     assert studio.server.document(project_id, admin)["meta"]["name"] == "Second song (live)"
+    page.reload()  # the list shows the new name: the server renamed the project too
+    page.wait_for_selector(f".project[data-project='{project_id}']")
+    assert item.input_value() == "Second song (live)"
     assert errors == [] and log.errors() == []
     viewer.context.close()
     context.close()

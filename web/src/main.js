@@ -9,6 +9,7 @@ import { Transport } from './transport.js'
 import { EffectsPanel } from './effects.js'
 import { TranscriptPanel } from './transcript.js'
 import { CommentsPanel } from './comments.js'
+import { MarkersPanel } from './markers.js'
 import { BounceButton } from './bounce.js'
 import { PeakCache } from './peaks.js'
 import { LiveMix } from './live.js'
@@ -87,6 +88,7 @@ async function openProject ({ projectId, token, claims, features }) {
     project, editable, user: claims.user, selectedTrack: () => view.track,
     playhead: () => transport.playhead(), onSeek: (frame) => transport.seek(frame)
   })
+  const markers = new MarkersPanel({ project, editable, onSeek: (frame) => transport.seek(frame) })
   const bounce = new BounceButton({ projectId, token, path: features.bounce || null, editable, notify })
   const live = new LiveMix({ projectId, token, available: Boolean(features.rtc) })
   const listen = h('button', {
@@ -113,7 +115,7 @@ async function openProject ({ projectId, token, claims, features }) {
       name, badge, transport.el, listen, meter, volume, bounce.el, people, status),
     editable ? '' : h('div', { class: 'viewer-banner', role: 'note' }, 'View only — you see every change live, but cannot edit.'),
     h('main', { class: 'workspace' }, timeline.el),
-    h('footer', { class: 'panels' }, effects.el, transcript.el, comments.el,
+    h('footer', { class: 'panels' }, effects.el, transcript.el, markers.el, comments.el,
       claims.role === 'owner' ? sharePanel({ projectId, token, notify }) : ''))
   if (!editable) {
     for (const el of root.querySelectorAll('.edit')) el.disabled = true
@@ -131,6 +133,7 @@ async function openProject ({ projectId, token, claims, features }) {
     if (batch.full || !view.track || batch.tracks.has(view.track)) effects.update()
     if (batch.full || batch.transcripts || batch.clips.size) transcript.update()
     if (batch.full || batch.comments) comments.update()
+    if (batch.full || batch.ruler) markers.update()
     markTouched(root, presence.others())
   }
   const collect = (rootName) => (events) => {

@@ -224,6 +224,28 @@ export class Project {
     return id
   }
 
+  /** Rename a marker (as collab/schema.py's update_marker). */
+  renameMarker (markerId, name) {
+    const marker = this.roots.markers.get(markerId)
+    if (marker) this.doc.transact(() => marker.set('name', name))
+  }
+
+  /** Delete a marker (as collab/schema.py's remove_marker). */
+  removeMarker (markerId) {
+    this.doc.transact(() => this.roots.markers.delete(markerId))
+  }
+
+  /** Replace a comment's text (as collab/schema.py's update_comment). */
+  editComment (commentId, text) {
+    const comment = this.roots.comments.get(commentId)
+    if (comment) this.doc.transact(() => comment.set('text', text))
+  }
+
+  /** Delete a comment (as collab/schema.py's remove_comment). */
+  removeComment (commentId) {
+    this.doc.transact(() => this.roots.comments.delete(commentId))
+  }
+
   removeClip (clipId) {
     this.doc.transact(() => {
       this.roots.clips.delete(clipId)
