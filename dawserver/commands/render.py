@@ -28,9 +28,12 @@ from dsp_core.project import check_sources, load_project
               help="Seconds rendered after the last clip (delay/reverb tails).")
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="Kernel backend (default: native C engine when built).")
+@click.option("--threads", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Threads the C engine splits the tracks over.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def render(project: Path, output: Path, sample_rate: int | None, bit_depth: str,
-           block_size: int, tail: float, backend: str | None, progress: bool) -> None:
+           block_size: int, tail: float, backend: str | None, threads: int,
+           progress: bool) -> None:
     """Render PROJECT (a project.json) to an audio file and print the real-time factor."""
     try:
         session = load_project(project)
@@ -39,7 +42,8 @@ def render(project: Path, output: Path, sample_rate: int | None, bit_depth: str,
             raise CliError(f"unsupported render rate {rate} Hz; use one of "
                            f"{', '.join(map(str, EXPORT_RATES))}")
         check_sources(session)
-        engine = Engine(session, sample_rate=rate, block_size=block_size, backend=backend)
+        engine = Engine(session, sample_rate=rate, block_size=block_size, backend=backend,
+                        threads=threads)
         total = engine.length + int(round(tail * rate))
         with tqdm(total=total, unit="frame", unit_scale=True, disable=not progress,
                   desc="render", leave=False) as bar:
