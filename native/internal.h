@@ -23,19 +23,6 @@
 #define FTZ_END \
     do {        \
     } while (0)
-/* Where one thread mixes its tracks: its own master and bus accumulators and
- * scratch, so threads never write to the same memory. */
-typedef struct {
-    float *master;   /* 2 * max_block: left then right */
-    float *buses;    /* n_buses * 2 * max_block, or NULL: the graph's own bus buffers */
-    float *scratch;  /* 3 * max_block: compressor work, post-fader left and right */
-    float *lanes;    /* 2 * DAW_LANES * max_block */
-} mix_target;
-
-/* lanes.c */
-INTERNAL int lanes_ready(const daw_track *tr, int32_t available);
-INTERNAL void lanes_run_chain(daw_graph *g, daw_track *tr, int32_t frames, float *lane_scratch);
-
 #endif
 
 #define SMOOTH_SECONDS 0.01
