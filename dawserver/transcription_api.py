@@ -151,6 +151,13 @@ async def _write_result(app: web.Application, job: Job) -> None:
                     job.project_id, exc)
 
 
+def _accepted(project_id: str, job: Job) -> web.Response:
+    """``202`` with the queued job and the URL to poll."""
+    return web.json_response(
+        {"job": _job_json(job), "url": f"/projects/{project_id}/transcription-jobs/{job.id}"},
+        status=202)
+
+
 def _job_json(job: Job, *, result: bool = True) -> dict[str, Any]:
     data = job.to_dict()
     if not result:
@@ -192,9 +199,7 @@ async def transcribe_clip(request: web.Request) -> web.Response:
     job = await request.app[JOBS].submit(
         project_id, ref.clip.source, clip_id=clip_id, start_s=ref.clip.offset / rate,
         end_s=(ref.clip.offset + ref.clip.length) / rate, language=language)
-    return web.json_response(
-        {"job": _job_json(job), "url": f"/projects/{project_id}/transcription-jobs/{job.id}"},
-        status=202)
+    return _accepted(project_id, job)
 
 
 @routes.post("/projects/{project_id}/assets/{asset_id}/transcribe")
@@ -209,9 +214,7 @@ async def transcribe_asset(request: web.Request) -> web.Response:
         raise _error(web.HTTPBadRequest, str(exc)) from None
     asset = await _project_asset(request)
     job = await request.app[JOBS].submit(project_id, asset.path, language=language)
-    return web.json_response(
-        {"job": _job_json(job), "url": f"/projects/{project_id}/transcription-jobs/{job.id}"},
-        status=202)
+    return _accepted(project_id, job)
 
 
 @routes.get("/projects/{project_id}/transcription-jobs")
