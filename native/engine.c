@@ -55,6 +55,14 @@ int daw_mix(const float *tracks, int64_t n_tracks, int64_t n_frames,
 
 /* ---------------------------------------------------------------- faders */
 
+/* True when neither gain is gliding: the fader is a constant pair of gains. */
+static inline int fader_settled(const float *f) {
+    return f[DAW_FADER_START] == f[DAW_FADER_END] &&
+           f[DAW_FADER_START + 1] == f[DAW_FADER_END + 1] &&
+           f[DAW_FADER_END] == f[DAW_FADER_TARGET] &&
+           f[DAW_FADER_END + 1] == f[DAW_FADER_TARGET + 1];
+}
+
 /* dst_l += gain_l(t) * src_l, dst_r += gain_r(t) * src_r, gains smoothed per
  * tick and interpolated linearly inside a tick. */
 static void fader_apply(float *fader, const float *src_l, const float *src_r,
@@ -63,8 +71,7 @@ static void fader_apply(float *fader, const float *src_l, const float *src_r,
     float *start = fader + DAW_FADER_START;
     float *end = fader + DAW_FADER_END;
     const float *target = fader + DAW_FADER_TARGET;
-    if (start[0] == end[0] && start[1] == end[1] && end[0] == target[0] &&
-        end[1] == target[1]) {
+    if (fader_settled(fader)) {
         const float gl = end[0], gr = end[1];
         if (gl != 0.0f)
             for (int32_t i = 0; i < frames; i++) dst_l[i] += gl * src_l[i];
@@ -202,9 +209,7 @@ static int render_track(daw_graph *g, const mix_target *to, daw_track *tr, int64
                         int32_t frames, int32_t phase, float alpha) {
     const int32_t mb = g->max_block;
     const float *f = tr->fader;
-    if (tr->n_effects == 0 && tr->n_sends == 0 && f[DAW_FADER_START] == f[DAW_FADER_END] &&
-        f[DAW_FADER_START + 1] == f[DAW_FADER_END + 1] &&
-        f[DAW_FADER_END] == f[DAW_FADER_TARGET] && f[DAW_FADER_END + 1] == f[DAW_FADER_TARGET + 1]) {
+    if (tr->n_effects == 0 && tr->n_sends == 0 && fader_settled(f)) {
         /* plain track with a settled fader: clips straight into the master bus */
         const float gl = f[DAW_FADER_END], gr = f[DAW_FADER_END + 1];
         if (gl == 0.0f && gr == 0.0f) return DAW_OK;
@@ -288,10 +293,7 @@ static void prefetch_track(const daw_track *tr, int64_t start, int32_t frames) {
 static int plain_source(const daw_track *tr, int64_t start, int32_t frames, const float **x,
                         float *env, float *gl, float *gr) {
     const float *f = tr->fader;
-    if (tr->channels != 1 || tr->n_effects || tr->n_sends || f[DAW_FADER_START] != f[DAW_FADER_END] ||
-        f[DAW_FADER_START + 1] != f[DAW_FADER_END + 1] || f[DAW_FADER_END] != f[DAW_FADER_TARGET] ||
-        f[DAW_FADER_END + 1] != f[DAW_FADER_TARGET + 1])
-        return 0;
+    if (tr->channels != 1 || tr->n_effects || tr->n_sends || !fader_settled(f)) return 0;
     const daw_clip *found = NULL;
     for (int32_t c = 0; c < tr->n_clips; c++) {
         const daw_clip *clip = &tr->clips[c];
