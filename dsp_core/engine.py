@@ -107,14 +107,7 @@ class Engine:
         self.backend_name = backend or default_backend()
         self._backend = get_backend(self.backend_name)
         self._load = loader or _default_loader()
-        self.session = session
-        self.graph: Graph = build_graph(session, self.sample_rate, block_size, self._load,
-                                        self.threads)
-        self._entries = {
-            t.id: _Entry(_track_structure(t), state)
-            for t, state in zip(session.tracks, self.graph.tracks, strict=True)
-        }
-        self._bus_structure = self._buses_structure(session)
+        self._build(session, frames_done=0)
         self._out = np.zeros((2, block_size), dtype=np.float32)
 
     # ------------------------------------------------------------ rendering
@@ -169,7 +162,7 @@ class Engine:
         if self._buses_structure(session) != self._bus_structure or (
             session.sample_rate != self.session.sample_rate
         ):
-            self._rebuild(session)
+            self._build(session, self.graph.frames_done)
             return
         any_solo = any(t.solo for t in session.tracks)
         tracks: list[TrackState] = []
@@ -215,10 +208,10 @@ class Engine:
             (b.id, _chain_structure(b.effects)) for b in [*session.buses, session.master]
         )
 
-    def _rebuild(self, session: Session) -> None:
-        frames_done = self.graph.frames_done
-        self.graph = build_graph(session, self.sample_rate, self.block_size, self._load,
-                                 self.threads)
+    def _build(self, session: Session, frames_done: int) -> None:
+        """Build the whole graph of ``session``; the smoothing phase carries on."""
+        self.graph: Graph = build_graph(session, self.sample_rate, self.block_size, self._load,
+                                        self.threads)
         self.graph.frames_done = frames_done
         self._entries = {
             t.id: _Entry(_track_structure(t), s)
