@@ -10,6 +10,8 @@ while read -r pkg; do
     [[ -z "$pkg" || "$pkg" == \#* ]] && continue
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done < scripts/apt-packages.txt
+# npm may come with a newer Node.js than Debian's; take Debian's only when there is none.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
     sudo=""
     [[ "$(id -u)" != 0 ]] && sudo="sudo"
