@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dsp_core import ArrayError, Clip, DspError, Engine, Session, Track, mix
+from dsp_core.session import Bus, Send
 from tests.helpers_audio import DictLoader, busy_session, noise_sources
 
 BACKENDS = ["native", "reference"]
@@ -89,6 +90,37 @@ def test_stereo_track_uses_balance_law(backend: str) -> None:
     out = Engine(session, backend=backend, loader=_dc_loader()).render(0, 256)
     np.testing.assert_allclose(out[0], 0.5, atol=1e-6)
     np.testing.assert_allclose(out[1], 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("pre_fader", [True, False])
+def test_send_reaches_its_bus_at_the_right_level(backend: str, pre_fader: bool) -> None:
+    # A mono track of ones, fader -6 dB panned hard left, one send at -12 dB to a bus
+    # panned hard right, so what reaches the right channel came through the send only.
+    fader, send_level = 10 ** (-6 / 20), 10 ** (-12 / 20)
+    session = _one_track(gain_db=-6.0, pan=-1.0,
+                         sends=[Send(bus="aux", level_db=-12.0, pre_fader=pre_fader)])
+    session.buses = [Bus(id="aux", pan=1.0)]
+    out = Engine(session, backend=backend, loader=_dc_loader()).render(0, 2048)
+    np.testing.assert_allclose(out[0], fader, rtol=1e-5)
+    # Pre-fader: the mono source is sent centred (level times sqrt(1/2) to each side) and
+    # the bus keeps its right side.  Post-fader: the send taps the hard-left signal, whose
+    # right side is silent, so nothing reaches the right channel.
+    expected_right = send_level * math.sqrt(0.5) if pre_fader else 0.0
+    np.testing.assert_allclose(out[1], expected_right, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_post_fader_send_follows_the_fader(backend: str) -> None:
+    session = _one_track(gain_db=-6.0, pan=0.0,
+                         sends=[Send(bus="aux", level_db=-12.0, pre_fader=False)])
+    session.buses = [Bus(id="aux", gain_db=-120.0)]
+    dry = Engine(session, backend=backend, loader=_dc_loader()).render(0, 2048)
+    session.buses = [Bus(id="aux")]
+    wet = Engine(session, backend=backend, loader=_dc_loader()).render(0, 2048)
+    send_only = wet - dry
+    centre = 10 ** (-6 / 20) * math.cos(math.pi / 4)
+    np.testing.assert_allclose(send_only, centre * 10 ** (-12 / 20), rtol=1e-4)
 
 
 def test_render_does_not_depend_on_block_size() -> None:
