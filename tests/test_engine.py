@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dsp_core import ArrayError, Clip, DspError, Engine, Session, Track, mix
+from dsp_core.effects import EffectSpec
 from dsp_core.session import Bus, Send
 from tests.helpers_audio import DictLoader, busy_session, noise_sources
 
@@ -121,6 +122,25 @@ def test_post_fader_send_follows_the_fader(backend: str) -> None:
     send_only = wet - dry
     centre = 10 ** (-6 / 20) * math.cos(math.pi / 4)
     np.testing.assert_allclose(send_only, centre * 10 ** (-12 / 20), rtol=1e-4)
+
+
+def test_native_render_flushes_denormals() -> None:
+    # A feedback delay's tail decays through the subnormal range: numpy (the twin) keeps
+    # those values, the C engine flushes them to zero (FTZ/DAZ during every call).
+    frames = 48000 * 6
+    impulse = np.zeros((1, frames), dtype=np.float32)
+    impulse[0, 5] = 1.0
+    delay = EffectSpec("delay", {"time_ms": 10.0, "feedback": 0.3, "mix": 1.0})
+    session = Session(sample_rate=48000, tracks=[
+        Track(id="a", clips=[Clip(source="i", position=0, length=frames)], effects=[delay])])
+
+    def subnormals(backend: str) -> int:
+        out = Engine(session, backend=backend, loader=DictLoader({"i": impulse}))
+        block = out.render(0, frames)
+        return int(((np.abs(block) < np.finfo(np.float32).tiny) & (block != 0)).sum())
+
+    assert subnormals("reference") > 0, "the tail must pass through the subnormal range"
+    assert subnormals("native") == 0
 
 
 def test_render_does_not_depend_on_block_size() -> None:
