@@ -31,7 +31,8 @@ def _cdef_from_header(text: str) -> str:
 
 def _compile_args() -> list[str]:
     args = ["-O3", "-std=c11", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-D_GNU_SOURCE",
-            "-fno-semantic-interposition"]
+            "-fno-semantic-interposition",
+            "-ffp-contract=off"]  # no FMA: the numpy twins round every multiply and add
     if sys.platform != "win32" and os.environ.get("DAW_PORTABLE") != "1":
         args.append("-march=native")
     return args
