@@ -10,8 +10,8 @@
 
 Bounces render the snapshot taken when they were asked for with a fresh engine in
 a worker thread (never on the event loop), one at a time.  When one finishes,
-the plug-ins hear of it through the ``project_rendered`` hook (e.g. the
-distribution module records the render for a release).  Jobs live in memory: a
+the plug-ins hear of it through the ``project_rendered`` hook, for the project's
+account (e.g. the distribution module records the render for a release).  Jobs live in memory: a
 server restart forgets them (the document they came from is durable).
 """
 
@@ -118,7 +118,7 @@ class BounceService:
                            "peak": round(stats.peak, 6), "clipped": stats.clipped}
             job.progress, job.status = 1.0, DONE
         await plugins.emit_project_rendered(
-            self.app, job.user, job.project_id, str(job.path),
+            self.app, plugins.project_account(job.project_id), job.project_id, str(job.path),
             {"sample_rate": job.sample_rate, "bit_depth": job.bit_depth, "format": job.fmt,
              **job.figures})
 

@@ -7,12 +7,17 @@ data so a plug-in depends on nothing but the standard library:
 - a route is ``(method, path, handler)`` or ``(method, path, handler, permission)``;
   ``handler(request)`` is a coroutine taking a :class:`dawserver.plugins.PluginRequest`
   and returning ``(status, body)`` or ``(status, body, headers)``, where ``body`` is a
-  JSON-able dict/list, a ``str`` (HTML when it starts with ``<``) or ``bytes``;
+  JSON-able dict/list, a ``str`` (HTML when it starts with ``<``) or ``bytes``. Every
+  route needs a valid token (HTTP 401 without one) unless its permission is
+  :data:`PUBLIC` (``"public"``); a route naming a permission also needs a role that
+  holds it (HTTP 403);
 - a migration is ``(plugin, version, name, sql)`` applied once, in version order per
   plug-in (``sql`` holds ``;``-separated statements, or a mapping of dialect to SQL);
 - a background job is ``(name, coroutine_function)`` run as ``await fn(context)`` while
   the server runs and cancelled on shutdown;
-- a permission is ``(name, description)``.
+- a permission is ``(name, description)`` or ``(name, description, minimum_role)``:
+  tokens of that role or above hold it (roles: ``viewer`` < ``editor`` < ``owner``;
+  without a role only owners do). ``permission_allowed`` may overrule the roles.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ import pluggy
 PROJECT = "maxbooster"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: The permission of a route anyone may use without a token (e.g. a public page).
+PUBLIC = "public"
 
 
 @hookspec
@@ -42,13 +50,14 @@ def routes(context: Any) -> list[tuple]:
 
 
 @hookspec
-def permissions() -> list[tuple[str, str]]:
-    """Permissions ``(name, description)`` the plug-in's routes may require."""
+def permissions() -> list[tuple[str, ...]]:
+    """Permissions ``(name, description[, minimum_role])`` the plug-in's routes require."""
 
 
 @hookspec(firstresult=True)
-def permission_allowed(account_id: str, permission: str, request: Any) -> bool | None:
-    """Whether ``account_id`` holds ``permission``; None lets another plug-in decide."""
+def permission_allowed(account_id: str, permission: str, request: Any, role: str
+                       ) -> bool | None:
+    """Whether ``account_id`` (token role ``role``) holds ``permission``; None: roles decide."""
 
 
 @hookspec

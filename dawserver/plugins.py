@@ -28,10 +28,11 @@ import pluggy
 from aiohttp import web
 
 from collab.errors import AuthError
+from collab.tokens import Role
 from dawserver import hookspecs
-from dawserver.access import request_token
+from dawserver.access import AccessDenied, authorize, request_token
 from dawserver.database import Database, Migration, open_database
-from dawserver.keys import TOKENS
+from dawserver.keys import STORE, TOKENS
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,19 @@ DEFAULT_PLUGINS: list[str] = [
     "business.distribution.stores.http_drop",
 ]
 
+HTTP_UNAUTHORIZED_MESSAGE = (
+    "this route needs a token: pass ?token=... or 'Authorization: Bearer ...' "
+    "(get one with 'dawserver token' or from a project owner)"
+)
 HTTP_FORBIDDEN_MESSAGE = "this account lacks the permission {permission!r} needed here"
+HTTP_ROLE_MESSAGE = (
+    "role {role!r} may not use {permission!r}: it needs {minimum} or higher; "
+    "ask a project owner for a token with that role"
+)
+#: Roles from least to most rights; a permission's minimum role opens it to those above.
+ROLE_ORDER: tuple[str, ...] = tuple(r.value for r in Role)
+#: The minimum role of a permission that a route names but no plug-in declares.
+UNDECLARED_ROLE = Role.OWNER.value
 
 
 class PluginError(Exception):
@@ -62,6 +75,7 @@ class PluginContext:
     db: Database | None = None
     config: Any = None
     state: dict[str, Any] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)
 
     def settings_for(self, plugin: str) -> dict[str, Any]:
         """The settings mapping configured for ``plugin`` (empty if none)."""
@@ -237,9 +251,35 @@ def collect_migrations(pm: pluggy.PluginManager) -> list[Migration]:
     return found
 
 
+def permission_roles(pm: pluggy.PluginManager) -> dict[str, str]:
+    """Each declared permission and the minimum role that holds it (default owner)."""
+    roles: dict[str, str] = {}
+    for batch in pm.hook.permissions():
+        for item in batch:
+            name, _description, *rest = item
+            role = str(rest[0]) if rest else UNDECLARED_ROLE
+            if role not in ROLE_ORDER:
+                raise PluginError(f"permission {name!r} names role {role!r}; use one of "
+                                  f"{', '.join(ROLE_ORDER)}")
+            roles[name] = role
+    return roles
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts for: an account, the role held on it, and the token's user."""
+
+    account_id: str
+    role: str
+    user: str = ""
+
+
 @dataclass
 class PluginRequest:
-    """The framework-neutral request a plug-in's route handler receives."""
+    """The framework-neutral request a plug-in's route handler receives.
+
+    ``account_id``, ``role`` and ``user`` are empty on a public route.
+    """
 
     method: str
     path: str
@@ -249,6 +289,8 @@ class PluginRequest:
     account_id: str
     context: PluginContext
     _body: bytes = b""
+    role: str = ""
+    user: str = ""
 
     async def json(self) -> Any:
         """The body parsed as JSON; ValueError with a clear message when it is not."""
@@ -264,30 +306,66 @@ class PluginRequest:
         return self._body
 
 
-#: The account of requests that carry no token (the embedded single-user default).
-LOCAL_ACCOUNT = "local"
+def project_account(project_id: str) -> str:
+    """The business account of a project: plug-in data is kept per project."""
+    return project_id
 
 
-def default_identify(request: web.Request) -> str:
-    """The account of a request: set by a middleware, else the user of its token.
+def _json_error(kind: type[web.HTTPException], message: str) -> web.HTTPException:
+    return kind(text=json.dumps({"error": message}), content_type="application/json")
 
-    A request without a token belongs to :data:`LOCAL_ACCOUNT`; a bad or expired
-    token is refused (HTTP 401) rather than treated as anonymous.
+
+async def default_identify(request: web.Request) -> Principal | None:
+    """The principal of a request's token; None when it carries no token.
+
+    A project token acts for that project's account (:func:`project_account`) with
+    its role there; revoked tokens are refused like everywhere else. A server
+    administrator's token (project ``*``) acts as owner of the account named by
+    ``?account=``. A bad, expired or revoked token is refused (401/403), never
+    treated as anonymous.
     """
-    preset = request.get("account_id")
-    if preset:
-        return str(preset)
     token = request_token(request)
     signer = request.app.get(TOKENS)
     if token is None or signer is None:
-        return LOCAL_ACCOUNT
+        return None
     try:
-        return signer.verify(token).user
+        grant = signer.verify(token)
+        if not grant.is_admin and STORE in request.app:
+            grant = await authorize(request.app, grant.project_id, token)
+    except AccessDenied as exc:
+        raise _json_error(web.HTTPForbidden, str(exc)) from exc
     except AuthError as exc:
-        raise web.HTTPUnauthorized(
-            text=json.dumps({"error": f"{exc}; get a token with 'dawserver token'"}),
-            content_type="application/json",
-        ) from exc
+        raise _json_error(web.HTTPUnauthorized,
+                          f"{exc}; get a token with 'dawserver token'") from exc
+    if grant.is_admin:
+        account = request.query.get("account", "")
+        if not account:
+            raise _json_error(web.HTTPBadRequest, "an administrator token acts for any "
+                              "account: name one with ?account=<project id>")
+        return Principal(account, Role.OWNER.value, grant.user)
+    return Principal(project_account(grant.project_id), grant.role.value, grant.user)
+
+
+def role_allows(role: str, minimum: str) -> bool:
+    """Whether ``role`` is ``minimum`` or above it (unknown roles hold nothing)."""
+    if role not in ROLE_ORDER or minimum not in ROLE_ORDER:
+        return False
+    return ROLE_ORDER.index(role) >= ROLE_ORDER.index(minimum)
+
+
+def _refusal(context: PluginContext, principal: Principal, permission: str,
+             request: web.Request) -> str | None:
+    """Why ``principal`` may not use ``permission`` (None when it may)."""
+    answer = context.manager.hook.permission_allowed(
+        account_id=principal.account_id, permission=permission, request=request,
+        role=principal.role)
+    if answer is not None:
+        return None if answer else HTTP_FORBIDDEN_MESSAGE.format(permission=permission)
+    minimum = context.roles.get(permission, UNDECLARED_ROLE)
+    if role_allows(principal.role, minimum):
+        return None
+    return HTTP_ROLE_MESSAGE.format(role=principal.role, permission=permission,
+                                    minimum=minimum)
 
 
 def _to_response(result: Any) -> web.StreamResponse:
@@ -309,26 +387,33 @@ def _to_response(result: Any) -> web.StreamResponse:
     return web.json_response(body, status=status, headers=headers)
 
 
+#: ``identify(request)``: the request's :class:`Principal` or None (may be a coroutine).
+Identify = Callable[[web.Request], Any]
+
+
 def _adapt(
     handler: Callable[[PluginRequest], Any],
     permission: str | None,
     context: PluginContext,
-    identify: Callable[[web.Request], str],
+    identify: Identify,
 ) -> Callable[[web.Request], Any]:
     async def aiohttp_handler(request: web.Request) -> web.StreamResponse:
-        account_id = identify(request)
-        if permission:
-            allowed = context.manager.hook.permission_allowed(
-                account_id=account_id, permission=permission, request=request
-            )
-            if allowed is False:
-                message = HTTP_FORBIDDEN_MESSAGE.format(permission=permission)
-                return web.json_response({"error": message}, status=403)
+        principal = Principal("", "")
+        if permission != hookspecs.PUBLIC:
+            found = identify(request)
+            found = await found if inspect.isawaitable(found) else found
+            if found is None:
+                return web.json_response({"error": HTTP_UNAUTHORIZED_MESSAGE}, status=401)
+            principal = found
+            refusal = permission and _refusal(context, principal, permission, request)
+            if refusal:
+                return web.json_response({"error": refusal}, status=403)
         body = await request.read() if request.can_read_body else b""
         plugin_request = PluginRequest(
             method=request.method, path=request.path, match_info=dict(request.match_info),
-            query=dict(request.query), headers=request.headers, account_id=account_id,
-            context=context, _body=body,
+            query=dict(request.query), headers=request.headers,
+            account_id=principal.account_id, context=context, _body=body,
+            role=principal.role, user=principal.user,
         )
         return _to_response(await handler(plugin_request))
 
@@ -345,25 +430,30 @@ def install(
     *,
     manager: pluggy.PluginManager | None = None,
     database: Database | None = None,
-    identify: Callable[[web.Request], str] = default_identify,
+    identify: Identify = default_identify,
 ) -> PluginContext:
     """Load the enabled plug-ins into ``app``: routes now; database, jobs on startup.
 
     The database is ``database`` when given (its owner starts it), else one opened
     from ``config.database_url`` (SQLite in ``config.data_dir`` by default).
+    ``identify(request)`` (may be async) gives the request's :class:`Principal`, or
+    None when it has no credentials: every route but a public one then answers 401.
     """
     pm = manager or load_plugins(config)
     selection = plugin_selection(config)
     settings = {k: dict(v) for k, v in selection.items() if isinstance(v, Mapping)}
     data_dir = Path(_config_value(config, "data_dir", None) or ".")
     context = PluginContext(manager=pm, settings=settings, data_dir=data_dir, config=config,
-                            db=database)
+                            db=database, roles=permission_roles(pm))
     app[PLUGINS_KEY] = pm
     app[PLUGIN_CONTEXT_KEY] = context
     for batch in pm.hook.routes(context=context):
         for route in batch:
             method, path, handler, *rest = route
             permission = rest[0] if rest else None
+            if permission not in (None, hookspecs.PUBLIC) and permission not in context.roles:
+                logger.warning("route %s %s names undeclared permission %r: only %s may use it",
+                               method, path, permission, UNDECLARED_ROLE)
             app.router.add_route(method, path, _adapt(handler, permission, context, identify))
     owns_db = database is None
     url = _config_value(config, "database_url", None)

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from distribution_helpers import make_art, make_audio, release_dict
 
 from business.distribution.stores.fakestore import FakeStore
-from dawserver.plugins import emit_project_rendered, install, load_plugins
+from dawserver.plugins import Principal, emit_project_rendered, install, load_plugins
 
 hookimpl = pluggy.HookimplMarker("maxbooster")
 
@@ -29,6 +29,12 @@ class Observer:
     @hookimpl
     def business_event(self, context, name, payload) -> None:  # noqa: ANN001
         self.events.append((name, payload))
+
+
+def _owner_of_header_account(request: web.Request) -> Principal | None:
+    """The owner of the account named by ``X-Account`` (anonymous without it)."""
+    account = request.headers.get("X-Account")
+    return Principal(account, "owner", account) if account else None
 
 
 def _future(days: int) -> str:
@@ -49,7 +55,7 @@ def test_release_is_checked_delivered_paid_and_presaved_over_http(tmp_path: Path
             app = web.Application()
             observer = Observer()
             install(app, config, manager=load_plugins(config, extra=[observer]),
-                    identify=lambda r: r.headers.get("X-Account", "local"))
+                    identify=_owner_of_header_account)
             async with TestClient(TestServer(app)) as client:
                 hdr = {"X-Account": "ada"}
                 await emit_project_rendered(app, "ada", "proj-1", str(render), {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -17,11 +18,20 @@ from dawserver.plugins import (
     DEFAULT_PLUGINS,
     PLUGIN_CONTEXT_KEY,
     PluginError,
+    Principal,
     describe,
     emit_project_rendered,
     install,
     load_plugins,
 )
+
+
+def _header_identity(request: web.Request) -> Principal | None:
+    """Who a test request is: ``X-Account`` and ``X-Role`` headers (none: anonymous)."""
+    account = request.headers.get("X-Account")
+    if account is None:
+        return None
+    return Principal(account, request.headers.get("X-Role", "owner"), f"user-of-{account}")
 
 THIRD_PARTY = textwrap.dedent('''
     import asyncio
@@ -41,7 +51,8 @@ THIRD_PARTY = textwrap.dedent('''
 
     @hookimpl
     def permissions():
-        return [("greeter.secret", "read the secret greeting")]
+        return [("greeter.secret", "read the secret greeting"),
+                ("greeter.write", "change the greeting", "editor")]
 
     @hookimpl
     def permission_allowed(account_id, permission, request):
@@ -60,9 +71,17 @@ THIRD_PARTY = textwrap.dedent('''
     async def secret(request):
         return 200, "psst"
 
+    async def write(request):
+        return 200, {"role": request.role, "user": request.user}
+
+    async def welcome(request):
+        return 200, {"account": request.account_id}
+
     @hookimpl
     def routes(context):
-        return [("GET", "/hello/{word}", hello), ("GET", "/secret", secret, "greeter.secret")]
+        return [("GET", "/hello/{word}", hello), ("GET", "/secret", secret, "greeter.secret"),
+                ("POST", "/greeting", write, "greeter.write"),
+                ("GET", "/welcome", welcome, "public")]
 
     async def tick(context):
         while True:
@@ -106,7 +125,8 @@ def test_built_in_plugins_load_like_third_party_ones(third_party) -> None:  # no
     assert {"distribution", "distribution-https-drop", "greeter"} <= set(infos)
     assert infos["distribution"].source == "built-in"
     assert infos["greeter"].source == "entry point greeter_plugin"
-    assert infos["greeter"].routes == 2 and infos["greeter"].permissions == ("greeter.secret",)
+    assert infos["greeter"].routes == 4
+    assert infos["greeter"].permissions == ("greeter.secret", "greeter.write")
     assert "business.distribution.plugin" in DEFAULT_PLUGINS
 
 
@@ -136,17 +156,30 @@ def test_installed_plugin_serves_routes_runs_jobs_and_hooks(third_party, tmp_pat
     async def go() -> None:
         app = web.Application()
         context = install(app, {"data_dir": tmp_path, "plugins": {"distribution": False}},
-                          identify=lambda r: r.headers.get("X-Account", "local"))
+                          identify=_header_identity)
         async with TestClient(TestServer(app)) as client:
             first = await client.get("/hello/hi", headers={"X-Account": "ada"})
             second = await client.get("/hello/ho", headers={"X-Account": "ada"})
             assert first.status == 200
             assert (await second.json()) == {"account": "ada", "words": ["hi", "ho"]}
+            anonymous = await client.get("/hello/hi")
+            assert anonymous.status == 401
+            assert "needs a token" in (await anonymous.json())["error"]
+            public = await client.get("/welcome")
+            assert public.status == 200 and await public.json() == {"account": ""}
             denied = await client.get("/secret", headers={"X-Account": "ada"})
             assert denied.status == 403
             assert "greeter.secret" in (await denied.json())["error"]
             allowed = await client.get("/secret", headers={"X-Account": "boss"})
             assert await allowed.text() == "psst"
+            for role, status in (("viewer", 403), ("editor", 200), ("owner", 200)):
+                answer = await client.post("/greeting",
+                                           headers={"X-Account": "ada", "X-Role": role})
+                assert answer.status == status, role
+                if status == 403:
+                    assert "needs editor or higher" in (await answer.json())["error"]
+                else:
+                    assert await answer.json() == {"role": role, "user": "user-of-ada"}
             await emit_project_rendered(app, "ada", "p1", tmp_path / "p1.wav", {"lufs": -14})
             await app[PLUGIN_CONTEXT_KEY].announce("demo.event", {})
             await asyncio.sleep(0.05)
@@ -170,28 +203,68 @@ def test_cli_lists_loaded_plugins(third_party) -> None:  # noqa: ANN001
     assert "distribution 1.0  (built-in)" in table.output
 
 
-def test_server_app_loads_distribution_and_keeps_accounts_apart(tmp_path: Path) -> None:
+def test_server_app_maps_project_tokens_to_accounts_and_roles_to_permissions(
+        tmp_path: Path) -> None:
     from dawserver.app import create_app
     from dawserver.config import ServerConfig
-    from dawserver.keys import TOKENS
+    from dawserver.keys import STORE, TOKENS
 
     async def go() -> None:
         app = create_app(ServerConfig(data_dir=tmp_path, engine=False))
         async with TestClient(TestServer(app)) as client:
-            ada = app[TOKENS].issue("song", "owner", user="ada")
-            bob = app[TOKENS].issue("song", "viewer", user="bob")
+            tokens = app[TOKENS]
+            owner = tokens.issue("song", "owner", user="ada")
+            editor = tokens.issue("song", "editor", user="eddie")
+            viewer = tokens.issue("song", "viewer", user="bob")
+            # the owner of another project names a user of "song": a different account
+            stranger = tokens.issue("other", "owner", user="ada")
+            admin = tokens.issue("*", "owner", user="root")
+            releases = "/api/distribution/releases"
+
+            async def call(method: str, path: str, token: str | None = None,
+                           **kwargs: object) -> tuple[int, object]:
+                params = {"token": token} if token else {}
+                params.update(kwargs.pop("params", {}))  # type: ignore[arg-type]
+                async with client.request(method, path, params=params, **kwargs) as answer:
+                    return answer.status, await answer.json()
+
+            status, body = await call("GET", releases)
+            assert status == 401 and "needs a token" in body["error"]
+            status, body = await call("GET", releases, owner[:-2] + "xx")
+            assert status == 401 and "dawserver token" in body["error"]
             raw = {"release_id": "r1", "title": "Mine", "artists": ["Ada"], "tracks": []}
-            made = await client.post("/api/distribution/releases", json=raw,
-                                     headers={"Authorization": f"Bearer {ada}"})
-            assert made.status == 201
-            mine = await client.get("/api/distribution/releases", params={"token": ada})
-            theirs = await client.get("/api/distribution/releases", params={"token": bob})
-            anonymous = await client.get("/api/distribution/releases")
-            assert [r["release_id"] for r in await mine.json()] == ["r1"]
-            assert await theirs.json() == [] and await anonymous.json() == []
-            forged = await client.get("/api/distribution/releases",
-                                      params={"token": ada[:-2] + "xx"})
-            assert forged.status == 401 and "dawserver token" in (await forged.json())["error"]
+            status, body = await call("POST", releases, viewer, json=raw)
+            assert status == 403
+            assert "'viewer'" in body["error"] and "needs editor" in body["error"]
+            assert (await call("POST", releases, editor, json=raw))[0] == 201
+            for token in (viewer, editor, owner):
+                status, body = await call("GET", releases, token)
+                assert status == 200 and [r["release_id"] for r in body] == ["r1"]
+            assert await call("GET", releases, stranger) == (200, [])
+            assert (await call("GET", f"{releases}/r1", stranger))[0] == 404
+
+            deliver = f"{releases}/r1/deliveries"
+            status, body = await call("POST", deliver, editor, json={})
+            assert status == 403 and "needs owner" in body["error"]
+            assert (await call("GET", deliver, viewer)) == (200, [])
+            status, body = await call("POST", deliver, owner, json={})
+            assert status == 422  # past the permission check, stopped by the gate
+            for token, status in ((viewer, 403), (editor, 403), (owner, 200)):
+                assert (await call("GET", "/api/distribution/balances", token))[0] == status
+            split = {"payees": [{"payee_id": "ada", "share": "100"}]}
+            assert (await call("PUT", "/api/distribution/splits/QZABC2600001", editor,
+                               json=split))[0] == 403
+
+            status, body = await call("GET", releases, admin)
+            assert status == 400 and "?account=" in body["error"]
+            status, body = await call("GET", releases, admin, params={"account": "song"})
+            assert status == 200 and [r["release_id"] for r in body] == ["r1"]
+
+            await app[STORE].revoke("song", "bob", time.time())
+            status, body = await call("GET", releases, viewer)
+            assert status == 403 and "revoked" in body["error"]
+            status, body = await call("GET", "/api/presave/nothing-here")
+            assert status == 404  # public: no token needed, the campaign is just missing
 
     asyncio.run(go())
 

@@ -3,6 +3,11 @@
 Each handler receives the server's plug-in request (``account_id``, ``match_info``,
 ``query``, ``json()``, ``body()``, ``context``) and returns ``(status, body)``.
 Errors come back as ``{"error": message}`` (and ``issues`` for the compliance gate).
+
+Who may do what (the server maps a token's role to these): viewers read releases,
+checks, DDEX previews and delivery status; editors also create, edit and check
+releases and start pre-save campaigns; owners also deliver to stores and handle
+money (splits, payees, statements, balances). Pre-save landing data is public.
 """
 
 from __future__ import annotations
@@ -19,10 +24,16 @@ from business.distribution.presave import landing_page
 Handler = Callable[[Any], Awaitable[tuple]]
 
 PERMISSIONS = [
-    ("distribution.releases", "create, edit and check releases"),
-    ("distribution.deliver", "send releases, updates and takedowns to stores"),
-    ("distribution.royalties", "manage splits, import statements, read balances"),
+    ("distribution.read", "see releases, checks, DDEX previews, deliveries and stores",
+     "viewer"),
+    ("distribution.releases", "create, edit and check releases; start pre-save campaigns",
+     "editor"),
+    ("distribution.deliver", "send releases, updates and takedowns to stores", "owner"),
+    ("distribution.royalties", "manage splits and payees, import statements, read balances",
+     "owner"),
 ]
+#: The permission of routes anyone may use (the server's ``hookspecs.PUBLIC``).
+PUBLIC = "public"
 
 
 def _api(handler: Handler) -> Handler:
@@ -128,7 +139,7 @@ async def ddex_preview(request: Any) -> tuple:
 async def set_split(request: Any) -> tuple:
     split = await services(request.context).royalties.set_split(
         request.account_id, request.match_info["isrc"], await _object(request),
-        changed_by=request.account_id)
+        changed_by=request.user or request.account_id)
     return 200, split.to_dict()
 
 
@@ -203,21 +214,21 @@ async def presave_page(request: Any) -> tuple:
     return 200, landing_page(data)
 
 
-_R, _D, _M = PERMISSIONS[0][0], PERMISSIONS[1][0], PERMISSIONS[2][0]
+_V, _R, _D, _M = (p[0] for p in PERMISSIONS)
 BASE = "/api/distribution"
 
 ROUTES: list[tuple] = [
-    ("GET", f"{BASE}/releases", list_releases, _R),
+    ("GET", f"{BASE}/releases", list_releases, _V),
     ("POST", f"{BASE}/releases", save_release, _R),
-    ("GET", f"{BASE}/releases/{{release_id}}", get_release, _R),
+    ("GET", f"{BASE}/releases/{{release_id}}", get_release, _V),
     ("PUT", f"{BASE}/releases/{{release_id}}", save_release, _R),
     ("POST", f"{BASE}/releases/{{release_id}}/check", check_release, _R),
-    ("GET", f"{BASE}/releases/{{release_id}}/ddex", ddex_preview, _R),
+    ("GET", f"{BASE}/releases/{{release_id}}/ddex", ddex_preview, _V),
     ("POST", f"{BASE}/releases/{{release_id}}/deliveries", deliver, _D),
-    ("GET", f"{BASE}/releases/{{release_id}}/deliveries", deliveries, _D),
+    ("GET", f"{BASE}/releases/{{release_id}}/deliveries", deliveries, _V),
     ("POST", f"{BASE}/deliveries/{{job_id}}/retry", retry_job, _D),
-    ("GET", f"{BASE}/metrics", metrics, _D),
-    ("GET", f"{BASE}/stores", stores, _D),
+    ("GET", f"{BASE}/metrics", metrics, _V),
+    ("GET", f"{BASE}/stores", stores, _V),
     ("PUT", f"{BASE}/splits/{{isrc}}", set_split, _M),
     ("GET", f"{BASE}/splits/{{isrc}}", get_split, _M),
     ("POST", f"{BASE}/payees/{{payee_id}}/join", join_payee, _M),
@@ -225,7 +236,7 @@ ROUTES: list[tuple] = [
     ("GET", f"{BASE}/statements/{{statement_id}}/reconcile", reconcile, _M),
     ("GET", f"{BASE}/balances", balances, _M),
     ("POST", f"{BASE}/releases/{{release_id}}/presave", create_presave, _R),
-    ("GET", "/api/presave/{slug}", presave_data),
-    ("POST", "/api/presave/{slug}", presave),
-    ("GET", "/presave/{slug}", presave_page),
+    ("GET", "/api/presave/{slug}", presave_data, PUBLIC),
+    ("POST", "/api/presave/{slug}", presave, PUBLIC),
+    ("GET", "/presave/{slug}", presave_page, PUBLIC),
 ]
