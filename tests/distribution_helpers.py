@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +112,76 @@ def postgres_schema_url(url: str, name: str) -> str:
 
     asyncio.run(reset())
     return f"{url}?options=-csearch_path%3D{name}"
+
+
+class FlakyDatabase:
+    """A real database whose chosen statements fail a set number of times (fault injection).
+
+    ``failures`` maps the start of an SQL statement to how many times it fails before
+    it runs normally; :attr:`injected` counts the failures raised so far per prefix.
+    Statements run inside a transaction fail too (the transaction rolls back).
+    """
+
+    def __init__(self, db: Any, failures: dict[str, int]) -> None:
+        self.db = db
+        self.left = dict(failures)
+        self.injected = dict.fromkeys(failures, 0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+    def check(self, sql: str) -> None:
+        """Raise DatabaseError when ``sql`` is due to fail."""
+        from dawserver.database import DatabaseError
+
+        for prefix, left in self.left.items():
+            if sql.startswith(prefix) and left > 0:
+                self.left[prefix] -= 1
+                self.injected[prefix] += 1
+                raise DatabaseError(f"injected failure of: {sql[:60]}")
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        self.check(sql)
+        return await self.db.execute(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        self.check(sql)
+        return await self.db.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else next(iter(row.values()))
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        async with self.db.transaction() as tx:
+            yield _FlakySession(tx, self)
+
+
+class _FlakySession:
+    def __init__(self, tx: Any, owner: FlakyDatabase) -> None:
+        self.tx = tx
+        self.owner = owner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tx, name)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        self.owner.check(sql)
+        return await self.tx.execute(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        self.owner.check(sql)
+        return await self.tx.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else next(iter(row.values()))

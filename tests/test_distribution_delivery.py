@@ -19,7 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from distribution_helpers import make_art, make_audio, postgres_schema_url, release_dict
+from distribution_helpers import (
+    FlakyDatabase,
+    make_art,
+    make_audio,
+    postgres_schema_url,
+    release_dict,
+)
 
 from business.distribution.catalog import Catalog
 from business.distribution.delivery import DeliveryPipeline, PipelineSettings, backoff_delay
@@ -177,6 +183,41 @@ def test_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(
             events = await db.fetch("SELECT detail FROM dist_job_events WHERE detail = ?",
                                     "lease expired, taken over")
             assert len(events) >= len(in_flight) > 0
+
+    asyncio.run(go())
+
+
+CLAIM_SQL = "SELECT account_id, job_id, version, state FROM dist_jobs"
+FINISH_SQL = "UPDATE dist_jobs SET state = ?"
+
+
+def test_worker_survives_database_errors_and_still_delivers_everything(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as real, \
+                FakeStore() as store:
+            await real.migrate(_migrations())
+            catalog = Catalog(real)
+            ids = await _seed(catalog, media, 4)
+            # the worker's first three claims fail, and so does recording its first result
+            db = FlakyDatabase(real, {CLAIM_SQL: 3, FINISH_SQL: 1})
+            pipeline = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
+                                        settings=PipelineSettings(**FAST))
+            for release_id in ids:
+                await pipeline.enqueue("acc", release_id, ["alpha"])
+            async with pipeline:
+                async def done() -> bool:
+                    jobs = await pipeline.jobs("acc")
+                    return all(j["state"] == "delivered" for j in jobs)
+                await _until(done, 30)
+                assert pipeline._task is not None and not pipeline._task.done()
+            assert db.injected == {CLAIM_SQL: 3, FINISH_SQL: 1}
+            jobs = await pipeline.jobs("acc")
+            assert set(store.accepted) == {j["message_id"] for j in jobs}
+            # the job whose "delivered" was lost was taken over after its lease
+            taken = await real.fetch("SELECT job_id FROM dist_job_events WHERE detail = ?",
+                                     "lease expired, taken over")
+            assert len(taken) == 1
 
     asyncio.run(go())
 

@@ -44,6 +44,8 @@ class PipelineSettings:
     lease_s: float = 120.0
     poll_s: float = 1.0
     concurrency: int = 4
+    #: Longest wait before the worker tries again after its own error (e.g. database down).
+    error_backoff_cap: float = 30.0
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -189,10 +191,13 @@ class DeliveryPipeline:
         """Extend the lease of a job while its delivery runs (slow uploads keep it)."""
         while True:
             await asyncio.sleep(self.settings.lease_s / 3)
-            await self.db.execute(
-                "UPDATE dist_jobs SET lease_until = ? WHERE account_id = ? AND job_id = ? "
-                "AND version = ?", time.time() + self.settings.lease_s, job["account_id"],
-                job["job_id"], job["version"])
+            try:
+                await self.db.execute(
+                    "UPDATE dist_jobs SET lease_until = ? WHERE account_id = ? AND job_id = ? "
+                    "AND version = ?", time.time() + self.settings.lease_s, job["account_id"],
+                    job["job_id"], job["version"])
+            except Exception:  # the next beat tries again; the lease outlives one miss
+                logger.exception("job %s: lease not extended", job["job_id"])
 
     async def _deliver(self, job: dict[str, Any]) -> str:
         heartbeat = asyncio.create_task(self._heartbeat(job))
@@ -241,17 +246,34 @@ class DeliveryPipeline:
         return len(jobs)
 
     async def run(self) -> None:
-        """Deliver forever (until cancelled): keep up to ``concurrency`` jobs in flight."""
+        """Deliver forever (until cancelled): keep up to ``concurrency`` jobs in flight.
+
+        The worker survives its own errors (a database outage, a bug): it logs them,
+        waits (exponential backoff up to ``error_backoff_cap``) and goes on. A job
+        whose outcome could not be recorded stays ``delivering`` and is taken over
+        when its lease expires.
+        """
         running: set[asyncio.Task] = set()
+        errors = 0
         try:
             while True:
                 free = self.settings.concurrency - len(running)
-                jobs = await self._claim(free) if free > 0 else []
+                try:
+                    jobs = await self._claim(free) if free > 0 else []
+                except Exception:
+                    errors += 1
+                    delay = backoff_delay(errors, max(self.settings.poll_s, 0.01),
+                                          self.settings.error_backoff_cap, self._rng)
+                    logger.exception("delivery worker %s: claiming jobs failed (%d in a row); "
+                                     "trying again in %.2f s", self.worker_id, errors, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                errors = 0
                 for job in jobs:
                     task = asyncio.create_task(self._deliver(job))
                     running.add(task)
                     task.add_done_callback(running.discard)
-                    task.add_done_callback(lambda _t: self._wake.set())
+                    task.add_done_callback(self._reap)
                 if not jobs:
                     self._wake.clear()
                     with contextlib.suppress(asyncio.TimeoutError):
@@ -260,6 +282,14 @@ class DeliveryPipeline:
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
+
+    def _reap(self, task: asyncio.Task) -> None:
+        """Log a delivery whose outcome could not be recorded; wake the worker."""
+        self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("delivery worker %s: a job's outcome was not recorded (%r); its "
+                         "lease will expire and it will be taken over", self.worker_id,
+                         task.exception())
 
     async def start(self) -> None:
         """Run the worker in the background."""

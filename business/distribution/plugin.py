@@ -156,15 +156,29 @@ async def startup(context: Any) -> None:
     context.state[_KEY] = build_services(context)
 
 
+#: Longest wait of the release-day check after it failed several times in a row.
+RELEASE_DAY_BACKOFF_CAP_S = 600.0
+
+
 async def _deliveries(context: Any) -> None:
     await services(context).pipeline.run()
 
 
 async def _release_days(context: Any) -> None:
+    """Fire due release-day events every ``presave_check_s``; survive errors with backoff."""
     period = float(context.settings_for(PLUGIN_NAME).get("presave_check_s", 60))
+    errors = 0
     while True:
-        await services(context).presaves.fire_due(context.announce)
-        await asyncio.sleep(period)
+        try:
+            await services(context).presaves.fire_due(context.announce)
+        except Exception:
+            errors += 1
+            delay = min(max(period, RELEASE_DAY_BACKOFF_CAP_S), period * 2 ** errors)
+            logger.exception("release-day check failed (%d in a row); trying again in %.2f s",
+                             errors, delay)
+        else:
+            errors, delay = 0, period
+        await asyncio.sleep(delay)
 
 
 @hookimpl
