@@ -3,6 +3,8 @@
 A room never awaits a client: it :meth:`Peer.push`-es messages and each peer's
 own writer task sends them, so one slow connection cannot hold up the others.
 A peer that falls :attr:`Peer.max_outbox` messages behind is dropped (4408).
+A peer the server :meth:`Peer.refuse`-s (revoked, malformed input) is closed
+too, and its updates still queued in the room are dropped instead of stored.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Peer:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     awareness_ids: set[int] = field(default_factory=set)
     closing: tuple[int, str] | None = None
+    refused: bool = False
     max_outbox: int = 10_000
 
     def push(self, message: bytes) -> None:
@@ -61,6 +64,15 @@ class Peer:
         if self.closing is None:
             self.closing = (code, reason[:120])
             self.wake.set()
+
+    def refuse(self, code: int, reason: str) -> None:
+        """Close on the server's own account: updates of this peer not yet stored are dropped.
+
+        A client that closes, or one dropped for reading too slowly, keeps its
+        last updates; a revoked or misbehaving one does not.
+        """
+        self.refused = True
+        self.close_soon(code, reason)
 
     async def write_loop(self) -> None:
         """Send queued messages until the peer is closed (run as one task per peer)."""

@@ -7,6 +7,9 @@ transaction (durable), then applies them to the document, relays them to the
 other peers and answers queued sync-step-1 requests.  Batching is what
 lets one fsync cover many edits under load; the order (store before relay)
 is what makes "every update another client saw survives a crash" true.
+An update queued just before its sender disconnects is still stored and
+relayed; only a peer the server refused (revoked, malformed input) or whose
+role no longer allows editing has its queued updates dropped.
 
 Server-made edits (:meth:`Room.edit`) travel the same batch path.  An edit
 made with ``undoable=True`` is tracked by the room's undo manager (on the
@@ -21,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pycrdt import Doc, Map, TransactionEvent, UndoManager, merge_updates
@@ -32,6 +35,7 @@ from .peer import Channel, Peer
 from .presence import Presence
 from .schema import ProjectDocument
 from .store import Store
+from .tokens import Role
 
 __all__ = ["UNDO_SCOPES", "UNDOABLE_ORIGIN", "Channel", "Peer", "Room", "RoomLimits"]
 
@@ -172,7 +176,7 @@ class Room:
                     self._handle(peer, data)
                 except MalformedMessage as exc:
                     log.info("project %s: closing %s: %s", self.project_id, peer.grant.user, exc)
-                    peer.close_soon(p.CloseCode.MALFORMED_MESSAGE, f"malformed message: {exc}")
+                    peer.refuse(p.CloseCode.MALFORMED_MESSAGE, f"malformed message: {exc}")
                     break
         finally:
             self.peers.discard(peer)
@@ -190,17 +194,31 @@ class Room:
                 await writer
 
     def disconnect_user(self, user: str, code: int, reason: str) -> int:
-        """Close every connection of ``user``; returns how many were closed."""
+        """Refuse every connection of ``user`` (their unstored updates are dropped).
+
+        Returns how many connections were closed.
+        """
         matches = [peer for peer in self.peers if peer.grant.user == user]
         for peer in matches:
-            peer.close_soon(code, reason)
+            peer.refuse(code, reason)
+        return len(matches)
+
+    def set_role(self, user: str, role: Role) -> int:
+        """Give every connection of ``user`` the role ``role`` from now on.
+
+        Updates they queued that are not stored yet are dropped if ``role``
+        cannot edit.  Returns how many connections changed.
+        """
+        matches = [peer for peer in self.peers if peer.grant.user == user]
+        for peer in matches:
+            peer.grant = replace(peer.grant, role=role)
         return len(matches)
 
     def _handle(self, peer: Peer, data: bytes | str) -> None:
         if isinstance(data, str):
             raise MalformedMessage("text frames are not part of the protocol; send binary")
         if len(data) > self.limits.max_message_bytes:
-            peer.close_soon(p.CloseCode.MESSAGE_TOO_BIG,
+            peer.refuse(p.CloseCode.MESSAGE_TOO_BIG,
                             f"message of {len(data)} bytes is over the "
                             f"{self.limits.max_message_bytes}-byte limit")
             return
@@ -217,9 +235,7 @@ class Room:
             if not peer.grant.role.can_edit:
                 doc_state = p.read_state_vector(self.doc.get_state())
                 if p.has_new_structs(reached, doc_state) or message.sub == p.SYNC_UPDATE:
-                    peer.push(p.permission_denied(
-                        f"role {peer.grant.role.value} cannot edit project {self.project_id}; "
-                        "your change was not applied (ask an owner for the editor role)"))
+                    self._deny(peer)
                 return
             self._enqueue("update", peer, update)
         elif message.kind == p.MSG_AWARENESS:
@@ -233,6 +249,20 @@ class Room:
             everyone = self.presence.encode_all()
             if everyone:
                 peer.push(p.awareness(everyone))
+
+    def _deny(self, peer: Peer) -> None:
+        peer.push(p.permission_denied(
+            f"role {peer.grant.role.value} cannot edit project {self.project_id}; "
+            "your change was not applied (ask an owner for the editor role)"))
+
+    def _accepts(self, peer: Peer) -> bool:
+        """Whether a queued update of ``peer`` is still to be stored (checked at flush)."""
+        if peer.refused:
+            return False
+        if not peer.grant.role.can_edit:  # the role was lowered after the update arrived
+            self._deny(peer)
+            return False
+        return True
 
     # -- the batch pipeline --------------------------------------------------------------
 
@@ -331,7 +361,7 @@ class Room:
         durable: list[bytes] = []
         senders: list[Peer | None] = []
         for kind, peer, payload in batch:
-            if kind == "update" and peer is not None and not peer.closing:
+            if kind == "update" and peer is not None and self._accepts(peer):
                 durable.append(payload)
                 senders.append(peer)
             elif kind == "local":
@@ -350,7 +380,7 @@ class Room:
                     try:
                         self.doc.apply_update(update)
                     except ValueError as exc:  # logged, but skipped again on load
-                        peer.close_soon(p.CloseCode.MALFORMED_MESSAGE, f"malformed update: {exc}")
+                        peer.refuse(p.CloseCode.MALFORMED_MESSAGE, f"malformed update: {exc}")
                         continue
                 applied.append((update, peer))
             if applied:

@@ -106,12 +106,13 @@ class GatedStore:
     """Delegates to a real store but holds every append until ``gate`` is set."""
 
     def __init__(self, inner) -> None:
-        self.inner, self.gate, self.appended = inner, asyncio.Event(), []
+        self.inner, self.gate, self.appended, self.held = inner, asyncio.Event(), [], []
 
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
     async def append(self, project_id: str, first_seq: int, updates: list[bytes]) -> None:
+        self.held.extend(updates)
         await self.gate.wait()
         await self.inner.append(project_id, first_seq, updates)
         self.appended.extend(updates)
@@ -243,6 +244,61 @@ async def test_disconnect_user_closes_only_that_users_connections(store) -> None
         await ana.leave()
 
 
+async def test_an_update_sent_just_before_closing_is_stored_and_relayed(store) -> None:
+    async with Room("song", store) as room:
+        ana, ben = Client(room), Client(room, user="ben")
+        await ana.sync()
+        await ben.sync()
+        ana.edit(lambda d: d.set_track_gain("t2", -7.5))
+        ana.send(None)  # the close arrives with the edit, as when a tab is closed
+        await ana.task
+        relayed = await wait_for(lambda: ben.channel.messages(p.MSG_SYNC, p.SYNC_UPDATE))
+        ben.apply_received()
+        assert relayed and ben.doc.track("t2")["gain_db"] == -7.5
+        assert room.last_seq == 1
+        await ben.leave()
+    async with Room("song", store) as reloaded:
+        assert reloaded.document.track("t2")["gain_db"] == -7.5
+
+
+async def test_a_revoked_peers_queued_update_is_dropped(store) -> None:
+    gated = GatedStore(store)
+    gated.gate.set()
+    async with Room("song", gated) as room:
+        ana, ben = Client(room), Client(room, user="ben")
+        await ana.sync()
+        await ben.sync()
+        ana.edit(lambda d: d.set_track_gain("t2", -7.5))
+        room.disconnect_user("ana", p.CloseCode.ROLE_REVOKED, "revoked")
+        await ana.task
+        ben.edit(lambda d: d.set_track_gain("t3", -1.0))
+        await wait_for(lambda: room.last_seq == 1)
+        assert room.document.track("t2")["gain_db"] == 0.0
+        assert ana.channel.closed[0] == p.CloseCode.ROLE_REVOKED
+        await ben.leave()
+
+
+async def test_a_lowered_role_drops_the_updates_still_queued(store) -> None:
+    gated = GatedStore(store)
+    async with Room("song", gated) as room:
+        ana = Client(room)
+        gated.gate.set()
+        await ana.sync()
+        gated.gate.clear()
+        ana.edit(lambda d: d.set_track_gain("t0", -3.0))  # being stored (held at the gate)
+        await wait_for(lambda: gated.held)
+        ana.edit(lambda d: d.set_track_gain("t1", -4.0))  # accepted, queued behind it
+        await wait_for(lambda: len(room._queue) == 1)
+        assert room.set_role("ana", Role.VIEWER) == 1
+        gated.gate.set()
+        denied = await wait_for(lambda: ana.channel.messages(p.MSG_AUTH))
+        assert b"role viewer cannot edit" in denied[0].payload
+        assert room.document.track("t0")["gain_db"] == -3.0
+        assert room.document.track("t1")["gain_db"] == 0.0 and room.last_seq == 1
+        assert ana.channel.closed is None
+        await ana.leave()
+
+
 async def test_restart_restores_the_document_exactly(collab_database_url: str,
                                                      tmp_path: Path) -> None:
     async with open_store(collab_database_url, tmp_path) as store:
@@ -258,11 +314,51 @@ async def test_restart_restores_the_document_exactly(collab_database_url: str,
             expected = room.document.to_json()
             expected_state = room.doc.get_state()
             await ana.leave()
-            crashed = await store.load("song")
-        assert crashed.snapshot_seq >= 7 and crashed.last_seq == 21
+            before_stop = await store.load("song")
+        assert before_stop.snapshot_seq >= 7 and before_stop.last_seq == 21
     async with open_store(collab_database_url, tmp_path) as store, Room("song", store) as room:
         assert room.document.to_json() == expected
         assert room.doc.get_state() == expected_state
+
+
+async def test_a_room_that_dies_without_stopping_reloads_what_every_client_received(
+        collab_database_url: str, tmp_path: Path) -> None:
+    async with open_store(collab_database_url, tmp_path) as store:
+        await store.create_project("song", "Song",
+                                   ProjectDocument.from_session(a_session()).doc.get_update())
+        room = Room("song", store, RoomLimits(compact_every=7))
+        await room.start()
+        ana, ben = Client(room), Client(room, user="ben")
+        await ana.sync()
+        await ben.sync()
+        for i in range(10):
+            ana.edit(lambda d, i=i: d.set_track_gain(f"t{i % 4}", -0.5 * i))
+            ben.edit(lambda d, i=i: d.add_marker(i, f"b{i}"))
+        await wait_for(lambda: room.last_seq == 20)
+        await wait_for(lambda: room._compaction is not None and room._compaction.done())
+        room.limits = RoomLimits()  # no more snapshots: the rest lives only in the log
+        ana.edit(lambda d: d.remove_clip("c2"))
+        ben.edit(lambda d: d.update_transport(tempo=97.0))
+        await wait_for(lambda: room.last_seq == 22)
+
+        def converged() -> bool:
+            for client in (ana, ben):
+                client.apply_received()
+            return ana.doc.to_json() == ben.doc.to_json() == room.document.to_json()
+
+        await wait_for(converged)
+        received = ben.doc.to_json()
+        # The process dies: no drain, no final snapshot, the peers just vanish.
+        for task in (room._flusher, ana.task, ben.task):
+            task.cancel()
+        await asyncio.gather(room._flusher, ana.task, ben.task, return_exceptions=True)
+        on_disk = await store.load("song")
+        assert 7 <= on_disk.snapshot_seq < on_disk.last_seq == 22
+    async with open_store(collab_database_url, tmp_path) as store, Room("song", store) as again:
+        assert again.last_seq == 22
+        assert again.document.to_json() == received
+        assert len(again.document.markers()) == 10 and "c2" not in received["clips"]
+        assert again.document.transport()["tempo"] == 97.0
 
 
 async def test_updates_from_many_peers_are_batched_and_all_kept(store) -> None:
