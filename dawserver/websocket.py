@@ -4,6 +4,10 @@
 interface :mod:`collab.room` speaks; :func:`collab_socket` authenticates the
 peer and hands it to the project's room; :func:`connect` opens a client
 channel (for the Python :class:`collab.client.SyncClient`).
+
+A message over ``max_message_bytes`` is refused by aiohttp's frame reader
+before its payload is buffered; :class:`CollabSocket` makes that close say
+4413 with a reason, as the room does, instead of aiohttp's bare 1009.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from collab.errors import AuthError, CapacityError, ProjectNotFound
 from collab.protocol import CloseCode
@@ -52,11 +56,27 @@ class AiohttpChannel:
         return self.ws.close_code
 
 
+class CollabSocket(web.WebSocketResponse):
+    """The server's WebSocket: an over-size message closes it with 4413, not 1009."""
+
+    def __init__(self, max_message_bytes: int) -> None:
+        # aiohttp refuses a message of max_msg_size bytes or more: allow exactly the limit.
+        super().__init__(max_msg_size=max_message_bytes + 1, compress=False, heartbeat=30.0)
+        self.max_message_bytes = max_message_bytes
+
+    async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"",
+                    drain: bool = True) -> bool:
+        """Close; aiohttp's own "message too big" (1009) is sent as 4413 with a reason."""
+        if code == WSCloseCode.MESSAGE_TOO_BIG:
+            code = CloseCode.MESSAGE_TOO_BIG
+            message = (f"message over the {self.max_message_bytes}-byte limit "
+                       "(max_message_bytes); send smaller updates").encode()
+        return await super().close(code=code, message=message, drain=drain)
+
+
 async def collab_socket(request: web.Request) -> web.WebSocketResponse:
     """``GET /collab/{project_id}``: a y-websocket session on one project."""
-    config = request.app[CONFIG]
-    ws = web.WebSocketResponse(max_msg_size=config.max_message_bytes * 2, compress=False,
-                               heartbeat=30.0)
+    ws = CollabSocket(request.app[CONFIG].max_message_bytes)
     await ws.prepare(request)
     channel = AiohttpChannel(ws)
     project_id = request.match_info["project_id"]

@@ -14,6 +14,7 @@ from nodepeer import NodePeer, eventually, free_port, node_ready, running_server
 
 from collab import protocol as p
 from collab.client import SyncClient
+from collab.schema import ProjectDocument
 from collab.tokens import Role
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
@@ -45,15 +46,54 @@ class Server:
         return peer
 
 
-@pytest_asyncio.fixture
-async def server(tmp_path: Path):
-    config = ServerConfig(port=free_port(), data_dir=tmp_path, engine=False)
-    session = Session(name="Jam", tracks=[
+def jam() -> Session:
+    return Session(name="Jam", tracks=[
         Track(f"t{i}", f"Track {i}", clips=[Clip("/audio/x.wav", 0, 48000, id=f"c{i}")])
         for i in range(8)])
+
+
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, **options):
+    config = ServerConfig(port=free_port(), data_dir=tmp_path, engine=False, **options)
     async with running_server(config) as app:
-        info = await import_session(app[STORE], session)
+        info = await import_session(app[STORE], jam())
         yield Server(app, config, info.project_id)
+
+
+@pytest_asyncio.fixture
+async def server(tmp_path: Path):
+    async with serving(tmp_path) as server:
+        yield server
+
+
+async def stored_document(server: Server) -> dict:
+    """The project as a restart would load it: the stored snapshot plus the logged updates."""
+    stored = await server.app[STORE].load(server.project_id)
+    document = ProjectDocument()
+    if stored.snapshot:
+        document.doc.apply_update(stored.snapshot)
+    for update in stored.updates:
+        document.doc.apply_update(update)
+    return document.to_json()
+
+
+async def synced_raw(channel) -> ProjectDocument:
+    """Sync a bare channel by hand (no client library): the server's full state."""
+    document = ProjectDocument()
+    await channel.send(p.sync_step1(document.doc.get_state()))
+    async for data in channel:
+        message = p.decode_message(data)
+        if message.kind == p.MSG_SYNC and message.sub == p.SYNC_STEP2:
+            document.doc.apply_update(message.payload)
+            return document
+    raise AssertionError("the server closed before sync step 2")
+
+
+async def close_of(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
+    """The close message, skipping what the server sent before it."""
+    while (message := await ws.receive()).type == aiohttp.WSMsgType.BINARY:
+        pass
+    return message
 
 
 async def same_documents(*peers) -> bool:
@@ -113,6 +153,11 @@ async def test_offline_edits_merge_on_reconnect_without_loss_or_duplicates(serve
         for i in range(3):
             await a.call("add_marker", marker=f"offline-{i}", position=i, name="a")
             await b.call("add_marker", marker=f"online-{i}", position=i, name="b")
+        for i in range(2):  # both append to the same Y.Array (the track's effects list)
+            await a.call("add_effect", track="t4", effect=f"fx-a{i}", kind="gain",
+                         params={"gain_db": -1.0 - i})
+            await b.call("add_effect", track="t4", effect=f"fx-b{i}", kind="gain",
+                         params={"gain_db": -3.0 - i})
         await a.call("set_track", track="t4", field="gain_db", value=-12)
         await b.call("set_track", track="t5", field="gain_db", value=-3)
         await asyncio.sleep(0.2)
@@ -123,8 +168,21 @@ async def test_offline_edits_merge_on_reconnect_without_loss_or_duplicates(serve
         assert sorted(doc["markers"]) == sorted(
             [f"offline-{i}" for i in range(3)] + [f"online-{i}" for i in range(3)])
         assert doc["tracks"]["t4"]["gain_db"] == -12 and doc["tracks"]["t5"]["gain_db"] == -3
+        effects = [fx["id"] for fx in doc["tracks"]["t4"]["effects"]]
+        assert sorted(effects) == ["fx-a0", "fx-a1", "fx-b0", "fx-b1"]  # each exactly once
         room = server.app[ROOMS].loaded(server.project_id)
-        assert sorted(room.document.to_json()["markers"]) == sorted(doc["markers"])
+        assert normalised(room.document.to_json()) == normalised(doc)
+        # Going offline and back again resends a's state: still nothing doubled.
+        await a.call("disconnect")
+        seen = len(a.events)
+        await a.call("reconnect")
+        await a.wait_event("synced", after=seen)
+        await eventually(lambda: same_documents(a, b, room))
+        again = await b.dump()
+        assert [fx["id"] for fx in again["tracks"]["t4"]["effects"]] == effects
+        assert normalised(again) == normalised(doc)
+        # What the server logged reloads to the very same document.
+        assert normalised(await stored_document(server)) == normalised(doc)
 
 
 async def test_a_late_joiner_gets_the_full_state(server: Server) -> None:
@@ -226,3 +284,72 @@ async def test_presence_reaches_others_and_is_cleared_when_a_client_leaves(serve
 async def _node_sees(node: NodePeer, user: str) -> bool:
     states = (await node.call("presence_dump"))["states"]
     return any(s.get("user") == user for s in states.values())
+
+
+async def test_an_edit_sent_right_before_closing_is_stored_and_relayed(server: Server) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        channel = await stack.enter_async_context(connect(server.room_url, server.token()))
+        other = await stack.enter_async_context(SyncClient(channel))
+        await other.wait_synced()
+        async with connect(server.room_url, server.token(user="tab")) as tab:
+            document = await synced_raw(tab)
+            before = document.doc.get_state()
+            document.update_track("t3", gain_db=-7.5, mute=True)
+            await tab.send(p.sync_update(document.doc.get_update(before)))
+            await tab.close(1000, "tab closed")  # the close frame follows the edit at once
+        await eventually(lambda: other.document.track("t3")["gain_db"] == -7.5)
+        assert other.document.track("t3")["mute"] is True
+        stored = await stored_document(server)
+        assert stored["tracks"]["t3"]["gain_db"] == -7.5 and stored["tracks"]["t3"]["mute"]
+
+
+def awareness_of_size(size: int) -> bytes:
+    """A valid awareness message of exactly ``size`` bytes."""
+    def message(pad: int) -> bytes:
+        state = {"user": "big", "pad": "x" * pad}
+        return p.awareness(p.encode_awareness([p.AwarenessEntry(7, 1, state)]))
+
+    pad = size - len(message(0))
+    while len(message(pad)) != size:  # the varint length prefixes grow with the pad
+        pad -= len(message(pad)) - size
+    return message(pad)
+
+
+@pytest.mark.parametrize("size", [4097, 3 * 4096, 64 * 1024])
+async def test_any_message_over_the_limit_closes_with_4413(tmp_path: Path, size: int) -> None:
+    async with serving(tmp_path, max_message_bytes=4096) as server, \
+            aiohttp.ClientSession() as session:
+        async with session.ws_connect(server.room_url, params={"token": server.token()},
+                                      max_msg_size=0) as fine:
+            await fine.send_bytes(awareness_of_size(4096))  # exactly the limit: accepted
+            await fine.send_bytes(p.query_awareness())
+            while (reply := await fine.receive()).type == aiohttp.WSMsgType.BINARY:
+                if p.decode_message(reply.data).kind == p.MSG_AWARENESS and \
+                        b'"big"' in reply.data:
+                    break
+            assert reply.type == aiohttp.WSMsgType.BINARY
+        async with session.ws_connect(server.room_url, params={"token": server.token()},
+                                      max_msg_size=0) as ws:
+            await ws.send_bytes(awareness_of_size(size))
+            closed = await close_of(ws)
+            assert closed.type == aiohttp.WSMsgType.CLOSE
+            assert closed.data == p.CloseCode.MESSAGE_TOO_BIG
+            assert "4096-byte limit" in closed.extra
+
+
+async def test_a_full_server_closes_a_new_document_with_4503(tmp_path: Path) -> None:
+    async with serving(tmp_path, max_documents=1) as server, \
+            aiohttp.ClientSession() as session:
+        second = await import_session(server.app[STORE], jam())
+        async with connect(server.room_url, server.token()) as channel, \
+                SyncClient(channel) as holder:
+            await holder.wait_synced()
+            async with session.ws_connect(
+                    f"{server.config.collab_url}/{second.project_id}",
+                    params={"token": server.token(project=second.project_id)}) as ws:
+                closed = await close_of(ws)
+                assert closed.type == aiohttp.WSMsgType.CLOSE
+                assert closed.data == p.CloseCode.SERVER_FULL
+                assert closed.extra == p.CloseCode.SERVER_FULL.reason
+            assert not holder.closed.is_set()
+        assert list(server.app[ROOMS].rooms) == [server.project_id]

@@ -5,6 +5,7 @@
 //   {"cmd": "set_track", "track": "t1", "field": "gain_db", "value": -6}
 //   {"cmd": "add_marker", "marker": "m1", "position": 48000, "name": "chorus"}
 //   {"cmd": "add_track", "track": "t9", "name": "Keys"}
+//   {"cmd": "add_effect", "track": "t1", "effect": "fx-a", "kind": "gain", "params": {"gain_db": -3}}
 //   {"cmd": "presence", "state": {...}}          set the local awareness state
 //   {"cmd": "disconnect"} / {"cmd": "reconnect"}  go offline / come back
 //   {"cmd": "dump"}                               reply with the document as JSON
@@ -64,6 +65,17 @@ const handlers = {
       for (const [k, v] of Object.entries({ id: track, name, order: tracks.size, colour: '#888888', channels: 1, gain_db: 0, pan: 0, mute: false, solo: false, arm: false })) map.set(k, v)
       map.set('effects', new Y.Array())
       map.set('sends', new Y.Map())
+    })
+    return {}
+  },
+  add_effect ({ track, effect, kind, params }) {
+    const map = doc.getMap('tracks').get(track)
+    if (!map) throw new Error(`no track ${track}`)
+    const fx = new Y.Map()
+    doc.transact(() => {
+      map.get('effects').push([fx])
+      fx.set('id', effect); fx.set('kind', kind); fx.set('enabled', true)
+      fx.set('params', new Y.Map(Object.entries(params || {})))
     })
     return {}
   },
