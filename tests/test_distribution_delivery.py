@@ -1,8 +1,11 @@
 """The delivery pipeline against a real HTTP fake store that fails at random.
 
-Nothing lost, nothing accepted twice: every job ends ``delivered`` and the
-store's accepted set equals the set of message ids, under 503s, dropped
-acknowledgements, and a worker process killed with SIGKILL mid-delivery.
+Nothing lost, nothing sent twice: every job ends ``delivered``, the store
+accepted each message once, and (with the status probe) no message reached the
+store's complete step twice, under 503s, dropped acknowledgements, and a worker
+process killed with SIGKILL mid-delivery. Without the probe, a message is re-sent
+exactly as often as its acknowledgement was lost, and the store's deduplication
+makes each re-send a no-op.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,6 +78,25 @@ def _connectors(store: FakeStore, names: list[str], token: str = "secret"
             for n in names]
 
 
+def assert_sent_once_each(store: FakeStore, message_ids: set[str], *,
+                          sender_lost_acks: bool = False) -> None:
+    """Each message accepted once, its complete sent once; lost acks settled by a probe.
+
+    A sender that died (or could not record a delivery) loses acknowledgements the
+    store never knew it dropped: then probes also find messages whose answer the
+    store did send.
+    """
+    stats = store.stats
+    assert set(store.accepted) == message_ids
+    assert Counter(stats.acceptances) == dict.fromkeys(message_ids, 1)
+    assert stats.completes == dict.fromkeys(message_ids, 1)
+    assert stats.duplicates == 0
+    if sender_lost_acks:
+        assert set(stats.lost_acks) <= set(stats.probed_accepted)
+    else:
+        assert stats.probed_accepted == dict.fromkeys(stats.lost_acks, 1)
+
+
 async def _until(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
     deadline = time.monotonic() + timeout
     while not await predicate():
@@ -104,9 +127,9 @@ def test_everything_is_delivered_exactly_once_under_random_failures(
             elapsed = time.monotonic() - started
             jobs = await pipeline.jobs("acc")
             assert [j["state"] for j in jobs] == ["delivered"] * 20
-            assert set(store.accepted) == {j["message_id"] for j in jobs}
             assert store.stats.failed_503 > 0 and store.stats.dropped > 0
-            assert store.stats.duplicates > 0  # lost acks were re-sent and deduplicated
+            assert sum(store.stats.lost_acks.values()) > 0
+            assert_sent_once_each(store, {j["message_id"] for j in jobs})
             metrics = await pipeline.metrics("acc")
             assert metrics["jobs"]["delivered"] == 20
             assert metrics["attempts"] > 20
@@ -114,12 +137,43 @@ def test_everything_is_delivered_exactly_once_under_random_failures(
             assert metrics["delivery_lag_s"]["count"] == 20
             stats = store.stats
             return {"elapsed": elapsed, "metrics": metrics,
-                    "stats": f"{stats.failed_503} x 503, {stats.dropped} dropped acks, "
-                             f"{stats.duplicates} duplicates answered"}
+                    "stats": f"{stats.failed_503} x 503, {stats.dropped} dropped acks "
+                             f"({sum(stats.lost_acks.values())} of completes), "
+                             f"{sum(stats.probed_accepted.values())} probes found it there"}
 
     result = asyncio.run(go())
     print(f"\n20 deliveries in {result['elapsed']:.2f} s, {result['metrics']['attempts']} "
           f"attempts, store stats {result['stats']}")
+
+
+def test_without_the_probe_only_lost_acks_cause_resends_and_the_store_ignores_them(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
+                FakeStore(fail_rate=0.2, drop_rate=0.3, seed=11) as store:
+            await db.migrate(_migrations())
+            catalog = Catalog(db)
+            ids = await _seed(catalog, media, 8)
+            pipeline = DeliveryPipeline(
+                db, _connectors(store, ["alpha"]), catalog.package, rng=random.Random(2),
+                settings=PipelineSettings(**FAST, probe_before_resend=False))
+            for release_id in ids:
+                await pipeline.enqueue("acc", release_id, ["alpha"])
+            async with pipeline:
+                async def done() -> bool:
+                    jobs = await pipeline.jobs("acc")
+                    return all(j["state"] == "delivered" for j in jobs)
+                await _until(done)
+            messages = {j["message_id"] for j in await pipeline.jobs("acc")}
+            stats = store.stats
+            assert sum(stats.lost_acks.values()) > 0
+            assert Counter(stats.acceptances) == dict.fromkeys(messages, 1)
+            for message_id in messages:  # one send, plus one per lost acknowledgement
+                assert stats.completes[message_id] == 1 + stats.lost_acks[message_id]
+            assert stats.duplicates == sum(stats.lost_acks.values())
+            assert not stats.probed_accepted
+
+    asyncio.run(go())
 
 
 WORKER = textwrap.dedent("""
@@ -129,8 +183,8 @@ WORKER = textwrap.dedent("""
     from business.distribution.stores.http_drop import HttpDropConnector
     from dawserver.database import open_database
 
-    async def main(db_path, url):
-        async with open_database("sqlite://" + db_path) as db:
+    async def main(db_url, url):
+        async with open_database(db_url) as db:
             catalog = Catalog(db)
             connector = HttpDropConnector("alpha", url, token="secret")
             pipeline = DeliveryPipeline(db, [connector], catalog.package, worker_id="doomed",
@@ -144,13 +198,12 @@ WORKER = textwrap.dedent("""
 
 
 def test_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(
-        tmp_path: Path, media: dict[str, Path]) -> None:
-    db_path = tmp_path / "crash.sqlite3"
+        db_url: str, tmp_path: Path, media: dict[str, Path]) -> None:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
 
     async def go() -> None:
-        async with open_database(f"sqlite://{db_path}") as db, \
+        async with open_database(db_url) as db, \
                 FakeStore(fail_rate=0.2, drop_rate=0.1, seed=3, delay_s=0.05) as store:
             await db.migrate(_migrations())
             catalog = Catalog(db)
@@ -161,7 +214,7 @@ def test_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(
                 await pipeline.enqueue("acc", release_id, ["alpha"])
             env = {**os.environ, "PYTHONPATH": str(ROOT)}
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, str(script), str(db_path), store.url, cwd=ROOT, env=env,
+                sys.executable, str(script), db_url, store.url, cwd=ROOT, env=env,
                 stdout=subprocess.PIPE)
             assert (await proc.stdout.readline()).strip() == b"ready"
 
@@ -178,8 +231,9 @@ def test_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(
                     return all(j["state"] == "delivered" for j in jobs)
                 await _until(done)
             jobs = await pipeline.jobs("acc")
-            assert set(store.accepted) == {j["message_id"] for j in jobs}
-            assert len(store.accepted) == 16
+            assert len(jobs) == 16
+            assert_sent_once_each(store, {j["message_id"] for j in jobs},
+                                  sender_lost_acks=True)
             events = await db.fetch("SELECT detail FROM dist_job_events WHERE detail = ?",
                                     "lease expired, taken over")
             assert len(events) >= len(in_flight) > 0
@@ -213,7 +267,9 @@ def test_worker_survives_database_errors_and_still_delivers_everything(
                 assert pipeline._task is not None and not pipeline._task.done()
             assert db.injected == {CLAIM_SQL: 3, FINISH_SQL: 1}
             jobs = await pipeline.jobs("acc")
-            assert set(store.accepted) == {j["message_id"] for j in jobs}
+            assert_sent_once_each(store, {j["message_id"] for j in jobs},
+                                  sender_lost_acks=True)
+            assert sum(store.stats.probed_accepted.values()) == 1
             # the job whose "delivered" was lost was taken over after its lease
             taken = await real.fetch("SELECT job_id FROM dist_job_events WHERE detail = ?",
                                      "lease expired, taken over")

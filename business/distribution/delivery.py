@@ -6,7 +6,10 @@ to ``dead`` with the last error. Every change is a compare-and-set on the job's
 ``version`` and is logged in ``dist_job_events`` (for time-in-state metrics).
 A worker holds a job with a lease; a crashed worker's jobs are taken over when
 their lease expires. Each message has a fixed id and stores deduplicate by it,
-so a re-sent message is never accepted twice.
+so a re-sent message is never accepted twice; before re-sending (any attempt after
+the first), the pipeline asks a connector that can tell (``accepted(message_id)``)
+whether the store already has the message, so a lost acknowledgement is not
+followed by a second upload.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class PipelineSettings:
     concurrency: int = 4
     #: Longest wait before the worker tries again after its own error (e.g. database down).
     error_backoff_cap: float = 30.0
+    #: Ask the store whether it has a message before sending it again.
+    probe_before_resend: bool = True
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -208,10 +213,17 @@ class DeliveryPipeline:
             await asyncio.gather(heartbeat, return_exceptions=True)
 
     async def _attempt(self, job: dict[str, Any]) -> str:
+        connector = self.connectors[job["store"]]
+        probe = getattr(connector, "accepted", None)
         try:
-            package = await self.packager(job["account_id"], job["release_id"], job["store"],
-                                          job["action"], job["message_id"])
-            receipt = await self.connectors[job["store"]].deliver(package)
+            if self.settings.probe_before_resend and probe and job["attempts"] > 1 \
+                    and await probe(job["message_id"]):
+                detail = "store already had it (status probe)"
+            else:
+                package = await self.packager(job["account_id"], job["release_id"],
+                                              job["store"], job["action"], job["message_id"])
+                receipt = await connector.deliver(package)
+                detail = "store already had it" if receipt.duplicate else ""
         except DeliveryError as exc:
             return await self._failed(job, str(exc), exc.retryable)
         except DistributionError as exc:
@@ -219,7 +231,6 @@ class DeliveryPipeline:
         except Exception as exc:  # a connector bug must not stop the worker
             logger.exception("job %s: unexpected error", job["job_id"])
             return await self._failed(job, f"{type(exc).__name__}: {exc}", True)
-        detail = "store already had it" if receipt.duplicate else ""
         await self._finish(job, "delivered", detail)
         return "delivered"
 

@@ -43,6 +43,8 @@ class StoreConnector(Protocol):
 
     ``deliver`` must be idempotent per ``package.message_id`` (stores deduplicate
     by message id) and raises ``DeliveryError`` (``retryable`` or not) on failure.
+    A connector whose protocol can tell may also have ``async accepted(message_id)
+    -> bool``; the pipeline asks it before re-sending a message that may have arrived.
     """
 
     name: str

@@ -1,10 +1,12 @@
 """A local store that speaks the drop protocol and fails at random (for tests and demos).
 
 It checks what a real store checks (token, file checksums, well-formed ERN that
-references only uploaded files) and deduplicates by message id, so a test can
-prove exactly-once delivery: :attr:`FakeStore.accepted` holds each message once,
-however often it was sent. Failures: a 503 before doing anything, or doing the
-work and then dropping the connection before answering (a lost acknowledgement).
+references only uploaded files) and deduplicates by message id. It records every
+request per message (:class:`FakeStoreStats`), so a test can tell a message
+accepted once from one sent twice and deduplicated, and check that a re-send only
+followed a lost acknowledgement. Failures: a 503 before doing anything, or doing
+the work and then dropping the connection before answering (a lost acknowledgement).
+``GET /drop/{message_id}`` tells whether a message was accepted.
 """
 
 from __future__ import annotations
@@ -24,13 +26,23 @@ from business.distribution.ddex import ERN_NS
 
 @dataclass
 class FakeStoreStats:
-    """What the store saw."""
+    """What the store saw (counters per message id where it matters)."""
 
     requests: int = 0
     failed_503: int = 0
+    #: Answers dropped after the work was done (uploads and completes).
     dropped: int = 0
+    #: Completes of a message already accepted (answered "duplicate", changing nothing).
     duplicates: int = 0
+    #: Completes that reached the store's logic (past auth and random 503s), per message.
     completes: Counter = field(default_factory=Counter)
+    #: Each time a complete made the store accept a message (a message id appears once
+    #: unless the store's deduplication is broken).
+    acceptances: list[str] = field(default_factory=list)
+    #: Answers to completes dropped after the work was done, per message.
+    lost_acks: Counter = field(default_factory=Counter)
+    #: Status probes answered "accepted", per message.
+    probed_accepted: Counter = field(default_factory=Counter)
 
 
 class FakeStore:
@@ -91,9 +103,11 @@ class FakeStore:
             return web.json_response({"error": "store busy, try again"}, status=503)
         return None
 
-    def _maybe_drop(self, request: web.Request) -> None:
+    def _maybe_drop(self, request: web.Request, complete_of: str = "") -> None:
         if self._rng.random() < self.drop_rate:
             self.stats.dropped += 1
+            if complete_of:
+                self.stats.lost_acks[complete_of] += 1
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError  # the client never sees an answer
@@ -116,15 +130,16 @@ class FakeStore:
         if refused:
             return refused
         message_id = request.match_info["message_id"]
+        body = await request.read()  # a sender that died mid-request never gets further
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         self.stats.completes[message_id] += 1
         if message_id in self.accepted:
             self.stats.duplicates += 1
-            self._maybe_drop(request)
+            self._maybe_drop(request, message_id)
             return web.json_response({"status": "duplicate", "message_id": message_id})
         try:
-            root = etree.fromstring(await request.read())
+            root = etree.fromstring(body)
         except etree.XMLSyntaxError as exc:
             return web.json_response({"error": f"not well-formed XML: {exc}"}, status=400)
         if root.tag != f"{{{ERN_NS}}}NewReleaseMessage":
@@ -145,10 +160,16 @@ class FakeStore:
             "action": action,
             "icpn": root.findtext("ReleaseList/Release/ReleaseId/ICPN") or "",
         }
-        self._maybe_drop(request)
+        self.stats.acceptances.append(message_id)
+        self._maybe_drop(request, message_id)
         return web.json_response({"status": "accepted", "message_id": message_id}, status=201)
 
     async def _status(self, request: web.Request) -> web.Response:
+        refused = self._gate(request)
+        if refused:
+            return refused
         message_id = request.match_info["message_id"]
         state = "accepted" if message_id in self.accepted else "unknown"
+        if state == "accepted":
+            self.stats.probed_accepted[message_id] += 1
         return web.json_response({"message_id": message_id, "status": state})

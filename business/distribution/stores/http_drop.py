@@ -3,7 +3,9 @@
 Protocol, per message: ``PUT /drop/{message_id}/{file}`` for every file (header
 ``X-Content-SHA256``), then ``POST /drop/{message_id}/complete`` with the ERN XML
 (header ``X-Action``). The store answers 201 ``accepted`` the first time and 200
-``duplicate`` for a message id it already accepted, so re-sending is safe.
+``duplicate`` for a message id it already accepted, so re-sending is safe;
+``GET /drop/{message_id}`` answers ``{"status": "accepted"|"unknown"}``, which the
+pipeline asks before it re-sends (so a lost acknowledgement costs no second upload).
 Bearer-token authentication; TLS when the URL is https:// (``ca_file`` to trust a
 private CA). Configure under ``plugins.distribution.stores``::
 
@@ -66,6 +68,20 @@ class HttpDropConnector:
             raise DeliveryError(f"store {self.name}: {type(exc).__name__}: {exc}") from exc
         return Receipt(package.message_id, body.get("status") == "duplicate",
                        str(body.get("status", "")))
+
+    async def accepted(self, message_id: str) -> bool:
+        """Whether the store already accepted ``message_id``; DeliveryError if it can't say."""
+        try:
+            async with aiohttp.ClientSession(timeout=self._timeout,
+                                             headers=self._headers) as session, \
+                    session.get(f"{self.url}/drop/{message_id}", ssl=self._ssl) as r:
+                if r.status == 404:
+                    return False
+                await _check(r, "status probe")
+                body = await r.json()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise DeliveryError(f"store {self.name}: {type(exc).__name__}: {exc}") from exc
+        return body.get("status") == "accepted"
 
 
 def _read(path: str) -> bytes:
