@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from .errors import CapacityError, CollabError, ProjectNotFound
 from .room import Room, RoomLimits
 from .store import Store
+from .tokens import Role
 
 log = logging.getLogger(__name__)
 
@@ -169,3 +170,8 @@ class RoomRegistry:
         """Close every live connection of ``user`` to ``project_id``."""
         room = self.rooms.get(project_id)
         return room.disconnect_user(user, code, reason) if room else 0
+
+    def set_role(self, project_id: str, user: str, role: Role) -> int:
+        """Give ``user``'s live connections to ``project_id`` the role ``role``."""
+        room = self.rooms.get(project_id)
+        return room.set_role(user, role) if room else 0

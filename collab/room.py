@@ -217,8 +217,8 @@ class Room:
     def _handle(self, peer: Peer, data: bytes | str) -> None:
         if isinstance(data, str):
             raise MalformedMessage("text frames are not part of the protocol; send binary")
-        if len(data) > self.limits.max_message_bytes:
-            peer.refuse(p.CloseCode.MESSAGE_TOO_BIG,
+        if len(data) > self.limits.max_message_bytes:  # its earlier updates were fine
+            peer.close_soon(p.CloseCode.MESSAGE_TOO_BIG,
                             f"message of {len(data)} bytes is over the "
                             f"{self.limits.max_message_bytes}-byte limit")
             return

@@ -1,6 +1,14 @@
-"""Who may do what: reading a request's token and checking it against a project."""
+"""Who may do what: reading a request's token and checking it against a project.
+
+A member's role change or revocation reaches their live connections at once
+through :func:`apply_member_change`: the rooms (WebSockets) directly, anything
+else that holds live sessions (WebRTC) through a hook it registered with
+:func:`on_member_change`.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -8,7 +16,12 @@ from collab.errors import AuthError
 from collab.protocol import CloseCode
 from collab.tokens import Grant, Role
 
-from .keys import STORE, TOKENS
+from .keys import ROOMS, STORE, TOKENS
+
+#: ``await hook(project_id, user, role)``: ``role`` is None when the user was revoked;
+#: returns how many of the user's live connections it closed or changed.
+MemberHook = Callable[[str, str, Role | None], Awaitable[int]]
+MEMBER_HOOKS = web.AppKey("member_hooks", list)
 
 
 class AccessDenied(AuthError):
@@ -51,3 +64,26 @@ async def authorize(app: web.Application, project_id: str, token: str | None,
         raise AccessDenied(f"role {grant.role.value} may not do this; it needs "
                            f"{minimum.value}", CloseCode.FORBIDDEN)
     return grant
+
+
+def on_member_change(app: web.Application, hook: MemberHook) -> None:
+    """Call ``hook`` whenever a member is revoked or given another role."""
+    app.setdefault(MEMBER_HOOKS, []).append(hook)
+
+
+async def apply_member_change(app: web.Application, project_id: str, user: str,
+                              role: Role | None) -> int:
+    """Apply a revocation (``role`` None) or a new role to ``user``'s live connections now.
+
+    A revoked user's WebSockets close with 4410; with a new role they stay open
+    and their edits are judged by it.  Returns how many connections were
+    closed or changed, hooks' included.
+    """
+    if role is None:
+        count = app[ROOMS].disconnect_user(project_id, user, CloseCode.ROLE_REVOKED,
+                                           CloseCode.ROLE_REVOKED.reason)
+    else:
+        count = app[ROOMS].set_role(project_id, user, role)
+    for hook in app.get(MEMBER_HOOKS, []):
+        count += await hook(project_id, user, role)
+    return count

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import time
 from typing import Any
 
@@ -15,13 +16,12 @@ import soundfile as sf
 from aiohttp import web
 
 from collab.errors import AuthError, ProjectNotFound, StoreError
-from collab.protocol import CloseCode
 from collab.tokens import Role
 from dsp_core.errors import DspError
 from dsp_core.project import session_from_dict
 from dsp_core.session import Session
 
-from .access import AccessDenied, authorize, request_token
+from .access import AccessDenied, apply_member_change, authorize, request_token
 from .keys import CONFIG, ENGINES, ROOMS, STORE, TOKENS
 from .projects import import_session
 
@@ -136,15 +136,46 @@ async def issue_token(request: web.Request) -> web.Response:
 
 @routes.delete("/projects/{project_id}/members/{user}")
 async def revoke_member(request: web.Request) -> web.Response:
-    """Revoke every token of ``user`` on the project and disconnect them now (owner)."""
+    """Revoke every token of ``user`` on the project and disconnect them now (owner).
+
+    Their WebSockets close with 4410 and their WebRTC connections (the live
+    mix, their microphone) are closed too.
+    """
     project_id, user = request.match_info["project_id"], request.match_info["user"]
     grant = await _grant(request, project_id, Role.OWNER)
     if user == grant.user and not grant.is_admin:
         raise _error(web.HTTPBadRequest, "owners cannot revoke themselves; ask another owner")
     await request.app[STORE].revoke(project_id, user, time.time())
-    closed = request.app[ROOMS].disconnect_user(project_id, user, CloseCode.ROLE_REVOKED,
-                                                CloseCode.ROLE_REVOKED.reason)
+    closed = await apply_member_change(request.app, project_id, user, None)
     return web.json_response({"revoked": user, "disconnected": closed})
+
+
+@routes.put("/projects/{project_id}/members/{user}")
+async def change_member_role(request: web.Request) -> web.Response:
+    """Give ``user`` another role: ``{"role": "viewer"}`` (owner).
+
+    The user's older tokens are revoked and a new one with the new role is
+    returned; their live connections take the new role at once (a viewer's
+    edits are refused and their microphone is no longer recorded).
+    """
+    project_id, user = request.match_info["project_id"], request.match_info["user"]
+    grant = await _grant(request, project_id, Role.OWNER)
+    if user == grant.user and not grant.is_admin:
+        raise _error(web.HTTPBadRequest,
+                     "owners cannot change their own role; ask another owner")
+    try:
+        role = Role.parse(str((await _body(request)).get("role", "")))
+    except AuthError as exc:
+        raise _error(web.HTTPBadRequest, str(exc)) from None
+    revoked = time.time()
+    await request.app[STORE].revoke(project_id, user, revoked)
+    token = request.app[TOKENS].issue(project_id, role, user,
+                                      now=math.nextafter(revoked, math.inf))
+    changed = await apply_member_change(request.app, project_id, user, role)
+    config = request.app[CONFIG]
+    return web.json_response({"user": user, "role": role.value, "token": token,
+                              "websocket": f"{config.collab_url}/{project_id}",
+                              "changed": changed})
 
 
 @routes.get("/projects/{project_id}/render")

@@ -80,6 +80,8 @@ class TakeRecorder:
                 self.frames_received += 1
                 if self.can_record:
                     await self._consume(frame)
+                elif self._take is not None:  # the role was lowered during a take
+                    await self._finish()
         finally:
             if self._take is not None:
                 await self._finish()

@@ -8,6 +8,10 @@ stopped).  An audio track the client sends is read by a
 armed tracks while the transport records.  Only host candidates are
 gathered: loopback and LAN, no STUN/TURN.
 
+Access follows the member's role live (:meth:`RtcService.member_changed`): a
+revoked member's connections are closed at once, and one lowered to viewer
+keeps hearing the mix but is no longer recorded.
+
 Request body: ``{"sdp": ..., "type": "offer"}`` and optionally ``"track"``
 (record into this armed track only) and ``"latency_ms"`` (the client's
 round trip, subtracted from a take's position).
@@ -18,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 from aiortc import (
@@ -35,6 +39,7 @@ from collab.errors import CapacityError, ProjectNotFound
 from collab.tokens import Grant, Role
 from dsp_core.errors import DspError
 
+from .access import on_member_change
 from .api import _body, _error, _grant
 from .assets import ASSETS
 from .keys import ROOMS
@@ -123,7 +128,8 @@ class RtcService:
             if track.kind != "audio":
                 return
             recorder = TakeRecorder(mix, track, self.app[ASSETS], user=grant.user,
-                                    can_record=grant.role.can_edit, target_track=target_track,
+                                    can_record=conn.grant.role.can_edit,
+                                    target_track=target_track,
                                     latency_frames=int(round(latency_ms * rate / 1000)))
             conn.recorders.append(recorder)
             task = asyncio.create_task(recorder.run(), name="rtc recorder")
@@ -162,6 +168,24 @@ class RtcService:
             await asyncio.gather(*conn.tasks, return_exceptions=True)
         await self.mixes.release(conn.project_id)
 
+    async def member_changed(self, project_id: str, user: str, role: Role | None) -> int:
+        """Close (``role`` None: revoked) or re-role ``user``'s connections to ``project_id``.
+
+        A connection whose new role cannot edit keeps hearing the mix, but its
+        microphone is no longer recorded (a take under way ends there).
+        Returns how many connections were closed or changed.
+        """
+        matches = [conn for conn in self.connections
+                   if conn.project_id == project_id and conn.grant.user == user]
+        for conn in matches:
+            if role is None:
+                await self.close(conn)
+            else:
+                conn.grant = replace(conn.grant, role=role)
+                for recorder in conn.recorders:
+                    recorder.can_record = role.can_edit
+        return len(matches)
+
     async def close_all(self) -> None:
         """Close every connection (server shutdown)."""
         for conn in list(self.connections):
@@ -177,6 +201,7 @@ def setup_rtc(app: web.Application) -> None:
     """Add the WebRTC service and ``POST /projects/{id}/rtc`` to ``app``."""
     app[RTC] = RtcService(app)
     app.router.add_post("/projects/{project_id}/rtc", rtc_offer)
+    on_member_change(app, app[RTC].member_changed)
 
     async def shutdown(app: web.Application) -> None:
         await app[RTC].close_all()

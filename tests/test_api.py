@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 import soundfile as sf
-from nodepeer import NodePeer, free_port, node_ready, running_server
+from nodepeer import NodePeer, eventually, free_port, node_ready, running_server
 
 from collab import protocol as p
 from collab.client import SyncClient
@@ -145,6 +145,41 @@ async def test_revocation_closes_a_node_client_with_the_revoked_code(api: Api) -
         await api.call("DELETE", f"/projects/{api.project_id}/members/vic", api.token())
         closed = await node.wait_event("close")
         assert closed["code"] == p.CloseCode.ROLE_REVOKED and "revoked" in closed["reason"]
+
+
+async def test_a_new_role_applies_to_live_sessions_and_replaces_old_tokens(api: Api) -> None:
+    url = f"{api.config.collab_url}/{api.project_id}"
+    path = f"/projects/{api.project_id}/members/ben"
+    old_token = api.token("editor", "ben")
+    async with connect(url, old_token) as channel, SyncClient(channel) as ben:
+        await ben.wait_synced()
+        status, body = await api.call("PUT", path, api.token(), json={"role": "viewer"})
+        assert status == 200 and (body["user"], body["role"], body["changed"]) == (
+            "ben", "viewer", 1)
+        ben.document.set_track_gain("t1", -9.0)
+        await eventually(lambda: ben.denials)
+        assert "role viewer cannot edit" in ben.denials[0] and not ben.closed.is_set()
+    _, project = await api.call("GET", f"/projects/{api.project_id}", api.token())
+    assert project["document"]["tracks"]["t1"]["gain_db"] == 0.0
+    async with connect(url, old_token) as again:
+        await asyncio.wait_for(SyncClient(again)._read_loop(), 5)
+        assert again.close_code == p.CloseCode.ROLE_REVOKED
+    grant = api.app[TOKENS].verify(body["token"])
+    assert (grant.role.value, grant.user, grant.project_id) == ("viewer", "ben", api.project_id)
+    async with connect(url, body["token"]) as fresh, SyncClient(fresh) as client:
+        await client.wait_synced()
+        assert client.document.track("t1")["gain_db"] == 0.0
+
+
+async def test_role_changes_are_for_owners_and_name_a_real_role(api: Api) -> None:
+    path = f"/projects/{api.project_id}/members"
+    status, body = await api.call("PUT", f"{path}/ben", api.token(), json={"role": "boss"})
+    assert status == 400 and "viewer, editor, owner" in body["error"]
+    status, body = await api.call("PUT", f"{path}/olga", api.token(), json={"role": "viewer"})
+    assert status == 400 and "another owner" in body["error"]
+    status, _ = await api.call("PUT", f"{path}/ben", api.token("editor", "eve"),
+                               json={"role": "owner"})
+    assert status == 403
 
 
 async def test_owners_cannot_revoke_themselves(api: Api) -> None:

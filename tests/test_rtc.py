@@ -47,6 +47,18 @@ class Live:
         async with self.app[ROOMS].use(self.project_id) as room:
             await room.edit(change)
 
+    async def member(self, method: str, user: str, **body) -> dict:
+        """``DELETE`` (revoke) or ``PUT`` (new role) ``/projects/{id}/members/{user}`` as owner."""
+        url = f"{self.config.base_url}/projects/{self.project_id}/members/{user}"
+        headers = {"Authorization": f"Bearer {self.token(Role.OWNER, 'olga')}"}
+        async with aiohttp.ClientSession() as http, http.request(
+                method, url, headers=headers, json=body or None) as response:
+            assert response.status == 200, await response.text()
+            return await response.json()
+
+    async def vox_clips(self) -> list[dict]:
+        return [c for c in (await self.document())["clips"].values() if c["track"] == "vox"]
+
     async def document(self) -> dict:
         async with self.app[ROOMS].use(self.project_id) as room:
             return room.document.to_json()
@@ -236,3 +248,50 @@ async def test_bad_offers_and_tokens_are_refused_clearly(live: Live) -> None:
     with pytest.raises(RtcError, match="HTTP 401"):
         async with RtcListener(live.config.base_url, live.project_id, "forged"):
             pass
+
+
+async def test_revoking_a_member_closes_their_audio_at_once(live: Live) -> None:
+    await live.edit(lambda d: d.update_track("vox", arm=True))
+    await live.edit(lambda d: d.update_transport(playing=True, position=0))
+    async with live.listener(send=ToneTrack()) as ana, \
+            RtcListener(live.config.base_url, live.project_id, live.token(Role.VIEWER, "ben"),
+                        low_latency=False) as ben:
+        await ana.wait_frames(10)
+        await ben.wait_frames(10)
+        assert (await live.member("DELETE", "ana")) == {"revoked": "ana", "disconnected": 1}
+        assert [c.grant.user for c in live.app[RTC].connections] == ["ben"]
+        await eventually(lambda: ana.pc.connectionState == "closed")
+        heard_by_ana = len(ana.frames)
+        await live.edit(lambda d: d.update_transport(recording=True))
+        await ben.wait_frames(len(ben.frames) + 25)  # ben still hears the mix
+        await live.edit(lambda d: d.update_transport(recording=False))
+        assert len(ana.frames) == heard_by_ana
+    assert not await live.vox_clips()  # ana's microphone was not recorded after the revoke
+
+
+async def test_a_member_lowered_to_viewer_keeps_listening_but_is_no_longer_recorded(
+        live: Live) -> None:
+    await live.edit(lambda d: d.update_track("vox", arm=True))
+    async with live.listener(send=ToneTrack()) as ana:
+        await ana.wait_frames(10)
+        await live.edit(lambda d: d.update_transport(playing=True, position=0, recording=True))
+        conn = next(iter(live.app[RTC].connections))
+        await eventually(lambda: conn.recorders and conn.recorders[0]._take is not None
+                         and conn.recorders[0]._take.frames >= RATE // 4)
+        body = await live.member("PUT", "ana", role="viewer")
+        assert (body["role"], body["changed"]) == ("viewer", 1)
+        assert live.app[TOKENS].verify(body["token"]).role is Role.VIEWER
+        recorder = conn.recorders[0]
+        assert conn.grant.role is Role.VIEWER and not recorder.can_record
+
+        async def take_ended() -> bool:
+            return bool(await live.vox_clips())
+
+        await eventually(take_ended)  # the take ends while the transport still records
+        assert live.app[RTC].mixes.mixes[live.project_id].playhead.recording
+        received, heard_by_ana = recorder.frames_received, len(ana.frames)
+        await ana.wait_frames(heard_by_ana + 25)  # ana still hears the mix ...
+        await live.edit(lambda d: d.update_transport(recording=False))
+        assert recorder.frames_received > received  # ... and her microphone still arrives
+        assert conn in live.app[RTC].connections
+    assert len(await live.vox_clips()) == 1  # but nothing after the change was recorded
