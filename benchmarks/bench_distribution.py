@@ -81,7 +81,9 @@ async def _delivery_figures(root: Path) -> tuple[float, float]:
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (3000, 3000, 3), np.uint8)
                     ).save(art, quality=85)
     audio = root / "a.wav"
-    sf.write(audio, np.zeros((44_100, 2), np.float32) + 0.1, 44_100, subtype="PCM_16")
+    tone = 0.25 * np.sin(2 * np.pi * 440 * np.arange(44_100) / 44_100)
+    sf.write(audio, np.repeat(tone[:, None], 2, 1).astype(np.float32), 44_100,
+             subtype="PCM_16")
     async with open_database(f"sqlite://{root / 'b.sqlite3'}") as db, FakeStore() as store:
         await db.migrate([Migration(*m) for m in MIGRATIONS])
         catalog = Catalog(db)
@@ -93,18 +95,20 @@ async def _delivery_figures(root: Path) -> tuple[float, float]:
                 "artwork_path": str(art), "tracks": [{
                     "title": "T", "audio_path": str(audio), "isrc": f"QZABC26{n:05d}",
                     "contributors": [{"name": "A", "role": "composer"}]}]})
+        snapshots = [await catalog.snapshot("acc", f"r{n}") for n in range(RELEASES)]
         connector = HttpDropConnector("s", store.url, token="secret")
         loop = asyncio.get_running_loop()
         start = loop.time()
         for n in range(RELEASES):
-            package = await catalog.package("acc", f"r{n}", "s", "new", f"direct-{n}")
+            package = await catalog.package("acc", f"r{n}", "s", "new", f"direct-{n}",
+                                            snapshots[n])
             await connector.deliver(package)
         direct = loop.time() - start
         pipeline = DeliveryPipeline(db, [connector], catalog.package,
                                     settings=PipelineSettings(poll_s=0.01, concurrency=4))
         start = loop.time()
         for n in range(RELEASES):
-            await pipeline.enqueue("acc", f"r{n}", ["s"])
+            await pipeline.enqueue("acc", f"r{n}", ["s"], snapshot_id=snapshots[n])
         while await pipeline.run_once():
             pass
         piped = loop.time() - start

@@ -33,6 +33,7 @@ from distribution_helpers import (
 
 from business.distribution.catalog import Catalog
 from business.distribution.delivery import DeliveryPipeline, PipelineSettings, backoff_delay
+from business.distribution.errors import ComplianceError
 from business.distribution.plugin import MIGRATIONS
 from business.distribution.stores.fakestore import FakeStore
 from business.distribution.stores.http_drop import HttpDropConnector
@@ -237,6 +238,69 @@ def test_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(
             events = await db.fetch("SELECT detail FROM dist_job_events WHERE detail = ?",
                                     "lease expired, taken over")
             assert len(events) >= len(in_flight) > 0
+
+    asyncio.run(go())
+
+
+def test_what_ships_is_what_passed_the_gate(tmp_path: Path) -> None:
+    art = make_art(tmp_path / "cover.jpg")
+    audio = {"edited": make_audio(tmp_path / "edited.wav", seconds=1.0),
+             "swapped": make_audio(tmp_path / "swapped.wav", seconds=1.0)}
+
+    def raw(name: str, number: int) -> dict:
+        return release_dict(tmp_path, release_id=name, isrc_base=number, art=art,
+                            audio=[audio[name]])
+
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
+                FakeStore() as store:
+            await db.migrate(_migrations())
+            catalog = Catalog(db)
+            pipeline = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
+                                        settings=PipelineSettings(**FAST))
+            for number, name in enumerate(audio, start=1):
+                await catalog.save_release("acc", raw(name, number))
+                snapshot = await catalog.snapshot("acc", name)
+                await pipeline.enqueue("acc", name, ["alpha"], snapshot_id=snapshot)
+            # after queueing, one release's title and the other's audio change
+            await catalog.save_release("acc", {**raw("edited", 1),
+                                               "title": "Night Drive feat. Bob"})
+            make_audio(audio["swapped"], seconds=1.0, clip=True)
+            await pipeline.run_once()
+            jobs = {j["release_id"]: j for j in await pipeline.jobs("acc")}
+            assert jobs["edited"]["state"] == "delivered"
+            assert store.accepted[jobs["edited"]["message_id"]]["title"] == "Night Drive"
+            assert jobs["swapped"]["state"] == "dead"
+            assert "swapped.wav changed after the release passed the gate" in \
+                jobs["swapped"]["last_error"]
+            assert set(store.accepted) == {jobs["edited"]["message_id"]}
+            # the same release checked again is refused for what changed
+            with pytest.raises(ComplianceError) as refused:
+                await catalog.snapshot("acc", "swapped")
+            assert {i.code for i in refused.value.issues} == {"audio_clipping"}
+
+    asyncio.run(go())
+
+
+def test_a_job_queued_without_a_snapshot_runs_the_full_gate_when_packaged(
+        tmp_path: Path) -> None:
+    art = make_art(tmp_path / "cover.jpg")
+    clipped = make_audio(tmp_path / "clipped.wav", seconds=1.0, clip=True)
+
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
+                FakeStore() as store:
+            await db.migrate(_migrations())
+            catalog = Catalog(db)
+            await catalog.save_release("acc", release_dict(tmp_path, art=art,
+                                                           audio=[clipped]))
+            pipeline = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
+                                        settings=PipelineSettings(**FAST))
+            await pipeline.enqueue("acc", "rel-1", ["alpha"])
+            await pipeline.run_once()
+            [job] = await pipeline.jobs("acc")
+            assert job["state"] == "dead" and "clips" in job["last_error"]
+            assert store.stats.requests == 0
 
     asyncio.run(go())
 

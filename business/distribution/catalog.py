@@ -1,4 +1,10 @@
-"""Releases of an account: storage, rendered audio, the compliance gate, and packaging."""
+"""Releases of an account: storage, rendered audio, the compliance gate, and packaging.
+
+What ships is what passed the gate: :meth:`Catalog.snapshot` runs the full gate and
+freezes the release data with a SHA-256 of every file; a delivery queued with that
+snapshot is packaged from it, and fails (not retried) if a file changed since. A
+delivery queued without a snapshot runs the full gate again when it is packaged.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ from typing import Any
 import soundfile as sf
 
 from business.distribution import artwork as art
-from business.distribution.compliance import ComplianceReport, check_release
+from business.distribution.compliance import ComplianceReport, Issue, check_release
 from business.distribution.ddex import ImageFile, Party, TrackFile, build_message
 from business.distribution.errors import ComplianceError, NotFoundError
 from business.distribution.models import Release, release_from_dict
@@ -32,6 +38,19 @@ def _sha256(path: str) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _file_digests(release: Release) -> dict[str, str]:
+    """SHA-256 of the artwork and every track's audio, by path."""
+    paths = [release.artwork_path, *(t.audio_path for t in release.tracks)]
+    return {path: _sha256(path) for path in paths if path}
+
+
+def _changed(path: str, where: str, checked_at: float) -> Issue:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(checked_at))
+    return Issue("file_changed", where,
+                 f"{path} changed after the release passed the gate ({when} UTC); check "
+                 "the release and deliver it again")
 
 
 class Catalog:
@@ -122,6 +141,10 @@ class Catalog:
     async def check(self, account_id: str, release_id: str, today: dt.date | None = None
                     ) -> ComplianceReport:
         """Run the compliance gate (files read off the event loop) and store its result."""
+        return (await self._check(account_id, release_id, today))[1]
+
+    async def _check(self, account_id: str, release_id: str, today: dt.date | None
+                     ) -> tuple[Release, ComplianceReport]:
         release = await self.get_release(account_id, release_id)
         report = await asyncio.to_thread(check_release, release, today=today)
         await self.db.execute(
@@ -129,34 +152,71 @@ class Catalog:
             "WHERE account_id = ? AND release_id = ?",
             "ready" if report.passed else "blocked", json.dumps(report.to_dict()),
             time.time(), account_id, release_id)
-        return report
+        return release, report
 
-    async def require_ready(self, account_id: str, release_id: str,
-                            today: dt.date | None = None) -> Release:
-        """The release if it passes the gate now; ComplianceError with every issue if not."""
-        report = await self.check(account_id, release_id, today)
+    async def snapshot(self, account_id: str, release_id: str, today: dt.date | None = None
+                       ) -> str:
+        """Run the full gate and freeze what passed (data and file checksums); its id.
+
+        ComplianceError with every issue when the release does not pass, or when a
+        file changed while it was being checked.
+        """
+        first = await asyncio.to_thread(_file_digests, await self.get_release(account_id,
+                                                                             release_id))
+        release, report = await self._check(account_id, release_id, today)
         if not report.passed:
             raise ComplianceError(report.errors)
-        return await self.get_release(account_id, release_id)
+        digests = await asyncio.to_thread(_file_digests, release)
+        checked_at = time.time()
+        moved = [_changed(p, "files", checked_at) for p in digests if first.get(p) != digests[p]]
+        if moved:
+            raise ComplianceError(moved)
+        snapshot_id = uuid.uuid4().hex
+        await self.db.execute(
+            "INSERT INTO dist_snapshots (account_id, snapshot_id, release_id, data, files, "
+            "checked_at) VALUES (?, ?, ?, ?, ?, ?)", account_id, snapshot_id, release_id,
+            json.dumps(release.to_dict()), json.dumps(digests), checked_at)
+        return snapshot_id
 
     async def package(self, account_id: str, release_id: str, store: str, action: str,
-                      message_id: str) -> DeliveryPackage:
+                      message_id: str, snapshot_id: str = "") -> DeliveryPackage:
         """The ERN message and files of one delivery (the pipeline's packager).
 
-        A message id always stands for the same content: retries reuse the package.
+        With ``snapshot_id`` the package is built from what passed the gate, and a
+        file whose checksum changed since is a ComplianceError (``file_changed``).
+        Without, the full gate runs now (takedowns send no files and skip it). A
+        message id always stands for the same content: retries reuse the package.
         """
-        key = (account_id, release_id, store, action, message_id)
+        key = (account_id, release_id, store, action, message_id, snapshot_id)
         if key in self._packages:
             self._packages.move_to_end(key)
             return self._packages[key]
-        release = await self.get_release(account_id, release_id)
-        if action != "takedown":
-            report = check_release(release, files=False, today=release.date())
-            if not report.passed:
-                raise ComplianceError(report.errors)
+        digests: dict[str, str] | None = None
+        checked_at = 0.0
+        if snapshot_id:
+            row = await self.db.fetchrow(
+                "SELECT release_id, data, files, checked_at FROM dist_snapshots "
+                "WHERE account_id = ? AND snapshot_id = ?", account_id, snapshot_id)
+            if row is None or row["release_id"] != release_id:
+                raise NotFoundError(f"gate snapshot {snapshot_id!r} of release {release_id!r} "
+                                    "does not exist; deliver the release again")
+            release = release_from_dict(json.loads(row["data"]))
+            digests, checked_at = json.loads(row["files"]), row["checked_at"]
+        else:
+            release = await self.get_release(account_id, release_id)
+            if action != "takedown":
+                report = await asyncio.to_thread(check_release, release,
+                                                 today=release.date())
+                if not report.passed:
+                    raise ComplianceError(report.errors)
         party = self.stores.get(store, Party(f"PADPIDA{store.upper()[:11]}", store))
         package = await asyncio.to_thread(self._build, release, party, store, action,
                                           message_id)
+        if digests is not None:
+            moved = [_changed(f.path, "files", checked_at) for f in package.files
+                     if digests.get(f.path) != f.sha256]
+            if moved:
+                raise ComplianceError(moved)
         if message_id != "preview":
             self._packages[key] = package
         while len(self._packages) > PACKAGE_CACHE:

@@ -34,7 +34,8 @@ STATES = ("queued", "delivering", "delivered", "failed", "retrying", "dead")
 ACTIONS = ("new", "update", "takedown")
 _MESSAGE_NS = uuid.UUID("5b0c7f0e-6a55-4a43-9a55-0d1d57d2a7e1")
 
-Packager = Callable[[str, str, str, str, str], Awaitable[DeliveryPackage]]
+#: ``packager(account_id, release_id, store, action, message_id, snapshot_id)``.
+Packager = Callable[[str, str, str, str, str, str], Awaitable[DeliveryPackage]]
 
 
 @dataclass
@@ -82,12 +83,16 @@ class DeliveryPipeline:
     # -- enqueueing ---------------------------------------------------------------
 
     async def enqueue(self, account_id: str, release_id: str, stores: Iterable[str],
-                      action: str = "new", *, redeliver: bool = False) -> list[dict[str, Any]]:
+                      action: str = "new", *, redeliver: bool = False,
+                      snapshot_id: str = "") -> list[dict[str, Any]]:
         """Create or re-arm the job of each store; idempotent for a repeated request.
 
         ``new`` on a job that already exists changes nothing; ``update`` and
         ``takedown`` start a new revision (a new message); ``redeliver`` sends the
         current revision's message again (the store deduplicates it).
+        ``snapshot_id`` names what passed the gate (see ``Catalog.snapshot``): a new
+        revision is packaged from it; a re-sent message keeps its own snapshot, so a
+        message id always stands for the same content.
         """
         if action not in ACTIONS:
             raise DistributionError(f"action {action!r} is unknown; use one of {ACTIONS}")
@@ -97,12 +102,12 @@ class DeliveryPipeline:
                 raise DistributionError(f"store {store!r} is not configured; configured: "
                                         f"{sorted(self.connectors)}")
             jobs.append(await self._enqueue_one(account_id, release_id, store, action,
-                                                redeliver))
+                                                redeliver, snapshot_id))
         self._wake.set()
         return jobs
 
     async def _enqueue_one(self, account_id: str, release_id: str, store: str, action: str,
-                           redeliver: bool) -> dict[str, Any]:
+                           redeliver: bool, snapshot_id: str) -> dict[str, Any]:
         now = time.time()
         async with self.db.transaction() as tx:
             job = await tx.fetchrow(
@@ -113,22 +118,25 @@ class DeliveryPipeline:
                 await tx.execute(
                     "INSERT INTO dist_jobs (account_id, job_id, release_id, store, action, "
                     "revision, message_id, state, attempts, version, next_attempt_at, "
-                    "lease_until, worker, last_error, queued_at, updated_at, delivered_at) "
-                    "VALUES (?, ?, ?, ?, ?, 1, ?, 'queued', 0, 1, ?, 0, '', '', ?, ?, NULL)",
+                    "lease_until, worker, last_error, queued_at, updated_at, delivered_at, "
+                    "snapshot_id) "
+                    "VALUES (?, ?, ?, ?, ?, 1, ?, 'queued', 0, 1, ?, 0, '', '', ?, ?, NULL, ?)",
                     account_id, job_id, release_id, store, action,
-                    message_id_for(account_id, release_id, store, 1), now, now, now)
+                    message_id_for(account_id, release_id, store, 1), now, now, now,
+                    snapshot_id)
                 await self._event(tx, account_id, job_id, 1, "queued", now, f"{action} r1")
             elif action != "new" or redeliver:
                 same = redeliver and action == job["action"]
                 revision = job["revision"] if same else job["revision"] + 1
+                snapshot = job["snapshot_id"] if same else snapshot_id
                 version = job["version"] + 1
                 await tx.execute(
                     "UPDATE dist_jobs SET action = ?, revision = ?, message_id = ?, "
                     "state = 'queued', attempts = 0, version = ?, next_attempt_at = ?, "
-                    "last_error = '', queued_at = ?, updated_at = ?, delivered_at = NULL "
-                    "WHERE account_id = ? AND job_id = ?",
+                    "last_error = '', queued_at = ?, updated_at = ?, delivered_at = NULL, "
+                    "snapshot_id = ? WHERE account_id = ? AND job_id = ?",
                     action, revision, message_id_for(account_id, release_id, store, revision),
-                    version, now, now, now, account_id, job["job_id"])
+                    version, now, now, now, snapshot, account_id, job["job_id"])
                 await self._event(tx, account_id, job["job_id"], version, "queued", now,
                                   f"{action} r{revision}")
             row = await tx.fetchrow(
@@ -221,7 +229,8 @@ class DeliveryPipeline:
                 detail = "store already had it (status probe)"
             else:
                 package = await self.packager(job["account_id"], job["release_id"],
-                                              job["store"], job["action"], job["message_id"])
+                                              job["store"], job["action"], job["message_id"],
+                                              job["snapshot_id"])
                 receipt = await connector.deliver(package)
                 detail = "store already had it" if receipt.duplicate else ""
         except DeliveryError as exc:

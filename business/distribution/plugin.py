@@ -80,12 +80,19 @@ CREATE TABLE dist_presaves (account_id TEXT NOT NULL, campaign_id TEXT NOT NULL,
   fan_key TEXT NOT NULL, service TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
   PRIMARY KEY (account_id, campaign_id, fan_key, service))
 """),
+    (PLUGIN_NAME, 4, "gate snapshots of queued releases", """
+CREATE TABLE dist_snapshots (account_id TEXT NOT NULL, snapshot_id TEXT NOT NULL,
+  release_id TEXT NOT NULL, data TEXT NOT NULL, files TEXT NOT NULL,
+  checked_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (account_id, snapshot_id));
+ALTER TABLE dist_jobs ADD COLUMN snapshot_id TEXT NOT NULL DEFAULT ''
+"""),
 ]
 
 #: Tables and their distribution key (every one is sharded by account).
 DISTRIBUTED_TABLES = ["dist_releases", "dist_renders", "dist_jobs", "dist_job_events",
                       "dist_payees", "dist_splits", "dist_split_history", "dist_statements",
-                      "dist_ledger", "dist_presave_campaigns", "dist_presaves"]
+                      "dist_ledger", "dist_presave_campaigns", "dist_presaves",
+                      "dist_snapshots"]
 
 
 @dataclass

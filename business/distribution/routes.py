@@ -94,10 +94,12 @@ async def deliver(request: Any) -> tuple:
     release_id, action = request.match_info["release_id"], body.get("action", "new")
     stores = body.get("stores") or sorted(module.pipeline.connectors)
     await module.catalog.get_release(request.account_id, release_id)
-    if action != "takedown":
-        await module.catalog.require_ready(request.account_id, release_id)
+    snapshot_id = ""
+    if action != "takedown":  # what passes the gate now is what ships
+        snapshot_id = await module.catalog.snapshot(request.account_id, release_id)
     jobs = await module.pipeline.enqueue(request.account_id, release_id, stores, action,
-                                         redeliver=bool(body.get("redeliver")))
+                                         redeliver=bool(body.get("redeliver")),
+                                         snapshot_id=snapshot_id)
     return 202, jobs
 
 

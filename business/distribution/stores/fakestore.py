@@ -159,6 +159,7 @@ class FakeStore:
         self.accepted[message_id] = {
             "action": action,
             "icpn": root.findtext("ReleaseList/Release/ReleaseId/ICPN") or "",
+            "title": root.findtext("ReleaseList/Release/DisplayTitleText") or "",
         }
         self.stats.acceptances.append(message_id)
         self._maybe_drop(request, message_id)
