@@ -4,14 +4,58 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pluggy
 import pytest
+from distribution_helpers import FlakyDatabase, postgres_schema_url
 
 from business.distribution.errors import DistributionError, NotFoundError
-from business.distribution.plugin import MIGRATIONS
-from business.distribution.presave import PreSaves, landing_page
+from business.distribution.outbox import Outbox, OutboxSettings
+from business.distribution.plugin import MIGRATIONS, services
+from business.distribution.presave import RELEASE_DAY, PreSaves, landing_page
 from dawserver.database import Migration, open_database
+from dawserver.plugins import (
+    PluginContext,
+    load_plugins,
+    run_background_jobs,
+    start_plugins,
+    stop_background_jobs,
+)
+
+hookimpl = pluggy.HookimplMarker("maxbooster")
+FAST_RETRY = OutboxSettings(lease_s=5.0, backoff_base=0.02, backoff_cap=0.05)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite://{tmp_path / 'p.sqlite3'}"
+    else:
+        yield postgres_schema_url(request.getfixturevalue("postgres_url"),
+                                  f"p{abs(hash(request.node.name)) % 10**8}")
+
+
+class ShakyListener:
+    """A plug-in whose business_event hook fails the first ``failures`` times."""
+
+    PLUGIN_NAME = "shaky-listener"
+
+    def __init__(self, failures: int = 1) -> None:
+        self.failures = failures
+        self.calls = 0
+        self.heard: list[dict] = []
+
+    @hookimpl
+    def business_event(self, context, name, payload) -> None:  # noqa: ANN001
+        if name != RELEASE_DAY:
+            return
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError("listener is down")
+        self.heard.append(payload)
 
 
 def test_campaign_counts_each_fan_once_and_fires_release_day_once(tmp_path: Path) -> None:
@@ -46,6 +90,67 @@ def test_campaign_counts_each_fan_once_and_fires_release_day_once(tmp_path: Path
             with pytest.raises(DistributionError, match="pre-saves are closed"):
                 await presaves.presave(slug, "late@example.com", "spotify")
             assert (await presaves.public(slug))["released"] is True
+
+    asyncio.run(go())
+
+
+def test_release_day_event_is_retried_until_a_hook_hears_it(db_url: str) -> None:
+    async def go() -> None:
+        async with open_database(db_url) as db:
+            await db.migrate([Migration(*m) for m in MIGRATIONS])
+            presaves = PreSaves(db, Outbox(db, FAST_RETRY))
+            data = await presaves.create("acc", "rel-1", "Night Drive", "Ada", "2026-12-01")
+            listener = ShakyListener(failures=1)
+
+            async def announce(name: str, payload: dict) -> None:
+                listener.business_event(None, name, payload)
+
+            day = dt.date(2026, 12, 1)
+            assert await presaves.fire_due(announce, day) == [data["slug"]]
+            assert listener.calls == 1 and listener.heard == []
+            [pending] = await presaves.outbox.pending("acc")
+            assert pending["attempts"] == 1 and "listener is down" in pending["last_error"]
+            # a restarted server (a new PreSaves on the same database) still owes the event
+            restarted = PreSaves(db, Outbox(db, FAST_RETRY))
+            deadline = time.monotonic() + 10
+            while not listener.heard and time.monotonic() < deadline:
+                assert await restarted.fire_due(announce, day) == []  # fired only once
+                await asyncio.sleep(0.02)
+            assert [p["slug"] for p in listener.heard] == [data["slug"]]
+            assert listener.heard[0]["event_id"] == pending["event_id"]
+            assert await restarted.outbox.pending() == []
+            for _ in range(3):
+                await restarted.fire_due(announce, day)
+            assert listener.calls == 2 and len(listener.heard) == 1
+
+    asyncio.run(go())
+
+
+def test_release_day_job_survives_database_errors_and_a_failing_hook(tmp_path: Path) -> None:
+    async def go() -> None:
+        settings = {"distribution": {"presave_check_s": 0.02, "outbox": {
+            "backoff_base": 0.02, "backoff_cap": 0.05}}}
+        listener = ShakyListener(failures=2)
+        manager = load_plugins({"plugins": settings}, entry_points=False, extra=[listener])
+        async with open_database(f"sqlite://{tmp_path / 'p.sqlite3'}") as real:
+            # the release-day check's first two queries fail
+            db = FlakyDatabase(real, {"SELECT account_id, campaign_id, slug": 2})
+            context = PluginContext(manager=manager, settings=settings, db=db)
+            await start_plugins(context)
+            data = await services(context).presaves.create(
+                "acc", "rel-1", "Night Drive", "Ada", dt.date.today().isoformat())
+            tasks = run_background_jobs(context)
+            try:
+                deadline = time.monotonic() + 20
+                while not listener.heard and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(0.1)  # more checks run meanwhile
+                assert not any(task.done() for task in tasks)
+            finally:
+                await stop_background_jobs(tasks)
+            assert db.injected == {"SELECT account_id, campaign_id, slug": 2}
+            assert [p["slug"] for p in listener.heard] == [data["slug"]]
+            assert listener.calls == 3
 
     asyncio.run(go())
 

@@ -2,8 +2,9 @@
 
 Settings (``config.plugins["distribution"]``): ``stores`` (connector settings by
 store name), ``sender_dpid``/``sender_name`` (our DDEX party), ``pipeline``
-(:class:`~business.distribution.delivery.PipelineSettings` fields) and
-``presave_check_s`` (how often the release-day check runs).
+(:class:`~business.distribution.delivery.PipelineSettings` fields), ``outbox``
+(:class:`~business.distribution.outbox.OutboxSettings` fields: retrying events
+such as release day) and ``presave_check_s`` (how often the release-day check runs).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from business.distribution.catalog import DEFAULT_SENDER, Catalog
 from business.distribution.ddex import Party
 from business.distribution.delivery import DeliveryPipeline, PipelineSettings
 from business.distribution.ledger import Royalties
+from business.distribution.outbox import Outbox, OutboxSettings
 from business.distribution.presave import PreSaves
 
 PLUGIN_NAME = "distribution"
@@ -86,13 +88,21 @@ CREATE TABLE dist_snapshots (account_id TEXT NOT NULL, snapshot_id TEXT NOT NULL
   checked_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (account_id, snapshot_id));
 ALTER TABLE dist_jobs ADD COLUMN snapshot_id TEXT NOT NULL DEFAULT ''
 """),
+    (PLUGIN_NAME, 5, "event outbox", """
+CREATE TABLE dist_outbox (account_id TEXT NOT NULL, event_id TEXT NOT NULL,
+  name TEXT NOT NULL, payload TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+  attempts INTEGER NOT NULL, next_attempt_at DOUBLE PRECISION NOT NULL,
+  lease_until DOUBLE PRECISION NOT NULL, delivered_at DOUBLE PRECISION,
+  last_error TEXT NOT NULL, PRIMARY KEY (account_id, event_id));
+CREATE INDEX dist_outbox_due ON dist_outbox (delivered_at, next_attempt_at)
+"""),
 ]
 
 #: Tables and their distribution key (every one is sharded by account).
 DISTRIBUTED_TABLES = ["dist_releases", "dist_renders", "dist_jobs", "dist_job_events",
                       "dist_payees", "dist_splits", "dist_split_history", "dist_statements",
                       "dist_ledger", "dist_presave_campaigns", "dist_presaves",
-                      "dist_snapshots"]
+                      "dist_snapshots", "dist_outbox"]
 
 
 @dataclass
@@ -124,7 +134,8 @@ def build_services(context: Any) -> Services:
     catalog = Catalog(db, {c.name: c.party for c in connectors}, sender)
     pipeline = DeliveryPipeline(db, connectors, catalog.package,
                                 settings=PipelineSettings(**settings.get("pipeline", {})))
-    return Services(catalog, Royalties(db), pipeline, PreSaves(db))
+    outbox = Outbox(db, OutboxSettings(**settings.get("outbox", {})))
+    return Services(catalog, Royalties(db), pipeline, PreSaves(db, outbox))
 
 
 @hookimpl

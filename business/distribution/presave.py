@@ -1,7 +1,9 @@
 """Pre-save campaigns: a public page per release, pre-save counts, a release-day event.
 
-The release-day event fires exactly once per campaign, however many workers
-check: the first compare-and-set of ``fired_at`` wins.
+The release-day event fires once per campaign, however many workers check: the
+first compare-and-set of ``fired_at`` wins, and in the same transaction it writes
+the event to the outbox (:mod:`business.distribution.outbox`), which announces it
+until a call succeeds. A hook that fails, or a worker that dies, only delays it.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from business.distribution.errors import DistributionError, NotFoundError
+from business.distribution.outbox import Outbox
 
 SERVICES = ("spotify", "apple_music", "deezer", "tidal", "amazon_music")
 _SLUG = re.compile(r"[^a-z0-9]+")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 Announce = Callable[[str, dict[str, Any]], Awaitable[None]]
+RELEASE_DAY = "presave.release_day"
 
 
 def slugify(text: str) -> str:
@@ -33,8 +37,9 @@ def slugify(text: str) -> str:
 class PreSaves:
     """Campaign storage and the release-day check."""
 
-    def __init__(self, db: Any) -> None:
+    def __init__(self, db: Any, outbox: Outbox | None = None) -> None:
         self.db = db
+        self.outbox = outbox or Outbox(db)
 
     async def create(self, account_id: str, release_id: str, title: str, artist: str,
                      release_date: str, services: list[str] | None = None) -> dict[str, Any]:
@@ -58,17 +63,18 @@ class PreSaves:
             ",".join(chosen), time.time())
         return await self.public(slug)
 
-    async def _by_slug(self, slug: str) -> dict[str, Any]:
-        row = await self.db.fetchrow(
+    async def _by_slug(self, slug: str, session: Any = None) -> dict[str, Any]:
+        row = await (session or self.db).fetchrow(
             "SELECT * FROM dist_presave_campaigns WHERE slug = ?", slug)
         if row is None:
             raise NotFoundError(f"no pre-save campaign at {slug!r}")
         return row
 
-    async def public(self, slug: str) -> dict[str, Any]:
+    async def public(self, slug: str, session: Any = None) -> dict[str, Any]:
         """The public data of a campaign: what a landing page shows."""
-        row = await self._by_slug(slug)
-        count = await self.db.fetchval(
+        session = session or self.db
+        row = await self._by_slug(slug, session)
+        count = await session.fetchval(
             "SELECT COUNT(*) FROM dist_presaves WHERE account_id = ? AND campaign_id = ?",
             row["account_id"], row["campaign_id"])
         return {"slug": slug, "campaign_id": row["campaign_id"],
@@ -96,21 +102,29 @@ class PreSaves:
         return await self.public(slug)
 
     async def fire_due(self, announce: Announce, today: dt.date | None = None) -> list[str]:
-        """Fire the release-day event of every due campaign once; the slugs fired now."""
+        """Fire the release-day event of every due campaign once; the slugs fired now.
+
+        Each due campaign is marked fired and its event queued in one transaction;
+        then every pending event is announced (one that failed before is retried).
+        """
         today = today or dt.date.today()
         due = await self.db.fetch(
             "SELECT account_id, campaign_id, slug FROM dist_presave_campaigns "
             "WHERE fired_at IS NULL AND release_date <= ?", today.isoformat())
         fired = []
         for row in due:
-            won = await self.db.execute(
-                "UPDATE dist_presave_campaigns SET fired_at = ? WHERE account_id = ? AND "
-                "campaign_id = ? AND fired_at IS NULL",
-                time.time(), row["account_id"], row["campaign_id"])
+            async with self.db.transaction() as tx:
+                won = await tx.execute(
+                    "UPDATE dist_presave_campaigns SET fired_at = ? WHERE account_id = ? AND "
+                    "campaign_id = ? AND fired_at IS NULL",
+                    time.time(), row["account_id"], row["campaign_id"])
+                if won:
+                    data = await self.public(row["slug"], tx)
+                    await self.outbox.add(tx, row["account_id"], RELEASE_DAY,
+                                          {**data, "account_id": row["account_id"]})
             if won:
-                data = await self.public(row["slug"])
-                await announce("presave.release_day", {**data, "account_id": row["account_id"]})
                 fired.append(row["slug"])
+        await self.outbox.deliver(announce)
         return fired
 
 
