@@ -1,24 +1,31 @@
-"""Earnings statements: CSV parsing and allocation that reconciles to the cent."""
+"""Earnings statements: CSV parsing and allocation that reconciles to the minor unit."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from business.distribution.currency import to_minor_units
 from business.distribution.errors import StatementError
 from business.distribution.splits import Payee, Split
 from business.distribution.statements import (
     UNALLOCATED,
     allocate_statement,
     parse_statement,
-    to_cents,
 )
 
 ISRCS = [f"QZABC26{i:05d}" for i in range(6)]
 HEADER = "store,territory,isrc,units,amount,currency\n"
+#: ISO 4217 minor-unit decimals of the currencies the property test draws.
+DECIMALS = {"USD": 2, "EUR": 2, "JPY": 0, "KRW": 0, "KWD": 3, "BHD": 3, "CLF": 4}
+
+
+def _minor(amount: Decimal, currency: str) -> int:
+    scaled = amount * Decimal(10) ** DECIMALS[currency]
+    return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
 def _splits(shares: list[list[int]], recoup: int) -> dict[str, Split]:
@@ -37,7 +44,7 @@ lines_strategy = st.lists(
               st.sampled_from(ISRCS), st.integers(0, 10**6),
               st.decimals(min_value=Decimal("-50"), max_value=Decimal("5000"), places=6,
                           allow_nan=False, allow_infinity=False),
-              st.sampled_from(["USD", "EUR", "JPY"])),
+              st.sampled_from(sorted(DECIMALS))),
     min_size=1, max_size=60)
 
 
@@ -54,7 +61,7 @@ def test_statement_reconciles_to_the_cent(rows: list[tuple], shares: list[list[i
     result = allocate_statement(lines, splits)
     for currency in {r[5] for r in rows}:
         exact = sum((r[4] for r in rows if r[5] == currency), Decimal(0))
-        assert result.totals[currency] == to_cents(exact)
+        assert result.totals[currency] == _minor(exact, currency)
     assert result.ledger_totals() == result.totals
     for recouped in result.recouped.values():
         assert 0 < recouped <= recoup
@@ -83,6 +90,32 @@ def test_bad_rows_are_all_reported_and_nothing_is_imported() -> None:
 def test_missing_columns_are_named() -> None:
     with pytest.raises(StatementError, match=r"lacks columns \['currency'\]"):
         parse_statement("store,territory,isrc,units,amount\nS,US,QZABC2600001,1,1\n")
+
+
+@pytest.mark.parametrize(("amount", "currency", "units"), [
+    ("1.23", "USD", 123), ("1000", "JPY", 1000), ("1000.5", "JPY", 1000),
+    ("1001.5", "JPY", 1002), ("1.234", "KWD", 1234), ("0.0005", "BHD", 0),
+    ("0.0015", "BHD", 2), ("1.2345", "CLF", 12345), ("7", "krw", 7)])
+def test_amounts_are_rounded_to_each_currencys_minor_unit(amount: str, currency: str,
+                                                           units: int) -> None:
+    assert to_minor_units(Decimal(amount), currency) == units
+
+
+def test_statement_totals_use_iso_4217_minor_units() -> None:
+    text = HEADER + ("Spotify,JP,QZABC2600001,10,1234.4,JPY\n"
+                     "Spotify,KW,QZABC2600001,10,1.2345,KWD\n"
+                     "Spotify,US,QZABC2600001,10,1.2345,USD\n")
+    split = Split(ISRCS[1], [Payee("a", Decimal("50")), Payee("b", Decimal("50"))])
+    result = allocate_statement(parse_statement(text), {ISRCS[1]: split})
+    assert result.totals == {"JPY": 1234, "KWD": 1234, "USD": 123}  # yen, fils, cents
+    shares = {(e.currency, e.payee_id): e.cents for e in result.entries}
+    assert shares == {("JPY", "a"): 617, ("JPY", "b"): 617, ("KWD", "a"): 617,
+                      ("KWD", "b"): 617, ("USD", "a"): 62, ("USD", "b"): 61}
+
+
+def test_currencies_without_a_minor_unit_are_refused() -> None:
+    with pytest.raises(StatementError, match="XAU has no minor unit"):
+        parse_statement(HEADER + "Spotify,US,QZABC2600001,1,1.5,XAU\n")
 
 
 def test_sub_cent_amounts_add_up_before_rounding() -> None:

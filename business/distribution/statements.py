@@ -1,11 +1,13 @@
 """Earnings statements: CSV parsing and exact allocation to payees' ledger entries.
 
 A statement is CSV with the header ``store,territory,isrc,units,amount,currency``.
-Per currency, the exact (decimal) statement total is rounded to cents once; that
-total is apportioned over tracks by largest remainder, then each track's cents
-are split by its :class:`~business.distribution.splits.Split`. Lines whose ISRC
-has no split go to the ``unallocated`` payee (held), so the ledger always
-reconciles with the statement to the cent.
+Per currency, the exact (decimal) statement total is rounded once to the
+currency's minor unit (ISO 4217: cents for USD, whole yen for JPY, fils for KWD;
+see :mod:`business.distribution.currency`); that total is apportioned over tracks
+by largest remainder, then each track's units are split by its
+:class:`~business.distribution.splits.Split`. Lines whose ISRC has no split go to
+the ``unallocated`` payee (held), so the ledger always reconciles with the
+statement to the minor unit. "Cents" below means minor units.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ import io
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-import pycountry
-
+from business.distribution.currency import exponent, to_minor_units
 from business.distribution.errors import StatementError
 from business.distribution.identifiers import IdentifierError, normalize_isrc
 from business.distribution.splits import Split, allocate, apportion
@@ -109,16 +110,9 @@ def _parse_row(row: Mapping[str, str | None]) -> StatementLine:
     if not amount.is_finite():
         raise StatementError(f"amount {values['amount']!r} is not a finite number")
     currency = values["currency"].upper()
-    if pycountry.currencies.get(alpha_3=currency) is None:
-        raise StatementError(f"currency {values['currency']!r} is not an ISO 4217 code "
-                             "like USD")
+    exponent(values["currency"])  # a payable ISO 4217 code, or StatementError
     return StatementLine(values["store"], values["territory"].upper(), isrc, units, amount,
                          currency)
-
-
-def to_cents(amount: Decimal) -> int:
-    """``amount`` rounded to whole cents (half to even)."""
-    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
 def allocate_statement(lines: list[StatementLine], splits: Mapping[str, Split]
@@ -132,9 +126,10 @@ def allocate_statement(lines: list[StatementLine], splits: Mapping[str, Split]
     for currency in sorted(exact):
         per_track = exact[currency]
         isrcs = sorted(per_track)
-        total = to_cents(sum(per_track.values(), Decimal(0)))
+        total = to_minor_units(sum(per_track.values(), Decimal(0)), currency)
         result.totals[currency] = total
-        cents = apportion([Fraction(per_track[i]) * 100 for i in isrcs], total)
+        scale = 10 ** exponent(currency)
+        cents = apportion([Fraction(per_track[i]) * scale for i in isrcs], total)
         for isrc, track_cents in zip(isrcs, cents, strict=True):
             if not track_cents:
                 continue
