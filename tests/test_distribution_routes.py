@@ -109,6 +109,9 @@ def test_release_is_checked_delivered_paid_and_presaved_over_http(tmp_path: Path
                                          json={"payees": [{"payee_id": "ada", "share": "70"},
                                                           {"payee_id": "bo", "share": "30"}]})
                 assert split.status == 200
+                audit = await (await client.get("/api/distribution/audit", headers=hdr)).json()
+                assert [(e["subject"], e["event"], e["changed_by"]) for e in audit] == [
+                    ("payee:ada", "payee.added", "ada"), ("payee:bo", "payee.added", "ada")]
                 csv = ("store,territory,isrc,units,amount,currency\n"
                        f"fake,US,{isrc},100,10.01,USD\n")
                 imported = await client.post("/api/distribution/statements", data=csv,

@@ -2,6 +2,12 @@
 
 ``db`` is the server's database object (``execute``/``fetch``/``transaction`` with
 ``?`` placeholders), handed over by the plug-in context.
+
+Every write of an account's royalties (a split, a join, a statement import) first
+takes that account's row in ``dist_royalty_locks``, so concurrent imports can never
+both spend the same recoupment (PostgreSQL row lock; SQLite's write lock already
+serialises). Payee changes (added, renamed, joined with the held money released)
+are logged in ``dist_audit``; split revisions in ``dist_split_history``.
 """
 
 from __future__ import annotations
@@ -33,24 +39,87 @@ class Royalties:
     def __init__(self, db: Any) -> None:
         self.db = db
 
+    @staticmethod
+    async def _lock(tx: Any, account_id: str) -> None:
+        """Hold the account's royalty lock until ``tx`` ends."""
+        await tx.execute(
+            "INSERT INTO dist_royalty_locks (account_id, version) VALUES (?, 0) "
+            "ON CONFLICT (account_id) DO NOTHING", account_id)
+        await tx.execute(
+            "UPDATE dist_royalty_locks SET version = version + 1 WHERE account_id = ?",
+            account_id)
+
+    @staticmethod
+    async def _audit(tx: Any, account_id: str, changed_by: str, subject: str, event: str,
+                     detail: dict[str, Any], at: float) -> None:
+        seq = await tx.fetchval(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM dist_audit WHERE account_id = ?", account_id)
+        await tx.execute(
+            "INSERT INTO dist_audit (account_id, seq, at, changed_by, subject, event, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", account_id, int(seq), at, changed_by, subject,
+            event, json.dumps(detail))
+
+    async def _upsert_payee(self, tx: Any, account_id: str, payee: Payee, changed_by: str,
+                            now: float) -> None:
+        """Add a payee, or take a later split's name and join (a joined payee stays joined)."""
+        subject = f"payee:{payee.payee_id}"
+        row = await tx.fetchrow(
+            "SELECT name, joined FROM dist_payees WHERE account_id = ? AND payee_id = ?",
+            account_id, payee.payee_id)
+        if row is None:
+            await tx.execute(
+                "INSERT INTO dist_payees (account_id, payee_id, name, joined, joined_at) "
+                "VALUES (?, ?, ?, ?, ?)", account_id, payee.payee_id, payee.name,
+                int(payee.joined), now if payee.joined else None)
+            await self._audit(tx, account_id, changed_by, subject, "payee.added",
+                              {"name": payee.name, "joined": payee.joined}, now)
+            return
+        if payee.name and payee.name != row["name"]:
+            await tx.execute(
+                "UPDATE dist_payees SET name = ? WHERE account_id = ? AND payee_id = ?",
+                payee.name, account_id, payee.payee_id)
+            await self._audit(tx, account_id, changed_by, subject, "payee.renamed",
+                              {"from": row["name"], "to": payee.name}, now)
+        if payee.joined and not row["joined"]:
+            await self._join(tx, account_id, payee.payee_id, changed_by, now)
+
+    async def _join(self, tx: Any, account_id: str, payee_id: str, changed_by: str,
+                    now: float) -> int:
+        """Mark a payee joined and release their held entries (audited); how many."""
+        await tx.execute(
+            "UPDATE dist_payees SET joined = 1, joined_at = ? WHERE account_id = ? AND "
+            "payee_id = ? AND joined = 0", now, account_id, payee_id)
+        held = await tx.fetch(
+            "SELECT currency, SUM(amount_cents) AS units, COUNT(*) AS entries FROM dist_ledger "
+            "WHERE account_id = ? AND payee_id = ? AND status = 'held' GROUP BY currency "
+            "ORDER BY currency", account_id, payee_id)
+        released = await tx.execute(
+            "UPDATE dist_ledger SET status = 'available' WHERE account_id = ? AND "
+            "payee_id = ? AND status = 'held'", account_id, payee_id)
+        await self._audit(tx, account_id, changed_by, f"payee:{payee_id}", "payee.joined", {
+            "released_entries": released,
+            "released": {r["currency"]: int(r["units"]) for r in held}}, now)
+        return released
+
     async def set_split(self, account_id: str, isrc: str, raw: dict[str, Any],
                         changed_by: str = "") -> Split:
-        """Validate and store the split of a track, recording the change in its history."""
+        """Validate and store the split of a track, recording the change in its history.
+
+        New payees are added; a known payee takes the split's name (when given) and,
+        if the split says they joined, joins now and is paid what was held for them.
+        """
         isrc = _isrc(isrc)
         split = split_from_dict({**raw, "isrc": isrc, "recouped_cents": 0})
         now = time.time()
         async with self.db.transaction() as tx:
+            await self._lock(tx, account_id)
             old = await tx.fetchrow(
                 "SELECT revision, recouped_cents FROM dist_splits WHERE account_id = ? AND "
                 "isrc = ?", account_id, isrc)
             revision = (old["revision"] + 1) if old else 1
             split.recouped_cents = old["recouped_cents"] if old else 0
             for payee in split.payees:
-                await tx.execute(
-                    "INSERT INTO dist_payees (account_id, payee_id, name, joined, joined_at) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, payee_id) DO NOTHING",
-                    account_id, payee.payee_id, payee.name, int(payee.joined),
-                    now if payee.joined else None)
+                await self._upsert_payee(tx, account_id, payee, changed_by, now)
             data = json.dumps(split.to_dict())
             if old:
                 await tx.execute(
@@ -101,18 +170,26 @@ class Royalties:
             "WHERE account_id = ? AND isrc = ? ORDER BY revision", account_id, _isrc(isrc))
         return [{**r, "data": json.loads(r["data"])} for r in rows]
 
-    async def join_payee(self, account_id: str, payee_id: str) -> int:
+    async def join_payee(self, account_id: str, payee_id: str, changed_by: str = "") -> int:
         """Mark a payee as joined and release their held entries; how many were released."""
         now = time.time()
         async with self.db.transaction() as tx:
-            changed = await tx.execute(
-                "UPDATE dist_payees SET joined = 1, joined_at = ? WHERE account_id = ? AND "
-                "payee_id = ?", now, account_id, payee_id)
-            if not changed:
+            await self._lock(tx, account_id)
+            row = await tx.fetchrow(
+                "SELECT joined FROM dist_payees WHERE account_id = ? AND payee_id = ?",
+                account_id, payee_id)
+            if row is None:
                 raise NotFoundError(f"payee {payee_id!r} is not in any split of this account")
-            return await tx.execute(
-                "UPDATE dist_ledger SET status = 'available' WHERE account_id = ? AND "
-                "payee_id = ? AND status = 'held'", account_id, payee_id)
+            return await self._join(tx, account_id, payee_id, changed_by, now)
+
+    async def audit(self, account_id: str, subject: str | None = None
+                    ) -> list[dict[str, Any]]:
+        """Payee events of the account (or of one subject, e.g. ``payee:ada``), oldest first."""
+        where, args = ("AND subject = ?", (subject,)) if subject else ("", ())
+        rows = await self.db.fetch(
+            f"SELECT seq, at, changed_by, subject, event, detail FROM dist_audit "
+            f"WHERE account_id = ? {where} ORDER BY seq", account_id, *args)
+        return [{**r, "detail": json.loads(r["detail"])} for r in rows]
 
     async def import_statement(self, account_id: str, text: str, source: str = ""
                                ) -> dict[str, Any]:
@@ -121,6 +198,7 @@ class Royalties:
         checksum = hashlib.sha256(text.encode()).hexdigest()
         now = time.time()
         async with self.db.transaction() as tx:
+            await self._lock(tx, account_id)
             existing = await tx.fetchrow(
                 "SELECT statement_id, totals FROM dist_statements WHERE account_id = ? AND "
                 "checksum = ?", account_id, checksum)

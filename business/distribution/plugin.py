@@ -96,13 +96,21 @@ CREATE TABLE dist_outbox (account_id TEXT NOT NULL, event_id TEXT NOT NULL,
   last_error TEXT NOT NULL, PRIMARY KEY (account_id, event_id));
 CREATE INDEX dist_outbox_due ON dist_outbox (delivered_at, next_attempt_at)
 """),
+    (PLUGIN_NAME, 6, "royalty audit log and per-account royalty lock", """
+CREATE TABLE dist_audit (account_id TEXT NOT NULL, seq BIGINT NOT NULL,
+  at DOUBLE PRECISION NOT NULL, changed_by TEXT NOT NULL, subject TEXT NOT NULL,
+  event TEXT NOT NULL, detail TEXT NOT NULL, PRIMARY KEY (account_id, seq));
+CREATE TABLE dist_royalty_locks (account_id TEXT NOT NULL, version BIGINT NOT NULL,
+  PRIMARY KEY (account_id))
+"""),
 ]
 
 #: Tables and their distribution key (every one is sharded by account).
 DISTRIBUTED_TABLES = ["dist_releases", "dist_renders", "dist_jobs", "dist_job_events",
                       "dist_payees", "dist_splits", "dist_split_history", "dist_statements",
                       "dist_ledger", "dist_presave_campaigns", "dist_presaves",
-                      "dist_snapshots", "dist_outbox"]
+                      "dist_snapshots", "dist_outbox", "dist_audit",
+                      "dist_royalty_locks"]
 
 
 @dataclass

@@ -157,8 +157,15 @@ async def get_split(request: Any) -> tuple:
 @_api
 async def join_payee(request: Any) -> tuple:
     released = await services(request.context).royalties.join_payee(
-        request.account_id, request.match_info["payee_id"])
+        request.account_id, request.match_info["payee_id"],
+        changed_by=request.user or request.account_id)
     return 200, {"released_entries": released}
+
+
+@_api
+async def audit(request: Any) -> tuple:
+    return 200, await services(request.context).royalties.audit(
+        request.account_id, request.query.get("subject") or None)
 
 
 @_api
@@ -234,6 +241,7 @@ ROUTES: list[tuple] = [
     ("PUT", f"{BASE}/splits/{{isrc}}", set_split, _M),
     ("GET", f"{BASE}/splits/{{isrc}}", get_split, _M),
     ("POST", f"{BASE}/payees/{{payee_id}}/join", join_payee, _M),
+    ("GET", f"{BASE}/audit", audit, _M),
     ("POST", f"{BASE}/statements", import_statement, _M),
     ("GET", f"{BASE}/statements/{{statement_id}}/reconcile", reconcile, _M),
     ("GET", f"{BASE}/balances", balances, _M),
