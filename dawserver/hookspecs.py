@@ -78,13 +78,6 @@ def project_rendered(
 
 
 @hookspec
-def project_exported(
-    context: Any, account_id: str, project_id: str, path: str, fmt: str
-) -> None:
-    """React to a project exported as a document file (``fmt``: e.g. "json")."""
-
-
-@hookspec
 def business_event(context: Any, name: str, payload: dict[str, Any]) -> None:
     """Observe an event one plug-in announced (e.g. "presave.release_day")."""
 

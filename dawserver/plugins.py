@@ -524,16 +524,3 @@ async def emit_project_rendered(
     ):
         if inspect.isawaitable(result):
             await result
-
-
-async def emit_project_exported(app: web.Application, account_id: str, project_id: str,
-                                path: str, fmt: str) -> None:
-    """Tell the plug-ins that a project was exported as a document file (a document hook)."""
-    context = app.get(PLUGIN_CONTEXT_KEY)
-    if context is None:
-        return
-    for result in context.manager.hook.project_exported(
-        context=context, account_id=account_id, project_id=project_id, path=str(path), fmt=fmt,
-    ):
-        if inspect.isawaitable(result):
-            await result

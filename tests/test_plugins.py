@@ -151,6 +151,20 @@ def test_core_packages_never_import_business() -> None:
             assert "import business" not in text and "from business" not in text, source
 
 
+def test_every_hook_the_contract_declares_is_called_somewhere() -> None:
+    import re
+
+    from dawserver import hookspecs
+
+    root = Path(__file__).resolve().parents[1]
+    code = "".join(source.read_text() for package in ("dawserver", "business")
+                   for source in (root / package).rglob("*.py"))
+    declared = {name for name, value in vars(hookspecs).items()
+                if callable(value) and hasattr(value, "maxbooster_spec")}
+    called = {a or b for a, b in re.findall(r'hook\.(\w+)\(|_call_one\(pm, "(\w+)"', code)}
+    assert declared and declared <= called, declared - called
+
+
 def test_installed_plugin_serves_routes_runs_jobs_and_hooks(third_party, tmp_path: Path
                                                             ) -> None:  # noqa: ANN001
     async def go() -> None:
