@@ -278,6 +278,11 @@ def test_what_ships_is_what_passed_the_gate(tmp_path: Path) -> None:
             with pytest.raises(ComplianceError) as refused:
                 await catalog.snapshot("acc", "swapped")
             assert {i.code for i in refused.value.issues} == {"audio_clipping"}
+            missing = {**raw("edited", 1), "release_id": "missing"}
+            missing["tracks"][0]["audio_path"] = str(tmp_path / "nowhere.wav")
+            await catalog.save_release("acc", missing)
+            with pytest.raises(ComplianceError, match="nowhere.wav"):
+                await catalog.snapshot("acc", "missing")
 
     asyncio.run(go())
 

@@ -41,9 +41,9 @@ def _sha256(path: str) -> str:
 
 
 def _file_digests(release: Release) -> dict[str, str]:
-    """SHA-256 of the artwork and every track's audio, by path."""
+    """SHA-256 of the artwork and every track's audio that exists, by path."""
     paths = [release.artwork_path, *(t.audio_path for t in release.tracks)]
-    return {path: _sha256(path) for path in paths if path}
+    return {path: _sha256(path) for path in paths if path and Path(path).is_file()}
 
 
 def _changed(path: str, where: str, checked_at: float) -> Issue:
