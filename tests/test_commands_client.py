@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -149,6 +150,13 @@ async def test_the_client_follows_the_transport_from_stopped_to_playing(studio: 
     np.testing.assert_array_equal(heard, await studio.render(2 * BLOCK, heard.shape[1]))
 
 
+def latency_frames(out: str) -> int:
+    """The take compensation the client printed (input + output latency), in frames."""
+    found = re.search(r"takes placed (\d+) frames early: input [\d.]+ ms \+ output", out)
+    assert found, out
+    return int(found[1])
+
+
 async def test_the_client_records_a_take_into_the_armed_track(studio: Studio) -> None:
     t = np.arange(2 * RATE) / RATE
     (0.5 * np.sin(2 * np.pi * 1000 * t)).astype("<f4").tofile(studio.mic)
@@ -160,16 +168,22 @@ async def test_the_client_records_a_take_into_the_armed_track(studio: Studio) ->
     code, out, err = await studio.run_client("--record", "--seconds", "1.0")
     assert code == 0, err
     assert "takes: 1 clip(s)" in out
+    # The take is placed earlier by the stream's input + output latency. ALSA's file
+    # device reports its buffer (two 1024-frame periods) each way.
+    early = latency_frames(out)
+    assert early == 4 * BLOCK
     clips = [c for c in (await studio.document())["clips"].values() if c["track"] == "vox"]
-    old = next(c for c in clips if c["id"] == "old")
-    assert (old["position"], old["length"]) == (0, RATE)  # the take cut the old clip short
-    clip = next(c for c in clips if c["id"] != "old")
     blocks = -(-RATE // BLOCK)
-    assert (clip["position"], clip["length"]) == (RATE, blocks * BLOCK)
+    old = next(c for c in clips if c["id"] == "old")
+    assert (old["position"], old["length"]) == (0, RATE - early)  # cut short by the take
+    clip = next(c for c in clips if c["source"] != keys)
+    assert (clip["position"], clip["length"]) == (RATE - early, blocks * BLOCK)
+    [rest] = [c for c in clips if c["source"] == keys and c["id"] != "old"]  # after the take
+    assert rest["position"] == RATE - early + blocks * BLOCK == rest["offset"]
     take, rate = sf.read(clip["source"], dtype="float32")
     np.testing.assert_array_equal(take, np.fromfile(studio.mic, "<f4")[: blocks * BLOCK])
     await studio.edit(lambda d: [d.update_track(t, mute=True) for t in ("band", "keys")])
-    mix = await studio.render(RATE, blocks * BLOCK)
+    mix = await studio.render(RATE - early, blocks * BLOCK)
     spectrum = np.abs(np.fft.rfft(mix[0]))
     assert abs(np.argmax(spectrum) * RATE / mix.shape[1] - 1000.0) < 2.0
 
@@ -258,8 +272,10 @@ async def test_ctrl_c_while_recording_keeps_the_take(studio: Studio) -> None:
     assert "takes: 1 clip(s)" in out.decode()
     played = studio.played.stat().st_size // 8
     clips = [c for c in (await studio.document())["clips"].values() if c["track"] == "vox"]
+    # It started at 0: the latency's worth of its start lies before the timeline, dropped.
     assert len(clips) == 1 and clips[0]["position"] == 0
-    assert RATE <= clips[0]["length"] <= played
+    early = latency_frames(out.decode())
+    assert RATE - early <= clips[0]["length"] <= played - early
     assert played < (elapsed + 1.0) * RATE  # an unclocked device is paced, not flooded
     take, _ = sf.read(clips[0]["source"], dtype="float32")
     assert np.all(take == np.float32(0.25))

@@ -5,8 +5,11 @@ engine at the playhead (:class:`dawserver.playhead.Playhead`, following the
 shared transport) and writes each block to a blocking PortAudio stream, so
 the device's clock paces it.  With ``record`` the stream is duplex: the input
 block read alongside each output block is appended to the current take while
-the transport records, so a take's timeline position is the position of the
-block it was captured with.
+the transport records.  What the musician played into an input block they
+played along to audio written earlier by the stream's input plus output
+latency (as PortAudio reports them), so the take is placed that much before
+the block it was captured with (its start is dropped where that would be
+before the timeline's start).
 """
 
 from __future__ import annotations
@@ -48,17 +51,22 @@ class StreamSettings:
 
 @dataclass
 class Take:
-    """Audio captured while the transport recorded (mono float32 at the project rate)."""
+    """Audio captured while the transport recorded (mono float32 at the project rate).
+
+    ``skip`` frames at the start were played before the timeline's start and are dropped.
+    """
 
     position: int
     tracks: list[str]
     sample_rate: int
     blocks: list[np.ndarray] = field(default_factory=list)
+    skip: int = 0
 
     @property
     def audio(self) -> np.ndarray:
         """The whole take, mono."""
-        return np.concatenate(self.blocks) if self.blocks else np.zeros(0, np.float32)
+        audio = np.concatenate(self.blocks) if self.blocks else np.zeros(0, np.float32)
+        return audio[self.skip:]
 
 
 def list_devices() -> str:
@@ -93,6 +101,7 @@ class Player:
         self.blocks_written = 0
         self.underflows = 0
         self.overflows = 0
+        self.latency: tuple[float, float] | None = None  # PortAudio's (input, output), seconds
         self.error: BaseException | None = None
         self._take: Take | None = None
         self._clock = time.monotonic()
@@ -145,6 +154,8 @@ class Player:
         try:
             with self._open_stream() as stream, self._open_copy() as copy:
                 log.info("playing on %s (latency %s s)", stream.device, stream.latency)
+                if self.settings.record:
+                    self.latency = tuple(float(x) for x in stream.latency)
                 self._copy = copy
                 self._clock, self._written = time.monotonic(), 0.0
                 while not self._stop.is_set():
@@ -181,8 +192,7 @@ class Player:
             captured, overflowed = stream.read(block)
             self.overflows += int(overflowed)
             if recording and self._take is None and spans:
-                self._take = Take(self.playhead.to_session(spans[0][1]), list(self.armed),
-                                  self.playhead.session_rate)
+                self._take = self._new_take(spans[0][1])
             if self._take is not None and recording:
                 self._take.blocks.append(captured[:, 0].copy())
             elif self._take is not None:
@@ -211,6 +221,19 @@ class Player:
             self._stop.wait(ahead - MAX_AHEAD)
         elif ahead < -MAX_AHEAD:  # the device (or this machine) fell behind: start afresh
             self._clock, self._written = now, 0.0
+
+    @property
+    def take_latency(self) -> int:
+        """Render-rate frames a take is placed before the block it was captured with."""
+        if self.latency is None:
+            return 0
+        return int(round(sum(self.latency) * self.playhead.render_rate))
+
+    def _new_take(self, timeline: int) -> Take:
+        """A take captured with the block rendered at ``timeline``, placed where it was heard."""
+        heard = timeline - self.take_latency
+        return Take(self.playhead.to_session(max(0, heard)), list(self.armed),
+                    self.playhead.session_rate, skip=max(0, -heard))
 
     def _finish_take(self) -> None:
         take, self._take = self._take, None

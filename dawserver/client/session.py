@@ -64,6 +64,9 @@ class ClientReport:
     underflows: int = 0
     clips: list[str] = field(default_factory=list)
     sample_rate: int = 0
+    #: PortAudio's (input, output) latency in seconds when recording; takes are placed
+    #: their sum earlier.
+    latency: tuple[float, float] | None = None
 
 
 def armed_tracks(document: ProjectDocument, only: str | None = None) -> list[str]:
@@ -165,6 +168,7 @@ class DesktopClient:
         self.report.frames_played = player.frames_played
         self.report.blocks_written = player.blocks_written
         self.report.underflows = player.underflows
+        self.report.latency = player.latency
         if self._uploads:
             await asyncio.gather(*self._uploads)
         if error is not None:

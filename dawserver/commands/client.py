@@ -83,4 +83,9 @@ def client(url: str | None, project_id: str | None, token: str | None, device: s
     click.echo(f"played {report.frames_played / rate:.2f} s in {report.blocks_written} blocks "
                f"({report.underflows} underflows); takes: {len(report.clips)} clip(s)"
                + (f" {', '.join(report.clips)}" if report.clips else ""))
+    if report.latency is not None:
+        heard, played = report.latency
+        click.echo(f"takes placed {round((heard + played) * rate)} frames early: input "
+                   f"{1000 * heard:.1f} ms + output {1000 * played:.1f} ms, as PortAudio "
+                   "reports them")
 
