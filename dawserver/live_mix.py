@@ -112,6 +112,7 @@ class LiveMix:
         self.taps: list[Callable[[MixFrame], None]] = []
         self.frames_made = 0
         self.render_seconds = 0.0
+        self.last_frame: MixFrame | None = None
         self.playhead = Playhead(sample_rate, sample_rate)
         self._factory = factory
         self._opus = OpusEncoder() if encode and (sample_rate, frame) == (RATE, FRAME) else None
@@ -263,10 +264,21 @@ class LiveMix:
         with self._lock:
             self._pending = self._session
 
-    def timeline_now(self) -> int | None:
-        """The playhead in project (session-rate) frames, or None while stopped."""
-        head = self.playhead
-        return head.to_session(head.position) if head.playing else None
+    def timeline_now(self, now: float | None = None) -> int | None:
+        """Where the sent audio is at ``now`` (``time.monotonic()``), in project frames.
+
+        The start of the frame sent last plus the time since it was sent (at most
+        one frame), so a take is placed within a millisecond or so, not up to
+        one 20 ms frame late; None while stopped.
+        """
+        head, last = self.playhead, self.last_frame
+        if not head.playing:
+            return None
+        if last is None or last.timeline is None:  # the first playing frame is being made
+            return head.to_session(head.position)
+        now = time.monotonic() if now is None else now
+        elapsed = min(self.frame, max(0, round((now - last.made_at) * self.sample_rate)))
+        return head.to_session(last.timeline + elapsed)
 
     # -- the render thread -----------------------------------------------------------------
 
@@ -316,6 +328,7 @@ class LiveMix:
         opus = None if self._opus is None else self._opus.encode(pcm, self.frames_made)
         frame = MixFrame(self.frames_made, pcm, timeline, time.monotonic(), opus)
         self.frames_made += 1
+        self.last_frame = frame
         return frame
 
     def _deliver(self, frame: MixFrame) -> None:

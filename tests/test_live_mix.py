@@ -107,3 +107,37 @@ async def test_fader_moves_patch_the_mix_and_structure_edits_rebuild_at_most_eve
         await asyncio.sleep(0.25)
         assert 1 <= len(conversions) <= 2
         assert len(mix._session.tracks[0].clips) == 6
+
+
+async def test_a_seek_in_the_document_moves_the_live_output_there(room: Room) -> None:
+    await room.edit(lambda d: d.update_transport(playing=True, position=0))
+    async with LiveMix(room, factory=factory) as mix:
+        mix.document_changed()
+        await collect(mix, 5)
+        target = 2 * RATE + 777
+        await room.edit(lambda d: d.update_transport(position=target))
+        mix.document_changed()
+        frames = await collect(mix, 12)
+    after = [f for f in frames if f.timeline is not None and f.timeline >= target]
+    assert after and after[0].timeline == target  # the first frame after the seek starts there
+    assert all(b.timeline - a.timeline == FRAME for a, b in zip(after, after[1:], strict=False))
+    played = np.concatenate([f.pcm for f in after])
+    reference = factory(session(), RATE).render(target, played.shape[0])  # the offline render
+    np.testing.assert_array_equal(played, as_int16(reference))
+
+
+async def test_the_live_playhead_is_where_the_audio_sent_last_has_got_to(room: Room) -> None:
+    await room.edit(lambda d: d.update_transport(playing=True, position=RATE))
+    async with LiveMix(room, factory=factory) as mix:
+        mix.document_changed()
+        await collect(mix, 3)
+    last = mix.last_frame  # stopped: no newer frame can come between the checks
+    assert last.timeline is not None
+    # A take's first frame is placed by the time it arrived, not by the frame's end.
+    assert mix.timeline_now(last.made_at) == last.timeline
+    assert mix.timeline_now(last.made_at + 0.005) == last.timeline + 240
+    assert mix.timeline_now(last.made_at + 1.0) == last.timeline + FRAME  # at most a frame
+    await room.edit(lambda d: d.update_transport(playing=False))
+    async with LiveMix(room, factory=factory) as mix:
+        await collect(mix, 2)
+        assert mix.timeline_now() is None
