@@ -14,23 +14,50 @@ import soundfile
 
 from transcription.engine import Transcriber, load_audio
 from transcription.errors import JobCancelled, LanguageError, TranscriptionError
-from transcription.evaluation import SAMPLES, synthesize, word_error_rate
+from transcription.evaluation import (
+    SAMPLES,
+    character_error_rate,
+    foreign_letters,
+    synthesize,
+    word_error_rate,
+)
+from transcription.gating import GateOptions, compression_ratio, longest_repeat
 
-#: Languages whose spoken language the base model detects right on espeak-ng speech.
-DETECTED = ("en", "de", "es", "fr", "it")
-
-#: Upper bounds of the word error rate (character error rate for zh, ja) with the
-#: language forced, greedy decoding.  Measured values are in docs/transcription.md
-#: (`python -m transcription.evaluation --temperatures 0 --threads 2`); each bound is
-#: the measured value plus a margin of about 0.15 for run-to-run and CPU differences.
-#: hi and zh come back empty (the gate drops what the model cannot decode), ja in
-#: katakana: their bound only says that nothing is invented beyond the reference.
-MAX_ERROR_RATE = {
-    "en": 0.10, "de": 0.45, "es": 0.30, "fr": 0.75, "it": 0.30, "pt": 0.50, "nl": 0.90,
-    "pl": 0.75, "sv": 0.90, "ru": 0.60, "tr": 0.80, "el": 0.80, "cs": 1.0, "fi": 0.80,
-    "da": 0.75, "no": 0.90, "hu": 0.90, "ro": 1.0, "uk": 1.0, "id": 0.75, "vi": 0.70,
-    "ca": 0.70, "hi": 1.0, "zh": 1.0, "ja": 1.0,
+#: Measured with greedy decoding, `python -m transcription.evaluation --temperatures 0
+#: --threads 2` (the table in docs/transcription.md): language -> (probability of the
+#: right language when it is detected right, else None; WER; CER).  WER is the
+#: character error rate for zh and ja (written without spaces); ja is scored on kana.
+MEASURED: dict[str, tuple[float | None, float, float]] = {
+    "en": (0.91, 0.00, 0.00), "de": (0.73, 0.32, 0.18), "es": (0.91, 0.15, 0.05),
+    "fr": (0.91, 0.61, 0.32), "it": (0.97, 0.14, 0.08), "pt": (0.78, 0.35, 0.09),
+    "nl": (None, 0.76, 0.61), "pl": (0.51, 0.59, 0.18), "sv": (None, 0.78, 0.40),
+    "ru": (None, 0.44, 0.13), "tr": (None, 0.67, 0.13), "el": (None, 0.65, 0.24),
+    "cs": (0.45, 0.88, 0.36), "fi": (0.87, 0.62, 0.22), "da": (None, 0.59, 0.27),
+    "no": (None, 0.70, 0.40), "hu": (0.58, 0.75, 0.30), "ro": (0.39, 0.88, 0.19),
+    "uk": (None, 0.94, 0.47), "id": (None, 0.57, 0.22), "vi": (0.68, 0.56, 0.42),
+    "ca": (None, 0.53, 0.23), "hi": (None, 1.00, 1.00), "zh": (None, 1.00, 1.00),
+    "ja": (0.65, 0.63, 0.63),
 }
+#: Allowed rise of an error rate over its measured value (two words of a ~20-word
+#: sample; other CPUs may decode a few words differently), and fall of a probability.
+MARGIN = 0.10
+PROBABILITY_MARGIN = 0.15
+
+#: Languages whose spoken language the base model detects right on this speech.
+DETECTED = tuple(code for code, (probability, _, _) in MEASURED.items() if probability)
+#: Languages whose words are mostly wrong (WER >= 0.85): held to their CER only.
+WORDS_WRONG = ("cs", "ro", "uk")
+#: Languages the model cannot transcribe here: nothing comes back (the gate drops the
+#: model's looping output), so they are only checked for not inventing text.
+UNREADABLE = ("hi", "zh")
+#: The rest: held to their WER and CER.
+WORD_SCORED = tuple(c for c in MEASURED if c not in WORDS_WRONG + UNREADABLE)
+
+
+def bound(code: str, kind: str = "wer") -> float:
+    """The measured WER (or CER) of ``code`` plus :data:`MARGIN`."""
+    _, wer, cer = MEASURED[code]
+    return (wer if kind == "wer" else cer) + MARGIN
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +80,8 @@ def forced(greedy: Transcriber, speech: dict[str, Path]) -> dict:
 
 def test_at_least_twenty_languages_are_tested() -> None:
     assert len(SAMPLES) >= 20
-    assert set(MAX_ERROR_RATE) == set(SAMPLES)
+    assert set(MEASURED) == set(SAMPLES)
+    assert all(bound(code) < 1.0 for code in WORD_SCORED)  # an empty transcript fails
 
 
 @pytest.mark.parametrize("code", DETECTED)
@@ -61,7 +89,7 @@ def test_detected_language_is_right(greedy: Transcriber, speech: dict[str, Path]
                                     code: str) -> None:
     language, probability = greedy.detect_language(speech[code])
     assert language == code
-    assert probability > 0.5
+    assert probability >= MEASURED[code][0] - PROBABILITY_MARGIN
 
 
 def test_transcribing_without_a_language_detects_it(transcriber: Transcriber,
@@ -69,15 +97,44 @@ def test_transcribing_without_a_language_detects_it(transcriber: Transcriber,
     result = transcriber.transcribe(speech["de"])
     assert result.language == "de"
     assert result.language_probability > 0.5
-    assert word_error_rate(SAMPLES["de"][1], result.text, "de") <= MAX_ERROR_RATE["de"]
+    assert word_error_rate(SAMPLES["de"][1], result.text, "de") <= bound("de")
 
 
-@pytest.mark.parametrize("code", list(SAMPLES))
+@pytest.mark.parametrize("code", WORD_SCORED)
 def test_word_error_rate_is_within_the_stated_bound(forced: dict, code: str) -> None:
     result = forced[code]
     assert result.language == code
     rate = word_error_rate(SAMPLES[code][1], result.text, code)
-    assert rate <= MAX_ERROR_RATE[code], f"{code}: {result.text!r}"
+    assert rate <= bound(code), f"{code}: {result.text!r}"
+
+
+@pytest.mark.parametrize("code", WORD_SCORED + WORDS_WRONG)
+def test_character_error_rate_is_within_the_stated_bound(forced: dict, code: str) -> None:
+    result = forced[code]
+    assert result.language == code
+    rate = character_error_rate(SAMPLES[code][1], result.text, code)
+    assert rate <= bound(code, "cer"), f"{code}: {result.text!r}"
+
+
+@pytest.mark.parametrize("code", list(SAMPLES))
+def test_the_transcript_is_written_in_the_language_script(forced: dict, code: str) -> None:
+    text = forced[code].text
+    assert text or code in UNREADABLE, f"{code}: nothing transcribed"
+    assert not {ch for ch in foreign_letters(text, code) if not ch.isdigit()}, \
+        f"{code}: {text!r}"
+
+
+@pytest.mark.parametrize("code", UNREADABLE)
+def test_no_text_is_invented_where_the_model_cannot_read_the_speech(forced: dict,
+                                                                    code: str) -> None:
+    """Ungated, the model loops ('आपापाप…' for hi, '1,1,1,4,3,…' for zh): none of it stays."""
+    result = forced[code]
+    assert result.language == code
+    for segment in result.segments:
+        assert compression_ratio(segment.text) <= GateOptions().compression_ratio_threshold
+        assert longest_repeat(segment.text) <= GateOptions().max_repeats
+    assert not foreign_letters(result.text, code), result.text
+    assert result.duration > 5 and not result.passages  # the speech was heard as speech
 
 
 def test_words_have_ordered_times_inside_the_audio(forced: dict) -> None:
@@ -127,7 +184,7 @@ def test_a_time_range_is_transcribed_with_times_of_the_whole_file(
     start = (first.size + gap.size) / 16000
     result = greedy.transcribe(audio, language="de", start=start)
     assert result.words and min(w.start for w in result.words) >= start
-    assert word_error_rate(SAMPLES["de"][1], result.text, "de") <= MAX_ERROR_RATE["de"]
+    assert word_error_rate(SAMPLES["de"][1], result.text, "de") <= bound("de")
 
 
 def test_compressed_files_are_decoded(greedy: Transcriber, speech: dict[str, Path],
@@ -140,7 +197,7 @@ def test_compressed_files_are_decoded(greedy: Transcriber, speech: dict[str, Pat
     decoded = load_audio(mp3)
     assert abs(decoded.size / 16000 - soundfile.info(str(speech["en"])).duration) < 0.1
     result = greedy.transcribe(mp3, language="en")
-    assert word_error_rate(SAMPLES["en"][1], result.text, "en") <= MAX_ERROR_RATE["en"]
+    assert word_error_rate(SAMPLES["en"][1], result.text, "en") <= bound("en")
 
 
 def test_an_english_only_model_refuses_another_language(whisper_model_dir: Path,

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from transcription.evaluation import Score, error_rate, markdown_table, tokens, word_error_rate
+from transcription.evaluation import (
+    Score,
+    character_error_rate,
+    error_rate,
+    fold_kana,
+    foreign_letters,
+    markdown_table,
+    tokens,
+    word_error_rate,
+)
 
 
 def test_tokens_ignore_case_and_punctuation() -> None:
@@ -29,6 +38,34 @@ def test_an_empty_reference() -> None:
     assert error_rate([], []) == 0.0 and error_rate([], ["x"]) == 1.0
 
 
-def test_the_table_marks_character_rates() -> None:
-    table = markdown_table([Score("en", "en", 0.9, 0.0), Score("zh", "th", 0.4, 1.0)])
-    assert "| en | en (0.90) | 0.00 |" in table and "| zh | th (0.40) | 1.00 (CER) |" in table
+def test_character_error_rate_counts_letters_without_spaces() -> None:
+    assert character_error_rate("Das Wetter", "das weter", "de") == pytest.approx(1 / 9)
+    assert character_error_rate("a b", "", "en") == 1.0
+    assert character_error_rate("今天，天气。", "今天天气", "zh") == 0.0
+
+
+def test_japanese_is_scored_on_kana_with_katakana_folded() -> None:
+    assert fold_kana("コウエン ニ イキマス") == "こうえん に いきます"
+    assert word_error_rate("こうえんに いきます", "コウエンニイキマス", "ja") == 0.0
+    assert word_error_rate("こうえん", "公園", "ja") == 1.0  # kanji are not read back
+
+
+@pytest.mark.parametrize(("text", "language", "foreign"), [
+    ("Das Wetter ist schön.", "de", ""),
+    ("Hôm nay thời tiết rất đẹp", "vi", ""),
+    ("Сегодня очень хорошая погода", "ru", ""),
+    ("Сегодня park", "uk", "park"),
+    ("आज मौसम बहुत अच्छा है।", "hi", ""),
+    ("1,1,1,4,3", "zh", "11143"),
+    ("ヨウハ きょう 今日", "ja", ""),
+    ("ヨウハ", "de", "ヨウハ"),
+])
+def test_foreign_letters_are_those_outside_the_language_script(text: str, language: str,
+                                                                foreign: str) -> None:
+    assert foreign_letters(text, language) == foreign
+
+
+def test_the_table_marks_character_scored_languages() -> None:
+    table = markdown_table([Score("en", "en", 0.9, 0.0, 0.0), Score("zh", "th", 0.4, 1.0, 1.0)])
+    assert "| en | en (0.90) | 0.00 | 0.00 |" in table
+    assert "| zh | th (0.40) | – | 1.00 |" in table
