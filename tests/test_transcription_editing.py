@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from transcription_helpers import WORDS, spoken_words
+from transcription_helpers import WORDS, connected_speech, spoken_words
 
 from dsp_core.audio_io import load_source
 from dsp_core.engine import render_session
@@ -219,3 +219,149 @@ def test_bad_edits_are_refused() -> None:
         delete_words(clip, words, [2], audio, RATE)
     with pytest.raises(EditError, match="no clip"):
         replace_clip([clip], "nope", [clip])
+
+
+# -- connected speech: no pauses between the words ---------------------------------------
+
+#: Share of a deleted word's energy that must be gone, and of a neighbour's that must stay.
+REMOVED, KEPT = 0.85, 0.85
+#: A splice is a click when a sample-to-sample step within 1 ms of it exceeds this share
+#: of the largest step anywhere in the unedited speech.
+CLICK_STEP = 0.05
+#: Words whose deletion misses those bounds (measured; see docs/transcription.md).
+#: espeak-ng joins "purple" and "elephant" with no dip in level, so the quietest point
+#: near Whisper's boundary is the closure of the second p inside "purple", 140 ms early;
+#: Whisper ends "today" 0.24 s before its sound does, beyond the 200 ms searched.
+MISPLACED = {
+    "purple": "the cut after it is the closure of its second p: 0.61 removed, '-ple' stays",
+    "elephant": "the cut before it is inside 'purple': deleting it takes 0.39 of 'purple'",
+    "today": "Whisper ends it 0.24 s early, the cut lands in '-day': 0.65 removed",
+}
+
+
+@pytest.fixture(scope="module")
+def connected(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[float, float]]]:
+    """The same words as one espeak-ng sentence: the file and espeak's own word spans."""
+    return connected_speech(tmp_path_factory.mktemp("connected"))
+
+
+@pytest.fixture(scope="module")
+def connected_transcript(transcriber: Transcriber, connected) -> Transcript:
+    return transcriber.transcribe(connected[0], language="en")
+
+
+def _level(audio: np.ndarray, frame: int, width: int) -> float:
+    piece = audio[max(0, frame - width // 2):frame + width // 2].astype(np.float64)
+    return float(np.sqrt(np.mean(np.square(piece))))
+
+
+def _steps_near(audio: np.ndarray, frames: list[int], reach: int) -> float:
+    """The largest sample-to-sample step within ``reach`` frames of any of ``frames``."""
+    return max(float(np.max(np.abs(np.diff(audio[f - reach:f + reach])))) for f in frames)
+
+
+def _edited(session: Session, pieces: list[Clip], ripple: bool = True) -> np.ndarray:
+    track = session.tracks[0]
+    clips = replace_clip(track.clips, track.clips[0].id, pieces, ripple=ripple)
+    edited = replace(session, tracks=[replace(track, clips=clips)])
+    edited.validate()
+    return render_session(edited)
+
+
+def test_connected_speech_is_transcribed_word_for_word(connected_transcript: Transcript,
+                                                       connected) -> None:
+    assert [w.word.strip(".,!?").lower() for w in connected_transcript.words] == WORDS
+    _, spans = connected
+    assert all(b[0] == a[1] for a, b in zip(spans, spans[1:], strict=False))  # tiled
+
+
+def test_cuts_in_connected_speech_are_quiet_zero_crossings(connected_transcript: Transcript,
+                                                           connected) -> None:
+    path, _ = connected
+    clip = _session(path).tracks[0].clips[0]
+    audio = load_source(path, RATE)[0]
+    cuts = cut_points(audio, RATE, clip_words(connected_transcript, clip, RATE), clip)
+    width = int(0.005 * RATE)
+    levels = np.array([_level(audio, f, width) for f in range(width, audio.size, width)])
+    typical = float(np.median(levels[levels > 1e-3]))  # a 5 ms window of speech
+    for cut in cuts[1:-1]:
+        assert (audio[cut - 1] <= 0) != (audio[cut] <= 0) or audio[cut] == 0, cut
+        assert _level(audio, cut, width) <= 0.3 * typical, cut / RATE
+
+
+@pytest.mark.parametrize("word", [
+    pytest.param(w, marks=pytest.mark.xfail(strict=True, reason=MISPLACED[w]))
+    if w in MISPLACED else w for w in WORDS])
+def test_deleting_a_word_of_connected_speech_removes_its_energy(
+        connected_transcript: Transcript, connected, word: str) -> None:
+    path, spans = connected
+    session = _session(path)
+    clip = session.tracks[0].clips[0]
+    target = WORDS.index(word)
+    pieces = delete_words(clip, clip_words(connected_transcript, clip, RATE), [target],
+                          load_source(path, RATE), RATE, EditOptions(ripple=False))
+    before, after = render_session(session), _edited(session, pieces, ripple=False)
+    offset = clip.position / RATE
+    start, end = spans[target]
+    gone = 1 - _energy(after, offset + start, offset + end) / _energy(before, offset + start,
+                                                                        offset + end)
+    assert gone >= REMOVED, f"{word}: {gone:.2f} of its energy removed"
+    for index in (target - 1, target + 1):
+        if 0 <= index < len(WORDS):
+            start, end = spans[index]
+            kept = _energy(after, offset + start, offset + end) / _energy(
+                before, offset + start, offset + end)
+            assert kept >= KEPT, f"{WORDS[index]}: {kept:.2f} of its energy kept"
+
+
+def test_splices_in_connected_speech_are_faded_and_do_not_click(
+        connected_transcript: Transcript, connected) -> None:
+    path, _ = connected
+    session = _session(path)
+    clip = session.tracks[0].clips[0]
+    audio = load_source(path, RATE)
+    words = clip_words(connected_transcript, clip, RATE)
+    before = render_session(session)
+    natural = float(np.max(np.abs(np.diff(before[0]))))
+    reach, fade = int(0.001 * RATE), int(0.005 * RATE)
+    for target in range(len(WORDS)):
+        pieces = delete_words(clip, words, [target], audio, RATE)
+        splices = [p.position for p in pieces[1:]]
+        assert splices and all(p.fade_in == min(fade, p.length // 2) for p in pieces[1:])
+        assert all(p.fade_out == min(fade, p.length // 2) for p in pieces[:-1])
+        after = _edited(session, pieces)
+        assert _steps_near(after[0], splices, reach) <= CLICK_STEP * natural, WORDS[target]
+        # away from the fades the render is the original with the word's span left out
+        cut_a, cut_b = pieces[0].offset + pieces[0].length, pieces[1].offset
+        splice = clip.position + cut_a
+        np.testing.assert_allclose(after[:, :splice - fade], before[:, :splice - fade],
+                                   atol=1e-6)
+        np.testing.assert_allclose(after[:, splice + fade:],
+                                   before[:, splice + (cut_b - cut_a) + fade:], atol=1e-6)
+
+
+def test_a_splice_without_fades_or_zero_crossings_would_click(
+        connected_transcript: Transcript, connected) -> None:
+    """The click check above can fail: cut at Whisper's own times, no fade, it does."""
+    path, _ = connected
+    session = _session(path)
+    clip = session.tracks[0].clips[0]
+    raw = EditOptions(crossfade_ms=0, search_ms=0, zero_cross_ms=0)
+    pieces = delete_words(clip, clip_words(connected_transcript, clip, RATE),
+                          [WORDS.index("remove")], load_source(path, RATE), RATE, raw)
+    natural = float(np.max(np.abs(np.diff(render_session(session)[0]))))
+    after = _edited(session, pieces)
+    assert _steps_near(after[0], [pieces[1].position], int(0.001 * RATE)) > CLICK_STEP * natural
+
+
+def test_the_edited_connected_speech_no_longer_says_the_word(
+        transcriber: Transcriber, connected_transcript: Transcript, connected) -> None:
+    path, _ = connected
+    session = _session(path)
+    clip = session.tracks[0].clips[0]
+    pieces = delete_words(clip, clip_words(connected_transcript, clip, RATE),
+                          [WORDS.index("remove")], load_source(path, RATE), RATE)
+    mix = to_whisper_rate(_edited(session, pieces).mean(axis=0), RATE)
+    heard = [w.word.strip(".,!?").lower()
+             for w in transcriber.transcribe(mix, language="en").words]
+    assert heard == [w for w in WORDS if w != "remove"]

@@ -1,4 +1,4 @@
-"""Speech for the transcription tests: words spoken one by one with known spans."""
+"""Speech for the transcription tests: words with known spans, with pauses or connected."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import soundfile
 
 from transcription.evaluation import synthesize
+from transcription.speech import synthesize_words
 
 WORDS = ["please", "remove", "the", "purple", "elephant", "today"]
 GAP_S = 0.25
@@ -28,3 +29,13 @@ def spoken_words(root: Path, words: list[str] = WORDS) -> tuple[Path, list[tuple
     path = root / "sentence.wav"
     soundfile.write(str(path), np.concatenate(pieces), rate)
     return path, spans
+
+
+def connected_speech(root: Path, words: list[str] = WORDS,
+                     voice: str = "en-us") -> tuple[Path, list[tuple[float, float]]]:
+    """espeak-ng says ``words`` as one sentence, no pauses; the WAV and each word's span (s).
+
+    The spans are espeak-ng's own (its word events, :mod:`transcription.speech`).
+    """
+    path = root / "connected.wav"
+    return path, synthesize_words(words, voice, path)
