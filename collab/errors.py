@@ -19,6 +19,10 @@ class StoreError(CollabError):
     """The durable store could not be opened or written."""
 
 
+class SeqConflict(StoreError):
+    """An append hit sequence numbers another server process has already written."""
+
+
 class ProjectNotFound(CollabError):
     """No project with the requested id exists in the store."""
 

@@ -11,7 +11,7 @@ import time
 
 import asyncpg
 
-from .errors import ProjectNotFound, StoreError
+from .errors import ProjectNotFound, SeqConflict, StoreError
 from .store import ProjectInfo, Store, StoredDocument
 
 SCHEMA = """
@@ -95,10 +95,19 @@ class PostgresStore(Store):
         return ProjectInfo(*row)
 
     async def load(self, project_id: str) -> StoredDocument:
+        return await self._read(project_id, None)
+
+    async def load_since(self, project_id: str, after_seq: int) -> StoredDocument:
+        return await self._read(project_id, after_seq)
+
+    async def _read(self, project_id: str, after: int | None) -> StoredDocument:
+        """The snapshot (always, or only past ``after``) and the updates logged after it."""
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             snap = await conn.fetchrow(
                 "SELECT upto_seq, data FROM collab_snapshots WHERE project_id = $1", project_id)
             upto, data = (snap["upto_seq"], bytes(snap["data"])) if snap else (0, None)
+            if after is not None and upto <= after:
+                upto, data = after, None
             rows = await conn.fetch(
                 "SELECT seq, data FROM collab_updates WHERE project_id = $1 AND seq > $2 "
                 "ORDER BY seq", project_id, upto)
@@ -111,15 +120,22 @@ class PostgresStore(Store):
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.copy_records_to_table("collab_updates", records=rows,
                                                  columns=["project_id", "seq", "data"])
+        except asyncpg.UniqueViolationError as exc:
+            raise SeqConflict(f"cannot append to the log of {project_id!r}: sequence numbers "
+                              f"from {first_seq} are taken ({exc})") from None
         except (OSError, asyncpg.PostgresError) as exc:
             raise StoreError(f"cannot append to the log of {project_id!r}: {exc}") from None
 
     async def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
+            written = await conn.fetchval(
                 "INSERT INTO collab_snapshots VALUES ($1, $2, $3, $4) ON CONFLICT (project_id) "
                 "DO UPDATE SET upto_seq = EXCLUDED.upto_seq, data = EXCLUDED.data, "
-                "created_at = EXCLUDED.created_at", project_id, upto_seq, snapshot, time.time())
+                "created_at = EXCLUDED.created_at "
+                "WHERE collab_snapshots.upto_seq <= EXCLUDED.upto_seq RETURNING upto_seq",
+                project_id, upto_seq, snapshot, time.time())
+            if written is None:
+                return  # a newer snapshot is already there
             await conn.execute("DELETE FROM collab_updates WHERE project_id = $1 AND seq <= $2",
                                project_id, upto_seq)
 

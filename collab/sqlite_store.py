@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import ProjectNotFound, StoreError
+from .errors import ProjectNotFound, SeqConflict, StoreError
 from .store import ProjectInfo, Store, StoredDocument
 
 T = TypeVar("T")
@@ -166,17 +166,24 @@ class SqliteStore(Store):
         return ProjectInfo(*row)
 
     async def load(self, project_id: str) -> StoredDocument:
-        def work(conn: sqlite3.Connection) -> StoredDocument:
-            snap = conn.execute("SELECT upto_seq, data FROM snapshots WHERE project_id = ?",
-                                (project_id,)).fetchone()
-            upto, data = snap if snap else (0, None)
-            rows = conn.execute(
-                "SELECT seq, data FROM updates WHERE project_id = ? AND seq > ? ORDER BY seq",
-                (project_id, upto)).fetchall()
-            last = rows[-1][0] if rows else upto
-            return StoredDocument(data, upto, [r[1] for r in rows], last)
+        return await self._run(self._tx, lambda conn: self._read(conn, project_id, None))
 
-        return await self._run(self._tx, work)
+    async def load_since(self, project_id: str, after_seq: int) -> StoredDocument:
+        return await self._run(self._tx, lambda conn: self._read(conn, project_id, after_seq))
+
+    @staticmethod
+    def _read(conn: sqlite3.Connection, project_id: str, after: int | None) -> StoredDocument:
+        """The snapshot (always, or only past ``after``) and the updates logged after it."""
+        snap = conn.execute("SELECT upto_seq, data FROM snapshots WHERE project_id = ?",
+                            (project_id,)).fetchone()
+        upto, data = snap if snap else (0, None)
+        if after is not None and upto <= after:
+            upto, data = after, None
+        rows = conn.execute(
+            "SELECT seq, data FROM updates WHERE project_id = ? AND seq > ? ORDER BY seq",
+            (project_id, upto)).fetchall()
+        last = rows[-1][0] if rows else upto
+        return StoredDocument(data, upto, [r[1] for r in rows], last)
 
     async def append(self, project_id: str, first_seq: int, updates: list[bytes]) -> None:
         rows = [(project_id, first_seq + i, u) for i, u in enumerate(updates)]
@@ -186,6 +193,9 @@ class SqliteStore(Store):
 
         try:
             await self._run(self._tx, work)
+        except sqlite3.IntegrityError as exc:
+            raise SeqConflict(f"cannot append to the log of {project_id!r}: sequence numbers "
+                              f"from {first_seq} are taken ({exc})") from None
         except sqlite3.Error as exc:
             raise StoreError(f"cannot append to the log of {project_id!r}: {exc}") from None
         self._maybe_checkpoint()
@@ -194,6 +204,10 @@ class SqliteStore(Store):
         now = time.time()
 
         def work(conn: sqlite3.Connection) -> None:
+            stored = conn.execute("SELECT upto_seq FROM snapshots WHERE project_id = ?",
+                                  (project_id,)).fetchone()
+            if stored is not None and stored[0] > upto_seq:
+                return  # a newer snapshot is already there
             conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",
                          (project_id, upto_seq, snapshot, now))
             conn.execute("DELETE FROM updates WHERE project_id = ? AND seq <= ?",

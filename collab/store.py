@@ -92,12 +92,28 @@ class Store(abc.ABC):
         """The latest snapshot and every update logged after it, in order."""
 
     @abc.abstractmethod
+    async def load_since(self, project_id: str, after_seq: int) -> StoredDocument:
+        """What was logged after ``after_seq``: the updates ``after_seq+1 ...``, in order.
+
+        When a snapshot has folded in updates past ``after_seq`` (another server
+        process compacted), it comes too and ``updates`` start after it.
+        """
+
+    @abc.abstractmethod
     async def append(self, project_id: str, first_seq: int, updates: list[bytes]) -> None:
-        """Durably append ``updates`` with sequence numbers ``first_seq, first_seq+1, ...``."""
+        """Durably append ``updates`` with sequence numbers ``first_seq, first_seq+1, ...``.
+
+        Raises :class:`SeqConflict` when one of those numbers is already written
+        (another server process appended first) and writes nothing then.
+        """
 
     @abc.abstractmethod
     async def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> None:
-        """Replace the log up to ``upto_seq`` (inclusive) by ``snapshot``, atomically."""
+        """Replace the log up to ``upto_seq`` (inclusive) by ``snapshot``, atomically.
+
+        A snapshot older than the stored one (a lower ``upto_seq``, from a slower
+        server process) changes nothing.
+        """
 
     @abc.abstractmethod
     async def revoke(self, project_id: str, user: str, at: float) -> None:

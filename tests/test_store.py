@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from collab.errors import ProjectNotFound, StoreError
+from collab.errors import ProjectNotFound, SeqConflict, StoreError
 from collab.store import open_store
 
 pytestmark = pytest.mark.asyncio
@@ -66,9 +66,39 @@ async def test_a_sequence_number_is_never_written_twice(collab_database_url: str
     async with open_store(collab_database_url, tmp_path) as store:
         await store.create_project("a", "Song", None)
         await store.append("a", 1, [b"u1"])
-        with pytest.raises(StoreError, match="cannot append"):
+        with pytest.raises(SeqConflict, match="cannot append"):
             await store.append("a", 1, [b"other"])
+        with pytest.raises(SeqConflict):  # a batch overlapping the log writes nothing
+            await store.append("a", 0, [b"x", b"y", b"z"])
         assert (await store.load("a")).updates == [b"u1"]
+
+
+async def test_load_since_gives_what_was_logged_after_a_sequence_number(
+        collab_database_url: str, tmp_path: Path) -> None:
+    async with open_store(collab_database_url, tmp_path) as store:
+        await store.create_project("a", "Song", b"first")
+        await store.append("a", 1, [b"u1", b"u2", b"u3", b"u4"])
+        since = await store.load_since("a", 2)
+        assert (since.snapshot, since.snapshot_seq, since.updates, since.last_seq) == (
+            None, 2, [b"u3", b"u4"], 4)
+        nothing = await store.load_since("a", 4)
+        assert (nothing.snapshot, nothing.updates, nothing.last_seq) == (None, [], 4)
+        await store.compact("a", b"merged", 3)
+        # Compacted past the asked-for point: the snapshot comes, then what follows it.
+        past = await store.load_since("a", 1)
+        assert (past.snapshot, past.snapshot_seq, past.updates, past.last_seq) == (
+            b"merged", 3, [b"u4"], 4)
+
+
+async def test_an_older_snapshot_never_replaces_a_newer_one(collab_database_url: str,
+                                                           tmp_path: Path) -> None:
+    async with open_store(collab_database_url, tmp_path) as store:
+        await store.create_project("a", "Song", None)
+        await store.append("a", 1, [b"u1", b"u2", b"u3"])
+        await store.compact("a", b"upto-2", 2)
+        await store.compact("a", b"upto-1", 1)  # a slower server process compacts late
+        stored = await store.load("a")
+        assert (stored.snapshot, stored.snapshot_seq, stored.updates) == (b"upto-2", 2, [b"u3"])
 
 
 async def test_revocations_are_remembered_per_project_and_user(collab_database_url: str,
