@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from faster_whisper.transcribe import Segment
 
 from dsp_core.demo import write_demo_project
 from dsp_core.engine import render_session
@@ -13,12 +16,14 @@ from transcription.evaluation import SAMPLES, synthesize, word_error_rate
 from transcription.gating import (
     GateOptions,
     compression_ratio,
+    keep_segment,
     longest_repeat,
     non_speech_passages,
     rms_dbfs,
     speech_overlap,
     speech_regions,
 )
+from transcription.languages import foreign_share
 
 RATE = 16000
 
@@ -111,6 +116,41 @@ def test_a_sentence_said_three_times_keeps_every_word(transcriber: Transcriber,
     result = transcriber.transcribe(np.concatenate([english, pause] * 3), language="en")
     text = SAMPLES["en"][1]
     assert word_error_rate(" ".join([text] * 3), result.text.replace("\n", " "), "en") <= 0.1
+
+
+def _segment(text: str) -> Segment:
+    return Segment(id=1, seek=0, start=0.0, end=2.0, text=text, tokens=[], avg_logprob=-0.3,
+                   compression_ratio=1.2, no_speech_prob=0.1, words=None, temperature=0.0)
+
+
+@pytest.mark.parametrize(("text", "language", "kept"), [
+    (" 1.5 hair2,2 hair3,1 kiss equal 4,1 yuan-2", "zh", False),
+    (" 今天天气很好。", "zh", True),
+    (" 對", "hi", False),
+    (" आपने तो सब पेते", "hi", True),
+    (" Das Wetter ist schön.", "de", True),
+    (" Das Wetter ist schön.", "ru", False),
+    (" Das Wetter ist schön.", None, True),  # detected, not forced: no script check
+])
+def test_text_mostly_in_another_script_than_the_forced_language_is_dropped(
+        text: str, language: str | None, kept: bool) -> None:
+    assert keep_segment(_segment(text), [(0.0, 2.0)], GateOptions(), language) is kept
+
+
+@pytest.mark.parametrize("code", ["hi", "zh"])
+def test_the_temperature_fallback_keeps_no_text_in_another_script(transcriber: Transcriber,
+                                                                  tmp_path: Path,
+                                                                  code: str) -> None:
+    """Sampling at higher temperatures invents Latin words for zh, Han for hi: none stays.
+
+    Fragments of digits and single Chinese characters can stay for zh (docs/transcription.md).
+    """
+    voice, text = SAMPLES[code]
+    audio = load_audio(synthesize(text, voice, tmp_path / f"{code}.wav"))
+    result = transcriber.transcribe(audio, language=code)
+    for segment in result.segments:
+        assert foreign_share(segment.text, code) <= GateOptions().max_foreign_letters, segment
+        assert compression_ratio(segment.text) <= GateOptions().compression_ratio_threshold
 
 
 def test_looping_text_compresses_far_better_than_a_sentence() -> None:

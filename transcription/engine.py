@@ -147,7 +147,7 @@ class Transcriber:
             _check(cancel)
             if progress and duration > 0:
                 progress(min(1.0, raw.end / duration))
-            if not keep_segment(raw, regions, self.gate):
+            if not keep_segment(raw, regions, self.gate, language):
                 log.debug("gated out segment %.2f-%.2f %r", raw.start, raw.end, raw.text)
                 continue
             words = tuple(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import TranscriptionError
+from .languages import SCRIPTS
 
 #: Whisper code -> (espeak-ng voice, three short sentences).
 SAMPLES: dict[str, tuple[str, str]] = {
@@ -77,12 +78,6 @@ SAMPLES: dict[str, tuple[str, str]] = {
 
 #: Languages scored by characters because they are written without spaces.
 CHARACTER_SCORED = frozenset({"zh", "ja", "th", "lo", "km", "my", "yue"})
-
-#: Unicode name prefixes of the letters each language is written in (default: Latin).
-SCRIPTS: dict[str, tuple[str, ...]] = {
-    "ru": ("CYRILLIC",), "uk": ("CYRILLIC",), "el": ("GREEK",), "hi": ("DEVANAGARI",),
-    "zh": ("CJK",), "yue": ("CJK",), "ja": ("HIRAGANA", "KATAKANA", "CJK"),
-}
 
 _KATAKANA = range(0x30A1, 0x30F7)  # ァ … ヶ: the same syllables as ぁ … ゖ, 0x60 higher
 
@@ -159,7 +154,7 @@ def foreign_letters(text: str, language: str) -> str:
     Digits count as foreign: none of the sample texts has one, and a decoder
     that loops on speech it cannot read often emits digits.
     """
-    prefixes = SCRIPTS.get(language, ("LATIN",))
+    prefixes = SCRIPTS[language]
     return "".join(ch for ch in text
                    if unicodedata.category(ch)[0] in "LN"
                    and not unicodedata.name(ch, "").startswith(prefixes))

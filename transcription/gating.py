@@ -4,8 +4,9 @@ Silero VAD (shipped inside faster-whisper) finds the speech; everything else
 becomes a :class:`~transcription.transcript.Passage` marked ``"silence"`` or
 ``"music"`` (non-speech sound) and is never sent to the decoder.  Segments the
 decoder still produces are dropped when Whisper itself says they are probably
-not speech, when they loop (high compression ratio) or when they fall mostly
-outside the detected speech.
+not speech, when they loop (high compression ratio), when they fall mostly
+outside the detected speech or, with a forced language, when they are mostly
+written in another script.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .languages import foreign_share
 from .transcript import Passage
 
 SAMPLE_RATE = 16000
@@ -35,6 +37,7 @@ class GateOptions:
     compression_ratio_threshold: float = 2.4
     max_repeats: int = 4
     min_speech_overlap: float = 0.5
+    max_foreign_letters: float = 0.5
 
     def vad_options(self):  # noqa: ANN201 - faster_whisper is imported lazily
         """The same thresholds as faster-whisper's ``VadOptions``."""
@@ -109,13 +112,17 @@ def longest_repeat(text: str, longest_phrase: int = 3) -> int:
 
 
 def keep_segment(segment, regions: list[tuple[float, float]],  # noqa: ANN001
-                 options: GateOptions) -> bool:
+                 options: GateOptions, language: str | None = None) -> bool:
     """Whether a decoded faster-whisper segment is speech worth keeping.
 
     Loops are found in the segment's own text (its compression ratio, a word or
     phrase said more than ``max_repeats`` times in a row): faster-whisper's
     ``segment.compression_ratio`` covers a whole decoded window, so a speaker
-    who says the same sentence several times would lose all of them.
+    who says the same sentence several times would lose all of them.  With a
+    forced ``language``, a segment mostly written in another script (more
+    than ``max_foreign_letters`` of its letters) is invented text: Whisper's
+    temperature fallback turns Chinese speech it cannot read into "1.5 hair2,
+    2 hair3, …".
     """
     if (segment.no_speech_prob > options.no_speech_threshold
             and segment.avg_logprob < options.log_prob_threshold):
@@ -124,5 +131,7 @@ def keep_segment(segment, regions: list[tuple[float, float]],  # noqa: ANN001
             or longest_repeat(segment.text) > options.max_repeats):
         return False
     if not segment.text.strip():
+        return False
+    if foreign_share(segment.text, language) > options.max_foreign_letters:
         return False
     return speech_overlap(segment.start, segment.end, regions) >= options.min_speech_overlap

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from .errors import LanguageError
 
 #: Whisper's language codes with English names (multilingual models know all of them).
@@ -29,6 +31,35 @@ LANGUAGES: dict[str, str] = {
     "uk": "Ukrainian", "ur": "Urdu", "uz": "Uzbek", "vi": "Vietnamese", "yi": "Yiddish",
     "yo": "Yoruba", "zh": "Chinese", "yue": "Cantonese",
 }
+
+_SCRIPT_LANGUAGES = {
+    "LATIN": "af az br bs ca cs cy da de en es et eu fi fo fr gl ha haw hr ht hu id is it jw la "
+             "lb ln lt lv mg mi ms mt nl nn no oc pl pt ro sk sl sn so sq su sv sw tk tl tr uz "
+             "vi yo",
+    "CYRILLIC": "ba be bg kk mk mn ru tg tt uk", "GREEK": "el", "ARABIC": "ar fa ps sd ur",
+    "HEBREW": "he yi", "DEVANAGARI": "hi mr ne sa", "BENGALI": "as bn", "GUJARATI": "gu",
+    "GURMUKHI": "pa", "TAMIL": "ta", "TELUGU": "te", "KANNADA": "kn", "MALAYALAM": "ml",
+    "SINHALA": "si", "THAI": "th", "LAO": "lo", "KHMER": "km", "MYANMAR": "my",
+    "TIBETAN": "bo", "GEORGIAN": "ka", "ARMENIAN": "hy", "ETHIOPIC": "am", "HANGUL": "ko",
+    "CJK": "zh yue",
+}
+
+#: Unicode name prefixes of the letters each language is written in.
+SCRIPTS: dict[str, tuple[str, ...]] = {
+    **{code: (script,) for script, codes in _SCRIPT_LANGUAGES.items() for code in codes.split()},
+    "sr": ("CYRILLIC", "LATIN"), "ja": ("HIRAGANA", "KATAKANA", "CJK"),
+}
+
+
+def foreign_share(text: str, language: str | None) -> float:
+    """Share of the letters of ``text`` not written in ``language``'s script (0 if unknown)."""
+    prefixes = SCRIPTS.get(language or "")
+    letters = [ch for ch in text if unicodedata.category(ch).startswith("L")]
+    if not prefixes or not letters:
+        return 0.0
+    foreign = sum(not unicodedata.name(ch, "").startswith(prefixes) for ch in letters)
+    return foreign / len(letters)
+
 
 #: Other spellings users type, mapped to Whisper's codes.
 ALIASES: dict[str, str] = {"nb": "no", "jv": "jw", "iw": "he", "cmn": "zh", "fil": "tl"}
