@@ -4,7 +4,8 @@ The bundle in ``dawserver/static/`` is committed build output of ``npm run build
 in ``web/``, so serving the page needs neither Node nor the network.
 ``/page/features`` tells the page which optional endpoints this server has (live
 mix, uploads, waveform peaks, transcript edits, exports, renaming), so it can hide
-what is missing instead of failing against routes that are not there.
+what is missing instead of failing against routes that are not there, and how long
+the live mix holds a microphone's audio before recording it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ STATIC_DIR = Path(__file__).parent / "static"
 NO_CACHE = {"Cache-Control": "no-cache"}
 TRANSCRIBE = "/projects/{project_id}/clips/{clip_id}/transcribe"
 TRANSCRIPT_EDIT = "/projects/{project_id}/clips/{clip_id}/transcript/edit"
+#: How long the server holds incoming microphone audio before recording it: aiortc's
+#: audio receiver releases a 20 ms packet once four more have arrived
+#: (``JitterBuffer(capacity=16, prefetch=4)``).  The page adds it to the round trip it
+#: declares (``latency_ms``) when it records; ``tests/test_page.py`` checks it against aiortc.
+RTC_RECEIVE_MS = 80
 
 routes = web.RouteTableDef()
 
@@ -44,14 +50,15 @@ async def features(request: web.Request) -> web.Response:
 
 def route_features(app: web.Application) -> dict[str, object]:
     """``{"rtc": bool, "upload", "peaks", "transcribe", "transcript_edit", "bounce": path or
-    None, "rename": bool}``."""
+    None, "rename": bool, "rtc_receive_ms": number or None}``."""
     found: dict[str, object] = {"rtc": False, "upload": None, "peaks": None, "transcribe": None,
-                                "transcript_edit": None, "bounce": None, "rename": False}
+                                "transcript_edit": None, "bounce": None, "rename": False,
+                                "rtc_receive_ms": None}
     for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
         method = route.method
         if method == "POST" and path == "/projects/{project_id}/rtc":
-            found["rtc"] = True
+            found["rtc"], found["rtc_receive_ms"] = True, RTC_RECEIVE_MS
         elif method == "POST" and path == "/projects/{project_id}/assets":
             found["upload"] = path
         elif method == "GET" and path == "/projects/{project_id}/peaks":

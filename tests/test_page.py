@@ -89,9 +89,36 @@ def test_features_are_absent_on_an_app_without_those_routes() -> None:
     app.router.add_routes(page.routes)
     assert page.route_features(app) == {"rtc": False, "upload": None, "peaks": None,
                                         "transcribe": None, "transcript_edit": None,
-                                        "bounce": None, "rename": False}
+                                        "bounce": None, "rename": False,
+                                        "rtc_receive_ms": None}
     app.router.add_post("/projects/{project_id}/rtc", page.features)
     assert page.route_features(app)["rtc"] is True
+    assert page.route_features(app)["rtc_receive_ms"] == page.RTC_RECEIVE_MS
+
+
+@pytest.mark.asyncio
+async def test_the_declared_receive_delay_is_what_aiortcs_audio_receiver_holds() -> None:
+    """A 20 ms packet leaves aiortc's audio jitter buffer RTC_RECEIVE_MS after it arrived."""
+    from aiortc import RTCPeerConnection
+    from aiortc.rtp import RtpPacket
+
+    pc = RTCPeerConnection()
+    try:
+        receiver = pc.addTransceiver("audio").receiver
+        buffer = receiver._RTCRtpReceiver__jitter_buffer  # the one recv() reads from
+        arrived = 0
+        while True:
+            packet = RtpPacket(payload_type=111, sequence_number=arrived,
+                               timestamp=arrived * 960, payload=b"x")
+            packet._data = packet.payload  # what the receiver sets before buffering
+            _, frame = buffer.add(packet)
+            if frame is not None:
+                break
+            arrived += 1
+        assert frame.timestamp == 0
+        assert arrived * 20 == page.RTC_RECEIVE_MS  # packets that came after it, 20 ms each
+    finally:
+        await pc.close()
 
 
 @pytest.mark.asyncio

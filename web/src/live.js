@@ -3,30 +3,47 @@
 // The page sends an SDP offer to POST /projects/ID/rtc and plays the answer's track
 // through an AudioContext with a volume control. To record, the offer also carries the
 // microphone: the server writes it into the armed tracks while the transport records
-// and adds the take as a clip through the document (dawserver/recording.py).
+// and adds the take as a clip through the document (dawserver/recording.py). While
+// connected the page reads getStats() four times a second, so it knows the round trip
+// a take will have (latency.js) before it opens the connection that records, and it
+// starts recording once that connection's jitter buffer has settled like the first one.
 import { api } from './api.js'
+import { snapshot, bufferMs, roundTrip } from './latency.js'
+
+const STATS_EVERY_MS = 250
+const STATS_WINDOW_MS = 500 // the jitter buffer's delay over the last half second
+const SETTLE_MS = 1000 // after the stream has played this long
+const STEADY_MS = 5 // and the delay moves less than this from one half second to the next
+const DRAINED_MS = 25 // and is this close to the jitter buffer's own target (not still draining)
 
 export class LiveMix {
-  constructor ({ projectId, token, available }) {
-    Object.assign(this, { projectId, token, available })
+  constructor ({ projectId, token, available, serverMs = 0 }) {
+    Object.assign(this, { projectId, token, available, serverMs })
     this.pc = null
     this.context = null
     this.gain = null
     this.element = null
     this.mic = null
+    this.declared = null // the round trip sent with the current connection's offer
+    this._stats = []
+    this._heardSince = null // when the first audio came out of the jitter buffer
+    this._poll = null
   }
 
   get active () { return this.pc !== null }
 
   get sending () { return Boolean(this.mic) }
 
-  /** Connect and start playing (sending `mic` too, if given); resolves once connected. */
-  async start ({ mic = null, latencyMs = 0 } = {}) {
+  /** Connect and start playing (sending `mic` too, if given); resolves once connected.
+   * `latency` (from roundTrip()) goes with the offer: the server places takes that
+   * much earlier. */
+  async start ({ mic = null, latency = null } = {}) {
     if (!this.available) throw new Error('this server offers no live mix (WebRTC) endpoint')
     if (this.pc) return
     const pc = new RTCPeerConnection({ iceServers: [] })
     this.pc = pc
     this.mic = mic
+    this.declared = latency
     if (mic) pc.addTransceiver(mic.getAudioTracks()[0], { direction: 'sendrecv', streams: [mic] })
     else pc.addTransceiver('audio', { direction: 'recvonly' })
     pc.ontrack = (event) => this._play(event.streams[0] || new MediaStream([event.track]))
@@ -35,13 +52,66 @@ export class LiveMix {
       await iceGathered(pc)
       const answer = await api(`/projects/${encodeURIComponent(this.projectId)}/rtc`, {
         token: this.token, method: 'POST',
-        body: { sdp: pc.localDescription.sdp, type: pc.localDescription.type, latency_ms: latencyMs }
+        body: { sdp: pc.localDescription.sdp, type: pc.localDescription.type, latency_ms: latency?.total ?? 0 }
       })
       await pc.setRemoteDescription(answer)
     } catch (err) {
       this.stop()
       throw err
     }
+    this._poll = setInterval(() => this._sample(pc), STATS_EVERY_MS)
+  }
+
+  /** The round trip a take recorded with `mic` would have (see latency.js), measured on
+   * the stream once it has settled; listens first if not listening yet. */
+  async roundTrip (mic) {
+    if (!this.pc) await this.start()
+    const heard = await this.settled()
+    return roundTrip({ ...(heard || {}), context: this.context, mic, serverMs: this.serverMs })
+  }
+
+  /** Resolves with heard() once the stream has settled (after `timeoutMs`, with what
+   * the last half second gave, or null). A new connection's jitter buffer starts deep
+   * and drains for a second or more, longer on a busy machine. */
+  async settled ({ timeoutMs = 6000 } = {}) {
+    const deadline = performance.now() + timeoutMs
+    let heard = this.heard()
+    while (!heard && this.pc && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      heard = this.heard()
+    }
+    return heard || this.heard({ steady: false })
+  }
+
+  /** The network round trip and the jitter buffer's delay (ms) over the last half second,
+   * once the stream has played for SETTLE_MS and the delay has settled: the last two half
+   * seconds within STEADY_MS, and within DRAINED_MS of the jitter buffer's target (which
+   * starts at 80 ms and drops as packets keep arriving on time); else null. */
+  heard ({ steady = true } = {}) {
+    const newest = this._stats[this._stats.length - 1]
+    if (!newest || this._heardSince === null) return null
+    const ago = (ms) => this._stats.findLast((s) => newest.at - s.at >= ms * 0.9)
+    const middle = ago(STATS_WINDOW_MS)
+    const receiveMs = middle ? bufferMs(middle, newest) : null
+    if (receiveMs === null) return null
+    if (steady) {
+      const oldest = middle && ago(2 * STATS_WINDOW_MS)
+      const before = oldest ? bufferMs(oldest, middle) : null
+      const target = bufferMs(middle, newest, { target: true })
+      if (newest.at - this._heardSince < SETTLE_MS || before === null ||
+        Math.abs(before - receiveMs) > STEADY_MS || receiveMs - target > DRAINED_MS) return null
+    }
+    return { networkMs: (newest.rtt ?? 0) * 1000, receiveMs }
+  }
+
+  async _sample (pc) {
+    try {
+      const stats = await snapshot(pc)
+      if (pc !== this.pc) return
+      this._stats.push(stats)
+      if (this._heardSince === null && stats.emitted > 0) this._heardSince = stats.at
+      while (this._stats.length > 2 && stats.at - this._stats[1].at >= 2 * STATS_WINDOW_MS) this._stats.shift()
+    } catch { /* the connection closed under us */ }
   }
 
   /** The RMS level of what is playing now (0 when not listening). */
@@ -59,6 +129,11 @@ export class LiveMix {
   stop () {
     if (this.pc) this.pc.close()
     this.pc = null
+    clearInterval(this._poll)
+    this._poll = null
+    this._stats = []
+    this._heardSince = null
+    this.declared = null
     if (this.mic) this.mic.getTracks().forEach((t) => t.stop())
     this.mic = null
     if (this.element) this.element.srcObject = null

@@ -90,7 +90,7 @@ async function openProject ({ projectId, token, claims, features }) {
   })
   const markers = new MarkersPanel({ project, editable, onSeek: (frame) => transport.seek(frame) })
   const bounce = new BounceButton({ projectId, token, path: features.bounce || null, editable, notify })
-  const live = new LiveMix({ projectId, token, available: Boolean(features.rtc) })
+  const live = new LiveMix({ projectId, token, available: Boolean(features.rtc), serverMs: features.rtc_receive_ms || 0 })
   const listen = h('button', {
     class: 'listen', disabled: !features.rtc,
     title: features.rtc ? 'Listen to the live mix (WebRTC)' : 'This server offers no live mix stream',
@@ -243,14 +243,20 @@ async function toggleRecording ({ project, transport, live, features, listen }) 
       'move the playhead after them or arm an empty track', true)
   }
   if (!features.rtc) return notify('Recording needs the server\'s WebRTC endpoint, which it does not offer', true)
+  let latency
   try {
     const mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, noiseSuppression: false } })
+    // The take is placed earlier by the round trip, measured on the stream before this
+    // connection (listening first if need be): it cannot change once the offer is sent.
+    notify('measuring the round trip…')
+    latency = await live.roundTrip(mic)
     live.stop()
-    await live.start({ mic })
+    await live.start({ mic, latency })
     listen.classList.add('on')
+    await live.settled() // the new stream's delay is the one measured once it has settled
   } catch (err) { return notify(`Recording: ${err.message}`, true) }
   project.setTransport({ recording: true, playing: true, position: transport.playhead() })
-  notify(`recording into ${armed.map((t) => t.name).join(', ')}`)
+  notify(`recording into ${armed.map((t) => t.name).join(', ')} (round trip ${Math.round(latency.total)} ms)`)
 }
 
 main().catch((err) => {
