@@ -199,35 +199,51 @@ def test_page_loads_with_every_track_and_waveforms_and_no_console_errors(studio:
     page.context.close()
 
 
+#: Fader positions clicked in the latency test (fractions of the fader's width): 20 moves,
+#: each to a new value.
+FADER_MOVES = [0.2, 0.8, 0.35, 0.65, 0.5, 0.1, 0.9, 0.3, 0.7, 0.45,
+               0.55, 0.25, 0.75, 0.15, 0.85, 0.4, 0.6, 0.05, 0.95, 0.5]
+
+
 def test_fader_moved_in_one_browser_moves_in_the_other_within_100_ms(studio: Studio) -> None:
     ana, ana_log = open_page(studio.browser, studio.url("ana"))
     ben, ben_log = open_page(studio.browser, studio.url("ben"))
     fader = ".track-header[data-track=t1] .fader"
-    ana.eval_on_selector(
-        fader, "el => el.addEventListener('input', () => { window.movedAt = Date.now() })")
+    now = "Date.now()"  # the system clock, the same on both pages
+    ana.eval_on_selector(fader, "el => el.addEventListener('input', () => { window.movedAt = NOW })"
+                         .replace("NOW", now))
     latencies = []
     box = ana.locator(fader).bounding_box()
-    for step, fraction in enumerate([0.2, 0.8, 0.35, 0.65, 0.5]):
+    for step, fraction in enumerate(FADER_MOVES):
         before = ben.eval_on_selector(fader, "el => el.dataset.value")
         # Ben's page notes when his fader control takes a new value (a DOM mutation).
         ben.eval_on_selector(fader, """(el, before) => {
             window.seenAt = null
             const observer = new MutationObserver(() => {
-              if (el.dataset.value !== before) { window.seenAt = Date.now(); observer.disconnect() }
+              if (el.dataset.value !== before) {
+                window.seenAt = NOW
+                observer.disconnect()
+              }
             })
             observer.observe(el, { attributes: true, attributeFilter: ['data-value'] })
-        }""", before)
+        }""".replace("NOW", now), before)
         ana.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
         seen = ben.wait_for_function("window.seenAt").json_value()
-        latencies.append(seen - ana.evaluate("window.movedAt"))
+        latencies.append(round(seen - ana.evaluate("window.movedAt"), 1))
         value = "el => el.value"
         assert ben.eval_on_selector(fader, value) == ana.eval_on_selector(fader, value), step
     gain = float(ana.eval_on_selector(fader, "el => el.value"))
     assert studio.document()["tracks"]["t1"]["gain_db"] == pytest.approx(gain)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "fader-latency-ms.json").write_text(json.dumps(latencies))
-    # The issue's criterion: the other user's fader follows within 100 ms.
-    assert statistics.median(latencies) < 100, latencies
+    ordered = sorted(latencies)
+    figures = {"moves": len(latencies), "latencies_ms": latencies,
+               "median_ms": statistics.median(latencies),
+               "p95_ms": ordered[int(np.ceil(0.95 * len(ordered))) - 1], "max_ms": ordered[-1]}
+    (ARTIFACTS / "fader-latency-ms.json").write_text(json.dumps(figures, indent=1))
+    # The issue's criterion: the other user's fader follows within 100 ms. Asserted for
+    # 19 moves in 20 (p95); the slowest is in the artefact (the first move after the pages
+    # open is often it: 50–96 ms seen with both cores loaded by other suites).
+    assert figures["p95_ms"] < 100, figures
     assert ana_log.errors() == [] and ben_log.errors() == []
     ana.context.close()
     ben.context.close()
