@@ -6,11 +6,13 @@ import asyncio
 import base64
 import io
 import json
+import os
 import shutil
 import statistics
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from pagebrowser import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_FLAGS,
+    REPO,
     ServerProcess,
     browser_missing,
     open_page,
@@ -197,6 +200,62 @@ def test_page_loads_with_every_track_and_waveforms_and_no_console_errors(studio:
     screenshot(page, "project-editor")
     assert log.errors() == []
     page.context.close()
+
+
+async def create_demo(data_dir: Path, root: Path) -> str:
+    """The 8-track synthetic demo (``dsp_core.demo``, seed 0) stored as a project."""
+    from dawserver.projects import import_project_file
+    from dsp_core.demo import write_demo_project
+
+    path = write_demo_project(root / "demo", tracks=8, seconds=4.0)
+    async with open_store(None, data_dir) as store:
+        info = await import_project_file(store, path, name="Demo (8 tracks, seed 0)")
+    return info.project_id
+
+
+def test_two_users_in_the_8_track_demo_make_the_readme_screenshot(
+        studio: Studio, tmp_path: Path) -> None:
+    """The screenshot in README.md and docs/browser-page.md (DAW_UPDATE_DOCS_IMAGES=1
+    copies it to docs/images/browser-page.png)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    with ThreadPoolExecutor(1) as thread:  # Playwright holds this thread's event loop
+        project_id = thread.submit(asyncio.run, create_demo(data, tmp_path)).result()
+    signer = TokenSigner.from_data_dir(data)
+    with ServerProcess(data, free_port()) as server:
+        def url(user: str, role: Role) -> str:
+            token = signer.issue(project_id, role, user)
+            return f"{server.url}/?project={project_id}&token={token}"
+
+        ana, log = open_page(studio.browser, url("ana", Role.OWNER), viewport=(1440, 860))
+        ben, _ = open_page(studio.browser, url("ben", Role.EDITOR), viewport=(1440, 860))
+        assert ana.locator(".track-header[data-track]").count() == 8
+        clips = ana.locator(".clip").count()
+        ana.wait_for_function(
+            f"document.querySelectorAll('canvas[data-peaks=drawn]').length === {clips}")
+        ana.evaluate("""() => { const p = window.daw.project
+            p.addMarker(0, 'Intro'); p.addMarker(96000, 'Drop')
+            p.setTransport({ position: 72000 }) }""")
+        for page in (ana, ben):  # two zoom steps in: a bar is about 290 px
+            page.evaluate("window.daw.timeline.setZoom(window.daw.timeline.zoom * 2.25)")
+        ana.locator(".track-header[data-track]").first.click(position={"x": 12, "y": 30})
+        ben.wait_for_selector(".ruler .marker:text('Drop')")
+        # Ben drags a snare hit: Ana sees where it would land, with his name.
+        snare = ben.locator(".clip:has-text('snare')").nth(2)
+        box = snare.bounding_box()
+        ben.mouse.move(box["x"] + 10, box["y"] + box["height"] / 2)
+        ben.mouse.down()
+        for i in range(1, 7):
+            ben.mouse.move(box["x"] + 10 - 4 * i, box["y"] + box["height"] / 2)
+        ana.wait_for_selector(".ghost[data-user=ben]")
+        ana.wait_for_selector(".person[data-user=ben] .touching")
+        shot = screenshot(ana, "readme")
+        ben.mouse.up()
+        if os.environ.get("DAW_UPDATE_DOCS_IMAGES") == "1":
+            shutil.copyfile(shot, REPO / "docs" / "images" / "browser-page.png")
+        assert log.errors() == []
+        ana.context.close()
+        ben.context.close()
 
 
 #: Fader positions clicked in the latency test (fractions of the fader's width): 20 moves,
