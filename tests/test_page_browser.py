@@ -425,6 +425,26 @@ def test_transport_keys_and_effect_parameters_are_shared(studio: Studio) -> None
                           ".value === '-30'")
     assert studio.document()["tracks"]["t4"]["mute"] is False  # selecting pressed nothing
     screenshot(ana, "effects")
+    # Tempo, a track's colour, mute and solo: on the other page and in the document.
+    ana.fill(".transport .tempo", "96")
+    ana.press(".transport .tempo", "Enter")
+    ben.wait_for_function("document.querySelector('.transport .tempo').value === '96'")
+    assert studio.document()["transport"]["tempo"] == 96
+    ana.fill(".track-header[data-track=t2] .colour", "#12ab34")
+    ben.wait_for_function(
+        "document.querySelector('.track-header[data-track=t2] .colour').value === '#12ab34'")
+    assert studio.document()["tracks"]["t2"]["colour"] == "#12ab34"
+    for field in ("mute", "solo"):
+        button = f".track-header[data-track=t3] .{field}"
+        ana.click(button)
+        ben.wait_for_selector(f"{button}[aria-pressed=true]")
+        assert studio.document()["tracks"]["t3"][field] is True
+        ben.click(button)  # and back, from the other page
+        ana.wait_for_selector(f"{button}[aria-pressed=false]")
+        assert studio.document()["tracks"]["t3"][field] is False
+    ben.fill(".transport .tempo", "120")
+    ben.press(".transport .tempo", "Enter")
+    ana.wait_for_function("document.querySelector('.transport .tempo').value === '120'")
     assert ana_log.errors() == []
     ana.context.close()
     ben.context.close()
@@ -486,6 +506,22 @@ def test_deleting_transcript_words_cuts_their_audio_through_the_server(studio: S
     # The word under the playhead is highlighted (here: 0.6 s into the clip, "two").
     ana.evaluate(f"window.daw.project.setTransport({{ position: {3 * RATE + int(0.6 * RATE)} }})")
     ana.wait_for_selector(".transcript .word.current:text('two')")
+    # While playing, the highlight follows the words in time, on both pages.
+    lit = """() => { window.lit = []
+      new MutationObserver(() => {
+        const word = document.querySelector('.transcript .word.current')?.textContent
+        if (word && window.lit[window.lit.length - 1] !== word) window.lit.push(word)
+      }).observe(document.querySelector('.transcript'), { attributes: true, subtree: true,
+                                                          attributeFilter: ['class'] }) }"""
+    ben.wait_for_function("document.querySelectorAll('.transcript .word').length === 4")
+    for page in (ana, ben):
+        page.evaluate(lit)
+    ana.evaluate(f"window.daw.project.setTransport({{ playing: true, position: {3 * RATE} }})")
+    ana.wait_for_function("window.lit.includes('four')", timeout=5000)
+    ben.wait_for_function("window.lit.includes('four')", timeout=5000)
+    ana.evaluate("window.daw.project.setTransport({ playing: false, position: 0 })")
+    assert ana.evaluate("window.lit") == [w for w, _, _ in WORDS]
+    assert ben.evaluate("window.lit") == [w for w, _, _ in WORDS]
     words.nth(1).click()
     ana.keyboard.press("Delete")
 
