@@ -29,6 +29,14 @@ CREATE TABLE IF NOT EXISTS collab_revocations (
 """
 
 
+#: Serialises a project's appends with its compactions: a compaction deletes log rows, so
+#: the primary key alone cannot tell that their sequence numbers are taken.  Run on its
+#: own, before reading: a statement reads what was committed when it started, so a read
+#: in the locking statement could predate the compaction it waited for.
+_LOCK = "SELECT pg_advisory_xact_lock(711002, hashtext($1))"
+_FOLDED = "SELECT upto_seq FROM collab_snapshots WHERE project_id = $1"
+
+
 class PostgresStore(Store):
     """A store in a PostgreSQL database reached through an asyncpg pool."""
 
@@ -118,6 +126,11 @@ class PostgresStore(Store):
         rows = [(project_id, first_seq + i, u) for i, u in enumerate(updates)]
         try:
             async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(_LOCK, project_id)
+                folded = await conn.fetchval(_FOLDED, project_id)
+                if folded is not None and first_seq <= folded:  # compacted away, still taken
+                    raise asyncpg.UniqueViolationError(
+                        f"a snapshot holds the log up to {folded}")
                 await conn.copy_records_to_table("collab_updates", records=rows,
                                                  columns=["project_id", "seq", "data"])
         except asyncpg.UniqueViolationError as exc:
@@ -128,6 +141,7 @@ class PostgresStore(Store):
 
     async def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_LOCK, project_id)
             written = await conn.fetchval(
                 "INSERT INTO collab_snapshots VALUES ($1, $2, $3, $4) ON CONFLICT (project_id) "
                 "DO UPDATE SET upto_seq = EXCLUDED.upto_seq, data = EXCLUDED.data, "

@@ -189,6 +189,10 @@ class SqliteStore(Store):
         rows = [(project_id, first_seq + i, u) for i, u in enumerate(updates)]
 
         def work(conn: sqlite3.Connection) -> None:
+            folded = conn.execute("SELECT upto_seq FROM snapshots WHERE project_id = ?",
+                                  (project_id,)).fetchone()
+            if folded is not None and first_seq <= folded[0]:  # compacted away, still taken
+                raise sqlite3.IntegrityError(f"a snapshot holds the log up to {folded[0]}")
             conn.executemany("INSERT INTO updates VALUES (?, ?, ?)", rows)
 
         try:

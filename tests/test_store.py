@@ -73,6 +73,21 @@ async def test_a_sequence_number_is_never_written_twice(collab_database_url: str
         assert (await store.load("a")).updates == [b"u1"]
 
 
+async def test_a_sequence_number_folded_into_a_snapshot_stays_taken(
+        collab_database_url: str, tmp_path: Path) -> None:
+    # Compaction deletes log rows; their numbers must not be written again, or a slower
+    # server process's append would land under the snapshot and never be loaded.
+    async with open_store(collab_database_url, tmp_path) as store:
+        await store.create_project("a", "Song", None)
+        await store.append("a", 1, [b"u1", b"u2"])
+        await store.compact("a", b"merged", 2)
+        with pytest.raises(SeqConflict):
+            await store.append("a", 2, [b"late"])
+        await store.append("a", 3, [b"u3"])
+        stored = await store.load("a")
+        assert (stored.snapshot, stored.updates, stored.last_seq) == (b"merged", [b"u3"], 3)
+
+
 async def test_load_since_gives_what_was_logged_after_a_sequence_number(
         collab_database_url: str, tmp_path: Path) -> None:
     async with open_store(collab_database_url, tmp_path) as store:
