@@ -16,6 +16,14 @@ made with ``undoable=True`` is tracked by the room's undo manager (on the
 ``UNDO_SCOPES`` maps); :meth:`Room.undo` and :meth:`Room.redo` revert and replay
 such edits as server edits of their own: durable and relayed like any other.
 The undo history lives in memory: it starts empty each time the room starts.
+
+Several server processes may serve one project at once (:mod:`collab.cluster`):
+a room given a :class:`RoomLink` publishes each durable batch and its peers'
+presence through it, and takes in the other processes' batches
+(:meth:`Room.receive_update`) and presence (:meth:`Room.receive_awareness`).
+Appends then race for sequence numbers; the loser reads what it missed from
+the store and tries the next number, so the log stays one gap-free sequence
+and every update is still on disk before any client sees it.
 """
 
 from __future__ import annotations
@@ -25,19 +33,21 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from pycrdt import Doc, Map, TransactionEvent, UndoManager, merge_updates
 
 from . import protocol as p
-from .errors import CollabError, MalformedMessage, StoreError
+from .errors import CollabError, MalformedMessage, SeqConflict, StoreError
 from .peer import Channel, Peer
 from .presence import Presence
 from .schema import ProjectDocument
+from .sequence import SeqTracker
 from .store import Store
 from .tokens import Role
 
-__all__ = ["UNDO_SCOPES", "UNDOABLE_ORIGIN", "Channel", "Peer", "Room", "RoomLimits"]
+__all__ = ["UNDO_SCOPES", "UNDOABLE_ORIGIN", "Channel", "Peer", "Room", "RoomLimits",
+           "RoomLink"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +55,21 @@ log = logging.getLogger(__name__)
 UNDOABLE_ORIGIN = "server-undoable"
 #: The document maps an undo step restores (the ones a text edit writes).
 UNDO_SCOPES = ("clips", "transcripts")
+#: How long a room waits for a missing update to arrive before reading it from the store.
+CATCH_UP_DELAY = 0.2
+#: Appends tried in a row when other processes keep taking the sequence numbers.
+MAX_APPEND_TRIES = 50
+
+
+class RoomLink(Protocol):
+    """Where a room shares what other server processes of the same project must see."""
+
+    def publish_update(self, project_id: str, first_seq: int, count: int,
+                       update: bytes) -> None:
+        """Announce a durable batch: log entries ``first_seq ..`` merged into ``update``."""
+
+    def publish_awareness(self, project_id: str, message: bytes) -> None:
+        """Announce a presence (awareness) message of a local peer."""
 
 
 @dataclass
@@ -69,15 +94,18 @@ class RoomLimits:
 class Room:
     """The live document of one project (an async context manager)."""
 
-    def __init__(self, project_id: str, store: Store, limits: RoomLimits | None = None) -> None:
+    def __init__(self, project_id: str, store: Store, limits: RoomLimits | None = None,
+                 link: RoomLink | None = None) -> None:
         self.project_id = project_id
         self.store = store
         self.limits = limits or RoomLimits()
+        self.link = link
         self.doc = Doc()
         self.document = ProjectDocument(self.doc)
         self.peers: set[Peer] = set()
         self.presence = Presence()
-        self._seq = 0
+        self._seqs = SeqTracker()
+        self._catch_up_timer: asyncio.TimerHandle | None = None
         self._snapshot_seq = 0
         self._snapshot_bytes = 0
         self._log_bytes = 0
@@ -110,13 +138,13 @@ class Room:
         stored = await self.store.load(self.project_id)
         if stored.snapshot:
             self.doc.apply_update(stored.snapshot)
-        for update in stored.updates:
+        self._seqs, self._snapshot_seq = SeqTracker(stored.last_seq), stored.snapshot_seq
+        for seq, update in enumerate(stored.updates, start=stored.snapshot_seq + 1):
             try:
                 self.doc.apply_update(update)
             except ValueError as exc:
-                log.error("project %s: skipping unreadable logged update: %s",
-                          self.project_id, exc)
-        self._seq, self._snapshot_seq = stored.last_seq, stored.snapshot_seq
+                log.error("project %s: skipping unreadable logged update %d: %s",
+                          self.project_id, seq, exc)
         self._snapshot_bytes = len(stored.snapshot or b"")
         self._log_bytes = sum(len(u) for u in stored.updates)
         # Created after loading, so only edits made from now on can be undone.
@@ -131,6 +159,8 @@ class Room:
         if not self._started:
             return
         self._started = False
+        if self._catch_up_timer is not None:
+            self._catch_up_timer.cancel()
         for peer in list(self.peers):
             peer.close_soon(close_code, p.CloseCode(close_code).reason)
         await self._drain()
@@ -140,13 +170,14 @@ class Room:
             await self._flusher
         if self._compaction is not None:
             await asyncio.gather(self._compaction, return_exceptions=True)
-        if self._seq > self._snapshot_seq and not self.diverged:
-            await self._compact_now(self.doc.get_update(), self._seq, self._log_bytes)
+        upto = self._seqs.watermark
+        if upto > self._snapshot_seq and not self.diverged:
+            await self._compact_now(self.doc.get_update(), upto, self._log_bytes)
 
     @property
     def last_seq(self) -> int:
-        """Sequence number of the last durable update."""
-        return self._seq
+        """Sequence number of the last durable update this room holds."""
+        return self._seqs.last
 
     def on_change(self, callback: Callable[[Room], None]) -> None:
         """Call ``callback(room)`` after each batch of updates is applied and durable."""
@@ -185,6 +216,8 @@ class Room:
                 message = p.awareness(gone)
                 for other in self.peers:
                     other.push(message)
+                if self.link is not None:
+                    self.link.publish_awareness(self.project_id, message)
             if peer.closing is None:
                 peer.closing = (1000, "")
                 peer.wake.set()
@@ -245,6 +278,8 @@ class Room:
             for other in self.peers:
                 if other is not peer:
                     other.push(data)
+            if self.link is not None:
+                self.link.publish_awareness(self.project_id, data)
         elif message.kind == p.MSG_QUERY_AWARENESS:
             everyone = self.presence.encode_all()
             if everyone:
@@ -360,6 +395,7 @@ class Room:
     async def _flush(self, batch: list[tuple[str, Peer | None, Any]]) -> None:
         durable: list[bytes] = []
         senders: list[Peer | None] = []
+        relayed: list[tuple[bytes, Peer | None]] = []
         for kind, peer, payload in batch:
             if kind == "update" and peer is not None and self._accepts(peer):
                 durable.append(payload)
@@ -367,12 +403,15 @@ class Room:
             elif kind == "local":
                 durable.append(payload)
                 senders.append(None)
+            elif kind == "remote":
+                relayed += self._take_remote(*payload)
+        if any(kind == "catch_up" for kind, _, _ in batch):
+            relayed += await self._catch_up()
         if durable:
             # Store first: the document (and so every sync step 2 and every relay) only
             # ever holds what is on disk.  A store failure leaves the document untouched,
             # so the clients resend those changes when they reconnect.
-            await self.store.append(self.project_id, self._seq + 1, durable)
-            self._seq += len(durable)
+            first = await self._append(durable, relayed)
             self._log_bytes += sum(map(len, durable))
             applied = []
             for update, peer in zip(durable, senders, strict=True):
@@ -383,8 +422,13 @@ class Room:
                         peer.refuse(p.CloseCode.MALFORMED_MESSAGE, f"malformed update: {exc}")
                         continue
                 applied.append((update, peer))
-            if applied:
-                self._relay(applied)
+            if applied and self.link is not None:
+                self.link.publish_update(self.project_id, first, len(durable),
+                                         _merged([u for u, _ in applied]))
+            relayed += applied
+        if relayed:
+            self._relay(relayed)
+        if durable or relayed:
             for listener in self._listeners:
                 try:
                     listener(self)
@@ -395,19 +439,106 @@ class Room:
                 peer.push(p.sync_step2(self.doc.get_update(payload)))
             elif kind == "notify" and not payload.done():
                 payload.set_result(None)
+        upto = self._seqs.watermark
         if (self._compaction is None or self._compaction.done()) and not self.diverged and \
                 self.limits.should_compact(
-            self._seq - self._snapshot_seq, self._log_bytes, self._snapshot_bytes
+            upto - self._snapshot_seq, self._log_bytes, self._snapshot_bytes
         ):
             snapshot = self.doc.get_update()
             self._compaction = asyncio.create_task(
-                self._compact_now(snapshot, self._seq, self._log_bytes))
+                self._compact_now(snapshot, upto, self._log_bytes))
+
+    async def _append(self, durable: list[bytes], relayed: list[tuple[bytes, Peer | None]]
+                      ) -> int:
+        """Store ``durable`` at the next free sequence numbers; returns the first one.
+
+        Only another server process of the same project can take a number first;
+        what it wrote is read back (into the document and ``relayed``) before the
+        next try.
+        """
+        for _ in range(MAX_APPEND_TRIES):
+            first = self._seqs.next
+            try:
+                await self.store.append(self.project_id, first, durable)
+            except SeqConflict:
+                if self.link is None:
+                    raise  # a second writer that this room was not told about
+                relayed += await self._catch_up()
+                continue
+            self._seqs.mark(first, len(durable))
+            return first
+        raise StoreError(f"project {self.project_id}: other server processes took the next "
+                         f"sequence numbers {MAX_APPEND_TRIES} times in a row")
+
+    # -- other server processes of this project ------------------------------------------
+
+    def receive_update(self, first_seq: int, count: int, update: bytes) -> None:
+        """Take in a durable batch another server process stored and announced."""
+        if self._started:
+            self._enqueue("remote", None, (first_seq, count, update))
+
+    def receive_awareness(self, message: bytes) -> None:
+        """Take in a presence message of a peer connected to another server process."""
+        if not self._started:
+            return
+        try:
+            self.presence.apply(p.decode_message(message).payload)
+        except MalformedMessage as exc:
+            log.warning("project %s: ignoring relayed presence: %s", self.project_id, exc)
+            return
+        for peer in self.peers:
+            peer.push(message)
+
+    def catch_up_soon(self, delay: float = 0.0) -> None:
+        """Read whatever the store holds that this room has not seen (once, after ``delay``)."""
+        if self._started and self._catch_up_timer is None:
+            def fire() -> None:
+                self._catch_up_timer = None
+                if self._started:
+                    self._enqueue("catch_up", None, None)
+
+            self._catch_up_timer = asyncio.get_running_loop().call_later(delay, fire)
+
+    def _take_remote(self, first_seq: int, count: int, update: bytes
+                     ) -> list[tuple[bytes, Peer | None]]:
+        if self._seqs.holds(first_seq, count):
+            return []  # already read from the store
+        try:
+            self.doc.apply_update(update)
+        except ValueError as exc:
+            log.error("project %s: relayed update %d unreadable (%s); reading the store",
+                      self.project_id, first_seq, exc)
+            self.catch_up_soon()
+            return []
+        self._seqs.mark(first_seq, count)
+        self._log_bytes += len(update)
+        if self._seqs.missing:  # an earlier batch is still on its way, or was lost
+            self.catch_up_soon(CATCH_UP_DELAY)
+        return [(update, None)]
+
+    async def _catch_up(self) -> list[tuple[bytes, Peer | None]]:
+        """Apply what the store holds past the watermark that the document lacks."""
+        stored = await self.store.load_since(self.project_id, self._seqs.watermark)
+        before = self.doc.get_state()
+        if stored.snapshot is not None:  # another process compacted past the watermark
+            self.doc.apply_update(stored.snapshot)
+            self._seqs.mark_through(stored.snapshot_seq)
+        for seq, update in enumerate(stored.updates, start=stored.snapshot_seq + 1):
+            if self._seqs.holds(seq, 1):
+                continue
+            try:
+                self.doc.apply_update(update)
+            except ValueError as exc:
+                log.error("project %s: skipping unreadable logged update %d: %s",
+                          self.project_id, seq, exc)
+            self._seqs.mark(seq, 1)
+            self._log_bytes += len(update)
+        news = self.doc.get_update(before)
+        return [] if news == p.EMPTY_UPDATE else [(news, None)]
 
     def _relay(self, applied: list[tuple[bytes, Peer | None]]) -> None:
         """Send one merged update to every peer (a lone sender does not get its own back)."""
-        updates = [update for update, _ in applied]
-        merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
-        message = p.sync_update(merged)
+        message = p.sync_update(_merged([update for update, _ in applied]))
         senders = {id(peer) for _, peer in applied}
         only = applied[0][1] if len(senders) == 1 else None
         for peer in self.peers:
@@ -423,3 +554,7 @@ class Room:
             log.debug("project %s: compacted log up to %d", self.project_id, upto_seq)
         except StoreError as exc:
             log.error("project %s: compaction failed: %s", self.project_id, exc)
+
+
+def _merged(updates: list[bytes]) -> bytes:
+    return updates[0] if len(updates) == 1 else merge_updates(*updates)
