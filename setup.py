@@ -74,6 +74,7 @@ setup(
         "aiohttp>=3.9",
         "pycrdt>=0.12",
         "asyncpg>=0.29",
+        "redis>=5.0",
         "aiortc>=1.9",
         "sounddevice>=0.4.6",
         "aiosqlite>=0.20",

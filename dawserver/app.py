@@ -7,6 +7,7 @@ cleanly (every document persisted) when the app stops.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -20,8 +21,9 @@ from collab.tokens import TokenSigner
 from . import api, page, plugins
 from .assets import setup_assets
 from .bounces import setup_bounces
+from .cluster import cluster_link
 from .config import ServerConfig
-from .keys import CONFIG, ENGINES, ROOMS, STORE, TOKENS
+from .keys import CLUSTER, CONFIG, ENGINES, ROOMS, STORE, TOKENS
 from .project_engine import ProjectEngines
 from .rtc import setup_rtc
 from .transcription_api import setup_transcription
@@ -64,6 +66,10 @@ async def collab_context(app: web.Application) -> AsyncIterator[None]:
         registry.on_room_loaded(engines.attach)
         registry.on_room_unloaded(engines.detach)
         app[STORE], app[ROOMS], app[ENGINES] = store, registry, engines
-        async with registry:
+        async with contextlib.AsyncExitStack() as stack:
+            if config.redis_url:
+                app[CLUSTER] = await stack.enter_async_context(
+                    cluster_link(app, registry, config.redis_url))
+            await stack.enter_async_context(registry)
             log.info("collaboration store ready (%s)", type(store).__name__)
             yield

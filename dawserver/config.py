@@ -39,6 +39,9 @@ class ServerConfig:
         Business plug-ins: ``{name: False}`` disables, ``{name: {...}}`` configures.
     public_url:
         Base URL printed for browsers (default ``http://HOST:PORT``).
+    redis_url:
+        ``redis://HOST:PORT/DB`` to serve projects together with other server
+        processes on the same PostgreSQL store (see docs/scale-out.md); None: alone.
     """
 
     host: str = "127.0.0.1"
@@ -53,6 +56,7 @@ class ServerConfig:
     engine_debounce_seconds: float = 0.05
     plugins: dict[str, Any] = field(default_factory=dict)
     public_url: str | None = None
+    redis_url: str | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

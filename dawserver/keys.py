@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from collab.cluster import RedisCluster
 from collab.registry import RoomRegistry
 from collab.store import Store
 from collab.tokens import TokenSigner
@@ -16,3 +17,4 @@ TOKENS = web.AppKey("tokens", TokenSigner)
 STORE = web.AppKey("store", Store)
 ROOMS = web.AppKey("rooms", RoomRegistry)
 ENGINES = web.AppKey("engines", ProjectEngines)
+CLUSTER = web.AppKey("cluster", RedisCluster)

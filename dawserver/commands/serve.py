@@ -54,15 +54,19 @@ async def _ensure_demo(config: ServerConfig) -> str:
 @click.option("--max-message-bytes", type=click.IntRange(min=1024), default=16 * 1024 * 1024,
               show_default=True)
 @click.option("--public-url", default=None, help="Base URL to print (behind a proxy).")
+@click.option("--redis", "redis_url", metavar="URL", envvar="DAW_REDIS_URL", default=None,
+              help="redis://HOST:PORT/DB: serve the same projects as other processes on the "
+              "same PostgreSQL --database (docs/scale-out.md).")
 def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: bool,
           max_documents: int, idle_unload: float, max_message_bytes: int,
-          public_url: str | None) -> None:
+          public_url: str | None, redis_url: str | None) -> None:
     """Serve the y-websocket endpoint ws://HOST:PORT/collab/PROJECT and the HTTP API."""
     from dawserver.app import create_app
 
     config = ServerConfig(host=host, port=port, data_dir=data_dir, database_url=database_url,
                           max_documents=max_documents, idle_unload_seconds=idle_unload,
-                          max_message_bytes=max_message_bytes, public_url=public_url)
+                          max_message_bytes=max_message_bytes, public_url=public_url,
+                          redis_url=redis_url)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         if demo:
@@ -78,5 +82,7 @@ def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: 
     click.echo(f"serving on {config.base_url} (data in {data_dir})", err=True)
     try:
         web.run_app(app, host=host, port=port, print=None, handle_signals=True)
+    except CollabError as exc:  # the store or Redis, opened as the server starts
+        raise CliError(str(exc)) from exc
     except OSError as exc:
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
