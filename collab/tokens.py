@@ -33,6 +33,11 @@ class Role(StrEnum):
     EDITOR = "editor"
     OWNER = "owner"
 
+    def at_least(self, minimum: Role) -> bool:
+        """Whether this role is ``minimum`` or a later one (holds all its rights)."""
+        order = list(Role)
+        return order.index(self) >= order.index(minimum)
+
     @property
     def can_edit(self) -> bool:
         """Whether document updates from this role are accepted."""

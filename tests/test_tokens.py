@@ -24,6 +24,12 @@ def test_issued_token_verifies_to_its_grant(signer: TokenSigner) -> None:
     assert grant.role.can_edit and not grant.role.can_manage
 
 
+def test_a_role_is_at_least_itself_and_every_earlier_role() -> None:
+    assert Role.OWNER.at_least(Role.EDITOR) and Role.EDITOR.at_least(Role.EDITOR)
+    assert Role.EDITOR.at_least(Role.VIEWER) and Role.VIEWER.at_least(Role.VIEWER)
+    assert not Role.VIEWER.at_least(Role.EDITOR) and not Role.EDITOR.at_least(Role.OWNER)
+
+
 def test_admin_token_allows_every_project(signer: TokenSigner) -> None:
     grant = signer.verify(signer.issue("*", "owner"))
     assert grant.is_admin and grant.allows("anything")
