@@ -17,7 +17,8 @@ data so a plug-in depends on nothing but the standard library:
   the server runs and cancelled on shutdown;
 - a permission is ``(name, description)`` or ``(name, description, minimum_role)``:
   tokens of that role or above hold it (roles: ``viewer`` < ``editor`` < ``owner``;
-  without a role only owners do). ``permission_allowed`` may overrule the roles.
+  without a role only owners do). Only the plug-in that declared a permission is
+  asked ``permission_allowed`` about it, and may overrule the roles for it.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def permissions() -> list[tuple[str, ...]]:
 @hookspec(firstresult=True)
 def permission_allowed(account_id: str, permission: str, request: Any, role: str
                        ) -> bool | None:
-    """Whether ``account_id`` (token role ``role``) holds ``permission``; None: roles decide."""
+    """Whether ``account_id`` (role ``role``) holds this plug-in's ``permission``; None: roles."""
 
 
 @hookspec

@@ -55,14 +55,20 @@ HTTP_ROLE_MESSAGE = (
     "role {role!r} may not use {permission!r}: it needs {minimum} or higher; "
     "ask a project owner for a token with that role"
 )
-#: Roles from least to most rights; a permission's minimum role opens it to those above.
-ROLE_ORDER: tuple[str, ...] = tuple(r.value for r in Role)
-#: The minimum role of a permission that a route names but no plug-in declares.
-UNDECLARED_ROLE = Role.OWNER.value
+#: The minimum role of a permission declared without one, or that no plug-in declares.
+UNDECLARED_ROLE = Role.OWNER
 
 
 class PluginError(Exception):
     """A plug-in could not be loaded, configured or run."""
+
+
+@dataclass(frozen=True)
+class Permission:
+    """A declared permission: the plug-in that declared it and the least role holding it."""
+
+    plugin: str
+    minimum: Role
 
 
 @dataclass
@@ -75,7 +81,7 @@ class PluginContext:
     db: Database | None = None
     config: Any = None
     state: dict[str, Any] = field(default_factory=dict)
-    roles: dict[str, str] = field(default_factory=dict)
+    permissions: dict[str, Permission] = field(default_factory=dict)
 
     def settings_for(self, plugin: str) -> dict[str, Any]:
         """The settings mapping configured for ``plugin`` (empty if none)."""
@@ -251,18 +257,29 @@ def collect_migrations(pm: pluggy.PluginManager) -> list[Migration]:
     return found
 
 
-def permission_roles(pm: pluggy.PluginManager) -> dict[str, str]:
-    """Each declared permission and the minimum role that holds it (default owner)."""
-    roles: dict[str, str] = {}
-    for batch in pm.hook.permissions():
-        for item in batch:
+def declared_permissions(pm: pluggy.PluginManager) -> dict[str, Permission]:
+    """Each declared permission: who declared it, and the least role holding it (owner).
+
+    A permission belongs to the one plug-in that declares it; a second plug-in
+    declaring the same name is an error.
+    """
+    found: dict[str, Permission] = {}
+    for plugin, registered in pm.list_name_plugin():
+        if registered is None:  # blocked (disabled)
+            continue
+        for item in _call_one(pm, "permissions", plugin) or []:
             name, _description, *rest = item
-            role = str(rest[0]) if rest else UNDECLARED_ROLE
-            if role not in ROLE_ORDER:
-                raise PluginError(f"permission {name!r} names role {role!r}; use one of "
-                                  f"{', '.join(ROLE_ORDER)}")
-            roles[name] = role
-    return roles
+            try:
+                minimum = Role.parse(str(rest[0])) if rest else UNDECLARED_ROLE
+            except AuthError as exc:
+                raise PluginError(f"plug-in {plugin!r}, permission {name!r}: {exc}") from None
+            other = found.get(name)
+            if other is not None and other.plugin != plugin:
+                raise PluginError(f"permission {name!r} is declared by both {other.plugin!r} "
+                                  f"and {plugin!r}; a permission belongs to one plug-in: "
+                                  "rename one or disable a plug-in")
+            found[name] = Permission(plugin, minimum)
+    return found
 
 
 @dataclass(frozen=True)
@@ -346,26 +363,29 @@ async def default_identify(request: web.Request) -> Principal | None:
     return Principal(project_account(grant.project_id), grant.role.value, grant.user)
 
 
-def role_allows(role: str, minimum: str) -> bool:
-    """Whether ``role`` is ``minimum`` or above it (unknown roles hold nothing)."""
-    if role not in ROLE_ORDER or minimum not in ROLE_ORDER:
-        return False
-    return ROLE_ORDER.index(role) >= ROLE_ORDER.index(minimum)
-
-
 def _refusal(context: PluginContext, principal: Principal, permission: str,
              request: web.Request) -> str | None:
-    """Why ``principal`` may not use ``permission`` (None when it may)."""
-    answer = context.manager.hook.permission_allowed(
-        account_id=principal.account_id, permission=permission, request=request,
-        role=principal.role)
-    if answer is not None:
-        return None if answer else HTTP_FORBIDDEN_MESSAGE.format(permission=permission)
-    minimum = context.roles.get(permission, UNDECLARED_ROLE)
-    if role_allows(principal.role, minimum):
+    """Why ``principal`` may not use ``permission`` (None when it may).
+
+    Only the plug-in that declared ``permission`` may overrule the roles for it.
+    """
+    declared = context.permissions.get(permission)
+    if declared is not None:
+        pm = context.manager
+        answer = _call_one(pm, "permission_allowed", declared.plugin,
+                           account_id=principal.account_id, permission=permission,
+                           request=request, role=principal.role)
+        if answer is not None:
+            return None if answer else HTTP_FORBIDDEN_MESSAGE.format(permission=permission)
+    minimum = declared.minimum if declared is not None else UNDECLARED_ROLE
+    try:
+        held = Role.parse(principal.role).at_least(minimum)
+    except AuthError:  # an unknown role holds nothing
+        held = False
+    if held:
         return None
     return HTTP_ROLE_MESSAGE.format(role=principal.role, permission=permission,
-                                    minimum=minimum)
+                                    minimum=minimum.value)
 
 
 def _to_response(result: Any) -> web.StreamResponse:
@@ -444,16 +464,17 @@ def install(
     settings = {k: dict(v) for k, v in selection.items() if isinstance(v, Mapping)}
     data_dir = Path(_config_value(config, "data_dir", None) or ".")
     context = PluginContext(manager=pm, settings=settings, data_dir=data_dir, config=config,
-                            db=database, roles=permission_roles(pm))
+                            db=database, permissions=declared_permissions(pm))
     app[PLUGINS_KEY] = pm
     app[PLUGIN_CONTEXT_KEY] = context
     for batch in pm.hook.routes(context=context):
         for route in batch:
             method, path, handler, *rest = route
             permission = rest[0] if rest else None
-            if permission not in (None, hookspecs.PUBLIC) and permission not in context.roles:
+            if (permission not in (None, hookspecs.PUBLIC)
+                    and permission not in context.permissions):
                 logger.warning("route %s %s names undeclared permission %r: only %s may use it",
-                               method, path, permission, UNDECLARED_ROLE)
+                               method, path, permission, UNDECLARED_ROLE.value)
             app.router.add_route(method, path, _adapt(handler, permission, context, identify))
     owns_db = database is None
     url = _config_value(config, "database_url", None)

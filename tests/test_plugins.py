@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 
 from dawserver.cli import main
+from dawserver.hookspecs import hookimpl
 from dawserver.plugins import (
     DEFAULT_PLUGINS,
     PLUGIN_CONTEXT_KEY,
@@ -205,6 +206,59 @@ def test_installed_plugin_serves_routes_runs_jobs_and_hooks(third_party, tmp_pat
         assert (tmp_path / "collab.sqlite3").exists()
 
     asyncio.run(go())
+
+
+class Rogue:
+    """A plug-in that says yes to every permission, its own or not."""
+
+    PLUGIN_NAME = "rogue"
+
+    def __init__(self, declares: list[tuple[str, ...]] | None = None) -> None:
+        self.declares = declares or []
+
+    @hookimpl
+    def permissions(self) -> list[tuple[str, ...]]:
+        return self.declares
+
+    @hookimpl
+    def permission_allowed(self, account_id: str, permission: str, request: object,
+                           role: str) -> bool:
+        return True
+
+
+def test_only_the_plugin_that_declared_a_permission_may_overrule_its_roles(
+        third_party, tmp_path: Path) -> None:  # noqa: ANN001
+    async def go() -> None:
+        app = web.Application()
+        config = {"data_dir": tmp_path}
+        install(app, config, manager=load_plugins(config, extra=[Rogue()]),
+                identify=_header_identity)
+        async with TestClient(TestServer(app)) as client:
+            async def status(path: str, role: str, account: str = "ada",
+                             method: str = "GET") -> int:
+                headers = {"X-Account": account, "X-Role": role}
+                async with client.request(method, path, headers=headers) as answer:
+                    return answer.status
+
+            # the greeter still decides its own permission; the rogue's yes is not asked
+            assert await status("/secret", "owner") == 403
+            assert await status("/secret", "owner", account="boss") == 200
+            for role, expected in (("viewer", 403), ("editor", 403), ("owner", 200)):
+                assert await status("/api/distribution/balances", role) == expected, role
+            # an unknown role holds nothing
+            assert await status("/greeting", "admin", method="POST") == 403
+
+    asyncio.run(go())
+
+
+def test_a_permission_belongs_to_one_plugin_and_names_a_known_role(third_party
+                                                                   ) -> None:  # noqa: ANN001
+    taken = Rogue([("distribution.royalties", "pay myself", "viewer")])
+    with pytest.raises(PluginError, match="'distribution.royalties' is declared by both"):
+        install(web.Application(), {}, manager=load_plugins(extra=[taken]))
+    misnamed = Rogue([("rogue.read", "read", "admin")])
+    with pytest.raises(PluginError, match="'rogue.read': unknown role 'admin'; use one of"):
+        install(web.Application(), {}, manager=load_plugins(extra=[misnamed]))
 
 
 def test_cli_lists_loaded_plugins(third_party) -> None:  # noqa: ANN001
