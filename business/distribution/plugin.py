@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ import pluggy
 
 from business.distribution.catalog import DEFAULT_SENDER, Catalog
 from business.distribution.ddex import Party
-from business.distribution.delivery import DeliveryPipeline, PipelineSettings
+from business.distribution.delivery import DeliveryPipeline, PipelineSettings, backoff_delay
 from business.distribution.ledger import Royalties
 from business.distribution.outbox import Outbox, OutboxSettings
 from business.distribution.presave import PreSaves
@@ -193,13 +194,15 @@ async def _deliveries(context: Any) -> None:
 async def _release_days(context: Any) -> None:
     """Fire due release-day events every ``presave_check_s``; survive errors with backoff."""
     period = float(context.settings_for(PLUGIN_NAME).get("presave_check_s", 60))
+    cap = max(period, RELEASE_DAY_BACKOFF_CAP_S)
+    rng = random.Random()
     errors = 0
     while True:
         try:
             await services(context).presaves.fire_due(context.announce)
         except Exception:
             errors += 1
-            delay = min(max(period, RELEASE_DAY_BACKOFF_CAP_S), period * 2 ** errors)
+            delay = backoff_delay(errors, period, cap, rng)
             logger.exception("release-day check failed (%d in a row); trying again in %.2f s",
                              errors, delay)
         else:
