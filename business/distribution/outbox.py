@@ -60,8 +60,9 @@ class Outbox:
         """Announce every due event once more; the ids of those heard now."""
         now = time.time()
         due = await self.db.fetch(
-            "SELECT account_id, event_id, attempts FROM dist_outbox WHERE delivered_at IS NULL "
-            "AND next_attempt_at <= ? AND lease_until < ? ORDER BY created_at", now, now)
+            "SELECT account_id, event_id, name, payload, attempts FROM dist_outbox "
+            "WHERE delivered_at IS NULL AND next_attempt_at <= ? AND lease_until < ? "
+            "ORDER BY created_at", now, now)
         heard = []
         for row in due:
             claimed = await self.db.execute(
@@ -75,20 +76,17 @@ class Outbox:
         return heard
 
     async def _send(self, row: dict[str, Any], announce: Announce) -> bool:
+        """Announce the claimed event ``row``; record the outcome; whether it was heard."""
         key = (row["account_id"], row["event_id"])
-        event = await self.db.fetchrow(
-            "SELECT name, payload FROM dist_outbox WHERE account_id = ? AND event_id = ?", *key)
-        if event is None:
-            return False
         attempt = row["attempts"] + 1
         try:
-            await announce(event["name"], {**json.loads(event["payload"]),
-                                           "event_id": row["event_id"]})
+            await announce(row["name"], {**json.loads(row["payload"]),
+                                         "event_id": row["event_id"]})
         except Exception as exc:  # a hook failed: try again later
             delay = backoff_delay(attempt, self.settings.backoff_base,
                                   self.settings.backoff_cap, self._rng)
             logger.warning("event %s %s: a hook failed (attempt %d), retrying in %.1f s: %r",
-                           event["name"], row["event_id"], attempt, delay, exc)
+                           row["name"], row["event_id"], attempt, delay, exc)
             await self.db.execute(
                 "UPDATE dist_outbox SET lease_until = 0, next_attempt_at = ?, last_error = ? "
                 "WHERE account_id = ? AND event_id = ?",
