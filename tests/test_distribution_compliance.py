@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,14 @@ def test_report_carries_loudness_and_true_peak_measurements(files: dict[str, Pat
     assert audio["integrated_lufs"] == pytest.approx(-12.0, abs=0.3)
     assert audio["true_peak_dbtp"] == pytest.approx(-12.04, abs=0.1)
     assert report.artwork["width"] == 3000 and not report.artwork["looks_upscaled"]
+
+
+def test_report_gives_the_checksum_of_the_bytes_it_measured(files: dict[str, Path]) -> None:
+    report = _check(files, [])
+    assert report.audio["0"]["sha256"] == hashlib.sha256(
+        files["good_wav"].read_bytes()).hexdigest()
+    assert report.artwork["sha256"] == hashlib.sha256(
+        files["good_art"].read_bytes()).hexdigest()
 
 
 def test_duplicate_isrc_across_tracks_is_refused(files: dict[str, Path]) -> None:

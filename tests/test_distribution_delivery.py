@@ -31,7 +31,8 @@ from distribution_helpers import (
     release_dict,
 )
 
-from business.distribution.catalog import Catalog
+from business.distribution.catalog import Catalog, _measured_digests
+from business.distribution.compliance import ComplianceReport
 from business.distribution.delivery import DeliveryPipeline, PipelineSettings, backoff_delay
 from business.distribution.errors import ComplianceError
 from business.distribution.plugin import MIGRATIONS
@@ -179,7 +180,8 @@ def test_without_the_probe_only_lost_acks_cause_resends_and_the_store_ignores_th
 
 WORKER = textwrap.dedent("""
     import asyncio, sys
-    from business.distribution.catalog import Catalog
+    from business.distribution.catalog import Catalog, _measured_digests
+from business.distribution.compliance import ComplianceReport
     from business.distribution.delivery import DeliveryPipeline, PipelineSettings
     from business.distribution.stores.http_drop import HttpDropConnector
     from dawserver.database import open_database
@@ -285,6 +287,16 @@ def test_what_ships_is_what_passed_the_gate(tmp_path: Path) -> None:
                 await catalog.snapshot("acc", "missing")
 
     asyncio.run(go())
+
+
+def test_a_file_the_gate_read_twice_with_two_contents_is_not_frozen() -> None:
+    report = ComplianceReport(audio={"0": {"path": "/a.wav", "sha256": "1" * 64},
+                                     "1": {"path": "/a.wav", "sha256": "2" * 64}},
+                              artwork={"path": "/cover.jpg", "sha256": "3" * 64})
+    with pytest.raises(ComplianceError, match="/a.wav changed after the release passed"):
+        _measured_digests(report, 0.0)
+    report.audio.pop("1")
+    assert _measured_digests(report, 0.0) == {"/a.wav": "1" * 64, "/cover.jpg": "3" * 64}
 
 
 def test_a_job_queued_without_a_snapshot_runs_the_full_gate_when_packaged(

@@ -10,6 +10,8 @@ reported too.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,6 +43,7 @@ class ArtworkReport:
     width: int
     height: int
     detail_ratio: float
+    sha256: str  # of the bytes measured
 
     @property
     def looks_upscaled(self) -> bool:
@@ -64,15 +67,20 @@ def detail_ratio(image: Image.Image) -> float:
 
 
 def analyze_artwork(path: str | Path) -> ArtworkReport:
-    """Open ``path`` and measure it; ArtworkError when it is missing or not an image."""
+    """Read ``path`` once and measure it; ArtworkError when it is missing or not an image.
+
+    The report's ``sha256`` is that of the very bytes measured.
+    """
     try:
+        data = Path(path).read_bytes()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(data)) as image:
                 image.load()
                 return ArtworkReport(
                     path=str(path), format=str(image.format), mode=image.mode,
                     width=image.width, height=image.height, detail_ratio=detail_ratio(image),
+                    sha256=hashlib.sha256(data).hexdigest(),
                 )
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise ArtworkError(f"cannot read artwork {str(path)!r}: {exc}") from exc

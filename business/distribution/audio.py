@@ -7,6 +7,8 @@ oversampling (BS.1770-4 Annex 2), computed block by block to bound memory.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,6 +53,7 @@ class AudioReport:
     clipping_events: int
     leading_silence_s: float
     trailing_silence_s: float
+    sha256: str  # of the bytes measured
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict; -inf levels become None."""
@@ -114,10 +117,15 @@ def silence_edges(samples: np.ndarray, rate: int) -> tuple[float, float]:
 
 
 def analyze_audio(path: str | Path) -> AudioReport:
-    """Read ``path`` and measure it; AudioError when it is missing or unreadable."""
+    """Read ``path`` once and measure it; AudioError when it is missing or unreadable.
+
+    The report's ``sha256`` is that of the very bytes measured.
+    """
     try:
-        info = sf.info(str(path))
-        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data = Path(path).read_bytes()
+        with sf.SoundFile(io.BytesIO(data)) as info:
+            samples = info.read(dtype="float32", always_2d=True)
+            rate = info.samplerate
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise AudioError(f"cannot read audio file {str(path)!r}: {exc}") from exc
     lead, trail = silence_edges(samples, rate)
@@ -136,4 +144,5 @@ def analyze_audio(path: str | Path) -> AudioReport:
         clipping_events=clipping_events(samples),
         leading_silence_s=float(lead),
         trailing_silence_s=float(trail),
+        sha256=hashlib.sha256(data).hexdigest(),
     )

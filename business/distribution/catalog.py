@@ -1,9 +1,10 @@
 """Releases of an account: storage, rendered audio, the compliance gate, and packaging.
 
 What ships is what passed the gate: :meth:`Catalog.snapshot` runs the full gate and
-freezes the release data with a SHA-256 of every file; a delivery queued with that
-snapshot is packaged from it, and fails (not retried) if a file changed since. A
-delivery queued without a snapshot runs the full gate again when it is packaged.
+freezes the release data with the SHA-256 of every file, taken by the gate from the very
+bytes it measured; a delivery queued with that snapshot is packaged from it, and fails
+(not retried) if a file changed since. A delivery queued without a snapshot runs the
+full gate again when it is packaged.
 """
 
 from __future__ import annotations
@@ -40,17 +41,21 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def _file_digests(release: Release) -> dict[str, str]:
-    """SHA-256 of the artwork and every track's audio that exists, by path."""
-    paths = [release.artwork_path, *(t.audio_path for t in release.tracks)]
-    return {path: _sha256(path) for path in paths if path and Path(path).is_file()}
-
-
 def _changed(path: str, where: str, checked_at: float) -> Issue:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(checked_at))
     return Issue("file_changed", where,
                  f"{path} changed after the release passed the gate ({when} UTC); check "
                  "the release and deliver it again")
+
+
+def _measured_digests(report: ComplianceReport, checked_at: float) -> dict[str, str]:
+    """SHA-256 of each file the gate measured, by path (ComplianceError: read twice, differing)."""
+    measured = [*report.audio.values(), *([report.artwork] if report.artwork else [])]
+    digests: dict[str, str] = {}
+    for entry in measured:
+        if digests.setdefault(entry["path"], entry["sha256"]) != entry["sha256"]:
+            raise ComplianceError([_changed(entry["path"], "files", checked_at)])
+    return digests
 
 
 class Catalog:
@@ -158,19 +163,15 @@ class Catalog:
                        ) -> str:
         """Run the full gate and freeze what passed (data and file checksums); its id.
 
-        ComplianceError with every issue when the release does not pass, or when a
-        file changed while it was being checked.
+        Each file is read once: the checksums are those of the bytes the gate
+        measured. ComplianceError with every issue when the release does not pass,
+        or when a file the gate read twice (one file for two tracks) changed between.
         """
-        first = await asyncio.to_thread(_file_digests, await self.get_release(account_id,
-                                                                             release_id))
         release, report = await self._check(account_id, release_id, today)
         if not report.passed:
             raise ComplianceError(report.errors)
-        digests = await asyncio.to_thread(_file_digests, release)
         checked_at = time.time()
-        moved = [_changed(p, "files", checked_at) for p in digests if first.get(p) != digests[p]]
-        if moved:
-            raise ComplianceError(moved)
+        digests = _measured_digests(report, checked_at)
         snapshot_id = uuid.uuid4().hex
         await self.db.execute(
             "INSERT INTO dist_snapshots (account_id, snapshot_id, release_id, data, files, "
@@ -236,9 +237,8 @@ class Catalog:
                                     "FLAC" if info.format == "FLAC" else "WAV"))
         report = art.analyze_artwork(release.artwork_path)
         cover = f"{release.upc}.{'png' if report.format == 'PNG' else 'jpg'}"
-        cover_digest = _sha256(release.artwork_path)
-        files.append(PackageFile(cover, release.artwork_path, cover_digest))
-        image = ImageFile(cover, cover_digest, report.width, report.height, report.format)
+        files.append(PackageFile(cover, release.artwork_path, report.sha256))
+        image = ImageFile(cover, report.sha256, report.width, report.height, report.format)
         xml = build_message(release, store=party, sender=self.sender, message_id=message_id,
                             action=action, tracks=tracks, image=image)
         return DeliveryPackage(message_id, release.release_id, store, action, xml, files)
