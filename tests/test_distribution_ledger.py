@@ -66,6 +66,7 @@ def test_statement_import_splits_holds_recoups_and_reconciles(db_url: str) -> No
             statuses = {b["status"] for b in await royalties.balances("acc")
                         if b["payee_id"] == "cy"}
             assert statuses == {"available"}
+            assert await royalties.join_payee("acc", "cy", changed_by="ada") == 0  # no-op
             events = [(e["subject"], e["event"], e["detail"])
                       for e in await royalties.audit("acc")]
             assert events == [

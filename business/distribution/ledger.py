@@ -85,8 +85,12 @@ class Royalties:
 
     async def _join(self, tx: Any, account_id: str, payee_id: str, changed_by: str,
                     now: float) -> int:
-        """Mark a payee joined and release their held entries (audited); how many."""
-        await tx.execute(
+        """Mark a payee joined and release their held entries; how many.
+
+        Audited as ``payee.joined`` when something changed; joining a payee who
+        had already joined and had nothing held writes no audit entry.
+        """
+        joined_now = await tx.execute(
             "UPDATE dist_payees SET joined = 1, joined_at = ? WHERE account_id = ? AND "
             "payee_id = ? AND joined = 0", now, account_id, payee_id)
         held = await tx.fetch(
@@ -96,9 +100,10 @@ class Royalties:
         released = await tx.execute(
             "UPDATE dist_ledger SET status = 'available' WHERE account_id = ? AND "
             "payee_id = ? AND status = 'held'", account_id, payee_id)
-        await self._audit(tx, account_id, changed_by, f"payee:{payee_id}", "payee.joined", {
-            "released_entries": released,
-            "released": {r["currency"]: int(r["units"]) for r in held}}, now)
+        if joined_now or released:
+            await self._audit(tx, account_id, changed_by, f"payee:{payee_id}", "payee.joined", {
+                "released_entries": released,
+                "released": {r["currency"]: int(r["units"]) for r in held}}, now)
         return released
 
     async def set_split(self, account_id: str, isrc: str, raw: dict[str, Any],
@@ -171,7 +176,10 @@ class Royalties:
         return [{**r, "data": json.loads(r["data"])} for r in rows]
 
     async def join_payee(self, account_id: str, payee_id: str, changed_by: str = "") -> int:
-        """Mark a payee as joined and release their held entries; how many were released."""
+        """Mark a payee as joined and release their held entries; how many were released.
+
+        Joining again changes nothing and is not audited (0 released).
+        """
         now = time.time()
         async with self.db.transaction() as tx:
             await self._lock(tx, account_id)
