@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import TranscriptionError
-from .languages import SCRIPTS
+from .languages import foreign_characters
 
 #: Whisper code -> (espeak-ng voice, three short sentences).
 SAMPLES: dict[str, tuple[str, str]] = {
@@ -154,10 +154,7 @@ def foreign_letters(text: str, language: str) -> str:
     Digits count as foreign: none of the sample texts has one, and a decoder
     that loops on speech it cannot read often emits digits.
     """
-    prefixes = SCRIPTS[language]
-    return "".join(ch for ch in text
-                   if unicodedata.category(ch)[0] in "LN"
-                   and not unicodedata.name(ch, "").startswith(prefixes))
+    return foreign_characters(text, language, "LN")
 
 
 @dataclass(frozen=True)

@@ -51,14 +51,23 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
 }
 
 
+def foreign_characters(text: str, language: str, categories: str = "L") -> str:
+    """The characters of ``text`` not written in ``language``'s script.
+
+    Only characters of the Unicode major ``categories`` count (``"L"`` letters,
+    ``"N"`` numbers); KeyError for a language without a script in :data:`SCRIPTS`.
+    """
+    prefixes = SCRIPTS[language]
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] in categories
+                   and not unicodedata.name(ch, "").startswith(prefixes))
+
+
 def foreign_share(text: str, language: str | None) -> float:
     """Share of the letters of ``text`` not written in ``language``'s script (0 if unknown)."""
-    prefixes = SCRIPTS.get(language or "")
-    letters = [ch for ch in text if unicodedata.category(ch).startswith("L")]
-    if not prefixes or not letters:
+    letters = sum(unicodedata.category(ch)[0] == "L" for ch in text)
+    if not language or language not in SCRIPTS or not letters:
         return 0.0
-    foreign = sum(not unicodedata.name(ch, "").startswith(prefixes) for ch in letters)
-    return foreign / len(letters)
+    return len(foreign_characters(text, language)) / letters
 
 
 #: Other spellings users type, mapped to Whisper's codes.
