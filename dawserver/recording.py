@@ -19,6 +19,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,21 +47,34 @@ class Take:
     frames: int = 0
 
 
+def _always() -> bool:
+    return True
+
+
 @dataclass
 class TakeRecorder:
-    """Writes takes from ``track`` (an aiortc audio track) while the transport records."""
+    """Writes takes from ``track`` (an aiortc audio track) while the transport records.
+
+    ``allowed()`` says whether the sender may be recorded now (asked on every frame,
+    so a role lowered mid-take ends the take).
+    """
 
     mix: LiveMix
     track: object
     assets: AssetStore
     user: str = ""
-    can_record: bool = True
+    allowed: Callable[[], bool] = _always
     target_track: str | None = None
     latency_frames: int = 0
     clips: list[str] = field(default_factory=list)
     frames_received: int = 0
     _take: Take | None = None
     _next_try: float = 0.0
+
+    @property
+    def can_record(self) -> bool:
+        """Whether the sender's audio is recorded now."""
+        return self.allowed()
 
     @property
     def room(self):

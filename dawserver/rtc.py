@@ -128,7 +128,7 @@ class RtcService:
             if track.kind != "audio":
                 return
             recorder = TakeRecorder(mix, track, self.app[ASSETS], user=grant.user,
-                                    can_record=conn.grant.role.can_edit,
+                                    allowed=lambda: conn.grant.role.can_edit,
                                     target_track=target_track,
                                     latency_frames=int(round(latency_ms * rate / 1000)))
             conn.recorders.append(recorder)
@@ -181,9 +181,7 @@ class RtcService:
             if role is None:
                 await self.close(conn)
             else:
-                conn.grant = replace(conn.grant, role=role)
-                for recorder in conn.recorders:
-                    recorder.can_record = role.can_edit
+                conn.grant = replace(conn.grant, role=role)  # its recorders read it
         return len(matches)
 
     async def close_all(self) -> None:
