@@ -111,11 +111,13 @@ class PostgresStore(Store):
     async def _read(self, project_id: str, after: int | None) -> StoredDocument:
         """The snapshot (always, or only past ``after``) and the updates logged after it."""
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-            snap = await conn.fetchrow(
-                "SELECT upto_seq, data FROM collab_snapshots WHERE project_id = $1", project_id)
-            upto, data = (snap["upto_seq"], bytes(snap["data"])) if snap else (0, None)
+            upto, data = await conn.fetchval(_FOLDED, project_id) or 0, None
             if after is not None and upto <= after:
-                upto, data = after, None
+                upto = after
+            else:
+                data = await conn.fetchval(
+                    "SELECT data FROM collab_snapshots WHERE project_id = $1", project_id)
+                data = bytes(data) if data is not None else None
             rows = await conn.fetch(
                 "SELECT seq, data FROM collab_updates WHERE project_id = $1 AND seq > $2 "
                 "ORDER BY seq", project_id, upto)
@@ -129,8 +131,8 @@ class PostgresStore(Store):
                 await conn.execute(_LOCK, project_id)
                 folded = await conn.fetchval(_FOLDED, project_id)
                 if folded is not None and first_seq <= folded:  # compacted away, still taken
-                    raise asyncpg.UniqueViolationError(
-                        f"a snapshot holds the log up to {folded}")
+                    raise SeqConflict(f"cannot append to the log of {project_id!r}: a snapshot "
+                                      f"holds it up to {folded}, past {first_seq}")
                 await conn.copy_records_to_table("collab_updates", records=rows,
                                                  columns=["project_id", "seq", "data"])
         except asyncpg.UniqueViolationError as exc:
@@ -139,7 +141,7 @@ class PostgresStore(Store):
         except (OSError, asyncpg.PostgresError) as exc:
             raise StoreError(f"cannot append to the log of {project_id!r}: {exc}") from None
 
-    async def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> None:
+    async def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> bool:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(_LOCK, project_id)
             written = await conn.fetchval(
@@ -149,9 +151,10 @@ class PostgresStore(Store):
                 "WHERE collab_snapshots.upto_seq <= EXCLUDED.upto_seq RETURNING upto_seq",
                 project_id, upto_seq, snapshot, time.time())
             if written is None:
-                return  # a newer snapshot is already there
+                return False  # a newer snapshot is already there
             await conn.execute("DELETE FROM collab_updates WHERE project_id = $1 AND seq <= $2",
                                project_id, upto_seq)
+        return True
 
     async def revoke(self, project_id: str, user: str, at: float) -> None:
         await self.pool.execute(
@@ -162,3 +165,9 @@ class PostgresStore(Store):
         return await self.pool.fetchval(
             "SELECT revoked_at FROM collab_revocations WHERE project_id = $1 AND user_name = $2",
             project_id, user)
+
+    async def revocations(self, project_id: str) -> dict[str, float]:
+        rows = await self.pool.fetch(
+            "SELECT user_name, revoked_at FROM collab_revocations WHERE project_id = $1",
+            project_id)
+        return {row["user_name"]: row["revoked_at"] for row in rows}

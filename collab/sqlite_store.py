@@ -110,10 +110,10 @@ class SqliteStore(Store):
             raise StoreError("the SQLite store is not started")
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
 
-    def _tx(self, func: Callable[[sqlite3.Connection], T]) -> T:
+    def _tx(self, func: Callable[[sqlite3.Connection], T], begin: str = "BEGIN IMMEDIATE") -> T:
         conn = self._conn
         assert conn is not None
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(begin)
         try:
             result = func(conn)
         except BaseException:
@@ -166,19 +166,31 @@ class SqliteStore(Store):
         return ProjectInfo(*row)
 
     async def load(self, project_id: str) -> StoredDocument:
-        return await self._run(self._tx, lambda conn: self._read(conn, project_id, None))
+        return await self._run(self._tx, lambda conn: self._read(conn, project_id, None),
+                               "BEGIN")
 
     async def load_since(self, project_id: str, after_seq: int) -> StoredDocument:
-        return await self._run(self._tx, lambda conn: self._read(conn, project_id, after_seq))
+        return await self._run(self._tx, lambda conn: self._read(conn, project_id, after_seq),
+                               "BEGIN")
 
     @staticmethod
-    def _read(conn: sqlite3.Connection, project_id: str, after: int | None) -> StoredDocument:
+    def _folded(conn: sqlite3.Connection, project_id: str) -> int | None:
+        """How far the project's snapshot reaches into the log (None: no snapshot)."""
+        row = conn.execute("SELECT upto_seq FROM snapshots WHERE project_id = ?",
+                           (project_id,)).fetchone()
+        return row[0] if row else None
+
+    @classmethod
+    def _read(cls, conn: sqlite3.Connection, project_id: str, after: int | None
+              ) -> StoredDocument:
         """The snapshot (always, or only past ``after``) and the updates logged after it."""
-        snap = conn.execute("SELECT upto_seq, data FROM snapshots WHERE project_id = ?",
-                            (project_id,)).fetchone()
-        upto, data = snap if snap else (0, None)
+        upto, data = cls._folded(conn, project_id) or 0, None
         if after is not None and upto <= after:
-            upto, data = after, None
+            upto = after
+        else:
+            data = conn.execute("SELECT data FROM snapshots WHERE project_id = ?",
+                                (project_id,)).fetchone()
+            data = data[0] if data else None
         rows = conn.execute(
             "SELECT seq, data FROM updates WHERE project_id = ? AND seq > ? ORDER BY seq",
             (project_id, upto)).fetchall()
@@ -189,10 +201,10 @@ class SqliteStore(Store):
         rows = [(project_id, first_seq + i, u) for i, u in enumerate(updates)]
 
         def work(conn: sqlite3.Connection) -> None:
-            folded = conn.execute("SELECT upto_seq FROM snapshots WHERE project_id = ?",
-                                  (project_id,)).fetchone()
-            if folded is not None and first_seq <= folded[0]:  # compacted away, still taken
-                raise sqlite3.IntegrityError(f"a snapshot holds the log up to {folded[0]}")
+            folded = self._folded(conn, project_id)
+            if folded is not None and first_seq <= folded:  # compacted away, still taken
+                raise SeqConflict(f"cannot append to the log of {project_id!r}: a snapshot "
+                                  f"holds it up to {folded}, past {first_seq}")
             conn.executemany("INSERT INTO updates VALUES (?, ?, ?)", rows)
 
         try:
@@ -204,21 +216,22 @@ class SqliteStore(Store):
             raise StoreError(f"cannot append to the log of {project_id!r}: {exc}") from None
         self._maybe_checkpoint()
 
-    async def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> None:
+    async def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> bool:
         now = time.time()
 
-        def work(conn: sqlite3.Connection) -> None:
-            stored = conn.execute("SELECT upto_seq FROM snapshots WHERE project_id = ?",
-                                  (project_id,)).fetchone()
-            if stored is not None and stored[0] > upto_seq:
-                return  # a newer snapshot is already there
+        def work(conn: sqlite3.Connection) -> bool:
+            folded = self._folded(conn, project_id)
+            if folded is not None and folded > upto_seq:
+                return False  # a newer snapshot is already there
             conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",
                          (project_id, upto_seq, snapshot, now))
             conn.execute("DELETE FROM updates WHERE project_id = ? AND seq <= ?",
                          (project_id, upto_seq))
+            return True
 
-        await self._run(self._tx, work)
+        written = await self._run(self._tx, work)
         self._maybe_checkpoint()
+        return written
 
     async def revoke(self, project_id: str, user: str, at: float) -> None:
         def work(conn: sqlite3.Connection) -> None:
@@ -235,3 +248,11 @@ class SqliteStore(Store):
 
         row = await self._run(work)
         return row[0] if row else None
+
+    async def revocations(self, project_id: str) -> dict[str, float]:
+        def work() -> list[tuple]:
+            return self._conn.execute(  # type: ignore[union-attr]
+                "SELECT user_name, revoked_at FROM revocations WHERE project_id = ?",
+                (project_id,)).fetchall()
+
+        return dict(await self._run(work))

@@ -108,11 +108,11 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> None:
+    async def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> bool:
         """Replace the log up to ``upto_seq`` (inclusive) by ``snapshot``, atomically.
 
         A snapshot older than the stored one (a lower ``upto_seq``, from a slower
-        server process) changes nothing.
+        server process) changes nothing; returns whether this one was written.
         """
 
     @abc.abstractmethod
@@ -122,6 +122,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def revoked_at(self, project_id: str, user: str) -> float | None:
         """When ``user`` was last revoked on ``project_id`` (None if never)."""
+
+    @abc.abstractmethod
+    async def revocations(self, project_id: str) -> dict[str, float]:
+        """Every user revoked on ``project_id`` and when they were last revoked."""
 
 
 def open_store(database_url: str | None, data_dir: Path) -> Store:

@@ -124,6 +124,9 @@ async def test_revocations_are_remembered_per_project_and_user(collab_database_u
         await store.revoke("a", "sam", 200.0)
         assert await store.revoked_at("a", "sam") == 200.0
         assert await store.revoked_at("b", "sam") is None
+        await store.revoke("a", "ida", 150.0)
+        assert await store.revocations("a") == {"sam": 200.0, "ida": 150.0}
+        assert await store.revocations("b") == {}
 
 
 async def test_unsupported_urls_and_double_start_are_errors(tmp_path: Path) -> None:
