@@ -5,12 +5,14 @@ batch one process stores is announced on the project's Redis channel, and
 each other process that has the project loaded applies it and relays it to
 its own clients; presence (awareness) travels the same way, and so do member
 changes (a revocation or a new role reaches the user's connections on every
-process).
+process).  A process subscribes only to the channels of the projects it holds.
 
-Redis only carries announcements; the store's log stays the truth.  An
-announcement that is lost (Redis restarted, a subscriber fell behind) shows
-as a gap in the sequence numbers or is found by a periodic check, and the room
-reads it from the store (:meth:`collab.room.Room.catch_up_soon`).  Messages:
+Redis only carries announcements; the store stays the truth.  A lost
+announcement shows as a gap in the sequence numbers or is found by a periodic
+check, and the room reads it from the store (:meth:`collab.room.Room.catch_up_soon`).
+A lost revocation is found the same way: every ``revocation_check_seconds``,
+and after Redis comes back, the users connected here are checked against the
+store's revocations.  Messages:
 
 - ``PREFIX:room:PROJECT``: ``b"U"`` + sender id (16 bytes) + first sequence
   number (8 bytes, big-endian) + count (4 bytes) + the merged Yjs update, or
@@ -26,14 +28,15 @@ import contextlib
 import json
 import logging
 import struct
+import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Self
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Self
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .errors import CollabError
+from .errors import CollabError, StoreError
 from .room import Room
 from .tokens import Role
 
@@ -42,8 +45,11 @@ log = logging.getLogger(__name__)
 UPDATE, AWARENESS = b"U", b"A"
 _UPDATE_HEAD = struct.Struct(">QI")
 _ID_BYTES = 16
+#: Announcements waiting for Redis; past this, new ones are dropped (the store has them).
+OUTBOX_LIMIT = 10_000
 
-#: ``await callback(project_id, user, role)`` for a member change made on another process.
+#: ``await callback(project_id, user, role)`` for a member change made on another process
+#: (or a revocation found in the store): apply it to this process's connections.
 MemberCallback = Callable[[str, str, Role | None], Awaitable[object]]
 
 
@@ -63,20 +69,28 @@ class RedisCluster:
     poll_seconds:
         How often each loaded room checks the store for batches whose
         announcement never arrived.
+    revocation_check_seconds:
+        How often the users connected here are checked against the store's
+        revocations (in case a member-change announcement was lost).
     """
 
-    def __init__(self, url: str, *, prefix: str = "maxbooster", poll_seconds: float = 2.0
-                 ) -> None:
+    def __init__(self, url: str, *, prefix: str = "maxbooster", poll_seconds: float = 2.0,
+                 revocation_check_seconds: float = 10.0) -> None:
         self.url = url
         self.prefix = prefix
         self.poll_seconds = poll_seconds
+        self.revocation_check_seconds = revocation_check_seconds
         self.instance = uuid.uuid4().bytes
         self.rooms: dict[str, Room] = {}
         self._member_callbacks: list[MemberCallback] = []
-        self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(OUTBOX_LIMIT)
+        self._subscriptions: asyncio.Queue[tuple[bool, str]] = asyncio.Queue()
         self._redis: aioredis.Redis | None = None
+        self._listener: aioredis.Redis | None = None
         self._pubsub: aioredis.client.PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._dropped = 0
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -89,19 +103,23 @@ class RedisCluster:
         """Connect, subscribe, and start the reader, publisher and poller tasks."""
         if self._redis is not None:
             raise CollabError("the Redis cluster link is already started")
-        self._redis = aioredis.from_url(self.url)
+        # Commands time out; the subscription connection idles, so it pings instead.
+        self._redis = aioredis.from_url(self.url, socket_connect_timeout=5, socket_timeout=5)
+        self._listener = aioredis.from_url(self.url, socket_connect_timeout=5,
+                                           health_check_interval=15)
         try:
             await self._redis.ping()
-            self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            await self._pubsub.psubscribe(f"{self.prefix}:room:*")
+            self._pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
             await self._pubsub.subscribe(self._members_channel)
         except (OSError, RedisError) as exc:
-            await self._redis.aclose()
-            self._redis = None
+            await self._close_clients()
             raise ClusterError(f"cannot reach Redis at {self.url}: {exc}") from None
-        self._tasks = [asyncio.create_task(self._read_loop(), name="cluster reader"),
-                       asyncio.create_task(self._publish_loop(), name="cluster publisher"),
-                       asyncio.create_task(self._poll_loop(), name="cluster poller")]
+        self._tasks = [
+            asyncio.create_task(self._read_loop(), name="cluster reader"),
+            asyncio.create_task(self._publish_loop(), name="cluster publisher"),
+            asyncio.create_task(self._subscription_loop(), name="cluster subscriptions"),
+            asyncio.create_task(self._poll_loop(), name="cluster poller"),
+        ]
         log.info("cluster link up (%s, instance %s)", self.url, self.instance.hex())
 
     async def stop(self) -> None:
@@ -110,39 +128,44 @@ class RedisCluster:
             return
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._outbox.join(), 2.0)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await _cancel_all([*self._tasks, *self._background])
         self._tasks = []
+        await self._close_clients()
+
+    async def _close_clients(self) -> None:
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()
-        await self._redis.aclose()
-        self._redis = self._pubsub = None
+        for client in (self._redis, self._listener):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+        self._redis = self._listener = self._pubsub = None
 
     # -- rooms ---------------------------------------------------------------------------
 
     def attach(self, room: Room) -> None:
-        """Link a freshly loaded room (and read what was stored while it was loading)."""
+        """Link a freshly loaded room: subscribe, and read what was stored meanwhile."""
         room.link = self
         self.rooms[room.project_id] = room
+        self._subscriptions.put_nowait((True, self._room_channel(room.project_id)))
         room.catch_up_soon()
 
     def detach(self, room: Room) -> None:
-        """Forget an unloaded room."""
+        """Forget an unloaded room and its channel."""
         if self.rooms.get(room.project_id) is room:
             del self.rooms[room.project_id]
+            self._subscriptions.put_nowait((False, self._room_channel(room.project_id)))
 
     def publish_update(self, project_id: str, first_seq: int, count: int,
                        update: bytes) -> None:
         """Announce a durable batch to the other processes (never blocks)."""
         head = UPDATE + self.instance + _UPDATE_HEAD.pack(first_seq, count)
-        self._outbox.put_nowait((self._room_channel(project_id), head + update))
+        self._send(self._room_channel(project_id), head + update)
 
     def publish_awareness(self, project_id: str, message: bytes) -> None:
         """Announce a local peer's presence message to the other processes."""
-        self._outbox.put_nowait((self._room_channel(project_id),
-                                 AWARENESS + self.instance + message))
+        self._send(self._room_channel(project_id), AWARENESS + self.instance + message)
 
     # -- member changes ------------------------------------------------------------------
 
@@ -150,7 +173,7 @@ class RedisCluster:
         """Tell the other processes that ``user`` was revoked (None) or given ``role``."""
         body = json.dumps({"from": self.instance.hex(), "project": project_id, "user": user,
                            "role": role.value if role else None})
-        self._outbox.put_nowait((self._members_channel, body.encode()))
+        self._send(self._members_channel, body.encode())
 
     def on_member_change(self, callback: MemberCallback) -> None:
         """Call ``callback`` for every member change another process announces."""
@@ -165,6 +188,20 @@ class RedisCluster:
     def _room_channel(self, project_id: str) -> str:
         return f"{self.prefix}:room:{project_id}"
 
+    def _send(self, channel: str, data: bytes) -> None:
+        try:
+            self._outbox.put_nowait((channel, data))
+        except asyncio.QueueFull:  # Redis is stuck; the store and the checks cover it
+            self._dropped += 1
+            if self._dropped % 1000 == 1:
+                log.warning("cluster: Redis is not keeping up; %d announcements dropped",
+                            self._dropped)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def _publish_loop(self) -> None:
         assert self._redis is not None
         while True:
@@ -176,6 +213,18 @@ class RedisCluster:
             finally:
                 self._outbox.task_done()
 
+    async def _subscription_loop(self) -> None:
+        assert self._pubsub is not None
+        while True:
+            subscribe, channel = await self._subscriptions.get()
+            try:
+                if subscribe:
+                    await self._pubsub.subscribe(channel)
+                else:
+                    await self._pubsub.unsubscribe(channel)
+            except (OSError, RedisError) as exc:  # re-subscribed on reconnection
+                log.warning("cluster: could not (un)subscribe %s: %s", channel, exc)
+
     async def _read_loop(self) -> None:
         assert self._pubsub is not None
         delay = 0.1
@@ -183,27 +232,48 @@ class RedisCluster:
             try:
                 async for message in self._pubsub.listen():
                     delay = 0.1
-                    await self._dispatch(message)
+                    self._dispatch(message)
             except (OSError, RedisError) as exc:
                 log.warning("cluster: Redis subscription lost (%s); retrying in %.1f s",
                             exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-                for room in list(self.rooms.values()):  # announcements may have been missed
+                # What was announced meanwhile is lost: read it from the store.
+                for room in list(self.rooms.values()):
                     room.catch_up_soon()
+                self._spawn(self._check_revocations())
 
     async def _poll_loop(self) -> None:
+        last_check = time.monotonic()
         while True:
             await asyncio.sleep(self.poll_seconds)
             for room in list(self.rooms.values()):
                 if room.peers:
                     room.catch_up_soon()
+            if time.monotonic() - last_check >= self.revocation_check_seconds:
+                last_check = time.monotonic()
+                await self._check_revocations()
 
-    async def _dispatch(self, message: dict) -> None:
+    async def _check_revocations(self) -> None:
+        """Apply revocations (and role changes, which revoke older tokens) missed here."""
+        for room in list(self.rooms.values()):
+            if not room.peers:
+                continue
+            try:
+                revoked = room.revoked_users(await room.store.revocations(room.project_id))
+            except StoreError as exc:
+                log.warning("cluster: cannot check revocations of %s: %s", room.project_id, exc)
+                continue
+            for user in revoked:
+                log.info("cluster: %s was revoked on %s elsewhere; closing here",
+                         user, room.project_id)
+                await self._tell_members(room.project_id, user, None)
+
+    def _dispatch(self, message: dict) -> None:
         channel = message["channel"].decode()
         data: bytes = message["data"]
         if channel == self._members_channel:
-            await self._member_change(data)
+            self._spawn(self._member_change(data))  # never holds up the rooms' traffic
             return
         room = self.rooms.get(channel.removeprefix(f"{self.prefix}:room:"))
         if room is None or len(data) < 1 + _ID_BYTES or data[1:1 + _ID_BYTES] == self.instance:
@@ -227,8 +297,21 @@ class RedisCluster:
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("cluster: ignoring a malformed member change: %s", exc)
             return
+        await self._tell_members(project_id, user, role)
+
+    async def _tell_members(self, project_id: str, user: str, role: Role | None) -> None:
         for callback in self._member_callbacks:
             try:
                 await callback(project_id, user, role)
             except Exception:
                 log.exception("cluster: member change callback failed")
+
+
+async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait for them; a task whose await swallowed the cancellation
+    (redis-py's (un)subscribe can) is cancelled again."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)

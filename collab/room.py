@@ -105,7 +105,7 @@ class Room:
         self.peers: set[Peer] = set()
         self.presence = Presence()
         self._seqs = SeqTracker()
-        self._catch_up_timer: asyncio.TimerHandle | None = None
+        self._gap_timer: asyncio.TimerHandle | None = None
         self._snapshot_seq = 0
         self._snapshot_bytes = 0
         self._log_bytes = 0
@@ -159,8 +159,8 @@ class Room:
         if not self._started:
             return
         self._started = False
-        if self._catch_up_timer is not None:
-            self._catch_up_timer.cancel()
+        if self._gap_timer is not None:
+            self._gap_timer.cancel()
         for peer in list(self.peers):
             peer.close_soon(close_code, p.CloseCode(close_code).reason)
         await self._drain()
@@ -235,6 +235,12 @@ class Room:
         for peer in matches:
             peer.refuse(code, reason)
         return len(matches)
+
+    def revoked_users(self, revocations: dict[str, float]) -> set[str]:
+        """Users connected here on a token that ``revocations`` (user -> when) cover."""
+        return {peer.grant.user for peer in self.peers if not peer.grant.is_admin
+                and peer.grant.user in revocations
+                and peer.grant.issued_at <= revocations[peer.grant.user]}
 
     def set_role(self, user: str, role: Role) -> int:
         """Give every connection of ``user`` the role ``role`` from now on.
@@ -489,15 +495,20 @@ class Room:
         for peer in self.peers:
             peer.push(message)
 
-    def catch_up_soon(self, delay: float = 0.0) -> None:
-        """Read whatever the store holds that this room has not seen (once, after ``delay``)."""
-        if self._started and self._catch_up_timer is None:
-            def fire() -> None:
-                self._catch_up_timer = None
-                if self._started:
-                    self._enqueue("catch_up", None, None)
+    def catch_up_soon(self) -> None:
+        """Read whatever the store holds that this room has not seen (in the next batch)."""
+        if self._started:
+            self._enqueue("catch_up", None, None)
 
-            self._catch_up_timer = asyncio.get_running_loop().call_later(delay, fire)
+    def _check_gap_later(self) -> None:
+        """Read a missing batch from the store unless it arrives within CATCH_UP_DELAY."""
+        def check() -> None:
+            self._gap_timer = None
+            if self._seqs.missing:
+                self.catch_up_soon()
+
+        if self._gap_timer is None:
+            self._gap_timer = asyncio.get_running_loop().call_later(CATCH_UP_DELAY, check)
 
     def _take_remote(self, first_seq: int, count: int, update: bytes
                      ) -> list[tuple[bytes, Peer | None]]:
@@ -513,7 +524,7 @@ class Room:
         self._seqs.mark(first_seq, count)
         self._log_bytes += len(update)
         if self._seqs.missing:  # an earlier batch is still on its way, or was lost
-            self.catch_up_soon(CATCH_UP_DELAY)
+            self._check_gap_later()
         return [(update, None)]
 
     async def _catch_up(self) -> list[tuple[bytes, Peer | None]]:
@@ -523,6 +534,8 @@ class Room:
         if stored.snapshot is not None:  # another process compacted past the watermark
             self.doc.apply_update(stored.snapshot)
             self._seqs.mark_through(stored.snapshot_seq)
+            self._snapshot_seq, self._snapshot_bytes = stored.snapshot_seq, len(stored.snapshot)
+            self._log_bytes = 0
         for seq, update in enumerate(stored.updates, start=stored.snapshot_seq + 1):
             if self._seqs.holds(seq, 1):
                 continue
@@ -547,7 +560,10 @@ class Room:
 
     async def _compact_now(self, snapshot: bytes, upto_seq: int, logged_before: int) -> None:
         try:
-            await self.store.compact(self.project_id, snapshot, upto_seq)
+            written = await self.store.compact(self.project_id, snapshot, upto_seq)
+            if not written:  # another process folded further: adopt its snapshot instead
+                self.catch_up_soon()
+                return
             if upto_seq > self._snapshot_seq:
                 self._snapshot_seq, self._snapshot_bytes = upto_seq, len(snapshot)
                 self._log_bytes = max(0, self._log_bytes - logged_before)

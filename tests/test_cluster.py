@@ -178,16 +178,59 @@ async def test_a_lost_announcement_is_read_from_the_store(
         dispatch = cluster_b._dispatch
         dropped = []
 
-        async def lossy(message: dict) -> None:
+        def lossy(message: dict) -> None:
             if message["data"][:1] == UPDATE:
                 dropped.append(message)
                 return
-            await dispatch(message)
+            dispatch(message)
 
         monkeypatch.setattr(cluster_b, "_dispatch", lossy)
         ana.document.set_track_gain("t3", -12.0)
         await eventually(lambda: gain(ben.document, "t3") == -12.0)
         assert dropped, "the announcement was dropped, so the store must have supplied it"
+
+
+async def test_a_lost_revocation_is_found_in_the_store(
+        tmp_path: Path, collab_database_url: str, redis_url: str, monkeypatch) -> None:
+    async with deployment(tmp_path, collab_database_url, redis_url) as dep:
+        cluster_b = dep.apps["b"][CLUSTER]
+        cluster_b.revocation_check_seconds = 0.5
+        dispatch = cluster_b._dispatch
+        monkeypatch.setattr(cluster_b, "_dispatch", lambda message: None if message[
+            "channel"].endswith(b":members") else dispatch(message))
+        owner = dep.token(Role.OWNER, "olga")
+        async with connect(dep.url("b"), dep.token(Role.EDITOR, "ben")) as channel:
+            client = SyncClient(channel)
+            await client.start()
+            await client.wait_synced()
+            async with aiohttp.ClientSession() as http, http.delete(
+                    f"{dep.configs['a'].base_url}/projects/{dep.project_id}/members/ben",
+                    headers={"Authorization": f"Bearer {owner}"}) as response:
+                assert response.status == 200, await response.text()
+            await asyncio.wait_for(client.closed.wait(), 10)
+            assert channel.close_code == p.CloseCode.ROLE_REVOKED
+            await client.stop()
+
+
+async def test_a_process_listens_only_to_the_projects_it_holds(
+        tmp_path: Path, collab_database_url: str, redis_url: str) -> None:
+    async with deployment(tmp_path, collab_database_url, redis_url,
+                          idle_unload_seconds=0.2) as dep:
+        redis = dep.apps["a"][CLUSTER]._redis
+        channel = f"maxbooster:room:{dep.project_id}"
+
+        async def listeners() -> int:
+            return dict(await redis.pubsub_numsub(channel))[channel.encode()]
+
+        async with dep.client("a", "ana"), dep.client("b", "ben"):
+            await eventually(lambda: _equals(listeners(), 2))
+        async with dep.client("a", "ana"):
+            await eventually(lambda: _equals(listeners(), 1))  # b unloaded its room
+        await eventually(lambda: _equals(listeners(), 0))
+
+
+async def _equals(value, expected) -> bool:
+    return await value == expected
 
 
 @pytest.fixture
