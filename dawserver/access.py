@@ -3,7 +3,8 @@
 A member's role change or revocation reaches their live connections at once
 through :func:`apply_member_change`: the rooms (WebSockets) directly, anything
 else that holds live sessions (WebRTC) through a hook it registered with
-:func:`on_member_change`.
+:func:`on_member_change`, and the other server processes of a deployment
+through the Redis link.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collab.errors import AuthError
 from collab.protocol import CloseCode
 from collab.tokens import Grant, Role
 
-from .keys import ROOMS, STORE, TOKENS
+from .keys import CLUSTER, ROOMS, STORE, TOKENS
 
 #: ``await hook(project_id, user, role)``: ``role`` is None when the user was revoked;
 #: returns how many of the user's live connections it closed or changed.
@@ -43,6 +44,16 @@ def request_token(request: web.Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
+async def authenticate(app: web.Application, token: str | None) -> Grant:
+    """The grant of ``token``, checked against revocations on its own project.
+
+    Raises :class:`AuthError` (bad token) or :class:`AccessDenied` (4410 revoked).
+    """
+    grant = app[TOKENS].verify(token)
+    await _check_not_revoked(app, grant, grant.project_id)
+    return grant
+
+
 async def authorize(app: web.Application, project_id: str, token: str | None,
                     minimum: Role = Role.VIEWER) -> Grant:
     """The grant of ``token`` on ``project_id`` with at least role ``minimum``.
@@ -54,16 +65,20 @@ async def authorize(app: web.Application, project_id: str, token: str | None,
     if not grant.allows(project_id):
         raise AccessDenied(f"token is for project {grant.project_id!r}, not {project_id!r}",
                            CloseCode.FORBIDDEN)
-    if not grant.is_admin:
-        revoked = await app[STORE].revoked_at(project_id, grant.user)
-        if revoked is not None and grant.issued_at <= revoked:
-            raise AccessDenied(f"the role of user {grant.user!r} on {project_id!r} was revoked",
-                               CloseCode.ROLE_REVOKED)
-    order = list(Role)
-    if order.index(grant.role) < order.index(minimum):
+    await _check_not_revoked(app, grant, project_id)
+    if not grant.role.at_least(minimum):
         raise AccessDenied(f"role {grant.role.value} may not do this; it needs "
                            f"{minimum.value}", CloseCode.FORBIDDEN)
     return grant
+
+
+async def _check_not_revoked(app: web.Application, grant: Grant, project_id: str) -> None:
+    if grant.is_admin or STORE not in app:
+        return
+    revoked = await app[STORE].revoked_at(project_id, grant.user)
+    if revoked is not None and grant.issued_at <= revoked:
+        raise AccessDenied(f"the role of user {grant.user!r} on {project_id!r} was revoked",
+                           CloseCode.ROLE_REVOKED)
 
 
 def on_member_change(app: web.Application, hook: MemberHook) -> None:
@@ -74,6 +89,21 @@ def on_member_change(app: web.Application, hook: MemberHook) -> None:
 async def apply_member_change(app: web.Application, project_id: str, user: str,
                               role: Role | None) -> int:
     """Apply a revocation (``role`` None) or a new role to ``user``'s live connections now.
+
+    The change is made here (:func:`apply_member_change_here`) and, when this
+    server runs with other processes (``--redis``), announced to them.  Returns
+    how many connections of this process were closed or changed.
+    """
+    count = await apply_member_change_here(app, project_id, user, role)
+    cluster = app.get(CLUSTER)
+    if cluster is not None:
+        cluster.publish_member_change(project_id, user, role)
+    return count
+
+
+async def apply_member_change_here(app: web.Application, project_id: str, user: str,
+                                   role: Role | None) -> int:
+    """Apply a member change to this process's connections only.
 
     A revoked user's WebSockets close with 4410; with a new role they stay open
     and their edits are judged by it.  Returns how many connections were

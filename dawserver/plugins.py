@@ -30,9 +30,9 @@ from aiohttp import web
 from collab.errors import AuthError
 from collab.tokens import Role
 from dawserver import hookspecs
-from dawserver.access import AccessDenied, authorize, request_token
+from dawserver.access import AccessDenied, authenticate, request_token
 from dawserver.database import Database, Migration, open_database
-from dawserver.keys import STORE, TOKENS
+from dawserver.keys import TOKENS
 
 logger = logging.getLogger(__name__)
 
@@ -342,13 +342,10 @@ async def default_identify(request: web.Request) -> Principal | None:
     treated as anonymous.
     """
     token = request_token(request)
-    signer = request.app.get(TOKENS)
-    if token is None or signer is None:
+    if token is None or TOKENS not in request.app:
         return None
     try:
-        grant = signer.verify(token)
-        if not grant.is_admin and STORE in request.app:
-            grant = await authorize(request.app, grant.project_id, token)
+        grant = await authenticate(request.app, token)
     except AccessDenied as exc:
         raise _json_error(web.HTTPForbidden, str(exc)) from exc
     except AuthError as exc:
