@@ -32,7 +32,7 @@ class EditOptions:
     """How cuts are placed (times in milliseconds)."""
 
     crossfade_ms: float = 5.0
-    search_ms: float = 200.0
+    search_ms: float = 300.0
     zero_cross_ms: float = 2.0
     level_ms: float = 5.0
     ripple: bool = True

@@ -6,13 +6,13 @@
 // document result: word times are seconds from the clip's start (its `offset` in the
 // source); the cut runs from the middle of the gap before the first deleted word to the
 // middle of the gap after the last one (before the first / after the last word of the
-// clip: the middle of the 200 ms the server searches, bounded by the clip); the
+// clip: the middle of the 300 ms the server searches, bounded by the clip); the
 // clip keeps the head, a new clip takes the tail right after it, the splice gets 5 ms
 // fades, later clips on the track move left by the removed length (ripple), and each
 // piece gets the transcript of its own words, in its own clip time.
 
 export const FADE_SECONDS = 0.005
-export const SEARCH_SECONDS = 0.2 // how far the server looks for a quiet cut point
+export const SEARCH_SECONDS = 0.3 // how far the server looks for a quiet cut point
 
 /** Every word of a document transcript, in order (what edits index). */
 export function transcriptWords (transcript) {
