@@ -107,3 +107,9 @@ def test_refund_is_split_by_percentage_without_recoupment() -> None:
     result = allocate(split, -100, "USD")
     assert result.recouped == 0
     assert [(s.payee_id, s.cents) for s in result.shares] == [("a", -25), ("b", -75)]
+
+
+def test_the_unallocated_payee_id_is_reserved() -> None:
+    with pytest.raises(SplitError, match="'unallocated' is reserved"):
+        split_from_dict({"payees": [{"payee_id": "ada", "share": "50"},
+                                    {"payee_id": "unallocated", "share": "50"}]})

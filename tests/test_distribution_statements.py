@@ -12,7 +12,10 @@ from business.distribution.currency import to_minor_units
 from business.distribution.errors import StatementError
 from business.distribution.splits import Payee, Split
 from business.distribution.statements import (
+    REVERSAL,
     UNALLOCATED,
+    HeldAmount,
+    allocate_held,
     allocate_statement,
     parse_statement,
 )
@@ -123,3 +126,37 @@ def test_sub_cent_amounts_add_up_before_rounding() -> None:
     result = allocate_statement(parse_statement(text), {})
     assert result.totals == {"USD": 330}
     assert result.ledger_totals() == {"USD": 330}
+
+
+@settings(max_examples=300, deadline=None)
+@given(statements=st.lists(lines_strategy, min_size=1, max_size=4),
+       shares=st.lists(st.lists(st.integers(1, 100), min_size=1, max_size=5), min_size=4,
+                       max_size=4),
+       recoup=st.integers(0, 20000))
+def test_held_money_is_allocated_as_the_imports_would_have_done(
+        statements: list[list[tuple]], shares: list[list[int]], recoup: int) -> None:
+    isrc = ISRCS[0]
+    split = _splits(shares, recoup)[isrc]
+    texts = [HEADER + "".join(f"{s},{t},{i},{u},{a},{c}\n" for s, t, i, u, a, c in rows)
+             for rows in statements]
+    held, expected, remaining = [], [], {isrc: split}
+    for n, text in enumerate(texts):
+        lines = parse_statement(text)
+        before = allocate_statement(lines, {})
+        held += [HeldAmount(f"s{n}", e.currency, e.cents) for e in before.entries
+                 if e.isrc == isrc]
+        after = allocate_statement(lines, remaining)
+        expected += [(f"s{n}", e) for e in after.entries if e.isrc == isrc]
+        used = after.recouped.get(isrc, 0)
+        remaining = {isrc: Split(isrc, split.payees, recoup, "p0", "USD",
+                                 remaining[isrc].recouped_cents + used)}
+    result = allocate_held(held, split)
+    assert [(s, e) for s, e in result.entries if e.kind != REVERSAL] == expected
+    reversals = [(s, e.currency, -e.cents) for s, e in result.entries if e.kind == REVERSAL]
+    assert reversals == [(h.statement_id, h.currency, h.cents) for h in held]
+    assert all(e.payee_id == UNALLOCATED and e.held for _, e in result.entries
+               if e.kind == REVERSAL)
+    assert sum(e.cents for _, e in result.entries) == 0
+    assert result.recouped == remaining[isrc].recouped_cents
+    assert result.allocated() == {c: sum(h.cents for h in held if h.currency == c)
+                                  for c in sorted({h.currency for h in held})}

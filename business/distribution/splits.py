@@ -19,6 +19,8 @@ from business.distribution.errors import SplitError
 HUNDRED = Decimal(100)
 #: Percentages may have up to this many decimal places (0.0001 %).
 SHARE_PLACES = 4
+#: The payee that holds money of tracks without a split; no split may name it.
+UNALLOCATED = "unallocated"
 
 
 def apportion(exact: Sequence[Fraction], total: int) -> list[int]:
@@ -121,6 +123,9 @@ def validate_split(split: Split) -> None:
     ids = [p.payee_id for p in split.payees]
     if len(set(ids)) != len(ids):
         raise SplitError(f"payees are listed more than once: {sorted(ids)}; merge their shares")
+    if UNALLOCATED in ids:
+        raise SplitError(f"payee_id {UNALLOCATED!r} is reserved for money of tracks without a "
+                         "split; choose another id")
     total = sum((p.share for p in split.payees), Decimal(0))
     if total != HUNDRED:
         raise SplitError(f"shares total {total}%, they must total exactly 100% "

@@ -7,7 +7,8 @@ see :mod:`business.distribution.currency`); that total is apportioned over track
 by largest remainder, then each track's units are split by its
 :class:`~business.distribution.splits.Split`. Lines whose ISRC has no split go to
 the ``unallocated`` payee (held), so the ledger always reconciles with the
-statement to the minor unit. "Cents" below means minor units.
+statement to the minor unit; when the track's split is set later,
+:func:`allocate_held` moves that money to its payees. "Cents" below means minor units.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -23,10 +24,11 @@ from fractions import Fraction
 from business.distribution.currency import exponent, to_minor_units
 from business.distribution.errors import StatementError
 from business.distribution.identifiers import IdentifierError, normalize_isrc
-from business.distribution.splits import Split, allocate, apportion
+from business.distribution.splits import UNALLOCATED, Split, allocate, apportion
 
 COLUMNS = ("store", "territory", "isrc", "units", "amount", "currency")
-UNALLOCATED = "unallocated"
+#: Kind of the entry that takes held money back from ``unallocated`` once a split is set.
+REVERSAL = "reversal"
 MAX_ERRORS_SHOWN = 10
 
 
@@ -50,7 +52,7 @@ class LedgerEntry:
     payee_id: str
     currency: str
     cents: int
-    kind: str  # "share", "recoup" or "unallocated"
+    kind: str  # "share", "recoup", "unallocated" or "reversal"
     held: bool
 
 
@@ -138,13 +140,74 @@ def allocate_statement(lines: list[StatementLine], splits: Mapping[str, Split]
                 result.entries.append(LedgerEntry(isrc, UNALLOCATED, currency, track_cents,
                                                   "unallocated", True))
                 continue
-            state = Split(split.isrc, split.payees, split.recoup_cents, split.recoup_payee,
-                          split.recoup_currency, split.recoup_cents - remaining[isrc])
-            allocation = allocate(state, track_cents, currency)
-            remaining[isrc] -= allocation.recouped
-            if allocation.recouped:
-                result.recouped[isrc] = result.recouped.get(isrc, 0) + allocation.recouped
-            for share in allocation.shares:
-                result.entries.append(LedgerEntry(isrc, share.payee_id, currency, share.cents,
-                                                  share.kind, share.held))
+            track = allocate_track(split, currency, track_cents, remaining[isrc])
+            remaining[isrc] -= track.recouped
+            if track.recouped:
+                result.recouped[isrc] = result.recouped.get(isrc, 0) + track.recouped
+            result.entries.extend(track.entries)
+    return result
+
+
+@dataclass
+class TrackAllocation:
+    """Ledger entries of one track's cents in one currency, and the recoupment used."""
+
+    entries: list[LedgerEntry]
+    recouped: int
+
+
+def allocate_track(split: Split, currency: str, cents: int, remaining_recoup: int
+                   ) -> TrackAllocation:
+    """Entries splitting ``cents`` of ``split``'s track, with ``remaining_recoup`` still due."""
+    state = Split(split.isrc, split.payees, split.recoup_cents, split.recoup_payee,
+                  split.recoup_currency, split.recoup_cents - remaining_recoup)
+    allocation = allocate(state, cents, currency)
+    return TrackAllocation([LedgerEntry(split.isrc, s.payee_id, currency, s.cents, s.kind, s.held)
+                            for s in allocation.shares], allocation.recouped)
+
+
+@dataclass(frozen=True)
+class HeldAmount:
+    """Net cents of one statement held for ``unallocated`` on one track, in one currency."""
+
+    statement_id: str
+    currency: str
+    cents: int
+
+
+@dataclass
+class HeldAllocation:
+    """Held money moved to a split's payees: ``(statement_id, entry)`` pairs and recoupment."""
+
+    entries: list[tuple[str, LedgerEntry]] = field(default_factory=list)
+    recouped: int = 0
+
+    def allocated(self) -> dict[str, int]:
+        """Cents moved out of ``unallocated`` per currency."""
+        sums: dict[str, int] = defaultdict(int)
+        for _, entry in self.entries:
+            if entry.kind == REVERSAL:
+                sums[entry.currency] -= entry.cents
+        return dict(sorted(sums.items()))
+
+
+def allocate_held(held: Sequence[HeldAmount], split: Split) -> HeldAllocation:
+    """Allocate money held as unallocated to ``split``, as its statements' imports would have.
+
+    ``held`` is taken in order (import order of the statements, then currency, as
+    :func:`allocate_statement` goes), recoupment starting from ``split``'s state.
+    Each amount gets a reversing ``unallocated`` entry and the split's entries for
+    the same statement, so every statement still reconciles to the minor unit.
+    """
+    result = HeldAllocation()
+    remaining = split.remaining_recoup()
+    for amount in held:
+        if not amount.cents:
+            continue
+        track = allocate_track(split, amount.currency, amount.cents, remaining)
+        remaining -= track.recouped
+        result.recouped += track.recouped
+        result.entries.append((amount.statement_id, LedgerEntry(
+            split.isrc, UNALLOCATED, amount.currency, -amount.cents, REVERSAL, True)))
+        result.entries.extend((amount.statement_id, entry) for entry in track.entries)
     return result
