@@ -148,3 +148,43 @@ def test_release_is_checked_delivered_paid_and_presaved_over_http(tmp_path: Path
                     "error"]
 
     asyncio.run(go())
+
+
+def test_held_money_is_listed_and_allocated_when_the_split_is_put(tmp_path: Path) -> None:
+    async def go() -> None:
+        config = {"data_dir": tmp_path / "data", "plugins": {"distribution": {}}}
+        app = web.Application()
+        install(app, config, manager=load_plugins(config), identify=_owner_of_header_account)
+        async with TestClient(TestServer(app)) as client:
+            hdr, base = {"X-Account": "ada"}, "/api/distribution"
+            isrc = "QZABC2600101"
+            csv = ("store,territory,isrc,units,amount,currency\n"
+                   f"fake,US,{isrc},100,10.01,USD\nfake,JP,{isrc},9,1234,JPY\n")
+            assert (await client.post(f"{base}/statements", data=csv, headers=hdr)).status == 201
+            held = await (await client.get(f"{base}/unallocated", headers=hdr)).json()
+            assert held == [{"isrc": isrc, "currency": "JPY", "cents": 1234, "statements": 1},
+                            {"isrc": isrc, "currency": "USD", "cents": 1001, "statements": 1}]
+            assert (await client.get(f"{base}/unallocated?isrc=nope", headers=hdr)).status == 400
+            assert await (await client.get(f"{base}/unallocated",
+                                           headers={"X-Account": "eve"})).json() == []
+            split = {"payees": [{"payee_id": "ada", "share": "70"},
+                                {"payee_id": "bo", "share": "30", "joined": False}]}
+            for _ in range(2):
+                put = await client.put(f"{base}/splits/{isrc}", json=split, headers=hdr)
+                assert put.status == 200
+            assert await (await client.get(f"{base}/unallocated?isrc={isrc}",
+                                           headers=hdr)).json() == []
+            balances = await (await client.get(f"{base}/balances", headers=hdr)).json()
+            assert {(b["payee_id"], b["currency"], b["status"]): b["cents"]
+                    for b in balances} == {("ada", "JPY", "available"): 864,
+                                           ("bo", "JPY", "held"): 370,
+                                           ("ada", "USD", "available"): 701,
+                                           ("bo", "USD", "held"): 300,
+                                           ("unallocated", "JPY", "held"): 0,
+                                           ("unallocated", "USD", "held"): 0}
+            audit = await (await client.get(f"{base}/audit?subject=split:{isrc}",
+                                            headers=hdr)).json()
+            assert [(e["event"], e["detail"]["allocated"]) for e in audit] == [
+                ("unallocated.allocated", {"JPY": 1234, "USD": 1001})]
+
+    asyncio.run(go())

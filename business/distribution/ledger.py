@@ -7,7 +7,8 @@ Every write of an account's royalties (a split, a join, a statement import) firs
 takes that account's row in ``dist_royalty_locks``, so concurrent imports can never
 both spend the same recoupment (PostgreSQL row lock; SQLite's write lock already
 serialises). Payee changes (added, renamed, joined with the held money released)
-are logged in ``dist_audit``; split revisions in ``dist_split_history``.
+and held money allocated when a track's split is set are logged in ``dist_audit``;
+split revisions in ``dist_split_history``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,17 @@ from typing import Any
 from business.distribution.errors import NotFoundError, SplitError
 from business.distribution.identifiers import IdentifierError, normalize_isrc
 from business.distribution.splits import Payee, Split, split_from_dict
-from business.distribution.statements import allocate_statement, parse_statement
+from business.distribution.statements import (
+    REVERSAL,
+    UNALLOCATED,
+    HeldAmount,
+    allocate_held,
+    allocate_statement,
+    parse_statement,
+)
+
+#: Ledger kinds of the money held for ``unallocated`` (and taken back from it).
+_UNALLOCATED_KINDS = f"kind IN ('{UNALLOCATED}', '{REVERSAL}')"
 
 
 def _isrc(value: str) -> str:
@@ -112,6 +123,8 @@ class Royalties:
 
         New payees are added; a known payee takes the split's name (when given) and,
         if the split says they joined, joins now and is paid what was held for them.
+        Money of this track held for ``unallocated`` (imported before it had a split)
+        is then allocated by the new split (see :meth:`_allocate_unallocated`).
         """
         isrc = _isrc(isrc)
         split = split_from_dict({**raw, "isrc": isrc, "recouped_cents": 0})
@@ -139,7 +152,72 @@ class Royalties:
                 "INSERT INTO dist_split_history (account_id, isrc, revision, changed_at, "
                 "changed_by, data) VALUES (?, ?, ?, ?, ?, ?)",
                 account_id, isrc, revision, now, changed_by, data)
+            await self._allocate_unallocated(tx, account_id, isrc, revision, changed_by, now)
         return split
+
+    async def _allocate_unallocated(self, tx: Any, account_id: str, isrc: str, revision: int,
+                                    changed_by: str, now: float) -> dict[str, int]:
+        """Move the track's money held for ``unallocated`` to its split's payees; cents moved.
+
+        Each statement's net held amount (per currency, in import order) is split as
+        that import would have split it: recoupment first, largest remainder, held for
+        payees who have not joined. A reversing ``unallocated`` entry in the same
+        statement brings the held amount to zero, so a second call finds nothing and
+        every statement still reconciles. Runs under the caller's royalty lock.
+        """
+        rows = await tx.fetch(
+            "SELECT l.statement_id, l.currency, SUM(l.amount_cents) AS cents, "
+            "MIN(s.imported_at) AS imported_at FROM dist_ledger l JOIN dist_statements s "
+            "ON s.account_id = l.account_id AND s.statement_id = l.statement_id "
+            f"WHERE l.account_id = ? AND l.payee_id = ? AND l.isrc = ? AND l.{_UNALLOCATED_KINDS} "
+            "GROUP BY l.statement_id, l.currency HAVING SUM(l.amount_cents) <> 0 "
+            "ORDER BY imported_at, l.statement_id, l.currency", account_id, UNALLOCATED, isrc)
+        if not rows:
+            return {}
+        split = (await self._splits(tx, account_id, [isrc]))[isrc]
+        held = [HeldAmount(r["statement_id"], r["currency"], int(r["cents"])) for r in rows]
+        result = await asyncio.to_thread(allocate_held, held, split)
+        await tx.executemany(
+            "INSERT INTO dist_ledger (account_id, entry_id, statement_id, isrc, payee_id, "
+            "currency, amount_cents, kind, status, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(account_id, uuid.uuid4().hex, statement_id, e.isrc, e.payee_id, e.currency,
+              e.cents, e.kind, "held" if e.held else "available", now)
+             for statement_id, e in result.entries])
+        if result.recouped:
+            await tx.execute(
+                "UPDATE dist_splits SET recouped_cents = recouped_cents + ? "
+                "WHERE account_id = ? AND isrc = ?", result.recouped, account_id, isrc)
+        payees: dict[str, dict[str, int]] = {}
+        for _, entry in result.entries:
+            if entry.kind != REVERSAL:
+                per = payees.setdefault(entry.payee_id, {})
+                per[entry.currency] = per.get(entry.currency, 0) + entry.cents
+        allocated = result.allocated()
+        await self._audit(tx, account_id, changed_by, f"split:{isrc}", "unallocated.allocated", {
+            "revision": revision, "allocated": allocated,
+            "statements": len({r["statement_id"] for r in rows}),
+            "entries": len(result.entries), "recouped": result.recouped,
+            "payees": payees}, now)
+        return allocated
+
+    async def unallocated(self, account_id: str, isrc: str | None = None
+                          ) -> list[dict[str, Any]]:
+        """Money still held for ``unallocated``: cents and statements per ISRC and currency."""
+        where, args = ("AND isrc = ?", (_isrc(isrc),)) if isrc else ("", ())
+        rows = await self.db.fetch(
+            "SELECT isrc, currency, statement_id, SUM(amount_cents) AS cents FROM dist_ledger "
+            f"WHERE account_id = ? AND payee_id = ? AND {_UNALLOCATED_KINDS} {where} "
+            "GROUP BY isrc, currency, statement_id HAVING SUM(amount_cents) <> 0 "
+            "ORDER BY isrc, currency, statement_id", account_id, UNALLOCATED, *args)
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in rows:
+            item = out.setdefault((row["isrc"], row["currency"]), {
+                "isrc": row["isrc"], "currency": row["currency"], "cents": 0,
+                "statements": 0})
+            item["cents"] += int(row["cents"])
+            item["statements"] += 1
+        return list(out.values())
 
     async def _splits(self, session: Any, account_id: str,
                       isrcs: list[str] | None = None) -> dict[str, Split]:

@@ -104,6 +104,9 @@ CREATE TABLE dist_audit (account_id TEXT NOT NULL, seq BIGINT NOT NULL,
 CREATE TABLE dist_royalty_locks (account_id TEXT NOT NULL, version BIGINT NOT NULL,
   PRIMARY KEY (account_id))
 """),
+    (PLUGIN_NAME, 7, "ledger index for money held per payee and track", """
+CREATE INDEX dist_ledger_payee ON dist_ledger (account_id, payee_id, isrc)
+"""),
 ]
 
 #: Tables and their distribution key (every one is sharded by account).

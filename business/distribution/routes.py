@@ -188,6 +188,12 @@ async def balances(request: Any) -> tuple:
 
 
 @_api
+async def unallocated(request: Any) -> tuple:
+    return 200, await services(request.context).royalties.unallocated(
+        request.account_id, request.query.get("isrc") or None)
+
+
+@_api
 async def create_presave(request: Any) -> tuple:
     module = services(request.context)
     release = await module.catalog.get_release(request.account_id,
@@ -245,6 +251,7 @@ ROUTES: list[tuple] = [
     ("POST", f"{BASE}/statements", import_statement, _M),
     ("GET", f"{BASE}/statements/{{statement_id}}/reconcile", reconcile, _M),
     ("GET", f"{BASE}/balances", balances, _M),
+    ("GET", f"{BASE}/unallocated", unallocated, _M),
     ("POST", f"{BASE}/releases/{{release_id}}/presave", create_presave, _R),
     ("GET", "/api/presave/{slug}", presave_data, PUBLIC),
     ("POST", "/api/presave/{slug}", presave, PUBLIC),
