@@ -155,19 +155,22 @@ async def test_presence_crosses_processes_and_leaves_with_its_client(
 async def test_revoking_on_one_process_closes_the_users_socket_on_the_other(
         tmp_path: Path, collab_database_url: str, redis_url: str) -> None:
     async with deployment(tmp_path, collab_database_url, redis_url) as dep:
-        owner = dep.token(Role.OWNER, "olga")
-        async with connect(dep.url("b"), dep.token(Role.EDITOR, "ben")) as channel:
-            client = SyncClient(channel)
-            await client.start()
-            await client.wait_synced()
-            base = dep.configs["a"].base_url
-            async with aiohttp.ClientSession() as http, http.delete(
-                    f"{base}/projects/{dep.project_id}/members/ben",
-                    headers={"Authorization": f"Bearer {owner}"}) as response:
-                assert response.status == 200, await response.text()
-            await asyncio.wait_for(client.closed.wait(), 10)
-            assert channel.close_code == p.CloseCode.ROLE_REVOKED
-            await client.stop()
+        await _ben_on_b_is_closed_when_revoked_on_a(dep)
+
+
+async def _ben_on_b_is_closed_when_revoked_on_a(dep: Deployment) -> None:
+    owner = dep.token(Role.OWNER, "olga")
+    async with connect(dep.url("b"), dep.token(Role.EDITOR, "ben")) as channel:
+        client = SyncClient(channel)
+        await client.start()
+        await client.wait_synced()
+        async with aiohttp.ClientSession() as http, http.delete(
+                f"{dep.configs['a'].base_url}/projects/{dep.project_id}/members/ben",
+                headers={"Authorization": f"Bearer {owner}"}) as response:
+            assert response.status == 200, await response.text()
+        await asyncio.wait_for(client.closed.wait(), 10)
+        assert channel.close_code == p.CloseCode.ROLE_REVOKED
+        await client.stop()
 
 
 async def test_a_lost_announcement_is_read_from_the_store(
@@ -198,18 +201,7 @@ async def test_a_lost_revocation_is_found_in_the_store(
         dispatch = cluster_b._dispatch
         monkeypatch.setattr(cluster_b, "_dispatch", lambda message: None if message[
             "channel"].endswith(b":members") else dispatch(message))
-        owner = dep.token(Role.OWNER, "olga")
-        async with connect(dep.url("b"), dep.token(Role.EDITOR, "ben")) as channel:
-            client = SyncClient(channel)
-            await client.start()
-            await client.wait_synced()
-            async with aiohttp.ClientSession() as http, http.delete(
-                    f"{dep.configs['a'].base_url}/projects/{dep.project_id}/members/ben",
-                    headers={"Authorization": f"Bearer {owner}"}) as response:
-                assert response.status == 200, await response.text()
-            await asyncio.wait_for(client.closed.wait(), 10)
-            assert channel.close_code == p.CloseCode.ROLE_REVOKED
-            await client.stop()
+        await _ben_on_b_is_closed_when_revoked_on_a(dep)
 
 
 async def test_a_process_listens_only_to_the_projects_it_holds(
