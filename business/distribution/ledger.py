@@ -28,6 +28,7 @@ from business.distribution.statements import (
     REVERSAL,
     UNALLOCATED,
     HeldAmount,
+    LedgerEntry,
     allocate_held,
     allocate_statement,
     parse_statement,
@@ -177,13 +178,7 @@ class Royalties:
         split = (await self._splits(tx, account_id, [isrc]))[isrc]
         held = [HeldAmount(r["statement_id"], r["currency"], int(r["cents"])) for r in rows]
         result = await asyncio.to_thread(allocate_held, held, split)
-        await tx.executemany(
-            "INSERT INTO dist_ledger (account_id, entry_id, statement_id, isrc, payee_id, "
-            "currency, amount_cents, kind, status, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(account_id, uuid.uuid4().hex, statement_id, e.isrc, e.payee_id, e.currency,
-              e.cents, e.kind, "held" if e.held else "available", now)
-             for statement_id, e in result.entries])
+        await _insert_entries(tx, account_id, result.entries, now)
         if result.recouped:
             await tx.execute(
                 "UPDATE dist_splits SET recouped_cents = recouped_cents + ? "
@@ -299,13 +294,8 @@ class Royalties:
                 "imported_at, line_count, totals) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 account_id, statement_id, checksum, source, now, len(lines),
                 json.dumps(allocation.totals))
-            await tx.executemany(
-                "INSERT INTO dist_ledger (account_id, entry_id, statement_id, isrc, payee_id, "
-                "currency, amount_cents, kind, status, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(account_id, uuid.uuid4().hex, statement_id, e.isrc, e.payee_id, e.currency,
-                  e.cents, e.kind, "held" if e.held else "available", now)
-                 for e in allocation.entries])
+            await _insert_entries(tx, account_id,
+                                  [(statement_id, e) for e in allocation.entries], now)
             for isrc, cents in allocation.recouped.items():
                 await tx.execute(
                     "UPDATE dist_splits SET recouped_cents = recouped_cents + ? "
@@ -334,3 +324,15 @@ class Royalties:
             "WHERE account_id = ? GROUP BY payee_id, currency, status "
             "ORDER BY payee_id, currency, status", account_id)
         return [{**r, "cents": int(r["cents"])} for r in rows]
+
+
+async def _insert_entries(tx: Any, account_id: str, entries: list[tuple[str, LedgerEntry]],
+                          now: float) -> None:
+    """Write ledger ``entries`` (pairs of statement id and entry) of ``account_id``."""
+    await tx.executemany(
+        "INSERT INTO dist_ledger (account_id, entry_id, statement_id, isrc, payee_id, "
+        "currency, amount_cents, kind, status, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(account_id, uuid.uuid4().hex, statement_id, e.isrc, e.payee_id, e.currency,
+          e.cents, e.kind, "held" if e.held else "available", now)
+         for statement_id, e in entries])
