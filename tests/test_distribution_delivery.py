@@ -180,8 +180,7 @@ def test_without_the_probe_only_lost_acks_cause_resends_and_the_store_ignores_th
 
 WORKER = textwrap.dedent("""
     import asyncio, sys
-    from business.distribution.catalog import Catalog, _measured_digests
-from business.distribution.compliance import ComplianceReport
+    from business.distribution.catalog import Catalog
     from business.distribution.delivery import DeliveryPipeline, PipelineSettings
     from business.distribution.stores.http_drop import HttpDropConnector
     from dawserver.database import open_database
