@@ -114,7 +114,34 @@ def postgres_schema_url(url: str, name: str) -> str:
     return f"{url}?options=-csearch_path%3D{name}"
 
 
-class FlakyDatabase:
+class _Checked:
+    """Queries of ``target`` (a database or one of its transactions), each checked first."""
+
+    def __init__(self, target: Any, owner: FlakyDatabase) -> None:
+        self.target = target
+        self.owner = owner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        self.owner.check(sql)
+        return await self.target.execute(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        self.owner.check(sql)
+        return await self.target.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else next(iter(row.values()))
+
+
+class FlakyDatabase(_Checked):
     """A real database whose chosen statements fail a set number of times (fault injection).
 
     ``failures`` maps the start of an SQL statement to how many times it fails before
@@ -123,12 +150,9 @@ class FlakyDatabase:
     """
 
     def __init__(self, db: Any, failures: dict[str, int]) -> None:
-        self.db = db
+        super().__init__(db, self)
         self.left = dict(failures)
         self.injected = dict.fromkeys(failures, 0)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.db, name)
 
     def check(self, sql: str) -> None:
         """Raise DatabaseError when ``sql`` is due to fail."""
@@ -140,48 +164,7 @@ class FlakyDatabase:
                 self.injected[prefix] += 1
                 raise DatabaseError(f"injected failure of: {sql[:60]}")
 
-    async def execute(self, sql: str, *args: Any) -> int:
-        self.check(sql)
-        return await self.db.execute(sql, *args)
-
-    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        self.check(sql)
-        return await self.db.fetch(sql, *args)
-
-    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
-        rows = await self.fetch(sql, *args)
-        return rows[0] if rows else None
-
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        row = await self.fetchrow(sql, *args)
-        return None if row is None else next(iter(row.values()))
-
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
-        async with self.db.transaction() as tx:
-            yield _FlakySession(tx, self)
-
-
-class _FlakySession:
-    def __init__(self, tx: Any, owner: FlakyDatabase) -> None:
-        self.tx = tx
-        self.owner = owner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.tx, name)
-
-    async def execute(self, sql: str, *args: Any) -> int:
-        self.owner.check(sql)
-        return await self.tx.execute(sql, *args)
-
-    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        self.owner.check(sql)
-        return await self.tx.fetch(sql, *args)
-
-    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
-        rows = await self.fetch(sql, *args)
-        return rows[0] if rows else None
-
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        row = await self.fetchrow(sql, *args)
-        return None if row is None else next(iter(row.values()))
+        async with self.target.transaction() as tx:
+            yield _Checked(tx, self)
