@@ -7,6 +7,7 @@ import contextlib
 import json
 import shutil
 import socket
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -132,3 +133,24 @@ async def eventually(check, timeout: float = 10.0, interval: float = 0.02) -> No
             raise AssertionError(f"condition {getattr(check, '__name__', check)} not met "
                                  f"within {timeout} s")
         await asyncio.sleep(interval)
+
+
+def yjs_replay(job: dict) -> dict:
+    """Run ``tests/js/replay.mjs`` (stock yjs) on ``job``: updates applied alone or in order."""
+    done = subprocess.run(["node", str(JS_DIR / "replay.mjs")], cwd=JS_DIR, check=True,
+                          input=json.dumps(job), capture_output=True, text=True, timeout=120)
+    return json.loads(done.stdout)
+
+
+def normalised(value):
+    """JSON with JavaScript number semantics (Python reads ``3`` back as ``3.0``)."""
+    def fix(v):
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        return v
+
+    return json.dumps(fix(value), sort_keys=True)
