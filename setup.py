@@ -84,6 +84,7 @@ setup(
         "Pillow>=10.0",
         "lxml>=5.0",
         "pyloudnorm>=0.1.1",
+        "prometheus-client>=0.20",
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),

@@ -12,7 +12,7 @@ import time
 import asyncpg
 
 from .errors import ProjectNotFound, SeqConflict, StoreError
-from .store import ProjectInfo, Store, StoredDocument
+from .store import ProjectInfo, QuarantinedUpdate, Store, StoredDocument
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS collab_projects (
@@ -23,6 +23,9 @@ CREATE TABLE IF NOT EXISTS collab_updates (
 CREATE TABLE IF NOT EXISTS collab_snapshots (
     project_id TEXT PRIMARY KEY, upto_seq BIGINT NOT NULL, data BYTEA NOT NULL,
     created_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS collab_quarantined_updates (
+    project_id TEXT NOT NULL, seq BIGINT NOT NULL, data BYTEA NOT NULL, reason TEXT NOT NULL,
+    quarantined_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (project_id, seq));
 CREATE TABLE IF NOT EXISTS collab_revocations (
     project_id TEXT NOT NULL, user_name TEXT NOT NULL, revoked_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (project_id, user_name));
@@ -155,6 +158,19 @@ class PostgresStore(Store):
             await conn.execute("DELETE FROM collab_updates WHERE project_id = $1 AND seq <= $2",
                                project_id, upto_seq)
         return True
+
+    async def quarantine(self, project_id: str, entries: list[QuarantinedUpdate]) -> None:
+        now = time.time()
+        await self.pool.executemany(
+            "INSERT INTO collab_quarantined_updates VALUES ($1, $2, $3, $4, $5) "
+            "ON CONFLICT (project_id, seq) DO NOTHING",
+            [(project_id, e.seq, e.update, e.reason, now) for e in entries])
+
+    async def quarantined(self, project_id: str) -> list[QuarantinedUpdate]:
+        rows = await self.pool.fetch(
+            "SELECT seq, data, reason FROM collab_quarantined_updates WHERE project_id = $1 "
+            "ORDER BY seq", project_id)
+        return [QuarantinedUpdate(r["seq"], bytes(r["data"]), r["reason"]) for r in rows]
 
     async def revoke(self, project_id: str, user: str, at: float) -> None:
         await self.pool.execute(

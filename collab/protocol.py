@@ -18,8 +18,6 @@ import json
 from dataclasses import dataclass
 from enum import IntEnum
 
-from pycrdt import get_state
-
 from .errors import MalformedMessage
 
 MSG_SYNC = 0
@@ -208,14 +206,6 @@ def read_state_vector(state_vector: bytes) -> dict[int, int]:
         client = reader.var_uint()
         result[client] = reader.var_uint()
     return result
-
-
-def validate_update(update: bytes) -> dict[int, int]:
-    """Check that ``update`` is a decodable Yjs v1 update; return the state it reaches."""
-    try:
-        return read_state_vector(get_state(update))
-    except (ValueError, MalformedMessage) as exc:
-        raise MalformedMessage(f"not a Yjs update ({exc})") from None
 
 
 def has_new_structs(update_state: dict[int, int], doc_state: dict[int, int]) -> bool:

@@ -1,10 +1,17 @@
 """A room: one project's live document, its connected peers and its durable log.
 
-Data flow for an edit: a peer's update is decoded and checked (role,
-format), queued, and the room's single *flusher* task takes everything
-queued so far as one batch: it appends the updates to the store in one
-transaction (durable), then applies them to the document, relays them to the
-other peers and answers queued sync-step-1 requests.  Batching is what
+Data flow for an edit: a peer's update is decoded and checked (role, and
+every byte read as stock yjs would: :mod:`collab.update_format`), queued,
+and the room's single *flusher* task takes everything queued so far as one
+batch: it tries each update on a copy of the document (:mod:`collab.trial`;
+yrs refuses some updates only half-way through applying them), appends the
+ones the copy took to the store in one transaction (durable), then applies
+them to the document, relays them to the other peers (merged, so re-encoded
+by yrs, never the bytes received) and answers queued sync-step-1 requests.
+An update refused by either check closes its sender with 4400 and is never
+stored or relayed; nothing that goes wrong in a batch stops the flusher.
+Loading leaves out (and quarantines) logged updates that cannot be applied,
+so a project poisoned before these checks still opens.  Batching is what
 lets one fsync cover many edits under load; the order (store before relay)
 is what makes "every update another client saw survives a crash" true.
 An update queued just before its sender disconnects is still stored and
@@ -33,10 +40,11 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pycrdt import Doc, Map, TransactionEvent, UndoManager, merge_updates
 
+from . import metrics
 from . import protocol as p
 from .errors import CollabError, MalformedMessage, SeqConflict, StoreError
 from .peer import Channel, Peer
@@ -45,6 +53,8 @@ from .schema import ProjectDocument
 from .sequence import SeqTracker
 from .store import Store
 from .tokens import Role
+from .trial import TrialDoc, UnappliableUpdate, UpdateAhead, apply_update, load_document
+from .update_format import MalformedUpdate, UpdateSummary, read_update
 
 __all__ = ["UNDO_SCOPES", "UNDOABLE_ORIGIN", "Channel", "Peer", "Room", "RoomLimits",
            "RoomLink"]
@@ -114,13 +124,14 @@ class Room:
         self._flusher: asyncio.Task[None] | None = None
         self._compaction: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[Room], None]] = []
-        self._local_updates: list[bytes] | None = None
+        #: While set, the update of every transaction of ``doc`` (a server edit) lands here.
+        self._captured: list[bytes] | None = None
+        self._trial = TrialDoc(self.doc)
         self._started = False
         self._undo: UndoManager | None = None
-        #: Set when a server edit (already in the document) could not be stored: the
-        #: document is then ahead of the disk and must be reloaded, never snapshotted.
+        #: Set when the document may differ from the disk (a server edit that could not be
+        #: stored, an update yrs failed on half-way): it must be reloaded, never snapshotted.
         self.diverged = False
-        self.doc.observe(self._on_transaction)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -136,17 +147,19 @@ class Room:
         if self._started:
             raise CollabError(f"room {self.project_id!r} is already started")
         stored = await self.store.load(self.project_id)
-        if stored.snapshot:
-            self.doc.apply_update(stored.snapshot)
+        try:
+            doc, left_out = load_document(stored.snapshot, stored.updates,
+                                          stored.snapshot_seq + 1)
+        except UnappliableUpdate as exc:
+            raise StoreError(f"project {self.project_id}: the stored snapshot cannot be "
+                             f"applied ({exc}); restore it from a backup") from None
+        self.doc, self.document, self._trial = doc, ProjectDocument(doc), TrialDoc(doc)
+        self.doc.observe(self._on_transaction)
         self._seqs, self._snapshot_seq = SeqTracker(stored.last_seq), stored.snapshot_seq
-        for seq, update in enumerate(stored.updates, start=stored.snapshot_seq + 1):
-            try:
-                self.doc.apply_update(update)
-            except ValueError as exc:
-                log.error("project %s: skipping unreadable logged update %d: %s",
-                          self.project_id, seq, exc)
         self._snapshot_bytes = len(stored.snapshot or b"")
         self._log_bytes = sum(len(u) for u in stored.updates)
+        if left_out:
+            await self._quarantine(left_out, stored.last_seq)
         # Created after loading, so only edits made from now on can be undone.
         self._undo = UndoManager(scopes=[self.doc.get(name, type=Map) for name in UNDO_SCOPES],
                                  capture_timeout_millis=0)
@@ -173,6 +186,15 @@ class Room:
         upto = self._seqs.watermark
         if upto > self._snapshot_seq and not self.diverged:
             await self._compact_now(self.doc.get_update(), upto, self._log_bytes)
+
+    async def _quarantine(self, left_out: list, upto_seq: int) -> None:
+        """Keep unloadable logged updates aside and fold the log without them."""
+        for entry in left_out:
+            log.error("project %s: logged update %d left out and quarantined: %s",
+                      self.project_id, entry.seq, entry.reason)
+        metrics.UPDATES_QUARANTINED.inc(len(left_out))
+        await self.store.quarantine(self.project_id, left_out)
+        await self._compact_now(self.doc.get_update(), upto_seq, self._log_bytes)
 
     @property
     def last_seq(self) -> int:
@@ -268,15 +290,20 @@ class Room:
                 self._enqueue("step1", peer, message.payload)
                 return
             update = message.payload
-            reached = p.validate_update(update)
-            if update == p.EMPTY_UPDATE:
+            try:
+                summary = read_update(update)
+            except MalformedUpdate:
+                metrics.UPDATES_REFUSED.labels("format").inc()
+                raise
+            if summary.empty:
                 return
             if not peer.grant.role.can_edit:
                 doc_state = p.read_state_vector(self.doc.get_state())
-                if p.has_new_structs(reached, doc_state) or message.sub == p.SYNC_UPDATE:
+                if p.has_new_structs(summary.reached, doc_state) or \
+                        message.sub == p.SYNC_UPDATE:
                     self._deny(peer)
                 return
-            self._enqueue("update", peer, update)
+            self._enqueue("update", peer, (update, summary))
         elif message.kind == p.MSG_AWARENESS:
             present, removed = self.presence.apply(message.payload)
             peer.awareness_ids |= present
@@ -353,12 +380,12 @@ class Room:
         """Run a change of ``self.doc`` and queue its updates for storage and relay."""
         if not self._started or self.diverged:
             raise CollabError(f"room {self.project_id!r} is not started or is reloading")
-        self._local_updates = []
+        self._captured = []
         try:
             run()
-            updates = self._local_updates
+            updates = self._captured
         finally:
-            self._local_updates = None
+            self._captured = None
         if updates:
             done = asyncio.get_running_loop().create_future()
             for update in updates:
@@ -367,8 +394,22 @@ class Room:
             await done
 
     def _on_transaction(self, event: TransactionEvent) -> None:
-        if self._local_updates is not None:
-            self._local_updates.append(event.update)
+        if self._captured is not None:
+            self._captured.append(event.update)
+
+    def _apply(self, update: bytes) -> None:
+        """Apply a checked or stored ``update`` to the document; the trial copy follows.
+
+        Yrs failing here (after the copy took the update, or on a stored update)
+        may leave part of it applied: the room is then marked diverged, to be
+        reloaded from the store, and the failure raised.
+        """
+        try:
+            apply_update(self.doc, update)
+        except UnappliableUpdate:
+            self.diverged = True
+            raise
+        self._trial.follow(update)
 
     async def _drain(self) -> None:
         if self._queue and self._flusher is not None and not self._flusher.done():
@@ -387,28 +428,67 @@ class Room:
             except StoreError as exc:
                 log.error("project %s: %s; closing the editors of this batch",
                           self.project_id, exc)
-                for _kind, peer, _ in batch:
-                    if peer is not None:
-                        peer.close_soon(1011, "server could not store your change; reconnect")
                 if any(kind == "local" for kind, _, _ in batch):
-                    self.diverged = True
-                    for peer in self.peers:
-                        peer.close_soon(1011, "the document is being reloaded; reconnect")
-                for kind, _, payload in batch:
-                    if kind == "notify" and not payload.done():
-                        payload.set_exception(exc)
+                    self._diverge()
+                self._fail(batch, exc, "server could not store your change; reconnect")
+            except (KeyboardInterrupt, SystemExit, asyncio.CancelledError):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - pyo3 panics are BaseExceptions
+                # Nothing may stop the flusher: everyone else keeps being served.  The
+                # document may hold part of this batch, so it is reloaded from the store.
+                log.exception("project %s: a batch of %d entries failed; reloading the "
+                              "document", self.project_id, len(batch))
+                metrics.FLUSH_FAILURES.inc()
+                self._diverge()
+                self._fail(batch, CollabError(f"{type(exc).__name__}: {exc}"),
+                           "server could not process your change; reconnect")
+
+    def _fail(self, batch: list[tuple[str, Peer | None, Any]], exc: Exception,
+              reason: str) -> None:
+        """Close the senders of a failed batch and fail its waiting server edits."""
+        self._trial.discard()  # it may hold updates that were never stored
+        for kind, peer, payload in batch:
+            if peer is not None:
+                peer.close_soon(1011, reason)
+            if kind == "notify" and not payload.done():
+                payload.set_exception(exc)
+
+    def _diverge(self) -> None:
+        """Mark the document as differing from the disk and send every peer away."""
+        self.diverged = True
+        for peer in self.peers:
+            peer.close_soon(1011, "the document is being reloaded; reconnect")
+
+    def _tried(self, peer: Peer, update: bytes, summary: UpdateSummary) -> bool:
+        """Whether the trial copy took ``update``; a refused one closes its sender (4400)."""
+        try:
+            self._trial.attempt(update, summary)
+        except UpdateAhead as exc:
+            # Not stored; the sender is asked for everything the document lacks instead.
+            log.info("project %s: update of %s skips clocks (%s); asking for its history",
+                     self.project_id, peer.grant.user, exc)
+            metrics.UPDATES_REFUSED.labels("ahead").inc()
+            peer.push(p.sync_step1(self.doc.get_state()))
+            return False
+        except MalformedUpdate as exc:
+            reason = "apply" if isinstance(exc, UnappliableUpdate) else "parent"
+            log.warning("project %s: refusing an update of %s (%s): %s",
+                        self.project_id, peer.grant.user, reason, exc)
+            metrics.UPDATES_REFUSED.labels(reason).inc()
+            peer.refuse(p.CloseCode.MALFORMED_MESSAGE, f"update cannot be applied: {exc}")
+            return False
+        return True
 
     async def _flush(self, batch: list[tuple[str, Peer | None, Any]]) -> None:
-        durable: list[bytes] = []
-        senders: list[Peer | None] = []
-        relayed: list[tuple[bytes, Peer | None]] = []
+        durable: list[Change] = []
+        relayed: list[Change] = []
         for kind, peer, payload in batch:
-            if kind == "update" and peer is not None and self._accepts(peer):
-                durable.append(payload)
-                senders.append(peer)
-            elif kind == "local":
-                durable.append(payload)
-                senders.append(None)
+            if kind == "update" and peer is not None and self._accepts(peer) and \
+                    self._tried(peer, *payload):
+                durable.append(Change(payload[0], peer, payload[1].spans))
+            elif kind == "local":  # already in the document
+                self._trial.follow(payload)
+                durable.append(Change(payload, None, None))
             elif kind == "remote":
                 relayed += self._take_remote(*payload)
         if any(kind == "catch_up" for kind, _, _ in batch):
@@ -417,21 +497,17 @@ class Room:
             # Store first: the document (and so every sync step 2 and every relay) only
             # ever holds what is on disk.  A store failure leaves the document untouched,
             # so the clients resend those changes when they reconnect.
-            first = await self._append(durable, relayed)
-            self._log_bytes += sum(map(len, durable))
-            applied = []
-            for update, peer in zip(durable, senders, strict=True):
-                if peer is not None:
-                    try:
-                        self.doc.apply_update(update)
-                    except ValueError as exc:  # logged, but skipped again on load
-                        peer.refuse(p.CloseCode.MALFORMED_MESSAGE, f"malformed update: {exc}")
-                        continue
-                applied.append((update, peer))
-            if applied and self.link is not None:
-                self.link.publish_update(self.project_id, first, len(durable),
-                                         _merged([u for u, _ in applied]))
-            relayed += applied
+            first = await self._append([c.update for c in durable], relayed)
+            self._log_bytes += sum(len(c.update) for c in durable)
+            for change in durable:
+                if change.sender is not None:  # a server edit is in the document already
+                    self._apply(change.update)
+            relayed += durable
+            if self.link is not None:
+                for group in merge_groups(durable):
+                    self.link.publish_update(self.project_id, first, len(group),
+                                             _merged([c.update for c in group]))
+                    first += len(group)
         if relayed:
             self._relay(relayed)
         if durable or relayed:
@@ -454,8 +530,7 @@ class Room:
             self._compaction = asyncio.create_task(
                 self._compact_now(snapshot, upto, self._log_bytes))
 
-    async def _append(self, durable: list[bytes], relayed: list[tuple[bytes, Peer | None]]
-                      ) -> int:
+    async def _append(self, durable: list[bytes], relayed: list[Change]) -> int:
         """Store ``durable`` at the next free sequence numbers; returns the first one.
 
         Only another server process of the same project can take a number first;
@@ -510,53 +585,46 @@ class Room:
         if self._gap_timer is None:
             self._gap_timer = asyncio.get_running_loop().call_later(CATCH_UP_DELAY, check)
 
-    def _take_remote(self, first_seq: int, count: int, update: bytes
-                     ) -> list[tuple[bytes, Peer | None]]:
+    def _take_remote(self, first_seq: int, count: int, update: bytes) -> list[Change]:
         if self._seqs.holds(first_seq, count):
             return []  # already read from the store
-        try:
-            self.doc.apply_update(update)
-        except ValueError as exc:
-            log.error("project %s: relayed update %d unreadable (%s); reading the store",
-                      self.project_id, first_seq, exc)
-            self.catch_up_soon()
-            return []
+        self._apply(update)
         self._seqs.mark(first_seq, count)
         self._log_bytes += len(update)
         if self._seqs.missing:  # an earlier batch is still on its way, or was lost
             self._check_gap_later()
-        return [(update, None)]
+        return [Change(update, None, None)]
 
-    async def _catch_up(self) -> list[tuple[bytes, Peer | None]]:
+    async def _catch_up(self) -> list[Change]:
         """Apply what the store holds past the watermark that the document lacks."""
         stored = await self.store.load_since(self.project_id, self._seqs.watermark)
         before = self.doc.get_state()
         if stored.snapshot is not None:  # another process compacted past the watermark
-            self.doc.apply_update(stored.snapshot)
+            self._apply(stored.snapshot)
             self._seqs.mark_through(stored.snapshot_seq)
             self._snapshot_seq, self._snapshot_bytes = stored.snapshot_seq, len(stored.snapshot)
             self._log_bytes = 0
         for seq, update in enumerate(stored.updates, start=stored.snapshot_seq + 1):
             if self._seqs.holds(seq, 1):
                 continue
-            try:
-                self.doc.apply_update(update)
-            except ValueError as exc:
-                log.error("project %s: skipping unreadable logged update %d: %s",
-                          self.project_id, seq, exc)
+            self._apply(update)
             self._seqs.mark(seq, 1)
             self._log_bytes += len(update)
         news = self.doc.get_update(before)
-        return [] if news == p.EMPTY_UPDATE else [(news, None)]
+        return [] if news == p.EMPTY_UPDATE else [Change(news, None, None)]
 
-    def _relay(self, applied: list[tuple[bytes, Peer | None]]) -> None:
-        """Send one merged update to every peer (a lone sender does not get its own back)."""
-        message = p.sync_update(_merged([update for update, _ in applied]))
-        senders = {id(peer) for _, peer in applied}
-        only = applied[0][1] if len(senders) == 1 else None
-        for peer in self.peers:
-            if peer is not only:
-                peer.push(message)
+    def _relay(self, changes: list[Change]) -> None:
+        """Send the changes to every peer, merged where that keeps their meaning.
+
+        Usually one message per batch; a lone sender does not get its own back.
+        """
+        for group in merge_groups(changes):
+            message = p.sync_update(_merged([change.update for change in group]))
+            senders = {id(change.sender) for change in group}
+            only = group[0].sender if len(senders) == 1 else None
+            for peer in self.peers:
+                if peer is not only:
+                    peer.push(message)
 
     async def _compact_now(self, snapshot: bytes, upto_seq: int, logged_before: int) -> None:
         try:
@@ -572,5 +640,45 @@ class Room:
             log.error("project %s: compaction failed: %s", self.project_id, exc)
 
 
+class Change(NamedTuple):
+    """An update the document took: who sent it and the clocks it covers (if known)."""
+
+    update: bytes
+    sender: Peer | None
+    spans: dict[int, tuple[int, int]] | None
+
+
+def merge_groups(changes: list[Change]) -> list[list[Change]]:
+    """Split ``changes`` into runs that can be merged into one update each.
+
+    A merged update integrates its items before its deletions and client by
+    client, so it must not hold two versions of the same clocks (a client that
+    reused its ids): yrs and yjs each keep a different one, where applying the
+    updates in order keeps the first everywhere.  A change whose clocks are
+    unknown stands alone.
+    """
+    groups: list[list[Change]] = []
+    taken: dict[int, list[tuple[int, int]]] = {}
+    for change in changes:
+        spans = change.spans
+        if groups and spans is not None and groups[-1][-1].spans is not None and not any(
+                start < end2 and start2 < end
+                for client, (start, end) in spans.items()
+                for start2, end2 in taken.get(client, ())):
+            groups[-1].append(change)
+        else:
+            groups.append([change])
+            taken = {}
+        for client, span in (spans or {}).items():
+            taken.setdefault(client, []).append(span)
+    return groups
+
+
 def _merged(updates: list[bytes]) -> bytes:
-    return updates[0] if len(updates) == 1 else merge_updates(*updates)
+    """One update holding ``updates``, decoded and encoded again by yrs.
+
+    Never the bytes a peer sent: an update is read (as yjs would), tried,
+    stored, then merged; yrs' merge keeps items still waiting for what they
+    follow, which the update of the transaction that applied them would leave out.
+    """
+    return merge_updates(*updates)

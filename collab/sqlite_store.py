@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ProjectNotFound, SeqConflict, StoreError
-from .store import ProjectInfo, Store, StoredDocument
+from .store import ProjectInfo, QuarantinedUpdate, Store, StoredDocument
 
 T = TypeVar("T")
 CHECKPOINT_BYTES = 8 * 1024 * 1024
@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS updates (
 CREATE TABLE IF NOT EXISTS snapshots (
     project_id TEXT PRIMARY KEY, upto_seq INTEGER NOT NULL, data BLOB NOT NULL,
     created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantined_updates (
+    project_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, reason TEXT NOT NULL,
+    quarantined_at REAL NOT NULL, PRIMARY KEY (project_id, seq));
 CREATE TABLE IF NOT EXISTS revocations (
     project_id TEXT NOT NULL, user_name TEXT NOT NULL, revoked_at REAL NOT NULL,
     PRIMARY KEY (project_id, user_name));
@@ -232,6 +235,23 @@ class SqliteStore(Store):
         written = await self._run(self._tx, work)
         self._maybe_checkpoint()
         return written
+
+    async def quarantine(self, project_id: str, entries: list[QuarantinedUpdate]) -> None:
+        rows = [(project_id, e.seq, e.update, e.reason, time.time()) for e in entries]
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT OR IGNORE INTO quarantined_updates VALUES (?, ?, ?, ?, ?)",
+                             rows)
+
+        await self._run(self._tx, work)
+
+    async def quarantined(self, project_id: str) -> list[QuarantinedUpdate]:
+        def work() -> list[tuple]:
+            return self._conn.execute(  # type: ignore[union-attr]
+                "SELECT seq, data, reason FROM quarantined_updates WHERE project_id = ? "
+                "ORDER BY seq", (project_id,)).fetchall()
+
+        return [QuarantinedUpdate(*row) for row in await self._run(work)]
 
     async def revoke(self, project_id: str, user: str, at: float) -> None:
         def work(conn: sqlite3.Connection) -> None:

@@ -29,6 +29,15 @@ class ProjectInfo:
     created_at: float
 
 
+@dataclass(frozen=True)
+class QuarantinedUpdate:
+    """A logged update that could not be applied on load, kept aside for inspection."""
+
+    seq: int
+    update: bytes
+    reason: str
+
+
 @dataclass
 class StoredDocument:
     """What is needed to rebuild a document: a snapshot plus the updates after it."""
@@ -114,6 +123,14 @@ class Store(abc.ABC):
         A snapshot older than the stored one (a lower ``upto_seq``, from a slower
         server process) changes nothing; returns whether this one was written.
         """
+
+    @abc.abstractmethod
+    async def quarantine(self, project_id: str, entries: list[QuarantinedUpdate]) -> None:
+        """Keep ``entries`` aside (idempotent); the next compaction drops them from the log."""
+
+    @abc.abstractmethod
+    async def quarantined(self, project_id: str) -> list[QuarantinedUpdate]:
+        """Every update of ``project_id`` put in quarantine, by sequence number."""
 
     @abc.abstractmethod
     async def revoke(self, project_id: str, user: str, at: float) -> None:

@@ -54,13 +54,6 @@ def test_malformed_messages_are_named(data, words: str) -> None:
         p.decode_message(data)
 
 
-def test_validate_update_accepts_real_updates_and_rejects_garbage() -> None:
-    doc, update = a_doc_with_an_update()
-    assert p.validate_update(update) == {doc.client_id: 2}
-    with pytest.raises(MalformedMessage, match="not a Yjs update"):
-        p.validate_update(b"\x01\x02\x03garbage")
-
-
 def test_new_structs_are_told_apart_from_known_ones() -> None:
     assert p.has_new_structs({1: 5}, {1: 4})
     assert p.has_new_structs({2: 1}, {1: 4})

@@ -1,0 +1,163 @@
+"""Applying updates safely: yrs can fail half-way, so peer updates are tried on a copy first.
+
+Yrs refuses some updates only while integrating them (an item whose parent is
+neither a shared type nor deleted) and can panic on others; by then it may have
+integrated part of the update.  A room therefore tries each peer update on a
+:class:`TrialDoc`, a copy of its document, before storing it: only updates the
+copy took reach the store and the real document.  A copy that failed is thrown
+away and rebuilt from the real document when it is next needed.  Loading a
+stored document (:func:`load_document`) leaves out logged updates that cannot
+be applied, so a log poisoned before these checks existed still loads.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pycrdt import Doc
+
+from .protocol import read_state_vector
+from .store import QuarantinedUpdate
+from .type_index import TypeIndex
+from .update_format import MalformedUpdate, UpdateSummary, read_update
+
+__all__ = ["TrialDoc", "UnappliableUpdate", "UpdateAhead", "apply_update", "load_document"]
+
+log = logging.getLogger(__name__)
+
+
+class UnappliableUpdate(MalformedUpdate):
+    """An update yrs could not apply (the document may hold part of it)."""
+
+
+class UpdateAhead(MalformedUpdate):
+    """An update that needs items the document does not hold yet.
+
+    Its items start past the clock the document holds for their client, or
+    point at items it lacks.  Both would wait in yrs and yjs until the missing
+    items arrive, and they wait differently (yrs even integrates the first kind
+    at once), so the server never keeps such an update.  A yjs client only sends
+    one by racing its own sync step 2 (an edit made while it connects); asked
+    with a sync step 1, it sends everything the document lacks.
+    """
+
+
+def apply_update(doc: Doc, update: bytes) -> None:
+    """Apply ``update`` to ``doc``; any failure of yrs becomes :class:`UnappliableUpdate`.
+
+    Yrs reports some failures as a ``PanicException``, which derives from
+    ``BaseException``; those are caught too (interrupts and exits are not).
+    """
+    try:
+        doc.apply_update(update)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - pyo3 panics are BaseExceptions
+        raise UnappliableUpdate(f"{type(exc).__name__}: {exc}") from None
+
+
+class TrialDoc:
+    """A copy of ``source`` that updates are tried on before ``source`` takes them.
+
+    The copy (and the :class:`~collab.type_index.TypeIndex` of its items, for
+    updates that name a parent) is made on first use, so a room nobody edits
+    never pays for it.  It must see every change ``source`` sees: :meth:`attempt`
+    for updates still to be checked, :meth:`follow` for updates ``source`` took
+    by other ways.
+    """
+
+    def __init__(self, source: Doc) -> None:
+        self.source = source
+        self._copy: Doc | None = None
+        self._index: TypeIndex | None = None
+
+    def attempt(self, update: bytes, summary: UpdateSummary) -> None:
+        """Check ``update`` (read as ``summary``) and apply it to the copy.
+
+        Raises :class:`UpdateAhead` for items that skip clocks, :class:`MalformedUpdate`
+        for an item whose parent is a plain value, :class:`UnappliableUpdate` when
+        yrs fails.  After a success the copy is
+        ahead of ``source`` until ``source`` takes the same update (or
+        :meth:`discard` is called).
+        """
+        copy = self._copy if self._copy is not None else self._fresh_copy()
+        state = read_state_vector(copy.get_state())
+        for client, (start, _end) in summary.spans.items():
+            if start > state.get(client, 0):
+                raise UpdateAhead(f"items of client {client} start at clock {start}, but the "
+                                  f"document holds that client up to {state.get(client, 0)}")
+        for client, clock in summary.references:
+            if clock >= state.get(client, 0) and not summary.holds((client, clock)):
+                raise UpdateAhead(f"an item refers to {client}#{clock}, which the document "
+                                  "does not hold yet")
+        if summary.parents or summary.follows:
+            if self._index is None:
+                self._index = TypeIndex.of(self.source.get_update())
+            self._index.check(summary, state)
+        try:
+            apply_update(copy, update)
+        except UnappliableUpdate:
+            self.discard()
+            raise
+        if self._index is not None:
+            self._index.add(summary)
+
+    def follow(self, update: bytes) -> None:
+        """Apply an update ``source`` has taken already (nothing to do without a copy)."""
+        if self._index is not None:
+            try:
+                self._index.add(read_update(update))
+            except MalformedUpdate:
+                self._index = None  # rebuilt from the document when next needed
+        if self._copy is None:
+            return
+        try:
+            apply_update(self._copy, update)
+        except UnappliableUpdate as exc:
+            log.warning("trial copy could not follow its document (%s); rebuilding it", exc)
+            self._copy = None
+
+    def discard(self) -> None:
+        """Forget the copy (it may be ahead of ``source``); the next attempt rebuilds it."""
+        self._copy = None
+        self._index = None
+
+    def _fresh_copy(self) -> Doc:
+        copy = Doc()
+        copy.apply_update(self.source.get_update())
+        self._copy = copy
+        return copy
+
+
+def load_document(snapshot: bytes | None, updates: list[bytes], first_seq: int
+                  ) -> tuple[Doc, list[QuarantinedUpdate]]:
+    """Rebuild a document from its snapshot and logged updates ``first_seq, ...``.
+
+    Logged updates that stock yjs cannot read, or that yrs cannot apply, are
+    left out and returned for quarantine; the document is rebuilt without one
+    that failed half-way.  Raises :class:`UnappliableUpdate` for a snapshot
+    that cannot be applied.
+    """
+    doc = _replay(snapshot, [])
+    good: list[bytes] = []
+    left_out: list[QuarantinedUpdate] = []
+    for seq, update in enumerate(updates, start=first_seq):
+        try:
+            read_update(update)
+            apply_update(doc, update)
+        except MalformedUpdate as exc:
+            left_out.append(QuarantinedUpdate(seq, update, str(exc)))
+            if isinstance(exc, UnappliableUpdate):
+                doc = _replay(snapshot, good)
+            continue
+        good.append(update)
+    return doc, left_out
+
+
+def _replay(snapshot: bytes | None, updates: list[bytes]) -> Doc:
+    doc = Doc()
+    if snapshot:
+        apply_update(doc, snapshot)
+    for update in updates:
+        doc.apply_update(update)
+    return doc

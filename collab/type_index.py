@@ -1,0 +1,106 @@
+"""Which items of a document are shared types: the only items another item may sit in.
+
+An item names its parent by id when it is the first one in a nested type.  Yjs
+and yrs disagree on a parent that is a plain value: yjs files the item under no
+parent, yrs refuses the update, or takes it when the value was deleted first.
+Whether it was deleted first depends on the order updates arrive in, and a
+merged relay reorders them (items before deletions), so one such update can
+make yrs clients fail on a relay the server took.  No yjs client writes such a
+parent, so the room refuses any update whose parent is a known item that is
+not a shared type (:meth:`TypeIndex.check`).  Items collected by garbage
+collection count as types: their kind is gone, and a deleted track, say, is
+one of them, which an offline client may still edit.
+
+The same holds for map entries: an item placed after a map entry replaces it
+(it takes the entry's key), and yjs only ever writes one value, a binary or a
+shared type there, with nothing to its right; given a run of text instead,
+yjs reads the entry's last character and yrs the whole text.  The index keeps
+the map entries too, so an update can be checked against them.
+
+Yrs does not say what kind an item is, so the index reads the document's own
+encoding once (on first need) and then every update the document takes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import defaultdict
+
+from .update_format import ID, MalformedUpdate, UpdateSummary, read_update
+
+__all__ = ["TypeIndex"]
+
+log = logging.getLogger(__name__)
+
+
+class TypeIndex:
+    """Shared-type items and collected ranges of one document."""
+
+    def __init__(self, *, checking: bool = True) -> None:
+        #: False for a document whose own encoding does not read (written before these
+        #: checks): nothing is known about its items, so nothing is refused.
+        self.checking = checking
+        self.types: set[ID] = set()
+        #: client -> sorted, disjoint (start, end) ranges of collected items.
+        self._collected: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        self.entries: set[ID] = set()
+
+    @classmethod
+    def of(cls, encoded_document: bytes) -> TypeIndex:
+        """The index of a whole document (its ``get_update()``)."""
+        index = cls()
+        try:
+            index.add(read_update(encoded_document))
+        except MalformedUpdate as exc:
+            log.error("a document does not read as yjs would (%s); its updates are not "
+                      "checked against its items", exc)
+            return cls(checking=False)
+        return index
+
+    def add(self, summary: UpdateSummary) -> None:
+        """Take in an update the document has taken."""
+        self.types |= summary.types
+        for client, start, end in summary.gc:
+            bisect.insort(self._collected[client], (start, end))
+        self.entries |= self._entries_of(summary)
+
+    def check(self, summary: UpdateSummary, state: dict[int, int]) -> None:
+        """Raise :class:`MalformedUpdate` if an item of ``summary`` sits in a plain value.
+
+        ``state`` is the document's state vector: the items it holds.  A parent it
+        does not hold yet (an item still on its way) passes.
+        """
+        if not self.checking:
+            return
+        for parent in summary.parents:
+            if parent in summary.types or parent in self.types or summary.holds(parent):
+                continue  # a parent inside the update was checked when it was read
+            client, clock = parent
+            if clock >= state.get(client, 0) or self._is_collected(client, clock):
+                continue
+            raise MalformedUpdate(f"parent {client}#{clock} is not a shared type; an item "
+                                  "can only sit in a map or an array")
+        self._entries_of(summary)
+
+    def _entries_of(self, summary: UpdateSummary) -> set[ID]:
+        """The map entries of ``summary``: named ones and those replacing an entry.
+
+        Raises :class:`MalformedUpdate` for an item replacing an entry that is not
+        one value, a binary or a shared type.
+        """
+        entries = set(summary.entries)
+        for origin, item, entry_like in summary.follows:
+            if origin in entries or origin in self.entries:
+                if not entry_like:
+                    raise MalformedUpdate(f"item {item[0]}#{item[1]} replaces map entry "
+                                          f"{origin[0]}#{origin[1]} but is not one value")
+                entries.add(item)
+        return entries
+
+    def _is_collected(self, client: int, clock: int) -> bool:
+        ranges = self._collected.get(client)
+        if not ranges:
+            return False
+        at = bisect.bisect_right(ranges, (clock, float("inf"))) - 1
+        return at >= 0 and ranges[at][0] <= clock < ranges[at][1]
