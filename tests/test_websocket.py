@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from pathlib import Path
 
 import aiohttp
 import pytest
 import pytest_asyncio
-from nodepeer import NodePeer, eventually, free_port, node_ready, running_server
+from nodepeer import NodePeer, eventually, free_port, node_ready, normalised, running_server
+from yjs_updates import BAD_PARENT, TYPE_REF_9, Item, UpdateBuilder, any_string
 
 from collab import protocol as p
 from collab.client import SyncClient
@@ -101,20 +101,6 @@ async def same_documents(*peers) -> bool:
     for peer in peers:
         dumps.append(await peer.dump() if isinstance(peer, NodePeer) else peer.document.to_json())
     return all(normalised(d) == normalised(dumps[0]) for d in dumps)
-
-
-def normalised(value):
-    """JSON with JavaScript number semantics (Python reads ``3`` back as ``3.0``)."""
-    def fix(v):
-        if isinstance(v, dict):
-            return {k: fix(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [fix(x) for x in v]
-        if isinstance(v, float) and v.is_integer():
-            return int(v)
-        return v
-
-    return json.dumps(fix(value), sort_keys=True)
 
 
 async def test_two_node_clients_and_a_python_client_converge(server: Server) -> None:
@@ -262,6 +248,48 @@ async def test_a_malformed_message_closes_that_connection_only(server: Server) -
         await py.wait_synced()
         await eventually(lambda: py.document.track("t6")["gain_db"] == -6)
         assert not [e for e in node.events if e.get("event") == "close"]
+
+
+async def test_the_three_updates_of_issue_10_are_refused_and_yjs_clients_keep_syncing(
+        tmp_path: Path) -> None:
+    """Over real WebSockets: each is closed with 4400, never stored; stock yjs clients
+    go on editing, and a restart loads what they see."""
+    content_0x38 = UpdateBuilder([(31337, 0, [Item(0x38, any_string("x"),
+                                                   parent_key="markers",
+                                                   parent_sub="k")])]).encode()
+    async with serving(tmp_path) as server, contextlib.AsyncExitStack() as stack:
+        ana, ben = await server.node(stack), await server.node(stack, user="ben")
+        await ana.wait_event("synced")
+        await ben.wait_event("synced")
+        for step, update in enumerate((BAD_PARENT, TYPE_REF_9, content_0x38), start=1):
+            async with aiohttp.ClientSession() as session, session.ws_connect(
+                    server.room_url, params={"token": server.token(user="mallory")}) as ws:
+                await ws.send_bytes(p.sync_update(update))
+                message = await close_of(ws)
+                assert message.data == p.CloseCode.MALFORMED_MESSAGE
+            await ana.call("set_track", track="t3", field="gain_db", value=-step)
+            await eventually(lambda step=step: ben_gain(ben, step))
+        assert not [e for e in ana.events + ben.events if e.get("event") == "close"]
+        stored = await server.app[STORE].load(server.project_id)
+        assert not {BAD_PARENT, TYPE_REF_9, content_0x38} & set(stored.updates)
+        seen = await ben.dump()
+    async with serving_again(tmp_path, server.project_id) as again, \
+            contextlib.AsyncExitStack() as stack:
+        late = await again.node(stack, user="late")
+        await late.wait_event("synced")
+        assert await same_documents(late) and normalised(await late.dump()) == normalised(seen)
+
+
+async def ben_gain(ben: NodePeer, value: int) -> bool:
+    return (await ben.dump())["tracks"]["t3"]["gain_db"] == -value
+
+
+@contextlib.asynccontextmanager
+async def serving_again(tmp_path: Path, project_id: str):
+    """The server of :func:`serving` started again on the same data, project kept."""
+    config = ServerConfig(port=free_port(), data_dir=tmp_path, engine=False)
+    async with running_server(config) as app:
+        yield Server(app, config, project_id)
 
 
 async def test_presence_reaches_others_and_is_cleared_when_a_client_leaves(server: Server
