@@ -12,6 +12,7 @@ import math
 import time
 from typing import Any
 
+import prometheus_client
 import soundfile as sf
 from aiohttp import web
 
@@ -53,6 +54,13 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _error(web.HTTPBadRequest, "request body must be a JSON object")
     return data
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics of this process (text exposition format)."""
+    return web.Response(body=prometheus_client.generate_latest(),
+                        headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
 
 @routes.get("/healthz")

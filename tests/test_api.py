@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 import soundfile as sf
 from nodepeer import NodePeer, eventually, free_port, node_ready, running_server
+from yjs_updates import TYPE_REF_9
 
 from collab import protocol as p
 from collab.client import SyncClient
@@ -197,3 +198,23 @@ async def test_render_returns_the_live_mix_as_a_wav(api: Api) -> None:
     status, body = await api.call("GET", f"/projects/{api.project_id}/render?frames=x",
                                   api.token())
     assert status == 400
+
+
+async def test_metrics_count_refused_updates_by_reason(api: Api) -> None:
+    def refused(text: str) -> float:
+        line = next(x for x in text.splitlines()
+                    if x.startswith('collab_updates_refused_total{reason="format"}'))
+        return float(line.split()[-1])
+
+    status, before = await api.call("GET", "/metrics")
+    assert status == 200
+    before_count = refused(before.decode()) if b'reason="format"' in before else 0.0
+    token = api.token(role="editor", user="mallory")
+    async with api.http.ws_connect(f"{api.config.collab_url}/{api.project_id}",
+                                   params={"token": token}) as ws:
+        await ws.send_bytes(p.sync_update(TYPE_REF_9))
+        while (message := await ws.receive()).type == aiohttp.WSMsgType.BINARY:
+            pass
+        assert message.data == p.CloseCode.MALFORMED_MESSAGE
+    _, after = await api.call("GET", "/metrics")
+    assert refused(after.decode()) == before_count + 1
