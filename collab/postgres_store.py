@@ -12,7 +12,7 @@ import time
 import asyncpg
 
 from .errors import ProjectNotFound, SeqConflict, StoreError
-from .store import ProjectInfo, QuarantinedUpdate, Store, StoredDocument
+from .store import PendingAppend, ProjectInfo, QuarantinedUpdate, Store, StoredDocument
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS collab_projects (
@@ -44,6 +44,7 @@ class PostgresStore(Store):
     """A store in a PostgreSQL database reached through an asyncpg pool."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4) -> None:
+        super().__init__()
         self.url = url
         self._sizes = (min_size, max_size)
         self._pool: asyncpg.Pool | None = None
@@ -127,22 +128,35 @@ class PostgresStore(Store):
         last = rows[-1]["seq"] if rows else upto
         return StoredDocument(data, upto, [bytes(r["data"]) for r in rows], last)
 
-    async def append(self, project_id: str, first_seq: int, updates: list[bytes]) -> None:
-        rows = [(project_id, first_seq + i, u) for i, u in enumerate(updates)]
+    async def _append_group(self, group: list[PendingAppend]) -> list[StoreError | None]:
+        failures: list[StoreError | None] = []
         try:
             async with self.pool.acquire() as conn, conn.transaction():
+                for entry in group:
+                    failures.append(await self._append_one(conn, *entry[:3]))
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StoreError(f"cannot append to the logs of {len(group)} projects: {exc}"
+                             ) from None
+        return failures
+
+    @staticmethod
+    async def _append_one(conn: asyncpg.Connection, project_id: str, first_seq: int,
+                          updates: list[bytes]) -> SeqConflict | None:
+        """Append one room's updates inside the group's transaction, in a savepoint."""
+        rows = [(project_id, first_seq + i, u) for i, u in enumerate(updates)]
+        try:
+            async with conn.transaction():  # a savepoint
                 await conn.execute(_LOCK, project_id)
                 folded = await conn.fetchval(_FOLDED, project_id)
                 if folded is not None and first_seq <= folded:  # compacted away, still taken
-                    raise SeqConflict(f"cannot append to the log of {project_id!r}: a snapshot "
-                                      f"holds it up to {folded}, past {first_seq}")
+                    return SeqConflict(f"cannot append to the log of {project_id!r}: a "
+                                       f"snapshot holds it up to {folded}, past {first_seq}")
                 await conn.copy_records_to_table("collab_updates", records=rows,
                                                  columns=["project_id", "seq", "data"])
         except asyncpg.UniqueViolationError as exc:
-            raise SeqConflict(f"cannot append to the log of {project_id!r}: sequence numbers "
-                              f"from {first_seq} are taken ({exc})") from None
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise StoreError(f"cannot append to the log of {project_id!r}: {exc}") from None
+            return SeqConflict(f"cannot append to the log of {project_id!r}: sequence numbers "
+                               f"from {first_seq} are taken ({exc})")
+        return None
 
     async def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> bool:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -159,3 +159,44 @@ async def test_sqlite_checkpoints_its_log_in_the_background(tmp_path: Path, monk
         assert len((await store.load("a")).updates) == 199
     assert not (tmp_path / "collab.sqlite3-wal").exists() or (
         (tmp_path / "collab.sqlite3-wal").stat().st_size == 0)
+
+
+async def test_appends_that_arrive_together_are_committed_in_one_transaction(
+        collab_database_url: str, tmp_path: Path) -> None:
+    """Group commit: 40 rooms append at once; far fewer transactions (fsyncs) than appends,
+    every update stored, and a conflict fails only its own room's append."""
+    import asyncio
+
+    async with open_store(collab_database_url, tmp_path) as store:
+        for i in range(40):
+            await store.create_project(f"p{i}", "Song", None)
+        await store.append("p7", 1, [b"already"])
+        before = store.commits
+        results = await asyncio.gather(
+            *(store.append(f"p{i}", 1, [f"u{i}".encode(), b"more"]) for i in range(40)),
+            return_exceptions=True)
+        assert [type(r) for r in results if r is not None] == [SeqConflict]
+        assert isinstance(results[7], SeqConflict)
+        assert store.commits - before < 10
+        for i in range(40):
+            updates = (await store.load(f"p{i}")).updates
+            assert updates == ([b"already"] if i == 7 else [f"u{i}".encode(), b"more"])
+
+
+async def test_a_read_does_not_wait_behind_a_write(tmp_path: Path, monkeypatch) -> None:
+    """Loading and revocation checks use their own connection: a held writer stalls no
+    client that connects meanwhile."""
+    import asyncio
+    import threading
+
+    async with open_store(None, tmp_path) as store:
+        await store.create_project("a", "Song", b"snap")
+        release = threading.Event()
+        held = asyncio.get_running_loop().run_in_executor(store._executor, release.wait)
+        try:
+            stored = await asyncio.wait_for(store.load("a"), 5)
+            assert stored.snapshot == b"snap"
+            assert await asyncio.wait_for(store.revoked_at("a", "ana"), 5) is None
+        finally:
+            release.set()
+            await held
