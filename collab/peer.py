@@ -44,6 +44,8 @@ class Peer:
     closing: tuple[int, str] | None = None
     refused: bool = False
     max_outbox: int = 10_000
+    #: Messages of this peer waiting in the room's queue (its sync step 1 waits behind them).
+    queued: int = 0
 
     def push(self, message: bytes) -> None:
         """Queue ``message`` for this peer's writer task (a peer too far behind is dropped)."""

@@ -67,6 +67,10 @@ UNDOABLE_ORIGIN = "server-undoable"
 UNDO_SCOPES = ("clips", "transcripts")
 #: How long a room waits for a missing update to arrive before reading it from the store.
 CATCH_UP_DELAY = 0.2
+#: Seconds without peer edits after which a room drops its trial copy and index.
+TRIAL_IDLE_SECONDS = 60.0
+#: The state vector of a client that holds nothing.
+EMPTY_STATE = b"\x00"
 #: Appends tried in a row when other processes keep taking the sequence numbers.
 MAX_APPEND_TRIES = 50
 
@@ -124,6 +128,11 @@ class Room:
         self._flusher: asyncio.Task[None] | None = None
         self._compaction: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[Room], None]] = []
+        self._trial_release: asyncio.TimerHandle | None = None
+        #: Server edits in the document whose batch is not stored yet.
+        self._unstored_local = 0
+        #: The whole document encoded, until the next change.
+        self._whole: bytes | None = None
         #: While set, the update of every transaction of ``doc`` (a server edit) lands here.
         self._captured: list[bytes] | None = None
         self._trial = TrialDoc(self.doc)
@@ -174,6 +183,8 @@ class Room:
         self._started = False
         if self._gap_timer is not None:
             self._gap_timer.cancel()
+        if self._trial_release is not None:
+            self._trial_release.cancel()
         for peer in list(self.peers):
             peer.close_soon(close_code, p.CloseCode(close_code).reason)
         await self._drain()
@@ -287,7 +298,12 @@ class Room:
         if message.kind == p.MSG_SYNC:
             if message.sub == p.SYNC_STEP1:
                 p.read_state_vector(message.payload)
-                self._enqueue("step1", peer, message.payload)
+                if peer.queued or self._unstored_local or self.diverged:
+                    # After what it sent before (in order), or once server edits
+                    # already in the document are durable.
+                    self._enqueue("step1", peer, message.payload)
+                else:  # the document holds only what is durable: answer now
+                    peer.push(p.sync_step2(self._update_since(message.payload)))
                 return
             update = message.payload
             try:
@@ -336,7 +352,18 @@ class Room:
 
     def _enqueue(self, kind: str, peer: Peer | None, payload: Any) -> None:
         self._queue.append((kind, peer, payload))
+        if peer is not None:
+            peer.queued += 1
         self._wake.set()
+
+    def _update_since(self, state_vector: bytes) -> bytes:
+        """What the document holds past ``state_vector`` (the whole, encoded once per change,
+        for a client that has nothing)."""
+        if state_vector != EMPTY_STATE:
+            return self.doc.get_update(state_vector)
+        if self._whole is None:
+            self._whole = self.doc.get_update()
+        return self._whole
 
     async def edit(self, change: Callable[[ProjectDocument], None], *,
                    undoable: bool = False) -> None:
@@ -388,12 +415,14 @@ class Room:
             self._captured = None
         if updates:
             done = asyncio.get_running_loop().create_future()
+            self._unstored_local += len(updates)
             for update in updates:
                 self._enqueue("local", None, update)
             self._enqueue("notify", None, done)
             await done
 
     def _on_transaction(self, event: TransactionEvent) -> None:
+        self._whole = None
         if self._captured is not None:
             self._captured.append(event.update)
 
@@ -417,6 +446,13 @@ class Room:
             self._enqueue("notify", None, done)
             with contextlib.suppress(StoreError):
                 await done
+
+    def _release_trial_later(self) -> None:
+        """Give the trial copy's memory back once nobody has edited for a while."""
+        if self._trial_release is not None:
+            self._trial_release.cancel()
+        self._trial_release = asyncio.get_running_loop().call_later(
+            TRIAL_IDLE_SECONDS, self._trial.discard)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -442,6 +478,12 @@ class Room:
                 self._diverge()
                 self._fail(batch, CollabError(f"{type(exc).__name__}: {exc}"),
                            "server could not process your change; reconnect")
+            finally:
+                for kind, peer, _ in batch:
+                    if peer is not None:
+                        peer.queued -= 1
+                    elif kind == "local":
+                        self._unstored_local -= 1
 
     def _fail(self, batch: list[tuple[str, Peer | None, Any]], exc: Exception,
               reason: str) -> None:
@@ -461,6 +503,7 @@ class Room:
 
     def _tried(self, peer: Peer, update: bytes, summary: UpdateSummary) -> bool:
         """Whether the trial copy took ``update``; a refused one closes its sender (4400)."""
+        self._release_trial_later()
         try:
             self._trial.attempt(update, summary)
         except UpdateAhead as exc:
@@ -518,7 +561,7 @@ class Room:
                     log.exception("project %s: change listener failed", self.project_id)
         for kind, peer, payload in batch:
             if kind == "step1" and peer is not None and not peer.closing:
-                peer.push(p.sync_step2(self.doc.get_update(payload)))
+                peer.push(p.sync_step2(self._update_since(payload)))
             elif kind == "notify" and not payload.done():
                 payload.set_result(None)
         upto = self._seqs.watermark

@@ -118,9 +118,15 @@ class TrialDoc:
             self._copy = None
 
     def discard(self) -> None:
-        """Forget the copy (it may be ahead of ``source``); the next attempt rebuilds it."""
+        """Forget the copy and index (the copy may be ahead of ``source``); the next
+        attempt rebuilds them.  Also how an idle room gives their memory back."""
         self._copy = None
         self._index = None
+
+    @property
+    def held(self) -> bool:
+        """Whether a copy or an index is in memory."""
+        return self._copy is not None or self._index is not None
 
     def _fresh_copy(self) -> Doc:
         copy = Doc()

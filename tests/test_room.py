@@ -404,3 +404,19 @@ async def test_an_undoable_server_edit_is_undone_and_redone_durably_for_every_pe
     async with Room("song", store) as room:
         assert room.document.to_json() == undone
         assert not room.can_undo  # the history is per room session
+
+
+async def test_an_idle_room_gives_back_its_trial_copy(store, monkeypatch) -> None:
+    monkeypatch.setattr("collab.room.TRIAL_IDLE_SECONDS", 0.2)
+    async with Room("song", store) as room:
+        ana = Client(room)
+        await ana.sync()
+        assert not room._trial.held  # a room nobody edits never makes one
+        ana.edit(lambda d: d.set_track_gain("t1", -6.0))
+        await wait_for(lambda: room.last_seq == 1)
+        assert room._trial.held
+        await wait_for(lambda: not room._trial.held)
+        ana.edit(lambda d: d.set_track_gain("t1", -7.0))  # made again when needed
+        await wait_for(lambda: room.last_seq == 2)
+        assert room.document.track("t1")["gain_db"] == -7.0
+        await ana.leave()
