@@ -178,6 +178,9 @@ def run_load(server: Server, clients: int, args: argparse.Namespace, tracks: lis
     joined = [ms for ms in result["late_join_ms"] if ms is not None]
     result["late_join_timeouts"] = len(result["late_join_ms"]) - len(joined)
     result["late_join_ms_median"] = statistics.median(joined) if joined else None
+    for part in ("arrive", "apply"):  # until the document arrived; the client applying it
+        values = [ms for ms in result[f"late_join_{part}_ms"] if ms is not None]
+        result[f"late_join_{part}_ms_median"] = statistics.median(values) if values else None
     return result
 
 
@@ -224,6 +227,8 @@ def run(args: argparse.Namespace) -> dict:
                                  pair["reference"]["latency_ms"]["p99"]),
                     "late_join": ratio(pair["ours"]["late_join_ms_median"],
                                        pair["reference"]["late_join_ms_median"]),
+                    "late_join_arrive": ratio(pair["ours"]["late_join_arrive_ms_median"],
+                                              pair["reference"]["late_join_arrive_ms_median"]),
                     "server_cpu": ratio(pair["ours"]["server_cpu_cores"],
                                         pair["reference"]["server_cpu_cores"]),
                 }

@@ -69,11 +69,16 @@ class Client {
       return
     }
     if (sub === 1 && !this.isSynced) {
+      const arrived = performance.now()
       const dec = decoding.createDecoder(data)
       decoding.readVarUint(dec); decoding.readVarUint(dec)
       Y.applyUpdate(this.doc, decoding.readVarUint8Array(dec))
       this.isSynced = true
       this.syncMs = performance.now() - this.openedAt
+      // where a late join's time goes: until the whole document has arrived (server
+      // and transfer), then the client's own decode and apply
+      this.arriveMs = arrived - this.openedAt
+      this.applyMs = performance.now() - arrived
       this.resolveSynced(this)
       return
     }
@@ -137,14 +142,14 @@ const lateJoin = (timeoutMs) => new Promise((resolve) => {
   child.stdout.on('data', (chunk) => { out += chunk })
   child.on('exit', () => {
     clearTimeout(timer)
-    try { resolve(JSON.parse(out).sync_ms) } catch { resolve(null) }
+    try { resolve(JSON.parse(out)) } catch { resolve(null) }
   })
 })
 
 async function lateJoinMode () {
   const client = new Client(100000, config.rooms[0])
   await client.synced
-  process.stdout.write(JSON.stringify({ sync_ms: client.syncMs }) + '\n')
+  process.stdout.write(JSON.stringify({ sync_ms: client.syncMs, arrive_ms: client.arriveMs, apply_ms: client.applyMs }) + '\n')
   client.close()
   setTimeout(() => process.exit(0), 20)
 }
@@ -242,7 +247,9 @@ async function loadMode () {
     deliveries_received: stats.received,
     lost: expectedDeliveries - stats.received,
     latency_ms: { p50: percentile(sorted, 0.5), p90: percentile(sorted, 0.9), p99: percentile(sorted, 0.99), max: sorted.length ? sorted[sorted.length - 1] : null },
-    late_join_ms: lateJoins,
+    late_join_ms: lateJoins.map((j) => j && j.sync_ms),
+    late_join_arrive_ms: lateJoins.map((j) => j && j.arrive_ms),
+    late_join_apply_ms: lateJoins.map((j) => j && j.apply_ms),
     harness_cpu_s: harnessCpuS,
     server_cpu_s: serverCpuS,
     measure_s: wall / 1000,
