@@ -12,6 +12,7 @@ be applied, so a log poisoned before these checks existed still loads.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from pycrdt import Doc
@@ -70,6 +71,30 @@ class TrialDoc:
         self.source = source
         self._copy: Doc | None = None
         self._index: TypeIndex | None = None
+        #: While the index is being built in a thread: updates followed meanwhile.
+        self._missed: list[bytes] | None = None
+
+    async def prepare(self) -> None:
+        """Make the copy and the index now, the index in a worker thread.
+
+        Reading a large document takes a noticeable time (0.2 s for 780 kB); done
+        here, before a batch is tried, it does not hold up the event loop.
+        """
+        if self._copy is None:
+            self._fresh_copy()
+        if self._index is not None or self._missed is not None:
+            return
+        self._missed = []
+        try:
+            index = await asyncio.to_thread(TypeIndex.of, self.source.get_update())
+            for update in self._missed:
+                index.add(read_update(update))
+        except MalformedUpdate:
+            return  # left to attempt(), which builds a non-checking index
+        finally:
+            missed, self._missed = self._missed, None
+        if missed is not None:
+            self._index = index
 
     def attempt(self, update: bytes, summary: UpdateSummary) -> None:
         """Check ``update`` (read as ``summary``) and apply it to the copy.
@@ -104,6 +129,8 @@ class TrialDoc:
 
     def follow(self, update: bytes) -> None:
         """Apply an update ``source`` has taken already (nothing to do without a copy)."""
+        if self._missed is not None:
+            self._missed.append(update)
         if self._index is not None:
             try:
                 self._index.add(read_update(update))
@@ -122,6 +149,7 @@ class TrialDoc:
         attempt rebuilds them.  Also how an idle room gives their memory back."""
         self._copy = None
         self._index = None
+        self._missed = None  # an index being built is not kept either
 
     @property
     def held(self) -> bool:
