@@ -237,7 +237,7 @@ async function toggleRecording ({ project, transport, live, features, listen }) 
   if (!armed.length) return notify('Arm a track (R) to record into it', true)
   // The take runs from the playhead on; the engine refuses clips that overlap on a track.
   const from = transport.playhead()
-  const inTheWay = armed.filter((t) => project.clips().some((c) => c.track === t.id && c.position + c.length > from))
+  const inTheWay = armed.filter((t) => project.clipsOn(t.id).some((c) => c.position + c.length > from))
   if (inTheWay.length) {
     return notify(`Recording here would run into clips on ${inTheWay.map((t) => t.name).join(', ')}: ` +
       'move the playhead after them or arm an empty track', true)

@@ -90,20 +90,27 @@ export class Project {
     return map ? map.toJSON() : null
   }
 
+  /** The clips of one track as plain objects (copies only those, not the whole document). */
+  clipsOn (trackId) {
+    const out = []
+    this.roots.clips.forEach((map) => { if (map.get('track') === trackId) out.push(map.toJSON()) })
+    return out
+  }
+
   /**
    * Whether [start, start + length) on a track is free of other clips. The engine refuses a
    * document with overlapping clips on one track (dsp_core.session), so the page never
    * writes one.
    */
   fits (trackId, start, length, ignore = []) {
-    return this.clips().every((c) => c.track !== trackId || ignore.includes(c.id) ||
+    return this.clipsOn(trackId).every((c) => ignore.includes(c.id) ||
       c.position >= start + length || c.position + c.length <= start)
   }
 
   /** The first position at or after `start` where `length` frames fit on the track. */
   firstFree (trackId, start, length) {
     let at = Math.max(0, Math.round(start))
-    for (const c of this.clips().filter((c) => c.track === trackId).sort((a, b) => a.position - b.position)) {
+    for (const c of this.clipsOn(trackId).sort((a, b) => a.position - b.position)) {
       if (c.position < at + length && c.position + c.length > at) at = c.position + c.length
     }
     return at
@@ -114,8 +121,8 @@ export class Project {
     const clip = this.clip(clipId)
     let before = 0
     let after = Infinity
-    for (const c of this.clips()) {
-      if (c.track !== clip.track || c.id === clipId) continue
+    for (const c of this.clipsOn(clip.track)) {
+      if (c.id === clipId) continue
       if (c.position + c.length <= clip.position) before = Math.max(before, c.position + c.length)
       if (c.position >= clip.position + clip.length) after = Math.min(after, c.position)
     }
@@ -124,7 +131,9 @@ export class Project {
 
   /** Frames at which the last clip ends. */
   endFrame () {
-    return this.clips().reduce((end, c) => Math.max(end, c.position + c.length), 0)
+    let end = 0
+    this.roots.clips.forEach((map) => { end = Math.max(end, (Number(map.get('position')) || 0) + (Number(map.get('length')) || 0)) })
+    return end
   }
 
   // -- edits ------------------------------------------------------------------------------
