@@ -82,7 +82,10 @@ async function openProject ({ projectId, token, claims, features }) {
   const transcript = new TranscriptPanel({
     project, editable, token, notify, editUrl: features.transcript_edit || null,
     transcribeUrl: features.transcribe || null,
-    onSelectClip: (id) => select(project.clip(id)?.track, id)
+    onSelectClip: (id) => {
+      select(project.clip(id)?.track, id)
+      timeline.reveal(project.clip(id)?.track) // its lane may be out of view, not mounted
+    }
   })
   const comments = new CommentsPanel({
     project, editable, user: claims.user, selectedTrack: () => view.track,
