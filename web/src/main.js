@@ -82,7 +82,8 @@ async function openProject ({ projectId, token, claims, features: asked }) {
   const transport = new Transport({
     project, presence, editable,
     onTick: (frame) => {
-      meter.firstChild.style.width = `${Math.min(100, Math.sqrt(live.level()) * 140)}%`
+      const level = `${Math.min(100, Math.round(Math.sqrt(live.level()) * 140))}%`
+      if (meter.firstChild.style.width !== level) meter.firstChild.style.width = level
       timeline.setPlayheads(frame, presence.others())
       transcript.tick(frame)
     }
