@@ -141,8 +141,8 @@ def bundle_files(ref: str | None) -> dict[str, bytes] | None:
 
 
 @contextlib.contextmanager
-def demo_server(data: Path) -> Iterator[tuple[str, str]]:
-    """``dawserver serve --demo`` on a free port; yields (base URL, the demo's page URL)."""
+def demo_server(data: Path) -> Iterator[tuple[int, str]]:
+    """``dawserver serve --demo`` on a free port; yields (its pid, the demo's page URL)."""
     from tests.nodepeer import free_port
 
     port = free_port()
@@ -165,14 +165,27 @@ def demo_server(data: Path) -> Iterator[tuple[str, str]]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"dawserver serve --demo did not start: {log_path.read_text()}")
             time.sleep(0.1)
-        yield base, found.group(1)
+        yield proc.pid, found.group(1)
     finally:
         proc.terminate()
         proc.wait(20)
 
 
-def open_once(browser: Any, url: str, files: dict[str, bytes]) -> dict[str, Any]:
+def cpu_seconds(browser_cdp: Any, server_pid: int) -> dict[str, float]:
+    """CPU time so far of Chromium's renderers, its other processes, and the server."""
+    cpu = {"renderer": 0.0, "other_chromium": 0.0}
+    for process in browser_cdp.send("SystemInfo.getProcessInfo")["processInfo"]:
+        kind = "renderer" if process["type"] == "renderer" else "other_chromium"
+        cpu[kind] += process["cpuTime"]
+    fields = Path(f"/proc/{server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu["server"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu
+
+
+def open_once(browser: Any, url: str, files: dict[str, bytes], server_pid: int
+              ) -> dict[str, Any]:
     """Open the page with ``files`` as its bundle in a fresh context; the figures of one run."""
+    browser_cdp = browser.new_browser_cdp_session()
     context = browser.new_context(viewport=VIEWPORT)
     types = {"js": "text/javascript", "css": "text/css"}
 
@@ -190,8 +203,10 @@ def open_once(browser: Any, url: str, files: dict[str, bytes]) -> dict[str, Any]
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.add_init_script(PROBE)
     try:
+        before = cpu_seconds(browser_cdp, server_pid)
         page.goto(url)
         page.wait_for_function("window.__bench.drawnAt > 0", timeout=120_000)
+        after = cpu_seconds(browser_cdp, server_pid)
         fader = page.evaluate("""() => {
           const v = document.querySelector('.ruler-row').getBoundingClientRect()
           const el = [...document.querySelectorAll('.row[data-track] .fader')]
@@ -229,6 +244,11 @@ def open_once(browser: Any, url: str, files: dict[str, bytes]) -> dict[str, Any]
     finally:
         context.close()
     figures["errors"] = errors
+    # Work, whatever the load: CPU from navigation until the harness saw the lanes drawn
+    # (closed contexts' renderers count as 0 after; none does work meanwhile).
+    figures["cpu_ms"] = {kind: round(1000 * (after[kind] - before.get(kind, 0.0)))
+                         for kind in after}
+    browser_cdp.detach()
     return figures
 
 
@@ -251,22 +271,22 @@ def run(args: argparse.Namespace) -> dict:
                     "runs_per_bundle": args.runs, "cpus": os.cpu_count(),
                     "viewport": VIEWPORT, "load_average_before": os.getloadavg(), "runs": []}
     with tempfile.TemporaryDirectory(prefix="bench-page-") as tmp, \
-            demo_server(Path(tmp)) as (_, url), sync_playwright() as playwright:
+            demo_server(Path(tmp)) as (server_pid, url), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         report["chromium"] = browser.version
         try:
             for files in bundles.values():  # warm-up: the room loads, peaks are cached
-                open_once(browser, url, files)
+                open_once(browser, url, files, server_pid)
             names = list(bundles)
             for round_ in range(args.runs):
                 for name in names if round_ % 2 == 0 else names[::-1]:
-                    figures = open_once(browser, url, bundles[name])
+                    figures = open_once(browser, url, bundles[name], server_pid)
                     report["runs"].append({"bundle": name, "round": round_,
                                            "load_average": os.getloadavg()[0], **figures})
                     print(f"{name:8s} first lane {figures['first_lane_ms']:7.1f} ms, interactive "
                           f"{figures['interactive_ms']:7.1f} ms (fader {figures['fader_ms']:.1f} "
                           f"ms), {figures['elements']} elements, {figures['peaks_requests']} "
-                          "peaks requests", file=sys.stderr)
+                          f"peaks requests, cpu {figures['cpu_ms']}", file=sys.stderr)
         finally:
             browser.close()
     report["load_average_after"] = os.getloadavg()
@@ -276,6 +296,8 @@ def run(args: argparse.Namespace) -> dict:
         summary[name] = {key: median(runs, key) for key in (
             "first_lane_ms", "interactive_ms", "fader_ms", "elements", "peaks_requests",
             "long_task_ms", "load_average")}
+        for kind in ("renderer", "other_chromium", "server"):
+            summary[name][f"cpu_{kind}_ms"] = statistics.median(r["cpu_ms"][kind] for r in runs)
     if "baseline" in summary:
         summary["speed-up"] = {
             key: summary["baseline"][key] / summary["current"][key]
