@@ -5,7 +5,8 @@
 // and in those only the clips within a screen's width of the view; scrolling mounts the
 // rest, read from the document then, so an edit to a track nobody sees costs nothing
 // and shows when it is scrolled to. Rows sit at fixed heights (ROW_HEIGHT), so where
-// everything goes is arithmetic, never a layout read.
+// everything goes is arithmetic on the scroll position and the timeline's size, which
+// scroll events and a ResizeObserver report: no layout reads (but one, at the start).
 import { h } from './dom.js'
 import { TrackHeader } from './tracks.js'
 import { drawWaveform } from './peaks.js'
@@ -36,7 +37,7 @@ export class Timeline {
     this.span = null // what is mounted: {first, last} rows, {x0, x1} lane pixels
     this.overscan = 1
     this.scroll = { top: 0, left: 0 } // kept from scroll events, so rendering reads no layout
-    this.view = { width: window.innerWidth, height: window.innerHeight } // until measured
+    this.view = null // the timeline's size, from the ResizeObserver
     this.pending = new Set() // waveform draws waiting for peaks
     this.dragging = null
     this.selectedTrack = null
@@ -90,7 +91,7 @@ export class Timeline {
   /** Show the rows of track `trackId` (scrolls vertically only if it is out of view). */
   reveal (trackId) {
     const index = this.order.indexOf(trackId)
-    if (index < 0) return
+    if (index < 0 || !this.view) return
     const top = index * ROW_HEIGHT
     const bottom = top + ROW_HEIGHT + RULER_HEIGHT
     if (top < this.scroll.top) this.el.scrollTop = top
@@ -178,6 +179,9 @@ export class Timeline {
   _reconcile (force = false) {
     if (!this.seconds) return
     const { top, left } = this.scroll
+    // Before the ResizeObserver's first report the size is read once (the window's would
+    // mount rows that are not in view, and ask for their peaks).
+    this.view = this.view || { width: this.el.clientWidth, height: this.el.clientHeight }
     const { width, height } = this.view
     const first = Math.max(0, Math.floor((top - RULER_HEIGHT) / ROW_HEIGHT) - this.overscan)
     const last = Math.min(this.order.length, Math.ceil((top + height) / ROW_HEIGHT) + this.overscan)
