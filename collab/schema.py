@@ -154,6 +154,8 @@ class ProjectDocument:
     def __init__(self, doc: Doc | None = None) -> None:
         self.doc = doc if doc is not None else Doc()
         self._roots = {name: self.doc.get(name, type=Map) for name in ROOTS}
+        self._clip_sources: frozenset[str] | None = None
+        self._clips_watch: Any = None
 
     # -- whole-document conversions ------------------------------------------------------
 
@@ -297,6 +299,18 @@ class ProjectDocument:
     def clip(self, clip_id: str) -> dict[str, Any]:
         """A plain copy of one clip's fields."""
         return self._clip_map(clip_id).to_py()
+
+    def clip_sources(self) -> frozenset[str]:
+        """Every audio file a clip uses (read once, then kept until a clip changes)."""
+        if self._clip_sources is None:
+            if self._clips_watch is None:
+                self._clips_watch = self._roots["clips"].observe_deep(self._forget_sources)
+            self._clip_sources = frozenset(str(clip.get("source"))
+                                           for clip in self._roots["clips"].values())
+        return self._clip_sources
+
+    def _forget_sources(self, _events: object) -> None:
+        self._clip_sources = None
 
     def clips_of(self, track_id: str) -> list[dict[str, Any]]:
         """The clips on one track, by position."""

@@ -178,14 +178,13 @@ async def _in_executor(request: web.Request, fn, *args):
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
-async def _sources(request: web.Request) -> set[str]:
+async def _sources(request: web.Request) -> frozenset[str]:
     project_id = request.match_info["project_id"]
     try:
         async with request.app[ROOMS].use(project_id) as room:
-            clips = room.document.to_json()["clips"]
+            return room.document.clip_sources()  # not to_json(): 0.2 s on 3,000 clips
     except ProjectNotFound as exc:
         raise _error(web.HTTPNotFound, str(exc)) from None
-    return {str(c.get("source")) for c in clips.values()}
 
 
 async def _referenced_source(request: web.Request) -> str:

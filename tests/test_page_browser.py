@@ -30,6 +30,7 @@ from pagebrowser import (
     browser_missing,
     open_page,
     screenshot,
+    wait_for,
 )
 
 from collab.schema import ProjectDocument, Transcript, TranscriptSegment, TranscriptWord
@@ -166,18 +167,6 @@ def studio(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
             yield Studio(server, PROJECT, browser, spoken_words, signer, bool(frames and env))
         finally:
             browser.close()
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until it returns something truthy (then return that)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
-        time.sleep(interval)
 
 
 def rms(audio: np.ndarray) -> float:
