@@ -26,6 +26,10 @@ __all__ = ["TrialDoc", "UnappliableUpdate", "UpdateAhead", "apply_update", "load
 
 log = logging.getLogger(__name__)
 
+#: Documents whose encoding is this large are indexed in a worker thread (780 kB takes
+#: about 0.2 s to read); smaller ones are indexed at once.
+INDEX_IN_THREAD_BYTES = 64 * 1024
+
 
 class UnappliableUpdate(MalformedUpdate):
     """An update yrs could not apply (the document may hold part of it)."""
@@ -84,10 +88,14 @@ class TrialDoc:
             self._fresh_copy()
         if self._index is not None or self._missed is not None:
             return
+        encoded = self.source.get_update()
+        if len(encoded) < INDEX_IN_THREAD_BYTES:  # a few milliseconds: not worth a thread
+            self._index = TypeIndex.of(encoded)
+            return
         self._missed = []
         try:
-            index = await asyncio.to_thread(TypeIndex.of, self.source.get_update())
-            for update in self._missed:
+            index = await asyncio.to_thread(TypeIndex.of, encoded)
+            for update in self._missed or ():
                 index.add(read_update(update))
         except MalformedUpdate:
             return  # left to attempt(), which builds a non-checking index
