@@ -27,7 +27,7 @@ EXTRAS = {
     "test": [
         "pytest>=8",
         "pytest-benchmark>=4",
-        "pytest-timeout>=2",
+        "pytest-timeout>=2.1",  # the timer hooks conftest.py implements
         "pytest-asyncio>=0.23",
         "hypothesis>=6",
         "ruff>=0.5",
