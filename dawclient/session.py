@@ -30,7 +30,7 @@ from collab.takes import place_take
 from dsp_core.playhead import Playhead
 from dsp_core.session import Session
 
-from ..websocket import connect
+from .channel import connect
 from .player import Player, StreamSettings, Take
 from .sources import SourceCache
 
