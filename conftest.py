@@ -10,16 +10,18 @@ skipped test counts as a failure, because a skip can then only mean a broken set
 Every test runs under pytest-timeout's thread method (pyproject.toml): a hung test
 ends the run with the stacks of its threads and, here, of its unfinished asyncio
 tasks (a hung event loop shows only ``select`` in its thread's stack); the servers
-started here are stopped before the process exits.
+and processes the run started are stopped before it exits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -47,8 +49,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                        f"everything, so the set-up is broken: {reason}")
 
 
-#: What must not outlive a run that a timeout ends with ``os._exit`` (server stoppers).
+#: What must not outlive a run that a timeout ends with ``os._exit``, beyond the
+#: processes it started (a PostgreSQL server leaves its pg_ctl parent: its stopper).
 _STOP_ON_TIMEOUT: list[Callable[[], object]] = []
+
+
+def _children() -> list[int]:
+    """Process ids of this process's children (servers, peers and browsers of tests)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == os.getpid():
+            pids.append(int(stat.parent.name))
+    return pids
 
 
 def _await_chain(task: asyncio.Task) -> list[traceback.FrameSummary]:
@@ -83,6 +99,9 @@ def _timed_out(item: pytest.Item, settings: Any) -> None:
             stop()
         except Exception:
             traceback.print_exc()
+    for pid in _children():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
     pytest_timeout.timeout_timer(item, settings)  # dumps the threads, then os._exit(1)
 
 
@@ -174,10 +193,8 @@ def redis_url() -> Iterator[str]:
             break
         except OSError:
             time.sleep(0.05)
-    _STOP_ON_TIMEOUT.append(proc.kill)
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        _STOP_ON_TIMEOUT.remove(proc.kill)
         proc.terminate()
         proc.wait(timeout=10)
