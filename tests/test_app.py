@@ -12,11 +12,11 @@ from collab.client import SyncClient
 from collab.registry import RoomRegistry
 from collab.store import Store
 from collab.tokens import Role
+from dawclient.channel import connect
 from dawserver.app import create_app
 from dawserver.config import ServerConfig
 from dawserver.keys import CONFIG, ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
-from dawserver.websocket import connect
 from dsp_core.session import Session, Track
 
 pytestmark = pytest.mark.asyncio

@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from distribution_helpers import (
@@ -354,6 +355,42 @@ def test_worker_survives_database_errors_and_still_delivers_everything(
             taken = await real.fetch("SELECT job_id FROM dist_job_events WHERE detail = ?",
                                      "lease expired, taken over")
             assert len(taken) == 1
+
+    asyncio.run(go())
+
+
+class ClaimWatch(FlakyDatabase):
+    """A real database that tells when the worker's claim has found nothing due."""
+
+    def __init__(self, db: Any) -> None:
+        super().__init__(db, {})
+        self.idle = asyncio.Event()
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        rows = await super().fetch(sql, *args)
+        if sql.startswith(CLAIM_SQL) and not rows:
+            self.idle.set()
+        return rows
+
+
+def test_stopping_an_idle_worker_just_as_a_job_wakes_it_returns(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    """A stop that meets a wake-up is not lost (asyncio.wait_for on 3.11 swallowed it)."""
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as real, \
+                FakeStore() as store:
+            await real.migrate(_migrations())
+            catalog = Catalog(real)
+            [release_id] = await _seed(catalog, media, 1)
+            db = ClaimWatch(real)
+            pipeline = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
+                                        settings=PipelineSettings(**{**FAST, "poll_s": 3600}))
+            await pipeline.start()
+            await db.idle.wait()  # the worker now sleeps until woken
+            await pipeline.enqueue("acc", release_id, ["alpha"])  # wakes it ...
+            await pipeline.stop()  # ... and stops it before it runs again
+            [job] = await pipeline.jobs("acc")
+            assert job["state"] == "queued" and store.stats.requests == 0
 
     asyncio.run(go())
 

@@ -14,11 +14,11 @@ from nodepeer import eventually, free_port, running_server
 from transcription_helpers import WORDS, spoken_words
 
 from collab.client import SyncClient
+from dawclient.channel import connect
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
 from dawserver.transcript_document import store_transcript
-from dawserver.websocket import connect
 from dsp_core.audio_io import load_source
 from dsp_core.engine import render_session
 from dsp_core.session import Clip, Session, Track
