@@ -42,7 +42,7 @@ from business.distribution.stores.http_drop import HttpDropConnector
 from dawserver.database import Migration, open_database
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = dict(backoff_base=0.01, backoff_cap=0.1, lease_s=1.0, poll_s=0.02, concurrency=4,
+FAST = dict(backoff_base=0.01, backoff_cap=0.1, lease_s=5.0, poll_s=0.02, concurrency=4,
             max_attempts=40)
 
 
