@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -39,6 +39,7 @@ from pycrdt import Array, Doc, Map
 from dsp_core.effects import EffectSpec
 from dsp_core.session import Bus, Clip, Send, Session, Track
 
+from .changes import Change, DocumentWatch
 from .errors import SchemaError
 
 SCHEMA_VERSION = 1
@@ -225,6 +226,11 @@ class ProjectDocument:
             yield self
 
     # -- tracks --------------------------------------------------------------------------
+
+    def watch(self, callback: Callable[[list[Change]], None]) -> DocumentWatch:
+        """Call ``callback`` with typed :mod:`collab.changes` events after each transaction
+        that changes tracks, transport, clips, buses or meta; close the result to stop."""
+        return DocumentWatch(self._roots, callback)
 
     def track_ids(self) -> list[str]:
         """Track ids in display order."""
