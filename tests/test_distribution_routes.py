@@ -7,15 +7,13 @@ import datetime as dt
 import time
 from pathlib import Path
 
-import pluggy
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from distribution_helpers import make_art, make_audio, release_dict
 
 from business.distribution.stores.fakestore import FakeStore
-from dawserver.plugins import Principal, emit_project_rendered, install, load_plugins
-
-hookimpl = pluggy.HookimplMarker("maxbooster")
+from dawserver.plugin_api import Principal, hookimpl
+from dawserver.plugins import emit_project_rendered, install, load_plugins
 
 
 class Observer:
