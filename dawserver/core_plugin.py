@@ -7,7 +7,7 @@ plug-ins, so every HTTP route of the server goes through one contract.
 
 from __future__ import annotations
 
-from . import api, assets, bounces, page, rtc, transcription_api
+from . import api, assets, bounces, openapi, page, rtc, transcription_api
 from .permissions import CORE_PERMISSIONS
 from .plugin_api import Permission, PluginContext, Route, hookimpl
 
@@ -16,9 +16,9 @@ PLUGIN_NAME = "core"
 
 @hookimpl
 def plugin_info() -> dict[str, str]:
-    return {"name": PLUGIN_NAME, "version": "0.1.0",
+    return {"name": PLUGIN_NAME, "version": openapi.VERSION,
             "description": "Projects, members, renders, audio, bounces, transcription, "
-                           "live mix and the page"}
+                           "live mix, the page and the API reference"}
 
 
 @hookimpl
@@ -29,4 +29,4 @@ def permissions() -> list[Permission]:
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
     return [*api.ROUTES, *assets.ROUTES, *bounces.ROUTES, *rtc.ROUTES,
-            *transcription_api.ROUTES, *page.ROUTES]
+            *transcription_api.ROUTES, *page.ROUTES, *openapi.ROUTES]
