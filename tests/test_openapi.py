@@ -8,9 +8,10 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate
 
+from dawserver import page
 from dawserver.app import COLLAB_PATH, create_app
 from dawserver.config import ServerConfig
-from dawserver.openapi import OPENAPI_PATH, openapi_path
+from dawserver.openapi import DOCS_PATH, OPENAPI_PATH, openapi_path
 
 
 def _document(tmp_path: Path) -> tuple[dict, set[tuple[str, str]], int]:
@@ -52,3 +53,17 @@ def test_operations_say_their_permission_and_models(tmp_path: Path) -> None:
     assert {p["name"] for p in releases["parameters"]} == {"account"}
     assert releases["tags"] == ["distribution"]
 
+
+def test_the_reference_page_uses_the_bundled_redoc(tmp_path: Path) -> None:
+    async def go() -> None:
+        app = create_app(ServerConfig(data_dir=tmp_path, engine=False))
+        async with TestClient(TestServer(app)) as client:
+            async with client.get(DOCS_PATH) as answer:
+                html = await answer.text()
+                assert answer.status == 200 and answer.content_type == "text/html"
+            assert f'spec-url="{OPENAPI_PATH}"' in html and "https://" not in html
+            async with client.get("/static/redoc.standalone.js") as script:
+                assert script.status == 200 and len(await script.read()) > 100_000
+
+    asyncio.run(go())
+    assert (page.STATIC_DIR / "redoc.standalone.js").is_file()

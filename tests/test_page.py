@@ -18,7 +18,7 @@ from dawserver.config import ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"
-BUNDLE_FILES = ("app.js", "app.css", "index.html", "build-info.json")
+BUNDLE_FILES = ("app.js", "app.css", "index.html", "build-info.json", "redoc.standalone.js")
 
 
 def sources_hash() -> str:
