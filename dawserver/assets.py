@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import Field
 
 from collab.errors import ProjectNotFound
@@ -122,9 +123,12 @@ def _asset_json(project_id: str, asset: Asset) -> AssetInfo:
 async def _body_chunks(request: web.Request, name: str) -> tuple[AsyncIterator[bytes], str]:
     """The upload's bytes (raw body or the first file of a multipart form) and its name."""
     if request.content_type.startswith("multipart/"):
-        reader = await request.multipart()
+        try:
+            reader = await request.multipart()
+        except ValueError as exc:  # no boundary in the Content-Type
+            raise BadRequest(f"cannot read the multipart form: {exc}") from None
         while True:
-            part = await reader.next()
+            part = await _next_part(reader)
             if part is None:
                 raise BadRequest("the multipart form has no file part; "
                                  "send the audio as a 'file' field")
@@ -132,11 +136,21 @@ async def _body_chunks(request: web.Request, name: str) -> tuple[AsyncIterator[b
                 break
 
         async def multipart_chunks() -> AsyncIterator[bytes]:
-            while chunk := await part.read_chunk(CHUNK):
-                yield chunk
+            try:
+                while chunk := await part.read_chunk(CHUNK):
+                    yield chunk
+            except (ValueError, HttpProcessingError) as exc:
+                raise BadRequest(f"cannot read the multipart form: {exc}") from None
 
         return multipart_chunks(), name or part.filename or ""
     return request.content.iter_chunked(CHUNK), name
+
+
+async def _next_part(reader: Any) -> Any:
+    try:
+        return await reader.next()
+    except (ValueError, HttpProcessingError) as exc:  # a malformed form
+        raise BadRequest(f"cannot read the multipart form: {exc}") from None
 
 
 async def upload_asset(request: Request) -> AssetInfo:
