@@ -82,7 +82,7 @@ async def list_releases(request: Request) -> Any:
 @_api
 async def save_release(request: Request) -> Any:
     """Create a release, or replace the one in the path."""
-    raw = request.body.model_dump(exclude_unset=True)
+    raw = request.body.model_dump(exclude_unset=True, exclude_none=True)  # null: the default
     if "release_id" in request.params:
         raw["release_id"] = request.params["release_id"]
     release = await services(request.context).catalog.save_release(request.account_id, raw)
