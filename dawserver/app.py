@@ -26,7 +26,7 @@ from .config import ServerConfig
 from .keys import CLUSTER, CONFIG, ENGINES, ROOMS, STORE, TOKENS
 from .project_engine import ProjectEngines
 from .rtc import setup_rtc
-from .transcription_api import setup_transcription
+from .transcription_service import setup_transcription
 from .websocket import collab_socket
 
 log = logging.getLogger(__name__)

@@ -101,5 +101,5 @@ ROUTES = [
           response=Features),
     Route(method="GET", path="/static/{path:.+}", handler=static_file, permission=PUBLIC,
           response=Media("application/javascript", "text/css", "text/html",
-                         "application/json")),
+                         "application/json", "text/plain")),
 ]

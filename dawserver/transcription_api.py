@@ -1,9 +1,7 @@
-"""HTTP routes and the background service for transcription and text-based editing.
+"""HTTP routes for transcription and text-based editing.
 
-``setup_transcription(app)`` adds a :class:`transcription.jobs.JobService`
-(jobs in the server database, :mod:`dawserver.transcription_store`, requeued
-when the server starts again); :data:`ROUTES` are (token as for every route; see
-docs/transcription.md):
+The jobs run in :mod:`dawserver.transcription_service`. The routes (token as for
+every route; see docs/transcription.md):
 
 - ``POST /projects/{id}/clips/{clip}/transcribe`` ``{"language": "de"}`` (editor): queue a job.
 - ``POST /projects/{id}/assets/{sha}/transcribe`` ``{"language": "de"}`` (editor): queue a
@@ -17,25 +15,15 @@ docs/transcription.md):
   redo the project's last text edit (the room's undo history).
 
 Jobs live in the server's database (``transcription_jobs``, SQLite in the data
-directory by default, PostgreSQL when configured).  Finished jobs write their
-transcript into the project's shared document, so
-every client sees it.  The model comes from ``$DAW_WHISPER_MODEL`` (else the
-one ``dawserver models install`` assembled); ``$DAW_TRANSCRIBE_WORKERS``
-worker threads (default 1) each load it once, with ``$DAW_TRANSCRIBE_THREADS``
-CPU threads each (default 0: all cores).
+directory by default, PostgreSQL when configured).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from pydantic import field_validator, model_validator
 
 from collab.errors import ProjectNotFound, SchemaError
@@ -43,13 +31,11 @@ from dsp_core.errors import DspError
 from transcription.editing import EditOptions
 from transcription.errors import EditError, JobError, LanguageError, TranscriptionError
 from transcription.formats import FORMATS, export
-from transcription.jobs import DONE, Job, JobService
+from transcription.jobs import Job
 from transcription.languages import normalize_language
-from transcription.models import ENV_MODEL
 
 from .assets import project_asset
-from .database import open_database
-from .keys import CONFIG, ROOMS
+from .keys import ROOMS
 from .permissions import PROJECT_EDIT, PROJECT_READ
 from .plugin_api import (
     BadRequest,
@@ -63,102 +49,11 @@ from .plugin_api import (
     Request,
     Route,
 )
-from .transcript_document import apply_text_edit, as_transcript, find_clip, store_transcript
-from .transcription_store import DatabaseJobStore
+from .transcript_document import apply_text_edit, as_transcript, find_clip
+from .transcription_service import JOBS
 
-log = logging.getLogger(__name__)
-
-JOBS = web.AppKey("transcription_jobs", JobService)
-PENDING = web.AppKey("transcription_pending_writes", set)
-ENV_WORKERS = "DAW_TRANSCRIBE_WORKERS"
-ENV_THREADS = "DAW_TRANSCRIBE_THREADS"
 MEDIA_TYPES = {"json": "application/json", "srt": "application/x-subrip", "vtt": "text/vtt",
                "txt": "text/plain"}
-
-
-
-def setup_transcription(app: web.Application) -> None:
-    """Add the transcription service (a ``cleanup_ctx``) to ``app`` (routes: :data:`ROUTES`)."""
-    app.cleanup_ctx.append(transcription_context)
-
-
-def _transcriber_factory():  # noqa: ANN202 - returns a Transcriber factory
-    model = os.environ.get(ENV_MODEL) or None
-    threads = int(os.environ.get(ENV_THREADS, "0"))
-
-    def build():  # noqa: ANN202 - runs in a worker thread, once per worker
-        from transcription.engine import Transcriber
-
-        return Transcriber(model, cpu_threads=threads)
-
-    return build
-
-
-async def transcription_context(app: web.Application) -> AsyncIterator[None]:
-    """Open the job store, start the workers (requeueing jobs), stop them on shutdown."""
-    config = app[CONFIG]
-    async with open_database(config.database_url, config.data_dir) as database:
-        store = DatabaseJobStore(database)
-        await store.setup()
-        async with _serve(app, store):
-            yield
-
-
-@contextlib.asynccontextmanager
-async def _serve(app: web.Application, store: DatabaseJobStore) -> AsyncIterator[None]:
-    service = JobService(store, _transcriber_factory(),
-                         workers=max(1, int(os.environ.get(ENV_WORKERS, "1"))))
-    pending: set[asyncio.Task] = set()
-    app[JOBS], app[PENDING] = service, pending
-
-    in_order = asyncio.Lock()  # FIFO: document writes keep the order of the changes
-
-    def on_change(job: Job) -> None:
-        loop = asyncio.get_running_loop()
-        writes = [_write_progress(app, job.project_id, job.id, _job_state(job), in_order)]
-        if job.status == DONE and job.clip_id and job.result is not None:
-            writes.append(_write_result(app, job))
-        for write in writes:
-            task = loop.create_task(write)
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-
-    service.add_listener(on_change)
-    try:
-        async with service:
-            yield
-    finally:
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-
-
-def _job_state(job: Job) -> dict[str, Any]:
-    return {"kind": "transcription", "clip": job.clip_id or "", "status": job.status,
-            "progress": float(job.progress), "error": job.error or ""}
-
-
-async def _write_progress(app: web.Application, project_id: str, job_id: str,
-                          state: dict[str, Any], in_order: asyncio.Lock) -> None:
-    """Mirror a job's status and progress into the shared document (``jobs`` map)."""
-    async with in_order:
-        try:
-            async with app[ROOMS].use(project_id) as room:
-                await room.edit(lambda document: document.set_job(job_id, **state))
-        except (ProjectNotFound, SchemaError) as exc:
-            log.warning("progress of job %s not stored in project %s: %s", job_id,
-                        project_id, exc)
-
-
-async def _write_result(app: web.Application, job: Job) -> None:
-    model = Path(os.environ.get(ENV_MODEL) or "whisper-base").name
-    transcript = job.transcript
-    try:
-        async with app[ROOMS].use(job.project_id) as room:
-            await room.edit(lambda document: store_transcript(document, job.clip_id, transcript,
-                                                              model))
-    except (ProjectNotFound, EditError, SchemaError) as exc:
-        log.warning("transcript of job %s not stored in project %s: %s", job.id,
-                    job.project_id, exc)
 
 
 class TranscribeOptions(Model):
