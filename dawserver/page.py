@@ -100,6 +100,6 @@ ROUTES = [
     Route(method="GET", path="/page/features", handler=features, permission=PUBLIC,
           response=Features),
     Route(method="GET", path="/static/{path:.+}", handler=static_file, permission=PUBLIC,
-          response=Media("application/javascript", "text/css", "text/html",
+          response=Media("text/javascript", "application/javascript", "text/css", "text/html",
                          "application/json", "text/plain")),
 ]
