@@ -222,15 +222,6 @@ def role_of(value: Role | str) -> Role:
     return value if isinstance(value, Role) else Role.parse(str(value))
 
 
-def permission_label(permission: Permission) -> str:
-    """How the OpenAPI document and ``dawserver plugins`` describe a permission."""
-    if permission.scope is Scope.ANYONE:
-        return "public"
-    if permission.scope is Scope.SERVER:
-        return f"{permission.name} (server administrators)"
-    return f"{permission.name} ({role_of(permission.minimum).value} or higher)"
-
-
 __all__ = ["ANONYMOUS", "PUBLIC", "Empty", "ErrorBody", "Event", "Handler", "Job", "Media",
            "Model", "Permission", "Principal", "Query", "Reply", "Request", "Role", "Route",
-           "Scope", "Worker", "permission_label", "role_of"]
+           "Scope", "Worker", "role_of"]

@@ -262,7 +262,7 @@ async def rtc_offer(request: Request) -> Answer:
         raise Unavailable(str(exc)) from None
     except DspError as exc:
         raise Unprocessable(f"cannot render the project: {exc}") from None
-    except (ValueError, LookupError, TypeError) as exc:  # aiortc's SDP parser on bad input
+    except (ValueError, LookupError) as exc:  # aiortc's SDP parser on bad input
         raise BadRequest(f"cannot use this offer: {exc}") from None
     return Answer(sdp=answer.sdp, type=answer.type)
 
