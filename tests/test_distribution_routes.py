@@ -155,6 +155,8 @@ def test_held_money_is_listed_and_allocated_when_the_split_is_put(tmp_path: Path
         install(app, config, manager=load_plugins(config), identify=_owner_of_header_account)
         async with TestClient(TestServer(app)) as client:
             hdr, base = {"X-Account": "ada"}, "/api/distribution"
+            metrics = await client.get(f"{base}/metrics", headers=hdr)  # nothing delivered yet
+            assert metrics.status == 200 and (await metrics.json())["jobs"]["delivered"] == 0
             isrc = "QZABC2600101"
             csv = ("store,territory,isrc,units,amount,currency\n"
                    f"fake,US,{isrc},100,10.01,USD\nfake,JP,{isrc},9,1234,JPY\n")

@@ -67,7 +67,7 @@ def _api(handler: Handler) -> Handler:
             raise Unprocessable(str(exc), issues=[vars(i) for i in exc.issues]) from None
         except NotFoundError as exc:
             raise NotFound(str(exc)) from None
-        except (DistributionError, ValueError) as exc:
+        except (DistributionError, UnicodeDecodeError) as exc:
             raise BadRequest(str(exc)) from None
 
     return wrapped
