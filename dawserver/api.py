@@ -43,6 +43,8 @@ from .projects import import_session
 
 MAX_RENDER_SECONDS = 600
 MAX_NAME_LENGTH = 200
+#: The last timeline frame a render may start at: the engine's positions are int64.
+MAX_START_FRAME = 2**62
 
 
 def _role(value: Any) -> Role:
@@ -149,7 +151,7 @@ class RoleChanged(Model):
 class RenderWindow(Query):
     """Which frames of the live document to render."""
 
-    start: int = Field(0, ge=0)
+    start: int = Field(0, ge=0, le=MAX_START_FRAME)
     frames: int = Field(48000, ge=1)
 
 

@@ -201,6 +201,9 @@ async def test_render_returns_the_live_mix_as_a_wav(api: Api) -> None:
     status, body = await api.call("GET", f"/projects/{api.project_id}/render?frames=99999999",
                                   api.token())
     assert status == 400 and "frames must be in" in body["error"]
+    status, body = await api.call("GET", f"/projects/{api.project_id}/render?start={2**63}",
+                                  api.token())
+    assert status == 422 and body["fields"][0]["path"] == "query.start"
 
 
 async def test_metrics_count_refused_updates_by_reason(api: Api) -> None:
