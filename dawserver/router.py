@@ -22,7 +22,15 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .authorization import ACCOUNT_PARAMETER, require
 from .declarations import PUBLIC, Media, Query, Reply, Request, Route
-from .errors import INVALID_INPUT, INVALID_JSON, ApiError, BadRequest, PluginError, Unprocessable
+from .errors import (
+    INVALID_INPUT,
+    INVALID_JSON,
+    ApiError,
+    BadRequest,
+    PayloadTooLarge,
+    PluginError,
+    Unprocessable,
+)
 from .keys import PLUGIN_CONTEXT_KEY
 
 log = logging.getLogger(__name__)
@@ -64,10 +72,10 @@ ROUTE_TABLE = web.AppKey("route_table", RouteTable)
 
 def check_route(route: Route, plugin: str, declared: dict[str, Any]) -> TypeAdapter | None:
     """The compiled response model of ``route``; PluginError naming it if it is incomplete."""
-    where = f"plug-in {plugin!r}, route {route.label}"
     if not isinstance(route, Route):
         raise PluginError(f"plug-in {plugin!r} returned {route!r} from its routes hook; "
                           "return plugin_api.Route declarations")
+    where = f"plug-in {plugin!r}, route {route.label}"
     if not inspect.iscoroutinefunction(route.handler):
         raise PluginError(f"{where}: the handler must be an async function")
     permission = route.permission
@@ -140,7 +148,11 @@ async def _body(served: ServedRoute, request: web.Request) -> Any:
     spec = served.route.body
     if spec is None or (isinstance(spec, Media) and spec.stream):
         return None
-    raw = await request.read() if request.can_read_body else b""
+    try:
+        raw = await request.read() if request.can_read_body else b""
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge("the request body is over the server's size limit "
+                              "(dawserver serve --max-message-bytes); send less") from None
     if isinstance(spec, Media):
         return raw
     if not raw.strip():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,8 +41,8 @@ from dsp_core.session import Clip, Session, Track
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 #: Examples per route: enough to reach every handler with valid and invalid input
-#: while the whole run stays near a minute.
-EXAMPLES = 12
+#: while the whole run stays near a minute; ``DAW_FUZZ_EXAMPLES`` asks for a deeper run.
+EXAMPLES = int(os.environ.get("DAW_FUZZ_EXAMPLES", "12"))
 
 
 class Server:

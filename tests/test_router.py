@@ -106,6 +106,11 @@ def test_an_incomplete_route_cannot_be_registered(tmp_path: Path, changes: dict,
     assert "plug-in 'echo', route " in str(caught.value)
 
 
+def test_a_route_given_as_a_tuple_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PluginError, match="return plugin_api.Route declarations"):
+        _install(tmp_path, EchoPlugin(("GET", "/echo", echo)))  # type: ignore[arg-type]
+
+
 def test_a_route_naming_a_permission_nobody_declares_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PluginError, match=r"route POST /echo: permission .*echo.write"):
         _install(tmp_path, EchoPlugin(_route(), declare=False))
@@ -139,6 +144,8 @@ def test_input_is_validated_before_the_handler_and_answers_are_checked(tmp_path:
             status, body = await call("/echo", json={"text": "hi"},
                                       headers={"X-Role": "viewer"})
             assert status == 403  # the permission is checked before the input
+            status, body = await call("/echo", json={"text": "x" * 2_000_000})
+            assert status == 413 and "size limit" in body["error"]
             status, body = await call("/liar")
             assert status == 500 and "server log" in body["error"]
             status, body = await call("/odd")
