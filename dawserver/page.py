@@ -99,7 +99,7 @@ ROUTES = [
           response=Media("text/html")),
     Route(method="GET", path="/page/features", handler=features, permission=PUBLIC,
           response=Features),
-    Route(method="GET", path="/static/{path:.+}", handler=static_file, permission=PUBLIC,
+    Route(method="GET", path=r"/static/{path:[\s\S]+}", handler=static_file, permission=PUBLIC,
           response=Media("text/javascript", "application/javascript", "text/css", "text/html",
                          "application/json", "text/plain")),
 ]
