@@ -32,6 +32,8 @@ EXTRAS = {
         "pytest-asyncio>=0.23",
         "hypothesis>=6",
         "ruff>=0.5",
+        "openapi-spec-validator>=0.7",
+        "schemathesis>=4.0",
         "playwright>=1.40",  # drives Debian chromium; never `playwright install`
         *TRANSCRIPTION,
     ],
@@ -86,6 +88,7 @@ setup(
         "lxml>=5.0",
         "pyloudnorm>=0.1.1",
         "prometheus-client>=0.20",
+        "pydantic>=2.7",
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),

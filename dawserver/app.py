@@ -18,7 +18,7 @@ from collab.room import RoomLimits
 from collab.store import open_store
 from collab.tokens import TokenSigner
 
-from . import api, page, plugins
+from . import plugins
 from .assets import setup_assets
 from .bounces import setup_bounces
 from .cluster import cluster_link
@@ -26,10 +26,14 @@ from .config import ServerConfig
 from .keys import CLUSTER, CONFIG, ENGINES, ROOMS, STORE, TOKENS
 from .project_engine import ProjectEngines
 from .rtc import setup_rtc
-from .transcription_api import setup_transcription
+from .transcription_service import setup_transcription
 from .websocket import collab_socket
 
 log = logging.getLogger(__name__)
+
+#: The collaboration WebSocket (docs/collab-protocol.md): the one route outside the HTTP
+#: API, because it answers refusals with WebSocket close codes after the upgrade.
+COLLAB_PATH = "/collab/{project_id}"
 
 
 def create_app(config: ServerConfig) -> web.Application:
@@ -39,14 +43,12 @@ def create_app(config: ServerConfig) -> web.Application:
     app[CONFIG] = config
     app[TOKENS] = TokenSigner.from_data_dir(config.data_dir)
     app.cleanup_ctx.append(collab_context)
-    app.router.add_get("/collab/{project_id}", collab_socket)
-    app.router.add_routes(api.routes)
-    app.router.add_routes(page.routes)
+    app.router.add_get(COLLAB_PATH, collab_socket)
     setup_assets(app)
     setup_bounces(app)
     setup_rtc(app)
     setup_transcription(app)
-    plugins.install(app, config)
+    plugins.install(app, config)  # every HTTP route: the core's and the plug-ins'
     return app
 
 

@@ -10,6 +10,7 @@ from collab.store import Store
 from collab.tokens import TokenSigner
 
 from .config import ServerConfig
+from .context import PluginContext
 from .project_engine import ProjectEngines
 
 CONFIG = web.AppKey("config", ServerConfig)
@@ -18,3 +19,4 @@ STORE = web.AppKey("store", Store)
 ROOMS = web.AppKey("rooms", RoomRegistry)
 ENGINES = web.AppKey("engines", ProjectEngines)
 CLUSTER = web.AppKey("cluster", RedisCluster)
+PLUGIN_CONTEXT_KEY = web.AppKey("plugin_context", PluginContext)

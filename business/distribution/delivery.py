@@ -372,7 +372,8 @@ class DeliveryPipeline:
         in_state: dict[str, float] = {state: 0.0 for state in STATES}
         transitions: dict[str, int] = {state: 0 for state in STATES}
         now = time.time()
-        for current, following in zip(events, [*events[1:], None], strict=True):
+        followers = [*events[1:], None] if events else []
+        for current, following in zip(events, followers, strict=True):
             same_job = following is not None and (
                 following["account_id"], following["job_id"]) == (
                 current["account_id"], current["job_id"])

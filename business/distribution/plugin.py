@@ -9,26 +9,32 @@ such as release day) and ``presave_check_s`` (how often the release-day check ru
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
-from dataclasses import dataclass
 from typing import Any
 
-import pluggy
+from business.distribution import hookspecs as distribution_hookspecs
+from business.distribution.permissions import PERMISSIONS
+from business.distribution.presave import RELEASE_DAY
+from business.distribution.routes import ROUTES
+from business.distribution.schemas import ReleaseDay
+from business.distribution.services import (
+    PLUGIN_NAME,
+    run_deliveries,
+    run_release_days,
+    services,
+    start_services,
+)
+from dawserver.plugin_api import (
+    Event,
+    Migration,
+    Permission,
+    PluginContext,
+    Route,
+    Worker,
+    hookimpl,
+)
 
-from business.distribution.catalog import DEFAULT_SENDER, Catalog
-from business.distribution.ddex import Party
-from business.distribution.delivery import DeliveryPipeline, PipelineSettings, backoff_delay
-from business.distribution.ledger import Royalties
-from business.distribution.outbox import Outbox, OutboxSettings
-from business.distribution.presave import PreSaves
-
-PLUGIN_NAME = "distribution"
-hookimpl = pluggy.HookimplMarker("maxbooster")
 logger = logging.getLogger(__name__)
-
-_KEY = "distribution"
 
 MIGRATIONS = [
     (PLUGIN_NAME, 1, "releases, renders, delivery jobs", """
@@ -117,39 +123,6 @@ DISTRIBUTED_TABLES = ["dist_releases", "dist_renders", "dist_jobs", "dist_job_ev
                       "dist_royalty_locks"]
 
 
-@dataclass
-class Services:
-    """The distribution module's objects, shared by its routes and jobs."""
-
-    catalog: Catalog
-    royalties: Royalties
-    pipeline: DeliveryPipeline
-    presaves: PreSaves
-
-
-def services(context: Any) -> Services:
-    """The started module of a plug-in context."""
-    found = context.state.get(_KEY)
-    if found is None:
-        raise RuntimeError("the distribution plug-in has not started yet")
-    return found
-
-
-def build_services(context: Any) -> Services:
-    """Create the module's objects from the context's database and settings."""
-    settings = context.settings_for(PLUGIN_NAME)
-    db = context.database()
-    connectors = [c for batch in context.manager.hook.distribution_stores(context=context)
-                  for c in batch]
-    sender = Party(settings.get("sender_dpid", DEFAULT_SENDER.dpid),
-                   settings.get("sender_name", DEFAULT_SENDER.name))
-    catalog = Catalog(db, {c.name: c.party for c in connectors}, sender)
-    pipeline = DeliveryPipeline(db, connectors, catalog.package,
-                                settings=PipelineSettings(**settings.get("pipeline", {})))
-    outbox = Outbox(db, OutboxSettings(**settings.get("outbox", {})))
-    return Services(catalog, Royalties(db), pipeline, PreSaves(db, outbox))
-
-
 @hookimpl
 def plugin_info() -> dict[str, str]:
     return {"name": PLUGIN_NAME, "version": "1.0",
@@ -157,69 +130,48 @@ def plugin_info() -> dict[str, str]:
 
 
 @hookimpl
-def migrations() -> list[tuple[str, int, str, Any]]:
-    return MIGRATIONS
+def hookspecs() -> list[Any]:
+    return [distribution_hookspecs]
 
 
 @hookimpl
-def permissions() -> list[tuple[str, str]]:
-    from business.distribution.routes import PERMISSIONS
+def migrations() -> list[Migration]:
+    return [Migration(*migration) for migration in MIGRATIONS]
 
+
+@hookimpl
+def permissions() -> list[Permission]:
     return PERMISSIONS
 
 
 @hookimpl
-def routes(context: Any) -> list[tuple]:
-    from business.distribution.routes import ROUTES
-
+def routes(context: PluginContext) -> list[Route]:
     return ROUTES
 
 
 @hookimpl
-async def startup(context: Any) -> None:
+def events() -> list[Event]:
+    return [Event(RELEASE_DAY, ReleaseDay, "a pre-save campaign's release date has come")]
+
+
+@hookimpl
+async def startup(context: PluginContext) -> None:
     db = context.database()
     for table in DISTRIBUTED_TABLES:
         try:
             await db.distribute(table, "account_id")
         except Exception as exc:  # already distributed on a restart
             logger.debug("distribute %s: %s", table, exc)
-    context.state[_KEY] = build_services(context)
-
-
-#: Longest wait of the release-day check after it failed several times in a row.
-RELEASE_DAY_BACKOFF_CAP_S = 600.0
-
-
-async def _deliveries(context: Any) -> None:
-    await services(context).pipeline.run()
-
-
-async def _release_days(context: Any) -> None:
-    """Fire due release-day events every ``presave_check_s``; survive errors with backoff."""
-    period = float(context.settings_for(PLUGIN_NAME).get("presave_check_s", 60))
-    cap = max(period, RELEASE_DAY_BACKOFF_CAP_S)
-    rng = random.Random()
-    errors = 0
-    while True:
-        try:
-            await services(context).presaves.fire_due(context.announce)
-        except Exception:
-            errors += 1
-            delay = backoff_delay(errors, period, cap, rng)
-            logger.exception("release-day check failed (%d in a row); trying again in %.2f s",
-                             errors, delay)
-        else:
-            errors, delay = 0, period
-        await asyncio.sleep(delay)
+    start_services(context)
 
 
 @hookimpl
-def background_jobs(context: Any) -> list[tuple[str, Any]]:
-    return [("distribution.deliveries", _deliveries),
-            ("distribution.release_days", _release_days)]
+def workers(context: PluginContext) -> list[Worker]:
+    return [Worker("distribution.deliveries", run_deliveries),
+            Worker("distribution.release_days", run_release_days)]
 
 
 @hookimpl
-async def project_rendered(context: Any, account_id: str, project_id: str, path: str,
+async def project_rendered(context: PluginContext, account_id: str, project_id: str, path: str,
                            metadata: dict[str, Any]) -> None:
     await services(context).catalog.record_render(account_id, project_id, path, metadata)
