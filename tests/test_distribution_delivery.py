@@ -504,11 +504,13 @@ def test_two_workers_share_the_queue_and_slow_uploads_keep_their_lease(
         tmp_path: Path, media: dict[str, Path]) -> None:
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
-                FakeStore(delay_s=2.0) as store:
+                FakeStore(delay_s=6.0) as store:
             await db.migrate(_migrations())
             catalog = Catalog(db)
             ids = await _seed(catalog, media, 6)
-            settings = PipelineSettings(**{**FAST, "lease_s": 1.0})
+            # Uploads twice as long as the lease; beats every 1 s, so only a 2 s stall of
+            # the loop or the database (a loaded machine) lets a lease lapse.
+            settings = PipelineSettings(**{**FAST, "lease_s": 3.0})
             one, two = (DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
                                          settings=settings, worker_id=name)
                         for name in ("one", "two"))
@@ -518,7 +520,7 @@ def test_two_workers_share_the_queue_and_slow_uploads_keep_their_lease(
                 async def done() -> bool:
                     jobs = await one.jobs("acc")
                     return all(j["state"] == "delivered" for j in jobs)
-                await _until(done, 30)
+                await _until(done, 60)
             assert set(store.stats.completes.values()) == {1}  # no message sent twice
             assert len(store.accepted) == 6
             workers = {r["detail"] for r in await db.fetch(
