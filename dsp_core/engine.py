@@ -36,7 +36,7 @@ from .session import Bus, Session, Track, db_to_linear
 log = logging.getLogger(__name__)
 
 MAX_BLOCK = 16384
-MAX_THREADS = 16
+MAX_THREADS = 16  # DAW_MAX_THREADS (tests/test_engine_header.py)
 
 
 def _default_loader() -> SourceLoader:

@@ -30,6 +30,7 @@ from .effects import (
 from .graph import BusState, ClipState, Graph, TrackState
 
 F32 = np.float32
+# Copies of native/internal.h's numbers; tests/test_engine_header.py holds them to it.
 SMOOTH_SECONDS = 0.01
 GAIN_EPS = F32(1e-6)
 LOG2_TO_DB = F32(6.020599913)
