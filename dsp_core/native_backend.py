@@ -8,7 +8,6 @@ Exposes the same names as :mod:`dsp_core.reference` (``mix``, ``render``,
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -17,12 +16,6 @@ from .arrays import checked_float32
 from .effects import TICK, EffectState
 from .errors import BackendUnavailable, NativeError
 from .graph import BusState, Graph, TrackState
-
-# Threads of a multi-threaded render wait for the next block by spinning only
-# briefly, then sleep: on a machine whose cores are busy, long spins by idle
-# render threads starve the ones with work (measured: 16x slower with one
-# other busy process).  Set before the C engine loads libgomp.
-os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 try:
     from native._engine import ffi, lib

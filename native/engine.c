@@ -361,9 +361,42 @@ static int render_tracks(daw_graph *g, const mix_target *to, int32_t lo, int32_t
     return rc;
 }
 
+/* One thread's share of a block: a contiguous run of tracks into its own master
+ * and bus accumulators (in g->thread_scratch). */
+typedef struct {
+    daw_graph *g;
+    int64_t start;
+    int32_t frames, phase, chunk;
+    float alpha;
+    size_t per_thread, bus_floats;
+    int rcs[DAW_MAX_THREADS];
+} render_job;
+
+static void render_task(void *arg, int32_t k, int32_t count) {
+    (void)count;
+    render_job *job = arg;
+    daw_graph *g = job->g;
+    const int32_t mb = g->max_block;
+    FTZ_BEGIN;
+    float *base = g->thread_scratch + (size_t)k * job->per_thread;
+    const mix_target to = {base, base + 2 * mb, base + 2 * mb + job->bus_floats,
+                           base + 5 * mb + job->bus_floats};
+    for (int32_t c = 0; c < 2 + 2 * g->n_buses; c++)  /* master L, R, then each bus's L, R */
+        memset(base + (size_t)c * mb, 0, (size_t)job->frames * sizeof(float));
+    const int32_t lo = k * job->chunk < g->n_tracks ? k * job->chunk : g->n_tracks;
+    const int32_t hi = lo + job->chunk < g->n_tracks ? lo + job->chunk : g->n_tracks;
+    job->rcs[k] = render_tracks(g, &to, lo, hi, job->start, job->frames, job->phase, job->alpha);
+    FTZ_END;
+}
+
+/* A block split over threads pays from about this many track frames on; below it
+ * the shares run one after the other on the calling thread (same result). */
+#define RENDER_PARALLEL_SAMPLES (1 << 13)
+
 /* Every track into the master and bus buffers, split over g->n_threads threads
- * when there are enough tracks; each thread sums into its own accumulators,
- * which are added up at the end. */
+ * when there are enough tracks; each share sums into its own accumulators, which
+ * are added up at the end in share order, so the result depends on the thread
+ * count but not on which threads ran the shares. */
 static int render_all_tracks(daw_graph *g, int64_t start, int32_t frames, int32_t phase,
                              float alpha) {
     const int32_t mb = g->max_block;
@@ -372,31 +405,25 @@ static int render_all_tracks(daw_graph *g, int64_t start, int32_t frames, int32_
         const mix_target to = {g->master->buffer, NULL, g->scratch, g->lane_scratch};
         return render_tracks(g, &to, 0, g->n_tracks, start, frames, phase, alpha);
     }
-    const size_t bus_floats = (size_t)2 * g->n_buses * mb;
-    const size_t per_thread = (size_t)(5 + 2 * DAW_LANES) * mb + bus_floats;
-    int32_t chunk = (g->n_tracks + threads - 1) / threads;
-    chunk = (chunk + DAW_LANES - 1) / DAW_LANES * DAW_LANES;
-    int rcs[DAW_MAX_THREADS];
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
-    for (int32_t k = 0; k < threads; k++) {
-        FTZ_BEGIN;
-        float *base = g->thread_scratch + (size_t)k * per_thread;
-        const mix_target to = {base, base + 2 * mb, base + 2 * mb + bus_floats,
-                               base + 5 * mb + bus_floats};
-        memset(base, 0, (2 * (size_t)mb + bus_floats) * sizeof(float));
-        const int32_t lo = k * chunk < g->n_tracks ? k * chunk : g->n_tracks;
-        const int32_t hi = lo + chunk < g->n_tracks ? lo + chunk : g->n_tracks;
-        rcs[k] = render_tracks(g, &to, lo, hi, start, frames, phase, alpha);
-        FTZ_END;
+    render_job job = {g, start, frames, phase, 0, alpha, 0, 0, {0}};
+    job.bus_floats = (size_t)2 * g->n_buses * mb;
+    job.per_thread = (size_t)(5 + 2 * DAW_LANES) * mb + job.bus_floats;
+    job.chunk = (g->n_tracks + threads - 1) / threads;
+    job.chunk = (job.chunk + DAW_LANES - 1) / DAW_LANES * DAW_LANES;
+    if ((int64_t)g->n_tracks * frames >= RENDER_PARALLEL_SAMPLES) {
+        pool_run(render_task, &job, threads, threads);
+    } else {
+        for (int32_t k = 0; k < threads; k++) render_task(&job, k, threads);
     }
     for (int32_t k = 0; k < threads; k++) {
-        if (rcs[k] != DAW_OK) return rcs[k];
-        const float *base = g->thread_scratch + (size_t)k * per_thread;
-        for (int32_t c = 0; c < 2; c++)
-            for (int32_t i = 0; i < frames; i++) g->master->buffer[c * mb + i] += base[c * mb + i];
-        for (int32_t b = 0; b < g->n_buses; b++)
-            for (int32_t i = 0; i < 2 * mb; i++)
-                g->buses[b].buffer[i] += base[2 * mb + (size_t)b * 2 * mb + i];
+        if (job.rcs[k] != DAW_OK) return job.rcs[k];
+        const float *base = g->thread_scratch + (size_t)k * job.per_thread;
+        for (int32_t c = 0; c < 2 + 2 * g->n_buses; c++) {
+            float *restrict dst = c < 2 ? g->master->buffer + (size_t)c * mb
+                                        : g->buses[(c - 2) / 2].buffer + (size_t)(c % 2) * mb;
+            const float *restrict src = base + (size_t)c * mb;
+            for (int32_t i = 0; i < frames; i++) dst[i] += src[i];
+        }
     }
     return DAW_OK;
 }

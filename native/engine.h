@@ -109,7 +109,8 @@ typedef struct {
     daw_bus *master;
     float *scratch;     /* 3 * max_block floats */
     float *lane_scratch;  /* 2 * DAW_LANES * max_block floats */
-    int32_t n_threads;    /* tracks rendered by this many threads (1: the calling one) */
+    int32_t n_threads;    /* tracks split into this many shares, each summed on its own and
+                             run on the pool's threads when the block is large enough */
     float *thread_scratch;  /* n_threads * (2 * n_buses + 5 + 2 * DAW_LANES) * max_block */
     int64_t frames_done;  /* frames rendered since reset: sets the tick phase */
 } daw_graph;
