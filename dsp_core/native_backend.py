@@ -31,6 +31,7 @@ _STATUS = {
     lib.DAW_ERR_CHANNELS: "channel count must be 1 or 2",
     lib.DAW_ERR_KIND: "unknown effect kind",
     lib.DAW_ERR_BUS: "a send targets a bus that does not exist",
+    lib.DAW_ERR_THREADS: f"thread count must be between 1 and {lib.DAW_MAX_THREADS}",
 }
 
 
@@ -44,15 +45,18 @@ def _ptr(array: np.ndarray) -> Any:
     return ffi.cast("float *", ffi.from_buffer(array))
 
 
-def mix(tracks: np.ndarray, gains: np.ndarray, pans: np.ndarray) -> np.ndarray:
-    """Mix mono tracks ``(n, frames)`` to stereo ``(2, frames)`` with the pan law."""
+def mix(tracks: np.ndarray, gains: np.ndarray, pans: np.ndarray, threads: int = 1) -> np.ndarray:
+    """Mix mono tracks ``(n, frames)`` to stereo ``(2, frames)`` with the pan law.
+
+    The frames are split over up to ``threads`` threads; every count gives the same bits.
+    """
     tracks = checked_float32(tracks, "tracks", (None, None))
     n_tracks, n_frames = tracks.shape
     gains = checked_float32(gains, "gains", (n_tracks,))
     pans = checked_float32(pans, "pans", (n_tracks,))
     out = np.empty((2, n_frames), dtype=np.float32)
     code = lib.daw_mix(_ptr(tracks), n_tracks, n_frames, _ptr(gains), _ptr(pans),
-                       _ptr(out[0]), _ptr(out[1]))
+                       _ptr(out[0]), _ptr(out[1]), threads)
     check_status("daw_mix", code)
     return out
 

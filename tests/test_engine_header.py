@@ -42,7 +42,7 @@ COPIES: dict[str, int] = {
 #: engine.h constants Python does not copy: status codes are read from the compiled
 #: module (``native_backend._STATUS``), which gets them from the header itself.
 C_ONLY = {"DAW_OK", "DAW_ERR_NULL", "DAW_ERR_FRAMES", "DAW_ERR_CHANNELS", "DAW_ERR_KIND",
-          "DAW_ERR_BUS"}
+          "DAW_ERR_BUS", "DAW_ERR_THREADS"}
 
 #: internal.h's floating-point constants and their twins in dsp_core.reference.
 FLOAT_COPIES: dict[str, float] = {
