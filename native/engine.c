@@ -347,9 +347,7 @@ static int track_output(daw_graph *g, const mix_target *to, daw_track *tr, int32
     return DAW_OK;
 }
 
-/* Touch the first cache lines a later track will read, so that many tracks'
- * short reads overlap instead of each waiting for memory in turn. */
-#define PREFETCH_AHEAD 8
+/* Touch the first cache lines a track will read in this block. */
 #define PREFETCH_BYTES 512
 
 static void prefetch_track(const daw_track *tr, int64_t start, int32_t frames) {
@@ -367,65 +365,91 @@ static void prefetch_track(const daw_track *tr, int64_t start, int32_t frames) {
     }
 }
 
-/* A track whose whole contribution to this block is gain * source[0..frames)
- * into the master bus: mono, no inserts or sends, settled fader, one mono clip
- * covering the block with no fade inside it. */
-static int plain_source(const daw_track *tr, int64_t start, int32_t frames, const float **x,
-                        float *env, float *gl, float *gr) {
+/* What a track adds to a block when it is plain: gain * source[0..frames) into
+ * the master bus (mono, no inserts or sends, settled fader, one mono clip
+ * covering the block with no fade inside it). */
+typedef struct {
+    const float *x;  /* NULL: not plain in this block */
+    float env, gl, gr;
+} plain_plan;
+
+static plain_plan plain_source(const daw_track *tr, int64_t start, int32_t frames) {
+    const plain_plan none = {NULL, 0.0f, 0.0f, 0.0f};
     const float *f = tr->fader;
-    if (tr->channels != 1 || tr->n_effects || tr->n_sends || !fader_settled(f)) return 0;
+    if (tr->channels != 1 || tr->n_effects || tr->n_sends || !fader_settled(f)) return none;
     const daw_clip *found = NULL;
     for (int32_t c = 0; c < tr->n_clips; c++) {
         const daw_clip *clip = &tr->clips[c];
         if (clip->position >= start + frames) break;
         if (clip->position + clip->length <= start) continue;
-        if (found) return 0;
+        if (found) return none;
         found = clip;
     }
     if (!found || found->channels != 1 || found->position + found->fade_in > start ||
         found->position + found->length - found->fade_out < start + frames)
-        return 0;
-    *x = found->data + found->offset + (start - found->position);
-    *env = found->gain;
-    *gl = f[DAW_FADER_END];
-    *gr = f[DAW_FADER_END + 1];
-    return 1;
+        return none;
+    const plain_plan plan = {found->data + found->offset + (start - found->position), found->gain,
+                             f[DAW_FADER_END], f[DAW_FADER_END + 1]};
+    return plan;
 }
 
 /* PLAIN_GROUP plain tracks at once: the accumulators are loaded and stored
- * once for the whole group, as in daw_mix.  Returns 0 (and does nothing) if
- * any track of the group is not plain for this block. */
+ * once for the whole group, as in daw_mix. */
 #define PLAIN_GROUP 4
 
-static int mix_plain_group(const daw_graph *g, const mix_target *to, const daw_track *tr,
-                           int64_t start, int32_t frames) {
-    const float *x[PLAIN_GROUP];
-    float e[PLAIN_GROUP], gl[PLAIN_GROUP], gr[PLAIN_GROUP];
-    for (int k = 0; k < PLAIN_GROUP; k++)
-        if (!plain_source(&tr[k], start, frames, &x[k], &e[k], &gl[k], &gr[k])) return 0;
+static void mix_plain_group(const daw_graph *g, const mix_target *to, const plain_plan *p,
+                            int32_t frames) {
     float *restrict l = to->master;
     float *restrict r = to->master + g->max_block;
-    const float *restrict x0 = x[0], *restrict x1 = x[1], *restrict x2 = x[2],
-                          *restrict x3 = x[3];
+    const float *restrict x0 = p[0].x, *restrict x1 = p[1].x, *restrict x2 = p[2].x,
+                          *restrict x3 = p[3].x;
+    const float e0 = p[0].env, e1 = p[1].env, e2 = p[2].env, e3 = p[3].env;
+    const float l0 = p[0].gl, l1 = p[1].gl, l2 = p[2].gl, l3 = p[3].gl;
+    const float r0 = p[0].gr, r1 = p[1].gr, r2 = p[2].gr, r3 = p[3].gr;
     for (int32_t i = 0; i < frames; i++) {
-        const float a = e[0] * x0[i], b = e[1] * x1[i], c = e[2] * x2[i], d = e[3] * x3[i];
-        l[i] += gl[0] * a + gl[1] * b + gl[2] * c + gl[3] * d;
-        r[i] += gr[0] * a + gr[1] * b + gr[2] * c + gr[3] * d;
+        const float a = e0 * x0[i], b = e1 * x1[i], c = e2 * x2[i], d = e3 * x3[i];
+        l[i] += l0 * a + l1 * b + l2 * c + l3 * d;
+        r[i] += r0 * a + r1 * b + r2 * c + r3 * d;
     }
-    return 1;
+}
+
+/* Tracks are looked at PLAN_AHEAD tracks before they are mixed: whether each is
+ * plain, and a prefetch of the audio it will read.  Looking ahead in a separate
+ * step keeps the bookkeeping of many tracks out of the mixing loop, so the
+ * memory system sees many tracks' reads at once instead of one track's at a time
+ * (a 64-frame block reads 256 bytes per track, from a different place each). */
+#define PLAN_AHEAD 32
+#define PLAN_RING 64 /* power of two > PLAN_AHEAD + DAW_LANES */
+
+static void plan_track(const daw_track *tr, int64_t start, int32_t frames, plain_plan *plan) {
+    *plan = plain_source(tr, start, frames);
+    if (!plan->x) {
+        prefetch_track(tr, start, frames);
+        return;
+    }
+    const char *p = (const char *)plan->x;
+    const int64_t bytes = min_i64((int64_t)frames * 4, PREFETCH_BYTES);
+    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 0);
 }
 
 /* Tracks [lo, hi) into one thread's target. */
 static int render_tracks(daw_graph *g, const mix_target *to, int32_t lo, int32_t hi,
                          int64_t start, int32_t frames, int32_t phase, float alpha) {
+    plain_plan plans[PLAN_RING];
+    int32_t planned = lo;
     int rc = DAW_OK;
     for (int32_t t = lo; t < hi && rc == DAW_OK;) {
-        if (t + PREFETCH_AHEAD + PLAIN_GROUP <= hi)
-            for (int32_t k = 0; k < PLAIN_GROUP; k++)
-                prefetch_track(&g->tracks[t + PREFETCH_AHEAD + k], start, frames);
-        if (t + PLAIN_GROUP <= hi && mix_plain_group(g, to, &g->tracks[t], start, frames)) {
-            t += PLAIN_GROUP;
-            continue;
+        for (; planned < hi && planned < t + PLAN_AHEAD; planned++)
+            plan_track(&g->tracks[planned], start, frames, &plans[planned & (PLAN_RING - 1)]);
+        if (t + PLAIN_GROUP <= hi) {
+            const plain_plan group[PLAIN_GROUP] = {
+                plans[t & (PLAN_RING - 1)], plans[(t + 1) & (PLAN_RING - 1)],
+                plans[(t + 2) & (PLAN_RING - 1)], plans[(t + 3) & (PLAN_RING - 1)]};
+            if (group[0].x && group[1].x && group[2].x && group[3].x) {
+                mix_plain_group(g, to, group, frames);
+                t += PLAIN_GROUP;
+                continue;
+            }
         }
         if (lanes_ready(&g->tracks[t], hi - t)) {
             for (int32_t k = 0; k < DAW_LANES; k++) track_input(g, &g->tracks[t + k], start, frames);
