@@ -126,7 +126,7 @@ int daw_mix(const float *tracks, int64_t n_tracks, int64_t n_frames, const float
         b.count = min_i64(MIX_BATCH, n_tracks - b.first);
         for (int64_t t = 0; t < b.count; t++)
             pan_law(gains[b.first + t], pans[b.first + t], &gl[t], &gr[t]);
-        pool_run(mix_task, &b, (int32_t)pieces, threads);
+        pool_run(mix_task, &b, (int32_t)pieces, threads, b.count * n_frames);
         b.first += b.count;
         b.clear = 0;
     } while (b.first < n_tracks);
@@ -515,7 +515,7 @@ static int render_all_tracks(daw_graph *g, int64_t start, int32_t frames, int32_
     job.chunk = (g->n_tracks + threads - 1) / threads;
     job.chunk = (job.chunk + DAW_LANES - 1) / DAW_LANES * DAW_LANES;
     if ((int64_t)g->n_tracks * frames >= RENDER_PARALLEL_SAMPLES) {
-        pool_run(render_task, &job, threads, threads);
+        pool_run(render_task, &job, threads, threads, (int64_t)g->n_tracks * frames);
     } else {
         for (int32_t k = 0; k < threads; k++) render_task(&job, k, threads);
     }

@@ -11,9 +11,10 @@
  * time from a shared counter, so the caller never waits for a worker that the
  * system has not scheduled (on a machine whose cores are busy, a worker may not
  * run for milliseconds): it runs the unclaimed indices itself, and waits only
- * for indices a worker has already started.  Which thread runs an index never
- * changes the result: every index is run exactly once, and each writes only its
- * own memory.
+ * for indices a worker has already started.  When the machine's cores are busy
+ * elsewhere, small jobs run on the caller alone for a while (judge_small_job).
+ * Which thread runs an index never changes the result: every index is run
+ * exactly once, and each writes only its own memory.
  *
  * No OpenMP: its runtime spins for a length set by environment variables the
  * host process may not expect, and its threads and OpenBLAS's compete.
@@ -25,10 +26,20 @@
 #include <stdint.h>
 #include <time.h>
 
-/* How long an idle worker, or a caller waiting for a worker's last index, spins
- * before it sleeps.  Long enough to span the Python code between two blocks,
- * short enough that idle workers do not hold a busy machine's cores for long. */
+/* How long an idle worker spins before it sleeps.  Long enough to span the Python
+ * code between two blocks, short enough that idle workers do not hold a busy
+ * machine's cores for long. */
 #define POOL_SPIN_NS 100000
+/* A caller spins for its workers as long as its own indices took, plus this. */
+#define POOL_FINISH_SLACK_NS 20000
+/* Jobs of fewer samples than this are small (judge_small_job): waking a worker
+ * for one may cost more than the job. */
+#define POOL_LARGE_WORK (1 << 19)
+/* A wait this much longer than a quarter of the caller's own work is a stall. */
+#define POOL_STALL_NS 50000
+#define POOL_ASLEEP_RUNS 4
+#define POOL_BACKOFF_MIN_NS 20000000
+#define POOL_BACKOFF_MAX_NS 2000000000
 
 /* The job word: generation (bumped once per job) in the high half, next
  * unclaimed index in the low half, so a claim names the job it is for. */
@@ -48,8 +59,12 @@ static struct {
     atomic_int threads;    /* workers 1..threads-1 take part in the current job */
     atomic_int finished;   /* indices of the current job run to the end */
     atomic_int sleepers;   /* workers waiting on wake */
+    atomic_int wake_sent;  /* a wake-up is on its way to them: do not send another */
     atomic_int caller_sleeping;
     int32_t workers;       /* started so far (changed only under busy) */
+    uint64_t alone_until;  /* jobs run on the caller alone until then (under busy) */
+    uint64_t backoff;      /* how long the last stall sent jobs to the caller alone */
+    int32_t asleep_runs;   /* jobs in a row that found the workers asleep */
 } pool = {
     .busy = PTHREAD_MUTEX_INITIALIZER,
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -71,23 +86,23 @@ static inline uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Spin-wait helper: 0 while the spin lasts, 1 once POOL_SPIN_NS have passed. */
+/* Spin-wait helper: 0 while the spin lasts, 1 once `budget` ns have passed. */
 typedef struct {
     uint32_t spins;
-    uint64_t deadline;
+    uint64_t budget, deadline;
 } spinner;
 
 static inline int spin_done(spinner *s) {
     cpu_relax();
     if ((++s->spins & 63) != 0) return 0;
     const uint64_t t = now_ns();
-    if (!s->deadline) s->deadline = t + POOL_SPIN_NS;
+    if (!s->deadline) s->deadline = t + s->budget;
     return t > s->deadline;
 }
 
 /* The generation of the next job after `seen`: spin, then sleep. */
 static uint32_t wait_for_job(uint32_t seen) {
-    spinner s = {0, 0};
+    spinner s = {0, POOL_SPIN_NS, 0};
     uint32_t generation;
     while ((generation = JOB_GENERATION(atomic_load(&pool.job))) == seen)
         if (spin_done(&s)) break;
@@ -96,6 +111,7 @@ static uint32_t wait_for_job(uint32_t seen) {
     atomic_fetch_add(&pool.sleepers, 1);
     while ((generation = JOB_GENERATION(atomic_load(&pool.job))) == seen)
         pthread_cond_wait(&pool.wake, &pool.lock);
+    atomic_store(&pool.wake_sent, 0);
     atomic_fetch_sub(&pool.sleepers, 1);
     pthread_mutex_unlock(&pool.lock);
     return generation;
@@ -153,8 +169,10 @@ static void pool_after_fork(void) {
     pthread_cond_init(&pool.wake, NULL);
     pthread_cond_init(&pool.done, NULL);
     atomic_store(&pool.sleepers, 0);
+    atomic_store(&pool.wake_sent, 0);
     atomic_store(&pool.caller_sleeping, 0);
     pool.workers = 0;
+    pool.alone_until = pool.backoff = 0;
 }
 
 static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
@@ -179,8 +197,11 @@ static void start_workers(int32_t wanted) {
     }
 }
 
-static void wait_for_finish(int32_t count) {
-    spinner s = {0, 0};
+/* Wait for the indices workers still run.  They should end about when the caller's
+ * own did; a worker still busy long after that has most likely been preempted, and
+ * the caller then sleeps, which frees its core for that worker. */
+static void wait_for_finish(int32_t count, uint64_t own_ns) {
+    spinner s = {0, own_ns + POOL_FINISH_SLACK_NS, 0};
     while (atomic_load(&pool.finished) < count)
         if (spin_done(&s)) break;
     if (atomic_load(&pool.finished) >= count) return;
@@ -191,10 +212,40 @@ static void wait_for_finish(int32_t count) {
     pthread_mutex_unlock(&pool.lock);
 }
 
-INTERNAL void pool_run(pool_task task, void *arg, int32_t count, int32_t threads) {
+/* Small jobs on a machine whose cores are busy elsewhere: handing them over costs
+ * more than it saves.  It shows in two ways: the caller waits for an awake worker
+ * much longer than its own indices took (the worker was preempted in the middle
+ * of one), or several small jobs in a row find the workers asleep (woken workers
+ * stay asleep until the system gives them a core, and waking one can take the
+ * caller's core from it).  Then small jobs run on the caller alone for a while,
+ * 20 ms at first, doubling while it lasts; a small job that went well halves
+ * that time.  Large jobs always wake the workers: that pays even when slow. */
+static void judge_small_job(int found_asleep, uint64_t own_ns, uint64_t waited_ns,
+                            uint64_t now) {
+    pool.asleep_runs = found_asleep ? pool.asleep_runs + 1 : 0;
+    if ((!found_asleep && waited_ns > own_ns / 4 + POOL_STALL_NS) ||
+        pool.asleep_runs >= POOL_ASLEEP_RUNS) {
+        pool.asleep_runs = 0;
+        pool.backoff = pool.backoff ? pool.backoff * 2 : POOL_BACKOFF_MIN_NS;
+        if (pool.backoff > POOL_BACKOFF_MAX_NS) pool.backoff = POOL_BACKOFF_MAX_NS;
+        pool.alone_until = now + pool.backoff;
+    } else if (!found_asleep) {
+        pool.backoff /= 2;
+    }
+}
+
+INTERNAL void pool_run(pool_task task, void *arg, int32_t count, int32_t threads,
+                       int64_t work) {
     if (threads > DAW_MAX_THREADS) threads = DAW_MAX_THREADS;
     if (threads > count) threads = count;
     if (threads <= 1 || pthread_mutex_trylock(&pool.busy) != 0) {
+        for (int32_t k = 0; k < count; k++) task(arg, k, count);
+        return;
+    }
+    const int small = work < POOL_LARGE_WORK;
+    const uint64_t started = now_ns();
+    if (small && started < pool.alone_until) {
+        pthread_mutex_unlock(&pool.busy);
         for (int32_t k = 0; k < count; k++) task(arg, k, count);
         return;
     }
@@ -206,7 +257,11 @@ INTERNAL void pool_run(pool_task task, void *arg, int32_t count, int32_t threads
     atomic_store(&pool.finished, 0);
     const uint32_t generation = JOB_GENERATION(atomic_load(&pool.job)) + 1;
     atomic_store(&pool.job, JOB_WORD(generation, 0));
-    if (atomic_load(&pool.sleepers) > 0) {
+    /* Waking costs a system call; a worker already woken but not yet running needs no
+     * second one.  A missed wake-up only costs speed: the caller runs whatever no
+     * worker claims. */
+    const int found_asleep = atomic_load(&pool.sleepers) > 0;
+    if (found_asleep && !atomic_exchange(&pool.wake_sent, 1)) {
         pthread_mutex_lock(&pool.lock);
         pthread_cond_broadcast(&pool.wake);
         pthread_mutex_unlock(&pool.lock);
@@ -215,6 +270,11 @@ INTERNAL void pool_run(pool_task task, void *arg, int32_t count, int32_t threads
         task(arg, k, count);
         finish_index(count);
     }
-    wait_for_finish(count);
+    const uint64_t own_done = now_ns();
+    wait_for_finish(count, own_done - started);
+    if (small) {
+        const uint64_t now = now_ns();
+        judge_small_job(found_asleep, own_done - started, now - own_done, now);
+    }
     pthread_mutex_unlock(&pool.busy);
 }
