@@ -51,16 +51,16 @@ def _blas_threads() -> int:
 
 
 def _read_once(data: np.ndarray, threads: int) -> None:
-    """Read every sample once: numpy sums, one per thread over its rows (the GIL is
-    released inside the sum)."""
+    """Read every sample once: numpy's max, one per thread over its rows (the GIL is
+    released inside it). max reads faster than sum here (no pairwise summation)."""
     if threads == 1:
-        data.sum()
+        data.max()
         return
     parts = np.array_split(data, threads)
-    workers = [threading.Thread(target=part.sum) for part in parts[1:]]
+    workers = [threading.Thread(target=part.max) for part in parts[1:]]
     for w in workers:
         w.start()
-    parts[0].sum()
+    parts[0].max()
     for w in workers:
         w.join()
 
