@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,31 @@ def best_time(fn: Callable[[], object], repeat: int = 3) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def rounds_of(contenders: dict[str, Callable[[], object]], rounds: int = 7,
+              warmup: bool = True) -> dict[str, list[float]]:
+    """Seconds of each contender per round; within a round they run one after another.
+
+    A load change on a shared machine then hits every contender of the round, and a
+    ratio taken round by round (:func:`median_ratio`) is steadier than a ratio of
+    best times taken minutes apart.
+    """
+    if warmup:
+        for fn in contenders.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(1 if SMOKE else rounds):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median_ratio(times: dict[str, list[float]], baseline: str, ours: str) -> float:
+    """Median over rounds of baseline time / our time (above 1: we are faster)."""
+    return statistics.median(b / o for b, o in zip(times[baseline], times[ours], strict=True))
 
 
 def measure(benchmark, fn: Callable[[], object], rounds: int = 3) -> float:

@@ -9,12 +9,14 @@ Public API
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .arrays import checked_float32
 from .backend import BACKENDS, default_backend, get_backend, native_available
 from .effects import EffectSpec, three_band_eq
-from .engine import Engine, render_session
+from .engine import MAX_THREADS, Engine, render_session
 from .errors import (
     ArrayError,
     AudioFileError,
@@ -34,7 +36,8 @@ __all__ = [
 
 
 def mix(
-    tracks: np.ndarray, gains: np.ndarray, pans: np.ndarray, *, backend: str | None = None
+    tracks: np.ndarray, gains: np.ndarray, pans: np.ndarray, *, threads: int | None = None,
+    backend: str | None = None,
 ) -> np.ndarray:
     """Mix mono tracks to stereo.
 
@@ -46,15 +49,29 @@ def mix(
         Linear float32 ``(n_tracks,)``.
     pans:
         float32 ``(n_tracks,)`` in ``[-1, 1]``.
+    threads:
+        Most threads the C engine splits the frames over (fewer when the mix is small);
+        default: every core this process may use, as numpy's BLAS does. The result is
+        the same bits for every count.
 
     Returns
     -------
     numpy.ndarray
         float32 ``(2, n_frames)`` with ``L = g cos((p+1)pi/4)``, ``R = g sin((p+1)pi/4)``.
     """
-    tracks = checked_float32(tracks, "tracks", (None, None))
-    gains = checked_float32(gains, "gains", (tracks.shape[0],))
-    pans = checked_float32(pans, "pans", (tracks.shape[0],))
-    if pans.size and (np.nanmax(np.abs(pans)) > 1.0 or np.isnan(pans).any()):
+    pans = checked_float32(pans, "pans", (None,))  # the backend checks every array
+    if pans.size and not (pans.min() >= -1.0 and pans.max() <= 1.0):  # NaN fails too
         raise ArrayError("pans must lie in [-1, 1]")
-    return get_backend(backend).mix(tracks, gains, pans)
+    threads = usable_cores() if threads is None else threads
+    if not 1 <= threads <= MAX_THREADS:
+        raise DspError(f"threads must be between 1 and {MAX_THREADS}, got {threads}")
+    return get_backend(backend).mix(tracks, gains, pans, threads)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on, at most the engine's thread limit."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - platforms without affinity
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_THREADS))

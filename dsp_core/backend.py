@@ -7,6 +7,7 @@ falls back to the twins (slowly) when it was not.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -20,8 +21,9 @@ BACKENDS = ("native", "reference")
 _MODULES = {"native": "dsp_core.native_backend", "reference": "dsp_core.reference"}
 
 
+@functools.cache
 def native_available() -> bool:
-    """True when the C extension imports."""
+    """True when the C extension imports (asked once: a build does not appear later)."""
     try:
         importlib.import_module(_MODULES["native"])
     except BackendUnavailable:

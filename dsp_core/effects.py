@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import ProjectError
 
+# Copies of native/engine.h's numbers; tests/test_engine_header.py holds them to it.
 TICK = 32
 FX_SLOTS = 64
 SLOT_TARGET, SLOT_VALUE, SLOT_COEF, SLOT_MEM, SLOT_READY = 0, 8, 16, 24, 40

@@ -36,7 +36,7 @@ from .session import Bus, Session, Track, db_to_linear
 log = logging.getLogger(__name__)
 
 MAX_BLOCK = 16384
-MAX_THREADS = 16
+MAX_THREADS = 16  # DAW_MAX_THREADS (tests/test_engine_header.py)
 
 
 def _default_loader() -> SourceLoader:
@@ -106,6 +106,7 @@ class Engine:
             raise DspError(f"threads must be between 1 and {MAX_THREADS}, got {self.threads}")
         self.backend_name = backend or default_backend()
         self._backend = get_backend(self.backend_name)
+        self._render = self._backend.render
         self._load = loader or _default_loader()
         self._build(session, frames_done=0)
         self._out = np.zeros((2, block_size), dtype=np.float32)
@@ -124,8 +125,8 @@ class Engine:
         """
         if not 0 <= frames <= self.block_size:
             raise DspError(f"block of {frames} frames exceeds block size {self.block_size}")
-        self._backend.render(self.graph, start, frames, self._out)
-        return self._out[:, :frames]
+        self._render(self.graph, start, frames, self._out)
+        return self._out if frames == self.block_size else self._out[:, :frames]
 
     def render(self, start: int, frames: int) -> np.ndarray:
         """Render ``frames`` frames from timeline frame ``start`` into a new (2, frames) array."""
@@ -152,6 +153,7 @@ class Engine:
     def use_backend(self, name: str) -> None:
         """Switch backend between blocks; the state carries over."""
         self._backend = get_backend(name)
+        self._render = self._backend.render
         self.backend_name = name
 
     # ------------------------------------------------------------ live edits

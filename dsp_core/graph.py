@@ -19,7 +19,7 @@ from .errors import ProjectError
 from .session import Bus, Session, Track, db_to_linear
 
 SourceLoader = Callable[[str, int], np.ndarray]
-LANES = 8  # DAW_LANES: tracks whose chains the C engine runs side by side
+LANES = 8  # DAW_LANES (tests/test_engine_header.py): chains the C engine runs side by side
 
 
 @dataclass

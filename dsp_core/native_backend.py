@@ -8,7 +8,6 @@ Exposes the same names as :mod:`dsp_core.reference` (``mix``, ``render``,
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -17,12 +16,6 @@ from .arrays import checked_float32
 from .effects import TICK, EffectState
 from .errors import BackendUnavailable, NativeError
 from .graph import BusState, Graph, TrackState
-
-# Threads of a multi-threaded render wait for the next block by spinning only
-# briefly, then sleep: on a machine whose cores are busy, long spins by idle
-# render threads starve the ones with work (measured: 16x slower with one
-# other busy process).  Set before the C engine loads libgomp.
-os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 try:
     from native._engine import ffi, lib
@@ -38,6 +31,7 @@ _STATUS = {
     lib.DAW_ERR_CHANNELS: "channel count must be 1 or 2",
     lib.DAW_ERR_KIND: "unknown effect kind",
     lib.DAW_ERR_BUS: "a send targets a bus that does not exist",
+    lib.DAW_ERR_THREADS: f"thread count must be between 1 and {lib.DAW_MAX_THREADS}",
 }
 
 
@@ -51,15 +45,18 @@ def _ptr(array: np.ndarray) -> Any:
     return ffi.cast("float *", ffi.from_buffer(array))
 
 
-def mix(tracks: np.ndarray, gains: np.ndarray, pans: np.ndarray) -> np.ndarray:
-    """Mix mono tracks ``(n, frames)`` to stereo ``(2, frames)`` with the pan law."""
+def mix(tracks: np.ndarray, gains: np.ndarray, pans: np.ndarray, threads: int = 1) -> np.ndarray:
+    """Mix mono tracks ``(n, frames)`` to stereo ``(2, frames)`` with the pan law.
+
+    The frames are split over up to ``threads`` threads; every count gives the same bits.
+    """
     tracks = checked_float32(tracks, "tracks", (None, None))
     n_tracks, n_frames = tracks.shape
     gains = checked_float32(gains, "gains", (n_tracks,))
     pans = checked_float32(pans, "pans", (n_tracks,))
     out = np.empty((2, n_frames), dtype=np.float32)
     code = lib.daw_mix(_ptr(tracks), n_tracks, n_frames, _ptr(gains), _ptr(pans),
-                       _ptr(out[0]), _ptr(out[1]))
+                       _ptr(out[0]), _ptr(out[1]), threads)
     check_status("daw_mix", code)
     return out
 
@@ -130,7 +127,11 @@ class _Builder:
 
 
 class NativeGraph:
-    """A C ``daw_graph`` view of a :class:`Graph`; rebuild it after structural edits."""
+    """A C ``daw_graph`` view of a :class:`Graph`; rebuild it after structural edits.
+
+    It remembers the pointers of the last output buffer it rendered into, so a
+    render into the same buffer (the engine's, block after block) costs one C call.
+    """
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
@@ -156,14 +157,31 @@ class NativeGraph:
             g.thread_scratch = b.floats(graph.thread_scratch)
         self._builder = b
         self._struct = g
+        self._out: np.ndarray | None = None
+        self._out_l = self._out_r = ffi.NULL
+        self._out_frames = 0
+
+    def _bind_output(self, out: np.ndarray) -> None:
+        """Check ``out`` once and keep its channel pointers (and the array alive)."""
+        checked = checked_float32(out, "out", (2, None), writable=True)
+        self._out_l, self._out_r = _ptr(checked[0]), _ptr(checked[1])
+        self._out, self._out_frames = out, checked.shape[1]
 
     def render(self, start: int, frames: int, out: np.ndarray) -> None:
         """Render one block into ``out`` (2, >= frames) float32."""
-        g = self._struct
-        g.frames_done = self.graph.frames_done
-        code = lib.daw_render(g, start, frames, _ptr(out[0]), _ptr(out[1]))
-        check_status("daw_render", code)
-        self.graph.frames_done = g.frames_done
+        if out is not self._out:
+            self._bind_output(out)
+        if frames > self._out_frames:
+            raise NativeError("daw_render", lib.DAW_ERR_FRAMES, "frames beyond the output buffer")
+        g, graph = self._struct, self.graph
+        g.frames_done = graph.frames_done
+        code = _daw_render(g, start, frames, self._out_l, self._out_r)
+        if code:
+            check_status("daw_render", code)
+        graph.frames_done = g.frames_done
+
+
+_daw_render = lib.daw_render
 
 
 def render(graph: Graph, start: int, frames: int, out: np.ndarray) -> None:
@@ -172,11 +190,8 @@ def render(graph: Graph, start: int, frames: int, out: np.ndarray) -> None:
     The C view of the graph is cached on the graph and rebuilt when
     ``graph.version`` changes (structural edits: clips, chains, sends).
     """
-    out = checked_float32(out, "out", (2, None), writable=True)
-    if frames > out.shape[1]:
-        raise NativeError("daw_render", lib.DAW_ERR_FRAMES, "frames beyond the output buffer")
     view = graph.native_view
-    if not isinstance(view, NativeGraph) or graph.native_version != graph.version:
+    if view is None or graph.native_version != graph.version:
         view = NativeGraph(graph)
         graph.native_view, graph.native_version = view, graph.version
     view.render(start, frames, out)

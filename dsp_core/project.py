@@ -26,8 +26,19 @@ FORMAT_NAME = "max-booster-project"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MAX_GAIN_DB = 24.0
+#: The project file inside a project directory (``dawserver demo-project`` writes one).
+PROJECT_FILE = "project.json"
 
 PathLike = str | os.PathLike[str]
+
+
+def project_file(path: PathLike) -> Path:
+    """The project file ``path`` names: itself, or ``path/project.json`` for a directory.
+
+    Every function and command that reads or writes a project accepts both forms.
+    """
+    path = Path(path)
+    return path / PROJECT_FILE if path.is_dir() else path
 
 
 def load_project(path: PathLike) -> Session:
@@ -35,9 +46,10 @@ def load_project(path: PathLike) -> Session:
 
     Raises :class:`ProjectError` (message starts with the file's path) for an
     unreadable file, invalid JSON, an unsupported format or version, a bad
-    field or a session that fails :meth:`Session.validate`.
+    field or a session that fails :meth:`Session.validate`.  A directory means
+    its ``project.json`` (:func:`project_file`).
     """
-    path = Path(path)
+    path = project_file(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError as exc:
@@ -65,9 +77,9 @@ def save_project(session: Session, path: PathLike) -> Path:
 
     Sources inside the project's directory are stored relative to it (see
     :func:`relative_source`).  An existing file is replaced only once the
-    new one is completely written.
+    new one is completely written.  A directory means its ``project.json``.
     """
-    path = Path(path)
+    path = project_file(path)
     session.validate()
     if not path.parent.is_dir():
         raise ProjectError(f"{path}: directory {path.parent} does not exist")

@@ -30,6 +30,7 @@ from .effects import (
 from .graph import BusState, ClipState, Graph, TrackState
 
 F32 = np.float32
+# Copies of native/internal.h's numbers; tests/test_engine_header.py holds them to it.
 SMOOTH_SECONDS = 0.01
 GAIN_EPS = F32(1e-6)
 LOG2_TO_DB = F32(6.020599913)
@@ -96,8 +97,11 @@ def pan_gains(gains: np.ndarray, pans: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return (g * np.cos(angle)).astype(F32), (g * np.sin(angle)).astype(F32)
 
 
-def mix(tracks: np.ndarray, gains: np.ndarray, pans: np.ndarray) -> np.ndarray:
-    """Twin of ``daw_mix``: mono tracks to stereo with the equal-power pan law."""
+def mix(tracks: np.ndarray, gains: np.ndarray, pans: np.ndarray, threads: int = 1) -> np.ndarray:
+    """Twin of ``daw_mix``: mono tracks to stereo with the equal-power pan law.
+
+    ``threads`` is accepted for the same signature; BLAS chooses its own threads.
+    """
     left, right = pan_gains(gains, pans)
     return np.stack([left @ tracks, right @ tracks]).astype(F32, copy=False)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ("engine.c", "effects.c", "lanes.c")
+SOURCES = ("engine.c", "effects.c", "lanes.c", "pool.c")
 
 
 def _cdef_from_header(text: str) -> str:
@@ -30,7 +30,7 @@ def _cdef_from_header(text: str) -> str:
 
 
 def _compile_args() -> list[str]:
-    args = ["-O3", "-std=c11", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-D_GNU_SOURCE",
+    args = ["-O3", "-std=c11", "-pthread", "-fno-math-errno", "-fno-trapping-math", "-D_GNU_SOURCE",
             "-fno-semantic-interposition",
             "-ffp-contract=off"]  # no FMA: the numpy twins round every multiply and add
     if sys.platform != "win32" and os.environ.get("DAW_PORTABLE") != "1":
@@ -52,7 +52,7 @@ ffibuilder.set_source(
     include_dirs=[_relative(HERE)],
     extra_compile_args=_compile_args(),
     libraries=["m"],
-    extra_link_args=["-fopenmp"],
+    extra_link_args=["-pthread"],
 )
 
 if __name__ == "__main__":

@@ -7,49 +7,129 @@
 
 /* ---------------------------------------------------------------- plain mix */
 
-int daw_mix(const float *tracks, int64_t n_tracks, int64_t n_frames,
-            const float *gains, const float *pans, float *out_l, float *out_r) {
-    if (!tracks || !gains || !pans || !out_l || !out_r) return DAW_ERR_NULL;
-    if (n_tracks < 0 || n_frames < 0) return DAW_ERR_FRAMES;
-    FTZ_BEGIN;
-    enum { CHUNK = 2048 };
-    memset(out_l, 0, (size_t)n_frames * sizeof(float));
-    memset(out_r, 0, (size_t)n_frames * sizeof(float));
-    for (int64_t f0 = 0; f0 < n_frames; f0 += CHUNK) {
-        const int64_t n = min_i64(CHUNK, n_frames - f0);
-        float *restrict l = out_l + f0;
-        float *restrict r = out_r + f0;
-        int64_t t = 0;
-        for (; t + 4 <= n_tracks; t += 4) {
-            float gl[4], gr[4];
-            for (int k = 0; k < 4; k++) {
-                double p = pans[t + k] < -1.0f ? -1.0 : (pans[t + k] > 1.0f ? 1.0 : pans[t + k]);
-                double angle = (p + 1.0) * M_PI / 4.0;
-                gl[k] = (float)((double)gains[t + k] * cos(angle));
-                gr[k] = (float)((double)gains[t + k] * sin(angle));
-            }
-            const float *restrict x0 = tracks + (t + 0) * n_frames + f0;
-            const float *restrict x1 = tracks + (t + 1) * n_frames + f0;
-            const float *restrict x2 = tracks + (t + 2) * n_frames + f0;
-            const float *restrict x3 = tracks + (t + 3) * n_frames + f0;
-            for (int64_t i = 0; i < n; i++) {
-                l[i] += gl[0] * x0[i] + gl[1] * x1[i] + gl[2] * x2[i] + gl[3] * x3[i];
-                r[i] += gr[0] * x0[i] + gr[1] * x1[i] + gr[2] * x2[i] + gr[3] * x3[i];
-            }
-        }
-        for (; t < n_tracks; t++) {
-            double p = pans[t] < -1.0f ? -1.0 : (pans[t] > 1.0f ? 1.0 : pans[t]);
-            double angle = (p + 1.0) * M_PI / 4.0;
-            const float g0 = (float)((double)gains[t] * cos(angle));
-            const float g1 = (float)((double)gains[t] * sin(angle));
-            const float *restrict x = tracks + t * n_frames + f0;
-            for (int64_t i = 0; i < n; i++) {
-                l[i] += g0 * x[i];
-                r[i] += g1 * x[i];
-            }
+/* Tracks whose pan gains are computed at once (on the stack), and the frames one
+ * pass over them covers (8 KiB of each track, the left and right sums in L1). */
+#define MIX_BATCH 1024
+#define MIX_CHUNK 2048
+/* A piece of the frames handed to a thread is at least this many samples, and
+ * each thread gets up to MIX_PIECES pieces. */
+#define MIX_PARALLEL_SAMPLES (1 << 17)
+#define MIX_PIECES 4
+/* Thread boundaries fall on whole cache lines of the output. */
+#define MIX_ALIGN 16
+/* Tracks ahead whose next cache lines are prefetched, MIX_UNIT frames at a time. */
+#define MIX_AHEAD 8
+#define MIX_UNIT 64
+
+typedef struct {
+    const float *tracks;  /* row-major n_tracks x n_frames */
+    int64_t n_frames;
+    int64_t first, count; /* the tracks of this batch */
+    const float *gl, *gr; /* their pan-law gains */
+    float *out_l, *out_r;
+    int32_t clear;        /* first batch: the output starts from zero */
+} mix_batch;
+
+static inline void pan_law(float gain, float pan, float *gl, float *gr) {
+    const double p = pan < -1.0f ? -1.0 : (pan > 1.0f ? 1.0 : pan);
+    const double angle = (p + 1.0) * M_PI / 4.0;
+    *gl = (float)((double)gain * cos(angle));
+    *gr = (float)((double)gain * sin(angle));
+}
+
+/* l += gl . x, r += gr . x over n frames of four tracks, in that order for every
+ * frame.  `next` is where the tracks two groups on are read at the same frames
+ * (NULL if none): each 8 KiB run of a track starts cold, and the hardware
+ * prefetcher does not guess it, so it is prefetched a group ahead. */
+static void mix_four(float *restrict l, float *restrict r, const float *restrict x0,
+                     const float *restrict x1, const float *restrict x2,
+                     const float *restrict x3, const float *gl, const float *gr, int64_t n,
+                     const float *next, int64_t stride) {
+    const float l0 = gl[0], l1 = gl[1], l2 = gl[2], l3 = gl[3];
+    const float r0 = gr[0], r1 = gr[1], r2 = gr[2], r3 = gr[3];
+    int64_t i = 0;
+    for (; i + MIX_UNIT <= n; i += MIX_UNIT) {
+        if (next)
+            for (int k = 0; k < 4; k++)
+                for (int64_t q = 0; q < MIX_UNIT; q += 16)
+                    __builtin_prefetch(next + k * stride + i + q, 0, 0);
+        for (int64_t j = i; j < i + MIX_UNIT; j++) {
+            l[j] += l0 * x0[j] + l1 * x1[j] + l2 * x2[j] + l3 * x3[j];
+            r[j] += r0 * x0[j] + r1 * x1[j] + r2 * x2[j] + r3 * x3[j];
         }
     }
+    for (; i < n; i++) {
+        l[i] += l0 * x0[i] + l1 * x1[i] + l2 * x2[i] + l3 * x3[i];
+        r[i] += r0 * x0[i] + r1 * x1[i] + r2 * x2[i] + r3 * x3[i];
+    }
+}
+
+static void mix_one(float *restrict l, float *restrict r, const float *restrict x, float g0,
+                    float g1, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        l[i] += g0 * x[i];
+        r[i] += g1 * x[i];
+    }
+}
+
+/* Frames [f0, f1) of one batch: four tracks per pass over a chunk, then the rest one
+ * by one.  Every frame sees the same operations in the same order wherever the
+ * frame range starts, so any split over threads gives the same bits. */
+static void mix_frames(const mix_batch *b, int64_t f0, int64_t f1) {
+    const int64_t stride = b->n_frames;
+    if (b->clear) {
+        memset(b->out_l + f0, 0, (size_t)(f1 - f0) * sizeof(float));
+        memset(b->out_r + f0, 0, (size_t)(f1 - f0) * sizeof(float));
+    }
+    for (int64_t c0 = f0; c0 < f1; c0 += MIX_CHUNK) {
+        const int64_t n = min_i64(MIX_CHUNK, f1 - c0);
+        float *l = b->out_l + c0, *r = b->out_r + c0;
+        const float *base = b->tracks + b->first * stride + c0;
+        int64_t t = 0;
+        for (; t + 4 <= b->count; t += 4) {
+            const float *x = base + t * stride;
+            const float *next = t + MIX_AHEAD + 4 <= b->count ? x + MIX_AHEAD * stride : NULL;
+            mix_four(l, r, x, x + stride, x + 2 * stride, x + 3 * stride, b->gl + t, b->gr + t,
+                     n, next, stride);
+        }
+        for (; t < b->count; t++) mix_one(l, r, base + t * stride, b->gl[t], b->gr[t], n);
+    }
+}
+
+/* Frame k * n / count of n, rounded down to whole cache lines of the output. */
+static inline int64_t split_point(int64_t n, int32_t k, int32_t count) {
+    if (k >= count) return n;
+    return n / count * k / MIX_ALIGN * MIX_ALIGN;
+}
+
+static void mix_task(void *arg, int32_t k, int32_t count) {
+    const mix_batch *b = arg;
+    FTZ_BEGIN;
+    mix_frames(b, split_point(b->n_frames, k, count), split_point(b->n_frames, k + 1, count));
     FTZ_END;
+}
+
+int daw_mix(const float *tracks, int64_t n_tracks, int64_t n_frames, const float *gains,
+            const float *pans, float *out_l, float *out_r, int32_t threads) {
+    if (!tracks || !gains || !pans || !out_l || !out_r) return DAW_ERR_NULL;
+    if (n_tracks < 0 || n_frames < 0) return DAW_ERR_FRAMES;
+    if (threads < 1 || threads > DAW_MAX_THREADS) return DAW_ERR_THREADS;
+    /* Pieces of the frames, claimed by the threads one at a time: a few per thread,
+     * so that a thread the system leaves waiting holds up little; none smaller than
+     * pays for the hand-over.  The split does not change the result. */
+    const int64_t pieces = max_i64(1, min_i64(min_i64(n_tracks * n_frames / MIX_PARALLEL_SAMPLES,
+                                                      (int64_t)MIX_PIECES * threads),
+                                              n_frames / MIX_ALIGN));
+    float gl[MIX_BATCH], gr[MIX_BATCH];
+    mix_batch b = {tracks, n_frames, 0, 0, gl, gr, out_l, out_r, 1};
+    do {
+        b.count = min_i64(MIX_BATCH, n_tracks - b.first);
+        for (int64_t t = 0; t < b.count; t++)
+            pan_law(gains[b.first + t], pans[b.first + t], &gl[t], &gr[t]);
+        pool_run(mix_task, &b, (int32_t)pieces, threads, b.count * n_frames);
+        b.first += b.count;
+        b.clear = 0;
+    } while (b.first < n_tracks);
     return DAW_OK;
 }
 
@@ -267,9 +347,7 @@ static int track_output(daw_graph *g, const mix_target *to, daw_track *tr, int32
     return DAW_OK;
 }
 
-/* Touch the first cache lines a later track will read, so that many tracks'
- * short reads overlap instead of each waiting for memory in turn. */
-#define PREFETCH_AHEAD 8
+/* Touch the first cache lines a track will read in this block. */
 #define PREFETCH_BYTES 512
 
 static void prefetch_track(const daw_track *tr, int64_t start, int32_t frames) {
@@ -287,65 +365,91 @@ static void prefetch_track(const daw_track *tr, int64_t start, int32_t frames) {
     }
 }
 
-/* A track whose whole contribution to this block is gain * source[0..frames)
- * into the master bus: mono, no inserts or sends, settled fader, one mono clip
- * covering the block with no fade inside it. */
-static int plain_source(const daw_track *tr, int64_t start, int32_t frames, const float **x,
-                        float *env, float *gl, float *gr) {
+/* What a track adds to a block when it is plain: gain * source[0..frames) into
+ * the master bus (mono, no inserts or sends, settled fader, one mono clip
+ * covering the block with no fade inside it). */
+typedef struct {
+    const float *x;  /* NULL: not plain in this block */
+    float env, gl, gr;
+} plain_plan;
+
+static plain_plan plain_source(const daw_track *tr, int64_t start, int32_t frames) {
+    const plain_plan none = {NULL, 0.0f, 0.0f, 0.0f};
     const float *f = tr->fader;
-    if (tr->channels != 1 || tr->n_effects || tr->n_sends || !fader_settled(f)) return 0;
+    if (tr->channels != 1 || tr->n_effects || tr->n_sends || !fader_settled(f)) return none;
     const daw_clip *found = NULL;
     for (int32_t c = 0; c < tr->n_clips; c++) {
         const daw_clip *clip = &tr->clips[c];
         if (clip->position >= start + frames) break;
         if (clip->position + clip->length <= start) continue;
-        if (found) return 0;
+        if (found) return none;
         found = clip;
     }
     if (!found || found->channels != 1 || found->position + found->fade_in > start ||
         found->position + found->length - found->fade_out < start + frames)
-        return 0;
-    *x = found->data + found->offset + (start - found->position);
-    *env = found->gain;
-    *gl = f[DAW_FADER_END];
-    *gr = f[DAW_FADER_END + 1];
-    return 1;
+        return none;
+    const plain_plan plan = {found->data + found->offset + (start - found->position), found->gain,
+                             f[DAW_FADER_END], f[DAW_FADER_END + 1]};
+    return plan;
 }
 
 /* PLAIN_GROUP plain tracks at once: the accumulators are loaded and stored
- * once for the whole group, as in daw_mix.  Returns 0 (and does nothing) if
- * any track of the group is not plain for this block. */
+ * once for the whole group, as in daw_mix. */
 #define PLAIN_GROUP 4
 
-static int mix_plain_group(const daw_graph *g, const mix_target *to, const daw_track *tr,
-                           int64_t start, int32_t frames) {
-    const float *x[PLAIN_GROUP];
-    float e[PLAIN_GROUP], gl[PLAIN_GROUP], gr[PLAIN_GROUP];
-    for (int k = 0; k < PLAIN_GROUP; k++)
-        if (!plain_source(&tr[k], start, frames, &x[k], &e[k], &gl[k], &gr[k])) return 0;
+static void mix_plain_group(const daw_graph *g, const mix_target *to, const plain_plan *p,
+                            int32_t frames) {
     float *restrict l = to->master;
     float *restrict r = to->master + g->max_block;
-    const float *restrict x0 = x[0], *restrict x1 = x[1], *restrict x2 = x[2],
-                          *restrict x3 = x[3];
+    const float *restrict x0 = p[0].x, *restrict x1 = p[1].x, *restrict x2 = p[2].x,
+                          *restrict x3 = p[3].x;
+    const float e0 = p[0].env, e1 = p[1].env, e2 = p[2].env, e3 = p[3].env;
+    const float l0 = p[0].gl, l1 = p[1].gl, l2 = p[2].gl, l3 = p[3].gl;
+    const float r0 = p[0].gr, r1 = p[1].gr, r2 = p[2].gr, r3 = p[3].gr;
     for (int32_t i = 0; i < frames; i++) {
-        const float a = e[0] * x0[i], b = e[1] * x1[i], c = e[2] * x2[i], d = e[3] * x3[i];
-        l[i] += gl[0] * a + gl[1] * b + gl[2] * c + gl[3] * d;
-        r[i] += gr[0] * a + gr[1] * b + gr[2] * c + gr[3] * d;
+        const float a = e0 * x0[i], b = e1 * x1[i], c = e2 * x2[i], d = e3 * x3[i];
+        l[i] += l0 * a + l1 * b + l2 * c + l3 * d;
+        r[i] += r0 * a + r1 * b + r2 * c + r3 * d;
     }
-    return 1;
+}
+
+/* Tracks are looked at PLAN_AHEAD tracks before they are mixed: whether each is
+ * plain, and a prefetch of the audio it will read.  Looking ahead in a separate
+ * step keeps the bookkeeping of many tracks out of the mixing loop, so the
+ * memory system sees many tracks' reads at once instead of one track's at a time
+ * (a 64-frame block reads 256 bytes per track, from a different place each). */
+#define PLAN_AHEAD 32
+#define PLAN_RING 64 /* power of two > PLAN_AHEAD + DAW_LANES */
+
+static void plan_track(const daw_track *tr, int64_t start, int32_t frames, plain_plan *plan) {
+    *plan = plain_source(tr, start, frames);
+    if (!plan->x) {
+        prefetch_track(tr, start, frames);
+        return;
+    }
+    const char *p = (const char *)plan->x;
+    const int64_t bytes = min_i64((int64_t)frames * 4, PREFETCH_BYTES);
+    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 0);
 }
 
 /* Tracks [lo, hi) into one thread's target. */
 static int render_tracks(daw_graph *g, const mix_target *to, int32_t lo, int32_t hi,
                          int64_t start, int32_t frames, int32_t phase, float alpha) {
+    plain_plan plans[PLAN_RING];
+    int32_t planned = lo;
     int rc = DAW_OK;
     for (int32_t t = lo; t < hi && rc == DAW_OK;) {
-        if (t + PREFETCH_AHEAD + PLAIN_GROUP <= hi)
-            for (int32_t k = 0; k < PLAIN_GROUP; k++)
-                prefetch_track(&g->tracks[t + PREFETCH_AHEAD + k], start, frames);
-        if (t + PLAIN_GROUP <= hi && mix_plain_group(g, to, &g->tracks[t], start, frames)) {
-            t += PLAIN_GROUP;
-            continue;
+        for (; planned < hi && planned < t + PLAN_AHEAD; planned++)
+            plan_track(&g->tracks[planned], start, frames, &plans[planned & (PLAN_RING - 1)]);
+        if (t + PLAIN_GROUP <= hi) {
+            const plain_plan group[PLAIN_GROUP] = {
+                plans[t & (PLAN_RING - 1)], plans[(t + 1) & (PLAN_RING - 1)],
+                plans[(t + 2) & (PLAN_RING - 1)], plans[(t + 3) & (PLAN_RING - 1)]};
+            if (group[0].x && group[1].x && group[2].x && group[3].x) {
+                mix_plain_group(g, to, group, frames);
+                t += PLAIN_GROUP;
+                continue;
+            }
         }
         if (lanes_ready(&g->tracks[t], hi - t)) {
             for (int32_t k = 0; k < DAW_LANES; k++) track_input(g, &g->tracks[t + k], start, frames);
@@ -361,9 +465,42 @@ static int render_tracks(daw_graph *g, const mix_target *to, int32_t lo, int32_t
     return rc;
 }
 
+/* One thread's share of a block: a contiguous run of tracks into its own master
+ * and bus accumulators (in g->thread_scratch). */
+typedef struct {
+    daw_graph *g;
+    int64_t start;
+    int32_t frames, phase, chunk;
+    float alpha;
+    size_t per_thread, bus_floats;
+    int rcs[DAW_MAX_THREADS];
+} render_job;
+
+static void render_task(void *arg, int32_t k, int32_t count) {
+    (void)count;
+    render_job *job = arg;
+    daw_graph *g = job->g;
+    const int32_t mb = g->max_block;
+    FTZ_BEGIN;
+    float *base = g->thread_scratch + (size_t)k * job->per_thread;
+    const mix_target to = {base, base + 2 * mb, base + 2 * mb + job->bus_floats,
+                           base + 5 * mb + job->bus_floats};
+    for (int32_t c = 0; c < 2 + 2 * g->n_buses; c++)  /* master L, R, then each bus's L, R */
+        memset(base + (size_t)c * mb, 0, (size_t)job->frames * sizeof(float));
+    const int32_t lo = k * job->chunk < g->n_tracks ? k * job->chunk : g->n_tracks;
+    const int32_t hi = lo + job->chunk < g->n_tracks ? lo + job->chunk : g->n_tracks;
+    job->rcs[k] = render_tracks(g, &to, lo, hi, job->start, job->frames, job->phase, job->alpha);
+    FTZ_END;
+}
+
+/* A block split over threads pays from about this many track frames on; below it
+ * the shares run one after the other on the calling thread (same result). */
+#define RENDER_PARALLEL_SAMPLES (1 << 13)
+
 /* Every track into the master and bus buffers, split over g->n_threads threads
- * when there are enough tracks; each thread sums into its own accumulators,
- * which are added up at the end. */
+ * when there are enough tracks; each share sums into its own accumulators, which
+ * are added up at the end in share order, so the result depends on the thread
+ * count but not on which threads ran the shares. */
 static int render_all_tracks(daw_graph *g, int64_t start, int32_t frames, int32_t phase,
                              float alpha) {
     const int32_t mb = g->max_block;
@@ -372,31 +509,25 @@ static int render_all_tracks(daw_graph *g, int64_t start, int32_t frames, int32_
         const mix_target to = {g->master->buffer, NULL, g->scratch, g->lane_scratch};
         return render_tracks(g, &to, 0, g->n_tracks, start, frames, phase, alpha);
     }
-    const size_t bus_floats = (size_t)2 * g->n_buses * mb;
-    const size_t per_thread = (size_t)(5 + 2 * DAW_LANES) * mb + bus_floats;
-    int32_t chunk = (g->n_tracks + threads - 1) / threads;
-    chunk = (chunk + DAW_LANES - 1) / DAW_LANES * DAW_LANES;
-    int rcs[DAW_MAX_THREADS];
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
-    for (int32_t k = 0; k < threads; k++) {
-        FTZ_BEGIN;
-        float *base = g->thread_scratch + (size_t)k * per_thread;
-        const mix_target to = {base, base + 2 * mb, base + 2 * mb + bus_floats,
-                               base + 5 * mb + bus_floats};
-        memset(base, 0, (2 * (size_t)mb + bus_floats) * sizeof(float));
-        const int32_t lo = k * chunk < g->n_tracks ? k * chunk : g->n_tracks;
-        const int32_t hi = lo + chunk < g->n_tracks ? lo + chunk : g->n_tracks;
-        rcs[k] = render_tracks(g, &to, lo, hi, start, frames, phase, alpha);
-        FTZ_END;
+    render_job job = {g, start, frames, phase, 0, alpha, 0, 0, {0}};
+    job.bus_floats = (size_t)2 * g->n_buses * mb;
+    job.per_thread = (size_t)(5 + 2 * DAW_LANES) * mb + job.bus_floats;
+    job.chunk = (g->n_tracks + threads - 1) / threads;
+    job.chunk = (job.chunk + DAW_LANES - 1) / DAW_LANES * DAW_LANES;
+    if ((int64_t)g->n_tracks * frames >= RENDER_PARALLEL_SAMPLES) {
+        pool_run(render_task, &job, threads, threads, (int64_t)g->n_tracks * frames);
+    } else {
+        for (int32_t k = 0; k < threads; k++) render_task(&job, k, threads);
     }
     for (int32_t k = 0; k < threads; k++) {
-        if (rcs[k] != DAW_OK) return rcs[k];
-        const float *base = g->thread_scratch + (size_t)k * per_thread;
-        for (int32_t c = 0; c < 2; c++)
-            for (int32_t i = 0; i < frames; i++) g->master->buffer[c * mb + i] += base[c * mb + i];
-        for (int32_t b = 0; b < g->n_buses; b++)
-            for (int32_t i = 0; i < 2 * mb; i++)
-                g->buses[b].buffer[i] += base[2 * mb + (size_t)b * 2 * mb + i];
+        if (job.rcs[k] != DAW_OK) return job.rcs[k];
+        const float *base = g->thread_scratch + (size_t)k * job.per_thread;
+        for (int32_t c = 0; c < 2 + 2 * g->n_buses; c++) {
+            float *restrict dst = c < 2 ? g->master->buffer + (size_t)c * mb
+                                        : g->buses[(c - 2) / 2].buffer + (size_t)(c % 2) * mb;
+            const float *restrict src = base + (size_t)c * mb;
+            for (int32_t i = 0; i < frames; i++) dst[i] += src[i];
+        }
     }
     return DAW_OK;
 }

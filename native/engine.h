@@ -20,6 +20,7 @@
 #define DAW_ERR_CHANNELS -3
 #define DAW_ERR_KIND -4
 #define DAW_ERR_BUS -5
+#define DAW_ERR_THREADS -6
 
 #define DAW_TICK 32
 #define DAW_LANES 8
@@ -109,15 +110,19 @@ typedef struct {
     daw_bus *master;
     float *scratch;     /* 3 * max_block floats */
     float *lane_scratch;  /* 2 * DAW_LANES * max_block floats */
-    int32_t n_threads;    /* tracks rendered by this many threads (1: the calling one) */
+    int32_t n_threads;    /* tracks split into this many shares, each summed on its own and
+                             run on the pool's threads when the block is large enough */
     float *thread_scratch;  /* n_threads * (2 * n_buses + 5 + 2 * DAW_LANES) * max_block */
     int64_t frames_done;  /* frames rendered since reset: sets the tick phase */
 } daw_graph;
 
 /* Mix n_tracks mono tracks (row-major n_tracks x n_frames) to stereo with the
- * equal-power pan law L = g cos((p+1) pi/4), R = g sin((p+1) pi/4). */
+ * equal-power pan law L = g cos((p+1) pi/4), R = g sin((p+1) pi/4).  The frames
+ * are split over up to `threads` threads (1..DAW_MAX_THREADS; fewer when the
+ * work is small); the result is the same bits for every thread count. */
 int daw_mix(const float *tracks, int64_t n_tracks, int64_t n_frames,
-            const float *gains, const float *pans, float *out_l, float *out_r);
+            const float *gains, const float *pans, float *out_l, float *out_r,
+            int32_t threads);
 
 /* Render one block of the whole graph: clips, inserts, faders, sends, buses,
  * master chain.  Writes frames samples to out_l and out_r. */

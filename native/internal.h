@@ -110,6 +110,14 @@ typedef struct {
     float *lanes;    /* 2 * DAW_LANES * max_block */
 } mix_target;
 
+/* pool.c: run task(arg, k, count) once for every k in [0, count) on the calling
+ * thread and up to threads - 1 persistent workers (whichever claims k first);
+ * returns when all are done.  Tasks must not depend on which thread runs them.
+ * `work` (samples, roughly) tells small jobs from large ones. */
+typedef void (*pool_task)(void *arg, int32_t index, int32_t count);
+INTERNAL void pool_run(pool_task task, void *arg, int32_t count, int32_t threads,
+                       int64_t work);
+
 /* lanes.c */
 INTERNAL int lanes_ready(const daw_track *tr, int32_t available);
 INTERNAL void lanes_run_chain(daw_graph *g, daw_track *tr, int32_t frames, float *lane_scratch);

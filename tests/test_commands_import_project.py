@@ -6,6 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from pycrdt import Doc
 
@@ -13,6 +14,8 @@ from collab.schema import ProjectDocument
 from collab.store import open_store
 from dawserver.cli import main
 from dsp_core.demo import write_demo_project
+
+pytestmark = pytest.mark.timeout(120)
 
 
 def stored_document(data: Path, project_id: str, url: str | None = None) -> ProjectDocument:
@@ -38,6 +41,17 @@ def test_import_prints_the_id_of_a_document_built_from_the_project(tmp_path: Pat
     assert sum(len(t.clips) for t in session.tracks) == sum(len(t["clips"])
                                                             for t in source["tracks"])
     assert all(Path(c.source).is_absolute() for t in session.tracks for c in t.clips)
+
+
+def test_import_accepts_the_project_directory_as_well_as_its_file(tmp_path: Path) -> None:
+    project = write_demo_project(tmp_path / "demo", tracks=2, seconds=1.0)
+    ids = []
+    for path in (project, project.parent):
+        result = CliRunner().invoke(main, ["import", str(path), "--data", str(tmp_path / "d")])
+        assert result.exit_code == 0, result.output
+        ids.append(result.output.strip())
+    first, second = (stored_document(tmp_path / "d", i).to_session() for i in ids)
+    assert first == second
 
 
 def test_import_into_postgresql(tmp_path: Path, postgres_url: str) -> None:

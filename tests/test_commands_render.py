@@ -14,6 +14,8 @@ import soundfile as sf
 
 from dsp_core.project import load_project
 
+pytestmark = pytest.mark.timeout(600)
+
 
 def dawserver(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dawserver", *args], capture_output=True,
@@ -58,6 +60,22 @@ def test_render_to_24_bit_flac_matches_float_render_within_dither(demo: Path,
     a, _ = sf.read(float_out, dtype="float64")
     b, _ = sf.read(pcm_out, dtype="float64")
     assert np.abs(a - b).max() < 2.0 / 2**23
+
+
+def test_render_accepts_the_project_directory_as_well_as_its_file(demo: Path,
+                                                                   tmp_path: Path) -> None:
+    by_file, by_dir = tmp_path / "file.wav", tmp_path / "dir.wav"
+    for project, out in ((demo, by_file), (demo.parent, by_dir)):
+        result = dawserver("render", str(project), "-o", str(out), "--no-progress")
+        assert result.returncode == 0, result.stderr
+    assert np.array_equal(sf.read(by_file, dtype="float32")[0],
+                          sf.read(by_dir, dtype="float32")[0])
+
+
+def test_a_directory_without_a_project_file_is_one_error_line(tmp_path: Path) -> None:
+    result = dawserver("render", str(tmp_path), "-o", str(tmp_path / "x.wav"), "--no-progress")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: {tmp_path / 'project.json'}: no such project file"
 
 
 def _break_json(project: Path, change) -> None:

@@ -25,6 +25,8 @@ from dsp_core.project import (
 )
 from dsp_core.session import Bus, Clip, Send, Session, Track
 
+pytestmark = pytest.mark.timeout(120)
+
 
 def full_session(audio_dir: Path) -> Session:
     """A session that sets every field to a non-default value."""
@@ -212,8 +214,28 @@ def test_unparsable_file_is_refused(tmp_path: Path, content: bytes, message: str
 def test_missing_or_unreadable_project_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ProjectError, match="no such project file"):
         load_project(tmp_path / "nope.json")
+    (tmp_path / "dir.json").mkdir()
+    with pytest.raises(ProjectError, match="no such project file"):
+        load_project(tmp_path / "dir.json")  # a directory without a project.json
+    unreadable = tmp_path / "p.json"
+    unreadable.mkdir()
+    (unreadable / "project.json").mkdir()
     with pytest.raises(ProjectError, match="cannot read the project file"):
-        load_project(tmp_path)
+        load_project(unreadable)
+
+
+def test_a_project_directory_stands_for_its_project_json(tmp_path: Path) -> None:
+    session = full_session(tmp_path / "audio")
+    written = save_project(session, tmp_path)
+    assert written == tmp_path / "project.json"
+    assert load_project(tmp_path) == load_project(written) == session
+    with pytest.raises(ProjectError, match=r"empty/project\.json: no such project file"):
+        load_project(_mkdir(tmp_path / "empty"))
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path
 
 
 def test_saving_an_invalid_session_keeps_the_previous_file(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ from dsp_core import EffectSpec, Engine, get_backend
 from dsp_core.effects import TICK, EffectState
 from tests.helpers_audio import DictLoader, busy_session, noise_sources
 
+pytestmark = pytest.mark.timeout(300)
+
 native = get_backend("native")
 reference = get_backend("reference")
 
@@ -180,6 +182,38 @@ def test_side_by_side_chains_match_twin(block: int) -> None:
     for got, want in (first, second):
         assert np.abs(want).max() > 0.1
         np.testing.assert_allclose(got, want, atol=RENDER_ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("block", [64, 100, 1024])
+def test_plain_tracks_among_others_match_twin(block: int) -> None:
+    """The C render looks at tracks ahead of mixing them (plain or not, and what they will
+    read); plain runs broken by fades, stereo tracks, inserts and sends sound the same."""
+    from dsp_core import Clip, Send, Session, Track
+    from dsp_core.session import Bus
+
+    rate, frames = 48000, 9000
+    rng = np.random.default_rng(3)
+    sources = {f"s{i}": (0.1 * rng.standard_normal((1 + i % 7 // 6, frames))).astype(np.float32)
+               for i in range(150)}
+    tracks = []
+    for i in range(150):
+        kind = rng.integers(0, 6)
+        clips = [Clip(source=f"s{i}", position=0, length=frames,
+                      fade_in=int(rng.integers(1, 3000)) if kind == 1 else 0)]
+        if kind == 2:  # two clips: the block where one ends and the other starts is not plain
+            clips = [Clip(source=f"s{i}", position=0, length=4000, id="a"),
+                     Clip(source=f"s{i}", position=4000, offset=4000, length=5000, id="b")]
+        tracks.append(Track(
+            id=f"t{i}", channels=sources[f"s{i}"].shape[0], pan=float(rng.uniform(-1, 1)),
+            gain_db=float(rng.uniform(-20, 0)), clips=clips,
+            effects=[EffectSpec("gain", {"gain_db": -3.0})] if kind == 3 else [],
+            sends=[Send(bus="aux", level_db=-6.0)] if kind == 4 else []))
+    session = Session(sample_rate=rate, tracks=tracks, buses=[Bus(id="aux")])
+    loader = DictLoader(sources)
+    got = Engine(session, block_size=block, backend="native", loader=loader).render(0, frames)
+    want = Engine(session, block_size=block, backend="reference", loader=loader).render(0, frames)
+    assert np.abs(want).max() > 0.1
+    np.testing.assert_allclose(got, want, atol=RENDER_ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("threads", [2, 3])

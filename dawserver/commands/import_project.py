@@ -24,15 +24,13 @@ async def _import(path: Path, data_dir: Path, database_url: str | None, name: st
 
 
 @click.command("import")
-@click.argument("project", type=click.Path(dir_okay=True, path_type=Path))
+@click.argument("project", type=click.Path(path_type=Path))
 @click.option("--name", default=None, help="Project name (default: the name in the file).")
 @click.option("--id", "project_id", default=None, help="Project id (default: generated).")
 @data_options
 def import_project(project: Path, name: str | None, project_id: str | None, data_dir: Path,
                    database_url: str | None) -> None:
     """Import PROJECT (a project JSON file, or a directory with project.json); print its id."""
-    if project.is_dir():
-        project = project / "project.json"
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         click.echo(asyncio.run(_import(project, data_dir, database_url, name, project_id)))

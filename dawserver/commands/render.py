@@ -34,7 +34,8 @@ from dsp_core.project import check_sources, load_project
 def render(project: Path, output: Path, sample_rate: int | None, bit_depth: str,
            block_size: int, tail: float, backend: str | None, threads: int,
            progress: bool) -> None:
-    """Render PROJECT (a project.json) to an audio file and print the real-time factor."""
+    """Render PROJECT (a project JSON file, or a directory with project.json) to an audio file
+    and print the real-time factor."""
     try:
         session = load_project(project)
         rate = sample_rate or session.sample_rate

@@ -1,0 +1,125 @@
+"""Constants copied from the C headers into Python are held to the headers here.
+
+``native/engine.h`` (and ``native/internal.h`` for the maths) is the one description of
+the C engine; ``dsp_core`` keeps Python copies of its numbers (slot layout, effect
+kinds, lanes, smoothing). Parsing the headers, not the compiled module, keeps the check
+meaningful on a machine without a compiler, where the numpy twins run alone.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dsp_core import effects, engine, graph, reference
+
+pytestmark = pytest.mark.timeout(30)
+
+NATIVE = Path(__file__).resolve().parent.parent / "native"
+
+#: Every ``DAW_*`` constant of engine.h that Python copies, and the copy.
+COPIES: dict[str, int] = {
+    "DAW_TICK": effects.TICK,
+    "DAW_LANES": graph.LANES,
+    "DAW_MAX_THREADS": engine.MAX_THREADS,
+    "DAW_FX_SLOTS": effects.FX_SLOTS,
+    "DAW_SLOT_TARGET": effects.SLOT_TARGET,
+    "DAW_SLOT_VALUE": effects.SLOT_VALUE,
+    "DAW_SLOT_COEF": effects.SLOT_COEF,
+    "DAW_SLOT_MEM": effects.SLOT_MEM,
+    "DAW_SLOT_READY": effects.SLOT_READY,
+    "DAW_FADER_SLOTS": effects.FADER_SLOTS,
+    "DAW_FADER_TARGET": effects.FADER_TARGET,
+    "DAW_FADER_END": effects.FADER_END,
+    "DAW_FADER_START": effects.FADER_START,
+    **{f"DAW_FX_{kind.upper()}": code for kind, code in effects.KIND_CODES.items()},
+    **{f"DAW_BQ_{shape.upper()}": code for shape, code in effects.BIQUAD_SHAPES.items()},
+}
+
+#: engine.h constants Python does not copy: status codes are read from the compiled
+#: module (``native_backend._STATUS``), which gets them from the header itself.
+C_ONLY = {"DAW_OK", "DAW_ERR_NULL", "DAW_ERR_FRAMES", "DAW_ERR_CHANNELS", "DAW_ERR_KIND",
+          "DAW_ERR_BUS", "DAW_ERR_THREADS"}
+
+#: internal.h's floating-point constants and their twins in dsp_core.reference.
+FLOAT_COPIES: dict[str, float] = {
+    "SMOOTH_SECONDS": reference.SMOOTH_SECONDS,
+    "GAIN_EPS": reference.GAIN_EPS,
+    "LOG2_TO_DB": reference.LOG2_TO_DB,
+    "DB_TO_LOG2": reference.DB_TO_LOG2,
+}
+
+
+def defines(header: str) -> dict[str, str]:
+    """``#define NAME value`` lines of a header (comments dropped), as text."""
+    found = {}
+    for line in (NATIVE / header).read_text().splitlines():
+        match = re.match(r"#define\s+(\w+)\s+(\S+)\s*(?:/\*.*)?$", line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+def function_body(source: str, name: str) -> str:
+    """The text of C function ``name`` in ``source``, from its name to the closing brace."""
+    start = re.search(rf"\b{name}\([^)]*\)\s*{{", source)
+    assert start, f"{name} not found"
+    depth, pos = 0, start.end() - 1
+    for pos in range(start.end() - 1, len(source)):
+        depth += {"{": 1, "}": -1}.get(source[pos], 0)
+        if depth == 0:
+            break
+    return source[start.start():pos + 1]
+
+
+def horner_coefficients(body: str) -> list[float]:
+    """Coefficients of a Horner polynomial written as ``p = c0; p = p * x + c1; ...``."""
+    first = re.search(r"(?:float p = |vf p = splat\()(-?[\d.]+)f", body)
+    steps = re.findall(r"p = p \* \w+ ([+-]) (-?[\d.]+)f", body)
+    assert first and steps, "no polynomial found"
+    return [float(first.group(1)), *(float(v) * (-1 if s == "-" else 1) for s, v in steps)]
+
+
+def test_every_engine_constant_python_copies_matches_the_header() -> None:
+    header = {name: int(value) for name, value in defines("engine.h").items()
+              if name.startswith("DAW_") and re.fullmatch(r"-?\d+", value)}
+    assert {name: header.get(name) for name in COPIES} == COPIES
+
+
+def test_every_engine_constant_is_either_copied_or_known_to_stay_in_c() -> None:
+    header = {name for name in defines("engine.h") if name.startswith("DAW_")}
+    header.discard("DAW_ENGINE_H")
+    assert header - COPIES.keys() - C_ONLY == set(), "add new constants to COPIES or C_ONLY"
+    assert (COPIES.keys() | C_ONLY) - header == set(), "a copied constant left engine.h"
+
+
+def test_effect_kinds_and_shapes_are_the_whole_header_lists() -> None:
+    header = defines("engine.h")
+    kinds = {n.removeprefix("DAW_FX_").lower() for n in header
+             if n.startswith("DAW_FX_") and n != "DAW_FX_SLOTS"}
+    shapes = {n.removeprefix("DAW_BQ_").lower() for n in header if n.startswith("DAW_BQ_")}
+    assert kinds == set(effects.KIND_CODES) == set(effects.PARAMS)
+    assert shapes == set(effects.BIQUAD_SHAPES)
+
+
+def test_smoothing_and_decibel_constants_match_internal_h() -> None:
+    header = {name: float(value.rstrip("f")) for name, value in defines("internal.h").items()
+              if name in FLOAT_COPIES}
+    assert header.keys() == FLOAT_COPIES.keys()
+    for name, copy in FLOAT_COPIES.items():
+        assert np.float32(header[name]) == np.float32(copy), name
+
+
+@pytest.mark.parametrize("source,function,twin", [
+    ("internal.h", "fast_log2", reference._LOG2_POLY),
+    ("internal.h", "fast_exp2", reference._EXP2_POLY),
+    ("lanes.c", "v_log2", reference._LOG2_POLY),
+    ("lanes.c", "v_exp2", reference._EXP2_POLY),
+])
+def test_log2_and_exp2_polynomials_match_the_twins(source: str, function: str,
+                                                   twin: list[np.float32]) -> None:
+    body = function_body((NATIVE / source).read_text(), function)
+    assert [np.float32(c) for c in horner_coefficients(body)] == twin
