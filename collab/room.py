@@ -432,19 +432,21 @@ class Room:
         if self._captured is not None:
             self._captured.append(event.update)
 
-    def _apply(self, update: bytes) -> None:
-        """Apply a checked or stored ``update`` to the document; the trial copy follows.
+    def _apply(self, update: bytes, *, tried: bool = False) -> None:
+        """Apply a checked or stored ``update`` to the document.
 
-        Yrs failing here (after the copy took the update, or on a stored update)
-        may leave part of it applied: the room is then marked diverged, to be
-        reloaded from the store, and the failure raised.
+        The trial copy follows, unless it took ``update`` already (``tried``).  Yrs
+        failing here (after the copy took the update, or on a stored update) may
+        leave part of it applied: the room is then marked diverged, to be reloaded
+        from the store, and the failure raised.
         """
         try:
             apply_update(self.doc, update)
         except UnappliableUpdate:
             self.diverged = True
             raise
-        self._trial.follow(update)
+        if not tried:
+            self._trial.follow(update)
 
     async def _drain(self) -> None:
         if self._queue and self._flusher is not None and not self._flusher.done():
@@ -552,7 +554,7 @@ class Room:
             self._log_bytes += sum(len(c.update) for c in durable)
             for change in durable:
                 if change.sender is not None:  # a server edit is in the document already
-                    self._apply(change.update)
+                    self._apply(change.update, tried=True)
             relayed += durable
             if self.link is not None:
                 for group in merge_groups(durable):

@@ -75,6 +75,9 @@ class TrialDoc:
         self.source = source
         self._copy: Doc | None = None
         self._index: TypeIndex | None = None
+        #: The copy's state vector, kept up to date by attempt() (decoding it from yrs for
+        #: every update cost 0.1 ms per 20 clients of the document).
+        self._state: dict[int, int] | None = None
         #: While the index is being built in a thread: updates followed meanwhile.
         self._missed: list[bytes] | None = None
 
@@ -114,7 +117,9 @@ class TrialDoc:
         :meth:`discard` is called).
         """
         copy = self._copy if self._copy is not None else self._fresh_copy()
-        state = read_state_vector(copy.get_state())
+        if self._state is None:
+            self._state = read_state_vector(copy.get_state())
+        state = self._state
         for client, (start, _end) in summary.spans.items():
             if start > state.get(client, 0):
                 raise UpdateAhead(f"items of client {client} start at clock {start}, but the "
@@ -132,11 +137,16 @@ class TrialDoc:
         except UnappliableUpdate:
             self.discard()
             raise
+        # Nothing it needs is missing (checked above), so all of it was integrated.
+        for client, (_start, end) in summary.spans.items():
+            if end > state.get(client, 0):
+                state[client] = end
         if self._index is not None:
             self._index.add(summary)
 
     def follow(self, update: bytes) -> None:
         """Apply an update ``source`` has taken already (nothing to do without a copy)."""
+        self._state = None  # read again from the copy when next needed
         if self._missed is not None:
             self._missed.append(update)
         if self._index is not None:
@@ -157,6 +167,7 @@ class TrialDoc:
         attempt rebuilds them.  Also how an idle room gives their memory back."""
         self._copy = None
         self._index = None
+        self._state = None
         self._missed = None  # an index being built is not kept either
 
     @property
@@ -165,6 +176,7 @@ class TrialDoc:
         return self._copy is not None or self._index is not None
 
     def _fresh_copy(self) -> Doc:
+        self._state = None
         copy = Doc()
         copy.apply_update(self.source.get_update())
         self._copy = copy
