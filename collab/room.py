@@ -24,7 +24,7 @@ made with ``undoable=True`` is tracked by the room's undo manager (on the
 such edits as server edits of their own: durable and relayed like any other.
 The undo history lives in memory: it starts empty each time the room starts.
 
-Several server processes may serve one project at once (:mod:`collab.cluster`):
+Several server processes may serve one project at once (:mod:`collab.relay`):
 a room given a :class:`RoomLink` publishes each durable batch and its peers'
 presence through it, and takes in the other processes' batches
 (:meth:`Room.receive_update`) and presence (:meth:`Room.receive_awareness`).

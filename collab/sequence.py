@@ -2,7 +2,7 @@
 
 One server process writes a project's log in order, so its room simply
 counts.  When several processes serve the same project (see
-:mod:`collab.cluster`), updates reach a room out of order: its own appends,
+:mod:`collab.relay`), updates reach a room out of order: its own appends,
 other processes' updates relayed through Redis, and catch-up reads from the
 store.  :class:`SeqTracker` keeps the numbers seen and the gaps below the
 highest one; everything up to :attr:`SeqTracker.watermark` is in the document,

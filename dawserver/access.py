@@ -17,7 +17,7 @@ from collab.errors import AuthError
 from collab.protocol import CloseCode
 from collab.tokens import Grant, Role
 
-from .keys import CLUSTER, ROOMS, STORE, TOKENS
+from .keys import RELAY, ROOMS, STORE, TOKENS
 
 #: ``await hook(project_id, user, role)``: ``role`` is None when the user was revoked;
 #: returns how many of the user's live connections it closed or changed.
@@ -95,7 +95,7 @@ async def apply_member_change(app: web.Application, project_id: str, user: str,
     how many connections of this process were closed or changed.
     """
     count = await apply_member_change_here(app, project_id, user, role)
-    cluster = app.get(CLUSTER)
+    cluster = app.get(RELAY)
     if cluster is not None:
         cluster.publish_member_change(project_id, user, role)
     return count

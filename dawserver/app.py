@@ -21,10 +21,10 @@ from collab.tokens import TokenSigner
 from . import plugins
 from .assets import setup_assets
 from .bounces import setup_bounces
-from .cluster import cluster_link
 from .config import ServerConfig
-from .keys import CLUSTER, CONFIG, ENGINES, ROOMS, STORE, TOKENS
+from .keys import CONFIG, ENGINES, RELAY, ROOMS, STORE, TOKENS
 from .project_engine import ProjectEngines
+from .relay import relay_link
 from .rtc import setup_rtc
 from .transcription_service import setup_transcription
 from .websocket import collab_socket
@@ -70,8 +70,8 @@ async def collab_context(app: web.Application) -> AsyncIterator[None]:
         app[STORE], app[ROOMS], app[ENGINES] = store, registry, engines
         async with contextlib.AsyncExitStack() as stack:
             if config.redis_url:
-                app[CLUSTER] = await stack.enter_async_context(
-                    cluster_link(app, registry, config.redis_url))
+                app[RELAY] = await stack.enter_async_context(
+                    relay_link(app, registry, config.redis_url))
             await stack.enter_async_context(registry)
             log.info("collaboration store ready (%s)", type(store).__name__)
             yield

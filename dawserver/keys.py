@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from collab.cluster import RedisCluster
 from collab.registry import RoomRegistry
+from collab.relay import RedisRelay
 from collab.store import Store
 from collab.tokens import TokenSigner
 
@@ -18,5 +18,5 @@ TOKENS = web.AppKey("tokens", TokenSigner)
 STORE = web.AppKey("store", Store)
 ROOMS = web.AppKey("rooms", RoomRegistry)
 ENGINES = web.AppKey("engines", ProjectEngines)
-CLUSTER = web.AppKey("cluster", RedisCluster)
+RELAY = web.AppKey("relay", RedisRelay)
 PLUGIN_CONTEXT_KEY = web.AppKey("plugin_context", PluginContext)

@@ -22,12 +22,12 @@ from nodepeer import NodePeer, eventually, free_port, node_ready, running_server
 
 from collab import protocol as p
 from collab.client import SyncClient
-from collab.cluster import UPDATE
+from collab.relay import UPDATE
 from collab.schema import ProjectDocument
 from collab.tokens import Role
 from dawclient.channel import connect
 from dawserver.config import ServerConfig
-from dawserver.keys import CLUSTER, STORE, TOKENS
+from dawserver.keys import RELAY, STORE, TOKENS
 from dawserver.projects import import_session
 from dsp_core.session import Clip, Session, Track
 
@@ -90,7 +90,7 @@ async def deployment(tmp_path: Path, database_url: str, redis_url: str,
     async with running_server(configs["a"]) as app_a, running_server(configs["b"]) as app_b:
         info = await import_session(app_a[STORE], jam())
         for app in (app_a, app_b):
-            app[CLUSTER].poll_seconds = 0.3
+            app[RELAY].poll_seconds = 0.3
         yield Deployment({"a": app_a, "b": app_b}, configs, info.project_id)
 
 
@@ -177,7 +177,7 @@ async def test_a_lost_announcement_is_read_from_the_store(
         tmp_path: Path, collab_database_url: str, redis_url: str, monkeypatch) -> None:
     async with deployment(tmp_path, collab_database_url, redis_url) as dep, \
             dep.client("a", "ana") as ana, dep.client("b", "ben") as ben:
-        cluster_b = dep.apps["b"][CLUSTER]
+        cluster_b = dep.apps["b"][RELAY]
         dispatch = cluster_b._dispatch
         dropped = []
 
@@ -196,7 +196,7 @@ async def test_a_lost_announcement_is_read_from_the_store(
 async def test_a_lost_revocation_is_found_in_the_store(
         tmp_path: Path, collab_database_url: str, redis_url: str, monkeypatch) -> None:
     async with deployment(tmp_path, collab_database_url, redis_url) as dep:
-        cluster_b = dep.apps["b"][CLUSTER]
+        cluster_b = dep.apps["b"][RELAY]
         cluster_b.revocation_check_seconds = 0.5
         dispatch = cluster_b._dispatch
         monkeypatch.setattr(cluster_b, "_dispatch", lambda message: None if message[
@@ -208,7 +208,7 @@ async def test_a_process_listens_only_to_the_projects_it_holds(
         tmp_path: Path, collab_database_url: str, redis_url: str) -> None:
     async with deployment(tmp_path, collab_database_url, redis_url,
                           idle_unload_seconds=0.2) as dep:
-        redis = dep.apps["a"][CLUSTER]._redis
+        redis = dep.apps["a"][RELAY]._redis
         channel = f"maxbooster:room:{dep.project_id}"
 
         async def listeners() -> int:
@@ -273,7 +273,7 @@ async def test_processes_keep_in_step_through_a_redis_restart(
         await eventually(lambda: gain(ben.document, "t4") == -4.0, timeout=20)
         await eventually(lambda: gain(ana.document, "t5") == -4.0, timeout=20)
         # ...and announcements flow again once the subscription is back.
-        dep.apps["b"][CLUSTER].poll_seconds = 3600
+        dep.apps["b"][RELAY].poll_seconds = 3600
         await asyncio.sleep(0.5)
         ana.document.set_track_gain("t6", -9.0)
         await eventually(lambda: gain(ben.document, "t6") == -9.0, timeout=20)

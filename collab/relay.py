@@ -53,11 +53,11 @@ OUTBOX_LIMIT = 10_000
 MemberCallback = Callable[[str, str, Role | None], Awaitable[object]]
 
 
-class ClusterError(CollabError):
+class RelayError(CollabError):
     """Redis could not be reached or refused the subscription."""
 
 
-class RedisCluster:
+class RedisRelay:
     """This process's link to the other server processes (an async context manager).
 
     Parameters
@@ -102,7 +102,7 @@ class RedisCluster:
     async def start(self) -> None:
         """Connect, subscribe, and start the reader, publisher and poller tasks."""
         if self._redis is not None:
-            raise CollabError("the Redis cluster link is already started")
+            raise CollabError("the Redis relay is already started")
         # Commands time out; the subscription connection idles, so it pings instead.
         self._redis = aioredis.from_url(self.url, socket_connect_timeout=5, socket_timeout=5)
         self._listener = aioredis.from_url(self.url, socket_connect_timeout=5,
@@ -113,14 +113,14 @@ class RedisCluster:
             await self._pubsub.subscribe(self._members_channel)
         except (OSError, RedisError) as exc:
             await self._close_clients()
-            raise ClusterError(f"cannot reach Redis at {self.url}: {exc}") from None
+            raise RelayError(f"cannot reach Redis at {self.url}: {exc}") from None
         self._tasks = [
-            asyncio.create_task(self._read_loop(), name="cluster reader"),
-            asyncio.create_task(self._publish_loop(), name="cluster publisher"),
-            asyncio.create_task(self._subscription_loop(), name="cluster subscriptions"),
-            asyncio.create_task(self._poll_loop(), name="cluster poller"),
+            asyncio.create_task(self._read_loop(), name="relay reader"),
+            asyncio.create_task(self._publish_loop(), name="relay publisher"),
+            asyncio.create_task(self._subscription_loop(), name="relay subscriptions"),
+            asyncio.create_task(self._poll_loop(), name="relay poller"),
         ]
-        log.info("cluster link up (%s, instance %s)", self.url, self.instance.hex())
+        log.info("relay up (%s, instance %s)", self.url, self.instance.hex())
 
     async def stop(self) -> None:
         """Send what is queued, then disconnect (idempotent)."""
@@ -195,7 +195,7 @@ class RedisCluster:
         except asyncio.QueueFull:  # Redis is stuck; the store and the checks cover it
             self._dropped += 1
             if self._dropped % 1000 == 1:
-                log.warning("cluster: Redis is not keeping up; %d announcements dropped",
+                log.warning("relay: Redis is not keeping up; %d announcements dropped",
                             self._dropped)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
@@ -210,7 +210,7 @@ class RedisCluster:
             try:
                 await self._redis.publish(channel, data)
             except (OSError, RedisError) as exc:  # the rooms elsewhere read it from the store
-                log.warning("cluster: could not publish on %s: %s", channel, exc)
+                log.warning("relay: could not publish on %s: %s", channel, exc)
             finally:
                 self._outbox.task_done()
 
@@ -224,7 +224,7 @@ class RedisCluster:
                 else:
                     await self._pubsub.unsubscribe(channel)
             except (OSError, RedisError) as exc:  # re-subscribed on reconnection
-                log.warning("cluster: could not (un)subscribe %s: %s", channel, exc)
+                log.warning("relay: could not (un)subscribe %s: %s", channel, exc)
 
     async def _read_loop(self) -> None:
         assert self._pubsub is not None
@@ -235,7 +235,7 @@ class RedisCluster:
                     delay = 0.1
                     self._dispatch(message)
             except (OSError, RedisError) as exc:
-                log.warning("cluster: Redis subscription lost (%s); retrying in %.1f s",
+                log.warning("relay: Redis subscription lost (%s); retrying in %.1f s",
                             exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -263,10 +263,10 @@ class RedisCluster:
             try:
                 revoked = room.revoked_users(await room.store.revocations(room.project_id))
             except StoreError as exc:
-                log.warning("cluster: cannot check revocations of %s: %s", room.project_id, exc)
+                log.warning("relay: cannot check revocations of %s: %s", room.project_id, exc)
                 continue
             for user in revoked:
-                log.info("cluster: %s was revoked on %s elsewhere; closing here",
+                log.info("relay: %s was revoked on %s elsewhere; closing here",
                          user, room.project_id)
                 await self._tell_members(room.project_id, user, None)
 
@@ -286,7 +286,7 @@ class RedisCluster:
         elif kind == AWARENESS:
             room.receive_awareness(body)
         else:
-            log.warning("cluster: ignoring an unknown message on %s", channel)
+            log.warning("relay: ignoring an unknown message on %s", channel)
 
     async def _member_change(self, data: bytes) -> None:
         try:
@@ -296,7 +296,7 @@ class RedisCluster:
             role = Role(change["role"]) if change["role"] else None
             project_id, user = str(change["project"]), str(change["user"])
         except (ValueError, KeyError, TypeError) as exc:
-            log.warning("cluster: ignoring a malformed member change: %s", exc)
+            log.warning("relay: ignoring a malformed member change: %s", exc)
             return
         await self._tell_members(project_id, user, role)
 
@@ -305,7 +305,7 @@ class RedisCluster:
             try:
                 await callback(project_id, user, role)
             except Exception:
-                log.exception("cluster: member change callback failed")
+                log.exception("relay: member change callback failed")
 
 
 async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:

@@ -8,7 +8,7 @@ the cross-process figures as ratios to the same-process ones, from the same run.
 
 Run by hand::
 
-    python -m pytest benchmarks/bench_cluster.py -s -p no:cacheprovider
+    python -m pytest benchmarks/bench_relay.py -s -p no:cacheprovider
 """
 
 from __future__ import annotations
