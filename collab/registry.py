@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from .errors import CapacityError, CollabError, ProjectNotFound
-from .room import Room, RoomLimits
+from .room import DocumentType, Room, RoomLimits
 from .store import Store
 from .tokens import Role
 
@@ -36,8 +36,10 @@ class RoomRegistry:
     """Loads, shares and unloads :class:`Room` objects (an async context manager)."""
 
     def __init__(self, store: Store, limits: RegistryLimits | None = None,
-                 room_limits: RoomLimits | None = None) -> None:
+                 room_limits: RoomLimits | None = None, *,
+                 document_type: DocumentType | None = None) -> None:
         self.store = store
+        self.document_type = document_type
         self.limits = limits or RegistryLimits()
         self.room_limits = room_limits or RoomLimits()
         self.rooms: dict[str, Room] = {}
@@ -118,7 +120,8 @@ class RoomRegistry:
                 raise ProjectNotFound(f"no project {project_id!r} in the store")
             async with self._lock:
                 await self._make_room_for_one()
-                room = Room(project_id, self.store, self.room_limits)
+                room = Room(project_id, self.store, self.room_limits,
+                            document_type=self.document_type)
                 await room.start()
                 self.rooms[project_id] = room
             for hook in self._room_hooks:

@@ -18,9 +18,14 @@ An update queued just before its sender disconnects is still stored and
 relayed; only a peer the server refused (revoked, malformed input) or whose
 role no longer allows editing has its queued updates dropped.
 
+The room knows nothing of what the document holds: the server hands it a
+``document_type`` (:class:`collab.schema.ProjectDocument`), a typed view of
+the Yjs document that it offers as :attr:`Room.document` and whose
+``undo_scopes`` names the top-level maps server edits may undo.
+
 Server-made edits (:meth:`Room.edit`) travel the same batch path.  An edit
 made with ``undoable=True`` is tracked by the room's undo manager (on the
-``UNDO_SCOPES`` maps); :meth:`Room.undo` and :meth:`Room.redo` revert and replay
+``undo_scopes`` maps); :meth:`Room.undo` and :meth:`Room.redo` revert and replay
 such edits as server edits of their own: durable and relayed like any other.
 The undo history lives in memory: it starts empty each time the room starts.
 
@@ -49,22 +54,19 @@ from . import protocol as p
 from .errors import CollabError, MalformedMessage, SeqConflict, StoreError
 from .peer import Channel, Peer
 from .presence import Presence
-from .schema import ProjectDocument
 from .sequence import SeqTracker
 from .store import Store
 from .tokens import Role
 from .trial import TrialDoc, UnappliableUpdate, UpdateAhead, apply_update, load_document
 from .update_format import MalformedUpdate, UpdateSummary, read_update
 
-__all__ = ["UNDO_SCOPES", "UNDOABLE_ORIGIN", "Channel", "Peer", "Room", "RoomLimits",
+__all__ = ["UNDOABLE_ORIGIN", "Channel", "DocumentType", "Peer", "Room", "RoomLimits",
            "RoomLink"]
 
 log = logging.getLogger(__name__)
 
 #: Transaction origin of server edits that :meth:`Room.undo` can revert.
 UNDOABLE_ORIGIN = "server-undoable"
-#: The document maps an undo step restores (the ones a text edit writes).
-UNDO_SCOPES = ("clips", "transcripts")
 #: How long a room waits for a missing update to arrive before reading it from the store.
 CATCH_UP_DELAY = 0.2
 #: Updates this large are read in a worker thread (a client's sync step 2 after offline
@@ -108,17 +110,34 @@ class RoomLimits:
             log_updates > 0 and log_bytes >= max(self.compact_min_bytes, snapshot_bytes))
 
 
+class DocumentType(Protocol):
+    """A typed view of a room's Yjs document: ``document_type(doc)``.
+
+    ``undo_scopes`` names the top-level maps an undoable server edit may touch.
+    """
+
+    undo_scopes: tuple[str, ...]
+
+    def __call__(self, doc: Doc) -> Any: ...
+
+
 class Room:
-    """The live document of one project (an async context manager)."""
+    """The live document of one project (an async context manager).
+
+    ``document_type`` makes :attr:`document`, the view server edits receive;
+    without one, ``document`` is None and nothing can be undone.
+    """
 
     def __init__(self, project_id: str, store: Store, limits: RoomLimits | None = None,
-                 link: RoomLink | None = None) -> None:
+                 link: RoomLink | None = None, *,
+                 document_type: DocumentType | None = None) -> None:
         self.project_id = project_id
         self.store = store
         self.limits = limits or RoomLimits()
         self.link = link
+        self.document_type = document_type
         self.doc = Doc()
-        self.document = ProjectDocument(self.doc)
+        self.document: Any = None
         self.peers: set[Peer] = set()
         self.presence = Presence()
         self._seqs = SeqTracker()
@@ -165,7 +184,9 @@ class Room:
         except UnappliableUpdate as exc:
             raise StoreError(f"project {self.project_id}: the stored snapshot cannot be "
                              f"applied ({exc}); restore it from a backup") from None
-        self.doc, self.document, self._trial = doc, ProjectDocument(doc), TrialDoc(doc)
+        self.doc, self._trial = doc, TrialDoc(doc)
+        if self.document_type is not None:
+            self.document = self.document_type(doc)
         self.doc.observe(self._on_transaction)
         self._seqs, self._snapshot_seq = SeqTracker(stored.last_seq), stored.snapshot_seq
         self._snapshot_bytes = len(stored.snapshot or b"")
@@ -173,7 +194,8 @@ class Room:
         if left_out:
             await self._quarantine(left_out, stored.last_seq)
         # Created after loading, so only edits made from now on can be undone.
-        self._undo = UndoManager(scopes=[self.doc.get(name, type=Map) for name in UNDO_SCOPES],
+        scopes = getattr(self.document_type, "undo_scopes", ())
+        self._undo = UndoManager(scopes=[self.doc.get(name, type=Map) for name in scopes],
                                  capture_timeout_millis=0)
         self._undo.include_origin(UNDOABLE_ORIGIN)
         self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush {self.project_id}")
@@ -371,16 +393,16 @@ class Room:
             self._whole = self.doc.get_update()
         return self._whole
 
-    async def edit(self, change: Callable[[ProjectDocument], None], *,
-                   undoable: bool = False) -> None:
-        """Make a server-side edit; returns once it is durable and relayed to every peer.
+    async def edit(self, change: Callable[[Any], None], *, undoable: bool = False) -> None:
+        """Make a server-side edit of :attr:`document`; returns once it is durable and
+        relayed to every peer.
 
         With ``undoable=True`` the edit becomes one step of the room's undo history.
         """
         origin = UNDOABLE_ORIGIN if undoable else "server"
 
         def run() -> None:
-            with self.document.transaction(origin=origin):
+            with self.doc.transaction(origin=origin):
                 change(self.document)
 
         await self._local(run)

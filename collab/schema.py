@@ -152,6 +152,9 @@ class ProjectDocument:
     update on the wire.  Group several calls with :meth:`transaction`.
     """
 
+    #: The maps an undoable server edit (a text edit of a transcript) may restore.
+    undo_scopes = ("clips", "transcripts")
+
     def __init__(self, doc: Doc | None = None) -> None:
         self.doc = doc if doc is not None else Doc()
         self._roots = {name: self.doc.get(name, type=Map) for name in ROOTS}

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from collab.registry import RegistryLimits, RoomRegistry
 from collab.room import RoomLimits
+from collab.schema import ProjectDocument
 from collab.store import open_store
 from collab.tokens import TokenSigner
 
@@ -63,6 +64,7 @@ async def collab_context(app: web.Application) -> AsyncIterator[None]:
                            idle_seconds=config.idle_unload_seconds),
             RoomLimits(max_message_bytes=config.max_message_bytes,
                        compact_every=config.compact_every),
+            document_type=ProjectDocument,
         )
         engines = ProjectEngines(debounce=config.engine_debounce_seconds, enabled=config.engine)
         registry.on_room_loaded(engines.attach)

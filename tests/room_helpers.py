@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from collab import protocol as p
-from collab.room import Peer, Room
+from collab.room import Peer, Room, RoomLimits
 from collab.schema import ProjectDocument
+from collab.store import Store
 from collab.tokens import Grant, Role
 
 
@@ -82,3 +83,8 @@ async def wait_for(check, timeout: float = 5.0):
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.005)
     return result
+
+
+def project_room(project_id: str, store: Store, limits: RoomLimits | None = None) -> Room:
+    """A room whose document is a project (:class:`ProjectDocument`), as the server has."""
+    return Room(project_id, store, limits, document_type=ProjectDocument)

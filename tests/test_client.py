@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from room_helpers import project_room
 
 from collab.client import SyncClient
 from collab.room import Peer, Room
@@ -48,7 +49,7 @@ async def room(tmp_path: Path):
     async with open_store(None, tmp_path) as store:
         session = Session(tracks=[Track("t1"), Track("t2")])
         await store.create_project("p", "P", ProjectDocument.from_session(session).doc.get_update())
-        async with Room("p", store) as room:
+        async with project_room("p", store) as room:
             yield room
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from helpers_audio import DictLoader
+from room_helpers import project_room
 
 from collab.room import Room
 from collab.store import open_store
@@ -37,7 +38,7 @@ def session() -> Session:
 async def room(tmp_path: Path):
     async with open_store(None, tmp_path) as store:
         info = await import_session(store, session())
-        async with Room(info.project_id, store) as room:
+        async with project_room(info.project_id, store) as room:
             yield room
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 from nodepeer import NodePeer, eventually, free_port, node_ready, running_server
+from room_helpers import project_room
 
-from collab.room import Room
 from collab.store import open_store
 from dawserver.config import ServerConfig
 from dawserver.keys import ENGINES, ROOMS, STORE, TOKENS
@@ -38,7 +38,7 @@ def rms(block: np.ndarray) -> float:
 async def test_a_document_edit_is_in_the_next_render(tmp_path: Path) -> None:
     async with open_store(None, tmp_path) as store:
         info = await import_session(store, sine_session(tmp_path))
-        async with Room(info.project_id, store) as room:
+        async with project_room(info.project_id, store) as room:
             engine = ProjectEngine(room, debounce=10.0)
             before = rms(await engine.render(0, RATE))
             await room.edit(lambda d: d.set_track_gain("t0", -120.0))
@@ -53,7 +53,7 @@ async def test_a_document_edit_is_in_the_next_render(tmp_path: Path) -> None:
 async def test_an_invalid_document_keeps_the_last_good_engine_state(tmp_path: Path) -> None:
     async with open_store(None, tmp_path) as store:
         info = await import_session(store, sine_session(tmp_path))
-        async with Room(info.project_id, store) as room:
+        async with project_room(info.project_id, store) as room:
             engine = ProjectEngine(room, debounce=0.0)
             before = rms(await engine.render(0, RATE))
             # the clip now runs 10 s past the end of its 2 s source: the engine refuses it
@@ -65,7 +65,7 @@ async def test_clips_overlapping_in_the_live_document_are_layered(tmp_path: Path
     """Two users can drop clips on one spot at once: the engine sums them, it never stalls."""
     async with open_store(None, tmp_path) as store:
         info = await import_session(store, sine_session(tmp_path))
-        async with Room(info.project_id, store) as room:
+        async with project_room(info.project_id, store) as room:
             engine = ProjectEngine(room, debounce=0.0)
             await room.edit(lambda d: d.set_track_gain("t0", -120.0))
             one_sine = rms(await engine.render(0, RATE))

@@ -42,7 +42,7 @@ async def store(tmp_path: Path):
 
 
 async def test_many_simultaneous_opens_load_a_project_once(store) -> None:
-    async with RoomRegistry(store) as registry:
+    async with RoomRegistry(store, document_type=ProjectDocument) as registry:
         async def open_it():
             async with registry.use("a") as room:
                 await asyncio.sleep(0.01)
@@ -53,7 +53,7 @@ async def test_many_simultaneous_opens_load_a_project_once(store) -> None:
 
 
 async def test_unknown_project_is_not_found_and_leaves_nothing_behind(store) -> None:
-    async with RoomRegistry(store) as registry:
+    async with RoomRegistry(store, document_type=ProjectDocument) as registry:
         with pytest.raises(ProjectNotFound, match="no project 'zzz'"):
             async with registry.use("zzz"):
                 pass
@@ -62,7 +62,8 @@ async def test_unknown_project_is_not_found_and_leaves_nothing_behind(store) -> 
 
 async def test_an_idle_room_is_persisted_and_unloaded(store) -> None:
     unloaded = []
-    async with RoomRegistry(store, RegistryLimits(idle_seconds=0.05)) as registry:
+    async with RoomRegistry(store, RegistryLimits(idle_seconds=0.05),
+                            document_type=ProjectDocument) as registry:
         registry.on_room_unloaded(unloaded.append)
         async with registry.use("a") as room:
             await room.edit(lambda d: d.set_track_gain("t1", -4.0))
@@ -78,7 +79,8 @@ async def test_an_idle_room_is_persisted_and_unloaded(store) -> None:
 
 
 async def test_reopening_before_the_idle_delay_keeps_the_room(store) -> None:
-    async with RoomRegistry(store, RegistryLimits(idle_seconds=0.1)) as registry:
+    async with RoomRegistry(store, RegistryLimits(idle_seconds=0.1),
+                            document_type=ProjectDocument) as registry:
         async with registry.use("a") as first:
             pass
         await asyncio.sleep(0.05)
@@ -89,7 +91,7 @@ async def test_reopening_before_the_idle_delay_keeps_the_room(store) -> None:
 
 async def test_the_document_cap_unloads_idle_rooms_and_refuses_when_all_are_busy(store) -> None:
     limits = RegistryLimits(max_documents=2, idle_seconds=60)
-    async with RoomRegistry(store, limits) as registry:
+    async with RoomRegistry(store, limits, document_type=ProjectDocument) as registry:
         async with registry.use("a"):
             pass
         async with registry.use("b"), registry.use("c"):
@@ -102,7 +104,7 @@ async def test_the_document_cap_unloads_idle_rooms_and_refuses_when_all_are_busy
 
 async def test_load_hooks_see_every_loaded_room(store) -> None:
     seen = []
-    async with RoomRegistry(store) as registry:
+    async with RoomRegistry(store, document_type=ProjectDocument) as registry:
         registry.on_room_loaded(lambda room: seen.append(room.project_id))
         async with registry.use("a"), registry.use("b"):
             pass
@@ -112,7 +114,7 @@ async def test_load_hooks_see_every_loaded_room(store) -> None:
 async def test_a_server_edit_that_cannot_be_stored_makes_the_room_reload(store) -> None:
     from collab.errors import StoreError
 
-    async with RoomRegistry(store) as registry:
+    async with RoomRegistry(store, document_type=ProjectDocument) as registry:
         async with registry.use("a") as room:
             real_append = store.inner.append
 

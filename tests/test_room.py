@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from pycrdt import Doc
-from room_helpers import Client, MemoryChannel, wait_for
+from room_helpers import Client, MemoryChannel, project_room, wait_for
 
 from collab import protocol as p
-from collab.room import Room, RoomLimits
+from collab.room import RoomLimits
 from collab.schema import ProjectDocument
 from collab.store import open_store
 from collab.tokens import Role
@@ -52,7 +52,7 @@ class GatedStore:
 
 async def test_an_update_is_relayed_only_after_it_is_durable(store) -> None:
     gated = GatedStore(store)
-    async with Room("song", gated) as room:
+    async with project_room("song", gated) as room:
         ana, ben = Client(room), Client(room, user="ben")
         gated.gate.set()
         await ana.sync()
@@ -74,7 +74,7 @@ async def test_an_update_is_relayed_only_after_it_is_durable(store) -> None:
 
 
 async def test_viewer_updates_are_refused_and_the_viewer_is_told(store) -> None:
-    async with Room("song", store) as room:
+    async with project_room("song", store) as room:
         editor, viewer = Client(room), Client(room, Role.VIEWER, "val")
         await editor.sync()
         await viewer.sync()
@@ -91,7 +91,7 @@ async def test_viewer_updates_are_refused_and_the_viewer_is_told(store) -> None:
 
 
 async def test_a_viewers_empty_sync_reply_is_not_a_refusal(store) -> None:
-    async with Room("song", store) as room:
+    async with project_room("song", store) as room:
         viewer = Client(room, Role.VIEWER, "val")
         await viewer.sync()
         viewer.send(p.sync_step2(viewer.doc.doc.get_update(room.doc.get_state())))
@@ -108,7 +108,7 @@ async def test_a_viewers_empty_sync_reply_is_not_a_refusal(store) -> None:
     (p.sync_update(b"\x00" * 5000), p.CloseCode.MESSAGE_TOO_BIG),
 ])
 async def test_a_bad_message_closes_only_its_connection(store, garbage, code) -> None:
-    async with Room("song", store, RoomLimits(max_message_bytes=4096)) as room:
+    async with project_room("song", store, RoomLimits(max_message_bytes=4096)) as room:
         good, bad = Client(room), Client(room, user="mallory")
         await good.sync()
         await bad.sync()
@@ -122,7 +122,7 @@ async def test_a_bad_message_closes_only_its_connection(store, garbage, code) ->
 
 
 async def test_a_late_joiner_gets_the_full_state(store) -> None:
-    async with Room("song", store) as room:
+    async with project_room("song", store) as room:
         ana = Client(room)
         await ana.sync()
         for i in range(4):
@@ -137,7 +137,7 @@ async def test_a_late_joiner_gets_the_full_state(store) -> None:
 
 
 async def test_server_edits_are_durable_and_reach_every_peer(store) -> None:
-    async with Room("song", store) as room:
+    async with project_room("song", store) as room:
         ana = Client(room)
         await ana.sync()
         await room.edit(lambda d: d.update_transport(tempo=140.0))
@@ -151,7 +151,7 @@ async def test_server_edits_are_durable_and_reach_every_peer(store) -> None:
 
 
 async def test_presence_is_relayed_and_cleared_when_a_client_leaves(store) -> None:
-    async with Room("song", store) as room:
+    async with project_room("song", store) as room:
         ana, ben = Client(room), Client(room, user="ben")
         await ana.sync()
         await ben.sync()
@@ -167,7 +167,7 @@ async def test_presence_is_relayed_and_cleared_when_a_client_leaves(store) -> No
 
 
 async def test_disconnect_user_closes_only_that_users_connections(store) -> None:
-    async with Room("song", store) as room:
+    async with project_room("song", store) as room:
         ana, ben = Client(room), Client(room, user="ben")
         await ana.sync()
         assert room.disconnect_user("ben", p.CloseCode.ROLE_REVOKED, "revoked") == 1
@@ -178,7 +178,7 @@ async def test_disconnect_user_closes_only_that_users_connections(store) -> None
 
 
 async def test_an_update_sent_just_before_closing_is_stored_and_relayed(store) -> None:
-    async with Room("song", store) as room:
+    async with project_room("song", store) as room:
         ana, ben = Client(room), Client(room, user="ben")
         await ana.sync()
         await ben.sync()
@@ -190,14 +190,14 @@ async def test_an_update_sent_just_before_closing_is_stored_and_relayed(store) -
         assert relayed and ben.doc.track("t2")["gain_db"] == -7.5
         assert room.last_seq == 1
         await ben.leave()
-    async with Room("song", store) as reloaded:
+    async with project_room("song", store) as reloaded:
         assert reloaded.document.track("t2")["gain_db"] == -7.5
 
 
 async def test_a_revoked_peers_queued_update_is_dropped(store) -> None:
     gated = GatedStore(store)
     gated.gate.set()
-    async with Room("song", gated) as room:
+    async with project_room("song", gated) as room:
         ana, ben = Client(room), Client(room, user="ben")
         await ana.sync()
         await ben.sync()
@@ -213,7 +213,7 @@ async def test_a_revoked_peers_queued_update_is_dropped(store) -> None:
 
 async def test_a_lowered_role_drops_the_updates_still_queued(store) -> None:
     gated = GatedStore(store)
-    async with Room("song", gated) as room:
+    async with project_room("song", gated) as room:
         ana = Client(room)
         gated.gate.set()
         await ana.sync()
@@ -237,7 +237,7 @@ async def test_restart_restores_the_document_exactly(collab_database_url: str,
     async with open_store(collab_database_url, tmp_path) as store:
         await store.create_project("song", "Song",
                                    ProjectDocument.from_session(a_session()).doc.get_update())
-        async with Room("song", store, RoomLimits(compact_every=7)) as room:
+        async with project_room("song", store, RoomLimits(compact_every=7)) as room:
             ana = Client(room)
             await ana.sync()
             for i in range(20):
@@ -250,7 +250,8 @@ async def test_restart_restores_the_document_exactly(collab_database_url: str,
             await ana.leave()
             before_stop = await store.load("song")
         assert before_stop.snapshot_seq >= 7 and before_stop.last_seq == 21
-    async with open_store(collab_database_url, tmp_path) as store, Room("song", store) as room:
+    async with open_store(collab_database_url, tmp_path) as store, \
+            project_room("song", store) as room:
         assert room.document.to_json() == expected
         assert room.doc.get_state() == expected_state
 
@@ -260,7 +261,7 @@ async def test_a_room_that_dies_without_stopping_reloads_what_every_client_recei
     async with open_store(collab_database_url, tmp_path) as store:
         await store.create_project("song", "Song",
                                    ProjectDocument.from_session(a_session()).doc.get_update())
-        room = Room("song", store, RoomLimits(compact_every=7))
+        room = project_room("song", store, RoomLimits(compact_every=7))
         await room.start()
         ana, ben = Client(room), Client(room, user="ben")
         await ana.sync()
@@ -288,7 +289,8 @@ async def test_a_room_that_dies_without_stopping_reloads_what_every_client_recei
         await asyncio.gather(room._flusher, ana.task, ben.task, return_exceptions=True)
         on_disk = await store.load("song")
         assert 7 <= on_disk.snapshot_seq < on_disk.last_seq == 22
-    async with open_store(collab_database_url, tmp_path) as store, Room("song", store) as again:
+    async with open_store(collab_database_url, tmp_path) as store, \
+            project_room("song", store) as again:
         assert again.last_seq == 22
         assert again.document.to_json() == received
         assert len(again.document.markers()) == 10 and "c2" not in received["clips"]
@@ -296,7 +298,7 @@ async def test_a_room_that_dies_without_stopping_reloads_what_every_client_recei
 
 
 async def test_updates_from_many_peers_are_batched_and_all_kept(store) -> None:
-    async with Room("song", store) as room:
+    async with project_room("song", store) as room:
         clients = [Client(room, user=f"u{i}") for i in range(6)]
         for client in clients:
             await client.sync()
@@ -320,7 +322,7 @@ class StuckChannel(MemoryChannel):
 
 
 async def test_a_peer_that_stops_reading_is_dropped_and_the_others_continue(store) -> None:
-    async with Room("song", store, RoomLimits(max_outbox=3)) as room:
+    async with project_room("song", store, RoomLimits(max_outbox=3)) as room:
         ana = Client(room)
         stuck = Client(room, user="stuck")
         stuck.channel.__class__ = StuckChannel
@@ -365,7 +367,7 @@ class FailingStore(GatedStore):
 
 async def test_a_failed_append_changes_nothing_and_closes_only_its_senders(store) -> None:
     failing = FailingStore(store)
-    async with Room("song", failing) as room:
+    async with project_room("song", failing) as room:
         ana, ben = Client(room), Client(room, user="ben")
         await ana.sync()
         await ben.sync()
@@ -383,7 +385,7 @@ async def test_a_failed_append_changes_nothing_and_closes_only_its_senders(store
 
 async def test_an_undoable_server_edit_is_undone_and_redone_durably_for_every_peer(
         store) -> None:
-    async with Room("song", store) as room:
+    async with project_room("song", store) as room:
         ana = Client(room)
         await ana.sync()
         before = room.document.to_json()
@@ -402,14 +404,14 @@ async def test_an_undoable_server_edit_is_undone_and_redone_durably_for_every_pe
         assert room.document.to_json() == edited
         undone = room.document.to_json()
         await ana.leave()
-    async with Room("song", store) as room:
+    async with project_room("song", store) as room:
         assert room.document.to_json() == undone
         assert not room.can_undo  # the history is per room session
 
 
 async def test_an_idle_room_gives_back_its_trial_copy(store, monkeypatch) -> None:
     monkeypatch.setattr("collab.room.TRIAL_IDLE_SECONDS", 0.2)
-    async with Room("song", store) as room:
+    async with project_room("song", store) as room:
         ana = Client(room)
         await ana.sync()
         assert not room._trial.held  # a room nobody edits never makes one

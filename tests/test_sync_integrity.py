@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from nodepeer import node_ready, normalised, yjs_replay
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
-from room_helpers import Client, wait_for
+from room_helpers import Client, project_room, wait_for
 from yjs_updates import (
     BAD_PARENT,
     TYPE_REF_9,
@@ -94,7 +94,7 @@ async def test_fuzzed_updates_never_break_the_room(collab_database_url: str,
     corpus = [TYPE_REF_9, BAD_PARENT, CONTENT_0X38] + [fuzzer.update() for _ in range(FUZZED)]
     async with open_store(collab_database_url, tmp_path) as store:
         await store.create_project("song", "Song", seed)
-        room = Room("song", store, NO_COMPACTION)
+        room = project_room("song", store, NO_COMPACTION)
         await room.start()
         ana, ben = Client(room, user="ana"), Client(room, user="ben")
         await ana.sync()
@@ -133,12 +133,12 @@ async def test_fuzzed_updates_never_break_the_room(collab_database_url: str,
         assert replay["errors"] == []
         assert normalised(replay["document"]) == seen
 
-        async with Room("song", store) as reloaded:  # from the log, while the room runs
+        async with project_room("song", store) as reloaded:  # from the log, while the room runs
             assert readable(reloaded.doc) == seen
         await ana.leave()
         await ben.leave()
         await room.stop()
-        async with Room("song", store) as reloaded:  # from the final snapshot
+        async with project_room("song", store) as reloaded:  # from the final snapshot
             assert readable(reloaded.doc) == seen
 
 
@@ -186,7 +186,7 @@ async def test_a_poisoned_log_still_loads_and_its_bad_updates_are_quarantined(
         await store.append("song", 1, [good[0], BAD_PARENT, TYPE_REF_9, good[1]])
         before = metrics.UPDATES_QUARANTINED._value.get()
         with caplog.at_level(logging.ERROR, logger="collab.room"):
-            async with Room("song", store) as room:
+            async with project_room("song", store) as room:
                 markers = [m["name"] for m in room.document.markers()]
                 gain = room.document.track("t1")["gain_db"]
         assert markers == ["v"] and gain == -3.0
@@ -197,7 +197,7 @@ async def test_a_poisoned_log_still_loads_and_its_bad_updates_are_quarantined(
             (2, BAD_PARENT), (3, TYPE_REF_9)]
         stored = await store.load("song")
         assert BAD_PARENT not in stored.updates and TYPE_REF_9 not in stored.updates
-        async with Room("song", store) as again:  # loads cleanly, nothing new quarantined
+        async with project_room("song", store) as again:  # loads cleanly, nothing new quarantined
             assert [m["name"] for m in again.document.markers()] == ["v"]
         assert metrics.UPDATES_QUARANTINED._value.get() - before == 2
 
@@ -224,7 +224,7 @@ async def test_an_unexpected_error_in_a_batch_does_not_stop_the_room(
     async with open_store(None, tmp_path) as inner:
         await inner.create_project("song", "Song", project.doc.get_update())
         store = ExplodingStore(inner)
-        room = Room("song", store)
+        room = project_room("song", store)
         await room.start()
         ana = Client(room, user="ana")
         await ana.sync()
@@ -237,7 +237,7 @@ async def test_an_unexpected_error_in_a_batch_does_not_stop_the_room(
         assert not room._flusher.done()  # the flusher lives on ...
         assert room.diverged  # ... and the document is reloaded before anyone edits again
         await room.stop()
-        async with Room("song", inner) as fresh:
+        async with project_room("song", inner) as fresh:
             bob = Client(fresh, user="bob")
             await bob.sync()
             bob.edit(lambda d: d.set_track_gain("t0", -2.0))
