@@ -1,7 +1,7 @@
 """HTTP routes and the background service for transcription and text-based editing.
 
 ``setup_transcription(app)`` adds a :class:`transcription.jobs.JobService`
-(jobs in the server database, :mod:`dawserver.transcription_store`, requeued
+(jobs in the server database, :mod:`transcription.job_store`, requeued
 when the server starts again) and these routes (token as for every route; see
 docs/transcription.md):
 
@@ -39,20 +39,20 @@ from aiohttp import web
 
 from collab.errors import ProjectNotFound, SchemaError
 from collab.tokens import Role
+from database import open_database
 from dsp_core.errors import DspError
 from transcription.editing import EditOptions
 from transcription.errors import EditError, JobError, LanguageError, TranscriptionError
 from transcription.formats import FORMATS, export
+from transcription.job_store import JobStore
 from transcription.jobs import DONE, Job, JobService
 from transcription.languages import normalize_language
 from transcription.models import ENV_MODEL
 
 from .api import _body, _error, _grant
 from .assets import _project_asset
-from .database import open_database
 from .keys import CONFIG, ROOMS
 from .transcript_document import apply_text_edit, as_transcript, find_clip, store_transcript
-from .transcription_store import DatabaseJobStore
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +88,14 @@ async def transcription_context(app: web.Application) -> AsyncIterator[None]:
     """Open the job store, start the workers (requeueing jobs), stop them on shutdown."""
     config = app[CONFIG]
     async with open_database(config.database_url, config.data_dir) as database:
-        store = DatabaseJobStore(database)
+        store = JobStore(database)
         await store.setup()
         async with _serve(app, store):
             yield
 
 
 @contextlib.asynccontextmanager
-async def _serve(app: web.Application, store: DatabaseJobStore) -> AsyncIterator[None]:
+async def _serve(app: web.Application, store: JobStore) -> AsyncIterator[None]:
     service = JobService(store, _transcriber_factory(),
                          workers=max(1, int(os.environ.get(ENV_WORKERS, "1"))))
     pending: set[asyncio.Task] = set()
