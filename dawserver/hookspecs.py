@@ -11,8 +11,10 @@ data so a plug-in depends on nothing but the standard library:
   route needs a valid token (HTTP 401 without one) unless its permission is
   :data:`PUBLIC` (``"public"``); a route naming a permission also needs a role that
   holds it (HTTP 403);
-- a migration is ``(plugin, version, name, sql)`` applied once, in version order per
-  plug-in (``sql`` holds ``;``-separated statements, or a mapping of dialect to SQL);
+- a migration is a :class:`database.Migration`, applied once, in version order per
+  plug-in: a plug-in keeps them as ``migrations/NNNN_name.sql`` files beside its code
+  and returns ``database.load_migrations(name, folder)`` (docs/plugins.md); a tuple
+  ``(plugin, version, name, sql)`` is accepted too;
 - a background job is ``(name, coroutine_function)`` run as ``await fn(context)`` while
   the server runs and cancelled on shutdown;
 - a permission is ``(name, description)`` or ``(name, description, minimum_role)``:
@@ -41,8 +43,8 @@ def plugin_info() -> dict[str, str]:
 
 
 @hookspec
-def migrations() -> list[tuple[str, int, str, Any]]:
-    """Database migrations ``(plugin, version, name, sql)`` the plug-in needs."""
+def migrations() -> list[Any]:
+    """Database migrations (``database.Migration`` s) the plug-in needs."""
 
 
 @hookspec

@@ -29,9 +29,9 @@ from aiohttp import web
 
 from collab.errors import AuthError
 from collab.tokens import Role
+from database import Database, Migration, open_database
 from dawserver import hookspecs
 from dawserver.access import AccessDenied, authenticate, request_token
-from dawserver.database import Database, Migration, open_database
 from dawserver.keys import TOKENS
 
 logger = logging.getLogger(__name__)
@@ -249,11 +249,15 @@ def describe(pm: pluggy.PluginManager) -> list[PluginInfo]:
 
 
 def collect_migrations(pm: pluggy.PluginManager) -> list[Migration]:
-    """Every migration the loaded plug-ins contribute."""
+    """Every migration the loaded plug-ins contribute (``Migration`` s or plain tuples)."""
     found = []
     for batch in pm.hook.migrations():
-        for plugin, version, name, sql in batch:
-            found.append(Migration(plugin, int(version), name, sql))
+        for item in batch:
+            if isinstance(item, Migration):
+                found.append(item)
+            else:
+                component, version, name, sql = item
+                found.append(Migration(component, int(version), name, sql))
     return found
 
 

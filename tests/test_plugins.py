@@ -202,7 +202,7 @@ def test_installed_plugin_serves_routes_runs_jobs_and_hooks(third_party, tmp_pat
             assert third_party.SEEN["rendered"] == [("ada", "p1", str(tmp_path / "p1.wav"))]
             assert third_party.SEEN["events"] == ["demo.event"]
             assert context.db is not None
-        assert context.db is None or context.db._conn is None  # closed on shutdown
+        assert context.db is None or not context.db.started  # closed on shutdown
         assert (tmp_path / "collab.sqlite3").exists()
 
     asyncio.run(go())
