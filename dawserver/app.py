@@ -1,8 +1,10 @@
 """The aiohttp application: ``create_app(config)`` wires store, rooms, engines and routes.
 
-State lives under the typed keys of :mod:`dawserver.keys`; the store, the
-room registry and the engines are opened by one ``cleanup_ctx`` and closed
-cleanly (every document persisted) when the app stops.
+State lives under the typed keys of :mod:`dawserver.keys`.  The process's one
+database (:mod:`database`, from ``config.database_url``) is opened first and
+closed last; the collaboration store, the transcription jobs and the plug-ins
+all use it.  The store, the room registry and the engines are opened by one
+``cleanup_ctx`` and closed cleanly (every document persisted) when the app stops.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ from aiohttp import web
 
 from collab.registry import RegistryLimits, RoomRegistry
 from collab.room import RoomLimits
-from collab.store import open_store
+from collab.store import store_for
 from collab.tokens import TokenSigner
+from database import open_database
 
 from . import api, page, plugins
 from .assets import setup_assets
 from .bounces import setup_bounces
 from .cluster import cluster_link
 from .config import ServerConfig
-from .keys import CLUSTER, CONFIG, ENGINES, ROOMS, STORE, TOKENS
+from .keys import CLUSTER, CONFIG, DATABASE, ENGINES, ROOMS, STORE, TOKENS
 from .project_engine import ProjectEngines
 from .rtc import setup_rtc
 from .transcription_api import setup_transcription
@@ -38,6 +41,8 @@ def create_app(config: ServerConfig) -> web.Application:
     app = web.Application(client_max_size=config.max_message_bytes)
     app[CONFIG] = config
     app[TOKENS] = TokenSigner.from_data_dir(config.data_dir)
+    app[DATABASE] = open_database(config.database_url, config.data_dir)
+    app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(collab_context)
     app.router.add_get("/collab/{project_id}", collab_socket)
     app.router.add_routes(api.routes)
@@ -46,14 +51,21 @@ def create_app(config: ServerConfig) -> web.Application:
     setup_bounces(app)
     setup_rtc(app)
     setup_transcription(app)
-    plugins.install(app, config)
+    plugins.install(app, config, database=app[DATABASE])
     return app
+
+
+async def database_context(app: web.Application) -> AsyncIterator[None]:
+    """Open the process's database before every component and close it after them."""
+    async with app[DATABASE] as database:
+        log.info("database ready (%s)", database.redacted_url)
+        yield
 
 
 async def collab_context(app: web.Application) -> AsyncIterator[None]:
     """Open the store and the room registry; on shutdown persist and unload every room."""
     config = app[CONFIG]
-    store = open_store(config.database_url, config.data_dir)
+    store = store_for(app[DATABASE])
     async with store:
         registry = RoomRegistry(
             store,

@@ -39,7 +39,6 @@ from aiohttp import web
 
 from collab.errors import ProjectNotFound, SchemaError
 from collab.tokens import Role
-from database import open_database
 from dsp_core.errors import DspError
 from transcription.editing import EditOptions
 from transcription.errors import EditError, JobError, LanguageError, TranscriptionError
@@ -51,7 +50,7 @@ from transcription.models import ENV_MODEL
 
 from .api import _body, _error, _grant
 from .assets import _project_asset
-from .keys import CONFIG, ROOMS
+from .keys import DATABASE, ROOMS
 from .transcript_document import apply_text_edit, as_transcript, find_clip, store_transcript
 
 log = logging.getLogger(__name__)
@@ -86,12 +85,10 @@ def _transcriber_factory():  # noqa: ANN202 - returns a Transcriber factory
 
 async def transcription_context(app: web.Application) -> AsyncIterator[None]:
     """Open the job store, start the workers (requeueing jobs), stop them on shutdown."""
-    config = app[CONFIG]
-    async with open_database(config.database_url, config.data_dir) as database:
-        store = JobStore(database)
-        await store.setup()
-        async with _serve(app, store):
-            yield
+    store = JobStore(app[DATABASE])
+    await store.setup()
+    async with _serve(app, store):
+        yield
 
 
 @contextlib.asynccontextmanager
