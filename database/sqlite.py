@@ -52,6 +52,7 @@ class SqliteDatabase(Database):
         self.path = Path(path)
         self.url = f"sqlite://{self.path}"
         self._write_lock = asyncio.Lock()
+        self._transaction_task: asyncio.Task | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._reader: ThreadPoolExecutor | None = None
         self._checkpointer: ThreadPoolExecutor | None = None
@@ -125,6 +126,16 @@ class SqliteDatabase(Database):
             self._checkpoint_conn.close()
             self._checkpoint_conn = None
 
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        """Hold the writer (one write or transaction at a time)."""
+        if self._transaction_task is not None and \
+                self._transaction_task is asyncio.current_task():
+            raise DatabaseError(f"a write to {self.path} inside this task's own transaction "
+                                "would wait for itself; use the transaction's session")
+        async with self._write_lock:
+            yield
+
     # -- raw access: a whole function in one thread hop -------------------------
 
     async def write(self, func: Callable[[sqlite3.Connection], T], *,
@@ -134,7 +145,7 @@ class SqliteDatabase(Database):
         The transaction is committed (fsynced) before this returns, or rolled back
         when ``func`` raises; ``sqlite3`` errors come through unchanged.
         """
-        async with self._write_lock:
+        async with self._writing():
             result = await self._in_writer(self._transact, func, begin)
         self._maybe_checkpoint()
         return result
@@ -204,7 +215,7 @@ class SqliteDatabase(Database):
     # -- the portable query methods ----------------------------------------------
 
     async def execute(self, sql: str, *args: Any) -> int:
-        async with self._write_lock:
+        async with self._writing():
             count = await self._in_writer(_execute, self._require_writer(), sql, args)
         self._maybe_checkpoint()
         return count
@@ -216,21 +227,24 @@ class SqliteDatabase(Database):
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         if _QUERY.match(sql):
             return await self.read(lambda conn: _fetch(conn, sql, args))
-        async with self._write_lock:
+        async with self._writing():
             rows = await self._in_writer(_fetch, self._require_writer(), sql, args)
         self._maybe_checkpoint()
         return rows
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
-        async with self._write_lock:
+        async with self._writing():
             conn = self._require_writer()
             await self._in_writer(_execute, conn, "BEGIN IMMEDIATE", ())
+            self._transaction_task = asyncio.current_task()
             try:
                 yield _SqliteTransaction(self, conn)
             except BaseException:
                 await self._in_writer(_rollback_if_open, conn)
                 raise
+            finally:
+                self._transaction_task = None
             try:
                 await self._in_writer(conn.execute, "COMMIT")
             except sqlite3.Error as exc:

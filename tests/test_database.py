@@ -141,6 +141,20 @@ def test_a_read_does_not_wait_behind_a_held_write(tmp_path: Path) -> None:
     run(go())
 
 
+def test_a_write_inside_its_own_transaction_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with open_database(None, tmp_path) as db:
+            await db.migrate(MIGRATIONS)
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO demo_items VALUES ('a', '1', 1, NULL)")
+                with pytest.raises(DatabaseError, match="use the transaction's session"):
+                    async with asyncio.timeout(5):  # same task: wait_for would make another
+                        await db.execute("INSERT INTO demo_items VALUES ('a', '2', 1, NULL)")
+            assert await db.fetchval("SELECT COUNT(*) FROM demo_items") == 1
+
+    run(go())
+
+
 def test_placeholders_are_rewritten_outside_string_literals() -> None:
     assert to_dollar_params("SELECT '?', a FROM t WHERE b = ? AND c = 'x?''y' AND d = ?") == \
         "SELECT '?', a FROM t WHERE b = $1 AND c = 'x?''y' AND d = $2"
