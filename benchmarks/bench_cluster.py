@@ -25,10 +25,10 @@ from pycrdt import Map
 from benchmarks.conftest import SMOKE, record
 from collab.client import SyncClient
 from collab.tokens import Role
+from dawclient.channel import connect
 from dawserver.config import ServerConfig
 from dawserver.keys import STORE, TOKENS
 from dawserver.projects import import_session
-from dawserver.websocket import connect
 from dsp_core.session import Clip, Session, Track
 from tests.nodepeer import free_port, running_server
 

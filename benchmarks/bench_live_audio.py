@@ -102,12 +102,12 @@ async def _gain_and_one_way(tmp: Path, low_latency: bool) -> dict[str, float]:
 
     from collab.client import SyncClient
     from collab.tokens import Role
+    from dawclient.channel import connect
     from dawserver.config import ServerConfig
     from dawserver.keys import ROOMS, STORE, TOKENS
     from dawserver.projects import import_session
     from dawserver.rtc import RTC
     from dawserver.rtc_client import RtcListener
-    from dawserver.websocket import connect
 
     source = tmp / "sweep.wav"
     sf.write(source, _sweep(SOURCE_SECONDS), RATE, subtype="FLOAT")

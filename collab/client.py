@@ -2,7 +2,7 @@
 
 Used by tests, tools and server-side helpers that want to join a session as
 an ordinary peer.  The channel is any object with ``send``, ``close`` and
-async iteration (``dawserver.websocket.connect`` gives one over aiohttp).
+async iteration (``dawclient.channel.connect`` gives one over aiohttp).
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ class SyncClient:
 
     async def wait_synced(self, timeout: float = 10.0) -> None:
         """Wait until the first sync with the server is complete."""
-        await asyncio.wait_for(self.synced.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self.synced.wait()
 
     async def set_presence(self, state: dict[str, Any]) -> None:
         """Publish this client's presence (user, colour, cursor, selected track...)."""

@@ -126,8 +126,9 @@ class RedisCluster:
         """Send what is queued, then disconnect (idempotent)."""
         if self._redis is None:
             return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._outbox.join(), 2.0)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                await self._outbox.join()
         await _cancel_all([*self._tasks, *self._background])
         self._tasks = []
         await self._close_clients()

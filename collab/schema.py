@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -39,6 +39,7 @@ from pycrdt import Array, Doc, Map
 from dsp_core.effects import EffectSpec
 from dsp_core.session import Bus, Clip, Send, Session, Track
 
+from .changes import Change, DocumentWatch
 from .errors import SchemaError
 
 SCHEMA_VERSION = 1
@@ -154,6 +155,8 @@ class ProjectDocument:
     def __init__(self, doc: Doc | None = None) -> None:
         self.doc = doc if doc is not None else Doc()
         self._roots = {name: self.doc.get(name, type=Map) for name in ROOTS}
+        self._clip_sources: frozenset[str] | None = None
+        self._clips_watch: Any = None
 
     # -- whole-document conversions ------------------------------------------------------
 
@@ -223,6 +226,11 @@ class ProjectDocument:
             yield self
 
     # -- tracks --------------------------------------------------------------------------
+
+    def watch(self, callback: Callable[[list[Change]], None]) -> DocumentWatch:
+        """Call ``callback`` with typed :mod:`collab.changes` events after each transaction
+        that changes tracks, transport, clips, buses or meta; close the result to stop."""
+        return DocumentWatch(self._roots, callback)
 
     def track_ids(self) -> list[str]:
         """Track ids in display order."""
@@ -297,6 +305,18 @@ class ProjectDocument:
     def clip(self, clip_id: str) -> dict[str, Any]:
         """A plain copy of one clip's fields."""
         return self._clip_map(clip_id).to_py()
+
+    def clip_sources(self) -> frozenset[str]:
+        """Every audio file a clip uses (read once, then kept until a clip changes)."""
+        if self._clip_sources is None:
+            if self._clips_watch is None:
+                self._clips_watch = self._roots["clips"].observe_deep(self._forget_sources)
+            self._clip_sources = frozenset(str(clip.get("source"))
+                                           for clip in self._roots["clips"].values())
+        return self._clip_sources
+
+    def _forget_sources(self, _events: object) -> None:
+        self._clip_sources = None
 
     def clips_of(self, track_id: str) -> list[dict[str, Any]]:
         """The clips on one track, by position."""

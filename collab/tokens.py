@@ -128,7 +128,8 @@ class TokenSigner:
         if not token:
             raise AuthError("no token given; pass ?token=... or 'Authorization: Bearer ...'")
         body, _, signature = token.partition(".")
-        if not signature or not hmac.compare_digest(signature, self._sign(body)):
+        if not token.isascii() or not signature or not hmac.compare_digest(
+                signature, self._sign(body)):
             raise AuthError("token signature is invalid (wrong server or altered token)")
         try:
             claims = json.loads(_unb64(body))

@@ -12,6 +12,7 @@ be applied, so a log poisoned before these checks existed still loads.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from pycrdt import Doc
@@ -24,6 +25,10 @@ from .update_format import MalformedUpdate, UpdateSummary, read_update
 __all__ = ["TrialDoc", "UnappliableUpdate", "UpdateAhead", "apply_update", "load_document"]
 
 log = logging.getLogger(__name__)
+
+#: Documents whose encoding is this large are indexed in a worker thread (780 kB takes
+#: about 0.2 s to read); smaller ones are indexed at once.
+INDEX_IN_THREAD_BYTES = 64 * 1024
 
 
 class UnappliableUpdate(MalformedUpdate):
@@ -70,6 +75,34 @@ class TrialDoc:
         self.source = source
         self._copy: Doc | None = None
         self._index: TypeIndex | None = None
+        #: While the index is being built in a thread: updates followed meanwhile.
+        self._missed: list[bytes] | None = None
+
+    async def prepare(self) -> None:
+        """Make the copy and the index now, the index in a worker thread.
+
+        Reading a large document takes a noticeable time (0.2 s for 780 kB); done
+        here, before a batch is tried, it does not hold up the event loop.
+        """
+        if self._copy is None:
+            self._fresh_copy()
+        if self._index is not None or self._missed is not None:
+            return
+        encoded = self.source.get_update()
+        if len(encoded) < INDEX_IN_THREAD_BYTES:  # a few milliseconds: not worth a thread
+            self._index = TypeIndex.of(encoded)
+            return
+        self._missed = []
+        try:
+            index = await asyncio.to_thread(TypeIndex.of, encoded)
+            for update in self._missed or ():
+                index.add(read_update(update))
+        except MalformedUpdate:
+            return  # left to attempt(), which builds a non-checking index
+        finally:
+            missed, self._missed = self._missed, None
+        if missed is not None:
+            self._index = index
 
     def attempt(self, update: bytes, summary: UpdateSummary) -> None:
         """Check ``update`` (read as ``summary``) and apply it to the copy.
@@ -104,6 +137,8 @@ class TrialDoc:
 
     def follow(self, update: bytes) -> None:
         """Apply an update ``source`` has taken already (nothing to do without a copy)."""
+        if self._missed is not None:
+            self._missed.append(update)
         if self._index is not None:
             try:
                 self._index.add(read_update(update))
@@ -122,6 +157,7 @@ class TrialDoc:
         attempt rebuilds them.  Also how an idle room gives their memory back."""
         self._copy = None
         self._index = None
+        self._missed = None  # an index being built is not kept either
 
     @property
     def held(self) -> bool:

@@ -1,212 +1,299 @@
-"""The HTTP API next to the collaboration endpoint: projects, tokens, members, renders.
+"""The HTTP API next to the collaboration endpoint: health, projects, tokens, members, renders.
 
-Every route takes a token (``Authorization: Bearer`` or ``?token=``); errors
-are JSON ``{"error": "..."}`` with a message that says what to do.
+Every route but the health checks takes a token (``Authorization: Bearer`` or
+``?token=``); errors are JSON ``{"error": "..."}`` with a message that says what
+to do. The routes are declared through :mod:`dawserver.plugin_api` like a
+plug-in's and served by :mod:`dawserver.core_plugin`.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import math
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import prometheus_client
 import soundfile as sf
 from aiohttp import web
+from pydantic import BeforeValidator, Field, field_validator
 
 from collab.errors import AuthError, ProjectNotFound, StoreError
-from collab.tokens import Role
 from dsp_core.errors import DspError
 from dsp_core.project import session_from_dict
 from dsp_core.session import Session
 
-from .access import AccessDenied, apply_member_change, authorize, request_token
+from .access import apply_member_change
 from .keys import CONFIG, ENGINES, ROOMS, STORE, TOKENS
+from .permissions import PROJECT_MANAGE, PROJECT_READ, SERVER_PROJECTS
+from .plugin_api import (
+    PUBLIC,
+    BadRequest,
+    Conflict,
+    Media,
+    Model,
+    NotFound,
+    Query,
+    Request,
+    Role,
+    Route,
+    Unprocessable,
+)
 from .projects import import_session
 
-routes = web.RouteTableDef()
 MAX_RENDER_SECONDS = 600
 MAX_NAME_LENGTH = 200
+#: The last timeline frame a render may start at: the engine's positions are int64.
+MAX_START_FRAME = 2**62
 
 
-def _error(status: type[web.HTTPException], message: str) -> web.HTTPException:
-    return status(text=json.dumps({"error": message}), content_type="application/json")
-
-
-async def _grant(request: web.Request, project_id: str, minimum: Role):
+def _role(value: Any) -> Role:
     try:
-        return await authorize(request.app, project_id, request_token(request), minimum)
-    except AccessDenied as exc:
-        raise _error(web.HTTPForbidden, str(exc)) from None
+        return Role.parse(str(value))
     except AuthError as exc:
-        raise _error(web.HTTPUnauthorized, str(exc)) from None
+        raise ValueError(str(exc)) from None
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except ValueError:
-        raise _error(web.HTTPBadRequest, "request body must be JSON") from None
-    if not isinstance(data, dict):
-        raise _error(web.HTTPBadRequest, "request body must be a JSON object")
-    return data
+#: A role name; an unknown one is refused with the list of valid names.
+RoleName = Annotated[Role, BeforeValidator(_role)]
 
 
-@routes.get("/metrics")
-async def metrics(request: web.Request) -> web.Response:
+class Health(Model):
+    """The server is up; how many documents it holds in memory."""
+
+    ok: bool
+    documents: int
+
+
+class ProjectSummary(Model):
+    """A project in the list."""
+
+    id: str
+    name: str
+    created_at: float
+
+
+class NewProject(Model):
+    """A project to create: empty, or from project JSON (docs/project-format.md)."""
+
+    name: str | None = None
+    project: dict[str, Any] | None = None
+
+
+class ProjectName(Model):
+    """A project's id and name."""
+
+    id: str
+    name: str
+
+
+class ProjectDocument(Model):
+    """A project's current shared document (docs/document-schema.md)."""
+
+    id: str
+    document: dict[str, Any]
+
+
+class Rename(Model):
+    """A project's new name (surrounding spaces are dropped)."""
+
+    name: str
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _one_line_name(cls, value: Any) -> str:
+        name = value.strip() if isinstance(value, str) else ""
+        if not name or len(name) > MAX_NAME_LENGTH:
+            raise ValueError(f'send {{"name": "..."}} with 1..{MAX_NAME_LENGTH} characters, '
+                             f"got {value!r}")
+        return name
+
+
+class TokenRequest(Model):
+    """Who a new token is for, and with which role."""
+
+    role: RoleName = Role.EDITOR
+    user: str | None = None
+
+
+class IssuedToken(Model):
+    """A new token and where to use it."""
+
+    token: str
+    role: Role
+    user: str
+    websocket: str
+
+
+class Revoked(Model):
+    """A revoked member and how many live connections were closed."""
+
+    revoked: str
+    disconnected: int
+
+
+class RoleChange(Model):
+    """The member's new role."""
+
+    role: RoleName
+
+
+class RoleChanged(Model):
+    """A member's new role, their new token and how many live connections took it."""
+
+    user: str
+    role: Role
+    token: str
+    websocket: str
+    changed: int
+
+
+class RenderWindow(Query):
+    """Which frames of the live document to render."""
+
+    start: int = Field(0, ge=0, le=MAX_START_FRAME)
+    frames: int = Field(48000, ge=1)
+
+
+async def metrics(request: Request) -> web.Response:
     """Prometheus metrics of this process (text exposition format)."""
     return web.Response(body=prometheus_client.generate_latest(),
                         headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
 
-@routes.get("/healthz")
-async def healthz(request: web.Request) -> web.Response:
+async def healthz(request: Request) -> Health:
     """Liveness: the documents in memory."""
-    return web.json_response({"ok": True, "documents": len(request.app[ROOMS].rooms)})
+    return Health(ok=True, documents=len(request.app[ROOMS].rooms))
 
 
-@routes.get("/projects")
-async def list_projects(request: web.Request) -> web.Response:
+async def list_projects(request: Request) -> list[ProjectSummary]:
     """Every project (administrator token, ``dawserver token '*' --role owner``)."""
-    await _grant(request, "*", Role.OWNER)
     projects = await request.app[STORE].list_projects()
-    return web.json_response([{"id": p.project_id, "name": p.name, "created_at": p.created_at}
-                              for p in projects])
+    return [ProjectSummary(id=p.project_id, name=p.name, created_at=p.created_at)
+            for p in projects]
 
 
-@routes.post("/projects")
-async def create_project(request: web.Request) -> web.Response:
-    """Create a project: ``{"name": ..., "project": <project JSON>}`` (administrator)."""
-    await _grant(request, "*", Role.OWNER)
-    body = await _body(request)
-    name = str(body.get("name") or "Untitled")
+async def create_project(request: Request) -> ProjectName:
+    """Create a project, empty or from project JSON (administrator)."""
+    body: NewProject = request.body
+    name = body.name or "Untitled"
     try:
-        session = session_from_dict(body["project"]) if "project" in body else Session(name=name)
+        session = (session_from_dict(body.project) if body.project is not None
+                   else Session(name=name))
         info = await import_session(request.app[STORE], session, name=name)
     except DspError as exc:
-        raise _error(web.HTTPBadRequest, f"invalid project: {exc}") from None
+        raise BadRequest(f"invalid project: {exc}") from None
     except StoreError as exc:
-        raise _error(web.HTTPConflict, str(exc)) from None
-    return web.json_response({"id": info.project_id, "name": info.name}, status=201)
+        raise Conflict(str(exc)) from None
+    return ProjectName(id=info.project_id, name=info.name)
 
 
-@routes.get("/projects/{project_id}")
-async def get_project(request: web.Request) -> web.Response:
+async def get_project(request: Request) -> ProjectDocument:
     """A project's current document as JSON (any role)."""
-    project_id = request.match_info["project_id"]
-    await _grant(request, project_id, Role.VIEWER)
+    project_id = request.params["project_id"]
     try:
         async with request.app[ROOMS].use(project_id) as room:
-            return web.json_response({"id": project_id, "document": room.document.to_json()})
+            return ProjectDocument(id=project_id, document=room.document.to_json())
     except ProjectNotFound as exc:
-        raise _error(web.HTTPNotFound, str(exc)) from None
+        raise NotFound(str(exc)) from None
 
 
-@routes.patch("/projects/{project_id}")
-async def rename_project(request: web.Request) -> web.Response:
-    """Rename a project: ``{"name": ...}`` (owner); the list and the document's name agree."""
-    project_id = request.match_info["project_id"]
-    await _grant(request, project_id, Role.OWNER)
-    name = (await _body(request)).get("name")
-    if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME_LENGTH:
-        raise _error(web.HTTPBadRequest, f'send {{"name": "..."}} with 1..{MAX_NAME_LENGTH} '
-                     f"characters, got {name!r}")
-    name = name.strip()
+async def rename_project(request: Request) -> ProjectName:
+    """Rename a project (owner); the list and the document's name agree."""
+    project_id, name = request.params["project_id"], request.body.name
     try:
         async with request.app[ROOMS].use(project_id) as room:
             await room.edit(lambda document: document.rename(name))
         info = await request.app[STORE].rename_project(project_id, name)
     except ProjectNotFound as exc:
-        raise _error(web.HTTPNotFound, str(exc)) from None
-    return web.json_response({"id": info.project_id, "name": info.name})
+        raise NotFound(str(exc)) from None
+    return ProjectName(id=info.project_id, name=info.name)
 
 
-@routes.post("/projects/{project_id}/tokens")
-async def issue_token(request: web.Request) -> web.Response:
-    """Issue a token: ``{"role": "editor", "user": "sam"}`` (owner)."""
-    project_id = request.match_info["project_id"]
-    await _grant(request, project_id, Role.OWNER)
-    body = await _body(request)
-    try:
-        role = Role.parse(str(body.get("role", "editor")))
-    except AuthError as exc:
-        raise _error(web.HTTPBadRequest, str(exc)) from None
-    user = str(body.get("user") or "guest")
-    token = request.app[TOKENS].issue(project_id, role, user)
-    config = request.app[CONFIG]
-    return web.json_response({"token": token, "role": role.value, "user": user,
-                              "websocket": f"{config.collab_url}/{project_id}"}, status=201)
+async def issue_token(request: Request) -> IssuedToken:
+    """Issue a token for a user of the project with a role (owner)."""
+    project_id = request.params["project_id"]
+    body: TokenRequest = request.body
+    user = body.user or "guest"
+    token = request.app[TOKENS].issue(project_id, body.role, user)
+    return IssuedToken(token=token, role=body.role, user=user,
+                       websocket=f"{request.app[CONFIG].collab_url}/{project_id}")
 
 
-@routes.delete("/projects/{project_id}/members/{user}")
-async def revoke_member(request: web.Request) -> web.Response:
+async def revoke_member(request: Request) -> Revoked:
     """Revoke every token of ``user`` on the project and disconnect them now (owner).
 
     Their WebSockets close with 4410 and their WebRTC connections (the live
     mix, their microphone) are closed too.
     """
-    project_id, user = request.match_info["project_id"], request.match_info["user"]
-    grant = await _grant(request, project_id, Role.OWNER)
-    if user == grant.user and not grant.is_admin:
-        raise _error(web.HTTPBadRequest, "owners cannot revoke themselves; ask another owner")
+    project_id, user = request.params["project_id"], request.params["user"]
+    if user == request.user and not request.principal.admin:
+        raise BadRequest("owners cannot revoke themselves; ask another owner")
     await request.app[STORE].revoke(project_id, user, time.time())
     closed = await apply_member_change(request.app, project_id, user, None)
-    return web.json_response({"revoked": user, "disconnected": closed})
+    return Revoked(revoked=user, disconnected=closed)
 
 
-@routes.put("/projects/{project_id}/members/{user}")
-async def change_member_role(request: web.Request) -> web.Response:
-    """Give ``user`` another role: ``{"role": "viewer"}`` (owner).
+async def change_member_role(request: Request) -> RoleChanged:
+    """Give ``user`` another role (owner).
 
     The user's older tokens are revoked and a new one with the new role is
     returned; their live connections take the new role at once (a viewer's
     edits are refused and their microphone is no longer recorded).
     """
-    project_id, user = request.match_info["project_id"], request.match_info["user"]
-    grant = await _grant(request, project_id, Role.OWNER)
-    if user == grant.user and not grant.is_admin:
-        raise _error(web.HTTPBadRequest,
-                     "owners cannot change their own role; ask another owner")
-    try:
-        role = Role.parse(str((await _body(request)).get("role", "")))
-    except AuthError as exc:
-        raise _error(web.HTTPBadRequest, str(exc)) from None
+    project_id, user = request.params["project_id"], request.params["user"]
+    if user == request.user and not request.principal.admin:
+        raise BadRequest("owners cannot change their own role; ask another owner")
+    role = request.body.role
     revoked = time.time()
     await request.app[STORE].revoke(project_id, user, revoked)
     token = request.app[TOKENS].issue(project_id, role, user,
                                       now=math.nextafter(revoked, math.inf))
     changed = await apply_member_change(request.app, project_id, user, role)
-    config = request.app[CONFIG]
-    return web.json_response({"user": user, "role": role.value, "token": token,
-                              "websocket": f"{config.collab_url}/{project_id}",
-                              "changed": changed})
+    return RoleChanged(user=user, role=role, token=token, changed=changed,
+                       websocket=f"{request.app[CONFIG].collab_url}/{project_id}")
 
 
-@routes.get("/projects/{project_id}/render")
-async def render(request: web.Request) -> web.Response:
+async def render(request: Request) -> web.Response:
     """Render ``frames`` frames from ``start`` of the live document as a float WAV (any role)."""
-    project_id = request.match_info["project_id"]
-    await _grant(request, project_id, Role.VIEWER)
-    try:
-        start = int(request.query.get("start", "0"))
-        frames = int(request.query.get("frames", "48000"))
-    except ValueError:
-        raise _error(web.HTTPBadRequest, "start and frames must be integers") from None
+    project_id, window = request.params["project_id"], request.query
     try:
         async with request.app[ROOMS].use(project_id) as room:
             rate = room.document.to_session().sample_rate
-            if start < 0 or not 0 < frames <= MAX_RENDER_SECONDS * rate:
-                raise _error(web.HTTPBadRequest,
-                             f"frames must be in 1..{MAX_RENDER_SECONDS * rate}, start >= 0")
-            audio = await request.app[ENGINES].get(project_id).render(start, frames)
+            if window.frames > MAX_RENDER_SECONDS * rate:
+                raise BadRequest(f"frames must be in 1..{MAX_RENDER_SECONDS * rate}, "
+                                 "start >= 0")
+            audio = await request.app[ENGINES].get(project_id).render(window.start,
+                                                                      window.frames)
     except ProjectNotFound as exc:
-        raise _error(web.HTTPNotFound, str(exc)) from None
+        raise NotFound(str(exc)) from None
     except DspError as exc:
-        raise _error(web.HTTPUnprocessableEntity, f"cannot render: {exc}") from None
+        raise Unprocessable(f"cannot render: {exc}") from None
     buffer = io.BytesIO()
     sf.write(buffer, audio.T, rate, format="WAV", subtype="FLOAT")
     return web.Response(body=buffer.getvalue(), content_type="audio/wav")
+
+
+PROJECT = "/projects/{project_id}"
+
+ROUTES = [
+    Route(method="GET", path="/metrics", handler=metrics, permission=PUBLIC,
+          response=Media("text/plain")),
+    Route(method="GET", path="/healthz", handler=healthz, permission=PUBLIC, response=Health),
+    Route(method="GET", path="/projects", handler=list_projects, permission=SERVER_PROJECTS,
+          response=list[ProjectSummary]),
+    Route(method="POST", path="/projects", handler=create_project, permission=SERVER_PROJECTS,
+          body=NewProject, response=ProjectName, status=201),
+    Route(method="GET", path=PROJECT, handler=get_project, permission=PROJECT_READ,
+          response=ProjectDocument),
+    Route(method="PATCH", path=PROJECT, handler=rename_project, permission=PROJECT_MANAGE,
+          body=Rename, response=ProjectName),
+    Route(method="POST", path=f"{PROJECT}/tokens", handler=issue_token,
+          permission=PROJECT_MANAGE, body=TokenRequest, response=IssuedToken, status=201),
+    Route(method="DELETE", path=f"{PROJECT}/members/{{user}}", handler=revoke_member,
+          permission=PROJECT_MANAGE, response=Revoked),
+    Route(method="PUT", path=f"{PROJECT}/members/{{user}}", handler=change_member_role,
+          permission=PROJECT_MANAGE, body=RoleChange, response=RoleChanged),
+    Route(method="GET", path=f"{PROJECT}/render", handler=render, permission=PROJECT_READ,
+          query=RenderWindow, response=Media("audio/wav")),
+]

@@ -21,7 +21,7 @@ from collab.store import store_for
 from collab.tokens import TokenSigner
 from database import open_database
 
-from . import api, page, plugins
+from . import plugins
 from .assets import setup_assets
 from .bounces import setup_bounces
 from .cluster import cluster_link
@@ -29,10 +29,14 @@ from .config import ServerConfig
 from .keys import CLUSTER, CONFIG, DATABASE, ENGINES, ROOMS, STORE, TOKENS
 from .project_engine import ProjectEngines
 from .rtc import setup_rtc
-from .transcription_api import setup_transcription
+from .transcription_service import setup_transcription
 from .websocket import collab_socket
 
 log = logging.getLogger(__name__)
+
+#: The collaboration WebSocket (docs/collab-protocol.md): the one route outside the HTTP
+#: API, because it answers refusals with WebSocket close codes after the upgrade.
+COLLAB_PATH = "/collab/{project_id}"
 
 
 def create_app(config: ServerConfig) -> web.Application:
@@ -44,13 +48,12 @@ def create_app(config: ServerConfig) -> web.Application:
     app[DATABASE] = open_database(config.database_url, config.data_dir)
     app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(collab_context)
-    app.router.add_get("/collab/{project_id}", collab_socket)
-    app.router.add_routes(api.routes)
-    app.router.add_routes(page.routes)
+    app.router.add_get(COLLAB_PATH, collab_socket)
     setup_assets(app)
     setup_bounces(app)
     setup_rtc(app)
     setup_transcription(app)
+    # every HTTP route, the core's and the plug-ins', on the process's one database
     plugins.install(app, config, database=app[DATABASE])
     return app
 

@@ -7,17 +7,19 @@ uploading needs the editor role, reading any role.
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from pydantic import Field
 
 from collab.errors import ProjectNotFound
-from collab.tokens import Role
 from dsp_core.errors import AudioFileError, DspError
 
-from .api import _error, _grant
 from .asset_store import (
     Asset,
     AssetNotFound,
@@ -26,131 +28,200 @@ from .asset_store import (
     InvalidAudio,
 )
 from .keys import CONFIG, ROOMS
-
-log = logging.getLogger(__name__)
+from .permissions import PROJECT_EDIT, PROJECT_READ
+from .plugin_api import (
+    BadRequest,
+    Media,
+    Model,
+    NotFound,
+    PayloadTooLarge,
+    Query,
+    Request,
+    Route,
+    Unprocessable,
+    UnsupportedMediaType,
+)
 
 ASSETS = web.AppKey("assets", AssetStore)
 CHUNK = 1 << 16
 DEFAULT_FRAMES_PER_PEAK = 1024
 MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "aiff": "audio/aiff"}
-
-routes = web.RouteTableDef()
+AUDIO = Media(*MEDIA_TYPES.values(), "application/octet-stream")
 
 
 def setup_assets(app: web.Application, max_bytes: int | None = None) -> None:
-    """Add the asset store (``DATA_DIR/assets``) and its routes to ``app``."""
+    """Add the asset store (``DATA_DIR/assets``) to ``app`` (its routes: :data:`ROUTES`)."""
     store = AssetStore(app[CONFIG].data_dir / "assets")
     if max_bytes is not None:
         store.max_bytes = max_bytes
     app[ASSETS] = store
-    app.router.add_routes(routes)
 
 
-def _too_large(message: str, max_bytes: int, actual: int) -> web.HTTPException:
-    import json
+class AssetInfo(Model):
+    """A stored audio file: its format and figures, and where to fetch it."""
 
-    return web.HTTPRequestEntityTooLarge(max_bytes, actual, text=json.dumps({"error": message}),
-                                         content_type="application/json")
+    id: str
+    source: str
+    format: str
+    sample_rate: int
+    channels: int
+    frames: int
+    name: str
+    bytes: int
+    duration: float
+    download: str
+    peaks: str
 
 
-def _asset_json(request: web.Request, project_id: str, asset: Asset) -> dict:
+class UploadQuery(Query):
+    """The upload's file name (else the multipart file name)."""
+
+    name: str = ""
+
+
+class PeaksQuery(Query):
+    """Which zoom level and which peaks of it, as JSON or binary float pairs."""
+
+    frames_per_peak: int = DEFAULT_FRAMES_PER_PEAK
+    start: int = Field(0, ge=0)
+    count: int | None = Field(None, ge=0)
+    format: str = Field("json", description="``binary``: little-endian float32 (min, max) "
+                                            "pairs per channel; anything else: JSON")
+
+
+class SourceQuery(Query):
+    """A clip source of the project."""
+
+    source: str = ""
+
+
+class SourcePeaksQuery(PeaksQuery):
+    """A clip source of the project and the zoom level of its peaks."""
+
+    source: str = ""
+
+
+class Peaks(Model):
+    """Waveform peaks: per channel, the minimum and maximum of each ``frames_per_peak``."""
+
+    sample_rate: int
+    frames: int
+    channels: int
+    levels: list[int]
+    frames_per_peak: int
+    start: int
+    count: int
+    min: list[list[float]]
+    max: list[list[float]]
+
+
+def _asset_json(project_id: str, asset: Asset) -> AssetInfo:
     base = f"/projects/{project_id}/assets/{asset.id}"
-    return {**asset.to_json(), "download": base, "peaks": f"{base}/peaks"}
+    return AssetInfo(**asset.to_json(), download=base, peaks=f"{base}/peaks")
 
 
-async def _body_chunks(request: web.Request) -> tuple[AsyncIterator[bytes], str]:
+async def _body_chunks(request: web.Request, name: str) -> tuple[AsyncIterator[bytes], str]:
     """The upload's bytes (raw body or the first file of a multipart form) and its name."""
-    name = request.query.get("name", "")
     if request.content_type.startswith("multipart/"):
-        reader = await request.multipart()
+        try:
+            reader = await request.multipart()
+        except ValueError as exc:  # no boundary in the Content-Type
+            raise BadRequest(f"cannot read the multipart form: {exc}") from None
         while True:
-            part = await reader.next()
+            part = await _next_part(reader)
             if part is None:
-                raise _error(web.HTTPBadRequest, "the multipart form has no file part; "
-                             "send the audio as a 'file' field")
+                raise BadRequest("the multipart form has no file part; "
+                                 "send the audio as a 'file' field")
             if part.filename or part.name == "file":
                 break
 
         async def multipart_chunks() -> AsyncIterator[bytes]:
-            while chunk := await part.read_chunk(CHUNK):
-                yield chunk
+            try:
+                while chunk := await part.read_chunk(CHUNK):
+                    yield chunk
+            except (ValueError, HttpProcessingError) as exc:
+                raise BadRequest(f"cannot read the multipart form: {exc}") from None
 
         return multipart_chunks(), name or part.filename or ""
     return request.content.iter_chunked(CHUNK), name
 
 
-@routes.post("/projects/{project_id}/assets")
-async def upload_asset(request: web.Request) -> web.Response:
-    """Store an uploaded WAV/FLAC/AIFF file for the project (editor)."""
-    project_id = request.match_info["project_id"]
-    await _grant(request, project_id, Role.EDITOR)
+async def _next_part(reader: Any) -> Any:
+    try:
+        return await reader.next()
+    except (ValueError, HttpProcessingError) as exc:  # a malformed form
+        raise BadRequest(f"cannot read the multipart form: {exc}") from None
+
+
+async def upload_asset(request: Request) -> AssetInfo:
+    """Store an uploaded WAV/FLAC/AIFF file for the project (editor).
+
+    The body is the file itself, or a multipart form with the file as its first
+    file part.
+    """
+    project_id = request.params["project_id"]
     store = request.app[ASSETS]
-    if request.content_length is not None and request.content_length > store.max_bytes:
-        raise _too_large(f"upload of {request.content_length} bytes is over the "
-                         f"{store.max_bytes}-byte limit; send a smaller or compressed (FLAC) "
-                         "file", store.max_bytes, request.content_length)
-    chunks, name = await _body_chunks(request)
+    native = request.native
+    if native.content_length is not None and native.content_length > store.max_bytes:
+        raise PayloadTooLarge(f"upload of {native.content_length} bytes is over the "
+                              f"{store.max_bytes}-byte limit; send a smaller or compressed "
+                              "(FLAC) file")
+    chunks, name = await _body_chunks(native, request.query.name)
     try:
         asset = await store.ingest_stream(chunks, project_id=project_id, name=name)
     except AssetTooLarge as exc:
-        raise _too_large(str(exc), store.max_bytes, store.max_bytes + 1) from None
+        raise PayloadTooLarge(str(exc)) from None
     except InvalidAudio as exc:
-        raise _error(web.HTTPUnsupportedMediaType, str(exc)) from None
-    return web.json_response(_asset_json(request, project_id, asset), status=201)
+        raise UnsupportedMediaType(str(exc)) from None
+    return _asset_json(project_id, asset)
 
 
-@routes.get("/projects/{project_id}/assets")
-async def list_assets(request: web.Request) -> web.Response:
+async def list_assets(request: Request) -> list[AssetInfo]:
     """The assets uploaded to (or recorded in) the project (any role)."""
-    project_id = request.match_info["project_id"]
-    await _grant(request, project_id, Role.VIEWER)
+    project_id = request.params["project_id"]
     store = request.app[ASSETS]
     rows = []
     for asset_id in store.project_assets(project_id):
         try:
-            rows.append(_asset_json(request, project_id, store.asset(asset_id)))
+            rows.append(_asset_json(project_id, store.asset(asset_id)))
         except AssetNotFound:
             continue
-    return web.json_response(rows)
+    return rows
 
 
-async def _project_asset(request: web.Request) -> Asset:
-    project_id, asset_id = request.match_info["project_id"], request.match_info["asset_id"]
-    await _grant(request, project_id, Role.VIEWER)
+async def project_asset(request: Request) -> Asset:
+    """The asset in the request's path, when it belongs to the project (else 404)."""
+    project_id, asset_id = request.params["project_id"], request.params["asset_id"]
     store = request.app[ASSETS]
     try:
         asset = store.asset(asset_id)
     except AssetNotFound as exc:
-        raise _error(web.HTTPNotFound, str(exc)) from None
+        raise NotFound(str(exc)) from None
     if not store.belongs(project_id, asset_id) and asset.path not in await _sources(request):
-        raise _error(web.HTTPNotFound, f"asset {asset_id} is not part of project {project_id}")
+        raise NotFound(f"asset {asset_id} is not part of project {project_id}")
     return asset
 
 
-@routes.get("/projects/{project_id}/assets/{asset_id}")
-async def download_asset(request: web.Request) -> web.StreamResponse:
+async def download_asset(request: Request) -> web.StreamResponse:
     """The stored audio file, as uploaded (any role)."""
-    asset = await _project_asset(request)
+    asset = await project_asset(request)
     return _file_response(asset.path, asset.format, asset.name)
 
 
-@routes.get("/projects/{project_id}/assets/{asset_id}/info")
-async def asset_info(request: web.Request) -> web.Response:
+async def asset_info(request: Request) -> AssetInfo:
     """The asset's format, rate, channels, frames and links (any role)."""
-    asset = await _project_asset(request)
-    return web.json_response(_asset_json(request, request.match_info["project_id"], asset))
+    asset = await project_asset(request)
+    return _asset_json(request.params["project_id"], asset)
 
 
-@routes.get("/projects/{project_id}/assets/{asset_id}/peaks")
-async def asset_peaks(request: web.Request) -> web.StreamResponse:
+async def asset_peaks(request: Request) -> Any:
     """Waveform peaks of an asset at one zoom level (any role)."""
-    asset = await _project_asset(request)
-    peaks = await _in_executor(request, request.app[ASSETS].peaks, asset.id)
-    return _peaks_response(request, peaks)
+    asset = await project_asset(request)
+    peaks = await _in_executor(request.app[ASSETS].peaks, asset.id)
+    return _peaks_response(request.query, peaks)
 
 
-@routes.get("/projects/{project_id}/audio")
-async def download_source(request: web.Request) -> web.StreamResponse:
+async def download_source(request: Request) -> web.StreamResponse:
     """Any audio file a clip of the project uses: ``?source=<clip source>`` (any role)."""
     source = await _referenced_source(request)
     asset = request.app[ASSETS].asset_for_source(source)
@@ -158,83 +229,90 @@ async def download_source(request: web.Request) -> web.StreamResponse:
     return _file_response(source, ext, source.rsplit("/", 1)[-1])
 
 
-@routes.get("/projects/{project_id}/peaks")
-async def source_peaks(request: web.Request) -> web.StreamResponse:
+async def source_peaks(request: Request) -> Any:
     """Waveform peaks of any clip source: ``?source=<clip source>`` (any role)."""
     source = await _referenced_source(request)
     try:
-        peaks = await _in_executor(request, request.app[ASSETS].peaks_of_file, source)
+        peaks = await _in_executor(request.app[ASSETS].peaks_of_file, source)
     except (AudioFileError, OSError) as exc:
-        raise _error(web.HTTPUnprocessableEntity, f"cannot read {source}: {exc}") from None
-    return _peaks_response(request, peaks)
+        raise Unprocessable(f"cannot read {source}: {exc}") from None
+    return _peaks_response(request.query, peaks)
 
 
 # -- helpers -------------------------------------------------------------------------------
 
 
-async def _in_executor(request: web.Request, fn, *args):
-    import asyncio
-
+async def _in_executor(fn, *args):  # noqa: ANN001, ANN202 - any blocking function
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
-async def _sources(request: web.Request) -> set[str]:
-    project_id = request.match_info["project_id"]
+async def _sources(request: Request) -> frozenset[str]:
+    project_id = request.params["project_id"]
     try:
         async with request.app[ROOMS].use(project_id) as room:
-            clips = room.document.to_json()["clips"]
+            return room.document.clip_sources()  # not to_json(): 0.2 s on 3,000 clips
     except ProjectNotFound as exc:
-        raise _error(web.HTTPNotFound, str(exc)) from None
-    return {str(c.get("source")) for c in clips.values()}
+        raise NotFound(str(exc)) from None
 
 
-async def _referenced_source(request: web.Request) -> str:
-    project_id = request.match_info["project_id"]
-    await _grant(request, project_id, Role.VIEWER)
-    source = request.query.get("source")
+async def _referenced_source(request: Request) -> str:
+    project_id, source = request.params["project_id"], request.query.source
     if not source:
-        raise _error(web.HTTPBadRequest, "give the clip source as ?source=...")
+        raise BadRequest("give the clip source as ?source=...")
     if source not in await _sources(request):
         asset = request.app[ASSETS].asset_for_source(source)
         if asset is None or not request.app[ASSETS].belongs(project_id, asset.id):
-            raise _error(web.HTTPNotFound,
-                         f"no clip of project {project_id} uses source {source!r}")
+            raise NotFound(f"no clip of project {project_id} uses source {source!r}")
     return source
 
 
 def _file_response(path: str, ext: str, name: str) -> web.StreamResponse:
-    import os
-
     if not os.path.isfile(path):
-        raise _error(web.HTTPNotFound, f"audio file {path} is missing on the server")
+        raise NotFound(f"audio file {path} is missing on the server")
     headers = {"Content-Type": MEDIA_TYPES.get(ext, "application/octet-stream"),
                "Content-Disposition": f'attachment; filename="{name or "audio." + ext}"'}
     return web.FileResponse(path, headers=headers)
 
 
-def _peaks_response(request: web.Request, peaks) -> web.StreamResponse:
+def _peaks_response(query: PeaksQuery, peaks) -> Any:  # noqa: ANN001 - dsp_core Peaks
+    size = query.frames_per_peak
     try:
-        size = int(request.query.get("frames_per_peak", DEFAULT_FRAMES_PER_PEAK))
         level = peaks.level(size)
-    except (ValueError, DspError):
-        raise _error(web.HTTPBadRequest, f"frames_per_peak must be one of "
-                     f"{peaks.frames_per_peak}") from None
-    try:
-        start = int(request.query.get("start", 0))
-        count = int(request.query.get("count", level.count))
-    except ValueError:
-        raise _error(web.HTTPBadRequest, "start and count must be whole numbers") from None
-    if start < 0 or count < 0:
-        raise _error(web.HTTPBadRequest, "start and count must be >= 0")
+    except DspError:
+        raise BadRequest(f"frames_per_peak must be one of {peaks.frames_per_peak}") from None
+    start = query.start
+    count = level.count if query.count is None else query.count
     lows, highs = level.min[:, start:start + count], level.max[:, start:start + count]
     header = {"sample_rate": peaks.sample_rate, "frames": peaks.frames,
               "channels": peaks.channels, "levels": peaks.frames_per_peak,
               "frames_per_peak": size, "start": start, "count": int(lows.shape[1])}
-    if request.query.get("format") == "binary":
+    if query.format == "binary":
         pairs = np.stack([lows, highs], axis=2).astype("<f4")
         headers = {f"X-Peaks-{k.replace('_', '-').title()}": str(v)
                    for k, v in header.items() if k != "levels"}
         return web.Response(body=pairs.tobytes(), content_type="application/octet-stream",
                             headers=headers)
-    return web.json_response({**header, "min": np.round(lows, 5).tolist(),
-                              "max": np.round(highs, 5).tolist()})
+    return Peaks(**header, min=np.round(lows, 5).tolist(), max=np.round(highs, 5).tolist())
+
+
+PROJECT = "/projects/{project_id}"
+ASSET = f"{PROJECT}/assets/{{asset_id}}"
+
+ROUTES = [
+    Route(method="POST", path=f"{PROJECT}/assets", handler=upload_asset,
+          permission=PROJECT_EDIT, query=UploadQuery, response=AssetInfo, status=201,
+          body=Media(*AUDIO.types, "multipart/form-data", stream=True)),
+    Route(method="GET", path=f"{PROJECT}/assets", handler=list_assets,
+          permission=PROJECT_READ, response=list[AssetInfo]),
+    Route(method="GET", path=ASSET, handler=download_asset, permission=PROJECT_READ,
+          response=AUDIO),
+    Route(method="GET", path=f"{ASSET}/info", handler=asset_info, permission=PROJECT_READ,
+          response=AssetInfo),
+    Route(method="GET", path=f"{ASSET}/peaks", handler=asset_peaks, permission=PROJECT_READ,
+          query=PeaksQuery, response=Peaks, media=("application/octet-stream",)),
+    Route(method="GET", path=f"{PROJECT}/audio", handler=download_source,
+          permission=PROJECT_READ, query=SourceQuery, response=AUDIO),
+    Route(method="GET", path=f"{PROJECT}/peaks", handler=source_peaks,
+          permission=PROJECT_READ, query=SourcePeaksQuery, response=Peaks,
+          media=("application/octet-stream",)),
+]

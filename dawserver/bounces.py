@@ -1,6 +1,6 @@
 """Offline bounces of a project's live document: jobs with progress, download, cancel.
 
-``setup_bounces(app)`` adds these routes (token as for every route):
+``setup_bounces(app)`` adds the service; :data:`ROUTES` are (token as for every route):
 
 - ``POST /projects/{id}/bounces`` ``{"sample_rate": 96000, "bit_depth": "24",
   "format": "flac", "tail": 2.0}`` (editor): snapshot the document and queue a bounce.
@@ -25,12 +25,12 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import Field, field_validator, model_validator
 
 from collab.errors import ProjectNotFound
-from collab.tokens import Role
 from dsp_core.audio_io import BIT_DEPTHS, EXPORT_RATES
 from dsp_core.bounce import bounce
 from dsp_core.engine import Engine
@@ -38,8 +38,9 @@ from dsp_core.errors import DspError
 from dsp_core.session import Session
 
 from . import plugins
-from .api import _body, _error, _grant
 from .keys import CONFIG, ROOMS
+from .permissions import PROJECT_EDIT, PROJECT_READ
+from .plugin_api import BadRequest, Conflict, Media, Model, NotFound, Request, Route
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +143,11 @@ class BounceService:
 
 
 BOUNCES = web.AppKey("bounces", BounceService)
-routes = web.RouteTableDef()
 
 
 def setup_bounces(app: web.Application) -> None:
-    """Add the bounce service and its routes to ``app``."""
+    """Add the bounce service to ``app`` (its routes: :data:`ROUTES`)."""
     app.cleanup_ctx.append(_bounce_context)
-    app.router.add_routes(routes)
 
 
 async def _bounce_context(app: web.Application) -> AsyncIterator[None]:
@@ -158,88 +157,149 @@ async def _bounce_context(app: web.Application) -> AsyncIterator[None]:
     await service.close()
 
 
-def _options(body: dict[str, Any], session: Session) -> tuple[int, str, str, float]:
-    rate = body.get("sample_rate", session.sample_rate)
-    bit_depth = str(body.get("bit_depth", "32f"))
-    fmt = str(body.get("format", "wav")).lower()
-    tail = body.get("tail", 0.0)
-    if not isinstance(rate, int) or rate not in EXPORT_RATES:
-        raise _error(web.HTTPBadRequest, f"sample_rate {rate!r} is not supported; use one of "
-                     f"{', '.join(map(str, EXPORT_RATES))}")
-    if bit_depth not in BIT_DEPTHS:
-        raise _error(web.HTTPBadRequest, f"bit_depth {bit_depth!r} is not supported; "
-                     f"use one of {', '.join(BIT_DEPTHS)}")
-    if fmt not in FORMATS or (fmt == "flac" and bit_depth == "32f"):
-        raise _error(web.HTTPBadRequest, f"format {fmt!r} is not supported with bit depth "
-                     f"{bit_depth}; use wav (any depth) or flac (24 or 16)")
-    if not isinstance(tail, int | float) or not 0 <= tail <= 60:
-        raise _error(web.HTTPBadRequest, f"tail {tail!r} must be seconds between 0 and 60")
-    return rate, bit_depth, fmt, float(tail)
+def _rate_problem(rate: Any) -> str | None:
+    if isinstance(rate, int) and rate in EXPORT_RATES:
+        return None
+    return (f"sample_rate {rate!r} is not supported; use one of "
+            f"{', '.join(map(str, EXPORT_RATES))}")
 
 
-def _job(request: web.Request) -> BounceJob:
-    job = request.app[BOUNCES].jobs.get(request.match_info["job"])
-    if job is None or job.project_id != request.match_info["project_id"]:
-        raise _error(web.HTTPNotFound, f"no bounce {request.match_info['job']!r} in this project")
+class BounceOptions(Model):
+    """How to bounce: rate (default: the project's), bit depth, format, tail seconds."""
+
+    sample_rate: Annotated[int, Field(json_schema_extra={"enum": list(EXPORT_RATES)})] | None = None
+    bit_depth: str = Field("32f", json_schema_extra={"enum": list(BIT_DEPTHS)})
+    format: str = Field("wav", json_schema_extra={"enum": list(FORMATS)})
+    tail: float = Field(0.0, ge=0, le=60)
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _supported_rate(cls, rate: int | None) -> int | None:
+        if rate is not None and (problem := _rate_problem(rate)):
+            raise ValueError(problem)
+        return rate
+
+    @field_validator("bit_depth", mode="before")
+    @classmethod
+    def _supported_depth(cls, value: Any) -> str:
+        depth = str(value)
+        if depth not in BIT_DEPTHS:
+            raise ValueError(f"bit_depth {depth!r} is not supported; "
+                             f"use one of {', '.join(BIT_DEPTHS)}")
+        return depth
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: Any) -> str:
+        return str(value).lower()
+
+    @field_validator("tail", mode="before")
+    @classmethod
+    def _tail_seconds(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 60:
+            raise ValueError(f"tail {value!r} must be seconds between 0 and 60")
+        return value
+
+    @model_validator(mode="after")
+    def _format_fits_depth(self) -> BounceOptions:
+        if self.format not in FORMATS or (self.format == "flac" and self.bit_depth == "32f"):
+            raise ValueError(f"format {self.format!r} is not supported with bit depth "
+                             f"{self.bit_depth}; use wav (any depth) or flac (24 or 16)")
+        return self
+
+
+class Bounce(Model):
+    """A bounce job: its state, progress (0..1), options and, once done, figures and file."""
+
+    id: str
+    project: str
+    status: str = Field(json_schema_extra={"enum": [QUEUED, RENDERING, DONE, FAILED,
+                                                    CANCELLED]})
+    progress: float
+    sample_rate: int
+    bit_depth: str
+    format: str
+    error: str
+    created_at: float
+    frames: int | None = None
+    seconds: float | None = None
+    realtime_factor: float | None = None
+    peak: float | None = None
+    clipped: int | None = None
+    audio: str | None
+
+
+def _job(request: Request) -> BounceJob:
+    job = request.app[BOUNCES].jobs.get(request.params["job"])
+    if job is None or job.project_id != request.params["project_id"]:
+        raise NotFound(f"no bounce {request.params['job']!r} in this project")
     return job
 
 
-@routes.post("/projects/{project_id}/bounces")
-async def create_bounce(request: web.Request) -> web.Response:
+async def create_bounce(request: Request) -> Bounce:
     """Snapshot the live document and queue its bounce (editor)."""
-    project_id = request.match_info["project_id"]
-    grant = await _grant(request, project_id, Role.EDITOR)
-    body = await _body(request)
+    project_id, options = request.params["project_id"], request.body
     try:
         async with request.app[ROOMS].use(project_id) as room:
             session = room.document.to_session()
     except ProjectNotFound as exc:
-        raise _error(web.HTTPNotFound, str(exc)) from None
-    rate, bit_depth, fmt, tail = _options(body, session)
+        raise NotFound(str(exc)) from None
+    rate = options.sample_rate or session.sample_rate
+    if problem := _rate_problem(rate):
+        raise BadRequest(problem)
     if not session.tracks or session.length == 0:
-        raise _error(web.HTTPConflict, "the project has no clips to bounce; add audio first")
+        raise Conflict("the project has no clips to bounce; add audio first")
     service = request.app[BOUNCES]
     job_id = uuid.uuid4().hex[:16]
-    job = BounceJob(id=job_id, project_id=project_id, user=grant.user, sample_rate=rate,
-                    bit_depth=bit_depth, fmt=fmt, tail=tail,
-                    path=service.directory / project_id / f"{job_id}.{fmt}")
+    job = BounceJob(id=job_id, project_id=project_id, user=request.user, sample_rate=rate,
+                    bit_depth=options.bit_depth, fmt=options.format, tail=float(options.tail),
+                    path=service.directory / project_id / f"{job_id}.{options.format}")
     service.submit(job, session)
-    return web.json_response(job.public(), status=202)
+    return Bounce(**job.public())
 
 
-@routes.get("/projects/{project_id}/bounces")
-async def list_bounces(request: web.Request) -> web.Response:
+async def list_bounces(request: Request) -> list[Bounce]:
     """Every bounce of the project, newest first (viewer)."""
-    project_id = request.match_info["project_id"]
-    await _grant(request, project_id, Role.VIEWER)
+    project_id = request.params["project_id"]
     jobs = [j for j in request.app[BOUNCES].jobs.values() if j.project_id == project_id]
-    return web.json_response([j.public() for j in sorted(jobs, key=lambda j: -j.created_at)])
+    return [Bounce(**j.public()) for j in sorted(jobs, key=lambda j: -j.created_at)]
 
 
-@routes.get("/projects/{project_id}/bounces/{job}")
-async def get_bounce(request: web.Request) -> web.Response:
+async def get_bounce(request: Request) -> Bounce:
     """One bounce's state and progress (viewer)."""
-    await _grant(request, request.match_info["project_id"], Role.VIEWER)
-    return web.json_response(_job(request).public())
+    return Bounce(**_job(request).public())
 
 
-@routes.get("/projects/{project_id}/bounces/{job}/audio")
-async def bounce_audio(request: web.Request) -> web.StreamResponse:
+async def bounce_audio(request: Request) -> web.StreamResponse:
     """The rendered file of a finished bounce (viewer)."""
-    await _grant(request, request.match_info["project_id"], Role.VIEWER)
     job = _job(request)
     if job.status != DONE:
-        raise _error(web.HTTPConflict, f"bounce {job.id} is {job.status}, not done; poll "
-                     f"GET /projects/{job.project_id}/bounces/{job.id}")
+        raise Conflict(f"bounce {job.id} is {job.status}, not done; poll "
+                       f"GET /projects/{job.project_id}/bounces/{job.id}")
     return web.FileResponse(job.path, headers={
         "Content-Type": FORMATS[job.fmt],
         "Content-Disposition": f'attachment; filename="{job.project_id}-{job.id}.{job.fmt}"'})
 
 
-@routes.delete("/projects/{project_id}/bounces/{job}")
-async def cancel_bounce(request: web.Request) -> web.Response:
+async def cancel_bounce(request: Request) -> Bounce:
     """Cancel a queued or running bounce (editor)."""
-    await _grant(request, request.match_info["project_id"], Role.EDITOR)
     job = _job(request)
     job.cancel.set()
-    return web.json_response(job.public())
+    return Bounce(**job.public())
+
+
+BOUNCES_PATH = "/projects/{project_id}/bounces"
+JOB_PATH = f"{BOUNCES_PATH}/{{job}}"
+
+ROUTES = [
+    Route(method="POST", path=BOUNCES_PATH, handler=create_bounce, permission=PROJECT_EDIT,
+          body=BounceOptions, response=Bounce, status=202),
+    Route(method="GET", path=BOUNCES_PATH, handler=list_bounces, permission=PROJECT_READ,
+          response=list[Bounce]),
+    Route(method="GET", path=JOB_PATH, handler=get_bounce, permission=PROJECT_READ,
+          response=Bounce),
+    Route(method="GET", path=f"{JOB_PATH}/audio", handler=bounce_audio,
+          permission=PROJECT_READ, response=Media(*FORMATS.values())),
+    Route(method="DELETE", path=JOB_PATH, handler=cancel_bounce, permission=PROJECT_EDIT,
+          response=Bounce),
+]

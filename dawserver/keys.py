@@ -11,6 +11,7 @@ from collab.tokens import TokenSigner
 from database import Database
 
 from .config import ServerConfig
+from .context import PluginContext
 from .project_engine import ProjectEngines
 
 CONFIG = web.AppKey("config", ServerConfig)
@@ -20,3 +21,4 @@ STORE = web.AppKey("store", Store)
 ROOMS = web.AppKey("rooms", RoomRegistry)
 ENGINES = web.AppKey("engines", ProjectEngines)
 CLUSTER = web.AppKey("cluster", RedisCluster)
+PLUGIN_CONTEXT_KEY = web.AppKey("plugin_context", PluginContext)

@@ -28,15 +28,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-from pycrdt import Map
 
+from collab.changes import Change, DocumentWatch, TrackFieldsChanged, TransportChanged
 from collab.registry import RoomRegistry
 from collab.room import Room
 from dsp_core.errors import DspError
+from dsp_core.playhead import Playhead
 from dsp_core.session import Session
 
 from .opus import OpusEncoder
-from .playhead import Playhead
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class LiveMix:
         self._pending: Session | None = None
         self._transport: dict | None = None
         self._session: Session | None = None
-        self._subscriptions: list = []
+        self._watch: DocumentWatch | None = None
         self._transport_dirty = False
         self._full_dirty = False
         self._patches: dict[tuple[str, str], object] = {}
@@ -151,7 +151,7 @@ class LiveMix:
         self._engine = await self._loop.run_in_executor(None, self._factory, session,
                                                         self.sample_rate)
         self._transport = self.room.document.transport()
-        self._watch()
+        self._watch = self.room.document.watch(self._on_changes)
         self._thread = threading.Thread(target=self._run, name=f"live mix {self.room.project_id}",
                                         daemon=True)
         self._thread.start()
@@ -162,9 +162,9 @@ class LiveMix:
             return
         self._started = False
         self._stop.set()
-        for root, subscription in self._subscriptions:
-            root.unobserve(subscription)
-        self._subscriptions.clear()
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         if self._full_handle is not None:
             self._full_handle.cancel()
         if self._thread is not None:
@@ -206,28 +206,16 @@ class LiveMix:
             patches, self._patches = self._patches, {}
             self._apply_patches(patches)
 
-    def _watch(self) -> None:
-        doc = self.room.doc
-        handlers = {"tracks": self._on_tracks, "transport": self._on_transport,
-                    "clips": self._on_structure, "buses": self._on_structure,
-                    "meta": self._on_structure}
-        for name, handler in handlers.items():
-            root = doc.get(name, type=Map)
-            self._subscriptions.append((root, root.observe_deep(handler)))
-
-    def _on_transport(self, _events) -> None:
-        self._transport_dirty = True
-
-    def _on_structure(self, _events) -> None:
-        self._full_dirty = True
-
-    def _on_tracks(self, events) -> None:
-        for event in events:
-            keys = event.keys
-            if len(event.path) == 1 and set(keys) <= MIX_FIELDS.keys() | SILENT_FIELDS:
-                for name, change in keys.items():
+    def _on_changes(self, changes: list[Change]) -> None:
+        """Note what a transaction changed; :meth:`document_changed` hands it over."""
+        for change in changes:
+            if isinstance(change, TransportChanged):
+                self._transport_dirty = True
+            elif isinstance(change, TrackFieldsChanged) and \
+                    change.fields.keys() <= MIX_FIELDS.keys() | SILENT_FIELDS:
+                for name, value in change.fields.items():
                     if name in MIX_FIELDS:
-                        self._patches[(str(event.path[0]), name)] = change.get("newValue")
+                        self._patches[(change.track_id, name)] = value
             else:
                 self._full_dirty = True
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .plugin_api import PUBLIC, Media, Model, NotFound, Request, Route, Unavailable
+
 STATIC_DIR = Path(__file__).parent / "static"
 NO_CACHE = {"Cache-Control": "no-cache"}
 TRANSCRIBE = "/projects/{project_id}/clips/{clip_id}/transcribe"
@@ -25,16 +27,26 @@ TRANSCRIPT_EDIT = "/projects/{project_id}/clips/{clip_id}/transcript/edit"
 #: declares (``latency_ms``) when it records; ``tests/test_page.py`` checks it against aiortc.
 RTC_RECEIVE_MS = 80
 
-routes = web.RouteTableDef()
 
 
-@routes.get("/")
-async def index(request: web.Request) -> web.StreamResponse:
+class Features(Model):
+    """Optional server features the page may use (paths of the routes it calls)."""
+
+    rtc: bool
+    upload: str | None
+    peaks: str | None
+    transcribe: str | None
+    transcript_edit: str | None
+    bounce: str | None
+    rename: bool
+    rtc_receive_ms: int | None
+
+
+async def index(request: Request) -> web.StreamResponse:
     """The page shell (project list, or the project in ``?project=ID&token=T``)."""
     page, info = STATIC_DIR / "index.html", STATIC_DIR / "build-info.json"
     if not page.is_file() or not info.is_file():
-        raise web.HTTPServiceUnavailable(
-            text="the page bundle is missing: run 'npm ci && npm run build' in web/")
+        raise Unavailable("the page bundle is missing: run 'npm ci && npm run build' in web/")
     # The bundle's version in its URLs, so a browser never mixes an old app.js with a new page.
     version = json.loads(info.read_text())["sources_sha256"][:12]
     html = page.read_text().replace('.js"', f'.js?v={version}"').replace('.css"',
@@ -42,10 +54,9 @@ async def index(request: web.Request) -> web.StreamResponse:
     return web.Response(text=html, content_type="text/html", headers=NO_CACHE)
 
 
-@routes.get("/page/features")
-async def features(request: web.Request) -> web.Response:
+async def features(request: Request) -> Features:
     """Optional server features the page may use, read from the app's routes."""
-    return web.json_response(route_features(request.app))
+    return Features.model_validate(route_features(request.app))
 
 
 def route_features(app: web.Application) -> dict[str, object]:
@@ -74,4 +85,21 @@ def route_features(app: web.Application) -> dict[str, object]:
     return found
 
 
-routes.static("/static", STATIC_DIR, append_version=False)
+async def static_file(request: Request) -> web.StreamResponse:
+    """A file of the page bundle (scripts, styles, the API reference's Redoc)."""
+    root = STATIC_DIR.resolve()
+    target = (root / request.params["path"]).resolve()
+    if root not in target.parents or not target.is_file():
+        raise NotFound(f"no file {request.params['path']!r} in the page bundle")
+    return web.FileResponse(target)
+
+
+ROUTES = [
+    Route(method="GET", path="/", handler=index, permission=PUBLIC,
+          response=Media("text/html")),
+    Route(method="GET", path="/page/features", handler=features, permission=PUBLIC,
+          response=Features),
+    Route(method="GET", path=r"/static/{path:[\s\S]+}", handler=static_file, permission=PUBLIC,
+          response=Media("text/javascript", "application/javascript", "text/css", "text/html",
+                         "application/json", "text/plain")),
+]

@@ -1,9 +1,11 @@
-"""Loading business plug-ins and wiring them into the server.
+"""Loading plug-ins and wiring them into the server.
 
-Built-in business modules are listed by module path in :data:`DEFAULT_PLUGINS`
-and registered exactly like third-party plug-ins, which are found through the
-``maxbooster.plugins`` entry-points group. The core never imports ``business``:
-it only names modules as strings here.
+The core's own routes are the built-in plug-in :mod:`dawserver.core_plugin`
+(always loaded); business modules are listed by module path in
+:data:`DEFAULT_PLUGINS` and registered exactly like third-party plug-ins, which
+are found through the ``maxbooster.plugins`` entry-points group. The core never
+imports ``business``: it only names modules as strings here. Every plug-in
+declares what it contributes through :mod:`dawserver.plugin_api`.
 
 Configuration is one mapping, ``config.plugins`` (overlaying ``DATA/plugins.json``):
 ``{name: False}`` disables a plug-in, ``{name: {...}}`` enables it with settings;
@@ -18,8 +20,8 @@ import importlib
 import inspect
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,11 +30,14 @@ import pluggy
 from aiohttp import web
 
 from collab.errors import AuthError
-from collab.tokens import Role
 from database import Database, Migration, open_database
-from dawserver import hookspecs
-from dawserver.access import AccessDenied, authenticate, request_token
-from dawserver.keys import TOKENS
+from dawserver import plugin_api
+from dawserver.authorization import call_one, identify_by_token, project_account
+from dawserver.context import PluginContext, declare
+from dawserver.declarations import Event, Job, Permission, Principal, Worker, role_of
+from dawserver.errors import PluginError
+from dawserver.keys import PLUGIN_CONTEXT_KEY
+from dawserver.router import add_route
 
 logger = logging.getLogger(__name__)
 
@@ -40,65 +45,19 @@ ENTRY_POINT_GROUP = "maxbooster.plugins"
 #: Optional plug-in settings file in the data directory (same shape as ``config.plugins``).
 PLUGINS_FILE = "plugins.json"
 
+#: The core's own routes and permissions: a plug-in that is always loaded.
+CORE_PLUGIN = "dawserver.core_plugin"
+CORE_NAME = "core"
 #: Built-in business plug-ins, registered the same way as third-party ones.
 DEFAULT_PLUGINS: list[str] = [
     "business.distribution.plugin",
     "business.distribution.stores.http_drop",
 ]
 
-HTTP_UNAUTHORIZED_MESSAGE = (
-    "this route needs a token: pass ?token=... or 'Authorization: Bearer ...' "
-    "(get one with 'dawserver token' or from a project owner)"
-)
-HTTP_FORBIDDEN_MESSAGE = "this account lacks the permission {permission!r} needed here"
-HTTP_ROLE_MESSAGE = (
-    "role {role!r} may not use {permission!r}: it needs {minimum} or higher; "
-    "ask a project owner for a token with that role"
-)
-#: The minimum role of a permission declared without one, or that no plug-in declares.
-UNDECLARED_ROLE = Role.OWNER
-
-
-class PluginError(Exception):
-    """A plug-in could not be loaded, configured or run."""
-
-
-@dataclass(frozen=True)
-class Permission:
-    """A declared permission: the plug-in that declared it and the least role holding it."""
-
-    plugin: str
-    minimum: Role
-
-
-@dataclass
-class PluginContext:
-    """What a plug-in's hooks receive: settings, data directory, database, manager."""
-
-    manager: pluggy.PluginManager
-    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    data_dir: Path = Path(".")
-    db: Database | None = None
-    config: Any = None
-    state: dict[str, Any] = field(default_factory=dict)
-    permissions: dict[str, Permission] = field(default_factory=dict)
-
-    def settings_for(self, plugin: str) -> dict[str, Any]:
-        """The settings mapping configured for ``plugin`` (empty if none)."""
-        return self.settings.get(plugin, {})
-
-    def database(self) -> Database:
-        """The started database; an error before the server started."""
-        if self.db is None:
-            raise PluginError("the database is not open yet; plug-ins use it once started")
-        return self.db
-
-    async def announce(self, name: str, payload: dict[str, Any]) -> None:
-        """Tell every plug-in about an event (the ``business_event`` hook)."""
-        for result in self.manager.hook.business_event(context=self, name=name,
-                                                       payload=payload):
-            if inspect.isawaitable(result):
-                await result
+__all__ = ["CORE_PLUGIN", "DEFAULT_PLUGINS", "PLUGIN_CONTEXT_KEY", "PLUGINS_KEY",
+           "PluginContext", "PluginError", "PluginInfo", "Principal", "collect_migrations",
+           "describe", "emit_project_rendered", "install", "load_plugins", "project_account",
+           "start_plugins", "start_workers", "stop_workers"]
 
 
 @dataclass(frozen=True)
@@ -167,11 +126,15 @@ def load_plugins(
     entry_points: bool = True,
     extra: list[Any] | None = None,
 ) -> pluggy.PluginManager:
-    """A plug-in manager holding the enabled built-in, entry-point and extra plug-ins."""
+    """A plug-in manager holding the core and the enabled built-in, entry-point and extra
+    plug-ins, with every plug-in's own hook specifications added."""
     selection = plugin_selection(config)
     disabled = {name for name, value in selection.items() if value is False}
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
+    if CORE_NAME in disabled:
+        raise PluginError(f"the {CORE_NAME!r} plug-in serves the server's own routes and "
+                          f"cannot be disabled; remove plugins.{CORE_NAME} from the config")
+    pm = pluggy.PluginManager(plugin_api.PROJECT)
+    pm.add_hookspecs(plugin_api)
     pm._maxbooster_sources = {}  # type: ignore[attr-defined]
 
     def register(obj: Any, name: str, source: str) -> None:
@@ -184,7 +147,7 @@ def load_plugins(
         pm.register(obj, name=name)
         pm._maxbooster_sources[name] = source  # type: ignore[attr-defined]
 
-    for path in DEFAULT_PLUGINS if defaults is None else defaults:
+    for path in [CORE_PLUGIN, *(DEFAULT_PLUGINS if defaults is None else defaults)]:
         try:
             module = importlib.import_module(path)
         except ImportError as exc:
@@ -212,16 +175,19 @@ def load_plugins(
             f"config names unknown plug-ins {sorted(unknown)}; loaded: "
             f"{sorted(n for n, _ in pm.list_name_plugin())}"
         )
+    for _plugin, namespaces in each_plugin(pm, "hookspecs"):
+        for namespace in namespaces:
+            pm.add_hookspecs(namespace)
     pm.check_pending()
     return pm
 
 
-def _call_one(pm: pluggy.PluginManager, hook: str, name: str, **kwargs: Any) -> Any:
-    plugin = pm.get_plugin(name)
+def each_plugin(pm: pluggy.PluginManager, hook: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+    """``(plug-in name, result)`` of ``hook`` for every loaded plug-in implementing it."""
     for impl in getattr(pm.hook, hook).get_hookimpls():
-        if impl.plugin is plugin:
-            return impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
-    return None
+        name = pm.get_name(impl.plugin)
+        result = impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
+        yield name, result or []
 
 
 def describe(pm: pluggy.PluginManager) -> list[PluginInfo]:
@@ -232,10 +198,10 @@ def describe(pm: pluggy.PluginManager) -> list[PluginInfo]:
     for name, plugin in pm.list_name_plugin():
         if plugin is None:
             continue
-        info = _call_one(pm, "plugin_info", name) or {}
+        info = call_one(pm, "plugin_info", name) or {}
         hooks = tuple(sorted(h.name for h in pm.get_hookcallers(plugin) or []))
-        routes = _call_one(pm, "routes", name, context=context) or []
-        perms = _call_one(pm, "permissions", name) or []
+        routes = call_one(pm, "routes", name, context=context) or []
+        perms = call_one(pm, "permissions", name) or []
         infos.append(PluginInfo(
             name=name,
             version=str(info.get("version", "")),
@@ -243,206 +209,51 @@ def describe(pm: pluggy.PluginManager) -> list[PluginInfo]:
             source=sources.get(name, "registered"),
             hooks=hooks,
             routes=len(routes),
-            permissions=tuple(p[0] for p in perms),
+            permissions=tuple(p.name for p in perms),
         ))
     return sorted(infos, key=lambda i: i.name)
 
 
+def _typed(plugin: str, hook: str, items: list[Any], kind: type) -> list[Any]:
+    for item in items:
+        if not isinstance(item, kind):
+            raise PluginError(f"plug-in {plugin!r}: its {hook!r} hook returned {item!r}; "
+                              f"return plugin_api.{kind.__name__} declarations")
+    return items
+
+
 def collect_migrations(pm: pluggy.PluginManager) -> list[Migration]:
-    """Every migration the loaded plug-ins contribute (``Migration`` s or plain tuples)."""
-    found = []
-    for batch in pm.hook.migrations():
-        for item in batch:
-            if isinstance(item, Migration):
-                found.append(item)
-            else:
-                component, version, name, sql = item
-                found.append(Migration(component, int(version), name, sql))
-    return found
+    """Every migration the loaded plug-ins contribute."""
+    return [migration for plugin, batch in each_plugin(pm, "migrations")
+            for migration in _typed(plugin, "migrations", batch, Migration)]
 
 
-def declared_permissions(pm: pluggy.PluginManager) -> dict[str, Permission]:
-    """Each declared permission: who declared it, and the least role holding it (owner).
+def declare_all(context: PluginContext) -> None:
+    """Record every permission, event and job of the loaded plug-ins in ``context``.
 
-    A permission belongs to the one plug-in that declares it; a second plug-in
+    Each name belongs to the one plug-in that declares it; a second plug-in
     declaring the same name is an error.
     """
-    found: dict[str, Permission] = {}
-    for plugin, registered in pm.list_name_plugin():
-        if registered is None:  # blocked (disabled)
-            continue
-        for item in _call_one(pm, "permissions", plugin) or []:
-            name, _description, *rest = item
+    pm = context.manager
+    for plugin, batch in each_plugin(pm, "permissions"):
+        for permission in _typed(plugin, "permissions", batch, Permission):
             try:
-                minimum = Role.parse(str(rest[0])) if rest else UNDECLARED_ROLE
+                role_of(permission.minimum)
             except AuthError as exc:
-                raise PluginError(f"plug-in {plugin!r}, permission {name!r}: {exc}") from None
-            other = found.get(name)
-            if other is not None and other.plugin != plugin:
-                raise PluginError(f"permission {name!r} is declared by both {other.plugin!r} "
-                                  f"and {plugin!r}; a permission belongs to one plug-in: "
-                                  "rename one or disable a plug-in")
-            found[name] = Permission(plugin, minimum)
-    return found
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who a request acts for: an account, the role held on it, and the token's user."""
-
-    account_id: str
-    role: str
-    user: str = ""
-
-
-@dataclass
-class PluginRequest:
-    """The framework-neutral request a plug-in's route handler receives.
-
-    ``account_id``, ``role`` and ``user`` are empty on a public route.
-    """
-
-    method: str
-    path: str
-    match_info: dict[str, str]
-    query: dict[str, str]
-    headers: Mapping[str, str]
-    account_id: str
-    context: PluginContext
-    _body: bytes = b""
-    role: str = ""
-    user: str = ""
-
-    async def json(self) -> Any:
-        """The body parsed as JSON; ValueError with a clear message when it is not."""
-        if not self._body:
-            return {}
-        try:
-            return json.loads(self._body)
-        except ValueError as exc:
-            raise ValueError(f"request body is not valid JSON: {exc}") from exc
-
-    def body(self) -> bytes:
-        """The raw request body."""
-        return self._body
-
-
-def project_account(project_id: str) -> str:
-    """The business account of a project: plug-in data is kept per project."""
-    return project_id
-
-
-def _json_error(kind: type[web.HTTPException], message: str) -> web.HTTPException:
-    return kind(text=json.dumps({"error": message}), content_type="application/json")
-
-
-async def default_identify(request: web.Request) -> Principal | None:
-    """The principal of a request's token; None when it carries no token.
-
-    A project token acts for that project's account (:func:`project_account`) with
-    its role there; revoked tokens are refused like everywhere else. A server
-    administrator's token (project ``*``) acts as owner of the account named by
-    ``?account=``. A bad, expired or revoked token is refused (401/403), never
-    treated as anonymous.
-    """
-    token = request_token(request)
-    if token is None or TOKENS not in request.app:
-        return None
-    try:
-        grant = await authenticate(request.app, token)
-    except AccessDenied as exc:
-        raise _json_error(web.HTTPForbidden, str(exc)) from exc
-    except AuthError as exc:
-        raise _json_error(web.HTTPUnauthorized,
-                          f"{exc}; get a token with 'dawserver token'") from exc
-    if grant.is_admin:
-        account = request.query.get("account", "")
-        if not account:
-            raise _json_error(web.HTTPBadRequest, "an administrator token acts for any "
-                              "account: name one with ?account=<project id>")
-        return Principal(account, Role.OWNER.value, grant.user)
-    return Principal(project_account(grant.project_id), grant.role.value, grant.user)
-
-
-def _refusal(context: PluginContext, principal: Principal, permission: str,
-             request: web.Request) -> str | None:
-    """Why ``principal`` may not use ``permission`` (None when it may).
-
-    Only the plug-in that declared ``permission`` may overrule the roles for it.
-    """
-    declared = context.permissions.get(permission)
-    if declared is not None:
-        pm = context.manager
-        answer = _call_one(pm, "permission_allowed", declared.plugin,
-                           account_id=principal.account_id, permission=permission,
-                           request=request, role=principal.role)
-        if answer is not None:
-            return None if answer else HTTP_FORBIDDEN_MESSAGE.format(permission=permission)
-    minimum = declared.minimum if declared is not None else UNDECLARED_ROLE
-    try:
-        held = Role.parse(principal.role).at_least(minimum)
-    except AuthError:  # an unknown role holds nothing
-        held = False
-    if held:
-        return None
-    return HTTP_ROLE_MESSAGE.format(role=principal.role, permission=permission,
-                                    minimum=minimum.value)
-
-
-def _to_response(result: Any) -> web.StreamResponse:
-    if isinstance(result, web.StreamResponse):
-        return result
-    if not isinstance(result, tuple) or len(result) not in (2, 3):
-        raise PluginError(
-            f"route handler returned {type(result).__name__}; expected (status, body[, headers])"
-        )
-    status, body, *rest = result
-    headers = dict(rest[0]) if rest else {}
-    if isinstance(body, bytes):
-        headers.setdefault("Content-Type", "application/octet-stream")
-        return web.Response(status=status, body=body, headers=headers)
-    if isinstance(body, str):
-        kind = "text/html" if body.lstrip().startswith("<") else "text/plain"
-        headers.setdefault("Content-Type", f"{kind}; charset=utf-8")
-        return web.Response(status=status, text=body, headers=headers)
-    return web.json_response(body, status=status, headers=headers)
+                raise PluginError(f"plug-in {plugin!r}, permission {permission.name!r}: "
+                                  f"{exc}") from None
+            declare(context.permissions, plugin, permission.name, permission, "permission")
+    for plugin, batch in each_plugin(pm, "events"):
+        for event in _typed(plugin, "events", batch, Event):
+            declare(context.events, plugin, event.name, event, "event")
+    for plugin, batch in each_plugin(pm, "jobs"):
+        for job in _typed(plugin, "jobs", batch, Job):
+            declare(context.jobs, plugin, job.name, job, "job")
 
 
 #: ``identify(request)``: the request's :class:`Principal` or None (may be a coroutine).
 Identify = Callable[[web.Request], Any]
-
-
-def _adapt(
-    handler: Callable[[PluginRequest], Any],
-    permission: str | None,
-    context: PluginContext,
-    identify: Identify,
-) -> Callable[[web.Request], Any]:
-    async def aiohttp_handler(request: web.Request) -> web.StreamResponse:
-        principal = Principal("", "")
-        if permission != hookspecs.PUBLIC:
-            found = identify(request)
-            found = await found if inspect.isawaitable(found) else found
-            if found is None:
-                return web.json_response({"error": HTTP_UNAUTHORIZED_MESSAGE}, status=401)
-            principal = found
-            refusal = permission and _refusal(context, principal, permission, request)
-            if refusal:
-                return web.json_response({"error": refusal}, status=403)
-        body = await request.read() if request.can_read_body else b""
-        plugin_request = PluginRequest(
-            method=request.method, path=request.path, match_info=dict(request.match_info),
-            query=dict(request.query), headers=request.headers,
-            account_id=principal.account_id, context=context, _body=body,
-            role=principal.role, user=principal.user,
-        )
-        return _to_response(await handler(plugin_request))
-
-    return aiohttp_handler
-
-
 PLUGINS_KEY = web.AppKey("plugins", pluggy.PluginManager)
-PLUGIN_CONTEXT_KEY = web.AppKey("plugin_context", PluginContext)
 
 
 def install(
@@ -451,32 +262,28 @@ def install(
     *,
     manager: pluggy.PluginManager | None = None,
     database: Database | None = None,
-    identify: Identify = default_identify,
+    identify: Identify = identify_by_token,
 ) -> PluginContext:
-    """Load the enabled plug-ins into ``app``: routes now; database, jobs on startup.
+    """Load the plug-ins into ``app``: routes now; database, workers on startup.
 
     The database is ``database`` when given (its owner starts it), else one opened
     from ``config.database_url`` (SQLite in ``config.data_dir`` by default).
     ``identify(request)`` (may be async) gives the request's :class:`Principal`, or
     None when it has no credentials: every route but a public one then answers 401.
+    Routes are checked as they are added: an incomplete declaration is a PluginError.
     """
     pm = manager or load_plugins(config)
     selection = plugin_selection(config)
     settings = {k: dict(v) for k, v in selection.items() if isinstance(v, Mapping)}
     data_dir = Path(_config_value(config, "data_dir", None) or ".")
     context = PluginContext(manager=pm, settings=settings, data_dir=data_dir, config=config,
-                            db=database, permissions=declared_permissions(pm))
+                            db=database, identify=identify)
+    declare_all(context)
     app[PLUGINS_KEY] = pm
     app[PLUGIN_CONTEXT_KEY] = context
-    for batch in pm.hook.routes(context=context):
+    for plugin, batch in each_plugin(pm, "routes", context=context):
         for route in batch:
-            method, path, handler, *rest = route
-            permission = rest[0] if rest else None
-            if (permission not in (None, hookspecs.PUBLIC)
-                    and permission not in context.permissions):
-                logger.warning("route %s %s names undeclared permission %r: only %s may use it",
-                               method, path, permission, UNDECLARED_ROLE.value)
-            app.router.add_route(method, path, _adapt(handler, permission, context, identify))
+            add_route(app, route, plugin, context.permissions)
     owns_db = database is None
     url = _config_value(config, "database_url", None)
     app.cleanup_ctx.append(_lifecycle(context, url if owns_db else None, owns_db))
@@ -491,17 +298,18 @@ def _lifecycle(context: PluginContext, url: str | None, owns_db: bool) -> Callab
                     open_database(url, context.data_dir)
                 )
             await start_plugins(context)
-            tasks = run_background_jobs(context)
+            tasks = start_workers(context)
             try:
                 yield
             finally:
-                await stop_background_jobs(tasks)
+                await stop_workers(tasks)
 
     return lifecycle
 
 
 async def start_plugins(context: PluginContext) -> None:
-    """Apply every plug-in migration, then call the ``startup`` hooks."""
+    """Record the declarations, apply every plug-in migration, call the ``startup`` hooks."""
+    declare_all(context)
     db = context.database()
     await db.migrate(collect_migrations(context.manager))
     for result in context.manager.hook.startup(context=context):
@@ -509,12 +317,12 @@ async def start_plugins(context: PluginContext) -> None:
             await result
 
 
-def run_background_jobs(context: PluginContext) -> list[asyncio.Task]:
-    """Start every plug-in background job as a task."""
+def start_workers(context: PluginContext) -> list[asyncio.Task]:
+    """Start every plug-in worker as a task."""
     tasks = []
-    for batch in context.manager.hook.background_jobs(context=context):
-        for name, function in batch:
-            task = asyncio.create_task(function(context), name=f"plugin-job:{name}")
+    for plugin, batch in each_plugin(context.manager, "workers", context=context):
+        for worker in _typed(plugin, "workers", batch, Worker):
+            task = asyncio.create_task(worker.run(context), name=f"plugin-worker:{worker.name}")
             task.add_done_callback(_report_crash)
             tasks.append(task)
     return tasks
@@ -522,11 +330,11 @@ def run_background_jobs(context: PluginContext) -> list[asyncio.Task]:
 
 def _report_crash(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
-        logger.error("background job %s stopped: %r", task.get_name(), task.exception())
+        logger.error("worker %s stopped: %r", task.get_name(), task.exception())
 
 
-async def stop_background_jobs(tasks: list[asyncio.Task]) -> None:
-    """Cancel the jobs and wait until they have stopped."""
+async def stop_workers(tasks: list[asyncio.Task]) -> None:
+    """Cancel the workers and wait until they have stopped."""
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -6,7 +6,7 @@ at least one track is armed, it writes the audio as float32 (mono, 48 kHz)
 to a temporary file; when recording stops the file goes into the asset store
 and a clip is added to every armed track through the room
 (:meth:`collab.room.Room.edit`; older clips under it are cut away, see
-:mod:`dawserver.takes`), so every client sees the new take like any other
+:mod:`collab.takes`), so every client sees the new take like any other
 edit.  The take starts on the timeline where the live playhead was when its
 first frame arrived, minus the latency the client declared.
 """
@@ -28,10 +28,10 @@ import soundfile as sf
 
 from collab.errors import CollabError
 from collab.schema import ProjectDocument
+from collab.takes import place_take
 
 from .asset_store import AssetError, AssetStore
 from .live_mix import LiveMix
-from .takes import place_take
 
 log = logging.getLogger(__name__)
 

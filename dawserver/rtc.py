@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import time
 from dataclasses import dataclass, field, replace
 
 from aiohttp import web
@@ -34,17 +35,27 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, Packet
+from pydantic import field_validator
 
 from collab.errors import CapacityError, ProjectNotFound
 from collab.tokens import Grant, Role
 from dsp_core.errors import DspError
 
 from .access import on_member_change
-from .api import _body, _error, _grant
 from .assets import ASSETS
 from .keys import ROOMS
 from .live_mix import Listener, LiveMix, LiveMixes
 from .opus import packet as opus_packet
+from .permissions import PROJECT_READ
+from .plugin_api import (
+    BadRequest,
+    Model,
+    NotFound,
+    Request,
+    Route,
+    Unavailable,
+    Unprocessable,
+)
 from .recording import TakeRecorder
 
 log = logging.getLogger(__name__)
@@ -196,9 +207,8 @@ RTC = web.AppKey("rtc", RtcService)
 
 
 def setup_rtc(app: web.Application) -> None:
-    """Add the WebRTC service and ``POST /projects/{id}/rtc`` to ``app``."""
+    """Add the WebRTC service to ``app`` (its route: :data:`ROUTES`)."""
     app[RTC] = RtcService(app)
-    app.router.add_post("/projects/{project_id}/rtc", rtc_offer)
     on_member_change(app, app[RTC].member_changed)
 
     async def shutdown(app: web.Application) -> None:
@@ -207,30 +217,57 @@ def setup_rtc(app: web.Application) -> None:
     app.on_shutdown.append(shutdown)
 
 
-async def rtc_offer(request: web.Request) -> web.Response:
-    """``POST /projects/{id}/rtc``: an SDP offer in, the SDP answer out (any role)."""
-    project_id = request.match_info["project_id"]
-    grant = await _grant(request, project_id, Role.VIEWER)
-    body = await _body(request)
-    if body.get("type") != "offer" or not isinstance(body.get("sdp"), str):
-        raise _error(web.HTTPBadRequest,
-                     'send {"type": "offer", "sdp": "..."} from RTCPeerConnection.createOffer()')
-    try:
-        latency_ms = float(body.get("latency_ms", 0.0))
-    except (TypeError, ValueError):
-        raise _error(web.HTTPBadRequest, "latency_ms must be a number") from None
-    track = body.get("track")
+OFFER_HINT = 'send {"type": "offer", "sdp": "..."} from RTCPeerConnection.createOffer()'
+
+
+class Offer(Model):
+    """An SDP offer; ``track``: record into this armed track only; ``latency_ms``: the
+    client's round trip, subtracted from a take's position."""
+
+    type: str
+    sdp: str
+    track: str | None = None
+    latency_ms: float = 0.0
+
+    @field_validator("type")
+    @classmethod
+    def _an_offer(cls, value: str) -> str:
+        if value != "offer":
+            raise ValueError(OFFER_HINT)
+        return value
+
+
+class Answer(Model):
+    """The server's SDP answer."""
+
+    type: str
+    sdp: str
+
+
+async def rtc_offer(request: Request) -> Answer:
+    """Open a WebRTC connection: an SDP offer in, the SDP answer out (any role).
+
+    The connection carries the project's live mix; an editor's microphone track is
+    recorded into the armed tracks while the transport records.
+    """
+    project_id, offer = request.params["project_id"], request.body
+    grant = Grant(project_id, Role.parse(request.role), request.user, time.time())
     try:
         _conn, answer = await request.app[RTC].connect(
-            project_id, grant, RTCSessionDescription(sdp=body["sdp"], type="offer"),
-            target_track=str(track) if track else None, latency_ms=latency_ms)
+            project_id, grant, RTCSessionDescription(sdp=offer.sdp, type="offer"),
+            target_track=offer.track or None, latency_ms=offer.latency_ms)
     except ProjectNotFound as exc:
-        raise _error(web.HTTPNotFound, str(exc)) from None
+        raise NotFound(str(exc)) from None
     except CapacityError as exc:
-        raise _error(web.HTTPServiceUnavailable, str(exc)) from None
+        raise Unavailable(str(exc)) from None
     except DspError as exc:
-        raise _error(web.HTTPUnprocessableEntity, f"cannot render the project: {exc}"
-                     ) from None
-    except ValueError as exc:
-        raise _error(web.HTTPBadRequest, f"cannot use this offer: {exc}") from None
-    return web.json_response({"sdp": answer.sdp, "type": answer.type})
+        raise Unprocessable(f"cannot render the project: {exc}") from None
+    except (ValueError, LookupError) as exc:  # aiortc's SDP parser on bad input
+        raise BadRequest(f"cannot use this offer: {exc}") from None
+    return Answer(sdp=answer.sdp, type=answer.type)
+
+
+ROUTES = [
+    Route(method="POST", path="/projects/{project_id}/rtc", handler=rtc_offer,
+          permission=PROJECT_READ, body=Offer, response=Answer),
+]

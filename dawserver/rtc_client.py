@@ -190,8 +190,9 @@ class RtcListener:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {len(self.frames)} of {count} frames arrived")
             self._got.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._got.wait(), 0.5)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await self._got.wait()
 
     def audio(self, start_frame: int = 0) -> np.ndarray:
         """Received audio from frame ``start_frame`` on, ``(2, n)`` float32.

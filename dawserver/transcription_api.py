@@ -1,9 +1,7 @@
-"""HTTP routes and the background service for transcription and text-based editing.
+"""HTTP routes for transcription and text-based editing.
 
-``setup_transcription(app)`` adds a :class:`transcription.jobs.JobService`
-(jobs in the server database, :mod:`transcription.job_store`, requeued
-when the server starts again) and these routes (token as for every route; see
-docs/transcription.md):
+The jobs run in :mod:`dawserver.transcription_service`. The routes (token as for
+every route; see docs/transcription.md):
 
 - ``POST /projects/{id}/clips/{clip}/transcribe`` ``{"language": "de"}`` (editor): queue a job.
 - ``POST /projects/{id}/assets/{sha}/transcribe`` ``{"language": "de"}`` (editor): queue a
@@ -17,142 +15,141 @@ docs/transcription.md):
   redo the project's last text edit (the room's undo history).
 
 Jobs live in the server's database (``transcription_jobs``, SQLite in the data
-directory by default, PostgreSQL when configured).  Finished jobs write their
-transcript into the project's shared document, so
-every client sees it.  The model comes from ``$DAW_WHISPER_MODEL`` (else the
-one ``dawserver models install`` assembled); ``$DAW_TRANSCRIBE_WORKERS``
-worker threads (default 1) each load it once, with ``$DAW_TRANSCRIBE_THREADS``
-CPU threads each (default 0: all cores).
+directory by default, PostgreSQL when configured).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from pydantic import field_validator, model_validator
 
 from collab.errors import ProjectNotFound, SchemaError
-from collab.tokens import Role
 from dsp_core.errors import DspError
 from transcription.editing import EditOptions
 from transcription.errors import EditError, JobError, LanguageError, TranscriptionError
 from transcription.formats import FORMATS, export
-from transcription.job_store import JobStore
-from transcription.jobs import DONE, Job, JobService
+from transcription.jobs import Job
 from transcription.languages import normalize_language
-from transcription.models import ENV_MODEL
 
-from .api import _body, _error, _grant
-from .assets import _project_asset
-from .keys import DATABASE, ROOMS
-from .transcript_document import apply_text_edit, as_transcript, find_clip, store_transcript
+from .assets import project_asset
+from .keys import ROOMS
+from .permissions import PROJECT_EDIT, PROJECT_READ
+from .plugin_api import (
+    BadRequest,
+    Conflict,
+    Empty,
+    Media,
+    Model,
+    NotFound,
+    Query,
+    Reply,
+    Request,
+    Route,
+)
+from .transcript_document import apply_text_edit, as_transcript, find_clip
+from .transcription_service import JOBS
 
-log = logging.getLogger(__name__)
-
-JOBS = web.AppKey("transcription_jobs", JobService)
-PENDING = web.AppKey("transcription_pending_writes", set)
-ENV_WORKERS = "DAW_TRANSCRIBE_WORKERS"
-ENV_THREADS = "DAW_TRANSCRIBE_THREADS"
 MEDIA_TYPES = {"json": "application/json", "srt": "application/x-subrip", "vtt": "text/vtt",
                "txt": "text/plain"}
 
-routes = web.RouteTableDef()
 
+class TranscribeOptions(Model):
+    """The spoken language (a code, alias or English name); none or "auto": detect it."""
 
-def setup_transcription(app: web.Application) -> None:
-    """Add the transcription service (a ``cleanup_ctx``) and its routes to ``app``."""
-    app.cleanup_ctx.append(transcription_context)
-    app.router.add_routes(routes)
+    language: str | None = None
 
-
-def _transcriber_factory():  # noqa: ANN202 - returns a Transcriber factory
-    model = os.environ.get(ENV_MODEL) or None
-    threads = int(os.environ.get(ENV_THREADS, "0"))
-
-    def build():  # noqa: ANN202 - runs in a worker thread, once per worker
-        from transcription.engine import Transcriber
-
-        return Transcriber(model, cpu_threads=threads)
-
-    return build
-
-
-async def transcription_context(app: web.Application) -> AsyncIterator[None]:
-    """Open the job store, start the workers (requeueing jobs), stop them on shutdown."""
-    store = JobStore(app[DATABASE])
-    await store.setup()
-    async with _serve(app, store):
-        yield
-
-
-@contextlib.asynccontextmanager
-async def _serve(app: web.Application, store: JobStore) -> AsyncIterator[None]:
-    service = JobService(store, _transcriber_factory(),
-                         workers=max(1, int(os.environ.get(ENV_WORKERS, "1"))))
-    pending: set[asyncio.Task] = set()
-    app[JOBS], app[PENDING] = service, pending
-
-    in_order = asyncio.Lock()  # FIFO: document writes keep the order of the changes
-
-    def on_change(job: Job) -> None:
-        loop = asyncio.get_running_loop()
-        writes = [_write_progress(app, job.project_id, job.id, _job_state(job), in_order)]
-        if job.status == DONE and job.clip_id and job.result is not None:
-            writes.append(_write_result(app, job))
-        for write in writes:
-            task = loop.create_task(write)
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-
-    service.add_listener(on_change)
-    try:
-        async with service:
-            yield
-    finally:
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-
-
-def _job_state(job: Job) -> dict[str, Any]:
-    return {"kind": "transcription", "clip": job.clip_id or "", "status": job.status,
-            "progress": float(job.progress), "error": job.error or ""}
-
-
-async def _write_progress(app: web.Application, project_id: str, job_id: str,
-                          state: dict[str, Any], in_order: asyncio.Lock) -> None:
-    """Mirror a job's status and progress into the shared document (``jobs`` map)."""
-    async with in_order:
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str | None) -> str | None:
         try:
-            async with app[ROOMS].use(project_id) as room:
-                await room.edit(lambda document: document.set_job(job_id, **state))
-        except (ProjectNotFound, SchemaError) as exc:
-            log.warning("progress of job %s not stored in project %s: %s", job_id,
-                        project_id, exc)
+            return normalize_language(value)
+        except LanguageError as exc:
+            raise ValueError(str(exc)) from None
 
 
-async def _write_result(app: web.Application, job: Job) -> None:
-    model = Path(os.environ.get(ENV_MODEL) or "whisper-base").name
-    transcript = job.transcript
-    try:
-        async with app[ROOMS].use(job.project_id) as room:
-            await room.edit(lambda document: store_transcript(document, job.clip_id, transcript,
-                                                              model))
-    except (ProjectNotFound, EditError, SchemaError) as exc:
-        log.warning("transcript of job %s not stored in project %s: %s", job.id,
-                    job.project_id, exc)
+class TranscriptionJob(Model):
+    """A transcription job: state, progress (0..1), error and, when done, the transcript."""
+
+    project_id: str
+    source: str
+    id: str
+    clip_id: str | None
+    start_s: float
+    end_s: float | None
+    language: str | None
+    status: str
+    progress: float
+    result: dict[str, Any] | None = None
+    error: str | None
+    created_at: float
+    updated_at: float
 
 
-def _accepted(project_id: str, job: Job) -> web.Response:
-    """``202`` with the queued job and the URL to poll."""
-    return web.json_response(
-        {"job": _job_json(job), "url": f"/projects/{project_id}/transcription-jobs/{job.id}"},
-        status=202)
+class Queued(Model):
+    """A queued job and the URL to poll."""
+
+    job: TranscriptionJob
+    url: str
+
+
+class TranscriptFormat(Query):
+    """The export format of a transcript."""
+
+    format: str = "json"
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _known_format(cls, value: Any) -> str:
+        fmt = str(value).lower()
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+        return fmt
+
+
+class TextEdit(Model):
+    """Delete words (``delete``: indices) or play them in a new order (``order``).
+
+    ``ripple: false`` leaves gaps where words were deleted instead of closing them.
+    """
+
+    delete: list[int] | None = None
+    order: list[int] | None = None
+    ripple: bool = True
+
+    @model_validator(mode="after")
+    def _one_edit(self) -> TextEdit:
+        if self.delete is None and self.order is None:
+            raise ValueError('give "delete": [word indices] or "order": [word indices]')
+        return self
+
+
+class EditedClips(Model):
+    """The ids of the clips that now play the words."""
+
+    clips: list[str]
+
+
+class Undone(Model):
+    """The last text edit was undone; the project's clips now."""
+
+    undo: bool
+    clips: list[str]
+
+
+class Redone(Model):
+    """The last undone text edit was redone; the project's clips now."""
+
+    redo: bool
+    clips: list[str]
+
+
+def _accepted(project_id: str, job: Job) -> Queued:
+    """The queued job and the URL to poll."""
+    return Queued(job=_job_json(job),
+                  url=f"/projects/{project_id}/transcription-jobs/{job.id}")
 
 
 def _job_json(job: Job, *, result: bool = True) -> dict[str, Any]:
@@ -162,119 +159,91 @@ def _job_json(job: Job, *, result: bool = True) -> dict[str, Any]:
     return data
 
 
-async def _project_job(request: web.Request, minimum: Role) -> Job:
-    project_id, job_id = request.match_info["project_id"], request.match_info["job_id"]
-    await _grant(request, project_id, minimum)
+async def _project_job(request: Request) -> Job:
+    project_id, job_id = request.params["project_id"], request.params["job_id"]
     try:
         job = await request.app[JOBS].get(job_id)
     except JobError as exc:
-        raise _error(web.HTTPNotFound, str(exc)) from None
+        raise NotFound(str(exc)) from None
     if job.project_id != project_id:
-        raise _error(web.HTTPNotFound, f"no transcription job {job_id!r} in this project")
+        raise NotFound(f"no transcription job {job_id!r} in this project")
     return job
 
 
-@routes.post("/projects/{project_id}/clips/{clip_id}/transcribe")
-async def transcribe_clip(request: web.Request) -> web.Response:
-    """Queue the transcription of a clip: ``{"language": "de"}`` or detect (editor)."""
-    project_id, clip_id = request.match_info["project_id"], request.match_info["clip_id"]
-    await _grant(request, project_id, Role.EDITOR)
-    body = await _body(request)
-    try:
-        language = normalize_language(body.get("language"))
-    except LanguageError as exc:
-        raise _error(web.HTTPBadRequest, str(exc)) from None
+async def transcribe_clip(request: Request) -> Queued:
+    """Queue the transcription of a clip in a language, or detect it (editor)."""
+    project_id, clip_id = request.params["project_id"], request.params["clip_id"]
     try:
         async with request.app[ROOMS].use(project_id) as room:
             ref = find_clip(room.document, clip_id)
     except (ProjectNotFound, EditError) as exc:
-        raise _error(web.HTTPNotFound, str(exc)) from None
+        raise NotFound(str(exc)) from None
     if not Path(ref.clip.source).is_file():
-        raise _error(web.HTTPConflict, f"the source of clip {clip_id!r} "
-                                       f"({ref.clip.source!r}) is missing on the server")
+        raise Conflict(f"the source of clip {clip_id!r} ({ref.clip.source!r}) is missing "
+                       "on the server")
     rate = ref.session.sample_rate
     job = await request.app[JOBS].submit(
         project_id, ref.clip.source, clip_id=clip_id, start_s=ref.clip.offset / rate,
-        end_s=(ref.clip.offset + ref.clip.length) / rate, language=language)
+        end_s=(ref.clip.offset + ref.clip.length) / rate, language=request.body.language)
     return _accepted(project_id, job)
 
 
-@routes.post("/projects/{project_id}/assets/{asset_id}/transcribe")
-async def transcribe_asset(request: web.Request) -> web.Response:
+async def transcribe_asset(request: Request) -> Queued:
     """Queue the transcription of a whole uploaded asset (editor); the job holds the result."""
-    project_id = request.match_info["project_id"]
-    await _grant(request, project_id, Role.EDITOR)
-    body = await _body(request)
-    try:
-        language = normalize_language(body.get("language"))
-    except LanguageError as exc:
-        raise _error(web.HTTPBadRequest, str(exc)) from None
-    asset = await _project_asset(request)
-    job = await request.app[JOBS].submit(project_id, asset.path, language=language)
+    project_id = request.params["project_id"]
+    asset = await project_asset(request)
+    job = await request.app[JOBS].submit(project_id, asset.path,
+                                         language=request.body.language)
     return _accepted(project_id, job)
 
 
-@routes.get("/projects/{project_id}/transcription-jobs")
-async def list_jobs(request: web.Request) -> web.Response:
+async def list_jobs(request: Request) -> list[TranscriptionJob]:
     """The project's transcription jobs, oldest first, without results (viewer)."""
-    project_id = request.match_info["project_id"]
-    await _grant(request, project_id, Role.VIEWER)
-    jobs = await request.app[JOBS].store.for_project(project_id)
-    return web.json_response([_job_json(job, result=False) for job in jobs])
+    jobs = await request.app[JOBS].store.for_project(request.params["project_id"])
+    return [TranscriptionJob(**_job_json(job, result=False)) for job in jobs]
 
 
-@routes.get("/projects/{project_id}/transcription-jobs/{job_id}")
-async def get_job(request: web.Request) -> web.Response:
+async def get_job(request: Request) -> TranscriptionJob:
     """One job: status, progress (0..1), error and, when done, the transcript (viewer)."""
-    return web.json_response(_job_json(await _project_job(request, Role.VIEWER)))
+    return TranscriptionJob(**_job_json(await _project_job(request)))
 
 
-@routes.delete("/projects/{project_id}/transcription-jobs/{job_id}")
-async def cancel_job(request: web.Request) -> web.Response:
+async def cancel_job(request: Request) -> TranscriptionJob:
     """Cancel a queued or running job (editor)."""
-    job = await _project_job(request, Role.EDITOR)
-    return web.json_response(_job_json(await request.app[JOBS].cancel(job.id), result=False))
+    job = await _project_job(request)
+    return TranscriptionJob(**_job_json(await request.app[JOBS].cancel(job.id), result=False))
 
 
-@routes.get("/projects/{project_id}/clips/{clip_id}/transcript")
-async def get_transcript(request: web.Request) -> web.Response:
-    """The clip's transcript from the document as ``?format=json|srt|vtt|txt`` (viewer)."""
-    project_id, clip_id = request.match_info["project_id"], request.match_info["clip_id"]
-    await _grant(request, project_id, Role.VIEWER)
-    fmt = request.query.get("format", "json").lower()
-    if fmt not in FORMATS:
-        raise _error(web.HTTPBadRequest,
-                     f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+async def get_transcript(request: Request) -> Reply:
+    """The clip's transcript from the document as json, srt, vtt or txt (viewer)."""
+    project_id, clip_id = request.params["project_id"], request.params["clip_id"]
+    fmt = request.query.format
     try:
         async with request.app[ROOMS].use(project_id) as room:
             find_clip(room.document, clip_id)
             stored = room.document.transcript(clip_id)
     except (ProjectNotFound, EditError) as exc:
-        raise _error(web.HTTPNotFound, str(exc)) from None
+        raise NotFound(str(exc)) from None
     if stored is None:
-        raise _error(web.HTTPNotFound, f"clip {clip_id!r} has no transcript yet: POST "
-                                       f"/projects/{project_id}/clips/{clip_id}/transcribe")
-    return web.Response(text=export(as_transcript(stored), fmt), content_type=MEDIA_TYPES[fmt],
-                        charset="utf-8")
+        raise NotFound(f"clip {clip_id!r} has no transcript yet: POST "
+                       f"/projects/{project_id}/clips/{clip_id}/transcribe")
+    return Reply(export(as_transcript(stored), fmt), media_type=MEDIA_TYPES[fmt])
 
 
-@routes.post("/projects/{project_id}/clips/{clip_id}/transcript/edit")
-async def edit_transcript(request: web.Request) -> web.Response:
-    """Edit audio through words: ``{"delete": [i, ...]}`` or ``{"order": [...]}`` (editor).
+async def edit_transcript(request: Request) -> EditedClips:
+    """Edit audio through words: delete them or play them in a new order (editor).
 
-    ``"ripple": false`` leaves gaps where words were deleted instead of
-    closing them.  Answers the ids of the clips that now play the words.
+    Answers the ids of the clips that now play the words.
     """
-    project_id, clip_id = request.match_info["project_id"], request.match_info["clip_id"]
-    await _grant(request, project_id, Role.EDITOR)
-    body = await _body(request)
-    options = EditOptions(ripple=bool(body.get("ripple", True)))
+    project_id, clip_id = request.params["project_id"], request.params["clip_id"]
+    edit: TextEdit = request.body
+    options = EditOptions(ripple=edit.ripple)
     try:
         async with request.app[ROOMS].use(project_id) as room:
             ref = find_clip(room.document, clip_id)
             stored = room.document.transcript(clip_id)
             count = sum(len(s.words) for s in stored.segments) if stored else 0
-            order = _order(body, count)
+            order = _order(edit, count)
             from dsp_core.audio_io import load_source
 
             audio = await asyncio.get_running_loop().run_in_executor(
@@ -286,52 +255,68 @@ async def edit_transcript(request: web.Request) -> web.Response:
 
             await room.edit(change, undoable=True)
     except ProjectNotFound as exc:
-        raise _error(web.HTTPNotFound, str(exc)) from None
+        raise NotFound(str(exc)) from None
     except (EditError, SchemaError, DspError, TranscriptionError) as exc:
-        raise _error(web.HTTPBadRequest, str(exc)) from None
-    return web.json_response({"clips": pieces})
+        raise BadRequest(str(exc)) from None
+    return EditedClips(clips=pieces)
 
 
-@routes.post("/projects/{project_id}/clips/{clip_id}/transcript/undo")
-async def undo_text_edit(request: web.Request) -> web.Response:
+async def undo_text_edit(request: Request) -> Undone:
     """Undo the project's last text edit: clips, transcripts and sound as before (editor)."""
-    return await _undo_step(request, "undo")
+    return Undone(undo=True, clips=await _undo_step(request, "undo"))
 
 
-@routes.post("/projects/{project_id}/clips/{clip_id}/transcript/redo")
-async def redo_text_edit(request: web.Request) -> web.Response:
+async def redo_text_edit(request: Request) -> Redone:
     """Redo the project's last undone text edit (editor)."""
-    return await _undo_step(request, "redo")
+    return Redone(redo=True, clips=await _undo_step(request, "redo"))
 
 
-async def _undo_step(request: web.Request, direction: str) -> web.Response:
-    project_id = request.match_info["project_id"]
-    await _grant(request, project_id, Role.EDITOR)
+async def _undo_step(request: Request, direction: str) -> list[str]:
     try:
-        async with request.app[ROOMS].use(project_id) as room:
+        async with request.app[ROOMS].use(request.params["project_id"]) as room:
             done = await (room.undo() if direction == "undo" else room.redo())
             document = room.document.to_json()
     except ProjectNotFound as exc:
-        raise _error(web.HTTPNotFound, str(exc)) from None
+        raise NotFound(str(exc)) from None
     if not done:
-        raise _error(web.HTTPConflict, f"no text edit to {direction} in this project (the "
-                                       "history starts when the project is loaded)")
-    return web.json_response({direction: True, "clips": sorted(document["clips"])})
+        raise Conflict(f"no text edit to {direction} in this project (the history starts "
+                       "when the project is loaded)")
+    return sorted(document["clips"])
 
 
-def _order(body: dict[str, Any], count: int) -> list[int]:
-    if "order" in body:
-        order = body["order"]
-    elif "delete" in body:
-        gone = body["delete"]
-        if not isinstance(gone, list) or not all(isinstance(i, int) for i in gone):
-            raise EditError(f'"delete" must be a list of word indices, got {gone!r}')
-        bad = [i for i in gone if not 0 <= i < count]
-        if bad:
-            raise EditError(f"word indices {bad} are outside 0..{count - 1}")
-        order = [i for i in range(count) if i not in set(gone)]
-    else:
-        raise EditError('give "delete": [word indices] or "order": [word indices]')
-    if not isinstance(order, list) or not all(isinstance(i, int) for i in order):
-        raise EditError(f'"order" must be a list of word indices, got {order!r}')
-    return order
+def _order(edit: TextEdit, count: int) -> list[int]:
+    if edit.order is not None:
+        return edit.order
+    bad = [i for i in edit.delete or [] if not 0 <= i < count]
+    if bad:
+        raise EditError(f"word indices {bad} are outside 0..{count - 1}")
+    gone = set(edit.delete or [])
+    return [i for i in range(count) if i not in gone]
+
+
+PROJECT = "/projects/{project_id}"
+CLIP = f"{PROJECT}/clips/{{clip_id}}"
+JOB = f"{PROJECT}/transcription-jobs/{{job_id}}"
+
+ROUTES = [
+    Route(method="POST", path=f"{CLIP}/transcribe", handler=transcribe_clip,
+          permission=PROJECT_EDIT, body=TranscribeOptions, response=Queued, status=202),
+    Route(method="POST", path=f"{PROJECT}/assets/{{asset_id}}/transcribe",
+          handler=transcribe_asset, permission=PROJECT_EDIT, body=TranscribeOptions,
+          response=Queued, status=202),
+    Route(method="GET", path=f"{PROJECT}/transcription-jobs", handler=list_jobs,
+          permission=PROJECT_READ, response=list[TranscriptionJob]),
+    Route(method="GET", path=JOB, handler=get_job, permission=PROJECT_READ,
+          response=TranscriptionJob),
+    Route(method="DELETE", path=JOB, handler=cancel_job, permission=PROJECT_EDIT,
+          response=TranscriptionJob),
+    Route(method="GET", path=f"{CLIP}/transcript", handler=get_transcript,
+          permission=PROJECT_READ, query=TranscriptFormat,
+          response=Media(*MEDIA_TYPES.values())),
+    Route(method="POST", path=f"{CLIP}/transcript/edit", handler=edit_transcript,
+          permission=PROJECT_EDIT, body=TextEdit, response=EditedClips),
+    Route(method="POST", path=f"{CLIP}/transcript/undo", handler=undo_text_edit,
+          permission=PROJECT_EDIT, body=Empty, response=Undone),
+    Route(method="POST", path=f"{CLIP}/transcript/redo", handler=redo_text_edit,
+          permission=PROJECT_EDIT, body=Empty, response=Redone),
+]

@@ -1,9 +1,9 @@
 """The aiohttp side of the collaboration endpoint ``/collab/{project_id}``.
 
-:class:`AiohttpChannel` adapts an aiohttp WebSocket to the tiny channel
-interface :mod:`collab.room` speaks; :func:`collab_socket` authenticates the
-peer and hands it to the project's room; :func:`connect` opens a client
-channel (for the Python :class:`collab.client.SyncClient`).
+:class:`AiohttpChannel` adapts the server's aiohttp WebSocket to the tiny
+channel interface :mod:`collab.room` speaks; :func:`collab_socket`
+authenticates the peer and hands it to the project's room. The client end
+(for the Python :class:`collab.client.SyncClient`) is :func:`dawclient.channel.connect`.
 
 A message over ``max_message_bytes`` is refused by aiohttp's frame reader
 before its payload is buffered; :class:`CollabSocket` makes that close say
@@ -12,11 +12,9 @@ before its payload is buffered; :class:`CollabSocket` makes that close say
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from collab.errors import AuthError, CapacityError, ProjectNotFound
@@ -30,9 +28,9 @@ log = logging.getLogger(__name__)
 
 
 class AiohttpChannel:
-    """A server- or client-side aiohttp WebSocket seen as a :class:`collab.room.Channel`."""
+    """The server's aiohttp WebSocket seen as a :class:`collab.room.Channel`."""
 
-    def __init__(self, ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
 
     async def send(self, data: bytes) -> None:
@@ -94,13 +92,3 @@ async def collab_socket(request: web.Request) -> web.WebSocketResponse:
     except CapacityError:
         await channel.close(CloseCode.SERVER_FULL, CloseCode.SERVER_FULL.reason)
     return ws
-
-
-@contextlib.asynccontextmanager
-async def connect(url: str, token: str | None = None) -> AsyncIterator[AiohttpChannel]:
-    """Open a client channel to ``url`` (``ws://HOST:PORT/collab/PROJECT``)."""
-    params = {"token": token} if token else None
-    async with aiohttp.ClientSession() as session, session.ws_connect(
-        url, params=params, max_msg_size=0, compress=0
-    ) as ws:
-        yield AiohttpChannel(ws)

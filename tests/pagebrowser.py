@@ -106,6 +106,18 @@ def open_page(browser: Any, url: str, *, viewport: tuple[int, int] = (1400, 900)
     return page, log
 
 
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy (then return that)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
+        time.sleep(interval)
+
+
 def screenshot(page: Any, name: str) -> Path:
     """Save a screenshot under artifacts/page/ and return its path."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -16,10 +16,10 @@ from yjs_updates import TYPE_REF_9
 
 from collab import protocol as p
 from collab.client import SyncClient
+from dawclient.channel import connect
 from dawserver.config import ServerConfig
 from dawserver.keys import STORE, TOKENS
 from dawserver.projects import import_session
-from dawserver.websocket import connect
 from dsp_core.session import Clip, Session, Track
 
 pytestmark = pytest.mark.asyncio
@@ -75,7 +75,7 @@ async def test_an_owner_renames_a_project_in_the_list_and_the_document(api: Api)
     status, body = await api.call("PATCH", path, api.token(role="editor"), json={"name": "No"})
     assert status == 403
     status, body = await api.call("PATCH", path, api.token(), json={"name": "  "})
-    assert status == 400 and "name" in body["error"]
+    assert status == 422 and "body.name" in body["error"]
     status, body = await api.call("PATCH", "/projects/nope", api.token(project="*"),
                                   json={"name": "X"})
     assert status == 404 and "nope" in body["error"]
@@ -109,7 +109,7 @@ async def test_owners_issue_tokens_and_editors_cannot(api: Api) -> None:
     assert status == 403
     status, body = await api.call("POST", f"/projects/{api.project_id}/tokens", api.token(),
                                   json={"role": "boss"})
-    assert status == 400 and "viewer, editor, owner" in body["error"]
+    assert status == 422 and "viewer, editor, owner" in body["error"]
 
 
 async def test_revoking_a_member_disconnects_them_now_and_refuses_old_tokens(api: Api) -> None:
@@ -175,7 +175,7 @@ async def test_a_new_role_applies_to_live_sessions_and_replaces_old_tokens(api: 
 async def test_role_changes_are_for_owners_and_name_a_real_role(api: Api) -> None:
     path = f"/projects/{api.project_id}/members"
     status, body = await api.call("PUT", f"{path}/ben", api.token(), json={"role": "boss"})
-    assert status == 400 and "viewer, editor, owner" in body["error"]
+    assert status == 422 and "viewer, editor, owner" in body["error"]
     status, body = await api.call("PUT", f"{path}/olga", api.token(), json={"role": "viewer"})
     assert status == 400 and "another owner" in body["error"]
     status, _ = await api.call("PUT", f"{path}/ben", api.token("editor", "eve"),
@@ -197,7 +197,13 @@ async def test_render_returns_the_live_mix_as_a_wav(api: Api) -> None:
     assert rate == 48000 and audio.shape == (4800, 2) and np.abs(audio).max() > 0.01
     status, body = await api.call("GET", f"/projects/{api.project_id}/render?frames=x",
                                   api.token())
-    assert status == 400
+    assert status == 422 and body["fields"][0]["path"] == "query.frames"
+    status, body = await api.call("GET", f"/projects/{api.project_id}/render?frames=99999999",
+                                  api.token())
+    assert status == 400 and "frames must be in" in body["error"]
+    status, body = await api.call("GET", f"/projects/{api.project_id}/render?start={2**63}",
+                                  api.token())
+    assert status == 422 and body["fields"][0]["path"] == "query.start"
 
 
 async def test_metrics_count_refused_updates_by_reason(api: Api) -> None:

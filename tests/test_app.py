@@ -12,13 +12,12 @@ from collab.client import SyncClient
 from collab.registry import RoomRegistry
 from collab.store import Store
 from collab.tokens import Role
+from dawclient.channel import connect
 from dawserver.app import create_app
 from dawserver.config import ServerConfig
-from dawserver.keys import CONFIG, DATABASE, ROOMS, STORE, TOKENS
-from dawserver.plugins import PLUGIN_CONTEXT_KEY
+from dawserver.keys import CONFIG, DATABASE, PLUGIN_CONTEXT_KEY, ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
-from dawserver.transcription_api import JOBS
-from dawserver.websocket import connect
+from dawserver.transcription_service import JOBS
 from dsp_core.session import Session, Track
 
 pytestmark = pytest.mark.asyncio

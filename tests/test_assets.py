@@ -16,7 +16,7 @@ from nodepeer import free_port, running_server
 from collab.tokens import Role
 from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
-from dawserver.keys import STORE, TOKENS
+from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
 from dsp_core.session import Clip, Session, Track
 
@@ -167,4 +167,8 @@ async def test_imported_sources_download_and_have_peaks_other_files_do_not(api: 
     peaks = await response.json()
     assert peaks["count"] == 3 and peaks["max"][0][2] == pytest.approx(0.5, abs=1e-5)
     response, _ = await api.get("/audio", source="/etc/passwd")
+    assert response.status == 404
+    async with api.app[ROOMS].use(api.project_id) as room:  # its last clip goes
+        await room.edit(lambda document: document.remove_clip("c0"))
+    response, _ = await api.get("/peaks", source=str(api.imported))
     assert response.status == 404

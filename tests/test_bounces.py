@@ -14,8 +14,8 @@ import soundfile as sf
 from nodepeer import free_port, running_server
 
 from dawserver.config import ServerConfig
-from dawserver.hookspecs import hookimpl
 from dawserver.keys import STORE, TOKENS
+from dawserver.plugin_api import hookimpl
 from dawserver.plugins import PLUGIN_CONTEXT_KEY
 from dawserver.projects import import_session
 from dsp_core import Engine
@@ -118,7 +118,7 @@ async def test_cancelled_bounce_leaves_no_file(server) -> None:
 async def test_bad_bounce_options_get_a_clear_error(server, body, message) -> None:
     status, answer = await _call(server, "POST", f"/projects/{server['project']}/bounces",
                                  json=body)
-    assert status == 400 and message in answer["error"]
+    assert status == 422 and message in answer["error"]
 
 
 async def test_viewer_cannot_start_a_bounce(server) -> None:

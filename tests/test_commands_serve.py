@@ -16,8 +16,8 @@ from nodepeer import free_port
 from collab.client import SyncClient
 from collab.store import open_store
 from collab.tokens import Role, TokenSigner
+from dawclient.channel import connect
 from dawserver.projects import import_session
-from dawserver.websocket import connect
 from dsp_core.session import Session, Track
 
 ROOT = Path(__file__).resolve().parents[1]

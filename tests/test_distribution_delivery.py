@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from distribution_helpers import (
@@ -41,7 +42,7 @@ from business.distribution.stores.http_drop import HttpDropConnector
 from database import Migration, open_database
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = dict(backoff_base=0.01, backoff_cap=0.1, lease_s=1.0, poll_s=0.02, concurrency=4,
+FAST = dict(backoff_base=0.01, backoff_cap=0.1, lease_s=5.0, poll_s=0.02, concurrency=4,
             max_attempts=40)
 
 
@@ -358,6 +359,42 @@ def test_worker_survives_database_errors_and_still_delivers_everything(
     asyncio.run(go())
 
 
+class ClaimWatch(FlakyDatabase):
+    """A real database that tells when the worker's claim has found nothing due."""
+
+    def __init__(self, db: Any) -> None:
+        super().__init__(db, {})
+        self.idle = asyncio.Event()
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        rows = await super().fetch(sql, *args)
+        if sql.startswith(CLAIM_SQL) and not rows:
+            self.idle.set()
+        return rows
+
+
+def test_stopping_an_idle_worker_just_as_a_job_wakes_it_returns(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    """A stop that meets a wake-up is not lost (asyncio.wait_for on 3.11 swallowed it)."""
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as real, \
+                FakeStore() as store:
+            await real.migrate(_migrations())
+            catalog = Catalog(real)
+            [release_id] = await _seed(catalog, media, 1)
+            db = ClaimWatch(real)
+            pipeline = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
+                                        settings=PipelineSettings(**{**FAST, "poll_s": 3600}))
+            await pipeline.start()
+            await db.idle.wait()  # the worker now sleeps until woken
+            await pipeline.enqueue("acc", release_id, ["alpha"])  # wakes it ...
+            await pipeline.stop()  # ... and stops it before it runs again
+            [job] = await pipeline.jobs("acc")
+            assert job["state"] == "queued" and store.stats.requests == 0
+
+    asyncio.run(go())
+
+
 def test_permanent_refusal_goes_dead_with_the_last_error_then_retries(
         tmp_path: Path, media: dict[str, Path]) -> None:
     async def go() -> None:
@@ -467,11 +504,13 @@ def test_two_workers_share_the_queue_and_slow_uploads_keep_their_lease(
         tmp_path: Path, media: dict[str, Path]) -> None:
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
-                FakeStore(delay_s=2.0) as store:
+                FakeStore(delay_s=6.0) as store:
             await db.migrate(_migrations())
             catalog = Catalog(db)
             ids = await _seed(catalog, media, 6)
-            settings = PipelineSettings(**{**FAST, "lease_s": 1.0})
+            # Uploads twice as long as the lease; beats every 1 s, so only a 2 s stall of
+            # the loop or the database (a loaded machine) lets a lease lapse.
+            settings = PipelineSettings(**{**FAST, "lease_s": 3.0})
             one, two = (DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
                                          settings=settings, worker_id=name)
                         for name in ("one", "two"))
@@ -481,7 +520,7 @@ def test_two_workers_share_the_queue_and_slow_uploads_keep_their_lease(
                 async def done() -> bool:
                     jobs = await one.jobs("acc")
                     return all(j["state"] == "delivered" for j in jobs)
-                await _until(done, 30)
+                await _until(done, 60)
             assert set(store.stats.completes.values()) == {1}  # no message sent twice
             assert len(store.accepted) == 6
             workers = {r["detail"] for r in await db.fetch(

@@ -8,24 +8,24 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pluggy
 import pytest
 from distribution_helpers import FlakyDatabase, postgres_schema_url
 
 from business.distribution.errors import DistributionError, NotFoundError
 from business.distribution.outbox import Outbox, OutboxSettings
-from business.distribution.plugin import MIGRATIONS, services
+from business.distribution.plugin import MIGRATIONS
 from business.distribution.presave import RELEASE_DAY, PreSaves, landing_page
+from business.distribution.services import services
 from database import open_database
+from dawserver.plugin_api import hookimpl
 from dawserver.plugins import (
     PluginContext,
     load_plugins,
-    run_background_jobs,
     start_plugins,
-    stop_background_jobs,
+    start_workers,
+    stop_workers,
 )
 
-hookimpl = pluggy.HookimplMarker("maxbooster")
 FAST_RETRY = OutboxSettings(lease_s=5.0, backoff_base=0.02, backoff_cap=0.05)
 
 
@@ -139,7 +139,7 @@ def test_release_day_job_survives_database_errors_and_a_failing_hook(tmp_path: P
             await start_plugins(context)
             data = await services(context).presaves.create(
                 "acc", "rel-1", "Night Drive", "Ada", dt.date.today().isoformat())
-            tasks = run_background_jobs(context)
+            tasks = start_workers(context)
             try:
                 deadline = time.monotonic() + 20
                 while not listener.heard and time.monotonic() < deadline:
@@ -147,7 +147,7 @@ def test_release_day_job_survives_database_errors_and_a_failing_hook(tmp_path: P
                 await asyncio.sleep(0.1)  # more checks run meanwhile
                 assert not any(task.done() for task in tasks)
             finally:
-                await stop_background_jobs(tasks)
+                await stop_workers(tasks)
             assert db.injected == {"SELECT account_id, campaign_id, slug": 2}
             assert [p["slug"] for p in listener.heard] == [data["slug"]]
             assert listener.calls == 3

@@ -7,15 +7,13 @@ import datetime as dt
 import time
 from pathlib import Path
 
-import pluggy
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from distribution_helpers import make_art, make_audio, release_dict
 
 from business.distribution.stores.fakestore import FakeStore
-from dawserver.plugins import Principal, emit_project_rendered, install, load_plugins
-
-hookimpl = pluggy.HookimplMarker("maxbooster")
+from dawserver.plugin_api import Principal, hookimpl
+from dawserver.plugins import emit_project_rendered, install, load_plugins
 
 
 class Observer:
@@ -157,6 +155,8 @@ def test_held_money_is_listed_and_allocated_when_the_split_is_put(tmp_path: Path
         install(app, config, manager=load_plugins(config), identify=_owner_of_header_account)
         async with TestClient(TestServer(app)) as client:
             hdr, base = {"X-Account": "ada"}, "/api/distribution"
+            metrics = await client.get(f"{base}/metrics", headers=hdr)  # nothing delivered yet
+            assert metrics.status == 200 and (await metrics.json())["jobs"]["delivered"] == 0
             isrc = "QZABC2600101"
             csv = ("store,territory,isrc,units,amount,currency\n"
                    f"fake,US,{isrc},100,10.01,USD\nfake,JP,{isrc},9,1234,JPY\n")

@@ -18,7 +18,7 @@ from dawserver.config import ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"
-BUNDLE_FILES = ("app.js", "app.css", "index.html", "build-info.json")
+BUNDLE_FILES = ("app.js", "app.css", "index.html", "build-info.json", "redoc.standalone.js")
 
 
 def sources_hash() -> str:
@@ -86,7 +86,7 @@ async def test_page_and_assets_are_served_with_the_server_features(tmp_path: Pat
 
 def test_features_are_absent_on_an_app_without_those_routes() -> None:
     app = web.Application()
-    app.router.add_routes(page.routes)
+    app.router.add_get("/", page.features)
     assert page.route_features(app) == {"rtc": False, "upload": None, "peaks": None,
                                         "transcribe": None, "transcript_edit": None,
                                         "bounce": None, "rename": False,

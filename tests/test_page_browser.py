@@ -30,6 +30,7 @@ from pagebrowser import (
     browser_missing,
     open_page,
     screenshot,
+    wait_for,
 )
 
 from collab.schema import ProjectDocument, Transcript, TranscriptSegment, TranscriptWord
@@ -166,18 +167,6 @@ def studio(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
             yield Studio(server, PROJECT, browser, spoken_words, signer, bool(frames and env))
         finally:
             browser.close()
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until it returns something truthy (then return that)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
-        time.sleep(interval)
 
 
 def rms(audio: np.ndarray) -> float:
@@ -325,7 +314,8 @@ def test_clip_dragged_in_one_browser_moves_in_the_other_and_in_the_render(studio
                                                                       abs=RATE / zoom)
     ana.mouse.up()
     ben.wait_for_selector(".ghost", state="detached")
-    moved = studio.document()["clips"]["c0"]["position"]
+    # The drop is an edit of Ana's page: it reaches the server after the mouse is up.
+    moved = wait_for(lambda: studio.document()["clips"]["c0"]["position"] or None)
     assert moved == pytest.approx(120 / zoom * RATE, abs=RATE / zoom)  # 120 px, within 1 px
     wait_for(lambda: ben.eval_on_selector(".clip[data-clip=c0]", "el => el.dataset.position")
              == str(int(moved)))
@@ -631,7 +621,9 @@ def test_project_list_creates_a_project_and_a_share_link_opens_it_for_a_viewer(
     page.click("button.add-track")
     page.click("button.add-track")
     page.wait_for_function("document.querySelectorAll('.track-header[data-track]').length === 2")
-    tracks = studio.server.document(project_id, admin)["tracks"]
+    # The page shows its own edits at once; the server has them a moment later.
+    tracks = wait_for(lambda: len(t := studio.server.document(project_id, admin)["tracks"]) == 2
+                      and t)
     assert sorted(t["name"] for t in tracks.values()) == ["Track 1", "Track 2"]
     assert studio.server.get(f"/projects/{project_id}/render?frames=4800", admin)  # valid session
     # The owner shares a viewer link; it opens the project read-only.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dawserver.playhead import Playhead
+from dsp_core.playhead import Playhead
 
 
 def transport(**fields) -> dict:

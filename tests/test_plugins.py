@@ -14,12 +14,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 
 from dawserver.cli import main
-from dawserver.hookspecs import hookimpl
+from dawserver.plugin_api import Permission, Principal, Role, hookimpl
 from dawserver.plugins import (
     DEFAULT_PLUGINS,
     PLUGIN_CONTEXT_KEY,
     PluginError,
-    Principal,
     describe,
     emit_project_rendered,
     install,
@@ -36,10 +35,33 @@ def _header_identity(request: web.Request) -> Principal | None:
 
 THIRD_PARTY = textwrap.dedent('''
     import asyncio
-    import pluggy
 
-    hookimpl = pluggy.HookimplMarker("maxbooster")
+    from dawserver.plugin_api import (
+        PUBLIC, Empty, Event, Media, Migration, Model, Permission, Role, Route, Worker, hookimpl)
+
     SEEN = {"jobs": 0, "rendered": [], "events": []}
+    READ = Permission("greeter.read", "read the greetings", Role.VIEWER)
+    SECRET = Permission("greeter.secret", "read the secret greeting")
+    WRITE = Permission("greeter.write", "change the greeting", Role.EDITOR)
+
+
+    class Words(Model):
+        account: str
+        words: list[str]
+
+
+    class Who(Model):
+        role: str
+        user: str
+
+
+    class Account(Model):
+        account: str
+
+
+    class Demo(Model):
+        pass
+
 
     @hookimpl
     def plugin_info():
@@ -47,42 +69,52 @@ THIRD_PARTY = textwrap.dedent('''
 
     @hookimpl
     def migrations():
-        return [("greeter", 1, "greetings", "CREATE TABLE greetings (account_id TEXT NOT NULL, "
-                 "word TEXT NOT NULL, PRIMARY KEY (account_id, word))")]
+        return [Migration("greeter", 1, "greetings", "CREATE TABLE greetings (account_id TEXT "
+                          "NOT NULL, word TEXT NOT NULL, PRIMARY KEY (account_id, word))")]
 
     @hookimpl
     def permissions():
-        return [("greeter.secret", "read the secret greeting"),
-                ("greeter.write", "change the greeting", "editor")]
+        return [READ, SECRET, WRITE]
 
     @hookimpl
-    def permission_allowed(account_id, permission, request):
-        if permission == "greeter.secret":
-            return account_id == "boss"
+    def permission_allowed(principal, permission):
+        if permission == SECRET:
+            return principal.account_id == "boss"
         return None
+
+    @hookimpl
+    def events():
+        return [Event("demo.event", Demo)]
 
     async def hello(request):
         db = request.context.database()
         await db.execute("INSERT INTO greetings VALUES (?, ?) ON CONFLICT DO NOTHING",
-                         request.account_id, request.match_info["word"])
+                         request.account_id, request.params["word"])
         rows = await db.fetch("SELECT word FROM greetings WHERE account_id = ?",
                               request.account_id)
-        return 200, {"account": request.account_id, "words": [r["word"] for r in rows]}
+        return {"account": request.account_id, "words": [r["word"] for r in rows]}
 
     async def secret(request):
-        return 200, "psst"
+        return "psst"
 
     async def write(request):
-        return 200, {"role": request.role, "user": request.user}
+        return {"role": request.role, "user": request.user}
 
     async def welcome(request):
-        return 200, {"account": request.account_id}
+        return {"account": request.account_id}
 
     @hookimpl
     def routes(context):
-        return [("GET", "/hello/{word}", hello), ("GET", "/secret", secret, "greeter.secret"),
-                ("POST", "/greeting", write, "greeter.write"),
-                ("GET", "/welcome", welcome, "public")]
+        return [
+            Route(method="GET", path="/hello/{word}", handler=hello, permission=READ,
+                  response=Words),
+            Route(method="GET", path="/secret", handler=secret, permission=SECRET,
+                  response=Media("text/plain")),
+            Route(method="POST", path="/greeting", handler=write, permission=WRITE,
+                  body=Empty, response=Who),
+            Route(method="GET", path="/welcome", handler=welcome, permission=PUBLIC,
+                  response=Account),
+        ]
 
     async def tick(context):
         while True:
@@ -90,8 +122,8 @@ THIRD_PARTY = textwrap.dedent('''
             await asyncio.sleep(0.01)
 
     @hookimpl
-    def background_jobs(context):
-        return [("greeter.tick", tick)]
+    def workers(context):
+        return [Worker("greeter.tick", tick)]
 
     @hookimpl
     def project_rendered(context, account_id, project_id, path, metadata):
@@ -127,14 +159,17 @@ def test_built_in_plugins_load_like_third_party_ones(third_party) -> None:  # no
     assert infos["distribution"].source == "built-in"
     assert infos["greeter"].source == "entry point greeter_plugin"
     assert infos["greeter"].routes == 4
-    assert infos["greeter"].permissions == ("greeter.secret", "greeter.write")
+    assert infos["greeter"].permissions == ("greeter.read", "greeter.secret", "greeter.write")
     assert "business.distribution.plugin" in DEFAULT_PLUGINS
+    assert infos["core"].source == "built-in" and infos["core"].routes > 30
 
 
 def test_configuration_disables_plugins(third_party) -> None:  # noqa: ANN001
     manager = load_plugins({"plugins": {"greeter": False, "distribution": False}})
     names = {name for name, plugin in manager.list_name_plugin() if plugin is not None}
-    assert names == {"distribution-https-drop"}
+    assert names == {"core", "distribution-https-drop"}
+    with pytest.raises(PluginError, match="'core' plug-in serves the server's own routes"):
+        load_plugins({"plugins": {"core": False}})
 
 
 def test_configuring_an_unknown_plugin_is_an_error() -> None:
@@ -155,15 +190,52 @@ def test_core_packages_never_import_business() -> None:
 def test_every_hook_the_contract_declares_is_called_somewhere() -> None:
     import re
 
-    from dawserver import hookspecs
+    from business.distribution import hookspecs as distribution_hookspecs
+    from dawserver import plugin_api
 
     root = Path(__file__).resolve().parents[1]
     code = "".join(source.read_text() for package in ("dawserver", "business")
                    for source in (root / package).rglob("*.py"))
-    declared = {name for name, value in vars(hookspecs).items()
+    declared = {name for module in (plugin_api, distribution_hookspecs)
+                for name, value in vars(module).items()
                 if callable(value) and hasattr(value, "maxbooster_spec")}
-    called = {a or b for a, b in re.findall(r'hook\.(\w+)\(|_call_one\(pm, "(\w+)"', code)}
+    called = {a or b for a, b in re.findall(
+        r'hook\.(\w+)\(|(?:call_one|each_plugin)\([\w.]+, "(\w+)"', code)}
     assert declared and declared <= called, declared - called
+
+
+def test_plugins_import_only_the_plugin_api_from_the_core() -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    core = r"(?:dawserver|database)\b[\w.]*"
+    pattern = rf"^from ({core}) import|^import ({core})"
+    for source in (root / "business").rglob("*.py"):
+        imported = set(re.findall(pattern, source.read_text(), re.MULTILINE))
+        assert {a or b for a, b in imported} <= {"dawserver.plugin_api"}, source
+
+
+def test_a_plugin_migration_is_the_database_layers_own_and_nothing_else() -> None:
+    import database
+    from business.distribution.plugin import MIGRATIONS
+    from dawserver import plugin_api
+    from dawserver.plugins import collect_migrations
+
+    assert plugin_api.Migration is database.Migration
+    assert plugin_api.load_migrations is database.load_migrations
+    found = collect_migrations(load_plugins())
+    assert [m for m in found if m.component == "distribution"] == MIGRATIONS
+
+    class Untyped:
+        PLUGIN_NAME = "untyped"
+
+        @hookimpl
+        def migrations(self) -> list:
+            return [("untyped", 1, "things", "CREATE TABLE things (account_id TEXT)")]
+
+    with pytest.raises(PluginError, match="'untyped': its 'migrations' hook returned .*"
+                                          "return plugin_api.Migration declarations"):
+        collect_migrations(load_plugins(extra=[Untyped()]))
 
 
 def test_installed_plugin_serves_routes_runs_jobs_and_hooks(third_party, tmp_path: Path
@@ -179,6 +251,7 @@ def test_installed_plugin_serves_routes_runs_jobs_and_hooks(third_party, tmp_pat
             assert (await second.json()) == {"account": "ada", "words": ["hi", "ho"]}
             anonymous = await client.get("/hello/hi")
             assert anonymous.status == 401
+            assert "no token" in (await anonymous.json())["error"]
             assert "needs a token" in (await anonymous.json())["error"]
             public = await client.get("/welcome")
             assert public.status == 200 and await public.json() == {"account": ""}
@@ -213,16 +286,15 @@ class Rogue:
 
     PLUGIN_NAME = "rogue"
 
-    def __init__(self, declares: list[tuple[str, ...]] | None = None) -> None:
+    def __init__(self, declares: list[Permission] | None = None) -> None:
         self.declares = declares or []
 
     @hookimpl
-    def permissions(self) -> list[tuple[str, ...]]:
+    def permissions(self) -> list[Permission]:
         return self.declares
 
     @hookimpl
-    def permission_allowed(self, account_id: str, permission: str, request: object,
-                           role: str) -> bool:
+    def permission_allowed(self, principal: Principal, permission: Permission) -> bool:
         return True
 
 
@@ -253,10 +325,10 @@ def test_only_the_plugin_that_declared_a_permission_may_overrule_its_roles(
 
 def test_a_permission_belongs_to_one_plugin_and_names_a_known_role(third_party
                                                                    ) -> None:  # noqa: ANN001
-    taken = Rogue([("distribution.royalties", "pay myself", "viewer")])
+    taken = Rogue([Permission("distribution.royalties", "pay myself", Role.VIEWER)])
     with pytest.raises(PluginError, match="'distribution.royalties' is declared by both"):
         install(web.Application(), {}, manager=load_plugins(extra=[taken]))
-    misnamed = Rogue([("rogue.read", "read", "admin")])
+    misnamed = Rogue([Permission("rogue.read", "read", "admin")])
     with pytest.raises(PluginError, match="'rogue.read': unknown role 'admin'; use one of"):
         install(web.Application(), {}, manager=load_plugins(extra=[misnamed]))
 

@@ -244,6 +244,7 @@ async def test_restart_restores_the_document_exactly(collab_database_url: str,
                 ana.edit(lambda d, i=i: d.set_track_gain(f"t{i % 4}", -0.5 * i))
             ana.edit(lambda d: d.remove_clip("c2"))
             await wait_for(lambda: room.last_seq == 21)
+            await wait_for(lambda: room._snapshot_seq >= 7)  # compaction runs in background
             expected = room.document.to_json()
             expected_state = room.doc.get_state()
             await ana.leave()

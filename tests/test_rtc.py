@@ -240,7 +240,7 @@ async def test_bad_offers_and_tokens_are_refused_clearly(live: Live) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.post(url, json={"type": "answer"},
                              params={"token": live.token()}) as response:
-            assert response.status == 400
+            assert response.status == 422
             assert "createOffer" in (await response.json())["error"]
         async with http.post(url, json={"type": "offer", "sdp": "v=0 nonsense"},
                              params={"token": live.token()}) as response:

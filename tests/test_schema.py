@@ -116,6 +116,21 @@ def test_clips_are_added_moved_and_removed() -> None:
         project.update_clip(clip_id, length=0)
 
 
+def test_clip_sources_follow_every_clip_edit_local_or_remote() -> None:
+    project = ProjectDocument.from_session(a_session())
+    before = project.clip_sources()
+    assert before == {c["source"] for c in project.to_json()["clips"].values()}
+    assert project.clip_sources() is before  # kept while nothing changes
+    clip_id = project.add_clip("bass", Clip("/a/new.wav", 400000, 1000))
+    assert "/a/new.wav" in project.clip_sources()
+    project.remove_clip(clip_id)
+    assert project.clip_sources() == before
+    other = replica(project)  # an edit that arrives as an update from another client
+    other.update_clip("c3", source="/a/moved.wav")
+    project.doc.apply_update(other.doc.get_update(project.doc.get_state()))
+    assert "/a/moved.wav" in project.clip_sources()
+
+
 def test_adding_and_removing_tracks() -> None:
     project = ProjectDocument.from_session(a_session())
     project.add_track(Track("keys", "Keys", clips=[Clip("/a/keys.wav", 0, 10, id="k1")]))

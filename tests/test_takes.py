@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collab.schema import ProjectDocument
-from dawserver.takes import place_take
+from collab.takes import place_take
 from dsp_core.session import Clip, Session, Track
 
 

@@ -51,6 +51,14 @@ def test_an_altered_token_is_refused(signer: TokenSigner) -> None:
         signer.verify("")
 
 
+def test_a_token_with_non_ascii_characters_is_refused_as_altered(signer: TokenSigner) -> None:
+    token = signer.issue("p", Role.OWNER)
+    with pytest.raises(AuthError, match="signature is invalid"):
+        signer.verify(token[:-1] + "é")
+    with pytest.raises(AuthError, match="signature is invalid"):
+        signer.verify("Î¹.\u00a0")
+
+
 def test_expired_token_is_refused(signer: TokenSigner) -> None:
     token = signer.issue("song-1", Role.EDITOR, ttl_seconds=10, now=100.0)
     assert signer.verify(token, now=105.0).role is Role.EDITOR

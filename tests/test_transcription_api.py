@@ -14,11 +14,11 @@ from nodepeer import eventually, free_port, running_server
 from transcription_helpers import WORDS, spoken_words
 
 from collab.client import SyncClient
+from dawclient.channel import connect
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
 from dawserver.transcript_document import store_transcript
-from dawserver.websocket import connect
 from dsp_core.audio_io import load_source
 from dsp_core.engine import render_session
 from dsp_core.session import Clip, Session, Track
@@ -128,7 +128,7 @@ async def test_transcribe_a_clip_then_delete_a_word_by_text(client: Client, spok
 
 async def test_bad_requests_get_clear_errors(client: Client) -> None:
     status, body = await client.call("POST", "/clips/speech/transcribe", json={"language": "xx"})
-    assert status == 400 and "unknown language" in body["error"]
+    assert status == 422 and "unknown language" in body["error"]
     status, body = await client.call("POST", "/clips/nope/transcribe")
     assert status == 404 and "nope" in body["error"]
     status, body = await client.call("POST", "/clips/speech/transcribe", "viewer")
@@ -136,9 +136,9 @@ async def test_bad_requests_get_clear_errors(client: Client) -> None:
     status, body = await client.call("GET", "/clips/speech/transcript", "viewer")
     assert status == 404 and "no transcript yet" in body["error"]
     status, body = await client.call("GET", "/clips/speech/transcript?format=doc", "viewer")
-    assert status == 400 and "unknown format" in body["error"]
+    assert status == 422 and "unknown format" in body["error"]
     status, body = await client.call("POST", "/clips/speech/transcript/edit", json={"x": 1})
-    assert status == 400
+    assert status == 422 and body["fields"][0]["path"] == "body.x"
     status, body = await client.call("GET", "/transcription-jobs/unknown", "viewer")
     assert status == 404
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from transcription.engine import Transcriber, load_audio
+from transcription.engine import REPRODUCIBLE_KERNELS, Transcriber, load_audio
 from transcription.errors import JobCancelled, LanguageError, TranscriptionError
 from transcription.evaluation import (
     SAMPLES,
@@ -24,32 +25,37 @@ from transcription.evaluation import (
 from transcription.gating import GateOptions, compression_ratio, longest_repeat
 
 #: Measured with greedy decoding, `python -m transcription.evaluation --temperatures 0
-#: --threads 2` (the table in docs/transcription.md): language -> (probability of the
-#: right language when it is detected right, else None; WER; CER).  WER is the
-#: character error rate for zh and ja (written without spaces); ja is scored on kana.
+#: --threads 2` (the table in docs/transcription.md), with the reproducible CPU kernels
+#: that tests/conftest.py selects (`transcription.engine.REPRODUCIBLE_KERNELS`):
+#: language -> (probability of the right language when it is detected right, else
+#: None; WER; CER).  WER is the character error rate for zh and ja (written without
+#: spaces); ja is scored on kana.  Other kernels give other figures (de 0.32 with MKL,
+#: 0.64 with oneDNN's AVX-512 code), which no margin of a few words covers.
 MEASURED: dict[str, tuple[float | None, float, float]] = {
-    "en": (0.91, 0.00, 0.00), "de": (0.73, 0.32, 0.18), "es": (0.91, 0.15, 0.05),
-    "fr": (0.91, 0.61, 0.32), "it": (0.97, 0.14, 0.08), "pt": (0.78, 0.35, 0.09),
-    "nl": (None, 0.76, 0.61), "pl": (0.51, 0.59, 0.18), "sv": (None, 0.78, 0.40),
-    "ru": (None, 0.44, 0.13), "tr": (None, 0.67, 0.13), "el": (None, 0.65, 0.24),
-    "cs": (0.45, 0.88, 0.36), "fi": (0.87, 0.62, 0.22), "da": (None, 0.59, 0.27),
-    "no": (None, 0.70, 0.40), "hu": (0.58, 0.75, 0.30), "ro": (0.39, 0.88, 0.19),
-    "uk": (None, 0.94, 0.47), "id": (None, 0.57, 0.22), "vi": (0.68, 0.56, 0.42),
-    "ca": (None, 0.53, 0.23), "hi": (None, 1.00, 1.00), "zh": (None, 1.00, 1.00),
-    "ja": (0.65, 0.63, 0.63),
+    "en": (0.92, 0.00, 0.00), "de": (0.73, 0.23, 0.11), "es": (0.89, 0.15, 0.05),
+    "fr": (0.90, 0.52, 0.29), "it": (0.98, 0.14, 0.08), "pt": (0.76, 0.60, 0.19),
+    "nl": (None, 1.00, 1.00), "pl": (None, 0.59, 0.18), "sv": (None, 0.78, 0.42),
+    "ru": (None, 1.00, 1.00), "tr": (None, 0.60, 0.12), "el": (None, 0.70, 0.32),
+    "cs": (0.55, 0.88, 0.32), "fi": (0.84, 0.69, 0.24), "da": (None, 0.59, 0.40),
+    "no": (None, 0.70, 0.37), "hu": (0.38, 0.69, 0.31), "ro": (0.38, 0.94, 0.22),
+    "uk": (None, 1.00, 1.00), "id": (None, 0.38, 0.14), "vi": (0.57, 0.56, 0.42),
+    "ca": (None, 0.68, 0.30), "hi": (None, 1.00, 1.00), "zh": (None, 1.00, 1.00),
+    "ja": (None, 0.42, 0.42),
 }
 #: Allowed rise of an error rate over its measured value (two words of a ~20-word
-#: sample; other CPUs may decode a few words differently), and fall of a probability.
+#: sample, for what the pinned kernels may still leave to the CPU model), and fall of
+#: a probability.
 MARGIN = 0.10
 PROBABILITY_MARGIN = 0.15
 
 #: Languages whose spoken language the base model detects right on this speech.
 DETECTED = tuple(code for code, (probability, _, _) in MEASURED.items() if probability)
 #: Languages whose words are mostly wrong (WER >= 0.85): held to their CER only.
-WORDS_WRONG = ("cs", "ro", "uk")
-#: Languages the model cannot transcribe here: nothing comes back (the gate drops the
-#: model's looping output), so they are only checked for not inventing text.
-UNREADABLE = ("hi", "zh")
+WORDS_WRONG = ("cs", "ro")
+#: Languages greedy decoding cannot transcribe here: nothing comes back (the model loops
+#: and the gate drops it), so they are only checked for not inventing text.  nl and ru
+#: come back with the temperature fallback (docs/transcription.md).
+UNREADABLE = ("hi", "zh", "nl", "ru", "uk")
 #: The rest: held to their WER and CER.
 WORD_SCORED = tuple(c for c in MEASURED if c not in WORDS_WRONG + UNREADABLE)
 
@@ -76,6 +82,10 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def forced(greedy: Transcriber, speech: dict[str, Path]) -> dict:
     return {code: greedy.transcribe(path, language=code) for code, path in speech.items()}
+
+
+def test_the_figures_are_checked_with_the_kernels_they_were_measured_with() -> None:
+    assert {name: os.environ.get(name) for name in REPRODUCIBLE_KERNELS} == REPRODUCIBLE_KERNELS
 
 
 def test_at_least_twenty_languages_are_tested() -> None:

@@ -95,7 +95,9 @@ def test_a_job_runs_off_the_loop_and_keeps_its_result(tmp_path: Path, speech: Pa
     assert statuses[0] == QUEUED and RUNNING in statuses and statuses[-1] == DONE
     progress = [p for _, _, p in recorder.seen]
     assert progress == sorted(progress)
-    assert len(ticks) >= 5 and max(np.diff(ticks)) < 0.5
+    # Decoding on the loop would stall it for the whole job: one gap as long as the run.
+    # Off the loop, the longest gap is a scheduling hiccup (up to ~1 s on a loaded machine).
+    assert len(ticks) >= 5 and max(np.diff(ticks)) < 0.5 * (ticks[-1] - ticks[0])
     path = tmp_path / "jobs.sqlite3"
     assert stored(path, lambda store: store.get(job.id)).result == job.result
     assert [j.id for j in stored(path, lambda store: store.for_project("p1"))] == [job.id]

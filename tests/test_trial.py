@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pycrdt import Doc, Map
 from yjs_updates import BAD_PARENT, TYPE_REF_9, fixed_project, plain_value_parent
@@ -106,3 +108,23 @@ def test_loading_rebuilds_the_document_without_an_update_yrs_half_applied() -> N
 def test_a_snapshot_that_cannot_be_applied_is_an_error() -> None:
     with pytest.raises(UnappliableUpdate):
         load_document(b"\x01\x02garbage", [], 1)
+
+
+@pytest.mark.asyncio
+async def test_an_index_built_in_a_thread_takes_in_what_the_document_took_meanwhile(
+        monkeypatch) -> None:
+    monkeypatch.setattr("collab.trial.INDEX_IN_THREAD_BYTES", 0)  # every index in a thread
+    doc = fixed_project().doc
+    trial = TrialDoc(doc)
+    building = asyncio.ensure_future(trial.prepare())
+    await asyncio.sleep(0)  # the index is being read in the thread now
+    before = doc.get_state()
+    doc.get("markers", type=Map)["server"] = Map({"name": "made meanwhile"})
+    trial.follow(doc.get_update(before))
+    await building
+    writer = Doc()
+    writer.apply_update(doc.get_update())
+    before = writer.get_state()
+    writer.get("markers", type=Map)["server"]["colour"] = "#fff"
+    nested = writer.get_update(before)
+    trial.attempt(nested, read_update(nested))  # its parent is the map made meanwhile

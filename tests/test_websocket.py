@@ -16,10 +16,10 @@ from collab import protocol as p
 from collab.client import SyncClient
 from collab.schema import ProjectDocument
 from collab.tokens import Role
+from dawclient.channel import connect
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
-from dawserver.websocket import connect
 from dsp_core.session import Clip, Session, Track
 
 pytestmark = [pytest.mark.asyncio,

@@ -20,6 +20,26 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[float], None]
 
+#: CPU kernels that every x86-64 CPU with AVX2 has, Intel or AMD: oneDNN, not MKL
+#: (CTranslate2's default on Intel only), and no AVX-512 / VNNI code in CTranslate2 or
+#: oneDNN.  By default each CPU gets its own kernels, and greedy decoding of espeak
+#: speech flips words on their rounding: German scores WER 0.32 with MKL, 0.64 with
+#: oneDNN's AVX-512 code and 0.23 with these (docs/transcription.md).  They cost speed
+#: (~1.5x on an AVX-512 CPU), so only the tests and the evaluation use them.
+REPRODUCIBLE_KERNELS = {"CT2_USE_MKL": "0", "CT2_FORCE_CPU_ISA": "AVX2",
+                        "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def use_reproducible_kernels() -> None:
+    """Decode with :data:`REPRODUCIBLE_KERNELS` from now on (before any model loads).
+
+    The choice is made once per process, when the first model runs, and passes
+    to child processes through the environment.  The tests and
+    ``python -m transcription.evaluation`` use it so that the measured figures
+    hold on any x86-64 machine with AVX2; the server keeps each CPU's fastest kernels.
+    """
+    os.environ.update(REPRODUCIBLE_KERNELS)
+
 
 def load_audio(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode any audio file to 16 kHz mono float32 (soundfile, else FFmpeg via PyAV)."""

@@ -197,7 +197,7 @@ def markdown_table(scores: list[Score]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Print the per-language table."""
-    from .engine import Transcriber
+    from .engine import Transcriber, use_reproducible_kernels
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="faster-whisper model directory")
@@ -209,8 +209,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="also print what was transcribed for each language")
     parser.add_argument("--cuts", action="store_true",
                         help="measure text-edit cut points on connected English speech instead")
+    parser.add_argument("--native-kernels", action="store_true",
+                        help="this CPU's own kernels, not the reproducible ones the tests use")
     parser.add_argument("languages", nargs="*")
     args = parser.parse_args(argv)
+    if not args.native_kernels:
+        use_reproducible_kernels()
     temperatures = tuple(float(t) for t in args.temperatures.split(","))
     transcriber = Transcriber(args.model, cpu_threads=args.threads, beam_size=args.beam_size,
                               temperatures=temperatures)

@@ -1,5 +1,6 @@
 // Build the page into dawserver/static/ (or --outdir DIR): app.js (esbuild bundle of
-// src/main.js with yjs and y-websocket), app.css, index.html and build-info.json, whose
+// src/main.js with yjs and y-websocket), app.css, index.html, redoc.standalone.js (Redoc's
+// own bundle, for the API reference at /api/docs) and build-info.json, whose
 // `sources_sha256` lets the Python tests check that the committed bundle is current.
 import { build, version } from 'esbuild'
 import { createHash } from 'node:crypto'
@@ -42,6 +43,15 @@ await build({
 })
 await copyFile(path.join(here, 'src', 'style.css'), path.join(outdir, 'app.css'))
 await copyFile(path.join(here, 'src', 'index.html'), path.join(outdir, 'index.html'))
-const info = { sources_sha256: await sourcesHash(), esbuild: version, files: ['app.js', 'app.css', 'index.html'] }
+const redoc = path.join(here, 'node_modules', 'redoc', 'bundles')
+await copyFile(path.join(redoc, 'redoc.standalone.js'), path.join(outdir, 'redoc.standalone.js'))
+await copyFile(path.join(redoc, 'redoc.standalone.js.LICENSE.txt'), path.join(outdir, 'redoc.standalone.js.LICENSE.txt'))
+const redocVersion = JSON.parse(await readFile(path.join(here, 'node_modules', 'redoc', 'package.json'))).version
+const info = {
+  sources_sha256: await sourcesHash(),
+  esbuild: version,
+  redoc: redocVersion,
+  files: ['app.js', 'app.css', 'index.html', 'redoc.standalone.js', 'redoc.standalone.js.LICENSE.txt']
+}
 await writeFile(path.join(outdir, 'build-info.json'), JSON.stringify(info, null, 2) + '\n')
 console.log(`built ${outdir} (sources ${info.sources_sha256.slice(0, 12)})`)

@@ -296,8 +296,11 @@ class DeliveryPipeline:
                     task.add_done_callback(self._reap)
                 if not jobs:
                     self._wake.clear()
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
+                    # not wait_for: on Python 3.11 it swallows a cancellation that
+                    # arrives just as the wake-up does, and stop() then waits forever
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.settings.poll_s):
+                            await self._wake.wait()
         finally:
             for task in running:
                 task.cancel()
@@ -369,7 +372,8 @@ class DeliveryPipeline:
         in_state: dict[str, float] = {state: 0.0 for state in STATES}
         transitions: dict[str, int] = {state: 0 for state in STATES}
         now = time.time()
-        for current, following in zip(events, [*events[1:], None], strict=True):
+        followers = [*events[1:], None] if events else []
+        for current, following in zip(events, followers, strict=True):
             same_job = following is not None and (
                 following["account_id"], following["job_id"]) == (
                 current["account_id"], current["job_id"])

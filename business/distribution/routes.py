@@ -1,259 +1,309 @@
-"""HTTP routes of the distribution plug-in (framework-neutral handlers).
+"""HTTP routes of the distribution plug-in, declared through the plug-in API.
 
-Each handler receives the server's plug-in request (``account_id``, ``match_info``,
-``query``, ``json()``, ``body()``, ``context``) and returns ``(status, body)``.
-Errors come back as ``{"error": message}`` (and ``issues`` for the compliance gate).
-
-Who may do what (the server maps a token's role to these): viewers read releases,
-checks, DDEX previews and delivery status; editors also create, edit and check
-releases and start pre-save campaigns; owners also deliver to stores and handle
-money (splits, payees, statements, balances). Pre-save landing data is public.
+Each handler receives a :class:`dawserver.plugin_api.Request` (``account_id``,
+``params``, validated ``query`` and ``body``, ``context``) and returns an answer
+of its route's model. Domain errors become ``{"error": message}`` answers: 404 for
+what does not exist, 400 for what the domain refuses, 422 (with ``issues``) for a
+release stopped by the compliance gate. Who may do what: :mod:`.permissions`.
 """
 
 from __future__ import annotations
 
 import functools
-import urllib.parse
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from business.distribution.errors import ComplianceError, DistributionError, NotFoundError
-from business.distribution.plugin import services
+from business.distribution.permissions import DELIVER, READ, RELEASES, ROYALTIES
 from business.distribution.presave import landing_page
-
-Handler = Callable[[Any], Awaitable[tuple]]
-
-PERMISSIONS = [
-    ("distribution.read", "see releases, checks, DDEX previews, deliveries and stores",
-     "viewer"),
-    ("distribution.releases", "create, edit and check releases; start pre-save campaigns",
-     "editor"),
-    ("distribution.deliver", "send releases, updates and takedowns to stores", "owner"),
-    ("distribution.royalties", "manage splits and payees, import statements, read balances",
-     "owner"),
-]
-#: The permission of routes anyone may use (the server's ``hookspecs.PUBLIC``).
-PUBLIC = "public"
+from business.distribution.schemas import (
+    AuditEntry,
+    AuditQuery,
+    Balance,
+    Campaign,
+    CampaignIn,
+    DdexQuery,
+    DeliveryJob,
+    DeliveryMetrics,
+    DeliveryRequest,
+    Joined,
+    PresaveIn,
+    Reconciled,
+    ReleaseIn,
+    ReleaseStatus,
+    ReleaseSummary,
+    Report,
+    Split,
+    SplitIn,
+    SplitWithHistory,
+    StatementImport,
+    StatementQuery,
+    Store,
+    Unallocated,
+    UnallocatedQuery,
+)
+from business.distribution.schemas import Release as ReleaseOut
+from business.distribution.services import services
+from dawserver.plugin_api import (
+    PUBLIC,
+    BadRequest,
+    Empty,
+    Handler,
+    Media,
+    NotFound,
+    Reply,
+    Request,
+    Route,
+    Unprocessable,
+)
 
 
 def _api(handler: Handler) -> Handler:
+    """``handler`` with the domain's errors turned into HTTP errors."""
     @functools.wraps(handler)
-    async def wrapped(request: Any) -> tuple:
+    async def wrapped(request: Request) -> Any:
         try:
             return await handler(request)
         except ComplianceError as exc:
-            return 422, {"error": str(exc), "issues": [vars(i) for i in exc.issues]}
+            raise Unprocessable(str(exc), issues=[vars(i) for i in exc.issues]) from None
         except NotFoundError as exc:
-            return 404, {"error": str(exc)}
-        except (DistributionError, ValueError) as exc:
-            return 400, {"error": str(exc)}
+            raise NotFound(str(exc)) from None
+        except (DistributionError, UnicodeDecodeError) as exc:
+            raise BadRequest(str(exc)) from None
 
     return wrapped
 
 
-async def _object(request: Any) -> dict[str, Any]:
-    data = await request.json()
-    if not isinstance(data, dict):
-        raise ValueError("the request body must be a JSON object")
-    return data
+@_api
+async def list_releases(request: Request) -> Any:
+    """The account's releases: id, title, gate status and date."""
+    return await services(request.context).catalog.list_releases(request.account_id)
 
 
 @_api
-async def list_releases(request: Any) -> tuple:
-    return 200, await services(request.context).catalog.list_releases(request.account_id)
-
-
-@_api
-async def save_release(request: Any) -> tuple:
-    raw = await _object(request)
-    if "release_id" in request.match_info:
-        raw["release_id"] = request.match_info["release_id"]
+async def save_release(request: Request) -> Any:
+    """Create a release, or replace the one in the path."""
+    raw = request.body.model_dump(exclude_unset=True, exclude_none=True)  # null: the default
+    if "release_id" in request.params:
+        raw["release_id"] = request.params["release_id"]
     release = await services(request.context).catalog.save_release(request.account_id, raw)
-    return 201, release.to_dict()
+    return release.to_dict()
 
 
 @_api
-async def get_release(request: Any) -> tuple:
+async def get_release(request: Request) -> Any:
+    """A release with its gate status and last compliance report."""
     catalog = services(request.context).catalog
-    release_id = request.match_info["release_id"]
+    release_id = request.params["release_id"]
     release = await catalog.get_release(request.account_id, release_id)
-    return 200, {**release.to_dict(), **await catalog.status(request.account_id, release_id)}
+    return {**release.to_dict(), **await catalog.status(request.account_id, release_id)}
 
 
 @_api
-async def check_release(request: Any) -> tuple:
+async def check_release(request: Request) -> Any:
+    """Run the compliance gate on a release: metadata, audio and artwork."""
     report = await services(request.context).catalog.check(
-        request.account_id, request.match_info["release_id"])
-    return 200, report.to_dict()
+        request.account_id, request.params["release_id"])
+    return report.to_dict()
 
 
 @_api
-async def deliver(request: Any) -> tuple:
-    body = await _object(request)
+async def deliver(request: Request) -> Any:
+    """Queue delivery jobs of a release (what passes the gate now is what ships)."""
+    body: DeliveryRequest = request.body
     module = services(request.context)
-    release_id, action = request.match_info["release_id"], body.get("action", "new")
-    stores = body.get("stores") or sorted(module.pipeline.connectors)
+    release_id = request.params["release_id"]
+    stores = body.stores or sorted(module.pipeline.connectors)
     await module.catalog.get_release(request.account_id, release_id)
     snapshot_id = ""
-    if action != "takedown":  # what passes the gate now is what ships
+    if body.action != "takedown":
         snapshot_id = await module.catalog.snapshot(request.account_id, release_id)
-    jobs = await module.pipeline.enqueue(request.account_id, release_id, stores, action,
-                                         redeliver=bool(body.get("redeliver")),
-                                         snapshot_id=snapshot_id)
-    return 202, jobs
+    return await module.pipeline.enqueue(request.account_id, release_id, stores, body.action,
+                                         redeliver=body.redeliver, snapshot_id=snapshot_id)
 
 
 @_api
-async def deliveries(request: Any) -> tuple:
-    return 200, await services(request.context).pipeline.jobs(
-        request.account_id, request.match_info["release_id"])
+async def deliveries(request: Request) -> Any:
+    """The delivery jobs of a release, one per store."""
+    return await services(request.context).pipeline.jobs(
+        request.account_id, request.params["release_id"])
 
 
 @_api
-async def retry_job(request: Any) -> tuple:
-    return 202, await services(request.context).pipeline.retry_dead(
-        request.account_id, request.match_info["job_id"])
+async def retry_job(request: Request) -> Any:
+    """Put a dead delivery job back in the queue (same message, attempts reset)."""
+    return await services(request.context).pipeline.retry_dead(
+        request.account_id, request.params["job_id"])
 
 
 @_api
-async def metrics(request: Any) -> tuple:
-    return 200, await services(request.context).pipeline.metrics(request.account_id)
+async def metrics(request: Request) -> Any:
+    """Delivery jobs per state, attempts, time per state and delivery lag."""
+    return await services(request.context).pipeline.metrics(request.account_id)
 
 
 @_api
-async def stores(request: Any) -> tuple:
+async def stores(request: Request) -> Any:
+    """The configured stores."""
     connectors = services(request.context).pipeline.connectors.values()
-    return 200, [{"name": c.name, "dpid": c.party.dpid, "display_name": c.party.name}
-                 for c in connectors]
+    return [{"name": c.name, "dpid": c.party.dpid, "display_name": c.party.name}
+            for c in connectors]
 
 
 @_api
-async def ddex_preview(request: Any) -> tuple:
-    module = services(request.context)
-    store = request.query.get("store") or next(iter(sorted(module.pipeline.connectors)), "")
+async def ddex_preview(request: Request) -> Reply:
+    """The DDEX ERN message a store would receive for the release."""
+    module, query = services(request.context), request.query
+    store = query.store or next(iter(sorted(module.pipeline.connectors)), "")
     package = await module.catalog.package(
-        request.account_id, request.match_info["release_id"], store,
-        request.query.get("action", "new"), "preview")
-    return 200, package.xml, {"Content-Type": "application/xml"}
+        request.account_id, request.params["release_id"], store, query.action, "preview")
+    return Reply(package.xml, media_type="application/xml")
 
 
 @_api
-async def set_split(request: Any) -> tuple:
+async def set_split(request: Request) -> Any:
+    """Set a track's split; money held for the track is allocated by it."""
     split = await services(request.context).royalties.set_split(
-        request.account_id, request.match_info["isrc"], await _object(request),
+        request.account_id, request.params["isrc"], request.body.model_dump(),
         changed_by=request.user or request.account_id)
-    return 200, split.to_dict()
+    return split.to_dict()
 
 
 @_api
-async def get_split(request: Any) -> tuple:
+async def get_split(request: Request) -> Any:
+    """A track's split and its history."""
     royalties = services(request.context).royalties
-    isrc = request.match_info["isrc"]
+    isrc = request.params["isrc"]
     split = await royalties.get_split(request.account_id, isrc)
-    return 200, {**split.to_dict(), "history": await royalties.history(request.account_id,
-                                                                        isrc)}
+    return {**split.to_dict(), "history": await royalties.history(request.account_id, isrc)}
 
 
 @_api
-async def join_payee(request: Any) -> tuple:
+async def join_payee(request: Request) -> Any:
+    """Mark a payee as joined and pay them what was held for them."""
     released = await services(request.context).royalties.join_payee(
-        request.account_id, request.match_info["payee_id"],
+        request.account_id, request.params["payee_id"],
         changed_by=request.user or request.account_id)
-    return 200, {"released_entries": released}
+    return {"released_entries": released}
 
 
 @_api
-async def audit(request: Any) -> tuple:
-    return 200, await services(request.context).royalties.audit(
-        request.account_id, request.query.get("subject") or None)
+async def audit(request: Request) -> Any:
+    """Payee and split events of the account, oldest first."""
+    return await services(request.context).royalties.audit(
+        request.account_id, request.query.subject or None)
 
 
 @_api
-async def import_statement(request: Any) -> tuple:
-    text = request.body().decode("utf-8-sig", errors="strict")
+async def import_statement(request: Request) -> Reply:
+    """Import a store's earnings statement (CSV) once; 200 when it was imported before."""
+    text = request.body.decode("utf-8-sig", errors="strict")
     result = await services(request.context).royalties.import_statement(
-        request.account_id, text, source=request.query.get("source", ""))
-    return (200 if result["duplicate"] else 201), result
+        request.account_id, text, source=request.query.source)
+    return Reply(result, status=200 if result["duplicate"] else 201)
 
 
 @_api
-async def reconcile(request: Any) -> tuple:
-    return 200, await services(request.context).royalties.reconcile(
-        request.account_id, request.match_info["statement_id"])
+async def reconcile(request: Request) -> Any:
+    """A statement's totals against the ledger, per currency."""
+    return await services(request.context).royalties.reconcile(
+        request.account_id, request.params["statement_id"])
 
 
 @_api
-async def balances(request: Any) -> tuple:
-    return 200, await services(request.context).royalties.balances(request.account_id)
+async def balances(request: Request) -> Any:
+    """Cents per payee, currency and status."""
+    return await services(request.context).royalties.balances(request.account_id)
 
 
 @_api
-async def unallocated(request: Any) -> tuple:
-    return 200, await services(request.context).royalties.unallocated(
-        request.account_id, request.query.get("isrc") or None)
+async def unallocated(request: Request) -> Any:
+    """Money held for tracks without a split."""
+    return await services(request.context).royalties.unallocated(
+        request.account_id, request.query.isrc or None)
 
 
 @_api
-async def create_presave(request: Any) -> tuple:
-    module = services(request.context)
+async def create_presave(request: Request) -> Any:
+    """Start a pre-save campaign for a release."""
+    module, body = services(request.context), request.body
     release = await module.catalog.get_release(request.account_id,
-                                               request.match_info["release_id"])
-    body = await _object(request)
-    data = await module.presaves.create(
-        request.account_id, release.release_id, body.get("title") or release.title,
-        body.get("artist") or " & ".join(release.primary_artists()),
-        body.get("release_date") or release.release_date, body.get("services"))
-    return 201, data
+                                               request.params["release_id"])
+    return await module.presaves.create(
+        request.account_id, release.release_id, body.title or release.title,
+        body.artist or " & ".join(release.primary_artists()),
+        body.release_date or release.release_date, body.services)
 
 
 @_api
-async def presave_data(request: Any) -> tuple:
-    return 200, await services(request.context).presaves.public(request.match_info["slug"])
+async def presave_data(request: Request) -> Any:
+    """A campaign's public data (no token needed)."""
+    return await services(request.context).presaves.public(request.params["slug"])
 
 
 @_api
-async def presave(request: Any) -> tuple:
-    raw = request.body()
-    try:
-        body = await _object(request)
-    except ValueError:
-        body = dict(urllib.parse.parse_qsl(raw.decode("utf-8", errors="replace")))
-    data = await services(request.context).presaves.presave(
-        request.match_info["slug"], str(body.get("fan", "")), str(body.get("service", "")))
-    return 200, data
+async def presave(request: Request) -> Any:
+    """A fan pre-saves the release on a service (no token needed)."""
+    body: PresaveIn = request.body
+    return await services(request.context).presaves.presave(
+        request.params["slug"], body.fan, body.service)
 
 
 @_api
-async def presave_page(request: Any) -> tuple:
-    data = await services(request.context).presaves.public(request.match_info["slug"])
-    return 200, landing_page(data)
+async def presave_page(request: Request) -> str:
+    """A campaign's public landing page (no token needed)."""
+    return landing_page(await services(request.context).presaves.public(
+        request.params["slug"]))
 
 
-_V, _R, _D, _M = (p[0] for p in PERMISSIONS)
 BASE = "/api/distribution"
+RELEASE = f"{BASE}/releases/{{release_id}}"
 
-ROUTES: list[tuple] = [
-    ("GET", f"{BASE}/releases", list_releases, _V),
-    ("POST", f"{BASE}/releases", save_release, _R),
-    ("GET", f"{BASE}/releases/{{release_id}}", get_release, _V),
-    ("PUT", f"{BASE}/releases/{{release_id}}", save_release, _R),
-    ("POST", f"{BASE}/releases/{{release_id}}/check", check_release, _R),
-    ("GET", f"{BASE}/releases/{{release_id}}/ddex", ddex_preview, _V),
-    ("POST", f"{BASE}/releases/{{release_id}}/deliveries", deliver, _D),
-    ("GET", f"{BASE}/releases/{{release_id}}/deliveries", deliveries, _V),
-    ("POST", f"{BASE}/deliveries/{{job_id}}/retry", retry_job, _D),
-    ("GET", f"{BASE}/metrics", metrics, _V),
-    ("GET", f"{BASE}/stores", stores, _V),
-    ("PUT", f"{BASE}/splits/{{isrc}}", set_split, _M),
-    ("GET", f"{BASE}/splits/{{isrc}}", get_split, _M),
-    ("POST", f"{BASE}/payees/{{payee_id}}/join", join_payee, _M),
-    ("GET", f"{BASE}/audit", audit, _M),
-    ("POST", f"{BASE}/statements", import_statement, _M),
-    ("GET", f"{BASE}/statements/{{statement_id}}/reconcile", reconcile, _M),
-    ("GET", f"{BASE}/balances", balances, _M),
-    ("GET", f"{BASE}/unallocated", unallocated, _M),
-    ("POST", f"{BASE}/releases/{{release_id}}/presave", create_presave, _R),
-    ("GET", "/api/presave/{slug}", presave_data, PUBLIC),
-    ("POST", "/api/presave/{slug}", presave, PUBLIC),
-    ("GET", "/presave/{slug}", presave_page, PUBLIC),
+ROUTES = [
+    Route(method="GET", path=f"{BASE}/releases", handler=list_releases, permission=READ,
+          response=list[ReleaseSummary]),
+    Route(method="POST", path=f"{BASE}/releases", handler=save_release, permission=RELEASES,
+          body=ReleaseIn, response=ReleaseOut, status=201, name="create_release"),
+    Route(method="GET", path=RELEASE, handler=get_release, permission=READ,
+          response=ReleaseStatus),
+    Route(method="PUT", path=RELEASE, handler=save_release, permission=RELEASES,
+          body=ReleaseIn, response=ReleaseOut, status=201, name="replace_release"),
+    Route(method="POST", path=f"{RELEASE}/check", handler=check_release, permission=RELEASES,
+          body=Empty, response=Report),
+    Route(method="GET", path=f"{RELEASE}/ddex", handler=ddex_preview, permission=READ,
+          query=DdexQuery, response=Media("application/xml")),
+    Route(method="POST", path=f"{RELEASE}/deliveries", handler=deliver, permission=DELIVER,
+          body=DeliveryRequest, response=list[DeliveryJob], status=202),
+    Route(method="GET", path=f"{RELEASE}/deliveries", handler=deliveries, permission=READ,
+          response=list[DeliveryJob]),
+    Route(method="POST", path=f"{BASE}/deliveries/{{job_id}}/retry", handler=retry_job,
+          permission=DELIVER, body=Empty, response=DeliveryJob, status=202),
+    Route(method="GET", path=f"{BASE}/metrics", handler=metrics, permission=READ,
+          response=DeliveryMetrics),
+    Route(method="GET", path=f"{BASE}/stores", handler=stores, permission=READ,
+          response=list[Store]),
+    Route(method="PUT", path=f"{BASE}/splits/{{isrc}}", handler=set_split,
+          permission=ROYALTIES, body=SplitIn, response=Split),
+    Route(method="GET", path=f"{BASE}/splits/{{isrc}}", handler=get_split,
+          permission=ROYALTIES, response=SplitWithHistory),
+    Route(method="POST", path=f"{BASE}/payees/{{payee_id}}/join", handler=join_payee,
+          permission=ROYALTIES, body=Empty, response=Joined),
+    Route(method="GET", path=f"{BASE}/audit", handler=audit, permission=ROYALTIES,
+          query=AuditQuery, response=list[AuditEntry]),
+    Route(method="POST", path=f"{BASE}/statements", handler=import_statement,
+          permission=ROYALTIES, query=StatementQuery, body=Media("text/csv", "text/plain"),
+          response=StatementImport, status=201, statuses=(200,)),
+    Route(method="GET", path=f"{BASE}/statements/{{statement_id}}/reconcile",
+          handler=reconcile, permission=ROYALTIES, response=dict[str, Reconciled]),
+    Route(method="GET", path=f"{BASE}/balances", handler=balances, permission=ROYALTIES,
+          response=list[Balance]),
+    Route(method="GET", path=f"{BASE}/unallocated", handler=unallocated,
+          permission=ROYALTIES, query=UnallocatedQuery, response=list[Unallocated]),
+    Route(method="POST", path=f"{RELEASE}/presave", handler=create_presave,
+          permission=RELEASES, body=CampaignIn, response=Campaign, status=201),
+    Route(method="GET", path="/api/presave/{slug}", handler=presave_data, permission=PUBLIC,
+          response=Campaign),
+    Route(method="POST", path="/api/presave/{slug}", handler=presave, permission=PUBLIC,
+          body=PresaveIn, forms=True, response=Campaign),
+    Route(method="GET", path="/presave/{slug}", handler=presave_page, permission=PUBLIC,
+          response=Media("text/html")),
 ]

@@ -31,16 +31,25 @@ function notify (message, isError = false) {
 async function main () {
   const { projectId, token } = fromLocation()
   const claims = readClaims(token)
-  const features = await loadFeatures()
+  const features = loadFeatures() // asked for while the document syncs
   if (!projectId) {
     document.title = 'Projects · Max Booster Studio'
-    await showProjectList(root, { token, claims, features, notify })
+    await showProjectList(root, { token, claims, features: await features, notify })
     return
   }
   await openProject({ projectId, token, claims, features })
 }
 
-async function openProject ({ projectId, token, claims, features }) {
+/** performance.mark(name) once the frame being prepared now has been painted. */
+function markAfterPaint (name) {
+  requestAnimationFrame(() => {
+    const channel = new MessageChannel()
+    channel.port1.onmessage = () => performance.mark(name)
+    channel.port2.postMessage(null)
+  })
+}
+
+async function openProject ({ projectId, token, claims, features: asked }) {
   const editable = canEdit(claims.role)
   document.body.classList.toggle('viewer', !editable)
   const project = new Project(projectId, token)
@@ -50,6 +59,7 @@ async function openProject ({ projectId, token, claims, features }) {
     status.dataset.state = text
     if (final) notify(`Cannot open the project: ${text}`, true)
   })
+  const features = await asked
   const presence = new Presence(project.awareness, claims.user, claims.role)
   const view = { track: null, clip: null }
   const select = (track, clip) => {
@@ -72,7 +82,8 @@ async function openProject ({ projectId, token, claims, features }) {
   const transport = new Transport({
     project, presence, editable,
     onTick: (frame) => {
-      meter.firstChild.style.width = `${Math.min(100, Math.sqrt(live.level()) * 140)}%`
+      const level = `${Math.min(100, Math.round(Math.sqrt(live.level()) * 140))}%`
+      if (meter.firstChild.style.width !== level) meter.firstChild.style.width = level
       timeline.setPlayheads(frame, presence.others())
       transcript.tick(frame)
     }
@@ -82,7 +93,10 @@ async function openProject ({ projectId, token, claims, features }) {
   const transcript = new TranscriptPanel({
     project, editable, token, notify, editUrl: features.transcript_edit || null,
     transcribeUrl: features.transcribe || null,
-    onSelectClip: (id) => select(project.clip(id)?.track, id)
+    onSelectClip: (id) => {
+      select(project.clip(id)?.track, id)
+      timeline.reveal(project.clip(id)?.track) // its lane may be out of view, not mounted
+    }
   })
   const comments = new CommentsPanel({
     project, editable, user: claims.user, selectedTrack: () => view.track,
@@ -123,12 +137,18 @@ async function openProject ({ projectId, token, claims, features }) {
 
   // Document changes, gathered per microtask: which tracks and clips to redraw.
   let changes = null
+  const shown = { document: false, lane: false } // drawn the whole document; a lane
   const flush = () => {
     const batch = changes
     changes = null
     document.title = `${project.name} · Max Booster Studio`
     if (document.activeElement !== name) name.value = project.name
     timeline.update(batch)
+    shown.document = shown.document || batch.full
+    if (!shown.lane && timeline.headers.size) {
+      shown.lane = true
+      markAfterPaint('daw:first-lane') // the first track lane is on screen
+    }
     if (batch.full || batch.ruler) transport.update()
     if (batch.full || !view.track || batch.tracks.has(view.track)) effects.update()
     if (batch.full || batch.transcripts || batch.clips.size) transcript.update()
@@ -205,9 +225,15 @@ async function openProject ({ projectId, token, claims, features }) {
   })
   window.daw = { project, presence, timeline, transport, live, features } // for tests and the console
   await synced
+  performance.mark('daw:synced')
   status.textContent = 'connected'
-  refresh()
+  // The synced document has been drawn already where it arrived after the observers; an
+  // empty one (or one that came before them) has not.
+  if (!shown.document) refresh()
   document.body.dataset.ready = 'true'
+  await Promise.resolve() // that redraw runs first
+  await timeline.settled() // every lane in view shows its waveforms
+  markAfterPaint('daw:interactive')
 }
 
 async function dropFiles ({ project, features, token, trackId, position, files }) {
@@ -237,7 +263,7 @@ async function toggleRecording ({ project, transport, live, features, listen }) 
   if (!armed.length) return notify('Arm a track (R) to record into it', true)
   // The take runs from the playhead on; the engine refuses clips that overlap on a track.
   const from = transport.playhead()
-  const inTheWay = armed.filter((t) => project.clips().some((c) => c.track === t.id && c.position + c.length > from))
+  const inTheWay = armed.filter((t) => project.clipsOn(t.id).some((c) => c.position + c.length > from))
   if (inTheWay.length) {
     return notify(`Recording here would run into clips on ${inTheWay.map((t) => t.name).join(', ')}: ` +
       'move the playhead after them or arm an empty track', true)

@@ -1,5 +1,9 @@
 // Waveform peaks from the server (GET /projects/ID/peaks?source=...), drawn into clips.
 //
+// Peaks are fetched lazily: the timeline draws only the clips it has mounted (those in
+// view), so a source is asked for the first time a clip of it scrolls into view, once per
+// zoom level, and kept; a clip drawn again (scrolled back, remounted) draws at once.
+//
 // The server keeps peaks at a few zoom levels (frames per peak); a clip is drawn from
 // the coarsest level that still gives at least one peak per pixel. Peaks are indexed
 // in frames of the source file at its own sample rate (docs/http-api-assets.md).
@@ -21,12 +25,16 @@ export class PeakCache {
     this.projectId = projectId
     this.token = token
     this.url = url // the peaks path template, or null when the server offers none
-    this.cache = new Map()
+    this.cache = new Map() // "level|source" -> Promise of the peaks (null: unavailable)
+    this.ready = new Map() // "level|source" -> the peaks, once they have arrived
     this.sources = new Map() // source -> {frames, sampleRate} once any level has arrived
   }
 
   /** {frames, sampleRate} of a source whose peaks have arrived, else undefined. */
   sourceInfo (source) { return this.sources.get(source) }
+
+  /** The peaks if they have arrived already (undefined: not yet, or never asked for). */
+  peek (source, level) { return this.url ? this.ready.get(`${level}|${source}`) : null }
 
   get (source, level) {
     if (!this.url) return Promise.resolve(null)
@@ -41,6 +49,10 @@ export class PeakCache {
           return data
         })
         .catch(() => null)
+        .then((data) => {
+          this.ready.set(key, data)
+          return data
+        })
       this.cache.set(key, request)
     }
     return this.cache.get(key)
@@ -70,24 +82,27 @@ export function decodeBinary (headers, buffer) {
   }
 }
 
-/** Size the canvas to the clip and draw its stretch of the source's peaks. */
+/**
+ * Size the canvas to the clip and draw its stretch of the source's peaks: at once when they
+ * are cached, else when they arrive (returns a promise of that, else null). Until then a
+ * new canvas is blank, over the centre line the stylesheet draws, and a redrawn one keeps
+ * its old picture, stretched; `data-peaks="drawn"` marks a canvas showing its current peaks.
+ */
 export function drawWaveform (canvas, peaks, clip, sampleRate, zoom) {
-  const width = Math.max(1, Math.min(MAX_CANVAS, Math.round((clip.length / sampleRate) * zoom)))
-  const height = 44
-  canvas.width = width
-  canvas.height = height
-  const ctx = canvas.getContext('2d')
   const drawId = String((Number(canvas.dataset.draw) || 0) + 1)
   canvas.dataset.draw = drawId
   const draw = (data) => {
     if (canvas.dataset.draw !== drawId) return // redrawn for another zoom or trim since
-    ctx.clearRect(0, 0, width, height)
-    ctx.fillStyle = 'rgba(255,255,255,0.8)'
     if (!data) {
-      ctx.fillRect(0, height / 2, width, 1)
+      canvas.width = 0 // no peaks: the centre line shows
       return
     }
-    canvas.dataset.peaks = 'drawn'
+    const width = Math.max(1, Math.min(MAX_CANVAS, Math.round((clip.length / sampleRate) * zoom)))
+    const height = 44
+    canvas.width = width
+    canvas.height = height
+    const ctx = canvas.getContext('2d')
+    ctx.fillStyle = 'rgba(255,255,255,0.8)'
     const ratio = data.sampleRate / sampleRate // source frames per project frame
     const first = clip.offset * ratio
     const perPx = (clip.length * ratio) / width
@@ -104,7 +119,14 @@ export function drawWaveform (canvas, peaks, clip, sampleRate, zoom) {
       const bottom = (1 - Math.max(-1, lo)) * height / 2
       ctx.fillRect(x, top, 1, Math.max(1, bottom - top))
     }
+    canvas.dataset.peaks = 'drawn'
   }
-  draw(null)
-  if (peaks) peaks.get(clip.source, levelFor(sampleRate / zoom)).then(draw)
+  delete canvas.dataset.peaks
+  const level = levelFor(sampleRate / zoom)
+  const cached = peaks ? peaks.peek(clip.source, level) : null
+  if (cached !== undefined) {
+    draw(cached)
+    return null
+  }
+  return peaks.get(clip.source, level).then(draw)
 }

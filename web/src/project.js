@@ -16,8 +16,29 @@ export const TRANSPORT_DEFAULTS = {
 // Track colours, as collab/schema.py's PALETTE.
 export const PALETTE = ['#e6194b', '#3cb44b', '#ffe119', '#4363d8', '#f58231', '#911eb4', '#46f0f0',
   '#f032e6']
+const MESSAGE_SYNC = 0 // y-websocket's message type of the Yjs sync protocol
 // Close codes the server uses for "do not try again" (bad token, no access, revoked, gone).
 const FINAL_CLOSE_CODES = new Set([4401, 4403, 4404, 4410])
+
+/**
+ * Yjs encodes every transaction as an update for the document's 'update' listeners, and
+ * y-websocket's (the only one) ignores what came from the server. While a server message
+ * is applied it is taken off, so the synced document is not encoded all over again
+ * (0.1 s of the first second on the 256-track demo).
+ */
+function skipEncodingRemoteUpdates (provider) {
+  const listener = provider._updateHandler
+  const handle = provider.messageHandlers[MESSAGE_SYNC]
+  if (typeof listener !== 'function' || typeof handle !== 'function') return // another y-websocket
+  provider.messageHandlers[MESSAGE_SYNC] = (...args) => {
+    provider.doc.off('update', listener)
+    try {
+      handle(...args)
+    } finally {
+      provider.doc.on('update', listener)
+    }
+  }
+}
 
 /** A fresh clip id such as `clip-3f2a9c1b0d4e` (works outside secure contexts too). */
 export function newClipId () {
@@ -47,6 +68,7 @@ export class Project {
     this.provider = new WebsocketProvider(url, this.projectId, this.doc, {
       params: { token: this.token }, disableBc: true, maxBackoffTime: 2500
     })
+    skipEncodingRemoteUpdates(this.provider)
     let closed = false
     this.provider.on('status', ({ status }) => { if (!closed) onStatus(status, false) })
     this.provider.on('connection-close', (event) => {
@@ -90,20 +112,27 @@ export class Project {
     return map ? map.toJSON() : null
   }
 
+  /** The clips of one track as plain objects (copies only those, not the whole document). */
+  clipsOn (trackId) {
+    const out = []
+    this.roots.clips.forEach((map) => { if (map.get('track') === trackId) out.push(map.toJSON()) })
+    return out
+  }
+
   /**
    * Whether [start, start + length) on a track is free of other clips. The engine refuses a
    * document with overlapping clips on one track (dsp_core.session), so the page never
    * writes one.
    */
   fits (trackId, start, length, ignore = []) {
-    return this.clips().every((c) => c.track !== trackId || ignore.includes(c.id) ||
+    return this.clipsOn(trackId).every((c) => ignore.includes(c.id) ||
       c.position >= start + length || c.position + c.length <= start)
   }
 
   /** The first position at or after `start` where `length` frames fit on the track. */
   firstFree (trackId, start, length) {
     let at = Math.max(0, Math.round(start))
-    for (const c of this.clips().filter((c) => c.track === trackId).sort((a, b) => a.position - b.position)) {
+    for (const c of this.clipsOn(trackId).sort((a, b) => a.position - b.position)) {
       if (c.position < at + length && c.position + c.length > at) at = c.position + c.length
     }
     return at
@@ -114,8 +143,8 @@ export class Project {
     const clip = this.clip(clipId)
     let before = 0
     let after = Infinity
-    for (const c of this.clips()) {
-      if (c.track !== clip.track || c.id === clipId) continue
+    for (const c of this.clipsOn(clip.track)) {
+      if (c.id === clipId) continue
       if (c.position + c.length <= clip.position) before = Math.max(before, c.position + c.length)
       if (c.position >= clip.position + clip.length) after = Math.min(after, c.position)
     }
@@ -124,7 +153,9 @@ export class Project {
 
   /** Frames at which the last clip ends. */
   endFrame () {
-    return this.clips().reduce((end, c) => Math.max(end, c.position + c.length), 0)
+    let end = 0
+    this.roots.clips.forEach((map) => { end = Math.max(end, (Number(map.get('position')) || 0) + (Number(map.get('length')) || 0)) })
+    return end
   }
 
   // -- edits ------------------------------------------------------------------------------

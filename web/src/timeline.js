@@ -1,21 +1,44 @@
 // Track lanes on a timeline: headers, clips with waveforms, ruler, playheads, zoom/scroll,
 // clip dragging and audio drops. Zoom and scroll are view state; clips live in the document.
+//
+// The lanes are virtual: only the rows in view (and a few around them) are in the DOM,
+// and in those only the clips within a screen's width of the view; scrolling mounts the
+// rest, read from the document then, so an edit to a track nobody sees costs nothing
+// and shows when it is scrolled to. Rows sit at fixed heights (ROW_HEIGHT), so where
+// everything goes is arithmetic on the scroll position and the timeline's size, which
+// scroll events and a ResizeObserver report: no layout reads (but one, at the start).
 import { h } from './dom.js'
 import { TrackHeader } from './tracks.js'
 import { drawWaveform } from './peaks.js'
+import { markTouched } from './presence.js'
 
 export const HEADER_WIDTH = 290
+export const ROW_HEIGHT = 68 // px per track row, border included (--row-height)
+const RULER_HEIGHT = 26
+const OVERSCAN_ROWS = 4 // rows kept mounted above and below the view (1 until the first
+// rows show their waveforms: the first paint has less to do)
 const MIN_ZOOM = 2
 const MAX_ZOOM = 2000
 const DRAG_THRESHOLD = 3
+let CLIP = null // a blank clip element, cloned for each clip
 
 export class Timeline {
   constructor ({ project, presence, editable, peaks, onSelectTrack, onSelectClip, onDropFiles, onSeek, onRefuse }) {
     Object.assign(this, { project, presence, editable, peaks, onSelectTrack, onSelectClip, onDropFiles, onSeek, onRefuse })
     this.zoom = 60 // pixels per second
-    this.headers = new Map()
-    this.lanes = new Map()
-    this.clipEls = new Map()
+    this.headers = new Map() // mounted rows: track id -> TrackHeader (with .row and .lane)
+    this.lanes = new Map() // mounted rows: track id -> lane element
+    this.clipEls = new Map() // mounted clips: clip id -> element
+    this.order = [] // every track id, in display order
+    this.orderOf = new Map() // track id -> its document `order` (a change re-sorts)
+    this.trackClips = new Map() // track id -> Set of clip ids on it
+    this.clipTrack = new Map() // clip id -> track id
+    this.end = 0 // frames where the last clip ends
+    this.span = null // what is mounted: {first, last} rows, {x0, x1} lane pixels
+    this.overscan = 1
+    this.scroll = { top: 0, left: 0 } // kept from scroll events, so rendering reads no layout
+    this.view = null // the timeline's size, from the ResizeObserver
+    this.pending = new Set() // waveform draws waiting for peaks
     this.dragging = null
     this.selectedTrack = null
     this.selectedClip = null
@@ -29,12 +52,23 @@ export class Timeline {
       this.ruler)
     this.rowsEl = h('div', { class: 'rows' })
     this.overlay = h('div', { class: 'playheads' })
+    this.playheads = new Map() // 'me' or a client id -> line element
     this.el = h('div', { class: 'timeline', tabindex: '-1' }, this.rulerRow, this.rowsEl, this.overlay)
+    this.el.style.setProperty('--row-height', `${ROW_HEIGHT}px`)
     this.el.addEventListener('wheel', (e) => {
       if (!e.ctrlKey && !e.metaKey) return
       e.preventDefault()
       this.setZoom(this.zoom * (e.deltaY < 0 ? 1.2 : 1 / 1.2), e.clientX)
     }, { passive: false })
+    this.rowsEl.addEventListener('pointerdown', (e) => this._pressClip(e))
+    this.el.addEventListener('scroll', () => {
+      this.scroll = { top: this.el.scrollTop, left: this.el.scrollLeft }
+      this._reconcile()
+    }, { passive: true })
+    new ResizeObserver(([entry]) => {
+      this.view = { width: entry.contentRect.width, height: entry.contentRect.height }
+      this._reconcile()
+    }).observe(this.el)
   }
 
   get sampleRate () { return this.project.sampleRate }
@@ -47,71 +81,217 @@ export class Timeline {
   setZoom (zoom, clientX) {
     const next = Math.min(MAX_ZOOM, Math.max(MIN_ZOOM, zoom))
     const anchor = clientX === undefined ? HEADER_WIDTH : clientX - this.el.getBoundingClientRect().left
-    const seconds = (this.el.scrollLeft + anchor - HEADER_WIDTH) / this.zoom
+    const seconds = (this.scroll.left + anchor - HEADER_WIDTH) / this.zoom
     this.zoom = next
+    this.scroll.left = Math.max(0, seconds * this.zoom - anchor + HEADER_WIDTH)
     this.render()
-    this.el.scrollLeft = Math.max(0, seconds * this.zoom - anchor + HEADER_WIDTH)
+    this.el.scrollLeft = this.scroll.left
+  }
+
+  /** Show the rows of track `trackId` (scrolls vertically only if it is out of view). */
+  reveal (trackId) {
+    const index = this.order.indexOf(trackId)
+    if (index < 0 || !this.view) return
+    const top = index * ROW_HEIGHT
+    const bottom = top + ROW_HEIGHT + RULER_HEIGHT
+    if (top < this.scroll.top) this.el.scrollTop = top
+    else if (bottom > this.scroll.top + this.view.height) this.el.scrollTop = bottom - this.view.height
   }
 
   /**
    * Show document changes: `{full, tracks: Set, clips: Set, ruler}`. Only the rows and
-   * clips named are touched, so one fader move costs the same with 8 or 512 tracks.
+   * clips named are touched, and only where they are mounted, so one fader move costs the
+   * same with 8 or 512 tracks.
    */
   update ({ full = false, tracks = new Set(), clips = new Set(), ruler = false }) {
     if (full || !this.seconds) return this.render()
     for (const id of tracks) {
-      const header = this.headers.get(id)
       const map = this.project.roots.tracks.get(id)
-      if (!header || !map || map.get('order') !== header.order) return this.render()
-      const track = map.toJSON()
-      header.update(track, id === this.selectedTrack)
-      header.row.style.setProperty('--track-colour', track.colour || '#888')
+      if (!map || map.get('order') !== this.orderOf.get(id)) return this.render()
+      const header = this.headers.get(id)
+      if (header) this._showTrack(header, map.toJSON())
     }
     for (const id of clips) {
-      const clip = this.project.clip(id)
+      const map = this.project.roots.clips.get(id)
+      this._indexClip(id, map)
+      const clip = map ? map.toJSON() : null
       if (clip && (clip.position + clip.length) / this.sampleRate + 8 > this.seconds) return this.render()
       this._updateClip(id, clip)
     }
     if (ruler) this._renderRuler(this.seconds)
   }
 
-  /** Reconcile every row and clip with the document. */
+  /** Reconcile the mounted rows and clips with the whole document. */
   render () {
-    const tracks = this.project.tracks()
-    const seconds = Math.max(this.project.endFrame() / this.sampleRate + 8, 30)
+    this._index()
+    const seconds = Math.max(this.end / this.sampleRate + 8, 30)
     this.seconds = seconds
-    const width = Math.ceil(seconds * this.zoom)
-    this.el.style.setProperty('--lane-width', `${width}px`)
+    this.el.style.setProperty('--lane-width', `${Math.ceil(seconds * this.zoom)}px`)
+    this.rowsEl.style.height = `${this.order.length * ROW_HEIGHT}px`
+    this.overlay.style.height = `${RULER_HEIGHT + this.order.length * ROW_HEIGHT}px`
     this._renderRuler(seconds)
-    const seen = new Set()
-    tracks.forEach((track, index) => {
-      seen.add(track.id)
-      let header = this.headers.get(track.id)
-      if (!header) {
-        header = new TrackHeader(track.id, {
-          project: this.project, presence: this.presence, editable: this.editable,
-          onSelect: (id) => this.onSelectTrack(id)
-        })
-        const lane = h('div', { class: 'lane', dataset: { track: track.id } })
-        this._bindDrop(lane, track.id)
-        this.headers.set(track.id, header)
-        this.lanes.set(track.id, lane)
-        header.row = h('div', { class: 'row', dataset: { track: track.id } }, header.el, lane)
-      }
-      header.order = track.order
-      header.update(track, track.id === this.selectedTrack)
-      header.row.style.setProperty('--track-colour', track.colour || '#888')
-      if (this.rowsEl.children[index] !== header.row) this.rowsEl.insertBefore(header.row, this.rowsEl.children[index] || null)
+    this._reconcile(true)
+  }
+
+  /** Resolves once every mounted clip shows its waveform (or has none to show). */
+  async settled () {
+    while (this.pending.size) await Promise.all([...this.pending])
+  }
+
+  /** Track order and which clips sit on which track, read without copying the document. */
+  _index () {
+    const rows = []
+    this.orderOf.clear()
+    this.project.roots.tracks.forEach((map, id) => {
+      const order = map.get('order')
+      this.orderOf.set(id, order)
+      rows.push([Number(order) || 0, id])
     })
-    for (const [id, header] of this.headers) {
-      if (!seen.has(id)) {
-        header.row.remove()
-        this.headers.delete(id)
-        this.lanes.delete(id)
-      }
+    rows.sort((a, b) => a[0] - b[0] || String(a[1]).localeCompare(b[1]))
+    this.order = rows.map(([, id]) => id)
+    this.trackClips.clear()
+    this.clipTrack.clear()
+    this.end = 0
+    this.project.roots.clips.forEach((map, id) => {
+      this._indexClip(id, map)
+      this.end = Math.max(this.end, (Number(map.get('position')) || 0) + (Number(map.get('length')) || 0))
+    })
+  }
+
+  _indexClip (id, map) {
+    const before = this.clipTrack.get(id)
+    const track = map ? map.get('track') : undefined
+    if (before === track) return
+    this.trackClips.get(before)?.delete(id)
+    if (track === undefined) {
+      this.clipTrack.delete(id)
+      return
     }
-    this.overlay.style.height = `${this.rulerRow.offsetHeight + this.rowsEl.offsetHeight}px`
-    this._renderClips()
+    this.clipTrack.set(id, track)
+    if (!this.trackClips.has(track)) this.trackClips.set(track, new Set())
+    this.trackClips.get(track).add(id)
+  }
+
+  /**
+   * Mount the rows in view (and OVERSCAN_ROWS around them) and, in them, the clips within
+   * a screen's width of the view; unmount the rest. `force`: refresh what stays, too.
+   */
+  _reconcile (force = false) {
+    if (!this.seconds) return
+    const { top, left } = this.scroll
+    // Before the ResizeObserver's first report the size is read once (the window's would
+    // mount rows that are not in view, and ask for their peaks).
+    this.view = this.view || { width: this.el.clientWidth, height: this.el.clientHeight }
+    const { width, height } = this.view
+    const first = Math.max(0, Math.floor((top - RULER_HEIGHT) / ROW_HEIGHT) - this.overscan)
+    const last = Math.min(this.order.length, Math.ceil((top + height) / ROW_HEIGHT) + this.overscan)
+    const chunk = Math.max(256, Math.round(width / 2)) // the clip window moves in steps
+    const x0 = Math.max(0, Math.floor((left - width) / chunk) * chunk)
+    const x1 = Math.ceil((left + 2 * width) / chunk) * chunk
+    const span = this.span
+    const rowsMoved = force || !span || span.first !== first || span.last !== last
+    const clipsMoved = force || !span || span.x0 !== x0 || span.x1 !== x1
+    if (!rowsMoved && !clipsMoved) return
+    this.span = { first, last, x0, x1 }
+    const wanted = new Set(this.order.slice(first, last))
+    for (const id of this._pinned()) if (this.orderOf.has(id)) wanted.add(id)
+    for (const id of [...this.headers.keys()]) if (!wanted.has(id)) this._unmountRow(id)
+    const index = new Map(this.order.map((id, i) => [id, i]))
+    const ids = [...wanted].sort((a, b) => index.get(a) - index.get(b))
+    const fresh = []
+    for (const id of ids) {
+      let header = this.headers.get(id)
+      if (!header) {
+        header = this._mountRow(id)
+        fresh.push(id)
+      } else if (force) {
+        this._showTrack(header, this.project.roots.tracks.get(id).toJSON())
+      }
+      const y = `${index.get(id) * ROW_HEIGHT}px`
+      if (header.row.style.top !== y) header.row.style.top = y
+    }
+    // DOM order follows display order (tab order, screen readers); positions do not depend on it.
+    let at = this.rowsEl.firstChild
+    for (const id of ids) {
+      const row = this.headers.get(id).row
+      if (row === at) at = at.nextSibling
+      else this.rowsEl.insertBefore(row, at)
+    }
+    for (const id of clipsMoved ? ids : fresh) this._mountClips(id)
+    if (!this.widening && ids.length) {
+      this.widening = true
+      this.settled().then(() => (window.requestIdleCallback || setTimeout)(() => {
+        this.overscan = OVERSCAN_ROWS
+        this._reconcile()
+      }))
+    }
+    if (fresh.length) {
+      const others = this.presence.others()
+      markTouched(this.el, others)
+      this.showGhosts(others)
+    }
+  }
+
+  /** Rows that stay mounted out of view: the one holding focus, the one a clip is dragged in. */
+  _pinned () {
+    const pinned = []
+    const focused = document.activeElement?.closest?.('.rows .row')
+    if (focused) pinned.push(focused.dataset.track)
+    const dragged = this.dragging && this.clipEls.get(this.dragging.id)?.parentElement
+    if (dragged?.dataset.track) pinned.push(dragged.dataset.track)
+    return pinned
+  }
+
+  _mountRow (id) {
+    const header = new TrackHeader(id, {
+      project: this.project, presence: this.presence, editable: this.editable,
+      onSelect: (trackId) => this.onSelectTrack(trackId)
+    })
+    const lane = h('div', { class: 'lane', dataset: { track: id } })
+    this._bindDrop(lane, id)
+    header.lane = lane
+    header.row = h('div', { class: 'row', dataset: { track: id } }, header.el, lane)
+    this.headers.set(id, header)
+    this.lanes.set(id, lane)
+    this._showTrack(header, this.project.roots.tracks.get(id).toJSON())
+    return header
+  }
+
+  _unmountRow (id) {
+    const header = this.headers.get(id)
+    header.row.remove()
+    for (const [clipId, el] of this.clipEls) {
+      if (el.parentElement === header.lane) this.clipEls.delete(clipId)
+    }
+    this.headers.delete(id)
+    this.lanes.delete(id)
+  }
+
+  _showTrack (header, track) {
+    header.update(track, track.id === this.selectedTrack)
+    header.row.style.setProperty('--track-colour', track.colour || '#888')
+  }
+
+  /** Mount the clips of a mounted row that fall in the clip window; unmount the others. */
+  _mountClips (trackId) {
+    for (const id of this.trackClips.get(trackId) || []) {
+      const el = this.clipEls.get(id)
+      if (el && el.parentElement !== this.lanes.get(trackId)) continue // dragged elsewhere
+      const map = this.project.roots.clips.get(id)
+      if (this._inWindow(map.get('position'), map.get('length'))) this._updateClip(id, map.toJSON())
+      else if (el && !(this.dragging && this.dragging.id === id)) this._unmountClip(id)
+    }
+  }
+
+  _inWindow (position, length) {
+    const { x0, x1 } = this.span
+    const from = this.framesToPx(Number(position) || 0)
+    return from < x1 && from + this.framesToPx(Number(length) || 0) >= x0
+  }
+
+  _unmountClip (id) {
+    this.clipEls.get(id)?.remove()
+    this.clipEls.delete(id)
   }
 
   _renderRuler (seconds) {
@@ -140,31 +320,17 @@ export class Timeline {
     this.ruler.replaceChildren(...ticks, loop || '', ...markers)
   }
 
-  _renderClips () {
-    const seen = new Set()
-    for (const clip of this.project.clips()) {
-      seen.add(clip.id)
-      this._updateClip(clip.id, clip)
-    }
-    for (const id of [...this.clipEls.keys()]) {
-      if (!seen.has(id)) this._updateClip(id, null)
-    }
-  }
-
-  /** Create, move or remove one clip's element (`clip` null: the clip is gone). */
+  /** Create, move or remove one clip's element (`clip` null: the clip is gone); a clip
+   * whose row is not mounted, or that lies outside the clip window, has none. */
   _updateClip (id, clip) {
+    if (this.dragging && this.dragging.id === id) return // the user holds it
+    const lane = clip && this.span && this._inWindow(clip.position, clip.length) && this.lanes.get(clip.track)
+    if (!lane) return this._unmountClip(id)
     let el = this.clipEls.get(id)
-    const lane = clip && this.lanes.get(clip.track)
-    if (!lane) {
-      if (el) el.remove()
-      this.clipEls.delete(id)
-      return
-    }
     if (!el) {
       el = this._clipElement(id)
       this.clipEls.set(id, el)
     }
-    if (this.dragging && this.dragging.id === id) return
     if (el.parentElement !== lane) lane.append(el)
     this._placeClip(el, clip)
   }
@@ -184,20 +350,34 @@ export class Timeline {
     const key = `${clip.source}|${clip.offset}|${clip.length}|${this.zoom}`
     if (canvas.dataset.key !== key) {
       canvas.dataset.key = key
-      drawWaveform(canvas, this.peaks, clip, this.sampleRate, this.zoom)
+      const drawn = drawWaveform(canvas, this.peaks, clip, this.sampleRate, this.zoom)
+      if (drawn) {
+        this.pending.add(drawn)
+        drawn.finally(() => this.pending.delete(drawn))
+      }
     }
   }
 
   _clipElement (clipId) {
-    const left = h('span', { class: 'trim trim-left', title: 'Trim the start' })
-    const right = h('span', { class: 'trim trim-right', title: 'Trim the end' })
-    const el = h('div', { class: 'clip', dataset: { clip: clipId } },
-      h('canvas', { class: 'wave' }), h('span', { class: 'clip-name' }), left, right)
+    CLIP = CLIP || h('div', { class: 'clip' }, h('canvas', { class: 'wave' }), h('span', { class: 'clip-name' }),
+      h('span', { class: 'trim trim-left', title: 'Trim the start' }),
+      h('span', { class: 'trim trim-right', title: 'Trim the end' }))
+    const el = CLIP.cloneNode(true) // pointer events: one listener on the rows (constructor)
+    el.dataset.clip = clipId
     el.dataset.touch = `clip:${clipId}`
-    el.addEventListener('pointerdown', (e) => this._startDrag(e, clipId, el))
-    left.addEventListener('pointerdown', (e) => this._startTrim(e, clipId, el, 'left'))
-    right.addEventListener('pointerdown', (e) => this._startTrim(e, clipId, el, 'right'))
     return el
+  }
+
+  /** A press on a clip: drag it, or trim it by an edge. */
+  _pressClip (event) {
+    const el = event.target.closest?.('.clip')
+    if (!el || !this.rowsEl.contains(el)) return
+    const trim = event.target.closest('.trim')
+    if (trim && this.editable && event.button === 0) {
+      this._startTrim(event, el.dataset.clip, el, trim.classList.contains('trim-left') ? 'left' : 'right')
+    } else {
+      this._startDrag(event, el.dataset.clip, el)
+    }
   }
 
   /** Drag a clip's edge: the start moves position and offset together, the end the length. */
@@ -313,15 +493,43 @@ export class Timeline {
     })
   }
 
-  /** Draw the local playhead and everyone else's, in their colours. */
+  /** Draw the local playhead and everyone else's, in their colours (called every frame:
+   * lines are kept and moved, only what changed is written). */
   setPlayheads (local, others) {
-    const lines = [h('div', { class: 'playhead me', style: `left:${HEADER_WIDTH + this.framesToPx(local)}px` })]
+    const seen = new Set(['me'])
+    this._playhead('me', local, null)
     for (const other of others) {
       if (typeof other.playhead !== 'number') continue
-      lines.push(h('div', { class: 'playhead', title: other.user.name, dataset: { user: other.user.name },
-        style: `left:${HEADER_WIDTH + this.framesToPx(other.playhead)}px;background:${other.user.colour}` }))
+      seen.add(other.clientId)
+      this._playhead(other.clientId, other.playhead, other.user)
     }
-    this.overlay.replaceChildren(...lines)
+    for (const [key, line] of this.playheads) {
+      if (!seen.has(key)) {
+        line.remove()
+        this.playheads.delete(key)
+      }
+    }
+  }
+
+  _playhead (key, frame, user) {
+    let line = this.playheads.get(key)
+    if (!line) {
+      line = h('div', { class: user ? 'playhead' : 'playhead me' })
+      this.playheads.set(key, line)
+      this.overlay.append(line)
+    }
+    if (user) {
+      if (line.dataset.user !== user.name) {
+        line.dataset.user = user.name
+        line.title = user.name
+      }
+      if (line.dataset.colour !== user.colour) {
+        line.dataset.colour = user.colour
+        line.style.background = user.colour
+      }
+    }
+    const x = `translateX(${HEADER_WIDTH + this.framesToPx(frame)}px)`
+    if (line.style.transform !== x) line.style.transform = x
   }
 
   /** Outlines where other users are dragging clips right now, in their colours. */

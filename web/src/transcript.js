@@ -195,7 +195,7 @@ export class TranscriptPanel {
     const plan = planCut({
       clip, transcript: this.project.transcript(clipId), first, last,
       sampleRate: this.project.sampleRate,
-      trackClips: this.project.clips().filter((c) => c.track === clip.track),
+      trackClips: this.project.clipsOn(clip.track),
       newId: newClipId
     })
     this.project.applyCut(plan)

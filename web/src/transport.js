@@ -126,14 +126,16 @@ export class Transport {
     return true
   }
 
+  /** Every frame: the clock, bars and onTick; only what changed is written, so a page at
+   * rest does not lay out and paint 60 times a second. */
   _frame () {
     const frame = this.playhead()
     const rate = this.project.sampleRate
-    this.clock.textContent = formatTime(frame / rate)
+    setProp(this.clock, 'textContent', formatTime(frame / rate))
     const t = this.project.transport()
     const beats = (frame / rate) * ((Number(t.tempo) || 120) / 60)
     const perBar = Number(t.beats_per_bar) || 4
-    this.bars.textContent = `${Math.floor(beats / perBar) + 1}.${Math.floor(beats % perBar) + 1}`
+    setProp(this.bars, 'textContent', `${Math.floor(beats / perBar) + 1}.${Math.floor(beats % perBar) + 1}`)
     this.onTick(frame)
     requestAnimationFrame(this._frame)
   }

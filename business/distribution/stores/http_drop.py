@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
 
 import aiohttp
-import pluggy
 
 from business.distribution.ddex import Party
 from business.distribution.errors import DeliveryError
 from business.distribution.stores.base import DeliveryPackage, Receipt
+from dawserver.plugin_api import PluginContext, hookimpl
 
 PLUGIN_NAME = "distribution-https-drop"
 PROTOCOL = "https-drop"
-hookimpl = pluggy.HookimplMarker("maxbooster")
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
@@ -103,8 +101,8 @@ def plugin_info() -> dict[str, str]:
             "description": "Store connector for the HTTPS drop delivery protocol"}
 
 
-@hookimpl
-def distribution_stores(context: Any) -> list[HttpDropConnector]:
+@hookimpl(optionalhook=True)  # a hook of the distribution plug-in: absent when it is disabled
+def distribution_stores(context: PluginContext) -> list[HttpDropConnector]:
     stores = context.settings_for("distribution").get("stores", {})
     connectors = []
     for name, settings in stores.items():

@@ -26,11 +26,11 @@ import soundfile as sf
 
 from collab.client import SyncClient
 from collab.schema import ProjectDocument
+from collab.takes import place_take
+from dsp_core.playhead import Playhead
 from dsp_core.session import Session
 
-from ..playhead import Playhead
-from ..takes import place_take
-from ..websocket import connect
+from .channel import connect
 from .player import Player, StreamSettings, Take
 from .sources import SourceCache
 

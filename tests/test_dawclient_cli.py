@@ -1,4 +1,4 @@
-"""``dawserver client`` end to end: real PortAudio (ALSA file/null device), real server.
+"""``dawclient`` end to end: real PortAudio (ALSA file/null device), real server.
 
 The client runs as a subprocess whose HOME holds an ``.asoundrc`` that makes
 ALSA's default device a ``file`` plugin: what PortAudio plays is written to a
@@ -73,7 +73,7 @@ class Studio:
                      ) -> asyncio.subprocess.Process:
         env = {**os.environ, "HOME": str(self.home), "PYTHONPATH": str(ROOT), **(env or {})}
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "dawserver", "client", self.config.base_url,
+            sys.executable, "-m", "dawclient", self.config.base_url,
             "--project", self.project_id, "--token", token or self.token(),
             "--cache", str(self.root / "cache"), *args, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -194,12 +194,14 @@ async def test_a_bad_token_is_one_clear_line_and_exit_status_1(studio: Studio) -
     assert err.startswith("error: ") and "token" in err and "Traceback" not in err
 
 
-async def test_list_devices_shows_portaudio_devices(studio: Studio) -> None:
+@pytest.mark.parametrize("command", [["dawclient"], ["dawserver", "client"]])
+async def test_list_devices_shows_portaudio_devices_under_either_command(
+        studio: Studio, command: list[str]) -> None:
     env = {**os.environ, "HOME": str(studio.home), "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dawserver", "client", "--list-devices", env=env,
+        sys.executable, "-m", *command, "--list-devices", env=env,
         stdout=asyncio.subprocess.PIPE)
-    out, _ = await proc.communicate()
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0 and "default" in out.decode()
 
 

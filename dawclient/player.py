@@ -1,7 +1,7 @@
 """Local playback (and take capture) through sounddevice/PortAudio, on its own thread.
 
 The :class:`Player` thread renders the project block by block with the local
-engine at the playhead (:class:`dawserver.playhead.Playhead`, following the
+engine at the playhead (:class:`dsp_core.playhead.Playhead`, following the
 shared transport) and writes each block to a blocking PortAudio stream, so
 the device's clock paces it.  With ``record`` the stream is duplex: the input
 block read alongside each output block is appended to the current take while
@@ -25,9 +25,8 @@ import numpy as np
 import soundfile as sf
 
 from dsp_core.errors import DspError
+from dsp_core.playhead import Playhead
 from dsp_core.session import Session
-
-from ..playhead import Playhead
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,91 @@
+"""The distribution module's running objects, shared by its routes and workers.
+
+Built once the database is open (the plug-in's ``startup`` hook) from the
+plug-in's settings and the store connectors other plug-ins contribute through
+the ``distribution_stores`` hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+
+from business.distribution.catalog import DEFAULT_SENDER, Catalog
+from business.distribution.ddex import Party
+from business.distribution.delivery import DeliveryPipeline, PipelineSettings, backoff_delay
+from business.distribution.ledger import Royalties
+from business.distribution.outbox import Outbox, OutboxSettings
+from business.distribution.presave import PreSaves
+from dawserver.plugin_api import PluginContext
+
+PLUGIN_NAME = "distribution"
+logger = logging.getLogger(__name__)
+
+_KEY = "distribution"
+#: Longest wait of the release-day check after it failed several times in a row.
+RELEASE_DAY_BACKOFF_CAP_S = 600.0
+
+
+@dataclass
+class Services:
+    """The distribution module's objects, shared by its routes and workers."""
+
+    catalog: Catalog
+    royalties: Royalties
+    pipeline: DeliveryPipeline
+    presaves: PreSaves
+
+
+def services(context: PluginContext) -> Services:
+    """The started module of a plug-in context."""
+    found = context.state.get(_KEY)
+    if found is None:
+        raise RuntimeError("the distribution plug-in has not started yet")
+    return found
+
+
+def build_services(context: PluginContext) -> Services:
+    """Create the module's objects from the context's database and settings."""
+    settings = context.settings_for(PLUGIN_NAME)
+    db = context.database()
+    connectors = [c for batch in context.manager.hook.distribution_stores(context=context)
+                  for c in batch]
+    sender = Party(settings.get("sender_dpid", DEFAULT_SENDER.dpid),
+                   settings.get("sender_name", DEFAULT_SENDER.name))
+    catalog = Catalog(db, {c.name: c.party for c in connectors}, sender)
+    pipeline = DeliveryPipeline(db, connectors, catalog.package,
+                                settings=PipelineSettings(**settings.get("pipeline", {})))
+    outbox = Outbox(db, OutboxSettings(**settings.get("outbox", {})))
+    return Services(catalog, Royalties(db), pipeline, PreSaves(db, outbox))
+
+
+def start_services(context: PluginContext) -> Services:
+    """Build the module's objects and keep them in the context."""
+    context.state[_KEY] = build_services(context)
+    return context.state[_KEY]
+
+
+async def run_deliveries(context: PluginContext) -> None:
+    """Deliver queued jobs to the stores until cancelled."""
+    await services(context).pipeline.run()
+
+
+async def run_release_days(context: PluginContext) -> None:
+    """Fire due release-day events every ``presave_check_s``; survive errors with backoff."""
+    period = float(context.settings_for(PLUGIN_NAME).get("presave_check_s", 60))
+    cap = max(period, RELEASE_DAY_BACKOFF_CAP_S)
+    rng = random.Random()
+    errors = 0
+    while True:
+        try:
+            await services(context).presaves.fire_due(context.announce)
+        except Exception:
+            errors += 1
+            delay = backoff_delay(errors, period, cap, rng)
+            logger.exception("release-day check failed (%d in a row); trying again in %.2f s",
+                             errors, delay)
+        else:
+            errors, delay = 0, period
+        await asyncio.sleep(delay)

@@ -1,0 +1,32 @@
+"""The core's own routes and permissions, contributed like any plug-in's.
+
+Registered first and always by :func:`dawserver.plugins.load_plugins`; it uses
+the same hooks and declarations (:mod:`dawserver.plugin_api`) as business
+plug-ins, so every HTTP route of the server goes through one contract.
+"""
+
+from __future__ import annotations
+
+from . import api, assets, bounces, openapi, page, rtc, transcription_api
+from .permissions import CORE_PERMISSIONS
+from .plugin_api import Permission, PluginContext, Route, hookimpl
+
+PLUGIN_NAME = "core"
+
+
+@hookimpl
+def plugin_info() -> dict[str, str]:
+    return {"name": PLUGIN_NAME, "version": openapi.VERSION,
+            "description": "Projects, members, renders, audio, bounces, transcription, "
+                           "live mix, the page and the API reference"}
+
+
+@hookimpl
+def permissions() -> list[Permission]:
+    return CORE_PERMISSIONS
+
+
+@hookimpl
+def routes(context: PluginContext) -> list[Route]:
+    return [*api.ROUTES, *assets.ROUTES, *bounces.ROUTES, *rtc.ROUTES,
+            *transcription_api.ROUTES, *page.ROUTES, *openapi.ROUTES]

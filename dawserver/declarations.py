@@ -1,0 +1,227 @@
+"""What a feature declares to the server: permissions, routes, workers, jobs and events.
+
+Built-in features and plug-ins use the same declarations (re-exported by
+:mod:`dawserver.plugin_api`). Request bodies, query parameters and answers are
+typed models (pydantic); the router validates requests against them before a
+handler runs and the OpenAPI document is generated from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from collab.tokens import Role
+
+
+class Scope(StrEnum):
+    """Whom a permission is checked against."""
+
+    #: Anyone, without a token (a public page).
+    ANYONE = "anyone"
+    #: The account the request acts for: the project in the path (``{project_id}``),
+    #: else the token's project (an administrator names it with ``?account=``).
+    ACCOUNT = "account"
+    #: The whole server: only administrator tokens (project ``*``) hold it.
+    SERVER = "server"
+
+
+@dataclass(frozen=True)
+class Permission:
+    """A named right: the least project role that holds it, and what it is checked against.
+
+    Declare each as a module constant and name it in routes; the plug-in that
+    declares it (its ``permissions`` hook) alone may overrule the roles for it.
+    """
+
+    name: str
+    description: str
+    minimum: Role = Role.OWNER
+    scope: Scope = Scope.ACCOUNT
+
+
+#: The permission of routes anyone may use without a token.
+PUBLIC = Permission("public", "anyone may use it, without a token", Role.VIEWER, Scope.ANYONE)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts for: an account, the role held on it, the token's user.
+
+    ``admin`` marks a server administrator token (project ``*``). All fields are
+    empty on a public route.
+    """
+
+    account_id: str
+    role: str
+    user: str = ""
+    admin: bool = False
+
+
+ANONYMOUS = Principal("", "")
+
+
+class Model(BaseModel):
+    """A request body or answer: unknown fields are an error, so typos are caught."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Query(BaseModel):
+    """Query parameters: unknown ones are ignored (``token``, cache busters)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Empty(Model):
+    """A request body with nothing in it (``{}`` or no body at all)."""
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": message}`` and, per route, details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+
+
+class Media:
+    """A body that is not JSON: bytes of one of ``types`` (``stream``: read by the handler)."""
+
+    def __init__(self, *types: str, stream: bool = False) -> None:
+        if not types:
+            raise ValueError("Media needs at least one media type, e.g. Media('text/csv')")
+        self.types = types
+        self.stream = stream
+
+    def __repr__(self) -> str:
+        return f"Media{self.types!r}"
+
+
+#: ``await handler(request)``: a JSON value or model, a :class:`Reply`, or (core only)
+#: an aiohttp response.
+Handler = Callable[["Request"], Awaitable[Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Route:
+    """An HTTP route: path, handler, the permission it needs and its typed input and output.
+
+    ``body`` is a model (JSON), a :class:`Media` (raw bytes) or None (no body; then
+    only GET and DELETE). ``query`` is a :class:`Query` model or None (no
+    parameters). ``response`` is the answer's type (a model, ``list[Model]``,
+    ``dict[str, Any]``...) or a :class:`Media`; ``media`` lists other media types
+    the route may answer instead of JSON. ``status`` is the success status and
+    ``statuses`` any other success status a handler may give in a :class:`Reply`.
+    """
+
+    method: str
+    path: str
+    handler: Handler
+    permission: Permission
+    response: Any
+    body: Any = None
+    query: type[Query] | None = None
+    status: int = 200
+    statuses: tuple[int, ...] = ()
+    media: tuple[str, ...] = ()
+    forms: bool = False
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """``METHOD /path``, as errors and logs name the route."""
+        return f"{self.method} {self.path}"
+
+
+@dataclass
+class Reply:
+    """A handler's answer when the route's default status or headers do not fit.
+
+    ``body`` is checked against the route's ``response``; ``media_type`` is for
+    bytes or text answers of a :class:`Media` response.
+    """
+
+    body: Any
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    media_type: str | None = None
+
+
+@dataclass
+class Request:
+    """What a route handler receives: validated input, who asks, the plug-in context.
+
+    ``query`` and ``body`` are instances of the route's models (``body`` is bytes
+    for a :class:`Media` body, None for a streamed one or none). ``native`` is the
+    server's own request object, for the core's streaming routes only.
+    """
+
+    params: dict[str, str]
+    query: Any
+    body: Any
+    principal: Principal
+    context: Any
+    headers: Mapping[str, str]
+    native: Any = None
+
+    @property
+    def account_id(self) -> str:
+        """The account the request acts for (empty on a public route)."""
+        return self.principal.account_id
+
+    @property
+    def role(self) -> str:
+        """The role the token holds on the account."""
+        return self.principal.role
+
+    @property
+    def user(self) -> str:
+        """The token's user name."""
+        return self.principal.user
+
+    @property
+    def app(self) -> Any:
+        """The server application (core routes only)."""
+        return self.native.app
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A long-running coroutine ``await run(context)`` while the server is up."""
+
+    name: str
+    run: Callable[[Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Job:
+    """A kind of durable job: a queue, its payload model and ``await run(context, payload)``."""
+
+    name: str
+    payload: type[BaseModel]
+    run: Callable[[Any, Any], Awaitable[None]]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """A business event one plug-in announces and others observe (``business_event``)."""
+
+    name: str
+    payload: type[BaseModel]
+    description: str = ""
+
+
+def role_of(value: Role | str) -> Role:
+    """``value`` as a :class:`Role` (a plug-in may name it as a string)."""
+    return value if isinstance(value, Role) else Role.parse(str(value))
+
+
+__all__ = ["ANONYMOUS", "PUBLIC", "Empty", "ErrorBody", "Event", "Handler", "Job", "Media",
+           "Model", "Permission", "Principal", "Query", "Reply", "Request", "Role", "Route",
+           "Scope", "Worker", "role_of"]

@@ -1,0 +1,105 @@
+"""The server's errors: HTTP answers a route handler raises, and bad plug-in declarations.
+
+A handler raises one of the :class:`ApiError` classes below; the router turns it into
+a JSON ``{"error": message, ...}`` answer with the class's status. Each class is a
+named HTTP status; messages say what was wrong and what to do.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+
+class PluginError(Exception):
+    """A plug-in could not be loaded, configured or run, or declared something invalid."""
+
+
+class ApiError(Exception):
+    """An HTTP error answer: ``{"error": message, **extra}`` with :attr:`status`."""
+
+    status: HTTPStatus = HTTPStatus.BAD_REQUEST
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of the answer."""
+        return {"error": self.message, **self.extra}
+
+
+class BadRequest(ApiError):
+    """The request cannot be served as sent (400)."""
+
+    status = HTTPStatus.BAD_REQUEST
+
+
+class Unauthorized(ApiError):
+    """No token, or one that is forged or expired (401)."""
+
+    status = HTTPStatus.UNAUTHORIZED
+
+
+class Forbidden(ApiError):
+    """A valid token that does not hold the permission (403)."""
+
+    status = HTTPStatus.FORBIDDEN
+
+
+class NotFound(ApiError):
+    """The thing named in the path does not exist (404)."""
+
+    status = HTTPStatus.NOT_FOUND
+
+
+class Conflict(ApiError):
+    """The request clashes with the current state (409)."""
+
+    status = HTTPStatus.CONFLICT
+
+
+class PayloadTooLarge(ApiError):
+    """The request body is over a limit (413)."""
+
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class UnsupportedMediaType(ApiError):
+    """The request body is not in a format the route reads (415)."""
+
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class Unprocessable(ApiError):
+    """Well-formed input that fails validation or a check (422)."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class Unavailable(ApiError):
+    """The server cannot serve this now (503)."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+#: Every status an :class:`ApiError` may answer with, for the OpenAPI document.
+ERROR_STATUSES = tuple(sorted({cls.status for cls in (
+    BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,
+    UnsupportedMediaType, Unprocessable, Unavailable)}))
+
+NO_TOKEN = (
+    "no token given: this route needs a token: pass ?token=... or "
+    "'Authorization: Bearer ...' (get one with 'dawserver token' or from a project owner)"
+)
+BAD_TOKEN = "{reason}; get a token with 'dawserver token' or from a project owner"
+NO_ACCOUNT = ("an administrator token acts for any account: name one with "
+              "?account=<project id>")
+SERVER_ONLY = ("{why}; {permission!r} is for server administrators: use a token made "
+               "with 'dawserver token '*' --role owner'")
+PERMISSION_REFUSED = "this account lacks the permission {permission!r} needed here"
+ROLE_TOO_LOW = ("role {role!r} may not use {permission!r}: it needs {minimum} or higher; "
+                "ask a project owner for a token with that role")
+INVALID_JSON = "request body is not valid JSON: {reason}; send a JSON object"
+INVALID_INPUT = "invalid request: {fields}"

@@ -1,0 +1,133 @@
+"""The plug-in API: the one module a plug-in imports, and the core's own features too.
+
+A plug-in marks its hook functions with :data:`hookimpl` (as datasette plug-ins
+use ``datasette.hookimpl``) and declares what it contributes with the typed
+declarations re-exported here: :class:`Permission` constants, :class:`Route` s
+with request and answer models, :class:`Migration` s (the database layer's own
+:class:`database.Migration`, usually read from the plug-in's ``migrations/*.sql``
+files with :func:`load_migrations`), :class:`Worker` s,
+:class:`Job` s and :class:`Event` s. Route handlers raise the errors below
+(:class:`NotFound`, :class:`Conflict`...) and receive a :class:`Request`.
+
+A plug-in's own extension points are hook specifications in the plug-in, marked
+with :data:`hookspec` and returned by its ``hookspecs`` hook.
+
+The hook specifications follow; see docs/plugins.md for the whole contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+from collab.tokens import Role
+from database import Migration, load_migrations
+
+from .context import PluginContext
+from .declarations import (
+    PUBLIC,
+    Empty,
+    ErrorBody,
+    Event,
+    Handler,
+    Job,
+    Media,
+    Model,
+    Permission,
+    Principal,
+    Query,
+    Reply,
+    Request,
+    Route,
+    Scope,
+    Worker,
+)
+from .errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    PluginError,
+    Unauthorized,
+    Unavailable,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+
+PROJECT = "maxbooster"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+__all__ = [
+    "PROJECT", "PUBLIC", "ApiError", "BadRequest", "Conflict", "Empty", "ErrorBody", "Event",
+    "Forbidden", "Handler", "Job", "Media", "Migration", "Model", "NotFound", "PayloadTooLarge",
+    "Permission", "PluginContext", "PluginError", "Principal", "Query", "Reply", "Request",
+    "Role", "Route", "Scope", "Unauthorized", "Unavailable", "Unprocessable",
+    "UnsupportedMediaType", "Worker", "hookimpl", "hookspec", "load_migrations",
+]
+
+
+@hookspec
+def plugin_info() -> dict[str, str]:
+    """Name, version and one-line description of the plug-in."""
+
+
+@hookspec
+def hookspecs() -> list[Any]:
+    """Modules or classes holding the plug-in's own hook specifications (extension points)."""
+
+
+@hookspec
+def migrations() -> list[Migration]:
+    """Database migrations the plug-in needs, applied once in version order."""
+
+
+@hookspec
+def permissions() -> list[Permission]:
+    """Permissions the plug-in's routes require (declare each as a module constant)."""
+
+
+@hookspec(firstresult=True)
+def permission_allowed(principal: Principal, permission: Permission) -> bool | None:
+    """Whether ``principal`` holds this plug-in's ``permission``; None: the roles decide."""
+
+
+@hookspec
+def routes(context: PluginContext) -> list[Route]:
+    """HTTP routes served under the app, each with its permission and models."""
+
+
+@hookspec
+def workers(context: PluginContext) -> list[Worker]:
+    """Long-running coroutines to run while the server is up (cancelled on shutdown)."""
+
+
+@hookspec
+def jobs() -> list[Job]:
+    """Kinds of durable job the plug-in queues and runs."""
+
+
+@hookspec
+def events() -> list[Event]:
+    """Business events the plug-in announces (``context.announce``), with payload models."""
+
+
+@hookspec
+def startup(context: PluginContext) -> Any:
+    """Called once after migrations and before workers start; may return an awaitable."""
+
+
+@hookspec
+def project_rendered(
+    context: PluginContext, account_id: str, project_id: str, path: str,
+    metadata: dict[str, Any],
+) -> None:
+    """React to a project rendered to the audio file at ``path`` (document hook)."""
+
+
+@hookspec
+def business_event(context: PluginContext, name: str, payload: dict[str, Any]) -> None:
+    """Observe an event one plug-in announced (e.g. "presave.release_day")."""

@@ -1,0 +1,229 @@
+"""Serving declared routes: check the declaration, then per request check and validate.
+
+:func:`add_route` refuses a route whose declaration is incomplete (no declared
+permission, no models) with an error naming it, and registers an aiohttp
+handler that, for every request: checks the permission (:func:`require`),
+validates the query parameters and the body against the route's models (400 for
+a body that is not JSON, 422 naming the fields), calls the handler, and checks its
+answer against the response model before sending it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from .authorization import ACCOUNT_PARAMETER, require
+from .declarations import PUBLIC, Media, Query, Reply, Request, Route
+from .errors import (
+    INVALID_INPUT,
+    INVALID_JSON,
+    ApiError,
+    BadRequest,
+    PayloadTooLarge,
+    PluginError,
+    Unprocessable,
+)
+from .keys import PLUGIN_CONTEXT_KEY
+
+log = logging.getLogger(__name__)
+
+BODY_METHODS = ("POST", "PUT", "PATCH")
+PLAIN_METHODS = ("GET", "DELETE", "HEAD")
+FORM = "application/x-www-form-urlencoded"
+#: Query parameters the server itself reads (authentication), never given to a model.
+AUTH_PARAMETERS = ("token", ACCOUNT_PARAMETER)
+INTERNAL_ERROR = "route {route} failed on the server; the server log has the details"
+BAD_ANSWER = ("route {route} answered {problem}; this is a bug in the route's handler "
+              "or its declared response model")
+
+
+@dataclass(frozen=True)
+class ServedRoute:
+    """A registered route, its plug-in, and its compiled models."""
+
+    route: Route
+    plugin: str
+    response: TypeAdapter | None
+
+    @property
+    def statuses(self) -> tuple[int, ...]:
+        """Every success status the route may answer with."""
+        return (self.route.status, *self.route.statuses)
+
+
+@dataclass
+class RouteTable:
+    """The routes an app serves through the contract (and its OpenAPI document, once made)."""
+
+    served: list[ServedRoute] = field(default_factory=list)
+    openapi: dict[str, Any] | None = None
+
+
+ROUTE_TABLE = web.AppKey("route_table", RouteTable)
+
+
+def check_route(route: Route, plugin: str, declared: dict[str, Any]) -> TypeAdapter | None:
+    """The compiled response model of ``route``; PluginError naming it if it is incomplete."""
+    if not isinstance(route, Route):
+        raise PluginError(f"plug-in {plugin!r} returned {route!r} from its routes hook; "
+                          "return plugin_api.Route declarations")
+    where = f"plug-in {plugin!r}, route {route.label}"
+    if not inspect.iscoroutinefunction(route.handler):
+        raise PluginError(f"{where}: the handler must be an async function")
+    permission = route.permission
+    if permission is not PUBLIC:
+        known = declared.get(getattr(permission, "name", None))
+        if known is None or known.item != permission:
+            raise PluginError(f"{where}: permission {permission!r} is not declared by any "
+                              "plug-in; declare it in a 'permissions' hook (or use PUBLIC)")
+    method = route.method.upper()
+    if method in BODY_METHODS and route.body is None:
+        raise PluginError(f"{where}: declares no request body; give body=<model>, "
+                          "body=Empty or body=Media(...)")
+    if method in PLAIN_METHODS and route.body is not None:
+        raise PluginError(f"{where}: a {method} route takes no body; remove body=")
+    if route.body is not None and not isinstance(route.body, Media) and not (
+            isinstance(route.body, type) and issubclass(route.body, BaseModel)):
+        raise PluginError(f"{where}: body must be a pydantic model or Media(...), "
+                          f"got {route.body!r}")
+    if route.query is not None and not (isinstance(route.query, type)
+                                        and issubclass(route.query, Query)):
+        raise PluginError(f"{where}: query must be a plugin_api.Query model, "
+                          f"got {route.query!r}")
+    if route.response is None:
+        raise PluginError(f"{where}: declares no response; give response=<type> or Media(...)")
+    if isinstance(route.response, Media):
+        return None
+    try:
+        adapter = TypeAdapter(route.response)
+        schema = adapter.json_schema(mode="serialization")
+    except Exception as exc:  # noqa: BLE001 - pydantic raises several kinds here
+        raise PluginError(f"{where}: response {route.response!r} has no JSON schema: "
+                          f"{exc}") from exc
+    if not schema:
+        raise PluginError(f"{where}: response {route.response!r} has no JSON schema (it "
+                          "allows anything); declare a model")
+    return adapter
+
+
+def add_route(app: web.Application, route: Route, plugin: str, declared: dict[str, Any]
+              ) -> ServedRoute:
+    """Check ``route`` and serve it from ``app``."""
+    served = ServedRoute(route, plugin, check_route(route, plugin, declared))
+    handler = _aiohttp_handler(served)
+    if route.method.upper() == "GET":  # answers HEAD too, as aiohttp's GET routes do
+        app.router.add_get(route.path, handler)
+    else:
+        app.router.add_route(route.method.upper(), route.path, handler)
+    app.setdefault(ROUTE_TABLE, RouteTable()).served.append(served)
+    return served
+
+
+def _invalid(exc: ValidationError, where: str) -> Unprocessable:
+    fields = [{"path": ".".join([where, *(str(part) for part in error["loc"])]),
+               "message": error["msg"]} for error in exc.errors()]
+    listed = "; ".join(f"{f['path']}: {f['message']}" for f in fields)
+    return Unprocessable(INVALID_INPUT.format(fields=listed), fields=fields)
+
+
+def _query(served: ServedRoute, request: web.Request) -> Any:
+    if served.route.query is None:
+        return None
+    raw = {k: v for k, v in request.query.items() if k not in AUTH_PARAMETERS}
+    try:
+        return served.route.query.model_validate(raw)
+    except ValidationError as exc:
+        raise _invalid(exc, "query") from None
+
+
+async def _body(served: ServedRoute, request: web.Request) -> Any:
+    spec = served.route.body
+    if spec is None or (isinstance(spec, Media) and spec.stream):
+        return None
+    try:
+        raw = await request.read() if request.can_read_body else b""
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge("the request body is over the server's size limit "
+                              "(dawserver serve --max-message-bytes); send less") from None
+    if isinstance(spec, Media):
+        return raw
+    if not raw.strip():
+        data: Any = {}
+    elif served.route.forms and request.content_type == FORM:
+        data = dict(urllib.parse.parse_qsl(raw.decode("utf-8", errors="replace")))
+    else:
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise BadRequest(INVALID_JSON.format(reason=exc)) from None
+    try:
+        return spec.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(exc, "body") from None
+
+
+def _answer(served: ServedRoute, result: Any) -> web.StreamResponse:
+    if isinstance(result, web.StreamResponse):
+        return result
+    route = served.route
+    reply = result if isinstance(result, Reply) else Reply(result)
+    status = reply.status or route.status
+    if status not in served.statuses:
+        raise RuntimeError(BAD_ANSWER.format(route=route.label,
+                                             problem=f"status {status}, not declared"))
+    headers = dict(reply.headers)
+    body = reply.body
+    if served.response is None or reply.media_type is not None:
+        allowed = route.response.types if served.response is None else route.media
+        media_type = reply.media_type or allowed[0]
+        if media_type not in allowed or not isinstance(body, bytes | str):
+            raise RuntimeError(BAD_ANSWER.format(
+                route=route.label, problem=f"{type(body).__name__} as {media_type}"))
+        headers["Content-Type"] = (f"{media_type}; charset=utf-8" if isinstance(body, str)
+                                   else media_type)
+        data = body.encode() if isinstance(body, str) else body
+        return web.Response(status=status, body=data, headers=headers)
+    try:
+        checked = served.response.validate_python(body)
+    except ValidationError as exc:
+        raise RuntimeError(BAD_ANSWER.format(route=route.label,
+                                             problem=f"a body that fails its model: {exc}")
+                           ) from exc
+    data = served.response.dump_json(checked, exclude_unset=True)
+    headers["Content-Type"] = "application/json"
+    return web.Response(status=status, body=data, headers=headers)
+
+
+def _aiohttp_handler(served: ServedRoute) -> Any:
+    route = served.route
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            principal = await require(request, route.permission)
+            query = _query(served, request)
+            body = await _body(served, request)
+            result = await route.handler(Request(
+                params=dict(request.match_info), query=query, body=body, principal=principal,
+                context=request.app[PLUGIN_CONTEXT_KEY], headers=request.headers,
+                native=request))
+            return _answer(served, result)
+        except ApiError as exc:
+            return web.json_response(exc.body(), status=int(exc.status))
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("route %s failed", route.label)
+            return web.json_response({"error": INTERNAL_ERROR.format(route=route.label)},
+                                     status=500)
+
+    handle.__name__ = getattr(route.handler, "__name__", "handler")
+    handle.__doc__ = route.handler.__doc__
+    return handle

@@ -1,0 +1,154 @@
+"""The route contract: incomplete declarations are refused at startup, input is validated."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import Field
+
+from dawserver.plugin_api import (
+    PUBLIC,
+    Empty,
+    Model,
+    Permission,
+    PluginError,
+    Principal,
+    Query,
+    Reply,
+    Role,
+    Route,
+    hookimpl,
+)
+from dawserver.plugins import install, load_plugins
+
+WRITE = Permission("echo.write", "echo things back", Role.EDITOR)
+
+
+class Shout(Model):
+    text: str
+    times: int = Field(1, ge=1, le=3)
+
+
+class Loud(Query):
+    volume: int = Field(5, ge=0, le=11)
+
+
+class Echo(Model):
+    said: str
+
+
+async def echo(request) -> Echo:  # noqa: ANN001 - plugin_api.Request
+    """Say it back."""
+    return Echo(said=request.body.text * request.body.times + "!" * request.query.volume)
+
+
+async def liar(request) -> dict:  # noqa: ANN001
+    """Answer something that is not an Echo."""
+    return {"said": 5, "extra": True}
+
+
+async def odd_status(request) -> Reply:  # noqa: ANN001
+    """Answer with a status the route does not declare."""
+    return Reply({"said": "x"}, status=203)
+
+
+def _route(**changes: object) -> Route:
+    fields = {"method": "POST", "path": "/echo", "handler": echo, "permission": WRITE,
+              "body": Shout, "query": Loud, "response": Echo}
+    return Route(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+class EchoPlugin:
+    """A plug-in serving the given routes, declaring ``echo.write``."""
+
+    PLUGIN_NAME = "echo"
+
+    def __init__(self, *routes: Route, declare: bool = True) -> None:
+        self.served = list(routes)
+        self.declare = declare
+
+    @hookimpl
+    def permissions(self) -> list[Permission]:
+        return [WRITE] if self.declare else []
+
+    @hookimpl
+    def routes(self, context: object) -> list[Route]:
+        return self.served
+
+
+def _install(tmp_path: Path, plugin: EchoPlugin) -> web.Application:
+    app = web.Application()
+    config = {"data_dir": tmp_path, "plugins": {"distribution": False}}
+    install(app, config, manager=load_plugins(config, entry_points=False, extra=[plugin]),
+            identify=lambda request: Principal("acc", request.headers.get("X-Role", "owner"),
+                                               "ada"))
+    return app
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"permission": Permission("echo.other", "undeclared")}, "is not declared by any plug-in"),
+    ({"permission": "echo.write"}, "is not declared by any plug-in"),
+    ({"body": None}, "declares no request body"),
+    ({"method": "GET"}, "a GET route takes no body"),
+    ({"response": None}, "declares no response"),
+    ({"response": object}, "has no JSON schema"),
+    ({"query": Shout}, "query must be a plugin_api.Query model"),
+    ({"handler": lambda request: None}, "the handler must be an async function"),
+])
+def test_an_incomplete_route_cannot_be_registered(tmp_path: Path, changes: dict,
+                                                   message: str) -> None:
+    with pytest.raises(PluginError, match=message) as caught:
+        _install(tmp_path, EchoPlugin(_route(**changes)))
+    assert "plug-in 'echo', route " in str(caught.value)
+
+
+def test_a_route_given_as_a_tuple_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PluginError, match="return plugin_api.Route declarations"):
+        _install(tmp_path, EchoPlugin(("GET", "/echo", echo)))  # type: ignore[arg-type]
+
+
+def test_a_route_naming_a_permission_nobody_declares_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PluginError, match=r"route POST /echo: permission .*echo.write"):
+        _install(tmp_path, EchoPlugin(_route(), declare=False))
+
+
+def test_input_is_validated_before_the_handler_and_answers_are_checked(tmp_path: Path
+                                                                        ) -> None:
+    plugin = EchoPlugin(_route(), _route(path="/liar", handler=liar, body=Empty, query=None),
+                        _route(path="/odd", handler=odd_status, permission=PUBLIC,
+                               body=Empty, query=None))
+
+    async def go() -> None:
+        async with TestClient(TestServer(_install(tmp_path, plugin))) as client:
+            async def call(path: str, **kwargs: object) -> tuple[int, dict]:
+                async with client.post(path, **kwargs) as answer:
+                    return answer.status, await answer.json()
+
+            assert await call("/echo?volume=2", json={"text": "hi", "times": 2}) == (
+                200, {"said": "hihi!!"})
+            status, body = await call("/echo", json={"text": "hi", "times": 9})
+            assert status == 422 and body["fields"] == [
+                {"path": "body.times", "message": "Input should be less than or equal to 3"}]
+            assert "body.times" in body["error"]
+            status, body = await call("/echo?volume=loud", json={"text": "hi"})
+            assert status == 422 and body["fields"][0]["path"] == "query.volume"
+            status, body = await call("/echo", json={"txt": "hi"})
+            assert status == 422
+            assert {f["path"] for f in body["fields"]} == {"body.text", "body.txt"}
+            status, body = await call("/echo", data=b"{oops")
+            assert status == 400 and "not valid JSON" in body["error"]
+            status, body = await call("/echo", json={"text": "hi"},
+                                      headers={"X-Role": "viewer"})
+            assert status == 403  # the permission is checked before the input
+            status, body = await call("/echo", json={"text": "x" * 2_000_000})
+            assert status == 413 and "size limit" in body["error"]
+            status, body = await call("/liar")
+            assert status == 500 and "server log" in body["error"]
+            status, body = await call("/odd")
+            assert status == 500
+
+    asyncio.run(go())
