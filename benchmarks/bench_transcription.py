@@ -96,7 +96,8 @@ def test_transcription_rtf_against_faster_whisper(benchmark, audio, model_dir: P
 
     from transcription.engine import Transcriber, load_audio
     from transcription.gating import GateOptions
-    from transcription.jobs import DONE, JobService, SqliteJobStore
+    from transcription.job_store import open_job_store
+    from transcription.jobs import DONE, JobService
 
     path, seconds = audio
     model_memory = model_memory_mib(model_dir, THREADS)
@@ -119,10 +120,10 @@ def test_transcription_rtf_against_faster_whisper(benchmark, audio, model_dir: P
 
     def call_service() -> int:
         async def run() -> int:
-            store = SqliteJobStore(tmp_path / f"jobs-{time.monotonic_ns()}.sqlite3")
-            async with JobService(store, lambda: ours) as service:
+            jobs = tmp_path / f"jobs-{time.monotonic_ns()}.sqlite3"
+            async with open_job_store(f"sqlite://{jobs}") as store, \
+                    JobService(store, lambda: ours) as service:
                 job = await service.wait((await service.submit("bench", path, language="en")).id)
-            store.close()
             assert job.status == DONE
             return len(job.transcript.words)
 

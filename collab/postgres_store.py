@@ -1,8 +1,9 @@
 """PostgreSQL back-end of :class:`collab.store.Store` (asyncpg).
 
-Same tables as the SQLite store; each is keyed by ``project_id`` first so it
-can be distributed by that column with Citus.  A returned :meth:`append` has
-been committed (durable with the server's ``fsync``/``synchronous_commit``).
+The store uses the shared database's one pool
+(:attr:`database.postgres.PostgresDatabase.pool`) directly, for ``COPY`` and
+advisory locks.  A returned :meth:`append` has been committed (durable with
+the server's ``fsync``/``synchronous_commit``).
 """
 
 from __future__ import annotations
@@ -11,26 +12,11 @@ import time
 
 import asyncpg
 
+from database import DatabaseError
+from database.postgres import PostgresDatabase
+
 from .errors import ProjectNotFound, SeqConflict, StoreError
 from .store import PendingAppend, ProjectInfo, QuarantinedUpdate, Store, StoredDocument
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS collab_projects (
-    project_id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL);
-CREATE TABLE IF NOT EXISTS collab_updates (
-    project_id TEXT NOT NULL, seq BIGINT NOT NULL, data BYTEA NOT NULL,
-    PRIMARY KEY (project_id, seq));
-CREATE TABLE IF NOT EXISTS collab_snapshots (
-    project_id TEXT PRIMARY KEY, upto_seq BIGINT NOT NULL, data BYTEA NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL);
-CREATE TABLE IF NOT EXISTS collab_quarantined_updates (
-    project_id TEXT NOT NULL, seq BIGINT NOT NULL, data BYTEA NOT NULL, reason TEXT NOT NULL,
-    quarantined_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (project_id, seq));
-CREATE TABLE IF NOT EXISTS collab_revocations (
-    project_id TEXT NOT NULL, user_name TEXT NOT NULL, revoked_at DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (project_id, user_name));
-"""
-
 
 #: Serialises a project's appends with its compactions: a compaction deletes log rows, so
 #: the primary key alone cannot tell that their sequence numbers are taken.  Run on its
@@ -41,37 +27,20 @@ _FOLDED = "SELECT upto_seq FROM collab_snapshots WHERE project_id = $1"
 
 
 class PostgresStore(Store):
-    """A store in a PostgreSQL database reached through an asyncpg pool."""
+    """A store in the process's PostgreSQL database, on its asyncpg pool."""
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4) -> None:
-        super().__init__()
-        self.url = url
-        self._sizes = (min_size, max_size)
-        self._pool: asyncpg.Pool | None = None
+    database: PostgresDatabase
 
-    async def _start(self) -> None:
-        try:
-            self._pool = await asyncpg.create_pool(self.url, min_size=self._sizes[0],
-                                                   max_size=self._sizes[1])
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise StoreError(f"cannot connect to PostgreSQL at {self.url}: {exc}") from None
-        async with self._pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock(711001)")
-            try:
-                await conn.execute(SCHEMA)
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock(711001)")
-
-    async def _stop(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+    def __init__(self, database: PostgresDatabase, *, owns_database: bool = False) -> None:
+        super().__init__(database, owns_database=owns_database)
 
     @property
     def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise StoreError("the PostgreSQL store is not started")
-        return self._pool
+        """The shared pool; an error before the database is started."""
+        try:
+            return self.database.pool
+        except DatabaseError:
+            raise StoreError("the PostgreSQL store is not started") from None
 
     async def create_project(self, project_id: str, name: str, initial_update: bytes | None
                              ) -> ProjectInfo:

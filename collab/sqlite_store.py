@@ -1,174 +1,54 @@
 """SQLite back-end of :class:`collab.store.Store` (the embedded default).
 
-Every call runs in a worker thread, so the event loop never blocks on disk.
-Writes go through one connection in one thread; reads (loading a document,
-checking a revocation when a client connects) through a second connection in
-its own thread, so they never wait behind a write's fsync (WAL lets readers
-run beside the writer).  WAL journal with ``synchronous=FULL``: a returned
-:meth:`append` has been fsynced.
+The store writes through the shared database's one writer connection and
+thread (:meth:`database.sqlite.SqliteDatabase.write`) and reads (loading a
+document, checking a revocation when a client connects) through its reader
+connection and thread, so reads never wait behind a write's fsync.  WAL
+journal with ``synchronous=FULL``: a returned :meth:`append` has been fsynced;
+the database checkpoints the WAL in the background.
 
-Appends are group-committed (:class:`collab.store.Store`): one transaction
-and one fsync for every room's appends that arrived together.
-
-Automatic checkpoints are off on the writing connection (they would run
-inside some unlucky append's commit and stall every room); a third connection
-in its own thread checkpoints the WAL in the background once it passes
-:data:`CHECKPOINT_BYTES`.
+Appends are group-committed (:class:`collab.store.Store`): one transaction,
+one thread hop and one fsync for every room's appends that arrived together.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
+
+from database import DatabaseError
+from database.sqlite import SqliteDatabase
 
 from .errors import ProjectNotFound, SeqConflict, StoreError
 from .store import PendingAppend, ProjectInfo, QuarantinedUpdate, Store, StoredDocument
 
 T = TypeVar("T")
-CHECKPOINT_BYTES = 8 * 1024 * 1024
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS projects (
-    project_id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS updates (
-    project_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (project_id, seq));
-CREATE TABLE IF NOT EXISTS snapshots (
-    project_id TEXT PRIMARY KEY, upto_seq INTEGER NOT NULL, data BLOB NOT NULL,
-    created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS quarantined_updates (
-    project_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, reason TEXT NOT NULL,
-    quarantined_at REAL NOT NULL, PRIMARY KEY (project_id, seq));
-CREATE TABLE IF NOT EXISTS revocations (
-    project_id TEXT NOT NULL, user_name TEXT NOT NULL, revoked_at REAL NOT NULL,
-    PRIMARY KEY (project_id, user_name));
-"""
 
 
 class SqliteStore(Store):
-    """A store in one SQLite file."""
+    """A store in the process's SQLite database."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = Path(path)
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
-        self._reader: ThreadPoolExecutor | None = None
-        self._reader_conn: sqlite3.Connection | None = None
-        self._checkpointer: ThreadPoolExecutor | None = None
-        self._checkpoint_conn: sqlite3.Connection | None = None
-        self._checkpointing: asyncio.Future | None = None
+    database: SqliteDatabase
 
-    async def _start(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collab-sqlite")
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collab-read")
-        self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collab-ckpt")
+    def __init__(self, database: SqliteDatabase, *, owns_database: bool = False) -> None:
+        super().__init__(database, owns_database=owns_database)
+
+    async def _run(self, func: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``func(writer connection)`` in one committed transaction."""
         try:
-            await self._run(self._open)
-            await asyncio.get_running_loop().run_in_executor(self._reader, self._open_reader)
-        except sqlite3.Error as exc:
-            for pool in (self._executor, self._reader, self._checkpointer):
-                pool.shutdown(wait=False)
-            raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from None
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA wal_autocheckpoint=0")
-        conn.executescript(SCHEMA)
-        self._conn = conn
-
-    def _open_reader(self) -> None:
-        self._reader_conn = sqlite3.connect(self.path, isolation_level=None,
-                                            check_same_thread=False)
-
-    async def _stop(self) -> None:
-        if self._checkpointing is not None:
-            await asyncio.gather(self._checkpointing, return_exceptions=True)
-        assert self._reader is not None
-        await asyncio.get_running_loop().run_in_executor(self._reader, self._close_reader)
-        await self._run(self._close)
-        assert self._executor is not None and self._checkpointer is not None
-        for pool in (self._executor, self._reader, self._checkpointer):
-            pool.shutdown(wait=True)
-
-    def _close_reader(self) -> None:
-        if self._reader_conn is not None:
-            self._reader_conn.close()
-            self._reader_conn = None
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._conn.close()
-            self._conn = None
-        if self._checkpoint_conn is not None:
-            self._checkpoint_conn.close()
-            self._checkpoint_conn = None
-
-    def _maybe_checkpoint(self) -> None:
-        """Start a background checkpoint when the WAL has grown past CHECKPOINT_BYTES."""
-        if self._checkpointing is not None and not self._checkpointing.done():
-            return
-        try:
-            size = os.path.getsize(f"{self.path}-wal")
-        except OSError:
-            return
-        if size >= CHECKPOINT_BYTES and self._checkpointer is not None:
-            self._checkpointing = asyncio.get_running_loop().run_in_executor(
-                self._checkpointer, self._checkpoint)
-
-    def _checkpoint(self) -> None:
-        if self._checkpoint_conn is None:
-            self._checkpoint_conn = sqlite3.connect(self.path, isolation_level=None,
-                                                    check_same_thread=False)
-        self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-    async def _run(self, func: Callable[..., T], *args: Any) -> T:
-        """Run ``func`` in the writer's thread."""
-        if self._executor is None:
-            raise StoreError("the SQLite store is not started")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+            return await self.database.write(func)
+        except DatabaseError as exc:  # not started
+            raise StoreError(f"the SQLite store cannot write: {exc}") from None
 
     async def _read_with(self, func: Callable[[sqlite3.Connection], T],
                          begin: str | None = None) -> T:
-        """Run ``func(reader connection)`` in the reader's thread (in a read transaction
-        when ``begin`` is given), never behind a write."""
-        if self._reader is None:
-            raise StoreError("the SQLite store is not started")
-
-        def work() -> T:
-            conn = self._reader_conn
-            assert conn is not None
-            if begin is None:
-                return func(conn)
-            conn.execute(begin)
-            try:
-                return func(conn)
-            finally:
-                conn.execute("COMMIT")
-
-        return await asyncio.get_running_loop().run_in_executor(self._reader, work)
-
-    def _tx(self, func: Callable[[sqlite3.Connection], T], begin: str = "BEGIN IMMEDIATE") -> T:
-        conn = self._conn
-        assert conn is not None
-        conn.execute(begin)
+        """Run ``func(reader connection)`` (in a read transaction when ``begin`` is given)."""
         try:
-            result = func(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+            return await self.database.read(func, begin=begin)
+        except DatabaseError as exc:  # not started
+            raise StoreError(f"the SQLite store cannot read: {exc}") from None
 
     async def create_project(self, project_id: str, name: str, initial_update: bytes | None
                              ) -> ProjectInfo:
@@ -176,20 +56,21 @@ class SqliteStore(Store):
 
         def work(conn: sqlite3.Connection) -> None:
             try:
-                conn.execute("INSERT INTO projects VALUES (?, ?, ?)", (project_id, name, now))
+                conn.execute("INSERT INTO collab_projects VALUES (?, ?, ?)",
+                             (project_id, name, now))
             except sqlite3.IntegrityError:
                 raise StoreError(f"project {project_id!r} already exists") from None
             if initial_update is not None:
-                conn.execute("INSERT INTO snapshots VALUES (?, 0, ?, ?)",
+                conn.execute("INSERT INTO collab_snapshots VALUES (?, 0, ?, ?)",
                              (project_id, initial_update, now))
 
-        await self._run(self._tx, work)
+        await self._run(work)
         return ProjectInfo(project_id, name, now)
 
     async def get_project(self, project_id: str) -> ProjectInfo | None:
         def work(conn: sqlite3.Connection) -> tuple | None:
             return conn.execute(
-                "SELECT project_id, name, created_at FROM projects WHERE project_id = ?",
+                "SELECT project_id, name, created_at FROM collab_projects WHERE project_id = ?",
                 (project_id,)).fetchone()
 
         row = await self._read_with(work)
@@ -197,18 +78,19 @@ class SqliteStore(Store):
 
     async def list_projects(self) -> list[ProjectInfo]:
         def work(conn: sqlite3.Connection) -> list[tuple]:
-            return conn.execute(
-                "SELECT project_id, name, created_at FROM projects ORDER BY created_at").fetchall()
+            return conn.execute("SELECT project_id, name, created_at FROM collab_projects "
+                                "ORDER BY created_at").fetchall()
 
         return [ProjectInfo(*row) for row in await self._read_with(work)]
 
     async def rename_project(self, project_id: str, name: str) -> ProjectInfo:
         def work(conn: sqlite3.Connection) -> tuple | None:
-            conn.execute("UPDATE projects SET name = ? WHERE project_id = ?", (name, project_id))
-            return conn.execute("SELECT project_id, name, created_at FROM projects "
+            conn.execute("UPDATE collab_projects SET name = ? WHERE project_id = ?",
+                         (name, project_id))
+            return conn.execute("SELECT project_id, name, created_at FROM collab_projects "
                                 "WHERE project_id = ?", (project_id,)).fetchone()
 
-        row = await self._run(self._tx, work)
+        row = await self._run(work)
         if row is None:
             raise ProjectNotFound(f"no project {project_id!r} in the store")
         return ProjectInfo(*row)
@@ -223,7 +105,7 @@ class SqliteStore(Store):
     @staticmethod
     def _folded(conn: sqlite3.Connection, project_id: str) -> int | None:
         """How far the project's snapshot reaches into the log (None: no snapshot)."""
-        row = conn.execute("SELECT upto_seq FROM snapshots WHERE project_id = ?",
+        row = conn.execute("SELECT upto_seq FROM collab_snapshots WHERE project_id = ?",
                            (project_id,)).fetchone()
         return row[0] if row else None
 
@@ -235,11 +117,11 @@ class SqliteStore(Store):
         if after is not None and upto <= after:
             upto = after
         else:
-            data = conn.execute("SELECT data FROM snapshots WHERE project_id = ?",
+            data = conn.execute("SELECT data FROM collab_snapshots WHERE project_id = ?",
                                 (project_id,)).fetchone()
             data = data[0] if data else None
         rows = conn.execute(
-            "SELECT seq, data FROM updates WHERE project_id = ? AND seq > ? ORDER BY seq",
+            "SELECT seq, data FROM collab_updates WHERE project_id = ? AND seq > ? ORDER BY seq",
             (project_id, upto)).fetchall()
         last = rows[-1][0] if rows else upto
         return StoredDocument(data, upto, [r[1] for r in rows], last)
@@ -249,12 +131,10 @@ class SqliteStore(Store):
             return [self._append_one(conn, a.project_id, a.first_seq, a.updates) for a in group]
 
         try:
-            failures = await self._run(self._tx, work)
+            return await self._run(work)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot append to the logs of {len(group)} projects: {exc}"
                              ) from None
-        self._maybe_checkpoint()
-        return failures
 
     def _append_one(self, conn: sqlite3.Connection, project_id: str, first_seq: int,
                     updates: list[bytes]) -> SeqConflict | None:
@@ -265,7 +145,7 @@ class SqliteStore(Store):
             if folded is not None and first_seq <= folded:  # compacted away, still taken
                 return SeqConflict(f"cannot append to the log of {project_id!r}: a snapshot "
                                    f"holds it up to {folded}, past {first_seq}")
-            conn.executemany("INSERT INTO updates VALUES (?, ?, ?)",
+            conn.executemany("INSERT INTO collab_updates VALUES (?, ?, ?)",
                              [(project_id, first_seq + i, u) for i, u in enumerate(updates)])
         except sqlite3.IntegrityError as exc:
             conn.execute("ROLLBACK TO one_append")
@@ -282,44 +162,42 @@ class SqliteStore(Store):
             folded = self._folded(conn, project_id)
             if folded is not None and folded > upto_seq:
                 return False  # a newer snapshot is already there
-            conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",
+            conn.execute("INSERT OR REPLACE INTO collab_snapshots VALUES (?, ?, ?, ?)",
                          (project_id, upto_seq, snapshot, now))
-            conn.execute("DELETE FROM updates WHERE project_id = ? AND seq <= ?",
+            conn.execute("DELETE FROM collab_updates WHERE project_id = ? AND seq <= ?",
                          (project_id, upto_seq))
             return True
 
-        written = await self._run(self._tx, work)
-        self._maybe_checkpoint()
-        return written
+        return await self._run(work)
 
     async def quarantine(self, project_id: str, entries: list[QuarantinedUpdate]) -> None:
         rows = [(project_id, e.seq, e.update, e.reason, time.time()) for e in entries]
 
         def work(conn: sqlite3.Connection) -> None:
-            conn.executemany("INSERT OR IGNORE INTO quarantined_updates VALUES (?, ?, ?, ?, ?)",
-                             rows)
+            conn.executemany("INSERT OR IGNORE INTO collab_quarantined_updates "
+                             "VALUES (?, ?, ?, ?, ?)", rows)
 
-        await self._run(self._tx, work)
+        await self._run(work)
 
     async def quarantined(self, project_id: str) -> list[QuarantinedUpdate]:
         def work(conn: sqlite3.Connection) -> list[tuple]:
             return conn.execute(
-                "SELECT seq, data, reason FROM quarantined_updates WHERE project_id = ? "
+                "SELECT seq, data, reason FROM collab_quarantined_updates WHERE project_id = ? "
                 "ORDER BY seq", (project_id,)).fetchall()
 
         return [QuarantinedUpdate(*row) for row in await self._read_with(work)]
 
     async def revoke(self, project_id: str, user: str, at: float) -> None:
         def work(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT OR REPLACE INTO revocations VALUES (?, ?, ?)",
+            conn.execute("INSERT OR REPLACE INTO collab_revocations VALUES (?, ?, ?)",
                          (project_id, user, at))
 
-        await self._run(self._tx, work)
+        await self._run(work)
 
     async def revoked_at(self, project_id: str, user: str) -> float | None:
         def work(conn: sqlite3.Connection) -> tuple | None:
             return conn.execute(
-                "SELECT revoked_at FROM revocations WHERE project_id = ? AND user_name = ?",
+                "SELECT revoked_at FROM collab_revocations WHERE project_id = ? AND user_name = ?",
                 (project_id, user)).fetchone()
 
         row = await self._read_with(work)
@@ -328,7 +206,7 @@ class SqliteStore(Store):
     async def revocations(self, project_id: str) -> dict[str, float]:
         def work(conn: sqlite3.Connection) -> list[tuple]:
             return conn.execute(
-                "SELECT user_name, revoked_at FROM revocations WHERE project_id = ?",
+                "SELECT user_name, revoked_at FROM collab_revocations WHERE project_id = ?",
                 (project_id,)).fetchall()
 
         return dict(await self._read_with(work))

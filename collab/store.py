@@ -2,10 +2,17 @@
 
 Every document update is appended (and committed) before the room applies
 or relays it; :meth:`Store.compact` later folds the log into one snapshot.
-Two back-ends implement the same interface: SQLite (the embedded default,
-:mod:`collab.sqlite_store`) and PostgreSQL through asyncpg
-(:mod:`collab.postgres_store`).  Every table is keyed by ``project_id``
-first, the distribution key when the tables are spread with Citus.
+
+The store lives in the process's one database (:mod:`database`), shared with
+transcription and the plug-ins; its tables (``collab_projects``,
+``collab_updates``, ``collab_snapshots``, ``collab_quarantined_updates``,
+``collab_revocations``, the same names on both dialects) are created by the
+migrations in ``collab/migrations/``.  Two back-ends write the same tables
+with SQL of their own where a dialect's strength matters on the hot path:
+SQLite (the embedded default, :mod:`collab.sqlite_store`: a whole group commit
+in one hop to the database's writer thread) and PostgreSQL
+(:mod:`collab.postgres_store`: ``COPY`` and advisory locks on the shared
+pool).  Every table is keyed by ``project_id`` first, its distribution column.
 """
 
 from __future__ import annotations
@@ -16,9 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Self
 
+from database import Database, DatabaseError, load_migrations, open_database
+
 from .errors import StoreError
 
-SQLITE_FILE = "collab.sqlite3"
+#: The collaboration tables, in the shared database.
+MIGRATIONS = load_migrations("collab", Path(__file__).with_name("migrations"))
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,9 @@ class Store(abc.ABC):
     _started = False
     group_commit = True
 
-    def __init__(self) -> None:
+    def __init__(self, database: Database, *, owns_database: bool = False) -> None:
+        self.database = database
+        self._owns_database = owns_database
         self.commits = 0
         self._appends: list[PendingAppend] = []
         self._committer: asyncio.Task[None] | None = None
@@ -85,25 +97,30 @@ class Store(abc.ABC):
         await self.stop()
 
     async def start(self) -> None:
-        """Open connections and create missing tables; starting twice is an error."""
+        """Apply the collaboration migrations (opening the database if the store owns it).
+
+        Starting twice is an error.
+        """
         if self._started:
             raise StoreError(f"{type(self).__name__} is already started")
-        await self._start()
+        try:
+            if self._owns_database:
+                await self.database.start()
+            await self.database.migrate(MIGRATIONS)
+        except DatabaseError as exc:
+            if self._owns_database:
+                await self.database.stop()
+            raise StoreError(str(exc)) from None
         self._started = True
 
     async def stop(self) -> None:
-        """Close connections (idempotent), once the appends under way are committed."""
+        """Stop (idempotent) once the appends under way are committed; close an owned database."""
         if self._started:
             self._started = False
             if self._committer is not None:
                 await asyncio.gather(self._committer, return_exceptions=True)
-            await self._stop()
-
-    @abc.abstractmethod
-    async def _start(self) -> None: ...
-
-    @abc.abstractmethod
-    async def _stop(self) -> None: ...
+            if self._owns_database:
+                await self.database.stop()
 
     @abc.abstractmethod
     async def create_project(self, project_id: str, name: str, initial_update: bytes | None
@@ -204,19 +221,29 @@ class Store(abc.ABC):
         """Every user revoked on ``project_id`` and when they were last revoked."""
 
 
-def open_store(database_url: str | None, data_dir: Path) -> Store:
-    """The store for ``database_url``: PostgreSQL for ``postgresql://``, else SQLite.
+def store_for(database: Database, *, owns_database: bool = False) -> Store:
+    """The store in ``database`` (the back-end of its dialect); not started yet.
 
-    ``None`` or ``sqlite:///PATH`` gives SQLite (default file ``DATA/collab.sqlite3``).
+    A server passes its one shared database, which it starts before and stops after
+    the store; ``owns_database=True`` makes the store start and stop it.
     """
-    if database_url and database_url.startswith(("postgresql://", "postgres://")):
+    if database.dialect == "postgresql":
         from .postgres_store import PostgresStore
 
-        return PostgresStore(database_url)
-    if database_url and not database_url.startswith("sqlite://"):
-        raise StoreError(f"unsupported database URL {database_url!r}; use sqlite:///PATH or "
-                         "postgresql://USER@HOST:PORT/DB")
+        return PostgresStore(database, owns_database=owns_database)
     from .sqlite_store import SqliteStore
 
-    path = database_url.removeprefix("sqlite://") if database_url else ""
-    return SqliteStore(Path(path) if path else Path(data_dir) / SQLITE_FILE)
+    return SqliteStore(database, owns_database=owns_database)
+
+
+def open_store(database_url: str | None, data_dir: Path) -> Store:
+    """A store with a database of its own, for ``database_url`` (:func:`database.parse_url`).
+
+    For tools and tests that need only the store; ``None`` or ``sqlite:///PATH`` gives
+    SQLite (default file ``DATA/collab.sqlite3``), ``postgresql://...`` PostgreSQL.
+    """
+    try:
+        database = open_database(database_url, data_dir)
+    except DatabaseError as exc:
+        raise StoreError(str(exc)) from None
+    return store_for(database, owns_database=True)

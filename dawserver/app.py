@@ -1,8 +1,10 @@
 """The aiohttp application: ``create_app(config)`` wires store, rooms, engines and routes.
 
-State lives under the typed keys of :mod:`dawserver.keys`; the store, the
-room registry and the engines are opened by one ``cleanup_ctx`` and closed
-cleanly (every document persisted) when the app stops.
+State lives under the typed keys of :mod:`dawserver.keys`.  The process's one
+database (:mod:`database`, from ``config.database_url``) is opened first and
+closed last; the collaboration store, the transcription jobs and the plug-ins
+all use it.  The store, the room registry and the engines are opened by one
+``cleanup_ctx`` and closed cleanly (every document persisted) when the app stops.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from aiohttp import web
 from collab.registry import RegistryLimits, RoomRegistry
 from collab.room import RoomLimits
 from collab.schema import ProjectDocument
-from collab.store import open_store
+from collab.store import store_for
 from collab.tokens import TokenSigner
+from database import open_database
 
 from . import plugins
 from .assets import setup_assets
 from .bounces import setup_bounces
 from .config import ServerConfig
-from .keys import CONFIG, ENGINES, RELAY, ROOMS, STORE, TOKENS
+from .keys import CONFIG, DATABASE, ENGINES, RELAY, ROOMS, STORE, TOKENS
 from .project_engine import ProjectEngines
 from .relay import relay_link
 from .rtc import setup_rtc
@@ -43,20 +46,30 @@ def create_app(config: ServerConfig) -> web.Application:
     app = web.Application(client_max_size=config.max_message_bytes)
     app[CONFIG] = config
     app[TOKENS] = TokenSigner.from_data_dir(config.data_dir)
+    app[DATABASE] = open_database(config.database_url, config.data_dir)
+    app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(collab_context)
     app.router.add_get(COLLAB_PATH, collab_socket)
     setup_assets(app)
     setup_bounces(app)
     setup_rtc(app)
     setup_transcription(app)
-    plugins.install(app, config)  # every HTTP route: the core's and the plug-ins'
+    # every HTTP route, the core's and the plug-ins', on the process's one database
+    plugins.install(app, config, database=app[DATABASE])
     return app
+
+
+async def database_context(app: web.Application) -> AsyncIterator[None]:
+    """Open the process's database before every component and close it after them."""
+    async with app[DATABASE] as database:
+        log.info("database ready (%s)", database.redacted_url)
+        yield
 
 
 async def collab_context(app: web.Application) -> AsyncIterator[None]:
     """Open the store and the room registry; on shutdown persist and unload every room."""
     config = app[CONFIG]
-    store = open_store(config.database_url, config.data_dir)
+    store = store_for(app[DATABASE])
     async with store:
         registry = RoomRegistry(
             store,

@@ -11,7 +11,8 @@ from typing import Any
 import pluggy
 from pydantic import ValidationError
 
-from .database import Database
+from database import Database
+
 from .declarations import Event, Job, Permission
 from .errors import PluginError
 

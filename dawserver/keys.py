@@ -8,6 +8,7 @@ from collab.registry import RoomRegistry
 from collab.relay import RedisRelay
 from collab.store import Store
 from collab.tokens import TokenSigner
+from database import Database
 
 from .config import ServerConfig
 from .context import PluginContext
@@ -15,6 +16,7 @@ from .project_engine import ProjectEngines
 
 CONFIG = web.AppKey("config", ServerConfig)
 TOKENS = web.AppKey("tokens", TokenSigner)
+DATABASE = web.AppKey("database", Database)
 STORE = web.AppKey("store", Store)
 ROOMS = web.AppKey("rooms", RoomRegistry)
 ENGINES = web.AppKey("engines", ProjectEngines)

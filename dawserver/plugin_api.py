@@ -3,7 +3,9 @@
 A plug-in marks its hook functions with :data:`hookimpl` (as datasette plug-ins
 use ``datasette.hookimpl``) and declares what it contributes with the typed
 declarations re-exported here: :class:`Permission` constants, :class:`Route` s
-with request and answer models, :class:`Migration` s, :class:`Worker` s,
+with request and answer models, :class:`Migration` s (the database layer's own
+:class:`database.Migration`, usually read from the plug-in's ``migrations/*.sql``
+files with :func:`load_migrations`), :class:`Worker` s,
 :class:`Job` s and :class:`Event` s. Route handlers raise the errors below
 (:class:`NotFound`, :class:`Conflict`...) and receive a :class:`Request`.
 
@@ -20,9 +22,9 @@ from typing import Any
 import pluggy
 
 from collab.tokens import Role
+from database import Migration, load_migrations
 
 from .context import PluginContext
-from .database import Migration
 from .declarations import (
     PUBLIC,
     Empty,
@@ -64,7 +66,7 @@ __all__ = [
     "Forbidden", "Handler", "Job", "Media", "Migration", "Model", "NotFound", "PayloadTooLarge",
     "Permission", "PluginContext", "PluginError", "Principal", "Query", "Reply", "Request",
     "Role", "Route", "Scope", "Unauthorized", "Unavailable", "Unprocessable",
-    "UnsupportedMediaType", "Worker", "hookimpl", "hookspec",
+    "UnsupportedMediaType", "Worker", "hookimpl", "hookspec", "load_migrations",
 ]
 
 

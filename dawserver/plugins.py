@@ -30,10 +30,10 @@ import pluggy
 from aiohttp import web
 
 from collab.errors import AuthError
+from database import Database, Migration, open_database
 from dawserver import plugin_api
 from dawserver.authorization import call_one, identify_by_token, project_account
 from dawserver.context import PluginContext, declare
-from dawserver.database import Database, Migration, open_database
 from dawserver.declarations import Event, Job, Permission, Principal, Worker, role_of
 from dawserver.errors import PluginError
 from dawserver.keys import PLUGIN_CONTEXT_KEY

@@ -1,8 +1,8 @@
 """The transcription service of a server: jobs in its database, transcripts into documents.
 
 ``setup_transcription(app)`` adds a :class:`transcription.jobs.JobService` (jobs in
-the server database, :mod:`dawserver.transcription_store`, requeued when the server
-starts again) as a ``cleanup_ctx``. A finished job writes its transcript into the
+the process's one database, :mod:`transcription.job_store`, requeued when the
+server starts again) as a ``cleanup_ctx``. A finished job writes its transcript into the
 project's shared document, so every client sees it, and every job mirrors its
 state and progress into the document's ``jobs`` map. The model comes from
 ``$DAW_WHISPER_MODEL`` (else the one ``dawserver models install`` assembled);
@@ -25,13 +25,12 @@ from aiohttp import web
 
 from collab.errors import ProjectNotFound, SchemaError
 from transcription.errors import EditError
+from transcription.job_store import JobStore
 from transcription.jobs import DONE, Job, JobService
 from transcription.models import ENV_MODEL
 
-from .database import open_database
-from .keys import CONFIG, ROOMS
+from .keys import DATABASE, ROOMS
 from .transcript_document import store_transcript
-from .transcription_store import DatabaseJobStore
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +58,15 @@ def _transcriber_factory():  # noqa: ANN202 - returns a Transcriber factory
 
 
 async def transcription_context(app: web.Application) -> AsyncIterator[None]:
-    """Open the job store, start the workers (requeueing jobs), stop them on shutdown."""
-    config = app[CONFIG]
-    async with open_database(config.database_url, config.data_dir) as database:
-        store = DatabaseJobStore(database)
-        await store.setup()
-        async with _serve(app, store):
-            yield
+    """Set up the job store, start the workers (requeueing jobs), stop them on shutdown."""
+    store = JobStore(app[DATABASE])
+    await store.setup()
+    async with _serve(app, store):
+        yield
 
 
 @contextlib.asynccontextmanager
-async def _serve(app: web.Application, store: DatabaseJobStore) -> AsyncIterator[None]:
+async def _serve(app: web.Application, store: JobStore) -> AsyncIterator[None]:
     service = JobService(store, _transcriber_factory(),
                          workers=max(1, int(os.environ.get(ENV_WORKERS, "1"))))
     pending: set[asyncio.Task] = set()

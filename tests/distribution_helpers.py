@@ -156,7 +156,7 @@ class FlakyDatabase(_Checked):
 
     def check(self, sql: str) -> None:
         """Raise DatabaseError when ``sql`` is due to fail."""
-        from dawserver.database import DatabaseError
+        from database import DatabaseError
 
         for prefix, left in self.left.items():
             if sql.startswith(prefix) and left > 0:

@@ -15,8 +15,9 @@ from collab.tokens import Role
 from dawclient.channel import connect
 from dawserver.app import create_app
 from dawserver.config import ServerConfig
-from dawserver.keys import CONFIG, ROOMS, STORE, TOKENS
+from dawserver.keys import CONFIG, DATABASE, PLUGIN_CONTEXT_KEY, ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
+from dawserver.transcription_service import JOBS
 from dsp_core.session import Session, Track
 
 pytestmark = pytest.mark.asyncio
@@ -28,6 +29,21 @@ async def test_create_app_wires_config_tokens_and_routes(tmp_path: Path) -> None
     assert app[TOKENS].verify(app[TOKENS].issue("p", Role.VIEWER)).project_id == "p"
     paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
     assert {"/collab/{project_id}", "/projects", "/projects/{project_id}/tokens"} <= paths
+
+
+async def test_the_store_jobs_and_plugins_share_the_one_database(
+        tmp_path: Path, collab_database_url: str) -> None:
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "d",
+                          database_url=collab_database_url, engine=False)
+    async with running_server(config) as app:
+        database = app[DATABASE]
+        assert database.started
+        assert app[STORE].database is database
+        assert app[JOBS].store.database is database
+        assert app[PLUGIN_CONTEXT_KEY].database() is database
+        tables = await database.tables()
+        assert {"collab_projects", "transcription_jobs", "dist_jobs"} <= set(tables)
+    assert not database.started
 
 
 async def test_shutdown_persists_and_a_restart_restores_every_document(

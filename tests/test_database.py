@@ -1,4 +1,4 @@
-"""The shared async database over SQLite and a real PostgreSQL server."""
+"""The shared database layer over SQLite and a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -8,15 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from dawserver.database import (
+from database import (
     Database,
     DatabaseError,
     Migration,
-    SqliteDatabase,
+    TableShape,
+    load_migrations,
     open_database,
+    parse_url,
+    sharding_problems,
     to_dollar_params,
 )
-from dawserver.plugins import collect_migrations, load_plugins
+from database.migrations import split_statements
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -58,6 +61,9 @@ def test_migrations_apply_once_in_order(db_url: str) -> None:
             await db.execute("INSERT INTO demo_items VALUES (?, ?, ?, ?)", "acc", "x", 5, "hi")
             assert await db.fetchrow("SELECT * FROM demo_items") == {
                 "account_id": "acc", "item_id": "x", "cents": 5, "note": "hi"}
+            recorded = await db.fetch("SELECT component, version, name FROM schema_migrations")
+            assert sorted((r["component"], r["version"]) for r in recorded) == [
+                ("demo", 1), ("demo", 2)]
 
     run(go())
 
@@ -99,15 +105,52 @@ def test_concurrent_migrators_apply_each_migration_once(db_url: str) -> None:
     run(go())
 
 
-def test_every_plugin_table_leads_its_primary_key_with_account_id(tmp_path: Path) -> None:
+def test_the_bookkeeping_of_an_older_database_is_taken_over(db_url: str) -> None:
+    """Before the shared layer, schema_migrations named its first column ``plugin``."""
     async def go() -> None:
-        async with SqliteDatabase(tmp_path / "all.sqlite3") as db:
-            await db.migrate(collect_migrations(load_plugins()))
-            keys = await db.primary_keys()
-            tables = [t for t in keys if t != "schema_migrations"]
-            assert len(tables) >= 10
-            for table in tables:
-                assert keys[table][0] == "account_id", table
+        async with open_database(db_url) as db:
+            await db.execute(
+                "CREATE TABLE schema_migrations (plugin TEXT NOT NULL, version INTEGER NOT NULL, "
+                "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL, "
+                "PRIMARY KEY (plugin, version))")
+            await db.execute(MIGRATIONS[0].text(db.dialect))
+            await db.execute("INSERT INTO schema_migrations VALUES ('demo', 1, 'items', 0)")
+            assert [m.version for m in await db.migrate(MIGRATIONS)] == [2]
+            assert "component" in (await db.tables())["schema_migrations"]
+
+    run(go())
+
+
+def test_a_read_does_not_wait_behind_a_held_write(tmp_path: Path) -> None:
+    """SQLite: queries go to the reader connection, so a slow write holds up no reader."""
+    import threading
+
+    async def go() -> None:
+        async with open_database(None, tmp_path) as db:
+            await db.migrate(MIGRATIONS)
+            release = threading.Event()
+            held = asyncio.create_task(db.write(lambda conn: release.wait(10)))
+            await asyncio.sleep(0.05)
+            try:
+                assert await asyncio.wait_for(
+                    db.fetchval("SELECT COUNT(*) FROM demo_items"), 5) == 0
+            finally:
+                release.set()
+                await held
+
+    run(go())
+
+
+def test_a_write_inside_its_own_transaction_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with open_database(None, tmp_path) as db:
+            await db.migrate(MIGRATIONS)
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO demo_items VALUES ('a', '1', 1, NULL)")
+                with pytest.raises(DatabaseError, match="use the transaction's session"):
+                    async with asyncio.timeout(5):  # same task: wait_for would make another
+                        await db.execute("INSERT INTO demo_items VALUES ('a', '2', 1, NULL)")
+            assert await db.fetchval("SELECT COUNT(*) FROM demo_items") == 1
 
     run(go())
 
@@ -117,9 +160,88 @@ def test_placeholders_are_rewritten_outside_string_literals() -> None:
         "SELECT '?', a FROM t WHERE b = $1 AND c = 'x?''y' AND d = $2"
 
 
+def test_statements_are_split_outside_quotes_and_comments() -> None:
+    sql = ("-- a comment; with a semicolon\nCREATE TABLE a (x TEXT DEFAULT 'a;b''c');\n"
+           "/* block; comment */ INSERT INTO a VALUES (';');\n-- trailing comment only\n")
+    assert split_statements(sql) == ["CREATE TABLE a (x TEXT DEFAULT 'a;b''c')",
+                                     "INSERT INTO a VALUES (';')"]
+
+
+def test_migration_files_are_found_by_version_and_dialect(tmp_path: Path) -> None:
+    (tmp_path / "0001_items.sql").write_text("CREATE TABLE items (account_id TEXT)")
+    (tmp_path / "0002_blobs.sqlite.sql").write_text("ALTER TABLE items ADD COLUMN b BLOB")
+    (tmp_path / "0002_blobs.postgresql.sql").write_text("ALTER TABLE items ADD COLUMN b BYTEA")
+    (tmp_path / "README.md").write_text("not a migration")
+    first, second = load_migrations("demo", tmp_path)
+    assert (first.component, first.version, first.name) == ("demo", 1, "items")
+    assert first.statements("postgresql") == ["CREATE TABLE items (account_id TEXT)"]
+    assert (second.version, second.name) == (2, "blobs")
+    assert second.statements("sqlite") == ["ALTER TABLE items ADD COLUMN b BLOB"]
+    assert second.statements("postgresql") == ["ALTER TABLE items ADD COLUMN b BYTEA"]
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    (["0001_a.sqlite.sql"], "no file for postgresql"),
+    (["0001_a.sql", "0001_a.sqlite.sql"], "given twice"),
+    (["0001_a.sql", "0001_b.sql"], "given twice"),
+    (["1_a.sql"], "misnamed"),
+])
+def test_misplaced_migration_files_are_refused_by_name(tmp_path: Path, files: list[str],
+                                                       message: str) -> None:
+    for name in files:
+        (tmp_path / name).write_text("SELECT 1")
+    with pytest.raises(DatabaseError, match=message):
+        load_migrations("demo", tmp_path)
+
+
+def test_a_migration_declares_reference_tables_in_a_comment() -> None:
+    migration = Migration("demo", 1, "currencies", "-- reference table: currencies\n"
+                          "CREATE TABLE currencies (code TEXT PRIMARY KEY)")
+    assert migration.reference_tables == {"currencies"}
+
+
+def test_the_sharding_rule_names_each_table_that_breaks_it() -> None:
+    shapes = [
+        TableShape("fine", ("account_id", "id"), ("account_id", "id")),
+        TableShape("by_project", ("project_id", "seq"), ("project_id", "seq")),
+        TableShape("keyless", ("id", "name"), ("id",)),
+        TableShape("global", ("code",), ("code",)),
+        TableShape("bad_key", ("account_id", "id"), ("id",)),
+        TableShape("bad_unique", ("account_id", "id", "slug"), ("account_id", "id"),
+                   (("slug",),)),
+    ]
+    problems = sharding_problems(shapes, {"global"})
+    assert len(problems) == 3
+    assert "'keyless' has no distribution column" in problems[0]
+    assert "'bad_key': its primary key (id) lacks its distribution column account_id" in \
+        problems[1]
+    assert "'bad_unique': its unique constraint (slug) lacks" in problems[2]
+
+
+def test_tables_are_described_alike_on_both_dialects(db_url: str) -> None:
+    async def go() -> None:
+        async with open_database(db_url) as db:
+            await db.execute("CREATE TABLE shaped (account_id TEXT NOT NULL, id TEXT NOT NULL, "
+                             "slug TEXT NOT NULL, PRIMARY KEY (account_id, id), "
+                             "UNIQUE (account_id, slug))")
+            await db.execute("CREATE UNIQUE INDEX shaped_slug ON shaped (slug)")
+            shape = (await db.describe())["shaped"]
+            assert shape == TableShape("shaped", ("account_id", "id", "slug"),
+                                       ("account_id", "id"), (("account_id", "slug"), ("slug",)))
+
+    run(go())
+
+
+def test_urls_are_parsed_in_one_place(tmp_path: Path) -> None:
+    assert parse_url(None, tmp_path).target == str(tmp_path / "collab.sqlite3")
+    assert parse_url("sqlite:///abs/x.db").target == "/abs/x.db"
+    assert parse_url("postgres://u@h/db").dialect == "postgresql"
+    assert parse_url("postgresql://u:secret@h/db").redacted() == "postgresql://u:***@h/db"
+
+
 def test_unknown_url_is_refused_with_the_accepted_forms() -> None:
     with pytest.raises(DatabaseError, match="use postgresql://"):
-        open_database("mysql://root@localhost/db")
+        open_database("mysql://root:pw@localhost/db")
 
 
 def test_unreachable_postgres_is_a_clear_error() -> None:

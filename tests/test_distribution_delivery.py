@@ -39,7 +39,7 @@ from business.distribution.errors import ComplianceError
 from business.distribution.plugin import MIGRATIONS
 from business.distribution.stores.fakestore import FakeStore
 from business.distribution.stores.http_drop import HttpDropConnector
-from dawserver.database import Migration, open_database
+from database import Migration, open_database
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(backoff_base=0.01, backoff_cap=0.1, lease_s=5.0, poll_s=0.02, concurrency=4,
@@ -63,7 +63,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def _migrations() -> list[Migration]:
-    return [Migration(*m) for m in MIGRATIONS]
+    return MIGRATIONS
 
 
 async def _seed(catalog: Catalog, media: dict[str, Path], count: int) -> list[str]:
@@ -184,7 +184,7 @@ WORKER = textwrap.dedent("""
     from business.distribution.catalog import Catalog
     from business.distribution.delivery import DeliveryPipeline, PipelineSettings
     from business.distribution.stores.http_drop import HttpDropConnector
-    from dawserver.database import open_database
+    from database import open_database
 
     async def main(db_url, url):
         async with open_database(db_url) as db:

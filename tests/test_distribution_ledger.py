@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from business.distribution.errors import NotFoundError, SplitError
 from business.distribution.ledger import Royalties
 from business.distribution.plugin import MIGRATIONS
-from dawserver.database import Migration, open_database
+from database import open_database
 
 ISRC = "QZABC2600001"
 STATEMENT = ("store,territory,isrc,units,amount,currency\n"
@@ -37,7 +37,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def test_statement_import_splits_holds_recoups_and_reconciles(db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:
-            await db.migrate([Migration(*m) for m in MIGRATIONS])
+            await db.migrate(MIGRATIONS)
             royalties = Royalties(db)
             await royalties.set_split("acc", ISRC, {"payees": [
                 {"payee_id": "ada", "share": "60"}, {"payee_id": "bob", "share": "40"}]},
@@ -96,7 +96,7 @@ def test_a_later_split_renames_and_joins_a_payee_and_releases_their_held_money(
         db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:
-            await db.migrate([Migration(*m) for m in MIGRATIONS])
+            await db.migrate(MIGRATIONS)
             royalties = Royalties(db)
             await royalties.set_split("acc", ISRC, {"payees": [
                 {"payee_id": "ada", "share": "50", "name": "Ada"},
@@ -127,7 +127,7 @@ def test_a_later_split_renames_and_joins_a_payee_and_releases_their_held_money(
 def test_concurrent_imports_never_recoup_twice(db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:
-            await db.migrate([Migration(*m) for m in MIGRATIONS])
+            await db.migrate(MIGRATIONS)
             royalties = Royalties(db)
             await royalties.set_split("acc", ISRC, {
                 "payees": [{"payee_id": "ada", "share": "50"},
@@ -181,7 +181,7 @@ def test_money_imported_before_a_split_is_allocated_once_when_the_split_is_set(
         db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:
-            await db.migrate([Migration(*m) for m in MIGRATIONS])
+            await db.migrate(MIGRATIONS)
             royalties = Royalties(db)
             ids = [(await royalties.import_statement("acc", text))["statement_id"]
                    for text in EARLY]
@@ -254,7 +254,7 @@ def test_money_imported_before_a_split_is_allocated_once_when_the_split_is_set(
 def test_concurrent_imports_and_split_allocate_every_cent_once(db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:
-            await db.migrate([Migration(*m) for m in MIGRATIONS])
+            await db.migrate(MIGRATIONS)
             royalties = Royalties(db)
             statements = [HEADER + f"S{n},US,{ISRC},1,8.00,USD\n" for n in range(6)]
             for text in statements[:2]:
@@ -356,7 +356,7 @@ def test_held_money_allocated_later_reconciles_exactly_like_an_import(db_url: st
 
     async def migrate() -> None:
         async with open_database(db_url) as db:
-            await db.migrate([Migration(*m) for m in MIGRATIONS])
+            await db.migrate(MIGRATIONS)
 
     asyncio.run(migrate())
     check()

@@ -16,7 +16,7 @@ from business.distribution.outbox import Outbox, OutboxSettings
 from business.distribution.plugin import MIGRATIONS
 from business.distribution.presave import RELEASE_DAY, PreSaves, landing_page
 from business.distribution.services import services
-from dawserver.database import Migration, open_database
+from database import open_database
 from dawserver.plugin_api import hookimpl
 from dawserver.plugins import (
     PluginContext,
@@ -61,7 +61,7 @@ class ShakyListener:
 def test_campaign_counts_each_fan_once_and_fires_release_day_once(tmp_path: Path) -> None:
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'p.sqlite3'}") as db:
-            await db.migrate([Migration(*m) for m in MIGRATIONS])
+            await db.migrate(MIGRATIONS)
             presaves = PreSaves(db)
             data = await presaves.create("acc", "rel-1", "Night Drive", "Ada", "2026-12-01")
             slug = data["slug"]
@@ -97,7 +97,7 @@ def test_campaign_counts_each_fan_once_and_fires_release_day_once(tmp_path: Path
 def test_release_day_event_is_retried_until_a_hook_hears_it(db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:
-            await db.migrate([Migration(*m) for m in MIGRATIONS])
+            await db.migrate(MIGRATIONS)
             presaves = PreSaves(db, Outbox(db, FAST_RETRY))
             data = await presaves.create("acc", "rel-1", "Night Drive", "Ada", "2026-12-01")
             listener = ShakyListener(failures=1)

@@ -208,10 +208,34 @@ def test_plugins_import_only_the_plugin_api_from_the_core() -> None:
     import re
 
     root = Path(__file__).resolve().parents[1]
+    core = r"(?:dawserver|database)\b[\w.]*"
+    pattern = rf"^from ({core}) import|^import ({core})"
     for source in (root / "business").rglob("*.py"):
-        imported = set(re.findall(r"^from (dawserver[\w.]*) import|^import (dawserver[\w.]*)",
-                                  source.read_text(), re.MULTILINE))
+        imported = set(re.findall(pattern, source.read_text(), re.MULTILINE))
         assert {a or b for a, b in imported} <= {"dawserver.plugin_api"}, source
+
+
+def test_a_plugin_migration_is_the_database_layers_own_and_nothing_else() -> None:
+    import database
+    from business.distribution.plugin import MIGRATIONS
+    from dawserver import plugin_api
+    from dawserver.plugins import collect_migrations
+
+    assert plugin_api.Migration is database.Migration
+    assert plugin_api.load_migrations is database.load_migrations
+    found = collect_migrations(load_plugins())
+    assert [m for m in found if m.component == "distribution"] == MIGRATIONS
+
+    class Untyped:
+        PLUGIN_NAME = "untyped"
+
+        @hookimpl
+        def migrations(self) -> list:
+            return [("untyped", 1, "things", "CREATE TABLE things (account_id TEXT)")]
+
+    with pytest.raises(PluginError, match="'untyped': its 'migrations' hook returned .*"
+                                          "return plugin_api.Migration declarations"):
+        collect_migrations(load_plugins(extra=[Untyped()]))
 
 
 def test_installed_plugin_serves_routes_runs_jobs_and_hooks(third_party, tmp_path: Path
@@ -251,7 +275,7 @@ def test_installed_plugin_serves_routes_runs_jobs_and_hooks(third_party, tmp_pat
             assert third_party.SEEN["rendered"] == [("ada", "p1", str(tmp_path / "p1.wav"))]
             assert third_party.SEEN["events"] == ["demo.event"]
             assert context.db is not None
-        assert context.db is None or context.db._conn is None  # closed on shutdown
+        assert context.db is None or not context.db.started  # closed on shutdown
         assert (tmp_path / "collab.sqlite3").exists()
 
     asyncio.run(go())

@@ -148,14 +148,14 @@ async def test_an_unreachable_postgres_is_one_clear_error(tmp_path: Path) -> Non
 
 
 async def test_sqlite_checkpoints_its_log_in_the_background(tmp_path: Path, monkeypatch) -> None:
-    from collab import sqlite_store
+    from database import sqlite
 
-    monkeypatch.setattr(sqlite_store, "CHECKPOINT_BYTES", 64 * 1024)
+    monkeypatch.setattr(sqlite, "CHECKPOINT_BYTES", 64 * 1024)
     async with open_store(None, tmp_path) as store:
         await store.create_project("a", "Song", None)
         for seq in range(1, 200):
             await store.append("a", seq, [bytes(1000)])
-        await store._checkpointing
+        await store.database._checkpointing
         assert len((await store.load("a")).updates) == 199
     assert not (tmp_path / "collab.sqlite3-wal").exists() or (
         (tmp_path / "collab.sqlite3-wal").stat().st_size == 0)
@@ -192,7 +192,8 @@ async def test_a_read_does_not_wait_behind_a_write(tmp_path: Path, monkeypatch) 
     async with open_store(None, tmp_path) as store:
         await store.create_project("a", "Song", b"snap")
         release = threading.Event()
-        held = asyncio.get_running_loop().run_in_executor(store._executor, release.wait)
+        held = asyncio.create_task(store.database.write(lambda conn: release.wait(10)))
+        await asyncio.sleep(0.05)
         try:
             stored = await asyncio.wait_for(store.load("a"), 5)
             assert stored.snapshot == b"snap"

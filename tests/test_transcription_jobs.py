@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -13,16 +16,10 @@ import soundfile
 from transcription.engine import Transcriber
 from transcription.errors import JobError
 from transcription.evaluation import SAMPLES, synthesize, word_error_rate
-from transcription.jobs import (
-    CANCELLED,
-    DONE,
-    FAILED,
-    QUEUED,
-    RUNNING,
-    Job,
-    JobService,
-    SqliteJobStore,
-)
+from transcription.job_store import JobStore, open_job_store
+from transcription.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobService
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +36,20 @@ def long_speech(speech: Path) -> Path:
     path = speech.with_name("long.wav")
     soundfile.write(str(path), np.concatenate([audio, pause] * 4), rate)
     return path
+
+
+def jobs_in(path: Path) -> contextlib.AbstractAsyncContextManager[JobStore]:
+    """The job store in the SQLite file ``path``."""
+    return open_job_store(f"sqlite://{path}")
+
+
+def stored(path: Path, read: Callable[[JobStore], Awaitable[T]]) -> T:
+    """``read(store)`` on the jobs saved in ``path``, from outside any service."""
+    async def go() -> T:
+        async with jobs_in(path) as store:
+            return await read(store)
+
+    return asyncio.run(go())
 
 
 class Recorder:
@@ -62,8 +73,8 @@ def test_a_job_runs_off_the_loop_and_keeps_its_result(tmp_path: Path, speech: Pa
                                                       transcriber: Transcriber) -> None:
     async def scenario() -> tuple[Job, Recorder, list[float]]:
         recorder, ticks = Recorder(), []
-        async with JobService(SqliteJobStore(tmp_path / "jobs.sqlite3"),
-                              lambda: transcriber) as service:
+        async with jobs_in(tmp_path / "jobs.sqlite3") as store, \
+                JobService(store, lambda: transcriber) as service:
             service.add_listener(recorder)
 
             async def ticker() -> None:  # the loop keeps running while Whisper decodes
@@ -87,10 +98,10 @@ def test_a_job_runs_off_the_loop_and_keeps_its_result(tmp_path: Path, speech: Pa
     # Decoding on the loop would stall it for the whole job: one gap as long as the run.
     # Off the loop, the longest gap is a scheduling hiccup (up to ~1 s on a loaded machine).
     assert len(ticks) >= 5 and max(np.diff(ticks)) < 0.5 * (ticks[-1] - ticks[0])
-    stored = SqliteJobStore(tmp_path / "jobs.sqlite3")
-    assert asyncio.run(stored.get(job.id)).result == job.result
-    assert [j.id for j in asyncio.run(stored.for_project("p1"))] == [job.id]
-    assert asyncio.run(stored.for_project("p2")) == []
+    path = tmp_path / "jobs.sqlite3"
+    assert stored(path, lambda store: store.get(job.id)).result == job.result
+    assert [j.id for j in stored(path, lambda store: store.for_project("p1"))] == [job.id]
+    assert stored(path, lambda store: store.for_project("p2")) == []
 
 
 def test_jobs_survive_a_restart(tmp_path: Path, speech: Path,
@@ -99,7 +110,7 @@ def test_jobs_survive_a_restart(tmp_path: Path, speech: Path,
 
     async def first_run() -> tuple[str, str]:
         recorder = Recorder()
-        async with JobService(SqliteJobStore(path), lambda: transcriber) as service:
+        async with jobs_in(path) as store, JobService(store, lambda: transcriber) as service:
             service.add_listener(recorder)
             running = await service.submit("p1", speech, language="en")
             waiting = await service.submit("p1", speech, language="en")
@@ -107,13 +118,11 @@ def test_jobs_survive_a_restart(tmp_path: Path, speech: Path,
         return running.id, waiting.id
 
     interrupted, waiting = asyncio.run(first_run())
-    store = SqliteJobStore(path)
-    assert asyncio.run(store.get(interrupted)).status == QUEUED
-    assert asyncio.run(store.get(waiting)).status == QUEUED
-    store.close()
+    assert stored(path, lambda store: store.get(interrupted)).status == QUEUED
+    assert stored(path, lambda store: store.get(waiting)).status == QUEUED
 
     async def second_run() -> list[Job]:
-        async with JobService(SqliteJobStore(path), lambda: transcriber) as service:
+        async with jobs_in(path) as store, JobService(store, lambda: transcriber) as service:
             return [await service.wait(interrupted), await service.wait(waiting)]
 
     jobs = asyncio.run(second_run())
@@ -123,14 +132,12 @@ def test_jobs_survive_a_restart(tmp_path: Path, speech: Path,
 
 def test_a_job_left_running_by_a_crash_is_requeued(tmp_path: Path, speech: Path,
                                                    transcriber: Transcriber) -> None:
-    store = SqliteJobStore(tmp_path / "jobs.sqlite3")
     crashed = Job(project_id="p1", source=str(speech), status=RUNNING, progress=0.4)
-    asyncio.run(store.save(crashed))
-    store.close()
+    stored(tmp_path / "jobs.sqlite3", lambda store: store.save(crashed))
 
     async def run() -> Job:
-        async with JobService(SqliteJobStore(tmp_path / "jobs.sqlite3"),
-                              lambda: transcriber) as service:
+        async with jobs_in(tmp_path / "jobs.sqlite3") as store, \
+                JobService(store, lambda: transcriber) as service:
             return await service.wait(crashed.id)
 
     assert asyncio.run(run()).status == DONE
@@ -140,8 +147,8 @@ def test_cancelling_a_running_job_stops_it(tmp_path: Path, long_speech: Path,
                                            transcriber: Transcriber) -> None:
     async def run() -> tuple[Job, Recorder]:
         recorder = Recorder()
-        async with JobService(SqliteJobStore(tmp_path / "jobs.sqlite3"),
-                              lambda: transcriber) as service:
+        async with jobs_in(tmp_path / "jobs.sqlite3") as store, \
+                JobService(store, lambda: transcriber) as service:
             service.add_listener(recorder)
             job = await service.submit("p1", long_speech, language="en")
             await asyncio.wait_for(recorder.wait_for(job.id, RUNNING).wait(), 60)
@@ -157,8 +164,8 @@ def test_cancelling_a_queued_job_means_it_never_runs(tmp_path: Path, speech: Pat
                                                      transcriber: Transcriber) -> None:
     async def run() -> tuple[Job, Job, Recorder]:
         recorder = Recorder()
-        async with JobService(SqliteJobStore(tmp_path / "jobs.sqlite3"),
-                              lambda: transcriber) as service:
+        async with jobs_in(tmp_path / "jobs.sqlite3") as store, \
+                JobService(store, lambda: transcriber) as service:
             service.add_listener(recorder)
             first = await service.submit("p1", speech, language="en")
             second = await service.submit("p1", speech, language="en")
@@ -173,8 +180,8 @@ def test_cancelling_a_queued_job_means_it_never_runs(tmp_path: Path, speech: Pat
 def test_a_job_on_a_bad_file_fails_with_a_clear_error(tmp_path: Path,
                                                       transcriber: Transcriber) -> None:
     async def run() -> Job:
-        async with JobService(SqliteJobStore(tmp_path / "jobs.sqlite3"),
-                              lambda: transcriber) as service:
+        async with jobs_in(tmp_path / "jobs.sqlite3") as store, \
+                JobService(store, lambda: transcriber) as service:
             job = await service.submit("p1", tmp_path / "missing.wav")
             return await service.wait(job.id)
 
@@ -191,8 +198,8 @@ def test_each_worker_thread_loads_one_model(tmp_path: Path, speech: Path,
         return transcriber
 
     async def run() -> list[Job]:
-        async with JobService(SqliteJobStore(tmp_path / "jobs.sqlite3"), factory,
-                              workers=2) as service:
+        async with jobs_in(tmp_path / "jobs.sqlite3") as store, \
+                JobService(store, factory, workers=2) as service:
             jobs = [await service.submit("p1", speech, language="en") for _ in range(4)]
             return [await service.wait(j.id) for j in jobs]
 
@@ -201,18 +208,17 @@ def test_each_worker_thread_loads_one_model(tmp_path: Path, speech: Path,
 
 
 def test_misuse_is_refused(tmp_path: Path, transcriber: Transcriber) -> None:
-    store = SqliteJobStore(tmp_path / "jobs.sqlite3")
-    with pytest.raises(JobError, match="no transcription job"):
-        asyncio.run(store.get("nope"))
-    with pytest.raises(JobError, match="workers"):
-        JobService(store, lambda: transcriber, workers=0)
-    service = JobService(store, lambda: transcriber)
-    with pytest.raises(JobError, match="not started"):
-        asyncio.run(service.submit("p1", "x.wav"))
+    async def misuse() -> None:
+        async with jobs_in(tmp_path / "jobs.sqlite3") as store:
+            with pytest.raises(JobError, match="no transcription job"):
+                await store.get("nope")
+            with pytest.raises(JobError, match="workers"):
+                JobService(store, lambda: transcriber, workers=0)
+            service = JobService(store, lambda: transcriber)
+            with pytest.raises(JobError, match="not started"):
+                await service.submit("p1", "x.wav")
+            async with service:
+                with pytest.raises(JobError, match="already started"):
+                    await service.start()
 
-    async def twice() -> None:
-        async with service:
-            with pytest.raises(JobError, match="already started"):
-                await service.start()
-
-    asyncio.run(twice())
+    asyncio.run(misuse())

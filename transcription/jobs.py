@@ -2,32 +2,30 @@
 
 Each worker thread loads its own Whisper model once (CTranslate2 releases the
 GIL while it decodes, so threads run in parallel off the event loop).  Jobs
-live in a table keyed by ``(project_id, id)`` (``project_id`` is the
-distribution key) behind the async :class:`JobStore` interface: a SQLite file
-here (:class:`SqliteJobStore`), the server's SQLite or PostgreSQL database in
-``dawserver.transcription_store``.  Jobs that were queued or running when the
-server stopped are requeued when it starts again.  Progress and results are reported to
+live in the process's database, in the one ``transcription_jobs`` table
+(:class:`transcription.job_store.JobStore`).  Jobs that were queued or running
+when the server stopped are requeued when it starts again.  Progress and results are reported to
 listeners on the event loop, which write them into the shared document.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
-import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .errors import JobCancelled, JobError, TranscriptionError
 from .transcript import Transcript
+
+if TYPE_CHECKING:
+    from .job_store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +33,6 @@ QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed"
 FINISHED = frozenset({DONE, FAILED, CANCELLED})
 #: Progress is stored and reported in steps of this fraction (each step is one commit).
 PROGRESS_STEP = 0.05
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS transcription_jobs (
-    project_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    clip_id TEXT,
-    source TEXT NOT NULL,
-    start_s REAL NOT NULL DEFAULT 0,
-    end_s REAL,
-    language TEXT,
-    status TEXT NOT NULL,
-    progress REAL NOT NULL DEFAULT 0,
-    result TEXT,
-    error TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (project_id, id)
-)
-"""
 
 
 @dataclass
@@ -84,96 +63,12 @@ class Job:
         return Transcript.from_dict(self.result) if self.result is not None else None
 
 
-def job_row(job: Job) -> dict[str, Any]:
-    """A job as a flat row (``result`` as JSON text), for any store."""
-    row = asdict(job)
-    row["result"] = json.dumps(job.result) if job.result is not None else None
-    return row
-
-
-def job_from_row(row: dict[str, Any]) -> Job:
-    """A job from a flat row (see :func:`job_row`)."""
-    data = dict(row)
-    data["result"] = json.loads(data["result"]) if data.get("result") else None
-    return Job(**{name: data[name] for name in JOB_COLUMNS})
-
-
-JOB_COLUMNS = tuple(Job.__dataclass_fields__)
-
-
-class JobStore(Protocol):
-    """Where jobs persist; every method runs on the event loop."""
-
-    async def save(self, job: Job) -> None:
-        """Insert or update ``job``."""
-
-    async def get(self, job_id: str) -> Job:
-        """The job with ``job_id`` or :class:`JobError`."""
-
-    async def for_project(self, project_id: str) -> list[Job]:
-        """Every job of a project, oldest first."""
-
-    async def unfinished(self) -> list[Job]:
-        """Jobs that are queued or were running, oldest first."""
-
-
-class SqliteJobStore:
-    """Jobs in their own SQLite file (the CLI, tests, single-process use)."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across crashes of the server
-        self._db.execute(_SCHEMA)
-        self._db.commit()
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        """Close the database."""
-        self._db.close()
-
-    async def save(self, job: Job) -> None:
-        """Insert or update ``job``."""
-        job.updated_at = time.time()
-        row = job_row(job)
-        columns = ", ".join(row)
-        marks = ", ".join(f":{name}" for name in row)
-        with self._lock, self._db:
-            self._db.execute(f"INSERT OR REPLACE INTO transcription_jobs ({columns}) "
-                             f"VALUES ({marks})", row)
-
-    def _rows(self, where: str, args: tuple) -> list[Job]:
-        with self._lock:
-            cursor = self._db.execute(
-                f"SELECT * FROM transcription_jobs WHERE {where} ORDER BY created_at", args)
-            names = [d[0] for d in cursor.description]
-            rows = cursor.fetchall()
-        return [job_from_row(dict(zip(names, values, strict=True))) for values in rows]
-
-    async def get(self, job_id: str) -> Job:
-        """The job with ``job_id`` or :class:`JobError`."""
-        found = self._rows("id = ?", (job_id,))
-        if not found:
-            raise JobError(f"no transcription job {job_id!r}")
-        return found[0]
-
-    async def for_project(self, project_id: str) -> list[Job]:
-        """Every job of a project, oldest first."""
-        return self._rows("project_id = ?", (project_id,))
-
-    async def unfinished(self) -> list[Job]:
-        """Jobs that are queued or were running, oldest first."""
-        return self._rows("status IN (?, ?)", (QUEUED, RUNNING))
-
-
 Listener = Callable[[Job], None]
 TranscriberFactory = Callable[[], Any]
 
 
 class JobService:
-    """Runs :class:`Job` s from a :class:`JobStore` on a pool of worker threads.
+    """Runs :class:`Job` s from a :class:`~transcription.job_store.JobStore` on worker threads.
 
     Use as ``async with JobService(store, factory) as service``.  ``factory``
     builds one :class:`~transcription.engine.Transcriber` per worker thread.

@@ -13,6 +13,7 @@ from aiohttp import web
 from collab.errors import CollabError
 from collab.store import open_store
 from collab.tokens import Role, TokenSigner
+from database import DatabaseError
 from dawserver.cli import CliError
 from dawserver.config import DEFAULT_PORT, ServerConfig
 from dawserver.projects import import_project_file
@@ -77,12 +78,12 @@ def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: 
             click.echo(f"browser:      {config.base_url}/?project={project_id}&token={owner}")
             click.echo(f"y-websocket:  {config.collab_url}  (room {project_id})")
         app = create_app(config)
-    except (CollabError, DspError, OSError) as exc:
+    except (CollabError, DatabaseError, DspError, OSError) as exc:
         raise CliError(str(exc)) from exc
     click.echo(f"serving on {config.base_url} (data in {data_dir})", err=True)
     try:
         web.run_app(app, host=host, port=port, print=None, handle_signals=True)
-    except CollabError as exc:  # the store or Redis, opened as the server starts
+    except (CollabError, DatabaseError) as exc:  # the database, store or Redis, opened at start
         raise CliError(str(exc)) from exc
     except OSError as exc:
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc

@@ -1,4 +1,4 @@
-"""Transcription jobs in the server database: SQLite and a real PostgreSQL."""
+"""Transcription jobs in the shared database: SQLite and a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from dawserver.database import open_database
-from dawserver.transcription_store import TABLE, DatabaseJobStore
+from database import open_database
 from transcription.engine import Transcriber
 from transcription.errors import JobError
 from transcription.evaluation import SAMPLES, synthesize
+from transcription.job_store import TABLE, JobStore
 from transcription.jobs import DONE, QUEUED, RUNNING, Job, JobService
 
 
 def test_jobs_are_saved_updated_and_listed(collab_database_url: str) -> None:
     async def scenario() -> None:
         async with open_database(collab_database_url) as database:
-            store = DatabaseJobStore(database)
+            store = JobStore(database)
             await store.setup()
             await store.setup()  # idempotent
             first = Job(project_id="p1", source="/a.wav", clip_id="c1", end_s=2.5,
@@ -51,7 +51,7 @@ def test_the_service_requeues_from_the_database(collab_database_url: str, tmp_pa
 
     async def scenario() -> Job:
         async with open_database(collab_database_url) as database:
-            store = DatabaseJobStore(database)
+            store = JobStore(database)
             await store.setup()
             crashed = Job(project_id="p1", source=str(speech), status=RUNNING)
             waiting = Job(project_id="p1", source=str(speech), status=QUEUED)
