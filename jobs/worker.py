@@ -1,0 +1,286 @@
+"""Runs the handlers of the job queue's queues, each job under a heartbeat-kept lease.
+
+One :class:`JobWorker` per process serves every queue it has a handler for: it
+claims as many due jobs of a queue as that queue has free slots
+(``QueueSettings.concurrency``), runs each handler as a task, and keeps the
+job's lease alive while it runs (writing its progress on the way).  A handler
+is ``async def handler(job: JobContext) -> result`` (the result is stored as
+JSON); blocking work goes through :meth:`JobContext.run_in_thread`.
+
+What a handler's end means:
+
+- it returns: the job is ``done`` with the result;
+- it raises :class:`~jobs.errors.Permanent`: a dead letter now;
+  :class:`~jobs.errors.Retry`: retried after its delay; anything else: retried
+  with backoff, a dead letter after the last attempt;
+- the job is cancelled (from any process): the handler's task is cancelled
+  (``JobContext.check`` raises in a thread), the job ends ``cancelled``;
+- the worker stops: running handlers are cancelled and their jobs given back
+  unfinished (not counted as attempts), so another worker starts them again;
+- the lease is lost (this process stalled past it, another worker took the
+  job): the handler is cancelled and nothing of it is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Self, TypeVar
+
+from .errors import JobCancelled, JobQueueError, Permanent, Retry
+from .queue import JobQueue, JobRecord
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Handler = Callable[["JobContext"], Awaitable[Any]]
+#: Progress is written at most this often (seconds) while a job runs.
+PROGRESS_INTERVAL_S = 0.5
+#: A running job's lease is renewed at least this often (seconds), so a cancel
+#: from another process is seen within it.
+MAX_BEAT_INTERVAL_S = 5.0
+#: How long stopping waits for cancelled handlers to end (seconds).
+STOP_GRACE_S = 30.0
+
+
+class JobContext:
+    """What a handler gets: its job, a progress reporter and the cancel signal."""
+
+    def __init__(self, job: JobRecord) -> None:
+        self.job = job
+        self.stop_requested = threading.Event()
+        self.shutting_down = False
+        self.cancel_requested = False
+        self._lock = threading.Lock()
+        self._progress: tuple[float, str | None] | None = None
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The job's payload as enqueued."""
+        return self.job.payload
+
+    @property
+    def attempt(self) -> int:
+        """This attempt's number (1 for the first)."""
+        return self.job.attempts
+
+    def progress(self, fraction: float, note: str | None = None) -> None:
+        """Report progress (0..1) and an optional note; safe from any thread."""
+        with self._lock:
+            self._progress = (fraction, note)
+
+    def take_progress(self) -> tuple[float, str | None] | None:
+        """The progress reported since the last call (None: nothing new)."""
+        with self._lock:
+            progress, self._progress = self._progress, None
+        return progress
+
+    def check(self) -> None:
+        """Raise :class:`JobCancelled` once the job is cancelled or the worker stops."""
+        if self.stop_requested.is_set():
+            raise JobCancelled(f"job {self.job.id} was stopped")
+
+    async def run_in_thread(self, func: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``func(*args)`` in a thread; on cancel, wait for it to notice.
+
+        ``func`` should call :meth:`check` now and then so a cancelled job stops
+        soon; the thread is never abandoned while it may still write files.
+        """
+        future = asyncio.get_running_loop().run_in_executor(None, func, *args)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            self.stop_requested.set()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await future
+            raise
+
+
+class JobWorker:
+    """Serves queues of a :class:`JobQueue` with handlers (an async context manager)."""
+
+    def __init__(self, queue: JobQueue, handlers: Mapping[str, Handler], *,
+                 worker_id: str | None = None, poll_s: float = 1.0,
+                 error_backoff_cap: float = 30.0) -> None:
+        self.queue = queue
+        self.handlers = dict(handlers)
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self.poll_s = poll_s
+        self.error_backoff_cap = error_backoff_cap
+        self._loops: list[asyncio.Task] = []
+        self._running: dict[str, dict[asyncio.Task, JobContext]] = {}
+        self._stopping = False
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def start(self) -> None:
+        """Start serving every queue that has a handler; starting twice is an error."""
+        if self._loops:
+            raise JobQueueError(f"job worker {self.worker_id} is already started")
+        self._stopping = False
+        for name in self.handlers:
+            self._running[name] = {}
+            self._loops.append(asyncio.create_task(self._serve(name),
+                                                   name=f"jobs:{name}:{self.worker_id}"))
+
+    async def stop(self) -> None:
+        """Stop claiming; cancel running handlers and give their jobs back."""
+        self._stopping = True
+        for task in self._loops:
+            task.cancel()
+        running = [(task, ctx) for jobs in self._running.values() for task, ctx in jobs.items()]
+        for task, ctx in running:
+            ctx.shutting_down = True
+            ctx.stop_requested.set()
+            task.cancel()
+        pending = [*self._loops, *(task for task, _ in running)]
+        if pending:
+            done, still = await asyncio.wait(pending, timeout=STOP_GRACE_S)
+            for task in still:
+                log.error("job worker %s: %s did not stop within %.0f s", self.worker_id,
+                          task.get_name(), STOP_GRACE_S)
+        self._loops.clear()
+
+    def running(self, queue: str) -> list[JobRecord]:
+        """The jobs of ``queue`` this worker runs now."""
+        return [ctx.job for ctx in self._running.get(queue, {}).values()]
+
+    # -- claiming -----------------------------------------------------------------
+
+    async def _serve(self, name: str) -> None:
+        settings = self.queue.settings_for(name)
+        wake = self.queue.wake_event(name)
+        failures = 0
+        while not self._stopping:
+            wake.clear()
+            free = settings.concurrency - len(self._running[name])
+            if free > 0:
+                try:
+                    jobs = await self.queue.claim(name, self.worker_id, free)
+                except Exception as exc:  # the database is down: wait, never die
+                    failures += 1
+                    delay = min(self.error_backoff_cap, 0.5 * 2 ** min(failures, 10))
+                    log.warning("job worker %s cannot claim %s jobs (%s); trying again in "
+                                "%.1f s", self.worker_id, name, exc, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                failures = 0
+                for job in jobs:
+                    self._launch(name, job)
+                if len(jobs) == free:
+                    continue  # maybe more are due, and slots may free soon
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_s):
+                    await wake.wait()
+
+    def _launch(self, name: str, job: JobRecord) -> None:
+        ctx = JobContext(job)
+        task = asyncio.create_task(self._run(name, ctx), name=f"job:{name}:{job.id}")
+        self._running[name][task] = ctx
+
+        def finished(done: asyncio.Task) -> None:
+            self._running[name].pop(done, None)
+            self.queue.wake(name)
+
+        task.add_done_callback(finished)
+
+    # -- running one job ------------------------------------------------------------------
+
+    async def _run(self, name: str, ctx: JobContext) -> None:
+        job = ctx.job
+        if job.attempts > job.max_attempts:  # its leases expired time and again
+            await self.queue.fail(job, f"gave up after {job.max_attempts} attempts whose "
+                                  "workers stopped before finishing", permanent=True)
+            return
+        handler_task = asyncio.create_task(self.handlers[name](ctx), name=f"handler:{job.id}")
+
+        def cancel() -> None:
+            ctx.cancel_requested = True
+            ctx.stop_requested.set()
+            handler_task.cancel()
+
+        self.queue.on_cancel(job, cancel)
+        try:
+            held = await self._hold(ctx, handler_task, cancel)
+            if held:
+                await self._record(ctx, handler_task)
+        except asyncio.CancelledError:  # the worker is stopping
+            ctx.shutting_down = True
+            handler_task.cancel()
+            with contextlib.suppress(BaseException):
+                await handler_task
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(10):
+                    await self.queue.release(job)
+            raise
+        except Exception:  # recording failed (database down): the lease will expire
+            log.exception("job %s (%s): cannot record its outcome", job.id, name)
+        finally:
+            self.queue.on_cancel(job, None)
+
+    async def _hold(self, ctx: JobContext, handler_task: asyncio.Task,
+                    cancel: Callable[[], None]) -> bool:
+        """Keep the lease while the handler runs; False if it was lost."""
+        job = ctx.job
+        lease_s = self.queue.settings_for(job.queue).lease_s
+        beat_every = min(lease_s / 3, MAX_BEAT_INTERVAL_S)
+        last_beat = time.monotonic()
+        while not handler_task.done():
+            await asyncio.wait({handler_task}, timeout=PROGRESS_INTERVAL_S)
+            if handler_task.done():
+                break
+            progress = ctx.take_progress()
+            if progress is None and time.monotonic() - last_beat < beat_every:
+                continue
+            try:
+                beat = await self.queue.heartbeat(job, *(progress or (None, None)))
+            except Exception as exc:  # keep running; the lease may still hold
+                log.warning("job %s: heartbeat failed: %s", job.id, exc)
+                continue
+            last_beat = time.monotonic()
+            if not beat.held:
+                log.warning("job %s (%s): lease lost; another worker has it now", job.id,
+                            job.queue)
+                handler_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await handler_task
+                return False
+            if beat.cancel_requested and not ctx.cancel_requested:
+                cancel()
+        return True
+
+    async def _record(self, ctx: JobContext, handler_task: asyncio.Task) -> None:
+        job = ctx.job
+        if handler_task.cancelled():
+            outcome: BaseException | None = JobCancelled("cancelled")
+        else:
+            outcome = handler_task.exception()
+        if outcome is None:
+            await self.queue.complete(job, handler_task.result())
+        elif isinstance(outcome, JobCancelled) and ctx.shutting_down:
+            await self.queue.release(job)
+        elif isinstance(outcome, JobCancelled) and ctx.cancel_requested:
+            await self.queue.cancelled(job)
+        elif isinstance(outcome, Permanent):
+            await self.queue.fail(job, _describe(outcome), permanent=True)
+        elif isinstance(outcome, Retry):
+            await self.queue.fail(job, _describe(outcome), retry_after=outcome.after)
+        else:
+            if not isinstance(outcome, JobCancelled | Exception):
+                log.error("job %s (%s): handler raised %r", job.id, job.queue, outcome)
+            await self.queue.fail(job, _describe(outcome))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

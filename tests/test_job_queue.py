@@ -1,0 +1,190 @@
+"""The durable job queue's rows and transitions, on SQLite and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from database import open_database
+from jobs import (
+    CANCELLED,
+    DEAD,
+    DONE,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    JobQueue,
+    JobQueueError,
+    QueueSettings,
+    UnknownJob,
+)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run_with_queue(url: str, body, settings: QueueSettings | None = None,  # noqa: ANN001
+                   clock: Clock | None = None):  # noqa: ANN201
+    async def go():  # noqa: ANN202
+        async with open_database(url) as db:
+            queue = JobQueue(db, {"render": settings or QueueSettings()},
+                             rng=random.Random(7), clock=clock or Clock())
+            await queue.setup()
+            return await body(queue)
+
+    return asyncio.run(go())
+
+
+def test_an_idempotency_key_gives_the_same_job_back(collab_database_url: str) -> None:
+    async def body(queue: JobQueue) -> None:
+        first = await queue.enqueue("render", {"n": 1}, account_id="a", idempotency_key="k")
+        again = await queue.enqueue("render", {"n": 2}, account_id="a", idempotency_key="k")
+        other = await queue.enqueue("render", {"n": 3}, account_id="b", idempotency_key="k")
+        plain = [await queue.enqueue("render", {"n": 4}, account_id="a") for _ in range(2)]
+        assert again.id == first.id and again.payload == {"n": 1}
+        assert other.id != first.id
+        assert plain[0].id != plain[1].id
+        assert len(await queue.find(account_id="a")) == 3
+        with pytest.raises(JobQueueError, match="not JSON"):
+            await queue.enqueue("render", {"x": object()}, account_id="a")
+
+    run_with_queue(collab_database_url, body)
+
+
+def test_a_job_enqueued_in_a_rolled_back_transaction_does_not_exist(
+        collab_database_url: str) -> None:
+    async def body(queue: JobQueue) -> None:
+        with pytest.raises(RuntimeError):
+            async with queue.db.transaction() as tx:
+                await queue.enqueue("render", {}, account_id="a", tx=tx, job_id="gone")
+                raise RuntimeError("the change failed")
+        with pytest.raises(UnknownJob):
+            await queue.get("a", "gone")
+        async with queue.db.transaction() as tx:
+            await queue.enqueue("render", {}, account_id="a", tx=tx, job_id="kept")
+        assert (await queue.get("a", "kept")).state == QUEUED
+
+    run_with_queue(collab_database_url, body)
+
+
+def test_a_claimed_job_is_held_until_its_lease_expires(collab_database_url: str) -> None:
+    clock = Clock()
+
+    async def body(queue: JobQueue) -> None:
+        job = await queue.enqueue("render", {}, account_id="a")
+        [held] = await queue.claim("render", "w1", limit=5)
+        assert (held.id, held.state, held.attempts, held.worker) == (job.id, RUNNING, 1, "w1")
+        assert await queue.claim("render", "w2") == []
+        clock.now += 10
+        beat = await queue.heartbeat(held, 0.25, "a quarter")
+        assert beat.held and not beat.cancel_requested
+        stored = await queue.get("a", job.id)
+        assert (stored.progress, stored.note) == (0.25, "a quarter")
+        clock.now += 25  # 35 s after the claim, 25 after the heartbeat: still leased
+        assert await queue.claim("render", "w2") == []
+        clock.now += 10  # the lease (30 s after the last beat) has expired: w2 takes over
+        [taken] = await queue.claim("render", "w2")
+        assert (taken.worker, taken.attempts) == ("w2", 2)
+        assert not (await queue.heartbeat(held)).held
+        assert not await queue.complete(held, {"late": True})
+        assert await queue.complete(taken, {"ok": 1})
+        done = await queue.get("a", job.id)
+        assert (done.state, done.result, done.progress) == (DONE, {"ok": 1}, 1.0)
+
+    run_with_queue(collab_database_url, body, QueueSettings(lease_s=30), clock)
+
+
+def test_failures_back_off_with_jitter_then_become_dead_letters(
+        collab_database_url: str) -> None:
+    clock = Clock()
+    settings = QueueSettings(max_attempts=3, backoff_base=10, backoff_cap=15)
+
+    async def body(queue: JobQueue) -> None:
+        job = await queue.enqueue("render", {}, account_id="a")
+        waits = []
+        for attempt in (1, 2):
+            [held] = await queue.claim("render", "w")
+            assert held.attempts == attempt
+            assert await queue.fail(held, f"boom {attempt}") == RETRYING
+            stored = await queue.get("a", job.id)
+            waits.append(stored.run_at - clock.now)
+            assert stored.last_error == f"boom {attempt}"
+            assert await queue.claim("render", "w") == []  # not due yet
+            clock.now = stored.run_at
+        assert 5 <= waits[0] <= 10 and 7.5 <= waits[1] <= 15  # equal jitter, capped
+        [last] = await queue.claim("render", "w")
+        assert await queue.fail(last, "boom 3") == DEAD
+        [dead] = await queue.dead_letters("render")
+        assert (dead.id, dead.state, dead.last_error, dead.attempts) == (job.id, DEAD,
+                                                                         "boom 3", 3)
+        again = await queue.requeue("a", job.id)
+        assert (again.state, again.attempts) == (QUEUED, 0)
+        [held] = await queue.claim("render", "w")
+        assert await queue.fail(held, "bad input", permanent=True) == DEAD
+        with pytest.raises(JobQueueError, match="only a dead or cancelled"):
+            await queue.requeue("a", (await queue.enqueue("render", {}, account_id="a")).id)
+
+    run_with_queue(collab_database_url, body, settings, clock)
+
+
+def test_cancel_stops_a_waiting_job_at_once_and_flags_a_running_one(
+        collab_database_url: str) -> None:
+    async def body(queue: JobQueue) -> None:
+        waiting = await queue.enqueue("render", {}, account_id="a", delay_s=60)
+        assert (await queue.cancel("a", waiting.id)).state == CANCELLED
+        running = await queue.enqueue("render", {}, account_id="a")
+        [held] = await queue.claim("render", "w")
+        heard = []
+        queue.on_cancel(held, lambda: heard.append(True))
+        flagged = await queue.cancel("a", running.id)
+        assert (flagged.state, flagged.cancel_requested, heard) == (RUNNING, True, [True])
+        assert (await queue.heartbeat(held)).cancel_requested
+        assert await queue.cancelled(held)
+        assert (await queue.get("a", running.id)).state == CANCELLED
+        assert (await queue.cancel("a", running.id)).state == CANCELLED  # no change
+        with pytest.raises(UnknownJob):
+            await queue.cancel("b", running.id)  # another account's id
+
+    run_with_queue(collab_database_url, body)
+
+
+def test_a_released_job_is_not_counted_as_an_attempt(collab_database_url: str) -> None:
+    async def body(queue: JobQueue) -> None:
+        job = await queue.enqueue("render", {}, account_id="a")
+        [held] = await queue.claim("render", "w")
+        assert await queue.release(held)
+        again = await queue.get("a", job.id)
+        assert (again.state, again.attempts) == (QUEUED, 0)
+
+    run_with_queue(collab_database_url, body)
+
+
+def test_concurrent_claims_never_take_one_job_twice(collab_database_url: str) -> None:
+    async def body(queue: JobQueue) -> None:
+        for n in range(40):
+            await queue.enqueue("render", {"n": n}, account_id=f"acct{n % 4}")
+        claims = await asyncio.gather(*(queue.claim("render", f"w{i}", limit=3)
+                                        for i in range(20)))
+        ids = [job.id for batch in claims for job in batch]
+        assert len(ids) == len(set(ids)) == 40
+        assert await queue.claim("render", "late") == []
+
+    run_with_queue(collab_database_url, body)
+
+
+def test_claims_take_higher_priority_first(collab_database_url: str) -> None:
+    async def body(queue: JobQueue) -> None:
+        low = await queue.enqueue("render", {}, account_id="a")
+        high = await queue.enqueue("render", {}, account_id="a", priority=5)
+        assert [j.id for j in await queue.claim("render", "w", limit=2)] == [high.id, low.id]
+
+    run_with_queue(collab_database_url, body)
