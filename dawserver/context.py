@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pluggy
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from database import Database
+from database import Database, Session
+from events import EventError
+from jobs import JobRecord
 
+from .background import Background
 from .declarations import Event, Job, Permission
 from .errors import PluginError
 
@@ -44,6 +46,7 @@ class PluginContext:
     events: dict[str, Declared] = field(default_factory=dict)
     jobs: dict[str, Declared] = field(default_factory=dict)
     identify: Callable[[Any], Any] | None = None
+    background: Background = field(default_factory=Background)
 
     def settings_for(self, plugin: str) -> dict[str, Any]:
         """The settings mapping configured for ``plugin`` (empty if none)."""
@@ -60,25 +63,59 @@ class PluginContext:
         found = self.permissions.get(name)
         return None if found is None else found.item
 
-    async def announce(self, name: str, payload: dict[str, Any]) -> None:
-        """Tell every plug-in about a declared event (the ``business_event`` hook).
+    async def enqueue(self, name: str, payload: dict[str, Any] | BaseModel, *,
+                      account_id: str, idempotency_key: str | None = None,
+                      tx: Session | None = None) -> JobRecord:
+        """Queue a job of the declared kind ``name`` (payload checked against its model).
 
-        The payload is checked against the event's model first.
+        With ``tx`` the job is written in the caller's transaction; a repeated
+        ``idempotency_key`` gives the job already queued back.
         """
+        declared = self.jobs.get(name)
+        if declared is None:
+            raise PluginError(f"job {name!r} is not declared; a plug-in declares its jobs "
+                              f"with the 'jobs' hook (declared: {sorted(self.jobs)})")
+        job: Job = declared.item
+        try:
+            model = job.payload.model_validate(
+                payload.model_dump() if isinstance(payload, BaseModel) else payload)
+        except ValidationError as exc:
+            raise PluginError(f"payload of job {name!r} does not match its model: "
+                              f"{exc}") from exc
+        queue = self.background.queue
+        record = await queue.enqueue(name, model.model_dump(mode="json"), account_id=account_id,
+                                     idempotency_key=idempotency_key, tx=tx)
+        if tx is None:
+            queue.wake(name)
+        return record
+
+    async def publish(self, tx: Session, name: str, payload: dict[str, Any] | BaseModel, *,
+                      account_id: str) -> str:
+        """Publish the declared event ``name`` inside ``tx``, the change it announces; its id.
+
+        Every ``business_event`` hook hears it once ``tx`` has committed, at least once.
+        """
+        self._declared_event(name)
+        try:
+            return await self.background.bus.publish(tx, name, payload, account_id=account_id)
+        except EventError as exc:
+            raise PluginError(str(exc)) from exc
+
+    async def announce(self, name: str, payload: dict[str, Any] | BaseModel, *,
+                       account_id: str = "") -> str:
+        """Publish the declared event ``name`` on its own (no change to commit with it)."""
+        self._declared_event(name)
+        try:
+            return await self.background.bus.publish_now(name, payload, account_id=account_id)
+        except EventError as exc:
+            raise PluginError(str(exc)) from exc
+
+    def _declared_event(self, name: str) -> Event:
         declared = self.events.get(name)
         if declared is None:
             raise PluginError(f"event {name!r} is not declared; a plug-in declares its "
                               f"events with the 'events' hook (declared: {sorted(self.events)})")
-        event: Event = declared.item
-        try:
-            event.payload.model_validate(payload)
-        except ValidationError as exc:
-            raise PluginError(f"payload of event {name!r} does not match its model: "
-                              f"{exc}") from exc
-        for result in self.manager.hook.business_event(context=self, name=name,
-                                                       payload=payload):
-            if inspect.isawaitable(result):
-                await result
+        return declared.item
 
 
 def declare(found: dict[str, Declared], plugin: str, name: str, item: Permission | Event | Job,

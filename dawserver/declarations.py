@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from collab.tokens import Role
+from jobs import JobContext, QueueSettings
 
 
 class Scope(StrEnum):
@@ -200,17 +201,29 @@ class Worker:
 
 @dataclass(frozen=True)
 class Job:
-    """A kind of durable job: a queue, its payload model and ``await run(context, payload)``."""
+    """A kind of durable job: a queue of the job queue, its payload model and its handler.
+
+    ``await run(context, payload, job)`` runs one job: ``payload`` is the checked
+    model, ``job`` the :class:`jobs.JobContext` (progress, cancel checks, attempt).
+    It returns a JSON-able result; raising retries it with backoff
+    (:class:`jobs.Permanent`: never).  ``settings`` sets attempts, backoff, lease
+    and how many run at once per process.  Enqueue with ``context.enqueue``.
+    """
 
     name: str
     payload: type[BaseModel]
-    run: Callable[[Any, Any], Awaitable[None]]
+    run: Callable[[Any, Any, JobContext], Awaitable[Any]]
     description: str = ""
+    settings: QueueSettings = field(default_factory=QueueSettings)
 
 
 @dataclass(frozen=True)
 class Event:
-    """A business event one plug-in announces and others observe (``business_event``)."""
+    """A business event one plug-in publishes and others observe (``business_event``).
+
+    Published through the event bus's outbox (``context.publish`` inside the
+    transaction of the change, or ``context.announce``); docs/events.md lists them.
+    """
 
     name: str
     payload: type[BaseModel]

@@ -10,6 +10,7 @@ from collab.store import Store
 from collab.tokens import TokenSigner
 from database import Database
 
+from .background import Background
 from .config import ServerConfig
 from .context import PluginContext
 from .project_engine import ProjectEngines
@@ -22,3 +23,5 @@ ROOMS = web.AppKey("rooms", RoomRegistry)
 ENGINES = web.AppKey("engines", ProjectEngines)
 RELAY = web.AppKey("relay", RedisRelay)
 PLUGIN_CONTEXT_KEY = web.AppKey("plugin_context", PluginContext)
+#: The job queue, its worker and the event bus (:mod:`dawserver.background`).
+BACKGROUND = web.AppKey("background", Background)

@@ -6,8 +6,11 @@ declarations re-exported here: :class:`Permission` constants, :class:`Route` s
 with request and answer models, :class:`Migration` s (the database layer's own
 :class:`database.Migration`, usually read from the plug-in's ``migrations/*.sql``
 files with :func:`load_migrations`), :class:`Worker` s,
-:class:`Job` s and :class:`Event` s. Route handlers raise the errors below
-(:class:`NotFound`, :class:`Conflict`...) and receive a :class:`Request`.
+:class:`Job` s (run by the one job queue, :mod:`jobs`: a handler gets a
+:class:`JobContext` and may raise :class:`Permanent` or :class:`Retry`) and
+:class:`Event` s (published through the one event bus, :mod:`events`). Route
+handlers raise the errors below (:class:`NotFound`, :class:`Conflict`...) and
+receive a :class:`Request`.
 
 A plug-in's own extension points are hook specifications in the plug-in, marked
 with :data:`hookspec` and returned by its ``hookspecs`` hook.
@@ -23,6 +26,8 @@ import pluggy
 
 from collab.tokens import Role
 from database import Migration, load_migrations
+from events import Envelope
+from jobs import JobCancelled, JobContext, JobRecord, Permanent, QueueSettings, Retry
 
 from .context import PluginContext
 from .declarations import (
@@ -62,11 +67,13 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 __all__ = [
-    "PROJECT", "PUBLIC", "ApiError", "BadRequest", "Conflict", "Empty", "ErrorBody", "Event",
-    "Forbidden", "Handler", "Job", "Media", "Migration", "Model", "NotFound", "PayloadTooLarge",
-    "Permission", "PluginContext", "PluginError", "Principal", "Query", "Reply", "Request",
-    "Role", "Route", "Scope", "Unauthorized", "Unavailable", "Unprocessable",
-    "UnsupportedMediaType", "Worker", "hookimpl", "hookspec", "load_migrations",
+    "PROJECT", "PUBLIC", "ApiError", "BadRequest", "Conflict", "Empty", "Envelope",
+    "ErrorBody", "Event", "Forbidden", "Handler", "Job", "JobCancelled", "JobContext",
+    "JobRecord", "Media", "Migration", "Model", "NotFound", "PayloadTooLarge",
+    "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "QueueSettings",
+    "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Unauthorized",
+    "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "hookimpl", "hookspec",
+    "load_migrations",
 ]
 
 
@@ -112,7 +119,7 @@ def jobs() -> list[Job]:
 
 @hookspec
 def events() -> list[Event]:
-    """Business events the plug-in announces (``context.announce``), with payload models."""
+    """Business events the plug-in publishes (``context.publish``), with payload models."""
 
 
 @hookspec
@@ -130,4 +137,8 @@ def project_rendered(
 
 @hookspec
 def business_event(context: PluginContext, name: str, payload: dict[str, Any]) -> None:
-    """Observe an event one plug-in announced (e.g. "presave.release_day")."""
+    """Observe a published event (e.g. "presave.release_day"); raise to have it retried.
+
+    Each implementing plug-in is its own subscriber of the event bus: it hears
+    every event at least once, ``payload["event_id"]`` telling a repeat apart.
+    """

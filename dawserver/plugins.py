@@ -28,16 +28,20 @@ from typing import Any
 
 import pluggy
 from aiohttp import web
+from pydantic import ValidationError
 
 from collab.errors import AuthError
 from database import Database, Migration, open_database
 from dawserver import plugin_api
 from dawserver.authorization import call_one, identify_by_token, project_account
+from dawserver.background import Background
 from dawserver.context import PluginContext, declare
 from dawserver.declarations import Event, Job, Permission, Principal, Worker, role_of
 from dawserver.errors import PluginError
-from dawserver.keys import PLUGIN_CONTEXT_KEY
+from dawserver.keys import BACKGROUND, PLUGIN_CONTEXT_KEY
 from dawserver.router import add_route
+from events import Envelope
+from jobs import Handler, JobContext, Permanent
 
 logger = logging.getLogger(__name__)
 
@@ -277,8 +281,11 @@ def install(
     settings = {k: dict(v) for k, v in selection.items() if isinstance(v, Mapping)}
     data_dir = Path(_config_value(config, "data_dir", None) or ".")
     context = PluginContext(manager=pm, settings=settings, data_dir=data_dir, config=config,
-                            db=database, identify=identify)
+                            db=database, identify=identify,
+                            background=app.get(BACKGROUND) or Background())
+    app[BACKGROUND] = context.background
     declare_all(context)
+    register_jobs(context)
     app[PLUGINS_KEY] = pm
     app[PLUGIN_CONTEXT_KEY] = context
     for plugin, batch in each_plugin(pm, "routes", context=context):
@@ -297,7 +304,10 @@ def _lifecycle(context: PluginContext, url: str | None, owns_db: bool) -> Callab
                 context.db = await stack.enter_async_context(
                     open_database(url, context.data_dir)
                 )
+            await open_background(context, _config_value(context.config, "redis_url", None))
             await start_plugins(context)
+            await context.background.start()
+            stack.push_async_callback(context.background.stop)
             tasks = start_workers(context)
             try:
                 yield
@@ -305,6 +315,50 @@ def _lifecycle(context: PluginContext, url: str | None, owns_db: bool) -> Callab
                 await stop_workers(tasks)
 
     return lifecycle
+
+
+def register_jobs(context: PluginContext) -> None:
+    """Serve every declared :class:`Job` kind on the job queue."""
+    for name, declared in context.jobs.items():
+        job: Job = declared.item
+        context.background.register(name, _job_handler(context, job), job.settings,
+                                    owner=declared.plugin)
+
+
+def _job_handler(context: PluginContext, job: Job) -> Handler:
+    async def handle(ctx: JobContext) -> Any:
+        try:
+            payload = job.payload.model_validate(ctx.payload)
+        except ValidationError as exc:
+            raise Permanent(f"payload does not match {job.payload.__name__}: {exc}") from None
+        return await job.run(context, payload, ctx)
+
+    return handle
+
+
+async def open_background(context: PluginContext, redis_url: str | None) -> None:
+    """Open the job queue and event bus; declare the events; subscribe every listener.
+
+    Each plug-in implementing ``business_event`` is a subscriber of its own
+    (``plugin:NAME``), so one failing listener is retried without repeating
+    the event to the others.
+    """
+    bus = await context.background.prepare(context.database(), redis_url)
+    for name, declared in context.events.items():
+        event: Event = declared.item
+        bus.declare(name, event.payload, event.description)
+    for impl in context.manager.hook.business_event.get_hookimpls():
+        bus.subscribe(f"plugin:{impl.plugin_name}", _listener(context, impl.function))
+
+
+def _listener(context: PluginContext, function: Callable[..., Any]) -> Callable:
+    async def hear(event: Envelope) -> None:
+        result = function(context=context, name=event.name,
+                          payload={**event.payload, "event_id": event.id})
+        if inspect.isawaitable(result):
+            await result
+
+    return hear
 
 
 async def start_plugins(context: PluginContext) -> None:

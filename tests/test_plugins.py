@@ -17,7 +17,6 @@ from dawserver.cli import main
 from dawserver.plugin_api import Permission, Principal, Role, hookimpl
 from dawserver.plugins import (
     DEFAULT_PLUGINS,
-    PLUGIN_CONTEXT_KEY,
     PluginError,
     describe,
     emit_project_rendered,
@@ -37,9 +36,10 @@ THIRD_PARTY = textwrap.dedent('''
     import asyncio
 
     from dawserver.plugin_api import (
-        PUBLIC, Empty, Event, Media, Migration, Model, Permission, Role, Route, Worker, hookimpl)
+        PUBLIC, Empty, Event, Job, Media, Migration, Model, Permission, QueueSettings, Role,
+        Route, Worker, hookimpl)
 
-    SEEN = {"jobs": 0, "rendered": [], "events": []}
+    SEEN = {"jobs": 0, "rendered": [], "events": [], "greeted": []}
     READ = Permission("greeter.read", "read the greetings", Role.VIEWER)
     SECRET = Permission("greeter.secret", "read the secret greeting")
     WRITE = Permission("greeter.write", "change the greeting", Role.EDITOR)
@@ -85,6 +85,22 @@ THIRD_PARTY = textwrap.dedent('''
     @hookimpl
     def events():
         return [Event("demo.event", Demo)]
+
+
+    class Greet(Model):
+        word: str
+
+
+    async def greet(context, payload, job):
+        job.progress(0.5, "greeting")
+        SEEN["greeted"].append((payload.word, job.attempt))
+        return {"greeted": payload.word}
+
+
+    @hookimpl
+    def jobs():
+        return [Job("greeter.greet", Greet, greet, "greet someone",
+                    QueueSettings(concurrency=2, max_attempts=2))]
 
     async def hello(request):
         db = request.context.database()
@@ -200,7 +216,7 @@ def test_every_hook_the_contract_declares_is_called_somewhere() -> None:
                 for name, value in vars(module).items()
                 if callable(value) and hasattr(value, "maxbooster_spec")}
     called = {a or b for a, b in re.findall(
-        r'hook\.(\w+)\(|(?:call_one|each_plugin)\([\w.]+, "(\w+)"', code)}
+        r'hook\.(\w+)(?:\(|\.get_hookimpls\()|(?:call_one|each_plugin)\([\w.]+, "(\w+)"', code)}
     assert declared and declared <= called, declared - called
 
 
@@ -269,8 +285,21 @@ def test_installed_plugin_serves_routes_runs_jobs_and_hooks(third_party, tmp_pat
                 else:
                     assert await answer.json() == {"role": role, "user": "user-of-ada"}
             await emit_project_rendered(app, "ada", "p1", tmp_path / "p1.wav", {"lufs": -14})
-            await app[PLUGIN_CONTEXT_KEY].announce("demo.event", {})
-            await asyncio.sleep(0.05)
+            await context.announce("demo.event", {}, account_id="ada")
+            queued = await context.enqueue("greeter.greet", {"word": "hi"}, account_id="ada",
+                                           idempotency_key="once")
+            again = await context.enqueue("greeter.greet", {"word": "hi"}, account_id="ada",
+                                          idempotency_key="once")
+            assert again.id == queued.id
+            with pytest.raises(PluginError, match="word"):
+                await context.enqueue("greeter.greet", {"words": 1}, account_id="ada")
+            async with asyncio.timeout(20):
+                while (await context.background.queue.get("ada", queued.id)).state != "done" \
+                        or not third_party.SEEN["events"]:
+                    await asyncio.sleep(0.02)
+            done = await context.background.queue.get("ada", queued.id)
+            assert done.result == {"greeted": "hi"}
+            assert third_party.SEEN["greeted"] == [("hi", 1)]
             assert third_party.SEEN["jobs"] > 0
             assert third_party.SEEN["rendered"] == [("ada", "p1", str(tmp_path / "p1.wav"))]
             assert third_party.SEEN["events"] == ["demo.event"]

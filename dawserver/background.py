@@ -1,0 +1,105 @@
+"""The server's background work: the one job queue, its worker and the one event bus.
+
+Components register their queues before the server starts (bounces,
+transcription, each plug-in's declared :class:`~dawserver.declarations.Job`);
+:meth:`Background.start` then opens the job queue (:mod:`jobs`) and the event
+bus (:mod:`events`) on the process's database and starts one
+:class:`jobs.JobWorker` serving every registered queue, plus the event bus's
+``events`` queue.  Events go in-process through the job queue by default, and
+through Redis Streams when ``redis_url`` is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from database import Database
+from events import EventBus, InProcessTransport, RedisStreamsTransport
+from events.in_process import QUEUE as EVENTS_QUEUE
+from jobs import Handler, JobQueue, JobWorker, QueueSettings
+
+from .errors import PluginError
+
+log = logging.getLogger(__name__)
+
+#: How the event deliveries run on the in-process transport.
+EVENT_DELIVERY = QueueSettings(max_attempts=8, backoff_base=1.0, backoff_cap=300.0,
+                               lease_s=60.0, concurrency=4)
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A queue some component serves: its handler and how it runs."""
+
+    owner: str
+    handler: Handler
+    settings: QueueSettings
+
+
+class Background:
+    """The registered queues, and once started the job queue, worker and event bus."""
+
+    def __init__(self, *, poll_s: float = 1.0) -> None:
+        self.poll_s = poll_s
+        self.queues: dict[str, Registered] = {}
+        self._queue: JobQueue | None = None
+        self._bus: EventBus | None = None
+        self._worker: JobWorker | None = None
+
+    def register(self, name: str, handler: Handler, settings: QueueSettings | None = None,
+                 *, owner: str = "core") -> None:
+        """Serve queue ``name`` with ``handler``; a queue has one owner."""
+        known = self.queues.get(name)
+        if known is not None:
+            raise PluginError(f"job queue {name!r} is already served by {known.owner!r}; "
+                              f"{owner!r} must name its queue differently")
+        if name == EVENTS_QUEUE:
+            raise PluginError(f"job queue {name!r} belongs to the event bus")
+        self.queues[name] = Registered(owner, handler, settings or QueueSettings())
+
+    @property
+    def queue(self) -> JobQueue:
+        """The job queue (the server has started)."""
+        if self._queue is None:
+            raise PluginError("the job queue is not open yet; use it once the server started")
+        return self._queue
+
+    @property
+    def bus(self) -> EventBus:
+        """The event bus (created by :meth:`prepare`)."""
+        if self._bus is None:
+            raise PluginError("the event bus is not open yet; use it once the server started")
+        return self._bus
+
+    async def prepare(self, db: Database, redis_url: str | None = None) -> EventBus:
+        """Open the queue and the bus on ``db`` (tables migrated); declare events next."""
+        settings = {name: q.settings for name, q in self.queues.items()}
+        settings[EVENTS_QUEUE] = EVENT_DELIVERY
+        self._queue = JobQueue(db, settings)
+        await self._queue.setup()
+        transport = (RedisStreamsTransport(redis_url) if redis_url
+                     else InProcessTransport(self._queue))
+        self._bus = EventBus(db, transport)
+        await self._bus.setup()
+        return self._bus
+
+    async def start(self) -> None:
+        """Start the event bus and the worker (after :meth:`prepare` and subscriptions)."""
+        bus, queue = self.bus, self.queue
+        handlers = {name: q.handler for name, q in self.queues.items()}
+        if isinstance(bus.transport, InProcessTransport):
+            handlers[EVENTS_QUEUE] = bus.transport.handle
+        await bus.start()
+        self._worker = JobWorker(queue, handlers, poll_s=self.poll_s)
+        self._worker.start()
+        log.info("background work started: queues %s, events via %s", sorted(handlers),
+                 type(bus.transport).__name__)
+
+    async def stop(self) -> None:
+        """Stop the worker (running jobs given back) and the event bus (idempotent)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            await worker.stop()
+        if self._bus is not None:
+            await self._bus.stop()
