@@ -1,8 +1,8 @@
 """Every component's migrations: the Citus rule on both dialects, and in-place upgrades.
 
-The walk applies every migration of every component (collab, transcription,
-each built-in plug-in) one at a time, on SQLite and on a real PostgreSQL, and
-fails naming the migration and the table that breaks the rule of
+The walk applies every migration of every component (collab, the job queue, the
+event bus, transcription, each built-in plug-in) one at a time, on SQLite and on a
+real PostgreSQL, and fails naming the migration and the table that breaks the rule of
 :mod:`database.sharding`.  The upgrade tests write a database with the DDL of
 the code before the shared layer, then open it with today's components.
 """
@@ -20,6 +20,8 @@ from collab.store import MIGRATIONS as COLLAB
 from collab.store import QuarantinedUpdate, open_store
 from database import Database, Migration, open_database, sharding_problems
 from dawserver.plugins import collect_migrations, load_plugins
+from events import MIGRATIONS as EVENTS
+from jobs import MIGRATIONS as JOBS
 from transcription.job_store import MIGRATIONS as TRANSCRIPTION
 from transcription.job_store import JobStore
 
@@ -28,7 +30,8 @@ PLUGINS = collect_migrations(load_plugins())
 
 def every_migration() -> list[Migration]:
     """Every migration of every component, in the order the runner applies them."""
-    return sorted([*COLLAB, *TRANSCRIPTION, *PLUGINS], key=lambda m: (m.component, m.version))
+    return sorted([*COLLAB, *EVENTS, *JOBS, *TRANSCRIPTION, *PLUGINS],
+                  key=lambda m: (m.component, m.version))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
