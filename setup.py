@@ -32,6 +32,7 @@ EXTRAS = {
         "pytest-asyncio>=0.23",
         "hypothesis>=6",
         "ruff>=0.5",
+        "import-linter>=2.1",  # the package contracts of docs/architecture.md
         "openapi-spec-validator>=0.7",
         "schemathesis>=4.0",
         "playwright>=1.40",  # drives Debian chromium; never `playwright install`
