@@ -25,3 +25,7 @@ class JobCancelled(TranscriptionError):
 
 class JobError(TranscriptionError):
     """A transcription job does not exist or cannot change state."""
+
+
+class TranscriptDataError(TranscriptionError):
+    """Data that is not a transcript: a field missing or of the wrong type."""
