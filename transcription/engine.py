@@ -153,7 +153,8 @@ class Transcriber:
             if progress:
                 progress(1.0)
             return Transcript(language=language or "", passages=passages,
-                              language_probability=0.0, duration=duration)
+                              language_probability=0.0, duration=duration,
+                              model=self.model_dir.name)
         segments_iter, info = self.model.transcribe(
             audio, language=language, beam_size=self.beam_size, word_timestamps=True,
             vad_filter=True, vad_parameters=self.gate.vad_options(),
@@ -181,7 +182,7 @@ class Transcriber:
             progress(1.0)
         return Transcript(language=info.language, segments=tuple(segments), passages=passages,
                           language_probability=float(info.language_probability),
-                          duration=duration)
+                          duration=duration, model=self.model_dir.name)
 
 
 def _check(cancel: threading.Event | None) -> None:
