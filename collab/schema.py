@@ -13,7 +13,9 @@ Layout (the same in Python and JavaScript; see ``docs/document-schema.md``)::
                       loop_end, playing, position
     markers     Map   marker id -> Map(id, name, position, colour)
     comments    Map   comment id -> Map(id, author, text, created_at, track, position)
-    transcripts Map   clip id -> Map(clip, language, model, segments: Array[dict])
+    transcripts Map   clip id -> Map(clip, language, language_probability, model,
+                                      segments: Array[dict], passages: Array[dict]):
+                      a ``transcription.transcript.Transcript``, times from the clip start
     jobs        Map   job id   -> Map(id, kind, clip, status, progress, error, updated_at):
                       server work in progress (e.g. transcriptions), for every client to show
 
@@ -31,18 +33,20 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pycrdt import Array, Doc, Map
 
 from dsp_core.effects import EffectSpec
 from dsp_core.session import Bus, Clip, Send, Session, Track
+from transcription.errors import TranscriptDataError
+from transcription.transcript import Transcript
 
 from .changes import Change, DocumentWatch
 from .errors import SchemaError
 
 SCHEMA_VERSION = 1
+DEFAULT_SAMPLE_RATE = 48000
 MASTER = "master"
 ROOTS = ("meta", "tracks", "clips", "buses", "transport", "markers", "comments", "transcripts",
          "jobs")
@@ -58,62 +62,6 @@ TRANSPORT_DEFAULTS: dict[str, Any] = {
 }
 PALETTE = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0",
            "#f032e6")
-
-
-@dataclass
-class TranscriptWord:
-    """One recognised word with its time span (seconds in the clip) and probability."""
-
-    word: str
-    start: float
-    end: float
-    probability: float
-
-
-@dataclass
-class TranscriptSegment:
-    """A run of words (a sentence or phrase) with its time span in the clip."""
-
-    start: float
-    end: float
-    text: str
-    words: list[TranscriptWord] = field(default_factory=list)
-
-
-@dataclass
-class TranscriptPassage:
-    """A stretch the transcriber gated out: ``kind`` is ``"music"`` or ``"silence"``."""
-
-    start: float
-    end: float
-    kind: str
-
-
-@dataclass
-class Transcript:
-    """The transcript of one clip (``passages``: gated-out music and silence)."""
-
-    clip_id: str
-    language: str
-    segments: list[TranscriptSegment] = field(default_factory=list)
-    model: str = ""
-    passages: list[TranscriptPassage] = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Transcript:
-        """Rebuild a transcript from its document form."""
-        segments = [
-            TranscriptSegment(
-                float(s["start"]), float(s["end"]), str(s.get("text", "")),
-                [TranscriptWord(str(w["word"]), float(w["start"]), float(w["end"]),
-                                float(w.get("probability", 0.0))) for w in s.get("words", [])],
-            )
-            for s in data.get("segments", [])
-        ]
-        passages = [TranscriptPassage(float(p["start"]), float(p["end"]), str(p["kind"]))
-                    for p in data.get("passages", [])]  # absent in older documents
-        return cls(str(data["clip"]), str(data.get("language", "")), segments,
-                   str(data.get("model", "")), passages)
 
 
 def new_id(prefix: str) -> str:
@@ -215,8 +163,13 @@ class ProjectDocument:
                 master = bus
             else:
                 buses.append(bus)
-        return Session(sample_rate=int(meta.get("sample_rate", 48000)), tracks=tracks,
+        return Session(sample_rate=self.sample_rate, tracks=tracks,
                        buses=buses, master=master, name=str(meta.get("name", "Untitled")))
+
+    @property
+    def sample_rate(self) -> int:
+        """The project's sample rate (``meta.sample_rate``, 48000 when unset)."""
+        return int(self._roots["meta"].get("sample_rate", DEFAULT_SAMPLE_RATE))
 
     def to_json(self) -> dict[str, Any]:
         """Every root map as plain JSON-able Python data."""
@@ -436,20 +389,33 @@ class ProjectDocument:
 
     # -- transcripts ---------------------------------------------------------------------
 
-    def set_transcript(self, transcript: Transcript) -> None:
-        """Store (or replace) the transcript of a clip."""
-        self._clip_map(transcript.clip_id)
-        segments = [asdict(s) for s in transcript.segments]
-        self._roots["transcripts"][transcript.clip_id] = Map({
-            "clip": transcript.clip_id, "language": transcript.language,
-            "model": transcript.model, "segments": Array(segments),
-            "passages": Array([asdict(p) for p in transcript.passages]),
+    def set_transcript(self, clip_id: str, transcript: Transcript) -> None:
+        """Store (or replace) the transcript of a clip; its times count from the clip's start.
+
+        ``duration`` is not stored: a clip's transcript lasts as long as the clip.
+        """
+        self._clip_map(clip_id)
+        data = transcript.to_dict()
+        self._roots["transcripts"][clip_id] = Map({
+            "clip": clip_id, "language": data["language"],
+            "language_probability": data["language_probability"], "model": data["model"],
+            "segments": Array(data["segments"]), "passages": Array(data["passages"]),
         })
 
     def transcript(self, clip_id: str) -> Transcript | None:
-        """The transcript of a clip, or None."""
-        data = self._roots["transcripts"].get(clip_id)
-        return None if data is None else Transcript.from_dict(data.to_py())
+        """The transcript of a clip (times from its start, lasting as long as it), or None."""
+        stored = self._roots["transcripts"].get(clip_id)
+        if stored is None:
+            return None
+        data = stored.to_py()
+        clip = self._roots["clips"].get(clip_id)
+        if clip is not None:
+            data["duration"] = clip["length"] / self.sample_rate
+        try:
+            return Transcript.from_dict(data)
+        except TranscriptDataError as exc:
+            raise SchemaError(f"the transcript of clip {clip_id!r} is malformed: {exc}; "
+                              "transcribe the clip again to replace it") from exc
 
     # -- jobs ----------------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ from .plugin_api import (
     Request,
     Route,
 )
-from .transcript_document import apply_text_edit, as_transcript, find_clip
+from .transcript_document import apply_text_edit, find_clip
 from .transcription_service import JOBS
 
 MEDIA_TYPES = {"json": "application/json", "srt": "application/x-subrip", "vtt": "text/vtt",
@@ -227,7 +227,7 @@ async def get_transcript(request: Request) -> Reply:
     if stored is None:
         raise NotFound(f"clip {clip_id!r} has no transcript yet: POST "
                        f"/projects/{project_id}/clips/{clip_id}/transcribe")
-    return Reply(export(as_transcript(stored), fmt), media_type=MEDIA_TYPES[fmt])
+    return Reply(export(stored, fmt), media_type=MEDIA_TYPES[fmt])
 
 
 async def edit_transcript(request: Request) -> EditedClips:
@@ -242,7 +242,7 @@ async def edit_transcript(request: Request) -> EditedClips:
         async with request.app[ROOMS].use(project_id) as room:
             ref = find_clip(room.document, clip_id)
             stored = room.document.transcript(clip_id)
-            count = sum(len(s.words) for s in stored.segments) if stored else 0
+            count = len(stored.words) if stored else 0
             order = _order(edit, count)
             from dsp_core.audio_io import load_source
 

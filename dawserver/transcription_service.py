@@ -18,7 +18,6 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -111,12 +110,10 @@ async def _write_progress(app: web.Application, project_id: str, job_id: str,
 
 
 async def _write_result(app: web.Application, job: Job) -> None:
-    model = Path(os.environ.get(ENV_MODEL) or "whisper-base").name
     transcript = job.transcript
     try:
         async with app[ROOMS].use(job.project_id) as room:
-            await room.edit(lambda document: store_transcript(document, job.clip_id, transcript,
-                                                              model))
+            await room.edit(lambda document: store_transcript(document, job.clip_id, transcript))
     except (ProjectNotFound, EditError, SchemaError) as exc:
         log.warning("transcript of job %s not stored in project %s: %s", job.id,
                     job.project_id, exc)

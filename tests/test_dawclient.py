@@ -21,14 +21,18 @@ for module in pkgutil.walk_packages(dawclient.__path__, "dawclient."):
         importlib.import_module(module.name)
 client.main(["--help"], prog_name="dawclient", standalone_mode=False)
 ours = {"dawclient", "dawserver", "collab", "dsp_core", "native", "transcription", "business"}
-print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & ours)))
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ours)))
 """
+
+#: The one transcript model, which the project document stores: small and dependency-free.
+TRANSCRIPT_MODEL = {"transcription", "transcription.errors", "transcription.transcript"}
 
 
 def test_the_client_imports_collab_and_dsp_core_but_never_the_server() -> None:
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
-    loaded = json.loads(done.stdout.splitlines()[-1])
-    assert set(loaded) <= {"dawclient", "collab", "dsp_core", "native"}, loaded
-    assert {"collab", "dsp_core"} <= set(loaded)
+    modules = set(json.loads(done.stdout.splitlines()[-1])) - TRANSCRIPT_MODEL
+    loaded = {m.split(".")[0] for m in modules}
+    assert loaded <= {"dawclient", "collab", "dsp_core", "native"}, sorted(modules)
+    assert {"collab", "dsp_core"} <= loaded

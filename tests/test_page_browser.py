@@ -33,11 +33,12 @@ from pagebrowser import (
     wait_for,
 )
 
-from collab.schema import ProjectDocument, Transcript, TranscriptSegment, TranscriptWord
+from collab.schema import ProjectDocument
 from collab.store import open_store
 from collab.tokens import ALL_PROJECTS, Role, TokenSigner
 from dsp_core.effects import EffectSpec
 from dsp_core.session import Clip, Session, Track
+from transcription.transcript import Segment, Transcript, Word
 
 pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 
@@ -103,14 +104,14 @@ class Studio:
 PROJECT = "jam"
 CLICKS_AT = 11 * RATE
 #: The voice clip's transcript, as the transcription service writes it into the document.
-TRANSCRIPT = Transcript("voice", "en", [TranscriptSegment(0.1, 1.5, "one two three four", [
-    TranscriptWord(word, start, end, 0.9) for word, start, end in WORDS])], model="test")
+TRANSCRIPT = Transcript("en", (Segment(0.1, 1.5, "one two three four", tuple(
+    Word(word, start, end, 0.9) for word, start, end in WORDS)),), model="test")
 
 
 async def create_project(data_dir: Path, session: Session) -> None:
     """Store the test project (with the voice clip's transcript) before the server starts."""
     document = ProjectDocument.from_session(session, name="Jam")
-    document.set_transcript(TRANSCRIPT)
+    document.set_transcript("voice", TRANSCRIPT)
     async with open_store(None, data_dir) as store:
         await store.create_project(PROJECT, "Jam", document.doc.get_update())
 
@@ -486,7 +487,6 @@ def test_markers_and_comments_are_edited_and_deleted_for_everyone(studio: Studio
 
 def test_deleting_transcript_words_cuts_their_audio_through_the_server(studio: Studio) -> None:
     from transcription.editing import delete_words
-    from transcription.transcript import Word
 
     ana, log = open_page(studio.browser, studio.url("ana"))
     ben, _ = open_page(studio.browser, studio.url("ben"))

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from pycrdt import Doc
+from pycrdt import Array, Doc, Map
 
 from collab.errors import SchemaError
-from collab.schema import (
-    ProjectDocument,
-    Transcript,
-    TranscriptPassage,
-    TranscriptSegment,
-    TranscriptWord,
-)
+from collab.schema import ProjectDocument
 from dsp_core.effects import EffectSpec
 from dsp_core.session import Bus, Clip, Send, Session, Track
+from transcription.transcript import Passage, Segment, Transcript, Word
 
 
 def a_session() -> Session:
@@ -183,28 +178,47 @@ def test_markers_and_comments_are_edited_and_deleted_and_the_project_renamed() -
 
 def test_transcripts_are_stored_per_clip_and_read_back_typed() -> None:
     project = ProjectDocument.from_session(a_session())
-    transcript = Transcript("c3", "de", [
-        TranscriptSegment(0.5, 1.7, "Hallo Welt", [TranscriptWord("Hallo", 0.5, 0.9, 0.98),
-                                                   TranscriptWord("Welt", 1.0, 1.7, 0.91)]),
-    ], model="base")
-    project.set_transcript(transcript)
+    transcript = Transcript("de", (
+        Segment(0.5, 1.7, "Hallo Welt", (Word("Hallo", 0.5, 0.9, 0.98),
+                                         Word("Welt", 1.0, 1.7, 0.91))),
+    ), language_probability=0.87, duration=2.0, model="base")  # c3 lasts 2 s
+    project.set_transcript("c3", transcript)
     assert replica(project).transcript("c3") == transcript
     assert project.transcript("c1") is None
     project.remove_clip("c3")
     assert project.transcript("c3") is None
     with pytest.raises(SchemaError, match="no clip"):
-        project.set_transcript(Transcript("c3", "en"))
+        project.set_transcript("c3", Transcript("en"))
 
 
-def test_transcript_passages_are_stored_and_older_entries_read_without_them() -> None:
+def test_a_stored_transcript_keeps_the_shape_clients_read() -> None:
     project = ProjectDocument.from_session(a_session())
-    passages = [TranscriptPassage(0.0, 2.5, "music"), TranscriptPassage(4.0, 5.0, "silence")]
-    project.set_transcript(Transcript("c3", "en", model="base", passages=passages))
-    assert replica(project).transcript("c3").passages == passages
-    assert project.to_json()["transcripts"]["c3"]["passages"] == [
-        {"start": 0.0, "end": 2.5, "kind": "music"}, {"start": 4.0, "end": 5.0, "kind": "silence"}]
-    older = {"clip": "c3", "language": "en", "model": "base", "segments": []}
-    assert Transcript.from_dict(older) == Transcript("c3", "en", model="base")
+    project.set_transcript("c3", Transcript(
+        "en", (Segment(0.5, 0.9, "Hi", (Word("Hi", 0.5, 0.9, 0.98),)),),
+        passages=(Passage(0.0, 0.5, "music"), Passage(1.5, 2.0, "silence")), model="base"))
+    assert project.to_json()["transcripts"]["c3"] == {
+        "clip": "c3", "language": "en", "language_probability": 1.0, "model": "base",
+        "segments": [{"start": 0.5, "end": 0.9, "text": "Hi",
+                      "words": [{"word": "Hi", "start": 0.5, "end": 0.9, "probability": 0.98}]}],
+        "passages": [{"start": 0.0, "end": 0.5, "kind": "music"},
+                     {"start": 1.5, "end": 2.0, "kind": "silence"}]}
+    assert project.transcript("c3").duration == 2.0  # not stored: as long as the clip
+
+
+def test_older_transcripts_read_without_the_fields_they_lack() -> None:
+    project = ProjectDocument.from_session(a_session())
+    project.doc.get("transcripts", type=Map)["c3"] = Map(
+        {"clip": "c3", "language": "en", "model": "base", "segments": Array([])})
+    assert project.transcript("c3") == Transcript("en", duration=2.0, model="base")
+
+
+def test_a_malformed_transcript_is_named() -> None:
+    project = ProjectDocument.from_session(a_session())
+    project.doc.get("transcripts", type=Map)["c3"] = Map(
+        {"clip": "c3", "segments": Array([{"start": "soon", "end": 1.0}])})
+    with pytest.raises(SchemaError, match=r"clip 'c3' is malformed: "
+                                          r"transcript.segments\[0\].start must be a finite"):
+        project.transcript("c3")
 
 
 def test_one_helper_call_is_one_update() -> None:

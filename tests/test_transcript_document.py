@@ -12,9 +12,9 @@ from transcription_helpers import WORDS, spoken_words
 from collab.schema import ProjectDocument
 from dawserver.transcript_document import (
     apply_text_edit,
-    clip_transcript,
-    clip_words,
     delete_word_range,
+    in_clip_time,
+    in_source_time,
     source_transcript,
     store_transcript,
 )
@@ -54,14 +54,16 @@ def _energy(audio: np.ndarray, start: int, end: int) -> float:
 
 def test_a_stored_transcript_uses_clip_times(result: Transcript, spoken) -> None:
     document = _document(spoken[0])
-    stored = store_transcript(document, "speech", result, model="whisper-base")
-    words = [w for s in stored.segments for w in s.words]
+    stored = store_transcript(document, "speech", result)
+    words = stored.words
     assert [w.word.strip(".,").lower() for w in words] == WORDS
     assert words[0].start == pytest.approx(result.words[0].start - LEAD / RATE, abs=1e-3)
     again = ProjectDocument(Doc())
     again.doc.apply_update(document.doc.get_update())
-    assert again.transcript("speech").model == "whisper-base"
-    assert [w.start for w in clip_words(again, "speech")] == pytest.approx(
+    assert again.transcript("speech").model == result.model == "whisper-base"
+    assert again.transcript("speech").language_probability == pytest.approx(
+        result.language_probability, abs=1e-4)
+    assert [w.start for w in source_transcript(again, "speech").words] == pytest.approx(
         [w.start for w in result.words], abs=1e-3)
 
 
@@ -71,11 +73,12 @@ def test_passages_are_stored_in_clip_times_cut_to_the_clip() -> None:
                                         Passage(4.5, 9.0, "music"), Passage(6.0, 7.0, "music")))
     document = ProjectDocument.from_session(Session(sample_rate=RATE, tracks=[
         Track(id="t", clips=[clip])]))
-    document.set_transcript(clip_transcript(result, clip, RATE))
+    document.set_transcript("c", in_clip_time(result, clip, RATE))
     stored = document.transcript("c")
     assert [(p.start, p.end, p.kind) for p in stored.passages] == [
         (0.0, 1.0, "music"), (2.0, 2.5, "silence"), (3.5, 4.0, "music")]
-    back = source_transcript(stored, clip, RATE)
+    assert stored.duration == 4.0
+    back = in_source_time(stored, clip, RATE)
     assert [(p.start, p.end) for p in back.passages] == [(1.0, 2.0), (3.0, 3.5), (4.5, 5.0)]
 
 
@@ -103,7 +106,7 @@ def test_deleting_a_word_in_the_document_removes_it_from_the_render(result: Tran
     between = _energy(after, start - 240, tail - removed)
     assert between < 1e-6 * _energy(before, start, end), "the deleted word still plays"
     texts = [document.transcript(p) for p in pieces]
-    assert [w.word.strip(".,").lower() for t in texts for s in t.segments for w in s.words] \
+    assert [w.word.strip(".,").lower() for t in texts for w in t.words] \
         == [w for w in WORDS if w != "purple"]
     assert document.clip("after")["position"] == RATE + load_source(path, RATE).shape[1] \
         + RATE - removed
@@ -136,7 +139,7 @@ def test_editing_a_clip_without_transcript_is_refused(spoken) -> None:
     with pytest.raises(EditError, match="no transcript"):
         apply_text_edit(document, "speech", [0], np.zeros((1, 10), np.float32))
     with pytest.raises(EditError, match="no clip"):
-        clip_words(document, "missing")
+        source_transcript(document, "missing")
 
 
 def test_a_word_range_outside_the_transcript_is_refused(result: Transcript, spoken) -> None:

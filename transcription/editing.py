@@ -47,10 +47,9 @@ class Span:
 
 
 def clip_words(transcript: Transcript, clip: Clip, sample_rate: int) -> list[Word]:
-    """The words of ``transcript`` whose middle lies inside ``clip``'s source range."""
-    first, last = clip.offset, clip.offset + clip.length
-    return [w for w in transcript.words
-            if first <= (w.start + w.end) / 2 * sample_rate < last]
+    """The words of ``transcript`` (source times) whose middle lies in ``clip``'s source span."""
+    start = clip.offset / sample_rate
+    return transcript.within(start, (clip.offset + clip.length) / sample_rate).words
 
 
 def _levels(audio: np.ndarray, first: int, last: int, hop: int) -> tuple[np.ndarray, int]:
