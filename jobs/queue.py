@@ -226,8 +226,12 @@ class JobQueue:
         return JobRecord.from_row(row)
 
     async def find(self, *, account_id: str | None = None, queue: str | None = None,
-                   states: Iterable[str] | None = None, limit: int = 1000) -> list[JobRecord]:
-        """Jobs, oldest first, filtered by account, queue and state."""
+                   states: Iterable[str] | None = None, limit: int = 1000,
+                   newest_first: bool = False) -> list[JobRecord]:
+        """Jobs, oldest first (or newest first), filtered by account, queue and state.
+
+        ``limit`` keeps the first jobs of that order: the newest ones with ``newest_first``.
+        """
         where, args = [], []
         if account_id is not None:
             where.append("account_id = ?")
@@ -243,8 +247,9 @@ class JobQueue:
             where.append(f"state IN ({', '.join('?' * len(wanted))})")
             args.extend(wanted)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
+        order = "created_at DESC, id DESC" if newest_first else "created_at, id"
         rows = await self.db.fetch(
-            f"SELECT * FROM jobs {clause} ORDER BY created_at, id LIMIT ?", *args, limit)
+            f"SELECT * FROM jobs {clause} ORDER BY {order} LIMIT ?", *args, limit)
         return [JobRecord.from_row(row) for row in rows]
 
     async def dead_letters(self, queue: str | None = None) -> list[JobRecord]:

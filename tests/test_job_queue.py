@@ -60,6 +60,24 @@ def test_an_idempotency_key_gives_the_same_job_back(collab_database_url: str) ->
     run_with_queue(collab_database_url, body)
 
 
+def test_jobs_are_found_oldest_or_newest_first_and_the_limit_keeps_that_end(
+        collab_database_url: str) -> None:
+    clock = Clock()
+
+    async def body(queue: JobQueue) -> None:
+        made = []
+        for n in range(4):
+            made.append((await queue.enqueue("render", {"n": n}, account_id="a")).id)
+            clock.now += 1
+        await queue.enqueue("render", {}, account_id="b")
+        assert [j.id for j in await queue.find(account_id="a")] == made
+        assert [j.id for j in await queue.find(account_id="a", limit=2)] == made[:2]
+        newest = await queue.find(account_id="a", limit=2, newest_first=True)
+        assert [j.id for j in newest] == made[:1:-1]
+
+    run_with_queue(collab_database_url, body, clock=clock)
+
+
 def test_a_job_enqueued_in_a_rolled_back_transaction_does_not_exist(
         collab_database_url: str) -> None:
     async def body(queue: JobQueue) -> None:
