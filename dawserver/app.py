@@ -24,9 +24,10 @@ from database import open_database
 
 from . import plugins
 from .assets import setup_assets
+from .background import Background
 from .bounces import setup_bounces
 from .config import ServerConfig
-from .keys import CONFIG, DATABASE, ENGINES, RELAY, ROOMS, STORE, TOKENS
+from .keys import BACKGROUND, CONFIG, DATABASE, ENGINES, RELAY, ROOMS, STORE, TOKENS
 from .project_engine import ProjectEngines
 from .relay import relay_link
 from .rtc import setup_rtc
@@ -50,6 +51,9 @@ def create_app(config: ServerConfig) -> web.Application:
     app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(collab_context)
     app.router.add_get(COLLAB_PATH, collab_socket)
+    # the one job queue: bounces and transcription register their queues on it here,
+    # the plug-ins theirs in install(), which starts its worker after every component
+    app[BACKGROUND] = Background()
     setup_assets(app)
     setup_bounces(app)
     setup_rtc(app)
