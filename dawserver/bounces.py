@@ -135,7 +135,6 @@ class BounceRenderer:
                 if not ctx.shutting_down:
                     snapshot.unlink(missing_ok=True)
             raise
-        snapshot.unlink(missing_ok=True)
         figures = {"frames": stats.frames, "seconds": round(stats.audio_seconds, 3),
                    "realtime_factor": round(stats.realtime_factor, 2),
                    "peak": round(stats.peak, 6), "clipped": stats.clipped}
@@ -148,6 +147,7 @@ class BounceRenderer:
         except Exception:  # a plug-in's failure does not undo the render
             log.exception("project_rendered hook failed for bounce %s of %s", ctx.job.id,
                           request.project_id)
+        snapshot.unlink(missing_ok=True)  # kept until now: a stopped worker's job runs again
         return {"output": request.output, **figures}
 
     @staticmethod
