@@ -2,9 +2,10 @@
 
 State lives under the typed keys of :mod:`dawserver.keys`.  The process's one
 database (:mod:`database`, from ``config.database_url``) is opened first and
-closed last; the collaboration store, the transcription jobs and the plug-ins
-all use it.  The store, the room registry and the engines are opened by one
-``cleanup_ctx`` and closed cleanly (every document persisted) when the app stops.
+closed last; the collaboration store, the one job queue (bounces, transcription,
+the plug-ins' jobs; ``app[BACKGROUND]``) and the plug-ins all use it.  The store,
+the room registry and the engines are opened by one ``cleanup_ctx`` and closed
+cleanly (every document persisted) when the app stops, after the job worker.
 """
 
 from __future__ import annotations
