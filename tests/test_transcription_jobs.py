@@ -22,7 +22,7 @@ import soundfile
 from database import open_database
 from jobs import JobContext, JobQueue, JobWorker, Permanent, QueueSettings
 from transcription.engine import Transcriber
-from transcription.errors import JobError
+from transcription.errors import JobCancelled, JobError
 from transcription.evaluation import SAMPLES, synthesize, word_error_rate
 from transcription.jobs import (
     CANCELLED,
@@ -275,3 +275,38 @@ def test_misuse_is_refused() -> None:
         TranscriberPool(lambda: None, 0)
     with pytest.raises(Permanent, match="not a transcription request"):
         TranscriptionRequest.from_payload({"project_id": "p1", "clip": "c1"})
+
+
+def test_a_pool_waits_for_a_free_model_and_stops_waiting_when_cancelled() -> None:
+    made: list[object] = []
+    failures = [RuntimeError("model.bin is truncated")]
+
+    def factory() -> object:
+        if failures:
+            raise failures.pop()
+        made.append(object())
+        return made[-1]
+
+    pool = TranscriberPool(factory, 1)
+    with pytest.raises(RuntimeError, match="truncated"), pool.borrow():
+        pass
+    assert pool.loaded == 0  # a model that failed to load frees its slot
+    cancel = threading.Event()
+    waited: list[object] = []
+    with pool.borrow() as model:
+        def other() -> None:
+            try:
+                with pool.borrow(cancel):
+                    waited.append("got a model")
+            except JobCancelled as exc:
+                waited.append(exc)
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(0.3)
+        assert thread.is_alive() and waited == []  # the one model is busy: it waits
+        cancel.set()
+        thread.join(5)
+    assert isinstance(waited[0], JobCancelled)
+    with pool.borrow() as again:
+        assert again is model and made == [model] and pool.loaded == 1
