@@ -1,4 +1,4 @@
-"""Transcription speed: our engine and job service against faster-whisper called directly.
+"""Transcription speed: our engine and a queued job against faster-whisper called directly.
 
 Same model (the multilingual base, int8), same audio (espeak-ng English
 repeated to about a minute), same threads, same run.  Reported: real-time
@@ -94,10 +94,20 @@ def test_transcription_rtf_against_faster_whisper(benchmark, audio, model_dir: P
     from faster_whisper import WhisperModel
     from faster_whisper.vad import VadOptions
 
+    from database import open_database
+    from jobs import JobQueue, JobWorker
     from transcription.engine import Transcriber, load_audio
     from transcription.gating import GateOptions
-    from transcription.job_store import open_job_store
-    from transcription.jobs import DONE, JobService
+    from transcription.jobs import (
+        DONE,
+        QUEUE,
+        Job,
+        TranscriberPool,
+        TranscriptionRequest,
+        migrate,
+        queue_settings,
+        transcribe,
+    )
 
     path, seconds = audio
     model_memory = model_memory_mib(model_dir, THREADS)
@@ -118,12 +128,25 @@ def test_transcription_rtf_against_faster_whisper(benchmark, audio, model_dir: P
     def call_engine() -> int:
         return len(ours.transcribe(path, language="en").words)
 
-    def call_service() -> int:
+    def call_service() -> int:  # a job of the job queue, as the server runs it
         async def run() -> int:
             jobs = tmp_path / f"jobs-{time.monotonic_ns()}.sqlite3"
-            async with open_job_store(f"sqlite://{jobs}") as store, \
-                    JobService(store, lambda: ours) as service:
-                job = await service.wait((await service.submit("bench", path, language="en")).id)
+            pool = TranscriberPool(lambda: ours, 1)
+
+            async def handler(ctx) -> dict:  # noqa: ANN001 - jobs.JobContext
+                return (await transcribe(ctx, pool)).to_dict()
+
+            async with open_database(f"sqlite://{jobs}") as db:
+                await migrate(db)
+                queue = JobQueue(db, {QUEUE: queue_settings(1)})
+                request = TranscriptionRequest("bench", str(path), language="en")
+                async with JobWorker(queue, {QUEUE: handler}, poll_s=0.05):
+                    record = await queue.enqueue(QUEUE, request.to_payload(),
+                                                 account_id="bench")
+                    while not record.finished:
+                        await asyncio.sleep(0.05)
+                        record = await queue.get("bench", record.id)
+            job = Job.from_record(record)
             assert job.status == DONE
             return len(job.transcript.words)
 

@@ -1,7 +1,8 @@
 """The one database layer of the process: SQLite by default, PostgreSQL by URL.
 
-The collaboration store (:mod:`collab.store`), transcription's job table
-(:mod:`transcription.job_store`) and every plug-in share one :class:`Database`,
+The collaboration store (:mod:`collab.store`), the one job queue (:mod:`jobs`,
+which runs bounces, transcription and the plug-ins' jobs), the event bus
+(:mod:`events`) and every plug-in share one :class:`Database`,
 opened once by the server (``create_app``) from ``config.database_url``:
 
 - :func:`open_database` and :func:`parse_url`: the one URL parser and the one

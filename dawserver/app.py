@@ -2,9 +2,10 @@
 
 State lives under the typed keys of :mod:`dawserver.keys`.  The process's one
 database (:mod:`database`, from ``config.database_url``) is opened first and
-closed last; the collaboration store, the transcription jobs and the plug-ins
-all use it.  The store, the room registry and the engines are opened by one
-``cleanup_ctx`` and closed cleanly (every document persisted) when the app stops.
+closed last; the collaboration store, the one job queue (bounces, transcription,
+the plug-ins' jobs; ``app[BACKGROUND]``) and the plug-ins all use it.  The store,
+the room registry and the engines are opened by one ``cleanup_ctx`` and closed
+cleanly (every document persisted) when the app stops, after the job worker.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from database import open_database
 
 from . import plugins
 from .assets import setup_assets
+from .background import Background
 from .bounces import setup_bounces
 from .config import ServerConfig
-from .keys import CONFIG, DATABASE, ENGINES, RELAY, ROOMS, STORE, TOKENS
+from .keys import BACKGROUND, CONFIG, DATABASE, ENGINES, RELAY, ROOMS, STORE, TOKENS
 from .project_engine import ProjectEngines
 from .relay import relay_link
 from .rtc import setup_rtc
@@ -50,6 +52,9 @@ def create_app(config: ServerConfig) -> web.Application:
     app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(collab_context)
     app.router.add_get(COLLAB_PATH, collab_socket)
+    # the one job queue: bounces and transcription register their queues on it here,
+    # the plug-ins theirs in install(), which starts its worker after every component
+    app[BACKGROUND] = Background()
     setup_assets(app)
     setup_bounces(app)
     setup_rtc(app)

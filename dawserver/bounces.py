@@ -1,6 +1,8 @@
 """Offline bounces of a project's live document: jobs with progress, download, cancel.
 
-``setup_bounces(app)`` adds the service; :data:`ROUTES` are (token as for every route):
+``setup_bounces(app)`` serves the ``bounce`` queue of the one job queue
+(:mod:`jobs`, through ``app[BACKGROUND]``); :data:`ROUTES` are (token as for
+every route):
 
 - ``POST /projects/{id}/bounces`` ``{"sample_rate": 96000, "bit_depth": "24",
   "format": "flac", "tail": 2.0}`` (editor): snapshot the document and queue a bounce.
@@ -8,153 +10,167 @@
 - ``GET /projects/{id}/bounces/{job}/audio`` (viewer): the rendered file.
 - ``DELETE /projects/{id}/bounces/{job}`` (editor): cancel; no partial file is left.
 
-Bounces render the snapshot taken when they were asked for with a fresh engine in
-a worker thread (never on the event loop), one at a time.  When one finishes,
-the plug-ins hear of it through the ``project_rendered`` hook, for the project's
-account (e.g. the distribution module records the render for a release).  Jobs live in memory: a
-server restart forgets them (the document they came from is durable).
+Asking for a bounce writes a snapshot of the document (its Yjs state) under
+``<data_dir>/bounces/<project>/`` and queues a job naming it, so the bounce
+survives a restart and any node sharing the data directory can render it.
+The job renders the snapshot with a fresh engine in a worker thread (never on
+the event loop), one at a time per server process, writes its progress, and
+stops at the next block when cancelled, leaving no file.  When one finishes,
+the plug-ins hear of it through the ``project_rendered`` hook, for the
+project's account (e.g. the distribution module records the render for a
+release); a render whose worker died before recording it is rendered, and
+announced, again.  The job states map to the API's: ``queued`` and
+``retrying`` are ``queued``, ``running`` is ``rendering``, ``dead`` is
+``failed``; ``done`` and ``cancelled`` keep their names.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import threading
-import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from aiohttp import web
+from pycrdt import Doc
 from pydantic import Field, field_validator, model_validator
 
 from collab.errors import ProjectNotFound
+from collab.schema import ProjectDocument
 from dsp_core.audio_io import BIT_DEPTHS, EXPORT_RATES
-from dsp_core.bounce import bounce
+from dsp_core.bounce import BounceStats, bounce
 from dsp_core.engine import Engine
 from dsp_core.errors import DspError
 from dsp_core.session import Session
+from jobs import (
+    CANCELLED,
+    DEAD,
+    DONE,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    JobContext,
+    JobRecord,
+    Permanent,
+    QueueSettings,
+    UnknownJob,
+)
 
 from . import plugins
-from .keys import CONFIG, ROOMS
+from .authorization import project_account
+from .keys import BACKGROUND, CONFIG, ROOMS
 from .permissions import PROJECT_EDIT, PROJECT_READ
 from .plugin_api import BadRequest, Conflict, Media, Model, NotFound, Request, Route
 
 log = logging.getLogger(__name__)
 
 FORMATS = {"wav": "audio/wav", "flac": "audio/flac"}
-QUEUED, RENDERING, DONE, FAILED, CANCELLED = "queued", "rendering", "done", "failed", "cancelled"
+RENDERING, FAILED = "rendering", "failed"
+#: The bounce states the API shows, by job state.
+STATUS = {QUEUED: QUEUED, RETRYING: QUEUED, RUNNING: RENDERING, DONE: DONE, DEAD: FAILED,
+          CANCELLED: CANCELLED}
+#: The job queue bounces run on.
+QUEUE = "bounce"
+#: One render at a time per process (a render keeps a core busy); a failed write
+#: (a full disk) is tried again; bad input (a missing source) fails at once.
+SETTINGS = QueueSettings(max_attempts=3, backoff_base=5.0, backoff_cap=120.0, lease_s=60.0,
+                         concurrency=1)
+FIGURES = ("frames", "seconds", "realtime_factor", "peak", "clipped")
 
 
-class BounceCancelled(Exception):
-    """Raised inside the render when the job was cancelled."""
+@dataclass(frozen=True)
+class BounceRequest:
+    """A bounce job's payload: what to render, and where (paths under the bounce folder)."""
 
-
-@dataclass
-class BounceJob:
-    """One bounce: what was asked, where it stands, what it produced."""
-
-    id: str
     project_id: str
     user: str
     sample_rate: int
     bit_depth: str
-    fmt: str
+    format: str
     tail: float
-    path: Path
-    status: str = QUEUED
-    progress: float = 0.0
-    error: str = ""
-    figures: dict[str, Any] = field(default_factory=dict)
-    created_at: float = field(default_factory=time.time)
-    cancel: threading.Event = field(default_factory=threading.Event)
+    snapshot: str
+    output: str
 
-    def public(self) -> dict[str, Any]:
-        """The job as the API shows it."""
-        return {"id": self.id, "project": self.project_id, "status": self.status,
-                "progress": round(self.progress, 4), "sample_rate": self.sample_rate,
-                "bit_depth": self.bit_depth, "format": self.fmt, "error": self.error,
-                "created_at": self.created_at, **self.figures,
-                "audio": f"/projects/{self.project_id}/bounces/{self.id}/audio"
-                if self.status == DONE else None}
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> BounceRequest:
+        """The request a job's payload holds (:class:`Permanent` if it is not one)."""
+        try:
+            return cls(**payload)
+        except TypeError as exc:
+            raise Permanent(f"not a bounce request: {exc}") from None
 
 
-class BounceService:
-    """Queued bounce jobs rendered one at a time off the event loop."""
+def read_snapshot(path: Path) -> Session:
+    """The session of a document snapshot (a Yjs update) written when a bounce was asked."""
+    doc = Doc()
+    doc.apply_update(path.read_bytes())
+    return ProjectDocument(doc).to_session()
+
+
+class BounceRenderer:
+    """The ``bounce`` queue's handler: renders a job's snapshot into its output file."""
 
     def __init__(self, app: web.Application, directory: Path) -> None:
         self.app = app
         self.directory = directory
-        self.jobs: dict[str, BounceJob] = {}
-        self._gate = asyncio.Semaphore(1)
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    def submit(self, job: BounceJob, session: Session) -> None:
-        """Queue ``job`` to render ``session`` (a snapshot of the document)."""
-        self.jobs[job.id] = job
-        task = asyncio.get_running_loop().create_task(self._run(job, session))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def __call__(self, ctx: JobContext) -> dict[str, Any]:
+        """Render the job's snapshot; the figures and the output path are its result."""
+        request = BounceRequest.from_payload(ctx.payload)
+        snapshot, output = self.directory / request.snapshot, self.directory / request.output
+        if not snapshot.is_file():
+            raise Permanent(f"the document snapshot of bounce {ctx.job.id} ({snapshot}) is "
+                            "gone; ask for a new bounce")
+        try:
+            stats = await ctx.run_in_thread(self._render, ctx, request, snapshot, output)
+            await ctx.confirm()  # cancelled from another node meanwhile: keep no file
+        except DspError as exc:
+            raise Permanent(str(exc)) from None
+        except BaseException:
+            if ctx.cancel_requested or ctx.shutting_down:  # never when another worker has it
+                output.unlink(missing_ok=True)
+                if not ctx.shutting_down:
+                    snapshot.unlink(missing_ok=True)
+            raise
+        figures = {"frames": stats.frames, "seconds": round(stats.audio_seconds, 3),
+                   "realtime_factor": round(stats.realtime_factor, 2),
+                   "peak": round(stats.peak, 6), "clipped": stats.clipped}
+        try:
+            await plugins.emit_project_rendered(
+                self.app, project_account(request.project_id), request.project_id,
+                str(output), {"sample_rate": request.sample_rate,
+                              "bit_depth": request.bit_depth, "format": request.format,
+                              **figures})
+        except Exception:  # a plug-in's failure does not undo the render
+            log.exception("project_rendered hook failed for bounce %s of %s", ctx.job.id,
+                          request.project_id)
+        snapshot.unlink(missing_ok=True)  # kept until now: a stopped worker's job runs again
+        return {"output": request.output, **figures}
 
-    async def _run(self, job: BounceJob, session: Session) -> None:
-        async with self._gate:
-            if job.cancel.is_set():
-                job.status = CANCELLED
-                return
-            job.status = RENDERING
-            loop = asyncio.get_running_loop()
-            try:
-                stats = await loop.run_in_executor(None, self._render, job, session)
-            except BounceCancelled:
-                job.status = CANCELLED
-                return
-            except (DspError, OSError) as exc:
-                job.status, job.error = FAILED, str(exc)
-                log.warning("bounce %s of %s failed: %s", job.id, job.project_id, exc)
-                return
-            job.figures = {"frames": stats.frames, "seconds": round(stats.audio_seconds, 3),
-                           "realtime_factor": round(stats.realtime_factor, 2),
-                           "peak": round(stats.peak, 6), "clipped": stats.clipped}
-            job.progress, job.status = 1.0, DONE
-        await plugins.emit_project_rendered(
-            self.app, plugins.project_account(job.project_id), job.project_id, str(job.path),
-            {"sample_rate": job.sample_rate, "bit_depth": job.bit_depth, "format": job.fmt,
-             **job.figures})
-
-    def _render(self, job: BounceJob, session: Session):  # noqa: ANN202 - BounceStats
-        engine = Engine(session, sample_rate=job.sample_rate)
+    @staticmethod
+    def _render(ctx: JobContext, request: BounceRequest, snapshot: Path, output: Path
+                ) -> BounceStats:
+        engine = Engine(read_snapshot(snapshot), sample_rate=request.sample_rate)
 
         def progress(done: int, total: int) -> None:
-            if job.cancel.is_set():
-                raise BounceCancelled(job.id)
-            job.progress = done / total if total else 1.0
+            ctx.check()  # a cancelled render stops here; the writer drops its partial file
+            ctx.progress(done / total if total else 1.0)
 
-        job.path.parent.mkdir(parents=True, exist_ok=True)
-        return bounce(engine, job.path, job.bit_depth, job.tail, progress=progress)
-
-    async def close(self) -> None:
-        """Cancel every job and wait for the renders to stop."""
-        for job in self.jobs.values():
-            job.cancel.set()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        return bounce(engine, output, request.bit_depth, request.tail, progress=progress)
 
 
-BOUNCES = web.AppKey("bounces", BounceService)
+def bounce_directory(app: web.Application) -> Path:
+    """Where bounces keep their snapshots and files: ``<data_dir>/bounces``."""
+    return app[CONFIG].data_dir / "bounces"
 
 
 def setup_bounces(app: web.Application) -> None:
-    """Add the bounce service to ``app`` (its routes: :data:`ROUTES`)."""
-    app.cleanup_ctx.append(_bounce_context)
-
-
-async def _bounce_context(app: web.Application) -> AsyncIterator[None]:
-    service = BounceService(app, app[CONFIG].data_dir / "bounces")
-    app[BOUNCES] = service
-    yield
-    await service.close()
+    """Serve the ``bounce`` queue on ``app[BACKGROUND]`` (its routes: :data:`ROUTES`)."""
+    app[BACKGROUND].register(QUEUE, BounceRenderer(app, bounce_directory(app)), SETTINGS)
 
 
 def _rate_problem(rate: Any) -> str | None:
@@ -229,11 +245,28 @@ class Bounce(Model):
     audio: str | None
 
 
-def _job(request: Request) -> BounceJob:
-    job = request.app[BOUNCES].jobs.get(request.params["job"])
-    if job is None or job.project_id != request.params["project_id"]:
-        raise NotFound(f"no bounce {request.params['job']!r} in this project")
-    return job
+def _view(record: JobRecord) -> Bounce:
+    """A bounce job as the API shows it."""
+    request, result = record.payload, record.result or {}
+    status = STATUS[record.state]
+    failed = status == FAILED or record.state == RETRYING
+    return Bounce(id=record.id, project=request["project_id"], status=status,
+                  progress=round(record.progress, 4), sample_rate=request["sample_rate"],
+                  bit_depth=request["bit_depth"], format=request["format"],
+                  error=record.last_error if failed else "", created_at=record.created_at,
+                  **{name: result[name] for name in FIGURES if name in result},
+                  audio=f"/projects/{request['project_id']}/bounces/{record.id}/audio"
+                  if status == DONE else None)
+
+
+async def _record(request: Request) -> JobRecord:
+    """The bounce the path names, of the path's project (404 otherwise)."""
+    project_id, job_id = request.params["project_id"], request.params["job"]
+    with contextlib.suppress(UnknownJob):
+        record = await request.app[BACKGROUND].queue.get(project_account(project_id), job_id)
+        if record.queue == QUEUE and record.payload.get("project_id") == project_id:
+            return record
+    raise NotFound(f"no bounce {job_id!r} in this project")
 
 
 async def create_bounce(request: Request) -> Bounce:
@@ -242,6 +275,7 @@ async def create_bounce(request: Request) -> Bounce:
     try:
         async with request.app[ROOMS].use(project_id) as room:
             session = room.document.to_session()
+            snapshot = room.doc.get_update()
     except ProjectNotFound as exc:
         raise NotFound(str(exc)) from None
     rate = options.sample_rate or session.sample_rate
@@ -249,43 +283,59 @@ async def create_bounce(request: Request) -> Bounce:
         raise BadRequest(problem)
     if not session.tracks or session.length == 0:
         raise Conflict("the project has no clips to bounce; add audio first")
-    service = request.app[BOUNCES]
     job_id = uuid.uuid4().hex[:16]
-    job = BounceJob(id=job_id, project_id=project_id, user=request.user, sample_rate=rate,
-                    bit_depth=options.bit_depth, fmt=options.format, tail=float(options.tail),
-                    path=service.directory / project_id / f"{job_id}.{options.format}")
-    service.submit(job, session)
-    return Bounce(**job.public())
+    bounce_request = BounceRequest(
+        project_id=project_id, user=request.user, sample_rate=rate,
+        bit_depth=options.bit_depth, format=options.format, tail=float(options.tail),
+        snapshot=f"{project_id}/{job_id}.snapshot",
+        output=f"{project_id}/{job_id}.{options.format}")
+    path = bounce_directory(request.app) / bounce_request.snapshot
+    await asyncio.to_thread(_write_file, path, snapshot)
+    record = await request.app[BACKGROUND].queue.enqueue(
+        QUEUE, asdict(bounce_request), account_id=project_account(project_id), job_id=job_id)
+    return _view(record)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
 
 
 async def list_bounces(request: Request) -> list[Bounce]:
     """Every bounce of the project, newest first (viewer)."""
     project_id = request.params["project_id"]
-    jobs = [j for j in request.app[BOUNCES].jobs.values() if j.project_id == project_id]
-    return [Bounce(**j.public()) for j in sorted(jobs, key=lambda j: -j.created_at)]
+    records = await request.app[BACKGROUND].queue.find(
+        account_id=project_account(project_id), queue=QUEUE, newest_first=True)
+    return [_view(r) for r in records if r.payload.get("project_id") == project_id]
 
 
 async def get_bounce(request: Request) -> Bounce:
     """One bounce's state and progress (viewer)."""
-    return Bounce(**_job(request).public())
+    return _view(await _record(request))
 
 
 async def bounce_audio(request: Request) -> web.StreamResponse:
     """The rendered file of a finished bounce (viewer)."""
-    job = _job(request)
+    record = await _record(request)
+    job = _view(record)
     if job.status != DONE:
         raise Conflict(f"bounce {job.id} is {job.status}, not done; poll "
-                       f"GET /projects/{job.project_id}/bounces/{job.id}")
-    return web.FileResponse(job.path, headers={
-        "Content-Type": FORMATS[job.fmt],
-        "Content-Disposition": f'attachment; filename="{job.project_id}-{job.id}.{job.fmt}"'})
+                       f"GET /projects/{job.project}/bounces/{job.id}")
+    path = bounce_directory(request.app) / record.result["output"]
+    if not path.is_file():
+        raise NotFound(f"the file of bounce {job.id} is gone; ask for a new bounce")
+    return web.FileResponse(path, headers={
+        "Content-Type": FORMATS[job.format],
+        "Content-Disposition": f'attachment; filename="{job.project}-{job.id}.{job.format}"'})
 
 
 async def cancel_bounce(request: Request) -> Bounce:
-    """Cancel a queued or running bounce (editor)."""
-    job = _job(request)
-    job.cancel.set()
-    return Bounce(**job.public())
+    """Cancel a queued or running bounce (editor); a running one stops at its next block."""
+    record = await _record(request)
+    record = await request.app[BACKGROUND].queue.cancel(record.account_id, record.id)
+    if record.state == CANCELLED:  # it will never run: nothing needs its snapshot
+        (bounce_directory(request.app) / record.payload["snapshot"]).unlink(missing_ok=True)
+    return _view(record)
 
 
 BOUNCES_PATH = "/projects/{project_id}/bounces"

@@ -402,9 +402,15 @@ async def emit_project_rendered(
     context = app.get(PLUGIN_CONTEXT_KEY)
     if context is None:
         return
-    for result in context.manager.hook.project_rendered(
+    results = context.manager.hook.project_rendered(
         context=context, account_id=account_id, project_id=project_id, path=str(path),
         metadata=dict(metadata or {}),
-    ):
-        if inspect.isawaitable(result):
-            await result
+    )
+    try:
+        for result in results:
+            if inspect.isawaitable(result):
+                await result
+    finally:  # stopped half-way (the job was cancelled): the rest will never run
+        for result in results:
+            if inspect.iscoroutine(result):
+                result.close()

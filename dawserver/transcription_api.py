@@ -1,7 +1,7 @@
 """HTTP routes for transcription and text-based editing.
 
-The jobs run in :mod:`dawserver.transcription_service`. The routes (token as for
-every route; see docs/transcription.md):
+The jobs run in :mod:`dawserver.transcription_service`, on the one job queue. The
+routes (token as for every route; see docs/transcription.md):
 
 - ``POST /projects/{id}/clips/{clip}/transcribe`` ``{"language": "de"}`` (editor): queue a job.
 - ``POST /projects/{id}/assets/{sha}/transcribe`` ``{"language": "de"}`` (editor): queue a
@@ -14,8 +14,9 @@ every route; see docs/transcription.md):
 - ``POST /projects/{id}/clips/{clip}/transcript/undo`` and ``.../redo`` (editor): undo or
   redo the project's last text edit (the room's undo history).
 
-Jobs live in the server's database (``transcription_jobs``, SQLite in the data
-directory by default, PostgreSQL when configured).
+Jobs live in the server's database, in the job queue's ``jobs`` table (queue
+``transcription``; SQLite in the data directory by default, PostgreSQL when configured).
+A job of another project is not found (404).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from .plugin_api import (
     Route,
 )
 from .transcript_document import apply_text_edit, find_clip
-from .transcription_service import JOBS
+from .transcription_service import TRANSCRIPTION
 
 MEDIA_TYPES = {"json": "application/json", "srt": "application/x-subrip", "vtt": "text/vtt",
                "txt": "text/plain"}
@@ -160,14 +161,11 @@ def _job_json(job: Job, *, result: bool = True) -> dict[str, Any]:
 
 
 async def _project_job(request: Request) -> Job:
-    project_id, job_id = request.params["project_id"], request.params["job_id"]
     try:
-        job = await request.app[JOBS].get(job_id)
+        return await request.app[TRANSCRIPTION].get(request.params["project_id"],
+                                                    request.params["job_id"])
     except JobError as exc:
         raise NotFound(str(exc)) from None
-    if job.project_id != project_id:
-        raise NotFound(f"no transcription job {job_id!r} in this project")
-    return job
 
 
 async def transcribe_clip(request: Request) -> Queued:
@@ -182,7 +180,7 @@ async def transcribe_clip(request: Request) -> Queued:
         raise Conflict(f"the source of clip {clip_id!r} ({ref.clip.source!r}) is missing "
                        "on the server")
     rate = ref.session.sample_rate
-    job = await request.app[JOBS].submit(
+    job = await request.app[TRANSCRIPTION].submit(
         project_id, ref.clip.source, clip_id=clip_id, start_s=ref.clip.offset / rate,
         end_s=(ref.clip.offset + ref.clip.length) / rate, language=request.body.language)
     return _accepted(project_id, job)
@@ -192,14 +190,14 @@ async def transcribe_asset(request: Request) -> Queued:
     """Queue the transcription of a whole uploaded asset (editor); the job holds the result."""
     project_id = request.params["project_id"]
     asset = await project_asset(request)
-    job = await request.app[JOBS].submit(project_id, asset.path,
-                                         language=request.body.language)
+    job = await request.app[TRANSCRIPTION].submit(project_id, asset.path,
+                                                  language=request.body.language)
     return _accepted(project_id, job)
 
 
 async def list_jobs(request: Request) -> list[TranscriptionJob]:
     """The project's transcription jobs, oldest first, without results (viewer)."""
-    jobs = await request.app[JOBS].store.for_project(request.params["project_id"])
+    jobs = await request.app[TRANSCRIPTION].for_project(request.params["project_id"])
     return [TranscriptionJob(**_job_json(job, result=False)) for job in jobs]
 
 
@@ -210,8 +208,12 @@ async def get_job(request: Request) -> TranscriptionJob:
 
 async def cancel_job(request: Request) -> TranscriptionJob:
     """Cancel a queued or running job (editor)."""
-    job = await _project_job(request)
-    return TranscriptionJob(**_job_json(await request.app[JOBS].cancel(job.id), result=False))
+    try:
+        job = await request.app[TRANSCRIPTION].cancel(request.params["project_id"],
+                                                      request.params["job_id"])
+    except JobError as exc:
+        raise NotFound(str(exc)) from None
+    return TranscriptionJob(**_job_json(job, result=False))
 
 
 async def get_transcript(request: Request) -> Reply:

@@ -17,6 +17,8 @@ payload, the account it belongs to (the distribution column) and its state::
   SQLite its single writer orders claims.
 - **Heartbeats and progress.** :meth:`JobQueue.heartbeat` extends the lease and
   records progress; it tells the worker whether the job was cancelled or lost.
+  Progress is the current attempt's: a claim, a retry and a release start it
+  at 0 again.
 - **Backoff.** A failed attempt waits :func:`jobs.backoff.backoff_delay` (exponential,
   equal jitter); after ``max_attempts`` it is a dead letter kept with its last
   error until someone calls :meth:`JobQueue.requeue`.
@@ -226,8 +228,12 @@ class JobQueue:
         return JobRecord.from_row(row)
 
     async def find(self, *, account_id: str | None = None, queue: str | None = None,
-                   states: Iterable[str] | None = None, limit: int = 1000) -> list[JobRecord]:
-        """Jobs, oldest first, filtered by account, queue and state."""
+                   states: Iterable[str] | None = None, limit: int = 1000,
+                   newest_first: bool = False) -> list[JobRecord]:
+        """Jobs, oldest first (or newest first), filtered by account, queue and state.
+
+        ``limit`` keeps the first jobs of that order: the newest ones with ``newest_first``.
+        """
         where, args = [], []
         if account_id is not None:
             where.append("account_id = ?")
@@ -243,8 +249,9 @@ class JobQueue:
             where.append(f"state IN ({', '.join('?' * len(wanted))})")
             args.extend(wanted)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
+        order = "created_at DESC, id DESC" if newest_first else "created_at, id"
         rows = await self.db.fetch(
-            f"SELECT * FROM jobs {clause} ORDER BY created_at, id LIMIT ?", *args, limit)
+            f"SELECT * FROM jobs {clause} ORDER BY {order} LIMIT ?", *args, limit)
         return [JobRecord.from_row(row) for row in rows]
 
     async def dead_letters(self, queue: str | None = None) -> list[JobRecord]:
@@ -262,7 +269,8 @@ class JobQueue:
         async with self.db.transaction() as tx:
             rows = await tx.fetch(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, "
-                "lease_token = ?, worker = ?, heartbeat_at = ?, updated_at = ? "
+                "lease_token = ?, worker = ?, heartbeat_at = ?, updated_at = ?, progress = 0, "
+                "note = '' "
                 f"WHERE (account_id, id) IN (SELECT account_id, id FROM jobs WHERE {_DUE} "
                 f"ORDER BY priority DESC, run_at, created_at LIMIT ?{lock}) RETURNING *",
                 lease, token, worker, now, now, queue, now, now, limit)
@@ -317,8 +325,8 @@ class JobQueue:
             return DEAD if done else ""
         delay = retry_after if retry_after is not None else backoff_delay(
             job.attempts, settings.backoff_base, settings.backoff_cap, self._rng)
-        done = await self._finish(job, "state = 'retrying', last_error = ?, run_at = ?",
-                                  error, now + delay)
+        done = await self._finish(job, "state = 'retrying', last_error = ?, run_at = ?, "
+                                  "progress = 0", error, now + delay)
         if done:
             log.info("job %s (%s) failed attempt %d/%d, retrying in %.1f s: %s", job.id,
                      job.queue, job.attempts, job.max_attempts, delay, error)
@@ -331,8 +339,8 @@ class JobQueue:
 
     async def release(self, job: JobRecord) -> bool:
         """Give a held job back unfinished (worker shutting down): not counted as an attempt."""
-        return await self._finish(job, "state = 'queued', attempts = attempts - 1, run_at = ?",
-                                  self._clock())
+        return await self._finish(job, "state = 'queued', attempts = attempts - 1, run_at = ?, "
+                                  "progress = 0, note = ''", self._clock())
 
     async def _finish(self, job: JobRecord, sets: str, *args: Any) -> bool:
         changed = await self.db.execute(

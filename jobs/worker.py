@@ -14,7 +14,9 @@ What a handler's end means:
   :class:`~jobs.errors.Retry`: retried after its delay; anything else: retried
   with backoff, a dead letter after the last attempt;
 - the job is cancelled (from any process): the handler's task is cancelled
-  (``JobContext.check`` raises in a thread), the job ends ``cancelled``;
+  (``JobContext.check`` raises in a thread), the job ends ``cancelled``; a
+  handler about to do something a cancelled job must not do (write its result
+  elsewhere) first awaits :meth:`JobContext.confirm`, which asks the database;
 - the worker stops: running handlers are cancelled and their jobs given back
   unfinished (not counted as attempts), so another worker starts them again;
 - the lease is lost (this process stalled past it, another worker took the
@@ -33,7 +35,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Self, TypeVar
 
 from .errors import JobCancelled, JobQueueError, Permanent, Retry
-from .queue import JobQueue, JobRecord
+from .queue import Beat, JobQueue, JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +53,13 @@ STOP_GRACE_S = 30.0
 class JobContext:
     """What a handler gets: its job, a progress reporter and the cancel signal."""
 
-    def __init__(self, job: JobRecord) -> None:
+    def __init__(self, job: JobRecord,
+                 beat: Callable[[], Awaitable[Beat]] | None = None) -> None:
         self.job = job
         self.stop_requested = threading.Event()
         self.shutting_down = False
         self.cancel_requested = False
+        self._beat = beat
         self._lock = threading.Lock()
         self._progress: tuple[float, str | None] | None = None
 
@@ -84,6 +88,24 @@ class JobContext:
         """Raise :class:`JobCancelled` once the job is cancelled or the worker stops."""
         if self.stop_requested.is_set():
             raise JobCancelled(f"job {self.job.id} was stopped")
+
+    async def confirm(self) -> None:
+        """Raise :class:`JobCancelled` unless the job is still ours and nobody cancelled it.
+
+        Unlike :meth:`check` it asks the database (renewing the lease), so a
+        cancel from another process is seen now rather than at the next
+        heartbeat.  Await it just before an effect a cancelled job must not have.
+        """
+        self.check()
+        if self._beat is None:
+            return
+        beat = await self._beat()
+        if beat.cancel_requested:
+            self.cancel_requested = True
+        if beat.cancel_requested or not beat.held:
+            self.stop_requested.set()
+            raise JobCancelled(f"job {self.job.id} was "
+                               f"{'cancelled' if beat.held else 'taken over by another worker'}")
 
     async def run_in_thread(self, func: Callable[..., T], *args: Any) -> T:
         """Run blocking ``func(*args)`` in a thread; on cancel, wait for it to notice.
@@ -184,7 +206,7 @@ class JobWorker:
                     await wake.wait()
 
     def _launch(self, name: str, job: JobRecord) -> None:
-        ctx = JobContext(job)
+        ctx = JobContext(job, lambda: self.queue.heartbeat(job))
         task = asyncio.create_task(self._run(name, ctx), name=f"job:{name}:{job.id}")
         self._running[name][task] = ctx
 
@@ -283,4 +305,6 @@ class JobWorker:
 
 def _describe(exc: BaseException) -> str:
     text = str(exc)
+    if text and isinstance(exc, Permanent | Retry):  # the handler's own words
+        return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -15,9 +15,16 @@ from collab.tokens import Role
 from dawclient.channel import connect
 from dawserver.app import create_app
 from dawserver.config import ServerConfig
-from dawserver.keys import CONFIG, DATABASE, PLUGIN_CONTEXT_KEY, ROOMS, STORE, TOKENS
+from dawserver.keys import (
+    BACKGROUND,
+    CONFIG,
+    DATABASE,
+    PLUGIN_CONTEXT_KEY,
+    ROOMS,
+    STORE,
+    TOKENS,
+)
 from dawserver.projects import import_session
-from dawserver.transcription_service import JOBS
 from dsp_core.session import Session, Track
 
 pytestmark = pytest.mark.asyncio
@@ -39,10 +46,13 @@ async def test_the_store_jobs_and_plugins_share_the_one_database(
         database = app[DATABASE]
         assert database.started
         assert app[STORE].database is database
-        assert app[JOBS].store.database is database
+        assert app[BACKGROUND].queue.db is database  # bounces, transcription, plug-in jobs
         assert app[PLUGIN_CONTEXT_KEY].database() is database
-        tables = await database.tables()
-        assert {"collab_projects", "transcription_jobs", "dist_jobs"} <= set(tables)
+        assert app[PLUGIN_CONTEXT_KEY].background is app[BACKGROUND]
+        assert {"bounce", "transcription"} <= set(app[BACKGROUND].queues)
+        tables = set(await database.tables())
+        assert {"collab_projects", "jobs", "dist_jobs"} <= tables
+        assert "transcription_jobs" not in tables  # moved into the one job queue
     assert not database.started
 
 

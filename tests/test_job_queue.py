@@ -60,6 +60,24 @@ def test_an_idempotency_key_gives_the_same_job_back(collab_database_url: str) ->
     run_with_queue(collab_database_url, body)
 
 
+def test_jobs_are_found_oldest_or_newest_first_and_the_limit_keeps_that_end(
+        collab_database_url: str) -> None:
+    clock = Clock()
+
+    async def body(queue: JobQueue) -> None:
+        made = []
+        for n in range(4):
+            made.append((await queue.enqueue("render", {"n": n}, account_id="a")).id)
+            clock.now += 1
+        await queue.enqueue("render", {}, account_id="b")
+        assert [j.id for j in await queue.find(account_id="a")] == made
+        assert [j.id for j in await queue.find(account_id="a", limit=2)] == made[:2]
+        newest = await queue.find(account_id="a", limit=2, newest_first=True)
+        assert [j.id for j in newest] == made[:1:-1]
+
+    run_with_queue(collab_database_url, body, clock=clock)
+
+
 def test_a_job_enqueued_in_a_rolled_back_transaction_does_not_exist(
         collab_database_url: str) -> None:
     async def body(queue: JobQueue) -> None:
@@ -94,6 +112,7 @@ def test_a_claimed_job_is_held_until_its_lease_expires(collab_database_url: str)
         clock.now += 10  # the lease (30 s after the last beat) has expired: w2 takes over
         [taken] = await queue.claim("render", "w2")
         assert (taken.worker, taken.attempts) == ("w2", 2)
+        assert (taken.progress, taken.note) == (0, "")  # a new attempt starts from nothing
         assert not (await queue.heartbeat(held)).held
         assert not await queue.complete(held, {"late": True})
         assert await queue.complete(taken, {"ok": 1})
@@ -114,8 +133,10 @@ def test_failures_back_off_with_jitter_then_become_dead_letters(
         for attempt in (1, 2):
             [held] = await queue.claim("render", "w")
             assert held.attempts == attempt
+            await queue.heartbeat(held, 0.5)
             assert await queue.fail(held, f"boom {attempt}") == RETRYING
             stored = await queue.get("a", job.id)
+            assert stored.progress == 0
             waits.append(stored.run_at - clock.now)
             assert stored.last_error == f"boom {attempt}"
             assert await queue.claim("render", "w") == []  # not due yet
@@ -161,9 +182,10 @@ def test_a_released_job_is_not_counted_as_an_attempt(collab_database_url: str) -
     async def body(queue: JobQueue) -> None:
         job = await queue.enqueue("render", {}, account_id="a")
         [held] = await queue.claim("render", "w")
+        await queue.heartbeat(held, 0.5, "half way")
         assert await queue.release(held)
         again = await queue.get("a", job.id)
-        assert (again.state, again.attempts) == (QUEUED, 0)
+        assert (again.state, again.attempts, again.progress, again.note) == (QUEUED, 0, 0, "")
 
     run_with_queue(collab_database_url, body)
 

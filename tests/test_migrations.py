@@ -2,10 +2,9 @@
 
 The walk applies every migration of every component (collab, the job queue, the
 event bus, transcription, each built-in plug-in) one at a time, on SQLite and on a
-real PostgreSQL, and fails naming the migration and the table that breaks the rule of
-:mod:`database.sharding`.  The upgrade tests write a database with the DDL of
-the code before the shared layer, then open it with today's components.
-"""
+real PostgreSQL, and fails naming the migration and the table that breaks the rule
+of :mod:`database.sharding`.  The upgrade tests write a database with the DDL of
+the code before the shared layer, then open it with today's components."""
 
 from __future__ import annotations
 
@@ -20,10 +19,11 @@ from collab.store import MIGRATIONS as COLLAB
 from collab.store import QuarantinedUpdate, open_store
 from database import Database, Migration, open_database, sharding_problems
 from dawserver.plugins import collect_migrations, load_plugins
-from events import MIGRATIONS as EVENTS
+from events.bus import MIGRATIONS as EVENTS
 from jobs import MIGRATIONS as JOBS
-from transcription.job_store import MIGRATIONS as TRANSCRIPTION
-from transcription.job_store import JobStore
+from jobs import JobQueue
+from transcription.jobs import MIGRATIONS as TRANSCRIPTION
+from transcription.jobs import Job, migrate
 
 PLUGINS = collect_migrations(load_plugins())
 
@@ -75,7 +75,8 @@ def test_every_table_of_every_component_keeps_the_citus_rule(db_url: str) -> Non
 
     problems, tables = asyncio.run(go())
     assert problems == [], "\n".join(problems)
-    assert {"collab_projects", "collab_updates", "transcription_jobs", "dist_jobs"} <= tables
+    assert {"collab_projects", "collab_updates", "jobs", "dist_jobs"} <= tables
+    assert "transcription_jobs" not in tables  # transcription/2 moved it into the job queue
 
 
 def test_the_walk_names_a_table_that_breaks_the_rule(db_url: str) -> None:
@@ -219,6 +220,13 @@ async def write_old_database(db: Database) -> None:
         await db.execute("INSERT INTO schema_migrations VALUES ('transcription', 1, 'jobs', 1)")
     await db.execute("INSERT INTO transcription_jobs (project_id, id, source, status, "
                      "created_at, updated_at) VALUES ('song', 'j1', '/a.wav', 'queued', 1, 1)")
+    await db.execute("INSERT INTO transcription_jobs (project_id, id, clip_id, source, start_s, "
+                     "end_s, language, status, progress, result, created_at, updated_at) "
+                     "VALUES ('song', 'j2', 'c1', '/b.wav', 0.5, 2.25, 'de', 'done', 1, "
+                     "'{\"language\": \"de\", \"segments\": []}', 2, 3)")
+    await db.execute("INSERT INTO transcription_jobs (project_id, id, source, status, "
+                     "progress, error, created_at, updated_at) "
+                     "VALUES ('song', 'j3', '/c.wav', 'failed', 0.2, 'no such file', 4, 5)")
 
 
 def test_a_database_written_before_the_shared_layer_upgrades_in_place(db_url: str,
@@ -238,16 +246,30 @@ def test_a_database_written_before_the_shared_layer_upgrades_in_place(db_url: st
             await store.append("song", 5, [b"u5"])  # the log goes on where it stopped
 
         async with open_database(db_url) as db:
-            jobs = JobStore(db)
-            await jobs.setup()
-            assert (await jobs.get("j1")).source == "/a.wav"
+            await migrate(db)  # the job queue's table, then transcription/2 moves the jobs in
+            queue = JobQueue(db)
+            moved = {r.id: r for r in await queue.find(account_id="song", queue="transcription")}
+            assert {j: (r.state, r.attempts) for j, r in moved.items()} == {
+                "j1": ("queued", 0), "j2": ("done", 1), "j3": ("dead", 1)}
+            waiting, done, failed = (Job.from_record(moved[j]) for j in ("j1", "j2", "j3"))
+            assert (waiting.status, waiting.source, waiting.clip_id, waiting.end_s) == (
+                "queued", "/a.wav", None, None)
+            assert (done.status, done.clip_id, done.start_s, done.end_s, done.language) == (
+                "done", "c1", 0.5, 2.25, "de")
+            assert done.result == {"language": "de", "segments": []}
+            assert (done.created_at, done.updated_at, moved["j2"].finished_at) == (2, 3, 3)
+            assert (failed.status, failed.error) == ("failed", "no such file")
+            [claimed] = await queue.claim("transcription", "w")  # the queued one runs again
+            assert claimed.id == "j1"
             assert await db.migrate(PLUGINS) == []  # recorded under the old column name
             assert await db.fetchval("SELECT status FROM dist_releases") == "draft"
             tables = set(await db.tables())
             assert not tables & {"projects", "updates", "snapshots", "revocations"}
             recorded = {(r["component"], r["version"]) for r in await db.fetch(
                 "SELECT component, version FROM schema_migrations")}
-            assert {("collab", 1), ("transcription", 1), ("distribution", 7)} <= recorded
+            assert {("collab", 1), ("transcription", 1), ("transcription", 2), ("jobs", 1),
+                    ("distribution", 7)} <= recorded
+            assert "transcription_jobs" not in tables
             assert await walk(db, every_migration()) == []
 
     asyncio.run(go())

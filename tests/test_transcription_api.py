@@ -152,6 +152,19 @@ async def test_a_job_can_be_cancelled_and_jobs_are_listed(client: Client) -> Non
     status, jobs = await client.call("GET", "/transcription-jobs", "viewer")
     assert [(j["id"], j["status"]) for j in jobs] == [(first["id"], "done"),
                                                        (second["id"], "cancelled")]
+    status, document = await client.call("GET", "", "viewer")
+    shared = document["document"]["jobs"][second["id"]]
+    assert (shared["status"], shared["progress"]) == ("cancelled", 0.0)
+
+    # another project sees none of them
+    other = Client(client.app, client.config, client.http,
+                   (await import_session(client.app[STORE], Session())).project_id)
+    for method in ("GET", "DELETE"):
+        status, body = await other.call(method, f"/transcription-jobs/{first['id']}")
+        assert status == 404 and "no transcription job" in body["error"]
+    assert await other.call("GET", "/transcription-jobs", "viewer") == (200, [])
+    status, job = await client.call("GET", f"/transcription-jobs/{first['id']}", "viewer")
+    assert status == 200 and job["status"] == "done"
 
 
 async def test_a_job_queued_when_the_server_stops_finishes_after_a_restart(

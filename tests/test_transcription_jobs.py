@@ -1,25 +1,45 @@
-"""The job service: worker pool off the event loop, progress, cancel, requeue on restart."""
+"""Transcription jobs on the one job queue: off the event loop, progress, cancel, restarts.
+
+Each test serves the ``transcription`` queue with a :class:`jobs.JobWorker` and
+:func:`transcription.jobs.transcribe`, as the server does (the server's part,
+writing into the document, is tested in ``test_transcription_api.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile
 
+from database import open_database
+from jobs import JobContext, JobQueue, JobWorker, Permanent, QueueSettings
 from transcription.engine import Transcriber
-from transcription.errors import JobError
+from transcription.errors import JobCancelled, JobError
 from transcription.evaluation import SAMPLES, synthesize, word_error_rate
-from transcription.job_store import JobStore, open_job_store
-from transcription.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobService
+from transcription.jobs import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUE,
+    QUEUED,
+    RUNNING,
+    Job,
+    TranscriberPool,
+    TranscriptionRequest,
+    migrate,
+    queue_settings,
+    transcribe,
+)
 
-T = TypeVar("T")
+Progress = Callable[[str, float], None]
 
 
 @pytest.fixture(scope="module")
@@ -38,187 +58,255 @@ def long_speech(speech: Path) -> Path:
     return path
 
 
-def jobs_in(path: Path) -> contextlib.AbstractAsyncContextManager[JobStore]:
-    """The job store in the SQLite file ``path``."""
-    return open_job_store(f"sqlite://{path}")
+@dataclasses.dataclass
+class Served:
+    """A job queue and the worker serving its ``transcription`` queue."""
+
+    queue: JobQueue
+    worker: JobWorker
+    pool: TranscriberPool
+
+    async def submit(self, source: Path | str, project_id: str = "p1", **options: Any) -> Job:
+        request = TranscriptionRequest(project_id=project_id, source=str(source), **options)
+        record = await self.queue.enqueue(QUEUE, request.to_payload(), account_id=project_id)
+        return Job.from_record(record)
+
+    async def job(self, job_id: str, project_id: str = "p1") -> Job:
+        return Job.from_record(await self.queue.get(project_id, job_id))
+
+    async def until(self, job_id: str, *statuses: str, timeout: float = 120.0) -> Job:
+        async with asyncio.timeout(timeout):
+            while (job := await self.job(job_id)).status not in statuses:
+                await asyncio.sleep(0.05)
+        return job
+
+    async def wait(self, job_id: str) -> Job:
+        return await self.until(job_id, DONE, FAILED, CANCELLED)
 
 
-def stored(path: Path, read: Callable[[JobStore], Awaitable[T]]) -> T:
-    """``read(store)`` on the jobs saved in ``path``, from outside any service."""
-    async def go() -> T:
-        async with jobs_in(path) as store:
-            return await read(store)
+@contextlib.asynccontextmanager
+async def serving(url: str, factory: Callable[[], Any], *, workers: int = 1,
+                  progress: Progress | None = None) -> AsyncIterator[Served]:
+    """Serve transcription jobs in the database ``url`` with a pool of ``workers`` models."""
+    async with open_database(url) as db:
+        await migrate(db)
+        queue = JobQueue(db, {QUEUE: queue_settings(workers)})
+        pool = TranscriberPool(factory, workers)
 
-    return asyncio.run(go())
+        async def handler(ctx: JobContext) -> dict:
+            def report(fraction: float) -> None:
+                if progress is not None:
+                    progress(ctx.job.id, fraction)
+
+            return (await transcribe(ctx, pool, report)).to_dict()
+
+        async with JobWorker(queue, {QUEUE: handler}, poll_s=0.2) as worker:
+            yield Served(queue, worker, pool)
 
 
-class Recorder:
-    """Listener that remembers every state a job went through."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str, float]] = []
-        self.events: dict[tuple[str, str], asyncio.Event] = {}
-
-    def __call__(self, job: Job) -> None:
-        self.seen.append((job.id, job.status, job.progress))
-        for (job_id, status), event in self.events.items():
-            if job_id == job.id and status == job.status:
-                event.set()
-
-    def wait_for(self, job_id: str, status: str) -> asyncio.Event:
-        return self.events.setdefault((job_id, status), asyncio.Event())
+def sqlite(path: Path) -> str:
+    return f"sqlite://{path / 'jobs.sqlite3'}"
 
 
 def test_a_job_runs_off_the_loop_and_keeps_its_result(tmp_path: Path, speech: Path,
                                                       transcriber: Transcriber) -> None:
-    async def scenario() -> tuple[Job, Recorder, list[float]]:
-        recorder, ticks = Recorder(), []
-        async with jobs_in(tmp_path / "jobs.sqlite3") as store, \
-                JobService(store, lambda: transcriber) as service:
-            service.add_listener(recorder)
+    seen: list[tuple[str, float]] = []
 
+    async def scenario() -> tuple[Job, Job, list[float]]:
+        ticks = []
+        async with serving(sqlite(tmp_path), lambda: transcriber,
+                           progress=lambda job_id, p: seen.append((job_id, p))) as served:
             async def ticker() -> None:  # the loop keeps running while Whisper decodes
                 while True:
                     ticks.append(asyncio.get_running_loop().time())
                     await asyncio.sleep(0.05)
 
             tick = asyncio.create_task(ticker())
-            job = await service.submit("p1", speech, clip_id="c1", language="en")
-            done = await service.wait(job.id)
+            queued = await served.submit(speech, clip_id="c1", language="en")
+            done = await served.wait(queued.id)
             tick.cancel()
-        return done, recorder, ticks
+        return queued, done, ticks
 
-    job, recorder, ticks = asyncio.run(scenario())
-    assert job.status == DONE and job.progress == 1.0
+    queued, job, ticks = asyncio.run(scenario())
+    assert (queued.status, queued.progress, queued.result) == (QUEUED, 0.0, None)
+    assert job.status == DONE and job.progress == 1.0 and job.error is None
+    assert (job.clip_id, job.language, job.source) == ("c1", "en", str(speech))
     assert word_error_rate(SAMPLES["en"][1], job.transcript.text, "en") < 0.1
-    statuses = [s for _, s, _ in recorder.seen]
-    assert statuses[0] == QUEUED and RUNNING in statuses and statuses[-1] == DONE
-    progress = [p for _, _, p in recorder.seen]
-    assert progress == sorted(progress)
+    progress = [p for job_id, p in seen if job_id == job.id]
+    assert progress and progress == sorted(progress) and progress[-1] == 1.0
     # Decoding on the loop would stall it for the whole job: one gap as long as the run.
     # Off the loop, the longest gap is a scheduling hiccup (up to ~1 s on a loaded machine).
     assert len(ticks) >= 5 and max(np.diff(ticks)) < 0.5 * (ticks[-1] - ticks[0])
-    path = tmp_path / "jobs.sqlite3"
-    assert stored(path, lambda store: store.get(job.id)).result == job.result
-    assert [j.id for j in stored(path, lambda store: store.for_project("p1"))] == [job.id]
-    assert stored(path, lambda store: store.for_project("p2")) == []
+
+    async def stored() -> tuple[dict, list[str], list[str]]:  # from outside any worker
+        async with open_database(sqlite(tmp_path)) as db:
+            queue = JobQueue(db)
+            return ((await queue.get("p1", job.id)).result,
+                    [r.id for r in await queue.find(account_id="p1", queue=QUEUE)],
+                    [r.id for r in await queue.find(account_id="p2", queue=QUEUE)])
+
+    assert asyncio.run(stored()) == (job.result, [job.id], [])
 
 
 def test_jobs_survive_a_restart(tmp_path: Path, speech: Path,
                                 transcriber: Transcriber) -> None:
-    path = tmp_path / "jobs.sqlite3"
+    async def first_run() -> list[str]:
+        async with serving(sqlite(tmp_path), lambda: transcriber) as served:
+            running = await served.submit(speech, language="en")
+            waiting = await served.submit(speech, language="en")
+            await served.until(running.id, RUNNING, timeout=60)
+        return [running.id, waiting.id]
 
-    async def first_run() -> tuple[str, str]:
-        recorder = Recorder()
-        async with jobs_in(path) as store, JobService(store, lambda: transcriber) as service:
-            service.add_listener(recorder)
-            running = await service.submit("p1", speech, language="en")
-            waiting = await service.submit("p1", speech, language="en")
-            await asyncio.wait_for(recorder.wait_for(running.id, RUNNING).wait(), 60)
-        return running.id, waiting.id
+    async def stored(ids: list[str]) -> list[tuple[str, float, int]]:  # no worker running
+        async with open_database(sqlite(tmp_path)) as db:
+            records = [await JobQueue(db).get("p1", job_id) for job_id in ids]
+        return [(Job.from_record(r).status, r.progress, r.attempts) for r in records]
 
-    interrupted, waiting = asyncio.run(first_run())
-    assert stored(path, lambda store: store.get(interrupted)).status == QUEUED
-    assert stored(path, lambda store: store.get(waiting)).status == QUEUED
+    async def second_run(ids: list[str]) -> list[Job]:
+        async with serving(sqlite(tmp_path), lambda: transcriber) as served:
+            return [await served.wait(job_id) for job_id in ids]
 
-    async def second_run() -> list[Job]:
-        async with jobs_in(path) as store, JobService(store, lambda: transcriber) as service:
-            return [await service.wait(interrupted), await service.wait(waiting)]
-
-    jobs = asyncio.run(second_run())
+    ids = asyncio.run(first_run())
+    # the worker stopped: the running job was given back, the waiting one waits
+    assert asyncio.run(stored(ids)) == [(QUEUED, 0.0, 0), (QUEUED, 0.0, 0)]
+    jobs = asyncio.run(second_run(ids))
     assert [j.status for j in jobs] == [DONE, DONE]
     assert all(j.transcript.words for j in jobs)
 
 
-def test_a_job_left_running_by_a_crash_is_requeued(tmp_path: Path, speech: Path,
-                                                   transcriber: Transcriber) -> None:
-    crashed = Job(project_id="p1", source=str(speech), status=RUNNING, progress=0.4)
-    stored(tmp_path / "jobs.sqlite3", lambda store: store.save(crashed))
+def test_a_job_left_running_by_a_crash_is_taken_over(collab_database_url: str, speech: Path,
+                                                     transcriber: Transcriber) -> None:
+    async def run() -> tuple[Job, Job, int]:
+        async with open_database(collab_database_url) as db:  # a worker that then dies
+            await migrate(db)
+            crashed = JobQueue(db, {QUEUE: QueueSettings(lease_s=1)})
+            request = TranscriptionRequest(project_id="p1", source=str(speech))
+            held = await crashed.enqueue(QUEUE, request.to_payload(), account_id="p1")
+            waiting = await crashed.enqueue(QUEUE, request.to_payload(), account_id="p1")
+            [claimed] = await crashed.claim(QUEUE, "crashed-worker")
+            assert claimed.id == held.id
+        async with serving(collab_database_url, lambda: transcriber) as served:
+            first, second = await served.wait(held.id), await served.wait(waiting.id)
+            return first, second, (await served.queue.get("p1", held.id)).attempts
 
-    async def run() -> Job:
-        async with jobs_in(tmp_path / "jobs.sqlite3") as store, \
-                JobService(store, lambda: transcriber) as service:
-            return await service.wait(crashed.id)
-
-    assert asyncio.run(run()).status == DONE
+    first, second, attempts = asyncio.run(run())
+    assert (first.status, second.status, attempts) == (DONE, DONE, 2)
+    assert first.transcript.words and second.transcript.words
 
 
 def test_cancelling_a_running_job_stops_it(tmp_path: Path, long_speech: Path,
                                            transcriber: Transcriber) -> None:
-    async def run() -> tuple[Job, Recorder]:
-        recorder = Recorder()
-        async with jobs_in(tmp_path / "jobs.sqlite3") as store, \
-                JobService(store, lambda: transcriber) as service:
-            service.add_listener(recorder)
-            job = await service.submit("p1", long_speech, language="en")
-            await asyncio.wait_for(recorder.wait_for(job.id, RUNNING).wait(), 60)
-            await service.cancel(job.id)
-            return await service.wait(job.id), recorder
+    async def run() -> tuple[Job, Job]:
+        async with serving(sqlite(tmp_path), lambda: transcriber) as served:
+            job = await served.submit(long_speech, language="en")
+            await served.until(job.id, RUNNING, timeout=60)
+            answer = Job.from_record(await served.queue.cancel("p1", job.id))
+            return answer, await served.wait(job.id)
 
-    job, recorder = asyncio.run(run())
-    assert job.status == CANCELLED
-    assert job.result is None and job.progress < 1.0
+    answer, job = asyncio.run(run())
+    assert answer.status == CANCELLED  # at once, though the decode stops at its next segment
+    assert job.status == CANCELLED and job.result is None and job.progress < 1.0
 
 
 def test_cancelling_a_queued_job_means_it_never_runs(tmp_path: Path, speech: Path,
                                                      transcriber: Transcriber) -> None:
-    async def run() -> tuple[Job, Job, Recorder]:
-        recorder = Recorder()
-        async with jobs_in(tmp_path / "jobs.sqlite3") as store, \
-                JobService(store, lambda: transcriber) as service:
-            service.add_listener(recorder)
-            first = await service.submit("p1", speech, language="en")
-            second = await service.submit("p1", speech, language="en")
-            assert (await service.cancel(second.id)).status == CANCELLED
-            return await service.wait(first.id), await service.wait(second.id), recorder
+    async def run() -> tuple[Job, Job, Job, int]:
+        async with serving(sqlite(tmp_path), lambda: transcriber) as served:
+            first = await served.submit(speech, language="en")
+            second = await served.submit(speech, language="en")
+            answer = Job.from_record(await served.queue.cancel("p1", second.id))
+            first, second = await served.wait(first.id), await served.wait(second.id)
+            return first, second, answer, (await served.queue.get("p1", second.id)).attempts
 
-    first, second, recorder = asyncio.run(run())
+    first, second, answer, attempts = asyncio.run(run())
+    assert answer.status == CANCELLED and answer.error is None
     assert first.status == DONE and second.status == CANCELLED
-    assert (second.id, RUNNING, 0.0) not in recorder.seen
+    assert attempts == 0  # never claimed
 
 
-def test_a_job_on_a_bad_file_fails_with_a_clear_error(tmp_path: Path,
-                                                      transcriber: Transcriber) -> None:
-    async def run() -> Job:
-        async with jobs_in(tmp_path / "jobs.sqlite3") as store, \
-                JobService(store, lambda: transcriber) as service:
-            job = await service.submit("p1", tmp_path / "missing.wav")
-            return await service.wait(job.id)
+def test_a_job_on_a_bad_file_fails_at_once_with_a_clear_error(
+        tmp_path: Path, transcriber: Transcriber) -> None:
+    async def run() -> tuple[Job, int]:
+        async with serving(sqlite(tmp_path), lambda: transcriber) as served:
+            job = await served.wait((await served.submit(tmp_path / "missing.wav")).id)
+            return job, (await served.queue.get("p1", job.id)).attempts
 
-    job = asyncio.run(run())
+    job, attempts = asyncio.run(run())
     assert job.status == FAILED and "does not exist" in job.error
+    assert attempts == 1  # retrying cannot make the file appear
 
 
-def test_each_worker_thread_loads_one_model(tmp_path: Path, speech: Path,
-                                            transcriber: Transcriber) -> None:
+def test_each_model_is_loaded_once_and_used_by_one_thread_at_a_time(
+        tmp_path: Path, speech: Path, transcriber: Transcriber) -> None:
     built: list[int] = []
+    overlaps: list[int] = []
 
-    def factory() -> Transcriber:
+    class OneAtATime:
+        def __init__(self) -> None:
+            self.busy = threading.Lock()
+
+        def transcribe(self, *args: Any, **kwargs: Any) -> Any:
+            if not self.busy.acquire(blocking=False):
+                overlaps.append(threading.get_ident())
+                raise AssertionError("a model was used by two threads at once")
+            try:
+                return transcriber.transcribe(*args, **kwargs)
+            finally:
+                self.busy.release()
+
+    def factory() -> OneAtATime:
         built.append(threading.get_ident())
-        return transcriber
+        return OneAtATime()
 
-    async def run() -> list[Job]:
-        async with jobs_in(tmp_path / "jobs.sqlite3") as store, \
-                JobService(store, factory, workers=2) as service:
-            jobs = [await service.submit("p1", speech, language="en") for _ in range(4)]
-            return [await service.wait(j.id) for j in jobs]
+    async def run() -> tuple[list[Job], int]:
+        async with serving(sqlite(tmp_path), factory, workers=2) as served:
+            jobs = [await served.submit(speech, language="en") for _ in range(4)]
+            return [await served.wait(j.id) for j in jobs], served.pool.loaded
 
-    assert [j.status for j in asyncio.run(run())] == [DONE] * 4
-    assert 1 <= len(built) <= 2 and len(set(built)) == len(built)
+    jobs, loaded = asyncio.run(run())
+    assert [j.status for j in jobs] == [DONE] * 4 and overlaps == []
+    assert 1 <= len(built) == loaded <= 2 and len(set(built)) == len(built)
 
 
-def test_misuse_is_refused(tmp_path: Path, transcriber: Transcriber) -> None:
-    async def misuse() -> None:
-        async with jobs_in(tmp_path / "jobs.sqlite3") as store:
-            with pytest.raises(JobError, match="no transcription job"):
-                await store.get("nope")
-            with pytest.raises(JobError, match="workers"):
-                JobService(store, lambda: transcriber, workers=0)
-            service = JobService(store, lambda: transcriber)
-            with pytest.raises(JobError, match="not started"):
-                await service.submit("p1", "x.wav")
-            async with service:
-                with pytest.raises(JobError, match="already started"):
-                    await service.start()
+def test_misuse_is_refused() -> None:
+    with pytest.raises(JobError, match="workers must be >= 1"):
+        queue_settings(0)
+    with pytest.raises(JobError, match="workers must be >= 1"):
+        TranscriberPool(lambda: None, 0)
+    with pytest.raises(Permanent, match="not a transcription request"):
+        TranscriptionRequest.from_payload({"project_id": "p1", "clip": "c1"})
 
-    asyncio.run(misuse())
+
+def test_a_pool_waits_for_a_free_model_and_stops_waiting_when_cancelled() -> None:
+    made: list[object] = []
+    failures = [RuntimeError("model.bin is truncated")]
+
+    def factory() -> object:
+        if failures:
+            raise failures.pop()
+        made.append(object())
+        return made[-1]
+
+    pool = TranscriberPool(factory, 1)
+    with pytest.raises(RuntimeError, match="truncated"), pool.borrow():
+        pass
+    assert pool.loaded == 0  # a model that failed to load frees its slot
+    cancel = threading.Event()
+    waited: list[object] = []
+    with pool.borrow() as model:
+        def other() -> None:
+            try:
+                with pool.borrow(cancel):
+                    waited.append("got a model")
+            except JobCancelled as exc:
+                waited.append(exc)
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(0.3)
+        assert thread.is_alive() and waited == []  # the one model is busy: it waits
+        cancel.set()
+        thread.join(5)
+    assert isinstance(waited[0], JobCancelled)
+    with pool.borrow() as again:
+        assert again is model and made == [model] and pool.loaded == 1

@@ -1,61 +1,141 @@
-"""Transcription jobs: a persisted queue served by a pool of worker threads.
+"""What a transcription job does: one source decoded by Whisper, off the event loop.
 
-Each worker thread loads its own Whisper model once (CTranslate2 releases the
-GIL while it decodes, so threads run in parallel off the event loop).  Jobs
-live in the process's database, in the one ``transcription_jobs`` table
-(:class:`transcription.job_store.JobStore`).  Jobs that were queued or running
-when the server stopped are requeued when it starts again.  Progress and results are reported to
-listeners on the event loop, which write them into the shared document.
+Transcription jobs are jobs of the one durable job queue (:mod:`jobs`), in the
+queue ``transcription``; their payload is a :class:`TranscriptionRequest`.  A
+server serves the queue with as many slots as it has Whisper models
+(:func:`queue_settings`), and its handler calls :func:`transcribe`, which
+decodes in a thread (:meth:`jobs.JobContext.run_in_thread`) with a model
+borrowed from a :class:`TranscriberPool`: each model is loaded once, by the
+first thread that needs it, and used by one thread at a time (CTranslate2
+releases the GIL while it decodes, so jobs run in parallel and the event loop
+never waits on Whisper).  Progress is reported in :data:`PROGRESS_STEP` steps;
+a cancelled job stops at the next decoded segment; a source or model that
+cannot be read fails the job at once (:class:`jobs.Permanent`).
+
+What the queue gives for free replaces what this module once did itself: a
+job whose worker stopped is given back and runs again at the next start (or on
+another node), and one whose worker died is claimed again when its lease
+expires.  :class:`Job` is a job as the HTTP API and the document show it.
+
+The table of the jobs before they moved to the queue, ``transcription_jobs``,
+is moved into ``jobs`` and dropped by ``migrations/0002_into_job_queue``, which
+needs the queue's table: apply both with :func:`migrate`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
+import contextlib
 import threading
-import time
-import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import jobs
+from database import Database, load_migrations
+from jobs import JobContext, JobRecord, Permanent, QueueSettings
 
 from .errors import JobCancelled, JobError, TranscriptionError
 from .transcript import Transcript
 
-if TYPE_CHECKING:
-    from .job_store import JobStore
-
-log = logging.getLogger(__name__)
-
+#: The job queue transcription jobs run on.
+QUEUE = "transcription"
+#: This component's migrations; :func:`migrate` applies them after the queue's.
+MIGRATIONS = load_migrations("transcription", Path(__file__).with_name("migrations"))
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = frozenset({DONE, FAILED, CANCELLED})
-#: Progress is stored and reported in steps of this fraction (each step is one commit).
+#: The states a transcription job shows, by the queue's state of its job.
+STATUS = {jobs.QUEUED: QUEUED, jobs.RETRYING: QUEUED, jobs.RUNNING: RUNNING, jobs.DONE: DONE,
+          jobs.DEAD: FAILED, jobs.CANCELLED: CANCELLED}
+#: Progress is stored and reported in steps of this fraction.
 PROGRESS_STEP = 0.05
 
+TranscriberFactory = Callable[[], Any]
 
-@dataclass
-class Job:
-    """One transcription request and its state."""
+
+async def migrate(database: Database) -> None:
+    """Create or upgrade the tables transcription jobs live in (the queue's, then ours)."""
+    await database.migrate([*jobs.MIGRATIONS, *MIGRATIONS])
+
+
+def queue_settings(workers: int) -> QueueSettings:
+    """How the ``transcription`` queue runs with ``workers`` models: that many jobs at once."""
+    if workers < 1:
+        raise JobError(f"workers must be >= 1, got {workers}")
+    return QueueSettings(max_attempts=3, backoff_base=5.0, backoff_cap=300.0, lease_s=60.0,
+                         concurrency=workers)
+
+
+@dataclass(frozen=True)
+class TranscriptionRequest:
+    """A job's payload: which project, which source file and what part of it, which language."""
 
     project_id: str
     source: str
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
     clip_id: str | None = None
     start_s: float = 0.0
     end_s: float | None = None
     language: str | None = None
-    status: str = QUEUED
-    progress: float = 0.0
-    result: dict[str, Any] | None = None
-    error: str | None = None
-    created_at: float = field(default_factory=time.time)
-    updated_at: float = field(default_factory=time.time)
+
+    def to_payload(self) -> dict[str, Any]:
+        """The job payload (JSON)."""
+        return asdict(self)
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> TranscriptionRequest:
+        """The request a job's payload holds (:class:`jobs.Permanent` if it is not one)."""
+        try:
+            return cls(**payload)
+        except TypeError as exc:
+            raise Permanent(f"not a transcription request: {exc}") from None
+
+
+@dataclass
+class Job:
+    """A transcription job as the HTTP API shows it (:meth:`from_record`)."""
+
+    project_id: str
+    source: str
+    id: str
+    clip_id: str | None
+    start_s: float
+    end_s: float | None
+    language: str | None
+    status: str
+    progress: float
+    result: dict[str, Any] | None
+    error: str | None
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def from_record(cls, record: JobRecord) -> Job:
+        """The job a queue record holds.
+
+        A running job someone cancelled shows ``cancelled`` at once: it stops at its next
+        decoded segment and writes nothing.
+        """
+        request = TranscriptionRequest.from_payload(record.payload)
+        status = STATUS[record.state]
+        if record.state == jobs.RUNNING and record.cancel_requested:
+            status = CANCELLED
+        failed = status == FAILED or record.state == jobs.RETRYING
+        return cls(id=record.id, **asdict(request), status=status, progress=record.progress,
+                   result=record.result if status == DONE else None,
+                   error=record.last_error if failed and record.last_error else None,
+                   created_at=record.created_at, updated_at=record.updated_at)
+
+    @property
+    def request(self) -> TranscriptionRequest:
+        """What the job was asked to do."""
+        return TranscriptionRequest(
+            project_id=self.project_id, source=self.source, clip_id=self.clip_id,
+            start_s=self.start_s, end_s=self.end_s, language=self.language)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form served by the HTTP API."""
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
     def transcript(self) -> Transcript | None:
@@ -63,182 +143,87 @@ class Job:
         return Transcript.from_dict(self.result) if self.result is not None else None
 
 
-Listener = Callable[[Job], None]
-TranscriberFactory = Callable[[], Any]
+class TranscriberPool:
+    """Up to ``size`` Whisper models, each loaded once and used by one thread at a time.
 
-
-class JobService:
-    """Runs :class:`Job` s from a :class:`~transcription.job_store.JobStore` on worker threads.
-
-    Use as ``async with JobService(store, factory) as service``.  ``factory``
-    builds one :class:`~transcription.engine.Transcriber` per worker thread.
-    Listeners are called on the event loop whenever a job changes.
+    ``factory()`` builds one :class:`~transcription.engine.Transcriber`; it runs
+    in the first thread that needs a model while every loaded one is busy.
     """
 
-    def __init__(self, store: JobStore, transcriber_factory: TranscriberFactory, *,
-                 workers: int = 1) -> None:
-        if workers < 1:
-            raise JobError(f"workers must be >= 1, got {workers}")
-        self.store = store
-        self.workers = workers
-        self._factory = transcriber_factory
-        self._local = threading.local()
-        self._listeners: list[Listener] = []
-        self._events: dict[str, threading.Event] = {}
-        self._tasks: dict[str, asyncio.Task] = {}
-        self._executor: ThreadPoolExecutor | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping = False
+    def __init__(self, factory: TranscriberFactory, size: int) -> None:
+        if size < 1:
+            raise JobError(f"workers must be >= 1, got {size}")
+        self.size = size
+        self._factory = factory
+        self._idle: list[Any] = []
+        self._loaded = 0
+        self._changed = threading.Condition()
 
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(job)`` on the event loop after every change of a job."""
-        self._listeners.append(listener)
+    @property
+    def loaded(self) -> int:
+        """How many models were loaded so far."""
+        return self._loaded
 
-    async def __aenter__(self) -> JobService:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    async def start(self) -> None:
-        """Start the workers and requeue unfinished jobs."""
-        if self._executor is not None:
-            raise JobError("the transcription service is already started")
-        self._loop = asyncio.get_running_loop()
-        self._stopping = False
-        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="transcribe")
-        for job in await self.store.unfinished():
-            log.info("requeueing transcription job %s (%s)", job.id, job.status)
-            job.status, job.progress = QUEUED, 0.0
-            await self.store.save(job)
-            self._schedule(job)
-
-    async def stop(self) -> None:
-        """Stop: running jobs are interrupted and stay queued for the next start."""
-        if self._executor is None:
-            return
-        self._stopping = True
-        for event in self._events.values():
-            event.set()
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        executor, self._executor = self._executor, None
-        await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
-
-    async def submit(self, project_id: str, source: str | os.PathLike[str], *,
-               clip_id: str | None = None, start_s: float = 0.0, end_s: float | None = None,
-               language: str | None = None) -> Job:
-        """Queue a job (persisted before this returns) and return it."""
-        if self._executor is None:
-            raise JobError("the transcription service is not started")
-        job = Job(project_id=project_id, source=str(source), clip_id=clip_id,
-                  start_s=start_s, end_s=end_s, language=language)
-        await self.store.save(job)
-        self._schedule(job)
-        self._notify(job)
-        return job
-
-    async def get(self, job_id: str) -> Job:
-        """The current state of a job."""
-        return await self.store.get(job_id)
-
-    async def cancel(self, job_id: str) -> Job:
-        """Cancel a queued or running job (a finished one is returned unchanged)."""
-        job = await self.store.get(job_id)
-        if job.status in FINISHED:
-            return job
-        event = self._events.get(job_id)
-        if event is not None:
-            event.set()
-        job.status = CANCELLED
-        await self.store.save(job)
-        self._notify(job)
-        return job
-
-    async def wait(self, job_id: str) -> Job:
-        """Wait until a job has finished (or the service stops) and return it."""
-        task = self._tasks.get(job_id)
-        if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
-        return await self.store.get(job_id)
-
-    def _schedule(self, job: Job) -> None:
-        event = threading.Event()
-        self._events[job.id] = event
-        task = asyncio.get_running_loop().create_task(self._run(job.id, event))
-        self._tasks[job.id] = task
-
-    async def _run(self, job_id: str, event: threading.Event) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._executor, self._work, job_id, event)
-        except asyncio.CancelledError:
-            event.set()
-        finally:
-            self._events.pop(job_id, None)
-            self._tasks.pop(job_id, None)
-
-    # -- worker thread ------------------------------------------------------
-
-    def _transcriber(self) -> Any:
-        transcriber = getattr(self._local, "transcriber", None)
-        if transcriber is None:
-            transcriber = self._local.transcriber = self._factory()
-        return transcriber
-
-    def _work(self, job_id: str, event: threading.Event) -> None:
-        job = self._call(self.store.get, job_id)
-        if job.status != QUEUED or event.is_set():
-            return
-        self._call(self._update, job_id, status=RUNNING, progress=0.0)
-        last = [0.0]
-
-        def progress(fraction: float) -> None:
-            if fraction - last[0] >= PROGRESS_STEP or fraction >= 1.0:
-                last[0] = fraction
-                self._call(self._update, job_id, progress=round(fraction, 3))
-
-        try:
-            transcript = self._transcriber().transcribe(
-                job.source, language=job.language, start=job.start_s, end=job.end_s,
-                progress=progress, cancel=event)
-        except JobCancelled:
-            if self._stopping:
-                self._call(self._update, job_id, status=QUEUED, progress=0.0, only_running=True)
+    @contextlib.contextmanager
+    def borrow(self, cancel: threading.Event | None = None) -> Iterator[Any]:
+        """A model for this thread while the block runs (waits while all are busy)."""
+        with self._changed:
+            while not self._idle and self._loaded >= self.size:
+                if cancel is not None and cancel.is_set():
+                    raise JobCancelled("transcription cancelled while waiting for a model")
+                self._changed.wait(0.1)
+            build = not self._idle
+            if build:
+                self._loaded += 1
             else:
-                self._call(self._update, job_id, status=CANCELLED)
-            return
-        except (TranscriptionError, OSError, RuntimeError, ValueError) as exc:
-            log.warning("transcription job %s failed: %s", job_id, exc)
-            self._call(self._update, job_id, status=FAILED, error=str(exc))
-            return
-        self._call(self._update, job_id, status=DONE, progress=1.0,
-                   result=transcript.to_dict())
-
-    def _call(self, function: Callable, *args: Any, **kwargs: Any) -> Any:
-        """Run the coroutine function ``function`` on the event loop; return its result."""
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(function(*args, **kwargs), self._loop).result()
-
-    async def _update(self, job_id: str, *, only_running: bool = False,
-                      **changes: Any) -> Job:
-        job = await self.store.get(job_id)
-        if job.status == CANCELLED and changes.get("status") != CANCELLED:
-            return job  # cancelled meanwhile: keep it cancelled
-        if only_running and job.status != RUNNING:
-            return job
-        for name, value in changes.items():
-            setattr(job, name, value)
-        await self.store.save(job)
-        self._notify(job)
-        return job
-
-    def _notify(self, job: Job) -> None:
-        for listener in self._listeners:
+                model = self._idle.pop()
+        if build:
             try:
-                listener(job)
-            except Exception:  # a broken listener must not stop the queue
-                log.exception("transcription job listener failed for %s", job.id)
+                model = self._factory()
+            except BaseException:
+                with self._changed:
+                    self._loaded -= 1
+                    self._changed.notify()
+                raise
+        try:
+            yield model
+        finally:
+            with self._changed:
+                self._idle.append(model)
+                self._changed.notify()
+
+
+async def transcribe(ctx: JobContext, pool: TranscriberPool,
+                     progress: Callable[[float], None] | None = None) -> Transcript:
+    """Decode the job's request with a model of ``pool``, in a thread.
+
+    ``progress(fraction)`` is called on the event loop at every step of
+    :data:`PROGRESS_STEP` (the job's stored progress moves with it).  A cancelled
+    job raises :class:`jobs.JobCancelled`; a source or model that cannot be read
+    raises :class:`jobs.Permanent` with the reason.
+    """
+    request = TranscriptionRequest.from_payload(ctx.payload)
+    loop = asyncio.get_running_loop()
+    last = 0.0
+
+    def step(fraction: float) -> None:  # in the decoding thread
+        nonlocal last
+        if fraction - last >= PROGRESS_STEP or fraction >= 1.0:
+            last = fraction
+            ctx.progress(round(fraction, 3))
+            if progress is not None:
+                loop.call_soon_threadsafe(progress, round(fraction, 3))
+
+    def work() -> Transcript:
+        ctx.check()
+        with pool.borrow(ctx.stop_requested) as transcriber:
+            return transcriber.transcribe(
+                request.source, language=request.language, start=request.start_s,
+                end=request.end_s, progress=step, cancel=ctx.stop_requested)
+
+    try:
+        return await ctx.run_in_thread(work)
+    except JobCancelled as exc:
+        raise jobs.JobCancelled(str(exc)) from None
+    except (TranscriptionError, OSError, RuntimeError, ValueError) as exc:
+        raise Permanent(str(exc)) from None
