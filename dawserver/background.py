@@ -11,6 +11,8 @@ through Redis Streams when ``redis_url`` is configured.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -22,6 +24,12 @@ from jobs import Handler, JobQueue, JobWorker, QueueSettings
 from .errors import PluginError
 
 log = logging.getLogger(__name__)
+
+#: Finished jobs (done, cancelled) and relayed events are kept this long (seconds);
+#: dead letters stay until someone requeues or deletes them.
+KEEP_FINISHED_S = 30 * 24 * 3600
+#: How often the old rows are deleted (seconds).
+PURGE_EVERY_S = 3600.0
 
 #: How the event deliveries run on the in-process transport.
 EVENT_DELIVERY = QueueSettings(max_attempts=8, backoff_base=1.0, backoff_cap=300.0,
@@ -40,9 +48,13 @@ class Registered:
 class Background:
     """The registered queues, and once started the job queue, worker and event bus."""
 
-    def __init__(self, *, poll_s: float = 1.0) -> None:
+    def __init__(self, *, poll_s: float = 1.0, keep_finished_s: float = KEEP_FINISHED_S,
+                 purge_every_s: float = PURGE_EVERY_S) -> None:
         self.poll_s = poll_s
+        self.keep_finished_s = keep_finished_s
+        self.purge_every_s = purge_every_s
         self.queues: dict[str, Registered] = {}
+        self._purger: asyncio.Task | None = None
         self._queue: JobQueue | None = None
         self._bus: EventBus | None = None
         self._worker: JobWorker | None = None
@@ -93,11 +105,36 @@ class Background:
         await bus.start()
         self._worker = JobWorker(queue, handlers, poll_s=self.poll_s)
         self._worker.start()
+        self._purger = asyncio.create_task(self._purge_forever(), name="background:purge")
         log.info("background work started: queues %s, events via %s", sorted(handlers),
                  type(bus.transport).__name__)
 
+    async def purge(self) -> tuple[int, int]:
+        """Delete finished jobs and relayed events older than ``keep_finished_s``.
+
+        How many of each; dead letters are kept.
+        """
+        return (await self.queue.purge(self.keep_finished_s),
+                await self.bus.purge(self.keep_finished_s))
+
+    async def _purge_forever(self) -> None:
+        while True:
+            try:
+                jobs_gone, events_gone = await self.purge()
+                if jobs_gone or events_gone:
+                    log.info("deleted %d finished jobs and %d relayed events older than "
+                             "%.0f days", jobs_gone, events_gone, self.keep_finished_s / 86400)
+            except Exception as exc:  # the database may be down for a while
+                log.warning("cannot delete old jobs and events: %s", exc)
+            await asyncio.sleep(self.purge_every_s)
+
     async def stop(self) -> None:
         """Stop the worker (running jobs given back) and the event bus (idempotent)."""
+        purger, self._purger = self._purger, None
+        if purger is not None:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
         worker, self._worker = self._worker, None
         if worker is not None:
             await worker.stop()

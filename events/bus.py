@@ -159,6 +159,12 @@ class EventBus:
         return int(await self.db.fetchval(
             "SELECT COUNT(*) FROM events_outbox WHERE relayed_at IS NULL") or 0)
 
+    async def purge(self, older_than_s: float) -> int:
+        """Delete events relayed more than ``older_than_s`` ago; how many."""
+        return await self.db.execute(
+            "DELETE FROM events_outbox WHERE relayed_at IS NOT NULL AND relayed_at < ?",
+            time.time() - older_than_s)
+
     # -- relaying ---------------------------------------------------------------------------
 
     async def relay_once(self) -> int:

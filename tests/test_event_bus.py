@@ -105,6 +105,8 @@ def test_events_reach_every_subscriber_only_when_their_change_commits(
         assert heard["ledger"] == ["t1"] and heard["flaky"] == ["t1"]
         assert len(set(heard["broken"])) == 1  # one event, tried three times
         assert await bus.pending() == 0
+        assert await bus.purge(older_than_s=3600) == 0  # relayed just now: kept
+        assert await bus.purge(older_than_s=-1) == 1  # the one event that committed
         [dead] = await bus.transport.queue.dead_letters(QUEUE)
         assert dead.state == DEAD and dead.payload["subscriber"] == "broken"
         assert "always" in dead.last_error

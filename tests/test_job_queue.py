@@ -210,3 +210,31 @@ def test_claims_take_higher_priority_first(collab_database_url: str) -> None:
         assert [j.id for j in await queue.claim("render", "w", limit=2)] == [high.id, low.id]
 
     run_with_queue(collab_database_url, body)
+
+
+def test_purge_deletes_old_finished_jobs_but_keeps_dead_letters(
+        collab_database_url: str) -> None:
+    clock = Clock()
+
+    async def body(queue: JobQueue) -> None:
+        ids = {}
+        for kind in ("done", "dead", "cancelled", "waiting"):
+            ids[kind] = (await queue.enqueue("render", {"kind": kind}, account_id="a")).id
+        for held in await queue.claim("render", "w", limit=3):
+            kind = held.payload["kind"]
+            if kind == "done":
+                await queue.complete(held)
+            elif kind == "dead":
+                await queue.fail(held, "broken", permanent=True)
+            else:
+                await queue.release(held)
+        await queue.cancel("a", ids["cancelled"])
+        clock.now += 100
+        recent = (await queue.enqueue("render", {}, account_id="a")).id
+        [held] = [j for j in await queue.claim("render", "w", limit=5) if j.id == recent]
+        await queue.complete(held)
+        assert await queue.purge(older_than_s=50) == 2  # the old done and cancelled ones
+        left = {job.id for job in await queue.find(account_id="a")}
+        assert left == {ids["dead"], ids["waiting"], recent}
+
+    run_with_queue(collab_database_url, body, clock=clock)
