@@ -19,6 +19,7 @@ from jobs import (
     JobQueueError,
     QueueSettings,
     UnknownJob,
+    backoff_delay,
 )
 
 
@@ -56,6 +57,17 @@ def test_an_idempotency_key_gives_the_same_job_back(collab_database_url: str) ->
         assert len(await queue.find(account_id="a")) == 3
         with pytest.raises(JobQueueError, match="not JSON"):
             await queue.enqueue("render", {"x": object()}, account_id="a")
+
+    run_with_queue(collab_database_url, body)
+
+
+def test_jobs_are_found_by_their_ids(collab_database_url: str) -> None:
+    async def body(queue: JobQueue) -> None:
+        jobs = [await queue.enqueue("render", {"n": n}, account_id="a") for n in range(3)]
+        wanted = {jobs[0].id, jobs[2].id, "no-such-job"}
+        assert {j.id for j in await queue.find(ids=wanted)} == wanted - {"no-such-job"}
+        assert await queue.find(ids=[]) == []
+        assert await queue.find(account_id="b", ids=wanted) == []
 
     run_with_queue(collab_database_url, body)
 
@@ -188,3 +200,12 @@ def test_claims_take_higher_priority_first(collab_database_url: str) -> None:
         assert [j.id for j in await queue.claim("render", "w", limit=2)] == [high.id, low.id]
 
     run_with_queue(collab_database_url, body)
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    rng = random.Random(0)
+    for attempt in range(1, 12):
+        ceiling = min(60.0, 1.0 * 2 ** (attempt - 1))
+        delays = [backoff_delay(attempt, 1.0, 60.0, rng) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 100  # jittered, not fixed
