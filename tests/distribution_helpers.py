@@ -99,6 +99,15 @@ def release_dict(root: Path, *, tracks: int = 1, release_id: str = "rel-1",
     }
 
 
+async def migrate(db: Any) -> None:
+    """The plug-in's tables, after the core's job queue's (as the server applies them)."""
+    from business.distribution.plugin import MIGRATIONS
+    from jobs import MIGRATIONS as JOBS
+
+    await db.migrate(JOBS)
+    await db.migrate(MIGRATIONS)
+
+
 def postgres_schema_url(url: str, name: str) -> str:
     """``url`` pointing at a fresh, empty schema ``name`` (dropped first if present)."""
     import asyncio
@@ -130,7 +139,9 @@ class _Checked:
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         self.owner.check(sql)
-        return await self.target.fetch(sql, *args)
+        rows = await self.target.fetch(sql, *args)
+        self.owner.fetched(sql, rows)
+        return rows
 
     async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
         rows = await self.fetch(sql, *args)
@@ -153,6 +164,9 @@ class FlakyDatabase(_Checked):
         super().__init__(db, self)
         self.left = dict(failures)
         self.injected = dict.fromkeys(failures, 0)
+
+    def fetched(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        """Called with the rows each query gave (a subclass watches for something)."""
 
     def check(self, sql: str) -> None:
         """Raise DatabaseError when ``sql`` is due to fail."""

@@ -9,18 +9,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from distribution_helpers import FlakyDatabase, postgres_schema_url
+from distribution_helpers import FlakyDatabase, migrate, postgres_schema_url
 
 from business.distribution.errors import DistributionError, NotFoundError
 from business.distribution.outbox import Outbox, OutboxSettings
-from business.distribution.plugin import MIGRATIONS
 from business.distribution.presave import RELEASE_DAY, PreSaves, landing_page
 from business.distribution.services import services
 from database import open_database
 from dawserver.plugin_api import hookimpl
 from dawserver.plugins import (
     PluginContext,
+    declare_all,
     load_plugins,
+    open_background,
+    register_jobs,
     start_plugins,
     start_workers,
     stop_workers,
@@ -61,7 +63,7 @@ class ShakyListener:
 def test_campaign_counts_each_fan_once_and_fires_release_day_once(tmp_path: Path) -> None:
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'p.sqlite3'}") as db:
-            await db.migrate(MIGRATIONS)
+            await migrate(db)
             presaves = PreSaves(db)
             data = await presaves.create("acc", "rel-1", "Night Drive", "Ada", "2026-12-01")
             slug = data["slug"]
@@ -97,7 +99,7 @@ def test_campaign_counts_each_fan_once_and_fires_release_day_once(tmp_path: Path
 def test_release_day_event_is_retried_until_a_hook_hears_it(db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:
-            await db.migrate(MIGRATIONS)
+            await migrate(db)
             presaves = PreSaves(db, Outbox(db, FAST_RETRY))
             data = await presaves.create("acc", "rel-1", "Night Drive", "Ada", "2026-12-01")
             listener = ShakyListener(failures=1)
@@ -136,7 +138,11 @@ def test_release_day_job_survives_database_errors_and_a_failing_hook(tmp_path: P
             # the release-day check's first two queries fail
             db = FlakyDatabase(real, {"SELECT account_id, campaign_id, slug": 2})
             context = PluginContext(manager=manager, settings=settings, db=db)
+            declare_all(context)  # as install() does: the declared events and jobs,
+            register_jobs(context)
+            await open_background(context, None)  # then the job queue and the event bus
             await start_plugins(context)
+            await context.background.start()
             data = await services(context).presaves.create(
                 "acc", "rel-1", "Night Drive", "Ada", dt.date.today().isoformat())
             tasks = start_workers(context)
@@ -148,6 +154,7 @@ def test_release_day_job_survives_database_errors_and_a_failing_hook(tmp_path: P
                 assert not any(task.done() for task in tasks)
             finally:
                 await stop_workers(tasks)
+                await context.background.stop()
             assert db.injected == {"SELECT account_id, campaign_id, slug": 2}
             assert [p["slug"] for p in listener.heard] == [data["slug"]]
             assert listener.calls == 3

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from business.distribution.delivery import backoff_delay
+from dawserver.plugin_api import backoff_delay
 
 logger = logging.getLogger(__name__)
 

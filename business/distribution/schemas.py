@@ -165,6 +165,12 @@ class DeliveryJob(BaseModel):
     delivered_at: float | None
 
 
+class DeliveryRun(Model):
+    """The payload of a ``distribution.deliver`` job: the delivery record it runs."""
+
+    delivery_id: str
+
+
 class Lag(Model):
     """Seconds from queueing to delivery: count and percentiles."""
 

@@ -1,8 +1,10 @@
-"""The distribution module's running objects, shared by its routes and workers.
+"""The distribution module's running objects, shared by its routes, its job and its worker.
 
-Built once the database is open (the plug-in's ``startup`` hook) from the
-plug-in's settings and the store connectors other plug-ins contribute through
-the ``distribution_stores`` hook.
+Built once the database, the job queue and the event bus are open (the plug-in's
+``startup`` hook) from the plug-in's settings and the store connectors other
+plug-ins contribute through the ``distribution_stores`` hook. Deliveries run as the
+declared job ``distribution.deliver`` (:func:`deliver`) on the server's job worker;
+the release-day check is a plug-in worker (:func:`run_release_days`).
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from business.distribution.catalog import DEFAULT_SENDER, Catalog
 from business.distribution.ddex import Party
-from business.distribution.delivery import DeliveryPipeline, PipelineSettings, backoff_delay
+from business.distribution.delivery import DeliveryPipeline, PipelineSettings
 from business.distribution.ledger import Royalties
 from business.distribution.outbox import Outbox, OutboxSettings
 from business.distribution.presave import PreSaves
-from dawserver.plugin_api import PluginContext
+from business.distribution.schemas import DeliveryRun
+from dawserver.plugin_api import JobContext, PluginContext, backoff_delay
 
 PLUGIN_NAME = "distribution"
 logger = logging.getLogger(__name__)
@@ -30,7 +34,7 @@ RELEASE_DAY_BACKOFF_CAP_S = 600.0
 
 @dataclass
 class Services:
-    """The distribution module's objects, shared by its routes and workers."""
+    """The distribution module's objects, shared by its routes, job and worker."""
 
     catalog: Catalog
     royalties: Royalties
@@ -47,7 +51,7 @@ def services(context: PluginContext) -> Services:
 
 
 def build_services(context: PluginContext) -> Services:
-    """Create the module's objects from the context's database and settings."""
+    """Create the module's objects from the context's database, job queue and settings."""
     settings = context.settings_for(PLUGIN_NAME)
     db = context.database()
     connectors = [c for batch in context.manager.hook.distribution_stores(context=context)
@@ -55,8 +59,9 @@ def build_services(context: PluginContext) -> Services:
     sender = Party(settings.get("sender_dpid", DEFAULT_SENDER.dpid),
                    settings.get("sender_name", DEFAULT_SENDER.name))
     catalog = Catalog(db, {c.name: c.party for c in connectors}, sender)
-    pipeline = DeliveryPipeline(db, connectors, catalog.package,
-                                settings=PipelineSettings(**settings.get("pipeline", {})))
+    pipeline = DeliveryPipeline(db, context.background.queue, connectors, catalog.package,
+                                settings=PipelineSettings.from_config(
+                                    settings.get("pipeline", {})))
     outbox = Outbox(db, OutboxSettings(**settings.get("outbox", {})))
     return Services(catalog, Royalties(db), pipeline, PreSaves(db, outbox))
 
@@ -67,9 +72,9 @@ def start_services(context: PluginContext) -> Services:
     return context.state[_KEY]
 
 
-async def run_deliveries(context: PluginContext) -> None:
-    """Deliver queued jobs to the stores until cancelled."""
-    await services(context).pipeline.run()
+async def deliver(context: PluginContext, payload: DeliveryRun, job: JobContext) -> Any:
+    """The ``distribution.deliver`` job: one attempt at one delivery record."""
+    return await services(context).pipeline.handle(job)
 
 
 async def run_release_days(context: PluginContext) -> None:
