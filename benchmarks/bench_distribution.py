@@ -36,6 +36,7 @@ from business.distribution.statements import StatementLine, allocate_statement
 from business.distribution.stores.fakestore import FakeStore
 from business.distribution.stores.http_drop import HttpDropConnector
 from database import open_database
+from events import MIGRATIONS as EVENTS
 from jobs import MIGRATIONS as JOBS
 from jobs import JobQueue, JobWorker
 
@@ -89,7 +90,7 @@ async def _delivery_figures(root: Path) -> tuple[float, float]:
     sf.write(audio, np.repeat(tone[:, None], 2, 1).astype(np.float32), 44_100,
              subtype="PCM_16")
     async with open_database(f"sqlite://{root / 'b.sqlite3'}") as db, FakeStore() as store:
-        await db.migrate(JOBS)
+        await db.migrate([*JOBS, *EVENTS])  # the core's tables first, as the server does
         await db.migrate(MIGRATIONS)
         catalog = Catalog(db)
         for n in range(RELEASES):

@@ -100,11 +100,12 @@ def release_dict(root: Path, *, tracks: int = 1, release_id: str = "rel-1",
 
 
 async def migrate(db: Any) -> None:
-    """The plug-in's tables, after the core's job queue's (as the server applies them)."""
+    """The plug-in's tables, after the job queue's and the event bus's (as the server does)."""
     from business.distribution.plugin import MIGRATIONS
+    from events import MIGRATIONS as EVENTS
     from jobs import MIGRATIONS as JOBS
 
-    await db.migrate(JOBS)
+    await db.migrate([*JOBS, *EVENTS])
     await db.migrate(MIGRATIONS)
 
 

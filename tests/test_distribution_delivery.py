@@ -719,12 +719,13 @@ def test_pipeline_settings_are_the_delivery_queues_and_retired_ones_are_ignored(
 def test_deliveries_owed_before_the_upgrade_run_on_the_job_queue(
         tmp_path: Path, media: dict[str, Path]) -> None:
     from business.distribution.plugin import MIGRATIONS
+    from events import MIGRATIONS as EVENTS
     from jobs import MIGRATIONS as JOBS
 
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
                 FakeStore() as store:
-            await db.migrate(JOBS)
+            await db.migrate([*JOBS, *EVENTS])
             await db.migrate([m for m in MIGRATIONS if m.version <= 7])  # the old schema
             catalog = Catalog(db)
             ids = await _seed(catalog, media, 3)

@@ -352,10 +352,12 @@ class Campaign(Model):
 
 
 class ReleaseDay(Campaign):
-    """The ``presave.release_day`` event: a campaign whose release date has come."""
+    """The ``presave.release_day`` event: a campaign whose release date has come.
+
+    Hooks receive it with ``event_id`` added (the same on every delivery of it).
+    """
 
     account_id: str
-    event_id: str
 
 
 class PresaveIn(Model):

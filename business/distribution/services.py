@@ -4,14 +4,14 @@ Built once the database, the job queue and the event bus are open (the plug-in's
 ``startup`` hook) from the plug-in's settings and the store connectors other
 plug-ins contribute through the ``distribution_stores`` hook. Deliveries run as the
 declared job ``distribution.deliver`` (:func:`deliver`) on the server's job worker;
-the release-day check is a plug-in worker (:func:`run_release_days`).
+the release-day check is a plug-in worker (:func:`run_release_days`) whose events
+go through the server's event bus.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,6 @@ from business.distribution.catalog import DEFAULT_SENDER, Catalog
 from business.distribution.ddex import Party
 from business.distribution.delivery import DeliveryPipeline, PipelineSettings
 from business.distribution.ledger import Royalties
-from business.distribution.outbox import Outbox, OutboxSettings
 from business.distribution.presave import PreSaves
 from business.distribution.schemas import DeliveryRun
 from dawserver.plugin_api import JobContext, PluginContext, backoff_delay
@@ -30,6 +29,8 @@ logger = logging.getLogger(__name__)
 _KEY = "distribution"
 #: Longest wait of the release-day check after it failed several times in a row.
 RELEASE_DAY_BACKOFF_CAP_S = 600.0
+#: Settings of earlier versions that nothing reads any more.
+RETIRED_SETTINGS = ("outbox",)
 
 
 @dataclass
@@ -53,6 +54,10 @@ def services(context: PluginContext) -> Services:
 def build_services(context: PluginContext) -> Services:
     """Create the module's objects from the context's database, job queue and settings."""
     settings = context.settings_for(PLUGIN_NAME)
+    for name in RETIRED_SETTINGS:
+        if name in settings:
+            logger.warning("distribution setting %r is no longer used: release-day events "
+                           "go through the server's event bus; remove it", name)
     db = context.database()
     connectors = [c for batch in context.manager.hook.distribution_stores(context=context)
                   for c in batch]
@@ -62,8 +67,7 @@ def build_services(context: PluginContext) -> Services:
     pipeline = DeliveryPipeline(db, context.background.queue, connectors, catalog.package,
                                 settings=PipelineSettings.from_config(
                                     settings.get("pipeline", {})))
-    outbox = Outbox(db, OutboxSettings(**settings.get("outbox", {})))
-    return Services(catalog, Royalties(db), pipeline, PreSaves(db, outbox))
+    return Services(catalog, Royalties(db), pipeline, PreSaves(db, context.publish))
 
 
 def start_services(context: PluginContext) -> Services:
@@ -81,14 +85,13 @@ async def run_release_days(context: PluginContext) -> None:
     """Fire due release-day events every ``presave_check_s``; survive errors with backoff."""
     period = float(context.settings_for(PLUGIN_NAME).get("presave_check_s", 60))
     cap = max(period, RELEASE_DAY_BACKOFF_CAP_S)
-    rng = random.Random()
     errors = 0
     while True:
         try:
-            await services(context).presaves.fire_due(context.announce)
+            await services(context).presaves.fire_due()
         except Exception:
             errors += 1
-            delay = backoff_delay(errors, period, cap, rng)
+            delay = backoff_delay(errors, period, cap)
             logger.exception("release-day check failed (%d in a row); trying again in %.2f s",
                              errors, delay)
         else:
