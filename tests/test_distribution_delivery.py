@@ -140,7 +140,12 @@ def test_everything_is_delivered_exactly_once_under_random_failures(
             await migrate(db)
             catalog = Catalog(db)
             ids = await _seed(catalog, media, 10)
-            pipeline = _pipeline(db, _connectors(store, stores), catalog, rng=random.Random(1))
+            # An attempt (probe, two uploads, complete) gets through about one time in
+            # eight here, so 40 attempts left one of the 20 deliveries dead in about one
+            # run in eight; 400 leave none, and a delivery still only ends dead for good
+            # reason.
+            pipeline = _pipeline(db, _connectors(store, stores), catalog,
+                                 rng=random.Random(1), max_attempts=400)
             started = time.monotonic()
             for release_id in ids:
                 await pipeline.enqueue("acc", release_id, stores)
@@ -405,7 +410,8 @@ def test_stopping_an_idle_worker_just_as_a_job_wakes_it_returns(
             pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
             worker = _worker(pipeline, poll_s=3600)
             worker.start()
-            await db.idle.wait()  # the worker now sleeps until woken
+            async with asyncio.timeout(30):
+                await db.idle.wait()  # the worker now sleeps until woken
             await pipeline.enqueue("acc", release_id, ["alpha"])  # wakes it ...
             await worker.stop()  # ... and stops it before it runs again
             [job] = await pipeline.jobs("acc")
@@ -603,7 +609,7 @@ def test_a_delivery_given_back_by_a_stopping_worker_is_probed_not_sent_again(
             stuck = AckNeverComes("alpha", store.url, token="secret")
             stopping = _pipeline(db, [stuck], catalog)
             [job] = await stopping.enqueue("acc", release_id, ["alpha"])
-            async with _worker(stopping):
+            async with _worker(stopping), asyncio.timeout(30):
                 await stuck.sent.wait()  # the store has it; the worker stops before the ack
             run = await stopping.queue.get("acc", job["run_id"])
             assert (run.state, run.attempts) == ("queued", 0)  # given back, not counted
