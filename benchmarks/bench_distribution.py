@@ -6,8 +6,10 @@ Each figure is a ratio against a baseline timed in the same run:
   (the least any exact method must do);
 - audio: ``analyze_audio`` (loudness, true peak, clipping, silence) against reading
   the file with soundfile, plus its speed in multiples of real time;
-- delivery: the durable pipeline (SQLite jobs, events, leases) against calling the
-  store connector directly for the same packages, both against a local fake store.
+- delivery: the durable pipeline (delivery records and their events in SQLite, each
+  delivery a job of the job queue, run by a job worker under a lease) against
+  calling the store connector directly for the same packages, both against a local
+  fake store.
 
 Run: ``python -m pytest benchmarks/bench_distribution.py --benchmark-enable -s``.
 """
@@ -26,7 +28,7 @@ import soundfile as sf
 from benchmarks.conftest import SMOKE, best_time, measure, record
 from business.distribution.audio import analyze_audio
 from business.distribution.catalog import Catalog
-from business.distribution.delivery import DeliveryPipeline, PipelineSettings
+from business.distribution.delivery import DELIVER, DeliveryPipeline, PipelineSettings
 from business.distribution.identifiers import make_upc
 from business.distribution.plugin import MIGRATIONS
 from business.distribution.splits import Payee, Split
@@ -34,6 +36,9 @@ from business.distribution.statements import StatementLine, allocate_statement
 from business.distribution.stores.fakestore import FakeStore
 from business.distribution.stores.http_drop import HttpDropConnector
 from database import open_database
+from events import MIGRATIONS as EVENTS
+from jobs import MIGRATIONS as JOBS
+from jobs import JobQueue, JobWorker
 
 LINES = 2_000 if SMOKE else 200_000
 AUDIO_SECONDS = 5 if SMOKE else 180
@@ -85,6 +90,7 @@ async def _delivery_figures(root: Path) -> tuple[float, float]:
     sf.write(audio, np.repeat(tone[:, None], 2, 1).astype(np.float32), 44_100,
              subtype="PCM_16")
     async with open_database(f"sqlite://{root / 'b.sqlite3'}") as db, FakeStore() as store:
+        await db.migrate([*JOBS, *EVENTS])  # the core's tables first, as the server does
         await db.migrate(MIGRATIONS)
         catalog = Catalog(db)
         for n in range(RELEASES):
@@ -104,12 +110,13 @@ async def _delivery_figures(root: Path) -> tuple[float, float]:
                                             snapshots[n])
             await connector.deliver(package)
         direct = loop.time() - start
-        pipeline = DeliveryPipeline(db, [connector], catalog.package,
-                                    settings=PipelineSettings(poll_s=0.01, concurrency=4))
+        pipeline = DeliveryPipeline(db, JobQueue(db), [connector], catalog.package,
+                                    settings=PipelineSettings(concurrency=4))
+        worker = JobWorker(pipeline.queue, {DELIVER: pipeline.handle})
         start = loop.time()
         for n in range(RELEASES):
             await pipeline.enqueue("acc", f"r{n}", ["s"], snapshot_id=snapshots[n])
-        while await pipeline.run_once():
+        while await worker.run_once(DELIVER):
             pass
         piped = loop.time() - start
         assert len(store.accepted) == 2 * RELEASES

@@ -195,6 +195,20 @@ class SqliteDatabase(Database):
     async def _in_writer(self, func: Callable[..., T], *args: Any) -> T:
         return await self._in(self._writer, func, *args)
 
+    async def _in_writer_to_the_end(self, func: Callable[..., T], *args: Any) -> T:
+        """:meth:`_in_writer` that runs to its end even when the caller is cancelled.
+
+        For the statements that open and end a transaction: a caller cancelled
+        meanwhile waits for the statement (one thread hop), then sees the
+        cancellation, so no transaction is left open on the writer connection.
+        """
+        job = asyncio.ensure_future(self._in_writer(func, *args))
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            await asyncio.wait({job})
+            raise
+
     def _maybe_checkpoint(self) -> None:
         """Start a background checkpoint when the WAL has grown past CHECKPOINT_BYTES."""
         if self._checkpointing is not None and not self._checkpointing.done():
@@ -236,19 +250,23 @@ class SqliteDatabase(Database):
     async def transaction(self) -> AsyncIterator[Session]:
         async with self._writing():
             conn = self._require_writer()
-            await self._in_writer(_execute, conn, "BEGIN IMMEDIATE", ())
+            try:
+                await self._in_writer_to_the_end(_execute, conn, "BEGIN IMMEDIATE", ())
+            except asyncio.CancelledError:  # BEGIN ran: end what it opened
+                await self._in_writer_to_the_end(_rollback_if_open, conn)
+                raise
             self._transaction_task = asyncio.current_task()
             try:
                 yield _SqliteTransaction(self, conn)
             except BaseException:
-                await self._in_writer(_rollback_if_open, conn)
+                await self._in_writer_to_the_end(_rollback_if_open, conn)
                 raise
             finally:
                 self._transaction_task = None
             try:
-                await self._in_writer(conn.execute, "COMMIT")
+                await self._in_writer_to_the_end(conn.execute, "COMMIT")
             except sqlite3.Error as exc:
-                await self._in_writer(_rollback_if_open, conn)
+                await self._in_writer_to_the_end(_rollback_if_open, conn)
                 raise DatabaseError(f"cannot commit to {self.path}: {exc}") from exc
         self._maybe_checkpoint()
 

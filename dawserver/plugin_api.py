@@ -7,7 +7,9 @@ with request and answer models, :class:`Migration` s (the database layer's own
 :class:`database.Migration`, usually read from the plug-in's ``migrations/*.sql``
 files with :func:`load_migrations`), :class:`Worker` s,
 :class:`Job` s (run by the one job queue, :mod:`jobs`: a handler gets a
-:class:`JobContext` and may raise :class:`Permanent` or :class:`Retry`) and
+:class:`JobContext` and may raise :class:`Permanent` or :class:`Retry`; the
+:class:`JobQueue` itself is ``context.background.queue``, and
+:func:`backoff_delay` its backoff with jitter) and
 :class:`Event` s (published through the one event bus, :mod:`events`). Route
 handlers raise the errors below (:class:`NotFound`, :class:`Conflict`...) and
 receive a :class:`Request`.
@@ -27,7 +29,16 @@ import pluggy
 from collab.tokens import Role
 from database import Migration, load_migrations
 from events import Envelope
-from jobs import JobCancelled, JobContext, JobRecord, Permanent, QueueSettings, Retry
+from jobs import (
+    JobCancelled,
+    JobContext,
+    JobQueue,
+    JobRecord,
+    Permanent,
+    QueueSettings,
+    Retry,
+    backoff_delay,
+)
 
 from .context import PluginContext
 from .declarations import (
@@ -69,11 +80,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 __all__ = [
     "PROJECT", "PUBLIC", "ApiError", "BadRequest", "Conflict", "Empty", "Envelope",
     "ErrorBody", "Event", "Forbidden", "Handler", "Job", "JobCancelled", "JobContext",
-    "JobRecord", "Media", "Migration", "Model", "NotFound", "PayloadTooLarge",
+    "JobQueue", "JobRecord", "Media", "Migration", "Model", "NotFound", "PayloadTooLarge",
     "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "QueueSettings",
     "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Unauthorized",
-    "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "hookimpl", "hookspec",
-    "load_migrations",
+    "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "backoff_delay",
+    "hookimpl", "hookspec", "load_migrations",
 ]
 
 

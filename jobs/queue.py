@@ -228,9 +228,9 @@ class JobQueue:
         return JobRecord.from_row(row)
 
     async def find(self, *, account_id: str | None = None, queue: str | None = None,
-                   states: Iterable[str] | None = None, limit: int = 1000,
-                   newest_first: bool = False) -> list[JobRecord]:
-        """Jobs, oldest first (or newest first), filtered by account, queue and state.
+                   states: Iterable[str] | None = None, ids: Iterable[str] | None = None,
+                   limit: int = 1000, newest_first: bool = False) -> list[JobRecord]:
+        """Jobs, oldest first (or newest first), filtered by account, queue, state and job id.
 
         ``limit`` keeps the first jobs of that order: the newest ones with ``newest_first``.
         """
@@ -238,6 +238,12 @@ class JobQueue:
         if account_id is not None:
             where.append("account_id = ?")
             args.append(account_id)
+        if ids is not None:
+            wanted_ids = sorted(set(ids))
+            if not wanted_ids:
+                return []
+            where.append(f"id IN ({', '.join('?' * len(wanted_ids))})")
+            args.extend(wanted_ids)
         if queue is not None:
             where.append("queue = ?")
             args.append(queue)

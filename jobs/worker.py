@@ -173,6 +173,20 @@ class JobWorker:
                           task.get_name(), STOP_GRACE_S)
         self._loops.clear()
 
+    async def run_once(self, name: str) -> int:
+        """Claim the due jobs of queue ``name`` (up to its concurrency) and run each to its end.
+
+        For tools, tests and benchmarks that step a queue by hand instead of
+        :meth:`start`; the jobs run exactly as a started worker runs them.  How
+        many were claimed.
+        """
+        if name not in self.handlers:
+            raise JobQueueError(f"job worker {self.worker_id} has no handler for queue {name!r}")
+        jobs = await self.queue.claim(name, self.worker_id,
+                                      self.queue.settings_for(name).concurrency)
+        await asyncio.gather(*(self._run(name, JobContext(job)) for job in jobs))
+        return len(jobs)
+
     def running(self, queue: str) -> list[JobRecord]:
         """The jobs of ``queue`` this worker runs now."""
         return [ctx.job for ctx in self._running.get(queue, {}).values()]

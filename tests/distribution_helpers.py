@@ -99,6 +99,16 @@ def release_dict(root: Path, *, tracks: int = 1, release_id: str = "rel-1",
     }
 
 
+async def migrate(db: Any) -> None:
+    """The plug-in's tables, after the job queue's and the event bus's (as the server does)."""
+    from business.distribution.plugin import MIGRATIONS
+    from events import MIGRATIONS as EVENTS
+    from jobs import MIGRATIONS as JOBS
+
+    await db.migrate([*JOBS, *EVENTS])
+    await db.migrate(MIGRATIONS)
+
+
 def postgres_schema_url(url: str, name: str) -> str:
     """``url`` pointing at a fresh, empty schema ``name`` (dropped first if present)."""
     import asyncio
@@ -130,7 +140,9 @@ class _Checked:
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         self.owner.check(sql)
-        return await self.target.fetch(sql, *args)
+        rows = await self.target.fetch(sql, *args)
+        self.owner.fetched(sql, rows)
+        return rows
 
     async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
         rows = await self.fetch(sql, *args)
@@ -153,6 +165,9 @@ class FlakyDatabase(_Checked):
         super().__init__(db, self)
         self.left = dict(failures)
         self.injected = dict.fromkeys(failures, 0)
+
+    def fetched(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        """Called with the rows each query gave (a subclass watches for something)."""
 
     def check(self, sql: str) -> None:
         """Raise DatabaseError when ``sql`` is due to fail."""

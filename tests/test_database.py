@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,6 +152,45 @@ def test_a_write_inside_its_own_transaction_is_an_error_not_a_hang(tmp_path: Pat
                     async with asyncio.timeout(5):  # same task: wait_for would make another
                         await db.execute("INSERT INTO demo_items VALUES ('a', '2', 1, NULL)")
             assert await db.fetchval("SELECT COUNT(*) FROM demo_items") == 1
+
+    run(go())
+
+
+def test_a_transaction_cancelled_while_it_begins_leaves_the_writer_free(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import database.sqlite as sqlite_layer
+
+    execute = sqlite_layer._execute
+    begun = threading.Event()
+
+    def slow_begin(conn, sql, args):  # noqa: ANN001, ANN202 - wraps the layer's own
+        count = execute(conn, sql, args)
+        if sql == "BEGIN IMMEDIATE" and not begun.is_set():
+            begun.set()
+            time.sleep(0.2)  # the task is cancelled while BEGIN is in the writer thread
+        return count
+
+    async def go() -> None:
+        async with open_database(None, tmp_path) as db:
+            await db.migrate(MIGRATIONS)
+            monkeypatch.setattr(sqlite_layer, "_execute", slow_begin)
+
+            async def write() -> None:
+                async with db.transaction() as tx:
+                    await tx.execute("INSERT INTO demo_items VALUES ('a', '1', 1, NULL)")
+
+            task = asyncio.create_task(write())
+            while not begun.is_set():
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            async with asyncio.timeout(5), db.transaction() as tx:
+                await tx.execute("INSERT INTO demo_items VALUES ('a', '2', 1, NULL)")
+            assert [r["item_id"] for r in await db.fetch("SELECT item_id FROM demo_items")] \
+                == ["2"]
 
     run(go())
 

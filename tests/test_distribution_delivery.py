@@ -1,16 +1,18 @@
-"""The delivery pipeline against a real HTTP fake store that fails at random.
+"""The delivery pipeline on the job queue against a real HTTP fake store that fails at random.
 
 Nothing lost, nothing sent twice: every job ends ``delivered``, the store
 accepted each message once, and (with the status probe) no message reached the
 store's complete step twice, under 503s, dropped acknowledgements, and a worker
 process killed with SIGKILL mid-delivery. Without the probe, a message is re-sent
 exactly as often as its acknowledgement was lost, and the store's deduplication
-makes each re-send a no-op.
+makes each re-send a no-op. Deliveries run as ``distribution.deliver`` jobs of the
+job queue, served by a :class:`jobs.JobWorker` as in the server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import signal
@@ -28,22 +30,29 @@ from distribution_helpers import (
     FlakyDatabase,
     make_art,
     make_audio,
+    migrate,
     postgres_schema_url,
     release_dict,
 )
 
 from business.distribution.catalog import Catalog, _measured_digests
 from business.distribution.compliance import ComplianceReport
-from business.distribution.delivery import DeliveryPipeline, PipelineSettings, backoff_delay
-from business.distribution.errors import ComplianceError
-from business.distribution.plugin import MIGRATIONS
+from business.distribution.delivery import (
+    DELIVER,
+    RESUMED,
+    TAKEN_OVER,
+    DeliveryPipeline,
+    PipelineSettings,
+)
+from business.distribution.errors import ComplianceError, DistributionError
+from business.distribution.stores.base import StoreConnector
 from business.distribution.stores.fakestore import FakeStore
 from business.distribution.stores.http_drop import HttpDropConnector
-from database import Migration, open_database
+from database import open_database
+from jobs import JobQueue, JobWorker
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = dict(backoff_base=0.01, backoff_cap=0.1, lease_s=5.0, poll_s=0.02, concurrency=4,
-            max_attempts=40)
+FAST = dict(backoff_base=0.01, backoff_cap=0.1, lease_s=5.0, concurrency=4, max_attempts=40)
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +71,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
                                   f"d{abs(hash(request.node.name)) % 10**8}")
 
 
-def _migrations() -> list[Migration]:
-    return MIGRATIONS
+def _pipeline(db: Any, connectors: list[StoreConnector], catalog: Catalog, *,
+              rng: random.Random | None = None, **settings: Any) -> DeliveryPipeline:
+    """A pipeline on a job queue of its own over ``db`` (FAST settings, overridden)."""
+    return DeliveryPipeline(db, JobQueue(db, rng=rng), connectors, catalog.package,
+                            settings=PipelineSettings(**{**FAST, **settings}))
+
+
+def _worker(pipeline: DeliveryPipeline, **options: Any) -> JobWorker:
+    """A job worker serving the pipeline's deliveries, as the server's does."""
+    return JobWorker(pipeline.queue, {DELIVER: pipeline.handle},
+                     **{"poll_s": 0.02, **options})
+
+
+async def _run_once(pipeline: DeliveryPipeline) -> int:
+    """Run the deliveries due now, each to the end of one attempt."""
+    return await _worker(pipeline).run_once(DELIVER)
 
 
 async def _seed(catalog: Catalog, media: dict[str, Path], count: int) -> list[str]:
@@ -114,15 +137,19 @@ def test_everything_is_delivered_exactly_once_under_random_failures(
         stores = ["alpha", "beta"]
         async with open_database(db_url) as db, \
                 FakeStore(fail_rate=0.3, drop_rate=0.2, seed=7) as store:
-            await db.migrate(_migrations())
+            await migrate(db)
             catalog = Catalog(db)
             ids = await _seed(catalog, media, 10)
-            pipeline = DeliveryPipeline(db, _connectors(store, stores), catalog.package,
-                                        settings=PipelineSettings(**FAST), rng=random.Random(1))
+            # An attempt (probe, two uploads, complete) gets through about one time in
+            # eight here, so 40 attempts left one of the 20 deliveries dead in about one
+            # run in eight; 400 leave none, and a delivery still only ends dead for good
+            # reason.
+            pipeline = _pipeline(db, _connectors(store, stores), catalog,
+                                 rng=random.Random(1), max_attempts=400)
             started = time.monotonic()
             for release_id in ids:
                 await pipeline.enqueue("acc", release_id, stores)
-            async with pipeline:
+            async with _worker(pipeline):
                 async def done() -> bool:
                     jobs = await pipeline.jobs("acc")
                     return all(j["state"] in ("delivered", "dead") for j in jobs)
@@ -154,15 +181,14 @@ def test_without_the_probe_only_lost_acks_cause_resends_and_the_store_ignores_th
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
                 FakeStore(fail_rate=0.2, drop_rate=0.3, seed=11) as store:
-            await db.migrate(_migrations())
+            await migrate(db)
             catalog = Catalog(db)
             ids = await _seed(catalog, media, 8)
-            pipeline = DeliveryPipeline(
-                db, _connectors(store, ["alpha"]), catalog.package, rng=random.Random(2),
-                settings=PipelineSettings(**FAST, probe_before_resend=False))
+            pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog,
+                                 rng=random.Random(2), probe_before_resend=False)
             for release_id in ids:
                 await pipeline.enqueue("acc", release_id, ["alpha"])
-            async with pipeline:
+            async with _worker(pipeline):
                 async def done() -> bool:
                     jobs = await pipeline.jobs("acc")
                     return all(j["state"] == "delivered" for j in jobs)
@@ -182,19 +208,22 @@ def test_without_the_probe_only_lost_acks_cause_resends_and_the_store_ignores_th
 WORKER = textwrap.dedent("""
     import asyncio, sys
     from business.distribution.catalog import Catalog
-    from business.distribution.delivery import DeliveryPipeline, PipelineSettings
+    from business.distribution.delivery import DELIVER, DeliveryPipeline, PipelineSettings
     from business.distribution.stores.http_drop import HttpDropConnector
     from database import open_database
+    from jobs import JobQueue, JobWorker
 
     async def main(db_url, url):
         async with open_database(db_url) as db:
             catalog = Catalog(db)
             connector = HttpDropConnector("alpha", url, token="secret")
-            pipeline = DeliveryPipeline(db, [connector], catalog.package, worker_id="doomed",
+            pipeline = DeliveryPipeline(db, JobQueue(db), [connector], catalog.package,
                 settings=PipelineSettings(backoff_base=0.01, backoff_cap=0.1, lease_s=1.0,
-                                          poll_s=0.02, concurrency=4, max_attempts=40))
-            print("ready", flush=True)
-            await pipeline.run()
+                                          concurrency=4, max_attempts=40))
+            async with JobWorker(pipeline.queue, {DELIVER: pipeline.handle},
+                                 worker_id="doomed", poll_s=0.02):
+                print("ready", flush=True)
+                await asyncio.Event().wait()
 
     asyncio.run(main(sys.argv[1], sys.argv[2]))
 """)
@@ -208,11 +237,10 @@ def test_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(
     async def go() -> None:
         async with open_database(db_url) as db, \
                 FakeStore(fail_rate=0.2, drop_rate=0.1, seed=3, delay_s=0.05) as store:
-            await db.migrate(_migrations())
+            await migrate(db)
             catalog = Catalog(db)
             ids = await _seed(catalog, media, 16)
-            pipeline = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
-                                        settings=PipelineSettings(**FAST), worker_id="heir")
+            pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
             for release_id in ids:
                 await pipeline.enqueue("acc", release_id, ["alpha"])
             env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -228,7 +256,7 @@ def test_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(
             await proc.wait()
             in_flight = [j for j in await pipeline.jobs("acc") if j["state"] == "delivering"]
             assert 0 < len(store.accepted) < 16
-            async with pipeline:
+            async with _worker(pipeline, worker_id="heir"):
                 async def done() -> bool:
                     jobs = await pipeline.jobs("acc")
                     return all(j["state"] == "delivered" for j in jobs)
@@ -238,7 +266,7 @@ def test_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(
             assert_sent_once_each(store, {j["message_id"] for j in jobs},
                                   sender_lost_acks=True)
             events = await db.fetch("SELECT detail FROM dist_job_events WHERE detail = ?",
-                                    "lease expired, taken over")
+                                    TAKEN_OVER)
             assert len(events) >= len(in_flight) > 0
 
     asyncio.run(go())
@@ -256,10 +284,9 @@ def test_what_ships_is_what_passed_the_gate(tmp_path: Path) -> None:
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
                 FakeStore() as store:
-            await db.migrate(_migrations())
+            await migrate(db)
             catalog = Catalog(db)
-            pipeline = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
-                                        settings=PipelineSettings(**FAST))
+            pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
             for number, name in enumerate(audio, start=1):
                 await catalog.save_release("acc", raw(name, number))
                 snapshot = await catalog.snapshot("acc", name)
@@ -268,7 +295,7 @@ def test_what_ships_is_what_passed_the_gate(tmp_path: Path) -> None:
             await catalog.save_release("acc", {**raw("edited", 1),
                                                "title": "Night Drive feat. Bob"})
             make_audio(audio["swapped"], seconds=1.0, clip=True)
-            await pipeline.run_once()
+            await _run_once(pipeline)
             jobs = {j["release_id"]: j for j in await pipeline.jobs("acc")}
             assert jobs["edited"]["state"] == "delivered"
             assert store.accepted[jobs["edited"]["message_id"]]["title"] == "Night Drive"
@@ -307,14 +334,13 @@ def test_a_job_queued_without_a_snapshot_runs_the_full_gate_when_packaged(
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
                 FakeStore() as store:
-            await db.migrate(_migrations())
+            await migrate(db)
             catalog = Catalog(db)
             await catalog.save_release("acc", release_dict(tmp_path, art=art,
                                                            audio=[clipped]))
-            pipeline = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
-                                        settings=PipelineSettings(**FAST))
+            pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
             await pipeline.enqueue("acc", "rel-1", ["alpha"])
-            await pipeline.run_once()
+            await _run_once(pipeline)
             [job] = await pipeline.jobs("acc")
             assert job["state"] == "dead" and "clips" in job["last_error"]
             assert store.stats.requests == 0
@@ -322,7 +348,8 @@ def test_a_job_queued_without_a_snapshot_runs_the_full_gate_when_packaged(
     asyncio.run(go())
 
 
-CLAIM_SQL = "SELECT account_id, job_id, version, state FROM dist_jobs"
+#: The job queue's claim, and the pipeline's write of an attempt's outcome.
+CLAIM_SQL = "UPDATE jobs SET state = 'running'"
 FINISH_SQL = "UPDATE dist_jobs SET state = ?"
 
 
@@ -331,29 +358,28 @@ def test_worker_survives_database_errors_and_still_delivers_everything(
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as real, \
                 FakeStore() as store:
-            await real.migrate(_migrations())
+            await migrate(real)
             catalog = Catalog(real)
             ids = await _seed(catalog, media, 4)
             # the worker's first three claims fail, and so does recording its first result
             db = FlakyDatabase(real, {CLAIM_SQL: 3, FINISH_SQL: 1})
-            pipeline = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
-                                        settings=PipelineSettings(**FAST))
+            pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
             for release_id in ids:
                 await pipeline.enqueue("acc", release_id, ["alpha"])
-            async with pipeline:
+            async with _worker(pipeline, error_backoff_cap=0.05) as worker:
                 async def done() -> bool:
                     jobs = await pipeline.jobs("acc")
                     return all(j["state"] == "delivered" for j in jobs)
                 await _until(done, 30)
-                assert pipeline._task is not None and not pipeline._task.done()
+                assert worker._loops and not any(task.done() for task in worker._loops)
             assert db.injected == {CLAIM_SQL: 3, FINISH_SQL: 1}
             jobs = await pipeline.jobs("acc")
             assert_sent_once_each(store, {j["message_id"] for j in jobs},
                                   sender_lost_acks=True)
             assert sum(store.stats.probed_accepted.values()) == 1
-            # the job whose "delivered" was lost was taken over after its lease
+            # the job whose "delivered" was lost was taken over by its next attempt
             taken = await real.fetch("SELECT job_id FROM dist_job_events WHERE detail = ?",
-                                     "lease expired, taken over")
+                                     TAKEN_OVER)
             assert len(taken) == 1
 
     asyncio.run(go())
@@ -366,11 +392,9 @@ class ClaimWatch(FlakyDatabase):
         super().__init__(db, {})
         self.idle = asyncio.Event()
 
-    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        rows = await super().fetch(sql, *args)
+    def fetched(self, sql: str, rows: list[dict[str, Any]]) -> None:
         if sql.startswith(CLAIM_SQL) and not rows:
             self.idle.set()
-        return rows
 
 
 def test_stopping_an_idle_worker_just_as_a_job_wakes_it_returns(
@@ -379,16 +403,17 @@ def test_stopping_an_idle_worker_just_as_a_job_wakes_it_returns(
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as real, \
                 FakeStore() as store:
-            await real.migrate(_migrations())
+            await migrate(real)
             catalog = Catalog(real)
             [release_id] = await _seed(catalog, media, 1)
             db = ClaimWatch(real)
-            pipeline = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
-                                        settings=PipelineSettings(**{**FAST, "poll_s": 3600}))
-            await pipeline.start()
-            await db.idle.wait()  # the worker now sleeps until woken
+            pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
+            worker = _worker(pipeline, poll_s=3600)
+            worker.start()
+            async with asyncio.timeout(30):
+                await db.idle.wait()  # the worker now sleeps until woken
             await pipeline.enqueue("acc", release_id, ["alpha"])  # wakes it ...
-            await pipeline.stop()  # ... and stops it before it runs again
+            await worker.stop()  # ... and stops it before it runs again
             [job] = await pipeline.jobs("acc")
             assert job["state"] == "queued" and store.stats.requests == 0
 
@@ -400,19 +425,20 @@ def test_permanent_refusal_goes_dead_with_the_last_error_then_retries(
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
                 FakeStore() as store:
-            await db.migrate(_migrations())
+            await migrate(db)
             catalog = Catalog(db)
             [release_id] = await _seed(catalog, media, 1)
-            bad = DeliveryPipeline(db, _connectors(store, ["alpha"], token="wrong"),
-                                   catalog.package, settings=PipelineSettings(**FAST))
+            bad = _pipeline(db, _connectors(store, ["alpha"], token="wrong"), catalog)
             [job] = await bad.enqueue("acc", release_id, ["alpha"])
-            await bad.run_once()
+            await _run_once(bad)
             [job] = await bad.jobs("acc")
             assert job["state"] == "dead" and "HTTP 401" in job["last_error"]
-            good = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
-                                    settings=PipelineSettings(**FAST))
+            assert job["attempts"] == 1  # a permanent refusal is not retried
+            [letter] = await bad.queue.dead_letters(DELIVER)
+            assert letter.id == job["run_id"] and "HTTP 401" in letter.last_error
+            good = _pipeline(db, _connectors(store, ["alpha"]), catalog)
             await good.retry_dead("acc", job["job_id"])
-            await good.run_once()
+            await _run_once(good)
             [job] = await good.jobs("acc")
             assert job["state"] == "delivered" and list(store.accepted) == [job["message_id"]]
 
@@ -424,14 +450,12 @@ def test_store_that_always_fails_ends_dead_after_max_attempts(
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
                 FakeStore(fail_rate=1.0) as store:
-            await db.migrate(_migrations())
+            await migrate(db)
             catalog = Catalog(db)
             [release_id] = await _seed(catalog, media, 1)
-            pipeline = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
-                                        settings=PipelineSettings(**{**FAST,
-                                                                     "max_attempts": 3}))
+            pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog, max_attempts=3)
             await pipeline.enqueue("acc", release_id, ["alpha"])
-            async with pipeline:
+            async with _worker(pipeline):
                 async def dead() -> bool:
                     return (await pipeline.jobs("acc"))[0]["state"] == "dead"
                 await _until(dead, 20)
@@ -450,15 +474,14 @@ def test_update_takedown_and_redelivery_are_idempotent(
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
                 FakeStore() as store:
-            await db.migrate(_migrations())
+            await migrate(db)
             catalog = Catalog(db)
             [release_id] = await _seed(catalog, media, 1)
-            pipeline = DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
-                                        settings=PipelineSettings(**FAST))
+            pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
 
             async def step(action: str, **kw: bool) -> dict:
                 await pipeline.enqueue("acc", release_id, ["alpha"], action, **kw)
-                await pipeline.run_once()
+                await _run_once(pipeline)
                 return (await pipeline.jobs("acc"))[0]
 
             first = await step("new")
@@ -483,21 +506,12 @@ def test_update_takedown_and_redelivery_are_idempotent(
 def test_unknown_store_is_refused_by_name(tmp_path: Path) -> None:
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db:
-            await db.migrate(_migrations())
-            pipeline = DeliveryPipeline(db, [], Catalog(db).package)
+            await migrate(db)
+            pipeline = DeliveryPipeline(db, JobQueue(db), [], Catalog(db).package)
             with pytest.raises(Exception, match="store 'nowhere' is not configured"):
                 await pipeline.enqueue("acc", "r", ["nowhere"])
 
     asyncio.run(go())
-
-
-def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
-    rng = random.Random(0)
-    for attempt in range(1, 12):
-        ceiling = min(60.0, 1.0 * 2 ** (attempt - 1))
-        delays = [backoff_delay(attempt, 1.0, 60.0, rng) for _ in range(200)]
-        assert all(ceiling / 2 <= d <= ceiling for d in delays)
-        assert len(set(delays)) > 100  # jittered, not fixed
 
 
 def test_two_workers_share_the_queue_and_slow_uploads_keep_their_lease(
@@ -505,18 +519,16 @@ def test_two_workers_share_the_queue_and_slow_uploads_keep_their_lease(
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
                 FakeStore(delay_s=6.0) as store:
-            await db.migrate(_migrations())
+            await migrate(db)
             catalog = Catalog(db)
             ids = await _seed(catalog, media, 6)
             # Uploads twice as long as the lease; beats every 1 s, so only a 2 s stall of
             # the loop or the database (a loaded machine) lets a lease lapse.
-            settings = PipelineSettings(**{**FAST, "lease_s": 3.0})
-            one, two = (DeliveryPipeline(db, _connectors(store, ["alpha"]), catalog.package,
-                                         settings=settings, worker_id=name)
-                        for name in ("one", "two"))
+            one, two = (_pipeline(db, _connectors(store, ["alpha"]), catalog, lease_s=3.0)
+                        for _ in range(2))
             for release_id in ids:
                 await one.enqueue("acc", release_id, ["alpha"])
-            async with one, two:
+            async with _worker(one, worker_id="one"), _worker(two, worker_id="two"):
                 async def done() -> bool:
                     jobs = await one.jobs("acc")
                     return all(j["state"] == "delivered" for j in jobs)
@@ -552,24 +564,202 @@ def test_https_upload_needs_a_trusted_certificate(
         async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
                 FakeStore(ssl_context=server_ssl) as store:
             assert store.url.startswith("https://")
-            await db.migrate(_migrations())
+            await migrate(db)
             catalog = Catalog(db)
             [release_id] = await _seed(catalog, media, 1)
-            untrusted = DeliveryPipeline(
-                db, [HttpDropConnector("alpha", store.url, token="secret")], catalog.package,
-                settings=PipelineSettings(**FAST))
+            untrusted = _pipeline(
+                db, [HttpDropConnector("alpha", store.url, token="secret")], catalog)
             await untrusted.enqueue("acc", release_id, ["alpha"])
-            await untrusted.run_once()
+            await _run_once(untrusted)
             [job] = await untrusted.jobs("acc")
             assert job["state"] == "retrying" and "certificate" in job["last_error"].lower()
             assert store.stats.requests == 0
-            trusted = DeliveryPipeline(
+            trusted = _pipeline(
                 db, [HttpDropConnector("alpha", store.url, token="secret",
-                                       ca_file=str(tls["cert"]))], catalog.package,
-                settings=PipelineSettings(**FAST))
+                                       ca_file=str(tls["cert"]))], catalog)
             await asyncio.sleep(0.15)  # past the backoff
-            await trusted.run_once()
+            await _run_once(trusted)
             [job] = await trusted.jobs("acc")
             assert job["state"] == "delivered" and list(store.accepted) == [job["message_id"]]
+
+    asyncio.run(go())
+
+
+class AckNeverComes(HttpDropConnector):
+    """A connector whose message reaches the store, then waits forever for the answer."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent = asyncio.Event()
+
+    async def deliver(self, package: Any) -> Any:
+        await super().deliver(package)
+        self.sent.set()
+        await asyncio.Event().wait()
+
+
+def test_a_delivery_given_back_by_a_stopping_worker_is_probed_not_sent_again(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
+                FakeStore() as store:
+            await migrate(db)
+            catalog = Catalog(db)
+            [release_id] = await _seed(catalog, media, 1)
+            stuck = AckNeverComes("alpha", store.url, token="secret")
+            stopping = _pipeline(db, [stuck], catalog)
+            [job] = await stopping.enqueue("acc", release_id, ["alpha"])
+            async with _worker(stopping), asyncio.timeout(30):
+                await stuck.sent.wait()  # the store has it; the worker stops before the ack
+            run = await stopping.queue.get("acc", job["run_id"])
+            assert (run.state, run.attempts) == ("queued", 0)  # given back, not counted
+            await _run_once(_pipeline(db, _connectors(store, ["alpha"]), catalog))
+            [job] = await stopping.jobs("acc")
+            assert job["state"] == "delivered"
+            assert job["last_error"] == "store already had it (status probe)"
+            assert store.stats.completes == {job["message_id"]: 1}
+            assert store.stats.probed_accepted == {job["message_id"]: 1}
+            details = [r["detail"] for r in await db.fetch(
+                "SELECT detail FROM dist_job_events WHERE state = 'delivering' ORDER BY seq")]
+            assert details == ["", RESUMED]
+
+    asyncio.run(go())
+
+
+def test_a_job_of_an_earlier_revision_finds_itself_superseded_and_sends_nothing(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
+                FakeStore(fail_rate=1.0) as store:
+            await migrate(db)
+            catalog = Catalog(db)
+            [release_id] = await _seed(catalog, media, 1)
+            pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
+            [first] = await pipeline.enqueue("acc", release_id, ["alpha"])
+            await _run_once(pipeline)
+            assert (await pipeline.jobs("acc"))[0]["state"] == "retrying"
+            [update] = await pipeline.enqueue("acc", release_id, ["alpha"], "update")
+            assert update["run_id"] != first["run_id"] and update["revision"] == 2
+            store.fail_rate = 0.0
+            await asyncio.sleep(0.15)  # past the first job's backoff
+            assert await _run_once(pipeline) == 2
+            old = await pipeline.queue.get("acc", first["run_id"])
+            new = await pipeline.queue.get("acc", update["run_id"])
+            assert (old.state, old.result) == ("done", {"outcome": "superseded"})
+            assert (new.state, new.result["outcome"]) == ("done", "delivered")
+            assert new.payload == {"delivery_id": update["job_id"]}
+            assert new.idempotency_key == f"{release_id}/alpha/r2/v{update['version']}"
+            assert list(store.accepted) == [update["message_id"]]
+            [job] = await pipeline.jobs("acc")
+            assert (job["state"], job["revision"]) == ("delivered", 2)
+
+    asyncio.run(go())
+
+
+def test_a_record_and_its_job_are_written_in_one_transaction(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as real:
+            await migrate(real)
+            catalog = Catalog(real)
+            [release_id] = await _seed(catalog, media, 1)
+            db = FlakyDatabase(real, {"INSERT INTO dist_jobs": 1})
+            pipeline = _pipeline(db, [HttpDropConnector("alpha", "http://127.0.0.1:9")],
+                                 catalog)
+            with pytest.raises(Exception, match="injected failure"):
+                await pipeline.enqueue("acc", release_id, ["alpha"])
+            assert await pipeline.jobs("acc") == []
+            assert await pipeline.queue.find(queue=DELIVER) == []  # rolled back with it
+            [job] = await pipeline.enqueue("acc", release_id, ["alpha"])
+            [run] = await pipeline.queue.find(queue=DELIVER)
+            assert run.id == job["run_id"] and run.state == "queued"
+
+    asyncio.run(go())
+
+
+def test_a_job_the_queue_gave_up_on_shows_its_record_dead_and_it_retries(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
+                FakeStore() as store:
+            await migrate(db)
+            catalog = Catalog(db)
+            [release_id] = await _seed(catalog, media, 1)
+            pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog, max_attempts=1,
+                                 lease_s=0.1)
+            [job] = await pipeline.enqueue("acc", release_id, ["alpha"])
+            await pipeline.queue.claim(DELIVER, "crashed")  # its worker dies at once
+            await asyncio.sleep(0.2)  # past the lease
+            await _run_once(pipeline)  # the queue gives up: no attempt left
+            assert (await pipeline.queue.get("acc", job["run_id"])).state == "dead"
+            [shown] = await pipeline.jobs("acc")
+            assert shown["state"] == "dead" and "gave up after 1 attempts" in \
+                shown["last_error"]
+            assert (await pipeline.metrics("acc"))["jobs"]["dead"] == 1
+            assert store.stats.requests == 0
+            await pipeline.retry_dead("acc", job["job_id"])
+            await _run_once(pipeline)
+            [job] = await pipeline.jobs("acc")
+            assert job["state"] == "delivered" and list(store.accepted) == [job["message_id"]]
+
+    asyncio.run(go())
+
+
+def test_pipeline_settings_are_the_delivery_queues_and_retired_ones_are_ignored(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        settings = PipelineSettings.from_config({"max_attempts": 3, "backoff_base": 0.5,
+                                                 "backoff_cap": 9.0, "lease_s": 30.0,
+                                                 "concurrency": 2, "poll_s": 0.1,
+                                                 "error_backoff_cap": 5.0,
+                                                 "probe_before_resend": False})
+    assert "['error_backoff_cap', 'poll_s'] are no longer used" in caplog.text
+    queue = settings.queue_settings()
+    assert (queue.max_attempts, queue.backoff_base, queue.backoff_cap, queue.lease_s,
+            queue.concurrency) == (3, 0.5, 9.0, 30.0, 2)
+    assert settings.probe_before_resend is False
+    with pytest.raises(DistributionError, match=r"unknown pipeline settings \['retries'\]"):
+        PipelineSettings.from_config({"retries": 3})
+
+
+def test_deliveries_owed_before_the_upgrade_run_on_the_job_queue(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    from business.distribution.plugin import MIGRATIONS
+    from events import MIGRATIONS as EVENTS
+    from jobs import MIGRATIONS as JOBS
+
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
+                FakeStore() as store:
+            await db.migrate([*JOBS, *EVENTS])
+            await db.migrate([m for m in MIGRATIONS if m.version <= 7])  # the old schema
+            catalog = Catalog(db)
+            ids = await _seed(catalog, media, 3)
+            old = ("INSERT INTO dist_jobs (account_id, job_id, release_id, store, action, "
+                   "revision, message_id, state, attempts, version, next_attempt_at, "
+                   "lease_until, worker, last_error, queued_at, updated_at, delivered_at, "
+                   "snapshot_id) VALUES ('acc', ?, ?, 'alpha', 'new', 1, ?, ?, ?, ?, 0, 0, "
+                   "'', '', 1, 1, ?, '')")
+            from business.distribution.delivery import message_id_for
+            rows = [("owed", ids[0], "retrying", 2, 5, None),
+                    ("lost", ids[1], "delivering", 1, 3, None),
+                    ("done", ids[2], "delivered", 1, 4, 2.0)]
+            for job_id, release_id, state, attempts, version, delivered in rows:
+                await db.execute(old, job_id, release_id,
+                                 message_id_for("acc", release_id, "alpha", 1), state,
+                                 attempts, version, delivered)
+            await db.migrate(MIGRATIONS)
+            runs = {r.id: r for r in await JobQueue(db).find(queue=DELIVER)}
+            assert set(runs) == {"owed", "lost"}
+            assert (runs["owed"].attempts, runs["owed"].payload) == (2, {"delivery_id": "owed"})
+            assert runs["owed"].idempotency_key == f"{ids[0]}/alpha/r1/v5"
+            pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
+            await _run_once(pipeline)
+            jobs = {j["job_id"]: j for j in await pipeline.jobs("acc")}
+            assert {k: j["state"] for k, j in jobs.items()} == dict.fromkeys(
+                ("owed", "lost", "done"), "delivered")
+            assert (jobs["owed"]["attempts"], jobs["lost"]["attempts"]) == (3, 2)
+            assert len(store.accepted) == 2
+            assert "next_attempt_at" not in jobs["done"]
 
     asyncio.run(go())

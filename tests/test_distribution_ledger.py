@@ -9,13 +9,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from distribution_helpers import postgres_schema_url
+from distribution_helpers import migrate, postgres_schema_url
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from business.distribution.errors import NotFoundError, SplitError
 from business.distribution.ledger import Royalties
-from business.distribution.plugin import MIGRATIONS
 from database import open_database
 
 ISRC = "QZABC2600001"
@@ -37,7 +36,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def test_statement_import_splits_holds_recoups_and_reconciles(db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:
-            await db.migrate(MIGRATIONS)
+            await migrate(db)
             royalties = Royalties(db)
             await royalties.set_split("acc", ISRC, {"payees": [
                 {"payee_id": "ada", "share": "60"}, {"payee_id": "bob", "share": "40"}]},
@@ -96,7 +95,7 @@ def test_a_later_split_renames_and_joins_a_payee_and_releases_their_held_money(
         db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:
-            await db.migrate(MIGRATIONS)
+            await migrate(db)
             royalties = Royalties(db)
             await royalties.set_split("acc", ISRC, {"payees": [
                 {"payee_id": "ada", "share": "50", "name": "Ada"},
@@ -127,7 +126,7 @@ def test_a_later_split_renames_and_joins_a_payee_and_releases_their_held_money(
 def test_concurrent_imports_never_recoup_twice(db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:
-            await db.migrate(MIGRATIONS)
+            await migrate(db)
             royalties = Royalties(db)
             await royalties.set_split("acc", ISRC, {
                 "payees": [{"payee_id": "ada", "share": "50"},
@@ -181,7 +180,7 @@ def test_money_imported_before_a_split_is_allocated_once_when_the_split_is_set(
         db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:
-            await db.migrate(MIGRATIONS)
+            await migrate(db)
             royalties = Royalties(db)
             ids = [(await royalties.import_statement("acc", text))["statement_id"]
                    for text in EARLY]
@@ -254,7 +253,7 @@ def test_money_imported_before_a_split_is_allocated_once_when_the_split_is_set(
 def test_concurrent_imports_and_split_allocate_every_cent_once(db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:
-            await db.migrate(MIGRATIONS)
+            await migrate(db)
             royalties = Royalties(db)
             statements = [HEADER + f"S{n},US,{ISRC},1,8.00,USD\n" for n in range(6)]
             for text in statements[:2]:
@@ -354,9 +353,9 @@ def test_held_money_allocated_later_reconciles_exactly_like_an_import(db_url: st
 
         asyncio.run(go())
 
-    async def migrate() -> None:
+    async def prepare() -> None:
         async with open_database(db_url) as db:
-            await db.migrate(MIGRATIONS)
+            await migrate(db)
 
-    asyncio.run(migrate())
+    asyncio.run(prepare())
     check()

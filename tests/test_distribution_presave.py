@@ -1,32 +1,69 @@
-"""Pre-save campaigns: public data, counts, and a release-day event that fires once."""
+"""Pre-save campaigns: public data, counts, and a release-day event that fires once.
+
+The event goes through a real event bus (the in-process transport: one job of the
+job queue per subscriber), as in the server.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from distribution_helpers import FlakyDatabase, postgres_schema_url
+from distribution_helpers import FlakyDatabase, migrate, postgres_schema_url
 
 from business.distribution.errors import DistributionError, NotFoundError
-from business.distribution.outbox import Outbox, OutboxSettings
-from business.distribution.plugin import MIGRATIONS
 from business.distribution.presave import RELEASE_DAY, PreSaves, landing_page
+from business.distribution.schemas import ReleaseDay
 from business.distribution.services import services
 from database import open_database
 from dawserver.plugin_api import hookimpl
 from dawserver.plugins import (
     PluginContext,
+    declare_all,
     load_plugins,
+    open_background,
+    register_jobs,
     start_plugins,
     start_workers,
     stop_workers,
 )
+from events import Envelope, EventBus, InProcessTransport
+from events.in_process import QUEUE as EVENTS
+from jobs import JobQueue, JobWorker, QueueSettings
 
-FAST_RETRY = OutboxSettings(lease_s=5.0, backoff_base=0.02, backoff_cap=0.05)
+FAST_RETRY = QueueSettings(max_attempts=8, backoff_base=0.02, backoff_cap=0.05, lease_s=5.0)
+
+
+def _event_bus(db: Any, settings: QueueSettings = FAST_RETRY) -> EventBus:
+    """An event bus on ``db`` delivering through its own job queue, release day declared."""
+    bus = EventBus(db, InProcessTransport(JobQueue(db, {EVENTS: settings})), poll_s=0.02)
+    bus.declare(RELEASE_DAY, ReleaseDay)
+    return bus
+
+
+@contextlib.asynccontextmanager
+async def _running(bus: EventBus) -> AsyncIterator[None]:
+    """The bus's relay and a job worker delivering its events, as a server runs them."""
+    transport = bus.transport
+    await bus.start()
+    try:
+        async with JobWorker(transport.queue, {EVENTS: transport.handle}, poll_s=0.02):
+            yield
+    finally:
+        await bus.stop()
+
+
+async def _until(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.02)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -61,8 +98,9 @@ class ShakyListener:
 def test_campaign_counts_each_fan_once_and_fires_release_day_once(tmp_path: Path) -> None:
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'p.sqlite3'}") as db:
-            await db.migrate(MIGRATIONS)
-            presaves = PreSaves(db)
+            await migrate(db)
+            bus = _event_bus(db)
+            presaves = PreSaves(db, bus.publish)
             data = await presaves.create("acc", "rel-1", "Night Drive", "Ada", "2026-12-01")
             slug = data["slug"]
             assert data["presaves"] == 0 and slug.startswith("ada-night-drive-")
@@ -75,18 +113,26 @@ def test_campaign_counts_each_fan_once_and_fires_release_day_once(tmp_path: Path
             with pytest.raises(NotFoundError):
                 await presaves.public("missing")
 
-            events: list[tuple[str, dict]] = []
+            events: list[Envelope] = []
 
-            async def announce(name: str, payload: dict) -> None:
-                events.append((name, payload))
+            async def hear(event: Envelope) -> None:
+                events.append(event)
 
-            assert await presaves.fire_due(announce, dt.date(2026, 11, 30)) == []
-            results = await asyncio.gather(*(presaves.fire_due(announce, dt.date(2026, 12, 1))
+            bus.subscribe("test", hear)
+            assert await presaves.fire_due(dt.date(2026, 11, 30)) == []
+            results = await asyncio.gather(*(presaves.fire_due(dt.date(2026, 12, 1))
                                              for _ in range(5)))
             assert sum(len(r) for r in results) == 1
-            assert [e[0] for e in events] == ["presave.release_day"]
-            assert events[0][1]["presaves"] == 2 and events[0][1]["account_id"] == "acc"
-            assert await presaves.fire_due(announce, dt.date(2026, 12, 2)) == []
+            async with _running(bus):
+                async def heard() -> bool:
+                    return bool(events)
+                await _until(heard)
+                await asyncio.sleep(0.1)  # a second delivery would arrive meanwhile
+            assert [e.name for e in events] == ["presave.release_day"]
+            assert events[0].payload["presaves"] == 2 and events[0].payload["account_id"] == "acc"
+            assert events[0].account_id == "acc"
+            assert await presaves.fire_due(dt.date(2026, 12, 2)) == []
+            assert await bus.pending() == 0
             with pytest.raises(DistributionError, match="pre-saves are closed"):
                 await presaves.presave(slug, "late@example.com", "spotify")
             assert (await presaves.public(slug))["released"] is True
@@ -97,30 +143,49 @@ def test_campaign_counts_each_fan_once_and_fires_release_day_once(tmp_path: Path
 def test_release_day_event_is_retried_until_a_hook_hears_it(db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:
-            await db.migrate(MIGRATIONS)
-            presaves = PreSaves(db, Outbox(db, FAST_RETRY))
-            data = await presaves.create("acc", "rel-1", "Night Drive", "Ada", "2026-12-01")
+            await migrate(db)
             listener = ShakyListener(failures=1)
 
-            async def announce(name: str, payload: dict) -> None:
-                listener.business_event(None, name, payload)
+            async def hear(event: Envelope) -> None:  # as the server calls business_event
+                listener.business_event(None, event.name, {**event.payload,
+                                                           "event_id": event.id})
 
+            # the first server retries a failed delivery after 0.25-0.5 s
+            bus = _event_bus(db, QueueSettings(max_attempts=8, backoff_base=0.5,
+                                               backoff_cap=0.5, lease_s=5.0))
+            bus.subscribe(f"plugin:{ShakyListener.PLUGIN_NAME}", hear)
+            presaves = PreSaves(db, bus.publish)
+            data = await presaves.create("acc", "rel-1", "Night Drive", "Ada", "2026-12-01")
             day = dt.date(2026, 12, 1)
-            assert await presaves.fire_due(announce, day) == [data["slug"]]
+            assert await presaves.fire_due(day) == [data["slug"]]
+            [published] = await db.fetch("SELECT id, name FROM events_outbox")
+            assert published["name"] == RELEASE_DAY
+            deliveries = bus.transport.queue
+            async with _running(bus):
+                async def failed_once() -> bool:
+                    jobs = await deliveries.find(queue=EVENTS, states=["retrying"])
+                    return bool(jobs)
+                await _until(failed_once)
             assert listener.calls == 1 and listener.heard == []
-            [pending] = await presaves.outbox.pending("acc")
-            assert pending["attempts"] == 1 and "listener is down" in pending["last_error"]
-            # a restarted server (a new PreSaves on the same database) still owes the event
-            restarted = PreSaves(db, Outbox(db, FAST_RETRY))
-            deadline = time.monotonic() + 10
-            while not listener.heard and time.monotonic() < deadline:
-                assert await restarted.fire_due(announce, day) == []  # fired only once
-                await asyncio.sleep(0.02)
+            [pending] = await deliveries.find(queue=EVENTS)
+            assert pending.attempts == 1 and "listener is down" in pending.last_error
+            # a restarted server (a new bus and PreSaves on the same database) still owes it
+            restarted = _event_bus(db)
+            restarted.subscribe(f"plugin:{ShakyListener.PLUGIN_NAME}", hear)
+            again = PreSaves(db, restarted.publish)
+            async with _running(restarted):
+                deadline = time.monotonic() + 10
+                while not listener.heard and time.monotonic() < deadline:
+                    assert await again.fire_due(day) == []  # fired only once
+                    await asyncio.sleep(0.02)
+                for _ in range(3):
+                    await again.fire_due(day)
+                await asyncio.sleep(0.1)  # a second delivery would arrive meanwhile
             assert [p["slug"] for p in listener.heard] == [data["slug"]]
-            assert listener.heard[0]["event_id"] == pending["event_id"]
-            assert await restarted.outbox.pending() == []
-            for _ in range(3):
-                await restarted.fire_due(announce, day)
+            assert listener.heard[0]["event_id"] == published["id"]
+            assert await restarted.pending() == 0
+            [delivered] = await deliveries.find(queue=EVENTS)
+            assert (delivered.state, delivered.attempts) == ("done", 2)
             assert listener.calls == 2 and len(listener.heard) == 1
 
     asyncio.run(go())
@@ -128,15 +193,18 @@ def test_release_day_event_is_retried_until_a_hook_hears_it(db_url: str) -> None
 
 def test_release_day_job_survives_database_errors_and_a_failing_hook(tmp_path: Path) -> None:
     async def go() -> None:
-        settings = {"distribution": {"presave_check_s": 0.02, "outbox": {
-            "backoff_base": 0.02, "backoff_cap": 0.05}}}
+        settings = {"distribution": {"presave_check_s": 0.02}}
         listener = ShakyListener(failures=2)
         manager = load_plugins({"plugins": settings}, entry_points=False, extra=[listener])
         async with open_database(f"sqlite://{tmp_path / 'p.sqlite3'}") as real:
             # the release-day check's first two queries fail
             db = FlakyDatabase(real, {"SELECT account_id, campaign_id, slug": 2})
             context = PluginContext(manager=manager, settings=settings, db=db)
+            declare_all(context)  # as install() does: the declared events and jobs,
+            register_jobs(context)
+            await open_background(context, None)  # then the job queue and the event bus
             await start_plugins(context)
+            await context.background.start()
             data = await services(context).presaves.create(
                 "acc", "rel-1", "Night Drive", "Ada", dt.date.today().isoformat())
             tasks = start_workers(context)
@@ -148,9 +216,48 @@ def test_release_day_job_survives_database_errors_and_a_failing_hook(tmp_path: P
                 assert not any(task.done() for task in tasks)
             finally:
                 await stop_workers(tasks)
+                await context.background.stop()
             assert db.injected == {"SELECT account_id, campaign_id, slug": 2}
             assert [p["slug"] for p in listener.heard] == [data["slug"]]
             assert listener.calls == 3
+
+    asyncio.run(go())
+
+
+def test_release_day_events_owed_before_the_upgrade_reach_the_hooks(tmp_path: Path) -> None:
+    from business.distribution.plugin import MIGRATIONS
+    from events import MIGRATIONS as EVENTS_TABLES
+    from jobs import MIGRATIONS as JOBS_TABLES
+
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'p.sqlite3'}") as db:
+            await db.migrate([*JOBS_TABLES, *EVENTS_TABLES])
+            await db.migrate([m for m in MIGRATIONS if m.version <= 8])  # with dist_outbox
+            bus = _event_bus(db)
+            presaves = PreSaves(db, bus.publish)
+            data = await presaves.create("acc", "rel-1", "Night Drive", "Ada", "2026-12-01")
+            payload = json.dumps({**data, "account_id": "acc"})
+            old = ("INSERT INTO dist_outbox (account_id, event_id, name, payload, created_at, "
+                   "attempts, next_attempt_at, lease_until, delivered_at, last_error) "
+                   "VALUES ('acc', ?, ?, ?, 5.0, 3, 0, 0, ?, 'listener is down')")
+            await db.execute(old, "owed", RELEASE_DAY, payload, None)
+            await db.execute(old, "heard", RELEASE_DAY, payload, 6.0)
+            await db.migrate(MIGRATIONS)
+            assert "dist_outbox" not in await db.tables()
+            events: list[Envelope] = []
+
+            async def hear(event: Envelope) -> None:
+                events.append(event)
+
+            bus.subscribe("test", hear)
+            async with _running(bus):
+                async def heard() -> bool:
+                    return bool(events)
+                await _until(heard)
+                await asyncio.sleep(0.1)  # the delivered one would arrive meanwhile
+            assert [(e.id, e.name, e.account_id, e.created_at) for e in events] == [
+                ("owed", RELEASE_DAY, "acc", 5.0)]
+            assert events[0].payload == json.loads(payload)
 
     asyncio.run(go())
 

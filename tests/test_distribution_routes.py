@@ -48,7 +48,7 @@ def test_release_is_checked_delivered_paid_and_presaved_over_http(tmp_path: Path
             config = {"data_dir": tmp_path / "data", "plugins": {"distribution": {
                 "stores": {"fake": {"url": store.url, "token": "secret",
                                     "dpid": "PADPIDA0000000001Z"}},
-                "pipeline": {"backoff_base": 0.01, "backoff_cap": 0.05, "poll_s": 0.02},
+                "pipeline": {"backoff_base": 0.01, "backoff_cap": 0.05},
                 "presave_check_s": 0.05}}}
             app = web.Application()
             observer = Observer()
@@ -136,10 +136,15 @@ def test_release_is_checked_delivered_paid_and_presaved_over_http(tmp_path: Path
                 today = await (await client.post(
                     f"/api/distribution/releases/{rid}/presave", headers=hdr,
                     json={"release_date": dt.date.today().isoformat()})).json()
+                def fired() -> list[str]:
+                    return [p["slug"] for name, p in observer.events
+                            if name == "presave.release_day"]
+
+                deadline = time.monotonic() + 20  # the event bus relays it, then a job
+                while not fired() and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
                 await asyncio.sleep(0.3)  # several release-day checks run meanwhile
-                fired = [p["slug"] for name, p in observer.events
-                         if name == "presave.release_day"]
-                assert fired == [today["slug"]]
+                assert fired() == [today["slug"]]
                 invalid = await client.post("/api/distribution/releases", data=b"{oops",
                                             headers=hdr)
                 assert invalid.status == 400 and "not valid JSON" in (await invalid.json())[

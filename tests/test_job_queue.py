@@ -19,6 +19,7 @@ from jobs import (
     JobQueueError,
     QueueSettings,
     UnknownJob,
+    backoff_delay,
 )
 
 
@@ -76,6 +77,17 @@ def test_jobs_are_found_oldest_or_newest_first_and_the_limit_keeps_that_end(
         assert [j.id for j in newest] == made[:1:-1]
 
     run_with_queue(collab_database_url, body, clock=clock)
+
+
+def test_jobs_are_found_by_their_ids(collab_database_url: str) -> None:
+    async def body(queue: JobQueue) -> None:
+        jobs = [await queue.enqueue("render", {"n": n}, account_id="a") for n in range(3)]
+        wanted = {jobs[0].id, jobs[2].id, "no-such-job"}
+        assert {j.id for j in await queue.find(ids=wanted)} == wanted - {"no-such-job"}
+        assert await queue.find(ids=[]) == []
+        assert await queue.find(account_id="b", ids=wanted) == []
+
+    run_with_queue(collab_database_url, body)
 
 
 def test_a_job_enqueued_in_a_rolled_back_transaction_does_not_exist(
@@ -238,3 +250,12 @@ def test_purge_deletes_old_finished_jobs_but_keeps_dead_letters(
         assert left == {ids["dead"], ids["waiting"], recent}
 
     run_with_queue(collab_database_url, body, clock=clock)
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    rng = random.Random(0)
+    for attempt in range(1, 12):
+        ceiling = min(60.0, 1.0 * 2 ** (attempt - 1))
+        delays = [backoff_delay(attempt, 1.0, 60.0, rng) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 100  # jittered, not fixed

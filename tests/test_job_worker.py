@@ -13,6 +13,7 @@ from jobs import (
     DEAD,
     DONE,
     QUEUED,
+    RETRYING,
     JobContext,
     JobQueue,
     JobRecord,
@@ -265,3 +266,24 @@ def test_a_dead_workers_job_is_taken_over_when_its_lease_expires(
         assert done.worker not in (None, "crashed-worker")
 
     with_queue(collab_database_url, body, QueueSettings(lease_s=1))
+
+
+def test_run_once_runs_what_is_due_now_to_its_end_and_nothing_later(
+        collab_database_url: str) -> None:
+    async def handler(ctx: JobContext) -> str:
+        if ctx.payload["fail"]:
+            raise ConnectionError("store unreachable")
+        return "ok"
+
+    async def body(queue: JobQueue) -> None:
+        worker = JobWorker(queue, {"work": handler})
+        ok = await queue.enqueue("work", {"fail": False}, account_id="a")
+        failing = await queue.enqueue("work", {"fail": True}, account_id="a")
+        assert await worker.run_once("work") == 2
+        assert (await queue.get("a", ok.id)).state == DONE
+        retrying = await queue.get("a", failing.id)
+        assert (retrying.state, retrying.attempts) == (RETRYING, 1)
+        assert await worker.run_once("work") == 0  # its retry is not due yet
+
+    with_queue(collab_database_url, body, QueueSettings(backoff_base=60, backoff_cap=60,
+                                                        concurrency=4))

@@ -1,10 +1,12 @@
 """Every component's migrations: the Citus rule on both dialects, and in-place upgrades.
 
-The walk applies every migration of every component (collab, the job queue, the
-event bus, transcription, each built-in plug-in) one at a time, on SQLite and on a
-real PostgreSQL, and fails naming the migration and the table that breaks the rule
-of :mod:`database.sharding`.  The upgrade tests write a database with the DDL of
-the code before the shared layer, then open it with today's components."""
+The walk applies every migration of every component (collab, transcription, the
+job queue, the event bus, then each built-in plug-in, as the server does) one at
+a time, on SQLite and on a real PostgreSQL, and fails naming the migration and
+the table that breaks the rule of :mod:`database.sharding`.  The upgrade tests
+write a database with the DDL of the code before the shared layer, then open it
+with today's components.
+"""
 
 from __future__ import annotations
 
@@ -19,19 +21,32 @@ from collab.store import MIGRATIONS as COLLAB
 from collab.store import QuarantinedUpdate, open_store
 from database import Database, Migration, open_database, sharding_problems
 from dawserver.plugins import collect_migrations, load_plugins
-from events.bus import MIGRATIONS as EVENTS
+from events import MIGRATIONS as EVENTS
 from jobs import MIGRATIONS as JOBS
 from jobs import JobQueue
 from transcription.jobs import MIGRATIONS as TRANSCRIPTION
 from transcription.jobs import Job, migrate
 
 PLUGINS = collect_migrations(load_plugins())
+#: The core's migrations: the server applies them before any plug-in's, whose
+#: migrations may use the core's tables (the job queue's, the event outbox).
+CORE = [*COLLAB, *TRANSCRIPTION, *JOBS, *EVENTS]
+#: The plug-in migrations a database written before the shared layer had.
+PLUGINS_BEFORE_SHARED = [m for m in PLUGINS if (m.component, m.version) <= ("distribution", 7)]
 
 
 def every_migration() -> list[Migration]:
-    """Every migration of every component, in the order the runner applies them."""
-    return sorted([*COLLAB, *EVENTS, *JOBS, *TRANSCRIPTION, *PLUGINS],
-                  key=lambda m: (m.component, m.version))
+    """Every migration of every component, in the order the server applies them."""
+    def ordered(migrations: list[Migration]) -> list[Migration]:
+        return sorted(migrations, key=lambda m: (m.component, m.version))
+
+    return [*ordered(CORE), *ordered(PLUGINS)]
+
+
+async def migrate_all(db: Database) -> None:
+    """Apply every migration as the server does: the core's, then the plug-ins'."""
+    await db.migrate(CORE)
+    await db.migrate(PLUGINS)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -75,7 +90,7 @@ def test_every_table_of_every_component_keeps_the_citus_rule(db_url: str) -> Non
 
     problems, tables = asyncio.run(go())
     assert problems == [], "\n".join(problems)
-    assert {"collab_projects", "collab_updates", "jobs", "dist_jobs"} <= tables
+    assert {"collab_projects", "collab_updates", "jobs", "events_outbox", "dist_jobs"} <= tables
     assert "transcription_jobs" not in tables  # transcription/2 moved it into the job queue
 
 
@@ -107,7 +122,7 @@ def test_every_component_makes_the_same_tables_on_both_dialects(tmp_path: Path,
 
     async def tables(url: str) -> dict[str, tuple]:
         async with open_database(url) as db:
-            await db.migrate(every_migration())
+            await migrate_all(db)
             return {name: (shape.columns, shape.primary_key, shape.unique)
                     for name, shape in (await db.describe()).items()}
 
@@ -205,7 +220,7 @@ async def write_old_database(db: Database) -> None:
     await db.execute(f"INSERT INTO {prefix}revocations VALUES (?, ?, ?)", "song", "sam", 8.0)
 
     await db.execute(OLD_BOOKKEEPING)
-    for migration in PLUGINS:  # the plug-in migrations, moved verbatim into .sql files
+    for migration in PLUGINS_BEFORE_SHARED:  # moved verbatim into .sql files
         for statement in migration.statements(db.dialect):
             await db.execute(statement)
         await db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?, ?)",
@@ -261,7 +276,9 @@ def test_a_database_written_before_the_shared_layer_upgrades_in_place(db_url: st
             assert (failed.status, failed.error) == ("failed", "no such file")
             [claimed] = await queue.claim("transcription", "w")  # the queued one runs again
             assert claimed.id == "j1"
-            assert await db.migrate(PLUGINS) == []  # recorded under the old column name
+            await db.migrate([*JOBS, *EVENTS])  # the server opens them before the plug-ins
+            applied = await db.migrate(PLUGINS)  # those recorded under the old column name
+            assert applied == [m for m in PLUGINS if m not in PLUGINS_BEFORE_SHARED]  # are not
             assert await db.fetchval("SELECT status FROM dist_releases") == "draft"
             tables = set(await db.tables())
             assert not tables & {"projects", "updates", "snapshots", "revocations"}

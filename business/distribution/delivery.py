@@ -1,93 +1,129 @@
-"""The delivery pipeline: one durable job per (release, store), retried until delivered.
+"""Deliveries: one record per (release, store), each attempt run by the one job queue.
 
-States: ``queued`` → ``delivering`` → ``delivered``; a failure goes to ``retrying``
-(exponential backoff with jitter) or, after ``max_attempts`` or a permanent error,
-to ``dead`` with the last error. Every change is a compare-and-set on the job's
-``version`` and is logged in ``dist_job_events`` (for time-in-state metrics).
-A worker holds a job with a lease; a crashed worker's jobs are taken over when
-their lease expires. Each message has a fixed id and stores deduplicate by it,
-so a re-sent message is never accepted twice; before re-sending (any attempt after
-the first), the pipeline asks a connector that can tell (``accepted(message_id)``)
-whether the store already has the message, so a lost acknowledgement is not
-followed by a second upload.
+The record (``dist_jobs``) says what is delivered and how it stands: action,
+revision, fixed message id, gate snapshot, state, attempts, last error, and a log
+of every transition (``dist_job_events``, for time-in-state metrics). States:
+``queued`` → ``delivering`` → ``delivered``; a failure goes ``failed`` → ``retrying``,
+or ``dead`` after the last attempt or a permanent error (HTTP 401, a file changed
+since the gate). Every change of a record is a compare-and-set on its ``version``.
+
+Running deliveries is the job queue's work (:mod:`jobs`, through the plug-in API):
+arming a record (a first delivery, an update, a takedown, a re-send) enqueues one
+``distribution.deliver`` job in the same transaction, under an idempotency key
+naming the record's revision and arming, and the record names that job
+(``run_id``). The queue holds the job under a lease kept by heartbeats, retries it
+with exponential backoff and equal jitter (:func:`jobs.backoff_delay`), takes it
+over when a worker dies, and keeps it as a dead letter after ``max_attempts`` or a
+:class:`~jobs.Permanent` error. A job of an earlier arming finds its record re-armed
+and sends nothing.
+
+Each message has a fixed id and stores deduplicate by it, so a re-sent message is
+never accepted twice; before re-sending (any attempt after the first of an arming),
+the handler asks a connector that can tell (``accepted(message_id)``) whether the
+store already has the message, so a lost acknowledgement is not followed by a
+second upload.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import random
 import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from business.distribution.errors import DeliveryError, DistributionError, NotFoundError
 from business.distribution.stores.base import DeliveryPackage, StoreConnector
+from dawserver.plugin_api import JobContext, JobQueue, Permanent, QueueSettings
 
 logger = logging.getLogger(__name__)
 
+#: The job queue's queue that runs deliveries (a declared ``Job`` of the plug-in).
+DELIVER = "distribution.deliver"
 STATES = ("queued", "delivering", "delivered", "failed", "retrying", "dead")
+#: States a record stays in until it is armed again.
+SETTLED = frozenset({"delivered", "dead"})
 ACTIONS = ("new", "update", "takedown")
+#: ``PipelineSettings`` fields from before deliveries ran on the job queue: the
+#: server's job worker polls and survives its own errors now; accepted and ignored.
+RETIRED_SETTINGS = ("poll_s", "error_backoff_cap")
+#: Detail of the ``delivering`` entry of an attempt whose predecessor never recorded
+#: its end (its worker died and the lease expired, or writing the outcome failed).
+TAKEN_OVER = "taken over: the attempt before did not record its end"
+#: Detail of the ``delivering`` entry of an attempt given back by a stopping worker.
+RESUMED = "resumed after its worker stopped"
+#: Record ids looked up in the job queue per query.
+_LOOKUP_BATCH = 500
 _MESSAGE_NS = uuid.UUID("5b0c7f0e-6a55-4a43-9a55-0d1d57d2a7e1")
 
 #: ``packager(account_id, release_id, store, action, message_id, snapshot_id)``.
 Packager = Callable[[str, str, str, str, str, str], Awaitable[DeliveryPackage]]
 
 
-@dataclass
+@dataclass(frozen=True)
 class PipelineSettings:
-    """Retry and scheduling knobs (seconds)."""
+    """How deliveries run: attempts, backoff and lease (seconds), slots per server process.
+
+    The first five are the ``distribution.deliver`` queue's settings
+    (:meth:`queue_settings`); ``probe_before_resend`` asks the store whether it has
+    a message before sending it again.
+    """
 
     max_attempts: int = 8
     backoff_base: float = 2.0
     backoff_cap: float = 600.0
     lease_s: float = 120.0
-    poll_s: float = 1.0
     concurrency: int = 4
-    #: Longest wait before the worker tries again after its own error (e.g. database down).
-    error_backoff_cap: float = 30.0
-    #: Ask the store whether it has a message before sending it again.
     probe_before_resend: bool = True
 
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any]) -> PipelineSettings:
+        """Settings from the plug-in's ``pipeline`` mapping (retired fields are ignored)."""
+        known = {f.name for f in fields(cls)}
+        retired = sorted(set(raw) & set(RETIRED_SETTINGS))
+        if retired:
+            logger.warning("distribution pipeline settings %s are no longer used: the "
+                           "server's job worker runs deliveries; remove them", retired)
+        unknown = sorted(set(raw) - known - set(RETIRED_SETTINGS))
+        if unknown:
+            raise DistributionError(f"unknown pipeline settings {unknown}; use "
+                                    f"{sorted(known)}")
+        return cls(**{name: value for name, value in raw.items() if name in known})
 
-def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Seconds to wait after failed attempt ``attempt`` (1-based): equal jitter."""
-    ceiling = min(cap, base * 2 ** (attempt - 1))
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+    def queue_settings(self) -> QueueSettings:
+        """The ``distribution.deliver`` queue's settings."""
+        return QueueSettings(max_attempts=self.max_attempts, backoff_base=self.backoff_base,
+                             backoff_cap=self.backoff_cap, lease_s=self.lease_s,
+                             concurrency=self.concurrency)
 
 
 def message_id_for(account_id: str, release_id: str, store: str, revision: int) -> str:
-    """The fixed message id of one revision of a job."""
+    """The fixed message id of one revision of a delivery."""
     return uuid.uuid5(_MESSAGE_NS, f"{account_id}/{release_id}/{store}/{revision}").hex
 
 
 class DeliveryPipeline:
-    """Enqueues jobs and runs a worker that delivers them through store connectors."""
+    """Delivery records: arming them on the job queue, the queue's handler, status, metrics."""
 
-    def __init__(self, db: Any, connectors: Iterable[StoreConnector], packager: Packager, *,
-                 settings: PipelineSettings | None = None, worker_id: str | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(self, db: Any, queue: JobQueue, connectors: Iterable[StoreConnector],
+                 packager: Packager, *, settings: PipelineSettings | None = None) -> None:
         self.db = db
+        self.queue = queue
         self.connectors: dict[str, StoreConnector] = {c.name: c for c in connectors}
         self.packager = packager
         self.settings = settings or PipelineSettings()
-        self.worker_id = worker_id or uuid.uuid4().hex[:12]
-        self._rng = rng or random.Random()
-        self._task: asyncio.Task | None = None
-        self._wake = asyncio.Event()
+        queue.configure(DELIVER, self.settings.queue_settings())
 
-    # -- enqueueing ---------------------------------------------------------------
+    # -- arming -------------------------------------------------------------------
 
     async def enqueue(self, account_id: str, release_id: str, stores: Iterable[str],
                       action: str = "new", *, redeliver: bool = False,
                       snapshot_id: str = "") -> list[dict[str, Any]]:
-        """Create or re-arm the job of each store; idempotent for a repeated request.
+        """Create or re-arm the record of each store; idempotent for a repeated request.
 
-        ``new`` on a job that already exists changes nothing; ``update`` and
+        ``new`` on a record that already exists changes nothing; ``update`` and
         ``takedown`` start a new revision (a new message); ``redeliver`` sends the
         current revision's message again (the store deduplicates it).
         ``snapshot_id`` names what passed the gate (see ``Catalog.snapshot``): a new
@@ -96,53 +132,59 @@ class DeliveryPipeline:
         """
         if action not in ACTIONS:
             raise DistributionError(f"action {action!r} is unknown; use one of {ACTIONS}")
-        jobs = []
+        stores = list(stores)
         for store in stores:
             if store not in self.connectors:
                 raise DistributionError(f"store {store!r} is not configured; configured: "
                                         f"{sorted(self.connectors)}")
-            jobs.append(await self._enqueue_one(account_id, release_id, store, action,
-                                                redeliver, snapshot_id))
-        self._wake.set()
-        return jobs
+        records = [await self._arm(account_id, release_id, store, action, redeliver,
+                                   snapshot_id) for store in stores]
+        self.queue.wake(DELIVER)
+        return records
 
-    async def _enqueue_one(self, account_id: str, release_id: str, store: str, action: str,
-                           redeliver: bool, snapshot_id: str) -> dict[str, Any]:
+    async def _arm(self, account_id: str, release_id: str, store: str, action: str,
+                   redeliver: bool, snapshot_id: str) -> dict[str, Any]:
+        """Create or re-arm one record and enqueue its job, in one transaction."""
         now = time.time()
+        lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
         async with self.db.transaction() as tx:
-            job = await tx.fetchrow(
-                "SELECT * FROM dist_jobs WHERE account_id = ? AND release_id = ? AND store = ?",
-                account_id, release_id, store)
-            if job is None:
-                job_id = uuid.uuid4().hex
+            record = await tx.fetchrow(
+                "SELECT * FROM dist_jobs WHERE account_id = ? AND release_id = ? AND store = ?"
+                f"{lock}", account_id, release_id, store)
+            if record is None:
+                job_id, revision, version, snapshot = uuid.uuid4().hex, 1, 1, snapshot_id
+            elif action != "new" or redeliver:
+                job_id, version = record["job_id"], record["version"] + 1
+                same = redeliver and action == record["action"]
+                revision = record["revision"] if same else record["revision"] + 1
+                snapshot = record["snapshot_id"] if same else snapshot_id
+            else:
+                return record
+            message_id = message_id_for(account_id, release_id, store, revision)
+            run = await self.queue.enqueue(
+                DELIVER, {"delivery_id": job_id}, account_id=account_id,
+                idempotency_key=f"{release_id}/{store}/r{revision}/v{version}", tx=tx)
+            if record is None:
                 await tx.execute(
                     "INSERT INTO dist_jobs (account_id, job_id, release_id, store, action, "
-                    "revision, message_id, state, attempts, version, next_attempt_at, "
-                    "lease_until, worker, last_error, queued_at, updated_at, delivered_at, "
-                    "snapshot_id) "
-                    "VALUES (?, ?, ?, ?, ?, 1, ?, 'queued', 0, 1, ?, 0, '', '', ?, ?, NULL, ?)",
-                    account_id, job_id, release_id, store, action,
-                    message_id_for(account_id, release_id, store, 1), now, now, now,
-                    snapshot_id)
-                await self._event(tx, account_id, job_id, 1, "queued", now, f"{action} r1")
-            elif action != "new" or redeliver:
-                same = redeliver and action == job["action"]
-                revision = job["revision"] if same else job["revision"] + 1
-                snapshot = job["snapshot_id"] if same else snapshot_id
-                version = job["version"] + 1
+                    "revision, message_id, state, attempts, version, last_error, queued_at, "
+                    "updated_at, delivered_at, snapshot_id, run_id) "
+                    "VALUES (?, ?, ?, ?, ?, 1, ?, 'queued', 0, 1, '', ?, ?, NULL, ?, ?)",
+                    account_id, job_id, release_id, store, action, message_id, now, now,
+                    snapshot, run.id)
+            else:
                 await tx.execute(
                     "UPDATE dist_jobs SET action = ?, revision = ?, message_id = ?, "
-                    "state = 'queued', attempts = 0, version = ?, next_attempt_at = ?, "
-                    "last_error = '', queued_at = ?, updated_at = ?, delivered_at = NULL, "
-                    "snapshot_id = ? WHERE account_id = ? AND job_id = ?",
-                    action, revision, message_id_for(account_id, release_id, store, revision),
-                    version, now, now, now, snapshot, account_id, job["job_id"])
-                await self._event(tx, account_id, job["job_id"], version, "queued", now,
-                                  f"{action} r{revision}")
-            row = await tx.fetchrow(
-                "SELECT * FROM dist_jobs WHERE account_id = ? AND release_id = ? AND store = ?",
-                account_id, release_id, store)
-        return row
+                    "state = 'queued', attempts = 0, version = ?, last_error = '', "
+                    "queued_at = ?, updated_at = ?, delivered_at = NULL, snapshot_id = ?, "
+                    "run_id = ? WHERE account_id = ? AND job_id = ?",
+                    action, revision, message_id, version, now, now, snapshot, run.id,
+                    account_id, job_id)
+            await self._event(tx, account_id, job_id, version, "queued", now,
+                              f"{action} r{revision}")
+            return await tx.fetchrow(
+                "SELECT * FROM dist_jobs WHERE account_id = ? AND job_id = ?",
+                account_id, job_id)
 
     @staticmethod
     async def _event(tx: Any, account_id: str, job_id: str, seq: int, state: str, at: float,
@@ -151,218 +193,165 @@ class DeliveryPipeline:
             "INSERT INTO dist_job_events (account_id, job_id, seq, state, at, detail) "
             "VALUES (?, ?, ?, ?, ?, ?)", account_id, job_id, seq, state, at, detail[:500])
 
-    # -- working ------------------------------------------------------------------
+    # -- running (the distribution.deliver job) ---------------------------------------
 
-    async def _claim(self, limit: int) -> list[dict[str, Any]]:
-        now = time.time()
-        due = await self.db.fetch(
-            "SELECT account_id, job_id, version, state FROM dist_jobs WHERE "
-            "(state IN ('queued', 'retrying', 'failed') AND next_attempt_at <= ?) OR "
-            "(state = 'delivering' AND lease_until < ?) ORDER BY next_attempt_at LIMIT ?",
-            now, now, limit)
-        claimed = []
-        for job in due:
-            async with self.db.transaction() as tx:
-                version = job["version"] + 1
-                changed = await tx.execute(
-                    "UPDATE dist_jobs SET state = 'delivering', worker = ?, lease_until = ?, "
-                    "attempts = attempts + 1, version = ?, updated_at = ? WHERE account_id = ? "
-                    "AND job_id = ? AND version = ?",
-                    self.worker_id, now + self.settings.lease_s, version, now,
-                    job["account_id"], job["job_id"], job["version"])
-                if not changed:
-                    continue
-                detail = "lease expired, taken over" if job["state"] == "delivering" else ""
-                await self._event(tx, job["account_id"], job["job_id"], version, "delivering",
-                                  now, detail)
-                claimed.append(await tx.fetchrow(
-                    "SELECT * FROM dist_jobs WHERE account_id = ? AND job_id = ?",
-                    job["account_id"], job["job_id"]))
-        return claimed
+    async def handle(self, job: JobContext) -> dict[str, Any]:
+        """Run one attempt of a record's job: package and send its message, or probe first.
 
-    async def _finish(self, job: dict[str, Any], state: str, error: str = "",
-                      delay: float = 0.0) -> bool:
-        now = time.time()
-        version = job["version"] + 1
+        Returns the outcome (the job's result); raises :class:`~jobs.Permanent` for a
+        failure retrying cannot help, and the failure itself for one the queue retries.
+        """
+        account_id, run_id = job.job.account_id, job.job.id
+        record = await self.db.fetchrow(
+            "SELECT * FROM dist_jobs WHERE account_id = ? AND job_id = ?",
+            account_id, job.payload["delivery_id"])
+        if record is None or record["run_id"] != run_id:
+            return {"outcome": "superseded"}  # the record was armed again since
+        if record["state"] == "delivered":  # an attempt recorded it; the queue missed its end
+            return {"outcome": "delivered", "message_id": record["message_id"]}
+        if record["state"] == "dead":
+            raise Permanent(record["last_error"])
+        resend = record["attempts"] > 0  # an earlier attempt may have reached the store
+        record = await self._start(record, job.attempt)
+        if record is None:
+            return {"outcome": "superseded"}
+        try:
+            detail = await self._send(record, resend)
+        except DeliveryError as exc:
+            return await self._failed(record, job, exc, str(exc), exc.retryable)
+        except DistributionError as exc:
+            return await self._failed(record, job, exc, str(exc), False)
+        except Exception as exc:  # a connector bug: retried like a network error
+            logger.exception("delivery %s: unexpected error", record["job_id"])
+            return await self._failed(record, job, exc, f"{type(exc).__name__}: {exc}", True)
+        if not await self._finish(record, "delivered", detail):
+            return {"outcome": "superseded"}
+        return {"outcome": "delivered", "message_id": record["message_id"]}
+
+    async def _start(self, record: dict[str, Any], attempt: int) -> dict[str, Any] | None:
+        """Mark ``record`` delivering for ``attempt``; None if it changed meanwhile."""
+        now, version = time.time(), record["version"] + 1
+        detail = ""
+        if record["state"] == "delivering":  # the attempt before never recorded its end
+            detail = RESUMED if attempt == record["attempts"] else TAKEN_OVER
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE dist_jobs SET state = 'delivering', attempts = ?, version = ?, "
+                "updated_at = ? WHERE account_id = ? AND job_id = ? AND version = ?",
+                attempt, version, now, record["account_id"], record["job_id"],
+                record["version"])
+            if changed:
+                await self._event(tx, record["account_id"], record["job_id"], version,
+                                  "delivering", now, detail)
+        if not changed:
+            return None
+        return {**record, "state": "delivering", "attempts": attempt, "version": version}
+
+    async def _send(self, record: dict[str, Any], resend: bool) -> str:
+        """Send the record's message (unless a probe finds it there); the outcome's detail."""
+        connector = self.connectors.get(record["store"])
+        if connector is None:
+            raise DistributionError(f"store {record['store']!r} is not configured any more; "
+                                    f"configured: {sorted(self.connectors)}")
+        probe = getattr(connector, "accepted", None)
+        if self.settings.probe_before_resend and probe and resend \
+                and await probe(record["message_id"]):
+            return "store already had it (status probe)"
+        package = await self.packager(record["account_id"], record["release_id"],
+                                      record["store"], record["action"], record["message_id"],
+                                      record["snapshot_id"])
+        receipt = await connector.deliver(package)
+        return "store already had it" if receipt.duplicate else ""
+
+    async def _failed(self, record: dict[str, Any], job: JobContext, exc: Exception,
+                      error: str, retryable: bool) -> dict[str, Any]:
+        """Record a failed attempt, then hand it to the queue: retried, or a dead letter."""
+        if not await self._finish(record, "failed", error):
+            return {"outcome": "superseded"}
+        record = {**record, "version": record["version"] + 1}
+        last = not retryable or job.attempt >= job.job.max_attempts
+        if not await self._finish(record, "dead" if last else "retrying", error):
+            return {"outcome": "superseded"}
+        if last:
+            raise Permanent(error) from exc
+        raise exc
+
+    async def _finish(self, record: dict[str, Any], state: str, detail: str = "") -> bool:
+        """Move ``record`` to ``state`` (compare-and-set); False if it changed meanwhile."""
+        now, version = time.time(), record["version"] + 1
         async with self.db.transaction() as tx:
             changed = await tx.execute(
                 "UPDATE dist_jobs SET state = ?, version = ?, updated_at = ?, last_error = ?, "
-                "next_attempt_at = ?, lease_until = 0, worker = '', delivered_at = ? "
-                "WHERE account_id = ? AND job_id = ? AND version = ?",
-                state, version, now, error[:1000], now + delay,
-                now if state == "delivered" else None,
-                job["account_id"], job["job_id"], job["version"])
+                "delivered_at = ? WHERE account_id = ? AND job_id = ? AND version = ?",
+                state, version, now, detail[:1000], now if state == "delivered" else None,
+                record["account_id"], record["job_id"], record["version"])
             if changed:
-                await self._event(tx, job["account_id"], job["job_id"], version, state, now,
-                                  error)
+                await self._event(tx, record["account_id"], record["job_id"], version, state,
+                                  now, detail)
         if not changed:
-            logger.info("job %s changed while delivering; result %s dropped", job["job_id"],
-                        state)
+            logger.info("delivery %s changed while delivering; result %s dropped",
+                        record["job_id"], state)
         return bool(changed)
-
-    async def _heartbeat(self, job: dict[str, Any]) -> None:
-        """Extend the lease of a job while its delivery runs (slow uploads keep it)."""
-        while True:
-            await asyncio.sleep(self.settings.lease_s / 3)
-            try:
-                await self.db.execute(
-                    "UPDATE dist_jobs SET lease_until = ? WHERE account_id = ? AND job_id = ? "
-                    "AND version = ?", time.time() + self.settings.lease_s, job["account_id"],
-                    job["job_id"], job["version"])
-            except Exception:  # the next beat tries again; the lease outlives one miss
-                logger.exception("job %s: lease not extended", job["job_id"])
-
-    async def _deliver(self, job: dict[str, Any]) -> str:
-        heartbeat = asyncio.create_task(self._heartbeat(job))
-        try:
-            return await self._attempt(job)
-        finally:
-            heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
-
-    async def _attempt(self, job: dict[str, Any]) -> str:
-        connector = self.connectors[job["store"]]
-        probe = getattr(connector, "accepted", None)
-        try:
-            if self.settings.probe_before_resend and probe and job["attempts"] > 1 \
-                    and await probe(job["message_id"]):
-                detail = "store already had it (status probe)"
-            else:
-                package = await self.packager(job["account_id"], job["release_id"],
-                                              job["store"], job["action"], job["message_id"],
-                                              job["snapshot_id"])
-                receipt = await connector.deliver(package)
-                detail = "store already had it" if receipt.duplicate else ""
-        except DeliveryError as exc:
-            return await self._failed(job, str(exc), exc.retryable)
-        except DistributionError as exc:
-            return await self._failed(job, str(exc), False)
-        except Exception as exc:  # a connector bug must not stop the worker
-            logger.exception("job %s: unexpected error", job["job_id"])
-            return await self._failed(job, f"{type(exc).__name__}: {exc}", True)
-        await self._finish(job, "delivered", detail)
-        return "delivered"
-
-    async def _failed(self, job: dict[str, Any], error: str, retryable: bool) -> str:
-        if not await self._finish(job, "failed", error):
-            return "superseded"
-        job = {**job, "version": job["version"] + 1}
-        if not retryable or job["attempts"] >= self.settings.max_attempts:
-            await self._finish(job, "dead", error)
-            return "dead"
-        delay = backoff_delay(job["attempts"], self.settings.backoff_base,
-                              self.settings.backoff_cap, self._rng)
-        await self._finish(job, "retrying", error, delay)
-        return "retrying"
-
-    async def run_once(self) -> int:
-        """Claim up to ``concurrency`` due jobs and deliver them at once; how many.
-
-        A worker claims only what it works on right away, so every claimed job's
-        lease is kept alive by a heartbeat and never expires while it waits.
-        """
-        jobs = await self._claim(self.settings.concurrency)
-        await asyncio.gather(*(self._deliver(job) for job in jobs))
-        return len(jobs)
-
-    async def run(self) -> None:
-        """Deliver forever (until cancelled): keep up to ``concurrency`` jobs in flight.
-
-        The worker survives its own errors (a database outage, a bug): it logs them,
-        waits (exponential backoff up to ``error_backoff_cap``) and goes on. A job
-        whose outcome could not be recorded stays ``delivering`` and is taken over
-        when its lease expires.
-        """
-        running: set[asyncio.Task] = set()
-        errors = 0
-        try:
-            while True:
-                free = self.settings.concurrency - len(running)
-                try:
-                    jobs = await self._claim(free) if free > 0 else []
-                except Exception:
-                    errors += 1
-                    delay = backoff_delay(errors, max(self.settings.poll_s, 0.01),
-                                          self.settings.error_backoff_cap, self._rng)
-                    logger.exception("delivery worker %s: claiming jobs failed (%d in a row); "
-                                     "trying again in %.2f s", self.worker_id, errors, delay)
-                    await asyncio.sleep(delay)
-                    continue
-                errors = 0
-                for job in jobs:
-                    task = asyncio.create_task(self._deliver(job))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
-                    task.add_done_callback(self._reap)
-                if not jobs:
-                    self._wake.clear()
-                    # not wait_for: on Python 3.11 it swallows a cancellation that
-                    # arrives just as the wake-up does, and stop() then waits forever
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.settings.poll_s):
-                            await self._wake.wait()
-        finally:
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
-
-    def _reap(self, task: asyncio.Task) -> None:
-        """Log a delivery whose outcome could not be recorded; wake the worker."""
-        self._wake.set()
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("delivery worker %s: a job's outcome was not recorded (%r); its "
-                         "lease will expire and it will be taken over", self.worker_id,
-                         task.exception())
-
-    async def start(self) -> None:
-        """Run the worker in the background."""
-        if self._task is not None:
-            raise DistributionError("the delivery worker is already started")
-        self._task = asyncio.create_task(self.run(), name=f"delivery-{self.worker_id}")
-
-    async def stop(self) -> None:
-        """Stop the worker; jobs in flight are taken over later by lease expiry."""
-        if self._task is not None:
-            task, self._task = self._task, None
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    async def __aenter__(self) -> DeliveryPipeline:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # -- reading ------------------------------------------------------------------
 
     async def jobs(self, account_id: str, release_id: str | None = None
                    ) -> list[dict[str, Any]]:
-        """The jobs of an account (or of one release)."""
+        """The delivery records of an account (or of one release), as users see them."""
         if release_id is None:
-            return await self.db.fetch(
+            rows = await self.db.fetch(
                 "SELECT * FROM dist_jobs WHERE account_id = ? ORDER BY release_id, store",
                 account_id)
-        return await self.db.fetch(
-            "SELECT * FROM dist_jobs WHERE account_id = ? AND release_id = ? ORDER BY store",
-            account_id, release_id)
+        else:
+            rows = await self.db.fetch(
+                "SELECT * FROM dist_jobs WHERE account_id = ? AND release_id = ? "
+                "ORDER BY store", account_id, release_id)
+        return await self._shown(rows)
+
+    async def _shown(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``rows`` with the queue's word where it ended a job the record still awaits.
+
+        A record is written by its job's attempts; when the queue ends a job with no
+        attempt left to write (its last attempt's worker died), the record is shown
+        ``dead`` with the queue's error, and may be retried.
+        """
+        waiting = [row["run_id"] for row in rows if row["state"] not in SETTLED
+                   and row["run_id"]]
+        ended = {}
+        for start in range(0, len(waiting), _LOOKUP_BATCH):
+            batch = waiting[start:start + _LOOKUP_BATCH]
+            for run in await self.queue.find(queue=DELIVER, ids=batch, limit=len(batch)):
+                if run.finished:
+                    ended[(run.account_id, run.id)] = run
+        if not ended:
+            return rows
+        shown = []
+        for row in rows:
+            run = ended.get((row["account_id"], row["run_id"]))
+            if run is not None and row["state"] not in SETTLED:
+                row = {**row, "state": "dead", "last_error":
+                       f"the job queue ended its job ({run.state}): {run.last_error}"}
+            shown.append(row)
+        return shown
 
     async def retry_dead(self, account_id: str, job_id: str) -> dict[str, Any]:
-        """Put a dead job back in the queue (same message, attempts reset)."""
-        job = await self.db.fetchrow(
+        """Arm a dead record again (same message, attempts reset)."""
+        record = await self.db.fetchrow(
             "SELECT * FROM dist_jobs WHERE account_id = ? AND job_id = ?", account_id, job_id)
-        if job is None:
+        if record is None:
             raise NotFoundError(f"delivery job {job_id!r} does not exist for this account")
-        if job["state"] != "dead":
-            raise DistributionError(f"job {job_id} is {job['state']}, only dead jobs retry")
-        return (await self.enqueue(account_id, job["release_id"], [job["store"]],
-                                   job["action"], redeliver=True))[0]
+        [record] = await self._shown([record])
+        if record["state"] != "dead":
+            raise DistributionError(f"job {job_id} is {record['state']}, only dead jobs retry")
+        return (await self.enqueue(account_id, record["release_id"], [record["store"]],
+                                   record["action"], redeliver=True))[0]
 
     async def metrics(self, account_id: str | None = None) -> dict[str, Any]:
-        """Jobs per state, attempts, seconds spent per state, and delivery lag."""
+        """Records per state, attempts, seconds spent per state, and delivery lag."""
         where, args = ("WHERE account_id = ?", (account_id,)) if account_id else ("", ())
-        jobs = await self.db.fetch(f"SELECT state, attempts, queued_at, delivered_at "
-                                   f"FROM dist_jobs {where}", *args)
+        jobs = await self._shown(await self.db.fetch(
+            f"SELECT account_id, state, attempts, queued_at, delivered_at, run_id "
+            f"FROM dist_jobs {where}", *args))
         events = await self.db.fetch(f"SELECT account_id, job_id, seq, state, at FROM "
                                      f"dist_job_events {where} ORDER BY account_id, job_id, "
                                      f"seq", *args)
@@ -377,7 +366,7 @@ class DeliveryPipeline:
             same_job = following is not None and (
                 following["account_id"], following["job_id"]) == (
                 current["account_id"], current["job_id"])
-            if current["state"] in ("delivered", "dead") and not same_job:
+            if current["state"] in SETTLED and not same_job:
                 continue
             end = following["at"] if same_job else now
             in_state[current["state"]] += max(0.0, end - current["at"])
@@ -398,4 +387,3 @@ def _summary(values: list[float]) -> Mapping[str, float | None]:
     return {"count": len(values), "p50": round(statistics.median(values), 3),
             "p95": round(values[min(len(values) - 1, int(0.95 * len(values)))], 3),
             "max": round(values[-1], 3)}
-

@@ -2,9 +2,9 @@
 
 Settings (``config.plugins["distribution"]``): ``stores`` (connector settings by
 store name), ``sender_dpid``/``sender_name`` (our DDEX party), ``pipeline``
-(:class:`~business.distribution.delivery.PipelineSettings` fields), ``outbox``
-(:class:`~business.distribution.outbox.OutboxSettings` fields: retrying events
-such as release day) and ``presave_check_s`` (how often the release-day check runs).
+(:class:`~business.distribution.delivery.PipelineSettings` fields: the delivery
+job's attempts, backoff, lease and concurrency, and the status probe) and
+``presave_check_s`` (how often the release-day check runs).
 """
 
 from __future__ import annotations
@@ -13,19 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from business.distribution import hookspecs as distribution_hookspecs
+from business.distribution.delivery import DELIVER, PipelineSettings
 from business.distribution.permissions import PERMISSIONS
 from business.distribution.presave import RELEASE_DAY
 from business.distribution.routes import ROUTES
-from business.distribution.schemas import ReleaseDay
+from business.distribution.schemas import DeliveryRun, ReleaseDay
 from business.distribution.services import (
     PLUGIN_NAME,
-    run_deliveries,
+    deliver,
     run_release_days,
     services,
     start_services,
 )
 from dawserver.plugin_api import (
     Event,
+    Job,
     Migration,
     Permission,
     PluginContext,
@@ -73,14 +75,20 @@ def events() -> list[Event]:
 
 
 @hookimpl
+def jobs() -> list[Job]:
+    # the settings are the defaults; the plug-in's "pipeline" settings replace them at startup
+    return [Job(DELIVER, DeliveryRun, deliver, "deliver one release to one store",
+                PipelineSettings().queue_settings())]
+
+
+@hookimpl
 async def startup(context: PluginContext) -> None:
     start_services(context)
 
 
 @hookimpl
 def workers(context: PluginContext) -> list[Worker]:
-    return [Worker("distribution.deliveries", run_deliveries),
-            Worker("distribution.release_days", run_release_days)]
+    return [Worker("distribution.release_days", run_release_days)]
 
 
 @hookimpl

@@ -1,9 +1,10 @@
 """Pre-save campaigns: a public page per release, pre-save counts, a release-day event.
 
 The release-day event fires once per campaign, however many workers check: the
-first compare-and-set of ``fired_at`` wins, and in the same transaction it writes
-the event to the outbox (:mod:`business.distribution.outbox`), which announces it
-until a call succeeds. A hook that fails, or a worker that dies, only delays it.
+first compare-and-set of ``fired_at`` wins, and in the same transaction it
+publishes ``presave.release_day`` on the server's event bus (``context.publish``:
+a row of the bus's outbox), which delivers it to every ``business_event`` hook at
+least once. A hook that fails, or a worker that dies, only delays it.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from business.distribution.errors import DistributionError, NotFoundError
-from business.distribution.outbox import Outbox
 
 SERVICES = ("spotify", "apple_music", "deezer", "tidal", "amazon_music")
 _SLUG = re.compile(r"[^a-z0-9]+")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-Announce = Callable[[str, dict[str, Any]], Awaitable[None]]
+#: ``publish(tx, name, payload, account_id=...)``: publish an event inside ``tx``; its id
+#: (``PluginContext.publish``).
+Publish = Callable[..., Awaitable[str]]
 RELEASE_DAY = "presave.release_day"
 
 
@@ -37,9 +39,9 @@ def slugify(text: str) -> str:
 class PreSaves:
     """Campaign storage and the release-day check."""
 
-    def __init__(self, db: Any, outbox: Outbox | None = None) -> None:
+    def __init__(self, db: Any, publish: Publish) -> None:
         self.db = db
-        self.outbox = outbox or Outbox(db)
+        self.publish = publish
 
     async def create(self, account_id: str, release_id: str, title: str, artist: str,
                      release_date: str, services: list[str] | None = None) -> dict[str, Any]:
@@ -101,11 +103,10 @@ class PreSaves:
             "DO NOTHING", row["account_id"], row["campaign_id"], fan_key, service, time.time())
         return await self.public(slug)
 
-    async def fire_due(self, announce: Announce, today: dt.date | None = None) -> list[str]:
+    async def fire_due(self, today: dt.date | None = None) -> list[str]:
         """Fire the release-day event of every due campaign once; the slugs fired now.
 
-        Each due campaign is marked fired and its event queued in one transaction;
-        then every pending event is announced (one that failed before is retried).
+        Each due campaign is marked fired and its event published in one transaction.
         """
         today = today or dt.date.today()
         due = await self.db.fetch(
@@ -120,11 +121,10 @@ class PreSaves:
                     time.time(), row["account_id"], row["campaign_id"])
                 if won:
                     data = await self.public(row["slug"], tx)
-                    await self.outbox.add(tx, row["account_id"], RELEASE_DAY,
-                                          {**data, "account_id": row["account_id"]})
+                    await self.publish(tx, RELEASE_DAY, {**data, "account_id": row["account_id"]},
+                                       account_id=row["account_id"])
             if won:
                 fired.append(row["slug"])
-        await self.outbox.deliver(announce)
         return fired
 
 

@@ -165,6 +165,12 @@ class DeliveryJob(BaseModel):
     delivered_at: float | None
 
 
+class DeliveryRun(Model):
+    """The payload of a ``distribution.deliver`` job: the delivery record it runs."""
+
+    delivery_id: str
+
+
 class Lag(Model):
     """Seconds from queueing to delivery: count and percentiles."""
 
@@ -346,10 +352,12 @@ class Campaign(Model):
 
 
 class ReleaseDay(Campaign):
-    """The ``presave.release_day`` event: a campaign whose release date has come."""
+    """The ``presave.release_day`` event: a campaign whose release date has come.
+
+    Hooks receive it with ``event_id`` added (the same on every delivery of it).
+    """
 
     account_id: str
-    event_id: str
 
 
 class PresaveIn(Model):

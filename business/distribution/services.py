@@ -1,24 +1,27 @@
-"""The distribution module's running objects, shared by its routes and workers.
+"""The distribution module's running objects, shared by its routes, its job and its worker.
 
-Built once the database is open (the plug-in's ``startup`` hook) from the
-plug-in's settings and the store connectors other plug-ins contribute through
-the ``distribution_stores`` hook.
+Built once the database, the job queue and the event bus are open (the plug-in's
+``startup`` hook) from the plug-in's settings and the store connectors other
+plug-ins contribute through the ``distribution_stores`` hook. Deliveries run as the
+declared job ``distribution.deliver`` (:func:`deliver`) on the server's job worker;
+the release-day check is a plug-in worker (:func:`run_release_days`) whose events
+go through the server's event bus.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from dataclasses import dataclass
+from typing import Any
 
 from business.distribution.catalog import DEFAULT_SENDER, Catalog
 from business.distribution.ddex import Party
-from business.distribution.delivery import DeliveryPipeline, PipelineSettings, backoff_delay
+from business.distribution.delivery import DeliveryPipeline, PipelineSettings
 from business.distribution.ledger import Royalties
-from business.distribution.outbox import Outbox, OutboxSettings
 from business.distribution.presave import PreSaves
-from dawserver.plugin_api import PluginContext
+from business.distribution.schemas import DeliveryRun
+from dawserver.plugin_api import JobContext, PluginContext, backoff_delay
 
 PLUGIN_NAME = "distribution"
 logger = logging.getLogger(__name__)
@@ -26,11 +29,13 @@ logger = logging.getLogger(__name__)
 _KEY = "distribution"
 #: Longest wait of the release-day check after it failed several times in a row.
 RELEASE_DAY_BACKOFF_CAP_S = 600.0
+#: Settings of earlier versions that nothing reads any more.
+RETIRED_SETTINGS = ("outbox",)
 
 
 @dataclass
 class Services:
-    """The distribution module's objects, shared by its routes and workers."""
+    """The distribution module's objects, shared by its routes, job and worker."""
 
     catalog: Catalog
     royalties: Royalties
@@ -47,18 +52,22 @@ def services(context: PluginContext) -> Services:
 
 
 def build_services(context: PluginContext) -> Services:
-    """Create the module's objects from the context's database and settings."""
+    """Create the module's objects from the context's database, job queue and settings."""
     settings = context.settings_for(PLUGIN_NAME)
+    for name in RETIRED_SETTINGS:
+        if name in settings:
+            logger.warning("distribution setting %r is no longer used: release-day events "
+                           "go through the server's event bus; remove it", name)
     db = context.database()
     connectors = [c for batch in context.manager.hook.distribution_stores(context=context)
                   for c in batch]
     sender = Party(settings.get("sender_dpid", DEFAULT_SENDER.dpid),
                    settings.get("sender_name", DEFAULT_SENDER.name))
     catalog = Catalog(db, {c.name: c.party for c in connectors}, sender)
-    pipeline = DeliveryPipeline(db, connectors, catalog.package,
-                                settings=PipelineSettings(**settings.get("pipeline", {})))
-    outbox = Outbox(db, OutboxSettings(**settings.get("outbox", {})))
-    return Services(catalog, Royalties(db), pipeline, PreSaves(db, outbox))
+    pipeline = DeliveryPipeline(db, context.background.queue, connectors, catalog.package,
+                                settings=PipelineSettings.from_config(
+                                    settings.get("pipeline", {})))
+    return Services(catalog, Royalties(db), pipeline, PreSaves(db, context.publish))
 
 
 def start_services(context: PluginContext) -> Services:
@@ -67,23 +76,22 @@ def start_services(context: PluginContext) -> Services:
     return context.state[_KEY]
 
 
-async def run_deliveries(context: PluginContext) -> None:
-    """Deliver queued jobs to the stores until cancelled."""
-    await services(context).pipeline.run()
+async def deliver(context: PluginContext, payload: DeliveryRun, job: JobContext) -> Any:
+    """The ``distribution.deliver`` job: one attempt at one delivery record."""
+    return await services(context).pipeline.handle(job)
 
 
 async def run_release_days(context: PluginContext) -> None:
     """Fire due release-day events every ``presave_check_s``; survive errors with backoff."""
     period = float(context.settings_for(PLUGIN_NAME).get("presave_check_s", 60))
     cap = max(period, RELEASE_DAY_BACKOFF_CAP_S)
-    rng = random.Random()
     errors = 0
     while True:
         try:
-            await services(context).presaves.fire_due(context.announce)
+            await services(context).presaves.fire_due()
         except Exception:
             errors += 1
-            delay = backoff_delay(errors, period, cap, rng)
+            delay = backoff_delay(errors, period, cap)
             logger.exception("release-day check failed (%d in a row); trying again in %.2f s",
                              errors, delay)
         else:
