@@ -10,13 +10,17 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import aiohttp
-from aiohttp import WSMsgType
+from aiohttp import WSMsgType, web
 
 
-class ClientChannel:
-    """A client-side aiohttp WebSocket seen as a :class:`collab.room.Channel`."""
+class AiohttpChannel:
+    """An aiohttp WebSocket, either end, seen as a :class:`collab.room.Channel`.
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    The server's endpoint (:mod:`dawserver.websocket`) uses it too: both ends of
+    ``/collab/{project_id}`` speak through the one adapter.
+    """
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse | web.WebSocketResponse) -> None:
         self.ws = ws
 
     async def send(self, data: bytes) -> None:
@@ -36,15 +40,15 @@ class ClientChannel:
 
     @property
     def close_code(self) -> int | None:
-        """The close code once the socket is closed (the server's reason is in the log)."""
+        """The close code once the socket is closed."""
         return self.ws.close_code
 
 
 @contextlib.asynccontextmanager
-async def connect(url: str, token: str | None = None) -> AsyncIterator[ClientChannel]:
+async def connect(url: str, token: str | None = None) -> AsyncIterator[AiohttpChannel]:
     """Open a client channel to ``url`` (``ws://HOST:PORT/collab/PROJECT``)."""
     params = {"token": token} if token else None
     async with aiohttp.ClientSession() as session, session.ws_connect(
         url, params=params, max_msg_size=0, compress=0
     ) as ws:
-        yield ClientChannel(ws)
+        yield AiohttpChannel(ws)

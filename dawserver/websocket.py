@@ -1,7 +1,8 @@
 """The aiohttp side of the collaboration endpoint ``/collab/{project_id}``.
 
-:class:`AiohttpChannel` adapts the server's aiohttp WebSocket to the tiny
-channel interface :mod:`collab.room` speaks; :func:`collab_socket`
+:class:`dawclient.channel.AiohttpChannel` (the one adapter both ends use) turns
+the server's aiohttp WebSocket into the tiny channel interface :mod:`collab.room`
+speaks; :func:`collab_socket`
 authenticates the peer and hands it to the project's room. The client end
 (for the Python :class:`collab.client.SyncClient`) is :func:`dawclient.channel.connect`.
 
@@ -13,45 +14,18 @@ before its payload is buffered; :class:`CollabSocket` makes that close say
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
 
 from collab.errors import AuthError, CapacityError, ProjectNotFound
 from collab.protocol import CloseCode
 from collab.room import Peer
+from dawclient.channel import AiohttpChannel
 
 from .access import authorize, request_token
 from .keys import CONFIG, ROOMS
 
 log = logging.getLogger(__name__)
-
-
-class AiohttpChannel:
-    """The server's aiohttp WebSocket seen as a :class:`collab.room.Channel`."""
-
-    def __init__(self, ws: web.WebSocketResponse) -> None:
-        self.ws = ws
-
-    async def send(self, data: bytes) -> None:
-        """Send one binary message."""
-        await self.ws.send_bytes(data)
-
-    async def close(self, code: int, reason: str) -> None:
-        """Close with an application code and a short reason."""
-        await self.ws.close(code=int(code), message=reason.encode("utf-8")[:123])
-
-    async def __aiter__(self) -> AsyncIterator[bytes | str]:
-        async for message in self.ws:
-            if message.type in (WSMsgType.BINARY, WSMsgType.TEXT):
-                yield message.data
-            else:
-                return
-
-    @property
-    def close_code(self) -> int | None:
-        """The close code once the socket is closed."""
-        return self.ws.close_code
 
 
 class CollabSocket(web.WebSocketResponse):
