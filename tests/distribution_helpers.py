@@ -109,21 +109,6 @@ async def migrate(db: Any) -> None:
     await db.migrate(MIGRATIONS)
 
 
-def postgres_schema_url(url: str, name: str) -> str:
-    """``url`` pointing at a fresh, empty schema ``name`` (dropped first if present)."""
-    import asyncio
-
-    import asyncpg
-
-    async def reset() -> None:
-        conn = await asyncpg.connect(url)
-        await conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}")
-        await conn.close()
-
-    asyncio.run(reset())
-    return f"{url}?options=-csearch_path%3D{name}"
-
-
 class _Checked:
     """Queries of ``target`` (a database or one of its transactions), each checked first."""
 

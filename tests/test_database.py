@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from database_helpers import postgres_schema_url
 
 from database import (
     Database,
@@ -28,18 +29,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite://{tmp_path / 'test.sqlite3'}"
         return
-    url = request.getfixturevalue("postgres_url")
-    schema = f"t{abs(hash(request.node.name)) % 10**8}"
-
-    async def reset() -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(url)
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
-        await conn.close()
-
-    asyncio.run(reset())
-    yield f"{url}?options=-csearch_path%3D{schema}"
+    yield postgres_schema_url(request.getfixturevalue("postgres_url"),
+                              f"t{abs(hash(request.node.name)) % 10**8}")
 
 
 def run(coro):  # noqa: ANN001, ANN201 - tiny helper

@@ -26,14 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from distribution_helpers import (
-    FlakyDatabase,
-    make_art,
-    make_audio,
-    migrate,
-    postgres_schema_url,
-    release_dict,
-)
+from database_helpers import postgres_schema_url
+from distribution_helpers import FlakyDatabase, make_art, make_audio, migrate, release_dict
 
 from business.distribution.catalog import Catalog, _measured_digests
 from business.distribution.compliance import ComplianceReport

@@ -9,7 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from distribution_helpers import migrate, postgres_schema_url
+from database_helpers import postgres_schema_url
+from distribution_helpers import migrate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from distribution_helpers import FlakyDatabase, migrate, postgres_schema_url
+from database_helpers import postgres_schema_url
+from distribution_helpers import FlakyDatabase, migrate
 
 from business.distribution.errors import DistributionError, NotFoundError
 from business.distribution.presave import RELEASE_DAY, PreSaves, landing_page

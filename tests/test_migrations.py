@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from database_helpers import postgres_schema_url
 
 from collab.store import MIGRATIONS as COLLAB
 from collab.store import QuarantinedUpdate, open_store
@@ -55,18 +56,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite://{tmp_path / 'walk.sqlite3'}"
         return
-    url = request.getfixturevalue("postgres_url")
-    schema = f"m{abs(hash(request.node.name)) % 10**8}"
-
-    async def reset() -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(url)
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
-        await conn.close()
-
-    asyncio.run(reset())
-    yield f"{url}?options=-csearch_path%3D{schema}"
+    yield postgres_schema_url(request.getfixturevalue("postgres_url"),
+                              f"m{abs(hash(request.node.name)) % 10**8}")
 
 
 async def walk(db: Database, migrations: list[Migration]) -> list[str]:
