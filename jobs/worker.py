@@ -184,7 +184,7 @@ class JobWorker:
             raise JobQueueError(f"job worker {self.worker_id} has no handler for queue {name!r}")
         jobs = await self.queue.claim(name, self.worker_id,
                                       self.queue.settings_for(name).concurrency)
-        await asyncio.gather(*(self._run(name, JobContext(job)) for job in jobs))
+        await asyncio.gather(*(self._run(name, self._context(job)) for job in jobs))
         return len(jobs)
 
     def running(self, queue: str) -> list[JobRecord]:
@@ -219,8 +219,12 @@ class JobWorker:
                 async with asyncio.timeout(self.poll_s):
                     await wake.wait()
 
+    def _context(self, job: JobRecord) -> JobContext:
+        """What the handler of ``job`` gets; its ``confirm`` asks this worker's queue."""
+        return JobContext(job, lambda: self.queue.heartbeat(job))
+
     def _launch(self, name: str, job: JobRecord) -> None:
-        ctx = JobContext(job, lambda: self.queue.heartbeat(job))
+        ctx = self._context(job)
         task = asyncio.create_task(self._run(name, ctx), name=f"job:{name}:{job.id}")
         self._running[name][task] = ctx
 
