@@ -2,7 +2,10 @@
 
 A table carries its distribution column, ``account_id`` (plug-in data, kept per
 account) or ``project_id`` (a project's document and jobs); a table with both
-is distributed by ``account_id``.  The column belongs to its primary key and to
+is distributed by ``account_id``.  A *lookup table*, whose rows are found by a
+secret or an address and never by account (sessions by the hash of their id,
+API keys by their hash, people by email), carries a ``lookup_key`` instead and
+is distributed by it, whatever else it holds.  The column belongs to its primary key and to
 every unique constraint, so each row and each uniqueness check lives on one
 shard.  A small global table is instead declared a *reference table* (copied
 to every node) with a comment line in the migration that creates it::
@@ -19,7 +22,7 @@ from collections.abc import Iterable, Set
 from dataclasses import dataclass
 
 #: The distribution columns, in order of preference.
-DISTRIBUTION_COLUMNS = ("account_id", "project_id")
+DISTRIBUTION_COLUMNS = ("lookup_key", "account_id", "project_id")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from database import (
     DatabaseError,
     Migration,
     TableShape,
+    distribution_column,
     load_migrations,
     open_database,
     parse_url,
@@ -235,6 +236,7 @@ def test_the_sharding_rule_names_each_table_that_breaks_it() -> None:
     shapes = [
         TableShape("fine", ("account_id", "id"), ("account_id", "id")),
         TableShape("by_project", ("project_id", "seq"), ("project_id", "seq")),
+        TableShape("lookup", ("lookup_key", "account_id"), ("lookup_key",)),
         TableShape("keyless", ("id", "name"), ("id",)),
         TableShape("global", ("code",), ("code",)),
         TableShape("bad_key", ("account_id", "id"), ("id",)),
@@ -242,6 +244,7 @@ def test_the_sharding_rule_names_each_table_that_breaks_it() -> None:
                    (("slug",),)),
     ]
     problems = sharding_problems(shapes, {"global"})
+    assert distribution_column(shapes[2]) == "lookup_key"
     assert len(problems) == 3
     assert "'keyless' has no distribution column" in problems[0]
     assert "'bad_key': its primary key (id) lacks its distribution column account_id" in \

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from database_helpers import postgres_schema_url
 
+from accounts.store import MIGRATIONS as ACCOUNTS
 from collab.store import MIGRATIONS as COLLAB
 from collab.store import QuarantinedUpdate, open_store
 from database import Database, Migration, open_database, sharding_problems
@@ -31,7 +32,7 @@ from transcription.jobs import Job, migrate
 PLUGINS = collect_migrations(load_plugins())
 #: The core's migrations: the server applies them before any plug-in's, whose
 #: migrations may use the core's tables (the job queue's, the event outbox).
-CORE = [*COLLAB, *TRANSCRIPTION, *JOBS, *EVENTS]
+CORE = [*ACCOUNTS, *COLLAB, *TRANSCRIPTION, *JOBS, *EVENTS]
 #: The plug-in migrations a database written before the shared layer had.
 PLUGINS_BEFORE_SHARED = [m for m in PLUGINS if (m.component, m.version) <= ("distribution", 7)]
 

@@ -1,0 +1,246 @@
+"""Signed-in sessions: opaque 256-bit ids, kept hashed, in the database or in Redis.
+
+The cookie holds the secret id (``secrets.token_urlsafe(32)``); stores keep only
+its SHA-256 (:func:`hash_session`), so a copy of the store signs nobody in.
+:class:`SessionPolicy` gives the idle and absolute timeouts. Two stores share
+one interface (:class:`SessionStore`): :class:`DatabaseSessions` on the embedded
+default and :class:`RedisSessions` when Redis is configured, whose keys carry a
+hash tag (``maxbooster:{s:HASH}``) so each session lives on one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Protocol
+
+from database import Database, Row
+
+from .models import SessionRecord
+
+
+def hash_session(secret: str) -> str:
+    """The SHA-256 (hex) under which a session's secret id is stored."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    """How long sessions last: ``idle_s`` since last use, ``absolute_s`` since sign-in."""
+
+    idle_s: float = 12 * 3600.0
+    absolute_s: float = 14 * 24 * 3600.0
+    #: A session's last-seen time is written at most this often (saves a write per request).
+    touch_every_s: float = 60.0
+
+    def new_session(self, person_id: str, *, user_agent: str = "", address: str = "",
+                    now: float | None = None) -> tuple[str, SessionRecord]:
+        """A fresh secret id and the record to store for it."""
+        now = time.time() if now is None else now
+        secret = secrets.token_urlsafe(32)
+        record = SessionRecord(
+            key_hash=hash_session(secret), session_id=secrets.token_hex(8),
+            person_id=person_id, csrf_token=secrets.token_urlsafe(32), created_at=now,
+            last_seen_at=now, expires_at=now + self.absolute_s,
+            user_agent=user_agent[:300], address=address[:100])
+        return secret, record
+
+    def alive(self, record: SessionRecord, now: float) -> bool:
+        """Whether ``record`` is within both timeouts at ``now``."""
+        return now < record.expires_at and now < record.last_seen_at + self.idle_s
+
+    def ttl(self, record: SessionRecord, now: float) -> float:
+        """Seconds ``record`` has left at ``now`` if it is not used again."""
+        return max(0.0, min(record.expires_at, record.last_seen_at + self.idle_s) - now)
+
+
+class SessionStore(Protocol):
+    """Where sessions are kept."""
+
+    async def save(self, record: SessionRecord, ttl: float) -> None:
+        """Keep (or overwrite) ``record`` for at most ``ttl`` seconds."""
+
+    async def get(self, key_hash: str) -> SessionRecord | None:
+        """The session whose secret hashes to ``key_hash``."""
+
+    async def delete(self, key_hash: str) -> bool:
+        """End one session; False if there was none."""
+
+    async def of_person(self, person_id: str) -> list[SessionRecord]:
+        """Every session of ``person_id`` (expired ones may be included)."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+
+def _record(row: Row) -> SessionRecord:
+    return SessionRecord(key_hash=row["lookup_key"], **{
+        k: row[k] for k in ("session_id", "person_id", "csrf_token", "created_at",
+                            "last_seen_at", "expires_at", "user_agent", "address")})
+
+
+class DatabaseSessions:
+    """Sessions in the ``sessions`` table of the process's database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def save(self, record: SessionRecord, ttl: float) -> None:
+        await self.db.execute(
+            "INSERT INTO sessions (lookup_key, session_id, person_id, csrf_token, created_at, "
+            "last_seen_at, expires_at, user_agent, address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (lookup_key) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+            record.key_hash, record.session_id, record.person_id, record.csrf_token,
+            record.created_at, record.last_seen_at, record.expires_at, record.user_agent,
+            record.address)
+
+    async def get(self, key_hash: str) -> SessionRecord | None:
+        row = await self.db.fetchrow("SELECT * FROM sessions WHERE lookup_key = ?", key_hash)
+        return None if row is None else _record(row)
+
+    async def delete(self, key_hash: str) -> bool:
+        return bool(await self.db.execute("DELETE FROM sessions WHERE lookup_key = ?",
+                                          key_hash))
+
+    async def of_person(self, person_id: str) -> list[SessionRecord]:
+        rows = await self.db.fetch("SELECT * FROM sessions WHERE person_id = ? "
+                                   "ORDER BY created_at", person_id)
+        return [_record(row) for row in rows]
+
+    async def purge(self, now: float, idle_s: float) -> int:
+        """Delete sessions past either timeout; how many."""
+        return await self.db.execute(
+            "DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?", now, now - idle_s)
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisSessions:
+    """Sessions in Redis (or Redis Cluster): one hash-tagged key per session, expiring.
+
+    ``maxbooster:{s:HASH}`` holds the record as JSON with a TTL; the set
+    ``maxbooster:{p:PERSON}:sessions`` lists a person's session hashes (pruned
+    when read). Every command touches one key, so any cluster node can serve it.
+    """
+
+    PREFIX = "maxbooster"
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisSessions:
+        """Sessions on the Redis (``redis://``) or Redis Cluster (``redis+cluster://``) at url."""
+        if url.startswith("redis+cluster://"):
+            from redis.asyncio.cluster import RedisCluster
+
+            return cls(RedisCluster.from_url("redis://" + url.removeprefix("redis+cluster://"),
+                                             decode_responses=True))
+        from redis.asyncio import Redis
+
+        return cls(Redis.from_url(url, decode_responses=True))
+
+    def _key(self, key_hash: str) -> str:
+        return f"{self.PREFIX}:{{s:{key_hash}}}"
+
+    def _index(self, person_id: str) -> str:
+        return f"{self.PREFIX}:{{p:{person_id}}}:sessions"
+
+    async def save(self, record: SessionRecord, ttl: float) -> None:
+        milliseconds = max(1, int(ttl * 1000))
+        await self.client.set(self._key(record.key_hash), json.dumps(asdict(record)),
+                              px=milliseconds)
+        index = self._index(record.person_id)
+        await self.client.sadd(index, record.key_hash)
+        await self.client.pexpire(index, milliseconds, gt=True)
+        if await self.client.pttl(index) < 0:
+            await self.client.pexpire(index, milliseconds)
+
+    async def get(self, key_hash: str) -> SessionRecord | None:
+        text = await self.client.get(self._key(key_hash))
+        return None if text is None else SessionRecord(**json.loads(text))
+
+    async def delete(self, key_hash: str) -> bool:
+        record = await self.get(key_hash)
+        removed = bool(await self.client.delete(self._key(key_hash)))
+        if record is not None:
+            await self.client.srem(self._index(record.person_id), key_hash)
+        return removed
+
+    async def of_person(self, person_id: str) -> list[SessionRecord]:
+        found = []
+        index = self._index(person_id)
+        for key_hash in await self.client.smembers(index):
+            record = await self.get(key_hash)
+            if record is None:
+                await self.client.srem(index, key_hash)
+            else:
+                found.append(record)
+        return sorted(found, key=lambda r: r.created_at)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class Sessions:
+    """Sign-in sessions under a :class:`SessionPolicy`, in one :class:`SessionStore`."""
+
+    def __init__(self, store: SessionStore, policy: SessionPolicy | None = None) -> None:
+        self.store = store
+        self.policy = policy or SessionPolicy()
+
+    async def start(self, person_id: str, *, user_agent: str = "", address: str = ""
+                    ) -> tuple[str, SessionRecord]:
+        """Sign ``person_id`` in: a new secret id (for the cookie) and its record."""
+        secret, record = self.policy.new_session(person_id, user_agent=user_agent,
+                                                 address=address)
+        await self.store.save(record, self.policy.ttl(record, record.created_at))
+        return secret, record
+
+    async def find(self, secret: str | None, *, now: float | None = None
+                   ) -> SessionRecord | None:
+        """The live session of a cookie's secret id (None: unknown, ended or timed out).
+
+        Use refreshes the idle timeout (written at most every ``touch_every_s``).
+        """
+        if not secret:
+            return None
+        now = time.time() if now is None else now
+        record = await self.store.get(hash_session(secret))
+        if record is None:
+            return None
+        if not self.policy.alive(record, now):
+            await self.store.delete(record.key_hash)
+            return None
+        if now - record.last_seen_at >= self.policy.touch_every_s:
+            record = replace(record, last_seen_at=now)
+            await self.store.save(record, self.policy.ttl(record, now))
+        return record
+
+    async def end(self, key_hash: str) -> bool:
+        """End one session by the hash of its id."""
+        return await self.store.delete(key_hash)
+
+    async def end_by_id(self, person_id: str, session_id: str) -> bool:
+        """End ``person_id``'s session whose public id is ``session_id``."""
+        for record in await self.store.of_person(person_id):
+            if record.session_id == session_id:
+                return await self.store.delete(record.key_hash)
+        return False
+
+    async def list(self, person_id: str, *, now: float | None = None) -> list[SessionRecord]:
+        """``person_id``'s live sessions, oldest first."""
+        now = time.time() if now is None else now
+        return [r for r in await self.store.of_person(person_id) if self.policy.alive(r, now)]
+
+    async def end_all(self, person_id: str, *, keep: str | None = None) -> int:
+        """End every session of ``person_id`` but the one hashed ``keep``; how many ended."""
+        ended = 0
+        for record in await self.store.of_person(person_id):
+            if record.key_hash != keep and await self.store.delete(record.key_hash):
+                ended += 1
+        return ended
