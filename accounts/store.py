@@ -59,6 +59,12 @@ def _key(row: Row) -> ApiKeyRecord:
         last_used_at=row["last_used_at"], revoked_at=row["revoked_at"])
 
 
+def _link(row: Row) -> LinkRecord:
+    return LinkRecord(purpose=row["purpose"], person_id=row["person_id"],
+                      data=json.loads(row["data"]), expires_at=row["expires_at"],
+                      created_at=row["created_at"], used_at=row["used_at"])
+
+
 def _invitation(row: Row) -> Invitation:
     return Invitation(**{f.name: row[f.name] for f in fields(Invitation)})
 
@@ -284,9 +290,15 @@ class AccountStore:
             return None
         row = await db.fetchrow("SELECT * FROM link_tokens WHERE lookup_key = ?", token_hash)
         assert row is not None
-        return LinkRecord(purpose=row["purpose"], person_id=row["person_id"],
-                          data=json.loads(row["data"]), expires_at=row["expires_at"],
-                          created_at=row["created_at"], used_at=row["used_at"])
+        return _link(row)
+
+    async def peek_link(self, token_hash: str, purpose: str, now: float
+                        ) -> LinkRecord | None:
+        """What an open link stands for, without using it (None: unknown, used, expired)."""
+        row = await self.db.fetchrow(
+            "SELECT * FROM link_tokens WHERE lookup_key = ? AND purpose = ? AND used_at IS NULL "
+            "AND expires_at > ?", token_hash, purpose, now)
+        return None if row is None else _link(row)
 
     async def void_links(self, person_id: str, purpose: str, now: float, *,
                          tx: Session | None = None) -> int:

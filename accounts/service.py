@@ -1,0 +1,624 @@
+"""The rules of accounts: sign-up, sign-in, links, second factor, organisations, keys.
+
+:class:`AccountService` is what the HTTP routes and the CLI call. It keeps data
+in an :class:`~accounts.store.AccountStore`, sessions in
+:class:`~accounts.sessions.Sessions` and hands mail to a :class:`Notifier`
+(the server queues a job that sends it over SMTP, :mod:`accounts.mail`).
+
+Answers never tell whether an address has an account: sign-up, sign-in and
+password reset answer alike for known and unknown addresses (an unknown one
+still costs one password verification). Failed sign-ins are counted per
+address (email), per network address and per account, and each subject past
+its free failures waits a growing delay (:mod:`accounts.throttle`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from . import api_keys, links, totp
+from .errors import Conflict, Forbidden, InvalidCredentials, LinkInvalid, NotFound, Throttled
+from .models import (
+    BUILT_IN_ORG_ROLES,
+    DEFAULT_REGION,
+    PLANS,
+    Account,
+    AccountKind,
+    AccountStatus,
+    ApiKeyRecord,
+    Invitation,
+    Membership,
+    OrgRole,
+    SessionRecord,
+    new_id,
+    normalise_email,
+)
+from .passwords import PasswordPolicy, Passwords
+from .sessions import Sessions
+from .store import AccountStore
+from .throttle import ThrottleRule
+
+#: How long a password-checked sign-in waits for its second factor.
+SECOND_FACTOR_SECONDS = 300.0
+#: A key's last-used time is written at most this often.
+KEY_TOUCH_SECONDS = 60.0
+#: Project roles, weakest first (the collaboration server's roles).
+PROJECT_ROLES = ("viewer", "editor", "owner")
+#: The project role an organisation role gives on the organisation's own projects.
+ORG_TO_PROJECT_ROLE = {"owner": "owner", "admin": "owner", "member": "editor",
+                       "viewer": "viewer"}
+
+#: What the security log calls each event (docs/accounts.md lists them).
+SIGN_IN, SIGN_IN_FAILED, SIGN_OUT = "sign_in", "sign_in.failed", "sign_out"
+PASSWORD_CHANGED, PASSWORD_RESET = "password.changed", "password.reset"
+TWO_FACTOR_ON, TWO_FACTOR_OFF = "two_factor.enabled", "two_factor.disabled"
+KEY_CREATED, KEY_REVOKED = "key.created", "key.revoked"
+ROLE_CHANGED, MEMBER_REMOVED = "role.changed", "member.removed"
+INVITED, INVITATION_ACCEPTED = "invitation.sent", "invitation.accepted"
+EMAIL_VERIFIED, ACCOUNT_DISABLED = "email.verified", "account.disabled"
+
+
+class Notifier(Protocol):
+    """Sends account mail: ``kind`` is verify, reset, exists, invite or notice."""
+
+    async def notify(self, kind: str, to: str, *, link: str = "", **fields: Any) -> None:
+        """Queue one mail of ``kind`` to ``to``."""
+
+
+@dataclass
+class MailLog:
+    """A :class:`Notifier` that only remembers (the CLI, tests of the rules)."""
+
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    async def notify(self, kind: str, to: str, *, link: str = "", **fields: Any) -> None:
+        self.sent.append({"kind": kind, "to": to, "link": link, **fields})
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A new session: the secret for the cookie and its record."""
+
+    secret: str
+    session: SessionRecord
+    person: Account
+
+
+@dataclass(frozen=True)
+class SecondFactorNeeded:
+    """The password was right; a TOTP or recovery code must follow with ``token``."""
+
+    token: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks for a change, and from where (for the security log)."""
+
+    person_id: str
+    address: str = ""
+    user_agent: str = ""
+
+
+class AccountService:
+    """Accounts' rules over a store, sessions and a notifier."""
+
+    def __init__(self, store: AccountStore, sessions: Sessions, notifier: Notifier, *,
+                 base_url: str = "http://127.0.0.1:8750", passwords: Passwords | None = None,
+                 policy: PasswordPolicy | None = None, throttle: ThrottleRule | None = None,
+                 regions: Iterable[str] = (DEFAULT_REGION,),
+                 require_verified_email: bool = True) -> None:
+        self.store = store
+        self.sessions = sessions
+        self.notifier = notifier
+        self.base_url = base_url.rstrip("/")
+        self.passwords = passwords or Passwords()
+        self.policy = policy or PasswordPolicy()
+        self.throttle = throttle or ThrottleRule()
+        self.regions = tuple(regions)
+        self.require_verified_email = require_verified_email
+        self._key_touched: dict[str, float] = {}
+
+    # -- helpers --------------------------------------------------------------------
+
+    def link(self, purpose: str, token: str) -> str:
+        """The page a mailed link opens."""
+        return f"{self.base_url}/account/{purpose}?token={token}"
+
+    async def _hash(self, password: str) -> str:
+        return await asyncio.to_thread(self.passwords.hash, password)
+
+    async def _new_link(self, purpose: str, person_id: str, data: dict[str, Any],
+                        lifetime: float | None = None) -> str:
+        token, token_hash = links.new_link_token()
+        seconds = links.LIFETIMES[links.LinkPurpose(purpose)] if lifetime is None else lifetime
+        await self.store.put_link(token_hash, purpose, person_id, data, time.time() + seconds)
+        return token
+
+    async def _take_link(self, token: str, purpose: str) -> Any:
+        record = await self.store.take_link(links.hash_token(token), purpose, time.time())
+        if record is None:
+            raise LinkInvalid("this link is unknown, used already or expired; ask for a new one")
+        return record
+
+    async def _check_throttle(self, subjects: Iterable[str]) -> None:
+        now = time.time()
+        for subject in subjects:
+            failures, last = await self.store.failures(subject)
+            wait = last + self.throttle.delay_after(failures) - now
+            if wait > 0:
+                raise Throttled(f"too many failed attempts; try again in {wait:.0f} s", wait)
+
+    async def _fail(self, subjects: Iterable[str]) -> None:
+        now = time.time()
+        for subject in subjects:
+            await self.store.record_failure(subject, now)
+
+    # -- sign-up and email ------------------------------------------------------------
+
+    async def sign_up(self, email: str, password: str, name: str, *,
+                      region: str = DEFAULT_REGION) -> Account | None:
+        """Create an unverified person and mail a verification link.
+
+        An address that has an account already gets a mail saying so (with a
+        reset link) instead, and the call answers the same: None.
+        """
+        self.policy.check(password, email)
+        if region not in self.regions:
+            raise Conflict(f"unknown data region {region!r}; use one of {list(self.regions)}")
+        email = normalise_email(email)
+        existing = await self.store.person_by_email(email)
+        password_hash = await self._hash(password)
+        if existing is not None:
+            token = await self._new_link("reset", existing.account_id, {})
+            await self.notifier.notify("exists", email, link=self.link("reset", token))
+            return None
+        try:
+            person = await self.store.create_account(
+                AccountKind.PERSON, name.strip() or email, email=email,
+                password_hash=password_hash, region=region)
+        except Conflict:  # the same address signed up at the same moment
+            return None
+        await self.send_verification(person)
+        return person
+
+    async def send_verification(self, person: Account) -> None:
+        """Mail ``person`` a fresh verification link (older ones stop working)."""
+        if person.email is None or person.email_verified_at is not None:
+            return
+        await self.store.void_links(person.account_id, "verify", time.time())
+        token = await self._new_link("verify", person.account_id, {"email": person.email})
+        await self.notifier.notify("verify", person.email, link=self.link("verify", token))
+
+    async def verify_email(self, token: str) -> Account:
+        """Mark the address of the link's person verified."""
+        record = await self._take_link(token, "verify")
+        person = await self.store.require_account(record.person_id)
+        if person.email != record.data.get("email"):
+            raise LinkInvalid("this link was for another address; ask for a new one")
+        person = await self.store.update_account(person.account_id,
+                                                 email_verified_at=time.time())
+        await self.store.audit(person.account_id, person.account_id, EMAIL_VERIFIED,
+                               target=person.email or "")
+        return person
+
+    # -- sign-in ----------------------------------------------------------------------
+
+    async def log_in(self, email: str, password: str, *, address: str = "",
+                     user_agent: str = "") -> SignedIn | SecondFactorNeeded:
+        """Check an email and password; a session, or a second factor to ask for.
+
+        Raises :class:`InvalidCredentials` (the same for an unknown address and
+        a wrong password) or :class:`Throttled`.
+        """
+        email = normalise_email(email)
+        subjects = [f"email:{email}", f"address:{address}"] if address else [f"email:{email}"]
+        await self._check_throttle(subjects)
+        person = await self.store.person_by_email(email)
+        if person is None or person.password_hash is None:
+            await asyncio.to_thread(self.passwords.dummy_verify, password)
+            await self._fail(subjects)
+            raise InvalidCredentials("wrong email or password")
+        checked = await asyncio.to_thread(self.passwords.verify, person.password_hash, password)
+        if not checked.ok:
+            await self._fail(subjects)
+            await self.store.audit(person.account_id, person.account_id, SIGN_IN_FAILED,
+                                   address=address)
+            raise InvalidCredentials("wrong email or password")
+        await self.store.clear_failures(f"email:{email}")
+        if checked.needs_rehash:
+            person = await self.store.update_account(person.account_id,
+                                                     password_hash=await self._hash(password))
+        self._check_may_sign_in(person)
+        if person.two_factor:
+            token = await self._new_link("second_factor", person.account_id,
+                                         {"address": address}, SECOND_FACTOR_SECONDS)
+            return SecondFactorNeeded(token, time.time() + SECOND_FACTOR_SECONDS)
+        return await self._start_session(person, address, user_agent)
+
+    def _check_may_sign_in(self, person: Account) -> None:
+        if not person.active:
+            raise Forbidden("this account is disabled; ask an administrator")
+        if self.require_verified_email and person.email_verified_at is None:
+            raise Forbidden("verify your email address first: follow the link we mailed you "
+                            "(or ask for a new one)")
+
+    async def _start_session(self, person: Account, address: str, user_agent: str
+                             ) -> SignedIn:
+        secret, session = await self.sessions.start(person.account_id, user_agent=user_agent,
+                                                    address=address)
+        await self.store.audit(person.account_id, person.account_id, SIGN_IN, address=address,
+                               detail={"session": session.session_id})
+        return SignedIn(secret, session, person)
+
+    async def second_factor(self, token: str, code: str, *, address: str = "",
+                            user_agent: str = "") -> SignedIn:
+        """Finish a sign-in with a TOTP code or a recovery code."""
+        record = await self.store.peek_link(links.hash_token(token), "second_factor",
+                                            time.time())
+        if record is None:
+            raise LinkInvalid("this sign-in has expired; sign in again")
+        subject = f"account:{record.person_id}"
+        await self._check_throttle([subject])
+        person = await self.store.require_account(record.person_id)
+        if not await self._code_ok(person, code):
+            await self._fail([subject])
+            await self.store.audit(person.account_id, person.account_id, SIGN_IN_FAILED,
+                                   address=address, detail={"second_factor": True})
+            raise InvalidCredentials("wrong code")
+        await self._take_link(token, "second_factor")
+        await self.store.clear_failures(subject)
+        return await self._start_session(person, address, user_agent)
+
+    async def _code_ok(self, person: Account, code: str) -> bool:
+        if person.totp_secret is None:
+            return False
+        step = totp.verify_code(person.totp_secret, code, person.totp_last_step)
+        if step is not None:
+            return await self.store.claim_totp_step(person.account_id, step)
+        return await self.store.use_recovery_code(person.account_id, totp.hash_code(code),
+                                                  time.time())
+
+    async def log_out(self, session: SessionRecord, *, everywhere: bool = False) -> int:
+        """End this session (or all of the person's); how many ended."""
+        if everywhere:
+            ended = await self.sessions.end_all(session.person_id)
+        else:
+            ended = int(await self.sessions.end(session.key_hash))
+        await self.store.audit(session.person_id, session.person_id, SIGN_OUT,
+                               detail={"sessions": ended})
+        return ended
+
+    # -- passwords ----------------------------------------------------------------------
+
+    async def request_reset(self, email: str) -> None:
+        """Mail a reset link if the address has an active account; answer the same if not."""
+        person = await self.store.person_by_email(email)
+        if person is None or not person.active or person.email is None:
+            return
+        await self.store.void_links(person.account_id, "reset", time.time())
+        token = await self._new_link("reset", person.account_id, {})
+        await self.notifier.notify("reset", person.email, link=self.link("reset", token))
+
+    async def reset_password(self, token: str, password: str) -> Account:
+        """Set a new password through a reset link; every session of the person ends."""
+        self.policy.check(password)
+        record = await self._take_link(token, "reset")
+        person = await self.store.require_account(record.person_id)
+        self.policy.check(password, person.email)
+        changes: dict[str, Any] = {"password_hash": await self._hash(password)}
+        if person.email_verified_at is None:  # the link reached their mailbox
+            changes["email_verified_at"] = time.time()
+        person = await self.store.update_account(person.account_id, **changes)
+        await self.sessions.end_all(person.account_id)
+        await self.store.audit(person.account_id, person.account_id, PASSWORD_RESET)
+        await self._notice(person, "your password was reset")
+        return person
+
+    async def change_password(self, actor: Actor, old: str, new: str, *,
+                              keep: str | None = None) -> Account:
+        """Change a password knowing the old one; other sessions end (``keep`` stays)."""
+        person = await self.store.require_account(actor.person_id)
+        checked = await asyncio.to_thread(self.passwords.verify, person.password_hash or "",
+                                          old)
+        if not checked.ok:
+            raise InvalidCredentials("the current password is wrong")
+        self.policy.check(new, person.email)
+        person = await self.store.update_account(person.account_id,
+                                                 password_hash=await self._hash(new))
+        await self.sessions.end_all(person.account_id, keep=keep)
+        await self.store.audit(person.account_id, person.account_id, PASSWORD_CHANGED,
+                               address=actor.address)
+        await self._notice(person, "your password was changed")
+        return person
+
+    async def _notice(self, person: Account, what: str) -> None:
+        if person.email:
+            await self.notifier.notify("notice", person.email, what=what)
+
+    # -- second factor ------------------------------------------------------------------
+
+    async def begin_two_factor(self, actor: Actor) -> tuple[str, str]:
+        """A new TOTP secret and its ``otpauth://`` URI; on once :meth:`enable_two_factor`."""
+        person = await self.store.require_account(actor.person_id)
+        if person.two_factor:
+            raise Conflict("two-step sign-in is on already; turn it off first")
+        secret = totp.new_secret()
+        await self.store.update_account(person.account_id, totp_secret=secret,
+                                        totp_last_step=None)
+        return secret, totp.provisioning_uri(secret, person.email or person.account_id)
+
+    async def enable_two_factor(self, actor: Actor, code: str) -> list[str]:
+        """Turn TOTP on with a first code from the app; the recovery codes (shown once)."""
+        person = await self.store.require_account(actor.person_id)
+        if person.totp_secret is None or person.two_factor:
+            raise Conflict("start setting up two-step sign-in first")
+        step = totp.verify_code(person.totp_secret, code, person.totp_last_step)
+        if step is None or not await self.store.claim_totp_step(person.account_id, step):
+            raise InvalidCredentials("wrong code; check the app's clock and try the next one")
+        codes = totp.new_recovery_codes()
+        async with self.store.db.transaction() as tx:
+            await self.store.replace_recovery_codes(
+                person.account_id, [totp.hash_code(c) for c in codes], tx=tx)
+            await self.store.update_account(person.account_id, totp_enabled_at=time.time(),
+                                            tx=tx)
+        await self.store.audit(person.account_id, person.account_id, TWO_FACTOR_ON,
+                               address=actor.address)
+        await self._notice(person, "two-step sign-in was turned on")
+        return codes
+
+    async def disable_two_factor(self, actor: Actor, password: str) -> None:
+        """Turn TOTP off (the password is asked again)."""
+        person = await self.store.require_account(actor.person_id)
+        checked = await asyncio.to_thread(self.passwords.verify, person.password_hash or "",
+                                          password)
+        if not checked.ok:
+            raise InvalidCredentials("the password is wrong")
+        await self.store.update_account(person.account_id, totp_secret=None,
+                                        totp_enabled_at=None, totp_last_step=None)
+        await self.store.replace_recovery_codes(person.account_id, [])
+        await self.store.audit(person.account_id, person.account_id, TWO_FACTOR_OFF,
+                               address=actor.address)
+        await self._notice(person, "two-step sign-in was turned off")
+
+    # -- organisations --------------------------------------------------------------------
+
+    async def create_organisation(self, actor: Actor, name: str, *,
+                                  kind: AccountKind = AccountKind.ORGANISATION) -> Account:
+        """A new organisation (or team) with ``actor`` as its owner."""
+        if kind is AccountKind.PERSON:
+            raise Conflict("an organisation is an organisation or a team, not a person")
+        person = await self.store.require_account(actor.person_id)
+        async with self.store.db.transaction() as tx:
+            org = await self.store.create_account(kind, name.strip() or "Untitled",
+                                                  region=person.region, tx=tx)
+            await self.store.set_member(org.account_id, person.account_id, OrgRole.OWNER,
+                                        tx=tx)
+        await self.store.audit(org.account_id, actor.person_id, ROLE_CHANGED,
+                               target=actor.person_id, detail={"role": "owner"})
+        return org
+
+    async def role_in(self, org_id: str, person_id: str) -> str | None:
+        """``person_id``'s role in ``org_id`` (their own account: owner; else None)."""
+        if org_id == person_id:
+            return OrgRole.OWNER.value
+        membership = await self.store.membership(org_id, person_id)
+        return None if membership is None else membership.role
+
+    async def require_role(self, org_id: str, person_id: str, minimum: OrgRole) -> str:
+        """``person_id``'s role in ``org_id`` if it is ``minimum`` or more; else an error.
+
+        Someone outside the organisation gets :class:`NotFound` (its existence
+        is not theirs to learn); a member with a lower role :class:`Forbidden`.
+        """
+        role = await self.role_in(org_id, person_id)
+        if role is None:
+            raise NotFound(f"there is no organisation {org_id!r}")
+        if role not in BUILT_IN_ORG_ROLES or not OrgRole(role).at_least(minimum):
+            raise Forbidden(f"role {role} may not do this; it needs {minimum.value} or more")
+        return role
+
+    def _check_role_name(self, role: str, declared: Iterable[str]) -> None:
+        names = [*BUILT_IN_ORG_ROLES, *declared]
+        if role not in names:
+            raise Conflict(f"unknown role {role!r}; use one of {names}")
+
+    async def invite(self, actor: Actor, org_id: str, email: str, role: str, *,
+                     declared_roles: Iterable[str] = ()) -> Invitation:
+        """Invite ``email`` into ``org_id`` with ``role`` (admins and owners; owners only
+        may invite owners) and mail them the link."""
+        held = await self.require_role(org_id, actor.person_id, OrgRole.ADMIN)
+        self._check_role_name(role, declared_roles)
+        if role == OrgRole.OWNER and held != OrgRole.OWNER:
+            raise Forbidden("only owners may invite owners")
+        org = await self.store.require_account(org_id)
+        inviter = await self.store.require_account(actor.person_id)
+        now = time.time()
+        invitation = Invitation(
+            account_id=org_id, invitation_id=new_id("inv"), email=normalise_email(email),
+            role=role, invited_by=actor.person_id,
+            expires_at=now + links.LIFETIMES[links.LinkPurpose.INVITE], created_at=now)
+        await self.store.add_invitation(invitation)
+        token = await self._new_link("invite", actor.person_id,
+                                     {"org": org_id, "invitation": invitation.invitation_id})
+        await self.notifier.notify("invite", invitation.email, link=self.link("invite", token),
+                                   inviter=inviter.name, organisation=org.name)
+        await self.store.audit(org_id, actor.person_id, INVITED, target=invitation.email,
+                               address=actor.address, detail={"role": role})
+        return invitation
+
+    async def accept_invitation(self, actor: Actor, token: str) -> Membership:
+        """Join the organisation of an invitation link (the invited address's person only)."""
+        person = await self.store.require_account(actor.person_id)
+        record = await self.store.peek_link(links.hash_token(token), "invite", time.time())
+        if record is None:
+            raise LinkInvalid("this invitation is unknown, used already or expired; ask for "
+                              "a new one")
+        invitation = await self.store.invitation(record.data["org"],
+                                                 record.data["invitation"])
+        if invitation is None or not invitation.open_at(time.time()):
+            raise LinkInvalid("this invitation was withdrawn or has expired; ask for a new one")
+        if person.email != invitation.email or person.email_verified_at is None:
+            raise Forbidden(f"this invitation is for {invitation.email}; sign in with that "
+                            "(verified) address to accept it")
+        await self._take_link(token, "invite")
+        async with self.store.db.transaction() as tx:
+            if not await self.store.close_invitation(invitation.account_id,
+                                                     invitation.invitation_id,
+                                                     now=time.time(),
+                                                     accepted_by=person.account_id, tx=tx):
+                raise LinkInvalid("this invitation was used already")
+            membership = await self.store.set_member(invitation.account_id, person.account_id,
+                                                     invitation.role, tx=tx)
+        await self.store.audit(invitation.account_id, person.account_id, INVITATION_ACCEPTED,
+                               target=person.account_id, detail={"role": invitation.role})
+        return membership
+
+    async def set_member_role(self, actor: Actor, org_id: str, person_id: str, role: str, *,
+                              declared_roles: Iterable[str] = ()) -> Membership:
+        """Give a member another role (admins; owners alone make or unmake owners)."""
+        held = await self.require_role(org_id, actor.person_id, OrgRole.ADMIN)
+        self._check_role_name(role, declared_roles)
+        current = await self.store.membership(org_id, person_id)
+        if current is None:
+            raise NotFound(f"{person_id!r} is not a member")
+        if OrgRole.OWNER in (role, current.role) and held != OrgRole.OWNER:
+            raise Forbidden("only owners may make or unmake owners")
+        await self._keep_an_owner(org_id, person_id, role)
+        membership = await self.store.set_member(org_id, person_id, role)
+        await self.store.audit(org_id, actor.person_id, ROLE_CHANGED, target=person_id,
+                               address=actor.address, detail={"from": current.role,
+                                                              "role": role})
+        return membership
+
+    async def remove_member(self, actor: Actor, org_id: str, person_id: str) -> None:
+        """Take a member out (admins; anyone may leave; the last owner may not)."""
+        if person_id != actor.person_id:
+            held = await self.require_role(org_id, actor.person_id, OrgRole.ADMIN)
+            current = await self.store.membership(org_id, person_id)
+            if current is not None and current.role == OrgRole.OWNER and held != OrgRole.OWNER:
+                raise Forbidden("only owners may remove owners")
+        await self._keep_an_owner(org_id, person_id, None)
+        if not await self.store.remove_member(org_id, person_id):
+            raise NotFound(f"{person_id!r} is not a member")
+        await self.store.audit(org_id, actor.person_id, MEMBER_REMOVED, target=person_id,
+                               address=actor.address)
+
+    async def _keep_an_owner(self, org_id: str, person_id: str, role: str | None) -> None:
+        owners = [m.person_id for m in await self.store.members(org_id)
+                  if m.role == OrgRole.OWNER]
+        if owners == [person_id] and role != OrgRole.OWNER:
+            raise Conflict("an organisation keeps at least one owner; make someone else "
+                           "owner first")
+
+    # -- API keys -----------------------------------------------------------------------
+
+    async def create_key(self, actor: Actor, owner_id: str, name: str, scopes: Iterable[str],
+                         *, test: bool = False, expires_at: float | None = None
+                         ) -> tuple[str, ApiKeyRecord]:
+        """A new key acting for ``owner_id`` (the person, or an organisation they administer)
+        with ``scopes``; its secret is returned once and never stored."""
+        await self.require_role(owner_id, actor.person_id, OrgRole.ADMIN)
+        made = api_keys.new_key(test=test)
+        record = ApiKeyRecord(
+            key_hash=made.key_hash, key_id=new_id("key"), owner_id=owner_id,
+            created_by=actor.person_id, name=name.strip() or "key", prefix=made.prefix,
+            scopes=tuple(sorted(set(scopes))), test=test, created_at=time.time(),
+            expires_at=expires_at)
+        await self.store.add_key(record)
+        await self.store.audit(owner_id, actor.person_id, KEY_CREATED, target=record.key_id,
+                               address=actor.address, detail={"scopes": list(record.scopes)})
+        return made.secret, record
+
+    async def revoke_key(self, actor: Actor, owner_id: str, key_id: str) -> ApiKeyRecord:
+        """Revoke a key; it stops working at once on every server process."""
+        await self.require_role(owner_id, actor.person_id, OrgRole.ADMIN)
+        record = await self.store.revoke_key(owner_id, key_id, time.time())
+        await self.store.audit(owner_id, actor.person_id, KEY_REVOKED, target=key_id,
+                               address=actor.address)
+        return record
+
+    async def authenticate_key(self, secret: str) -> tuple[ApiKeyRecord, Account]:
+        """The usable key ``secret`` is, and its owner; :class:`InvalidCredentials` if none.
+
+        A malformed key (bad checksum) is refused without a database lookup.
+        """
+        if not api_keys.checksum_ok(secret):
+            raise InvalidCredentials("this is not a Max Booster API key (bad checksum)")
+        record = await self.store.key_by_hash(api_keys.hash_key(secret))
+        now = time.time()
+        if record is None or not record.usable_at(now):
+            raise InvalidCredentials("this API key is unknown, revoked or expired")
+        owner = await self.store.account(record.owner_id)
+        if owner is None or not owner.active:
+            raise InvalidCredentials("this API key's account is disabled")
+        if now - self._key_touched.get(record.key_hash, 0.0) >= KEY_TOUCH_SECONDS:
+            self._key_touched[record.key_hash] = now
+            await self.store.touch_key(record.key_hash, now)
+        return record, owner
+
+    # -- projects ---------------------------------------------------------------------
+
+    async def project_role(self, person_id: str, project_id: str) -> str | None:
+        """The strongest project role ``person_id`` holds on ``project_id`` (None: none).
+
+        From owning it (their own account, or an organisation they are in) and
+        from roles granted to them or to a team or organisation they are in.
+        """
+        memberships = await self.store.memberships_of(person_id)
+        org_roles = {m.account_id: m.role for m in memberships}
+        found: list[str] = []
+        owner = await self.store.project_owner(project_id)
+        if owner == person_id:
+            found.append("owner")
+        elif owner in org_roles and org_roles[owner] in ORG_TO_PROJECT_ROLE:
+            found.append(ORG_TO_PROJECT_ROLE[org_roles[owner]])
+        for grant in await self.store.grants_on(project_id):
+            if grant.grantee_id == person_id or grant.grantee_id in org_roles:
+                found.append(grant.role)
+        return max(found, key=PROJECT_ROLES.index) if found else None
+
+    async def projects(self, person_id: str) -> dict[str, str]:
+        """``{project_id: role}`` of every project ``person_id`` may open."""
+        memberships = await self.store.memberships_of(person_id)
+        org_roles = {m.account_id: m.role for m in memberships}
+        roles: dict[str, str] = {}
+
+        def offer(project_id: str, role: str) -> None:
+            best = roles.get(project_id)
+            if best is None or PROJECT_ROLES.index(role) > PROJECT_ROLES.index(best):
+                roles[project_id] = role
+
+        owned = await self.store.projects_of([person_id, *org_roles])
+        for project_id, owner in owned.items():
+            offer(project_id, "owner" if owner == person_id
+                  else ORG_TO_PROJECT_ROLE.get(org_roles[owner], "viewer"))
+        for grant in await self.store.grants_to([person_id, *org_roles]):
+            offer(grant.project_id, grant.role)
+        return roles
+
+    # -- administration -----------------------------------------------------------------
+
+    async def create_person(self, email: str, password: str, name: str, *,
+                            verified: bool = True, plan: str = "free",
+                            region: str = DEFAULT_REGION) -> Account:
+        """A person made by an administrator (``dawserver users create``)."""
+        self.policy.check(password, email)
+        if plan not in PLANS:
+            raise Conflict(f"unknown plan {plan!r}; use one of {list(PLANS)}")
+        return await self.store.create_account(
+            AccountKind.PERSON, name or email, email=email, password_hash=await self._hash(
+                password), plan=plan, region=region,
+            email_verified_at=time.time() if verified else None)
+
+    async def disable(self, account_id: str, actor_id: str = "admin") -> Account:
+        """Disable an account: its sessions end and its keys stop working."""
+        account = await self.store.update_account(account_id, status=AccountStatus.DISABLED)
+        await self.sessions.end_all(account_id)
+        await self.store.audit(account_id, actor_id, ACCOUNT_DISABLED, target=account_id)
+        return account
