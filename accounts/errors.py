@@ -11,6 +11,10 @@ class InvalidCredentials(AccountError):
     """Wrong email, password, code or key; the message never says which."""
 
 
+class WeakPassword(AccountError):
+    """A new password the policy refuses (too short, too long, blank or the email)."""
+
+
 class Throttled(AccountError):
     """Too many failures: try again after ``retry_after`` seconds."""
 

@@ -1,0 +1,58 @@
+"""How long to make someone wait after failed sign-ins: a pure policy.
+
+The first few failures cost nothing (typos happen), then each one doubles the wait, up to a
+cap: with the defaults 0, 0, 0, then 1 s, 2 s, 4 s, ... 512 s, then 900 s for good. The
+counters of failures live in the store; this module only turns a count into seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_RULE", "ThrottleRule", "delay_after"]
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleRule:
+    """A doubling delay after ``free_failures`` failures, from ``base`` up to ``cap`` seconds.
+
+    Parameters
+    ----------
+    free_failures : int
+        Failures that cost no wait.
+    base : float
+        Seconds of wait after the first failure beyond the free ones.
+    cap : float
+        The longest wait, in seconds.
+    """
+
+    free_failures: int = 3
+    base: float = 1.0
+    cap: float = 900.0
+
+    def __post_init__(self) -> None:
+        if self.free_failures < 0:
+            raise ValueError(f"free_failures={self.free_failures}: use 0 or more")
+        if not (0 < self.base <= self.cap < math.inf):
+            raise ValueError(f"base={self.base}, cap={self.cap}: "
+                             f"use 0 < base <= cap, both finite seconds")
+
+    def delay_after(self, failures: int) -> float:
+        """Seconds to wait before the next attempt, after ``failures`` failures in a row."""
+        if failures < 0:
+            raise ValueError(f"failures={failures}: a count of failures is 0 or more")
+        doublings = failures - self.free_failures - 1
+        if doublings < 0:
+            return 0.0
+        # 2.0 ** 1024 overflows; far below that the cap has been reached anyway
+        return min(self.cap, self.base * 2.0 ** min(doublings, 1000))
+
+
+#: The rule of the spec: 3 free failures, then 1 s doubling up to 15 minutes.
+DEFAULT_RULE = ThrottleRule()
+
+
+def delay_after(failures: int, rule: ThrottleRule = DEFAULT_RULE) -> float:
+    """Seconds to wait after ``failures`` failures in a row under ``rule``."""
+    return rule.delay_after(failures)
