@@ -6,11 +6,16 @@ The PostgreSQL and Redis servers themselves come from the root ``conftest.py``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from transcription.engine import use_reproducible_kernels
+
+if TYPE_CHECKING:
+    from smtp_server import SmtpServer
 
 # The accuracy bounds were measured with these kernels (docs/transcription.md); a CPU's
 # own kernels decode a few words differently, and more than the bounds allow for some.
@@ -55,3 +60,12 @@ def transcriber(whisper_model_dir: Path):  # noqa: ANN201 - transcription.engine
     from transcription.engine import Transcriber
 
     return Transcriber(whisper_model_dir, cpu_threads=2)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A fresh real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
+    from smtp_server import SmtpServer
+
+    with SmtpServer() as server:
+        yield server
