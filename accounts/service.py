@@ -136,7 +136,8 @@ class AccountService:
     async def _new_link(self, purpose: str, person_id: str, data: dict[str, Any],
                         lifetime: float | None = None) -> str:
         token, token_hash = links.new_link_token()
-        seconds = links.LIFETIMES[links.LinkPurpose(purpose)] if lifetime is None else lifetime
+        seconds = (links.LIFETIMES[links.LinkPurpose(purpose)].total_seconds() if lifetime is None
+                   else lifetime)
         await self.store.put_link(token_hash, purpose, person_id, data, time.time() + seconds)
         return token
 
@@ -442,7 +443,8 @@ class AccountService:
         invitation = Invitation(
             account_id=org_id, invitation_id=new_id("inv"), email=normalise_email(email),
             role=role, invited_by=actor.person_id,
-            expires_at=now + links.LIFETIMES[links.LinkPurpose.INVITE], created_at=now)
+            expires_at=now + links.LIFETIMES[links.LinkPurpose.INVITE].total_seconds(),
+            created_at=now)
         await self.store.add_invitation(invitation)
         token = await self._new_link("invite", actor.person_id,
                                      {"org": org_id, "invitation": invitation.invitation_id})
