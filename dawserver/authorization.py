@@ -23,6 +23,7 @@ from .context import PluginContext
 from .declarations import ANONYMOUS, Permission, Principal, Scope, role_of
 from .errors import (
     BAD_TOKEN,
+    KEY_SCOPE,
     NO_ACCOUNT,
     NO_TOKEN,
     PERMISSION_REFUSED,
@@ -66,12 +67,14 @@ async def identify_by_token(request: web.Request) -> Principal | None:
         if not grant.allows(project_id):
             raise Forbidden(f"token is for project {grant.project_id!r}, not {project_id!r}")
         role = Role.OWNER if grant.is_admin else grant.role
-        return Principal(project_account(project_id), role.value, grant.user, grant.is_admin)
+        return Principal(project_account(project_id), role.value, grant.user, grant.is_admin,
+                         via="token")
     if grant.is_admin:
         account = request.query.get(ACCOUNT_PARAMETER, "")
         return Principal(project_account(account) if account else "", Role.OWNER.value,
-                         grant.user, admin=True)
-    return Principal(project_account(grant.project_id), grant.role.value, grant.user)
+                         grant.user, admin=True, via="token")
+    return Principal(project_account(grant.project_id), grant.role.value, grant.user,
+                     via="token")
 
 
 async def require(request: web.Request, permission: Permission) -> Principal:
@@ -94,6 +97,9 @@ async def require(request: web.Request, permission: Permission) -> Principal:
         return principal
     if not principal.account_id:
         raise BadRequest(NO_ACCOUNT)
+    if principal.scopes is not None and permission.name not in principal.scopes:
+        raise Forbidden(KEY_SCOPE.format(permission=permission.name,
+                                         scopes=", ".join(principal.scopes) or "none"))
     refusal = _refusal(context, principal, permission)
     if refusal:
         raise Forbidden(refusal)

@@ -53,14 +53,19 @@ PUBLIC = Permission("public", "anyone may use it, without a token", Role.VIEWER,
 class Principal:
     """Who a request acts for: an account, the role held on it, the token's user.
 
-    ``admin`` marks a server administrator token (project ``*``). All fields are
-    empty on a public route.
+    ``admin`` marks a server administrator token (project ``*``). ``via`` says
+    how the request proved it: ``token`` (a signed project token), ``session``
+    (a signed-in person's cookie) or ``key`` (an API key, whose ``scopes`` name
+    the only permissions it holds; None: every permission its role holds). All
+    fields are empty on a public route.
     """
 
     account_id: str
     role: str
     user: str = ""
     admin: bool = False
+    via: str = ""
+    scopes: tuple[str, ...] | None = None
 
 
 ANONYMOUS = Principal("", "")

@@ -20,10 +20,13 @@ class ApiError(Exception):
 
     status: HTTPStatus = HTTPStatus.BAD_REQUEST
 
-    def __init__(self, message: str, **extra: Any) -> None:
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
         super().__init__(message)
         self.message = message
         self.extra = extra
+        #: Headers of the answer (``Retry-After`` of a 429).
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         """The JSON body of the answer."""
@@ -78,6 +81,12 @@ class Unprocessable(ApiError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
+class TooManyRequests(ApiError):
+    """Over a rate limit or a sign-in throttle: retry after ``Retry-After`` seconds (429)."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+
+
 class Unavailable(ApiError):
     """The server cannot serve this now (503)."""
 
@@ -87,17 +96,19 @@ class Unavailable(ApiError):
 #: Every status an :class:`ApiError` may answer with, for the OpenAPI document.
 ERROR_STATUSES = tuple(sorted({cls.status for cls in (
     BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,
-    UnsupportedMediaType, Unprocessable, Unavailable)}))
+    UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable)}))
 
 NO_TOKEN = (
-    "no token given: this route needs a token: pass ?token=... or "
-    "'Authorization: Bearer ...' (get one with 'dawserver token' or from a project owner)"
+    "no token given: this route needs a token: sign in, or pass ?token=... or "
+    "'Authorization: Bearer ...' (an API key, 'dawserver token' or a project owner's token)"
 )
 BAD_TOKEN = "{reason}; get a token with 'dawserver token' or from a project owner"
 NO_ACCOUNT = ("an administrator token acts for any account: name one with "
               "?account=<project id>")
 SERVER_ONLY = ("{why}; {permission!r} is for server administrators: use a token made "
                "with 'dawserver token '*' --role owner'")
+KEY_SCOPE = ("this API key lacks the scope {permission!r} (it holds: {scopes}); make a key "
+             "with that scope")
 PERMISSION_REFUSED = "this account lacks the permission {permission!r} needed here"
 ROLE_TOO_LOW = ("role {role!r} may not use {permission!r}: it needs {minimum} or higher; "
                 "ask a project owner for a token with that role")

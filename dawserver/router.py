@@ -20,6 +20,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from accounts.errors import AccountError
+
+from .account_errors import api_error
 from .authorization import ACCOUNT_PARAMETER, require
 from .declarations import PUBLIC, Media, Query, Reply, Request, Route
 from .errors import (
@@ -216,7 +219,11 @@ def _aiohttp_handler(served: ServedRoute) -> Any:
                 native=request))
             return _answer(served, result)
         except ApiError as exc:
-            return web.json_response(exc.body(), status=int(exc.status))
+            return web.json_response(exc.body(), status=int(exc.status), headers=exc.headers)
+        except AccountError as exc:
+            error = api_error(exc)
+            return web.json_response(error.body(), status=int(error.status),
+                                     headers=error.headers)
         except web.HTTPException:
             raise
         except Exception:
