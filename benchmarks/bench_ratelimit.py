@@ -1,0 +1,129 @@
+"""Per-API-key rate limits: what a hit costs, and how closely a plan is held.
+
+Latency: the time one :meth:`accounts.ratelimit.RateLimiter.hit` adds to a request,
+p50/p99, in process (``memory://``) and over a Redis on loopback, for both strategies,
+each as a ratio to a baseline measured the same way in the same run: awaiting a
+coroutine that increments a dict counter (the least any limiter could do).  The hits go
+round-robin to 10 paid keys, so the keys fill up and both allowed and refused hits count.
+
+Accuracy: one free key (100 requests per second) offered 300 requests per second, evenly
+paced; the accepted requests are counted per second of the run, and in the busiest
+one-second interval wherever it starts.  On one in-process limiter, and on two limiters
+sharing one Redis, each offered half the load (as two server processes would be).  The
+moving window (the default) must keep every second within 100 +/- 5 %.
+
+Run by hand (``DAW_BENCH_SMOKE=1`` shortens it to a check that it runs)::
+
+    python -m pytest benchmarks/bench_ratelimit.py -s -p no:cacheprovider
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from accounts.ratelimit import RateLimiter
+from benchmarks.conftest import SMOKE, record
+
+HITS = 300 if SMOKE else 20_000
+REDIS_HITS = 300 if SMOKE else 5_000
+KEYS = [f"bench-{i}" for i in range(10)]
+OFFERED_PER_S = 300
+SECONDS = 2 if SMOKE else 10
+STRATEGIES = ["moving-window", "sliding-window-counter"]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def _latencies(hit: Callable[[str], Awaitable[object]], hits: int) -> list[float]:
+    """Seconds each of ``hits`` awaited calls took, after a warm-up of 100."""
+    for i in range(100):
+        await hit(KEYS[i % len(KEYS)])
+    times = []
+    for i in range(hits):
+        start = time.perf_counter()
+        await hit(KEYS[i % len(KEYS)])
+        times.append(time.perf_counter() - start)
+    return times
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("storage", ["memory", "redis"])
+async def test_hit_latency(benchmark, request: pytest.FixtureRequest, storage: str,
+                           strategy: str) -> None:
+    url = request.getfixturevalue("redis_url") if storage == "redis" else None
+    counts: Counter[str] = Counter()
+
+    async def baseline(key: str) -> None:
+        counts[key] += 1
+
+    async with RateLimiter.from_url(url, strategy=strategy,
+                                    key_prefix=f"bench-{uuid.uuid4().hex}") as limiter:
+        hits = REDIS_HITS if storage == "redis" else HITS
+        base = await _latencies(baseline, hits)
+        ours = await _latencies(lambda key: limiter.hit(key, "paid"), hits)
+    us = [t * 1e6 for t in ours]
+    base_us = [t * 1e6 for t in base]
+    record(benchmark, hits=hits,
+           p50_us=statistics.median(us), p99_us=_percentile(us, 0.99),
+           baseline_p50_us=statistics.median(base_us),
+           p50_ratio=statistics.median(us) / statistics.median(base_us),
+           p99_ratio=_percentile(us, 0.99) / _percentile(base_us, 0.99))
+
+
+async def _offer(limiter: RateLimiter, key: str, per_s: float, offset: float, start: float,
+                 accepted: list[float]) -> None:
+    """Send ``per_s`` hits a second for SECONDS, evenly paced; note when each was accepted."""
+    for i in range(round(per_s * SECONDS)):
+        delay = start + offset + i / per_s - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if (await limiter.hit(key, "free")).allowed:
+            accepted.append(time.perf_counter() - start)
+
+
+def _busiest_second(times: list[float]) -> int:
+    """Most accepted requests in any one-second interval."""
+    times, first, most = sorted(times), 0, 0
+    for last, t in enumerate(times):
+        while t - times[first] >= 1:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("storage", ["memory-one-limiter", "redis-two-limiters"])
+async def test_accuracy_of_a_free_key_offered_three_times_its_plan(
+        benchmark, request: pytest.FixtureRequest, storage: str, strategy: str) -> None:
+    url = request.getfixturevalue("redis_url") if storage.startswith("redis") else None
+    limiters = [RateLimiter.from_url(url, strategy=strategy)
+                for _ in range(2 if url else 1)]
+    key, accepted = f"accuracy-{uuid.uuid4().hex}", []
+    try:
+        start = time.perf_counter()
+        share = OFFERED_PER_S / len(limiters)
+        await asyncio.gather(*(_offer(limiter, key, share, n / OFFERED_PER_S, start, accepted)
+                               for n, limiter in enumerate(limiters)))
+    finally:
+        for limiter in limiters:
+            await limiter.close()
+    per_second = Counter(int(t) for t in accepted if t < SECONDS)
+    seconds = [per_second[s] for s in range(SECONDS)]
+    record(benchmark, seconds=SECONDS, offered_per_s=OFFERED_PER_S,
+           accepted_per_s=len(accepted) / SECONDS,
+           min_second=min(seconds), max_second=max(seconds),
+           busiest_1s=_busiest_second(accepted))
+    if strategy == "moving-window":
+        assert all(95 <= n <= 105 for n in seconds), f"accepted per second: {seconds}"

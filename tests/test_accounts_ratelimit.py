@@ -1,0 +1,199 @@
+"""accounts.ratelimit: plans counted in memory, on a real Redis and on a real Redis Cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from nodepeer import free_port
+
+from accounts.ratelimit import PLANS, Decision, RateLimiter
+
+STRATEGIES = ["moving-window", "sliding-window-counter"]
+
+
+@pytest.fixture(scope="module")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a throw-away three-primary Redis Cluster on 127.0.0.1."""
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if not server or not cli:
+        pytest.fail("Redis is not installed: run scripts/setup.sh")
+    root = tmp_path_factory.mktemp("redis-cluster")
+    ports = [free_port() for _ in range(3)]
+    procs = []
+    try:
+        for port in ports:
+            folder = Path(root, str(port))
+            folder.mkdir()
+            procs.append(subprocess.Popen(
+                [server, "--bind", "127.0.0.1", "--port", str(port), "--cluster-enabled", "yes",
+                 "--cluster-port", str(free_port()), "--cluster-config-file", "nodes.conf",
+                 "--save", "", "--appendonly", "no"],
+                cwd=folder, stdout=subprocess.DEVNULL))
+        nodes = [f"127.0.0.1:{port}" for port in ports]
+        deadline = time.monotonic() + 20
+        while True:  # the servers take a moment to listen
+            made = subprocess.run([cli, "--cluster", "create", *nodes, "--cluster-replicas", "0",
+                                   "--cluster-yes"], capture_output=True, text=True)
+            if made.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert made.returncode == 0, made.stdout + made.stderr
+        while "cluster_state:ok" not in subprocess.run(
+                [cli, "-p", str(ports[0]), "cluster", "info"], capture_output=True,
+                text=True).stdout:
+            assert time.monotonic() < deadline, "the Redis Cluster did not become ready"
+            time.sleep(0.1)
+        yield "redis+cluster://" + ",".join(nodes)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
+def storage_url(request: pytest.FixtureRequest) -> str:
+    """Each storage a limiter can count in."""
+    if request.param == "memory":
+        return "memory://"
+    fixture = {"redis": "redis_url", "redis-cluster": "redis_cluster_url"}[request.param]
+    return request.getfixturevalue(fixture)
+
+
+@pytest_asyncio.fixture(params=STRATEGIES)
+async def limiter(request: pytest.FixtureRequest, storage_url: str
+                  ) -> AsyncIterator[RateLimiter]:
+    async with RateLimiter.from_url(storage_url, strategy=request.param) as limiter:
+        yield limiter
+
+
+def fresh_key() -> str:
+    """A key no other test (of this run, on the shared Redis) has counted."""
+    return f"key-{uuid.uuid4().hex}"
+
+
+@pytest.mark.asyncio
+async def test_a_key_is_allowed_its_plan_then_refused_with_retry_after(
+        limiter: RateLimiter) -> None:
+    key = fresh_key()
+    decisions = [await limiter.hit(key, "free") for _ in range(100)]
+    assert all(d.allowed for d in decisions)
+    assert [d.remaining for d in decisions] == list(range(99, -1, -1))
+    assert {(d.limit, d.policy, d.retry_after) for d in decisions} == {(100, "free", None)}
+
+    refused = await limiter.hit(key, "free")
+    assert not refused.allowed
+    assert refused.remaining == 0
+    assert refused.retry_after is not None and 0 <= refused.retry_after <= 1
+    assert refused.headers()["Retry-After"] == "1"
+
+
+@pytest.mark.asyncio
+async def test_a_refused_key_is_allowed_again_after_retry_after(limiter: RateLimiter) -> None:
+    key = fresh_key()
+    for _ in range(100):
+        await limiter.hit(key, "free")
+    refused = await limiter.hit(key, "free")
+    assert not refused.allowed and refused.retry_after is not None
+    await asyncio.sleep(refused.retry_after + 0.02)
+    assert (await limiter.hit(key, "free")).allowed
+
+
+@pytest.mark.asyncio
+async def test_keys_and_plans_have_budgets_of_their_own(limiter: RateLimiter) -> None:
+    spent, other = fresh_key(), fresh_key()
+    for _ in range(100):
+        await limiter.hit(spent, "free")
+    assert not (await limiter.hit(spent, "free")).allowed
+    assert (await limiter.hit(other, "free")).allowed
+    paid = await limiter.hit(spent, "paid")
+    assert paid.allowed and (paid.limit, paid.remaining, paid.policy) == (1000, 999, "paid")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("server", ["redis_url", "redis_cluster_url"])
+async def test_two_limiters_on_one_redis_share_the_budget(
+        request: pytest.FixtureRequest, server: str, strategy: str) -> None:
+    url, key = request.getfixturevalue(server), fresh_key()
+    async with (RateLimiter.from_url(url, strategy=strategy) as one,
+                RateLimiter.from_url(url, strategy=strategy) as two):
+        decisions = [await (one if i % 2 else two).hit(key, "free") for i in range(100)]
+        assert all(d.allowed for d in decisions)
+        assert decisions[-1].remaining == 0
+        assert not (await one.hit(key, "free")).allowed
+        assert not (await two.hit(key, "free")).allowed
+
+
+@pytest.mark.asyncio
+async def test_memory_limiters_count_for_their_own_process_only() -> None:
+    key = fresh_key()
+    async with RateLimiter.from_url(None) as one, RateLimiter.from_url("memory://") as two:
+        for _ in range(100):
+            await one.hit(key, "free")
+        assert not (await one.hit(key, "free")).allowed
+        assert (await two.hit(key, "free")).allowed
+
+
+@pytest.mark.asyncio
+async def test_clear_gives_a_key_its_budget_back(limiter: RateLimiter) -> None:
+    key = fresh_key()
+    for _ in range(100):
+        await limiter.hit(key, "free")
+    await limiter.clear(key, "free")
+    assert (await limiter.hit(key, "free")).remaining == 99
+
+
+def test_the_plans_are_free_100_and_paid_1000_per_second() -> None:
+    assert {name: (item.amount, item.get_expiry()) for name, item in PLANS.items()} == {
+        "free": (100, 1), "paid": (1000, 1)}
+
+
+def test_headers_of_an_allowed_request_follow_the_structured_field_draft() -> None:
+    decision = Decision(allowed=True, limit=100, remaining=42, reset_after=0.3,
+                        retry_after=None, policy="free")
+    assert decision.headers() == {"RateLimit-Policy": '"free";q=100;w=1',
+                                  "RateLimit": '"free";r=42;t=1'}
+
+
+@pytest.mark.parametrize(("retry_after", "reset", "retry"), [(0.0, 0, 1), (0.2, 1, 1),
+                                                              (1.2, 2, 2)])
+def test_a_refused_request_says_when_to_retry_in_whole_seconds_at_least_one(
+        retry_after: float, reset: int, retry: int) -> None:
+    decision = Decision(allowed=False, limit=1000, remaining=0, reset_after=retry_after,
+                        retry_after=retry_after, policy="paid")
+    assert decision.headers() == {"RateLimit-Policy": '"paid";q=1000;w=1',
+                                  "RateLimit": f'"paid";r=0;t={reset}',
+                                  "Retry-After": str(retry)}
+
+
+@pytest.mark.asyncio
+async def test_an_unknown_plan_is_refused_with_the_known_ones_named() -> None:
+    async with RateLimiter.from_url(None) as limiter:
+        with pytest.raises(ValueError, match=r"unknown rate-limit plan 'gold': use one of free, "
+                                             r"paid"):
+            await limiter.hit(fresh_key(), "gold")
+
+
+@pytest.mark.parametrize("url", ["memcached://127.0.0.1:11211", "127.0.0.1:6379"])
+def test_an_unknown_storage_url_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="unknown rate-limit storage URL"):
+        RateLimiter.from_url(url)
+
+
+def test_a_key_prefix_with_braces_is_refused() -> None:
+    with pytest.raises(ValueError, match="braces"):
+        RateLimiter.from_url("redis://127.0.0.1:6379/0", key_prefix="{ratelimit}")
+
+
+def test_an_unknown_strategy_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown rate-limit strategy 'token-bucket'"):
+        RateLimiter.from_url(None, strategy="token-bucket")  # type: ignore[arg-type]
