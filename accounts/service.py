@@ -585,6 +585,19 @@ class AccountService:
                 found.append(grant.role)
         return max(found, key=PROJECT_ROLES.index) if found else None
 
+    async def account_project_role(self, account_id: str, project_id: str) -> str | None:
+        """The role ``account_id`` holds on ``project_id``: a person's (:meth:`project_role`),
+        or an organisation's own (owning it, or granted to it; an API key acts so)."""
+        account = await self.store.account(account_id)
+        if account is None:
+            return None
+        if account.is_person:
+            return await self.project_role(account_id, project_id)
+        found = ["owner"] if await self.store.project_owner(project_id) == account_id else []
+        found += [g.role for g in await self.store.grants_on(project_id)
+                  if g.grantee_id == account_id]
+        return max(found, key=PROJECT_ROLES.index) if found else None
+
     async def projects(self, person_id: str) -> dict[str, str]:
         """``{project_id: role}`` of every project ``person_id`` may open."""
         memberships = await self.store.memberships_of(person_id)

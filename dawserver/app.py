@@ -24,10 +24,12 @@ from collab.tokens import TokenSigner
 from database import open_database
 
 from . import plugins
+from .accounts_setup import setup_accounts
 from .assets import setup_assets
 from .background import Background
 from .bounces import setup_bounces
 from .config import ServerConfig
+from .identity import add_rate_headers, identify
 from .keys import BACKGROUND, CONFIG, DATABASE, ENGINES, RELAY, ROOMS, STORE, TOKENS
 from .project_engine import ProjectEngines
 from .relay import relay_link
@@ -55,12 +57,14 @@ def create_app(config: ServerConfig) -> web.Application:
     # the one job queue: bounces and transcription register their queues on it here,
     # the plug-ins theirs in install(), which starts its worker after every component
     app[BACKGROUND] = Background()
+    setup_accounts(app)
     setup_assets(app)
     setup_bounces(app)
     setup_rtc(app)
     setup_transcription(app)
     # every HTTP route, the core's and the plug-ins', on the process's one database
-    plugins.install(app, config, database=app[DATABASE])
+    plugins.install(app, config, database=app[DATABASE], identify=identify)
+    app.on_response_prepare.append(add_rate_headers)
     return app
 
 

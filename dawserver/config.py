@@ -42,6 +42,18 @@ class ServerConfig:
     redis_url:
         ``redis://HOST:PORT/DB`` to serve projects together with other server
         processes on the same PostgreSQL store (see docs/scale-out.md); None: alone.
+        Sign-in sessions and API rate limits live there too when it is set.
+    mail_url:
+        ``smtp://USER:PASS@HOST:PORT?from=...`` (or ``smtps://``) for account mail;
+        None: mail is written to ``DATA/outbox/*.eml`` and its links logged.
+    sign_in_providers:
+        OpenID Connect providers by name: ``{"google": {"issuer": ..., "client_id": ...,
+        "client_secret": ...}}`` (docs/accounts.md).
+    require_verified_email:
+        Whether people must follow the verification link before they sign in.
+    password_hashing:
+        argon2id ``(time_cost, memory_KiB, parallelism)``; None: the default
+        (RFC 9106 low-memory profile, above the OWASP minimum).
     """
 
     host: str = "127.0.0.1"
@@ -57,6 +69,10 @@ class ServerConfig:
     plugins: dict[str, Any] = field(default_factory=dict)
     public_url: str | None = None
     redis_url: str | None = None
+    mail_url: str | None = None
+    sign_in_providers: dict[str, dict[str, str]] = field(default_factory=dict)
+    require_verified_email: bool = True
+    password_hashing: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -65,6 +81,11 @@ class ServerConfig:
     def base_url(self) -> str:
         """The HTTP base URL clients should use."""
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether cookies are marked ``Secure`` (the server is reached over https)."""
+        return self.base_url.startswith("https://")
 
     @property
     def collab_url(self) -> str:

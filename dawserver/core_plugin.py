@@ -7,7 +7,17 @@ plug-ins, so every HTTP route of the server goes through one contract.
 
 from __future__ import annotations
 
-from . import api, assets, bounces, openapi, page, rtc, transcription_api
+from . import (
+    account_routes,
+    api,
+    assets,
+    auth_routes,
+    bounces,
+    openapi,
+    page,
+    rtc,
+    transcription_api,
+)
 from .permissions import CORE_PERMISSIONS
 from .plugin_api import Permission, PluginContext, Route, hookimpl
 
@@ -29,4 +39,5 @@ def permissions() -> list[Permission]:
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
     return [*api.ROUTES, *assets.ROUTES, *bounces.ROUTES, *rtc.ROUTES,
-            *transcription_api.ROUTES, *page.ROUTES, *openapi.ROUTES]
+            *transcription_api.ROUTES, *page.ROUTES, *openapi.ROUTES,
+            *auth_routes.ROUTES, *account_routes.ROUTES]

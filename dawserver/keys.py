@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from accounts.ratelimit import RateLimiter
+from accounts.service import AccountService
 from collab.registry import RoomRegistry
 from collab.relay import RedisRelay
 from collab.store import Store
@@ -25,3 +27,7 @@ RELAY = web.AppKey("relay", RedisRelay)
 PLUGIN_CONTEXT_KEY = web.AppKey("plugin_context", PluginContext)
 #: The job queue, its worker and the event bus (:mod:`dawserver.background`).
 BACKGROUND = web.AppKey("background", Background)
+#: People, organisations, sessions and keys (:mod:`dawserver.accounts_setup`).
+ACCOUNTS = web.AppKey("accounts", AccountService)
+#: API keys' rate limits (in process, or shared through Redis).
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)

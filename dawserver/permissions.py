@@ -16,4 +16,19 @@ PROJECT_MANAGE = Permission(
     "project.manage", "rename the project, issue tokens, change roles and revoke members",
     Role.OWNER)
 
-CORE_PERMISSIONS = [SERVER_PROJECTS, PROJECT_READ, PROJECT_EDIT, PROJECT_MANAGE]
+
+ACCOUNT_SELF = Permission(
+    "account.self", "manage one's own sign-in: password, two-step sign-in, sessions "
+    "(signed-in sessions only)", Role.OWNER)
+ACCOUNT_READ = Permission(
+    "account.read", "see an account: its members, invitations and projects", Role.VIEWER)
+ACCOUNT_ADMIN = Permission(
+    "account.admin", "administer an account: invite, change roles, API keys, the security "
+    "log", Role.OWNER)
+PROJECTS_CREATE = Permission(
+    "projects.create", "create projects in an account", Role.EDITOR)
+
+ACCOUNT_PERMISSIONS = [ACCOUNT_SELF, ACCOUNT_READ, ACCOUNT_ADMIN, PROJECTS_CREATE]
+
+CORE_PERMISSIONS = [SERVER_PROJECTS, PROJECT_READ, PROJECT_EDIT, PROJECT_MANAGE,
+                    *ACCOUNT_PERMISSIONS]

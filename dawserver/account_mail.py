@@ -1,0 +1,72 @@
+"""Account mail on the one job queue: the service queues it, a job sends it over SMTP.
+
+:class:`QueuedMail` is the :class:`accounts.service.Notifier` the server gives
+the account service: each mail becomes a job on the ``mail`` queue, keyed by
+an idempotency key, whose handler builds the message (:mod:`accounts.mail`)
+and sends it. A retried job sends the same ``Message-ID``; a permanent SMTP
+refusal (5xx) ends the job, a temporary one (4xx, no connection) retries it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from accounts import mail
+from jobs import JobContext, Permanent, QueueSettings
+
+from .background import Background
+
+QUEUE = "mail"
+SETTINGS = QueueSettings(max_attempts=8, concurrency=2, lease_s=60.0)
+#: The account mail is queued under (mail is not any account's business data).
+MAIL_ACCOUNT = "mail"
+
+
+class QueuedMail:
+    """Queues each account mail as a job (``notify``, the accounts Notifier)."""
+
+    def __init__(self, background: Background) -> None:
+        self.background = background
+
+    async def notify(self, kind: str, to: str, *, link: str = "", **fields: Any) -> None:
+        mail_id = secrets.token_hex(12)
+        await self.background.queue.enqueue(QUEUE, {"kind": kind, "to": to, "link": link,
+                                         "fields": fields, "mail_id": mail_id},
+                                 account_id=MAIL_ACCOUNT, idempotency_key=mail_id)
+
+
+def build(payload: dict[str, Any], sender: str) -> Any:
+    """The message a mail job's payload describes."""
+    kind, to, link = payload["kind"], payload["to"], payload["link"]
+    fields, common = payload.get("fields", {}), {"mail_id": payload["mail_id"],
+                                                 "sender": sender}
+    if kind == "verify":
+        return mail.verification_mail(to, link, **common)
+    if kind == "reset":
+        return mail.reset_mail(to, link, **common)
+    if kind == "exists":
+        return mail.account_exists_mail(to, link, **common)
+    if kind == "invite":
+        return mail.invitation_mail(to, fields.get("inviter", ""),
+                                    fields.get("organisation", ""), link, **common)
+    if kind == "notice":
+        return mail.security_notice(to, fields.get("what", ""), link=link or None, **common)
+    raise Permanent(f"unknown kind of account mail {kind!r}")
+
+
+class MailSender:
+    """The ``mail`` queue's handler: build the message, send it through the transport."""
+
+    def __init__(self, transport: mail.MailTransport) -> None:
+        self.transport = transport
+
+    async def __call__(self, ctx: JobContext) -> dict[str, Any]:
+        message = build(ctx.payload, self.transport.sender)
+        try:
+            await self.transport.send(message)
+        except mail.MailError as exc:
+            if exc.permanent:
+                raise Permanent(str(exc)) from exc
+            raise
+        return {"message_id": message["Message-ID"]}

@@ -1,0 +1,125 @@
+"""Who a request is: a signed-in person (cookie), an API key, or a signed project token.
+
+:func:`identify` is the server's ``identify`` (see :mod:`dawserver.authorization`):
+
+- ``Authorization: Bearer mbk_...``: an API key. Its checksum is checked before
+  any lookup, it is read from the database on every request (a revoked key
+  stops at once on every process), its rate limit is counted
+  (:mod:`accounts.ratelimit`, answers carry ``RateLimit`` headers, 429 past it)
+  and it holds only its scopes.
+- any other bearer or ``?token=``: a signed project token, as before accounts.
+- the ``mbs_session`` cookie: a signed-in person. Writes (POST, PUT, PATCH,
+  DELETE) must carry the session's CSRF token in ``X-CSRF-Token``.
+
+A person or key acts on a project (``{project_id}`` in the path) with the
+strongest role they hold on it; elsewhere for their own account, or for the
+organisation named by ``?account=`` that they belong to. A project or
+organisation they hold nothing on answers 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from accounts.errors import AccountError
+from accounts.models import SessionRecord
+from accounts.service import ORG_TO_PROJECT_ROLE, AccountService
+
+from .access import request_token
+from .authorization import ACCOUNT_PARAMETER, PROJECT_PARAMETER, identify_by_token
+from .declarations import Principal
+from .errors import Forbidden, NotFound, TooManyRequests, Unauthorized
+from .keys import ACCOUNTS, RATE_LIMITER
+
+SESSION_COOKIE = "mbs_session"
+#: The path parameter that names the account (person or organisation) a route acts on.
+ACCOUNT_PATH_PARAMETER = "account_id"
+CSRF_HEADER = "X-CSRF-Token"
+KEY_PREFIX = "mbk_"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Where a request's session (if any) and rate-limit headers are kept.
+SESSION = web.RequestKey("session", SessionRecord)
+RATE_HEADERS = web.RequestKey("rate_headers", dict)
+
+NO_SESSION = "your session has ended or was signed out; sign in again"
+BAD_CSRF = (f"this write needs the session's CSRF token in the {CSRF_HEADER} header (the "
+            "sign-in answer and GET /me give it)")
+OVER_LIMIT = "this API key is over its rate limit ({policy}); retry after {wait} s"
+
+
+async def identify(request: web.Request) -> Principal | None:
+    """The principal of ``request``: key, project token or session; None: anonymous."""
+    token = request_token(request)
+    if token is not None and token.startswith(KEY_PREFIX):
+        return await _by_key(request, token)
+    if token is not None:
+        return await identify_by_token(request)
+    secret = request.cookies.get(SESSION_COOKIE)
+    if secret and ACCOUNTS in request.app:
+        return await _by_session(request, secret)
+    return None
+
+
+async def _by_session(request: web.Request, secret: str) -> Principal:
+    service = request.app[ACCOUNTS]
+    session = await service.sessions.find(secret)
+    if session is None:
+        raise Unauthorized(NO_SESSION)
+    if request.method not in SAFE_METHODS and not hmac.compare_digest(
+            request.headers.get(CSRF_HEADER, "").encode(), session.csrf_token.encode()):
+        raise Forbidden(BAD_CSRF)
+    person = await service.store.account(session.person_id)
+    if person is None or not person.active:
+        await service.sessions.end(session.key_hash)
+        raise Unauthorized(NO_SESSION)
+    request[SESSION] = session
+    return await _acting_for(request, service, person.account_id, person.account_id,
+                             via="session")
+
+
+async def _by_key(request: web.Request, secret: str) -> Principal:
+    service = request.app[ACCOUNTS]
+    try:
+        key, owner = await service.authenticate_key(secret)
+    except AccountError as exc:
+        raise Unauthorized(str(exc)) from None
+    decision = await request.app[RATE_LIMITER].hit(key.key_id, owner.plan)
+    request[RATE_HEADERS] = decision.headers()
+    if not decision.allowed:
+        wait = decision.headers().get("Retry-After", "1")
+        raise TooManyRequests(OVER_LIMIT.format(policy=decision.policy, wait=wait),
+                              headers=decision.headers())
+    return await _acting_for(request, service, owner.account_id, key.created_by, via="key",
+                             scopes=key.scopes)
+
+
+async def _acting_for(request: web.Request, service: AccountService, account_id: str,
+                      user: str, *, via: str, scopes: tuple[str, ...] | None = None
+                      ) -> Principal:
+    """The principal of ``account_id`` (a person, or the organisation a key acts for)."""
+    project_id = request.match_info.get(PROJECT_PARAMETER)
+    if project_id is not None:
+        role = await service.account_project_role(account_id, project_id)
+        if role is None:
+            raise NotFound(f"there is no project {project_id!r} (or it is not shared with "
+                           "you)")
+        return Principal(project_id, role, user, via=via, scopes=scopes)
+    named = request.match_info.get(ACCOUNT_PATH_PARAMETER) or request.query.get(
+        ACCOUNT_PARAMETER)
+    if named and named != account_id:
+        org_role = await service.role_in(named, account_id)
+        if org_role is None:
+            raise NotFound(f"there is no organisation {named!r} (or you are not in it)")
+        return Principal(named, ORG_TO_PROJECT_ROLE.get(org_role, org_role), user, via=via,
+                         scopes=scopes)
+    return Principal(account_id, "owner", user, via=via, scopes=scopes)
+
+
+async def add_rate_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: every answer to an API key carries its rate-limit headers."""
+    headers = request.get(RATE_HEADERS)
+    if headers:
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
