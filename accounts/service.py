@@ -309,9 +309,12 @@ class AccountService:
     async def reset_password(self, token: str, password: str) -> Account:
         """Set a new password through a reset link; every session of the person ends."""
         self.policy.check(password)
+        peeked = await self.store.peek_link(links.hash_token(token), "reset", time.time())
+        if peeked is not None:  # refuse the password before the link is used up
+            owner = await self.store.require_account(peeked.person_id)
+            self.policy.check(password, owner.email)
         record = await self._take_link(token, "reset")
         person = await self.store.require_account(record.person_id)
-        self.policy.check(password, person.email)
         changes: dict[str, Any] = {"password_hash": await self._hash(password)}
         if person.email_verified_at is None:  # the link reached their mailbox
             changes["email_verified_at"] = time.time()
