@@ -601,8 +601,10 @@ class AccountService:
 
         owned = await self.store.projects_of([person_id, *org_roles])
         for project_id, owner in owned.items():
-            offer(project_id, "owner" if owner == person_id
-                  else ORG_TO_PROJECT_ROLE.get(org_roles[owner], "viewer"))
+            if owner == person_id:
+                offer(project_id, "owner")
+            elif org_roles[owner] in ORG_TO_PROJECT_ROLE:  # a declared role opens nothing
+                offer(project_id, ORG_TO_PROJECT_ROLE[org_roles[owner]])
         for grant in await self.store.grants_to([person_id, *org_roles]):
             offer(grant.project_id, grant.role)
         return roles
