@@ -267,6 +267,7 @@ class AccountService:
         subject = f"account:{record.person_id}"
         await self._check_throttle([subject])
         person = await self.store.require_account(record.person_id)
+        self._check_may_sign_in(person)  # it may have been disabled since the password
         if not await self._code_ok(person, code):
             await self._fail([subject])
             await self.store.audit(person.account_id, person.account_id, SIGN_IN_FAILED,
