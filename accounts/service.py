@@ -442,6 +442,9 @@ class AccountService:
         if role == OrgRole.OWNER and held != OrgRole.OWNER:
             raise Forbidden("only owners may invite owners")
         org = await self.store.require_account(org_id)
+        if org.is_person:
+            raise Conflict("a person's own account has no members; create an organisation "
+                           "or a team and invite into that")
         inviter = await self.store.require_account(actor.person_id)
         now = time.time()
         invitation = Invitation(
