@@ -475,6 +475,8 @@ class AccountService:
         if person.email != invitation.email or person.email_verified_at is None:
             raise Forbidden(f"this invitation is for {invitation.email}; sign in with that "
                             "(verified) address to accept it")
+        if await self.store.membership(invitation.account_id, person.account_id) is not None:
+            raise Conflict("you are a member already; ask an admin to change your role")
         await self._take_link(token, "invite")
         async with self.store.db.transaction() as tx:
             if not await self.store.close_invitation(invitation.account_id,
