@@ -267,6 +267,7 @@ class AccountService:
         subject = f"account:{record.person_id}"
         await self._check_throttle([subject])
         person = await self.store.require_account(record.person_id)
+        self._check_may_sign_in(person)  # it may have been disabled since the password
         if not await self._code_ok(person, code):
             await self._fail([subject])
             await self.store.audit(person.account_id, person.account_id, SIGN_IN_FAILED,
@@ -309,9 +310,12 @@ class AccountService:
     async def reset_password(self, token: str, password: str) -> Account:
         """Set a new password through a reset link; every session of the person ends."""
         self.policy.check(password)
+        peeked = await self.store.peek_link(links.hash_token(token), "reset", time.time())
+        if peeked is not None:  # refuse the password before the link is used up
+            owner = await self.store.require_account(peeked.person_id)
+            self.policy.check(password, owner.email)
         record = await self._take_link(token, "reset")
         person = await self.store.require_account(record.person_id)
-        self.policy.check(password, person.email)
         changes: dict[str, Any] = {"password_hash": await self._hash(password)}
         if person.email_verified_at is None:  # the link reached their mailbox
             changes["email_verified_at"] = time.time()
@@ -438,6 +442,9 @@ class AccountService:
         if role == OrgRole.OWNER and held != OrgRole.OWNER:
             raise Forbidden("only owners may invite owners")
         org = await self.store.require_account(org_id)
+        if org.is_person:
+            raise Conflict("a person's own account has no members; create an organisation "
+                           "or a team and invite into that")
         inviter = await self.store.require_account(actor.person_id)
         now = time.time()
         invitation = Invitation(
@@ -468,6 +475,8 @@ class AccountService:
         if person.email != invitation.email or person.email_verified_at is None:
             raise Forbidden(f"this invitation is for {invitation.email}; sign in with that "
                             "(verified) address to accept it")
+        if await self.store.membership(invitation.account_id, person.account_id) is not None:
+            raise Conflict("you are a member already; ask an admin to change your role")
         await self._take_link(token, "invite")
         async with self.store.db.transaction() as tx:
             if not await self.store.close_invitation(invitation.account_id,
@@ -611,8 +620,10 @@ class AccountService:
 
         owned = await self.store.projects_of([person_id, *org_roles])
         for project_id, owner in owned.items():
-            offer(project_id, "owner" if owner == person_id
-                  else ORG_TO_PROJECT_ROLE.get(org_roles[owner], "viewer"))
+            if owner == person_id:
+                offer(project_id, "owner")
+            elif org_roles[owner] in ORG_TO_PROJECT_ROLE:  # a declared role opens nothing
+                offer(project_id, ORG_TO_PROJECT_ROLE[org_roles[owner]])
         for grant in await self.store.grants_to([person_id, *org_roles]):
             offer(grant.project_id, grant.role)
         return roles
