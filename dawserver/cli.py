@@ -24,6 +24,9 @@ COMMANDS: list[str] = [
     "transcribe:transcribe",
     "models:models",
     "client:client",
+    "users:users",
+    "orgs:orgs",
+    "keys:keys",
 ]
 
 
