@@ -24,6 +24,7 @@ from accounts.store import AccountStore
 
 from .account_mail import QUEUE, SETTINGS, MailSender, QueuedMail
 from .keys import ACCOUNTS, BACKGROUND, CONFIG, DATABASE, RATE_LIMITER
+from .oidc_routes import setup_oidc
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def setup_accounts(app: web.Application) -> None:
                                                               config.data_dir / OUTBOX)),
                              SETTINGS)
     app.cleanup_ctx.append(accounts_context)
+    setup_oidc(app)
 
 
 async def accounts_context(app: web.Application) -> AsyncIterator[None]:

@@ -13,6 +13,7 @@ from . import (
     assets,
     auth_routes,
     bounces,
+    oidc_routes,
     openapi,
     page,
     rtc,
@@ -40,4 +41,4 @@ def permissions() -> list[Permission]:
 def routes(context: PluginContext) -> list[Route]:
     return [*api.ROUTES, *assets.ROUTES, *bounces.ROUTES, *rtc.ROUTES,
             *transcription_api.ROUTES, *page.ROUTES, *openapi.ROUTES,
-            *auth_routes.ROUTES, *account_routes.ROUTES]
+            *auth_routes.ROUTES, *account_routes.ROUTES, *oidc_routes.ROUTES]

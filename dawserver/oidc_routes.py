@@ -1,0 +1,155 @@
+"""Sign in with Google or any OpenID Connect provider: the browser's two stops here.
+
+``GET /auth/oidc/{provider}/start`` sends the browser to the provider (302);
+``GET /auth/oidc/{provider}/callback`` takes it back, checks everything
+(:class:`accounts.oidc.OidcClient`), signs the person in
+(:func:`accounts.oidc_sign_in.sign_in_with`), sets the session cookie as the
+password sign-in does and sends the browser to ``/``. Providers come from
+``config.sign_in_providers``; :func:`setup_oidc` keeps their clients (made at
+their first use) and the started sign-ins on the app, and closes the clients
+with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from accounts.oidc import GOOGLE_ISSUER, OidcClient, PendingLogins, ProviderConfig
+from accounts.oidc_sign_in import sign_in_with
+
+from .auth_routes import session_cookie
+from .keys import ACCOUNTS, CONFIG
+from .plugin_api import PUBLIC, BadRequest, Media, NotFound, Query, Request, Route
+
+
+class OidcSignIns:
+    """The app's OpenID clients by provider name (made at first use) and started sign-ins."""
+
+    def __init__(self, providers: dict[str, dict[str, Any]]) -> None:
+        self.providers = providers
+        self.pending = PendingLogins()
+        self._clients: dict[str, OidcClient] = {}
+        self._sessions: list[aiohttp.ClientSession] = []
+        self._lock = asyncio.Lock()
+
+    async def client(self, name: str) -> OidcClient:
+        """The client for provider ``name``; NotFound when it is not configured."""
+        settings = self.providers.get(name)
+        if settings is None:
+            raise NotFound(f"no sign-in provider {name!r} here; configured: "
+                           f"{sorted(self.providers)}")
+        async with self._lock:
+            if name not in self._clients:
+                client, session = _client(name, settings)
+                self._clients[name] = client
+                if session is not None:
+                    self._sessions.append(session)
+            return self._clients[name]
+
+    async def close(self, app: web.Application | None = None) -> None:
+        """Close every client made (an ``on_cleanup`` handler)."""
+        clients, self._clients = list(self._clients.values()), {}
+        sessions, self._sessions = self._sessions, []
+        for client in clients:
+            await client.aclose()
+        for session in sessions:
+            await session.close()
+
+
+OIDC = web.AppKey("oidc_sign_ins", OidcSignIns)
+
+
+def _client(name: str, settings: dict[str, Any]
+            ) -> tuple[OidcClient, aiohttp.ClientSession | None]:
+    """A client from ``{"issuer", "client_id", "client_secret"}`` (and ``ca_file``: a CA
+    bundle to trust for a provider behind a private certificate authority), and the
+    HTTP session made for that bundle (closed with the client)."""
+    missing = [k for k in ("client_id", "client_secret") if not settings.get(k)]
+    if missing:
+        raise RuntimeError(f"sign_in_providers[{name!r}] lacks {missing}; give the client id "
+                           f"and secret the provider issued")
+    issuer = settings.get("issuer") or (GOOGLE_ISSUER if name == "google" else "")
+    if not issuer:
+        raise RuntimeError(f"sign_in_providers[{name!r}] lacks 'issuer' (the provider's "
+                           f"https URL)")
+    if issuer == GOOGLE_ISSUER:
+        config = ProviderConfig.google(settings["client_id"], settings["client_secret"])
+        config = ProviderConfig(name, config.issuer, config.client_id, config.client_secret,
+                                id_token_issuers=config.id_token_issuers)
+    else:
+        config = ProviderConfig(name, issuer, settings["client_id"], settings["client_secret"])
+    session = None
+    if settings.get("ca_file"):
+        trust = ssl.create_default_context(cafile=settings["ca_file"])
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust))
+    return OidcClient(config, session=session), session
+
+
+def setup_oidc(app: web.Application) -> None:
+    """Keep the sign-in providers of ``app[CONFIG]`` on ``app``; close them with it."""
+    sign_ins = OidcSignIns(dict(app[CONFIG].sign_in_providers))
+    app[OIDC] = sign_ins
+    app.on_cleanup.append(sign_ins.close)
+
+
+def _sign_ins(request: Request) -> OidcSignIns:
+    sign_ins = request.native.app.get(OIDC)
+    if sign_ins is None:
+        raise NotFound("sign-in with a provider is not set up on this server")
+    return sign_ins
+
+
+def _redirect_uri(request: Request, name: str) -> str:
+    return f"{request.app[CONFIG].base_url.rstrip('/')}/auth/oidc/{name}/callback"
+
+
+class Callback(Query):
+    """What the provider sends back: ``state`` and ``code``, or ``error``."""
+
+    state: str = ""
+    code: str | None = None
+    error: str | None = None
+
+
+async def start(request: Request) -> web.StreamResponse:
+    """Send the browser to the provider to sign in (302)."""
+    name = request.params["provider"]
+    sign_ins = _sign_ins(request)
+    client = await sign_ins.client(name)
+    url, pending = await client.begin(_redirect_uri(request, name))
+    sign_ins.pending.put(pending)
+    return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
+
+
+async def callback(request: Request) -> web.StreamResponse:
+    """Finish the sign-in the provider sent back: set the session cookie, go to ``/``.
+
+    400 for an unknown, used or expired ``state`` and for anything the checks refuse."""
+    name = request.params["provider"]
+    sign_ins = _sign_ins(request)
+    client = await sign_ins.client(name)
+    query: Callback = request.query
+    pending = sign_ins.pending.take(query.state) if query.state else None
+    if pending is None or pending.provider != client.config.name:
+        raise BadRequest("this sign-in is unknown, was finished already or took too long; "
+                         "start it again")
+    identity = await client.finish(pending, query.state, query.code, error=query.error)
+    service = request.app[ACCOUNTS]
+    signed = await sign_in_with(service, identity, address=request.native.remote or "",
+                                user_agent=request.headers.get("User-Agent", ""))
+    cookie = session_cookie(request, signed.secret, int(service.sessions.policy.absolute_s))
+    return web.Response(status=302, headers={"Location": "/", "Set-Cookie": cookie,
+                                             "Cache-Control": "no-store"})
+
+
+ROUTES = [
+    Route(method="GET", path="/auth/oidc/{provider}/start", handler=start, permission=PUBLIC,
+          response=Media("text/html"), status=302),
+    Route(method="GET", path="/auth/oidc/{provider}/callback", handler=callback,
+          permission=PUBLIC, query=Callback, response=Media("text/html"), status=302),
+]
