@@ -19,7 +19,7 @@ from smtp_server import SmtpServer, links_in
 
 from dawserver.config import ServerConfig
 
-#: Cheap argon2id for tests (the server's default costs ~0.1 s per sign-in).
+#: Cheap argon2id for tests (the default costs ~0.4 s of one core per sign-in).
 TEST_HASHING = (1, 1024, 1)
 PASSWORD = "correct horse battery"
 
