@@ -14,7 +14,7 @@ import time
 from .errors import Conflict, Forbidden
 from .models import Account, AccountKind
 from .oidc import OidcIdentity
-from .service import SIGN_IN, AccountService, SignedIn
+from .service import AccountService, SignedIn
 
 #: Audit action when a provider's identity is linked to a person.
 IDENTITY_LINKED = "identity.linked"
@@ -37,11 +37,8 @@ async def sign_in_with(service: AccountService, identity: OidcIdentity, *, addre
     if person.two_factor:
         raise Forbidden("this account uses two-step sign-in; sign in with your password and "
                         "the code from your authenticator app")
-    secret, session = await service.sessions.start(person.account_id, user_agent=user_agent,
-                                                   address=address)
-    await store.audit(person.account_id, person.account_id, SIGN_IN, address=address,
-                      detail={"session": session.session_id, "issuer": identity.issuer})
-    return SignedIn(secret, session, person)
+    return await service.start_session(person, address, user_agent,
+                                       detail={"issuer": identity.issuer})
 
 
 async def _link_or_create(service: AccountService, identity: OidcIdentity,

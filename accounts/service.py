@@ -240,7 +240,7 @@ class AccountService:
             token = await self._new_link("second_factor", person.account_id,
                                          {"address": address}, SECOND_FACTOR_SECONDS)
             return SecondFactorNeeded(token, time.time() + SECOND_FACTOR_SECONDS)
-        return await self._start_session(person, address, user_agent)
+        return await self.start_session(person, address, user_agent)
 
     def _check_may_sign_in(self, person: Account) -> None:
         if not person.active:
@@ -249,12 +249,14 @@ class AccountService:
             raise Forbidden("verify your email address first: follow the link we mailed you "
                             "(or ask for a new one)")
 
-    async def _start_session(self, person: Account, address: str, user_agent: str
-                             ) -> SignedIn:
+    async def start_session(self, person: Account, address: str, user_agent: str, *,
+                            detail: dict[str, Any] | None = None) -> SignedIn:
+        """Sign ``person`` in (checked already): a new session, recorded in the security log
+        with ``detail`` (e.g. the provider that vouched for them)."""
         secret, session = await self.sessions.start(person.account_id, user_agent=user_agent,
                                                     address=address)
         await self.store.audit(person.account_id, person.account_id, SIGN_IN, address=address,
-                               detail={"session": session.session_id})
+                               detail={"session": session.session_id, **(detail or {})})
         return SignedIn(secret, session, person)
 
     async def second_factor(self, token: str, code: str, *, address: str = "",
@@ -275,7 +277,7 @@ class AccountService:
             raise InvalidCredentials("wrong code")
         await self._take_link(token, "second_factor")
         await self.store.clear_failures(subject)
-        return await self._start_session(person, address, user_agent)
+        return await self.start_session(person, address, user_agent)
 
     async def _code_ok(self, person: Account, code: str) -> bool:
         if person.totp_secret is None:

@@ -14,10 +14,9 @@ from typing import Any
 from pydantic import Field
 
 from accounts.models import AccountKind, ApiKeyRecord, AuditEvent, Invitation
-from accounts.service import Actor
 from dsp_core.session import Session
 
-from .auth_routes import EmailModel, LinkToken
+from .auth_routes import EmailModel, LinkToken, actor_of
 from .errors import BadRequest, Conflict
 from .keys import ACCOUNTS, CONFIG, PLUGIN_CONTEXT_KEY, STORE, TOKENS
 from .permissions import (
@@ -174,11 +173,6 @@ class CollabToken(Model):
     expires_at: float
 
 
-def _actor(request: Request) -> Actor:
-    return Actor(request.principal.user, request.native.remote or "",
-                 request.headers.get("User-Agent", ""))
-
-
 def _declared_roles(request: Request) -> list[str]:
     """Organisation roles the plug-ins declare (permissions named ``role:NAME``)."""
     context = request.app[PLUGIN_CONTEXT_KEY]
@@ -214,7 +208,7 @@ def _audit(event: AuditEvent) -> AuditEntry:
 async def create_organisation(request: Request) -> AccountInfo:
     """Create an organisation or team; the signed-in person becomes its owner."""
     body: NewOrganisation = request.body
-    org = await request.app[ACCOUNTS].create_organisation(_actor(request), body.name,
+    org = await request.app[ACCOUNTS].create_organisation(actor_of(request), body.name,
                                                           kind=body.kind)
     return _account_info(org)
 
@@ -241,7 +235,7 @@ async def set_member_role(request: Request) -> Member:
     """Give a member another role (admins; owners alone make or unmake owners)."""
     service = request.app[ACCOUNTS]
     membership = await service.set_member_role(
-        _actor(request), request.params["account_id"], request.params["person_id"],
+        actor_of(request), request.params["account_id"], request.params["person_id"],
         request.body.role, declared_roles=_declared_roles(request))
     person = await service.store.require_account(membership.person_id)
     return Member(id=person.account_id, name=person.name, email=person.email,
@@ -251,7 +245,7 @@ async def set_member_role(request: Request) -> Member:
 async def remove_member(request: Request) -> Joined:
     """Take a member out of the organisation (or leave it yourself)."""
     account_id, person_id = request.params["account_id"], request.params["person_id"]
-    await request.app[ACCOUNTS].remove_member(_actor(request), account_id, person_id)
+    await request.app[ACCOUNTS].remove_member(actor_of(request), account_id, person_id)
     return Joined(account_id=account_id, role="")
 
 
@@ -259,7 +253,7 @@ async def invite(request: Request) -> InvitationInfo:
     """Invite someone by email (admins); they accept through the mailed link."""
     body: NewInvitation = request.body
     invitation = await request.app[ACCOUNTS].invite(
-        _actor(request), request.params["account_id"], body.email, body.role,
+        actor_of(request), request.params["account_id"], body.email, body.role,
         declared_roles=_declared_roles(request))
     return _invitation(invitation)
 
@@ -272,7 +266,7 @@ async def invitations(request: Request) -> list[InvitationInfo]:
 
 async def accept(request: Request) -> Joined:
     """Accept an invitation with the mailed link's token (signed in as the invited address)."""
-    membership = await request.app[ACCOUNTS].accept_invitation(_actor(request),
+    membership = await request.app[ACCOUNTS].accept_invitation(actor_of(request),
                                                                request.body.token)
     return Joined(account_id=membership.account_id, role=membership.role)
 
@@ -287,7 +281,7 @@ async def create_key(request: Request) -> MadeKey:
                          f"{sorted(context.permissions)}")
     expires = None if body.expires_in_days is None else time.time() + body.expires_in_days * 86400
     secret, key = await request.app[ACCOUNTS].create_key(
-        _actor(request), request.params["account_id"], body.name, body.scopes, test=body.test,
+        actor_of(request), request.params["account_id"], body.name, body.scopes, test=body.test,
         expires_at=expires)
     return MadeKey(key=secret, **_key(key))
 
@@ -300,7 +294,7 @@ async def list_keys(request: Request) -> list[KeyInfo]:
 
 async def revoke_key(request: Request) -> KeyInfo:
     """Revoke a key: it stops working at once, on every server process."""
-    key = await request.app[ACCOUNTS].revoke_key(_actor(request), request.params["account_id"],
+    key = await request.app[ACCOUNTS].revoke_key(actor_of(request), request.params["account_id"],
                                                  request.params["key_id"])
     return KeyInfo(**_key(key))
 

@@ -223,7 +223,8 @@ def _session(request: Request) -> SessionRecord:
     return session
 
 
-def _actor(request: Request) -> Actor:
+def actor_of(request: Request) -> Actor:
+    """Who asks for a change (the principal's person), from where, with which browser."""
     return Actor(request.principal.user, _address(request), _user_agent(request))
 
 
@@ -309,7 +310,7 @@ async def change_password(request: Request) -> Person:
     session = _session(request)
     body: PasswordChange = request.body
     return person_of(await request.app[ACCOUNTS].change_password(
-        _actor(request), body.current, body.new, keep=session.key_hash))
+        actor_of(request), body.current, body.new, keep=session.key_hash))
 
 
 async def list_sessions(request: Request) -> list[SessionInfo]:
@@ -340,14 +341,14 @@ async def end_other_sessions(request: Request) -> Ended:
 async def begin_two_factor(request: Request) -> TwoFactorSetup:
     """Start setting up two-step sign-in: a secret for the authenticator app."""
     _session(request)
-    secret, uri = await request.app[ACCOUNTS].begin_two_factor(_actor(request))
+    secret, uri = await request.app[ACCOUNTS].begin_two_factor(actor_of(request))
     return TwoFactorSetup(secret=secret, uri=uri)
 
 
 async def enable_two_factor(request: Request) -> RecoveryCodes:
     """Turn two-step sign-in on with a first code; answers the recovery codes once."""
     _session(request)
-    codes = await request.app[ACCOUNTS].enable_two_factor(_actor(request), request.body.code)
+    codes = await request.app[ACCOUNTS].enable_two_factor(actor_of(request), request.body.code)
     return RecoveryCodes(recovery_codes=codes)
 
 
@@ -355,7 +356,7 @@ async def disable_two_factor(request: Request) -> Person:
     """Turn two-step sign-in off (the password is asked again)."""
     _session(request)
     service = request.app[ACCOUNTS]
-    await service.disable_two_factor(_actor(request), request.body.password)
+    await service.disable_two_factor(actor_of(request), request.body.password)
     return person_of(await service.store.require_account(request.principal.user))
 
 
