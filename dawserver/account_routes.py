@@ -317,11 +317,12 @@ async def create_project(request: Request) -> ProjectEntry:
 async def my_projects(request: Request) -> list[ProjectEntry]:
     """Every project the signed-in person (or the key's account) may open, with the role."""
     service = request.app[ACCOUNTS]
-    roles = await service.projects(request.principal.user)
-    names = {p.project_id: p.name for p in await request.app[STORE].list_projects()
-             if p.project_id in roles}
-    return [ProjectEntry(id=pid, name=names[pid], role=role) for pid, role in roles.items()
-            if pid in names]
+    store, entries = request.app[STORE], []
+    for project_id, role in (await service.projects(request.principal.user)).items():
+        info = await store.get_project(project_id)
+        if info is not None:
+            entries.append(ProjectEntry(id=project_id, name=info.name, role=role))
+    return entries
 
 
 async def grants(request: Request) -> list[GrantInfo]:
