@@ -186,6 +186,11 @@ class RedisSessions:
         await self.client.aclose()
 
 
+def session_store(db: Database, redis_url: str | None = None) -> SessionStore:
+    """Where a deployment keeps sessions: Redis when ``redis_url`` is set, else ``db``."""
+    return RedisSessions.from_url(redis_url) if redis_url else DatabaseSessions(db)
+
+
 class Sessions:
     """Sign-in sessions under a :class:`SessionPolicy`, in one :class:`SessionStore`."""
 

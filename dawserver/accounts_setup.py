@@ -19,7 +19,7 @@ from accounts.mail import mail_transport
 from accounts.passwords import Passwords
 from accounts.ratelimit import RateLimiter
 from accounts.service import AccountService
-from accounts.sessions import DatabaseSessions, RedisSessions, Sessions
+from accounts.sessions import Sessions, session_store
 from accounts.store import AccountStore
 
 from .account_mail import QUEUE, SETTINGS, MailSender, QueuedMail
@@ -47,8 +47,7 @@ async def accounts_context(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     store = AccountStore(app[DATABASE])
     await store.migrate()
-    backend = (RedisSessions.from_url(config.redis_url) if config.redis_url
-               else DatabaseSessions(app[DATABASE]))
+    backend = session_store(app[DATABASE], config.redis_url)
     passwords = Passwords(*config.password_hashing) if config.password_hashing else None
     app[ACCOUNTS] = AccountService(
         store, Sessions(backend), QueuedMail(app[BACKGROUND]),

@@ -22,7 +22,7 @@ from accounts.errors import AccountError, NotFound
 from accounts.models import Account
 from accounts.passwords import Passwords
 from accounts.service import AccountService, MailLog
-from accounts.sessions import DatabaseSessions, RedisSessions, Sessions
+from accounts.sessions import Sessions, session_store
 from accounts.store import AccountStore
 from database import open_database
 from database.errors import DatabaseError
@@ -78,8 +78,7 @@ async def _with_service(target: AccountsTarget,
     async with open_database(target.database_url, target.data_dir) as db:
         store = AccountStore(db)
         await store.migrate()
-        backend = (RedisSessions.from_url(target.redis_url) if target.redis_url
-                   else DatabaseSessions(db))
+        backend = session_store(db, target.redis_url)
         try:
             service = AccountService(
                 store, Sessions(backend), MailLog(),
