@@ -86,11 +86,11 @@ async def _by_key(request: web.Request, secret: str) -> Principal:
     except AccountError as exc:
         raise Unauthorized(str(exc)) from None
     decision = await request.app[RATE_LIMITER].hit(key.key_id, owner.plan)
-    request[RATE_HEADERS] = decision.headers()
+    # add_rate_headers puts these on the answer, the 429 included
+    request[RATE_HEADERS] = headers = decision.headers()
     if not decision.allowed:
-        wait = decision.headers().get("Retry-After", "1")
-        raise TooManyRequests(OVER_LIMIT.format(policy=decision.policy, wait=wait),
-                              headers=decision.headers())
+        raise TooManyRequests(OVER_LIMIT.format(policy=decision.policy,
+                                                wait=headers.get("Retry-After", "1")))
     return await _acting_for(request, service, owner.account_id, key.created_by, via="key",
                              scopes=key.scopes)
 

@@ -13,10 +13,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 from accounts_helpers import PASSWORD, Person, accounts_server
+from limits import parse
 from smtp_server import SmtpServer
 
 from collab.client import SyncClient
 from dawclient.channel import connect
+from dawserver.keys import RATE_LIMITER
 
 pytestmark = pytest.mark.asyncio
 
@@ -193,3 +195,30 @@ async def test_api_keys_scopes_rate_headers_and_revocation(
         finally:
             await ada.close()
             await eve.close()
+
+
+async def test_a_key_past_its_plan_gets_429_with_retry_after_and_its_headers(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (app, config):
+        # a plan of 3 requests a minute, so the test never races the clock
+        app[RATE_LIMITER].plans = {"free": parse("3/minute"), "paid": parse("1000/second")}
+        (ada,) = await people(config, smtp_server, "ada@example.org")
+        try:
+            await ada.sign_up_and_in()
+            _, project, _ = await ada.call("POST", f"/accounts/{ada.id}/projects", {})
+            _, made, _ = await ada.call("POST", f"/accounts/{ada.id}/keys", {
+                "name": "ci", "scopes": ["project.read"]})
+            key = {"Authorization": f"Bearer {made['key']}"}
+            url = f"{config.base_url}/projects/{project['id']}"
+            async with aiohttp.ClientSession() as http:
+                for left in (2, 1, 0):
+                    async with http.get(url, headers=key) as answer:
+                        assert answer.status == 200
+                        assert answer.headers["RateLimit"].startswith(f'"free";r={left};')
+                async with http.get(url, headers=key) as answer:
+                    assert answer.status == 429
+                    assert answer.headers["RateLimit-Policy"] == '"free";q=3;w=60'
+                    assert int(answer.headers["Retry-After"]) >= 1
+                    assert "rate limit" in (await answer.json())["error"]
+        finally:
+            await ada.close()
