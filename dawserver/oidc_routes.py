@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -78,9 +79,8 @@ def _client(name: str, settings: dict[str, Any]
         raise RuntimeError(f"sign_in_providers[{name!r}] lacks 'issuer' (the provider's "
                            f"https URL)")
     if issuer == GOOGLE_ISSUER:
-        config = ProviderConfig.google(settings["client_id"], settings["client_secret"])
-        config = ProviderConfig(name, config.issuer, config.client_id, config.client_secret,
-                                id_token_issuers=config.id_token_issuers)
+        config = replace(ProviderConfig.google(settings["client_id"], settings["client_secret"]),
+                         name=name)
     else:
         config = ProviderConfig(name, issuer, settings["client_id"], settings["client_secret"])
     session = None
