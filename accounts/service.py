@@ -644,6 +644,20 @@ class AccountService:
                 password), plan=plan, region=region,
             email_verified_at=time.time() if verified else None)
 
+    async def admin_set_member(self, org_id: str, person_id: str, role: str, *,
+                               actor_id: str = "admin") -> Membership:
+        """Put ``person_id`` in ``org_id`` with ``role``, past the invitation mail (an
+        administrator's CLI); the organisation still keeps an owner."""
+        org = await self.store.require_account(org_id)
+        if org.is_person:
+            raise NotFound(f"{org_id!r} is a person, not an organisation")
+        await self.store.require_account(person_id)
+        await self._keep_an_owner(org_id, person_id, role)
+        membership = await self.store.set_member(org_id, person_id, role)
+        await self.store.audit(org_id, actor_id, ROLE_CHANGED, target=person_id,
+                               detail={"role": role})
+        return membership
+
     async def disable(self, account_id: str, actor_id: str = "admin") -> Account:
         """Disable an account: its sessions end and its keys stop working."""
         account = await self.store.update_account(account_id, status=AccountStatus.DISABLED)

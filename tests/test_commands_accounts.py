@@ -98,6 +98,10 @@ def test_orgs_keys_and_revocation(tmp_path: Path) -> None:
                 await service.role_in(org_id, member_id))
 
     assert on_server_db(tmp_path, roles) == ("owner", "member")
+    demoted = cli(tmp_path, "orgs", "add-member", org_id, "owner@example.com", "--role",
+                  "member")
+    assert demoted.exit_code == 1 and "keeps at least one owner" in demoted.output
+    assert on_server_db(tmp_path, roles) == ("owner", "member")
 
     made = cli(tmp_path, "keys", "create", org_id, "--name", "ci", "--scope", "projects:read",
                "--scope", "projects:write", "--by", "owner@example.com")

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from accounts.errors import NotFound
 from accounts.models import BUILT_IN_ORG_ROLES, AccountKind
-from accounts.service import ROLE_CHANGED, AccountService, Actor
+from accounts.service import AccountService, Actor
 
 from ._accounts import (
     account_options,
@@ -77,13 +76,8 @@ def add_member(org_id: str, email: str, role: str, data_dir: Path, database_url:
 
     async def work(service: AccountService) -> str:
         org = await service.store.require_account(org_id)
-        if org.is_person:
-            raise NotFound(f"{org_id!r} is a person, not an organisation; "
-                           "see 'dawserver orgs list'")
         person = await find_person(service, email)
-        await service.store.set_member(org.account_id, person.account_id, role)
-        await service.store.audit(org.account_id, "cli", ROLE_CHANGED,
-                                  target=person.account_id, detail={"role": role})
+        await service.admin_set_member(org_id, person.account_id, role, actor_id="cli")
         return f"{person.email} is {role} of {org.account_id} ({org.name})"
 
     click.echo(run_with_accounts(target_of(data_dir, database_url, redis_url, hashing), work))
