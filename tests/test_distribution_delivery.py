@@ -12,6 +12,7 @@ job queue, served by a :class:`jobs.JobWorker` as in the server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -21,7 +22,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     else:
         yield postgres_schema_url(request.getfixturevalue("postgres_url"),
                                   f"d{abs(hash(request.node.name)) % 10**8}")
+
+
+@contextlib.asynccontextmanager
+async def _setup(where: str | Path, **store_options: Any
+                 ) -> AsyncIterator[tuple[Any, FakeStore, Catalog]]:
+    """A migrated database (a URL, or an SQLite file in the folder ``where``), a fake
+    store on loopback (``store_options``) and the catalogue over the database."""
+    url = f"sqlite://{where / 'd.sqlite3'}" if isinstance(where, Path) else where
+    async with open_database(url) as db, FakeStore(**store_options) as store:
+        await migrate(db)
+        yield db, store, Catalog(db)
 
 
 def _pipeline(db: Any, connectors: list[StoreConnector], catalog: Catalog, *,
@@ -129,10 +141,7 @@ def test_everything_is_delivered_exactly_once_under_random_failures(
         db_url: str, media: dict[str, Path]) -> None:
     async def go() -> dict:
         stores = ["alpha", "beta"]
-        async with open_database(db_url) as db, \
-                FakeStore(fail_rate=0.3, drop_rate=0.2, seed=7) as store:
-            await migrate(db)
-            catalog = Catalog(db)
+        async with _setup(db_url, fail_rate=0.3, drop_rate=0.2, seed=7) as (db, store, catalog):
             ids = await _seed(catalog, media, 10)
             # An attempt (probe, two uploads, complete) gets through about one time in
             # eight here, so 40 attempts left one of the 20 deliveries dead in about one
@@ -173,10 +182,7 @@ def test_everything_is_delivered_exactly_once_under_random_failures(
 def test_without_the_probe_only_lost_acks_cause_resends_and_the_store_ignores_them(
         tmp_path: Path, media: dict[str, Path]) -> None:
     async def go() -> None:
-        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
-                FakeStore(fail_rate=0.2, drop_rate=0.3, seed=11) as store:
-            await migrate(db)
-            catalog = Catalog(db)
+        async with _setup(tmp_path, fail_rate=0.2, drop_rate=0.3, seed=11) as (db, store, catalog):
             ids = await _seed(catalog, media, 8)
             pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog,
                                  rng=random.Random(2), probe_before_resend=False)
@@ -229,10 +235,8 @@ def test_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(
     script.write_text(WORKER)
 
     async def go() -> None:
-        async with open_database(db_url) as db, \
-                FakeStore(fail_rate=0.2, drop_rate=0.1, seed=3, delay_s=0.05) as store:
-            await migrate(db)
-            catalog = Catalog(db)
+        async with _setup(db_url, fail_rate=0.2, drop_rate=0.1, seed=3,
+                          delay_s=0.05) as (db, store, catalog):
             ids = await _seed(catalog, media, 16)
             pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
             for release_id in ids:
@@ -276,10 +280,7 @@ def test_what_ships_is_what_passed_the_gate(tmp_path: Path) -> None:
                             audio=[audio[name]])
 
     async def go() -> None:
-        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
-                FakeStore() as store:
-            await migrate(db)
-            catalog = Catalog(db)
+        async with _setup(tmp_path) as (db, store, catalog):
             pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
             for number, name in enumerate(audio, start=1):
                 await catalog.save_release("acc", raw(name, number))
@@ -326,10 +327,7 @@ def test_a_job_queued_without_a_snapshot_runs_the_full_gate_when_packaged(
     clipped = make_audio(tmp_path / "clipped.wav", seconds=1.0, clip=True)
 
     async def go() -> None:
-        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
-                FakeStore() as store:
-            await migrate(db)
-            catalog = Catalog(db)
+        async with _setup(tmp_path) as (db, store, catalog):
             await catalog.save_release("acc", release_dict(tmp_path, art=art,
                                                            audio=[clipped]))
             pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
@@ -417,10 +415,7 @@ def test_stopping_an_idle_worker_just_as_a_job_wakes_it_returns(
 def test_permanent_refusal_goes_dead_with_the_last_error_then_retries(
         tmp_path: Path, media: dict[str, Path]) -> None:
     async def go() -> None:
-        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
-                FakeStore() as store:
-            await migrate(db)
-            catalog = Catalog(db)
+        async with _setup(tmp_path) as (db, store, catalog):
             [release_id] = await _seed(catalog, media, 1)
             bad = _pipeline(db, _connectors(store, ["alpha"], token="wrong"), catalog)
             [job] = await bad.enqueue("acc", release_id, ["alpha"])
@@ -442,10 +437,7 @@ def test_permanent_refusal_goes_dead_with_the_last_error_then_retries(
 def test_store_that_always_fails_ends_dead_after_max_attempts(
         tmp_path: Path, media: dict[str, Path]) -> None:
     async def go() -> None:
-        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
-                FakeStore(fail_rate=1.0) as store:
-            await migrate(db)
-            catalog = Catalog(db)
+        async with _setup(tmp_path, fail_rate=1.0) as (db, store, catalog):
             [release_id] = await _seed(catalog, media, 1)
             pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog, max_attempts=3)
             await pipeline.enqueue("acc", release_id, ["alpha"])
@@ -466,10 +458,7 @@ def test_store_that_always_fails_ends_dead_after_max_attempts(
 def test_update_takedown_and_redelivery_are_idempotent(
         tmp_path: Path, media: dict[str, Path]) -> None:
     async def go() -> None:
-        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
-                FakeStore() as store:
-            await migrate(db)
-            catalog = Catalog(db)
+        async with _setup(tmp_path) as (db, store, catalog):
             [release_id] = await _seed(catalog, media, 1)
             pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
 
@@ -511,10 +500,7 @@ def test_unknown_store_is_refused_by_name(tmp_path: Path) -> None:
 def test_two_workers_share_the_queue_and_slow_uploads_keep_their_lease(
         tmp_path: Path, media: dict[str, Path]) -> None:
     async def go() -> None:
-        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
-                FakeStore(delay_s=6.0) as store:
-            await migrate(db)
-            catalog = Catalog(db)
+        async with _setup(tmp_path, delay_s=6.0) as (db, store, catalog):
             ids = await _seed(catalog, media, 6)
             # Uploads twice as long as the lease; beats every 1 s, so only a 2 s stall of
             # the loop or the database (a loaded machine) lets a lease lapse.
@@ -595,10 +581,7 @@ class AckNeverComes(HttpDropConnector):
 def test_a_delivery_given_back_by_a_stopping_worker_is_probed_not_sent_again(
         tmp_path: Path, media: dict[str, Path]) -> None:
     async def go() -> None:
-        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
-                FakeStore() as store:
-            await migrate(db)
-            catalog = Catalog(db)
+        async with _setup(tmp_path) as (db, store, catalog):
             [release_id] = await _seed(catalog, media, 1)
             stuck = AckNeverComes("alpha", store.url, token="secret")
             stopping = _pipeline(db, [stuck], catalog)
@@ -623,10 +606,7 @@ def test_a_delivery_given_back_by_a_stopping_worker_is_probed_not_sent_again(
 def test_a_job_of_an_earlier_revision_finds_itself_superseded_and_sends_nothing(
         tmp_path: Path, media: dict[str, Path]) -> None:
     async def go() -> None:
-        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
-                FakeStore(fail_rate=1.0) as store:
-            await migrate(db)
-            catalog = Catalog(db)
+        async with _setup(tmp_path, fail_rate=1.0) as (db, store, catalog):
             [release_id] = await _seed(catalog, media, 1)
             pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
             [first] = await pipeline.enqueue("acc", release_id, ["alpha"])
@@ -674,10 +654,7 @@ def test_a_record_and_its_job_are_written_in_one_transaction(
 def test_a_job_the_queue_gave_up_on_shows_its_record_dead_and_it_retries(
         tmp_path: Path, media: dict[str, Path]) -> None:
     async def go() -> None:
-        async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db, \
-                FakeStore() as store:
-            await migrate(db)
-            catalog = Catalog(db)
+        async with _setup(tmp_path) as (db, store, catalog):
             [release_id] = await _seed(catalog, media, 1)
             pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog, max_attempts=1,
                                  lease_s=0.1)
