@@ -143,7 +143,7 @@ def bundle_files(ref: str | None) -> dict[str, bytes] | None:
 @contextlib.contextmanager
 def demo_server(data: Path) -> Iterator[tuple[int, str]]:
     """``dawserver serve --demo`` on a free port; yields (its pid, the demo's page URL)."""
-    from tests.nodepeer import free_port
+    from tests.loopback import free_port
 
     port = free_port()
     log_path = data / "server.log"

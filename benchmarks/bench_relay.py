@@ -30,7 +30,8 @@ from dawserver.config import ServerConfig
 from dawserver.keys import STORE, TOKENS
 from dawserver.projects import import_session
 from dsp_core.session import Clip, Session, Track
-from tests.nodepeer import free_port, running_server
+from tests.loopback import free_port
+from tests.nodepeer import running_server
 
 MOVES = 10 if SMOKE else 400
 RATE_HZ = 20.0

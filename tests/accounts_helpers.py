@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from nodepeer import free_port, running_server
+from loopback import free_port
+from nodepeer import running_server
 from smtp_server import SmtpServer, links_in
 
 from dawserver.config import ServerConfig

@@ -23,10 +23,8 @@ removes a claim), :attr:`sign_with_foreign_key`, :attr:`discovery_overrides` (a 
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import hmac
-import ipaddress
 import secrets
 import ssl
 import tempfile
@@ -37,12 +35,9 @@ from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from loopback import self_signed_files
 
 #: How long a code may wait before it is exchanged (Google's are short-lived too).
 CODE_LIFETIME = 600.0
@@ -88,24 +83,6 @@ class TokenRequest:
     form: dict[str, str]
     auth_method: str
     answer: dict[str, Any] = field(default_factory=dict)
-
-
-def _self_signed(host: str) -> tuple[bytes, bytes]:
-    """A certificate (PEM) for ``host`` and its private key (PEM)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    return (cert.public_bytes(serialization.Encoding.PEM),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()))
 
 
 def _new_key(kid: str) -> RSAKey:
@@ -176,14 +153,11 @@ class FakeOidcProvider:
     async def __aenter__(self) -> FakeOidcProvider:
         if self._runner is not None:
             raise RuntimeError("the fake provider is running already")
-        cert, key = _self_signed("127.0.0.1")
         self._tmp = tempfile.TemporaryDirectory(prefix="fake-oidc-")
-        cert_file, key_file = Path(self._tmp.name, "cert.pem"), Path(self._tmp.name, "key.pem")
-        cert_file.write_bytes(cert)
-        key_file.write_bytes(key)
+        cert_file, key_file = self_signed_files(Path(self._tmp.name))
         server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_ssl.load_cert_chain(cert_file, key_file)
-        self.trust = ssl.create_default_context(cadata=cert.decode("ascii"))
+        self.trust = ssl.create_default_context(cafile=cert_file)
 
         app = web.Application()
         app.router.add_get("/.well-known/openid-configuration", self._discovery)

@@ -13,11 +13,8 @@ for 127.0.0.1 (made with ``cryptography``), written to ``cafile``: point
 
 from __future__ import annotations
 
-import datetime
 import errno
-import ipaddress
 import re
-import socket
 import ssl
 import tempfile
 import threading
@@ -30,6 +27,7 @@ from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from loopback import free_port, self_signed_files
 
 REPLIES = {451: "451 4.3.0 Try again later (test server)",
            550: "550 5.1.1 Mailbox unavailable (test server)"}
@@ -147,29 +145,8 @@ class SmtpServer:
 
     def _server_context(self) -> ssl.SSLContext:
         """A TLS context with a fresh self-signed certificate for 127.0.0.1 (in ``cafile``)."""
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.host)])
-        now = datetime.datetime.now(datetime.UTC)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.SubjectAlternativeName(
-                    [x509.IPAddress(ipaddress.ip_address(self.host))]), critical=False)
-                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                .sign(key, hashes.SHA256()))
         self._certdir = tempfile.TemporaryDirectory(prefix="smtp-test-cert-")
-        self.cafile = Path(self._certdir.name) / "cert.pem"
-        keyfile = Path(self._certdir.name) / "key.pem"
-        self.cafile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                              serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()))
+        self.cafile, keyfile = self_signed_files(Path(self._certdir.name), self.host)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.cafile, keyfile)
         return context
@@ -180,13 +157,6 @@ class SmtpServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class _Links(HTMLParser):

@@ -12,7 +12,8 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
-from smtp_server import SmtpServer, free_port, links_in
+from loopback import free_port
+from smtp_server import SmtpServer, links_in
 
 from accounts.errors import AccountError
 from accounts.mail import (

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from accounts_helpers import Person, accounts_server
 from fake_oidc import FakeOidcProvider, FakeUser
-from nodepeer import free_port
+from loopback import free_port
 from smtp_server import SmtpServer
 
 from accounts.models import AccountStatus

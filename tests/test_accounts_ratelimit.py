@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from nodepeer import free_port
+from loopback import free_port
 
 from accounts.ratelimit import PLANS, Decision, RateLimiter
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import pytest_asyncio
 import soundfile as sf
-from nodepeer import NodePeer, eventually, free_port, node_ready, running_server
+from loopback import free_port
+from nodepeer import NodePeer, eventually, node_ready, running_server
 from yjs_updates import TYPE_REF_9
 
 from collab import protocol as p

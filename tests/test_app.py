@@ -6,7 +6,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from nodepeer import free_port, running_server
+from loopback import free_port
+from nodepeer import running_server
 
 from collab.client import SyncClient
 from collab.registry import RoomRegistry

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import pytest_asyncio
 import soundfile as sf
-from nodepeer import free_port, running_server
+from loopback import free_port
+from nodepeer import running_server
 
 from collab.tokens import Role
 from dawserver.assets import ASSETS

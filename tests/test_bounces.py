@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import pytest_asyncio
 import soundfile as sf
-from nodepeer import free_port, running_server
+from loopback import free_port
+from nodepeer import running_server
 
 from database import open_database
 from dawserver.config import ServerConfig

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from nodepeer import free_port
+from loopback import free_port
 
 from collab.client import SyncClient
 from collab.store import open_store

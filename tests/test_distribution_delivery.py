@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from database_helpers import postgres_schema_url
 from distribution_helpers import FlakyDatabase, make_art, make_audio, migrate, release_dict
+from loopback import self_signed_files
 
 from business.distribution.catalog import Catalog, _measured_digests
 from business.distribution.compliance import ComplianceReport
@@ -524,12 +525,8 @@ def test_two_workers_share_the_queue_and_slow_uploads_keep_their_lease(
 
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A self-signed certificate for 127.0.0.1 made with the openssl command."""
-    root = tmp_path_factory.mktemp("tls")
-    key, cert = root / "key.pem", root / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    """A self-signed certificate for 127.0.0.1."""
+    cert, key = self_signed_files(tmp_path_factory.mktemp("tls"))
     return {"key": key, "cert": cert}
 
 

@@ -23,7 +23,7 @@ import schemathesis
 import soundfile as sf
 from aiohttp import web
 from hypothesis import HealthCheck, settings
-from nodepeer import free_port
+from loopback import free_port
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,

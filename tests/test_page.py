@@ -11,7 +11,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from nodepeer import free_port, running_server
+from loopback import free_port
+from nodepeer import running_server
 
 from dawserver import page
 from dawserver.config import ServerConfig

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-from nodepeer import free_port
+from loopback import free_port
 from pagebrowser import (
     ARTIFACTS,
     CHROMIUM,

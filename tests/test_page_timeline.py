@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import pytest
 import soundfile as sf
-from nodepeer import free_port
+from loopback import free_port
 from pagebrowser import (
     CHROMIUM,
     CHROMIUM_FLAGS,

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from nodepeer import NodePeer, eventually, free_port, node_ready, running_server
+from loopback import free_port
+from nodepeer import NodePeer, eventually, node_ready, running_server
 from room_helpers import project_room
 
 from collab.store import open_store

@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from nodepeer import free_port
+from loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from nodepeer import NodePeer, eventually, free_port, node_ready, running_server
+from loopback import free_port
+from nodepeer import NodePeer, eventually, node_ready, running_server
 
 from collab import protocol as p
 from collab.client import SyncClient

@@ -140,7 +140,7 @@ async def test_unsupported_urls_and_double_start_are_errors(tmp_path: Path) -> N
 
 
 async def test_an_unreachable_postgres_is_one_clear_error(tmp_path: Path) -> None:
-    from nodepeer import free_port
+    from loopback import free_port
 
     store = open_store(f"postgresql://postgres@127.0.0.1:{free_port()}/none", tmp_path)
     with pytest.raises(StoreError, match="cannot connect to PostgreSQL"):

@@ -10,7 +10,8 @@ import aiohttp
 import numpy as np
 import pytest
 import pytest_asyncio
-from nodepeer import eventually, free_port, running_server
+from loopback import free_port
+from nodepeer import eventually, running_server
 from transcription_helpers import WORDS, spoken_words
 
 from collab.client import SyncClient

@@ -9,7 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-from nodepeer import NodePeer, eventually, free_port, node_ready, normalised, running_server
+from loopback import free_port
+from nodepeer import NodePeer, eventually, node_ready, normalised, running_server
 from yjs_updates import BAD_PARENT, TYPE_REF_9, Item, UpdateBuilder, any_string
 
 from collab import protocol as p
