@@ -156,9 +156,10 @@ class RedisSessions:
                               px=milliseconds)
         index = self._index(record.person_id)
         await self.client.sadd(index, record.key_hash)
-        await self.client.pexpire(index, milliseconds, gt=True)
-        if await self.client.pttl(index) < 0:
-            await self.client.pexpire(index, milliseconds)
+        # the index lives as long as its longest session: lengthen it (GT), or give a new
+        # index (no expiry yet, which GT never changes) its first one (NX)
+        if not await self.client.pexpire(index, milliseconds, gt=True):
+            await self.client.pexpire(index, milliseconds, nx=True)
 
     async def get(self, key_hash: str) -> SessionRecord | None:
         text = await self.client.get(self._key(key_hash))
