@@ -31,9 +31,9 @@ class QueuedMail:
 
     async def notify(self, kind: str, to: str, *, link: str = "", **fields: Any) -> None:
         mail_id = secrets.token_hex(12)
-        await self.background.queue.enqueue(QUEUE, {"kind": kind, "to": to, "link": link,
-                                         "fields": fields, "mail_id": mail_id},
-                                 account_id=MAIL_ACCOUNT, idempotency_key=mail_id)
+        payload = {"kind": kind, "to": to, "link": link, "fields": fields, "mail_id": mail_id}
+        await self.background.queue.enqueue(QUEUE, payload, account_id=MAIL_ACCOUNT,
+                                            idempotency_key=mail_id)
 
 
 def build(payload: dict[str, Any], sender: str) -> Any:
