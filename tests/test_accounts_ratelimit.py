@@ -134,6 +134,27 @@ async def test_two_limiters_on_one_redis_share_the_budget(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("server", ["redis_url", "redis_cluster_url"])
+async def test_the_one_trip_hit_keeps_the_window_limits_reads(
+        request: pytest.FixtureRequest, server: str) -> None:
+    """Our moving-window script and ``limits``' own moving window count one list alike."""
+    url, key = request.getfixturevalue(server), fresh_key()
+    async with RateLimiter.from_url(url) as limiter:
+        item = limiter.plan("free")
+        for _ in range(40):
+            await limiter.hit(key, "free")
+        for _ in range(20):  # limits' own acquire, on the same list
+            assert await limiter._limiter.hit(item, key)
+        stats = await limiter._limiter.get_window_stats(item, key)
+        decision = await limiter.hit(key, "free")
+        assert stats.remaining == 40
+        assert decision.allowed and decision.remaining == 39
+        assert 0 < decision.reset_after <= 1
+        await limiter.clear(key, "free")
+        assert (await limiter.hit(key, "free")).remaining == 99
+
+
+@pytest.mark.asyncio
 async def test_memory_limiters_count_for_their_own_process_only() -> None:
     key = fresh_key()
     async with RateLimiter.from_url(None) as one, RateLimiter.from_url("memory://") as two:
