@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -57,3 +60,34 @@ def test_main_command_serves_the_256_track_demo(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_accounts_example_runs_as_written(tmp_path: Path) -> None:
+    """The README's accounts block, run by bash in a fresh directory on a free port."""
+    text = (ROOT / "README.md").read_text()
+    block = next(b for b in _bash_blocks() if "dawserver users create" in b)
+    assert block in text
+    port = str(free_port())
+    shim = tmp_path / "bin" / "dawserver"  # the console script, for this interpreter
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m dawserver "$@"\n')
+    shim.chmod(0o755)
+    script = block.replace("8750", port) + '\nkill "$!"; wait\n'
+    env = {"PATH": f"{shim.parent}:/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+           "HOME": str(tmp_path)}
+    bash = subprocess.Popen(["bash", "-e", "-c", script], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = bash.communicate(timeout=180)
+    finally:  # the server it started in the background goes with it, whatever happened
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(bash.pid, signal.SIGKILL)
+    assert bash.returncode == 0, err
+    person, created, signed_in, projects = out.replace("}{", "}\n{").replace(
+        "}[", "}\n[").splitlines()
+    assert person.startswith("p_")
+    project = json.loads(created)
+    assert (project["name"], project["role"]) == ("First single", "owner")
+    assert json.loads(signed_in)["person"]["email"] == "ana@example.com"
+    assert [p["id"] for p in json.loads(projects)] == [project["id"]]
