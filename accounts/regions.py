@@ -451,18 +451,23 @@ class RegionalSessions:
     def _of(self, person_id: str) -> DatabaseSessions:
         return self.stores[region_of(person_id, self.stores)]
 
+    async def _each(self, call: Callable[[DatabaseSessions], Awaitable[T]]) -> list[T]:
+        if len(self.stores) == 1:
+            return [await call(self.stores[DEFAULT_REGION])]
+        return list(await asyncio.gather(*(call(store) for store in self.stores.values())))
+
     async def save(self, record: SessionRecord, ttl: float) -> None:
         """Keep ``record`` in its person's region."""
         await self._of(record.person_id).save(record, ttl)
 
     async def get(self, key_hash: str) -> SessionRecord | None:
         """The session whose secret hashes to ``key_hash``, in whichever region."""
-        found = await asyncio.gather(*(s.get(key_hash) for s in self.stores.values()))
+        found = await self._each(lambda s: s.get(key_hash))
         return next((record for record in found if record is not None), None)
 
     async def delete(self, key_hash: str) -> bool:
         """End one session; False if no region had it."""
-        return any(await asyncio.gather(*(s.delete(key_hash) for s in self.stores.values())))
+        return any(await self._each(lambda s: s.delete(key_hash)))
 
     async def of_person(self, person_id: str) -> list[SessionRecord]:
         """Every session of ``person_id``."""
@@ -470,8 +475,7 @@ class RegionalSessions:
 
     async def purge(self, now: float, idle_s: float) -> int:
         """Delete sessions past either timeout in every region; how many."""
-        return sum(await asyncio.gather(*(s.purge(now, idle_s)
-                                          for s in self.stores.values())))
+        return sum(await self._each(lambda s: s.purge(now, idle_s)))
 
     async def close(self) -> None:
         """Nothing to release: the databases belong to whoever opened them."""
