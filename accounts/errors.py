@@ -35,6 +35,10 @@ class Conflict(AccountError):
     """The change clashes with what exists (an email taken, the last owner leaving)."""
 
 
+class UnknownRegion(AccountError):
+    """A data region that is not configured (sign-up, ``dawserver users create``)."""
+
+
 class Forbidden(AccountError):
     """The person may not do this (their role is too low)."""
 

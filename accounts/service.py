@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import api_keys, links, totp
-from .errors import Conflict, Forbidden, InvalidCredentials, LinkInvalid, NotFound, Throttled
+from .errors import (
+    Conflict,
+    Forbidden,
+    InvalidCredentials,
+    LinkInvalid,
+    NotFound,
+    Throttled,
+    UnknownRegion,
+)
 from .models import (
     BUILT_IN_ORG_ROLES,
     DEFAULT_REGION,
@@ -38,6 +46,7 @@ from .models import (
     normalise_email,
 )
 from .passwords import PasswordPolicy, Passwords
+from .regions import RegionalAccountStore
 from .sessions import Sessions
 from .store import AccountStore
 from .throttle import ThrottleRule
@@ -108,7 +117,8 @@ class Actor:
 class AccountService:
     """Accounts' rules over a store, sessions and a notifier."""
 
-    def __init__(self, store: AccountStore, sessions: Sessions, notifier: Notifier, *,
+    def __init__(self, store: AccountStore | RegionalAccountStore, sessions: Sessions,
+                 notifier: Notifier, *,
                  base_url: str = "http://127.0.0.1:8750", passwords: Passwords | None = None,
                  policy: PasswordPolicy | None = None, throttle: ThrottleRule | None = None,
                  regions: Iterable[str] = (DEFAULT_REGION,),
@@ -171,7 +181,8 @@ class AccountService:
         """
         self.policy.check(password, email)
         if region not in self.regions:
-            raise Conflict(f"unknown data region {region!r}; use one of {list(self.regions)}")
+            raise UnknownRegion(f"unknown data region {region!r}; use one of "
+                                f"{list(self.regions)}")
         email = normalise_email(email)
         existing = await self.store.person_by_email(email)
         password_hash = await self._hash(password)
@@ -369,7 +380,7 @@ class AccountService:
         if step is None or not await self.store.claim_totp_step(person.account_id, step):
             raise InvalidCredentials("wrong code; check the app's clock and try the next one")
         codes = totp.new_recovery_codes()
-        async with self.store.db.transaction() as tx:
+        async with self.store.transaction(person.account_id) as tx:
             await self.store.replace_recovery_codes(
                 person.account_id, [totp.hash_code(c) for c in codes], tx=tx)
             await self.store.update_account(person.account_id, totp_enabled_at=time.time(),
@@ -401,7 +412,7 @@ class AccountService:
         if kind is AccountKind.PERSON:
             raise Conflict("an organisation is an organisation or a team, not a person")
         person = await self.store.require_account(actor.person_id)
-        async with self.store.db.transaction() as tx:
+        async with self.store.transaction(person.account_id) as tx:
             org = await self.store.create_account(kind, name.strip() or "Untitled",
                                                   region=person.region, tx=tx)
             await self.store.set_member(org.account_id, person.account_id, OrgRole.OWNER,
@@ -480,7 +491,7 @@ class AccountService:
         if await self.store.membership(invitation.account_id, person.account_id) is not None:
             raise Conflict("you are a member already; ask an admin to change your role")
         await self._take_link(token, "invite")
-        async with self.store.db.transaction() as tx:
+        async with self.store.transaction(invitation.account_id) as tx:
             if not await self.store.close_invitation(invitation.account_id,
                                                      invitation.invitation_id,
                                                      now=time.time(),

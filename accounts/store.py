@@ -10,6 +10,7 @@ out across shards on Citus, and they are rare (listing one's sessions or keys).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterable
@@ -81,6 +82,12 @@ class AccountStore:
 
     def _on(self, tx: Session | None) -> Session:
         return self.db if tx is None else tx
+
+    def transaction(self, account_id: str | None = None
+                    ) -> contextlib.AbstractAsyncContextManager[Session]:
+        """A transaction on the database; ``account_id`` picks the region's database in
+        :class:`~accounts.regions.RegionalAccountStore` and is ignored here (one database)."""
+        return self.db.transaction()
 
     # -- accounts -----------------------------------------------------------------
 

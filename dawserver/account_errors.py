@@ -26,7 +26,7 @@ def api_error(exc: accounts.AccountError) -> ApiError:
         return TooManyRequests(message, headers={"Retry-After": str(wait)}, retry_after=wait)
     if isinstance(exc, accounts.InvalidCredentials):
         return Unauthorized(message)
-    if isinstance(exc, accounts.WeakPassword):
+    if isinstance(exc, accounts.WeakPassword | accounts.UnknownRegion):
         return Unprocessable(message)
     for kind, answer in ((accounts.NotFound, NotFound), (accounts.Conflict, Conflict),
                          (accounts.Forbidden, Forbidden), (accounts.LinkInvalid, BadRequest)):

@@ -6,6 +6,11 @@ once the database is open, migrates the accounts tables and builds the
 Redis when ``config.redis_url`` is set, else in the database; mail through the
 job queue to ``config.mail_url`` (SMTP), else into ``DATA/outbox``. The API
 keys' rate limiter (``app[RATE_LIMITER]``) shares Redis the same way.
+
+With ``config.regions`` each region's database is opened and migrated too, and the
+service keeps accounts in a :class:`~accounts.regions.RegionalAccountStore` (the
+main database is the default region); sessions kept in the database follow the
+person's region (:class:`~accounts.regions.RegionalSessions`).
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from aiohttp import web
 from accounts.mail import mail_transport
 from accounts.passwords import Passwords
 from accounts.ratelimit import RateLimiter
+from accounts.regions import RegionalAccountStore, RegionalSessions, open_regions
 from accounts.service import AccountService
-from accounts.sessions import Sessions, session_store
-from accounts.store import AccountStore
+from accounts.sessions import RedisSessions, Sessions, SessionStore
 
 from .account_mail import QUEUE, SETTINGS, MailSender, QueuedMail
 from .keys import ACCOUNTS, BACKGROUND, CONFIG, DATABASE, RATE_LIMITER
@@ -43,20 +48,26 @@ def setup_accounts(app: web.Application) -> None:
 
 
 async def accounts_context(app: web.Application) -> AsyncIterator[None]:
-    """Migrate the accounts tables, then build the service and the rate limiter."""
+    """Open the regions' databases, migrate the accounts tables in each, then build the
+    service and the rate limiter."""
     config = app[CONFIG]
-    store = AccountStore(app[DATABASE])
-    await store.migrate()
-    backend = session_store(app[DATABASE], config.redis_url)
-    passwords = Passwords(*config.password_hashing) if config.password_hashing else None
-    app[ACCOUNTS] = AccountService(
-        store, Sessions(backend), QueuedMail(app[BACKGROUND]),
-        base_url=config.base_url, passwords=passwords,
-        require_verified_email=config.require_verified_email)
-    app[RATE_LIMITER] = RateLimiter.from_url(config.redis_url)
-    log.info("accounts ready (sessions in %s)", type(backend).__name__)
-    try:
-        yield
-    finally:
-        await app[RATE_LIMITER].close()
-        await backend.close()
+    urls = {name: region.database_url for name, region in config.regions.items()}
+    async with open_regions(app[DATABASE], config.database_url, urls,
+                            config.data_dir) as databases:
+        store = RegionalAccountStore.over(databases)
+        await store.migrate()
+        backend: SessionStore = (RedisSessions.from_url(config.redis_url) if config.redis_url
+                                 else RegionalSessions.over(databases))
+        passwords = Passwords(*config.password_hashing) if config.password_hashing else None
+        app[ACCOUNTS] = AccountService(
+            store, Sessions(backend), QueuedMail(app[BACKGROUND]),
+            base_url=config.base_url, passwords=passwords, regions=store.regions,
+            require_verified_email=config.require_verified_email)
+        app[RATE_LIMITER] = RateLimiter.from_url(config.redis_url)
+        log.info("accounts ready (regions %s, sessions in %s)", ", ".join(store.regions),
+                 type(backend).__name__)
+        try:
+            yield
+        finally:
+            await app[RATE_LIMITER].close()
+            await backend.close()

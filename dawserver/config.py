@@ -2,11 +2,67 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from accounts.regions import check_distinct, check_region_name
+
 DEFAULT_PORT = 8750
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """One data region (docs/accounts.md, "Data regions").
+
+    Attributes
+    ----------
+    database_url:
+        The region's database (``postgresql://...`` or ``sqlite:///PATH``), where its
+        accounts' rows live.
+    storage:
+        Where the region's files are to go: a directory (relative to the data
+        directory) or an ``s3://BUCKET/PREFIX`` URL. Recorded and checked, not used yet:
+        uploaded audio still goes to ``DATA/assets``.
+    """
+
+    database_url: str
+    storage: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            raise ValueError("a region needs a database_url (postgresql://... or "
+                             "sqlite:///PATH)")
+        if self.storage is not None and "://" in self.storage and not \
+                self.storage.startswith("s3://"):
+            raise ValueError(f"region storage {self.storage!r}: use a directory or an "
+                             f"s3://BUCKET/PREFIX URL")
+
+
+def _pairs(values: Iterable[str], what: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not rest:
+            raise ValueError(f"{what} {value!r}: write NAME=VALUE (e.g. eu=...)")
+        if name in found:
+            raise ValueError(f"{what}: region {name!r} is given twice")
+        found[check_region_name(name.strip())] = rest.strip()
+    return found
+
+
+def parse_regions(databases: Iterable[str], storage: Iterable[str] = ()
+                  ) -> dict[str, RegionConfig]:
+    """``{name: RegionConfig}`` from ``NAME=DATABASE_URL`` and ``NAME=STORAGE`` strings
+    (``--data-region`` and ``--region-storage``); :class:`ValueError` saying what is wrong."""
+    urls = _pairs(databases, "data region")
+    places = _pairs(storage, "region storage")
+    unknown = sorted(set(places) - set(urls))
+    if unknown:
+        raise ValueError(f"region storage for {unknown} names no data region; add "
+                         f"--data-region NAME=DATABASE_URL for it")
+    return {name: RegionConfig(url, places.get(name)) for name, url in urls.items()}
 
 
 @dataclass
@@ -54,6 +110,10 @@ class ServerConfig:
     password_hashing:
         argon2id ``(time_cost, memory_KiB, parallelism)``; None: the default
         (RFC 9106 low-memory profile, above the OWASP minimum).
+    regions:
+        Data regions besides the default one (``database_url``): ``{"eu":
+        RegionConfig("postgresql://.../eu")}``; an account's rows live in its
+        region's database (docs/accounts.md, "Data regions").
     """
 
     host: str = "127.0.0.1"
@@ -73,9 +133,15 @@ class ServerConfig:
     sign_in_providers: dict[str, dict[str, str]] = field(default_factory=dict)
     require_verified_email: bool = True
     password_hashing: tuple[int, int, int] | None = None
+    regions: dict[str, RegionConfig] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        self.regions = {check_region_name(name): region if isinstance(region, RegionConfig)
+                        else RegionConfig(**region) for name, region in self.regions.items()}
+        if self.regions:
+            check_distinct(self.database_url, {name: region.database_url for name, region
+                                               in self.regions.items()}, self.data_dir)
 
     @property
     def base_url(self) -> str:

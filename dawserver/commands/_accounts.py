@@ -2,17 +2,18 @@
 
 :func:`account_options` adds the server's ``--data`` / ``--database`` (and
 ``--redis``, for sessions kept there) so these commands open the same accounts
-as ``dawserver serve``. :func:`run_with_accounts` opens the database, migrates
-the accounts tables, builds an :class:`~accounts.service.AccountService` (mail
-only logged, never sent) and runs one coroutine with it; an
-:class:`~accounts.errors.AccountError` becomes a one-line :class:`CliError`.
+as ``dawserver serve``, and ``--data-region`` for the data regions' databases.
+:func:`run_with_accounts` opens the databases, migrates the accounts tables, builds
+an :class:`~accounts.service.AccountService` (mail only logged, never sent) and runs
+one coroutine with it; an :class:`~accounts.errors.AccountError` becomes a one-line
+:class:`CliError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,14 +22,14 @@ import click
 from accounts.errors import AccountError, NotFound
 from accounts.models import Account
 from accounts.passwords import Passwords
+from accounts.regions import RegionalAccountStore, RegionalSessions, check_distinct, open_regions
 from accounts.service import AccountService, MailLog
-from accounts.sessions import Sessions, session_store
-from accounts.store import AccountStore
+from accounts.sessions import RedisSessions, Sessions, SessionStore
 from database import open_database
 from database.errors import DatabaseError
 from dawserver.cli import CliError
 
-from ._server_options import data_options
+from ._server_options import configured_regions, data_options, region_options
 
 T = TypeVar("T")
 
@@ -41,6 +42,8 @@ class AccountsTarget:
     database_url: str | None
     redis_url: str | None
     hashing: tuple[int, int, int] | None
+    #: ``{region: database URL}`` besides the default region (``database_url``).
+    regions: dict[str, str] = field(default_factory=dict)
 
 
 def parse_hashing(value: str | None) -> tuple[int, int, int] | None:
@@ -56,32 +59,41 @@ def parse_hashing(value: str | None) -> tuple[int, int, int] | None:
 
 
 def account_options(command: Callable) -> Callable:
-    """Add ``--data``, ``--database``, ``--redis`` and the hidden ``--hashing``."""
+    """Add ``--data``, ``--database``, the data regions, ``--redis`` and the hidden
+    ``--hashing``."""
     command = click.option(
         "--hashing", envvar="DAW_PASSWORD_HASHING", default=None, hidden=True,
         help="argon2id TIME,MEMORY_KIB,LANES (tests use cheap ones).")(command)
     command = click.option(
         "--redis", "redis_url", metavar="URL", envvar="DAW_REDIS_URL", default=None,
         help="redis://HOST:PORT/DB when the server keeps sessions in Redis.")(command)
-    return data_options(command)
+    return data_options(region_options(command))
 
 
 def target_of(data_dir: Path, database_url: str | None, redis_url: str | None,
               hashing: str | None) -> AccountsTarget:
-    """The :class:`AccountsTarget` of a command's option values."""
-    return AccountsTarget(data_dir, database_url, redis_url, parse_hashing(hashing))
+    """The :class:`AccountsTarget` of a command's option values (the regions' too)."""
+    regions = {name: region.database_url for name, region in configured_regions().items()}
+    try:
+        check_distinct(database_url, regions, data_dir)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return AccountsTarget(data_dir, database_url, redis_url, parse_hashing(hashing), regions)
 
 
 async def _with_service(target: AccountsTarget,
                         work: Callable[[AccountService], Awaitable[T]]) -> T:
     target.data_dir.mkdir(parents=True, exist_ok=True)
-    async with open_database(target.database_url, target.data_dir) as db:
-        store = AccountStore(db)
+    async with (open_database(target.database_url, target.data_dir) as db,
+                open_regions(db, target.database_url, target.regions,
+                             target.data_dir) as databases):
+        store = RegionalAccountStore.over(databases)
         await store.migrate()
-        backend = session_store(db, target.redis_url)
+        backend: SessionStore = (RedisSessions.from_url(target.redis_url) if target.redis_url
+                                 else RegionalSessions.over(databases))
         try:
             service = AccountService(
-                store, Sessions(backend), MailLog(),
+                store, Sessions(backend), MailLog(), regions=store.regions,
                 passwords=Passwords(*target.hashing) if target.hashing else None)
             return await work(service)
         finally:

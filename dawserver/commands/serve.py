@@ -19,7 +19,7 @@ from dawserver.config import DEFAULT_PORT, ServerConfig
 from dawserver.projects import import_project_file
 from dsp_core.errors import DspError
 
-from ._server_options import data_options
+from ._server_options import configured_regions, data_options, region_options
 
 log = logging.getLogger(__name__)
 DEMO_MARKER = "demo-project.json"
@@ -47,6 +47,7 @@ async def _ensure_demo(config: ServerConfig) -> str:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True)
 @data_options
+@region_options
 @click.option("--demo", is_flag=True, help="Create/import a 256-track demo project and print "
               "its id, an owner token and the browser URL.")
 @click.option("--max-documents", type=click.IntRange(min=1), default=64, show_default=True)
@@ -64,10 +65,14 @@ def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: 
     """Serve the y-websocket endpoint ws://HOST:PORT/collab/PROJECT and the HTTP API."""
     from dawserver.app import create_app
 
-    config = ServerConfig(host=host, port=port, data_dir=data_dir, database_url=database_url,
-                          max_documents=max_documents, idle_unload_seconds=idle_unload,
-                          max_message_bytes=max_message_bytes, public_url=public_url,
-                          redis_url=redis_url)
+    try:
+        config = ServerConfig(
+            host=host, port=port, data_dir=data_dir, database_url=database_url,
+            max_documents=max_documents, idle_unload_seconds=idle_unload,
+            max_message_bytes=max_message_bytes, public_url=public_url, redis_url=redis_url,
+            regions=configured_regions())
+    except (ValueError, DatabaseError) as exc:
+        raise CliError(str(exc)) from exc
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         if demo:

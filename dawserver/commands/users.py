@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from accounts.models import PLANS, AccountKind
+from accounts.models import DEFAULT_REGION, PLANS, AccountKind
 from accounts.service import AccountService
 
 from ._accounts import (
@@ -32,9 +32,11 @@ def users() -> None:
 @click.option("--unverified", is_flag=True,
               help="Leave the address unverified (they must follow a verification link).")
 @click.option("--plan", type=click.Choice(PLANS), default="free", show_default=True)
+@click.option("--region", default=DEFAULT_REGION, show_default=True,
+              help="The data region to keep their rows in (one given by --data-region).")
 @account_options
 def create(email: str, name: str, password_stdin: bool, unverified: bool, plan: str,
-           data_dir: Path, database_url: str | None, redis_url: str | None,
+           region: str, data_dir: Path, database_url: str | None, redis_url: str | None,
            hashing: str | None) -> None:
     """Create a person signing in as EMAIL; print their account id."""
     if password_stdin:
@@ -44,7 +46,7 @@ def create(email: str, name: str, password_stdin: bool, unverified: bool, plan: 
 
     async def work(service: AccountService) -> str:
         person = await service.create_person(email, password, name, verified=not unverified,
-                                             plan=plan)
+                                             plan=plan, region=region)
         return person.account_id
 
     click.echo(run_with_accounts(target_of(data_dir, database_url, redis_url, hashing), work))
