@@ -90,8 +90,8 @@ class EraseJob:
         ctx.progress(0.05, "plug-ins")
         context = self.app[PLUGIN_CONTEXT_KEY]
         plugins = [name for name, _ in await call_hook(
-            context, "account_erased", context=context, account_id=person_id,
-            pseudonym=pz.pseudonym, names=list(pz.names))]
+            context, context.manager.hook.account_erased.get_hookimpls(), context=context,
+            account_id=person_id, pseudonym=pz.pseudonym, names=list(pz.names))]
         scrubbed = 0
         for index, project_id in enumerate(projects):
             ctx.progress(0.1 + 0.7 * index / max(1, len(projects)), f"project {project_id}")

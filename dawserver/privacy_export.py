@@ -68,11 +68,11 @@ def archive_path(app: web.Application, job_id: str) -> Path:
     return export_directory(app) / f"{job_id}.zip"
 
 
-async def call_hook(plugins: PluginContext, hook: str, **kwargs: Any
+async def call_hook(plugins: PluginContext, impls: list[Any], **kwargs: Any
                     ) -> list[tuple[str, Any]]:
-    """``(plug-in name, awaited result)`` of ``hook`` for every plug-in implementing it."""
+    """``(plug-in name, awaited result)`` of each of a hook's implementations ``impls``."""
     found = []
-    for impl in getattr(plugins.manager.hook, hook).get_hookimpls():
+    for impl in impls:
         result = impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
         if inspect.isawaitable(result):
             result = await result
@@ -147,7 +147,8 @@ class ExportJob:
         parts: dict[str, dict[str, Any]] = {CORE: core}
         ctx.progress(0.6, "plug-ins")
         context = self.app[PLUGIN_CONTEXT_KEY]
-        for plugin, found in await call_hook(context, "account_export", context=context,
+        impls = context.manager.hook.account_export.get_hookimpls()
+        for plugin, found in await call_hook(context, impls, context=context,
                                              account_id=person_id):
             if found:
                 parts.setdefault(plugin, {}).update(found)
