@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from database import Session
 
 from .errors import Conflict, Forbidden, InvalidCredentials, NotFound
 from .models import Account, OrgRole, SessionRecord
@@ -95,15 +98,22 @@ class AccountErasure:
                            "owner there (or remove the organisation's other members and "
                            "leave it) before erasing your account")
 
-    async def close(self, person_id: str) -> Closed:
+    async def close(self, person_id: str,
+                    then: Callable[[Session, str], Awaitable[Any]] | None = None) -> Closed:
         """Stop the account at once: status deleted, sessions ended, keys revoked,
-        addresses and providers freed. The rest waits for :meth:`erase`."""
+        addresses and providers freed. The rest waits for :meth:`erase`.
+
+        ``then(tx, pseudonym)`` runs in the same transaction (e.g. to queue the
+        erasure job, so the account is never stopped without one).
+        """
         person = await self.store.account(person_id)
         if person is None or not person.is_person:
             raise NotFound(f"there is no person {person_id!r}")
         await self.check_owners(person_id)
         async with self.store.db.transaction() as tx:
             await self.store.close_sign_in(person_id, time.time(), tx=tx)
+            if then is not None:
+                await then(tx, pseudonym_of(person_id))
         ended = await self.service.sessions.end_all(person_id)
         return Closed(person_id, pseudonym_of(person_id), ended)
 

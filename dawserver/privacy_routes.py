@@ -19,6 +19,7 @@ A job of someone else answers 404, as a missing one. The security log records
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from aiohttp import web
 from pydantic import Field
@@ -121,11 +122,16 @@ async def delete_me(request: Request) -> Reply:
     erasure = AccountErasure(service)
     person = await service.store.require_account(session.person_id)
     await erasure.confirm(person, request.body.password, session)
-    closed = await erasure.close(person.account_id)
-    record = await request.app[BACKGROUND].queue.enqueue(
-        ERASE_QUEUE, {"person_id": closed.person_id}, account_id=closed.pseudonym,
-        idempotency_key=closed.person_id)
-    return Reply(_view(record, DELETION), status=202,
+    queue, queued = request.app[BACKGROUND].queue, []
+
+    async def queue_erasure(tx: Any, pseudonym: str) -> None:
+        queued.append(await queue.enqueue(ERASE_QUEUE, {"person_id": person.account_id},
+                                          account_id=pseudonym,
+                                          idempotency_key=person.account_id, tx=tx))
+
+    await erasure.close(person.account_id, queue_erasure)
+    queue.wake(ERASE_QUEUE)
+    return Reply(_view(queued[0], DELETION), status=202,
                  headers={"Set-Cookie": session_cookie(request, "", 0)})
 
 
