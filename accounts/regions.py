@@ -47,6 +47,7 @@ from .models import (
     SessionRecord,
     new_id,
 )
+from .pseudonyms import Pseudonymiser
 from .sessions import DatabaseSessions
 from .store import AccountStore
 
@@ -430,6 +431,71 @@ class RegionalAccountStore:
         """Every project role granted to any of ``grantee_ids``, in any region."""
         ids = list(grantee_ids)
         return [g for part in await self._each(lambda s: s.grants_to(ids)) for g in part]
+
+    # -- a person's export and erasure ---------------------------------------------------
+
+    async def emails_of(self, person_id: str) -> list[str]:
+        """Every address ``person_id`` signs in with (kept in their region)."""
+        return await self.store_of(person_id).emails_of(person_id)
+
+    async def identities_of(self, person_id: str) -> list[dict[str, Any]]:
+        """The sign-in providers' subjects linked to ``person_id``."""
+        return await self.store_of(person_id).identities_of(person_id)
+
+    async def audit_events_by(self, actor_id: str, *, limit: int = 1000) -> list[AuditEvent]:
+        """Security events ``actor_id`` caused in any account of any region, newest first."""
+        found = [e for part in await self._each(
+            lambda s: s.audit_events_by(actor_id, limit=limit)) for e in part]
+        return sorted(found, key=lambda e: (e.at, e.event_id), reverse=True)[:limit]
+
+    async def keys_made_by(self, person_id: str) -> list[ApiKeyRecord]:
+        """Every key ``person_id`` made, in any region, newest first."""
+        found = [k for part in await self._each(lambda s: s.keys_made_by(person_id))
+                 for k in part]
+        return sorted(found, key=lambda k: k.created_at, reverse=True)
+
+    async def invitations_to(self, emails: Iterable[str]) -> list[Invitation]:
+        """Every invitation sent to any of ``emails``, in any region, newest first."""
+        wanted = list(emails)
+        found = [i for part in await self._each(lambda s: s.invitations_to(wanted))
+                 for i in part]
+        return sorted(found, key=lambda i: i.created_at, reverse=True)
+
+    async def close_sign_in(self, person_id: str, now: float, *, tx: Session | None = None
+                            ) -> int:
+        """Stop ``person_id`` signing in (their region's rows; ``tx`` is on it)."""
+        return await self.store_of(person_id).close_sign_in(person_id, now, tx=tx)
+
+    async def erase_person(self, person_id: str, failure_subjects: Iterable[str], *,
+                           tx: Session) -> dict[str, int]:
+        """Delete ``person_id``'s rows: in their region within ``tx``, elsewhere (their
+        memberships and grants with other regions' organisations) in a transaction per
+        region; rows deleted, by table, summed."""
+        subjects = list(failure_subjects)
+        home = self.store_of(person_id)
+        total = await home.erase_person(person_id, subjects, tx=tx)
+        for store in self._others(home):
+            async with store.transaction() as own:
+                _add(total, await store.erase_person(person_id, subjects, tx=own))
+        return total
+
+    async def pseudonymise_person(self, pz: Pseudonymiser, *, tx: Session) -> dict[str, int]:
+        """Name the person by ``pz.pseudonym`` in every region: theirs within ``tx``, the
+        others in a transaction each; rows changed, by table, summed."""
+        home = self.store_of(pz.account_id)
+        total = await home.pseudonymise_person(pz, tx=tx)
+        for store in self._others(home):
+            async with store.transaction() as own:
+                _add(total, await store.pseudonymise_person(pz, tx=own))
+        return total
+
+    def _others(self, home: AccountStore) -> list[AccountStore]:
+        return [store for store in self.stores.values() if store is not home]
+
+
+def _add(total: dict[str, int], more: Mapping[str, int]) -> None:
+    for table, count in more.items():
+        total[table] = total.get(table, 0) + count
 
 
 class RegionalSessions:

@@ -35,6 +35,7 @@ from .models import (
     new_id,
     normalise_email,
 )
+from .pseudonyms import Pseudonymiser
 
 MIGRATIONS = load_migrations("accounts", Path(__file__).with_name("migrations"))
 
@@ -481,3 +482,119 @@ class AccountStore:
         rows = await self.db.fetch(
             f"SELECT * FROM project_grants WHERE grantee_id IN ({marks})", *ids)
         return [ProjectGrant(**row) for row in rows]
+
+    # -- privacy: one person's data, for export and erasure (accounts.erasure) --------
+    # Reads and writes by person fan out across shards on Citus; they run once per
+    # export or erasure.
+
+    async def emails_of(self, person_id: str) -> list[str]:
+        """Every address ``person_id`` signs in with."""
+        rows = await self.db.fetch("SELECT lookup_key FROM account_emails WHERE person_id = ? "
+                                   "ORDER BY lookup_key", person_id)
+        return [row["lookup_key"] for row in rows]
+
+    async def identities_of(self, person_id: str) -> list[dict[str, Any]]:
+        """The sign-in providers' subjects linked to ``person_id``."""
+        rows = await self.db.fetch("SELECT issuer, subject, created_at FROM account_identities "
+                                   "WHERE person_id = ? ORDER BY created_at", person_id)
+        return [dict(row) for row in rows]
+
+    async def audit_events_by(self, actor_id: str, *, limit: int = 1000) -> list[AuditEvent]:
+        """Security events ``actor_id`` caused in any account, newest first."""
+        rows = await self.db.fetch("SELECT * FROM audit_log WHERE actor_id = ? "
+                                   "ORDER BY at DESC, event_id DESC LIMIT ?", actor_id, limit)
+        return [AuditEvent(**{**row, "detail": json.loads(row["detail"])}) for row in rows]
+
+    async def keys_made_by(self, person_id: str) -> list[ApiKeyRecord]:
+        """Every key ``person_id`` made (for themselves or an organisation), newest first."""
+        rows = await self.db.fetch("SELECT * FROM api_keys WHERE created_by = ? "
+                                   "ORDER BY created_at DESC", person_id)
+        return [_key(row) for row in rows]
+
+    async def invitations_to(self, emails: Iterable[str]) -> list[Invitation]:
+        """Every invitation sent to any of ``emails``, newest first."""
+        wanted = sorted({normalise_email(e) for e in emails})
+        if not wanted:
+            return []
+        rows = await self.db.fetch(
+            f"SELECT * FROM invitations WHERE email IN ({', '.join('?' * len(wanted))}) "
+            "ORDER BY created_at DESC", *wanted)
+        return [_invitation(row) for row in rows]
+
+    async def close_sign_in(self, person_id: str, now: float, *, tx: Session | None = None
+                            ) -> int:
+        """Stop ``person_id`` signing in or acting: status deleted, addresses and provider
+        subjects freed, own keys revoked; how many rows changed."""
+        db = self._on(tx)
+        changed = await db.execute("UPDATE accounts SET status = ?, updated_at = ? "
+                                   "WHERE account_id = ?", AccountStatus.DELETED.value, now,
+                                   person_id)
+        changed += await db.execute("DELETE FROM account_emails WHERE person_id = ?",
+                                    person_id)
+        changed += await db.execute("DELETE FROM account_identities WHERE person_id = ?",
+                                    person_id)
+        changed += await db.execute("UPDATE api_keys SET revoked_at = ? WHERE owner_id = ? AND "
+                                    "revoked_at IS NULL", now, person_id)
+        return changed
+
+    async def erase_person(self, person_id: str, failure_subjects: Iterable[str], *,
+                           tx: Session) -> dict[str, int]:
+        """Delete every row that is ``person_id``'s alone; rows deleted, by table."""
+        deleted: dict[str, int] = {}
+        for table, column in (("account_emails", "person_id"),
+                              ("account_identities", "person_id"),
+                              ("link_tokens", "person_id"), ("recovery_codes", "account_id"),
+                              ("sessions", "person_id"), ("memberships", "person_id"),
+                              ("project_grants", "grantee_id"),
+                              ("account_projects", "account_id"), ("api_keys", "owner_id"),
+                              ("accounts", "account_id")):
+            deleted[table] = await tx.execute(f"DELETE FROM {table} WHERE {column} = ?",
+                                              person_id)
+        subjects = sorted(set(failure_subjects))
+        deleted["sign_in_failures"] = await tx.execute(
+            f"DELETE FROM sign_in_failures WHERE lookup_key IN "
+            f"({', '.join('?' * len(subjects))})", *subjects) if subjects else 0
+        return deleted
+
+    async def pseudonymise_person(self, pz: Pseudonymiser, *, tx: Session) -> dict[str, int]:
+        """Name the person by ``pz.pseudonym`` in rows others keep; rows changed, by table.
+
+        Their own security log moves under the pseudonym (its network addresses
+        cleared); events they caused or that name them elsewhere keep the event
+        with the pseudonym in place of the person and no address of theirs.
+        Invitations, grants and keys they made or received name the pseudonym.
+        """
+        person_id, pseudonym = pz.account_id, pz.pseudonym
+        needles = pz.needles
+        marks = ", ".join("?" * len(needles))
+        rows = await tx.fetch(
+            f"SELECT * FROM audit_log WHERE account_id = ? OR actor_id = ? OR "
+            f"LOWER(target) IN ({marks})", person_id, person_id, *needles)
+        for row in rows:
+            own = row["account_id"] == person_id
+            address = "" if own or row["actor_id"] == person_id else row["address"]
+            detail = json.dumps(pz.value(json.loads(row["detail"])))
+            await tx.execute("DELETE FROM audit_log WHERE account_id = ? AND event_id = ?",
+                             row["account_id"], row["event_id"])
+            await tx.execute(
+                "INSERT INTO audit_log (account_id, event_id, at, actor_id, action, target, "
+                "address, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                pseudonym if own else row["account_id"], row["event_id"], row["at"],
+                pz.text(row["actor_id"]), row["action"], pz.text(row["target"]), address,
+                detail)
+        changed = {"audit_log": len(rows)}
+        changed["invitations"] = 0
+        for row in await tx.fetch(
+                f"SELECT * FROM invitations WHERE invited_by = ? OR accepted_by = ? OR "
+                f"LOWER(email) IN ({marks})", person_id, person_id, *needles):
+            changed["invitations"] += await tx.execute(
+                "UPDATE invitations SET email = ?, invited_by = ?, accepted_by = ? "
+                "WHERE account_id = ? AND invitation_id = ?", pz.text(row["email"]),
+                pz.text(row["invited_by"]),
+                None if row["accepted_by"] is None else pz.text(row["accepted_by"]),
+                row["account_id"], row["invitation_id"])
+        changed["project_grants"] = await tx.execute(
+            "UPDATE project_grants SET granted_by = ? WHERE granted_by = ?", pseudonym, person_id)
+        changed["api_keys"] = await tx.execute(
+            "UPDATE api_keys SET created_by = ? WHERE created_by = ?", pseudonym, person_id)
+        return changed

@@ -223,6 +223,25 @@ class Room:
         if upto > self._snapshot_seq and not self.diverged:
             await self._compact_now(self.doc.get_update(), upto, self._log_bytes)
 
+    async def compact(self) -> bool:
+        """Fold every durable update into a snapshot of the document now; whether written.
+
+        After an edit that must not be readable from the store any more (a
+        person's erasure): the new snapshot holds the document without the
+        deleted content, and the logged updates it replaces are deleted.
+        """
+        if not self._started or self.diverged:
+            raise CollabError(f"room {self.project_id!r} is not started or is reloading")
+        await self._drain()
+        if self._compaction is not None:
+            await asyncio.gather(self._compaction, return_exceptions=True)
+        upto, logged, snapshot = self._seqs.watermark, self._log_bytes, self.doc.get_update()
+        written = await self.store.compact(self.project_id, snapshot, upto)
+        if written and upto >= self._snapshot_seq:
+            self._snapshot_seq, self._snapshot_bytes = upto, len(snapshot)
+            self._log_bytes = max(0, self._log_bytes - logged)
+        return written
+
     async def _quarantine(self, left_out: list, upto_seq: int) -> None:
         """Keep unloadable logged updates aside and fold the log without them."""
         for entry in left_out:

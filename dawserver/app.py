@@ -31,6 +31,7 @@ from .bounces import setup_bounces
 from .config import ServerConfig
 from .identity import add_rate_headers, identify
 from .keys import BACKGROUND, CONFIG, DATABASE, ENGINES, RELAY, ROOMS, STORE, TOKENS
+from .privacy_routes import setup_privacy
 from .project_engine import ProjectEngines
 from .relay import relay_link
 from .rtc import setup_rtc
@@ -62,6 +63,7 @@ def create_app(config: ServerConfig) -> web.Application:
     setup_bounces(app)
     setup_rtc(app)
     setup_transcription(app)
+    setup_privacy(app)
     # every HTTP route, the core's and the plug-ins', on the process's one database
     plugins.install(app, config, database=app[DATABASE], identify=identify)
     app.on_response_prepare.append(add_rate_headers)

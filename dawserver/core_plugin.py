@@ -16,6 +16,7 @@ from . import (
     oidc_routes,
     openapi,
     page,
+    privacy_routes,
     rtc,
     transcription_api,
 )
@@ -41,4 +42,5 @@ def permissions() -> list[Permission]:
 def routes(context: PluginContext) -> list[Route]:
     return [*api.ROUTES, *assets.ROUTES, *bounces.ROUTES, *rtc.ROUTES,
             *transcription_api.ROUTES, *page.ROUTES, *openapi.ROUTES,
-            *auth_routes.ROUTES, *account_routes.ROUTES, *oidc_routes.ROUTES]
+            *auth_routes.ROUTES, *account_routes.ROUTES, *oidc_routes.ROUTES,
+            *privacy_routes.ROUTES]

@@ -14,6 +14,11 @@ files with :func:`load_migrations`), :class:`Worker` s,
 handlers raise the errors below (:class:`NotFound`, :class:`Conflict`...) and
 receive a :class:`Request`.
 
+A person's data reaches every plug-in through two hooks: ``account_export``
+(the plug-in's parts of the person's export archive) and ``account_erased``
+(forget the person; records the law makes the plug-in keep name them by the
+pseudonym instead, with :class:`Pseudonymiser` replacing every mention).
+
 A plug-in's own extension points are hook specifications in the plug-in, marked
 with :data:`hookspec` and returned by its ``hookspecs`` hook.
 
@@ -26,6 +31,7 @@ from typing import Any
 
 import pluggy
 
+from accounts.pseudonyms import Pseudonymiser
 from collab.tokens import Role
 from database import Migration, load_migrations
 from events import Envelope
@@ -81,8 +87,8 @@ __all__ = [
     "PROJECT", "PUBLIC", "ApiError", "BadRequest", "Conflict", "Empty", "Envelope",
     "ErrorBody", "Event", "Forbidden", "Handler", "Job", "JobCancelled", "JobContext",
     "JobQueue", "JobRecord", "Media", "Migration", "Model", "NotFound", "PayloadTooLarge",
-    "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "QueueSettings",
-    "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Unauthorized",
+    "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "Pseudonymiser",
+    "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Unauthorized",
     "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "backoff_delay",
     "hookimpl", "hookspec", "load_migrations",
 ]
@@ -152,4 +158,27 @@ def business_event(context: PluginContext, name: str, payload: dict[str, Any]) -
 
     Each implementing plug-in is its own subscriber of the event bus: it hears
     every event at least once, ``payload["event_id"]`` telling a repeat apart.
+    """
+
+
+@hookspec
+def account_export(context: PluginContext, account_id: str) -> dict[str, Any] | None:
+    """What the plug-in holds about person ``account_id``: ``{part: JSON-able or bytes}``.
+
+    Each part becomes ``<plug-in>/<part>.json`` of the person's export archive (bytes:
+    ``<plug-in>/<part>`` as they are). Never include secrets or other people's data.
+    May return an awaitable.
+    """
+
+
+@hookspec
+def account_erased(context: PluginContext, account_id: str, pseudonym: str,
+                   names: list[str]) -> None:
+    """Forget person ``account_id`` (their display name and addresses are ``names``).
+
+    Delete what is theirs alone; in records the law requires to keep, name them by
+    ``pseudonym`` (``Pseudonymiser(account_id, tuple(names), pseudonym)`` replaces
+    every mention). Runs in the erasure job before the core deletes the account,
+    and again if the job is retried: it must be idempotent. May return an awaitable;
+    raise to have the job retried.
     """

@@ -16,6 +16,7 @@ from business.distribution import hookspecs as distribution_hookspecs
 from business.distribution.delivery import DELIVER, PipelineSettings
 from business.distribution.permissions import PERMISSIONS
 from business.distribution.presave import RELEASE_DAY
+from business.distribution.privacy import erase_account, export_account
 from business.distribution.routes import ROUTES
 from business.distribution.schemas import DeliveryRun, ReleaseDay
 from business.distribution.services import (
@@ -31,6 +32,7 @@ from dawserver.plugin_api import (
     Migration,
     Permission,
     PluginContext,
+    Pseudonymiser,
     Route,
     Worker,
     hookimpl,
@@ -95,3 +97,15 @@ def workers(context: PluginContext) -> list[Worker]:
 async def project_rendered(context: PluginContext, account_id: str, project_id: str, path: str,
                            metadata: dict[str, Any]) -> None:
     await services(context).catalog.record_render(account_id, project_id, path, metadata)
+
+
+@hookimpl
+async def account_export(context: PluginContext, account_id: str) -> dict[str, Any]:
+    return await export_account(context.database(), account_id)
+
+
+@hookimpl
+async def account_erased(context: PluginContext, account_id: str, pseudonym: str,
+                         names: list[str]) -> None:
+    await erase_account(context.database(), context.background.queue, DELIVER,
+                        Pseudonymiser(account_id, tuple(names), pseudonym))

@@ -1,0 +1,113 @@
+"""A person's erasure across the platform: a job with progress, after the account stopped.
+
+``POST /me/delete`` (:mod:`dawserver.privacy_routes`) stops the account at once
+(:meth:`accounts.erasure.AccountErasure.close`) and queues a ``privacy.erase``
+job under the person's pseudonym. :class:`EraseJob` then, reporting progress:
+
+1. asks every plug-in to forget the person (``account_erased``);
+2. scrubs every project document the person could open: each mention of their
+   id, name or address becomes the pseudonym and the comments they wrote are
+   emptied (:func:`collab.scrub.scrub`), as a server edit of the live room, so
+   connected clients see it; then the room folds its log into a new snapshot
+   (:meth:`collab.room.Room.compact`), so the store keeps no update or snapshot
+   that holds the old text;
+3. deletes the person's export archives;
+4. erases the core's rows and pseudonymises the security log
+   (:meth:`accounts.erasure.AccountErasure.erase`), which records ``deletion``.
+
+The account row is deleted last, so a retried job still knows whom to forget;
+every step is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from accounts.erasure import AccountErasure
+from accounts.pseudonyms import Pseudonymiser
+from collab.errors import ProjectNotFound
+from collab.scrub import scrub
+from jobs import JobContext, QueueSettings
+
+from .keys import ACCOUNTS, BACKGROUND, PLUGIN_CONTEXT_KEY, ROOMS
+from .privacy_export import QUEUE as EXPORT_QUEUE
+from .privacy_export import archive_path, call_hook
+
+log = logging.getLogger(__name__)
+
+QUEUE = "privacy.erase"
+SETTINGS = QueueSettings(max_attempts=10, backoff_base=5.0, backoff_cap=600.0, lease_s=120.0,
+                         concurrency=1)
+
+
+async def scrub_project(app: web.Application, project_id: str, pz: Pseudonymiser) -> int:
+    """Forget the person in one project's document (through its room) and fold its log;
+    how many values changed."""
+    changed: list[int] = []
+    try:
+        async with app[ROOMS].use(project_id) as room:
+            await room.edit(lambda document: changed.append(
+                scrub(document.doc, pz.text, pz.is_person)))
+            # always: an update logged before may hold what a later edit deleted
+            await room.compact()
+    except ProjectNotFound:
+        return 0
+    return changed[0] if changed else 0
+
+
+async def delete_exports(app: web.Application, person_id: str) -> int:
+    """Delete the archives of the person's export jobs; how many."""
+    queue = app[BACKGROUND].queue
+    removed = 0
+    for record in await queue.find(account_id=person_id, queue=EXPORT_QUEUE):
+        if not record.finished:
+            await queue.cancel(person_id, record.id)
+        path = archive_path(app, record.id)
+        if path.exists():
+            path.unlink()
+            removed += 1
+    return removed
+
+
+class EraseJob:
+    """The ``privacy.erase`` queue's handler: plug-ins, documents, exports, then the core."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    async def __call__(self, ctx: JobContext) -> dict[str, Any]:
+        person_id = ctx.payload["person_id"]
+        service = self.app[ACCOUNTS]
+        erasure = AccountErasure(service)
+        if await service.store.account(person_id) is None:  # a retry after the last step
+            return {"erased": True}
+        pz = await erasure.pseudonymiser(person_id)
+        projects = sorted({*(await service.projects(person_id)),
+                           *(await service.store.projects_of([person_id]))})
+        ctx.progress(0.05, "plug-ins")
+        context = self.app[PLUGIN_CONTEXT_KEY]
+        plugins = [name for name, _ in await call_hook(
+            context, context.manager.hook.account_erased.get_hookimpls(), context=context,
+            account_id=person_id, pseudonym=pz.pseudonym, names=list(pz.names))]
+        scrubbed = 0
+        for index, project_id in enumerate(projects):
+            ctx.progress(0.1 + 0.7 * index / max(1, len(projects)), f"project {project_id}")
+            scrubbed += await scrub_project(self.app, project_id, pz)
+        ctx.progress(0.85, "exports")
+        exports = await delete_exports(self.app, person_id)
+        ctx.progress(0.9, "account")
+        rows = await erasure.erase(pz, detail={"projects": len(projects),
+                                               "plugins": plugins})
+        log.info("erased person %s as %s: %d projects, %d values scrubbed", person_id,
+                 pz.pseudonym, len(projects), scrubbed)
+        return {"erased": True, "pseudonym": pz.pseudonym, "projects": len(projects),
+                "values_scrubbed": scrubbed, "exports_deleted": exports, "plugins": plugins,
+                "rows": rows}
+
+
+def setup_privacy_erase(app: web.Application, background: Any) -> None:
+    """Serve the ``privacy.erase`` queue."""
+    background.register(QUEUE, EraseJob(app), SETTINGS)

@@ -1,0 +1,167 @@
+"""A person's export: everything the platform holds about them, as one zip, made by a job.
+
+:class:`ExportJob` serves the ``privacy.export`` queue of the one job queue. A
+job (queued by ``POST /me/export``, :mod:`dawserver.privacy_routes`) belongs to
+the person's account and writes ``<data_dir>/exports/<job id>.zip``:
+
+- ``README.txt``: what the archive is and how it is laid out;
+- ``manifest.json``: who, when, and every part with its size;
+- ``core/<part>.json``: the accounts' parts (:func:`accounts.export.account_parts`),
+  the projects the person may open (with names) and the comments they wrote in
+  those projects' documents (``core/documents.json``);
+- ``<plug-in>/<part>.json``: what each plug-in answers to ``account_export``.
+
+The job reports its progress (0..1, with a note naming the step) as it goes;
+the archive is written in a worker thread, under a temporary name first.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import logging
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from accounts.export import account_parts
+from accounts.pseudonyms import Pseudonymiser
+from collab.errors import CollabError
+from collab.scrub import authored, stored_doc
+from jobs import JobContext, Permanent, QueueSettings
+
+from .context import PluginContext
+from .keys import ACCOUNTS, CONFIG, PLUGIN_CONTEXT_KEY, ROOMS, STORE
+
+log = logging.getLogger(__name__)
+
+QUEUE = "privacy.export"
+SETTINGS = QueueSettings(max_attempts=3, backoff_base=5.0, backoff_cap=120.0, lease_s=120.0,
+                         concurrency=1)
+CORE = "core"
+README = """Max Booster Studio: your data
+==============================
+
+This archive holds what the platform keeps about the account {account}, as of
+{generated} (UTC). manifest.json lists every part. Each folder holds the parts of
+one component: "core" (your account, addresses, sign-in providers, organisations,
+sessions, API keys, security log, invitations, projects and your comments in
+project documents) and one folder per plug-in (e.g. "distribution": releases,
+royalty splits and ledger lines). Every part is JSON (UTF-8).
+
+Secrets are never included: no password hash, second-factor secret, recovery
+code, session id, CSRF token, API key or key hash.
+"""
+
+
+def export_directory(app: web.Application) -> Path:
+    """Where export archives are kept: ``<data_dir>/exports``."""
+    return app[CONFIG].data_dir / "exports"
+
+
+def archive_path(app: web.Application, job_id: str) -> Path:
+    """The archive of export job ``job_id``."""
+    return export_directory(app) / f"{job_id}.zip"
+
+
+async def call_hook(plugins: PluginContext, impls: list[Any], **kwargs: Any
+                    ) -> list[tuple[str, Any]]:
+    """``(plug-in name, awaited result)`` of each of a hook's implementations ``impls``."""
+    found = []
+    for impl in impls:
+        result = impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
+        if inspect.isawaitable(result):
+            result = await result
+        found.append((plugins.manager.get_name(impl.plugin), result))
+    return found
+
+
+async def document_parts(app: web.Application, person_id: str, projects: list[dict[str, Any]],
+                         pz: Pseudonymiser) -> list[dict[str, Any]]:
+    """Name each project, and list the comments the person wrote in its document."""
+    store, rooms, documents = app[STORE], app[ROOMS], []
+    for entry in projects:
+        project_id = entry["id"]
+        info = await store.get_project(project_id)
+        entry["name"] = info.name if info else ""
+        if info is None:
+            continue
+        room = rooms.loaded(project_id)
+        try:
+            doc = room.doc if room is not None else await stored_doc(store, project_id)
+        except CollabError as exc:
+            log.warning("export for %s: cannot read project %s: %s", person_id, project_id, exc)
+            continue
+        comments = authored(doc, pz.is_person)
+        if comments:
+            documents.append({"project": project_id, "name": info.name, "comments": comments})
+    return documents
+
+
+def _write_archive(path: Path, parts: dict[str, dict[str, Any]], manifest: dict[str, Any]
+                   ) -> int:
+    """Write the zip (README, manifest, one file per part); its size in bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("README.txt", README.format(account=manifest["account"],
+                                                     generated=manifest["generated_at"]))
+        for component, found in parts.items():
+            for name, value in found.items():
+                if isinstance(value, bytes):
+                    filename, data = f"{component}/{name}", value
+                else:
+                    filename = f"{component}/{name}.json"
+                    data = json.dumps(value, indent=2, sort_keys=True, default=str).encode()
+                archive.writestr(filename, data)
+                manifest["parts"].append({"file": filename, "component": component,
+                                          "part": name, "bytes": len(data)})
+        archive.writestr("manifest.json", json.dumps(manifest, indent=2))
+    temporary = path.with_suffix(".partial")
+    temporary.write_bytes(buffer.getvalue())
+    temporary.replace(path)
+    return path.stat().st_size
+
+
+class ExportJob:
+    """The ``privacy.export`` queue's handler: gather every part, write the archive."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    async def __call__(self, ctx: JobContext) -> dict[str, Any]:
+        person_id = ctx.payload.get("person_id")
+        service = self.app[ACCOUNTS]
+        person = await service.store.account(person_id) if person_id else None
+        if person is None or not person.active:
+            raise Permanent(f"there is no active person {person_id!r} to export")
+        ctx.progress(0.05, "account")
+        core = await account_parts(service, person_id)
+        ctx.progress(0.3, "documents")
+        pz = Pseudonymiser.of(person_id, [person.name, *core["emails"]])
+        core["documents"] = await document_parts(self.app, person_id, core["projects"], pz)
+        parts: dict[str, dict[str, Any]] = {CORE: core}
+        ctx.progress(0.6, "plug-ins")
+        context = self.app[PLUGIN_CONTEXT_KEY]
+        impls = context.manager.hook.account_export.get_hookimpls()
+        for plugin, found in await call_hook(context, impls, context=context,
+                                             account_id=person_id):
+            if found:
+                parts.setdefault(plugin, {}).update(found)
+        ctx.progress(0.85, "archive")
+        await ctx.confirm()
+        manifest = {"account": person_id, "job": ctx.job.id,
+                    "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "parts": []}
+        size = await ctx.run_in_thread(_write_archive, archive_path(self.app, ctx.job.id),
+                                       parts, manifest)
+        return {"bytes": size, "parts": [p["file"] for p in manifest["parts"]]}
+
+
+def setup_privacy_export(app: web.Application, background: Any) -> None:
+    """Serve the ``privacy.export`` queue."""
+    background.register(QUEUE, ExportJob(app), SETTINGS)

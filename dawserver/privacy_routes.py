@@ -1,0 +1,166 @@
+"""Privacy routes: a person's export of their data, and the erasure of their account.
+
+- ``POST /me/export`` (signed-in session): queue an export job; 202 with the job.
+- ``GET /me/export/{job_id}``: its state and progress (0..1, with a note).
+- ``GET /me/export/{job_id}/download``: the zip, once done.
+- ``POST /me/delete`` ``{"password": ...}``: erase the account. The password is
+  asked again (a person without one must have signed in within the last ten
+  minutes); 409 while they are the last owner of an organisation. The account
+  stops at once (sessions end, keys are revoked, nobody can sign in as them)
+  and the erasure job starts; 202 with the job and its status URL.
+- ``GET /privacy/erasures/{job_id}``: the erasure job's state and progress. It
+  is public (the person has no session any more): the job id, 128 random bits,
+  is the only key, and the answer names nobody.
+
+A job of someone else answers 404, as a missing one. The security log records
+``export`` (under the person) and ``deletion`` (under their pseudonym).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from aiohttp import web
+from pydantic import Field
+
+from accounts.erasure import DELETION, EXPORT, AccountErasure
+from jobs import DEAD, DONE, RETRYING, JobRecord, UnknownJob
+
+from .auth_routes import _session, actor_of, session_cookie
+from .keys import ACCOUNTS, BACKGROUND
+from .permissions import ACCOUNT_SELF
+from .plugin_api import PUBLIC, Conflict, Empty, Media, Model, NotFound, Reply, Request, Route
+from .privacy_erase import QUEUE as ERASE_QUEUE
+from .privacy_erase import setup_privacy_erase
+from .privacy_export import QUEUE as EXPORT_QUEUE
+from .privacy_export import archive_path, setup_privacy_export
+
+ZIP = "application/zip"
+#: The API's names of the job states.
+STATES = {"queued": "queued", "retrying": "queued", "running": "running", DONE: DONE,
+          DEAD: "failed", "cancelled": "cancelled"}
+
+
+class PrivacyJob(Model):
+    """An export or erasure job: state, progress (0..1) and the step it is at."""
+
+    id: str
+    kind: str
+    state: str
+    progress: float
+    step: str
+    error: str
+    created_at: float
+    finished_at: float | None
+    url: str
+    download: str | None = None
+
+
+class Confirm(Model):
+    """The password, asked again (a person without one leaves it out)."""
+
+    password: str | None = Field(None, max_length=1024)
+
+
+def _view(record: JobRecord, kind: str) -> PrivacyJob:
+    state = STATES.get(record.state, record.state)
+    failed = state == "failed" or record.state == RETRYING
+    url = (f"/me/export/{record.id}" if kind == "export"
+           else f"/privacy/erasures/{record.id}")
+    return PrivacyJob(id=record.id, kind=kind, state=state, progress=round(record.progress, 4),
+                      step=record.note, error=record.last_error if failed else "",
+                      created_at=record.created_at, finished_at=record.finished_at, url=url,
+                      download=f"{url}/download" if kind == "export" and state == DONE
+                      else None)
+
+
+async def _export(request: Request) -> JobRecord:
+    """The caller's export job the path names (404 for anyone else's)."""
+    person_id = _session(request).person_id
+    with contextlib.suppress(UnknownJob):
+        record = await request.app[BACKGROUND].queue.get(person_id, request.params["job_id"])
+        if record.queue == EXPORT_QUEUE:
+            return record
+    raise NotFound(f"you have no export {request.params['job_id']!r}")
+
+
+async def start_export(request: Request) -> Reply:
+    """Queue an export of everything the platform holds about you (a zip)."""
+    person_id = _session(request).person_id
+    record = await request.app[BACKGROUND].queue.enqueue(
+        EXPORT_QUEUE, {"person_id": person_id}, account_id=person_id)
+    actor = actor_of(request)
+    await request.app[ACCOUNTS].store.audit(person_id, person_id, EXPORT,
+                                            address=actor.address, detail={"job": record.id})
+    return Reply(_view(record, "export"), status=202)
+
+
+async def get_export(request: Request) -> PrivacyJob:
+    """Your export's state and progress."""
+    return _view(await _export(request), "export")
+
+
+async def download_export(request: Request) -> web.StreamResponse:
+    """Your export's zip, once the job is done."""
+    record = await _export(request)
+    if record.state != DONE:
+        raise Conflict(f"export {record.id} is {STATES.get(record.state, record.state)}, not "
+                       f"done; poll GET /me/export/{record.id}")
+    path = archive_path(request.app, record.id)
+    if not path.is_file():
+        raise NotFound(f"the archive of export {record.id} is gone; ask for a new export")
+    return web.FileResponse(path, headers={
+        "Content-Type": ZIP,
+        "Content-Disposition": f'attachment; filename="maxbooster-export-{record.id}.zip"'})
+
+
+async def delete_me(request: Request) -> Reply:
+    """Erase your account: the password again, then everything of yours goes."""
+    session = _session(request)
+    service = request.app[ACCOUNTS]
+    erasure = AccountErasure(service)
+    person = await service.store.require_account(session.person_id)
+    await erasure.confirm(person, request.body.password, session)
+    queue, queued = request.app[BACKGROUND].queue, []
+
+    async def queue_erasure(tx: Any, pseudonym: str) -> None:
+        queued.append(await queue.enqueue(ERASE_QUEUE, {"person_id": person.account_id},
+                                          account_id=pseudonym,
+                                          idempotency_key=person.account_id, tx=tx))
+
+    await erasure.close(person.account_id, queue_erasure)
+    queue.wake(ERASE_QUEUE)
+    return Reply(_view(queued[0], DELETION), status=202,
+                 headers={"Set-Cookie": session_cookie(request, "", 0)})
+
+
+async def get_erasure(request: Request) -> PrivacyJob:
+    """An erasure's state and progress (its id is its key)."""
+    found = await request.app[BACKGROUND].queue.find(queue=ERASE_QUEUE,
+                                                     ids=[request.params["job_id"]], limit=1)
+    if not found:
+        raise NotFound(f"there is no erasure {request.params['job_id']!r}")
+    return _view(found[0], DELETION)
+
+
+def setup_privacy(app: web.Application) -> None:
+    """Serve the export and erasure queues on the one job queue."""
+    setup_privacy_export(app, app[BACKGROUND])
+    setup_privacy_erase(app, app[BACKGROUND])
+
+
+EXPORT_JOB = "/me/export/{job_id}"
+
+ROUTES = [
+    Route(method="POST", path="/me/export", handler=start_export, permission=ACCOUNT_SELF,
+          body=Empty, response=PrivacyJob, status=202),
+    Route(method="GET", path=EXPORT_JOB, handler=get_export, permission=ACCOUNT_SELF,
+          response=PrivacyJob),
+    Route(method="GET", path=f"{EXPORT_JOB}/download", handler=download_export,
+          permission=ACCOUNT_SELF, response=Media(ZIP)),
+    Route(method="POST", path="/me/delete", handler=delete_me, permission=ACCOUNT_SELF,
+          body=Confirm, response=PrivacyJob, status=202),
+    Route(method="GET", path="/privacy/erasures/{job_id}", handler=get_erasure,
+          permission=PUBLIC, response=PrivacyJob),
+]

@@ -1,0 +1,283 @@
+"""Privacy on a running server: a person's export (a zip made by a job) and their erasure.
+
+Export: every part is there, nothing secret, nothing of another person; the
+distribution plug-in adds its parts through ``account_export``. Erasure: the
+account stops at once, the last owner of an organisation is refused, and then
+the job forgets the person everywhere: the security log and the money records
+keep them only as a pseudonym, shared documents lose their name and comments
+(a connected client sees it), and the raw bytes the collaboration store keeps
+(on SQLite and PostgreSQL) no longer hold the old text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from accounts_helpers import PASSWORD, Person, accounts_server
+from smtp_server import SmtpServer
+
+from accounts.pseudonyms import pseudonym_of
+from business.distribution.services import services
+from collab.client import SyncClient
+from dawclient.channel import connect
+from dawserver.keys import DATABASE, PLUGIN_CONTEXT_KEY, ROOMS
+from dawserver.privacy_export import ExportJob
+from jobs import JobContext, JobRecord
+
+pytestmark = pytest.mark.asyncio
+
+
+class StepsSeen(JobContext):
+    """A job context that keeps every progress report (the worker keeps the latest)."""
+
+    def __init__(self, job: JobRecord) -> None:
+        super().__init__(job)
+        self.seen: list[tuple[float, str | None]] = []
+
+    def progress(self, fraction: float, note: str | None = None) -> None:
+        self.seen.append((fraction, note))
+        super().progress(fraction, note)
+
+
+def _job_record(person_id: str) -> JobRecord:
+    return JobRecord(account_id=person_id, id="direct", queue="privacy.export",
+                     payload={"person_id": person_id}, state="running", priority=0,
+                     attempts=1, max_attempts=1, run_at=0.0, lease_until=0.0,
+                     lease_token=None, worker=None, progress=0.0, note="", result=None,
+                     last_error="", idempotency_key=None, cancel_requested=False,
+                     created_at=0.0, updated_at=0.0, finished_at=None)
+
+ISRC = "QZABC2600001"
+STATEMENT = "store,territory,isrc,units,amount,currency\nS,US,QZABC2600001,1,10.00,USD\n"
+CORE_PARTS = {"profile", "emails", "identities", "memberships", "sessions", "keys", "audit",
+              "invitations", "projects", "documents"}
+DISTRIBUTION_PARTS = {"releases", "presave_campaigns", "splits", "payees", "statements",
+                      "ledger", "paid_elsewhere", "royalty_changes"}
+
+
+async def _wait_job(person: Person, url: str, timeout: float = 60.0) -> dict[str, Any]:
+    """Poll a privacy job until it is finished; its last answer."""
+    async with asyncio.timeout(timeout):
+        while True:
+            status, job, _ = await person.call("GET", url)
+            assert status == 200, job
+            if job["state"] in ("done", "failed", "cancelled"):
+                return job
+            assert 0.0 <= job["progress"] <= 1.0
+            await asyncio.sleep(0.1)
+
+
+async def _comment(app: Any, project_id: str, author: str, text: str) -> str:
+    ids: list[str] = []
+    async with app[ROOMS].use(project_id) as room:
+        await room.edit(lambda document: ids.append(document.add_comment(author, text)))
+    return ids[0]
+
+
+async def test_export_holds_every_part_no_secret_and_nobody_else(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (app, config):
+        ada = Person(config.base_url, smtp_server, "ada@example.org")
+        bo = Person(config.base_url, smtp_server, "bo@example.org")
+        try:
+            await ada.sign_up_and_in("Ada Lovelace")
+            await bo.sign_up_and_in("Bo Diddley")
+            status, org, _ = await ada.call("POST", "/accounts", {"name": "Ada's Label"})
+            status, project, _ = await ada.call("POST", f"/accounts/{org['id']}/projects",
+                                                {"name": "Single"})
+            assert status == 201
+            status, key, _ = await ada.call("POST", f"/accounts/{ada.id}/keys",
+                                            {"name": "ci", "scopes": ["project.read"]})
+            assert status == 201
+            await _comment(app, project["id"], ada.id, "the bridge is too long")
+            await _comment(app, project["id"], bo.id, "Bo was never here")
+            royalties = services(app[PLUGIN_CONTEXT_KEY]).royalties
+            await royalties.set_split(ada.id, ISRC, {"payees": [
+                {"payee_id": ada.id, "share": "60", "name": "Ada Lovelace"},
+                {"payee_id": "cy", "share": "40", "name": "Cy"}]}, changed_by=ada.id)
+            await royalties.import_statement(ada.id, STATEMENT, "nov.csv")
+            await royalties.set_split(bo.id, ISRC, {"payees": [
+                {"payee_id": bo.id, "share": "100", "name": "Bo Diddley"}]}, changed_by=bo.id)
+
+            status, job, _ = await ada.call("POST", "/me/export", {})
+            assert status == 202 and job["state"] == "queued" and job["download"] is None
+            assert (await bo.call("GET", job["url"]))[0] == 404
+            job = await _wait_job(ada, job["url"])
+            assert job["state"] == "done" and job["progress"] == 1.0
+            assert (await bo.call("GET", job["download"]))[0] == 404
+            status, data, headers = await ada.call("GET", job["download"])
+            assert status == 200 and headers["Content-Type"] == "application/zip"
+
+            archive = zipfile.ZipFile(io.BytesIO(data))
+            names = set(archive.namelist())
+            manifest = json.loads(archive.read("manifest.json"))
+            assert {"README.txt", "manifest.json"} <= names
+            assert {p["file"] for p in manifest["parts"]} == names - {"README.txt",
+                                                                      "manifest.json"}
+            assert {f"core/{p}.json" for p in CORE_PARTS} <= names
+            assert {f"distribution/{p}.json" for p in DISTRIBUTION_PARTS} <= names
+
+            def part(name: str) -> Any:
+                return json.loads(archive.read(name))
+
+            assert part("core/profile.json")["email"] == "ada@example.org"
+            assert [m["organisation"] for m in part("core/memberships.json")] == [org["id"]]
+            assert [k["prefix"] for k in part("core/keys.json")] == [key["prefix"]]
+            assert project["id"] in [p["id"] for p in part("core/projects.json")]
+            documents = part("core/documents.json")
+            assert [c["text"] for d in documents for c in d["comments"]] == [
+                "the bridge is too long"]
+            assert "export" in [e["action"] for e in part("core/audit.json")["own"]]
+            assert [s["isrc"] for s in part("distribution/splits.json")] == [ISRC]
+            assert {e["payee_id"] for e in part("distribution/ledger.json")} == {ada.id, "cy"}
+
+            text = b"".join(archive.read(n) for n in names).decode()
+            cookie = {c.key: c.value for c in ada.http.cookie_jar}["mbs_session"]
+            secrets = [key["key"], hashlib.sha256(key["key"].encode()).hexdigest(), cookie,
+                       ada.csrf, "$argon2", "password_hash", "totp_secret", "code_hash"]
+            assert [s for s in secrets if s in text] == []
+            assert [s for s in (bo.id, "bo@example.org", "Bo Diddley", "never here")
+                    if s in text] == []
+
+            # the job reports each step's progress as it goes (the worker writes the
+            # latest at most twice a second, which a job this small outruns)
+            ctx = StepsSeen(_job_record(ada.id))
+            result = await ExportJob(app)(ctx)
+            assert [note for _, note in ctx.seen] == ["account", "documents", "plug-ins",
+                                                      "archive"]
+            fractions = [fraction for fraction, _ in ctx.seen]
+            assert fractions == sorted(fractions) and 0 < fractions[0] < fractions[-1] < 1
+            assert "distribution/ledger.json" in result["parts"]
+        finally:
+            await ada.close()
+            await bo.close()
+
+
+async def _raw_collab_bytes(app: Any) -> bytes:
+    db = app[DATABASE]
+    rows = [*await db.fetch("SELECT data FROM collab_updates"),
+            *await db.fetch("SELECT data FROM collab_snapshots")]
+    return b"".join(bytes(row["data"]) for row in rows)
+
+
+async def test_erasure_forgets_the_person_everywhere_and_keeps_money_pseudonymised(
+        tmp_path: Path, smtp_server: SmtpServer, collab_database_url: str) -> None:
+    async with accounts_server(tmp_path, smtp_server,
+                               database_url=collab_database_url) as (app, config):
+        ada = Person(config.base_url, smtp_server, "ada@example.org")
+        bo = Person(config.base_url, smtp_server, "bo@example.org")
+        anyone = Person(config.base_url, smtp_server, "nobody@example.org")
+        try:
+            await ada.sign_up_and_in("Ada Lovelace")
+            await bo.sign_up_and_in("Bo Diddley")
+            status, org, _ = await ada.call("POST", "/accounts", {"name": "Label"})
+            status, project, _ = await ada.call("POST", f"/accounts/{org['id']}/projects",
+                                                {"name": "Single"})
+            pid = project["id"]
+            await ada.call("POST", f"/accounts/{org['id']}/invitations",
+                           {"email": "bo@example.org", "role": "member"})
+            status, _, _ = await bo.call("POST", "/invitations/accept",
+                                         {"token": await bo.link_token("invite")})
+            assert status == 200
+            status, key, _ = await ada.call("POST", f"/accounts/{ada.id}/keys",
+                                            {"name": "ci", "scopes": ["account.self"]})
+            # Ada's words in the shared document, one comment already deleted again
+            kept = await _comment(app, pid, ada.id, "my secret lyric idea")
+            gone = await _comment(app, pid, ada.id, "a deleted confession")
+            await _comment(app, pid, bo.id, "Bo thanks Ada Lovelace")
+            async with app[ROOMS].use(pid) as room:
+                await room.edit(lambda d: d.remove_comment(gone))
+                await room.edit(lambda d: d.add_marker(0, "take by Ada Lovelace"))
+            royalties = services(app[PLUGIN_CONTEXT_KEY]).royalties
+            for account in (org["id"], ada.id):
+                await royalties.set_split(account, ISRC, {"payees": [
+                    {"payee_id": ada.id, "share": "50", "name": "Ada Lovelace"},
+                    {"payee_id": bo.id, "share": "50", "name": "Bo Diddley"}]},
+                    changed_by=ada.id)
+                await royalties.import_statement(account, STATEMENT, "ada@example.org.csv")
+            db = app[DATABASE]
+            ledger_before = await db.fetchval("SELECT COUNT(*) FROM dist_ledger")
+
+            status, token, _ = await bo.call("POST", f"/projects/{pid}/collab-token", {})
+            async with connect(token["websocket"], token["token"]) as channel, \
+                    SyncClient(channel) as client:
+                await client.wait_synced()
+                assert len(client.document.comments()) == 2
+
+                status, body, _ = await ada.call("POST", "/me/delete",
+                                                 {"password": "not my password"})
+                assert status == 401
+                status, body, _ = await ada.call("POST", "/me/delete", {"password": PASSWORD})
+                assert status == 409 and org["id"] in body["error"]
+                status, _, _ = await ada.call("PUT", f"/accounts/{org['id']}/members/{bo.id}",
+                                              {"role": "owner"})
+                assert status == 200
+                status, job, _ = await ada.call("POST", "/me/delete", {"password": PASSWORD})
+                assert status == 202 and job["kind"] == "deletion"
+                # at once: the session and the key are dead
+                assert (await ada.call("GET", "/me"))[0] == 401
+                status, _, _ = await anyone.call(
+                    "GET", "/me/projects", headers={"Authorization": f"Bearer {key['key']}"})
+                assert status == 401
+                job = await _wait_job(anyone, job["url"])
+                assert job["state"] == "done" and job["progress"] == 1.0, job
+
+                pseudonym = pseudonym_of(ada.id)
+                async with asyncio.timeout(10):  # the connected client sees the scrub
+                    while not any(c["author"] == pseudonym
+                                  for c in client.document.comments()):
+                        await asyncio.sleep(0.05)
+                comments = {c["id"]: c for c in client.document.comments()}
+                assert comments[kept]["text"] == "" and comments[kept]["author"] == pseudonym
+                assert [c["text"] for c in comments.values() if c["id"] != kept] == [
+                    f"Bo thanks {pseudonym}"]
+                assert [m["name"] for m in client.document.markers()] == [
+                    f"take by {pseudonym}"]
+
+            status, body, _ = await ada.call("POST", "/auth/sign-in",
+                                             {"email": "ada@example.org", "password": PASSWORD})
+            assert status == 401
+            status, members, _ = await bo.call("GET", f"/accounts/{org['id']}/members")
+            assert [m["id"] for m in members] == [bo.id]
+            status, audit, _ = await bo.call("GET", f"/accounts/{org['id']}/audit")
+            dumped = json.dumps(audit)
+            assert ada.id not in dumped and "ada@example.org" not in dumped
+            assert pseudonym in dumped
+            actions = [r["action"] for r in await db.fetch(
+                "SELECT action FROM audit_log WHERE account_id = ?", pseudonym)]
+            assert "deletion" in actions and "sign_in" in actions
+            assert await db.fetchval("SELECT COUNT(*) FROM audit_log WHERE account_id = ? OR "
+                                     "actor_id = ? OR target = ?", ada.id, ada.id, ada.id) == 0
+            for table in ("accounts", "memberships", "sessions", "api_keys", "account_emails"):
+                column = {"accounts": "account_id", "api_keys": "owner_id"}.get(table,
+                                                                              "person_id")
+                assert await db.fetchval(f"SELECT COUNT(*) FROM {table} WHERE {column} = ?",
+                                         ada.id) == 0, table
+
+            # money records kept, naming only the pseudonym
+            assert await db.fetchval("SELECT COUNT(*) FROM dist_ledger") == ledger_before
+            assert await db.fetchval("SELECT COUNT(*) FROM dist_ledger WHERE payee_id = ?",
+                                     pseudonym) > 0
+            money = json.dumps([dict(r) for table in (
+                "dist_ledger", "dist_payees", "dist_splits", "dist_split_history",
+                "dist_statements", "dist_audit") for r in await db.fetch(
+                f"SELECT * FROM {table}")], default=str)
+            for old in (ada.id, "Ada Lovelace", "ada@example.org"):
+                assert old not in money
+            assert "Bo Diddley" in money and pseudonym in money
+
+            # the store keeps no byte of what the person wrote or was called
+            raw = await _raw_collab_bytes(app)
+            for old in (ada.id, "Ada Lovelace", "secret lyric", "deleted confession"):
+                assert old.encode() not in raw, old
+            assert b"Bo thanks" in raw
+        finally:
+            for person in (ada, bo, anyone):
+                await person.close()
