@@ -22,6 +22,7 @@ from accounts_helpers import PASSWORD, Person, accounts_server
 from click.testing import CliRunner
 from smtp_server import SmtpServer
 
+from accounts.erasure import AccountErasure
 from accounts.errors import Conflict, NotFound, UnknownRegion
 from accounts.models import AccountKind
 from accounts.passwords import Passwords
@@ -179,6 +180,38 @@ async def test_a_person_in_another_regions_organisation(regions: Regions) -> Non
             assert table not in await mentions(db, *marks)
     assert await store.ungrant("demo", eve.person.account_id)
     assert await store.grants_on("demo") == []
+
+
+@pytest.mark.asyncio
+async def test_erasing_a_person_leaves_no_row_of_theirs_in_any_region(regions: Regions) -> None:
+    service, store = regions.service, regions.store
+    eve = await signed_up(service, "eve@example.eu", "eu")
+    uma = await signed_up(service, "uma@example.com", "us")
+    uma_id = uma.person.account_id
+    org = await service.create_organisation(Actor(eve.person.account_id), "Eve Records")
+    await service.invite(Actor(eve.person.account_id), org.account_id, "uma@example.com",
+                         "member")
+    await service.accept_invitation(Actor(uma_id), token_of(service, "invite",
+                                                            "uma@example.com"))
+    await store.own_project(uma_id, "demo")
+    await store.grant("demo", eve.person.account_id, "viewer", uma_id)
+    erasure = AccountErasure(service)
+    pz = await erasure.pseudonymiser(uma_id)
+    queued: list[str] = []
+
+    async def queue(tx: object, pseudonym: str) -> None:
+        queued.append(pseudonym)
+
+    closed = await erasure.close(uma_id, queue)
+    assert queued == [closed.pseudonym] and closed.sessions_ended == 1
+    assert await service.sessions.find(uma.secret) is None
+    changed = await erasure.erase(pz)
+    assert changed["memberships"] == 1 and changed["accounts"] == 1
+    for name, db in regions.databases.items():
+        assert await mentions(db, uma_id, "uma@example.com") == {}, name
+    assert [m.person_id for m in await store.members(org.account_id)] == [
+        eve.person.account_id]  # the organisation (eu) keeps its other member
+    assert await erasure.erase(pz) == {}  # a retried job changes nothing
 
 
 @pytest.mark.asyncio
