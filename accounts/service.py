@@ -490,6 +490,7 @@ class AccountService:
                                                      invitation.role, tx=tx)
         await self.store.audit(invitation.account_id, person.account_id, INVITATION_ACCEPTED,
                                target=person.account_id, detail={"role": invitation.role})
+        await self.roles_changed(person.account_id)
         return membership
 
     async def set_member_role(self, actor: Actor, org_id: str, person_id: str, role: str, *,
@@ -507,6 +508,7 @@ class AccountService:
         await self.store.audit(org_id, actor.person_id, ROLE_CHANGED, target=person_id,
                                address=actor.address, detail={"from": current.role,
                                                               "role": role})
+        await self.roles_changed(person_id)
         return membership
 
     async def remove_member(self, actor: Actor, org_id: str, person_id: str) -> None:
@@ -521,6 +523,17 @@ class AccountService:
             raise NotFound(f"{person_id!r} is not a member")
         await self.store.audit(org_id, actor.person_id, MEMBER_REMOVED, target=person_id,
                                address=actor.address)
+        await self.roles_changed(person_id)
+
+    async def roles_changed(self, account_id: str) -> int:
+        """What ``account_id`` may do changed: the sessions of that person, or of everyone
+        in that team or organisation, get a new id at their next use; how many marked."""
+        account = await self.store.account(account_id)
+        if account is None:
+            return 0
+        people = ([account_id] if account.is_person else
+                  [m.person_id for m in await self.store.members(account_id)])
+        return sum([await self.sessions.mark_for_rotation(p) for p in people])
 
     async def _keep_an_owner(self, org_id: str, person_id: str, role: str | None) -> None:
         owners = [m.person_id for m in await self.store.members(org_id)
@@ -656,6 +669,7 @@ class AccountService:
         membership = await self.store.set_member(org_id, person_id, role)
         await self.store.audit(org_id, actor_id, ROLE_CHANGED, target=person_id,
                                detail={"role": role})
+        await self.roles_changed(person_id)
         return membership
 
     async def disable(self, account_id: str, actor_id: str = "admin") -> Account:
