@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -112,7 +112,8 @@ class AccountService:
                  base_url: str = "http://127.0.0.1:8750", passwords: Passwords | None = None,
                  policy: PasswordPolicy | None = None, throttle: ThrottleRule | None = None,
                  regions: Iterable[str] = (DEFAULT_REGION,),
-                 require_verified_email: bool = True) -> None:
+                 require_verified_email: bool = True,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.sessions = sessions
         self.notifier = notifier
@@ -122,6 +123,8 @@ class AccountService:
         self.throttle = throttle or ThrottleRule()
         self.regions = tuple(regions)
         self.require_verified_email = require_verified_email
+        #: The time sign-in failures are counted and faded by (injected by tests).
+        self.clock = clock
         self._key_touched: dict[str, float] = {}
 
     # -- helpers --------------------------------------------------------------------
@@ -148,17 +151,18 @@ class AccountService:
         return record
 
     async def _check_throttle(self, subjects: Iterable[str]) -> None:
-        now = time.time()
+        now = self.clock()
         for subject in subjects:
-            failures, last = await self.store.failures(subject)
+            failures, last = await self.store.failures(subject, now=now,
+                                                       half_life=self.throttle.half_life)
             wait = last + self.throttle.delay_after(failures) - now
             if wait > 0:
                 raise Throttled(f"too many failed attempts; try again in {wait:.0f} s", wait)
 
     async def _fail(self, subjects: Iterable[str]) -> None:
-        now = time.time()
+        now = self.clock()
         for subject in subjects:
-            await self.store.record_failure(subject, now)
+            await self.store.record_failure(subject, now, half_life=self.throttle.half_life)
 
     # -- sign-up and email ------------------------------------------------------------
 
