@@ -241,10 +241,15 @@ class AccountService:
                                                      password_hash=await self._hash(password))
         self._check_may_sign_in(person)
         if person.two_factor:
-            token = await self._new_link("second_factor", person.account_id,
-                                         {"address": address}, SECOND_FACTOR_SECONDS)
-            return SecondFactorNeeded(token, time.time() + SECOND_FACTOR_SECONDS)
+            return await self.second_factor_needed(person, address)
         return await self.start_session(person, address, user_agent)
+
+    async def second_factor_needed(self, person: Account, address: str) -> SecondFactorNeeded:
+        """``person`` proved the first factor (password or provider): the token with which
+        :meth:`second_factor` finishes the sign-in."""
+        token = await self._new_link("second_factor", person.account_id,
+                                     {"address": address}, SECOND_FACTOR_SECONDS)
+        return SecondFactorNeeded(token, time.time() + SECOND_FACTOR_SECONDS)
 
     def _check_may_sign_in(self, person: Account) -> None:
         if not person.active:

@@ -17,6 +17,7 @@ from . import (
     openapi,
     page,
     rtc,
+    sso_routes,
     transcription_api,
 )
 from .permissions import CORE_PERMISSIONS
@@ -41,4 +42,5 @@ def permissions() -> list[Permission]:
 def routes(context: PluginContext) -> list[Route]:
     return [*api.ROUTES, *assets.ROUTES, *bounces.ROUTES, *rtc.ROUTES,
             *transcription_api.ROUTES, *page.ROUTES, *openapi.ROUTES,
-            *auth_routes.ROUTES, *account_routes.ROUTES, *oidc_routes.ROUTES]
+            *auth_routes.ROUTES, *account_routes.ROUTES, *oidc_routes.ROUTES,
+            *sso_routes.ROUTES]
