@@ -25,6 +25,7 @@ import base64
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -178,10 +179,13 @@ class SingleSignOn:
 
     async def configure(self, actor: Actor, org_id: str, *, issuer: str, client_id: str,
                         client_secret: str | None, domains: list[str],
-                        default_role: str = OrgRole.MEMBER.value) -> SsoProvider:
+                        default_role: str = OrgRole.MEMBER.value,
+                        check_host: Callable[[str], Awaitable[None]] | None = None
+                        ) -> SsoProvider:
         """Register (or change) ``org_id``'s provider (its admins and owners).
 
-        ``client_secret`` None keeps the one stored (a first registration needs one).
+        ``client_secret`` None keeps the one stored (a first registration needs one);
+        ``check_host`` may refuse the checked issuer (the server's address rules).
         """
         await self.require_admin(actor, org_id)
         if default_role not in NEWCOMER_ROLES:
@@ -189,11 +193,14 @@ class SingleSignOn:
         old = await self.store.get(org_id)
         if client_secret is None and old is None:
             raise SsoError("give the client_secret the provider issued for this client")
+        checked_issuer, checked_domains = check_issuer(issuer), check_domains(domains)
+        if check_host is not None:
+            await check_host(checked_issuer)
         now = time.time()
         provider = SsoProvider(
-            account_id=org_id, issuer=check_issuer(issuer), client_id=client_id.strip(),
+            account_id=org_id, issuer=checked_issuer, client_id=client_id.strip(),
             client_secret=client_secret if client_secret is not None else old.client_secret,
-            domains=check_domains(domains), default_role=default_role,
+            domains=checked_domains, default_role=default_role,
             updated_by=actor.person_id, created_at=old.created_at if old else now,
             updated_at=now)
         await self.store.put(provider)
