@@ -7,7 +7,9 @@
   stops at once on every process), its rate limit is counted
   (:mod:`accounts.ratelimit`, answers carry ``RateLimit`` headers, 429 past it)
   and it holds only its scopes.
-- any other bearer or ``?token=``: a signed project token, as before accounts.
+- any other bearer or ``?token=``: a signed project token, as before accounts. It
+  acts for its project only: naming another account (``{account_id}`` in the path
+  or ``?account=``) answers 404, as for a person outside that account.
 - the ``mbs_session`` cookie: a signed-in person. Writes (POST, PUT, PATCH,
   DELETE) must carry the session's CSRF token in ``X-CSRF-Token``. A session
   marked for rotation (the person's roles changed) is served once more under a
@@ -62,11 +64,23 @@ async def identify(request: web.Request) -> Principal | None:
     if token is not None and token.startswith(KEY_PREFIX):
         return await _by_key(request, token)
     if token is not None:
-        return await identify_by_token(request)
+        return _own_account_only(request, await identify_by_token(request))
     secret = request.cookies.get(SESSION_COOKIE)
     if secret and ACCOUNTS in request.app:
         return await _by_session(request, secret)
     return None
+
+
+def _own_account_only(request: web.Request, principal: Principal | None) -> Principal | None:
+    """A project token's principal, refused (404) on another account than its project's."""
+    if principal is None or principal.admin:
+        return principal
+    named = request.match_info.get(ACCOUNT_PATH_PARAMETER) or request.query.get(
+        ACCOUNT_PARAMETER)
+    if named and named != principal.account_id:
+        raise NotFound(f"there is no account {named!r} (a project token acts for its own "
+                       "project only)")
+    return principal
 
 
 async def _by_session(request: web.Request, secret: str) -> Principal:
