@@ -147,6 +147,8 @@ class SessionRecord:
     expires_at: float
     user_agent: str = ""
     address: str = ""
+    #: The person's roles changed since this id was issued: the next request gets a new one.
+    rotate: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@
 else links the person whose address the provider *verified*; else creates a new
 person (no password) and links them. An address the provider did not verify never
 links to an existing account: anyone can type any address at some providers, and
-linking on it would hand them the account.
+linking on it would hand them the account. A person with two-step sign-in is
+asked for their code as after a password (:class:`~accounts.service.SecondFactorNeeded`):
+the provider stands in for the password, never for the second factor.
 """
 
 from __future__ import annotations
@@ -14,34 +16,42 @@ import time
 from .errors import Conflict, Forbidden
 from .models import Account, AccountKind
 from .oidc import OidcIdentity
-from .service import AccountService, SignedIn
+from .service import AccountService, SecondFactorNeeded, SignedIn
 
 #: Audit action when a provider's identity is linked to a person.
 IDENTITY_LINKED = "identity.linked"
 
 
 async def sign_in_with(service: AccountService, identity: OidcIdentity, *, address: str = "",
-                       user_agent: str = "") -> SignedIn:
-    """A new session for the person ``identity`` names (linked or created first).
+                       user_agent: str = "") -> SignedIn | SecondFactorNeeded:
+    """A new session for the person ``identity`` names (linked or created first), or the
+    second factor to ask for when they use two-step sign-in.
 
-    Raises :class:`~accounts.errors.Forbidden` for a disabled account, a person with
-    two-step sign-in (they sign in with password and code), or an unverified provider
-    address that belongs to an existing account.
+    Raises :class:`~accounts.errors.Forbidden` for a disabled account or an unverified
+    provider address that belongs to an existing account.
     """
     store = service.store
     person = await store.person_by_identity(identity.issuer, identity.subject)
     if person is None:
-        person = await _link_or_create(service, identity, address)
+        person = await link_or_create(service, identity, address)
+    return await finish_sign_in(service, person, identity, address=address,
+                                user_agent=user_agent)
+
+
+async def finish_sign_in(service: AccountService, person: Account, identity: OidcIdentity, *,
+                         address: str = "", user_agent: str = ""
+                         ) -> SignedIn | SecondFactorNeeded:
+    """Sign in ``person``, whom ``identity`` vouched for: a session, or (two-step sign-in
+    on) the second factor still to give; :class:`Forbidden` if they are disabled."""
     if not person.active:
         raise Forbidden("this account is disabled; ask an administrator")
     if person.two_factor:
-        raise Forbidden("this account uses two-step sign-in; sign in with your password and "
-                        "the code from your authenticator app")
+        return await service.second_factor_needed(person, address)
     return await service.start_session(person, address, user_agent,
                                        detail={"issuer": identity.issuer})
 
 
-async def _link_or_create(service: AccountService, identity: OidcIdentity,
+async def link_or_create(service: AccountService, identity: OidcIdentity,
                           address: str) -> Account:
     """The person to link ``identity`` to: the verified address's owner, or a new one."""
     store = service.store

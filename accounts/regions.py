@@ -350,19 +350,23 @@ class RegionalAccountStore:
                 return self.store_of(person.account_id)
         return self.stores[DEFAULT_REGION]
 
-    async def record_failure(self, subject: str, now: float) -> int:
-        """Count one more failure for ``subject``; the count now (over every region)."""
+    async def record_failure(self, subject: str, now: float, *,
+                             half_life: float | None = None) -> int:
+        """Count one more failure for ``subject``; the count now (over every region,
+        faded by ``half_life`` as :meth:`AccountStore.record_failure` does)."""
         store = await self._failure_store(subject)
-        mine = await store.record_failure(subject, now)
+        mine = await store.record_failure(subject, now, half_life=half_life)
         if len(self.stores) == 1:
             return mine
         others = [s for s in self.stores.values() if s is not store]
-        counts = await asyncio.gather(*(s.failures(subject) for s in others))
+        counts = await asyncio.gather(*(s.failures(subject, now=now, half_life=half_life)
+                                        for s in others))
         return mine + sum(count for count, _ in counts)
 
-    async def failures(self, subject: str) -> tuple[int, float]:
+    async def failures(self, subject: str, *, now: float | None = None,
+                       half_life: float | None = None) -> tuple[int, float]:
         """``subject``'s failure count over every region and the time of the last one."""
-        found = await self._each(lambda s: s.failures(subject))
+        found = await self._each(lambda s: s.failures(subject, now=now, half_life=half_life))
         return sum(count for count, _ in found), max(last for _, last in found)
 
     async def clear_failures(self, subject: str) -> None:
@@ -538,6 +542,14 @@ class RegionalSessions:
     async def of_person(self, person_id: str) -> list[SessionRecord]:
         """Every session of ``person_id``."""
         return await self._of(person_id).of_person(person_id)
+
+    async def mark_rotation(self, person_id: str) -> int:
+        """Mark ``person_id``'s sessions (in their region) for a new id."""
+        return await self._of(person_id).mark_rotation(person_id)
+
+    async def replace(self, old: SessionRecord, new: SessionRecord, ttl: float) -> bool:
+        """Swap ``old`` for ``new`` in their person's region, atomically."""
+        return await self._of(old.person_id).replace(old, new, ttl)
 
     async def purge(self, now: float, idle_s: float) -> int:
         """Delete sessions past either timeout in every region; how many."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -122,7 +122,8 @@ class AccountService:
                  base_url: str = "http://127.0.0.1:8750", passwords: Passwords | None = None,
                  policy: PasswordPolicy | None = None, throttle: ThrottleRule | None = None,
                  regions: Iterable[str] = (DEFAULT_REGION,),
-                 require_verified_email: bool = True) -> None:
+                 require_verified_email: bool = True,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.sessions = sessions
         self.notifier = notifier
@@ -132,6 +133,8 @@ class AccountService:
         self.throttle = throttle or ThrottleRule()
         self.regions = tuple(regions)
         self.require_verified_email = require_verified_email
+        #: The time sign-in failures are counted and faded by (injected by tests).
+        self.clock = clock
         self._key_touched: dict[str, float] = {}
 
     # -- helpers --------------------------------------------------------------------
@@ -158,17 +161,18 @@ class AccountService:
         return record
 
     async def _check_throttle(self, subjects: Iterable[str]) -> None:
-        now = time.time()
+        now = self.clock()
         for subject in subjects:
-            failures, last = await self.store.failures(subject)
+            failures, last = await self.store.failures(subject, now=now,
+                                                       half_life=self.throttle.half_life)
             wait = last + self.throttle.delay_after(failures) - now
             if wait > 0:
                 raise Throttled(f"too many failed attempts; try again in {wait:.0f} s", wait)
 
     async def _fail(self, subjects: Iterable[str]) -> None:
-        now = time.time()
+        now = self.clock()
         for subject in subjects:
-            await self.store.record_failure(subject, now)
+            await self.store.record_failure(subject, now, half_life=self.throttle.half_life)
 
     # -- sign-up and email ------------------------------------------------------------
 
@@ -248,10 +252,15 @@ class AccountService:
                                                      password_hash=await self._hash(password))
         self._check_may_sign_in(person)
         if person.two_factor:
-            token = await self._new_link("second_factor", person.account_id,
-                                         {"address": address}, SECOND_FACTOR_SECONDS)
-            return SecondFactorNeeded(token, time.time() + SECOND_FACTOR_SECONDS)
+            return await self.second_factor_needed(person, address)
         return await self.start_session(person, address, user_agent)
+
+    async def second_factor_needed(self, person: Account, address: str) -> SecondFactorNeeded:
+        """``person`` proved the first factor (password or provider): the token with which
+        :meth:`second_factor` finishes the sign-in."""
+        token = await self._new_link("second_factor", person.account_id,
+                                     {"address": address}, SECOND_FACTOR_SECONDS)
+        return SecondFactorNeeded(token, time.time() + SECOND_FACTOR_SECONDS)
 
     def _check_may_sign_in(self, person: Account) -> None:
         if not person.active:
@@ -501,6 +510,7 @@ class AccountService:
                                                      invitation.role, tx=tx)
         await self.store.audit(invitation.account_id, person.account_id, INVITATION_ACCEPTED,
                                target=person.account_id, detail={"role": invitation.role})
+        await self.roles_changed(person.account_id)
         return membership
 
     async def set_member_role(self, actor: Actor, org_id: str, person_id: str, role: str, *,
@@ -518,6 +528,7 @@ class AccountService:
         await self.store.audit(org_id, actor.person_id, ROLE_CHANGED, target=person_id,
                                address=actor.address, detail={"from": current.role,
                                                               "role": role})
+        await self.roles_changed(person_id)
         return membership
 
     async def remove_member(self, actor: Actor, org_id: str, person_id: str) -> None:
@@ -532,6 +543,17 @@ class AccountService:
             raise NotFound(f"{person_id!r} is not a member")
         await self.store.audit(org_id, actor.person_id, MEMBER_REMOVED, target=person_id,
                                address=actor.address)
+        await self.roles_changed(person_id)
+
+    async def roles_changed(self, account_id: str) -> int:
+        """What ``account_id`` may do changed: the sessions of that person, or of everyone
+        in that team or organisation, get a new id at their next use; how many marked."""
+        account = await self.store.account(account_id)
+        if account is None:
+            return 0
+        people = ([account_id] if account.is_person else
+                  [m.person_id for m in await self.store.members(account_id)])
+        return sum([await self.sessions.mark_for_rotation(p) for p in people])
 
     async def _keep_an_owner(self, org_id: str, person_id: str, role: str | None) -> None:
         owners = [m.person_id for m in await self.store.members(org_id)
@@ -667,6 +689,7 @@ class AccountService:
         membership = await self.store.set_member(org_id, person_id, role)
         await self.store.audit(org_id, actor_id, ROLE_CHANGED, target=person_id,
                                detail={"role": role})
+        await self.roles_changed(person_id)
         return membership
 
     async def disable(self, account_id: str, actor_id: str = "admin") -> Account:

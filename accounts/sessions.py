@@ -6,6 +6,12 @@ its SHA-256 (:func:`hash_session`), so a copy of the store signs nobody in.
 one interface (:class:`SessionStore`): :class:`DatabaseSessions` on the embedded
 default and :class:`RedisSessions` when Redis is configured, whose keys carry a
 hash tag (``maxbooster:{s:HASH}``) so each session lives on one Redis Cluster slot.
+
+When a person's roles change, :meth:`Sessions.mark_for_rotation` marks their
+sessions; the next request with a marked session gets a new secret id and CSRF
+token from :meth:`Sessions.rotate`, which ends the old id in the same step (only
+one of two racing requests wins it), so an id someone may have seen before the
+change stops working.
 """
 
 from __future__ import annotations
@@ -72,12 +78,19 @@ class SessionStore(Protocol):
     async def of_person(self, person_id: str) -> list[SessionRecord]:
         """Every session of ``person_id`` (expired ones may be included)."""
 
+    async def mark_rotation(self, person_id: str) -> int:
+        """Mark every session of ``person_id`` for a new id; how many were marked."""
+
+    async def replace(self, old: SessionRecord, new: SessionRecord, ttl: float) -> bool:
+        """End ``old`` and keep ``new`` in one step; False (and nothing kept) if ``old``
+        had ended already (another request rotated or ended it)."""
+
     async def close(self) -> None:
         """Release connections."""
 
 
 def _record(row: Row) -> SessionRecord:
-    return SessionRecord(key_hash=row["lookup_key"], **{
+    return SessionRecord(key_hash=row["lookup_key"], rotate=bool(row["rotate"]), **{
         k: row[k] for k in ("session_id", "person_id", "csrf_token", "created_at",
                             "last_seen_at", "expires_at", "user_agent", "address")})
 
@@ -88,14 +101,21 @@ class DatabaseSessions:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    _INSERT = ("INSERT INTO sessions (lookup_key, session_id, person_id, csrf_token, "
+               "created_at, last_seen_at, expires_at, user_agent, address, rotate) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+    @staticmethod
+    def _values(record: SessionRecord) -> tuple[Any, ...]:
+        return (record.key_hash, record.session_id, record.person_id, record.csrf_token,
+                record.created_at, record.last_seen_at, record.expires_at, record.user_agent,
+                record.address, int(record.rotate))
+
     async def save(self, record: SessionRecord, ttl: float) -> None:
+        # a touch writes only the last-seen time: a rotation mark set meanwhile stays
         await self.db.execute(
-            "INSERT INTO sessions (lookup_key, session_id, person_id, csrf_token, created_at, "
-            "last_seen_at, expires_at, user_agent, address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (lookup_key) DO UPDATE SET last_seen_at = excluded.last_seen_at",
-            record.key_hash, record.session_id, record.person_id, record.csrf_token,
-            record.created_at, record.last_seen_at, record.expires_at, record.user_agent,
-            record.address)
+            self._INSERT + " ON CONFLICT (lookup_key) DO UPDATE SET "
+            "last_seen_at = excluded.last_seen_at", *self._values(record))
 
     async def get(self, key_hash: str) -> SessionRecord | None:
         row = await self.db.fetchrow("SELECT * FROM sessions WHERE lookup_key = ?", key_hash)
@@ -110,6 +130,17 @@ class DatabaseSessions:
                                    "ORDER BY created_at", person_id)
         return [_record(row) for row in rows]
 
+    async def mark_rotation(self, person_id: str) -> int:
+        return await self.db.execute("UPDATE sessions SET rotate = 1 WHERE person_id = ?",
+                                     person_id)
+
+    async def replace(self, old: SessionRecord, new: SessionRecord, ttl: float) -> bool:
+        async with self.db.transaction() as tx:
+            if not await tx.execute("DELETE FROM sessions WHERE lookup_key = ?", old.key_hash):
+                return False
+            await tx.execute(self._INSERT, *self._values(new))
+        return True
+
     async def purge(self, now: float, idle_s: float) -> int:
         """Delete sessions past either timeout; how many."""
         return await self.db.execute(
@@ -122,9 +153,13 @@ class DatabaseSessions:
 class RedisSessions:
     """Sessions in Redis (or Redis Cluster): one hash-tagged key per session, expiring.
 
-    ``maxbooster:{s:HASH}`` holds the record as JSON with a TTL; the set
+    ``maxbooster:{s:HASH}`` holds the record as JSON with a TTL and
+    ``maxbooster:{s:HASH}:rotate`` (same slot) its rotation mark, kept apart so a
+    touch that rewrites the record never drops a mark; the set
     ``maxbooster:{p:PERSON}:sessions`` lists a person's session hashes (pruned
-    when read). Every command touches one key, so any cluster node can serve it.
+    when read). Every command touches one slot, so any cluster node can serve it.
+    A rotation keeps the new key first, then claims the old one with ``GETDEL``
+    (atomic): of two racing rotations one gets the record, the other drops its key.
     """
 
     PREFIX = "maxbooster"
@@ -147,13 +182,22 @@ class RedisSessions:
     def _key(self, key_hash: str) -> str:
         return f"{self.PREFIX}:{{s:{key_hash}}}"
 
+    def _mark(self, key_hash: str) -> str:
+        return f"{self.PREFIX}:{{s:{key_hash}}}:rotate"
+
     def _index(self, person_id: str) -> str:
         return f"{self.PREFIX}:{{p:{person_id}}}:sessions"
 
+    @staticmethod
+    def _json(record: SessionRecord) -> str:
+        return json.dumps({**asdict(record), "rotate": False})
+
     async def save(self, record: SessionRecord, ttl: float) -> None:
         milliseconds = max(1, int(ttl * 1000))
-        await self.client.set(self._key(record.key_hash), json.dumps(asdict(record)),
-                              px=milliseconds)
+        await self.client.set(self._key(record.key_hash), self._json(record), px=milliseconds)
+        await self._index_add(record, milliseconds)
+
+    async def _index_add(self, record: SessionRecord, milliseconds: int) -> None:
         index = self._index(record.person_id)
         await self.client.sadd(index, record.key_hash)
         # the index lives as long as its longest session: lengthen it (GT), or give a new
@@ -162,12 +206,14 @@ class RedisSessions:
             await self.client.pexpire(index, milliseconds, nx=True)
 
     async def get(self, key_hash: str) -> SessionRecord | None:
-        text = await self.client.get(self._key(key_hash))
-        return None if text is None else SessionRecord(**json.loads(text))
+        text, mark = await self.client.mget(self._key(key_hash), self._mark(key_hash))
+        if text is None:
+            return None
+        return SessionRecord(**{**json.loads(text), "rotate": mark is not None})
 
     async def delete(self, key_hash: str) -> bool:
         record = await self.get(key_hash)
-        removed = bool(await self.client.delete(self._key(key_hash)))
+        removed = bool(await self.client.delete(self._key(key_hash), self._mark(key_hash)))
         if record is not None:
             await self.client.srem(self._index(record.person_id), key_hash)
         return removed
@@ -182,6 +228,27 @@ class RedisSessions:
             else:
                 found.append(record)
         return sorted(found, key=lambda r: r.created_at)
+
+    async def mark_rotation(self, person_id: str) -> int:
+        now, marked = time.time(), 0
+        for record in await self.of_person(person_id):
+            # the mark outlives the session: no session lasts past its absolute expiry
+            milliseconds = max(1, int((record.expires_at - now) * 1000))
+            await self.client.set(self._mark(record.key_hash), "1", px=milliseconds)
+            marked += 1
+        return marked
+
+    async def replace(self, old: SessionRecord, new: SessionRecord, ttl: float) -> bool:
+        milliseconds = max(1, int(ttl * 1000))
+        new_key = self._key(new.key_hash)
+        await self.client.set(new_key, self._json(new), px=milliseconds, nx=True)
+        if await self.client.getdel(self._key(old.key_hash)) is None:
+            await self.client.delete(new_key)  # another request rotated or ended it first
+            return False
+        await self.client.delete(self._mark(old.key_hash))
+        await self.client.srem(self._index(old.person_id), old.key_hash)
+        await self._index_add(new, milliseconds)
+        return True
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -226,6 +293,26 @@ class Sessions:
             record = replace(record, last_seen_at=now)
             await self.store.save(record, self.policy.ttl(record, now))
         return record
+
+    async def mark_for_rotation(self, person_id: str) -> int:
+        """``person_id``'s roles changed: each of their sessions gets a new id at its next
+        use (:meth:`rotate`); how many sessions were marked."""
+        return await self.store.mark_rotation(person_id)
+
+    async def rotate(self, record: SessionRecord, *, now: float | None = None
+                     ) -> tuple[str, SessionRecord] | None:
+        """Give ``record`` a new secret id and CSRF token and end the old id, in one step.
+
+        The session keeps its public id, sign-in time and absolute expiry. None when
+        another request rotated (or someone ended) it first.
+        """
+        now = time.time() if now is None else now
+        secret, fresh = self.policy.new_session(record.person_id, now=now)
+        new = replace(record, key_hash=fresh.key_hash, csrf_token=fresh.csrf_token,
+                      last_seen_at=now, rotate=False)
+        if not await self.store.replace(record, new, self.policy.ttl(new, now)):
+            return None
+        return secret, new
 
     async def end(self, key_hash: str) -> bool:
         """End one session by the hash of its id."""

@@ -36,6 +36,7 @@ from .models import (
     normalise_email,
 )
 from .pseudonyms import Pseudonymiser
+from .throttle import decayed
 
 MIGRATIONS = load_migrations("accounts", Path(__file__).with_name("migrations"))
 
@@ -379,19 +380,48 @@ class AccountStore:
 
     # -- failed sign-ins ----------------------------------------------------------
 
-    async def record_failure(self, subject: str, now: float) -> int:
-        """Count one more failure for ``subject``; the count now."""
-        return int(await self.db.fetchval(
+    async def record_failure(self, subject: str, now: float, *,
+                             half_life: float | None = None) -> int:
+        """Count one more failure for ``subject``; the count now.
+
+        With ``half_life`` the new failure counts on top of what is left of the older
+        ones (:func:`~accounts.throttle.decayed`), written only if no other failure was
+        counted meanwhile (compare-and-set, retried), so racing failures all count.
+        """
+        for _ in range(8 if half_life is not None else 0):
+            row = await self.db.fetchrow("SELECT failures, last_failure_at FROM "
+                                         "sign_in_failures WHERE lookup_key = ?", subject)
+            if row is None:
+                if await self.db.execute(
+                        "INSERT INTO sign_in_failures (lookup_key, failures, last_failure_at) "
+                        "VALUES (?, 1, ?) ON CONFLICT (lookup_key) DO NOTHING", subject, now):
+                    return 1
+                continue
+            count = decayed(int(row["failures"]), float(row["last_failure_at"]), now,
+                            half_life) + 1
+            if await self.db.execute(
+                    "UPDATE sign_in_failures SET failures = ?, last_failure_at = ? WHERE "
+                    "lookup_key = ? AND failures = ? AND last_failure_at = ?", count, now,
+                    subject, row["failures"], row["last_failure_at"]):
+                return count
+        return int(await self.db.fetchval(  # no decay asked, or a long race: plain count
             "INSERT INTO sign_in_failures (lookup_key, failures, last_failure_at) "
             "VALUES (?, 1, ?) ON CONFLICT (lookup_key) DO UPDATE SET "
             "failures = sign_in_failures.failures + 1, last_failure_at = excluded.last_failure_at"
             " RETURNING failures", subject, now))
 
-    async def failures(self, subject: str) -> tuple[int, float]:
-        """``subject``'s failure count and the time of the last one ((0, 0.0) if none)."""
+    async def failures(self, subject: str, *, now: float | None = None,
+                       half_life: float | None = None) -> tuple[int, float]:
+        """``subject``'s failure count and the time of the last one ((0, 0.0) if none);
+        with ``half_life``, the count left at ``now`` (:func:`~accounts.throttle.decayed`)."""
         row = await self.db.fetchrow("SELECT failures, last_failure_at FROM sign_in_failures "
                                      "WHERE lookup_key = ?", subject)
-        return (0, 0.0) if row is None else (int(row["failures"]), float(row["last_failure_at"]))
+        if row is None:
+            return 0, 0.0
+        count, last = int(row["failures"]), float(row["last_failure_at"])
+        if half_life is not None:
+            count = decayed(count, last, time.time() if now is None else now, half_life)
+        return count, last
 
     async def clear_failures(self, subject: str) -> None:
         """Forget ``subject``'s failures (it signed in)."""

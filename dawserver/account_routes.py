@@ -341,6 +341,7 @@ async def grant(request: Request) -> GrantInfo:
     role = request.body.role.value
     made = await service.store.grant(request.params["project_id"], grantee.account_id, role,
                                      request.principal.user)
+    await service.roles_changed(grantee.account_id)
     return GrantInfo(grantee=made.grantee_id, role=made.role, granted_by=made.granted_by)
 
 
@@ -349,6 +350,7 @@ async def ungrant(request: Request) -> GrantInfo:
     project_id, grantee = request.params["project_id"], request.params["grantee_id"]
     if not await request.app[ACCOUNTS].store.ungrant(project_id, grantee):
         raise Conflict(f"{grantee!r} holds no role on this project")
+    await request.app[ACCOUNTS].roles_changed(grantee)
     return GrantInfo(grantee=grantee, role="", granted_by=request.principal.user)
 
 

@@ -30,6 +30,7 @@ from accounts.sessions import RedisSessions, Sessions, SessionStore
 from .account_mail import QUEUE, SETTINGS, MailSender, QueuedMail
 from .keys import ACCOUNTS, BACKGROUND, CONFIG, DATABASE, RATE_LIMITER
 from .oidc_routes import setup_oidc
+from .sso_routes import setup_sso
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def setup_accounts(app: web.Application) -> None:
                              SETTINGS)
     app.cleanup_ctx.append(accounts_context)
     setup_oidc(app)
+    setup_sso(app)
 
 
 async def accounts_context(app: web.Application) -> AsyncIterator[None]:

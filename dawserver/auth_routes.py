@@ -11,7 +11,6 @@ password or a second factor).
 
 from __future__ import annotations
 
-from http.cookies import SimpleCookie
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -20,8 +19,8 @@ from accounts.models import Account, SessionRecord
 from accounts.service import Actor, SecondFactorNeeded, SignedIn
 
 from .errors import Forbidden
-from .identity import SESSION, SESSION_COOKIE
-from .keys import ACCOUNTS, CONFIG
+from .identity import SESSION, session_cookie
+from .keys import ACCOUNTS
 from .permissions import ACCOUNT_SELF
 from .plugin_api import PUBLIC, Empty, Model, Reply, Request, Route
 
@@ -193,18 +192,6 @@ def _address(request: Request) -> str:
 
 def _user_agent(request: Request) -> str:
     return request.headers.get("User-Agent", "")
-
-
-def session_cookie(request: Request, secret: str, max_age: int) -> str:
-    """The ``Set-Cookie`` value that holds (or, with max_age 0, clears) a session."""
-    cookie: SimpleCookie = SimpleCookie()
-    cookie[SESSION_COOKIE] = secret
-    morsel = cookie[SESSION_COOKIE]
-    morsel["path"], morsel["httponly"], morsel["samesite"] = "/", True, "Lax"
-    morsel["max-age"] = max_age
-    if request.app[CONFIG].secure_cookies:
-        morsel["secure"] = True
-    return morsel.OutputString()
 
 
 def _signed_in(request: Request, signed: SignedIn) -> Reply:

@@ -105,6 +105,11 @@ class ServerConfig:
     sign_in_providers:
         OpenID Connect providers by name: ``{"google": {"issuer": ..., "client_id": ...,
         "client_secret": ...}}`` (docs/accounts.md).
+    single_sign_on:
+        Organisations' own providers (docs/accounts.md): ``{"ca_file": PATH}`` trusts a
+        private certificate authority for them; ``{"allow_private_issuers": true}``
+        lets an issuer resolve to a private or loopback address (off by default: an
+        organisation's admin must not make the server fetch from its own network).
     require_verified_email:
         Whether people must follow the verification link before they sign in.
     password_hashing:
@@ -131,6 +136,7 @@ class ServerConfig:
     redis_url: str | None = None
     mail_url: str | None = None
     sign_in_providers: dict[str, dict[str, str]] = field(default_factory=dict)
+    single_sign_on: dict[str, Any] = field(default_factory=dict)
     require_verified_email: bool = True
     password_hashing: tuple[int, int, int] | None = None
     regions: dict[str, RegionConfig] = field(default_factory=dict)

@@ -18,6 +18,7 @@ from . import (
     page,
     privacy_routes,
     rtc,
+    sso_routes,
     transcription_api,
 )
 from .permissions import CORE_PERMISSIONS
@@ -43,4 +44,4 @@ def routes(context: PluginContext) -> list[Route]:
     return [*api.ROUTES, *assets.ROUTES, *bounces.ROUTES, *rtc.ROUTES,
             *transcription_api.ROUTES, *page.ROUTES, *openapi.ROUTES,
             *auth_routes.ROUTES, *account_routes.ROUTES, *oidc_routes.ROUTES,
-            *privacy_routes.ROUTES]
+            *privacy_routes.ROUTES, *sso_routes.ROUTES]

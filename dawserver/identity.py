@@ -7,9 +7,14 @@
   stops at once on every process), its rate limit is counted
   (:mod:`accounts.ratelimit`, answers carry ``RateLimit`` headers, 429 past it)
   and it holds only its scopes.
-- any other bearer or ``?token=``: a signed project token, as before accounts.
+- any other bearer or ``?token=``: a signed project token, as before accounts. It
+  acts for its project only: naming another account (``{account_id}`` in the path
+  or ``?account=``) answers 404, as for a person outside that account.
 - the ``mbs_session`` cookie: a signed-in person. Writes (POST, PUT, PATCH,
-  DELETE) must carry the session's CSRF token in ``X-CSRF-Token``.
+  DELETE) must carry the session's CSRF token in ``X-CSRF-Token``. A session
+  marked for rotation (the person's roles changed) is served once more under a
+  new id: the answer sets the new cookie and carries the new CSRF token in the
+  ``X-CSRF-Token`` response header; the old id and token stop working.
 
 A person or key acts on a project (``{project_id}`` in the path) with the
 strongest role they hold on it; elsewhere for their own account, or for the
@@ -20,6 +25,8 @@ organisation they hold nothing on answers 404, as if it did not exist.
 from __future__ import annotations
 
 import hmac
+from http.cookies import SimpleCookie
+from typing import Any
 
 from aiohttp import web
 
@@ -31,7 +38,7 @@ from .access import request_token
 from .authorization import ACCOUNT_PARAMETER, PROJECT_PARAMETER, identify_by_token
 from .declarations import Principal
 from .errors import Forbidden, NotFound, TooManyRequests, Unauthorized
-from .keys import ACCOUNTS, RATE_LIMITER
+from .keys import ACCOUNTS, CONFIG, RATE_LIMITER
 
 SESSION_COOKIE = "mbs_session"
 #: The path parameter that names the account (person or organisation) a route acts on.
@@ -42,6 +49,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Where a request's session (if any) and rate-limit headers are kept.
 SESSION = web.RequestKey("session", SessionRecord)
 RATE_HEADERS = web.RequestKey("rate_headers", dict)
+#: The new secret id of a session rotated by this request (for its answer's cookie).
+ROTATED = web.RequestKey("rotated_session", str)
 
 NO_SESSION = "your session has ended or was signed out; sign in again"
 BAD_CSRF = (f"this write needs the session's CSRF token in the {CSRF_HEADER} header (the "
@@ -55,11 +64,23 @@ async def identify(request: web.Request) -> Principal | None:
     if token is not None and token.startswith(KEY_PREFIX):
         return await _by_key(request, token)
     if token is not None:
-        return await identify_by_token(request)
+        return _own_account_only(request, await identify_by_token(request))
     secret = request.cookies.get(SESSION_COOKIE)
     if secret and ACCOUNTS in request.app:
         return await _by_session(request, secret)
     return None
+
+
+def _own_account_only(request: web.Request, principal: Principal | None) -> Principal | None:
+    """A project token's principal, refused (404) on another account than its project's."""
+    if principal is None or principal.admin:
+        return principal
+    named = request.match_info.get(ACCOUNT_PATH_PARAMETER) or request.query.get(
+        ACCOUNT_PARAMETER)
+    if named and named != principal.account_id:
+        raise NotFound(f"there is no account {named!r} (a project token acts for its own "
+                       "project only)")
+    return principal
 
 
 async def _by_session(request: web.Request, secret: str) -> Principal:
@@ -74,6 +95,11 @@ async def _by_session(request: web.Request, secret: str) -> Principal:
     if person is None or not person.active:
         await service.sessions.end(session.key_hash)
         raise Unauthorized(NO_SESSION)
+    if session.rotate:
+        rotated = await service.sessions.rotate(session)
+        # None: a racing request with the same id rotated it; this one was let in already
+        if rotated is not None:
+            request[ROTATED], session = rotated
     request[SESSION] = session
     return await _acting_for(request, service, person.account_id, person.account_id,
                              via="session")
@@ -117,9 +143,30 @@ async def _acting_for(request: web.Request, service: AccountService, account_id:
     return Principal(account_id, "owner", user, via=via, scopes=scopes)
 
 
+def session_cookie(request: Any, secret: str, max_age: int) -> str:
+    """The ``Set-Cookie`` value that holds (or, with max_age 0, clears) a session."""
+    cookie: SimpleCookie = SimpleCookie()
+    cookie[SESSION_COOKIE] = secret
+    morsel = cookie[SESSION_COOKIE]
+    morsel["path"], morsel["httponly"], morsel["samesite"] = "/", True, "Lax"
+    morsel["max-age"] = max_age
+    if request.app[CONFIG].secure_cookies:
+        morsel["secure"] = True
+    return morsel.OutputString()
+
+
 async def add_rate_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: every answer to an API key carries its rate-limit headers."""
+    """``on_response_prepare``: every answer to an API key carries its rate-limit headers,
+    and the answer that rotated a session its new cookie and CSRF token."""
     headers = request.get(RATE_HEADERS)
     if headers:
         for name, value in headers.items():
             response.headers.setdefault(name, value)
+    secret = request.get(ROTATED)
+    if secret is not None:
+        ours = f"{SESSION_COOKIE}="
+        if not any(v.startswith(ours) for v in response.headers.getall("Set-Cookie", [])):
+            # (a sign-out's answer clears the cookie instead)
+            max_age = int(request.app[ACCOUNTS].sessions.policy.absolute_s)
+            response.headers.add("Set-Cookie", session_cookie(request, secret, max_age))
+            response.headers[CSRF_HEADER] = request[SESSION].csrf_token

@@ -4,7 +4,10 @@
 ``GET /auth/oidc/{provider}/callback`` takes it back, checks everything
 (:class:`accounts.oidc.OidcClient`), signs the person in
 (:func:`accounts.oidc_sign_in.sign_in_with`), sets the session cookie as the
-password sign-in does and sends the browser to ``/``. Providers come from
+password sign-in does and sends the browser to ``/``. A person with two-step
+sign-in is sent to ``/#second_factor=TOKEN&expires_at=T`` instead (a fragment never
+reaches a server or a Referer), and finishes with ``POST
+/auth/sign-in/second-factor`` and a code, as after a password. Providers come from
 ``config.sign_in_providers``; :func:`setup_oidc` keeps their clients (made at
 their first use) and the started sign-ins on the app, and closes the clients
 with it.
@@ -16,12 +19,14 @@ import asyncio
 import ssl
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
 
 from accounts.oidc import GOOGLE_ISSUER, OidcClient, PendingLogins, ProviderConfig
 from accounts.oidc_sign_in import sign_in_with
+from accounts.service import SecondFactorNeeded, SignedIn
 
 from .auth_routes import session_cookie
 from .keys import ACCOUNTS, CONFIG
@@ -139,10 +144,22 @@ async def callback(request: Request) -> web.StreamResponse:
         raise BadRequest("this sign-in is unknown, was finished already or took too long; "
                          "start it again")
     identity = await client.finish(pending, query.state, query.code, error=query.error)
-    service = request.app[ACCOUNTS]
-    signed = await sign_in_with(service, identity, address=request.native.remote or "",
+    result = await sign_in_with(request.app[ACCOUNTS], identity,
+                                address=request.native.remote or "",
                                 user_agent=request.headers.get("User-Agent", ""))
-    cookie = session_cookie(request, signed.secret, int(service.sessions.policy.absolute_s))
+    return signed_in_redirect(request, result)
+
+
+def signed_in_redirect(request: Request, result: SignedIn | SecondFactorNeeded
+                       ) -> web.Response:
+    """The callback's answer: to ``/`` with the session cookie, or to the page with the
+    second factor's token in the fragment."""
+    if isinstance(result, SecondFactorNeeded):
+        fragment = urlencode({"second_factor": result.token, "expires_at": result.expires_at})
+        return web.Response(status=302, headers={"Location": f"/#{fragment}",
+                                                 "Cache-Control": "no-store"})
+    max_age = int(request.app[ACCOUNTS].sessions.policy.absolute_s)
+    cookie = session_cookie(request, result.secret, max_age)
     return web.Response(status=302, headers={"Location": "/", "Set-Cookie": cookie,
                                              "Cache-Control": "no-store"})
 

@@ -50,6 +50,8 @@ class Person:
             sent["X-CSRF-Token"] = self.csrf
         async with self.http.request(method, self.base_url + path, json=json,
                                      headers=sent) as response:
+            # a rotated session (the person's roles changed) answers its new CSRF token
+            self.csrf = response.headers.get("X-CSRF-Token", self.csrf)
             body = (await response.json() if response.content_type == "application/json"
                     else await response.read())
             return response.status, body, response.headers

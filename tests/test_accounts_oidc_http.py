@@ -9,6 +9,7 @@ redirect URI and PKCE as a real one does.
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
+import pyotp
 import pytest
 from accounts_helpers import Person, accounts_server
 from fake_oidc import FakeOidcProvider, FakeUser
@@ -208,3 +210,35 @@ async def test_a_disabled_person_is_not_signed_in(tmp_path: Path,
                 await browser.close()
         finally:
             await ada.close()
+
+
+async def test_a_person_with_two_step_sign_in_gives_a_code_after_the_provider(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with oidc_server(tmp_path, smtp_server) as (_, config, provider):
+        ada = Person(config.base_url, smtp_server, provider.user.email)
+        browser = Person(config.base_url, smtp_server, provider.user.email)
+        try:
+            await ada.sign_up_and_in("Ada")
+            _, setup, _ = await ada.call("POST", "/me/two-factor", {})
+            totp = pyotp.TOTP(setup["secret"])
+            status, _, _ = await ada.call("POST", "/me/two-factor/enable",
+                                          {"code": totp.now()})
+            assert status == 200
+            url, _ = await through_provider(browser, provider)
+            status, _, headers = await come_back(browser, url)
+            assert status == 302 and "Set-Cookie" not in headers
+            fragment = dict(parse_qsl(urlsplit(headers["Location"]).fragment))
+            assert urlsplit(headers["Location"]).path == "/" and fragment["second_factor"]
+            assert (await browser.call("GET", "/me"))[0] == 401  # not signed in yet
+            status, body, _ = await browser.call("POST", "/auth/sign-in/second-factor", {
+                "token": fragment["second_factor"], "code": "000000"
+                if totp.now() != "000000" else "111111"})
+            assert status == 401  # a wrong code is refused
+            status, body, _ = await browser.call("POST", "/auth/sign-in/second-factor", {
+                "token": fragment["second_factor"], "code": totp.at(time.time() + 30)})
+            assert status == 200, body
+            status, me, _ = await browser.call("GET", "/me")
+            assert status == 200 and me["person"]["id"] == ada.id
+        finally:
+            await ada.close()
+            await browser.close()

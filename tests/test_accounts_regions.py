@@ -34,7 +34,7 @@ from accounts.regions import (
     region_of,
 )
 from accounts.service import AccountService, Actor, MailLog, SignedIn
-from accounts.sessions import Sessions
+from accounts.sessions import Sessions, SessionStore
 from accounts.store import AccountStore
 from database import Database, open_database
 from dawserver.cli import main
@@ -156,6 +156,11 @@ async def test_a_person_in_another_regions_organisation(regions: Regions) -> Non
     membership = await service.accept_invitation(
         uma_actor, token_of(service, "invite", "uma@example.com"))
     assert membership.account_id == org.account_id
+    marked = await service.sessions.find(uma.secret)  # joining is a role change: new id
+    assert marked is not None and marked.rotate
+    rotated = await service.sessions.rotate(marked)
+    assert rotated is not None and await service.sessions.find(uma.secret) is None
+    assert (await service.sessions.find(rotated[0])).person_id == uma.person.account_id
     await store.grant("demo", eve.person.account_id, "viewer", uma.person.account_id)
 
     assert [m.account_id for m in await store.memberships_of(uma.person.account_id)] == [
@@ -278,6 +283,8 @@ def test_the_facade_routes_every_method_of_the_store() -> None:
               if not name.startswith("_")}
     missing = sorted(name for name in public if not hasattr(RegionalAccountStore, name))
     assert missing == [], f"route these in accounts/regions.py: {missing}"
+    wanted = {name for name in dir(SessionStore) if not name.startswith("_")}
+    assert sorted(wanted - set(dir(RegionalSessions))) == [], "route them in RegionalSessions"
     for name in public:
         ours = inspect.signature(getattr(RegionalAccountStore, name))
         theirs = inspect.signature(getattr(AccountStore, name))

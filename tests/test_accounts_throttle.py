@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.throttle import DEFAULT_RULE, ThrottleRule, delay_after
+from accounts.throttle import DEFAULT_RULE, ThrottleRule, decayed, delay_after
 
 
 def test_default_rule_is_three_free_failures_then_doubling_from_one_second() -> None:
@@ -52,3 +52,21 @@ def test_nonsense_rules_are_refused(kwargs: dict[str, float]) -> None:
 def test_a_negative_count_is_refused() -> None:
     with pytest.raises(ValueError, match="failures=-1"):
         delay_after(-1)
+
+HOUR = 3600.0
+
+
+def test_the_count_halves_per_whole_quiet_period() -> None:
+    assert [decayed(10, 0.0, t * HOUR, HOUR) for t in (0, 0.99, 1, 1.5, 2, 3, 4)] == [
+        10, 10, 5, 5, 2, 1, 0]
+    assert decayed(10**6, 0.0, 7 * 24 * HOUR, HOUR) == 0  # last week's mistakes
+    assert decayed(1, 0.0, 10**9 * HOUR, HOUR) == 0  # no overflow however long
+    assert decayed(4, 100.0, 50.0, HOUR) == 4  # a clock behind the last failure: no fading
+    assert decayed(0, 0.0, HOUR, HOUR) == 0
+
+
+def test_a_half_life_must_be_positive_seconds() -> None:
+    assert ThrottleRule().half_life == HOUR
+    for bad in (0.0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match="half_life"):
+            ThrottleRule(half_life=bad)

@@ -1,0 +1,226 @@
+"""Organisations' own OpenID providers (single sign-on): their settings and the sign-in.
+
+``PUT/GET/DELETE /accounts/{account_id}/sso`` register, show (never the client
+secret) and remove an organisation's provider (its admins and owners:
+:class:`accounts.sso.SingleSignOn`). ``GET /auth/sso/{org_id}/start`` sends the
+browser to that provider; its callback signs the person in as the global providers'
+does (:mod:`dawserver.oidc_routes`), or, when they use two-step sign-in, sends the
+browser to ``/#second_factor=TOKEN`` to finish with a code at
+``POST /auth/sign-in/second-factor``.
+
+An issuer must be https and, unless ``config.single_sign_on["allow_private_issuers"]``,
+resolve to public addresses only: the server fetches its discovery document and keys,
+and an organisation's admin must not point it into the server's own network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+from pydantic import Field
+
+from accounts.oidc import OidcClient, PendingLogins, ProviderConfig
+from accounts.sso import SecretBox, SingleSignOn, SsoError, SsoProvider, SsoStore
+from collab.tokens import SECRET_FILE
+
+from .auth_routes import actor_of
+from .keys import ACCOUNTS, CONFIG, DATABASE
+from .oidc_routes import Callback, signed_in_redirect
+from .permissions import ACCOUNT_ADMIN
+from .plugin_api import PUBLIC, BadRequest, Media, Model, NotFound, Request, Route
+
+
+class SsoSettings(Model):
+    """An organisation's provider: its issuer, the client it issued, the domains it covers.
+
+    Leave ``client_secret`` out to keep the stored one."""
+
+    issuer: str = Field(min_length=8, max_length=500)
+    client_id: str = Field(min_length=1, max_length=500)
+    client_secret: str | None = Field(None, min_length=1, max_length=2000)
+    domains: list[str] = Field(min_length=1, max_length=50)
+    default_role: str = Field("member", min_length=1, max_length=40)
+
+
+class SsoInfo(Model):
+    """An organisation's provider as shown to its admins (the secret never is)."""
+
+    issuer: str
+    client_id: str
+    domains: list[str]
+    default_role: str
+    sign_in_url: str
+    redirect_uri: str
+    updated_by: str
+    updated_at: float
+
+
+class SsoSignIns:
+    """The organisations' sign-in: rules, started sign-ins, clients per provider version."""
+
+    def __init__(self, sso: SingleSignOn, settings: dict[str, Any]) -> None:
+        self.sso = sso
+        self.pending = PendingLogins()
+        self.allow_private = bool(settings.get("allow_private_issuers"))
+        self._trust = (ssl.create_default_context(cafile=settings["ca_file"])
+                       if settings.get("ca_file") else None)
+        self._http: aiohttp.ClientSession | None = None
+        self._clients: dict[tuple[str, float], OidcClient] = {}
+
+    def client(self, provider: SsoProvider) -> OidcClient:
+        """The client of ``provider`` as stored now (a changed provider gets a new one)."""
+        key = (provider.account_id, provider.updated_at)
+        if key not in self._clients:
+            if self._http is None:
+                self._http = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(ssl=self._trust or True))
+            for old in [k for k in self._clients if k[0] == provider.account_id]:
+                del self._clients[old]  # (they share the one HTTP session)
+            self._clients[key] = OidcClient(
+                ProviderConfig(f"sso:{provider.account_id}", provider.issuer,
+                               provider.client_id, provider.client_secret),
+                session=self._http)
+        return self._clients[key]
+
+    async def check_issuer_host(self, issuer: str) -> None:
+        """Refuse an issuer whose host resolves to a private, loopback or link-local
+        address (unless allowed); :class:`BadRequest` saying so."""
+        if self.allow_private:
+            return
+        host = urlsplit(issuer).hostname or ""
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(host, 443)
+        except OSError as exc:
+            raise BadRequest(f"the issuer's host {host!r} does not resolve ({exc}); check "
+                             f"the URL") from None
+        for *_, sockaddr in found:
+            address = ipaddress.ip_address(sockaddr[0])
+            if not address.is_global:
+                raise BadRequest(f"the issuer's host {host!r} is a private address "
+                                 f"({address}); an organisation's provider must be reachable "
+                                 f"on the internet")
+
+    async def close(self) -> None:
+        """Close the HTTP session of the clients."""
+        self._clients = {}
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+
+SSO = web.AppKey("sso_sign_ins", SsoSignIns)
+
+
+def setup_sso(app: web.Application) -> None:
+    """Open organisations' single sign-on with the app (after the account service)."""
+    app.cleanup_ctx.append(sso_context)
+
+
+async def sso_context(app: web.Application) -> AsyncIterator[None]:
+    """Build :class:`SsoSignIns` over the account service; close its clients after."""
+    secret = (app[CONFIG].data_dir / SECRET_FILE).read_text().strip().encode("ascii")
+    store = SsoStore(app[DATABASE], SecretBox(secret))
+    app[SSO] = sign_ins = SsoSignIns(SingleSignOn(app[ACCOUNTS], store),
+                                     dict(app[CONFIG].single_sign_on))
+    try:
+        yield
+    finally:
+        await sign_ins.close()
+
+
+def _sign_ins(request: Request) -> SsoSignIns:
+    sign_ins = request.native.app.get(SSO)
+    if sign_ins is None:
+        raise NotFound("single sign-on is not set up on this server")
+    return sign_ins
+
+
+def _base(request: Request) -> str:
+    return request.app[CONFIG].base_url.rstrip("/")
+
+
+def _info(request: Request, provider: SsoProvider) -> SsoInfo:
+    start = f"{_base(request)}/auth/sso/{provider.account_id}"
+    return SsoInfo(issuer=provider.issuer, client_id=provider.client_id,
+                   domains=list(provider.domains), default_role=provider.default_role,
+                   sign_in_url=f"{start}/start", redirect_uri=f"{start}/callback",
+                   updated_by=provider.updated_by, updated_at=provider.updated_at)
+
+
+async def put_sso(request: Request) -> SsoInfo:
+    """Register or change the organisation's provider (admins and owners)."""
+    body: SsoSettings = request.body
+    sign_ins = _sign_ins(request)
+    try:
+        provider = await sign_ins.sso.configure(
+            actor_of(request), request.params["account_id"], issuer=body.issuer,
+            client_id=body.client_id, client_secret=body.client_secret, domains=body.domains,
+            default_role=body.default_role, check_host=sign_ins.check_issuer_host)
+    except SsoError as exc:
+        raise BadRequest(str(exc)) from None
+    return _info(request, provider)
+
+
+async def get_sso(request: Request) -> SsoInfo:
+    """The organisation's provider (admins and owners; the secret is never shown)."""
+    provider = await _sign_ins(request).sso.describe(actor_of(request),
+                                                     request.params["account_id"])
+    return _info(request, provider)
+
+
+async def delete_sso(request: Request) -> SsoInfo:
+    """Stop single sign-on for the organisation; linked people keep their accounts."""
+    sso = _sign_ins(request).sso
+    provider = await sso.describe(actor_of(request), request.params["account_id"])
+    await sso.remove(actor_of(request), request.params["account_id"])
+    return _info(request, provider)
+
+
+async def start(request: Request) -> web.StreamResponse:
+    """Send the browser to the organisation's provider (302)."""
+    sign_ins = _sign_ins(request)
+    org_id = request.params["org_id"]
+    client = sign_ins.client(await sign_ins.sso.provider(org_id))
+    url, pending = await client.begin(f"{_base(request)}/auth/sso/{org_id}/callback")
+    sign_ins.pending.put(pending)
+    return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
+
+
+async def callback(request: Request) -> web.StreamResponse:
+    """Finish the sign-in the organisation's provider sent back (cookie, or the second
+    factor to give); 400 for an unknown state and for anything the checks refuse."""
+    sign_ins = _sign_ins(request)
+    org_id = request.params["org_id"]
+    client = sign_ins.client(await sign_ins.sso.provider(org_id))
+    query: Callback = request.query
+    pending = sign_ins.pending.take(query.state) if query.state else None
+    if pending is None or pending.provider != client.config.name:
+        raise BadRequest("this sign-in is unknown, was finished already or took too long; "
+                         "start it again")
+    identity = await client.finish(pending, query.state, query.code, error=query.error)
+    result = await sign_ins.sso.sign_in(org_id, identity, address=request.native.remote or "",
+                                        user_agent=request.headers.get("User-Agent", ""))
+    return signed_in_redirect(request, result)
+
+
+ACCOUNT_SSO = "/accounts/{account_id}/sso"
+
+ROUTES = [
+    Route(method="PUT", path=ACCOUNT_SSO, handler=put_sso, permission=ACCOUNT_ADMIN,
+          body=SsoSettings, response=SsoInfo),
+    Route(method="GET", path=ACCOUNT_SSO, handler=get_sso, permission=ACCOUNT_ADMIN,
+          response=SsoInfo),
+    Route(method="DELETE", path=ACCOUNT_SSO, handler=delete_sso, permission=ACCOUNT_ADMIN,
+          response=SsoInfo),
+    Route(method="GET", path="/auth/sso/{org_id}/start", handler=start, permission=PUBLIC,
+          response=Media("text/html"), status=302),
+    Route(method="GET", path="/auth/sso/{org_id}/callback", handler=callback,
+          permission=PUBLIC, query=Callback, response=Media("text/html"), status=302),
+]

@@ -1,0 +1,189 @@
+"""Every route with another account's ids: driven by the server's OpenAPI document.
+
+Account A (Ada, her organisation, its project, key, session, asset, release and
+delivery across the core and the distribution plug-in) is real. Person B calls every
+route whose path names one of A's objects, with A's real ids filled in, three ways:
+B's session cookie (with B's CSRF token), B's API key (every scope), and a project
+token of B's own project. Each answer is 403 or 404, never a success, and never
+carries A's data. Routes public by design are listed with the reason. Bodies that are
+too large or malformed on the account routes answer 413, 400 or 422 with an error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from accounts_helpers import PASSWORD, Person, accounts_server
+from distribution_helpers import make_art, make_audio, release_dict
+from smtp_server import SmtpServer
+
+from business.distribution.stores.fakestore import FakeStore
+from dawserver.keys import PLUGIN_CONTEXT_KEY, TOKENS
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
+
+#: Routes that answer anyone by design, and why (their parameters name no private data).
+PUBLIC_BY_DESIGN = {
+    "/auth/oidc/{provider}/start": "a configured sign-in provider's name, not an account",
+    "/auth/oidc/{provider}/callback": "the provider's redirect; checked by state and PKCE",
+    "/auth/sso/{org_id}/start": "an organisation's single sign-on: anyone may start it, and "
+                                "only the organisation's provider can finish it",
+    "/auth/sso/{org_id}/callback": "the organisation provider's redirect; state and PKCE",
+    "/api/presave/{slug}": "a pre-save campaign's public page data (fans see it)",
+    "/presave/{slug}": "a pre-save campaign's public page",
+    "/static/{path}": "the page's static files",
+}
+#: What A's secrets look like in a body: none may show through.
+A_NAME, A_EMAIL, A_TITLE = "Ada Secret Label", "ada@example.org", "Night Drive Secret"
+
+
+def wav_bytes(seconds: float = 0.2, rate: int = 8000) -> bytes:
+    """A small mono 16-bit WAV file."""
+    frames = b"\x00\x10" * int(seconds * rate)
+    return (b"RIFF" + struct.pack("<I", 36 + len(frames)) + b"WAVEfmt " +
+            struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" +
+            struct.pack("<I", len(frames)) + frames)
+
+
+async def make_account_a(ada: Person, tmp_path: Path) -> dict[str, str]:
+    """A's real objects; their ids by the path parameter that names them."""
+    await ada.sign_up_and_in("Ada")
+    _, org, _ = await ada.call("POST", "/accounts", {"name": A_NAME})
+    org_id = org["id"]
+    status, project, _ = await ada.call("POST", f"/accounts/{org_id}/projects",
+                                        {"name": "Ada's Song"})
+    assert status == 201, project
+    project_id = project["id"]
+    status, key, _ = await ada.call("POST", f"/accounts/{org_id}/keys",
+                                    {"name": "ci", "scopes": ["project.read"]})
+    assert status == 201, key
+    status, _, _ = await ada.call("POST", f"/accounts/{org_id}/invitations",
+                                  {"email": "someone@example.org", "role": "member"})
+    assert status == 201
+    _, sessions, _ = await ada.call("GET", "/me/sessions")
+    async with ada.http.post(f"{ada.base_url}/projects/{project_id}/assets",
+                             data=wav_bytes(), headers={"Content-Type": "audio/wav",
+                                                        "X-CSRF-Token": ada.csrf}) as response:
+        asset = await response.json()
+        assert response.status == 201, asset
+    render = make_audio(tmp_path / "a-render.wav", seconds=1.0)
+    raw = release_dict(tmp_path / "release", art=make_art(tmp_path / "a-cover.jpg", size=1400),
+                       audio=[render], release_id="rel-ada")
+    raw["title"] = A_TITLE
+    query = f"?account={org_id}"
+    status, release, _ = await ada.call("POST", f"/api/distribution/releases{query}", raw)
+    assert status == 201, release
+    status, jobs, _ = await ada.call(
+        "POST", f"/api/distribution/releases/rel-ada/deliveries{query}", {})
+    job_id = jobs[0]["job_id"] if status == 202 and jobs else "job-unknown"
+    return {
+        "account_id": org_id, "person_id": ada.id, "grantee_id": ada.id, "user": ada.id,
+        "project_id": project_id, "key_id": key["id"], "session_id": sessions[0]["id"],
+        "asset_id": asset["id"], "release_id": "rel-ada", "job_id": job_id,
+        "isrc": raw["tracks"][0]["isrc"],
+        # objects whose making takes a render or a transcription: ids of A's shape
+        "job": "bounce-of-ada", "clip_id": "clip-of-ada", "statement_id": "st-of-ada",
+        "payee_id": "payee-of-ada",
+    }
+
+
+async def call(http: aiohttp.ClientSession, method: str, url: str, headers: dict[str, str]
+               ) -> tuple[int, str]:
+    body = None if method in ("GET", "DELETE", "HEAD") else {}
+    async with http.request(method, url, json=body, headers=headers,
+                            allow_redirects=False) as response:
+        return response.status, (await response.read()).decode("utf-8", "replace")
+
+
+async def test_no_route_serves_account_a_to_anyone_else(tmp_path: Path,
+                                                        smtp_server: SmtpServer) -> None:
+    async with FakeStore() as store:
+        plugins = {"distribution": {"stores": {"fake": {
+            "url": store.url, "token": "secret", "dpid": "PADPIDA0000000001Z"}}}}
+        async with accounts_server(tmp_path, smtp_server, plugins=plugins) as (app, config):
+            ada = Person(config.base_url, smtp_server, A_EMAIL)
+            bo = Person(config.base_url, smtp_server, "bo@example.org")
+            try:
+                ids = await make_account_a(ada, tmp_path)
+                await bo.sign_up_and_in("Bo")
+                _, bos_project, _ = await bo.call("POST", f"/accounts/{bo.id}/projects",
+                                                  {"name": "Bo's"})
+                _, document, _ = await bo.call("GET", "/api/openapi.json")
+                _, key, _ = await bo.call("POST", f"/accounts/{bo.id}/keys", {
+                    "name": "all", "scopes": sorted(app[PLUGIN_CONTEXT_KEY].permissions)})
+                assert "key" in key, key
+                token = app[TOKENS].issue(bos_project["id"], "owner", bo.id)
+                as_b = {
+                    "session": ({"X-CSRF-Token": bo.csrf}, bo.http),
+                    "key": ({"Authorization": f"Bearer {key['key']}"}, None),
+                    "project token": ({"Authorization": f"Bearer {token}"}, None),
+                }
+                checked = await _every_route(config.base_url, document, ids, as_b)
+                # every kind of object was tried
+                assert {"account_id", "project_id", "key_id", "session_id", "asset_id",
+                        "release_id", "job_id", "person_id", "grantee_id"} <= checked
+            finally:
+                await ada.close()
+                await bo.close()
+
+
+async def _every_route(base_url: str, document: dict[str, Any], ids: dict[str, str],
+                       as_b: dict[str, tuple[dict[str, str], aiohttp.ClientSession | None]]
+                       ) -> set[str]:
+    """Call every route naming A's objects as each B; the parameters tried."""
+    tried: set[str] = set()
+    failures = []
+    async with aiohttp.ClientSession() as bare:
+        for path, methods in document["paths"].items():
+            names = re.findall(r"\{([^}]+)\}", path)
+            if not names or path in PUBLIC_BY_DESIGN:
+                continue
+            unknown = [n for n in names if n not in ids]
+            assert not unknown, (f"{path}: no object of A for {unknown}; make one in "
+                                 f"make_account_a or list the route in PUBLIC_BY_DESIGN")
+            url = base_url + path.format(**ids)
+            if "{" not in path.split("/")[1]:
+                url += ("&" if "?" in url else "?") + f"account={ids['account_id']}"
+            tried.update(names)
+            for method in methods:
+                for who, (headers, http) in as_b.items():
+                    status, text = await call(http or bare, method.upper(), url, headers)
+                    leaked = [s for s in (A_NAME, A_EMAIL, A_TITLE) if s in text]
+                    if status not in (403, 404) or leaked:
+                        failures.append(f"{method.upper()} {path} as B's {who}: {status} "
+                                        f"{text[:160]} {leaked}")
+    assert not failures, "\n".join(failures)
+    return tried
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "words"), [
+    (b"{not json", "application/json", 400, "JSON"),
+    (json.dumps({"email": ["a"], "password": 5}).encode(), "application/json", 422, "email"),
+    (b"x" * (17 * 1024 * 1024), "application/json", 413, "size limit"),
+])
+async def test_bad_bodies_on_account_routes_get_a_clear_error(
+        tmp_path: Path, smtp_server: SmtpServer, body: bytes, content_type: str, status: int,
+        words: str) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (_, config):
+        ada = Person(config.base_url, smtp_server, A_EMAIL)
+        try:
+            await ada.sign_up_and_in("Ada")
+            for path in ("/auth/sign-in", "/auth/sign-up", "/accounts",
+                         f"/accounts/{ada.id}/keys", "/me/password"):
+                async with ada.http.request(
+                        "PUT" if path == "/me/password" else "POST", config.base_url + path,
+                        data=body, headers={"Content-Type": content_type,
+                                            "X-CSRF-Token": ada.csrf}) as response:
+                    text = await response.text()
+                    assert response.status == status, (path, text[:300])
+                    assert words.lower() in text.lower(), (path, text[:300])
+            assert (await ada.call("GET", "/me"))[0] == 200  # the session is unharmed
+            await ada.sign_in(PASSWORD)
+        finally:
+            await ada.close()
