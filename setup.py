@@ -100,6 +100,7 @@ setup(
         "authlib>=1.3",
         "joserfc>=1.0",
         "limits>=4.0",
+        "cryptography>=42",
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),
