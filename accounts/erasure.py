@@ -22,7 +22,6 @@ or the plug-ins; :mod:`dawserver.privacy_erase` runs the whole job.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -71,11 +70,11 @@ class AccountErasure:
         fresh session when they have none); :class:`InvalidCredentials` otherwise."""
         now = time.time() if now is None else now
         if person.password_hash is not None:
-            checked = await asyncio.to_thread(self.service.passwords.verify,
-                                              person.password_hash, password or "")
-            if not checked.ok:
+            try:
+                await self.service.confirm_password(person, password or "")
+            except InvalidCredentials:
                 raise InvalidCredentials("the password is wrong; erasing an account asks for "
-                                         "it again")
+                                         "it again") from None
             return
         if now - session.created_at > FRESH_SESSION_S:
             raise Forbidden(f"sign in again with your provider and ask within "

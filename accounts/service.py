@@ -351,10 +351,7 @@ class AccountService:
                               keep: str | None = None) -> Account:
         """Change a password knowing the old one; other sessions end (``keep`` stays)."""
         person = await self.store.require_account(actor.person_id)
-        checked = await asyncio.to_thread(self.passwords.verify, person.password_hash or "",
-                                          old)
-        if not checked.ok:
-            raise InvalidCredentials("the current password is wrong")
+        await self.confirm_password(person, old)
         self.policy.check(new, person.email)
         person = await self.store.update_account(person.account_id,
                                                  password_hash=await self._hash(new))
@@ -363,6 +360,18 @@ class AccountService:
                                address=actor.address)
         await self._notice(person, "your password was changed")
         return person
+
+    async def confirm_password(self, person: Account, password: str) -> None:
+        """Check ``person``'s password again before a sensitive change, throttled per
+        account as sign-in is (:class:`Throttled`); :class:`InvalidCredentials` if wrong."""
+        subject = f"account:{person.account_id}"
+        await self._check_throttle([subject])
+        checked = await asyncio.to_thread(self.passwords.verify, person.password_hash or "",
+                                          password)
+        if not checked.ok:
+            await self._fail([subject])
+            raise InvalidCredentials("the current password is wrong")
+        await self.store.clear_failures(subject)
 
     async def _notice(self, person: Account, what: str) -> None:
         if person.email:

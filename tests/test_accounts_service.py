@@ -15,6 +15,7 @@ import pyotp
 import pytest
 import pytest_asyncio
 
+from accounts.erasure import AccountErasure
 from accounts.errors import (
     Conflict,
     Forbidden,
@@ -214,6 +215,22 @@ async def test_changing_the_password_ends_the_other_sessions(service: AccountSer
     assert await service.sessions.find(here.secret) is not None
     assert await service.sessions.find(elsewhere.secret) is None
     await signed_in(service, "jem@example.org", "a brand new secret")
+
+
+async def test_guessing_the_current_password_is_throttled_like_sign_in(
+        service: AccountService) -> None:
+    """A stolen session cannot try passwords (change, erasure) faster than sign-in can."""
+    actor = await person(service, "kit@example.org")
+    account = await service.store.require_account(actor.person_id)
+    for _ in range(THROTTLE.free_failures + 1):
+        with pytest.raises(InvalidCredentials):
+            await service.change_password(actor, "a guess at it", "a brand new secret")
+    with pytest.raises(Throttled):
+        await service.confirm_password(account, PASSWORD)
+    with pytest.raises(Throttled):
+        await AccountErasure(service).confirm(account, PASSWORD, session=None)
+    await service.store.clear_failures(f"account:{actor.person_id}")
+    await service.confirm_password(account, PASSWORD)
 
 
 async def test_a_session_is_found_by_its_secret_and_logging_out_ends_it(
