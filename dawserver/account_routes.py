@@ -303,7 +303,7 @@ async def key_scopes(request: Request) -> list[ScopeInfo]:
     """The scopes a key may hold: this server's permission names (the core's and the
     plug-ins'), with what each allows."""
     context = request.app[PLUGIN_CONTEXT_KEY]
-    return [ScopeInfo(name=name, description=context.permissions[name].description)
+    return [ScopeInfo(name=name, description=context.permissions[name].item.description)
             for name in sorted(context.permissions)]
 
 
