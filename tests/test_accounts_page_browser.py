@@ -4,21 +4,29 @@ two people editing one organisation's project together."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import shutil
+import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pyotp
 import pytest
+from fake_oidc import FakeOidcProvider, FakeUser
 from loopback import free_port
 from pagebrowser import (
     CHROMIUM,
     CHROMIUM_FLAGS,
+    REPO,
     ServerProcess,
     browser_missing,
     screenshot,
@@ -29,6 +37,7 @@ from smtp_server import SmtpServer, links_in
 pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 
 PASSWORD = "correct horse battery"
+OIDC_USER = FakeUser(subject="1170", email="iris@example.org", name="Iris")
 #: A browser logs every 4xx answer as a console error; asking GET /me who is signed in
 #: answers 401 to someone who is not, on purpose.
 EXPECTED_401 = "status of 401"
@@ -83,22 +92,45 @@ class Site:
         assert self.post("/auth/verify", {"token": token})[0] == 200
 
 
+@contextmanager
+def provider_in_a_thread(callback: str) -> Iterator[FakeOidcProvider]:
+    """The fake OpenID provider, served by an event loop of its own thread."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    provider = FakeOidcProvider(redirect_uris=(callback,), user=OIDC_USER)
+    try:
+        asyncio.run_coroutine_threadsafe(provider.__aenter__(), loop).result(30)
+        yield provider
+    finally:
+        asyncio.run_coroutine_threadsafe(provider.__aexit__(None, None, None), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """One server (cheap password hashing, a Google sign-in configured), one SMTP server,
-    one headless Chromium for the module."""
+    """One server (cheap password hashing, "Sign in with Google" through the fake provider),
+    one SMTP server, one headless Chromium for the module."""
     from playwright.sync_api import sync_playwright
 
     root = tmp_path_factory.mktemp("accounts-page")
     data = root / "data"
     data.mkdir()
-    providers = root / "providers.json"
-    providers.write_text(json.dumps({"google": {"client_id": "studio.apps.example",
-                                                "client_secret": "not-used-here"}}))
-    with SmtpServer() as smtp:
+    port = free_port()
+    callback = f"http://127.0.0.1:{port}/auth/oidc/google/callback"
+    with SmtpServer() as smtp, provider_in_a_thread(callback) as provider:
+        ca_file = root / "provider-ca.pem"
+        ca_file.write_text("".join(ssl.DER_cert_to_PEM_cert(der) for der in
+                                   provider.trust.get_ca_certs(binary_form=True)))
+        providers = root / "providers.json"
+        providers.write_text(json.dumps({"google": {
+            "issuer": provider.issuer, "client_id": provider.client_id,
+            "client_secret": provider.client_secret, "ca_file": str(ca_file)}}))
         env = {"DAW_MAIL_URL": f"{smtp.url}?from=studio@example.org",
                "DAW_PASSWORD_HASHING": "1,1024,1", "DAW_SIGN_IN_PROVIDERS": str(providers)}
-        with ServerProcess(data, free_port(), env) as server, sync_playwright() as playwright:
+        with ServerProcess(data, port, env) as server, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             try:
                 yield Site(server, smtp, browser)
@@ -111,7 +143,9 @@ class Browser:
 
     def __init__(self, site: Site) -> None:
         self.site = site
-        self.context = site.browser.new_context(viewport={"width": 1100, "height": 800})
+        # the fake provider's certificate is self-signed (its pages only redirect)
+        self.context = site.browser.new_context(viewport={"width": 1100, "height": 800},
+                                                ignore_https_errors=True)
         self.page = self.context.new_page()
         self.messages: list[str] = []
         self.page.on("console", lambda m: self.messages.append(f"{m.type}: {m.text}"))
@@ -182,7 +216,9 @@ def test_two_people_sign_up_join_an_organisation_and_edit_its_project_together(
     org.get_by_role("button", name="Send invitation").click()
     org.get_by_role("status").filter(has_text="Invitation mailed to ben@example.org").wait_for()
     org.locator("tr[data-state=pending]").filter(has_text="ben@example.org").wait_for()
-    screenshot(page, "account-team")
+    shot = screenshot(page, "account-team")
+    if os.environ.get("DAW_UPDATE_DOCS_IMAGES") == "1":  # the image in docs/browser-page.md
+        shutil.copyfile(shot, REPO / "docs" / "images" / "account-team.png")
     # A project of the organisation's, opened with a token derived from her session.
     page = ana.open("/")
     page.get_by_label("New project name").fill("Single")
@@ -252,11 +288,22 @@ def test_a_wrong_password_shows_the_servers_error(site: Site) -> None:
     page.get_by_label("Password").fill("")
     page.get_by_role("button", name="Sign in").click()
     alert.filter(has_text="Password is required").wait_for()
-    # "Sign in with Google": the provider this server has configured.
-    google = page.get_by_role("link", name="Sign in with Google")
-    assert google.get_attribute("href") == "/auth/oidc/google/start"
     screenshot(page, "account-sign-in")
     cleo.close()
+
+
+def test_sign_in_with_google_goes_through_the_provider_and_back_signed_in(site: Site) -> None:
+    iris = Browser(site)
+    page = iris.open("/account/sign-in")
+    google = page.get_by_role("link", name="Sign in with Google")
+    assert google.get_attribute("href") == "/auth/oidc/google/start"
+    google.click()
+    page.wait_for_url(site.url + "/")
+    iris.ready()
+    page.get_by_text("Signed in as Iris").wait_for()
+    page = iris.open("/account")
+    page.get_by_role("status").filter(has_text="Signed in as iris@example.org").wait_for()
+    iris.close()
 
 
 def test_a_forgotten_password_is_reset_through_the_mailed_link(site: Site) -> None:
