@@ -326,6 +326,17 @@ def test_a_forgotten_password_is_reset_through_the_mailed_link(site: Site) -> No
     dora.sign_in("dora@example.org", "a brand new secret")
     assert site.post("/auth/sign-in", {"email": "dora@example.org",
                                        "password": PASSWORD})[0] == 401
+    # Signed in, she changes it again on the overview page (the current one is asked).
+    page = dora.open("/account")
+    page.get_by_label("Current password").fill("not it at all")
+    page.get_by_label("New password").fill("the third secret")
+    page.get_by_role("button", name="Change password").click()
+    page.get_by_role("alert").filter(has_text="wrong").wait_for()
+    page.get_by_label("Current password").fill("a brand new secret")
+    page.get_by_role("button", name="Change password").click()
+    page.get_by_role("status").filter(has_text="Password changed").wait_for()
+    assert site.post("/auth/sign-in", {"email": "dora@example.org",
+                                       "password": "the third secret"})[0] == 200
     dora.close()
 
 
@@ -437,10 +448,13 @@ def test_pages_that_need_someone_signed_in_send_them_to_sign_in_and_back(site: S
     hal.ready()
     hal.fill_sign_in("hal@example.org", PASSWORD)
     hal.page.wait_for_url(site.url + "/account/keys")
-    # Someone not signed in sees the sign-in links on the project list.
+    # Someone not signed in sees the sign-in links on the project list, and a project
+    # link without a token sends them to sign in first.
     stranger = Browser(site)
     page = stranger.open("/")
     assert page.get_by_role("link", name="Sign in").get_attribute("href") == "/account/sign-in"
+    page.goto(site.url + "/?project=p123")
+    page.wait_for_url(f"{site.url}/account/sign-in?next=%2F%3Fproject%3Dp123")
     hal.close()
     stranger.close()
 

@@ -45,6 +45,10 @@ async function main () {
     document.body.dataset.ready = 'true'
     return
   }
+  if (!given && !me && (await features).accounts) { // a project link opened signed out
+    window.location.assign(`/account/sign-in?next=${encodeURIComponent(window.location.pathname + window.location.search)}`)
+    return
+  }
   const token = me ? await collabToken(projectId) : given
   const claims = readClaims(token)
   if (me) claims.user = me.person.name || me.person.email // shown to the others, not a right

@@ -13,6 +13,7 @@ import { teamPage } from './team.js'
 import { sessionsPage } from './sessions.js'
 import { keysPage } from './keys.js'
 import { twoFactorPage } from './two-factor.js'
+import { passwordSection } from './password.js'
 
 /** Each page: its title, its content, and whether it needs someone signed in. */
 const PAGES = {
@@ -30,7 +31,8 @@ const PAGES = {
 
 function overview ({ me }) {
   return h('div', {}, notice(`Signed in as ${me.person.email}${me.person.two_factor ? ' (two-step sign-in on)' : ''}.`),
-    h('ul', { class: 'overview' }, LINKS.map(([href, text]) => h('li', {}, h('a', { href }, text)))))
+    h('ul', { class: 'overview' }, LINKS.map(([href, text]) => h('li', {}, h('a', { href }, text)))),
+    me.person.email ? passwordSection() : '')
 }
 
 async function main () {
