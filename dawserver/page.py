@@ -26,6 +26,11 @@ from .plugin_api import PUBLIC, Media, Model, NotFound, Request, Route, Unavaila
 
 STATIC_DIR = Path(__file__).parent / "static"
 NO_CACHE = {"Cache-Control": "no-cache"}
+#: The account pages take passwords and carry link tokens in their URLs: no other site may
+#: frame them (clickjacking), and no Referer carries a token away.
+ACCOUNT_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                   "Content-Security-Policy": "frame-ancestors 'none'",
+                   "Referrer-Policy": "no-referrer"}
 TRANSCRIBE = "/projects/{project_id}/clips/{clip_id}/transcribe"
 TRANSCRIPT_EDIT = "/projects/{project_id}/clips/{clip_id}/transcript/edit"
 #: How long the server holds incoming microphone audio before recording it: aiortc's
@@ -56,7 +61,7 @@ class Features(Model):
 
 async def index(request: Request) -> web.StreamResponse:
     """The page shell (project list, or the project in ``?project=ID&token=T``)."""
-    return _shell("index.html")
+    return _shell("index.html", NO_CACHE)
 
 
 async def account_page(request: Request) -> web.StreamResponse:
@@ -64,10 +69,10 @@ async def account_page(request: Request) -> web.StreamResponse:
     name = request.params.get("page", "")
     if name and name not in ACCOUNT_PAGES:
         raise NotFound(f"no account page {name!r}; there are {', '.join(ACCOUNT_PAGES)}")
-    return _shell("account.html")
+    return _shell("account.html", ACCOUNT_HEADERS)
 
 
-def _shell(name: str) -> web.StreamResponse:
+def _shell(name: str, headers: dict[str, str] = NO_CACHE) -> web.StreamResponse:
     """A page of the bundle with its scripts' and styles' URLs versioned."""
     page, info = STATIC_DIR / name, STATIC_DIR / "build-info.json"
     if not page.is_file() or not info.is_file():
@@ -76,7 +81,7 @@ def _shell(name: str) -> web.StreamResponse:
     version = json.loads(info.read_text())["sources_sha256"][:12]
     html = page.read_text().replace('.js"', f'.js?v={version}"').replace('.css"',
                                                                          f'.css?v={version}"')
-    return web.Response(text=html, content_type="text/html", headers=NO_CACHE)
+    return web.Response(text=html, content_type="text/html", headers=headers)
 
 
 async def features(request: Request) -> Features:

@@ -149,6 +149,8 @@ async def test_account_pages_are_served_at_every_path_mail_links_name(tmp_path: 
                 html = await response.text()
                 assert f'src="/static/account.js?v={version[:12]}"' in html, path
                 assert f'href="/static/account.css?v={version[:12]}"' in html, path
+                assert response.headers["X-Frame-Options"] == "DENY"
+                assert response.headers["Referrer-Policy"] == "no-referrer"
         async with http.get("/account/nonsense") as response:
             assert response.status == 404
             assert "sign-in" in (await response.json())["error"]
