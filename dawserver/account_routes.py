@@ -123,6 +123,13 @@ class MadeKey(KeyInfo):
     key: str
 
 
+class ScopeInfo(Model):
+    """A permission an API key may hold, and what it allows."""
+
+    name: str
+    description: str
+
+
 class AuditEntry(Model):
     """One security event."""
 
@@ -292,6 +299,14 @@ async def list_keys(request: Request) -> list[KeyInfo]:
     return [KeyInfo(**_key(key)) for key in keys]
 
 
+async def key_scopes(request: Request) -> list[ScopeInfo]:
+    """The scopes a key may hold: this server's permission names (the core's and the
+    plug-ins'), with what each allows."""
+    context = request.app[PLUGIN_CONTEXT_KEY]
+    return [ScopeInfo(name=name, description=context.permissions[name].item.description)
+            for name in sorted(context.permissions)]
+
+
 async def revoke_key(request: Request) -> KeyInfo:
     """Revoke a key: it stops working at once, on every server process."""
     key = await request.app[ACCOUNTS].revoke_key(actor_of(request), request.params["account_id"],
@@ -391,6 +406,8 @@ ROUTES = [
           body=NewKey, response=MadeKey, status=201),
     Route(method="GET", path=f"{ACCOUNT}/keys", handler=list_keys, permission=ACCOUNT_ADMIN,
           response=list[KeyInfo]),
+    Route(method="GET", path=f"{ACCOUNT}/keys/scopes", handler=key_scopes,
+          permission=ACCOUNT_ADMIN, response=list[ScopeInfo]),
     Route(method="DELETE", path=f"{ACCOUNT}/keys/{{key_id}}", handler=revoke_key,
           permission=ACCOUNT_ADMIN, response=KeyInfo),
     Route(method="GET", path=f"{ACCOUNT}/audit", handler=audit_log, permission=ACCOUNT_ADMIN,

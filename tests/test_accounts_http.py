@@ -18,7 +18,7 @@ from smtp_server import SmtpServer
 
 from collab.client import SyncClient
 from dawclient.channel import connect
-from dawserver.keys import RATE_LIMITER
+from dawserver.keys import PLUGIN_CONTEXT_KEY, RATE_LIMITER
 
 pytestmark = pytest.mark.asyncio
 
@@ -222,3 +222,26 @@ async def test_a_key_past_its_plan_gets_429_with_retry_after_and_its_headers(
                     assert "rate limit" in (await answer.json())["error"]
         finally:
             await ada.close()
+
+
+async def test_the_scopes_a_key_may_hold_are_listed_for_the_keys_page(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (app, config):
+        ada, eve = await people(config, smtp_server, "ada@example.org", "eve@example.org")
+        try:
+            await ada.sign_up_and_in()
+            await eve.sign_up_and_in()
+            status, scopes, _ = await ada.call("GET", f"/accounts/{ada.id}/keys/scopes")
+            assert status == 200
+            names = [s["name"] for s in scopes]
+            assert names == sorted(app[PLUGIN_CONTEXT_KEY].permissions)
+            assert {"project.read", "account.read"} <= set(names)
+            assert all(s["description"] for s in scopes)
+            # each listed scope is one a key may be made with
+            status, _, _ = await ada.call("POST", f"/accounts/{ada.id}/keys", {
+                "name": "all", "scopes": names})
+            assert status == 201
+            assert (await eve.call("GET", f"/accounts/{ada.id}/keys/scopes"))[0] == 404
+        finally:
+            await ada.close()
+            await eve.close()

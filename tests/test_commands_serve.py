@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -11,12 +12,15 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
+from click.testing import CliRunner
 from loopback import free_port
 
 from collab.client import SyncClient
 from collab.store import open_store
 from collab.tokens import Role, TokenSigner
 from dawclient.channel import connect
+from dawserver.config import ServerConfig
 from dawserver.projects import import_session
 from dsp_core.session import Session, Track
 
@@ -146,3 +150,53 @@ def test_every_update_another_client_saw_survives_kill_9(tmp_path: Path,
 
     after = asyncio.run(restored())
     assert seen <= after, f"{len(seen - after)} relayed updates were lost"
+
+
+def test_serve_takes_mail_providers_and_hashing_from_options_or_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dawserver.app
+    from dawserver.cli import main
+
+    made: list[ServerConfig] = []
+
+    def create_app(config: ServerConfig) -> None:  # stop before listening
+        made.append(config)
+        raise OSError("stopped by the test")
+
+    monkeypatch.setattr(dawserver.app, "create_app", create_app)
+    providers = tmp_path / "providers.json"
+    providers.write_text(json.dumps({"google": {"client_id": "id", "client_secret": "s"}}))
+    runner = CliRunner()
+    result = runner.invoke(main, ["serve", "--data", str(tmp_path / "data"),
+                                  "--mail", "smtp://127.0.0.1:2525?from=a@example.org",
+                                  "--sign-in-providers", str(providers),
+                                  "--password-hashing", "2,19456,1"])
+    assert result.exit_code == 1 and "stopped by the test" in result.output
+    assert made[-1].mail_url == "smtp://127.0.0.1:2525?from=a@example.org"
+    assert made[-1].sign_in_providers == {"google": {"client_id": "id", "client_secret": "s"}}
+    assert made[-1].password_hashing == (2, 19456, 1)
+    result = runner.invoke(main, ["serve", "--data", str(tmp_path / "data")], env={
+        "DAW_MAIL_URL": "smtps://mail.example.org", "DAW_PASSWORD_HASHING": "1,1024,1",
+        "DAW_SIGN_IN_PROVIDERS": str(providers)})
+    assert (made[-1].mail_url, made[-1].password_hashing) == ("smtps://mail.example.org",
+                                                               (1, 1024, 1))
+    assert list(made[-1].sign_in_providers) == ["google"]
+
+
+@pytest.mark.parametrize(("option", "value", "says"), [
+    ("--password-hashing", "3,64", "three whole numbers"),
+    ("--password-hashing", "1,4,1", "M >= 8*P"),
+    ("--sign-in-providers", "not-json", "cannot read"),
+    ("--sign-in-providers", "a-list", "must hold"),
+])
+def test_serve_refuses_unusable_account_options_with_what_to_give(
+        tmp_path: Path, option: str, value: str, says: str) -> None:
+    from dawserver.cli import main
+
+    if option == "--sign-in-providers":
+        path = tmp_path / "providers.json"
+        path.write_text("[1, 2]" if value == "a-list" else "{not json")
+        value = str(path)
+    result = CliRunner().invoke(main, ["serve", "--data", str(tmp_path / "data"), option, value])
+    assert result.exit_code == 2
+    assert says in result.output

@@ -19,13 +19,14 @@ from dawserver.config import ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"
-BUNDLE_FILES = ("app.js", "app.css", "index.html", "build-info.json", "redoc.standalone.js")
+BUNDLE_FILES = ("app.js", "app.css", "index.html", "account.js", "account.css", "account.html",
+                "build-info.json", "redoc.standalone.js")
 
 
 def sources_hash() -> str:
     """The hash web/build.mjs records: sha256 over "path NUL content NUL" of each source."""
     files = ["build.mjs", "package.json", "package-lock.json"]
-    files += [f"src/{p.name}" for p in (WEB / "src").iterdir()
+    files += [p.relative_to(WEB).as_posix() for p in (WEB / "src").rglob("*")
               if p.suffix in (".js", ".css", ".html")]
     digest = hashlib.sha256()
     for name in sorted(files):
@@ -91,7 +92,7 @@ def test_features_are_absent_on_an_app_without_those_routes() -> None:
     assert page.route_features(app) == {"rtc": False, "upload": None, "peaks": None,
                                         "transcribe": None, "transcript_edit": None,
                                         "bounce": None, "rename": False,
-                                        "rtc_receive_ms": None}
+                                        "rtc_receive_ms": None, "accounts": False}
     app.router.add_post("/projects/{project_id}/rtc", page.features)
     assert page.route_features(app)["rtc"] is True
     assert page.route_features(app)["rtc_receive_ms"] == page.RTC_RECEIVE_MS
@@ -131,3 +132,39 @@ async def test_a_missing_bundle_gives_a_clear_error(tmp_path: Path,
             http.get("/") as response:
         assert response.status == 503
         assert "npm run build" in await response.text()
+
+
+@pytest.mark.asyncio
+async def test_account_pages_are_served_at_every_path_mail_links_name(tmp_path: Path) -> None:
+    config = ServerConfig(port=free_port(), data_dir=tmp_path, engine=False,
+                          sign_in_providers={"google": {"client_id": "x", "client_secret": "y"}})
+    version = json.loads((page.STATIC_DIR / "build-info.json").read_text())["sources_sha256"]
+    async with running_server(config), aiohttp.ClientSession(config.base_url) as http:
+        for path in ["/account", *(f"/account/{name}" for name in page.ACCOUNT_PAGES),
+                     "/account/verify?token=abc", "/account/reset?token=abc",
+                     "/account/invite?token=abc"]:
+            async with http.get(path) as response:
+                assert response.status == 200, path
+                assert response.content_type == "text/html"
+                html = await response.text()
+                assert f'src="/static/account.js?v={version[:12]}"' in html, path
+                assert f'href="/static/account.css?v={version[:12]}"' in html, path
+                assert response.headers["X-Frame-Options"] == "DENY"
+                assert response.headers["Referrer-Policy"] == "no-referrer"
+        async with http.get("/account/nonsense") as response:
+            assert response.status == 404
+            assert "sign-in" in (await response.json())["error"]
+        async with http.get("/static/account.js") as response:
+            assert response.status == 200 and "javascript" in response.content_type
+        async with http.get("/page/features") as response:
+            features = await response.json()
+    assert features["accounts"] is True
+    assert features["sign_in_providers"] == ["google"]
+
+
+def test_every_page_the_server_serves_is_one_the_account_script_draws() -> None:
+    router = (WEB / "src" / "account" / "main.js").read_text()
+    for name in page.ACCOUNT_PAGES:
+        assert f"'{name}':" in router or f"  {name}:" in router, name
+    # mail links: accounts/service.py links to /account/{verify,reset,invite}
+    assert {"verify", "reset", "invite"} <= set(page.ACCOUNT_PAGES)

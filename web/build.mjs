@@ -1,7 +1,9 @@
-// Build the page into dawserver/static/ (or --outdir DIR): app.js (esbuild bundle of
-// src/main.js with yjs and y-websocket), app.css, index.html, redoc.standalone.js (Redoc's
-// own bundle, for the API reference at /api/docs) and build-info.json, whose
-// `sources_sha256` lets the Python tests check that the committed bundle is current.
+// Build the pages into dawserver/static/ (or --outdir DIR): app.js (esbuild bundle of
+// src/main.js with yjs and y-websocket), app.css, index.html; account.js (bundle of
+// src/account/main.js: sign-up, sign-in, team, sessions, keys, two-factor), account.css,
+// account.html; redoc.standalone.js (Redoc's own bundle, for the API reference at
+// /api/docs) and build-info.json, whose `sources_sha256` lets the Python tests check that
+// the committed bundle is current.
 import { build, version } from 'esbuild'
 import { createHash } from 'node:crypto'
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
@@ -12,9 +14,10 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const flag = process.argv.indexOf('--outdir')
 const outdir = flag > 0 ? path.resolve(process.argv[flag + 1]) : path.join(here, '..', 'dawserver', 'static')
 
-/** The files the bundle is made from, as repository-relative paths under web/. */
+/** The files the bundle is made from, as '/'-separated paths under web/ (src/ and its folders). */
 async function sources () {
-  const src = (await readdir(path.join(here, 'src'))).filter((f) => /\.(js|css|html)$/.test(f)).map((f) => `src/${f}`)
+  const src = (await readdir(path.join(here, 'src'), { recursive: true }))
+    .filter((f) => /\.(js|css|html)$/.test(f)).map((f) => `src/${f.split(path.sep).join('/')}`)
   return ['build.mjs', 'package.json', 'package-lock.json', ...src].sort()
 }
 
@@ -29,20 +32,28 @@ async function sourcesHash () {
   return hash.digest('hex')
 }
 
+/** Bundle the script `entry` (under src/) into `outfile` (under the output folder). */
+async function bundle (entry, outfile) {
+  await build({
+    entryPoints: [path.join(here, 'src', entry)],
+    bundle: true,
+    format: 'esm',
+    target: ['chrome110', 'firefox110', 'safari16'],
+    minify: true,
+    legalComments: 'eof',
+    charset: 'utf8',
+    outfile: path.join(outdir, outfile),
+    logLevel: 'warning'
+  })
+}
+
 await mkdir(outdir, { recursive: true })
-await build({
-  entryPoints: [path.join(here, 'src', 'main.js')],
-  bundle: true,
-  format: 'esm',
-  target: ['chrome110', 'firefox110', 'safari16'],
-  minify: true,
-  legalComments: 'eof',
-  charset: 'utf8',
-  outfile: path.join(outdir, 'app.js'),
-  logLevel: 'warning'
-})
+await bundle('main.js', 'app.js')
+await bundle(path.join('account', 'main.js'), 'account.js')
 await copyFile(path.join(here, 'src', 'style.css'), path.join(outdir, 'app.css'))
 await copyFile(path.join(here, 'src', 'index.html'), path.join(outdir, 'index.html'))
+await copyFile(path.join(here, 'src', 'account', 'account.css'), path.join(outdir, 'account.css'))
+await copyFile(path.join(here, 'src', 'account.html'), path.join(outdir, 'account.html'))
 const redoc = path.join(here, 'node_modules', 'redoc', 'bundles')
 await copyFile(path.join(redoc, 'redoc.standalone.js'), path.join(outdir, 'redoc.standalone.js'))
 await copyFile(path.join(redoc, 'redoc.standalone.js.LICENSE.txt'), path.join(outdir, 'redoc.standalone.js.LICENSE.txt'))
@@ -51,7 +62,8 @@ const info = {
   sources_sha256: await sourcesHash(),
   esbuild: version,
   redoc: redocVersion,
-  files: ['app.js', 'app.css', 'index.html', 'redoc.standalone.js', 'redoc.standalone.js.LICENSE.txt']
+  files: ['app.js', 'app.css', 'index.html', 'account.js', 'account.css', 'account.html',
+    'redoc.standalone.js', 'redoc.standalone.js.LICENSE.txt']
 }
 await writeFile(path.join(outdir, 'build-info.json'), JSON.stringify(info, null, 2) + '\n')
 console.log(`built ${outdir} (sources ${info.sources_sha256.slice(0, 12)})`)

@@ -43,6 +43,37 @@ async def _ensure_demo(config: ServerConfig) -> str:
     return info.project_id
 
 
+def _providers(path: Path | None) -> dict[str, dict[str, str]]:
+    """The sign-in providers of a JSON file (``{name: {client_id, client_secret, ...}}``)."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc}",
+                                 param_hint="--sign-in-providers") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise click.BadParameter(f'{path} must hold {{"NAME": {{"client_id": ..., '
+                                 f'"client_secret": ...}}, ...}}',
+                                 param_hint="--sign-in-providers")
+    return data
+
+
+def _hashing(text: str | None) -> tuple[int, int, int] | None:
+    """``(time_cost, memory_KiB, parallelism)`` from ``"T,M,P"``."""
+    if text is None:
+        return None
+    try:
+        t, m, p = (int(part) for part in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"give three whole numbers T,M,P such as 3,65536,4, not "
+                                 f"{text!r}", param_hint="--password-hashing") from None
+    if t < 1 or p < 1 or m < 8 * p:
+        raise click.BadParameter(f"argon2 needs T >= 1, P >= 1 and M >= 8*P KiB, not {text!r}",
+                                 param_hint="--password-hashing")
+    return t, m, p
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True)
@@ -59,9 +90,20 @@ async def _ensure_demo(config: ServerConfig) -> str:
 @click.option("--redis", "redis_url", metavar="URL", envvar="DAW_REDIS_URL", default=None,
               help="redis://HOST:PORT/DB: serve the same projects as other processes on the "
               "same PostgreSQL --database (docs/scale-out.md).")
+@click.option("--mail", "mail_url", metavar="URL", envvar="DAW_MAIL_URL", default=None,
+              help="smtp://USER:PASS@HOST:PORT?from=...&starttls=1 (or smtps://) for account "
+              "mail; default: written to DATA/outbox/*.eml.")
+@click.option("--sign-in-providers", "providers_file", envvar="DAW_SIGN_IN_PROVIDERS",
+              type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help='A JSON file of OpenID Connect providers: {"google": {"client_id": ..., '
+              '"client_secret": ...}} (docs/accounts.md).')
+@click.option("--password-hashing", metavar="T,M,P", envvar="DAW_PASSWORD_HASHING",
+              default=None, help="argon2id time cost, memory (KiB) and lanes of new password "
+              "hashes; default: RFC 9106 low-memory (3,65536,4).")
 def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: bool,
           max_documents: int, idle_unload: float, max_message_bytes: int,
-          public_url: str | None, redis_url: str | None) -> None:
+          public_url: str | None, redis_url: str | None, mail_url: str | None,
+          providers_file: Path | None, password_hashing: str | None) -> None:
     """Serve the y-websocket endpoint ws://HOST:PORT/collab/PROJECT and the HTTP API."""
     from dawserver.app import create_app
 
@@ -70,7 +112,9 @@ def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: 
             host=host, port=port, data_dir=data_dir, database_url=database_url,
             max_documents=max_documents, idle_unload_seconds=idle_unload,
             max_message_bytes=max_message_bytes, public_url=public_url, redis_url=redis_url,
-            regions=configured_regions())
+            regions=configured_regions(), mail_url=mail_url,
+            sign_in_providers=_providers(providers_file),
+            password_hashing=_hashing(password_hashing))
     except (ValueError, DatabaseError) as exc:
         raise CliError(str(exc)) from exc
     try:

@@ -1,7 +1,13 @@
 // Entry point: the project list, or the project view of ?project=ID&token=T.
+//
+// Without ?token= the page asks who is signed in (the session cookie): a signed-in person
+// gets their projects (GET /me/projects), and ?project=ID opens with a collaboration
+// token derived from the session (POST /projects/ID/collab-token).
 import { h } from './dom.js'
 import { features as loadFeatures } from './api.js'
 import { fromLocation, claims as readClaims, canEdit, listUrl } from './session.js'
+import { me as whoAmI, collabToken } from './account/client.js'
+import { showMyProjects } from './myprojects.js'
 import { Project } from './project.js'
 import { Presence, renderPeople, markTouched } from './presence.js'
 import { Timeline } from './timeline.js'
@@ -29,15 +35,24 @@ function notify (message, isError = false) {
 }
 
 async function main () {
-  const { projectId, token } = fromLocation()
-  const claims = readClaims(token)
+  const { projectId, token: given } = fromLocation()
   const features = loadFeatures() // asked for while the document syncs
+  const me = given ? null : await whoAmI()
   if (!projectId) {
     document.title = 'Projects · Max Booster Studio'
-    await showProjectList(root, { token, claims, features: await features, notify })
+    if (me) await showMyProjects(root, { me, notify })
+    else await showProjectList(root, { token: given, claims: readClaims(given), features: await features, notify })
+    document.body.dataset.ready = 'true'
     return
   }
-  await openProject({ projectId, token, claims, features })
+  if (!given && !me && (await features).accounts) { // a project link opened signed out
+    window.location.assign(`/account/sign-in?next=${encodeURIComponent(window.location.pathname + window.location.search)}`)
+    return
+  }
+  const token = me ? await collabToken(projectId) : given
+  const claims = readClaims(token)
+  if (me) claims.user = me.person.name || me.person.email // shown to the others, not a right
+  await openProject({ projectId, token, claims, features, home: listUrl(given) })
 }
 
 /** performance.mark(name) once the frame being prepared now has been painted. */
@@ -49,7 +64,7 @@ function markAfterPaint (name) {
   })
 }
 
-async function openProject ({ projectId, token, claims, features: asked }) {
+async function openProject ({ projectId, token, claims, features: asked, home }) {
   const editable = canEdit(claims.role)
   document.body.classList.toggle('viewer', !editable)
   const project = new Project(projectId, token)
@@ -125,7 +140,7 @@ async function openProject ({ projectId, token, claims, features: asked }) {
   const badge = h('span', { class: `role-badge role-${claims.role}` }, claims.role)
   root.replaceChildren(
     h('header', { class: 'topbar' },
-      h('a', { class: 'projects-link', href: listUrl(token), title: 'All projects' }, '☰'),
+      h('a', { class: 'projects-link', href: home, title: 'All projects' }, '☰'),
       name, badge, transport.el, listen, meter, volume, bounce.el, people, status),
     editable ? '' : h('div', { class: 'viewer-banner', role: 'note' }, 'View only — you see every change live, but cannot edit.'),
     h('main', { class: 'workspace' }, timeline.el),

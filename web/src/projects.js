@@ -47,7 +47,10 @@ export async function showProjectList (root, { token, claims, features, notify }
     h('div', { class: 'create-row' }, name, create),
     list))
   if (!token) {
-    list.replaceChildren(h('li', { class: 'hint' }, 'Open the page with ?token=… (dawserver token, or the URL printed by "dawserver serve --demo").'))
+    list.replaceChildren(features.accounts
+      ? h('li', { class: 'hint sign-in-hint' }, h('a', { href: '/account/sign-in' }, 'Sign in'), ' or ',
+        h('a', { href: '/account/sign-up' }, 'sign up'), ' to see your projects, or open the page with ?token=… (dawserver token).')
+      : h('li', { class: 'hint' }, 'Open the page with ?token=… (dawserver token, or the URL printed by "dawserver serve --demo").'))
     return
   }
   let projects

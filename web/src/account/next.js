@@ -1,0 +1,30 @@
+// Where to go after signing in: ?next=PATH, else a page remembered earlier (an invitation
+// opened before its person had an account), else the project list.
+const KEY = 'mbs.after-sign-in'
+
+/** A same-site path, or '' for anything else (no open redirect to another site). */
+export function safePath (path) {
+  return typeof path === 'string' && path.startsWith('/') && !path.startsWith('//') && !path.includes('\\') ? path : ''
+}
+
+/** Remember `path` to open after the next sign-in (survives the verification mail's tab). */
+export function remember (path) {
+  try { localStorage.setItem(KEY, path) } catch { /* storage off: ?next= still works */ }
+}
+
+/** The page to open after signing in (and forget the remembered one). */
+export function destination (location = window.location) {
+  const asked = safePath(new URLSearchParams(location.search).get('next'))
+  let kept = ''
+  try {
+    kept = safePath(localStorage.getItem(KEY))
+    localStorage.removeItem(KEY)
+  } catch { /* storage off */ }
+  return asked || kept || '/'
+}
+
+/** `href` with this page's ?next= passed on. */
+export function withNext (href, location = window.location) {
+  const next = safePath(new URLSearchParams(location.search).get('next'))
+  return next ? `${href}?next=${encodeURIComponent(next)}` : href
+}
