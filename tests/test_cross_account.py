@@ -38,6 +38,8 @@ PUBLIC_BY_DESIGN = {
     "/api/presave/{slug}": "a pre-save campaign's public page data (fans see it)",
     "/presave/{slug}": "a pre-save campaign's public page",
     "/static/{path}": "the page's static files",
+    "/account/{page}": "the account pages' HTML (sign-in, sign-up...); their data comes from "
+                       "the API routes swept here",
 }
 #: What A's secrets look like in a body: none may show through.
 A_NAME, A_EMAIL, A_TITLE = "Ada Secret Label", "ada@example.org", "Night Drive Secret"
@@ -82,7 +84,10 @@ async def make_account_a(ada: Person, tmp_path: Path) -> dict[str, str]:
     status, jobs, _ = await ada.call(
         "POST", f"/api/distribution/releases/rel-ada/deliveries{query}", {})
     job_id = jobs[0]["job_id"] if status == 202 and jobs else "job-unknown"
+    status, export, _ = await ada.call("POST", "/me/export", {})
+    assert status == 202, export
     return {
+        "export_job_id": export["id"],
         "account_id": org_id, "person_id": ada.id, "grantee_id": ada.id, "user": ada.id,
         "project_id": project_id, "key_id": key["id"], "session_id": sessions[0]["id"],
         "asset_id": asset["id"], "release_id": "rel-ada", "job_id": job_id,
@@ -147,7 +152,9 @@ async def _every_route(base_url: str, document: dict[str, Any], ids: dict[str, s
             unknown = [n for n in names if n not in ids]
             assert not unknown, (f"{path}: no object of A for {unknown}; make one in "
                                  f"make_account_a or list the route in PUBLIC_BY_DESIGN")
-            url = base_url + path.format(**ids)
+            own = {**ids, "job_id": ids["export_job_id"]} if path.startswith("/me/export/") \
+                else ids  # A's export job, where the path names one
+            url = base_url + path.format(**own)
             if "{" not in path.split("/")[1]:
                 url += ("&" if "?" in url else "?") + f"account={ids['account_id']}"
             tried.update(names)
