@@ -143,7 +143,7 @@ class YouTubeConnector(HttpConnector):
 
     async def _upload(self, access_token: str, url: str, data: bytes,
                       content_type: str) -> dict:
-        offset, size = 0, len(data)
+        offset, size, stalls = 0, len(data), 0
         while True:
             end = min(size, offset + self.chunk_bytes)
             answer = await self.call("PUT", url, token=access_token, ok=(308,),
@@ -153,7 +153,12 @@ class YouTubeConnector(HttpConnector):
             if answer.status != 308:
                 return answer.body
             got = answer.headers.get("Range", "")  # "bytes=0-524287": what the server holds
-            offset = int(got.rsplit("-", 1)[1]) + 1 if got else 0
+            held = int(got.rsplit("-", 1)[1]) + 1 if got else 0
+            stalls = stalls + 1 if held <= offset else 0
+            if stalls >= 3:
+                raise NetworkError(f"resumable upload stuck at byte {held} of {size}",
+                                   network=self.network)
+            offset = held
 
     async def find_published(self, access_token: str, dedupe_key: str, *,
                              text: str | None = None) -> Published | None:
