@@ -1,0 +1,173 @@
+"""A fake AT Protocol PDS: app-password sessions (createSession/refreshSession with JWTs),
+blobs, ``app.bsky.feed.post`` records, and the PDS's error shapes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from typing import Any
+
+from aiohttp import web
+
+from business.social.fakes.base import KINDS, FakeNetwork, FakeUser, _Token
+
+_ERRORS = {
+    "rate_limited": (429, "RateLimitExceeded", "Rate Limit Exceeded"),
+    "expired": (400, "ExpiredToken", "Token has expired"),
+    "invalid_token": (401, "InvalidToken", "Token could not be verified"),
+    "server": (500, "InternalServerError", "Internal Server Error"),
+    "rejected": (400, "InvalidRequest", "Input/record is invalid"),
+}
+_B32 = "234567abcdefghijklmnopqrstuvwxyz"
+MAX_GRAPHEMES = 300
+
+
+def _b64(data: dict[str, Any]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _tid() -> str:
+    """A record key in the TID format (microseconds since 1970, base32-sortable)."""
+    value = (time.time_ns() // 1000) << 10 | secrets.randbelow(1024)
+    return "".join(_B32[(value >> (5 * i)) & 31] for i in reversed(range(13)))
+
+
+class FakeBluesky(FakeNetwork):
+    """A PDS with one account (:attr:`user`, DID ``did:plc:...``) and its app password."""
+
+    network = "bluesky"
+    kinds = tuple(k for k in KINDS if k not in ("duplicate", "quota"))
+    refresh_lifetime = 90 * 86400.0
+
+    def __init__(self, *, app_password: str = "abcd-efgh-ijkl-mnop", **kwargs: Any) -> None:
+        kwargs.setdefault("token_lifetime", 7200.0)
+        kwargs.setdefault("user", FakeUser(id="did:plc:ewvi7nxzyoun6zhxrhs64oiz",
+                                           name="Ada Beats", handle="adabeats.bsky.social"))
+        super().__init__(**kwargs)
+        self.app_password = app_password
+        self.blobs: dict[str, bytes] = {}
+
+    def add_token_route(self, app: web.Application) -> None:
+        app.router.add_post("/xrpc/com.atproto.server.createSession", self._create_session)
+        app.router.add_post("/xrpc/com.atproto.server.refreshSession", self._refresh_session)
+
+    def public(self, path: str) -> bool:
+        return path in ("/xrpc/com.atproto.server.createSession",
+                        "/xrpc/com.atproto.server.refreshSession")
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/xrpc/com.atproto.server.getSession", self._get_session)
+        app.router.add_post("/xrpc/com.atproto.repo.uploadBlob", self._upload_blob)
+        app.router.add_post("/xrpc/com.atproto.repo.createRecord", self._create_record)
+        app.router.add_get("/xrpc/com.atproto.repo.listRecords", self._list_records)
+        app.router.add_get("/xrpc/app.bsky.feed.getPosts", self._get_posts)
+
+    def error(self, kind: str, retry_after: float, request: web.Request) -> web.Response:
+        status, error, message = _ERRORS[kind]
+        headers = {}
+        if kind == "rate_limited":
+            headers = {"ratelimit-limit": "5000", "ratelimit-remaining": "0",
+                       "ratelimit-reset": str(int(time.time() + retry_after + 0.999)),
+                       "ratelimit-policy": "5000;w=3600"}
+        return web.json_response({"error": error, "message": message}, status=status,
+                                 headers=headers)
+
+    def _jwt(self, scope: str, lifetime: float) -> str:
+        now = int(time.time())
+        header = _b64({"typ": "at+jwt" if scope != "refresh" else "refresh+jwt",
+                       "alg": "ES256K"})
+        claims = _b64({"scope": f"com.atproto.{scope}", "sub": self.user.id, "iat": now,
+                       "exp": int(now + lifetime), "aud": "did:web:bsky.social",
+                       "jti": secrets.token_hex(8)})
+        return f"{header}.{claims}.{secrets.token_urlsafe(32)}"
+
+    def _session(self) -> dict[str, Any]:
+        access = self._jwt("access", self.token_lifetime)
+        self._tokens[access] = _Token(self.user, time.time() + self.token_lifetime, "atproto")
+        answer = {"did": self.user.id, "handle": self.user.handle, "active": True,
+                  "accessJwt": access}
+        refresh = self._jwt("refresh", self.refresh_lifetime)
+        self._refresh[refresh] = (self.user, "atproto")
+        answer["refreshJwt"] = refresh
+        return answer
+
+    async def _create_session(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.stats.token_requests.append({"identifier": str(body.get("identifier", ""))})
+        if body.get("identifier") not in (self.user.handle, self.user.id) or \
+                not hmac.compare_digest(str(body.get("password", "")), self.app_password):
+            return web.json_response({"error": "AuthenticationRequired",
+                                      "message": "Invalid identifier or password"},
+                                     status=401)
+        return web.json_response(self._session())
+
+    async def _refresh_session(self, request: web.Request) -> web.Response:
+        token = self.bearer(request)
+        if token not in self._refresh:
+            return web.json_response({"error": "ExpiredToken",
+                                      "message": "Token has been revoked"}, status=400)
+        answer = self._session()
+        if self.rng.random() < self.refresh_omit_rate:
+            del self._refresh[answer.pop("refreshJwt")]
+        else:
+            del self._refresh[token]  # rotated
+        return web.json_response(answer)
+
+    async def _get_session(self, request: web.Request) -> web.Response:
+        user = self.user_of(request)
+        return web.json_response({"did": user.id, "handle": user.handle, "active": True})
+
+    async def _upload_blob(self, request: web.Request) -> web.Response:
+        data = await request.read()
+        if not data:
+            return self.error("rejected", 0, request)
+        cid = "bafkrei" + hashlib.sha256(data).hexdigest()[:52]
+        self.blobs[cid] = data
+        return web.json_response({"blob": {"$type": "blob", "ref": {"$link": cid},
+                                           "mimeType": request.content_type,
+                                           "size": len(data)}})
+
+    async def _create_record(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        record = body.get("record", {})
+        if body.get("repo") not in (self.user.id, self.user.handle) or \
+                body.get("collection") != "app.bsky.feed.post":
+            return web.json_response({"error": "InvalidRequest",
+                                      "message": "repo must be the session's DID"}, status=400)
+        text = record.get("text", "")
+        if len(text) > MAX_GRAPHEMES or not record.get("createdAt"):
+            return web.json_response({"error": "InvalidRequest", "message":
+                                      f"Invalid app.bsky.feed.post record: Record/text must "
+                                      f"not be longer than {MAX_GRAPHEMES} graphemes"},
+                                     status=400)
+        for image in record.get("embed", {}).get("images", []):
+            if image.get("image", {}).get("ref", {}).get("$link") not in self.blobs:
+                return web.json_response({"error": "InvalidRequest",
+                                          "message": "Could not find blob"}, status=400)
+        uri = f"at://{self.user.id}/app.bsky.feed.post/{_tid()}"
+        cid = "bafyrei" + hashlib.sha256(json.dumps(record).encode()).hexdigest()[:52]
+        self.posts.append({"uri": uri, "cid": cid, "value": record, "created": time.time(),
+                           "likeCount": 21, "repostCount": 4, "replyCount": 2,
+                           "quoteCount": 1})
+        return web.json_response({"uri": uri, "cid": cid, "validationStatus": "valid",
+                                  "commit": {"cid": cid, "rev": _tid()}})
+
+    async def _list_records(self, request: web.Request) -> web.Response:
+        limit = int(request.query.get("limit", "50"))
+        records = [{"uri": p["uri"], "cid": p["cid"], "value": p["value"]}
+                   for p in reversed(self.posts)][:limit]
+        return web.json_response({"records": records})
+
+    async def _get_posts(self, request: web.Request) -> web.Response:
+        uris = set(request.query.getall("uris", []))
+        posts = [{"uri": p["uri"], "cid": p["cid"], "record": p["value"],
+                  "author": {"did": self.user.id, "handle": self.user.handle},
+                  **{k: p[k] for k in ("likeCount", "repostCount", "replyCount",
+                                       "quoteCount")}}
+                 for p in self.posts if p["uri"] in uris]
+        return web.json_response({"posts": posts})

@@ -1,0 +1,146 @@
+"""A fake X API v2: OAuth 2.0 + PKCE, ``/2/tweets``, chunked ``/2/media/upload``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from business.social.fakes.base import FakeNetwork
+
+
+class FakeX(FakeNetwork):
+    """X as its API answers: problem+json errors, ``x-rate-limit-*`` headers, rotation of
+    refresh tokens, 403 for a post whose text the account already posted."""
+
+    network = "x"
+    authorize_path = "/i/oauth2/authorize"
+    token_path = "/2/oauth2/token"
+    #: Seconds videos stay "in_progress" after FINALIZE (STATUS polls until then).
+    processing_s = 0.2
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("token_lifetime", 7200.0)
+        super().__init__(**kwargs)
+        self.media: dict[str, dict[str, Any]] = {}
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/2/users/me", self._me)
+        app.router.add_post("/2/tweets", self._tweet)
+        app.router.add_get("/2/tweets/{id}", self._get_tweet)
+        app.router.add_get("/2/users/{id}/tweets", self._timeline)
+        app.router.add_post("/2/media/upload", self._upload)
+        app.router.add_get("/2/media/upload", self._status)
+
+    def error(self, kind: str, retry_after: float, request: web.Request) -> web.Response:
+        reset = str(int(time.time() + retry_after + 0.999))
+        shapes = {
+            "rate_limited": (429, "Too Many Requests", "Too Many Requests"),
+            "expired": (401, "Unauthorized", "Unauthorized"),
+            "invalid_token": (401, "Unauthorized", "Unauthorized"),
+            "server": (503, "Service Unavailable", "Service Unavailable"),
+            "duplicate": (403, "Forbidden",
+                          "You are not allowed to create a Tweet with duplicate content."),
+            "quota": (429, "UsageCapExceeded", "Usage cap exceeded: Monthly product cap"),
+            "rejected": (400, "Invalid Request", "One or more parameters are invalid."),
+        }
+        status, title, detail = shapes[kind]
+        headers = {"x-rate-limit-limit": "100", "x-rate-limit-remaining": "0",
+                   "x-rate-limit-reset": reset} if status == 429 else {}
+        return web.json_response({"title": title, "detail": detail, "type": "about:blank",
+                                  "status": status}, status=status, headers=headers,
+                                 content_type="application/problem+json")
+
+    async def _me(self, request: web.Request) -> web.Response:
+        user = self.user_of(request)
+        return web.json_response({"data": {"id": user.id, "name": user.name,
+                                           "username": user.handle}})
+
+    async def _tweet(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        text = body.get("text", "")
+        user = self.user_of(request)
+        if not text and not body.get("media"):
+            return self.error("rejected", 0, request)
+        if any(p["text"] == text and p["author"] == user.id for p in self.posts):
+            return self.error("duplicate", 0, request)
+        media_ids = body.get("media", {}).get("media_ids", [])
+        for media_id in media_ids:
+            media = self.media.get(media_id)
+            if media is None or media["state"] != "succeeded":
+                return web.json_response({"title": "Invalid Request", "status": 400,
+                                          "detail": f"media {media_id} is not ready"},
+                                         status=400)
+        post = {"id": self.next_id(), "text": text, "author": user.id, "media": media_ids,
+                "reply_to": body.get("reply", {}).get("in_reply_to_tweet_id"),
+                "created_at": time.time()}
+        self.posts.append(post)
+        headers = {"x-rate-limit-limit": "100", "x-rate-limit-remaining": str(
+            max(0, 100 - len(self.posts))), "x-rate-limit-reset": str(int(time.time()) + 900)}
+        return web.json_response({"data": {"id": post["id"], "text": text}}, status=201,
+                                 headers=headers)
+
+    async def _get_tweet(self, request: web.Request) -> web.Response:
+        for post in self.posts:
+            if post["id"] == request.match_info["id"]:
+                return web.json_response({"data": {"id": post["id"], "text": post["text"],
+                                                   "public_metrics": {
+                                                       "impression_count": 120,
+                                                       "like_count": 7, "reply_count": 2,
+                                                       "retweet_count": 3, "quote_count": 1}}})
+        return web.json_response({"errors": [{"title": "Not Found Error"}]}, status=404)
+
+    async def _timeline(self, request: web.Request) -> web.Response:
+        mine = [p for p in self.posts if p["author"] == request.match_info["id"]]
+        limit = int(request.query.get("max_results", "10"))
+        data = [{"id": p["id"], "text": p["text"]} for p in reversed(mine)][:limit]
+        return web.json_response({"data": data, "meta": {"result_count": len(data)}})
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        command = form.get("command")
+        if command == "INIT":
+            media_id = self.next_id()
+            self.media[media_id] = {"total": int(str(form["total_bytes"])), "chunks": {},
+                                    "type": str(form["media_type"]), "state": "init",
+                                    "category": str(form.get("media_category", ""))}
+            return web.json_response({"data": {"id": media_id, "media_key": f"3_{media_id}",
+                                               "expires_after_secs": 86400}}, status=202)
+        media = self.media.get(str(form.get("media_id", "")))
+        if media is None:
+            return web.json_response({"title": "Invalid Request", "status": 400,
+                                      "detail": "unknown media_id"}, status=400)
+        if command == "APPEND":
+            part = form["media"]
+            media["chunks"][int(str(form["segment_index"]))] = part.file.read()
+            return web.Response(status=204)
+        if command == "FINALIZE":
+            size = sum(len(c) for c in media["chunks"].values())
+            if size != media["total"]:
+                return web.json_response({"title": "Invalid Request", "status": 400,
+                                          "detail": f"got {size} of {media['total']} bytes"},
+                                         status=400)
+            data: dict[str, Any] = {"id": form["media_id"]}
+            if media["category"] == "tweet_video":
+                media["state"] = "in_progress"
+                media["ready_at"] = time.time() + self.processing_s
+                data["processing_info"] = {"state": "pending", "check_after_secs": 1}
+            else:
+                media["state"] = "succeeded"
+            return web.json_response({"data": data})
+        return web.json_response({"title": "Invalid Request", "status": 400,
+                                  "detail": f"unknown command {command!r}"}, status=400)
+
+    async def _status(self, request: web.Request) -> web.Response:
+        media_id = request.query.get("media_id", "")
+        media = self.media.get(media_id)
+        if media is None or request.query.get("command") != "STATUS":
+            return web.json_response({"title": "Invalid Request", "status": 400}, status=400)
+        if media["state"] == "in_progress" and time.time() >= media["ready_at"]:
+            media["state"] = "succeeded"
+        info = {"state": media["state"], "progress_percent":
+                100 if media["state"] == "succeeded" else 50}
+        if media["state"] == "in_progress":
+            info["check_after_secs"] = 1
+        return web.json_response({"data": {"id": media_id, "processing_info": info}})

@@ -1,0 +1,157 @@
+"""X (Twitter) over the X API v2, with OAuth 2.0 authorization code and PKCE S256.
+
+- Authorize at ``https://x.com/i/oauth2/authorize``; tokens at ``POST /2/oauth2/token``
+  (confidential client: HTTP Basic). Access tokens last 2 h; ``offline.access`` gives a
+  refresh token, which X rotates on every refresh.
+- Post: ``POST /2/tweets`` ``{"text", "media": {"media_ids": [...]}}``; a first comment is
+  a reply (``"reply": {"in_reply_to_tweet_id"}``).
+- Media: chunked upload on ``POST /2/media/upload``: ``command=INIT`` (total bytes, type,
+  category), ``APPEND`` (multipart segments of :attr:`XConnector.chunk_bytes`),
+  ``FINALIZE``, then ``STATUS`` polled while ``processing_info.state`` is pending or
+  in progress (videos).
+- Errors: 429 with ``x-rate-limit-reset`` (epoch) -> RateLimited; 401 -> TokenExpired;
+  403 "duplicate content" -> Duplicate (with the earlier post, found in recent posts).
+- Dedupe: X has no field for our key, so :meth:`XConnector.find_published` matches the
+  post's text (given as ``text=``) against the account's 100 most recent posts
+  (``GET /2/users/{id}/tweets``); links are ignored since X rewrites them to t.co. Without
+  the text it cannot tell and answers None; X itself then refuses a second identical post.
+- Quota: X reports per-endpoint limits in ``x-rate-limit-*`` headers only; quota() answers
+  the last ones seen (None before any call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+
+from business.social.errors import Duplicate, NetworkError, QuotaExhausted, Rejected
+from business.social.networks.base import MediaItem, OAuthTokens, Publication, Published, Quota
+from business.social.networks.http import Answer, HttpConnector, retry_after_from, same_text
+
+
+class XConnector(HttpConnector):
+    """X API v2."""
+
+    network = "x"
+    HOSTS = {"api": "https://api.x.com", "auth": "https://x.com", "token": "https://api.x.com"}
+    SCOPES = "tweet.read tweet.write users.read media.write offline.access"
+    #: APPEND segment size (X allows up to 5 MB per segment).
+    chunk_bytes = 4 * 2**20
+
+    def authorize_url(self, state: str, code_challenge: str, redirect_uri: str) -> str:
+        return self.with_query(self.url("/i/oauth2/authorize", "auth"), {
+            "response_type": "code", "client_id": self.client_id,
+            "redirect_uri": redirect_uri, "scope": self.SCOPES, "state": state,
+            "code_challenge": code_challenge, "code_challenge_method": "S256"})
+
+    async def exchange_code(self, code: str, code_verifier: str, redirect_uri: str
+                            ) -> OAuthTokens:
+        return await self.token_request("/2/oauth2/token", {
+            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+            "code_verifier": code_verifier, "client_id": self.client_id}, client_auth="basic")
+
+    async def refresh(self, refresh_token: str) -> OAuthTokens:
+        return await self.token_request("/2/oauth2/token", {
+            "grant_type": "refresh_token", "refresh_token": refresh_token,
+            "client_id": self.client_id}, client_auth="basic")
+
+    async def profile(self, access_token: str) -> dict:
+        data = (await self.call("GET", "/2/users/me", token=access_token)).body["data"]
+        return {"id": data["id"], "name": data["name"], "handle": data["username"]}
+
+    async def publish(self, access_token: str, publication: Publication) -> Published:
+        media_ids = [await self.upload(access_token, item) for item in publication.media]
+        text = publication.text
+        if publication.link and publication.link not in text:
+            text = f"{text} {publication.link}".strip()
+        body: dict = {"text": text}
+        if media_ids:
+            body["media"] = {"media_ids": media_ids}
+        try:
+            answer = await self.call("POST", "/2/tweets", token=access_token, json=body)
+        except Duplicate as exc:
+            exc.existing = await self.find_published(access_token, publication.dedupe_key,
+                                                     text=text)
+            raise
+        post_id = answer.body["data"]["id"]
+        if publication.first_comment:
+            await self.call("POST", "/2/tweets", token=access_token, json={
+                "text": publication.first_comment,
+                "reply": {"in_reply_to_tweet_id": post_id}})
+        return Published(post_id, f"https://x.com/i/web/status/{post_id}")
+
+    async def upload(self, access_token: str, item: MediaItem) -> str:
+        """Upload one file in chunks (INIT, APPEND..., FINALIZE, STATUS); its media id."""
+        category = {"image": "tweet_image", "video": "tweet_video"}.get(item.kind)
+        if category is None:
+            raise Rejected(f"X takes images and videos, not {item.kind}", network=self.network)
+        data = await self.read_media(item)
+        init = await self.call("POST", "/2/media/upload", token=access_token, data={
+            "command": "INIT", "total_bytes": str(len(data)), "media_type": item.content_type,
+            "media_category": category})
+        media_id = str(init.body["data"]["id"])
+        for index, start in enumerate(range(0, len(data), self.chunk_bytes)):
+            form = aiohttp.FormData()
+            form.add_field("command", "APPEND")
+            form.add_field("media_id", media_id)
+            form.add_field("segment_index", str(index))
+            form.add_field("media", data[start:start + self.chunk_bytes],
+                           content_type="application/octet-stream", filename="blob")
+            await self.call("POST", "/2/media/upload", token=access_token, data=form)
+        answer = await self.call("POST", "/2/media/upload", token=access_token,
+                                 data={"command": "FINALIZE", "media_id": media_id})
+        await self._wait_processed(access_token, media_id, answer)
+        return media_id
+
+    async def _wait_processed(self, access_token: str, media_id: str, answer: Answer) -> None:
+        deadline = time.monotonic() + self.poll_timeout_s
+        info = answer.body.get("data", {}).get("processing_info")
+        while info and info.get("state") in ("pending", "in_progress"):
+            if time.monotonic() > deadline:
+                raise NetworkError(f"media {media_id} still processing after "
+                                   f"{self.poll_timeout_s:.0f} s", network=self.network)
+            await asyncio.sleep(min(float(info.get("check_after_secs", 1)),
+                                    self.poll_interval_s))
+            status = await self.call("GET", self.with_query("/2/media/upload", {
+                "command": "STATUS", "media_id": media_id}), token=access_token)
+            info = status.body.get("data", {}).get("processing_info")
+        if info and info.get("state") == "failed":
+            error = info.get("error", {})
+            raise Rejected(f"media {media_id} failed processing: {error.get('message', error)}",
+                           network=self.network)
+
+    async def find_published(self, access_token: str, dedupe_key: str, *,
+                             text: str | None = None) -> Published | None:
+        """The account's recent post with the same text (X keeps no field for our key)."""
+        if not text:
+            return None
+        me = await self.profile(access_token)
+        answer = await self.call("GET", self.with_query(f"/2/users/{me['id']}/tweets", {
+            "max_results": "100", "tweet.fields": "created_at"}), token=access_token)
+        for post in answer.body.get("data", []):
+            if same_text(post.get("text", ""), text):
+                return Published(post["id"], f"https://x.com/i/web/status/{post['id']}")
+        return None
+
+    async def quota(self, access_token: str) -> Quota | None:
+        return self.last_rate_limit
+
+    async def metrics(self, access_token: str, remote_id: str) -> dict[str, int]:
+        answer = await self.call("GET", self.with_query(f"/2/tweets/{remote_id}", {
+            "tweet.fields": "public_metrics"}), token=access_token)
+        counts = answer.body["data"].get("public_metrics", {})
+        return {"impressions": counts.get("impression_count", 0),
+                "likes": counts.get("like_count", 0),
+                "comments": counts.get("reply_count", 0),
+                "shares": counts.get("retweet_count", 0) + counts.get("quote_count", 0)}
+
+    def classify(self, answer: Answer) -> NetworkError | None:
+        detail = str(answer.body.get("detail", ""))
+        if answer.status == 403 and "duplicate" in detail.lower():
+            return Duplicate(detail, network=self.network, status=403)
+        if answer.body.get("title") == "UsageCapExceeded":
+            return QuotaExhausted(detail, network=self.network, status=answer.status,
+                                  retry_after=retry_after_from(answer.headers))
+        return None
