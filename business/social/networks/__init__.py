@@ -1,0 +1,1 @@
+"""One connector per network, their shared contract (base) and publishing rules (rules)."""
