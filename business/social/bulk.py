@@ -442,7 +442,9 @@ class _RowChecker:
         self.seen: dict[tuple[str, str], list[tuple[float, int | None]]] = {}
 
     def remember(self, channel_id: str, text: str, publish_at: float, row: int | None) -> None:
-        key = (channel_id, _normalised(text))
+        self._remember_key((channel_id, _normalised(text)), publish_at, row)
+
+    def _remember_key(self, key: tuple[str, str], publish_at: float, row: int | None) -> None:
         if key[1]:
             self.seen.setdefault(key, []).append((publish_at, row))
 
@@ -484,8 +486,9 @@ class _RowChecker:
         if channel is not None:
             rules = rules_for(channel.network)
             problems = validate(channel.network, text, media, link, comment)
-            if unchecked:
+            if len(media) < len(media_refs):  # the other refs have their own message
                 problems = [p for p in problems if p.code != "media_required"]
+            if unchecked:
                 total = len(media) + len(unchecked)
                 if total > rules.max_media and not any(
                         p.code == "too_many_media" for p in problems):
@@ -495,20 +498,22 @@ class _RowChecker:
                         f"has {total}: remove {total - rules.max_media}."))
             for problem in problems:
                 fail(_problem_column(problem), problem.code, problem.message, problem.severity)
+        key = None
         if channel is not None and publish_at is not None and not errors:
-            duplicate = self._duplicate(channel.channel_id, text, publish_at)
+            key = (channel.channel_id, _normalised(text))
+            duplicate = self._duplicate(key, publish_at)
             if duplicate is not None:
                 fail("text", "duplicate", duplicate)
         if errors:
             result.errors += errors
             return
-        assert channel is not None and publish_at is not None
-        self.remember(channel.channel_id, text, publish_at, row)
+        assert channel is not None and publish_at is not None and key is not None
+        self._remember_key(key, publish_at, row)
         result.rows.append(BulkRow(row, channel.channel_id, channel.network, publish_at, text,
                                    link, media_refs, comment))
 
-    def _duplicate(self, channel_id: str, text: str, publish_at: float) -> str | None:
-        for at, source in self.seen.get((channel_id, _normalised(text)), ()):
+    def _duplicate(self, key: tuple[str, str], publish_at: float) -> str | None:
+        for at, source in self.seen.get(key, ()):
             if abs(at - publish_at) <= DUPLICATE_WINDOW_S:
                 where = f"row {source}" if source is not None else "a post already scheduled"
                 return (f"Same text as {where} on this channel at {_utc(at)}, less than 3 days "

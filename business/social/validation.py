@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from business.social.networks.base import MediaItem
@@ -175,7 +174,7 @@ def _link_problems(rules: NetworkRules, text: str, link: str | None) -> list[Pro
 
 
 def _name(item: MediaItem) -> str:
-    return PurePosixPath(item.path).name or item.path
+    return item.path.rstrip("/").rsplit("/", 1)[-1] or item.path
 
 
 def _size(n: float) -> str:
