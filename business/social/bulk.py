@@ -312,9 +312,11 @@ class _Prefixed(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:  # noqa: ANN001 - a writable buffer
-        data = self._head or self._rest.read(len(buffer))
-        self._head = b""
-        data = data[:len(buffer)] if len(data) > len(buffer) else data
+        size = len(buffer)
+        if self._head:
+            data, self._head = self._head[:size], self._head[size:]
+        else:
+            data = self._rest.read(size) or b""
         buffer[:len(data)] = data
         return len(data)
 
