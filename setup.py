@@ -101,6 +101,8 @@ setup(
         "joserfc>=1.0",
         "limits>=4.0",
         "cryptography>=42",
+        "regex>=2023.0",
+        "charset-normalizer>=3.0",
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),
