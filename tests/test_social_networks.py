@@ -27,7 +27,14 @@ from business.social.errors import (
     TokenExpired,
 )
 from business.social.networks import CONNECTORS, connector_for
-from business.social.networks.base import METRICS, MediaItem, Publication, new_code_verifier
+from business.social.networks.base import (
+    METRICS,
+    MediaItem,
+    Publication,
+    new_code_verifier,
+    text_with_link,
+)
+from business.social.validation import errors, validate
 
 NETWORKS = sorted(CONNECTORS)
 OAUTH = [n for n in NETWORKS if n != "bluesky"]
@@ -393,3 +400,21 @@ def test_product_modules_never_import_the_fakes() -> None:
         text = path.read_text()
         assert "from business.social.fakes" not in text, path
         assert "import business.social.fakes" not in text, path
+
+
+def test_a_link_is_published_where_validation_counted_it(media: dict[str, MediaItem]) -> None:
+    """X has no link attachment: the link goes on a line of its own, as validation counts."""
+    link = "https://maxbooster.example/presave/night-drive"
+    text = "n" * (280 - 23 - 1)  # 280 with the link (23) and its line break
+    assert errors(validate("x", text, [], link=link)) == []
+    assert errors(validate("x", text + "n", [], link=link))
+
+    async def go() -> None:
+        async with social_network("x") as net:
+            token = (await sign_in(net)).access_token
+            post = Publication(dedupe_key="post-9:channel-1", text=text, link=link)
+            await net.connector.publish(token, post)
+            assert net.fake.posts[-1]["text"] == f"{text}\n{link}" == post.text_with_link()
+    run(go())
+    assert text_with_link(f"out now {link}", link) == f"out now {link}"  # not twice
+    assert text_with_link("", link) == link

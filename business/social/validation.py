@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from business.social.networks.base import MediaItem
+from business.social.networks.base import MediaItem, text_with_link
 from business.social.networks.rules import MB, RULES, NetworkRules
 from business.social.textlength import (
     UNITS,
@@ -63,9 +63,7 @@ def validate(network: str, text: str, media: Sequence[MediaItem] = (),
     problems: list[Problem] = []
     text = text or ""
     link = link.strip() if link else None
-    body = text
-    if link and not rules.link_attachment and link not in text:
-        body = f"{text}\n{link}" if text else link
+    body = text if rules.link_attachment else text_with_link(text, link)
     if not body.strip() and not media:
         problems.append(Problem("text", "empty", "The post is empty: write some text or "
                                 "attach an image or video."))

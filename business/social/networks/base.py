@@ -48,6 +48,19 @@ class Publication:
     link: str | None = None
     first_comment: str | None = None
 
+    def text_with_link(self) -> str:
+        """The text as a network without link attachments shows it: the link on a line of
+        its own at the end unless the text holds it already (validation counts this)."""
+        return text_with_link(self.text, self.link)
+
+
+def text_with_link(text: str, link: str | None) -> str:
+    """``text`` with ``link`` on a line of its own at the end, unless it is in it already."""
+    link = link.strip() if link else None
+    if not link or link in text:
+        return text
+    return f"{text}\n{link}" if text else link
+
 
 @dataclass(frozen=True)
 class Published:

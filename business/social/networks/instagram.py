@@ -66,7 +66,7 @@ class InstagramConnector(ContainerConnector):
                                publication: Publication) -> str:
         if not publication.media:
             raise Rejected("Instagram posts need an image or a video", network=self.network)
-        caption = publication.text
+        caption = publication.text_with_link()  # shown, not clickable: validation warns
         if len(publication.media) == 1:
             return await self._item(access_token, user_id, publication.media[0], caption)
         children = [await self._item(access_token, user_id, item, None)

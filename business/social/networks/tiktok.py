@@ -78,7 +78,7 @@ class TikTokConnector(HttpConnector):
         chunk = size if size <= MAX_CHUNK else self.chunk_bytes
         count = max(1, size // chunk)
         init = await self.call("POST", "/v2/post/publish/video/init/", token=access_token,
-                               json={"post_info": {"title": publication.text,
+                               json={"post_info": {"title": publication.text_with_link(),
                                                    "privacy_level": privacy},
                                      "source_info": {"source": "FILE_UPLOAD",
                                                      "video_size": size, "chunk_size": chunk,

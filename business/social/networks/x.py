@@ -63,17 +63,14 @@ class XConnector(HttpConnector):
 
     async def publish(self, access_token: str, publication: Publication) -> Published:
         media_ids = [await self.upload(access_token, item) for item in publication.media]
-        text = publication.text
-        if publication.link and publication.link not in text:
-            text = f"{text} {publication.link}".strip()
-        body: dict = {"text": text}
+        body: dict = {"text": publication.text_with_link()}
         if media_ids:
             body["media"] = {"media_ids": media_ids}
         try:
             answer = await self.call("POST", "/2/tweets", token=access_token, json=body)
         except Duplicate as exc:
             exc.existing = await self.find_published(access_token, publication.dedupe_key,
-                                                     text=text)
+                                                     text=body["text"])
             raise
         post_id = answer.body["data"]["id"]
         if publication.first_comment:

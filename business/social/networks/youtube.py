@@ -114,9 +114,7 @@ class YouTubeConnector(HttpConnector):
         item = videos[0]
         lines = publication.text.strip().splitlines() or [""]
         title = lines[0][:100] or "Untitled"
-        description = publication.text
-        if publication.link and publication.link not in description:
-            description = f"{description}\n\n{publication.link}".strip()
+        description = publication.text_with_link()
         metadata = {"snippet": {"title": title, "description": description[:5000],
                                 "tags": [dedupe_tag(publication.dedupe_key)],
                                 "categoryId": "10"},
