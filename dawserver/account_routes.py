@@ -29,6 +29,7 @@ from .permissions import (
 )
 from .plugin_api import Empty, Model, Request, Role, Route
 from .projects import import_session
+from .regions import account_region
 
 #: How long a collaboration token derived from a session or key lasts.
 COLLAB_TOKEN_SECONDS = 3600.0
@@ -322,9 +323,10 @@ async def audit_log(request: Request) -> list[AuditEntry]:
 
 
 async def create_project(request: Request) -> ProjectEntry:
-    """Create an empty project owned by the account."""
+    """Create an empty project owned by the account, in the account's data region."""
     account_id, name = request.params["account_id"], request.body.name
-    info = await import_session(request.app[STORE], Session(name=name), name=name)
+    info = await import_session(request.app[STORE], Session(name=name), name=name,
+                                region=account_region(request.app, account_id))
     await request.app[ACCOUNTS].store.own_project(account_id, info.project_id)
     return ProjectEntry(id=info.project_id, name=info.name, role="owner", owner=account_id)
 

@@ -7,7 +7,8 @@ Redis when ``config.redis_url`` is set, else in the database; mail through the
 job queue to ``config.mail_url`` (SMTP), else into ``DATA/outbox``. The API
 keys' rate limiter (``app[RATE_LIMITER]``) shares Redis the same way.
 
-With ``config.regions`` each region's database is opened and migrated too, and the
+With ``config.regions`` each region's database (opened by
+:func:`dawserver.regions.regions_context`) is migrated too, and the
 service keeps accounts in a :class:`~accounts.regions.RegionalAccountStore` (the
 main database is the default region); sessions kept in the database follow the
 person's region (:class:`~accounts.regions.RegionalSessions`).
@@ -23,13 +24,14 @@ from aiohttp import web
 from accounts.mail import mail_transport
 from accounts.passwords import Passwords
 from accounts.ratelimit import RateLimiter
-from accounts.regions import RegionalAccountStore, RegionalSessions, open_regions
+from accounts.regions import RegionalAccountStore, RegionalSessions
 from accounts.service import AccountService
 from accounts.sessions import RedisSessions, Sessions, SessionStore
 
 from .account_mail import QUEUE, SETTINGS, MailSender, QueuedMail
-from .keys import ACCOUNTS, BACKGROUND, CONFIG, DATABASE, RATE_LIMITER
+from .keys import ACCOUNTS, BACKGROUND, CONFIG, RATE_LIMITER
 from .oidc_routes import setup_oidc
+from .regions import REGION_DATABASES
 from .sso_routes import setup_sso
 
 log = logging.getLogger(__name__)
@@ -50,26 +52,24 @@ def setup_accounts(app: web.Application) -> None:
 
 
 async def accounts_context(app: web.Application) -> AsyncIterator[None]:
-    """Open the regions' databases, migrate the accounts tables in each, then build the
-    service and the rate limiter."""
+    """Migrate the accounts tables in every region's database, then build the service
+    and the rate limiter."""
     config = app[CONFIG]
-    urls = {name: region.database_url for name, region in config.regions.items()}
-    async with open_regions(app[DATABASE], config.database_url, urls,
-                            config.data_dir) as databases:
-        store = RegionalAccountStore.over(databases)
-        await store.migrate()
-        backend: SessionStore = (RedisSessions.from_url(config.redis_url) if config.redis_url
-                                 else RegionalSessions.over(databases))
-        passwords = Passwords(*config.password_hashing) if config.password_hashing else None
-        app[ACCOUNTS] = AccountService(
-            store, Sessions(backend), QueuedMail(app[BACKGROUND]),
-            base_url=config.base_url, passwords=passwords, regions=store.regions,
-            require_verified_email=config.require_verified_email)
-        app[RATE_LIMITER] = RateLimiter.from_url(config.redis_url)
-        log.info("accounts ready (regions %s, sessions in %s)", ", ".join(store.regions),
-                 type(backend).__name__)
-        try:
-            yield
-        finally:
-            await app[RATE_LIMITER].close()
-            await backend.close()
+    databases = app[REGION_DATABASES]
+    store = RegionalAccountStore.over(databases)
+    await store.migrate()
+    backend: SessionStore = (RedisSessions.from_url(config.redis_url) if config.redis_url
+                             else RegionalSessions.over(databases))
+    passwords = Passwords(*config.password_hashing) if config.password_hashing else None
+    app[ACCOUNTS] = AccountService(
+        store, Sessions(backend), QueuedMail(app[BACKGROUND]),
+        base_url=config.base_url, passwords=passwords, regions=store.regions,
+        require_verified_email=config.require_verified_email)
+    app[RATE_LIMITER] = RateLimiter.from_url(config.redis_url)
+    log.info("accounts ready (regions %s, sessions in %s)", ", ".join(store.regions),
+             type(backend).__name__)
+    try:
+        yield
+    finally:
+        await app[RATE_LIMITER].close()
+        await backend.close()

@@ -3,7 +3,9 @@
 State lives under the typed keys of :mod:`dawserver.keys`.  The process's one
 database (:mod:`database`, from ``config.database_url``) is opened first and
 closed last; the collaboration store, the one job queue (bounces, transcription,
-the plug-ins' jobs; ``app[BACKGROUND]``) and the plug-ins all use it.  The store,
+the plug-ins' jobs; ``app[BACKGROUND]``) and the plug-ins all use it.  The configured
+data regions' databases are opened right after it (:mod:`dawserver.regions`): the
+accounts and the documents of a region's accounts live there.  The store,
 the room registry and the engines are opened by one ``cleanup_ctx`` and closed
 cleanly (every document persisted) when the app stops, after the job worker.
 """
@@ -19,7 +21,6 @@ from aiohttp import web
 from collab.registry import RegistryLimits, RoomRegistry
 from collab.room import RoomLimits
 from collab.schema import ProjectDocument
-from collab.store import store_for
 from collab.tokens import TokenSigner
 from database import open_database
 
@@ -33,6 +34,7 @@ from .identity import add_rate_headers, identify
 from .keys import BACKGROUND, CONFIG, DATABASE, ENGINES, RELAY, ROOMS, STORE, TOKENS
 from .privacy_routes import setup_privacy
 from .project_engine import ProjectEngines
+from .regions import collab_store, regions_context
 from .relay import relay_link
 from .rtc import setup_rtc
 from .transcription_service import setup_transcription
@@ -53,6 +55,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app[TOKENS] = TokenSigner.from_data_dir(config.data_dir)
     app[DATABASE] = open_database(config.database_url, config.data_dir)
     app.cleanup_ctx.append(database_context)
+    app.cleanup_ctx.append(regions_context)
     app.cleanup_ctx.append(collab_context)
     app.router.add_get(COLLAB_PATH, collab_socket)
     # the one job queue: bounces and transcription register their queues on it here,
@@ -78,9 +81,10 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def collab_context(app: web.Application) -> AsyncIterator[None]:
-    """Open the store and the room registry; on shutdown persist and unload every room."""
+    """Open the store (one per data region, if any) and the room registry; on shutdown
+    persist and unload every room."""
     config = app[CONFIG]
-    store = store_for(app[DATABASE])
+    store = collab_store(app)
     async with store:
         registry = RoomRegistry(
             store,

@@ -2,7 +2,9 @@
 
 See ``docs/http-api-assets.md`` for the exact requests and answers.  Every
 route takes the project token (``Authorization: Bearer`` or ``?token=``);
-uploading needs the editor role, reading any role.
+uploading needs the editor role, reading any role.  A project's audio lives in
+its data region's storage (``STORAGE/assets``; ``DATA/assets`` for the default region,
+:mod:`dawserver.regions`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import Field
 
+from accounts.models import DEFAULT_REGION
 from collab.errors import ProjectNotFound
 from dsp_core.errors import AudioFileError, DspError
 
@@ -41,8 +44,12 @@ from .plugin_api import (
     Unprocessable,
     UnsupportedMediaType,
 )
+from .regions import project_region
 
+#: The default region's asset store (``DATA/assets``): the only one without regions.
 ASSETS = web.AppKey("assets", AssetStore)
+#: Every data region's asset store, by region name.
+REGION_ASSETS = web.AppKey("region_assets", dict[str, AssetStore])
 CHUNK = 1 << 16
 DEFAULT_FRAMES_PER_PEAK = 1024
 MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "aiff": "audio/aiff"}
@@ -50,11 +57,23 @@ AUDIO = Media(*MEDIA_TYPES.values(), "application/octet-stream")
 
 
 def setup_assets(app: web.Application, max_bytes: int | None = None) -> None:
-    """Add the asset store (``DATA_DIR/assets``) to ``app`` (its routes: :data:`ROUTES`)."""
-    store = AssetStore(app[CONFIG].data_dir / "assets")
+    """Add the asset stores (``DATA_DIR/assets``, and ``STORAGE/assets`` of each data
+    region) to ``app`` (their routes: :data:`ROUTES`)."""
+    config = app[CONFIG]
+    stores = {region: AssetStore(config.storage_of(region) / "assets")
+              for region in (DEFAULT_REGION, *config.regions)}
     if max_bytes is not None:
-        store.max_bytes = max_bytes
-    app[ASSETS] = store
+        for store in stores.values():
+            store.max_bytes = max_bytes
+    app[ASSETS], app[REGION_ASSETS] = stores[DEFAULT_REGION], stores
+
+
+async def assets_of(app: web.Application, project_id: str) -> AssetStore:
+    """The asset store of ``project_id``'s data region."""
+    stores = app[REGION_ASSETS]
+    if len(stores) == 1:
+        return app[ASSETS]
+    return stores[await project_region(app, project_id)]
 
 
 class AssetInfo(Model):
@@ -160,7 +179,7 @@ async def upload_asset(request: Request) -> AssetInfo:
     file part.
     """
     project_id = request.params["project_id"]
-    store = request.app[ASSETS]
+    store = await assets_of(request.app, project_id)
     native = request.native
     if native.content_length is not None and native.content_length > store.max_bytes:
         raise PayloadTooLarge(f"upload of {native.content_length} bytes is over the "
@@ -179,7 +198,7 @@ async def upload_asset(request: Request) -> AssetInfo:
 async def list_assets(request: Request) -> list[AssetInfo]:
     """The assets uploaded to (or recorded in) the project (any role)."""
     project_id = request.params["project_id"]
-    store = request.app[ASSETS]
+    store = await assets_of(request.app, project_id)
     rows = []
     for asset_id in store.project_assets(project_id):
         try:
@@ -192,7 +211,7 @@ async def list_assets(request: Request) -> list[AssetInfo]:
 async def project_asset(request: Request) -> Asset:
     """The asset in the request's path, when it belongs to the project (else 404)."""
     project_id, asset_id = request.params["project_id"], request.params["asset_id"]
-    store = request.app[ASSETS]
+    store = await assets_of(request.app, project_id)
     try:
         asset = store.asset(asset_id)
     except AssetNotFound as exc:
@@ -217,14 +236,16 @@ async def asset_info(request: Request) -> AssetInfo:
 async def asset_peaks(request: Request) -> Any:
     """Waveform peaks of an asset at one zoom level (any role)."""
     asset = await project_asset(request)
-    peaks = await _in_executor(request.app[ASSETS].peaks, asset.id)
+    store = await assets_of(request.app, request.params["project_id"])
+    peaks = await _in_executor(store.peaks, asset.id)
     return _peaks_response(request.query, peaks)
 
 
 async def download_source(request: Request) -> web.StreamResponse:
     """Any audio file a clip of the project uses: ``?source=<clip source>`` (any role)."""
     source = await _referenced_source(request)
-    asset = request.app[ASSETS].asset_for_source(source)
+    store = await assets_of(request.app, request.params["project_id"])
+    asset = store.asset_for_source(source)
     ext = asset.format if asset else source.rsplit(".", 1)[-1].lower()
     return _file_response(source, ext, source.rsplit("/", 1)[-1])
 
@@ -233,7 +254,8 @@ async def source_peaks(request: Request) -> Any:
     """Waveform peaks of any clip source: ``?source=<clip source>`` (any role)."""
     source = await _referenced_source(request)
     try:
-        peaks = await _in_executor(request.app[ASSETS].peaks_of_file, source)
+        store = await assets_of(request.app, request.params["project_id"])
+        peaks = await _in_executor(store.peaks_of_file, source)
     except (AudioFileError, OSError) as exc:
         raise Unprocessable(f"cannot read {source}: {exc}") from None
     return _peaks_response(request.query, peaks)
@@ -260,8 +282,9 @@ async def _referenced_source(request: Request) -> str:
     if not source:
         raise BadRequest("give the clip source as ?source=...")
     if source not in await _sources(request):
-        asset = request.app[ASSETS].asset_for_source(source)
-        if asset is None or not request.app[ASSETS].belongs(project_id, asset.id):
+        store = await assets_of(request.app, project_id)
+        asset = store.asset_for_source(source)
+        if asset is None or not store.belongs(project_id, asset.id):
             raise NotFound(f"no clip of project {project_id} uses source {source!r}")
     return source
 

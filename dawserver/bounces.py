@@ -11,7 +11,9 @@ every route):
 - ``DELETE /projects/{id}/bounces/{job}`` (editor): cancel; no partial file is left.
 
 Asking for a bounce writes a snapshot of the document (its Yjs state) under
-``<data_dir>/bounces/<project>/`` and queues a job naming it, so the bounce
+``<storage>/bounces/<project>/`` (``<storage>``: the data directory, or the
+storage of the project's data region, :mod:`dawserver.regions`) and queues a job
+naming it, so the bounce
 survives a restart and any node sharing the data directory can render it.
 The job renders the snapshot with a fresh engine in a worker thread (never on
 the event loop), one at a time per server process, writes its progress, and
@@ -61,9 +63,10 @@ from jobs import (
 
 from . import plugins
 from .authorization import project_account
-from .keys import BACKGROUND, CONFIG, ROOMS
+from .keys import BACKGROUND, ROOMS
 from .permissions import PROJECT_EDIT, PROJECT_READ
 from .plugin_api import BadRequest, Conflict, Media, Model, NotFound, Request, Route
+from .regions import project_storage
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +116,14 @@ def read_snapshot(path: Path) -> Session:
 class BounceRenderer:
     """The ``bounce`` queue's handler: renders a job's snapshot into its output file."""
 
-    def __init__(self, app: web.Application, directory: Path) -> None:
+    def __init__(self, app: web.Application) -> None:
         self.app = app
-        self.directory = directory
 
     async def __call__(self, ctx: JobContext) -> dict[str, Any]:
         """Render the job's snapshot; the figures and the output path are its result."""
         request = BounceRequest.from_payload(ctx.payload)
-        snapshot, output = self.directory / request.snapshot, self.directory / request.output
+        directory = await bounce_directory(self.app, request.project_id)
+        snapshot, output = directory / request.snapshot, directory / request.output
         if not snapshot.is_file():
             raise Permanent(f"the document snapshot of bounce {ctx.job.id} ({snapshot}) is "
                             "gone; ask for a new bounce")
@@ -163,14 +166,15 @@ class BounceRenderer:
         return bounce(engine, output, request.bit_depth, request.tail, progress=progress)
 
 
-def bounce_directory(app: web.Application) -> Path:
-    """Where bounces keep their snapshots and files: ``<data_dir>/bounces``."""
-    return app[CONFIG].data_dir / "bounces"
+async def bounce_directory(app: web.Application, project_id: str) -> Path:
+    """Where ``project_id``'s bounces keep their snapshots and files: ``bounces`` in the
+    storage of its data region (``<data_dir>/bounces`` without regions)."""
+    return await project_storage(app, project_id) / "bounces"
 
 
 def setup_bounces(app: web.Application) -> None:
     """Serve the ``bounce`` queue on ``app[BACKGROUND]`` (its routes: :data:`ROUTES`)."""
-    app[BACKGROUND].register(QUEUE, BounceRenderer(app, bounce_directory(app)), SETTINGS)
+    app[BACKGROUND].register(QUEUE, BounceRenderer(app), SETTINGS)
 
 
 def _rate_problem(rate: Any) -> str | None:
@@ -289,7 +293,7 @@ async def create_bounce(request: Request) -> Bounce:
         bit_depth=options.bit_depth, format=options.format, tail=float(options.tail),
         snapshot=f"{project_id}/{job_id}.snapshot",
         output=f"{project_id}/{job_id}.{options.format}")
-    path = bounce_directory(request.app) / bounce_request.snapshot
+    path = await bounce_directory(request.app, project_id) / bounce_request.snapshot
     await asyncio.to_thread(_write_file, path, snapshot)
     record = await request.app[BACKGROUND].queue.enqueue(
         QUEUE, asdict(bounce_request), account_id=project_account(project_id), job_id=job_id)
@@ -321,7 +325,7 @@ async def bounce_audio(request: Request) -> web.StreamResponse:
     if job.status != DONE:
         raise Conflict(f"bounce {job.id} is {job.status}, not done; poll "
                        f"GET /projects/{job.project}/bounces/{job.id}")
-    path = bounce_directory(request.app) / record.result["output"]
+    path = await bounce_directory(request.app, job.project) / record.result["output"]
     if not path.is_file():
         raise NotFound(f"the file of bounce {job.id} is gone; ask for a new bounce")
     return web.FileResponse(path, headers={
@@ -334,7 +338,8 @@ async def cancel_bounce(request: Request) -> Bounce:
     record = await _record(request)
     record = await request.app[BACKGROUND].queue.cancel(record.account_id, record.id)
     if record.state == CANCELLED:  # it will never run: nothing needs its snapshot
-        (bounce_directory(request.app) / record.payload["snapshot"]).unlink(missing_ok=True)
+        directory = await bounce_directory(request.app, record.payload["project_id"])
+        (directory / record.payload["snapshot"]).unlink(missing_ok=True)
     return _view(record)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from accounts.models import DEFAULT_REGION
 from accounts.regions import check_distinct, check_region_name
 
 DEFAULT_PORT = 8750
@@ -22,9 +23,10 @@ class RegionConfig:
         The region's database (``postgresql://...`` or ``sqlite:///PATH``), where its
         accounts' rows live.
     storage:
-        Where the region's files are to go: a directory (relative to the data
-        directory) or an ``s3://BUCKET/PREFIX`` URL. Recorded and checked, not used yet:
-        uploaded audio still goes to ``DATA/assets``.
+        The directory of the region's files (relative to the data directory), where its
+        projects' assets, bounces and its people's exports go; None:
+        ``DATA/regions/NAME``. An ``s3://BUCKET/PREFIX`` URL parses but a server refuses
+        it: object storage is not built yet.
     """
 
     database_url: str
@@ -148,6 +150,29 @@ class ServerConfig:
         if self.regions:
             check_distinct(self.database_url, {name: region.database_url for name, region
                                                in self.regions.items()}, self.data_dir)
+            self._check_storage()
+
+    def _check_storage(self) -> None:
+        """Refuse object storage (not built) and two regions sharing a directory."""
+        seen = {self.data_dir.resolve(): DEFAULT_REGION}
+        for name, region in self.regions.items():
+            if region.storage is not None and "://" in region.storage:
+                raise ValueError(f"region {name!r}: storage {region.storage!r} is object "
+                                 f"storage, which is not built yet; give a local directory "
+                                 f"(e.g. --region-storage {name}=/srv/{name})")
+            root = self.storage_of(name).resolve()
+            if root in seen:
+                raise ValueError(f"regions {seen[root]!r} and {name!r} keep their files in "
+                                 f"the same directory ({root}); give each its own")
+            seen[root] = name
+
+    def storage_of(self, region: str) -> Path:
+        """The directory of ``region``'s files: the data directory for the default region,
+        else its ``storage`` (relative to the data directory) or ``DATA/regions/NAME``."""
+        if region == DEFAULT_REGION:
+            return self.data_dir
+        storage = self.regions[region].storage
+        return self.data_dir / (storage if storage is not None else f"regions/{region}")
 
     @property
     def base_url(self) -> str:

@@ -65,7 +65,7 @@ async def delete_exports(app: web.Application, person_id: str) -> int:
     for record in await queue.find(account_id=person_id, queue=EXPORT_QUEUE):
         if not record.finished:
             await queue.cancel(person_id, record.id)
-        path = archive_path(app, record.id)
+        path = archive_path(app, person_id, record.id)
         if path.exists():
             path.unlink()
             removed += 1

@@ -2,7 +2,8 @@
 
 :class:`ExportJob` serves the ``privacy.export`` queue of the one job queue. A
 job (queued by ``POST /me/export``, :mod:`dawserver.privacy_routes`) belongs to
-the person's account and writes ``<data_dir>/exports/<job id>.zip``:
+the person's account and writes ``<storage>/exports/<job id>.zip`` (``<storage>``:
+the data directory, or the storage of the person's data region):
 
 - ``README.txt``: what the archive is and how it is laid out;
 - ``manifest.json``: who, when, and every part with its size;
@@ -35,7 +36,8 @@ from collab.scrub import authored, stored_doc
 from jobs import JobContext, Permanent, QueueSettings
 
 from .context import PluginContext
-from .keys import ACCOUNTS, CONFIG, PLUGIN_CONTEXT_KEY, ROOMS, STORE
+from .keys import ACCOUNTS, PLUGIN_CONTEXT_KEY, ROOMS, STORE
+from .regions import account_storage
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +60,15 @@ code, session id, CSRF token, API key or key hash.
 """
 
 
-def export_directory(app: web.Application) -> Path:
-    """Where export archives are kept: ``<data_dir>/exports``."""
-    return app[CONFIG].data_dir / "exports"
+def export_directory(app: web.Application, person_id: str) -> Path:
+    """Where ``person_id``'s export archives are kept: ``exports`` in the storage of their
+    data region (``<data_dir>/exports`` without regions)."""
+    return account_storage(app, person_id) / "exports"
 
 
-def archive_path(app: web.Application, job_id: str) -> Path:
-    """The archive of export job ``job_id``."""
-    return export_directory(app) / f"{job_id}.zip"
+def archive_path(app: web.Application, person_id: str, job_id: str) -> Path:
+    """The archive of ``person_id``'s export job ``job_id``."""
+    return export_directory(app, person_id) / f"{job_id}.zip"
 
 
 async def call_hook(plugins: PluginContext, impls: list[Any], **kwargs: Any
@@ -157,8 +160,8 @@ class ExportJob:
         manifest = {"account": person_id, "job": ctx.job.id,
                     "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "parts": []}
-        size = await ctx.run_in_thread(_write_archive, archive_path(self.app, ctx.job.id),
-                                       parts, manifest)
+        path = archive_path(self.app, person_id, ctx.job.id)
+        size = await ctx.run_in_thread(_write_archive, path, parts, manifest)
         return {"bytes": size, "parts": [p["file"] for p in manifest["parts"]]}
 
 

@@ -107,7 +107,7 @@ async def download_export(request: Request) -> web.StreamResponse:
     if record.state != DONE:
         raise Conflict(f"export {record.id} is {STATES.get(record.state, record.state)}, not "
                        f"done; poll GET /me/export/{record.id}")
-    path = archive_path(request.app, record.id)
+    path = archive_path(request.app, record.account_id, record.id)
     if not path.is_file():
         raise NotFound(f"the archive of export {record.id} is gone; ask for a new export")
     return web.FileResponse(path, headers={

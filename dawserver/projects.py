@@ -6,6 +6,7 @@ import re
 import uuid
 from pathlib import Path
 
+from collab.regional_store import RegionalCollabStore
 from collab.schema import ProjectDocument
 from collab.store import ProjectInfo, Store
 from dsp_core.project import load_project
@@ -27,12 +28,20 @@ def document_update(session: Session, name: str | None = None) -> bytes:
 
 
 async def import_session(store: Store, session: Session, *, name: str | None = None,
-                         project_id: str | None = None) -> ProjectInfo:
-    """Store ``session`` as a new project (its document becomes the first snapshot)."""
+                         project_id: str | None = None, region: str | None = None
+                         ) -> ProjectInfo:
+    """Store ``session`` as a new project (its document becomes the first snapshot).
+
+    ``region``: the data region whose database keeps the project (its owner's); None,
+    or a store without regions: the main database.
+    """
     session.validate()
     title = name or session.name
-    return await store.create_project(project_id or new_project_id(title), title,
-                                      document_update(session, title))
+    project_id = project_id or new_project_id(title)
+    update = document_update(session, title)
+    if region is not None and isinstance(store, RegionalCollabStore):
+        return await store.create_project_in(region, project_id, title, update)
+    return await store.create_project(project_id, title, update)
 
 
 async def import_project_file(store: Store, path: Path, *, name: str | None = None,

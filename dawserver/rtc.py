@@ -42,7 +42,7 @@ from collab.tokens import Grant, Role
 from dsp_core.errors import DspError
 
 from .access import on_member_change
-from .assets import ASSETS
+from .assets import assets_of
 from .keys import ROOMS
 from .live_mix import Listener, LiveMix, LiveMixes
 from .opus import packet as opus_packet
@@ -128,6 +128,7 @@ class RtcService:
                       target_track: str | None = None, latency_ms: float = 0.0
                       ) -> tuple[Connection, RTCSessionDescription]:
         """Open a connection for ``offer``; returns it and the answer."""
+        assets = await assets_of(self.app, project_id)
         mix = await self.mixes.acquire(project_id)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         conn = Connection(project_id, grant, pc, mix, mix.add_listener())
@@ -138,7 +139,7 @@ class RtcService:
         def on_track(track) -> None:
             if track.kind != "audio":
                 return
-            recorder = TakeRecorder(mix, track, self.app[ASSETS], user=grant.user,
+            recorder = TakeRecorder(mix, track, assets, user=grant.user,
                                     allowed=lambda: conn.grant.role.can_edit,
                                     target_track=target_track,
                                     latency_frames=int(round(latency_ms * rate / 1000)))
