@@ -134,9 +134,9 @@ def who(account: str, user: str, role: str = "owner") -> dict[str, str]:
     return {"X-Account": account, "X-User": user, "X-Role": role}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: an SQLite file, then a fresh schema of a real PostgreSQL."""
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """For a ``db_url`` fixture over ``["sqlite", "postgresql"]``: an empty database, an
+    SQLite file or a fresh schema of a real PostgreSQL."""
     if request.param == "sqlite":
         yield f"sqlite://{tmp_path / 'social.sqlite3'}"
         return

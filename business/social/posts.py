@@ -38,6 +38,9 @@ from business.social.times import parse_time, zone
 #: Fields whose change is an edit of the content (back to the first approval tier).
 CONTENT = ("text", "media", "link", "first_comment", "targets")
 VARIANT = ("text", "media", "link", "first_comment")
+#: What a field sent as null becomes.
+CLEARED: dict[str, Any] = {"text": "", "media": [], "link": None, "first_comment": None,
+                           "campaign": ""}
 
 
 def media_items(media: list[dict[str, Any]]) -> tuple[MediaItem, ...]:
@@ -159,11 +162,9 @@ class Posts:
         old_version, old_state = post.version, post.state
         content = any(name in fields for name in CONTENT)
         post.version += 1
-        for name in ("text", "media", "link", "first_comment", "campaign"):
+        for name, cleared in CLEARED.items():
             if name in fields:
-                setattr(post, name, fields[name] if fields[name] is not None
-                        else ("" if name in ("text", "campaign") else
-                              [] if name == "media" else None))
+                setattr(post, name, cleared if fields[name] is None else fields[name])
         if "targets" in fields:
             post.targets = self._targets(post, fields["targets"] or [])
         self._schedule(post, fields)
@@ -178,7 +179,7 @@ class Posts:
                 target.state, target.approval_tier = DRAFT, 0
         elif post.state in (PENDING, APPROVED, SCHEDULED):
             self._future(post)
-            if content or "targets" in fields:
+            if content:
                 post.state = arrange(post, channels)
                 sent_back = post.state == PENDING
             else:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from business.social.models import APPROVER_KINDS, CHANNEL_STATES, MAX_TIERS, POST_STATES
+from business.social.models import CHANNEL_STATES, MAX_TIERS, POST_STATES
 from dawserver.plugin_api import Model, Query
 
 Text = Field(None, max_length=100_000)
@@ -272,5 +272,3 @@ class ChannelNeedsReconnect(BaseModel):
     reconnect_url: str
     reason: str
 
-
-APPROVER_FIELDS = APPROVER_KINDS

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -48,7 +48,6 @@ class Services:
     approvals: Approvals
     calendar: Calendar
     session: aiohttp.ClientSession | None = None
-    closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     async def close(self) -> None:
         """Close the HTTP session the connectors share."""
