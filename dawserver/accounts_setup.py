@@ -17,7 +17,7 @@ person's region (:class:`~accounts.regions.RegionalSessions`).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -49,6 +49,18 @@ def setup_accounts(app: web.Application) -> None:
     app.cleanup_ctx.append(accounts_context)
     setup_oidc(app)
     setup_sso(app)
+
+
+def plugin_membership(app: web.Application
+                      ) -> Callable[[str, str], Awaitable[str | None]]:
+    """``await membership(group_id, person_id)`` for the plug-ins' context: the person's
+    role in an organisation or team, read from the account service (None before it
+    started, or when they are not in it)."""
+    async def membership(group_id: str, person_id: str) -> str | None:
+        service = app.get(ACCOUNTS)
+        return None if service is None else await service.role_in(group_id, person_id)
+
+    return membership
 
 
 async def accounts_context(app: web.Application) -> AsyncIterator[None]:

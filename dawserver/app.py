@@ -25,7 +25,7 @@ from collab.tokens import TokenSigner
 from database import open_database
 
 from . import plugins
-from .accounts_setup import setup_accounts
+from .accounts_setup import plugin_membership, setup_accounts
 from .assets import setup_assets
 from .background import Background
 from .bounces import setup_bounces
@@ -68,7 +68,9 @@ def create_app(config: ServerConfig) -> web.Application:
     setup_transcription(app)
     setup_privacy(app)
     # every HTTP route, the core's and the plug-ins', on the process's one database
-    plugins.install(app, config, database=app[DATABASE], identify=identify)
+    context = plugins.install(app, config, database=app[DATABASE], identify=identify)
+    # plug-ins ask who is in which organisation or team through their context (read-only)
+    context.membership = plugin_membership(app)
     app.on_response_prepare.append(add_rate_headers)
     return app
 

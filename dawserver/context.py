@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pluggy
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel, ValidationError
 
+from collab.tokens import SECRET_FILE, TokenSigner
 from database import Database, Session
 from events import EventError
 from jobs import JobRecord
@@ -33,7 +36,9 @@ class PluginContext:
 
     ``permissions``, ``events`` and ``jobs`` map names to what the loaded plug-ins
     declared; ``identify(request)`` gives a request's principal (see
-    :mod:`dawserver.authorization`).
+    :mod:`dawserver.authorization`); ``membership(group_id, person_id)`` a person's
+    role in an organisation or team (set by the server when accounts are on; plug-ins
+    ask :meth:`role_in`).
     """
 
     manager: pluggy.PluginManager
@@ -47,10 +52,32 @@ class PluginContext:
     jobs: dict[str, Declared] = field(default_factory=dict)
     identify: Callable[[Any], Any] | None = None
     background: Background = field(default_factory=Background)
+    membership: Callable[[str, str], Awaitable[str | None]] | None = None
 
     def settings_for(self, plugin: str) -> dict[str, Any]:
         """The settings mapping configured for ``plugin`` (empty if none)."""
         return self.settings.get(plugin, {})
+
+    async def role_in(self, group_id: str, person_id: str) -> str | None:
+        """``person_id``'s role in organisation or team ``group_id`` (``owner``, ``admin``,
+        ``member``, ``viewer`` or a role a plug-in declared); their own account: ``owner``;
+        None: not in it, or the server has no accounts. Read-only."""
+        if not group_id or not person_id:
+            return None
+        if group_id == person_id:
+            return "owner"
+        if self.membership is None:
+            return None
+        return await self.membership(group_id, person_id)
+
+    def derive_key(self, purpose: str, length: int = 32) -> bytes:
+        """A key for ``purpose`` derived (HKDF-SHA256) from the server's secret in the
+        data directory (made if absent); the secret itself stays in the core, and each
+        purpose gets an unrelated key."""
+        TokenSigner.from_data_dir(self.data_dir)
+        secret = (Path(self.data_dir) / SECRET_FILE).read_text().strip().encode("ascii")
+        return HKDF(algorithm=hashes.SHA256(), length=length, salt=None,
+                    info=b"maxbooster plug-in key: " + purpose.encode()).derive(secret)
 
     def database(self) -> Database:
         """The started database; an error before the server started."""

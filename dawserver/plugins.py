@@ -56,6 +56,7 @@ CORE_NAME = "core"
 DEFAULT_PLUGINS: list[str] = [
     "business.distribution.plugin",
     "business.distribution.stores.http_drop",
+    "business.social.plugin",
 ]
 
 __all__ = ["CORE_PLUGIN", "DEFAULT_PLUGINS", "PLUGIN_CONTEXT_KEY", "PLUGINS_KEY",

@@ -36,6 +36,8 @@ PUBLIC_BY_DESIGN = {
                                 "only the organisation's provider can finish it",
     "/auth/sso/{org_id}/callback": "the organisation provider's redirect; state and PKCE",
     "/api/presave/{slug}": "a pre-save campaign's public page data (fans see it)",
+    "/api/social/channels/callback/{network}": "a network's OAuth redirect; checked by "
+                                               "its single-use state and PKCE",
     "/presave/{slug}": "a pre-save campaign's public page",
     "/static/{path}": "the page's static files",
     "/account/{page}": "the account pages' HTML (sign-in, sign-up...); their data comes from "
@@ -53,7 +55,20 @@ def wav_bytes(seconds: float = 0.2, rate: int = 8000) -> bytes:
             struct.pack("<I", len(frames)) + frames)
 
 
-async def make_account_a(ada: Person, tmp_path: Path) -> dict[str, str]:
+async def make_social_channel(app: Any, account_id: str) -> str:
+    """A connected social channel of ``account_id`` (as an OAuth callback stores it)."""
+    from business.social.models import ChannelTokens
+    from business.social.services import services
+
+    module = services(app[PLUGIN_CONTEXT_KEY])
+    box = module.channels.box
+    sealed = ChannelTokens(box.seal("a-access"), box.seal("a-refresh"), None, "", 1, 0.0, 0.0)
+    async with module.store.db.transaction() as tx:
+        return await module.store.insert_channel(tx, account_id, "x", "remote-ada", A_NAME,
+                                                 "@ada", sealed, "p_ada", 0.0)
+
+
+async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[str, str]:
     """A's real objects; their ids by the path parameter that names them."""
     await ada.sign_up_and_in("Ada")
     _, org, _ = await ada.call("POST", "/accounts", {"name": A_NAME})
@@ -86,6 +101,10 @@ async def make_account_a(ada: Person, tmp_path: Path) -> dict[str, str]:
     job_id = jobs[0]["job_id"] if status == 202 and jobs else "job-unknown"
     status, export, _ = await ada.call("POST", "/me/export", {})
     assert status == 202, export
+    channel_id = await make_social_channel(app, org_id) if app is not None else "ch-of-ada"
+    status, post, _ = await ada.call("POST", f"/api/social/posts{query}", {
+        "text": A_TITLE, "targets": [{"channel_id": channel_id}]})
+    assert status == 201 or app is None, post
     return {
         "export_job_id": export["id"],
         "account_id": org_id, "person_id": ada.id, "grantee_id": ada.id, "user": ada.id,
@@ -95,6 +114,8 @@ async def make_account_a(ada: Person, tmp_path: Path) -> dict[str, str]:
         # objects whose making takes a render or a transcription: ids of A's shape
         "job": "bounce-of-ada", "clip_id": "clip-of-ada", "statement_id": "st-of-ada",
         "payee_id": "payee-of-ada",
+        "channel_id": channel_id, "post_id": post.get("post_id", "post-of-ada"),
+        "network": "x",
     }
 
 
@@ -115,7 +136,7 @@ async def test_no_route_serves_account_a_to_anyone_else(tmp_path: Path,
             ada = Person(config.base_url, smtp_server, A_EMAIL)
             bo = Person(config.base_url, smtp_server, "bo@example.org")
             try:
-                ids = await make_account_a(ada, tmp_path)
+                ids = await make_account_a(ada, tmp_path, app)
                 await bo.sign_up_and_in("Bo")
                 _, bos_project, _ = await bo.call("POST", f"/accounts/{bo.id}/projects",
                                                   {"name": "Bo's"})
@@ -132,7 +153,8 @@ async def test_no_route_serves_account_a_to_anyone_else(tmp_path: Path,
                 checked = await _every_route(config.base_url, document, ids, as_b)
                 # every kind of object was tried
                 assert {"account_id", "project_id", "key_id", "session_id", "asset_id",
-                        "release_id", "job_id", "person_id", "grantee_id"} <= checked
+                        "release_id", "job_id", "person_id", "grantee_id", "channel_id",
+                        "post_id", "network"} <= checked
             finally:
                 await ada.close()
                 await bo.close()

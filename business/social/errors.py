@@ -7,7 +7,7 @@ network's own words where it gave any). The dispatcher decides on these three al
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from business.social.networks.base import Published
@@ -66,3 +66,27 @@ class Rejected(NetworkError):
     reason says what to change."""
 
     retryable = False
+
+
+class SocialError(Exception):
+    """Something the social module refuses; the message says what to change."""
+
+
+class NotFoundError(SocialError):
+    """No such channel or post in this account (another account's ids look the same)."""
+
+
+class ConflictError(SocialError):
+    """The object's state does not allow this now (a published post cannot be edited)."""
+
+
+class NotAllowedError(SocialError):
+    """The person may not do this (approve their own post, approve outside a tier)."""
+
+
+class InvalidPost(SocialError):
+    """The post breaks its networks' rules: ``problems`` per channel and field."""
+
+    def __init__(self, message: str, problems: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.problems = problems

@@ -1,0 +1,196 @@
+"""Approvals: workflows of up to three tiers per channel, decisions, expiry.
+
+A channel's workflow is a list of tiers; each tier lists approvers (a person, anyone
+in a team, anyone holding an organisation role in the account) and any one of them
+approves the tier. Each target of a post climbs its channel's tiers; the post is
+approved when every target is. Nobody approves their own post, nor two tiers of one
+post. A post still pending at its publish time, or 90 days after it was submitted,
+expires and its author is told (``social.post_expired``). Every step is audited.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from business.social.channels import Publish
+from business.social.errors import ConflictError, NotAllowedError, NotFoundError
+from business.social.models import (
+    APPROVED,
+    DRAFT,
+    EXPIRED,
+    PENDING,
+    PENDING_LIMIT_S,
+    SCHEDULED,
+    Approver,
+    Channel,
+    Post,
+)
+from business.social.store import SocialStore
+from business.social.times import iso
+
+logger = logging.getLogger(__name__)
+
+#: ``await role_in(group_id, person_id)``: the person's role in an organisation or team.
+RoleIn = Callable[[str, str], Awaitable[str | None]]
+APPROVED_EVENT, REJECTED_EVENT = "social.post_approved", "social.post_rejected"
+EXPIRED_EVENT = "social.post_expired"
+#: Organisation roles in order; a tier naming one accepts the stronger ones too.
+ORG_ROLES = ("viewer", "member", "admin", "owner")
+
+
+def ready_state(post: Post) -> str:
+    """Where an approved post goes: scheduled when it has a time, else approved."""
+    return SCHEDULED if post.publish_at is not None else APPROVED
+
+
+def arrange(post: Post, channels: Mapping[str, Channel]) -> str:
+    """Start every target at its channel's first tier (approved without a workflow);
+    the post's state."""
+    for target in post.targets:
+        tiers = channels[target.channel_id].tiers
+        target.approval_tier = 1 if tiers else 0
+        target.state = PENDING if tiers else ready_state(post)
+    pending = any(t.state == PENDING for t in post.targets)
+    return PENDING if pending else ready_state(post)
+
+
+class Approvals:
+    """Approve, reject and expire posts of any account."""
+
+    def __init__(self, store: SocialStore, publish: Publish, role_in: RoleIn, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.publish = publish
+        self.role_in = role_in
+        self.clock = clock
+
+    async def may_approve(self, account_id: str, person_id: str, approver: Approver) -> bool:
+        """Whether ``person_id`` is ``approver`` (the person, in the team, holds the role)."""
+        if not person_id:
+            return False
+        if approver.kind == "person":
+            return approver.value == person_id
+        if approver.kind == "team":
+            return await self.role_in(approver.value, person_id) is not None
+        held = await self.role_in(account_id, person_id)
+        if held is None:
+            return False
+        if held in ORG_ROLES and approver.value in ORG_ROLES:
+            return ORG_ROLES.index(held) >= ORG_ROLES.index(approver.value)
+        return held == approver.value
+
+    async def _load(self, account_id: str, post_id: str) -> tuple[Post, dict[str, Channel]]:
+        post = await self.store.post(account_id, post_id)
+        if post is None:
+            raise NotFoundError(f"there is no post {post_id!r}")
+        channels = {}
+        for target in post.targets:
+            channel = await self.store.channel(account_id, target.channel_id)
+            if channel is not None:
+                channels[channel.channel_id] = channel
+        return post, channels
+
+    async def decide(self, account_id: str, post_id: str, person_id: str, *, approve: bool,
+                     note: str = "", channel_ids: list[str] | None = None) -> Post:
+        """Approve (or reject) the current tier of the post's targets ``person_id`` may
+        decide; rejecting sends the post back to draft."""
+        post, channels = await self._load(account_id, post_id)
+        if post.state != PENDING:
+            raise ConflictError(f"post {post_id!r} is {post.state}, not waiting for approval")
+        if person_id == post.author_id:
+            raise NotAllowedError("you wrote this post: someone else must approve or reject "
+                                  "it")
+        earlier = {(s["channel_id"], s["decided_by"]) for s in
+                   await self.store.steps(account_id, post_id)
+                   if int(s["version"]) == post.version}
+        decided = []
+        for target in post.targets:
+            if target.state != PENDING or (channel_ids and target.channel_id not in
+                                           channel_ids):
+                continue
+            channel = channels.get(target.channel_id)
+            if channel is None or (target.channel_id, person_id) in earlier:
+                continue
+            tier = channel.tiers[target.approval_tier - 1]
+            if any([await self.may_approve(account_id, person_id, a) for a in tier]):
+                decided.append(target)
+        if not decided:
+            raise NotAllowedError("you are not an approver of the current tier of this "
+                                  "post's channels (or you decided an earlier tier already)")
+        now = self.clock()
+        async with self.store.db.transaction() as tx:
+            for target in decided:
+                await self.store.add_step(tx, account_id, post_id, target.channel_id,
+                                          post.version, target.approval_tier,
+                                          "approved" if approve else "rejected", person_id,
+                                          note, now)
+                await self.store.audit(tx, account_id, f"post:{post_id}",
+                                       "approval.approved" if approve else "approval.rejected",
+                                       person_id, {"channel_id": target.channel_id,
+                                                   "tier": target.approval_tier,
+                                                   "version": post.version, "note": note},
+                                       now)
+                if approve:
+                    target.approval_tier += 1
+                    if target.approval_tier > len(channels[target.channel_id].tiers):
+                        target.state = ready_state(post)
+            if not approve:
+                for target in post.targets:
+                    target.state, target.approval_tier = DRAFT, 0
+                post.state = DRAFT
+            elif all(t.state != PENDING for t in post.targets):
+                post.state = ready_state(post)
+            post.updated_at = now
+            if not await self.store.update_post(tx, post, post.version):
+                raise ConflictError(f"post {post_id!r} changed meanwhile; look at it again")
+            await self._announce(tx, post, person_id, approve, note)
+        return post
+
+    async def _announce(self, tx: Any, post: Post, person_id: str, approve: bool,
+                        note: str) -> None:
+        base = {"account_id": post.account_id, "post_id": post.post_id,
+                "author_id": post.author_id, "version": post.version}
+        if not approve:
+            await self.publish(tx, REJECTED_EVENT, {**base, "rejected_by": person_id,
+                                                    "note": note}, post.account_id)
+        elif post.state != PENDING:
+            await self.store.audit(tx, post.account_id, f"post:{post.post_id}",
+                                   "post.approved", person_id, {"state": post.state})
+            await self.publish(tx, APPROVED_EVENT, {
+                **base, "approved_by": person_id,
+                "publish_at": iso(post.publish_at)}, post.account_id)
+
+    async def expire_due(self) -> int:
+        """Expire posts pending past their publish time or for over 90 days; how many."""
+        now = self.clock()
+        done = 0
+        for account_id, post_id in await self.store.expiring(now, now - PENDING_LIMIT_S):
+            try:
+                done += await self._expire(account_id, post_id, now)
+            except Exception:  # one post's failure must not stop the sweep
+                logger.exception("expiring post %s/%s failed", account_id, post_id)
+        return done
+
+    async def _expire(self, account_id: str, post_id: str, now: float) -> int:
+        post = await self.store.post(account_id, post_id)
+        if post is None or post.state != PENDING:
+            return 0
+        late = post.publish_at is not None and post.publish_at <= now
+        reason = ("not approved before its publish time" if late
+                  else "waited for approval over 90 days")
+        old_version = post.version
+        post.state, post.version, post.updated_at = EXPIRED, post.version + 1, now
+        for target in post.targets:
+            target.state, target.version = EXPIRED, post.version
+        async with self.store.db.transaction() as tx:
+            if not await self.store.update_post(tx, post, old_version):
+                return 0
+            await self.store.audit(tx, account_id, f"post:{post_id}", "post.expired", "",
+                                   {"reason": reason, "version": post.version}, now)
+            await self.publish(tx, EXPIRED_EVENT, {
+                "account_id": account_id, "post_id": post_id, "author_id": post.author_id,
+                "reason": reason, "publish_at": iso(post.publish_at)}, account_id)
+        return 1

@@ -1,0 +1,89 @@
+"""The social plug-in: hook implementations that wire the module into the server.
+
+Settings (``config.plugins["social"]``): see :mod:`business.social.services`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from business.social import hookspecs as social_hookspecs
+from business.social.approvals import APPROVED_EVENT, EXPIRED_EVENT, REJECTED_EVENT
+from business.social.channels import NEEDS_RECONNECT_EVENT
+from business.social.permissions import PERMISSIONS
+from business.social.routes import ROUTES
+from business.social.schemas import (
+    ChannelNeedsReconnect,
+    PostApproved,
+    PostExpired,
+    PostRejected,
+)
+from business.social.services import (
+    PLUGIN_NAME,
+    run_expiry,
+    run_token_refresh,
+    start_services,
+)
+from dawserver.plugin_api import (
+    Event,
+    Migration,
+    Permission,
+    PluginContext,
+    Route,
+    Worker,
+    hookimpl,
+    load_migrations,
+)
+
+#: The module's tables (``social_*``, each keyed by ``account_id`` first).
+MIGRATIONS = load_migrations(PLUGIN_NAME, Path(__file__).with_name("migrations"))
+
+
+@hookimpl
+def plugin_info() -> dict[str, str]:
+    return {"name": PLUGIN_NAME, "version": "1.0",
+            "description": "Social channels, composer, approvals and calendar"}
+
+
+@hookimpl
+def hookspecs() -> list[Any]:
+    return [social_hookspecs]
+
+
+@hookimpl
+def migrations() -> list[Migration]:
+    return MIGRATIONS
+
+
+@hookimpl
+def permissions() -> list[Permission]:
+    return PERMISSIONS
+
+
+@hookimpl
+def routes(context: PluginContext) -> list[Route]:
+    return ROUTES
+
+
+@hookimpl
+def events() -> list[Event]:
+    return [
+        Event(APPROVED_EVENT, PostApproved, "every channel of a post passed its approvals"),
+        Event(REJECTED_EVENT, PostRejected, "an approver sent a post back to its author"),
+        Event(EXPIRED_EVENT, PostExpired,
+              "a post was not approved before its publish time, or within 90 days"),
+        Event(NEEDS_RECONNECT_EVENT, ChannelNeedsReconnect,
+              "a channel's grant died; it must be connected again"),
+    ]
+
+
+@hookimpl
+async def startup(context: PluginContext) -> None:
+    start_services(context)
+
+
+@hookimpl
+def workers(context: PluginContext) -> list[Worker]:
+    return [Worker("social.token_refresh", run_token_refresh),
+            Worker("social.approval_expiry", run_expiry)]

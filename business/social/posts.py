@@ -1,0 +1,245 @@
+"""The composer: create, edit, submit and delete posts, each checked against its
+networks' rules.
+
+A post has a base text and fields and one target per channel, whose variant fields
+override the base ones. Every edit bumps ``version``; an edit or a delete of a
+scheduled post cancels its pending dispatch (recorded as ``dispatch.cancelled`` with
+the version it was for, and any dispatch carries its version and does nothing once it
+changed). Editing the content of a post under approval, or approved, sends it back to
+the first tier; moving its publish time alone does not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from business.social import validation
+from business.social.approvals import arrange, ready_state
+from business.social.errors import ConflictError, InvalidPost, NotFoundError, SocialError
+from business.social.models import (
+    APPROVED,
+    DISCONNECTED,
+    DRAFT,
+    EDITABLE,
+    EXPIRED,
+    FAILED,
+    PENDING,
+    SCHEDULED,
+    Channel,
+    Post,
+    PostTarget,
+)
+from business.social.networks.base import MediaItem
+from business.social.store import SocialStore, new_id
+from business.social.times import parse_time, zone
+
+#: Fields whose change is an edit of the content (back to the first approval tier).
+CONTENT = ("text", "media", "link", "first_comment", "targets")
+VARIANT = ("text", "media", "link", "first_comment")
+#: What a field sent as null becomes.
+CLEARED: dict[str, Any] = {"text": "", "media": [], "link": None, "first_comment": None,
+                           "campaign": ""}
+
+
+def media_items(media: list[dict[str, Any]]) -> tuple[MediaItem, ...]:
+    """Media references (platform asset ids and what they are) as the rules see them."""
+    return tuple(MediaItem(kind=m["kind"], content_type=m["content_type"],
+                           size_bytes=int(m["size_bytes"]), path=f"asset:{m['asset_id']}",
+                           duration_s=m.get("duration_s"), width=m.get("width"),
+                           height=m.get("height")) for m in media)
+
+
+def variant(post: Post, target: PostTarget) -> dict[str, Any]:
+    """The fields ``target`` publishes: its own where set, else the post's."""
+    return {name: getattr(post, name) if getattr(target, name) is None
+            else getattr(target, name) for name in VARIANT}
+
+
+def problems_of(post: Post, channels: dict[str, Channel]) -> list[dict[str, Any]]:
+    """Every blocking problem of every target, by channel and field."""
+    found = []
+    for target in post.targets:
+        network = channels[target.channel_id].network
+        fields = variant(post, target)
+        for problem in validation.validate(network, fields["text"] or "",
+                                           media_items(fields["media"] or []),
+                                           fields["link"], fields["first_comment"]):
+            if getattr(problem, "severity", "error") != "error":
+                continue
+            found.append({"channel_id": target.channel_id, "network": network,
+                          "field": problem.field, "code": problem.code,
+                          "message": problem.message})
+    return found
+
+
+class Posts:
+    """The account's posts: compose, edit, submit, delete."""
+
+    def __init__(self, store: SocialStore, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def get(self, account_id: str, post_id: str) -> Post:
+        """The account's post; :class:`NotFoundError` for any other id."""
+        post = await self.store.post(account_id, post_id)
+        if post is None:
+            raise NotFoundError(f"there is no post {post_id!r}")
+        return post
+
+    async def _channels(self, account_id: str, targets: list[PostTarget]
+                        ) -> dict[str, Channel]:
+        if not targets:
+            raise SocialError("a post needs at least one channel in 'targets'")
+        found: dict[str, Channel] = {}
+        for target in targets:
+            if target.channel_id in found:
+                raise SocialError(f"channel {target.channel_id!r} is named twice; name each "
+                                  "channel once and put its variant there")
+            channel = await self.store.channel(account_id, target.channel_id)
+            if channel is None or channel.state == DISCONNECTED:
+                raise NotFoundError(f"there is no channel {target.channel_id!r}; connect it "
+                                    "first (GET /api/social/channels lists them)")
+            found[target.channel_id] = channel
+        return found
+
+    def _schedule(self, post: Post, fields: dict[str, Any]) -> None:
+        if "time_zone" in fields and fields["time_zone"]:
+            zone(fields["time_zone"])
+            post.time_zone = fields["time_zone"]
+        if "publish_at" in fields:
+            raw = fields["publish_at"]
+            if raw is None:
+                post.publish_at = None
+            else:
+                post.publish_at, post.time_zone = parse_time(
+                    raw, fields.get("time_zone") or None)
+
+    def _check(self, post: Post, channels: dict[str, Channel]) -> None:
+        problems = problems_of(post, channels)
+        if problems:
+            raise InvalidPost(f"the post breaks {len(problems)} rule(s) of its networks; "
+                              "fix each field named", problems)
+
+    def _future(self, post: Post) -> None:
+        if post.publish_at is not None and post.publish_at <= self.clock():
+            raise SocialError("the publish time is in the past; pick a later time")
+
+    async def create(self, account_id: str, author_id: str, fields: dict[str, Any]) -> Post:
+        """A new draft post from the composer's ``fields``."""
+        now = self.clock()
+        post = Post(account_id=account_id, post_id=new_id("post"), author_id=author_id,
+                    text=fields.get("text") or "", media=fields.get("media") or [],
+                    link=fields.get("link"), first_comment=fields.get("first_comment"),
+                    campaign=fields.get("campaign") or "", publish_at=None,
+                    time_zone="UTC", state=DRAFT, version=1, submitted_at=None,
+                    created_at=now, updated_at=now)
+        post.targets = self._targets(post, fields.get("targets") or [])
+        self._schedule(post, fields)
+        channels = await self._channels(account_id, post.targets)
+        self._check(post, channels)
+        async with self.store.db.transaction() as tx:
+            await self.store.insert_post(tx, post)
+            await self.store.audit(tx, account_id, f"post:{post.post_id}", "post.created",
+                                   author_id, {"version": 1}, now)
+        return post
+
+    def _targets(self, post: Post, raw: list[dict[str, Any]]) -> list[PostTarget]:
+        return [PostTarget(channel_id=t["channel_id"], text=t.get("text"),
+                           media=t.get("media"), link=t.get("link"),
+                           first_comment=t.get("first_comment"), state=DRAFT,
+                           dedupe_key=f"{post.post_id}:{t['channel_id']}",
+                           version=post.version) for t in raw]
+
+    async def edit(self, account_id: str, post_id: str, actor: str,
+                   fields: dict[str, Any]) -> Post:
+        """Apply the composer's changed ``fields``; the post, one version on."""
+        post = await self.get(account_id, post_id)
+        if post.state not in EDITABLE:
+            raise ConflictError(f"post {post_id!r} is {post.state}; it can no longer be "
+                                "edited")
+        old_version, old_state = post.version, post.state
+        content = any(name in fields for name in CONTENT)
+        post.version += 1
+        for name, cleared in CLEARED.items():
+            if name in fields:
+                setattr(post, name, cleared if fields[name] is None else fields[name])
+        if "targets" in fields:
+            post.targets = self._targets(post, fields["targets"] or [])
+        self._schedule(post, fields)
+        channels = await self._channels(account_id, post.targets)
+        self._check(post, channels)
+        for target in post.targets:
+            target.version = post.version
+        sent_back = False
+        if post.state in (EXPIRED, FAILED):
+            post.state = DRAFT
+            for target in post.targets:
+                target.state, target.approval_tier = DRAFT, 0
+        elif post.state in (PENDING, APPROVED, SCHEDULED):
+            self._future(post)
+            if content:
+                post.state = arrange(post, channels)
+                sent_back = post.state == PENDING
+            else:
+                if post.state != PENDING:
+                    post.state = ready_state(post)
+                for target in post.targets:
+                    if target.state in (APPROVED, SCHEDULED):
+                        target.state = ready_state(post)
+        post.updated_at = self.clock()
+        async with self.store.db.transaction() as tx:
+            if not await self.store.update_post(tx, post, old_version):
+                raise ConflictError(f"post {post_id!r} changed meanwhile; load it again")
+            subject = f"post:{post_id}"
+            await self.store.audit(tx, account_id, subject, "post.edited", actor,
+                                   {"version": post.version, "content": content})
+            if old_state == SCHEDULED:
+                await self.store.audit(tx, account_id, subject, "dispatch.cancelled", actor,
+                                       {"version": old_version, "why": "edited"})
+            if sent_back:
+                await self.store.audit(tx, account_id, subject, "approval.restarted", actor,
+                                       {"version": post.version})
+        return post
+
+    async def submit(self, account_id: str, post_id: str, actor: str) -> Post:
+        """Send a draft on: to its channels' approvers, or straight to the schedule."""
+        post = await self.get(account_id, post_id)
+        if post.state not in (DRAFT, EXPIRED):
+            raise ConflictError(f"post {post_id!r} is {post.state}; only drafts are "
+                                "submitted")
+        self._future(post)
+        channels = await self._channels(account_id, post.targets)
+        self._check(post, channels)
+        old_version = post.version
+        post.version += 1
+        for target in post.targets:
+            target.version = post.version
+        post.state = arrange(post, channels)
+        post.submitted_at = post.updated_at = self.clock()
+        async with self.store.db.transaction() as tx:
+            if not await self.store.update_post(tx, post, old_version):
+                raise ConflictError(f"post {post_id!r} changed meanwhile; load it again")
+            await self.store.audit(tx, account_id, f"post:{post_id}", "post.submitted",
+                                   actor, {"version": post.version, "state": post.state})
+        return post
+
+    async def delete(self, account_id: str, post_id: str, actor: str) -> Post:
+        """Cancel and remove the post (a pending dispatch of it does nothing)."""
+        post = await self.get(account_id, post_id)
+        if post.state not in EDITABLE:
+            raise ConflictError(f"post {post_id!r} is {post.state}; it cannot be deleted "
+                                "now")
+        now = self.clock()
+        async with self.store.db.transaction() as tx:
+            if not await self.store.delete_post(tx, account_id, post_id, post.version, now):
+                raise ConflictError(f"post {post_id!r} changed meanwhile; load it again")
+            subject = f"post:{post_id}"
+            await self.store.audit(tx, account_id, subject, "post.deleted", actor,
+                                   {"version": post.version + 1}, now)
+            if post.state == SCHEDULED:
+                await self.store.audit(tx, account_id, subject, "dispatch.cancelled", actor,
+                                       {"version": post.version, "why": "deleted"}, now)
+        post.state, post.version = "cancelled", post.version + 1
+        return post

@@ -1,0 +1,215 @@
+"""Approvals: tiers per channel naming people, teams and roles; nobody approves their own
+post; edits send an approved post back; expiry tells the author; every step audited."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from accounts_helpers import Person, accounts_server
+from smtp_server import SmtpServer
+from social_helpers import InTestNetwork, connect, database_url, social_app, who
+
+from business.social.services import services
+from dawserver.keys import ACCOUNTS, PLUGIN_CONTEXT_KEY
+
+pytestmark = pytest.mark.timeout(120)
+#: Who is in which organisation or team (the account "acc" is an organisation).
+MEMBERS = {("acc", "p_ada"): "member", ("acc", "p_bo"): "member",
+           ("acc", "p_dee"): "owner", ("acc", "p_cy"): "viewer",
+           ("t_review", "p_eve"): "member"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from database_url(request, tmp_path)
+
+
+def as_(person: str, role: str = "editor") -> dict[str, str]:
+    return who("acc", person, role)
+
+
+def soon(hours: float = 24) -> str:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)).isoformat()
+
+
+async def _setup(client: Any, tiers: list[list[dict[str, str]]]) -> str:
+    channel = (await connect(client, client.network, "acc", "p_dee"))["channel_id"]
+    saved = await client.put(f"/api/social/channels/{channel}/approvals",
+                             headers=as_("p_dee", "owner"), json={"tiers": tiers})
+    assert saved.status == 200, await saved.text()
+    return channel
+
+
+async def _submitted(client: Any, channel: str, *, publish_at: str | None = None) -> str:
+    post = await (await client.post("/api/social/posts", headers=as_("p_ada"), json={
+        "text": "Listening party tonight", "publish_at": publish_at or soon(),
+        "targets": [{"channel_id": channel}]})).json()
+    submitted = await client.post(f"/api/social/posts/{post['post_id']}/submit",
+                                  headers=as_("p_ada"), json={})
+    assert (await submitted.json())["state"] == "pending_approval"
+    return post["post_id"]
+
+
+def _app(tmp_path: Path, db_url: str) -> Any:
+    network = InTestNetwork("x")
+    manager = social_app(tmp_path, db_url, network, memberships=MEMBERS)
+
+    class Wrapped:
+        async def __aenter__(self) -> Any:
+            client, context = await manager.__aenter__()
+            client.network = network
+            return client, context
+
+        async def __aexit__(self, *exc: object) -> None:
+            await manager.__aexit__(*exc)
+
+    return Wrapped()
+
+
+async def _events(context: Any) -> list[str]:
+    rows = await context.database().fetch(
+        "SELECT name FROM events_outbox WHERE account_id = ? ORDER BY created_at, id", "acc")
+    return [r["name"] for r in rows]
+
+
+def test_two_tiers_approve_in_turn_and_nobody_approves_their_own_post(
+        tmp_path: Path, db_url: str) -> None:
+    async def go() -> None:
+        async with _app(tmp_path, db_url) as (client, context):
+            channel = await _setup(client, [[{"person": "p_bo"}], [{"role": "admin"}]])
+            post_id = await _submitted(client, channel)
+            path = f"/api/social/posts/{post_id}"
+
+            async def decide(person: str, verb: str = "approve", **body: Any) -> Any:
+                return await client.post(f"{path}/{verb}", headers=as_(person), json=body)
+
+            own = await decide("p_ada")
+            assert own.status == 403 and "you wrote this post" in (await own.json())["error"]
+            assert (await decide("p_cy")).status == 403       # no tier names a viewer
+            assert (await decide("p_dee")).status == 403      # tier 2 is not open yet
+            first = await (await decide("p_bo", note="nice")).json()
+            assert (first["state"], first["targets"][0]["approval_tier"]) == (
+                "pending_approval", 2)
+            assert (await decide("p_bo")).status == 403       # one tier per person
+            done = await (await decide("p_dee")).json()       # an owner holds "admin"
+            assert done["state"] == "scheduled"
+            assert done["targets"][0]["state"] == "scheduled"
+            assert (await decide("p_dee")).status == 409      # nothing left to approve
+            assert await _events(context) == ["social.post_approved"]
+            audit = await (await client.get(f"{path}/audit", headers=as_("p_cy", "viewer"))
+                           ).json()
+            steps = [(a["action"], a["actor"]) for a in audit]
+            assert steps == [("post.created", "p_ada"), ("post.submitted", "p_ada"),
+                             ("approval.approved", "p_bo"), ("approval.approved", "p_dee"),
+                             ("post.approved", "p_dee")]
+            assert audit[2]["detail"]["note"] == "nice"
+
+            # an edit of the content sends it back to the first tier; a new time does not
+            moved = await (await client.patch(path, headers=as_("p_ada"),
+                                              json={"publish_at": soon(30)})).json()
+            assert moved["state"] == "scheduled"
+            edited = await (await client.patch(path, headers=as_("p_ada"),
+                                               json={"text": "Party moved to Friday"})).json()
+            assert edited["state"] == "pending_approval"
+            assert edited["targets"][0]["approval_tier"] == 1
+            again = await (await decide("p_bo")).json()  # a new version: decide afresh
+            assert again["targets"][0]["approval_tier"] == 2
+            other = await client.post(f"{path}/approve", headers=who("eve", "p_bo"), json={})
+            assert other.status == 404
+
+    asyncio.run(go())
+
+
+def test_a_team_approves_and_a_rejection_sends_the_post_back(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with _app(tmp_path, f"sqlite://{tmp_path / 's.db'}") as (client, context):
+            channel = await _setup(client, [[{"team": "t_review"}, {"person": "p_zed"}]])
+            post_id = await _submitted(client, channel)
+            path = f"/api/social/posts/{post_id}"
+            rejected = await client.post(f"{path}/reject", headers=as_("p_eve"),
+                                         json={"note": "wrong date"})
+            assert (await rejected.json())["state"] == "draft"
+            assert await _events(context) == ["social.post_rejected"]
+            await client.post(f"{path}/submit", headers=as_("p_ada"), json={})
+            approved = await client.post(f"{path}/approve", headers=as_("p_eve"), json={})
+            assert (await approved.json())["state"] == "scheduled"
+            too_many = await client.put(f"/api/social/channels/{channel}/approvals",
+                                        headers=as_("p_dee", "owner"),
+                                        json={"tiers": [[{"person": "p_bo"}]] * 4})
+            assert too_many.status == 422
+            two_kinds = await client.put(f"/api/social/channels/{channel}/approvals",
+                                         headers=as_("p_dee", "owner"),
+                                         json={"tiers": [[{"person": "p_bo", "role": "x"}]]})
+            assert two_kinds.status == 400
+            no_workflow = await client.put(f"/api/social/channels/{channel}/approvals",
+                                           headers=as_("p_dee", "owner"), json={"tiers": []})
+            assert no_workflow.status == 200
+            post = await (await client.post("/api/social/posts", headers=as_("p_ada"), json={
+                "text": "straight out", "targets": [{"channel_id": channel}]})).json()
+            direct = await client.post(f"/api/social/posts/{post['post_id']}/submit",
+                                       headers=as_("p_ada"), json={})
+            assert (await direct.json())["state"] == "approved"   # no time yet: held
+
+    asyncio.run(go())
+
+
+def test_posts_not_approved_in_time_expire_and_the_author_is_told(tmp_path: Path,
+                                                                 db_url: str) -> None:
+    async def go() -> None:
+        async with _app(tmp_path, db_url) as (client, context):
+            channel = await _setup(client, [[{"person": "p_bo"}]])
+            due_soon = await _submitted(client, channel, publish_at=soon(1))
+            far = await _submitted(client, channel, publish_at=soon(24 * 200))
+            approvals = services(context).approvals
+            assert await approvals.expire_due() == 0
+            approvals.clock = lambda: time.time() + 2 * 3600        # past the first's time
+            assert await approvals.expire_due() == 1
+            approvals.clock = lambda: time.time() + 91 * 86_400     # pending over 90 days
+            assert await approvals.expire_due() == 1
+            states = {}
+            for post_id in (due_soon, far):
+                states[post_id] = (await (await client.get(
+                    f"/api/social/posts/{post_id}", headers=as_("p_ada"))).json())["state"]
+            assert states == {due_soon: "expired", far: "expired"}
+            rows = await context.database().fetch(
+                "SELECT payload FROM events_outbox WHERE name = 'social.post_expired'")
+            reasons = sorted(r["payload"] for r in rows)
+            assert len(reasons) == 2
+            assert any("publish time" in r for r in reasons)
+            assert any("90 days" in r for r in reasons)
+            assert all("p_ada" in r for r in reasons)                # the author
+            late = await client.post(f"/api/social/posts/{far}/approve",
+                                     headers=as_("p_bo"), json={})
+            assert late.status == 409
+            redo = await client.patch(f"/api/social/posts/{far}", headers=as_("p_ada"),
+                                      json={"text": "Try again"})
+            assert (await redo.json())["state"] == "draft"
+
+    asyncio.run(go())
+
+
+@pytest.mark.asyncio
+async def test_plug_ins_read_memberships_from_the_accounts(tmp_path: Path,
+                                                          smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (app, config):
+        ada = Person(config.base_url, smtp_server, "ada@example.org")
+        bo = Person(config.base_url, smtp_server, "bo@example.org")
+        try:
+            await ada.sign_up_and_in("Ada")
+            await bo.sign_up_and_in("Bo")
+            _, org, _ = await ada.call("POST", "/accounts", {"name": "Ada Label"})
+            await app[ACCOUNTS].admin_set_member(org["id"], bo.id, "member")
+            context = app[PLUGIN_CONTEXT_KEY]
+            assert await context.role_in(org["id"], bo.id) == "member"
+            assert await context.role_in(org["id"], ada.id) == "owner"
+            assert await context.role_in(org["id"], "p_nobody") is None
+            assert await context.role_in(bo.id, bo.id) == "owner"
+        finally:
+            await ada.close()
+            await bo.close()
