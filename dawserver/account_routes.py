@@ -27,12 +27,10 @@ from .permissions import (
     PROJECT_READ,
     PROJECTS_CREATE,
 )
-from .plugin_api import Empty, Model, Request, Role, Route
+from .plugin_api import Empty, Model, Query, Request, Role, Route
 from .projects import import_session
 from .regions import account_region
 
-#: How long a collaboration token derived from a session or key lasts.
-COLLAB_TOKEN_SECONDS = 3600.0
 ACCOUNT = "/accounts/{account_id}"
 
 
@@ -141,6 +139,13 @@ class AuditEntry(Model):
     target: str
     address: str
     detail: dict[str, Any]
+
+
+class AuditPage(Query):
+    """A page of the security log: events older than ``before`` (an event's ``at``)."""
+
+    before: float | None = None
+    limit: int = Field(200, ge=1, le=200)
 
 
 class NewProject(Model):
@@ -316,9 +321,10 @@ async def revoke_key(request: Request) -> KeyInfo:
 
 
 async def audit_log(request: Request) -> list[AuditEntry]:
-    """The account's security log, newest first (admins)."""
-    events = await request.app[ACCOUNTS].store.audit_events(request.params["account_id"],
-                                                            limit=200)
+    """The account's security log, newest first (admins); ``?before=AT`` pages back."""
+    query: AuditPage = request.query
+    events = await request.app[ACCOUNTS].store.audit_events(
+        request.params["account_id"], limit=query.limit, before=query.before)
     return [_audit(event) for event in events]
 
 
@@ -372,17 +378,19 @@ async def ungrant(request: Request) -> GrantInfo:
 
 
 async def collab_token(request: Request) -> CollabToken:
-    """A short-lived collaboration token for the project's WebSocket, with the role the
-    session or key holds on it."""
+    """A short-lived collaboration token (``config.collab_token_seconds``, an hour by
+    default) for the project's WebSocket, with the role the session or key holds on it."""
     project_id, principal = request.params["project_id"], request.principal
     if principal.via == "token":
         raise BadRequest("a project token opens the WebSocket itself; this route derives one "
                          "from a session or an API key")
+    config, now = request.app[CONFIG], time.time()
+    lifetime = config.collab_token_seconds
     token = request.app[TOKENS].issue(project_id, principal.role, principal.user,
-                                      ttl_seconds=COLLAB_TOKEN_SECONDS)
+                                      ttl_seconds=lifetime, now=now)
     return CollabToken(token=token, role=principal.role,
-                       websocket=f"{request.app[CONFIG].collab_url}/{project_id}",
-                       expires_at=time.time() + COLLAB_TOKEN_SECONDS)
+                       websocket=f"{config.collab_url}/{project_id}",
+                       expires_at=now + lifetime)
 
 
 PROJECT = "/projects/{project_id}"
@@ -413,7 +421,7 @@ ROUTES = [
     Route(method="DELETE", path=f"{ACCOUNT}/keys/{{key_id}}", handler=revoke_key,
           permission=ACCOUNT_ADMIN, response=KeyInfo),
     Route(method="GET", path=f"{ACCOUNT}/audit", handler=audit_log, permission=ACCOUNT_ADMIN,
-          response=list[AuditEntry]),
+          query=AuditPage, response=list[AuditEntry]),
     Route(method="POST", path=f"{ACCOUNT}/projects", handler=create_project,
           permission=PROJECTS_CREATE, body=NewProject, response=ProjectEntry, status=201),
     Route(method="GET", path="/me/projects", handler=my_projects, permission=ACCOUNT_SELF,

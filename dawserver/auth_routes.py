@@ -19,7 +19,7 @@ from accounts.models import Account, SessionRecord
 from accounts.service import Actor, SecondFactorNeeded, SignedIn
 
 from .errors import Forbidden
-from .identity import SESSION, session_cookie
+from .identity import SESSION, SESSION_COOKIE, session_cookie, signed_in_session
 from .keys import ACCOUNTS
 from .permissions import ACCOUNT_SELF
 from .plugin_api import PUBLIC, Empty, Model, Reply, Request, Route
@@ -137,6 +137,13 @@ class Me(Model):
     person: Person
     organisations: list[Organisation]
     csrf_token: str
+
+
+class SessionState(Model):
+    """Whether this browser is signed in and, if so, as whom (``me`` as ``GET /me``)."""
+
+    signed_in: bool
+    me: Me | None = None
 
 
 class SignInAnswer(Model):
@@ -279,7 +286,22 @@ async def reset(request: Request) -> Person:
 
 async def me(request: Request) -> Me:
     """The signed-in person, their organisations and the CSRF token for writes."""
-    session = _session(request)
+    return await _me_of(request, _session(request))
+
+
+async def session_state(request: Request) -> Reply:
+    """Whether the browser's cookie is a live session: ``{"signed_in": false}`` for a
+    visitor (no 401, so a page asking shows no error), else the person as ``GET /me``.
+    An ended session's cookie is cleared."""
+    session = await signed_in_session(request.native)
+    if session is None:
+        ended = SESSION_COOKIE in request.native.cookies
+        return Reply(SessionState(signed_in=False),
+                     headers={"Set-Cookie": session_cookie(request, "", 0)} if ended else {})
+    return Reply(SessionState(signed_in=True, me=await _me_of(request, session)))
+
+
+async def _me_of(request: Request, session: SessionRecord) -> Me:
     service = request.app[ACCOUNTS]
     person = await service.store.require_account(session.person_id)
     organisations = []
@@ -367,6 +389,8 @@ ROUTES = [
     _public("/auth/reset", request_reset, EmailModel, Accepted, 202),
     _public("/auth/reset/confirm", reset, NewPassword, Person),
     _own("POST", "/auth/sign-out", sign_out, Ended, SignOut),
+    Route(method="GET", path="/auth/session", handler=session_state, permission=PUBLIC,
+          response=SessionState),
     _own("GET", "/me", me, Me),
     _own("PUT", "/me/password", change_password, Person, PasswordChange),
     _own("GET", "/me/sessions", list_sessions, list[SessionInfo]),

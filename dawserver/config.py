@@ -117,6 +117,9 @@ class ServerConfig:
     password_hashing:
         argon2id ``(time_cost, memory_KiB, parallelism)``; None: the default
         (RFC 9106 low-memory profile, above the OWASP minimum).
+    collab_token_seconds:
+        Lifetime of a collaboration token derived from a session or key (``POST
+        /projects/{id}/collab-token``); the page renews it before it runs out.
     regions:
         Data regions besides the default one (``database_url``): ``{"eu":
         RegionConfig("postgresql://.../eu")}``; an account's rows live in its
@@ -141,6 +144,7 @@ class ServerConfig:
     single_sign_on: dict[str, Any] = field(default_factory=dict)
     require_verified_email: bool = True
     password_hashing: tuple[int, int, int] | None = None
+    collab_token_seconds: float = 3600.0
     regions: dict[str, RegionConfig] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -71,6 +71,19 @@ async def identify(request: web.Request) -> Principal | None:
     return None
 
 
+async def signed_in_session(request: web.Request) -> SessionRecord | None:
+    """The live session of ``request``'s cookie (rotated if marked), or None: no cookie, or
+    one whose session ended. Pages ask this without a 401 for visitors."""
+    secret = request.cookies.get(SESSION_COOKIE)
+    if not secret or ACCOUNTS not in request.app:
+        return None
+    try:
+        await _by_session(request, secret)
+    except (Unauthorized, NotFound):
+        return None
+    return request[SESSION]
+
+
 def _own_account_only(request: web.Request, principal: Principal | None) -> Principal | None:
     """A project token's principal, refused (404) on another account than its project's."""
     if principal is None or principal.admin:

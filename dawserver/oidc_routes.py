@@ -4,9 +4,10 @@
 ``GET /auth/oidc/{provider}/callback`` takes it back, checks everything
 (:class:`accounts.oidc.OidcClient`), signs the person in
 (:func:`accounts.oidc_sign_in.sign_in_with`), sets the session cookie as the
-password sign-in does and sends the browser to ``/``. A person with two-step
-sign-in is sent to ``/#second_factor=TOKEN&expires_at=T`` instead (a fragment never
-reaches a server or a Referer), and finishes with ``POST
+password sign-in does and sends the browser back to ``?next=`` given to ``start`` (a
+path on this site only; :func:`safe_next`), else to ``/``. A person with two-step
+sign-in is sent to ``/#second_factor=TOKEN&expires_at=T`` (and ``&next=PATH``)
+instead (a fragment never reaches a server or a Referer), and finishes with ``POST
 /auth/sign-in/second-factor`` and a code, as after a password. Providers come from
 ``config.sign_in_providers``; :func:`setup_oidc` keeps their clients (made at
 their first use) and the started sign-ins on the app, and closes the clients
@@ -17,20 +18,68 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from aiohttp import web
 
-from accounts.oidc import GOOGLE_ISSUER, OidcClient, PendingLogins, ProviderConfig
+from accounts.oidc import (
+    GOOGLE_ISSUER,
+    OidcClient,
+    PendingLogin,
+    PendingLogins,
+    ProviderConfig,
+)
 from accounts.oidc_sign_in import sign_in_with
 from accounts.service import SecondFactorNeeded, SignedIn
 
 from .auth_routes import session_cookie
 from .keys import ACCOUNTS, CONFIG
 from .plugin_api import PUBLIC, BadRequest, Media, NotFound, Query, Request, Route
+
+#: The longest ``next`` path kept with a started sign-in.
+MAX_NEXT = 2000
+BAD_NEXT = ("next={value!r} is not a path on this site; give a path such as /account/team "
+            "(no scheme, host, '//' or backslash)")
+
+
+def safe_next(value: str) -> str:
+    r"""``value`` when it is a path on this site (``/...``), else :class:`BadRequest`.
+
+    Refused: anything with a scheme or host (``http://...``), a protocol-relative
+    ``//host``, backslashes (browsers read ``/\host`` as ``//host``) and control
+    characters or spaces (browsers drop tabs and newlines, so ``/<TAB>/host`` would
+    become ``//host``). ``""`` stands for ``/``.
+    """
+    if value == "":
+        return "/"
+    parts = urlsplit(value)
+    if (len(value) > MAX_NEXT or not value.startswith("/") or value.startswith("//")
+            or "\\" in value or parts.scheme or parts.netloc
+            or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value)):
+        raise BadRequest(BAD_NEXT.format(value=value[:100]))
+    return value
+
+
+@dataclass(frozen=True)
+class PendingSignIn(PendingLogin):
+    """A started sign-in and the page to return to after it."""
+
+    next: str = "/"
+
+    @classmethod
+    def of(cls, pending: PendingLogin, next_path: str) -> PendingSignIn:
+        """``pending`` with ``next_path`` to return to."""
+        return cls(**{f.name: getattr(pending, f.name) for f in fields(pending)},
+                   next=next_path)
+
+
+class Start(Query):
+    """Where to go once signed in: ``next``, a path on this site (default ``/``)."""
+
+    next: str = ""
 
 
 class OidcSignIns:
@@ -122,12 +171,15 @@ class Callback(Query):
 
 
 async def start(request: Request) -> web.StreamResponse:
-    """Send the browser to the provider to sign in (302)."""
+    """Send the browser to the provider to sign in (302); back to ``?next=`` after.
+
+    400 for a ``next`` that is not a path on this site."""
     name = request.params["provider"]
+    back = safe_next(request.query.next)
     sign_ins = _sign_ins(request)
     client = await sign_ins.client(name)
     url, pending = await client.begin(_redirect_uri(request, name))
-    sign_ins.pending.put(pending)
+    sign_ins.pending.put(PendingSignIn.of(pending, back))
     return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
 
 
@@ -147,26 +199,34 @@ async def callback(request: Request) -> web.StreamResponse:
     result = await sign_in_with(request.app[ACCOUNTS], identity,
                                 address=request.native.remote or "",
                                 user_agent=request.headers.get("User-Agent", ""))
-    return signed_in_redirect(request, result)
+    return signed_in_redirect(request, result, next_of(pending))
 
 
-def signed_in_redirect(request: Request, result: SignedIn | SecondFactorNeeded
-                       ) -> web.Response:
-    """The callback's answer: to ``/`` with the session cookie, or to the page with the
-    second factor's token in the fragment."""
+def next_of(pending: PendingLogin) -> str:
+    """Where a started sign-in returns to (``/`` unless its start named a page)."""
+    return pending.next if isinstance(pending, PendingSignIn) else "/"
+
+
+def signed_in_redirect(request: Request, result: SignedIn | SecondFactorNeeded,
+                       next_path: str = "/") -> web.Response:
+    """The callback's answer: to ``next_path`` (checked by :func:`safe_next` at the start)
+    with the session cookie, or to ``/`` with the second factor's token (and the path)
+    in the fragment."""
     if isinstance(result, SecondFactorNeeded):
-        fragment = urlencode({"second_factor": result.token, "expires_at": result.expires_at})
-        return web.Response(status=302, headers={"Location": f"/#{fragment}",
+        fragment = {"second_factor": result.token, "expires_at": result.expires_at}
+        if next_path != "/":
+            fragment["next"] = next_path
+        return web.Response(status=302, headers={"Location": f"/#{urlencode(fragment)}",
                                                  "Cache-Control": "no-store"})
     max_age = int(request.app[ACCOUNTS].sessions.policy.absolute_s)
     cookie = session_cookie(request, result.secret, max_age)
-    return web.Response(status=302, headers={"Location": "/", "Set-Cookie": cookie,
+    return web.Response(status=302, headers={"Location": next_path, "Set-Cookie": cookie,
                                              "Cache-Control": "no-store"})
 
 
 ROUTES = [
     Route(method="GET", path="/auth/oidc/{provider}/start", handler=start, permission=PUBLIC,
-          response=Media("text/html"), status=302),
+          query=Start, response=Media("text/html"), status=302),
     Route(method="GET", path="/auth/oidc/{provider}/callback", handler=callback,
           permission=PUBLIC, query=Callback, response=Media("text/html"), status=302),
 ]

@@ -1,5 +1,6 @@
 """The browser pages: ``/`` serves the DAW page, ``/account/...`` the account pages (sign-up,
-sign-in, team, sessions, keys, two-factor), ``/static/`` their bundle (built from ``web/``).
+sign-in, team, sessions, keys, two-factor, security log, project access), ``/static/``
+their bundle (built from ``web/``).
 
 The bundle in ``dawserver/static/`` is committed build output of ``npm run build``
 in ``web/``, so serving the page needs neither Node nor the network.
@@ -41,7 +42,7 @@ RTC_RECEIVE_MS = 80
 #: The account pages under ``/account/``; ``/account`` alone is the overview. The page's
 #: router (``web/src/account/main.js``) draws each; mail links name verify, reset, invite.
 ACCOUNT_PAGES = ("sign-in", "sign-up", "verify", "reset", "invite", "team", "sessions",
-                 "keys", "two-factor")
+                 "keys", "two-factor", "security", "access")
 
 
 class Features(Model):

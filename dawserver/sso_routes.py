@@ -2,11 +2,11 @@
 
 ``PUT/GET/DELETE /accounts/{account_id}/sso`` register, show (never the client
 secret) and remove an organisation's provider (its admins and owners:
-:class:`accounts.sso.SingleSignOn`). ``GET /auth/sso/{org_id}/start`` sends the
-browser to that provider; its callback signs the person in as the global providers'
-does (:mod:`dawserver.oidc_routes`), or, when they use two-step sign-in, sends the
-browser to ``/#second_factor=TOKEN`` to finish with a code at
-``POST /auth/sign-in/second-factor``.
+:class:`accounts.sso.SingleSignOn`). ``GET /auth/sso/{org_id}/start?next=PATH`` sends
+the browser to that provider; its callback signs the person in as the global
+providers' does (:mod:`dawserver.oidc_routes`) and returns to ``next``, or, when they
+use two-step sign-in, sends the browser to ``/#second_factor=TOKEN`` to finish with a
+code at ``POST /auth/sign-in/second-factor``.
 
 An issuer must be https and, unless ``config.single_sign_on["allow_private_issuers"]``,
 resolve to public addresses only: the server fetches its discovery document and keys,
@@ -32,7 +32,14 @@ from collab.tokens import SECRET_FILE
 
 from .auth_routes import actor_of
 from .keys import ACCOUNTS, CONFIG, DATABASE
-from .oidc_routes import Callback, signed_in_redirect
+from .oidc_routes import (
+    Callback,
+    PendingSignIn,
+    Start,
+    next_of,
+    safe_next,
+    signed_in_redirect,
+)
 from .permissions import ACCOUNT_ADMIN
 from .plugin_api import PUBLIC, BadRequest, Media, Model, NotFound, Request, Route
 
@@ -184,12 +191,14 @@ async def delete_sso(request: Request) -> SsoInfo:
 
 
 async def start(request: Request) -> web.StreamResponse:
-    """Send the browser to the organisation's provider (302)."""
+    """Send the browser to the organisation's provider (302); back to ``?next=`` (a path
+    on this site, else 400) once signed in."""
+    back = safe_next(request.query.next)
     sign_ins = _sign_ins(request)
     org_id = request.params["org_id"]
     client = sign_ins.client(await sign_ins.sso.provider(org_id))
     url, pending = await client.begin(f"{_base(request)}/auth/sso/{org_id}/callback")
-    sign_ins.pending.put(pending)
+    sign_ins.pending.put(PendingSignIn.of(pending, back))
     return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
 
 
@@ -207,7 +216,7 @@ async def callback(request: Request) -> web.StreamResponse:
     identity = await client.finish(pending, query.state, query.code, error=query.error)
     result = await sign_ins.sso.sign_in(org_id, identity, address=request.native.remote or "",
                                         user_agent=request.headers.get("User-Agent", ""))
-    return signed_in_redirect(request, result)
+    return signed_in_redirect(request, result, next_of(pending))
 
 
 ACCOUNT_SSO = "/accounts/{account_id}/sso"
@@ -220,7 +229,7 @@ ROUTES = [
     Route(method="DELETE", path=ACCOUNT_SSO, handler=delete_sso, permission=ACCOUNT_ADMIN,
           response=SsoInfo),
     Route(method="GET", path="/auth/sso/{org_id}/start", handler=start, permission=PUBLIC,
-          response=Media("text/html"), status=302),
+          query=Start, response=Media("text/html"), status=302),
     Route(method="GET", path="/auth/sso/{org_id}/callback", handler=callback,
           permission=PUBLIC, query=Callback, response=Media("text/html"), status=302),
 ]

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiohttp
 import pyotp
@@ -26,6 +26,7 @@ from smtp_server import SmtpServer
 
 from accounts.models import AccountStatus
 from dawserver.keys import ACCOUNTS
+from dawserver.oidc_routes import OIDC
 
 pytestmark = pytest.mark.asyncio
 
@@ -51,10 +52,12 @@ async def oidc_server(tmp_path: Path, smtp: SmtpServer, user: FakeUser | None = 
             yield app, config, provider
 
 
-async def through_provider(person: Person, provider: FakeOidcProvider
+async def through_provider(person: Person, provider: FakeOidcProvider, next_path: str = ""
                            ) -> tuple[str, dict[str, str]]:
-    """Start at the server and pass the provider: the callback URL and its query."""
-    async with person.http.get(person.base_url + "/auth/oidc/fake/start",
+    """Start at the server (returning to ``next_path``) and pass the provider: the callback
+    URL and its query."""
+    query = f"?{urlencode({'next': next_path})}" if next_path else ""
+    async with person.http.get(person.base_url + "/auth/oidc/fake/start" + query,
                                allow_redirects=False) as response:
         assert response.status == 302, await response.text()
         authorize = response.headers["Location"]
@@ -224,11 +227,12 @@ async def test_a_person_with_two_step_sign_in_gives_a_code_after_the_provider(
             status, _, _ = await ada.call("POST", "/me/two-factor/enable",
                                           {"code": totp.now()})
             assert status == 200
-            url, _ = await through_provider(browser, provider)
+            url, _ = await through_provider(browser, provider, "/account/team")
             status, _, headers = await come_back(browser, url)
             assert status == 302 and "Set-Cookie" not in headers
             fragment = dict(parse_qsl(urlsplit(headers["Location"]).fragment))
             assert urlsplit(headers["Location"]).path == "/" and fragment["second_factor"]
+            assert fragment["next"] == "/account/team"  # where the page goes after the code
             assert (await browser.call("GET", "/me"))[0] == 401  # not signed in yet
             status, body, _ = await browser.call("POST", "/auth/sign-in/second-factor", {
                 "token": fragment["second_factor"], "code": "000000"
@@ -242,3 +246,29 @@ async def test_a_person_with_two_step_sign_in_gives_a_code_after_the_provider(
         finally:
             await ada.close()
             await browser.close()
+
+
+#: ``next`` values that would send the browser off the site (or that a browser could read
+#: so): each is refused at the start, before the provider is asked.
+OFF_SITE = ["//evil.example/x", "http://evil.example/", "https://evil.example",
+            "/\\evil.example", "\\\\evil.example", "/\t/evil.example", "/\n/evil.example",
+            "javascript:alert(1)", "evil.example/x", " /x", "/x y", "/" + "a" * 2001]
+
+
+async def test_the_callback_returns_to_next_and_refuses_a_next_off_the_site(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with oidc_server(tmp_path, smtp_server) as (app, config, provider):
+        ada = Person(config.base_url, smtp_server, provider.user.email)
+        try:
+            for value in OFF_SITE:
+                status, body, headers = await come_back(
+                    ada, f"{config.base_url}/auth/oidc/fake/start?{urlencode({'next': value})}")
+                assert status == 400, (value, body)
+                assert "not a path on this site" in body["error"] and "Location" not in headers
+            assert len(app[OIDC].pending) == 0  # no sign-in was started
+            url, _ = await through_provider(ada, provider, "/account/keys?tab=new#top")
+            status, _, headers = await come_back(ada, url)
+            assert status == 302 and "mbs_session=" in headers["Set-Cookie"]
+            assert headers["Location"] == "/account/keys?tab=new#top"
+        finally:
+            await ada.close()

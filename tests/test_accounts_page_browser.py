@@ -5,10 +5,13 @@ two people editing one organisation's project together."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
+import re
 import shutil
 import ssl
+import subprocess
 import threading
 import time
 import urllib.error
@@ -17,6 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyotp
@@ -38,9 +42,9 @@ pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browse
 
 PASSWORD = "correct horse battery"
 OIDC_USER = FakeUser(subject="1170", email="iris@example.org", name="Iris")
-#: A browser logs every 4xx answer as a console error; asking GET /me who is signed in
-#: answers 401 to someone who is not, on purpose.
-EXPECTED_401 = "status of 401"
+#: What a browser logs for every 4xx answer; a test that provokes one names its path
+#: (:meth:`Browser.expect_refusal`), any other is an error.
+REFUSED = "Failed to load resource: the server responded with a status of 4"
 
 
 @dataclass
@@ -147,10 +151,16 @@ class Browser:
         self.context = site.browser.new_context(viewport={"width": 1100, "height": 800},
                                                 ignore_https_errors=True)
         self.page = self.context.new_page()
-        self.messages: list[str] = []
-        self.page.on("console", lambda m: self.messages.append(f"{m.type}: {m.text}"))
-        self.page.on("pageerror", lambda e: self.messages.append(f"pageerror: {e}"))
+        self.messages: list[tuple[str, str]] = []  # (text, the URL it is about)
+        self.refusals: set[str] = set()
+        self.page.on("console", lambda m: self.messages.append(
+            (f"{m.type}: {m.text}", (m.location or {}).get("url", ""))))
+        self.page.on("pageerror", lambda e: self.messages.append((f"pageerror: {e}", "")))
         self.page.set_default_timeout(15000)
+
+    def expect_refusal(self, path: str) -> None:
+        """Let the browser log the 4xx answer of ``path`` that the test provokes on purpose."""
+        self.refusals.add(path)
 
     def open(self, path_or_url: str) -> Any:
         """Go to a page and wait until it has drawn itself."""
@@ -163,8 +173,9 @@ class Browser:
         self.page.wait_for_selector("body[data-ready=true]")
 
     def errors(self) -> list[str]:
-        return [m for m in self.messages if m.startswith(("error:", "pageerror:"))
-                and EXPECTED_401 not in m]
+        """Console errors, less the refusals the test provoked."""
+        return [text for text, url in self.messages if text.startswith(("error:", "pageerror:"))
+                and not (REFUSED in text and urllib.parse.urlsplit(url).path in self.refusals)]
 
     def sign_up(self, email: str, name: str) -> None:
         page = self.open("/account/sign-up")
@@ -193,6 +204,30 @@ class Browser:
     def close(self) -> None:
         assert self.errors() == []
         self.context.close()
+
+
+def qr_drawn(svg: Any) -> tuple[int, set[tuple[int, int]]]:
+    """The side of the QR code an SVG draws and its dark modules (the unit squares of its
+    path)."""
+    d = svg.locator("path").get_attribute("d")
+    squares = re.findall(r"M(\d+) (\d+)h1v1h-1z", d)
+    assert "".join(f"M{x} {y}h1v1h-1z" for x, y in squares) == d  # nothing else drawn
+    return int(svg.get_attribute("data-modules")), {(int(x), int(y)) for x, y in squares}
+
+
+def qr_of(text: str) -> tuple[int, set[tuple[int, int]]] | None:
+    """What uqr (the page's QR encoder, from web/node_modules) makes of ``text``; None
+    where web/node_modules is not installed."""
+    web = REPO / "web"
+    if shutil.which("node") is None or not (web / "node_modules" / "uqr").is_dir():
+        return None
+    script = ("import { encode } from 'uqr'; const { size, data } = encode(process.argv[1], "
+              "{ ecc: 'M', border: 0 }); console.log(JSON.stringify({ size, dark: data.flatMap("
+              "(row, y) => row.flatMap((on, x) => on ? [[x, y]] : [])) }))")
+    done = subprocess.run(["node", "--input-type=module", "-e", script, text], cwd=web,
+                          check=True, capture_output=True, text=True, timeout=60)
+    made = json.loads(done.stdout)
+    return made["size"], {(x, y) for x, y in made["dark"]}
 
 
 def test_two_people_sign_up_join_an_organisation_and_edit_its_project_together(
@@ -279,6 +314,7 @@ def test_two_people_sign_up_join_an_organisation_and_edit_its_project_together(
 def test_a_wrong_password_shows_the_servers_error(site: Site) -> None:
     site.person("cleo@example.org", "Cleo")
     cleo = Browser(site)
+    cleo.expect_refusal("/auth/sign-in")
     page = cleo.open("/account/sign-in")
     cleo.fill_sign_in("cleo@example.org", "not the password")
     alert = page.get_by_role("alert")
@@ -303,7 +339,32 @@ def test_sign_in_with_google_goes_through_the_provider_and_back_signed_in(site: 
     page.get_by_text("Signed in as Iris").wait_for()
     page = iris.open("/account")
     page.get_by_role("status").filter(has_text="Signed in as iris@example.org").wait_for()
+    # She turns two-step sign-in on; a sign-in that started on a page that needs it goes
+    # through the provider, asks for the code, and lands back on that page.
+    page = iris.open("/account/two-factor")
+    page.get_by_role("button", name="Turn on two-step sign-in").click()
+    totp = pyotp.TOTP(page.locator("code.secret").get_attribute("data-secret"))
+    page.get_by_label("Code the app shows").fill(totp.now())
+    page.get_by_role("button", name="Turn on").click()
+    page.locator(".recovery-codes li").first.wait_for()
+    laptop = Browser(site)
+    page = laptop.page
+    page.goto(site.url + "/account/sessions")
+    page.wait_for_url(f"{site.url}/account/sign-in?next=%2Faccount%2Fsessions")
+    laptop.ready()
+    google = page.get_by_role("link", name="Sign in with Google")
+    assert google.get_attribute("href") == "/auth/oidc/google/start?next=%2Faccount%2Fsessions"
+    google.click()
+    code = page.get_by_label("Code from your authenticator app")
+    code.wait_for()
+    assert page.url == f"{site.url}/account/sign-in?next=%2Faccount%2Fsessions"  # no token
+    code.fill(totp.at(time.time() + 30))
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(site.url + "/account/sessions")
+    laptop.ready()
+    page.locator("tr[data-current=true]").wait_for()
     iris.close()
+    laptop.close()
 
 
 def test_a_forgotten_password_is_reset_through_the_mailed_link(site: Site) -> None:
@@ -328,6 +389,7 @@ def test_a_forgotten_password_is_reset_through_the_mailed_link(site: Site) -> No
                                        "password": PASSWORD})[0] == 401
     # Signed in, she changes it again on the overview page (the current one is asked).
     page = dora.open("/account")
+    dora.expect_refusal("/me/password")
     page.get_by_label("Current password").fill("not it at all")
     page.get_by_label("New password").fill("the third secret")
     page.get_by_role("button", name="Change password").click()
@@ -400,8 +462,18 @@ def test_two_step_sign_in_is_turned_on_and_then_asked_for(site: Site) -> None:
     shown.wait_for()
     secret = shown.get_attribute("data-secret")
     assert shown.inner_text().replace(" ", "") == secret
-    assert page.get_by_role("link", name="this otpauth link").get_attribute(
-        "href").startswith("otpauth://totp/")
+    uri = page.get_by_role("link", name="this otpauth link").get_attribute("href")
+    assert uri.startswith("otpauth://totp/")
+    # the secret shown is the one in the URI, and the URI is drawn as a QR code
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query)["secret"] == [secret]
+    qr = page.get_by_role("img", name="QR code for your authenticator app")
+    assert qr.evaluate("e => e.tagName") == "svg" and qr.bounding_box()["width"] >= 150
+    size, dark = qr_drawn(qr)
+    assert size >= 21 and (size - 17) % 4 == 0  # a QR version's side: 21, 25, 29...
+    assert 0.3 < len(dark) / size**2 < 0.7
+    expected = qr_of(uri)
+    if expected is not None:  # the modules uqr encodes for this URI, square by square
+        assert (size, dark) == expected
     totp = pyotp.TOTP(secret)
     page.get_by_label("Code the app shows").fill(totp.now())
     page.get_by_role("button", name="Turn on").click()
@@ -414,6 +486,7 @@ def test_two_step_sign_in_is_turned_on_and_then_asked_for(site: Site) -> None:
     page = phone.open("/account/sign-in")
     phone.fill_sign_in("gus@example.org", PASSWORD)
     code = page.get_by_label("Code from your authenticator app")
+    phone.expect_refusal("/auth/sign-in/second-factor")
     code.fill("000000" if totp.now() != "000000" else "111111")
     page.get_by_role("button", name="Continue").click()
     page.get_by_role("alert").filter(has_text="wrong code").wait_for()
@@ -458,3 +531,157 @@ def test_pages_that_need_someone_signed_in_send_them_to_sign_in_and_back(site: S
     hal.close()
     stranger.close()
 
+
+
+def test_the_security_log_shows_ones_own_and_an_organisations_events_in_pages(
+        site: Site) -> None:
+    site.person("jo@example.org", "Jo")
+    for _ in range(52):  # more sign-ins than a page of the log holds (50)
+        assert site.post("/auth/sign-in", {"email": "jo@example.org",
+                                           "password": PASSWORD})[0] == 200
+    assert site.post("/auth/sign-in", {"email": "jo@example.org",
+                                       "password": "wrong one"})[0] == 401
+    jo = Browser(site)
+    jo.sign_in("jo@example.org")
+    page = jo.open("/account/team")
+    page.get_by_label("Organisation name").fill("Brass Band")
+    page.get_by_role("button", name="Create").click()
+    org = page.locator("section.organisation").filter(has_text="Brass Band")
+    org.get_by_label("Email to invite").fill("tuba@example.org")
+    org.get_by_role("button", name="Send invitation").click()
+    org.get_by_role("status").filter(has_text="Invitation mailed").wait_for()
+    page = jo.open("/account/security")
+    rows = page.locator(".audit tbody tr[data-event]")
+    wait_for(lambda: rows.count() == 50)
+    first = rows.first
+    assert first.get_attribute("data-action") == "sign_in"  # her browser's, the newest
+    assert "127.0.0.1" in first.inner_text() and "Jo (you)" in first.inner_text()
+    older = page.get_by_role("button", name="Older events")
+    older.click()
+    wait_for(lambda: older.is_hidden() and rows.count() > 50)
+    # 53 sign-ins, one failure, the verification...: every event once, the oldest last
+    events = rows.evaluate_all("rows => rows.map(r => r.dataset.event)")
+    assert len(set(events)) == len(events)
+    actions = rows.evaluate_all("rows => rows.map(r => r.dataset.action)")
+    assert actions.count("sign_in") == 53 and actions[-1] == "email.verified"
+    failed = page.locator("tr[data-action='sign_in.failed']")
+    assert "Failed sign-in" in failed.inner_text()
+    # The organisation's own log: the invitation she sent, nothing of her sign-ins.
+    page.get_by_label("Log of").select_option(label="Brass Band")
+    org_rows = page.locator(".audit tbody tr[data-event]")
+    org_rows.filter(has_text="Invitation sent").wait_for()
+    assert "sign_in" not in org_rows.evaluate_all("rows => rows.map(r => r.dataset.action)")
+    jo.close()
+
+
+def test_an_owner_grants_a_team_and_a_person_a_role_on_a_project_and_removes_it(
+        site: Site) -> None:
+    site.person("kim@example.org", "Kim")
+    status, signed = site.post("/auth/sign-in", {"email": "kim@example.org",
+                                                 "password": PASSWORD})
+    kim_id = signed["person"]["id"]
+    site.person("lou@example.org", "Lou")
+    lou, kim = Browser(site), Browser(site)
+    lou.sign_in("lou@example.org")
+    page = lou.open("/account/team")
+    page.get_by_label("Organisation name").fill("Strings")
+    page.get_by_label("Kind").select_option("team")
+    page.get_by_role("button", name="Create").click()
+    page.locator("section.organisation").filter(has_text="Strings").wait_for()
+    page = lou.open("/")
+    page.get_by_label("New project name").fill("Duet")
+    page.get_by_role("button", name="Create project").click()
+    page.wait_for_url(f"{site.url}/?project=*")
+    lou.ready()
+    project_id = page.evaluate("window.daw.project.projectId")
+    page = lou.open("/")
+    page.get_by_role("link", name="Who may open Duet").click()
+    page.wait_for_url(f"{site.url}/account/access?project={project_id}")
+    lou.ready()
+    page.get_by_role("cell", name="No one else").wait_for()
+    # The team, picked by name, as editors; Kim, by her id, as a viewer.
+    page.get_by_label("Person or team").select_option(label="Strings (team)")
+    page.get_by_role("button", name="Grant").click()
+    page.get_by_role("status").filter(has_text="Strings (team) is now editor on Duet").wait_for()
+    page.get_by_label("Or an account id").fill(kim_id)
+    page.get_by_label("Role", exact=True).select_option("viewer")
+    page.get_by_role("button", name="Grant").click()
+    page.locator(f"tr[data-grantee='{kim_id}']").filter(has_text="viewer").wait_for()
+    team = page.locator("tr[data-grantee]").filter(has_text="Strings (team)")
+    assert "editor" in team.inner_text() and "Lou (you)" in team.inner_text()
+    # Kim now has Duet in her list as a viewer.
+    kim.sign_in("kim@example.org")
+    entry = kim.page.locator(f".project[data-project='{project_id}']")
+    assert entry.locator(".role-badge").text_content() == "viewer"
+    assert entry.get_by_role("link", name="Who may open Duet").count() == 0  # not an owner
+    # Lou takes it away again: Kim's list no longer has it.
+    page.get_by_role("button", name=f"Remove {kim_id}").click()
+    page.get_by_role("status").filter(has_text="no longer has a role on Duet").wait_for()
+    wait_for(lambda: page.locator(f"tr[data-grantee='{kim_id}']").count() == 0)
+    kim.open("/")
+    kim.page.get_by_text("No projects yet").wait_for()
+    lou.close()
+    kim.close()
+
+
+def test_a_project_stays_connected_and_editable_after_its_first_token_expired(
+        site: Site, tmp_path: Path) -> None:
+    data = tmp_path / "short-tokens"
+    data.mkdir()
+    env = {"DAW_MAIL_URL": f"{site.smtp.url}?from=studio@example.org",
+           "DAW_PASSWORD_HASHING": "1,1024,1", "DAW_COLLAB_TOKEN_SECONDS": "4"}
+    with ServerProcess(data, free_port(), env) as server:
+        short = Site(server, site.smtp, site.browser)
+        short.person("max@example.org", "Max")
+        max_ = Browser(short)
+        max_.sign_in("max@example.org")
+        page = max_.page
+        page.get_by_label("New project name").fill("Long night")
+        page.get_by_role("button", name="Create project").click()
+        page.wait_for_url(f"{short.url}/?project=*")
+        max_.ready()
+        project_id = page.evaluate("window.daw.project.projectId")
+        first = page.evaluate("window.daw.project.token")
+        expires = json.loads(_claims(first))["exp"]
+        # The page fetches a new token on its own (nothing dropped yet), and presents it
+        # once the first has run out and the connection drops and comes back.
+        page.wait_for_function(
+            f"window.daw.project.provider.params.token !== {json.dumps(first)}", timeout=20000)
+        page.wait_for_function(f"Date.now() / 1000 > {expires} + 0.5", timeout=20000)
+        drop_and_reconnect(page)
+        assert page.evaluate("window.daw.project.provider.params.token") != first
+        # A token refused as expired (the page slept through its renewal) is renewed then.
+        page.evaluate("t => window.daw.project.setToken(t)", first)
+        drop_and_reconnect(page)
+        token = page.evaluate("window.daw.project.token")
+        assert token != first and json.loads(_claims(token))["exp"] > expires
+        # Still editing: a track added now reaches the server.
+        page.click("button.add-track")
+        track = page.locator(".track-header[data-track]").first
+        track.wait_for()
+        track_id = track.get_attribute("data-track")
+        wait_for(lambda: track_id in server.document(project_id, page.evaluate(
+            "window.daw.project.token"))["tracks"], timeout=15)
+        assert page.locator(".status").inner_text() == "connected"
+        max_.close()
+
+
+def _claims(token: str) -> str:
+    """The JSON claims of a collaboration token (``base64url(json).signature``)."""
+    body = token.split(".")[0]
+    return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
+
+
+def drop_and_reconnect(page: Any) -> None:
+    """Close the page's WebSocket as a network drop would, and wait until it is synced again
+    over a new one."""
+    page.evaluate("""() => {
+      const provider = window.daw.project.provider
+      window.__dropped = provider.ws
+      provider.ws.close()
+    }""")
+    page.wait_for_function("""() => {
+      const provider = window.daw.project.provider
+      return provider.ws && provider.ws !== window.__dropped && provider.wsconnected &&
+        provider.synced
+    }""", timeout=20000)

@@ -57,10 +57,10 @@ async def label_with_sso(config: Any, smtp: SmtpServer, provider: FakeOidcProvid
     return ada, org["id"]
 
 
-async def through(person: Person, provider: FakeOidcProvider, org_id: str
-                  ) -> tuple[int, Any, Any]:
+async def through(person: Person, provider: FakeOidcProvider, org_id: str,
+                  query: str = "") -> tuple[int, Any, Any]:
     """Start the organisation's sign-in, pass the provider, come back: the callback's answer."""
-    async with person.http.get(f"{person.base_url}/auth/sso/{org_id}/start",
+    async with person.http.get(f"{person.base_url}/auth/sso/{org_id}/start{query}",
                                allow_redirects=False) as response:
         assert response.status == 302, await response.text()
         authorize = response.headers["Location"]
@@ -94,10 +94,17 @@ async def test_a_newcomer_signs_in_through_the_organisations_provider_and_joins(
             assert [(o["id"], o["role"]) for o in me["organisations"]] == [(org_id, "member")]
             # the token exchange used the organisation's client and secret
             assert provider.token_requests[-1].answer.get("id_token")
-            # signing in again finds the same person (by issuer and subject)
+            # signing in again finds the same person (by issuer and subject), and goes back
+            # to the page it started from; a next off the site is refused
             again = Person(config.base_url, smtp_server, provider.user.email)
             try:
-                assert (await through(again, provider, org_id))[0] == 302
+                for off_site in ("%2F%2Fevil.example", "https%3A%2F%2Fevil.example", "%2F%5Cx"):
+                    status, body, _ = await again.call(
+                        "GET", f"/auth/sso/{org_id}/start?next={off_site}")
+                    assert status == 400 and "not a path on this site" in body["error"]
+                status, _, headers = await through(again, provider, org_id,
+                                                   "?next=%2Faccount%2Fteam")
+                assert (status, headers["Location"]) == (302, "/account/team")
                 assert (await again.call("GET", "/me"))[1]["person"]["id"] == me["person"]["id"]
             finally:
                 await again.close()

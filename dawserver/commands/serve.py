@@ -100,10 +100,15 @@ def _hashing(text: str | None) -> tuple[int, int, int] | None:
 @click.option("--password-hashing", metavar="T,M,P", envvar="DAW_PASSWORD_HASHING",
               default=None, help="argon2id time cost, memory (KiB) and lanes of new password "
               "hashes; default: RFC 9106 low-memory (3,65536,4).")
+@click.option("--collab-token-lifetime", "collab_token_seconds", metavar="SECONDS",
+              envvar="DAW_COLLAB_TOKEN_SECONDS", type=click.FloatRange(min=1), default=3600.0,
+              show_default=True, help="Lifetime of the collaboration tokens the page derives "
+              "from a session (it renews them before they run out).")
 def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: bool,
           max_documents: int, idle_unload: float, max_message_bytes: int,
           public_url: str | None, redis_url: str | None, mail_url: str | None,
-          providers_file: Path | None, password_hashing: str | None) -> None:
+          providers_file: Path | None, password_hashing: str | None,
+          collab_token_seconds: float) -> None:
     """Serve the y-websocket endpoint ws://HOST:PORT/collab/PROJECT and the HTTP API."""
     from dawserver.app import create_app
 
@@ -114,7 +119,8 @@ def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: 
             max_message_bytes=max_message_bytes, public_url=public_url, redis_url=redis_url,
             regions=configured_regions(), mail_url=mail_url,
             sign_in_providers=_providers(providers_file),
-            password_hashing=_hashing(password_hashing))
+            password_hashing=_hashing(password_hashing),
+            collab_token_seconds=collab_token_seconds)
     except (ValueError, DatabaseError) as exc:
         raise CliError(str(exc)) from exc
     try:

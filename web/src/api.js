@@ -7,8 +7,11 @@ export class ApiError extends Error {
   }
 }
 
-/** Call the API; resolves with the JSON (or Response for non-JSON), rejects with ApiError. */
-export async function api (path, { token, method = 'GET', body, raw = false, headers = {} } = {}) {
+/**
+ * Call the API; resolves with the JSON (or Response for non-JSON), rejects with ApiError.
+ * `onResponse(response)` sees every answer first (its headers), refused ones included.
+ */
+export async function api (path, { token, method = 'GET', body, raw = false, headers = {}, onResponse } = {}) {
   const init = { method, headers: { ...headers } }
   if (token) init.headers.Authorization = `Bearer ${token}`
   if (body instanceof Blob || body instanceof ArrayBuffer) {
@@ -18,6 +21,7 @@ export async function api (path, { token, method = 'GET', body, raw = false, hea
     init.body = JSON.stringify(body)
   }
   const response = await fetch(path, init)
+  if (onResponse) onResponse(response)
   if (!response.ok) {
     let message = `${method} ${path}: HTTP ${response.status}`
     try {

@@ -2,11 +2,14 @@
 //
 // Without ?token= the page asks who is signed in (the session cookie): a signed-in person
 // gets their projects (GET /me/projects), and ?project=ID opens with a collaboration
-// token derived from the session (POST /projects/ID/collab-token).
+// token derived from the session (POST /projects/ID/collab-token), renewed before it runs
+// out (renewal.js).
 import { h } from './dom.js'
 import { features as loadFeatures } from './api.js'
 import { fromLocation, claims as readClaims, canEdit, listUrl } from './session.js'
 import { me as whoAmI, collabToken } from './account/client.js'
+import { safePath } from './account/next.js'
+import { TokenRenewal } from './renewal.js'
 import { showMyProjects } from './myprojects.js'
 import { Project } from './project.js'
 import { Presence, renderPeople, markTouched } from './presence.js'
@@ -34,7 +37,21 @@ function notify (message, isError = false) {
   notify.timer = setTimeout(() => toast.classList.remove('show'), 4000)
 }
 
+/**
+ * A provider's sign-in comes back here as /#second_factor=TOKEN&expires_at=T[&next=PATH]
+ * when two-step sign-in is on: the sign-in page asks for the code. Whether it went there.
+ */
+function forwardSecondFactor () {
+  const fragment = new URLSearchParams(window.location.hash.slice(1))
+  if (!fragment.get('second_factor')) return false
+  const next = safePath(fragment.get('next'))
+  fragment.delete('next')
+  window.location.replace(`/account/sign-in${next ? `?next=${encodeURIComponent(next)}` : ''}#${fragment}`)
+  return true
+}
+
 async function main () {
+  if (forwardSecondFactor()) return
   const { projectId, token: given } = fromLocation()
   const features = loadFeatures() // asked for while the document syncs
   const me = given ? null : await whoAmI()
@@ -49,10 +66,11 @@ async function main () {
     window.location.assign(`/account/sign-in?next=${encodeURIComponent(window.location.pathname + window.location.search)}`)
     return
   }
-  const token = me ? await collabToken(projectId) : given
+  const renewal = me ? new TokenRenewal({ fetchToken: () => collabToken(projectId) }) : null
+  const token = renewal ? (await renewal.start()).token : given
   const claims = readClaims(token)
   if (me) claims.user = me.person.name || me.person.email // shown to the others, not a right
-  await openProject({ projectId, token, claims, features, home: listUrl(given) })
+  await openProject({ projectId, token, claims, features, home: listUrl(given), renewal })
 }
 
 /** performance.mark(name) once the frame being prepared now has been painted. */
@@ -64,10 +82,10 @@ function markAfterPaint (name) {
   })
 }
 
-async function openProject ({ projectId, token, claims, features: asked, home }) {
+async function openProject ({ projectId, token, claims, features: asked, home, renewal }) {
   const editable = canEdit(claims.role)
   document.body.classList.toggle('viewer', !editable)
-  const project = new Project(projectId, token)
+  const project = new Project(projectId, token, { renew: renewal && (() => renewal.renew()) })
   const status = h('span', { class: 'status', title: 'Connection' }, 'connecting')
   const synced = project.connect((text, final) => {
     status.textContent = text
@@ -90,7 +108,7 @@ async function openProject ({ projectId, token, claims, features: asked, home })
     project, presence, editable, peaks,
     onSelectTrack: (id) => select(id, null),
     onSelectClip: (id) => select(project.clip(id)?.track, id),
-    onDropFiles: (trackId, position, files) => dropFiles({ project, features, token, trackId, position, files }),
+    onDropFiles: (trackId, position, files) => dropFiles({ project, features, token: project.token, trackId, position, files }),
     onSeek: (frame) => transport.seek(frame),
     onRefuse: (message) => notify(message, true)
   })
@@ -145,7 +163,7 @@ async function openProject ({ projectId, token, claims, features: asked, home })
     editable ? '' : h('div', { class: 'viewer-banner', role: 'note' }, 'View only — you see every change live, but cannot edit.'),
     h('main', { class: 'workspace' }, timeline.el),
     h('footer', { class: 'panels' }, effects.el, transcript.el, markers.el, comments.el,
-      claims.role === 'owner' ? sharePanel({ projectId, token, notify }) : ''))
+      claims.role === 'owner' ? sharePanel({ projectId, token: () => project.token, notify }) : ''))
   if (!editable) {
     for (const el of root.querySelectorAll('.edit')) el.disabled = true
   }
@@ -238,7 +256,15 @@ async function openProject ({ projectId, token, claims, features: asked, home })
     }
     transport.handleKey(e)
   })
-  window.daw = { project, presence, timeline, transport, live, features } // for tests and the console
+  if (renewal) {
+    renewal.onToken = ({ token: fresh, role }) => {
+      project.setToken(fresh) // the WebSocket presents it when it reconnects
+      for (const part of [peaks, bounce, live, transcript]) part.token = fresh // and HTTP calls
+      if (role !== claims.role) notify(`Your role on this project is now ${role}: reload the page to use it`)
+    }
+    renewal.onFail = (err) => notify(`Cannot renew your access to this project: ${err.message}`, true)
+  }
+  window.daw = { project, presence, timeline, transport, live, features, renewal } // for tests and the console
   await synced
   performance.mark('daw:synced')
   status.textContent = 'connected'

@@ -1,5 +1,6 @@
 // The project list of a signed-in person (GET /me/projects): create in one's own account or
-// an organisation's, open one (the project view derives a collaboration token from the session).
+// an organisation's, open one (the project view derives a collaboration token from the session),
+// and, for its owners, who else may open it (/account/access).
 import { h } from './dom.js'
 import { call, signOut } from './account/client.js'
 
@@ -47,7 +48,10 @@ export async function showMyProjects (root, { me, notify }) {
         h('a', { class: 'open', href: sessionProjectUrl(p.id) }, 'Open'), ' ',
         h('span', { class: 'name' }, p.name), ' ',
         h('span', { class: `role-badge role-${p.role}` }, p.role),
-        p.owner && owners.has(p.owner) ? h('span', { class: 'hint' }, ` ${owners.get(p.owner)}`) : '')))
+        p.owner && owners.has(p.owner) ? h('span', { class: 'hint' }, ` ${owners.get(p.owner)}`) : '',
+        p.role === 'owner'
+          ? [' ', h('a', { class: 'access', href: `/account/access?project=${encodeURIComponent(p.id)}`, 'aria-label': `Who may open ${p.name}` }, 'Access')]
+          : '')))
     }
   } catch (err) {
     list.replaceChildren(h('li', { class: 'hint' }, err.message))

@@ -19,6 +19,7 @@ export const PALETTE = ['#e6194b', '#3cb44b', '#ffe119', '#4363d8', '#f58231', '
 const MESSAGE_SYNC = 0 // y-websocket's message type of the Yjs sync protocol
 // Close codes the server uses for "do not try again" (bad token, no access, revoked, gone).
 const FINAL_CLOSE_CODES = new Set([4401, 4403, 4404, 4410])
+const UNAUTHORIZED = 4401 // a token forged or expired: a renewable one is fetched anew
 
 /**
  * Yjs encodes every transaction as an update for the document's 'update' listeners, and
@@ -47,9 +48,14 @@ export function newClipId () {
 }
 
 export class Project {
-  constructor (projectId, token) {
+  /**
+   * `renew` (optional): resolves with a fresh token (a signed-in person's, derived from the
+   * session); then a connection refused for its token (4401) renews it and reconnects once.
+   */
+  constructor (projectId, token, { renew = null } = {}) {
     this.projectId = projectId
     this.token = token
+    this.renew = renew
     this.doc = new Y.Doc()
     this.roots = Object.fromEntries(ROOTS.map((name) => [name, this.doc.getMap(name)]))
     this.provider = null
@@ -70,18 +76,37 @@ export class Project {
     })
     skipEncodingRemoteUpdates(this.provider)
     let closed = false
+    let renewed = false // since the last sync: a token just renewed and refused again is final
+    const refuse = (reason) => {
+      closed = true
+      onStatus(`closed: ${reason}`, true)
+    }
     this.provider.on('status', ({ status }) => { if (!closed) onStatus(status, false) })
+    this.provider.on('sync', (synced) => { if (synced) renewed = false })
     this.provider.on('connection-close', (event) => {
-      if (event && FINAL_CLOSE_CODES.has(event.code)) {
-        closed = true
-        this.provider.shouldConnect = false // the server said no: do not retry
-        onStatus(`closed: ${event.reason || event.code}`, true)
+      if (!event || !FINAL_CLOSE_CODES.has(event.code)) return
+      this.provider.shouldConnect = false // the server said no: do not retry with this token
+      if (event.code === UNAUTHORIZED && this.renew && !renewed) {
+        renewed = true
+        onStatus('renewing', false)
+        this.renew().then((token) => {
+          this.setToken(token)
+          this.provider.connect()
+        }, (err) => refuse(`${event.reason || event.code} (${err.message})`))
+        return
       }
+      refuse(event.reason || event.code)
     })
     return new Promise((resolve) => {
       if (this.provider.synced) resolve()
       this.provider.once('sync', () => resolve())
     })
+  }
+
+  /** Present `token` from the next (re)connection on (the open one stays as it is). */
+  setToken (token) {
+    this.token = token
+    if (this.provider) this.provider.params = { ...this.provider.params, token }
   }
 
   get awareness () { return this.provider.awareness }

@@ -89,15 +89,19 @@ function projectItem (project, { token, features, notify }) {
     h('span', { class: 'hint' }, project.id))
 }
 
-/** The share panel of an owner: issue a link for a user and role; revoke a user. */
-export function sharePanel ({ projectId, token, notify }) {
+/**
+ * The share panel of an owner: issue a link for a user and role; revoke a user. `token` is
+ * the owner's token, or a function giving the current one (a signed-in person's is renewed).
+ */
+export function sharePanel ({ projectId, token: given, notify }) {
+  const bearer = () => (typeof given === 'function' ? given() : given)
   const user = h('input', { type: 'text', placeholder: 'user name', class: 'share-user' })
   const role = h('select', { class: 'share-role' }, ['viewer', 'editor', 'owner'].map((r) => h('option', { value: r }, r)))
   const output = h('input', { type: 'text', readonly: true, class: 'share-link', placeholder: 'link appears here' })
   const share = h('button', { class: 'share', onclick: async () => {
     try {
       const issued = await api(`/projects/${encodeURIComponent(projectId)}/tokens`, {
-        token, method: 'POST', body: { user: user.value.trim() || 'guest', role: role.value }
+        token: bearer(), method: 'POST', body: { user: user.value.trim() || 'guest', role: role.value }
       })
       output.value = projectUrl(projectId, issued.token)
       output.select()
@@ -108,7 +112,7 @@ export function sharePanel ({ projectId, token, notify }) {
     const name = user.value.trim()
     if (!name) return notify('type the user name to revoke', true)
     try {
-      const result = await api(`/projects/${encodeURIComponent(projectId)}/members/${encodeURIComponent(name)}`, { token, method: 'DELETE' })
+      const result = await api(`/projects/${encodeURIComponent(projectId)}/members/${encodeURIComponent(name)}`, { token: bearer(), method: 'DELETE' })
       notify(`revoked ${result.revoked}`)
     } catch (err) { notify(err.message, true) }
   } }, 'Revoke')

@@ -9,15 +9,21 @@ export function fromLocation (location = window.location) {
   return { projectId: params.get('project') || '', token: params.get('token') || '' }
 }
 
-/** The claims of a token (`base64url(json).signature`): {project, role, user}. */
+/**
+ * The claims of a token (`base64url(json).signature`): {project, role, user, issuedAt,
+ * expiresAt} (seconds since 1970; expiresAt null for a token that never expires).
+ */
 export function claims (token) {
   try {
     const body = token.split('.')[0].replace(/-/g, '+').replace(/_/g, '/')
     const padded = body + '='.repeat((4 - body.length % 4) % 4)
     const data = JSON.parse(atob(padded))
-    return { project: String(data.p), role: String(data.r), user: String(data.u) }
+    return {
+      project: String(data.p), role: String(data.r), user: String(data.u),
+      issuedAt: Number(data.iat) || null, expiresAt: Number(data.exp) || null
+    }
   } catch {
-    return { project: '', role: 'viewer', user: 'guest' }
+    return { project: '', role: 'viewer', user: 'guest', issuedAt: null, expiresAt: null }
   }
 }
 

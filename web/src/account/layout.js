@@ -8,7 +8,9 @@ export const LINKS = [
   ['/account/team', 'Team'],
   ['/account/sessions', 'Sessions'],
   ['/account/keys', 'API keys'],
-  ['/account/two-factor', 'Two-factor']
+  ['/account/two-factor', 'Two-factor'],
+  ['/account/security', 'Security log'],
+  ['/account/access', 'Project access']
 ]
 
 /** Show `title` and `content` in `root`, under a header (with navigation when signed in). */

@@ -13,6 +13,8 @@ import { teamPage } from './team.js'
 import { sessionsPage } from './sessions.js'
 import { keysPage } from './keys.js'
 import { twoFactorPage } from './two-factor.js'
+import { securityPage } from './security.js'
+import { accessPage } from './access.js'
 import { passwordSection } from './password.js'
 
 /** Each page: its title, its content, and whether it needs someone signed in. */
@@ -26,7 +28,9 @@ const PAGES = {
   team: { title: 'Team', signedIn: true, draw: teamPage },
   sessions: { title: 'Sessions', signedIn: true, draw: sessionsPage },
   keys: { title: 'API keys', signedIn: true, draw: keysPage },
-  'two-factor': { title: 'Two-step sign-in', signedIn: true, draw: twoFactorPage }
+  'two-factor': { title: 'Two-step sign-in', signedIn: true, draw: twoFactorPage },
+  security: { title: 'Security log', signedIn: true, draw: securityPage },
+  access: { title: 'Project access', signedIn: true, draw: accessPage }
 }
 
 function overview ({ me }) {

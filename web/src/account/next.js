@@ -12,6 +12,18 @@ export function remember (path) {
   try { localStorage.setItem(KEY, path) } catch { /* storage off: ?next= still works */ }
 }
 
+/** The page to open after signing in, without forgetting it: ?next= or the remembered one. */
+export function peek (location = window.location) {
+  let kept = ''
+  try { kept = safePath(localStorage.getItem(KEY)) } catch { /* storage off */ }
+  return safePath(new URLSearchParams(location.search).get('next')) || kept
+}
+
+/** Forget the remembered page (it is on its way with a provider's sign-in). */
+export function forget () {
+  try { localStorage.removeItem(KEY) } catch { /* storage off */ }
+}
+
 /** The page to open after signing in (and forget the remembered one). */
 export function destination (location = window.location) {
   const asked = safePath(new URLSearchParams(location.search).get('next'))

@@ -1,9 +1,10 @@
-// Sign in: address and password, then a code when two-step sign-in is on; or a provider.
+// Sign in: address and password, then a code when two-step sign-in is on; or a provider,
+// which comes back to ?next= (or, with two-step sign-in on, to #second_factor=TOKEN here).
 import { h } from '../dom.js'
 import { api } from '../api.js'
 import { useCsrf } from './client.js'
 import { form, notice } from './form.js'
-import { destination, withNext } from './next.js'
+import { destination, forget, peek, withNext } from './next.js'
 
 const PROVIDER_NAMES = { google: 'Google', microsoft: 'Microsoft', github: 'GitHub', apple: 'Apple' }
 
@@ -12,12 +13,25 @@ export function providerLabel (name) {
   return `Sign in with ${PROVIDER_NAMES[name] || name.charAt(0).toUpperCase() + name.slice(1)}`
 }
 
+/** `/auth/oidc/NAME/start`, with the page to come back to when there is one. */
+export function providerStart (name, next = '') {
+  const start = `/auth/oidc/${encodeURIComponent(name)}/start`
+  return next ? `${start}?next=${encodeURIComponent(next)}` : start
+}
+
 /** The sign-in page's content. */
 export function signInPage ({ features }) {
   const box = h('div', { class: 'sign-in' })
   const finish = (answer) => {
     useCsrf(answer.csrf_token)
     window.location.assign(destination())
+  }
+  // Back from a provider with two-step sign-in on: the code is all that is left to give.
+  const fragment = new URLSearchParams(window.location.hash.slice(1))
+  if (fragment.get('second_factor')) {
+    window.history.replaceState(null, '', window.location.pathname + window.location.search) // the token leaves the address bar
+    box.append(secondFactor(fragment.get('second_factor'), finish))
+    return box
   }
   const password = form({
     label: 'Sign in',
@@ -48,7 +62,7 @@ export function signInPage ({ features }) {
       .then((r) => password.showStatus(`Sent: ${r.status}`), (err) => password.showError(err.message))
   } }, 'Mail me the verification link again')
   const providers = (features.sign_in_providers || []).map((name) =>
-    h('a', { class: 'provider button', href: `/auth/oidc/${encodeURIComponent(name)}/start`, dataset: { provider: name } }, providerLabel(name)))
+    h('a', { class: 'provider button', href: providerStart(name, peek()), dataset: { provider: name }, onclick: forget }, providerLabel(name)))
   box.append(
     providers.length ? h('div', { class: 'providers' }, providers, h('p', { class: 'or' }, 'or with your email')) : '',
     password.el, resend,

@@ -1,8 +1,9 @@
-// Two-step sign-in: turn on (secret or otpauth URI, then a first code), recovery codes shown
-// once; turn off with the password.
+// Two-step sign-in: turn on (scan the QR code, or open the otpauth link or type the secret;
+// then a first code), recovery codes shown once; turn off with the password.
 import { h } from '../dom.js'
 import { call } from './client.js'
 import { form, notice } from './form.js'
+import { qrCode } from './qr.js'
 
 /** The secret in groups of four, as authenticator apps show it. */
 export function grouped (secret) {
@@ -45,7 +46,9 @@ function setUp ({ secret, uri }, box) {
   })
   return h('div', { class: 'setup' },
     h('ol', {},
-      h('li', {}, 'In your authenticator app, add an account: open ', h('a', { class: 'otpauth', href: uri }, 'this otpauth link'),
+      h('li', {}, 'In your authenticator app, add an account: scan this code with the phone,',
+        h('figure', { class: 'qr-code' }, qrCode(uri, { label: 'QR code for your authenticator app' })),
+        'or open ', h('a', { class: 'otpauth', href: uri }, 'this otpauth link'),
         ' on the phone, or type the secret ', h('code', { class: 'secret', dataset: { secret } }, grouped(secret)), '.'),
       h('li', {}, 'Enter the 6-digit code the app then shows.')),
     h('details', {}, h('summary', {}, 'The full otpauth URI'), h('code', { class: 'uri' }, uri)),
