@@ -1,0 +1,56 @@
+"""A fake Spotify: client-credentials tokens at ``/api/token`` and the modelled daily
+timeline as a Web API paging object; errors as ``{"error": {"status", "message"}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from business.analytics.fakes.base import FakeSource, Key, Paging, day_range, without
+
+METRICS = ("streams", "listeners", "saves")
+
+
+class FakeSpotify(FakeSource):
+    source, auth, pagination, token_path = "spotify", "oauth_client_credentials", "offset", \
+        "/api/token"
+    rename, count_field = ("streams", "stream_count"), "streams"
+    kinds = without("quota")
+    artist_id = "1vCWHaC5f2uS3yhpwWbIA6"
+
+    def track_id(self, index: int) -> str:
+        return f"{self.seed:04d}Sp0tifyTrack{index:06d}"[:22]
+
+    def keys(self) -> list[Key]:
+        return [("track", self.track_id(t.index), m, ()) for t in self.tracks for m in METRICS]
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/v1/artists/{id}/stats/daily", self._daily)
+
+    def error(self, kind: str, retry_after: float, request: web.Request) -> web.Response:
+        status, message = {"rate_limited": (429, "API rate limit exceeded"),
+                           "unauthorized": (401, "The access token expired"),
+                           "server": (503, "Service unavailable")}[kind]
+        headers = {"Retry-After": str(int(retry_after))} if status == 429 else {}
+        return web.json_response({"error": {"status": status, "message": message}},
+                                 status=status, headers=headers)
+
+    async def _daily(self, request: web.Request) -> web.Response:
+        if request.match_info["id"] != self.artist_id:
+            return web.json_response({"error": {"status": 404, "message": "non existing id"}},
+                                     status=404)
+        start, end = day_range(request, "start_date", "end_date")
+        rows: list[dict[str, Any]] = []
+        for day in self.days(start, end):
+            for t in self.tracks:
+                tid = self.track_id(t.index)
+                rows.append({"date": day.isoformat(), "track": {
+                    "id": tid, "name": t.name, "duration_ms": t.duration_ms,
+                    "external_ids": {"isrc": t.isrc}},
+                    **{m: self.value(("track", tid, m, ()), day) for m in METRICS}})
+
+        def render(page: Paging) -> dict[str, Any]:
+            return {"href": str(request.url), "items": page.rows, "limit": page.limit,
+                    "offset": page.offset, "total": page.total, "next": page.next_url}
+        return self.respond(request, rows, render)
