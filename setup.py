@@ -103,6 +103,8 @@ setup(
         "cryptography>=42",
         "regex>=2023.0",
         "charset-normalizer>=3.0",
+        "rapidfuzz>=3.0",
+        "duckdb>=1.0",
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),
