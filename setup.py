@@ -105,6 +105,7 @@ setup(
         "charset-normalizer>=3.0",
         "rapidfuzz>=3.0",
         "duckdb>=1.0",
+        "stripe>=12",
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),
