@@ -251,6 +251,8 @@ class Room:
         person's erasure): the new snapshot holds the document without the
         deleted content, and the logged updates it replaces are deleted.
         """
+        if self.deleted:
+            raise ProjectDeleted(f"project {self.project_id!r} was deleted")
         if not self._started or self.diverged:
             raise CollabError(f"room {self.project_id!r} is not started or is reloading")
         await self._drain()

@@ -8,7 +8,8 @@ collaboration table, the accounts tables, the plug-in's table and the disk are r
 back: nothing of the project is left, the other project is whole, the clients were
 closed with 4411 and cannot come back (4404). Someone without the owner's role cannot
 delete it; a second deletion answers 404. An edit racing the deletion never brings the
-project back. A project in a data region goes from the region's database and storage.
+project back. A project in a data region goes from the region's database and storage. A
+deletion cut short is finished by asking again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from accounts_helpers import PASSWORD, Person, accounts_server
@@ -28,6 +30,7 @@ from collab.client import SyncClient
 from collab.store import PROJECT_TABLES, QuarantinedUpdate
 from database import Database, open_database
 from dawclient.channel import connect
+from dawserver import plugins
 from dawserver.config import RegionConfig
 from dawserver.keys import DATABASE, ROOMS, STORE, TOKENS
 from dsp_core.session import Track
@@ -243,3 +246,38 @@ async def _rows_in(db: Database, project_id: str) -> dict[str, int]:
                                        project_id)
               for table in (*PROJECT_TABLES, "account_projects", "project_grants")}
     return {table: n for table, n in counts.items() if n}
+
+
+async def test_a_deletion_cut_short_is_finished_by_asking_again(
+        tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure half-way (here a plug-in's, after the document and files went) leaves the
+    owner their role, so the same DELETE finishes the job."""
+    told: list[str] = []
+    real = plugins.emit_project_deleted
+
+    async def failing_once(app: Any, account_id: str, project_id: str) -> list[str]:
+        told.append(project_id)
+        if len(told) == 1:
+            raise RuntimeError("a plug-in is down")
+        return await real(app, account_id, project_id)
+
+    monkeypatch.setattr(plugins, "emit_project_deleted", failing_once)
+    async with accounts_server(tmp_path, smtp_server) as (app, config):
+        ada = Person(config.base_url, smtp_server, "ada@example.org")
+        try:
+            await ada.sign_up_and_in()
+            project_id = await made_project(ada, "Flaky")
+            status, asset = await upload(ada, project_id, tone(660))
+            assert status == 201
+            status, _, _ = await ada.call("DELETE", f"/projects/{project_id}")
+            assert status == 500
+            assert await app[STORE].get_project(project_id) is None
+            assert set(await rows_of(app[DATABASE], project_id)) == {"account_projects"}
+            status, deleted, _ = await ada.call("DELETE", f"/projects/{project_id}")
+            assert status == 200, deleted
+            assert told == [project_id, project_id]
+            assert await rows_of(app[DATABASE], project_id) == {}
+            assert files_of(config.data_dir, project_id, asset["id"]) == []
+            assert (await ada.call("DELETE", f"/projects/{project_id}"))[0] == 404
+        finally:
+            await ada.close()
