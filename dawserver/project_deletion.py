@@ -53,7 +53,7 @@ PROJECT_DELETED = "project.deleted"
 
 
 @dataclass
-class DeletedProject:
+class Deletion:
     """What deleting a project removed."""
 
     project_id: str
@@ -76,7 +76,7 @@ async def project_exists(app: web.Application, project_id: str) -> bool:
 
 
 async def delete_project(app: web.Application, project_id: str, *, actor: str,
-                         address: str = "") -> DeletedProject | None:
+                         address: str = "") -> Deletion | None:
     """Delete ``project_id`` and everything of it (see the module); None if there is no
     such project. ``actor`` (who asked) and ``address`` go to the owner's security log."""
     if not await project_exists(app, project_id):
@@ -84,7 +84,7 @@ async def delete_project(app: web.Application, project_id: str, *, actor: str,
     accounts = app[ACCOUNTS].store if ACCOUNTS in app else None
     owner = (await accounts.project_owner(project_id) or "") if accounts else ""
     info = await app[STORE].get_project(project_id)
-    deleted = DeletedProject(project_id, owner, info.name if info else "")
+    deleted = Deletion(project_id, owner, info.name if info else "")
     # 1. where its files are: asked before the store forgets the project's region (after a
     # deletion cut short, the owner's region, where a project made for them lives)
     region = (await project_region(app, project_id) if info is not None or not owner
