@@ -493,6 +493,18 @@ class RegionalAccountStore:
                 _add(total, await store.pseudonymise_person(pz, tx=own))
         return total
 
+    async def forget_project(self, project_id: str, *, tx: Session | None = None
+                             ) -> dict[str, int]:
+        """Delete ``project_id``'s ownership and grants: in its owner's region (within
+        ``tx`` when given, which must be on that region), and in every other region (a
+        project from before accounts keeps its grants in the default one) in a
+        transaction each; rows deleted, by table, summed."""
+        home = await self._project_store(project_id)
+        total = await home.forget_project(project_id, tx=tx)
+        for store in self._others(home):
+            _add(total, await store.forget_project(project_id))
+        return total
+
     def _others(self, home: AccountStore) -> list[AccountStore]:
         return [store for store in self.stores.values() if store is not home]
 

@@ -628,3 +628,16 @@ class AccountStore:
         changed["api_keys"] = await tx.execute(
             "UPDATE api_keys SET created_by = ? WHERE created_by = ?", pseudonym, person_id)
         return changed
+
+    # -- a deleted project ----------------------------------------------------------
+
+    async def forget_project(self, project_id: str, *, tx: Session | None = None
+                             ) -> dict[str, int]:
+        """Delete ``project_id``'s ownership and every role granted on it (the project
+        was deleted), in one transaction; rows deleted, by table."""
+        async with contextlib.AsyncExitStack() as stack:
+            session = tx if tx is not None else await stack.enter_async_context(
+                self.db.transaction())
+            return {table: await session.execute(
+                f"DELETE FROM {table} WHERE project_id = ?", project_id)
+                for table in ("project_grants", "account_projects")}

@@ -27,6 +27,14 @@ class ProjectNotFound(CollabError):
     """No project with the requested id exists in the store."""
 
 
+class ProjectDeleted(StoreError, ProjectNotFound):
+    """A write to (or a catch-up of) a project the store no longer holds: it was deleted.
+
+    Nothing of it is written: an append or a compaction that comes after the
+    deletion never brings the project's rows back.
+    """
+
+
 class SchemaError(CollabError):
     """A document or an edit that does not follow the project document schema."""
 

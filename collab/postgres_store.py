@@ -15,15 +15,24 @@ import asyncpg
 from database import DatabaseError
 from database.postgres import PostgresDatabase
 
-from .errors import ProjectNotFound, SeqConflict, StoreError
-from .store import PendingAppend, ProjectInfo, QuarantinedUpdate, Store, StoredDocument
+from .errors import ProjectDeleted, ProjectNotFound, SeqConflict, StoreError
+from .store import (
+    PROJECT_TABLES,
+    PendingAppend,
+    ProjectInfo,
+    QuarantinedUpdate,
+    Store,
+    StoredDocument,
+)
 
-#: Serialises a project's appends with its compactions: a compaction deletes log rows, so
-#: the primary key alone cannot tell that their sequence numbers are taken.  Run on its
-#: own, before reading: a statement reads what was committed when it started, so a read
-#: in the locking statement could predate the compaction it waited for.
+#: Serialises a project's appends with its compactions and its deletion: a compaction
+#: deletes log rows, so the primary key alone cannot tell that their sequence numbers are
+#: taken, and a deletion must see every row an append wrote.  Run on its own, before
+#: reading: a statement reads what was committed when it started, so a read in the locking
+#: statement could predate the compaction (or deletion) it waited for.
 _LOCK = "SELECT pg_advisory_xact_lock(711002, hashtext($1))"
 _FOLDED = "SELECT upto_seq FROM collab_snapshots WHERE project_id = $1"
+_HELD = "SELECT EXISTS (SELECT 1 FROM collab_projects WHERE project_id = $1)"
 
 
 class PostgresStore(Store):
@@ -75,6 +84,16 @@ class PostgresStore(Store):
             raise ProjectNotFound(f"no project {project_id!r} in the store")
         return ProjectInfo(*row)
 
+    async def delete_project(self, project_id: str) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # after the lock: an append holding it has committed, and its rows are seen
+            await conn.execute(_LOCK, project_id)
+            found = await conn.execute(f"DELETE FROM {PROJECT_TABLES[0]} WHERE project_id = $1",
+                                       project_id)
+            for table in PROJECT_TABLES[1:]:
+                await conn.execute(f"DELETE FROM {table} WHERE project_id = $1", project_id)
+        return found != "DELETE 0"
+
     async def load(self, project_id: str) -> StoredDocument:
         return await self._read(project_id, None)
 
@@ -84,6 +103,8 @@ class PostgresStore(Store):
     async def _read(self, project_id: str, after: int | None) -> StoredDocument:
         """The snapshot (always, or only past ``after``) and the updates logged after it."""
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            if after is not None and not await conn.fetchval(_HELD, project_id):
+                raise ProjectDeleted(f"project {project_id!r} is not in the store (deleted)")
             upto, data = await conn.fetchval(_FOLDED, project_id) or 0, None
             if after is not None and upto <= after:
                 upto = after
@@ -110,12 +131,15 @@ class PostgresStore(Store):
 
     @staticmethod
     async def _append_one(conn: asyncpg.Connection, project_id: str, first_seq: int,
-                          updates: list[bytes]) -> SeqConflict | None:
+                          updates: list[bytes]) -> StoreError | None:
         """Append one room's updates inside the group's transaction, in a savepoint."""
         rows = [(project_id, first_seq + i, u) for i, u in enumerate(updates)]
         try:
             async with conn.transaction():  # a savepoint
                 await conn.execute(_LOCK, project_id)
+                if not await conn.fetchval(_HELD, project_id):
+                    return ProjectDeleted(f"cannot append to the log of {project_id!r}: the "
+                                          "project is not in the store (deleted)")
                 folded = await conn.fetchval(_FOLDED, project_id)
                 if folded is not None and first_seq <= folded:  # compacted away, still taken
                     return SeqConflict(f"cannot append to the log of {project_id!r}: a "
@@ -130,6 +154,9 @@ class PostgresStore(Store):
     async def compact(self, project_id: str, snapshot: bytes, upto_seq: int) -> bool:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(_LOCK, project_id)
+            if not await conn.fetchval(_HELD, project_id):
+                raise ProjectDeleted(f"cannot compact {project_id!r}: the project is not in "
+                                     "the store (deleted)")
             written = await conn.fetchval(
                 "INSERT INTO collab_snapshots VALUES ($1, $2, $3, $4) ON CONFLICT (project_id) "
                 "DO UPDATE SET upto_seq = EXCLUDED.upto_seq, data = EXCLUDED.data, "
@@ -144,10 +171,15 @@ class PostgresStore(Store):
 
     async def quarantine(self, project_id: str, entries: list[QuarantinedUpdate]) -> None:
         now = time.time()
-        await self.pool.executemany(
-            "INSERT INTO collab_quarantined_updates VALUES ($1, $2, $3, $4, $5) "
-            "ON CONFLICT (project_id, seq) DO NOTHING",
-            [(project_id, e.seq, e.update, e.reason, now) for e in entries])
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_LOCK, project_id)
+            if not await conn.fetchval(_HELD, project_id):
+                raise ProjectDeleted(f"cannot quarantine updates of {project_id!r}: the "
+                                     "project is not in the store (deleted)")
+            await conn.executemany(
+                "INSERT INTO collab_quarantined_updates VALUES ($1, $2, $3, $4, $5) "
+                "ON CONFLICT (project_id, seq) DO NOTHING",
+                [(project_id, e.seq, e.update, e.reason, now) for e in entries])
 
     async def quarantined(self, project_id: str) -> list[QuarantinedUpdate]:
         rows = await self.pool.fetch(

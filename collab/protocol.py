@@ -43,6 +43,7 @@ class CloseCode(IntEnum):
     FORBIDDEN = 4403
     PROJECT_NOT_FOUND = 4404
     ROLE_REVOKED = 4410
+    PROJECT_DELETED = 4411
     MESSAGE_TOO_BIG = 4413
     TOO_SLOW = 4408
     SERVER_FULL = 4503
@@ -60,6 +61,8 @@ CLOSE_REASONS: dict[CloseCode, str] = {
     CloseCode.FORBIDDEN: "this token is not valid for this project",
     CloseCode.PROJECT_NOT_FOUND: "no such project; list them with GET /projects",
     CloseCode.ROLE_REVOKED: "your role on this project was revoked; ask an owner",
+    CloseCode.PROJECT_DELETED: "this project was deleted by an owner; it cannot be opened "
+                               "again",
     CloseCode.MESSAGE_TOO_BIG: "message larger than the server's max_message_bytes",
     CloseCode.TOO_SLOW: "you fell too far behind the live session; reconnect to resync",
     CloseCode.SERVER_FULL: "too many documents open on this server; try again later",

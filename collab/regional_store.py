@@ -12,7 +12,9 @@ sends every call keyed by a project to the store of that project's region:
   a project never moves; a project no region knows is routed to the main region;
 - appends go to the region's store, so group commit (SQLite's one hop to the writer
   thread, PostgreSQL's ``COPY``) works per region's database;
-- :meth:`~RegionalCollabStore.list_projects` merges every region's answer.
+- :meth:`~RegionalCollabStore.list_projects` merges every region's answer;
+- :meth:`~RegionalCollabStore.delete_project` deletes in the project's region and
+  forgets the region it remembered.
 
 The region names are the server's (``default`` and the configured ones); this module
 knows nothing of accounts. docs/accounts.md ("Data regions") says what is routed.
@@ -175,6 +177,13 @@ class RegionalCollabStore(Store):
 
     async def rename_project(self, project_id: str, name: str) -> ProjectInfo:
         return await (await self._store_of(project_id)).rename_project(project_id, name)
+
+    async def delete_project(self, project_id: str) -> bool:
+        """Delete the project in its region's store (one transaction there); the region
+        is forgotten after, so the id may be made again in any region."""
+        deleted = await (await self._store_of(project_id)).delete_project(project_id)
+        self._regions.pop(project_id, None)
+        return deleted
 
     # -- documents -------------------------------------------------------------------------
 

@@ -5,6 +5,11 @@ same moment), and unloaded ``idle_seconds`` after its last peer leaves; the
 room persists a final snapshot before it goes.  At most ``max_documents``
 rooms stay in memory: opening another unloads the longest-idle room without
 peers, or fails with :class:`CapacityError` when every room is in use.
+
+A project deleted from the store is unloaded at once (:meth:`RoomRegistry.close_deleted`):
+its peers are closed with 4411 and nothing is written; opening it again fails with
+:class:`~collab.errors.ProjectNotFound`, since a room is loaded only for a project the
+store holds.
 """
 
 from __future__ import annotations
@@ -168,6 +173,27 @@ class RoomRegistry:
             for hook in self._unload_hooks:
                 hook(room)
             log.info("unloaded project %s", project_id)
+
+    async def close_deleted(self, project_id: str) -> int:
+        """Unload the room of ``project_id``, deleted from the store: its peers are closed
+        (4411) and nothing more is written. A load under way is waited for and unloaded
+        too. Returns how many connections were closed."""
+        loading = self._loading.get(project_id)
+        if loading is not None:
+            await asyncio.gather(asyncio.shield(loading), return_exceptions=True)
+        unloader = self._unloaders.pop(project_id, None)
+        if unloader is not None:
+            unloader.cancel()
+        room = self.rooms.pop(project_id, None)
+        self._idle_since.pop(project_id, None)
+        if room is None:
+            return 0
+        closed = len(room.peers)
+        await room.close_deleted()
+        for hook in self._unload_hooks:
+            hook(room)
+        log.info("unloaded deleted project %s (%d connections closed)", project_id, closed)
+        return closed
 
     def disconnect_user(self, project_id: str, user: str, code: int, reason: str) -> int:
         """Close every live connection of ``user`` to ``project_id``."""

@@ -36,6 +36,12 @@ presence through it, and takes in the other processes' batches
 Appends then race for sequence numbers; the loser reads what it missed from
 the store and tries the next number, so the log stays one gap-free sequence
 and every update is still on disk before any client sees it.
+
+A project deleted from the store (:meth:`collab.store.Store.delete_project`) ends its
+room: :meth:`Room.close_deleted` (or the store refusing a batch with
+:class:`~collab.errors.ProjectDeleted`, when another process deleted it) sends every
+peer away with 4411, drops what they queued and writes nothing more, no final
+snapshot included.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ from pycrdt import Doc, Map, TransactionEvent, UndoManager, merge_updates
 
 from . import metrics
 from . import protocol as p
-from .errors import CollabError, MalformedMessage, SeqConflict, StoreError
+from .errors import CollabError, MalformedMessage, ProjectDeleted, SeqConflict, StoreError
 from .peer import Channel, Peer
 from .presence import Presence
 from .sequence import SeqTracker
@@ -163,6 +169,8 @@ class Room:
         #: Set when the document may differ from the disk (a server edit that could not be
         #: stored, an update yrs failed on half-way): it must be reloaded, never snapshotted.
         self.diverged = False
+        #: Set once the project is deleted from the store: nothing more is written.
+        self.deleted = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -223,6 +231,19 @@ class Room:
         if upto > self._snapshot_seq and not self.diverged:
             await self._compact_now(self.doc.get_update(), upto, self._log_bytes)
 
+    def mark_deleted(self) -> None:
+        """The project was deleted: send every peer away (4411), their queued updates
+        dropped; the room writes nothing more and is never snapshotted."""
+        self.deleted = self.diverged = True
+        for peer in self.peers:
+            peer.refuse(p.CloseCode.PROJECT_DELETED, p.CloseCode.PROJECT_DELETED.reason)
+
+    async def close_deleted(self) -> None:
+        """End the room of a project deleted from the store (:meth:`mark_deleted`, then
+        :meth:`stop` without a final snapshot)."""
+        self.mark_deleted()
+        await self.stop(close_code=p.CloseCode.PROJECT_DELETED)
+
     async def compact(self) -> bool:
         """Fold every durable update into a snapshot of the document now; whether written.
 
@@ -230,6 +251,8 @@ class Room:
         person's erasure): the new snapshot holds the document without the
         deleted content, and the logged updates it replaces are deleted.
         """
+        if self.deleted:
+            raise ProjectDeleted(f"project {self.project_id!r} was deleted")
         if not self._started or self.diverged:
             raise CollabError(f"room {self.project_id!r} is not started or is reloading")
         await self._drain()
@@ -452,6 +475,8 @@ class Room:
 
     async def _local(self, run: Callable[[], None]) -> None:
         """Run a change of ``self.doc`` and queue its updates for storage and relay."""
+        if self.deleted:
+            raise ProjectDeleted(f"project {self.project_id!r} was deleted")
         if not self._started or self.diverged:
             raise CollabError(f"room {self.project_id!r} is not started or is reloading")
         self._captured = []
@@ -510,6 +535,10 @@ class Room:
             batch, self._queue = self._queue, []
             try:
                 await self._flush(batch)
+            except ProjectDeleted as exc:  # another process (or an owner here) deleted it
+                log.info("project %s was deleted; closing its room: %s", self.project_id, exc)
+                self.mark_deleted()
+                self._fail(batch, exc, p.CloseCode.PROJECT_DELETED.reason)
             except StoreError as exc:
                 log.error("project %s: %s; closing the editors of this batch",
                           self.project_id, exc)
@@ -723,15 +752,20 @@ class Room:
     async def _compact_now(self, snapshot: bytes, upto_seq: int, logged_before: int) -> None:
         try:
             written = await self.store.compact(self.project_id, snapshot, upto_seq)
-            if not written:  # another process folded further: adopt its snapshot instead
-                self.catch_up_soon()
-                return
-            if upto_seq > self._snapshot_seq:
-                self._snapshot_seq, self._snapshot_bytes = upto_seq, len(snapshot)
-                self._log_bytes = max(0, self._log_bytes - logged_before)
-            log.debug("project %s: compacted log up to %d", self.project_id, upto_seq)
+        except ProjectDeleted:
+            log.info("project %s was deleted; its snapshot is not written", self.project_id)
+            self.mark_deleted()
+            return
         except StoreError as exc:
             log.error("project %s: compaction failed: %s", self.project_id, exc)
+            return
+        if not written:  # another process folded further: adopt its snapshot instead
+            self.catch_up_soon()
+            return
+        if upto_seq > self._snapshot_seq:
+            self._snapshot_seq, self._snapshot_bytes = upto_seq, len(snapshot)
+            self._log_bytes = max(0, self._log_bytes - logged_before)
+        log.debug("project %s: compacted log up to %d", self.project_id, upto_seq)
 
 
 class Change(NamedTuple):

@@ -21,8 +21,15 @@ from typing import TypeVar
 from database import DatabaseError
 from database.sqlite import SqliteDatabase
 
-from .errors import ProjectNotFound, SeqConflict, StoreError
-from .store import PendingAppend, ProjectInfo, QuarantinedUpdate, Store, StoredDocument
+from .errors import ProjectDeleted, ProjectNotFound, SeqConflict, StoreError
+from .store import (
+    PROJECT_TABLES,
+    PendingAppend,
+    ProjectInfo,
+    QuarantinedUpdate,
+    Store,
+    StoredDocument,
+)
 
 T = TypeVar("T")
 
@@ -95,6 +102,22 @@ class SqliteStore(Store):
             raise ProjectNotFound(f"no project {project_id!r} in the store")
         return ProjectInfo(*row)
 
+    async def delete_project(self, project_id: str) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            deleted = [conn.execute(f"DELETE FROM {table} WHERE project_id = ?",
+                                    (project_id,)).rowcount for table in PROJECT_TABLES]
+            return deleted[0] > 0
+
+        # the one writer thread orders it with every append: one before it is deleted
+        # with the rest, one after it finds no project (ProjectDeleted)
+        return await self._run(work)
+
+    @staticmethod
+    def _held(conn: sqlite3.Connection, project_id: str) -> bool:
+        """Whether the store holds ``project_id`` (its row in ``collab_projects``)."""
+        return conn.execute("SELECT 1 FROM collab_projects WHERE project_id = ?",
+                            (project_id,)).fetchone() is not None
+
     async def load(self, project_id: str) -> StoredDocument:
         return await self._read_with(lambda conn: self._read(conn, project_id, None), "BEGIN")
 
@@ -113,6 +136,8 @@ class SqliteStore(Store):
     def _read(cls, conn: sqlite3.Connection, project_id: str, after: int | None
               ) -> StoredDocument:
         """The snapshot (always, or only past ``after``) and the updates logged after it."""
+        if after is not None and not cls._held(conn, project_id):
+            raise ProjectDeleted(f"project {project_id!r} is not in the store (deleted)")
         upto, data = cls._folded(conn, project_id) or 0, None
         if after is not None and upto <= after:
             upto = after
@@ -137,10 +162,13 @@ class SqliteStore(Store):
                              ) from None
 
     def _append_one(self, conn: sqlite3.Connection, project_id: str, first_seq: int,
-                    updates: list[bytes]) -> SeqConflict | None:
+                    updates: list[bytes]) -> StoreError | None:
         """Append one room's updates inside the group's transaction, in a savepoint."""
         conn.execute("SAVEPOINT one_append")
         try:
+            if not self._held(conn, project_id):
+                return ProjectDeleted(f"cannot append to the log of {project_id!r}: the "
+                                      "project is not in the store (deleted)")
             folded = self._folded(conn, project_id)
             if folded is not None and first_seq <= folded:  # compacted away, still taken
                 return SeqConflict(f"cannot append to the log of {project_id!r}: a snapshot "
@@ -159,6 +187,9 @@ class SqliteStore(Store):
         now = time.time()
 
         def work(conn: sqlite3.Connection) -> bool:
+            if not self._held(conn, project_id):
+                raise ProjectDeleted(f"cannot compact {project_id!r}: the project is not in "
+                                     "the store (deleted)")
             folded = self._folded(conn, project_id)
             if folded is not None and folded > upto_seq:
                 return False  # a newer snapshot is already there
@@ -174,6 +205,9 @@ class SqliteStore(Store):
         rows = [(project_id, e.seq, e.update, e.reason, time.time()) for e in entries]
 
         def work(conn: sqlite3.Connection) -> None:
+            if not self._held(conn, project_id):
+                raise ProjectDeleted(f"cannot quarantine updates of {project_id!r}: the "
+                                     "project is not in the store (deleted)")
             conn.executemany("INSERT OR IGNORE INTO collab_quarantined_updates "
                              "VALUES (?, ?, ?, ?, ?)", rows)
 

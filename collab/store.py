@@ -13,6 +13,13 @@ SQLite (the embedded default, :mod:`collab.sqlite_store`: a whole group commit
 in one hop to the database's writer thread) and PostgreSQL
 (:mod:`collab.postgres_store`: ``COPY`` and advisory locks on the shared
 pool).  Every table is keyed by ``project_id`` first, its distribution column.
+
+**Deleting a project** (:meth:`Store.delete_project`) removes its rows from every
+table in one transaction.  A log belongs to a project: an append (or a
+compaction, or a catch-up read) of a project the store does not hold fails with
+:class:`~collab.errors.ProjectDeleted` and writes nothing, so an append racing a
+deletion either lands before it (and is deleted with the rest) or fails, never
+bringing the project back.
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ from .errors import StoreError
 
 #: The collaboration tables, in the shared database.
 MIGRATIONS = load_migrations("collab", Path(__file__).with_name("migrations"))
+#: Every table that holds rows of a project (all keyed by ``project_id``), the project's
+#: own row first.
+PROJECT_TABLES = ("collab_projects", "collab_updates", "collab_snapshots",
+                  "collab_quarantined_updates", "collab_revocations")
 
 
 @dataclass(frozen=True)
@@ -140,6 +151,16 @@ class Store(abc.ABC):
         """Set a project's name; raises :class:`ProjectNotFound` for an unknown id."""
 
     @abc.abstractmethod
+    async def delete_project(self, project_id: str) -> bool:
+        """Delete the project and every row of it (:data:`PROJECT_TABLES`) in one
+        transaction; whether the project was there.
+
+        Appends, compactions and :meth:`load_since` of it from then on raise
+        :class:`~collab.errors.ProjectDeleted` and write nothing.  A live room of it
+        is the caller's to close (:meth:`collab.registry.RoomRegistry.close_deleted`).
+        """
+
+    @abc.abstractmethod
     async def load(self, project_id: str) -> StoredDocument:
         """The latest snapshot and every update logged after it, in order."""
 
@@ -148,14 +169,17 @@ class Store(abc.ABC):
         """What was logged after ``after_seq``: the updates ``after_seq+1 ...``, in order.
 
         When a snapshot has folded in updates past ``after_seq`` (another server
-        process compacted), it comes too and ``updates`` start after it.
+        process compacted), it comes too and ``updates`` start after it.  Raises
+        :class:`~collab.errors.ProjectDeleted` when the store does not hold the project
+        (another server process deleted it).
         """
 
     async def append(self, project_id: str, first_seq: int, updates: list[bytes]) -> None:
         """Durably append ``updates`` with sequence numbers ``first_seq, first_seq+1, ...``.
 
         Raises :class:`SeqConflict` when one of those numbers is already written
-        (another server process appended first) and writes nothing then.
+        (another server process appended first), :class:`~collab.errors.ProjectDeleted`
+        when the store does not hold the project (deleted), and writes nothing then.
         """
         done = asyncio.get_running_loop().create_future()
         self._appends.append(PendingAppend(project_id, first_seq, updates, done))
@@ -197,7 +221,8 @@ class Store(abc.ABC):
         """Replace the log up to ``upto_seq`` (inclusive) by ``snapshot``, atomically.
 
         A snapshot older than the stored one (a lower ``upto_seq``, from a slower
-        server process) changes nothing; returns whether this one was written.
+        server process) changes nothing; returns whether this one was written.  Raises
+        :class:`~collab.errors.ProjectDeleted` (writing nothing) for a deleted project.
         """
 
     @abc.abstractmethod

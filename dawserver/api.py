@@ -1,5 +1,7 @@
 """The HTTP API next to the collaboration endpoint: health, projects, tokens, members, renders.
 
+Deleting a project (``DELETE /projects/{id}``, an owner) is :mod:`dawserver.project_deletion`.
+
 Every route but the health checks takes a token (``Authorization: Bearer`` or
 ``?token=``); errors are JSON ``{"error": "..."}`` with a message that says what
 to do. The routes are declared through :mod:`dawserver.plugin_api` like a
@@ -23,6 +25,7 @@ from dsp_core.errors import DspError
 from dsp_core.project import session_from_dict
 from dsp_core.session import Session
 
+from . import project_deletion
 from .access import apply_member_change
 from .keys import CONFIG, ENGINES, ROOMS, STORE, TOKENS
 from .permissions import PROJECT_MANAGE, PROJECT_READ, SERVER_PROJECTS
@@ -107,6 +110,17 @@ class Rename(Model):
             raise ValueError(f'send {{"name": "..."}} with 1..{MAX_NAME_LENGTH} characters, '
                              f"got {value!r}")
         return name
+
+
+class DeletedProject(Model):
+    """A deleted project: what went with it."""
+
+    id: str
+    name: str
+    connections: int = Field(description="live connections closed (WebSocket 4411, WebRTC)")
+    files: int = Field(description="files deleted: audio, peaks, bounce snapshots and renders")
+    jobs_cancelled: int = Field(description="bounces and transcriptions that had not finished")
+    roles: int = Field(description="ownership and granted roles forgotten")
 
 
 class TokenRequest(Model):
@@ -210,6 +224,24 @@ async def rename_project(request: Request) -> ProjectName:
     return ProjectName(id=info.project_id, name=info.name)
 
 
+async def delete_project(request: Request) -> DeletedProject:
+    """Delete the project for good (owner).
+
+    Its document (every row of it), its live connections (WebSockets closed with
+    4411), its audio, peaks, bounces and unfinished jobs, what plug-ins keep for it
+    and every role on it go; the owning account's security log records
+    ``project.deleted``. Deleting it again answers 404.
+    """
+    project_id = request.params["project_id"]
+    deleted = await project_deletion.delete_project(
+        request.app, project_id, actor=request.user, address=request.native.remote or "")
+    if deleted is None:
+        raise NotFound(f"there is no project {project_id!r}")
+    return DeletedProject(id=project_id, name=deleted.name, connections=deleted.connections,
+                          files=deleted.files, jobs_cancelled=deleted.jobs_cancelled,
+                          roles=deleted.roles)
+
+
 async def issue_token(request: Request) -> IssuedToken:
     """Issue a token for a user of the project with a role (owner)."""
     project_id = request.params["project_id"]
@@ -229,6 +261,7 @@ async def revoke_member(request: Request) -> Revoked:
     project_id, user = request.params["project_id"], request.params["user"]
     if user == request.user and not request.principal.admin:
         raise BadRequest("owners cannot revoke themselves; ask another owner")
+    await _held(request, project_id)
     await request.app[STORE].revoke(project_id, user, time.time())
     closed = await apply_member_change(request.app, project_id, user, None)
     return Revoked(revoked=user, disconnected=closed)
@@ -245,6 +278,7 @@ async def change_member_role(request: Request) -> RoleChanged:
     if user == request.user and not request.principal.admin:
         raise BadRequest("owners cannot change their own role; ask another owner")
     role = request.body.role
+    await _held(request, project_id)
     revoked = time.time()
     await request.app[STORE].revoke(project_id, user, revoked)
     token = request.app[TOKENS].issue(project_id, role, user,
@@ -252,6 +286,12 @@ async def change_member_role(request: Request) -> RoleChanged:
     changed = await apply_member_change(request.app, project_id, user, role)
     return RoleChanged(user=user, role=role, token=token, changed=changed,
                        websocket=f"{request.app[CONFIG].collab_url}/{project_id}")
+
+
+async def _held(request: Request, project_id: str) -> None:
+    """404 unless the store holds ``project_id`` (a deleted project keeps no rows)."""
+    if await request.app[STORE].get_project(project_id) is None:
+        raise NotFound(f"there is no project {project_id!r}")
 
 
 async def render(request: Request) -> web.Response:
@@ -288,6 +328,8 @@ ROUTES = [
           response=ProjectDocument),
     Route(method="PATCH", path=PROJECT, handler=rename_project, permission=PROJECT_MANAGE,
           body=Rename, response=ProjectName),
+    Route(method="DELETE", path=PROJECT, handler=delete_project, permission=PROJECT_MANAGE,
+          response=DeletedProject),
     Route(method="POST", path=f"{PROJECT}/tokens", handler=issue_token,
           permission=PROJECT_MANAGE, body=TokenRequest, response=IssuedToken, status=201),
     Route(method="DELETE", path=f"{PROJECT}/members/{{user}}", handler=revoke_member,

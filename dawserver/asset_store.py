@@ -12,7 +12,9 @@ Layout under ``root`` (``DATA_DIR/assets`` by default)::
 An upload is written to ``tmp/`` while its hash is computed, then checked
 with soundfile (every sample decoded), and only then renamed into place, so a
 rejected or aborted upload leaves nothing behind.  Identical bytes are stored
-once.
+once.  A deleted project's index goes (:meth:`AssetStore.forget_project`), and with it
+each of its assets that no other project's index lists (the audio, its description
+and its peaks).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -89,6 +92,8 @@ class AssetStore:
     def __init__(self, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.root = Path(root).resolve()
         self.max_bytes = max_bytes
+        #: Orders storing an asset for a project with deleting another project's assets.
+        self._indexes = threading.Lock()
         for sub in ("objects", "projects", "peaks-cache", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
@@ -161,18 +166,21 @@ class AssetStore:
         except AudioFileError as exc:
             raise InvalidAudio(str(exc).replace(str(tmp), label)) from None
         final = self._object(asset_id, ext)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if not final.exists():
-            peaks = compute_peaks(audio, rate)
-            self._write_atomic(final.with_suffix(".peaks.npz"), peaks.to_bytes())
-            asset = Asset(asset_id, str(final), ext, rate, audio.shape[0], audio.shape[1],
-                          os.path.basename(name), size)
-            meta = json.dumps(asdict(asset))
-            self._write_atomic(final.with_suffix(".json"), meta.encode())
-            os.replace(tmp, final)
-            log.info("stored asset %s (%s, %d bytes)", asset_id, label, size)
-        self._remember(project_id, asset_id)
-        return self.asset(asset_id)
+        peaks = None if final.exists() else compute_peaks(audio, rate)  # outside the lock
+        with self._indexes:  # a project being deleted cannot take the object away between
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if not final.exists():
+                if peaks is None:  # deleted since
+                    peaks = compute_peaks(audio, rate)
+                self._write_atomic(final.with_suffix(".peaks.npz"), peaks.to_bytes())
+                asset = Asset(asset_id, str(final), ext, rate, audio.shape[0],
+                              audio.shape[1], os.path.basename(name), size)
+                meta = json.dumps(asdict(asset))
+                self._write_atomic(final.with_suffix(".json"), meta.encode())
+                os.replace(tmp, final)
+                log.info("stored asset %s (%s, %d bytes)", asset_id, label, size)
+            self._remember(project_id, asset_id)
+            return self.asset(asset_id)
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -233,6 +241,37 @@ class AssetStore:
         peaks = compute_peaks(audio, rate)
         self._write_atomic(cached, peaks.to_bytes())
         return peaks
+
+    # -- deletion --------------------------------------------------------------------------
+
+    def forget_project(self, project_id: str) -> list[Path]:
+        """Delete ``project_id``'s index and every asset of it that no other project lists
+        (its audio, description and peaks; blocking); the files deleted.
+
+        An asset uploaded to several projects (stored once) stays while another still
+        lists it.
+        """
+        removed: list[Path] = []
+        with self._indexes:
+            own = self._index(project_id)
+            mine = self.project_assets(project_id)
+            if own.exists():
+                own.unlink()
+                removed.append(own)
+            if not mine:
+                return removed
+            others: set[str] = set()
+            for index in (self.root / "projects").glob("*.txt"):
+                others.update(index.read_text().split())
+            for asset_id in mine:
+                if asset_id in others or not _ASSET_ID.match(asset_id):
+                    continue
+                folder = self.root / "objects" / asset_id[:2]
+                for path in folder.glob(f"{asset_id}.*"):
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+        log.info("deleted the assets of project %s (%d files)", project_id, len(removed))
+        return removed
 
     # -- internals -------------------------------------------------------------------------
 

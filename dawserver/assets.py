@@ -30,7 +30,7 @@ from .asset_store import (
     AssetTooLarge,
     InvalidAudio,
 )
-from .keys import CONFIG, ROOMS
+from .keys import CONFIG, ROOMS, STORE
 from .permissions import PROJECT_EDIT, PROJECT_READ
 from .plugin_api import (
     BadRequest,
@@ -185,6 +185,8 @@ async def upload_asset(request: Request) -> AssetInfo:
         raise PayloadTooLarge(f"upload of {native.content_length} bytes is over the "
                               f"{store.max_bytes}-byte limit; send a smaller or compressed "
                               "(FLAC) file")
+    if await request.app[STORE].get_project(project_id) is None:
+        raise NotFound(f"there is no project {project_id!r}")
     chunks, name = await _body_chunks(native, request.query.name)
     try:
         asset = await store.ingest_stream(chunks, project_id=project_id, name=name)
@@ -192,6 +194,9 @@ async def upload_asset(request: Request) -> AssetInfo:
         raise PayloadTooLarge(str(exc)) from None
     except InvalidAudio as exc:
         raise UnsupportedMediaType(str(exc)) from None
+    if await request.app[STORE].get_project(project_id) is None:  # deleted meanwhile
+        await asyncio.to_thread(store.forget_project, project_id)
+        raise NotFound(f"project {project_id!r} was deleted during the upload")
     return _asset_json(project_id, asset)
 
 

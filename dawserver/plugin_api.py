@@ -153,6 +153,17 @@ def project_rendered(
 
 
 @hookspec
+def project_deleted(context: PluginContext, account_id: str, project_id: str) -> None:
+    """Forget project ``project_id``: an owner deleted it (or its owner was erased).
+
+    Delete what the plug-in keeps for that project alone (a record of its renders,
+    files made from it). ``account_id`` is the account that owned it ("" for a
+    project made without accounts). May run again for the same project (a retried
+    deletion): it must be idempotent. May return an awaitable.
+    """
+
+
+@hookspec
 def business_event(context: PluginContext, name: str, payload: dict[str, Any]) -> None:
     """Observe a published event (e.g. "presave.release_day"); raise to have it retried.
 

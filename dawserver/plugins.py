@@ -415,3 +415,20 @@ async def emit_project_rendered(
         for result in results:
             if inspect.iscoroutine(result):
                 result.close()
+
+
+async def emit_project_deleted(app: web.Application, account_id: str, project_id: str
+                               ) -> list[str]:
+    """Tell the plug-ins that ``project_id`` was deleted (``account_id``: its owner, or
+    ""); the names of the plug-ins told, in order. A plug-in's failure is raised."""
+    context = app.get(PLUGIN_CONTEXT_KEY)
+    if context is None:
+        return []
+    told = []
+    given = {"context": context, "account_id": account_id, "project_id": project_id}
+    for impl in context.manager.hook.project_deleted.get_hookimpls():
+        result = impl.function(**{k: v for k, v in given.items() if k in impl.argnames})
+        if inspect.isawaitable(result):
+            await result
+        told.append(context.manager.get_name(impl.plugin))
+    return told

@@ -5,14 +5,18 @@
 job under the person's pseudonym. :class:`EraseJob` then, reporting progress:
 
 1. asks every plug-in to forget the person (``account_erased``);
-2. scrubs every project document the person could open: each mention of their
+2. deletes the projects the person owned through their own account (not through an
+   organisation) on which nobody else holds a role (:func:`own_projects_alone`), as an
+   owner's ``DELETE /projects/{id}`` does (:mod:`dawserver.project_deletion`); projects
+   shared with others stay, scrubbed in the next step;
+3. scrubs every other project document the person could open: each mention of their
    id, name or address becomes the pseudonym and the comments they wrote are
    emptied (:func:`collab.scrub.scrub`), as a server edit of the live room, so
    connected clients see it; then the room folds its log into a new snapshot
    (:meth:`collab.room.Room.compact`), so the store keeps no update or snapshot
    that holds the old text;
-3. deletes the person's export archives;
-4. erases the core's rows and pseudonymises the security log
+4. deletes the person's export archives;
+5. erases the core's rows and pseudonymises the security log
    (:meth:`accounts.erasure.AccountErasure.erase`), which records ``deletion``.
 
 The account row is deleted last, so a retried job still knows whom to forget;
@@ -35,6 +39,7 @@ from jobs import JobContext, QueueSettings
 from .keys import ACCOUNTS, BACKGROUND, PLUGIN_CONTEXT_KEY, ROOMS
 from .privacy_export import QUEUE as EXPORT_QUEUE
 from .privacy_export import archive_path, call_hook
+from .project_deletion import delete_project
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,18 @@ async def scrub_project(app: web.Application, project_id: str, pz: Pseudonymiser
     except ProjectNotFound:
         return 0
     return changed[0] if changed else 0
+
+
+async def own_projects_alone(app: web.Application, person_id: str) -> list[str]:
+    """The projects ``person_id`` owns through their own account (not an organisation's)
+    on which no one else holds a role: an erasure deletes them."""
+    store = app[ACCOUNTS].store
+    alone = []
+    for project_id, owner in sorted((await store.projects_of([person_id])).items()):
+        others = [g for g in await store.grants_on(project_id) if g.grantee_id != person_id]
+        if owner == person_id and not others:
+            alone.append(project_id)
+    return alone
 
 
 async def delete_exports(app: web.Application, person_id: str) -> int:
@@ -92,20 +109,26 @@ class EraseJob:
         plugins = [name for name, _ in await call_hook(
             context, context.manager.hook.account_erased.get_hookimpls(), context=context,
             account_id=person_id, pseudonym=pz.pseudonym, names=list(pz.names))]
+        alone = await own_projects_alone(self.app, person_id)
+        for index, project_id in enumerate(alone):
+            ctx.progress(0.1 + 0.2 * index / max(1, len(alone)), f"delete {project_id}")
+            await delete_project(self.app, project_id, actor=person_id)
+        shared = [project_id for project_id in projects if project_id not in alone]
         scrubbed = 0
-        for index, project_id in enumerate(projects):
-            ctx.progress(0.1 + 0.7 * index / max(1, len(projects)), f"project {project_id}")
+        for index, project_id in enumerate(shared):
+            ctx.progress(0.3 + 0.5 * index / max(1, len(shared)), f"project {project_id}")
             scrubbed += await scrub_project(self.app, project_id, pz)
         ctx.progress(0.85, "exports")
         exports = await delete_exports(self.app, person_id)
         ctx.progress(0.9, "account")
         rows = await erasure.erase(pz, detail={"projects": len(projects),
+                                               "projects_deleted": len(alone),
                                                "plugins": plugins})
-        log.info("erased person %s as %s: %d projects, %d values scrubbed", person_id,
-                 pz.pseudonym, len(projects), scrubbed)
+        log.info("erased person %s as %s: %d projects (%d deleted), %d values scrubbed",
+                 person_id, pz.pseudonym, len(projects), len(alone), scrubbed)
         return {"erased": True, "pseudonym": pz.pseudonym, "projects": len(projects),
-                "values_scrubbed": scrubbed, "exports_deleted": exports, "plugins": plugins,
-                "rows": rows}
+                "projects_deleted": len(alone), "values_scrubbed": scrubbed,
+                "exports_deleted": exports, "plugins": plugins, "rows": rows}
 
 
 def setup_privacy_erase(app: web.Application, background: Any) -> None:

@@ -196,6 +196,13 @@ class RtcService:
                 conn.grant = replace(conn.grant, role=role)  # its recorders read it
         return len(matches)
 
+    async def close_project(self, project_id: str) -> int:
+        """Close every connection to ``project_id`` (it was deleted); how many."""
+        matches = [conn for conn in self.connections if conn.project_id == project_id]
+        for conn in matches:
+            await self.close(conn)
+        return len(matches)
+
     async def close_all(self) -> None:
         """Close every connection (server shutdown)."""
         for conn in list(self.connections):

@@ -291,6 +291,7 @@ def test_two_people_sign_up_join_an_organisation_and_edit_its_project_together(
     page = ben.open("/")
     entry = page.locator(f".project[data-project='{project_id}']")
     assert entry.locator(".role-badge").text_content() == "editor"
+    assert entry.get_by_role("button", name="Delete").count() == 0  # owners only
     entry.get_by_role("link", name="Open").click()
     ben.ready()
     name = page.locator(f".track-header[data-track='{track_id}'] .name")
@@ -307,6 +308,17 @@ def test_two_people_sign_up_join_an_organisation_and_edit_its_project_together(
     org.get_by_role("row").filter(has_text="ben@example.org").filter(
         has=page.get_by_role("combobox")).wait_for()
     org.locator("tr[data-state=accepted]").wait_for()
+    # Ana, an owner, deletes the project from her list (after confirming): Ben's page is
+    # closed, saying why, and the project is gone from her list.
+    page = ana.open("/")
+    entry = page.locator(f".project[data-project='{project_id}']")
+    page.once("dialog", lambda dialog: dialog.accept())
+    entry.get_by_role("button", name="Delete").click()
+    entry.wait_for(state="detached")
+    page.locator(".toast").filter(has_text="deleted Single").wait_for()
+    ben.page.wait_for_function(
+        "document.querySelector('.status').textContent.startsWith('closed')")
+    assert "deleted" in ben.page.locator(".status").inner_text()
     ana.close()
     ben.close()
 

@@ -6,7 +6,8 @@ account stops at once, the last owner of an organisation is refused, and then
 the job forgets the person everywhere: the security log and the money records
 keep them only as a pseudonym, shared documents lose their name and comments
 (a connected client sees it), and the raw bytes the collaboration store keeps
-(on SQLite and PostgreSQL) no longer hold the old text.
+(on SQLite and PostgreSQL) no longer hold the old text. Their own projects that
+nobody else holds a role on are deleted: no row in any collaboration table, no file.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ from typing import Any
 
 import pytest
 from accounts_helpers import PASSWORD, Person, accounts_server
+from project_helpers import files_of, made_project, tone, with_audio_and_bounce
 from smtp_server import SmtpServer
 
 from accounts.pseudonyms import pseudonym_of
 from business.distribution.services import services
 from collab.client import SyncClient
+from collab.store import PROJECT_TABLES, QuarantinedUpdate
 from dawclient.channel import connect
-from dawserver.keys import DATABASE, PLUGIN_CONTEXT_KEY, ROOMS
+from dawserver.keys import DATABASE, PLUGIN_CONTEXT_KEY, ROOMS, STORE
 from dawserver.privacy_export import ExportJob
 from jobs import JobContext, JobRecord
 
@@ -281,3 +284,69 @@ async def test_erasure_forgets_the_person_everywhere_and_keeps_money_pseudonymis
         finally:
             for person in (ada, bo, anyone):
                 await person.close()
+
+
+async def test_erasure_deletes_the_persons_own_unshared_projects_and_keeps_shared_ones(
+        tmp_path: Path, smtp_server: SmtpServer, collab_database_url: str) -> None:
+    """A person's own project nobody else holds a role on is deleted with them (every row
+    of every collaboration table, every file); one shared with someone, and their
+    organisation's, stay: scrubbed, the shared one without an owner."""
+    async with accounts_server(tmp_path, smtp_server,
+                               database_url=collab_database_url) as (app, config):
+        ada = Person(config.base_url, smtp_server, "ada@example.org")
+        bo = Person(config.base_url, smtp_server, "bo@example.org")
+        try:
+            await ada.sign_up_and_in("Ada Lovelace")
+            await bo.sign_up_and_in("Bo Diddley")
+            solo = await made_project(ada, "Solo")
+            duet = await made_project(ada, "Duet")
+            status, org, _ = await ada.call("POST", "/accounts", {"name": "Label"})
+            label = await made_project(ada, "Label song", org["id"])
+            await ada.call("POST", f"/accounts/{org['id']}/invitations",
+                           {"email": "bo@example.org", "role": "member"})
+            await bo.call("POST", "/invitations/accept",
+                          {"token": await bo.link_token("invite")})
+            await ada.call("PUT", f"/accounts/{org['id']}/members/{bo.id}", {"role": "owner"})
+            asset = await with_audio_and_bounce(app, ada, solo, tone(550))
+            await app[STORE].quarantine(solo, [QuarantinedUpdate(999, b"bad", "test")])
+            await ada.call("DELETE", f"/projects/{solo}/members/guest")
+            for project_id in (duet, label):
+                await _comment(app, project_id, ada.id, "Ada Lovelace was here")
+            status, _, _ = await ada.call("PUT", f"/projects/{duet}/grants/{bo.id}",
+                                          {"role": "editor"})
+            assert status == 200
+            db = app[DATABASE]
+            assert all((await _project_rows(db, solo)).values())  # a row in every table
+            assert files_of(config.data_dir, solo, asset["id"])
+
+            status, job, _ = await ada.call("POST", "/me/delete", {"password": PASSWORD})
+            assert status == 202, job
+            job = await _wait_job(bo, job["url"])
+            assert job["state"] == "done", job
+
+            # her own project nobody shared: gone from every table and from the disk
+            assert await _project_rows(db, solo) == dict.fromkeys(PROJECT_TABLES, 0)
+            for table in ("account_projects", "project_grants", "dist_renders"):
+                assert await db.fetchval(f"SELECT COUNT(*) FROM {table} WHERE project_id = ?",
+                                         solo) == 0, table
+            assert files_of(config.data_dir, solo, asset["id"]) == []
+            assert b"the secret bridge" not in await _raw_collab_bytes(app)
+            # the shared one stays, scrubbed and without an owner; bo keeps his role
+            assert await db.fetchval("SELECT COUNT(*) FROM account_projects WHERE "
+                                     "project_id = ?", duet) == 0
+            status, listed, _ = await bo.call("GET", "/me/projects")
+            assert {entry["id"]: entry["role"] for entry in listed} == {
+                duet: "editor", label: "owner"}
+            for project_id in (duet, label):
+                status, shown, _ = await bo.call("GET", f"/projects/{project_id}")
+                assert status == 200
+                assert "Ada Lovelace" not in json.dumps(shown["document"])
+            assert b"Ada Lovelace" not in await _raw_collab_bytes(app)
+        finally:
+            await ada.close()
+            await bo.close()
+
+
+async def _project_rows(db: Any, project_id: str) -> dict[str, int]:
+    return {table: await db.fetchval(f"SELECT COUNT(*) FROM {table} WHERE project_id = ?",
+                                     project_id) for table in PROJECT_TABLES}

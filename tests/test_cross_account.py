@@ -155,6 +155,14 @@ async def test_no_route_serves_account_a_to_anyone_else(tmp_path: Path,
                 assert {"account_id", "project_id", "key_id", "session_id", "asset_id",
                         "release_id", "job_id", "person_id", "grantee_id", "channel_id",
                         "post_id", "network"} <= checked
+                # and A's objects survived B's every DELETE (the project's above all)
+                project = f"/projects/{ids['project_id']}"
+                status, shown, _ = await ada.call("GET", project)
+                assert status == 200 and shown["document"]["meta"]["name"] == "Ada's Song"
+                status, assets, _ = await ada.call("GET", f"{project}/assets")
+                assert [a["id"] for a in assets] == [ids["asset_id"]]
+                status, listed, _ = await ada.call("GET", "/me/projects")
+                assert ids["project_id"] in [entry["id"] for entry in listed]
             finally:
                 await ada.close()
                 await bo.close()

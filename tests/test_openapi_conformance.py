@@ -126,7 +126,9 @@ _turn = itertools.count()
           suppress_health_check=list(HealthCheck))
 def test_every_route_answers_as_its_openapi_document_says(case, server: Server) -> None:  # noqa: ANN001
     parameters = case.path_parameters or {}
-    if "project_id" in parameters and next(_turn) % 4:
+    deletes_it = (case.method.upper(), case.operation.path) == ("DELETE", "/projects/{project_id}")
+    if "project_id" in parameters and next(_turn) % 4 and not deletes_it:
+        # (the real project is never deleted: the other routes would have none to reach)
         parameters["project_id"] = server.project
     on_project = "project_id" in parameters or case.operation.path == "/projects"
     token = server.admin if on_project else server.owner

@@ -650,6 +650,13 @@ def test_project_list_creates_a_project_and_a_share_link_opens_it_for_a_viewer(
     page.reload()  # the list shows the new name: the server renamed the project too
     page.wait_for_selector(f".project[data-project='{project_id}']")
     assert item.input_value() == "Second song (live)"
+    # The administrator deletes it from the list (after confirming): the viewer's page is
+    # closed, saying why.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator(f".project[data-project='{project_id}'] .delete-project").click()
+    page.wait_for_selector(f".project[data-project='{project_id}']", state="detached")
+    viewer.wait_for_function("document.querySelector('.status').textContent.startsWith('closed')")
+    assert "deleted" in viewer.locator(".status").inner_text()
     assert errors == [] and log.errors() == []
     viewer.context.close()
     context.close()

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from room_helpers import Client, wait_for
 
-from collab.errors import CapacityError, ProjectNotFound
+from collab.errors import CapacityError, ProjectDeleted, ProjectNotFound
+from collab.protocol import CloseCode
 from collab.registry import RegistryLimits, RoomRegistry
 from collab.schema import ProjectDocument
 from collab.store import open_store
@@ -130,3 +132,50 @@ async def test_a_server_edit_that_cannot_be_stored_makes_the_room_reload(store) 
             assert fresh is not room and not fresh.diverged
             assert fresh.document.track("t1")["gain_db"] == 0.0
         assert (await store.load("a")).updates == []
+
+
+async def test_a_deleted_projects_room_closes_its_peers_and_is_not_loaded_again(
+        store) -> None:
+    async with RoomRegistry(store, document_type=ProjectDocument) as registry:
+        async with registry.use("a") as room:
+            ana, ben = Client(room, user="ana"), Client(room, user="ben")
+            await ana.sync()
+            await ben.sync()
+            assert await store.delete_project("a")
+            assert await registry.close_deleted("a") == 2
+            await wait_for(lambda: ana.channel.closed and ben.channel.closed)
+            assert ana.channel.closed[0] == CloseCode.PROJECT_DELETED == 4411
+            assert "deleted" in ana.channel.closed[1]
+            with pytest.raises(ProjectDeleted):  # the room writes nothing more
+                await room.edit(lambda document: document.rename("Back again"))
+        assert registry.loaded("a") is None
+        with pytest.raises(ProjectNotFound):
+            async with registry.use("a"):
+                pass
+        assert await registry.close_deleted("a") == 0  # nothing loaded: nothing to close
+    assert await store.get_project("a") is None  # no final snapshot brought it back
+    assert await store.database.fetchval(
+        "SELECT COUNT(*) FROM collab_snapshots WHERE project_id = 'a'") == 0
+
+
+async def test_a_room_finds_out_at_its_next_write_that_another_process_deleted_it(
+        store) -> None:
+    """With several server processes, the one that did not delete the project learns it
+    from the store: its next batch is refused and its peers are closed with 4411."""
+    async with RoomRegistry(store, document_type=ProjectDocument) as registry:
+        async with registry.use("b") as room:
+            ana, ben = Client(room, user="ana"), Client(room, user="ben")
+            await ana.sync()
+            await ben.sync()
+            assert await store.delete_project("b")  # as another process would
+            ana.edit(lambda document: document.rename("Lost"))
+            await wait_for(lambda: ana.channel.closed and ben.channel.closed)
+            assert ana.channel.closed[0] == ben.channel.closed[0] == 4411
+            assert room.deleted
+        with pytest.raises(ProjectNotFound):  # the deleted room is dropped, not reloaded
+            async with registry.use("b"):
+                pass
+    assert await store.database.fetchval(
+        "SELECT COUNT(*) FROM collab_updates WHERE project_id = 'b'") == 0
+    assert await store.database.fetchval(
+        "SELECT COUNT(*) FROM collab_snapshots WHERE project_id = 'b'") == 0

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from collab.errors import ProjectNotFound, SeqConflict, StoreError
-from collab.store import open_store
+from collab.errors import ProjectDeleted, ProjectNotFound, SeqConflict, StoreError
+from collab.store import PROJECT_TABLES, QuarantinedUpdate, Store, open_store
 
 pytestmark = pytest.mark.asyncio
 
@@ -201,3 +201,87 @@ async def test_a_read_does_not_wait_behind_a_write(tmp_path: Path, monkeypatch) 
         finally:
             release.set()
             await held
+
+
+async def rows_of(store: Store, project_id: str) -> dict[str, int]:
+    """``{table: rows}`` of ``project_id`` in every collaboration table."""
+    return {table: await store.database.fetchval(
+        f"SELECT COUNT(*) FROM {table} WHERE project_id = ?", project_id)
+        for table in PROJECT_TABLES}
+
+
+async def test_a_deleted_project_leaves_no_row_and_is_never_written_again(
+        collab_database_url: str, tmp_path: Path) -> None:
+    async with open_store(collab_database_url, tmp_path) as store:
+        await store.create_project("a", "Song A", b"first")
+        await store.create_project("b", "Song B", b"first")
+        for project_id in ("a", "b"):
+            await store.append(project_id, 1, [b"u1", b"u2", b"u3"])
+            assert await store.compact(project_id, b"folded", 2)
+            await store.quarantine(project_id, [QuarantinedUpdate(3, b"bad", "test")])
+            await store.revoke(project_id, "sam", 10.0)
+        assert set((await rows_of(store, "a")).values()) == {1}  # a row in every table
+
+        assert await store.delete_project("a") is True
+        assert await rows_of(store, "a") == dict.fromkeys(PROJECT_TABLES, 0)
+        assert await store.get_project("a") is None
+        assert [p.project_id for p in await store.list_projects()] == ["b"]
+        # nothing brings it back: every write refuses, and so does a catch-up read
+        with pytest.raises(ProjectDeleted, match="deleted"):
+            await store.append("a", 4, [b"late"])
+        with pytest.raises(ProjectDeleted):
+            await store.compact("a", b"late snapshot", 4)
+        with pytest.raises(ProjectDeleted):
+            await store.quarantine("a", [QuarantinedUpdate(4, b"x", "late")])
+        with pytest.raises(ProjectDeleted):
+            await store.load_since("a", 0)
+        with pytest.raises(ProjectNotFound):  # a ProjectDeleted is a ProjectNotFound too
+            await store.append("a", 5, [b"later"])
+        assert await rows_of(store, "a") == dict.fromkeys(PROJECT_TABLES, 0)
+        assert await store.delete_project("a") is False  # a second time: nothing there
+        # the other project is whole
+        stored = await store.load("b")
+        assert (stored.snapshot, stored.updates) == (b"folded", [b"u3"])
+        assert await store.revocations("b") == {"sam": 10.0}
+        assert await store.delete_project("never-made") is False
+
+
+async def test_an_append_racing_a_deletion_lands_before_it_or_fails(
+        collab_database_url: str, tmp_path: Path) -> None:
+    """Appends of two projects go on, group-committed, while one is deleted: each append
+    of it either committed before the deletion (and was deleted with the rest) or failed
+    with ProjectDeleted, none after a failure succeeded, and the other never failed."""
+    import asyncio
+
+    async with open_store(collab_database_url, tmp_path) as store:
+        await store.create_project("gone", "Gone", None)
+        await store.create_project("kept", "Kept", None)
+        some_stored = asyncio.Event()
+
+        async def write() -> list[bool]:
+            landed = []
+            for seq in range(1, 400):
+                gone, kept = await asyncio.gather(store.append("gone", seq, [b"g"]),
+                                                  store.append("kept", seq, [b"k"]),
+                                                  return_exceptions=True)
+                assert kept is None, kept
+                if gone is not None and not isinstance(gone, ProjectDeleted):
+                    raise gone
+                landed.append(gone is None)
+                if seq == 5:
+                    some_stored.set()
+                if not all(landed) and seq > 20 + landed.index(False):
+                    break
+            return landed
+
+        writer = asyncio.create_task(write())
+        async with asyncio.timeout(30):
+            await some_stored.wait()
+            assert await store.delete_project("gone") is True
+            landed = await writer
+        assert not all(landed), "every append succeeded, after the deletion too"
+        first_failure = landed.index(False)
+        assert first_failure >= 5
+        assert not any(landed[first_failure:]), "an append succeeded after one failed"
+        assert await rows_of(store, "gone") == dict.fromkeys(PROJECT_TABLES, 0)
+        assert len((await store.load("kept")).updates) == len(landed)

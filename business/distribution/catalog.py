@@ -133,6 +133,11 @@ class Catalog:
                     "rendered_at) VALUES (?, ?, ?, ?, ?)",
                     account_id, project_id, path, json.dumps(metadata), now)
 
+    async def forget_renders(self, project_id: str) -> int:
+        """Forget the renders of a deleted project, in every account; how many."""
+        return await self.db.execute("DELETE FROM dist_renders WHERE project_id = ?",
+                                     project_id)
+
     async def resolve_renders(self, account_id: str, release: Release) -> None:
         """Fill in the audio of tracks that name a rendered project instead of a file."""
         for track in release.tracks:

@@ -100,6 +100,11 @@ async def project_rendered(context: PluginContext, account_id: str, project_id: 
 
 
 @hookimpl
+async def project_deleted(context: PluginContext, account_id: str, project_id: str) -> None:
+    await services(context).catalog.forget_renders(project_id)
+
+
+@hookimpl
 async def account_export(context: PluginContext, account_id: str) -> dict[str, Any]:
     return await export_account(context.database(), account_id)
 

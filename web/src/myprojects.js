@@ -3,6 +3,7 @@
 // and, for its owners, who else may open it (/account/access).
 import { h } from './dom.js'
 import { call, signOut } from './account/client.js'
+import { deleteButton } from './projects.js'
 
 /** The page URL that opens `projectId` as the signed-in person (no token in the URL). */
 export function sessionProjectUrl (projectId) {
@@ -44,14 +45,21 @@ export async function showMyProjects (root, { me, notify }) {
     const projects = await call('/me/projects')
     if (!projects.length) list.replaceChildren(h('li', { class: 'hint' }, 'No projects yet: create one.'))
     else {
-      list.replaceChildren(...projects.map((p) => h('li', { class: 'project', dataset: { project: p.id } },
-        h('a', { class: 'open', href: sessionProjectUrl(p.id) }, 'Open'), ' ',
-        h('span', { class: 'name' }, p.name), ' ',
-        h('span', { class: `role-badge role-${p.role}` }, p.role),
-        p.owner && owners.has(p.owner) ? h('span', { class: 'hint' }, ` ${owners.get(p.owner)}`) : '',
-        p.role === 'owner'
-          ? [' ', h('a', { class: 'access', href: `/account/access?project=${encodeURIComponent(p.id)}`, 'aria-label': `Who may open ${p.name}` }, 'Access')]
-          : '')))
+      list.replaceChildren(...projects.map((p) => {
+        const item = h('li', { class: 'project', dataset: { project: p.id } },
+          h('a', { class: 'open', href: sessionProjectUrl(p.id) }, 'Open'), ' ',
+          h('span', { class: 'name' }, p.name), ' ',
+          h('span', { class: `role-badge role-${p.role}` }, p.role),
+          p.owner && owners.has(p.owner) ? h('span', { class: 'hint' }, ` ${owners.get(p.owner)}`) : '')
+        if (p.role === 'owner') {
+          item.append(' ', h('a', {
+            class: 'access', href: `/account/access?project=${encodeURIComponent(p.id)}`, 'aria-label': `Who may open ${p.name}`
+          }, 'Access'), ' ', deleteButton(p, {
+            remove: (path) => call(path, { method: 'DELETE' }), onDeleted: () => item.remove(), notify
+          }))
+        }
+        return item
+      }))
     }
   } catch (err) {
     list.replaceChildren(h('li', { class: 'hint' }, err.message))

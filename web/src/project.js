@@ -17,8 +17,9 @@ export const TRANSPORT_DEFAULTS = {
 export const PALETTE = ['#e6194b', '#3cb44b', '#ffe119', '#4363d8', '#f58231', '#911eb4', '#46f0f0',
   '#f032e6']
 const MESSAGE_SYNC = 0 // y-websocket's message type of the Yjs sync protocol
-// Close codes the server uses for "do not try again" (bad token, no access, revoked, gone).
-const FINAL_CLOSE_CODES = new Set([4401, 4403, 4404, 4410])
+// Close codes the server uses for "do not try again" (bad token, no access, revoked, gone,
+// project deleted).
+const FINAL_CLOSE_CODES = new Set([4401, 4403, 4404, 4410, 4411])
 const UNAUTHORIZED = 4401 // a token forged or expired: a renewable one is fetched anew
 
 /**

@@ -1,4 +1,4 @@
-// The project list (create, open, rename) and the share panel (links by role, revoke).
+// The project list (create, open, rename, delete) and the share panel (links by role, revoke).
 import { h } from './dom.js'
 import { api } from './api.js'
 import { projectUrl } from './session.js'
@@ -84,9 +84,37 @@ function projectItem (project, { token, features, notify }) {
       } catch (err) { notify(err.message, true) }
     }
   })
-  return h('li', { class: 'project', dataset: { project: project.id } },
+  const item = h('li', { class: 'project', dataset: { project: project.id } },
     h('a', { class: 'open', href: projectUrl(project.id, token) }, 'Open'), title,
-    h('span', { class: 'hint' }, project.id))
+    h('span', { class: 'hint' }, project.id), ' ')
+  // the list is an administrator's (GET /projects): owner of every project
+  item.append(deleteButton(project, {
+    remove: (path) => api(path, { token, method: 'DELETE' }), onDeleted: () => item.remove(), notify
+  }))
+  return item
+}
+
+/**
+ * An owner's "Delete" for a project of a list: asks to confirm, then DELETE /projects/{id}
+ * through `remove(path)` (a token's or the session's call) and `onDeleted()`.
+ */
+export function deleteButton (project, { remove, onDeleted, notify }) {
+  const button = h('button', { class: 'delete-project', title: 'Delete this project for good',
+    onclick: async () => {
+      const sure = window.confirm(`Delete "${project.name}" for good? Its document, audio and ` +
+        'bounces go, and everyone connected to it is disconnected. This cannot be undone.')
+      if (!sure) return
+      button.disabled = true
+      try {
+        await remove(`/projects/${encodeURIComponent(project.id)}`)
+        onDeleted()
+        notify(`deleted ${project.name}`)
+      } catch (err) {
+        button.disabled = false
+        notify(err.message, true)
+      }
+    } }, 'Delete')
+  return button
 }
 
 /**
