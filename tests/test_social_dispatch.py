@@ -9,21 +9,36 @@ so "once" is checked at the network.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
+import prometheus_client
 import pytest
-from social_fakes import Dispatching, dispatching, media_ref, until
-from social_helpers import database_url
+from social_fakes import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    Dispatching,
+    dispatching,
+    media_ref,
+    until,
+)
+from social_helpers import database_url, social_app, who
 
 from business.social import metrics
 from business.social.dispatch import PUBLISH, Dispatcher
-from business.social.fakes import FAKES
+from business.social.fakes import FAKES, FakeNetworks
+from business.social.networks import connector_for
+from business.social.privacy import erase_account, export_account
 from business.social.store import SocialStore
 from database import open_database
-from jobs import JobContext, JobQueue
+from dawserver.plugin_api import Pseudonymiser
+from jobs import JobContext, JobQueue, JobWorker
 
 pytestmark = pytest.mark.timeout(60)
 NETWORKS = sorted(FAKES)
@@ -292,7 +307,6 @@ def test_two_workers_on_one_database_publish_each_post_once(db_url: str,
                                       idempotency_key=f"dup-{post.post_id}")
             second = Dispatcher(SocialStore(other_db), h.channels, JobQueue(other_db),
                                 h.events, settings=h.dispatcher.settings)
-            from jobs import JobWorker
             other = JobWorker(second.queue, {PUBLISH: second.handle}, poll_s=0.02,
                               worker_id="second")
             async with h.worker(worker_id="first"), other:
@@ -424,5 +438,127 @@ def test_instagrams_rolling_limit_is_read_and_respected(sqlite_url: str,
             assert all(t.attempts == 0 for t in waiting)   # never sent into the limit
             for job in await h.queue.find(queue=PUBLISH, states=["retrying"]):
                 assert job.run_at > time.time() + 80_000 and "quota" in job.last_error
+
+    run(go())
+
+
+# -- over HTTP: a dead grant, the retry route, the metrics -----------------------------------
+
+async def _connect_fake(client: Any, session: Any, headers: dict[str, str],
+                        **query: str) -> str:
+    """Connect (or reconnect) an X channel through the routes and the fake's OAuth pages."""
+    start = await client.get("/api/social/channels/connect/x", params=query,
+                             headers=headers, allow_redirects=False)
+    assert start.status == 302, await start.text()
+    async with session.get(start.headers["Location"], allow_redirects=False) as page:
+        assert page.status == 302
+        back = urlsplit(page.headers["Location"])
+    done = await client.get(f"{back.path}?{back.query}", allow_redirects=False)
+    assert done.status == 302, await done.text()
+    return done.headers["Location"].split("social_channel=")[1]
+
+
+def test_a_dead_grant_fails_the_post_flags_the_channel_and_retry_works_after_reconnect(
+        sqlite_url: str, tmp_path: Path) -> None:
+    async def go() -> None:
+        fake = FAKES["x"](client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+        async with FakeNetworks([fake]) as server, aiohttp.ClientSession() as session:
+            connector = connector_for("x", server.base_url("x"), CLIENT_ID, CLIENT_SECRET,
+                                      session)
+            async with social_app(tmp_path, sqlite_url, connector) as (client, context):
+                ada = who("acc", "p_ada", "owner")
+                channel = await _connect_fake(client, session, ada)
+                fake.expire_tokens()
+                fake._refresh.clear()  # noqa: SLF001 - the user revoked the app at X
+                soon = dt.datetime.fromtimestamp(time.time() + 1.2, dt.UTC).isoformat()
+                created = await client.post("/api/social/posts", headers=ada, json={
+                    "text": "Out at last", "publish_at": soon,
+                    "targets": [{"channel_id": channel}]})
+                post_id = (await created.json())["post_id"]
+                submitted = await client.post(f"/api/social/posts/{post_id}/submit",
+                                              headers=ada, json={})
+                assert (await submitted.json())["state"] == "scheduled"
+
+                async def state(wanted: str) -> bool:
+                    answer = await client.get(f"/api/social/posts/{post_id}", headers=ada)
+                    return (await answer.json())["state"] == wanted
+
+                await until(lambda: state("failed"))
+                post = await (await client.get(f"/api/social/posts/{post_id}",
+                                               headers=ada)).json()
+                [target] = post["targets"]
+                assert "connected again" in target["error"]
+                assert "refresh token is invalid" in target["error"]
+                flagged = await (await client.get(f"/api/social/channels/{channel}",
+                                                  headers=ada)).json()
+                assert flagged["state"] == "needs_reconnect" and flagged["reconnect_url"]
+                retry = f"/api/social/posts/{post_id}/targets/{channel}/retry"
+                early = await client.post(retry, headers=ada, json={})
+                assert early.status == 409 and "connected again" in (await early.json())[
+                    "error"]
+                other = await client.post(retry, headers=who("other", "p_eve"), json={})
+                assert other.status == 404
+
+                assert await _connect_fake(client, session, ada, channel_id=channel) == channel
+                again = await client.post(retry, headers=ada, json={})
+                assert again.status == 200, await again.text()
+                await until(lambda: state("published"))
+                assert [p["text"] for p in fake.posts] == ["Out at last"]
+                audit = await (await client.get(f"/api/social/posts/{post_id}/audit",
+                                                headers=ada)).json()
+                actions = [a["action"] for a in audit]
+                assert actions[-3:] == ["dispatch.failed", "dispatch.retried",
+                                        "dispatch.published"]
+                events = {r["name"] for r in await context.database().fetch(
+                    "SELECT name FROM events_outbox")}
+                assert {"social.post_failed", "social.post_published",
+                        "social.channel_needs_reconnect"} <= events
+                exposition = prometheus_client.generate_latest().decode()
+                assert "social_dispatch_oldest_due_seconds" in exposition
+                assert "social_dispatch_lag_seconds_bucket" in exposition
+
+    run(go())
+
+
+# -- privacy ---------------------------------------------------------------------------------
+
+def test_a_persons_export_holds_no_token_and_erasure_forgets_them(sqlite_url: str,
+                                                                  tmp_path: Path) -> None:
+    async def go() -> None:
+        async with dispatching(sqlite_url, ["x"], tmp_path) as h:
+            own = await h.channel("x", account="p_ada")
+            org = await h.channel("x", account="org")
+            mine = await h.scheduled_post([own], "my own words", account="p_ada",
+                                          at=time.time() + 3600)
+            theirs = await h.scheduled_post([org], "for the label", account="org",
+                                            at=time.time() + 3600)
+            sealed = await h.store.sealed_tokens("p_ada", own)
+            exported = await export_account(h.db, "p_ada")
+            text = json.dumps(exported)
+            assert "access_token" not in text and "refresh_token" not in text
+            assert sealed.access_token not in text
+            assert h.channels.box.open(sealed.access_token) not in text
+            assert [c["channel_id"] for c in exported["channels"]] == [own]
+            assert [p["post_id"] for p in exported["posts"]] == [mine.post_id]
+            assert [p["post_id"] for p in exported["elsewhere"]["posts_written"]] == [
+                theirs.post_id]
+            assert [c["channel_id"] for c in exported["elsewhere"]["channels_connected"]] == [
+                org]
+
+            pz = Pseudonymiser("p_ada", ("Ada Beats",))
+            await erase_account(h.db, h.queue, PUBLISH, pz)
+            await erase_account(h.db, h.queue, PUBLISH, pz)   # idempotent
+            for table in ("social_channels", "social_posts", "social_post_targets"):
+                assert await h.db.fetchval(
+                    f"SELECT COUNT(*) FROM {table} WHERE account_id = 'p_ada'") == 0
+            job = await h.queue.get("p_ada", mine.targets[0].job_id)
+            assert job.state == "cancelled"
+            kept = await h.store.post("org", theirs.post_id)
+            assert kept is not None and kept.author_id == pz.pseudonym
+            assert (await h.store.channel("org", org)).connected_by == pz.pseudonym
+            assert await h.db.fetchval("SELECT COUNT(*) FROM social_audit WHERE "
+                                       "actor = 'p_ada' OR account_id = 'p_ada'") == 0
+            assert await h.db.fetchval("SELECT COUNT(*) FROM social_audit WHERE "
+                                       "account_id = ?", pz.pseudonym) > 0
 
     run(go())
