@@ -286,7 +286,8 @@ class SocialStore:
                 t.publishing_until, t.published_at)
 
     async def update_post(self, tx: Any, post: Post, expected_version: int) -> bool:
-        """Write ``post`` (and replace its targets) over ``expected_version``."""
+        """Write ``post`` (and replace its targets) over ``expected_version``; never over
+        a post whose dispatch started (``publishing``, ``published``)."""
         changed = await tx.execute(
             "UPDATE social_posts SET text = ?, media = ?, link = ?, first_comment = ?, "
             "campaign = ?, publish_at = ?, time_zone = ?, state = ?, version = ?, "
@@ -305,7 +306,8 @@ class SocialStore:
 
     async def delete_post(self, tx: Any, account_id: str, post_id: str, version: int,
                           now: float) -> bool:
-        """Mark the post deleted and cancelled (its row stays for a dispatch to see)."""
+        """Mark the post deleted and cancelled (its row stays for a dispatch to see);
+        never a post whose dispatch started."""
         changed = await tx.execute(
             "UPDATE social_posts SET deleted = 1, state = 'cancelled', version = ?, "
             "updated_at = ? WHERE account_id = ? AND post_id = ? AND version = ? "
