@@ -1,19 +1,23 @@
 """Fake social networks on loopback for the social tests: one network, its connector, a
-client session, and the sign-in dance against the fake."""
+client session, and the sign-in dance against the fake; and :func:`dispatching`, the
+social services dispatching to fakes over one job queue."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
-from business.social.fakes import FAKES, FakeNetwork, FakeNetworks
+from business.social.fakes import FAKES, FakeNetwork, FakeNetworks, FakeUser
 from business.social.networks import connector_for
 from business.social.networks.base import (
     MediaItem,
@@ -94,3 +98,131 @@ def publication(network: str, media: dict[str, MediaItem], text: str,
              "x": ("image",)}
     return Publication(dedupe_key=key, text=text,
                        media=tuple(media[kind] for kind in needs.get(network, ())))
+
+
+# -- dispatch against the fakes ------------------------------------------------------------
+
+@dataclass
+class Dispatching:
+    """The social services on one database, dispatching to fake networks on loopback."""
+
+    db: Any
+    server: FakeNetworks
+    connectors: dict[str, Any]
+    store: Any
+    channels: Any
+    queue: Any
+    dispatcher: Any
+    sweeper: Any
+    posts: Any
+    events: Any
+    media: dict[str, MediaItem]
+
+    def fake(self, network: str) -> FakeNetwork:
+        return self.server[network]
+
+    def worker(self, **options: Any) -> Any:
+        """A job worker serving the publish queue, as the server's does."""
+        from business.social.dispatch import PUBLISH
+        from jobs import JobWorker
+
+        return JobWorker(self.queue, {PUBLISH: self.dispatcher.handle},
+                         **{"poll_s": 0.02, **options})
+
+    async def channel(self, network: str, account: str = "acc", *,
+                      user: FakeUser | None = None) -> str:
+        """A channel of ``account`` on the fake ``network`` holding fresh tokens (as a
+        connect would store them); its id."""
+        from business.social.models import ChannelTokens
+
+        fake = self.fake(network)
+        user = user or fake.user
+        answer = fake.new_tokens(user, "post")
+        refresh = answer.get("refresh_token") or answer["access_token"]
+        if network in ("instagram", "threads", "facebook"):  # long-lived token as both
+            refresh = answer["access_token"]
+        box, now = self.channels.box, time.time()
+        sealed = ChannelTokens(box.seal(answer["access_token"]), box.seal(refresh),
+                               now + float(answer["expires_in"]), "post", 1, now, now)
+        async with self.db.transaction() as tx:
+            return await self.store.insert_channel(tx, account, network, user.id, user.name,
+                                                   user.handle, sealed, "p_ada", now)
+
+    async def due_post(self, channels: list[str], text: str, *, account: str = "acc",
+                       ago: float = 0.5, **fields: Any) -> Any:
+        """A post submitted earlier whose publish time came ``ago`` seconds ago."""
+        return await self.scheduled_post(channels, text, at=time.time() - ago,
+                                         account=account, **fields)
+
+    async def scheduled_post(self, channels: list[str], text: str, *, at: float,
+                             account: str = "acc", **fields: Any) -> Any:
+        """A post composed and submitted (no approval workflow) for time ``at``."""
+        when = datetime.fromtimestamp(at, UTC).isoformat()
+        real = self.posts.clock
+        self.posts.clock = lambda: min(time.time(), at - 60)
+        try:
+            post = await self.posts.create(account, "p_ada", {
+                "text": text, "publish_at": when,
+                "targets": [{"channel_id": c} for c in channels], **fields})
+            return await self.posts.submit(account, post.post_id, "p_ada")
+        finally:
+            self.posts.clock = real
+
+
+def media_ref(item: MediaItem, asset_id: str) -> dict[str, Any]:
+    """A post's media reference (a platform asset) for a local test file."""
+    return {"asset_id": asset_id, "kind": item.kind, "content_type": item.content_type,
+            "size_bytes": item.size_bytes, "duration_s": item.duration_s,
+            "width": item.width, "height": item.height}
+
+
+@contextlib.asynccontextmanager
+async def dispatching(db_url: str, networks: list[str], tmp_path: Path,
+                      **settings: Any) -> AsyncIterator[Dispatching]:
+    """Migrated ``db_url``, fakes of ``networks`` with their connectors, and the social
+    services (posts, channels, dispatcher, sweeper) over one job queue; quick backoff."""
+    from cryptography.fernet import Fernet
+    from social_helpers import Recorder, migrated
+
+    from business.social.channels import Channels
+    from business.social.dispatch import Dispatcher, DispatchSettings
+    from business.social.posts import Posts
+    from business.social.store import SocialStore
+    from business.social.sweeper import Sweeper
+    from business.social.tokens import TokenBox
+    from database import open_database
+    from jobs import JobQueue
+
+    media = make_media(tmp_path)
+    files = {"cover": media["image"].path, "clip": media["video"].path}
+    fakes = [FAKES[n](client_id=CLIENT_ID, client_secret=CLIENT_SECRET) for n in networks]
+    async with open_database(db_url) as db, FakeNetworks(fakes) as server, \
+            aiohttp.ClientSession() as session:
+        await migrated(db)
+        connectors = {n: connector_for(n, server.base_url(n), CLIENT_ID, CLIENT_SECRET,
+                                       session, media_url=media_url, poll_interval_s=0.02,
+                                       poll_timeout_s=5.0, timeout_s=10.0)
+                      for n in networks}
+        store, events = SocialStore(db), Recorder()
+        channels = Channels(store, TokenBox([Fernet.generate_key().decode()]), connectors,
+                            events, base_url="https://studio.example")
+        queue = JobQueue(db)
+        config = {"backoff_base": 0.05, "backoff_cap": 0.2, "lease_s": 5.0,
+                  "concurrency": 8, "channel_limit": "100/second",
+                  "network_limit": "1000/second", **settings}
+        dispatcher = Dispatcher(store, channels, queue, events,
+                                settings=DispatchSettings(**config),
+                                base_url="https://studio.example",
+                                media_file=lambda account, asset: files.get(asset))
+        yield Dispatching(db, server, connectors, store, channels, queue, dispatcher,
+                          Sweeper(db, dispatcher), Posts(store, dispatch=dispatcher),
+                          events, media)
+
+
+async def until(predicate: Any, timeout: float = 20.0, every: float = 0.02) -> None:
+    """Wait until ``await predicate()`` is true (an AssertionError after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(every)

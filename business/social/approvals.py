@@ -61,11 +61,13 @@ class Approvals:
     """Approve, reject and expire posts of any account."""
 
     def __init__(self, store: SocialStore, publish: Publish, role_in: RoleIn, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, dispatch: Any = None) -> None:
         self.store = store
         self.publish = publish
         self.role_in = role_in
         self.clock = clock
+        #: Dispatch (:class:`~.posts.Arming`): arms a post the last approval schedules.
+        self.dispatch = dispatch
 
     async def may_approve(self, account_id: str, person_id: str, approver: Approver) -> bool:
         """Whether ``person_id`` is ``approver`` (the person, in the team, holds the role)."""
@@ -147,6 +149,10 @@ class Approvals:
             if not await self.store.update_post(tx, post, post.version):
                 raise ConflictError(f"post {post_id!r} changed meanwhile; look at it again")
             await self._announce(tx, post, person_id, approve, note)
+            if self.dispatch is not None and post.state == SCHEDULED:
+                await self.dispatch.arm(tx, post)
+        if self.dispatch is not None:
+            self.dispatch.wake()
         return post
 
     async def _announce(self, tx: Any, post: Post, person_id: str, approve: bool,

@@ -97,6 +97,11 @@ class PostTarget:
     error: str = ""
     attempts: int = 0
     version: int = 1
+    job_id: str = ""               # the social.publish job that runs this arming
+    arm: int = 0                   # how often dispatch was armed (retries, sweeps)
+    arm_attempts: int = 0          # publish attempts since the last arming
+    publishing_until: float = 0.0  # a 'publishing' target older than this is looked at
+    published_at: float | None = None
 
 
 @dataclass

@@ -11,25 +11,39 @@ from typing import Any
 from business.social import hookspecs as social_hookspecs
 from business.social.approvals import APPROVED_EVENT, EXPIRED_EVENT, REJECTED_EVENT
 from business.social.channels import NEEDS_RECONNECT_EVENT
+from business.social.dispatch import (
+    FAILED_EVENT,
+    PUBLISH,
+    PUBLISHED_EVENT,
+    DispatchSettings,
+)
 from business.social.permissions import PERMISSIONS
+from business.social.privacy import erase_account, export_account
 from business.social.routes import ROUTES
 from business.social.schemas import (
     ChannelNeedsReconnect,
     PostApproved,
     PostExpired,
+    PostFailed,
+    PostPublished,
     PostRejected,
+    PublishRun,
 )
 from business.social.services import (
     PLUGIN_NAME,
+    publish,
     run_expiry,
+    run_sweeper,
     run_token_refresh,
     start_services,
 )
 from dawserver.plugin_api import (
     Event,
+    Job,
     Migration,
     Permission,
     PluginContext,
+    Pseudonymiser,
     Route,
     Worker,
     hookimpl,
@@ -43,7 +57,7 @@ MIGRATIONS = load_migrations(PLUGIN_NAME, Path(__file__).with_name("migrations")
 @hookimpl
 def plugin_info() -> dict[str, str]:
     return {"name": PLUGIN_NAME, "version": "1.0",
-            "description": "Social channels, composer, approvals and calendar"}
+            "description": "Social channels, composer, approvals, calendar and dispatch"}
 
 
 @hookimpl
@@ -75,7 +89,17 @@ def events() -> list[Event]:
               "a post was not approved before its publish time, or within 90 days"),
         Event(NEEDS_RECONNECT_EVENT, ChannelNeedsReconnect,
               "a channel's grant died; it must be connected again"),
+        Event(PUBLISHED_EVENT, PostPublished, "a network accepted one channel of a post"),
+        Event(FAILED_EVENT, PostFailed,
+              "one channel of a post failed with the network's reason (retry_url retries)"),
     ]
+
+
+@hookimpl
+def jobs() -> list[Job]:
+    # the settings are the defaults; the plug-in's "dispatch" settings replace them at startup
+    return [Job(PUBLISH, PublishRun, publish, "publish one channel of one post",
+                DispatchSettings().queue_settings())]
 
 
 @hookimpl
@@ -86,4 +110,17 @@ async def startup(context: PluginContext) -> None:
 @hookimpl
 def workers(context: PluginContext) -> list[Worker]:
     return [Worker("social.token_refresh", run_token_refresh),
-            Worker("social.approval_expiry", run_expiry)]
+            Worker("social.approval_expiry", run_expiry),
+            Worker("social.dispatch_sweeper", run_sweeper)]
+
+
+@hookimpl
+async def account_export(context: PluginContext, account_id: str) -> dict[str, Any]:
+    return await export_account(context.database(), account_id)
+
+
+@hookimpl
+async def account_erased(context: PluginContext, account_id: str, pseudonym: str,
+                         names: list[str]) -> None:
+    await erase_account(context.database(), context.background.queue, PUBLISH,
+                        Pseudonymiser(account_id, tuple(names), pseudonym))

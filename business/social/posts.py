@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from business.social import validation
 from business.social.approvals import arrange, ready_state
@@ -26,6 +26,7 @@ from business.social.models import (
     EXPIRED,
     FAILED,
     PENDING,
+    PUBLISHED,
     SCHEDULED,
     Channel,
     Post,
@@ -74,12 +75,29 @@ def problems_of(post: Post, channels: dict[str, Channel]) -> list[dict[str, Any]
     return found
 
 
+class Arming(Protocol):
+    """What the composer and approvals ask of dispatch (:class:`~.dispatch.Dispatcher`)."""
+
+    async def arm(self, tx: Any, post: Post) -> list[str]: ...
+
+    def wake(self) -> None: ...
+
+    async def cancel_jobs(self, account_id: str, job_ids: list[str]) -> None: ...
+
+
+def job_ids(post: Post) -> list[str]:
+    """The publish jobs the post's targets name."""
+    return [t.job_id for t in post.targets if t.job_id]
+
+
 class Posts:
     """The account's posts: compose, edit, submit, delete."""
 
-    def __init__(self, store: SocialStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: SocialStore, *, clock: Callable[[], float] = time.time,
+                 dispatch: Arming | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.dispatch = dispatch
 
     async def get(self, account_id: str, post_id: str) -> Post:
         """The account's post; :class:`NotFoundError` for any other id."""
@@ -159,7 +177,11 @@ class Posts:
         if post.state not in EDITABLE:
             raise ConflictError(f"post {post_id!r} is {post.state}; it can no longer be "
                                 "edited")
-        old_version, old_state = post.version, post.state
+        if post.state == FAILED and any(t.state == PUBLISHED for t in post.targets):
+            raise ConflictError(f"post {post_id!r} is out on some channels already; retry the "
+                                "failed ones (POST .../targets/{channel_id}/retry) or write "
+                                "a new post")
+        old_version, old_state, old_jobs = post.version, post.state, job_ids(post)
         content = any(name in fields for name in CONTENT)
         post.version += 1
         for name, cleared in CLEARED.items():
@@ -201,7 +223,17 @@ class Posts:
             if sent_back:
                 await self.store.audit(tx, account_id, subject, "approval.restarted", actor,
                                        {"version": post.version})
+            if self.dispatch is not None:
+                await self.dispatch.arm(tx, post)
+        await self._after(account_id, old_jobs)
         return post
+
+    async def _after(self, account_id: str, cancelled: list[str]) -> None:
+        """Once committed: cancel the jobs of the old version, wake the dispatcher."""
+        if self.dispatch is not None:
+            if cancelled:
+                await self.dispatch.cancel_jobs(account_id, cancelled)
+            self.dispatch.wake()
 
     async def submit(self, account_id: str, post_id: str, actor: str) -> Post:
         """Send a draft on: to its channels' approvers, or straight to the schedule."""
@@ -223,6 +255,9 @@ class Posts:
                 raise ConflictError(f"post {post_id!r} changed meanwhile; load it again")
             await self.store.audit(tx, account_id, f"post:{post_id}", "post.submitted",
                                    actor, {"version": post.version, "state": post.state})
+            if self.dispatch is not None:
+                await self.dispatch.arm(tx, post)
+        await self._after(account_id, [])
         return post
 
     async def delete(self, account_id: str, post_id: str, actor: str) -> Post:
@@ -241,5 +276,6 @@ class Posts:
             if post.state == SCHEDULED:
                 await self.store.audit(tx, account_id, subject, "dispatch.cancelled", actor,
                                        {"version": post.version, "why": "deleted"}, now)
+        await self._after(account_id, job_ids(post))
         post.state, post.version = "cancelled", post.version + 1
         return post

@@ -112,7 +112,8 @@ def post_out(post: Post) -> dict[str, Any]:
                          "media": t.media, "link": t.link, "first_comment": t.first_comment,
                          "state": t.state, "approval_tier": t.approval_tier,
                          "dedupe_key": t.dedupe_key, "remote_id": t.remote_id, "url": t.url,
-                         "error": t.error, "attempts": t.attempts, "version": t.version}
+                         "error": t.error, "attempts": t.attempts, "version": t.version,
+                         "published_at": t.published_at}
                         for t in post.targets]}
 
 
@@ -283,6 +284,15 @@ async def submit_post(request: Request) -> Any:
 
 
 @_api
+async def retry_target(request: Request) -> Any:
+    """Try a failed channel of a post again (after a reconnect, a fix at the network)."""
+    post = await services(request.context).dispatcher.retry(
+        request.account_id, request.params["post_id"], request.params["channel_id"],
+        _person(request))
+    return post_out(post)
+
+
+@_api
 async def approve_post(request: Request) -> Any:
     """Approve the current tier of the post's channels you may approve."""
     body: Decision = request.body
@@ -367,6 +377,8 @@ ROUTES = [
           response=PostOut),
     Route(method="POST", path=f"{POST}/submit", handler=submit_post, permission=COMPOSE,
           body=Empty, response=PostOut),
+    Route(method="POST", path=f"{POST}/targets/{{channel_id}}/retry", handler=retry_target,
+          permission=COMPOSE, body=Empty, response=PostOut),
     Route(method="POST", path=f"{POST}/approve", handler=approve_post, permission=APPROVE,
           body=Decision, response=PostOut),
     Route(method="POST", path=f"{POST}/reject", handler=reject_post, permission=APPROVE,

@@ -83,6 +83,7 @@ class TargetOut(Model):
     error: str
     attempts: int
     version: int
+    published_at: float | None = None
 
 
 class PostOut(Model):
@@ -272,3 +273,39 @@ class ChannelNeedsReconnect(BaseModel):
     reconnect_url: str
     reason: str
 
+
+
+class PostPublished(BaseModel):
+    """Event ``social.post_published``: a network accepted one channel of a post."""
+
+    account_id: str
+    post_id: str
+    channel_id: str
+    network: str
+    author_id: str
+    remote_id: str
+    url: str
+    publish_at: str | None
+    published_at: float
+
+
+class PostFailed(BaseModel):
+    """Event ``social.post_failed``: one channel of a post ended failed with the network's
+    reason; ``retry_url`` (POST) tries it again."""
+
+    account_id: str
+    post_id: str
+    channel_id: str
+    network: str
+    author_id: str
+    reason: str
+    attempts: int
+    retry_url: str
+
+
+class PublishRun(BaseModel):
+    """Payload of a ``social.publish`` job: one channel of one version of a post."""
+
+    post_id: str
+    channel_id: str
+    version: int

@@ -9,7 +9,11 @@ Built once the database, the job queue and the event bus are open (the plug-in's
 - ``token_keys``: Fernet keys sealing channel tokens, newest first (default: one key
   derived from the server's secret);
 - ``base_url`` (default: the server's), ``refresh_margin_s`` (300), ``refresh_check_s``
-  (60) and ``expiry_check_s`` (60).
+  (60) and ``expiry_check_s`` (60);
+- ``dispatch``: :class:`~business.social.dispatch.DispatchSettings` fields (attempts,
+  backoff, leases, burst limits, quota checks, the sweeper's period). Without
+  ``pacing_storage`` the burst limits are shared through the server's ``redis_url``
+  when it has one, else kept per process.
 """
 
 from __future__ import annotations
@@ -25,11 +29,14 @@ import aiohttp
 from business.social.approvals import Approvals
 from business.social.calendar import Calendar
 from business.social.channels import Channels
+from business.social.dispatch import Dispatcher, DispatchSettings
 from business.social.networks.base import Connector
 from business.social.posts import Posts
+from business.social.schemas import PublishRun
 from business.social.store import SocialStore
+from business.social.sweeper import Sweeper
 from business.social.tokens import TokenBox
-from dawserver.plugin_api import PluginContext, backoff_delay
+from dawserver.plugin_api import JobContext, PluginContext, backoff_delay
 
 PLUGIN_NAME = "social"
 logger = logging.getLogger(__name__)
@@ -47,6 +54,8 @@ class Services:
     posts: Posts
     approvals: Approvals
     calendar: Calendar
+    dispatcher: Dispatcher
+    sweeper: Sweeper
     session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -110,17 +119,43 @@ def _publish(context: PluginContext) -> Callable[..., Awaitable[Any]]:
     return publish
 
 
+def _media_file(context: PluginContext) -> Callable[[str, str], str | None] | None:
+    hook = getattr(context.manager.hook, "social_media_file", None)
+    if hook is None or not hook.get_hookimpls():
+        return None
+
+    def media_file(account_id: str, asset_id: str) -> str | None:
+        return hook(context=context, account_id=account_id, asset_id=asset_id)
+
+    return media_file
+
+
+def dispatch_settings(context: PluginContext) -> DispatchSettings:
+    """The ``dispatch`` settings; the burst limits go through the server's Redis when it
+    has one and no ``pacing_storage`` is named."""
+    raw = dict(context.settings_for(PLUGIN_NAME).get("dispatch") or {})
+    redis_url = getattr(context.config, "redis_url", None) if context.config else None
+    if "pacing_storage" not in raw and isinstance(redis_url, str) and redis_url:
+        raw["pacing_storage"] = redis_url
+    return DispatchSettings.from_config(raw)
+
+
 def build_services(context: PluginContext) -> Services:
     """Create the module's objects from the context's database and settings."""
     settings = context.settings_for(PLUGIN_NAME)
     store = SocialStore(context.database())
     session = aiohttp.ClientSession()
     publish = _publish(context)
+    base_url = _base_url(context)
     channels = Channels(store, token_box(context), build_connectors(context, session),
-                        publish, base_url=_base_url(context),
+                        publish, base_url=base_url,
                         margin_s=float(settings.get("refresh_margin_s", 300)))
-    return Services(store, channels, Posts(store),
-                    Approvals(store, publish, context.role_in), Calendar(store),
+    dispatcher = Dispatcher(store, channels, context.background.queue, publish,
+                            settings=dispatch_settings(context), base_url=base_url,
+                            media_file=_media_file(context))
+    return Services(store, channels, Posts(store, dispatch=dispatcher),
+                    Approvals(store, publish, context.role_in, dispatch=dispatcher),
+                    Calendar(store), dispatcher, Sweeper(store.db, dispatcher),
                     session=session)
 
 
@@ -153,6 +188,18 @@ async def run_token_refresh(context: PluginContext) -> None:
         await _every(period, "token refresh", module.channels.refresh_due)
     finally:
         await module.close()
+
+
+async def publish(context: PluginContext, payload: PublishRun, job: JobContext) -> Any:
+    """The ``social.publish`` job: one attempt at one channel of one post."""
+    return await services(context).dispatcher.handle(job)
+
+
+async def run_sweeper(context: PluginContext) -> None:
+    """Re-arm due targets nothing will publish and set the liveness gauges, every
+    ``dispatch.sweep_s``."""
+    module = services(context)
+    await _every(module.dispatcher.settings.sweep_s, "dispatch sweep", module.sweeper.sweep)
 
 
 async def run_expiry(context: PluginContext) -> None:

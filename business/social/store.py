@@ -31,7 +31,8 @@ CHANNEL_COLUMNS = (
 POST_COLUMNS = ("account_id, post_id, author_id, text, media, link, first_comment, campaign, "
                 "publish_at, time_zone, state, version, submitted_at, created_at, updated_at")
 TARGET_COLUMNS = ("channel_id, text, media, link, first_comment, state, approval_tier, "
-                  "dedupe_key, remote_id, url, error, attempts, version")
+                  "dedupe_key, remote_id, url, error, attempts, version, job_id, arm, "
+                  "arm_attempts, publishing_until, published_at")
 
 
 def new_id(prefix: str) -> str:
@@ -278,18 +279,21 @@ class SocialStore:
         for t in post.targets:
             await tx.execute(
                 f"INSERT INTO social_post_targets (account_id, post_id, {TARGET_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 post.account_id, post.post_id, t.channel_id, t.text, _json(t.media), t.link,
                 t.first_comment, t.state, t.approval_tier, t.dedupe_key, t.remote_id, t.url,
-                t.error, t.attempts, t.version)
+                t.error, t.attempts, t.version, t.job_id, t.arm, t.arm_attempts,
+                t.publishing_until, t.published_at)
 
     async def update_post(self, tx: Any, post: Post, expected_version: int) -> bool:
-        """Write ``post`` (and replace its targets) over ``expected_version``."""
+        """Write ``post`` (and replace its targets) over ``expected_version``; never over
+        a post whose dispatch started (``publishing``, ``published``)."""
         changed = await tx.execute(
             "UPDATE social_posts SET text = ?, media = ?, link = ?, first_comment = ?, "
             "campaign = ?, publish_at = ?, time_zone = ?, state = ?, version = ?, "
             "submitted_at = ?, updated_at = ? "
-            "WHERE account_id = ? AND post_id = ? AND version = ? AND deleted = 0",
+            "WHERE account_id = ? AND post_id = ? AND version = ? AND deleted = 0 "
+            "AND state NOT IN ('publishing', 'published')",
             post.text, _json(post.media), post.link, post.first_comment, post.campaign,
             post.publish_at, post.time_zone, post.state, post.version, post.submitted_at,
             post.updated_at, post.account_id, post.post_id, expected_version)
@@ -302,11 +306,13 @@ class SocialStore:
 
     async def delete_post(self, tx: Any, account_id: str, post_id: str, version: int,
                           now: float) -> bool:
-        """Mark the post deleted and cancelled (its row stays for a dispatch to see)."""
+        """Mark the post deleted and cancelled (its row stays for a dispatch to see);
+        never a post whose dispatch started."""
         changed = await tx.execute(
             "UPDATE social_posts SET deleted = 1, state = 'cancelled', version = ?, "
             "updated_at = ? WHERE account_id = ? AND post_id = ? AND version = ? "
-            "AND deleted = 0", version + 1, now, account_id, post_id, version)
+            "AND deleted = 0 AND state NOT IN ('publishing', 'published')", version + 1, now,
+            account_id, post_id, version)
         if changed == 1:
             await tx.execute(
                 "UPDATE social_post_targets SET state = 'cancelled', version = ? "
@@ -371,7 +377,10 @@ class SocialStore:
                 media=_unjson(t["media"]), link=t["link"], first_comment=t["first_comment"],
                 state=t["state"], approval_tier=int(t["approval_tier"]),
                 dedupe_key=t["dedupe_key"], remote_id=t["remote_id"], url=t["url"],
-                error=t["error"], attempts=int(t["attempts"]), version=int(t["version"])))
+                error=t["error"], attempts=int(t["attempts"]), version=int(t["version"]),
+                job_id=t["job_id"], arm=int(t["arm"]), arm_attempts=int(t["arm_attempts"]),
+                publishing_until=float(t["publishing_until"]),
+                published_at=t["published_at"]))
         return [Post(
             account_id=r["account_id"], post_id=r["post_id"], author_id=r["author_id"],
             text=r["text"], media=json.loads(r["media"]), link=r["link"],

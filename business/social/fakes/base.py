@@ -84,6 +84,7 @@ class FakeStats:
     requests: int = 0
     injected: int = 0
     random_failures: int = 0
+    lost_answers: int = 0
     token_requests: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -124,6 +125,8 @@ class FakeNetwork:
         self.posts: list[dict[str, Any]] = []
         self.stats = FakeStats()
         self.injected: list[Injected] = []
+        #: Calls whose answer is lost: ``[times, path]`` (see :meth:`lose_answers`).
+        self.losing: list[list[Any]] = []
         self._codes: dict[str, _Code] = {}
         self._tokens: dict[str, _Token] = {}
         self._refresh: dict[str, tuple[FakeUser, str]] = {}
@@ -168,6 +171,12 @@ class FakeNetwork:
             raise ValueError(f"{self.network} has no failure kind {kind!r}; use one of "
                              f"{self.kinds}")
         self.injected.append(Injected(kind, times, retry_after, path))
+
+    def lose_answers(self, times: int = 1, path: str = "") -> None:
+        """The next ``times`` POST calls (whose path contains ``path``) are carried out,
+        then the connection drops before the answer (the caller cannot tell whether the
+        post was made)."""
+        self.losing.append([times, path])
 
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now."""
@@ -315,7 +324,15 @@ class FakeNetwork:
         if token.expires_at < time.time():
             return self.error("expired", 0, request)
         request[USER] = token.user
-        return await handler(request)
+        response = await handler(request)
+        for losing in self.losing:
+            if losing[0] > 0 and losing[1] in request.path and request.method == "POST" \
+                    and response.status < 300:
+                losing[0] -= 1
+                self.stats.lost_answers += 1
+                if request.transport is not None:
+                    request.transport.abort()  # done, but the answer never leaves
+        return response
 
     def error(self, kind: str, retry_after: float, request: web.Request) -> web.Response:
         """The network's answer for a failure ``kind`` (subclasses give the real shapes)."""

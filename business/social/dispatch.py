@@ -1,0 +1,548 @@
+"""Dispatch: due post targets published through the platform's one job queue.
+
+The database is the only authority on each target's state (``social_post_targets``):
+``scheduled -> publishing -> published | failed``. A target is *armed* when its post is
+scheduled (approved, or without a workflow): one ``social.publish`` job is queued in the
+same transaction, to run at the publish time, under the idempotency key
+``post_id:channel_id:version`` (``:arm`` for each later arming: a retry, a sweep), and
+the target names that job (``job_id``). A job carries the version it was made for and
+does nothing once the post changed, its target was armed again or it ended; every edit
+or delete bumps the version and cancels the queued jobs.
+
+One attempt (:meth:`Dispatcher.handle`):
+
+1. the burst limits of the channel and its network, then the network's publishing quota
+   (:mod:`.pacing`); when either is full the job waits (``Retry``) without an attempt;
+2. the target becomes ``publishing`` (compare-and-set on version, job and state, and the
+   post becomes ``publishing``: from then on it cannot be edited);
+3. a target that was attempted before asks the network first whether the post is there
+   (``find_published`` with the dedupe key and the variant's text), so a lost answer, a
+   worker killed mid-call or a retry never publishes twice; otherwise it publishes;
+4. the answer: ``published`` (remote id, URL, ``social.post_published``); a retryable
+   failure (5xx, 429, quota, connection) goes back to ``scheduled`` with the network's
+   reason and the job retries after ``Retry-After`` or a backoff with jitter; an expired
+   token is refreshed through :class:`~business.social.channels.Channels` and the call
+   made again; a dead grant flags the channel and fails the target; anything else the
+   network refuses, or the last attempt, ends ``failed`` with the network's reason
+   (``social.post_failed`` with a ``retry_url``).
+
+The sweeper (:mod:`.sweeper`) arms again what a dead worker or a lost job left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from business.social import metrics
+from business.social.channels import Channels
+from business.social.errors import (
+    ConflictError,
+    Duplicate,
+    NetworkError,
+    NotFoundError,
+    QuotaExhausted,
+    SocialError,
+    TokenExpired,
+)
+from business.social.models import (
+    ACTIVE,
+    FAILED,
+    PUBLISHED,
+    PUBLISHING,
+    SCHEDULED,
+    Channel,
+    Post,
+    PostTarget,
+)
+from business.social.networks.base import MediaItem, Publication, Published
+from business.social.pacing import Pacer
+from business.social.posts import media_items, variant
+from business.social.store import SocialStore
+from business.social.times import iso
+from dawserver.plugin_api import JobContext, JobQueue, QueueSettings, Retry, backoff_delay
+
+logger = logging.getLogger(__name__)
+
+#: The job queue's queue that publishes targets (a declared ``Job`` of the plug-in).
+PUBLISH = "social.publish"
+PUBLISHED_EVENT, FAILED_EVENT = "social.post_published", "social.post_failed"
+#: Job attempts of a publish job: pacing and quota waits are job retries too, so the
+#: queue's limit is high and the dispatcher counts the target's own attempts.
+QUEUE_ATTEMPTS = 1000
+#: ``await publish(tx, event, payload, account_id)``, the plug-in context's.
+Publish = Callable[[Any, str, dict[str, Any], str], Awaitable[Any]]
+#: ``media_file(account_id, asset_id)``: the local file of a post's media asset (None:
+#: unknown; the connector then sees ``asset:<id>``, enough where a network fetches media
+#: by URL through the connector's ``media_url``).
+MediaFile = Callable[[str, str], str | None]
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    """How dispatch runs (the plug-in's ``dispatch`` settings; docs/social.md)."""
+
+    max_attempts: int = 8
+    backoff_base: float = 2.0
+    backoff_cap: float = 900.0
+    #: The job queue's lease of a running publish job (renewed by heartbeats).
+    lease_s: float = 30.0
+    #: A target ``publishing`` this long, whose job is not alive, is swept.
+    publish_lease_s: float = 120.0
+    concurrency: int = 8
+    channel_limit: str = "6/minute"
+    network_limit: str = "50/second"
+    network_limits: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    pacing_storage: str = "memory://"
+    quota_check_s: float = 60.0
+    sweep_s: float = 30.0
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any]) -> DispatchSettings:
+        """Settings from the plug-in's ``dispatch`` mapping; unknown names are refused."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise SocialError(f"unknown dispatch settings {unknown}; use {sorted(known)}")
+        return cls(**raw)
+
+    def queue_settings(self) -> QueueSettings:
+        """The ``social.publish`` queue's settings."""
+        return QueueSettings(max_attempts=QUEUE_ATTEMPTS, backoff_base=self.backoff_base,
+                             backoff_cap=self.backoff_cap, lease_s=self.lease_s,
+                             concurrency=self.concurrency)
+
+    def pacer(self) -> Pacer:
+        """The pacer of these limits."""
+        return Pacer(channel=self.channel_limit, network=self.network_limit,
+                     per_network=self.network_limits, storage_url=self.pacing_storage,
+                     quota_check_s=self.quota_check_s)
+
+
+def job_key(post_id: str, channel_id: str, version: int, arm: int) -> str:
+    """The idempotency key of one arming of one version of a target."""
+    base = f"{post_id}:{channel_id}:{version}"
+    return base if arm == 0 else f"{base}:{arm}"
+
+
+def settled_state(states: Iterable[str], current: str) -> str:
+    """A post's state from its targets' once dispatch started."""
+    states = list(states)
+    if PUBLISHING in states:
+        return PUBLISHING
+    if states and all(s == PUBLISHED for s in states):
+        return PUBLISHED
+    if SCHEDULED in states:
+        return PUBLISHING if any(s in (PUBLISHED, FAILED) for s in states) else SCHEDULED
+    if FAILED in states:
+        return FAILED
+    return current
+
+
+class _Superseded(Exception):  # noqa: N818 - control flow: the target changed meanwhile
+    """The target was edited, deleted, armed again or ended since the job was made."""
+
+
+class _ChannelDead(Exception):  # noqa: N818 - control flow: the grant is gone
+    """The channel's grant died while dispatching; the channel is flagged."""
+
+
+class Dispatcher:
+    """Arms targets on the job queue, runs ``social.publish`` jobs, retries failed ones."""
+
+    def __init__(self, store: SocialStore, channels: Channels, queue: JobQueue,
+                 publish: Publish, *, settings: DispatchSettings | None = None,
+                 pacer: Pacer | None = None, base_url: str = "",
+                 media_file: MediaFile | None = None,
+                 clock: Callable[[], float] = time.time,
+                 rng: random.Random | None = None) -> None:
+        self.store = store
+        self.channels = channels
+        self.queue = queue
+        self.publish = publish
+        self.settings = settings or DispatchSettings()
+        self.pacer = pacer or self.settings.pacer()
+        self.base_url = base_url.rstrip("/")
+        self.media_file = media_file
+        self.clock = clock
+        self.rng = rng or random.Random()
+        queue.configure(PUBLISH, self.settings.queue_settings())
+
+    # -- arming --------------------------------------------------------------------------
+
+    async def arm(self, tx: Any, post: Post) -> list[str]:
+        """Queue one publish job per scheduled target of ``post`` inside ``tx``; job ids.
+
+        Call :meth:`wake` once ``tx`` has committed.
+        """
+        if post.publish_at is None:
+            return []
+        delay = max(0.0, post.publish_at - self.clock())
+        armed = []
+        for target in post.targets:
+            if target.state != SCHEDULED:
+                continue
+            job = await self.queue.enqueue(
+                PUBLISH, {"post_id": post.post_id, "channel_id": target.channel_id,
+                          "version": post.version}, account_id=post.account_id,
+                idempotency_key=job_key(post.post_id, target.channel_id, post.version,
+                                        target.arm), delay_s=delay, tx=tx)
+            target.job_id = job.id
+            await tx.execute(
+                "UPDATE social_post_targets SET job_id = ? WHERE account_id = ? "
+                "AND post_id = ? AND channel_id = ?", job.id, post.account_id, post.post_id,
+                target.channel_id)
+            armed.append(job.id)
+        return armed
+
+    def wake(self) -> None:
+        """Tell this process's job worker that publish jobs may be due."""
+        self.queue.wake(PUBLISH)
+
+    async def cancel_jobs(self, account_id: str, job_ids: Iterable[str]) -> None:
+        """Cancel queued jobs of an edited or deleted post (they would do nothing anyway)."""
+        for job_id in job_ids:
+            try:
+                await self.queue.cancel(account_id, job_id)
+            except Exception as exc:  # the version check makes a missed cancel harmless
+                logger.warning("cancelling publish job %s/%s failed: %s", account_id, job_id,
+                               exc)
+
+    async def _rearm(self, tx: Any, account_id: str, post_id: str, channel_id: str,
+                     seen_job: str, states: tuple[str, ...], *, reset: bool,
+                     delay_s: float = 0.0) -> str | None:
+        """Arm a target again (a new job, a new key) if it still has ``seen_job``."""
+        marks = ", ".join("?" * len(states))
+        row = await tx.fetchrow(
+            "SELECT arm, version FROM social_post_targets WHERE account_id = ? "
+            f"AND post_id = ? AND channel_id = ? AND job_id = ? AND state IN ({marks})",
+            account_id, post_id, channel_id, seen_job, *states)
+        if row is None:
+            return None
+        arm, version = int(row["arm"]) + 1, int(row["version"])
+        job = await self.queue.enqueue(
+            PUBLISH, {"post_id": post_id, "channel_id": channel_id, "version": version},
+            account_id=account_id, idempotency_key=job_key(post_id, channel_id, version, arm),
+            delay_s=delay_s, tx=tx)
+        reset_sql = ", arm_attempts = 0, error = ''" if reset else ""
+        await tx.execute(
+            f"UPDATE social_post_targets SET state = 'scheduled', arm = ?, job_id = ?, "
+            f"publishing_until = 0{reset_sql} WHERE account_id = ? AND post_id = ? "
+            "AND channel_id = ? AND job_id = ?", arm, job.id, account_id, post_id, channel_id,
+            seen_job)
+        await self._settle(tx, account_id, post_id)
+        return job.id
+
+    async def requeue(self, account_id: str, post_id: str, channel_id: str, seen_job: str
+                      ) -> str | None:
+        """The sweeper's re-arming of a target whose job is gone or whose worker died; the
+        new job's id (None: the target moved on meanwhile)."""
+        async with self.store.db.transaction() as tx:
+            job_id = await self._rearm(tx, account_id, post_id, channel_id, seen_job,
+                                       (SCHEDULED, PUBLISHING), reset=False)
+            if job_id is not None:
+                await self.store.audit(tx, account_id, f"post:{post_id}", "dispatch.requeued",
+                                       "", {"channel_id": channel_id, "job_id": job_id})
+        if job_id is not None:
+            metrics.REARMED.inc()
+            if seen_job:
+                await self.cancel_jobs(account_id, [seen_job])
+            self.wake()
+        return job_id
+
+    async def retry(self, account_id: str, post_id: str, channel_id: str, actor: str) -> Post:
+        """Try a failed target again (the retry button); the post."""
+        post = await self.store.post(account_id, post_id)
+        if post is None:
+            raise NotFoundError(f"there is no post {post_id!r}")
+        target = next((t for t in post.targets if t.channel_id == channel_id), None)
+        if target is None:
+            raise NotFoundError(f"post {post_id!r} does not go to channel {channel_id!r}")
+        if target.state != FAILED:
+            raise ConflictError(f"channel {channel_id!r} of post {post_id!r} is "
+                                f"{target.state}; only a failed channel is retried")
+        channel = await self.store.channel(account_id, channel_id)
+        if channel is None or channel.state != ACTIVE:
+            raise ConflictError(f"channel {channel_id!r} must be connected again before the "
+                                "post is retried (GET /api/social/channels/{channel_id} has "
+                                "its reconnect_url)")
+        delay = max(0.0, (post.publish_at or 0.0) - self.clock())
+        async with self.store.db.transaction() as tx:
+            job_id = await self._rearm(tx, account_id, post_id, channel_id, target.job_id,
+                                       (FAILED,), reset=True, delay_s=delay)
+            if job_id is None:
+                raise ConflictError(f"post {post_id!r} changed meanwhile; look at it again")
+            await self.store.audit(tx, account_id, f"post:{post_id}", "dispatch.retried",
+                                   actor, {"channel_id": channel_id, "job_id": job_id})
+        self.wake()
+        found = await self.store.post(account_id, post_id)
+        assert found is not None
+        return found
+
+    # -- running (the social.publish job) ------------------------------------------------
+
+    async def handle(self, job: JobContext) -> dict[str, Any]:
+        """One attempt at one target; the outcome (the job's result).
+
+        Raises :class:`~jobs.Retry` to wait (burst limit, quota, a retryable failure).
+        """
+        account_id, payload = job.job.account_id, job.payload
+        post = await self.store.post(account_id, payload["post_id"])
+        target = None if post is None else next(
+            (t for t in post.targets if t.channel_id == payload["channel_id"]), None)
+        if (post is None or target is None or post.version != payload["version"]
+                or target.version != payload["version"] or target.job_id != job.job.id):
+            return {"outcome": "superseded"}
+        if target.state != SCHEDULED and target.state != PUBLISHING:
+            return {"outcome": target.state, "url": target.url}
+        now = self.clock()
+        if post.publish_at is not None and post.publish_at > now + 1.0:
+            raise Retry("not due yet", after=post.publish_at - now)
+        channel = await self.store.channel(account_id, target.channel_id)
+        if channel is None or channel.state != ACTIVE:
+            why = channel.last_error if channel is not None else "it was removed"
+            return await self._fail(post, target, channel, "the channel must be connected "
+                                    f"again before it can publish ({why})")
+        connector = self.channels.connectors.get(channel.network)
+        if connector is None:
+            return await self._fail(post, target, channel, f"network {channel.network!r} is "
+                                    "not configured on this server any more")
+        pace_key = f"{account_id}/{channel.channel_id}"
+        wait = await self.pacer.take(channel.network, pace_key)
+        if wait > 0:
+            metrics.DEFERRED.labels(channel.network, "paced").inc()
+            raise Retry(f"paced: {channel.network} channel burst limit", after=self._jitter(wait))
+        try:
+            token = await self.channels.access_token(account_id, channel.channel_id)
+        except ConflictError as exc:
+            return await self._fail(post, target, channel, str(exc))
+        except (NetworkError, SocialError) as exc:  # a refresh that may work later
+            raise Retry(f"token refresh failed: {exc}",
+                        after=self._backoff(target.arm_attempts + 1)) from None
+        try:
+            wait, quota = await self.pacer.quota_wait(channel.network, pace_key, connector,
+                                                      token)
+        except NetworkError as exc:  # the quota could not be read: the network will say
+            logger.info("quota of %s channel %s unreadable: %s", channel.network,
+                        channel.channel_id, exc)
+            wait, quota = 0.0, None
+        if wait > 0 and quota is not None:
+            metrics.DEFERRED.labels(channel.network, "quota").inc()
+            raise Retry(f"{channel.network} publishing quota spent ({quota.used}/"
+                        f"{quota.limit}); waits until it frees", after=self._jitter(wait))
+        try:
+            started = await self._start(post, target, job.job.id)
+        except _Superseded:
+            self.pacer.give_back(channel.network, pace_key)
+            return {"outcome": "superseded"}
+        return await self._attempt(post, started, channel, connector, token, pace_key)
+
+    async def _attempt(self, post: Post, target: PostTarget, channel: Channel, connector: Any,
+                       token: str, pace_key: str) -> dict[str, Any]:
+        try:
+            published = await self._send(post, target, channel, connector, token)
+        except Duplicate as exc:
+            existing = exc.existing or await self._find(post, target, channel, connector,
+                                                        token)
+            if existing is not None:
+                return await self._published(post, target, channel, existing)
+            self.pacer.give_back(channel.network, pace_key)
+            return await self._fail(post, target, channel, exc.reason)
+        except _ChannelDead as exc:
+            self.pacer.give_back(channel.network, pace_key)
+            return await self._fail(post, target, channel, str(exc))
+        except NetworkError as exc:
+            self.pacer.give_back(channel.network, pace_key)
+            if isinstance(exc, QuotaExhausted):
+                self.pacer.spent(channel.network, pace_key, exc.retry_after)
+            if not exc.retryable or target.arm_attempts >= self.settings.max_attempts:
+                return await self._fail(post, target, channel, exc.reason)
+            await self._later(post, target, channel, exc.reason, exc.retry_after)
+        except Exception as exc:  # a connector bug: retried like a network error
+            logger.exception("publishing %s/%s to %s failed unexpectedly", post.post_id,
+                             target.channel_id, channel.network)
+            self.pacer.give_back(channel.network, pace_key)
+            reason = f"{type(exc).__name__}: {exc}"
+            if target.arm_attempts >= self.settings.max_attempts:
+                return await self._fail(post, target, channel, reason)
+            await self._later(post, target, channel, reason, None)
+        return await self._published(post, target, channel, published)
+
+    async def _send(self, post: Post, target: PostTarget, channel: Channel, connector: Any,
+                    token: str) -> Published:
+        """Publish, or find the post an earlier attempt sent; one token refresh on 401."""
+        fields_ = variant(post, target)
+        publication = Publication(dedupe_key=target.dedupe_key, text=fields_["text"] or "",
+                                  media=self._media(post.account_id, fields_["media"] or []),
+                                  link=fields_["link"], first_comment=fields_["first_comment"])
+        for refreshed in (False, True):
+            try:
+                if target.attempts > 1:  # an earlier attempt may have reached the network
+                    found = await connector.find_published(token, target.dedupe_key,
+                                                           text=publication.text)
+                    if found is not None:
+                        return found
+                return await connector.publish(token, publication)
+            except TokenExpired:
+                if refreshed:
+                    raise
+                token = await self._fresh_token(channel)
+        raise AssertionError("unreachable")
+
+    def _media(self, account_id: str, refs: list[dict[str, Any]]) -> tuple[MediaItem, ...]:
+        items = media_items(refs)
+        if self.media_file is None:
+            return items
+        return tuple(replace(item, path=self.media_file(account_id, ref["asset_id"]) or item.path)
+                     for item, ref in zip(items, refs, strict=True))
+
+    async def _find(self, post: Post, target: PostTarget, channel: Channel, connector: Any,
+                    token: str) -> Published | None:
+        text = variant(post, target)["text"] or ""
+        try:
+            return await connector.find_published(token, target.dedupe_key, text=text)
+        except NetworkError:
+            return None
+
+    async def _fresh_token(self, channel: Channel) -> str:
+        """A refreshed access token; :class:`_ChannelDead` when the grant is gone."""
+        try:
+            refreshed = await self.channels.refresh(channel.account_id, channel.channel_id,
+                                                    force=True)
+        except ConflictError as exc:
+            raise _ChannelDead(str(exc)) from None
+        if refreshed.state != ACTIVE:
+            raise _ChannelDead(f"the channel must be connected again: {refreshed.last_error}")
+        return await self.channels.access_token(channel.account_id, channel.channel_id)
+
+    # -- recording -----------------------------------------------------------------------
+
+    async def _start(self, post: Post, target: PostTarget, job_id: str) -> PostTarget:
+        """Mark the target publishing (and the post), or :class:`_Superseded`."""
+        now = self.clock()
+        async with self.store.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE social_post_targets SET state = 'publishing', attempts = attempts + 1, "
+                "arm_attempts = arm_attempts + 1, publishing_until = ? WHERE account_id = ? "
+                "AND post_id = ? AND channel_id = ? AND version = ? AND job_id = ? "
+                "AND state IN ('scheduled', 'publishing')",
+                now + self.settings.publish_lease_s, post.account_id, post.post_id,
+                target.channel_id, target.version, job_id)
+            if changed != 1:
+                raise _Superseded
+            moved = await tx.execute(
+                "UPDATE social_posts SET state = 'publishing', updated_at = ? "
+                "WHERE account_id = ? AND post_id = ? AND version = ? AND deleted = 0 "
+                "AND state IN ('scheduled', 'publishing')", now, post.account_id,
+                post.post_id, post.version)
+            if moved != 1:
+                raise _Superseded
+        return replace(target, state=PUBLISHING, attempts=target.attempts + 1,
+                       arm_attempts=target.arm_attempts + 1)
+
+    async def _settle(self, tx: Any, account_id: str, post_id: str) -> str:
+        """Set the post's state from its targets'; the state."""
+        rows = await tx.fetch("SELECT state FROM social_post_targets WHERE account_id = ? "
+                              "AND post_id = ?", account_id, post_id)
+        post = await tx.fetchrow("SELECT state FROM social_posts WHERE account_id = ? "
+                                 "AND post_id = ?", account_id, post_id)
+        state = settled_state((r["state"] for r in rows), post["state"] if post else "")
+        await tx.execute("UPDATE social_posts SET state = ?, updated_at = ? WHERE "
+                         "account_id = ? AND post_id = ? AND deleted = 0", state, self.clock(),
+                         account_id, post_id)
+        return state
+
+    async def _published(self, post: Post, target: PostTarget, channel: Channel,
+                         published: Published) -> dict[str, Any]:
+        now = self.clock()
+        async with self.store.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE social_post_targets SET state = 'published', remote_id = ?, url = ?, "
+                "error = '', published_at = ?, publishing_until = 0 WHERE account_id = ? "
+                "AND post_id = ? AND channel_id = ? AND job_id = ? AND state = 'publishing'",
+                published.remote_id, published.url, now, post.account_id, post.post_id,
+                target.channel_id, target.job_id)
+            if changed == 1:
+                await self._settle(tx, post.account_id, post.post_id)
+                subject = f"post:{post.post_id}"
+                await self.store.audit(tx, post.account_id, subject, "dispatch.published", "",
+                                       {"channel_id": target.channel_id, "url": published.url,
+                                        "remote_id": published.remote_id,
+                                        "attempts": target.attempts}, now)
+                await self.publish(tx, PUBLISHED_EVENT, {
+                    "account_id": post.account_id, "post_id": post.post_id,
+                    "channel_id": target.channel_id, "network": channel.network,
+                    "author_id": post.author_id, "remote_id": published.remote_id,
+                    "url": published.url, "publish_at": iso(post.publish_at),
+                    "published_at": now}, post.account_id)
+        if changed != 1:
+            return {"outcome": "superseded"}
+        metrics.OUTCOMES.labels(channel.network, "published").inc()
+        if post.publish_at is not None:
+            metrics.LAG.labels(channel.network).observe(max(0.0, now - post.publish_at))
+        return {"outcome": "published", "remote_id": published.remote_id,
+                "url": published.url}
+
+    def retry_url(self, post_id: str, channel_id: str) -> str:
+        """Where the retry button posts to."""
+        return f"{self.base_url}/api/social/posts/{post_id}/targets/{channel_id}/retry"
+
+    async def _fail(self, post: Post, target: PostTarget, channel: Channel | None,
+                    reason: str) -> dict[str, Any]:
+        """End the target failed with ``reason`` (the network's words)."""
+        now = self.clock()
+        network = channel.network if channel is not None else target.network
+        async with self.store.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE social_post_targets SET state = 'failed', error = ?, "
+                "publishing_until = 0 WHERE account_id = ? AND post_id = ? AND channel_id = ? "
+                "AND job_id = ? AND version = ? AND state IN ('scheduled', 'publishing')",
+                reason[:2000], post.account_id, post.post_id, target.channel_id,
+                target.job_id, target.version)
+            if changed == 1:
+                await self._settle(tx, post.account_id, post.post_id)
+                await self.store.audit(tx, post.account_id, f"post:{post.post_id}",
+                                       "dispatch.failed", "",
+                                       {"channel_id": target.channel_id, "reason": reason,
+                                        "attempts": target.attempts}, now)
+                await self.publish(tx, FAILED_EVENT, {
+                    "account_id": post.account_id, "post_id": post.post_id,
+                    "channel_id": target.channel_id, "network": network,
+                    "author_id": post.author_id, "reason": reason,
+                    "attempts": target.attempts,
+                    "retry_url": self.retry_url(post.post_id, target.channel_id)},
+                    post.account_id)
+        if changed != 1:
+            return {"outcome": "superseded"}
+        metrics.OUTCOMES.labels(network, "failed").inc()
+        logger.info("post %s/%s on %s failed: %s", post.account_id, post.post_id, network,
+                    reason)
+        return {"outcome": "failed", "reason": reason}
+
+    async def _later(self, post: Post, target: PostTarget, channel: Channel, reason: str,
+                     retry_after: float | None) -> None:
+        """Back to scheduled with the network's reason; raises :class:`~jobs.Retry`."""
+        async with self.store.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE social_post_targets SET state = 'scheduled', error = ?, "
+                "publishing_until = 0 WHERE account_id = ? AND post_id = ? AND channel_id = ? "
+                "AND job_id = ? AND state = 'publishing'", reason[:2000], post.account_id,
+                post.post_id, target.channel_id, target.job_id)
+            if changed == 1:
+                await self._settle(tx, post.account_id, post.post_id)
+        metrics.DEFERRED.labels(channel.network, "retry").inc()
+        after = (self._jitter(retry_after) if retry_after is not None
+                 else self._backoff(target.arm_attempts))
+        raise Retry(f"{channel.network}: {reason}", after=after)
+
+    def _backoff(self, attempt: int) -> float:
+        return backoff_delay(attempt, self.settings.backoff_base, self.settings.backoff_cap,
+                             self.rng)
+
+    def _jitter(self, seconds: float) -> float:
+        """``seconds`` and up to a tenth more, so waiters that share a moment spread out."""
+        return seconds + self.rng.uniform(0, max(seconds, 0.05) / 10)

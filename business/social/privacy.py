@@ -1,0 +1,141 @@
+"""A person's social data: their export, and what erasing them keeps and forgets.
+
+The plug-in's ``account_export`` and ``account_erased`` hooks call these.
+
+Export (:func:`export_account`): the channels (what they are, never their tokens),
+posts with their channels' variants and outcomes, approval decisions and audit of the
+person's own account; and in other accounts the posts they wrote, the channels they
+connected, the approval decisions they made and the steps they took.
+
+Erasure (:func:`erase_account`): the person's own account loses its channels (tokens
+and all), connects in progress, posts, their targets and approval decisions, and its
+queued publish jobs are cancelled. The audit trails are kept pseudonymised: the own
+account's steps move under the pseudonym, and in every account each mention of the
+person (as author, connector, approver or actor, in notes and details) becomes the
+pseudonym. Posts they wrote for an organisation stay the organisation's, authored by
+the pseudonym.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dawserver.plugin_api import JobQueue, Pseudonymiser
+
+#: The own account's tables that are deleted.
+FORGOTTEN = ("social_post_targets", "social_approval_steps", "social_posts",
+             "social_connects", "social_channels")
+#: Where a kept row of another account may name a person: (table, key, text columns,
+#: JSON columns).
+MENTIONS = (
+    ("social_posts", ("account_id", "post_id"), ("author_id",), ()),
+    ("social_channels", ("account_id", "channel_id"), ("connected_by",), ()),
+    ("social_approval_steps", ("account_id", "post_id", "channel_id", "version", "tier"),
+     ("decided_by", "note"), ()),
+    ("social_audit", ("account_id", "audit_id"), ("actor",), ("detail",)),
+)
+CHANNEL_FIELDS = ("channel_id, network, remote_id, name, handle, state, scope, expires_at, "
+                  "last_error, connected_by, approval_tiers, queue_slots, time_zone, "
+                  "created_at, updated_at")
+POST_FIELDS = ("post_id, author_id, text, media, link, first_comment, campaign, publish_at, "
+               "time_zone, state, version, submitted_at, created_at, updated_at")
+TARGET_FIELDS = ("post_id, channel_id, text, media, link, first_comment, state, remote_id, "
+                 "url, error, attempts, published_at")
+
+
+def _decoded(row: dict[str, Any], *columns: str) -> dict[str, Any]:
+    return {**row, **{c: json.loads(row[c]) for c in columns if row.get(c) is not None}}
+
+
+async def _posts(db: Any, where: str, *args: Any) -> list[dict[str, Any]]:
+    posts = [_decoded(dict(r), "media") for r in await db.fetch(
+        f"SELECT account_id, {POST_FIELDS} FROM social_posts WHERE deleted = 0 AND {where} "
+        "ORDER BY created_at, post_id", *args)]
+    for post in posts:
+        post["targets"] = [_decoded(dict(t), "media") for t in await db.fetch(
+            f"SELECT {TARGET_FIELDS} FROM social_post_targets WHERE account_id = ? "
+            "AND post_id = ? ORDER BY channel_id", post["account_id"], post["post_id"])]
+    return posts
+
+
+async def export_account(db: Any, account_id: str) -> dict[str, Any]:
+    """The social parts of ``account_id``'s export (JSON-able; no token anywhere)."""
+    async def rows(sql: str, *json_columns: str) -> list[dict[str, Any]]:
+        return [_decoded(dict(r), *json_columns) for r in await db.fetch(sql, account_id)]
+
+    return {
+        "channels": await rows(f"SELECT {CHANNEL_FIELDS} FROM social_channels "
+                               "WHERE account_id = ? ORDER BY created_at, channel_id",
+                               "approval_tiers", "queue_slots"),
+        "posts": await _posts(db, "account_id = ?", account_id),
+        "approval_decisions": [dict(r) for r in await db.fetch(
+            "SELECT account_id, post_id, channel_id, version, tier, decision, decided_by, "
+            "note, decided_at FROM social_approval_steps WHERE account_id = ? "
+            "OR decided_by = ? ORDER BY decided_at", account_id, account_id)],
+        "audit": await rows("SELECT subject, action, actor, detail, at FROM social_audit "
+                            "WHERE account_id = ? ORDER BY audit_id", "detail"),
+        "elsewhere": {
+            "posts_written": await _posts(db, "author_id = ? AND account_id <> author_id",
+                                          account_id),
+            "channels_connected": await rows(
+                f"SELECT account_id, {CHANNEL_FIELDS} FROM social_channels WHERE "
+                "connected_by = ? AND account_id <> connected_by ORDER BY created_at",
+                "approval_tiers", "queue_slots"),
+            "steps": await rows("SELECT account_id, subject, action, actor, detail, at FROM "
+                                "social_audit WHERE actor = ? AND account_id <> actor "
+                                "ORDER BY at", "detail"),
+        },
+    }
+
+
+async def _pseudonymise(tx: Any, pz: Pseudonymiser) -> int:
+    """Replace the person's mentions in kept rows of every account; rows changed."""
+    changed = 0
+    for table, key, texts, documents in MENTIONS:
+        columns = (*texts, *documents)
+        where = " OR ".join(f"LOWER({c}) LIKE ?" for c in columns for _ in pz.needles)
+        needles = [f"%{n}%" for _ in columns for n in pz.needles]
+        found = await tx.fetch(f"SELECT {', '.join((*key, *columns))} FROM {table} "
+                               f"WHERE {where}", *needles)
+        for row in found:
+            new = {c: pz.text(row[c]) for c in texts}
+            new.update({c: json.dumps(pz.value(json.loads(row[c]))) for c in documents})
+            if all(new[c] == row[c] for c in columns):
+                continue  # a LIKE match that is no mention (a longer word)
+            sets = ", ".join(f"{c} = ?" for c in columns)
+            match = " AND ".join(f"{k} = ?" for k in key)
+            changed += await tx.execute(f"UPDATE {table} SET {sets} WHERE {match}",
+                                        *(new[c] for c in columns), *(row[k] for k in key))
+    return changed
+
+
+async def _move(tx: Any, table: str, old: str, new: str) -> int:
+    """Move ``old``'s rows of ``table`` under the account id ``new`` (the distribution
+    column is never updated in place); how many."""
+    rows = await tx.fetch(f"SELECT * FROM {table} WHERE account_id = ?", old)
+    for row in rows:
+        values = {**dict(row), "account_id": new}
+        await tx.execute(f"INSERT INTO {table} ({', '.join(values)}) VALUES "
+                         f"({', '.join('?' * len(values))})", *values.values())
+    await tx.execute(f"DELETE FROM {table} WHERE account_id = ?", old)
+    return len(rows)
+
+
+async def erase_account(db: Any, queue: JobQueue, publish_queue: str, pz: Pseudonymiser
+                        ) -> dict[str, int]:
+    """Forget ``pz``'s person in the social tables (idempotent); rows, by table."""
+    person_id = pz.account_id
+    for job in await queue.find(account_id=person_id, queue=publish_queue,
+                                states=("queued", "retrying", "running")):
+        await queue.cancel(person_id, job.id)
+    changed: dict[str, int] = {}
+    async with db.transaction() as tx:
+        for table in FORGOTTEN:
+            changed[table] = await tx.execute(f"DELETE FROM {table} WHERE account_id = ?",
+                                              person_id)
+        changed["social_connects_started"] = await tx.execute(
+            "DELETE FROM social_connects WHERE person_id = ?", person_id)
+        changed["social_audit"] = await _move(tx, "social_audit", person_id, pz.pseudonym)
+        changed["mentions"] = await _pseudonymise(tx, pz)
+    return changed
