@@ -456,13 +456,23 @@ static inline plain_plan plain_plan_of(const daw_graph *g, int32_t t, int64_t st
     return plan;
 }
 
-/* Plain tracks mixed in one pass: their sums stay in registers (plain.c). */
+/* Plain tracks mixed in one pass: their sums stay in registers (plain.c).  A pass
+ * reads its tracks side by side, a tile at a time; more than about 2,048 samples'
+ * worth of tracks at once is more streams than the hardware prefetchers follow
+ * (measured: 32 tracks at 64 frames, 16 at 128, 8 from 256). */
 #define PLAIN_RUN 32
+#define PLAIN_RUN_MIN 8
+#define PLAIN_RUN_SAMPLES 2048
 
 /* Tracks [lo, hi) into one thread's target, in order. */
 static int render_tracks(daw_graph *g, const mix_target *to, int32_t lo, int32_t hi,
                          int64_t start, int32_t frames, int32_t phase, float alpha) {
     plain_plan run[PLAIN_RUN];
+    const int32_t run_max =
+        frames <= PLAIN_RUN_SAMPLES / PLAIN_RUN
+            ? PLAIN_RUN
+            : (frames >= PLAIN_RUN_SAMPLES / PLAIN_RUN_MIN ? PLAIN_RUN_MIN
+                                                           : PLAIN_RUN_SAMPLES / frames);
     int32_t n = 0;
     int rc = DAW_OK;
     float *l = to->master, *r = to->master + g->max_block;
@@ -470,7 +480,7 @@ static int render_tracks(daw_graph *g, const mix_target *to, int32_t lo, int32_t
         const plain_plan p = plain_plan_of(g, t, start, frames);
         if (p.x) {
             if (p.x != silent) run[n++] = p;
-            if (n == PLAIN_RUN) {
+            if (n == run_max) {
                 mix_plain_run(l, r, run, n, frames);
                 n = 0;
             }
