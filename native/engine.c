@@ -462,6 +462,7 @@ static inline plain_plan plain_plan_of(const daw_graph *g, int32_t t, int64_t st
  * (measured: 32 tracks at 64 frames, 16 at 128, 8 from 256). */
 #define PLAIN_RUN 32
 #define PLAIN_RUN_MIN 8
+#define FADER_AHEAD 16
 #define PLAIN_RUN_SAMPLES 2048
 
 /* Tracks [lo, hi) into one thread's target, in order. */
@@ -477,6 +478,8 @@ static int render_tracks(daw_graph *g, const mix_target *to, int32_t lo, int32_t
     int rc = DAW_OK;
     float *l = to->master, *r = to->master + g->max_block;
     for (int32_t t = lo; t < hi && rc == DAW_OK;) {
+        /* faders are small arrays of their own, scattered: fetch them ahead */
+        if (t + FADER_AHEAD < hi) __builtin_prefetch(g->tracks[t + FADER_AHEAD].fader, 0, 3);
         const plain_plan p = plain_plan_of(g, t, start, frames);
         if (p.x) {
             if (p.x != silent) run[n++] = p;
