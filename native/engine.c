@@ -373,16 +373,17 @@ static inline void prefetch_lines(const float *p, int64_t bytes) {
         __builtin_prefetch((const void *)q, 0, READ_AHEAD_LOCALITY);
 }
 
-/* The next block of a track that is not plain: its first clip there. */
-static void read_ahead_track(const daw_track *tr, int64_t start, int32_t frames) {
-    const int64_t next = start + frames;
+/* The block [start, start + frames) of a track that is not plain: its first clip
+ * there, into L2. */
+static void prefetch_track(const daw_track *tr, int64_t start, int32_t frames) {
     for (int32_t c = 0; c < tr->n_clips; c++) {
         const daw_clip *clip = &tr->clips[c];
-        if (clip->position >= next + frames) break;
-        if (clip->position + clip->length <= next) continue;
-        const int64_t k = max_i64(next - clip->position, 0) + clip->offset;
+        if (clip->position >= start + frames) break;
+        if (clip->position + clip->length <= start) continue;
+        const int64_t k = max_i64(start - clip->position, 0) + clip->offset;
         const int64_t bytes = min_i64((int64_t)frames * 4, READ_AHEAD_BYTES);
-        for (int ch = 0; ch < clip->channels; ch++) prefetch_lines(clip->data + ch * clip->stride + k, bytes);
+        for (int ch = 0; ch < clip->channels; ch++)
+            prefetch_lines(clip->data + ch * clip->stride + k, bytes);
         break;
     }
 }
@@ -497,7 +498,7 @@ static int render_tracks(daw_graph *g, const mix_target *to, int32_t lo, int32_t
         if (lanes_ready(&g->tracks[t], hi - t)) {
             for (int32_t k = 0; k < DAW_LANES; k++) {
                 track_input(g, &g->tracks[t + k], start, frames);
-                read_ahead_track(&g->tracks[t + k], start, frames);
+                prefetch_track(&g->tracks[t + k], start + frames, frames);
             }
             lanes_run_chain(g, &g->tracks[t], frames, to->lanes);
             for (int32_t k = 0; k < DAW_LANES && rc == DAW_OK; k++)
@@ -505,7 +506,7 @@ static int render_tracks(daw_graph *g, const mix_target *to, int32_t lo, int32_t
             t += DAW_LANES;
             continue;
         }
-        read_ahead_track(&g->tracks[t], start, frames);
+        prefetch_track(&g->tracks[t], start + frames, frames);
         rc = render_track(g, to, &g->tracks[t], start, frames, phase, alpha);
         t++;
     }
