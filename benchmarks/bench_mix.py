@@ -2,7 +2,9 @@
 
 Every ratio is the median over rounds in which the contenders run one after another on
 the same data (:func:`benchmarks.conftest.rounds_of`), so the load of a shared machine
-hits all of them alike.
+hits all of them alike. Each contender starts once the threads the one before it left
+spinning are idle (OpenBLAS's workers spin for about 0.1 s after a threaded call), so
+neither BLAS nor the engine is timed while the other's threads hold a core.
 
 Run: ``python -m pytest benchmarks/bench_mix.py --benchmark-enable -s``.
 """
@@ -89,7 +91,7 @@ def test_engine_plain_mix(benchmark, n_tracks: int, rate: int, block: int,
                                      for s in range(0, frames, block)],
         "blas_whole": lambda: weights @ data,
         "memcopy": lambda: np.copyto(target, data),
-    })
+    }, settle=True)
     record(benchmark, realtime=SECONDS / statistics.median(times["engine"]),
            vs_blas_whole=median_ratio(times, "blas_whole", "engine"),
            vs_blas_same_blocks=median_ratio(times, "blas_same_blocks", "engine"),
@@ -116,7 +118,7 @@ def test_mix_function_against_blas(benchmark, n_tracks: int, frames: int) -> Non
         "read_once_one_thread": lambda: _read_once(data, 1),
         "mix_one_thread": lambda: dsp_core.mix(data, gains, pans, threads=1),
         "blas_one_thread": blas_one_thread,
-    }, rounds=11)
+    }, rounds=11, settle=True)
     # "the time to read the input once": the faster of one and all cores, round by round
     times["read"] = [min(a, b) for a, b in zip(times["read_once"],
                                                times["read_once_one_thread"], strict=True)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,13 +30,56 @@ def best_time(fn: Callable[[], object], repeat: int = 3) -> float:
     return min(times)
 
 
+def _others_running() -> bool | None:
+    """Whether a thread of this process other than the caller is running or waiting
+    for a core (state R in /proc, Linux), or None where that cannot be read."""
+    me = threading.get_native_id()
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tids:
+        if int(tid) == me:
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # the thread ended meanwhile
+        if state == "R":
+            return True
+    return False
+
+
+def settle_threads(timeout: float = 0.5, poll: float = 0.001) -> float:
+    """Wait until the process's other threads sleep; return the seconds waited.
+
+    OpenBLAS's workers spin for about 0.1 s after a threaded call (2**28 cycles, its
+    ``OPENBLAS_THREAD_TIMEOUT``) before they sleep; a contender timed meanwhile finds
+    one core taken by them. A spinning thread stays runnable (R) even while the
+    system preempts it, so the wait ends when no other thread is R on two polls in a
+    row. Without /proc, a fixed 0.15 s pause.
+    """
+    start = time.perf_counter()
+    if _others_running() is None:
+        time.sleep(0.15)
+        return time.perf_counter() - start
+    calm = 0
+    while calm < 2 and time.perf_counter() - start < timeout:
+        calm = 0 if _others_running() else calm + 1
+        if calm < 2:
+            time.sleep(poll)
+    return time.perf_counter() - start
+
+
 def rounds_of(contenders: dict[str, Callable[[], object]], rounds: int = 7,
-              warmup: bool = True) -> dict[str, list[float]]:
+              warmup: bool = True, settle: bool = False) -> dict[str, list[float]]:
     """Seconds of each contender per round; within a round they run one after another.
 
     A load change on a shared machine then hits every contender of the round, and a
     ratio taken round by round (:func:`median_ratio`) is steadier than a ratio of
-    best times taken minutes apart.
+    best times taken minutes apart. With ``settle``, each contender starts once the
+    threads the one before it left spinning are idle (:func:`settle_threads`).
     """
     if warmup:
         for fn in contenders.values():
@@ -43,6 +87,8 @@ def rounds_of(contenders: dict[str, Callable[[], object]], rounds: int = 7,
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(1 if SMOKE else rounds):
         for name, fn in contenders.items():
+            if settle:
+                settle_threads()
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)

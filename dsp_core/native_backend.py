@@ -143,6 +143,8 @@ class NativeGraph:
         for i, tr in enumerate(graph.tracks):
             b.track(tr, tracks[i])
         g.n_tracks, g.tracks = len(graph.tracks), tracks
+        # where each track's plain blocks are, found by the engine (zeroed: none yet)
+        g.plain = b.hold(ffi.new("daw_plain[]", max(len(graph.tracks), 1)))
         buses = b.hold(ffi.new("daw_bus[]", max(len(graph.buses), 1)))
         for i, bus in enumerate(graph.buses):
             b.bus(bus, buses[i])

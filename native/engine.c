@@ -135,12 +135,20 @@ int daw_mix(const float *tracks, int64_t n_tracks, int64_t n_frames, const float
 
 /* ---------------------------------------------------------------- faders */
 
-/* True when neither gain is gliding: the fader is a constant pair of gains. */
+/* True when neither gain is gliding: the fader is a constant pair of gains.
+ * (target L, R, end L, R) == (end L, R, start L, R), one vector compare on x86. */
+_Static_assert(DAW_FADER_END == DAW_FADER_TARGET + 2 && DAW_FADER_START == DAW_FADER_END + 2,
+               "fader_settled compares the fader slots pairwise");
 static inline int fader_settled(const float *f) {
+#if defined(__SSE__)
+    const __m128 a = _mm_loadu_ps(f + DAW_FADER_TARGET), b = _mm_loadu_ps(f + DAW_FADER_END);
+    return _mm_movemask_ps(_mm_cmpeq_ps(a, b)) == 15;
+#else
     return f[DAW_FADER_START] == f[DAW_FADER_END] &&
            f[DAW_FADER_START + 1] == f[DAW_FADER_END + 1] &&
            f[DAW_FADER_END] == f[DAW_FADER_TARGET] &&
            f[DAW_FADER_END + 1] == f[DAW_FADER_TARGET + 1];
+#endif
 }
 
 /* dst_l += gain_l(t) * src_l, dst_r += gain_r(t) * src_r, gains smoothed per
@@ -347,121 +355,162 @@ static int track_output(daw_graph *g, const mix_target *to, daw_track *tr, int32
     return DAW_OK;
 }
 
-/* Touch the first cache lines a track will read in this block. */
-#define PREFETCH_BYTES 512
+/* ---------------------------------------------------------------- plain tracks */
 
+/* Read-ahead: while a block is mixed, the first READ_AHEAD_BYTES of what each
+ * track will read in the next block are requested into L2 (prefetcht2), so that
+ * block finds them there.  Blocks follow each other during playback and bounces;
+ * after a seek the first block reads without it.  A 64-frame block reads 256
+ * bytes per track from a different place each: without read-ahead the memory
+ * system sees only the few tracks the CPU is working on at once. */
+#define READ_AHEAD_BYTES 512
+#define READ_AHEAD_LOCALITY 1
+
+/* every cache line of [p, p + bytes) */
+static inline void prefetch_lines(const float *p, int64_t bytes) {
+    const uintptr_t end = (uintptr_t)p + (uintptr_t)bytes;
+    for (uintptr_t q = (uintptr_t)p & ~(uintptr_t)63; q < end; q += 64)
+        __builtin_prefetch((const void *)q, 0, READ_AHEAD_LOCALITY);
+}
+
+/* The block [start, start + frames) of a track that is not plain: its first clip
+ * there, into L2. */
 static void prefetch_track(const daw_track *tr, int64_t start, int32_t frames) {
     for (int32_t c = 0; c < tr->n_clips; c++) {
         const daw_clip *clip = &tr->clips[c];
         if (clip->position >= start + frames) break;
         if (clip->position + clip->length <= start) continue;
         const int64_t k = max_i64(start - clip->position, 0) + clip->offset;
-        const int64_t bytes = min_i64((int64_t)frames * 4, PREFETCH_BYTES);
-        for (int ch = 0; ch < clip->channels; ch++) {
-            const char *p = (const char *)(clip->data + ch * clip->stride + k);
-            for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 0);
-        }
+        const int64_t bytes = min_i64((int64_t)frames * 4, READ_AHEAD_BYTES);
+        for (int ch = 0; ch < clip->channels; ch++)
+            prefetch_lines(clip->data + ch * clip->stride + k, bytes);
         break;
     }
 }
 
-/* What a track adds to a block when it is plain: gain * source[0..frames) into
- * the master bus (mono, no inserts or sends, settled fader, one mono clip
- * covering the block with no fade inside it). */
-typedef struct {
-    const float *x;  /* NULL: not plain in this block */
-    float env, gl, gr;
-} plain_plan;
+/* A plain track in a block: mono, no inserts or sends, settled fader, and one
+ * mono clip covering the block with no fade inside it.  Its daw_plain remembers
+ * the span of the timeline where that clip is the only one and has no fade, so
+ * that finding a plain block there is two compares and a fader check. */
+enum { PLAIN_UNKNOWN = 0, PLAIN_SPAN = 1, PLAIN_NEVER = 2 };
 
-static plain_plan plain_source(const daw_track *tr, int64_t start, int32_t frames) {
-    const plain_plan none = {NULL, 0.0f, 0.0f, 0.0f};
-    const float *f = tr->fader;
-    if (tr->channels != 1 || tr->n_effects || tr->n_sends || !fader_settled(f)) return none;
+/* Look at the clips around [start, start + frames): 1 and memo filled in if one
+ * clip alone covers it without fades. */
+static int plain_span(const daw_track *tr, int64_t start, int32_t frames, daw_plain *memo) {
+    memo->state = PLAIN_UNKNOWN;
+    if ((tr->channels - 1) | tr->n_effects | tr->n_sends) {
+        memo->state = PLAIN_NEVER;
+        return 0;
+    }
     const daw_clip *found = NULL;
+    int64_t lo = INT64_MIN, hi = INT64_MAX;
     for (int32_t c = 0; c < tr->n_clips; c++) {
         const daw_clip *clip = &tr->clips[c];
-        if (clip->position >= start + frames) break;
-        if (clip->position + clip->length <= start) continue;
-        if (found) return none;
+        if (clip->position >= start + frames) {  /* sorted: the first clip after the block */
+            hi = clip->position;
+            break;
+        }
+        if (clip->position + clip->length <= start) {
+            lo = max_i64(lo, clip->position + clip->length);
+            continue;
+        }
+        if (found) return 0;
         found = clip;
     }
-    if (!found || found->channels != 1 || found->position + found->fade_in > start ||
-        found->position + found->length - found->fade_out < start + frames)
+    if (!found || found->channels != 1) return 0;
+    lo = max_i64(lo, found->position + found->fade_in);
+    hi = min_i64(hi, found->position + found->length - found->fade_out);
+    if (lo > start || hi < start + frames) return 0;
+    memo->source = found->data + found->offset;
+    memo->position = found->position;
+    memo->lo = lo;
+    memo->hi = hi;
+    memo->gain = found->gain;
+    memo->state = PLAIN_SPAN;
+    return 1;
+}
+
+/* A plain track whose fader is at zero adds nothing: x = `silent`. */
+static const float silent[1];
+
+/* The plan of track t in this block, or x = NULL when it is not plain. */
+static inline plain_plan plain_plan_of(const daw_graph *g, int32_t t, int64_t start,
+                                       int32_t frames) {
+    const plain_plan none = {NULL, 0.0f, 0.0f};
+    const daw_track *tr = &g->tracks[t];
+    daw_plain local = {0}, *memo = g->plain ? &g->plain[t] : &local;
+    if (memo->state == PLAIN_NEVER) return none;
+    if ((memo->state != PLAIN_SPAN || start < memo->lo || start + frames > memo->hi) &&
+        !plain_span(tr, start, frames, memo))
         return none;
-    const plain_plan plan = {found->data + found->offset + (start - found->position), found->gain,
-                             f[DAW_FADER_END], f[DAW_FADER_END + 1]};
+    const float *f = tr->fader;
+    if (!fader_settled(f)) return none;
+    const float gl = f[DAW_FADER_END], gr = f[DAW_FADER_END + 1];
+    if (gl == 0.0f && gr == 0.0f) {
+        const plain_plan quiet = {silent, 0.0f, 0.0f};
+        return quiet;
+    }
+    const float *x = memo->source + (start - memo->position);
+    if (start + 2 * (int64_t)frames <= memo->hi)
+        prefetch_lines(x + frames, min_i64((int64_t)frames * 4, READ_AHEAD_BYTES));
+    const plain_plan plan = {x, gl * memo->gain, gr * memo->gain};
     return plan;
 }
 
-/* PLAIN_GROUP plain tracks at once: the accumulators are loaded and stored
- * once for the whole group, as in daw_mix. */
-#define PLAIN_GROUP 4
+/* Plain tracks mixed in one pass: their sums stay in registers (plain.c).  A pass
+ * reads its tracks side by side, a tile at a time; more than about 2,048 samples'
+ * worth of tracks at once is more streams than the hardware prefetchers follow
+ * (measured: 32 tracks at 64 frames, 16 at 128, 8 from 256). */
+#define PLAIN_RUN 32
+#define PLAIN_RUN_MIN 8
+#define FADER_AHEAD 16
+#define PLAIN_RUN_SAMPLES 2048
 
-static void mix_plain_group(const daw_graph *g, const mix_target *to, const plain_plan *p,
-                            int32_t frames) {
-    float *restrict l = to->master;
-    float *restrict r = to->master + g->max_block;
-    const float *restrict x0 = p[0].x, *restrict x1 = p[1].x, *restrict x2 = p[2].x,
-                          *restrict x3 = p[3].x;
-    const float e0 = p[0].env, e1 = p[1].env, e2 = p[2].env, e3 = p[3].env;
-    const float l0 = p[0].gl, l1 = p[1].gl, l2 = p[2].gl, l3 = p[3].gl;
-    const float r0 = p[0].gr, r1 = p[1].gr, r2 = p[2].gr, r3 = p[3].gr;
-    for (int32_t i = 0; i < frames; i++) {
-        const float a = e0 * x0[i], b = e1 * x1[i], c = e2 * x2[i], d = e3 * x3[i];
-        l[i] += l0 * a + l1 * b + l2 * c + l3 * d;
-        r[i] += r0 * a + r1 * b + r2 * c + r3 * d;
-    }
-}
-
-/* Tracks are looked at PLAN_AHEAD tracks before they are mixed: whether each is
- * plain, and a prefetch of the audio it will read.  Looking ahead in a separate
- * step keeps the bookkeeping of many tracks out of the mixing loop, so the
- * memory system sees many tracks' reads at once instead of one track's at a time
- * (a 64-frame block reads 256 bytes per track, from a different place each). */
-#define PLAN_AHEAD 32
-#define PLAN_RING 64 /* power of two > PLAN_AHEAD + DAW_LANES */
-
-static void plan_track(const daw_track *tr, int64_t start, int32_t frames, plain_plan *plan) {
-    *plan = plain_source(tr, start, frames);
-    if (!plan->x) {
-        prefetch_track(tr, start, frames);
-        return;
-    }
-    const char *p = (const char *)plan->x;
-    const int64_t bytes = min_i64((int64_t)frames * 4, PREFETCH_BYTES);
-    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 0);
-}
-
-/* Tracks [lo, hi) into one thread's target. */
+/* Tracks [lo, hi) into one thread's target, in order. */
 static int render_tracks(daw_graph *g, const mix_target *to, int32_t lo, int32_t hi,
                          int64_t start, int32_t frames, int32_t phase, float alpha) {
-    plain_plan plans[PLAN_RING];
-    int32_t planned = lo;
+    plain_plan run[PLAIN_RUN];
+    const int32_t run_max =
+        frames <= PLAIN_RUN_SAMPLES / PLAIN_RUN
+            ? PLAIN_RUN
+            : (frames >= PLAIN_RUN_SAMPLES / PLAIN_RUN_MIN ? PLAIN_RUN_MIN
+                                                           : PLAIN_RUN_SAMPLES / frames);
+    int32_t n = 0;
     int rc = DAW_OK;
+    float *l = to->master, *r = to->master + g->max_block;
     for (int32_t t = lo; t < hi && rc == DAW_OK;) {
-        for (; planned < hi && planned < t + PLAN_AHEAD; planned++)
-            plan_track(&g->tracks[planned], start, frames, &plans[planned & (PLAN_RING - 1)]);
-        if (t + PLAIN_GROUP <= hi) {
-            const plain_plan group[PLAIN_GROUP] = {
-                plans[t & (PLAN_RING - 1)], plans[(t + 1) & (PLAN_RING - 1)],
-                plans[(t + 2) & (PLAN_RING - 1)], plans[(t + 3) & (PLAN_RING - 1)]};
-            if (group[0].x && group[1].x && group[2].x && group[3].x) {
-                mix_plain_group(g, to, group, frames);
-                t += PLAIN_GROUP;
-                continue;
+        /* faders are small arrays of their own, scattered: fetch them ahead */
+        if (t + FADER_AHEAD < hi) __builtin_prefetch(g->tracks[t + FADER_AHEAD].fader, 0, 3);
+        const plain_plan p = plain_plan_of(g, t, start, frames);
+        if (p.x) {
+            if (p.x != silent) run[n++] = p;
+            if (n == run_max) {
+                mix_plain_run(l, r, run, n, frames);
+                n = 0;
             }
+            t++;
+            continue;
+        }
+        if (n) {
+            mix_plain_run(l, r, run, n, frames);
+            n = 0;
         }
         if (lanes_ready(&g->tracks[t], hi - t)) {
-            for (int32_t k = 0; k < DAW_LANES; k++) track_input(g, &g->tracks[t + k], start, frames);
+            for (int32_t k = 0; k < DAW_LANES; k++) {
+                track_input(g, &g->tracks[t + k], start, frames);
+                prefetch_track(&g->tracks[t + k], start + frames, frames);
+            }
             lanes_run_chain(g, &g->tracks[t], frames, to->lanes);
             for (int32_t k = 0; k < DAW_LANES && rc == DAW_OK; k++)
                 rc = track_output(g, to, &g->tracks[t + k], frames, phase, alpha);
             t += DAW_LANES;
             continue;
         }
+        prefetch_track(&g->tracks[t], start + frames, frames);
         rc = render_track(g, to, &g->tracks[t], start, frames, phase, alpha);
         t++;
     }
+    if (n && rc == DAW_OK) mix_plain_run(l, r, run, n, frames);
     return rc;
 }
 

@@ -100,6 +100,17 @@ typedef struct {
     float *buffer;      /* 2 * max_block */
 } daw_bus;
 
+/* What the engine remembers of one track between blocks: where its plain blocks
+ * are (see engine.c).  The caller allocates one per track, zeroed, with the graph,
+ * and zeroes them again whenever a track's clips, inserts or sends change. */
+typedef struct {
+    const float *source;  /* the clip's first played frame (data + offset) */
+    int64_t position;     /* timeline frame of source[0] */
+    int64_t lo, hi;       /* blocks inside [lo, hi) read this clip alone, without fades */
+    float gain;           /* the clip's gain */
+    int32_t state;        /* 0: to look at, 1: the fields above hold, 2: never plain */
+} daw_plain;
+
 typedef struct {
     double sample_rate;
     int32_t max_block;
@@ -114,6 +125,7 @@ typedef struct {
                              run on the pool's threads when the block is large enough */
     float *thread_scratch;  /* n_threads * (2 * n_buses + 5 + 2 * DAW_LANES) * max_block */
     int64_t frames_done;  /* frames rendered since reset: sets the tick phase */
+    daw_plain *plain;     /* n_tracks, or NULL: looked up every block */
 } daw_graph;
 
 /* Mix n_tracks mono tracks (row-major n_tracks x n_frames) to stereo with the

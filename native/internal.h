@@ -118,6 +118,16 @@ typedef void (*pool_task)(void *arg, int32_t index, int32_t count);
 INTERNAL void pool_run(pool_task task, void *arg, int32_t count, int32_t threads,
                        int64_t work);
 
+/* plain.c: what a plain track adds to a block, gl * x[0..frames) to the left sum and
+ * gr * x to the right (gl, gr: fader gain times clip gain); mix_plain_run adds n of
+ * them, in order, to every frame of l and r. */
+typedef struct {
+    const float *x;
+    float gl, gr;
+} plain_plan;
+INTERNAL void mix_plain_run(float *restrict l, float *restrict r, const plain_plan *p,
+                            int32_t n, int32_t frames);
+
 /* lanes.c */
 INTERNAL int lanes_ready(const daw_track *tr, int32_t available);
 INTERNAL void lanes_run_chain(daw_graph *g, daw_track *tr, int32_t frames, float *lane_scratch);

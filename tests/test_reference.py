@@ -17,7 +17,8 @@ reference = get_backend("reference")
 # Where C and twin do the same float32 operations in the same order they agree bit for
 # bit (no FMA contraction: the build is -std=c11, so -ffp-contract=off).  Elsewhere
 # the order differs (BLAS sums tracks in its own order; the compressor's polynomial
-# log2/exp2 are evaluated in another order), and results agree to float32 rounding.
+# log2/exp2 are evaluated in another order; the render mixes runs of plain tracks with
+# fused multiply-adds where built for AVX-512), and results agree to float32 rounding.
 BIT_EXACT_EFFECTS = {"gain", "biquad", "delay", "limiter"}
 MIX_RTOL = 2e-6       # relative to sum(|g x|)
 EFFECT_ATOL = 2e-5    # absolute, on signals of unit scale
@@ -214,6 +215,46 @@ def test_plain_tracks_among_others_match_twin(block: int) -> None:
     want = Engine(session, block_size=block, backend="reference", loader=loader).render(0, frames)
     assert np.abs(want).max() > 0.1
     np.testing.assert_allclose(got, want, atol=RENDER_ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("block", [64, 128, 1000])
+def test_remembered_plain_spans_follow_edits_and_seeks(block: int) -> None:
+    """The C render remembers where each track's plain blocks are; clip moves, fades,
+    mutes, fader glides, overlapping clips and a seek back sound as in the twin."""
+    from dsp_core import Clip, Session, Track
+
+    rate, frames = 48000, 12000
+    rng = np.random.default_rng(7)
+    sources = {f"s{i}": (0.1 * rng.standard_normal((1, frames))).astype(np.float32)
+               for i in range(70)}
+
+    def session_at(step: int) -> Session:
+        tracks = []
+        for i in range(70):
+            clips = [Clip(source=f"s{i}", position=0, length=6000, id="a"),
+                     Clip(source=f"s{i}", position=6000 + (i % 3) * step * 100,
+                          offset=6000, length=5000, id="b",
+                          fade_in=300 if (i % 7 == 0 and step) else 0)]
+            if i % 11 == 0:  # a live document may layer clips; they are summed
+                clips.append(Clip(source=f"s{i}", position=5000, length=2000, id="c"))
+            tracks.append(Track(id=f"t{i}", pan=(i % 9 - 4) / 4,
+                                gain_db=-12.0 + (3.0 if step and i % 5 == 0 else 0.0),
+                                mute=bool(step) and i % 13 == 0,
+                                clips=sorted(clips, key=lambda c: c.position)))
+        return Session(sample_rate=rate, tracks=tracks)
+
+    loader = DictLoader(sources)
+    fast = Engine(session_at(0), block_size=block, backend="native", loader=loader)
+    slow = Engine(session_at(0), block_size=block, backend="reference", loader=loader)
+    pieces = [(fast.render(0, 5000), slow.render(0, 5000))]
+    for engine in (fast, slow):
+        engine.apply(session_at(1))
+    pieces.append((fast.render(5000, 4000), slow.render(5000, 4000)))
+    pieces.append((fast.render(1000, 3000), slow.render(1000, 3000)))  # seek back
+    pieces.append((fast.render(9000, 3000), slow.render(9000, 3000)))
+    for got, want in pieces:
+        assert np.abs(want).max() > 0.05
+        np.testing.assert_allclose(got, want, atol=RENDER_ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("threads", [2, 3])
