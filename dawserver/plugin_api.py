@@ -31,6 +31,7 @@ from typing import Any
 
 import pluggy
 
+from accounts.pseudonymise_rows import move_account_rows, pseudonymise_mentions
 from accounts.pseudonyms import Pseudonymiser
 from collab.tokens import Role
 from database import Migration, load_migrations
@@ -90,7 +91,7 @@ __all__ = [
     "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "Pseudonymiser",
     "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Unauthorized",
     "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "backoff_delay",
-    "hookimpl", "hookspec", "load_migrations",
+    "hookimpl", "hookspec", "load_migrations", "move_account_rows", "pseudonymise_mentions",
 ]
 
 

@@ -22,7 +22,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dawserver.plugin_api import JobQueue, Pseudonymiser
+from dawserver.plugin_api import (
+    JobQueue,
+    Pseudonymiser,
+    move_account_rows,
+    pseudonymise_mentions,
+)
 
 #: Tables holding the person's own data that no law makes us keep.
 FORGOTTEN = ("dist_releases", "dist_renders", "dist_snapshots", "dist_presaves",
@@ -81,36 +86,6 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
     }
 
 
-async def _pseudonymise(tx: Any, pz: Pseudonymiser) -> int:
-    """Replace the person's mentions in every kept row of every account; rows changed."""
-    changed = 0
-    for table, key, texts, documents in MENTIONS:
-        columns = (*texts, *documents)
-        where = " OR ".join(f"LOWER({c}) LIKE ?" for c in columns for _ in pz.needles)
-        needles = [f"%{n}%" for _ in columns for n in pz.needles]
-        found = await tx.fetch(f"SELECT {', '.join((*key, *columns))} FROM {table} "
-                               f"WHERE {where}", *needles)
-        for row in found:
-            new = {c: pz.text(row[c]) for c in texts}
-            new.update({c: json.dumps(pz.value(json.loads(row[c]))) for c in documents})
-            if all(new[c] == row[c] for c in columns):
-                continue  # a LIKE match that is no mention (a longer word)
-            sets = ", ".join(f"{c} = ?" for c in columns)
-            match = " AND ".join(f"{k} = ?" for k in key)
-            changed += await tx.execute(f"UPDATE {table} SET {sets} WHERE {match}",
-                                        *(new[c] for c in columns), *(row[k] for k in key))
-    return changed
-
-
-async def _move(tx: Any, table: str, old: str, new: str) -> int:
-    """Move ``old``'s rows of ``table`` under the account id ``new``; how many."""
-    rows = await tx.fetch(f"SELECT * FROM {table} WHERE account_id = ?", old)
-    for row in rows:
-        values = {**dict(row), "account_id": new}
-        await tx.execute(f"INSERT INTO {table} ({', '.join(values)}) VALUES "
-                         f"({', '.join('?' * len(values))})", *values.values())
-    await tx.execute(f"DELETE FROM {table} WHERE account_id = ?", old)
-    return len(rows)
 
 
 async def erase_account(db: Any, queue: JobQueue, delivery_queue: str, pz: Pseudonymiser
@@ -122,10 +97,10 @@ async def erase_account(db: Any, queue: JobQueue, delivery_queue: str, pz: Pseud
         await queue.cancel(person_id, job.id)
     changed: dict[str, int] = {}
     async with db.transaction() as tx:
-        changed["mentions"] = await _pseudonymise(tx, pz)
+        changed["mentions"] = await pseudonymise_mentions(tx, pz, MENTIONS)
         for table in FORGOTTEN:
             changed[table] = await tx.execute(f"DELETE FROM {table} WHERE account_id = ?",
                                               person_id)
         for table in KEPT:
-            changed[table] = await _move(tx, table, person_id, pz.pseudonym)
+            changed[table] = await move_account_rows(tx, table, person_id, pz.pseudonym)
     return changed

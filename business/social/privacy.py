@@ -21,7 +21,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dawserver.plugin_api import JobQueue, Pseudonymiser
+from dawserver.plugin_api import (
+    JobQueue,
+    Pseudonymiser,
+    move_account_rows,
+    pseudonymise_mentions,
+)
 
 #: The own account's tables that are deleted.
 FORGOTTEN = ("social_post_targets", "social_approval_steps", "social_posts",
@@ -89,37 +94,6 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
     }
 
 
-async def _pseudonymise(tx: Any, pz: Pseudonymiser) -> int:
-    """Replace the person's mentions in kept rows of every account; rows changed."""
-    changed = 0
-    for table, key, texts, documents in MENTIONS:
-        columns = (*texts, *documents)
-        where = " OR ".join(f"LOWER({c}) LIKE ?" for c in columns for _ in pz.needles)
-        needles = [f"%{n}%" for _ in columns for n in pz.needles]
-        found = await tx.fetch(f"SELECT {', '.join((*key, *columns))} FROM {table} "
-                               f"WHERE {where}", *needles)
-        for row in found:
-            new = {c: pz.text(row[c]) for c in texts}
-            new.update({c: json.dumps(pz.value(json.loads(row[c]))) for c in documents})
-            if all(new[c] == row[c] for c in columns):
-                continue  # a LIKE match that is no mention (a longer word)
-            sets = ", ".join(f"{c} = ?" for c in columns)
-            match = " AND ".join(f"{k} = ?" for k in key)
-            changed += await tx.execute(f"UPDATE {table} SET {sets} WHERE {match}",
-                                        *(new[c] for c in columns), *(row[k] for k in key))
-    return changed
-
-
-async def _move(tx: Any, table: str, old: str, new: str) -> int:
-    """Move ``old``'s rows of ``table`` under the account id ``new`` (the distribution
-    column is never updated in place); how many."""
-    rows = await tx.fetch(f"SELECT * FROM {table} WHERE account_id = ?", old)
-    for row in rows:
-        values = {**dict(row), "account_id": new}
-        await tx.execute(f"INSERT INTO {table} ({', '.join(values)}) VALUES "
-                         f"({', '.join('?' * len(values))})", *values.values())
-    await tx.execute(f"DELETE FROM {table} WHERE account_id = ?", old)
-    return len(rows)
 
 
 async def erase_account(db: Any, queue: JobQueue, publish_queue: str, pz: Pseudonymiser
@@ -136,6 +110,7 @@ async def erase_account(db: Any, queue: JobQueue, publish_queue: str, pz: Pseudo
                                               person_id)
         changed["social_connects_started"] = await tx.execute(
             "DELETE FROM social_connects WHERE person_id = ?", person_id)
-        changed["social_audit"] = await _move(tx, "social_audit", person_id, pz.pseudonym)
-        changed["mentions"] = await _pseudonymise(tx, pz)
+        changed["social_audit"] = await move_account_rows(tx, "social_audit", person_id,
+                                                          pz.pseudonym)
+        changed["mentions"] = await pseudonymise_mentions(tx, pz, MENTIONS)
     return changed
