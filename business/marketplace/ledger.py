@@ -6,7 +6,8 @@ Each seller's books are kept under their ``account_id``. A :class:`Posting` is a
 currency, or it is refused (:class:`UnbalancedPosting`): money moves from somewhere to
 somewhere, and an account's balance is the sum of its entries. Accounts named
 ``external:...`` are the world outside (buyers, Stripe's fees, the bank) and go negative
-as money comes in from them; every other account (``seller:balance``,
+as money comes in from them (they keep no running balance: theirs is the sum of
+their entries, so they are no lock every posting waits on); every other account (``seller:balance``,
 ``platform:clearing``, ``platform:fees`` ...) may never go below zero: the posting is
 refused with :class:`InsufficientFunds`, under any number of concurrent postings.
 
@@ -159,7 +160,8 @@ class Ledger:
                 [(account_id, posting_id, seq, e.account, e.currency, e.amount)
                  for seq, e in enumerate(posting.entries)])
             for account, currency, delta in posting.deltas():
-                await self._move(tx, account_id, account, currency, delta)
+                if not may_go_negative(account):  # the world outside has no row to lock
+                    await self._move(tx, account_id, account, currency, delta)
         return Posted(posting_id, False)
 
     @staticmethod
@@ -175,17 +177,15 @@ class Ledger:
 
     @staticmethod
     async def _move(tx: Any, account_id: str, account: str, currency: str, delta: int) -> None:
-        negative = may_go_negative(account)
         await tx.execute(
             "INSERT INTO mkt_ledger_balances (account_id, ledger_account, currency, balance, "
-            "may_go_negative, version) VALUES (?, ?, ?, 0, ?, 0) "
+            "version) VALUES (?, ?, ?, 0, 0) "
             "ON CONFLICT (account_id, ledger_account, currency) DO NOTHING",
-            account_id, account, currency, int(negative))
+            account_id, account, currency)
         moved = await tx.execute(
             "UPDATE mkt_ledger_balances SET balance = balance + ?, version = version + 1 "
             "WHERE account_id = ? AND ledger_account = ? AND currency = ? "
-            "AND (may_go_negative = 1 OR balance + ? >= 0)",
-            delta, account_id, account, currency, delta)
+            "AND balance + ? >= 0", delta, account_id, account, currency, delta)
         if not moved:
             balance = await tx.fetchval(
                 "SELECT balance FROM mkt_ledger_balances WHERE account_id = ? AND "
@@ -199,17 +199,28 @@ class Ledger:
 
     async def balance(self, account_id: str, account: str, currency: str) -> int:
         """The balance of one ledger account (0 when it never moved)."""
-        value = await self.db.fetchval(
-            "SELECT balance FROM mkt_ledger_balances WHERE account_id = ? AND "
-            "ledger_account = ? AND currency = ?", account_id, account, currency)
+        if may_go_negative(account):
+            value = await self.db.fetchval(
+                "SELECT SUM(amount) FROM mkt_ledger_entries WHERE account_id = ? AND "
+                "ledger_account = ? AND currency = ?", account_id, account, currency)
+        else:
+            value = await self.db.fetchval(
+                "SELECT balance FROM mkt_ledger_balances WHERE account_id = ? AND "
+                "ledger_account = ? AND currency = ?", account_id, account, currency)
         return int(value or 0)
 
     async def balances(self, account_id: str) -> dict[tuple[str, str], int]:
         """Every ledger account's balance in ``account_id``'s books."""
         rows = await self.db.fetch(
             "SELECT ledger_account, currency, balance FROM mkt_ledger_balances "
-            "WHERE account_id = ? ORDER BY ledger_account, currency", account_id)
-        return {(r["ledger_account"], r["currency"]): int(r["balance"]) for r in rows}
+            "WHERE account_id = ?", account_id)
+        outside = await self.db.fetch(
+            "SELECT ledger_account, currency, SUM(amount) AS balance FROM mkt_ledger_entries "
+            "WHERE account_id = ? AND ledger_account LIKE 'external:%' "
+            "GROUP BY ledger_account, currency", account_id)
+        return {(r["ledger_account"], r["currency"]): int(r["balance"])
+                for r in sorted(rows + outside,
+                                key=lambda r: (r["ledger_account"], r["currency"]))}
 
     async def postings(self, account_id: str) -> list[dict[str, Any]]:
         """Every posting with its entries, oldest first."""
@@ -245,7 +256,7 @@ class Ledger:
         stored = await self.balances(account_id)
         for r in sums:
             key = (r["ledger_account"], r["currency"])
-            if stored.get(key, 0) != int(r["total"]):
+            if not may_go_negative(key[0]) and stored.get(key, 0) != int(r["total"]):
                 problems.append(f"{key[0]} {key[1]}: stored {stored.get(key, 0)}, "
                                 f"entries sum to {r['total']}")
         problems += [f"{a} {c} is negative: {b}" for (a, c), b in stored.items()

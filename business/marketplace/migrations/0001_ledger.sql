@@ -2,8 +2,8 @@
 -- Citus distribution column, first in every key), so one posting never spans shards.
 -- Amounts are integers in the currency's minor units; a posting's entries sum to zero
 -- per currency. mkt_ledger_balances keeps each ledger account's running balance, updated
--- in the posting's transaction with a conditional UPDATE that refuses to take an account
--- below zero unless it may go negative (external:* accounts: the world outside).
+-- in the posting's transaction with a conditional UPDATE that refuses to take it below
+-- zero. The world outside (external:* accounts) may go negative and keeps no row here.
 CREATE TABLE mkt_ledger_postings (
   account_id TEXT NOT NULL,
   posting_id TEXT NOT NULL,
@@ -33,7 +33,6 @@ CREATE TABLE mkt_ledger_balances (
   ledger_account TEXT NOT NULL,
   currency TEXT NOT NULL,
   balance BIGINT NOT NULL DEFAULT 0,
-  may_go_negative INTEGER NOT NULL DEFAULT 0,
   version BIGINT NOT NULL DEFAULT 0,
   PRIMARY KEY (account_id, ledger_account, currency)
 )

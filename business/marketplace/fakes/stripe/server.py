@@ -95,7 +95,8 @@ class FakeStripeServer:
     async def _start(self) -> None:
         if self._runner is not None:
             raise RuntimeError("the fake Stripe is running already")
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        # idle keep-alive connections of a blocking client are not waited for on stop
+        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
         self.port = self._runner.addresses[0][1]
