@@ -347,3 +347,50 @@ def test_a_card_update_during_retries_recovers_the_membership() -> None:
             cancelled = await gateway.cancel_subscription(sub.id, idempotency_key="mbs-x")
             assert cancelled.status == "canceled"
     run(go())
+
+
+def test_a_dispute_takes_the_amount_and_fee_and_a_won_one_gives_the_amount_back(
+        tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stripe_world() as (fake, gateway), \
+                open_database(f"sqlite://{tmp_path / 'l.sqlite3'}") as db:
+            await db.migrate(MIGRATIONS)
+            ledger = Ledger(db)
+            seller = await onboarded_seller(fake, gateway, "di")
+            sale = await gateway.create_payment_intent(
+                idempotency_key="mbs-s", amount=20_000, currency="usd",
+                payment_method="pm_card_createDispute", confirm=True, account=seller,
+                expand=["latest_charge.balance_transaction"])
+            txn = sale.latest_charge.balance_transaction
+            await ledger.post("di", bookings.sale("charge:" + sale.latest_charge.id, "usd",
+                                                  gross=txn.amount, stripe_fee=txn.fee,
+                                                  stripe_txn=txn.id))
+            with pytest.raises(StripeRejected) as caught:
+                await gateway.refund(idempotency_key="mbs-r", payment_intent=sale.id,
+                                     account=seller)
+            assert caught.value.code == "charge_disputed"
+            dispute = fake.all(seller, "dispute")[0]
+            opened = dispute["balance_transactions"][0]
+            assert (opened["amount"], opened["fee"]) == (-20_000, fake.dispute_fee)
+            await ledger.post("di", bookings.dispute_opened(
+                "dispute:" + dispute["id"], "usd", amount=20_000, fee=opened["fee"],
+                stripe_txn=opened["id"]))
+            shortfall = txn.net - 20_000 - fake.dispute_fee
+            assert shortfall < 0  # the dispute and its fee take more than the sale left
+            assert await ledger.balance("di", "seller:balance", "usd") == shortfall
+            at_stripe = await gateway.balance(account=seller)
+            assert at_stripe.available[0].amount + at_stripe.pending[0].amount == shortfall
+            with pytest.raises(InsufficientFunds):  # nothing more leaves meanwhile
+                await ledger.post("di", bookings.payout("payout:x", "usd", amount=1))
+            fake.resolve_dispute(dispute["id"], won=True)
+            back = fake.get(seller, "dispute", dispute["id"])["balance_transactions"][1]
+            await ledger.post("di", bookings.dispute_won(
+                "dispute_won:" + dispute["id"], "usd", amount=back["amount"],
+                stripe_txn=back["id"]))
+            assert await ledger.balance("di", "seller:balance", "usd") == \
+                txn.net - fake.dispute_fee
+            report = await reconcile(ledger, "di", gateway.balance_transactions(account=seller))
+            assert report.clean and report.matched == 3
+            kinds = [e["type"] for e in fake.event_log]
+            assert kinds.index("charge.dispute.created") < kinds.index("charge.dispute.closed")
+    run(go())

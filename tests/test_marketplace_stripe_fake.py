@@ -11,7 +11,7 @@ import requests
 import stripe
 from marketplace_helpers import DAY, sync_client
 
-from business.marketplace.fakes.stripe import FakeStripe, FakeStripeServer
+from business.marketplace.fakes.stripe import FakeStripe, FakeStripeServer, StripeFault
 
 
 @pytest.fixture
@@ -193,3 +193,43 @@ def test_an_account_link_expires_and_a_used_one_sends_to_the_refresh_url(world) 
         client.v1.account_links.create({"account": account.id, "refresh_url": "nope",
                                         "return_url": urls["return_url"]})
     assert caught.value.param == "refresh_url"
+
+
+def test_a_checkout_session_is_paid_on_the_hosted_page_and_an_expired_one_is_not(
+        world) -> None:
+    fake, _, client = world
+    price = client.v1.prices.create({"currency": "usd", "unit_amount": 2999,
+                                     "product_data": {"name": "Trackout lease"}})
+    session = client.v1.checkout.sessions.create({
+        "mode": "payment", "line_items": [{"price": price.id, "quantity": 1}],
+        "success_url": "https://shop.example/thanks?s={CHECKOUT_SESSION_ID}",
+        "payment_intent_data": {"metadata": {"order": "o-9"}}, "metadata": {"order": "o-9"}})
+    declined = requests.post(session.url, data={"payment_method": "pm_card_chargeDeclined"},
+                             allow_redirects=False, timeout=10)
+    assert declined.status_code == 402
+    assert client.v1.checkout.sessions.retrieve(session.id).status == "open"
+    paid = requests.post(session.url, data={"payment_method": "pm_card_visa"},
+                         allow_redirects=False, timeout=10)
+    assert paid.headers["Location"] == f"https://shop.example/thanks?s={session.id}"
+    done = client.v1.checkout.sessions.retrieve(session.id, {"expand": ["payment_intent"]})
+    assert done.status == "complete" and done.payment_status == "paid"
+    assert done.payment_intent.status == "succeeded"
+    assert done.payment_intent.metadata.order == "o-9"
+    assert len(client.v1.payment_intents.list().data) == 1  # the second card, same intent
+    completed = fake.events_of("checkout.session.completed")
+    assert [e["data"]["object"]["id"] for e in completed] == [session.id]
+
+    late = client.v1.checkout.sessions.create({
+        "mode": "payment", "line_items": [{"price": price.id}],
+        "success_url": "https://shop.example/thanks"})
+    fake.advance(DAY + 1)
+    assert client.v1.checkout.sessions.retrieve(late.id).status == "expired"
+    with pytest.raises(StripeFault, match="expired"):
+        fake.complete_checkout(late.id)
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.checkout.sessions.create({
+            "mode": "payment", "line_items": [{"price": client.v1.prices.create({
+                "currency": "usd", "unit_amount": 500, "recurring": {"interval": "month"},
+                "product_data": {"name": "Gold"}}).id}],
+            "success_url": "https://shop.example/thanks"})
+    assert "recurring" in caught.value.user_message

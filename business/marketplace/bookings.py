@@ -51,9 +51,11 @@ def refund(key: str, currency: str, *, amount: int, stripe_txn: str | None = Non
 
 def dispute_opened(key: str, currency: str, *, amount: int, fee: int,
                    stripe_txn: str | None = None, mirror: str = SELLER) -> Posting:
+    """The cardholder's bank took the money back (imposed: Stripe already debited it)."""
     return Posting(key, "dispute", entries(
         (mirror, -(amount + fee)), ("external:disputes", amount),
-        ("external:stripe_fees", fee), currency=currency), stripe_txn=stripe_txn)
+        ("external:stripe_fees", fee), currency=currency), stripe_txn=stripe_txn,
+        imposed=True)
 
 
 def dispute_won(key: str, currency: str, *, amount: int, stripe_txn: str | None = None,

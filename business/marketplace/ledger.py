@@ -8,8 +8,10 @@ somewhere, and an account's balance is the sum of its entries. Accounts named
 ``external:...`` are the world outside (buyers, Stripe's fees, the bank) and go negative
 as money comes in from them (they keep no running balance: theirs is the sum of
 their entries, so they are no lock every posting waits on); every other account (``seller:balance``,
-``platform:clearing``, ``platform:fees`` ...) may never go below zero: the posting is
-refused with :class:`InsufficientFunds`, under any number of concurrent postings.
+``platform:clearing``, ``platform:fees`` ...) is never taken below zero by a posting of
+ours: it is refused with :class:`InsufficientFunds`, under any number of concurrent
+postings. Only an *imposed* posting (a dispute Stripe has already debited) may take a
+balance below zero, as it takes Stripe's; payouts are then refused until sales restore it.
 
 How: a posting is one transaction that records the posting (its idempotency key
 unique per account: posting the same key again returns the first posting), its entries,
@@ -96,6 +98,10 @@ class Posting:
     entries: tuple[Entry, ...]
     stripe_txn: str | None = None
     memo: str = ""
+    #: A fact Stripe has already applied (a dispute and its fee): recorded even when it
+    #: takes a balance below zero, as Stripe's own balance goes. Our own decisions
+    #: (payouts, transfers, refunds we send) are never imposed.
+    imposed: bool = False
 
     def __post_init__(self) -> None:
         if not self.key or len(self.key) > 255:
@@ -161,7 +167,8 @@ class Ledger:
                  for seq, e in enumerate(posting.entries)])
             for account, currency, delta in posting.deltas():
                 if not may_go_negative(account):  # the world outside has no row to lock
-                    await self._move(tx, account_id, account, currency, delta)
+                    await self._move(tx, account_id, account, currency, delta,
+                                     posting.imposed)
         return Posted(posting_id, False)
 
     @staticmethod
@@ -176,7 +183,8 @@ class Ledger:
         return Posted(row["posting_id"], True)
 
     @staticmethod
-    async def _move(tx: Any, account_id: str, account: str, currency: str, delta: int) -> None:
+    async def _move(tx: Any, account_id: str, account: str, currency: str, delta: int,
+                    imposed: bool) -> None:
         await tx.execute(
             "INSERT INTO mkt_ledger_balances (account_id, ledger_account, currency, balance, "
             "version) VALUES (?, ?, ?, 0, 0) "
@@ -185,7 +193,8 @@ class Ledger:
         moved = await tx.execute(
             "UPDATE mkt_ledger_balances SET balance = balance + ?, version = version + 1 "
             "WHERE account_id = ? AND ledger_account = ? AND currency = ? "
-            "AND balance + ? >= 0", delta, account_id, account, currency, delta)
+            "AND (balance + ? >= 0 OR ? = 1)", delta, account_id, account, currency, delta,
+            int(imposed))
         if not moved:
             balance = await tx.fetchval(
                 "SELECT balance FROM mkt_ledger_balances WHERE account_id = ? AND "
@@ -241,8 +250,8 @@ class Ledger:
 
     async def audit(self, account_id: str) -> list[str]:
         """Problems in ``account_id``'s books (none when sound): a posting that does not
-        balance, a stored balance that is not the sum of its entries, a balance below zero
-        on an account that may not go negative."""
+        balance, a stored balance that is not the sum of its entries. (A balance below zero
+        is no problem of the books: only an imposed posting can make one.)"""
         problems = []
         unbalanced = await self.db.fetch(
             "SELECT posting_id, currency, SUM(amount) AS total FROM mkt_ledger_entries "
@@ -259,8 +268,6 @@ class Ledger:
             if not may_go_negative(key[0]) and stored.get(key, 0) != int(r["total"]):
                 problems.append(f"{key[0]} {key[1]}: stored {stored.get(key, 0)}, "
                                 f"entries sum to {r['total']}")
-        problems += [f"{a} {c} is negative: {b}" for (a, c), b in stored.items()
-                     if b < 0 and not may_go_negative(a)]
         return problems
 
 

@@ -157,7 +157,9 @@ def complete(fake: FakeStripe, session: dict[str, Any], pm: str, email: str,
         customer_id = create_customer(fake, Call("POST", "/v1/customers", scope,
                                                  {"email": email}))["id"]
         session["customer"] = customer_id
-    if session["mode"] == "payment":
+    if session["mode"] == "payment" and session["payment_intent"]:  # another card
+        confirm(fake, None, fake.objects[session["payment_intent"]], pm, scope=scope)
+    elif session["mode"] == "payment":
         data = session["payment_intent_data"]
         intent = fake.create(scope, "payment_intent", {
             "amount": session["amount_total"], "amount_received": 0,
