@@ -214,8 +214,8 @@ class Catalog:
                 return Match(best.entity_id, column, 0.95)
         if not identity.name:
             return None
-        candidates = [e for e in entities.values() if e.kind == kind and not e.merged_into
-                      and e.norm_name]
+        # merged-away entities stay candidates (their names are aliases of the survivor)
+        candidates = [e for e in entities.values() if e.kind == kind and e.norm_name]
         if not candidates:
             return None
         shortlist = process.extract(normalise(identity.name), [e.norm_name for e in candidates],
@@ -229,7 +229,7 @@ class Catalog:
             if value > best:
                 best_entity, best = entity, value
         if best_entity is not None and best >= FUZZY_THRESHOLD:
-            return Match(best_entity.entity_id, "fuzzy", round(best, 3))
+            return Match(live(best_entity.entity_id), "fuzzy", round(best, 3))
         return None
 
     def _new_entity(self, identity: Identity) -> Entity:

@@ -11,6 +11,7 @@ from typing import Any
 from business.analytics.credentials import CredentialBox
 from business.analytics.sources import SOURCES
 from business.analytics.sources.base import Credentials
+from business.analytics.sources.records import ENTITY_KINDS
 
 ACTIVE, NEEDS_RECONNECT, FAILING, DISCONNECTED = (
     "active", "needs_reconnect", "failing", "disconnected")
@@ -66,9 +67,9 @@ class Connections:
         if cls is None:
             raise ConnectionError_(f"unknown analytics source {source!r}; use one of "
                                    f"{', '.join(sorted(SOURCES))}")
-        if entity_kind not in cls.spec.entity_kinds:
-            raise ConnectionError_(f"{cls.spec.title} reports on {cls.spec.entity_kinds}, "
-                                   f"not {entity_kind!r}")
+        if entity_kind not in ENTITY_KINDS:
+            raise ConnectionError_(f"entity kind {entity_kind!r} is not one of "
+                                   f"{', '.join(ENTITY_KINDS)}")
         now = self.clock()
         sealed = self.box.seal(credentials)
         async with self.db.transaction() as tx:
