@@ -32,6 +32,12 @@ RUNNING_TOTALS = frozenset({
 BATCH = 500
 _COLUMNS = ("account_id, source, entity_kind, entity_id, metric, grain, dimensions, at, "
             "value, fetched_at, stored_at")
+#: A series' totals: its total row, or where a source reports only a breakdown (Shazam
+#: by country), the sum of its breakdown rows.
+_TOTALS = ("(p.dimensions = '' OR NOT EXISTS (SELECT 1 FROM analytics_points t WHERE "
+           "t.account_id = p.account_id AND t.source = p.source AND t.entity_kind = "
+           "p.entity_kind AND t.entity_id = p.entity_id AND t.metric = p.metric AND "
+           "t.grain = p.grain AND t.dimensions = '' AND t.at = p.at))")
 UPSERT = (f"INSERT INTO analytics_points ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
           "ON CONFLICT (account_id, source, entity_kind, entity_id, metric, grain, dimensions, "
           "at) DO UPDATE SET value = excluded.value, fetched_at = excluded.fetched_at, "
@@ -148,7 +154,8 @@ class PointStore:
                      by_source: bool = False) -> dict[str, list[SeriesPoint]]:
         """One metric's series of a catalogue entity (``entity_id``: every platform id
         linked to it, summed per time) or of one ``platform`` id (source, kind, id);
-        totals only (no dimensions). ``{"total": [...]}``, plus one per source."""
+        totals (a source's total rows, or the sum of its breakdown where it gives only
+        one). ``{"total": [...]}``, plus one per source."""
         if (entity_id is None) == (platform is None):
             raise ValueError("name either a catalogue entity or a platform id")
         low = epoch(start) if start is not None else 0
@@ -161,14 +168,15 @@ class PointStore:
                    "FROM analytics_points p JOIN analytics_links l ON l.account_id = "
                    "p.account_id AND l.source = p.source AND l.platform_kind = p.entity_kind "
                    "AND l.platform_id = p.entity_id WHERE p.account_id = ? AND p.metric = ? "
-                   "AND p.grain = ? AND p.dimensions = '' AND p.at >= ? AND p.at <= ? "
+                   f"AND p.grain = ? AND {_TOTALS} AND p.at >= ? AND p.at <= ? "
                    "AND l.entity_id = ? GROUP BY p.source, p.at ORDER BY p.at")
             args.append(entity_id)
         else:
-            sql = ("SELECT source, at, SUM(value) AS value FROM analytics_points "
-                   "WHERE account_id = ? AND metric = ? AND grain = ? AND dimensions = '' "
-                   "AND at >= ? AND at <= ? AND source = ? AND entity_kind = ? "
-                   "AND entity_id = ? GROUP BY source, at ORDER BY at")
+            sql = ("SELECT p.source AS source, p.at AS at, SUM(p.value) AS value "
+                   "FROM analytics_points p WHERE p.account_id = ? AND p.metric = ? AND "
+                   f"p.grain = ? AND {_TOTALS} AND p.at >= ? AND p.at <= ? AND p.source = ? "
+                   "AND p.entity_kind = ? AND p.entity_id = ? GROUP BY p.source, p.at "
+                   "ORDER BY p.at")
             args.extend(platform)  # type: ignore[arg-type]
         rows = await self.db.fetch(sql, *args)
         total: dict[int, float] = {}
