@@ -39,8 +39,8 @@ from database import open_database
 from events import MIGRATIONS as EVENTS
 from jobs import MIGRATIONS as JOBS
 
-MONTHS, SOURCES, TRACKS = (2, 3, 20) if SMOKE else (13, 12, 200)
-ROUNDS = 1 if SMOKE else 15
+MONTHS, SOURCES, TRACKS = (2, 3, 20) if SMOKE else (13, 12, 100)
+ROUNDS = 1 if SMOKE else 11
 FIRST = date(2023, 6, 1)
 ACCOUNTS = ("acct", "rival")
 

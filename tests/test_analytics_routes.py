@@ -5,6 +5,7 @@ freshness and read-only SQL; roles and other accounts refused."""
 from __future__ import annotations
 
 import asyncio
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ async def wait_for_run(client: TestClient, run_id: str, headers: dict[str, str])
 
 
 async def test_a_source_is_connected_backfilled_and_queried_over_http(tmp_path: Path) -> None:
-    fake = FAKES["shazam"](today=__import__("datetime").date.today())
+    fake = FAKES["shazam"](today=date.today())
     async with FakeSources([fake]) as server:
         config = {"data_dir": tmp_path / "data",
                   "database_url": f"sqlite://{tmp_path / 'r.sqlite3'}",
@@ -59,8 +60,8 @@ async def test_a_source_is_connected_backfilled_and_queried_over_http(tmp_path: 
                                     headers=owner)
             assert bad.status == 422 and "swap" in await bad.text()
             day = fake.today
-            first = (day - __import__("datetime").timedelta(days=20)).isoformat()
-            last = (day - __import__("datetime").timedelta(days=1)).isoformat()
+            first = (day - timedelta(days=20)).isoformat()
+            last = (day - timedelta(days=1)).isoformat()
             started = await client.post(
                 f"/api/analytics/sources/{source['source_id']}/backfill",
                 json={"from": first, "to": last}, headers=owner)
@@ -89,10 +90,10 @@ async def test_a_source_is_connected_backfilled_and_queried_over_http(tmp_path: 
                                       params={"entity": entity, "metric": "shazams"})
             assert hidden.status == 404
 
-            split = await client.post(f"/api/analytics/catalog/{entity}/merge",
-                                      json={"others": [catalog[1]["entity_id"]]},
-                                      headers=viewer)
-            assert split.status == 403
+            as_viewer = await client.post(f"/api/analytics/catalog/{entity}/merge",
+                                          json={"others": [catalog[1]["entity_id"]]},
+                                          headers=viewer)
+            assert as_viewer.status == 403
             merged = await client.post(f"/api/analytics/catalog/{entity}/merge",
                                        json={"others": [catalog[1]["entity_id"]]},
                                        headers=who("acct", "ed", "editor"))

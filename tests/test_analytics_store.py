@@ -235,3 +235,25 @@ def test_a_users_sql_sees_only_its_own_accounts_rows(db_url: str) -> None:
                     engine.sql("SELECT * FROM points WHERE value > 'x'::INTEGER")
 
     run(go())
+
+
+def test_a_series_totals_a_breakdown_only_where_the_source_gives_no_total(
+        tmp_path: Path) -> None:
+    async def go() -> None:
+        async with migrated(f"sqlite://{tmp_path / 'b.sqlite3'}") as db:
+            store = PointStore(db)
+            first = date(2024, 5, 1)
+            await store.upsert("acct", [  # Shazam: per country only
+                *streams("shazam", "t1", first, 2, 10, (("country", "DE"),)),
+                *streams("shazam", "t1", first, 2, 5, (("country", "FR"),))])
+            await store.upsert("acct", [  # a total and its breakdown: the total counts
+                *streams("spotify", "t1", first, 2, 100),
+                *streams("spotify", "t1", first, 2, 60, (("country", "DE"),))])
+            shazam = await store.series("acct", metric="streams",
+                                        platform=("shazam", "track", "t1"))
+            spotify = await store.series("acct", metric="streams",
+                                         platform=("spotify", "track", "t1"))
+            assert [p.value for p in shazam["total"]] == [15, 17]
+            assert [p.value for p in spotify["total"]] == [100, 101]
+
+    run(go())

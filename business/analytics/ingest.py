@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 
@@ -149,7 +149,6 @@ class Ingestor:
                 fetched = await connector.fetch(entity, start, end)
             except SourceError as exc:
                 await self._stopped(connection, run, exc, connector)
-                raise AssertionError("unreachable") from exc  # _stopped always raises
             await self._keep(connection, run_id, fetched, end)
             if job is not None:
                 fraction = ((end - date.fromisoformat(run.first_day)).days + 1) / (
@@ -186,7 +185,7 @@ class Ingestor:
         await self.runs.update(account_id, run_id, **changes)
 
     async def _stopped(self, connection: Connection, run: Run, exc: SourceError,
-                       connector: Connector) -> None:
+                       connector: Connector) -> NoReturn:
         """Keep what a stopped fetch got, then steer the job by the error (always raises)."""
         progress = exc.progress
         if progress is not None and progress.fetched is not None:

@@ -5,6 +5,7 @@ answer 404 like missing ones. Who may do what: :mod:`.permissions`.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from datetime import UTC, date, datetime
 from typing import Any
@@ -233,8 +234,6 @@ async def run_sql(request: Request) -> Any:
     body: SqlIn = request.body
     engine = await olap.load(request.context.database(), request.account_id)
     try:
-        import asyncio
-
         result = await asyncio.to_thread(engine.sql, body.sql, body.max_rows)
     finally:
         engine.close()

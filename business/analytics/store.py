@@ -164,17 +164,20 @@ class PointStore:
             high += 86399
         args: list[Any] = [account_id, metric, grain, low, high]
         if entity_id is not None:
+            # links first (SQLite keeps a CROSS JOIN's order): an entity's few platform
+            # ids, then each one's points by the primary key (``+p.at``: not by the
+            # account's time index, which would read every series of the account)
             sql = ("SELECT p.source AS source, p.at AS at, SUM(p.value) AS value "
-                   "FROM analytics_points p JOIN analytics_links l ON l.account_id = "
+                   "FROM analytics_links l CROSS JOIN analytics_points p WHERE l.account_id = "
                    "p.account_id AND l.source = p.source AND l.platform_kind = p.entity_kind "
-                   "AND l.platform_id = p.entity_id WHERE p.account_id = ? AND p.metric = ? "
-                   f"AND p.grain = ? AND {_TOTALS} AND p.at >= ? AND p.at <= ? "
+                   "AND l.platform_id = p.entity_id AND p.account_id = ? AND p.metric = ? "
+                   f"AND p.grain = ? AND {_TOTALS} AND +p.at >= ? AND +p.at <= ? "
                    "AND l.entity_id = ? GROUP BY p.source, p.at ORDER BY p.at")
             args.append(entity_id)
         else:
             sql = ("SELECT p.source AS source, p.at AS at, SUM(p.value) AS value "
                    "FROM analytics_points p WHERE p.account_id = ? AND p.metric = ? AND "
-                   f"p.grain = ? AND {_TOTALS} AND p.at >= ? AND p.at <= ? AND p.source = ? "
+                   f"p.grain = ? AND {_TOTALS} AND +p.at >= ? AND +p.at <= ? AND p.source = ? "
                    "AND p.entity_kind = ? AND p.entity_id = ? GROUP BY p.source, p.at "
                    "ORDER BY p.at")
             args.extend(platform)  # type: ignore[arg-type]
