@@ -68,6 +68,33 @@ async def make_social_channel(app: Any, account_id: str) -> str:
                                                  "@ada", sealed, "p_ada", 0.0)
 
 
+async def make_analytics(app: Any, account_id: str) -> dict[str, str]:
+    """A's connected analytics source, a run of it, points and a catalogue entity."""
+    from datetime import UTC, date, datetime
+
+    from business.analytics.services import services as analytics
+    from business.analytics.sources.base import Credentials
+    from business.analytics.sources.records import Identity, Point
+
+    context = app[PLUGIN_CONTEXT_KEY]
+    module = analytics(context)
+    source = await module.connections.connect(account_id, "spotify", "artist", "ada-artist",
+                                              Credentials("id", "secret"), "ada", A_NAME)
+    # never scheduled, and its run stops at once: nothing reaches the real platform
+    await module.connections.flag(account_id, source.source_id, "needs_reconnect", "test")
+    await context.database().execute(
+        "UPDATE analytics_sources SET next_run_at = 1e12 WHERE account_id = ?", account_id)
+    run, _ = await module.runs.start(context, account_id, source.source_id, "backfill",
+                                     date(2024, 5, 1), date(2024, 5, 3), "ada")
+    found = await module.catalog.resolve(account_id, [
+        Identity("spotify", "track", "ada-track", A_TITLE, isrc="QZES62400001")])
+    await module.store.upsert(account_id, [
+        Point("spotify", "track", "ada-track", "streams", datetime(2024, 5, d, tzinfo=UTC), 10)
+        for d in (1, 2, 3)])
+    return {"source_id": source.source_id, "run_id": run.run_id,
+            "entity_id": found[("spotify", "track", "ada-track")].entity_id}
+
+
 async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[str, str]:
     """A's real objects; their ids by the path parameter that names them."""
     await ada.sign_up_and_in("Ada")
@@ -105,7 +132,10 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
     status, post, _ = await ada.call("POST", f"/api/social/posts{query}", {
         "text": A_TITLE, "targets": [{"channel_id": channel_id}]})
     assert status == 201 or app is None, post
+    analytics = await make_analytics(app, org_id) if app is not None else {
+        "source_id": "src-of-ada", "run_id": "run-of-ada", "entity_id": "entity-of-ada"}
     return {
+        **analytics,
         "export_job_id": export["id"],
         "account_id": org_id, "person_id": ada.id, "grantee_id": ada.id, "user": ada.id,
         "project_id": project_id, "key_id": key["id"], "session_id": sessions[0]["id"],
@@ -154,7 +184,7 @@ async def test_no_route_serves_account_a_to_anyone_else(tmp_path: Path,
                 # every kind of object was tried
                 assert {"account_id", "project_id", "key_id", "session_id", "asset_id",
                         "release_id", "job_id", "person_id", "grantee_id", "channel_id",
-                        "post_id", "network"} <= checked
+                        "post_id", "network", "source_id", "run_id", "entity_id"} <= checked
                 # and A's objects survived B's every DELETE (the project's above all)
                 project = f"/projects/{ids['project_id']}"
                 status, shown, _ = await ada.call("GET", project)

@@ -1,0 +1,145 @@
+"""The account's connected sources (``analytics_sources``): connect, list, flag and
+disconnect; credentials sealed (:mod:`.credentials`), never shown back."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from business.analytics.credentials import CredentialBox
+from business.analytics.sources import SOURCES
+from business.analytics.sources.base import Credentials
+from business.analytics.sources.records import ENTITY_KINDS
+
+ACTIVE, NEEDS_RECONNECT, FAILING, DISCONNECTED = (
+    "active", "needs_reconnect", "failing", "disconnected")
+
+
+class SourceNotFound(Exception):
+    """The account has no connected source of that id."""
+
+
+class ConnectionError_(Exception):  # noqa: N801 - not the builtin ConnectionError
+    """A connect request the source cannot take (unknown source, wrong entity kind)."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A connected source as stored (credentials still sealed)."""
+
+    account_id: str
+    source_id: str
+    source: str
+    entity_kind: str
+    entity_id: str
+    entity_name: str
+    credentials: str
+    state: str
+    last_error: str
+    connected_by: str
+    next_run_at: float
+    last_run_at: float | None
+    created_at: float
+    updated_at: float
+
+    def public(self) -> dict[str, Any]:
+        """As the API shows it: never the credentials."""
+        return {k: getattr(self, k) for k in (
+            "source_id", "source", "entity_kind", "entity_id", "entity_name", "state", "last_error",
+            "connected_by", "next_run_at", "last_run_at", "created_at", "updated_at")}
+
+
+class Connections:
+    """Connected sources of every account, always scoped by account."""
+
+    def __init__(self, db: Any, box: CredentialBox, clock: Any = time.time) -> None:
+        self.db = db
+        self.box = box
+        self.clock = clock
+
+    async def connect(self, account_id: str, source: str, entity_kind: str, entity_id: str,
+                      credentials: Credentials, connected_by: str,
+                      entity_name: str = "") -> Connection:
+        """Connect (or reconnect, with new credentials) ``source`` for one entity."""
+        cls = SOURCES.get(source)
+        if cls is None:
+            raise ConnectionError_(f"unknown analytics source {source!r}; use one of "
+                                   f"{', '.join(sorted(SOURCES))}")
+        if entity_kind not in ENTITY_KINDS:
+            raise ConnectionError_(f"entity kind {entity_kind!r} is not one of "
+                                   f"{', '.join(ENTITY_KINDS)}")
+        now = self.clock()
+        sealed = self.box.seal(credentials)
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO analytics_sources (account_id, source_id, source, entity_kind, "
+                "entity_id, entity_name, credentials, state, last_error, connected_by, "
+                "next_run_at, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'active', '', ?, ?, ?, ?) "
+                "ON CONFLICT (account_id, source, entity_kind, entity_id) DO UPDATE SET "
+                "credentials = excluded.credentials, entity_name = excluded.entity_name, "
+                "state = 'active', last_error = '', "
+                "connected_by = excluded.connected_by, next_run_at = excluded.next_run_at, "
+                "updated_at = excluded.updated_at", account_id, uuid.uuid4().hex[:16], source,
+                entity_kind, entity_id, entity_name, sealed, connected_by, now, now, now)
+            row = await tx.fetchrow(
+                "SELECT * FROM analytics_sources WHERE account_id = ? AND source = ? AND "
+                "entity_kind = ? AND entity_id = ?", account_id, source, entity_kind, entity_id)
+        return Connection(**row)
+
+    async def list(self, account_id: str) -> list[Connection]:
+        rows = await self.db.fetch("SELECT * FROM analytics_sources WHERE account_id = ? "
+                                   "ORDER BY source, entity_id", account_id)
+        return [Connection(**r) for r in rows]
+
+    async def get(self, account_id: str, source_id: str) -> Connection:
+        row = await self.db.fetchrow("SELECT * FROM analytics_sources WHERE account_id = ? "
+                                     "AND source_id = ?", account_id, source_id)
+        if row is None:
+            raise SourceNotFound(f"no connected source {source_id!r}; list them with "
+                                 "GET /api/analytics/sources")
+        return Connection(**row)
+
+    def credentials(self, connection: Connection) -> Credentials:
+        return self.box.open(connection.credentials)
+
+    async def disconnect(self, account_id: str, source_id: str) -> Connection:
+        """Forget the credentials and stop the schedule (the points stay)."""
+        await self.get(account_id, source_id)
+        await self.db.execute(
+            "UPDATE analytics_sources SET state = 'disconnected', credentials = '', "
+            "updated_at = ? WHERE account_id = ? AND source_id = ?", self.clock(),
+            account_id, source_id)
+        return await self.get(account_id, source_id)
+
+    async def flag(self, account_id: str, source_id: str, state: str, error: str) -> None:
+        """Mark a source as needing attention (a revoked token, a changed answer shape)."""
+        await self.db.execute(
+            "UPDATE analytics_sources SET state = ?, last_error = ?, updated_at = ? "
+            "WHERE account_id = ? AND source_id = ? AND state != 'disconnected'", state,
+            error[:2000], self.clock(), account_id, source_id)
+
+    async def save_credentials(self, connection: Connection, credentials: Credentials) -> None:
+        """Keep a refresh token the platform rotated during a run."""
+        await self.db.execute(
+            "UPDATE analytics_sources SET credentials = ?, updated_at = ? WHERE account_id = ? "
+            "AND source_id = ? AND state != 'disconnected'", self.box.seal(credentials),
+            self.clock(), connection.account_id, connection.source_id)
+
+    async def due(self, now: float, limit: int = 100) -> list[Connection]:
+        """Active sources whose scheduled run is due (every account: the scheduler's)."""
+        rows = await self.db.fetch(
+            "SELECT * FROM analytics_sources WHERE state = 'active' AND next_run_at <= ? "
+            "ORDER BY next_run_at LIMIT ?", now, limit)
+        return [Connection(**r) for r in rows]
+
+    async def claim_slot(self, tx: Any, connection: Connection, next_run_at: float) -> bool:
+        """Move a due source's next run on (compare-and-set: one scheduler wins)."""
+        changed = await tx.execute(
+            "UPDATE analytics_sources SET next_run_at = ?, last_run_at = ?, updated_at = ? "
+            "WHERE account_id = ? AND source_id = ? AND next_run_at = ? AND state = 'active'",
+            next_run_at, self.clock(), self.clock(), connection.account_id,
+            connection.source_id, connection.next_run_at)
+        return bool(changed)

@@ -1,0 +1,81 @@
+"""The analytics plug-in: hook implementations that wire the module into the server.
+
+Settings (``config.plugins["analytics"]``): see :mod:`business.analytics.services`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from business.analytics.permissions import PERMISSIONS
+from business.analytics.routes import ROUTES
+from business.analytics.runs import INGEST_JOB
+from business.analytics.schemas import IngestPayload
+from business.analytics.services import (
+    PLUGIN_NAME,
+    run_ingest,
+    run_scheduler,
+    start_services,
+    store_event,
+)
+from dawserver.plugin_api import (
+    Job,
+    Migration,
+    Permission,
+    PluginContext,
+    QueueSettings,
+    Route,
+    Worker,
+    hookimpl,
+    load_migrations,
+)
+
+#: The module's tables (``analytics_*``, each keyed by ``account_id`` first).
+MIGRATIONS = load_migrations(PLUGIN_NAME, Path(__file__).with_name("migrations"))
+
+
+@hookimpl
+def plugin_info() -> dict[str, str]:
+    return {"name": PLUGIN_NAME, "version": "1.0",
+            "description": "Analytics: connected sources, one catalogue, time series"}
+
+
+@hookimpl
+def migrations() -> list[Migration]:
+    return MIGRATIONS
+
+
+@hookimpl
+def permissions() -> list[Permission]:
+    return PERMISSIONS
+
+
+@hookimpl
+def routes(context: PluginContext) -> list[Route]:
+    return ROUTES
+
+
+@hookimpl
+def jobs() -> list[Job]:
+    # Waits the platform asks for reschedule the job (each counts as an attempt), so
+    # the attempts are generous; a lease outlives one chunk of a back-fill.
+    return [Job(INGEST_JOB, IngestPayload, run_ingest,
+                "fetch one connected source over a day range and store its points",
+                QueueSettings(max_attempts=30, backoff_base=30.0, backoff_cap=3600.0,
+                              lease_s=120.0, concurrency=2))]
+
+
+@hookimpl
+async def startup(context: PluginContext) -> None:
+    await start_services(context)
+
+
+@hookimpl
+def workers(context: PluginContext) -> list[Worker]:
+    return [Worker("analytics.scheduler", run_scheduler)]
+
+
+@hookimpl
+async def business_event(context: PluginContext, name: str, payload: dict[str, Any]) -> None:
+    await store_event(context, name, payload)

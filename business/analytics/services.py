@@ -1,0 +1,174 @@
+"""The analytics module's running objects, shared by its routes, its job and its worker.
+
+Built in the plug-in's ``startup`` hook from its settings (``config.plugins["analytics"]``):
+
+- ``sources``: ``{name: {"base_url": ..., "page_size": ...}}`` per source (a fake's URL
+  in tests; none: the platform's production API);
+- ``credential_keys``: Fernet keys sealing source credentials, newest first (default:
+  one derived from the server's secret);
+- ``schedule_check_s`` (60): how often the scheduler looks for due sources;
+- ``chunk_days`` (31), ``inline_wait_s`` (1.0): see :mod:`.ingest`;
+- ``partitions_ahead`` (3): monthly partitions kept made ahead on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from business.analytics.catalog import Catalog
+from business.analytics.connections import Connection, Connections
+from business.analytics.credentials import KEY_PURPOSE, CredentialBox
+from business.analytics.ingest import Ingestor, IngestSettings
+from business.analytics.runs import INGEST_JOB, Runs
+from business.analytics.sources import spec_of
+from business.analytics.sources.records import Identity, Point
+from business.analytics.store import PointStore
+from dawserver.plugin_api import JobContext, PluginContext, backoff_delay
+
+PLUGIN_NAME = "analytics"
+logger = logging.getLogger(__name__)
+_KEY = "analytics"
+#: Our own modules' events stored as points: event name -> how.
+PRESAVE_EVENT = "presave.release_day"
+
+
+@dataclass
+class Services:
+    """The module's objects."""
+
+    store: PointStore
+    catalog: Catalog
+    connections: Connections
+    runs: Runs
+    ingestor: Ingestor
+    partitions_ahead: int = 3
+
+    async def close(self) -> None:
+        session = self.ingestor.session
+        if session is not None and not session.closed:
+            await session.close()
+
+
+def services(context: PluginContext) -> Services:
+    """The started module of a plug-in context."""
+    found = context.state.get(_KEY)
+    if found is None:
+        raise RuntimeError("the analytics plug-in has not started yet")
+    return found
+
+
+def credential_box(context: PluginContext) -> CredentialBox:
+    keys = context.settings_for(PLUGIN_NAME).get("credential_keys")
+    if keys:
+        return CredentialBox(list(keys))
+    return CredentialBox.from_secret(context.derive_key(KEY_PURPOSE))
+
+
+def build_services(context: PluginContext) -> Services:
+    settings = context.settings_for(PLUGIN_NAME)
+    db = context.database()
+    store, catalog = PointStore(db), Catalog(db)
+    connections, runs = Connections(db, credential_box(context)), Runs(db)
+    ingest = IngestSettings(sources=dict(settings.get("sources") or {}),
+                            chunk_days=int(settings.get("chunk_days", 31)),
+                            inline_wait_s=float(settings.get("inline_wait_s", 1.0)))
+    ingestor = Ingestor(connections, runs, store, catalog, None, ingest)
+    return Services(store, catalog, connections, runs, ingestor,
+                    int(settings.get("partitions_ahead", 3)))
+
+
+async def start_services(context: PluginContext) -> Services:
+    """Build the module's objects, keep them in the context, make the partitions ahead."""
+    module = build_services(context)
+    context.state[_KEY] = module
+    await module.store.partitions.ensure_ahead(datetime.now(UTC), module.partitions_ahead)
+    return module
+
+
+async def run_ingest(context: PluginContext, payload: Any, job: JobContext) -> dict:
+    """The ``analytics.ingest`` job: one run of one connected source."""
+    return await services(context).ingestor.run(job.job.account_id, payload.run_id, job)
+
+
+async def backfill(context: PluginContext, connection: Connection, start: date,
+                   end: date) -> tuple[Any, bool]:
+    """Queue a back-fill run of ``connection`` (idempotent per source and window)."""
+    module = services(context)
+    key = f"backfill/{connection.source_id}/{start.isoformat()}/{end.isoformat()}"
+    return await module.runs.start(context, connection.account_id, connection.source_id,
+                                   "backfill", start, end, key)
+
+
+async def schedule_due(context: PluginContext, now: float | None = None) -> int:
+    """Queue a scheduled run for every due source (one per source and time slot, however
+    many nodes run this); how many were queued."""
+    module = services(context)
+    now = time.time() if now is None else now
+    queued = 0
+    for connection in await module.connections.due(now):
+        every = spec_of(connection.source).schedule.every.total_seconds()
+        slot = int(now // every)
+        first, last = module.ingestor.window(connection)
+        db = context.database()
+        async with db.transaction() as tx:
+            if not await module.connections.claim_slot(tx, connection, (slot + 1) * every):
+                continue  # another node took this slot
+            _, new = await module.runs.start(context, connection.account_id,
+                                             connection.source_id, "scheduled", first, last,
+                                             f"scheduled/{connection.source_id}/{slot}", tx=tx)
+        queued += int(new)
+    if queued:
+        context.background.queue.wake(INGEST_JOB)
+    return queued
+
+
+async def run_scheduler(context: PluginContext) -> None:
+    """The worker: queue due sources every ``schedule_check_s``; keep partitions ahead."""
+    module = services(context)
+    period = float(context.settings_for(PLUGIN_NAME).get("schedule_check_s", 60))
+    errors = 0
+    try:
+        while True:
+            try:
+                await schedule_due(context)
+                await module.store.partitions.ensure_ahead(datetime.now(UTC),
+                                                           module.partitions_ahead)
+            except Exception:
+                errors += 1
+                delay = backoff_delay(errors, period, max(period, 600.0))
+                logger.exception("analytics scheduling failed (%d in a row); again in %.1f s",
+                                 errors, delay)
+            else:
+                errors, delay = 0, period
+            await asyncio.sleep(delay)
+    finally:
+        await module.close()
+
+
+async def store_event(context: PluginContext, name: str, payload: dict[str, Any]) -> None:
+    """Our own modules' news as points: a pre-save campaign's count on its release day.
+
+    Heard at least once; the point's key (campaign's release, day) makes a repeat a no-op.
+    """
+    if name != PRESAVE_EVENT:
+        return
+    module = services(context)
+    account_id = str(payload["account_id"])
+    heard = time.time()
+    try:
+        day = date.fromisoformat(str(payload["release_date"])[:10])
+    except ValueError:
+        day = datetime.now(UTC).date()
+    at = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    release_id = str(payload["release_id"])
+    await module.catalog.resolve(account_id, [Identity(
+        "presave", "release", release_id, str(payload.get("title") or ""),
+        artist_name=str(payload.get("artist") or ""))])
+    await module.store.upsert(account_id, [Point("presave", "release", release_id, "presaves",
+                                                 at, int(payload.get("presaves") or 0))],
+                              fetched_at=heard)

@@ -1,0 +1,114 @@
+"""The analytics routes over HTTP (SQLite): connect a source, back-fill it as a job and
+follow its progress, read a series with growth, the catalogue (merge, split, audit),
+freshness and read-only SQL; roles and other accounts refused."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from social_helpers import header_principal, who
+
+from business.analytics.fakes import FAKES, FakeSources
+from dawserver.plugins import install, load_plugins
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
+
+
+async def wait_for_run(client: TestClient, run_id: str, headers: dict[str, str]) -> dict:
+    async with asyncio.timeout(60):
+        while True:
+            answer = await client.get(f"/api/analytics/runs/{run_id}", headers=headers)
+            run = await answer.json()
+            assert answer.status == 200, run
+            if run["job_state"] in ("done", "dead"):
+                return run
+            await asyncio.sleep(0.1)
+
+
+async def test_a_source_is_connected_backfilled_and_queried_over_http(tmp_path: Path) -> None:
+    fake = FAKES["shazam"](today=date.today())
+    async with FakeSources([fake]) as server:
+        config = {"data_dir": tmp_path / "data",
+                  "database_url": f"sqlite://{tmp_path / 'r.sqlite3'}",
+                  "plugins": {"analytics": {"sources": {"shazam": {
+                      "base_url": server.base_url("shazam")}}, "schedule_check_s": 3600}}}
+        app = web.Application()
+        install(app, config, manager=load_plugins(config), identify=header_principal)
+        async with TestClient(TestServer(app)) as client:
+            owner, viewer = who("acct", "ada"), who("acct", "vi", "viewer")
+            body = {"source": "shazam", "entity_kind": "artist",
+                    "entity_id": fake.artist_id, "entity_name": "Ada",
+                    "client_secret": "s3cret-key", "api_key": "api-key"}
+            refused = await client.post("/api/analytics/sources", json=body, headers=viewer)
+            assert refused.status == 403
+            answer = await client.post("/api/analytics/sources", json=body, headers=owner)
+            source: dict[str, Any] = await answer.json()
+            assert answer.status == 201, source
+            assert "s3cret" not in await answer.text()
+            listed = await (await client.get("/api/analytics/sources", headers=viewer)).json()
+            assert [s["source_id"] for s in listed] == [source["source_id"]]
+            assert await (await client.get("/api/analytics/sources",
+                                           headers=who("other", "bo"))).json() == []
+            bad = await client.post(f"/api/analytics/sources/{source['source_id']}/backfill",
+                                    json={"from": "2024-05-10", "to": "2024-05-01"},
+                                    headers=owner)
+            assert bad.status == 422 and "swap" in await bad.text()
+            day = fake.today
+            first = (day - timedelta(days=20)).isoformat()
+            last = (day - timedelta(days=1)).isoformat()
+            started = await client.post(
+                f"/api/analytics/sources/{source['source_id']}/backfill",
+                json={"from": first, "to": last}, headers=owner)
+            run = await started.json()
+            assert started.status == 202, run
+            done = await wait_for_run(client, run["run_id"], viewer)
+            assert done["job_state"] == "done" and done["progress"] == 1.0
+            assert done["complete_through"] == last and done["points"] > 0
+            other = await client.get(f"/api/analytics/runs/{run['run_id']}",
+                                     headers=who("other", "bo"))
+            assert other.status == 404
+
+            catalog = await (await client.get("/api/analytics/catalog?kind=recording",
+                                              headers=viewer)).json()
+            assert len(catalog) == len(fake.tracks) and all(e["isrc"] for e in catalog)
+            entity = catalog[0]["entity_id"]
+            series = await client.get("/api/analytics/series", headers=viewer, params={
+                "entity": entity, "metric": "shazams", "from": first, "to": last,
+                "by_source": "true"})
+            found = await series.json()
+            assert series.status == 200, found
+            assert len(found["total"]) == 20 and set(found["sources"]) == {"shazam"}
+            assert set(found["growth"]) == {"7d", "28d", "90d"}
+            assert found["growth"]["7d"]["current"] == sum(v for _, v in found["total"][-7:])
+            hidden = await client.get("/api/analytics/series", headers=who("other", "bo"),
+                                      params={"entity": entity, "metric": "shazams"})
+            assert hidden.status == 404
+
+            as_viewer = await client.post(f"/api/analytics/catalog/{entity}/merge",
+                                          json={"others": [catalog[1]["entity_id"]]},
+                                          headers=viewer)
+            assert as_viewer.status == 403
+            merged = await client.post(f"/api/analytics/catalog/{entity}/merge",
+                                       json={"others": [catalog[1]["entity_id"]]},
+                                       headers=who("acct", "ed", "editor"))
+            assert merged.status == 200 and len((await merged.json())["links"]) == 2
+            audit = await (await client.get("/api/analytics/audit", headers=viewer)).json()
+            assert [(a["action"], a["actor"]) for a in audit] == [("merge", "ed")]
+
+            fresh = await (await client.get("/api/analytics/freshness", headers=viewer)).json()
+            assert [f["source"] for f in fresh] == ["shazam"]
+            sql = await client.post("/api/analytics/sql", headers=viewer, json={
+                "sql": "SELECT count(*) AS n FROM points"})
+            assert sql.status == 200 and (await sql.json())["rows"] == [[done["points"]]]
+            files = await client.post("/api/analytics/sql", headers=viewer, json={
+                "sql": "SELECT * FROM read_csv('/etc/passwd')"})
+            assert files.status == 400 and "disabled" in await files.text()
+            gone = await client.delete(f"/api/analytics/sources/{source['source_id']}",
+                                       headers=owner)
+            assert gone.status == 200 and (await gone.json())["state"] == "disconnected"
