@@ -116,6 +116,7 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         "payee_id": "payee-of-ada",
         "channel_id": channel_id, "post_id": post.get("post_id", "post-of-ada"),
         "network": "x",
+        "domain": "example.com",  # a single sign-on domain: B's calls name A's organisation
     }
 
 
