@@ -5,18 +5,21 @@ id and secret, the email domains it covers, the role newcomers get). People then
 in at ``/auth/sso/{org_id}/start``; :meth:`SingleSignOn.sign_in` takes the identity
 the provider vouched for (checked by :class:`~accounts.oidc.OidcClient`) and:
 
-- refuses an address the provider has not verified, or one outside the domains;
+- refuses an address the provider has not verified, or one outside the domains, or
+  in a domain the organisation has not proven its own yet (a DNS record:
+  :mod:`accounts.sso_domains`; a pending domain signs nobody in);
 - signs in the person linked to the provider's ``(issuer, subject)``, else links the
   person who has that verified address, but only one already in the organisation (an
   organisation's admin controls its provider, and must not be able to take over the
   account of someone outside it by asserting their address), else creates a person;
 - makes them a member with the provider's role if they are not in the organisation
-  (their sessions rotate, :meth:`AccountService.roles_changed`);
+  (their sessions rotate, :meth:`AccountService.roles_changed`), reading the domain's
+  record again first when its proof is older than a week;
 - asks for the second factor of a person who has one, as after a password.
 
 The client secret is kept encrypted (:class:`SecretBox`: Fernet, keyed from the
 server's secret) and never answered. Tables: ``sso_providers`` in
-``accounts/migrations/0002_sso.sql``.
+``accounts/migrations/0002_sso.sql``, ``sso_domains`` in ``0003_sso_domains.sql``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,15 @@ from .models import BUILT_IN_ORG_ROLES, Account, OrgRole
 from .oidc import OidcIdentity
 from .oidc_sign_in import finish_sign_in, link_or_create
 from .service import AccountService, Actor, SecondFactorNeeded, SignedIn
+from .sso_domains import (
+    DOMAIN_ADDED,
+    DOMAIN_LAPSED,
+    DOMAIN_REMOVED,
+    DOMAIN_VERIFIED,
+    DomainNotProven,
+    DomainProofs,
+    SsoDomain,
+)
 
 #: Security-log actions.
 SSO_CONFIGURED, SSO_REMOVED, SSO_JOINED = "sso.configured", "sso.removed", "sso.joined"
@@ -164,9 +176,11 @@ class SsoStore:
 class SingleSignOn:
     """The rules of organisations' providers over the account service and :class:`SsoStore`."""
 
-    def __init__(self, service: AccountService, store: SsoStore) -> None:
+    def __init__(self, service: AccountService, store: SsoStore, domains: DomainProofs
+                 ) -> None:
         self.service = service
         self.store = store
+        self.domains = domains
 
     async def require_admin(self, actor: Actor, org_id: str) -> Account:
         """The organisation ``org_id`` if ``actor`` administers it (404 outside, 403 below)."""
@@ -207,7 +221,34 @@ class SingleSignOn:
         await self.service.store.audit(org_id, actor.person_id, SSO_CONFIGURED,
                                        target=provider.issuer, address=actor.address,
                                        detail={"domains": list(provider.domains)})
+        await self._sync_domains(actor, org_id, provider.domains)
         return provider
+
+    async def _sync_domains(self, actor: Actor, org_id: str, domains: tuple[str, ...]) -> None:
+        added, removed = await self.domains.sync(org_id, domains)
+        for action, changed in ((DOMAIN_ADDED, added), (DOMAIN_REMOVED, removed)):
+            for domain in changed:
+                await self.service.store.audit(org_id, actor.person_id, action, target=domain,
+                                               address=actor.address)
+
+    async def domains_of(self, actor: Actor, org_id: str) -> list[SsoDomain]:
+        """``org_id``'s domains and their proofs, for its admins."""
+        await self.require_admin(actor, org_id)
+        return await self.domains.store.list(org_id)
+
+    async def verify_domain(self, actor: Actor, org_id: str, domain: str) -> SsoDomain:
+        """Check ``domain``'s TXT record now (its admins): the proven domain;
+        :class:`~accounts.sso_domains.DomainNotProven` or
+        :class:`~accounts.sso_domains.DnsUnavailable` saying why not."""
+        await self.require_admin(actor, org_id)
+        found = await self.domains.store.get(org_id, domain.strip().lower().rstrip("."))
+        if found is None:
+            raise NotFound(f"{domain!r} is not one of this organisation's single sign-on "
+                           f"domains; list it in the provider's domains first")
+        proven = await self.domains.verify(found)
+        await self.service.store.audit(org_id, actor.person_id, DOMAIN_VERIFIED,
+                                       target=proven.domain, address=actor.address)
+        return proven
 
     async def describe(self, actor: Actor, org_id: str) -> SsoProvider:
         """``org_id``'s provider, for its admins; :class:`NotFound` if it has none."""
@@ -221,6 +262,7 @@ class SingleSignOn:
             raise NotFound(f"organisation {org_id!r} has no single sign-on provider")
         await self.service.store.audit(org_id, actor.person_id, SSO_REMOVED,
                                        address=actor.address)
+        await self._sync_domains(actor, org_id, ())
 
     async def provider(self, org_id: str) -> SsoProvider:
         """The provider to sign in with for ``org_id`` (an active organisation's)."""
@@ -246,15 +288,24 @@ class SingleSignOn:
             raise Forbidden(f"{identity.email} is outside the domains this organisation's "
                             f"provider covers ({', '.join(provider.domains)}); sign in "
                             f"another way")
+        domain = identity.email.rpartition("@")[2].lower()
+        proof = await self.domains.store.get(org_id, domain)
+        if proof is None or not proof.verified:
+            raise Forbidden(f"{domain} is waiting for the organisation to prove it is "
+                            f"theirs (a DNS record an admin publishes and verifies); until "
+                            f"then sign in another way")
         store = self.service.store
         person = await store.person_by_identity(identity.issuer, identity.subject)
+        known = person or await store.person_by_email(identity.email)
+        in_org = known is not None and await store.membership(
+            org_id, known.account_id) is not None
+        if person is None and known is not None and not in_org:
+            raise Forbidden(f"an account with {identity.email} exists and is not in "
+                            f"this organisation; sign in with your password and ask an "
+                            f"admin to invite you")
+        if not in_org and self.domains.stale(proof):
+            await self._prove_again(proof, address)
         if person is None:
-            existing = await store.person_by_email(identity.email)
-            if existing is not None and await store.membership(
-                    org_id, existing.account_id) is None:
-                raise Forbidden(f"an account with {identity.email} exists and is not in "
-                                f"this organisation; sign in with your password and ask an "
-                                f"admin to invite you")
             person = await link_or_create(self.service, identity, address)
         if person.active and await store.membership(org_id, person.account_id) is None:
             await store.set_member(org_id, person.account_id, provider.default_role)
@@ -264,3 +315,16 @@ class SingleSignOn:
             await self.service.roles_changed(person.account_id)
         return await finish_sign_in(self.service, person, identity, address=address,
                                     user_agent=user_agent)
+
+    async def _prove_again(self, proof: SsoDomain, address: str) -> None:
+        """Read an old proof's record again before a newcomer joins through it; a record
+        that is gone makes the domain pending (:class:`Forbidden`)."""
+        try:
+            await self.domains.verify(proof)
+        except DomainNotProven as exc:
+            await self.service.store.audit(proof.account_id, "", DOMAIN_LAPSED,
+                                           target=proof.domain, address=address,
+                                           detail={"reason": exc.reason})
+            raise Forbidden(f"{proof.domain} no longer carries this organisation's DNS "
+                            f"record, so nobody new joins through it; an admin must "
+                            f"publish the record and verify the domain again") from None

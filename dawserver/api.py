@@ -46,6 +46,8 @@ from .projects import import_session
 
 MAX_RENDER_SECONDS = 600
 MAX_NAME_LENGTH = 200
+#: The most bytes of project JSON ``POST /projects`` reads (a whole project may be big).
+MAX_PROJECT_JSON_BYTES = 16 * 1024 * 1024
 #: The last timeline frame a render may start at: the engine's positions are int64.
 MAX_START_FRAME = 2**62
 
@@ -323,7 +325,8 @@ ROUTES = [
     Route(method="GET", path="/projects", handler=list_projects, permission=SERVER_PROJECTS,
           response=list[ProjectSummary]),
     Route(method="POST", path="/projects", handler=create_project, permission=SERVER_PROJECTS,
-          body=NewProject, response=ProjectName, status=201),
+          body=NewProject, response=ProjectName, status=201,
+          max_body=MAX_PROJECT_JSON_BYTES),
     Route(method="GET", path=PROJECT, handler=get_project, permission=PROJECT_READ,
           response=ProjectDocument),
     Route(method="PATCH", path=PROJECT, handler=rename_project, permission=PROJECT_MANAGE,

@@ -112,6 +112,10 @@ class ServerConfig:
         private certificate authority for them; ``{"allow_private_issuers": true}``
         lets an issuer resolve to a private or loopback address (off by default: an
         organisation's admin must not make the server fetch from its own network).
+        Domain checks (their TXT records): ``{"dns_servers": ["HOST[:PORT]"]}`` (default
+        the system's resolvers), ``{"dns_timeout": 5}`` seconds, and
+        ``{"domain_reverify_after": 604800}`` seconds before a newcomer's join reads an
+        old proof again.
     require_verified_email:
         Whether people must follow the verification link before they sign in.
     password_hashing:

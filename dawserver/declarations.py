@@ -108,6 +108,9 @@ class Media:
         return f"Media{self.types!r}"
 
 
+#: The most bytes a JSON request body may have when its route declares no ``max_body``.
+JSON_BODY_LIMIT = 64 * 1024
+
 #: ``await handler(request)``: a JSON value or model, a :class:`Reply`, or (core only)
 #: an aiohttp response.
 Handler = Callable[["Request"], Awaitable[Any]]
@@ -123,6 +126,10 @@ class Route:
     ``dict[str, Any]``...) or a :class:`Media`; ``media`` lists other media types
     the route may answer instead of JSON. ``status`` is the success status and
     ``statuses`` any other success status a handler may give in a :class:`Reply`.
+    ``max_body`` is the most bytes of request body the route reads before answering
+    413: by default :data:`JSON_BODY_LIMIT` for a JSON body and the server's own limit
+    (``max_message_bytes``) for a :class:`Media` one; the server's limit caps any
+    declared value. A streamed body is read (and limited) by its handler.
     """
 
     method: str
@@ -137,6 +144,7 @@ class Route:
     media: tuple[str, ...] = ()
     forms: bool = False
     name: str = ""
+    max_body: int | None = None
 
     @property
     def label(self) -> str:
@@ -240,6 +248,6 @@ def role_of(value: Role | str) -> Role:
     return value if isinstance(value, Role) else Role.parse(str(value))
 
 
-__all__ = ["ANONYMOUS", "PUBLIC", "Empty", "ErrorBody", "Event", "Handler", "Job", "Media",
-           "Model", "Permission", "Principal", "Query", "Reply", "Request", "Role", "Route",
-           "Scope", "Worker", "role_of"]
+__all__ = ["ANONYMOUS", "JSON_BODY_LIMIT", "PUBLIC", "Empty", "ErrorBody", "Event", "Handler",
+           "Job", "Media", "Model", "Permission", "Principal", "Query", "Reply", "Request",
+           "Role", "Route", "Scope", "Worker", "role_of"]

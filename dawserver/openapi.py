@@ -2,7 +2,8 @@
 
 Generated from the route declarations (:mod:`dawserver.router`): paths and
 methods, path and query parameters, request bodies and answers from their models,
-the permission each route needs. ``GET /api/openapi.json`` serves it and
+the permission each route needs (``x-permission``) and the most bytes of request
+body it reads (``x-max-body-bytes``). ``GET /api/openapi.json`` serves it and
 ``GET /api/docs`` renders it with Redoc, bundled in ``dawserver/static`` (built
 from ``web/``), so the page needs no network.
 """
@@ -19,8 +20,9 @@ from pydantic import TypeAdapter
 from .authorization import ACCOUNT_PARAMETER, PROJECT_PARAMETER
 from .declarations import ErrorBody, Media, Scope, role_of
 from .errors import ERROR_STATUSES
+from .keys import CONFIG
 from .plugin_api import PUBLIC, Request, Route
-from .router import ROUTE_TABLE, RouteTable, ServedRoute
+from .router import ROUTE_TABLE, RouteTable, ServedRoute, body_limit
 
 OPENAPI_PATH = "/api/openapi.json"
 DOCS_PATH = "/api/docs"
@@ -120,8 +122,8 @@ def _parameters(item: ServedRoute, index: int, schemas: _Schemas) -> list[dict[s
     return parameters
 
 
-def _operation(item: ServedRoute, index: int, schemas: _Schemas, operation_id: str
-               ) -> dict[str, Any]:
+def _operation(item: ServedRoute, index: int, schemas: _Schemas, operation_id: str,
+               server_limit: int | None) -> dict[str, Any]:
     route = item.route
     summary, description = _text(route.handler)
     operation: dict[str, Any] = {
@@ -141,6 +143,10 @@ def _operation(item: ServedRoute, index: int, schemas: _Schemas, operation_id: s
             media["application/x-www-form-urlencoded"] = {"schema": schema}
         required = bool(schemas.resolve(schema).get("required"))
         operation["requestBody"] = {"required": required, "content": media}
+    limit = body_limit(route, server_limit)
+    if route.body is not None and limit is not None and not (
+            isinstance(route.body, Media) and route.body.stream):
+        operation["x-max-body-bytes"] = limit
     if isinstance(route.response, Media):
         content = _binary(route.response)
     else:
@@ -163,6 +169,8 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route served by ``app``."""
     served = app.get(ROUTE_TABLE, RouteTable()).served
     schemas = _Schemas(served)
+    config = app.get(CONFIG)
+    server_limit = config.max_message_bytes if config is not None else None
     paths: dict[str, dict[str, Any]] = {}
     used: set[str] = set()
     for index, item in enumerate(served):
@@ -172,7 +180,7 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
             operation_id = f"{operation_id}_{route.method.lower()}"
         used.add(operation_id)
         paths.setdefault(openapi_path(route.path), {})[route.method.lower()] = _operation(
-            item, index, schemas, operation_id)
+            item, index, schemas, operation_id, server_limit)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Max Booster Studio", "version": VERSION,

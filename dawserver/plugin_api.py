@@ -49,6 +49,7 @@ from jobs import (
 
 from .context import PluginContext
 from .declarations import (
+    JSON_BODY_LIMIT,
     PUBLIC,
     Empty,
     ErrorBody,
@@ -85,8 +86,8 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 __all__ = [
-    "PROJECT", "PUBLIC", "ApiError", "BadRequest", "Conflict", "Empty", "Envelope",
-    "ErrorBody", "Event", "Forbidden", "Handler", "Job", "JobCancelled", "JobContext",
+    "JSON_BODY_LIMIT", "PROJECT", "PUBLIC", "ApiError", "BadRequest", "Conflict", "Empty",
+    "Envelope", "ErrorBody", "Event", "Forbidden", "Handler", "Job", "JobCancelled", "JobContext",
     "JobQueue", "JobRecord", "Media", "Migration", "Model", "NotFound", "PayloadTooLarge",
     "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "Pseudonymiser",
     "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Unauthorized",

@@ -6,6 +6,10 @@ handler that, for every request: checks the permission (:func:`require`),
 validates the query parameters and the body against the route's models (400 for
 a body that is not JSON, 422 naming the fields), calls the handler, and checks its
 answer against the response model before sending it.
+
+A body is read up to the route's limit (:func:`body_limit`): a ``Content-Length`` over it
+is refused before a byte is read, and a chunked body is read no further than one byte
+past it, so a client cannot make the server hold more than the route accepts.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from accounts.errors import AccountError
 
 from .account_errors import api_error
 from .authorization import ACCOUNT_PARAMETER, require
-from .declarations import PUBLIC, Media, Query, Reply, Request, Route
+from .declarations import JSON_BODY_LIMIT, PUBLIC, Media, Query, Reply, Request, Route
 from .errors import (
     INVALID_INPUT,
     INVALID_JSON,
@@ -46,6 +50,10 @@ AUTH_PARAMETERS = ("token", ACCOUNT_PARAMETER)
 INTERNAL_ERROR = "route {route} failed on the server; the server log has the details"
 BAD_ANSWER = ("route {route} answered {problem}; this is a bug in the route's handler "
               "or its declared response model")
+TOO_LARGE = ("the request body is over the size limit of {route}: {size} ({limit} bytes){why}; "
+             "send at most {limit} bytes (each route's limit is x-max-body-bytes in "
+             "/api/openapi.json)")
+SERVER_LIMIT = ", the server's limit (dawserver serve --max-message-bytes)"
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,14 @@ def check_route(route: Route, plugin: str, declared: dict[str, Any]) -> TypeAdap
             isinstance(route.body, type) and issubclass(route.body, BaseModel)):
         raise PluginError(f"{where}: body must be a pydantic model or Media(...), "
                           f"got {route.body!r}")
+    if route.max_body is not None:
+        if route.body is None or (isinstance(route.body, Media) and route.body.stream):
+            raise PluginError(f"{where}: max_body limits a body the router reads; a route "
+                              "without a body or with a streamed one (its handler reads "
+                              "and limits it) takes none")
+        if not isinstance(route.max_body, int) or route.max_body < 1:
+            raise PluginError(f"{where}: max_body must be a positive number of bytes, "
+                              f"got {route.max_body!r}")
     if route.query is not None and not (isinstance(route.query, type)
                                         and issubclass(route.query, Query)):
         raise PluginError(f"{where}: query must be a plugin_api.Query model, "
@@ -147,15 +163,53 @@ def _query(served: ServedRoute, request: web.Request) -> Any:
         raise _invalid(exc, "query") from None
 
 
+def body_limit(route: Route, server_limit: int | None) -> int | None:
+    """The most bytes of request body the router reads for ``route`` (None: no limit).
+
+    The route's ``max_body``, else :data:`JSON_BODY_LIMIT` for a JSON body, else (raw
+    bytes) the server's; never more than ``server_limit`` (the server's, when it has
+    one). A streamed body is its handler's to read and limit.
+    """
+    limit = route.max_body or (None if isinstance(route.body, Media) else JSON_BODY_LIMIT)
+    if limit is None or server_limit is None:
+        return limit or server_limit
+    return min(limit, server_limit)
+
+
+def _size(count: int) -> str:
+    """``count`` bytes in words: 64 KiB, 16 MiB, 1000 bytes."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count % scale == 0:
+            return f"{count // scale} {unit}"
+    return f"{count} bytes"
+
+
+def _too_large(route: Route, limit: int, server_limit: int | None) -> PayloadTooLarge:
+    why = SERVER_LIMIT if server_limit is not None and limit >= server_limit else ""
+    return PayloadTooLarge(TOO_LARGE.format(route=route.label, size=_size(limit), limit=limit,
+                                            why=why),
+                           headers={"Connection": "close"}, limit_bytes=limit)
+
+
+async def read_limited(request: web.Request, route: Route, limit: int | None) -> bytes:
+    """The body of ``request``; 413 past ``limit`` bytes, without reading further."""
+    server_limit = request.client_max_size or None
+    if limit is not None and (request.content_length or 0) > limit:
+        raise _too_large(route, limit, server_limit)
+    body = bytearray()
+    while chunk := await request.content.readany():
+        body.extend(chunk)
+        if limit is not None and len(body) > limit:
+            raise _too_large(route, limit, server_limit)
+    return bytes(body)
+
+
 async def _body(served: ServedRoute, request: web.Request) -> Any:
     spec = served.route.body
     if spec is None or (isinstance(spec, Media) and spec.stream):
         return None
-    try:
-        raw = await request.read() if request.can_read_body else b""
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge("the request body is over the server's size limit "
-                              "(dawserver serve --max-message-bytes); send less") from None
+    limit = body_limit(served.route, request.client_max_size or None)
+    raw = await read_limited(request, served.route, limit) if request.can_read_body else b""
     if isinstance(spec, Media):
         return raw
     if not raw.strip():
@@ -219,7 +273,10 @@ def _aiohttp_handler(served: ServedRoute) -> Any:
                 native=request))
             return _answer(served, result)
         except ApiError as exc:
-            return web.json_response(exc.body(), status=int(exc.status), headers=exc.headers)
+            answer = web.json_response(exc.body(), status=int(exc.status), headers=exc.headers)
+            if exc.headers.get("Connection") == "close":
+                answer.force_close()  # (a body left unread: never read on into it)
+            return answer
         except AccountError as exc:
             error = api_error(exc)
             return web.json_response(error.body(), status=int(error.status),

@@ -2,7 +2,10 @@
 
 ``PUT/GET/DELETE /accounts/{account_id}/sso`` register, show (never the client
 secret) and remove an organisation's provider (its admins and owners:
-:class:`accounts.sso.SingleSignOn`). ``GET /auth/sso/{org_id}/start?next=PATH`` sends
+:class:`accounts.sso.SingleSignOn`). Each domain the provider covers is pending until
+``POST /accounts/{account_id}/sso/domains/{domain}/verify`` finds the TXT record the
+answer names (:mod:`accounts.sso_domains`); ``GET /accounts/{account_id}/sso/domains``
+lists them. ``GET /auth/sso/{org_id}/start?next=PATH`` sends
 the browser to that provider; its callback signs the person in as the global
 providers' does (:mod:`dawserver.oidc_routes`) and returns to ``next``, or, when they
 use two-step sign-in, sends the browser to ``/#second_factor=TOKEN`` to finish with a
@@ -11,6 +14,10 @@ code at ``POST /auth/sign-in/second-factor``.
 An issuer must be https and, unless ``config.single_sign_on["allow_private_issuers"]``,
 resolve to public addresses only: the server fetches its discovery document and keys,
 and an organisation's admin must not point it into the server's own network.
+``config.single_sign_on`` also names the DNS servers that domain checks ask
+(``dns_servers``: ``["HOST[:PORT]", ...]``; default the system's), their timeout
+(``dns_timeout``, seconds) and how long a proof holds before a newcomer's join reads the
+record again (``domain_reverify_after``, seconds).
 """
 
 from __future__ import annotations
@@ -28,6 +35,16 @@ from pydantic import Field
 
 from accounts.oidc import OidcClient, PendingLogins, ProviderConfig
 from accounts.sso import SecretBox, SingleSignOn, SsoError, SsoProvider, SsoStore
+from accounts.sso_domains import (
+    DNS_TIMEOUT,
+    REVERIFY_AFTER,
+    DnsUnavailable,
+    DomainNotProven,
+    DomainProofs,
+    SsoDomain,
+    SsoDomainStore,
+    TxtLookup,
+)
 from collab.tokens import SECRET_FILE
 
 from .auth_routes import actor_of
@@ -41,7 +58,18 @@ from .oidc_routes import (
     signed_in_redirect,
 )
 from .permissions import ACCOUNT_ADMIN
-from .plugin_api import PUBLIC, BadRequest, Media, Model, NotFound, Request, Route
+from .plugin_api import (
+    PUBLIC,
+    BadRequest,
+    Empty,
+    Media,
+    Model,
+    NotFound,
+    Request,
+    Route,
+    Unavailable,
+    Unprocessable,
+)
 
 
 class SsoSettings(Model):
@@ -56,12 +84,28 @@ class SsoSettings(Model):
     default_role: str = Field("member", min_length=1, max_length=40)
 
 
+class DomainInfo(Model):
+    """One of the provider's domains: ``pending`` until the TXT record ``record_name``
+    holds ``record_value`` and the domain is verified; only a ``verified`` one signs
+    people in."""
+
+    domain: str
+    status: str
+    record_type: str
+    record_name: str
+    record_value: str
+    verified_at: float | None
+    checked_at: float | None
+    last_error: str
+
+
 class SsoInfo(Model):
     """An organisation's provider as shown to its admins (the secret never is)."""
 
     issuer: str
     client_id: str
     domains: list[str]
+    domain_checks: list[DomainInfo]
     default_role: str
     sign_in_url: str
     redirect_uri: str
@@ -134,8 +178,12 @@ async def sso_context(app: web.Application) -> AsyncIterator[None]:
     """Build :class:`SsoSignIns` over the account service; close its clients after."""
     secret = (app[CONFIG].data_dir / SECRET_FILE).read_text().strip().encode("ascii")
     store = SsoStore(app[DATABASE], SecretBox(secret))
-    app[SSO] = sign_ins = SsoSignIns(SingleSignOn(app[ACCOUNTS], store),
-                                     dict(app[CONFIG].single_sign_on))
+    settings = dict(app[CONFIG].single_sign_on)
+    lookup = TxtLookup(list(settings.get("dns_servers") or ()),
+                       float(settings.get("dns_timeout", DNS_TIMEOUT)))
+    domains = DomainProofs(SsoDomainStore(app[DATABASE]), lookup, reverify_after=float(
+        settings.get("domain_reverify_after", REVERIFY_AFTER)))
+    app[SSO] = sign_ins = SsoSignIns(SingleSignOn(app[ACCOUNTS], store, domains), settings)
     try:
         yield
     finally:
@@ -153,10 +201,20 @@ def _base(request: Request) -> str:
     return request.app[CONFIG].base_url.rstrip("/")
 
 
-def _info(request: Request, provider: SsoProvider) -> SsoInfo:
+def _domain_info(domain: SsoDomain) -> DomainInfo:
+    return DomainInfo(domain=domain.domain, status=domain.status, record_type="TXT",
+                      record_name=domain.record_name, record_value=domain.record_value,
+                      verified_at=domain.verified_at, checked_at=domain.checked_at,
+                      last_error=domain.last_error)
+
+
+async def _info(request: Request, provider: SsoProvider) -> SsoInfo:
     start = f"{_base(request)}/auth/sso/{provider.account_id}"
+    domains = await _sign_ins(request).sso.domains.store.list(provider.account_id)
     return SsoInfo(issuer=provider.issuer, client_id=provider.client_id,
-                   domains=list(provider.domains), default_role=provider.default_role,
+                   domains=list(provider.domains),
+                   domain_checks=[_domain_info(d) for d in domains],
+                   default_role=provider.default_role,
                    sign_in_url=f"{start}/start", redirect_uri=f"{start}/callback",
                    updated_by=provider.updated_by, updated_at=provider.updated_at)
 
@@ -172,22 +230,45 @@ async def put_sso(request: Request) -> SsoInfo:
             default_role=body.default_role, check_host=sign_ins.check_issuer_host)
     except SsoError as exc:
         raise BadRequest(str(exc)) from None
-    return _info(request, provider)
+    return await _info(request, provider)
 
 
 async def get_sso(request: Request) -> SsoInfo:
     """The organisation's provider (admins and owners; the secret is never shown)."""
     provider = await _sign_ins(request).sso.describe(actor_of(request),
                                                      request.params["account_id"])
-    return _info(request, provider)
+    return await _info(request, provider)
 
 
 async def delete_sso(request: Request) -> SsoInfo:
     """Stop single sign-on for the organisation; linked people keep their accounts."""
     sso = _sign_ins(request).sso
     provider = await sso.describe(actor_of(request), request.params["account_id"])
+    info = await _info(request, provider)
     await sso.remove(actor_of(request), request.params["account_id"])
-    return _info(request, provider)
+    return info
+
+
+async def list_domains(request: Request) -> list[DomainInfo]:
+    """The provider's domains, each pending or verified, with the TXT record that
+    proves it (admins and owners)."""
+    domains = await _sign_ins(request).sso.domains_of(actor_of(request),
+                                                      request.params["account_id"])
+    return [_domain_info(d) for d in domains]
+
+
+async def verify_domain(request: Request) -> DomainInfo:
+    """Read the domain's TXT record now: verified when it holds the domain's
+    ``record_value`` (422 saying what was found when not; 503 when the DNS does not
+    answer, and nothing changes). Admins and owners."""
+    try:
+        proven = await _sign_ins(request).sso.verify_domain(
+            actor_of(request), request.params["account_id"], request.params["domain"])
+    except DomainNotProven as exc:
+        raise Unprocessable(str(exc), reason=exc.reason) from None
+    except DnsUnavailable as exc:
+        raise Unavailable(str(exc), headers={"Retry-After": "60"}) from None
+    return _domain_info(proven)
 
 
 async def start(request: Request) -> web.StreamResponse:
@@ -214,8 +295,13 @@ async def callback(request: Request) -> web.StreamResponse:
         raise BadRequest("this sign-in is unknown, was finished already or took too long; "
                          "start it again")
     identity = await client.finish(pending, query.state, query.code, error=query.error)
-    result = await sign_ins.sso.sign_in(org_id, identity, address=request.native.remote or "",
-                                        user_agent=request.headers.get("User-Agent", ""))
+    try:
+        result = await sign_ins.sso.sign_in(org_id, identity,
+                                            address=request.native.remote or "",
+                                            user_agent=request.headers.get("User-Agent", ""))
+    except DnsUnavailable as exc:
+        raise Unavailable(f"{exc}; sign in again in a minute",
+                          headers={"Retry-After": "60"}) from None
     return signed_in_redirect(request, result, next_of(pending))
 
 
@@ -228,6 +314,10 @@ ROUTES = [
           response=SsoInfo),
     Route(method="DELETE", path=ACCOUNT_SSO, handler=delete_sso, permission=ACCOUNT_ADMIN,
           response=SsoInfo),
+    Route(method="GET", path=f"{ACCOUNT_SSO}/domains", handler=list_domains,
+          permission=ACCOUNT_ADMIN, response=list[DomainInfo]),
+    Route(method="POST", path=f"{ACCOUNT_SSO}/domains/{{domain}}/verify",
+          handler=verify_domain, permission=ACCOUNT_ADMIN, body=Empty, response=DomainInfo),
     Route(method="GET", path="/auth/sso/{org_id}/start", handler=start, permission=PUBLIC,
           query=Start, response=Media("text/html"), status=302),
     Route(method="GET", path="/auth/sso/{org_id}/callback", handler=callback,

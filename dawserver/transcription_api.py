@@ -298,6 +298,8 @@ def _order(edit: TextEdit, count: int) -> list[int]:
 
 PROJECT = "/projects/{project_id}"
 CLIP = f"{PROJECT}/clips/{{clip_id}}"
+#: The most bytes of a text edit (word indices of a long transcript).
+MAX_TEXT_EDIT_BYTES = 1024 * 1024
 JOB = f"{PROJECT}/transcription-jobs/{{job_id}}"
 
 ROUTES = [
@@ -316,7 +318,8 @@ ROUTES = [
           permission=PROJECT_READ, query=TranscriptFormat,
           response=Media(*MEDIA_TYPES.values())),
     Route(method="POST", path=f"{CLIP}/transcript/edit", handler=edit_transcript,
-          permission=PROJECT_EDIT, body=TextEdit, response=EditedClips),
+          permission=PROJECT_EDIT, body=TextEdit, response=EditedClips,
+          max_body=MAX_TEXT_EDIT_BYTES),
     Route(method="POST", path=f"{CLIP}/transcript/undo", handler=undo_text_edit,
           permission=PROJECT_EDIT, body=Empty, response=Undone),
     Route(method="POST", path=f"{CLIP}/transcript/redo", handler=redo_text_edit,

@@ -1,83 +1,30 @@
 """Organisations' own OpenID providers (single sign-on) on a running server.
 
 The organisation's provider is a second local provider (tests/fake_oidc.py) over TLS
-with its own certificate, trusted through ``single_sign_on["ca_file"]``.
+with its own certificate, trusted through ``single_sign_on["ca_file"]``; its domains
+are proven through a DNS server on loopback (tests/sso_helpers.py).
 """
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import pytest
-from accounts_helpers import Person, accounts_server
-from fake_oidc import FakeOidcProvider, FakeUser
+from accounts_helpers import Person
+from fake_oidc import FakeUser
 from smtp_server import SmtpServer
+from sso_helpers import label_with_sso, settings_of, sso_server, through
 
 from dawserver.keys import ACCOUNTS, DATABASE
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 
 
-@asynccontextmanager
-async def sso_server(tmp_path: Path, smtp: SmtpServer, user: FakeUser | None = None, *,
-                     allow_private: bool = True
-                     ) -> AsyncIterator[tuple[Any, Any, FakeOidcProvider]]:
-    """A server whose organisations may use ``provider`` (its CA trusted)."""
-    async with FakeOidcProvider(client_id="label-sso.example", client_secret="label-secret",
-                                user=user) as provider:
-        assert provider.trust is not None
-        ca_file = tmp_path / "org-provider-ca.pem"
-        ca_file.write_text("".join(ssl.DER_cert_to_PEM_cert(der) for der in
-                                   provider.trust.get_ca_certs(binary_form=True)))
-        settings = {"ca_file": str(ca_file), "allow_private_issuers": allow_private}
-        async with accounts_server(tmp_path, smtp, single_sign_on=settings) as (app, config):
-            yield app, config, provider
-
-
-def settings_of(provider: FakeOidcProvider, **changes: Any) -> dict[str, Any]:
-    return {"issuer": provider.issuer, "client_id": provider.client_id,
-            "client_secret": provider.client_secret, "domains": ["example.com"], **changes}
-
-
-async def label_with_sso(config: Any, smtp: SmtpServer, provider: FakeOidcProvider
-                         ) -> tuple[Person, str]:
-    """Ada (owner) and her organisation, its provider registered."""
-    ada = Person(config.base_url, smtp, "ada@label.org")
-    await ada.sign_up_and_in("Ada")
-    _, org, _ = await ada.call("POST", "/accounts", {"name": "Label"})
-    status, info, _ = await ada.call("PUT", f"/accounts/{org['id']}/sso", settings_of(provider))
-    assert status == 200, info
-    provider.redirect_uris = (info["redirect_uri"],)
-    return ada, org["id"]
-
-
-async def through(person: Person, provider: FakeOidcProvider, org_id: str,
-                  query: str = "") -> tuple[int, Any, Any]:
-    """Start the organisation's sign-in, pass the provider, come back: the callback's answer."""
-    async with person.http.get(f"{person.base_url}/auth/sso/{org_id}/start{query}",
-                               allow_redirects=False) as response:
-        assert response.status == 302, await response.text()
-        authorize = response.headers["Location"]
-    assert authorize.startswith(provider.issuer + "/authorize?")
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=provider.trust)) as b, \
-            b.get(authorize, allow_redirects=False) as response:
-        back = response.headers["Location"]
-    async with person.http.get(back, allow_redirects=False) as response:
-        body = (await response.json() if response.content_type == "application/json"
-                else await response.read())
-        return response.status, body, response.headers
-
-
 async def test_a_newcomer_signs_in_through_the_organisations_provider_and_joins(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
-    async with sso_server(tmp_path, smtp_server) as (app, config, provider):
-        ada, org_id = await label_with_sso(config, smtp_server, provider)
+    async with sso_server(tmp_path, smtp_server) as (app, config, provider, dns):
+        ada, org_id = await label_with_sso(config, smtp_server, provider, dns)
         newcomer = Person(config.base_url, smtp_server, provider.user.email)
         try:
             status, info, _ = await ada.call("GET", f"/accounts/{org_id}/sso")
@@ -117,8 +64,8 @@ async def test_a_newcomer_signs_in_through_the_organisations_provider_and_joins(
 
 async def test_members_viewers_and_other_organisations_cannot_configure_it(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
-    async with sso_server(tmp_path, smtp_server) as (_, config, provider):
-        ada, org_id = await label_with_sso(config, smtp_server, provider)
+    async with sso_server(tmp_path, smtp_server) as (_, config, provider, dns):
+        ada, org_id = await label_with_sso(config, smtp_server, provider, dns)
         bo = Person(config.base_url, smtp_server, "bo@label.org")
         vi = Person(config.base_url, smtp_server, "vi@label.org")
         eve = Person(config.base_url, smtp_server, "eve@elsewhere.org")
@@ -155,8 +102,8 @@ async def test_members_viewers_and_other_organisations_cannot_configure_it(
 
 async def test_a_token_for_another_audience_is_refused(tmp_path: Path,
                                                        smtp_server: SmtpServer) -> None:
-    async with sso_server(tmp_path, smtp_server) as (app, config, provider):
-        ada, org_id = await label_with_sso(config, smtp_server, provider)
+    async with sso_server(tmp_path, smtp_server) as (app, config, provider, dns):
+        ada, org_id = await label_with_sso(config, smtp_server, provider, dns)
         mallory = Person(config.base_url, smtp_server, provider.user.email)
         try:
             provider.id_token_overrides["aud"] = "another-client.example"
@@ -173,8 +120,8 @@ async def test_a_token_for_another_audience_is_refused(tmp_path: Path,
 async def test_only_verified_addresses_in_its_domains_and_never_an_outsiders_account(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
     user = FakeUser(subject="s-1", email="ada@label.org")
-    async with sso_server(tmp_path, smtp_server, user) as (app, config, provider):
-        ada, org_id = await label_with_sso(config, smtp_server, provider)
+    async with sso_server(tmp_path, smtp_server, user) as (app, config, provider, dns):
+        ada, org_id = await label_with_sso(config, smtp_server, provider, dns)
         cat = Person(config.base_url, smtp_server, "cat@example.com")
         browser = Person(config.base_url, smtp_server, "")
         try:
@@ -211,7 +158,7 @@ async def test_only_verified_addresses_in_its_domains_and_never_an_outsiders_acc
 
 async def test_bad_settings_removal_and_a_private_issuer(tmp_path: Path,
                                                          smtp_server: SmtpServer) -> None:
-    async with sso_server(tmp_path, smtp_server, allow_private=False) as (_, config, provider):
+    async with sso_server(tmp_path, smtp_server, allow_private=False) as (_, config, provider, dns):
         ada = Person(config.base_url, smtp_server, "ada@label.org")
         try:
             await ada.sign_up_and_in("Ada")
@@ -236,8 +183,8 @@ async def test_bad_settings_removal_and_a_private_issuer(tmp_path: Path,
 
 async def test_a_removed_provider_signs_nobody_in(tmp_path: Path,
                                                   smtp_server: SmtpServer) -> None:
-    async with sso_server(tmp_path, smtp_server) as (_, config, provider):
-        ada, org_id = await label_with_sso(config, smtp_server, provider)
+    async with sso_server(tmp_path, smtp_server) as (_, config, provider, dns):
+        ada, org_id = await label_with_sso(config, smtp_server, provider, dns)
         try:
             status, info, _ = await ada.call("PUT", f"/accounts/{org_id}/sso", {
                 **settings_of(provider), "client_secret": None, "domains": ["Example.COM"]})

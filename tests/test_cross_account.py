@@ -146,6 +146,7 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         "payee_id": "payee-of-ada",
         "channel_id": channel_id, "post_id": post.get("post_id", "post-of-ada"),
         "network": "x",
+        "domain": "example.com",  # a single sign-on domain: B's calls name A's organisation
     }
 
 
@@ -233,6 +234,7 @@ async def _every_route(base_url: str, document: dict[str, Any], ids: dict[str, s
     (b"{not json", "application/json", 400, "JSON"),
     (json.dumps({"email": ["a"], "password": 5}).encode(), "application/json", 422, "email"),
     (b"x" * (17 * 1024 * 1024), "application/json", 413, "size limit"),
+    (b" " * (100 * 1024), "application/json", 413, "64 KiB (65536 bytes)"),
 ])
 async def test_bad_bodies_on_account_routes_get_a_clear_error(
         tmp_path: Path, smtp_server: SmtpServer, body: bytes, content_type: str, status: int,

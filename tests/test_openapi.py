@@ -49,6 +49,14 @@ def test_operations_say_their_permission_and_models(tmp_path: Path) -> None:
     assert set(bounce["responses"]) >= {"202", "401", "403", "422", "default"}
     health = document["paths"]["/healthz"]["get"]
     assert health["security"] == [] and "x-permission" in health
+    # the most bytes of body each reads: 64 KiB of JSON unless the route declares more
+    paths = document["paths"]
+    assert bounce["x-max-body-bytes"] == 64 * 1024
+    assert paths["/accounts"]["post"]["x-max-body-bytes"] == 64 * 1024
+    assert paths["/projects"]["post"]["x-max-body-bytes"] == 16 * 1024 * 1024
+    assert paths["/api/distribution/releases"]["post"]["x-max-body-bytes"] == 1024 * 1024
+    assert "x-max-body-bytes" not in paths["/projects/{project_id}/assets"]["post"]
+    assert "x-max-body-bytes" not in health
     releases = document["paths"]["/api/distribution/releases"]["get"]
     assert {p["name"] for p in releases["parameters"]} == {"account"}
     assert releases["tags"] == ["distribution"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import Field
 
+from dawserver.openapi import openapi_document
 from dawserver.plugin_api import (
+    JSON_BODY_LIMIT,
     PUBLIC,
     Empty,
+    Media,
     Model,
     Permission,
     PluginError,
@@ -80,8 +84,8 @@ class EchoPlugin:
         return self.served
 
 
-def _install(tmp_path: Path, plugin: EchoPlugin) -> web.Application:
-    app = web.Application()
+def _install(tmp_path: Path, plugin: EchoPlugin, **settings: object) -> web.Application:
+    app = web.Application(**settings)
     config = {"data_dir": tmp_path, "plugins": {"distribution": False}}
     install(app, config, manager=load_plugins(config, entry_points=False, extra=[plugin]),
             identify=lambda request: Principal("acc", request.headers.get("X-Role", "owner"),
@@ -152,3 +156,86 @@ def test_input_is_validated_before_the_handler_and_answers_are_checked(tmp_path:
             assert status == 500
 
     asyncio.run(go())
+
+
+async def _take_bytes(request) -> Echo:  # noqa: ANN001
+    """Say how many bytes came."""
+    return Echo(said=str(len(request.body)))
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"method": "GET", "body": None, "max_body": 10}, "takes none"),
+    ({"max_body": 0}, "positive number of bytes"),
+    ({"body": Media("audio/wav", stream=True), "max_body": 10}, "takes none"),
+])
+def test_a_body_limit_where_the_router_reads_no_body_is_refused(tmp_path: Path, changes: dict,
+                                                                  message: str) -> None:
+    with pytest.raises(PluginError, match=message):
+        _install(tmp_path, EchoPlugin(_route(**changes)))
+
+
+def test_each_route_reads_no_more_than_its_limit(tmp_path: Path) -> None:
+    """JSON routes read 64 KiB unless they declare more; raw bodies the server's limit;
+    a declared limit is capped by the server's; the document publishes each."""
+    big = 1024 * 1024
+    plugin = EchoPlugin(
+        _route(), _route(path="/roomy", max_body=big),
+        _route(path="/huge", max_body=64 * big),
+        _route(path="/raw", handler=_take_bytes, body=Media("text/csv"), query=None))
+    app = _install(tmp_path, plugin, client_max_size=4 * big)
+    text = "x" * (100 * 1024)
+
+    async def go() -> None:
+        async with TestClient(TestServer(app)) as client:
+            async def call(path: str, **kwargs: object) -> tuple[int, dict]:
+                async with client.post(path, **kwargs) as answer:
+                    return answer.status, await answer.json()
+
+            status, body = await call("/echo", json={"text": text})
+            assert status == 413 and body["limit_bytes"] == JSON_BODY_LIMIT
+            assert "POST /echo: 64 KiB (65536 bytes)" in body["error"]
+            assert "send at most 65536 bytes" in body["error"]
+            assert await call("/echo", json={"text": "x" * 60_000}) == (
+                200, {"said": "x" * 60_000 + "!" * 5})
+            status, body = await call("/roomy", json={"text": text})
+            assert status == 200 and len(body["said"]) == len(text) + 5
+            status, body = await call("/roomy", json={"text": text * 11})
+            assert status == 413 and body["limit_bytes"] == big
+            assert "1 MiB" in body["error"] and "server's limit" not in body["error"]
+            status, body = await call("/huge", json={"text": "x" * (5 * big)})
+            assert status == 413 and body["limit_bytes"] == 4 * big  # the server's cap
+            assert "the server's limit (dawserver serve --max-message-bytes)" in body["error"]
+            csv = b"a,b\n" * (big // 4 * 3)
+            assert await call("/raw", data=csv, headers={"Content-Type": "text/csv"}) == (
+                200, {"said": str(len(csv))})
+            status, body = await call("/raw", data=csv * 2, headers={"Content-Type": "text/csv"})
+            assert status == 413 and body["limit_bytes"] == 4 * big
+
+    asyncio.run(go())
+    document = openapi_document(app)
+    assert document["paths"]["/echo"]["post"]["x-max-body-bytes"] == JSON_BODY_LIMIT
+    assert document["paths"]["/roomy"]["post"]["x-max-body-bytes"] == big
+
+
+def test_a_chunked_body_past_the_limit_is_refused_before_it_ends(tmp_path: Path) -> None:
+    """The body never ends: the answer can only come from a server that stopped reading."""
+    app = _install(tmp_path, EchoPlugin(_route()))
+    sent = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(32):  # 256 KiB, then the body stalls and never ends
+            sent += 8192
+            yield b" " * 8192
+        await asyncio.Event().wait()
+
+    async def go() -> tuple[int, dict, str]:
+        async with asyncio.timeout(20), TestClient(TestServer(app)) as client, \
+                client.post("/echo", data=endless(),
+                            headers={"Content-Type": "application/json"}) as answer:
+            return answer.status, await answer.json(), answer.headers.get("Connection", "")
+
+    status, body, connection = asyncio.run(go())
+    assert status == 413 and body["limit_bytes"] == JSON_BODY_LIMIT
+    assert "64 KiB" in body["error"] and connection.lower() == "close"
+    assert sent >= JSON_BODY_LIMIT  # it was sent more than the limit, in chunks

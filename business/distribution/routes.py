@@ -256,17 +256,21 @@ async def presave_page(request: Request) -> str:
 
 
 BASE = "/api/distribution"
+#: The most bytes of a release's JSON (an album's tracks and credits; files go by path).
+MAX_RELEASE_BYTES = 1024 * 1024
 RELEASE = f"{BASE}/releases/{{release_id}}"
 
 ROUTES = [
     Route(method="GET", path=f"{BASE}/releases", handler=list_releases, permission=READ,
           response=list[ReleaseSummary]),
     Route(method="POST", path=f"{BASE}/releases", handler=save_release, permission=RELEASES,
-          body=ReleaseIn, response=ReleaseOut, status=201, name="create_release"),
+          body=ReleaseIn, response=ReleaseOut, status=201, name="create_release",
+          max_body=MAX_RELEASE_BYTES),
     Route(method="GET", path=RELEASE, handler=get_release, permission=READ,
           response=ReleaseStatus),
     Route(method="PUT", path=RELEASE, handler=save_release, permission=RELEASES,
-          body=ReleaseIn, response=ReleaseOut, status=201, name="replace_release"),
+          body=ReleaseIn, response=ReleaseOut, status=201, name="replace_release",
+          max_body=MAX_RELEASE_BYTES),
     Route(method="POST", path=f"{RELEASE}/check", handler=check_release, permission=RELEASES,
           body=Empty, response=Report),
     Route(method="GET", path=f"{RELEASE}/ddex", handler=ddex_preview, permission=READ,

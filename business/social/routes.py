@@ -338,6 +338,8 @@ async def calendar(request: Request) -> Any:
 
 
 BASE = "/api/social"
+#: The most bytes of a post's JSON (a long text and a variant per channel).
+MAX_POST_BYTES = 1024 * 1024
 CHANNEL = f"{BASE}/channels/{{channel_id}}"
 POST = f"{BASE}/posts/{{post_id}}"
 REDIRECT = Media("text/html")
@@ -369,10 +371,10 @@ ROUTES = [
     Route(method="GET", path=f"{BASE}/posts", handler=list_posts, permission=READ,
           query=PostsQuery, response=list[PostOut]),
     Route(method="POST", path=f"{BASE}/posts", handler=create_post, permission=COMPOSE,
-          body=PostIn, response=PostOut, status=201),
+          body=PostIn, response=PostOut, status=201, max_body=MAX_POST_BYTES),
     Route(method="GET", path=POST, handler=get_post, permission=READ, response=PostOut),
     Route(method="PATCH", path=POST, handler=edit_post, permission=COMPOSE, body=PostEdit,
-          response=PostOut),
+          response=PostOut, max_body=MAX_POST_BYTES),
     Route(method="DELETE", path=POST, handler=delete_post, permission=COMPOSE,
           response=PostOut),
     Route(method="POST", path=f"{POST}/submit", handler=submit_post, permission=COMPOSE,
