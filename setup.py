@@ -106,6 +106,7 @@ setup(
         "rapidfuzz>=3.0",
         "duckdb>=1.0",
         "stripe>=12",
+        "dnspython>=2.6",
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),

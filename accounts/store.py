@@ -627,6 +627,8 @@ class AccountStore:
             "UPDATE project_grants SET granted_by = ? WHERE granted_by = ?", pseudonym, person_id)
         changed["api_keys"] = await tx.execute(
             "UPDATE api_keys SET created_by = ? WHERE created_by = ?", pseudonym, person_id)
+        changed["sso_providers"] = await tx.execute(
+            "UPDATE sso_providers SET updated_by = ? WHERE updated_by = ?", pseudonym, person_id)
         return changed
 
     # -- a deleted project ----------------------------------------------------------

@@ -29,6 +29,11 @@ export const ACTIONS = {
   'sso.configured': 'Single sign-on set up',
   'sso.removed': 'Single sign-on removed',
   'sso.joined': 'Joined through single sign-on',
+  'sso.domain_added': 'Single sign-on domain added',
+  'sso.domain_verified': 'Single sign-on domain proven',
+  'sso.domain_removed': 'Single sign-on domain removed',
+  'sso.domain_lapsed': 'Single sign-on domain proof lapsed',
+  'project.deleted': 'Project deleted',
   export: 'Data export asked for',
   deletion: 'Account deleted'
 }
