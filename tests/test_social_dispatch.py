@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -562,3 +563,18 @@ def test_a_persons_export_holds_no_token_and_erasure_forgets_them(sqlite_url: st
                                        "account_id = ?", pz.pseudonym) > 0
 
     run(go())
+
+
+def test_two_pacers_on_one_redis_share_a_channels_burst_limit(redis_url: str) -> None:
+    """Server processes pacing through one Redis never exceed a channel's limit together."""
+    from business.social.pacing import Pacer
+
+    async def go() -> None:
+        prefix = f"pace-test-{uuid.uuid4().hex}"
+        one = Pacer(channel="3/minute", storage_url=redis_url, key_prefix=prefix)
+        two = Pacer(channel="3/minute", storage_url=redis_url, key_prefix=prefix)
+        waits = [await (one if i % 2 else two).take("x", "channel-1") for i in range(4)]
+        assert waits[:3] == [0.0, 0.0, 0.0]
+        assert 0 < waits[3] <= 60
+        assert await one.take("x", "channel-2") == 0.0  # another channel's own budget
+    asyncio.run(go())

@@ -66,8 +66,10 @@ class Pacer:
         if scheme not in _SCHEMES or not sep:
             raise ValueError(f"pacing storage {storage_url!r} is not memory:// or a Redis "
                              "URL (redis://host:6379)")
+        # redis-py (installed and used by the server), not limits' default coredis
+        redis = {} if scheme == "memory" else {"implementation": "redispy"}
         self.storage = storage_from_string(f"{_SCHEMES[scheme]}://{rest}",
-                                           key_prefix=key_prefix)
+                                           key_prefix=key_prefix, **redis)
         self.limiter = MovingWindowRateLimiter(self.storage)
         self.default = PaceRules(_limits(channel), _limits(network))
         self.rules = {name: PaceRules(_limits(rules.get("channel", channel)),
