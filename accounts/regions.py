@@ -555,6 +555,10 @@ class RegionalSessions:
         """Every session of ``person_id``."""
         return await self._of(person_id).of_person(person_id)
 
+    async def touch(self, record: SessionRecord, ttl: float) -> bool:
+        """Refresh ``record`` in its person's region if it still exists there."""
+        return await self._of(record.person_id).touch(record, ttl)
+
     async def mark_rotation(self, person_id: str) -> int:
         """Mark ``person_id``'s sessions (in their region) for a new id."""
         return await self._of(person_id).mark_rotation(person_id)

@@ -69,6 +69,10 @@ class SessionStore(Protocol):
     async def save(self, record: SessionRecord, ttl: float) -> None:
         """Keep (or overwrite) ``record`` for at most ``ttl`` seconds."""
 
+    async def touch(self, record: SessionRecord, ttl: float) -> bool:
+        """Write ``record``'s last-seen time and ``ttl`` only if it still exists; False if
+        it ended meanwhile (rotated, signed out): a touch never brings a session back."""
+
     async def get(self, key_hash: str) -> SessionRecord | None:
         """The session whose secret hashes to ``key_hash``."""
 
@@ -112,10 +116,13 @@ class DatabaseSessions:
                 record.address, int(record.rotate))
 
     async def save(self, record: SessionRecord, ttl: float) -> None:
-        # a touch writes only the last-seen time: a rotation mark set meanwhile stays
-        await self.db.execute(
-            self._INSERT + " ON CONFLICT (lookup_key) DO UPDATE SET "
-            "last_seen_at = excluded.last_seen_at", *self._values(record))
+        await self.db.execute(self._INSERT, *self._values(record))
+
+    async def touch(self, record: SessionRecord, ttl: float) -> bool:
+        # only the last-seen time: a rotation mark set meanwhile stays
+        return bool(await self.db.execute(
+            "UPDATE sessions SET last_seen_at = ? WHERE lookup_key = ?", record.last_seen_at,
+            record.key_hash))
 
     async def get(self, key_hash: str) -> SessionRecord | None:
         row = await self.db.fetchrow("SELECT * FROM sessions WHERE lookup_key = ?", key_hash)
@@ -196,6 +203,15 @@ class RedisSessions:
         milliseconds = max(1, int(ttl * 1000))
         await self.client.set(self._key(record.key_hash), self._json(record), px=milliseconds)
         await self._index_add(record, milliseconds)
+
+    async def touch(self, record: SessionRecord, ttl: float) -> bool:
+        milliseconds = max(1, int(ttl * 1000))
+        # XX: only while the key exists, so a session ended meanwhile stays ended
+        if not await self.client.set(self._key(record.key_hash), self._json(record),
+                                     px=milliseconds, xx=True):
+            return False
+        await self._index_add(record, milliseconds)
+        return True
 
     async def _index_add(self, record: SessionRecord, milliseconds: int) -> None:
         index = self._index(record.person_id)
@@ -291,7 +307,8 @@ class Sessions:
             return None
         if now - record.last_seen_at >= self.policy.touch_every_s:
             record = replace(record, last_seen_at=now)
-            await self.store.save(record, self.policy.ttl(record, now))
+            if not await self.store.touch(record, self.policy.ttl(record, now)):
+                return None  # rotated or ended since it was read
         return record
 
     async def mark_for_rotation(self, person_id: str) -> int:

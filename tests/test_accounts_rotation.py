@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -89,6 +90,26 @@ async def test_an_ended_session_cannot_be_rotated(sessions: Sessions) -> None:
     marked = await sessions.find(secret)
     await sessions.end(marked.key_hash)
     assert await sessions.rotate(marked) is None
+    assert await sessions.list("p_1") == []
+
+
+async def test_a_late_touch_never_brings_back_a_rotated_or_ended_session(
+        sessions: Sessions) -> None:
+    """A request that read the session before it was rotated (or signed out) and writes
+    its last-seen time after must not resurrect the old id."""
+    secret, record = await sessions.start("p_1")
+    await sessions.mark_for_rotation("p_1")
+    read_by_b = await sessions.store.get(record.key_hash)  # request B reads ...
+    rotated = await sessions.rotate(read_by_b)  # ... request A rotates ...
+    assert rotated is not None
+    late = replace(read_by_b, last_seen_at=record.created_at + 50)
+    assert not await sessions.store.touch(late, 100)  # ... then B's touch lands
+    assert await sessions.store.get(record.key_hash) is None
+    assert await sessions.find(secret, now=record.created_at + 50) is None
+    new_secret, _ = rotated
+    assert (await sessions.find(new_secret)).person_id == "p_1"
+    assert await sessions.end_all("p_1") == 1
+    assert not await sessions.store.touch(late, 100)
     assert await sessions.list("p_1") == []
 
 

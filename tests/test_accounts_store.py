@@ -218,5 +218,6 @@ async def test_a_person_lists_and_ends_sessions(sessions: Sessions) -> None:
 async def test_a_stored_session_round_trips(sessions: Sessions) -> None:
     _, record = await sessions.start("p_1", user_agent="u" * 400)
     assert len(record.user_agent) == 300
-    await sessions.store.save(replace(record, last_seen_at=record.last_seen_at + 1), 100)
+    assert await sessions.store.touch(replace(record, last_seen_at=record.last_seen_at + 1),
+                                      100)
     assert (await sessions.store.get(record.key_hash)).last_seen_at == record.last_seen_at + 1
