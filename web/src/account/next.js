@@ -2,9 +2,19 @@
 // opened before its person had an account), else the project list.
 const KEY = 'mbs.after-sign-in'
 
-/** A same-site path, or '' for anything else (no open redirect to another site). */
-export function safePath (path) {
-  return typeof path === 'string' && path.startsWith('/') && !path.startsWith('//') && !path.includes('\\') ? path : ''
+/**
+ * A same-site path, or '' for anything else (no open redirect to another site). Browsers
+ * drop tabs and newlines from URLs ('/\t/evil.example' opens '//evil.example'), so any
+ * control character or space is refused, and the path must resolve on this origin.
+ */
+export function safePath (path, origin = globalThis.location?.origin ?? 'http://localhost') {
+  if (typeof path !== 'string' || !path.startsWith('/') || path.startsWith('//') ||
+      path.includes('\\') || /[\u0000-\u0020\u007f]/.test(path)) return ''
+  try {
+    return new URL(path, origin).origin === origin ? path : ''
+  } catch {
+    return ''
+  }
 }
 
 /** Remember `path` to open after the next sign-in (survives the verification mail's tab). */
