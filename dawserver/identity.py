@@ -78,10 +78,10 @@ async def signed_in_session(request: web.Request) -> SessionRecord | None:
     if not secret or ACCOUNTS not in request.app:
         return None
     try:
-        await _by_session(request, secret)
-    except (Unauthorized, NotFound):
+        _, session = await _live_session(request, secret)
+    except Unauthorized:
         return None
-    return request[SESSION]
+    return session
 
 
 def _own_account_only(request: web.Request, principal: Principal | None) -> Principal | None:
@@ -97,6 +97,14 @@ def _own_account_only(request: web.Request, principal: Principal | None) -> Prin
 
 
 async def _by_session(request: web.Request, secret: str) -> Principal:
+    person_id, _ = await _live_session(request, secret)
+    return await _acting_for(request, request.app[ACCOUNTS], person_id, person_id,
+                             via="session")
+
+
+async def _live_session(request: web.Request, secret: str) -> tuple[str, SessionRecord]:
+    """The person and live session of the cookie ``secret`` (rotated if marked; kept in
+    ``request[SESSION]``); 401 if it ended, 403 for a write without its CSRF token."""
     service = request.app[ACCOUNTS]
     session = await service.sessions.find(secret)
     if session is None:
@@ -114,8 +122,7 @@ async def _by_session(request: web.Request, secret: str) -> Principal:
         if rotated is not None:
             request[ROTATED], session = rotated
     request[SESSION] = session
-    return await _acting_for(request, service, person.account_id, person.account_id,
-                             via="session")
+    return person.account_id, session
 
 
 async def _by_key(request: web.Request, secret: str) -> Principal:

@@ -30,6 +30,11 @@ async def test_the_session_state_answers_visitors_without_a_401(
             assert status == 200 and body["signed_in"] is True
             _, me, _ = await ada.call("GET", "/me")
             assert body["me"] == me and body["me"]["csrf_token"] == ada.csrf
+            # a link naming an organisation she is not in neither signs her out nor 404s
+            status, body, headers = await ada.call("GET", "/auth/session?account=o_nobody")
+            assert status == 200 and body["signed_in"] is True
+            assert "Set-Cookie" not in headers
+            assert (await ada.call("GET", "/me"))[0] == 200
             # a session that ended: not signed in, and the dead cookie is cleared
             assert (await ada.call("POST", "/auth/sign-out", {}))[0] == 200
             ada.http.cookie_jar.update_cookies({"mbs_session": "ended-or-made-up"})
