@@ -63,13 +63,20 @@ class Confirm(Model):
     password: str | None = Field(None, max_length=1024)
 
 
+#: What the public erasure status says of a failure (the details stay in the server log).
+ERASURE_FAILED = "the erasure hit an error and is retried; the operators have the details"
+
+
 def _view(record: JobRecord, kind: str) -> PrivacyJob:
     state = STATES.get(record.state, record.state)
     failed = state == "failed" or record.state == RETRYING
     url = (f"/me/export/{record.id}" if kind == "export"
            else f"/privacy/erasures/{record.id}")
+    error = record.last_error if failed else ""
+    if failed and kind == DELETION:  # a public route: the error text could name someone
+        error = ERASURE_FAILED
     return PrivacyJob(id=record.id, kind=kind, state=state, progress=round(record.progress, 4),
-                      step=record.note, error=record.last_error if failed else "",
+                      step=record.note, error=error,
                       created_at=record.created_at, finished_at=record.finished_at, url=url,
                       download=f"{url}/download" if kind == "export" and state == DONE
                       else None)

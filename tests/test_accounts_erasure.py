@@ -77,3 +77,19 @@ async def test_a_person_without_a_password_erases_only_from_a_fresh_sign_in() ->
     await erasure.confirm(_person(None), None, _session(60.0))
     with pytest.raises(Forbidden, match="fresh sign-in"):
         await erasure.confirm(_person(None), None, _session(FRESH_SESSION_S + 60.0))
+
+
+def test_the_public_erasure_status_never_shows_the_error_text() -> None:
+    """GET /privacy/erasures/{job} is public: a failure's text could name the person."""
+    from dawserver.privacy_routes import ERASURE_FAILED, _view
+    from jobs import RETRYING, JobRecord
+
+    failing = JobRecord(
+        account_id="erased-0123456789abcdef", id="job-1", queue="privacy.erase", payload={},
+        state=RETRYING, priority=0, attempts=1, max_attempts=8, run_at=0.0, lease_until=0.0,
+        lease_token=None, worker=None, progress=0.5, note="scrubbing documents", result=None,
+        last_error="could not scrub 'Ada Lovelace <ada@example.org>'",
+        idempotency_key=None, cancel_requested=False, created_at=0.0, updated_at=0.0,
+        finished_at=None)
+    assert _view(failing, "deletion").error == ERASURE_FAILED
+    assert "ada@example.org" in _view(failing, "export").error  # the person's own job
