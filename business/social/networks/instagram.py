@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 from business.social.errors import Rejected
-from business.social.networks.base import MediaItem, OAuthTokens, Publication
+from business.social.networks.base import MediaItem, Publication
 from business.social.networks.meta import ContainerConnector
 
 
@@ -33,26 +33,6 @@ class InstagramConnector(ContainerConnector):
              "token": "https://api.instagram.com", "upload": "https://rupload.facebook.com"}
     SCOPES = "instagram_business_basic,instagram_business_content_publish," \
              "instagram_business_manage_comments"
-
-    def authorize_url(self, state: str, code_challenge: str, redirect_uri: str) -> str:
-        return self.with_query(self.url("/oauth/authorize", "auth"), {
-            "client_id": self.client_id, "redirect_uri": redirect_uri,
-            "response_type": "code", "scope": self.SCOPES, "state": state,
-            "code_challenge": code_challenge, "code_challenge_method": "S256"})
-
-    async def exchange_code(self, code: str, code_verifier: str, redirect_uri: str
-                            ) -> OAuthTokens:
-        short = await self.token_request("/oauth/access_token", {
-            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-            "code_verifier": code_verifier})
-        token, expires_at = await self.long_lived("/access_token", "ig_exchange_token",
-                                                  short.access_token, with_secret=True)
-        return OAuthTokens(token, token, expires_at, short.scope)
-
-    async def refresh(self, refresh_token: str) -> OAuthTokens:
-        token, expires_at = await self.long_lived("/refresh_access_token", "ig_refresh_token",
-                                                  refresh_token, with_secret=False)
-        return OAuthTokens(token, token, expires_at)
 
     async def profile(self, access_token: str) -> dict:
         answer = await self.call("GET", self.with_query(self.v("/me"), {

@@ -21,7 +21,7 @@ from business.social.errors import (
     Rejected,
     TokenExpired,
 )
-from business.social.networks.base import MediaItem, Publication, Published, Quota
+from business.social.networks.base import MediaItem, OAuthTokens, Publication, Published, Quota
 from business.social.networks.http import Answer, HttpConnector, retry_after_from, same_text
 
 #: Graph error codes that mean "throttled" (application, user, page, business use case).
@@ -93,6 +93,32 @@ class ContainerConnector(GraphConnector):
     PUBLISH_EDGE = "/media_publish"
     TEXT_FIELD = "caption"
     LIMIT_EDGE = "/content_publishing_limit"
+    SCOPES = ""
+    #: ``grant_type`` values of the long-lived token's exchange and refresh (per app).
+    EXCHANGE_GRANT = "ig_exchange_token"
+    REFRESH_GRANT = "ig_refresh_token"
+
+    def authorize_url(self, state: str, code_challenge: str, redirect_uri: str) -> str:
+        return self.with_query(self.url("/oauth/authorize", "auth"), {
+            "client_id": self.client_id, "redirect_uri": redirect_uri,
+            "response_type": "code", "scope": self.SCOPES, "state": state,
+            "code_challenge": code_challenge, "code_challenge_method": "S256"})
+
+    async def exchange_code(self, code: str, code_verifier: str, redirect_uri: str
+                            ) -> OAuthTokens:
+        """The code for a short-lived token, then that for the long-lived one (both the
+        access and the "refresh" token: these networks issue no refresh tokens)."""
+        short = await self.token_request("/oauth/access_token", {
+            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+            "code_verifier": code_verifier})
+        token, expires_at = await self.long_lived("/access_token", self.EXCHANGE_GRANT,
+                                                  short.access_token, with_secret=True)
+        return OAuthTokens(token, token, expires_at, short.scope)
+
+    async def refresh(self, refresh_token: str) -> OAuthTokens:
+        token, expires_at = await self.long_lived("/refresh_access_token", self.REFRESH_GRANT,
+                                                  refresh_token, with_secret=False)
+        return OAuthTokens(token, token, expires_at)
 
     async def user_id(self, access_token: str) -> str:
         return str((await self.profile(access_token))["id"])
