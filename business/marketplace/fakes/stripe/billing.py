@@ -266,11 +266,7 @@ def get_invoice(fake: FakeStripe, call: Call, iid: str) -> dict[str, Any]:
 
 @ROUTES.get("/v1/invoices")
 def list_invoices(fake: FakeStripe, call: Call) -> dict[str, Any]:
-    items = fake.all(call.scope, "invoice")
-    for key in ("customer", "subscription", "status"):
-        if call.params.get(key):
-            items = [o for o in items if o[key] == call.params[key]]
-    return fake.page(call, items, "/v1/invoices")
+    return fake.listing(call, "invoice", "/v1/invoices", ("customer", "subscription", "status"))
 
 
 @ROUTES.post("/v1/invoices/{iid}/pay")

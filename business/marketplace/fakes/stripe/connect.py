@@ -229,11 +229,7 @@ def get_transfer(fake: FakeStripe, call: Call, tid: str) -> dict[str, Any]:
 
 @ROUTES.get("/v1/transfers")
 def list_transfers(fake: FakeStripe, call: Call) -> dict[str, Any]:
-    items = fake.all(call.scope, "transfer")
-    for key in ("destination", "transfer_group"):
-        if call.params.get(key):
-            items = [o for o in items if o[key] == call.params[key]]
-    return fake.page(call, items, "/v1/transfers")
+    return fake.listing(call, "transfer", "/v1/transfers", ("destination", "transfer_group"))
 
 
 @ROUTES.post("/v1/transfers/{tid}/reversals")

@@ -470,11 +470,7 @@ def get_refund(fake: FakeStripe, call: Call, rid: str) -> dict[str, Any]:
 
 @ROUTES.get("/v1/refunds")
 def list_refunds(fake: FakeStripe, call: Call) -> dict[str, Any]:
-    items = fake.all(call.scope, "refund")
-    for key in ("charge", "payment_intent"):
-        if call.params.get(key):
-            items = [o for o in items if o[key] == call.params[key]]
-    return fake.page(call, items, "/v1/refunds")
+    return fake.listing(call, "refund", "/v1/refunds", ("charge", "payment_intent"))
 
 
 # -- disputes -----------------------------------------------------------------------------

@@ -107,6 +107,16 @@ class StripeState:
 
     # -- lists -----------------------------------------------------------------------------
 
+    def listing(self, call: Call, kind: str, url: str, filters: tuple[str, ...]
+                ) -> dict[str, Any]:
+        """A page of ``scope``'s ``kind`` objects, kept to those whose fields equal the
+        ``filters`` parameters the call gives (Stripe's ``customer=``, ``charge=``...)."""
+        items = self.all(call.scope, kind)
+        for key in filters:
+            if call.params.get(key):
+                items = [o for o in items if o[key] == call.params[key]]
+        return self.page(call, items, url)
+
     def page(self, call: Call, items: list[dict[str, Any]], url: str) -> dict[str, Any]:
         """Stripe's list object: newest first, ``limit`` (1-100, default 10),
         ``starting_after`` / ``ending_before`` cursors and ``has_more``."""
