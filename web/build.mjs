@@ -39,7 +39,7 @@ async function bundle (entry, outfile) {
     bundle: true,
     format: 'esm',
     target: ['chrome110', 'firefox110', 'safari16'],
-    minify: true,
+    minify: !process.env.NO_MINIFY,
     legalComments: 'eof',
     charset: 'utf8',
     outfile: path.join(outdir, outfile),
