@@ -66,14 +66,18 @@ VIEWPORT = {"width": 1400, "height": 900}
 
 #: Installed before the page's own scripts: the measurements described above.
 PROBE = """(() => {
-  const t = window.__bench = { longTasks: 0, longTaskMs: 0 }
+  const t = window.__bench = { longTasks: 0, longTaskMs: 0, longTaskSpans: [] }
   const afterPaint = (fn) => requestAnimationFrame(() => {
     const channel = new MessageChannel()
     channel.port1.onmessage = () => fn(performance.now())
     channel.port2.postMessage(null)
   })
   new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) { t.longTasks++; t.longTaskMs += e.duration }
+    for (const e of list.getEntries()) {
+      t.longTasks++
+      t.longTaskMs += e.duration
+      t.longTaskSpans.push([Math.round(e.startTime), Math.round(e.duration)])
+    }
   }).observe({ type: 'longtask', buffered: true })
   // The lanes' visible area: the timeline, right of the track headers, below the ruler.
   const view = () => {
@@ -238,7 +242,8 @@ def open_once(browser: Any, url: str, files: dict[str, bytes], server_pid: int
             elements: document.getElementsByTagName('*').length,
             peaks_requests: peaks.length,
             peaks_for_unmounted: asked.filter((s) => !mounted.has(s)).length,
-            long_tasks: t.longTasks, long_task_ms: t.longTaskMs
+            long_tasks: t.longTasks, long_task_ms: t.longTaskMs,
+            long_task_spans: t.longTaskSpans, pointer_down_ms: t.pointerDownAt
           }
         }""")
     finally:
