@@ -33,7 +33,7 @@ import pluggy
 
 from accounts.pseudonyms import Pseudonymiser
 from collab.tokens import Role
-from database import Migration, load_migrations
+from database import Migration, group_commit, load_migrations
 from events import Envelope
 from jobs import (
     JobCancelled,
@@ -90,7 +90,7 @@ __all__ = [
     "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "Pseudonymiser",
     "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Unauthorized",
     "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "backoff_delay",
-    "hookimpl", "hookspec", "load_migrations",
+    "group_commit", "hookimpl", "hookspec", "load_migrations",
 ]
 
 
