@@ -25,6 +25,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from .errors import DatabaseError
 from .session import Database, Session
 
 T = TypeVar("T")
@@ -48,6 +49,9 @@ class GroupCommit:
 
     async def run(self, work: Callable[[Session], Awaitable[T]]) -> T:
         """Run ``work(tx)`` in the next group's transaction; its result once committed."""
+        if getattr(self.db, "_transaction_task", None) is asyncio.current_task():
+            raise DatabaseError("a group commit inside this task's own transaction would "
+                                "wait for itself; run the work on that transaction instead")
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (tests): nothing of the old one lives
             self._loop, self._pending, self._flusher = loop, [], None

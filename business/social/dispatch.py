@@ -101,7 +101,9 @@ class DispatchSettings:
     lease_s: float = 30.0
     #: A target ``publishing`` this long, whose job is not alive, is swept.
     publish_lease_s: float = 120.0
-    concurrency: int = 8
+    #: Publish jobs one process runs at once: publishing waits on the networks, and
+    #: their state changes share commits (group commit), so many may be in flight.
+    concurrency: int = 64
     channel_limit: str = "6/minute"
     network_limit: str = "50/second"
     network_limits: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
