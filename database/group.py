@@ -1,4 +1,4 @@
-"""Group commit: many small write transactions of one process share one commit.
+"""Group commit: many small write transactions of one process share one commit (SQLite).
 
 On SQLite every commit is an fsync (a few milliseconds) and the single writer runs one
 transaction at a time, so a process that makes hundreds of small state changes a second
@@ -37,9 +37,15 @@ MAX_UNITS = 256
 class GroupCommit:
     """Runs units of work of one database in shared transactions (one flush at a time)."""
 
-    def __init__(self, db: Database, *, max_units: int = MAX_UNITS) -> None:
+    def __init__(self, db: Database, *, max_units: int = MAX_UNITS,
+                 shared: bool | None = None) -> None:
         self.db = db
         self.max_units = max_units
+        #: Whether units share transactions: by default on SQLite only (one writer, an
+        #: fsync per commit); PostgreSQL runs many transactions side by side and its WAL
+        #: writer already flushes concurrent commits together, so there each unit runs
+        #: in a transaction of its own, in parallel.
+        self.shared = db.dialect == "sqlite" if shared is None else shared
         self._pending: list[tuple[Work, asyncio.Future]] = []
         self._flusher: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -52,6 +58,12 @@ class GroupCommit:
         if getattr(self.db, "_transaction_task", None) is asyncio.current_task():
             raise DatabaseError("a group commit inside this task's own transaction would "
                                 "wait for itself; run the work on that transaction instead")
+        if not self.shared:
+            async with self.db.transaction() as tx:
+                result = await work(tx)
+            self.commits += 1
+            self.units += 1
+            return result
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (tests): nothing of the old one lives
             self._loop, self._pending, self._flusher = loop, [], None

@@ -27,8 +27,8 @@ payload, the account it belongs to (the distribution column) and its state::
 - **Cancellation.** A waiting job is cancelled at once; a running one is asked to
   stop (its worker sees it on the next heartbeat, at once in the same process).
 - **Group commit.** Claims and finishes go through the database's
-  :func:`database.group_commit`: many of them at once share one commit (each in a
-  savepoint of its own), which is what bounds a busy queue on SQLite.
+  :func:`database.group_commit`: on SQLite many of them at once share one commit
+  (each in a savepoint of its own), which is what bounds a busy queue there.
 - **Transactions.** ``enqueue(..., tx=tx)`` writes the job in the caller's
   transaction, so the job exists exactly when the change that asked for it does.
 
