@@ -21,7 +21,6 @@ import cProfile
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -86,10 +85,9 @@ async def _seed(h: Any, channels: list[tuple[str, str]], start: float) -> list[s
     return ids
 
 
-async def _run(url: str) -> dict[str, float]:
+async def _run(url: str, tmp_path: Path) -> dict[str, float]:
     from social_fakes import dispatching
 
-    tmp_path = Path(tempfile.mkdtemp(prefix="bench-social-"))
     async with dispatching(url, ["x"], tmp_path, concurrency=CONCURRENCY,
                            channel_limit="1000/minute", network_limit="100000/second",
                            lease_s=60.0) as h:
@@ -146,5 +144,5 @@ def test_dispatch_lag_against_raw_publish(benchmark, request: pytest.FixtureRequ
         url = postgres_schema_url(request.getfixturevalue("postgres_url"), "bench_social")
     else:
         url = f"sqlite://{tmp_path / 'bench.sqlite3'}"
-    figures = asyncio.run(_run(url))
+    figures = asyncio.run(_run(url, tmp_path))
     record(benchmark, **figures)
