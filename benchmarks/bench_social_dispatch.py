@@ -3,9 +3,11 @@
 N posts due in the same minute (their publish times spread evenly over it) over M
 X channels (one account each) of the fake X on loopback (``business/social/fakes``),
 dispatched by the job queue's worker through :class:`~business.social.dispatch.Dispatcher`
-on SQLite; burst limits set wide enough not to bind, so the lag is ours. Baseline, same
-run: the fake's raw publish latency, the same posts published by the connectors over the
-same session with the same concurrency and no database.
+on SQLite (``DAW_SOCIAL_DB=postgresql``: a throw-away PostgreSQL); burst limits set wide
+enough not to bind, so the lag is ours (``DAW_SOCIAL_CONCURRENCY``: jobs at a time, 32;
+``DAW_SOCIAL_PROFILE=file``: a cProfile of the dispatching). Baseline, same run:
+the fake's raw publish latency, the same posts published by the connectors over the same
+session with the same concurrency and no database.
 
 Full: ``DAW_SOCIAL_POSTS=10000 DAW_SOCIAL_CHANNELS=1000 python -m pytest
 benchmarks/bench_social_dispatch.py --benchmark-enable -s`` (defaults: 2,000 posts over
@@ -15,12 +17,15 @@ benchmarks/bench_social_dispatch.py --benchmark-enable -s`` (defaults: 2,000 pos
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from benchmarks.conftest import SMOKE, record
 from business.social.fakes import FakeUser
@@ -31,7 +36,11 @@ from business.social.store import new_id
 POSTS = 100 if SMOKE else int(os.environ.get("DAW_SOCIAL_POSTS", "2000"))
 CHANNELS = 10 if SMOKE else int(os.environ.get("DAW_SOCIAL_CHANNELS", "200"))
 WINDOW_S = 5.0 if SMOKE else 60.0
-CONCURRENCY = 32
+CONCURRENCY = int(os.environ.get("DAW_SOCIAL_CONCURRENCY", "32"))
+#: ``sqlite`` (default) or ``postgresql`` (a throw-away server, the ``postgres_url`` fixture).
+DATABASE = os.environ.get("DAW_SOCIAL_DB", "sqlite")
+#: A file to write a cProfile of the dispatching phase to (``DAW_SOCIAL_PROFILE``).
+PROFILE = os.environ.get("DAW_SOCIAL_PROFILE", "")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -76,13 +85,9 @@ async def _seed(h: Any, channels: list[tuple[str, str]], start: float) -> list[s
     return ids
 
 
-async def _run(tmp_path: Path) -> dict[str, float]:
-    tests = str(Path(__file__).resolve().parents[1] / "tests")
-    if tests not in sys.path:  # the fakes' test helpers import their neighbours by name
-        sys.path.append(tests)
+async def _run(url: str, tmp_path: Path) -> dict[str, float]:
     from social_fakes import dispatching
 
-    url = f"sqlite://{tmp_path / 'bench.sqlite3'}"
     async with dispatching(url, ["x"], tmp_path, concurrency=CONCURRENCY,
                            channel_limit="1000/minute", network_limit="100000/second",
                            lease_s=60.0) as h:
@@ -95,22 +100,31 @@ async def _run(tmp_path: Path) -> dict[str, float]:
         base = await _baseline(h, tokens, min(POSTS, 2000))
         h.fake("x").posts.clear()
         seed_start = time.time()
-        start = seed_start + max(5.0, POSTS / 400)  # the first post is due after seeding
+        # the first post is due after seeding (PostgreSQL seeds at a round trip a row)
+        start = seed_start + (max(10.0, POSTS / 200) if DATABASE == "postgresql"
+                              else max(5.0, POSTS / 400))
         await _seed(h, channels, start)
         seeded = time.time() - seed_start
         assert time.time() < start, "seeding took longer than its head start"
+        profiler = cProfile.Profile() if PROFILE else None
+        if profiler is not None:
+            profiler.enable()
         async with h.worker(poll_s=0.05):
             while await h.db.fetchval("SELECT COUNT(*) FROM social_post_targets "
                                       "WHERE state <> 'published'"):
                 await asyncio.sleep(0.2)
             finished = time.time()
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(PROFILE)
         rows = await h.db.fetch("SELECT t.published_at - p.publish_at AS lag FROM "
                                 "social_post_targets t JOIN social_posts p ON "
                                 "p.account_id = t.account_id AND p.post_id = t.post_id")
         lags = [r["lag"] for r in rows]
         published = len(h.fake("x").posts)
         assert published == POSTS, (published, POSTS)
-        return {"posts": POSTS, "channels": CHANNELS, "window_s": WINDOW_S,
+        return {"database": DATABASE, "concurrency": CONCURRENCY,
+                "posts": POSTS, "channels": CHANNELS, "window_s": WINDOW_S,
                 "seed_s": seeded, "lag_p50_s": statistics.median(lags),
                 "lag_p99_s": _pct(lags, 0.99), "lag_max_s": max(lags),
                 "drain_after_window_s": finished - (start + WINDOW_S),
@@ -119,6 +133,16 @@ async def _run(tmp_path: Path) -> dict[str, float]:
                 "dispatch_per_s": POSTS / (finished - start)}
 
 
-def test_dispatch_lag_against_raw_publish(benchmark, tmp_path: Path) -> None:  # noqa: ANN001
-    figures = asyncio.run(_run(tmp_path))
+def test_dispatch_lag_against_raw_publish(benchmark, request: pytest.FixtureRequest,  # noqa: ANN001
+                                          tmp_path: Path) -> None:
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    if tests not in sys.path:  # the fakes' test helpers import their neighbours by name
+        sys.path.append(tests)
+    if DATABASE == "postgresql":
+        from database_helpers import postgres_schema_url
+
+        url = postgres_schema_url(request.getfixturevalue("postgres_url"), "bench_social")
+    else:
+        url = f"sqlite://{tmp_path / 'bench.sqlite3'}"
+    figures = asyncio.run(_run(url, tmp_path))
     record(benchmark, **figures)

@@ -10,6 +10,8 @@ opened once by the server (``create_app``) from ``config.database_url``:
   (SQLite) are made;
 - :mod:`database.migrations`: the one migration runner, over versioned ``.sql``
   files kept beside the component that owns them;
+- :mod:`database.group`: group commit (many small write transactions of the process
+  share one commit, each unit under a savepoint of its own);
 - :mod:`database.sharding`: the Citus rule every table keeps (its distribution
   column in its primary key and unique constraints).
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import DatabaseError
+from .group import GroupCommit, group_commit
 from .migrations import Migration, load_migrations
 from .session import Database, Row, Session, to_dollar_params
 from .sharding import TableShape, distribution_column, sharding_problems
@@ -29,8 +32,9 @@ from .url import DEFAULT_SQLITE_FILE, POSTGRESQL, SQLITE, DatabaseUrl, parse_url
 
 __all__ = [
     "DEFAULT_SQLITE_FILE", "POSTGRESQL", "SQLITE", "Database", "DatabaseError", "DatabaseUrl",
-    "Migration", "Row", "Session", "TableShape", "distribution_column", "load_migrations",
-    "open_database", "parse_url", "sharding_problems", "to_dollar_params",
+    "GroupCommit", "Migration", "Row", "Session", "TableShape", "distribution_column",
+    "group_commit", "load_migrations", "open_database", "parse_url", "sharding_problems",
+    "to_dollar_params",
 ]
 
 

@@ -34,7 +34,7 @@ import pluggy
 from accounts.pseudonymise_rows import move_account_rows, pseudonymise_mentions
 from accounts.pseudonyms import Pseudonymiser
 from collab.tokens import Role
-from database import Migration, load_migrations
+from database import Migration, group_commit, load_migrations
 from events import Envelope
 from jobs import (
     JobCancelled,
@@ -92,7 +92,8 @@ __all__ = [
     "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "Pseudonymiser",
     "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Unauthorized",
     "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "backoff_delay",
-    "hookimpl", "hookspec", "load_migrations", "move_account_rows", "pseudonymise_mentions",
+    "group_commit", "hookimpl", "hookspec", "load_migrations", "move_account_rows",
+    "pseudonymise_mentions",
 ]
 
 

@@ -26,6 +26,9 @@ payload, the account it belongs to (the distribution column) and its state::
   queue by that account returns the existing job instead of adding one.
 - **Cancellation.** A waiting job is cancelled at once; a running one is asked to
   stop (its worker sees it on the next heartbeat, at once in the same process).
+- **Group commit.** Claims and finishes go through the database's
+  :func:`database.group_commit`: on SQLite many of them at once share one commit
+  (each in a savepoint of its own), which is what bounds a busy queue there.
 - **Transactions.** ``enqueue(..., tx=tx)`` writes the job in the caller's
   transaction, so the job exists exactly when the change that asked for it does.
 
@@ -45,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from database import Database, Session, load_migrations
+from database import Database, Session, group_commit, load_migrations
 
 from .backoff import backoff_delay
 from .errors import JobQueueError, UnknownJob
@@ -272,14 +275,17 @@ class JobQueue:
         lease = now + self.settings_for(queue).lease_s
         token = uuid.uuid4().hex
         lock = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgresql" else ""
-        async with self.db.transaction() as tx:
-            rows = await tx.fetch(
+
+        async def take(tx: Session) -> list[dict[str, Any]]:
+            return await tx.fetch(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, "
                 "lease_token = ?, worker = ?, heartbeat_at = ?, updated_at = ?, progress = 0, "
                 "note = '' "
                 f"WHERE (account_id, id) IN (SELECT account_id, id FROM jobs WHERE {_DUE} "
                 f"ORDER BY priority DESC, run_at, created_at LIMIT ?{lock}) RETURNING *",
                 lease, token, worker, now, now, queue, now, now, limit)
+
+        rows = await group_commit(self.db).run(take)  # shares a commit with finishes
         return sorted((JobRecord.from_row(row) for row in rows),
                       key=lambda r: (-r.priority, r.run_at, r.created_at))
 
@@ -349,10 +355,14 @@ class JobQueue:
                                   "progress = 0, note = ''", self._clock())
 
     async def _finish(self, job: JobRecord, sets: str, *args: Any) -> bool:
-        changed = await self.db.execute(
-            f"UPDATE jobs SET {sets}, lease_until = 0, lease_token = NULL, updated_at = ? "
-            "WHERE account_id = ? AND id = ? AND lease_token = ? AND state = 'running'",
-            *args, self._clock(), job.account_id, job.id, job.lease_token)
+        """End a held job; many jobs ending at once share one commit (group commit)."""
+        async def finish(tx: Session) -> int:
+            return await tx.execute(
+                f"UPDATE jobs SET {sets}, lease_until = 0, lease_token = NULL, updated_at = ? "
+                "WHERE account_id = ? AND id = ? AND lease_token = ? AND state = 'running'",
+                *args, self._clock(), job.account_id, job.id, job.lease_token)
+
+        changed = await group_commit(self.db).run(finish)
         if changed:
             self.wake(job.queue)
         return bool(changed)

@@ -39,6 +39,8 @@ NEEDS_RECONNECT_EVENT = "social.channel_needs_reconnect"
 #: How long a started connect waits for its callback.
 CONNECT_TTL_S = 600.0
 API = "/api/social"
+#: Channels whose opened access token is kept in memory (the oldest is dropped first).
+OPENED_CACHE = 10_000
 
 
 def state_hash(state: str) -> str:
@@ -61,6 +63,7 @@ class Channels:
         self.lease_s = lease_s
         self.clock = clock
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._opened: dict[tuple[str, str], tuple[str, str]] = {}
 
     # -- connecting ----------------------------------------------------------------------
 
@@ -166,7 +169,28 @@ class Channels:
             raise ConflictError(f"channel {channel_id!r} needs to be connected again")
         sealed = await self.store.sealed_tokens(account_id, channel_id)
         assert sealed is not None
-        return self.box.open(sealed.access_token)
+        return self.open_access(account_id, channel_id, sealed.access_token)
+
+    async def token_for(self, channel: Channel, sealed: ChannelTokens | None) -> str:
+        """:meth:`access_token` from a channel and tokens the caller has just read: no
+        read of its own unless the token is due for a refresh, and the opened token
+        kept per channel while its sealed form stays the same."""
+        if sealed is None or channel.state != ACTIVE or self._due(sealed):
+            return await self.access_token(channel.account_id, channel.channel_id)
+        return self.open_access(channel.account_id, channel.channel_id, sealed.access_token)
+
+    def open_access(self, account_id: str, channel_id: str, sealed_access: str) -> str:
+        """The opened access token of a sealed one, cached per channel (decryption is
+        done once per token the channel holds, not once per post)."""
+        key = (account_id, channel_id)
+        cached = self._opened.get(key)
+        if cached is not None and cached[0] == sealed_access:
+            return cached[1]
+        opened = self.box.open(sealed_access)
+        if len(self._opened) >= OPENED_CACHE and key not in self._opened:
+            self._opened.pop(next(iter(self._opened)))  # the oldest entry
+        self._opened[key] = (sealed_access, opened)
+        return opened
 
     # -- refreshing ----------------------------------------------------------------------
 

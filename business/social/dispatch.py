@@ -36,7 +36,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from business.social import metrics
 from business.social.channels import Channels
@@ -64,9 +64,17 @@ from business.social.pacing import Pacer
 from business.social.posts import media_items, variant
 from business.social.store import SocialStore
 from business.social.times import iso
-from dawserver.plugin_api import JobContext, JobQueue, QueueSettings, Retry, backoff_delay
+from dawserver.plugin_api import (
+    JobContext,
+    JobQueue,
+    QueueSettings,
+    Retry,
+    backoff_delay,
+    group_commit,
+)
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: The job queue's queue that publishes targets (a declared ``Job`` of the plug-in).
 PUBLISH = "social.publish"
@@ -93,7 +101,9 @@ class DispatchSettings:
     lease_s: float = 30.0
     #: A target ``publishing`` this long, whose job is not alive, is swept.
     publish_lease_s: float = 120.0
-    concurrency: int = 8
+    #: Publish jobs one process runs at once: publishing waits on the networks, and
+    #: their state changes share commits (group commit), so many may be in flight.
+    concurrency: int = 64
     channel_limit: str = "6/minute"
     network_limit: str = "50/second"
     network_limits: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -291,18 +301,20 @@ class Dispatcher:
         Raises :class:`~jobs.Retry` to wait (burst limit, quota, a retryable failure).
         """
         account_id, payload = job.job.account_id, job.payload
-        post = await self.store.post(account_id, payload["post_id"])
-        target = None if post is None else next(
-            (t for t in post.targets if t.channel_id == payload["channel_id"]), None)
-        if (post is None or target is None or post.version != payload["version"]
-                or target.version != payload["version"] or target.job_id != job.job.id):
+        view = await self.store.dispatch_view(account_id, payload["post_id"],
+                                              payload["channel_id"])
+        if view is None:
+            return {"outcome": "superseded"}
+        post, channel, sealed = view
+        [target] = post.targets
+        if (post.version != payload["version"] or target.version != payload["version"]
+                or target.job_id != job.job.id):
             return {"outcome": "superseded"}
         if target.state != SCHEDULED and target.state != PUBLISHING:
             return {"outcome": target.state, "url": target.url}
         now = self.clock()
         if post.publish_at is not None and post.publish_at > now + 1.0:
             raise Retry("not due yet", after=post.publish_at - now)
-        channel = await self.store.channel(account_id, target.channel_id)
         if channel is None or channel.state != ACTIVE:
             why = channel.last_error if channel is not None else "it was removed"
             return await self._fail(post, target, channel, "the channel must be connected "
@@ -317,7 +329,7 @@ class Dispatcher:
             metrics.DEFERRED.labels(channel.network, "paced").inc()
             raise Retry(f"paced: {channel.network} channel burst limit", after=self._jitter(wait))
         try:
-            token = await self.channels.access_token(account_id, channel.channel_id)
+            token = await self.channels.token_for(channel, sealed)
         except ConflictError as exc:
             return await self._fail(post, target, channel, str(exc))
         except (NetworkError, SocialError) as exc:  # a refresh that may work later
@@ -424,7 +436,8 @@ class Dispatcher:
     async def _start(self, post: Post, target: PostTarget, job_id: str) -> PostTarget:
         """Mark the target publishing (and the post), or :class:`_Superseded`."""
         now = self.clock()
-        async with self.store.db.transaction() as tx:
+
+        async def start(tx: Any) -> None:
             changed = await tx.execute(
                 "UPDATE social_post_targets SET state = 'publishing', attempts = attempts + 1, "
                 "arm_attempts = arm_attempts + 1, publishing_until = ? WHERE account_id = ? "
@@ -441,16 +454,26 @@ class Dispatcher:
                 post.post_id, post.version)
             if moved != 1:
                 raise _Superseded
+
+        await self._write(start)
         return replace(target, state=PUBLISHING, attempts=target.attempts + 1,
                        arm_attempts=target.arm_attempts + 1)
 
+    async def _write(self, unit: Callable[[Any], Awaitable[T]]) -> T:
+        """Run ``unit(tx)`` as one state change; the changes of many publish attempts
+        share one commit (:func:`database.group_commit`), each under its own savepoint,
+        so what ``unit`` raises undoes only its own statements."""
+        return await group_commit(self.store.db).run(unit)
+
     async def _settle(self, tx: Any, account_id: str, post_id: str) -> str:
         """Set the post's state from its targets'; the state."""
-        rows = await tx.fetch("SELECT state FROM social_post_targets WHERE account_id = ? "
-                              "AND post_id = ?", account_id, post_id)
-        post = await tx.fetchrow("SELECT state FROM social_posts WHERE account_id = ? "
-                                 "AND post_id = ?", account_id, post_id)
-        state = settled_state((r["state"] for r in rows), post["state"] if post else "")
+        rows = await tx.fetch(
+            "SELECT p.state AS post_state, t.state FROM social_posts p "
+            "LEFT JOIN social_post_targets t ON t.account_id = p.account_id "
+            "AND t.post_id = p.post_id WHERE p.account_id = ? AND p.post_id = ?",
+            account_id, post_id)
+        current = rows[0]["post_state"] if rows else ""
+        state = settled_state((r["state"] for r in rows if r["state"] is not None), current)
         await tx.execute("UPDATE social_posts SET state = ?, updated_at = ? WHERE "
                          "account_id = ? AND post_id = ? AND deleted = 0", state, self.clock(),
                          account_id, post_id)
@@ -459,7 +482,8 @@ class Dispatcher:
     async def _published(self, post: Post, target: PostTarget, channel: Channel,
                          published: Published) -> dict[str, Any]:
         now = self.clock()
-        async with self.store.db.transaction() as tx:
+
+        async def record(tx: Any) -> int:
             changed = await tx.execute(
                 "UPDATE social_post_targets SET state = 'published', remote_id = ?, url = ?, "
                 "error = '', published_at = ?, publishing_until = 0 WHERE account_id = ? "
@@ -479,6 +503,9 @@ class Dispatcher:
                     "author_id": post.author_id, "remote_id": published.remote_id,
                     "url": published.url, "publish_at": iso(post.publish_at),
                     "published_at": now}, post.account_id)
+            return changed
+
+        changed = await self._write(record)
         if changed != 1:
             return {"outcome": "superseded"}
         metrics.OUTCOMES.labels(channel.network, "published").inc()
@@ -496,7 +523,8 @@ class Dispatcher:
         """End the target failed with ``reason`` (the network's words)."""
         now = self.clock()
         network = channel.network if channel is not None else target.network
-        async with self.store.db.transaction() as tx:
+
+        async def record(tx: Any) -> int:
             changed = await tx.execute(
                 "UPDATE social_post_targets SET state = 'failed', error = ?, "
                 "publishing_until = 0 WHERE account_id = ? AND post_id = ? AND channel_id = ? "
@@ -516,6 +544,9 @@ class Dispatcher:
                     "attempts": target.attempts,
                     "retry_url": self.retry_url(post.post_id, target.channel_id)},
                     post.account_id)
+            return changed
+
+        changed = await self._write(record)
         if changed != 1:
             return {"outcome": "superseded"}
         metrics.OUTCOMES.labels(network, "failed").inc()
@@ -526,7 +557,7 @@ class Dispatcher:
     async def _later(self, post: Post, target: PostTarget, channel: Channel, reason: str,
                      retry_after: float | None) -> None:
         """Back to scheduled with the network's reason; raises :class:`~jobs.Retry`."""
-        async with self.store.db.transaction() as tx:
+        async def record(tx: Any) -> None:
             changed = await tx.execute(
                 "UPDATE social_post_targets SET state = 'scheduled', error = ?, "
                 "publishing_until = 0 WHERE account_id = ? AND post_id = ? AND channel_id = ? "
@@ -534,6 +565,8 @@ class Dispatcher:
                 post.post_id, target.channel_id, target.job_id)
             if changed == 1:
                 await self._settle(tx, post.account_id, post.post_id)
+
+        await self._write(record)
         metrics.DEFERRED.labels(channel.network, "retry").inc()
         after = (self._jitter(retry_after) if retry_after is not None
                  else self._backoff(target.arm_attempts))

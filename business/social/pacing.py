@@ -30,6 +30,7 @@ from typing import Any
 from limits import RateLimitItem, parse_many
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter as SyncMovingWindow
 
 from business.social.networks.base import Quota
 
@@ -66,11 +67,18 @@ class Pacer:
         if scheme not in _SCHEMES or not sep:
             raise ValueError(f"pacing storage {storage_url!r} is not memory:// or a Redis "
                              "URL (redis://host:6379)")
-        # redis-py (installed and used by the server), not limits' default coredis
-        redis = {} if scheme == "memory" else {"implementation": "redispy"}
-        self.storage = storage_from_string(f"{_SCHEMES[scheme]}://{rest}",
-                                           key_prefix=key_prefix, **redis)
-        self.limiter = MovingWindowRateLimiter(self.storage)
+        self._local: SyncMovingWindow | None = None
+        if scheme == "memory":
+            # limits' async memory backend hops to a thread once per key on every expiry
+            # pass (a thousand channels: a thousand hops, many times a second); the
+            # synchronous one never blocks, so it is called directly
+            self.storage = storage_from_string("memory://")
+            self._local = SyncMovingWindow(self.storage)
+        else:
+            # redis-py (installed and used by the server), not limits' default coredis
+            self.storage = storage_from_string(f"{_SCHEMES[scheme]}://{rest}",
+                                               key_prefix=key_prefix, implementation="redispy")
+            self.limiter = MovingWindowRateLimiter(self.storage)
         self.default = PaceRules(_limits(channel), _limits(network))
         self.rules = {name: PaceRules(_limits(rules.get("channel", channel)),
                                       _limits(rules.get("network", network)))
@@ -96,7 +104,7 @@ class Pacer:
         if wait > 0:
             return wait
         for item, ids in checks:
-            if not await self.limiter.hit(item, *ids):
+            if not await self._hit(item, ids):
                 # another task took the slot meanwhile; hits already taken stay taken
                 # (a moving window cannot give one back), which only paces more slowly
                 return max(await self._wait(checks), 0.01)
@@ -105,10 +113,25 @@ class Pacer:
     async def _wait(self, checks: list[tuple[RateLimitItem, tuple[str, str]]]) -> float:
         now, wait = self.clock(), 0.0
         for item, ids in checks:
-            if not await self.limiter.test(item, *ids):
-                stats = await self.limiter.get_window_stats(item, *ids)
+            if not await self._test(item, ids):
+                stats = await self._stats(item, ids)
                 wait = max(wait, stats.reset_time - now, 0.01)
         return wait
+
+    async def _hit(self, item: RateLimitItem, ids: tuple[str, str]) -> bool:
+        if self._local is not None:
+            return self._local.hit(item, *ids)
+        return await self.limiter.hit(item, *ids)
+
+    async def _test(self, item: RateLimitItem, ids: tuple[str, str]) -> bool:
+        if self._local is not None:
+            return self._local.test(item, *ids)
+        return await self.limiter.test(item, *ids)
+
+    async def _stats(self, item: RateLimitItem, ids: tuple[str, str]) -> Any:
+        if self._local is not None:
+            return self._local.get_window_stats(item, *ids)
+        return await self.limiter.get_window_stats(item, *ids)
 
     # -- quotas ------------------------------------------------------------------------
 

@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 _KEY = "social"
 #: What the server's secret is stretched into for sealing channel tokens.
 TOKEN_KEY_PURPOSE = "social channel tokens"
+#: Seconds an idle connection to a network stays open for the next call.
+KEEPALIVE_S = 75.0
 
 
 @dataclass
@@ -140,18 +142,28 @@ def dispatch_settings(context: PluginContext) -> DispatchSettings:
     return DispatchSettings.from_config(raw)
 
 
+def http_session(settings: DispatchSettings) -> aiohttp.ClientSession:
+    """The connectors' HTTP session: a pool of kept-alive connections per network host,
+    as many as the publish jobs one process runs at once (and room for the rest), kept
+    open longer than a minute so the next minute's posts find them warm."""
+    connector = aiohttp.TCPConnector(limit=max(100, 2 * settings.concurrency),
+                                     keepalive_timeout=KEEPALIVE_S)
+    return aiohttp.ClientSession(connector=connector)
+
+
 def build_services(context: PluginContext) -> Services:
     """Create the module's objects from the context's database and settings."""
     settings = context.settings_for(PLUGIN_NAME)
     store = SocialStore(context.database())
-    session = aiohttp.ClientSession()
+    dispatch = dispatch_settings(context)
+    session = http_session(dispatch)
     publish = _publish(context)
     base_url = _base_url(context)
     channels = Channels(store, token_box(context), build_connectors(context, session),
                         publish, base_url=base_url,
                         margin_s=float(settings.get("refresh_margin_s", 300)))
     dispatcher = Dispatcher(store, channels, context.background.queue, publish,
-                            settings=dispatch_settings(context), base_url=base_url,
+                            settings=dispatch, base_url=base_url,
                             media_file=_media_file(context))
     return Services(store, channels, Posts(store, dispatch=dispatcher),
                     Approvals(store, publish, context.role_in, dispatch=dispatcher),

@@ -67,6 +67,18 @@ def channel_from(row: Row) -> Channel:
         slots=tuple(json.loads(row["queue_slots"])), time_zone=row["time_zone"])
 
 
+def _target_from(t: Row) -> PostTarget:
+    """A :class:`PostTarget` of a ``social_post_targets`` row (with its ``network``)."""
+    return PostTarget(
+        channel_id=t["channel_id"], network=t["network"] or "", text=t["text"],
+        media=_unjson(t["media"]), link=t["link"], first_comment=t["first_comment"],
+        state=t["state"], approval_tier=int(t["approval_tier"]),
+        dedupe_key=t["dedupe_key"], remote_id=t["remote_id"], url=t["url"],
+        error=t["error"], attempts=int(t["attempts"]), version=int(t["version"]),
+        job_id=t["job_id"], arm=int(t["arm"]), arm_attempts=int(t["arm_attempts"]),
+        publishing_until=float(t["publishing_until"]), published_at=t["published_at"])
+
+
 class SocialStore:
     """Reads and writes of the ``social_*`` tables."""
 
@@ -358,29 +370,24 @@ class SocialStore:
             *args, limit)
         return await self._with_targets(self.db, rows)
 
-    async def _with_targets(self, on: Any, rows: list[Row]) -> list[Post]:
+    async def _with_targets(self, on: Any, rows: list[Row],
+                            targets: dict[str, list[PostTarget]] | None = None
+                            ) -> list[Post]:
         if not rows:
             return []
-        ids = [r["post_id"] for r in rows]
-        marks = ", ".join("?" * len(ids))
-        columns = ", ".join("t." + c.strip() for c in TARGET_COLUMNS.split(","))
-        found = await on.fetch(
-            f"SELECT t.post_id, c.network, {columns} FROM social_post_targets t "
-            "LEFT JOIN social_channels c ON c.account_id = t.account_id "
-            "AND c.channel_id = t.channel_id "
-            f"WHERE t.account_id = ? AND t.post_id IN ({marks}) ORDER BY t.channel_id",
-            rows[0]["account_id"], *ids)
-        targets: dict[str, list[PostTarget]] = {}
-        for t in found:
-            targets.setdefault(t["post_id"], []).append(PostTarget(
-                channel_id=t["channel_id"], network=t["network"] or "", text=t["text"],
-                media=_unjson(t["media"]), link=t["link"], first_comment=t["first_comment"],
-                state=t["state"], approval_tier=int(t["approval_tier"]),
-                dedupe_key=t["dedupe_key"], remote_id=t["remote_id"], url=t["url"],
-                error=t["error"], attempts=int(t["attempts"]), version=int(t["version"]),
-                job_id=t["job_id"], arm=int(t["arm"]), arm_attempts=int(t["arm_attempts"]),
-                publishing_until=float(t["publishing_until"]),
-                published_at=t["published_at"]))
+        if targets is None:
+            ids = [r["post_id"] for r in rows]
+            marks = ", ".join("?" * len(ids))
+            columns = ", ".join("t." + c.strip() for c in TARGET_COLUMNS.split(","))
+            found = await on.fetch(
+                f"SELECT t.post_id, c.network, {columns} FROM social_post_targets t "
+                "LEFT JOIN social_channels c ON c.account_id = t.account_id "
+                "AND c.channel_id = t.channel_id "
+                f"WHERE t.account_id = ? AND t.post_id IN ({marks}) ORDER BY t.channel_id",
+                rows[0]["account_id"], *ids)
+            targets = {}
+            for t in found:
+                targets.setdefault(t["post_id"], []).append(_target_from(t))
         return [Post(
             account_id=r["account_id"], post_id=r["post_id"], author_id=r["author_id"],
             text=r["text"], media=json.loads(r["media"]), link=r["link"],
@@ -389,6 +396,39 @@ class SocialStore:
             version=int(r["version"]), submitted_at=r["submitted_at"],
             created_at=r["created_at"], updated_at=r["updated_at"],
             targets=targets.get(r["post_id"], [])) for r in rows]
+
+    async def dispatch_view(self, account_id: str, post_id: str, channel_id: str
+                            ) -> tuple[Post, Channel | None, ChannelTokens | None] | None:
+        """What one publish attempt reads, in one query: the post (with only this
+        target), the target's channel and its sealed tokens (None: the post is gone or
+        does not go to the channel; the channel part None: the channel is gone)."""
+        post_cols = ", ".join(f"p.{c.strip()}" for c in POST_COLUMNS.split(","))
+        target_cols = ", ".join(f"t.{c.strip()} AS t_{c.strip()}"
+                                for c in TARGET_COLUMNS.split(","))
+        channel_cols = ", ".join(f"c.{c.strip()} AS c_{c.strip()}"
+                                 for c in CHANNEL_COLUMNS.split(","))
+        row = await self.db.fetchrow(
+            f"SELECT {post_cols}, {target_cols}, {channel_cols}, c.access_token AS "
+            "c_access_token, c.refresh_token AS c_refresh_token, c.token_issued_at AS "
+            "c_token_issued_at, c.refresh_issued_at AS c_refresh_issued_at "
+            "FROM social_posts p JOIN social_post_targets t ON t.account_id = p.account_id "
+            "AND t.post_id = p.post_id LEFT JOIN social_channels c ON c.account_id = "
+            "t.account_id AND c.channel_id = t.channel_id WHERE p.account_id = ? "
+            "AND p.post_id = ? AND p.deleted = 0 AND t.channel_id = ?",
+            account_id, post_id, channel_id)
+        if row is None:
+            return None
+        target = {k[2:]: v for k, v in row.items() if k.startswith("t_")}
+        [post] = await self._with_targets(None, [row], {post_id: [_target_from(
+            {**target, "network": row["c_network"]})]})
+        if row["c_channel_id"] is None:
+            return post, None, None
+        found = {k[2:]: v for k, v in row.items() if k.startswith("c_")}
+        sealed = ChannelTokens(found["access_token"], found["refresh_token"],
+                               found["expires_at"], found["scope"],
+                               int(found["token_generation"]), found["token_issued_at"],
+                               found["refresh_issued_at"])
+        return post, channel_from(found), sealed
 
     async def channel_times(self, account_id: str, channel_id: str, start: float,
                             end: float, states: frozenset[str]) -> list[float]:

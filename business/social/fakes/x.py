@@ -24,6 +24,18 @@ class FakeX(FakeNetwork):
         kwargs.setdefault("token_lifetime", 7200.0)
         super().__init__(**kwargs)
         self.media: dict[str, dict[str, Any]] = {}
+        #: Texts per author of ``posts`` (duplicate checks stay cheap with many posts);
+        #: rebuilt when ``posts`` was changed from outside (a test clearing it).
+        self._texts: dict[str, set[str]] = {}
+        self._indexed = 0
+
+    def _authored(self, author: str) -> set[str]:
+        if self._indexed != len(self.posts):
+            self._texts = {}
+            for post in self.posts:
+                self._texts.setdefault(post["author"], set()).add(post["text"])
+            self._indexed = len(self.posts)
+        return self._texts.setdefault(author, set())
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/2/users/me", self._me)
@@ -63,7 +75,7 @@ class FakeX(FakeNetwork):
         user = self.user_of(request)
         if not text and not body.get("media"):
             return self.error("rejected", 0, request)
-        if any(p["text"] == text and p["author"] == user.id for p in self.posts):
+        if text in self._authored(user.id):
             return self.error("duplicate", 0, request)
         media_ids = body.get("media", {}).get("media_ids", [])
         for media_id in media_ids:
@@ -76,6 +88,8 @@ class FakeX(FakeNetwork):
                 "reply_to": body.get("reply", {}).get("in_reply_to_tweet_id"),
                 "created_at": time.time()}
         self.posts.append(post)
+        self._texts.setdefault(user.id, set()).add(text)
+        self._indexed = len(self.posts)
         headers = {"x-rate-limit-limit": "100", "x-rate-limit-remaining": str(
             max(0, 100 - len(self.posts))), "x-rate-limit-reset": str(int(time.time()) + 900)}
         return web.json_response({"data": {"id": post["id"], "text": text}}, status=201,
