@@ -9,6 +9,7 @@ through the Redis link.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -17,7 +18,7 @@ from collab.errors import AuthError
 from collab.protocol import CloseCode
 from collab.tokens import Grant, Role
 
-from .keys import RELAY, ROOMS, STORE, TOKENS
+from .keys import ACCOUNTS, RELAY, ROOMS, STORE, TOKENS
 
 #: ``await hook(project_id, user, role)``: ``role`` is None when the user was revoked;
 #: returns how many of the user's live connections it closed or changed.
@@ -66,10 +67,35 @@ async def authorize(app: web.Application, project_id: str, token: str | None,
         raise AccessDenied(f"token is for project {grant.project_id!r}, not {project_id!r}",
                            CloseCode.FORBIDDEN)
     await _check_not_revoked(app, grant, project_id)
+    grant = await held_now(app, grant, project_id)
     if not grant.role.at_least(minimum):
         raise AccessDenied(f"role {grant.role.value} may not do this; it needs "
                            f"{minimum.value}", CloseCode.FORBIDDEN)
     return grant
+
+
+async def held_now(app: web.Application, grant: Grant, project_id: str) -> Grant:
+    """``grant`` on ``project_id``, its role capped at what its account holds now.
+
+    Raises :class:`AccessDenied` (4410) when the token's account holds nothing on the
+    project any more (or is disabled). Unchanged for admin tokens, servers without
+    accounts and users that are not accounts.
+    """
+    if grant.is_admin or ACCOUNTS not in app:
+        return grant
+    service = app[ACCOUNTS]
+    account = await service.store.account(grant.user)
+    if account is None:
+        return grant  # a name an owner gave a guest's token, not an account
+    held = await service.account_project_role(grant.user, project_id) if account.active \
+        else None
+    if held is None and STORE in app and await app[STORE].get_project(project_id) is None:
+        return grant  # a deleted project: what comes next answers "not found"
+    if held is None:
+        raise AccessDenied(f"account {grant.user!r} holds no role on {project_id!r} any more",
+                           CloseCode.ROLE_REVOKED)
+    role = Role.parse(held)
+    return grant if role.at_least(grant.role) else dataclasses.replace(grant, role=role)
 
 
 async def _check_not_revoked(app: web.Application, grant: Grant, project_id: str) -> None:

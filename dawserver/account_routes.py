@@ -19,6 +19,7 @@ from dsp_core.session import Session
 from .auth_routes import EmailModel, LinkToken, actor_of
 from .errors import BadRequest, Conflict
 from .keys import ACCOUNTS, CONFIG, PLUGIN_CONTEXT_KEY, STORE, TOKENS
+from .live_roles import apply_current_roles, people_of, projects_reached_by
 from .permissions import (
     ACCOUNT_ADMIN,
     ACCOUNT_READ,
@@ -250,6 +251,8 @@ async def set_member_role(request: Request) -> Member:
     membership = await service.set_member_role(
         actor_of(request), request.params["account_id"], request.params["person_id"],
         request.body.role, declared_roles=_declared_roles(request))
+    await apply_current_roles(request.app, [membership.person_id],
+                              await projects_reached_by(request.app, membership.account_id))
     person = await service.store.require_account(membership.person_id)
     return Member(id=person.account_id, name=person.name, email=person.email,
                   role=membership.role)
@@ -259,6 +262,8 @@ async def remove_member(request: Request) -> Joined:
     """Take a member out of the organisation (or leave it yourself)."""
     account_id, person_id = request.params["account_id"], request.params["person_id"]
     await request.app[ACCOUNTS].remove_member(actor_of(request), account_id, person_id)
+    await apply_current_roles(request.app, [person_id],
+                              await projects_reached_by(request.app, account_id))
     return Joined(account_id=account_id, role="")
 
 
@@ -365,6 +370,8 @@ async def grant(request: Request) -> GrantInfo:
     made = await service.store.grant(request.params["project_id"], grantee.account_id, role,
                                      request.principal.user)
     await service.roles_changed(grantee.account_id)
+    await apply_current_roles(request.app, await people_of(request.app, grantee.account_id),
+                              [made.project_id])
     return GrantInfo(grantee=made.grantee_id, role=made.role, granted_by=made.granted_by)
 
 
@@ -374,6 +381,7 @@ async def ungrant(request: Request) -> GrantInfo:
     if not await request.app[ACCOUNTS].store.ungrant(project_id, grantee):
         raise Conflict(f"{grantee!r} holds no role on this project")
     await request.app[ACCOUNTS].roles_changed(grantee)
+    await apply_current_roles(request.app, await people_of(request.app, grantee), [project_id])
     return GrantInfo(grantee=grantee, role="", granted_by=request.principal.user)
 
 

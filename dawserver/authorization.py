@@ -18,7 +18,7 @@ from aiohttp import web
 from collab.errors import AuthError
 from collab.tokens import Role
 
-from .access import AccessDenied, authenticate, request_token
+from .access import AccessDenied, authenticate, held_now, request_token
 from .context import PluginContext
 from .declarations import ANONYMOUS, Permission, Principal, Scope, role_of
 from .errors import (
@@ -66,6 +66,10 @@ async def identify_by_token(request: web.Request) -> Principal | None:
     if project_id is not None:
         if not grant.allows(project_id):
             raise Forbidden(f"token is for project {grant.project_id!r}, not {project_id!r}")
+        try:
+            grant = await held_now(request.app, grant, project_id)
+        except AccessDenied as exc:
+            raise Forbidden(str(exc)) from None
         role = Role.OWNER if grant.is_admin else grant.role
         return Principal(project_account(project_id), role.value, grant.user, grant.is_admin,
                          via="token")
