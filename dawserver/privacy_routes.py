@@ -19,15 +19,18 @@ A job of someone else answers 404, as a missing one. The security log records
 from __future__ import annotations
 
 import contextlib
+import math
+import time
 from typing import Any
 
 from aiohttp import web
 from pydantic import Field
 
 from accounts.erasure import DELETION, EXPORT, AccountErasure
-from jobs import DEAD, DONE, RETRYING, JobRecord, UnknownJob
+from jobs import DEAD, DONE, QUEUED, RETRYING, RUNNING, JobRecord, UnknownJob
 
 from .auth_routes import _session, actor_of, session_cookie
+from .errors import TooManyRequests
 from .keys import ACCOUNTS, BACKGROUND
 from .permissions import ACCOUNT_SELF
 from .plugin_api import PUBLIC, Conflict, Empty, Media, Model, NotFound, Reply, Request, Route
@@ -37,6 +40,9 @@ from .privacy_export import QUEUE as EXPORT_QUEUE
 from .privacy_export import archive_path, setup_privacy_export
 
 ZIP = "application/zip"
+#: Exports a person may start in any 24 hours (one runs at a time).
+EXPORTS_PER_DAY = 3
+DAY_S = 86_400.0
 #: The API's names of the job states.
 STATES = {"queued": "queued", "retrying": "queued", "running": "running", DONE: DONE,
           DEAD: "failed", "cancelled": "cancelled"}
@@ -93,10 +99,28 @@ async def _export(request: Request) -> JobRecord:
 
 
 async def start_export(request: Request) -> Reply:
-    """Queue an export of everything the platform holds about you (a zip)."""
+    """Queue an export of everything the platform holds about you (a zip).
+
+    One export runs at a time: asking again while one is under way answers that one.
+    At most :data:`EXPORTS_PER_DAY` start in any 24 hours (429 with ``Retry-After``):
+    each reads every row and file of the person, which is heavy. Two requests racing
+    get the same job (its idempotency key counts the person's exports so far).
+    """
     person_id = _session(request).person_id
-    record = await request.app[BACKGROUND].queue.enqueue(
-        EXPORT_QUEUE, {"person_id": person_id}, account_id=person_id)
+    queue, now = request.app[BACKGROUND].queue, time.time()
+    earlier = await queue.find(account_id=person_id, queue=EXPORT_QUEUE, newest_first=True)
+    under_way = [r for r in earlier if r.state in (QUEUED, RUNNING, RETRYING)]
+    if under_way:
+        return Reply(_view(under_way[0], "export"), status=202)
+    today = sorted(r.created_at for r in earlier if r.created_at > now - DAY_S)
+    if len(today) >= EXPORTS_PER_DAY:
+        wait = max(1, math.ceil(today[-EXPORTS_PER_DAY] + DAY_S - now))
+        raise TooManyRequests(f"you have asked for {EXPORTS_PER_DAY} exports in the last 24 "
+                              f"hours; the next one can start in {wait} s (download the "
+                              "last one meanwhile)", headers={"Retry-After": str(wait)},
+                              retry_after=wait)
+    record = await queue.enqueue(EXPORT_QUEUE, {"person_id": person_id}, account_id=person_id,
+                                 idempotency_key=f"export-{len(earlier) + 1}")
     actor = actor_of(request)
     await request.app[ACCOUNTS].store.audit(person_id, person_id, EXPORT,
                                             address=actor.address, detail={"job": record.id})

@@ -84,6 +84,30 @@ async def _comment(app: Any, project_id: str, author: str, text: str) -> str:
     return ids[0]
 
 
+async def test_one_export_runs_at_a_time_and_three_start_a_day(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (_, config):
+        ada = Person(config.base_url, smtp_server, "ada@example.org")
+        try:
+            await ada.sign_up_and_in("Ada")
+            racing = await asyncio.gather(*(ada.call("POST", "/me/export", {})
+                                            for _ in range(3)))
+            assert [status for status, _, _ in racing] == [202] * 3
+            assert len({job["id"] for _, job, _ in racing}) == 1  # the one under way
+            first = await _wait_job(ada, racing[0][1]["url"])
+            assert first["state"] == "done"
+            for _ in range(2):
+                status, job, _ = await ada.call("POST", "/me/export", {})
+                assert status == 202 and job["id"] != first["id"]
+                assert (await _wait_job(ada, job["url"]))["state"] == "done"
+            status, body, headers = await ada.call("POST", "/me/export", {})
+            assert status == 429 and "3 exports in the last 24 hours" in body["error"]
+            assert 86_000 < int(headers["Retry-After"]) <= 86_400
+            assert (await ada.call("GET", first["download"]))[0] == 200  # still there
+        finally:
+            await ada.close()
+
+
 async def test_export_holds_every_part_no_secret_and_nobody_else(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
     async with accounts_server(tmp_path, smtp_server) as (app, config):
