@@ -65,5 +65,5 @@ def saturation_run(slots: np.ndarray, x0: np.ndarray, x1: np.ndarray | None) -> 
             continue
         v = np.clip(x * drive, F32(-3.0), F32(3.0))
         v2 = v * v
-        y = v * (F32(27.0) + v2) / (F32(27.0) + F32(9.0) * v2)
+        y = np.clip(v * (F32(27.0) + v2) / (F32(27.0) + F32(9.0) * v2), F32(-1.0), F32(1.0))
         x[:] = x * dry + y * wet

@@ -65,7 +65,8 @@ static void saturate(const float *c, float *restrict x, int32_t n) {
         float v = x[i] * drive;
         v = v > 3.0f ? 3.0f : (v < -3.0f ? -3.0f : v);
         const float v2 = v * v;
-        const float y = v * (27.0f + v2) / (27.0f + 9.0f * v2);
+        float y = v * (27.0f + v2) / (27.0f + 9.0f * v2);
+        y = y > 1.0f ? 1.0f : (y < -1.0f ? -1.0f : y); /* rounding near |v| = 3 */
         x[i] = x[i] * dry + y * wet;
     }
 }
