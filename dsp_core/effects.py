@@ -22,7 +22,7 @@ FADER_SLOTS = 8
 FADER_TARGET, FADER_END, FADER_START = 0, 2, 4
 
 KIND_CODES = {"gain": 1, "biquad": 2, "compressor": 3, "delay": 4, "limiter": 5, "reverb": 6,
-              "chorus": 7, "flanger": 8, "gate": 9, "saturation": 10}
+              "chorus": 7, "flanger": 8, "gate": 9, "saturation": 10, "phaser": 11}
 BIQUAD_SHAPES = {"lowpass": 0, "highpass": 1, "peaking": 2, "lowshelf": 3, "highshelf": 4}
 MAX_DELAY_MS = 2000.0
 MAX_MODULATION_MS = 50.0  # chorus and flanger lines: delay_ms + depth_ms stays below
@@ -92,6 +92,13 @@ PARAMS: dict[str, tuple[Param, ...]] = {
         Param("drive_db", 12.0, 0.0, 48.0),
         Param("mix", 1.0, 0.0, 1.0),
         Param("output_db", 0.0, -24.0, 12.0),
+    ),
+    "phaser": (
+        Param("rate_hz", 0.5, 0.01, 10.0),
+        Param("depth", 0.7, 0.0, 1.0),
+        Param("center_hz", 700.0, 50.0, 5000.0),
+        Param("feedback", 0.3, -0.9, 0.9),
+        Param("mix", 0.5, 0.0, 1.0),
     ),
 }
 

@@ -28,7 +28,12 @@ from .effects import (
     EffectState,
 )
 from .graph import BusState, ClipState, Graph, TrackState
-from .reference_modulation import modulation_coefficients, modulation_run
+from .reference_modulation import (
+    modulation_coefficients,
+    modulation_run,
+    phaser_coefficients,
+    phaser_run,
+)
 from .reference_reverb import reverb_coefficients, reverb_run
 from .reference_shaping import (
     gate_coefficients,
@@ -49,8 +54,8 @@ _EXP2_POLY = [F32(c) for c in (0.00187623429, 0.00899259431, 0.0558235814,
                                 0.240154545, 0.693152965, 0.999999927)]
 GAIN, BIQUAD, COMPRESSOR, DELAY, LIMITER = (KIND_CODES[k] for k in
                                             ("gain", "biquad", "compressor", "delay", "limiter"))
-REVERB, CHORUS, FLANGER, GATE, SATURATION = (
-    KIND_CODES[k] for k in ("reverb", "chorus", "flanger", "gate", "saturation"))
+REVERB, CHORUS, FLANGER, GATE, SATURATION, PHASER = (
+    KIND_CODES[k] for k in ("reverb", "chorus", "flanger", "gate", "saturation", "phaser"))
 
 
 # ------------------------------------------------------------------ math
@@ -323,6 +328,8 @@ def effect_tick(fx: EffectState, sr: float, alpha: float) -> None:
             s[SLOT_MEM] = 1.0
     elif fx.kind == SATURATION and changed:
         saturation_coefficients(s)
+    elif fx.kind == PHASER and changed:
+        phaser_coefficients(s, sr)
 
 
 def effect_settled(fx: EffectState) -> bool:
@@ -365,6 +372,8 @@ def effect_segment(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, sr:
         gate_run(s, ch0, ch1)
     elif fx.kind == SATURATION:
         saturation_run(s, ch0, ch1)
+    elif fx.kind == PHASER:
+        phaser_run(s, ch0, ch1, sr, ph)
 
 
 def effect_process(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, frames: int,

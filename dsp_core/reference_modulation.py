@@ -1,4 +1,4 @@
-"""Numpy twin of ``native/modulation.c`` (chorus and flanger), sample by sample."""
+"""Numpy twin of ``native/modulation.c`` (chorus, flanger, phaser), sample by sample."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from .effects import SLOT_COEF, SLOT_MEM, SLOT_VALUE, EffectState
 
 F32 = np.float32
 LFO_STEREO_OFFSET = F32(0.25)  # MOD_LFO_STEREO_OFFSET
+PHASER_STAGES = 6
+PHASER_SWEEP_OCTAVES = 2.0
+TICK = 32  # DAW_TICK
 
 
 def lfo_shape(p: np.float32) -> np.float32:
@@ -65,3 +68,62 @@ def modulation_run(fx: EffectState, x0: np.ndarray, x1: np.ndarray | None) -> No
         _channel(fx, x1, 1, w, p1)
     mem[0] = (w + len(x0)) % fx.memory.shape[1]
     mem[1] = p_next
+
+
+def _phaser_allpass(p: np.float32, center: float, octaves: float, sr: float) -> float:
+    f = center * 2.0 ** (octaves * float(lfo_shape(p)))
+    f = min(f, 0.45 * sr)
+    t = math.tan(math.pi * f / sr)
+    return (t - 1.0) / (t + 1.0)
+
+
+def phaser_sweep(slots: np.ndarray, sr: float) -> None:
+    """Allpass coefficients of both channels at the current LFO phase."""
+    p = F32(slots[SLOT_MEM + 2 * (PHASER_STAGES + 1)])
+    p1 = F32(p + LFO_STEREO_OFFSET)
+    if p1 >= F32(1.0):
+        p1 = F32(p1 - F32(1.0))
+    octaves = PHASER_SWEEP_OCTAVES * float(slots[SLOT_VALUE + 1])
+    center = float(slots[SLOT_VALUE + 2])
+    slots[SLOT_COEF + 4] = _phaser_allpass(p, center, octaves, sr)
+    slots[SLOT_COEF + 5] = _phaser_allpass(p1, center, octaves, sr)
+
+
+def phaser_coefficients(slots: np.ndarray, sr: float) -> None:
+    """LFO step per tick, feedback, dry and wet gains, then the sweep."""
+    v = slots[SLOT_VALUE:SLOT_VALUE + 8]
+    slots[SLOT_COEF:SLOT_COEF + 4] = (float(v[0]) * TICK / sr, v[3], F32(1.0) - v[4], v[4])
+    phaser_sweep(slots, sr)
+
+
+def phaser_run(slots: np.ndarray, x0: np.ndarray, x1: np.ndarray | None, sr: float,
+               ph: int) -> None:
+    """Twin of the C ``phaser_run``: the sweep moves at tick boundaries of ``ph + i``."""
+    mem = slots[SLOT_MEM:SLOT_MEM + 16]
+    inc, feedback, dry, wet = slots[SLOT_COEF:SLOT_COEF + 4]
+    chans = [x0] if x1 is None else [x0, x1]
+    n, i = len(x0), 0
+    while i < n:
+        if (ph + i) % TICK == 0:
+            p = F32(mem[2 * (PHASER_STAGES + 1)] + inc)
+            if p >= F32(1.0):
+                p = F32(p - F32(1.0))
+            mem[2 * (PHASER_STAGES + 1)] = p
+            phaser_sweep(slots, sr)
+        end = min(n, i + TICK - (ph + i) % TICK)
+        for ch, x in enumerate(chans):
+            base = ch * (PHASER_STAGES + 1)
+            st = [F32(s) for s in mem[base:base + PHASER_STAGES]]
+            a = F32(slots[SLOT_COEF + 4 + ch])
+            last = F32(mem[base + PHASER_STAGES])
+            for k in range(i, end):
+                v = F32(x[k] + F32(feedback * last))
+                for s in range(PHASER_STAGES):
+                    y = F32(F32(a * v) + st[s])
+                    st[s] = F32(v - F32(a * y))
+                    v = y
+                last = v
+                x[k] = F32(F32(x[k] * dry) + F32(v * wet))
+            mem[base:base + PHASER_STAGES] = st
+            mem[base + PHASER_STAGES] = last
+        i = end

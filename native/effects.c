@@ -271,6 +271,9 @@ static void effect_tick(daw_effect *fx, double sr, float alpha) {
     case DAW_FX_SATURATION:
         if (changed) saturation_coefficients(s);
         break;
+    case DAW_FX_PHASER:
+        if (changed) phaser_coefficients(s, sr);
+        break;
     default:
         break;
     }
@@ -322,6 +325,9 @@ static void effect_segment(daw_effect *fx, float *ch0, float *ch1, int32_t n, do
     case DAW_FX_SATURATION:
         saturation_run(fx->slots, ch0, ch1, n);
         break;
+    case DAW_FX_PHASER:
+        phaser_run(fx->slots, ch0, ch1, n, sr, ph);
+        break;
     default:
         break;
     }
@@ -332,7 +338,7 @@ int daw_effect_process(daw_effect *fx, float *ch0, float *ch1, int32_t channels,
     if (!fx || !fx->slots || !ch0 || !scratch) return DAW_ERR_NULL;
     if (channels != 1 && channels != 2) return DAW_ERR_CHANNELS;
     if (channels == 2 && !ch1) return DAW_ERR_NULL;
-    if (fx->kind < DAW_FX_GAIN || fx->kind > DAW_FX_SATURATION) return DAW_ERR_KIND;
+    if (fx->kind < DAW_FX_GAIN || fx->kind > DAW_FX_PHASER) return DAW_ERR_KIND;
     if ((fx->kind == DAW_FX_DELAY || fx->kind == DAW_FX_CHORUS || fx->kind == DAW_FX_FLANGER) &&
         (!fx->memory || fx->memory_len < 4))
         return DAW_ERR_NULL;

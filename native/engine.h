@@ -38,6 +38,7 @@
 #define DAW_FX_FLANGER 8
 #define DAW_FX_GATE 9
 #define DAW_FX_SATURATION 10
+#define DAW_FX_PHASER 11
 
 /* Biquad shapes (RBJ cookbook) */
 #define DAW_BQ_LOWPASS 0

@@ -121,6 +121,10 @@ INTERNAL void reverb_run(daw_effect *fx, float *x0, float *x1, int32_t n, double
 #define MOD_LFO_STEREO_OFFSET 0.25f
 INTERNAL void modulation_coefficients(float *slots, double sr);
 INTERNAL void modulation_run(daw_effect *fx, float *x0, float *x1, int32_t n);
+#define PHASER_STAGES 6
+#define PHASER_SWEEP_OCTAVES 2.0
+INTERNAL void phaser_coefficients(float *slots, double sr);
+INTERNAL void phaser_run(float *slots, float *x0, float *x1, int32_t n, double sr, int32_t ph);
 
 /* shaping.c: gate/expander and saturation. */
 INTERNAL void gate_coefficients(float *slots, double sr);

@@ -3,6 +3,10 @@
  * an LFO sweeps between delay_ms and delay_ms + depth_ms, with feedback and an
  * equal-power dry/wet mix.  The LFO is a parabolic sine (a smooth, exactly
  * reproducible curve); the right channel runs a quarter period ahead.
+ *
+ * Phaser: PHASER_STAGES first-order allpasses in series with feedback around them,
+ * mixed with the dry signal.  Their break frequency, center_hz * 2^(2 depth lfo),
+ * follows the same LFO, updated once per control tick (in double precision).
  * Twin: dsp_core/reference_modulation.py.
  */
 #include "internal.h"
@@ -65,4 +69,71 @@ INTERNAL void modulation_run(daw_effect *fx, float *x0, float *x1, int32_t n) {
     }
     mem[0] = (float)((w + n) % fx->memory_len);
     mem[1] = p_next;
+}
+
+/* Allpass coefficient of break frequency center * 2^(octaves * lfo(p)). */
+static float phaser_allpass(float p, double center, double octaves, double sr) {
+    double f = center * pow(2.0, octaves * (double)lfo_shape(p));
+    if (f > 0.45 * sr) f = 0.45 * sr;
+    const double t = tan(M_PI * f / sr);
+    return (float)((t - 1.0) / (t + 1.0));
+}
+
+static void phaser_sweep(float *slots, double sr) {
+    const float *v = slots + DAW_SLOT_VALUE;
+    float *c = slots + DAW_SLOT_COEF;
+    const float p = slots[DAW_SLOT_MEM + 2 * (PHASER_STAGES + 1)];
+    float p1 = p + MOD_LFO_STEREO_OFFSET;
+    if (p1 >= 1.0f) p1 -= 1.0f;
+    const double octaves = PHASER_SWEEP_OCTAVES * (double)v[1];
+    c[4] = phaser_allpass(p, v[2], octaves, sr);
+    c[5] = phaser_allpass(p1, v[2], octaves, sr);
+}
+
+INTERNAL void phaser_coefficients(float *slots, double sr) {
+    const float *v = slots + DAW_SLOT_VALUE;
+    float *c = slots + DAW_SLOT_COEF;
+    c[0] = (float)((double)v[0] * DAW_TICK / sr);
+    c[1] = v[3];
+    c[2] = 1.0f - v[4];
+    c[3] = v[4];
+    phaser_sweep(slots, sr);
+}
+
+/* Memory: per channel PHASER_STAGES allpass states and the last output (for the
+ * feedback), then the LFO phase. */
+INTERNAL void phaser_run(float *slots, float *restrict x0, float *restrict x1, int32_t n,
+                         double sr, int32_t ph) {
+    float *mem = slots + DAW_SLOT_MEM;
+    const float *c = slots + DAW_SLOT_COEF;
+    const float inc = c[0], feedback = c[1], dry = c[2], wet = c[3];
+    float *phase = mem + 2 * (PHASER_STAGES + 1);
+    int32_t i = 0;
+    while (i < n) {
+        if (((ph + i) & (DAW_TICK - 1)) == 0) {
+            float p = *phase + inc;
+            if (p >= 1.0f) p -= 1.0f;
+            *phase = p;
+            phaser_sweep(slots, sr);
+        }
+        const int32_t end = min_i32(n, i + DAW_TICK - ((ph + i) & (DAW_TICK - 1)));
+        for (int ch = 0; ch < (x1 ? 2 : 1); ch++) {
+            float *restrict x = ch ? x1 : x0;
+            float *st = mem + ch * (PHASER_STAGES + 1);
+            const float a = c[4 + ch];
+            float last = st[PHASER_STAGES];
+            for (int32_t k = i; k < end; k++) {
+                float v = x[k] + feedback * last;
+                for (int s = 0; s < PHASER_STAGES; s++) {
+                    const float y = a * v + st[s];
+                    st[s] = v - a * y;
+                    v = y;
+                }
+                last = v;
+                x[k] = x[k] * dry + v * wet;
+            }
+            st[PHASER_STAGES] = last;
+        }
+        i = end;
+    }
 }

@@ -155,6 +155,7 @@ def _project_with_new_effects(directory: Path) -> Path:
              "clips": [{"source": "audio/mono.wav", "position": 0, "length": frames}]},
             {"id": "pad", "channels": 2,
              "effects": [{"kind": "flanger", "params": {"feedback": 0.7}},
+                         {"kind": "phaser", "params": {"rate_hz": 2, "feedback": 0.5}},
                          {"kind": "reverb", "params": {"room_size": 0.3, "mix": 0.3}}],
              "clips": [{"source": "audio/stereo.wav", "position": 0, "length": frames}]},
         ],

@@ -113,6 +113,7 @@ def test_gain_effect_glides_to_new_gain(backend: str) -> None:
      r"flanger.feedback = 1.0 is outside \[-0.95, 0.95\]"),
     (EffectSpec("gate", {"range_db": -6}), r"gate.range_db = -6 is outside \[0.0, 120.0\]"),
     (EffectSpec("saturation", {"drive_db": float("nan")}), "saturation.drive_db"),
+    (EffectSpec("phaser", {"center_hz": 10}), r"phaser.center_hz = 10 is outside \[50.0, 5000.0\]"),
     (EffectSpec("gain", {"gian_db": 1}), "unknown parameter 'gian_db'"),
     (EffectSpec("compressor", {"ratio": 0.5}), r"compressor.ratio = 0.5 is outside"),
     (EffectSpec("biquad", {"shape": "notch"}), "biquad shape 'notch' unknown"),
@@ -237,3 +238,25 @@ def test_saturation_bounds_the_peak_and_is_linear_when_quiet(backend: str) -> No
     assert np.all(np.diff(curve) >= -2.4e-7), "the curve is monotonic (to float rounding)"
     assert np.abs(curve).max() == 1.0
     np.testing.assert_allclose(curve, np.tanh(np.linspace(-3, 3, 601)), atol=0.03)
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_phaser_notches_its_center_and_passes_far_below(backend: str) -> None:
+    # six allpasses turn the phase by 6 x 90 degrees at their break frequency: the
+    # 50/50 mix of dry and shifted cancels there
+    spec = EffectSpec("phaser", {"depth": 0.0, "center_hz": 1000.0, "feedback": 0.0,
+                                 "mix": 0.5})
+    at_center = _sine(1000.0)
+    assert _gain_db(_run(spec, at_center, backend), at_center) < -40.0
+    low = _sine(60.0)
+    assert _gain_db(_run(spec, low, backend), low) > -1.0
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_phaser_sweep_does_not_depend_on_the_block_size(backend: str) -> None:
+    rng = np.random.default_rng(11)
+    noise = (0.3 * rng.standard_normal(SR // 10)).astype(np.float32)
+    spec = EffectSpec("phaser", {"rate_hz": 4.0, "depth": 1.0, "feedback": 0.5})
+    by_64, by_100 = _run(spec, noise, backend, block=64), _run(spec, noise, backend, block=100)
+    np.testing.assert_array_equal(by_64, by_100)
+    assert np.abs(by_64 - noise).max() > 0.05

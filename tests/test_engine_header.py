@@ -135,7 +135,9 @@ def test_reverb_layout_and_lfo_constants_match_the_c_sources() -> None:
               "REVERB_MAX_PRE_MS": reverb_layout.MAX_PRE_MS,
               "REVERB_INPUT_GAIN": reverb_layout.INPUT_GAIN,
               "REVERB_WET_SCALE": reverb_layout.WET_SCALE,
-              "MOD_LFO_STEREO_OFFSET": reference_modulation.LFO_STEREO_OFFSET}
+              "MOD_LFO_STEREO_OFFSET": reference_modulation.LFO_STEREO_OFFSET,
+              "PHASER_STAGES": reference_modulation.PHASER_STAGES,
+              "PHASER_SWEEP_OCTAVES": reference_modulation.PHASER_SWEEP_OCTAVES}
     for name, copy in floats.items():
         assert np.float32(float(internal[name].rstrip("f"))) == np.float32(copy), name
     source = (NATIVE / "reverb.c").read_text()

@@ -943,7 +943,7 @@ def test_an_effect_added_on_the_page_is_shared_tweaked_and_removed(studio: Studi
     for page in (ana, ben):
         page.locator(".track-header[data-track=t4]").click(position={"x": 12, "y": 30})
     kinds = ana.locator(".effects .add-effect-kind option").all_inner_texts()
-    assert {"reverb", "chorus", "flanger", "gate", "saturation"} <= set(kinds)
+    assert {"reverb", "chorus", "flanger", "gate", "saturation", "phaser"} <= set(kinds)
     ana.select_option(".effects .add-effect-kind", "reverb")
     ana.click(".effects .add-effect")
     wait_for(lambda: [e["kind"] for e in studio.document()["tracks"]["t4"]["effects"]]

@@ -20,7 +20,7 @@ reference = get_backend("reference")
 # log2/exp2 are evaluated in another order; the render mixes runs of plain tracks with
 # fused multiply-adds where built for AVX-512), and results agree to float32 rounding.
 BIT_EXACT_EFFECTS = {"gain", "biquad", "delay", "limiter", "reverb", "chorus", "flanger", "gate",
-                     "saturation"}
+                     "saturation", "phaser"}
 MIX_RTOL = 2e-6       # relative to sum(|g x|)
 EFFECT_ATOL = 2e-5    # absolute, on signals of unit scale
 RENDER_ATOL = 2e-5
@@ -67,13 +67,15 @@ EFFECTS = [
     EffectSpec("gate", {"threshold_db": -12.0, "range_db": 40.0, "attack_ms": 0.5,
                         "hold_ms": 1.0, "release_ms": 5.0}),
     EffectSpec("saturation", {"drive_db": 18.0, "mix": 0.8, "output_db": -2.0}),
+    EffectSpec("phaser", {"rate_hz": 2.0, "feedback": 0.6}),
 ]
 CHANGES = {"gain": {"gain_db": 4.0}, "biquad": {"freq": 4000.0}, "compressor":
            {"threshold_db": -30.0}, "delay": {"time_ms": 5.0}, "limiter": {"ceiling_db": -3.0},
            "reverb": {"room_size": 0.95, "damping": 0.6, "pre_delay_ms": 7.0, "width": 0.2},
            "chorus": {"rate_hz": 5.0, "depth_ms": 6.0, "mix": 0.7},
            "flanger": {"delay_ms": 4.0, "feedback": 0.8}, "gate": {"threshold_db": -3.0},
-           "saturation": {"drive_db": 30.0, "mix": 0.3}}
+           "saturation": {"drive_db": 30.0, "mix": 0.3},
+           "phaser": {"center_hz": 2000.0, "depth": 1.0, "mix": 0.8}}
 
 
 @pytest.mark.parametrize("spec", EFFECTS, ids=lambda s: f"{s.kind}-{s.params.get('shape', '')}")

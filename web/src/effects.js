@@ -18,7 +18,9 @@ export const PARAMS = {
     ['mix', 0, 1, 0.01, 0.5], ['delay_ms', 0.1, 10, 0.1, 1]],
   gate: [['threshold_db', -100, 0, 0.1, -50], ['range_db', 0, 120, 0.1, 80], ['attack_ms', 0.01, 500, 0.01, 1],
     ['hold_ms', 0, 2000, 1, 20], ['release_ms', 1, 5000, 1, 100]],
-  saturation: [['drive_db', 0, 48, 0.1, 12], ['mix', 0, 1, 0.01, 1], ['output_db', -24, 12, 0.1, 0]]
+  saturation: [['drive_db', 0, 48, 0.1, 12], ['mix', 0, 1, 0.01, 1], ['output_db', -24, 12, 0.1, 0]],
+  phaser: [['rate_hz', 0.01, 10, 0.01, 0.5], ['depth', 0, 1, 0.01, 0.7], ['center_hz', 50, 5000, 0, 700],
+    ['feedback', -0.9, 0.9, 0.01, 0.3], ['mix', 0, 1, 0.01, 0.5]]
 }
 export const BIQUAD_SHAPES = ['lowpass', 'highpass', 'peaking', 'lowshelf', 'highshelf']
 
