@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from dsp_core import EffectSpec, ProjectError, get_backend
+from dsp_core import EffectSpec, NativeError, ProjectError, get_backend
 from dsp_core.effects import EffectState
 
 SR = 48000
@@ -260,3 +260,10 @@ def test_phaser_sweep_does_not_depend_on_the_block_size(backend: str) -> None:
     by_64, by_100 = _run(spec, noise, backend, block=64), _run(spec, noise, backend, block=100)
     np.testing.assert_array_equal(by_64, by_100)
     assert np.abs(by_64 - noise).max() > 0.05
+
+
+def test_a_reverb_made_for_one_rate_is_refused_at_a_higher_one() -> None:
+    fx = EffectState(EffectSpec("reverb"), 1, 44100)
+    block = np.zeros(64, dtype=np.float32)
+    with pytest.raises(NativeError, match="buffer"):
+        get_backend("native").effect_process(fx, block, None, 64, 96000, 0)
