@@ -146,3 +146,32 @@ async def test_rate_limit_rejections_are_counted_by_plan(server: Server) -> None
     after = await server.scrape()
     name = "ratelimit_rejections_total"
     assert value(after, name, plan="free") == value(before, name, plan="free") + 2
+
+
+async def test_each_live_mix_frame_is_timed_for_the_audio_slo(tmp_path: Path) -> None:
+    from prometheus_client import REGISTRY
+    from room_helpers import project_room
+
+    from collab.store import open_store
+    from dawserver.live_mix import LiveMix
+
+    def sample(name: str) -> float:
+        return REGISTRY.get_sample_value(name) or 0.0
+
+    audio = tmp_path / "tone.flac"
+    sf.write(audio, np.full(48000, 0.1, dtype=np.float32), 48000)
+    async with open_store(None, tmp_path) as store:
+        info = await import_session(store, Session(name="mix", tracks=[
+            Track("t1", clips=[Clip(str(audio), 0, 48000)])]))
+        async with project_room(info.project_id, store) as room:
+            count = sample("audio_frame_processing_seconds_count")
+            total = sample("audio_frame_processing_seconds_sum")
+            async with LiveMix(room) as mix:
+                deadline = time.monotonic() + 10
+                while mix.frames_made < 10:
+                    assert time.monotonic() < deadline, "the live mix made no frames"
+                    await asyncio.sleep(0.02)
+            made = mix.frames_made
+            assert sample("audio_frame_processing_seconds_count") - count == made
+            assert sample("audio_frame_processing_seconds_sum") - total == \
+                pytest.approx(mix.render_seconds)

@@ -6,6 +6,10 @@ import asyncio
 import io
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +20,7 @@ import soundfile as sf
 from aiohttp import web
 from loopback import free_port
 from nodepeer import running_server
+from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -120,8 +125,6 @@ def test_json_logs_carry_the_active_spans_ids() -> None:
     logger.addHandler(handler)
     logger.propagate = False
     logger.setLevel(logging.INFO)
-    from opentelemetry import trace
-
     try:
         with trace.get_tracer("tests").start_as_current_span("work") as span:
             logger.info("inside %s", "a span")
@@ -178,3 +181,59 @@ def test_an_otlp_endpoint_must_be_an_http_url() -> None:
     assert traces_url("http://c:4318/v1/traces") == "http://c:4318/v1/traces"
     with pytest.raises(TracingError, match="http://127.0.0.1:4318"):
         traces_url("c:4318")
+
+
+@pytest.mark.asyncio
+async def test_serve_with_an_otlp_endpoint_exports_its_request_spans_and_logs_json(
+        tmp_path: Path) -> None:
+    received: list[ExportTraceServiceRequest] = []
+
+    async def collect(request: web.Request) -> web.Response:
+        message = ExportTraceServiceRequest()
+        message.ParseFromString(await request.read())
+        received.append(message)
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+    collector = web.Application()
+    collector.router.add_post("/v1/traces", collect)
+    runner = web.AppRunner(collector)
+    await runner.setup()
+    collector_port, port = free_port(), free_port()
+    await web.TCPSite(runner, "127.0.0.1", collector_port).start()
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "DAW_LOG_FORMAT": "json",
+           "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector_port}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dawserver", "-v", "serve", "--port", str(port), "--data",
+         str(tmp_path / "data")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env, text=True)
+    try:
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None, proc.stdout.read()
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as answer:
+                        if answer.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                assert time.monotonic() < deadline, "the server did not start"
+                await asyncio.sleep(0.1)
+        proc.send_signal(signal.SIGINT)  # stopping flushes the batched spans
+        loop = asyncio.get_running_loop()
+        output, _ = await loop.run_in_executor(None, lambda: proc.communicate(timeout=30))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        await runner.cleanup()
+    spans = [(span.name, {a.key: a.value for a in resource.resource.attributes})
+             for message in received for resource in message.resource_spans
+             for scope in resource.scope_spans for span in scope.spans]
+    assert "GET /healthz" in {name for name, _ in spans}
+    services = {attrs["service.name"].string_value for _, attrs in spans}
+    assert services == {"maxbooster-dawserver"}
+    logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert any(entry["logger"] == "dawserver.app" and "database ready" in entry["message"]
+               for entry in logged), output
