@@ -4,7 +4,8 @@ The packages use only the OpenTelemetry API (``trace.get_tracer(__name__)``): HT
 requests (:mod:`dawserver.request_telemetry`), applied collaboration batches
 (:mod:`collab.room`), jobs enqueued and run (:mod:`jobs`) and database calls
 (:mod:`database.tracing`). Until :func:`configure_tracing` installs a provider their
-spans are no-ops, so tracing costs nothing unless it is configured
+spans are no-ops (the request middleware skips its span), so tracing costs next to
+nothing unless it is configured
 (``dawserver serve --otlp-endpoint URL`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``;
 ``--trace-console`` prints spans instead). Tests install an in-memory exporter.
 """
