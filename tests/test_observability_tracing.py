@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from aiohttp import web
+from click.testing import CliRunner
 from loopback import free_port
 from nodepeer import running_server
 from opentelemetry import trace
@@ -29,6 +30,7 @@ from tracing_helpers import children, one, span_exporter
 
 from collab.client import SyncClient
 from dawclient.channel import connect
+from dawserver.cli import main
 from dawserver.config import ServerConfig
 from dawserver.keys import STORE, TOKENS
 from dawserver.log_format import JsonFormatter
@@ -237,3 +239,10 @@ async def test_serve_with_an_otlp_endpoint_exports_its_request_spans_and_logs_js
     logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert any(entry["logger"] == "dawserver.app" and "database ready" in entry["message"]
                for entry in logged), output
+
+
+def test_serve_refuses_an_otlp_endpoint_that_is_not_a_url(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["serve", "--data", str(tmp_path),
+                                       "--otlp-endpoint", "collector:4318"])
+    assert result.exit_code == 1
+    assert "http://127.0.0.1:4318" in result.output and "collector:4318" in result.output
