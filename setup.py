@@ -37,6 +37,7 @@ EXTRAS = {
         "schemathesis>=4.0",
         "aiosmtpd>=1.4",  # a real SMTP server on loopback that tests read mail from
         "playwright>=1.40",  # drives Debian chromium; never `playwright install`
+        "PyYAML>=6",  # scripts/slo_rules.py and the SLO rule tests
         *TRANSCRIPTION,
     ],
     "bench": ["pedalboard>=0.9", "threadpoolctl>=3"],
@@ -107,6 +108,11 @@ setup(
         "duckdb>=1.0",
         "stripe>=12",
         "dnspython>=2.6",
+        # traces (docs/observability.md): the API everywhere, the SDK and OTLP/HTTP exporter
+        # where the server configures them
+        "opentelemetry-api>=1.25",
+        "opentelemetry-sdk>=1.25",
+        "opentelemetry-exporter-otlp-proto-http>=1.25",
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),

@@ -36,6 +36,7 @@ from .privacy_routes import setup_privacy
 from .project_engine import ProjectEngines
 from .regions import collab_store, regions_context
 from .relay import relay_link
+from .request_telemetry import request_telemetry
 from .rtc import setup_rtc
 from .transcription_service import setup_transcription
 from .websocket import collab_socket
@@ -50,7 +51,8 @@ COLLAB_PATH = "/collab/{project_id}"
 def create_app(config: ServerConfig) -> web.Application:
     """The server application for ``config`` (run it with ``web.run_app`` or a runner)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    app = web.Application(client_max_size=config.max_message_bytes)
+    app = web.Application(client_max_size=config.max_message_bytes,
+                          middlewares=[request_telemetry])
     app[CONFIG] = config
     app[TOKENS] = TokenSigner.from_data_dir(config.data_dir)
     app[DATABASE] = open_database(config.database_url, config.data_dir)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -31,6 +32,7 @@ from typing import Any
 
 import stripe
 
+from business.marketplace import metrics
 from business.marketplace.errors import WebhookRejected
 
 #: Seconds a signature's timestamp may be old (Stripe's recommended tolerance).
@@ -175,7 +177,20 @@ Handler = Callable[[StripeEvent], Awaitable[Outcome]]
 
 async def receive(inbox: WebhookInbox, event: StripeEvent, handler: Handler) -> Outcome:
     """Run ``handler`` on ``event`` under the inbox rules (module docstring); the outcome
-    (its :attr:`Outcome.http_status` is the answer to Stripe)."""
+    (its :attr:`Outcome.http_status` is the answer to Stripe), counted in
+    :mod:`business.marketplace.metrics`."""
+    try:
+        outcome = await _receive(inbox, event, handler)
+    except Exception:
+        metrics.EVENTS.labels(outcome="error").inc()
+        raise
+    metrics.EVENTS.labels(outcome=outcome.value).inc()
+    if outcome is not Outcome.RETRY:
+        metrics.LAG.observe(max(0.0, time.time() - event.created))
+    return outcome
+
+
+async def _receive(inbox: WebhookInbox, event: StripeEvent, handler: Handler) -> Outcome:
     async with inbox.lock(event.id):
         if await inbox.seen(event.id):
             return Outcome.DUPLICATE
