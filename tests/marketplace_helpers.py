@@ -193,3 +193,11 @@ async def market(tmp_path: Path, database_url: str, **settings: Any) -> AsyncIte
             fake.webhooks.url = str(client.make_url(WEBHOOK))
             yield Market(client, fake, assets, app)
             await fake.webhooks.settled()
+
+
+def market_services(m: Market) -> Any:
+    """The started plug-in's objects (store, ledger, ...) of a :class:`Market`."""
+    from business.marketplace.services import services
+    from dawserver.plugins import PLUGIN_CONTEXT_KEY
+
+    return services(m.app[PLUGIN_CONTEXT_KEY])
