@@ -71,6 +71,7 @@ async def test_forged_expired_and_bare_links_are_refused(tmp_path: Path) -> None
             f"{path}?expires={params['expires']}&signature={'0' * 64}",
             f"{path}?expires={int(params['expires']) + 3600}&signature={params['signature']}",
             f"{path.rsplit('/', 1)[0]}/{wav_file}?{query}",  # another file, same signature
+            f"{path}?expires={params['expires']}&signature=%C3%A9",  # not even hex
         ]
         for bad in forged:
             status, body, _ = await get(m, bad)

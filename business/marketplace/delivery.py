@@ -51,7 +51,7 @@ class LinkSigner:
               now: float | None = None) -> None:
         """Nothing for a live link we signed; else :class:`DownloadRefused`."""
         good = self.signature(licence_id, file_id, expires)
-        if not hmac.compare_digest(good, signature.lower()):
+        if not hmac.compare_digest(good.encode(), signature.lower().encode()):
             raise DownloadRefused("this download link is not one we signed (it was changed "
                                   "or made up): open your library for a fresh link")
         if (time.time() if now is None else now) >= expires:

@@ -135,8 +135,8 @@ async def connect_stripe(request: Request) -> Any:
     module = services(request.context)
     gateway = module.gateway
     if gateway is None:
-        raise Unavailable("payments are not configured on this server: set "
-                          "plugins.marketplace.stripe.api_key")
+        raise Conflict("payments are not configured on this server: set "
+                       "plugins.marketplace.stripe.api_key")
     body: ConnectIn = request.body
     account = await module.store.stripe_account(request.account_id)
     if account is None:
@@ -229,8 +229,9 @@ async def stripe_webhook(request: Request) -> Any:
     """Stripe's events (``Stripe-Signature`` verified; each event id handled once)."""
     fulfilment = services(request.context).fulfilment
     if not fulfilment.secrets:
-        raise Unavailable("the Stripe webhook's signing secret is not configured: set "
-                          "plugins.marketplace.stripe.webhook_secret")
+        raise Conflict("the Stripe webhook's signing secret is not configured: set "
+                       "plugins.marketplace.stripe.webhook_secret (Stripe sends the event "
+                       "again later)")
     try:
         outcome = await fulfilment.receive(request.body, request.headers.get("Stripe-Signature"))
     except WebhookRejected as exc:
