@@ -9,7 +9,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable
+from enum import StrEnum
+from typing import TypeVar
+
 from prometheus_client import Counter, Histogram
+
+OutcomeT = TypeVar("OutcomeT", bound=StrEnum)
 
 #: Webhook deliveries by outcome.
 EVENTS = Counter("marketplace_webhook_events", "Stripe webhook deliveries by outcome",
@@ -18,3 +25,17 @@ EVENTS = Counter("marketplace_webhook_events", "Stripe webhook deliveries by out
 LAG = Histogram("marketplace_webhook_lag_seconds",
                 "Seconds from Stripe creating an event to it being processed",
                 buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400))
+
+
+async def counted(created: float, handling: Awaitable[OutcomeT]) -> OutcomeT:
+    """Await ``handling`` (one delivery of an event Stripe created at ``created``) and
+    count its outcome; an exception counts as ``error`` and goes on."""
+    try:
+        outcome = await handling
+    except Exception:
+        EVENTS.labels(outcome="error").inc()
+        raise
+    EVENTS.labels(outcome=outcome.value).inc()
+    if outcome.value != "retry":
+        LAG.observe(max(0.0, time.time() - created))
+    return outcome

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -179,15 +178,7 @@ async def receive(inbox: WebhookInbox, event: StripeEvent, handler: Handler) -> 
     """Run ``handler`` on ``event`` under the inbox rules (module docstring); the outcome
     (its :attr:`Outcome.http_status` is the answer to Stripe), counted in
     :mod:`business.marketplace.metrics`."""
-    try:
-        outcome = await _receive(inbox, event, handler)
-    except Exception:
-        metrics.EVENTS.labels(outcome="error").inc()
-        raise
-    metrics.EVENTS.labels(outcome=outcome.value).inc()
-    if outcome is not Outcome.RETRY:
-        metrics.LAG.observe(max(0.0, time.time() - event.created))
-    return outcome
+    return await metrics.counted(event.created, _receive(inbox, event, handler))
 
 
 async def _receive(inbox: WebhookInbox, event: StripeEvent, handler: Handler) -> Outcome:
