@@ -13,6 +13,7 @@ cleanly (every document persisted) when the app stops, after the job worker.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 
@@ -26,7 +27,7 @@ from database import open_database
 
 from . import plugins
 from .accounts_setup import plugin_membership, setup_accounts
-from .assets import setup_assets
+from .assets import account_asset_file, setup_assets
 from .background import Background
 from .bounces import setup_bounces
 from .config import ServerConfig
@@ -73,6 +74,8 @@ def create_app(config: ServerConfig) -> web.Application:
     context = plugins.install(app, config, database=app[DATABASE], identify=identify)
     # plug-ins ask who is in which organisation or team through their context (read-only)
     context.membership = plugin_membership(app)
+    # ... and for the files of their accounts' uploaded assets (media to post, beats to sell)
+    context.asset_file = functools.partial(account_asset_file, app)
     app.on_response_prepare.append(add_rate_headers)
     return app
 

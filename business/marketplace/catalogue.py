@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -144,7 +144,7 @@ def build_tiers(given: list[dict[str, Any]] | None, currency: str,
     return tiers
 
 
-AssetCheck = Callable[[str, str], bool | None]
+AssetCheck = Callable[[str, str], Awaitable[bool | None]]
 
 
 class Catalogue:
@@ -160,7 +160,7 @@ class Catalogue:
         currency = check_currency(data["currency"], "body.currency")
         files = []
         for n, f in enumerate(data["files"]):
-            if self.asset_exists is not None and self.asset_exists(
+            if self.asset_exists is not None and await self.asset_exists(
                     account_id, f["asset_id"]) is False:
                 raise CatalogueInvalid(
                     f"no asset {f['asset_id']!r} in your account's assets: upload it "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -26,7 +26,7 @@ from business.marketplace.store import MarketStore
 PREFIX = "/api/marketplace/downloads"
 #: ``asset_file(seller_account, asset_id)``: the local file of a platform asset (None:
 #: not known here).
-AssetFile = Callable[[str, str], str | None]
+AssetFile = Callable[[str, str], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,8 @@ class Delivery:
         if licence.status != ACTIVE:
             raise DownloadRefused("this licence was refunded, so its files can no longer be "
                                   "downloaded")
-        local = self.asset_file(licence.account_id, item.asset_id) if self.asset_file else None
+        local = (await self.asset_file(licence.account_id, item.asset_id) if self.asset_file
+                 else None)
         if not local or not Path(local).is_file():
             raise NotFoundHere(f"the file {item.name or item.kind!r} is not available on "
                                "this server: ask the seller to upload it again")

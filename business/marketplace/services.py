@@ -87,11 +87,14 @@ def build_services(context: PluginContext) -> Services:
     gateway = StripeGateway(stripe) if stripe else None
     hook = _hook(context)
 
-    def asset_file(account_id: str, asset_id: str) -> str | None:
-        return hook(context=context, account_id=account_id, asset_id=asset_id)
+    async def asset_file(account_id: str, asset_id: str) -> str | None:
+        """The plug-in's own hook where one is registered (tests), else the platform's."""
+        if hook is not None:
+            return hook(context=context, account_id=account_id, asset_id=asset_id)
+        return await context.asset_path(account_id, asset_id)
 
-    def asset_exists(account_id: str, asset_id: str) -> bool:
-        return asset_file(account_id, asset_id) is not None
+    async def asset_exists(account_id: str, asset_id: str) -> bool:
+        return await asset_file(account_id, asset_id) is not None
 
     async def enqueue_refund(tx: Any, order: Order) -> None:
         await context.enqueue(REFUND_JOB, {"seller": order.account_id,
@@ -106,9 +109,9 @@ def build_services(context: PluginContext) -> Services:
     checkout = Checkout(store, gateway, expiry_s=int(settings.get("checkout_expiry_s", 3600)),
                         success_url=str(settings.get("success_url") or _default_success(
                             context)), cancel_url=str(settings.get("cancel_url") or ""))
-    return Services(store, ledger, Catalogue(store, asset_exists if hook else None), checkout,
+    return Services(store, ledger, Catalogue(store, asset_exists), checkout,
                     Fulfilment(store, ledger, gateway, secrets, enqueue_refund),
-                    Delivery(store, signer, asset_file if hook else None), gateway)
+                    Delivery(store, signer, asset_file), gateway)
 
 
 def _default_success(context: PluginContext) -> str:
