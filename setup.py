@@ -107,6 +107,7 @@ setup(
         "duckdb>=1.0",
         "stripe>=12",
         "dnspython>=2.6",
+        "strawberry-graphql>=0.341",  # GraphQL at /api/graphql (docs/public-api.md)
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),
