@@ -1,6 +1,9 @@
 """Query depth and cost limits: a deep or wide query is refused before it runs.
 
-Depth is strawberry's ``QueryDepthLimiter``. Cost is ours (:class:`CostLimit`): each
+Depth is strawberry's ``QueryDepthLimiter`` (:data:`MAX_DEPTH`: the deepest plain path,
+``projects → edges → node → tracks → clips → id``, is 5 (top-level fields are 0) and
+one hop back from an asset to its project fits; an asset's ``project`` leads
+back up, so a query could otherwise nest without end). Cost is ours (:class:`CostLimit`): each
 field costs 1, times the number of items of every list above it: ``projects(first:
 N)`` multiplies what is inside it by N (200 when N is a variable: the largest page;
 its ``edges`` are those N), and the other lists (``tracks``, ``clips``, ``assets``) by :data:`LIST_SIZE`.
@@ -22,7 +25,7 @@ from graphql import (
     ValidationRule,
 )
 
-MAX_DEPTH = 8
+MAX_DEPTH = 6
 MAX_COST = 20_000
 #: The assumed length of a list field without a ``first`` argument.
 LIST_SIZE = 20

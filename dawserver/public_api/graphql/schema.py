@@ -71,6 +71,16 @@ class Asset:
     bytes: int
     download_url: str
     peaks_url: str
+    project_id: strawberry.Private[str]
+
+    @strawberry.field(description="The project the asset belongs to.")
+    async def project(self, info: strawberry.Info) -> Project | None:
+        found = await loaders_of(info).projects.load(self.project_id)
+        return _project(found) if found is not None else None
+
+    @classmethod
+    def of(cls, project_id: str, asset: resources.Asset) -> Asset:
+        return cls(**asset.model_dump(), project_id=project_id)
 
 
 @strawberry.type(description="A project the caller may open, and their role on it.")
@@ -87,7 +97,7 @@ class Project:
 
     @strawberry.field(description="The project's audio, oldest first.")
     async def assets(self, info: strawberry.Info) -> list[Asset]:
-        return [Asset(**a.model_dump()) for a in await loaders_of(info).assets.load(
+        return [Asset.of(str(self.id), a) for a in await loaders_of(info).assets.load(
             str(self.id))]
 
 
@@ -195,8 +205,8 @@ class _Schema(strawberry.Schema):
 
 
 SCHEMA = _Schema(query=Query, extensions=[
-    QueryDepthLimiter(max_depth=MAX_DEPTH), AddValidationRules([CostLimit]),
-    MaskErrors(should_mask_error=_mask)])
+    lambda: QueryDepthLimiter(max_depth=MAX_DEPTH), lambda: AddValidationRules([CostLimit]),
+    lambda: MaskErrors(should_mask_error=_mask)])
 
 
 def context_of(app: Any, principal: Principal, plugin_context: Any) -> dict[str, Any]:
