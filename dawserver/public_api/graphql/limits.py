@@ -6,7 +6,8 @@ one hop back from an asset to its project fits; an asset's ``project`` leads
 back up, so a query could otherwise nest without end). Cost is ours (:class:`CostLimit`): each
 field costs 1, times the number of items of every list above it: ``projects(first:
 N)`` multiplies what is inside it by N (200 when N is a variable: the largest page;
-its ``edges`` are those N), and the other lists (``tracks``, ``clips``, ``assets``) by :data:`LIST_SIZE`.
+its ``edges`` are those N), and the other lists (``tracks``, ``clips``, ``assets``)
+by :data:`LIST_SIZE`.
 Fragments are counted where they are spread.
 """
 
