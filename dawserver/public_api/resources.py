@@ -148,7 +148,7 @@ class Listing(Query):
     """A page: how many, after which cursor, which fields."""
 
     limit: int = Field(50, ge=1, le=200, description="Items per page, 1 to 200.")
-    cursor: str | None = Field(None, max_length=1000,
+    cursor: str | None = Field(None, max_length=500, pattern=r"^[A-Za-z0-9_.-]+$",
                                description="The `next_cursor` of the previous page.")
     fields: str | None = FIELDS
 

@@ -13,7 +13,13 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import AddValidationRules, MaskErrors, QueryDepthLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 
 from ...declarations import Principal
 from ...errors import ApiError
@@ -204,8 +210,17 @@ class _Schema(strawberry.Schema):
                 log.debug("GraphQL error for the client: %s", error.message)
 
 
+#: Parsed and validated documents kept by query text (the limits depend on the text only).
+CACHED_DOCUMENTS = 1000
+
+#: The limits' rules, made once: the validation cache is keyed by the rule classes, and
+#: ``QueryDepthLimiter`` makes a new class each time it is built.
+LIMIT_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules, CostLimit]
+
 SCHEMA = _Schema(query=Query, extensions=[
-    lambda: QueryDepthLimiter(max_depth=MAX_DEPTH), lambda: AddValidationRules([CostLimit]),
+    lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
+    lambda: AddValidationRules(LIMIT_RULES),
+    lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
     lambda: MaskErrors(should_mask_error=_mask)])
 
 
