@@ -118,6 +118,7 @@ async def test_idempotency_keys_replay_refuse_other_bodies_and_expire(
                                                 headers=key)
         assert status == 201 and again == first
         assert headers["Idempotent-Replayed"] == "true"
+        assert headers["ETag"] and headers["Cache-Control"] == "private, no-cache"
         assert headers["Location"] == f"{V1}/projects/{first['id']}"
         _, listed, _ = await ada.call("GET", f"{V1}/projects")
         assert [p["id"] for p in listed["data"]] == [first["id"]]

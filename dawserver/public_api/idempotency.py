@@ -25,6 +25,8 @@ from pydantic import BaseModel
 from database import Database, load_migrations
 
 from ..errors import BadRequest, Conflict, Unprocessable
+from .conditional import etag_of
+from .respond import CACHE_HEADERS
 
 MIGRATIONS = load_migrations("public_api", Path(__file__).with_name("migrations"))
 HEADER = "Idempotency-Key"
@@ -83,10 +85,11 @@ class IdempotencyStore:
 
 
 def _replay(row: dict[str, Any]) -> web.Response:
-    headers = {REPLAYED: "true"}
+    body = row["body"].encode()
+    headers = {**CACHE_HEADERS, "ETag": etag_of(body), REPLAYED: "true"}
     if row["location"]:
         headers["Location"] = row["location"]
-    return web.Response(status=int(row["status"]), body=row["body"].encode(), headers=headers,
+    return web.Response(status=int(row["status"]), body=body, headers=headers,
                         content_type=row["content_type"] or "application/json")
 
 

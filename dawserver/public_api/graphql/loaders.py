@@ -30,7 +30,7 @@ class Loaders:
     projects: DataLoader[str, Project | None] = field(init=False)
     assets: DataLoader[str, list[Asset]] = field(init=False)
     tracks: DataLoader[str, list[Track] | None] = field(init=False)
-    _roles: dict[str, str] | None = None
+    _roles: asyncio.Future[dict[str, str]] | None = None
 
     def __post_init__(self) -> None:
         self.projects = DataLoader(load_fn=self._load_projects)
@@ -39,9 +39,10 @@ class Loaders:
 
     async def roles(self) -> dict[str, str]:
         """``{project_id: role}`` of every project the caller may open (read once)."""
-        if self._roles is None:
-            self._roles = await services.project_roles(self.app, self.principal)
-        return self._roles
+        if self._roles is None:  # (resolvers running at once share the one read)
+            self._roles = asyncio.ensure_future(services.project_roles(self.app,
+                                                                       self.principal))
+        return await self._roles
 
     async def _load_projects(self, ids: list[str]) -> list[Project | None]:
         roles = await self.roles()
