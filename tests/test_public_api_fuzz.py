@@ -1,9 +1,10 @@
-"""Schemathesis fuzzes ``/api/v1`` of a real server against its own OpenAPI document.
+"""Schemathesis fuzzes ``/api/v1`` and ``/api/graphql`` of a real server.
 
 A person with an API key of every public-API scope owns a project with a track, a
 clip and an uploaded asset; most requests name that project so they reach the
-handlers. Every answer must be no server error, with a documented status, content
-type (problem details for errors) and body.
+handlers. Every REST answer must be no server error, with a documented status, content
+type (problem details for errors) and body; every GraphQL query generated from the
+schema (hypothesis-graphql) answers 200 with no masked server error.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
 from dawserver.keys import ACCOUNTS, STORE
 from dawserver.projects import import_session
+from dawserver.public_api.graphql.route import GRAPHQL_PATH
 from dawserver.public_api.openapi_v1 import OPENAPI_V1_PATH
 from dsp_core.session import Clip, Session, Track
 
@@ -140,3 +142,26 @@ def test_every_v1_route_answers_as_its_openapi_document_says(case, server: Serve
             parameters["track_id"] = "t1"
     case.call_and_validate(base_url=server.config.base_url,
                            headers={"Authorization": f"Bearer {server.key}"}, checks=CHECKS)
+
+
+@pytest.fixture(scope="module")
+def graphql_schema(server: Server):  # noqa: ANN201 - schemathesis' schema
+    return schemathesis.graphql.from_url(server.config.base_url + GRAPHQL_PATH,
+                                         headers={"Authorization": f"Bearer {server.key}"})
+
+
+graphql = schemathesis.pytest.from_fixture("graphql_schema")
+
+
+@graphql.parametrize()
+@settings(max_examples=EXAMPLES * 4, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+def test_every_graphql_field_answers_without_a_server_error(case, server: Server) -> None:  # noqa: ANN001
+    answer = case.call(base_url=server.config.base_url,
+                       headers={"Authorization": f"Bearer {server.key}"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert set(body) <= {"data", "errors"}, body
+    messages = [error["message"] for error in body.get("errors") or []]
+    # an error is the client's (a limit, a bad cursor), never a masked server failure
+    assert "Unexpected error." not in messages, (case.body, messages)
