@@ -65,6 +65,7 @@ from .declarations import (
     Request,
     Route,
     Scope,
+    Sunset,
     Worker,
 )
 from .errors import (
@@ -90,7 +91,8 @@ __all__ = [
     "Envelope", "ErrorBody", "Event", "Forbidden", "Handler", "Job", "JobCancelled", "JobContext",
     "JobQueue", "JobRecord", "Media", "Migration", "Model", "NotFound", "PayloadTooLarge",
     "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "Pseudonymiser",
-    "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Unauthorized",
+    "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Sunset",
+    "Unauthorized",
     "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "backoff_delay",
     "group_commit", "hookimpl", "hookspec", "load_migrations", "move_account_rows",
     "pseudonymise_mentions",

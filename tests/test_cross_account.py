@@ -150,6 +150,7 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         "isrc": raw["tracks"][0]["isrc"],
         # objects whose making takes a render or a transcription: ids of A's shape
         "job": "bounce-of-ada", "clip_id": "clip-of-ada", "statement_id": "st-of-ada",
+        "bounce_id": "bounce-of-ada", "track_id": "track-of-ada",  # (/api/v1's names)
         "payee_id": "payee-of-ada",
         "channel_id": channel_id, "post_id": post.get("post_id", "post-of-ada"),
         "network": "x",
