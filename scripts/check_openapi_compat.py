@@ -24,7 +24,6 @@ SNAPSHOT = ROOT / "docs" / "openapi-v1.json"
 
 def current_document() -> dict[str, Any]:
     """The /api/v1 document this checkout's server generates (nothing is started)."""
-    sys.path.insert(0, str(ROOT))
     from dawserver.app import create_app
     from dawserver.config import ServerConfig
     from dawserver.openapi import openapi_document
@@ -40,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snapshot", type=Path, default=SNAPSHOT)
     parser.add_argument("--write", action="store_true", help="update the snapshot")
     args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))  # this checkout's packages, installed or not
     from dawserver.public_api.compat import check
 
     new = current_document()
