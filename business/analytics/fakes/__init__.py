@@ -11,6 +11,7 @@ from business.analytics.fakes.audiomack import FakeAudiomack
 from business.analytics.fakes.base import KINDS, FakeSource
 from business.analytics.fakes.deezer import FakeDeezer
 from business.analytics.fakes.discogs import FakeDiscogs
+from business.analytics.fakes.facebook import FakeFacebook
 from business.analytics.fakes.instagram import FakeInstagram
 from business.analytics.fakes.lastfm import FakeLastFm
 from business.analytics.fakes.musicbrainz import FakeMusicBrainz
@@ -20,11 +21,13 @@ from business.analytics.fakes.shazam import FakeShazam
 from business.analytics.fakes.soundcloud import FakeSoundCloud
 from business.analytics.fakes.spotify import FakeSpotify
 from business.analytics.fakes.tiktok import FakeTikTok
+from business.analytics.fakes.x import FakeX
 from business.analytics.fakes.youtube import FakeYouTube
 
 #: One fake class per source, by the connectors' source names.
 FAKES: dict[str, type[FakeSource]] = {cls.source: cls for cls in (
     FakeSpotify, FakeAppleMusic, FakeYouTube, FakeTikTok, FakeInstagram, FakeDeezer,
-    FakeSoundCloud, FakeShazam, FakeLastFm, FakeMusicBrainz, FakeDiscogs, FakeAudiomack)}
+    FakeSoundCloud, FakeShazam, FakeLastFm, FakeMusicBrainz, FakeDiscogs, FakeAudiomack,
+    FakeFacebook, FakeX)}
 
 __all__ = ["FAKES", "KINDS", "FakeSource", "FakeSources", "Series"]

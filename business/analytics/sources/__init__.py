@@ -19,6 +19,7 @@ from business.analytics.sources.audiomack import AudiomackConnector
 from business.analytics.sources.base import Connector, Credentials
 from business.analytics.sources.deezer import DeezerConnector
 from business.analytics.sources.discogs import DiscogsConnector
+from business.analytics.sources.facebook import FacebookConnector
 from business.analytics.sources.instagram import InstagramConnector
 from business.analytics.sources.lastfm import LastFmConnector
 from business.analytics.sources.musicbrainz import MusicBrainzConnector
@@ -27,16 +28,18 @@ from business.analytics.sources.soundcloud import SoundCloudConnector
 from business.analytics.sources.spec import SourceSpec
 from business.analytics.sources.spotify import SpotifyConnector
 from business.analytics.sources.tiktok import TikTokConnector
+from business.analytics.sources.x import XConnector
 from business.analytics.sources.youtube import YouTubeConnector
 
 SOURCES: Mapping[str, type[Connector]] = {
     cls.spec.name: cls for cls in (
         SpotifyConnector, AppleMusicConnector, YouTubeConnector, TikTokConnector,
         InstagramConnector, DeezerConnector, SoundCloudConnector, ShazamConnector,
-        LastFmConnector, MusicBrainzConnector, DiscogsConnector, AudiomackConnector)
+        LastFmConnector, MusicBrainzConnector, DiscogsConnector, AudiomackConnector,
+        FacebookConnector, XConnector)
 }
 #: The issue's sources not built yet (one module each, on the same framework).
-NOT_YET_BUILT = ("facebook", "x", "amazon_music", "tidal", "pandora", "boomplay", "anghami",
+NOT_YET_BUILT = ("amazon_music", "tidal", "pandora", "boomplay", "anghami",
                  "jiosaavn", "beatport", "bandcamp", "twitch", "genius",
                  "songkick_or_bandsintown", "radio_airplay")
 
