@@ -6,6 +6,7 @@ source's API shape, serve seeded series (:mod:`.series`) and fail like the sourc
 
 from __future__ import annotations
 
+from business.analytics.fakes.amazon_music import FakeAmazonMusic
 from business.analytics.fakes.apple_music import FakeAppleMusic
 from business.analytics.fakes.audiomack import FakeAudiomack
 from business.analytics.fakes.base import KINDS, FakeSource
@@ -15,11 +16,13 @@ from business.analytics.fakes.facebook import FakeFacebook
 from business.analytics.fakes.instagram import FakeInstagram
 from business.analytics.fakes.lastfm import FakeLastFm
 from business.analytics.fakes.musicbrainz import FakeMusicBrainz
+from business.analytics.fakes.pandora import FakePandora
 from business.analytics.fakes.series import Series
 from business.analytics.fakes.server import FakeSources
 from business.analytics.fakes.shazam import FakeShazam
 from business.analytics.fakes.soundcloud import FakeSoundCloud
 from business.analytics.fakes.spotify import FakeSpotify
+from business.analytics.fakes.tidal import FakeTidal
 from business.analytics.fakes.tiktok import FakeTikTok
 from business.analytics.fakes.x import FakeX
 from business.analytics.fakes.youtube import FakeYouTube
@@ -28,6 +31,6 @@ from business.analytics.fakes.youtube import FakeYouTube
 FAKES: dict[str, type[FakeSource]] = {cls.source: cls for cls in (
     FakeSpotify, FakeAppleMusic, FakeYouTube, FakeTikTok, FakeInstagram, FakeDeezer,
     FakeSoundCloud, FakeShazam, FakeLastFm, FakeMusicBrainz, FakeDiscogs, FakeAudiomack,
-    FakeFacebook, FakeX)}
+    FakeFacebook, FakeX, FakeAmazonMusic, FakeTidal, FakePandora)}
 
 __all__ = ["FAKES", "KINDS", "FakeSource", "FakeSources", "Series"]

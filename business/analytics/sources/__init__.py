@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from business.analytics.sources.amazon_music import AmazonMusicConnector
 from business.analytics.sources.apple_music import AppleMusicConnector
 from business.analytics.sources.audiomack import AudiomackConnector
 from business.analytics.sources.base import Connector, Credentials
@@ -23,10 +24,12 @@ from business.analytics.sources.facebook import FacebookConnector
 from business.analytics.sources.instagram import InstagramConnector
 from business.analytics.sources.lastfm import LastFmConnector
 from business.analytics.sources.musicbrainz import MusicBrainzConnector
+from business.analytics.sources.pandora import PandoraConnector
 from business.analytics.sources.shazam import ShazamConnector
 from business.analytics.sources.soundcloud import SoundCloudConnector
 from business.analytics.sources.spec import SourceSpec
 from business.analytics.sources.spotify import SpotifyConnector
+from business.analytics.sources.tidal import TidalConnector
 from business.analytics.sources.tiktok import TikTokConnector
 from business.analytics.sources.x import XConnector
 from business.analytics.sources.youtube import YouTubeConnector
@@ -36,12 +39,10 @@ SOURCES: Mapping[str, type[Connector]] = {
         SpotifyConnector, AppleMusicConnector, YouTubeConnector, TikTokConnector,
         InstagramConnector, DeezerConnector, SoundCloudConnector, ShazamConnector,
         LastFmConnector, MusicBrainzConnector, DiscogsConnector, AudiomackConnector,
-        FacebookConnector, XConnector)
+        FacebookConnector, XConnector, AmazonMusicConnector, TidalConnector, PandoraConnector)
 }
 #: The issue's sources not built yet (one module each, on the same framework).
-NOT_YET_BUILT = ("amazon_music", "tidal", "pandora", "boomplay", "anghami",
-                 "jiosaavn", "beatport", "bandcamp", "twitch", "genius",
-                 "songkick_or_bandsintown", "radio_airplay")
+NOT_YET_BUILT = ("boomplay", "anghami", "jiosaavn", "beatport", "bandcamp", "twitch", "genius", "songkick_or_bandsintown", "radio_airplay")
 
 
 def spec_of(name: str) -> SourceSpec:
