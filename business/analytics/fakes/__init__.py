@@ -12,6 +12,8 @@ from business.analytics.fakes.audiomack import FakeAudiomack
 from business.analytics.fakes.boomplay import FakeBoomplay
 from business.analytics.fakes.anghami import FakeAnghami
 from business.analytics.fakes.jiosaavn import FakeJioSaavn
+from business.analytics.fakes.beatport import FakeBeatport
+from business.analytics.fakes.bandcamp import FakeBandcamp
 from business.analytics.fakes.base import KINDS, FakeSource
 from business.analytics.fakes.deezer import FakeDeezer
 from business.analytics.fakes.discogs import FakeDiscogs
@@ -34,6 +36,6 @@ from business.analytics.fakes.youtube import FakeYouTube
 FAKES: dict[str, type[FakeSource]] = {cls.source: cls for cls in (
     FakeSpotify, FakeAppleMusic, FakeYouTube, FakeTikTok, FakeInstagram, FakeDeezer,
     FakeSoundCloud, FakeShazam, FakeLastFm, FakeMusicBrainz, FakeDiscogs, FakeAudiomack,
-    FakeFacebook, FakeX, FakeAmazonMusic, FakeTidal, FakePandora, FakeBoomplay, FakeAnghami, FakeJioSaavn)}
+    FakeFacebook, FakeX, FakeAmazonMusic, FakeTidal, FakePandora, FakeBoomplay, FakeAnghami, FakeJioSaavn, FakeBeatport, FakeBandcamp)}
 
 __all__ = ["FAKES", "KINDS", "FakeSource", "FakeSources", "Series"]

@@ -20,6 +20,8 @@ from business.analytics.sources.audiomack import AudiomackConnector
 from business.analytics.sources.boomplay import BoomplayConnector
 from business.analytics.sources.anghami import AnghamiConnector
 from business.analytics.sources.jiosaavn import JioSaavnConnector
+from business.analytics.sources.beatport import BeatportConnector
+from business.analytics.sources.bandcamp import BandcampConnector
 from business.analytics.sources.base import Connector, Credentials
 from business.analytics.sources.deezer import DeezerConnector
 from business.analytics.sources.discogs import DiscogsConnector
@@ -42,10 +44,10 @@ SOURCES: Mapping[str, type[Connector]] = {
         SpotifyConnector, AppleMusicConnector, YouTubeConnector, TikTokConnector,
         InstagramConnector, DeezerConnector, SoundCloudConnector, ShazamConnector,
         LastFmConnector, MusicBrainzConnector, DiscogsConnector, AudiomackConnector,
-        FacebookConnector, XConnector, AmazonMusicConnector, TidalConnector, PandoraConnector, BoomplayConnector, AnghamiConnector, JioSaavnConnector)
+        FacebookConnector, XConnector, AmazonMusicConnector, TidalConnector, PandoraConnector, BoomplayConnector, AnghamiConnector, JioSaavnConnector, BeatportConnector, BandcampConnector)
 }
 #: The issue's sources not built yet (one module each, on the same framework).
-NOT_YET_BUILT = ("beatport", "bandcamp", "twitch", "genius", "songkick_or_bandsintown", "radio_airplay")
+NOT_YET_BUILT = ("twitch", "genius", "songkick_or_bandsintown", "radio_airplay")
 
 
 def spec_of(name: str) -> SourceSpec:

@@ -22,7 +22,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -73,12 +73,15 @@ class Credentials:
 
 @dataclass(frozen=True)
 class Call:
-    """One request: a path under the base URL (or an absolute next link) and its query."""
+    """One request: a path under the base URL (or an absolute next link) and its query;
+    ``method`` and a ``json`` body for the few report APIs that are POSTed (Bandcamp)."""
 
     url: str
     params: Mapping[str, str] = field(default_factory=dict)
     #: The page number or offset this call asks for (page and offset pagination).
     position: int = 0
+    method: str = "GET"
+    json: Mapping[str, Any] | None = None
 
 
 def utc_day(day: date) -> datetime:
@@ -271,19 +274,21 @@ class Connector:
                 return None
             if cursor.startswith(("http://", "https://", "/")):
                 return Call(cursor)
-            return Call(call.url, {**call.params, self.cursor_param: cursor})
+            return replace(call, params={**call.params, self.cursor_param: cursor})
         if kind == "page":
             pages = self.total(page)
             if pages is not None and call.position >= pages:
                 return None
             number = call.position + 1
-            return Call(call.url, {**call.params, self.page_param: str(number)}, number)
+            return replace(call, params={**call.params, self.page_param: str(number)},
+                           position=number)
         if kind == "offset":
             offset = call.position + len(rows)
             total = self.total(page)
             if total is not None and offset - self.first_position >= total:
                 return None
-            return Call(call.url, {**call.params, self.offset_param: str(offset)}, offset)
+            return replace(call, params={**call.params, self.offset_param: str(offset)},
+                           position=offset)
         return None
 
     def paged(self, path: str, params: Mapping[str, str]) -> Call:
@@ -356,19 +361,20 @@ class Connector:
             self.sign(headers, params, await self.token())
         self.requests += 1
         try:
-            async with self.session.get(self.url(call.url), params=params, headers=headers,
-                                        timeout=self.timeout) as response:
+            async with self.session.request(call.method, self.url(call.url), params=params,
+                                            json=call.json, headers=headers,
+                                            timeout=self.timeout) as response:
                 raw = await response.read()
                 status, answer_headers = response.status, response.headers
         except (aiohttp.ClientPayloadError, aiohttp.ContentTypeError) as exc:
-            raise PartialPage(f"GET {call.url}: body cut short: {exc}",
+            raise PartialPage(f"{call.method} {call.url}: body cut short: {exc}",
                               source=self.name) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise ServerError(f"GET {call.url} failed: {type(exc).__name__}: {exc}",
+            raise ServerError(f"{call.method} {call.url} failed: {type(exc).__name__}: {exc}",
                               source=self.name) from exc
         if 200 <= status < 300:
             return raw
-        raise self.error_for(status, raw, answer_headers, f"GET {call.url}")
+        raise self.error_for(status, raw, answer_headers, f"{call.method} {call.url}")
 
     def error_for(self, status: int, raw: bytes, headers: Mapping[str, str],
                   what: str) -> SourceError:
