@@ -46,9 +46,9 @@ SAID_WAIT = {"spotify": 7.0, "apple_music": 7.0, "youtube": 7.0, "shazam": 7.0,
              "soundcloud": 7.0, "audiomack": 7.0, "instagram": 60.0, "deezer": 5.0,
              "tiktok": None, "lastfm": None, "discogs": None, "musicbrainz": None,
              "facebook": 60.0, "x": 7.0, "amazon_music": None, "tidal": 7.0,
-             "pandora": 7.0, "boomplay": None, "anghami": 7.0, "jiosaavn": 7.0, "beatport": 7.0, "bandcamp": None}
+             "pandora": 7.0, "boomplay": None, "anghami": 7.0, "jiosaavn": 7.0, "beatport": 7.0, "bandcamp": None, "twitch": 7.0}
 #: Sources whose answers name no recordings (account or post figures only).
-NO_RECORDINGS = ("youtube", "tiktok", "instagram", "facebook", "x")
+NO_RECORDINGS = ("youtube", "tiktok", "instagram", "facebook", "x", "twitch")
 CREDS = Credentials("client-id", "client-secret", "api-key", "refresh-token")
 NOW = datetime(2024, 6, 30, 12, tzinfo=UTC)
 TODAY = NOW.date()
@@ -284,7 +284,7 @@ def test_a_throttle_is_waited_out_as_the_source_asks_then_the_run_goes_on(name: 
             assert table(fetched) == src.truth()
             assert len(src.connector.waits) == 1
             said = SAID_WAIT[name]
-            if said is not None:   # X's reset is whole Unix seconds: within one of 7
+            if said is not None:   # X's and Twitch's resets are whole Unix seconds
                 assert src.connector.waits == [pytest.approx(said, abs=1.0)]
             else:
                 assert 0 <= src.connector.waits[0] <= src.connector.spec.backoff.base_s

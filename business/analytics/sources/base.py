@@ -107,6 +107,20 @@ def retry_after_from(headers: Mapping[str, str], now: float | None = None) -> fl
         return max(0.0, when.timestamp() - now) if when else None
 
 
+def seconds_until_epoch(headers: Mapping[str, str], name: str,
+                        now: float | None = None) -> float | None:
+    """Seconds until the Unix time in header ``name`` (X's ``x-rate-limit-reset``,
+    Twitch's ``Ratelimit-Reset``); None when absent or not a number."""
+    raw = headers.get(name)
+    if not raw:
+        return None
+    try:
+        reset = float(raw)
+    except ValueError:
+        return None
+    return max(0.0, reset - (time.time() if now is None else now))
+
+
 class Connector:
     """Base of the source connectors (see the module docstring)."""
 
@@ -181,6 +195,11 @@ class Connector:
         """The source's own error for a failed answer (None: the generic mapping)."""
         return None
 
+    async def after_window(self, entity: Entity, start: date, end: date,
+                           out: Fetched) -> None:
+        """Requests a source makes once a window's pages are read (Twitch's follower
+        total); nothing by default."""
+
     def token_answer(self, body: dict[str, Any]) -> dict[str, Any]:
         """The standard token fields of a token answer (TikTok nests them under data)."""
         return body
@@ -232,6 +251,7 @@ class Connector:
         try:
             for first, last in self.windows(start, end):
                 await self._window(entity, first, last, out, last_rows)
+                await self.after_window(entity, first, last, out)
                 done = last
         except SourceError as exc:
             exc.progress = Progress(out.pages, len(out.points), done, out)

@@ -13,7 +13,6 @@ monthly post cap (a quota until the first of next month).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -21,7 +20,13 @@ from typing import Any
 from pydantic import BaseModel, NonNegativeInt
 
 from business.analytics.errors import QuotaExhausted, RateLimited, SourceError
-from business.analytics.sources.base import Call, Connector, point, utc_day
+from business.analytics.sources.base import (
+    Call,
+    Connector,
+    point,
+    seconds_until_epoch,
+    utc_day,
+)
 from business.analytics.sources.records import Entity, Fetched
 from business.analytics.sources.spec import RateLimit, SourceSpec
 
@@ -93,17 +98,6 @@ class XConnector(Connector):
             return QuotaExhausted(f"the plan's monthly post cap is spent: "
                                   f"{body.get('detail', '')}", resets_at=resets,
                                   source=self.name, status=status)
-        return RateLimited(f"throttled: {title}", retry_after=reset_in(headers),
+        return RateLimited(f"throttled: {title}",
+                           retry_after=seconds_until_epoch(headers, "x-rate-limit-reset"),
                            source=self.name, status=status)
-
-
-def reset_in(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds until ``x-rate-limit-reset`` (Unix seconds); None when absent."""
-    raw = headers.get("x-rate-limit-reset")
-    if not raw:
-        return None
-    try:
-        reset = float(raw)
-    except ValueError:
-        return None
-    return max(0.0, reset - (time.time() if now is None else now))
