@@ -46,7 +46,7 @@ SAID_WAIT = {"spotify": 7.0, "apple_music": 7.0, "youtube": 7.0, "shazam": 7.0,
              "soundcloud": 7.0, "audiomack": 7.0, "instagram": 60.0, "deezer": 5.0,
              "tiktok": None, "lastfm": None, "discogs": None, "musicbrainz": None,
              "facebook": 60.0, "x": 7.0, "amazon_music": None, "tidal": 7.0,
-             "pandora": 7.0, "boomplay": None, "anghami": 7.0, "jiosaavn": 7.0, "beatport": 7.0, "bandcamp": None, "twitch": 7.0}
+             "pandora": 7.0, "boomplay": None, "anghami": 7.0, "jiosaavn": 7.0, "beatport": 7.0, "bandcamp": None, "twitch": 7.0, "genius": None}
 #: Sources whose answers name no recordings (account or post figures only).
 NO_RECORDINGS = ("youtube", "tiktok", "instagram", "facebook", "x", "twitch")
 CREDS = Credentials("client-id", "client-secret", "api-key", "refresh-token")

@@ -15,6 +15,7 @@ from business.analytics.fakes.jiosaavn import FakeJioSaavn
 from business.analytics.fakes.beatport import FakeBeatport
 from business.analytics.fakes.bandcamp import FakeBandcamp
 from business.analytics.fakes.twitch import FakeTwitch
+from business.analytics.fakes.genius import FakeGenius
 from business.analytics.fakes.base import KINDS, FakeSource
 from business.analytics.fakes.deezer import FakeDeezer
 from business.analytics.fakes.discogs import FakeDiscogs
@@ -37,6 +38,6 @@ from business.analytics.fakes.youtube import FakeYouTube
 FAKES: dict[str, type[FakeSource]] = {cls.source: cls for cls in (
     FakeSpotify, FakeAppleMusic, FakeYouTube, FakeTikTok, FakeInstagram, FakeDeezer,
     FakeSoundCloud, FakeShazam, FakeLastFm, FakeMusicBrainz, FakeDiscogs, FakeAudiomack,
-    FakeFacebook, FakeX, FakeAmazonMusic, FakeTidal, FakePandora, FakeBoomplay, FakeAnghami, FakeJioSaavn, FakeBeatport, FakeBandcamp, FakeTwitch)}
+    FakeFacebook, FakeX, FakeAmazonMusic, FakeTidal, FakePandora, FakeBoomplay, FakeAnghami, FakeJioSaavn, FakeBeatport, FakeBandcamp, FakeTwitch, FakeGenius)}
 
 __all__ = ["FAKES", "KINDS", "FakeSource", "FakeSources", "Series"]

@@ -23,6 +23,7 @@ from business.analytics.sources.jiosaavn import JioSaavnConnector
 from business.analytics.sources.beatport import BeatportConnector
 from business.analytics.sources.bandcamp import BandcampConnector
 from business.analytics.sources.twitch import TwitchConnector
+from business.analytics.sources.genius import GeniusConnector
 from business.analytics.sources.base import Connector, Credentials
 from business.analytics.sources.deezer import DeezerConnector
 from business.analytics.sources.discogs import DiscogsConnector
@@ -45,10 +46,10 @@ SOURCES: Mapping[str, type[Connector]] = {
         SpotifyConnector, AppleMusicConnector, YouTubeConnector, TikTokConnector,
         InstagramConnector, DeezerConnector, SoundCloudConnector, ShazamConnector,
         LastFmConnector, MusicBrainzConnector, DiscogsConnector, AudiomackConnector,
-        FacebookConnector, XConnector, AmazonMusicConnector, TidalConnector, PandoraConnector, BoomplayConnector, AnghamiConnector, JioSaavnConnector, BeatportConnector, BandcampConnector, TwitchConnector)
+        FacebookConnector, XConnector, AmazonMusicConnector, TidalConnector, PandoraConnector, BoomplayConnector, AnghamiConnector, JioSaavnConnector, BeatportConnector, BandcampConnector, TwitchConnector, GeniusConnector)
 }
 #: The issue's sources not built yet (one module each, on the same framework).
-NOT_YET_BUILT = ("genius", "songkick_or_bandsintown", "radio_airplay")
+NOT_YET_BUILT = ("songkick_or_bandsintown", "radio_airplay")
 
 
 def spec_of(name: str) -> SourceSpec:
