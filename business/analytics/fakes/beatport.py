@@ -4,6 +4,7 @@ tokens at ``/v4/auth/o/token/``, DRF paging (``count``, ``next``, ``page`` as ``
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,11 @@ class FakeBeatport(FakeSource):
 
     def track_id(self, index: int) -> str:
         return str(17_000_000 + self.seed * 100 + index)
+
+    def value(self, key: Key, day: date) -> int:
+        """The shared series scaled down: a track sells tens of copies a day on
+        Beatport, not thousands."""
+        return super().value(key, day) // 200
 
     def keys(self) -> list[Key]:
         return [("track", self.track_id(t.index), "sales", ()) for t in self.tracks]
