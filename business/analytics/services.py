@@ -23,18 +23,16 @@ from typing import Any
 from business.analytics.catalog import Catalog
 from business.analytics.connections import Connection, Connections
 from business.analytics.credentials import KEY_PURPOSE, CredentialBox
+from business.analytics.events import BadEvent, consume
 from business.analytics.ingest import Ingestor, IngestSettings
 from business.analytics.runs import INGEST_JOB, Runs
 from business.analytics.sources import spec_of
-from business.analytics.sources.records import Identity, Point
 from business.analytics.store import PointStore
 from dawserver.plugin_api import JobContext, PluginContext, backoff_delay
 
 PLUGIN_NAME = "analytics"
 logger = logging.getLogger(__name__)
 _KEY = "analytics"
-#: Our own modules' events stored as points: event name -> how.
-PRESAVE_EVENT = "presave.release_day"
 
 
 @dataclass
@@ -151,24 +149,21 @@ async def run_scheduler(context: PluginContext) -> None:
 
 
 async def store_event(context: PluginContext, name: str, payload: dict[str, Any]) -> None:
-    """Our own modules' news as points: a pre-save campaign's count on its release day.
+    """Our own modules' events as points (:mod:`.events`: pre-saves on release day, store
+    statements, social post metrics); other events are ignored.
 
-    Heard at least once; the point's key (campaign's release, day) makes a repeat a no-op.
+    Heard at least once; a point's key makes a repeat overwrite, never add. A payload
+    that does not fit its model is logged and dropped (the bus would retry it for ever).
     """
-    if name != PRESAVE_EVENT:
+    try:
+        consumed = consume(name, payload)
+    except BadEvent as exc:
+        logger.warning("analytics dropped an event: %s (event_id %s)", exc,
+                       payload.get("event_id"))
+        return
+    if consumed is None:
         return
     module = services(context)
-    account_id = str(payload["account_id"])
-    heard = time.time()
-    try:
-        day = date.fromisoformat(str(payload["release_date"])[:10])
-    except ValueError:
-        day = datetime.now(UTC).date()
-    at = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    release_id = str(payload["release_id"])
-    await module.catalog.resolve(account_id, [Identity(
-        "presave", "release", release_id, str(payload.get("title") or ""),
-        artist_name=str(payload.get("artist") or ""))])
-    await module.store.upsert(account_id, [Point("presave", "release", release_id, "presaves",
-                                                 at, int(payload.get("presaves") or 0))],
-                              fetched_at=heard)
+    if consumed.identities:
+        await module.catalog.resolve(consumed.account_id, consumed.identities)
+    await module.store.upsert(consumed.account_id, consumed.points, fetched_at=time.time())

@@ -29,9 +29,12 @@ class FakeInstagram(FakeSource):
     rename, count_field = ("values", "points"), "value"
     kinds = without()
     artist_id = "17841405822304914"
+    metrics: tuple[str, ...] = METRICS
+    #: The code of a throttle answer (80002: Instagram's business use case).
+    throttle_code = 80002
 
     def keys(self) -> list[Key]:
-        return [("artist", self.artist_id, m, ()) for m in METRICS]
+        return [("artist", self.artist_id, m, ()) for m in self.metrics]
 
     def credential(self, request: web.Request) -> str:
         return request.query.get("access_token", "")
@@ -48,6 +51,8 @@ class FakeInstagram(FakeSource):
 
     def error(self, kind: str, retry_after: float, request: web.Request) -> web.Response:
         code, message = _CODES[kind]
+        if kind == "rate_limited":
+            code = self.throttle_code
         status = {"unauthorized": 400, "server": 500}.get(kind, 400)
         headers = {}
         if kind == "rate_limited":
@@ -76,7 +81,7 @@ class FakeInstagram(FakeSource):
 
         def render(page: Paging) -> dict[str, Any]:
             data = []
-            for metric in METRICS:
+            for metric in self.metrics:
                 values = [{"value": self.value(("artist", self.artist_id, metric, ()), day),
                            "end_time": f"{day + timedelta(days=1)}T07:00:00+0000"}
                           for day in page.rows]

@@ -24,7 +24,7 @@ WEEKLY = (0.86, 0.90, 0.94, 0.98, 1.18, 1.10, 1.04)
 LEVELS = frozenset({"followers_count", "follower_count", "rank", "playcount", "listeners_total",
                     "playback_count", "likes_count", "reposts_count", "comment_count",
                     "rating_votes", "in_collection", "in_wantlist", "plays", "favorites",
-                    "reposts"})
+                    "reposts", "followers", "page_follows", "view_count", "pageviews"})
 
 
 @dataclass(frozen=True)

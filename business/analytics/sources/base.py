@@ -22,7 +22,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -73,12 +73,15 @@ class Credentials:
 
 @dataclass(frozen=True)
 class Call:
-    """One request: a path under the base URL (or an absolute next link) and its query."""
+    """One request: a path under the base URL (or an absolute next link) and its query;
+    ``method`` and a ``json`` body for the few report APIs that are POSTed (Bandcamp)."""
 
     url: str
     params: Mapping[str, str] = field(default_factory=dict)
     #: The page number or offset this call asks for (page and offset pagination).
     position: int = 0
+    method: str = "GET"
+    json: Mapping[str, Any] | None = None
 
 
 def utc_day(day: date) -> datetime:
@@ -102,6 +105,20 @@ def retry_after_from(headers: Mapping[str, str], now: float | None = None) -> fl
         when = email.utils.parsedate_to_datetime(value)
         now = time.time() if now is None else now
         return max(0.0, when.timestamp() - now) if when else None
+
+
+def seconds_until_epoch(headers: Mapping[str, str], name: str,
+                        now: float | None = None) -> float | None:
+    """Seconds until the Unix time in header ``name`` (X's ``x-rate-limit-reset``,
+    Twitch's ``Ratelimit-Reset``); None when absent or not a number."""
+    raw = headers.get(name)
+    if not raw:
+        return None
+    try:
+        reset = float(raw)
+    except ValueError:
+        return None
+    return max(0.0, reset - (time.time() if now is None else now))
 
 
 class Connector:
@@ -178,6 +195,11 @@ class Connector:
         """The source's own error for a failed answer (None: the generic mapping)."""
         return None
 
+    async def after_window(self, entity: Entity, start: date, end: date,
+                           out: Fetched) -> None:
+        """Requests a source makes once a window's pages are read (Twitch's follower
+        total); nothing by default."""
+
     def token_answer(self, body: dict[str, Any]) -> dict[str, Any]:
         """The standard token fields of a token answer (TikTok nests them under data)."""
         return body
@@ -229,6 +251,7 @@ class Connector:
         try:
             for first, last in self.windows(start, end):
                 await self._window(entity, first, last, out, last_rows)
+                await self.after_window(entity, first, last, out)
                 done = last
         except SourceError as exc:
             exc.progress = Progress(out.pages, len(out.points), done, out)
@@ -271,19 +294,21 @@ class Connector:
                 return None
             if cursor.startswith(("http://", "https://", "/")):
                 return Call(cursor)
-            return Call(call.url, {**call.params, self.cursor_param: cursor})
+            return replace(call, params={**call.params, self.cursor_param: cursor})
         if kind == "page":
             pages = self.total(page)
             if pages is not None and call.position >= pages:
                 return None
             number = call.position + 1
-            return Call(call.url, {**call.params, self.page_param: str(number)}, number)
+            return replace(call, params={**call.params, self.page_param: str(number)},
+                           position=number)
         if kind == "offset":
             offset = call.position + len(rows)
             total = self.total(page)
             if total is not None and offset - self.first_position >= total:
                 return None
-            return Call(call.url, {**call.params, self.offset_param: str(offset)}, offset)
+            return replace(call, params={**call.params, self.offset_param: str(offset)},
+                           position=offset)
         return None
 
     def paged(self, path: str, params: Mapping[str, str]) -> Call:
@@ -356,19 +381,20 @@ class Connector:
             self.sign(headers, params, await self.token())
         self.requests += 1
         try:
-            async with self.session.get(self.url(call.url), params=params, headers=headers,
-                                        timeout=self.timeout) as response:
+            async with self.session.request(call.method, self.url(call.url), params=params,
+                                            json=call.json, headers=headers,
+                                            timeout=self.timeout) as response:
                 raw = await response.read()
                 status, answer_headers = response.status, response.headers
         except (aiohttp.ClientPayloadError, aiohttp.ContentTypeError) as exc:
-            raise PartialPage(f"GET {call.url}: body cut short: {exc}",
+            raise PartialPage(f"{call.method} {call.url}: body cut short: {exc}",
                               source=self.name) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise ServerError(f"GET {call.url} failed: {type(exc).__name__}: {exc}",
+            raise ServerError(f"{call.method} {call.url} failed: {type(exc).__name__}: {exc}",
                               source=self.name) from exc
         if 200 <= status < 300:
             return raw
-        raise self.error_for(status, raw, answer_headers, f"GET {call.url}")
+        raise self.error_for(status, raw, answer_headers, f"{call.method} {call.url}")
 
     def error_for(self, status: int, raw: bytes, headers: Mapping[str, str],
                   what: str) -> SourceError:

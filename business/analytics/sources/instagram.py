@@ -28,7 +28,8 @@ from business.analytics.sources.records import Entity, Fetched
 from business.analytics.sources.spec import RateLimit, Schedule, SourceSpec
 
 METRICS = ("reach", "profile_views", "follower_count")
-THROTTLES = {17, 32, 613, 80002}
+#: Graph API throttles (80001: Pages, 80002: Instagram business use cases).
+THROTTLES = {17, 32, 613, 80001, 80002}
 
 
 class Value(BaseModel):
