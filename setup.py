@@ -107,6 +107,7 @@ setup(
         "duckdb>=1.0",
         "stripe>=12",
         "dnspython>=2.6",
+        "crawlerdetect>=0.4.2",
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),
