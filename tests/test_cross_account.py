@@ -39,6 +39,8 @@ PUBLIC_BY_DESIGN = {
     "/api/social/channels/callback/{network}": "a network's OAuth redirect; checked by "
                                                "its single-use state and PKCE",
     "/presave/{slug}": "a pre-save campaign's public page",
+    "/s/{code}": "a post's short link: redirects anyone and counts the click; the code is "
+                 "random and the answer carries no account data",
     "/static/{path}": "the page's static files",
     "/account/{page}": "the account pages' HTML (sign-in, sign-up...); their data comes from "
                        "the API routes swept here",
