@@ -426,3 +426,39 @@ def test_the_report_route_csv_short_link_and_another_accounts_ids(
                 assert backwards.status == 400
 
     run(go())
+
+
+def test_a_presave_from_a_short_link_is_attributed_through_the_event_bus(
+        sqlite_url: str, tmp_path: Path) -> None:
+    """Distribution publishes ``presave.saved`` for a referred fan; social hears it."""
+    async def go() -> None:
+        from business.distribution.services import services as distribution
+
+        async with social_app(tmp_path, sqlite_url) as (client, context):
+            db = context.database()
+            now = time.time()
+            await db.execute(
+                "INSERT INTO social_posts (account_id, post_id, author_id, text, campaign, "
+                "state, created_at, updated_at) VALUES ('acc', 'p1', 'p_ada', 'Out', 'drive', "
+                "'published', ?, ?)", now, now)
+            presaves = distribution(context).presaves
+            data = await presaves.create("acc", "rel-1", "Night Drive", "Ada", "2099-01-01")
+            page = await client.get(f"/presave/{data['slug']}",
+                                    params={"utm_campaign": "p1", "utm_source": "x"})
+            assert "name='utm_campaign' value='p1'" in await page.text()
+            saved = await client.post(f"/api/presave/{data['slug']}", data={
+                "fan": "fan@example.com", "service": "spotify", "utm_campaign": "p1",
+                "utm_source": "x"})
+            assert saved.status == 200, await saved.text()
+            await client.post(f"/api/presave/{data['slug']}", json={
+                "fan": "plain@example.com", "service": "spotify"})  # no referral
+
+            async def attributed() -> bool:
+                return await db.fetchval("SELECT COUNT(*) FROM social_attributions") == 1
+            await until(attributed)
+            row = await db.fetchrow("SELECT * FROM social_attributions")
+            assert (row["kind"], row["post_id"]) == ("presave", "p1")
+            events = [r["name"] for r in await db.fetch("SELECT name FROM events_outbox")]
+            assert events.count("presave.saved") == 1
+
+    run(go())
