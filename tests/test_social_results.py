@@ -462,3 +462,22 @@ def test_a_presave_from_a_short_link_is_attributed_through_the_event_bus(
             assert events.count("presave.saved") == 1
 
     run(go())
+
+
+def test_metric_reads_are_paced_per_channel(sqlite_url: str, tmp_path: Path) -> None:
+    async def go() -> None:
+        async with dispatching(sqlite_url, ["bluesky"], tmp_path) as h:
+            channel, _ = await published(h, "bluesky", 3)
+            slow = collector(h, channel_limit="2/minute")
+            with pytest.raises(Retry) as caught:
+                await slow.collect("acc", channel)
+            assert caught.value.after > 5  # a minute's window: not slept through
+            assert len(await snapshots(h)) == 2  # the two reads allowed were stored
+            other, _ = await published(h, "bluesky", 3, account="other")
+            quick = collector(h, channel_limit="1/second")
+            started = time.monotonic()
+            # short waits are slept through: all three read in one job, a second apart
+            assert (await quick.collect("other", other))["read"] == 3
+            assert time.monotonic() - started >= 1.5
+
+    run(go())

@@ -22,6 +22,7 @@ the scheduler skips it until it is connected again. A post the network refuses t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 #: The job that reads one channel's due posts.
 COLLECT = "social.collect_metrics"
 DAY_S = 86400.0
+#: The longest burst-limit wait a collect job sleeps through (longer: ``Retry``).
+PACE_SLEEP_S = 5.0
 #: 13 months (13 × 30.44 days), rounded up to whole days.
 RETENTION_DAYS = 396
 
@@ -226,9 +229,7 @@ class Collector:
         read = 0
         try:
             for row in due:
-                wait = await self.pacer.take(channel.network, f"{account_id}/{channel_id}")
-                if wait > 0:
-                    raise Retry(f"paced: {channel.network} metric reads", after=wait)
+                await self._paced(channel.network, f"{account_id}/{channel_id}")
                 token, reading = await self._read(channel, connector, token, row)
                 if reading is None:
                     return {"outcome": "needs_reconnect", "read": read}
@@ -240,6 +241,14 @@ class Collector:
         finally:
             await store_readings(self.db, readings)
         return {"outcome": "collected", "read": read}
+
+    async def _paced(self, network: str, key: str) -> None:
+        """Take a read slot: a short wait is slept (the job keeps its lease), a long one
+        ends the job with ``Retry`` (what was read is stored first)."""
+        while (wait := await self.pacer.take(network, key)) > 0:
+            if wait > PACE_SLEEP_S:
+                raise Retry(f"paced: {network} metric reads", after=wait)
+            await asyncio.sleep(wait)
 
     async def _read(self, channel: Any, connector: Any, token: str, row: Any
                     ) -> tuple[str, Reading | None]:
