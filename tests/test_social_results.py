@@ -401,6 +401,11 @@ def test_the_report_route_csv_short_link_and_another_accounts_ids(
                 assert post["conversion_rate"] == 1.0
                 assert report["totals"]["posts"] == 1
                 assert report["totals"]["metrics"] == post["metrics"]
+                for params, count in (({"channel": channel}, 1), ({"campaign": "other"}, 0),
+                                      ({"campaign": "=cmd|' /C calc'"}, 1)):
+                    filtered = await client.get("/api/social/results", headers=ada,
+                                                params={**window, **params})
+                    assert len((await filtered.json())["posts"]) == count, params
 
                 csv_answer = await client.get("/api/social/results",
                                               params={**window, "format": "csv"},
