@@ -115,6 +115,7 @@ setup(
         "opentelemetry-sdk>=1.25",
         "opentelemetry-exporter-otlp-proto-http>=1.25",
         "strawberry-graphql>=0.341",  # GraphQL at /api/graphql (docs/public-api.md)
+        "crawlerdetect>=0.4.2",  # bots' clicks on short links are not counted
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),

@@ -42,6 +42,8 @@ PUBLIC_BY_DESIGN = {
     "/presave/{slug}": "a pre-save campaign's public page",
     "/api/marketplace/downloads/{licence_id}/{file_id}": "a signed, expiring download link: "
                                                          "its HMAC signature is the key",
+    "/s/{code}": "a post's short link: redirects anyone and counts the click; the code is "
+                 "random and the answer carries no account data",
     "/static/{path}": "the page's static files",
     "/account/{page}": "the account pages' HTML (sign-in, sign-up...); their data comes from "
                        "the API routes swept here",

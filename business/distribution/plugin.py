@@ -15,10 +15,10 @@ from typing import Any
 from business.distribution import hookspecs as distribution_hookspecs
 from business.distribution.delivery import DELIVER, PipelineSettings
 from business.distribution.permissions import PERMISSIONS
-from business.distribution.presave import RELEASE_DAY
+from business.distribution.presave import RELEASE_DAY, SAVED
 from business.distribution.privacy import erase_account, export_account
 from business.distribution.routes import ROUTES
-from business.distribution.schemas import DeliveryRun, ReleaseDay
+from business.distribution.schemas import DeliveryRun, PresaveSaved, ReleaseDay
 from business.distribution.services import (
     PLUGIN_NAME,
     deliver,
@@ -73,7 +73,9 @@ def routes(context: PluginContext) -> list[Route]:
 
 @hookimpl
 def events() -> list[Event]:
-    return [Event(RELEASE_DAY, ReleaseDay, "a pre-save campaign's release date has come")]
+    return [Event(RELEASE_DAY, ReleaseDay, "a pre-save campaign's release date has come"),
+            Event(SAVED, PresaveSaved,
+                  "a fan who came by a short link or UTM campaign pre-saved a release")]
 
 
 @hookimpl

@@ -28,6 +28,9 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 #: (``PluginContext.publish``).
 Publish = Callable[..., Awaitable[str]]
 RELEASE_DAY = "presave.release_day"
+#: Published for a new pre-save that came with a referral (a short-link code or UTM
+#: campaign): the social plug-in attributes it to the post.
+SAVED = "presave.saved"
 
 
 def slugify(text: str) -> str:
@@ -85,8 +88,13 @@ class PreSaves:
                 "services": row["services"].split(","), "presaves": int(count),
                 "released": row["fired_at"] is not None}
 
-    async def presave(self, slug: str, fan: str, service: str) -> dict[str, Any]:
-        """Record a fan's pre-save (once per fan and service); the new public data."""
+    async def presave(self, slug: str, fan: str, service: str,
+                      referral: dict[str, str] | None = None) -> dict[str, Any]:
+        """Record a fan's pre-save (once per fan and service); the new public data.
+
+        A new pre-save with a ``referral`` (``ref``, ``utm_source``, ``utm_campaign``)
+        publishes :data:`SAVED` in the same transaction.
+        """
         row = await self._by_slug(slug)
         if service not in row["services"].split(","):
             raise DistributionError(f"service {service!r} is not offered here; choose one of "
@@ -97,10 +105,20 @@ class PreSaves:
         if row["fired_at"] is not None:
             raise DistributionError("the release is out: pre-saves are closed, stream it now")
         fan_key = hashlib.sha256(fan.lower().encode()).hexdigest()
-        await self.db.execute(
-            "INSERT INTO dist_presaves (account_id, campaign_id, fan_key, service, created_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, campaign_id, fan_key, service) "
-            "DO NOTHING", row["account_id"], row["campaign_id"], fan_key, service, time.time())
+        referral = {k: (referral or {}).get(k) or "" for k in
+                    ("ref", "utm_source", "utm_campaign")}
+        now = time.time()
+        async with self.db.transaction() as tx:
+            added = await tx.execute(
+                "INSERT INTO dist_presaves (account_id, campaign_id, fan_key, service, "
+                "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, campaign_id, "
+                "fan_key, service) DO NOTHING",
+                row["account_id"], row["campaign_id"], fan_key, service, now)
+            if added and (referral["ref"] or referral["utm_campaign"]):
+                await self.publish(tx, SAVED, {
+                    "account_id": row["account_id"], "campaign_id": row["campaign_id"],
+                    "slug": slug, "service": service, "at": now, **referral},
+                    account_id=row["account_id"])
         return await self.public(slug)
 
     async def fire_due(self, today: dt.date | None = None) -> list[str]:
@@ -128,9 +146,11 @@ class PreSaves:
         return fired
 
 
-def landing_page(data: dict[str, Any]) -> str:
-    """The public HTML page of a campaign."""
+def landing_page(data: dict[str, Any], referral: dict[str, str] | None = None) -> str:
+    """The public HTML page of a campaign (its form carries the visit's ``referral``)."""
     title, artist = html.escape(data["title"]), html.escape(data["artist"])
+    hidden = "".join(f"<input type='hidden' name='{name}' value='{html.escape(value)}'>"
+                     for name, value in (referral or {}).items() if value)
     buttons = "".join(
         f'<button name="service" value="{html.escape(s)}">Pre-save on '
         f'{html.escape(s.replace("_", " ").title())}</button>' for s in data["services"])
@@ -140,5 +160,5 @@ def landing_page(data: dict[str, Any]) -> str:
         f"<h1>{title}</h1><h2>{artist}</h2><p>Out {html.escape(data['release_date'])}</p>"
         f"<p><span id='count'>{data['presaves']}</span> pre-saves</p>"
         f"<form method='post' action='/api/presave/{html.escape(data['slug'])}'>"
-        f"<input type='email' name='fan' required>{buttons}</form></body></html>"
+        f"<input type='email' name='fan' required>{hidden}{buttons}</form></body></html>"
     )

@@ -26,6 +26,7 @@ from business.distribution.schemas import (
     DeliveryMetrics,
     DeliveryRequest,
     Joined,
+    LandingQuery,
     PresaveIn,
     Reconciled,
     ReleaseIn,
@@ -245,14 +246,16 @@ async def presave(request: Request) -> Any:
     """A fan pre-saves the release on a service (no token needed)."""
     body: PresaveIn = request.body
     return await services(request.context).presaves.presave(
-        request.params["slug"], body.fan, body.service)
+        request.params["slug"], body.fan, body.service,
+        {"ref": body.ref, "utm_source": body.utm_source, "utm_campaign": body.utm_campaign})
 
 
 @_api
 async def presave_page(request: Request) -> str:
     """A campaign's public landing page (no token needed)."""
+    query: LandingQuery = request.query
     return landing_page(await services(request.context).presaves.public(
-        request.params["slug"]))
+        request.params["slug"]), query.model_dump())
 
 
 BASE = "/api/distribution"
@@ -309,5 +312,5 @@ ROUTES = [
     Route(method="POST", path="/api/presave/{slug}", handler=presave, permission=PUBLIC,
           body=PresaveIn, forms=True, response=Campaign),
     Route(method="GET", path="/presave/{slug}", handler=presave_page, permission=PUBLIC,
-          response=Media("text/html")),
+          query=LandingQuery, response=Media("text/html")),
 ]

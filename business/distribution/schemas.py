@@ -360,8 +360,36 @@ class ReleaseDay(Campaign):
     account_id: str
 
 
-class PresaveIn(Model):
-    """A fan's pre-save: their e-mail address and the service (JSON or an HTML form)."""
+class Referral(Model):
+    """Where a fan came from: a short-link code (``ref``) and UTM parameters."""
+
+    ref: str = Field("", max_length=64)
+    utm_source: str = Field("", max_length=100)
+    utm_campaign: str = Field("", max_length=200)
+
+
+class PresaveIn(Referral):
+    """A fan's pre-save: their e-mail address and the service (JSON or an HTML form),
+    and where they came from (the landing page passes its ``ref`` and UTM parameters)."""
 
     fan: str = ""
     service: str = ""
+
+
+class LandingQuery(Query):
+    """The landing page's referral, kept in its form."""
+
+    ref: str = Field("", max_length=64)
+    utm_source: str = Field("", max_length=100)
+    utm_campaign: str = Field("", max_length=200)
+
+
+class PresaveSaved(Referral):
+    """The ``presave.saved`` event: a fan who came by a referral pre-saved a release
+    (never who: no address). Hooks receive it with ``event_id`` added."""
+
+    account_id: str
+    campaign_id: str
+    slug: str
+    service: str
+    at: float

@@ -180,6 +180,9 @@ class Dispatcher:
         self.media_file = media_file
         self.clock = clock
         self.rng = rng or random.Random()
+        #: ``await shorten(post, target, channel, link)``: the link to publish instead
+        #: (results' UTM short links, :mod:`.links`); None publishes links as written.
+        self.shorten: Callable[[Post, PostTarget, Channel, str], Awaitable[str]] | None = None
         queue.configure(PUBLISH, self.settings.queue_settings())
 
     # -- arming --------------------------------------------------------------------------
@@ -388,10 +391,14 @@ class Dispatcher:
                     token: str) -> Published:
         """Publish, or find the post an earlier attempt sent; one token refresh on 401."""
         fields_ = variant(post, target)
-        publication = Publication(dedupe_key=target.dedupe_key, text=fields_["text"] or "",
+        text, link = fields_["text"] or "", fields_["link"]
+        if link and self.shorten is not None:
+            short = await self.shorten(post, target, channel, link)
+            text, link = text.replace(link, short), short
+        publication = Publication(dedupe_key=target.dedupe_key, text=text,
                                   media=await self._media(post.account_id,
                                                          fields_["media"] or []),
-                                  link=fields_["link"], first_comment=fields_["first_comment"])
+                                  link=link, first_comment=fields_["first_comment"])
         for refreshed in (False, True):
             try:
                 if target.attempts > 1:  # an earlier attempt may have reached the network

@@ -19,6 +19,15 @@ from business.social.dispatch import (
 )
 from business.social.permissions import PERMISSIONS
 from business.social.privacy import erase_account, export_account
+from business.social.results import COLLECT, ResultsSettings
+from business.social.results_routes import RESULT_ROUTES
+from business.social.results_schemas import CollectRun
+from business.social.results_services import (
+    collect_metrics,
+    observe_event,
+    run_results_scheduler,
+    start_results,
+)
 from business.social.routes import ROUTES
 from business.social.schemas import (
     ChannelNeedsReconnect,
@@ -77,7 +86,7 @@ def permissions() -> list[Permission]:
 
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
-    return ROUTES
+    return ROUTES + RESULT_ROUTES
 
 
 @hookimpl
@@ -99,19 +108,28 @@ def events() -> list[Event]:
 def jobs() -> list[Job]:
     # the settings are the defaults; the plug-in's "dispatch" settings replace them at startup
     return [Job(PUBLISH, PublishRun, publish, "publish one channel of one post",
-                DispatchSettings().queue_settings())]
+                DispatchSettings().queue_settings()),
+            Job(COLLECT, CollectRun, collect_metrics, "read one channel's due post metrics",
+                ResultsSettings().queue_settings())]
 
 
 @hookimpl
 async def startup(context: PluginContext) -> None:
     start_services(context)
+    start_results(context)
 
 
 @hookimpl
 def workers(context: PluginContext) -> list[Worker]:
     return [Worker("social.token_refresh", run_token_refresh),
             Worker("social.approval_expiry", run_expiry),
-            Worker("social.dispatch_sweeper", run_sweeper)]
+            Worker("social.dispatch_sweeper", run_sweeper),
+            Worker("social.results_scheduler", run_results_scheduler)]
+
+
+@hookimpl
+async def business_event(context: PluginContext, name: str, payload: dict[str, Any]) -> None:
+    await observe_event(context, name, payload)
 
 
 @hookimpl

@@ -30,7 +30,10 @@ from dawserver.plugin_api import (
 
 #: The own account's tables that are deleted.
 FORGOTTEN = ("social_post_targets", "social_approval_steps", "social_posts",
-             "social_connects", "social_channels")
+             "social_connects", "social_channels",
+             # results (0003): readings, schedules, short links, clicks, attributions
+             "social_metric_snapshots", "social_metric_schedule", "social_short_links",
+             "social_link_clicks", "social_attributions")
 #: Where a kept row of another account may name a person: (table, key, text columns,
 #: JSON columns).
 MENTIONS = (

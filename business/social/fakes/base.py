@@ -22,10 +22,11 @@ import base64
 import hashlib
 import hmac
 import itertools
+import math
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -131,6 +132,8 @@ class FakeNetwork:
         self._tokens: dict[str, _Token] = {}
         self._refresh: dict[str, tuple[FakeUser, str]] = {}
         self._ids = itertools.count(int(time.time() * 1000) % 10**9 * 1000)
+        #: The clock posts' engagement grows by (tests move it forward).
+        self.clock: Callable[[], float] = time.time
 
     #: The share of refresh answers that leave out the refresh token.
     refresh_omit_rate = 0.0
@@ -197,6 +200,19 @@ class FakeNetwork:
 
     def next_id(self) -> str:
         return str(next(self._ids))
+
+    def counts(self, post_id: str, created: float, weights: Mapping[str, float]
+               ) -> dict[str, int]:
+        """Engagement of post ``post_id`` now, in the network's own metric names:
+        deterministic per post id and age, and growing with age.
+
+        Each metric is its weight × a factor of the post (0.5 to 1.5, from a hash of
+        the network and id) × ``1 + ln(1 + age in hours)`` (:attr:`clock` gives now).
+        """
+        digest = hashlib.sha256(f"{self.network}:{post_id}".encode()).digest()
+        growth = 1.0 + math.log1p(max(0.0, self.clock() - created) / 3600.0)
+        return {name: int(weight * (0.5 + digest[i % len(digest)] / 255) * growth)
+                for i, (name, weight) in enumerate(weights.items())}
 
     # -- OAuth ---------------------------------------------------------------------------
 

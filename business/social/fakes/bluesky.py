@@ -24,6 +24,8 @@ _ERRORS = {
 }
 _B32 = "234567abcdefghijklmnopqrstuvwxyz"
 MAX_GRAPHEMES = 300
+#: ``getPosts`` counts of a post view (:meth:`FakeNetwork.counts`).
+COUNT_WEIGHTS = {"likeCount": 21, "repostCount": 4, "replyCount": 2, "quoteCount": 2}
 
 
 def _b64(data: dict[str, Any]) -> str:
@@ -151,9 +153,7 @@ class FakeBluesky(FakeNetwork):
                                           "message": "Could not find blob"}, status=400)
         uri = f"at://{self.user.id}/app.bsky.feed.post/{_tid()}"
         cid = "bafyrei" + hashlib.sha256(json.dumps(record).encode()).hexdigest()[:52]
-        self.posts.append({"uri": uri, "cid": cid, "value": record, "created": time.time(),
-                           "likeCount": 21, "repostCount": 4, "replyCount": 2,
-                           "quoteCount": 1})
+        self.posts.append({"uri": uri, "cid": cid, "value": record, "created": time.time()})
         return web.json_response({"uri": uri, "cid": cid, "validationStatus": "valid",
                                   "commit": {"cid": cid, "rev": _tid()}})
 
@@ -167,7 +167,6 @@ class FakeBluesky(FakeNetwork):
         uris = set(request.query.getall("uris", []))
         posts = [{"uri": p["uri"], "cid": p["cid"], "record": p["value"],
                   "author": {"did": self.user.id, "handle": self.user.handle},
-                  **{k: p[k] for k in ("likeCount", "repostCount", "replyCount",
-                                       "quoteCount")}}
+                  **self.counts(p["uri"], p["created"], COUNT_WEIGHTS)}
                  for p in self.posts if p["uri"] in uris]
         return web.json_response({"posts": posts})

@@ -93,8 +93,7 @@ class FakeLinkedIn(FakeNetwork):
                 return self.duplicate(post["id"])
         urn = f"urn:li:share:{self.next_id()}"
         self.posts.append({"id": urn, "author": author, "commentary": commentary,
-                           "content": body.get("content"), "created": time.time(),
-                           "likes": 12, "comments": 3})
+                           "content": body.get("content"), "created": time.time()})
         return web.Response(status=201, headers={"x-restli-id": urn})
 
     async def _posts(self, request: web.Request) -> web.Response:
@@ -136,6 +135,11 @@ class FakeLinkedIn(FakeNetwork):
         post = next((p for p in self.posts if p["id"] == request.match_info["urn"]), None)
         if post is None:
             return web.json_response({"status": 404, "message": "Not Found"}, status=404)
-        return web.json_response({"likesSummary": {"totalLikes": post["likes"]},
-                                  "commentsSummary": {"aggregatedTotalComments":
-                                                      post["comments"]}})
+        counts = self.counts(post["id"], post["created"], {"likes": 12, "comments": 3})
+        return web.json_response({
+            "$URN": f"urn:li:socialActions:{post['id']}", "target": post["id"],
+            "likesSummary": {"totalLikes": counts["likes"], "aggregatedTotalLikes":
+                             counts["likes"], "likedByCurrentUser": False, "selectedLikes": []},
+            "commentsSummary": {"totalFirstLevelComments": counts["comments"],
+                                "aggregatedTotalComments": counts["comments"],
+                                "selectedComments": []}})

@@ -44,8 +44,28 @@ class FakeGraph(FakeNetwork):
         kwargs.setdefault("token_lifetime", 3600.0)
         super().__init__(**kwargs)
 
+    #: Lifetime insights a post has: Graph metric name -> weight (:meth:`counts`).
+    insight_weights: dict[str, float] = {}
+    #: Metrics only a video has.
+    video_metrics: frozenset[str] = frozenset()
+
     def v(self, path: str) -> str:
         return f"/{self.version}{path}"
+
+    def insights(self, request: web.Request, post_id: str, created: float, *,
+                 video: bool = False) -> web.Response:
+        """``GET /{id}/insights?metric=a,b``: ``data[{name, period, values[{value}]}]``;
+        an unknown metric is Graph's (#100) error, as the network answers it."""
+        names = [n for n in request.query.get("metric", "").split(",") if n]
+        unknown = [n for n in names if n not in self.insight_weights]
+        if not names or unknown:
+            return self.graph_error("rejected", "(#100) metric[0] must be one of the "
+                                    f"following values: {', '.join(self.insight_weights)}")
+        counts = self.counts(post_id, created, self.insight_weights)
+        return web.json_response({"data": [
+            {"name": n, "period": "lifetime", "values": [{"value": counts[n]}],
+             "title": n.replace("_", " ").title(), "id": f"{post_id}/insights/{n}/lifetime"}
+            for n in names if video or n not in self.video_metrics]})
 
     def error(self, kind: str, retry_after: float, request: web.Request) -> web.Response:
         status, code, subcode, message = _ERRORS[kind]
@@ -189,9 +209,7 @@ class FakeContainers(FakeGraph):
             return self.graph_error("quota")
         post = {"id": self.next_id(), "owner": container["owner"], "created": time.time(),
                 self.text_field: container.get("text", ""), "media": container.get("media"),
-                "reply_to": container.get("reply_to"),
-                "metrics": {"reach": 40, "likes": 5, "comments": 1, "shares": 2, "views": 90,
-                            "replies": 1, "reposts": 2}}
+                "reply_to": container.get("reply_to")}
         post["permalink"] = f"{self.permalink_base}{post['id']}/"
         container["state"] = "PUBLISHED"
         self.posts.append(post)
@@ -224,10 +242,7 @@ class FakeContainers(FakeGraph):
         post = next((p for p in self.posts if p["id"] == request.match_info["mid"]), None)
         if post is None:
             return self.graph_error("rejected", "(#100) unknown media")
-        names = request.query.get("metric", "").split(",")
-        return web.json_response({"data": [
-            {"name": n, "period": "lifetime", "values": [{"value": post["metrics"].get(n, 0)}]}
-            for n in names if n in post["metrics"]]})
+        return self.insights(request, post["id"], post["created"])
 
     async def _object(self, request: web.Request) -> web.Response:
         oid = request.match_info["oid"]
@@ -246,6 +261,9 @@ class FakeInstagram(FakeContainers):
     """Instagram API with Instagram Login: 100 posts per rolling 24 h, resumable video."""
 
     network = "instagram"
+    # Instagram API media insights (``views`` replaced ``impressions`` in 2025)
+    insight_weights = {"reach": 40, "likes": 5, "comments": 2, "shares": 2, "saved": 2,
+                       "views": 90, "total_interactions": 11}
     kinds = tuple(k for k in KINDS if k != "duplicate")
     authorize_path = "/oauth/authorize"
     token_path = "/oauth/access_token"
@@ -294,6 +312,8 @@ class FakeThreads(FakeContainers):
     """Threads API: TEXT/IMAGE/VIDEO containers, 250 posts per rolling 24 h."""
 
     network = "threads"
+    insight_weights = {"views": 70, "likes": 5, "replies": 2, "reposts": 2, "quotes": 2,
+                       "shares": 2}
     kinds = tuple(k for k in KINDS if k != "duplicate")
     version = "v1.0"
     pkce_required = False
@@ -329,6 +349,9 @@ class FakeFacebook(FakeGraph):
     a message the Page already posted."""
 
     network = "facebook"
+    insight_weights = {"post_impressions": 300, "post_impressions_unique": 210,
+                       "post_clicks": 17, "post_video_views": 150}
+    video_metrics = frozenset({"post_video_views"})
     kinds = tuple(k for k in KINDS if k != "quota")
     authorize_path = "/v21.0/dialog/oauth"
     token_path = "/v21.0/oauth/access_token"
@@ -392,9 +415,7 @@ class FakeFacebook(FakeGraph):
             return self.graph_error("duplicate")
         post_id = f"{page.id}_{self.next_id()}"
         post = {"id": post_id, "page": page.id, "message": message, "kind": kind,
-                "created": time.time(), "permalink_url": f"https://www.facebook.com/{post_id}",
-                "metrics": {"post_impressions": 300, "post_impressions_unique": 210,
-                            "post_clicks": 17}}
+                "created": time.time(), "permalink_url": f"https://www.facebook.com/{post_id}"}
         self.posts.append(post)
         return post
 
@@ -447,7 +468,5 @@ class FakeFacebook(FakeGraph):
         post = next((p for p in self.posts if p["id"] == request.match_info["post"]), None)
         if post is None:
             return self.graph_error("rejected", "(#100) unknown post")
-        names = request.query.get("metric", "").split(",")
-        return web.json_response({"data": [
-            {"name": n, "period": "lifetime", "values": [{"value": post["metrics"][n]}]}
-            for n in names if n in post["metrics"]]})
+        return self.insights(request, post["id"], post["created"],
+                             video=post["kind"] == "video")

@@ -12,6 +12,8 @@ from aiohttp import web
 
 from business.social.fakes.base import KINDS, FakeNetwork
 
+#: Engagement fields of ``/v2/video/query/`` and ``/v2/video/list/`` (:meth:`counts`).
+VIDEO_WEIGHTS = {"like_count": 9, "comment_count": 3, "share_count": 4, "view_count": 800}
 _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 _ERRORS = {
     "rate_limited": (429, "rate_limit_exceeded", "API rate limit was exceeded"),
@@ -123,8 +125,7 @@ class FakeTikTok(FakeNetwork):
         if publish["status"] == "PROCESSING_UPLOAD" and publish["ready_at"] \
                 and publish["ready_at"] <= time.time():
             post = {"id": self.next_id(), "owner": publish["owner"], "title": publish["title"],
-                    "created": time.time(), "metrics": {"like_count": 9, "comment_count": 3,
-                                                        "share_count": 4, "view_count": 800}}
+                    "created": time.time()}
             self.posts.append(post)
             publish.update(status="PUBLISH_COMPLETE", post_id=post["id"])
         data: dict[str, Any] = {"status": publish["status"],
@@ -136,7 +137,7 @@ class FakeTikTok(FakeNetwork):
     def _video(self, post: dict[str, Any]) -> dict[str, Any]:
         return {"id": post["id"], "title": post["title"], "video_description": post["title"],
                 "share_url": f"https://www.tiktok.com/@adabeats/video/{post['id']}",
-                **post["metrics"]}
+                **self.counts(post["id"], post["created"], VIDEO_WEIGHTS)}
 
     async def _list(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -148,5 +149,7 @@ class FakeTikTok(FakeNetwork):
     async def _query(self, request: web.Request) -> web.Response:
         body = await request.json()
         wanted = {str(v) for v in body.get("filters", {}).get("video_ids", [])}
-        return self.answer({"videos": [self._video(p) for p in self.posts
-                                       if p["id"] in wanted]})
+        fields = set(request.query.get("fields", "id").split(",")) | {"id"}
+        return self.answer({"videos": [
+            {k: v for k, v in self._video(p).items() if k in fields}
+            for p in self.posts if p["id"] in wanted]})

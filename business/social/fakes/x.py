@@ -9,6 +9,13 @@ from aiohttp import web
 
 from business.social.fakes.base import FakeNetwork
 
+#: ``public_metrics`` of a post (per-post factors and growth: :meth:`FakeNetwork.counts`).
+PUBLIC_WEIGHTS = {"impression_count": 120, "like_count": 7, "reply_count": 2,
+                  "retweet_count": 3, "quote_count": 2, "bookmark_count": 2}
+#: ``non_public_metrics`` (the author's own posts of the last :data:`NON_PUBLIC_DAYS`).
+PRIVATE_WEIGHTS = {"url_link_clicks": 6, "user_profile_clicks": 3}
+NON_PUBLIC_DAYS = 30
+
 
 class FakeX(FakeNetwork):
     """X as its API answers: problem+json errors, ``x-rate-limit-*`` headers, rotation of
@@ -96,14 +103,30 @@ class FakeX(FakeNetwork):
                                  headers=headers)
 
     async def _get_tweet(self, request: web.Request) -> web.Response:
-        for post in self.posts:
-            if post["id"] == request.match_info["id"]:
-                return web.json_response({"data": {"id": post["id"], "text": post["text"],
-                                                   "public_metrics": {
-                                                       "impression_count": 120,
-                                                       "like_count": 7, "reply_count": 2,
-                                                       "retweet_count": 3, "quote_count": 1}}})
-        return web.json_response({"errors": [{"title": "Not Found Error"}]}, status=404)
+        post = next((p for p in self.posts if p["id"] == request.match_info["id"]), None)
+        if post is None:
+            return web.json_response({"errors": [{"title": "Not Found Error"}]}, status=404)
+        fields = request.query.get("tweet.fields", "").split(",")
+        data: dict[str, Any] = {"id": post["id"], "text": post["text"]}
+        counts = self.counts(post["id"], post["created_at"], PUBLIC_WEIGHTS)
+        if "public_metrics" in fields:
+            data["public_metrics"] = counts
+        answer: dict[str, Any] = {"data": data}
+        if "non_public_metrics" in fields:
+            # only the author's own posts of the last 30 days (X's rule)
+            own = post["author"] == self.user_of(request).id
+            if own and self.clock() - post["created_at"] <= NON_PUBLIC_DAYS * 86400:
+                private = self.counts(post["id"], post["created_at"], PRIVATE_WEIGHTS)
+                data["non_public_metrics"] = {
+                    "impression_count": counts["impression_count"], **private}
+            else:
+                answer["errors"] = [{
+                    "title": "Field Authorization Error", "resource_id": post["id"],
+                    "field": "non_public_metrics", "type":
+                    "https://api.twitter.com/2/problems/not-authorized-for-field",
+                    "detail": "Sorry, you are not authorized to access 'non_public_metrics' "
+                              f"on the Tweet with ids: [{post['id']}]."}]
+        return web.json_response(answer)
 
     async def _timeline(self, request: web.Request) -> web.Response:
         mine = [p for p in self.posts if p["author"] == request.match_info["id"]]

@@ -14,6 +14,9 @@ from aiohttp import web
 
 from business.social.fakes.base import KINDS, FakeNetwork
 
+#: ``videos?part=statistics`` counts (:meth:`FakeNetwork.counts`).
+STATISTICS_WEIGHTS = {"viewCount": 1200, "likeCount": 80, "favoriteCount": 2,
+                      "commentCount": 6}
 _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 _ERRORS = {
     "rate_limited": (429, "youtube.api", "rateLimitExceeded", "RESOURCE_EXHAUSTED",
@@ -123,8 +126,7 @@ class FakeYouTube(FakeNetwork):
         snippet = dict(upload["metadata"]["snippet"])
         video = {"kind": "youtube#video", "id": secrets.token_urlsafe(8)[:11],
                  "snippet": {**snippet, "channelId": self.channel_id},
-                 "status": upload["metadata"].get("status", {}),
-                 "statistics": {"viewCount": "1200", "likeCount": "80", "commentCount": "6"}}
+                 "status": upload["metadata"].get("status", {})}
         self.posts.append({**video, "created": time.time()})
         del self.sessions[request.query["upload_id"]]
         return web.json_response(video)
@@ -143,9 +145,16 @@ class FakeYouTube(FakeNetwork):
         ids = set(request.query.get("id", "").split(","))
         parts = set(request.query.get("part", "").split(","))
         items = [{"kind": "youtube#video", "id": v["id"],
-                  **{part: v[part] for part in parts if part in v}}
+                  **{part: v[part] for part in parts if part in v},
+                  **({"statistics": self._statistics(v)} if "statistics" in parts else {})}
                  for v in self.posts if v["id"] in ids]
         return web.json_response({"items": items})
+
+    def _statistics(self, video: dict[str, Any]) -> dict[str, str]:
+        """``statistics`` as the API gives them: counts as strings (no dislikes since
+        2021)."""
+        counts = self.counts(video["id"], video["created"], STATISTICS_WEIGHTS)
+        return {name: str(value) for name, value in counts.items()}
 
     async def _comment(self, request: web.Request) -> web.Response:
         if (refused := self.charge("comment", request)) is not None:

@@ -108,8 +108,30 @@ class Connector(Protocol):
     async def metrics(self, access_token: str, remote_id: str) -> dict[str, int]: ...
 
 
-#: The metric names :meth:`Connector.metrics` answers with (a network fills those it has).
+#: The metric names :meth:`Connector.metrics` answers with (a network fills those it has;
+#: one it does not report is left out, never 0).
 METRICS = ("impressions", "reach", "likes", "comments", "shares", "clicks", "video_views")
+
+
+def count(value: object) -> int | None:
+    """A count as a network gives it (an int, or a string as YouTube's) or None."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def total(*values: object) -> int | None:
+    """The sum of the counts given, None when none of them was reported."""
+    counts = [c for c in map(count, values) if c is not None]
+    return sum(counts) if counts else None
+
+
+def reported(**values: object) -> dict[str, int]:
+    """The metrics a network reported, by our names; missing ones are left out."""
+    return {name: c for name, value in values.items() if (c := count(value)) is not None}
 
 
 def new_code_verifier() -> str:

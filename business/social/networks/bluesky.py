@@ -35,7 +35,14 @@ import json
 from typing import Any
 
 from business.social.errors import NetworkError, RateLimited, Rejected, TokenExpired
-from business.social.networks.base import OAuthTokens, Publication, Published, Quota
+from business.social.networks.base import (
+    OAuthTokens,
+    Publication,
+    Published,
+    Quota,
+    reported,
+    total,
+)
 from business.social.networks.http import Answer, HttpConnector, retry_after_from
 
 #: The record field that keeps our dedupe key.
@@ -171,8 +178,8 @@ class BlueskyConnector(HttpConnector):
             "uris": remote_id}), token=access_token)
         posts = answer.body.get("posts") or [{}]
         post = posts[0]
-        return {"likes": post.get("likeCount", 0), "comments": post.get("replyCount", 0),
-                "shares": post.get("repostCount", 0) + post.get("quoteCount", 0)}
+        return reported(likes=post.get("likeCount"), comments=post.get("replyCount"),
+                        shares=total(post.get("repostCount"), post.get("quoteCount")))
 
     def classify(self, answer: Answer) -> NetworkError | None:
         error = str(answer.body.get("error", ""))

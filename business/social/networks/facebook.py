@@ -151,8 +151,9 @@ class FacebookConnector(GraphConnector):
     async def metrics(self, access_token: str, remote_id: str) -> dict[str, int]:
         page = await self.page(access_token)
         answer = await self.call("GET", self.with_query(self.v(f"/{remote_id}/insights"), {
-            "metric": "post_impressions,post_impressions_unique,post_clicks"}),
+            "metric": "post_impressions,post_impressions_unique,post_clicks,post_video_views"}),
             token=page["access_token"])
         return insights(answer.body, {"post_impressions": "impressions",
                                       "post_impressions_unique": "reach",
-                                      "post_clicks": "clicks"})
+                                      "post_clicks": "clicks",
+                                      "post_video_views": "video_views"})

@@ -89,10 +89,11 @@ class InstagramConnector(ContainerConnector):
                         data={"message": text})
 
     async def metrics(self, access_token: str, remote_id: str) -> dict[str, int]:
+        # "views" replaced "impressions" on Instagram in 2025 (all media kinds)
         answer = await self.call("GET", self.with_query(self.v(f"/{remote_id}/insights"), {
             "metric": "reach,likes,comments,shares,views"}), token=access_token)
         names = {"reach": "reach", "likes": "likes", "comments": "comments",
-                 "shares": "shares", "views": "video_views"}
+                 "shares": "shares", "views": "impressions"}
         return insights(answer.body, names)
 
 

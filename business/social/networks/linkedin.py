@@ -29,6 +29,7 @@ from business.social.networks.base import (
     Publication,
     Published,
     Quota,
+    reported,
 )
 from business.social.networks.http import Answer, HttpConnector, same_text
 
@@ -137,9 +138,9 @@ class LinkedInConnector(HttpConnector):
         answer = await self.call("GET", f"/rest/socialActions/{quote(remote_id, safe='')}",
                                  token=access_token, headers=self.rest_headers)
         body = answer.body
-        return {"likes": int(body.get("likesSummary", {}).get("totalLikes", 0)),
-                "comments": int(body.get("commentsSummary", {})
-                                .get("aggregatedTotalComments", 0))}
+        return reported(likes=(body.get("likesSummary") or {}).get("totalLikes"),
+                        comments=(body.get("commentsSummary") or {})
+                        .get("aggregatedTotalComments"))
 
     def classify(self, answer: Answer) -> NetworkError | None:
         message = str(answer.body.get("message", ""))

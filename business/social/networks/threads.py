@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from business.social.errors import Rejected
-from business.social.networks.base import Publication
+from business.social.networks.base import Publication, total
 from business.social.networks.instagram import insights
 from business.social.networks.meta import ContainerConnector
 
@@ -78,5 +78,8 @@ class ThreadsConnector(ContainerConnector):
     async def metrics(self, access_token: str, remote_id: str) -> dict[str, int]:
         answer = await self.call("GET", self.with_query(self.v(f"/{remote_id}/insights"), {
             "metric": "views,likes,replies,reposts,quotes"}), token=access_token)
-        return insights(answer.body, {"views": "impressions", "likes": "likes",
-                                      "replies": "comments", "reposts": "shares"})
+        found = insights(answer.body, {"views": "impressions", "likes": "likes",
+                                       "replies": "comments", "reposts": "reposts",
+                                       "quotes": "quotes"})
+        shares = total(found.pop("reposts", None), found.pop("quotes", None))
+        return {**found, **({"shares": shares} if shares is not None else {})}

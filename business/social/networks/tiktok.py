@@ -22,7 +22,7 @@ import asyncio
 import time
 
 from business.social.errors import NetworkError, QuotaExhausted, RateLimited, Rejected
-from business.social.networks.base import OAuthTokens, Publication, Published, Quota
+from business.social.networks.base import OAuthTokens, Publication, Published, Quota, reported
 from business.social.networks.http import Answer, HttpConnector, retry_after_from, same_text
 
 #: TikTok's chunk rules: 5 MB to 64 MB per chunk, a file under 64 MB may go in one.
@@ -138,9 +138,8 @@ class TikTokConnector(HttpConnector):
         if not videos:
             return {}
         video = videos[0]
-        return {"likes": video.get("like_count", 0), "comments": video.get("comment_count", 0),
-                "shares": video.get("share_count", 0),
-                "video_views": video.get("view_count", 0)}
+        return reported(likes=video.get("like_count"), comments=video.get("comment_count"),
+                        shares=video.get("share_count"), video_views=video.get("view_count"))
 
     def classify(self, answer: Answer) -> NetworkError | None:
         error = answer.body.get("error")

@@ -27,7 +27,15 @@ import time
 import aiohttp
 
 from business.social.errors import Duplicate, NetworkError, QuotaExhausted, Rejected
-from business.social.networks.base import MediaItem, OAuthTokens, Publication, Published, Quota
+from business.social.networks.base import (
+    MediaItem,
+    OAuthTokens,
+    Publication,
+    Published,
+    Quota,
+    reported,
+    total,
+)
 from business.social.networks.http import Answer, HttpConnector, retry_after_from, same_text
 
 
@@ -136,13 +144,18 @@ class XConnector(HttpConnector):
         return self.last_rate_limit
 
     async def metrics(self, access_token: str, remote_id: str) -> dict[str, int]:
+        # non_public_metrics (link clicks) exist only for the author's posts of the last
+        # 30 days; past that X leaves them out with a field error, and they stay None
         answer = await self.call("GET", self.with_query(f"/2/tweets/{remote_id}", {
-            "tweet.fields": "public_metrics"}), token=access_token)
-        counts = answer.body["data"].get("public_metrics", {})
-        return {"impressions": counts.get("impression_count", 0),
-                "likes": counts.get("like_count", 0),
-                "comments": counts.get("reply_count", 0),
-                "shares": counts.get("retweet_count", 0) + counts.get("quote_count", 0)}
+            "tweet.fields": "public_metrics,non_public_metrics"}), token=access_token)
+        data = answer.body.get("data") or {}
+        public = data.get("public_metrics") or {}
+        private = data.get("non_public_metrics") or {}
+        return reported(impressions=private.get("impression_count",
+                                                public.get("impression_count")),
+                        likes=public.get("like_count"), comments=public.get("reply_count"),
+                        shares=total(public.get("retweet_count"), public.get("quote_count")),
+                        clicks=private.get("url_link_clicks"))
 
     def classify(self, answer: Answer) -> NetworkError | None:
         detail = str(answer.body.get("detail", ""))

@@ -29,7 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from business.social.errors import NetworkError, QuotaExhausted, RateLimited, Rejected
-from business.social.networks.base import OAuthTokens, Publication, Published, Quota
+from business.social.networks.base import OAuthTokens, Publication, Published, Quota, reported
 from business.social.networks.http import Answer, HttpConnector, retry_after_from
 
 #: The project's daily budget and what the calls this connector makes cost.
@@ -191,9 +191,8 @@ class YouTubeConnector(HttpConnector):
             "part": "statistics", "id": remote_id}), token=access_token)
         items = answer.body.get("items") or [{}]
         stats = items[0].get("statistics", {})
-        return {"video_views": int(stats.get("viewCount", 0)),
-                "likes": int(stats.get("likeCount", 0)),
-                "comments": int(stats.get("commentCount", 0))}
+        return reported(video_views=stats.get("viewCount"), likes=stats.get("likeCount"),
+                        comments=stats.get("commentCount"))
 
     def classify(self, answer: Answer) -> NetworkError | None:
         error = answer.body.get("error")
