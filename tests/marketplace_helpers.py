@@ -145,11 +145,11 @@ class Market:
         assert status == 201, found
         return found
 
-    async def checkout(self, buyer: str, seller: str, beat_id: str, tier: str
-                       ) -> tuple[int, Any]:
+    async def checkout(self, buyer: str, seller: str, beat_id: str, tier: str,
+                       **more: str) -> tuple[int, Any]:
         return await self.call("POST", "/api/marketplace/checkout", who(buyer), {
             "seller": seller, "beat_id": beat_id, "tier": tier,
-            "success_url": "https://example.com/thanks/{ORDER_ID}"})
+            "success_url": "https://example.com/thanks/{ORDER_ID}", **more})
 
     def pay(self, started: dict[str, Any], card: str = "pm_card_visa") -> None:
         """The buyer pays on Stripe's hosted page."""

@@ -41,7 +41,8 @@ async def test_a_lease_is_paid_booked_and_licensed_once(db_url: str,  # noqa: F8
     async with market(tmp_path, db_url) as m:
         account = await m.seller("seller")
         beat = await m.beat("seller")
-        status, started = await m.checkout("buyer", "seller", beat["beat_id"], "wav_lease")
+        status, started = await m.checkout("buyer", "seller", beat["beat_id"], "wav_lease",
+                                           ref="Ab3dEf9hKz", utm_source="x")
         assert status == 201, started
         order = started["order"]
         assert (order["status"], order["amount"], order["currency"]) == ("open", 4999, "usd")
@@ -72,6 +73,15 @@ async def test_a_lease_is_paid_booked_and_licensed_once(db_url: str,  # noqa: F8
         assert await m.library("seller") == [] and await m.library("stranger") == []
 
         module = market_services(m)
+        # one sale event, in the payment's transaction: where the buyer came from, not who
+        rows = await module.store.db.fetch(
+            "SELECT account_id, payload FROM events_outbox WHERE name = 'marketplace.sale'")
+        assert [r["account_id"] for r in rows] == ["seller"]
+        sale = json.loads(rows[0]["payload"])
+        assert (sale["order_id"], sale["amount_cents"], sale["currency"], sale["ref"],
+                sale["utm_source"], sale["utm_campaign"]) == (
+            order["order_id"], 4999, "usd", "Ab3dEf9hKz", "x", "")
+        assert "buyer" not in json.dumps(sale)
         postings = await module.ledger.postings("seller")
         assert [p["kind"] for p in postings] == ["sale"]
         assert await module.ledger.audit("seller") == []

@@ -56,7 +56,8 @@ class Checkout:
 
     async def start(self, buyer: str, seller: str, beat_id: str, tier_name: str, *,
                     success_url: str | None = None, cancel_url: str | None = None,
-                    email: str | None = None) -> Started:
+                    email: str | None = None,
+                    referral: dict[str, str] | None = None) -> Started:
         """Open an order and its Checkout Session; :class:`NotForSale` when it cannot be
         bought now, :class:`NotFoundHere` for an unknown beat or tier."""
         if self.gateway is None:
@@ -101,7 +102,8 @@ class Checkout:
                                      "their checkout expires")
             await self.store.insert_order(tx, order)
         meta = {"order_id": order.order_id, "seller": seller, "beat_id": beat_id,
-                "tier": tier.tier, "buyer": buyer}
+                "tier": tier.tier, "buyer": buyer,
+                **{k: v for k, v in (referral or {}).items() if k in REFERRAL and v}}
         try:
             session = await self.gateway.create_checkout_session(
                 idempotency_key=idempotency_key("checkout", order.order_id), mode="payment",
@@ -130,6 +132,10 @@ class Checkout:
         if order is None:
             raise NotFoundHere(f"no order {order_id!r} of yours")
         return order
+
+
+#: Where a buyer came from, carried in the session's metadata to the sale event.
+REFERRAL = ("ref", "utm_source", "utm_campaign")
 
 
 def metadata_of(obj: dict[str, Any]) -> dict[str, str]:

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from business.marketplace import bookings, metrics
-from business.marketplace.checkout import metadata_of
+from business.marketplace.checkout import REFERRAL, metadata_of
 from business.marketplace.errors import NotForSale, NotFoundHere
 from business.marketplace.ledger import Ledger
 from business.marketplace.models import (
@@ -44,6 +44,7 @@ from business.marketplace.models import (
     Licence,
     Order,
 )
+from business.marketplace.schemas import SaleEvent
 from business.marketplace.store import MarketStore, new_id
 from business.marketplace.stripe_gateway import StripeGateway, idempotency_key
 from business.marketplace.webhooks import Outcome, StripeEvent, verify
@@ -52,6 +53,10 @@ logger = logging.getLogger(__name__)
 
 #: ``await enqueue_refund(tx, order)``: queue the refund of ``order`` in ``tx``.
 RefundQueue = Callable[[Any, Order], Awaitable[None]]
+#: ``publish(tx, name, payload, account_id)``: an event on the platform's bus, in ``tx``.
+Publish = Callable[[Any, str, dict[str, Any], str], Awaitable[Any]]
+#: Published when an order is paid: social attributes it to a post, analytics counts it.
+SALE_EVENT = "marketplace.sale"
 
 
 class _Retry(Exception):
@@ -62,8 +67,11 @@ class Fulfilment:
     """Handles the marketplace's Stripe events."""
 
     def __init__(self, store: MarketStore, ledger: Ledger, gateway: StripeGateway | None,
-                 secrets: str | Sequence[str], enqueue_refund: RefundQueue) -> None:
+                 secrets: str | Sequence[str], enqueue_refund: RefundQueue,
+                 publish: Publish | None = None) -> None:
         self.store = store
+        #: ``await publish(tx, name, payload, account_id)``: an event in ``tx``
+        self.publish = publish
         self.ledger = ledger
         self.gateway = gateway
         self.secrets = secrets
@@ -156,6 +164,13 @@ class Fulfilment:
             await self.store.set_order(tx, order.account_id, order.order_id, status=PAID,
                                        payment_intent=intent, paid_at=now)
             await self._grant(tx, order, now)
+            if self.publish is not None:
+                await self.publish(tx, SALE_EVENT, SaleEvent(
+                    account_id=order.account_id, order_id=order.order_id,
+                    beat_id=order.beat_id, tier=order.tier, amount_cents=amount,
+                    currency=currency, at=now,
+                    **{k: meta[k] for k in REFERRAL if meta.get(k)}).model_dump(),
+                    order.account_id)
         return Outcome.PROCESSED
 
     async def _grant(self, tx: Any, order: Order, now: float) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from business.marketplace import hookspecs as market_hookspecs
+from business.marketplace.fulfilment import SALE_EVENT
 from business.marketplace.ledger import MIGRATIONS
 from business.marketplace.permissions import PERMISSIONS
 from business.marketplace.routes import ROUTES
-from business.marketplace.schemas import RefundPayload
+from business.marketplace.schemas import RefundPayload, SaleEvent
 from business.marketplace.services import (
     PLUGIN_NAME,
     REFUND_JOB,
@@ -20,6 +21,7 @@ from business.marketplace.services import (
     start_services,
 )
 from dawserver.plugin_api import (
+    Event,
     Job,
     Migration,
     Permission,
@@ -58,6 +60,12 @@ def permissions() -> list[Permission]:
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
     return ROUTES
+
+
+@hookimpl
+def events() -> list[Event]:
+    return [Event(SALE_EVENT, SaleEvent, "an order was paid (where the buyer came from, "
+                  "never who)")]
 
 
 @hookimpl

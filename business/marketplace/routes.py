@@ -169,7 +169,9 @@ async def start_checkout(request: Request) -> Any:
     body: CheckoutIn = request.body
     started = await services(request.context).checkout.start(
         request.account_id, body.seller, body.beat_id, body.tier,
-        success_url=body.success_url, cancel_url=body.cancel_url, email=body.email)
+        success_url=body.success_url, cancel_url=body.cancel_url, email=body.email,
+        referral={"ref": body.ref, "utm_source": body.utm_source,
+                  "utm_campaign": body.utm_campaign})
     return Reply({"order": started.order.to_json(), "checkout_url": started.url,
                   "expires_at": started.expires_at}, status=201)
 

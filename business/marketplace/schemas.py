@@ -154,6 +154,26 @@ class CheckoutIn(Model):
                                     description="{ORDER_ID} is replaced by the order's id")
     cancel_url: str | None = Field(None, max_length=2000)
     email: str | None = Field(None, max_length=320)
+    ref: str = Field("", max_length=64, description="a social short link's code, if the "
+                     "buyer came by one (the storefront passes it on)")
+    utm_source: str = Field("", max_length=100)
+    utm_campaign: str = Field("", max_length=200)
+
+
+class SaleEvent(Model):
+    """The ``marketplace.sale`` event: an order was paid (never who bought: no buyer id or
+    address), with where the buyer came from. Hooks receive it with ``event_id`` added."""
+
+    account_id: str
+    order_id: str
+    beat_id: str
+    tier: str
+    amount_cents: int
+    currency: str
+    ref: str = ""
+    utm_source: str = ""
+    utm_campaign: str = ""
+    at: float
 
 
 class OrderOut(Model):

@@ -102,6 +102,9 @@ def build_services(context: PluginContext) -> Services:
                               account_id=order.account_id,
                               idempotency_key=f"refund/{order.order_id}", tx=tx)
 
+    async def publish(tx: Any, name: str, payload: dict[str, Any], account_id: str) -> Any:
+        return await context.publish(tx, name, payload, account_id=account_id)
+
     key = settings.get("download_key")
     signer = LinkSigner(key.encode() if isinstance(key, str) else
                         context.derive_key(LINK_KEY_PURPOSE),
@@ -110,7 +113,7 @@ def build_services(context: PluginContext) -> Services:
                         success_url=str(settings.get("success_url") or _default_success(
                             context)), cancel_url=str(settings.get("cancel_url") or ""))
     return Services(store, ledger, Catalogue(store, asset_exists), checkout,
-                    Fulfilment(store, ledger, gateway, secrets, enqueue_refund),
+                    Fulfilment(store, ledger, gateway, secrets, enqueue_refund, publish),
                     Delivery(store, signer, asset_file), gateway)
 
 
