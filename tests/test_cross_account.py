@@ -40,6 +40,8 @@ PUBLIC_BY_DESIGN = {
                                                "its single-use state and PKCE",
     "/presave/{slug}": "a pre-save campaign's public page",
     "/static/{path}": "the page's static files",
+    "/plugins/social/static/{path}": "the social calendar page's static files (its data "
+                                     "comes from the social routes swept here)",
     "/account/{page}": "the account pages' HTML (sign-in, sign-up...); their data comes from "
                        "the API routes swept here",
 }

@@ -12,15 +12,27 @@ export const VIEWS = { month: 'dayGridMonth', week: 'timeGridWeek' }
 /** Posts the server will not move whatever the time: they are out or on their way. */
 const FIXED = new Set(['publishing', 'published', 'cancelled'])
 
+/** How long a post (an instant) looks in the week view: 15 minutes, cut at midnight. */
+const SHOWN_MS = 15 * 60 * 1000
+
+/** The end a post at `start` (ms) is drawn to: never into the next day. */
+function shownEnd (start) {
+  const midnight = new Date(start)
+  midnight.setHours(24, 0, 0, 0)
+  return Math.min(start + SHOWN_MS, midnight.getTime())
+}
+
 /** A calendar entry (GET /api/social/calendar) as a FullCalendar event. */
 export function toEvent (entry) {
   const firstLine = (entry.text || '').split('\n')[0]
+  const start = entry.publish_at_epoch * 1000
   return {
     id: entry.post_id,
     title: `${entry.networks.join(', ')} · ${firstLine.length > 60 ? `${firstLine.slice(0, 59)}…` : firstLine}`,
-    start: entry.publish_at_epoch * 1000,
+    start,
+    end: shownEnd(start),
     allDay: false,
-    editable: !FIXED.has(entry.state),
+    startEditable: !FIXED.has(entry.state),
     classNames: [`state-${entry.state}`],
     extendedProps: { entry }
   }
@@ -46,10 +58,12 @@ export function calendarView (element, { view, date, load, move, open, changed }
     dayMaxEvents: 4,
     headerToolbar: { left: 'prev,next today', center: 'title', right: 'dayGridMonth,timeGridWeek' },
     buttonText: { today: 'Today', month: 'Month', week: 'Week' },
-    buttonHints: { prev: 'Previous $0', next: 'Next $0', today: 'Go to $0', view: 'Show the $0 view' },
+    buttonHints: { prev: 'Previous $0', next: 'Next $0', today: 'Go to $0' },
+    viewHint: (buttonText) => `Show the ${buttonText.toLowerCase()} view`,
     eventTimeFormat: { hour: '2-digit', minute: '2-digit', hour12: false },
     slotLabelFormat: { hour: '2-digit', minute: '2-digit', hour12: false },
-    defaultTimedEventDuration: '00:30',
+    displayEventEnd: false,
+    eventMinHeight: 22,
     events: (info, success) => {
       load(info.start, info.end).then((entries) => success(entries.map(toEvent)),
         () => success([]))
