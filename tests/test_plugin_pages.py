@@ -14,13 +14,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 from accounts_helpers import Person, accounts_server
+from aiohttp import web
 from smtp_server import SmtpServer
 from test_page import WEB, sources_hash
 
 from business.social.plugin import STATIC_DIR as SOCIAL_STATIC
-from dawserver.plugin_api import Page
+from dawserver.plugin_api import Page, hookimpl
 from dawserver.plugin_pages import bundle_version, page_routes, versioned_html
-from dawserver.plugins import PluginError
+from dawserver.plugins import PluginError, install, load_plugins
 
 SOCIAL_FILES = ("calendar.js", "calendar.css", "calendar.html", "build-info.json")
 ZINE = textwrap.dedent('''
@@ -112,6 +113,23 @@ def test_a_page_declaration_is_checked(tmp_path: Path) -> None:
         page_routes("zine", [page(), page("/zine-2", other)])
     with pytest.raises(PluginError, match="plugin_api.Page"):
         page_routes("zine", ["/zine"])  # type: ignore[list-item]
+
+
+def test_two_plugins_cannot_serve_one_page_path(tmp_path: Path) -> None:
+    class Shipping:
+        def __init__(self, name: str) -> None:
+            self.PLUGIN_NAME = name
+
+        @hookimpl
+        def pages(self, context: object) -> list[Page]:
+            return [Page(path="/zine", title="Zine", static_dir=tmp_path)]
+
+    config = {"data_dir": tmp_path}
+    manager = load_plugins(config, defaults=[], entry_points=False,
+                           extra=[Shipping("zine-a"), Shipping("zine-b")])
+    with pytest.raises(PluginError, match="'zine-b' declares the page '/zine' that plug-in "
+                                          "'zine-a' serves already"):
+        install(web.Application(), config, manager=manager)
 
 
 def test_without_build_info_the_version_follows_the_files(tmp_path: Path) -> None:

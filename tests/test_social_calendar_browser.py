@@ -131,10 +131,12 @@ class Person:
         assert answer.ok, f"{method} {path}: {answer.status} {answer.text()}"
         return answer.json()
 
-    def connect_x(self) -> str:
-        """Connect Ada's X channel through the routes and the fake's OAuth page; its id."""
+    def connect_x(self, account: str = "") -> str:
+        """Connect an X channel of Ada's (or her organisation ``account``'s) through the
+        routes and the fake's OAuth page; its id."""
         request, url = self.context.request, self.site.url
-        start = request.get(url + "/api/social/channels/connect/x", max_redirects=0)
+        named = f"?account={account}" if account else ""
+        start = request.get(f"{url}/api/social/channels/connect/x{named}", max_redirects=0)
         assert start.status == 302, start.text()
         granted = request.get(start.headers["location"], max_redirects=0)
         assert granted.status == 302, granted.text()
@@ -144,13 +146,15 @@ class Person:
         return done.headers["location"].split("social_channel=")[1]
 
     def post(self, channel: str, text: str, at: dt.datetime, *, submit: bool = True,
-             campaign: str = "") -> str:
-        """A post of ``text`` on ``channel`` for ``at`` (submitted unless a draft); its id."""
-        made = self.call("POST", "/api/social/posts", {
+             campaign: str = "", account: str = "") -> str:
+        """A post of ``text`` on ``channel`` for ``at`` (submitted unless a draft) in Ada's
+        account or her organisation ``account``; its id."""
+        named = f"?account={account}" if account else ""
+        made = self.call("POST", f"/api/social/posts{named}", {
             "text": text, "publish_at": at.isoformat(), "campaign": campaign,
             "targets": [{"channel_id": channel}]})
         if submit:
-            assert self.call("POST", f"/api/social/posts/{made['post_id']}/submit",
+            assert self.call("POST", f"/api/social/posts/{made['post_id']}/submit{named}",
                              {})["state"] == "scheduled"
         return made["post_id"]
 
@@ -356,3 +360,34 @@ def test_next_free_slot_is_the_servers_answer_in_the_browsers_zone(ada: Person) 
     wait_for(lambda: f"date={local:%Y-%m}" in page.url)
     assert ada.errors(refusals=0) == []
 
+
+
+def test_an_organisations_calendar_is_chosen_in_the_page(ada: Person) -> None:
+    ada.sign_in_by_api()
+    org = ada.call("POST", "/accounts", {"name": "Night Owls"})["id"]
+    own_channel, org_channel = ada.connect_x(), ada.connect_x(org)
+    monday = next_monday(5)
+    own = ada.post(own_channel, "Ada's own news", at(monday, 10))
+    label = ada.post(org_channel, "Night Owls label news", at(monday, 11), account=org)
+
+    page = ada.open(f"?view=week&date={monday.isoformat()}")
+    page.locator(f"[data-post-id='{own}']").wait_for()
+    assert page.locator(f"[data-post-id='{label}']").count() == 0
+    page.get_by_label("Calendar of").select_option(label="Night Owls")
+    page.locator(f"[data-post-id='{label}']").wait_for()
+    wait_for(lambda: page.locator(f"[data-post-id='{own}']").count() == 0)
+    assert f"account={org}" in page.url
+    # the organisation's post opens and moves within the organisation
+    page.locator(f"[data-post-id='{label}']").click()
+    dialog = page.locator("dialog.post-dialog[open]")
+    dialog.get_by_text("Night Owls label news").wait_for()
+    dialog.get_by_label("Move to").fill(f"{monday + dt.timedelta(days=1)}T09:15")
+    dialog.get_by_role("button", name="Move").click()
+    page.get_by_role("status").filter(has_text="Moved to").wait_for()
+    stored = ada.call("GET", f"/api/social/posts/{label}?account={org}")
+    assert dt.datetime.fromisoformat(stored["publish_at"]) == at(
+        monday + dt.timedelta(days=1), 9, 15)
+    page.keyboard.press("Escape")
+    page.locator(f"td.fc-timegrid-col[data-date='{monday + dt.timedelta(days=1)}'] "
+                 f"[data-post-id='{label}']").wait_for()
+    assert ada.errors(refusals=0) == []
