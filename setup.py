@@ -37,6 +37,7 @@ EXTRAS = {
         "schemathesis>=4.0",
         "aiosmtpd>=1.4",  # a real SMTP server on loopback that tests read mail from
         "playwright>=1.40",  # drives Debian chromium; never `playwright install`
+        "PyYAML>=6",  # scripts/slo_rules.py and the SLO rule tests
         *TRANSCRIPTION,
     ],
     "bench": ["pedalboard>=0.9", "threadpoolctl>=3"],
@@ -68,7 +69,7 @@ setup(
                   "jobs": ["migrations/*.sql"], "events": ["migrations/*.sql"],
                   "accounts": ["migrations/*.sql"],
                   "business": ["distribution/*.xsd", "distribution/migrations/*.sql",
-                               "social/static/*"]},
+                               "marketplace/migrations/*.sql", "social/static/*"]},
     include_package_data=True,
     python_requires=">=3.11",
     setup_requires=["cffi>=1.16"],
@@ -108,6 +109,11 @@ setup(
         "duckdb>=1.0",
         "stripe>=12",
         "dnspython>=2.6",
+        # traces (docs/observability.md): the API everywhere, the SDK and OTLP/HTTP exporter
+        # where the server configures them
+        "opentelemetry-api>=1.25",
+        "opentelemetry-sdk>=1.25",
+        "opentelemetry-exporter-otlp-proto-http>=1.25",
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),

@@ -66,12 +66,17 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage
 from limits.aio.strategies import STRATEGIES
 from limits.errors import StorageError
+from prometheus_client import Counter
 
 #: Limits per plan name: what one API key may send.
 PLANS: Mapping[str, RateLimitItem] = MappingProxyType({
     "free": parse("100/second"),
     "paid": parse("1000/second"),
 })
+
+#: Requests refused for being over their plan's limit (served at ``/metrics``), by plan.
+REJECTIONS = Counter("ratelimit_rejections", "Requests refused (429) by an API rate limit",
+                     ["plan"])
 
 Strategy = Literal["moving-window", "sliding-window-counter"]
 
@@ -240,6 +245,8 @@ class RateLimiter:
             stats = await self._limiter.get_window_stats(item, key)
             remaining, reset_time = stats.remaining, stats.reset_time
         reset_after = max(0.0, reset_time - time.time())
+        if not allowed:
+            REJECTIONS.labels(plan=plan).inc()
         return Decision(
             allowed=allowed,
             limit=item.amount,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
 #: Peer updates refused before anything stored them: ``format`` (stock yjs cannot read
 #: them), ``parent`` (an item sits in a plain value), ``apply`` (yrs could not apply
@@ -16,3 +16,11 @@ UPDATES_QUARANTINED = Counter("collab_updates_quarantined",
 #: Batches whose processing failed unexpectedly (the room went on serving).
 FLUSH_FAILURES = Counter("collab_flush_failures",
                          "Batches of updates whose processing failed in a room's flusher")
+#: Documents (rooms) this process holds in memory now.
+DOCUMENTS_LOADED = Gauge("collab_documents_loaded", "Project documents loaded in memory")
+#: From the server receiving a peer's update to the update being stored and relayed
+#: (pushed to every other peer's send queue and published to the other nodes).
+EDIT_PROPAGATION = Histogram("collab_edit_propagation_seconds",
+                             "Seconds from receiving a peer's update to relaying it",
+                             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                      0.5, 1, 2.5, 5))

@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from . import metrics
 from .errors import CapacityError, CollabError, ProjectNotFound
 from .room import DocumentType, Room, RoomLimits
 from .store import Store
@@ -129,6 +130,7 @@ class RoomRegistry:
                             document_type=self.document_type)
                 await room.start()
                 self.rooms[project_id] = room
+                metrics.DOCUMENTS_LOADED.inc()
             for hook in self._room_hooks:
                 hook(room)
             log.info("loaded project %s (%d updates logged)", project_id, room.last_seq)
@@ -169,6 +171,7 @@ class RoomRegistry:
         room = self.rooms.pop(project_id, None)
         self._idle_since.pop(project_id, None)
         if room is not None:
+            metrics.DOCUMENTS_LOADED.dec()
             await room.stop()
             for hook in self._unload_hooks:
                 hook(room)
@@ -188,6 +191,7 @@ class RoomRegistry:
         self._idle_since.pop(project_id, None)
         if room is None:
             return 0
+        metrics.DOCUMENTS_LOADED.dec()
         closed = len(room.peers)
         await room.close_deleted()
         for hook in self._unload_hooks:

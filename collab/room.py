@@ -49,10 +49,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Protocol
 
+from opentelemetry import trace
 from pycrdt import Doc, Map, TransactionEvent, UndoManager, merge_updates
 
 from . import metrics
@@ -70,6 +72,9 @@ __all__ = ["UNDOABLE_ORIGIN", "Channel", "DocumentType", "Peer", "Room", "RoomLi
            "RoomLink"]
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+#: Batch entries that change the document: a batch holding one gets a trace span.
+EDITS = frozenset({"update", "local", "remote"})
 
 #: Transaction origin of server edits that :meth:`Room.undo` can revert.
 UNDOABLE_ORIGIN = "server-undoable"
@@ -389,7 +394,7 @@ class Room:
                         message.sub == p.SYNC_UPDATE:
                     self._deny(peer)
                 return
-            self._enqueue("update", peer, (update, summary))
+            self._enqueue("update", peer, (update, summary, time.monotonic()))
         elif message.kind == p.MSG_AWARENESS:
             present, removed = self.presence.apply(message.payload)
             peer.awareness_ids |= present
@@ -534,7 +539,14 @@ class Room:
             self._wake.clear()
             batch, self._queue = self._queue, []
             try:
-                await self._flush(batch)
+                if any(kind in EDITS for kind, _, _ in batch):
+                    with _tracer.start_as_current_span(
+                            "collab.apply_batch",
+                            attributes={"project.id": self.project_id,
+                                        "collab.batch.entries": len(batch)}):
+                        await self._flush(batch)
+                else:
+                    await self._flush(batch)
             except ProjectDeleted as exc:  # another process (or an owner here) deleted it
                 log.info("project %s was deleted; closing its room: %s", self.project_id, exc)
                 self.mark_deleted()
@@ -603,12 +615,14 @@ class Room:
     async def _flush(self, batch: list[tuple[str, Peer | None, Any]]) -> None:
         durable: list[Change] = []
         relayed: list[Change] = []
+        received: list[float] = []
         if any(kind == "update" for kind, _, _ in batch):
             await self._trial.prepare()
         for kind, peer, payload in batch:
             if kind == "update" and peer is not None and self._accepts(peer) and \
-                    self._tried(peer, *payload):
+                    self._tried(peer, payload[0], payload[1]):
                 durable.append(Change(payload[0], peer, payload[1].spans))
+                received.append(payload[2])
             elif kind == "local":  # already in the document
                 self._trial.follow(payload)
                 durable.append(Change(payload, None, None))
@@ -633,6 +647,10 @@ class Room:
                     first += len(group)
         if relayed:
             self._relay(relayed)
+        if received:
+            now = time.monotonic()
+            for at in received:
+                metrics.EDIT_PROPAGATION.observe(now - at)
         if durable or relayed:
             for listener in self._listeners:
                 try:

@@ -241,6 +241,23 @@ class ProjectDocument:
             for name, value in params.items():
                 effect["params"][name] = value
 
+    def add_effect(self, track_id: str, spec: EffectSpec) -> str:
+        """Append an insert effect to a track's chain; returns its id.
+
+        Raises :class:`~dsp_core.ProjectError` for an unknown kind or a bad parameter.
+        """
+        effects = self._track_map(track_id)["effects"]
+        spec = EffectSpec(spec.kind, dict(spec.params), spec.enabled, spec.id or new_id("fx"))
+        effects.append(_effect_map(spec, len(effects)))
+        return spec.id
+
+    def remove_effect(self, track_id: str, index: int) -> None:
+        """Take the ``index``-th insert effect out of a track's chain."""
+        effects = self._track_map(track_id)["effects"]
+        if not 0 <= index < len(effects):
+            raise SchemaError(f"track {track_id!r} has {len(effects)} effects, no index {index}")
+        del effects[index]
+
     def set_effect_enabled(self, track_id: str, index: int, enabled: bool) -> None:
         """Bypass or enable one insert effect."""
         effects = self._track_map(track_id)["effects"]

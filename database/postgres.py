@@ -17,6 +17,7 @@ import asyncpg
 from .errors import DatabaseError
 from .session import Database, Row, Session, to_dollar_params
 from .sharding import TableShape, distribution_column
+from .tracing import traced
 
 #: Advisory lock key that serialises migrators across processes.
 MIGRATION_LOCK = 7007
@@ -129,6 +130,7 @@ class _PostgresSession(Session):
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
+    @traced()
     async def execute(self, sql: str, *args: Any) -> int:
         try:
             status = await self._conn.execute(to_dollar_params(sql), *args)
@@ -137,12 +139,14 @@ class _PostgresSession(Session):
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
+    @traced()
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         try:
             await self._conn.executemany(to_dollar_params(sql), [tuple(r) for r in rows])
         except asyncpg.PostgresError as exc:
             raise DatabaseError(f"{exc} in: {sql}") from exc
 
+    @traced()
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         try:
             rows = await self._conn.fetch(to_dollar_params(sql), *args)

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from .errors import DatabaseError
 from .session import Database, Row, Session
 from .sharding import TableShape
+from .tracing import traced
 
 T = TypeVar("T")
 #: WAL size past which a background checkpoint starts.
@@ -138,6 +139,7 @@ class SqliteDatabase(Database):
 
     # -- raw access: a whole function in one thread hop -------------------------
 
+    @traced("write")
     async def write(self, func: Callable[[sqlite3.Connection], T], *,
                     begin: str = "BEGIN IMMEDIATE") -> T:
         """Run ``func(writer connection)`` in the writer's thread inside one transaction.
@@ -150,12 +152,18 @@ class SqliteDatabase(Database):
         self._maybe_checkpoint()
         return result
 
+    @traced("read")
     async def read(self, func: Callable[[sqlite3.Connection], T], *,
                    begin: str | None = None) -> T:
         """Run ``func(reader connection)`` in the reader's thread, never behind a write.
 
         With ``begin`` (e.g. ``"BEGIN"``) every statement of ``func`` reads one snapshot.
         """
+        return await self._read(func, begin=begin)
+
+    async def _read(self, func: Callable[[sqlite3.Connection], T], *,
+                    begin: str | None = None) -> T:
+        """:meth:`read` without its trace span (for :meth:`fetch`, which has its own)."""
         def work() -> T:
             conn = self._read_conn
             if conn is None:
@@ -228,6 +236,7 @@ class SqliteDatabase(Database):
 
     # -- the portable query methods ----------------------------------------------
 
+    @traced()
     async def execute(self, sql: str, *args: Any) -> int:
         async with self._writing():
             count = await self._in_writer(_execute, self._require_writer(), sql, args)
@@ -238,9 +247,10 @@ class SqliteDatabase(Database):
         async with self.transaction() as tx:
             await tx.executemany(sql, rows)
 
+    @traced()
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         if _QUERY.match(sql):
-            return await self.read(lambda conn: _fetch(conn, sql, args))
+            return await self._read(lambda conn: _fetch(conn, sql, args))
         async with self._writing():
             rows = await self._in_writer(_fetch, self._require_writer(), sql, args)
         self._maybe_checkpoint()
@@ -282,12 +292,15 @@ class _SqliteTransaction(Session):
     def __init__(self, database: SqliteDatabase, conn: sqlite3.Connection) -> None:
         self._database, self._conn = database, conn
 
+    @traced()
     async def execute(self, sql: str, *args: Any) -> int:
         return await self._database._in_writer(_execute, self._conn, sql, args)
 
+    @traced()
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         await self._database._in_writer(_executemany, self._conn, sql, [tuple(r) for r in rows])
 
+    @traced()
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         return await self._database._in_writer(_fetch, self._conn, sql, args)
 

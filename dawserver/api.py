@@ -11,6 +11,7 @@ plug-in's and served by :mod:`dawserver.core_plugin`.
 from __future__ import annotations
 
 import io
+import logging
 import math
 import time
 from typing import Annotated, Any
@@ -21,13 +22,15 @@ from aiohttp import web
 from pydantic import BeforeValidator, Field, field_validator
 
 from collab.errors import AuthError, ProjectNotFound, StoreError
+from database import DatabaseError
 from dsp_core.errors import DspError
 from dsp_core.project import session_from_dict
 from dsp_core.session import Session
+from jobs.metrics import QUEUE_COLLECTOR
 
 from . import project_deletion
 from .access import apply_member_change
-from .keys import CONFIG, ENGINES, ROOMS, STORE, TOKENS
+from .keys import BACKGROUND, CONFIG, ENGINES, ROOMS, STORE, TOKENS
 from .permissions import PROJECT_MANAGE, PROJECT_READ, SERVER_PROJECTS
 from .plugin_api import (
     PUBLIC,
@@ -50,6 +53,8 @@ MAX_NAME_LENGTH = 200
 MAX_PROJECT_JSON_BYTES = 16 * 1024 * 1024
 #: The last timeline frame a render may start at: the engine's positions are int64.
 MAX_START_FRAME = 2**62
+
+log = logging.getLogger(__name__)
 
 
 def _role(value: Any) -> Role:
@@ -172,7 +177,17 @@ class RenderWindow(Query):
 
 
 async def metrics(request: Request) -> web.Response:
-    """Prometheus metrics of this process (text exposition format)."""
+    """Prometheus metrics of this process (text exposition format).
+
+    The job queue's depth and oldest due job are read from the database now.
+    """
+    background = request.app[BACKGROUND]
+    if background.started:
+        try:
+            await QUEUE_COLLECTOR.refresh(background.queue.db,
+                                          sorted(background.queue.settings))
+        except DatabaseError as exc:  # the other metrics still matter: serve the last figures
+            log.warning("cannot read the job queue's figures for /metrics: %s", exc)
     return web.Response(body=prometheus_client.generate_latest(),
                         headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 

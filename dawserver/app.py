@@ -13,6 +13,7 @@ cleanly (every document persisted) when the app stops, after the job worker.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 
@@ -26,7 +27,7 @@ from database import open_database
 
 from . import plugins
 from .accounts_setup import plugin_membership, setup_accounts
-from .assets import setup_assets
+from .assets import account_asset_file, setup_assets
 from .background import Background
 from .bounces import setup_bounces
 from .config import ServerConfig
@@ -36,6 +37,7 @@ from .privacy_routes import setup_privacy
 from .project_engine import ProjectEngines
 from .regions import collab_store, regions_context
 from .relay import relay_link
+from .request_telemetry import request_telemetry
 from .rtc import setup_rtc
 from .transcription_service import setup_transcription
 from .websocket import collab_socket
@@ -50,7 +52,8 @@ COLLAB_PATH = "/collab/{project_id}"
 def create_app(config: ServerConfig) -> web.Application:
     """The server application for ``config`` (run it with ``web.run_app`` or a runner)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    app = web.Application(client_max_size=config.max_message_bytes)
+    app = web.Application(client_max_size=config.max_message_bytes,
+                          middlewares=[request_telemetry])
     app[CONFIG] = config
     app[TOKENS] = TokenSigner.from_data_dir(config.data_dir)
     app[DATABASE] = open_database(config.database_url, config.data_dir)
@@ -71,6 +74,8 @@ def create_app(config: ServerConfig) -> web.Application:
     context = plugins.install(app, config, database=app[DATABASE], identify=identify)
     # plug-ins ask who is in which organisation or team through their context (read-only)
     context.membership = plugin_membership(app)
+    # ... and for the files of their accounts' uploaded assets (media to post, beats to sell)
+    context.asset_file = functools.partial(account_asset_file, app)
     app.on_response_prepare.append(add_rate_headers)
     return app
 

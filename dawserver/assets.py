@@ -30,7 +30,7 @@ from .asset_store import (
     AssetTooLarge,
     InvalidAudio,
 )
-from .keys import CONFIG, ROOMS, STORE
+from .keys import ACCOUNTS, CONFIG, ROOMS, STORE
 from .permissions import PROJECT_EDIT, PROJECT_READ
 from .plugin_api import (
     BadRequest,
@@ -74,6 +74,26 @@ async def assets_of(app: web.Application, project_id: str) -> AssetStore:
     if len(stores) == 1:
         return app[ASSETS]
     return stores[await project_region(app, project_id)]
+
+
+async def account_asset_file(app: web.Application, account_id: str, asset_id: str
+                             ) -> str | None:
+    """The stored file of ``asset_id`` when it was uploaded to (or recorded in) a project
+    that ``account_id`` owns (on a server without accounts, the project whose business
+    account it is); None otherwise: an unknown id and another account's asset look the
+    same."""
+    projects = [account_id]  # plug-ins keep a project's data under its own id
+    service = app.get(ACCOUNTS)
+    if service is not None:
+        projects += list(await service.store.projects_of([account_id]))
+    for store in app[REGION_ASSETS].values():
+        try:
+            asset = store.asset(asset_id)
+        except AssetNotFound:
+            continue
+        if any(store.belongs(project_id, asset_id) for project_id in projects):
+            return asset.path
+    return None
 
 
 class AssetInfo(Model):

@@ -71,6 +71,11 @@ class Background:
         self.queues[name] = Registered(owner, handler, settings or QueueSettings())
 
     @property
+    def started(self) -> bool:
+        """Whether the job queue is open (:meth:`prepare` ran)."""
+        return self._queue is not None
+
+    @property
     def queue(self) -> JobQueue:
         """The job queue (the server has started)."""
         if self._queue is None:

@@ -64,6 +64,7 @@ from jobs import (
 from . import plugins
 from .authorization import project_account
 from .keys import BACKGROUND, ROOMS
+from .metrics import RENDER_REALTIME_FACTOR
 from .permissions import PROJECT_EDIT, PROJECT_READ
 from .plugin_api import BadRequest, Conflict, Media, Model, NotFound, Request, Route
 from .regions import project_storage
@@ -138,6 +139,7 @@ class BounceRenderer:
                 if not ctx.shutting_down:
                     snapshot.unlink(missing_ok=True)
             raise
+        RENDER_REALTIME_FACTOR.labels(kind="bounce").observe(stats.realtime_factor)
         figures = {"frames": stats.frames, "seconds": round(stats.audio_seconds, 3),
                    "realtime_factor": round(stats.realtime_factor, 2),
                    "peak": round(stats.peak, 6), "clipped": stats.clipped}

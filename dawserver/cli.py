@@ -13,6 +13,8 @@ import sys
 
 import click
 
+from dawserver.log_format import FORMATS, configure_logging
+
 #: ``"module:attribute"`` of every sub-command, relative to ``dawserver.commands``.
 COMMANDS: list[str] = [
     "demo_project:demo_project",
@@ -39,10 +41,12 @@ class CliError(click.ClickException):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-def main(verbose: int) -> None:
+@click.option("--log-format", type=click.Choice(FORMATS), envvar="DAW_LOG_FORMAT",
+              default="text", show_default=True,
+              help="json: one JSON object a line, with trace_id and span_id inside a span.")
+def main(verbose: int, log_format: str) -> None:
     """Max Booster Studio: collaborative DAW server and tools."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.WARNING - 10 * min(verbose, 2), log_format)
 
 
 def _register() -> None:

@@ -53,6 +53,7 @@ class PluginContext:
     identify: Callable[[Any], Any] | None = None
     background: Background = field(default_factory=Background)
     membership: Callable[[str, str], Awaitable[str | None]] | None = None
+    asset_file: Callable[[str, str], Awaitable[str | None]] | None = None
 
     def settings_for(self, plugin: str) -> dict[str, Any]:
         """The settings mapping configured for ``plugin`` (empty if none)."""
@@ -69,6 +70,14 @@ class PluginContext:
         if self.membership is None:
             return None
         return await self.membership(group_id, person_id)
+
+    async def asset_path(self, account_id: str, asset_id: str) -> str | None:
+        """The local file of a platform asset (``POST /projects/{id}/assets``) that belongs
+        to one of ``account_id``'s projects; None: no such asset of that account, or a
+        server that keeps no assets. Read-only: a plug-in never writes the file."""
+        if self.asset_file is None:
+            return None
+        return await self.asset_file(account_id, asset_id)
 
     def derive_key(self, purpose: str, length: int = 32) -> bytes:
         """A key for ``purpose`` derived (HKDF-SHA256) from the server's secret in the

@@ -36,6 +36,7 @@ from dsp_core.errors import DspError
 from dsp_core.playhead import Playhead
 from dsp_core.session import Session
 
+from .metrics import AUDIO_FRAME_SECONDS
 from .opus import OpusEncoder
 
 log = logging.getLogger(__name__)
@@ -288,7 +289,9 @@ class LiveMix:
             if transport is not None:
                 self.playhead.follow(transport)
             frame = self._render(out)
-            self.render_seconds += time.perf_counter() - started
+            took = time.perf_counter() - started
+            self.render_seconds += took
+            AUDIO_FRAME_SECONDS.observe(took)
             assert self._loop is not None
             try:
                 self._loop.call_soon_threadsafe(self._deliver, frame)

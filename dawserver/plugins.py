@@ -59,6 +59,7 @@ DEFAULT_PLUGINS: list[str] = [
     "business.distribution.stores.http_drop",
     "business.social.plugin",
     "business.analytics.plugin",
+    "business.marketplace.plugin",
 ]
 
 __all__ = ["CORE_PLUGIN", "DEFAULT_PLUGINS", "PLUGIN_CONTEXT_KEY", "PLUGINS_KEY",

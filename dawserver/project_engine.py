@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -18,6 +19,8 @@ import numpy as np
 from collab.room import Room
 from dsp_core.errors import DspError
 from dsp_core.session import Session
+
+from .metrics import RENDER_REALTIME_FACTOR
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,11 @@ def _default_factory(session: Session) -> object:
     from dsp_core.engine import Engine
 
     return Engine(session)
+
+
+def _rate(engine: object) -> int:
+    """The sample rate ``engine`` renders at (engines made by a test factory: 48 kHz)."""
+    return int(getattr(engine, "sample_rate", 48000) or 48000)
 
 
 class ProjectEngine:
@@ -83,7 +91,13 @@ class ProjectEngine:
             else:
                 await self._apply_pending()
             engine = self._engine
-            return await loop.run_in_executor(None, engine.render, start, frames)
+            started = time.perf_counter()
+            out = await loop.run_in_executor(None, engine.render, start, frames)
+            took = time.perf_counter() - started
+            if took > 0:
+                RENDER_REALTIME_FACTOR.labels(kind="render").observe(
+                    frames / _rate(engine) / took)
+            return out
 
     def close(self) -> None:
         """Drop the engine and cancel pending work."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ProjectError
+from .reverb_layout import MAX_PRE_MS, reverb_layout
 
 # Copies of native/engine.h's numbers; tests/test_engine_header.py holds them to it.
 TICK = 32
@@ -20,9 +21,11 @@ SLOT_TARGET, SLOT_VALUE, SLOT_COEF, SLOT_MEM, SLOT_READY = 0, 8, 16, 24, 40
 FADER_SLOTS = 8
 FADER_TARGET, FADER_END, FADER_START = 0, 2, 4
 
-KIND_CODES = {"gain": 1, "biquad": 2, "compressor": 3, "delay": 4, "limiter": 5}
+KIND_CODES = {"gain": 1, "biquad": 2, "compressor": 3, "delay": 4, "limiter": 5, "reverb": 6,
+              "chorus": 7, "flanger": 8, "gate": 9, "saturation": 10, "phaser": 11}
 BIQUAD_SHAPES = {"lowpass": 0, "highpass": 1, "peaking": 2, "lowshelf": 3, "highshelf": 4}
 MAX_DELAY_MS = 2000.0
+MAX_MODULATION_MS = 50.0  # chorus and flanger lines: delay_ms + depth_ms stays below
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,46 @@ PARAMS: dict[str, tuple[Param, ...]] = {
         Param("mix", 0.3, 0.0, 1.0),
     ),
     "limiter": (Param("ceiling_db", -0.3, -24.0, 0.0), Param("release_ms", 50.0, 1.0, 2000.0)),
+    "reverb": (
+        Param("room_size", 0.5, 0.0, 1.0),
+        Param("damping", 0.5, 0.0, 1.0),
+        Param("pre_delay_ms", 0.0, 0.0, MAX_PRE_MS),
+        Param("width", 1.0, 0.0, 1.0),
+        Param("mix", 0.25, 0.0, 1.0),
+    ),
+    "chorus": (
+        Param("rate_hz", 0.8, 0.01, 10.0),
+        Param("depth_ms", 3.0, 0.0, 10.0),
+        Param("feedback", 0.0, 0.0, 0.9),
+        Param("mix", 0.5, 0.0, 1.0),
+        Param("delay_ms", 12.0, 1.0, 30.0),
+    ),
+    "flanger": (
+        Param("rate_hz", 0.3, 0.01, 10.0),
+        Param("depth_ms", 2.0, 0.0, 10.0),
+        Param("feedback", 0.5, -0.95, 0.95),
+        Param("mix", 0.5, 0.0, 1.0),
+        Param("delay_ms", 1.0, 0.1, 10.0),
+    ),
+    "gate": (
+        Param("threshold_db", -50.0, -100.0, 0.0),
+        Param("range_db", 80.0, 0.0, 120.0),
+        Param("attack_ms", 1.0, 0.01, 500.0),
+        Param("hold_ms", 20.0, 0.0, 2000.0),
+        Param("release_ms", 100.0, 1.0, 5000.0),
+    ),
+    "saturation": (
+        Param("drive_db", 12.0, 0.0, 48.0),
+        Param("mix", 1.0, 0.0, 1.0),
+        Param("output_db", 0.0, -24.0, 12.0),
+    ),
+    "phaser": (
+        Param("rate_hz", 0.5, 0.01, 10.0),
+        Param("depth", 0.7, 0.0, 1.0),
+        Param("center_hz", 700.0, 50.0, 5000.0),
+        Param("feedback", 0.3, -0.9, 0.9),
+        Param("mix", 0.5, 0.0, 1.0),
+    ),
 }
 
 
@@ -107,6 +150,17 @@ class EffectSpec:
         return result
 
 
+def memory_length(kind: str, sample_rate: float) -> int:
+    """Floats per channel of an effect's delay lines (0: it has none)."""
+    if kind == "delay":
+        return int(math.ceil(MAX_DELAY_MS * 1e-3 * sample_rate)) + 4
+    if kind in ("chorus", "flanger"):
+        return int(math.ceil(MAX_MODULATION_MS * 1e-3 * sample_rate)) + 4
+    if kind == "reverb":
+        return reverb_layout(sample_rate).total
+    return 0
+
+
 class EffectState:
     """The numpy-owned state of one effect instance, shared by both backends."""
 
@@ -117,11 +171,8 @@ class EffectState:
         self.enabled = spec.enabled
         self.channels = channels
         self.slots = np.zeros(FX_SLOTS, dtype=np.float32)
-        if spec.kind == "delay":
-            length = int(math.ceil(MAX_DELAY_MS * 1e-3 * sample_rate)) + 4
-            self.memory = np.zeros((channels, length), dtype=np.float32)
-        else:
-            self.memory = np.zeros((0, 0), dtype=np.float32)
+        self.memory = np.zeros((channels, memory_length(spec.kind, sample_rate)),
+                               dtype=np.float32)
         self.set_params(spec.params)
 
     def set_params(self, params: dict[str, float | str], replace: bool = False) -> None:

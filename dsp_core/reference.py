@@ -28,6 +28,19 @@ from .effects import (
     EffectState,
 )
 from .graph import BusState, ClipState, Graph, TrackState
+from .reference_modulation import (
+    modulation_coefficients,
+    modulation_run,
+    phaser_coefficients,
+    phaser_run,
+)
+from .reference_reverb import reverb_coefficients, reverb_run
+from .reference_shaping import (
+    gate_coefficients,
+    gate_run,
+    saturation_coefficients,
+    saturation_run,
+)
 
 F32 = np.float32
 # Copies of native/internal.h's numbers; tests/test_engine_header.py holds them to it.
@@ -41,6 +54,8 @@ _EXP2_POLY = [F32(c) for c in (0.00187623429, 0.00899259431, 0.0558235814,
                                 0.240154545, 0.693152965, 0.999999927)]
 GAIN, BIQUAD, COMPRESSOR, DELAY, LIMITER = (KIND_CODES[k] for k in
                                             ("gain", "biquad", "compressor", "delay", "limiter"))
+REVERB, CHORUS, FLANGER, GATE, SATURATION, PHASER = (
+    KIND_CODES[k] for k in ("reverb", "chorus", "flanger", "gate", "saturation", "phaser"))
 
 
 # ------------------------------------------------------------------ math
@@ -302,6 +317,19 @@ def effect_tick(fx: EffectState, sr: float, alpha: float) -> None:
         if first:
             s[SLOT_COEF + 1] = 10.0 ** (float(s[SLOT_VALUE]) / 20.0)
         gain_coefficients(s)
+    elif fx.kind == REVERB and changed:
+        reverb_coefficients(s, sr)
+    elif fx.kind in (CHORUS, FLANGER) and changed:
+        modulation_coefficients(s, sr)
+    elif fx.kind == GATE:
+        if changed:
+            gate_coefficients(s, sr)
+        if first:
+            s[SLOT_MEM] = 1.0
+    elif fx.kind == SATURATION and changed:
+        saturation_coefficients(s)
+    elif fx.kind == PHASER and changed:
+        phaser_coefficients(s, sr)
 
 
 def effect_settled(fx: EffectState) -> bool:
@@ -336,6 +364,16 @@ def effect_segment(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, sr:
         if ch1 is not None:
             delay_run(fx, ch1, 1, sr, w)
         s[SLOT_MEM] = nxt
+    elif fx.kind == REVERB:
+        reverb_run(fx, ch0, ch1, sr)
+    elif fx.kind in (CHORUS, FLANGER):
+        modulation_run(fx, ch0, ch1)
+    elif fx.kind == GATE:
+        gate_run(s, ch0, ch1)
+    elif fx.kind == SATURATION:
+        saturation_run(s, ch0, ch1)
+    elif fx.kind == PHASER:
+        phaser_run(s, ch0, ch1, sr, ph)
 
 
 def effect_process(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, frames: int,

@@ -31,6 +31,9 @@ payload, the account it belongs to (the distribution column) and its state::
   (each in a savepoint of its own), which is what bounds a busy queue there.
 - **Transactions.** ``enqueue(..., tx=tx)`` writes the job in the caller's
   transaction, so the job exists exactly when the change that asked for it does.
+- **Traces.** :meth:`JobQueue.enqueue` runs in a ``jobs.enqueue`` span whose W3C
+  ``traceparent`` it keeps in the job's row; the worker runs each attempt in a span
+  that continues it (nothing is recorded while no tracer provider is configured).
 
 :class:`jobs.worker.JobWorker` runs handlers for the queues.
 """
@@ -48,12 +51,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
 from database import Database, Session, group_commit, load_migrations
 
 from .backoff import backoff_delay
 from .errors import JobQueueError, UnknownJob
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+_propagator = TraceContextTextMapPropagator()
 
 #: The queue's schema (applied by :meth:`JobQueue.setup`).
 MIGRATIONS = load_migrations("jobs", Path(__file__).with_name("migrations"))
@@ -113,6 +122,8 @@ class JobRecord:
     created_at: float
     updated_at: float
     finished_at: float | None
+    #: The W3C traceparent of the span that enqueued the job (None: not traced).
+    traceparent: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> JobRecord:
@@ -187,15 +198,26 @@ class JobQueue:
             text = json.dumps(payload)
         except (TypeError, ValueError) as exc:
             raise JobQueueError(f"payload of a {queue!r} job is not JSON: {exc}") from None
+        with _tracer.start_as_current_span(f"jobs.enqueue {queue}", kind=SpanKind.PRODUCER,
+                                           attributes={"jobs.queue": queue}):
+            return await self._enqueue(queue, text, account_id, idempotency_key, priority,
+                                       delay_s, max_attempts, job_id, tx)
+
+    async def _enqueue(self, queue: str, text: str, account_id: str,
+                       idempotency_key: str | None, priority: int, delay_s: float,
+                       max_attempts: int | None, job_id: str | None, tx: Session | None
+                       ) -> JobRecord:
         now = self._clock()
         attempts = max_attempts or self.settings_for(queue).max_attempts
         job_id = job_id or uuid.uuid4().hex
+        carrier: dict[str, str] = {}
+        _propagator.inject(carrier)
         insert = (
             "INSERT INTO jobs (account_id, id, queue, payload, state, priority, attempts, "
-            "max_attempts, run_at, idempotency_key, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, 'queued', ?, 0, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+            "max_attempts, run_at, idempotency_key, created_at, updated_at, traceparent) "
+            "VALUES (?, ?, ?, ?, 'queued', ?, 0, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
         args = (account_id, job_id, queue, text, priority, attempts, now + delay_s,
-                idempotency_key, now, now)
+                idempotency_key, now, now, carrier.get("traceparent"))
         if tx is None:
             async with self.db.transaction() as own:
                 record = await self._insert(own, insert, args, queue, account_id,

@@ -34,10 +34,16 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Self, TypeVar
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
 from .errors import JobCancelled, JobQueueError, Permanent, Retry
-from .queue import Beat, JobQueue, JobRecord
+from .queue import CANCELLED, DEAD, DONE, QUEUED, RETRYING, Beat, JobQueue, JobRecord
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+_propagator = TraceContextTextMapPropagator()
 
 T = TypeVar("T")
 Handler = Callable[["JobContext"], Awaitable[Any]]
@@ -59,6 +65,8 @@ class JobContext:
         self.stop_requested = threading.Event()
         self.shutting_down = False
         self.cancel_requested = False
+        #: The state this attempt left the job in (None: not recorded, e.g. lease lost).
+        self.outcome: str | None = None
         self._beat = beat
         self._lock = threading.Lock()
         self._progress: tuple[float, str | None] | None = None
@@ -237,6 +245,21 @@ class JobWorker:
     # -- running one job ------------------------------------------------------------------
 
     async def _run(self, name: str, ctx: JobContext) -> None:
+        """Run one claimed job in a span that continues the trace that enqueued it."""
+        job = ctx.job
+        parent = (_propagator.extract({"traceparent": job.traceparent})
+                  if job.traceparent else None)
+        with _tracer.start_as_current_span(
+                f"jobs.run {name}", context=parent, kind=SpanKind.CONSUMER,
+                attributes={"jobs.queue": name, "jobs.id": job.id,
+                            "jobs.attempt": job.attempts}) as span:
+            await self._run_held(name, ctx)
+            if ctx.outcome is not None:
+                span.set_attribute("jobs.outcome", ctx.outcome)
+                if ctx.outcome in (RETRYING, DEAD):
+                    span.set_status(StatusCode.ERROR)
+
+    async def _run_held(self, name: str, ctx: JobContext) -> None:
         job = ctx.job
         if job.attempts > job.max_attempts:  # its leases expired time and again
             await self.queue.fail(job, f"gave up after {job.max_attempts} attempts whose "
@@ -306,19 +329,23 @@ class JobWorker:
         else:
             outcome = handler_task.exception()
         if outcome is None:
-            await self.queue.complete(job, handler_task.result())
+            if await self.queue.complete(job, handler_task.result()):
+                ctx.outcome = DONE
         elif isinstance(outcome, JobCancelled) and ctx.shutting_down:
-            await self.queue.release(job)
+            if await self.queue.release(job):
+                ctx.outcome = QUEUED
         elif isinstance(outcome, JobCancelled) and ctx.cancel_requested:
-            await self.queue.cancelled(job)
+            if await self.queue.cancelled(job):
+                ctx.outcome = CANCELLED
         elif isinstance(outcome, Permanent):
-            await self.queue.fail(job, _describe(outcome), permanent=True)
+            ctx.outcome = await self.queue.fail(job, _describe(outcome), permanent=True) or None
         elif isinstance(outcome, Retry):
-            await self.queue.fail(job, _describe(outcome), retry_after=outcome.after)
+            ctx.outcome = await self.queue.fail(job, _describe(outcome),
+                                                retry_after=outcome.after) or None
         else:
             if not isinstance(outcome, JobCancelled | Exception):
                 log.error("job %s (%s): handler raised %r", job.id, job.queue, outcome)
-            await self.queue.fail(job, _describe(outcome))
+            ctx.outcome = await self.queue.fail(job, _describe(outcome)) or None
 
 
 def _describe(exc: BaseException) -> str:

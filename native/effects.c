@@ -1,6 +1,7 @@
 /*
  * Effect kernels: biquads, compressor, limiter, gain, delay, and the chain
- * runner.  Twins: dsp_core/reference.py (same function names).
+ * runner (reverb.c, modulation.c and shaping.c hold the others).
+ * Twins: dsp_core/reference.py (same function names).
  */
 #include "internal.h"
 
@@ -256,6 +257,23 @@ static void effect_tick(daw_effect *fx, double sr, float alpha) {
         if (first) s[DAW_SLOT_COEF + 1] = (float)pow(10.0, s[DAW_SLOT_VALUE + 0] / 20.0);
         gain_coefficients(s);
         break;
+    case DAW_FX_REVERB:
+        if (changed) reverb_coefficients(s, sr);
+        break;
+    case DAW_FX_CHORUS:
+    case DAW_FX_FLANGER:
+        if (changed) modulation_coefficients(s, sr);
+        break;
+    case DAW_FX_GATE:
+        if (changed) gate_coefficients(s, sr);
+        if (first) s[DAW_SLOT_MEM + 0] = 1.0f;
+        break;
+    case DAW_FX_SATURATION:
+        if (changed) saturation_coefficients(s);
+        break;
+    case DAW_FX_PHASER:
+        if (changed) phaser_coefficients(s, sr);
+        break;
     default:
         break;
     }
@@ -294,6 +312,22 @@ static void effect_segment(daw_effect *fx, float *ch0, float *ch1, int32_t n, do
         fx->slots[DAW_SLOT_MEM + 0] = (float)next;
         break;
     }
+    case DAW_FX_REVERB:
+        reverb_run(fx, ch0, ch1, n, sr);
+        break;
+    case DAW_FX_CHORUS:
+    case DAW_FX_FLANGER:
+        modulation_run(fx, ch0, ch1, n);
+        break;
+    case DAW_FX_GATE:
+        gate_run(fx->slots, ch0, ch1, n);
+        break;
+    case DAW_FX_SATURATION:
+        saturation_run(fx->slots, ch0, ch1, n);
+        break;
+    case DAW_FX_PHASER:
+        phaser_run(fx->slots, ch0, ch1, n, sr, ph);
+        break;
     default:
         break;
     }
@@ -304,8 +338,13 @@ int daw_effect_process(daw_effect *fx, float *ch0, float *ch1, int32_t channels,
     if (!fx || !fx->slots || !ch0 || !scratch) return DAW_ERR_NULL;
     if (channels != 1 && channels != 2) return DAW_ERR_CHANNELS;
     if (channels == 2 && !ch1) return DAW_ERR_NULL;
-    if (fx->kind < DAW_FX_GAIN || fx->kind > DAW_FX_LIMITER) return DAW_ERR_KIND;
-    if (fx->kind == DAW_FX_DELAY && (!fx->memory || fx->memory_len < 4)) return DAW_ERR_NULL;
+    if (fx->kind < DAW_FX_GAIN || fx->kind > DAW_FX_PHASER) return DAW_ERR_KIND;
+    if ((fx->kind == DAW_FX_DELAY || fx->kind == DAW_FX_CHORUS || fx->kind == DAW_FX_FLANGER) &&
+        (!fx->memory || fx->memory_len < 4))
+        return DAW_ERR_NULL;
+    if (fx->kind == DAW_FX_REVERB &&
+        (!fx->memory || fx->memory_len < reverb_memory_length(sample_rate)))
+        return DAW_ERR_NULL;
     if (frames < 0 || phase < 0 || phase >= DAW_TICK) return DAW_ERR_FRAMES;
     if (!fx->enabled || frames == 0) return DAW_OK;
     if (channels == 1) ch1 = NULL;

@@ -33,6 +33,12 @@
 #define DAW_FX_COMPRESSOR 3
 #define DAW_FX_DELAY 4
 #define DAW_FX_LIMITER 5
+#define DAW_FX_REVERB 6
+#define DAW_FX_CHORUS 7
+#define DAW_FX_FLANGER 8
+#define DAW_FX_GATE 9
+#define DAW_FX_SATURATION 10
+#define DAW_FX_PHASER 11
 
 /* Biquad shapes (RBJ cookbook) */
 #define DAW_BQ_LOWPASS 0
@@ -59,7 +65,8 @@ typedef struct {
     int32_t kind;
     int32_t enabled;
     float *slots;       /* DAW_FX_SLOTS floats */
-    float *memory;      /* delay line: channels * memory_len floats, or NULL */
+    float *memory;      /* delay lines (delay, reverb, chorus, flanger): channels *
+                           memory_len floats, or NULL */
     int64_t memory_len;
 } daw_effect;
 

@@ -101,6 +101,37 @@ INTERNAL void biquad_cascade_any(daw_effect *const *fx, int count, int mem_offse
 INTERNAL int run_chain(daw_effect *effects, int32_t n, float *ch0, float *ch1, int32_t channels,
                        int32_t frames, double sr, int32_t phase, float *scratch);
 
+/* reverb.c: a Freeverb-style network per channel (8 damped combs, 4 allpasses) fed by
+ * one pre-delay line.  Each memory row starts with REVERB_HEADER floats of state
+ * (comb filter memories, read/write indices), then the comb, allpass and pre-delay
+ * buffers; twin: dsp_core/reference_reverb.py. */
+#define REVERB_COMBS 8
+#define REVERB_ALLPASSES 4
+#define REVERB_HEADER 32
+#define REVERB_SPREAD 23
+#define REVERB_TUNING_RATE 44100.0
+#define REVERB_MAX_PRE_MS 250.0
+#define REVERB_INPUT_GAIN 0.03f
+#define REVERB_WET_SCALE 3.0
+INTERNAL int64_t reverb_memory_length(double sr);
+INTERNAL void reverb_coefficients(float *slots, double sr);
+INTERNAL void reverb_run(daw_effect *fx, float *x0, float *x1, int32_t n, double sr);
+
+/* modulation.c: chorus and flanger, one LFO-modulated fractional delay. */
+#define MOD_LFO_STEREO_OFFSET 0.25f
+INTERNAL void modulation_coefficients(float *slots, double sr);
+INTERNAL void modulation_run(daw_effect *fx, float *x0, float *x1, int32_t n);
+#define PHASER_STAGES 6
+#define PHASER_SWEEP_OCTAVES 2.0
+INTERNAL void phaser_coefficients(float *slots, double sr);
+INTERNAL void phaser_run(float *slots, float *x0, float *x1, int32_t n, double sr, int32_t ph);
+
+/* shaping.c: gate/expander and saturation. */
+INTERNAL void gate_coefficients(float *slots, double sr);
+INTERNAL void gate_run(float *slots, float *x0, float *x1, int32_t n);
+INTERNAL void saturation_coefficients(float *slots);
+INTERNAL void saturation_run(const float *slots, float *x0, float *x1, int32_t n);
+
 /* Where one thread mixes its tracks: its own master and bus accumulators and
  * scratch, so threads never write to the same memory. */
 typedef struct {

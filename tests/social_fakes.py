@@ -210,10 +210,13 @@ async def dispatching(db_url: str, networks: list[str], tmp_path: Path,
         config = {"backoff_base": 0.05, "backoff_cap": 0.2, "lease_s": 5.0,
                   "concurrency": 8, "channel_limit": "100/second",
                   "network_limit": "1000/second", **settings}
+        async def media_file(account: str, asset: str) -> str | None:
+            return files.get(asset)
+
         dispatcher = Dispatcher(store, channels, queue, events,
                                 settings=DispatchSettings(**config),
                                 base_url="https://studio.example",
-                                media_file=lambda account, asset: files.get(asset))
+                                media_file=media_file)
         yield Dispatching(db, server, connectors, store, channels, queue, dispatcher,
                           Sweeper(db, dispatcher), Posts(store, dispatch=dispatcher),
                           events, media)

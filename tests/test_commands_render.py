@@ -130,3 +130,63 @@ def test_bad_input_gets_one_clear_error_line(demo: Path, tmp_path: Path, breakag
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert message in lines[0]
     assert not (tmp_path / "x.wav").exists(), "a failed render leaves no half-written file"
+
+
+def _project_with_new_effects(directory: Path) -> Path:
+    """Half a second of noise bursts through every effect kind issue 17 added."""
+    rate, frames = 48000, 24000
+    rng = np.random.default_rng(17)
+    burst = (0.4 * rng.standard_normal(frames)).astype(np.float32)
+    burst[frames // 2:] *= 0.001  # a quiet half for the gate to close on
+    (directory / "audio").mkdir(parents=True)
+    sf.write(directory / "audio" / "mono.wav", burst, rate, subtype="FLOAT")
+    sf.write(directory / "audio" / "stereo.wav", np.stack([burst, burst[::-1]], axis=1), rate,
+             subtype="FLOAT")
+    project = {
+        "format": "max-booster-project", "version": 1, "sample_rate": rate,
+        "buses": [{"id": "room", "effects": [
+            {"kind": "reverb", "params": {"room_size": 0.8, "pre_delay_ms": 20, "mix": 1.0}}]}],
+        "tracks": [
+            {"id": "voice", "channels": 1, "sends": [{"bus": "room", "level_db": -6}],
+             "effects": [
+                 {"kind": "gate", "params": {"threshold_db": -30, "hold_ms": 5}},
+                 {"kind": "saturation", "params": {"drive_db": 18, "mix": 0.7}},
+                 {"kind": "chorus", "params": {"rate_hz": 1.5, "depth_ms": 4}}],
+             "clips": [{"source": "audio/mono.wav", "position": 0, "length": frames}]},
+            {"id": "pad", "channels": 2,
+             "effects": [{"kind": "flanger", "params": {"feedback": 0.7}},
+                         {"kind": "phaser", "params": {"rate_hz": 2, "feedback": 0.5}},
+                         {"kind": "reverb", "params": {"room_size": 0.3, "mix": 0.3}}],
+             "clips": [{"source": "audio/stereo.wav", "position": 0, "length": frames}]},
+        ],
+    }
+    path = directory / "project.json"
+    path.write_text(json.dumps(project))
+    return path
+
+
+def test_a_project_with_the_new_effects_renders_alike_on_both_backends(tmp_path: Path) -> None:
+    project = _project_with_new_effects(tmp_path / "p")
+    outputs = {}
+    for backend in ("native", "reference"):
+        outputs[backend] = tmp_path / f"{backend}.wav"
+        result = dawserver("render", str(project), "-o", str(outputs[backend]), "--tail", "0.5",
+                           "--backend", backend, "--block-size", "256", "--no-progress")
+        assert result.returncode == 0, result.stderr
+    native, rate = sf.read(outputs["native"], dtype="float32")
+    twin, _ = sf.read(outputs["reference"], dtype="float32")
+    assert rate == 48000 and native.shape == (48000, 2)  # half a second and its tail
+    np.testing.assert_allclose(native, twin, atol=2e-5, rtol=0)
+    assert np.isfinite(native).all()
+    assert np.abs(native[36000:]).max() > 1e-4, "the reverb rings on into the tail"
+
+
+def test_a_bad_new_effect_parameter_is_one_error_line(tmp_path: Path) -> None:
+    project = _project_with_new_effects(tmp_path / "p")
+    data = json.loads(project.read_text())
+    data["buses"][0]["effects"][0]["params"]["room_size"] = 2
+    project.write_text(json.dumps(data))
+    result = dawserver("render", str(project), "-o", str(tmp_path / "x.wav"), "--no-progress")
+    assert result.returncode != 0
+    assert "buses[0].effects[0].params.room_size: must be in [0, 1], got 2" in result.stderr
+    assert not (tmp_path / "x.wav").exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsp_core import effects, engine, graph, reference
+from dsp_core import effects, engine, graph, reference, reference_modulation, reverb_layout
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -123,3 +123,32 @@ def test_log2_and_exp2_polynomials_match_the_twins(source: str, function: str,
                                                    twin: list[np.float32]) -> None:
     body = function_body((NATIVE / source).read_text(), function)
     assert [np.float32(c) for c in horner_coefficients(body)] == twin
+
+
+def test_reverb_layout_and_lfo_constants_match_the_c_sources() -> None:
+    internal = defines("internal.h")
+    assert int(internal["REVERB_COMBS"]) == len(reverb_layout.COMB_TUNING)
+    assert int(internal["REVERB_ALLPASSES"]) == len(reverb_layout.ALLPASS_TUNING)
+    assert int(internal["REVERB_HEADER"]) == reverb_layout.HEADER
+    assert int(internal["REVERB_SPREAD"]) == reverb_layout.SPREAD
+    floats = {"REVERB_TUNING_RATE": reverb_layout.TUNING_RATE,
+              "REVERB_MAX_PRE_MS": reverb_layout.MAX_PRE_MS,
+              "REVERB_INPUT_GAIN": reverb_layout.INPUT_GAIN,
+              "REVERB_WET_SCALE": reverb_layout.WET_SCALE,
+              "MOD_LFO_STEREO_OFFSET": reference_modulation.LFO_STEREO_OFFSET,
+              "PHASER_STAGES": reference_modulation.PHASER_STAGES,
+              "PHASER_SWEEP_OCTAVES": reference_modulation.PHASER_SWEEP_OCTAVES}
+    for name, copy in floats.items():
+        assert np.float32(float(internal[name].rstrip("f"))) == np.float32(copy), name
+    source = (NATIVE / "reverb.c").read_text()
+    for name, copy in (("COMB_TUNING", reverb_layout.COMB_TUNING),
+                       ("ALLPASS_TUNING", reverb_layout.ALLPASS_TUNING)):
+        found = re.search(rf"{name}\[\w+\] = \{{([^}}]*)\}}", source)
+        assert found, name
+        assert tuple(int(v) for v in found.group(1).split(",")) == copy
+    header = {name: int(value) for name, value in defines("reverb.c").items()
+              if name.startswith("H_")}
+    assert header == {"H_COMB_STORE": reverb_layout.COMB_STORE,
+                      "H_COMB_INDEX": reverb_layout.COMB_INDEX,
+                      "H_ALLPASS_INDEX": reverb_layout.ALLPASS_INDEX,
+                      "H_PRE_INDEX": reverb_layout.PRE_INDEX}

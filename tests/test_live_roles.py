@@ -7,6 +7,8 @@ the role its account has now, and the change reaches live connections at once.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -29,8 +31,10 @@ async def bearer(person: Person, method: str, path: str, token: str) -> int:
         return response.status
 
 
-async def test_a_demoted_owner_token_cannot_delete_and_a_removed_one_cannot_read(
-        tmp_path: Path, smtp_server: SmtpServer) -> None:
+@asynccontextmanager
+async def ada_bo_and_a_project(tmp_path: Path, smtp_server: SmtpServer
+                               ) -> AsyncIterator[tuple[Person, Person, str, str]]:
+    """Ada and Bo signed in; Ada's project: (ada, bo, its path, its WebSocket URL)."""
     async with accounts_server(tmp_path, smtp_server) as (_, config):
         ada = Person(config.base_url, smtp_server, "ada@example.org")
         bo = Person(config.base_url, smtp_server, "bo@example.org")
@@ -39,62 +43,57 @@ async def test_a_demoted_owner_token_cannot_delete_and_a_removed_one_cannot_read
             await bo.sign_up_and_in("Bo")
             _, project, _ = await ada.call("POST", f"/accounts/{ada.id}/projects",
                                            {"name": "Song"})
-            path = f"/projects/{project['id']}"
-            assert (await ada.call("PUT", f"{path}/grants/{bo.id}", {"role": "owner"}))[0] == 200
-            status, made, _ = await bo.call("POST", f"{path}/collab-token")
-            assert status == 201 and made["role"] == "owner"
-            bo.http.cookie_jar.clear()  # from here on Bo acts by the token alone
-            assert await bearer(bo, "GET", f"{path}/grants", made["token"]) == 200
-
-            assert (await ada.call("PUT", f"{path}/grants/{bo.id}", {"role": "viewer"}))[0] == 200
-            assert await bearer(bo, "GET", f"{path}/grants", made["token"]) == 200
-            assert await bearer(bo, "DELETE", path, made["token"]) == 403  # owners only
-            assert await bearer(bo, "POST", f"{path}/tokens", made["token"]) == 403
-
-            assert (await ada.call("DELETE", f"{path}/grants/{bo.id}"))[0] == 200
-            assert await bearer(bo, "GET", f"{path}/grants", made["token"]) == 403
-            assert (await ada.call("DELETE", path))[0] == 200  # the owner's own still can
+            yield (ada, bo, f"/projects/{project['id']}",
+                   f"{config.collab_url}/{project['id']}")
         finally:
             await ada.close()
             await bo.close()
+
+
+async def test_a_demoted_owner_token_cannot_delete_and_a_removed_one_cannot_read(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with ada_bo_and_a_project(tmp_path, smtp_server) as (ada, bo, path, _):
+        assert (await ada.call("PUT", f"{path}/grants/{bo.id}", {"role": "owner"}))[0] == 200
+        status, made, _ = await bo.call("POST", f"{path}/collab-token")
+        assert status == 201 and made["role"] == "owner"
+        bo.http.cookie_jar.clear()  # from here on Bo acts by the token alone
+        assert await bearer(bo, "GET", f"{path}/grants", made["token"]) == 200
+
+        assert (await ada.call("PUT", f"{path}/grants/{bo.id}", {"role": "viewer"}))[0] == 200
+        assert await bearer(bo, "GET", f"{path}/grants", made["token"]) == 200
+        assert await bearer(bo, "DELETE", path, made["token"]) == 403  # owners only
+        assert await bearer(bo, "POST", f"{path}/tokens", made["token"]) == 403
+
+        assert (await ada.call("DELETE", f"{path}/grants/{bo.id}"))[0] == 200
+        assert await bearer(bo, "GET", f"{path}/grants", made["token"]) == 403
+        assert (await ada.call("DELETE", path))[0] == 200  # the owner's own still can
 
 
 async def test_live_connections_follow_grants_and_old_tokens_reopen_at_the_new_role(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
-    async with accounts_server(tmp_path, smtp_server) as (_, config):
-        ada = Person(config.base_url, smtp_server, "ada@example.org")
-        bo = Person(config.base_url, smtp_server, "bo@example.org")
-        try:
-            await ada.sign_up_and_in("Ada")
-            await bo.sign_up_and_in("Bo")
-            _, project, _ = await ada.call("POST", f"/accounts/{ada.id}/projects",
-                                           {"name": "Song"})
-            path, url = f"/projects/{project['id']}", f"{config.collab_url}/{project['id']}"
-            await ada.call("PUT", f"{path}/grants/{bo.id}", {"role": "editor"})
-            _, made, _ = await bo.call("POST", f"{path}/collab-token")
-            async with connect(url, made["token"]) as channel, SyncClient(channel) as client:
-                await client.wait_synced()
-                client.document.add_marker(100, "as an editor")
-                await eventually(lambda: len(client.document.markers()) == 1)
+    async with ada_bo_and_a_project(tmp_path, smtp_server) as (ada, bo, path, url):
+        await ada.call("PUT", f"{path}/grants/{bo.id}", {"role": "editor"})
+        _, made, _ = await bo.call("POST", f"{path}/collab-token")
+        async with connect(url, made["token"]) as channel, SyncClient(channel) as client:
+            await client.wait_synced()
+            client.document.add_marker(100, "as an editor")
+            await eventually(lambda: len(client.document.markers()) == 1)
 
-                assert (await ada.call("PUT", f"{path}/grants/{bo.id}",
-                                       {"role": "viewer"}))[0] == 200
-                client.document.add_marker(200, "as a viewer")
-                await eventually(lambda: client.denials)
-                assert "role viewer cannot edit" in client.denials[0]
-                assert not client.closed.is_set()
+            assert (await ada.call("PUT", f"{path}/grants/{bo.id}",
+                                   {"role": "viewer"}))[0] == 200
+            client.document.add_marker(200, "as a viewer")
+            await eventually(lambda: client.denials)
+            assert "role viewer cannot edit" in client.denials[0]
+            assert not client.closed.is_set()
 
-                assert (await ada.call("DELETE", f"{path}/grants/{bo.id}"))[0] == 200
-                await eventually(lambda: client.closed.is_set())
-                assert channel.close_code == p.CloseCode.ROLE_REVOKED
+            assert (await ada.call("DELETE", f"{path}/grants/{bo.id}"))[0] == 200
+            await eventually(lambda: client.closed.is_set())
+            assert channel.close_code == p.CloseCode.ROLE_REVOKED
 
-            # the editor token opens the project again once Bo holds a role, at that role
-            await ada.call("PUT", f"{path}/grants/{bo.id}", {"role": "viewer"})
-            async with connect(url, made["token"]) as channel, SyncClient(channel) as client:
-                await client.wait_synced()
-                assert [m["name"] for m in client.document.markers()] == ["as an editor"]
-                client.document.add_marker(300, "still a viewer")
-                await eventually(lambda: client.denials)
-        finally:
-            await ada.close()
-            await bo.close()
+        # the editor token opens the project again once Bo holds a role, at that role
+        await ada.call("PUT", f"{path}/grants/{bo.id}", {"role": "viewer"})
+        async with connect(url, made["token"]) as channel, SyncClient(channel) as client:
+            await client.wait_synced()
+            assert [m["name"] for m in client.document.markers()] == ["as an editor"]
+            client.document.add_marker(300, "still a viewer")
+            await eventually(lambda: client.denials)

@@ -62,10 +62,11 @@ def test_the_migration_keeps_the_citus_rule_on_both_databases(db_url: str) -> No
     async def go() -> None:
         async with open_database(db_url) as db:
             applied = await db.migrate(MIGRATIONS)
-            assert [(m.component, m.version) for m in applied] == [("marketplace", 1)]
+            assert [(m.component, m.version) for m in applied] == [("marketplace", 1),
+                                                                   ("marketplace", 2)]
             shapes = await db.describe()
-            assert {"mkt_ledger_postings", "mkt_ledger_entries",
-                    "mkt_ledger_balances"} <= set(shapes)
+            assert {"mkt_ledger_postings", "mkt_ledger_entries", "mkt_ledger_balances",
+                    "mkt_beats", "mkt_orders", "mkt_licences"} <= set(shapes)
             assert sharding_problems(shapes.values(), {"schema_migrations"}) == []
             assert all(shapes[t].primary_key[0] == "account_id" for t in shapes
                        if t.startswith("mkt_"))

@@ -935,3 +935,32 @@ def test_every_edit_the_pages_made_was_one_the_engine_could_play(studio: Studio)
     log = (studio.server.data_dir / "server.log").read_text()
     assert "keeps the previous state" not in log
     assert "Traceback" not in log
+
+
+def test_an_effect_added_on_the_page_is_shared_tweaked_and_removed(studio: Studio) -> None:
+    ana, ana_log = open_page(studio.browser, studio.url("ana"))
+    ben, _ = open_page(studio.browser, studio.url("ben"))
+    for page in (ana, ben):
+        page.locator(".track-header[data-track=t4]").click(position={"x": 12, "y": 30})
+    kinds = ana.locator(".effects .add-effect-kind option").all_inner_texts()
+    assert {"reverb", "chorus", "flanger", "gate", "saturation", "phaser"} <= set(kinds)
+    ana.select_option(".effects .add-effect-kind", "reverb")
+    ana.click(".effects .add-effect")
+    wait_for(lambda: [e["kind"] for e in studio.document()["tracks"]["t4"]["effects"]]
+             == ["compressor", "reverb"])
+    ben.wait_for_selector(".effects .effect[data-kind=reverb] input[data-param=room_size]")
+    # defaults the document leaves out, as the engine's PARAMS give them
+    assert ben.locator(".effect[data-kind=reverb] input[data-param=mix]").input_value() == "0.25"
+    ana.locator(".effect[data-kind=reverb] input[data-param=room_size]").fill("0.9")
+    wait_for(lambda: studio.document()["tracks"]["t4"]["effects"][1]["params"]
+             .get("room_size") == 0.9)
+    ben.wait_for_function("document.querySelector('.effect[data-kind=reverb] "
+                          "input[data-param=room_size]').value === '0.9'")
+    screenshot(ana, "effects-reverb")
+    ana.click(".effect[data-kind=reverb] .remove-effect")
+    wait_for(lambda: [e["kind"] for e in studio.document()["tracks"]["t4"]["effects"]]
+             == ["compressor"])
+    ben.wait_for_selector(".effects .effect[data-kind=reverb]", state="detached")
+    assert ana_log.errors() == []
+    for page in (ana, ben):
+        page.context.close()

@@ -183,7 +183,8 @@ def test_built_in_plugins_load_like_third_party_ones(third_party) -> None:  # no
 def test_configuration_disables_plugins(third_party) -> None:  # noqa: ANN001
     manager = load_plugins({"plugins": {"greeter": False, "distribution": False}})
     names = {name for name, plugin in manager.list_name_plugin() if plugin is not None}
-    assert names == {"core", "distribution-https-drop", "social", "analytics"}
+    assert names == {"core", "distribution-https-drop", "social", "analytics",
+                     "marketplace"}
     with pytest.raises(PluginError, match="'core' plug-in serves the server's own routes"):
         load_plugins({"plugins": {"core": False}})
 

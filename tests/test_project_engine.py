@@ -17,6 +17,7 @@ from dawserver.config import ServerConfig
 from dawserver.keys import ENGINES, ROOMS, STORE, TOKENS
 from dawserver.project_engine import ProjectEngine
 from dawserver.projects import import_session
+from dsp_core import EffectSpec, ProjectError
 from dsp_core.session import Clip, Session, Track
 
 pytestmark = pytest.mark.asyncio
@@ -92,3 +93,29 @@ async def test_a_node_clients_fader_move_is_heard_in_the_server_render(tmp_path:
         await eventually(lambda: room.document.track("t1")["gain_db"] == -6.0206)
         after = rms(await engine.render(0, RATE))
         assert after / before == pytest.approx(0.25, rel=0.02)
+
+
+async def test_a_reverb_added_in_the_document_is_heard_and_follows_its_knobs(
+        tmp_path: Path) -> None:
+    async with open_store(None, tmp_path) as store:
+        info = await import_session(store, sine_session(tmp_path))
+        async with project_room(info.project_id, store) as room:
+            engine = ProjectEngine(room, debounce=0.0)
+            dry = await engine.render(0, RATE)
+            await room.edit(lambda d: d.add_effect(
+                "t0", EffectSpec("reverb", {"room_size": 0.9, "mix": 1.0})))
+            await room.edit(lambda d: d.add_effect("t1", EffectSpec("gate")))
+            await room.edit(lambda d: d.add_effect("t1", EffectSpec("saturation")))
+            await room.edit(lambda d: d.add_effect("t1", EffectSpec("chorus")))
+            wet = await engine.render(0, RATE)
+            assert np.abs(wet - dry).max() > 0.05 and np.isfinite(wet).all()
+            await room.edit(lambda d: d.set_effect_params("t0", 0, mix=0.0))
+            await room.edit(lambda d: d.remove_effect("t1", 2))
+            await room.edit(lambda d: d.remove_effect("t1", 1))
+            await room.edit(lambda d: d.remove_effect("t1", 0))
+            # mix 0 and the chain emptied: after the parameter glide, the dry sound again
+            again = await engine.render(RATE, RATE)  # the sine repeats every second
+            np.testing.assert_allclose(again[:, RATE // 10:], dry[:, RATE // 10:], atol=1e-3)
+            with pytest.raises(ProjectError, match=r"reverb.room_size = 3.0 is outside"):
+                await room.edit(lambda d: d.set_effect_params("t0", 0, room_size=3.0))
+            engine.close()

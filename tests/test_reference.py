@@ -19,7 +19,8 @@ reference = get_backend("reference")
 # the order differs (BLAS sums tracks in its own order; the compressor's polynomial
 # log2/exp2 are evaluated in another order; the render mixes runs of plain tracks with
 # fused multiply-adds where built for AVX-512), and results agree to float32 rounding.
-BIT_EXACT_EFFECTS = {"gain", "biquad", "delay", "limiter"}
+BIT_EXACT_EFFECTS = {"gain", "biquad", "delay", "limiter", "reverb", "chorus", "flanger", "gate",
+                     "saturation", "phaser"}
 MIX_RTOL = 2e-6       # relative to sum(|g x|)
 EFFECT_ATOL = 2e-5    # absolute, on signals of unit scale
 RENDER_ATOL = 2e-5
@@ -59,9 +60,22 @@ EFFECTS = [
                               "attack_ms": 2.0, "release_ms": 50.0, "makeup_db": 3.0}),
     EffectSpec("delay", {"time_ms": 3.3, "feedback": 0.5, "mix": 0.4}),
     EffectSpec("limiter", {"ceiling_db": -6.0, "release_ms": 20.0}),
+    EffectSpec("reverb", {"room_size": 0.7, "damping": 0.3, "pre_delay_ms": 3.0, "width": 0.8,
+                          "mix": 0.4}),
+    EffectSpec("chorus", {"rate_hz": 2.0, "depth_ms": 4.0, "feedback": 0.3}),
+    EffectSpec("flanger", {"rate_hz": 3.0, "feedback": -0.6}),
+    EffectSpec("gate", {"threshold_db": -12.0, "range_db": 40.0, "attack_ms": 0.5,
+                        "hold_ms": 1.0, "release_ms": 5.0}),
+    EffectSpec("saturation", {"drive_db": 18.0, "mix": 0.8, "output_db": -2.0}),
+    EffectSpec("phaser", {"rate_hz": 2.0, "feedback": 0.6}),
 ]
 CHANGES = {"gain": {"gain_db": 4.0}, "biquad": {"freq": 4000.0}, "compressor":
-           {"threshold_db": -30.0}, "delay": {"time_ms": 5.0}, "limiter": {"ceiling_db": -3.0}}
+           {"threshold_db": -30.0}, "delay": {"time_ms": 5.0}, "limiter": {"ceiling_db": -3.0},
+           "reverb": {"room_size": 0.95, "damping": 0.6, "pre_delay_ms": 7.0, "width": 0.2},
+           "chorus": {"rate_hz": 5.0, "depth_ms": 6.0, "mix": 0.7},
+           "flanger": {"delay_ms": 4.0, "feedback": 0.8}, "gate": {"threshold_db": -3.0},
+           "saturation": {"drive_db": 30.0, "mix": 0.3},
+           "phaser": {"center_hz": 2000.0, "depth": 1.0, "mix": 0.8}}
 
 
 @pytest.mark.parametrize("spec", EFFECTS, ids=lambda s: f"{s.kind}-{s.params.get('shape', '')}")
@@ -72,6 +86,7 @@ def test_effect_matches_twin_through_parameter_glide(spec: EffectSpec, channels:
                                                      sample_rate: int, block: int) -> None:
     rng = np.random.default_rng(7)
     signal = (0.5 * rng.standard_normal((channels, 40 * block))).astype(np.float32)
+    signal[:, 15 * block:20 * block] *= 0.01  # quiet: gates close, reverb tails ring out
     fx_c = EffectState(spec, channels, sample_rate)
     fx_r = EffectState(spec, channels, sample_rate)
     out_c, out_r = signal.copy(), signal.copy()

@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from business.distribution import metrics
 from business.distribution.errors import DeliveryError, DistributionError, NotFoundError
 from business.distribution.stores.base import DeliveryPackage, StoreConnector
 from dawserver.plugin_api import JobContext, JobQueue, Permanent, QueueSettings
@@ -288,6 +289,8 @@ class DeliveryPipeline:
             if changed:
                 await self._event(tx, record["account_id"], record["job_id"], version, state,
                                   now, detail)
+        if changed:
+            metrics.ended(state, record.get("queued_at"), now)
         if not changed:
             logger.info("delivery %s changed while delivering; result %s dropped",
                         record["job_id"], state)

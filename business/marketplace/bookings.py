@@ -44,9 +44,12 @@ def sale(key: str, currency: str, *, gross: int, stripe_fee: int, platform_fee: 
 
 
 def refund(key: str, currency: str, *, amount: int, stripe_txn: str | None = None,
-           mirror: str = SELLER) -> Posting:
+           mirror: str = SELLER, imposed: bool = False) -> Posting:
+    """Money went back to the buyer (``imposed``: booked from Stripe's word that it did,
+    even if it takes the mirror below zero, as Stripe's balance goes)."""
     return Posting(key, "refund", entries((mirror, -amount), ("external:refunds", amount),
-                                          currency=currency), stripe_txn=stripe_txn)
+                                          currency=currency), stripe_txn=stripe_txn,
+                   imposed=imposed)
 
 
 def dispute_opened(key: str, currency: str, *, amount: int, fee: int,

@@ -106,3 +106,28 @@ class InsufficientFunds(LedgerError):
 
 class WebhookRejected(MarketplaceError):
     """A webhook request that is not a genuine, fresh Stripe event (answer 400)."""
+
+
+# -- catalogue, checkout and delivery ---------------------------------------------------------
+
+
+class CatalogueInvalid(MarketplaceError):
+    """A beat or tier that cannot be sold as given (a 422); ``issues`` name each field."""
+
+    def __init__(self, message: str, issues: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.issues = issues or []
+
+
+class NotFoundHere(MarketplaceError):
+    """No such beat, order or licence for this account (another account's ids too)."""
+
+
+class NotForSale(MarketplaceError):
+    """The beat or tier cannot be bought now (sold exclusively, held by another buyer's
+    exclusive checkout, withdrawn, or the seller cannot take payments yet): a 409."""
+
+
+class DownloadRefused(MarketplaceError):
+    """A download link that is forged, expired, over its licence's limit, or of a
+    refunded licence (a 403)."""

@@ -148,27 +148,32 @@ class Ledger:
 
     async def post(self, account_id: str, posting: Posting) -> Posted:
         """Record ``posting`` in ``account_id``'s books, or refuse it whole."""
+        async with self.db.transaction() as tx:
+            return await self.record(tx, account_id, posting)
+
+    async def record(self, tx: Any, account_id: str, posting: Posting) -> Posted:
+        """Record ``posting`` inside the caller's transaction ``tx`` (so a posting and the
+        change that causes it commit together); refused whole as :meth:`post` is."""
         if not account_id:
             raise LedgerError("a posting belongs to an account's books: give account_id")
         posting_id = uuid.uuid4().hex
-        async with self.db.transaction() as tx:
-            inserted = await tx.execute(
-                "INSERT INTO mkt_ledger_postings (account_id, posting_id, idempotency_key, "
-                "kind, stripe_txn, memo, fingerprint, posted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (account_id, idempotency_key) DO NOTHING",
-                account_id, posting_id, posting.key, posting.kind, posting.stripe_txn,
-                posting.memo, posting.fingerprint, time.time())
-            if not inserted:
-                return await self._earlier(tx, account_id, posting)
-            await tx.executemany(
-                "INSERT INTO mkt_ledger_entries (account_id, posting_id, seq, ledger_account, "
-                "currency, amount) VALUES (?, ?, ?, ?, ?, ?)",
-                [(account_id, posting_id, seq, e.account, e.currency, e.amount)
-                 for seq, e in enumerate(posting.entries)])
-            for account, currency, delta in posting.deltas():
-                if not may_go_negative(account):  # the world outside has no row to lock
-                    await self._move(tx, account_id, account, currency, delta,
-                                     posting.imposed)
+        inserted = await tx.execute(
+            "INSERT INTO mkt_ledger_postings (account_id, posting_id, idempotency_key, "
+            "kind, stripe_txn, memo, fingerprint, posted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (account_id, idempotency_key) DO NOTHING",
+            account_id, posting_id, posting.key, posting.kind, posting.stripe_txn,
+            posting.memo, posting.fingerprint, time.time())
+        if not inserted:
+            return await self._earlier(tx, account_id, posting)
+        await tx.executemany(
+            "INSERT INTO mkt_ledger_entries (account_id, posting_id, seq, ledger_account, "
+            "currency, amount) VALUES (?, ?, ?, ?, ?, ?)",
+            [(account_id, posting_id, seq, e.account, e.currency, e.amount)
+             for seq, e in enumerate(posting.entries)])
+        for account, currency, delta in posting.deltas():
+            if not may_go_negative(account):  # the world outside has no row to lock
+                await self._move(tx, account_id, account, currency, delta,
+                                 posting.imposed)
         return Posted(posting_id, False)
 
     @staticmethod

@@ -31,6 +31,7 @@ from typing import Any
 
 import stripe
 
+from business.marketplace import metrics
 from business.marketplace.errors import WebhookRejected
 
 #: Seconds a signature's timestamp may be old (Stripe's recommended tolerance).
@@ -175,7 +176,12 @@ Handler = Callable[[StripeEvent], Awaitable[Outcome]]
 
 async def receive(inbox: WebhookInbox, event: StripeEvent, handler: Handler) -> Outcome:
     """Run ``handler`` on ``event`` under the inbox rules (module docstring); the outcome
-    (its :attr:`Outcome.http_status` is the answer to Stripe)."""
+    (its :attr:`Outcome.http_status` is the answer to Stripe), counted in
+    :mod:`business.marketplace.metrics`."""
+    return await metrics.counted(event.created, _receive(inbox, event, handler))
+
+
+async def _receive(inbox: WebhookInbox, event: StripeEvent, handler: Handler) -> Outcome:
     async with inbox.lock(event.id):
         if await inbox.seen(event.id):
             return Outcome.DUPLICATE

@@ -87,7 +87,7 @@ Publish = Callable[[Any, str, dict[str, Any], str], Awaitable[Any]]
 #: ``media_file(account_id, asset_id)``: the local file of a post's media asset (None:
 #: unknown; the connector then sees ``asset:<id>``, enough where a network fetches media
 #: by URL through the connector's ``media_url``).
-MediaFile = Callable[[str, str], str | None]
+MediaFile = Callable[[str, str], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -389,7 +389,8 @@ class Dispatcher:
         """Publish, or find the post an earlier attempt sent; one token refresh on 401."""
         fields_ = variant(post, target)
         publication = Publication(dedupe_key=target.dedupe_key, text=fields_["text"] or "",
-                                  media=self._media(post.account_id, fields_["media"] or []),
+                                  media=await self._media(post.account_id,
+                                                         fields_["media"] or []),
                                   link=fields_["link"], first_comment=fields_["first_comment"])
         for refreshed in (False, True):
             try:
@@ -405,12 +406,14 @@ class Dispatcher:
                 token = await self._fresh_token(channel)
         raise AssertionError("unreachable")
 
-    def _media(self, account_id: str, refs: list[dict[str, Any]]) -> tuple[MediaItem, ...]:
+    async def _media(self, account_id: str, refs: list[dict[str, Any]]
+                     ) -> tuple[MediaItem, ...]:
         items = media_items(refs)
         if self.media_file is None:
             return items
-        return tuple(replace(item, path=self.media_file(account_id, ref["asset_id"]) or item.path)
-                     for item, ref in zip(items, refs, strict=True))
+        return tuple([replace(item, path=await self.media_file(account_id, ref["asset_id"])
+                              or item.path)
+                      for item, ref in zip(items, refs, strict=True)])
 
     async def _find(self, post: Post, target: PostTarget, channel: Channel, connector: Any,
                     token: str) -> Published | None:

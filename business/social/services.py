@@ -121,13 +121,16 @@ def _publish(context: PluginContext) -> Callable[..., Awaitable[Any]]:
     return publish
 
 
-def _media_file(context: PluginContext) -> Callable[[str, str], str | None] | None:
+def _media_file(context: PluginContext) -> Callable[[str, str], Awaitable[str | None]]:
     hook = getattr(context.manager.hook, "social_media_file", None)
-    if hook is None or not hook.get_hookimpls():
-        return None
+    if hook is not None and not hook.get_hookimpls():
+        hook = None
 
-    def media_file(account_id: str, asset_id: str) -> str | None:
-        return hook(context=context, account_id=account_id, asset_id=asset_id)
+    async def media_file(account_id: str, asset_id: str) -> str | None:
+        """The plug-in's own hook where one is registered (tests), else the platform's."""
+        if hook is not None:
+            return hook(context=context, account_id=account_id, asset_id=asset_id)
+        return await context.asset_path(account_id, asset_id)
 
     return media_file
 

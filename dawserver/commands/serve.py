@@ -104,13 +104,25 @@ def _hashing(text: str | None) -> tuple[int, int, int] | None:
               envvar="DAW_COLLAB_TOKEN_SECONDS", type=click.FloatRange(min=1), default=3600.0,
               show_default=True, help="Lifetime of the collaboration tokens the page derives "
               "from a session (it renews them before they run out).")
+@click.option("--otlp-endpoint", metavar="URL", envvar="OTEL_EXPORTER_OTLP_ENDPOINT",
+              default=None, help="Send trace spans to this OpenTelemetry collector over "
+              "OTLP/HTTP (base URL, e.g. http://127.0.0.1:4318); default: no tracing.")
+@click.option("--trace-console", is_flag=True, envvar="DAW_TRACE_CONSOLE",
+              help="Print trace spans on standard output (for a look without a collector).")
 def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: bool,
           max_documents: int, idle_unload: float, max_message_bytes: int,
           public_url: str | None, redis_url: str | None, mail_url: str | None,
           providers_file: Path | None, password_hashing: str | None,
-          collab_token_seconds: float) -> None:
+          collab_token_seconds: float, otlp_endpoint: str | None, trace_console: bool
+          ) -> None:
     """Serve the y-websocket endpoint ws://HOST:PORT/collab/PROJECT and the HTTP API."""
     from dawserver.app import create_app
+    from dawserver.tracing import TracingError, configure_tracing
+
+    try:
+        tracer_provider = configure_tracing(otlp_endpoint or None, console=trace_console)
+    except TracingError as exc:
+        raise CliError(str(exc)) from exc
 
     try:
         config = ServerConfig(
@@ -142,3 +154,6 @@ def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: 
         raise CliError(str(exc)) from exc
     except OSError as exc:
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    finally:
+        if tracer_provider is not None:
+            tracer_provider.shutdown()  # export the spans still buffered

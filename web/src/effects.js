@@ -9,7 +9,18 @@ export const PARAMS = {
   compressor: [['threshold_db', -80, 0, 0.1, -18], ['ratio', 1, 100, 0.1, 4], ['knee_db', 0, 36, 0.1, 6],
     ['attack_ms', 0.01, 1000, 0.01, 10], ['release_ms', 1, 5000, 1, 100], ['makeup_db', -24, 36, 0.1, 0]],
   delay: [['time_ms', 0.1, 2000, 0.1, 250], ['feedback', 0, 0.98, 0.01, 0.3], ['mix', 0, 1, 0.01, 0.3]],
-  limiter: [['ceiling_db', -24, 0, 0.1, -0.3], ['release_ms', 1, 2000, 1, 50]]
+  limiter: [['ceiling_db', -24, 0, 0.1, -0.3], ['release_ms', 1, 2000, 1, 50]],
+  reverb: [['room_size', 0, 1, 0.01, 0.5], ['damping', 0, 1, 0.01, 0.5], ['pre_delay_ms', 0, 250, 1, 0],
+    ['width', 0, 1, 0.01, 1], ['mix', 0, 1, 0.01, 0.25]],
+  chorus: [['rate_hz', 0.01, 10, 0.01, 0.8], ['depth_ms', 0, 10, 0.1, 3], ['feedback', 0, 0.9, 0.01, 0],
+    ['mix', 0, 1, 0.01, 0.5], ['delay_ms', 1, 30, 0.1, 12]],
+  flanger: [['rate_hz', 0.01, 10, 0.01, 0.3], ['depth_ms', 0, 10, 0.1, 2], ['feedback', -0.95, 0.95, 0.01, 0.5],
+    ['mix', 0, 1, 0.01, 0.5], ['delay_ms', 0.1, 10, 0.1, 1]],
+  gate: [['threshold_db', -100, 0, 0.1, -50], ['range_db', 0, 120, 0.1, 80], ['attack_ms', 0.01, 500, 0.01, 1],
+    ['hold_ms', 0, 2000, 1, 20], ['release_ms', 1, 5000, 1, 100]],
+  saturation: [['drive_db', 0, 48, 0.1, 12], ['mix', 0, 1, 0.01, 1], ['output_db', -24, 12, 0.1, 0]],
+  phaser: [['rate_hz', 0.01, 10, 0.01, 0.5], ['depth', 0, 1, 0.01, 0.7], ['center_hz', 50, 5000, 0, 700],
+    ['feedback', -0.9, 0.9, 0.01, 0.3], ['mix', 0, 1, 0.01, 0.5]]
 }
 export const BIQUAD_SHAPES = ['lowpass', 'highpass', 'peaking', 'lowshelf', 'highshelf']
 
@@ -60,8 +71,9 @@ export class EffectsPanel {
   _build (track, effects, signature) {
     this.signature = signature
     this.controls.clear()
+    const adder = this._adder(track.id)
     if (!effects.length) {
-      this.body.replaceChildren(h('p', { class: 'hint' }, 'This track has no insert effects.'))
+      this.body.replaceChildren(h('p', { class: 'hint' }, 'This track has no insert effects.'), adder)
       return
     }
     const cards = effects.map((effect, index) => {
@@ -96,11 +108,23 @@ export class EffectsPanel {
         this.controls.set(`${index}:${name}:readout`, readout)
         rows.push(h('label', { class: 'param' }, h('span', {}, name), slider, readout))
       }
+      const remove = h('button', { class: 'edit remove-effect', disabled: !this.editable, title: `Remove this ${effect.kind}`,
+        onclick: () => this.project.removeEffect(track.id, index) }, '×')
       return h('div', { class: 'effect', dataset: { kind: effect.kind } },
-        h('div', { class: 'effect-title' }, enabled, h('strong', {}, effect.kind), h('span', { class: 'hint' }, effect.id || '')),
+        h('div', { class: 'effect-title' }, enabled, h('strong', {}, effect.kind), h('span', { class: 'hint' }, effect.id || ''), remove),
         rows)
     })
-    this.body.replaceChildren(...cards)
+    this.body.replaceChildren(...cards, adder)
+  }
+
+  /** A kind picker and an Add button that appends that effect to the track's chain. */
+  _adder (trackId) {
+    const kind = h('select', { class: 'edit add-effect-kind', disabled: !this.editable, 'aria-label': 'Effect kind' },
+      Object.keys(PARAMS).map((k) => h('option', { value: k }, k)))
+    kind.value = 'reverb'
+    const add = h('button', { class: 'edit add-effect', disabled: !this.editable,
+      onclick: () => this.project.addEffect(trackId, kind.value) }, 'Add effect')
+    return h('div', { class: 'effect-add' }, kind, add)
   }
 }
 

@@ -325,6 +325,26 @@ export class Project {
     if (effect) this.doc.transact(() => effect.get('params').set(name, value))
   }
 
+  /** Append an insert effect of `kind` with default parameters (as collab/schema.py's
+   * add_effect); returns its id. */
+  addEffect (trackId, kind) {
+    const effects = this.roots.tracks.get(trackId)?.get('effects')
+    if (!effects) return null
+    const id = `fx-${newClipId().slice(5)}`
+    const effect = new Y.Map()
+    this.doc.transact(() => {
+      effects.push([effect])
+      for (const [key, value] of Object.entries({ id, kind, enabled: true })) effect.set(key, value)
+      effect.set('params', new Y.Map())
+    })
+    return id
+  }
+
+  removeEffect (trackId, index) {
+    const effects = this.roots.tracks.get(trackId)?.get('effects')
+    if (effects && index >= 0 && index < effects.length) this.doc.transact(() => effects.delete(index, 1))
+  }
+
   setEffectEnabled (trackId, index, enabled) {
     const effect = this.roots.tracks.get(trackId)?.get('effects')?.get(index)
     if (effect) this.doc.transact(() => effect.set('enabled', enabled))

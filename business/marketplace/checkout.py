@@ -1,0 +1,138 @@
+"""Checkout: a buyer's order for one tier of one beat, paid on a Stripe Checkout Session.
+
+The order keeps the price and currency the session was made with, so a price changed
+during checkout charges what the session said. The session is a direct charge on the
+seller's connected account (direct sales carry no platform fee), made through
+:class:`~business.marketplace.stripe_gateway.StripeGateway` with the idempotency key
+``("checkout", order_id)``.
+
+An exclusive tier is **held** for its checkout: a conditional ``UPDATE`` marks the beat
+reserved for the order until the session expires, so of two buyers racing for an
+exclusive one gets the session and the other a :class:`NotForSale` before paying
+(the row lock on PostgreSQL, the one writer on SQLite, decide who). While an exclusive
+is held or sold, no lease checkout starts; a lease paid for after the exclusive sale
+(its session began before the hold) is refunded by :mod:`.fulfilment`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from business.marketplace.errors import NotForSale, NotFoundHere, PaymentError
+from business.marketplace.models import FAILED, ON_SALE, OPEN, Order
+from business.marketplace.store import MarketStore, new_id
+from business.marketplace.stripe_gateway import StripeGateway, idempotency_key
+
+logger = logging.getLogger(__name__)
+#: Stripe's shortest Checkout Session life is 30 minutes; ours leaves a margin.
+MIN_EXPIRY_S = 1800
+
+
+@dataclass(frozen=True)
+class Started:
+    """An order and the session to pay it on."""
+
+    order: Order
+    url: str
+    expires_at: int
+
+
+class Checkout:
+    """Starts checkouts (the payment's outcome arrives by webhook: :mod:`.fulfilment`)."""
+
+    def __init__(self, store: MarketStore, gateway: StripeGateway | None, *,
+                 expiry_s: int = 3600, success_url: str = "", cancel_url: str = "") -> None:
+        if expiry_s < MIN_EXPIRY_S + 60:
+            raise ValueError(f"checkout_expiry_s must be at least {MIN_EXPIRY_S + 60} "
+                             "(Stripe keeps a session open 30 minutes at least)")
+        self.store = store
+        self.gateway = gateway
+        self.expiry_s = expiry_s
+        self.success_url = success_url
+        self.cancel_url = cancel_url
+
+    async def start(self, buyer: str, seller: str, beat_id: str, tier_name: str, *,
+                    success_url: str | None = None, cancel_url: str | None = None,
+                    email: str | None = None) -> Started:
+        """Open an order and its Checkout Session; :class:`NotForSale` when it cannot be
+        bought now, :class:`NotFoundHere` for an unknown beat or tier."""
+        if self.gateway is None:
+            raise NotForSale("payments are not configured on this server: set "
+                             "plugins.marketplace.stripe.api_key")
+        beat = await self.store.beat(seller, beat_id)
+        tier = beat.tier(tier_name) if beat else None
+        if beat is None or tier is None or not tier.active:
+            raise NotFoundHere(f"no beat {beat_id!r} with tier {tier_name!r} on sale by "
+                               f"{seller!r}")
+        if buyer == seller:
+            raise NotForSale("this is your own beat: sellers cannot buy their own licences")
+        if beat.status != ON_SALE:
+            raise NotForSale(f"beat {beat_id!r} was sold with exclusive rights and is off "
+                             "sale")
+        stripe_account = await self.store.stripe_account(seller)
+        if not stripe_account:
+            raise NotForSale("the seller has not connected a Stripe account yet, so the beat "
+                             "cannot be paid for: ask them to finish onboarding")
+        now = time.time()
+        expires = int(now) + self.expiry_s
+        order = Order(seller, new_id("ord"), beat_id, tier.tier, buyer, tier.price,
+                      tier.currency, tier.exclusive, OPEN, stripe_account, None, None, "",
+                      now)
+        db = self.store.db
+        async with db.transaction() as tx:
+            if tier.exclusive:
+                if not await self.store.reserve(tx, seller, beat_id, order.order_id, now,
+                                                float(expires)):
+                    raise NotForSale(f"another buyer is checking out the exclusive rights "
+                                     f"of beat {beat_id!r} (or bought them): try again "
+                                     "later")
+            else:
+                held = await tx.fetchrow(
+                    "SELECT status, reserved_order, reserved_until FROM mkt_beats "
+                    "WHERE account_id = ? AND beat_id = ?", seller, beat_id)
+                if held is None or held["status"] != ON_SALE:
+                    raise NotForSale(f"beat {beat_id!r} was sold with exclusive rights")
+                if held["reserved_order"] and (held["reserved_until"] or 0) > now:
+                    raise NotForSale(f"a buyer is checking out the exclusive rights of beat "
+                                     f"{beat_id!r}: leases are paused until they finish or "
+                                     "their checkout expires")
+            await self.store.insert_order(tx, order)
+        meta = {"order_id": order.order_id, "seller": seller, "beat_id": beat_id,
+                "tier": tier.tier, "buyer": buyer}
+        try:
+            session = await self.gateway.create_checkout_session(
+                idempotency_key=idempotency_key("checkout", order.order_id), mode="payment",
+                line_items=[{"quantity": 1, "price_data": {
+                    "currency": order.currency, "unit_amount": order.amount,
+                    "product_data": {"name": f"{beat.title} ({tier.name})"}}}],
+                success_url=(success_url or self.success_url).replace(
+                    "{ORDER_ID}", order.order_id),
+                cancel_url=(cancel_url or self.cancel_url or None),
+                customer_email=email, metadata=meta, client_reference_id=order.order_id,
+                payment_intent_data={"metadata": meta}, expires_at=expires,
+                account=stripe_account)
+        except PaymentError:
+            async with db.transaction() as tx:
+                await self.store.set_order(tx, seller, order.order_id, status=FAILED,
+                                           note="Stripe refused the checkout session")
+                await self.store.release(tx, seller, beat_id, order.order_id)
+            raise
+        async with db.transaction() as tx:
+            await self.store.set_order(tx, seller, order.order_id, session_id=session.id)
+        started = Order(**{**order.__dict__, "session_id": session.id})
+        return Started(started, str(session.url), expires)
+
+    async def order_of_buyer(self, buyer: str, order_id: str) -> Order:
+        order = await self.store.buyer_order(buyer, order_id)
+        if order is None:
+            raise NotFoundHere(f"no order {order_id!r} of yours")
+        return order
+
+
+def metadata_of(obj: dict[str, Any]) -> dict[str, str]:
+    """The marketplace's metadata on a Stripe object (empty when it is not ours)."""
+    meta = obj.get("metadata") or {}
+    return meta if meta.get("order_id") and meta.get("seller") else {}

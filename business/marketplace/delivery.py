@@ -1,0 +1,126 @@
+"""Delivery: signed, expiring download links to a licence's files, with download limits.
+
+A link is ``/api/marketplace/downloads/<licence>/<file>?expires=<unix time>&signature=<hex>``
+where the signature is HMAC-SHA256, under a key derived from the server's secret for this
+purpose alone, over ``"<licence>\\x1f<file>\\x1f<expires>"``. Anyone holding a live link may
+download (as with a presigned object-store URL); a changed licence, file or expiry, or a
+link past its expiry, is refused. Each download counts against the licence's limit (one
+conditional ``UPDATE``, so racing downloads cannot pass it) and a refunded licence
+downloads nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+from business.marketplace.errors import DownloadRefused, NotFoundHere
+from business.marketplace.models import ACTIVE, BeatFile, Licence
+from business.marketplace.store import MarketStore
+
+PREFIX = "/api/marketplace/downloads"
+#: ``asset_file(seller_account, asset_id)``: the local file of a platform asset (None:
+#: not known here).
+AssetFile = Callable[[str, str], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class LinkSigner:
+    """Signs and checks download links."""
+
+    key: bytes
+    ttl_s: int = 3600
+
+    def signature(self, licence_id: str, file_id: str, expires: int) -> str:
+        message = f"{licence_id}\x1f{file_id}\x1f{expires}".encode()
+        return hmac.new(self.key, message, hashlib.sha256).hexdigest()
+
+    def link(self, licence_id: str, file_id: str, now: float | None = None) -> tuple[str, int]:
+        """A link to one file of a licence and when it expires."""
+        expires = int(time.time() if now is None else now) + self.ttl_s
+        query = urlencode({"expires": expires,
+                           "signature": self.signature(licence_id, file_id, expires)})
+        return f"{PREFIX}/{licence_id}/{file_id}?{query}", expires
+
+    def check(self, licence_id: str, file_id: str, expires: int, signature: str,
+              now: float | None = None) -> None:
+        """Nothing for a live link we signed; else :class:`DownloadRefused`."""
+        good = self.signature(licence_id, file_id, expires)
+        if not hmac.compare_digest(good.encode(), signature.lower().encode()):
+            raise DownloadRefused("this download link is not one we signed (it was changed "
+                                  "or made up): open your library for a fresh link")
+        if (time.time() if now is None else now) >= expires:
+            raise DownloadRefused("this download link has expired: open your library for a "
+                                  "fresh link")
+
+
+@dataclass(frozen=True)
+class Download:
+    """A file to send: where it lies and what to call it."""
+
+    path: Path
+    name: str
+    kind: str
+
+
+class Delivery:
+    """The buyer's library and downloads."""
+
+    def __init__(self, store: MarketStore, signer: LinkSigner,
+                 asset_file: AssetFile | None) -> None:
+        self.store = store
+        self.signer = signer
+        self.asset_file = asset_file
+
+    def links(self, licence: Licence) -> list[dict[str, object]]:
+        """Fresh links to the licence's files (none for a refunded licence)."""
+        if licence.status != ACTIVE:
+            return []
+        found = []
+        for f in licence.files:
+            url, expires = self.signer.link(licence.licence_id, f.file_id)
+            found.append({"file_id": f.file_id, "kind": f.kind, "name": f.name,
+                          "url": url, "expires_at": expires})
+        return found
+
+    async def library(self, buyer: str) -> list[tuple[Licence, list[dict[str, object]]]]:
+        """The buyer's licences, newest first, each with fresh download links."""
+        return [(lic, self.links(lic)) for lic in await self.store.licences_of_buyer(buyer)]
+
+    async def licence_of_buyer(self, buyer: str, licence_id: str) -> Licence:
+        licence = await self.store.licence(licence_id)
+        if licence is None or licence.buyer_account != buyer:
+            raise NotFoundHere(f"no licence {licence_id!r} of yours")
+        return licence
+
+    async def download(self, licence_id: str, file_id: str, expires: int,
+                       signature: str) -> Download:
+        """Check a link, count the download and say which file to send."""
+        self.signer.check(licence_id, file_id, expires, signature)
+        licence = await self.store.licence(licence_id)
+        item: BeatFile | None = licence.file(file_id) if licence else None
+        if licence is None or item is None:
+            raise NotFoundHere(f"licence {licence_id!r} has no file {file_id!r}")
+        if licence.status != ACTIVE:
+            raise DownloadRefused("this licence was refunded, so its files can no longer be "
+                                  "downloaded")
+        local = (await self.asset_file(licence.account_id, item.asset_id) if self.asset_file
+                 else None)
+        if not local or not Path(local).is_file():
+            raise NotFoundHere(f"the file {item.name or item.kind!r} is not available on "
+                               "this server: ask the seller to upload it again")
+        if not await self.store.count_download(licence.account_id, licence_id):
+            current = await self.store.licence(licence_id)
+            if current is not None and current.status != ACTIVE:
+                raise DownloadRefused("this licence was refunded, so its files can no longer "
+                                      "be downloaded")
+            raise DownloadRefused(f"this licence's {licence.download_limit} downloads are "
+                                  "used up: ask the seller to raise the limit")
+        suffix = Path(local).suffix
+        name = item.name or f"{licence.title} ({item.kind}){suffix}"
+        return Download(Path(local), name, item.kind)

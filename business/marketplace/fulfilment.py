@@ -1,0 +1,237 @@
+"""Fulfilment: Stripe's webhooks turn paid orders into licences, exactly once.
+
+The endpoint verifies ``Stripe-Signature`` (:func:`~business.marketplace.webhooks.verify`)
+and handles each event in **one database transaction** with its effects: the event id is
+recorded in ``mkt_webhook_events`` (a second delivery finds it and is a duplicate), the
+order marked paid, the sale posted to the ledger (:func:`~business.marketplace.bookings.sale`,
+key ``sale:<order>``), the beat taken off sale (exclusive) or its lease counted, and the
+licence granted (one per order: a unique key). A worker killed anywhere in between commits
+nothing, answers Stripe no 2xx, and the redelivered event does it all once.
+
+=============================  ==============================================================
+event                          effect
+=============================  ==============================================================
+checkout.session.completed     the order is paid; a licence is granted, or (the beat was
+                               sold exclusively meanwhile) the order is refunded by the
+                               ``marketplace.refund`` job
+checkout.session.expired       the order expires; an exclusive hold is released
+charge.refunded                the order is refunded, its licence revoked, the refund booked
+other types                    recorded, ignored
+=============================  ==============================================================
+
+An event about an order not stored yet (or a refund of one not paid yet) answers
+:data:`~business.marketplace.webhooks.RETRY_STATUS`, so Stripe sends it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from business.marketplace import bookings, metrics
+from business.marketplace.checkout import metadata_of
+from business.marketplace.errors import NotForSale, NotFoundHere
+from business.marketplace.ledger import Ledger
+from business.marketplace.models import (
+    EXPIRED,
+    FAILED,
+    OPEN,
+    PAID,
+    REFUNDED,
+    REFUNDING,
+    Licence,
+    Order,
+)
+from business.marketplace.store import MarketStore, new_id
+from business.marketplace.stripe_gateway import StripeGateway, idempotency_key
+from business.marketplace.webhooks import Outcome, StripeEvent, verify
+
+logger = logging.getLogger(__name__)
+
+#: ``await enqueue_refund(tx, order)``: queue the refund of ``order`` in ``tx``.
+RefundQueue = Callable[[Any, Order], Awaitable[None]]
+
+
+class _Retry(Exception):
+    """Roll the event's transaction back and have Stripe send it again."""
+
+
+class Fulfilment:
+    """Handles the marketplace's Stripe events."""
+
+    def __init__(self, store: MarketStore, ledger: Ledger, gateway: StripeGateway | None,
+                 secrets: str | Sequence[str], enqueue_refund: RefundQueue) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.gateway = gateway
+        self.secrets = secrets
+        self.enqueue_refund = enqueue_refund
+
+    async def receive(self, payload: bytes, signature: str | None) -> Outcome:
+        """Verify and handle one delivery; its outcome (``http_status`` answers Stripe).
+        A forged, stale or malformed one raises ``WebhookRejected``."""
+        event = verify(payload, signature, self.secrets)
+        return await metrics.counted(event.created, self._handle(event))
+
+    async def _handle(self, event: StripeEvent) -> Outcome:
+        meta = metadata_of(event.object)
+        seller = meta.get("seller", "")
+        handler = {"checkout.session.completed": self._paid,
+                   "checkout.session.expired": self._expired,
+                   "charge.refunded": self._refunded}.get(event.type)
+        try:
+            if handler is None or not meta:
+                return await self._record_only(event, seller)
+            return await handler(event, meta)
+        except _Retry as exc:
+            logger.info("Stripe event %s (%s) retried later: %s", event.id, event.type, exc)
+            return Outcome.RETRY
+
+    async def _record_only(self, event: StripeEvent, seller: str) -> Outcome:
+        async with self.store.db.transaction() as tx:
+            new = await self.store.record_event(tx, seller, event.id, event.type,
+                                                Outcome.IGNORED, time.time())
+        return Outcome.IGNORED if new else Outcome.DUPLICATE
+
+    async def _order(self, meta: dict[str, str], tx: Any = None) -> Order:
+        order = await self.store.order(meta["seller"], meta["order_id"], tx=tx)
+        if order is None:
+            raise _Retry(f"order {meta['order_id']!r} is not stored (yet)")
+        return order
+
+    async def _fee(self, order: Order, session: dict[str, Any]) -> tuple[int, str | None]:
+        """Stripe's fee on the payment and its balance transaction's id."""
+        if self.gateway is None or not session.get("payment_intent"):
+            return 0, None
+        intent = await self.gateway.retrieve_payment_intent(
+            str(session["payment_intent"]), expand=["latest_charge.balance_transaction"],
+            account=order.stripe_account)
+        charge = intent.to_dict().get("latest_charge") or {}
+        txn = charge.get("balance_transaction") if isinstance(charge, dict) else None
+        if not isinstance(txn, dict):
+            return 0, None
+        return int(txn.get("fee") or 0), str(txn.get("id"))
+
+    async def _paid(self, event: StripeEvent, meta: dict[str, str]) -> Outcome:
+        session = event.object
+        order = await self._order(meta)
+        if await self.store.event_outcome(order.account_id, event.id):
+            return Outcome.DUPLICATE
+        fee, txn = (await self._fee(order, session) if order.status in (OPEN, EXPIRED, FAILED)
+                    else (0, None))
+        amount = int(session.get("amount_total") or order.amount)
+        currency = str(session.get("currency") or order.currency)
+        now = time.time()
+        db = self.store.db
+        async with db.transaction() as tx:
+            if not await self.store.record_event(tx, order.account_id, event.id, event.type,
+                                                 Outcome.PROCESSED, now):
+                return Outcome.DUPLICATE
+            order = await self._order(meta, tx)
+            if order.status not in (OPEN, EXPIRED, FAILED):
+                return Outcome.PROCESSED  # fulfilled by an earlier event of the session
+            if amount != order.amount or currency != order.currency:
+                logger.warning("order %s: Stripe charged %d %s, the order said %d %s",
+                               order.order_id, amount, currency, order.amount, order.currency)
+            await self.ledger.record(tx, order.account_id, bookings.sale(
+                f"sale:{order.order_id}", currency, gross=amount, stripe_fee=fee,
+                stripe_txn=txn))
+            if order.exclusive:
+                sold = await self.store.sell_exclusive(tx, order.account_id, order.beat_id,
+                                                       order.order_id, now)
+            else:
+                sold = await self.store.sell_lease(tx, order.account_id, order.beat_id)
+            intent = session.get("payment_intent")
+            if not sold:
+                await self.store.set_order(
+                    tx, order.account_id, order.order_id, status=REFUNDING,
+                    payment_intent=intent, paid_at=now,
+                    note="the beat was sold with exclusive rights before this payment "
+                         "arrived: the payment is refunded in full")
+                await self.enqueue_refund(tx, Order(**{**order.__dict__,
+                                                       "payment_intent": intent}))
+                return Outcome.PROCESSED
+            await self.store.set_order(tx, order.account_id, order.order_id, status=PAID,
+                                       payment_intent=intent, paid_at=now)
+            await self._grant(tx, order, now)
+        return Outcome.PROCESSED
+
+    async def _grant(self, tx: Any, order: Order, now: float) -> None:
+        beat = await self.store.beat(order.account_id, order.beat_id, tx=tx)
+        if beat is None:
+            raise NotFoundHere(f"beat {order.beat_id!r} of order {order.order_id!r} is gone")
+        tier = beat.tier(order.tier)
+        if tier is None:
+            raise NotFoundHere(f"tier {order.tier!r} of order {order.order_id!r} is gone")
+        files = [f for f in beat.files if f.kind in tier.files]
+        await self.store.insert_licence(tx, Licence(
+            order.account_id, new_id("lic"), order.order_id, order.beat_id, order.tier,
+            order.buyer_account, beat.title, files, dict(tier.rights), order.exclusive, 0,
+            tier.download_limit, "active", now))
+
+    async def _expired(self, event: StripeEvent, meta: dict[str, str]) -> Outcome:
+        order = await self._order(meta)
+        async with self.store.db.transaction() as tx:
+            if not await self.store.record_event(tx, order.account_id, event.id, event.type,
+                                                 Outcome.PROCESSED, time.time()):
+                return Outcome.DUPLICATE
+            await self.store.set_order(tx, order.account_id, order.order_id, status=EXPIRED,
+                                       expect=(OPEN,))
+            await self.store.release(tx, order.account_id, order.beat_id, order.order_id)
+        return Outcome.PROCESSED
+
+    async def _refunded(self, event: StripeEvent, meta: dict[str, str]) -> Outcome:
+        charge = event.object
+        order = await self._order(meta)
+        if order.status not in (PAID, REFUNDING, REFUNDED):
+            raise _Retry(f"order {order.order_id!r} is not paid yet")
+        refunded = int(charge.get("amount_refunded") or 0)
+        now = time.time()
+        async with self.store.db.transaction() as tx:
+            if not await self.store.record_event(tx, order.account_id, event.id, event.type,
+                                                 Outcome.PROCESSED, now):
+                return Outcome.DUPLICATE
+            if refunded > 0:
+                await self.ledger.record(tx, order.account_id, bookings.refund(
+                    f"refund:{order.order_id}:{refunded}", str(charge["currency"]),
+                    amount=refunded, imposed=True))
+            await self.store.set_order(tx, order.account_id, order.order_id, status=REFUNDED,
+                                       refunded_at=now, expect=(PAID, REFUNDING))
+            await self.store.revoke_licence(tx, order.account_id, order.order_id)
+        return Outcome.PROCESSED
+
+    async def refund(self, seller: str, order_id: str) -> dict[str, Any]:
+        """Ask Stripe to refund an order in full (the ``marketplace.refund`` job; the same
+        key every attempt); ``charge.refunded`` then books it and revokes the licence."""
+        order = await self.store.order(seller, order_id)
+        if order is None:
+            raise NotFoundHere(f"no order {order_id!r} of {seller!r}")
+        if order.status == REFUNDED:
+            return {"order_id": order_id, "status": REFUNDED}
+        if self.gateway is None or not order.payment_intent:
+            raise NotFoundHere(f"order {order_id!r} has no payment to refund")
+        found = await self.gateway.refund(
+            idempotency_key=idempotency_key("refund", order.account_id, order_id),
+            payment_intent=order.payment_intent, reason="requested_by_customer",
+            metadata={"order_id": order_id, "seller": seller},
+            account=order.stripe_account)
+        return {"order_id": order_id, "refund": str(found.id)}
+
+    async def request_refund(self, seller: str, order_id: str) -> Order:
+        """The seller refunds a paid order: queued as the ``marketplace.refund`` job."""
+        async with self.store.db.transaction() as tx:
+            order = await self.store.order(seller, order_id, tx=tx)
+            if order is None:
+                raise NotFoundHere(f"no order {order_id!r} in this account")
+            if order.status not in (PAID, REFUNDING, REFUNDED):
+                raise NotForSale(f"order {order_id!r} is {order.status}: only a paid order "
+                                 "can be refunded")
+            if order.status == PAID:
+                await self.store.set_order(tx, seller, order_id, status=REFUNDING,
+                                           note="refunded by the seller")
+                await self.enqueue_refund(tx, order)
+        found = await self.store.order(seller, order_id)
+        assert found is not None
+        return found

@@ -1,0 +1,79 @@
+"""The marketplace plug-in: hook implementations that wire the module into the server.
+
+Settings (``config.plugins["marketplace"]``): see :mod:`business.marketplace.services`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from business.marketplace import hookspecs as market_hookspecs
+from business.marketplace.ledger import MIGRATIONS
+from business.marketplace.permissions import PERMISSIONS
+from business.marketplace.routes import ROUTES
+from business.marketplace.schemas import RefundPayload
+from business.marketplace.services import (
+    PLUGIN_NAME,
+    REFUND_JOB,
+    run_gateway,
+    run_refund,
+    start_services,
+)
+from dawserver.plugin_api import (
+    Job,
+    Migration,
+    Permission,
+    PluginContext,
+    QueueSettings,
+    Route,
+    Worker,
+    hookimpl,
+)
+
+__all__ = ["MIGRATIONS"]
+
+
+@hookimpl
+def plugin_info() -> dict[str, str]:
+    return {"name": PLUGIN_NAME, "version": "1.0",
+            "description": "Marketplace: beats, licence tiers, Stripe checkout, licences "
+                           "and signed downloads"}
+
+
+@hookimpl
+def hookspecs() -> list[Any]:
+    return [market_hookspecs]
+
+
+@hookimpl
+def migrations() -> list[Migration]:
+    return MIGRATIONS
+
+
+@hookimpl
+def permissions() -> list[Permission]:
+    return PERMISSIONS
+
+
+@hookimpl
+def routes(context: PluginContext) -> list[Route]:
+    return ROUTES
+
+
+@hookimpl
+def jobs() -> list[Job]:
+    # A refund is one Stripe call with the same idempotency key on every attempt.
+    return [Job(REFUND_JOB, RefundPayload, run_refund,
+                "refund one order in full through Stripe",
+                QueueSettings(max_attempts=12, backoff_base=5.0, backoff_cap=900.0,
+                              lease_s=60.0, concurrency=2))]
+
+
+@hookimpl
+def startup(context: PluginContext) -> None:
+    start_services(context)
+
+
+@hookimpl
+def workers(context: PluginContext) -> list[Worker]:
+    return [Worker("marketplace.stripe_client", run_gateway)]

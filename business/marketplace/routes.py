@@ -1,0 +1,275 @@
+"""HTTP routes of the marketplace plug-in (``/api/marketplace/...``), declared through the
+plug-in API. A seller's rows are scoped by ``request.account_id`` and a buyer's by the
+buyer's account: another account's ids answer 404 like missing ones. Who may do what:
+:mod:`.permissions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+from business.marketplace.errors import (
+    CatalogueInvalid,
+    DownloadRefused,
+    NotForSale,
+    NotFoundHere,
+    PaymentDeclined,
+    PaymentError,
+    StripeUnavailable,
+    WebhookRejected,
+)
+from business.marketplace.models import Licence
+from business.marketplace.permissions import BUY, CATALOGUE, LIBRARY, READ, SELL
+from business.marketplace.schemas import (
+    BeatIn,
+    BeatOut,
+    CataloguePage,
+    CatalogueQuery,
+    CheckoutIn,
+    CheckoutOut,
+    ConnectIn,
+    DownloadQuery,
+    LicenceOut,
+    OrderOut,
+    SellerOut,
+    TierPatch,
+    WebhookOut,
+)
+from business.marketplace.services import services
+from business.marketplace.stripe_gateway import idempotency_key
+from dawserver.plugin_api import (
+    PUBLIC,
+    BadRequest,
+    Conflict,
+    Empty,
+    Forbidden,
+    Handler,
+    Media,
+    NotFound,
+    Reply,
+    Request,
+    Route,
+    Unavailable,
+    Unprocessable,
+)
+
+
+def _api(handler: Handler) -> Handler:
+    """``handler`` with the domain's errors turned into HTTP errors."""
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Any:
+        try:
+            return await handler(request)
+        except NotFoundHere as exc:
+            raise NotFound(str(exc)) from None
+        except CatalogueInvalid as exc:
+            raise Unprocessable(str(exc), fields=exc.issues) from None
+        except NotForSale as exc:
+            raise Conflict(str(exc)) from None
+        except DownloadRefused as exc:
+            raise Forbidden(str(exc)) from None
+        except PaymentDeclined as exc:
+            raise Unprocessable(f"the card was declined ({exc.decline_code}): try another "
+                                "card") from None
+        except StripeUnavailable as exc:
+            raise Unavailable(f"Stripe did not answer ({exc}); try again in a minute",
+                              headers={"Retry-After": "60"}) from None
+        except PaymentError as exc:
+            raise Unavailable(f"Stripe refused the request: {exc}") from None
+
+    return wrapped
+
+
+# -- catalogue ------------------------------------------------------------------------------
+
+@_api
+async def create_beat(request: Request) -> Any:
+    """Put a beat on sale: its files (asset ids) and licence tiers (the market's defaults
+    for tiers left out)."""
+    body: BeatIn = request.body
+    beat = await services(request.context).catalogue.create(
+        request.account_id, body.model_dump(exclude_unset=True, exclude_none=True))
+    return Reply(beat.owned(), status=201)
+
+
+@_api
+async def list_beats(request: Request) -> Any:
+    """The account's beats, newest first (on sale or sold), with files and every tier."""
+    return [b.owned() for b in await services(request.context).store.beats_of(
+        request.account_id)]
+
+
+@_api
+async def get_beat(request: Request) -> Any:
+    """One beat of the account."""
+    beat = await services(request.context).catalogue.get(request.account_id,
+                                                         request.params["beat_id"])
+    return beat.owned()
+
+
+@_api
+async def change_tier(request: Request) -> Any:
+    """Change a tier's price, name, download limit or whether it is offered."""
+    body: TierPatch = request.body
+    beat = await services(request.context).catalogue.change_tier(
+        request.account_id, request.params["beat_id"], request.params["tier"],
+        body.model_dump(exclude_none=True))
+    return beat.owned()
+
+
+@_api
+async def catalogue(request: Request) -> Any:
+    """Beats on sale, newest first, filtered by BPM, key, genre, mood, seller and price
+    (a tier within the range); pages by cursor."""
+    page, cursor = await services(request.context).catalogue.listing(request.query)
+    return {"items": [b.public() for b in page], "next_cursor": cursor}
+
+
+# -- selling ----------------------------------------------------------------------------------
+
+@_api
+async def connect_stripe(request: Request) -> Any:
+    """Make (once) the account's Stripe connected account and a fresh onboarding link."""
+    module = services(request.context)
+    gateway = module.gateway
+    if gateway is None:
+        raise Conflict("payments are not configured on this server: set "
+                       "plugins.marketplace.stripe.api_key")
+    body: ConnectIn = request.body
+    account = await module.store.stripe_account(request.account_id)
+    if account is None:
+        made = await gateway.create_connected_account(
+            idempotency_key=idempotency_key("seller", request.account_id), country=body.country,
+            email=body.email, metadata={"account_id": request.account_id})
+        account = await module.store.save_seller(request.account_id, str(made.id),
+                                                 float(made.created or 0))
+    link = await gateway.create_account_link(
+        idempotency_key=idempotency_key("onboarding", account, body.return_url,
+                                        body.refresh_url, asyncio.get_running_loop().time()),
+        account=account, refresh_url=body.refresh_url, return_url=body.return_url)
+    return {"stripe_account": account, "onboarding_url": link.url}
+
+
+@_api
+async def refund_order(request: Request) -> Any:
+    """Refund a paid order in full (queued; the licence is revoked when Stripe confirms)."""
+    order = await services(request.context).fulfilment.request_refund(
+        request.account_id, request.params["order_id"])
+    return Reply(order.to_json(), status=202)
+
+
+# -- buying -----------------------------------------------------------------------------------
+
+@_api
+async def start_checkout(request: Request) -> Any:
+    """Open an order for one tier of a beat and its Stripe Checkout page; an exclusive
+    is held for this buyer until the page expires."""
+    body: CheckoutIn = request.body
+    started = await services(request.context).checkout.start(
+        request.account_id, body.seller, body.beat_id, body.tier,
+        success_url=body.success_url, cancel_url=body.cancel_url, email=body.email)
+    return Reply({"order": started.order.to_json(), "checkout_url": started.url,
+                  "expires_at": started.expires_at}, status=201)
+
+
+@_api
+async def get_order(request: Request) -> Any:
+    """One of the account's orders as a buyer (paid, refunded ...)."""
+    order = await services(request.context).checkout.order_of_buyer(
+        request.account_id, request.params["order_id"])
+    return order.to_json()
+
+
+def _licence_out(licence: Licence, links: list[dict[str, object]]) -> dict[str, Any]:
+    return {"licence_id": licence.licence_id, "seller": licence.account_id,
+            "order_id": licence.order_id, "beat_id": licence.beat_id, "title": licence.title,
+            "tier": licence.tier, "exclusive": licence.exclusive, "rights": licence.rights,
+            "status": licence.status, "downloads": licence.downloads,
+            "download_limit": licence.download_limit, "granted_at": licence.granted_at,
+            "links": links}
+
+
+@_api
+async def library(request: Request) -> Any:
+    """The account's licences, newest first, each with fresh signed download links."""
+    found = await services(request.context).delivery.library(request.account_id)
+    return [_licence_out(lic, links) for lic, links in found]
+
+
+@_api
+async def get_licence(request: Request) -> Any:
+    """One of the account's licences with fresh signed download links."""
+    delivery = services(request.context).delivery
+    licence = await delivery.licence_of_buyer(request.account_id, request.params["licence_id"])
+    return _licence_out(licence, delivery.links(licence))
+
+
+@_api
+async def download(request: Request) -> Any:
+    """A licensed file, through a signed link that has not expired (each download counts
+    against the licence's limit)."""
+    query: DownloadQuery = request.query
+    if not query.signature or not query.expires:
+        raise BadRequest("a download link carries expires=... and signature=...: open "
+                         "your library for one")
+    found = await services(request.context).delivery.download(
+        request.params["licence_id"], request.params["file_id"], query.expires,
+        query.signature)
+    data = await asyncio.to_thread(found.path.read_bytes)
+    safe = found.name.replace('"', "'").encode("ascii", "replace").decode()
+    return Reply(data, media_type="application/octet-stream",
+                 headers={"Content-Disposition": f'attachment; filename="{safe}"'})
+
+
+# -- Stripe -----------------------------------------------------------------------------------
+
+async def stripe_webhook(request: Request) -> Any:
+    """Stripe's events (``Stripe-Signature`` verified; each event id handled once)."""
+    fulfilment = services(request.context).fulfilment
+    if not fulfilment.secrets:
+        raise Conflict("the Stripe webhook's signing secret is not configured: set "
+                       "plugins.marketplace.stripe.webhook_secret (Stripe sends the event "
+                       "again later)")
+    try:
+        outcome = await fulfilment.receive(request.body, request.headers.get("Stripe-Signature"))
+    except WebhookRejected as exc:
+        raise BadRequest(str(exc), reason=getattr(exc, "reason", "forged")) from None
+    if outcome.http_status != 200:
+        raise Conflict(f"event {outcome.value}: its order is not stored yet; send it again",
+                       outcome=outcome.value)
+    return {"outcome": outcome.value}
+
+
+M = "/api/marketplace"
+ROUTES = [
+    Route(method="GET", path=f"{M}/catalogue", handler=catalogue, permission=PUBLIC,
+          query=CatalogueQuery, response=CataloguePage),
+    Route(method="GET", path=f"{M}/beats", handler=list_beats, permission=READ,
+          response=list[BeatOut]),
+    Route(method="POST", path=f"{M}/beats", handler=create_beat, permission=CATALOGUE,
+          body=BeatIn, response=BeatOut, status=201),
+    Route(method="GET", path=f"{M}/beats/{{beat_id}}", handler=get_beat, permission=READ,
+          response=BeatOut),
+    Route(method="PATCH", path=f"{M}/beats/{{beat_id}}/tiers/{{tier}}", handler=change_tier,
+          permission=CATALOGUE, body=TierPatch, response=BeatOut),
+    Route(method="POST", path=f"{M}/seller/stripe", handler=connect_stripe, permission=SELL,
+          body=ConnectIn, response=SellerOut),
+    Route(method="POST", path=f"{M}/sales/{{order_id}}/refund", handler=refund_order,
+          permission=SELL, body=Empty, response=OrderOut, status=202),
+    Route(method="POST", path=f"{M}/checkout", handler=start_checkout, permission=BUY,
+          body=CheckoutIn, response=CheckoutOut, status=201),
+    Route(method="GET", path=f"{M}/orders/{{order_id}}", handler=get_order, permission=BUY,
+          response=OrderOut),
+    Route(method="GET", path=f"{M}/library", handler=library, permission=LIBRARY,
+          response=list[LicenceOut]),
+    Route(method="GET", path=f"{M}/library/{{licence_id}}", handler=get_licence,
+          permission=LIBRARY, response=LicenceOut),
+    Route(method="GET", path=f"{M}/downloads/{{licence_id}}/{{file_id}}", handler=download,
+          permission=PUBLIC, query=DownloadQuery,
+          response=Media("application/octet-stream")),
+    Route(method="POST", path=f"{M}/stripe/webhook", handler=stripe_webhook,
+          permission=PUBLIC, body=Media("application/json"), response=WebhookOut,
+          max_body=1 << 20),
+]

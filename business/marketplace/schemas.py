@@ -1,0 +1,225 @@
+"""The marketplace's request and answer models (the routes' validation and the OpenAPI
+document's schemas). Amounts are integers of minor units; currencies ISO 4217 codes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from dawserver.plugin_api import Model, Query
+
+FileKind = Literal["tagged_mp3", "mp3", "wav", "stems"]
+TierName = Literal["mp3_lease", "wav_lease", "trackout_lease", "unlimited", "exclusive"]
+
+
+class Rights(Model):
+    """What a licence allows; None: unlimited."""
+
+    distribution_copies: int | None = Field(None, ge=0)
+    audio_streams: int | None = Field(None, ge=0)
+    music_videos: int | None = Field(None, ge=0)
+    monetized_video_streams: int | None = Field(None, ge=0)
+    radio_stations: int | None = Field(None, ge=0)
+    live_performances: bool = True
+
+
+class BeatFileIn(Model):
+    """A file of the beat: an asset id of the seller's account and what it is."""
+
+    kind: FileKind
+    asset_id: str = Field(min_length=1, max_length=200)
+    name: str = Field("", max_length=200)
+
+
+class TierIn(Model):
+    """A licence tier; fields left out take the market's default for the tier."""
+
+    tier: TierName
+    price: int | None = Field(None, description="minor units (2999 is 29.99 USD)")
+    currency: str | None = Field(None, description="must be the beat's currency")
+    name: str | None = Field(None, min_length=1, max_length=80)
+    files: list[Literal["mp3", "wav", "stems"]] | None = None
+    rights: Rights | None = None
+    download_limit: int | None = Field(None, ge=1, le=100)
+    active: bool = True
+
+
+class BeatIn(Model):
+    """A beat to sell."""
+
+    title: str = Field(min_length=1, max_length=200)
+    bpm: int = Field(ge=20, le=400)
+    key: str = Field(min_length=1, max_length=20, description="e.g. 'C minor', 'F# major'")
+    genre: str = Field("", max_length=60)
+    mood: str = Field("", max_length=60)
+    tags: list[str] = Field(default_factory=list, max_length=20)
+    currency: str = Field(min_length=1, max_length=8, description="ISO 4217, e.g. usd")
+    files: list[BeatFileIn] = Field(min_length=1, max_length=60)
+    tiers: list[TierIn] | None = Field(None, description="none: the market's defaults")
+
+
+class TierPatch(Model):
+    """A change to one tier of a beat (an open checkout keeps its price)."""
+
+    price: int | None = None
+    currency: str | None = None
+    name: str | None = Field(None, min_length=1, max_length=80)
+    download_limit: int | None = Field(None, ge=1, le=100)
+    active: bool | None = None
+
+
+class TierOut(Model):
+    tier: str
+    name: str
+    price: int
+    currency: str
+    files: list[str]
+    rights: dict[str, Any]
+    exclusive: bool
+    download_limit: int
+    active: bool
+
+
+class FileOut(Model):
+    file_id: str
+    kind: str
+    asset_id: str
+    name: str
+
+
+class BeatOut(Model):
+    """A beat as anyone sees it (``files`` only for its seller)."""
+
+    seller: str
+    beat_id: str
+    title: str
+    bpm: int
+    key: str
+    genre: str
+    mood: str
+    tags: list[str]
+    currency: str
+    status: str
+    preview_asset_id: str | None
+    created_at: float
+    tiers: list[TierOut]
+    files: list[FileOut] | None = None
+
+
+class CatalogueQuery(Query):
+    """Filters of the public catalogue; ``cursor``: the previous page's ``next_cursor``."""
+
+    seller: str = ""
+    bpm_min: int | None = Field(None, ge=0)
+    bpm_max: int | None = Field(None, ge=0)
+    key: str = ""
+    genre: str = ""
+    mood: str = ""
+    currency: str = ""
+    price_min: int | None = Field(None, ge=0, description="some tier costs at least this")
+    price_max: int | None = Field(None, ge=0, description="some tier costs at most this")
+    limit: int = Field(24, ge=1, le=100)
+    cursor: str = ""
+
+
+class CataloguePage(Model):
+    items: list[BeatOut]
+    next_cursor: str | None
+
+
+class SellerOut(Model):
+    """The seller's connected Stripe account and where to finish onboarding."""
+
+    stripe_account: str
+    onboarding_url: str | None
+
+
+class ConnectIn(Model):
+    """Where Stripe sends the seller back after onboarding."""
+
+    return_url: str = Field(min_length=1, max_length=2000)
+    refresh_url: str = Field(min_length=1, max_length=2000)
+    email: str | None = Field(None, max_length=320)
+    country: str = Field("US", min_length=2, max_length=2)
+
+
+class CheckoutIn(Model):
+    """What to buy: one tier of one beat of one seller."""
+
+    seller: str = Field(min_length=1, max_length=200)
+    beat_id: str = Field(min_length=1, max_length=100)
+    tier: TierName
+    success_url: str | None = Field(None, max_length=2000,
+                                    description="{ORDER_ID} is replaced by the order's id")
+    cancel_url: str | None = Field(None, max_length=2000)
+    email: str | None = Field(None, max_length=320)
+
+
+class OrderOut(Model):
+    seller: str
+    order_id: str
+    beat_id: str
+    tier: str
+    amount: int
+    currency: str
+    exclusive: bool
+    status: str
+    note: str
+    created_at: float
+    paid_at: float | None
+    refunded_at: float | None
+
+
+class CheckoutOut(Model):
+    """The order and the Stripe Checkout page to pay it on."""
+
+    order: OrderOut
+    checkout_url: str
+    expires_at: int
+
+
+class LinkOut(Model):
+    file_id: str
+    kind: str
+    name: str
+    url: str
+    expires_at: int
+
+
+class LicenceOut(Model):
+    """A licence in the buyer's library, with fresh download links."""
+
+    licence_id: str
+    seller: str
+    order_id: str
+    beat_id: str
+    title: str
+    tier: str
+    exclusive: bool
+    rights: dict[str, Any]
+    status: str
+    downloads: int
+    download_limit: int
+    granted_at: float
+    links: list[LinkOut]
+
+
+class WebhookOut(Model):
+    """What became of one Stripe delivery."""
+
+    outcome: str
+
+
+class DownloadQuery(Query):
+    """The signed link's expiry and signature."""
+
+    expires: int = 0
+    signature: str = Field("", max_length=128)
+
+
+class RefundPayload(Model):
+    """The ``marketplace.refund`` job: refund one order in full."""
+
+    seller: str
+    order_id: str

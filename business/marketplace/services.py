@@ -1,0 +1,144 @@
+"""The marketplace's running objects, shared by its routes, its job and its worker.
+
+Built in the plug-in's ``startup`` hook from its settings (``config.plugins["marketplace"]``):
+
+- ``stripe``: ``{"api_key": "sk_...", "api_base": None, "webhook_secret": "whsec_..."
+  (or a list during a secret roll), "max_network_retries": 2, "timeout": 30}``; without
+  ``api_key`` the catalogue works and checkout answers 409 (payments not configured);
+  ``api_base`` points the official client elsewhere (the fake Stripe in tests);
+- ``checkout_expiry_s`` (3600): a Checkout Session's life, and an exclusive hold's;
+- ``success_url``, ``cancel_url``: where Stripe sends the buyer after paying
+  (``{ORDER_ID}`` replaced), unless the checkout names its own;
+- ``download_ttl_s`` (3600): how long a download link lives; ``download_key``: the
+  links' HMAC key (default: one derived from the server's secret).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from business.marketplace.catalogue import Catalogue
+from business.marketplace.checkout import Checkout
+from business.marketplace.delivery import Delivery, LinkSigner
+from business.marketplace.fulfilment import Fulfilment
+from business.marketplace.ledger import Ledger
+from business.marketplace.models import Order
+from business.marketplace.store import MarketStore
+from business.marketplace.stripe_gateway import StripeGateway, StripeSettings
+from dawserver.plugin_api import JobContext, PluginContext
+
+PLUGIN_NAME = "marketplace"
+REFUND_JOB = "marketplace.refund"
+LINK_KEY_PURPOSE = "marketplace download links"
+logger = logging.getLogger(__name__)
+_KEY = "marketplace"
+
+
+@dataclass
+class Services:
+    """The module's objects."""
+
+    store: MarketStore
+    ledger: Ledger
+    catalogue: Catalogue
+    checkout: Checkout
+    fulfilment: Fulfilment
+    delivery: Delivery
+    gateway: StripeGateway | None
+
+    async def close(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.close()
+
+
+def services(context: PluginContext) -> Services:
+    """The started module of a plug-in context."""
+    found = context.state.get(_KEY)
+    if found is None:
+        raise RuntimeError("the marketplace plug-in has not started yet")
+    return found
+
+
+def _hook(context: PluginContext) -> Any:
+    hook = getattr(context.manager.hook, "marketplace_asset_file", None)
+    return hook if hook is not None and hook.get_hookimpls() else None
+
+
+def stripe_settings(settings: dict[str, Any]) -> tuple[StripeSettings | None, list[str]]:
+    """The gateway's settings (None without an API key) and the webhook secrets."""
+    raw = dict(settings.get("stripe") or {})
+    secret = raw.get("webhook_secret") or []
+    secrets = [secret] if isinstance(secret, str) else [str(s) for s in secret]
+    if not raw.get("api_key"):
+        return None, secrets
+    return StripeSettings(str(raw["api_key"]), api_base=raw.get("api_base") or None,
+                          max_network_retries=int(raw.get("max_network_retries", 2)),
+                          timeout=float(raw.get("timeout", 30.0))), secrets
+
+
+def build_services(context: PluginContext) -> Services:
+    settings = context.settings_for(PLUGIN_NAME)
+    db = context.database()
+    store, ledger = MarketStore(db), Ledger(db)
+    stripe, secrets = stripe_settings(settings)
+    gateway = StripeGateway(stripe) if stripe else None
+    hook = _hook(context)
+
+    async def asset_file(account_id: str, asset_id: str) -> str | None:
+        """The plug-in's own hook where one is registered (tests), else the platform's."""
+        if hook is not None:
+            return hook(context=context, account_id=account_id, asset_id=asset_id)
+        return await context.asset_path(account_id, asset_id)
+
+    async def asset_exists(account_id: str, asset_id: str) -> bool:
+        return await asset_file(account_id, asset_id) is not None
+
+    async def enqueue_refund(tx: Any, order: Order) -> None:
+        await context.enqueue(REFUND_JOB, {"seller": order.account_id,
+                                           "order_id": order.order_id},
+                              account_id=order.account_id,
+                              idempotency_key=f"refund/{order.order_id}", tx=tx)
+
+    key = settings.get("download_key")
+    signer = LinkSigner(key.encode() if isinstance(key, str) else
+                        context.derive_key(LINK_KEY_PURPOSE),
+                        int(settings.get("download_ttl_s", 3600)))
+    checkout = Checkout(store, gateway, expiry_s=int(settings.get("checkout_expiry_s", 3600)),
+                        success_url=str(settings.get("success_url") or _default_success(
+                            context)), cancel_url=str(settings.get("cancel_url") or ""))
+    return Services(store, ledger, Catalogue(store, asset_exists), checkout,
+                    Fulfilment(store, ledger, gateway, secrets, enqueue_refund),
+                    Delivery(store, signer, asset_file), gateway)
+
+
+def _default_success(context: PluginContext) -> str:
+    base = ""
+    try:
+        base = str(getattr(context.config, "base_url", "") or "")
+    except Exception:  # a config without a host to build it from
+        base = ""
+    return f"{base.rstrip('/') or 'http://localhost'}/marketplace/orders/{{ORDER_ID}}"
+
+
+def start_services(context: PluginContext) -> Services:
+    """Build the module's objects and keep them in the context."""
+    module = build_services(context)
+    context.state[_KEY] = module
+    return module
+
+
+async def run_refund(context: PluginContext, payload: Any, job: JobContext) -> dict:
+    """The ``marketplace.refund`` job: refund one order in full (same key each attempt)."""
+    return await services(context).fulfilment.refund(payload.seller, payload.order_id)
+
+
+async def run_gateway(context: PluginContext) -> None:
+    """The worker holding the Stripe client's connections; closes them on shutdown."""
+    module = services(context)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await module.close()

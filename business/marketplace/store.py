@@ -1,0 +1,304 @@
+"""MarketStore: the marketplace's rows in the plug-in context's one database.
+
+Plain reads and writes; the rules live in :mod:`.catalogue`, :mod:`.checkout`,
+:mod:`.fulfilment` and :mod:`.delivery`. Every query of a seller's rows names the
+seller's account first, so another account's ids find nothing; the buyer's reads name
+``buyer_account``. Writes that race (reservations, the exclusive sale, download counts)
+are conditional ``UPDATE`` s whose row count says who won.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from typing import Any
+
+from business.marketplace.models import (
+    ON_SALE,
+    Beat,
+    BeatFile,
+    Licence,
+    Order,
+    Tier,
+)
+
+Row = dict[str, Any]
+
+ORDER_COLUMNS = ("account_id, order_id, beat_id, tier, buyer_account, amount, currency, "
+                 "exclusive, status, stripe_account, session_id, payment_intent, note, "
+                 "created_at, paid_at, refunded_at")
+LICENCE_COLUMNS = ("account_id, licence_id, order_id, beat_id, tier, buyer_account, title, "
+                   "files, rights, exclusive_beat, downloads, download_limit, status, "
+                   "granted_at")
+
+
+def new_id(prefix: str) -> str:
+    """A fresh random id such as ``beat_3f9a...``."""
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def _files(text: str) -> list[BeatFile]:
+    return [BeatFile(**f) for f in json.loads(text)]
+
+
+def tier_from(row: Row) -> Tier:
+    return Tier(row["tier"], row["name"], int(row["price"]), row["currency"],
+                tuple(json.loads(row["files"])), json.loads(row["rights"]),
+                bool(row["exclusive"]), int(row["download_limit"]), bool(row["active"]))
+
+
+def beat_from(row: Row, tiers: list[Tier]) -> Beat:
+    return Beat(row["account_id"], row["beat_id"], row["title"], int(row["bpm"]),
+                row["musical_key"], row["genre"], row["mood"], json.loads(row["tags"]),
+                row["currency"], row["status"], float(row["created_at"]),
+                _files(row["files"]), tiers, row["reserved_order"], row["reserved_until"])
+
+
+def order_from(row: Row) -> Order:
+    return Order(row["account_id"], row["order_id"], row["beat_id"], row["tier"],
+                 row["buyer_account"], int(row["amount"]), row["currency"],
+                 bool(row["exclusive"]), row["status"], row["stripe_account"],
+                 row["session_id"], row["payment_intent"], row["note"],
+                 float(row["created_at"]), row["paid_at"], row["refunded_at"])
+
+
+def licence_from(row: Row) -> Licence:
+    return Licence(row["account_id"], row["licence_id"], row["order_id"], row["beat_id"],
+                   row["tier"], row["buyer_account"], row["title"], _files(row["files"]),
+                   json.loads(row["rights"]), row["exclusive_beat"] is not None,
+                   int(row["downloads"]), int(row["download_limit"]), row["status"],
+                   float(row["granted_at"]))
+
+
+def encode_cursor(*parts: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    """The parts of a cursor; ValueError for one we did not make."""
+    try:
+        parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"cursor {cursor[:40]!r} is not one this server gave") from exc
+    if not isinstance(parts, list) or len(parts) != 3:
+        raise ValueError(f"cursor {cursor[:40]!r} is not one this server gave")
+    return parts
+
+
+class MarketStore:
+    """Reads and writes of the marketplace's tables."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    def _on(self, tx: Any) -> Any:
+        return self.db if tx is None else tx
+
+    # -- sellers -----------------------------------------------------------------------------
+
+    async def stripe_account(self, account_id: str, *, tx: Any = None) -> str | None:
+        return await self._on(tx).fetchval(
+            "SELECT stripe_account FROM mkt_sellers WHERE account_id = ?", account_id)
+
+    async def save_seller(self, account_id: str, stripe_account: str, now: float) -> str:
+        """Record the seller's connected account (the first one stays); the one kept."""
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO mkt_sellers (account_id, stripe_account, created_at) "
+                "VALUES (?, ?, ?) ON CONFLICT (account_id) DO NOTHING",
+                account_id, stripe_account, now)
+            return await tx.fetchval(
+                "SELECT stripe_account FROM mkt_sellers WHERE account_id = ?", account_id)
+
+    # -- beats and tiers ---------------------------------------------------------------------
+
+    async def insert_beat(self, beat: Beat) -> None:
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO mkt_beats (account_id, beat_id, title, bpm, musical_key, genre, "
+                "mood, tags, files, currency, status, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                beat.account_id, beat.beat_id, beat.title, beat.bpm, beat.key, beat.genre,
+                beat.mood, json.dumps(beat.tags), json.dumps([f.to_json() for f in beat.files]),
+                beat.currency, beat.status, beat.created_at)
+            await tx.executemany(
+                "INSERT INTO mkt_tiers (account_id, beat_id, tier, name, price, currency, "
+                "files, rights, exclusive, download_limit, active) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(beat.account_id, beat.beat_id, t.tier, t.name, t.price, t.currency,
+                  json.dumps(list(t.files)), json.dumps(t.rights), int(t.exclusive),
+                  t.download_limit, int(t.active)) for t in beat.tiers])
+
+    async def update_tier(self, account_id: str, beat_id: str, tier: Tier) -> None:
+        await self.db.execute(
+            "UPDATE mkt_tiers SET price = ?, active = ?, download_limit = ?, name = ? "
+            "WHERE account_id = ? AND beat_id = ? AND tier = ?",
+            tier.price, int(tier.active), tier.download_limit, tier.name, account_id,
+            beat_id, tier.tier)
+
+    async def _tiers(self, keys: list[tuple[str, str]], tx: Any = None
+                     ) -> dict[tuple[str, str], list[Tier]]:
+        found: dict[tuple[str, str], list[Tier]] = {k: [] for k in keys}
+        for account_id in sorted({a for a, _ in keys}):
+            beats = [b for a, b in keys if a == account_id]
+            marks = ", ".join("?" for _ in beats)
+            rows = await self._on(tx).fetch(
+                f"SELECT * FROM mkt_tiers WHERE account_id = ? AND beat_id IN ({marks}) "
+                "ORDER BY price, tier", account_id, *beats)
+            for row in rows:
+                found[(account_id, row["beat_id"])].append(tier_from(row))
+        return found
+
+    async def beat(self, account_id: str, beat_id: str, *, tx: Any = None) -> Beat | None:
+        row = await self._on(tx).fetchrow(
+            "SELECT * FROM mkt_beats WHERE account_id = ? AND beat_id = ?", account_id, beat_id)
+        if row is None:
+            return None
+        tiers = await self._tiers([(account_id, beat_id)], tx)
+        return beat_from(row, tiers[(account_id, beat_id)])
+
+    async def _with_tiers(self, rows: list[Row]) -> list[Beat]:
+        tiers = await self._tiers([(r["account_id"], r["beat_id"]) for r in rows])
+        return [beat_from(r, tiers[(r["account_id"], r["beat_id"])]) for r in rows]
+
+    async def beats_of(self, account_id: str) -> list[Beat]:
+        rows = await self.db.fetch(
+            "SELECT * FROM mkt_beats WHERE account_id = ? ORDER BY created_at DESC, beat_id",
+            account_id)
+        return await self._with_tiers(rows)
+
+    async def listing(self, where: list[str], args: list[Any], limit: int) -> list[Beat]:
+        """Beats on sale matching ``where`` (SQL over ``b``, the beat), newest first."""
+        clauses = " AND ".join(["b.status = ?", *where])
+        rows = await self.db.fetch(
+            f"SELECT b.* FROM mkt_beats b WHERE {clauses} "
+            "ORDER BY b.created_at DESC, b.account_id DESC, b.beat_id DESC LIMIT ?",
+            ON_SALE, *args, limit)
+        return await self._with_tiers(rows)
+
+    # -- reservations and sales --------------------------------------------------------------
+
+    async def reserve(self, tx: Any, account_id: str, beat_id: str, order_id: str,
+                      now: float, until: float) -> bool:
+        """Hold the beat for an exclusive checkout (none other live); whether it was."""
+        return bool(await tx.execute(
+            "UPDATE mkt_beats SET reserved_order = ?, reserved_until = ? "
+            "WHERE account_id = ? AND beat_id = ? AND status = ? "
+            "AND (reserved_order IS NULL OR reserved_until <= ?)",
+            order_id, until, account_id, beat_id, ON_SALE, now))
+
+    async def release(self, tx: Any, account_id: str, beat_id: str, order_id: str) -> None:
+        await tx.execute(
+            "UPDATE mkt_beats SET reserved_order = NULL, reserved_until = NULL "
+            "WHERE account_id = ? AND beat_id = ? AND reserved_order = ?",
+            account_id, beat_id, order_id)
+
+    async def sell_exclusive(self, tx: Any, account_id: str, beat_id: str, order_id: str,
+                             now: float) -> bool:
+        """Take the beat off sale for ``order_id``: only while on sale and held for it (or
+        held by nobody live); whether it was."""
+        return bool(await tx.execute(
+            "UPDATE mkt_beats SET status = 'sold_exclusive', sold_order = ?, "
+            "reserved_order = NULL, reserved_until = NULL "
+            "WHERE account_id = ? AND beat_id = ? AND status = ? "
+            "AND (reserved_order IS NULL OR reserved_order = ? OR reserved_until <= ?)",
+            order_id, account_id, beat_id, ON_SALE, order_id, now))
+
+    async def sell_lease(self, tx: Any, account_id: str, beat_id: str) -> bool:
+        """Count a lease sold while the beat is on sale (the row lock orders it against
+        an exclusive sale); whether it was on sale."""
+        return bool(await tx.execute(
+            "UPDATE mkt_beats SET leases_sold = leases_sold + 1 "
+            "WHERE account_id = ? AND beat_id = ? AND status = ?",
+            account_id, beat_id, ON_SALE))
+
+    # -- orders ------------------------------------------------------------------------------
+
+    async def insert_order(self, tx: Any, order: Order) -> None:
+        await tx.execute(
+            f"INSERT INTO mkt_orders ({ORDER_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            order.account_id, order.order_id, order.beat_id, order.tier, order.buyer_account,
+            order.amount, order.currency, int(order.exclusive), order.status,
+            order.stripe_account, order.session_id, order.payment_intent, order.note,
+            order.created_at, order.paid_at, order.refunded_at)
+
+    async def order(self, account_id: str, order_id: str, *, tx: Any = None) -> Order | None:
+        row = await self._on(tx).fetchrow(
+            f"SELECT {ORDER_COLUMNS} FROM mkt_orders WHERE account_id = ? AND order_id = ?",
+            account_id, order_id)
+        return None if row is None else order_from(row)
+
+    async def buyer_order(self, buyer: str, order_id: str) -> Order | None:
+        row = await self.db.fetchrow(
+            f"SELECT {ORDER_COLUMNS} FROM mkt_orders WHERE buyer_account = ? "
+            "AND order_id = ?", buyer, order_id)
+        return None if row is None else order_from(row)
+
+    async def set_order(self, tx: Any, account_id: str, order_id: str, *,
+                        expect: tuple[str, ...] | None = None, **values: Any) -> bool:
+        """Set columns of an order (only from the ``expect`` states); whether it changed."""
+        sets = ", ".join(f"{k} = ?" for k in values)
+        sql = f"UPDATE mkt_orders SET {sets} WHERE account_id = ? AND order_id = ?"
+        args = [*values.values(), account_id, order_id]
+        if expect:
+            sql += f" AND status IN ({', '.join('?' for _ in expect)})"
+            args += list(expect)
+        return bool(await self._on(tx).execute(sql, *args))
+
+    # -- licences ----------------------------------------------------------------------------
+
+    async def insert_licence(self, tx: Any, licence: Licence) -> None:
+        await tx.execute(
+            f"INSERT INTO mkt_licences ({LICENCE_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            licence.account_id, licence.licence_id, licence.order_id, licence.beat_id,
+            licence.tier, licence.buyer_account, licence.title,
+            json.dumps([f.to_json() for f in licence.files]), json.dumps(licence.rights),
+            licence.beat_id if licence.exclusive else None, licence.downloads,
+            licence.download_limit, licence.status, licence.granted_at)
+
+    async def licence(self, licence_id: str, *, tx: Any = None) -> Licence | None:
+        row = await self._on(tx).fetchrow(
+            f"SELECT {LICENCE_COLUMNS} FROM mkt_licences WHERE licence_id = ?", licence_id)
+        return None if row is None else licence_from(row)
+
+    async def licences_of_buyer(self, buyer: str) -> list[Licence]:
+        rows = await self.db.fetch(
+            f"SELECT {LICENCE_COLUMNS} FROM mkt_licences WHERE buyer_account = ? "
+            "ORDER BY granted_at DESC, licence_id", buyer)
+        return [licence_from(r) for r in rows]
+
+    async def licences_of_beat(self, account_id: str, beat_id: str) -> list[Licence]:
+        rows = await self.db.fetch(
+            f"SELECT {LICENCE_COLUMNS} FROM mkt_licences WHERE account_id = ? "
+            "AND beat_id = ? ORDER BY granted_at", account_id, beat_id)
+        return [licence_from(r) for r in rows]
+
+    async def revoke_licence(self, tx: Any, account_id: str, order_id: str) -> None:
+        await tx.execute(
+            "UPDATE mkt_licences SET status = 'refunded' WHERE account_id = ? AND order_id = ?",
+            account_id, order_id)
+
+    async def count_download(self, account_id: str, licence_id: str) -> bool:
+        """Count one download of an active licence under its limit; whether it was."""
+        return bool(await self.db.execute(
+            "UPDATE mkt_licences SET downloads = downloads + 1 WHERE account_id = ? "
+            "AND licence_id = ? AND status = 'active' AND downloads < download_limit",
+            account_id, licence_id))
+
+    # -- the webhook inbox -------------------------------------------------------------------
+
+    async def record_event(self, tx: Any, account_id: str, event_id: str, kind: str,
+                           outcome: str, now: float) -> bool:
+        """Record an event as handled in ``tx``; False if it was before (a duplicate)."""
+        return bool(await tx.execute(
+            "INSERT INTO mkt_webhook_events (account_id, event_id, type, outcome, received_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, event_id) DO NOTHING",
+            account_id, event_id, kind, outcome, now))
+
+    async def event_outcome(self, account_id: str, event_id: str) -> str | None:
+        return await self.db.fetchval(
+            "SELECT outcome FROM mkt_webhook_events WHERE account_id = ? AND event_id = ?",
+            account_id, event_id)

@@ -1,0 +1,140 @@
+"""Delivery over HTTP: signed, expiring download links to a licence's files, download
+limits that hold under concurrent downloads, forged and expired links refused, a refunded
+licence downloading nothing, and the buyer's library (another account's licence: 404)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from marketplace_helpers import (
+    Market,
+    db_url,  # noqa: F401 - the fixture
+    market,
+    market_services,
+    who,
+)
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
+
+
+async def bought(m: Market, tier: str = "wav_lease") -> dict[str, Any]:
+    """A beat of ``seller`` bought by ``buyer``: the buyer's licence."""
+    await m.seller("seller")
+    beat = await m.beat("seller")
+    status, started = await m.checkout("buyer", "seller", beat["beat_id"], tier)
+    assert status == 201, started
+    m.pay(started)
+    await m.order("buyer", started["order"]["order_id"], "paid")
+    [licence] = await m.library("buyer")
+    return licence
+
+
+async def get(m: Market, url: str) -> tuple[int, bytes, dict[str, str]]:
+    answer = await m.client.get(url)
+    return answer.status, await answer.read(), dict(answer.headers)
+
+
+def link_of(licence: dict[str, Any], kind: str) -> str:
+    return next(link["url"] for link in licence["links"] if link["kind"] == kind)
+
+
+async def test_a_signed_link_downloads_the_file_up_to_the_limit(tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        licence = await bought(m)
+        url = link_of(licence, "mp3")
+        assert url.startswith(f"/api/marketplace/downloads/{licence['licence_id']}/")
+        status, body, headers = await get(m, url)
+        assert status == 200 and body == b"ID3 the mp3"
+        assert 'filename="beat.mp3"' in headers["Content-Disposition"]
+        status, body, _ = await get(m, link_of(licence, "wav"))
+        assert status == 200 and body == b"RIFF the wav"
+        assert (await m.library("buyer"))[0]["downloads"] == 2
+        assert (await get(m, url))[0] == 200
+        status, body, _ = await get(m, url)
+        assert status == 403 and b"3 downloads are used up" in body
+        assert (await m.library("buyer"))[0]["downloads"] == 3
+
+
+async def test_forged_expired_and_bare_links_are_refused(tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        licence = await bought(m)
+        url = link_of(licence, "mp3")
+        path, query = url.split("?")
+        params = {k: v[0] for k, v in parse_qs(query).items()}
+        wav_file = next(link["file_id"] for link in licence["links"] if link["kind"] == "wav")
+        forged = [
+            f"{path}?expires={params['expires']}&signature={'0' * 64}",
+            f"{path}?expires={int(params['expires']) + 3600}&signature={params['signature']}",
+            f"{path.rsplit('/', 1)[0]}/{wav_file}?{query}",  # another file, same signature
+            f"{path}?expires={params['expires']}&signature=%C3%A9",  # not even hex
+        ]
+        for bad in forged:
+            status, body, _ = await get(m, bad)
+            assert status == 403 and b"not one we signed" in body, bad
+        signer = market_services(m).delivery.signer
+        old, _ = signer.link(licence["licence_id"], urlsplit(path).path.rsplit("/", 1)[1],
+                             now=time.time() - 2 * signer.ttl_s)
+        status, body, _ = await get(m, old)
+        assert status == 403 and b"expired" in body
+        status, body, _ = await get(m, path)
+        assert status == 400 and b"signature" in body
+        assert (await m.library("buyer"))[0]["downloads"] == 0  # none of those counted
+
+
+async def test_concurrent_downloads_never_pass_the_limit(db_url: str,  # noqa: F811
+                                                         tmp_path: Path) -> None:
+    async with market(tmp_path, db_url) as m:
+        licence = await bought(m)
+        url = link_of(licence, "wav")
+        results = await asyncio.gather(*(get(m, url) for _ in range(8)))
+        assert sorted(status for status, _, _ in results) == [200] * 3 + [403] * 5
+        assert (await m.library("buyer"))[0]["downloads"] == 3
+
+
+async def test_a_refunded_licence_downloads_nothing(tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        licence = await bought(m)
+        url = link_of(licence, "mp3")
+        assert (await get(m, url))[0] == 200
+        order_id = licence["order_id"]
+        status, _ = await m.call("POST", f"/api/marketplace/sales/{order_id}/refund",
+                                 who("other"), {})
+        assert status == 404
+        status, _ = await m.call("POST", f"/api/marketplace/sales/{order_id}/refund",
+                                 who("seller", "ed", "editor"), {})
+        assert status == 403
+        status, order = await m.call("POST", f"/api/marketplace/sales/{order_id}/refund",
+                                     who("seller"), {})
+        assert status == 202 and order["status"] == "refunding"
+        refunded = await m.order("buyer", order_id, "refunded")
+        assert refunded["refunded_at"]
+        [after] = await m.library("buyer")
+        assert after["status"] == "refunded" and after["links"] == []
+        status, body, _ = await get(m, url)
+        assert status == 403 and b"refunded" in body
+        ledger = market_services(m).ledger
+        assert sorted(p["kind"] for p in await ledger.postings("seller")) == ["refund", "sale"]
+        assert await ledger.audit("seller") == []
+        balances = await ledger.balances("seller")
+        assert balances[("external:refunds", "usd")] == 4999
+
+
+async def test_the_library_is_the_buyers_own(tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        licence = await bought(m, "trackout_lease")
+        assert sorted(link["kind"] for link in licence["links"]) == ["mp3", "stems", "wav"]
+        assert licence["rights"]["distribution_copies"] == 10_000
+        lic = licence["licence_id"]
+        status, one = await m.call("GET", f"/api/marketplace/library/{lic}",
+                                   who("buyer", "vi", "viewer"))
+        assert status == 200 and one["licence_id"] == lic and len(one["links"]) == 3
+        for stranger in ("seller", "other"):
+            status, _ = await m.call("GET", f"/api/marketplace/library/{lic}", who(stranger))
+            assert status == 404
+        status, _ = await m.call("GET", "/api/marketplace/library")
+        assert status == 401
