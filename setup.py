@@ -114,6 +114,7 @@ setup(
         "opentelemetry-api>=1.25",
         "opentelemetry-sdk>=1.25",
         "opentelemetry-exporter-otlp-proto-http>=1.25",
+        "strawberry-graphql>=0.341",  # GraphQL at /api/graphql (docs/public-api.md)
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),

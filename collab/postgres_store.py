@@ -71,6 +71,15 @@ class PostgresStore(Store):
             project_id)
         return ProjectInfo(*row) if row else None
 
+    async def get_projects(self, project_ids: list[str]) -> dict[str, ProjectInfo]:
+        ids = list(dict.fromkeys(project_ids))
+        if not ids:
+            return {}
+        rows = await self.pool.fetch(
+            "SELECT project_id, name, created_at FROM collab_projects "
+            "WHERE project_id = ANY($1::text[])", ids)
+        return {row[0]: ProjectInfo(*row) for row in rows}
+
     async def list_projects(self) -> list[ProjectInfo]:
         rows = await self.pool.fetch(
             "SELECT project_id, name, created_at FROM collab_projects ORDER BY created_at")

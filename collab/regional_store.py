@@ -167,6 +167,18 @@ class RegionalCollabStore(Store):
         found = await self._find(project_id)
         return found[1] if found else None
 
+    async def get_projects(self, project_ids: list[str]) -> dict[str, ProjectInfo]:
+        ids = list(dict.fromkeys(project_ids))
+        if not ids:
+            return {}
+        every = await self._each(lambda store: store.get_projects(ids))
+        found: dict[str, ProjectInfo] = {}
+        for region, infos in every.items():
+            for project_id, info in infos.items():
+                self._regions.setdefault(project_id, region)
+                found.setdefault(project_id, info)
+        return found
+
     async def list_projects(self) -> list[ProjectInfo]:
         every = await self._each(lambda store: store.list_projects())
         for region, infos in every.items():

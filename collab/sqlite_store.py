@@ -83,6 +83,18 @@ class SqliteStore(Store):
         row = await self._read_with(work)
         return ProjectInfo(*row) if row else None
 
+    async def get_projects(self, project_ids: list[str]) -> dict[str, ProjectInfo]:
+        ids = list(dict.fromkeys(project_ids))
+        if not ids:
+            return {}
+
+        def work(conn: sqlite3.Connection) -> list[tuple]:
+            marks = ", ".join("?" * len(ids))
+            return conn.execute("SELECT project_id, name, created_at FROM collab_projects "
+                                f"WHERE project_id IN ({marks})", ids).fetchall()
+
+        return {row[0]: ProjectInfo(*row) for row in await self._read_with(work)}
+
     async def list_projects(self) -> list[ProjectInfo]:
         def work(conn: sqlite3.Connection) -> list[tuple]:
             return conn.execute("SELECT project_id, name, created_at FROM collab_projects "

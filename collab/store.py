@@ -142,6 +142,15 @@ class Store(abc.ABC):
     async def get_project(self, project_id: str) -> ProjectInfo | None:
         """The project with this id, or None."""
 
+    async def get_projects(self, project_ids: list[str]) -> dict[str, ProjectInfo]:
+        """The projects with these ids that exist, by id (one query where the store can)."""
+        found = {}
+        for project_id in dict.fromkeys(project_ids):
+            info = await self.get_project(project_id)
+            if info is not None:
+                found[project_id] = info
+        return found
+
     @abc.abstractmethod
     async def list_projects(self) -> list[ProjectInfo]:
         """Every project, oldest first."""

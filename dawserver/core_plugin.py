@@ -22,7 +22,10 @@ from . import (
     transcription_api,
 )
 from .permissions import CORE_PERMISSIONS
-from .plugin_api import Permission, PluginContext, Route, hookimpl
+from .plugin_api import Migration, Permission, PluginContext, Route, hookimpl
+from .public_api import idempotency, openapi_v1
+from .public_api import routes as public_routes
+from .public_api.graphql import route as graphql_route
 
 PLUGIN_NAME = "core"
 
@@ -44,4 +47,10 @@ def routes(context: PluginContext) -> list[Route]:
     return [*api.ROUTES, *assets.ROUTES, *bounces.ROUTES, *rtc.ROUTES,
             *transcription_api.ROUTES, *page.ROUTES, *openapi.ROUTES,
             *auth_routes.ROUTES, *account_routes.ROUTES, *oidc_routes.ROUTES,
-            *privacy_routes.ROUTES, *sso_routes.ROUTES]
+            *privacy_routes.ROUTES, *sso_routes.ROUTES, *public_routes.ROUTES,
+            *openapi_v1.ROUTES, *graphql_route.ROUTES]
+
+
+@hookimpl
+def migrations() -> list[Migration]:
+    return idempotency.MIGRATIONS

@@ -96,6 +96,17 @@ class ErrorBody(BaseModel):
     error: str
 
 
+class ProblemBody(BaseModel):
+    """An error of a ``problem`` route: RFC 9457 problem details, and per route, details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
 class Media:
     """A body that is not JSON: bytes of one of ``types`` (``stream``: read by the handler)."""
 
@@ -117,6 +128,31 @@ JSON_BODY_LIMIT = 64 * 1024
 Handler = Callable[["Request"], Awaitable[Any]]
 
 
+@dataclass(frozen=True)
+class Sunset:
+    """A route on its way out: when it was deprecated, when it stops, and where to read why.
+
+    Every answer of such a route carries ``Deprecation: @<unix time>`` (RFC 9745),
+    ``Sunset: <HTTP date>`` (RFC 8594) and ``Link: <link>; rel="deprecation"``; the
+    OpenAPI document marks its operation ``deprecated``.
+    """
+
+    deprecated_at: float
+    sunset_at: float | None = None
+    link: str = ""
+
+    def headers(self) -> dict[str, str]:
+        """The answer headers that announce it."""
+        from email.utils import formatdate
+
+        found = {"Deprecation": f"@{int(self.deprecated_at)}"}
+        if self.sunset_at is not None:
+            found["Sunset"] = formatdate(self.sunset_at, usegmt=True)
+        if self.link:
+            found["Link"] = f'<{self.link}>; rel="deprecation"'
+        return found
+
+
 @dataclass(frozen=True, kw_only=True)
 class Route:
     """An HTTP route: path, handler, the permission it needs and its typed input and output.
@@ -131,6 +167,9 @@ class Route:
     413: by default :data:`JSON_BODY_LIMIT` for a JSON body and the server's own limit
     (``max_message_bytes``) for a :class:`Media` one; the server's limit caps any
     declared value. A streamed body is read (and limited) by its handler.
+    ``problem``: errors answer as RFC 9457 ``application/problem+json`` (the public
+    API's routes) instead of ``{"error": ...}``. ``sunset``: the route is deprecated
+    (:class:`Sunset`).
     """
 
     method: str
@@ -146,6 +185,8 @@ class Route:
     forms: bool = False
     name: str = ""
     max_body: int | None = None
+    problem: bool = False
+    sunset: Sunset | None = None
 
     @property
     def label(self) -> str:
@@ -268,5 +309,5 @@ def role_of(value: Role | str) -> Role:
 
 
 __all__ = ["ANONYMOUS", "JSON_BODY_LIMIT", "PUBLIC", "Empty", "ErrorBody", "Event", "Handler",
-           "Job", "Media", "Model", "Page", "Permission", "Principal", "Query", "Reply", "Request",
-           "Role", "Route", "Scope", "Worker", "role_of"]
+           "Job", "Media", "Model", "Page", "Permission", "Principal", "ProblemBody", "Query",
+           "Reply", "Request", "Role", "Route", "Scope", "Sunset", "Worker", "role_of"]

@@ -32,6 +32,10 @@ class ApiError(Exception):
         """The JSON body of the answer."""
         return {"error": self.message, **self.extra}
 
+    def problem(self) -> dict[str, Any]:
+        """The answer as RFC 9457 problem details (``application/problem+json``)."""
+        return problem_body(int(self.status), self.message, **self.extra)
+
 
 class BadRequest(ApiError):
     """The request cannot be served as sent (400)."""
@@ -61,6 +65,12 @@ class Conflict(ApiError):
     """The request clashes with the current state (409)."""
 
     status = HTTPStatus.CONFLICT
+
+
+class PreconditionFailed(ApiError):
+    """An ``If-Match`` that no longer matches: someone changed it meanwhile (412)."""
+
+    status = HTTPStatus.PRECONDITION_FAILED
 
 
 class PayloadTooLarge(ApiError):
@@ -97,6 +107,18 @@ class Unavailable(ApiError):
 ERROR_STATUSES = tuple(sorted({cls.status for cls in (
     BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,
     UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable)}))
+
+#: The media type of RFC 9457 problem details.
+PROBLEM_JSON = "application/problem+json"
+#: Where a problem's ``type`` points: the page that explains each status.
+PROBLEM_TYPE = "https://maxbooster.studio/docs/public-api#problem-{status}"
+
+
+def problem_body(status: int, detail: str, **extra: Any) -> dict[str, Any]:
+    """RFC 9457 problem details: ``type``, ``title``, ``status``, ``detail`` and extensions."""
+    return {"type": PROBLEM_TYPE.format(status=status), "title": HTTPStatus(status).phrase,
+            "status": status, "detail": detail, **extra}
+
 
 NO_TOKEN = (
     "no token given: this route needs a token: sign in, or pass ?token=... or "

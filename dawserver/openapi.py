@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import inspect
 import re
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 from pydantic import TypeAdapter
 
 from .authorization import ACCOUNT_PARAMETER, PROJECT_PARAMETER
-from .declarations import ErrorBody, Media, Scope, role_of
-from .errors import ERROR_STATUSES
+from .declarations import ErrorBody, Media, ProblemBody, Scope, role_of
+from .errors import ERROR_STATUSES, PROBLEM_JSON
 from .keys import CONFIG
 from .plugin_api import PUBLIC, Request, Route
 from .router import ROUTE_TABLE, RouteTable, ServedRoute, body_limit
@@ -76,7 +77,8 @@ class _Schemas:
 
     def __init__(self, served: list[ServedRoute]) -> None:
         inputs: list[tuple[Any, Any, TypeAdapter]] = [
-            ("error", "serialization", TypeAdapter(ErrorBody))]
+            ("error", "serialization", TypeAdapter(ErrorBody)),
+            ("problem", "serialization", TypeAdapter(ProblemBody))]
         for index, item in enumerate(served):
             route = item.route
             if route.body is not None and not isinstance(route.body, Media):
@@ -156,12 +158,21 @@ def _operation(item: ServedRoute, index: int, schemas: _Schemas, operation_id: s
         str(status): {"description": "Success", "content": content}
         for status in item.statuses}
     error = {"application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}}
-    for status in ERROR_STATUSES:
+    statuses = ERROR_STATUSES
+    if route.problem:
+        error = {PROBLEM_JSON: {"schema": {"$ref": REF.format(model="ProblemBody")}}}
+        statuses = tuple(sorted({*ERROR_STATUSES, HTTPStatus.PRECONDITION_FAILED}))
+        if route.method.upper() == "GET":
+            responses["304"] = {"description": "Not Modified: the If-None-Match ETag is "
+                                               "still current"}
+    for status in statuses:
         responses[str(int(status))] = {"description": status.phrase, "content": error}
     responses["default"] = {"description": "Any other error", "content": error}
     operation["responses"] = responses
     if route.permission is PUBLIC:
         operation["security"] = []
+    if route.sunset is not None:
+        operation["deprecated"] = True
     return operation
 
 

@@ -67,6 +67,7 @@ from .declarations import (
     Request,
     Route,
     Scope,
+    Sunset,
     Worker,
 )
 from .errors import (
@@ -92,7 +93,8 @@ __all__ = [
     "Envelope", "ErrorBody", "Event", "Forbidden", "Handler", "Job", "JobCancelled", "JobContext",
     "JobQueue", "JobRecord", "Media", "Migration", "Model", "NotFound", "Page", "PayloadTooLarge",
     "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "Pseudonymiser",
-    "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Unauthorized",
+    "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Sunset",
+    "Unauthorized",
     "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "backoff_delay",
     "group_commit", "hookimpl", "hookspec", "load_migrations", "move_account_rows",
     "pseudonymise_mentions",

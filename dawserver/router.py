@@ -32,11 +32,13 @@ from .declarations import JSON_BODY_LIMIT, PUBLIC, Media, Query, Reply, Request,
 from .errors import (
     INVALID_INPUT,
     INVALID_JSON,
+    PROBLEM_JSON,
     ApiError,
     BadRequest,
     PayloadTooLarge,
     PluginError,
     Unprocessable,
+    problem_body,
 )
 from .keys import PLUGIN_CONTEXT_KEY
 
@@ -259,10 +261,29 @@ def _answer(served: ServedRoute, result: Any) -> web.StreamResponse:
     return web.Response(status=status, body=data, headers=headers)
 
 
+def _error(route: Route, status: int, exc: ApiError | None, message: str = ""
+           ) -> web.Response:
+    """An error answer: ``{"error": ...}``, or problem details on a ``problem`` route."""
+    headers = dict(exc.headers) if exc is not None else {}
+    if route.problem:
+        body = exc.problem() if exc is not None else problem_body(status, message)
+        return web.Response(status=status, body=json.dumps(body), headers=headers,
+                            content_type=PROBLEM_JSON)
+    return web.json_response(exc.body() if exc is not None else {"error": message},
+                             status=status, headers=headers)
+
+
 def _aiohttp_handler(served: ServedRoute) -> Any:
     route = served.route
+    sunset = route.sunset.headers() if route.sunset is not None else {}
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        answer = await answer_request(request)
+        for name, value in sunset.items():
+            answer.headers.setdefault(name, value)
+        return answer
+
+    async def answer_request(request: web.Request) -> web.StreamResponse:
         try:
             principal = await require(request, route.permission)
             query = _query(served, request)
@@ -273,20 +294,18 @@ def _aiohttp_handler(served: ServedRoute) -> Any:
                 native=request))
             return _answer(served, result)
         except ApiError as exc:
-            answer = web.json_response(exc.body(), status=int(exc.status), headers=exc.headers)
+            answer = _error(route, int(exc.status), exc)
             if exc.headers.get("Connection") == "close":
                 answer.force_close()  # (a body left unread: never read on into it)
             return answer
         except AccountError as exc:
             error = api_error(exc)
-            return web.json_response(error.body(), status=int(error.status),
-                                     headers=error.headers)
+            return _error(route, int(error.status), error)
         except web.HTTPException:
             raise
         except Exception:
             log.exception("route %s failed", route.label)
-            return web.json_response({"error": INTERNAL_ERROR.format(route=route.label)},
-                                     status=500)
+            return _error(route, 500, None, INTERNAL_ERROR.format(route=route.label))
 
     handle.__name__ = getattr(route.handler, "__name__", "handler")
     handle.__doc__ = route.handler.__doc__

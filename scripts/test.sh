@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 python3 -m ruff check .
+python3 scripts/check_openapi_compat.py
 DAW_REQUIRE_ALL=1 DAW_BENCH_SMOKE=1 python3 -m pytest tests benchmarks "$@"

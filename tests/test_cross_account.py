@@ -39,6 +39,8 @@ PUBLIC_BY_DESIGN = {
     "/api/social/channels/callback/{network}": "a network's OAuth redirect; checked by "
                                                "its single-use state and PKCE",
     "/presave/{slug}": "a pre-save campaign's public page",
+    "/api/marketplace/downloads/{licence_id}/{file_id}": "a signed, expiring download link: "
+                                                         "its HMAC signature is the key",
     "/static/{path}": "the page's static files",
     "/plugins/social/static/{path}": "the social calendar page's static files (its data "
                                      "comes from the social routes swept here)",
@@ -134,6 +136,11 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
     status, post, _ = await ada.call("POST", f"/api/social/posts{query}", {
         "text": A_TITLE, "targets": [{"channel_id": channel_id}]})
     assert status == 201 or app is None, post
+    status, beat, _ = await ada.call("POST", f"/api/marketplace/beats{query}", {
+        "title": A_TITLE, "bpm": 90, "key": "A minor", "currency": "usd",
+        "files": [{"kind": "wav", "asset_id": asset["id"]}],
+        "tiers": [{"tier": "wav_lease", "price": 2999, "files": ["wav"]}]})
+    assert status == 201 or app is None, beat  # A's own upload, found by the platform
     analytics = await make_analytics(app, org_id) if app is not None else {
         "source_id": "src-of-ada", "run_id": "run-of-ada", "entity_id": "entity-of-ada"}
     return {
@@ -145,9 +152,12 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         "isrc": raw["tracks"][0]["isrc"],
         # objects whose making takes a render or a transcription: ids of A's shape
         "job": "bounce-of-ada", "clip_id": "clip-of-ada", "statement_id": "st-of-ada",
+        "bounce_id": "bounce-of-ada", "track_id": "track-of-ada",  # (/api/v1's names)
         "payee_id": "payee-of-ada",
         "channel_id": channel_id, "post_id": post.get("post_id", "post-of-ada"),
         "network": "x",
+        "beat_id": beat.get("beat_id", "beat-of-ada"), "tier": "wav_lease",
+        "order_id": "order-of-ada", "licence_id": "licence-of-ada", "file_id": "file-of-ada",
         "domain": "example.com",  # a single sign-on domain: B's calls name A's organisation
     }
 
@@ -188,6 +198,12 @@ async def test_no_route_serves_account_a_to_anyone_else(tmp_path: Path,
                 assert {"account_id", "project_id", "key_id", "session_id", "asset_id",
                         "release_id", "job_id", "person_id", "grantee_id", "channel_id",
                         "post_id", "network", "source_id", "run_id", "entity_id"} <= checked
+                # B cannot sell A's upload: to B's account it is no asset at all
+                status, refused, _ = await bo.call("POST", "/api/marketplace/beats", {
+                    "title": "Bo's", "bpm": 90, "key": "A minor", "currency": "usd",
+                    "files": [{"kind": "wav", "asset_id": ids["asset_id"]}],
+                    "tiers": [{"tier": "wav_lease", "price": 2999, "files": ["wav"]}]})
+                assert status == 422 and "no asset" in str(refused), refused
                 # and A's objects survived B's every DELETE (the project's above all)
                 project = f"/projects/{ids['project_id']}"
                 status, shown, _ = await ada.call("GET", project)

@@ -1,0 +1,77 @@
+"""Opaque cursors for paginated lists: a signed position, never an offset.
+
+A cursor is ``base64url(JSON position) "." base64url(HMAC-SHA256)[:22]``, bound to
+the list it came from (``scope``), so a client can neither forge a position nor use
+one list's cursor on another; a cursor that fails either check answers 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from ..errors import BadRequest
+
+T = TypeVar("T")
+BAD_CURSOR = ("cursor {cursor!r} is not one this list gave out ({why}); pass the "
+              "next_cursor of the previous page unchanged, or omit cursor to start over")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Cursors:
+    """Signs and checks cursors with one key (derived from the server's secret)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _mac(self, scope: str, payload: str) -> str:
+        digest = hmac.new(self._key, f"{scope}\n{payload}".encode(), hashlib.sha256).digest()
+        return _b64(digest)[:22]
+
+    def encode(self, scope: str, position: Sequence[Any]) -> str:
+        """The cursor of ``position`` (JSON-able values) in the list ``scope``."""
+        payload = _b64(json.dumps(list(position), separators=(",", ":")).encode())
+        return f"{payload}.{self._mac(scope, payload)}"
+
+    def decode(self, scope: str, cursor: str) -> list[Any]:
+        """The position in ``cursor``; BadRequest if forged, damaged or another list's."""
+        payload, _, mac = cursor.partition(".")
+        if not payload or not hmac.compare_digest(mac.encode(), self._mac(scope, payload)
+                                                  .encode()):
+            raise BadRequest(BAD_CURSOR.format(cursor=cursor[:80], why="bad signature"))
+        try:
+            position = json.loads(_unb64(payload))
+        except ValueError:
+            raise BadRequest(BAD_CURSOR.format(cursor=cursor[:80], why="unreadable")) from None
+        if not isinstance(position, list):
+            raise BadRequest(BAD_CURSOR.format(cursor=cursor[:80], why="not a position"))
+        return position
+
+    def page(self, scope: str, items: Sequence[T], key: Callable[[T], Sequence[Any]],
+             limit: int, cursor: str | None) -> tuple[list[T], str | None]:
+        """The page of ``items`` (sorted by ``key``, a unique key) after ``cursor``.
+
+        Returns the items and the ``next_cursor`` (None on the last page).
+        """
+        ordered = sorted(items, key=lambda item: tuple(key(item)))
+        if cursor:
+            after = tuple(self.decode(scope, cursor))
+            try:
+                ordered = [item for item in ordered if tuple(key(item)) > after]
+            except TypeError:
+                raise BadRequest(BAD_CURSOR.format(cursor=cursor[:80],
+                                                   why="a position of another shape")) from None
+        chosen = ordered[:limit]
+        more = len(ordered) > limit
+        return chosen, (self.encode(scope, key(chosen[-1])) if more and chosen else None)

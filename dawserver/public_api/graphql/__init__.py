@@ -1,0 +1,7 @@
+"""GraphQL at ``/api/graphql`` (strawberry) over the same services as ``/api/v1``.
+
+:mod:`.schema` holds the types and resolvers, :mod:`.loaders` the per-request
+DataLoaders that batch reads (no query per project), :mod:`.limits` the depth and cost
+limits, :mod:`.persisted` the persisted queries (by SHA-256, APQ-style) and
+:mod:`.route` the HTTP route.
+"""

@@ -1,0 +1,80 @@
+"""Query depth and cost limits: a deep or wide query is refused before it runs.
+
+Depth is strawberry's ``QueryDepthLimiter`` (:data:`MAX_DEPTH`: the deepest plain path,
+``projects → edges → node → tracks → clips → id``, is 5 (top-level fields are 0) and
+one hop back from an asset to its project fits; an asset's ``project`` leads
+back up, so a query could otherwise nest without end). Cost is ours (:class:`CostLimit`): each
+field costs 1, times the number of items of every list above it: ``projects(first:
+N)`` multiplies what is inside it by N (200 when N is a variable: the largest page;
+its ``edges`` are those N), and the other lists (``tracks``, ``clips``, ``assets``)
+by :data:`LIST_SIZE`.
+Fragments are counted where they are spread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationRule,
+)
+
+MAX_DEPTH = 6
+MAX_COST = 20_000
+#: The assumed length of a list field without a ``first`` argument.
+LIST_SIZE = 20
+#: The largest page a connection gives (``first`` is capped there).
+MAX_PAGE = 200
+LISTS = frozenset({"tracks", "clips", "assets"})
+TOO_COSTLY = ("this query would cost {cost} (the limit is {limit}): each field costs 1 "
+              "times the items of the lists above it; ask for fewer projects (first:) or "
+              "fewer nested lists, or split the query")
+
+
+def _multiplier(node: FieldNode) -> int:
+    name = node.name.value
+    for argument in node.arguments or ():
+        if argument.name.value == "first":
+            value = argument.value
+            return min(int(value.value), MAX_PAGE) if isinstance(value, IntValueNode) \
+                else MAX_PAGE
+    return LIST_SIZE if name in LISTS else 1
+
+
+class CostLimit(ValidationRule):
+    """Refuse an operation whose cost is over :data:`MAX_COST`."""
+
+    def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
+        fragments = {f.name.value: f for f in self.context.document.definitions
+                     if getattr(f, "kind", "") == "fragment_definition"}
+        cost = self._cost(node.selection_set, fragments, set(), 0)
+        if cost > MAX_COST:
+            self.report_error(GraphQLError(TOO_COSTLY.format(cost=cost, limit=MAX_COST),
+                                           node, extensions={"code": "QUERY_TOO_COSTLY",
+                                                             "cost": cost,
+                                                             "limit": MAX_COST}))
+
+    def _cost(self, selections: SelectionSetNode | None, fragments: dict[str, Any],
+              spreading: set[str], depth: int) -> int:
+        if selections is None or depth > 50:
+            return 0
+        total = 0
+        for selection in selections.selections:
+            if isinstance(selection, FieldNode):
+                inner = self._cost(selection.selection_set, fragments, spreading, depth + 1)
+                total += 1 + _multiplier(selection) * inner
+            elif isinstance(selection, InlineFragmentNode):
+                total += self._cost(selection.selection_set, fragments, spreading, depth + 1)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in fragments and name not in spreading:  # (a cycle is graphql's error)
+                    total += self._cost(fragments[name].selection_set, fragments,
+                                        spreading | {name}, depth + 1)
+        return total

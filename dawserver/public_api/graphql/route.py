@@ -1,0 +1,72 @@
+"""``POST /api/graphql``: the GraphQL endpoint, with persisted queries.
+
+The body is the usual ``{"query", "variables", "operationName", "extensions"}``. The
+answer is ``{"data", "errors"}`` with status 200 (GraphQL over HTTP); a request the
+transport refuses (no credentials, a key without ``project.read``, a body that is not
+JSON) answers problem details like ``/api/v1``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from ...declarations import Model
+from ...permissions import PROJECT_READ
+from ...plugin_api import Request, Route
+from .persisted import PersistedQueries, PersistedQueryError
+from .schema import SCHEMA, context_of
+
+GRAPHQL_PATH = "/api/graphql"
+STATE = "public_api.persisted_queries"
+MAX_QUERY = 20_000
+NO_QUERY = "send a GraphQL query in 'query' (or a persisted query's hash in 'extensions')"
+
+
+class GraphQLRequest(Model):
+    """A GraphQL request."""
+
+    query: str | None = Field(None, max_length=MAX_QUERY)
+    variables: dict[str, Any] | None = None
+    operationName: str | None = Field(None, max_length=200)  # noqa: N815 - GraphQL's name
+    extensions: dict[str, Any] | None = None
+
+
+class GraphQLResponse(Model):
+    """A GraphQL answer: ``data`` and, if any, ``errors``."""
+
+    data: dict[str, Any] | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def _error(message: str, code: str) -> GraphQLResponse:
+    return GraphQLResponse(errors=[{"message": message, "extensions": {"code": code}}])
+
+
+async def graphql(request: Request) -> GraphQLResponse:
+    """Run a GraphQL query over your projects, tracks, clips and assets.
+
+    Depth and cost are limited; persisted queries follow the APQ protocol
+    (`extensions.persistedQuery.sha256Hash`). See docs/public-api.md#graphql.
+    """
+    body: GraphQLRequest = request.body
+    persisted = request.context.state.setdefault(STATE, PersistedQueries())
+    try:
+        query = persisted.resolve(body.query, body.extensions)
+    except PersistedQueryError as exc:
+        return _error(str(exc), exc.code)
+    if not query:
+        return _error(NO_QUERY, "BAD_REQUEST")
+    result = await SCHEMA.execute(
+        query, variable_values=body.variables, operation_name=body.operationName,
+        context_value=context_of(request.app, request.principal, request.context))
+    answer = GraphQLResponse(data=result.data)
+    if result.errors:
+        answer.errors = [error.formatted for error in result.errors]
+    return answer
+
+
+ROUTES = [Route(method="POST", path=GRAPHQL_PATH, handler=graphql, permission=PROJECT_READ,
+                body=GraphQLRequest, response=GraphQLResponse, problem=True,
+                max_body=MAX_QUERY * 4)]

@@ -1,0 +1,232 @@
+"""The GraphQL schema: me, projects (a cursor connection), project → tracks → clips, assets.
+
+Resolvers read through :mod:`.loaders` (batched) and :mod:`..services`, so GraphQL
+shows what ``/api/v1`` shows. Permissions are REST's: the route needs
+``project.read``; listing projects needs ``account.read`` too (an API key must hold
+both scopes); a project the caller holds no role on is ``null``, as a missing one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+
+from ...declarations import Principal
+from ...errors import ApiError
+from ...keys import ACCOUNTS
+from ...permissions import ACCOUNT_READ
+from .. import resources
+from ..state import api_state
+from .limits import MAX_DEPTH, MAX_PAGE, CostLimit
+from .loaders import loaders_of
+
+log = logging.getLogger(__name__)
+NO_SCOPE = ("this API key lacks the scope {scope!r} that {field} needs (it holds: "
+            "{scopes}); make a key with that scope")
+
+
+@strawberry.type(description="A clip on a track (positions in frames).")
+class Clip:
+    id: strawberry.ID
+    source: str
+    position: int
+    length: int
+    offset: int
+    gain_db: float
+    fade_in: int
+    fade_out: int
+
+
+@strawberry.type(description="A track of the project's document, read-only.")
+class Track:
+    id: strawberry.ID
+    name: str
+    position: int
+    channels: int
+    gain_db: float
+    pan: float
+    mute: bool
+    solo: bool
+    clips: list[Clip]
+
+    @classmethod
+    def of(cls, track: resources.Track) -> Track:
+        return cls(**{**track.model_dump(exclude={"clips"}),
+                      "clips": [Clip(**c.model_dump()) for c in track.clips]})
+
+
+@strawberry.type(description="An audio file uploaded to or recorded in the project.")
+class Asset:
+    id: strawberry.ID
+    name: str
+    format: str
+    sample_rate: int
+    channels: int
+    frames: int
+    duration: float
+    bytes: int
+    download_url: str
+    peaks_url: str
+    project_id: strawberry.Private[str]
+
+    @strawberry.field(description="The project the asset belongs to.")
+    async def project(self, info: strawberry.Info) -> Project | None:
+        found = await loaders_of(info).projects.load(self.project_id)
+        return _project(found) if found is not None else None
+
+    @classmethod
+    def of(cls, project_id: str, asset: resources.Asset) -> Asset:
+        return cls(**asset.model_dump(), project_id=project_id)
+
+
+@strawberry.type(description="A project the caller may open, and their role on it.")
+class Project:
+    id: strawberry.ID
+    name: str
+    created_at: str
+    role: str
+
+    @strawberry.field(description="The tracks and clips of the current document.")
+    async def tracks(self, info: strawberry.Info) -> list[Track]:
+        found = await loaders_of(info).tracks.load(str(self.id))
+        return [Track.of(t) for t in found or []]
+
+    @strawberry.field(description="The project's audio, oldest first.")
+    async def assets(self, info: strawberry.Info) -> list[Asset]:
+        return [Asset.of(str(self.id), a) for a in await loaders_of(info).assets.load(
+            str(self.id))]
+
+
+@strawberry.type
+class ProjectEdge:
+    cursor: str
+    node: Project
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type(description="A page of projects, oldest first.")
+class ProjectConnection:
+    edges: list[ProjectEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(description="Who the request acts for.")
+class Me:
+    id: strawberry.ID
+    name: str
+    kind: str
+    via: str
+
+
+def _principal(info: strawberry.Info) -> Principal:
+    return info.context["principal"]
+
+
+def _need_scope(principal: Principal, scope: str, field: str) -> None:
+    if principal.scopes is not None and scope not in principal.scopes:
+        raise GraphQLError(NO_SCOPE.format(scope=scope, field=field,
+                                           scopes=", ".join(principal.scopes) or "none"),
+                           extensions={"code": "FORBIDDEN"})
+
+
+def _project(view: resources.Project) -> Project:
+    return Project(**view.model_dump())
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The account the request acts for.")
+    async def me(self, info: strawberry.Info) -> Me:
+        principal, app = _principal(info), info.context["app"]
+        if principal.via == "token" or principal.admin or ACCOUNTS not in app:
+            return Me(id=strawberry.ID(principal.account_id), name=principal.account_id,
+                      kind="project", via=principal.via or "token")
+        account = await app[ACCOUNTS].store.account(principal.account_id)
+        return Me(id=strawberry.ID(principal.account_id),
+                  name=account.name if account else "", kind=str(account.kind) if account
+                  else "", via=principal.via)
+
+    @strawberry.field(description="The projects you may open, oldest first (a cursor "
+                                  "connection; first: 1 to 200).")
+    async def projects(self, info: strawberry.Info, first: int = 50,
+                       after: str | None = None) -> ProjectConnection:
+        principal = _principal(info)
+        _need_scope(principal, ACCOUNT_READ.name, "projects")
+        if not 1 <= first <= MAX_PAGE:
+            raise GraphQLError(f"first must be 1 to {MAX_PAGE}, got {first}",
+                               extensions={"code": "BAD_USER_INPUT"})
+        loaders = loaders_of(info)
+        ids = list(await loaders.roles())
+        views = [v for v in await loaders.projects.load_many(ids) if v is not None]
+        cursors = api_state(info.context["context"]).cursors
+        try:
+            page, after_cursor = cursors.page("projects", views,
+                                              lambda p: (p.created_at, p.id), first, after)
+        except ApiError as exc:
+            raise GraphQLError(exc.message, extensions={"code": "BAD_USER_INPUT"}) from None
+        edges = [ProjectEdge(cursor=cursors.encode("projects", (p.created_at, p.id)),
+                             node=_project(p)) for p in page]
+        return ProjectConnection(edges=edges, page_info=PageInfo(
+            has_next_page=after_cursor is not None,
+            end_cursor=edges[-1].cursor if edges else None))
+
+    @strawberry.field(description="One project; null when it does not exist or is not "
+                                  "shared with you.")
+    async def project(self, info: strawberry.Info, id: strawberry.ID) -> Project | None:
+        found = await loaders_of(info).projects.load(str(id))
+        return _project(found) if found is not None else None
+
+
+def _mask(error: GraphQLError) -> bool:
+    """Mask unexpected server errors; ours and graphql's own are meant for the client."""
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError | ApiError)
+
+
+class _Schema(strawberry.Schema):
+    """The schema; a client's mistakes go to the debug log, the server's own as errors."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None
+                       ) -> None:
+        for error in errors:
+            if _mask(error):
+                log.error("GraphQL resolver failed", exc_info=error.original_error)
+            else:
+                log.debug("GraphQL error for the client: %s", error.message)
+
+
+#: Parsed and validated documents kept by query text (the limits depend on the text only).
+CACHED_DOCUMENTS = 1000
+
+#: The limits' rules, made once: the validation cache is keyed by the rule classes, and
+#: ``QueryDepthLimiter`` makes a new class each time it is built.
+LIMIT_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules, CostLimit]
+
+SCHEMA = _Schema(query=Query, extensions=[
+    lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
+    lambda: AddValidationRules(LIMIT_RULES),
+    lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
+    lambda: MaskErrors(should_mask_error=_mask)])
+
+
+def context_of(app: Any, principal: Principal, plugin_context: Any) -> dict[str, Any]:
+    """The ``info.context`` of one request."""
+    from .loaders import Loaders
+
+    return {"app": app, "principal": principal, "context": plugin_context,
+            "loaders": Loaders(app, principal)}

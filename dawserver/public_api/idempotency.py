@@ -1,0 +1,123 @@
+"""``Idempotency-Key`` on POST: the same key and body replay the first answer.
+
+The first request with a key claims it (a row with no answer yet), runs, and keeps its
+success answer for :data:`TTL_SECONDS`; a retry with the same key and the same request
+(method, path, caller, body) gets that answer again with ``Idempotent-Replayed: true``
+and runs nothing. The same key with another request answers 422; a retry while the
+first is still running answers 409. An error answer is not kept (the claim is dropped),
+so a corrected retry may reuse the key. Keys are kept per account (``account_id`` leads
+the table's key, the Citus rule) and expire after 24 hours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from database import Database, load_migrations
+
+from ..errors import BadRequest, Conflict, Unprocessable
+from .conditional import etag_of
+from .respond import CACHE_HEADERS
+
+MIGRATIONS = load_migrations("public_api", Path(__file__).with_name("migrations"))
+HEADER = "Idempotency-Key"
+REPLAYED = "Idempotent-Replayed"
+TTL_SECONDS = 24 * 3600
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+BAD_KEY = (f"{HEADER} must be 1 to 255 visible ASCII characters (a UUID is a good choice), "
+           "got {key!r}")
+OTHER_REQUEST = (f"{HEADER} {{key!r}} was used for another request (method, path or body "
+                 "differ) in the last 24 hours; use a new key for a new request")
+IN_FLIGHT = (f"the first request with {HEADER} {{key!r}} is still running; retry in a "
+             "moment to get its answer")
+
+
+def fingerprint(method: str, path: str, user: str, body: Any) -> str:
+    """The SHA-256 of what makes two requests the same request."""
+    data = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    text = json.dumps([method.upper(), path, user, data], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class IdempotencyStore:
+    """The kept answers, in the platform database (table ``api_idempotency``)."""
+
+    def __init__(self, db: Database, *, ttl: float = TTL_SECONDS) -> None:
+        self.db, self.ttl = db, ttl
+
+    async def claim(self, account_id: str, key: str, print_: str, now: float
+                    ) -> dict[str, Any] | None:
+        """Claim ``key``: None when claimed now, else the row already there (live)."""
+        await self.db.execute("DELETE FROM api_idempotency WHERE account_id = ? "
+                              "AND expires_at <= ?", account_id, now)
+        claimed = await self.db.execute(
+            "INSERT INTO api_idempotency (account_id, idem_key, fingerprint, created_at, "
+            "expires_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, idem_key) DO NOTHING",
+            account_id, key, print_, now, now + self.ttl)
+        if claimed:
+            return None
+        return await self.db.fetchrow(
+            "SELECT * FROM api_idempotency WHERE account_id = ? AND idem_key = ?",
+            account_id, key)
+
+    async def keep(self, account_id: str, key: str, response: web.Response) -> None:
+        """Keep the answer of the claimed ``key``."""
+        body = response.body if isinstance(response.body, bytes) else b""
+        await self.db.execute(
+            "UPDATE api_idempotency SET status = ?, content_type = ?, location = ?, body = ? "
+            "WHERE account_id = ? AND idem_key = ?", response.status, response.content_type,
+            response.headers.get("Location"), body.decode(), account_id, key)
+
+    async def release(self, account_id: str, key: str) -> None:
+        """Drop the claim of ``key`` (its request failed: a retry may run it)."""
+        await self.db.execute("DELETE FROM api_idempotency WHERE account_id = ? AND "
+                              "idem_key = ? AND status IS NULL", account_id, key)
+
+
+def _replay(row: dict[str, Any]) -> web.Response:
+    body = row["body"].encode()
+    headers = {**CACHE_HEADERS, "ETag": etag_of(body), REPLAYED: "true"}
+    if row["location"]:
+        headers["Location"] = row["location"]
+    return web.Response(status=int(row["status"]), body=body, headers=headers,
+                        content_type=row["content_type"] or "application/json")
+
+
+async def idempotent(request: Any, store: IdempotencyStore,
+                     run: Callable[[], Awaitable[web.Response]]) -> web.Response:
+    """``await run()`` once per ``Idempotency-Key`` of ``request`` (a plug-in API Request)."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return await run()
+    if not _KEY.fullmatch(key):
+        raise BadRequest(BAD_KEY.format(key=key[:80]))
+    account = request.account_id
+    print_ = fingerprint(request.native.method, request.native.path, request.user,
+                         request.body)
+    row = await store.claim(account, key, print_, time.time())
+    if row is not None:
+        if row["fingerprint"] != print_:
+            raise Unprocessable(OTHER_REQUEST.format(key=key))
+        if row["status"] is None:
+            raise Conflict(IN_FLIGHT.format(key=key), headers={"Retry-After": "1"})
+        return _replay(row)
+    try:
+        response = await run()
+    except BaseException:  # an error answer, or cancelled: a retry may run it
+        await store.release(account, key)
+        raise
+    if 200 <= response.status < 300:
+        await store.keep(account, key, response)
+    else:
+        await store.release(account, key)
+    return response
