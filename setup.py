@@ -69,7 +69,7 @@ setup(
                   "jobs": ["migrations/*.sql"], "events": ["migrations/*.sql"],
                   "accounts": ["migrations/*.sql"],
                   "business": ["distribution/*.xsd", "distribution/migrations/*.sql",
-                               "marketplace/migrations/*.sql"]},
+                               "marketplace/migrations/*.sql", "social/static/*"]},
     include_package_data=True,
     python_requires=">=3.11",
     setup_requires=["cffi>=1.16"],

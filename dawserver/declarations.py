@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -284,11 +285,29 @@ class Event:
     description: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class Page:
+    """A browser page a plug-in ships (its ``pages`` hook).
+
+    ``path`` ("/social": one segment) serves ``html`` from ``static_dir`` to signed-in
+    people (anyone else is sent to ``/account/sign-in?next=...``). Every file of
+    ``static_dir`` (the plug-in's built bundle, a folder inside its package) is served at
+    ``/plugins/{plug-in}/static/{file}``; the page's relative ``src="x.js"`` and
+    ``href="x.css"`` become those URLs with ``?v=`` the bundle's version, which the
+    browser may keep for a year. ``title`` names the page in links to it.
+    """
+
+    path: str
+    title: str
+    static_dir: Path
+    html: str = "index.html"
+
+
 def role_of(value: Role | str) -> Role:
     """``value`` as a :class:`Role` (a plug-in may name it as a string)."""
     return value if isinstance(value, Role) else Role.parse(str(value))
 
 
 __all__ = ["ANONYMOUS", "JSON_BODY_LIMIT", "PUBLIC", "Empty", "ErrorBody", "Event", "Handler",
-           "Job", "Media", "Model", "Permission", "Principal", "ProblemBody", "Query", "Reply",
-           "Request", "Role", "Route", "Scope", "Sunset", "Worker", "role_of"]
+           "Job", "Media", "Model", "Page", "Permission", "Principal", "ProblemBody", "Query",
+           "Reply", "Request", "Role", "Route", "Scope", "Sunset", "Worker", "role_of"]

@@ -6,6 +6,7 @@ declarations re-exported here: :class:`Permission` constants, :class:`Route` s
 with request and answer models, :class:`Migration` s (the database layer's own
 :class:`database.Migration`, usually read from the plug-in's ``migrations/*.sql``
 files with :func:`load_migrations`), :class:`Worker` s,
+:class:`Page` s (a browser page and its built files, served by the core),
 :class:`Job` s (run by the one job queue, :mod:`jobs`: a handler gets a
 :class:`JobContext` and may raise :class:`Permanent` or :class:`Retry`; the
 :class:`JobQueue` itself is ``context.background.queue``, and
@@ -58,6 +59,7 @@ from .declarations import (
     Job,
     Media,
     Model,
+    Page,
     Permission,
     Principal,
     Query,
@@ -89,7 +91,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 __all__ = [
     "JSON_BODY_LIMIT", "PROJECT", "PUBLIC", "ApiError", "BadRequest", "Conflict", "Empty",
     "Envelope", "ErrorBody", "Event", "Forbidden", "Handler", "Job", "JobCancelled", "JobContext",
-    "JobQueue", "JobRecord", "Media", "Migration", "Model", "NotFound", "PayloadTooLarge",
+    "JobQueue", "JobRecord", "Media", "Migration", "Model", "NotFound", "Page", "PayloadTooLarge",
     "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "Pseudonymiser",
     "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Sunset",
     "Unauthorized",
@@ -127,6 +129,11 @@ def permission_allowed(principal: Principal, permission: Permission) -> bool | N
 @hookspec
 def routes(context: PluginContext) -> list[Route]:
     """HTTP routes served under the app, each with its permission and models."""
+
+
+@hookspec
+def pages(context: PluginContext) -> list[Page]:
+    """Browser pages the plug-in ships: a path for signed-in people and its built files."""
 
 
 @hookspec

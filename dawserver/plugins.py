@@ -39,6 +39,7 @@ from dawserver.context import PluginContext, declare
 from dawserver.declarations import Event, Job, Permission, Principal, Worker, role_of
 from dawserver.errors import PluginError
 from dawserver.keys import BACKGROUND, PLUGIN_CONTEXT_KEY
+from dawserver.plugin_pages import page_routes
 from dawserver.router import add_route
 from events import Envelope
 from jobs import Handler, JobContext, Permanent
@@ -294,10 +295,26 @@ def install(
     for plugin, batch in each_plugin(pm, "routes", context=context):
         for route in batch:
             add_route(app, route, plugin, context.permissions)
+    add_pages(app, context)
     owns_db = database is None
     url = _config_value(config, "database_url", None)
     app.cleanup_ctx.append(_lifecycle(context, url if owns_db else None, owns_db))
     return context
+
+
+def add_pages(app: web.Application, context: PluginContext) -> None:
+    """Serve every plug-in's browser pages and their built files (:mod:`.plugin_pages`)."""
+    taken: dict[str, str] = {}
+    for plugin, batch in each_plugin(context.manager, "pages", context=context):
+        for route in page_routes(plugin, list(batch)):
+            owner = taken.setdefault(route.path, plugin)
+            if owner != plugin:
+                raise PluginError(f"plug-in {plugin!r} declares the page {route.path!r} "
+                                  f"that plug-in {owner!r} serves already; choose another path")
+            try:
+                add_route(app, route, plugin, context.permissions)
+            except RuntimeError as exc:  # aiohttp: the path is served already
+                raise PluginError(f"plug-in {plugin!r}, page {route.path!r}: {exc}") from exc
 
 
 def _lifecycle(context: PluginContext, url: str | None, owns_db: bool) -> Callable:

@@ -45,6 +45,8 @@ PUBLIC_BY_DESIGN = {
     "/s/{code}": "a post's short link: redirects anyone and counts the click; the code is "
                  "random and the answer carries no account data",
     "/static/{path}": "the page's static files",
+    "/plugins/social/static/{path}": "the social calendar page's static files (its data "
+                                     "comes from the social routes swept here)",
     "/account/{page}": "the account pages' HTML (sign-in, sign-up...); their data comes from "
                        "the API routes swept here",
 }

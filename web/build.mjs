@@ -3,7 +3,10 @@
 // src/account/main.js: sign-up, sign-in, team, sessions, keys, two-factor), account.css,
 // account.html; redoc.standalone.js (Redoc's own bundle, for the API reference at
 // /api/docs) and build-info.json, whose `sources_sha256` lets the Python tests check that
-// the committed bundle is current.
+// the committed bundle is current. The social plug-in's calendar page (src/social/) goes into
+// business/social/static/ (or --social-outdir DIR; with only --outdir DIR: DIR/social):
+// calendar.js (with FullCalendar), calendar.css, calendar.html and its own build-info.json
+// over the same sources.
 import { build, version } from 'esbuild'
 import { createHash } from 'node:crypto'
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
@@ -13,6 +16,10 @@ import { fileURLToPath } from 'node:url'
 const here = path.dirname(fileURLToPath(import.meta.url))
 const flag = process.argv.indexOf('--outdir')
 const outdir = flag > 0 ? path.resolve(process.argv[flag + 1]) : path.join(here, '..', 'dawserver', 'static')
+const socialFlag = process.argv.indexOf('--social-outdir')
+const socialOutdir = socialFlag > 0
+  ? path.resolve(process.argv[socialFlag + 1])
+  : flag > 0 ? path.join(outdir, 'social') : path.join(here, '..', 'business', 'social', 'static')
 
 /** The files the bundle is made from, as '/'-separated paths under web/ (src/ and its folders). */
 async function sources () {
@@ -32,8 +39,8 @@ async function sourcesHash () {
   return hash.digest('hex')
 }
 
-/** Bundle the script `entry` (under src/) into `outfile` (under the output folder). */
-async function bundle (entry, outfile) {
+/** Bundle the script `entry` (under src/) into `outfile` (under the folder `into`). */
+async function bundle (entry, outfile, into = outdir) {
   await build({
     entryPoints: [path.join(here, 'src', entry)],
     bundle: true,
@@ -42,7 +49,7 @@ async function bundle (entry, outfile) {
     minify: !process.env.NO_MINIFY,
     legalComments: 'eof',
     charset: 'utf8',
-    outfile: path.join(outdir, outfile),
+    outfile: path.join(into, outfile),
     logLevel: 'warning'
   })
 }
@@ -67,3 +74,17 @@ const info = {
 }
 await writeFile(path.join(outdir, 'build-info.json'), JSON.stringify(info, null, 2) + '\n')
 console.log(`built ${outdir} (sources ${info.sources_sha256.slice(0, 12)})`)
+
+await mkdir(socialOutdir, { recursive: true })
+await bundle(path.join('social', 'main.js'), 'calendar.js', socialOutdir)
+await copyFile(path.join(here, 'src', 'social', 'calendar.css'), path.join(socialOutdir, 'calendar.css'))
+await copyFile(path.join(here, 'src', 'social', 'calendar.html'), path.join(socialOutdir, 'calendar.html'))
+const fullcalendar = JSON.parse(await readFile(path.join(here, 'node_modules', '@fullcalendar', 'core', 'package.json'))).version
+const socialInfo = {
+  sources_sha256: info.sources_sha256,
+  esbuild: version,
+  fullcalendar,
+  files: ['calendar.js', 'calendar.css', 'calendar.html']
+}
+await writeFile(path.join(socialOutdir, 'build-info.json'), JSON.stringify(socialInfo, null, 2) + '\n')
+console.log(`built ${socialOutdir} (sources ${socialInfo.sources_sha256.slice(0, 12)})`)

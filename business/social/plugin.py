@@ -50,6 +50,7 @@ from dawserver.plugin_api import (
     Event,
     Job,
     Migration,
+    Page,
     Permission,
     PluginContext,
     Pseudonymiser,
@@ -61,6 +62,8 @@ from dawserver.plugin_api import (
 
 #: The module's tables (``social_*``, each keyed by ``account_id`` first).
 MIGRATIONS = load_migrations(PLUGIN_NAME, Path(__file__).with_name("migrations"))
+#: The calendar page's bundle, built from web/src/social/ by web/build.mjs.
+STATIC_DIR = Path(__file__).with_name("static")
 
 
 @hookimpl
@@ -87,6 +90,12 @@ def permissions() -> list[Permission]:
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
     return ROUTES + RESULT_ROUTES
+
+
+@hookimpl
+def pages(context: PluginContext) -> list[Page]:
+    return [Page(path="/social", title="Social calendar", static_dir=STATIC_DIR,
+                 html="calendar.html")]
 
 
 @hookimpl
