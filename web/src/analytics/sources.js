@@ -146,6 +146,7 @@ function connectForm ({ api, platforms, say, changed }) {
     }
   },
   h('h3', { id: 'connect-title' }, 'Connect a source'),
+  h('p', { class: 'hint' }, 'Owners connect sources and start back-fills; credentials are kept sealed and never shown again.'),
   h('div', { class: 'fields' },
     field('connect-source', 'Platform', platform),
     field('connect-kind', 'Entity kind', kind),
