@@ -168,9 +168,12 @@ def estimate_bpm(envelope: np.ndarray, duration: float, onsets: int
 
 def _peak_lag(acf: np.ndarray, lag: int) -> float:
     """The lag of the autocorrelation peak at ``lag``, refined by a parabola."""
+    if not 1 <= lag < len(acf) - 1:
+        return float(lag)
     left, mid, right = acf[lag - 1], acf[lag], acf[lag + 1]
     denominator = left - 2 * mid + right
-    return lag + (0.5 * (left - right) / denominator if denominator < 0 else 0.0)
+    offset = 0.5 * (left - right) / denominator if denominator < 0 else 0.0
+    return lag + float(np.clip(offset, -0.5, 0.5))
 
 
 def _snap_to_length(bpm: float, duration: float) -> float:
