@@ -60,6 +60,8 @@ class SampleQuery:
             raise BadQuery(f"limit must be 1..{MAX_LIMIT}, got {self.limit}")
         if self.offset < 0:
             raise BadQuery("the cursor is invalid; start again without one")
+        if self.key:
+            parse_key(self.key)
 
 
 @dataclass
