@@ -145,7 +145,7 @@ class IndexJob(Model):
 class AddToProject(Model):
     """Which sample, onto which track (none: a new track) at which time, matched or not."""
 
-    sample_id: str
+    sample_id: str = Field(min_length=1)
     track_id: str | None = None
     position_s: float = Field(0.0, ge=0)
     tempo: float | None = None
@@ -203,7 +203,8 @@ async def _sample(request: Request, account_id: str | None = None,
                   sample_id: str | None = None) -> tuple[str, Sample]:
     try:
         provider, sample = await request.app[SAMPLES].find(
-            account_id or request.account_id, sample_id or request.params["sample_id"])
+            request.account_id if account_id is None else account_id,
+            request.params["sample_id"] if sample_id is None else sample_id)
     except SampleNotFound as exc:
         raise NotFound(str(exc)) from None
     return provider.name, sample
@@ -220,16 +221,18 @@ async def preview_sample(request: Request) -> Reply:
 
     ``X-Preview-Method`` says how: ``rubberband``, ``resample`` (pitch only) or ``none``.
     """
-    _, sample = await _sample(request)
-    audio, rate, made = await _matched(request, sample, request.query.tempo, request.query.key)
+    provider, sample = await _sample(request)
+    audio, rate, made = await _matched(request, provider, sample, request.query.tempo,
+                                       request.query.key)
     data = await asyncio.to_thread(_wav_bytes, audio, rate)
     return Reply(data, media_type="audio/wav", headers={
         "X-Preview-Method": made.method, "X-Tempo-Ratio": f"{made.tempo_ratio:.6f}",
         "X-Semitones": str(made.semitones)})
 
 
-async def _matched(request: Request, sample: Sample, tempo: float | None, key: str | None):  # noqa: ANN202
-    path = await request.app[SAMPLES].provider("local").fetch(sample.account_id, sample.id)
+async def _matched(request: Request, provider: str, sample: Sample, tempo: float | None,  # noqa: ANN202
+                   key: str | None):
+    path = await request.app[SAMPLES].provider(provider).fetch(sample.account_id, sample.id)
     try:
         ratio, shift = preview.plan(sample, tempo, key)
         audio, rate = await asyncio.to_thread(read_audio, path)
@@ -263,15 +266,11 @@ async def upload_sample(request: Request) -> SampleInfo:
     except AudioFileError as exc:
         target.unlink(missing_ok=True)
         raise UnsupportedMediaType(str(exc).replace(str(target), name)) from None
-    await service.library.index_folder(request.account_id, folder)
-    _, sample = await _sample(request, sample_id=_id_of(request.account_id, str(target)))
+    try:
+        sample = await service.library.index_file(request.account_id, folder, target)
+    except BadQuery as exc:
+        raise UnsupportedMediaType(str(exc)) from None
     return _info(sample)
-
-
-def _id_of(account_id: str, path: str) -> str:
-    from samples.library import sample_id
-
-    return sample_id(account_id, str(Path(path).resolve()))
 
 
 async def index_folder(request: Request) -> Reply:
@@ -313,8 +312,8 @@ async def add_to_project(request: Request) -> AddedClip:
     owner = project_account(project_id)
     if ACCOUNTS in request.app:
         owner = await request.app[ACCOUNTS].store.project_owner(project_id) or owner
-    _, sample = await _sample(request, account_id=owner, sample_id=body.sample_id)
-    audio, rate, made = await _matched(request, sample, body.tempo, body.key)
+    provider, sample = await _sample(request, account_id=owner, sample_id=body.sample_id)
+    audio, rate, made = await _matched(request, provider, sample, body.tempo, body.key)
     store = await assets_of(request.app, project_id)
     stem = Path(sample.name).stem
     with tempfile.TemporaryDirectory() as folder:

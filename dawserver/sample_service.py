@@ -11,7 +11,9 @@ server's disk. The HTTP routes are in :mod:`dawserver.sample_routes`.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,14 @@ class SampleService:
         if not path.is_dir():
             raise BadQuery(f"{folder!r} is not a folder on the server")
         return path
+
+    async def forget_account(self, account_id: str) -> int:
+        """Drop an account's samples and delete its uploaded files (its erasure)."""
+        dropped = await self.library.forget_account(account_id)
+        folder = self.uploads / account_id
+        if folder.is_dir():
+            await asyncio.to_thread(shutil.rmtree, folder)
+        return dropped
 
     async def enqueue_index(self, account_id: str, folder: Path) -> Any:
         """Queue the indexing of ``folder`` for ``account_id``; the job record."""

@@ -159,6 +159,19 @@ class SampleLibrary:
         log.info("indexed %s for %s: %s", root, account_id, report.to_dict())
         return report
 
+    async def index_file(self, account_id: str, folder: str | os.PathLike[str],
+                         path: str | os.PathLike[str]) -> Sample:
+        """Index one file of ``folder`` (an upload) and return it as stored."""
+        root, name = Path(folder).resolve(), str(Path(path).resolve())
+        rows = await self.database.fetch(
+            "SELECT id, path, size, mtime_ns, content_hash FROM samples "
+            "WHERE account_id = ? AND path = ?", account_id, name)
+        report = IndexReport()
+        await self._index_one(account_id, str(root), name, rows[0] if rows else None, report)
+        if report.failed:
+            raise BadQuery(f"{Path(name).name}: not a readable WAV/FLAC/AIFF/OGG file")
+        return await self.get(account_id, sample_id(account_id, name))
+
     async def _index_one(self, account_id: str, folder: str, path: str, row, report) -> None:
         try:
             stat = os.stat(path)
@@ -183,6 +196,15 @@ class SampleLibrary:
             report.added += 1
         else:
             report.updated += 1
+
+    async def forget_account(self, account_id: str) -> int:
+        """Drop every sample of an account (its erasure); the number dropped."""
+        rows = await self.database.fetch("SELECT id FROM samples WHERE account_id = ?",
+                                         account_id)
+        await self.database.execute("DELETE FROM samples WHERE account_id = ?", account_id)
+        for row in rows:
+            self.index.remove(row["id"])
+        return len(rows)
 
     async def save(self, sample: Sample) -> None:
         """Store (or replace) one sample and put it in the search index."""

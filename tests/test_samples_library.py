@@ -234,3 +234,14 @@ def test_without_rubber_band_the_preview_shifts_pitch_by_resampling(monkeypatch)
     spectrum = np.abs(np.fft.rfft(made.audio[0]))
     peak_hz = np.argmax(spectrum) * RATE / made.audio.shape[1]
     assert peak_hz == pytest.approx(880, rel=0.01)
+
+
+@pytest.mark.asyncio
+async def test_forgetting_an_account_drops_its_samples_only(library: SampleLibrary,
+                                                           folder: Path) -> None:
+    await library.index_folder("acc", folder)
+    await library.index_folder("keep", folder)
+    assert await library.forget_account("acc") == 4
+    assert library.index.search("acc", SampleQuery()).total == 0
+    assert library.index.search("keep", SampleQuery()).total == 4
+    assert await SampleLibrary(library.database).load() == 4
