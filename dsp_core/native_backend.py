@@ -15,7 +15,7 @@ import numpy as np
 from .arrays import checked_float32
 from .effects import TICK, EffectState
 from .errors import BackendUnavailable, NativeError
-from .graph import BusState, Graph, TrackState
+from .graph import AutomationState, BusState, Graph, LaneState, TrackState
 
 try:
     from native._engine import ffi, lib
@@ -124,6 +124,22 @@ class _Builder:
             sends[i].fader = self.floats(send.fader)
         out.n_sends, out.sends = len(tr.sends), sends
         out.buffer = self.floats(tr.buffer)
+        if tr.automation is not None:
+            out.automation = self.automation(tr.automation)
+
+    def lane(self, lane: LaneState, out: Any) -> None:
+        out.n_points = lane.frames.shape[0]
+        out.frames = ffi.cast("const int64_t *", self.hold(lane.frames).ctypes.data)
+        out.values = ffi.cast("const double *", self.hold(lane.values).ctypes.data)
+        out.hold = ffi.cast("const int32_t *", self.hold(lane.hold).ctypes.data)
+
+    def automation(self, a: AutomationState) -> Any:
+        out = self.hold(ffi.new("daw_automation *"))
+        self.lane(a.gain, out.gain)
+        self.lane(a.pan, out.pan)
+        out.scale = a.scale
+        out.gains = self.floats(a.gains)
+        return out
 
 
 class NativeGraph:

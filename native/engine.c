@@ -188,6 +188,64 @@ static void fader_apply(float *fader, const float *src_l, const float *src_r,
     }
 }
 
+/* ---------------------------------------------------------------- automation */
+
+/* The lane's value at frame f; *cursor is where the last search ended (a hint). */
+static inline double lane_value(const daw_lane *ln, int64_t f, int32_t *cursor) {
+    const int32_t n = ln->n_points;
+    int32_t j = *cursor;
+    if (j < 0 || j >= n || ln->frames[j] > f) j = 0;
+    while (j + 1 < n && ln->frames[j + 1] <= f) j++;
+    *cursor = j;
+    const int64_t f0 = ln->frames[j];
+    if (f < f0 || j + 1 == n || ln->hold[j]) return ln->values[j];
+    const double v0 = ln->values[j], v1 = ln->values[j + 1];
+    return v0 + (v1 - v0) * ((double)(f - f0) / (double)(ln->frames[j + 1] - f0));
+}
+
+/* The block's L/R fader gains of an automated track into a->gains; the fader's
+ * slots end at the last frame's gains. */
+static void automation_gains(daw_automation *a, int32_t channels, float *fader, int64_t start,
+                             int32_t frames, int32_t max_block) {
+    float *gl = a->gains, *gr = a->gains + max_block;
+    double last_db = NAN, last_pan = NAN, g = 0.0, pl = 0.0, pr = 0.0;
+    for (int32_t i = 0; i < frames; i++) {
+        const double db = lane_value(&a->gain, start + i, &a->cursor[0]);
+        const double pan = lane_value(&a->pan, start + i, &a->cursor[1]);
+        if (db != last_db) {
+            g = pow(10.0, db / 20.0);
+            last_db = db;
+        }
+        if (pan != last_pan) {
+            const double p = pan < -1.0 ? -1.0 : (pan > 1.0 ? 1.0 : pan);
+            if (channels == 1) {
+                const double angle = (p + 1.0) * M_PI / 4.0;
+                pl = cos(angle);
+                pr = sin(angle);
+            } else {
+                pl = p > 0.0 ? 1.0 - p : 1.0;
+                pr = p < 0.0 ? 1.0 + p : 1.0;
+            }
+            last_pan = pan;
+        }
+        gl[i] = (float)(g * pl) * a->scale;
+        gr[i] = (float)(g * pr) * a->scale;
+    }
+    if (frames > 0) {
+        fader[DAW_FADER_END] = fader[DAW_FADER_START] = gl[frames - 1];
+        fader[DAW_FADER_END + 1] = fader[DAW_FADER_START + 1] = gr[frames - 1];
+    }
+}
+
+/* dst += gains * src, per frame (an automated fader). */
+static void gains_apply(const float *gl, const float *gr, const float *src_l, const float *src_r,
+                        float *restrict dst_l, float *restrict dst_r, int32_t frames) {
+    for (int32_t i = 0; i < frames; i++) {
+        dst_l[i] += gl[i] * src_l[i];
+        dst_r[i] += gr[i] * src_r[i];
+    }
+}
+
 /* ---------------------------------------------------------------- graph */
 
 /* Where the clip's frames land in a block: the overlap [s, e) split into the
@@ -290,14 +348,14 @@ static inline float *bus_buffer(const daw_graph *g, const mix_target *to, int32_
     return to->buses ? to->buses + (size_t)b * 2 * g->max_block : g->buses[b].buffer;
 }
 
-static int track_output(daw_graph *g, const mix_target *to, daw_track *tr, int32_t frames,
-                        int32_t phase, float alpha);
+static int track_output(daw_graph *g, const mix_target *to, daw_track *tr, int64_t start,
+                        int32_t frames, int32_t phase, float alpha);
 
 static int render_track(daw_graph *g, const mix_target *to, daw_track *tr, int64_t start,
                         int32_t frames, int32_t phase, float alpha) {
     const int32_t mb = g->max_block;
     const float *f = tr->fader;
-    if (tr->n_effects == 0 && tr->n_sends == 0 && fader_settled(f)) {
+    if (tr->n_effects == 0 && tr->n_sends == 0 && !tr->automation && fader_settled(f)) {
         /* plain track with a settled fader: clips straight into the master bus */
         const float gl = f[DAW_FADER_END], gr = f[DAW_FADER_END + 1];
         if (gl == 0.0f && gr == 0.0f) return DAW_OK;
@@ -313,12 +371,12 @@ static int render_track(daw_graph *g, const mix_target *to, daw_track *tr, int64
                              tr->channels == 2 ? tr->buffer + mb : NULL, tr->channels, frames,
                              g->sample_rate, phase, to->scratch);
     if (rc != DAW_OK) return rc;
-    return track_output(g, to, tr, frames, phase, alpha);
+    return track_output(g, to, tr, start, frames, phase, alpha);
 }
 
 /* Sends and fader of a track whose buffer holds this block's post-insert audio. */
-static int track_output(daw_graph *g, const mix_target *to, daw_track *tr, int32_t frames,
-                        int32_t phase, float alpha) {
+static int track_output(daw_graph *g, const mix_target *to, daw_track *tr, int64_t start,
+                        int32_t frames, int32_t phase, float alpha) {
     const int32_t mb = g->max_block;
     float *post_l = to->scratch + mb, *post_r = to->scratch + 2 * mb;
     float *b0 = tr->buffer;
@@ -335,13 +393,21 @@ static int track_output(daw_graph *g, const mix_target *to, daw_track *tr, int32
         }
     }
     float *master_l = to->master, *master_r = to->master + mb;
+    daw_automation *a = tr->automation;
+    if (a) automation_gains(a, tr->channels, tr->fader, start, frames, mb);
     if (!has_post) {
-        fader_apply(tr->fader, b0, b1, master_l, master_r, frames, phase, alpha);
+        if (a)
+            gains_apply(a->gains, a->gains + mb, b0, b1, master_l, master_r, frames);
+        else
+            fader_apply(tr->fader, b0, b1, master_l, master_r, frames, phase, alpha);
         return DAW_OK;
     }
     memset(post_l, 0, (size_t)frames * sizeof(float));
     memset(post_r, 0, (size_t)frames * sizeof(float));
-    fader_apply(tr->fader, b0, b1, post_l, post_r, frames, phase, alpha);
+    if (a)
+        gains_apply(a->gains, a->gains + mb, b0, b1, post_l, post_r, frames);
+    else
+        fader_apply(tr->fader, b0, b1, post_l, post_r, frames, phase, alpha);
     for (int32_t i = 0; i < frames; i++) {
         master_l[i] += post_l[i];
         master_r[i] += post_r[i];
@@ -444,7 +510,7 @@ static inline plain_plan plain_plan_of(const daw_graph *g, int32_t t, int64_t st
         !plain_span(tr, start, frames, memo))
         return none;
     const float *f = tr->fader;
-    if (!fader_settled(f)) return none;
+    if (!fader_settled(f) || tr->automation) return none;
     const float gl = f[DAW_FADER_END], gr = f[DAW_FADER_END + 1];
     if (gl == 0.0f && gr == 0.0f) {
         const plain_plan quiet = {silent, 0.0f, 0.0f};
@@ -502,7 +568,7 @@ static int render_tracks(daw_graph *g, const mix_target *to, int32_t lo, int32_t
             }
             lanes_run_chain(g, &g->tracks[t], frames, to->lanes);
             for (int32_t k = 0; k < DAW_LANES && rc == DAW_OK; k++)
-                rc = track_output(g, to, &g->tracks[t + k], frames, phase, alpha);
+                rc = track_output(g, to, &g->tracks[t + k], start, frames, phase, alpha);
             t += DAW_LANES;
             continue;
         }

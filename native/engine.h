@@ -88,6 +88,30 @@ typedef struct {
     float *fader;       /* DAW_FADER_SLOTS floats (L and R send levels) */
 } daw_send;
 
+/* One automation lane: a breakpoint envelope in render frames.  The value at
+ * frame f is values[0] before frames[0], values[n-1] from the last point on,
+ * values[j] across a hold segment, else the straight line from point j to j+1
+ * (computed in double).  Points are sorted by frame; two at one frame make a step. */
+typedef struct {
+    int32_t n_points;       /* >= 1 */
+    const int64_t *frames;
+    const double *values;
+    const int32_t *hold;    /* 1: the value holds until the next point */
+} daw_lane;
+
+/* A track whose fader is automated: per frame, the gain (dB) and pan lanes give
+ * the fader's L/R gains (the track's pan law), times `scale` (0 when muted or
+ * soloed out, else 1).  They replace the smoothed fader for the block; the
+ * fader's slots are left at the block's last gains, so when the automation goes
+ * away the fader glides from there to its target. */
+typedef struct {
+    daw_lane gain;      /* dB */
+    daw_lane pan;       /* -1 .. 1 */
+    float scale;
+    float *gains;       /* 2 * max_block scratch: the block's L gains, then R */
+    int32_t cursor[2];  /* the engine's search hints into gain and pan (any value is safe) */
+} daw_automation;
+
 typedef struct {
     int32_t channels;   /* 1 or 2 */
     int32_t n_clips;
@@ -98,6 +122,7 @@ typedef struct {
     int32_t n_sends;
     daw_send *sends;
     float *buffer;      /* channels * max_block scratch */
+    daw_automation *automation;  /* NULL: the fader is not automated */
 } daw_track;
 
 typedef struct {
