@@ -66,6 +66,7 @@ def check_mode(mode: str) -> None:
 
 def check_point(param: str, frame: Any, value: Any, curve: Any) -> AutomationPoint:
     """A validated breakpoint, or :class:`SchemaError` saying what is wrong."""
+    check_param(param)
     if isinstance(frame, float) and frame.is_integer():
         frame = int(frame)
     point = AutomationPoint(frame=frame, value=value, curve=curve)
