@@ -190,47 +190,108 @@ static void fader_apply(float *fader, const float *src_l, const float *src_r,
 
 /* ---------------------------------------------------------------- automation */
 
-/* The lane's value at frame f; *cursor is where the last search ended (a hint). */
-static inline double lane_value(const daw_lane *ln, int64_t f, int32_t *cursor) {
-    const int32_t n = ln->n_points;
-    int32_t j = *cursor;
-    if (j < 0 || j >= n || ln->frames[j] > f) j = 0;
-    while (j + 1 < n && ln->frames[j + 1] <= f) j++;
-    *cursor = j;
-    const int64_t f0 = ln->frames[j];
-    if (f < f0 || j + 1 == n || ln->hold[j]) return ln->values[j];
-    const double v0 = ln->values[j], v1 = ln->values[j + 1];
-    return v0 + (v1 - v0) * ((double)(f - f0) / (double)(ln->frames[j + 1] - f0));
+/* log2(10) / 20: a gain in dB times this is its log2. */
+#define AUTO_DB_LOG2 0.16609640474436813
+/* Below 2^-126 (about -758 dB, or a static -inf fader) an automated gain is 0. */
+#define AUTO_MIN_LOG2 -126.0
+
+/* 10^(db/20) in float: the exponent's integer part in double, the fraction's 2^f by
+ * fast_exp2's polynomial (relative error about 1e-7). */
+static inline float db_gain(double db) {
+    const double x = db * AUTO_DB_LOG2;
+    if (!(x >= AUTO_MIN_LOG2)) return 0.0f;
+    const double fl = floor(x);
+    const float f = (float)(x - fl);
+    float p = 0.00187623429f;
+    p = p * f + 0.00899259431f;
+    p = p * f + 0.0558235814f;
+    p = p * f + 0.240154545f;
+    p = p * f + 0.693152965f;
+    p = p * f + 0.999999927f;
+    float_bits b;
+    b.f = p;
+    b.i += ((int32_t)fl) << 23;
+    return b.f;
 }
+
+/* cos(x) for x in [0, pi/2]: Taylor to x^12 in float (error about 1e-7). */
+static inline float cos_quarter(float x) {
+    const float z = x * x;
+    float c = -1.14707456e-11f;
+    c = c * z + 2.08767570e-09f;
+    c = c * z + -2.75573192e-07f;
+    c = c * z + 2.48015873e-05f;
+    c = c * z + -1.38888889e-03f;
+    c = c * z + 4.16666667e-02f;
+    c = c * z + -0.5f;
+    return c * z + 1.0f;
+}
+
+/* The track's pan law at pan p: equal power (mono, cos of (1 +- p) pi/4, exactly 0
+ * on the far side at either end) or balance (stereo). */
+static inline void pan_gains(int32_t channels, double pan, float *cl, float *cr) {
+    const float p = pan < -1.0 ? -1.0f : (pan > 1.0 ? 1.0f : (float)pan);
+    if (channels == 1) {
+        *cl = p >= 1.0f ? 0.0f : cos_quarter((1.0f + p) * (float)(M_PI / 4.0));
+        *cr = p <= -1.0f ? 0.0f : cos_quarter((1.0f - p) * (float)(M_PI / 4.0));
+    } else {
+        *cl = p > 0.0f ? 1.0f - p : 1.0f;
+        *cr = p < 0.0f ? 1.0f + p : 1.0f;
+    }
+}
+
+/* Frames [start, start + frames) of a lane, segment by segment: calls
+ * EMIT(i, value) for each block index i (value in double). */
+#define LANE_EACH(ln, cursor, start, frames, EMIT)                                      \
+    do {                                                                               \
+        const int32_t n_ = (ln)->n_points;                                             \
+        int32_t j_ = *(cursor);                                                        \
+        if (j_ < 0 || j_ >= n_ || (ln)->frames[j_] > (start)) j_ = 0;                  \
+        while (j_ + 1 < n_ && (ln)->frames[j_ + 1] <= (start)) j_++;                   \
+        int32_t i_ = 0;                                                                \
+        while (i_ < (frames)) {                                                        \
+            const int64_t f_ = (start) + i_;                                           \
+            while (j_ + 1 < n_ && (ln)->frames[j_ + 1] <= f_) j_++;                    \
+            const int64_t f0_ = (ln)->frames[j_];                                      \
+            const int64_t next_ = f_ < f0_ ? f0_ : (j_ + 1 < n_ ? (ln)->frames[j_ + 1] \
+                                                             : (start) + (frames));    \
+            const int32_t e_ = (int32_t)min_i64(next_ - (start), (frames));            \
+            if (f_ < f0_ || j_ + 1 == n_ || (ln)->hold[j_]) {                          \
+                const double v_ = (ln)->values[j_];                                    \
+                for (int32_t i = i_; i < e_; i++) EMIT(i, v_);                         \
+            } else {                                                                   \
+                const double v0_ = (ln)->values[j_], dv_ = (ln)->values[j_ + 1] - v0_; \
+                const double len_ = (double)((ln)->frames[j_ + 1] - f0_);              \
+                for (int32_t i = i_; i < e_; i++)                                      \
+                    EMIT(i, v0_ + dv_ * ((double)((start) + i - f0_) / len_));         \
+            }                                                                          \
+            i_ = e_;                                                                   \
+        }                                                                              \
+        *(cursor) = j_;                                                                \
+    } while (0)
 
 /* The block's L/R fader gains of an automated track into a->gains; the fader's
  * slots end at the last frame's gains. */
 static void automation_gains(daw_automation *a, int32_t channels, float *fader, int64_t start,
                              int32_t frames, int32_t max_block) {
-    float *gl = a->gains, *gr = a->gains + max_block;
-    double last_db = NAN, last_pan = NAN, g = 0.0, pl = 0.0, pr = 0.0;
-    for (int32_t i = 0; i < frames; i++) {
-        const double db = lane_value(&a->gain, start + i, &a->cursor[0]);
-        const double pan = lane_value(&a->pan, start + i, &a->cursor[1]);
-        if (db != last_db) {
-            g = pow(10.0, db / 20.0);
-            last_db = db;
-        }
-        if (pan != last_pan) {
-            const double p = pan < -1.0 ? -1.0 : (pan > 1.0 ? 1.0 : pan);
-            if (channels == 1) {
-                const double angle = (p + 1.0) * M_PI / 4.0;
-                pl = cos(angle);
-                pr = sin(angle);
-            } else {
-                pl = p > 0.0 ? 1.0 - p : 1.0;
-                pr = p < 0.0 ? 1.0 + p : 1.0;
-            }
-            last_pan = pan;
-        }
-        gl[i] = (float)(g * pl) * a->scale;
-        gr[i] = (float)(g * pr) * a->scale;
-    }
+    float *restrict gl = a->gains, *restrict gr = a->gains + max_block;
+#define EMIT_GAIN(i, v) (gl[i] = db_gain(v))
+    LANE_EACH(&a->gain, &a->cursor[0], start, frames, EMIT_GAIN);
+#undef EMIT_GAIN
+    const float scale = a->scale;
+    double last = NAN;
+    float cl = 0.0f, cr = 0.0f;
+#define EMIT_PAN(i, v)                                          \
+    do {                                                        \
+        if ((v) != last) {                                      \
+            pan_gains(channels, (v), &cl, &cr);                 \
+            last = (v);                                         \
+        }                                                       \
+        gr[i] = (gl[i] * cr) * scale;                           \
+        gl[i] = (gl[i] * cl) * scale;                           \
+    } while (0)
+    LANE_EACH(&a->pan, &a->cursor[1], start, frames, EMIT_PAN);
+#undef EMIT_PAN
     if (frames > 0) {
         fader[DAW_FADER_END] = fader[DAW_FADER_START] = gl[frames - 1];
         fader[DAW_FADER_END + 1] = fader[DAW_FADER_START + 1] = gr[frames - 1];
