@@ -227,19 +227,6 @@ static inline float cos_quarter(float x) {
     return c * z + 1.0f;
 }
 
-/* The track's pan law at pan p: equal power (mono, cos of (1 +- p) pi/4, exactly 0
- * on the far side at either end) or balance (stereo). */
-static inline void pan_gains(int32_t channels, double pan, float *cl, float *cr) {
-    const float p = pan < -1.0 ? -1.0f : (pan > 1.0 ? 1.0f : (float)pan);
-    if (channels == 1) {
-        *cl = p >= 1.0f ? 0.0f : cos_quarter((1.0f + p) * (float)(M_PI / 4.0));
-        *cr = p <= -1.0f ? 0.0f : cos_quarter((1.0f - p) * (float)(M_PI / 4.0));
-    } else {
-        *cl = p > 0.0f ? 1.0f - p : 1.0f;
-        *cr = p < 0.0f ? 1.0f + p : 1.0f;
-    }
-}
-
 /* Frames [start, start + frames) of a lane, segment by segment: calls
  * EMIT(i, value) for each block index i (value in double). */
 #define LANE_EACH(ln, cursor, start, frames, EMIT)                                      \
@@ -278,20 +265,29 @@ static void automation_gains(daw_automation *a, int32_t channels, float *fader, 
 #define EMIT_GAIN(i, v) (gl[i] = db_gain(v))
     LANE_EACH(&a->gain, &a->cursor[0], start, frames, EMIT_GAIN);
 #undef EMIT_GAIN
-    const float scale = a->scale;
-    double last = NAN;
-    float cl = 0.0f, cr = 0.0f;
-#define EMIT_PAN(i, v)                                          \
-    do {                                                        \
-        if ((v) != last) {                                      \
-            pan_gains(channels, (v), &cl, &cr);                 \
-            last = (v);                                         \
-        }                                                       \
-        gr[i] = (gl[i] * cr) * scale;                           \
-        gl[i] = (gl[i] * cl) * scale;                           \
-    } while (0)
+    /* the pan lane's values (float) into gr, then the pan law over the block in
+     * one branch-free loop the compiler vectorizes */
+#define EMIT_PAN(i, v) (gr[i] = (v) < -1.0 ? -1.0f : ((v) > 1.0 ? 1.0f : (float)(v)))
     LANE_EACH(&a->pan, &a->cursor[1], start, frames, EMIT_PAN);
 #undef EMIT_PAN
+    const float scale = a->scale, quarter = (float)(M_PI / 4.0);
+    if (channels == 1) {
+        for (int32_t i = 0; i < frames; i++) {
+            const float p = gr[i], g = gl[i];
+            const float cl = p >= 1.0f ? 0.0f : cos_quarter((1.0f + p) * quarter);
+            const float cr = p <= -1.0f ? 0.0f : cos_quarter((1.0f - p) * quarter);
+            gr[i] = (g * cr) * scale;
+            gl[i] = (g * cl) * scale;
+        }
+    } else {
+        for (int32_t i = 0; i < frames; i++) {
+            const float p = gr[i], g = gl[i];
+            const float cl = p > 0.0f ? 1.0f - p : 1.0f;
+            const float cr = p < 0.0f ? 1.0f + p : 1.0f;
+            gr[i] = (g * cr) * scale;
+            gl[i] = (g * cl) * scale;
+        }
+    }
     if (frames > 0) {
         fader[DAW_FADER_END] = fader[DAW_FADER_START] = gl[frames - 1];
         fader[DAW_FADER_END + 1] = fader[DAW_FADER_START + 1] = gr[frames - 1];
