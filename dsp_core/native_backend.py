@@ -124,8 +124,6 @@ class _Builder:
             sends[i].fader = self.floats(send.fader)
         out.n_sends, out.sends = len(tr.sends), sends
         out.buffer = self.floats(tr.buffer)
-        if tr.automation is not None:
-            out.automation = self.automation(tr.automation)
 
     def lane(self, lane: LaneState, out: Any) -> None:
         out.n_points = lane.frames.shape[0]
@@ -159,6 +157,12 @@ class NativeGraph:
         for i, tr in enumerate(graph.tracks):
             b.track(tr, tracks[i])
         g.n_tracks, g.tracks = len(graph.tracks), tracks
+        if any(tr.automation is not None for tr in graph.tracks):
+            automation = b.hold(ffi.new("daw_automation *[]", len(graph.tracks)))
+            for i, tr in enumerate(graph.tracks):
+                if tr.automation is not None:
+                    automation[i] = b.automation(tr.automation)
+            g.automation = automation
         # where each track's plain blocks are, found by the engine (zeroed: none yet)
         g.plain = b.hold(ffi.new("daw_plain[]", max(len(graph.tracks), 1)))
         buses = b.hold(ffi.new("daw_bus[]", max(len(graph.buses), 1)))

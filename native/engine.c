@@ -294,6 +294,11 @@ static void automation_gains(daw_automation *a, int32_t channels, float *fader, 
     }
 }
 
+/* The automation of track tr, or NULL. */
+static inline daw_automation *track_automation(const daw_graph *g, const daw_track *tr) {
+    return g->automation ? g->automation[tr - g->tracks] : NULL;
+}
+
 /* dst += gains * src, per frame (an automated fader). */
 static void gains_apply(const float *gl, const float *gr, const float *src_l, const float *src_r,
                         float *restrict dst_l, float *restrict dst_r, int32_t frames) {
@@ -412,7 +417,8 @@ static int render_track(daw_graph *g, const mix_target *to, daw_track *tr, int64
                         int32_t frames, int32_t phase, float alpha) {
     const int32_t mb = g->max_block;
     const float *f = tr->fader;
-    if (tr->n_effects == 0 && tr->n_sends == 0 && !tr->automation && fader_settled(f)) {
+    if (tr->n_effects == 0 && tr->n_sends == 0 && !track_automation(g, tr) &&
+        fader_settled(f)) {
         /* plain track with a settled fader: clips straight into the master bus */
         const float gl = f[DAW_FADER_END], gr = f[DAW_FADER_END + 1];
         if (gl == 0.0f && gr == 0.0f) return DAW_OK;
@@ -450,7 +456,7 @@ static int track_output(daw_graph *g, const mix_target *to, daw_track *tr, int64
         }
     }
     float *master_l = to->master, *master_r = to->master + mb;
-    daw_automation *a = tr->automation;
+    daw_automation *a = track_automation(g, tr);
     if (a) automation_gains(a, tr->channels, tr->fader, start, frames, mb);
     if (!has_post) {
         if (a)
@@ -567,7 +573,7 @@ static inline plain_plan plain_plan_of(const daw_graph *g, int32_t t, int64_t st
         !plain_span(tr, start, frames, memo))
         return none;
     const float *f = tr->fader;
-    if (!fader_settled(f) || tr->automation) return none;
+    if (!fader_settled(f) || (g->automation && g->automation[t])) return none;
     const float gl = f[DAW_FADER_END], gr = f[DAW_FADER_END + 1];
     if (gl == 0.0f && gr == 0.0f) {
         const plain_plan quiet = {silent, 0.0f, 0.0f};

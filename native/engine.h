@@ -122,7 +122,6 @@ typedef struct {
     int32_t n_sends;
     daw_send *sends;
     float *buffer;      /* channels * max_block scratch */
-    daw_automation *automation;  /* NULL: the fader is not automated */
 } daw_track;
 
 typedef struct {
@@ -158,6 +157,8 @@ typedef struct {
     float *thread_scratch;  /* n_threads * (2 * n_buses + 5 + 2 * DAW_LANES) * max_block */
     int64_t frames_done;  /* frames rendered since reset: sets the tick phase */
     daw_plain *plain;     /* n_tracks, or NULL: looked up every block */
+    daw_automation **automation;  /* n_tracks (NULL: that fader is not automated), or
+                                     NULL when no track is (daw_track stays 64 bytes) */
 } daw_graph;
 
 /* Mix n_tracks mono tracks (row-major n_tracks x n_frames) to stereo with the
