@@ -55,10 +55,11 @@ class LaneState:
 
 @dataclass
 class AutomationState:
-    """An automated fader (``daw_automation``): gain and pan lanes, mute/solo scale."""
+    """An automated fader (``daw_automation``): gain, pan and mute lanes, solo scale."""
 
     gain: LaneState
     pan: LaneState
+    mute: LaneState
     scale: float
     gains: np.ndarray  # (2, max_block) float32: the block's L and R gains
     key: tuple = ()  # what it was built from: a change rebuilds it
@@ -152,15 +153,16 @@ def automation_key(track: Track, any_solo: bool) -> tuple:
     reading = {p: lane for p, lane in track.automation.items() if lane.reads}
     if not reading:
         return ()
-    silent = track.mute or (any_solo and not track.solo)
+    soloed_out = any_solo and not track.solo
     lanes = tuple(
         (param, tuple((q.frame, q.value, q.curve) for q in lane.sorted_points()))
         for param, lane in sorted(reading.items())
     )
-    return track.channels, track.gain_db, track.pan, silent, lanes
+    return track.channels, track.gain_db, track.pan, track.mute, soloed_out, lanes
 
 
-def _lane_state(lane: AutomationLane | None, static: float, ratio: float) -> LaneState:
+def _lane_state(lane: AutomationLane | None, static: float, ratio: float,
+                steps: bool = False) -> LaneState:
     if lane is None or not lane.reads:
         return LaneState(np.zeros(1, dtype=np.int64), np.array([static], dtype=np.float64),
                          np.zeros(1, dtype=np.int32))
@@ -168,7 +170,7 @@ def _lane_state(lane: AutomationLane | None, static: float, ratio: float) -> Lan
     return LaneState(
         frames=np.array([_scale(q.frame, ratio) for q in points], dtype=np.int64),
         values=np.array([q.value for q in points], dtype=np.float64),
-        hold=np.array([q.curve == "hold" for q in points], dtype=np.int32),
+        hold=np.array([steps or q.curve == "hold" for q in points], dtype=np.int32),
     )
 
 
@@ -177,7 +179,8 @@ def build_automation(track: Track, ratio: float, max_block: int,
     """The automated fader of ``track``, or None when no lane is read.
 
     A parameter without a read lane keeps its static value (one point at frame 0).
-    Point frames are scaled from session frames to render frames (``ratio``).
+    Point frames are scaled from session frames to render frames (``ratio``). A mute
+    lane always steps; while it is read it replaces the static mute.
     """
     key = automation_key(track, any_solo)
     if not key:
@@ -185,7 +188,8 @@ def build_automation(track: Track, ratio: float, max_block: int,
     return AutomationState(
         gain=_lane_state(track.automation.get("gain_db"), track.gain_db, ratio),
         pan=_lane_state(track.automation.get("pan"), track.pan, ratio),
-        scale=0.0 if key[3] else 1.0,
+        mute=_lane_state(track.automation.get("mute"), float(track.mute), ratio, steps=True),
+        scale=0.0 if key[4] else 1.0,
         gains=np.zeros((2, max_block), dtype=np.float32),
         key=key,
     )

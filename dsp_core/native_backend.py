@@ -135,6 +135,7 @@ class _Builder:
         out = self.hold(ffi.new("daw_automation *"))
         self.lane(a.gain, out.gain)
         self.lane(a.pan, out.pan)
+        self.lane(a.mute, out.mute)
         out.scale = a.scale
         out.gains = self.floats(a.gains)
         return out

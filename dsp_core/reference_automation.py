@@ -79,6 +79,7 @@ def automation_gains(a: AutomationState, channels: int, fader: np.ndarray, start
     """The block's float32 L/R gains of an automated fader; the fader slots end at the last."""
     where = np.arange(start, start + frames, dtype=np.int64)
     g = db_gain(lane_values(a.gain, where))
+    g = np.where(lane_values(a.mute, where) >= 0.5, F32(0.0), g)
     cl, cr = pan_gains(lane_values(a.pan, where), channels)
     scale = F32(a.scale)
     gr = (g * cr) * scale

@@ -55,8 +55,9 @@ class Send:
 
 
 #: Automatable track parameters and their ranges (gain in dB, pan -1..1).
+#: A ``mute`` lane's values are 0 (playing) or 1 (muted); it always steps.
 AUTOMATION_PARAMS: dict[str, tuple[float, float]] = {"gain_db": (-144.0, 24.0),
-                                                     "pan": (-1.0, 1.0)}
+                                                     "pan": (-1.0, 1.0), "mute": (0.0, 1.0)}
 #: Lane modes: ``off`` ignores the lane; the engine reads it in read, touch and latch;
 #: ``write`` is stored for the clients that record fader moves (the engine ignores it).
 AUTOMATION_MODES = ("off", "read", "touch", "latch", "write")
@@ -233,6 +234,9 @@ def validate_point(param: str, point: AutomationPoint, label: str, low: float | 
             or math.isnan(point.value) or not low <= point.value <= high):
         raise ProjectError(f"{label}: value {point.value!r} is outside [{low:g}, {high:g}] "
                            f"for {param}")
+    if param == "mute" and point.value not in (0, 1):
+        raise ProjectError(f"{label}: a mute point's value is 0 (playing) or 1 (muted), "
+                           f"got {point.value!r}")
     if point.curve not in AUTOMATION_CURVES:
         raise ProjectError(f"{label}: curve {point.curve!r} is not one of "
                            f"{', '.join(AUTOMATION_CURVES)}")

@@ -265,6 +265,9 @@ static void automation_gains(daw_automation *a, int32_t channels, float *fader, 
 #define EMIT_GAIN(i, v) (gl[i] = db_gain(v))
     LANE_EACH(&a->gain, &a->cursor[0], start, frames, EMIT_GAIN);
 #undef EMIT_GAIN
+#define EMIT_MUTE(i, v) (gl[i] = (v) >= 0.5 ? 0.0f : gl[i])
+    LANE_EACH(&a->mute, &a->cursor[2], start, frames, EMIT_MUTE);
+#undef EMIT_MUTE
     /* the pan lane's values (float) into gr, then the pan law over the block in
      * one branch-free loop the compiler vectorizes */
 #define EMIT_PAN(i, v) (gr[i] = (v) < -1.0 ? -1.0f : ((v) > 1.0 ? 1.0f : (float)(v)))

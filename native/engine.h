@@ -99,17 +99,18 @@ typedef struct {
     const int32_t *hold;    /* 1: the value holds until the next point */
 } daw_lane;
 
-/* A track whose fader is automated: per frame, the gain (dB) and pan lanes give
- * the fader's L/R gains (the track's pan law), times `scale` (0 when muted or
- * soloed out, else 1).  They replace the smoothed fader for the block; the
+/* A track whose fader is automated: per frame, the gain (dB), pan and mute lanes
+ * give the fader's L/R gains (the track's pan law; 0 where muted), times `scale`
+ * (0 when another track is soloed, else 1).  They replace the smoothed fader for the block; the
  * fader's slots are left at the block's last gains, so when the automation goes
  * away the fader glides from there to its target. */
 typedef struct {
     daw_lane gain;      /* dB */
     daw_lane pan;       /* -1 .. 1 */
+    daw_lane mute;      /* 0 playing, 1 muted (every point holds) */
     float scale;
     float *gains;       /* 2 * max_block scratch: the block's L gains, then R */
-    int32_t cursor[2];  /* the engine's search hints into gain and pan (any value is safe) */
+    int32_t cursor[3];  /* the engine's search hints into the lanes (any value is safe) */
 } daw_automation;
 
 typedef struct {

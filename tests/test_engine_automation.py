@@ -76,7 +76,8 @@ def test_c_and_twin_agree_bit_for_bit_whatever_the_block(rate: int) -> None:
               sends=[Send("fx", -6.0)],
               automation={"gain_db": lane((10, -40.0), (1000, 3.0), (1003, -12.0, "hold"),
                                           (3000, 0.0)),
-                          "pan": lane((500, -0.5), (2500, 0.75))}),
+                          "pan": lane((500, -0.5), (2500, 0.75)),
+                          "mute": lane((2000, 1.0), (2301, 0.0))}),
         Track("s", channels=2, clips=[Clip("stereo", 0, frames)],
               automation={"pan": lane((0, 1.0), (4000, -1.0))}),
         Track("q", channels=1, clips=[Clip("mono", 0, frames)], mute=True,
@@ -97,6 +98,15 @@ def test_c_and_twin_agree_bit_for_bit_whatever_the_block(rate: int) -> None:
         np.testing.assert_array_equal(render(automated, "native", block, frames, loader),
                                       reference)
     assert np.abs(reference).max() > 0.1
+
+
+def test_a_mute_lane_steps_at_its_frames_and_replaces_the_static_mute() -> None:
+    session = dc_session(48000, mute=lane((0, 0.0), (100, 1.0, "linear"), (164, 0.0)))
+    session.tracks[0].mute = True  # the lane, being read, decides
+    out = render(session, "native", 128, 256, dc_loader())[0]
+    assert out[99] == pytest.approx(math.sqrt(0.5), rel=1e-6)
+    assert not out[100:164].any()
+    assert out[164] == pytest.approx(math.sqrt(0.5), rel=1e-6)
 
 
 def test_a_lane_that_is_off_or_written_is_ignored() -> None:
