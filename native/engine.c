@@ -198,8 +198,9 @@ static void fader_apply(float *fader, const float *src_l, const float *src_r,
 /* 10^(db/20) in float: the exponent's integer part in double, the fraction's 2^f by
  * fast_exp2's polynomial (relative error about 1e-7). */
 static inline float db_gain(double db) {
-    const double x = db * AUTO_DB_LOG2;
-    if (!(x >= AUTO_MIN_LOG2)) return 0.0f;
+    const double raw = db * AUTO_DB_LOG2;
+    const int audible = raw >= AUTO_MIN_LOG2;  /* branch-free: the loops vectorize */
+    const double x = audible ? raw : 0.0;
     const double fl = floor(x);
     const float f = (float)(x - fl);
     float p = 0.00187623429f;
@@ -211,7 +212,7 @@ static inline float db_gain(double db) {
     float_bits b;
     b.f = p;
     b.i += ((int32_t)fl) << 23;
-    return b.f;
+    return audible ? b.f : 0.0f;
 }
 
 /* cos(x) for x in [0, pi/2]: Taylor to x^12 in float (error about 1e-7). */
