@@ -4,6 +4,7 @@ render (``dawserver render``) and in the live engine, and the two agree."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import subprocess
 import sys
@@ -12,9 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from loopback import free_port
+from nodepeer import NodePeer, eventually, node_ready, running_server
 from room_helpers import project_room
 
 from collab.store import open_store
+from dawserver.config import ServerConfig
+from dawserver.keys import ENGINES, ROOMS, STORE, TOKENS
 from dawserver.live_mix import FRAME, LiveMix
 from dawserver.project_engine import ProjectEngine
 from dawserver.projects import import_session
@@ -81,6 +86,30 @@ async def test_document_automation_is_heard_at_the_exact_frames(tmp_path: Path) 
     assert offline[0, 350] == pytest.approx(0.5 * math.sqrt(0.5), rel=1e-6)  # centre
     np.testing.assert_allclose(offline, expected(np.arange(1024)), rtol=1e-5, atol=1e-8)
     np.testing.assert_array_equal(live, offline)  # render and live mix agree
+
+
+@pytest.mark.skipif(node_ready() is not None, reason=str(node_ready()))
+async def test_a_yjs_clients_automation_is_heard_at_its_frames_in_the_server_render(
+        tmp_path: Path) -> None:
+    """A stock yjs client (what the page runs) writes the points into the track's lanes."""
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
+    async with running_server(config) as app, contextlib.AsyncExitStack() as stack:
+        info = await import_session(app[STORE], dc_session(tmp_path))
+        node = await stack.enter_async_context(NodePeer())
+        await node.call("connect", url=config.collab_url, room=info.project_id,
+                        token=app[TOKENS].issue(info.project_id, "editor", "ana"))
+        await node.wait_event("synced")
+        engine = app[ENGINES].get(info.project_id)
+        await engine.render(0, 128)
+        for point, param, frame, value in [("g1", "gain_db", 70, -60), ("g2", "gain_db", 100, 0),
+                                           ("p1", "pan", 300, -1), ("p2", "pan", 400, 1)]:
+            await node.call("set_automation_point", track="t", param=param, point=point,
+                            frame=frame, value=value)
+        room = app[ROOMS].loaded(info.project_id)
+        await eventually(lambda: len(room.document.automation("t")["pan"]["points"]) == 2)
+        heard = await engine.render(0, 1024)
+    frames = np.array([69, 70, 85, 100, 300, 350, 400])
+    np.testing.assert_allclose(heard[:, frames], expected(frames), rtol=1e-6, atol=1e-8)
 
 
 async def test_the_live_mix_plays_a_lane_written_while_it_runs(tmp_path: Path) -> None:
