@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,8 @@ from business.marketplace.fulfilment import Fulfilment
 from business.marketplace.ledger import Ledger
 from business.marketplace.models import Order
 from business.marketplace.store import MarketStore
+from business.marketplace.storefront import Storefronts, TxtLookup, dns_txt
+from business.marketplace.storefront_pages import sample_data
 from business.marketplace.stripe_gateway import StripeGateway, StripeSettings
 from dawserver.plugin_api import JobContext, PluginContext
 
@@ -48,6 +51,10 @@ class Services:
     fulfilment: Fulfilment
     delivery: Delivery
     gateway: StripeGateway | None
+    storefronts: Storefronts
+    #: ``await asset_file(account_id, asset_id)``: the local file of a seller's asset.
+    asset_file: Callable[[str, str], Awaitable[str | None]]
+    asset_exists: Callable[[str, str], Awaitable[bool]]
 
     async def close(self) -> None:
         if self.gateway is not None:
@@ -62,8 +69,8 @@ def services(context: PluginContext) -> Services:
     return found
 
 
-def _hook(context: PluginContext) -> Any:
-    hook = getattr(context.manager.hook, "marketplace_asset_file", None)
+def _hook(context: PluginContext, name: str = "marketplace_asset_file") -> Any:
+    hook = getattr(context.manager.hook, name, None)
     return hook if hook is not None and hook.get_hookimpls() else None
 
 
@@ -114,7 +121,20 @@ def build_services(context: PluginContext) -> Services:
                             context)), cancel_url=str(settings.get("cancel_url") or ""))
     return Services(store, ledger, Catalogue(store, asset_exists), checkout,
                     Fulfilment(store, ledger, gateway, secrets, enqueue_refund, publish),
-                    Delivery(store, signer, asset_file), gateway)
+                    Delivery(store, signer, asset_file), gateway,
+                    Storefronts(db, _txt_lookup(context), sample_data), asset_file, asset_exists)
+
+
+def _txt_lookup(context: PluginContext) -> TxtLookup:
+    """DNS, unless a plug-in answers ``marketplace_txt_records`` (tests)."""
+    hook = _hook(context, "marketplace_txt_records")
+    if hook is None:
+        return dns_txt
+
+    async def lookup(name: str) -> list[str] | None:
+        return hook(context=context, name=name)
+
+    return lookup
 
 
 def _default_success(context: PluginContext) -> str:
