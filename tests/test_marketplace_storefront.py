@@ -11,7 +11,12 @@ from xml.etree import ElementTree
 
 import lxml.html
 import pytest
-from marketplace_helpers import Market, market, who
+from marketplace_helpers import (
+    Market,
+    db_url,  # noqa: F401 - the fixture (SQLite, PostgreSQL)
+    market,
+    who,
+)
 
 from business.marketplace.sandbox import MAX_TEMPLATE_CHARS, Sandbox, TemplateRefused
 from business.marketplace.storefront_pages import format_price
@@ -166,8 +171,10 @@ async def test_the_search_form_filters_the_beats(tmp_path: Path, query: dict[str
         assert set(titles(lxml.html.fromstring(text))) == expected
 
 
-async def test_paging_by_cursor_and_bad_fields_answer_a_notice(tmp_path: Path) -> None:
-    async with market(tmp_path, sqlite(tmp_path)) as m:
+async def test_paging_by_cursor_and_bad_fields_answer_a_notice(tmp_path: Path,
+                                                               db_url: str,  # noqa: F811
+                                                               ) -> None:
+    async with market(tmp_path, db_url) as m:
         await seed(m)
         for n in range(25):
             await m.beat("seller", title=f"Extra {n:02d}", genre="trap")
@@ -187,6 +194,12 @@ async def test_paging_by_cursor_and_bad_fields_answer_a_notice(tmp_path: Path) -
         assert status == 200
         notice = lxml.html.fromstring(text).cssselect("[role=status]")[0].text_content()
         assert "Ignored bpm min" in notice and "No such key" in notice
+        # words of a title or a tag; LIKE's wildcards are plain characters
+        await m.beat("seller", title="100% Pure", genre="trap")
+        for q, expected in (("PURE", ["100% Pure"]), ("100%", ["100% Pure"]), ("%", ["100% Pure"]),
+                            ("_", []), ("sliding", ["Cold Steel"])):
+            text = (await get(m, f"/store/nightshop?q={q.replace('%', '%25')}"))[1]
+            assert titles(lxml.html.fromstring(text)) == expected, q
 
 
 async def test_another_sellers_beat_and_unknown_stores_answer_404(tmp_path: Path) -> None:
@@ -201,8 +214,9 @@ async def test_another_sellers_beat_and_unknown_stores_answer_404(tmp_path: Path
             assert (await get(m, path))[0] == 404, path
 
 
-async def test_handles_are_validated_and_unique(tmp_path: Path) -> None:
-    async with market(tmp_path, sqlite(tmp_path)) as m:
+async def test_handles_are_validated_and_unique(tmp_path: Path,
+                                                db_url: str) -> None:  # noqa: F811
+    async with market(tmp_path, db_url) as m:
         await seed(m)
         for bad in ("ab", "Bad Handle", "-dash", "admin", "a--b", "x" * 40):
             status, body = await m.call("PUT", "/api/marketplace/storefront", who("other"),
@@ -297,9 +311,11 @@ async def test_a_custom_template_renders_and_one_failing_on_live_data_falls_back
         assert "missing" in body["template_error"]
 
 
-async def test_a_proved_custom_domain_serves_the_store_at_the_root(tmp_path: Path) -> None:
+async def test_a_proved_custom_domain_serves_the_store_at_the_root(tmp_path: Path,
+                                                                  db_url: str,  # noqa: F811
+                                                               ) -> None:
     dns = Dns()
-    async with market(tmp_path, sqlite(tmp_path), plugins=(dns,)) as m:
+    async with market(tmp_path, db_url, plugins=(dns,)) as m:
         await seed(m)
         await m.call("PUT", "/api/marketplace/storefront", who("other"), {"handle": "other"})
         status, body = await m.call("PUT", "/api/marketplace/storefront/domain", who("seller"),
