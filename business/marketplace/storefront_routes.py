@@ -92,14 +92,11 @@ async def verify_domain(request: Request) -> Any:
 # -- the public pages --------------------------------------------------------------------------
 
 async def _facets(request: Request, account_id: str) -> list[tuple[str, str, list[str]]]:
-    db = request.context.database()
-    found = []
-    for name, label, column in FACETS:
-        rows = await db.fetch(f"SELECT DISTINCT {column} AS v FROM mkt_beats WHERE "
-                              f"account_id = ? AND status = ? AND {column} <> '' ORDER BY v",
-                              account_id, ON_SALE)
-        found.append((name, label, [r["v"] for r in rows]))
-    return found
+    rows = await request.context.database().fetch(
+        "SELECT DISTINCT musical_key, genre, mood FROM mkt_beats WHERE account_id = ? AND "
+        "status = ?", account_id, ON_SALE)
+    return [(name, label, sorted({r[column] for r in rows} - {""}))
+            for name, label, column in FACETS]
 
 
 def _filters(store: Storefront, query: StoreQuery) -> tuple[SimpleNamespace, str]:
