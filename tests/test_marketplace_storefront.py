@@ -281,7 +281,7 @@ def test_the_sandbox_stops_a_template_that_runs_too_long() -> None:
     many = {"beats": [{"title": str(n)} for n in range(200)]}
     slow = ("{% for a in beats %}{% for b in beats %}{% for c in beats %}{{ c.title }}"
             "{% endfor %}{% endfor %}{% endfor %}")
-    with pytest.raises(TemplateRefused, match="reads and calls|longer than"):
+    with pytest.raises(TemplateRefused, match="reads and calls|of CPU"):
         sandbox.render(slow, many)
     assert sandbox.render("{{ beats|length }}", many) == "200"
 

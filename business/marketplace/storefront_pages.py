@@ -227,12 +227,13 @@ def _media(store: Storefront, key: str) -> str | None:
 def render_main(sandbox: Sandbox, store: Storefront, data: dict[str, Any]) -> tuple[str, str]:
     """The main part: the seller's template, or the built-in one (with a notice for the
     seller's eyes in the log) when theirs fails on this data. ``(html, error or "")``."""
+    error = ""
     if store.template:
         try:
             return sandbox.render(store.template, data), ""
         except TemplateRefused as exc:
-            return sandbox.render(DEFAULT_TEMPLATE, data), str(exc)
-    return sandbox.render(DEFAULT_TEMPLATE, data), ""
+            error = str(exc)
+    return sandbox.render(DEFAULT_TEMPLATE, data, budget=False), error
 
 
 def page(store: Storefront, main: str, *, base: str, title: str, description: str,
