@@ -131,6 +131,8 @@ class Storefronts:
         #: ``sample()``: the data a template is tried with when it is saved.
         self.sample = sample or (lambda: {})
         self._hosts: dict[str, tuple[float, str | None]] = {}
+        self._handles: dict[str, tuple[float, Storefront | None]] = {}
+        self._facets: dict[str, tuple[float, Any]] = {}
         #: The last error of each seller's template at render time (shown to the seller).
         self.errors: dict[str, str] = {}
 
@@ -151,12 +153,39 @@ class Storefronts:
             "SELECT account_id FROM mkt_store_names WHERE kind = ? AND name = ?", kind, name)
 
     async def by_handle(self, handle: str) -> Storefront:
-        """The storefront with ``handle``, or :class:`NotFoundHere`."""
-        holder = await self._holder("handle", handle.lower())
-        found = None if holder is None else await self.of(holder)
-        if found is None or found.handle != handle.lower():
+        """The storefront with ``handle`` (cached :data:`HOST_CACHE_S`; this server's own
+        changes clear it), or :class:`NotFoundHere`."""
+        handle = handle.lower()
+        now = time.monotonic()
+        cached = self._handles.get(handle)
+        if cached is not None and cached[0] > now:
+            found = cached[1]
+        else:
+            holder = await self._holder("handle", handle)
+            found = None if holder is None else await self.of(holder)
+            if found is not None and found.handle != handle:
+                found = None
+            if len(self._handles) > 10_000:
+                self._handles.clear()
+            self._handles[handle] = (now + HOST_CACHE_S, found)
+        if found is None:
             raise NotFoundHere(f"no store {handle!r}")
         return found
+
+    async def facets(self, account_id: str, read: Callable[[], Awaitable[Any]]) -> Any:
+        """``await read()`` (the search form's choices), cached :data:`HOST_CACHE_S`."""
+        now = time.monotonic()
+        cached = self._facets.get(account_id)
+        if cached is None or cached[0] <= now:
+            if len(self._facets) > 10_000:
+                self._facets.clear()
+            cached = self._facets[account_id] = (now + HOST_CACHE_S, await read())
+        return cached[1]
+
+    def forget(self) -> None:
+        """Drop the cached answers (after a change on this server)."""
+        self._hosts.clear()
+        self._handles.clear()
 
     async def by_host(self, host: str) -> Storefront | None:
         """The storefront a *proved* custom domain ``host`` serves (cached briefly)."""
@@ -209,6 +238,7 @@ class Storefronts:
                     "template = ?, updated_at = ? WHERE account_id = ?", handle,
                     data.get("name", ""), data.get("bio", ""), json.dumps(theme), template,
                     now, account_id)
+        self.forget()
         return await self.mine(account_id)
 
     def check_template(self, template: str) -> None:
@@ -244,7 +274,7 @@ class Storefronts:
                 "domain_verified_at = NULL, updated_at = ? WHERE account_id = ?", domain,
                 None if domain is None else secrets.token_urlsafe(24), time.time(),
                 account_id)
-        self._hosts.clear()
+        self.forget()
         return await self.mine(account_id)
 
     async def verify_domain(self, account_id: str) -> Storefront:
@@ -261,5 +291,5 @@ class Storefronts:
         await self.db.execute("UPDATE mkt_storefronts SET domain_verified_at = ? "
                               "WHERE account_id = ? AND domain = ?", time.time(), account_id,
                               store.domain)
-        self._hosts.clear()
+        self.forget()
         return await self.mine(account_id)

@@ -92,11 +92,15 @@ async def verify_domain(request: Request) -> Any:
 # -- the public pages --------------------------------------------------------------------------
 
 async def _facets(request: Request, account_id: str) -> list[tuple[str, str, list[str]]]:
-    rows = await request.context.database().fetch(
-        "SELECT DISTINCT musical_key, genre, mood FROM mkt_beats WHERE account_id = ? AND "
-        "status = ?", account_id, ON_SALE)
-    return [(name, label, sorted({r[column] for r in rows} - {""}))
-            for name, label, column in FACETS]
+    """The search form's choices: the store's own keys, genres and moods (cached)."""
+    async def read() -> list[tuple[str, str, list[str]]]:
+        rows = await request.context.database().fetch(
+            "SELECT DISTINCT musical_key, genre, mood FROM mkt_beats WHERE account_id = ? "
+            "AND status = ?", account_id, ON_SALE)
+        return [(name, label, sorted({r[column] for r in rows} - {""}))
+                for name, label, column in FACETS]
+
+    return await services(request.context).storefronts.facets(account_id, read)
 
 
 def _filters(store: Storefront, query: StoreQuery) -> tuple[SimpleNamespace, str]:
