@@ -19,10 +19,10 @@ from marketplace_helpers import (
 )
 
 from business.marketplace.sandbox import MAX_TEMPLATE_CHARS, Sandbox, TemplateRefused
-from business.marketplace.storefront_pages import format_price
+from business.marketplace.storefront_pages import DEFAULT_TEMPLATE, format_price, sample_data
 from dawserver.plugin_api import hookimpl
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.timeout(90)]
 SITEMAP = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 
 
@@ -74,6 +74,7 @@ def titles(doc: Any) -> list[str]:
     return [h.text_content().strip() for h in doc.cssselect("main article h3")]
 
 
+@pytest.mark.asyncio
 async def test_every_page_renders_for_a_seeded_store(tmp_path: Path) -> None:
     async with market(tmp_path, sqlite(tmp_path)) as m:
         ids = await seed(m)
@@ -150,6 +151,7 @@ async def test_every_page_renders_for_a_seeded_store(tmp_path: Path) -> None:
         assert {loc.rsplit("/", 1)[1] for loc in locs[1:]} == set(ids.values())
 
 
+@pytest.mark.asyncio
 @pytest.mark.parametrize(("query", "expected"), [
     ({"bpm_min": "100", "bpm_max": "145"}, {"Night Drive", "Low Tide"}),
     ({"key": "A minor"}, {"Night Drive", "Low Tide"}),
@@ -171,6 +173,7 @@ async def test_the_search_form_filters_the_beats(tmp_path: Path, query: dict[str
         assert set(titles(lxml.html.fromstring(text))) == expected
 
 
+@pytest.mark.asyncio
 async def test_paging_by_cursor_and_bad_fields_answer_a_notice(tmp_path: Path,
                                                                db_url: str,  # noqa: F811
                                                                ) -> None:
@@ -202,6 +205,7 @@ async def test_paging_by_cursor_and_bad_fields_answer_a_notice(tmp_path: Path,
             assert titles(lxml.html.fromstring(text)) == expected, q
 
 
+@pytest.mark.asyncio
 async def test_another_sellers_beat_and_unknown_stores_answer_404(tmp_path: Path) -> None:
     async with market(tmp_path, sqlite(tmp_path)) as m:
         await seed(m)
@@ -214,6 +218,7 @@ async def test_another_sellers_beat_and_unknown_stores_answer_404(tmp_path: Path
             assert (await get(m, path))[0] == 404, path
 
 
+@pytest.mark.asyncio
 async def test_handles_are_validated_and_unique(tmp_path: Path,
                                                 db_url: str) -> None:  # noqa: F811
     async with market(tmp_path, db_url) as m:
@@ -263,6 +268,7 @@ ATTEMPTS = [
 
 
 @pytest.mark.parametrize(("template", "says"), ATTEMPTS)
+@pytest.mark.asyncio
 async def test_malicious_templates_are_refused_when_saved(tmp_path: Path, template: str,
                                                           says: str) -> None:
     async with market(tmp_path, sqlite(tmp_path)) as m:
@@ -286,6 +292,7 @@ def test_the_sandbox_stops_a_template_that_runs_too_long() -> None:
     assert sandbox.render("{{ beats|length }}", many) == "200"
 
 
+@pytest.mark.asyncio
 async def test_a_custom_template_renders_and_one_failing_on_live_data_falls_back(
         tmp_path: Path) -> None:
     async with market(tmp_path, sqlite(tmp_path)) as m:
@@ -311,6 +318,7 @@ async def test_a_custom_template_renders_and_one_failing_on_live_data_falls_back
         assert "missing" in body["template_error"]
 
 
+@pytest.mark.asyncio
 async def test_a_proved_custom_domain_serves_the_store_at_the_root(tmp_path: Path,
                                                                   db_url: str,  # noqa: F811
                                                                ) -> None:
@@ -360,6 +368,12 @@ async def test_a_proved_custom_domain_serves_the_store_at_the_root(tmp_path: Pat
                                  {"domain": None})
         assert status == 200
         assert not on_host((await get(m, "/", Host="beats.example.com"))[1])
+
+
+def test_the_built_in_template_passes_the_sandbox_too() -> None:
+    data = sample_data()
+    assert "Sample beat" in Sandbox().render(DEFAULT_TEMPLATE, data)
+    assert "Sample beat" in Sandbox().render(DEFAULT_TEMPLATE, {**data, "page": "beat"})
 
 
 def test_prices_are_formatted_per_currency() -> None:
