@@ -206,9 +206,13 @@ async def test_paging_by_cursor_and_bad_fields_answer_a_notice(tmp_path: Path,
 
 
 @pytest.mark.asyncio
-async def test_another_sellers_beat_and_unknown_stores_answer_404(tmp_path: Path) -> None:
-    async with market(tmp_path, sqlite(tmp_path)) as m:
-        await seed(m)
+async def test_another_sellers_beat_and_unknown_stores_answer_404(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    async with market(tmp_path, db_url) as m:
+        ids = await seed(m)
+        mine = (await m.call("GET", f"/api/marketplace/beats/{ids['Velvet']}", who("seller")))[1]
+        answer = await m.client.get(f"/store/nightshop/media/{mine['preview_asset_id']}")
+        assert answer.status == 200 and await answer.read() == b"ID3 tagged preview"
         theirs = await m.beat("other", title="Theirs")
         for path in (f"/store/nightshop/beats/{theirs['beat_id']}",
                      f"/store/nightshop/embed/{theirs['beat_id']}",
