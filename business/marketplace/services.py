@@ -23,6 +23,7 @@ from typing import Any
 
 from business.marketplace.catalogue import Catalogue
 from business.marketplace.checkout import Checkout
+from business.marketplace.coupons import Coupons
 from business.marketplace.delivery import Delivery, LinkSigner
 from business.marketplace.fulfilment import Fulfilment
 from business.marketplace.ledger import Ledger
@@ -52,6 +53,7 @@ class Services:
     delivery: Delivery
     gateway: StripeGateway | None
     storefronts: Storefronts
+    coupons: Coupons
     #: ``await asset_file(account_id, asset_id)``: the local file of a seller's asset.
     asset_file: Callable[[str, str], Awaitable[str | None]]
     asset_exists: Callable[[str, str], Awaitable[bool]]
@@ -116,13 +118,16 @@ def build_services(context: PluginContext) -> Services:
     signer = LinkSigner(key.encode() if isinstance(key, str) else
                         context.derive_key(LINK_KEY_PURPOSE),
                         int(settings.get("download_ttl_s", 3600)))
+    coupons = Coupons(db)
     checkout = Checkout(store, gateway, expiry_s=int(settings.get("checkout_expiry_s", 3600)),
                         success_url=str(settings.get("success_url") or _default_success(
-                            context)), cancel_url=str(settings.get("cancel_url") or ""))
+                            context)), cancel_url=str(settings.get("cancel_url") or ""),
+                        coupons=coupons)
     return Services(store, ledger, Catalogue(store, asset_exists), checkout,
                     Fulfilment(store, ledger, gateway, secrets, enqueue_refund, publish),
                     Delivery(store, signer, asset_file), gateway,
-                    Storefronts(db, _txt_lookup(context), sample_data), asset_file, asset_exists)
+                    Storefronts(db, _txt_lookup(context), sample_data), coupons, asset_file,
+                    asset_exists)
 
 
 def _txt_lookup(context: PluginContext) -> TxtLookup:

@@ -22,3 +22,18 @@ CREATE TABLE mkt_store_names (
   account_id TEXT NOT NULL,
   PRIMARY KEY (kind, name)
 );
+-- A seller's coupons: percent or fixed (in the coupon's currency), store-wide or for one
+-- beat, with an expiry and a limit of uses (counted when a checkout is opened with it).
+CREATE TABLE mkt_coupons (
+  account_id TEXT NOT NULL,
+  code TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  value BIGINT NOT NULL,
+  currency TEXT,
+  beat_id TEXT,
+  expires_at DOUBLE PRECISION,
+  max_uses INTEGER,
+  uses INTEGER NOT NULL DEFAULT 0,
+  created_at DOUBLE PRECISION NOT NULL,
+  PRIMARY KEY (account_id, code)
+);
