@@ -38,6 +38,7 @@ EXTRAS = {
         "aiosmtpd>=1.4",  # a real SMTP server on loopback that tests read mail from
         "playwright>=1.40",  # drives Debian chromium; never `playwright install`
         "PyYAML>=6",  # scripts/slo_rules.py and the SLO rule tests
+        "cssselect>=1.2",  # lxml's CSS selectors: the storefront page tests
         *TRANSCRIPTION,
     ],
     "bench": ["pedalboard>=0.9", "threadpoolctl>=3"],
@@ -109,6 +110,8 @@ setup(
         "rapidfuzz>=3.0",
         "duckdb>=1.0",
         "stripe>=12",
+        "Jinja2>=3.1",  # the storefront's sandboxed templates
+        "Babel>=2.14",  # prices formatted per currency (CLDR)
         "dnspython>=2.6",
         # traces (docs/observability.md): the API everywhere, the SDK and OTLP/HTTP exporter
         # where the server configures them

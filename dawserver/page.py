@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -60,8 +61,15 @@ class Features(Model):
     sign_in_providers: list[str] = []
 
 
-async def index(request: Request) -> web.StreamResponse:
-    """The page shell (project list, or the project in ``?project=ID&token=T``)."""
+async def index(request: Request) -> Any:
+    """The page shell (project list, or the project in ``?project=ID&token=T``); on a host
+    a plug-in serves (``host_page``: a seller's custom domain), that plug-in's page."""
+    context = request.context
+    manager = getattr(context, "manager", None)
+    if manager is not None:
+        for handler in manager.hook.host_page(context=context):
+            if handler is not None and (answer := await handler(request)) is not None:
+                return answer
     return _shell("index.html", NO_CACHE)
 
 

@@ -137,6 +137,13 @@ def pages(context: PluginContext) -> list[Page]:
 
 
 @hookspec
+def host_page(context: PluginContext) -> Handler | None:
+    """An async ``handler(request)`` for ``GET /`` on hosts the plug-in serves (a seller's
+    custom domain, by the ``Host`` header): a :class:`Reply` of ``text/html``, or None for
+    a host it does not serve (then the next plug-in's, at last the app's own page)."""
+
+
+@hookspec
 def workers(context: PluginContext) -> list[Worker]:
     """Long-running coroutines to run while the server is up (cancelled on shutdown)."""
 

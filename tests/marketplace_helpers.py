@@ -174,9 +174,11 @@ class Market:
 
 
 @contextlib.asynccontextmanager
-async def market(tmp_path: Path, database_url: str, **settings: Any) -> AsyncIterator[Market]:
+async def market(tmp_path: Path, database_url: str, *, plugins: tuple[object, ...] = (),
+                 **settings: Any) -> AsyncIterator[Market]:
     """The marketplace plug-in installed on a real server (SQLite or PostgreSQL), paying
-    through the fake Stripe with the unmodified client, webhooks signed and retried."""
+    through the fake Stripe with the unmodified client, webhooks signed and retried;
+    ``plugins``: more stand-ins registered with it (hook implementations)."""
     fake = FakeStripe(webhook_secret=WEBHOOK_SECRET)
     assets = Assets(tmp_path / "assets")
     async with FakeStripeServer(fake) as server:
@@ -187,6 +189,8 @@ async def market(tmp_path: Path, database_url: str, **settings: Any) -> AsyncIte
                       "timeout": 10}, **settings}}}
         manager = load_plugins(config)
         manager.register(assets, name="test-assets")
+        for n, extra in enumerate(plugins):
+            manager.register(extra, name=f"test-extra-{n}")
         app = web.Application()
         install(app, config, manager=manager, identify=header_principal)
         async with TestClient(TestServer(app)) as client:

@@ -207,7 +207,8 @@ class Catalogue:
         return await self.get(account_id, beat_id)
 
     async def listing(self, query: Any) -> tuple[list[Beat], str | None]:
-        """Beats on sale matching the query's filters, newest first; the next cursor."""
+        """Beats on sale matching the query's filters (``q``, where the query has one: words
+        in the title or a tag), newest first; the next cursor."""
         where: list[str] = []
         args: list[Any] = []
         if query.seller:
@@ -227,6 +228,12 @@ class Catalogue:
             if value:
                 where.append(f"b.{column} = ?")
                 args.append(value.strip().lower())
+        text = getattr(query, "q", "").strip().lower()
+        if text:
+            like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace(
+                "_", "\\_") + "%"
+            where.append("(LOWER(b.title) LIKE ? ESCAPE '\\' OR b.tags LIKE ? ESCAPE '\\')")
+            args += [like, like]
         if query.currency:
             where.append("b.currency = ?")
             args.append(check_currency(query.currency, "query.currency"))

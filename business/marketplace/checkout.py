@@ -16,11 +16,13 @@ is held or sold, no lease checkout starts; a lease paid for after the exclusive 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from business.marketplace.coupons import Coupons
 from business.marketplace.errors import NotForSale, NotFoundHere, PaymentError
 from business.marketplace.models import FAILED, ON_SALE, OPEN, Order
 from business.marketplace.store import MarketStore, new_id
@@ -44,7 +46,8 @@ class Checkout:
     """Starts checkouts (the payment's outcome arrives by webhook: :mod:`.fulfilment`)."""
 
     def __init__(self, store: MarketStore, gateway: StripeGateway | None, *,
-                 expiry_s: int = 3600, success_url: str = "", cancel_url: str = "") -> None:
+                 expiry_s: int = 3600, success_url: str = "", cancel_url: str = "",
+                 coupons: Coupons | None = None) -> None:
         if expiry_s < MIN_EXPIRY_S + 60:
             raise ValueError(f"checkout_expiry_s must be at least {MIN_EXPIRY_S + 60} "
                              "(Stripe keeps a session open 30 minutes at least)")
@@ -53,13 +56,16 @@ class Checkout:
         self.expiry_s = expiry_s
         self.success_url = success_url
         self.cancel_url = cancel_url
+        self.coupons = coupons
 
     async def start(self, buyer: str, seller: str, beat_id: str, tier_name: str, *,
                     success_url: str | None = None, cancel_url: str | None = None,
                     email: str | None = None,
-                    referral: dict[str, str] | None = None) -> Started:
+                    referral: dict[str, str] | None = None,
+                    coupon: str | None = None) -> Started:
         """Open an order and its Checkout Session; :class:`NotForSale` when it cannot be
-        bought now, :class:`NotFoundHere` for an unknown beat or tier."""
+        bought now (or ``coupon`` does not apply: :mod:`.coupons`), :class:`NotFoundHere`
+        for an unknown beat or tier."""
         if self.gateway is None:
             raise NotForSale("payments are not configured on this server: set "
                              "plugins.marketplace.stripe.api_key")
@@ -100,6 +106,10 @@ class Checkout:
                     raise NotForSale(f"a buyer is checking out the exclusive rights of beat "
                                      f"{beat_id!r}: leases are paused until they finish or "
                                      "their checkout expires")
+            if coupon and self.coupons is not None:
+                amount, used = await self.coupons.redeem(tx, seller, coupon, beat_id,
+                                                         tier.price, tier.currency, now)
+                order = dataclasses.replace(order, amount=amount, note=f"coupon {used.code}")
             await self.store.insert_order(tx, order)
         meta = {"order_id": order.order_id, "seller": seller, "beat_id": beat_id,
                 "tier": tier.tier, "buyer": buyer,

@@ -20,8 +20,11 @@ from business.marketplace.services import (
     run_refund,
     start_services,
 )
+from business.marketplace.storefront_routes import ROUTES as STORE_ROUTES
+from business.marketplace.storefront_routes import host_page as store_host_page
 from dawserver.plugin_api import (
     Event,
+    Handler,
     Job,
     Migration,
     Permission,
@@ -59,7 +62,12 @@ def permissions() -> list[Permission]:
 
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
-    return ROUTES
+    return [*ROUTES, *STORE_ROUTES]
+
+
+@hookimpl
+def host_page(context: PluginContext) -> Handler:
+    return store_host_page
 
 
 @hookimpl

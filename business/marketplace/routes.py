@@ -30,6 +30,8 @@ from business.marketplace.schemas import (
     CheckoutIn,
     CheckoutOut,
     ConnectIn,
+    CouponIn,
+    CouponOut,
     DownloadQuery,
     LicenceOut,
     OrderOut,
@@ -171,9 +173,25 @@ async def start_checkout(request: Request) -> Any:
         request.account_id, body.seller, body.beat_id, body.tier,
         success_url=body.success_url, cancel_url=body.cancel_url, email=body.email,
         referral={"ref": body.ref, "utm_source": body.utm_source,
-                  "utm_campaign": body.utm_campaign})
+                  "utm_campaign": body.utm_campaign}, coupon=body.coupon)
     return Reply({"order": started.order.to_json(), "checkout_url": started.url,
                   "expires_at": started.expires_at}, status=201)
+
+
+@_api
+async def put_coupon(request: Request) -> Any:
+    """Create or replace one of the seller's coupons (its uses start again at 0)."""
+    body: CouponIn = request.body
+    coupon = await services(request.context).coupons.save(
+        request.account_id, request.params["code"], body.model_dump())
+    return coupon.to_json()
+
+
+@_api
+async def list_coupons(request: Request) -> Any:
+    """The seller's coupons with their uses."""
+    return [c.to_json() for c in await services(request.context).coupons.list(
+        request.account_id)]
 
 
 @_api
@@ -262,6 +280,10 @@ ROUTES = [
           permission=SELL, body=Empty, response=OrderOut, status=202),
     Route(method="POST", path=f"{M}/checkout", handler=start_checkout, permission=BUY,
           body=CheckoutIn, response=CheckoutOut, status=201),
+    Route(method="PUT", path=f"{M}/coupons/{{code}}", handler=put_coupon, permission=SELL,
+          body=CouponIn, response=CouponOut),
+    Route(method="GET", path=f"{M}/coupons", handler=list_coupons, permission=READ,
+          response=list[CouponOut]),
     Route(method="GET", path=f"{M}/orders/{{order_id}}", handler=get_order, permission=BUY,
           response=OrderOut),
     Route(method="GET", path=f"{M}/library", handler=library, permission=LIBRARY,

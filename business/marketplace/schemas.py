@@ -158,6 +158,23 @@ class CheckoutIn(Model):
                      "buyer came by one (the storefront passes it on)")
     utm_source: str = Field("", max_length=100)
     utm_campaign: str = Field("", max_length=200)
+    coupon: str | None = Field(None, max_length=32, description="a coupon code of the seller")
+
+
+class CouponIn(Model):
+    """A coupon: ``value`` percent (1-100) or minor units of ``currency`` off one tier."""
+
+    kind: Literal["percent", "fixed"]
+    value: int = Field(gt=0)
+    currency: str | None = Field(None, min_length=3, max_length=3)
+    beat_id: str | None = Field(None, max_length=100, description="none: every beat")
+    expires_at: float | None = Field(None, description="unix time")
+    max_uses: int | None = Field(None, gt=0)
+
+
+class CouponOut(CouponIn):
+    code: str
+    uses: int
 
 
 class SaleEvent(Model):

@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from business.marketplace.catalogue import Catalogue
 from business.marketplace.checkout import Checkout
+from business.marketplace.coupons import Coupons
 from business.marketplace.delivery import Delivery, LinkSigner
 from business.marketplace.fulfilment import Fulfilment
 from business.marketplace.ledger import Ledger
 from business.marketplace.models import Order
 from business.marketplace.store import MarketStore
+from business.marketplace.storefront import Storefronts, TxtLookup, dns_txt
+from business.marketplace.storefront_pages import sample_data
 from business.marketplace.stripe_gateway import StripeGateway, StripeSettings
 from dawserver.plugin_api import JobContext, PluginContext
 
@@ -48,6 +52,11 @@ class Services:
     fulfilment: Fulfilment
     delivery: Delivery
     gateway: StripeGateway | None
+    storefronts: Storefronts
+    coupons: Coupons
+    #: ``await asset_file(account_id, asset_id)``: the local file of a seller's asset.
+    asset_file: Callable[[str, str], Awaitable[str | None]]
+    asset_exists: Callable[[str, str], Awaitable[bool]]
 
     async def close(self) -> None:
         if self.gateway is not None:
@@ -62,8 +71,8 @@ def services(context: PluginContext) -> Services:
     return found
 
 
-def _hook(context: PluginContext) -> Any:
-    hook = getattr(context.manager.hook, "marketplace_asset_file", None)
+def _hook(context: PluginContext, name: str = "marketplace_asset_file") -> Any:
+    hook = getattr(context.manager.hook, name, None)
     return hook if hook is not None and hook.get_hookimpls() else None
 
 
@@ -109,12 +118,28 @@ def build_services(context: PluginContext) -> Services:
     signer = LinkSigner(key.encode() if isinstance(key, str) else
                         context.derive_key(LINK_KEY_PURPOSE),
                         int(settings.get("download_ttl_s", 3600)))
+    coupons = Coupons(db)
     checkout = Checkout(store, gateway, expiry_s=int(settings.get("checkout_expiry_s", 3600)),
                         success_url=str(settings.get("success_url") or _default_success(
-                            context)), cancel_url=str(settings.get("cancel_url") or ""))
+                            context)), cancel_url=str(settings.get("cancel_url") or ""),
+                        coupons=coupons)
     return Services(store, ledger, Catalogue(store, asset_exists), checkout,
                     Fulfilment(store, ledger, gateway, secrets, enqueue_refund, publish),
-                    Delivery(store, signer, asset_file), gateway)
+                    Delivery(store, signer, asset_file), gateway,
+                    Storefronts(db, _txt_lookup(context), sample_data), coupons, asset_file,
+                    asset_exists)
+
+
+def _txt_lookup(context: PluginContext) -> TxtLookup:
+    """DNS, unless a plug-in answers ``marketplace_txt_records`` (tests)."""
+    hook = _hook(context, "marketplace_txt_records")
+    if hook is None:
+        return dns_txt
+
+    async def lookup(name: str) -> list[str] | None:
+        return hook(context=context, name=name)
+
+    return lookup
 
 
 def _default_success(context: PluginContext) -> str:
