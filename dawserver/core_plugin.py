@@ -64,5 +64,11 @@ def startup(context: PluginContext) -> None:
 
 
 @hookimpl
+async def account_erased(context: PluginContext, account_id: str, pseudonym: str,
+                         names: list[str]) -> None:
+    await webhooks.deliverer(context).store.forget_account(account_id)
+
+
+@hookimpl
 def migrations() -> list[Migration]:
     return idempotency.MIGRATIONS

@@ -19,13 +19,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from accounts_helpers import Person, accounts_server
+from accounts_helpers import PASSWORD, Person, accounts_server
 from public_api_helpers import Caller
 from smtp_server import SmtpServer
 from webhook_receiver import Receiver
 
 from dawserver.keys import PLUGIN_CONTEXT_KEY
 from dawserver.public_api.webhook_signature import verify
+from dawserver.public_api.webhooks.service import deliverer
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 HOOKS = "/api/v1/webhooks"
@@ -61,6 +62,17 @@ async def sale(app: Any, account: str, order: str = "o1") -> str:
     return await app[PLUGIN_CONTEXT_KEY].announce("marketplace.sale", {
         "account_id": account, "order_id": order, "beat_id": "b1", "tier": "basic",
         "amount_cents": 2900, "currency": "EUR", "at": time.time()}, account_id=account)
+
+
+async def heard(app: Any, timeout: float = 20.0) -> None:
+    """Wait until every published event was relayed and handed to every subscriber."""
+    context = app[PLUGIN_CONTEXT_KEY]
+    db = context.database()
+    async with asyncio.timeout(timeout):
+        while await context.background.bus.pending() or await db.fetchval(
+                "SELECT COUNT(*) FROM jobs WHERE queue = 'events' AND state NOT IN "
+                "('done', 'dead', 'cancelled')"):
+            await asyncio.sleep(0.05)
 
 
 async def subscribe(caller: Caller, url: str, events: list[str] | None = None) -> dict:
@@ -174,6 +186,11 @@ async def test_a_hanging_receiver_and_a_500_are_retried_with_the_same_webhook_id
         made = await subscribe(ada, rx.url)
         rx.plan = ["hang", (500, {}), (200, {})]
         await sale(app, ada.person_id)
+        (hanging,) = await rx.wait_for(1)
+        msg = hanging.headers["Webhook-Id"]
+        status, problem, _ = await ada.call(
+            "POST", f"{HOOKS}/{made['id']}/deliveries/{msg}/replay")
+        assert status == 409 and "still pending" in problem["detail"]  # no second sender
         first, second, third = await rx.wait_for(3, timeout=30)
         ids = {r.headers["Webhook-Id"] for r in (first, second, third)}
         assert len(ids) == 1  # one message; receivers dedupe by it
@@ -252,6 +269,7 @@ async def test_persistent_failure_disables_the_webhook_and_mails_the_owner(
 
         # disabled: new events are not sent; replay and test are refused until re-enabled
         await sale(app, ada.person_id, "while-disabled")
+        await heard(app)  # fanned out while disabled: to nobody
         status, problem, _ = await ada.call("POST", f"{HOOKS}/{made['id']}/test")
         assert status == 422 and "/enable" in problem["detail"]
         status, hook, _ = await ada.call("POST", f"{HOOKS}/{made['id']}/enable")
@@ -298,3 +316,32 @@ async def test_webhooks_are_listed_changed_paused_and_deleted(
         assert [h["id"] for h in listed["data"]] == [hook, witness["id"]]
         _, log, _ = await ada.call("GET", f"{HOOKS}/{hook}/deliveries")
         assert log["data"] == [] and rx.received == []
+
+
+async def test_an_erased_person_s_webhooks_and_log_are_deleted(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server, webhooks=FAST) as (app, config), \
+            aiohttp.ClientSession() as http, Receiver() as rx:
+        ada = Person(config.base_url, smtp_server, "ada@example.org")
+        await ada.sign_up_and_in("Ada")
+        _, key, _ = await ada.call("POST", f"/accounts/{ada.id}/keys", {
+            "name": "hooks", "scopes": ["webhooks.manage"]})
+        made = await subscribe(Caller(config.base_url, key["key"], ada.id, http), rx.url)
+        await sale(app, ada.id)
+        await rx.wait_for(1)
+        db = app[PLUGIN_CONTEXT_KEY].database()
+
+        async def rows() -> int:
+            return sum([await db.fetchval(f"SELECT COUNT(*) FROM {table} WHERE account_id = ?",
+                                          ada.id)
+                        for table in ("webhook_subscriptions", "webhook_deliveries",
+                                      "webhook_attempts")])
+
+        assert await rows() == 3
+        status, _, _ = await ada.call("POST", "/me/delete", {"password": PASSWORD})
+        assert status == 202
+        async with asyncio.timeout(30):
+            while await rows():
+                await asyncio.sleep(0.1)
+        assert await deliverer(app[PLUGIN_CONTEXT_KEY]).store.get(ada.id, made["id"]) is None
+        await ada.close()

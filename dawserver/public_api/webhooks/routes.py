@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ...errors import BadRequest, Forbidden, NotFound, Unprocessable
+from ...errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from ...plugin_api import Empty, Request, Route
 from ..resources import Deleted
 from ..respond import answer
@@ -36,7 +36,7 @@ from .resources import (
     WebhookPage,
 )
 from .service import WEBHOOKS_MANAGE, catalogue, deliverer
-from .store import Delivery, Subscription, delivery_id
+from .store import PENDING, Delivery, Subscription, delivery_id
 from .targets import TargetError, check_url
 
 WEBHOOKS = f"{V1}/webhooks"
@@ -238,6 +238,10 @@ async def replay_delivery(request: Request) -> web.Response:
     """Send a delivery again (same `Webhook-Id`, newly signed) with a fresh retry window."""
     await _enabled(request)
     sub, found = await _delivery(request)
+    if found.state == PENDING:
+        raise Conflict(f"delivery {found.id!r} is still pending (next attempt "
+                       f"{_time(found.next_attempt_at) or 'now'}); replay it once it is "
+                       "delivered or failed")
     service = deliverer(request.context)
     await service.replay(found)
     again = await service.store.delivery(sub.account_id, sub.id, found.id)

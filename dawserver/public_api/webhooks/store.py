@@ -152,6 +152,17 @@ class WebhookStore:
                              "subscription_id = ?", account_id, sub_id)
         return gone > 0
 
+    async def forget_account(self, account_id: str) -> int:
+        """Delete every subscription of ``account_id`` with its log (an erased person);
+        how many subscriptions."""
+        async with self.db.transaction() as tx:
+            gone = await tx.execute("DELETE FROM webhook_subscriptions WHERE account_id = ?",
+                                    account_id)
+            for table in ("webhook_attempts", "webhook_deliveries"):
+                await tx.execute(f"DELETE FROM {table} WHERE account_id = ?",  # noqa: S608
+                                 account_id)
+        return gone
+
     async def outcome(self, sub: Subscription, ok: bool, now: float, *,
                       tx: Session) -> Subscription:
         """Count an attempt's outcome on its subscription (a success clears the streak)."""
