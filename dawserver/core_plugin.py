@@ -18,6 +18,7 @@ from . import (
     page,
     privacy_routes,
     rtc,
+    sample_routes,
     sso_routes,
     transcription_api,
 )
@@ -50,7 +51,8 @@ def routes(context: PluginContext) -> list[Route]:
             *transcription_api.ROUTES, *page.ROUTES, *openapi.ROUTES,
             *auth_routes.ROUTES, *account_routes.ROUTES, *oidc_routes.ROUTES,
             *privacy_routes.ROUTES, *sso_routes.ROUTES, *public_routes.ROUTES,
-            *openapi_v1.ROUTES, *graphql_route.ROUTES, *webhook_routes.ROUTES]
+            *openapi_v1.ROUTES, *sample_routes.ROUTES, *graphql_route.ROUTES,
+            *webhook_routes.ROUTES]
 
 
 @hookimpl

@@ -16,6 +16,13 @@ PROJECT_MANAGE = Permission(
     "project.manage", "rename the project, issue tokens, change roles and revoke members",
     Role.OWNER)
 
+SAMPLES_READ = Permission(
+    "samples.read", "search the account's sample library and audition its samples",
+    Role.VIEWER)
+SAMPLES_EDIT = Permission(
+    "samples.edit", "add samples to the account's library: upload, index folders",
+    Role.EDITOR)
+
 
 ACCOUNT_SELF = Permission(
     "account.self", "manage one's own sign-in: password, two-step sign-in, sessions "
@@ -31,4 +38,4 @@ PROJECTS_CREATE = Permission(
 ACCOUNT_PERMISSIONS = [ACCOUNT_SELF, ACCOUNT_READ, ACCOUNT_ADMIN, PROJECTS_CREATE]
 
 CORE_PERMISSIONS = [SERVER_PROJECTS, PROJECT_READ, PROJECT_EDIT, PROJECT_MANAGE,
-                    *ACCOUNT_PERMISSIONS]
+                    *ACCOUNT_PERMISSIONS, SAMPLES_READ, SAMPLES_EDIT]

@@ -15,7 +15,7 @@ job under the person's pseudonym. :class:`EraseJob` then, reporting progress:
    connected clients see it; then the room folds its log into a new snapshot
    (:meth:`collab.room.Room.compact`), so the store keeps no update or snapshot
    that holds the old text;
-4. deletes the person's export archives;
+4. deletes the person's export archives and sample library (rows and uploads);
 5. erases the core's rows and pseudonymises the security log
    (:meth:`accounts.erasure.AccountErasure.erase`), which records ``deletion``.
 
@@ -40,6 +40,7 @@ from .keys import ACCOUNTS, BACKGROUND, PLUGIN_CONTEXT_KEY, ROOMS
 from .privacy_export import QUEUE as EXPORT_QUEUE
 from .privacy_export import archive_path, call_hook
 from .project_deletion import delete_project
+from .sample_service import SAMPLES
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class EraseJob:
             scrubbed += await scrub_project(self.app, project_id, pz)
         ctx.progress(0.85, "exports")
         exports = await delete_exports(self.app, person_id)
+        samples = await self.app[SAMPLES].forget_account(person_id)
         ctx.progress(0.9, "account")
         rows = await erasure.erase(pz, detail={"projects": len(projects),
                                                "projects_deleted": len(alone),
@@ -128,7 +130,8 @@ class EraseJob:
                  person_id, pz.pseudonym, len(projects), len(alone), scrubbed)
         return {"erased": True, "pseudonym": pz.pseudonym, "projects": len(projects),
                 "projects_deleted": len(alone), "values_scrubbed": scrubbed,
-                "exports_deleted": exports, "plugins": plugins, "rows": rows}
+                "exports_deleted": exports, "samples_deleted": samples, "plugins": plugins,
+                "rows": rows}
 
 
 def setup_privacy_erase(app: web.Application, background: Any) -> None:

@@ -25,10 +25,11 @@ from .errors import (
     NativeError,
     ProjectError,
 )
-from .session import Bus, Clip, Send, Session, Track
+from .session import AutomationLane, AutomationPoint, Bus, Clip, Send, Session, Track
 
 __all__ = [
-    "BACKENDS", "ArrayError", "AudioFileError", "BackendUnavailable", "Bus", "Clip",
+    "BACKENDS", "ArrayError", "AudioFileError", "AutomationLane", "AutomationPoint",
+    "BackendUnavailable", "Bus", "Clip",
     "DspError", "EffectSpec", "Engine", "NativeError", "ProjectError", "Send", "Session",
     "Track", "default_backend", "get_backend", "mix", "native_available", "render_session",
     "three_band_eq",

@@ -24,7 +24,9 @@ from .graph import (
     Graph,
     SourceLoader,
     TrackState,
+    automation_key,
     balance_gains,
+    build_automation,
     build_graph,
     build_track,
     send_levels,
@@ -180,7 +182,7 @@ class Engine:
                     state.effects = entry.state.effects  # keep filter memory: no click
                 entry = _Entry(structure, state)
                 rebuilt = True
-            self._update_track(entry.state, track, any_solo)
+            rebuilt |= self._update_track(entry.state, track, any_solo)
             tracks.append(entry.state)
             entries[track.id] = entry
         for bus, state in zip(session.buses, self.graph.buses, strict=True):
@@ -192,12 +194,20 @@ class Engine:
         if rebuilt:
             self.graph.version += 1
 
-    def _update_track(self, state: TrackState, track: Track, any_solo: bool) -> None:
+    def _update_track(self, state: TrackState, track: Track, any_solo: bool) -> bool:
+        """Follow a track's parameters; True when its automation changed (new C view)."""
         set_fader_target(state.fader, *track_gains(track, any_solo))
+        changed = False
+        key = automation_key(track, any_solo)
+        if key != (state.automation.key if state.automation is not None else ()):
+            ratio = self.sample_rate / self.session.sample_rate
+            state.automation = build_automation(track, ratio, self.block_size, any_solo)
+            changed = True
         for fx, spec in zip(state.effects, track.effects, strict=True):
             _set_effect(fx, spec.params)
         for send_state, send in zip(state.sends, track.sends, strict=True):
             set_fader_target(send_state.fader, *send_levels(track, send.level_db, send.pre_fader))
+        return changed
 
     def _update_bus(self, bus: Bus, fader: np.ndarray, effects: list[EffectState]) -> None:
         set_fader_target(fader, *balance_gains(db_to_linear(bus.gain_db), bus.pan))

@@ -16,7 +16,7 @@ import numpy as np
 
 from .effects import FADER_END, FADER_SLOTS, FADER_START, FADER_TARGET, EffectState
 from .errors import ProjectError
-from .session import Bus, Session, Track, db_to_linear
+from .session import AutomationLane, Bus, Session, Track, db_to_linear
 
 SourceLoader = Callable[[str, int], np.ndarray]
 LANES = 8  # DAW_LANES (tests/test_engine_header.py): chains the C engine runs side by side
@@ -45,6 +45,27 @@ class SendState:
 
 
 @dataclass
+class LaneState:
+    """A lane's breakpoints in render frames (``daw_lane``)."""
+
+    frames: np.ndarray  # int64, ascending
+    values: np.ndarray  # float64
+    hold: np.ndarray  # int32: 1 where the value holds until the next point
+
+
+@dataclass
+class AutomationState:
+    """An automated fader (``daw_automation``): gain, pan and mute lanes, solo scale."""
+
+    gain: LaneState
+    pan: LaneState
+    mute: LaneState
+    scale: float
+    gains: np.ndarray  # (2, max_block) float32: the block's L and R gains
+    key: tuple = ()  # what it was built from: a change rebuilds it
+
+
+@dataclass
 class TrackState:
     """One track's clips, insert chain, fader and scratch buffer."""
 
@@ -54,6 +75,7 @@ class TrackState:
     fader: np.ndarray
     sends: list[SendState]
     buffer: np.ndarray  # (channels, max_block)
+    automation: AutomationState | None = None
 
 
 @dataclass
@@ -126,6 +148,53 @@ def send_levels(track: Track, level_db: float, pre_fader: bool) -> tuple[float, 
     return level, level
 
 
+def automation_key(track: Track, any_solo: bool) -> tuple:
+    """What a track's automated fader depends on: equal keys render the same."""
+    reading = {p: lane for p, lane in track.automation.items() if lane.reads}
+    if not reading:
+        return ()
+    soloed_out = any_solo and not track.solo
+    lanes = tuple(
+        (param, tuple((q.frame, q.value, q.curve) for q in lane.sorted_points()))
+        for param, lane in sorted(reading.items())
+    )
+    return track.channels, track.gain_db, track.pan, track.mute, soloed_out, lanes
+
+
+def _lane_state(lane: AutomationLane | None, static: float, ratio: float,
+                steps: bool = False) -> LaneState:
+    if lane is None or not lane.reads:
+        return LaneState(np.zeros(1, dtype=np.int64), np.array([static], dtype=np.float64),
+                         np.zeros(1, dtype=np.int32))
+    points = lane.sorted_points()
+    return LaneState(
+        frames=np.array([_scale(q.frame, ratio) for q in points], dtype=np.int64),
+        values=np.array([q.value for q in points], dtype=np.float64),
+        hold=np.array([steps or q.curve == "hold" for q in points], dtype=np.int32),
+    )
+
+
+def build_automation(track: Track, ratio: float, max_block: int,
+                     any_solo: bool) -> AutomationState | None:
+    """The automated fader of ``track``, or None when no lane is read.
+
+    A parameter without a read lane keeps its static value (one point at frame 0).
+    Point frames are scaled from session frames to render frames (``ratio``). A mute
+    lane always steps; while it is read it replaces the static mute.
+    """
+    key = automation_key(track, any_solo)
+    if not key:
+        return None
+    return AutomationState(
+        gain=_lane_state(track.automation.get("gain_db"), track.gain_db, ratio),
+        pan=_lane_state(track.automation.get("pan"), track.pan, ratio),
+        mute=_lane_state(track.automation.get("mute"), float(track.mute), ratio, steps=True),
+        scale=0.0 if key[4] else 1.0,
+        gains=np.zeros((2, max_block), dtype=np.float32),
+        key=key,
+    )
+
+
 def _scale(frames: int, ratio: float) -> int:
     return int(round(frames * ratio))
 
@@ -188,6 +257,7 @@ def build_track(
         fader=new_fader(*track_gains(track, any_solo)),
         sends=sends,
         buffer=np.zeros((track.channels, max_block), dtype=np.float32),
+        automation=build_automation(track, ratio, max_block, any_solo),
     )
 
 

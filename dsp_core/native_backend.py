@@ -15,7 +15,7 @@ import numpy as np
 from .arrays import checked_float32
 from .effects import TICK, EffectState
 from .errors import BackendUnavailable, NativeError
-from .graph import BusState, Graph, TrackState
+from .graph import AutomationState, BusState, Graph, LaneState, TrackState
 
 try:
     from native._engine import ffi, lib
@@ -125,6 +125,21 @@ class _Builder:
         out.n_sends, out.sends = len(tr.sends), sends
         out.buffer = self.floats(tr.buffer)
 
+    def lane(self, lane: LaneState, out: Any) -> None:
+        out.n_points = lane.frames.shape[0]
+        out.frames = ffi.cast("const int64_t *", self.hold(lane.frames).ctypes.data)
+        out.values = ffi.cast("const double *", self.hold(lane.values).ctypes.data)
+        out.hold = ffi.cast("const int32_t *", self.hold(lane.hold).ctypes.data)
+
+    def automation(self, a: AutomationState) -> Any:
+        out = self.hold(ffi.new("daw_automation *"))
+        self.lane(a.gain, out.gain)
+        self.lane(a.pan, out.pan)
+        self.lane(a.mute, out.mute)
+        out.scale = a.scale
+        out.gains = self.floats(a.gains)
+        return out
+
 
 class NativeGraph:
     """A C ``daw_graph`` view of a :class:`Graph`; rebuild it after structural edits.
@@ -143,6 +158,12 @@ class NativeGraph:
         for i, tr in enumerate(graph.tracks):
             b.track(tr, tracks[i])
         g.n_tracks, g.tracks = len(graph.tracks), tracks
+        if any(tr.automation is not None for tr in graph.tracks):
+            automation = b.hold(ffi.new("daw_automation *[]", len(graph.tracks)))
+            for i, tr in enumerate(graph.tracks):
+                if tr.automation is not None:
+                    automation[i] = b.automation(tr.automation)
+            g.automation = automation
         # where each track's plain blocks are, found by the engine (zeroed: none yet)
         g.plain = b.hold(ffi.new("daw_plain[]", max(len(graph.tracks), 1)))
         buses = b.hold(ffi.new("daw_bus[]", max(len(graph.buses), 1)))

@@ -20,11 +20,21 @@ from typing import Any
 from .audio_io import audio_info, load_source, resampled_length
 from .effects import BIQUAD_SHAPES, PARAMS, EffectSpec
 from .errors import AudioFileError, ProjectError
-from .session import Bus, Clip, Send, Session, Track
+from .session import (
+    AUTOMATION_PARAMS,
+    AutomationLane,
+    AutomationPoint,
+    Bus,
+    Clip,
+    Send,
+    Session,
+    Track,
+)
 
 FORMAT_NAME = "max-booster-project"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+#: Version 1 has no automation: such a project loads with no lanes (nothing else changed).
+SUPPORTED_VERSIONS = (1, 2)
 MAX_GAIN_DB = 24.0
 #: The project file inside a project directory (``dawserver demo-project`` writes one).
 PROJECT_FILE = "project.json"
@@ -151,6 +161,13 @@ def session_to_dict(session: Session, base_dir: PathLike | None = None) -> dict[
                     }
                     for c in t.clips
                 ],
+                "automation": {
+                    param: {"mode": lane.mode, "points": [
+                        {"id": p.id, "frame": p.frame, "value": p.value, "curve": p.curve}
+                        for p in lane.sorted_points()
+                    ]}
+                    for param, lane in t.automation.items()
+                },
             }
             for t in session.tracks
         ],
@@ -193,15 +210,17 @@ def session_from_dict(data: object, base_dir: PathLike | None = None) -> Session
         name=_string(root.get("name", "Untitled"), "name"),
         master=_bus(root.get("master", {"id": "master", "name": "Master"}), "master"),
         buses=[_bus(b, p) for b, p in _items(root.get("buses", []), "buses")],
-        tracks=[_track(t, p, base_dir) for t, p in _items(root.get("tracks", []), "tracks")],
+        tracks=[_track(t, p, base_dir, version)
+                for t, p in _items(root.get("tracks", []), "tracks")],
     )
     session.validate()
     return session
 
 
-def _track(value: object, path: str, base_dir: PathLike | None) -> Track:
-    f = _fields(value, path, ("id",), ("name", "channels", "gain_db", "pan", "mute", "solo",
-                                       "effects", "sends", "clips"))
+def _track(value: object, path: str, base_dir: PathLike | None, version: int = 2) -> Track:
+    optional = ("name", "channels", "gain_db", "pan", "mute", "solo", "effects", "sends",
+                "clips") + (("automation",) if version >= 2 else ())
+    f = _fields(value, path, ("id",), optional)
     channels = _integer(f.get("channels", 1), f"{path}.channels", 1)
     if channels not in (1, 2):
         raise ProjectError(f"{path}.channels: must be 1 or 2, got {channels}")
@@ -216,7 +235,33 @@ def _track(value: object, path: str, base_dir: PathLike | None) -> Track:
         effects=[_effect(e, p) for e, p in _items(f.get("effects", []), f"{path}.effects")],
         sends=[_send(s, p) for s, p in _items(f.get("sends", []), f"{path}.sends")],
         clips=[_clip(c, p, base_dir) for c, p in _items(f.get("clips", []), f"{path}.clips")],
+        automation=_automation(f.get("automation", {}), f"{path}.automation"),
     )
+
+
+def _automation(value: object, path: str) -> dict[str, AutomationLane]:
+    if not isinstance(value, dict):
+        raise ProjectError(f"{path}: must be an object mapping a parameter to its lane, "
+                           f"got {_show(value)}")
+    lanes: dict[str, AutomationLane] = {}
+    for param, lane in value.items():
+        where = f"{path}.{param}"
+        if param not in AUTOMATION_PARAMS:
+            raise ProjectError(f"{where}: unknown parameter; automatable: "
+                               f"{', '.join(AUTOMATION_PARAMS)}")
+        f = _fields(lane, where, (), ("mode", "points"))
+        points = []
+        for point, p in _items(f.get("points", []), f"{where}.points"):
+            g = _fields(point, p, ("frame", "value"), ("id", "curve"))
+            points.append(AutomationPoint(
+                frame=_integer(g["frame"], f"{p}.frame", 0),
+                value=_number(g["value"], f"{p}.value"),
+                curve=_string(g.get("curve", "linear"), f"{p}.curve"),
+                id=_string(g.get("id", ""), f"{p}.id"),
+            ))
+        lanes[param] = AutomationLane(mode=_string(f.get("mode", "read"), f"{where}.mode"),
+                                      points=points)
+    return lanes
 
 
 def _clip(value: object, path: str, base_dir: PathLike | None) -> Clip:

@@ -28,6 +28,7 @@ from .effects import (
     EffectState,
 )
 from .graph import BusState, ClipState, Graph, TrackState
+from .reference_automation import automation_gains
 from .reference_modulation import (
     modulation_coefficients,
     modulation_run,
@@ -448,16 +449,30 @@ def render_track(g: Graph, tr: TrackState, start: int, frames: int, phase: int,
             bus = g.buses[send.bus].buffer
             fader_apply(send.fader, b0, b1, bus[0], bus[1], frames, phase, alpha)
     master = g.master.buffer
+    gains = None
+    if tr.automation is not None:
+        gains = automation_gains(tr.automation, tr.channels, tr.fader, start, frames)
     if all(send.pre_fader for send in tr.sends):
-        fader_apply(tr.fader, b0, b1, master[0], master[1], frames, phase, alpha)
+        _track_fader(tr, gains, b0, b1, master, frames, phase, alpha)
         return
     post = np.zeros((2, frames), dtype=F32)
-    fader_apply(tr.fader, b0, b1, post[0], post[1], frames, phase, alpha)
+    _track_fader(tr, gains, b0, b1, post, frames, phase, alpha)
     master[:, :frames] += post
     for send in tr.sends:
         if not send.pre_fader:
             bus = g.buses[send.bus].buffer
             fader_apply(send.fader, post[0], post[1], bus[0], bus[1], frames, phase, alpha)
+
+
+def _track_fader(tr: TrackState, gains: tuple[np.ndarray, np.ndarray] | None, b0: np.ndarray,
+                 b1: np.ndarray, dst: np.ndarray, frames: int, phase: int, alpha: float) -> None:
+    """The track's fader into dst: the automated gains when it has them (twin of
+    ``gains_apply``), else the smoothed fader."""
+    if gains is None:
+        fader_apply(tr.fader, b0, b1, dst[0], dst[1], frames, phase, alpha)
+        return
+    dst[0, :frames] += gains[0] * b0[:frames]
+    dst[1, :frames] += gains[1] * b1[:frames]
 
 
 def _bus_out(bus: BusState, g: Graph, frames: int, phase: int, alpha: float,

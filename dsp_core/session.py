@@ -54,6 +54,49 @@ class Send:
     pre_fader: bool = False
 
 
+#: Automatable track parameters and their ranges (gain in dB, pan -1..1).
+#: A ``mute`` lane's values are 0 (playing) or 1 (muted); it always steps.
+AUTOMATION_PARAMS: dict[str, tuple[float, float]] = {"gain_db": (-144.0, 24.0),
+                                                     "pan": (-1.0, 1.0), "mute": (0.0, 1.0)}
+#: Lane modes: ``off`` ignores the lane; the engine reads it in read, touch and latch;
+#: ``write`` is stored for the clients that record fader moves (the engine ignores it).
+AUTOMATION_MODES = ("off", "read", "touch", "latch", "write")
+#: Modes in which the engine plays a lane back.
+AUTOMATION_READ_MODES = ("read", "touch", "latch")
+AUTOMATION_CURVES = ("linear", "hold")
+
+
+@dataclass
+class AutomationPoint:
+    """One breakpoint of a lane: ``value`` at timeline ``frame`` (session frames).
+
+    ``curve`` says how the lane goes on to the next point: ``linear`` ramps,
+    ``hold`` keeps this value until the next point (a step).
+    """
+
+    frame: int
+    value: float
+    curve: str = "linear"
+    id: str = ""
+
+
+@dataclass
+class AutomationLane:
+    """A breakpoint envelope of one track parameter and its mode."""
+
+    mode: str = "read"
+    points: list[AutomationPoint] = field(default_factory=list)
+
+    @property
+    def reads(self) -> bool:
+        """Whether the engine plays this lane back (a read mode and at least one point)."""
+        return self.mode in AUTOMATION_READ_MODES and bool(self.points)
+
+    def sorted_points(self) -> list[AutomationPoint]:
+        """Points in time order (ties kept in id order, so every peer sees the same)."""
+        return sorted(self.points, key=lambda p: (p.frame, p.id))
+
+
 @dataclass
 class Track:
     """A mono or stereo track with clips, an insert chain and a fader."""
@@ -68,6 +111,7 @@ class Track:
     solo: bool = False
     effects: list[EffectSpec] = field(default_factory=list)
     sends: list[Send] = field(default_factory=list)
+    automation: dict[str, AutomationLane] = field(default_factory=dict)
 
 
 @dataclass
@@ -144,6 +188,8 @@ def _validate_track(track: Track, bus_ids: set[str], allow_overlaps: bool = Fals
         raise ProjectError(f"{where}: gain {track.gain_db} dB must be a number <= 24 dB")
     for effect in track.effects:
         effect.validate()
+    for param, lane in track.automation.items():
+        validate_lane(param, lane, where)
     for send in track.sends:
         if send.bus not in bus_ids:
             raise ProjectError(f"{where}: send to unknown bus {send.bus!r}")
@@ -161,3 +207,36 @@ def _validate_track(track: Track, bus_ids: set[str], allow_overlaps: bool = Fals
                 f"{label} at frame {clip.position} overlaps the clip ending at {previous.end}"
             )
         previous = clip
+
+
+def validate_lane(param: str, lane: AutomationLane, where: str) -> None:
+    """Raise :class:`ProjectError` for an unknown parameter, mode, curve or a bad point."""
+    label = f"{where} automation {param!r}"
+    if param not in AUTOMATION_PARAMS:
+        raise ProjectError(f"{label}: unknown parameter; automatable: "
+                           f"{', '.join(AUTOMATION_PARAMS)}")
+    if lane.mode not in AUTOMATION_MODES:
+        raise ProjectError(f"{label}: mode {lane.mode!r} is not one of "
+                           f"{', '.join(AUTOMATION_MODES)}")
+    low, high = AUTOMATION_PARAMS[param]
+    for point in lane.points:
+        validate_point(param, point, f"{label} point {point.id or point.frame!r}", low, high)
+
+
+def validate_point(param: str, point: AutomationPoint, label: str, low: float | None = None,
+                   high: float | None = None) -> None:
+    """Check one breakpoint: a frame >= 0, a value inside the parameter's range, a curve."""
+    if low is None or high is None:
+        low, high = AUTOMATION_PARAMS[param]
+    if isinstance(point.frame, bool) or not isinstance(point.frame, int) or point.frame < 0:
+        raise ProjectError(f"{label}: frame must be an integer >= 0, got {point.frame!r}")
+    if (isinstance(point.value, bool) or not isinstance(point.value, int | float)
+            or math.isnan(point.value) or not low <= point.value <= high):
+        raise ProjectError(f"{label}: value {point.value!r} is outside [{low:g}, {high:g}] "
+                           f"for {param}")
+    if param == "mute" and point.value not in (0, 1):
+        raise ProjectError(f"{label}: a mute point's value is 0 (playing) or 1 (muted), "
+                           f"got {point.value!r}")
+    if point.curve not in AUTOMATION_CURVES:
+        raise ProjectError(f"{label}: curve {point.curve!r} is not one of "
+                           f"{', '.join(AUTOMATION_CURVES)}")

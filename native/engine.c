@@ -188,6 +188,130 @@ static void fader_apply(float *fader, const float *src_l, const float *src_r,
     }
 }
 
+/* ---------------------------------------------------------------- automation */
+
+/* log2(10) / 20: a gain in dB times this is its log2. */
+#define AUTO_DB_LOG2 0.16609640474436813
+/* Below 2^-126 (about -758 dB, or a static -inf fader) an automated gain is 0. */
+#define AUTO_MIN_LOG2 -126.0
+
+/* 10^(db/20) in float: the exponent's integer part in double, the fraction's 2^f by
+ * fast_exp2's polynomial (relative error about 1e-7). */
+static inline float db_gain(double db) {
+    const double raw = db * AUTO_DB_LOG2;
+    const int audible = raw >= AUTO_MIN_LOG2;  /* branch-free: the loops vectorize */
+    const double x = audible ? raw : 0.0;
+    const double fl = floor(x);
+    const float f = (float)(x - fl);
+    float p = 0.00187623429f;
+    p = p * f + 0.00899259431f;
+    p = p * f + 0.0558235814f;
+    p = p * f + 0.240154545f;
+    p = p * f + 0.693152965f;
+    p = p * f + 0.999999927f;
+    float_bits b;
+    b.f = p;
+    b.i += ((int32_t)fl) << 23;
+    return audible ? b.f : 0.0f;
+}
+
+/* cos(x) for x in [0, pi/2]: Taylor to x^12 in float (error about 1e-7). */
+static inline float cos_quarter(float x) {
+    const float z = x * x;
+    float c = -1.14707456e-11f;
+    c = c * z + 2.08767570e-09f;
+    c = c * z + -2.75573192e-07f;
+    c = c * z + 2.48015873e-05f;
+    c = c * z + -1.38888889e-03f;
+    c = c * z + 4.16666667e-02f;
+    c = c * z + -0.5f;
+    return c * z + 1.0f;
+}
+
+/* Frames [start, start + frames) of a lane, segment by segment: calls
+ * EMIT(i, value) for each block index i (value in double). */
+#define LANE_EACH(ln, cursor, start, frames, EMIT)                                      \
+    do {                                                                               \
+        const int32_t n_ = (ln)->n_points;                                             \
+        int32_t j_ = *(cursor);                                                        \
+        if (j_ < 0 || j_ >= n_ || (ln)->frames[j_] > (start)) j_ = 0;                  \
+        while (j_ + 1 < n_ && (ln)->frames[j_ + 1] <= (start)) j_++;                   \
+        int32_t i_ = 0;                                                                \
+        while (i_ < (frames)) {                                                        \
+            const int64_t f_ = (start) + i_;                                           \
+            while (j_ + 1 < n_ && (ln)->frames[j_ + 1] <= f_) j_++;                    \
+            const int64_t f0_ = (ln)->frames[j_];                                      \
+            const int64_t next_ = f_ < f0_ ? f0_ : (j_ + 1 < n_ ? (ln)->frames[j_ + 1] \
+                                                             : (start) + (frames));    \
+            const int32_t e_ = (int32_t)min_i64(next_ - (start), (frames));            \
+            if (f_ < f0_ || j_ + 1 == n_ || (ln)->hold[j_]) {                          \
+                const double v_ = (ln)->values[j_];                                    \
+                for (int32_t i = i_; i < e_; i++) EMIT(i, v_);                         \
+            } else {                                                                   \
+                const double v0_ = (ln)->values[j_], dv_ = (ln)->values[j_ + 1] - v0_; \
+                const double len_ = (double)((ln)->frames[j_ + 1] - f0_);              \
+                for (int32_t i = i_; i < e_; i++)                                      \
+                    EMIT(i, v0_ + dv_ * ((double)((start) + i - f0_) / len_));         \
+            }                                                                          \
+            i_ = e_;                                                                   \
+        }                                                                              \
+        *(cursor) = j_;                                                                \
+    } while (0)
+
+/* The block's L/R fader gains of an automated track into a->gains; the fader's
+ * slots end at the last frame's gains. */
+static void automation_gains(daw_automation *a, int32_t channels, float *fader, int64_t start,
+                             int32_t frames, int32_t max_block) {
+    float *restrict gl = a->gains, *restrict gr = a->gains + max_block;
+#define EMIT_GAIN(i, v) (gl[i] = db_gain(v))
+    LANE_EACH(&a->gain, &a->cursor[0], start, frames, EMIT_GAIN);
+#undef EMIT_GAIN
+#define EMIT_MUTE(i, v) (gl[i] = (v) >= 0.5 ? 0.0f : gl[i])
+    LANE_EACH(&a->mute, &a->cursor[2], start, frames, EMIT_MUTE);
+#undef EMIT_MUTE
+    /* the pan lane's values (float) into gr, then the pan law over the block in
+     * one branch-free loop the compiler vectorizes */
+#define EMIT_PAN(i, v) (gr[i] = (v) < -1.0 ? -1.0f : ((v) > 1.0 ? 1.0f : (float)(v)))
+    LANE_EACH(&a->pan, &a->cursor[1], start, frames, EMIT_PAN);
+#undef EMIT_PAN
+    const float scale = a->scale, quarter = (float)(M_PI / 4.0);
+    if (channels == 1) {
+        for (int32_t i = 0; i < frames; i++) {
+            const float p = gr[i], g = gl[i];
+            const float cl = p >= 1.0f ? 0.0f : cos_quarter((1.0f + p) * quarter);
+            const float cr = p <= -1.0f ? 0.0f : cos_quarter((1.0f - p) * quarter);
+            gr[i] = (g * cr) * scale;
+            gl[i] = (g * cl) * scale;
+        }
+    } else {
+        for (int32_t i = 0; i < frames; i++) {
+            const float p = gr[i], g = gl[i];
+            const float cl = p > 0.0f ? 1.0f - p : 1.0f;
+            const float cr = p < 0.0f ? 1.0f + p : 1.0f;
+            gr[i] = (g * cr) * scale;
+            gl[i] = (g * cl) * scale;
+        }
+    }
+    if (frames > 0) {
+        fader[DAW_FADER_END] = fader[DAW_FADER_START] = gl[frames - 1];
+        fader[DAW_FADER_END + 1] = fader[DAW_FADER_START + 1] = gr[frames - 1];
+    }
+}
+
+/* The automation of track tr, or NULL. */
+static inline daw_automation *track_automation(const daw_graph *g, const daw_track *tr) {
+    return g->automation ? g->automation[tr - g->tracks] : NULL;
+}
+
+/* dst += gains * src, per frame (an automated fader). */
+static void gains_apply(const float *gl, const float *gr, const float *src_l, const float *src_r,
+                        float *restrict dst_l, float *restrict dst_r, int32_t frames) {
+    for (int32_t i = 0; i < frames; i++) {
+        dst_l[i] += gl[i] * src_l[i];
+        dst_r[i] += gr[i] * src_r[i];
+    }
+}
+
 /* ---------------------------------------------------------------- graph */
 
 /* Where the clip's frames land in a block: the overlap [s, e) split into the
@@ -290,14 +414,15 @@ static inline float *bus_buffer(const daw_graph *g, const mix_target *to, int32_
     return to->buses ? to->buses + (size_t)b * 2 * g->max_block : g->buses[b].buffer;
 }
 
-static int track_output(daw_graph *g, const mix_target *to, daw_track *tr, int32_t frames,
-                        int32_t phase, float alpha);
+static int track_output(daw_graph *g, const mix_target *to, daw_track *tr, int64_t start,
+                        int32_t frames, int32_t phase, float alpha);
 
 static int render_track(daw_graph *g, const mix_target *to, daw_track *tr, int64_t start,
                         int32_t frames, int32_t phase, float alpha) {
     const int32_t mb = g->max_block;
     const float *f = tr->fader;
-    if (tr->n_effects == 0 && tr->n_sends == 0 && fader_settled(f)) {
+    if (tr->n_effects == 0 && tr->n_sends == 0 && !track_automation(g, tr) &&
+        fader_settled(f)) {
         /* plain track with a settled fader: clips straight into the master bus */
         const float gl = f[DAW_FADER_END], gr = f[DAW_FADER_END + 1];
         if (gl == 0.0f && gr == 0.0f) return DAW_OK;
@@ -313,12 +438,12 @@ static int render_track(daw_graph *g, const mix_target *to, daw_track *tr, int64
                              tr->channels == 2 ? tr->buffer + mb : NULL, tr->channels, frames,
                              g->sample_rate, phase, to->scratch);
     if (rc != DAW_OK) return rc;
-    return track_output(g, to, tr, frames, phase, alpha);
+    return track_output(g, to, tr, start, frames, phase, alpha);
 }
 
 /* Sends and fader of a track whose buffer holds this block's post-insert audio. */
-static int track_output(daw_graph *g, const mix_target *to, daw_track *tr, int32_t frames,
-                        int32_t phase, float alpha) {
+static int track_output(daw_graph *g, const mix_target *to, daw_track *tr, int64_t start,
+                        int32_t frames, int32_t phase, float alpha) {
     const int32_t mb = g->max_block;
     float *post_l = to->scratch + mb, *post_r = to->scratch + 2 * mb;
     float *b0 = tr->buffer;
@@ -335,13 +460,21 @@ static int track_output(daw_graph *g, const mix_target *to, daw_track *tr, int32
         }
     }
     float *master_l = to->master, *master_r = to->master + mb;
+    daw_automation *a = track_automation(g, tr);
+    if (a) automation_gains(a, tr->channels, tr->fader, start, frames, mb);
     if (!has_post) {
-        fader_apply(tr->fader, b0, b1, master_l, master_r, frames, phase, alpha);
+        if (a)
+            gains_apply(a->gains, a->gains + mb, b0, b1, master_l, master_r, frames);
+        else
+            fader_apply(tr->fader, b0, b1, master_l, master_r, frames, phase, alpha);
         return DAW_OK;
     }
     memset(post_l, 0, (size_t)frames * sizeof(float));
     memset(post_r, 0, (size_t)frames * sizeof(float));
-    fader_apply(tr->fader, b0, b1, post_l, post_r, frames, phase, alpha);
+    if (a)
+        gains_apply(a->gains, a->gains + mb, b0, b1, post_l, post_r, frames);
+    else
+        fader_apply(tr->fader, b0, b1, post_l, post_r, frames, phase, alpha);
     for (int32_t i = 0; i < frames; i++) {
         master_l[i] += post_l[i];
         master_r[i] += post_r[i];
@@ -444,7 +577,7 @@ static inline plain_plan plain_plan_of(const daw_graph *g, int32_t t, int64_t st
         !plain_span(tr, start, frames, memo))
         return none;
     const float *f = tr->fader;
-    if (!fader_settled(f)) return none;
+    if (!fader_settled(f) || (g->automation && g->automation[t])) return none;
     const float gl = f[DAW_FADER_END], gr = f[DAW_FADER_END + 1];
     if (gl == 0.0f && gr == 0.0f) {
         const plain_plan quiet = {silent, 0.0f, 0.0f};
@@ -502,7 +635,7 @@ static int render_tracks(daw_graph *g, const mix_target *to, int32_t lo, int32_t
             }
             lanes_run_chain(g, &g->tracks[t], frames, to->lanes);
             for (int32_t k = 0; k < DAW_LANES && rc == DAW_OK; k++)
-                rc = track_output(g, to, &g->tracks[t + k], frames, phase, alpha);
+                rc = track_output(g, to, &g->tracks[t + k], start, frames, phase, alpha);
             t += DAW_LANES;
             continue;
         }

@@ -88,6 +88,31 @@ typedef struct {
     float *fader;       /* DAW_FADER_SLOTS floats (L and R send levels) */
 } daw_send;
 
+/* One automation lane: a breakpoint envelope in render frames.  The value at
+ * frame f is values[0] before frames[0], values[n-1] from the last point on,
+ * values[j] across a hold segment, else the straight line from point j to j+1
+ * (computed in double).  Points are sorted by frame; two at one frame make a step. */
+typedef struct {
+    int32_t n_points;       /* >= 1 */
+    const int64_t *frames;
+    const double *values;
+    const int32_t *hold;    /* 1: the value holds until the next point */
+} daw_lane;
+
+/* A track whose fader is automated: per frame, the gain (dB), pan and mute lanes
+ * give the fader's L/R gains (the track's pan law; 0 where muted), times `scale`
+ * (0 when another track is soloed, else 1).  They replace the smoothed fader for the block; the
+ * fader's slots are left at the block's last gains, so when the automation goes
+ * away the fader glides from there to its target. */
+typedef struct {
+    daw_lane gain;      /* dB */
+    daw_lane pan;       /* -1 .. 1 */
+    daw_lane mute;      /* 0 playing, 1 muted (every point holds) */
+    float scale;
+    float *gains;       /* 2 * max_block scratch: the block's L gains, then R */
+    int32_t cursor[3];  /* the engine's search hints into the lanes (any value is safe) */
+} daw_automation;
+
 typedef struct {
     int32_t channels;   /* 1 or 2 */
     int32_t n_clips;
@@ -133,6 +158,8 @@ typedef struct {
     float *thread_scratch;  /* n_threads * (2 * n_buses + 5 + 2 * DAW_LANES) * max_block */
     int64_t frames_done;  /* frames rendered since reset: sets the tick phase */
     daw_plain *plain;     /* n_tracks, or NULL: looked up every block */
+    daw_automation **automation;  /* n_tracks (NULL: that fader is not automated), or
+                                     NULL when no track is (daw_track stays 64 bytes) */
 } daw_graph;
 
 /* Mix n_tracks mono tracks (row-major n_tracks x n_frames) to stereo with the

@@ -332,6 +332,11 @@ async def test_erasure_deletes_the_persons_own_unshared_projects_and_keeps_share
                           {"token": await bo.link_token("invite")})
             await ada.call("PUT", f"/accounts/{org['id']}/members/{bo.id}", {"role": "owner"})
             asset = await with_audio_and_bounce(app, ada, solo, tone(550))
+            async with ada.http.post(  # a sample in her own library
+                    f"{config.base_url}/samples/uploads?account={ada.id}&name=Tone.wav",
+                    data=tone(550), headers={"Content-Type": "audio/wav",
+                                             "X-CSRF-Token": ada.csrf}) as response:
+                assert response.status == 200, await response.text()
             await app[STORE].quarantine(solo, [QuarantinedUpdate(999, b"bad", "test")])
             await ada.call("DELETE", f"/projects/{solo}/members/guest")
             for project_id in (duet, label):
@@ -354,6 +359,10 @@ async def test_erasure_deletes_the_persons_own_unshared_projects_and_keeps_share
                 assert await db.fetchval(f"SELECT COUNT(*) FROM {table} WHERE project_id = ?",
                                          solo) == 0, table
             assert files_of(config.data_dir, solo, asset["id"]) == []
+            # and her sample library: rows and uploaded files
+            assert await db.fetchval("SELECT COUNT(*) FROM samples WHERE account_id = ?",
+                                     ada.id) == 0
+            assert not (config.data_dir / "samples" / ada.id).exists()
             assert b"the secret bridge" not in await _raw_collab_bytes(app)
             # the shared one stays, scrubbed and without an owner; bo keeps his role
             assert await db.fetchval("SELECT COUNT(*) FROM account_projects WHERE "

@@ -158,6 +158,11 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         "files": [{"kind": "wav", "asset_id": asset["id"]}],
         "tiers": [{"tier": "wav_lease", "price": 2999, "files": ["wav"]}]})
     assert status == 201 or app is None, beat  # A's own upload, found by the platform
+    async with ada.http.post(f"{ada.base_url}/samples/uploads{query}&name={A_TITLE}.wav",
+                             data=wav_bytes(), headers={"Content-Type": "audio/wav",
+                                                        "X-CSRF-Token": ada.csrf}) as response:
+        sample = await response.json()
+        assert response.status == 200, sample
     analytics = await make_analytics(app, org_id) if app is not None else {
         "source_id": "src-of-ada", "run_id": "run-of-ada", "entity_id": "entity-of-ada"}
     webhook = await make_webhook(app, org_id) if app is not None else {
@@ -178,6 +183,7 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         "network": "x",
         "beat_id": beat.get("beat_id", "beat-of-ada"), "tier": "wav_lease",
         "order_id": "order-of-ada", "licence_id": "licence-of-ada", "file_id": "file-of-ada",
+        "sample_id": sample["id"],
         "domain": "example.com",  # a single sign-on domain: B's calls name A's organisation
     }
 
@@ -225,7 +231,7 @@ async def test_no_route_serves_account_a_to_anyone_else(tmp_path: Path,
                 assert {"account_id", "project_id", "key_id", "session_id", "asset_id",
                         "release_id", "job_id", "person_id", "grantee_id", "channel_id",
                         "post_id", "network", "source_id", "run_id", "entity_id",
-                        "webhook_id", "delivery_id"} <= checked
+                        "sample_id", "webhook_id", "delivery_id"} <= checked
                 # B cannot sell A's upload: to B's account it is no asset at all
                 status, refused, _ = await bo.call("POST", "/api/marketplace/beats", {
                     "title": "Bo's", "bpm": 90, "key": "A minor", "currency": "usd",

@@ -26,13 +26,14 @@ from dawserver.plugins import collect_migrations, load_plugins
 from events import MIGRATIONS as EVENTS
 from jobs import MIGRATIONS as JOBS
 from jobs import JobQueue
+from samples.library import MIGRATIONS as SAMPLES
 from transcription.jobs import MIGRATIONS as TRANSCRIPTION
 from transcription.jobs import Job, migrate
 
 PLUGINS = collect_migrations(load_plugins())
 #: The core's migrations: the server applies them before any plug-in's, whose
 #: migrations may use the core's tables (the job queue's, the event outbox).
-CORE = [*ACCOUNTS, *COLLAB, *TRANSCRIPTION, *JOBS, *EVENTS]
+CORE = [*ACCOUNTS, *COLLAB, *TRANSCRIPTION, *JOBS, *EVENTS, *SAMPLES]
 #: The plug-in migrations a database written before the shared layer had.
 PLUGINS_BEFORE_SHARED = [m for m in PLUGINS if (m.component, m.version) <= ("distribution", 7)]
 

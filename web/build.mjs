@@ -6,7 +6,10 @@
 // the committed bundle is current. The social plug-in's calendar page (src/social/) goes into
 // business/social/static/ (or --social-outdir DIR; with only --outdir DIR: DIR/social):
 // calendar.js (with FullCalendar), calendar.css, calendar.html and its own build-info.json
-// over the same sources.
+// over the same sources. The analytics plug-in's dashboard (src/analytics/) goes into
+// business/analytics/static/ (or --analytics-outdir DIR; with only --outdir DIR:
+// DIR/analytics): dashboard.js (with Chart.js), dashboard.css, dashboard.html and its own
+// build-info.json over the same sources.
 import { build, version } from 'esbuild'
 import { createHash } from 'node:crypto'
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
@@ -20,6 +23,11 @@ const socialFlag = process.argv.indexOf('--social-outdir')
 const socialOutdir = socialFlag > 0
   ? path.resolve(process.argv[socialFlag + 1])
   : flag > 0 ? path.join(outdir, 'social') : path.join(here, '..', 'business', 'social', 'static')
+
+const analyticsFlag = process.argv.indexOf('--analytics-outdir')
+const analyticsOutdir = analyticsFlag > 0
+  ? path.resolve(process.argv[analyticsFlag + 1])
+  : flag > 0 ? path.join(outdir, 'analytics') : path.join(here, '..', 'business', 'analytics', 'static')
 
 /** The files the bundle is made from, as '/'-separated paths under web/ (src/ and its folders). */
 async function sources () {
@@ -88,3 +96,17 @@ const socialInfo = {
 }
 await writeFile(path.join(socialOutdir, 'build-info.json'), JSON.stringify(socialInfo, null, 2) + '\n')
 console.log(`built ${socialOutdir} (sources ${socialInfo.sources_sha256.slice(0, 12)})`)
+
+await mkdir(analyticsOutdir, { recursive: true })
+await bundle(path.join('analytics', 'main.js'), 'dashboard.js', analyticsOutdir)
+await copyFile(path.join(here, 'src', 'analytics', 'dashboard.css'), path.join(analyticsOutdir, 'dashboard.css'))
+await copyFile(path.join(here, 'src', 'analytics', 'dashboard.html'), path.join(analyticsOutdir, 'dashboard.html'))
+const chartjs = JSON.parse(await readFile(path.join(here, 'node_modules', 'chart.js', 'package.json'))).version
+const analyticsInfo = {
+  sources_sha256: info.sources_sha256,
+  esbuild: version,
+  chartjs,
+  files: ['dashboard.js', 'dashboard.css', 'dashboard.html']
+}
+await writeFile(path.join(analyticsOutdir, 'build-info.json'), JSON.stringify(analyticsInfo, null, 2) + '\n')
+console.log(`built ${analyticsOutdir} (sources ${analyticsInfo.sources_sha256.slice(0, 12)})`)

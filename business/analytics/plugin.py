@@ -22,6 +22,7 @@ from business.analytics.services import (
 from dawserver.plugin_api import (
     Job,
     Migration,
+    Page,
     Permission,
     PluginContext,
     QueueSettings,
@@ -33,6 +34,8 @@ from dawserver.plugin_api import (
 
 #: The module's tables (``analytics_*``, each keyed by ``account_id`` first).
 MIGRATIONS = load_migrations(PLUGIN_NAME, Path(__file__).with_name("migrations"))
+#: The dashboard page's built bundle (web/src/analytics/, bundled by web/build.mjs).
+STATIC_DIR = Path(__file__).with_name("static")
 
 
 @hookimpl
@@ -54,6 +57,12 @@ def permissions() -> list[Permission]:
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
     return ROUTES
+
+
+@hookimpl
+def pages(context: PluginContext) -> list[Page]:
+    return [Page(path="/analytics", title="Analytics", static_dir=STATIC_DIR,
+                 html="dashboard.html")]
 
 
 @hookimpl

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from business.analytics import olap
+from business.analytics import kpis, olap
 from business.analytics.catalog import CatalogError, EntityNotFound
 from business.analytics.connections import ConnectionError_, SourceNotFound
 from business.analytics.permissions import CATALOG, QUERY, READ, SOURCES
@@ -21,7 +21,10 @@ from business.analytics.schemas import (
     CatalogQuery,
     EntityOut,
     FreshnessOut,
+    KpiQuery,
+    KpisOut,
     MergeIn,
+    PlatformOut,
     RunOut,
     SeriesOut,
     SeriesQuery,
@@ -173,6 +176,27 @@ async def series(request: Request) -> Any:
             "growth": growth(query.metric, total, until)}
 
 
+@_api
+async def entity_kpis(request: Request) -> Any:
+    """A catalogue entity's KPIs (followers, monthly listeners, streams, views) summed
+    across the platforms reporting each: the value over the range, growth over 7, 28 and
+    90 days to its last day, and one daily series per platform."""
+    query: KpiQuery = request.query
+    end = query.end or date.today()
+    start = query.start or end - timedelta(days=27)
+    module = services(request.context)
+    await module.catalog.get(request.account_id, query.entity)  # 404 if not the account's
+    found = await kpis.entity_kpis(module.store, request.account_id, query.entity, start, end)
+    return {"entity_id": query.entity, "first_day": start.isoformat(),
+            "last_day": end.isoformat(), "kpis": found}
+
+
+async def list_platforms(request: Request) -> Any:
+    """The sources that can be connected: credentials each asks for, whether it can be
+    back-filled, and the KPI each metric feeds."""
+    return kpis.platforms()
+
+
 # -- catalogue -------------------------------------------------------------------------------
 
 def _entity_out(entity: Any) -> dict[str, Any]:
@@ -258,6 +282,10 @@ ROUTES = [
           response=list[FreshnessOut]),
     Route(method="GET", path=f"{A}/series", handler=series, permission=READ,
           query=SeriesQuery, response=SeriesOut),
+    Route(method="GET", path=f"{A}/kpis", handler=entity_kpis, permission=READ,
+          query=KpiQuery, response=KpisOut),
+    Route(method="GET", path=f"{A}/platforms", handler=list_platforms, permission=READ,
+          response=list[PlatformOut]),
     Route(method="GET", path=f"{A}/catalog", handler=catalog, permission=READ,
           query=CatalogQuery, response=list[EntityOut]),
     Route(method="GET", path=f"{A}/catalog/{{entity_id}}", handler=catalog_entity,

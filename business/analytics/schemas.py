@@ -185,3 +185,54 @@ class SqlOut(Model):
     columns: list[str]
     rows: list[list[Any]]
     truncated: bool
+
+
+class KpiQuery(Query):
+    """One catalogue entity's KPIs over a day range (default: the last 28 days)."""
+
+    entity: str = Field(min_length=1, max_length=64, description="a catalogue entity id")
+    start: date | None = Field(None, alias="from")
+    end: date | None = Field(None, alias="to")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> KpiQuery:
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(f"'to' ({self.end}) is before 'from' ({self.start}); swap them")
+        if self.start and self.end and (self.end - self.start).days > 3 * 366:
+            raise ValueError("ask for at most three years at a time")
+        return self
+
+
+class KpiOut(Model):
+    """A KPI summed across the platforms that report it."""
+
+    title: str
+    running_total: bool
+    value: float | None
+    days: int
+    growth: dict[str, dict[str, float | None]]
+    sources: dict[str, list[list[float]]]
+
+
+class KpisOut(Model):
+    entity_id: str
+    first_day: str
+    last_day: str
+    kpis: dict[str, KpiOut]
+
+
+class PlatformMetricOut(Model):
+    name: str
+    kpi: str | None
+
+
+class PlatformOut(Model):
+    """A source that can be connected, and the credentials it asks for."""
+
+    source: str
+    title: str
+    auth: str
+    credentials: list[str]
+    history: bool
+    entity_kinds: list[str]
+    metrics: list[PlatformMetricOut]

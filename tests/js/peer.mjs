@@ -6,6 +6,8 @@
 //   {"cmd": "add_marker", "marker": "m1", "position": 48000, "name": "chorus"}
 //   {"cmd": "add_track", "track": "t9", "name": "Keys"}
 //   {"cmd": "add_effect", "track": "t1", "effect": "fx-a", "kind": "gain", "params": {"gain_db": -3}}
+//   {"cmd": "set_automation_point", "track": "t1", "param": "gain_db", "point": "p1",
+//    "frame": 480, "value": -60, "curve": "linear"}   into the track's existing lane
 //   {"cmd": "presence", "state": {...}}          set the local awareness state
 //   {"cmd": "disconnect"} / {"cmd": "reconnect"}  go offline / come back
 //   {"cmd": "dump"}                               reply with the document as JSON
@@ -76,6 +78,17 @@ const handlers = {
       map.get('effects').push([fx])
       fx.set('id', effect); fx.set('kind', kind); fx.set('enabled', true)
       fx.set('params', new Y.Map(Object.entries(params || {})))
+    })
+    return {}
+  },
+  set_automation_point ({ track, param, point, frame, value, curve }) {
+    const map = doc.getMap('tracks').get(track)
+    const lane = map && map.get('automation') && map.get('automation').get(param)
+    if (!lane) throw new Error(`no ${param} lane on track ${track}`)
+    const entry = new Y.Map()
+    doc.transact(() => {
+      lane.get('points').set(point, entry)
+      entry.set('frame', frame); entry.set('value', value); entry.set('curve', curve || 'linear')
     })
     return {}
   },

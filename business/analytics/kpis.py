@@ -1,0 +1,123 @@
+"""Cross-platform KPIs of one catalogue entity: followers, monthly listeners, streams and
+views, each the sum over the platforms whose metric means that KPI, with its value over a
+day range, its growth over 7, 28 and 90 days to the range's last day, and one daily series
+per platform (what the dashboard page charts).
+
+A KPI only sums metrics of one nature: running totals (followers to date, listeners in the
+last 28 days as the platform reports them) or flows (streams a day); a test checks it.
+Figures a platform reports with another meaning (Last.fm's all-time listeners,
+Audiomack's plays to date taken as a daily snapshot) are left out rather than mixed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from business.analytics.sources import SOURCES
+from business.analytics.store import RUNNING_TOTALS, PointStore, SeriesPoint, epoch, growth
+
+#: Days read before ``to`` so the 90-day growth has its earlier period.
+LOOKBACK_DAYS = 179
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """One KPI: its title, the metric names that mean it, and the sources left out."""
+
+    name: str
+    title: str
+    metrics: tuple[str, ...]
+    excluded_sources: frozenset[str] = frozenset()
+
+    @property
+    def running_total(self) -> bool:
+        return self.metrics[0] in RUNNING_TOTALS
+
+    def sources(self) -> dict[str, str]:
+        """``{source: metric}``: the sources reporting this KPI, and under which name."""
+        found: dict[str, str] = {}
+        for name, cls in sorted(SOURCES.items()):
+            if name in self.excluded_sources:
+                continue
+            for metric in cls.spec.metrics:
+                if metric in self.metrics:
+                    found[name] = metric
+        return found
+
+
+KPIS: tuple[Kpi, ...] = (
+    Kpi("followers", "Followers",
+        ("followers", "followers_count", "follower_count", "page_follows")),
+    Kpi("listeners", "Monthly listeners", ("listeners",), frozenset({"lastfm"})),
+    Kpi("streams", "Streams", ("streams", "plays"), frozenset({"audiomack"})),
+    Kpi("views", "Views", ("views", "video_views")),
+)
+KPI_BY_NAME = {k.name: k for k in KPIS}
+
+
+def _day(at: float) -> date:
+    return datetime.fromtimestamp(at, UTC).date()
+
+
+async def entity_kpis(store: PointStore, account_id: str, entity_id: str, start: date,
+                      end: date) -> dict[str, Any]:
+    """Every KPI of catalogue entity ``entity_id`` over ``[start, end]`` (days, inclusive):
+    ``{kpi: {"title", "running_total", "value", "growth", "sources": {source: [[at, v]]},
+    "days": n}}``; ``value`` is the reading on the last day holding one (a running total)
+    or the sum over the range (a flow), None without points."""
+    first = min(start, end - timedelta(days=LOOKBACK_DAYS))
+    low, high = epoch(start), epoch(end) + 86399
+    out: dict[str, Any] = {}
+    for kpi in KPIS:
+        allowed = kpi.sources()
+        per_source: dict[str, list[SeriesPoint]] = {}
+        for metric in kpi.metrics:
+            found = await store.series(account_id, metric=metric, entity_id=entity_id,
+                                       start=first, end=end, by_source=True)
+            found.pop("total")
+            for source, points in found.items():
+                if allowed.get(source) == metric:
+                    per_source[source] = points
+        total: dict[int, float] = {}
+        for points in per_source.values():
+            for p in points:
+                total[p.at] = total.get(p.at, 0.0) + p.value
+        series = [SeriesPoint(at, v) for at, v in sorted(total.items())]
+        in_range = [p for p in series if low <= p.at <= high]
+        if not in_range:
+            value = None
+        elif kpi.running_total:
+            value = in_range[-1].value
+        else:
+            value = sum(p.value for p in in_range)
+        out[kpi.name] = {
+            "title": kpi.title, "running_total": kpi.running_total, "value": value,
+            "days": len(in_range),
+            "growth": growth(kpi.metrics[0], series, end),
+            "sources": {source: [[p.at, p.value] for p in points if low <= p.at <= high]
+                        for source, points in sorted(per_source.items())}}
+    return out
+
+
+def platforms() -> list[dict[str, Any]]:
+    """Every source that can be connected: its title, the credentials it asks for, whether
+    it can be back-filled, its entity kinds and metrics (with the KPI each one feeds)."""
+    fields = {"oauth_client_credentials": ["client_id", "client_secret"],
+              "api_key": ["api_key"],
+              "refresh_token": ["client_id", "client_secret", "refresh_token"],
+              "none": []}
+    feeds: dict[str, dict[str, str]] = {}
+    for kpi in KPIS:
+        for source, metric in kpi.sources().items():
+            feeds.setdefault(source, {})[metric] = kpi.name
+    out = []
+    for name, cls in sorted(SOURCES.items()):
+        spec = cls.spec
+        out.append({"source": name, "title": spec.title, "auth": spec.auth,
+                    "credentials": fields[spec.auth], "history": spec.history,
+                    "entity_kinds": list(spec.entity_kinds),
+                    "metrics": [{"name": m, "kpi": feeds.get(name, {}).get(m)}
+                                for m in spec.metrics]})
+    return out

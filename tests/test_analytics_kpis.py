@@ -1,0 +1,138 @@
+"""The dashboard's KPIs (business.analytics.kpis, GET /api/analytics/kpis and
+/platforms) over HTTP on SQLite: a track's streams summed across Spotify and TIDAL over a
+range equal the fakes' truth, monthly listeners the last reading, growth as the series
+route answers it, one daily series per platform; another account's entity 404, a reversed
+range 422; and the KPI table never mixing a running total with a flow."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from social_helpers import header_principal, who
+from test_analytics_routes import wait_for_run
+
+from business.analytics.fakes import FAKES, FakeSources
+from business.analytics.kpis import KPIS
+from business.analytics.sources import SOURCES
+from business.analytics.store import RUNNING_TOTALS
+from dawserver.plugins import install, load_plugins
+
+TODAY = date(2024, 6, 30)
+
+
+def test_a_kpi_sums_metrics_of_one_nature_that_sources_report() -> None:
+    every_metric = {m for cls in SOURCES.values() for m in cls.spec.metrics}
+    for kpi in KPIS:
+        assert {m in RUNNING_TOTALS for m in kpi.metrics} == {kpi.running_total}, kpi.name
+        assert set(kpi.metrics) <= every_metric, kpi.name
+        assert kpi.sources(), kpi.name
+        for source in kpi.sources():
+            mine = [m for m in SOURCES[source].spec.metrics if m in kpi.metrics]
+            assert len(mine) == 1, (kpi.name, source, mine)   # never two figures summed
+    names = {kpi.name for kpi in KPIS}
+    assert names == {"followers", "listeners", "streams", "views"}
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_kpis_of_a_track_across_platforms_over_http(tmp_path: Path) -> None:
+    fakes = [FAKES["spotify"](today=TODAY), FAKES["tidal"](today=TODAY)]
+    first, last = TODAY - timedelta(days=200), TODAY - timedelta(days=1)
+    async with FakeSources(fakes) as server:
+        config = {"data_dir": tmp_path / "data",
+                  "database_url": f"sqlite://{tmp_path / 'k.sqlite3'}",
+                  "plugins": {"analytics": {"schedule_check_s": 3600, "sources": {
+                      f.source: {"base_url": server.base_url(f.source)} for f in fakes}}}}
+        app = web.Application()
+        install(app, config, manager=load_plugins(config), identify=header_principal)
+        async with TestClient(TestServer(app)) as client:
+            owner, viewer = who("acct", "ada"), who("acct", "vi", "viewer")
+            platforms = await (await client.get("/api/analytics/platforms",
+                                                headers=viewer)).json()
+            by_name = {p["source"]: p for p in platforms}
+            assert len(by_name) == len(SOURCES) >= 25
+            assert by_name["spotify"]["credentials"] == ["client_id", "client_secret"]
+            assert by_name["deezer"]["credentials"] == [] and not by_name["deezer"]["history"]
+            assert {m["name"]: m["kpi"] for m in by_name["spotify"]["metrics"]} == {
+                "streams": "streams", "listeners": "listeners", "saves": None}
+            for fake in fakes:
+                made = await client.post("/api/analytics/sources", headers=owner, json={
+                    "source": fake.source, "entity_id": fake.artist_id, "entity_name": "Ada",
+                    "client_id": "client-id", "client_secret": "client-secret"})
+                assert made.status == 201, await made.text()
+                source_id = (await made.json())["source_id"]
+                started = await client.post(
+                    f"/api/analytics/sources/{source_id}/backfill", headers=owner,
+                    json={"from": first.isoformat(), "to": last.isoformat()})
+                assert started.status == 202, await started.text()
+                done = await wait_for_run(client, (await started.json())["run_id"], owner)
+                assert done["job_state"] == "done", done
+
+            tracks = await (await client.get("/api/analytics/catalog?kind=recording",
+                                             headers=viewer)).json()
+            track = next(t for t in tracks if t["isrc"] == fakes[0].tracks[0].isrc)
+            ids = {link["source"]: link["platform_id"] for link in track["links"]}
+            assert set(ids) == {"spotify", "tidal"}
+            start, end = last - timedelta(days=27), last
+            answer = await client.get("/api/analytics/kpis", headers=viewer, params={
+                "entity": track["entity_id"], "from": start.isoformat(),
+                "to": end.isoformat()})
+            found: dict[str, Any] = await answer.json()
+            assert answer.status == 200, found
+            assert (found["first_day"], found["last_day"]) == (start.isoformat(),
+                                                                end.isoformat())
+            streams, listeners = found["kpis"]["streams"], found["kpis"]["listeners"]
+
+            # streams: a flow, summed over the range and across both platforms (the truth)
+            truths = {f.source: f.truth(start, end) for f in fakes}
+            expected = sum(v for f in fakes for (kind, pid, metric, day, dims), v in
+                           truths[f.source].items()
+                           if pid == ids[f.source] and metric == "streams" and not dims)
+            assert streams["value"] == pytest.approx(expected) and expected > 0
+            assert not streams["running_total"] and streams["days"] == 28
+            assert set(streams["sources"]) == {"spotify", "tidal"}
+            for name in ("spotify", "tidal"):
+                daily = {datetime.fromtimestamp(at, UTC).date(): v
+                         for at, v in streams["sources"][name]}
+                assert len(daily) == 28 and min(daily) == start and max(daily) == end
+                assert daily == pytest.approx({
+                    day: v for (kind, pid, metric, day, dims), v in truths[name].items()
+                    if pid == ids[name] and metric == "streams" and not dims})
+            # listeners: a running total, the reading on the last day; Spotify alone
+            assert listeners["running_total"] and set(listeners["sources"]) == {"spotify"}
+            assert listeners["value"] == truths["spotify"][
+                ("track", ids["spotify"], "listeners", end, ())]
+            # growth to the last day, as the series route computes it over enough history
+            series = await (await client.get("/api/analytics/series", headers=viewer, params={
+                "entity": track["entity_id"], "metric": "listeners",
+                "from": (end - timedelta(days=179)).isoformat(),
+                "to": end.isoformat()})).json()
+            assert listeners["growth"] == series["growth"]
+            assert listeners["growth"]["90d"]["change"] is not None
+            week = sum(v for _, v in streams["sources"]["spotify"][-7:]) + sum(
+                v for _, v in streams["sources"]["tidal"][-7:])
+            assert streams["growth"]["7d"]["current"] == pytest.approx(week)
+            # nothing of these platforms reports followers or views of a track
+            assert found["kpis"]["followers"]["value"] is None
+            assert found["kpis"]["views"]["sources"] == {}
+
+            # the default range: the last 28 days to today (no figures after `last`)
+            default = await (await client.get("/api/analytics/kpis", headers=viewer, params={
+                "entity": track["entity_id"]})).json()
+            assert default["last_day"] == date.today().isoformat()
+            other = await client.get("/api/analytics/kpis", headers=who("other", "bo"),
+                                     params={"entity": track["entity_id"]})
+            assert other.status == 404
+            reversed_ = await client.get("/api/analytics/kpis", headers=viewer, params={
+                "entity": track["entity_id"], "from": end.isoformat(),
+                "to": start.isoformat()})
+            assert reversed_.status == 422 and "swap" in await reversed_.text()
+            missing = await client.get("/api/analytics/kpis", headers=viewer)
+            assert missing.status == 422
+            await asyncio.sleep(0)

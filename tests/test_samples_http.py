@@ -1,0 +1,183 @@
+"""The sample library over HTTP: uploads, search, previews, index jobs, into a project."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import pytest
+import pytest_asyncio
+import samples_audio as audio
+import soundfile as sf
+from loopback import free_port
+from nodepeer import running_server
+
+from collab.tokens import Role
+from dawserver.config import ServerConfig
+from dawserver.keys import ROOMS, STORE, TOKENS
+from dawserver.projects import import_session
+from dawserver.sample_service import ENV_ROOTS, SAMPLES
+from dsp_core.session import Session, Track
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
+RATE = audio.RATE
+
+
+def wav(data: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, data.T, RATE, format="WAV", subtype="FLOAT")
+    return buffer.getvalue()
+
+
+class Client:
+    """One project's token: on a server without accounts, the project is the account."""
+
+    def __init__(self, app, base: str, project_id: str, http: aiohttp.ClientSession) -> None:  # noqa: ANN001
+        self.app, self.base, self.project_id, self.http = app, base, project_id, http
+
+    def headers(self, role: Role = Role.EDITOR) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.app[TOKENS].issue(self.project_id, role, 'ana')}"}
+
+    async def call(self, method: str, path: str, *, role: Role = Role.EDITOR, **kwargs):  # noqa: ANN003, ANN201
+        async with self.http.request(method, self.base + path, headers=self.headers(role),
+                                     **kwargs) as response:
+            body = await response.read()
+            if response.content_type == "application/json":
+                return response.status, await response.json(), response.headers
+            return response.status, body, response.headers
+
+    async def upload(self, name: str, data: np.ndarray) -> dict:
+        status, body, _ = await self.call("POST", "/samples/uploads", params={"name": name},
+                                          data=wav(data))
+        assert status == 200, body
+        return body
+
+
+@pytest_asyncio.fixture
+async def clients(tmp_path: Path):
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data", engine=False)
+    async with running_server(config) as app, aiohttp.ClientSession() as http:
+        made = []
+        for name in ("A", "B"):
+            info = await import_session(app[STORE], Session(name=name, tracks=[Track("t0")]))
+            made.append(Client(app, f"http://127.0.0.1:{config.port}", info.project_id, http))
+        yield made
+
+
+async def test_uploads_are_analysed_and_searchable_by_their_owner_only(clients) -> None:  # noqa: ANN001
+    a, b = clients
+    kick = await a.upload("Kick_Punchy.wav", audio.kick())
+    loop = await a.upload("Chords_Am.wav", audio.am_chord())
+    assert (kick["type"], kick["class"]) == ("one-shot", "kick")
+    assert loop["key"] == "A minor" and abs(loop["bpm"] - 120) <= 1
+    status, page, _ = await a.call("GET", "/samples", role=Role.VIEWER,
+                                   params={"q": "kick"})
+    assert status == 200 and [s["id"] for s in page["samples"]] == [kick["id"]]
+    status, page, _ = await a.call("GET", "/samples", params={
+        "bpm_min": "59", "bpm_max": "61", "half_double": "true", "key": "C",
+        "relative": "true", "type": "loop"})
+    assert [s["id"] for s in page["samples"]] == [loop["id"]]
+    status, page, _ = await a.call("GET", "/samples", params={"class": "kick"})
+    assert [s["id"] for s in page["samples"]] == [kick["id"]]
+    # B sees none of A's samples, and A's ids are not found for B
+    status, page, _ = await b.call("GET", "/samples")
+    assert status == 200 and page["total"] == 0
+    for path in (f"/samples/{kick['id']}", f"/samples/{kick['id']}/preview"):
+        status, body, _ = await b.call("GET", path)
+        assert status == 404, body
+    status, body, _ = await b.call("POST", f"/projects/{b.project_id}/samples",
+                                   json={"sample_id": kick["id"]})
+    assert status == 404, body
+
+
+async def test_bad_queries_and_uploads_say_what_to_do(clients) -> None:  # noqa: ANN001
+    a, _ = clients
+    status, body, _ = await a.call("GET", "/samples", params={"class": "tuba"})
+    assert status == 400 and "kick" in body["error"]
+    status, body, _ = await a.call("GET", "/samples", params={"key": "H#"})
+    assert status == 400 and "not a key" in body["error"]
+    status, body, _ = await a.call("POST", "/samples/uploads", params={"name": "x.wav"},
+                                   data=b"not audio")
+    assert status == 415, body
+    status, body, _ = await a.call("POST", "/samples/uploads", role=Role.VIEWER,
+                                   params={"name": "x.wav"}, data=wav(audio.kick()))
+    assert status == 403, body
+
+
+async def test_pages_follow_cursors(clients) -> None:  # noqa: ANN001
+    a, _ = clients
+    for n in range(3):
+        await a.upload(f"Hit {n}.wav", audio.kick() * np.float32(0.5 + n / 10))
+    seen, cursor = [], None
+    while True:
+        params = {"q": "hit", "limit": "2", **({"cursor": cursor} if cursor else {})}
+        _, page, _ = await a.call("GET", "/samples", params=params)
+        seen += [s["id"] for s in page["samples"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 3
+    status, body, _ = await a.call("GET", "/samples", params={"cursor": "garbage!"})
+    assert status == 400 and "cursor" in body["error"]
+
+
+async def test_a_preview_is_stretched_to_the_project_tempo(clients) -> None:  # noqa: ANN001
+    a, _ = clients
+    loop = await a.upload("Chords_Am.wav", audio.am_chord(4.0))
+    status, body, headers = await a.call("GET", f"/samples/{loop['id']}/preview",
+                                         role=Role.VIEWER, params={"tempo": "90", "key": "Bm"})
+    assert status == 200, body
+    assert headers["X-Preview-Method"] == "rubberband" and headers["X-Semitones"] == "2"
+    data, rate = sf.read(io.BytesIO(body))
+    assert abs(len(data) / rate - 4.0 * 120 / 90) < 0.05
+    status, body, _ = await a.call("GET", f"/samples/{loop['id']}/preview",
+                                   params={"tempo": "1000"})
+    assert status == 400
+
+
+async def test_a_sample_becomes_a_project_asset_and_a_clip(clients) -> None:  # noqa: ANN001
+    a, _ = clients
+    loop = await a.upload("Chords_Am.wav", audio.am_chord(4.0))
+    status, added, _ = await a.call("POST", f"/projects/{a.project_id}/samples", json={
+        "sample_id": loop["id"], "position_s": 1.0, "tempo": 60})
+    assert status == 201, added
+    status, assets, _ = await a.call("GET", f"/projects/{a.project_id}/assets")
+    assert [x["id"] for x in assets] == [added["asset_id"]]
+    assert abs(assets[0]["duration"] - 8.0) < 0.05  # half the tempo: twice as long
+    async with a.app[ROOMS].use(a.project_id) as room:
+        clips = room.document.to_json()["clips"]
+        rate = room.document.sample_rate
+    clip = clips[added["clip_id"]]
+    assert clip["track"] == added["track_id"] and clip["position"] == rate
+    status, body, _ = await a.call("POST", f"/projects/{a.project_id}/samples",
+                                   role=Role.VIEWER, json={"sample_id": loop["id"]})
+    assert status == 403
+
+
+async def test_indexing_a_folder_is_a_job_with_progress(clients, tmp_path: Path,  # noqa: ANN001
+                                                        monkeypatch) -> None:  # noqa: ANN001
+    a, b = clients
+    root = tmp_path / "shared"
+    for n, make in enumerate((audio.kick, audio.hat, audio.snare)):
+        (root / "pack").mkdir(parents=True, exist_ok=True)
+        sf.write(root / "pack" / f"{make.__name__}_{n}.wav", make().T, RATE)
+    status, body, _ = await a.call("POST", "/samples/index", json={"folder": str(root)})
+    assert status == 400 and ENV_ROOTS in body["error"]
+    monkeypatch.setenv(ENV_ROOTS, str(root))
+    status, job, headers = await a.call("POST", "/samples/index",
+                                        json={"folder": str(root / "pack")})
+    assert status == 202, job
+    async with asyncio.timeout(60):
+        while job["state"] not in ("done", "failed", "dead"):
+            await asyncio.sleep(0.2)
+            _, job, _ = await a.call("GET", headers["Location"])
+    assert job["state"] == "done" and job["progress"] == 1.0, job
+    assert job["result"]["added"] == 3
+    _, page, _ = await a.call("GET", "/samples", params={"type": "one-shot"})
+    assert {s["class"] for s in page["samples"]} == {"kick", "hat", "snare"}
+    status, _, _ = await b.call("GET", headers["Location"])
+    assert status == 404
+    assert len(a.app[SAMPLES].library.index) == 3

@@ -1,0 +1,37 @@
+// The analytics plug-in's routes, called as the signed-in person for one account: their own
+// (account '') or an organisation's (?account=ID). Writes carry the session's CSRF token.
+import { call } from '../account/client.js'
+
+const BASE = '/api/analytics'
+
+/** `path` with `params` (empty values left out) and the account named, as a URL. */
+function url (path, account, params = {}) {
+  const query = new URLSearchParams()
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== '') query.set(key, value)
+  }
+  if (account) query.set('account', account)
+  const text = query.toString()
+  return `${BASE}${path}${text ? `?${text}` : ''}`
+}
+
+const id = (value) => encodeURIComponent(value)
+
+/** The routes of one account; `account` '' is the signed-in person's own. */
+export function analyticsApi (account = '') {
+  return {
+    account,
+    platforms: () => call(url('/platforms', account)),
+    sources: () => call(url('/sources', account)),
+    freshness: () => call(url('/freshness', account)),
+    /** Connect a source: {source, entity_kind, entity_id, entity_name, ...credentials}. */
+    connect: (body) => call(url('/sources', account), { method: 'POST', body }),
+    /** Back-fill a source for days `from`..`to` (YYYY-MM-DD); answers the run. */
+    backfill: (sourceId, from, to) => call(url(`/sources/${id(sourceId)}/backfill`, account),
+      { method: 'POST', body: { from, to } }),
+    run: (runId) => call(url(`/runs/${id(runId)}`, account)),
+    catalog: (kind) => call(url('/catalog', account, { kind })),
+    /** An entity's KPIs over days `from`..`to`, growth and one series per platform. */
+    kpis: (entity, from, to) => call(url('/kpis', account, { entity, from, to }))
+  }
+}
