@@ -36,6 +36,7 @@ EXTRAS = {
         "openapi-spec-validator>=0.7",
         "schemathesis>=4.0",
         "aiosmtpd>=1.4",  # a real SMTP server on loopback that tests read mail from
+        "standardwebhooks>=1.1",  # the spec's own library checks our webhook signatures
         "playwright>=1.40",  # drives Debian chromium; never `playwright install`
         "PyYAML>=6",  # scripts/slo_rules.py and the SLO rule tests
         "cssselect>=1.2",  # lxml's CSS selectors: the storefront page tests

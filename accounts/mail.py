@@ -372,6 +372,20 @@ def security_notice(to: str, what: str, *, mail_id: str, link: str | None = None
     ], mail_id=mail_id, sender=sender, date=date)
 
 
+def webhook_disabled_mail(to: str, url: str, reason: str, link: str, *, mail_id: str,
+                          sender: str = DEFAULT_SENDER,
+                          date: datetime | None = None) -> EmailMessage:
+    """Tells ``to`` that the webhook posting to ``url`` was disabled, and why."""
+    return _mail("webhook_disabled", to, f"{PRODUCT}: a webhook was disabled", [
+        f"We stopped sending events to your webhook {url} because its deliveries kept "
+        f"failing: {reason}.",
+        "Events published while it is disabled are not sent to it.",
+    ], link=link, action="The webhook (its delivery log shows each failure)", after=[
+        "Fix the endpoint, then re-enable the webhook (POST .../enable) and replay the "
+        "deliveries you missed from its log.",
+    ], mail_id=mail_id, sender=sender, date=date)
+
+
 def account_exists_mail(to: str, reset_link: str, *, mail_id: str,
                         sender: str = DEFAULT_SENDER,
                         date: datetime | None = None) -> EmailMessage:

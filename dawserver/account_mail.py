@@ -30,10 +30,16 @@ class QueuedMail:
         self.background = background
 
     async def notify(self, kind: str, to: str, *, link: str = "", **fields: Any) -> None:
-        mail_id = secrets.token_hex(12)
-        payload = {"kind": kind, "to": to, "link": link, "fields": fields, "mail_id": mail_id}
+        payload = mail_payload(kind, to, link=link, **fields)
         await self.background.queue.enqueue(QUEUE, payload, account_id=MAIL_ACCOUNT,
-                                            idempotency_key=mail_id)
+                                            idempotency_key=payload["mail_id"])
+
+
+def mail_payload(kind: str, to: str, *, link: str = "", mail_id: str | None = None,
+                 **fields: Any) -> dict[str, Any]:
+    """A ``mail`` job's payload (enqueue it under :data:`MAIL_ACCOUNT`, key ``mail_id``)."""
+    return {"kind": kind, "to": to, "link": link, "fields": fields,
+            "mail_id": mail_id or secrets.token_hex(12)}
 
 
 def build(payload: dict[str, Any], sender: str) -> Any:
@@ -50,6 +56,9 @@ def build(payload: dict[str, Any], sender: str) -> Any:
     if kind == "invite":
         return mail.invitation_mail(to, fields.get("inviter", ""),
                                     fields.get("organisation", ""), link, **common)
+    if kind == "webhook_disabled":
+        return mail.webhook_disabled_mail(to, fields.get("url", ""), fields.get("reason", ""),
+                                          link, **common)
     if kind == "notice":
         return mail.security_notice(to, fields.get("what", ""), link=link or None, **common)
     raise Permanent(f"unknown kind of account mail {kind!r}")

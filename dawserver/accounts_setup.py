@@ -63,6 +63,31 @@ def plugin_membership(app: web.Application
     return membership
 
 
+def plugin_owner_emails(app: web.Application
+                        ) -> Callable[[str], Awaitable[list[str]]]:
+    """``await owner_emails(account_id)`` for the plug-ins' context: the address of a
+    person, or of every owner of an organisation or team (empty before the account
+    service started, or for an unknown account)."""
+    async def owner_emails(account_id: str) -> list[str]:
+        service = app.get(ACCOUNTS)
+        if service is None:
+            return []
+        account = await service.store.account(account_id)
+        if account is None:
+            return []
+        if account.is_person:
+            return [account.email] if account.email else []
+        found = []
+        for member in await service.store.members(account_id):
+            if member.role == "owner":
+                person = await service.store.account(member.person_id)
+                if person is not None and person.email:
+                    found.append(person.email)
+        return found
+
+    return owner_emails
+
+
 async def accounts_context(app: web.Application) -> AsyncIterator[None]:
     """Migrate the accounts tables in every region's database, then build the service
     and the rate limiter."""

@@ -128,6 +128,10 @@ class ServerConfig:
         Data regions besides the default one (``database_url``): ``{"eu":
         RegionConfig("postgresql://.../eu")}``; an account's rows live in its
         region's database (docs/accounts.md, "Data regions").
+    webhooks:
+        Developer webhooks' delivery rules by name (``WebhookSettings``, docs/public-api.md):
+        ``{"allow_loopback": true}`` lets them post to http:// loopback (development),
+        ``{"allow_private": true}`` to private networks; retry and disable thresholds.
     """
 
     host: str = "127.0.0.1"
@@ -150,6 +154,7 @@ class ServerConfig:
     password_hashing: tuple[int, int, int] | None = None
     collab_token_seconds: float = 3600.0
     regions: dict[str, RegionConfig] = field(default_factory=dict)
+    webhooks: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

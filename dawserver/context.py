@@ -54,6 +54,9 @@ class PluginContext:
     background: Background = field(default_factory=Background)
     membership: Callable[[str, str], Awaitable[str | None]] | None = None
     asset_file: Callable[[str, str], Awaitable[str | None]] | None = None
+    #: ``await owner_emails(account_id)``: the addresses of an account's owners (set by
+    #: the server when accounts are on), for mail the platform sends them.
+    owner_emails: Callable[[str], Awaitable[list[str]]] | None = None
 
     def settings_for(self, plugin: str) -> dict[str, Any]:
         """The settings mapping configured for ``plugin`` (empty if none)."""

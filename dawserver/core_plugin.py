@@ -23,10 +23,12 @@ from . import (
     transcription_api,
 )
 from .permissions import CORE_PERMISSIONS
-from .plugin_api import Migration, Permission, PluginContext, Route, hookimpl
+from .plugin_api import Job, Migration, Permission, PluginContext, Route, hookimpl
 from .public_api import idempotency, openapi_v1
 from .public_api import routes as public_routes
 from .public_api.graphql import route as graphql_route
+from .public_api.webhooks import routes as webhook_routes
+from .public_api.webhooks import service as webhooks
 
 PLUGIN_NAME = "core"
 
@@ -40,7 +42,7 @@ def plugin_info() -> dict[str, str]:
 
 @hookimpl
 def permissions() -> list[Permission]:
-    return CORE_PERMISSIONS
+    return [*CORE_PERMISSIONS, webhooks.WEBHOOKS_MANAGE]
 
 
 @hookimpl
@@ -49,7 +51,24 @@ def routes(context: PluginContext) -> list[Route]:
             *transcription_api.ROUTES, *page.ROUTES, *openapi.ROUTES,
             *auth_routes.ROUTES, *account_routes.ROUTES, *oidc_routes.ROUTES,
             *privacy_routes.ROUTES, *sso_routes.ROUTES, *public_routes.ROUTES,
-            *openapi_v1.ROUTES, *sample_routes.ROUTES, *graphql_route.ROUTES]
+            *openapi_v1.ROUTES, *sample_routes.ROUTES, *graphql_route.ROUTES,
+            *webhook_routes.ROUTES]
+
+
+@hookimpl
+def jobs() -> list[Job]:
+    return [webhooks.JOB]
+
+
+@hookimpl
+def startup(context: PluginContext) -> None:
+    webhooks.subscribe(context)
+
+
+@hookimpl
+async def account_erased(context: PluginContext, account_id: str, pseudonym: str,
+                         names: list[str]) -> None:
+    await webhooks.deliverer(context).store.forget_account(account_id)
 
 
 @hookimpl

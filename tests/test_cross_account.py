@@ -26,6 +26,8 @@ from smtp_server import SmtpServer
 
 from business.distribution.stores.fakestore import FakeStore
 from dawserver.keys import PLUGIN_CONTEXT_KEY, TOKENS
+from dawserver.public_api.webhook_signature import new_secret
+from dawserver.public_api.webhooks.service import deliverer
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
 
@@ -102,6 +104,18 @@ async def make_analytics(app: Any, account_id: str) -> dict[str, str]:
             "entity_id": found[("spotify", "track", "ada-track")].entity_id}
 
 
+async def make_webhook(app: Any, org_id: str) -> dict[str, str]:
+    """A's webhook with one delivery in its log (written directly: no DNS here)."""
+    service = deliverer(app[PLUGIN_CONTEXT_KEY])
+    sub = await service.store.create(org_id, url="https://hooks.example.org/a",
+                                     events=["marketplace.sale"], description=A_TITLE,
+                                     secret=new_secret(), created_by="p")
+    async with service.db.transaction() as tx:
+        delivery, _ = await service.store.add_delivery(sub, "event-of-ada", "marketplace.sale",
+                                                       "{}", tx=tx)
+    return {"webhook_id": sub.id, "delivery_id": delivery}
+
+
 async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[str, str]:
     """A's real objects; their ids by the path parameter that names them."""
     await ada.sign_up_and_in("Ada")
@@ -151,8 +165,11 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         assert response.status == 200, sample
     analytics = await make_analytics(app, org_id) if app is not None else {
         "source_id": "src-of-ada", "run_id": "run-of-ada", "entity_id": "entity-of-ada"}
+    webhook = await make_webhook(app, org_id) if app is not None else {
+        "webhook_id": "wh-of-ada", "delivery_id": "msg-of-ada"}
     return {
         **analytics,
+        **webhook,
         "export_job_id": export["id"],
         "account_id": org_id, "person_id": ada.id, "grantee_id": ada.id, "user": ada.id,
         "project_id": project_id, "key_id": key["id"], "session_id": sessions[0]["id"],
@@ -214,7 +231,7 @@ async def test_no_route_serves_account_a_to_anyone_else(tmp_path: Path,
                 assert {"account_id", "project_id", "key_id", "session_id", "asset_id",
                         "release_id", "job_id", "person_id", "grantee_id", "channel_id",
                         "post_id", "network", "source_id", "run_id", "entity_id",
-                        "sample_id"} <= checked
+                        "sample_id", "webhook_id", "delivery_id"} <= checked
                 # B cannot sell A's upload: to B's account it is no asset at all
                 status, refused, _ = await bo.call("POST", "/api/marketplace/beats", {
                     "title": "Bo's", "bpm": 90, "key": "A minor", "currency": "usd",
