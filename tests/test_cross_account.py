@@ -49,6 +49,14 @@ PUBLIC_BY_DESIGN = {
     "/static/{path}": "the page's static files",
     "/plugins/social/static/{path}": "the social calendar page's static files (its data "
                                      "comes from the social routes swept here)",
+    "/plugins/analytics/static/{path}": "the analytics dashboard's static files (its data "
+                                        "comes from the analytics routes swept here)",
+    "/store/{handle}": "a seller's public storefront (what it shows is on sale to anyone)",
+    "/store/{handle}/beats/{beat_id}": "a beat's public page in its seller's storefront",
+    "/store/{handle}/embed/{beat_id}": "a beat's embeddable player (public, framable)",
+    "/store/{handle}/sitemap.xml": "a storefront's sitemap (public)",
+    "/store/{handle}/media/{asset_id}": "a storefront's logo, banner or tagged preview only, "
+                                        "never a paid file",
     "/account/{page}": "the account pages' HTML (sign-in, sign-up...); their data comes from "
                        "the API routes swept here",
 }
@@ -158,6 +166,9 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         "files": [{"kind": "wav", "asset_id": asset["id"]}],
         "tiers": [{"tier": "wav_lease", "price": 2999, "files": ["wav"]}]})
     assert status == 201 or app is None, beat  # A's own upload, found by the platform
+    status, coupon, _ = await ada.call("PUT", f"/api/marketplace/coupons/ADA10{query}",
+                                       {"kind": "percent", "value": 10})
+    assert status in (200, 201) or app is None, coupon
     async with ada.http.post(f"{ada.base_url}/samples/uploads{query}&name={A_TITLE}.wav",
                              data=wav_bytes(), headers={"Content-Type": "audio/wav",
                                                         "X-CSRF-Token": ada.csrf}) as response:
@@ -182,7 +193,7 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         "channel_id": channel_id, "post_id": post.get("post_id", "post-of-ada"),
         "network": "x",
         "beat_id": beat.get("beat_id", "beat-of-ada"), "tier": "wav_lease",
-        "order_id": "order-of-ada", "licence_id": "licence-of-ada", "file_id": "file-of-ada",
+        "code": "ADA10", "order_id": "order-of-ada", "licence_id": "licence-of-ada", "file_id": "file-of-ada",
         "sample_id": sample["id"],
         "domain": "example.com",  # a single sign-on domain: B's calls name A's organisation
     }
