@@ -193,7 +193,8 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         "channel_id": channel_id, "post_id": post.get("post_id", "post-of-ada"),
         "network": "x",
         "beat_id": beat.get("beat_id", "beat-of-ada"), "tier": "wav_lease",
-        "code": "ADA10", "order_id": "order-of-ada", "licence_id": "licence-of-ada", "file_id": "file-of-ada",
+        "code": "ADA10", "order_id": "order-of-ada", "licence_id": "licence-of-ada",
+        "file_id": "file-of-ada",
         "sample_id": sample["id"],
         "domain": "example.com",  # a single sign-on domain: B's calls name A's organisation
     }
