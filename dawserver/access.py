@@ -10,6 +10,7 @@ through the Redis link.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -20,6 +21,9 @@ from collab.tokens import Grant, Role
 
 from .keys import ACCOUNTS, RELAY, ROOMS, STORE, TOKENS
 
+#: An account's id (``p_…`` a person, ``o_…`` an organisation; a data region's name may
+#: follow the prefix): a token naming one that no longer exists was its, not a guest's.
+ACCOUNT_ID = re.compile(r"^[po]_(?:[a-z0-9-]{1,32}_)?[0-9a-f]{20}$")
 #: ``await hook(project_id, user, role)``: ``role`` is None when the user was revoked;
 #: returns how many of the user's live connections it closed or changed.
 MemberHook = Callable[[str, str, Role | None], Awaitable[int]]
@@ -85,6 +89,9 @@ async def held_now(app: web.Application, grant: Grant, project_id: str) -> Grant
         return grant
     service = app[ACCOUNTS]
     account = await service.store.account(grant.user)
+    if account is None and ACCOUNT_ID.match(grant.user):
+        raise AccessDenied(f"account {grant.user!r} no longer exists (it was erased)",
+                           CloseCode.ROLE_REVOKED)
     if account is None:
         return grant  # a name an owner gave a guest's token, not an account
     held = await service.account_project_role(grant.user, project_id) if account.active \

@@ -77,6 +77,10 @@ async def identify_by_token(request: web.Request) -> Principal | None:
         account = request.query.get(ACCOUNT_PARAMETER, "")
         return Principal(project_account(account) if account else "", Role.OWNER.value,
                          grant.user, admin=True, via="token")
+    try:  # a route of the token's own project's account: held to the current role too
+        grant = await held_now(request.app, grant, grant.project_id)
+    except AccessDenied as exc:
+        raise Forbidden(str(exc)) from None
     return Principal(project_account(grant.project_id), grant.role.value, grant.user,
                      via="token")
 

@@ -7,12 +7,13 @@ the role its account has now, and the change reaches live connections at once.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from accounts_helpers import Person, accounts_server
+from accounts_helpers import PASSWORD, Person, accounts_server
 from nodepeer import eventually
 from smtp_server import SmtpServer
 
@@ -97,3 +98,25 @@ async def test_live_connections_follow_grants_and_old_tokens_reopen_at_the_new_r
             assert [m["name"] for m in client.document.markers()] == ["as an editor"]
             client.document.add_marker(300, "still a viewer")
             await eventually(lambda: client.denials)
+
+
+async def test_a_removed_or_erased_account_token_is_refused_beyond_project_routes(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with ada_bo_and_a_project(tmp_path, smtp_server) as (ada, bo, path, _):
+        await ada.call("PUT", f"{path}/grants/{bo.id}", {"role": "editor"})
+        _, made, _ = await bo.call("POST", f"{path}/collab-token")
+        token = made["token"]
+        # a route without the project in its path: held to the role all the same
+        before = await bearer(bo, "GET", "/api/v1/projects", token)
+        assert (await ada.call("DELETE", f"{path}/grants/{bo.id}"))[0] == 200
+        assert before != 403 and await bearer(bo, "GET", "/api/v1/projects", token) == 403
+
+        await ada.call("PUT", f"{path}/grants/{bo.id}", {"role": "editor"})
+        assert await bearer(bo, "GET", f"{path}/grants", token) == 200
+        status, job, _ = await bo.call("POST", "/me/delete", {"password": PASSWORD})
+        assert status == 202, job
+        async with asyncio.timeout(60):  # until the erasure has deleted Bo's account row
+            while (await bo.call("GET", job["url"]))[1]["state"] != "done":
+                await asyncio.sleep(0.1)
+        # erased: the token is refused, not taken for a guest's that keeps its role
+        assert await bearer(bo, "GET", f"{path}/grants", token) == 403
