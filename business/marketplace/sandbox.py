@@ -4,7 +4,8 @@ A template sees only the plain data it is given (dicts, lists, strings, numbers)
 globals (``range``, ``cycler``, ``lipsum``, ``namespace``, ``dict`` are removed), only the
 filters in :data:`ALLOWED_FILTERS` (none that builds a huge string from a small input:
 ``center``, ``indent``, ``wordwrap``, ``format``, ``replace`` are out; nor ``safe``: all
-output is escaped), ``*`` and ``**`` checked by size, loops nested at most
+output is escaped), ``*`` and ``**`` checked by size, no ``set``, ``with``, macros or
+``call`` blocks, loops only over the store's data, nested at most
 :data:`MAX_LOOP_DEPTH` deep and never ``recursive``, and at render time a budget of
 attribute reads and calls, a deadline and a cap on the page's size. Anything else a
 template tries (``''.__class__.__mro__``, ``cycler.__init__.__globals__`` ...) ends in
@@ -24,8 +25,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 MAX_TEMPLATE_CHARS = 64 * 1024
 #: The most characters a rendered page may have.
 MAX_OUTPUT_CHARS = 2 * 1024 * 1024
-#: The most nested ``{% for %}`` loops.
-MAX_LOOP_DEPTH = 3
+#: The most nested ``{% for %}`` loops (each over the store's data only: see
+#: :func:`_check_statements`; two levels of 24 beats × a beat's 20 tags, or its title's
+#: 200 characters, stay small even with an empty body, which spends no budget).
+MAX_LOOP_DEPTH = 2
 #: Attribute reads, item reads and calls one render may make.
 MAX_OPERATIONS = 200_000
 #: CPU seconds one render may take.
@@ -109,6 +112,37 @@ class StoreEnvironment(ImmutableSandboxedEnvironment):
         return super().call(__context, __obj, *args, **kwargs)
 
 
+#: Statements a storefront template may not use: each can build a value the template then
+#: loops over or doubles without reading the store's data (which is what the budget
+#: counts), or call itself.
+FORBIDDEN_STATEMENTS: dict[type[nodes.Node], str] = {
+    nodes.Assign: "{% set %}", nodes.AssignBlock: "{% set %}", nodes.With: "{% with %}",
+    nodes.Macro: "macros", nodes.CallBlock: "{% call %}", nodes.FilterBlock: "{% filter %}",
+}
+#: Filters a loop's sequence may pass through (each keeps it a sequence of the data's
+#: items, never longer than the data).
+ITER_FILTERS = frozenset({"sort", "reverse", "batch", "slice", "select", "reject",
+                          "selectattr", "rejectattr", "map", "unique", "dictsort", "groupby"})
+
+
+def _check_statements(tree: nodes.Template) -> None:
+    """Refuse the statements of :data:`FORBIDDEN_STATEMENTS`, and loops over anything but
+    the store's data (a name, its attributes or items, through :data:`ITER_FILTERS`)."""
+    for node in tree.find_all(tuple(FORBIDDEN_STATEMENTS)):
+        raise TemplateRefused(f"line {node.lineno}: {FORBIDDEN_STATEMENTS[type(node)]} "
+                              "is not allowed in a storefront template")
+    for loop in tree.find_all(nodes.For):
+        source = loop.iter
+        while isinstance(source, nodes.Filter) and source.name in ITER_FILTERS:
+            source = source.node
+        while isinstance(source, nodes.Getattr | nodes.Getitem):
+            source = source.node
+        if not isinstance(source, nodes.Name) or source.name == "loop":
+            raise TemplateRefused(f"line {loop.lineno}: a loop may only go over the store's "
+                                  "data (beats, a beat's tiers or tags ...), not over a value "
+                                  "the template builds")
+
+
 def _loop_depth(node: nodes.Node, depth: int = 0) -> int:
     deepest = depth
     for child in node.iter_child_nodes():
@@ -138,6 +172,7 @@ class Sandbox:
                                        nodes.FromImport)):
                 raise TemplateRefused(f"line {node.lineno}: a storefront template is one "
                                       "file: extends, include and import are not allowed")
+            _check_statements(tree)
             if _loop_depth(tree) > MAX_LOOP_DEPTH:
                 raise TemplateRefused(f"loops are nested more than {MAX_LOOP_DEPTH} deep: "
                                       "flatten them")
