@@ -223,13 +223,20 @@ def validate_lane(param: str, lane: AutomationLane, where: str) -> None:
         validate_point(param, point, f"{label} point {point.id or point.frame!r}", low, high)
 
 
+#: The latest frame a breakpoint may name (2**53: exact as a float, and far past any
+#: project at 192 kHz; a larger one would overflow the engine's 64-bit frame arithmetic).
+MAX_AUTOMATION_FRAME = 2 ** 53
+
+
 def validate_point(param: str, point: AutomationPoint, label: str, low: float | None = None,
                    high: float | None = None) -> None:
     """Check one breakpoint: a frame >= 0, a value inside the parameter's range, a curve."""
     if low is None or high is None:
         low, high = AUTOMATION_PARAMS[param]
-    if isinstance(point.frame, bool) or not isinstance(point.frame, int) or point.frame < 0:
-        raise ProjectError(f"{label}: frame must be an integer >= 0, got {point.frame!r}")
+    if (isinstance(point.frame, bool) or not isinstance(point.frame, int) or point.frame < 0
+            or point.frame > MAX_AUTOMATION_FRAME):
+        raise ProjectError(f"{label}: frame must be an integer in [0, {MAX_AUTOMATION_FRAME}], "
+                           f"got {point.frame!r}")
     if (isinstance(point.value, bool) or not isinstance(point.value, int | float)
             or math.isnan(point.value) or not low <= point.value <= high):
         raise ProjectError(f"{label}: value {point.value!r} is outside [{low:g}, {high:g}] "

@@ -48,7 +48,8 @@ def test_points_are_added_moved_removed_and_the_mode_set() -> None:
 @pytest.mark.parametrize("call, words", [
     (lambda d: d.add_automation_point("t", "gain_db", 0, 30.0), "outside [-144, 24]"),
     (lambda d: d.add_automation_point("t", "pan", 0, -1.5), "outside [-1, 1]"),
-    (lambda d: d.add_automation_point("t", "pan", -5, 0.0), "frame must be an integer >= 0"),
+    (lambda d: d.add_automation_point("t", "pan", -5, 0.0), "frame must be an integer in [0,"),
+    (lambda d: d.add_automation_point("t", "pan", 10**30, 0.0), "frame must be an integer in"),
     (lambda d: d.add_automation_point("t", "pan", 0, 0.0, curve="bezier"), "curve 'bezier'"),
     (lambda d: d.add_automation_point("t", "colour", 0, 0.0), "cannot be automated"),
     (lambda d: d.add_automation_point("t", "mute", 0, 0.5), "a mute point's value is 0"),

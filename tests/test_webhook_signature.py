@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import time
 from datetime import UTC, datetime
 
@@ -90,3 +91,14 @@ def test_missing_or_malformed_headers_say_what_is_wrong() -> None:
     with pytest.raises(WebhookVerificationError, match="starts with 'whsec_'"):
         verify("plain-secret", BODY, headers)
     verify(secret, BODY, {k.lower(): v for k, v in headers.items()})  # any header case
+
+
+@pytest.mark.parametrize("address", [
+    "10.0.0.1", "::ffff:10.0.0.1", "2002:0a00:0001::1", "::a00:1", "64:ff9b:1::a00:1",
+    "fec0::1", "100::1", "192.88.99.1", "169.254.169.254", "fd00::1", "0.0.0.0"])
+def test_webhooks_never_post_to_addresses_that_are_not_global(address: str) -> None:
+    from dawserver.public_api.webhooks.settings import WebhookSettings
+    from dawserver.public_api.webhooks.targets import refusal
+
+    assert refusal(ipaddress.ip_address(address), WebhookSettings()) is not None
+    assert refusal(ipaddress.ip_address("8.8.8.8"), WebhookSettings()) is None

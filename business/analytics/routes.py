@@ -182,7 +182,7 @@ async def entity_kpis(request: Request) -> Any:
     across the platforms reporting each: the value over the range, growth over 7, 28 and
     90 days to its last day, and one daily series per platform."""
     query: KpiQuery = request.query
-    end = query.end or date.today()
+    end = query.end or datetime.now(UTC).date()  # points are UTC days
     start = query.start or end - timedelta(days=27)
     module = services(request.context)
     await module.catalog.get(request.account_id, query.entity)  # 404 if not the account's

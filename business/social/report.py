@@ -16,6 +16,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from babel.numbers import get_currency_precision
+
 from business.social.bulk import escape_cell
 from business.social.errors import NotFoundError, SocialError
 from business.social.networks.base import METRICS
@@ -178,8 +180,13 @@ class Report:
 
 
 def _money(revenue: dict[str, int]) -> str:
-    return "; ".join(f"{currency} {cents / 100:.2f}" for currency, cents in
-                     sorted(revenue.items()))
+    """``USD 12.50; JPY 3000``: minor units in each currency's own decimals (Babel's
+    ISO 4217 table; JPY and KRW have none)."""
+    parts = []
+    for currency, minor in sorted(revenue.items()):
+        digits = get_currency_precision(currency.upper())
+        parts.append(f"{currency} {minor / 10 ** digits:.{digits}f}")
+    return "; ".join(parts)
 
 
 def _cell(value: Any) -> str:
