@@ -31,6 +31,7 @@ from .assets import account_asset_file, setup_assets
 from .background import Background
 from .bounces import setup_bounces
 from .config import ServerConfig
+from .host_guard import host_guard
 from .identity import add_rate_headers, identify
 from .keys import BACKGROUND, CONFIG, DATABASE, ENGINES, RELAY, ROOMS, STORE, TOKENS
 from .privacy_routes import setup_privacy
@@ -54,7 +55,7 @@ def create_app(config: ServerConfig) -> web.Application:
     """The server application for ``config`` (run it with ``web.run_app`` or a runner)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     app = web.Application(client_max_size=config.max_message_bytes,
-                          middlewares=[request_telemetry])
+                          middlewares=[request_telemetry, host_guard])
     app[CONFIG] = config
     app[TOKENS] = TokenSigner.from_data_dir(config.data_dir)
     app[DATABASE] = open_database(config.database_url, config.data_dir)

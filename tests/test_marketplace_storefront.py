@@ -346,9 +346,10 @@ async def test_a_proved_custom_domain_serves_the_store_at_the_root(tmp_path: Pat
         record = body["domain_record"]
         assert record["name"] == "_maxbooster-store.beats.example.com"
         assert not body["domain_verified"]
-        status, body = await m.call("PUT", "/api/marketplace/storefront/domain", who("other"),
-                                    {"domain": "beats.example.com"})
-        assert status == 409
+        # a claim reserves nothing (no squatting): only the DNS proof takes the domain
+        status, claimed = await m.call("PUT", "/api/marketplace/storefront/domain",
+                                       who("other"), {"domain": "beats.example.com"})
+        assert status == 200 and not claimed["domain_verified"]
 
         def on_host(text: str) -> bool:
             h1 = lxml.html.fromstring(text).cssselect("h1")
@@ -374,6 +375,18 @@ async def test_a_proved_custom_domain_serves_the_store_at_the_root(tmp_path: Pat
         status, text, _ = await get(m, "/?genre=pop", Host="BEATS.example.com:443")
         assert titles(lxml.html.fromstring(text)) == ["Sunny Loop"]
         assert not on_host((await get(m, "/", Host="other.example.com"))[1])
+        status, _ = await m.call("POST", "/api/marketplace/storefront/domain/verify",
+                                 who("other"), {})
+        assert status == 409  # the record names the seller's token, not the other store's
+        assert on_host((await get(m, "/", Host="beats.example.com"))[1])
+        # the domain changes hands: whoever publishes the record now proves it and takes it
+        dns.records[record["name"]] = [claimed["domain_record"]["value"]]
+        status, body = await m.call("POST", "/api/marketplace/storefront/domain/verify",
+                                    who("other"), {})
+        assert status == 200 and body["domain_verified"]
+        assert not on_host((await get(m, "/", Host="beats.example.com"))[1])
+        status, mine = await m.call("GET", "/api/marketplace/storefront", who("seller"))
+        assert status == 200 and not mine["domain_verified"]
         # giving the domain up stops serving it at once on this server
         status, _ = await m.call("PUT", "/api/marketplace/storefront/domain", who("seller"),
                                  {"domain": None})

@@ -257,18 +257,12 @@ class Storefronts:
         domain = None if domain is None else check_domain(domain)
         if domain == store.domain:
             return store
+        # A claim reserves nothing: anyone may claim a domain, and only the DNS proof
+        # (verify_domain) takes it, from whoever held it before (the domain's owner is
+        # whoever publishes its TXT record now), so nobody can squat a domain unproved.
         async with self.db.transaction() as tx:
-            if domain is not None:
-                await tx.execute("INSERT INTO mkt_store_names (kind, name, account_id) "
-                                 "VALUES ('domain', ?, ?) ON CONFLICT (kind, name) DO NOTHING",
-                                 domain, account_id)
-                holder = await tx.fetchval("SELECT account_id FROM mkt_store_names WHERE "
-                                           "kind = 'domain' AND name = ?", domain)
-                if holder != account_id:
-                    raise NotForSale(f"the domain {domain!r} is claimed by another store")
-            if store.domain:
-                await tx.execute("DELETE FROM mkt_store_names WHERE kind = 'domain' AND "
-                                 "name = ? AND account_id = ?", store.domain, account_id)
+            await tx.execute("DELETE FROM mkt_store_names WHERE kind = 'domain' AND "
+                             "account_id = ?", account_id)
             await tx.execute(
                 "UPDATE mkt_storefronts SET domain = ?, domain_token = ?, "
                 "domain_verified_at = NULL, updated_at = ? WHERE account_id = ?", domain,
@@ -288,8 +282,16 @@ class Storefronts:
             raise NotForSale(f"{record['name']} has no TXT record {record['value']!r} yet: "
                              "publish it at your DNS host and try again (DNS may take a few "
                              "minutes)")
-        await self.db.execute("UPDATE mkt_storefronts SET domain_verified_at = ? "
-                              "WHERE account_id = ? AND domain = ?", time.time(), account_id,
-                              store.domain)
+        async with self.db.transaction() as tx:
+            # the proof takes the domain over from any store that proved it before
+            await tx.execute("UPDATE mkt_storefronts SET domain_verified_at = NULL "
+                             "WHERE domain = ? AND account_id <> ?", store.domain, account_id)
+            await tx.execute("DELETE FROM mkt_store_names WHERE kind = 'domain' AND "
+                             "(name = ? OR account_id = ?)", store.domain, account_id)
+            await tx.execute("INSERT INTO mkt_store_names (kind, name, account_id) "
+                             "VALUES ('domain', ?, ?)", store.domain, account_id)
+            await tx.execute("UPDATE mkt_storefronts SET domain_verified_at = ? "
+                             "WHERE account_id = ? AND domain = ?", time.time(), account_id,
+                             store.domain)
         self.forget()
         return await self.mine(account_id)
