@@ -86,7 +86,12 @@ async def account_asset_file(app: web.Application, account_id: str, asset_id: st
     service = app.get(ACCOUNTS)
     if service is not None:
         projects += list(await service.store.projects_of([account_id]))
-    for store in app[REGION_ASSETS].values():
+    return await asyncio.to_thread(_owned_file, app[REGION_ASSETS].values(), asset_id,
+                                   projects)  # reads index files: off the event loop
+
+
+def _owned_file(stores: Any, asset_id: str, projects: list[str]) -> str | None:
+    for store in stores:
         try:
             asset = store.asset(asset_id)
         except AssetNotFound:

@@ -60,10 +60,17 @@ class JobQueueCollector(Collector):
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._stats: dict[str, QueueStats] = {}
+        self._read_at = float("-inf")
 
-    async def refresh(self, db: Session, queues: list[str] | None = None) -> None:
-        """Read the queue figures now; ``queues`` are shown even while empty."""
-        fresh = await read_stats(db, self._clock())
+    async def refresh(self, db: Session, queues: list[str] | None = None,
+                      max_age_s: float = 0.0) -> None:
+        """Read the queue figures now (unless read less than ``max_age_s`` ago: scrapes in
+        a burst share one query); ``queues`` are shown even while empty."""
+        now = self._clock()
+        if max_age_s > 0 and now - self._read_at < max_age_s:
+            return
+        self._read_at = now
+        fresh = await read_stats(db, now)
         empty = QueueStats({s: 0 for s in DEPTH_STATES}, 0.0)
         names = {*self._stats, *(queues or ()), *fresh}
         self._stats = {name: fresh.get(name, empty) for name in names}

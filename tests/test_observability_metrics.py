@@ -121,7 +121,11 @@ async def test_documents_loaded_and_edit_propagation_follow_a_session(
         await asyncio.sleep(0.05)
 
 
-async def test_queue_depth_and_oldest_due_job_are_read_at_scrape_time(server: Server) -> None:
+async def test_queue_depth_and_oldest_due_job_are_read_at_scrape_time(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dawserver.api
+
+    monkeypatch.setattr(dawserver.api, "METRICS_QUEUE_MAX_AGE_S", 0.0)  # each scrape reads
     queue = server.app[BACKGROUND].queue  # "obs-idle" has no worker: its jobs wait
     late = await queue.enqueue("obs-idle", {}, account_id="acct", delay_s=-30)
     await queue.enqueue("obs-idle", {}, account_id="acct", delay_s=3600)  # not due yet
@@ -175,3 +179,30 @@ async def test_each_live_mix_frame_is_timed_for_the_audio_slo(tmp_path: Path) ->
             assert sample("audio_frame_processing_seconds_count") - count == made
             assert sample("audio_frame_processing_seconds_sum") - total == \
                 pytest.approx(mix.render_seconds)
+
+
+async def test_scrapes_close_together_share_one_read_of_the_queue(tmp_path: Path) -> None:
+    from database import open_database
+    from jobs import JobQueue
+    from jobs.metrics import JobQueueCollector
+
+    now = [1000.0]
+    collector = JobQueueCollector(clock=lambda: now[0])
+    async with open_database(f"sqlite:///{tmp_path / 'q.sqlite3'}") as db:
+        queue = JobQueue(db)
+        await queue.setup()
+        await queue.enqueue("q", {}, account_id="a")
+
+        def depth() -> float:
+            family = next(f for f in collector.collect() if f.name == "jobs_queue_depth")
+            return sum(s.value for s in family.samples if s.labels["state"] == "queued")
+
+        await collector.refresh(db, ["q"], max_age_s=1.0)
+        assert depth() == 1
+        await queue.enqueue("q", {}, account_id="a")
+        now[0] += 0.5
+        await collector.refresh(db, ["q"], max_age_s=1.0)  # within the window: no read
+        assert depth() == 1
+        now[0] += 0.6
+        await collector.refresh(db, ["q"], max_age_s=1.0)
+        assert depth() == 2
