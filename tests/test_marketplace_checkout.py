@@ -292,3 +292,36 @@ async def test_an_expired_exclusive_checkout_frees_the_beat(tmp_path: Path) -> N
         await m.order("one", first["order"]["order_id"], "expired")
         status, second = await m.checkout("two", "seller", beat["beat_id"], "exclusive")
         assert status == 201, second
+
+
+async def test_an_event_of_another_account_or_price_fulfils_nothing(tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        account = await m.seller("seller")
+        beat = await m.beat("seller")
+        _, started = await m.checkout("buyer", "seller", beat["beat_id"], "wav_lease")
+        order = started["order"]
+
+        async def completed(event_id: str, *, account_id: str | None, amount: int) -> int:
+            event = {"object": "event", "id": event_id, "type": "checkout.session.completed",
+                     "created": int(time.time()), "account": account_id,
+                     "data": {"object": {
+                         "id": "cs_forged", "object": "checkout.session",
+                         "amount_total": amount, "currency": "usd", "payment_intent": None,
+                         "metadata": {"order_id": order["order_id"], "seller": "seller",
+                                      "beat_id": beat["beat_id"], "tier": "wav_lease",
+                                      "buyer": "buyer"}}}}
+            payload = json.dumps(event).encode()
+            answer = await m.client.post(WEBHOOK, data=payload, headers={
+                "Content-Type": "application/json",
+                "Stripe-Signature": sign(payload, WEBHOOK_SECRET)})
+            return answer.status
+
+        # another connected account's session with this order's metadata copied in
+        assert await completed("evt_other_account", account_id="acct_someone_else",
+                               amount=order["amount"]) == 200
+        assert (await m.order("buyer", order["order_id"], "open"))["status"] == "open"
+        # the seller's own account, but a price the order never said: refunded, no licence
+        assert await completed("evt_wrong_price", account_id=account, amount=1) == 200
+        refunding = await m.order("buyer", order["order_id"], "refunding", "refunded")
+        assert "not the order's 4999 usd" in refunding["note"]
+        assert await m.library("buyer") == []

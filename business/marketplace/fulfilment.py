@@ -59,6 +59,18 @@ Publish = Callable[[Any, str, dict[str, Any], str], Awaitable[Any]]
 SALE_EVENT = "marketplace.sale"
 
 
+def _from_sellers_account(event: StripeEvent, order: Order) -> bool:
+    """Whether ``event`` came from the connected account the order was charged through
+    (metadata alone names the order: another account's event carrying copied metadata
+    must not fulfil or refund it)."""
+    if event.account == order.stripe_account:
+        return True
+    logger.warning("Stripe event %s (%s) came from account %r, but order %s was charged "
+                   "through %r: ignored", event.id, event.type, event.account, order.order_id,
+                   order.stripe_account)
+    return False
+
+
 class _Retry(Exception):
     """Roll the event's transaction back and have Stripe send it again."""
 
@@ -125,6 +137,8 @@ class Fulfilment:
     async def _paid(self, event: StripeEvent, meta: dict[str, str]) -> Outcome:
         session = event.object
         order = await self._order(meta)
+        if not _from_sellers_account(event, order):
+            return await self._record_only(event, order.account_id)
         if await self.store.event_outcome(order.account_id, event.id):
             return Outcome.DUPLICATE
         fee, txn = (await self._fee(order, session) if order.status in (OPEN, EXPIRED, FAILED)
@@ -140,13 +154,19 @@ class Fulfilment:
             order = await self._order(meta, tx)
             if order.status not in (OPEN, EXPIRED, FAILED):
                 return Outcome.PROCESSED  # fulfilled by an earlier event of the session
-            if amount != order.amount or currency != order.currency:
-                logger.warning("order %s: Stripe charged %d %s, the order said %d %s",
-                               order.order_id, amount, currency, order.amount, order.currency)
             await self.ledger.record(tx, order.account_id, bookings.sale(
                 f"sale:{order.order_id}", currency, gross=amount, stripe_fee=fee,
                 stripe_txn=txn))
-            if order.exclusive:
+            note = ("the beat was sold with exclusive rights before this payment arrived: "
+                    "the payment is refunded in full")
+            if amount != order.amount or currency != order.currency:
+                # never grant a licence for another price than the order's
+                logger.warning("order %s: Stripe charged %d %s, the order said %d %s",
+                               order.order_id, amount, currency, order.amount, order.currency)
+                sold = False
+                note = (f"Stripe charged {amount} {currency}, not the order's {order.amount} "
+                        f"{order.currency}: the payment is refunded in full")
+            elif order.exclusive:
                 sold = await self.store.sell_exclusive(tx, order.account_id, order.beat_id,
                                                        order.order_id, now)
             else:
@@ -155,9 +175,7 @@ class Fulfilment:
             if not sold:
                 await self.store.set_order(
                     tx, order.account_id, order.order_id, status=REFUNDING,
-                    payment_intent=intent, paid_at=now,
-                    note="the beat was sold with exclusive rights before this payment "
-                         "arrived: the payment is refunded in full")
+                    payment_intent=intent, paid_at=now, note=note)
                 await self.enqueue_refund(tx, Order(**{**order.__dict__,
                                                        "payment_intent": intent}))
                 return Outcome.PROCESSED
@@ -188,6 +206,8 @@ class Fulfilment:
 
     async def _expired(self, event: StripeEvent, meta: dict[str, str]) -> Outcome:
         order = await self._order(meta)
+        if not _from_sellers_account(event, order):
+            return await self._record_only(event, order.account_id)
         async with self.store.db.transaction() as tx:
             if not await self.store.record_event(tx, order.account_id, event.id, event.type,
                                                  Outcome.PROCESSED, time.time()):
@@ -200,6 +220,8 @@ class Fulfilment:
     async def _refunded(self, event: StripeEvent, meta: dict[str, str]) -> Outcome:
         charge = event.object
         order = await self._order(meta)
+        if not _from_sellers_account(event, order):
+            return await self._record_only(event, order.account_id)
         if order.status not in (PAID, REFUNDING, REFUNDED):
             raise _Retry(f"order {order.order_id!r} is not paid yet")
         refunded = int(charge.get("amount_refunded") or 0)
