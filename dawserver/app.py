@@ -41,6 +41,7 @@ from .relay import relay_link
 from .request_telemetry import request_telemetry
 from .rtc import setup_rtc
 from .sample_service import setup_samples
+from .storage.service import setup_storage
 from .transcription_service import setup_transcription
 from .websocket import collab_socket
 
@@ -67,6 +68,7 @@ def create_app(config: ServerConfig) -> web.Application:
     # the plug-ins theirs in install(), which starts its worker after every component
     app[BACKGROUND] = Background()
     setup_accounts(app)
+    setup_storage(app)
     setup_assets(app)
     setup_bounces(app)
     setup_rtc(app)
