@@ -113,6 +113,28 @@ async def account_asset_file(app: web.Application, account_id: str, asset_id: st
     return found
 
 
+async def account_asset_link(app: web.Application, account_id: str, asset_id: str,
+                             filename: str = "") -> str | None:
+    """A presigned URL of ``account_id``'s asset when object storage holds the assets
+    (None on local disk, and for another account's or an unknown asset)."""
+    projects = [account_id]
+    service = app.get(ACCOUNTS)
+    if service is not None:
+        projects += list(await service.store.projects_of([account_id]))
+    for store in app[REGION_ASSETS].values():
+        if store.objects is None:
+            continue
+        for project_id in projects:
+            if await asset_objects.is_member(store, project_id, asset_id):
+                asset = await asset_objects.pull(store, asset_id)
+                return await store.objects.presigned_url(
+                    asset_objects.object_key(asset_id, asset.format),
+                    app[STORAGE_SETTINGS].presign_seconds,
+                    filename=filename or asset.name, content_type=MEDIA_TYPES.get(
+                        asset.format, "application/octet-stream"))
+    return None
+
+
 def _owned_file(stores: Any, asset_id: str, projects: list[str]) -> str | None:
     for store in stores:
         try:

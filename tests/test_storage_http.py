@@ -221,3 +221,39 @@ async def test_s3_down_answers_503_and_records_nothing(tmp_path: Path) -> None:
             await room.edit(lambda d: d.add_track(Track("t1", name="Vox")))
         status, body, _ = await studio.call("GET", a, "/assets")
         assert status == 503, body
+
+
+async def test_plug_ins_get_a_presigned_url_only_for_their_accounts_assets(
+        studio: Studio) -> None:
+    from dawserver.keys import PLUGIN_CONTEXT_KEY
+
+    a, b = studio.projects
+    data = wav(0.3, hz=700)
+    _, asset, _ = await studio.upload(a, data, "beat.wav")
+    context = studio.app[PLUGIN_CONTEXT_KEY]
+    url = await context.asset_url(a, asset["id"])  # a project's business account: its id
+    assert url is not None and await studio.fetch(url) == (200, data)
+    assert await context.asset_url(b, asset["id"]) is None
+    assert await context.asset_url(a, "f" * 64) is None
+
+
+async def test_local_presigned_links_are_served_signed_and_expire(tmp_path: Path) -> None:
+    from dawserver.storage.service import OBJECT_STORES
+
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data", engine=False)
+    async with running_server(config) as app, aiohttp.ClientSession() as http:
+        store = app[OBJECT_STORES]["default"]
+        assert not store.redirects  # the default: local disk under the data directory
+        await store.put("exports/x.zip", b"PK-archive")
+        url = await store.presigned_url("exports/x.zip", 60, filename="mine.zip")
+        assert url.startswith(config.base_url + "/storage/exports/x.zip?")
+        async with http.get(url) as response:
+            assert response.status == 200 and await response.read() == b"PK-archive"
+            assert 'filename="mine.zip"' in response.headers["Content-Disposition"]
+        async with http.get(url.replace("x.zip", "y.zip")) as response:
+            assert response.status == 403, await response.text()
+        expired = await store.presigned_url("exports/x.zip", -1)
+        async with http.get(expired) as response:
+            assert response.status == 403 and "expired" in (await response.json())["error"]
+        async with http.get(f"{config.base_url}/storage/exports/x.zip") as response:
+            assert response.status == 400
