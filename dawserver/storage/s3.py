@@ -1,13 +1,15 @@
 """The S3 object store (aiobotocore): streamed multipart uploads, presigned GET URLs.
 
 Objects live under ``s3://BUCKET/PREFIX/<key>``. A write below ``multipart_threshold``
-is one ``PutObject``; above it, a multipart upload of ``part_size`` parts, aborted when
+is one ``PutObject``; above it, a multipart upload of ``part_size`` parts (``concurrency``
+of them in flight), aborted when
 anything fails, so no half-written object is ever visible. Connection failures and the
 server's 5xx answers are :class:`StorageUnavailable` (the HTTP API answers 503).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
@@ -43,6 +45,8 @@ class S3ObjectStore(ObjectStore):
         Bytes above which an upload is multipart, and its part size (at least 5 MiB).
     connect_timeout, read_timeout, max_attempts:
         How long to wait for the store and how often to try a call.
+    concurrency:
+        Parts of one multipart upload sent at once (each held in memory meanwhile).
     """
 
     redirects = True
@@ -51,11 +55,13 @@ class S3ObjectStore(ObjectStore):
                  region: str | None = None, access_key_id: str | None = None,
                  secret_access_key: str | None = None, multipart_threshold: int = 8 * MIB,
                  part_size: int = 8 * MIB, connect_timeout: float = 3.0,
-                 read_timeout: float = 30.0, max_attempts: int = 2) -> None:
+                 read_timeout: float = 30.0, max_attempts: int = 2,
+                 concurrency: int = 4) -> None:
         if part_size < MIN_PART:
             raise ValueError(f"part_size {part_size} is below S3's 5 MiB minimum")
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self.multipart_threshold, self.part_size = multipart_threshold, part_size
+        self.concurrency = max(1, concurrency)
         self._client_args: dict[str, Any] = {
             "endpoint_url": endpoint_url, "region_name": region or "us-east-1",
             "aws_access_key_id": access_key_id, "aws_secret_access_key": secret_access_key,
@@ -127,26 +133,41 @@ class S3ObjectStore(ObjectStore):
         async with _errors(key):
             upload = await self.client.create_multipart_upload(
                 Bucket=self.bucket, Key=name, ContentType=content_type)
-        upload_id, parts, size = upload["UploadId"], [], 0
-        try:
-            more = True
-            while more:
-                while len(buffer) < self.part_size:  # the source's errors stay its own
-                    chunk = await anext(source, None)
-                    if chunk is None:
-                        more = False
-                        break
-                    buffer += chunk
-                if not buffer:
-                    break
-                body = bytes(buffer[:self.part_size])
-                del buffer[:self.part_size]
+        upload_id, etags, size = upload["UploadId"], {}, 0
+        slots = asyncio.Semaphore(self.concurrency)  # parts in flight (and in memory)
+
+        async def send(number: int, body: bytes) -> None:
+            try:
                 async with _errors(key):
                     answer = await self.client.upload_part(
                         Bucket=self.bucket, Key=name, UploadId=upload_id,
-                        PartNumber=len(parts) + 1, Body=body)
-                parts.append({"ETag": answer["ETag"], "PartNumber": len(parts) + 1})
-                size += len(body)
+                        PartNumber=number, Body=body)
+                etags[number] = answer["ETag"]
+            finally:
+                slots.release()
+
+        try:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    more, number = True, 0
+                    while more or buffer:
+                        while more and len(buffer) < self.part_size:  # source errors: its own
+                            chunk = await anext(source, None)
+                            if chunk is None:
+                                more = False
+                            else:
+                                buffer += chunk
+                        if not buffer:
+                            break
+                        body = bytes(buffer[:self.part_size])
+                        del buffer[:self.part_size]
+                        size += len(body)
+                        number += 1
+                        await slots.acquire()
+                        group.create_task(send(number, body))
+            except BaseExceptionGroup as group_error:  # the first failure, as itself
+                raise group_error.exceptions[0] from None
+            parts = [{"ETag": etags[n], "PartNumber": n} for n in sorted(etags)]
             async with _errors(key):
                 await self.client.complete_multipart_upload(
                     Bucket=self.bucket, Key=name, UploadId=upload_id,

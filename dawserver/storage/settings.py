@@ -26,8 +26,9 @@ class StorageSettings:
         The bucket's region (``DAW_S3_REGION``, else ``AWS_DEFAULT_REGION``).
     access_key_id, secret_access_key:
         Credentials (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``).
-    multipart_threshold_mb, part_size_mb:
-        Uploads above the threshold go in parts of this size (``DAW_S3_MULTIPART_MB``).
+    multipart_threshold_mb, part_size_mb, part_concurrency:
+        Uploads above the threshold go in parts of this size (``DAW_S3_MULTIPART_MB``),
+        this many at once.
     presign_seconds:
         Lifetime of a download link (``DAW_STORAGE_LINK_SECONDS``).
     cache_mb:
@@ -42,6 +43,7 @@ class StorageSettings:
     secret_access_key: str | None = field(default=None, repr=False)
     multipart_threshold_mb: int = 8
     part_size_mb: int = 8
+    part_concurrency: int = 4
     presign_seconds: int = 900
     cache_mb: int = 2048
     connect_timeout: float = 3.0
@@ -98,5 +100,5 @@ def open_object_store(location: str | Path, settings: StorageSettings, *,
             multipart_threshold=settings.multipart_threshold_mb * MIB,
             part_size=max(settings.part_size_mb, 5) * MIB,
             connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
-            max_attempts=settings.max_attempts)
+            max_attempts=settings.max_attempts, concurrency=settings.part_concurrency)
     return LocalObjectStore(Path(location), link_key=link_key, base_url=base_url)
