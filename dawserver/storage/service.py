@@ -11,13 +11,16 @@ from pathlib import Path
 from aiohttp import web
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from pydantic import Field
 
 from accounts.models import DEFAULT_REGION
 from collab.tokens import SECRET_FILE, TokenSigner
 
+from ..declarations import PUBLIC
 from ..keys import CONFIG
+from ..plugin_api import BadRequest, Forbidden, Media, NotFound, Query, Request, Route
 from ..regions import account_region, project_region
-from .base import ObjectNotFound, ObjectStore, StorageError
+from .base import ObjectNotFound, ObjectStore
 from .local import ROUTE_PREFIX, LinkRefused, LocalObjectStore
 from .settings import StorageSettings, open_object_store
 
@@ -38,8 +41,8 @@ def link_key(data_dir: Path) -> bytes:
 
 
 def setup_storage(app: web.Application) -> None:
-    """Make each region's object store (started by a ``cleanup_ctx``) and the route of
-    local presigned links (``GET /storage/<key>``)."""
+    """Make each region's object store (started by a ``cleanup_ctx``); the route of local
+    presigned links (``GET /storage/<key>``) is in :data:`ROUTES`."""
     config = app[CONFIG]
     settings = StorageSettings.from_mapping(config.storage_options)
     key = link_key(config.data_dir)
@@ -50,7 +53,6 @@ def setup_storage(app: web.Application) -> None:
                                            base_url=config.base_url)
     app[OBJECT_STORES], app[STORAGE_SETTINGS] = stores, settings
     app.cleanup_ctx.append(storage_context)
-    app.router.add_get(ROUTE_PREFIX + "{key:.+}", local_link)
 
 
 async def storage_context(app: web.Application) -> AsyncIterator[None]:
@@ -101,29 +103,38 @@ async def object_response(app: web.Application, store: ObjectStore, key: str, *,
         "Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-async def local_link(request: web.Request) -> web.StreamResponse:
-    """``GET /storage/<key>?expires=...&signature=...``: a local presigned link."""
-    key = request.match_info["key"]
-    try:
-        expires = int(request.query.get("expires", ""))
-    except ValueError:
-        return _refused(400, "a storage link carries expires=<unix time> and signature=...")
+class LinkQuery(Query):
+    """A local presigned link's expiry, signature and the file name to save as."""
+
+    expires: int = 0
+    signature: str = Field("", max_length=128)
+    filename: str = Field("", max_length=255)
+
+
+async def local_link(request: Request) -> web.StreamResponse:
+    """A stored object through a presigned link (local disk; S3 serves its own)."""
+    key, query = request.params["key"], request.query
+    if not query.expires or not query.signature:
+        raise BadRequest("a storage link carries expires=<unix time> and signature=...: "
+                         "ask the route that gave it for a new one")
     for store in request.app[OBJECT_STORES].values():
         if not isinstance(store, LocalObjectStore):
             continue
         try:
-            path = store.check_link(key, expires, request.query.get("signature", ""))
+            path = store.check_link(key, query.expires, query.signature)
         except LinkRefused as exc:
-            return _refused(403, str(exc))
-        except (ValueError, StorageError) as exc:
-            return _refused(400, str(exc))
+            raise Forbidden(str(exc)) from None
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
         if path.is_file():
-            name = request.query.get("filename") or path.name
-            safe = name.replace('"', "'").encode("ascii", "replace").decode()
+            safe = (query.filename or path.name).replace('"', "'").encode(
+                "ascii", "replace").decode()
             return web.FileResponse(path, headers={
                 "Content-Disposition": f'attachment; filename="{safe}"'})
-    return _refused(404, "the object of this link is gone")
+    raise NotFound("the object of this link is gone")
 
 
-def _refused(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+ROUTES = [
+    Route(method="GET", path=ROUTE_PREFIX + r"{key:[\s\S]+}", handler=local_link,
+          permission=PUBLIC, query=LinkQuery, response=Media("application/octet-stream")),
+]
