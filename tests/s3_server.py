@@ -65,6 +65,7 @@ class S3Server:
             [weed, "server", f"-dir={self.directory / 'data'}", "-ip=127.0.0.1",
              "-ip.bind=127.0.0.1", f"-master.port={master}", f"-volume.port={volume}",
              f"-filer.port={filer}", "-s3", f"-s3.port={s3}", f"-s3.config={config}",
+             "-s3.port.iceberg=0", "-s3.port.lance=0",  # fixed ports: off, to run side by side
              "-master.volumeSizeLimitMB=64", "-volume.max=0"],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.endpoint_url = f"http://127.0.0.1:{s3}"

@@ -257,3 +257,36 @@ async def test_local_presigned_links_are_served_signed_and_expire(tmp_path: Path
             assert response.status == 403 and "expired" in (await response.json())["error"]
         async with http.get(f"{config.base_url}/storage/exports/x.zip") as response:
             assert response.status == 400
+
+
+async def test_a_persons_export_is_kept_in_s3_and_erased_there(
+        s3_server, tmp_path: Path, smtp_server) -> None:  # noqa: ANN001
+    from accounts_helpers import Person, accounts_server
+
+    from dawserver.privacy_erase import delete_exports
+    from dawserver.privacy_export import archive_path
+    from dawserver.storage.service import OBJECT_STORES
+
+    bucket = await make_bucket(s3_server)
+    async with accounts_server(tmp_path, smtp_server, storage_url=f"s3://{bucket}/eu",
+                               storage_options=s3_server.settings()) as (app, config):
+        ada = Person(config.base_url, smtp_server, "ada@example.org")
+        try:
+            await ada.sign_up_and_in("Ada")
+            status, job, _ = await ada.call("POST", "/me/export", {})
+            assert status == 202, job
+            async with asyncio.timeout(60):
+                while job["state"] not in ("done", "failed", "cancelled"):
+                    await asyncio.sleep(0.1)
+                    _, job, _ = await ada.call("GET", job["url"])
+            assert job["state"] == "done", job
+            objects = app[OBJECT_STORES]["default"]
+            key = f"exports/{job['id']}.zip"
+            assert await objects.exists(key)
+            assert not archive_path(app, ada.id, job["id"]).exists()  # no local copy left
+            status, data, headers = await ada.call("GET", job["download"])  # via the redirect
+            assert status == 200 and data[:2] == b"PK", headers
+            assert await delete_exports(app, ada.id) == 1
+            assert not await objects.exists(key)
+        finally:
+            await ada.close()
