@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,7 @@ def source_asset_id(store: AssetStore, source: str) -> str | None:
     return asset_id if _ASSET_ID.match(asset_id) else None
 
 
-def evict(store: AssetStore, keep: set[str] = frozenset()) -> list[Path]:  # type: ignore[assignment]
+def evict(store: AssetStore, keep: Collection[str] = ()) -> list[Path]:
     """Delete cached audio, least recently used first, until the cache is within
     ``cache_bytes`` (only when an object store holds the assets); the files deleted."""
     if store.objects is None:

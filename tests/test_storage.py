@@ -146,7 +146,7 @@ async def test_an_unreachable_s3_server_is_unavailable_not_a_hang() -> None:
             await store.exists("x/y")
 
 
-def test_storage_urls_and_keys_are_checked() -> None:
+async def test_storage_urls_and_keys_are_checked() -> None:
     assert parse_storage_url("s3://media/eu/assets") == ("media", "eu/assets")
     with pytest.raises(ValueError, match="s3://BUCKET/PREFIX"):
         parse_storage_url("gs://media")
