@@ -290,3 +290,33 @@ async def test_a_persons_export_is_kept_in_s3_and_erased_there(
             assert not await objects.exists(key)
         finally:
             await ada.close()
+
+
+async def test_a_region_on_s3_keeps_its_projects_files_in_its_own_prefix(
+        s3_server, tmp_path: Path, smtp_server) -> None:  # noqa: ANN001
+    from accounts_helpers import Person, accounts_server
+    from test_regions_documents import project_with_everything, signed_up_in
+
+    from dawserver.config import RegionConfig
+    from dawserver.storage.service import OBJECT_STORES
+
+    bucket = await make_bucket(s3_server)
+    regions = {"eu": RegionConfig(f"sqlite://{tmp_path / 'eu.sqlite3'}", f"s3://{bucket}/eu")}
+    async with accounts_server(tmp_path, smtp_server, regions=regions,
+                               storage_options=s3_server.settings()) as (app, config):
+        eve = Person(config.base_url, smtp_server, "eve@example.eu")
+        try:
+            await signed_up_in(eve, "eu")
+            project_id, asset = await project_with_everything(eve, 220)  # upload, bounce, export
+            eu = app[OBJECT_STORES]["eu"]
+            keys = await eu.keys("")
+            assert f"assets/projects/{project_id}/{asset['id']}" in keys
+            assert any(k.startswith(f"bounces/{project_id}/") and k.endswith(".wav")
+                       for k in keys)
+            assert len([k for k in keys if k.startswith("exports/")]) == 1
+            assert not app[OBJECT_STORES]["default"].redirects  # the default stays on disk
+            local = config.data_dir
+            assert not list((local / "bounces").rglob("*.snapshot"))
+            assert not list((local / "exports").glob("*.zip"))
+        finally:
+            await eve.close()
