@@ -1,0 +1,70 @@
+"""Numpy twin of ``native/convolution.c``: partitioned overlap-save convolution.
+
+The same partitions, delay line, input ring and timing as the C kernel, with
+``numpy.fft`` (float64) for the transforms where C runs its own float32 radix-2
+FFT: the two agree to float32 rounding of the transforms (tested:
+|C - twin| <= 2e-6 x the IR's energy x the input's peak, see docs/engine.md).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .convolution_layout import H_FILL, H_HEAD, H_PARTS, H_RING, MAX_PRE_MS, convolution_layout
+from .effects import SLOT_COEF, SLOT_VALUE, EffectState
+
+F32 = np.float32
+
+
+def conv_coefficients(slots: np.ndarray, sr: float) -> None:
+    """Dry and wet gains and the pre-delay in frames into the COEF slots."""
+    mix, pre_ms, wet_db = (float(x) for x in slots[SLOT_VALUE:SLOT_VALUE + 3])
+    pre = int(pre_ms * 1e-3 * sr)
+    most = int(MAX_PRE_MS * 1e-3 * sr)
+    slots[SLOT_COEF:SLOT_COEF + 3] = (1.0 - mix, mix * math.pow(10.0, wet_db / 20.0),
+                                      min(max(pre, 0), most))
+
+
+def _partition(row: np.ndarray, g) -> None:
+    p, bins = g.partition, g.partition + 1
+    head = int(row[H_HEAD])
+    spectrum = np.fft.rfft(row[g.inp:g.inp + 2 * p].astype(np.float64))
+    slot = row[g.fdl + head * 2 * bins:g.fdl + (head + 1) * 2 * bins]
+    slot[:bins], slot[bins:] = spectrum.real, spectrum.imag
+    fdl = row[g.fdl:g.inp].reshape(g.parts, 2, bins).astype(np.float64)
+    irs = row[g.ir:g.fdl].reshape(g.parts, 2, bins).astype(np.float64)
+    order = (head - np.arange(g.parts)) % g.parts
+    x = fdl[order, 0] + 1j * fdl[order, 1]
+    acc = np.sum(x * (irs[:, 0] + 1j * irs[:, 1]), axis=0)
+    row[g.out:g.out + p] = np.fft.irfft(acc, 2 * p)[p:]
+    row[g.inp:g.inp + p] = row[g.inp + p:g.inp + 2 * p]
+    row[H_HEAD] = (head + 1) % g.parts
+
+
+def _channel(c: np.ndarray, row: np.ndarray, x: np.ndarray, g) -> None:
+    dry, wet, d = c[0], c[1], int(c[2])
+    p, length = g.partition, g.ring_len
+    ring = row[g.ring:g.ring + length]
+    w, pos, i = int(row[H_RING]), int(row[H_FILL]), 0
+    while i < len(x):
+        m = min(len(x) - i, p - pos)
+        at = (w + np.arange(m)) % length
+        ring[at] = x[i:i + m]
+        row[g.inp + p + pos:g.inp + p + pos + m] = ring[(at - d) % length]
+        x[i:i + m] = ring[(at - p) % length] * dry + row[g.out + pos:g.out + pos + m] * wet
+        w, pos, i = (w + m) % length, pos + m, i + m
+        if pos == p:
+            _partition(row, g)
+            pos = 0
+    row[H_RING], row[H_FILL] = w, pos
+
+
+def conv_run(fx: EffectState, x0: np.ndarray, x1: np.ndarray | None, sr: float) -> None:
+    """Twin of the C ``conv_run``: the convolution reverb in place."""
+    g = convolution_layout(int(fx.memory[0, H_PARTS]), sr)
+    c = fx.slots[SLOT_COEF:SLOT_COEF + 3]
+    _channel(c, fx.memory[0], x0, g)
+    if x1 is not None:
+        _channel(c, fx.memory[1], x1, g)
