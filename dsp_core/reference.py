@@ -88,6 +88,16 @@ def exp2(x: np.ndarray) -> np.ndarray:
     return bits.view(F32)
 
 
+def rfft(x: np.ndarray) -> np.ndarray:
+    """Twin of ``daw_rfft``: numpy's real FFT (float64 inside), as complex64."""
+    return np.fft.rfft(np.asarray(x, dtype=np.float64)).astype(np.complex64)
+
+
+def irfft(spectrum: np.ndarray, n: int) -> np.ndarray:
+    """Twin of ``daw_irfft``: numpy's inverse real FFT, as float32."""
+    return np.fft.irfft(np.asarray(spectrum, dtype=np.complex128), n).astype(F32)
+
+
 def smooth_toward(value: float, target: float, alpha: float, eps: float) -> float:
     """One control tick of the one-pole parameter glide."""
     value, target = F32(value), F32(target)
