@@ -218,3 +218,17 @@ def test_eq_targets_survive_a_reset() -> None:
     again = EffectState(EffectSpec("eq", {"peak2_gain_db": 6.0}), 2, SR)
     np.testing.assert_array_equal(fx.memory, again.memory)
     np.testing.assert_array_equal(fx.slots, again.slots)
+
+
+def test_eq_layout_matches_internal_h() -> None:
+    from dsp_core import eq_layout
+    from tests.test_engine_header import defines
+
+    internal = defines("internal.h")
+    assert int(internal["EQ_BANDS"]) == len(eq_layout.EQ_BANDS) == len(eq_layout.EQ_SHAPES)
+    assert {k: int(internal[f"EQ_{k}"]) for k in ("TARGETS", "VALUES", "COEFS", "STATE",
+                                                  "ROW")} == {
+        "TARGETS": eq_layout.TARGETS, "VALUES": eq_layout.VALUES, "COEFS": eq_layout.COEFS,
+        "STATE": eq_layout.STATE, "ROW": eq_layout.EQ_ROW}
+    assert int(internal["DEESSER_CHUNK"]) == eq_layout.DEESSER_CHUNK
+    assert eq_layout.STATE + 2 * len(eq_layout.EQ_BANDS) <= eq_layout.EQ_ROW
