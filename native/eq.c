@@ -48,45 +48,91 @@ INTERNAL void eq_tick(daw_effect *fx, double sr, float alpha, int first) {
     }
 }
 
-/* One pass over the frames through every active band, in band order; each stage does
- * what biquad_run does, in the same order. */
-static void eq_channel(float *m, float *row, float *restrict x, int32_t n) {
+typedef struct {
     float b0[EQ_BANDS], b1[EQ_BANDS], b2[EQ_BANDS], a1[EQ_BANDS], a2[EQ_BANDS];
-    float z0[EQ_BANDS], z1[EQ_BANDS];
-    int idx[EQ_BANDS], count = 0;
-    for (int b = 0; b < EQ_BANDS; b++) {
-        const float *t = m + EQ_TARGETS + 4 * b, *v = m + EQ_VALUES + 3 * b;
-        float *z = row + EQ_STATE + 2 * b;
-        if (v[2] == 0.0f && eq_gain_target(t) == 0.0f) {
-            z[0] = 0.0f; /* a resting band: identity, starts afresh when it moves */
-            z[1] = 0.0f;
-            continue;
+    float z0[2][EQ_BANDS], z1[2][EQ_BANDS];
+    int band[EQ_BANDS];
+} eq_stages;
+
+/* One pass over the frames through `count` stages, both channels side by side (their
+ * recursions are independent, so the CPU overlaps them); each stage does what
+ * biquad_run does, in the same order.  `count` is a constant where this is inlined. */
+static inline void eq_pass(eq_stages *restrict st, const int count, const int chans,
+                           float *restrict x0, float *restrict x1, int32_t n) {
+    float b0[EQ_BANDS], b1[EQ_BANDS], b2[EQ_BANDS], a1[EQ_BANDS], a2[EQ_BANDS];
+    float z0[2][EQ_BANDS], z1[2][EQ_BANDS];
+    for (int k = 0; k < count; k++) {
+        b0[k] = st->b0[k]; b1[k] = st->b1[k]; b2[k] = st->b2[k];
+        a1[k] = st->a1[k]; a2[k] = st->a2[k];
+        for (int c = 0; c < chans; c++) {
+            z0[c][k] = st->z0[c][k];
+            z1[c][k] = st->z1[c][k];
         }
-        const float *c = m + EQ_COEFS + 5 * b;
-        b0[count] = c[0]; b1[count] = c[1]; b2[count] = c[2]; a1[count] = c[3];
-        a2[count] = c[4]; z0[count] = z[0]; z1[count] = z[1];
-        idx[count++] = b;
     }
-    if (count == 0) return;
     for (int32_t i = 0; i < n; i++) {
-        float s = x[i];
+        float s[2] = {x0[i], chans == 2 ? x1[i] : 0.0f};
         for (int k = 0; k < count; k++) {
-            const float y = b0[k] * s + z0[k];
-            z0[k] = b1[k] * s + z1[k] - a1[k] * y;
-            z1[k] = b2[k] * s - a2[k] * y;
-            s = y;
+            for (int c = 0; c < chans; c++) {
+                const float y = b0[k] * s[c] + z0[c][k];
+                z0[c][k] = b1[k] * s[c] + z1[c][k] - a1[k] * y;
+                z1[c][k] = b2[k] * s[c] - a2[k] * y;
+                s[c] = y;
+            }
         }
-        x[i] = s;
+        x0[i] = s[0];
+        if (chans == 2) x1[i] = s[1];
     }
     for (int k = 0; k < count; k++) {
-        row[EQ_STATE + 2 * idx[k]] = z0[k];
-        row[EQ_STATE + 2 * idx[k] + 1] = z1[k];
+        for (int c = 0; c < chans; c++) {
+            st->z0[c][k] = z0[c][k];
+            st->z1[c][k] = z1[c][k];
+        }
     }
 }
 
+#define EQ_CASE(k)                                      \
+    case k:                                             \
+        if (x1)                                         \
+            eq_pass(&st, k, 2, x0, x1, n);              \
+        else                                            \
+            eq_pass(&st, k, 1, x0, NULL, n);            \
+        break;
+
 INTERNAL void eq_run(daw_effect *fx, float *x0, float *x1, int32_t n) {
-    eq_channel(fx->memory, fx->memory, x0, n);
-    if (x1) eq_channel(fx->memory, fx->memory + fx->memory_len, x1, n);
+    float *m = fx->memory;
+    float *rows[2] = {fx->memory, fx->memory + (x1 ? fx->memory_len : 0)};
+    const int chans = x1 ? 2 : 1;
+    eq_stages st;
+    int count = 0;
+    for (int b = 0; b < EQ_BANDS; b++) {
+        const float *t = m + EQ_TARGETS + 4 * b, *v = m + EQ_VALUES + 3 * b;
+        if (v[2] == 0.0f && eq_gain_target(t) == 0.0f) {
+            for (int c = 0; c < chans; c++) { /* a resting band: identity, starts afresh */
+                rows[c][EQ_STATE + 2 * b] = 0.0f;
+                rows[c][EQ_STATE + 2 * b + 1] = 0.0f;
+            }
+            continue;
+        }
+        const float *co = m + EQ_COEFS + 5 * b;
+        st.b0[count] = co[0]; st.b1[count] = co[1]; st.b2[count] = co[2];
+        st.a1[count] = co[3]; st.a2[count] = co[4];
+        for (int c = 0; c < chans; c++) {
+            st.z0[c][count] = rows[c][EQ_STATE + 2 * b];
+            st.z1[c][count] = rows[c][EQ_STATE + 2 * b + 1];
+        }
+        st.band[count++] = b;
+    }
+    switch (count) {
+    case 0: return;
+    EQ_CASE(1) EQ_CASE(2) EQ_CASE(3) EQ_CASE(4) EQ_CASE(5) EQ_CASE(6)
+    default: EQ_CASE(7)
+    }
+    for (int k = 0; k < count; k++) {
+        for (int c = 0; c < chans; c++) {
+            rows[c][EQ_STATE + 2 * st.band[k]] = st.z0[c][k];
+            rows[c][EQ_STATE + 2 * st.band[k] + 1] = st.z1[c][k];
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ de-esser */
