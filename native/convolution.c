@@ -3,14 +3,16 @@
  * frequency-domain delay line.  Twin: dsp_core/reference_convolution.py; memory
  * layout: dsp_core/convolution_layout.py.
  *
- * Each channel's memory row holds a header, the spectra of the impulse response's
- * K partitions of CONV_PARTITION frames (computed in Python when the effect is
- * built: one IR per row), the spectra of the last K input partitions, the input
- * window of 2P frames, the output partition being played, work space, and a ring of
- * the input that gives the pre-delayed convolver input and the dry signal.  Every
- * CONV_PARTITION frames the newest input window is transformed, multiplied with the
- * IR spectra and summed (the delay line), and transformed back.  The output (wet and
- * dry alike) is late by CONV_PARTITION frames, its latency.
+ * Two stages: the head of the impulse response in partitions of CONV_PARTITION
+ * frames, and (for a longer IR) its tail in partitions of CONV_TAIL_PARTITION frames,
+ * which cost far less memory traffic per sample.  Each stage's part of a channel's
+ * memory row holds the spectra of its IR partitions (computed in Python when the
+ * effect is built), the spectra of as many past input windows, the input window of
+ * 2P frames, the output partition being played and work space; the row ends with a
+ * ring of the input that gives the pre-delayed convolver input and the dry signal.
+ * Every P frames a stage transforms its newest input window, multiplies it with its
+ * IR spectra and sums (the delay line), and transforms back.  The output (wet and dry
+ * alike) is late by CONV_PARTITION frames, its latency.
  *
  * The FFT is a radix-2 complex FFT of P points on the even/odd samples of the
  * 2P-point real window, unpacked into P + 1 bins (and the reverse); its twiddles
@@ -118,31 +120,55 @@ int daw_irfft(const float *re, const float *im, float *x, float *work, int32_t n
 /* ------------------------------------------------------------------ the convolver */
 
 typedef struct {
-    int64_t k, ir, fdl, in, out, acc, work, ring, ring_len, pre_max, total;
+    int64_t p, k, ir, fdl, in, out, acc, work, end;
+    int h_fill, h_head;
+} conv_stage;
+
+typedef struct {
+    conv_stage st[2];
+    int stages;
+    int64_t ring, ring_len, pre_max, total;
 } conv_layout;
 
-static void layout(int64_t k, double sr, conv_layout *g) {
-    const int64_t p = CONV_PARTITION, n = 2 * p, bins2 = 2 * (p + 1);
-    g->k = k;
-    g->ir = CONV_HEADER;
-    g->fdl = g->ir + k * bins2;
-    g->in = g->fdl + k * bins2;
-    g->out = g->in + n;
-    g->acc = g->out + p;
-    g->work = g->acc + bins2;
-    g->ring = g->work + 2 * n;
+static int64_t stage_at(conv_stage *s, int64_t p, int64_t k, int64_t off, int h_fill, int h_head) {
+    const int64_t bins2 = 2 * (p + 1);
+    s->p = p;
+    s->k = k;
+    s->h_fill = h_fill;
+    s->h_head = h_head;
+    s->ir = off;
+    s->fdl = s->ir + k * bins2;
+    s->in = s->fdl + k * bins2;
+    s->out = s->in + 2 * p;
+    s->acc = s->out + p;
+    s->work = s->acc + bins2;
+    s->end = s->work + 4 * p;
+    return s->end;
+}
+
+static void layout(int64_t head_parts, int64_t tail_parts, double sr, conv_layout *g) {
+    int64_t off = stage_at(&g->st[0], CONV_PARTITION, head_parts, CONV_HEADER, CONV_H_FILL,
+                           CONV_H_HEAD);
+    g->stages = tail_parts > 0 ? 2 : 1;
+    if (tail_parts > 0)
+        off = stage_at(&g->st[1], CONV_TAIL_PARTITION, tail_parts, off, CONV_H_TAIL_FILL,
+                       CONV_H_TAIL_HEAD);
+    g->ring = off;
     g->pre_max = (int64_t)(CONV_MAX_PRE_MS * 1e-3 * sr);
-    g->ring_len = g->pre_max + p + 2;
+    g->ring_len = g->pre_max + CONV_PARTITION + 2;
     g->total = g->ring + g->ring_len;
 }
 
+static int row_layout(const float *row, double sr, conv_layout *g) {
+    const int64_t k = (int64_t)row[CONV_H_PARTS], tail = (int64_t)row[CONV_H_TAIL_PARTS];
+    if (k < 1 || tail < 0) return 0;
+    layout(k, tail, sr, g);
+    return 1;
+}
+
 INTERNAL int conv_memory_ok(const daw_effect *fx, double sr) {
-    if (!fx->memory) return 0;
-    const int64_t k = (int64_t)fx->memory[CONV_H_PARTS];
-    if (k < 1) return 0;
     conv_layout g;
-    layout(k, sr, &g);
-    return fx->memory_len >= g.total;
+    return fx->memory && row_layout(fx->memory, sr, &g) && fx->memory_len >= g.total;
 }
 
 INTERNAL void conv_coefficients(float *slots, double sr) {
@@ -156,10 +182,10 @@ INTERNAL void conv_coefficients(float *slots, double sr) {
     c[2] = (float)(pre < 0 ? 0 : (pre > most ? most : pre));
 }
 
-/* Transform the input window, push it on the delay line, sum the products, back. */
-static void conv_partition(float *row, const conv_layout *g) {
-    const int32_t p = CONV_PARTITION, n = 2 * CONV_PARTITION, bins = CONV_PARTITION + 1;
-    const int64_t head = (int64_t)row[CONV_H_HEAD];
+/* Transform a stage's input window, push it on its delay line, sum the products, back. */
+static void conv_partition(float *row, const conv_stage *g) {
+    const int32_t p = (int32_t)g->p, n = 2 * p, bins = p + 1;
+    const int64_t head = (int64_t)row[g->h_head];
     float *work = row + g->work, *zr = work + n, *zi = zr + p;
     float *slot = row + g->fdl + head * 2 * bins;
     rfft(row + g->in, slot, slot + bins, zr, zi, n);
@@ -178,38 +204,56 @@ static void conv_partition(float *row, const conv_layout *g) {
     irfft(ar, ai, work, zr, zi, n);
     memcpy(row + g->out, work + p, sizeof(float) * p);
     memmove(row + g->in, row + g->in + p, sizeof(float) * p);
-    row[CONV_H_HEAD] = (float)(head + 1 == g->k ? 0 : head + 1);
+    row[g->h_head] = (float)(head + 1 == g->k ? 0 : head + 1);
 }
 
+/* The head stage (256-frame partitions) covers the IR's first CONV_TAIL_PARTITION -
+ * CONV_PARTITION frames; the tail stage (partitions of CONV_TAIL_PARTITION frames, late
+ * by that much) the rest, so its output arrives exactly when the head's would. */
 static void conv_channel(const float *c, float *row, float *restrict x, int32_t n,
                          const conv_layout *g) {
     const float dry = c[0], wet = c[1];
     const int64_t d = (int64_t)c[2], len = g->ring_len;
-    float *restrict ring = row + g->ring, *restrict in = row + g->in + CONV_PARTITION;
-    const float *restrict out = row + g->out;
-    int64_t w = (int64_t)row[CONV_H_RING], pos = (int64_t)row[CONV_H_FILL];
+    const conv_stage *h = &g->st[0], *t = &g->st[1];
+    const int tail = g->stages == 2;
+    float *restrict ring = row + g->ring;
+    float *restrict in0 = row + h->in + h->p, *restrict in1 = tail ? row + t->in + t->p : NULL;
+    const float *restrict out0 = row + h->out, *restrict out1 = tail ? row + t->out : NULL;
+    int64_t w = (int64_t)row[CONV_H_RING], pos0 = (int64_t)row[h->h_fill];
+    int64_t pos1 = tail ? (int64_t)row[t->h_fill] : 0;
     for (int32_t i = 0; i < n; i++) {
         ring[w] = x[i];
         int64_t r = w - CONV_PARTITION;
         if (r < 0) r += len;
         int64_t q = w - d;
         if (q < 0) q += len;
-        in[pos] = ring[q];
-        x[i] = ring[r] * dry + out[pos] * wet;
+        const float in = ring[q];
+        in0[pos0] = in;
+        if (tail) {
+            in1[pos1] = in;
+            x[i] = ring[r] * dry + (out0[pos0] + out1[pos1]) * wet;
+        } else {
+            x[i] = ring[r] * dry + out0[pos0] * wet;
+        }
         w = w + 1 == len ? 0 : w + 1;
-        if (++pos == CONV_PARTITION) {
-            conv_partition(row, g);
-            pos = 0;
+        if (++pos0 == h->p) {
+            conv_partition(row, h);
+            pos0 = 0;
+        }
+        if (tail && ++pos1 == t->p) {
+            conv_partition(row, t);
+            pos1 = 0;
         }
     }
     row[CONV_H_RING] = (float)w;
-    row[CONV_H_FILL] = (float)pos;
+    row[h->h_fill] = (float)pos0;
+    if (tail) row[t->h_fill] = (float)pos1;
 }
 
 INTERNAL void conv_run(daw_effect *fx, float *x0, float *x1, int32_t n, double sr) {
     pthread_once(&TW_ONCE, twiddles_init);
     conv_layout g;
-    layout((int64_t)fx->memory[CONV_H_PARTS], sr, &g);
+    row_layout(fx->memory, sr, &g);
     const float *c = fx->slots + DAW_SLOT_COEF;
     conv_channel(c, fx->memory, x0, n, &g);
     if (x1) conv_channel(c, fx->memory + fx->memory_len, x1, n, &g);

@@ -184,7 +184,7 @@ int daw_effect_process(daw_effect *fx, float *ch0, float *ch1, int32_t channels,
                        int32_t frames, double sample_rate, int32_t phase,
                        float *scratch);
 
-/* Real FFT of n points (a power of two, 4 .. 4096), numpy's rfft convention:
+/* Real FFT of n points (a power of two, 4 .. 8192), numpy's rfft convention:
  * x (n floats) -> re, im (n/2 + 1 bins each); work: n floats.  daw_irfft is its
  * inverse, scaled by 1/n like numpy's irfft.  The convolution reverb's transform. */
 int daw_rfft(const float *x, float *re, float *im, float *work, int32_t n);

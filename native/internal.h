@@ -152,16 +152,21 @@ INTERNAL void deesser_coefficients(float *slots, double sr);
 INTERNAL void deesser_run(float *slots, float *x0, float *x1, int32_t n);
 
 /* convolution.c: partitioned FFT convolution; each memory row starts with
- * CONV_HEADER floats (input fill, delay-line head, ring index, partitions).
+ * CONV_HEADER floats (input fill, delay-line head, ring index, partitions; the same
+ * for the tail stage).
  * Twin: dsp_core/reference_convolution.py, layout: dsp_core/convolution_layout.py. */
 #define CONV_PARTITION 256
-#define CONV_MAX_FFT 4096
+#define CONV_TAIL_PARTITION 4096
+#define CONV_MAX_FFT 8192
 #define CONV_HEADER 16
 #define CONV_MAX_PRE_MS 500.0
 #define CONV_H_FILL 0
 #define CONV_H_HEAD 1
 #define CONV_H_RING 2
 #define CONV_H_PARTS 3
+#define CONV_H_TAIL_FILL 4
+#define CONV_H_TAIL_HEAD 5
+#define CONV_H_TAIL_PARTS 6
 INTERNAL int conv_memory_ok(const daw_effect *fx, double sr);
 INTERNAL void conv_coefficients(float *slots, double sr);
 INTERNAL void conv_run(daw_effect *fx, float *x0, float *x1, int32_t n, double sr);

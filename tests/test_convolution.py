@@ -7,7 +7,18 @@ import pytest
 import soundfile as sf
 
 from dsp_core import EffectSpec, ProjectError, get_backend
-from dsp_core.convolution_layout import H_FILL, H_HEAD, H_PARTS, H_RING, MAX_IR_SECONDS, PARTITION
+from dsp_core.convolution_layout import (
+    H_FILL,
+    H_HEAD,
+    H_PARTS,
+    H_RING,
+    H_TAIL_FILL,
+    H_TAIL_HEAD,
+    H_TAIL_PARTS,
+    HEAD_FRAMES,
+    MAX_IR_SECONDS,
+    PARTITION,
+)
 from dsp_core.effects import TICK, EffectState
 
 pytestmark = pytest.mark.timeout(120)
@@ -45,7 +56,7 @@ def _process(fx: EffectState, signal: np.ndarray, backend: str, block: int = 128
     return out
 
 
-@pytest.mark.parametrize("n", [4, 8, 64, 512, 4096])
+@pytest.mark.parametrize("n", [4, 8, 64, 512, 8192])
 def test_the_c_real_fft_matches_numpy(n: int) -> None:
     x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
     native, reference = get_backend("native"), get_backend("reference")
@@ -60,12 +71,13 @@ def test_the_c_real_fft_matches_numpy(n: int) -> None:
 @pytest.mark.parametrize("channels,ir_channels", [(1, 1), (2, 1), (2, 2), (1, 2)])
 @pytest.mark.parametrize("sample_rate", [48000, 96000])
 @pytest.mark.parametrize("block", [64, 100, 1000])
+@pytest.mark.parametrize("ir_frames", [3 * PARTITION + 17, HEAD_FRAMES + 2 * 4096 + 5])
 def test_c_and_twin_agree_through_a_glide(channels: int, ir_channels: int, sample_rate: int,
-                                          block: int) -> None:
-    ir = _ir(ir_channels, 3 * PARTITION + 17)
+                                          block: int, ir_frames: int) -> None:
+    ir = _ir(ir_channels, ir_frames)
     spec = EffectSpec("convolution", {"ir": "hall", "mix": 0.5, "pre_delay_ms": 2.0})
     rng = np.random.default_rng(5)
-    signal = (0.5 * rng.standard_normal((channels, 6000))).astype(np.float32)
+    signal = (0.5 * rng.standard_normal((channels, 20000))).astype(np.float32)
     change = {20 * 64 // block: {"mix": 0.9, "wet_db": -6.0, "pre_delay_ms": 4.0}}
     outs, states = [], []
     for backend in BACKENDS:
@@ -76,18 +88,22 @@ def test_c_and_twin_agree_through_a_glide(channels: int, ir_channels: int, sampl
     peak = np.max(np.abs(outs[1]))
     assert np.max(np.abs(outs[0] - outs[1])) <= CONV_RTOL * peak
     np.testing.assert_array_equal(states[0].slots, states[1].slots)
-    for h in (H_FILL, H_HEAD, H_RING, H_PARTS):
+    for h in (H_FILL, H_HEAD, H_RING, H_PARTS, H_TAIL_FILL, H_TAIL_HEAD, H_TAIL_PARTS):
         np.testing.assert_array_equal(states[0].memory[:, h], states[1].memory[:, h])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_fully_wet_output_is_the_convolution_late_by_its_latency(backend: str) -> None:
-    ir = _ir(1, 1000)
+@pytest.mark.parametrize("ir_frames", [1000, HEAD_FRAMES, HEAD_FRAMES + 1, 20000])
+def test_fully_wet_output_is_the_convolution_late_by_its_latency(backend: str,
+                                                                 ir_frames: int) -> None:
+    ir = _ir(1, ir_frames)
     fx = EffectState(EffectSpec("convolution", {"ir": "x", "mix": 1.0}), 1, SR, _loader(ir))
     assert fx.latency_frames == PARTITION
-    x = (0.5 * np.random.default_rng(2).standard_normal((1, 4000))).astype(np.float32)
+    assert len(fx.ir.layout.stages) == (1 if ir_frames <= HEAD_FRAMES else 2)
+    frames = 30000
+    x = (0.5 * np.random.default_rng(2).standard_normal((1, frames))).astype(np.float32)
     out = _process(fx, x, backend, block=100)
-    want = np.convolve(x[0].astype(np.float64), ir[0].astype(np.float64))[:4000 - PARTITION]
+    want = np.convolve(x[0].astype(np.float64), ir[0].astype(np.float64))[:frames - PARTITION]
     assert np.all(out[0, :PARTITION] == 0.0)
     np.testing.assert_allclose(out[0, PARTITION:], want, atol=1e-5 * np.max(np.abs(want)))
 
@@ -175,8 +191,11 @@ def test_convolution_layout_matches_internal_h() -> None:
 
     internal = defines("internal.h")
     assert int(internal["CONV_PARTITION"]) == layout.PARTITION
+    assert int(internal["CONV_TAIL_PARTITION"]) == layout.TAIL_PARTITION
     assert int(internal["CONV_MAX_FFT"]) == layout.MAX_FFT
     assert int(internal["CONV_HEADER"]) == layout.HEADER
     assert float(internal["CONV_MAX_PRE_MS"]) == layout.MAX_PRE_MS
-    assert [int(internal[f"CONV_H_{k}"]) for k in ("FILL", "HEAD", "RING", "PARTS")] == [
-        layout.H_FILL, layout.H_HEAD, layout.H_RING, layout.H_PARTS]
+    names = ("FILL", "HEAD", "RING", "PARTS", "TAIL_FILL", "TAIL_HEAD", "TAIL_PARTS")
+    assert [int(internal[f"CONV_H_{k}"]) for k in names] == [
+        layout.H_FILL, layout.H_HEAD, layout.H_RING, layout.H_PARTS, layout.H_TAIL_FILL,
+        layout.H_TAIL_HEAD, layout.H_TAIL_PARTS]
