@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ProjectError
+from .errors import AudioFileError, ProjectError
 
 PARTITION = 256
 TAIL_PARTITION = 4096
@@ -130,11 +130,15 @@ def load_ir(source: str, channels: int, sample_rate: int,
 
     A mono IR serves both channels of a stereo track; a stereo IR on a mono track is
     averaged to mono. Raises :class:`ProjectError` when the IR is empty, has more
-    than two channels or is longer than :data:`MAX_IR_SECONDS`.
+    than two channels or is longer than :data:`MAX_IR_SECONDS`, and
+    :class:`AudioFileError` when it cannot be read.
     """
     if load is None:
         from .audio_io import load_source as load
-    audio = np.asarray(load(source, sample_rate), dtype=np.float32)
+    try:
+        audio = np.asarray(load(source, sample_rate), dtype=np.float32)
+    except AudioFileError as exc:
+        raise AudioFileError(f"convolution impulse response: {exc}") from None
     if audio.ndim == 1:
         audio = audio[None, :]
     if audio.ndim != 2 or audio.shape[0] not in (1, 2) or audio.shape[1] == 0:

@@ -170,6 +170,13 @@ def test_bad_parameters_get_a_clear_error(spec: EffectSpec, message: str) -> Non
         spec.validate()
 
 
+def test_a_missing_ir_file_names_the_effect(tmp_path) -> None:
+    from dsp_core import AudioFileError
+
+    with pytest.raises(AudioFileError, match="convolution impulse response: .*no such audio"):
+        EffectState(EffectSpec("convolution", {"ir": str(tmp_path / "hall.wav")}), 2, SR)
+
+
 def test_the_c_engine_refuses_an_effect_without_its_ir_memory() -> None:
     from dsp_core import NativeError
 
