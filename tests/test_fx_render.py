@@ -188,3 +188,19 @@ def test_the_document_carries_the_new_effects_and_checks_their_parameters() -> N
         doc.set_effect_params("t", 0, peak2_freq=30000.0)
     with pytest.raises(ProjectError, match="convolution: 'ir' must name"):
         doc.add_effect("t", EffectSpec("convolution", {"ir": ""}))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_render_does_not_depend_on_the_block_size(backend: str) -> None:
+    rng = np.random.default_rng(12)
+    loader = DictLoader({"voice": (0.3 * rng.standard_normal((2, 12000))).astype(np.float32),
+                         "ir": (0.2 * rng.standard_normal((2, 9000))
+                                * np.exp(-np.arange(9000) / 2000)).astype(np.float32)})
+    track = _track([EffectSpec("eq", {"peak4_gain_db": 6.0, "low_gain_db": -4.0}),
+                    EffectSpec("deesser", {"threshold_db": -40.0}),
+                    EffectSpec("convolution", {"ir": "ir", "mix": 0.4, "pre_delay_ms": 1.0})],
+                   source="voice", frames=12000, channels=2)
+    session = Session(tracks=[track])
+    small = _render(session, loader, backend, block=64)
+    large = _render(session, loader, backend, block=1000)
+    np.testing.assert_array_equal(small, large)
