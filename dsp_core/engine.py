@@ -33,6 +33,7 @@ from .graph import (
     set_fader_target,
     track_gains,
 )
+from .instrument_graph import instrument_structure
 from .session import Bus, Session, Track, db_to_linear
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def _track_structure(track: Track) -> tuple:
     )
     return track.channels, clips, _chain_structure(track.effects), tuple(
         (s.bus, s.pre_fader) for s in track.sends
-    )
+    ), instrument_structure(track)
 
 
 def _chain_structure(effects) -> tuple:

@@ -29,6 +29,7 @@ from .effects import (
 )
 from .graph import BusState, ClipState, Graph, TrackState
 from .reference_automation import automation_gains
+from .reference_instruments import instrument_render
 from .reference_modulation import (
     modulation_coefficients,
     modulation_run,
@@ -442,6 +443,9 @@ def render_track(g: Graph, tr: TrackState, start: int, frames: int, phase: int,
         if clip.position >= start + frames:
             break
         clip_read(clip, tr.channels, start, frames, buf)
+    if tr.instrument is not None:
+        instrument_render(tr.instrument, g.sample_rate, start, frames, tr.instrument.scratch)
+        buf[:, :frames] += tr.instrument.scratch[:frames]
     run_chain(tr.effects, buf, frames, g.sample_rate, phase)
     b0, b1 = buf[0], buf[-1]
     for send in tr.sends:
