@@ -7,6 +7,7 @@ changes, so a peer editing other fields of the same notes at once keeps its edit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
@@ -51,7 +52,7 @@ def quantize(project: ProjectDocument, clip_id: str, division: int = 16,
     with project.transaction():
         for note_id, note in _selected(project, clip_id, note_ids).items():
             at = position + note.start
-            target = round(at / grid) * grid
+            target = math.floor(at / grid + 0.5) * grid  # halves round up
             start = max(0, round(at + (target - at) * strength) - position)
             if start != note.start:
                 project.update_note(clip_id, note_id, start=start)
