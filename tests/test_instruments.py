@@ -169,3 +169,13 @@ def test_editing_a_note_rebuilds_only_that_track() -> None:
     engine.apply(edited)
     assert engine.graph.tracks[0].instrument is not before
     assert engine.graph.tracks[0].instrument.events["key"][0] == 61
+
+
+def test_the_event_array_has_the_c_struct_layout() -> None:
+    from native._engine import ffi
+
+    from dsp_core.instrument_graph import EVENT_DTYPE
+
+    assert EVENT_DTYPE.itemsize == ffi.sizeof("daw_midi_event")
+    assert [EVENT_DTYPE.fields[n][1] for n in EVENT_DTYPE.names] == [
+        ffi.offsetof("daw_midi_event", n) for n in EVENT_DTYPE.names]
