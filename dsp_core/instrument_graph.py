@@ -8,7 +8,8 @@ Layouts (float64 unless noted; the C enums in instruments.c name the same slots)
 - ``params`` (``DAW_INST_PARAMS``): gain (linear), bend range (semitones), amp attack,
   decay (frames), sustain, release (frames), osc1, osc2 (wave index), osc2 detune
   (frequency ratio), osc mix, cutoff (Hz), Q, filter envelope depth (octaves), filter
-  attack, decay (frames), sustain, release (frames);
+  attack, decay (frames), sustain, release (frames), then the reciprocals of the six
+  envelope times (0 where a time is 0: the envelopes multiply, never divide);
 - ``voices`` (n_voices x ``DAW_VOICE_SLOTS``): active, key, channel, velocity (0..1),
   note-on frame, release frame (-1 while held), amp and filter levels at release, two
   oscillator phases, filter memory z1 z2, filter coefficients b0 b1 b2 a1 a2, sampler
@@ -82,6 +83,8 @@ def instrument_params(instrument: Instrument, sample_rate: float) -> np.ndarray:
         v("filter_attack_ms") * frames, v("filter_decay_ms") * frames, v("filter_sustain"),
         v("filter_release_ms") * frames,
     )
+    for i, time in enumerate((2, 3, 5, 13, 14, 16)):  # reciprocals of the times (0 for 0)
+        p[17 + i] = 1.0 / p[time] if p[time] > 0.0 else 0.0
     return p
 
 

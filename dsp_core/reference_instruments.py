@@ -18,7 +18,10 @@ from .instrument_graph import BEND, CC, NOTE_OFF, NOTE_ON, SYNTH, InstrumentStat
 F32 = np.float32
 FILTER_TICK = 32
 (P_GAIN, P_BEND, P_A, P_D, P_S, P_R, P_OSC1, P_OSC2, P_DETUNE, P_MIX, P_CUTOFF, P_Q,
- P_FENV, P_FA, P_FD, P_FS, P_FR) = range(17)
+ P_FENV, P_FA, P_FD, P_FS, P_FR, P_INV_A, P_INV_D, P_INV_R, P_INV_FA, P_INV_FD,
+ P_INV_FR) = range(23)
+AMP = (P_A, P_D, P_S, P_R, P_INV_A, P_INV_D, P_INV_R)
+FILTER = (P_FA, P_FD, P_FS, P_FR, P_INV_FA, P_INV_FD, P_INV_FR)
 (V_ACTIVE, V_KEY, V_CH, V_VEL, V_ON, V_OFF, V_REL, V_FREL, V_PH1, V_PH2, V_Z1, V_Z2,
  V_B0, V_B1, V_B2, V_A1, V_A2, V_ZONE, V_POS, V_HELD, V_SERIAL) = range(21)
 S_NEXT, S_CURSOR, S_SERIAL, S_BEND = 0, 1, 2, 3
@@ -26,41 +29,46 @@ S_VOL, S_SUS = S_BEND + 16, S_BEND + 32
 TWO_PI = 6.283185307179586
 
 
-def adsr(age: np.ndarray, a: float, d: float, s: float) -> np.ndarray:
-    """Level ``age`` frames after note-on, before any release (linear segments)."""
+def adsr(age: np.ndarray, t: tuple[float, ...]) -> np.ndarray:
+    """Level ``age`` frames after note-on, before any release (linear segments);
+    ``t`` = (attack, decay, sustain, release, 1/attack, 1/decay, 1/release)."""
+    a, d, s, _, inv_a, inv_d, _ = t
     out = np.full(age.shape, s, dtype=np.float64)
     decay = age < a + d
-    out[decay] = 1.0 - (1.0 - s) * (age[decay] - a) / d if d else out[decay]
+    out[decay] = 1.0 - (1.0 - s) * ((age[decay] - a) * inv_d)
     attack = age < a
-    out[attack] = age[attack] / a
+    out[attack] = age[attack] * inv_a
     return out
 
 
-def _adsr1(age: float, a: float, d: float, s: float) -> float:
+def _adsr1(age: float, t: tuple[float, ...]) -> float:
+    a, d, s, _, inv_a, inv_d, _ = t
     if age < a:
-        return age / a
+        return age * inv_a
     if age < a + d:
-        return 1.0 - (1.0 - s) * (age - a) / d
+        return 1.0 - (1.0 - s) * ((age - a) * inv_d)
     return s
 
 
-def envelope(v: np.ndarray, f: np.ndarray, a: float, d: float, s: float, r: float,
-             rel: float) -> np.ndarray:
-    """An envelope at frames ``f``: ADSR while held, a line to 0 over ``r`` after release."""
+def _times(inst: InstrumentState, slots: tuple[int, ...]) -> tuple[float, ...]:
+    return tuple(float(inst.params[i]) for i in slots)
+
+
+def envelope(v: np.ndarray, f: np.ndarray, t: tuple[float, ...], rel: float) -> np.ndarray:
+    """An envelope at frames ``f``: ADSR while held, a line to 0 over the release after."""
     if v[V_OFF] < 0.0:
-        return adsr(f - v[V_ON], a, d, s)
-    t = f - v[V_OFF]
+        return adsr(f - v[V_ON], t)
+    since = f - v[V_OFF]
     out = np.zeros(f.shape, dtype=np.float64)
-    live = t < r
-    out[live] = rel * (1.0 - t[live] / r)
+    live = since < t[3]
+    out[live] = rel * (1.0 - since[live] * t[6])
     return out
 
 
 def filter_coefficients(inst: InstrumentState, v: np.ndarray, f: float, sr: float) -> None:
     """RBJ low-pass coefficients from the cutoff moved by the filter envelope at ``f``."""
     p = inst.params
-    fenv = float(envelope(v, np.array([f]), p[P_FA], p[P_FD], p[P_FS], p[P_FR],
-                          v[V_FREL])[0])
+    fenv = float(envelope(v, np.array([f]), _times(inst, FILTER), v[V_FREL])[0])
     cutoff = min(max(p[P_CUTOFF] * math.pow(2.0, p[P_FENV] * fenv), 20.0), 0.45 * sr)
     w = TWO_PI * cutoff / sr
     alpha = math.sin(w) / (2.0 * p[P_Q])
@@ -117,7 +125,7 @@ def synth_voice(inst: InstrumentState, v: np.ndarray, sr: float, f0: int, n: int
                                zi=[v[V_Z1], v[V_Z2]])
         v[V_Z1], v[V_Z2] = zf
         lo = hi
-    env = envelope(v, f0 + k, p[P_A], p[P_D], p[P_S], p[P_R], v[V_REL])
+    env = envelope(v, f0 + k, _times(inst, AMP), v[V_REL])
     out[:live] += (y * env * scale).astype(F32)
     v[V_PH1] = _frac(v[V_PH1] + inc1 * n)
     v[V_PH2] = _frac(v[V_PH2] + inc2 * n)
@@ -128,7 +136,6 @@ def synth_voice(inst: InstrumentState, v: np.ndarray, sr: float, f0: int, n: int
 def sampler_voice(inst: InstrumentState, v: np.ndarray, f0: int, n: int,
                   out: np.ndarray) -> None:
     """Twin of ``sampler_voice``: the zone's sample, resampled by key, linear interpolation."""
-    p = inst.params
     zone = inst.zones[int(v[V_ZONE])]
     bend = inst.state[S_BEND + int(v[V_CH])]
     ratio = math.pow(2.0, (v[V_KEY] - zone.root + bend) / 12.0)
@@ -143,8 +150,7 @@ def sampler_voice(inst: InstrumentState, v: np.ndarray, f0: int, n: int,
     t = pos - i
     d0 = zone.data[i].astype(np.float64)
     x = d0 + (zone.data[i + 1].astype(np.float64) - d0) * t
-    env = envelope(v, (f0 + np.arange(live)).astype(np.float64), p[P_A], p[P_D], p[P_S],
-                   p[P_R], v[V_REL])
+    env = envelope(v, (f0 + np.arange(live)).astype(np.float64), _times(inst, AMP), v[V_REL])
     out[:live] += (x * env * scale).astype(F32)
     v[V_POS] += ratio * n
     if live < n:
@@ -152,9 +158,8 @@ def sampler_voice(inst: InstrumentState, v: np.ndarray, f0: int, n: int,
 
 
 def _release(inst: InstrumentState, v: np.ndarray, f: float) -> None:
-    p = inst.params
-    v[V_REL] = _adsr1(f - v[V_ON], p[P_A], p[P_D], p[P_S])
-    v[V_FREL] = _adsr1(f - v[V_ON], p[P_FA], p[P_FD], p[P_FS])
+    v[V_REL] = _adsr1(f - v[V_ON], _times(inst, AMP))
+    v[V_FREL] = _adsr1(f - v[V_ON], _times(inst, FILTER))
     v[V_OFF] = f
     v[V_HELD] = 0.0
 

@@ -13,7 +13,8 @@
 
 /* params (derived in dsp_core/instrument_graph.py) */
 enum { P_GAIN, P_BEND, P_A, P_D, P_S, P_R, P_OSC1, P_OSC2, P_DETUNE, P_MIX, P_CUTOFF, P_Q,
-       P_FENV, P_FA, P_FD, P_FS, P_FR };
+       P_FENV, P_FA, P_FD, P_FS, P_FR, P_INV_A, P_INV_D, P_INV_R, P_INV_FA, P_INV_FD,
+       P_INV_FR };
 /* voice slots */
 enum { V_ACTIVE, V_KEY, V_CH, V_VEL, V_ON, V_OFF, V_REL, V_FREL, V_PH1, V_PH2, V_Z1, V_Z2,
        V_B0, V_B1, V_B2, V_A1, V_A2, V_ZONE, V_POS, V_HELD, V_SERIAL };
@@ -23,24 +24,40 @@ enum { S_NEXT, S_CURSOR, S_SERIAL, S_BEND, S_VOL = S_BEND + 16, S_SUS = S_VOL + 
 #define FILTER_TICK 32
 #define TWO_PI 6.283185307179586
 
+/* An envelope's times (frames), sustain level and the times' reciprocals (0 for 0). */
+typedef struct {
+    double a, d, s, r, inv_a, inv_d, inv_r;
+} adsr_times;
+
+static inline adsr_times amp_times(const double *p) {
+    const adsr_times t = {p[P_A], p[P_D], p[P_S], p[P_R], p[P_INV_A], p[P_INV_D], p[P_INV_R]};
+    return t;
+}
+
+static inline adsr_times filter_times(const double *p) {
+    const adsr_times t = {p[P_FA], p[P_FD], p[P_FS], p[P_FR], p[P_INV_FA], p[P_INV_FD],
+                          p[P_INV_FR]};
+    return t;
+}
+
 /* ADSR level `age` frames after note-on, before any release. */
-static double adsr(double age, double a, double d, double s) {
-    if (age < a) return age / a;
-    if (age < a + d) return 1.0 - (1.0 - s) * (age - a) / d;
-    return s;
+static inline double adsr(double age, const adsr_times *t) {
+    if (age < t->a) return age * t->inv_a;
+    if (age < t->a + t->d) return 1.0 - (1.0 - t->s) * ((age - t->a) * t->inv_d);
+    return t->s;
 }
 
 /* Level at frame f of an envelope released at `off` from level `rel` (off < 0: held). */
-static double envelope(const double *v, double f, double a, double d, double s, double r,
-                       double rel) {
-    if (v[V_OFF] < 0.0) return adsr(f - v[V_ON], a, d, s);
-    const double t = f - v[V_OFF];
-    return t >= r ? 0.0 : rel * (1.0 - t / r);
+static inline double envelope(const double *v, double f, const adsr_times *t, double rel) {
+    if (v[V_OFF] < 0.0) return adsr(f - v[V_ON], t);
+    const double since = f - v[V_OFF];
+    return since >= t->r ? 0.0 : rel * (1.0 - since * t->inv_r);
 }
 
 static void filter_coefficients(const daw_instrument *inst, double *v, double f, double sr) {
     const double *p = inst->params;
-    const double fenv = envelope(v, f, p[P_FA], p[P_FD], p[P_FS], p[P_FR], v[V_FREL]);
+    const adsr_times ft = filter_times(p);
+    const double fenv = envelope(v, f, &ft, v[V_FREL]);
     double cutoff = p[P_CUTOFF] * pow(2.0, p[P_FENV] * fenv);
     if (cutoff < 20.0) cutoff = 20.0;
     if (cutoff > 0.45 * sr) cutoff = 0.45 * sr;
@@ -83,17 +100,29 @@ static void synth_voice(const daw_instrument *inst, double *v, double sr, int64_
     const double scale = voice_scale(inst, v), mix = p[P_MIX];
     const int64_t left = voice_left(inst, v, f0);
     const int32_t live = left < n ? (int32_t)left : n;
-    for (int32_t k = 0; k < live; k++) {
-        const double f = (double)(f0 + k);
-        if (((f0 + k) & (FILTER_TICK - 1)) == 0) filter_coefficients(inst, v, f, sr);
-        const double x = (1.0 - mix) * wave(p[P_OSC1], frac(v[V_PH1] + inc1 * k)) +
-                         mix * wave(p[P_OSC2], frac(v[V_PH2] + inc2 * k));
-        const double y = v[V_B0] * x + v[V_Z1];
-        v[V_Z1] = v[V_B1] * x - v[V_A1] * y + v[V_Z2];
-        v[V_Z2] = v[V_B2] * x - v[V_A2] * y;
-        const double env = envelope(v, f, p[P_A], p[P_D], p[P_S], p[P_R], v[V_REL]);
-        out[k] += (float)(y * env * scale);
+    const adsr_times at = amp_times(p);
+    const double w1 = p[P_OSC1], w2 = p[P_OSC2], ph1 = v[V_PH1], ph2 = v[V_PH2];
+    const double rel = v[V_REL];
+    double z1 = v[V_Z1], z2 = v[V_Z2];
+    for (int32_t k = 0; k < live;) {
+        /* one filter tick at a time: coefficients and memory stay in registers */
+        const int64_t f = f0 + k;
+        if ((f & (FILTER_TICK - 1)) == 0) filter_coefficients(inst, v, (double)f, sr);
+        int32_t stop = k + (FILTER_TICK - (int32_t)(f & (FILTER_TICK - 1)));
+        if (stop > live) stop = live;
+        const double b0 = v[V_B0], b1 = v[V_B1], b2 = v[V_B2], a1 = v[V_A1], a2 = v[V_A2];
+        for (; k < stop; k++) {
+            const double x = (1.0 - mix) * wave(w1, frac(ph1 + inc1 * k)) +
+                             mix * wave(w2, frac(ph2 + inc2 * k));
+            const double y = b0 * x + z1;
+            z1 = b1 * x - a1 * y + z2;
+            z2 = b2 * x - a2 * y;
+            const double env = envelope(v, (double)(f0 + k), &at, rel);
+            out[k] += (float)(y * env * scale);
+        }
     }
+    v[V_Z1] = z1;
+    v[V_Z2] = z2;
     v[V_PH1] = frac(v[V_PH1] + inc1 * n);
     v[V_PH2] = frac(v[V_PH2] + inc2 * n);
     if (live < n) v[V_ACTIVE] = 0.0;
@@ -108,6 +137,7 @@ static void sampler_voice(const daw_instrument *inst, double *v, int64_t f0, int
     const double scale = voice_scale(inst, v), last = (double)(z->length - 1);
     const int64_t left = voice_left(inst, v, f0);
     int32_t live = left < n ? (int32_t)left : n;
+    const adsr_times at = amp_times(p);
     for (int32_t k = 0; k < live; k++) {
         const double pos = v[V_POS] + ratio * k;
         if (pos >= last) {
@@ -117,8 +147,7 @@ static void sampler_voice(const daw_instrument *inst, double *v, int64_t f0, int
         const int64_t i = (int64_t)pos;
         const double t = pos - (double)i;
         const double x = (double)z->data[i] + ((double)z->data[i + 1] - (double)z->data[i]) * t;
-        const double env =
-            envelope(v, (double)(f0 + k), p[P_A], p[P_D], p[P_S], p[P_R], v[V_REL]);
+        const double env = envelope(v, (double)(f0 + k), &at, v[V_REL]);
         out[k] += (float)(x * env * scale);
     }
     v[V_POS] += ratio * n;
@@ -126,9 +155,9 @@ static void sampler_voice(const daw_instrument *inst, double *v, int64_t f0, int
 }
 
 static void release(daw_instrument *inst, double *v, double f) {
-    const double *p = inst->params;
-    v[V_REL] = adsr(f - v[V_ON], p[P_A], p[P_D], p[P_S]);
-    v[V_FREL] = adsr(f - v[V_ON], p[P_FA], p[P_FD], p[P_FS]);
+    const adsr_times at = amp_times(inst->params), ft = filter_times(inst->params);
+    v[V_REL] = adsr(f - v[V_ON], &at);
+    v[V_FREL] = adsr(f - v[V_ON], &ft);
     v[V_OFF] = f;
     v[V_HELD] = 0.0;
 }
