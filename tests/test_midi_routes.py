@@ -16,7 +16,7 @@ from collab.tokens import Role
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
-from dsp_core.session import Session, Track
+from dsp_core.session import Session
 from dsp_core.smf import read_smf
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
