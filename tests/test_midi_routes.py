@@ -120,3 +120,51 @@ async def test_bad_midi_requests_are_refused_clearly(clients) -> None:  # noqa: 
     status, body = await b.call("POST", f"/projects/{b.project_id}/midi/clips/{clip}/edit",
                                 json={"operation": "transpose", "semitones": 1})
     assert status == 404   # another project's clip is not found in this one
+
+
+def wav(seconds: float = 0.5) -> bytes:
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(48000 * seconds)) / 48000
+    buffer = io.BytesIO()
+    sf.write(buffer, 0.5 * np.sin(2 * np.pi * 261.63 * t), 48000, format="WAV", subtype="FLOAT")
+    return buffer.getvalue()
+
+
+async def test_a_sampler_plays_an_asset_of_the_project(clients) -> None:  # noqa: ANN001
+    import numpy as np
+
+    from dsp_core import Engine
+
+    a, b = clients
+    project = f"/projects/{a.project_id}"
+    status, asset = await a.call("POST", f"{project}/assets", params={"name": "c4.wav"},
+                                 data=wav(), headers={"Content-Type": "audio/wav"})
+    assert status == 201, asset
+    _, imported = await a.call("POST", f"{project}/midi/import", data=song(),
+                               headers={"Content-Type": "audio/midi"})
+    track_id = imported["track_ids"][0]
+    status, body = await a.call("PUT", f"{project}/tracks/{track_id}/instrument", json={
+        "kind": "sampler", "params": {"attack_ms": 0.0},
+        "zones": [{"asset_id": asset["id"], "root": 60}]})
+    assert status == 200, body
+    async with a.app[ROOMS].use(a.project_id) as room:
+        session = room.document.to_session()
+    [zone] = session.tracks[0].instrument.zones
+    assert zone.source == body["zones"][0] and Path(zone.source).is_file()
+    out = Engine(session, block_size=256).render(0, 48000)
+    assert np.abs(out).max() > 0.05
+    # an asset of another project, a bad parameter, an unknown track
+    status, other = await b.call("POST", f"/projects/{b.project_id}/assets",
+                                 params={"name": "x.wav"}, data=wav(0.1),
+                                 headers={"Content-Type": "audio/wav"})
+    status, body = await a.call("PUT", f"{project}/tracks/{track_id}/instrument", json={
+        "kind": "sampler", "zones": [{"asset_id": other["id"]}]})
+    assert status == 404 and "upload the sample first" in body["error"]
+    status, body = await a.call("PUT", f"{project}/tracks/{track_id}/instrument", json={
+        "kind": "synth", "params": {"cutoff_hz": 1}})
+    assert status == 400 and "cutoff_hz" in body["error"]
+    status, body = await a.call("PUT", f"{project}/tracks/nope/instrument", json={
+        "kind": "synth"})
+    assert status == 404
