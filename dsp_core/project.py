@@ -481,3 +481,19 @@ def check_sources(session: Session, decode: bool = True,
                     f"{clip.offset + clip.length} frames runs past the end of {clip.source} "
                     f"({available} frames at the session rate {rate} Hz)"
                 )
+    _check_zones(session, decode)
+
+
+def _check_zones(session: Session, decode: bool) -> None:
+    """Every sampler zone's file exists and is usable audio (naming the zone)."""
+    for i, track in enumerate(session.tracks):
+        zones = track.instrument.zones if track.instrument is not None else []
+        for j, zone in enumerate(zones):
+            try:
+                if decode:
+                    load_source(zone.source, session.sample_rate)
+                else:
+                    audio_info(zone.source)
+            except AudioFileError as exc:
+                raise AudioFileError(f"tracks[{i}].instrument.zones[{j}] (track {track.id!r}, "
+                                     f"zone {zone.id or zone.source!r}): {exc}") from exc

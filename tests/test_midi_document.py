@@ -200,3 +200,12 @@ def test_bad_midi_in_a_project_file_names_the_json_path(tmp_path: Path, edit, wo
     with pytest.raises(ProjectError) as info:
         session_from_dict(data)
     assert words in str(info.value)
+
+
+def test_check_sources_names_a_missing_sampler_zone(tmp_path: Path) -> None:
+    from dsp_core.errors import AudioFileError
+    from dsp_core.project import check_sources
+
+    with pytest.raises(AudioFileError, match=r"tracks\[1\]\.instrument\.zones\[0\] "
+                                             r"\(track 'keys', zone 'low'\)"):
+        check_sources(midi_session(tmp_path), decode=False)
