@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .midi import WAVES, Instrument, MidiClip
+from .midi import INSTRUMENT_PARAMS, WAVES, Instrument, MidiClip
 from .session import Track, db_to_linear
 
 INST_PARAMS = 24  # DAW_INST_PARAMS (tests/test_engine_header.py)
@@ -157,6 +157,16 @@ def instrument_structure(track: Track) -> tuple:
                    tuple(sorted((e.kind, e.frame, e.value, e.number, e.channel)
                                 for e in c.controls)))
                   for c in sorted(track.midi_clips, key=lambda c: (c.position, c.id))))
+
+
+def same_sound(old: tuple, new: tuple) -> bool:
+    """Whether two :func:`instrument_structure` keys play with the same voices: the same
+    kind, voice count and zones (parameters and clips may differ)."""
+    if not old or not new:
+        return False
+    default = str(INSTRUMENT_PARAMS["voices"][0])
+    voices = [float(dict(key[1]).get("voices", default)) for key in (old, new)]
+    return old[0] == new[0] and old[2] == new[2] and voices[0] == voices[1]
 
 
 __all__ = ["WAVES", "InstrumentState", "ZoneState", "build_instrument", "instrument_params",

@@ -157,7 +157,8 @@ def sampler_voice(inst: InstrumentState, v: np.ndarray, f0: int, n: int,
         v[V_ACTIVE] = 0.0
 
 
-def _release(inst: InstrumentState, v: np.ndarray, f: float) -> None:
+def release_voice(inst: InstrumentState, v: np.ndarray, f: float) -> None:
+    """Twin of ``release``: the voice's envelopes start their release at frame ``f``."""
     v[V_REL] = _adsr1(f - v[V_ON], _times(inst, AMP))
     v[V_FREL] = _adsr1(f - v[V_ON], _times(inst, FILTER))
     v[V_OFF] = f
@@ -216,7 +217,7 @@ def apply_event(inst: InstrumentState, e: np.void, sr: float, notes: bool) -> No
             if state[S_SUS + ch] != 0.0:
                 v[V_HELD] = 1.0
             else:
-                _release(inst, v, frame)
+                release_voice(inst, v, frame)
     elif kind == CC:
         if e["key"] == 7:
             state[S_VOL + ch] = (value / 127.0) * (value / 127.0)
@@ -225,7 +226,7 @@ def apply_event(inst: InstrumentState, e: np.void, sr: float, notes: bool) -> No
             if notes and value < 64:
                 for v in inst.voices:
                     if v[V_ACTIVE] != 0.0 and v[V_HELD] != 0.0 and v[V_CH] == ch:
-                        _release(inst, v, frame)
+                        release_voice(inst, v, frame)
     elif kind == BEND:
         state[S_BEND + ch] = value / 8192.0 * inst.params[P_BEND]
 

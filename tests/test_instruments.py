@@ -179,3 +179,30 @@ def test_the_event_array_has_the_c_struct_layout() -> None:
     assert EVENT_DTYPE.itemsize == ffi.sizeof("daw_midi_event")
     assert [EVENT_DTYPE.fields[n][1] for n in EVENT_DTYPE.names] == [
         ffi.offsetof("daw_midi_event", n) for n in EVENT_DTYPE.names]
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_an_edit_elsewhere_in_the_clip_does_not_cut_sounding_notes(backend) -> None:
+    session = Session(tracks=[chord_track()])
+    untouched = Engine(session, block_size=128, backend=backend, loader=load).render(0, 6000)
+    engine = Engine(copy.deepcopy(session), block_size=128, backend=backend, loader=load)
+    first = engine.render(0, 1024)
+    edited = copy.deepcopy(session)
+    edited.tracks[0].midi_clips[0].notes.append(Note(90, 100, 8000, 100, id="later"))
+    edited.tracks[0].instrument.params["cutoff_hz"] = 2000.0   # same sound, restated
+    engine.apply(edited)
+    rest = engine.render(1024, 6000 - 1024)
+    np.testing.assert_array_equal(np.concatenate([first, rest], axis=1), untouched)
+
+
+def test_deleting_a_sounding_note_releases_it() -> None:
+    session = Session(tracks=[Track("t", instrument=Instrument("synth", {"release_ms": 1.0}),
+                                    midi_clips=[MidiClip(0, 48000, [Note(60, 100, 0, 40000)])])])
+    engine = Engine(session, block_size=128, loader=load)
+    engine.render(0, 1024)
+    edited = copy.deepcopy(session)
+    edited.tracks[0].midi_clips[0].notes = []
+    engine.apply(edited)
+    after = engine.render(1024, 1024)
+    assert np.abs(after[:, :20]).max() > 0.0        # releasing from where it was
+    assert np.abs(after[:, 100:]).max() == 0.0      # 48-frame release, then silence
