@@ -84,11 +84,23 @@ def _frac(x: np.ndarray | float) -> np.ndarray | float:
     return x - np.floor(x)
 
 
-def _wave(kind: float, phase: np.ndarray) -> np.ndarray:
+def blep(t: np.ndarray, dt: float) -> np.ndarray:
+    """PolyBLEP residual of a unit step at each phase wrap (twin of ``blep``)."""
+    out = np.zeros(t.shape, dtype=np.float64)
+    lo = t < dt
+    x = t[lo] / dt
+    out[lo] = x + x - x * x - 1.0
+    hi = ~lo & (t > 1.0 - dt)
+    x = (t[hi] - 1.0) / dt
+    out[hi] = x * x + x + x + 1.0
+    return out
+
+
+def _wave(kind: float, phase: np.ndarray, dt: float) -> np.ndarray:
     if kind == 0.0:
-        return 2.0 * phase - 1.0
+        return 2.0 * phase - 1.0 - blep(phase, dt)
     if kind == 1.0:
-        return np.where(phase < 0.5, 1.0, -1.0)
+        return np.where(phase < 0.5, 1.0, -1.0) + blep(phase, dt) - blep(_frac(phase + 0.5), dt)
     return np.sin(TWO_PI * phase)
 
 
@@ -113,8 +125,8 @@ def synth_voice(inst: InstrumentState, v: np.ndarray, sr: float, f0: int, n: int
     scale, mix = _scale(inst, v), p[P_MIX]
     live = _left(inst, v, f0, n)
     k = np.arange(live, dtype=np.float64)
-    x = ((1.0 - mix) * _wave(p[P_OSC1], _frac(v[V_PH1] + inc1 * k))
-         + mix * _wave(p[P_OSC2], _frac(v[V_PH2] + inc2 * k)))
+    x = ((1.0 - mix) * _wave(p[P_OSC1], _frac(v[V_PH1] + inc1 * k), inc1)
+         + mix * _wave(p[P_OSC2], _frac(v[V_PH2] + inc2 * k), inc2))
     y = np.empty(live, dtype=np.float64)
     lo = 0
     while lo < live:

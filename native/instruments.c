@@ -71,13 +71,28 @@ static void filter_coefficients(const daw_instrument *inst, double *v, double f,
     v[V_A2] = (1.0 - alpha) / a0;
 }
 
-static inline double wave(double kind, double phase) {
-    if (kind == 0.0) return 2.0 * phase - 1.0;
-    if (kind == 1.0) return phase < 0.5 ? 1.0 : -1.0;
-    return sin(TWO_PI * phase);
+static inline double frac(double x) { return x - floor(x); }
+
+/* PolyBLEP: the residual that rounds a unit step off over one sample each side of a
+ * phase wrap (dt: phase increment per frame), taking most of the aliasing away. */
+static inline double blep(double t, double dt) {
+    if (t < dt) {
+        t = t / dt;
+        return t + t - t * t - 1.0;
+    }
+    if (t > 1.0 - dt) {
+        t = (t - 1.0) / dt;
+        return t * t + t + t + 1.0;
+    }
+    return 0.0;
 }
 
-static inline double frac(double x) { return x - floor(x); }
+static inline double wave(double kind, double phase, double dt) {
+    if (kind == 0.0) return 2.0 * phase - 1.0 - blep(phase, dt);
+    if (kind == 1.0)
+        return (phase < 0.5 ? 1.0 : -1.0) + blep(phase, dt) - blep(frac(phase + 0.5), dt);
+    return sin(TWO_PI * phase);
+}
 
 /* The amplitude factors that stay put over a stretch: velocity, channel volume, gain. */
 static inline double voice_scale(const daw_instrument *inst, const double *v) {
@@ -112,8 +127,8 @@ static void synth_voice(const daw_instrument *inst, double *v, double sr, int64_
         if (stop > live) stop = live;
         const double b0 = v[V_B0], b1 = v[V_B1], b2 = v[V_B2], a1 = v[V_A1], a2 = v[V_A2];
         for (; k < stop; k++) {
-            const double x = (1.0 - mix) * wave(w1, frac(ph1 + inc1 * k)) +
-                             mix * wave(w2, frac(ph2 + inc2 * k));
+            const double x = (1.0 - mix) * wave(w1, frac(ph1 + inc1 * k), inc1) +
+                             mix * wave(w2, frac(ph2 + inc2 * k), inc2);
             const double y = b0 * x + z1;
             z1 = b1 * x - a1 * y + z2;
             z2 = b2 * x - a2 * y;
