@@ -140,8 +140,14 @@ class Session:
 
     @property
     def length(self) -> int:
-        """Frames up to the end of the last clip."""
-        return max((c.end for t in self.tracks for c in [*t.clips, *t.midi_clips]), default=0)
+        """Frames up to the end of the last clip (a MIDI clip's with its instrument's
+        release, so a bounce keeps the last notes' tails)."""
+        ends = [c.end for t in self.tracks for c in t.clips]
+        for t in self.tracks:
+            if t.midi_clips and t.instrument is not None:
+                tail = math.ceil(t.instrument.value("release_ms") * self.sample_rate / 1000)
+                ends.extend(c.end + tail for c in t.midi_clips)
+        return max(ends, default=0)
 
     def track(self, track_id: str) -> Track:
         """Return the track with ``track_id`` or raise :class:`ProjectError`."""

@@ -231,3 +231,13 @@ def test_the_saw_is_band_limited() -> None:
     ours = np.sqrt(np.mean((out[part] - ideal_f[part]) ** 2))
     theirs = np.sqrt(np.mean((naive_f[part] - ideal_f[part]) ** 2))
     assert ours < 0.5 * theirs
+
+
+def test_a_bounce_keeps_the_last_notes_release() -> None:
+    track = Track("t", instrument=Instrument("synth", {"release_ms": 100.0}),
+                  midi_clips=[MidiClip(0, 4800, [Note(60, 100, 0, 4800)])])
+    engine = Engine(Session(tracks=[track]), block_size=256, loader=load)
+    assert engine.length == 4800 + 4800
+    out = engine.render(0, engine.length + 200)
+    assert np.abs(out[:, 4800:5000]).max() > 0.01           # the release is in the bounce
+    assert out[:, 9500:9600].any() and not out[:, 9600:].any()  # and ends with it
