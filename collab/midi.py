@@ -20,6 +20,7 @@ fields they change.  :class:`MidiEdits` is mixed into
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -38,6 +39,7 @@ from dsp_core.midi import (
     note_from_dict,
     note_to_dict,
     validate_clip,
+    validate_control,
     validate_instrument,
     validate_note,
     validate_param,
@@ -51,8 +53,7 @@ CONTROL_FIELDS = ("kind", "number", "frame", "value", "channel")
 
 
 def _id(prefix: str) -> str:
-    import uuid
-
+    """A fresh id such as ``note-3f2a9c1b0d4e`` (as ``collab.schema.new_id``)."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
@@ -256,8 +257,6 @@ class MidiEdits:
 
     def add_control(self, clip_id: str, event: ControlEvent) -> str:
         """Add a controller change or pitch bend to a clip; returns its id."""
-        from dsp_core.midi import validate_control
-
         _checked(validate_control, event, "control")
         event_id = event.id or _id("cc")
         with self.transaction():
