@@ -125,6 +125,7 @@ setup(
         "crawlerdetect>=0.4.2",  # bots' clicks on short links are not counted
         "pyloudnorm>=0.1.1",  # samples' integrated loudness (ITU-R BS.1770-4)
         "pyrubberband>=0.4",  # sample previews: wraps rubberband-cli (scripts/apt-packages.txt)
+        "mido>=1.3.3",  # Standard MIDI File import and export (docs/midi.md)
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),

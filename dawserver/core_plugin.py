@@ -13,6 +13,7 @@ from . import (
     assets,
     auth_routes,
     bounces,
+    midi_routes,
     oidc_routes,
     openapi,
     page,
@@ -53,7 +54,8 @@ def routes(context: PluginContext) -> list[Route]:
             *auth_routes.ROUTES, *account_routes.ROUTES, *oidc_routes.ROUTES,
             *privacy_routes.ROUTES, *sso_routes.ROUTES, *public_routes.ROUTES,
             *openapi_v1.ROUTES, *sample_routes.ROUTES, *graphql_route.ROUTES,
-            *webhook_routes.ROUTES, *storage_service.ROUTES]
+            *webhook_routes.ROUTES, *storage_service.ROUTES,
+            *midi_routes.ROUTES]
 
 
 @hookimpl

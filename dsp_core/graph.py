@@ -16,6 +16,7 @@ import numpy as np
 
 from .effects import FADER_END, FADER_SLOTS, FADER_START, FADER_TARGET, EffectState
 from .errors import ProjectError
+from .instrument_graph import InstrumentState, build_instrument
 from .session import AutomationLane, Bus, Session, Track, db_to_linear
 
 SourceLoader = Callable[[str, int], np.ndarray]
@@ -76,6 +77,7 @@ class TrackState:
     sends: list[SendState]
     buffer: np.ndarray  # (channels, max_block)
     automation: AutomationState | None = None
+    instrument: InstrumentState | None = None  # MIDI tracks
 
 
 @dataclass
@@ -258,6 +260,7 @@ def build_track(
         sends=sends,
         buffer=np.zeros((track.channels, max_block), dtype=np.float32),
         automation=build_automation(track, ratio, max_block, any_solo),
+        instrument=build_instrument(track, ratio, sample_rate, max_block, load),
     )
 
 

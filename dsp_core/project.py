@@ -20,6 +20,7 @@ from typing import Any
 from .audio_io import audio_info, load_source, resampled_length
 from .effects import CHOICES, PARAMS, TEXT_PARAMS, EffectSpec
 from .errors import AudioFileError, ProjectError
+from .midi import clip_from_dict, clip_to_dict, instrument_from_dict, instrument_to_dict
 from .session import (
     AUTOMATION_PARAMS,
     AutomationLane,
@@ -168,10 +169,22 @@ def session_to_dict(session: Session, base_dir: PathLike | None = None) -> dict[
                     ]}
                     for param, lane in t.automation.items()
                 },
+                **_midi_to_dict(t, source),
             }
             for t in session.tracks
         ],
     }
+
+
+def _midi_to_dict(track: Track, source: Callable[[str], str]) -> dict[str, Any]:
+    """A MIDI track's ``instrument`` and ``midi_clips`` (absent on audio tracks, so a
+    project without MIDI reads the same in builds from before MIDI)."""
+    out: dict[str, Any] = {}
+    if track.instrument is not None:
+        out["instrument"] = instrument_to_dict(track.instrument, source)
+    if track.midi_clips:
+        out["midi_clips"] = [clip_to_dict(c) for c in track.midi_clips]
+    return out
 
 
 def _bus_to_dict(bus: Bus) -> dict[str, Any]:
@@ -219,7 +232,7 @@ def session_from_dict(data: object, base_dir: PathLike | None = None) -> Session
 
 def _track(value: object, path: str, base_dir: PathLike | None, version: int = 2) -> Track:
     optional = ("name", "channels", "gain_db", "pan", "mute", "solo", "effects", "sends",
-                "clips") + (("automation",) if version >= 2 else ())
+                "clips", "instrument", "midi_clips") + (("automation",) if version >= 2 else ())
     f = _fields(value, path, ("id",), optional)
     channels = _integer(f.get("channels", 1), f"{path}.channels", 1)
     if channels not in (1, 2):
@@ -237,7 +250,17 @@ def _track(value: object, path: str, base_dir: PathLike | None, version: int = 2
         sends=[_send(s, p) for s, p in _items(f.get("sends", []), f"{path}.sends")],
         clips=[_clip(c, p, base_dir) for c, p in _items(f.get("clips", []), f"{path}.clips")],
         automation=_automation(f.get("automation", {}), f"{path}.automation"),
+        instrument=(None if f.get("instrument") is None else instrument_from_dict(
+            f["instrument"], f"{path}.instrument", lambda src: _resolve(src, base_dir))),
+        midi_clips=[clip_from_dict(c, p)
+                    for c, p in _items(f.get("midi_clips", []), f"{path}.midi_clips")],
     )
+
+
+def _resolve(source: str, base_dir: PathLike | None) -> str:
+    if base_dir is None:
+        return source
+    return os.path.normpath(os.path.join(os.path.abspath(base_dir), source))
 
 
 def _automation(value: object, path: str) -> dict[str, AutomationLane]:
@@ -478,3 +501,19 @@ def check_sources(session: Session, decode: bool = True,
                     f"{clip.offset + clip.length} frames runs past the end of {clip.source} "
                     f"({available} frames at the session rate {rate} Hz)"
                 )
+    _check_zones(session, decode)
+
+
+def _check_zones(session: Session, decode: bool) -> None:
+    """Every sampler zone's file exists and is usable audio (naming the zone)."""
+    for i, track in enumerate(session.tracks):
+        zones = track.instrument.zones if track.instrument is not None else []
+        for j, zone in enumerate(zones):
+            try:
+                if decode:
+                    load_source(zone.source, session.sample_rate)
+                else:
+                    audio_info(zone.source)
+            except AudioFileError as exc:
+                raise AudioFileError(f"tracks[{i}].instrument.zones[{j}] (track {track.id!r}, "
+                                     f"zone {zone.id or zone.source!r}): {exc}") from exc

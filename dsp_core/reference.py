@@ -31,6 +31,7 @@ from .graph import BusState, ClipState, Graph, TrackState
 from .reference_automation import automation_gains
 from .reference_convolution import conv_coefficients, conv_run
 from .reference_eq import deesser_coefficients, deesser_run, eq_run, eq_settled, eq_tick
+from .reference_instruments import instrument_render
 from .reference_modulation import (
     modulation_coefficients,
     modulation_run,
@@ -477,6 +478,9 @@ def render_track(g: Graph, tr: TrackState, start: int, frames: int, phase: int,
         if clip.position >= start + frames:
             break
         clip_read(clip, tr.channels, start, frames, buf)
+    if tr.instrument is not None:
+        instrument_render(tr.instrument, g.sample_rate, start, frames, tr.instrument.scratch)
+        buf[:, :frames] += tr.instrument.scratch[:frames]
     run_chain(tr.effects, buf, frames, g.sample_rate, phase)
     b0, b1 = buf[0], buf[-1]
     for send in tr.sends:
