@@ -11,6 +11,7 @@ from . import (
     account_routes,
     api,
     assets,
+    automation_api,
     auth_routes,
     bounces,
     oidc_routes,
@@ -52,7 +53,7 @@ def routes(context: PluginContext) -> list[Route]:
             *auth_routes.ROUTES, *account_routes.ROUTES, *oidc_routes.ROUTES,
             *privacy_routes.ROUTES, *sso_routes.ROUTES, *public_routes.ROUTES,
             *openapi_v1.ROUTES, *sample_routes.ROUTES, *graphql_route.ROUTES,
-            *webhook_routes.ROUTES]
+            *webhook_routes.ROUTES, *automation_api.ROUTES]
 
 
 @hookimpl
