@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 from loopback import free_port
-from pagebrowser import CHROMIUM, CHROMIUM_FLAGS, ServerProcess, browser_missing, open_page, wait_for
+from pagebrowser import (
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    ServerProcess,
+    browser_missing,
+    open_page,
+    wait_for,
+)
 
 from collab.automation_write import lane_value
 from collab.schema import ProjectDocument
