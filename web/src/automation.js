@@ -252,23 +252,29 @@ export class FaderWriter {
     if (this.project.transport().playing) this.lastFrame = frame
   }
 
-  /** A control moved: `held` while the user holds it (false on release or a click). */
+  /**
+   * A control moved: `held` while the user holds it (false on release or a click).
+   * Answers whether a touch or latch pass took the move (then the lane is what plays, and
+   * the static value stays; in write mode the engine plays the static value meanwhile).
+   */
   control (trackId, param, value, held) {
     const t = this.project.transport()
-    if (!t.playing) return
+    if (!t.playing) return false
     const mode = this.project.roots.tracks.get(trackId)?.get('automation')?.get(param)?.get('mode') || 'read'
     const key = `${trackId}|${param}`
     let pass = this.passes.get(key)
     if (!pass) {
-      if (!WRITING.has(mode)) return
+      if (!WRITING.has(mode)) return false
       const bytes = crypto.getRandomValues(new Uint8Array(5))
       pass = { id: `w${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')}`,
         track: trackId, param, start: Number(t.position) || 0, events: [], chain: Promise.resolve(), timer: null }
       this.passes.set(key, pass)
+      pass.mode = mode
     }
     pass.events.push([this.transport.playhead(), clampValue(param, value), Boolean(held)])
     if (!held) this._send(pass)
     else if (!pass.timer) pass.timer = setTimeout(() => this._send(pass), FLUSH_MS)
+    return pass.mode !== 'write'
   }
 
   /** The transport changed: a stop ends every pass at the last played frame. */

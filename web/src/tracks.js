@@ -5,19 +5,19 @@ export const FADER_MIN = -60
 export const FADER_MAX = 12
 
 export class TrackHeader {
-  constructor (trackId, { project, presence, editable, onSelect, onControl = () => {}, onAutomation = () => {} }) {
+  constructor (trackId, { project, presence, editable, onSelect, onControl = () => false, onAutomation = () => {} }) {
     this.id = trackId
     const edit = (field, value) => project.setTrack(trackId, field, value)
     const key = (field) => `track:${trackId}:${field}`
-    // Fader and pan moves also go to the automation writer: held from pointer down to up;
-    // a key press (a change without a pointer) is a touch and release at once.
-    const held = { gain_db: false, pan: false } // false, 'pointer' or 'released'
-    const press = (field) => () => { held[field] = 'pointer' }
+    // Fader and pan moves also go to the automation writer (onControl answers whether a
+    // touch/latch pass took the move): held from pointer down to up; a key press is a
+    // touch and release at once.
+    const held = { gain_db: false, pan: false }
+    const press = (field) => () => { held[field] = true }
     const release = (field) => (e) => {
-      const was = held[field]
-      held[field] = e.type === 'pointerup' && was === 'pointer' ? 'released' : false
-      if (was === 'released' && e.type === 'change') return
-      if (was === 'pointer' || e.type === 'change') onControl(trackId, field, Number(e.target.value), false)
+      if (!held[field]) return
+      held[field] = false
+      onControl(trackId, field, Number(e.target.value), false)
     }
     this.colour = h('input', { type: 'color', class: 'colour edit', title: 'Track colour',
       onchange: (e) => edit('colour', e.target.value) })
@@ -27,26 +27,24 @@ export class TrackHeader {
       step: 0.1, 'aria-label': 'Fader (dB)', ondblclick: () => edit('gain_db', 0),
       onpointerdown: press('gain_db'), onpointerup: release('gain_db'), onchange: release('gain_db'),
       oninput: (e) => {
-        edit('gain_db', Number(e.target.value))
+        // a move taken by a touch/latch pass writes the lane, not the static value
+        if (!onControl(trackId, 'gain_db', Number(e.target.value), held.gain_db)) edit('gain_db', Number(e.target.value))
         this._showGain(Number(e.target.value))
-        if (held.gain_db === 'pointer') onControl(trackId, 'gain_db', Number(e.target.value), true)
       } })
     this.gain = h('span', { class: 'readout gain' })
     this.pan = h('input', { type: 'range', class: 'pan edit', min: -1, max: 1, step: 0.01,
       'aria-label': 'Pan', ondblclick: () => edit('pan', 0),
       onpointerdown: press('pan'), onpointerup: release('pan'), onchange: release('pan'),
       oninput: (e) => {
-        edit('pan', Number(e.target.value))
+        if (!onControl(trackId, 'pan', Number(e.target.value), held.pan)) edit('pan', Number(e.target.value))
         this.panText.textContent = formatPan(Number(e.target.value))
-        if (held.pan === 'pointer') onControl(trackId, 'pan', Number(e.target.value), true)
       } })
     this.panText = h('span', { class: 'readout pan-text' })
     const toggle = (field, label, title) => h('button', { class: `toggle ${field} edit`, title,
       'aria-pressed': 'false',
       onclick: (e) => {
         const on = e.currentTarget.getAttribute('aria-pressed') !== 'true'
-        edit(field, on)
-        if (field === 'mute') onControl(trackId, 'mute', on ? 1 : 0, false)
+        if (field !== 'mute' || !onControl(trackId, 'mute', on ? 1 : 0, false)) edit(field, on)
       } }, label)
     this.mute = toggle('mute', 'M', 'Mute')
     this.solo = toggle('solo', 'S', 'Solo')
