@@ -196,3 +196,18 @@ def test_where_two_passes_overlap_the_last_applied_owns_the_overlap() -> None:
     assert lane_of(ana) == lane_of(ben)
     assert {p.id.split(".")[0] for p in lane_of(ana) if RATE <= p.frame <= 3 * RATE} == {"ben1"}
     assert value(ana, 2 * RATE) == 6.0
+
+
+def test_a_loop_wrap_starts_a_new_stretch_that_overwrites_the_first_where_they_meet() -> None:
+    doc = project([(0, -6.0)], mode="write")
+    writer = writer_for(doc, "t", "gain_db", start=0, pass_id="p1")
+    ramp(writer, 1000, 40000, -6.0, -30.0, release=False)
+    writer.feed(0, 3.0, held=True)          # the playhead wrapped to the loop start
+    writer.feed(20000, 3.0, held=True)
+    apply_edit(doc, "t", "gain_db", writer.stop(20000))
+    assert value(doc, 10000) == 3.0 and value(doc, 20000) == 3.0
+    last = 1000 + 480 * (39000 // 480)      # the first time round's last event...
+    assert value(doc, last) == pytest.approx(-30.0, abs=0.2)
+    assert value(doc, last + GLIDE) == -6.0  # ...then back to the lane
+    assert all(p.frame not in range(1, 20000) or p.value == 3.0 for p in lane_of(doc)
+               if p.id.endswith(".b"))
