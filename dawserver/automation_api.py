@@ -10,12 +10,14 @@ the engine plays them (the same broadcast path as any edit).
 
 A pass lives in this server process's memory until its ``stop`` or for
 ``PASS_IDLE_SECONDS`` without a batch; a batch for a pass this process does not hold
-(after a restart) starts the pass again from the lane as it is then.
+(after a restart) starts the pass again from the lane as it is then, under a new pass id
+(so what the pass wrote before stays).
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +78,15 @@ def _passes(app: Any) -> dict[tuple[str, ...], _Pass]:
     return passes
 
 
+def _fresh_id(document: Any, batch: WriteBatch) -> str:
+    """The batch's pass id, or one derived from it when the lane already holds points of
+    that pass (a pass this process lost: its points must not count as stale)."""
+    points = (document.automation(batch.track).get(batch.param) or {}).get("points") or {}
+    if not any(str(k).startswith(f"{batch.pass_id}.") for k in points):
+        return batch.pass_id
+    return f"{batch.pass_id[:56]}-{uuid.uuid4().hex[:7]}"
+
+
 async def write_automation(request: Request) -> Written:
     """Apply a batch of one control's events to its lane (editor)."""
     batch: WriteBatch = request.body
@@ -88,7 +99,8 @@ async def write_automation(request: Request) -> Written:
         held = passes.get(key)
         if held is None:
             held = passes[key] = _Pass(writer_for(document, batch.track, batch.param,
-                                                  start=batch.start, pass_id=batch.pass_id),
+                                                  start=batch.start,
+                                                  pass_id=_fresh_id(document, batch)),
                                        time.monotonic())
         held.used = time.monotonic()
         writer = held.writer

@@ -90,3 +90,18 @@ async def test_viewers_are_refused_and_bad_batches_say_why(api: Api) -> None:
     assert status == 400 and "pass id" in body["error"]
     status, body = await api.write(**{**batch, "events": [[10, "loud", True]]})
     assert status == 422
+
+
+async def test_a_pass_the_server_lost_goes_on_without_losing_what_it_wrote(api: Api) -> None:
+    from dawserver.automation_api import _PASSES
+
+    batch = {"pass_id": "lost", "track": "t1", "param": "gain_db", "start": 0}
+    await api.write(**batch, events=[[RATE // 2, -20.0, True]], now=RATE // 2)
+    _PASSES[api.app].clear()  # as after a restart of the process
+    status, body = await api.write(**batch, events=[[RATE, -10.0, False]], stop=RATE + 10)
+    assert status == 200 and body["done"]
+    _, project = await api.call("GET", f"/projects/{api.project}")
+    points = project["document"]["tracks"]["t1"]["automation"]["gain_db"]["points"]
+    values = {p["value"] for k, p in points.items() if k.startswith("lost.")}
+    assert -20.0 in values
+    assert any(k.startswith("lost-") and p["value"] == -10.0 for k, p in points.items())
