@@ -334,6 +334,11 @@ class ProjectDocument(MidiEdits):
         with self.transaction():
             lanes.lane_map(self._track_map(track_id), param)["mode"] = mode
 
+    def automation_lane(self, track_id: str, param: str) -> Map:
+        """The live lane map ``{mode, points}`` of ``param`` (for writers that edit many
+        points in one transaction, :mod:`collab.automation_write`)."""
+        return lanes.lane_map(self._track_map(track_id), param)
+
     def _point_map(self, track_id: str, param: str, point_id: str) -> Map:
         points = lanes.lane_map(self._track_map(track_id), param)["points"]
         entry = points.get(point_id)

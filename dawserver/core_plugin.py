@@ -12,6 +12,7 @@ from . import (
     api,
     assets,
     auth_routes,
+    automation_api,
     bounces,
     midi_routes,
     oidc_routes,
@@ -55,7 +56,7 @@ def routes(context: PluginContext) -> list[Route]:
             *privacy_routes.ROUTES, *sso_routes.ROUTES, *public_routes.ROUTES,
             *openapi_v1.ROUTES, *sample_routes.ROUTES, *graphql_route.ROUTES,
             *webhook_routes.ROUTES, *storage_service.ROUTES,
-            *midi_routes.ROUTES]
+            *midi_routes.ROUTES, *automation_api.ROUTES]
 
 
 @hookimpl
