@@ -22,10 +22,14 @@ FADER_SLOTS = 8
 FADER_TARGET, FADER_END, FADER_START = 0, 2, 4
 
 KIND_CODES = {"gain": 1, "biquad": 2, "compressor": 3, "delay": 4, "limiter": 5, "reverb": 6,
-              "chorus": 7, "flanger": 8, "gate": 9, "saturation": 10, "phaser": 11}
+              "chorus": 7, "flanger": 8, "gate": 9, "saturation": 10, "phaser": 11,
+              "lookahead_limiter": 32}
 BIQUAD_SHAPES = {"lowpass": 0, "highpass": 1, "peaking": 2, "lowshelf": 3, "highshelf": 4}
 MAX_DELAY_MS = 2000.0
 MAX_MODULATION_MS = 50.0  # chorus and flanger lines: delay_ms + depth_ms stays below
+MAX_LOOKAHEAD_MS = 20.0  # the lookahead limiter's longest lookahead (its latency)
+#: Effects whose level detector may listen to another track or bus (``EffectSpec.sidechain``).
+SIDECHAIN_KINDS = ("compressor", "gate")
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,11 @@ PARAMS: dict[str, tuple[Param, ...]] = {
         Param("feedback", 0.3, -0.9, 0.9),
         Param("mix", 0.5, 0.0, 1.0),
     ),
+    "lookahead_limiter": (
+        Param("ceiling_db", -0.3, -24.0, 0.0),
+        Param("release_ms", 50.0, 1.0, 2000.0),
+        Param("lookahead_ms", 5.0, 0.0, MAX_LOOKAHEAD_MS),
+    ),
 }
 
 
@@ -108,19 +117,27 @@ class EffectSpec:
     """An insert effect: its kind, parameters by name, and whether it runs.
 
     For ``biquad`` the ``shape`` parameter may be given as a name
-    (``"lowshelf"``, ``"peaking"``, ...).
+    (``"lowshelf"``, ``"peaking"``, ...). ``sidechain`` (compressor and gate only)
+    names the track or bus whose post-insert, pre-fader signal the detector listens
+    to; empty, the effect listens to its own input.
     """
 
     kind: str
     params: dict[str, float | str] = field(default_factory=dict)
     enabled: bool = True
     id: str = ""
+    sidechain: str = ""
 
     def validate(self) -> None:
         """Raise :class:`ProjectError` for an unknown kind, parameter or a bad value."""
         if self.kind not in PARAMS:
             raise ProjectError(
                 f"unknown effect kind {self.kind!r}; known kinds: {', '.join(PARAMS)}"
+            )
+        if self.sidechain and self.kind not in SIDECHAIN_KINDS:
+            raise ProjectError(
+                f"{self.kind}: only {' and '.join(SIDECHAIN_KINDS)} take a sidechain; "
+                f"remove sidechain {self.sidechain!r}"
             )
         known = {p.name for p in PARAMS[self.kind]}
         for name in self.params:
@@ -158,7 +175,31 @@ def memory_length(kind: str, sample_rate: float) -> int:
         return int(math.ceil(MAX_MODULATION_MS * 1e-3 * sample_rate)) + 4
     if kind == "reverb":
         return reverb_layout(sample_rate).total
+    if kind == "lookahead_limiter":
+        return 3 * lookahead_ring(sample_rate)
     return 0
+
+
+def lookahead_ring(sample_rate: float) -> int:
+    """Length of each of the lookahead limiter's rings (delay, needed gain, smoothed gain)."""
+    return int(math.ceil(MAX_LOOKAHEAD_MS * 1e-3 * sample_rate)) + 2
+
+
+def lookahead_frames(lookahead_ms: float, sample_rate: float) -> int:
+    """Frames of lookahead (and latency) for ``lookahead_ms``, as the C engine rounds it.
+
+    The value is taken as the float32 slot holds it: ``floor(ms * 1e-3 * rate + 0.5)``.
+    """
+    return int(math.floor(float(np.float32(lookahead_ms)) * 1e-3 * sample_rate + 0.5))
+
+
+def latency(spec: EffectSpec, sample_rate: float) -> int:
+    """Frames by which ``spec`` delays its input (0 for every built-in but the
+    lookahead limiter; a bypassed effect adds none)."""
+    if not spec.enabled or spec.kind != "lookahead_limiter":
+        return 0
+    values = dict(zip((p.name for p in PARAMS[spec.kind]), spec.values(), strict=True))
+    return lookahead_frames(values["lookahead_ms"], sample_rate)
 
 
 class EffectState:
@@ -173,6 +214,8 @@ class EffectState:
         self.slots = np.zeros(FX_SLOTS, dtype=np.float32)
         self.memory = np.zeros((channels, memory_length(spec.kind, sample_rate)),
                                dtype=np.float32)
+        #: the sidechain key this effect's detector reads, (2, max_block), or None
+        self.key: np.ndarray | None = None
         self.set_params(spec.params)
 
     def set_params(self, params: dict[str, float | str], replace: bool = False) -> None:
@@ -182,7 +225,8 @@ class EffectState:
         ``replace=True``.
         """
         merged = dict(params) if replace else {**self.spec.params, **params}
-        spec = EffectSpec(self.spec.kind, merged, self.enabled, self.spec.id)
+        spec = EffectSpec(self.spec.kind, merged, self.enabled, self.spec.id,
+                          self.spec.sidechain)
         values = spec.values()
         self.spec = spec
         self.slots[SLOT_TARGET : SLOT_TARGET + len(values)] = values

@@ -16,6 +16,7 @@ from .arrays import checked_float32
 from .effects import TICK, EffectState
 from .errors import BackendUnavailable, NativeError
 from .graph import AutomationState, BusState, Graph, LaneState, TrackState
+from .schedule import DelayState, KeyState, Schedule
 
 try:
     from native._engine import ffi, lib
@@ -96,6 +97,9 @@ class _Builder:
             if fx.memory.size:
                 arr[i].memory = self.floats(fx.memory)
                 arr[i].memory_len = fx.memory.shape[1]
+            if fx.key is not None:
+                arr[i].key = self.floats(fx.key)
+                arr[i].key_stride = fx.key.shape[1]
         return arr
 
     def bus(self, bus: BusState, out: Any) -> None:
@@ -141,6 +145,47 @@ class _Builder:
         return out
 
 
+    def delay(self, d: DelayState, out: Any) -> None:
+        out.memory = self.floats(d.memory)
+        out.length = d.memory.shape[1]
+        out.delay = d.delay
+        out.write = ffi.cast("int64_t *", self.hold(d.write).ctypes.data)
+
+    def keys(self, keys: list[KeyState]) -> Any:
+        arr = self.hold(ffi.new("daw_key[]", max(len(keys), 1)))
+        for i, k in enumerate(keys):
+            arr[i].source = self.floats(k.source)
+            arr[i].channels = k.source.shape[0]
+            arr[i].key = self.floats(k.key)
+            self.delay(k.delay, arr[i].delay)
+        return arr
+
+    def schedule(self, s: Schedule) -> Any:
+        out = self.hold(ffi.new("daw_schedule *"))
+        out.latency = s.latency
+        runs = self.hold(ffi.new("daw_run[]", max(len(s.runs), 1)))
+        for i, run in enumerate(s.runs):
+            runs[i].first, runs[i].count, runs[i].offset = run.first, run.count, run.offset
+            runs[i].own_buffer = int(run.own_buffer)
+            runs[i].n_keys, runs[i].keys = len(run.keys), self.keys(run.keys)
+        out.n_runs, out.runs = len(s.runs), runs
+        self.delay(s.direct, out.direct)
+        n = len(s.bus_delays)
+        delays = self.hold(ffi.new("daw_delay[]", max(n, 1)))
+        for i, d in enumerate(s.bus_delays):
+            self.delay(d, delays[i])
+        out.bus_delays = delays
+        out.bus_order = self.hold(ffi.new("int32_t[]", s.bus_order or [0]))
+        out.bus_n_keys = self.hold(ffi.new("int32_t[]", [len(k) for k in s.bus_keys] or [0]))
+        bus_keys = self.hold(ffi.new("daw_key *[]", max(n, 1)))
+        for i, keys in enumerate(s.bus_keys):
+            if keys:
+                bus_keys[i] = self.keys(keys)
+        out.bus_keys = bus_keys
+        out.master_n_keys, out.master_keys = len(s.master_keys), self.keys(s.master_keys)
+        return out
+
+
 class NativeGraph:
     """A C ``daw_graph`` view of a :class:`Graph`; rebuild it after structural edits.
 
@@ -176,6 +221,8 @@ class NativeGraph:
         g.scratch = b.floats(graph.scratch)
         g.lane_scratch = b.floats(graph.lane_scratch)
         g.n_threads = graph.threads if graph.thread_scratch.size else 1
+        if graph.schedule is not None:
+            g.schedule = b.schedule(graph.schedule)
         if graph.thread_scratch.size:
             g.thread_scratch = b.floats(graph.thread_scratch)
         self._builder = b

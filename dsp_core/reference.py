@@ -29,6 +29,7 @@ from .effects import (
 )
 from .graph import BusState, ClipState, Graph, TrackState
 from .reference_automation import automation_gains
+from .reference_lookahead import lookahead_run
 from .reference_modulation import (
     modulation_coefficients,
     modulation_run,
@@ -42,6 +43,7 @@ from .reference_shaping import (
     saturation_coefficients,
     saturation_run,
 )
+from .schedule import DelayState, KeyState
 
 F32 = np.float32
 # Copies of native/internal.h's numbers; tests/test_engine_header.py holds them to it.
@@ -57,6 +59,7 @@ GAIN, BIQUAD, COMPRESSOR, DELAY, LIMITER = (KIND_CODES[k] for k in
                                             ("gain", "biquad", "compressor", "delay", "limiter"))
 REVERB, CHORUS, FLANGER, GATE, SATURATION, PHASER = (
     KIND_CODES[k] for k in ("reverb", "chorus", "flanger", "gate", "saturation", "phaser"))
+LOOKAHEAD_LIMITER = KIND_CODES["lookahead_limiter"]
 
 
 # ------------------------------------------------------------------ math
@@ -204,14 +207,20 @@ def compressor_coefficients(slots: np.ndarray, sr: float) -> None:
     slots[SLOT_COEF + 1] = math.exp(-1.0 / (release * sr if release > 1e-5 else 1e-5 * sr))
 
 
-def compressor_run(slots: np.ndarray, x0: np.ndarray, x1: np.ndarray | None) -> None:
-    """Feed-forward compressor: gain computer, attack/release, makeup."""
+def compressor_run(slots: np.ndarray, x0: np.ndarray, x1: np.ndarray | None,
+                   k0: np.ndarray | None = None, k1: np.ndarray | None = None) -> None:
+    """Feed-forward compressor: gain computer, attack/release, makeup.
+
+    The detector reads ``k0``/``k1`` (a sidechain key) when given, else the input.
+    """
+    if k0 is None:
+        k0, k1 = x0, x1
     v = slots[SLOT_VALUE:SLOT_VALUE + 8]
     threshold, knee, makeup = v[0], v[2], v[5]
     slope = F32(1.0) - F32(1.0) / max(v[1], F32(1.0))
     half = F32(0.5) * knee
     inv_2knee = F32(1.0) / (F32(2.0) * knee) if knee > 0 else F32(0.0)
-    level = np.abs(x0) if x1 is None else np.maximum(np.abs(x0), np.abs(x1))
+    level = np.abs(k0) if k1 is None else np.maximum(np.abs(k0), np.abs(k1))
     level = np.maximum(level, F32(1e-10))
     over = LOG2_TO_DB * log2(level) - threshold
     red = slope * over
@@ -344,15 +353,21 @@ def effect_settled(fx: EffectState) -> bool:
 
 
 def effect_segment(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, sr: float,
-                   ph: int) -> None:
-    """Process one stretch of frames with constant (per-tick) parameters."""
+                   ph: int, pos: int = 0) -> None:
+    """Process one stretch of frames with constant (per-tick) parameters.
+
+    ``pos`` is where the stretch starts in the block (a sidechain key is read from there).
+    """
     s = fx.slots
+    k0 = k1 = None
+    if fx.key is not None:
+        k0, k1 = fx.key[0, pos:pos + ch0.shape[0]], fx.key[1, pos:pos + ch0.shape[0]]
     if fx.kind == BIQUAD:
         biquad_run(s[SLOT_COEF:SLOT_COEF + 5], s[SLOT_MEM:SLOT_MEM + 2], ch0)
         if ch1 is not None:
             biquad_run(s[SLOT_COEF:SLOT_COEF + 5], s[SLOT_MEM + 2:SLOT_MEM + 4], ch1)
     elif fx.kind == COMPRESSOR:
-        compressor_run(s, ch0, ch1)
+        compressor_run(s, ch0, ch1, k0, k1)
     elif fx.kind == LIMITER:
         limiter_run(s, ch0, ch1)
     elif fx.kind == GAIN:
@@ -370,11 +385,13 @@ def effect_segment(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, sr:
     elif fx.kind in (CHORUS, FLANGER):
         modulation_run(fx, ch0, ch1)
     elif fx.kind == GATE:
-        gate_run(s, ch0, ch1)
+        gate_run(s, ch0, ch1, k0, k1)
     elif fx.kind == SATURATION:
         saturation_run(s, ch0, ch1)
     elif fx.kind == PHASER:
         phaser_run(s, ch0, ch1, sr, ph)
+    elif fx.kind == LOOKAHEAD_LIMITER:
+        lookahead_run(fx, ch0, ch1, sr)
 
 
 def effect_process(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, frames: int,
@@ -394,7 +411,7 @@ def effect_process(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, fra
             effect_tick(fx, sample_rate, alpha)
         n = min(frames - pos, TICK - ph)
         seg = slice(pos, pos + n)
-        effect_segment(fx, ch0[seg], None if ch1 is None else ch1[seg], sample_rate, ph)
+        effect_segment(fx, ch0[seg], None if ch1 is None else ch1[seg], sample_rate, ph, pos)
         pos += n
         ph = (ph + n) % TICK
 
@@ -481,6 +498,53 @@ def _bus_out(bus: BusState, g: Graph, frames: int, phase: int, alpha: float,
     fader_apply(bus.fader, bus.buffer[0], bus.buffer[1], dst[0], dst[1], frames, phase, alpha)
 
 
+def delay_apply(d: DelayState, x: np.ndarray, frames: int) -> None:
+    """Twin of the C ``delay_apply``: x's rows delayed in place by ``d.delay`` frames."""
+    if d.delay <= 0:
+        return
+    length = d.memory.shape[1]
+    w = int(d.write[0]) if 0 <= d.write[0] < length else 0
+    for c in range(x.shape[0]):
+        ring = d.memory[c]
+        history = ring[(w - d.delay + np.arange(d.delay)) % length]  # oldest first
+        block = x[c, :frames].copy()
+        if frames >= length:
+            ring[(w + frames - length + np.arange(length)) % length] = block[frames - length:]
+        else:
+            ring[(w + np.arange(frames)) % length] = block
+        x[c, :frames] = np.concatenate([history, block])[:frames]
+    d.write[0] = (w + frames) % length
+
+
+def key_fill(k: KeyState, frames: int) -> None:
+    """Twin of ``key_fill``: the source's post-insert signal, delayed, into the key."""
+    k.key[0, :frames] = k.source[0, :frames]
+    k.key[1, :frames] = k.source[-1, :frames]
+    delay_apply(k.delay, k.key, frames)
+
+
+def _render_scheduled(g: Graph, start: int, frames: int, phase: int, alpha: float) -> None:
+    """Twin of ``render_scheduled``: runs in order at their offsets, aligned buses."""
+    s = g.schedule
+    assert s is not None
+    for run in s.runs:
+        for k in run.keys:
+            key_fill(k, frames)
+        for tr in g.tracks[run.first:run.first + run.count]:
+            render_track(g, tr, start - run.offset, frames, phase, alpha)
+    delay_apply(s.direct, g.master.buffer, frames)
+    for b in s.bus_order:
+        bus = g.buses[b]
+        for k in s.bus_keys[b]:
+            key_fill(k, frames)
+        run_chain(bus.effects, bus.buffer, frames, g.sample_rate, phase)
+        delay_apply(s.bus_delays[b], bus.buffer, frames)
+        fader_apply(bus.fader, bus.buffer[0], bus.buffer[1], g.master.buffer[0],
+                    g.master.buffer[1], frames, phase, alpha)
+    for k in s.master_keys:
+        key_fill(k, frames)
+
+
 def render(g: Graph, start: int, frames: int, out: np.ndarray) -> None:
     """Twin of ``daw_render``: one block of the whole graph into ``out`` (2, frames)."""
     phase = g.frames_done % TICK
@@ -488,10 +552,13 @@ def render(g: Graph, start: int, frames: int, out: np.ndarray) -> None:
     g.master.buffer[:] = 0.0
     for bus in g.buses:
         bus.buffer[:] = 0.0
-    for tr in g.tracks:
-        render_track(g, tr, start, frames, phase, alpha)
-    for bus in g.buses:
-        _bus_out(bus, g, frames, phase, alpha, g.master.buffer)
+    if g.schedule is not None:
+        _render_scheduled(g, start, frames, phase, alpha)
+    else:
+        for tr in g.tracks:
+            render_track(g, tr, start, frames, phase, alpha)
+        for bus in g.buses:
+            _bus_out(bus, g, frames, phase, alpha, g.master.buffer)
     out[:, :frames] = 0.0
     _bus_out(g.master, g, frames, phase, alpha, out)
     g.frames_done += frames

@@ -15,7 +15,7 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 SOURCES = ("engine.c", "effects.c", "reverb.c", "modulation.c", "shaping.c", "lanes.c", "plain.c",
-           "pool.c")
+           "pool.c", "lookahead.c")
 
 
 def _cdef_from_header(text: str) -> str:

@@ -714,6 +714,87 @@ static int render_all_tracks(daw_graph *g, int64_t start, int32_t frames, int32_
     return DAW_OK;
 }
 
+/* ---------------------------------------------------------------- order and latency */
+
+/* x's channels (rows `stride` floats apart) delayed in place by d->delay frames. */
+static void delay_apply(daw_delay *d, float *x, int32_t channels, int64_t stride,
+                        int32_t frames) {
+    if (d->delay <= 0 || !d->memory || !d->write || d->length <= d->delay) return;
+    const int64_t len = d->length, delay = d->delay;
+    const int64_t w0 = *d->write >= 0 && *d->write < len ? *d->write : 0;
+    int64_t w = w0;
+    for (int32_t c = 0; c < channels; c++) {
+        float *restrict ring = d->memory + (size_t)c * len;
+        float *restrict y = x + (size_t)c * stride;
+        w = w0;
+        int64_t r = w - delay < 0 ? w - delay + len : w - delay;
+        for (int32_t i = 0; i < frames; i++) {
+            ring[w] = y[i];
+            y[i] = ring[r];
+            w = w + 1 == len ? 0 : w + 1;
+            r = r + 1 == len ? 0 : r + 1;
+        }
+    }
+    *d->write = w;
+}
+
+/* A sidechain's key for this block: the source's post-insert signal, delayed. */
+static void key_fill(daw_key *k, int32_t mb, int32_t frames) {
+    const float *s0 = k->source, *s1 = k->channels == 2 ? k->source + mb : k->source;
+    memcpy(k->key, s0, (size_t)frames * sizeof(float));
+    memcpy(k->key + mb, s1, (size_t)frames * sizeof(float));
+    delay_apply(&k->delay, k->key, 2, mb, frames);
+}
+
+/* A graph with sidechains or latency: runs of tracks in the schedule's order,
+ * each reading its clips at its offset, then the aligning delays and the buses
+ * in their order, on the calling thread. */
+static int render_scheduled(daw_graph *g, int64_t start, int32_t frames, int32_t phase,
+                            float alpha) {
+    daw_schedule *s = g->schedule;
+    const int32_t mb = g->max_block;
+    const mix_target to = {g->master->buffer, NULL, g->scratch, g->lane_scratch};
+    int rc = DAW_OK;
+    for (int32_t k = 0; k < s->n_runs && rc == DAW_OK; k++) {
+        daw_run *run = &s->runs[k];
+        if (run->first < 0 || run->count < 0 || run->first + run->count > g->n_tracks)
+            return DAW_ERR_FRAMES;
+        for (int32_t j = 0; j < run->n_keys; j++) key_fill(&run->keys[j], mb, frames);
+        const int64_t at = start - run->offset;
+        if (!run->own_buffer) {
+            rc = render_tracks(g, &to, run->first, run->first + run->count, at, frames, phase,
+                               alpha);
+            continue;
+        }
+        for (int32_t t = run->first; t < run->first + run->count && rc == DAW_OK; t++) {
+            daw_track *tr = &g->tracks[t];
+            track_input(g, tr, at, frames);
+            rc = run_chain(tr->effects, tr->n_effects, tr->buffer,
+                           tr->channels == 2 ? tr->buffer + mb : NULL, tr->channels, frames,
+                           g->sample_rate, phase, to.scratch);
+            if (rc == DAW_OK) rc = track_output(g, &to, tr, at, frames, phase, alpha);
+        }
+    }
+    if (rc != DAW_OK) return rc;
+    delay_apply(&s->direct, g->master->buffer, 2, mb, frames);
+    for (int32_t i = 0; i < g->n_buses && rc == DAW_OK; i++) {
+        const int32_t b = s->bus_order ? s->bus_order[i] : i;
+        if (b < 0 || b >= g->n_buses) return DAW_ERR_BUS;
+        daw_bus *bus = &g->buses[b];
+        if (s->bus_keys && s->bus_keys[b])
+            for (int32_t j = 0; j < s->bus_n_keys[b]; j++) key_fill(&s->bus_keys[b][j], mb, frames);
+        rc = run_chain(bus->effects, bus->n_effects, bus->buffer, bus->buffer + mb, 2, frames,
+                       g->sample_rate, phase, g->scratch);
+        if (rc != DAW_OK) break;
+        if (s->bus_delays) delay_apply(&s->bus_delays[b], bus->buffer, 2, mb, frames);
+        fader_apply(bus->fader, bus->buffer, bus->buffer + mb, g->master->buffer,
+                    g->master->buffer + mb, frames, phase, alpha);
+    }
+    for (int32_t j = 0; j < s->master_n_keys && rc == DAW_OK; j++)
+        key_fill(&s->master_keys[j], mb, frames);
+    return rc;
+}
+
 int daw_render(daw_graph *g, int64_t start, int32_t frames, float *out_l, float *out_r) {
     if (!g || !g->master || !g->scratch || !g->lane_scratch || !out_l || !out_r)
         return DAW_ERR_NULL;
@@ -725,8 +806,9 @@ int daw_render(daw_graph *g, int64_t start, int32_t frames, float *out_l, float 
     memset(g->master->buffer, 0, (size_t)2 * mb * sizeof(float));
     for (int32_t b = 0; b < g->n_buses; b++)
         memset(g->buses[b].buffer, 0, (size_t)2 * mb * sizeof(float));
-    int rc = render_all_tracks(g, start, frames, phase, alpha);
-    for (int32_t b = 0; b < g->n_buses && rc == DAW_OK; b++) {
+    int rc = g->schedule ? render_scheduled(g, start, frames, phase, alpha)
+                         : render_all_tracks(g, start, frames, phase, alpha);
+    for (int32_t b = 0; b < g->n_buses && rc == DAW_OK && !g->schedule; b++) {
         daw_bus *bus = &g->buses[b];
         rc = run_chain(bus->effects, bus->n_effects, bus->buffer, bus->buffer + mb, 2, frames,
                        g->sample_rate, phase, g->scratch);

@@ -39,6 +39,7 @@
 #define DAW_FX_GATE 9
 #define DAW_FX_SATURATION 10
 #define DAW_FX_PHASER 11
+#define DAW_FX_LOOKAHEAD_LIMITER 32  /* latency: its lookahead (lookahead.c) */
 
 /* Biquad shapes (RBJ cookbook) */
 #define DAW_BQ_LOWPASS 0
@@ -68,6 +69,9 @@ typedef struct {
     float *memory;      /* delay lines (delay, reverb, chorus, flanger): channels *
                            memory_len floats, or NULL */
     int64_t memory_len;
+    const float *key;   /* sidechain (compressor, gate): the detector reads key[0..frames)
+                           and key[key_stride..], or NULL: it reads its own input */
+    int64_t key_stride;
 } daw_effect;
 
 typedef struct {
@@ -143,6 +147,55 @@ typedef struct {
     int32_t state;        /* 0: to look at, 1: the fields above hold, 2: never plain */
 } daw_plain;
 
+/* ---- plug-in delay compensation and render order (dsp_core/graph.py plans them) */
+
+/* A delay line: `channels` rings of `length` floats in memory (length > delay). */
+typedef struct {
+    float *memory;
+    int64_t length;
+    int64_t delay;      /* frames; 0: the line is skipped */
+    int64_t *write;     /* the write index (one int64 the caller owns) */
+} daw_delay;
+
+/* A sidechain: before its consumer renders, the source's post-insert buffer
+ * (channels rows of max_block floats) goes through `delay` into `key` (2 rows of
+ * max_block; a mono source fills both), which the keyed effect's detector reads. */
+typedef struct {
+    const float *source;
+    int32_t channels;
+    float *key;
+    daw_delay delay;
+} daw_key;
+
+/* Consecutive tracks [first, first + count) rendered together, their clips read
+ * `offset` frames before the block (so that every track's post-insert signal is
+ * aligned).  own_buffer: a key source, always rendered through its buffer. */
+typedef struct {
+    int32_t first, count;
+    int32_t own_buffer;
+    int32_t n_keys;
+    daw_key *keys;      /* filled before the run (a run with keys is one track) */
+    int64_t offset;
+} daw_run;
+
+/* The order and alignment of a graph with sidechains or latency.  Tracks render
+ * run by run on the calling thread; the tracks' direct sum into the master is
+ * delayed by `direct`, each aux bus's output by bus_delays[b] (after its chain),
+ * so all arrive at the master aligned; `latency` is the whole graph's (master
+ * chain included): output frame f holds timeline frame f - latency. */
+typedef struct {
+    int64_t latency;
+    int32_t n_runs;
+    daw_run *runs;
+    daw_delay direct;   /* 2 channels */
+    daw_delay *bus_delays;  /* n_buses, 2 channels each */
+    int32_t *bus_order;     /* n_buses: the order buses render in (key sources first) */
+    int32_t *bus_n_keys;    /* n_buses */
+    daw_key **bus_keys;     /* n_buses: the keys of each bus's effects, or NULL */
+    int32_t master_n_keys;
+    daw_key *master_keys;   /* filled after the buses, before the master chain */
+} daw_schedule;
+
 typedef struct {
     double sample_rate;
     int32_t max_block;
@@ -160,6 +213,7 @@ typedef struct {
     daw_plain *plain;     /* n_tracks, or NULL: looked up every block */
     daw_automation **automation;  /* n_tracks (NULL: that fader is not automated), or
                                      NULL when no track is (daw_track stays 64 bytes) */
+    daw_schedule *schedule;  /* NULL: tracks in index order (threaded), then buses */
 } daw_graph;
 
 /* Mix n_tracks mono tracks (row-major n_tracks x n_frames) to stereo with the
