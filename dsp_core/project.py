@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .audio_io import audio_info, load_source, resampled_length
-from .effects import BIQUAD_SHAPES, PARAMS, EffectSpec
+from .effects import BIQUAD_SHAPES, PARAMS, SIDECHAIN_KINDS, EffectSpec
 from .errors import AudioFileError, ProjectError
 from .session import (
     AUTOMATION_PARAMS,
@@ -180,8 +180,11 @@ def _bus_to_dict(bus: Bus) -> dict[str, Any]:
 
 
 def _effect_to_dict(effect: EffectSpec) -> dict[str, Any]:
-    return {"id": effect.id, "kind": effect.kind, "enabled": effect.enabled,
-            "params": dict(effect.params)}
+    out = {"id": effect.id, "kind": effect.kind, "enabled": effect.enabled,
+           "params": dict(effect.params)}
+    if effect.sidechain:
+        out["sidechain"] = effect.sidechain
+    return out
 
 
 def _gain_out(db: float) -> float | str:
@@ -301,7 +304,7 @@ def _bus(value: object, path: str) -> Bus:
 
 
 def _effect(value: object, path: str) -> EffectSpec:
-    f = _fields(value, path, ("kind",), ("id", "enabled", "params"))
+    f = _fields(value, path, ("kind",), ("id", "enabled", "params", "sidechain"))
     kind = _string(f["kind"], f"{path}.kind")
     if kind not in PARAMS:
         raise ProjectError(f"{path}.kind: unknown effect kind {kind!r}; "
@@ -319,8 +322,13 @@ def _effect(value: object, path: str) -> EffectSpec:
         low, high = ranges[name].low, ranges[name].high
         if not low <= value_ <= high:
             raise ProjectError(f"{where}: must be in [{low:g}, {high:g}], got {_show(raw)}")
+    sidechain = _string(f.get("sidechain", ""), f"{path}.sidechain")
+    if sidechain and kind not in SIDECHAIN_KINDS:
+        raise ProjectError(f"{path}.sidechain: only {' and '.join(SIDECHAIN_KINDS)} take a "
+                           f"sidechain, not {kind}")
     return EffectSpec(kind=kind, params=params, id=_string(f.get("id", ""), f"{path}.id"),
-                      enabled=_boolean(f.get("enabled", True), f"{path}.enabled"))
+                      enabled=_boolean(f.get("enabled", True), f"{path}.enabled"),
+                      sidechain=sidechain)
 
 
 def _fields(value: object, path: str, required: tuple[str, ...],
