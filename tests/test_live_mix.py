@@ -16,8 +16,8 @@ from collab.room import Room
 from collab.store import open_store
 from dawserver.live_mix import FRAME, LiveMix
 from dawserver.projects import import_session
-from dsp_core.engine import Engine
 from dsp_core.effects import EffectSpec, lookahead_frames
+from dsp_core.engine import Engine
 from dsp_core.session import Clip, Session, Track
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
