@@ -166,22 +166,15 @@ class _Builder:
         runs = self.hold(ffi.new("daw_run[]", max(len(s.runs), 1)))
         for i, run in enumerate(s.runs):
             runs[i].first, runs[i].count, runs[i].offset = run.first, run.count, run.offset
-            runs[i].own_buffer = int(run.own_buffer)
+            runs[i].own_buffer, runs[i].bus = int(run.own_buffer), run.bus
             runs[i].n_keys, runs[i].keys = len(run.keys), self.keys(run.keys)
         out.n_runs, out.runs = len(s.runs), runs
         self.delay(s.direct, out.direct)
-        n = len(s.bus_delays)
-        delays = self.hold(ffi.new("daw_delay[]", max(n, 1)))
+        delays = self.hold(ffi.new("daw_delay[]", max(len(s.bus_delays), 1)))
         for i, d in enumerate(s.bus_delays):
             self.delay(d, delays[i])
         out.bus_delays = delays
-        out.bus_order = self.hold(ffi.new("int32_t[]", s.bus_order or [0]))
-        out.bus_n_keys = self.hold(ffi.new("int32_t[]", [len(k) for k in s.bus_keys] or [0]))
-        bus_keys = self.hold(ffi.new("daw_key *[]", max(n, 1)))
-        for i, keys in enumerate(s.bus_keys):
-            if keys:
-                bus_keys[i] = self.keys(keys)
-        out.bus_keys = bus_keys
+        out.bus_sum = self.floats(s.bus_sum)
         out.master_n_keys, out.master_keys = len(s.master_keys), self.keys(s.master_keys)
         return out
 

@@ -524,23 +524,24 @@ def key_fill(k: KeyState, frames: int) -> None:
 
 
 def _render_scheduled(g: Graph, start: int, frames: int, phase: int, alpha: float) -> None:
-    """Twin of ``render_scheduled``: runs in order at their offsets, aligned buses."""
+    """Twin of ``render_scheduled``: the steps in order, then the aligned sums."""
     s = g.schedule
     assert s is not None
+    s.bus_sum[:, :frames] = 0.0
     for run in s.runs:
         for k in run.keys:
             key_fill(k, frames)
+        if run.bus >= 0:
+            bus = g.buses[run.bus]
+            run_chain(bus.effects, bus.buffer, frames, g.sample_rate, phase)
+            delay_apply(s.bus_delays[run.bus], bus.buffer, frames)
+            fader_apply(bus.fader, bus.buffer[0], bus.buffer[1], s.bus_sum[0], s.bus_sum[1],
+                        frames, phase, alpha)
+            continue
         for tr in g.tracks[run.first:run.first + run.count]:
             render_track(g, tr, start - run.offset, frames, phase, alpha)
     delay_apply(s.direct, g.master.buffer, frames)
-    for b in s.bus_order:
-        bus = g.buses[b]
-        for k in s.bus_keys[b]:
-            key_fill(k, frames)
-        run_chain(bus.effects, bus.buffer, frames, g.sample_rate, phase)
-        delay_apply(s.bus_delays[b], bus.buffer, frames)
-        fader_apply(bus.fader, bus.buffer[0], bus.buffer[1], g.master.buffer[0],
-                    g.master.buffer[1], frames, phase, alpha)
+    g.master.buffer[:, :frames] += s.bus_sum[:, :frames]
     for k in s.master_keys:
         key_fill(k, frames)
 

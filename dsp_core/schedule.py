@@ -53,13 +53,15 @@ class KeyState:
 
 @dataclass
 class RunState:
-    """Tracks ``[first, first + count)`` reading their clips ``offset`` frames early."""
+    """One step: tracks ``[first, first + count)`` reading their clips ``offset`` frames
+    early, or (``bus >= 0``) that aux bus; ``keys`` are filled before it."""
 
     first: int
     count: int
     offset: int
     own_buffer: bool = False  # a key source: always through its buffer
     keys: list[KeyState] = field(default_factory=list)
+    bus: int = -1
 
 
 @dataclass
@@ -70,8 +72,7 @@ class Schedule:
     runs: list[RunState]
     direct: DelayState
     bus_delays: list[DelayState]
-    bus_order: list[int]
-    bus_keys: list[list[KeyState]]
+    bus_sum: np.ndarray  # (2, max_block): the buses' outputs, added after the direct delay
     master_keys: list[KeyState]
 
 
@@ -106,27 +107,38 @@ def plan_key(session: Session, sample_rate: int) -> tuple:
     )
 
 
-def _topological(n: int, edges: dict[int, set[int]], name: list[str], what: str) -> list[int]:
-    """Kahn's order over ``n`` nodes (smallest index first); a cycle is a ProjectError."""
-    indegree = [0] * n
+Node = tuple[int, int]  # (0, track index) or (1, bus index): tracks first, then buses
+
+
+def _topological(nodes: list[Node], edges: dict[Node, set[Node]], names: dict[Node, str]
+                 ) -> list[Node]:
+    """Kahn's order (tracks before buses, lower indices first); a cycle is a ProjectError."""
+    indegree = dict.fromkeys(nodes, 0)
     for targets in edges.values():
         for t in targets:
             indegree[t] += 1
-    ready = [i for i in range(n) if indegree[i] == 0]
+    ready = [n for n in nodes if indegree[n] == 0]
     heapq.heapify(ready)
-    order: list[int] = []
+    order: list[Node] = []
     while ready:
-        i = heapq.heappop(ready)
-        order.append(i)
-        for t in sorted(edges.get(i, ())):
+        node = heapq.heappop(ready)
+        order.append(node)
+        for t in sorted(edges.get(node, ())):
             indegree[t] -= 1
             if indegree[t] == 0:
                 heapq.heappush(ready, t)
-    if len(order) < n:
-        stuck = [name[i] for i in range(n) if i not in set(order)]
+    if len(order) < len(nodes):
+        done = set(order)
+        stuck = [n for n in nodes if n not in done]
+        kinds = {n[0] for n in stuck}
+        if len(kinds) == 1:
+            what = ("tracks " if 0 in kinds else "buses ") + ", ".join(
+                repr(names[n]) for n in stuck)
+        else:
+            what = ", ".join(f"{'track' if n[0] == 0 else 'bus'} {names[n]!r}" for n in stuck)
         raise ProjectError(
-            f"sidechain cycle between {what} {', '.join(repr(s) for s in stuck)}: each keys "
-            "another in a loop; remove one of these sidechains"
+            f"sidechain cycle between {what}: each keys or feeds another in a loop; remove "
+            "one of these sidechains (or the send that closes the loop)"
         )
     return order
 
@@ -136,8 +148,9 @@ def plan_schedule(session: Session, tracks: list[TrackState], buses: list[BusSta
     """The render order and alignment of a built graph, or None when it needs none.
 
     Raises :class:`ProjectError` for a sidechain naming an unknown id or its own
-    track or bus, a cycle of sidechains, and the cases not compensated yet (a track
-    keyed by a bus; a key that would have to arrive before its source plays).
+    track or bus, a cycle of sidechains (with the sends), and a key that would have
+    to arrive before its source plays (latency after a track's keyed effect, or on
+    the aux buses when a track is keyed by a bus: not compensated yet).
     """
     if not needs_schedule(session, sample_rate):
         return None
@@ -149,9 +162,9 @@ def plan_schedule(session: Session, tracks: list[TrackState], buses: list[BusSta
     bus_max = max(bus_lat, default=0)
     total = aligned + bus_max + chain_latency(session.master.effects, sample_rate)
 
-    def keys_of(effects: list[EffectSpec], states, where: str, own: str, point_lag: int,
-                allow_bus: bool) -> list[tuple[int, EffectSpec, int, str, int]]:
-        """(effect index, spec, key delay, source kind, source index) of each keyed effect."""
+    def keys_of(effects: list[EffectSpec], where: str, own: str, point_lag: int
+                ) -> list[tuple[int, int, Node]]:
+        """(effect index, key delay, source node) of each keyed effect of a chain."""
         found = []
         prefix = 0
         for k, spec in enumerate(effects):
@@ -162,14 +175,9 @@ def plan_schedule(session: Session, tracks: list[TrackState], buses: list[BusSta
                                        f"its own {where.split()[0]}; leave sidechain empty "
                                        "to detect on its input")
                 if source in track_index:
-                    kind, index, key_lag = "track", track_index[source], aligned
-                elif source in bus_index:
-                    if not allow_bus:
-                        raise ProjectError(
-                            f"{where}: {spec.kind} keyed by bus {source!r}: a track's "
-                            "compressor or gate can be keyed by a track; key it by one of "
-                            "the bus's tracks, or put the effect on a bus")
-                    kind, index, key_lag = "bus", bus_index[source], aligned + bus_max
+                    node, key_lag = (0, track_index[source]), aligned
+                elif source in bus_index:  # taken after the bus's alignment delay
+                    node, key_lag = (1, bus_index[source]), aligned + bus_max
                 else:
                     raise ProjectError(f"{where}: sidechain {source!r} is neither a track "
                                        "nor a bus; name an existing track or bus id")
@@ -177,49 +185,37 @@ def plan_schedule(session: Session, tracks: list[TrackState], buses: list[BusSta
                 if delay < 0:
                     raise ProjectError(
                         f"{where}: the {spec.kind} keyed by {source!r} would need its key "
-                        f"{-delay} frames early (latency after it in the chain, or before "
-                        "its key); move latency-adding effects before the keyed effect")
-                found.append((k, spec, delay, kind, index))
+                        f"{-delay} frames early (latency after it in its chain, or on the aux "
+                        "buses while a track is keyed by a bus: not compensated yet); move "
+                        "latency-adding effects before the keyed effect or off the buses")
+                found.append((k, delay, node))
             prefix += latency(spec, sample_rate)
         return found
 
-    # tracks: the key sources render first, consumers after
-    track_edges: dict[int, set[int]] = {}
-    track_keys: dict[int, list] = {}
-    sources: set[int] = set()
+    nodes: list[Node] = [(0, i) for i in range(len(tracks))] + [(1, b) for b in range(len(buses))]
+    names = {(0, i): t.id for i, t in enumerate(session.tracks)}
+    names.update({(1, b): bus.id for b, bus in enumerate(session.buses)})
+    edges: dict[Node, set[Node]] = {}
+    found_keys: dict[Node, list[tuple[int, int, Node]]] = {}
     for i, t in enumerate(session.tracks):
-        found = keys_of(t.effects, tracks[i].effects, f"track {t.id!r}", t.id,
-                        aligned - track_lat[i], allow_bus=False)
-        if found:
-            track_keys[i] = found
-        for _, _, _, _, src in found:
-            track_edges.setdefault(src, set()).add(i)
-            sources.add(src)
-    order = _topological(len(session.tracks), track_edges, [t.id for t in session.tracks],
-                         "tracks")
-    bus_edges: dict[int, set[int]] = {}
-    bus_found: dict[int, list] = {}
+        for send in t.sends:
+            edges.setdefault((0, i), set()).add((1, bus_index[send.bus]))
+        found_keys[(0, i)] = keys_of(t.effects, f"track {t.id!r}", t.id,
+                                     aligned - track_lat[i])
     for b, bus in enumerate(session.buses):
-        found = keys_of(bus.effects, buses[b].effects, f"bus {bus.id!r}", bus.id, aligned,
-                        allow_bus=True)
-        bus_found[b] = found
-        for _, _, _, kind, src in found:
-            if kind == "track":
-                sources.add(src)
-            else:
-                bus_edges.setdefault(src, set()).add(b)
-    bus_order = _topological(len(session.buses), bus_edges, [b.id for b in session.buses],
-                             "buses")
-    master_found = keys_of(session.master.effects, master.effects, "bus 'master'", "master",
-                           aligned + bus_max, allow_bus=True)
-    for _, _, _, kind, src in master_found:
-        if kind == "track":
-            sources.add(src)
+        found_keys[(1, b)] = keys_of(bus.effects, f"bus {bus.id!r}", bus.id, aligned)
+    for node, found in found_keys.items():
+        for _, _, src in found:
+            edges.setdefault(src, set()).add(node)
+    order = _topological(nodes, edges, names)
+    master_found = keys_of(session.master.effects, "bus 'master'", "master", aligned + bus_max)
+    sources = {src[1] for found in [*found_keys.values(), master_found] for _, _, src in found
+               if src[0] == 0}  # tracks that key something: rendered through their buffers
 
-    def key_states(found, effect_states) -> list[KeyState]:
+    def key_states(found: list[tuple[int, int, Node]], effect_states) -> list[KeyState]:
         states = []
-        for k, _spec, delay, kind, src in found:
-            source = tracks[src].buffer if kind == "track" else buses[src].buffer
+        for k, delay, (kind, src) in found:
+            source = tracks[src].buffer if kind == 0 else buses[src].buffer
             key = KeyState(source, np.zeros((2, max_block), dtype=np.float32),
                            new_delay(2, delay))
             effect_states[k].key = key.key
@@ -227,22 +223,26 @@ def plan_schedule(session: Session, tracks: list[TrackState], buses: list[BusSta
         return states
 
     runs: list[RunState] = []
-    for i in order:
+    for kind, i in order:
+        if kind == 1:
+            runs.append(RunState(0, 0, 0, keys=key_states(found_keys[(1, i)], buses[i].effects),
+                                 bus=i))
+            continue
         offset = aligned - track_lat[i]
-        single = i in sources or i in track_keys
+        keyed = bool(found_keys[(0, i)])
         last = runs[-1] if runs else None
-        if (not single and last is not None and not last.own_buffer and not last.keys
-                and last.first + last.count == i and last.offset == offset):
+        if (i not in sources and not keyed and last is not None and last.bus < 0
+                and not last.own_buffer and not last.keys and last.first + last.count == i
+                and last.offset == offset):
             last.count += 1
             continue
         runs.append(RunState(i, 1, offset, own_buffer=i in sources,
-                             keys=key_states(track_keys.get(i, []), tracks[i].effects)))
+                             keys=key_states(found_keys[(0, i)], tracks[i].effects)))
     return Schedule(
         latency=total,
         runs=runs,
         direct=new_delay(2, bus_max),
         bus_delays=[new_delay(2, bus_max - lat) for lat in bus_lat],
-        bus_order=bus_order,
-        bus_keys=[key_states(bus_found[b], buses[b].effects) for b in range(len(buses))],
+        bus_sum=np.zeros((2, max_block), dtype=np.float32),
         master_keys=key_states(master_found, master.effects),
     )

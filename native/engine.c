@@ -746,20 +746,44 @@ static void key_fill(daw_key *k, int32_t mb, int32_t frames) {
     delay_apply(&k->delay, k->key, 2, mb, frames);
 }
 
-/* A graph with sidechains or latency: runs of tracks in the schedule's order,
- * each reading its clips at its offset, then the aligning delays and the buses
- * in their order, on the calling thread. */
+/* Aux bus b of a schedule: its chain, its alignment delay, its fader into bus_sum. */
+static int render_scheduled_bus(daw_graph *g, int32_t b, int32_t frames, int32_t phase,
+                                float alpha) {
+    daw_schedule *s = g->schedule;
+    const int32_t mb = g->max_block;
+    if (b >= g->n_buses || !s->bus_sum) return DAW_ERR_BUS;
+    daw_bus *bus = &g->buses[b];
+    const int rc = run_chain(bus->effects, bus->n_effects, bus->buffer, bus->buffer + mb, 2,
+                             frames, g->sample_rate, phase, g->scratch);
+    if (rc != DAW_OK) return rc;
+    if (s->bus_delays) delay_apply(&s->bus_delays[b], bus->buffer, 2, mb, frames);
+    fader_apply(bus->fader, bus->buffer, bus->buffer + mb, s->bus_sum, s->bus_sum + mb, frames,
+                phase, alpha);
+    return DAW_OK;
+}
+
+/* A graph with sidechains or latency: its steps in order (runs of tracks, each
+ * reading its clips at its offset; buses), then the direct-sum delay and the
+ * buses' sum into the master, on the calling thread. */
 static int render_scheduled(daw_graph *g, int64_t start, int32_t frames, int32_t phase,
                             float alpha) {
     daw_schedule *s = g->schedule;
     const int32_t mb = g->max_block;
     const mix_target to = {g->master->buffer, NULL, g->scratch, g->lane_scratch};
     int rc = DAW_OK;
+    if (s->bus_sum) {
+        memset(s->bus_sum, 0, (size_t)frames * sizeof(float));
+        memset(s->bus_sum + mb, 0, (size_t)frames * sizeof(float));
+    }
     for (int32_t k = 0; k < s->n_runs && rc == DAW_OK; k++) {
         daw_run *run = &s->runs[k];
+        for (int32_t j = 0; j < run->n_keys; j++) key_fill(&run->keys[j], mb, frames);
+        if (run->bus >= 0) {
+            rc = render_scheduled_bus(g, run->bus, frames, phase, alpha);
+            continue;
+        }
         if (run->first < 0 || run->count < 0 || run->first + run->count > g->n_tracks)
             return DAW_ERR_FRAMES;
-        for (int32_t j = 0; j < run->n_keys; j++) key_fill(&run->keys[j], mb, frames);
         const int64_t at = start - run->offset;
         if (!run->own_buffer) {
             rc = render_tracks(g, &to, run->first, run->first + run->count, at, frames, phase,
@@ -777,22 +801,11 @@ static int render_scheduled(daw_graph *g, int64_t start, int32_t frames, int32_t
     }
     if (rc != DAW_OK) return rc;
     delay_apply(&s->direct, g->master->buffer, 2, mb, frames);
-    for (int32_t i = 0; i < g->n_buses && rc == DAW_OK; i++) {
-        const int32_t b = s->bus_order ? s->bus_order[i] : i;
-        if (b < 0 || b >= g->n_buses) return DAW_ERR_BUS;
-        daw_bus *bus = &g->buses[b];
-        if (s->bus_keys && s->bus_keys[b])
-            for (int32_t j = 0; j < s->bus_n_keys[b]; j++) key_fill(&s->bus_keys[b][j], mb, frames);
-        rc = run_chain(bus->effects, bus->n_effects, bus->buffer, bus->buffer + mb, 2, frames,
-                       g->sample_rate, phase, g->scratch);
-        if (rc != DAW_OK) break;
-        if (s->bus_delays) delay_apply(&s->bus_delays[b], bus->buffer, 2, mb, frames);
-        fader_apply(bus->fader, bus->buffer, bus->buffer + mb, g->master->buffer,
-                    g->master->buffer + mb, frames, phase, alpha);
-    }
-    for (int32_t j = 0; j < s->master_n_keys && rc == DAW_OK; j++)
-        key_fill(&s->master_keys[j], mb, frames);
-    return rc;
+    if (s->bus_sum)
+        for (int32_t i = 0; i < 2 * mb; i += mb)
+            for (int32_t f = 0; f < frames; f++) g->master->buffer[i + f] += s->bus_sum[i + f];
+    for (int32_t j = 0; j < s->master_n_keys; j++) key_fill(&s->master_keys[j], mb, frames);
+    return DAW_OK;
 }
 
 int daw_render(daw_graph *g, int64_t start, int32_t frames, float *out_l, float *out_r) {

@@ -167,33 +167,35 @@ typedef struct {
     daw_delay delay;
 } daw_key;
 
-/* Consecutive tracks [first, first + count) rendered together, their clips read
- * `offset` frames before the block (so that every track's post-insert signal is
- * aligned).  own_buffer: a key source, always rendered through its buffer. */
+/* One step of a schedule.  bus < 0: consecutive tracks [first, first + count)
+ * rendered together, their clips read `offset` frames before the block (so that
+ * every track's post-insert signal is aligned); own_buffer: a key source, always
+ * rendered through its buffer.  bus >= 0: that aux bus (chain, alignment delay,
+ * fader).  The step's keys are filled before it (a track step with keys is one track). */
 typedef struct {
     int32_t first, count;
     int32_t own_buffer;
     int32_t n_keys;
-    daw_key *keys;      /* filled before the run (a run with keys is one track) */
+    daw_key *keys;
     int64_t offset;
+    int32_t bus;
 } daw_run;
 
-/* The order and alignment of a graph with sidechains or latency.  Tracks render
- * run by run on the calling thread; the tracks' direct sum into the master is
- * delayed by `direct`, each aux bus's output by bus_delays[b] (after its chain),
- * so all arrive at the master aligned; `latency` is the whole graph's (master
+/* The order and alignment of a graph with sidechains or latency.  Steps run in
+ * order on the calling thread (key sources before their consumers); the buses'
+ * outputs gather in bus_sum; then the tracks' direct sum in the master is delayed
+ * by `direct` and bus_sum added, so all arrive aligned (each bus's own delay,
+ * bus_delays[b], runs after its chain).  `latency` is the whole graph's (master
  * chain included): output frame f holds timeline frame f - latency. */
 typedef struct {
     int64_t latency;
     int32_t n_runs;
     daw_run *runs;
-    daw_delay direct;   /* 2 channels */
+    daw_delay direct;       /* 2 channels */
     daw_delay *bus_delays;  /* n_buses, 2 channels each */
-    int32_t *bus_order;     /* n_buses: the order buses render in (key sources first) */
-    int32_t *bus_n_keys;    /* n_buses */
-    daw_key **bus_keys;     /* n_buses: the keys of each bus's effects, or NULL */
+    float *bus_sum;         /* 2 * max_block */
     int32_t master_n_keys;
-    daw_key *master_keys;   /* filled after the buses, before the master chain */
+    daw_key *master_keys;   /* filled after the steps, before the master chain */
 } daw_schedule;
 
 typedef struct {

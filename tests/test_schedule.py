@@ -125,8 +125,12 @@ def test_compensated_render_equals_the_render_without_latency(backend: str) -> N
                                rtol=0)
 
 
-def ducking_session(sample_rate: int, kind: str = "compressor") -> tuple[Session, DictLoader]:
-    """A steady pad and a kick that plays only in the second quarter-second."""
+def ducking_session(sample_rate: int, kind: str = "compressor",
+                    key: str = "kick") -> tuple[Session, DictLoader]:
+    """A steady pad and a kick that plays only in the second quarter-second.
+
+    ``key="drums"``: the pad is keyed by a silent bus the kick feeds (pre-fader).
+    """
     frames = sample_rate
     t = np.arange(frames) / sample_rate
     pad = (0.3 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)[None, :]
@@ -137,12 +141,13 @@ def ducking_session(sample_rate: int, kind: str = "compressor") -> tuple[Session
               if kind == "compressor" else
               {"threshold_db": -20.0, "range_db": 60.0, "attack_ms": 0.5, "hold_ms": 5.0,
                "release_ms": 10.0})
+    sends = [Send("drums", 0.0, pre_fader=True)] if key == "drums" else []
     session = Session(sample_rate=sample_rate, tracks=[
         # the pad comes first: the engine must render the kick (its key) before it
         Track("pad", clips=[Clip("pad", 0, frames)],
-              effects=[EffectSpec(kind, params, sidechain="kick")]),
-        Track("kick", clips=[Clip("kick", 0, frames)], mute=True),  # a ghost key
-    ])
+              effects=[EffectSpec(kind, params, sidechain=key)]),
+        Track("kick", clips=[Clip("kick", 0, frames)], mute=True, sends=sends),  # a ghost key
+    ], buses=[Bus("drums", gain_db=-np.inf)] if key == "drums" else [])
     return session, DictLoader({"pad": pad, "kick": kick})
 
 
@@ -151,9 +156,10 @@ def rms(x: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_kick_ducks_the_pad_only_while_it_plays(backend: str) -> None:
+@pytest.mark.parametrize("key", ["kick", "drums"])
+def test_a_kick_ducks_the_pad_only_while_it_plays(backend: str, key: str) -> None:
     sample_rate = 24000
-    session, loader = ducking_session(sample_rate)
+    session, loader = ducking_session(sample_rate, key=key)
     out = Engine(session, block_size=128, backend=backend, loader=loader).render(0, sample_rate)
     q = sample_rate // 4
     before, during, after = out[:, q // 2:q], out[:, q + q // 4:2 * q], out[:, 3 * q:]
@@ -190,6 +196,19 @@ def test_scheduled_render_matches_twin(block: int) -> None:
     np.testing.assert_allclose(out_c, out_r, atol=RENDER_ATOL, rtol=0)
 
 
+def test_a_track_keyed_by_a_bus_matches_twin() -> None:
+    sample_rate = 24000
+    session, loader = ducking_session(sample_rate, key="drums")
+    session.tracks.append(Track("late", clips=[Clip("pad", 0, sample_rate)],
+                                effects=[quiet_lookahead(1.0)], sends=[Send("verb")]))
+    session.buses.append(Bus("verb", effects=[EffectSpec("gate", sidechain="drums")]))
+    fast = Engine(session, block_size=100, backend="native", loader=loader)
+    slow = Engine(session, block_size=100, backend="reference", loader=loader)
+    out_c, out_r = fast.render(0, sample_rate // 2), slow.render(0, sample_rate // 2)
+    assert rms(out_r) > 0.01
+    np.testing.assert_allclose(out_c, out_r, atol=RENDER_ATOL, rtol=0)
+
+
 def test_backends_hand_over_delay_lines_between_blocks() -> None:
     sample_rate = 48000
     loader, frames = null_pair(sample_rate)
@@ -213,7 +232,10 @@ def keyed(source: str) -> EffectSpec:
      "sidechain cycle between tracks 'a', 'b'"),
     ([Track("a", effects=[keyed("a")])], [], "keyed by its own track"),
     ([Track("a", effects=[keyed("nowhere")])], [], "'nowhere' is neither a track nor a bus"),
-    ([Track("a", effects=[keyed("x")])], [Bus("x")], "keyed by bus 'x'"),
+    ([Track("a", effects=[keyed("x")], sends=[Send("x")])], [Bus("x")],
+     "sidechain cycle between track 'a', bus 'x'"),
+    ([Track("a", effects=[keyed("x")]), Track("b", sends=[Send("x")])],
+     [Bus("x", effects=[quiet_lookahead()])], "off the buses"),
     ([Track("a")], [Bus("x", effects=[keyed("y")]), Bus("y", effects=[keyed("x")])],
      "sidechain cycle between buses 'x', 'y'"),
     ([Track("a", effects=[keyed("b"), quiet_lookahead()]), Track("b")], [],
