@@ -168,6 +168,8 @@ class _Builder:
             runs[i].first, runs[i].count, runs[i].offset = run.first, run.count, run.offset
             runs[i].own_buffer, runs[i].bus = int(run.own_buffer), run.bus
             runs[i].n_keys, runs[i].keys = len(run.keys), self.keys(run.keys)
+            if run.out_delay is not None:
+                self.delay(run.out_delay, runs[i].out_delay)
         out.n_runs, out.runs = len(s.runs), runs
         self.delay(s.direct, out.direct)
         delays = self.hold(ffi.new("daw_delay[]", max(len(s.bus_delays), 1)))
@@ -175,7 +177,6 @@ class _Builder:
             self.delay(d, delays[i])
         out.bus_delays = delays
         out.bus_sum = self.floats(s.bus_sum)
-        out.master_n_keys, out.master_keys = len(s.master_keys), self.keys(s.master_keys)
         return out
 
 

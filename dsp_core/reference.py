@@ -43,7 +43,7 @@ from .reference_shaping import (
     saturation_coefficients,
     saturation_run,
 )
-from .schedule import DelayState, KeyState
+from .schedule import DelayState, KeyState, RunState
 
 F32 = np.float32
 # Copies of native/internal.h's numbers; tests/test_engine_header.py holds them to it.
@@ -451,8 +451,12 @@ def run_chain(effects: list[EffectState], buf: np.ndarray, frames: int, sr: floa
 
 
 def render_track(g: Graph, tr: TrackState, start: int, frames: int, phase: int,
-                 alpha: float) -> None:
-    """Clips, inserts, fader, pan and sends of one track into the bus buffers."""
+                 alpha: float, source: RunState | None = None) -> None:
+    """Clips, inserts, fader, pan and sends of one track into the bus buffers.
+
+    ``source``: the track is a key source; its keys are filled after its chain and its
+    buffer delayed by the step's ``out_delay`` (twin of ``render_scheduled_source``).
+    """
     buf = tr.buffer
     buf[:, :frames] = 0.0
     for clip in tr.clips:
@@ -460,6 +464,11 @@ def render_track(g: Graph, tr: TrackState, start: int, frames: int, phase: int,
             break
         clip_read(clip, tr.channels, start, frames, buf)
     run_chain(tr.effects, buf, frames, g.sample_rate, phase)
+    if source is not None:
+        for k in source.keys:
+            key_fill(k, frames)
+        if source.out_delay is not None:
+            delay_apply(source.out_delay, buf, frames)
     b0, b1 = buf[0], buf[-1]
     for send in tr.sends:
         if send.pre_fader:
@@ -529,21 +538,20 @@ def _render_scheduled(g: Graph, start: int, frames: int, phase: int, alpha: floa
     assert s is not None
     s.bus_sum[:, :frames] = 0.0
     for run in s.runs:
-        for k in run.keys:
-            key_fill(k, frames)
         if run.bus >= 0:
             bus = g.buses[run.bus]
             run_chain(bus.effects, bus.buffer, frames, g.sample_rate, phase)
+            for k in run.keys:
+                key_fill(k, frames)
             delay_apply(s.bus_delays[run.bus], bus.buffer, frames)
             fader_apply(bus.fader, bus.buffer[0], bus.buffer[1], s.bus_sum[0], s.bus_sum[1],
                         frames, phase, alpha)
             continue
         for tr in g.tracks[run.first:run.first + run.count]:
-            render_track(g, tr, start - run.offset, frames, phase, alpha)
+            render_track(g, tr, start - run.offset, frames, phase, alpha,
+                         None if not run.own_buffer else run)
     delay_apply(s.direct, g.master.buffer, frames)
     g.master.buffer[:, :frames] += s.bus_sum[:, :frames]
-    for k in s.master_keys:
-        key_fill(k, frames)
 
 
 def render(g: Graph, start: int, frames: int, out: np.ndarray) -> None:

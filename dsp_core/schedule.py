@@ -54,7 +54,9 @@ class KeyState:
 @dataclass
 class RunState:
     """One step: tracks ``[first, first + count)`` reading their clips ``offset`` frames
-    early, or (``bus >= 0``) that aux bus; ``keys`` are filled before it."""
+    early, or (``bus >= 0``) that aux bus. ``keys`` are the keys this step is the
+    source of, filled after its chain; a key source track then delays its own outputs
+    by ``out_delay``."""
 
     first: int
     count: int
@@ -62,6 +64,7 @@ class RunState:
     own_buffer: bool = False  # a key source: always through its buffer
     keys: list[KeyState] = field(default_factory=list)
     bus: int = -1
+    out_delay: DelayState | None = None
 
 
 @dataclass
@@ -73,7 +76,6 @@ class Schedule:
     direct: DelayState
     bus_delays: list[DelayState]
     bus_sum: np.ndarray  # (2, max_block): the buses' outputs, added after the direct delay
-    master_keys: list[KeyState]
 
 
 def new_delay(channels: int, delay: int) -> DelayState:
@@ -143,14 +145,26 @@ def _topological(nodes: list[Node], edges: dict[Node, set[Node]], names: dict[No
     return order
 
 
+@dataclass
+class _Keyed:
+    """A keyed effect found in a chain."""
+
+    consumer: Node  # (2, 0) for the master
+    effect: int
+    prefix: int  # latency before it in its chain
+    source: Node
+    spec: EffectSpec
+    where: str
+
+
 def plan_schedule(session: Session, tracks: list[TrackState], buses: list[BusState],
                   master: BusState, sample_rate: int, max_block: int) -> Schedule | None:
     """The render order and alignment of a built graph, or None when it needs none.
 
     Raises :class:`ProjectError` for a sidechain naming an unknown id or its own
     track or bus, a cycle of sidechains (with the sends), and a key that would have
-    to arrive before its source plays (latency after a track's keyed effect, or on
-    the aux buses when a track is keyed by a bus: not compensated yet).
+    to arrive before its source plays (a track keyed by a bus with latency, or with
+    latency after the keyed effect: not compensated yet).
     """
     if not needs_schedule(session, sample_rate):
         return None
@@ -158,14 +172,13 @@ def plan_schedule(session: Session, tracks: list[TrackState], buses: list[BusSta
     bus_index = {b.id: i for i, b in enumerate(session.buses)}
     track_lat = [chain_latency(t.effects, sample_rate) for t in session.tracks]
     bus_lat = [chain_latency(b.effects, sample_rate) for b in session.buses]
-    aligned = max(track_lat, default=0)  # every track's post-insert lag
+    aligned = max(track_lat, default=0)  # every track's post-insert lag, once delayed
     bus_max = max(bus_lat, default=0)
     total = aligned + bus_max + chain_latency(session.master.effects, sample_rate)
 
-    def keys_of(effects: list[EffectSpec], where: str, own: str, point_lag: int
-                ) -> list[tuple[int, int, Node]]:
-        """(effect index, key delay, source node) of each keyed effect of a chain."""
-        found = []
+    keyed: list[_Keyed] = []
+
+    def find_keys(effects: list[EffectSpec], consumer: Node, where: str, own: str) -> None:
         prefix = 0
         for k, spec in enumerate(effects):
             if spec.sidechain:
@@ -175,74 +188,86 @@ def plan_schedule(session: Session, tracks: list[TrackState], buses: list[BusSta
                                        f"its own {where.split()[0]}; leave sidechain empty "
                                        "to detect on its input")
                 if source in track_index:
-                    node, key_lag = (0, track_index[source]), aligned
-                elif source in bus_index:  # taken after the bus's alignment delay
-                    node, key_lag = (1, bus_index[source]), aligned + bus_max
+                    node: Node = (0, track_index[source])
+                elif source in bus_index:
+                    node = (1, bus_index[source])
                 else:
                     raise ProjectError(f"{where}: sidechain {source!r} is neither a track "
                                        "nor a bus; name an existing track or bus id")
-                delay = point_lag + prefix - key_lag
-                if delay < 0:
-                    raise ProjectError(
-                        f"{where}: the {spec.kind} keyed by {source!r} would need its key "
-                        f"{-delay} frames early (latency after it in its chain, or on the aux "
-                        "buses while a track is keyed by a bus: not compensated yet); move "
-                        "latency-adding effects before the keyed effect or off the buses")
-                found.append((k, delay, node))
+                keyed.append(_Keyed(consumer, k, prefix, node, spec, where))
             prefix += latency(spec, sample_rate)
-        return found
+
+    for i, t in enumerate(session.tracks):
+        find_keys(t.effects, (0, i), f"track {t.id!r}", t.id)
+    for b, bus in enumerate(session.buses):
+        find_keys(bus.effects, (1, b), f"bus {bus.id!r}", bus.id)
+    find_keys(session.master.effects, (2, 0), "bus 'master'", "master")
 
     nodes: list[Node] = [(0, i) for i in range(len(tracks))] + [(1, b) for b in range(len(buses))]
     names = {(0, i): t.id for i, t in enumerate(session.tracks)}
     names.update({(1, b): bus.id for b, bus in enumerate(session.buses)})
     edges: dict[Node, set[Node]] = {}
-    found_keys: dict[Node, list[tuple[int, int, Node]]] = {}
     for i, t in enumerate(session.tracks):
         for send in t.sends:
             edges.setdefault((0, i), set()).add((1, bus_index[send.bus]))
-        found_keys[(0, i)] = keys_of(t.effects, f"track {t.id!r}", t.id,
-                                     aligned - track_lat[i])
-    for b, bus in enumerate(session.buses):
-        found_keys[(1, b)] = keys_of(bus.effects, f"bus {bus.id!r}", bus.id, aligned)
-    for node, found in found_keys.items():
-        for _, _, src in found:
-            edges.setdefault(src, set()).add(node)
+    for key in keyed:
+        if key.consumer[0] != 2:
+            edges.setdefault(key.source, set()).add(key.consumer)
     order = _topological(nodes, edges, names)
-    master_found = keys_of(session.master.effects, "bus 'master'", "master", aligned + bus_max)
-    sources = {src[1] for found in [*found_keys.values(), master_found] for _, _, src in found
-               if src[0] == 0}  # tracks that key something: rendered through their buffers
 
-    def key_states(found: list[tuple[int, int, Node]], effect_states) -> list[KeyState]:
-        states = []
-        for k, delay, (kind, src) in found:
-            source = tracks[src].buffer if kind == 0 else buses[src].buffer
-            key = KeyState(source, np.zeros((2, max_block), dtype=np.float32),
-                           new_delay(2, delay))
-            effect_states[k].key = key.key
-            states.append(key)
-        return states
+    # A key source track reads its clips `lead` frames earlier still and delays its own
+    # outputs by as much: its key can then meet a consumer whose keyed effect has
+    # latency after it. Consumers come after their sources: plan them first.
+    lead = [0] * len(tracks)
+
+    def point_lag(key: _Keyed) -> int:
+        kind, i = key.consumer
+        if kind == 0:
+            return aligned - track_lat[i] - lead[i] + key.prefix
+        return aligned + key.prefix + (bus_max if kind == 2 else 0)
+
+    for kind, i in reversed(order):
+        if kind == 0:
+            need = [aligned - point_lag(k) for k in keyed if k.source == (0, i)]
+            lead[i] = max([0, *need])
+
+    pushed: dict[Node, list[KeyState]] = {}
+    for key in keyed:
+        kind, src = key.source
+        key_lag = aligned - lead[src] if kind == 0 else aligned + bus_lat[src]
+        delay = point_lag(key) - key_lag
+        if delay < 0:
+            raise ProjectError(
+                f"{key.where}: the {key.spec.kind} keyed by bus {names[key.source]!r} would "
+                f"need its key {-delay} frames early (latency on that bus, or after the keyed "
+                "effect: not compensated yet); move latency-adding effects before the keyed "
+                "effect or off that bus")
+        state = KeyState(tracks[src].buffer if kind == 0 else buses[src].buffer,
+                         np.zeros((2, max_block), dtype=np.float32), new_delay(2, delay))
+        chain = (tracks[key.consumer[1]].effects if key.consumer[0] == 0 else
+                 buses[key.consumer[1]].effects if key.consumer[0] == 1 else master.effects)
+        chain[key.effect].key = state.key
+        pushed.setdefault(key.source, []).append(state)
 
     runs: list[RunState] = []
     for kind, i in order:
         if kind == 1:
-            runs.append(RunState(0, 0, 0, keys=key_states(found_keys[(1, i)], buses[i].effects),
-                                 bus=i))
+            runs.append(RunState(0, 0, 0, keys=pushed.get((1, i), []), bus=i))
             continue
-        offset = aligned - track_lat[i]
-        keyed = bool(found_keys[(0, i)])
+        offset = aligned - track_lat[i] - lead[i]
         last = runs[-1] if runs else None
-        if (i not in sources and not keyed and last is not None and last.bus < 0
-                and not last.own_buffer and not last.keys and last.first + last.count == i
-                and last.offset == offset):
+        if (0, i) in pushed:
+            runs.append(RunState(i, 1, offset, own_buffer=True, keys=pushed[(0, i)],
+                                 out_delay=new_delay(tracks[i].channels, lead[i])))
+        elif (last is not None and last.bus < 0 and not last.own_buffer
+              and last.first + last.count == i and last.offset == offset):
             last.count += 1
-            continue
-        runs.append(RunState(i, 1, offset, own_buffer=i in sources,
-                             keys=key_states(found_keys[(0, i)], tracks[i].effects)))
+        else:
+            runs.append(RunState(i, 1, offset))
     return Schedule(
         latency=total,
         runs=runs,
         direct=new_delay(2, bus_max),
         bus_delays=[new_delay(2, bus_max - lat) for lat in bus_lat],
         bus_sum=np.zeros((2, max_block), dtype=np.float32),
-        master_keys=key_states(master_found, master.effects),
     )

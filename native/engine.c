@@ -746,25 +746,42 @@ static void key_fill(daw_key *k, int32_t mb, int32_t frames) {
     delay_apply(&k->delay, k->key, 2, mb, frames);
 }
 
-/* Aux bus b of a schedule: its chain, its alignment delay, its fader into bus_sum. */
-static int render_scheduled_bus(daw_graph *g, int32_t b, int32_t frames, int32_t phase,
+/* An aux bus step of a schedule: its chain, the keys it is the source of, its
+ * alignment delay, its fader into bus_sum. */
+static int render_scheduled_bus(daw_graph *g, daw_run *step, int32_t frames, int32_t phase,
                                 float alpha) {
     daw_schedule *s = g->schedule;
-    const int32_t mb = g->max_block;
+    const int32_t mb = g->max_block, b = step->bus;
     if (b >= g->n_buses || !s->bus_sum) return DAW_ERR_BUS;
     daw_bus *bus = &g->buses[b];
     const int rc = run_chain(bus->effects, bus->n_effects, bus->buffer, bus->buffer + mb, 2,
                              frames, g->sample_rate, phase, g->scratch);
     if (rc != DAW_OK) return rc;
+    for (int32_t j = 0; j < step->n_keys; j++) key_fill(&step->keys[j], mb, frames);
     if (s->bus_delays) delay_apply(&s->bus_delays[b], bus->buffer, 2, mb, frames);
     fader_apply(bus->fader, bus->buffer, bus->buffer + mb, s->bus_sum, s->bus_sum + mb, frames,
                 phase, alpha);
     return DAW_OK;
 }
 
+/* A key source track: clips, chain, its keys, its output delay, sends and fader. */
+static int render_scheduled_source(daw_graph *g, const mix_target *to, daw_run *step,
+                                   int64_t at, int32_t frames, int32_t phase, float alpha) {
+    const int32_t mb = g->max_block;
+    daw_track *tr = &g->tracks[step->first];
+    track_input(g, tr, at, frames);
+    const int rc = run_chain(tr->effects, tr->n_effects, tr->buffer,
+                             tr->channels == 2 ? tr->buffer + mb : NULL, tr->channels, frames,
+                             g->sample_rate, phase, to->scratch);
+    if (rc != DAW_OK) return rc;
+    for (int32_t j = 0; j < step->n_keys; j++) key_fill(&step->keys[j], mb, frames);
+    delay_apply(&step->out_delay, tr->buffer, tr->channels, mb, frames);
+    return track_output(g, to, tr, at, frames, phase, alpha);
+}
+
 /* A graph with sidechains or latency: its steps in order (runs of tracks, each
- * reading its clips at its offset; buses), then the direct-sum delay and the
- * buses' sum into the master, on the calling thread. */
+ * reading its clips at its offset; key sources; buses), then the direct-sum delay
+ * and the buses' sum into the master, on the calling thread. */
 static int render_scheduled(daw_graph *g, int64_t start, int32_t frames, int32_t phase,
                             float alpha) {
     daw_schedule *s = g->schedule;
@@ -776,35 +793,25 @@ static int render_scheduled(daw_graph *g, int64_t start, int32_t frames, int32_t
         memset(s->bus_sum + mb, 0, (size_t)frames * sizeof(float));
     }
     for (int32_t k = 0; k < s->n_runs && rc == DAW_OK; k++) {
-        daw_run *run = &s->runs[k];
-        for (int32_t j = 0; j < run->n_keys; j++) key_fill(&run->keys[j], mb, frames);
-        if (run->bus >= 0) {
-            rc = render_scheduled_bus(g, run->bus, frames, phase, alpha);
+        daw_run *step = &s->runs[k];
+        if (step->bus >= 0) {
+            rc = render_scheduled_bus(g, step, frames, phase, alpha);
             continue;
         }
-        if (run->first < 0 || run->count < 0 || run->first + run->count > g->n_tracks)
+        if (step->first < 0 || step->count < 1 || step->first + step->count > g->n_tracks)
             return DAW_ERR_FRAMES;
-        const int64_t at = start - run->offset;
-        if (!run->own_buffer) {
-            rc = render_tracks(g, &to, run->first, run->first + run->count, at, frames, phase,
-                               alpha);
-            continue;
-        }
-        for (int32_t t = run->first; t < run->first + run->count && rc == DAW_OK; t++) {
-            daw_track *tr = &g->tracks[t];
-            track_input(g, tr, at, frames);
-            rc = run_chain(tr->effects, tr->n_effects, tr->buffer,
-                           tr->channels == 2 ? tr->buffer + mb : NULL, tr->channels, frames,
-                           g->sample_rate, phase, to.scratch);
-            if (rc == DAW_OK) rc = track_output(g, &to, tr, at, frames, phase, alpha);
-        }
+        const int64_t at = start - step->offset;
+        if (step->own_buffer)
+            rc = render_scheduled_source(g, &to, step, at, frames, phase, alpha);
+        else
+            rc = render_tracks(g, &to, step->first, step->first + step->count, at, frames,
+                               phase, alpha);
     }
     if (rc != DAW_OK) return rc;
     delay_apply(&s->direct, g->master->buffer, 2, mb, frames);
     if (s->bus_sum)
         for (int32_t i = 0; i < 2 * mb; i += mb)
             for (int32_t f = 0; f < frames; f++) g->master->buffer[i + f] += s->bus_sum[i + f];
-    for (int32_t j = 0; j < s->master_n_keys; j++) key_fill(&s->master_keys[j], mb, frames);
     return DAW_OK;
 }
 

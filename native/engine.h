@@ -157,7 +157,7 @@ typedef struct {
     int64_t *write;     /* the write index (one int64 the caller owns) */
 } daw_delay;
 
-/* A sidechain: before its consumer renders, the source's post-insert buffer
+/* A sidechain: once its source's chain has run, the source's post-insert buffer
  * (channels rows of max_block floats) goes through `delay` into `key` (2 rows of
  * max_block; a mono source fills both), which the keyed effect's detector reads. */
 typedef struct {
@@ -168,17 +168,19 @@ typedef struct {
 } daw_key;
 
 /* One step of a schedule.  bus < 0: consecutive tracks [first, first + count)
- * rendered together, their clips read `offset` frames before the block (so that
- * every track's post-insert signal is aligned); own_buffer: a key source, always
- * rendered through its buffer.  bus >= 0: that aux bus (chain, alignment delay,
- * fader).  The step's keys are filled before it (a track step with keys is one track). */
+ * rendered together, their clips read `offset` frames before the block (negative:
+ * after it), so that every track's post-insert signal is aligned.  own_buffer: a key
+ * source (one track), rendered through its buffer: after its chain its keys are
+ * filled, then its buffer is delayed by out_delay (channels rows) before its sends and
+ * fader.  bus >= 0: that aux bus: chain, keys filled, alignment delay, fader. */
 typedef struct {
     int32_t first, count;
     int32_t own_buffer;
     int32_t n_keys;
-    daw_key *keys;
+    daw_key *keys;      /* the keys this step is the source of */
     int64_t offset;
     int32_t bus;
+    daw_delay out_delay;
 } daw_run;
 
 /* The order and alignment of a graph with sidechains or latency.  Steps run in
@@ -186,7 +188,8 @@ typedef struct {
  * outputs gather in bus_sum; then the tracks' direct sum in the master is delayed
  * by `direct` and bus_sum added, so all arrive aligned (each bus's own delay,
  * bus_delays[b], runs after its chain).  `latency` is the whole graph's (master
- * chain included): output frame f holds timeline frame f - latency. */
+ * chain included): output frame f holds timeline frame f - latency.  Keys are filled
+ * by their sources' steps, so every consumer (the master's chain too) finds them. */
 typedef struct {
     int64_t latency;
     int32_t n_runs;
@@ -194,8 +197,6 @@ typedef struct {
     daw_delay direct;       /* 2 channels */
     daw_delay *bus_delays;  /* n_buses, 2 channels each */
     float *bus_sum;         /* 2 * max_block */
-    int32_t master_n_keys;
-    daw_key *master_keys;   /* filled after the steps, before the master chain */
 } daw_schedule;
 
 typedef struct {
