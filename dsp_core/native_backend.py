@@ -167,6 +167,7 @@ class _Builder:
         for i, run in enumerate(s.runs):
             runs[i].first, runs[i].count, runs[i].offset = run.first, run.count, run.offset
             runs[i].own_buffer, runs[i].bus = int(run.own_buffer), run.bus
+            runs[i].automation_offset = run.automation_offset
             runs[i].n_keys, runs[i].keys = len(run.keys), self.keys(run.keys)
             if run.out_delay is not None:
                 self.delay(run.out_delay, runs[i].out_delay)

@@ -454,8 +454,9 @@ def render_track(g: Graph, tr: TrackState, start: int, frames: int, phase: int,
                  alpha: float, source: RunState | None = None) -> None:
     """Clips, inserts, fader, pan and sends of one track into the bus buffers.
 
-    ``source``: the track is a key source; its keys are filled after its chain and its
-    buffer delayed by the step's ``out_delay`` (twin of ``render_scheduled_source``).
+    ``source``: the track renders alone (a key source, or automated with latency): its
+    keys are filled after its chain, its buffer delayed by the step's ``out_delay`` and
+    its automation read at its output's place (twin of ``render_scheduled_source``).
     """
     buf = tr.buffer
     buf[:, :frames] = 0.0
@@ -477,7 +478,8 @@ def render_track(g: Graph, tr: TrackState, start: int, frames: int, phase: int,
     master = g.master.buffer
     gains = None
     if tr.automation is not None:
-        gains = automation_gains(tr.automation, tr.channels, tr.fader, start, frames)
+        at = start if source is None else start + source.offset - source.automation_offset
+        gains = automation_gains(tr.automation, tr.channels, tr.fader, at, frames)
     if all(send.pre_fader for send in tr.sends):
         _track_fader(tr, gains, b0, b1, master, frames, phase, alpha)
         return

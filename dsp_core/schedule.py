@@ -65,6 +65,7 @@ class RunState:
     keys: list[KeyState] = field(default_factory=list)
     bus: int = -1
     out_delay: DelayState | None = None
+    automation_offset: int = 0  # own_buffer: its fader's automation is read this far back
 
 
 @dataclass
@@ -256,9 +257,11 @@ def plan_schedule(session: Session, tracks: list[TrackState], buses: list[BusSta
             continue
         offset = aligned - track_lat[i] - lead[i]
         last = runs[-1] if runs else None
-        if (0, i) in pushed:
-            runs.append(RunState(i, 1, offset, own_buffer=True, keys=pushed[(0, i)],
-                                 out_delay=new_delay(tracks[i].channels, lead[i])))
+        if (0, i) in pushed or (tracks[i].automation is not None and offset != aligned):
+            # alone: a key source, or an automated fader whose output lags its clip reads
+            runs.append(RunState(i, 1, offset, own_buffer=True, keys=pushed.get((0, i), []),
+                                 out_delay=new_delay(tracks[i].channels, lead[i]),
+                                 automation_offset=aligned))
         elif (last is not None and last.bus < 0 and not last.own_buffer
               and last.first + last.count == i and last.offset == offset):
             last.count += 1

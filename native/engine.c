@@ -764,7 +764,9 @@ static int render_scheduled_bus(daw_graph *g, daw_run *step, int32_t frames, int
     return DAW_OK;
 }
 
-/* A key source track: clips, chain, its keys, its output delay, sends and fader. */
+/* A track on its own (a key source, or automated with latency): clips, chain, its
+ * keys, its output delay, sends and fader, the fader's automation read where the
+ * track's output is on the timeline. */
 static int render_scheduled_source(daw_graph *g, const mix_target *to, daw_run *step,
                                    int64_t at, int32_t frames, int32_t phase, float alpha) {
     const int32_t mb = g->max_block;
@@ -776,7 +778,8 @@ static int render_scheduled_source(daw_graph *g, const mix_target *to, daw_run *
     if (rc != DAW_OK) return rc;
     for (int32_t j = 0; j < step->n_keys; j++) key_fill(&step->keys[j], mb, frames);
     delay_apply(&step->out_delay, tr->buffer, tr->channels, mb, frames);
-    return track_output(g, to, tr, at, frames, phase, alpha);
+    return track_output(g, to, tr, at + step->offset - step->automation_offset, frames, phase,
+                        alpha);
 }
 
 /* A graph with sidechains or latency: its steps in order (runs of tracks, each

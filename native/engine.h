@@ -170,7 +170,8 @@ typedef struct {
 /* One step of a schedule.  bus < 0: consecutive tracks [first, first + count)
  * rendered together, their clips read `offset` frames before the block (negative:
  * after it), so that every track's post-insert signal is aligned.  own_buffer: a key
- * source (one track), rendered through its buffer: after its chain its keys are
+ * source or an automated track with latency (one track), rendered through its buffer
+ * by itself: after its chain its keys (if any) are
  * filled, then its buffer is delayed by out_delay (channels rows) before its sends and
  * fader.  bus >= 0: that aux bus: chain, keys filled, alignment delay, fader. */
 typedef struct {
@@ -181,6 +182,8 @@ typedef struct {
     int64_t offset;
     int32_t bus;
     daw_delay out_delay;
+    int64_t automation_offset;  /* own_buffer: its fader's automation is read this many
+                                   frames before the block (where its output is) */
 } daw_run;
 
 /* The order and alignment of a graph with sidechains or latency.  Steps run in

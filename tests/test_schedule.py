@@ -5,7 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dsp_core import Bus, Clip, EffectSpec, Engine, ProjectError, Send, Session, Track
+from dsp_core import (
+    AutomationLane,
+    AutomationPoint,
+    Bus,
+    Clip,
+    EffectSpec,
+    Engine,
+    ProjectError,
+    Send,
+    Session,
+    Track,
+)
 from dsp_core.backend import get_backend
 from dsp_core.effects import EffectState, lookahead_frames
 from tests.helpers_audio import DictLoader
@@ -74,6 +85,27 @@ def test_a_copy_sent_to_a_bus_nulls_with_the_track(backend: str, where: str) -> 
     assert engine.latency == lookahead_frames(3.0, sample_rate)
     out = engine.render(0, frames)
     assert dbfs(out) < NULL_DBFS
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fader_automation_stays_aligned_on_a_latency_adding_track(backend: str) -> None:
+    """The same gain automation on the dry track and on its copy through the lookahead
+    limiter: steps and ramps hit the same audio, so the pair still cancels."""
+    sample_rate, block = 48000, 100
+    loader, frames = null_pair(sample_rate)
+    lane = AutomationLane("read", [
+        AutomationPoint(3000, 0.0, "hold", "a"), AutomationPoint(6001, -12.0, "linear", "b"),
+        AutomationPoint(9000, -3.0, "linear", "c")])
+    session = Session(sample_rate=sample_rate, tracks=[
+        Track("dry", clips=[Clip("x", 0, frames)], automation={"gain_db": lane}),
+        Track("copy", clips=[Clip("minus_x", 0, frames)], effects=[quiet_lookahead()],
+              automation={"gain_db": lane}),
+    ])
+    engine = Engine(session, block_size=block, backend=backend, loader=loader)
+    assert dbfs(engine.render(0, frames)) < NULL_DBFS
+    session.tracks[1].automation = {}  # the copy unautomated: the pair no longer cancels
+    engine = Engine(session, block_size=block, backend=backend, loader=loader)
+    assert dbfs(engine.render(0, frames)) > -30.0
 
 
 def test_latencies_of_tracks_buses_and_master_add_up_along_the_longest_path() -> None:
