@@ -175,6 +175,8 @@ class Engine:
         """Clear filter memories and smoothing, as after a transport stop."""
         self.graph.frames_done = 0
         self._next = None
+        if self.graph.schedule is not None:
+            self.graph.schedule.reset()
         for fx in self._all_effects():
             fx.reset()
 
@@ -218,10 +220,13 @@ class Engine:
         self._entries = entries
         self.session = session
         if rebuilt:
-            if self.graph.schedule is not None:  # keys point at the tracks' buffers
+            previous = self.graph.schedule
+            if previous is not None:  # keys point at the tracks' buffers: plan again
                 self.graph.schedule = plan_schedule(session, tracks, self.graph.buses,
                                                     self.graph.master, self.sample_rate,
                                                     self.block_size)
+                if self.graph.schedule is not None:
+                    self.graph.schedule.carry_from(previous)
             self.graph.version += 1
 
     def _update_track(self, state: TrackState, track: Track, any_solo: bool) -> bool:

@@ -40,6 +40,7 @@ class DelayState:
     memory: np.ndarray  # (channels, delay + 1) float32
     delay: int
     write: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    label: tuple = ()  # which line it is: a re-plan carries the contents of the same line
 
 
 @dataclass
@@ -78,10 +79,36 @@ class Schedule:
     bus_delays: list[DelayState]
     bus_sum: np.ndarray  # (2, max_block): the buses' outputs, added after the direct delay
 
+    def delays(self) -> list[DelayState]:
+        """Every delay line of the plan."""
+        lines = [self.direct, *self.bus_delays]
+        for run in self.runs:
+            lines += [k.delay for k in run.keys]
+            if run.out_delay is not None:
+                lines.append(run.out_delay)
+        return lines
 
-def new_delay(channels: int, delay: int) -> DelayState:
+    def reset(self) -> None:
+        """Empty every delay line, as after a transport stop."""
+        for line in self.delays():
+            line.memory[:] = 0.0
+            line.write[0] = 0
+
+    def carry_from(self, previous: Schedule) -> None:
+        """Take over the contents of the lines ``previous`` had with the same label and
+        shape, so a re-plan after an edit does not drop what is on its way."""
+        old = {line.label: line for line in previous.delays() if line.label}
+        for line in self.delays():
+            before = old.get(line.label)
+            if before is not None and before.memory.shape == line.memory.shape:
+                line.memory[:] = before.memory
+                line.write[0] = before.write[0]
+
+
+def new_delay(channels: int, delay: int, label: tuple = ()) -> DelayState:
     """A zeroed delay line of ``delay`` frames."""
-    return DelayState(np.zeros((channels, max(delay, 0) + 1), dtype=np.float32), max(delay, 0))
+    return DelayState(np.zeros((channels, max(delay, 0) + 1), dtype=np.float32), max(delay, 0),
+                      label=label)
 
 
 def chain_latency(effects: list[EffectSpec], sample_rate: int) -> int:
@@ -244,7 +271,8 @@ def plan_schedule(session: Session, tracks: list[TrackState], buses: list[BusSta
                 "effect: not compensated yet); move latency-adding effects before the keyed "
                 "effect or off that bus")
         state = KeyState(tracks[src].buffer if kind == 0 else buses[src].buffer,
-                         np.zeros((2, max_block), dtype=np.float32), new_delay(2, delay))
+                         np.zeros((2, max_block), dtype=np.float32),
+                         new_delay(2, delay, ("key", key.consumer, key.effect)))
         chain = (tracks[key.consumer[1]].effects if key.consumer[0] == 0 else
                  buses[key.consumer[1]].effects if key.consumer[0] == 1 else master.effects)
         chain[key.effect].key = state.key
@@ -260,7 +288,8 @@ def plan_schedule(session: Session, tracks: list[TrackState], buses: list[BusSta
         if (0, i) in pushed or (tracks[i].automation is not None and offset != aligned):
             # alone: a key source, or an automated fader whose output lags its clip reads
             runs.append(RunState(i, 1, offset, own_buffer=True, keys=pushed.get((0, i), []),
-                                 out_delay=new_delay(tracks[i].channels, lead[i]),
+                                 out_delay=new_delay(tracks[i].channels, lead[i],
+                                                     ("out", i)),
                                  automation_offset=aligned))
         elif (last is not None and last.bus < 0 and not last.own_buffer
               and last.first + last.count == i and last.offset == offset):
@@ -270,7 +299,7 @@ def plan_schedule(session: Session, tracks: list[TrackState], buses: list[BusSta
     return Schedule(
         latency=total,
         runs=runs,
-        direct=new_delay(2, bus_max),
-        bus_delays=[new_delay(2, bus_max - lat) for lat in bus_lat],
+        direct=new_delay(2, bus_max, ("direct",)),
+        bus_delays=[new_delay(2, bus_max - lat, ("bus", b)) for b, lat in enumerate(bus_lat)],
         bus_sum=np.zeros((2, max_block), dtype=np.float32),
     )

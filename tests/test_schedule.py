@@ -108,6 +108,29 @@ def test_fader_automation_stays_aligned_on_a_latency_adding_track(backend: str) 
     assert dbfs(engine.render(0, frames)) > -30.0
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_edit_during_playback_keeps_what_is_in_the_delay_lines(backend: str) -> None:
+    """A clip edit on another track re-plans the graph mid-play; the null holds
+    across it (the lines keep their contents), and after a reset it starts afresh."""
+    sample_rate, block = 48000, 128
+    loader, frames = null_pair(sample_rate)
+    session = Session(sample_rate=sample_rate, buses=[Bus("aux", effects=[quiet_lookahead()])],
+                      tracks=[Track("dry", clips=[Clip("x", 0, frames)]),
+                              Track("copy", clips=[Clip("minus_x", 0, frames)], mute=True,
+                                    sends=[Send("aux", 0.0, pre_fader=True)]),
+                              Track("other", clips=[Clip("x", 0, 100)], mute=True)])
+    engine = Engine(session, block_size=block, backend=backend, loader=loader)
+    half = (frames // 2) // block * block
+    first = engine.render(0, half)
+    session.tracks[2].clips[0].position = 5000  # rebuilds that track: a new plan
+    engine.apply(session)
+    second = engine.render(half, frames - half)
+    assert dbfs(np.concatenate([first, second], axis=1)) < NULL_DBFS
+    engine.reset()
+    again = engine.render(0, half)
+    assert dbfs(again) < NULL_DBFS
+
+
 def test_latencies_of_tracks_buses_and_master_add_up_along_the_longest_path() -> None:
     sample_rate = 48000
     loader, frames = null_pair(sample_rate, 0.05)
