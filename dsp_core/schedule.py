@@ -10,7 +10,9 @@ processor reports (:func:`dsp_core.effects.latency`) and decides:
   reading its clips ``A - own latency`` frames early, which costs nothing;
   aux buses then see aligned inputs, the tracks' direct sum into the master is
   delayed by the largest bus chain latency and each bus by the difference to
-  it; a sidechain key is delayed to meet its effect's input;
+  it; a sidechain key, taken when its source's chain has run, is delayed to meet
+  its effect's input, and a key source whose consumer has latency after the keyed
+  effect reads its clips earlier still and delays its own outputs to match;
 - the total latency, ``A`` + the largest bus latency + the master chain's:
   output frame ``f`` holds timeline frame ``f - latency``.
 
