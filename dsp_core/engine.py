@@ -59,7 +59,8 @@ def _track_structure(track: Track) -> tuple:
 
 
 def _chain_structure(effects) -> tuple:
-    return tuple((e.kind, e.enabled, e.id) for e in effects)
+    # a convolution's impulse response is structure: a new one builds a new state
+    return tuple((e.kind, e.enabled, e.id, e.params.get("ir")) for e in effects)
 
 
 @dataclass

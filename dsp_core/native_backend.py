@@ -74,6 +74,27 @@ def exp2(x: np.ndarray) -> np.ndarray:
     return np.array([lib.daw_exp2(float(v)) for v in x.ravel()], dtype=np.float32).reshape(x.shape)
 
 
+def rfft(x: np.ndarray) -> np.ndarray:
+    """``daw_rfft``: numpy's ``rfft`` of a power-of-two length (4..4096), as complex64."""
+    x = checked_float32(x, "x", (None,))
+    n = x.shape[0]
+    re, im = np.empty(n // 2 + 1, np.float32), np.empty(n // 2 + 1, np.float32)
+    work = np.empty(n, np.float32)
+    check_status("daw_rfft", lib.daw_rfft(_ptr(x), _ptr(re), _ptr(im), _ptr(work), n))
+    return re + 1j * im.astype(np.complex64)
+
+
+def irfft(spectrum: np.ndarray, n: int) -> np.ndarray:
+    """``daw_irfft``: numpy's ``irfft`` of ``n // 2 + 1`` bins to ``n`` frames, float32."""
+    re = np.ascontiguousarray(np.real(spectrum), dtype=np.float32)
+    im = np.ascontiguousarray(np.imag(spectrum), dtype=np.float32)
+    if re.shape != (n // 2 + 1,):
+        raise NativeError("daw_irfft", lib.DAW_ERR_FRAMES, f"needs {n // 2 + 1} bins")
+    x, work = np.empty(n, np.float32), np.empty(n, np.float32)
+    check_status("daw_irfft", lib.daw_irfft(_ptr(re), _ptr(im), _ptr(x), _ptr(work), n))
+    return x
+
+
 class _Builder:
     """Allocates cffi structs and keeps every referenced object alive."""
 

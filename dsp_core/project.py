@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .audio_io import audio_info, load_source, resampled_length
-from .effects import BIQUAD_SHAPES, PARAMS, SIDECHAIN_KINDS, EffectSpec
+from .effects import CHOICES, PARAMS, SIDECHAIN_KINDS, TEXT_PARAMS, EffectSpec
 from .errors import AudioFileError, ProjectError
 from .session import (
     AUTOMATION_PARAMS,
@@ -211,8 +211,8 @@ def session_from_dict(data: object, base_dir: PathLike | None = None) -> Session
     session = Session(
         sample_rate=_integer(root["sample_rate"], "sample_rate", 1),
         name=_string(root.get("name", "Untitled"), "name"),
-        master=_bus(root.get("master", {"id": "master", "name": "Master"}), "master"),
-        buses=[_bus(b, p) for b, p in _items(root.get("buses", []), "buses")],
+        master=_bus(root.get("master", {"id": "master", "name": "Master"}), "master", base_dir),
+        buses=[_bus(b, p, base_dir) for b, p in _items(root.get("buses", []), "buses")],
         tracks=[_track(t, p, base_dir, version)
                 for t, p in _items(root.get("tracks", []), "tracks")],
     )
@@ -235,7 +235,8 @@ def _track(value: object, path: str, base_dir: PathLike | None, version: int = 2
         pan=_pan(f.get("pan", 0.0), f"{path}.pan"),
         mute=_boolean(f.get("mute", False), f"{path}.mute"),
         solo=_boolean(f.get("solo", False), f"{path}.solo"),
-        effects=[_effect(e, p) for e, p in _items(f.get("effects", []), f"{path}.effects")],
+        effects=[_effect(e, p, base_dir)
+                 for e, p in _items(f.get("effects", []), f"{path}.effects")],
         sends=[_send(s, p) for s, p in _items(f.get("sends", []), f"{path}.sends")],
         clips=[_clip(c, p, base_dir) for c, p in _items(f.get("clips", []), f"{path}.clips")],
         automation=_automation(f.get("automation", {}), f"{path}.automation"),
@@ -292,31 +293,37 @@ def _send(value: object, path: str) -> Send:
                 pre_fader=_boolean(f.get("pre_fader", False), f"{path}.pre_fader"))
 
 
-def _bus(value: object, path: str) -> Bus:
+def _bus(value: object, path: str, base_dir: PathLike | None = None) -> Bus:
     f = _fields(value, path, ("id",), ("name", "effects", "gain_db", "pan"))
     return Bus(
         id=_string(f["id"], f"{path}.id", nonempty=True),
         name=_string(f.get("name", ""), f"{path}.name"),
-        effects=[_effect(e, p) for e, p in _items(f.get("effects", []), f"{path}.effects")],
+        effects=[_effect(e, p, base_dir)
+                 for e, p in _items(f.get("effects", []), f"{path}.effects")],
         gain_db=_gain(f.get("gain_db", 0.0), f"{path}.gain_db"),
         pan=_pan(f.get("pan", 0.0), f"{path}.pan"),
     )
 
 
-def _effect(value: object, path: str) -> EffectSpec:
+def _effect(value: object, path: str, base_dir: PathLike | None = None) -> EffectSpec:
     f = _fields(value, path, ("kind",), ("id", "enabled", "params", "sidechain"))
     kind = _string(f["kind"], f"{path}.kind")
     if kind not in PARAMS:
         raise ProjectError(f"{path}.kind: unknown effect kind {kind!r}; "
                            f"known kinds: {', '.join(PARAMS)}")
     ranges = {p.name: p for p in PARAMS[kind]}
-    params = _fields(f.get("params", {}), f"{path}.params", (), tuple(ranges))
+    texts = TEXT_PARAMS.get(kind, ())
+    params = _fields(f.get("params", {}), f"{path}.params", (), (*ranges, *texts))
     for name, raw in params.items():
         where = f"{path}.params.{name}"
-        if name == "shape" and isinstance(raw, str):
-            if raw not in BIQUAD_SHAPES:
-                raise ProjectError(f"{where}: unknown shape {raw!r}; "
-                                   f"use one of {', '.join(BIQUAD_SHAPES)}")
+        if name in texts:
+            params[name] = _source(raw, where, base_dir)
+            continue
+        choices = CHOICES.get((kind, name))
+        if choices is not None and isinstance(raw, str):
+            if raw not in choices:
+                raise ProjectError(f"{where}: unknown {name} {raw!r}; "
+                                   f"use one of {', '.join(choices)}")
             continue
         value_ = _number(raw, where)
         low, high = ranges[name].low, ranges[name].high
@@ -326,9 +333,22 @@ def _effect(value: object, path: str) -> EffectSpec:
     if sidechain and kind not in SIDECHAIN_KINDS:
         raise ProjectError(f"{path}.sidechain: only {' and '.join(SIDECHAIN_KINDS)} take a "
                            f"sidechain, not {kind}")
-    return EffectSpec(kind=kind, params=params, id=_string(f.get("id", ""), f"{path}.id"),
+    spec = EffectSpec(kind=kind, params=params, id=_string(f.get("id", ""), f"{path}.id"),
                       enabled=_boolean(f.get("enabled", True), f"{path}.enabled"),
                       sidechain=sidechain)
+    try:
+        spec.validate()
+    except ProjectError as exc:
+        raise ProjectError(f"{path}: {exc}") from None
+    return spec
+
+
+def _source(raw: object, where: str, base_dir: PathLike | None) -> str:
+    """An audio source path, relative ones resolved against ``base_dir`` like clips'."""
+    source = _string(raw, where, nonempty=True)
+    if base_dir is not None:
+        source = os.path.normpath(os.path.join(os.path.abspath(base_dir), source))
+    return source
 
 
 def _fields(value: object, path: str, required: tuple[str, ...],

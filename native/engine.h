@@ -39,6 +39,9 @@
 #define DAW_FX_GATE 9
 #define DAW_FX_SATURATION 10
 #define DAW_FX_PHASER 11
+#define DAW_FX_EQ 12
+#define DAW_FX_DEESSER 13
+#define DAW_FX_CONVOLUTION 14
 #define DAW_FX_LOOKAHEAD_LIMITER 32  /* latency: its lookahead (lookahead.c) */
 
 /* Biquad shapes (RBJ cookbook) */
@@ -240,6 +243,12 @@ int daw_render(daw_graph *graph, int64_t start, int32_t frames,
 int daw_effect_process(daw_effect *fx, float *ch0, float *ch1, int32_t channels,
                        int32_t frames, double sample_rate, int32_t phase,
                        float *scratch);
+
+/* Real FFT of n points (a power of two, 4 .. 8192), numpy's rfft convention:
+ * x (n floats) -> re, im (n/2 + 1 bins each); work: n floats.  daw_irfft is its
+ * inverse, scaled by 1/n like numpy's irfft.  The convolution reverb's transform. */
+int daw_rfft(const float *x, float *re, float *im, float *work, int32_t n);
+int daw_irfft(const float *re, const float *im, float *x, float *work, int32_t n);
 
 /* Fast float log2/exp2 approximations used by the dynamics processors. */
 float daw_log2(float x);

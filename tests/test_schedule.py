@@ -67,6 +67,25 @@ def test_a_copy_through_a_latency_adding_limiter_nulls_with_the_track(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_a_copy_through_the_convolution_reverb_nulls_with_the_track(backend: str) -> None:
+    """The convolution reverb reports its 256-frame partition as latency; dry only
+    (mix 0) it is a pure delay, which the engine compensates."""
+    sample_rate = 48000
+    loader, frames = null_pair(sample_rate)
+    ir = np.zeros((1, 100), dtype=np.float32)
+    ir[0, 0] = 1.0
+    loader.sources["ir"] = ir
+    session = Session(sample_rate=sample_rate, tracks=[
+        Track("dry", clips=[Clip("x", 0, frames)]),
+        Track("copy", clips=[Clip("minus_x", 0, frames)],
+              effects=[EffectSpec("convolution", {"ir": "ir", "mix": 0.0})]),
+    ])
+    engine = Engine(session, block_size=128, backend=backend, loader=loader)
+    assert engine.latency == 256
+    assert dbfs(engine.render(0, frames)) < NULL_DBFS
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("where", ["copy", "bus"])
 def test_a_copy_sent_to_a_bus_nulls_with_the_track(backend: str, where: str) -> None:
     """The copy reaches the master only through a pre-fader send to a bus; the
