@@ -42,6 +42,7 @@ from typing import Any
 from pycrdt import Array, Doc, Map
 
 from dsp_core.effects import EffectSpec
+from dsp_core.errors import ProjectError
 from dsp_core.session import Bus, Clip, Send, Session, Track
 from transcription.errors import TranscriptDataError
 from transcription.transcript import Transcript
@@ -77,14 +78,17 @@ def new_id(prefix: str) -> str:
 
 def _effect_map(spec: EffectSpec, index: int) -> Map:
     spec.validate()
-    return Map({"id": spec.id or f"fx{index}", "kind": spec.kind, "enabled": spec.enabled,
-                "params": Map(dict(spec.params))})
+    fields: dict[str, Any] = {"id": spec.id or f"fx{index}", "kind": spec.kind,
+                              "enabled": spec.enabled, "params": Map(dict(spec.params))}
+    if spec.sidechain:
+        fields["sidechain"] = spec.sidechain
+    return Map(fields)
 
 
 def _effect_spec(data: dict[str, Any]) -> EffectSpec:
     params = {k: (v if isinstance(v, str) else float(v)) for k, v in data.get("params", {}).items()}
     return EffectSpec(str(data["kind"]), params, bool(data.get("enabled", True)),
-                      str(data.get("id", "")))
+                      str(data.get("id", "")), str(data.get("sidechain", "") or ""))
 
 
 def _check_track_value(name: str, value: Any) -> Any:
@@ -258,7 +262,8 @@ class ProjectDocument(MidiEdits):
         Raises :class:`~dsp_core.ProjectError` for an unknown kind or a bad parameter.
         """
         effects = self._track_map(track_id)["effects"]
-        spec = EffectSpec(spec.kind, dict(spec.params), spec.enabled, spec.id or new_id("fx"))
+        spec = EffectSpec(spec.kind, dict(spec.params), spec.enabled, spec.id or new_id("fx"),
+                          spec.sidechain)
         effects.append(_effect_map(spec, len(effects)))
         return spec.id
 
@@ -275,6 +280,31 @@ class ProjectDocument(MidiEdits):
         if not 0 <= index < len(effects):
             raise SchemaError(f"track {track_id!r} has {len(effects)} effects, no index {index}")
         effects[index]["enabled"] = bool(enabled)
+
+    def set_effect_sidechain(self, owner_id: str, index: int, source: str) -> None:
+        """Key the ``index``-th compressor or gate of a track or bus by ``source`` (a
+        track or bus id); ``""`` returns it to its own input.
+
+        A cycle of sidechains is not refused here (two peers could close one at once);
+        the engine refuses it and keeps its previous state.
+        """
+        owner = self._roots["tracks"].get(owner_id) or self._roots["buses"].get(owner_id)
+        if owner is None:
+            raise SchemaError(f"no track or bus with id {owner_id!r}")
+        effects = owner["effects"]
+        if not 0 <= index < len(effects):
+            raise SchemaError(f"{owner_id!r} has {len(effects)} effects, no index {index}")
+        if source and source not in self._roots["tracks"] and source not in self._roots["buses"]:
+            raise SchemaError(f"sidechain {source!r} is neither a track nor a bus")
+        if source == owner_id:
+            raise SchemaError(f"{owner_id!r} cannot key its own effect; use an empty sidechain")
+        effect = effects[index]
+        spec = _effect_spec({**effect.to_py(), "sidechain": source})
+        try:
+            spec.validate()
+        except ProjectError as exc:
+            raise SchemaError(str(exc)) from exc
+        effect["sidechain"] = source
 
     def set_send(self, track_id: str, bus_id: str, level_db: float, pre_fader: bool = False
                  ) -> None:

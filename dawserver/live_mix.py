@@ -253,6 +253,13 @@ class LiveMix:
         with self._lock:
             self._pending = self._session
 
+    @property
+    def plugin_latency(self) -> int:
+        """Frames of plug-in latency the engine compensates (0 without latency-adding
+        processors).  The engine renders that far ahead of the playhead, reading the
+        clips early, so the sent mix still lines up with :meth:`timeline_now`."""
+        return int(getattr(self._engine, "latency", 0))
+
     def timeline_now(self, now: float | None = None) -> int | None:
         """Where the sent audio is at ``now`` (``time.monotonic()``), in project frames.
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .convolution_layout import MAX_PRE_MS as CONV_MAX_PRE_MS
+from .convolution_layout import PARTITION as CONV_PARTITION
 from .convolution_layout import ConvolutionIR, load_ir
 from .eq_layout import EQ_BANDS, EQ_ROW
 from .errors import ProjectError
@@ -27,7 +28,7 @@ FADER_TARGET, FADER_END, FADER_START = 0, 2, 4
 
 KIND_CODES = {"gain": 1, "biquad": 2, "compressor": 3, "delay": 4, "limiter": 5, "reverb": 6,
               "chorus": 7, "flanger": 8, "gate": 9, "saturation": 10, "phaser": 11, "eq": 12,
-              "deesser": 13, "convolution": 14}
+              "deesser": 13, "convolution": 14, "lookahead_limiter": 32}
 BIQUAD_SHAPES = {"lowpass": 0, "highpass": 1, "peaking": 2, "lowshelf": 3, "highshelf": 4}
 DEESSER_MODES = {"split": 0, "wideband": 1}
 #: Parameters that may be given by name: (kind, parameter) -> {name: value}.
@@ -38,6 +39,9 @@ CHOICES: dict[tuple[str, str], dict[str, int]] = {
 TEXT_PARAMS: dict[str, tuple[str, ...]] = {"convolution": ("ir",)}
 MAX_DELAY_MS = 2000.0
 MAX_MODULATION_MS = 50.0  # chorus and flanger lines: delay_ms + depth_ms stays below
+MAX_LOOKAHEAD_MS = 20.0  # the lookahead limiter's longest lookahead (its latency)
+#: Effects whose level detector may listen to another track or bus (``EffectSpec.sidechain``).
+SIDECHAIN_KINDS = ("compressor", "gate")
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,11 @@ PARAMS: dict[str, tuple[Param, ...]] = {
         Param("pre_delay_ms", 0.0, 0.0, CONV_MAX_PRE_MS),
         Param("wet_db", 0.0, -60.0, 12.0),
     ),
+    "lookahead_limiter": (
+        Param("ceiling_db", -0.3, -24.0, 0.0),
+        Param("release_ms", 50.0, 1.0, 2000.0),
+        Param("lookahead_ms", 5.0, 0.0, MAX_LOOKAHEAD_MS),
+    ),
 }
 
 
@@ -148,18 +157,27 @@ class EffectSpec:
     (``"lowshelf"``, ``"peaking"``, ...), as may the de-esser's ``mode``
     (``"split"``, ``"wideband"``). A ``convolution``'s ``ir`` names its
     impulse-response audio (a path or asset, resolved like a clip's ``source``).
+    ``sidechain`` (compressor and gate only) names the track or bus whose
+    post-insert, pre-fader signal the detector listens to; empty, the effect
+    listens to its own input.
     """
 
     kind: str
     params: dict[str, float | str] = field(default_factory=dict)
     enabled: bool = True
     id: str = ""
+    sidechain: str = ""
 
     def validate(self) -> None:
         """Raise :class:`ProjectError` for an unknown kind, parameter or a bad value."""
         if self.kind not in PARAMS:
             raise ProjectError(
                 f"unknown effect kind {self.kind!r}; known kinds: {', '.join(PARAMS)}"
+            )
+        if self.sidechain and self.kind not in SIDECHAIN_KINDS:
+            raise ProjectError(
+                f"{self.kind}: only {' and '.join(SIDECHAIN_KINDS)} take a sidechain; "
+                f"remove sidechain {self.sidechain!r}"
             )
         known = {p.name for p in PARAMS[self.kind]} | set(TEXT_PARAMS.get(self.kind, ()))
         for name in self.params:
@@ -215,7 +233,39 @@ def memory_length(kind: str, sample_rate: float) -> int:
         return reverb_layout(sample_rate).total
     if kind == "eq":
         return EQ_ROW
+    if kind == "lookahead_limiter":
+        return 3 * lookahead_ring(sample_rate)
     return 0
+
+
+def lookahead_ring(sample_rate: float) -> int:
+    """Length of each of the lookahead limiter's rings (delay, needed gain, smoothed gain)."""
+    return int(math.ceil(MAX_LOOKAHEAD_MS * 1e-3 * sample_rate)) + 2
+
+
+def lookahead_frames(lookahead_ms: float, sample_rate: float) -> int:
+    """Frames of lookahead (and latency) for ``lookahead_ms``, as the C engine rounds it.
+
+    The value is taken as the float32 slot holds it: ``floor(ms * 1e-3 * rate + 0.5)``.
+    """
+    return int(math.floor(float(np.float32(lookahead_ms)) * 1e-3 * sample_rate + 0.5))
+
+
+def latency(spec: EffectSpec, sample_rate: float) -> int:
+    """Frames by which ``spec`` delays its input: the lookahead limiter's lookahead, the
+    convolution's partition, 0 for every other built-in; a bypassed effect adds none.
+
+    (The same figure as :attr:`EffectState.latency_frames`, known without building
+    the effect.)
+    """
+    if not spec.enabled:
+        return 0
+    if spec.kind == "convolution":
+        return CONV_PARTITION
+    if spec.kind != "lookahead_limiter":
+        return 0
+    values = dict(zip((p.name for p in PARAMS[spec.kind]), spec.values(), strict=True))
+    return lookahead_frames(values["lookahead_ms"], sample_rate)
 
 
 SourceLoad = Callable[[str, int], np.ndarray]
@@ -247,6 +297,9 @@ class EffectState:
         else:
             self.memory = np.zeros((channels, memory_length(spec.kind, sample_rate)),
                                    dtype=np.float32)
+        self.sample_rate = sample_rate
+        #: the sidechain key this effect's detector reads, (2, max_block), or None
+        self.key: np.ndarray | None = None
         self.set_params(spec.params)
 
     def set_params(self, params: dict[str, float | str], replace: bool = False) -> None:
@@ -256,12 +309,15 @@ class EffectState:
         ``replace=True``.
         """
         merged = dict(params) if replace else {**self.spec.params, **params}
-        spec = EffectSpec(self.spec.kind, merged, self.enabled, self.spec.id)
+        spec = EffectSpec(self.spec.kind, merged, self.enabled, self.spec.id,
+                          self.spec.sidechain)
         values = spec.values()
         if self.ir is not None and spec.params["ir"] != self.spec.params["ir"]:
             raise ProjectError("convolution: a new 'ir' needs a new effect state "
                                "(the engine rebuilds the chain when the ir changes)")
         self.spec = spec
+        if spec.kind == "lookahead_limiter":  # its latency is its lookahead
+            self.latency_frames = latency(spec, self.sample_rate)
         if spec.kind == "eq":  # 28 targets: they live in memory row 0 (eq_layout.py)
             self.memory[0, :len(values)] = values
         else:

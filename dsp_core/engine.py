@@ -35,6 +35,7 @@ from .graph import (
 )
 from .instrument_edit import carry_voices
 from .instrument_graph import instrument_structure, same_sound
+from .schedule import plan_key, plan_schedule
 from .session import Bus, Session, Track, db_to_linear
 
 log = logging.getLogger(__name__)
@@ -115,8 +116,19 @@ class Engine:
         self._load = loader or _default_loader()
         self._build(session, frames_done=0)
         self._out = np.zeros((2, block_size), dtype=np.float32)
+        self._next: int | None = None  # the frame after the last block: no pre-roll there
 
     # ------------------------------------------------------------ rendering
+
+    @property
+    def latency(self) -> int:
+        """Frames of plug-in latency the engine compensates (0 without latency-adding
+        processors).
+
+        :meth:`render_block` already renders that far ahead, so its output lines up
+        with the timeline; a live mixer adds nothing for it (the clips are read ahead).
+        """
+        return self.graph.latency
 
     @property
     def length(self) -> int:
@@ -130,8 +142,21 @@ class Engine:
         """
         if not 0 <= frames <= self.block_size:
             raise DspError(f"block of {frames} frames exceeds block size {self.block_size}")
-        self._render(self.graph, start, frames, self._out)
+        latency = self.graph.latency
+        if latency and start != self._next:
+            self._preroll(start, latency)
+        self._render(self.graph, start + latency, frames, self._out)
+        self._next = start + frames
         return self._out if frames == self.block_size else self._out[:, :frames]
+
+    def _preroll(self, start: int, latency: int) -> None:
+        """Fill the latency-adding processors' lines after a seek: render the
+        ``latency`` frames before ``start`` and drop them, as a DAW pre-rolls."""
+        position = start - latency
+        while position < start:
+            count = min(self.block_size, start - position)
+            self._render(self.graph, position + latency, count, self._out)
+            position += count
 
     def render(self, start: int, frames: int) -> np.ndarray:
         """Render ``frames`` frames from timeline frame ``start`` into a new (2, frames) array."""
@@ -152,6 +177,9 @@ class Engine:
     def reset(self) -> None:
         """Clear filter memories and smoothing, as after a transport stop."""
         self.graph.frames_done = 0
+        self._next = None
+        if self.graph.schedule is not None:
+            self.graph.schedule.reset()
         for fx in self._all_effects():
             fx.reset()
 
@@ -168,7 +196,7 @@ class Engine:
         session.validate(allow_overlaps=True)
         if self._buses_structure(session) != self._bus_structure or (
             session.sample_rate != self.session.sample_rate
-        ):
+        ) or plan_key(session, self.sample_rate) != self._plan_key:
             self._build(session, self.graph.frames_done)
             return
         any_solo = any(t.solo for t in session.tracks)
@@ -198,6 +226,13 @@ class Engine:
         self._entries = entries
         self.session = session
         if rebuilt:
+            previous = self.graph.schedule
+            if previous is not None:  # keys point at the tracks' buffers: plan again
+                self.graph.schedule = plan_schedule(session, tracks, self.graph.buses,
+                                                    self.graph.master, self.sample_rate,
+                                                    self.block_size)
+                if self.graph.schedule is not None:
+                    self.graph.schedule.carry_from(previous)
             self.graph.version += 1
 
     def _update_track(self, state: TrackState, track: Track, any_solo: bool) -> bool:
@@ -236,6 +271,7 @@ class Engine:
             for t, s in zip(session.tracks, self.graph.tracks, strict=True)
         }
         self._bus_structure = self._buses_structure(session)
+        self._plan_key = plan_key(session, self.sample_rate)
         self.session = session
 
     def _all_effects(self) -> Iterator[EffectState]:

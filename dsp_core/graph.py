@@ -17,6 +17,7 @@ import numpy as np
 from .effects import FADER_END, FADER_SLOTS, FADER_START, FADER_TARGET, EffectState
 from .errors import ProjectError
 from .instrument_graph import InstrumentState, build_instrument
+from .schedule import Schedule, plan_schedule
 from .session import AutomationLane, Bus, Session, Track, db_to_linear
 
 SourceLoader = Callable[[str, int], np.ndarray]
@@ -106,6 +107,12 @@ class Graph:
     version: int = 0
     native_view: object = field(default=None, repr=False)
     native_version: int = -1
+    schedule: Schedule | None = None  # render order and delay compensation, when needed
+
+    @property
+    def latency(self) -> int:
+        """Frames the output lags the timeline (0 without latency-adding processors)."""
+        return self.schedule.latency if self.schedule is not None else 0
 
 
 def new_fader(left: float, right: float) -> np.ndarray:
@@ -288,7 +295,7 @@ def build_graph(
     """Build the whole render graph of ``session`` at ``sample_rate``."""
     session.validate(allow_overlaps=True)
     any_solo = any(t.solo for t in session.tracks)
-    return Graph(
+    graph = Graph(
         sample_rate=sample_rate,
         max_block=max_block,
         tracks=[
@@ -302,3 +309,6 @@ def build_graph(
         threads=threads,
         thread_scratch=thread_scratch(threads, len(session.buses), max_block),
     )
+    graph.schedule = plan_schedule(session, graph.tracks, graph.buses, graph.master,
+                                   sample_rate, max_block)
+    return graph

@@ -17,6 +17,7 @@ from .effects import TICK, EffectState
 from .errors import BackendUnavailable, NativeError
 from .graph import AutomationState, BusState, Graph, LaneState, TrackState
 from .instrument_graph import InstrumentState
+from .schedule import DelayState, KeyState, Schedule
 
 try:
     from native._engine import ffi, lib
@@ -118,6 +119,9 @@ class _Builder:
             if fx.memory.size:
                 arr[i].memory = self.floats(fx.memory)
                 arr[i].memory_len = fx.memory.shape[1]
+            if fx.key is not None:
+                arr[i].key = self.floats(fx.key)
+                arr[i].key_stride = fx.key.shape[1]
         return arr
 
     def bus(self, bus: BusState, out: Any) -> None:
@@ -182,6 +186,42 @@ class _Builder:
         return out
 
 
+    def delay(self, d: DelayState, out: Any) -> None:
+        out.memory = self.floats(d.memory)
+        out.length = d.memory.shape[1]
+        out.delay = d.delay
+        out.write = ffi.cast("int64_t *", self.hold(d.write).ctypes.data)
+
+    def keys(self, keys: list[KeyState]) -> Any:
+        arr = self.hold(ffi.new("daw_key[]", max(len(keys), 1)))
+        for i, k in enumerate(keys):
+            arr[i].source = self.floats(k.source)
+            arr[i].channels = k.source.shape[0]
+            arr[i].key = self.floats(k.key)
+            self.delay(k.delay, arr[i].delay)
+        return arr
+
+    def schedule(self, s: Schedule) -> Any:
+        out = self.hold(ffi.new("daw_schedule *"))
+        out.latency = s.latency
+        runs = self.hold(ffi.new("daw_run[]", max(len(s.runs), 1)))
+        for i, run in enumerate(s.runs):
+            runs[i].first, runs[i].count, runs[i].offset = run.first, run.count, run.offset
+            runs[i].own_buffer, runs[i].bus = int(run.own_buffer), run.bus
+            runs[i].automation_offset = run.automation_offset
+            runs[i].n_keys, runs[i].keys = len(run.keys), self.keys(run.keys)
+            if run.out_delay is not None:
+                self.delay(run.out_delay, runs[i].out_delay)
+        out.n_runs, out.runs = len(s.runs), runs
+        self.delay(s.direct, out.direct)
+        delays = self.hold(ffi.new("daw_delay[]", max(len(s.bus_delays), 1)))
+        for i, d in enumerate(s.bus_delays):
+            self.delay(d, delays[i])
+        out.bus_delays = delays
+        out.bus_sum = self.floats(s.bus_sum)
+        return out
+
+
 class NativeGraph:
     """A C ``daw_graph`` view of a :class:`Graph`; rebuild it after structural edits.
 
@@ -223,6 +263,8 @@ class NativeGraph:
         g.scratch = b.floats(graph.scratch)
         g.lane_scratch = b.floats(graph.lane_scratch)
         g.n_threads = graph.threads if graph.thread_scratch.size else 1
+        if graph.schedule is not None:
+            g.schedule = b.schedule(graph.schedule)
         if graph.thread_scratch.size:
             g.thread_scratch = b.floats(graph.thread_scratch)
         self._builder = b

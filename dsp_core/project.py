@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .audio_io import audio_info, load_source, resampled_length
-from .effects import CHOICES, PARAMS, TEXT_PARAMS, EffectSpec
+from .effects import CHOICES, PARAMS, SIDECHAIN_KINDS, TEXT_PARAMS, EffectSpec
 from .errors import AudioFileError, ProjectError
 from .midi import clip_from_dict, clip_to_dict, instrument_from_dict, instrument_to_dict
 from .session import (
@@ -193,8 +193,11 @@ def _bus_to_dict(bus: Bus) -> dict[str, Any]:
 
 
 def _effect_to_dict(effect: EffectSpec) -> dict[str, Any]:
-    return {"id": effect.id, "kind": effect.kind, "enabled": effect.enabled,
-            "params": dict(effect.params)}
+    out = {"id": effect.id, "kind": effect.kind, "enabled": effect.enabled,
+           "params": dict(effect.params)}
+    if effect.sidechain:
+        out["sidechain"] = effect.sidechain
+    return out
 
 
 def _gain_out(db: float) -> float | str:
@@ -326,7 +329,7 @@ def _bus(value: object, path: str, base_dir: PathLike | None = None) -> Bus:
 
 
 def _effect(value: object, path: str, base_dir: PathLike | None = None) -> EffectSpec:
-    f = _fields(value, path, ("kind",), ("id", "enabled", "params"))
+    f = _fields(value, path, ("kind",), ("id", "enabled", "params", "sidechain"))
     kind = _string(f["kind"], f"{path}.kind")
     if kind not in PARAMS:
         raise ProjectError(f"{path}.kind: unknown effect kind {kind!r}; "
@@ -349,8 +352,13 @@ def _effect(value: object, path: str, base_dir: PathLike | None = None) -> Effec
         low, high = ranges[name].low, ranges[name].high
         if not low <= value_ <= high:
             raise ProjectError(f"{where}: must be in [{low:g}, {high:g}], got {_show(raw)}")
+    sidechain = _string(f.get("sidechain", ""), f"{path}.sidechain")
+    if sidechain and kind not in SIDECHAIN_KINDS:
+        raise ProjectError(f"{path}.sidechain: only {' and '.join(SIDECHAIN_KINDS)} take a "
+                           f"sidechain, not {kind}")
     spec = EffectSpec(kind=kind, params=params, id=_string(f.get("id", ""), f"{path}.id"),
-                      enabled=_boolean(f.get("enabled", True), f"{path}.enabled"))
+                      enabled=_boolean(f.get("enabled", True), f"{path}.enabled"),
+                      sidechain=sidechain)
     try:
         spec.validate()
     except ProjectError as exc:

@@ -32,6 +32,7 @@ from .reference_automation import automation_gains
 from .reference_convolution import conv_coefficients, conv_run
 from .reference_eq import deesser_coefficients, deesser_run, eq_run, eq_settled, eq_tick
 from .reference_instruments import instrument_render
+from .reference_lookahead import lookahead_run
 from .reference_modulation import (
     modulation_coefficients,
     modulation_run,
@@ -45,6 +46,7 @@ from .reference_shaping import (
     saturation_coefficients,
     saturation_run,
 )
+from .schedule import DelayState, KeyState, RunState
 
 F32 = np.float32
 # Copies of native/internal.h's numbers; tests/test_engine_header.py holds them to it.
@@ -61,6 +63,7 @@ GAIN, BIQUAD, COMPRESSOR, DELAY, LIMITER = (KIND_CODES[k] for k in
 REVERB, CHORUS, FLANGER, GATE, SATURATION, PHASER = (
     KIND_CODES[k] for k in ("reverb", "chorus", "flanger", "gate", "saturation", "phaser"))
 EQ, DEESSER, CONVOLUTION = (KIND_CODES[k] for k in ("eq", "deesser", "convolution"))
+LOOKAHEAD_LIMITER = KIND_CODES["lookahead_limiter"]
 
 
 # ------------------------------------------------------------------ math
@@ -226,14 +229,20 @@ def compressor_coefficients(slots: np.ndarray, sr: float) -> None:
     slots[SLOT_COEF + 1] = math.exp(-1.0 / (release * sr if release > 1e-5 else 1e-5 * sr))
 
 
-def compressor_run(slots: np.ndarray, x0: np.ndarray, x1: np.ndarray | None) -> None:
-    """Feed-forward compressor: gain computer, attack/release, makeup."""
+def compressor_run(slots: np.ndarray, x0: np.ndarray, x1: np.ndarray | None,
+                   k0: np.ndarray | None = None, k1: np.ndarray | None = None) -> None:
+    """Feed-forward compressor: gain computer, attack/release, makeup.
+
+    The detector reads ``k0``/``k1`` (a sidechain key) when given, else the input.
+    """
+    if k0 is None:
+        k0, k1 = x0, x1
     v = slots[SLOT_VALUE:SLOT_VALUE + 8]
     threshold, knee, makeup = v[0], v[2], v[5]
     slope = F32(1.0) - F32(1.0) / max(v[1], F32(1.0))
     half = F32(0.5) * knee
     inv_2knee = F32(1.0) / (F32(2.0) * knee) if knee > 0 else F32(0.0)
-    level = np.abs(x0) if x1 is None else np.maximum(np.abs(x0), np.abs(x1))
+    level = np.abs(k0) if k1 is None else np.maximum(np.abs(k0), np.abs(k1))
     level = np.maximum(level, F32(1e-10))
     over = LOG2_TO_DB * log2(level) - threshold
     red = slope * over
@@ -374,15 +383,21 @@ def effect_settled(fx: EffectState) -> bool:
 
 
 def effect_segment(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, sr: float,
-                   ph: int) -> None:
-    """Process one stretch of frames with constant (per-tick) parameters."""
+                   ph: int, pos: int = 0) -> None:
+    """Process one stretch of frames with constant (per-tick) parameters.
+
+    ``pos`` is where the stretch starts in the block (a sidechain key is read from there).
+    """
     s = fx.slots
+    k0 = k1 = None
+    if fx.key is not None:
+        k0, k1 = fx.key[0, pos:pos + ch0.shape[0]], fx.key[1, pos:pos + ch0.shape[0]]
     if fx.kind == BIQUAD:
         biquad_run(s[SLOT_COEF:SLOT_COEF + 5], s[SLOT_MEM:SLOT_MEM + 2], ch0)
         if ch1 is not None:
             biquad_run(s[SLOT_COEF:SLOT_COEF + 5], s[SLOT_MEM + 2:SLOT_MEM + 4], ch1)
     elif fx.kind == COMPRESSOR:
-        compressor_run(s, ch0, ch1)
+        compressor_run(s, ch0, ch1, k0, k1)
     elif fx.kind == LIMITER:
         limiter_run(s, ch0, ch1)
     elif fx.kind == GAIN:
@@ -400,7 +415,7 @@ def effect_segment(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, sr:
     elif fx.kind in (CHORUS, FLANGER):
         modulation_run(fx, ch0, ch1)
     elif fx.kind == GATE:
-        gate_run(s, ch0, ch1)
+        gate_run(s, ch0, ch1, k0, k1)
     elif fx.kind == SATURATION:
         saturation_run(s, ch0, ch1)
     elif fx.kind == PHASER:
@@ -411,6 +426,8 @@ def effect_segment(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, sr:
         deesser_run(s, ch0, ch1, log2, exp2, LOG2_TO_DB, DB_TO_LOG2)
     elif fx.kind == CONVOLUTION:
         conv_run(fx, ch0, ch1, sr)
+    elif fx.kind == LOOKAHEAD_LIMITER:
+        lookahead_run(fx, ch0, ch1, sr)
 
 
 def effect_process(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, frames: int,
@@ -430,7 +447,7 @@ def effect_process(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, fra
             effect_tick(fx, sample_rate, alpha)
         n = min(frames - pos, TICK - ph)
         seg = slice(pos, pos + n)
-        effect_segment(fx, ch0[seg], None if ch1 is None else ch1[seg], sample_rate, ph)
+        effect_segment(fx, ch0[seg], None if ch1 is None else ch1[seg], sample_rate, ph, pos)
         pos += n
         ph = (ph + n) % TICK
 
@@ -470,8 +487,13 @@ def run_chain(effects: list[EffectState], buf: np.ndarray, frames: int, sr: floa
 
 
 def render_track(g: Graph, tr: TrackState, start: int, frames: int, phase: int,
-                 alpha: float) -> None:
-    """Clips, inserts, fader, pan and sends of one track into the bus buffers."""
+                 alpha: float, source: RunState | None = None) -> None:
+    """Clips, inserts, fader, pan and sends of one track into the bus buffers.
+
+    ``source``: the track renders alone (a key source, or automated with latency): its
+    keys are filled after its chain, its buffer delayed by the step's ``out_delay`` and
+    its automation read at its output's place (twin of ``render_scheduled_source``).
+    """
     buf = tr.buffer
     buf[:, :frames] = 0.0
     for clip in tr.clips:
@@ -482,6 +504,11 @@ def render_track(g: Graph, tr: TrackState, start: int, frames: int, phase: int,
         instrument_render(tr.instrument, g.sample_rate, start, frames, tr.instrument.scratch)
         buf[:, :frames] += tr.instrument.scratch[:frames]
     run_chain(tr.effects, buf, frames, g.sample_rate, phase)
+    if source is not None:
+        for k in source.keys:
+            key_fill(k, frames)
+        if source.out_delay is not None:
+            delay_apply(source.out_delay, buf, frames)
     b0, b1 = buf[0], buf[-1]
     for send in tr.sends:
         if send.pre_fader:
@@ -490,7 +517,8 @@ def render_track(g: Graph, tr: TrackState, start: int, frames: int, phase: int,
     master = g.master.buffer
     gains = None
     if tr.automation is not None:
-        gains = automation_gains(tr.automation, tr.channels, tr.fader, start, frames)
+        at = start if source is None else start + source.offset - source.automation_offset
+        gains = automation_gains(tr.automation, tr.channels, tr.fader, at, frames)
     if all(send.pre_fader for send in tr.sends):
         _track_fader(tr, gains, b0, b1, master, frames, phase, alpha)
         return
@@ -520,6 +548,53 @@ def _bus_out(bus: BusState, g: Graph, frames: int, phase: int, alpha: float,
     fader_apply(bus.fader, bus.buffer[0], bus.buffer[1], dst[0], dst[1], frames, phase, alpha)
 
 
+def delay_apply(d: DelayState, x: np.ndarray, frames: int) -> None:
+    """Twin of the C ``delay_apply``: x's rows delayed in place by ``d.delay`` frames."""
+    if d.delay <= 0:
+        return
+    length = d.memory.shape[1]
+    w = int(d.write[0]) if 0 <= d.write[0] < length else 0
+    for c in range(x.shape[0]):
+        ring = d.memory[c]
+        history = ring[(w - d.delay + np.arange(d.delay)) % length]  # oldest first
+        block = x[c, :frames].copy()
+        if frames >= length:
+            ring[(w + frames - length + np.arange(length)) % length] = block[frames - length:]
+        else:
+            ring[(w + np.arange(frames)) % length] = block
+        x[c, :frames] = np.concatenate([history, block])[:frames]
+    d.write[0] = (w + frames) % length
+
+
+def key_fill(k: KeyState, frames: int) -> None:
+    """Twin of ``key_fill``: the source's post-insert signal, delayed, into the key."""
+    k.key[0, :frames] = k.source[0, :frames]
+    k.key[1, :frames] = k.source[-1, :frames]
+    delay_apply(k.delay, k.key, frames)
+
+
+def _render_scheduled(g: Graph, start: int, frames: int, phase: int, alpha: float) -> None:
+    """Twin of ``render_scheduled``: the steps in order, then the aligned sums."""
+    s = g.schedule
+    assert s is not None
+    s.bus_sum[:, :frames] = 0.0
+    for run in s.runs:
+        if run.bus >= 0:
+            bus = g.buses[run.bus]
+            run_chain(bus.effects, bus.buffer, frames, g.sample_rate, phase)
+            for k in run.keys:
+                key_fill(k, frames)
+            delay_apply(s.bus_delays[run.bus], bus.buffer, frames)
+            fader_apply(bus.fader, bus.buffer[0], bus.buffer[1], s.bus_sum[0], s.bus_sum[1],
+                        frames, phase, alpha)
+            continue
+        for tr in g.tracks[run.first:run.first + run.count]:
+            render_track(g, tr, start - run.offset, frames, phase, alpha,
+                         None if not run.own_buffer else run)
+    delay_apply(s.direct, g.master.buffer, frames)
+    g.master.buffer[:, :frames] += s.bus_sum[:, :frames]
+
+
 def render(g: Graph, start: int, frames: int, out: np.ndarray) -> None:
     """Twin of ``daw_render``: one block of the whole graph into ``out`` (2, frames)."""
     phase = g.frames_done % TICK
@@ -527,10 +602,13 @@ def render(g: Graph, start: int, frames: int, out: np.ndarray) -> None:
     g.master.buffer[:] = 0.0
     for bus in g.buses:
         bus.buffer[:] = 0.0
-    for tr in g.tracks:
-        render_track(g, tr, start, frames, phase, alpha)
-    for bus in g.buses:
-        _bus_out(bus, g, frames, phase, alpha, g.master.buffer)
+    if g.schedule is not None:
+        _render_scheduled(g, start, frames, phase, alpha)
+    else:
+        for tr in g.tracks:
+            render_track(g, tr, start, frames, phase, alpha)
+        for bus in g.buses:
+            _bus_out(bus, g, frames, phase, alpha, g.master.buffer)
     out[:, :frames] = 0.0
     _bus_out(g.master, g, frames, phase, alpha, out)
     g.frames_done += frames

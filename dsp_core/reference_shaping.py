@@ -23,12 +23,18 @@ def gate_coefficients(slots: np.ndarray, sr: float) -> None:
     )
 
 
-def gate_run(slots: np.ndarray, x0: np.ndarray, x1: np.ndarray | None) -> None:
-    """Stereo-linked gate: open at or above threshold, held, then attenuated by range."""
+def gate_run(slots: np.ndarray, x0: np.ndarray, x1: np.ndarray | None,
+             k0: np.ndarray | None = None, k1: np.ndarray | None = None) -> None:
+    """Stereo-linked gate: open at or above threshold, held, then attenuated by range.
+
+    The detector reads ``k0``/``k1`` (a sidechain key) when given, else the input.
+    """
+    if k0 is None:
+        k0, k1 = x0, x1
     threshold, floor_gain, att, rel, hold_frames = slots[SLOT_COEF:SLOT_COEF + 5]
     g, hold = F32(slots[SLOT_MEM]), F32(slots[SLOT_MEM + 1])
     one, zero = F32(1.0), F32(0.0)
-    peaks = np.abs(x0) if x1 is None else np.maximum(np.abs(x0), np.abs(x1))
+    peaks = np.abs(k0) if k1 is None else np.maximum(np.abs(k0), np.abs(k1))
     gains = np.empty_like(x0)
     for i, peak in enumerate(peaks):
         is_open = True

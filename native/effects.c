@@ -125,8 +125,9 @@ static void compressor_coefficients(float *slots, double sr) {
     slots[DAW_SLOT_COEF + 1] = (float)exp(-1.0 / (release > 1e-5 ? release * sr : 1e-5 * sr));
 }
 
-static void compressor_run(float *slots, float *restrict x0, float *restrict x1, int32_t n,
-                           float *restrict work) {
+/* k0, k1: what the detector reads (the input itself, or a sidechain key). */
+static void compressor_run(float *slots, float *x0, float *x1, int32_t n,
+                           float *restrict work, const float *k0, const float *k1) {
     const float *v = slots + DAW_SLOT_VALUE;
     const float threshold = v[0], knee = v[2], makeup = v[5];
     const float slope = 1.0f - 1.0f / (v[1] > 1.0f ? v[1] : 1.0f);
@@ -134,9 +135,9 @@ static void compressor_run(float *slots, float *restrict x0, float *restrict x1,
     const float inv_2knee = knee > 0.0f ? 1.0f / (2.0f * knee) : 0.0f;
     /* pass 1: gain computer (reduction in dB), vectorisable */
     for (int32_t i = 0; i < n; i++) {
-        float level = fabsf(x0[i]);
-        if (x1) {
-            const float other = fabsf(x1[i]);
+        float level = fabsf(k0[i]);
+        if (k1) {
+            const float other = fabsf(k1[i]);
             level = level > other ? level : other;
         }
         level = level > 1e-10f ? level : 1e-10f;
@@ -301,15 +302,18 @@ INTERNAL int effect_settled(const daw_effect *fx) {
     return 1;
 }
 
+/* pos: where the segment starts in the block (a sidechain key is read from there). */
 static void effect_segment(daw_effect *fx, float *ch0, float *ch1, int32_t n, double sr,
-                           int32_t ph, float *scratch) {
+                           int32_t ph, float *scratch, int32_t pos) {
+    const float *k0 = fx->key ? fx->key + pos : ch0;
+    const float *k1 = fx->key ? fx->key + fx->key_stride + pos : ch1;
     switch (fx->kind) {
     case DAW_FX_BIQUAD:
         biquad_run(fx->slots + DAW_SLOT_COEF, fx->slots + DAW_SLOT_MEM, ch0, n);
         if (ch1) biquad_run(fx->slots + DAW_SLOT_COEF, fx->slots + DAW_SLOT_MEM + 2, ch1, n);
         break;
     case DAW_FX_COMPRESSOR:
-        compressor_run(fx->slots, ch0, ch1, n, scratch);
+        compressor_run(fx->slots, ch0, ch1, n, scratch, k0, k1);
         break;
     case DAW_FX_LIMITER:
         limiter_run(fx->slots, ch0, ch1, n);
@@ -333,7 +337,7 @@ static void effect_segment(daw_effect *fx, float *ch0, float *ch1, int32_t n, do
         modulation_run(fx, ch0, ch1, n);
         break;
     case DAW_FX_GATE:
-        gate_run(fx->slots, ch0, ch1, n);
+        gate_run(fx->slots, ch0, ch1, n, k0, k1);
         break;
     case DAW_FX_SATURATION:
         saturation_run(fx->slots, ch0, ch1, n);
@@ -350,6 +354,9 @@ static void effect_segment(daw_effect *fx, float *ch0, float *ch1, int32_t n, do
     case DAW_FX_CONVOLUTION:
         conv_run(fx, ch0, ch1, n, sr);
         break;
+    case DAW_FX_LOOKAHEAD_LIMITER:
+        lookahead_run(fx, ch0, ch1, n, sr);
+        break;
     default:
         break;
     }
@@ -360,9 +367,14 @@ int daw_effect_process(daw_effect *fx, float *ch0, float *ch1, int32_t channels,
     if (!fx || !fx->slots || !ch0 || !scratch) return DAW_ERR_NULL;
     if (channels != 1 && channels != 2) return DAW_ERR_CHANNELS;
     if (channels == 2 && !ch1) return DAW_ERR_NULL;
-    if (fx->kind < DAW_FX_GAIN || fx->kind > DAW_FX_CONVOLUTION) return DAW_ERR_KIND;
+    if ((fx->kind < DAW_FX_GAIN || fx->kind > DAW_FX_CONVOLUTION) &&
+        fx->kind != DAW_FX_LOOKAHEAD_LIMITER)
+        return DAW_ERR_KIND;
     if (fx->kind == DAW_FX_EQ && (!fx->memory || fx->memory_len < EQ_ROW)) return DAW_ERR_NULL;
     if (fx->kind == DAW_FX_CONVOLUTION && !conv_memory_ok(fx, sample_rate)) return DAW_ERR_NULL;
+    if (fx->kind == DAW_FX_LOOKAHEAD_LIMITER &&
+        (!fx->memory || fx->memory_len < 3 * lookahead_ring(sample_rate)))
+        return DAW_ERR_NULL;
     if ((fx->kind == DAW_FX_DELAY || fx->kind == DAW_FX_CHORUS || fx->kind == DAW_FX_FLANGER) &&
         (!fx->memory || fx->memory_len < 4))
         return DAW_ERR_NULL;
@@ -375,13 +387,14 @@ int daw_effect_process(daw_effect *fx, float *ch0, float *ch1, int32_t channels,
     FTZ_BEGIN;
     const float alpha = tick_alpha(sample_rate);
     if (effect_settled(fx)) {
-        effect_segment(fx, ch0, ch1, frames, sample_rate, phase, scratch);
+        effect_segment(fx, ch0, ch1, frames, sample_rate, phase, scratch, 0);
     } else {
         int32_t pos = 0, ph = phase;
         while (pos < frames) {
             if (ph == 0 || fx->slots[DAW_SLOT_READY] == 0.0f) effect_tick(fx, sample_rate, alpha);
             const int32_t n = min_i32(frames - pos, DAW_TICK - ph);
-            effect_segment(fx, ch0 + pos, ch1 ? ch1 + pos : NULL, n, sample_rate, ph, scratch);
+            effect_segment(fx, ch0 + pos, ch1 ? ch1 + pos : NULL, n, sample_rate, ph, scratch,
+                           pos);
             pos += n;
             ph = (ph + n) & (DAW_TICK - 1);
         }

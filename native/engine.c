@@ -732,6 +732,110 @@ static int render_all_tracks(daw_graph *g, int64_t start, int32_t frames, int32_
     return DAW_OK;
 }
 
+/* ---------------------------------------------------------------- order and latency */
+
+/* x's channels (rows `stride` floats apart) delayed in place by d->delay frames. */
+static void delay_apply(daw_delay *d, float *x, int32_t channels, int64_t stride,
+                        int32_t frames) {
+    if (d->delay <= 0 || !d->memory || !d->write || d->length <= d->delay) return;
+    const int64_t len = d->length, delay = d->delay;
+    const int64_t w0 = *d->write >= 0 && *d->write < len ? *d->write : 0;
+    int64_t w = w0;
+    for (int32_t c = 0; c < channels; c++) {
+        float *restrict ring = d->memory + (size_t)c * len;
+        float *restrict y = x + (size_t)c * stride;
+        w = w0;
+        int64_t r = w - delay < 0 ? w - delay + len : w - delay;
+        for (int32_t i = 0; i < frames; i++) {
+            ring[w] = y[i];
+            y[i] = ring[r];
+            w = w + 1 == len ? 0 : w + 1;
+            r = r + 1 == len ? 0 : r + 1;
+        }
+    }
+    *d->write = w;
+}
+
+/* A sidechain's key for this block: the source's post-insert signal, delayed. */
+static void key_fill(daw_key *k, int32_t mb, int32_t frames) {
+    const float *s0 = k->source, *s1 = k->channels == 2 ? k->source + mb : k->source;
+    memcpy(k->key, s0, (size_t)frames * sizeof(float));
+    memcpy(k->key + mb, s1, (size_t)frames * sizeof(float));
+    delay_apply(&k->delay, k->key, 2, mb, frames);
+}
+
+/* An aux bus step of a schedule: its chain, the keys it is the source of, its
+ * alignment delay, its fader into bus_sum. */
+static int render_scheduled_bus(daw_graph *g, daw_run *step, int32_t frames, int32_t phase,
+                                float alpha) {
+    daw_schedule *s = g->schedule;
+    const int32_t mb = g->max_block, b = step->bus;
+    if (b >= g->n_buses || !s->bus_sum) return DAW_ERR_BUS;
+    daw_bus *bus = &g->buses[b];
+    const int rc = run_chain(bus->effects, bus->n_effects, bus->buffer, bus->buffer + mb, 2,
+                             frames, g->sample_rate, phase, g->scratch);
+    if (rc != DAW_OK) return rc;
+    for (int32_t j = 0; j < step->n_keys; j++) key_fill(&step->keys[j], mb, frames);
+    if (s->bus_delays) delay_apply(&s->bus_delays[b], bus->buffer, 2, mb, frames);
+    fader_apply(bus->fader, bus->buffer, bus->buffer + mb, s->bus_sum, s->bus_sum + mb, frames,
+                phase, alpha);
+    return DAW_OK;
+}
+
+/* A track on its own (a key source, or automated with latency): clips, chain, its
+ * keys, its output delay, sends and fader, the fader's automation read where the
+ * track's output is on the timeline. */
+static int render_scheduled_source(daw_graph *g, const mix_target *to, daw_run *step,
+                                   int64_t at, int32_t frames, int32_t phase, float alpha) {
+    const int32_t mb = g->max_block;
+    daw_track *tr = &g->tracks[step->first];
+    track_input(g, tr, at, frames);
+    const int rc = run_chain(tr->effects, tr->n_effects, tr->buffer,
+                             tr->channels == 2 ? tr->buffer + mb : NULL, tr->channels, frames,
+                             g->sample_rate, phase, to->scratch);
+    if (rc != DAW_OK) return rc;
+    for (int32_t j = 0; j < step->n_keys; j++) key_fill(&step->keys[j], mb, frames);
+    delay_apply(&step->out_delay, tr->buffer, tr->channels, mb, frames);
+    return track_output(g, to, tr, at + step->offset - step->automation_offset, frames, phase,
+                        alpha);
+}
+
+/* A graph with sidechains or latency: its steps in order (runs of tracks, each
+ * reading its clips at its offset; key sources; buses), then the direct-sum delay
+ * and the buses' sum into the master, on the calling thread. */
+static int render_scheduled(daw_graph *g, int64_t start, int32_t frames, int32_t phase,
+                            float alpha) {
+    daw_schedule *s = g->schedule;
+    const int32_t mb = g->max_block;
+    const mix_target to = {g->master->buffer, NULL, g->scratch, g->lane_scratch};
+    int rc = DAW_OK;
+    if (s->bus_sum) {
+        memset(s->bus_sum, 0, (size_t)frames * sizeof(float));
+        memset(s->bus_sum + mb, 0, (size_t)frames * sizeof(float));
+    }
+    for (int32_t k = 0; k < s->n_runs && rc == DAW_OK; k++) {
+        daw_run *step = &s->runs[k];
+        if (step->bus >= 0) {
+            rc = render_scheduled_bus(g, step, frames, phase, alpha);
+            continue;
+        }
+        if (step->first < 0 || step->count < 1 || step->first + step->count > g->n_tracks)
+            return DAW_ERR_FRAMES;
+        const int64_t at = start - step->offset;
+        if (step->own_buffer)
+            rc = render_scheduled_source(g, &to, step, at, frames, phase, alpha);
+        else
+            rc = render_tracks(g, &to, step->first, step->first + step->count, at, frames,
+                               phase, alpha);
+    }
+    if (rc != DAW_OK) return rc;
+    delay_apply(&s->direct, g->master->buffer, 2, mb, frames);
+    if (s->bus_sum)
+        for (int32_t i = 0; i < 2 * mb; i += mb)
+            for (int32_t f = 0; f < frames; f++) g->master->buffer[i + f] += s->bus_sum[i + f];
+    return DAW_OK;
+}
+
 int daw_render(daw_graph *g, int64_t start, int32_t frames, float *out_l, float *out_r) {
     if (!g || !g->master || !g->scratch || !g->lane_scratch || !out_l || !out_r)
         return DAW_ERR_NULL;
@@ -743,8 +847,9 @@ int daw_render(daw_graph *g, int64_t start, int32_t frames, float *out_l, float 
     memset(g->master->buffer, 0, (size_t)2 * mb * sizeof(float));
     for (int32_t b = 0; b < g->n_buses; b++)
         memset(g->buses[b].buffer, 0, (size_t)2 * mb * sizeof(float));
-    int rc = render_all_tracks(g, start, frames, phase, alpha);
-    for (int32_t b = 0; b < g->n_buses && rc == DAW_OK; b++) {
+    int rc = g->schedule ? render_scheduled(g, start, frames, phase, alpha)
+                         : render_all_tracks(g, start, frames, phase, alpha);
+    for (int32_t b = 0; b < g->n_buses && rc == DAW_OK && !g->schedule; b++) {
         daw_bus *bus = &g->buses[b];
         rc = run_chain(bus->effects, bus->n_effects, bus->buffer, bus->buffer + mb, 2, frames,
                        g->sample_rate, phase, g->scratch);

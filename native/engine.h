@@ -42,6 +42,7 @@
 #define DAW_FX_EQ 12
 #define DAW_FX_DEESSER 13
 #define DAW_FX_CONVOLUTION 14
+#define DAW_FX_LOOKAHEAD_LIMITER 32  /* latency: its lookahead (lookahead.c) */
 
 /* Biquad shapes (RBJ cookbook) */
 #define DAW_BQ_LOWPASS 0
@@ -71,6 +72,9 @@ typedef struct {
     float *memory;      /* delay lines (delay, reverb, chorus, flanger): channels *
                            memory_len floats, or NULL */
     int64_t memory_len;
+    const float *key;   /* sidechain (compressor, gate): the detector reads key[0..frames)
+                           and key[key_stride..], or NULL: it reads its own input */
+    int64_t key_stride;
 } daw_effect;
 
 typedef struct {
@@ -188,6 +192,60 @@ typedef struct {
     double *state;              /* DAW_INST_STATE: next frame, cursor, channels */
     float *scratch;             /* max_block floats */
 } daw_instrument;
+/* ---- plug-in delay compensation and render order (dsp_core/graph.py plans them) */
+
+/* A delay line: `channels` rings of `length` floats in memory (length > delay). */
+typedef struct {
+    float *memory;
+    int64_t length;
+    int64_t delay;      /* frames; 0: the line is skipped */
+    int64_t *write;     /* the write index (one int64 the caller owns) */
+} daw_delay;
+
+/* A sidechain: once its source's chain has run, the source's post-insert buffer
+ * (channels rows of max_block floats) goes through `delay` into `key` (2 rows of
+ * max_block; a mono source fills both), which the keyed effect's detector reads. */
+typedef struct {
+    const float *source;
+    int32_t channels;
+    float *key;
+    daw_delay delay;
+} daw_key;
+
+/* One step of a schedule.  bus < 0: consecutive tracks [first, first + count)
+ * rendered together, their clips read `offset` frames before the block (negative:
+ * after it), so that every track's post-insert signal is aligned.  own_buffer: a key
+ * source or an automated track with latency (one track), rendered through its buffer
+ * by itself: after its chain its keys (if any) are
+ * filled, then its buffer is delayed by out_delay (channels rows) before its sends and
+ * fader.  bus >= 0: that aux bus: chain, keys filled, alignment delay, fader. */
+typedef struct {
+    int32_t first, count;
+    int32_t own_buffer;
+    int32_t n_keys;
+    daw_key *keys;      /* the keys this step is the source of */
+    int64_t offset;
+    int32_t bus;
+    daw_delay out_delay;
+    int64_t automation_offset;  /* own_buffer: its fader's automation is read this many
+                                   frames before the block (where its output is) */
+} daw_run;
+
+/* The order and alignment of a graph with sidechains or latency.  Steps run in
+ * order on the calling thread (key sources before their consumers); the buses'
+ * outputs gather in bus_sum; then the tracks' direct sum in the master is delayed
+ * by `direct` and bus_sum added, so all arrive aligned (each bus's own delay,
+ * bus_delays[b], runs after its chain).  `latency` is the whole graph's (master
+ * chain included): output frame f holds timeline frame f - latency.  Keys are filled
+ * by their sources' steps, so every consumer (the master's chain too) finds them. */
+typedef struct {
+    int64_t latency;
+    int32_t n_runs;
+    daw_run *runs;
+    daw_delay direct;       /* 2 channels */
+    daw_delay *bus_delays;  /* n_buses, 2 channels each */
+    float *bus_sum;         /* 2 * max_block */
+} daw_schedule;
 
 typedef struct {
     double sample_rate;
@@ -207,6 +265,7 @@ typedef struct {
     daw_automation **automation;  /* n_tracks (NULL: that fader is not automated), or
                                      NULL when no track is (daw_track stays 64 bytes) */
     daw_instrument **instruments;  /* n_tracks (NULL: no instrument), or NULL when none */
+    daw_schedule *schedule;  /* NULL: tracks in index order (threaded), then buses */
 } daw_graph;
 
 /* Mix n_tracks mono tracks (row-major n_tracks x n_frames) to stereo with the

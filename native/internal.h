@@ -130,7 +130,8 @@ INTERNAL void phaser_run(float *slots, float *x0, float *x1, int32_t n, double s
 
 /* shaping.c: gate/expander and saturation. */
 INTERNAL void gate_coefficients(float *slots, double sr);
-INTERNAL void gate_run(float *slots, float *x0, float *x1, int32_t n);
+INTERNAL void gate_run(float *slots, float *x0, float *x1, int32_t n, const float *k0,
+                       const float *k1);
 INTERNAL void saturation_coefficients(float *slots);
 INTERNAL void saturation_run(const float *slots, float *x0, float *x1, int32_t n);
 
@@ -170,6 +171,11 @@ INTERNAL void deesser_run(float *slots, float *x0, float *x1, int32_t n);
 INTERNAL int conv_memory_ok(const daw_effect *fx, double sr);
 INTERNAL void conv_coefficients(float *slots, double sr);
 INTERNAL void conv_run(daw_effect *fx, float *x0, float *x1, int32_t n, double sr);
+/* lookahead.c: the lookahead limiter (latency: its lookahead in frames). */
+#define LOOKAHEAD_MAX_MS 20.0
+INTERNAL int64_t lookahead_ring(double sr);
+INTERNAL int64_t lookahead_frames(const float *slots, double sr);
+INTERNAL void lookahead_run(daw_effect *fx, float *x0, float *x1, int32_t n, double sr);
 
 /* Where one thread mixes its tracks: its own master and bus accumulators and
  * scratch, so threads never write to the same memory. */

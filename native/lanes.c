@@ -51,7 +51,7 @@ static inline vf v_exp2(vf x) {
 }
 
 static int lane_effect_ok(const daw_effect *fx) {
-    return fx->enabled && effect_settled(fx) &&
+    return fx->enabled && effect_settled(fx) && !fx->key &&
            (fx->kind == DAW_FX_BIQUAD || fx->kind == DAW_FX_COMPRESSOR ||
             fx->kind == DAW_FX_GAIN);
 }

@@ -23,14 +23,16 @@ INTERNAL void gate_coefficients(float *slots, double sr) {
     c[4] = (float)(int64_t)((double)v[3] * 1e-3 * sr);
 }
 
-INTERNAL void gate_run(float *slots, float *restrict x0, float *restrict x1, int32_t n) {
+/* k0, k1: what the detector reads (the input itself, or a sidechain key). */
+INTERNAL void gate_run(float *slots, float *x0, float *x1, int32_t n,
+                       const float *k0, const float *k1) {
     const float *c = slots + DAW_SLOT_COEF;
     const float threshold = c[0], floor_gain = c[1], att = c[2], rel = c[3], hold_frames = c[4];
     float g = slots[DAW_SLOT_MEM + 0], hold = slots[DAW_SLOT_MEM + 1];
     for (int32_t i = 0; i < n; i++) {
-        float peak = fabsf(x0[i]);
-        if (x1) {
-            const float other = fabsf(x1[i]);
+        float peak = fabsf(k0[i]);
+        if (k1) {
+            const float other = fabsf(k1[i]);
             peak = peak > other ? peak : other;
         }
         int open = 1;

@@ -16,6 +16,7 @@ from collab.room import Room
 from collab.store import open_store
 from dawserver.live_mix import FRAME, LiveMix
 from dawserver.projects import import_session
+from dsp_core.effects import EffectSpec, lookahead_frames
 from dsp_core.engine import Engine
 from dsp_core.session import Clip, Session, Track
 
@@ -23,6 +24,8 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
 RATE = 48000
 SOURCES = {"noise": (0.3 * np.random.default_rng(5).standard_normal((1, 4 * RATE))
                      ).astype(np.float32)}
+SOURCES["quiet"] = SOURCES["noise"] / 4  # below the lookahead limiter's ceiling
+SOURCES["minus_quiet"] = -SOURCES["quiet"]
 
 
 def factory(session: Session, rate: int) -> Engine:
@@ -77,6 +80,31 @@ async def test_playing_frames_are_exactly_the_engines_render(room: Room) -> None
     played = np.concatenate([f.pcm for f in frames])
     reference = factory(session(), RATE).render(start, played.shape[0])
     np.testing.assert_array_equal(played, as_int16(reference))
+
+
+async def test_plugin_latency_is_reported_and_compensated_live(room: Room) -> None:
+    """An inverted copy through a latency-adding limiter cancels the track live too."""
+    def add_copy(doc) -> None:
+        limiter = EffectSpec("lookahead_limiter", {"ceiling_db": 0.0, "lookahead_ms": 5.0})
+        doc.update_track("t0", mute=True)
+        doc.add_track(Track("dry"))
+        doc.add_clip("dry", Clip("quiet", 0, 4 * RATE))
+        doc.add_track(Track("copy", effects=[limiter]))
+        doc.add_clip("copy", Clip("minus_quiet", 0, 4 * RATE))
+        doc.update_transport(playing=True, position=FRAME)
+
+    await room.edit(add_copy)
+    async with LiveMix(room, factory=factory) as mix:
+        mix.document_changed()
+        frames = [f for f in await collect(mix, 12) if f.timeline is not None]
+        assert mix.plugin_latency == lookahead_frames(5.0, RATE) > 0
+        await room.edit(lambda d: d.update_track("copy", mute=True))
+        mix.document_changed()
+        await collect(mix, 3)
+        dry = (await collect(mix, 2))[-1].pcm
+    assert len(frames) > 5
+    assert not np.concatenate([f.pcm for f in frames]).any()
+    assert np.abs(dry).max() > 1000, "without the copy the dry track is heard"
 
 
 async def test_a_fader_move_and_a_loop_reach_the_live_output(room: Room) -> None:

@@ -20,7 +20,7 @@ reference = get_backend("reference")
 # log2/exp2 are evaluated in another order; the render mixes runs of plain tracks with
 # fused multiply-adds where built for AVX-512), and results agree to float32 rounding.
 BIT_EXACT_EFFECTS = {"gain", "biquad", "delay", "limiter", "reverb", "chorus", "flanger", "gate",
-                     "saturation", "phaser"}
+                     "saturation", "phaser", "lookahead_limiter"}
 MIX_RTOL = 2e-6       # relative to sum(|g x|)
 EFFECT_ATOL = 2e-5    # absolute, on signals of unit scale
 RENDER_ATOL = 2e-5
@@ -68,6 +68,8 @@ EFFECTS = [
                         "hold_ms": 1.0, "release_ms": 5.0}),
     EffectSpec("saturation", {"drive_db": 18.0, "mix": 0.8, "output_db": -2.0}),
     EffectSpec("phaser", {"rate_hz": 2.0, "feedback": 0.6}),
+    EffectSpec("lookahead_limiter", {"ceiling_db": -6.0, "release_ms": 20.0,
+                                     "lookahead_ms": 1.5}),
 ]
 CHANGES = {"gain": {"gain_db": 4.0}, "biquad": {"freq": 4000.0}, "compressor":
            {"threshold_db": -30.0}, "delay": {"time_ms": 5.0}, "limiter": {"ceiling_db": -3.0},
@@ -75,7 +77,8 @@ CHANGES = {"gain": {"gain_db": 4.0}, "biquad": {"freq": 4000.0}, "compressor":
            "chorus": {"rate_hz": 5.0, "depth_ms": 6.0, "mix": 0.7},
            "flanger": {"delay_ms": 4.0, "feedback": 0.8}, "gate": {"threshold_db": -3.0},
            "saturation": {"drive_db": 30.0, "mix": 0.3},
-           "phaser": {"center_hz": 2000.0, "depth": 1.0, "mix": 0.8}}
+           "phaser": {"center_hz": 2000.0, "depth": 1.0, "mix": 0.8},
+           "lookahead_limiter": {"ceiling_db": -9.0, "lookahead_ms": 0.7}}
 
 
 @pytest.mark.parametrize("spec", EFFECTS, ids=lambda s: f"{s.kind}-{s.params.get('shape', '')}")

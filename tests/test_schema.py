@@ -96,6 +96,39 @@ def test_effect_parameters_and_sends_change_the_session() -> None:
         project.set_send("bass", "nope", 0.0)
 
 
+def test_a_sidechain_is_stored_edited_and_cleared() -> None:
+    session = a_session()
+    session.tracks[1].effects.append(EffectSpec("compressor", {"ratio": 6.0}, id="duck",
+                                                sidechain="drums"))
+    project = ProjectDocument.from_session(session)
+    assert replica(project).to_session().tracks[1].effects[0].sidechain == "drums"
+    project.add_effect("drums", EffectSpec("gate", sidechain="bass"))
+    project.set_effect_sidechain("bass", 0, "verb")  # a bus key
+    copy = replica(project).to_session()
+    assert copy.tracks[0].effects[1].sidechain == "bass"
+    assert copy.tracks[1].effects[0].sidechain == "verb"
+    project.set_effect_sidechain("bass", 0, "")
+    assert replica(project).to_session().tracks[1].effects[0].sidechain == ""
+
+
+@pytest.mark.parametrize("owner,index,source,words", [
+    ("drums", 0, "bass", "only compressor and gate take a sidechain"),
+    ("bass", 0, "nope", "'nope' is neither a track nor a bus"),
+    ("bass", 0, "bass", "cannot key its own effect"),
+    ("bass", 3, "drums", "no index 3"),
+    ("nope", 0, "drums", "no track or bus with id 'nope'"),
+])
+def test_bad_sidechains_are_refused_and_change_nothing(owner: str, index: int, source: str,
+                                                       words: str) -> None:
+    session = a_session()
+    session.tracks[1].effects.append(EffectSpec("compressor"))
+    project = ProjectDocument.from_session(session)
+    before = project.doc.get_state()
+    with pytest.raises(SchemaError, match=words):
+        project.set_effect_sidechain(owner, index, source)
+    assert project.doc.get_state() == before
+
+
 def test_clips_are_added_moved_and_removed() -> None:
     project = ProjectDocument.from_session(a_session())
     clip_id = project.add_clip("bass", Clip("/a/keys.wav", 200000, 1000))
