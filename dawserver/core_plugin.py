@@ -23,10 +23,12 @@ from . import (
     transcription_api,
 )
 from .permissions import CORE_PERMISSIONS
-from .plugin_api import Job, Migration, Permission, PluginContext, Route, hookimpl
-from .public_api import idempotency, openapi_v1
+from .plugin_api import Job, Migration, Permission, PluginContext, Route, Worker, hookimpl
+from .public_api import idempotency, openapi_v1, retention
 from .public_api import routes as public_routes
 from .public_api.graphql import route as graphql_route
+from .public_api.state import api_state
+from .public_api.usage import routes as usage_routes
 from .public_api.webhooks import routes as webhook_routes
 from .public_api.webhooks import service as webhooks
 
@@ -52,7 +54,7 @@ def routes(context: PluginContext) -> list[Route]:
             *auth_routes.ROUTES, *account_routes.ROUTES, *oidc_routes.ROUTES,
             *privacy_routes.ROUTES, *sso_routes.ROUTES, *public_routes.ROUTES,
             *openapi_v1.ROUTES, *sample_routes.ROUTES, *graphql_route.ROUTES,
-            *webhook_routes.ROUTES]
+            *webhook_routes.ROUTES, *usage_routes.ROUTES]
 
 
 @hookimpl
@@ -61,14 +63,32 @@ def jobs() -> list[Job]:
 
 
 @hookimpl
-def startup(context: PluginContext) -> None:
+async def startup(context: PluginContext) -> None:
     webhooks.subscribe(context)
+    await webhooks.deliverer(context).store.seal_plain_secrets()
+
+
+async def _flush_usage(context: PluginContext) -> None:
+    await api_state(context).usage.run()
+
+
+async def _purge(context: PluginContext) -> None:
+    await retention.run_purge(context.database(), webhooks.deliverer(context).settings)
+
+
+@hookimpl
+def workers(context: PluginContext) -> list[Worker]:
+    return [Worker("public_api.usage", _flush_usage),
+            Worker("public_api.retention", _purge)]
 
 
 @hookimpl
 async def account_erased(context: PluginContext, account_id: str, pseudonym: str,
                          names: list[str]) -> None:
     await webhooks.deliverer(context).store.forget_account(account_id)
+    state = api_state(context)
+    await state.usage.store.forget_account(account_id)
+    await state.sandbox.forget_account(account_id)
 
 
 @hookimpl
