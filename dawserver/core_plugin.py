@@ -7,6 +7,8 @@ plug-ins, so every HTTP route of the server goes through one contract.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from . import (
     account_routes,
     api,
@@ -23,7 +25,16 @@ from . import (
     transcription_api,
 )
 from .permissions import CORE_PERMISSIONS
-from .plugin_api import Job, Migration, Permission, PluginContext, Route, Worker, hookimpl
+from .plugin_api import (
+    Job,
+    Migration,
+    Page,
+    Permission,
+    PluginContext,
+    Route,
+    Worker,
+    hookimpl,
+)
 from .public_api import idempotency, openapi_v1, retention
 from .public_api import routes as public_routes
 from .public_api.graphql import route as graphql_route
@@ -33,6 +44,8 @@ from .public_api.webhooks import routes as webhook_routes
 from .public_api.webhooks import service as webhooks
 
 PLUGIN_NAME = "core"
+#: The developer dashboard's built bundle (web/src/developer/, bundled by web/build.mjs).
+DEVELOPER_STATIC = Path(__file__).with_name("public_api") / "static"
 
 
 @hookimpl
@@ -55,6 +68,12 @@ def routes(context: PluginContext) -> list[Route]:
             *privacy_routes.ROUTES, *sso_routes.ROUTES, *public_routes.ROUTES,
             *openapi_v1.ROUTES, *sample_routes.ROUTES, *graphql_route.ROUTES,
             *webhook_routes.ROUTES, *usage_routes.ROUTES]
+
+
+@hookimpl
+def pages(context: PluginContext) -> list[Page]:
+    return [Page(path="/developer", title="Developer", static_dir=DEVELOPER_STATIC,
+                 html="developer.html")]
 
 
 @hookimpl
