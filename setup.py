@@ -40,6 +40,7 @@ EXTRAS = {
         "playwright>=1.40",  # drives Debian chromium; never `playwright install`
         "PyYAML>=6",  # scripts/slo_rules.py and the SLO rule tests
         "cssselect>=1.2",  # lxml's CSS selectors: the storefront page tests
+        "httpx>=0.27",  # the Python SDK (sdk/python) its tests run against a server
         *TRANSCRIPTION,
     ],
     "bench": ["pedalboard>=0.9", "threadpoolctl>=3"],
