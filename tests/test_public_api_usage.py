@@ -252,3 +252,20 @@ async def test_counts_not_yet_flushed_are_written_when_the_server_stops(
     async with open_database(config.database_url, config.data_dir) as db:
         found = await UsageStore(db).days(person.id, [key.key_id], day_of(time.time()))
         assert sum(t.requests for t in found.values()) == 3
+
+
+def test_requests_either_side_of_midnight_utc_count_on_their_own_days(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'u.sqlite3'}") as db:
+            await db.migrate(MIGRATIONS)
+            meter = UsageMeter(UsageStore(db))
+            midnight = 1_790_000_000 - 1_790_000_000 % 86400
+            for at in (midnight - 1, midnight, midnight + 1, midnight - 2):
+                meter.record("acct_a", "key_1", 200, 5, at=at)
+            await meter.flush()
+            found = await meter.store.days("acct_a", ["key_1"], day_of(midnight - 1))
+            assert {day: t.requests for (_, day), t in found.items()} == {
+                day_of(midnight - 1): 2, day_of(midnight): 2}
+            assert day_of(midnight - 1) != day_of(midnight)
+
+    asyncio.run(go())

@@ -20,6 +20,7 @@ from .store import Tally, UsageKey, UsageStore, day_of
 logger = logging.getLogger(__name__)
 #: Seconds between flushes (the dashboard lags by at most this).
 FLUSH_S = 10.0
+DAY_S = 86400
 #: The status of a rate-limit refusal.
 TOO_MANY = 429
 
@@ -31,11 +32,19 @@ class UsageMeter:
         self.store, self.flush_s = store, flush_s
         self._tallies: dict[UsageKey, Tally] = {}
         self._lock = asyncio.Lock()
+        self._day, self._day_from, self._day_to = "", 0.0, 0.0  # the UTC day last seen
+
+    def _day_of(self, at: float) -> str:
+        if not self._day_from <= at < self._day_to:
+            self._day = day_of(at)
+            self._day_from = at - at % DAY_S
+            self._day_to = self._day_from + DAY_S
+        return self._day
 
     def record(self, account_id: str, key_id: str, status: int, latency_ms: float,
                at: float | None = None) -> None:
         """Count one answer of ``status`` to key ``key_id`` that took ``latency_ms``."""
-        day = day_of(time.time() if at is None else at)
+        day = self._day_of(time.time() if at is None else at)
         tally = self._tallies.get((account_id, key_id, day))
         if tally is None:
             tally = self._tallies[(account_id, key_id, day)] = Tally()
