@@ -102,6 +102,11 @@ def workers(context: PluginContext) -> list[Worker]:
 
 
 @hookimpl
+async def project_deleted(context: PluginContext, account_id: str, project_id: str) -> None:
+    await api_state(context).sandbox.forget(account_id, project_id)
+
+
+@hookimpl
 async def account_erased(context: PluginContext, account_id: str, pseudonym: str,
                          names: list[str]) -> None:
     await webhooks.deliverer(context).store.forget_account(account_id)

@@ -15,6 +15,8 @@ from accounts_helpers import accounts_server
 from public_api_helpers import SCOPES, Caller, person_with_key
 from smtp_server import SmtpServer
 
+from dawserver.keys import DATABASE
+
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 V1 = "/api/v1"
 GRAPHQL = "/api/graphql"
@@ -22,7 +24,7 @@ GRAPHQL = "/api/graphql"
 
 async def test_test_mode_keys_see_sandbox_projects_only_and_live_keys_never_do(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
-    async with accounts_server(tmp_path, smtp_server) as (_, config), \
+    async with accounts_server(tmp_path, smtp_server) as (app, config), \
             aiohttp.ClientSession() as http:
         person, live = await person_with_key(config.base_url, smtp_server, "ada@example.org",
                                              http)
@@ -73,5 +75,11 @@ async def test_test_mode_keys_see_sandbox_projects_only_and_live_keys_never_do(
             # the person signed in (not a key) sees both, and the names are untouched
             _, page, _ = await person.call("GET", f"{V1}/projects")
             assert {p["name"] for p in page["data"]} == {"Sandbox", "Real"}
+
+            # deleting a sandbox project drops its mark
+            status, _, _ = await test.call("DELETE", f"{V1}/projects/{sandbox['id']}")
+            assert status == 200
+            marks = await app[DATABASE].fetch("SELECT object_id FROM api_sandbox")
+            assert marks == []
         finally:
             await person.close()

@@ -67,6 +67,12 @@ class Sandbox:
         sandbox = await self.sandboxed(ids)
         return [i for i in ids if (i in sandbox) == bool(principal.test)]
 
+    async def forget(self, account_id: str, object_id: str) -> None:
+        """Drop the mark of a deleted object (a no-op for a live one)."""
+        await self.db.execute("DELETE FROM api_sandbox WHERE account_id = ? AND "
+                              "object_id = ?", account_id, object_id)
+        self._known.pop(object_id, None)
+
     async def forget_account(self, account_id: str) -> None:
         """Delete the account's sandbox marks (an erased person)."""
         await self.db.execute("DELETE FROM api_sandbox WHERE account_id = ?", account_id)
