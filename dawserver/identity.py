@@ -5,8 +5,10 @@
 - ``Authorization: Bearer mbk_...``: an API key. Its checksum is checked before
   any lookup, it is read from the database on every request (a revoked key
   stops at once on every process), its rate limit is counted
-  (:mod:`accounts.ratelimit`, answers carry ``RateLimit`` headers, 429 past it)
-  and it holds only its scopes.
+  (:mod:`accounts.ratelimit`, answers carry ``RateLimit`` headers, 429 past it),
+  every answer is metered (:data:`KEY_USE`, :mod:`dawserver.public_api.usage`),
+  it holds only its scopes, and a test-mode key reaches only sandbox projects
+  (a live key none of them: :mod:`dawserver.public_api.sandbox`).
 - any other bearer or ``?token=``: a signed project token, as before accounts. It
   acts for its project only: naming another account (``{account_id}`` in the path
   or ``?account=``) answers 404, as for a person outside that account.
