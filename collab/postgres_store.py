@@ -15,7 +15,7 @@ import asyncpg
 from database import DatabaseError
 from database.postgres import PostgresDatabase
 
-from .errors import ProjectDeleted, ProjectNotFound, SeqConflict, StoreError
+from .errors import ProjectChanged, ProjectDeleted, ProjectNotFound, SeqConflict, StoreError
 from .store import (
     PROJECT_TABLES,
     PendingAppend,
@@ -85,11 +85,16 @@ class PostgresStore(Store):
             "SELECT project_id, name, created_at FROM collab_projects ORDER BY created_at")
         return [ProjectInfo(*row) for row in rows]
 
-    async def rename_project(self, project_id: str, name: str) -> ProjectInfo:
+    async def rename_project(self, project_id: str, name: str, *,
+                             expected: str | None = None) -> ProjectInfo:
         row = await self.pool.fetchrow(
-            "UPDATE collab_projects SET name = $2 WHERE project_id = $1 "
-            "RETURNING project_id, name, created_at", project_id, name)
+            "UPDATE collab_projects SET name = $2 WHERE project_id = $1 AND "
+            "($3::text IS NULL OR name = $3) RETURNING project_id, name, created_at",
+            project_id, name, expected)
         if row is None:
+            if await self.pool.fetchval("SELECT 1 FROM collab_projects WHERE project_id = $1",
+                                        project_id):
+                raise ProjectChanged(f"project {project_id!r} was renamed meanwhile")
             raise ProjectNotFound(f"no project {project_id!r} in the store")
         return ProjectInfo(*row)
 

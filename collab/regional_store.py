@@ -187,8 +187,10 @@ class RegionalCollabStore(Store):
         return sorted((info for infos in every.values() for info in infos),
                       key=lambda info: info.created_at)
 
-    async def rename_project(self, project_id: str, name: str) -> ProjectInfo:
-        return await (await self._store_of(project_id)).rename_project(project_id, name)
+    async def rename_project(self, project_id: str, name: str, *,
+                             expected: str | None = None) -> ProjectInfo:
+        return await (await self._store_of(project_id)).rename_project(project_id, name,
+                                                                       expected=expected)
 
     async def delete_project(self, project_id: str) -> bool:
         """Delete the project in its region's store (one transaction there); the region

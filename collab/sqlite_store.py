@@ -21,7 +21,7 @@ from typing import TypeVar
 from database import DatabaseError
 from database.sqlite import SqliteDatabase
 
-from .errors import ProjectDeleted, ProjectNotFound, SeqConflict, StoreError
+from .errors import ProjectChanged, ProjectDeleted, ProjectNotFound, SeqConflict, StoreError
 from .store import (
     PROJECT_TABLES,
     PendingAppend,
@@ -102,16 +102,21 @@ class SqliteStore(Store):
 
         return [ProjectInfo(*row) for row in await self._read_with(work)]
 
-    async def rename_project(self, project_id: str, name: str) -> ProjectInfo:
-        def work(conn: sqlite3.Connection) -> tuple | None:
-            conn.execute("UPDATE collab_projects SET name = ? WHERE project_id = ?",
-                         (name, project_id))
-            return conn.execute("SELECT project_id, name, created_at FROM collab_projects "
-                                "WHERE project_id = ?", (project_id,)).fetchone()
+    async def rename_project(self, project_id: str, name: str, *,
+                             expected: str | None = None) -> ProjectInfo:
+        def work(conn: sqlite3.Connection) -> tuple[int, tuple | None]:
+            changed = conn.execute(
+                "UPDATE collab_projects SET name = ? WHERE project_id = ? AND "
+                "(? IS NULL OR name = ?)", (name, project_id, expected, expected)).rowcount
+            return changed, conn.execute(
+                "SELECT project_id, name, created_at FROM collab_projects "
+                "WHERE project_id = ?", (project_id,)).fetchone()
 
-        row = await self._run(work)
+        changed, row = await self._run(work)
         if row is None:
             raise ProjectNotFound(f"no project {project_id!r} in the store")
+        if not changed:
+            raise ProjectChanged(f"project {project_id!r} was renamed meanwhile")
         return ProjectInfo(*row)
 
     async def delete_project(self, project_id: str) -> bool:

@@ -156,8 +156,13 @@ class Store(abc.ABC):
         """Every project, oldest first."""
 
     @abc.abstractmethod
-    async def rename_project(self, project_id: str, name: str) -> ProjectInfo:
-        """Set a project's name; raises :class:`ProjectNotFound` for an unknown id."""
+    async def rename_project(self, project_id: str, name: str, *,
+                             expected: str | None = None) -> ProjectInfo:
+        """Set a project's name; raises :class:`ProjectNotFound` for an unknown id.
+
+        With ``expected``, only while its name is still ``expected`` (one conditional
+        update): else :class:`~collab.errors.ProjectChanged` and nothing is written.
+        """
 
     @abc.abstractmethod
     async def delete_project(self, project_id: str) -> bool:

@@ -36,6 +36,7 @@ from .identity import add_rate_headers, identify
 from .keys import BACKGROUND, CONFIG, DATABASE, ENGINES, RELAY, ROOMS, STORE, TOKENS
 from .privacy_routes import setup_privacy
 from .project_engine import ProjectEngines
+from .public_api.usage.hook import meter_response
 from .regions import collab_store, regions_context
 from .relay import relay_link
 from .request_telemetry import request_telemetry
@@ -85,6 +86,8 @@ def create_app(config: ServerConfig) -> web.Application:
     # ... and for the addresses of an account's owners (a webhook disabled: docs/public-api.md)
     context.owner_emails = plugin_owner_emails(app)
     app.on_response_prepare.append(add_rate_headers)
+    # every answer to an API key counts in its usage (docs/public-api.md#usage)
+    app.on_response_prepare.append(meter_response)
     return app
 
 

@@ -7,6 +7,8 @@ plug-ins, so every HTTP route of the server goes through one contract.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from . import (
     account_routes,
     api,
@@ -25,15 +27,28 @@ from . import (
     transcription_api,
 )
 from .permissions import CORE_PERMISSIONS
-from .plugin_api import Job, Migration, Permission, PluginContext, Route, hookimpl
-from .public_api import idempotency, openapi_v1
+from .plugin_api import (
+    Job,
+    Migration,
+    Page,
+    Permission,
+    PluginContext,
+    Route,
+    Worker,
+    hookimpl,
+)
+from .public_api import idempotency, openapi_v1, retention
 from .public_api import routes as public_routes
 from .public_api.graphql import route as graphql_route
+from .public_api.state import api_state
+from .public_api.usage import routes as usage_routes
 from .public_api.webhooks import routes as webhook_routes
 from .public_api.webhooks import service as webhooks
 from .storage import service as storage_service
 
 PLUGIN_NAME = "core"
+#: The developer dashboard's built bundle (web/src/developer/, bundled by web/build.mjs).
+DEVELOPER_STATIC = Path(__file__).with_name("public_api") / "static"
 
 
 @hookimpl
@@ -56,7 +71,14 @@ def routes(context: PluginContext) -> list[Route]:
             *privacy_routes.ROUTES, *sso_routes.ROUTES, *public_routes.ROUTES,
             *openapi_v1.ROUTES, *sample_routes.ROUTES, *graphql_route.ROUTES,
             *webhook_routes.ROUTES, *storage_service.ROUTES,
-            *midi_routes.ROUTES, *automation_api.ROUTES]
+            *midi_routes.ROUTES, *automation_api.ROUTES,
+            *usage_routes.ROUTES]
+
+
+@hookimpl
+def pages(context: PluginContext) -> list[Page]:
+    return [Page(path="/developer", title="Developer", static_dir=DEVELOPER_STATIC,
+                 html="developer.html")]
 
 
 @hookimpl
@@ -65,14 +87,37 @@ def jobs() -> list[Job]:
 
 
 @hookimpl
-def startup(context: PluginContext) -> None:
+async def startup(context: PluginContext) -> None:
     webhooks.subscribe(context)
+    await webhooks.deliverer(context).store.seal_plain_secrets()
+
+
+async def _flush_usage(context: PluginContext) -> None:
+    await api_state(context).usage.run()
+
+
+async def _purge(context: PluginContext) -> None:
+    await retention.run_purge(context.database(), webhooks.deliverer(context).settings)
+
+
+@hookimpl
+def workers(context: PluginContext) -> list[Worker]:
+    return [Worker("public_api.usage", _flush_usage),
+            Worker("public_api.retention", _purge)]
+
+
+@hookimpl
+async def project_deleted(context: PluginContext, account_id: str, project_id: str) -> None:
+    await api_state(context).sandbox.forget(account_id, project_id)
 
 
 @hookimpl
 async def account_erased(context: PluginContext, account_id: str, pseudonym: str,
                          names: list[str]) -> None:
     await webhooks.deliverer(context).store.forget_account(account_id)
+    state = api_state(context)
+    await state.usage.store.forget_account(account_id)
+    await state.sandbox.forget_account(account_id)
 
 
 @hookimpl

@@ -57,8 +57,9 @@ class Principal:
     ``admin`` marks a server administrator token (project ``*``). ``via`` says
     how the request proved it: ``token`` (a signed project token), ``session``
     (a signed-in person's cookie) or ``key`` (an API key, whose ``scopes`` name
-    the only permissions it holds; None: every permission its role holds). All
-    fields are empty on a public route.
+    the only permissions it holds; None: every permission its role holds). ``test``
+    marks a test-mode key (it reaches sandbox objects only). All fields are empty on a
+    public route.
     """
 
     account_id: str
@@ -67,6 +68,7 @@ class Principal:
     admin: bool = False
     via: str = ""
     scopes: tuple[str, ...] | None = None
+    test: bool = False
 
 
 ANONYMOUS = Principal("", "")

@@ -5,8 +5,10 @@
 - ``Authorization: Bearer mbk_...``: an API key. Its checksum is checked before
   any lookup, it is read from the database on every request (a revoked key
   stops at once on every process), its rate limit is counted
-  (:mod:`accounts.ratelimit`, answers carry ``RateLimit`` headers, 429 past it)
-  and it holds only its scopes.
+  (:mod:`accounts.ratelimit`, answers carry ``RateLimit`` headers, 429 past it),
+  every answer is metered (:data:`KEY_USE`, :mod:`dawserver.public_api.usage`),
+  it holds only its scopes, and a test-mode key reaches only sandbox projects
+  (a live key none of them: :mod:`dawserver.public_api.sandbox`).
 - any other bearer or ``?token=``: a signed project token, as before accounts. It
   acts for its project only: naming another account (``{account_id}`` in the path
   or ``?account=``) answers 404, as for a person outside that account.
@@ -25,6 +27,8 @@ organisation they hold nothing on answers 404, as if it did not exist.
 from __future__ import annotations
 
 import hmac
+import time
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -38,7 +42,8 @@ from .access import request_token
 from .authorization import ACCOUNT_PARAMETER, PROJECT_PARAMETER, identify_by_token
 from .declarations import Principal
 from .errors import Forbidden, NotFound, TooManyRequests, Unauthorized
-from .keys import ACCOUNTS, CONFIG, RATE_LIMITER
+from .keys import ACCOUNTS, CONFIG, PLUGIN_CONTEXT_KEY, RATE_LIMITER
+from .public_api.state import api_state
 
 SESSION_COOKIE = "mbs_session"
 #: The path parameter that names the account (person or organisation) a route acts on.
@@ -51,6 +56,19 @@ SESSION = web.RequestKey("session", SessionRecord)
 RATE_HEADERS = web.RequestKey("rate_headers", dict)
 #: The new secret id of a session rotated by this request (for its answer's cookie).
 ROTATED = web.RequestKey("rotated_session", str)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUse:
+    """The API key a request came with, for its usage meter (docs/public-api.md)."""
+
+    account_id: str
+    key_id: str
+    started: float
+
+
+#: The key of a request made with an API key (refused by its rate limit or not).
+KEY_USE = web.RequestKey("api_key_use", KeyUse)
 
 NO_SESSION = "your session has ended or was signed out; sign in again"
 BAD_CSRF = (f"this write needs the session's CSRF token in the {CSRF_HEADER} header (the "
@@ -127,10 +145,12 @@ async def _live_session(request: web.Request, secret: str) -> tuple[str, Session
 
 async def _by_key(request: web.Request, secret: str) -> Principal:
     service = request.app[ACCOUNTS]
+    started = time.perf_counter()
     try:
         key, owner = await service.authenticate_key(secret)
     except AccountError as exc:
         raise Unauthorized(str(exc)) from None
+    request[KEY_USE] = KeyUse(owner.account_id, key.key_id, started)
     decision = await request.app[RATE_LIMITER].hit(key.key_id, owner.plan)
     # add_rate_headers puts these on the answer, the 429 included
     request[RATE_HEADERS] = headers = decision.headers()
@@ -138,20 +158,21 @@ async def _by_key(request: web.Request, secret: str) -> Principal:
         raise TooManyRequests(OVER_LIMIT.format(policy=decision.policy,
                                                 wait=headers.get("Retry-After", "1")))
     return await _acting_for(request, service, owner.account_id, key.created_by, via="key",
-                             scopes=key.scopes)
+                             scopes=key.scopes, test=key.test)
 
 
 async def _acting_for(request: web.Request, service: AccountService, account_id: str,
-                      user: str, *, via: str, scopes: tuple[str, ...] | None = None
-                      ) -> Principal:
+                      user: str, *, via: str, scopes: tuple[str, ...] | None = None,
+                      test: bool = False) -> Principal:
     """The principal of ``account_id`` (a person, or the organisation a key acts for)."""
     project_id = request.match_info.get(PROJECT_PARAMETER)
     if project_id is not None:
         role = await service.account_project_role(account_id, project_id)
-        if role is None:
+        principal = Principal(project_id, role or "", user, via=via, scopes=scopes, test=test)
+        if role is None or not await _in_mode(request, principal, project_id):
             raise NotFound(f"there is no project {project_id!r} (or it is not shared with "
                            "you)")
-        return Principal(project_id, role, user, via=via, scopes=scopes)
+        return principal
     named = request.match_info.get(ACCOUNT_PATH_PARAMETER) or request.query.get(
         ACCOUNT_PARAMETER)
     if named and named != account_id:
@@ -159,8 +180,17 @@ async def _acting_for(request: web.Request, service: AccountService, account_id:
         if org_role is None:
             raise NotFound(f"there is no organisation {named!r} (or you are not in it)")
         return Principal(named, ORG_TO_PROJECT_ROLE.get(org_role, org_role), user, via=via,
-                         scopes=scopes)
-    return Principal(account_id, "owner", user, via=via, scopes=scopes)
+                         scopes=scopes, test=test)
+    return Principal(account_id, "owner", user, via=via, scopes=scopes, test=test)
+
+
+async def _in_mode(request: web.Request, principal: Principal, project_id: str) -> bool:
+    """Whether a key's mode reaches the project: test keys sandbox projects only, live
+    keys never those (:mod:`dawserver.public_api.sandbox`)."""
+    context = request.app.get(PLUGIN_CONTEXT_KEY)
+    if principal.via != "key" or context is None:
+        return True
+    return await api_state(context).sandbox.visible(principal, project_id)
 
 
 def session_cookie(request: Any, secret: str, max_age: int) -> str:

@@ -51,6 +51,8 @@ PUBLIC_BY_DESIGN = {
                                      "comes from the social routes swept here)",
     "/plugins/analytics/static/{path}": "the analytics dashboard's static files (its data "
                                         "comes from the analytics routes swept here)",
+    "/plugins/core/static/{path}": "the developer dashboard's static files (its data comes "
+                                   "from GET /api/v1/usage, swept here)",
     "/store/{handle}": "a seller's public storefront (what it shows is on sale to anyone)",
     "/store/{handle}/beats/{beat_id}": "a beat's public page in its seller's storefront",
     "/store/{handle}/embed/{beat_id}": "a beat's embeddable player (public, framable)",

@@ -36,6 +36,7 @@ from jobs import JobQueue, JobWorker
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parents[1]
+KEY = bytes(range(32))
 FAST = WebhookSettings(allow_loopback=True, backoff_base_s=0.1, backoff_cap_s=0.2,
                        timeout_s=1.0)
 
@@ -57,7 +58,7 @@ async def deliverer(url: str, settings: WebhookSettings = FAST, lease_s: float =
             **{**QUEUE_SETTINGS.__dict__, "lease_s": lease_s})})
         await queue.setup()
         await db.migrate(MIGRATIONS)
-        yield WebhookDeliverer(db, queue, settings)
+        yield WebhookDeliverer(db, queue, settings, sealing_key=KEY)
 
 
 @asynccontextmanager
@@ -115,10 +116,13 @@ WORKER = textwrap.dedent("""
     from dawserver.public_api.webhooks.settings import WebhookSettings
     from jobs import JobQueue, JobWorker, QueueSettings
 
+    KEY = bytes(range(32))
+
     async def main(db_url):
         async with open_database(db_url) as db:
             queue = JobQueue(db, {QUEUE: QueueSettings(max_attempts=100, lease_s=1.0)})
-            service = WebhookDeliverer(db, queue, WebhookSettings(allow_loopback=True))
+            service = WebhookDeliverer(db, queue, WebhookSettings(allow_loopback=True),
+                                       sealing_key=KEY)
             async with JobWorker(queue, {QUEUE: service.handle}, worker_id="doomed",
                                  poll_s=0.05):
                 print("ready", flush=True)

@@ -9,6 +9,9 @@
 // over the same sources. The analytics plug-in's dashboard (src/analytics/) goes into
 // business/analytics/static/ (or --analytics-outdir DIR; with only --outdir DIR:
 // DIR/analytics): dashboard.js (with Chart.js), dashboard.css, dashboard.html and its own
+// build-info.json over the same sources. The developer dashboard (src/developer/) goes into
+// dawserver/public_api/static/ (or --developer-outdir DIR; with only --outdir DIR:
+// DIR/developer): developer.js (with Chart.js), developer.css, developer.html and its own
 // build-info.json over the same sources.
 import { build, version } from 'esbuild'
 import { createHash } from 'node:crypto'
@@ -28,6 +31,11 @@ const analyticsFlag = process.argv.indexOf('--analytics-outdir')
 const analyticsOutdir = analyticsFlag > 0
   ? path.resolve(process.argv[analyticsFlag + 1])
   : flag > 0 ? path.join(outdir, 'analytics') : path.join(here, '..', 'business', 'analytics', 'static')
+
+const developerFlag = process.argv.indexOf('--developer-outdir')
+const developerOutdir = developerFlag > 0
+  ? path.resolve(process.argv[developerFlag + 1])
+  : flag > 0 ? path.join(outdir, 'developer') : path.join(here, '..', 'dawserver', 'public_api', 'static')
 
 /** The files the bundle is made from, as '/'-separated paths under web/ (src/ and its folders). */
 async function sources () {
@@ -110,3 +118,16 @@ const analyticsInfo = {
 }
 await writeFile(path.join(analyticsOutdir, 'build-info.json'), JSON.stringify(analyticsInfo, null, 2) + '\n')
 console.log(`built ${analyticsOutdir} (sources ${analyticsInfo.sources_sha256.slice(0, 12)})`)
+
+await mkdir(developerOutdir, { recursive: true })
+await bundle(path.join('developer', 'main.js'), 'developer.js', developerOutdir)
+await copyFile(path.join(here, 'src', 'developer', 'developer.css'), path.join(developerOutdir, 'developer.css'))
+await copyFile(path.join(here, 'src', 'developer', 'developer.html'), path.join(developerOutdir, 'developer.html'))
+const developerInfo = {
+  sources_sha256: info.sources_sha256,
+  esbuild: version,
+  chartjs,
+  files: ['developer.js', 'developer.css', 'developer.html']
+}
+await writeFile(path.join(developerOutdir, 'build-info.json'), JSON.stringify(developerInfo, null, 2) + '\n')
+console.log(`built ${developerOutdir} (sources ${developerInfo.sources_sha256.slice(0, 12)})`)

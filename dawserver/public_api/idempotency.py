@@ -7,6 +7,11 @@ and runs nothing. The same key with another request answers 422; a retry while t
 first is still running answers 409. An error answer is not kept (the claim is dropped),
 so a corrected retry may reuse the key. Keys are kept per account (``account_id`` leads
 the table's key, the Citus rule) and expire after 24 hours.
+
+A claim is a lease of :data:`LEASE_SECONDS`: if the process running the first request
+dies before it answers (a crash, an OOM kill), a retry with the same request takes the
+claim over once the lease has passed, instead of answering 409 until the key expires.
+Expired rows of every account are deleted by the purge job (:mod:`.retention`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ MIGRATIONS = load_migrations("public_api", Path(__file__).with_name("migrations"
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
 TTL_SECONDS = 24 * 3600
+#: How long a claim holds before a retry of the same request may take it over.
+LEASE_SECONDS = 60.0
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 BAD_KEY = (f"{HEADER} must be 1 to 255 visible ASCII characters (a UUID is a good choice), "
@@ -52,23 +59,38 @@ def fingerprint(method: str, path: str, user: str, body: Any) -> str:
 class IdempotencyStore:
     """The kept answers, in the platform database (table ``api_idempotency``)."""
 
-    def __init__(self, db: Database, *, ttl: float = TTL_SECONDS) -> None:
-        self.db, self.ttl = db, ttl
+    def __init__(self, db: Database, *, ttl: float = TTL_SECONDS,
+                 lease: float = LEASE_SECONDS) -> None:
+        self.db, self.ttl, self.lease = db, ttl, lease
 
     async def claim(self, account_id: str, key: str, print_: str, now: float
                     ) -> dict[str, Any] | None:
-        """Claim ``key``: None when claimed now, else the row already there (live)."""
+        """Claim ``key``: None when claimed now (or taken over from a claim whose lease
+        passed, for the same request), else the row already there (live)."""
         await self.db.execute("DELETE FROM api_idempotency WHERE account_id = ? "
                               "AND expires_at <= ?", account_id, now)
         claimed = await self.db.execute(
             "INSERT INTO api_idempotency (account_id, idem_key, fingerprint, created_at, "
-            "expires_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, idem_key) DO NOTHING",
-            account_id, key, print_, now, now + self.ttl)
+            "expires_at, claimed_until) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (account_id, idem_key) DO NOTHING",
+            account_id, key, print_, now, now + self.ttl, now + self.lease)
         if claimed:
+            return None
+        # one conditional update: of two retries racing for a dead claim, one takes it
+        taken = await self.db.execute(
+            "UPDATE api_idempotency SET claimed_until = ?, created_at = ?, expires_at = ? "
+            "WHERE account_id = ? AND idem_key = ? AND status IS NULL AND fingerprint = ? "
+            "AND COALESCE(claimed_until, created_at + ?) <= ?", now + self.lease, now,
+            now + self.ttl, account_id, key, print_, self.lease, now)
+        if taken:
             return None
         return await self.db.fetchrow(
             "SELECT * FROM api_idempotency WHERE account_id = ? AND idem_key = ?",
             account_id, key)
+
+    async def purge(self, now: float) -> int:
+        """Delete every account's expired rows; how many."""
+        return await self.db.execute("DELETE FROM api_idempotency WHERE expires_at <= ?", now)
 
     async def keep(self, account_id: str, key: str, response: web.Response) -> None:
         """Keep the answer of the claimed ``key``."""

@@ -13,13 +13,14 @@ from typing import Any
 
 from aiohttp import web
 
+from collab.errors import ProjectChanged, ProjectNotFound
 from dsp_core.session import Session
 
 from .. import api as core_api
 from .. import assets as core_assets
 from .. import bounces as core_bounces
-from ..errors import Forbidden, NotFound
-from ..keys import ACCOUNTS, STORE
+from ..errors import Forbidden, NotFound, PreconditionFailed
+from ..keys import ACCOUNTS, ROOMS, STORE
 from ..permissions import ACCOUNT_READ, PROJECT_EDIT, PROJECT_MANAGE, PROJECT_READ, PROJECTS_CREATE
 from ..plugin_api import Request, Route
 from ..projects import import_session
@@ -55,6 +56,8 @@ PROJECT = f"{PROJECTS}/{{project_id}}"
 TRACKS = f"{PROJECT}/tracks"
 ASSETS = f"{PROJECT}/assets"
 BOUNCES = f"{PROJECT}/bounces"
+CHANGED = ("the project changed while this request was checking If-Match; GET it again "
+           "(without fields=) and retry with its ETag")
 NO_PROJECTS_FOR_TOKENS = ("a project token acts for its one project and cannot create "
                           "projects; use an API key or a signed-in session")
 
@@ -88,7 +91,8 @@ async def create_project(request: Request) -> web.Response:
     """Create an empty project in the account the request acts for.
 
     Send `Idempotency-Key` to make retries safe: the same key and body answer the
-    first request's project again.
+    first request's project again. A test-mode key makes a sandbox project, which only
+    test-mode keys reach.
     """
     principal = request.principal
     if principal.via == "token" or principal.admin:
@@ -98,6 +102,9 @@ async def create_project(request: Request) -> web.Response:
     async def run() -> web.Response:
         info = await import_session(app[STORE], Session(name=name), name=name,
                                     region=account_region(app, principal.account_id))
+        if principal.via == "key" and principal.test:  # before anyone holds a role on it
+            await api_state(request.context).sandbox.add(principal.account_id,
+                                                         info.project_id, "project")
         await app[ACCOUNTS].store.own_project(principal.account_id, info.project_id)
         view = services.project_view(info, principal.role)
         return answer(request, view, status=201,
@@ -121,10 +128,29 @@ async def _current(request: Request) -> Project:
 
 
 async def rename_project(request: Request) -> web.Response:
-    """Rename the project (owner); send `If-Match` with its ETag to refuse a lost update."""
-    await _current(request)
-    await core_api.rename_project(request)
-    found = await services.project(request.app, request.params["project_id"], request.role)
+    """Rename the project (owner); send `If-Match` with its ETag to refuse a lost update.
+
+    The check and the write are one conditional update: of two renames sent with the
+    same ETag, one succeeds and the other answers 412.
+    """
+    project_id, name = request.params["project_id"], request.body.name
+    current = await _current(request)
+    app = request.app
+    try:
+        await app[STORE].rename_project(
+            project_id, name,
+            expected=current.name if request.headers.get("If-Match") else None)
+    except ProjectChanged:
+        found = await services.project(app, project_id, request.role)
+        raise PreconditionFailed(CHANGED, etag=etag_of(representation(found))) from None
+    except ProjectNotFound:
+        raise NotFound(f"there is no project {project_id!r}") from None
+    try:
+        async with app[ROOMS].use(project_id) as room:  # the document's name follows
+            await room.edit(lambda document: document.rename(name))
+    except ProjectNotFound:
+        raise NotFound(f"there is no project {project_id!r}") from None
+    found = await services.project(app, project_id, request.role)
     return answer(request, found)
 
 

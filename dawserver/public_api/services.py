@@ -23,8 +23,9 @@ from ..asset_store import AssetNotFound
 from ..assets import assets_of
 from ..declarations import Principal
 from ..errors import NotFound
-from ..keys import ACCOUNTS, ROOMS, STORE
+from ..keys import ACCOUNTS, PLUGIN_CONTEXT_KEY, ROOMS, STORE
 from .resources import Asset, Bounce, Clip, Project, Track
+from .state import api_state
 
 V1 = "/api/v1"
 
@@ -45,7 +46,16 @@ async def project_roles(app: web.Application, principal: Principal) -> dict[str,
     A person: theirs, their organisations' and those granted to them. An organisation
     (an organisation's key, or a person acting for it with ``?account=``): the ones it
     owns (with the caller's role) and those granted to it. A project token: its project.
+    A key sees only the projects of its mode (test: the sandbox, live: the rest).
     """
+    roles = await _all_project_roles(app, principal)
+    context = app.get(PLUGIN_CONTEXT_KEY)
+    if principal.via != "key" or context is None:
+        return roles
+    return {pid: roles[pid] for pid in await api_state(context).sandbox.filter(principal, roles)}
+
+
+async def _all_project_roles(app: web.Application, principal: Principal) -> dict[str, str]:
     if principal.via == "token" or principal.admin or ACCOUNTS not in app:
         return {principal.account_id: principal.role} if principal.account_id else {}
     service = app[ACCOUNTS]

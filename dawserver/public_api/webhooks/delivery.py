@@ -38,6 +38,7 @@ from jobs import JobContext, JobQueue, QueueSettings, Retry, backoff_delay
 from ...account_mail import MAIL_ACCOUNT, mail_payload
 from ...account_mail import QUEUE as MAIL_QUEUE
 from ..webhook_signature import sign
+from .sealing import SecretBox
 from .settings import WebhookSettings
 from .store import DELIVERED, FAILED, PENDING, Attempt, Delivery, Subscription, WebhookStore
 from .targets import PublicResolver, TargetError, check_url
@@ -82,10 +83,10 @@ class WebhookDeliverer:
     """Fans events out to subscriptions and runs the delivery jobs."""
 
     def __init__(self, db: Database, queue: JobQueue, settings: WebhookSettings, *,
-                 owners: Owners | None = None, links_base: str = "",
+                 sealing_key: bytes, owners: Owners | None = None, links_base: str = "",
                  rng: random.Random | None = None) -> None:
         self.db, self.queue, self.settings = db, queue, settings
-        self.store = WebhookStore(db)
+        self.store = WebhookStore(db, SecretBox(sealing_key))
         self.owners = owners
         self.links_base = links_base
         self._rng = rng or random.Random()

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from ...declarations import Job, Permission
 from ...plugin_api import Role
 from .delivery import QUEUE, QUEUE_SETTINGS, WebhookDeliverer
+from .sealing import KEY_PURPOSE
 from .settings import WebhookSettings
 
 STATE = "public_api.webhooks"
@@ -41,7 +42,8 @@ def deliverer(context: Any) -> WebhookDeliverer:
         base = getattr(config, "base_url", "") if config is not None else ""
         found = context.state[STATE] = WebhookDeliverer(
             context.database(), context.background.queue, WebhookSettings.from_config(config),
-            owners=context.owner_emails, links_base=base)
+            sealing_key=context.derive_key(KEY_PURPOSE), owners=context.owner_emails,
+            links_base=base)
     return found
 
 

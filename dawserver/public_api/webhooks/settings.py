@@ -33,6 +33,11 @@ class WebhookSettings:
     disable_after_s: float = 3 * DAY
     #: Bytes of a receiver's answer kept in the delivery log.
     excerpt_bytes: int = 1024
+    #: A settled delivery (delivered or failed) and its attempts are purged this long
+    #: after its (last) first attempt; None keeps the log until the webhook is deleted.
+    keep_log_s: float | None = 3 * DAY + 30 * DAY
+    #: Seconds between runs of the purge (``public_api.retention``).
+    purge_every_s: float = 3600.0
 
     @classmethod
     def from_config(cls, config: Any) -> WebhookSettings:

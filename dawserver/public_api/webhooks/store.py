@@ -2,7 +2,8 @@
 
 Tables ``webhook_subscriptions``, ``webhook_deliveries`` and ``webhook_attempts``
 (migration ``public_api/2``); ``account_id`` leads every key, and every read names
-the account, so one account never sees another's rows.
+the account, so one account never sees another's rows. Signing secrets are stored
+sealed (:mod:`.sealing`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from database import Database, Row, Session
+
+from .sealing import PLAIN_PREFIX, SecretBox
 
 #: Deliveries: waiting for an attempt, delivered (a 2xx), failed (gave up or disabled).
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -39,10 +42,10 @@ class Subscription:
     updated_at: float
 
     @classmethod
-    def from_row(cls, row: Row) -> Subscription:
+    def from_row(cls, row: Row, box: SecretBox) -> Subscription:
         data = dict(row)
         return cls(**{**data, "events": json.loads(data["events"]),
-                      "enabled": bool(data["enabled"])})
+                      "enabled": bool(data["enabled"]), "secret": box.open(data["secret"])})
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,8 @@ def delivery_id(event_id: str, subscription_id: str) -> str:
 class WebhookStore:
     """Reads and writes of the webhook tables over one database."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, db: Database, box: SecretBox) -> None:
+        self.db, self.box = db, box
 
     # -- subscriptions -------------------------------------------------------------------
 
@@ -105,9 +108,21 @@ class WebhookStore:
             "INSERT INTO webhook_subscriptions (account_id, id, url, events, description, "
             "secret, enabled, disabled_reason, failing_since, consecutive_failures, "
             "created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, '', NULL, 0, "
-            "?, ?, ?)", account_id, sub.id, url, json.dumps(sub.events), description, secret,
-            created_by, now, now)
+            "?, ?, ?)", account_id, sub.id, url, json.dumps(sub.events), description,
+            self.box.seal(secret), created_by, now, now)
         return sub
+
+    async def seal_plain_secrets(self) -> int:
+        """Seal every secret still stored in clear (rows from before sealing); how many."""
+        rows = await self.db.fetch("SELECT account_id, id, secret FROM webhook_subscriptions "
+                                   "WHERE secret LIKE ?", f"{PLAIN_PREFIX}%")
+        sealed = 0
+        for row in rows:
+            sealed += await self.db.execute(
+                "UPDATE webhook_subscriptions SET secret = ? WHERE account_id = ? AND id = ? "
+                "AND secret = ?", self.box.seal(row["secret"]), row["account_id"], row["id"],
+                row["secret"])
+        return sealed
 
     async def get(self, account_id: str, sub_id: str, *, tx: Session | None = None
                   ) -> Subscription | None:
@@ -115,13 +130,13 @@ class WebhookStore:
         row = await (tx or self.db).fetchrow(
             "SELECT * FROM webhook_subscriptions WHERE account_id = ? AND id = ?",
             account_id, sub_id)
-        return None if row is None else Subscription.from_row(row)
+        return None if row is None else Subscription.from_row(row, self.box)
 
     async def list(self, account_id: str) -> list[Subscription]:
         """The account's subscriptions, oldest first."""
         rows = await self.db.fetch("SELECT * FROM webhook_subscriptions WHERE account_id = ? "
                                    "ORDER BY created_at, id", account_id)
-        return [Subscription.from_row(r) for r in rows]
+        return [Subscription.from_row(r, self.box) for r in rows]
 
     async def hearing(self, account_id: str, event_type: str) -> list[Subscription]:
         """The account's enabled subscriptions to ``event_type``."""

@@ -1,0 +1,84 @@
+"""Test mode: the objects made with test-mode API keys, a per-account sandbox.
+
+A key made with ``test: true`` (``mbk_test_...``) reaches only objects made with a
+test-mode key; a live key (``mbk_live_...``) never reaches them. Either way the other
+mode's objects answer 404, exactly like missing ones, and are left out of lists.
+Sessions and project tokens are not keys: they see both (the owner's own view).
+Table ``api_sandbox`` (migration ``public_api/4``), one row per sandbox object under
+the account that owns it.
+
+An object's mode is fixed when it is made (its row is written before anyone holds a
+role on it), so what :meth:`Sandbox.sandboxed` found is kept in a bounded cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+from database import Database, Session
+
+#: How many objects' modes are kept in memory per process.
+CACHE_SIZE = 10_000
+
+
+class Sandbox:
+    """Which objects are sandbox objects; reads cached (an object's mode never changes)."""
+
+    def __init__(self, db: Database, *, cache_size: int = CACHE_SIZE) -> None:
+        self.db, self.cache_size = db, cache_size
+        self._known: OrderedDict[str, bool] = OrderedDict()
+
+    async def add(self, account_id: str, object_id: str, kind: str, *,
+                  tx: Session | None = None) -> None:
+        """Mark ``object_id`` (of ``account_id``, a ``kind``) as a sandbox object."""
+        await (tx or self.db).execute(
+            "INSERT INTO api_sandbox (account_id, object_id, kind, created_at) VALUES "
+            "(?, ?, ?, ?) ON CONFLICT DO NOTHING", account_id, object_id, kind, time.time())
+        self._remember(object_id, True)
+
+    async def sandboxed(self, object_ids: Iterable[str]) -> set[str]:
+        """Those of ``object_ids`` that are sandbox objects (one query for the unknown)."""
+        ids = list(dict.fromkeys(object_ids))
+        unknown = [i for i in ids if i not in self._known]
+        if unknown:
+            marks = ", ".join("?" * len(unknown))
+            rows = await self.db.fetch(
+                f"SELECT object_id FROM api_sandbox WHERE object_id IN ({marks})",  # noqa: S608
+                *unknown)
+            found = {r["object_id"] for r in rows}
+            for object_id in unknown:
+                self._remember(object_id, object_id in found)
+        return {i for i in ids if self._known.get(i)}
+
+    async def visible(self, principal: Any, object_id: str) -> bool:
+        """Whether ``principal`` may reach ``object_id`` in its mode (keys only)."""
+        if getattr(principal, "via", "") != "key":
+            return True
+        return (object_id in await self.sandboxed([object_id])) == bool(principal.test)
+
+    async def filter(self, principal: Any, object_ids: Iterable[str]) -> list[str]:
+        """Those of ``object_ids`` ``principal`` may reach in its mode."""
+        ids = list(object_ids)
+        if getattr(principal, "via", "") != "key":
+            return ids
+        sandbox = await self.sandboxed(ids)
+        return [i for i in ids if (i in sandbox) == bool(principal.test)]
+
+    async def forget(self, account_id: str, object_id: str) -> None:
+        """Drop the mark of a deleted object (a no-op for a live one)."""
+        await self.db.execute("DELETE FROM api_sandbox WHERE account_id = ? AND "
+                              "object_id = ?", account_id, object_id)
+        self._known.pop(object_id, None)
+
+    async def forget_account(self, account_id: str) -> None:
+        """Delete the account's sandbox marks (an erased person)."""
+        await self.db.execute("DELETE FROM api_sandbox WHERE account_id = ?", account_id)
+
+    def _remember(self, object_id: str, sandboxed: bool) -> None:
+        self._known[object_id] = sandboxed
+        self._known.move_to_end(object_id)
+        while len(self._known) > self.cache_size:
+            self._known.popitem(last=False)

@@ -1,0 +1,85 @@
+"""Test-mode keys: they reach sandbox projects only, and live keys never reach those.
+
+Over a real server: one person's live and test keys, REST (lists, items, nested
+routes), GraphQL and a core route; the other mode's project answers 404 like a
+missing one, and the signed-in person (not a key) sees both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+import pytest
+from accounts_helpers import accounts_server
+from public_api_helpers import SCOPES, Caller, person_with_key
+from smtp_server import SmtpServer
+
+from dawserver.keys import DATABASE
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
+V1 = "/api/v1"
+GRAPHQL = "/api/graphql"
+
+
+async def test_test_mode_keys_see_sandbox_projects_only_and_live_keys_never_do(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (app, config), \
+            aiohttp.ClientSession() as http:
+        person, live = await person_with_key(config.base_url, smtp_server, "ada@example.org",
+                                             http)
+        try:
+            status, made, _ = await person.call("POST", f"/accounts/{person.id}/keys",
+                                                {"name": "sandbox", "scopes": SCOPES,
+                                                 "test": True})
+            assert status == 201 and made["key"].startswith("mbk_test_")
+            test = Caller(config.base_url, made["key"], person.id, http)
+
+            status, sandbox, _ = await test.call("POST", f"{V1}/projects", {"name": "Sandbox"})
+            assert status == 201, sandbox
+            status, real, _ = await live.call("POST", f"{V1}/projects", {"name": "Real"})
+            assert status == 201, real
+
+            _, page, _ = await test.call("GET", f"{V1}/projects")
+            assert [p["id"] for p in page["data"]] == [sandbox["id"]]
+            _, page, _ = await live.call("GET", f"{V1}/projects")
+            assert [p["id"] for p in page["data"]] == [real["id"]]
+
+            for caller, own, other in ((test, sandbox, real), (live, real, sandbox)):
+                for path in ("", "/tracks", "/assets", "/bounces"):
+                    status, _, _ = await caller.call("GET", f"{V1}/projects/{own['id']}{path}")
+                    assert status == 200, path
+                    status, problem, _ = await caller.call(
+                        "GET", f"{V1}/projects/{other['id']}{path}")
+                    assert status == 404 and other["id"] in problem["detail"], path
+                status, _, _ = await caller.call("PATCH", f"{V1}/projects/{other['id']}",
+                                                 {"name": "taken"})
+                assert status == 404
+                status, _, _ = await caller.call("DELETE", f"{V1}/projects/{other['id']}")
+                assert status == 404
+                # a core route outside /api/v1 answers the same
+                status, _, _ = await caller.call("GET", f"/projects/{other['id']}/assets")
+                assert status == 404
+                status, _, _ = await caller.call("GET", f"/projects/{own['id']}/assets")
+                assert status == 200
+
+                query = ("query($id: ID!) { projects { edges { node { id } } } "
+                         "project(id: $id) { id } }")
+                status, answer, _ = await caller.call(
+                    "POST", GRAPHQL, {"query": query, "variables": {"id": other["id"]}})
+                assert status == 200 and "errors" not in answer, answer
+                data = answer["data"]
+                assert [e["node"]["id"] for e in data["projects"]["edges"]] == [own["id"]]
+                assert data["project"] is None
+
+            # the person signed in (not a key) sees both, and the names are untouched
+            _, page, _ = await person.call("GET", f"{V1}/projects")
+            assert {p["name"] for p in page["data"]} == {"Sandbox", "Real"}
+
+            # deleting a sandbox project drops its mark
+            status, _, _ = await test.call("DELETE", f"{V1}/projects/{sandbox['id']}")
+            assert status == 200
+            marks = await app[DATABASE].fetch("SELECT object_id FROM api_sandbox")
+            assert marks == []
+        finally:
+            await person.close()

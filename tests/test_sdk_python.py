@@ -1,0 +1,124 @@
+"""The Python SDK (sdk/python, ``maxbooster``) against a running server with real keys:
+typed answers, pagination, idempotent creates, If-Match, retries honouring
+``Retry-After`` on a real 429, no retry of a 404, and connection errors retried."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from pathlib import Path
+
+import aiohttp
+import httpx
+import pytest
+from accounts_helpers import accounts_server
+from loopback import free_port
+from public_api_helpers import person_with_key
+from smtp_server import SmtpServer
+
+from dawserver.keys import ACCOUNTS, RATE_LIMITER
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sdk" / "python"))
+from maxbooster import ApiError, AsyncClient, Client, Page, Project, Retries  # noqa: E402
+from maxbooster.retries import parse_retry_after  # noqa: E402
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@dataclass(frozen=True)
+class Recorded(Retries):
+    """Retries that remember each wait they chose (and still wait it)."""
+
+    waits: list[float] = field(default_factory=list)
+
+    def wait(self, attempt: int, retry_after: str | None) -> float:
+        chosen = super().wait(attempt, retry_after)
+        self.waits.append(chosen)
+        return chosen
+
+
+@pytest.mark.asyncio
+async def test_the_async_client_pages_creates_once_and_honours_if_match(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (_, config), \
+            aiohttp.ClientSession() as http:
+        person, caller = await person_with_key(config.base_url, smtp_server, "ada@example.org",
+                                               http)
+        try:
+            async with AsyncClient(config.base_url, caller.key) as api:
+                first = await api.create_project("One", idempotency_key="make-one")
+                again = await api.create_project("One", idempotency_key="make-one")
+                assert isinstance(first, Project) and again == first
+                made = [first] + [await api.create_project(n) for n in ("Two", "Three")]
+                page = await api.list_projects(limit=2)
+                assert isinstance(page, Page) and len(page.data) == 2 and page.next_cursor
+                walked = [p async for p in api.iter_projects(page_size=2)]
+                assert walked == made  # oldest first, each once, across two pages
+
+                _, _, headers = await caller.call("GET", f"/api/v1/projects/{first.id}")
+                renamed = await api.rename_project(first.id, "Uno", if_match=headers["ETag"])
+                assert renamed.name == "Uno"
+                with pytest.raises(ApiError) as stale:
+                    await api.rename_project(first.id, "Eins", if_match=headers["ETag"])
+                assert stale.value.status == 412 and stale.value.problem["etag"]
+                assert await api.delete_project(first.id) is True
+                with pytest.raises(ApiError) as gone:
+                    await api.get_project(first.id)
+                assert gone.value.status == 404 and first.id in gone.value.detail
+
+            # the sync client, off the server's loop
+            def sync_calls() -> list[str]:
+                with Client(config.base_url, caller.key) as api:
+                    api.create_project("Four")
+                    return [p.name for p in api.iter_projects(page_size=1)]
+
+            assert await asyncio.to_thread(sync_calls) == ["Two", "Three", "Four"]
+        finally:
+            await person.close()
+
+
+@pytest.mark.asyncio
+async def test_a_429_is_retried_after_its_retry_after_and_a_404_is_not(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (app, config), \
+            aiohttp.ClientSession() as http:
+        person, caller = await person_with_key(config.base_url, smtp_server, "ada@example.org",
+                                               http)
+        try:
+            [key] = await app[ACCOUNTS].store.keys_of(person.id)
+            for _ in range(100):  # the key's free budget for this second, spent
+                await app[RATE_LIMITER].hit(key.key_id, "free")
+            retries = Recorded(attempts=3)
+            async with AsyncClient(config.base_url, caller.key, retries=retries) as api:
+                page = await api.list_projects()
+                assert page.data == []
+                assert retries.waits == [1.0]  # what the 429's Retry-After said
+                with pytest.raises(ApiError) as missing:
+                    await api.get_project("nope-00000000")
+                assert missing.value.status == 404 and retries.waits == [1.0]
+
+            # the retried 429 is in the key's usage as a refusal
+            _, report, _ = await person.call("GET", "/api/v1/usage")
+            total = report["keys"][0]["total"]
+            assert total["rejected"] == 1 and total["requests"] == 3
+        finally:
+            await person.close()
+
+
+def test_connection_errors_are_retried_then_raised() -> None:
+    retries = Recorded(attempts=3, base_s=0.01, cap_s=0.01)
+    with Client(f"http://127.0.0.1:{free_port()}", "mbk_live_x", retries=retries) as api, \
+            pytest.raises(httpx.ConnectError):
+        api.list_projects()
+    assert len(retries.waits) == 2
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
+    assert parse_retry_after("3") == 3.0
+    in_a_while = parse_retry_after(formatdate(time.time() + 30, usegmt=True))
+    assert in_a_while is not None and 25 <= in_a_while <= 30
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+    assert Retries(max_wait_s=5).wait(1, "600") == 5
