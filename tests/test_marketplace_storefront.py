@@ -5,6 +5,8 @@ domains by the Host header, another seller's beat answering 404, the sitemap."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -275,6 +277,7 @@ ATTEMPTS = [
     ("{% include '/etc/passwd' %}", "one file"),
     ("{% for b in beats recursive %}{{ loop(beats) }}{% endfor %}", "recursive"),
     ("{% if %}", "line 1"),
+    ("{{ 'a'" + ".upper()" * 400 + " }}", "nested too deep"),
     ("x" * (MAX_TEMPLATE_CHARS + 1), "at most"),
 ]
 
@@ -301,6 +304,55 @@ def test_the_sandbox_stops_a_template_that_runs_too_long() -> None:
     with pytest.raises(TemplateRefused, match="reads and calls|of CPU"):
         sandbox.render(slow, many)
     assert sandbox.render("{{ beats|length }}", many) == "1000"
+
+
+#: C-level string work the sandbox's budget never sees: seconds of CPU in one expression.
+HEAVY = '{{ "a".ljust(10**7)' + ".title().upper().lower()" * 30 + " | length }}"
+#: A gigabyte string: stopped by the render worker's memory limit.
+HUGE = '{{ "x".ljust(10**9) | length }}'
+RENDER = {"render": {"timeout_s": 1.0, "memory_mb": 400, "workers": 2}}
+
+
+@pytest.mark.parametrize(("template", "says"), [(HEAVY, "was stopped"),
+                                                 (HUGE, "MemoryError|memory")])
+@pytest.mark.asyncio
+async def test_templates_past_the_time_or_memory_limit_are_refused_when_saved(
+        tmp_path: Path, template: str, says: str) -> None:
+    async with market(tmp_path, sqlite(tmp_path), **RENDER) as m:
+        await seed(m)
+        status, body = await m.call("PUT", "/api/marketplace/storefront", who("seller"),
+                                    {"handle": "nightshop", "template": template})
+        assert status == 422, body
+        assert re.search(says, body["error"]), body["error"]
+        # the worker was replaced: a good template still checks and renders
+        status, body = await m.call("PUT", "/api/marketplace/storefront", who("seller"),
+                                    {"handle": "nightshop",
+                                     "template": "<p>made by {{ store.handle }}</p>"})
+        assert status == 200, body
+        assert "made by nightshop" in (await get(m, "/store/nightshop"))[1]
+
+
+@pytest.mark.asyncio
+async def test_a_pathological_template_stalls_no_other_request_and_is_stopped(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, sqlite(tmp_path), **RENDER) as m:
+        await seed(m)
+        # passes on the 3 sample beats, runs for seconds on the store's 5
+        slow = "{% if beats|length > 3 %}" + HEAVY + "{% endif %}ok"
+        status, body = await m.call("PUT", "/api/marketplace/storefront", who("seller"),
+                                    {"handle": "nightshop", "template": slow})
+        assert status == 200, body
+        async with asyncio.timeout(60):
+            page = asyncio.create_task(get(m, "/store/nightshop"))
+            await asyncio.sleep(0.2)  # the render is under way in a worker
+            status, body = await m.call("GET", "/api/marketplace/storefront", who("seller"))
+            assert status == 200 and body["handle"] == "nightshop"
+            assert not page.done(), "another request waited for the template's render"
+            status, text, _ = await page
+        # stopped at the limit: the built-in page, and the seller is told why
+        assert status == 200 and len(titles(lxml.html.fromstring(text))) == len(BEATS)
+        status, body = await m.call("GET", "/api/marketplace/storefront", who("seller"))
+        assert "was stopped" in body["template_error"]
 
 
 @pytest.mark.asyncio

@@ -10,7 +10,9 @@ Built in the plug-in's ``startup`` hook from its settings (``config.plugins["mar
 - ``success_url``, ``cancel_url``: where Stripe sends the buyer after paying
   (``{ORDER_ID}`` replaced), unless the checkout names its own;
 - ``download_ttl_s`` (3600): how long a download link lives; ``download_key``: the
-  links' HMAC key (default: one derived from the server's secret).
+  links' HMAC key (default: one derived from the server's secret);
+- ``render``: ``{"workers": 2, "timeout_s": 3.0, "memory_mb": 256, "max_tasks": 1000}``,
+  the worker processes sellers' templates render in (:mod:`.render_pool`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from business.marketplace.delivery import Delivery, LinkSigner
 from business.marketplace.fulfilment import Fulfilment
 from business.marketplace.ledger import Ledger
 from business.marketplace.models import Order
+from business.marketplace.render_pool import RenderLimits, RenderPool
 from business.marketplace.store import MarketStore
 from business.marketplace.storefront import Storefronts, TxtLookup, dns_txt
 from business.marketplace.storefront_pages import sample_data
@@ -59,6 +62,7 @@ class Services:
     asset_exists: Callable[[str, str], Awaitable[bool]]
 
     async def close(self) -> None:
+        await self.storefronts.renderer.close()
         if self.gateway is not None:
             await self.gateway.close()
 
@@ -126,7 +130,8 @@ def build_services(context: PluginContext) -> Services:
     return Services(store, ledger, Catalogue(store, asset_exists), checkout,
                     Fulfilment(store, ledger, gateway, secrets, enqueue_refund, publish),
                     Delivery(store, signer, asset_file), gateway,
-                    Storefronts(db, _txt_lookup(context), sample_data), coupons, asset_file,
+                    Storefronts(db, _txt_lookup(context), sample_data,
+                                RenderPool(RenderLimits.of(settings))), coupons, asset_file,
                     asset_exists)
 
 
