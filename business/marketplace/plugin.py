@@ -17,6 +17,7 @@ from business.marketplace.schemas import RefundPayload, SaleEvent
 from business.marketplace.services import (
     PLUGIN_NAME,
     REFUND_JOB,
+    run_checkout_sweeper,
     run_gateway,
     run_refund,
     services,
@@ -95,7 +96,8 @@ def startup(context: PluginContext) -> None:
 
 @hookimpl
 def workers(context: PluginContext) -> list[Worker]:
-    return [Worker("marketplace.stripe_client", run_gateway)]
+    return [Worker("marketplace.stripe_client", run_gateway),
+            Worker("marketplace.checkout_sweeper", run_checkout_sweeper)]
 
 
 @hookimpl

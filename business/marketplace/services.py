@@ -7,6 +7,9 @@ Built in the plug-in's ``startup`` hook from its settings (``config.plugins["mar
   ``api_key`` the catalogue works and checkout answers 409 (payments not configured);
   ``api_base`` points the official client elsewhere (the fake Stripe in tests);
 - ``checkout_expiry_s`` (3600): a Checkout Session's life, and an exclusive hold's;
+  ``checkout_sweep_s`` (60): how often open checkouts past it (and a grace of 5 minutes
+  for Stripe's own ``checkout.session.expired``) are expired, releasing their hold and
+  coupon use;
 - ``success_url``, ``cancel_url``: where Stripe sends the buyer after paying
   (``{ORDER_ID}`` replaced), unless the checkout names its own;
 - ``download_ttl_s`` (3600): how long a download link lives; ``download_key``: the
@@ -166,6 +169,18 @@ def start_services(context: PluginContext) -> Services:
 async def run_refund(context: PluginContext, payload: Any, job: JobContext) -> dict:
     """The ``marketplace.refund`` job: refund one order in full (same key each attempt)."""
     return await services(context).fulfilment.refund(payload.seller, payload.order_id)
+
+
+async def run_checkout_sweeper(context: PluginContext) -> None:
+    """The worker that expires checkouts past their session's life every
+    ``checkout_sweep_s`` seconds (60): holds released, coupon uses given back."""
+    every = float(context.settings_for(PLUGIN_NAME).get("checkout_sweep_s", 60.0))
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await services(context).checkout.sweep()
+        except Exception:  # a database blip: the next round tries again
+            logger.exception("the checkout sweep failed; trying again in %s s", every)
 
 
 async def run_gateway(context: PluginContext) -> None:
