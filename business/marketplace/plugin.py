@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from business.marketplace import hookspecs as market_hookspecs
 from business.marketplace.fulfilment import SALE_EVENT
 from business.marketplace.ledger import MIGRATIONS
 from business.marketplace.permissions import PERMISSIONS
@@ -47,11 +46,6 @@ def plugin_info() -> dict[str, str]:
     return {"name": PLUGIN_NAME, "version": "1.0",
             "description": "Marketplace: beats, licence tiers, Stripe checkout, licences "
                            "and signed downloads"}
-
-
-@hookimpl
-def hookspecs() -> list[Any]:
-    return [market_hookspecs]
 
 
 @hookimpl

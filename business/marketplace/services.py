@@ -14,6 +14,11 @@ Built in the plug-in's ``startup`` hook from its settings (``config.plugins["mar
   (``{ORDER_ID}`` replaced), unless the checkout names its own;
 - ``download_ttl_s`` (3600): how long a download link lives; ``download_key``: the
   links' HMAC key (default: one derived from the server's secret);
+- ``asset_file``, ``txt_lookup``: in-process resolvers that stand in for the platform's
+  asset store (``asset_file(account_id, asset_id) -> path | None``) and for DNS
+  (``txt_lookup(name) -> [TXT strings] | None``), either may return an awaitable: how
+  tests run without them; configuration files cannot name them, and no plug-in can
+  answer for them;
 - ``render``: ``{"workers": 2, "timeout_s": 3.0, "memory_mb": 256, "max_tasks": 1000}``,
   the worker processes sellers' templates render in (:mod:`.render_pool`).
 """
@@ -21,6 +26,7 @@ Built in the plug-in's ``startup`` hook from its settings (``config.plugins["mar
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -78,9 +84,8 @@ def services(context: PluginContext) -> Services:
     return found
 
 
-def _hook(context: PluginContext, name: str = "marketplace_asset_file") -> Any:
-    hook = getattr(context.manager.hook, name, None)
-    return hook if hook is not None and hook.get_hookimpls() else None
+async def _answer(found: Any) -> Any:
+    return await found if inspect.isawaitable(found) else found
 
 
 def stripe_settings(settings: dict[str, Any]) -> tuple[StripeSettings | None, list[str]]:
@@ -101,12 +106,12 @@ def build_services(context: PluginContext) -> Services:
     store, ledger = MarketStore(db), Ledger(db)
     stripe, secrets = stripe_settings(settings)
     gateway = StripeGateway(stripe) if stripe else None
-    hook = _hook(context)
+    resolver = settings.get("asset_file")
 
     async def asset_file(account_id: str, asset_id: str) -> str | None:
-        """The plug-in's own hook where one is registered (tests), else the platform's."""
-        if hook is not None:
-            return hook(context=context, account_id=account_id, asset_id=asset_id)
+        """The platform's asset store (or the ``asset_file`` resolver of the settings)."""
+        if callable(resolver):
+            return await _answer(resolver(account_id, asset_id))
         return await context.asset_path(account_id, asset_id)
 
     async def asset_exists(account_id: str, asset_id: str) -> bool:
@@ -133,19 +138,19 @@ def build_services(context: PluginContext) -> Services:
     return Services(store, ledger, Catalogue(store, asset_exists), checkout,
                     Fulfilment(store, ledger, gateway, secrets, enqueue_refund, publish),
                     Delivery(store, signer, asset_file), gateway,
-                    Storefronts(db, _txt_lookup(context), sample_data,
+                    Storefronts(db, _txt_lookup(settings), sample_data,
                                 RenderPool(RenderLimits.of(settings))), coupons, asset_file,
                     asset_exists)
 
 
-def _txt_lookup(context: PluginContext) -> TxtLookup:
-    """DNS, unless a plug-in answers ``marketplace_txt_records`` (tests)."""
-    hook = _hook(context, "marketplace_txt_records")
-    if hook is None:
+def _txt_lookup(settings: dict[str, Any]) -> TxtLookup:
+    """DNS, unless the settings name a ``txt_lookup`` resolver (tests)."""
+    resolver = settings.get("txt_lookup")
+    if not callable(resolver):
         return dns_txt
 
     async def lookup(name: str) -> list[str] | None:
-        return hook(context=context, name=name)
+        return await _answer(resolver(name))
 
     return lookup
 

@@ -9,8 +9,8 @@ the store only once proved: the seller publishes ::
     _maxbooster-store.example.com.  TXT  "maxbooster-store-verification=TOKEN"
 
 and asks for the check (:meth:`Storefronts.verify_domain`), which reads the record with
-dnspython's asynchronous resolver (or the plug-in's ``marketplace_txt_records`` hook,
-where one is registered: tests).
+dnspython's asynchronous resolver (or the ``txt_lookup`` the plug-in's settings give:
+tests).
 """
 
 from __future__ import annotations
