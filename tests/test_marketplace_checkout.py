@@ -407,3 +407,33 @@ async def test_the_sweep_expires_lost_checkouts_and_a_late_payment_still_counts(
         assert licence["beat_id"] == free["beat_id"]
         # the paid order's coupon use is counted again; the refunded one's is not
         assert await coupon_uses(m, "LAUNCH") == 1
+
+
+async def test_a_buyer_cannot_open_checkouts_in_a_loop(tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}",
+                      max_open_checkouts=2) as m:
+        await m.seller("seller")
+        beats = [await m.beat("seller", title=f"Beat {n}") for n in range(3)]
+        opened = []
+        for beat in beats[:2]:
+            status, started = await m.checkout("greedy", "seller", beat["beat_id"],
+                                               "exclusive")
+            assert status == 201, started
+            opened.append(started)
+        status, body = await m.checkout("greedy", "seller", beats[2]["beat_id"], "exclusive")
+        assert status == 409 and "2 checkouts open" in body["error"]
+        # the beat was not held: another buyer takes its exclusive checkout
+        status, _ = await m.checkout("patient", "seller", beats[2]["beat_id"], "exclusive")
+        assert status == 201
+        # once one of the greedy buyer's checkouts expires, they may open another
+        module = market_services(m)
+        session_id = opened[0]["checkout_url"].rsplit("/", 1)[1]
+        async with StripeGateway(StripeSettings(m.fake.api_key, api_base=m.fake.base_url,
+                                                max_network_retries=0)) as gateway:
+            await gateway.call(
+                lambda p, o: gateway.v1.checkout.sessions.expire_async(session_id, p, o),
+                None, key="expire-greedy", account=m.fake.owner[session_id], write=True)
+        await m.order("greedy", opened[0]["order"]["order_id"], "expired")
+        status, _ = await m.checkout("greedy", "seller", beats[0]["beat_id"], "mp3_lease")
+        assert status == 201
+        assert module.checkout.max_open == 2

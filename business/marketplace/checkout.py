@@ -50,7 +50,7 @@ class Checkout:
 
     def __init__(self, store: MarketStore, gateway: StripeGateway | None, *,
                  expiry_s: int = 3600, success_url: str = "", cancel_url: str = "",
-                 coupons: Coupons | None = None) -> None:
+                 coupons: Coupons | None = None, max_open: int = 5) -> None:
         if expiry_s < MIN_EXPIRY_S + 60:
             raise ValueError(f"checkout_expiry_s must be at least {MIN_EXPIRY_S + 60} "
                              "(Stripe keeps a session open 30 minutes at least)")
@@ -60,6 +60,8 @@ class Checkout:
         self.success_url = success_url
         self.cancel_url = cancel_url
         self.coupons = coupons
+        #: Open (unexpired) checkouts one buyer may have in one store at a time.
+        self.max_open = max_open
 
     async def start(self, buyer: str, seller: str, beat_id: str, tier_name: str, *,
                     success_url: str | None = None, cancel_url: str | None = None,
@@ -93,6 +95,14 @@ class Checkout:
                       now)
         db = self.store.db
         async with db.transaction() as tx:
+            opened = await tx.fetchval(
+                "SELECT COUNT(*) FROM mkt_orders WHERE account_id = ? AND buyer_account = ? "
+                "AND status = ? AND COALESCE(expires_at, created_at + ?) > ?",
+                seller, buyer, OPEN, float(self.expiry_s), now)
+            if int(opened or 0) >= self.max_open:
+                raise NotForSale(f"you have {opened} checkouts open in this store: pay one "
+                                 "of them, or wait until they expire (at most "
+                                 f"{self.expiry_s // 60} minutes)")
             if tier.exclusive:
                 if not await self.store.reserve(tx, seller, beat_id, order.order_id, now,
                                                 float(expires)):

@@ -9,7 +9,8 @@ Built in the plug-in's ``startup`` hook from its settings (``config.plugins["mar
 - ``checkout_expiry_s`` (3600): a Checkout Session's life, and an exclusive hold's;
   ``checkout_sweep_s`` (60): how often open checkouts past it (and a grace of 5 minutes
   for Stripe's own ``checkout.session.expired``) are expired, releasing their hold and
-  coupon use;
+  coupon use; ``max_open_checkouts`` (5): open checkouts one buyer may have in one store
+  (so nobody holds exclusives or burns coupon uses by opening checkouts in a loop);
 - ``success_url``, ``cancel_url``: where Stripe sends the buyer after paying
   (``{ORDER_ID}`` replaced), unless the checkout names its own;
 - ``download_ttl_s`` (3600): how long a download link lives; ``download_key``: the
@@ -134,7 +135,8 @@ def build_services(context: PluginContext) -> Services:
     checkout = Checkout(store, gateway, expiry_s=int(settings.get("checkout_expiry_s", 3600)),
                         success_url=str(settings.get("success_url") or _default_success(
                             context)), cancel_url=str(settings.get("cancel_url") or ""),
-                        coupons=coupons)
+                        coupons=coupons,
+                        max_open=int(settings.get("max_open_checkouts", 5)))
     return Services(store, ledger, Catalogue(store, asset_exists), checkout,
                     Fulfilment(store, ledger, gateway, secrets, enqueue_refund, publish),
                     Delivery(store, signer, asset_file), gateway,
