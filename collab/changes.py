@@ -28,7 +28,7 @@ __all__ = ["Change", "DocumentWatch", "StructureChanged", "TrackFieldsChanged",
 
 #: Roots whose changes are reported (markers, comments, transcripts and jobs change
 #: nothing an engine renders).
-WATCHED_ROOTS = ("tracks", "transport", "clips", "buses", "meta")
+WATCHED_ROOTS = ("tracks", "transport", "clips", "buses", "meta", "midi_clips")
 
 
 @dataclass(frozen=True)

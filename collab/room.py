@@ -89,6 +89,10 @@ TRIAL_IDLE_SECONDS = 60.0
 EMPTY_STATE = b"\x00"
 #: Appends tried in a row when other processes keep taking the sequence numbers.
 MAX_APPEND_TRIES = 50
+#: The encoded whole document is followed by at most this many later updates (and at
+#: most 1/WHOLE_TAIL_FRACTION of its size in bytes) before it is encoded afresh.
+WHOLE_TAIL_UPDATES = 256
+WHOLE_TAIL_FRACTION = 8
 
 
 class RoomLink(Protocol):
@@ -164,8 +168,11 @@ class Room:
         self._trial_release: asyncio.TimerHandle | None = None
         #: Server edits in the document whose batch is not stored yet.
         self._unstored_local = 0
-        #: The whole document encoded, until the next change.
+        #: The whole document encoded once, and every update applied to it since, in
+        #: order: what a client that has nothing is sent (see :meth:`_answer_step1`).
         self._whole: bytes | None = None
+        self._whole_tail: list[bytes] = []
+        self._whole_tail_bytes = 0
         #: While set, the update of every transaction of ``doc`` (a server edit) lands here.
         self._captured: list[bytes] | None = None
         self._trial = TrialDoc(self.doc)
@@ -198,6 +205,7 @@ class Room:
             raise StoreError(f"project {self.project_id}: the stored snapshot cannot be "
                              f"applied ({exc}); restore it from a backup") from None
         self.doc, self._trial = doc, TrialDoc(doc)
+        self._drop_whole()
         if self.document_type is not None:
             self.document = self.document_type(doc)
         self.doc.observe(self._on_transaction)
@@ -375,7 +383,7 @@ class Room:
                     # already in the document are durable.
                     self._enqueue("step1", peer, message.payload)
                 else:  # the document holds only what is durable: answer now
-                    peer.push(p.sync_step2(self._update_since(message.payload)))
+                    self._answer_step1(peer, message.payload)
                 return
             update = message.payload
             try:
@@ -431,14 +439,28 @@ class Room:
             peer.queued += 1
         self._wake.set()
 
-    def _update_since(self, state_vector: bytes) -> bytes:
-        """What the document holds past ``state_vector`` (the whole, encoded once per change,
-        for a client that has nothing)."""
+    def _answer_step1(self, peer: Peer, state_vector: bytes) -> None:
+        """Send ``peer`` what the document holds past ``state_vector``.
+
+        A client that has nothing (a late joiner) gets the whole document as encoded
+        earlier, in sync step 2, then every update applied since as sync updates, in
+        order: the same state, without encoding 0.8 MB on the event loop after each
+        change (encoding costs ~2 ms; merging the tail into it would cost ~130 ms).
+        """
         if state_vector != EMPTY_STATE:
-            return self.doc.get_update(state_vector)
-        if self._whole is None:
+            peer.push(p.sync_step2(self.doc.get_update(state_vector)))
+            return
+        if self._whole is None or len(self._whole_tail) >= peer.max_outbox // 2:
+            self._drop_whole()
             self._whole = self.doc.get_update()
-        return self._whole
+        peer.push(p.sync_step2(self._whole))
+        for update in self._whole_tail:
+            peer.push(p.sync_update(update))
+
+    def _drop_whole(self) -> None:
+        self._whole = None
+        self._whole_tail = []
+        self._whole_tail_bytes = 0
 
     async def edit(self, change: Callable[[Any], None], *, undoable: bool = False) -> None:
         """Make a server-side edit of :attr:`document`; returns once it is durable and
@@ -499,7 +521,13 @@ class Room:
             await done
 
     def _on_transaction(self, event: TransactionEvent) -> None:
-        self._whole = None
+        if self._whole is not None:
+            update = event.update
+            self._whole_tail.append(update)
+            self._whole_tail_bytes += len(update)
+            if len(self._whole_tail) > WHOLE_TAIL_UPDATES or \
+                    self._whole_tail_bytes * WHOLE_TAIL_FRACTION > len(self._whole):
+                self._drop_whole()
         if self._captured is not None:
             self._captured.append(event.update)
 
@@ -659,7 +687,7 @@ class Room:
                     log.exception("project %s: change listener failed", self.project_id)
         for kind, peer, payload in batch:
             if kind == "step1" and peer is not None and not peer.closing:
-                peer.push(p.sync_step2(self._update_since(payload)))
+                self._answer_step1(peer, payload)
             elif kind == "notify" and not payload.done():
                 payload.set_result(None)
         upto = self._seqs.watermark

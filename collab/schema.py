@@ -20,6 +20,8 @@ Layout (the same in Python and JavaScript; see ``docs/document-schema.md``)::
                       a ``transcription.transcript.Transcript``, times from the clip start
     jobs        Map   job id   -> Map(id, kind, clip, status, progress, error, updated_at):
                       server work in progress (e.g. transcriptions), for every client to show
+    midi_clips  Map   clip id  -> Map(id, track, position, length, notes: Map, controls: Map)
+                      and tracks[id].instrument: see :mod:`collab.midi`
 
 Collections are maps keyed by id (never arrays) so concurrent inserts cannot
 duplicate an entry; ``order`` sorts tracks.  Numbers are JavaScript numbers:
@@ -47,12 +49,13 @@ from transcription.transcript import Transcript
 from . import automation as lanes
 from .changes import Change, DocumentWatch
 from .errors import SchemaError
+from .midi import MidiEdits
 
 SCHEMA_VERSION = 1
 DEFAULT_SAMPLE_RATE = 48000
 MASTER = "master"
 ROOTS = ("meta", "tracks", "clips", "buses", "transport", "markers", "comments", "transcripts",
-         "jobs")
+         "jobs", "midi_clips")
 JOB_FIELDS = ("kind", "clip", "status", "progress", "error")
 
 TRACK_FIELDS = {"name", "order", "colour", "channels", "gain_db", "pan", "mute", "solo", "arm"}
@@ -96,7 +99,7 @@ def _check_track_value(name: str, value: Any) -> Any:
     return value
 
 
-class ProjectDocument:
+class ProjectDocument(MidiEdits):
     """Typed access to a project's :class:`pycrdt.Doc`.
 
     Every mutating helper runs in one transaction, so one call is one Yjs
@@ -158,6 +161,7 @@ class ProjectDocument:
                        for bus, s in sorted((data.get("sends") or {}).items())],
                 automation=lanes.lanes_from_json(data.get("automation")),
             ))
+        self._midi_into(tracks, iter(rows))
         buses, master = [], Bus(id=MASTER, name="Master")
         for data in sorted((self._roots["buses"].to_py() or {}).values(), key=lambda b: b["id"]):
             bus = Bus(id=str(data["id"]), name=str(data.get("name", "")),
@@ -232,6 +236,9 @@ class ProjectDocument:
             clips = self._roots["clips"]
             for clip_id in [k for k, v in clips.items() if v.get("track") == track_id]:
                 del clips[clip_id]
+            midi = self._roots["midi_clips"]
+            for clip_id in [k for k, v in midi.items() if v.get("track") == track_id]:
+                del midi[clip_id]
 
     def set_effect_params(self, track_id: str, index: int, **params: float | str) -> None:
         """Change parameters of the ``index``-th insert effect of a track."""
@@ -326,6 +333,11 @@ class ProjectDocument:
         lanes.check_mode(mode)
         with self.transaction():
             lanes.lane_map(self._track_map(track_id), param)["mode"] = mode
+
+    def automation_lane(self, track_id: str, param: str) -> Map:
+        """The live lane map ``{mode, points}`` of ``param`` (for writers that edit many
+        points in one transaction, :mod:`collab.automation_write`)."""
+        return lanes.lane_map(self._track_map(track_id), param)
 
     def _point_map(self, track_id: str, param: str, point_id: str) -> Map:
         points = lanes.lane_map(self._track_map(track_id), param)["points"]
@@ -552,6 +564,7 @@ class ProjectDocument:
         for index, clip in enumerate(track.clips):
             clip_id = clip.id or f"{track.id}-clip{index}"
             self._roots["clips"][clip_id] = self._clip_prelim(track.id, clip, clip_id)
+        self._put_midi(track)
 
     def _put_bus(self, bus: Bus) -> None:
         self._roots["buses"][bus.id] = Map({

@@ -54,12 +54,15 @@ def _latency(text: str) -> str | float:
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Where downloaded project audio is kept "
               "(default ~/.cache/dawclient).")
+@click.option("--controls", is_flag=True, help="Read fader moves from standard input, one per "
+              "line: TRACK PARAM VALUE [hold|release] (while playing, lanes in touch, latch "
+              "or write record them as automation).")
 @click.option("--backend", type=click.Choice(["native", "reference"]), default=None,
               help="Engine backend (default: native C engine when built).")
 def client(url: str | None, project_id: str | None, token: str | None, device: str | None,
            input_device: str | None, list_devices: bool, block_size: int, latency: str,
            record: bool, track: str | None, seconds: float | None, save: Path | None,
-           cache_dir: Path | None, backend: str | None) -> None:
+           cache_dir: Path | None, backend: str | None, controls: bool) -> None:
     """Join the project at URL (http://HOST:PORT), render it locally and play it."""
     try:
         from .player import StreamSettings, parse_device
@@ -78,7 +81,8 @@ def client(url: str | None, project_id: str | None, token: str | None, device: s
         raise CliError("give the server URL, --project and --token (or --list-devices)")
     stream = StreamSettings(parse_device(device), parse_device(input_device), block_size,
                             _latency(latency), record, str(save) if save else None)
-    options = ClientOptions(url, project_id, token, stream, track, seconds, backend=backend)
+    options = ClientOptions(url, project_id, token, stream, track, seconds, backend=backend,
+                            controls=controls)
     if cache_dir is not None:
         options.cache_dir = cache_dir
     try:

@@ -31,6 +31,7 @@ from dsp_core.playhead import Playhead
 from dsp_core.session import Session
 
 from .channel import connect
+from .controls import ControlError, Controls, parse_move
 from .player import Player, StreamSettings, Take
 from .sources import SourceCache
 
@@ -53,6 +54,9 @@ class ClientOptions:
     seconds: float | None = None
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "dawclient")
     backend: str | None = None
+    #: Read fader moves from standard input (:mod:`.controls`): static values, and
+    #: automation while playing in touch/latch/write.
+    controls: bool = False
 
 
 @dataclass
@@ -147,8 +151,12 @@ class DesktopClient:
                         on_take=take_ready, stop_after=stop_after, on_finish=finish)
         changed = asyncio.Event()
         subscription = sync.doc.observe(lambda _event: loop.call_soon_threadsafe(changed.set))
-        follower = asyncio.create_task(self._follow(document, http, player, changed, session))
+        controls = Controls(document, lambda: player.playhead.to_session(
+            player.playhead.position)) if o.controls else None
+        follower = asyncio.create_task(self._follow(document, http, player, changed, session,
+                                                    controls))
         player.start()
+        reader = asyncio.create_task(self._read_controls(controls)) if controls else None
         stoppers = []
         for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C: finish the take, then leave
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -161,10 +169,15 @@ class DesktopClient:
                 loop.remove_signal_handler(signum)
             player.stop()
             await loop.run_in_executor(None, player.join)
+            for task in (follower, reader):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if controls is not None:
+                controls.stop()
+                await self._confirm_points(http, controls)
             sync.doc.unobserve(subscription)
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
         self.report.frames_played = player.frames_played
         self.report.blocks_written = player.blocks_written
         self.report.underflows = player.underflows
@@ -175,13 +188,16 @@ class DesktopClient:
             raise ClientError(f"audio device: {error}") from error
 
     async def _follow(self, document: ProjectDocument, http: aiohttp.ClientSession,
-                      player: Player, changed: asyncio.Event, session: Session) -> None:
+                      player: Player, changed: asyncio.Event, session: Session,
+                      controls: Controls | None = None) -> None:
         last = session
         while True:
             await changed.wait()
             changed.clear()
             player.update(transport=document.transport(),
                           armed=armed_tracks(document, self.options.track))
+            if controls is not None:
+                controls.transport_changed()
             started = time.perf_counter()
             session = document.to_session()
             took = time.perf_counter() - started
@@ -191,6 +207,40 @@ class DesktopClient:
                 player.update(session=session)
             # a burst of edits (a fader drag) coalesces; big projects convert slowly
             await asyncio.sleep(min(0.5, max(0.02, 2 * took)))
+
+    async def _read_controls(self, controls: Controls) -> None:
+        """Apply the control moves read from standard input, one per line."""
+        import sys
+
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while line := await reader.readline():
+            if not line.strip():
+                continue
+            try:
+                controls.move(parse_move(line.decode(errors="replace")))
+            except ControlError as exc:
+                log.error("%s", exc)
+
+    async def _confirm_points(self, http: aiohttp.ClientSession, controls: Controls) -> None:
+        """Wait until the server's document holds the points the passes wrote."""
+        wanted = set().union(*controls.written.values()) if controls.written else set()
+        if not wanted:
+            return
+        url = f"{self.base_url}/projects/{self.options.project_id}"
+        headers = {"Authorization": f"Bearer {self.options.token}"}
+        for _ in range(100):
+            async with http.get(url, headers=headers) as response:
+                if response.status == 200:
+                    tracks = (await response.json())["document"]["tracks"]
+                    stored = {point for track in tracks.values()
+                              for lane in (track.get("automation") or {}).values()
+                              for point in lane.get("points", {})}
+                    if wanted <= stored:
+                        return
+            await asyncio.sleep(0.05)
+        log.error("the server has not confirmed %d automation points", len(wanted))
 
     def _keep_take_soon(self, take: Take, document: ProjectDocument,
                         http: aiohttp.ClientSession) -> None:

@@ -27,7 +27,7 @@ from database import open_database
 
 from . import plugins
 from .accounts_setup import plugin_membership, plugin_owner_emails, setup_accounts
-from .assets import account_asset_file, setup_assets
+from .assets import account_asset_file, account_asset_link, setup_assets
 from .background import Background
 from .bounces import setup_bounces
 from .config import ServerConfig
@@ -41,6 +41,7 @@ from .relay import relay_link
 from .request_telemetry import request_telemetry
 from .rtc import setup_rtc
 from .sample_service import setup_samples
+from .storage.service import setup_storage
 from .transcription_service import setup_transcription
 from .websocket import collab_socket
 
@@ -67,6 +68,7 @@ def create_app(config: ServerConfig) -> web.Application:
     # the plug-ins theirs in install(), which starts its worker after every component
     app[BACKGROUND] = Background()
     setup_accounts(app)
+    setup_storage(app)
     setup_assets(app)
     setup_bounces(app)
     setup_rtc(app)
@@ -79,6 +81,7 @@ def create_app(config: ServerConfig) -> web.Application:
     context.membership = plugin_membership(app)
     # ... and for the files of their accounts' uploaded assets (media to post, beats to sell)
     context.asset_file = functools.partial(account_asset_file, app)
+    context.asset_link = functools.partial(account_asset_link, app)  # S3: presigned URLs
     # ... and for the addresses of an account's owners (a webhook disabled: docs/public-api.md)
     context.owner_emails = plugin_owner_emails(app)
     app.on_response_prepare.append(add_rate_headers)

@@ -30,12 +30,16 @@ import threading
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import soundfile as sf
 
 from dsp_core.audio_io import read_audio
 from dsp_core.errors import AudioFileError
 from dsp_core.peaks import Peaks, compute_peaks, peaks_from_bytes
+
+if TYPE_CHECKING:
+    from .storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +93,14 @@ class Asset:
 class AssetStore:
     """Audio files on local disk, addressed by the SHA-256 of their bytes."""
 
-    def __init__(self, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                 objects: ObjectStore | None = None, cache_bytes: int = 2 << 30) -> None:
         self.root = Path(root).resolve()
         self.max_bytes = max_bytes
+        #: The object store that holds the assets (None: this directory is the store;
+        #: else the directory is a bounded cache of it, :mod:`dawserver.asset_objects`).
+        self.objects = objects
+        self.cache_bytes = cache_bytes
         #: Orders storing an asset for a project with deleting another project's assets.
         self._indexes = threading.Lock()
         for sub in ("objects", "projects", "peaks-cache", "tmp"):
@@ -126,6 +135,9 @@ class AssetStore:
             if size == 0:
                 raise InvalidAudio("the upload is empty; send a WAV, FLAC or AIFF file")
             loop = asyncio.get_running_loop()
+            if self.objects is not None:
+                return await self._ingest_remote(tmp, digest.hexdigest(), size, project_id,
+                                                 name, loop_executor)
             return await loop.run_in_executor(loop_executor, self._finish, tmp,
                                               digest.hexdigest(), size, project_id, name)
         finally:
@@ -150,6 +162,11 @@ class AssetStore:
                 tmp.unlink()
 
     def _finish(self, tmp: Path, asset_id: str, size: int, project_id: str, name: str) -> Asset:
+        ext, audio, rate = self._check(tmp, name)
+        return self._place(tmp, asset_id, size, project_id, name, ext, audio, rate)
+
+    def _check(self, tmp: Path, name: str) -> tuple[str, Any, int]:
+        """The format, samples and rate of an upload (:class:`InvalidAudio` if it is none)."""
         label = name or "upload"
         try:
             fmt = sf.info(str(tmp)).format
@@ -165,8 +182,14 @@ class AssetStore:
             audio, rate = read_audio(tmp)
         except AudioFileError as exc:
             raise InvalidAudio(str(exc).replace(str(tmp), label)) from None
+        return ext, audio, rate
+
+    def _place(self, tmp: Path, asset_id: str, size: int, project_id: str, name: str,
+               ext: str, audio: Any, rate: int, peaks: Peaks | None = None) -> Asset:
+        """Move a checked upload into ``objects/`` with its description and peaks."""
         final = self._object(asset_id, ext)
-        peaks = None if final.exists() else compute_peaks(audio, rate)  # outside the lock
+        if peaks is None and not final.exists():
+            peaks = compute_peaks(audio, rate)  # outside the lock
         with self._indexes:  # a project being deleted cannot take the object away between
             final.parent.mkdir(parents=True, exist_ok=True)
             if not final.exists():
@@ -178,7 +201,7 @@ class AssetStore:
                 meta = json.dumps(asdict(asset))
                 self._write_atomic(final.with_suffix(".json"), meta.encode())
                 os.replace(tmp, final)
-                log.info("stored asset %s (%s, %d bytes)", asset_id, label, size)
+                log.info("stored asset %s (%s, %d bytes)", asset_id, name or "upload", size)
             self._remember(project_id, asset_id)
             return self.asset(asset_id)
 
@@ -272,6 +295,14 @@ class AssetStore:
                     removed.append(path)
         log.info("deleted the assets of project %s (%d files)", project_id, len(removed))
         return removed
+
+    # -- object storage (the methods live in asset_objects.py) ----------------------------
+
+    async def _ingest_remote(self, tmp: Path, asset_id: str, size: int, project_id: str,
+                             name: str, executor: Any) -> Asset:
+        from .asset_objects import ingest_remote
+
+        return await ingest_remote(self, tmp, asset_id, size, project_id, name, executor)
 
     # -- internals -------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ its data region's storage (``STORAGE/assets``; ``DATA/assets`` for the default r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +24,7 @@ from accounts.models import DEFAULT_REGION
 from collab.errors import ProjectNotFound
 from dsp_core.errors import AudioFileError, DspError
 
+from . import asset_objects
 from .asset_store import (
     Asset,
     AssetNotFound,
@@ -41,10 +43,13 @@ from .plugin_api import (
     Query,
     Request,
     Route,
+    Unavailable,
     Unprocessable,
     UnsupportedMediaType,
 )
 from .regions import project_region
+from .storage import ObjectNotFound, StorageError, StorageUnavailable
+from .storage.service import OBJECT_STORES, STORAGE_SETTINGS, object_response
 
 #: The default region's asset store (``DATA/assets``): the only one without regions.
 ASSETS = web.AppKey("assets", AssetStore)
@@ -58,10 +63,15 @@ AUDIO = Media(*MEDIA_TYPES.values(), "application/octet-stream")
 
 def setup_assets(app: web.Application, max_bytes: int | None = None) -> None:
     """Add the asset stores (``DATA_DIR/assets``, and ``STORAGE/assets`` of each data
-    region) to ``app`` (their routes: :data:`ROUTES`)."""
+    region) to ``app`` (their routes: :data:`ROUTES`); where a region's storage is an
+    object store (S3) that directory is its bounded local cache (:mod:`.asset_objects`)."""
     config = app[CONFIG]
-    stores = {region: AssetStore(config.storage_of(region) / "assets")
-              for region in (DEFAULT_REGION, *config.regions)}
+    cache = app[STORAGE_SETTINGS].cache_mb << 20
+    stores = {}
+    for region in (DEFAULT_REGION, *config.regions):
+        objects = app[OBJECT_STORES][region]
+        stores[region] = AssetStore(config.storage_of(region) / "assets", cache_bytes=cache,
+                                    objects=objects if objects.redirects else None)
     if max_bytes is not None:
         for store in stores.values():
             store.max_bytes = max_bytes
@@ -86,8 +96,43 @@ async def account_asset_file(app: web.Application, account_id: str, asset_id: st
     service = app.get(ACCOUNTS)
     if service is not None:
         projects += list(await service.store.projects_of([account_id]))
-    return await asyncio.to_thread(_owned_file, app[REGION_ASSETS].values(), asset_id,
-                                   projects)  # reads index files: off the event loop
+    found = await asyncio.to_thread(_owned_file, app[REGION_ASSETS].values(), asset_id,
+                                    projects)  # reads index files: off the event loop
+    for store in app[REGION_ASSETS].values():
+        if store.objects is None:
+            continue
+        for project_id in projects if found is None else ():
+            if await asset_objects.is_member(store, project_id, asset_id):
+                found = "remote"
+                break
+        if found is not None:
+            try:  # the engine and plug-ins read local files: fetch it into the cache
+                return str(await asset_objects.local_file(store, asset_id))
+            except AssetNotFound:
+                continue
+    return found
+
+
+async def account_asset_link(app: web.Application, account_id: str, asset_id: str,
+                             filename: str = "") -> str | None:
+    """A presigned URL of ``account_id``'s asset when object storage holds the assets
+    (None on local disk, and for another account's or an unknown asset)."""
+    projects = [account_id]
+    service = app.get(ACCOUNTS)
+    if service is not None:
+        projects += list(await service.store.projects_of([account_id]))
+    for store in app[REGION_ASSETS].values():
+        if store.objects is None:
+            continue
+        for project_id in projects:
+            if await asset_objects.is_member(store, project_id, asset_id):
+                asset = await asset_objects.pull(store, asset_id)
+                return await store.objects.presigned_url(
+                    asset_objects.object_key(asset_id, asset.format),
+                    app[STORAGE_SETTINGS].presign_seconds,
+                    filename=filename or asset.name, content_type=MEDIA_TYPES.get(
+                        asset.format, "application/octet-stream"))
+    return None
 
 
 def _owned_file(stores: Any, asset_id: str, projects: list[str]) -> str | None:
@@ -219,6 +264,8 @@ async def upload_asset(request: Request) -> AssetInfo:
         raise PayloadTooLarge(str(exc)) from None
     except InvalidAudio as exc:
         raise UnsupportedMediaType(str(exc)) from None
+    except StorageError as exc:  # nothing was recorded: the upload may simply be sent again
+        raise Unavailable(f"the upload could not be stored: {exc}") from None
     if await request.app[STORE].get_project(project_id) is None:  # deleted meanwhile
         await asyncio.to_thread(store.forget_project, project_id)
         raise NotFound(f"project {project_id!r} was deleted during the upload")
@@ -230,11 +277,12 @@ async def list_assets(request: Request) -> list[AssetInfo]:
     project_id = request.params["project_id"]
     store = await assets_of(request.app, project_id)
     rows = []
-    for asset_id in store.project_assets(project_id):
-        try:
-            rows.append(_asset_json(project_id, store.asset(asset_id)))
-        except AssetNotFound:
-            continue
+    async with _storage_errors():
+        for asset_id in await asset_objects.project_assets(store, project_id):
+            try:
+                rows.append(_asset_json(project_id, await asset_objects.pull(store, asset_id)))
+            except AssetNotFound:
+                continue
     return rows
 
 
@@ -242,18 +290,46 @@ async def project_asset(request: Request) -> Asset:
     """The asset in the request's path, when it belongs to the project (else 404)."""
     project_id, asset_id = request.params["project_id"], request.params["asset_id"]
     store = await assets_of(request.app, project_id)
+    async with _storage_errors():
+        if not await asset_objects.is_member(store, project_id, asset_id):
+            local = store.asset(asset_id) if _is_local(store, asset_id) else None
+            if local is None or local.path not in await _sources(request):
+                raise NotFound(f"no asset {asset_id} in project {project_id}")
+        try:
+            return await asset_objects.pull(store, asset_id)
+        except AssetNotFound as exc:
+            raise NotFound(str(exc)) from None
+
+
+def _is_local(store: AssetStore, asset_id: str) -> bool:
     try:
-        asset = store.asset(asset_id)
-    except AssetNotFound as exc:
+        store.asset(asset_id)
+    except AssetNotFound:
+        return False
+    return True
+
+
+@contextlib.asynccontextmanager
+async def _storage_errors() -> AsyncIterator[None]:
+    """The object store's failures as the HTTP API's answers (503, 404)."""
+    try:
+        yield
+    except StorageUnavailable as exc:
+        raise Unavailable(str(exc)) from None
+    except ObjectNotFound as exc:
         raise NotFound(str(exc)) from None
-    if not store.belongs(project_id, asset_id) and asset.path not in await _sources(request):
-        raise NotFound(f"asset {asset_id} is not part of project {project_id}")
-    return asset
 
 
 async def download_asset(request: Request) -> web.StreamResponse:
     """The stored audio file, as uploaded (any role)."""
     asset = await project_asset(request)
+    store = await assets_of(request.app, request.params["project_id"])
+    if store.objects is not None:  # a presigned URL: the bytes never pass through us
+        async with _storage_errors():
+            return await object_response(
+                request.app, store.objects, asset_objects.object_key(asset.id, asset.format),
+                filename=asset.name or f"{asset.id}.{asset.format}",
+                content_type=MEDIA_TYPES.get(asset.format, "application/octet-stream"))
     return _file_response(asset.path, asset.format, asset.name)
 
 
@@ -275,6 +351,14 @@ async def download_source(request: Request) -> web.StreamResponse:
     """Any audio file a clip of the project uses: ``?source=<clip source>`` (any role)."""
     source = await _referenced_source(request)
     store = await assets_of(request.app, request.params["project_id"])
+    asset_id = asset_objects.source_asset_id(store, source)
+    if store.objects is not None and asset_id is not None:
+        async with _storage_errors():
+            asset = await asset_objects.pull(store, asset_id)
+            return await object_response(
+                request.app, store.objects, asset_objects.object_key(asset_id, asset.format),
+                filename=asset.name or f"{asset_id}.{asset.format}",
+                content_type=MEDIA_TYPES.get(asset.format, "application/octet-stream"))
     asset = store.asset_for_source(source)
     ext = asset.format if asset else source.rsplit(".", 1)[-1].lower()
     return _file_response(source, ext, source.rsplit("/", 1)[-1])
@@ -285,6 +369,10 @@ async def source_peaks(request: Request) -> Any:
     source = await _referenced_source(request)
     try:
         store = await assets_of(request.app, request.params["project_id"])
+        asset_id = asset_objects.source_asset_id(store, source)
+        if store.objects is not None and asset_id is not None:
+            async with _storage_errors():
+                await asset_objects.pull(store, asset_id)  # its stored peaks, cached here
         peaks = await _in_executor(store.peaks_of_file, source)
     except (AudioFileError, OSError) as exc:
         raise Unprocessable(f"cannot read {source}: {exc}") from None

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -61,13 +62,27 @@ from jobs import (
     UnknownJob,
 )
 
-from . import plugins
+from . import asset_objects, plugins
+from .asset_store import AssetNotFound
+from .assets import assets_of
 from .authorization import project_account
 from .keys import BACKGROUND, ROOMS
 from .metrics import RENDER_REALTIME_FACTOR
 from .permissions import PROJECT_EDIT, PROJECT_READ
-from .plugin_api import BadRequest, Conflict, Media, Model, NotFound, Request, Route
+from .plugin_api import (
+    BadRequest,
+    Conflict,
+    Media,
+    Model,
+    NotFound,
+    Request,
+    Retry,
+    Route,
+    Unavailable,
+)
 from .regions import project_storage
+from .storage import ObjectNotFound, StorageError, StorageUnavailable
+from .storage.service import object_response, project_objects
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +93,8 @@ STATUS = {QUEUED: QUEUED, RETRYING: QUEUED, RUNNING: RENDERING, DONE: DONE, DEAD
           CANCELLED: CANCELLED}
 #: The job queue bounces run on.
 QUEUE = "bounce"
+#: Where bounces' snapshots and files are kept in the region's object store.
+PREFIX = "bounces"
 #: One render at a time per process (a render keeps a core busy); a failed write
 #: (a full disk) is tried again; bad input (a missing source) fails at once.
 SETTINGS = QueueSettings(max_attempts=3, backoff_base=5.0, backoff_cap=120.0, lease_s=60.0,
@@ -109,9 +126,19 @@ class BounceRequest:
 
 def read_snapshot(path: Path) -> Session:
     """The session of a document snapshot (a Yjs update) written when a bounce was asked."""
+    return read_update(path.read_bytes())
+
+
+def read_update(update: bytes) -> Session:
+    """The session of a document snapshot's bytes (a Yjs update)."""
     doc = Doc()
-    doc.apply_update(path.read_bytes())
+    doc.apply_update(update)
     return ProjectDocument(doc).to_session()
+
+
+def bounce_prefix(project_id: str) -> str:
+    """The folder of ``project_id``'s bounces under ``bounces/`` (a safe object key)."""
+    return re.sub(r"[^A-Za-z0-9._=-]", "_", project_id)
 
 
 class BounceRenderer:
@@ -124,20 +151,38 @@ class BounceRenderer:
         """Render the job's snapshot; the figures and the output path are its result."""
         request = BounceRequest.from_payload(ctx.payload)
         directory = await bounce_directory(self.app, request.project_id)
-        snapshot, output = directory / request.snapshot, directory / request.output
-        if not snapshot.is_file():
-            raise Permanent(f"the document snapshot of bounce {ctx.job.id} ({snapshot}) is "
-                            "gone; ask for a new bounce")
+        objects = await project_objects(self.app, request.project_id)
+        snapshot_key = f"{PREFIX}/{request.snapshot}"
+        output = directory / request.output  # rendered here, then stored (S3) from here
         try:
-            stats = await ctx.run_in_thread(self._render, ctx, request, snapshot, output)
+            update = await objects.get(snapshot_key)
+        except ObjectNotFound:
+            raise Permanent(f"the document snapshot of bounce {ctx.job.id} ({snapshot_key}) "
+                            "is gone; ask for a new bounce") from None
+        except StorageUnavailable as exc:
+            raise Retry(str(exc)) from None
+        session = await asyncio.to_thread(read_update, update)  # big documents: off the loop
+        await self._fetch_sources(request.project_id, session)
+        try:
+            stats = await ctx.run_in_thread(self._render, ctx, request, session, output)
+            if objects.redirects:  # the object store keeps it; this copy is for the hooks
+                await objects.put_file(f"{PREFIX}/{request.output}", output,
+                                       content_type=FORMATS[request.format])
             await ctx.confirm()  # cancelled from another node meanwhile: keep no file
         except DspError as exc:
             raise Permanent(str(exc)) from None
+        except StorageUnavailable as exc:
+            output.unlink(missing_ok=True)
+            raise Retry(str(exc)) from None
         except BaseException:
             if ctx.cancel_requested or ctx.shutting_down:  # never when another worker has it
                 output.unlink(missing_ok=True)
+                if objects.redirects:
+                    with contextlib.suppress(StorageError):
+                        await objects.delete(f"{PREFIX}/{request.output}")
                 if not ctx.shutting_down:
-                    snapshot.unlink(missing_ok=True)
+                    with contextlib.suppress(StorageError):
+                        await objects.delete(snapshot_key)
             raise
         RENDER_REALTIME_FACTOR.labels(kind="bounce").observe(stats.realtime_factor)
         figures = {"frames": stats.frames, "seconds": round(stats.audio_seconds, 3),
@@ -152,13 +197,30 @@ class BounceRenderer:
         except Exception:  # a plug-in's failure does not undo the render
             log.exception("project_rendered hook failed for bounce %s of %s", ctx.job.id,
                           request.project_id)
-        snapshot.unlink(missing_ok=True)  # kept until now: a stopped worker's job runs again
+        with contextlib.suppress(StorageError):  # kept until now: a stopped job runs again
+            await objects.delete(snapshot_key)
         return {"output": request.output, **figures}
 
+    async def _fetch_sources(self, project_id: str, session: Session) -> None:
+        """Bring the assets the session plays into the local cache (object storage)."""
+        store = await assets_of(self.app, project_id)
+        if store.objects is None:
+            return
+        for source in {clip.source for track in session.tracks for clip in track.clips}:
+            asset_id = asset_objects.source_asset_id(store, str(source))
+            if asset_id is None:
+                continue
+            try:
+                await asset_objects.local_file(store, asset_id)
+            except StorageUnavailable as exc:
+                raise Retry(str(exc)) from None
+            except AssetNotFound:
+                raise Permanent(f"asset {asset_id} of the project is gone") from None
+
     @staticmethod
-    def _render(ctx: JobContext, request: BounceRequest, snapshot: Path, output: Path
+    def _render(ctx: JobContext, request: BounceRequest, session: Session, output: Path
                 ) -> BounceStats:
-        engine = Engine(read_snapshot(snapshot), sample_rate=request.sample_rate)
+        engine = Engine(session, sample_rate=request.sample_rate)
 
         def progress(done: int, total: int) -> None:
             ctx.check()  # a cancelled render stops here; the writer drops its partial file
@@ -293,18 +355,16 @@ async def create_bounce(request: Request) -> Bounce:
     bounce_request = BounceRequest(
         project_id=project_id, user=request.user, sample_rate=rate,
         bit_depth=options.bit_depth, format=options.format, tail=float(options.tail),
-        snapshot=f"{project_id}/{job_id}.snapshot",
-        output=f"{project_id}/{job_id}.{options.format}")
-    path = await bounce_directory(request.app, project_id) / bounce_request.snapshot
-    await asyncio.to_thread(_write_file, path, snapshot)
+        snapshot=f"{bounce_prefix(project_id)}/{job_id}.snapshot",
+        output=f"{bounce_prefix(project_id)}/{job_id}.{options.format}")
+    objects = await project_objects(request.app, project_id)
+    try:  # in the object store: any node may render it, after a restart too
+        await objects.put(f"{PREFIX}/{bounce_request.snapshot}", snapshot)
+    except StorageError as exc:
+        raise Unavailable(f"the bounce could not be queued: {exc}") from None
     record = await request.app[BACKGROUND].queue.enqueue(
         QUEUE, asdict(bounce_request), account_id=project_account(project_id), job_id=job_id)
     return _view(record)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
 
 
 async def list_bounces(request: Request) -> list[Bounce]:
@@ -327,12 +387,16 @@ async def bounce_audio(request: Request) -> web.StreamResponse:
     if job.status != DONE:
         raise Conflict(f"bounce {job.id} is {job.status}, not done; poll "
                        f"GET /projects/{job.project}/bounces/{job.id}")
-    path = await bounce_directory(request.app, job.project) / record.result["output"]
-    if not path.is_file():
-        raise NotFound(f"the file of bounce {job.id} is gone; ask for a new bounce")
-    return web.FileResponse(path, headers={
-        "Content-Type": FORMATS[job.format],
-        "Content-Disposition": f'attachment; filename="{job.project}-{job.id}.{job.format}"'})
+    objects = await project_objects(request.app, job.project)
+    try:  # S3: a redirect to a presigned URL; local disk: the file
+        return await object_response(request.app, objects,
+                                     f"{PREFIX}/{record.result['output']}",
+                                     filename=f"{job.project}-{job.id}.{job.format}",
+                                     content_type=FORMATS[job.format])
+    except ObjectNotFound:
+        raise NotFound(f"the file of bounce {job.id} is gone; ask for a new bounce") from None
+    except StorageUnavailable as exc:
+        raise Unavailable(str(exc)) from None
 
 
 async def cancel_bounce(request: Request) -> Bounce:
@@ -340,8 +404,9 @@ async def cancel_bounce(request: Request) -> Bounce:
     record = await _record(request)
     record = await request.app[BACKGROUND].queue.cancel(record.account_id, record.id)
     if record.state == CANCELLED:  # it will never run: nothing needs its snapshot
-        directory = await bounce_directory(request.app, record.payload["project_id"])
-        (directory / record.payload["snapshot"]).unlink(missing_ok=True)
+        objects = await project_objects(request.app, record.payload["project_id"])
+        with contextlib.suppress(StorageError):
+            await objects.delete(f"{PREFIX}/{record.payload['snapshot']}")
     return _view(record)
 
 

@@ -30,6 +30,7 @@ COMMANDS: list[str] = [
     "orgs:orgs",
     "keys:keys",
     "samples:samples",
+    "midi:midi",
 ]
 
 

@@ -25,8 +25,8 @@ class RegionConfig:
     storage:
         The directory of the region's files (relative to the data directory), where its
         projects' assets, bounces and its people's exports go; None:
-        ``DATA/regions/NAME``. An ``s3://BUCKET/PREFIX`` URL parses but a server refuses
-        it: object storage is not built yet.
+        ``DATA/regions/NAME``; or an ``s3://BUCKET/PREFIX`` URL: object storage
+        (docs/storage.md), reached with the server's ``storage_options``.
     """
 
     database_url: str
@@ -128,6 +128,12 @@ class ServerConfig:
         Data regions besides the default one (``database_url``): ``{"eu":
         RegionConfig("postgresql://.../eu")}``; an account's rows live in its
         region's database (docs/accounts.md, "Data regions").
+    storage_url:
+        Where the default region's assets, bounces and exports go: None (local disk under
+        ``data_dir``) or ``s3://BUCKET/PREFIX`` (the S3 API, docs/storage.md).
+    storage_options:
+        S3 endpoint, credentials, multipart, link lifetime and asset cache settings
+        (:class:`dawserver.storage.StorageSettings`; unset ones come from the environment).
     webhooks:
         Developer webhooks' delivery rules by name (``WebhookSettings``, docs/public-api.md):
         ``{"allow_loopback": true}`` lets them post to http:// loopback (development),
@@ -155,9 +161,14 @@ class ServerConfig:
     collab_token_seconds: float = 3600.0
     regions: dict[str, RegionConfig] = field(default_factory=dict)
     webhooks: dict[str, Any] = field(default_factory=dict)
+    storage_url: str | None = None
+    storage_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        if self.storage_url is not None and not self.storage_url.startswith("s3://"):
+            raise ValueError(f"storage {self.storage_url!r}: give s3://BUCKET/PREFIX, or "
+                             "leave it unset for local disk under the data directory")
         self.regions = {check_region_name(name): region if isinstance(region, RegionConfig)
                         else RegionConfig(**region) for name, region in self.regions.items()}
         if self.regions:
@@ -166,18 +177,26 @@ class ServerConfig:
             self._check_storage()
 
     def _check_storage(self) -> None:
-        """Refuse object storage (not built) and two regions sharing a directory."""
-        seen = {self.data_dir.resolve(): DEFAULT_REGION}
+        """Refuse two regions sharing a directory or an object storage location."""
+        seen: dict[Any, str] = {self.data_dir.resolve(): DEFAULT_REGION}
+        if self.storage_url:
+            seen[self.storage_url.rstrip("/")] = DEFAULT_REGION
         for name, region in self.regions.items():
-            if region.storage is not None and "://" in region.storage:
-                raise ValueError(f"region {name!r}: storage {region.storage!r} is object "
-                                 f"storage, which is not built yet; give a local directory "
-                                 f"(e.g. --region-storage {name}=/srv/{name})")
-            root = self.storage_of(name).resolve()
+            if region.storage is not None and region.storage.startswith("s3://"):
+                root: Any = region.storage.rstrip("/")
+            else:
+                root = self.storage_of(name).resolve()
             if root in seen:
                 raise ValueError(f"regions {seen[root]!r} and {name!r} keep their files in "
                                  f"the same directory ({root}); give each its own")
             seen[root] = name
+
+    def object_storage_of(self, region: str) -> str | None:
+        """``region``'s ``s3://`` location, or None when its files are on local disk."""
+        if region == DEFAULT_REGION:
+            return self.storage_url
+        storage = self.regions[region].storage
+        return storage if storage is not None and storage.startswith("s3://") else None
 
     def storage_of(self, region: str) -> Path:
         """The directory of ``region``'s files: the data directory for the default region,
@@ -185,7 +204,9 @@ class ServerConfig:
         if region == DEFAULT_REGION:
             return self.data_dir
         storage = self.regions[region].storage
-        return self.data_dir / (storage if storage is not None else f"regions/{region}")
+        if storage is None or storage.startswith("s3://"):  # local files: caches, temp
+            return self.data_dir / f"regions/{region}"
+        return self.data_dir / storage
 
     @property
     def base_url(self) -> str:

@@ -54,6 +54,9 @@ class PluginContext:
     background: Background = field(default_factory=Background)
     membership: Callable[[str, str], Awaitable[str | None]] | None = None
     asset_file: Callable[[str, str], Awaitable[str | None]] | None = None
+    #: ``await asset_link(account_id, asset_id, filename)``: a presigned download URL of an
+    #: account's asset when object storage holds it (set by the server).
+    asset_link: Callable[[str, str, str], Awaitable[str | None]] | None = None
     #: ``await owner_emails(account_id)``: the addresses of an account's owners (set by
     #: the server when accounts are on), for mail the platform sends them.
     owner_emails: Callable[[str], Awaitable[list[str]]] | None = None
@@ -81,6 +84,16 @@ class PluginContext:
         if self.asset_file is None:
             return None
         return await self.asset_file(account_id, asset_id)
+
+    async def asset_url(self, account_id: str, asset_id: str, filename: str = ""
+                        ) -> str | None:
+        """A presigned URL a client may GET ``account_id``'s asset from for a while
+        (``storage_options.presign_seconds``), when the assets are on object storage (S3):
+        redirect a download there instead of streaming the file. None: the assets are on
+        local disk (stream :meth:`asset_path`), or no such asset of that account."""
+        if self.asset_link is None:
+            return None
+        return await self.asset_link(account_id, asset_id, filename)
 
     def derive_key(self, purpose: str, length: int = 32) -> bytes:
         """A key for ``purpose`` derived (HKDF-SHA256) from the server's secret in the

@@ -12,7 +12,9 @@ from . import (
     api,
     assets,
     auth_routes,
+    automation_api,
     bounces,
+    midi_routes,
     oidc_routes,
     openapi,
     page,
@@ -29,6 +31,7 @@ from .public_api import routes as public_routes
 from .public_api.graphql import route as graphql_route
 from .public_api.webhooks import routes as webhook_routes
 from .public_api.webhooks import service as webhooks
+from .storage import service as storage_service
 
 PLUGIN_NAME = "core"
 
@@ -52,7 +55,8 @@ def routes(context: PluginContext) -> list[Route]:
             *auth_routes.ROUTES, *account_routes.ROUTES, *oidc_routes.ROUTES,
             *privacy_routes.ROUTES, *sso_routes.ROUTES, *public_routes.ROUTES,
             *openapi_v1.ROUTES, *sample_routes.ROUTES, *graphql_route.ROUTES,
-            *webhook_routes.ROUTES]
+            *webhook_routes.ROUTES, *storage_service.ROUTES,
+            *midi_routes.ROUTES, *automation_api.ROUTES]
 
 
 @hookimpl

@@ -38,9 +38,10 @@ from jobs import JobContext, QueueSettings
 
 from .keys import ACCOUNTS, BACKGROUND, PLUGIN_CONTEXT_KEY, ROOMS
 from .privacy_export import QUEUE as EXPORT_QUEUE
-from .privacy_export import archive_path, call_hook
+from .privacy_export import archive_path, call_hook, export_key
 from .project_deletion import delete_project
 from .sample_service import SAMPLES
+from .storage.service import account_objects
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,10 @@ async def delete_exports(app: web.Application, person_id: str) -> int:
         path = archive_path(app, person_id, record.id)
         if path.exists():
             path.unlink()
+            removed += 1
+        objects = account_objects(app, person_id)
+        if objects.redirects and await objects.exists(export_key(record.id)):
+            await objects.delete(export_key(record.id))
             removed += 1
     return removed
 

@@ -3,7 +3,8 @@
 :class:`ExportJob` serves the ``privacy.export`` queue of the one job queue. A
 job (queued by ``POST /me/export``, :mod:`dawserver.privacy_routes`) belongs to
 the person's account and writes ``<storage>/exports/<job id>.zip`` (``<storage>``:
-the data directory, or the storage of the person's data region):
+the data directory, or the storage of the person's data region; with object storage
+the archive is then put at ``exports/<job id>.zip`` there and the local copy removed):
 
 - ``README.txt``: what the archive is and how it is laid out;
 - ``manifest.json``: who, when, and every part with its size;
@@ -33,11 +34,13 @@ from accounts.export import account_parts
 from accounts.pseudonyms import Pseudonymiser
 from collab.errors import CollabError
 from collab.scrub import authored, stored_doc
-from jobs import JobContext, Permanent, QueueSettings
+from jobs import JobContext, Permanent, QueueSettings, Retry
 
 from .context import PluginContext
 from .keys import ACCOUNTS, PLUGIN_CONTEXT_KEY, ROOMS, STORE
 from .regions import account_storage
+from .storage import StorageError
+from .storage.service import account_objects
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,11 @@ def export_directory(app: web.Application, person_id: str) -> Path:
     """Where ``person_id``'s export archives are kept: ``exports`` in the storage of their
     data region (``<data_dir>/exports`` without regions)."""
     return account_storage(app, person_id) / "exports"
+
+
+def export_key(job_id: str) -> str:
+    """The object key of an export archive (in the person's region's object store)."""
+    return f"exports/{job_id}.zip"
 
 
 def archive_path(app: web.Application, person_id: str, job_id: str) -> Path:
@@ -162,6 +170,15 @@ class ExportJob:
                     "parts": []}
         path = archive_path(self.app, person_id, ctx.job.id)
         size = await ctx.run_in_thread(_write_archive, path, parts, manifest)
+        objects = account_objects(self.app, person_id)
+        if objects.redirects:  # object storage keeps it; a failure is retried
+            try:
+                await objects.put_file(export_key(ctx.job.id), path,
+                                       content_type="application/zip")
+            except StorageError as exc:
+                raise Retry(str(exc)) from None
+            finally:
+                path.unlink(missing_ok=True)
         return {"bytes": size, "parts": [p["file"] for p in manifest["parts"]]}
 
 

@@ -33,11 +33,24 @@ from .auth_routes import _session, actor_of, session_cookie
 from .errors import TooManyRequests
 from .keys import ACCOUNTS, BACKGROUND
 from .permissions import ACCOUNT_SELF
-from .plugin_api import PUBLIC, Conflict, Empty, Media, Model, NotFound, Reply, Request, Route
+from .plugin_api import (
+    PUBLIC,
+    Conflict,
+    Empty,
+    Media,
+    Model,
+    NotFound,
+    Reply,
+    Request,
+    Route,
+    Unavailable,
+)
 from .privacy_erase import QUEUE as ERASE_QUEUE
 from .privacy_erase import setup_privacy_erase
 from .privacy_export import QUEUE as EXPORT_QUEUE
-from .privacy_export import archive_path, setup_privacy_export
+from .privacy_export import archive_path, export_key, setup_privacy_export
+from .storage import ObjectNotFound, StorageUnavailable
+from .storage.service import account_objects, object_response
 
 ZIP = "application/zip"
 #: Exports a person may start in any 24 hours (one runs at a time).
@@ -138,12 +151,22 @@ async def download_export(request: Request) -> web.StreamResponse:
     if record.state != DONE:
         raise Conflict(f"export {record.id} is {STATES.get(record.state, record.state)}, not "
                        f"done; poll GET /me/export/{record.id}")
+    objects = account_objects(request.app, record.account_id)
+    name = f"maxbooster-export-{record.id}.zip"
+    if objects.redirects:  # a presigned URL of the object store
+        try:
+            return await object_response(request.app, objects, export_key(record.id),
+                                         filename=name, content_type=ZIP)
+        except ObjectNotFound:
+            raise NotFound(f"the archive of export {record.id} is gone; ask for a new "
+                           "export") from None
+        except StorageUnavailable as exc:
+            raise Unavailable(str(exc)) from None
     path = archive_path(request.app, record.account_id, record.id)
     if not path.is_file():
         raise NotFound(f"the archive of export {record.id} is gone; ask for a new export")
     return web.FileResponse(path, headers={
-        "Content-Type": ZIP,
-        "Content-Disposition": f'attachment; filename="maxbooster-export-{record.id}.zip"'})
+        "Content-Type": ZIP, "Content-Disposition": f'attachment; filename="{name}"'})
 
 
 async def delete_me(request: Request) -> Reply:

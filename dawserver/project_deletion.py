@@ -39,12 +39,14 @@ from aiohttp import web
 
 from jobs import QUEUED, RETRYING, RUNNING, UnknownJob
 
-from . import plugins
+from . import asset_objects, plugins
 from .assets import REGION_ASSETS
 from .authorization import project_account
+from .bounces import bounce_prefix
 from .keys import ACCOUNTS, BACKGROUND, CONFIG, ROOMS, STORE
 from .regions import account_region, project_region
 from .rtc import RTC
+from .storage.service import OBJECT_STORES
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ async def delete_project(app: web.Application, project_id: str, *, actor: str,
     deleted.jobs_cancelled = await _cancel_jobs(app, project_id)
     deleted.files = await asyncio.to_thread(_delete_files, assets.forget_project, bounces,
                                             project_id)
+    deleted.files += await _delete_objects(app, region, project_id)
     # 6. plug-ins; 7. the security log, then ownership and roles
     deleted.plugins = await plugins.emit_project_deleted(app, owner, project_id)
     if accounts is not None:
@@ -145,6 +148,19 @@ async def _cancel_jobs(app: web.Application, project_id: str) -> int:
             continue
         cancelled += 1
     return cancelled
+
+
+async def _delete_objects(app: web.Application, region: str, project_id: str) -> int:
+    """Delete the project's objects in its region's object store (S3): bounces, and the
+    assets no other project uses; how many."""
+    assets, objects = app[REGION_ASSETS][region], app[OBJECT_STORES][region]
+    if not objects.redirects:  # local disk: _delete_files did it
+        return 0
+    count = await asset_objects.forget_project(assets, project_id)
+    for key in await objects.keys(f"bounces/{bounce_prefix(project_id)}/"):
+        await objects.delete(key)
+        count += 1
+    return count
 
 
 def _delete_files(forget_assets: Callable[[str], list[Path]], bounces: Path | None,

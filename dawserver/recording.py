@@ -30,6 +30,7 @@ from collab.errors import CollabError
 from collab.schema import ProjectDocument
 from collab.takes import place_take
 
+from . import asset_objects
 from .asset_store import AssetError, AssetStore
 from .live_mix import LiveMix
 
@@ -155,6 +156,8 @@ class TakeRecorder:
                 None, lambda: self.assets.ingest_file(
                     take.path, project_id=self.room.project_id,
                     name=f"take-{self.user or 'guest'}.wav"))
+            if self.assets.objects is not None:  # the object store holds every asset
+                await asset_objects.publish(self.assets, asset, self.room.project_id)
             rate = self.mix.playhead.session_rate
             length = max(1, int(round(take.frames * rate / self.mix.sample_rate)))
             added: list[str] = []

@@ -39,6 +39,7 @@ from samples.errors import BadQuery, SampleNotFound
 from samples.records import Sample
 from samples.search import SampleQuery
 
+from . import asset_objects
 from .asset_store import AssetError
 from .assets import assets_of
 from .authorization import project_account
@@ -53,9 +54,11 @@ from .plugin_api import (
     Reply,
     Request,
     Route,
+    Unavailable,
     UnsupportedMediaType,
 )
 from .sample_service import QUEUE, SAMPLES
+from .storage import StorageError
 
 MAX_UPLOAD_BYTES = 64 << 20
 UPLOAD_TYPES = ("audio/wav", "audio/flac", "audio/aiff", "audio/ogg", "application/octet-stream")
@@ -322,8 +325,12 @@ async def add_to_project(request: Request) -> AddedClip:
         try:
             asset = await asyncio.to_thread(store.ingest_file, path, project_id=project_id,
                                             name=f"{stem}.wav")
+            if store.objects is not None:  # object storage holds every asset
+                await asset_objects.publish(store, asset, project_id)
         except AssetError as exc:
             raise BadRequest(str(exc)) from None
+        except StorageError as exc:
+            raise Unavailable(f"the sample could not be stored: {exc}") from None
     try:
         async with request.app[ROOMS].use(project_id) as room:
             ids: dict[str, str] = {}

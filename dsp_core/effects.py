@@ -7,10 +7,14 @@ Each effect kind has an ordered list of parameters; their values become the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .convolution_layout import MAX_PRE_MS as CONV_MAX_PRE_MS
+from .convolution_layout import ConvolutionIR, load_ir
+from .eq_layout import EQ_BANDS, EQ_ROW
 from .errors import ProjectError
 from .reverb_layout import MAX_PRE_MS, reverb_layout
 
@@ -22,8 +26,16 @@ FADER_SLOTS = 8
 FADER_TARGET, FADER_END, FADER_START = 0, 2, 4
 
 KIND_CODES = {"gain": 1, "biquad": 2, "compressor": 3, "delay": 4, "limiter": 5, "reverb": 6,
-              "chorus": 7, "flanger": 8, "gate": 9, "saturation": 10, "phaser": 11}
+              "chorus": 7, "flanger": 8, "gate": 9, "saturation": 10, "phaser": 11, "eq": 12,
+              "deesser": 13, "convolution": 14}
 BIQUAD_SHAPES = {"lowpass": 0, "highpass": 1, "peaking": 2, "lowshelf": 3, "highshelf": 4}
+DEESSER_MODES = {"split": 0, "wideband": 1}
+#: Parameters that may be given by name: (kind, parameter) -> {name: value}.
+CHOICES: dict[tuple[str, str], dict[str, int]] = {
+    ("biquad", "shape"): BIQUAD_SHAPES, ("deesser", "mode"): DEESSER_MODES}
+#: Parameters that are text, not numbers (no slot): the convolution's impulse response,
+#: an audio source resolved like a clip's ``source``.
+TEXT_PARAMS: dict[str, tuple[str, ...]] = {"convolution": ("ir",)}
 MAX_DELAY_MS = 2000.0
 MAX_MODULATION_MS = 50.0  # chorus and flanger lines: delay_ms + depth_ms stays below
 
@@ -36,6 +48,16 @@ class Param:
     default: float
     low: float
     high: float
+
+
+def _eq_params() -> tuple[Param, ...]:
+    """Four parameters per band of the 7-band EQ, band by band (memory row order)."""
+    params = []
+    for name, freq, q in EQ_BANDS:
+        params += [Param(f"{name}_freq", freq, 20.0, 20000.0),
+                   Param(f"{name}_gain_db", 0.0, -24.0, 24.0),
+                   Param(f"{name}_q", q, 0.1, 24.0), Param(f"{name}_on", 1.0, 0.0, 1.0)]
+    return tuple(params)
 
 
 PARAMS: dict[str, tuple[Param, ...]] = {
@@ -100,6 +122,21 @@ PARAMS: dict[str, tuple[Param, ...]] = {
         Param("feedback", 0.3, -0.9, 0.9),
         Param("mix", 0.5, 0.0, 1.0),
     ),
+    "eq": _eq_params(),
+    "deesser": (
+        Param("threshold_db", -30.0, -80.0, 0.0),
+        Param("ratio", 4.0, 1.0, 20.0),
+        Param("attack_ms", 0.5, 0.01, 100.0),
+        Param("release_ms", 60.0, 1.0, 2000.0),
+        Param("low_hz", 4000.0, 1000.0, 16000.0),
+        Param("high_hz", 10000.0, 2000.0, 20000.0),
+        Param("mode", 0.0, 0.0, 1.0),
+    ),
+    "convolution": (
+        Param("mix", 0.3, 0.0, 1.0),
+        Param("pre_delay_ms", 0.0, 0.0, CONV_MAX_PRE_MS),
+        Param("wet_db", 0.0, -60.0, 12.0),
+    ),
 }
 
 
@@ -108,7 +145,9 @@ class EffectSpec:
     """An insert effect: its kind, parameters by name, and whether it runs.
 
     For ``biquad`` the ``shape`` parameter may be given as a name
-    (``"lowshelf"``, ``"peaking"``, ...).
+    (``"lowshelf"``, ``"peaking"``, ...), as may the de-esser's ``mode``
+    (``"split"``, ``"wideband"``). A ``convolution``'s ``ir`` names its
+    impulse-response audio (a path or asset, resolved like a clip's ``source``).
     """
 
     kind: str
@@ -122,7 +161,7 @@ class EffectSpec:
             raise ProjectError(
                 f"unknown effect kind {self.kind!r}; known kinds: {', '.join(PARAMS)}"
             )
-        known = {p.name for p in PARAMS[self.kind]}
+        known = {p.name for p in PARAMS[self.kind]} | set(TEXT_PARAMS.get(self.kind, ()))
         for name in self.params:
             if name not in known:
                 raise ProjectError(
@@ -135,19 +174,35 @@ class EffectSpec:
         result = []
         for param in PARAMS[self.kind]:
             raw = self.params.get(param.name, param.default)
-            if param.name == "shape" and isinstance(raw, str):
-                if raw not in BIQUAD_SHAPES:
-                    raise ProjectError(
-                        f"biquad shape {raw!r} unknown; use one of {', '.join(BIQUAD_SHAPES)}"
-                    )
-                raw = BIQUAD_SHAPES[raw]
-            value = float(raw)
+            choices = CHOICES.get((self.kind, param.name))
+            if choices is not None and isinstance(raw, str):
+                if raw not in choices:
+                    raise ProjectError(f"{self.kind} {param.name} {raw!r} unknown; "
+                                       f"use one of {', '.join(choices)}")
+                raw = choices[raw]
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                raise ProjectError(
+                    f"{self.kind}.{param.name} = {raw!r} is not a number") from None
             if math.isnan(value) or not (param.low <= value <= param.high):
                 raise ProjectError(
                     f"{self.kind}.{param.name} = {raw!r} is outside [{param.low}, {param.high}]"
                 )
             result.append(value)
+        self._check_together(result)
         return result
+
+    def _check_together(self, values: list[float]) -> None:
+        """Checks that involve more than one parameter."""
+        if self.kind == "deesser" and values[4] >= values[5]:
+            raise ProjectError(f"deesser: low_hz {values[4]:g} must be below high_hz "
+                               f"{values[5]:g}; the band runs from low_hz to high_hz")
+        if self.kind == "convolution":
+            ir = self.params.get("ir")
+            if not isinstance(ir, str) or not ir:
+                raise ProjectError("convolution: 'ir' must name the impulse-response audio "
+                                   f"(a file or asset, like a clip's source), got {ir!r}")
 
 
 def memory_length(kind: str, sample_rate: float) -> int:
@@ -158,21 +213,40 @@ def memory_length(kind: str, sample_rate: float) -> int:
         return int(math.ceil(MAX_MODULATION_MS * 1e-3 * sample_rate)) + 4
     if kind == "reverb":
         return reverb_layout(sample_rate).total
+    if kind == "eq":
+        return EQ_ROW
     return 0
 
 
-class EffectState:
-    """The numpy-owned state of one effect instance, shared by both backends."""
+SourceLoad = Callable[[str, int], np.ndarray]
 
-    def __init__(self, spec: EffectSpec, channels: int, sample_rate: float) -> None:
+
+class EffectState:
+    """The numpy-owned state of one effect instance, shared by both backends.
+
+    ``load(source, sample_rate) -> (channels, frames)`` reads a convolution's impulse
+    response (the engine passes its clip loader). ``latency_frames`` is how late the
+    effect's output is (its wet and dry paths alike): the convolution's partition,
+    0 for every other kind.
+    """
+
+    def __init__(self, spec: EffectSpec, channels: int, sample_rate: float,
+                 load: SourceLoad | None = None) -> None:
         spec.validate()
         self.kind = KIND_CODES[spec.kind]
         self.spec = spec
         self.enabled = spec.enabled
         self.channels = channels
+        self.latency_frames = 0
+        self.ir: ConvolutionIR | None = None
         self.slots = np.zeros(FX_SLOTS, dtype=np.float32)
-        self.memory = np.zeros((channels, memory_length(spec.kind, sample_rate)),
-                               dtype=np.float32)
+        if spec.kind == "convolution":
+            self.ir = load_ir(str(spec.params["ir"]), channels, int(sample_rate), load)
+            self.memory = self.ir.new_memory()
+            self.latency_frames = self.ir.layout.partition
+        else:
+            self.memory = np.zeros((channels, memory_length(spec.kind, sample_rate)),
+                                   dtype=np.float32)
         self.set_params(spec.params)
 
     def set_params(self, params: dict[str, float | str], replace: bool = False) -> None:
@@ -184,15 +258,26 @@ class EffectState:
         merged = dict(params) if replace else {**self.spec.params, **params}
         spec = EffectSpec(self.spec.kind, merged, self.enabled, self.spec.id)
         values = spec.values()
+        if self.ir is not None and spec.params["ir"] != self.spec.params["ir"]:
+            raise ProjectError("convolution: a new 'ir' needs a new effect state "
+                               "(the engine rebuilds the chain when the ir changes)")
         self.spec = spec
-        self.slots[SLOT_TARGET : SLOT_TARGET + len(values)] = values
+        if spec.kind == "eq":  # 28 targets: they live in memory row 0 (eq_layout.py)
+            self.memory[0, :len(values)] = values
+        else:
+            self.slots[SLOT_TARGET : SLOT_TARGET + len(values)] = values
 
     def reset(self) -> None:
         """Forget filter memory and smoothing so the next block starts fresh."""
         targets = self.slots[SLOT_TARGET : SLOT_TARGET + 8].copy()
         self.slots[:] = 0.0
         self.slots[SLOT_TARGET : SLOT_TARGET + 8] = targets
+        if self.ir is not None:
+            self.memory[:] = self.ir.new_memory()
+            return
         self.memory[:] = 0.0
+        if self.spec.kind == "eq":
+            self.set_params(self.spec.params)
 
 
 def three_band_eq(low_db: float, mid_db: float, high_db: float) -> list[EffectSpec]:

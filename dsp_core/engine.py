@@ -33,6 +33,8 @@ from .graph import (
     set_fader_target,
     track_gains,
 )
+from .instrument_edit import carry_voices
+from .instrument_graph import instrument_structure, same_sound
 from .session import Bus, Session, Track, db_to_linear
 
 log = logging.getLogger(__name__)
@@ -54,11 +56,12 @@ def _track_structure(track: Track) -> tuple:
     )
     return track.channels, clips, _chain_structure(track.effects), tuple(
         (s.bus, s.pre_fader) for s in track.sends
-    )
+    ), instrument_structure(track)
 
 
 def _chain_structure(effects) -> tuple:
-    return tuple((e.kind, e.enabled, e.id) for e in effects)
+    # a convolution's impulse response is structure: a new one builds a new state
+    return tuple((e.kind, e.enabled, e.id, e.params.get("ir")) for e in effects)
 
 
 @dataclass
@@ -180,6 +183,9 @@ class Engine:
                                     self._load, any_solo)
                 if entry is not None and entry.structure[2] == structure[2]:
                     state.effects = entry.state.effects  # keep filter memory: no click
+                if entry is not None:  # MIDI: sounding notes play on through the edit
+                    carry_voices(entry.state.instrument, state.instrument,
+                                 same_sound(entry.structure[4], structure[4]))
                 entry = _Entry(structure, state)
                 rebuilt = True
             rebuilt |= self._update_track(entry.state, track, any_solo)

@@ -16,6 +16,7 @@ import numpy as np
 
 from .effects import FADER_END, FADER_SLOTS, FADER_START, FADER_TARGET, EffectState
 from .errors import ProjectError
+from .instrument_graph import InstrumentState, build_instrument
 from .session import AutomationLane, Bus, Session, Track, db_to_linear
 
 SourceLoader = Callable[[str, int], np.ndarray]
@@ -76,6 +77,7 @@ class TrackState:
     sends: list[SendState]
     buffer: np.ndarray  # (channels, max_block)
     automation: AutomationState | None = None
+    instrument: InstrumentState | None = None  # MIDI tracks
 
 
 @dataclass
@@ -253,18 +255,20 @@ def build_track(
     return TrackState(
         channels=track.channels,
         clips=clips,
-        effects=[EffectState(spec, track.channels, sample_rate) for spec in track.effects],
+        effects=[EffectState(spec, track.channels, sample_rate, load) for spec in track.effects],
         fader=new_fader(*track_gains(track, any_solo)),
         sends=sends,
         buffer=np.zeros((track.channels, max_block), dtype=np.float32),
         automation=build_automation(track, ratio, max_block, any_solo),
+        instrument=build_instrument(track, ratio, sample_rate, max_block, load),
     )
 
 
-def build_bus(bus: Bus, sample_rate: int, max_block: int) -> BusState:
-    """Build an aux or master bus."""
+def build_bus(bus: Bus, sample_rate: int, max_block: int,
+              load: SourceLoader | None = None) -> BusState:
+    """Build an aux or master bus (``load`` reads a convolution's impulse response)."""
     return BusState(
-        effects=[EffectState(spec, 2, sample_rate) for spec in bus.effects],
+        effects=[EffectState(spec, 2, sample_rate, load) for spec in bus.effects],
         fader=new_fader(*balance_gains(db_to_linear(bus.gain_db), bus.pan)),
         buffer=np.zeros((2, max_block), dtype=np.float32),
     )
@@ -291,8 +295,8 @@ def build_graph(
             build_track(t, session, sample_rate, max_block, load, any_solo)
             for t in session.tracks
         ],
-        buses=[build_bus(b, sample_rate, max_block) for b in session.buses],
-        master=build_bus(session.master, sample_rate, max_block),
+        buses=[build_bus(b, sample_rate, max_block, load) for b in session.buses],
+        master=build_bus(session.master, sample_rate, max_block, load),
         scratch=np.zeros(3 * max_block, dtype=np.float32),
         lane_scratch=np.zeros(2 * LANES * max_block, dtype=np.float32),
         threads=threads,

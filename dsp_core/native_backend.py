@@ -16,6 +16,7 @@ from .arrays import checked_float32
 from .effects import TICK, EffectState
 from .errors import BackendUnavailable, NativeError
 from .graph import AutomationState, BusState, Graph, LaneState, TrackState
+from .instrument_graph import InstrumentState
 
 try:
     from native._engine import ffi, lib
@@ -71,6 +72,27 @@ def exp2(x: np.ndarray) -> np.ndarray:
     """Elementwise ``daw_exp2`` (for tests of the approximation)."""
     x = np.asarray(x, dtype=np.float32)
     return np.array([lib.daw_exp2(float(v)) for v in x.ravel()], dtype=np.float32).reshape(x.shape)
+
+
+def rfft(x: np.ndarray) -> np.ndarray:
+    """``daw_rfft``: numpy's ``rfft`` of a power-of-two length (4..4096), as complex64."""
+    x = checked_float32(x, "x", (None,))
+    n = x.shape[0]
+    re, im = np.empty(n // 2 + 1, np.float32), np.empty(n // 2 + 1, np.float32)
+    work = np.empty(n, np.float32)
+    check_status("daw_rfft", lib.daw_rfft(_ptr(x), _ptr(re), _ptr(im), _ptr(work), n))
+    return re + 1j * im.astype(np.complex64)
+
+
+def irfft(spectrum: np.ndarray, n: int) -> np.ndarray:
+    """``daw_irfft``: numpy's ``irfft`` of ``n // 2 + 1`` bins to ``n`` frames, float32."""
+    re = np.ascontiguousarray(np.real(spectrum), dtype=np.float32)
+    im = np.ascontiguousarray(np.imag(spectrum), dtype=np.float32)
+    if re.shape != (n // 2 + 1,):
+        raise NativeError("daw_irfft", lib.DAW_ERR_FRAMES, f"needs {n // 2 + 1} bins")
+    x, work = np.empty(n, np.float32), np.empty(n, np.float32)
+    check_status("daw_irfft", lib.daw_irfft(_ptr(re), _ptr(im), _ptr(x), _ptr(work), n))
+    return x
 
 
 class _Builder:
@@ -140,6 +162,25 @@ class _Builder:
         out.gains = self.floats(a.gains)
         return out
 
+    def instrument(self, inst: InstrumentState) -> Any:
+        out = self.hold(ffi.new("daw_instrument *"))
+        out.kind = inst.kind
+        out.n_voices = inst.voices.shape[0]
+        out.n_events = inst.events.shape[0]
+        out.events = ffi.cast("const daw_midi_event *", self.hold(inst.events).ctypes.data)
+        zones = self.hold(ffi.new("daw_zone[]", max(len(inst.zones), 1)))
+        for i, zone in enumerate(inst.zones):
+            zones[i].data = self.floats(zone.data)
+            zones[i].length = zone.data.shape[0]
+            zones[i].root, zones[i].key_lo, zones[i].key_hi = zone.root, zone.key_lo, zone.key_hi
+            zones[i].vel_lo, zones[i].vel_hi = zone.vel_lo, zone.vel_hi
+        out.n_zones, out.zones = len(inst.zones), zones
+        out.params = ffi.cast("const double *", self.hold(inst.params).ctypes.data)
+        out.voices = ffi.cast("double *", self.hold(inst.voices).ctypes.data)
+        out.state = ffi.cast("double *", self.hold(inst.state).ctypes.data)
+        out.scratch = self.floats(inst.scratch)
+        return out
+
 
 class NativeGraph:
     """A C ``daw_graph`` view of a :class:`Graph`; rebuild it after structural edits.
@@ -164,6 +205,12 @@ class NativeGraph:
                 if tr.automation is not None:
                     automation[i] = b.automation(tr.automation)
             g.automation = automation
+        if any(tr.instrument is not None for tr in graph.tracks):
+            instruments = b.hold(ffi.new("daw_instrument *[]", len(graph.tracks)))
+            for i, tr in enumerate(graph.tracks):
+                if tr.instrument is not None:
+                    instruments[i] = b.instrument(tr.instrument)
+            g.instruments = instruments
         # where each track's plain blocks are, found by the engine (zeroed: none yet)
         g.plain = b.hold(ffi.new("daw_plain[]", max(len(graph.tracks), 1)))
         buses = b.hold(ffi.new("daw_bus[]", max(len(graph.buses), 1)))
@@ -236,3 +283,15 @@ def effect_process(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, fra
         frames, float(sample_rate), phase % TICK, _ptr(scratch),
     )
     check_status("daw_effect_process", code)
+
+
+def instrument_render(inst: InstrumentState, sample_rate: float, start: int, frames: int,
+                      out: np.ndarray) -> None:
+    """Render one instrument alone with ``daw_instrument_render`` (same contract as the twin)."""
+    out = checked_float32(out, "out", (None,), writable=True)
+    if frames > out.shape[0]:
+        raise NativeError("daw_instrument_render", lib.DAW_ERR_FRAMES, "frames beyond the buffer")
+    b = _Builder()
+    code = lib.daw_instrument_render(b.instrument(inst), float(sample_rate), start, frames,
+                                     _ptr(out))
+    check_status("daw_instrument_render", code)

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from .audio_io import audio_info, load_source, resampled_length
-from .effects import BIQUAD_SHAPES, PARAMS, EffectSpec
+from .effects import CHOICES, PARAMS, TEXT_PARAMS, EffectSpec
 from .errors import AudioFileError, ProjectError
+from .midi import clip_from_dict, clip_to_dict, instrument_from_dict, instrument_to_dict
 from .session import (
     AUTOMATION_PARAMS,
     AutomationLane,
@@ -168,10 +169,22 @@ def session_to_dict(session: Session, base_dir: PathLike | None = None) -> dict[
                     ]}
                     for param, lane in t.automation.items()
                 },
+                **_midi_to_dict(t, source),
             }
             for t in session.tracks
         ],
     }
+
+
+def _midi_to_dict(track: Track, source: Callable[[str], str]) -> dict[str, Any]:
+    """A MIDI track's ``instrument`` and ``midi_clips`` (absent on audio tracks, so a
+    project without MIDI reads the same in builds from before MIDI)."""
+    out: dict[str, Any] = {}
+    if track.instrument is not None:
+        out["instrument"] = instrument_to_dict(track.instrument, source)
+    if track.midi_clips:
+        out["midi_clips"] = [clip_to_dict(c) for c in track.midi_clips]
+    return out
 
 
 def _bus_to_dict(bus: Bus) -> dict[str, Any]:
@@ -208,8 +221,8 @@ def session_from_dict(data: object, base_dir: PathLike | None = None) -> Session
     session = Session(
         sample_rate=_integer(root["sample_rate"], "sample_rate", 1),
         name=_string(root.get("name", "Untitled"), "name"),
-        master=_bus(root.get("master", {"id": "master", "name": "Master"}), "master"),
-        buses=[_bus(b, p) for b, p in _items(root.get("buses", []), "buses")],
+        master=_bus(root.get("master", {"id": "master", "name": "Master"}), "master", base_dir),
+        buses=[_bus(b, p, base_dir) for b, p in _items(root.get("buses", []), "buses")],
         tracks=[_track(t, p, base_dir, version)
                 for t, p in _items(root.get("tracks", []), "tracks")],
     )
@@ -219,7 +232,7 @@ def session_from_dict(data: object, base_dir: PathLike | None = None) -> Session
 
 def _track(value: object, path: str, base_dir: PathLike | None, version: int = 2) -> Track:
     optional = ("name", "channels", "gain_db", "pan", "mute", "solo", "effects", "sends",
-                "clips") + (("automation",) if version >= 2 else ())
+                "clips", "instrument", "midi_clips") + (("automation",) if version >= 2 else ())
     f = _fields(value, path, ("id",), optional)
     channels = _integer(f.get("channels", 1), f"{path}.channels", 1)
     if channels not in (1, 2):
@@ -232,11 +245,22 @@ def _track(value: object, path: str, base_dir: PathLike | None, version: int = 2
         pan=_pan(f.get("pan", 0.0), f"{path}.pan"),
         mute=_boolean(f.get("mute", False), f"{path}.mute"),
         solo=_boolean(f.get("solo", False), f"{path}.solo"),
-        effects=[_effect(e, p) for e, p in _items(f.get("effects", []), f"{path}.effects")],
+        effects=[_effect(e, p, base_dir)
+                 for e, p in _items(f.get("effects", []), f"{path}.effects")],
         sends=[_send(s, p) for s, p in _items(f.get("sends", []), f"{path}.sends")],
         clips=[_clip(c, p, base_dir) for c, p in _items(f.get("clips", []), f"{path}.clips")],
         automation=_automation(f.get("automation", {}), f"{path}.automation"),
+        instrument=(None if f.get("instrument") is None else instrument_from_dict(
+            f["instrument"], f"{path}.instrument", lambda src: _resolve(src, base_dir))),
+        midi_clips=[clip_from_dict(c, p)
+                    for c, p in _items(f.get("midi_clips", []), f"{path}.midi_clips")],
     )
+
+
+def _resolve(source: str, base_dir: PathLike | None) -> str:
+    if base_dir is None:
+        return source
+    return os.path.normpath(os.path.join(os.path.abspath(base_dir), source))
 
 
 def _automation(value: object, path: str) -> dict[str, AutomationLane]:
@@ -289,38 +313,57 @@ def _send(value: object, path: str) -> Send:
                 pre_fader=_boolean(f.get("pre_fader", False), f"{path}.pre_fader"))
 
 
-def _bus(value: object, path: str) -> Bus:
+def _bus(value: object, path: str, base_dir: PathLike | None = None) -> Bus:
     f = _fields(value, path, ("id",), ("name", "effects", "gain_db", "pan"))
     return Bus(
         id=_string(f["id"], f"{path}.id", nonempty=True),
         name=_string(f.get("name", ""), f"{path}.name"),
-        effects=[_effect(e, p) for e, p in _items(f.get("effects", []), f"{path}.effects")],
+        effects=[_effect(e, p, base_dir)
+                 for e, p in _items(f.get("effects", []), f"{path}.effects")],
         gain_db=_gain(f.get("gain_db", 0.0), f"{path}.gain_db"),
         pan=_pan(f.get("pan", 0.0), f"{path}.pan"),
     )
 
 
-def _effect(value: object, path: str) -> EffectSpec:
+def _effect(value: object, path: str, base_dir: PathLike | None = None) -> EffectSpec:
     f = _fields(value, path, ("kind",), ("id", "enabled", "params"))
     kind = _string(f["kind"], f"{path}.kind")
     if kind not in PARAMS:
         raise ProjectError(f"{path}.kind: unknown effect kind {kind!r}; "
                            f"known kinds: {', '.join(PARAMS)}")
     ranges = {p.name: p for p in PARAMS[kind]}
-    params = _fields(f.get("params", {}), f"{path}.params", (), tuple(ranges))
+    texts = TEXT_PARAMS.get(kind, ())
+    params = _fields(f.get("params", {}), f"{path}.params", (), (*ranges, *texts))
     for name, raw in params.items():
         where = f"{path}.params.{name}"
-        if name == "shape" and isinstance(raw, str):
-            if raw not in BIQUAD_SHAPES:
-                raise ProjectError(f"{where}: unknown shape {raw!r}; "
-                                   f"use one of {', '.join(BIQUAD_SHAPES)}")
+        if name in texts:
+            params[name] = _source(raw, where, base_dir)
+            continue
+        choices = CHOICES.get((kind, name))
+        if choices is not None and isinstance(raw, str):
+            if raw not in choices:
+                raise ProjectError(f"{where}: unknown {name} {raw!r}; "
+                                   f"use one of {', '.join(choices)}")
             continue
         value_ = _number(raw, where)
         low, high = ranges[name].low, ranges[name].high
         if not low <= value_ <= high:
             raise ProjectError(f"{where}: must be in [{low:g}, {high:g}], got {_show(raw)}")
-    return EffectSpec(kind=kind, params=params, id=_string(f.get("id", ""), f"{path}.id"),
+    spec = EffectSpec(kind=kind, params=params, id=_string(f.get("id", ""), f"{path}.id"),
                       enabled=_boolean(f.get("enabled", True), f"{path}.enabled"))
+    try:
+        spec.validate()
+    except ProjectError as exc:
+        raise ProjectError(f"{path}: {exc}") from None
+    return spec
+
+
+def _source(raw: object, where: str, base_dir: PathLike | None) -> str:
+    """An audio source path, relative ones resolved against ``base_dir`` like clips'."""
+    source = _string(raw, where, nonempty=True)
+    if base_dir is not None:
+        source = os.path.normpath(os.path.join(os.path.abspath(base_dir), source))
+    return source
 
 
 def _fields(value: object, path: str, required: tuple[str, ...],
@@ -458,3 +501,19 @@ def check_sources(session: Session, decode: bool = True,
                     f"{clip.offset + clip.length} frames runs past the end of {clip.source} "
                     f"({available} frames at the session rate {rate} Hz)"
                 )
+    _check_zones(session, decode)
+
+
+def _check_zones(session: Session, decode: bool) -> None:
+    """Every sampler zone's file exists and is usable audio (naming the zone)."""
+    for i, track in enumerate(session.tracks):
+        zones = track.instrument.zones if track.instrument is not None else []
+        for j, zone in enumerate(zones):
+            try:
+                if decode:
+                    load_source(zone.source, session.sample_rate)
+                else:
+                    audio_info(zone.source)
+            except AudioFileError as exc:
+                raise AudioFileError(f"tracks[{i}].instrument.zones[{j}] (track {track.id!r}, "
+                                     f"zone {zone.id or zone.source!r}): {exc}") from exc

@@ -29,6 +29,9 @@ from .effects import (
 )
 from .graph import BusState, ClipState, Graph, TrackState
 from .reference_automation import automation_gains
+from .reference_convolution import conv_coefficients, conv_run
+from .reference_eq import deesser_coefficients, deesser_run, eq_run, eq_settled, eq_tick
+from .reference_instruments import instrument_render
 from .reference_modulation import (
     modulation_coefficients,
     modulation_run,
@@ -57,6 +60,7 @@ GAIN, BIQUAD, COMPRESSOR, DELAY, LIMITER = (KIND_CODES[k] for k in
                                             ("gain", "biquad", "compressor", "delay", "limiter"))
 REVERB, CHORUS, FLANGER, GATE, SATURATION, PHASER = (
     KIND_CODES[k] for k in ("reverb", "chorus", "flanger", "gate", "saturation", "phaser"))
+EQ, DEESSER, CONVOLUTION = (KIND_CODES[k] for k in ("eq", "deesser", "convolution"))
 
 
 # ------------------------------------------------------------------ math
@@ -83,6 +87,16 @@ def exp2(x: np.ndarray) -> np.ndarray:
         p = p * f + c
     bits = p.view(np.int32) + (fl.astype(np.int32) << 23)
     return bits.view(F32)
+
+
+def rfft(x: np.ndarray) -> np.ndarray:
+    """Twin of ``daw_rfft``: numpy's real FFT (float64 inside), as complex64."""
+    return np.fft.rfft(np.asarray(x, dtype=np.float64)).astype(np.complex64)
+
+
+def irfft(spectrum: np.ndarray, n: int) -> np.ndarray:
+    """Twin of ``daw_irfft``: numpy's inverse real FFT, as float32."""
+    return np.fft.irfft(np.asarray(spectrum, dtype=np.complex128), n).astype(F32)
 
 
 def smooth_toward(value: float, target: float, alpha: float, eps: float) -> float:
@@ -155,10 +169,18 @@ def fader_apply(fader: np.ndarray, src_l: np.ndarray, src_r: np.ndarray, dst_l: 
 
 def biquad_coefficients(slots: np.ndarray, sr: float) -> None:
     """RBJ cookbook coefficients (float64 maths, float32 result) into the COEF slots."""
-    shape = int(slots[SLOT_TARGET])
-    freq = min(max(float(slots[SLOT_VALUE + 1]), 1.0), 0.49 * sr)
-    q = max(float(slots[SLOT_VALUE + 2]), 1e-3)
-    a = 10.0 ** (float(slots[SLOT_VALUE + 3]) / 40.0)
+    q = float(slots[SLOT_VALUE + 2]) if slots[SLOT_VALUE + 2] > F32(1e-3) else 1e-3
+    slots[SLOT_COEF:SLOT_COEF + 5] = biquad_design(
+        int(slots[SLOT_TARGET]), float(slots[SLOT_VALUE + 1]), q,
+        float(slots[SLOT_VALUE + 3]), sr)
+
+
+def biquad_design(shape: int, freq: float, q: float, gain_db: float,
+                  sr: float) -> tuple[float, ...]:
+    """Twin of the C ``biquad_design``: b0, b1, b2, a1, a2 (normalised by a0)."""
+    q = max(q, 1e-3)
+    freq = min(max(freq, 1.0), 0.49 * sr)
+    a = 10.0 ** (gain_db / 40.0)
     w0 = 2.0 * math.pi * freq / sr
     cw, sw = math.cos(w0), math.sin(w0)
     alpha = sw / (2.0 * q)
@@ -184,7 +206,7 @@ def biquad_coefficients(slots: np.ndarray, sr: float) -> None:
         den = ((a + 1) - (a - 1) * cw + k, 2 * ((a - 1) - (a + 1) * cw),
                (a + 1) - (a - 1) * cw - k)
     a0 = den[0]
-    slots[SLOT_COEF:SLOT_COEF + 5] = (b[0] / a0, b[1] / a0, b[2] / a0, den[1] / a0, den[2] / a0)
+    return (b[0] / a0, b[1] / a0, b[2] / a0, den[1] / a0, den[2] / a0)
 
 
 def biquad_run(coef: np.ndarray, mem: np.ndarray, x: np.ndarray) -> None:
@@ -331,6 +353,12 @@ def effect_tick(fx: EffectState, sr: float, alpha: float) -> None:
         saturation_coefficients(s)
     elif fx.kind == PHASER and changed:
         phaser_coefficients(s, sr)
+    elif fx.kind == EQ:
+        eq_tick(fx, sr, alpha, first, biquad_design, smooth_toward, param_eps)
+    elif fx.kind == DEESSER and changed:
+        deesser_coefficients(s, sr)
+    elif fx.kind == CONVOLUTION and changed:
+        conv_coefficients(s, sr)
 
 
 def effect_settled(fx: EffectState) -> bool:
@@ -340,7 +368,9 @@ def effect_settled(fx: EffectState) -> bool:
         return False
     if not np.array_equal(s[SLOT_VALUE:SLOT_VALUE + 8], s[SLOT_TARGET:SLOT_TARGET + 8]):
         return False
-    return not (fx.kind == GAIN and s[SLOT_COEF] != s[SLOT_COEF + 1])
+    if fx.kind == GAIN and s[SLOT_COEF] != s[SLOT_COEF + 1]:
+        return False
+    return not (fx.kind == EQ and not eq_settled(fx))
 
 
 def effect_segment(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, sr: float,
@@ -375,6 +405,12 @@ def effect_segment(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, sr:
         saturation_run(s, ch0, ch1)
     elif fx.kind == PHASER:
         phaser_run(s, ch0, ch1, sr, ph)
+    elif fx.kind == EQ:
+        eq_run(fx, ch0, ch1)
+    elif fx.kind == DEESSER:
+        deesser_run(s, ch0, ch1, log2, exp2, LOG2_TO_DB, DB_TO_LOG2)
+    elif fx.kind == CONVOLUTION:
+        conv_run(fx, ch0, ch1, sr)
 
 
 def effect_process(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, frames: int,
@@ -442,6 +478,9 @@ def render_track(g: Graph, tr: TrackState, start: int, frames: int, phase: int,
         if clip.position >= start + frames:
             break
         clip_read(clip, tr.channels, start, frames, buf)
+    if tr.instrument is not None:
+        instrument_render(tr.instrument, g.sample_rate, start, frames, tr.instrument.scratch)
+        buf[:, :frames] += tr.instrument.scratch[:frames]
     run_chain(tr.effects, buf, frames, g.sample_rate, phase)
     b0, b1 = buf[0], buf[-1]
     for send in tr.sends:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .effects import EffectSpec
 from .errors import ProjectError
+from .midi import Instrument, MidiClip, validate_clip, validate_instrument
 
 SUPPORTED_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000,
                    176400, 192000)
@@ -112,6 +113,8 @@ class Track:
     effects: list[EffectSpec] = field(default_factory=list)
     sends: list[Send] = field(default_factory=list)
     automation: dict[str, AutomationLane] = field(default_factory=dict)
+    midi_clips: list[MidiClip] = field(default_factory=list)
+    instrument: Instrument | None = None
 
 
 @dataclass
@@ -137,8 +140,14 @@ class Session:
 
     @property
     def length(self) -> int:
-        """Frames up to the end of the last clip."""
-        return max((c.end for t in self.tracks for c in t.clips), default=0)
+        """Frames up to the end of the last clip (a MIDI clip's with its instrument's
+        release, so a bounce keeps the last notes' tails)."""
+        ends = [c.end for t in self.tracks for c in t.clips]
+        for t in self.tracks:
+            if t.midi_clips and t.instrument is not None:
+                tail = math.ceil(t.instrument.value("release_ms") * self.sample_rate / 1000)
+                ends.extend(c.end + tail for c in t.midi_clips)
+        return max(ends, default=0)
 
     def track(self, track_id: str) -> Track:
         """Return the track with ``track_id`` or raise :class:`ProjectError`."""
@@ -190,6 +199,10 @@ def _validate_track(track: Track, bus_ids: set[str], allow_overlaps: bool = Fals
         effect.validate()
     for param, lane in track.automation.items():
         validate_lane(param, lane, where)
+    if track.instrument is not None:
+        validate_instrument(track.instrument, f"{where} instrument")
+    for midi_clip in track.midi_clips:
+        validate_clip(midi_clip, f"{where} MIDI clip {midi_clip.id or midi_clip.position!r}")
     for send in track.sends:
         if send.bus not in bus_ids:
             raise ProjectError(f"{where}: send to unknown bus {send.bus!r}")

@@ -14,8 +14,8 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ("engine.c", "effects.c", "reverb.c", "modulation.c", "shaping.c", "lanes.c", "plain.c",
-           "pool.c")
+SOURCES = ("engine.c", "effects.c", "reverb.c", "modulation.c", "shaping.c", "eq.c",
+           "convolution.c", "lanes.c", "plain.c", "pool.c", "instruments.c")
 
 
 def _cdef_from_header(text: str) -> str:

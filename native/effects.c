@@ -9,11 +9,9 @@ float daw_log2(float x) { return fast_log2(x); }
 
 float daw_exp2(float x) { return fast_exp2(x); }
 
-static void biquad_coefficients(float *slots, double sr) {
-    const int shape = (int)slots[DAW_SLOT_TARGET + 0];
-    double freq = slots[DAW_SLOT_VALUE + 1];
-    const double q = slots[DAW_SLOT_VALUE + 2] > 1e-3f ? slots[DAW_SLOT_VALUE + 2] : 1e-3;
-    const double gain_db = slots[DAW_SLOT_VALUE + 3];
+INTERNAL void biquad_design(int shape, double freq, double q, double gain_db, double sr,
+                            float *c) {
+    if (q < 1e-3) q = 1e-3;
     if (freq < 1.0) freq = 1.0;
     if (freq > 0.49 * sr) freq = 0.49 * sr;
     const double w0 = 2.0 * M_PI * freq / sr;
@@ -55,12 +53,17 @@ static void biquad_coefficients(float *slots, double sr) {
         break;
     }
     }
-    float *c = slots + DAW_SLOT_COEF;
     c[0] = (float)(b0 / a0);
     c[1] = (float)(b1 / a0);
     c[2] = (float)(b2 / a0);
     c[3] = (float)(a1 / a0);
     c[4] = (float)(a2 / a0);
+}
+
+static void biquad_coefficients(float *slots, double sr) {
+    const float q = slots[DAW_SLOT_VALUE + 2];
+    biquad_design((int)slots[DAW_SLOT_TARGET + 0], slots[DAW_SLOT_VALUE + 1],
+                  q > 1e-3f ? q : 1e-3, slots[DAW_SLOT_VALUE + 3], sr, slots + DAW_SLOT_COEF);
 }
 
 /* Transposed direct form II, the same operation order as scipy's lfilter. */
@@ -274,6 +277,15 @@ static void effect_tick(daw_effect *fx, double sr, float alpha) {
     case DAW_FX_PHASER:
         if (changed) phaser_coefficients(s, sr);
         break;
+    case DAW_FX_EQ:
+        eq_tick(fx, sr, alpha, first);
+        break;
+    case DAW_FX_DEESSER:
+        if (changed) deesser_coefficients(s, sr);
+        break;
+    case DAW_FX_CONVOLUTION:
+        if (changed) conv_coefficients(s, sr);
+        break;
     default:
         break;
     }
@@ -285,6 +297,7 @@ INTERNAL int effect_settled(const daw_effect *fx) {
     for (int k = 0; k < 8; k++)
         if (s[DAW_SLOT_VALUE + k] != s[DAW_SLOT_TARGET + k]) return 0;
     if (fx->kind == DAW_FX_GAIN && s[DAW_SLOT_COEF + 0] != s[DAW_SLOT_COEF + 1]) return 0;
+    if (fx->kind == DAW_FX_EQ && !eq_settled(fx)) return 0;
     return 1;
 }
 
@@ -328,6 +341,15 @@ static void effect_segment(daw_effect *fx, float *ch0, float *ch1, int32_t n, do
     case DAW_FX_PHASER:
         phaser_run(fx->slots, ch0, ch1, n, sr, ph);
         break;
+    case DAW_FX_EQ:
+        eq_run(fx, ch0, ch1, n);
+        break;
+    case DAW_FX_DEESSER:
+        deesser_run(fx->slots, ch0, ch1, n);
+        break;
+    case DAW_FX_CONVOLUTION:
+        conv_run(fx, ch0, ch1, n, sr);
+        break;
     default:
         break;
     }
@@ -338,7 +360,9 @@ int daw_effect_process(daw_effect *fx, float *ch0, float *ch1, int32_t channels,
     if (!fx || !fx->slots || !ch0 || !scratch) return DAW_ERR_NULL;
     if (channels != 1 && channels != 2) return DAW_ERR_CHANNELS;
     if (channels == 2 && !ch1) return DAW_ERR_NULL;
-    if (fx->kind < DAW_FX_GAIN || fx->kind > DAW_FX_PHASER) return DAW_ERR_KIND;
+    if (fx->kind < DAW_FX_GAIN || fx->kind > DAW_FX_CONVOLUTION) return DAW_ERR_KIND;
+    if (fx->kind == DAW_FX_EQ && (!fx->memory || fx->memory_len < EQ_ROW)) return DAW_ERR_NULL;
+    if (fx->kind == DAW_FX_CONVOLUTION && !conv_memory_ok(fx, sample_rate)) return DAW_ERR_NULL;
     if ((fx->kind == DAW_FX_DELAY || fx->kind == DAW_FX_CHORUS || fx->kind == DAW_FX_FLANGER) &&
         (!fx->memory || fx->memory_len < 4))
         return DAW_ERR_NULL;

@@ -397,6 +397,22 @@ static void clip_read(const daw_clip *clip, int32_t track_channels, int64_t star
              track_channels == 2 ? buf1 : NULL);
 }
 
+/* The instrument of track tr, or NULL (MIDI tracks: native/instruments.c). */
+static inline daw_instrument *track_instrument(const daw_graph *g, const daw_track *tr) {
+    return g->instruments ? g->instruments[tr - g->tracks] : NULL;
+}
+
+/* A MIDI track's instrument output, added to both channels of its buffer. */
+static void instrument_input(daw_graph *g, daw_instrument *inst, int64_t start, int32_t frames,
+                             float *b0, float *b1) {
+    if (daw_instrument_render(inst, g->sample_rate, start, frames, inst->scratch) != DAW_OK)
+        return;  /* only NULL pointers fail, and the builder sets them all */
+    const float *x = inst->scratch;
+    for (int32_t i = 0; i < frames; i++) b0[i] += x[i];
+    if (b1 != b0)
+        for (int32_t i = 0; i < frames; i++) b1[i] += x[i];
+}
+
 /* Clips of one block into the track's buffer. */
 static void track_input(daw_graph *g, daw_track *tr, int64_t start, int32_t frames) {
     float *b0 = tr->buffer;
@@ -408,6 +424,8 @@ static void track_input(daw_graph *g, daw_track *tr, int64_t start, int32_t fram
         if (clip->position >= start + frames) break;
         clip_read(clip, tr->channels, start, frames, b0, b1);
     }
+    daw_instrument *inst = track_instrument(g, tr);
+    if (inst) instrument_input(g, inst, start, frames, b0, b1);
 }
 
 static inline float *bus_buffer(const daw_graph *g, const mix_target *to, int32_t b) {
@@ -422,7 +440,7 @@ static int render_track(daw_graph *g, const mix_target *to, daw_track *tr, int64
     const int32_t mb = g->max_block;
     const float *f = tr->fader;
     if (tr->n_effects == 0 && tr->n_sends == 0 && !track_automation(g, tr) &&
-        fader_settled(f)) {
+        !track_instrument(g, tr) && fader_settled(f)) {
         /* plain track with a settled fader: clips straight into the master bus */
         const float gl = f[DAW_FADER_END], gr = f[DAW_FADER_END + 1];
         if (gl == 0.0f && gr == 0.0f) return DAW_OK;

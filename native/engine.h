@@ -39,6 +39,9 @@
 #define DAW_FX_GATE 9
 #define DAW_FX_SATURATION 10
 #define DAW_FX_PHASER 11
+#define DAW_FX_EQ 12
+#define DAW_FX_DEESSER 13
+#define DAW_FX_CONVOLUTION 14
 
 /* Biquad shapes (RBJ cookbook) */
 #define DAW_BQ_LOWPASS 0
@@ -143,6 +146,49 @@ typedef struct {
     int32_t state;        /* 0: to look at, 1: the fields above hold, 2: never plain */
 } daw_plain;
 
+/* ---------------------------------------------------------------- instruments
+ * A MIDI track's instrument (native/instruments.c): the track's MIDI clips as one
+ * sorted event list in render frames, played by a subtractive synth or a sampler
+ * whose mono output is added to the track's buffer before its inserts.  Events
+ * act at their exact frame inside a block.  State lives in Python-owned double
+ * arrays laid out as dsp_core/instrument_graph.py describes (the twin shares them). */
+#define DAW_MIDI_NOTE_ON 1
+#define DAW_MIDI_NOTE_OFF 2
+#define DAW_MIDI_CC 3
+#define DAW_MIDI_BEND 4
+#define DAW_INST_SYNTH 1
+#define DAW_INST_SAMPLER 2
+#define DAW_INST_PARAMS 24
+#define DAW_VOICE_SLOTS 24
+#define DAW_INST_STATE 64
+
+typedef struct {
+    int64_t frame;      /* render frame */
+    int32_t kind;       /* DAW_MIDI_* */
+    int32_t channel;    /* 0..15 */
+    int32_t key;        /* note, or controller number */
+    int32_t value;      /* velocity, controller value, or bend -8192..8191 */
+} daw_midi_event;
+
+typedef struct {
+    const float *data;  /* mono sample at the render rate */
+    int64_t length;     /* frames */
+    int32_t root, key_lo, key_hi, vel_lo, vel_hi;
+} daw_zone;
+
+typedef struct {
+    int32_t kind;               /* DAW_INST_SYNTH or DAW_INST_SAMPLER */
+    int32_t n_voices;
+    int32_t n_events;
+    const daw_midi_event *events;  /* sorted by frame */
+    int32_t n_zones;
+    const daw_zone *zones;      /* sampler: the first zone matching key and velocity plays */
+    const double *params;       /* DAW_INST_PARAMS, derived in Python */
+    double *voices;             /* n_voices * DAW_VOICE_SLOTS */
+    double *state;              /* DAW_INST_STATE: next frame, cursor, channels */
+    float *scratch;             /* max_block floats */
+} daw_instrument;
+
 typedef struct {
     double sample_rate;
     int32_t max_block;
@@ -160,6 +206,7 @@ typedef struct {
     daw_plain *plain;     /* n_tracks, or NULL: looked up every block */
     daw_automation **automation;  /* n_tracks (NULL: that fader is not automated), or
                                      NULL when no track is (daw_track stays 64 bytes) */
+    daw_instrument **instruments;  /* n_tracks (NULL: no instrument), or NULL when none */
 } daw_graph;
 
 /* Mix n_tracks mono tracks (row-major n_tracks x n_frames) to stereo with the
@@ -175,11 +222,23 @@ int daw_mix(const float *tracks, int64_t n_tracks, int64_t n_frames,
 int daw_render(daw_graph *graph, int64_t start, int32_t frames,
                float *out_l, float *out_r);
 
+/* Render frames [start, start + frames) of an instrument into out (overwritten,
+ * mono).  A start other than the frame after the last call is a seek: voices stop and
+ * controllers are chased from the events before start. */
+int daw_instrument_render(daw_instrument *inst, double sample_rate, int64_t start,
+                          int32_t frames, float *out);
+
 /* Process one effect in place on 1 or 2 channels (ch1 may be NULL for mono).
  * phase is the tick phase of the first frame (frames_done % DAW_TICK). */
 int daw_effect_process(daw_effect *fx, float *ch0, float *ch1, int32_t channels,
                        int32_t frames, double sample_rate, int32_t phase,
                        float *scratch);
+
+/* Real FFT of n points (a power of two, 4 .. 8192), numpy's rfft convention:
+ * x (n floats) -> re, im (n/2 + 1 bins each); work: n floats.  daw_irfft is its
+ * inverse, scaled by 1/n like numpy's irfft.  The convolution reverb's transform. */
+int daw_rfft(const float *x, float *re, float *im, float *work, int32_t n);
+int daw_irfft(const float *re, const float *im, float *x, float *work, int32_t n);
 
 /* Fast float log2/exp2 approximations used by the dynamics processors. */
 float daw_log2(float x);

@@ -95,6 +95,8 @@ static inline float param_eps(float target) {
 #define INTERNAL __attribute__((visibility("hidden")))
 
 /* effects.c */
+INTERNAL void biquad_design(int shape, double freq, double q, double gain_db, double sr,
+                            float *c);
 INTERNAL int effect_settled(const daw_effect *fx);
 INTERNAL void biquad_cascade_any(daw_effect *const *fx, int count, int mem_offset, float *x,
                                  int32_t n);
@@ -131,6 +133,43 @@ INTERNAL void gate_coefficients(float *slots, double sr);
 INTERNAL void gate_run(float *slots, float *x0, float *x1, int32_t n);
 INTERNAL void saturation_coefficients(float *slots);
 INTERNAL void saturation_run(const float *slots, float *x0, float *x1, int32_t n);
+
+/* eq.c: the 7-band EQ keeps its parameters in memory row 0 (4 targets per band,
+ * 3 smoothed values, 5 coefficients) and each row's filter memory at EQ_STATE; the
+ * de-esser runs in chunks of DEESSER_CHUNK frames on the stack.
+ * Twin: dsp_core/reference_eq.py. */
+#define EQ_BANDS 7
+#define EQ_TARGETS 0
+#define EQ_VALUES 28
+#define EQ_COEFS 49
+#define EQ_STATE 84
+#define EQ_ROW 100
+#define DEESSER_CHUNK 64
+INTERNAL int eq_settled(const daw_effect *fx);
+INTERNAL void eq_tick(daw_effect *fx, double sr, float alpha, int first);
+INTERNAL void eq_run(daw_effect *fx, float *x0, float *x1, int32_t n);
+INTERNAL void deesser_coefficients(float *slots, double sr);
+INTERNAL void deesser_run(float *slots, float *x0, float *x1, int32_t n);
+
+/* convolution.c: partitioned FFT convolution; each memory row starts with
+ * CONV_HEADER floats (input fill, delay-line head, ring index, partitions; the same
+ * for the tail stage).
+ * Twin: dsp_core/reference_convolution.py, layout: dsp_core/convolution_layout.py. */
+#define CONV_PARTITION 256
+#define CONV_TAIL_PARTITION 4096
+#define CONV_MAX_FFT 8192
+#define CONV_HEADER 16
+#define CONV_MAX_PRE_MS 500.0
+#define CONV_H_FILL 0
+#define CONV_H_HEAD 1
+#define CONV_H_RING 2
+#define CONV_H_PARTS 3
+#define CONV_H_TAIL_FILL 4
+#define CONV_H_TAIL_HEAD 5
+#define CONV_H_TAIL_PARTS 6
+INTERNAL int conv_memory_ok(const daw_effect *fx, double sr);
+INTERNAL void conv_coefficients(float *slots, double sr);
+INTERNAL void conv_run(daw_effect *fx, float *x0, float *x1, int32_t n, double sr);
 
 /* Where one thread mixes its tracks: its own master and bus accumulators and
  * scratch, so threads never write to the same memory. */

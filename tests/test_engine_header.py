@@ -14,7 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsp_core import effects, engine, graph, reference, reference_modulation, reverb_layout
+from dsp_core import (
+    effects,
+    engine,
+    graph,
+    instrument_graph,
+    reference,
+    reference_modulation,
+    reverb_layout,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -37,6 +45,15 @@ COPIES: dict[str, int] = {
     "DAW_FADER_START": effects.FADER_START,
     **{f"DAW_FX_{kind.upper()}": code for kind, code in effects.KIND_CODES.items()},
     **{f"DAW_BQ_{shape.upper()}": code for shape, code in effects.BIQUAD_SHAPES.items()},
+    "DAW_INST_PARAMS": instrument_graph.INST_PARAMS,
+    "DAW_VOICE_SLOTS": instrument_graph.VOICE_SLOTS,
+    "DAW_INST_STATE": instrument_graph.INST_STATE,
+    "DAW_INST_SYNTH": instrument_graph.SYNTH,
+    "DAW_INST_SAMPLER": instrument_graph.SAMPLER,
+    "DAW_MIDI_NOTE_ON": instrument_graph.NOTE_ON,
+    "DAW_MIDI_NOTE_OFF": instrument_graph.NOTE_OFF,
+    "DAW_MIDI_CC": instrument_graph.CC,
+    "DAW_MIDI_BEND": instrument_graph.BEND,
 }
 
 #: engine.h constants Python does not copy: status codes are read from the compiled

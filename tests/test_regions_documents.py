@@ -230,10 +230,17 @@ async def test_without_regions_projects_and_files_stay_where_they_were(
     assert not (config.data_dir / "regions").exists()
 
 
-def test_object_storage_and_shared_directories_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="object storage, which is not built yet"):
-        ServerConfig(data_dir=tmp_path, regions={
+def test_shared_directories_and_buckets_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="'default' and 'eu' keep their files"):
+        ServerConfig(data_dir=tmp_path, storage_url="s3://bucket/eu/", regions={
             "eu": RegionConfig(f"sqlite://{tmp_path / 'eu.db'}", "s3://bucket/eu")})
+    with pytest.raises(ValueError, match="give s3://BUCKET/PREFIX"):
+        ServerConfig(data_dir=tmp_path, storage_url="/srv/files")
+    s3 = ServerConfig(data_dir=tmp_path, storage_url="s3://bucket/main", regions={
+        "eu": RegionConfig(f"sqlite://{tmp_path / 'eu.db'}", "s3://bucket/eu")})
+    assert s3.object_storage_of("eu") == "s3://bucket/eu"
+    assert s3.object_storage_of("default") == "s3://bucket/main"
+    assert s3.storage_of("eu") == tmp_path / "regions" / "eu"  # its local cache
     with pytest.raises(ValueError, match="'eu' and 'us' keep their files in the same"):
         ServerConfig(data_dir=tmp_path, regions={
             "eu": RegionConfig(f"sqlite://{tmp_path / 'eu.db'}", "files"),

@@ -109,12 +109,16 @@ def _hashing(text: str | None) -> tuple[int, int, int] | None:
               "OTLP/HTTP (base URL, e.g. http://127.0.0.1:4318); default: no tracing.")
 @click.option("--trace-console", is_flag=True, envvar="DAW_TRACE_CONSOLE",
               help="Print trace spans on standard output (for a look without a collector).")
+@click.option("--storage", "storage_url", metavar="s3://BUCKET/PREFIX", envvar="DAW_STORAGE_URL",
+              default=None, help="Keep assets, bounces and exports on the S3 API; default: "
+              "local disk under --data. Endpoint and credentials: DAW_S3_ENDPOINT, "
+              "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (docs/storage.md).")
 def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: bool,
           max_documents: int, idle_unload: float, max_message_bytes: int,
           public_url: str | None, redis_url: str | None, mail_url: str | None,
           providers_file: Path | None, password_hashing: str | None,
-          collab_token_seconds: float, otlp_endpoint: str | None, trace_console: bool
-          ) -> None:
+          collab_token_seconds: float, otlp_endpoint: str | None, trace_console: bool,
+          storage_url: str | None) -> None:
     """Serve the y-websocket endpoint ws://HOST:PORT/collab/PROJECT and the HTTP API."""
     from dawserver.app import create_app
     from dawserver.tracing import TracingError, configure_tracing
@@ -132,7 +136,7 @@ def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: 
             regions=configured_regions(), mail_url=mail_url,
             sign_in_providers=_providers(providers_file),
             password_hashing=_hashing(password_hashing),
-            collab_token_seconds=collab_token_seconds)
+            collab_token_seconds=collab_token_seconds, storage_url=storage_url)
     except (ValueError, DatabaseError) as exc:
         raise CliError(str(exc)) from exc
     try:

@@ -17,6 +17,7 @@ from accounts.service import PROJECT_ROLES
 from collab.errors import ProjectNotFound
 from collab.store import ProjectInfo
 
+from .. import asset_objects
 from .. import bounces as core_bounces
 from ..asset_store import AssetNotFound
 from ..assets import assets_of
@@ -123,6 +124,10 @@ async def assets(app: web.Application, project_ids: list[str]) -> dict[str, list
         return found
 
     stores = [await assets_of(app, pid) for pid in project_ids]
+    if any(store.objects is not None for store in stores):  # object storage holds them
+        return {pid: [asset_view(pid, await asset_objects.pull(store, asset_id))
+                      for asset_id in await asset_objects.project_assets(store, pid)]
+                for store, pid in zip(stores, project_ids, strict=True)}
     lists = await asyncio.to_thread(
         lambda: [read(store, pid) for store, pid in zip(stores, project_ids, strict=True)])
     return dict(zip(project_ids, lists, strict=True))

@@ -8,6 +8,8 @@
 //   {"cmd": "add_effect", "track": "t1", "effect": "fx-a", "kind": "gain", "params": {"gain_db": -3}}
 //   {"cmd": "set_automation_point", "track": "t1", "param": "gain_db", "point": "p1",
 //    "frame": 480, "value": -60, "curve": "linear"}   into the track's existing lane
+//   {"cmd": "add_note", "clip": "m1", "note": "n1", "pitch": 60, "velocity": 100,
+//    "start": 0, "length": 4800, "channel": 0}        into an existing MIDI clip
 //   {"cmd": "presence", "state": {...}}          set the local awareness state
 //   {"cmd": "disconnect"} / {"cmd": "reconnect"}  go offline / come back
 //   {"cmd": "dump"}                               reply with the document as JSON
@@ -32,7 +34,7 @@ console.warn = (...args) => {
 
 const dump = () => {
   const out = {}
-  for (const name of ['meta', 'tracks', 'clips', 'buses', 'transport', 'markers', 'comments', 'transcripts', 'jobs']) {
+  for (const name of ['meta', 'tracks', 'clips', 'buses', 'transport', 'markers', 'comments', 'transcripts', 'jobs', 'midi_clips']) {
     out[name] = doc.getMap(name).toJSON()
   }
   return out
@@ -89,6 +91,16 @@ const handlers = {
     doc.transact(() => {
       lane.get('points').set(point, entry)
       entry.set('frame', frame); entry.set('value', value); entry.set('curve', curve || 'linear')
+    })
+    return {}
+  },
+  add_note ({ clip, note, pitch, velocity, start, length, channel }) {
+    const map = doc.getMap('midi_clips').get(clip)
+    if (!map) throw new Error(`no MIDI clip ${clip}`)
+    const entry = new Y.Map()
+    doc.transact(() => {
+      map.get('notes').set(note, entry)
+      for (const [k, v] of Object.entries({ pitch, velocity, start, length, channel: channel || 0 })) entry.set(k, v)
     })
     return {}
   },

@@ -14,6 +14,7 @@ import { showMyProjects } from './myprojects.js'
 import { Project } from './project.js'
 import { Presence, renderPeople, markTouched } from './presence.js'
 import { Timeline } from './timeline.js'
+import { FaderWriter } from './automation.js'
 import { Transport } from './transport.js'
 import { EffectsPanel } from './effects.js'
 import { TranscriptPanel } from './transcript.js'
@@ -110,7 +111,8 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     onSelectClip: (id) => select(project.clip(id)?.track, id),
     onDropFiles: (trackId, position, files) => dropFiles({ project, features, token: project.token, trackId, position, files }),
     onSeek: (frame) => transport.seek(frame),
-    onRefuse: (message) => notify(message, true)
+    onRefuse: (message) => notify(message, true),
+    onControl: (trackId, param, value, held) => writer.control(trackId, param, value, held)
   })
   const transport = new Transport({
     project, presence, editable,
@@ -118,9 +120,11 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
       const level = `${Math.min(100, Math.round(Math.sqrt(live.level()) * 140))}%`
       if (meter.firstChild.style.width !== level) meter.firstChild.style.width = level
       timeline.setPlayheads(frame, presence.others())
+      writer.tick(frame)
       transcript.tick(frame)
     }
   })
+  const writer = new FaderWriter({ project, transport, notify })
   transport.onRecord = () => toggleRecording({ project, transport, live, features, listen })
   const effects = new EffectsPanel({ project, presence, editable })
   const transcript = new TranscriptPanel({
@@ -182,7 +186,10 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
       shown.lane = true
       markAfterPaint('daw:first-lane') // the first track lane is on screen
     }
-    if (batch.full || batch.ruler) transport.update()
+    if (batch.full || batch.ruler) {
+      transport.update()
+      writer.transportChanged()
+    }
     if (batch.full || !view.track || batch.tracks.has(view.track)) effects.update()
     if (batch.full || batch.transcripts || batch.clips.size) transcript.update()
     if (batch.full || batch.comments) comments.update()
@@ -264,7 +271,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     }
     renewal.onFail = (err) => notify(`Cannot renew your access to this project: ${err.message}`, true)
   }
-  window.daw = { project, presence, timeline, transport, live, features, renewal } // for tests and the console
+  window.daw = { project, presence, timeline, transport, live, features, renewal, writer } // for tests and the console
   await synced
   performance.mark('daw:synced')
   status.textContent = 'connected'

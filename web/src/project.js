@@ -6,6 +6,7 @@
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { sliceSegments } from './cut.js'
+import { newLanes } from './automation.js'
 
 export const ROOTS = ['meta', 'tracks', 'clips', 'buses', 'transport', 'markers', 'comments',
   'transcripts']
@@ -252,6 +253,7 @@ export class Project {
       })) track.set(key, value)
       track.set('effects', new Y.Array())
       track.set('sends', new Y.Map())
+      track.set('automation', newLanes())
     })
     return id
   }

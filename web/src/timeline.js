@@ -7,7 +7,10 @@
 // and shows when it is scrolled to. Rows sit at fixed heights (ROW_HEIGHT), so where
 // everything goes is arithmetic on the scroll position and the timeline's size, which
 // scroll events and a ResizeObserver report: no layout reads (but one, at the start).
+// A row whose automation strip is open (automation.js, hidden by default) is AUTO_HEIGHT
+// taller; row tops are a running sum over the track order, found by binary search.
 import { h } from './dom.js'
+import { AUTO_HEIGHT, AutomationStrip } from './automation.js'
 import { TrackHeader } from './tracks.js'
 import { drawWaveform } from './peaks.js'
 import { markTouched } from './presence.js'
@@ -23,8 +26,11 @@ const DRAG_THRESHOLD = 3
 let CLIP = null // a blank clip element, cloned for each clip
 
 export class Timeline {
-  constructor ({ project, presence, editable, peaks, onSelectTrack, onSelectClip, onDropFiles, onSeek, onRefuse }) {
-    Object.assign(this, { project, presence, editable, peaks, onSelectTrack, onSelectClip, onDropFiles, onSeek, onRefuse })
+  constructor ({ project, presence, editable, peaks, onSelectTrack, onSelectClip, onDropFiles, onSeek, onRefuse, onControl }) {
+    Object.assign(this, { project, presence, editable, peaks, onSelectTrack, onSelectClip, onDropFiles, onSeek, onRefuse, onControl })
+    this.autoOpen = new Set() // track ids whose automation strip is shown (view state)
+    this.autoParam = new Map() // track id -> the parameter its strip shows
+    this.tops = [] // row tops in px, by display index (plus the total height at the end)
     this.zoom = 60 // pixels per second
     this.headers = new Map() // mounted rows: track id -> TrackHeader (with .row and .lane)
     this.lanes = new Map() // mounted rows: track id -> lane element
@@ -92,8 +98,8 @@ export class Timeline {
   reveal (trackId) {
     const index = this.order.indexOf(trackId)
     if (index < 0 || !this.view) return
-    const top = index * ROW_HEIGHT
-    const bottom = top + ROW_HEIGHT + RULER_HEIGHT
+    const top = this.tops[index]
+    const bottom = this.tops[index + 1] + RULER_HEIGHT
     if (top < this.scroll.top) this.el.scrollTop = top
     else if (bottom > this.scroll.top + this.view.height) this.el.scrollTop = bottom - this.view.height
   }
@@ -111,6 +117,7 @@ export class Timeline {
       const header = this.headers.get(id)
       if (header) this._showTrack(header, map.toJSON())
     }
+    if (tracks.size) this._drawStrips(tracks)
     for (const id of clips) {
       const map = this.project.roots.clips.get(id)
       this._indexClip(id, map)
@@ -127,10 +134,56 @@ export class Timeline {
     const seconds = Math.max(this.end / this.sampleRate + 8, 30)
     this.seconds = seconds
     this.el.style.setProperty('--lane-width', `${Math.ceil(seconds * this.zoom)}px`)
-    this.rowsEl.style.height = `${this.order.length * ROW_HEIGHT}px`
-    this.overlay.style.height = `${RULER_HEIGHT + this.order.length * ROW_HEIGHT}px`
+    this._layout()
     this._renderRuler(seconds)
     this._reconcile(true)
+    this._drawStrips()
+  }
+
+  /** Show or hide the automation strip under a track. */
+  toggleAutomation (trackId) {
+    if (this.autoOpen.has(trackId)) this.autoOpen.delete(trackId)
+    else this.autoOpen.add(trackId)
+    this._layout()
+    const header = this.headers.get(trackId)
+    if (header) {
+      this._unmountRow(trackId)
+      this.span = null
+    }
+    this._reconcile(true)
+    this._drawStrips(new Set([trackId]))
+  }
+
+  /** Row tops from the track order and the open strips; the rows' total height. */
+  _layout () {
+    const tops = new Array(this.order.length + 1)
+    let y = 0
+    for (let i = 0; i < this.order.length; i++) {
+      tops[i] = y
+      y += ROW_HEIGHT + (this.autoOpen.size && this.autoOpen.has(this.order[i]) ? AUTO_HEIGHT : 0)
+    }
+    tops[this.order.length] = y
+    this.tops = tops
+    this.rowsEl.style.height = `${y}px`
+    this.overlay.style.height = `${RULER_HEIGHT + y}px`
+  }
+
+  /** The display index of the row at `y` px from the top of the rows. */
+  _rowAt (y) {
+    let lo = 0
+    let hi = this.order.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (this.tops[mid + 1] <= y) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+
+  /** Redraw the open strips of mounted rows (of `tracks` only, when given). */
+  _drawStrips (tracks = null) {
+    if (!this.autoOpen.size) return
+    for (const id of tracks || this.autoOpen) this.headers.get(id)?.strip?.redraw()
   }
 
   /** Resolves once every mounted clip shows its waveform (or has none to show). */
@@ -183,8 +236,8 @@ export class Timeline {
     // mount rows that are not in view, and ask for their peaks).
     this.view = this.view || { width: this.el.clientWidth, height: this.el.clientHeight }
     const { width, height } = this.view
-    const first = Math.max(0, Math.floor((top - RULER_HEIGHT) / ROW_HEIGHT) - this.overscan)
-    const last = Math.min(this.order.length, Math.ceil((top + height) / ROW_HEIGHT) + this.overscan)
+    const first = Math.max(0, this._rowAt(top - RULER_HEIGHT) - this.overscan)
+    const last = Math.min(this.order.length, this._rowAt(top + height) + 1 + this.overscan)
     const chunk = Math.max(256, Math.round(width / 2)) // the clip window moves in steps
     const x0 = Math.max(0, Math.floor((left - width) / chunk) * chunk)
     const x1 = Math.ceil((left + 2 * width) / chunk) * chunk
@@ -207,7 +260,7 @@ export class Timeline {
       } else if (force) {
         this._showTrack(header, this.project.roots.tracks.get(id).toJSON())
       }
-      const y = `${index.get(id) * ROW_HEIGHT}px`
+      const y = `${this.tops[index.get(id)]}px`
       if (header.row.style.top !== y) header.row.style.top = y
     }
     // DOM order follows display order (tab order, screen readers); positions do not depend on it.
@@ -245,12 +298,18 @@ export class Timeline {
   _mountRow (id) {
     const header = new TrackHeader(id, {
       project: this.project, presence: this.presence, editable: this.editable,
-      onSelect: (trackId) => this.onSelectTrack(trackId)
+      onSelect: (trackId) => this.onSelectTrack(trackId),
+      onControl: this.onControl, onAutomation: (trackId) => this.toggleAutomation(trackId)
     })
     const lane = h('div', { class: 'lane', dataset: { track: id } })
     this._bindDrop(lane, id)
     header.lane = lane
     header.row = h('div', { class: 'row', dataset: { track: id } }, header.el, lane)
+    if (this.autoOpen.has(id)) {
+      header.strip = new AutomationStrip(id, { project: this.project, editable: this.editable, timeline: this, param: this.autoParam.get(id) })
+      header.row.append(header.strip.el)
+      header.row.classList.add('with-auto')
+    }
     this.headers.set(id, header)
     this.lanes.set(id, lane)
     this._showTrack(header, this.project.roots.tracks.get(id).toJSON())
@@ -268,7 +327,7 @@ export class Timeline {
   }
 
   _showTrack (header, track) {
-    header.update(track, track.id === this.selectedTrack)
+    header.update(track, track.id === this.selectedTrack, this.autoOpen.has(track.id))
     header.row.style.setProperty('--track-colour', track.colour || '#888')
   }
 

@@ -1,0 +1,333 @@
+"""Writing automation from a moved control: touch, latch and write as engineers know them.
+
+A :class:`LaneWriter` follows one lane during one play pass. It is fed the control's
+events ``(frame, value, held)`` (frames on the session timeline, ``held`` while the user
+holds the fader) and answers a :class:`LaneEdit`: the breakpoints the pass has written
+so far (thinned: a point within ``tolerance`` of the line through its neighbours is
+left out) and the frame ranges it overwrites.  The browser page (through
+``POST /projects/{id}/automation/write``) and the desktop client both write through it.
+
+Modes (the lane's ``mode`` when the pass begins):
+
+- ``off`` and ``read``: nothing is written.
+- ``touch``: while the control is held its values are written; on release the lane
+  glides back (``RETURN_SECONDS``) to what it was.
+- ``latch``: like touch, but after release the last value is kept until stop.
+- ``write``: from the play start to stop the lane is the control's value (the track's
+  static value until the first move).
+
+Merging: a pass's points have ids ``<pass id>.<frame>.<a|b|c>`` (anchor, value,
+return), so applying the same edit twice changes nothing and a later, longer edit of
+the pass replaces only what thinning changed.  Applying an edit removes the points of
+other writers and of earlier drawing that lie in its ranges, nothing else: two people
+writing different stretches of one lane at once both keep theirs; where two passes
+overlap, the one that applies last owns the overlap.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsp_core.session import AUTOMATION_MODES, AUTOMATION_PARAMS, AutomationPoint
+
+from . import automation as lanes
+from .errors import SchemaError
+
+#: Default thinning tolerance per parameter (dB, pan units, mute steps exactly).
+TOLERANCE: dict[str, float] = {"gain_db": 0.2, "pan": 0.01, "mute": 0.0}
+#: How long the lane takes to glide back to its own values after a touch or a stop.
+RETURN_SECONDS = 0.25
+#: Modes that write.
+WRITING_MODES = ("touch", "latch", "write")
+_PASS_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_pass_id(pass_id: str) -> str:
+    """A pass id as used in point ids (letters, digits, ``-``, ``_``; 1..64), or SchemaError."""
+    if not isinstance(pass_id, str) or not _PASS_ID.match(pass_id):
+        raise SchemaError(f"pass id {pass_id!r} must be 1 to 64 letters, digits, '-' or '_'")
+    return pass_id
+
+
+def lane_value(points: Sequence[AutomationPoint], frame: int, static: float) -> float:
+    """The value of a lane (points in time order) at ``frame``, as the engine plays it;
+    ``static`` when the lane has no point."""
+    if not points:
+        return float(static)
+    if frame < points[0].frame:
+        return float(points[0].value)
+    before = points[0]
+    for point in points:
+        if point.frame > frame:
+            if before.curve == "hold" or point.frame == before.frame:
+                return float(before.value)
+            span = point.frame - before.frame
+            return float(before.value + (point.value - before.value) * (frame - before.frame)
+                         / span)
+        before = point
+    return float(before.value)
+
+
+def _curve_at(points: Sequence[AutomationPoint], frame: int) -> str:
+    curve = "linear"
+    for point in points:
+        if point.frame > frame:
+            break
+        curve = point.curve
+    return curve
+
+
+def thin(samples: Sequence[tuple[int, float]], tolerance: float, hold: bool = False
+         ) -> list[tuple[int, float]]:
+    """``samples`` (frame order) without the points a line through their neighbours
+    reproduces within ``tolerance`` (Ramer-Douglas-Peucker on the value); with ``hold``
+    only repeated values go.  The first and last samples are always kept."""
+    if len(samples) <= 2:
+        return list(samples)
+    if hold:
+        kept = [samples[0]]
+        for sample in samples[1:-1]:
+            if abs(sample[1] - kept[-1][1]) > tolerance:
+                kept.append(sample)
+        if samples[-1][1] != kept[-1][1] or len(kept) == 1:
+            kept.append(samples[-1])
+        return kept
+    keep = [False] * len(samples)
+    keep[0] = keep[-1] = True
+    stack = [(0, len(samples) - 1)]
+    while stack:
+        lo, hi = stack.pop()
+        (f0, v0), (f1, v1) = samples[lo], samples[hi]
+        worst, at = -1.0, -1
+        for i in range(lo + 1, hi):
+            f, v = samples[i]
+            line = v0 if f1 == f0 else v0 + (v1 - v0) * (f - f0) / (f1 - f0)
+            error = abs(v - line)
+            if error > worst:
+                worst, at = error, i
+        if at >= 0 and worst > tolerance:
+            keep[at] = True
+            stack.extend([(lo, at), (at, hi)])
+    return [s for s, k in zip(samples, keep, strict=True) if k]
+
+
+@dataclass
+class LaneEdit:
+    """What a pass has written: its points (ids start with ``pass_id.``) and the frame
+    ranges (inclusive) in which it replaces every other point."""
+
+    pass_id: str
+    erase: list[tuple[int, int]] = field(default_factory=list)
+    points: dict[str, AutomationPoint] = field(default_factory=dict)
+
+    def owns(self, point_id: str) -> bool:
+        """Whether ``point_id`` was written by this pass."""
+        return point_id.startswith(f"{self.pass_id}.")
+
+    def changes(self, current: Mapping[str, Mapping[str, Any]]
+                ) -> tuple[dict[str, AutomationPoint], list[str]]:
+        """(points to set, point ids to delete) that bring a lane's ``current`` points
+        (id -> ``{frame, value, curve}``) to this edit."""
+        delete = []
+        for point_id, raw in current.items():
+            if self.owns(point_id):
+                if point_id not in self.points:
+                    delete.append(point_id)
+            elif any(lo <= _number(raw.get("frame")) <= hi for lo, hi in self.erase):
+                delete.append(point_id)
+        upsert = {}
+        for point_id, point in self.points.items():
+            raw = current.get(point_id)
+            if raw is None or (raw.get("frame"), raw.get("value"), raw.get("curve")) != (
+                    point.frame, point.value, point.curve):
+                upsert[point_id] = point
+        return upsert, delete
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def apply_edit(document: Any, track_id: str, param: str, edit: LaneEdit) -> int:
+    """Bring the lane ``param`` of ``track_id`` in a :class:`collab.schema.ProjectDocument`
+    to ``edit`` in one transaction; the number of points set or deleted."""
+    with document.transaction():
+        points = document.automation_lane(track_id, param)["points"]
+        upsert, delete = edit.changes(points.to_py())
+        for point_id in delete:
+            del points[point_id]
+        for point_id, point in upsert.items():
+            points[point_id] = lanes.point_map(point)
+    return len(upsert) + len(delete)
+
+
+@dataclass
+class _Segment:
+    """A contiguous written stretch: samples (frame, value) and, once closed, its end."""
+
+    samples: list[tuple[int, float]]
+    end: int | None = None
+
+    @property
+    def start(self) -> int:
+        return self.samples[0][0]
+
+
+class LaneWriter:
+    """Turns one control's events during one play pass into a :class:`LaneEdit`.
+
+    Parameters
+    ----------
+    param
+        ``gain_db``, ``pan`` or ``mute``.
+    mode
+        The lane's mode when the pass begins (``off``/``read`` write nothing).
+    lane
+        The lane's points when the pass begins (the values touch returns to).
+    static
+        The track's static value of ``param`` (the lane's value when it has no point,
+        and what ``write`` writes before the first move).
+    start
+        The frame the pass (playback) started at.
+    sample_rate
+        Session frames per second (for the return glide).
+    pass_id
+        Unique per pass and writer (:func:`check_pass_id`).
+    tolerance
+        Thinning tolerance; :data:`TOLERANCE` of ``param`` by default.
+    """
+
+    def __init__(self, param: str, mode: str, lane: Iterable[AutomationPoint], *,
+                 static: float, start: int, sample_rate: int, pass_id: str,
+                 tolerance: float | None = None) -> None:
+        lanes.check_param(param)
+        lanes.check_mode(mode)
+        self.param, self.mode = param, mode
+        self.lane = sorted(lane, key=lambda p: (p.frame, p.id))
+        self.static = self._clean(static)
+        self.start = max(0, int(start))
+        self.pass_id = check_pass_id(pass_id)
+        self.tolerance = TOLERANCE[param] if tolerance is None else float(tolerance)
+        self.hold = param == "mute"
+        self.glide = 0 if self.hold else max(1, round(RETURN_SECONDS * sample_rate))
+        self.segments: list[_Segment] = []
+        self.held = False
+        self.stopped_at: int | None = None
+        if mode == "write":
+            self.segments.append(_Segment([(self.start, self.static)]))
+
+    @property
+    def writes(self) -> bool:
+        """Whether this pass writes at all (its mode is touch, latch or write)."""
+        return self.mode in WRITING_MODES
+
+    def _open(self) -> _Segment | None:
+        return self.segments[-1] if self.segments and self.segments[-1].end is None else None
+
+    def _clean(self, value: float) -> float:
+        low, high = AUTOMATION_PARAMS[self.param]
+        value = float(value)
+        if value != value:  # NaN
+            raise SchemaError(f"{self.param} value must be a number, got {value!r}")
+        value = min(high, max(low, value))
+        return float(round(value)) if self.param == "mute" else value
+
+    def feed(self, frame: int, value: float, held: bool) -> None:
+        """One control event: at ``frame`` the control shows ``value``; ``held`` while the
+        user holds it (``False`` on release, or for a single click or key press)."""
+        if not self.writes or self.stopped_at is not None:
+            return
+        frame, value = max(0, int(frame)), self._clean(value)
+        segment = self._open()
+        if segment is not None and frame < segment.samples[-1][0]:
+            self._close(segment, segment.samples[-1][0])  # the playhead went back (loop)
+            segment = None
+        if segment is None:
+            if self.mode == "write" or held or not self.held:
+                segment = _Segment([(frame, value)])
+                self.segments.append(segment)
+            else:
+                return
+        self._add(segment, frame, value)
+        if not held and self.mode == "touch":
+            self._close(segment, frame)
+        self.held = held
+
+    @staticmethod
+    def _add(segment: _Segment, frame: int, value: float) -> None:
+        if segment.samples[-1][0] == frame:
+            segment.samples[-1] = (frame, value)
+        else:
+            segment.samples.append((frame, value))
+
+    @staticmethod
+    def _close(segment: _Segment, frame: int) -> None:
+        segment.end = max(frame, segment.samples[-1][0])
+
+    def stop(self, frame: int) -> LaneEdit:
+        """Playback stopped at ``frame``: close what is still written; the final edit."""
+        segment = self._open()
+        if segment is not None:
+            self._close(segment, max(segment.start, int(frame)))
+        self.stopped_at = int(frame)
+        return self.edit(int(frame))
+
+    def edit(self, now: int) -> LaneEdit:
+        """Everything written so far, an open stretch written up to ``now``."""
+        edit = LaneEdit(self.pass_id)
+        for index, segment in enumerate(self.segments):
+            for point_id, point in self._points(segment, now).items():
+                later = self.segments[index + 1:]
+                if not any(s.start <= point.frame <= (s.end if s.end is not None else now)
+                           for s in later):
+                    edit.points[point_id] = point
+            end = segment.end if segment.end is not None else max(now, segment.samples[-1][0])
+            edit.erase.append((segment.start, end + (self.glide if segment.end is not None
+                                                     else 0)))
+        return edit
+
+    def _curve_at(self, frame: int) -> str:
+        return "hold" if self.hold else _curve_at(self.lane, frame)
+
+    def _points(self, segment: _Segment, now: int) -> dict[str, AutomationPoint]:
+        curve = "hold" if self.hold else "linear"
+        start = segment.start
+        out = {self._id(start, "a"): AutomationPoint(
+            start, lane_value(self.lane, start, self.static), self._curve_at(start))}
+        samples = list(segment.samples)
+        end = segment.end if segment.end is not None else max(now, samples[-1][0])
+        if samples[-1][0] < end:
+            samples.append((end, samples[-1][1]))
+        for frame, value in thin(samples, self.tolerance, self.hold):
+            out[self._id(frame, "b")] = AutomationPoint(frame, value, curve)
+        if segment.end is not None:
+            back = end + self.glide
+            out[self._id(back, "c")] = AutomationPoint(
+                back, lane_value(self.lane, back, self.static), self._curve_at(back))
+        for point_id, point in out.items():
+            point.id = point_id
+        return out
+
+    def _id(self, frame: int, kind: str) -> str:
+        return f"{self.pass_id}.{frame}.{kind}"
+
+
+def writer_for(document: Any, track_id: str, param: str, *, start: int, pass_id: str,
+               mode: str | None = None) -> LaneWriter:
+    """A :class:`LaneWriter` for a lane of a :class:`collab.schema.ProjectDocument` as it
+    is now (its mode, points and the track's static value)."""
+    lanes.check_param(param)
+    track = document.track(track_id)
+    lane = lanes.lanes_from_json(track.get("automation")).get(param)
+    mode = mode or (lane.mode if lane else lanes.DEFAULT_MODE)
+    if mode not in AUTOMATION_MODES:
+        lanes.check_mode(mode)
+    static = float(track.get(param) or 0.0)
+    return LaneWriter(param, mode, lane.points if lane else [], static=static, start=start,
+                      sample_rate=document.sample_rate, pass_id=pass_id)

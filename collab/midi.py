@@ -1,0 +1,310 @@
+"""MIDI clips and instruments in the project document, and the note edits.
+
+Layout (``docs/document-schema.md``, ``docs/midi.md``)::
+
+    midi_clips  Map  clip id -> Map(id, track, position, length,
+                                    notes: Map note id -> Map(pitch, velocity, start,
+                                                              length, channel),
+                                    controls: Map event id -> Map(kind, number, frame,
+                                                                  value, channel))
+    tracks[id].instrument  Map(kind, params: Map, zones: Map zone id -> Map(source, root,
+                                                   key_lo, key_hi, vel_lo, vel_hi))
+
+Notes and controller events are maps keyed by id and every field is its own entry, so
+two people editing one clip merge without loss: both inserts land, and one moving a note
+while the other changes its velocity keeps both.  Edits such as quantise write only the
+fields they change.  :class:`MidiEdits` is mixed into
+:class:`collab.schema.ProjectDocument`.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+from pycrdt import Map
+
+from dsp_core.errors import ProjectError
+from dsp_core.midi import (
+    ControlEvent,
+    Instrument,
+    MidiClip,
+    Note,
+    SampleZone,
+    control_from_dict,
+    control_to_dict,
+    note_from_dict,
+    note_to_dict,
+    validate_clip,
+    validate_control,
+    validate_instrument,
+    validate_note,
+    validate_param,
+)
+from dsp_core.session import Track
+
+from .errors import SchemaError
+
+NOTE_FIELDS = ("pitch", "velocity", "start", "length", "channel")
+CONTROL_FIELDS = ("kind", "number", "frame", "value", "channel")
+
+
+def _id(prefix: str) -> str:
+    """A fresh id such as ``note-3f2a9c1b0d4e`` (as ``collab.schema.new_id``)."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def _checked(check: Any, *args: Any) -> Any:
+    try:
+        return check(*args)
+    except ProjectError as exc:
+        raise SchemaError(str(exc)) from exc
+
+
+def _fields_map(data: dict[str, Any], keys: Iterable[str]) -> Map:
+    return Map({k: data[k] for k in keys})
+
+
+def instrument_map(instrument: Instrument) -> Map:
+    """An instrument as stored in a track's map."""
+    return Map({"kind": instrument.kind, "params": Map(dict(instrument.params)),
+                "zones": Map({z.id or f"zone{i}": Map({
+                    "source": z.source, "root": z.root, "key_lo": z.key_lo, "key_hi": z.key_hi,
+                    "vel_lo": z.vel_lo, "vel_hi": z.vel_hi}) for i, z in
+                    enumerate(instrument.zones)})})
+
+
+def clip_map(track_id: str, clip: MidiClip, clip_id: str) -> Map:
+    """A MIDI clip as stored in the ``midi_clips`` root."""
+    return Map({
+        "id": clip_id, "track": track_id, "position": clip.position, "length": clip.length,
+        "notes": Map({n.id or _id("note"): _fields_map(note_to_dict(n), NOTE_FIELDS)
+                      for n in clip.notes}),
+        "controls": Map({e.id or _id("cc"): _fields_map(control_to_dict(e), CONTROL_FIELDS)
+                         for e in clip.controls}),
+    })
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+def instrument_from_json(data: Any) -> Instrument | None:
+    """A track's instrument from the document's plain data; a bad one plays as none."""
+    if not isinstance(data, dict):
+        return None
+    params = {k: _whole(v) for k, v in (data.get("params") or {}).items()}
+    zones = [SampleZone(str(z.get("source", "")), **{k: int(z[k]) for k in
+                        ("root", "key_lo", "key_hi", "vel_lo", "vel_hi") if k in z},
+                        id=str(zone_id))
+             for zone_id, z in sorted((data.get("zones") or {}).items())]
+    instrument = Instrument(str(data.get("kind", "")), params, zones)
+    try:
+        validate_instrument(instrument, "instrument")
+    except ProjectError:
+        return None
+    return instrument
+
+
+def clip_from_json(data: dict[str, Any]) -> MidiClip | None:
+    """A MIDI clip from the document; notes and events a peer wrote out of range are left
+    out (the rest keeps playing), a clip with a bad position or length is."""
+    notes, controls = [], []
+    for note_id, raw in sorted((data.get("notes") or {}).items()):
+        try:
+            notes.append(note_from_dict({**raw, "id": str(note_id)}, "note"))
+        except (ProjectError, TypeError):
+            continue
+    for event_id, raw in sorted((data.get("controls") or {}).items()):
+        try:
+            controls.append(control_from_dict({**raw, "id": str(event_id)}, "control"))
+        except (ProjectError, TypeError):
+            continue
+    clip = MidiClip(_whole(data.get("position")), _whole(data.get("length")), notes, controls,
+                    str(data.get("id", "")))
+    try:
+        validate_clip(clip, "clip")
+    except ProjectError:
+        return None
+    return clip
+
+
+class MidiEdits:
+    """MIDI helpers of :class:`collab.schema.ProjectDocument` (one call = one update)."""
+
+    _roots: dict[str, Map]
+
+    def transaction(self, origin: Any = None) -> AbstractContextManager[Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _track_map(self, track_id: str) -> Map:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- instruments ---------------------------------------------------------------------
+
+    def set_instrument(self, track_id: str, instrument: Instrument) -> None:
+        """Give a track an instrument (replacing any): it becomes a MIDI track."""
+        _checked(validate_instrument, instrument, f"track {track_id!r} instrument")
+        with self.transaction():
+            self._track_map(track_id)["instrument"] = instrument_map(instrument)
+
+    def set_instrument_params(self, track_id: str, **params: Any) -> None:
+        """Change instrument parameters by name (each its own entry: concurrent changes of
+        two parameters both land)."""
+        for name, value in params.items():
+            _checked(validate_param, name, value, f"track {track_id!r} instrument")
+        with self.transaction():
+            instrument = self._track_map(track_id).get("instrument")
+            if instrument is None:
+                raise SchemaError(f"track {track_id!r} has no instrument; set one first")
+            for name, value in params.items():
+                instrument["params"][name] = value
+
+    def instrument(self, track_id: str) -> Instrument | None:
+        """The instrument of a track, or None."""
+        return instrument_from_json(self._track_map(track_id).to_py().get("instrument"))
+
+    # -- clips ---------------------------------------------------------------------------
+
+    def add_midi_clip(self, track_id: str, clip: MidiClip) -> str:
+        """Place a MIDI clip (and its notes) on a track; returns its id."""
+        _checked(validate_clip, clip, "MIDI clip")
+        self._track_map(track_id)
+        clip_id = clip.id or _id("midi")
+        with self.transaction():
+            self._roots["midi_clips"][clip_id] = clip_map(track_id, clip, clip_id)
+        return clip_id
+
+    def update_midi_clip(self, clip_id: str, *, position: int | None = None,
+                         length: int | None = None) -> None:
+        """Move or resize a MIDI clip (frames)."""
+        entry = self._midi_clip_map(clip_id)
+        probe = MidiClip(entry["position"] if position is None else position,
+                         entry["length"] if length is None else length)
+        probe.position, probe.length = _whole(probe.position), _whole(probe.length)
+        _checked(validate_clip, probe, f"MIDI clip {clip_id!r}")
+        with self.transaction():
+            if position is not None:
+                entry["position"] = position
+            if length is not None:
+                entry["length"] = length
+
+    def remove_midi_clip(self, clip_id: str) -> None:
+        """Delete a MIDI clip and its notes."""
+        self._midi_clip_map(clip_id)
+        del self._roots["midi_clips"][clip_id]
+
+    def midi_clip(self, clip_id: str) -> MidiClip:
+        """A MIDI clip with its notes and controller events."""
+        data = self._midi_clip_map(clip_id).to_py()
+        clip = clip_from_json(data)
+        if clip is None:
+            raise SchemaError(f"MIDI clip {clip_id!r} has a bad position or length: "
+                              f"{data.get('position')!r}, {data.get('length')!r}")
+        return clip
+
+    def midi_clips_of(self, track_id: str) -> list[MidiClip]:
+        """The MIDI clips of a track, by position."""
+        rows = (self._roots["midi_clips"].to_py() or {}).values()
+        clips = [clip_from_json(r) for r in rows if r.get("track") == track_id]
+        return sorted((c for c in clips if c is not None), key=lambda c: (c.position, c.id))
+
+    # -- notes and controllers -----------------------------------------------------------
+
+    def add_note(self, clip_id: str, pitch: int, velocity: int, start: int, length: int,
+                 channel: int = 0) -> str:
+        """Add a note to a MIDI clip (``start`` frames from the clip's position); returns
+        its id."""
+        note = Note(pitch, velocity, start, length, channel)
+        _checked(validate_note, note, "note")
+        note_id = _id("note")
+        with self.transaction():
+            self._midi_clip_map(clip_id)["notes"][note_id] = _fields_map(note_to_dict(note),
+                                                                         NOTE_FIELDS)
+        return note_id
+
+    def update_note(self, clip_id: str, note_id: str, **fields: Any) -> None:
+        """Change a note's fields (only those given: concurrent edits of other fields
+        merge)."""
+        unknown = set(fields) - set(NOTE_FIELDS)
+        if unknown:
+            raise SchemaError(f"unknown note field(s) {sorted(unknown)}; known: "
+                              f"{', '.join(NOTE_FIELDS)}")
+        with self.transaction():
+            entry = self._note_map(clip_id, note_id)
+            current = {k: _whole(v) for k, v in entry.to_py().items()}
+            _checked(validate_note, Note(**{**current, **fields}), f"note {note_id!r}")
+            for name, value in fields.items():
+                if current.get(name) != value:
+                    entry[name] = value
+
+    def remove_note(self, clip_id: str, note_id: str) -> None:
+        """Delete a note."""
+        with self.transaction():
+            self._note_map(clip_id, note_id)
+            del self._midi_clip_map(clip_id)["notes"][note_id]
+
+    def notes(self, clip_id: str) -> dict[str, Note]:
+        """A clip's notes by id (including ones out of range, as stored)."""
+        raw = self._midi_clip_map(clip_id)["notes"].to_py() or {}
+        return {nid: Note(**{k: _whole(v) for k, v in n.items()}, id=nid)
+                for nid, n in raw.items()}
+
+    def add_control(self, clip_id: str, event: ControlEvent) -> str:
+        """Add a controller change or pitch bend to a clip; returns its id."""
+        _checked(validate_control, event, "control")
+        event_id = event.id or _id("cc")
+        with self.transaction():
+            self._midi_clip_map(clip_id)["controls"][event_id] = _fields_map(
+                control_to_dict(event), CONTROL_FIELDS)
+        return event_id
+
+    def remove_control(self, clip_id: str, event_id: str) -> None:
+        """Delete a controller event."""
+        controls = self._midi_clip_map(clip_id)["controls"]
+        if event_id not in controls:
+            raise SchemaError(f"MIDI clip {clip_id!r} has no controller event {event_id!r}")
+        del controls[event_id]
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _midi_clip_map(self, clip_id: str) -> Map:
+        entry = self._roots["midi_clips"].get(clip_id)
+        if entry is None:
+            raise SchemaError(f"no MIDI clip with id {clip_id!r}")
+        return entry
+
+    def _note_map(self, clip_id: str, note_id: str) -> Map:
+        entry = self._midi_clip_map(clip_id)["notes"].get(note_id)
+        if entry is None:
+            raise SchemaError(f"MIDI clip {clip_id!r} has no note {note_id!r}")
+        return entry
+
+    def _put_midi(self, track: Track) -> None:
+        """Write a track's instrument and MIDI clips (inside the caller's transaction)."""
+        if track.instrument is not None:
+            self._track_map(track.id)["instrument"] = instrument_map(track.instrument)
+        for index, clip in enumerate(track.midi_clips):
+            clip_id = clip.id or f"{track.id}-midi{index}"
+            self._roots["midi_clips"][clip_id] = clip_map(track.id, clip, clip_id)
+
+    def _midi_into(self, tracks: list[Track], rows: Iterator[dict[str, Any]]) -> None:
+        """Give the session's tracks their instruments (from ``rows``, the track maps) and
+        their MIDI clips."""
+        by_id = {t.id: t for t in tracks}
+        for data in rows:
+            track = by_id.get(str(data.get("id")))
+            if track is not None:
+                track.instrument = instrument_from_json(data.get("instrument"))
+        for data in (self._roots["midi_clips"].to_py() or {}).values():
+            track = by_id.get(str(data.get("track")))
+            clip = clip_from_json(data) if track is not None else None
+            if clip is not None:
+                track.midi_clips.append(clip)
+        for track in tracks:
+            track.midi_clips.sort(key=lambda c: (c.position, c.id))

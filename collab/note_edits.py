@@ -1,0 +1,96 @@
+"""Note edits of a MIDI clip as document writes: quantise, transpose, velocity.
+
+Each edit runs in one transaction (one update on the wire) and writes only the fields it
+changes, so a peer editing other fields of the same notes at once keeps its edit.
+``note_ids`` limits an edit to some notes (None: every note of the clip).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
+from .errors import SchemaError
+
+if TYPE_CHECKING:
+    from .schema import ProjectDocument
+
+#: Grid divisions a quantise accepts (a whole note divided by this: 16 = sixteenths).
+DIVISIONS = (1, 2, 4, 8, 16, 32, 64, 3, 6, 12, 24, 48)
+
+
+def grid_frames(tempo: float, sample_rate: int, division: int) -> float:
+    """Frames between grid lines of ``1/division`` notes at ``tempo`` BPM (4/4 beats)."""
+    if division not in DIVISIONS:
+        raise SchemaError(f"grid division {division!r} is not one of "
+                          f"{', '.join(map(str, DIVISIONS))} (16 = sixteenth notes)")
+    if not 10.0 <= tempo <= 999.0:
+        raise SchemaError(f"tempo {tempo} is outside [10, 999] BPM")
+    return 60.0 / tempo * 4.0 / division * sample_rate
+
+
+def _selected(project: ProjectDocument, clip_id: str, note_ids: Collection[str] | None):
+    notes = project.notes(clip_id)
+    if note_ids is None:
+        return notes
+    missing = sorted(set(note_ids) - set(notes))
+    if missing:
+        raise SchemaError(f"MIDI clip {clip_id!r} has no note(s) {', '.join(missing)}")
+    return {k: notes[k] for k in note_ids}
+
+
+def quantize(project: ProjectDocument, clip_id: str, division: int = 16,
+             strength: float = 1.0, note_ids: Collection[str] | None = None) -> int:
+    """Move note starts toward the project's grid (timeline grid, transport tempo);
+    ``strength`` 0..1 is how far.  Returns how many notes moved."""
+    if not 0.0 <= strength <= 1.0:
+        raise SchemaError(f"quantise strength {strength!r} must be in [0, 1]")
+    grid = grid_frames(float(project.transport()["tempo"]), project.sample_rate, division)
+    position = project.midi_clip(clip_id).position
+    moved = 0
+    with project.transaction():
+        for note_id, note in _selected(project, clip_id, note_ids).items():
+            at = position + note.start
+            target = math.floor(at / grid + 0.5) * grid  # halves round up
+            start = max(0, round(at + (target - at) * strength) - position)
+            if start != note.start:
+                project.update_note(clip_id, note_id, start=start)
+                moved += 1
+    return moved
+
+
+def transpose(project: ProjectDocument, clip_id: str, semitones: int,
+              note_ids: Collection[str] | None = None) -> int:
+    """Shift pitches by ``semitones``; refused (nothing changed) when a note would leave
+    0..127.  Returns how many notes changed."""
+    if isinstance(semitones, bool) or not isinstance(semitones, int):
+        raise SchemaError(f"transpose by a whole number of semitones, got {semitones!r}")
+    notes = _selected(project, clip_id, note_ids)
+    for note_id, note in notes.items():
+        if not 0 <= note.pitch + semitones <= 127:
+            raise SchemaError(f"transposing note {note_id!r} (pitch {note.pitch}) by "
+                              f"{semitones} leaves 0..127; choose a smaller shift")
+    with project.transaction():
+        for note_id, note in notes.items():
+            if semitones:
+                project.update_note(clip_id, note_id, pitch=note.pitch + semitones)
+    return len(notes) if semitones else 0
+
+
+def edit_velocity(project: ProjectDocument, clip_id: str, scale: float = 1.0,
+                  offset: int = 0, note_ids: Collection[str] | None = None) -> int:
+    """Set each velocity to ``round(velocity * scale + offset)``, kept inside 1..127.
+    Returns how many notes changed."""
+    if not 0.0 <= scale <= 10.0:
+        raise SchemaError(f"velocity scale {scale!r} must be in [0, 10]")
+    if not -127 <= offset <= 127:
+        raise SchemaError(f"velocity offset {offset!r} must be in [-127, 127]")
+    changed = 0
+    with project.transaction():
+        for note_id, note in _selected(project, clip_id, note_ids).items():
+            velocity = min(127, max(1, round(note.velocity * scale + offset)))
+            if velocity != note.velocity:
+                project.update_note(clip_id, note_id, velocity=velocity)
+                changed += 1
+    return changed

@@ -1,0 +1,133 @@
+"""Writing automation from the page's fader moves, through :mod:`collab.automation_write`.
+
+``POST /projects/{id}/automation/write`` (editor) carries the events of one control
+during one play pass, in batches: ``{"pass_id", "track", "param", "start", "events":
+[[frame, value, held], ...], "now"}``; the batch with ``"stop": frame`` ends the pass.
+The first batch of a pass makes a :class:`~collab.automation_write.LaneWriter` from the
+lane as it is then (mode, points, the track's static value); every batch applies the
+pass's edit so far to the room's document, so every peer sees the points arrive and
+the engine plays them (the same broadcast path as any edit).
+
+A pass lives in this server process's memory until its ``stop`` or for
+``PASS_IDLE_SECONDS`` without a batch; a batch for a pass this process does not hold
+(after a restart) starts the pass again from the lane as it is then, under a new pass id
+(so what the pass wrote before stays).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field
+
+from collab.automation_write import LaneWriter, apply_edit, writer_for
+from collab.errors import ProjectNotFound, SchemaError
+from dsp_core.session import MAX_AUTOMATION_FRAME
+
+from .keys import ROOMS
+from .permissions import PROJECT_EDIT
+from .plugin_api import BadRequest, Model, NotFound, Request, Route
+
+#: A pass without a batch for this long is forgotten (its points stay in the document).
+PASS_IDLE_SECONDS = 120.0
+#: The most events in one batch (a page sends one batch every ~100 ms).
+MAX_EVENTS = 20000
+
+
+class WriteBatch(Model):
+    """Control events of one pass: ``events`` are ``[frame, value, held]``."""
+
+    pass_id: str = Field(min_length=1, max_length=64)
+    track: str = Field(min_length=1, max_length=200)
+    param: str
+    start: int = Field(ge=0, le=MAX_AUTOMATION_FRAME)
+    events: list[tuple[int, float, bool]] = Field(default_factory=list, max_length=MAX_EVENTS)
+    now: int | None = Field(None, ge=0, le=MAX_AUTOMATION_FRAME)
+    stop: int | None = Field(None, ge=0, le=MAX_AUTOMATION_FRAME)
+
+
+class Written(Model):
+    """What the pass holds now: its mode, its points in the lane, the points changed by
+    this batch, and whether the pass is over."""
+
+    mode: str
+    points: int
+    changed: int
+    done: bool
+
+
+@dataclass
+class _Pass:
+    writer: LaneWriter
+    used: float
+
+
+_PASSES: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], _Pass]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _passes(app: Any) -> dict[tuple[str, ...], _Pass]:
+    passes = _PASSES.setdefault(app, {})
+    now = time.monotonic()
+    for key in [k for k, p in passes.items() if now - p.used > PASS_IDLE_SECONDS]:
+        del passes[key]
+    return passes
+
+
+def _fresh_id(document: Any, batch: WriteBatch) -> str:
+    """The batch's pass id, or one derived from it when the lane already holds points of
+    that pass (a pass this process lost: its points must not count as stale)."""
+    points = (document.automation(batch.track).get(batch.param) or {}).get("points") or {}
+    if not any(str(k).startswith(f"{batch.pass_id}.") for k in points):
+        return batch.pass_id
+    return f"{batch.pass_id[:56]}-{uuid.uuid4().hex[:7]}"
+
+
+async def write_automation(request: Request) -> Written:
+    """Apply a batch of one control's events to its lane (editor)."""
+    batch: WriteBatch = request.body
+    project_id = request.params["project_id"]
+    key = (project_id, request.user, batch.pass_id, batch.track, batch.param)
+    passes = _passes(request.app)
+    result: dict[str, Any] = {}
+
+    def change(document: Any) -> None:
+        held = passes.get(key)
+        if held is None:
+            held = passes[key] = _Pass(writer_for(document, batch.track, batch.param,
+                                                  start=batch.start,
+                                                  pass_id=_fresh_id(document, batch)),
+                                       time.monotonic())
+        held.used = time.monotonic()
+        writer = held.writer
+        for frame, value, is_held in batch.events:
+            writer.feed(frame, value, is_held)
+        last = batch.events[-1][0] if batch.events else batch.start
+        edit = writer.stop(batch.stop) if batch.stop is not None else \
+            writer.edit(batch.now if batch.now is not None else last)
+        result.update(mode=writer.mode, points=len(edit.points), done=batch.stop is not None,
+                      changed=apply_edit(document, batch.track, batch.param, edit)
+                      if writer.writes else 0)
+
+    try:
+        async with request.app[ROOMS].use(project_id) as room:
+            await room.edit(change)
+    except ProjectNotFound as exc:
+        raise NotFound(str(exc)) from None
+    except (SchemaError, ValueError) as exc:
+        passes.pop(key, None)
+        raise BadRequest(str(exc)) from None
+    if batch.stop is not None:
+        passes.pop(key, None)
+    return Written(**result)
+
+
+ROUTES = [
+    Route(method="POST", path="/projects/{project_id}/automation/write",
+          handler=write_automation, permission=PROJECT_EDIT, body=WriteBatch,
+          response=Written, max_body=1024 * 1024),
+]

@@ -1,0 +1,116 @@
+"""The object store interface every backend implements, and its errors."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+from types import TracebackType
+
+#: Keys are relative, slash-separated names without ``..`` or empty parts.
+_KEY = re.compile(r"^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$")
+CHUNK = 1 << 20
+
+
+class StorageError(Exception):
+    """Base class of object storage errors."""
+
+
+class StorageUnavailable(StorageError):
+    """The object store cannot be reached or failed; try again later."""
+
+
+class ObjectNotFound(StorageError):
+    """No object under that key."""
+
+
+def check_key(key: str) -> str:
+    """``key`` when it is a safe object key (else :class:`ValueError` quoting it)."""
+    if not _KEY.match(key) or any(part in (".", "..") for part in key.split("/")):
+        raise ValueError(f"object key {key!r} is not valid: use slash-separated names of "
+                         "letters, digits, '.', '_', '=' and '-'")
+    return key
+
+
+async def file_chunks(path: Path, size: int = CHUNK) -> AsyncIterator[bytes]:
+    """A local file's bytes in chunks (each read is small: fine on the event loop)."""
+    with open(path, "rb") as src:
+        while chunk := src.read(size):
+            yield chunk
+
+
+class ObjectStore(ABC):
+    """Bytes under keys: streamed writes, streamed reads, presigned GET URLs.
+
+    An async context manager: ``async with store:`` opens its connections and closes
+    them; starting twice is an error.
+    """
+
+    #: Whether :meth:`presigned_url` points outside this server (a client is redirected).
+    redirects: bool = False
+
+    async def __aenter__(self) -> ObjectStore:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open connections (nothing for local disk)."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Close connections."""
+
+    @abstractmethod
+    async def put(self, key: str, chunks: AsyncIterable[bytes] | bytes, *,
+                  content_type: str = "application/octet-stream") -> int:
+        """Store ``chunks`` under ``key`` (replacing it); the bytes written. A failed write
+        leaves no object behind."""
+
+    async def put_file(self, key: str, path: Path, *,
+                       content_type: str = "application/octet-stream") -> int:
+        """Store a local file under ``key``, streamed."""
+        return await self.put(key, file_chunks(path), content_type=content_type)
+
+    @abstractmethod
+    def stream(self, key: str) -> AsyncIterator[bytes]:
+        """The object's bytes in chunks (:class:`ObjectNotFound` if absent)."""
+
+    async def get(self, key: str) -> bytes:
+        """The whole object (small objects only)."""
+        return b"".join([chunk async for chunk in self.stream(key)])
+
+    async def download(self, key: str, path: Path) -> int:
+        """Copy the object into the local file ``path`` (written atomically); its size."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.part")
+        size = 0
+        try:
+            with open(tmp, "wb") as out:
+                async for chunk in self.stream(key):
+                    out.write(chunk)
+                    size += len(chunk)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return size
+
+    @abstractmethod
+    async def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key``."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> None:
+        """Remove the object (nothing if absent)."""
+
+    @abstractmethod
+    async def keys(self, prefix: str) -> list[str]:
+        """The keys that start with ``prefix``, in order."""
+
+    @abstractmethod
+    async def presigned_url(self, key: str, expires_s: int, *, filename: str = "",
+                            content_type: str = "") -> str:
+        """A URL anyone may GET the object from until ``expires_s`` seconds from now."""

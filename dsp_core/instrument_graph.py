@@ -1,0 +1,173 @@
+"""A MIDI track's instrument in the render graph (``daw_instrument``).
+
+Both backends share these arrays: the C engine (``native/instruments.c``) points its
+struct at them, the twin (:mod:`dsp_core.reference_instruments`) works on them directly.
+
+Layouts (float64 unless noted; the C enums in instruments.c name the same slots):
+
+- ``params`` (``DAW_INST_PARAMS``): gain (linear), bend range (semitones), amp attack,
+  decay (frames), sustain, release (frames), osc1, osc2 (wave index), osc2 detune
+  (frequency ratio), osc mix, cutoff (Hz), Q, filter envelope depth (octaves), filter
+  attack, decay (frames), sustain, release (frames), then the reciprocals of the six
+  envelope times (0 where a time is 0: the envelopes multiply, never divide);
+- ``voices`` (n_voices x ``DAW_VOICE_SLOTS``): active, key, channel, velocity (0..1),
+  note-on frame, release frame (-1 while held), amp and filter levels at release, two
+  oscillator phases, filter memory z1 z2, filter coefficients b0 b1 b2 a1 a2, sampler
+  zone, sample position, held by the sustain pedal, serial (age, for voice stealing);
+- ``state`` (``DAW_INST_STATE``): the frame after the last block (-1: seek first), the
+  event cursor, the next serial, per channel pitch bend (semitones), volume (gain) and
+  sustain pedal (0/1);
+- ``events``: a structured array of (frame int64, kind int32, channel int32, key int32,
+  value int32) sorted by frame; at one frame controllers come first, then note-offs,
+  then note-ons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .midi import INSTRUMENT_PARAMS, WAVES, Instrument, MidiClip
+from .session import Track, db_to_linear
+
+INST_PARAMS = 24  # DAW_INST_PARAMS (tests/test_engine_header.py)
+VOICE_SLOTS = 24  # DAW_VOICE_SLOTS
+INST_STATE = 64  # DAW_INST_STATE
+SYNTH, SAMPLER = 1, 2  # DAW_INST_SYNTH, DAW_INST_SAMPLER
+NOTE_ON, NOTE_OFF, CC, BEND = 1, 2, 3, 4  # DAW_MIDI_*
+KINDS = {"synth": SYNTH, "sampler": SAMPLER}
+
+EVENT_DTYPE = np.dtype([("frame", np.int64), ("kind", np.int32), ("channel", np.int32),
+                        ("key", np.int32), ("value", np.int32)])
+#: Order of events at one frame: controllers, then note-offs, then note-ons.
+_PRIORITY = {CC: 0, BEND: 0, NOTE_OFF: 1, NOTE_ON: 2}
+
+
+@dataclass
+class ZoneState:
+    """A sampler zone: its sample (mono, render rate) and where it plays."""
+
+    data: np.ndarray  # float32 (frames,), C-contiguous
+    root: int
+    key_lo: int
+    key_hi: int
+    vel_lo: int
+    vel_hi: int
+
+
+@dataclass
+class InstrumentState:
+    """One MIDI track's instrument: events, parameters, voices and controller state."""
+
+    kind: int
+    events: np.ndarray
+    params: np.ndarray
+    voices: np.ndarray
+    state: np.ndarray
+    scratch: np.ndarray  # float32 (max_block,)
+    zones: list[ZoneState] = field(default_factory=list)
+
+
+def instrument_params(instrument: Instrument, sample_rate: float) -> np.ndarray:
+    """The derived parameter array the C engine and the twin read."""
+    v = instrument.value
+    frames = sample_rate / 1000.0
+    p = np.zeros(INST_PARAMS, dtype=np.float64)
+    p[:17] = (
+        db_to_linear(v("gain_db")), v("bend_range"),
+        v("attack_ms") * frames, v("decay_ms") * frames, v("sustain"), v("release_ms") * frames,
+        v("osc1"), v("osc2"), 2.0 ** (v("osc2_detune") / 1200.0), v("osc_mix"),
+        v("cutoff_hz"), 0.5 + 19.5 * v("resonance") ** 2, v("filter_env"),
+        v("filter_attack_ms") * frames, v("filter_decay_ms") * frames, v("filter_sustain"),
+        v("filter_release_ms") * frames,
+    )
+    for i, time in enumerate((2, 3, 5, 13, 14, 16)):  # reciprocals of the times (0 for 0)
+        p[17 + i] = 1.0 / p[time] if p[time] > 0.0 else 0.0
+    return p
+
+
+def midi_events(clips: list[MidiClip], ratio: float) -> np.ndarray:
+    """Every note and controller of ``clips`` as render-frame events, sorted.
+
+    A note that starts at or after its clip's end is left out; one that runs past the end
+    is released there.  Session frames become render frames by ``ratio``.
+    """
+    rows: list[tuple[int, int, int, int, int]] = []
+
+    def at(frame: int) -> int:
+        return int(round(frame * ratio))
+
+    for clip in clips:
+        for note in clip.notes:
+            if note.start >= clip.length:
+                continue
+            end = clip.position + min(note.end, clip.length)
+            rows.append((at(clip.position + note.start), NOTE_ON, note.channel, note.pitch,
+                         note.velocity))
+            rows.append((at(end), NOTE_OFF, note.channel, note.pitch, 0))
+        for event in clip.controls:
+            if event.frame >= clip.length:
+                continue
+            kind = CC if event.kind == "cc" else BEND
+            rows.append((at(clip.position + event.frame), kind, event.channel, event.number,
+                         event.value))
+    rows.sort(key=lambda r: (r[0], _PRIORITY[r[1]]))
+    return np.array(rows, dtype=EVENT_DTYPE) if rows else np.zeros(0, dtype=EVENT_DTYPE)
+
+
+def build_instrument(track: Track, ratio: float, sample_rate: int, max_block: int,
+                     load: Callable[[str, int], np.ndarray]) -> InstrumentState | None:
+    """The instrument state of ``track``, or None when it has no instrument."""
+    instrument = track.instrument
+    if instrument is None:
+        return None
+    zones = []
+    if instrument.kind == "sampler":
+        for zone in instrument.zones:
+            data = load(zone.source, sample_rate)
+            mono = data.mean(axis=0, dtype=np.float32) if data.shape[0] > 1 else data[0]
+            zones.append(ZoneState(np.ascontiguousarray(mono, dtype=np.float32), zone.root,
+                                   zone.key_lo, zone.key_hi, zone.vel_lo, zone.vel_hi))
+    state = np.zeros(INST_STATE, dtype=np.float64)
+    state[0] = -1.0
+    return InstrumentState(
+        kind=KINDS[instrument.kind],
+        events=midi_events(track.midi_clips, ratio),
+        params=instrument_params(instrument, sample_rate),
+        voices=np.zeros((int(instrument.value("voices")), VOICE_SLOTS), dtype=np.float64),
+        state=state,
+        scratch=np.zeros(max_block, dtype=np.float32),
+        zones=zones,
+    )
+
+
+def instrument_structure(track: Track) -> tuple:
+    """What a track's instrument state is built from: a change rebuilds it."""
+    if track.instrument is None:
+        return ()
+    inst = track.instrument
+    return (inst.kind, tuple(sorted((k, str(v)) for k, v in inst.params.items())),
+            tuple((z.source, z.root, z.key_lo, z.key_hi, z.vel_lo, z.vel_hi)
+                  for z in inst.zones),
+            tuple((c.position, c.length,
+                   tuple(sorted((n.pitch, n.velocity, n.start, n.length, n.channel)
+                                for n in c.notes)),
+                   tuple(sorted((e.kind, e.frame, e.value, e.number, e.channel)
+                                for e in c.controls)))
+                  for c in sorted(track.midi_clips, key=lambda c: (c.position, c.id))))
+
+
+def same_sound(old: tuple, new: tuple) -> bool:
+    """Whether two :func:`instrument_structure` keys play with the same voices: the same
+    kind, voice count and zones (parameters and clips may differ)."""
+    if not old or not new:
+        return False
+    default = str(INSTRUMENT_PARAMS["voices"][0])
+    voices = [float(dict(key[1]).get("voices", default)) for key in (old, new)]
+    return old[0] == new[0] and old[2] == new[2] and voices[0] == voices[1]
+
+
+__all__ = ["WAVES", "InstrumentState", "ZoneState", "build_instrument", "instrument_params",
+           "instrument_structure", "midi_events"]

@@ -1,0 +1,184 @@
+"""Standard MIDI File import and export (mido) for MIDI tracks.
+
+>>> imported = read_smf("song.mid", sample_rate=48000)   # tracks with one MIDI clip each
+>>> write_smf(session.tracks, "out.mid", sample_rate=48000, tempo=120.0)
+
+Import follows the file's whole tempo map (tick -> seconds -> frames, rounded to the
+nearest frame); export writes one tempo (the project's) at ``ticks_per_beat`` 480, so
+a frame lands on the nearest tick: at 120 BPM and 48 kHz one tick is 50 frames.
+A MIDI clip's notes are written at their timeline frames (clip position + start).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import mido
+
+from .errors import ProjectError
+from .midi import ControlEvent, Instrument, MidiClip, Note
+from .session import Track
+
+DEFAULT_TICKS_PER_BEAT = 480
+DEFAULT_TEMPO = 120.0
+
+
+@dataclass
+class SmfImport:
+    """What a file held: one track per MIDI file track with notes or controllers, the
+    first tempo (BPM) and the time signature."""
+
+    tracks: list[Track] = field(default_factory=list)
+    tempo: float = DEFAULT_TEMPO
+    beats_per_bar: int = 4
+    beat_unit: int = 4
+
+
+def _open(source: str | os.PathLike[str] | bytes | BinaryIO) -> mido.MidiFile:
+    try:
+        if isinstance(source, bytes):
+            return mido.MidiFile(file=io.BytesIO(source))
+        if hasattr(source, "read"):
+            return mido.MidiFile(file=source)
+        return mido.MidiFile(os.fspath(source))
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
+        raise ProjectError(f"not a readable Standard MIDI File: {exc}; export it again as "
+                           "a type 0 or 1 .mid file") from exc
+
+
+class _TempoMap:
+    """Absolute ticks to seconds over the file's tempo changes."""
+
+    def __init__(self, midi: mido.MidiFile) -> None:
+        self.tpb = midi.ticks_per_beat
+        changes: dict[int, int] = {}
+        tracks = midi.tracks if midi.type != 2 else midi.tracks[:1]
+        for track in tracks:
+            tick = 0
+            for msg in track:
+                tick += msg.time
+                if msg.type == "set_tempo":
+                    changes[tick] = msg.tempo
+        self.points = sorted(changes.items()) or [(0, 500000)]
+        if self.points[0][0] != 0:
+            self.points.insert(0, (0, 500000))
+        self.seconds = [0.0]
+        for (t0, tempo), (t1, _) in zip(self.points, self.points[1:], strict=False):
+            self.seconds.append(self.seconds[-1] + mido.tick2second(t1 - t0, self.tpb, tempo))
+
+    def to_seconds(self, tick: int) -> float:
+        i = max(k for k, (t, _) in enumerate(self.points) if t <= tick)
+        t0, tempo = self.points[i]
+        return self.seconds[i] + mido.tick2second(tick - t0, self.tpb, tempo)
+
+
+def read_smf(source: str | os.PathLike[str] | bytes | BinaryIO, sample_rate: int,
+             id_prefix: str = "midi") -> SmfImport:
+    """Read a Standard MIDI File into MIDI tracks (each with a default synth and one clip
+    from frame 0); raises :class:`ProjectError` for a file mido cannot parse."""
+    midi = _open(source)
+    tempo_map = _TempoMap(midi)
+    result = SmfImport(tempo=round(mido.tempo2bpm(tempo_map.points[0][1]), 6))
+
+    def frame(tick: int) -> int:
+        return round(tempo_map.to_seconds(tick) * sample_rate)
+
+    signature_seen = False
+    for index, mtrack in enumerate(midi.tracks):
+        tick, name = 0, ""
+        notes: list[Note] = []
+        controls: list[ControlEvent] = []
+        sounding: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for msg in mtrack:
+            tick += msg.time
+            if msg.type == "track_name":
+                name = msg.name
+            elif msg.type == "time_signature" and not signature_seen:
+                result.beats_per_bar, result.beat_unit = msg.numerator, msg.denominator
+                signature_seen = True
+            elif msg.type == "note_on" and msg.velocity > 0:
+                sounding.setdefault((msg.channel, msg.note), []).append((tick, msg.velocity))
+            elif msg.type in ("note_off", "note_on"):
+                started = sounding.get((msg.channel, msg.note))
+                if started:
+                    on, velocity = started.pop(0)
+                    notes.append(_note(frame(on), frame(tick), msg.note, velocity, msg.channel,
+                                       len(notes)))
+            elif msg.type == "control_change":
+                controls.append(ControlEvent("cc", frame(tick), msg.value, msg.control,
+                                             msg.channel, f"cc{len(controls)}"))
+            elif msg.type == "pitchwheel":
+                controls.append(ControlEvent("pitch_bend", frame(tick), msg.pitch, 0,
+                                             msg.channel, f"cc{len(controls)}"))
+        for (channel, pitch), started in sounding.items():  # never released: to the end
+            for on, velocity in started:
+                notes.append(_note(frame(on), frame(tick), pitch, velocity, channel, len(notes)))
+        if not notes and not controls:
+            continue
+        end = max([n.end for n in notes] + [c.frame + 1 for c in controls])
+        track_id = f"{id_prefix}{index + 1}"
+        result.tracks.append(Track(
+            id=track_id, name=name or f"MIDI {index + 1}", instrument=Instrument("synth"),
+            midi_clips=[MidiClip(0, end, sorted(notes, key=lambda n: (n.start, n.pitch)),
+                                 controls, f"{track_id}-clip")]))
+    return result
+
+
+def _note(on: int, off: int, pitch: int, velocity: int, channel: int, index: int) -> Note:
+    return Note(pitch, velocity, on, max(1, off - on), channel, f"n{index}")
+
+
+def write_smf(tracks: list[Track], target: str | os.PathLike[str] | BinaryIO, sample_rate: int,
+              tempo: float = DEFAULT_TEMPO, ticks_per_beat: int = DEFAULT_TICKS_PER_BEAT,
+              beats_per_bar: int = 4, beat_unit: int = 4) -> None:
+    """Write the MIDI clips of ``tracks`` as a type 1 file: a tempo track, then one track
+    per track with MIDI clips (audio tracks are left out)."""
+    midi = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
+    us = mido.bpm2tempo(tempo)
+    midi.tracks.append(mido.MidiTrack([
+        mido.MetaMessage("set_tempo", tempo=us, time=0),
+        mido.MetaMessage("time_signature", numerator=beats_per_bar, denominator=beat_unit,
+                         time=0),
+        mido.MetaMessage("end_of_track", time=0)]))
+
+    def tick(frames: int) -> int:
+        return round(mido.second2tick(frames / sample_rate, ticks_per_beat, us))
+
+    for track in tracks:
+        if not track.midi_clips:
+            continue
+        events: list[tuple[int, int, mido.Message]] = []
+        for clip in track.midi_clips:
+            for c in clip.controls:
+                if c.frame >= clip.length:
+                    continue
+                at = tick(clip.position + c.frame)
+                msg = (mido.Message("control_change", channel=c.channel, control=c.number,
+                                    value=c.value) if c.kind == "cc" else
+                       mido.Message("pitchwheel", channel=c.channel, pitch=c.value))
+                events.append((at, 0, msg))
+            for n in clip.notes:
+                if n.start >= clip.length:
+                    continue
+                on = tick(clip.position + n.start)
+                events.append((on, 2, mido.Message(
+                    "note_on", channel=n.channel, note=n.pitch, velocity=n.velocity)))
+                off = max(on + 1, tick(clip.position + min(n.end, clip.length)))
+                events.append((off, 1, mido.Message(
+                    "note_off", channel=n.channel, note=n.pitch, velocity=0)))
+        events.sort(key=lambda e: (e[0], e[1]))
+        mtrack = mido.MidiTrack([mido.MetaMessage("track_name", name=track.name or track.id,
+                                                  time=0)])
+        last = 0
+        for at, _, msg in events:
+            mtrack.append(msg.copy(time=at - last))
+            last = at
+        mtrack.append(mido.MetaMessage("end_of_track", time=0))
+        midi.tracks.append(mtrack)
+    if hasattr(target, "write"):
+        midi.save(file=target)
+    else:
+        midi.save(os.fspath(target))

@@ -1,0 +1,58 @@
+"""The desktop client's control moves (dawclient/controls.py) on a document, without audio."""
+
+from __future__ import annotations
+
+import pytest
+
+from collab.schema import ProjectDocument
+from dawclient.controls import ControlError, Controls, Move, parse_move
+from dsp_core.session import Session, Track
+
+
+def test_control_lines_parse_or_say_the_expected_form() -> None:
+    assert parse_move("t1 gain_db -12 hold") == Move("t1", "gain_db", -12.0, True)
+    assert parse_move("t1 pan 0.5\n") == Move("t1", "pan", 0.5, False)
+    for line, words in [("t1 gain_db", "expected 'TRACK PARAM VALUE"),
+                        ("t1 gain_db -3 grab", "expected"), ("t1 colour 3", "not one of"),
+                        ("t1 pan left", "is not a number")]:
+        with pytest.raises(ControlError, match=words):
+            parse_move(line)
+
+
+def setup(mode: str) -> tuple[ProjectDocument, Controls, list[int]]:
+    doc = ProjectDocument.from_session(Session(tracks=[Track("t1")]))
+    doc.set_automation_mode("t1", "gain_db", mode)
+    frame = [0]
+    return doc, Controls(doc, lambda: frame[0]), frame
+
+
+def test_moves_while_stopped_set_the_static_value_only() -> None:
+    doc, controls, _ = setup("touch")
+    controls.move(Move("t1", "gain_db", -6.0, False))
+    assert doc.track("t1")["gain_db"] == -6.0 and not doc.automation("t1")["gain_db"]["points"]
+
+
+def test_a_touch_while_playing_writes_the_lane_and_a_stop_ends_it() -> None:
+    doc, controls, frame = setup("touch")
+    doc.update_transport(playing=True, position=0)
+    for f, db in [(1000, -3.0), (2000, -9.0), (3000, -9.0)]:
+        frame[0] = f
+        controls.move(Move("t1", "gain_db", db, True))
+    assert doc.track("t1")["gain_db"] == 0.0               # the lane plays, not the fader
+    frame[0] = 5000
+    doc.update_transport(playing=False)
+    controls.transport_changed()
+    points = sorted(p["frame"] for p in doc.automation("t1")["gain_db"]["points"].values())
+    assert points[0] == 1000 and points[-1] == 5000 + 12000 and not controls.passes
+
+
+def test_write_mode_moves_the_static_fader_too_and_off_writes_nothing() -> None:
+    doc, controls, frame = setup("write")
+    doc.update_transport(playing=True, position=0)
+    frame[0] = 4800
+    controls.move(Move("t1", "gain_db", -12.0, False))
+    assert doc.track("t1")["gain_db"] == -12.0 and doc.automation("t1")["gain_db"]["points"]
+    doc, controls, frame = setup("off")
+    doc.update_transport(playing=True, position=0)
+    controls.move(Move("t1", "gain_db", -12.0, True))
+    assert not doc.automation("t1")["gain_db"]["points"] and not controls.passes

@@ -1,0 +1,170 @@
+"""MIDI over HTTP: Standard MIDI File import and export, note edits as document writes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import aiohttp
+import mido
+import pytest
+import pytest_asyncio
+from loopback import free_port
+from nodepeer import running_server
+
+from collab.tokens import Role
+from dawserver.config import ServerConfig
+from dawserver.keys import ROOMS, STORE, TOKENS
+from dawserver.projects import import_session
+from dsp_core.session import Session
+from dsp_core.smf import read_smf
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
+
+
+def song() -> bytes:
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(100)),
+                                       mido.MetaMessage("time_signature", numerator=3,
+                                                        denominator=4)]))
+    midi.tracks.append(mido.MidiTrack([
+        mido.MetaMessage("track_name", name="Lead"),
+        mido.Message("note_on", note=60, velocity=100, time=10),   # off the grid
+        mido.Message("note_off", note=60, time=470),
+        mido.Message("note_on", note=64, velocity=50, time=0),
+        mido.Message("note_off", note=64, time=480)]))
+    data = io.BytesIO()
+    midi.save(file=data)
+    return data.getvalue()
+
+
+class Client:
+    def __init__(self, app, base: str, project_id: str, http: aiohttp.ClientSession) -> None:  # noqa: ANN001
+        self.app, self.base, self.project_id, self.http = app, base, project_id, http
+
+    async def call(self, method: str, path: str, *, role: Role = Role.EDITOR, **kwargs):  # noqa: ANN003, ANN201
+        token = self.app[TOKENS].issue(self.project_id, role, "ana")
+        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
+        async with self.http.request(method, self.base + path, **kwargs,
+                                     headers=headers) as response:
+            if response.content_type == "application/json":
+                return response.status, await response.json()
+            return response.status, await response.read()
+
+
+@pytest_asyncio.fixture
+async def clients(tmp_path: Path):
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data", engine=False)
+    async with running_server(config) as app, aiohttp.ClientSession() as http:
+        made = []
+        for name in ("A", "B"):
+            info = await import_session(app[STORE], Session(name=name, tracks=[]))
+            made.append(Client(app, f"http://127.0.0.1:{config.port}", info.project_id, http))
+        yield made
+
+
+async def test_import_edit_and_export_a_midi_file(clients) -> None:  # noqa: ANN001
+    a, b = clients
+    project = f"/projects/{a.project_id}"
+    status, body = await a.call("POST", f"{project}/midi/import", data=song(),
+                                headers={"Content-Type": "audio/midi"})
+    assert status == 200, body
+    assert body["notes"] == 2 and body["tempo"] == pytest.approx(100.0)
+    [clip_id] = body["clip_ids"]
+    async with a.app[ROOMS].use(a.project_id) as room:
+        assert room.document.transport()["tempo"] == pytest.approx(100.0)
+        assert room.document.transport()["beats_per_bar"] == 3
+        [track] = room.document.to_session().tracks
+    assert track.name == "Lead" and track.instrument.kind == "synth"
+    frames_per_tick = 48000 * 60 / 100 / 480
+    assert [n.start for n in sorted(track.midi_clips[0].notes, key=lambda n: n.pitch)] == [
+        round(10 * frames_per_tick), round(480 * frames_per_tick)]
+
+    status, body = await a.call("POST", f"{project}/midi/clips/{clip_id}/edit",
+                                json={"operation": "quantize", "division": 4})
+    assert (status, body) == (200, {"clip_id": clip_id, "changed": 1})
+    status, body = await a.call("POST", f"{project}/midi/clips/{clip_id}/edit",
+                                json={"operation": "transpose", "semitones": -2})
+    assert body["changed"] == 2
+    status, body = await a.call("POST", f"{project}/midi/clips/{clip_id}/edit",
+                                json={"operation": "velocity", "offset": 20})
+    assert body["changed"] == 2
+
+    status, data = await a.call("GET", f"{project}/midi/export", role=Role.VIEWER)
+    assert status == 200
+    exported = read_smf(data, 48000)
+    notes = sorted(exported.tracks[0].midi_clips[0].notes, key=lambda n: n.pitch)
+    assert [(n.pitch, n.velocity, n.start) for n in notes] == [
+        (58, 120, 0), (62, 70, round(480 * frames_per_tick))]
+    assert exported.tempo == pytest.approx(100.0)
+
+
+async def test_bad_midi_requests_are_refused_clearly(clients) -> None:  # noqa: ANN001
+    a, b = clients
+    project = f"/projects/{a.project_id}"
+    status, body = await a.call("POST", f"{project}/midi/import", data=b"not midi",
+                                headers={"Content-Type": "audio/midi"})
+    assert status == 400 and "not a readable Standard MIDI File" in body["error"]
+    status, body = await a.call("POST", f"{project}/midi/clips/nope/edit",
+                                json={"operation": "transpose", "semitones": 1})
+    assert status == 404 and "no MIDI clip 'nope'" in body["error"]
+    _, imported = await a.call("POST", f"{project}/midi/import", data=song(),
+                               headers={"Content-Type": "audio/midi"})
+    clip = imported["clip_ids"][0]
+    status, body = await a.call("POST", f"{project}/midi/clips/{clip}/edit",
+                                json={"operation": "transpose", "semitones": 100})
+    assert status == 400 and "leaves 0..127" in body["error"]
+    status, body = await a.call("POST", f"{project}/midi/clips/{clip}/edit", role=Role.VIEWER,
+                                json={"operation": "transpose", "semitones": 1})
+    assert status == 403
+    status, body = await b.call("POST", f"/projects/{b.project_id}/midi/clips/{clip}/edit",
+                                json={"operation": "transpose", "semitones": 1})
+    assert status == 404   # another project's clip is not found in this one
+
+
+def wav(seconds: float = 0.5) -> bytes:
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(48000 * seconds)) / 48000
+    buffer = io.BytesIO()
+    sf.write(buffer, 0.5 * np.sin(2 * np.pi * 261.63 * t), 48000, format="WAV", subtype="FLOAT")
+    return buffer.getvalue()
+
+
+async def test_a_sampler_plays_an_asset_of_the_project(clients) -> None:  # noqa: ANN001
+    import numpy as np
+
+    from dsp_core import Engine
+
+    a, b = clients
+    project = f"/projects/{a.project_id}"
+    status, asset = await a.call("POST", f"{project}/assets", params={"name": "c4.wav"},
+                                 data=wav(), headers={"Content-Type": "audio/wav"})
+    assert status == 201, asset
+    _, imported = await a.call("POST", f"{project}/midi/import", data=song(),
+                               headers={"Content-Type": "audio/midi"})
+    track_id = imported["track_ids"][0]
+    status, body = await a.call("PUT", f"{project}/tracks/{track_id}/instrument", json={
+        "kind": "sampler", "params": {"attack_ms": 0.0},
+        "zones": [{"asset_id": asset["id"], "root": 60}]})
+    assert status == 200, body
+    async with a.app[ROOMS].use(a.project_id) as room:
+        session = room.document.to_session()
+    [zone] = session.tracks[0].instrument.zones
+    assert zone.source == body["zones"][0] and Path(zone.source).is_file()
+    out = Engine(session, block_size=256).render(0, 48000)
+    assert np.abs(out).max() > 0.05
+    # an asset of another project, a bad parameter, an unknown track
+    status, other = await b.call("POST", f"/projects/{b.project_id}/assets",
+                                 params={"name": "x.wav"}, data=wav(0.1),
+                                 headers={"Content-Type": "audio/wav"})
+    status, body = await a.call("PUT", f"{project}/tracks/{track_id}/instrument", json={
+        "kind": "sampler", "zones": [{"asset_id": other["id"]}]})
+    assert status == 404 and "upload the sample first" in body["error"]
+    status, body = await a.call("PUT", f"{project}/tracks/{track_id}/instrument", json={
+        "kind": "synth", "params": {"cutoff_hz": 1}})
+    assert status == 400 and "cutoff_hz" in body["error"]
+    status, body = await a.call("PUT", f"{project}/tracks/nope/instrument", json={
+        "kind": "synth"})
+    assert status == 404

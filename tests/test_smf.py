@@ -1,0 +1,79 @@
+"""Standard MIDI File import and export (mido)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import mido
+import pytest
+
+from dsp_core.errors import ProjectError
+from dsp_core.midi import ControlEvent, Instrument, MidiClip, Note
+from dsp_core.session import Track
+from dsp_core.smf import read_smf, write_smf
+
+RATE = 48000
+TICK = 50  # frames per tick at 120 BPM, 480 ticks per beat, 48 kHz
+
+
+def keys_track() -> Track:
+    notes = [Note(60, 100, 0, 480 * TICK, 0), Note(64, 90, 240 * TICK, 240 * TICK, 0),
+             Note(67, 1, 960 * TICK, 7 * TICK, 9), Note(60, 110, 480 * TICK, 10 * TICK, 0)]
+    controls = [ControlEvent("cc", 0, 127, number=64), ControlEvent("pitch_bend", 30 * TICK, -8192),
+                ControlEvent("cc", 700 * TICK, 0, number=64, channel=9)]
+    return Track("keys", name="Keys", instrument=Instrument("synth"),
+                 midi_clips=[MidiClip(120 * TICK, 2000 * TICK, notes, controls)])
+
+
+def key(note: Note) -> tuple:
+    return note.pitch, note.velocity, note.start, note.length, note.channel
+
+
+def test_export_then_import_gives_back_the_notes_and_controllers(tmp_path: Path) -> None:
+    track = keys_track()
+    path = tmp_path / "song.mid"
+    write_smf([track, Track("audio")], path, RATE, tempo=120.0)
+    imported = read_smf(path, RATE)
+    assert imported.tempo == pytest.approx(120.0)
+    [back] = imported.tracks
+    assert back.name == "Keys" and back.instrument == Instrument("synth")
+    [clip] = back.midi_clips
+    position = track.midi_clips[0].position  # export writes timeline frames; import from 0
+    assert sorted(map(key, clip.notes)) == sorted(
+        (n.pitch, n.velocity, n.start + position, n.length, n.channel)
+        for n in track.midi_clips[0].notes)
+    assert sorted((c.kind, c.frame, c.value, c.number, c.channel) for c in clip.controls) == \
+        sorted((c.kind, c.frame + position, c.value, c.number, c.channel)
+               for c in track.midi_clips[0].controls)
+    # and a second trip changes nothing
+    again = io.BytesIO()
+    write_smf(imported.tracks, again, RATE, tempo=imported.tempo)
+    assert sorted(map(key, read_smf(again.getvalue(), RATE).tracks[0].midi_clips[0].notes)) == \
+        sorted(map(key, clip.notes))
+
+
+def test_import_follows_a_tempo_change_and_untied_notes() -> None:
+    midi = mido.MidiFile(type=1, ticks_per_beat=96)
+    midi.tracks.append(mido.MidiTrack([
+        mido.MetaMessage("set_tempo", tempo=500000, time=0),
+        mido.MetaMessage("set_tempo", tempo=1000000, time=96),   # 60 BPM from beat 2
+        mido.MetaMessage("time_signature", numerator=3, denominator=4, time=0)]))
+    midi.tracks.append(mido.MidiTrack([
+        mido.Message("note_on", note=60, velocity=100, time=0),
+        mido.Message("note_on", note=60, velocity=0, time=96),    # off by velocity 0
+        mido.Message("note_on", note=62, velocity=80, time=0),
+        mido.Message("note_off", note=62, time=96),               # one beat at 60 BPM
+        mido.Message("note_on", note=64, velocity=70, time=0)]))  # never released
+    data = io.BytesIO()
+    midi.save(file=data)
+    result = read_smf(data.getvalue(), RATE)
+    assert (result.tempo, result.beats_per_bar, result.beat_unit) == (120.0, 3, 4)
+    notes = sorted(result.tracks[0].midi_clips[0].notes, key=lambda n: n.start)
+    assert [(n.pitch, n.start, n.length) for n in notes] == [
+        (60, 0, 24000), (62, 24000, 48000), (64, 72000, 1)]
+
+
+def test_a_file_that_is_not_midi_is_refused_with_a_clear_error() -> None:
+    with pytest.raises(ProjectError, match="not a readable Standard MIDI File"):
+        read_smf(b"RIFF....WAVEfmt ", RATE)
