@@ -119,6 +119,7 @@ setup(
         "Jinja2>=3.1",  # the storefront's sandboxed templates
         "Babel>=2.14",  # prices formatted per currency (CLDR)
         "dnspython>=2.6",
+        "pebble>=5.0",  # storefront templates render in worker processes with time limits
         # traces (docs/observability.md): the API everywhere, the SDK and OTLP/HTTP exporter
         # where the server configures them
         "opentelemetry-api>=1.25",

@@ -101,7 +101,7 @@ async def _search(path: Path) -> dict[str, float | int]:
     await database.start()
     try:
         library = SampleLibrary(database)
-        await library.load()
+        await library.load(wait=True)
         rng = random.Random(7)
         words = _vocabulary(rng)
         marks = ", ".join("?" for _ in COLUMNS)
@@ -111,7 +111,7 @@ async def _search(path: Path) -> dict[str, float | int]:
             for start in range(0, len(rows), 5000):
                 await database.executemany(insert, rows[start:start + 5000])
         started = time.perf_counter()
-        assert await library.load() == ENTRIES + ENTRIES // 10
+        assert await library.load(wait=True) == ENTRIES + ENTRIES // 10
         figures: dict[str, float | int] = {"entries": ENTRIES,
                                            "load_s": time.perf_counter() - started}
         for name, (query, where, args) in QUERIES.items():
@@ -148,7 +148,7 @@ async def _indexing(folder: Path, data: Path) -> dict[str, float]:
     await database.start()
     try:
         library = SampleLibrary(database)
-        await library.load()
+        await library.load(wait=True)
         report = await library.index_folder("acct", folder)
         assert report.added == FILES
         again = await library.index_folder("acct", folder)

@@ -31,7 +31,7 @@ from aiohttp import web
 
 from benchmarks.conftest import SMOKE, record
 from business.marketplace.services import services
-from dawserver.plugin_api import Principal, hookimpl
+from dawserver.plugin_api import Principal
 from dawserver.plugins import PLUGIN_CONTEXT_KEY, install, load_plugins
 
 BEATS = 40 if SMOKE else 500
@@ -49,8 +49,8 @@ class Preview:
     def __init__(self, path: Path) -> None:
         self.path = str(path)
 
-    @hookimpl(optionalhook=True)
-    def marketplace_asset_file(self, context: Any, account_id: str, asset_id: str) -> str:
+    def file(self, account_id: str, asset_id: str) -> str:
+        """The marketplace's ``asset_file`` resolver (a setting)."""
         return self.path
 
 
@@ -117,9 +117,8 @@ async def _paint(url: str) -> dict[str, float]:
 async def _measure(tmp: Path) -> dict[str, Any]:
     (tmp / "preview.mp3").write_bytes(b"ID3" + bytes(1024))
     config = {"data_dir": tmp / "data", "database_url": f"sqlite://{tmp / 'bench.sqlite3'}",
-              "plugins": {"marketplace": {}}}
+              "plugins": {"marketplace": {"asset_file": Preview(tmp / "preview.mp3").file}}}
     manager = load_plugins(config)
-    manager.register(Preview(tmp / "preview.mp3"), name="bench-assets")
     app = web.Application()
     install(app, config, manager=manager, identify=lambda request: Principal("", "", ""))
     runner = web.AppRunner(app, access_log=None)

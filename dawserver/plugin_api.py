@@ -13,7 +13,8 @@ files with :func:`load_migrations`), :class:`Worker` s,
 :func:`backoff_delay` its backoff with jitter) and
 :class:`Event` s (published through the one event bus, :mod:`events`). Route
 handlers raise the errors below (:class:`NotFound`, :class:`Conflict`...) and
-receive a :class:`Request`.
+receive a :class:`Request`; :func:`map_errors` makes the one decorator that turns a
+plug-in's own exceptions into those errors.
 
 A person's data reaches every plug-in through two hooks: ``account_export``
 (the plug-in's parts of the person's export archive) and ``account_erased``
@@ -70,6 +71,7 @@ from .declarations import (
     Sunset,
     Worker,
 )
+from .error_mapping import ErrorRule, map_errors
 from .errors import (
     ApiError,
     BadRequest,
@@ -78,6 +80,7 @@ from .errors import (
     NotFound,
     PayloadTooLarge,
     PluginError,
+    TooManyRequests,
     Unauthorized,
     Unavailable,
     Unprocessable,
@@ -90,13 +93,15 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 __all__ = [
     "JSON_BODY_LIMIT", "PROJECT", "PUBLIC", "ApiError", "BadRequest", "Conflict", "Empty",
-    "Envelope", "ErrorBody", "Event", "Forbidden", "Handler", "Job", "JobCancelled", "JobContext",
+    "Envelope", "ErrorBody", "ErrorRule", "Event", "Forbidden", "Handler", "Job", "JobCancelled",
+    "JobContext",
     "JobQueue", "JobRecord", "Media", "Migration", "Model", "NotFound", "Page", "PayloadTooLarge",
     "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "Pseudonymiser",
     "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Sunset",
-    "Unauthorized",
+    "TooManyRequests", "Unauthorized",
     "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "backoff_delay",
-    "group_commit", "hookimpl", "hookspec", "load_migrations", "move_account_rows",
+    "group_commit", "hookimpl", "hookspec", "load_migrations", "map_errors",
+    "move_account_rows",
     "pseudonymise_mentions",
 ]
 

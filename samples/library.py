@@ -5,8 +5,11 @@ whose size and modification time are unchanged is skipped without reading it; on
 bytes hash (SHA-256) to the stored content hash is only re-stamped; others are decoded
 with :func:`dsp_core.audio_io.read_audio` and analysed (:mod:`samples.analysis`) in a
 worker thread. Files gone from the folder drop out of the library. Every change also
-updates the in-memory :class:`~samples.search.SearchIndex`, which :meth:`load` rebuilds
-from the table when the server starts.
+updates the in-memory :class:`~samples.search.SearchIndex` incrementally. The index is
+built from the table lazily and off the event loop: :meth:`load` starts the build (the
+rows read from the database, the index made in a worker thread) and the first search
+awaits it (:meth:`searchable`); changes made meanwhile are replayed on it before it is
+used, so none is lost.
 """
 
 from __future__ import annotations
@@ -111,15 +114,60 @@ class SampleLibrary:
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self.index = SearchIndex()
+        self._index: SearchIndex | None = None
+        self._build: asyncio.Task[SearchIndex] | None = None
+        #: Changes made while the index is being built: ("add", Sample) / ("remove", id).
+        self._pending: list[tuple[str, object]] = []
 
-    async def load(self) -> int:
-        """Migrate the table and rebuild the search index from it; the number of samples."""
+    async def load(self, *, wait: bool = False) -> int:
+        """Migrate the table and start building the search index from it (``wait``:
+        until it is built); the number of samples."""
         await self.database.migrate(MIGRATIONS)
+        count = int(await self.database.fetchval("SELECT COUNT(*) FROM samples") or 0)
+        self._index, self._pending = None, []
+        self._build = asyncio.create_task(self._built(), name="samples: search index")
+        if wait:
+            await self.searchable()
+        return count
+
+    async def _built(self) -> SearchIndex:
         rows = await self.database.fetch(f"SELECT {', '.join(COLUMNS)} FROM samples")
-        self.index = SearchIndex()
-        self.index.add_many(Sample.from_row(row) for row in rows)
-        return len(rows)
+        index = await asyncio.to_thread(_index_of, rows)
+        for change, value in self._pending:  # on the loop: nothing changes under it
+            if change == "add":
+                index.add(value)  # type: ignore[arg-type]
+            else:
+                index.remove(value)  # type: ignore[arg-type]
+        self._pending = []
+        self._index = index
+        log.info("sample search index built: %d samples", len(index))
+        return index
+
+    async def searchable(self) -> SearchIndex:
+        """The search index, once built (the build starts here when :meth:`load` was not
+        called)."""
+        if self._index is not None:
+            return self._index
+        if self._build is None or (self._build.done() and self._build.exception()):
+            self._build = asyncio.create_task(self._built(), name="samples: search index")
+        return await asyncio.shield(self._build)
+
+    @property
+    def index(self) -> SearchIndex:
+        """The built search index (:meth:`searchable` waits for it)."""
+        if self._index is None:
+            raise RuntimeError("the sample search index is still being built: await "
+                               "library.searchable()")
+        return self._index
+
+    def _changed(self, change: str, value: Sample | str) -> None:
+        if self._index is not None:
+            if change == "add":
+                self._index.add(value)  # type: ignore[arg-type]
+            else:
+                self._index.remove(value)  # type: ignore[arg-type]
+        elif self._build is not None:
+            self._pending.append((change, value))
 
     async def get(self, account_id: str, sid: str) -> Sample:
         """One of the account's samples; another account's id is not found like a missing one."""
@@ -153,7 +201,7 @@ class SampleLibrary:
         for row in gone:
             await self.database.execute("DELETE FROM samples WHERE account_id = ? AND id = ?",
                                         account_id, row["id"])
-            self.index.remove(row["id"])
+            self._changed("remove", row["id"])
         report.removed = len(gone)
         report.seconds = time.perf_counter() - started
         log.info("indexed %s for %s: %s", root, account_id, report.to_dict())
@@ -203,7 +251,7 @@ class SampleLibrary:
                                          account_id)
         await self.database.execute("DELETE FROM samples WHERE account_id = ?", account_id)
         for row in rows:
-            self.index.remove(row["id"])
+            self._changed("remove", row["id"])
         return len(rows)
 
     async def save(self, sample: Sample) -> None:
@@ -214,4 +262,11 @@ class SampleLibrary:
             marks = ", ".join("?" for _ in COLUMNS)
             await tx.execute(f"INSERT INTO samples ({', '.join(COLUMNS)}) VALUES ({marks})",
                              *sample.row())
-        self.index.add(sample)
+        self._changed("add", sample)
+
+
+def _index_of(rows: list) -> SearchIndex:
+    """A search index of ``rows`` (blocking: run in a worker thread)."""
+    index = SearchIndex()
+    index.add_many(Sample.from_row(row) for row in rows)
+    return index

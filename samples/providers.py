@@ -42,7 +42,7 @@ class LocalProvider(SampleProvider):
         self.library = library
 
     async def search(self, account_id: str, query: SampleQuery) -> SearchResult:
-        return self.library.index.search(account_id, query)
+        return (await self.library.searchable()).search(account_id, query)
 
     async def get(self, account_id: str, sample_id: str) -> Sample:
         return await self.library.get(account_id, sample_id)

@@ -1,7 +1,10 @@
 """The in-memory search index: numpy columns for the filters, an inverted index for words.
 
-Built from the ``samples`` table when the server starts and updated as samples are
-indexed, so a search touches no database. Filters are vectorised over numpy columns
+Built from the ``samples`` table (lazily, in a worker thread: :mod:`samples.library`) and
+updated as samples are indexed, so a search touches no database. A replaced or removed
+sample leaves a tombstone row; once tombstones are over a quarter of the rows (and at
+least :data:`COMPACT_MIN`), the index is compacted in one vectorised pass, so re-indexing
+the same files never grows it. Filters are vectorised over numpy columns
 (account, BPM, key, type, class); words go through an inverted index (word -> rows) whose
 vocabulary answers exact, prefix and fuzzy matches (rapidfuzz). Every query word must
 match (AND); the ranking is text score, then closeness to the asked tempo, then the
@@ -26,6 +29,8 @@ KINDS = ("loop", "one-shot")
 CLASSES = ("kick", "snare", "hat", "bass", "pad", "vocal", "other")
 FUZZY_CUTOFF = 80.0
 MAX_LIMIT = 200
+#: Tombstones tolerated before compaction is considered (then: over a quarter of rows).
+COMPACT_MIN = 1024
 
 
 @dataclass(frozen=True)
@@ -134,12 +139,42 @@ class SearchIndex:
             self._postings[word].append(row)
             self._arrays.pop(word, None)
 
+    @property
+    def tombstones(self) -> int:
+        """Rows of removed or replaced samples not compacted away yet."""
+        return len(self._rows) - len(self._row_of)
+
     def remove(self, sample_id: str) -> None:
-        """Drop a sample (its row stays as a tombstone that no filter matches)."""
+        """Drop a sample (its row stays as a tombstone that no filter matches, until
+        tombstones are over a quarter of the rows: then :meth:`compact`)."""
         row = self._row_of.pop(sample_id, None)
         if row is not None:
             self._rows[row] = None
             self._account.data[row] = -1
+            dead = self.tombstones
+            if dead >= COMPACT_MIN and dead * 4 > len(self._rows):
+                self.compact()
+
+    def compact(self) -> None:
+        """Drop the tombstone rows: columns and postings renumbered in one pass."""
+        count = len(self._rows)
+        live = np.fromiter((sample is not None for sample in self._rows), dtype=bool,
+                           count=count)
+        renumbered = np.cumsum(live) - 1
+        self._rows = [sample for sample in self._rows if sample is not None]
+        self._row_of = {sample.id: row for row, sample in enumerate(self._rows)}
+        for column in (self._account, self._bpm, self._key, self._kind, self._class,
+                       self._confidence):
+            column.data = column.data[:count][live].copy()
+        postings: dict[str, list[int]] = {}
+        for word, rows in self._postings.items():
+            found = np.asarray(rows, dtype=np.int64)
+            kept = renumbered[found[live[found]]]
+            if len(kept):
+                postings[word] = kept.tolist()
+        self._postings = postings
+        self._arrays.clear()
+        self._vocabulary = None
 
     def search(self, account_id: str, query: SampleQuery) -> SearchResult:
         """The account's samples matching ``query``, ranked, one page of them."""

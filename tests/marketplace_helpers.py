@@ -21,7 +21,6 @@ from social_helpers import who as headers_of
 
 from business.marketplace.fakes.stripe import FakeStripe, FakeStripeServer
 from business.marketplace.stripe_gateway import StripeGateway, StripeSettings, idempotency_key
-from dawserver.plugin_api import hookimpl
 from dawserver.plugins import install, load_plugins
 
 DAY = 86_400
@@ -76,8 +75,8 @@ WEBHOOK_SECRET = "whsec_market_tests"
 
 
 class Assets:
-    """Stands in for the platform's asset store: it answers the marketplace's
-    ``marketplace_asset_file`` hook with files it wrote under ``root``."""
+    """Stands in for the platform's asset store: the marketplace's ``asset_file``
+    resolver (a setting), answered with files it wrote under ``root``."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -90,9 +89,7 @@ class Assets:
         self.files[(account_id, asset_id)] = str(path)
         return asset_id
 
-    @hookimpl(optionalhook=True)
-    def marketplace_asset_file(self, context: Any, account_id: str, asset_id: str
-                               ) -> str | None:
+    def file(self, account_id: str, asset_id: str) -> str | None:
         return self.files.get((account_id, asset_id))
 
 
@@ -178,7 +175,8 @@ async def market(tmp_path: Path, database_url: str, *, plugins: tuple[object, ..
                  **settings: Any) -> AsyncIterator[Market]:
     """The marketplace plug-in installed on a real server (SQLite or PostgreSQL), paying
     through the fake Stripe with the unmodified client, webhooks signed and retried;
-    ``plugins``: more stand-ins registered with it (hook implementations)."""
+    ``plugins``: more plug-ins registered with it (hook implementations); ``settings``:
+    more of the plug-in's settings (``txt_lookup=...``: the stand-in for DNS)."""
     fake = FakeStripe(webhook_secret=WEBHOOK_SECRET)
     assets = Assets(tmp_path / "assets")
     async with FakeStripeServer(fake) as server:
@@ -186,9 +184,8 @@ async def market(tmp_path: Path, database_url: str, *, plugins: tuple[object, ..
                   "plugins": {"marketplace": {"stripe": {
                       "api_key": fake.api_key, "api_base": server.url,
                       "webhook_secret": WEBHOOK_SECRET, "max_network_retries": 0,
-                      "timeout": 10}, **settings}}}
+                      "timeout": 10}, "asset_file": assets.file, **settings}}}
         manager = load_plugins(config)
-        manager.register(assets, name="test-assets")
         for n, extra in enumerate(plugins):
             manager.register(extra, name=f"test-extra-{n}")
         app = web.Application()

@@ -6,13 +6,17 @@ not compete with the test's own Python thread for the interpreter.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,3 +128,83 @@ def screenshot(page: Any, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+# -- a plug-in page's site: fakes in a thread, a person, the server, one Chromium --------------
+
+#: The person the plug-in pages' browser tests sign in as.
+EMAIL, PASSWORD = "ada@example.org", "correct horse battery"
+#: Fast password hashing for the test server (argon2: time, memory KiB, parallelism).
+HASHING = {"DAW_PASSWORD_HASHING": "1,1024,1"}
+
+
+@contextlib.contextmanager
+def served_in_a_thread(service: Any) -> Iterator[Any]:
+    """``async with service`` entered in an event loop of its own thread (the fakes a
+    server process talks to), left when the block ends."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(service.__aenter__(), loop).result(30)
+        yield service
+    finally:
+        asyncio.run_coroutine_threadsafe(service.__aexit__(None, None, None), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@contextlib.contextmanager
+def plugin_site(data: Path, port: int, plugins: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
+    """A ``dawserver serve`` with ``plugins`` (its ``plugins.json``) and the person
+    :data:`EMAIL` created, and one headless Chromium: ``(server, browser)``."""
+    from playwright.sync_api import sync_playwright
+
+    (data / "plugins.json").write_text(json.dumps(plugins))
+    subprocess.run([sys.executable, "-m", "dawserver", "users", "create", EMAIL,
+                    "--name", "Ada", "--password-stdin", "--data", str(data)],
+                   input=PASSWORD + "\n", text=True, check=True, capture_output=True,
+                   cwd=REPO, env={**os.environ, **HASHING}, timeout=60)
+    with ServerProcess(data, port, HASHING) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield server, browser
+        finally:
+            browser.close()
+
+
+class BrowserPerson:
+    """:data:`EMAIL` in a browser context of her own: the page (its console kept in
+    ``log``), and the API as her once signed in."""
+
+    def __init__(self, browser: Any, url: str, **context: Any) -> None:
+        self.url = url
+        self.context = browser.new_context(**context)
+        self.page = self.context.new_page()
+        self.log = PageLog()
+        self.page.on("console", lambda m: self.log.messages.append(f"{m.type}: {m.text}"))
+        self.page.on("pageerror", lambda e: self.log.messages.append(f"pageerror: {e}"))
+        self.csrf = ""
+
+    def sign_in_by_api(self) -> None:
+        """Sign in through ``/auth/sign-in`` (the page shares the session cookie)."""
+        answer = self.context.request.post(self.url + "/auth/sign-in",
+                                           data={"email": EMAIL, "password": PASSWORD})
+        assert answer.ok, answer.text()
+        self.csrf = answer.json()["csrf_token"]
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """An API call as her; the answer's JSON (a failure is an AssertionError)."""
+        answer = self.context.request.fetch(self.url + path, method=method, data=body,
+                                            headers={"X-CSRF-Token": self.csrf},
+                                            max_redirects=0)
+        assert answer.ok, f"{method} {path}: {answer.status} {answer.text()}"
+        return answer.json()
+
+    def loads(self) -> int:
+        """How many times the page has loaded its data (``body[data-loads]``)."""
+        return int(self.page.evaluate("document.body.dataset.loads || 0"))
+
+    def close(self) -> None:
+        self.context.close()

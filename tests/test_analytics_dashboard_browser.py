@@ -6,14 +6,7 @@ in the page; no console errors."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -21,13 +14,12 @@ from typing import Any
 import pytest
 from loopback import free_port
 from pagebrowser import (
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    REPO,
-    PageLog,
+    BrowserPerson,
     ServerProcess,
     browser_missing,
+    plugin_site,
     screenshot,
+    served_in_a_thread,
     wait_for,
 )
 
@@ -36,8 +28,6 @@ from business.analytics.fakes import FAKES, FakeSources
 pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
               pytest.mark.timeout(240)]
 
-EMAIL, PASSWORD = "ada@example.org", "correct horse battery"
-HASHING = {"DAW_PASSWORD_HASHING": "1,1024,1"}
 TODAY = datetime.now(UTC).date()
 NAMES = ("spotify", "tidal")
 
@@ -53,82 +43,32 @@ class Site:
         return self.server.url
 
 
-@contextmanager
-def fakes_in_a_thread() -> Iterator[FakeSources]:
-    """Fake Spotify and TIDAL (their series end today), served by a loop of their own."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    fakes = FakeSources([FAKES[name](today=TODAY) for name in NAMES])
-    try:
-        asyncio.run_coroutine_threadsafe(fakes.__aenter__(), loop).result(30)
-        yield fakes
-    finally:
-        asyncio.run_coroutine_threadsafe(fakes.__aexit__(None, None, None), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    from playwright.sync_api import sync_playwright
-
+    """Fake Spotify and TIDAL (their series end today), a server reading them, Chromium."""
     data = tmp_path_factory.mktemp("analytics-dashboard") / "data"
     data.mkdir()
-    port = free_port()
-    with fakes_in_a_thread() as fakes:
-        (data / "plugins.json").write_text(json.dumps({"analytics": {
+    fakes = FakeSources([FAKES[name](today=TODAY) for name in NAMES])
+    with served_in_a_thread(fakes), plugin_site(data, free_port(), {"analytics": {
             "schedule_check_s": 3600,
-            "sources": {name: {"base_url": fakes.base_url(name)} for name in NAMES}}}))
-        subprocess.run([sys.executable, "-m", "dawserver", "users", "create", EMAIL,
-                        "--name", "Ada", "--password-stdin", "--data", str(data)],
-                       input=PASSWORD + "\n", text=True, check=True, capture_output=True,
-                       cwd=REPO, env={**os.environ, **HASHING}, timeout=60)
-        with ServerProcess(data, port, HASHING) as server, sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-            try:
-                yield Site(server, fakes, browser)
-            finally:
-                browser.close()
+            "sources": {name: {"base_url": fakes.base_url(name)} for name in NAMES}}}
+            ) as (server, browser):
+        yield Site(server, fakes, browser)
 
 
-class Person:
+class Person(BrowserPerson):
     """Ada in a browser context of her own: the page, and the API as her."""
 
     def __init__(self, site: Site) -> None:
+        super().__init__(site.browser, site.url, viewport={"width": 1400, "height": 1100},
+                         locale="en-GB")
         self.site = site
-        self.context = site.browser.new_context(viewport={"width": 1400, "height": 1100},
-                                                locale="en-GB")
-        self.page = self.context.new_page()
-        self.log = PageLog()
-        self.page.on("console", lambda m: self.log.messages.append(f"{m.type}: {m.text}"))
-        self.page.on("pageerror", lambda e: self.log.messages.append(f"pageerror: {e}"))
-        self.csrf = ""
-
-    def sign_in_by_api(self) -> None:
-        answer = self.context.request.post(self.site.url + "/auth/sign-in",
-                                           data={"email": EMAIL, "password": PASSWORD})
-        assert answer.ok, answer.text()
-        self.csrf = answer.json()["csrf_token"]
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        answer = self.context.request.fetch(self.site.url + path, method=method, data=body,
-                                            headers={"X-CSRF-Token": self.csrf},
-                                            max_redirects=0)
-        assert answer.ok, f"{method} {path}: {answer.status} {answer.text()}"
-        return answer.json()
 
     def open(self, query: str = "") -> Any:
         self.page.goto(f"{self.site.url}/analytics{query}")
         self.page.wait_for_selector("body[data-ready=true]", timeout=15000)
         return self.page
 
-    def loads(self) -> int:
-        return int(self.page.evaluate("document.body.dataset.loads || 0"))
-
-    def close(self) -> None:
-        self.context.close()
 
 
 @pytest.fixture

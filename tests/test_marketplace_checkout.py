@@ -325,3 +325,115 @@ async def test_an_event_of_another_account_or_price_fulfils_nothing(tmp_path: Pa
         refunding = await m.order("buyer", order["order_id"], "refunding", "refunded")
         assert "not the order's 4999 usd" in refunding["note"]
         assert await m.library("buyer") == []
+
+
+async def coupon_uses(m: Any, code: str) -> int:
+    status, body = await m.call("GET", "/api/marketplace/coupons", who("seller"))
+    assert status == 200, body
+    return next(c["uses"] for c in body if c["code"] == code)
+
+
+async def test_an_expired_checkout_gives_its_coupon_use_and_hold_back(tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        await m.seller("seller")
+        beat = await m.beat("seller")
+        status, body = await m.call("PUT", "/api/marketplace/coupons/ONCE", who("seller"),
+                                    {"kind": "percent", "value": 10, "max_uses": 1})
+        assert status == 200, body
+        status, first = await m.checkout("one", "seller", beat["beat_id"], "exclusive",
+                                         coupon="ONCE")
+        assert status == 201, first
+        assert await coupon_uses(m, "ONCE") == 1
+        status, body = await m.checkout("two", "seller", beat["beat_id"], "mp3_lease",
+                                        coupon="ONCE")
+        assert status == 409
+        session_id = first["checkout_url"].rsplit("/", 1)[1]
+        async with StripeGateway(StripeSettings(m.fake.api_key, api_base=m.fake.base_url,
+                                                max_network_retries=0)) as gateway:
+            await gateway.call(  # the buyer walks away: Stripe expires the session
+                lambda p, o: gateway.v1.checkout.sessions.expire_async(session_id, p, o),
+                None, key="expire-1", account=m.fake.owner[session_id], write=True)
+        await m.order("one", first["order"]["order_id"], "expired")
+        await m.fake.webhooks.settled()
+        assert await coupon_uses(m, "ONCE") == 0
+        # a second sweep or a redelivered event gives nothing back twice
+        [expired] = m.fake.events_of("checkout.session.expired")
+        m.fake.webhooks.redeliver(expired)
+        await m.fake.webhooks.settled()
+        assert await market_services(m).checkout.sweep(time.time() + 10**6) == 0
+        assert await coupon_uses(m, "ONCE") == 0
+        status, second = await m.checkout("two", "seller", beat["beat_id"], "exclusive",
+                                          coupon="ONCE")
+        assert status == 201, second
+
+
+async def test_the_sweep_expires_lost_checkouts_and_a_late_payment_still_counts(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        await m.seller("seller")
+        free, taken = await m.beat("seller"), await m.beat("seller", title="Taken")
+        status, body = await m.call("PUT", "/api/marketplace/coupons/LAUNCH", who("seller"),
+                                    {"kind": "percent", "value": 10, "max_uses": 5})
+        assert status == 200, body
+        started = {}
+        for beat in (free, taken):
+            status, started[beat["beat_id"]] = await m.checkout(
+                "late", "seller", beat["beat_id"], "exclusive", coupon="LAUNCH")
+            assert status == 201
+        assert await coupon_uses(m, "LAUNCH") == 2
+        module = market_services(m)
+        # Stripe's expired events never came: past the sessions' life the sweep ends both
+        assert await module.checkout.sweep(time.time() + 1) == 0  # not yet due
+        later = time.time() + module.checkout.expiry_s + 301
+        assert await module.checkout.sweep(later) == 2
+        assert await module.checkout.sweep(later) == 0
+        assert await coupon_uses(m, "LAUNCH") == 0
+        for beat in (free, taken):
+            order = await m.order("late", started[beat["beat_id"]]["order"]["order_id"],
+                                  "expired")
+            assert "expired" in order["note"]
+        # the hold is free: another buyer holds the second beat now
+        status, _ = await m.checkout("other", "seller", taken["beat_id"], "exclusive")
+        assert status == 201
+
+        # the first buyer's payments arrive after all (a late completed event)
+        for beat in (free, taken):
+            m.pay(started[beat["beat_id"]])
+        won = await m.order("late", started[free["beat_id"]]["order"]["order_id"], "paid")
+        lost = await m.order("late", started[taken["beat_id"]]["order"]["order_id"],
+                             "refunding", "refunded")
+        assert won["status"] == "paid" and "sold with exclusive rights" in lost["note"]
+        [licence] = await m.library("late")
+        assert licence["beat_id"] == free["beat_id"]
+        # the paid order's coupon use is counted again; the refunded one's is not
+        assert await coupon_uses(m, "LAUNCH") == 1
+
+
+async def test_a_buyer_cannot_open_checkouts_in_a_loop(tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}",
+                      max_open_checkouts=2) as m:
+        await m.seller("seller")
+        beats = [await m.beat("seller", title=f"Beat {n}") for n in range(3)]
+        opened = []
+        for beat in beats[:2]:
+            status, started = await m.checkout("greedy", "seller", beat["beat_id"],
+                                               "exclusive")
+            assert status == 201, started
+            opened.append(started)
+        status, body = await m.checkout("greedy", "seller", beats[2]["beat_id"], "exclusive")
+        assert status == 409 and "2 checkouts open" in body["error"]
+        # the beat was not held: another buyer takes its exclusive checkout
+        status, _ = await m.checkout("patient", "seller", beats[2]["beat_id"], "exclusive")
+        assert status == 201
+        # once one of the greedy buyer's checkouts expires, they may open another
+        module = market_services(m)
+        session_id = opened[0]["checkout_url"].rsplit("/", 1)[1]
+        async with StripeGateway(StripeSettings(m.fake.api_key, api_base=m.fake.base_url,
+                                                max_network_retries=0)) as gateway:
+            await gateway.call(
+                lambda p, o: gateway.v1.checkout.sessions.expire_async(session_id, p, o),
+                None, key="expire-greedy", account=m.fake.owner[session_id], write=True)
+        await m.order("greedy", opened[0]["order"]["order_id"], "expired")
+        status, _ = await m.checkout("greedy", "seller", beats[0]["beat_id"], "mp3_lease")
+        assert status == 201
+        assert module.checkout.max_open == 2

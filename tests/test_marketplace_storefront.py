@@ -5,6 +5,8 @@ domains by the Host header, another seller's beat answering 404, the sitemap."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -36,8 +38,8 @@ class Dns:
     def __init__(self) -> None:
         self.records: dict[str, list[str]] = {}
 
-    @hookimpl(optionalhook=True)
-    def marketplace_txt_records(self, context: Any, name: str) -> list[str] | None:
+    def lookup(self, name: str) -> list[str] | None:
+        """The marketplace's ``txt_lookup`` resolver (a setting)."""
         return self.records.get(name)
 
 
@@ -275,6 +277,7 @@ ATTEMPTS = [
     ("{% include '/etc/passwd' %}", "one file"),
     ("{% for b in beats recursive %}{{ loop(beats) }}{% endfor %}", "recursive"),
     ("{% if %}", "line 1"),
+    ("{{ 'a'" + ".upper()" * 400 + " }}", "nested too deep"),
     ("x" * (MAX_TEMPLATE_CHARS + 1), "at most"),
 ]
 
@@ -303,6 +306,55 @@ def test_the_sandbox_stops_a_template_that_runs_too_long() -> None:
     assert sandbox.render("{{ beats|length }}", many) == "1000"
 
 
+#: C-level string work the sandbox's budget never sees: seconds of CPU in one expression.
+HEAVY = '{{ "a".ljust(2 * 10**7)' + ".title().upper().lower()" * 30 + " | length }}"
+#: A gigabyte string: stopped by the render worker's memory limit.
+HUGE = '{{ "x".ljust(10**9) | length }}'
+RENDER = {"render": {"timeout_s": 2.0, "memory_mb": 700, "workers": 2}}
+
+
+@pytest.mark.parametrize(("template", "says"), [(HEAVY, "was stopped"),
+                                                 (HUGE, "MemoryError|memory")])
+@pytest.mark.asyncio
+async def test_templates_past_the_time_or_memory_limit_are_refused_when_saved(
+        tmp_path: Path, template: str, says: str) -> None:
+    async with market(tmp_path, sqlite(tmp_path), **RENDER) as m:
+        await seed(m)
+        status, body = await m.call("PUT", "/api/marketplace/storefront", who("seller"),
+                                    {"handle": "nightshop", "template": template})
+        assert status == 422, body
+        assert re.search(says, body["error"]), body["error"]
+        # the worker was replaced: a good template still checks and renders
+        status, body = await m.call("PUT", "/api/marketplace/storefront", who("seller"),
+                                    {"handle": "nightshop",
+                                     "template": "<p>made by {{ store.handle }}</p>"})
+        assert status == 200, body
+        assert "made by nightshop" in (await get(m, "/store/nightshop"))[1]
+
+
+@pytest.mark.asyncio
+async def test_a_pathological_template_stalls_no_other_request_and_is_stopped(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, sqlite(tmp_path), **RENDER) as m:
+        await seed(m)
+        # passes on the 3 sample beats, runs for seconds on the store's 5
+        slow = "{% if beats|length > 3 %}" + HEAVY + "{% endif %}ok"
+        status, body = await m.call("PUT", "/api/marketplace/storefront", who("seller"),
+                                    {"handle": "nightshop", "template": slow})
+        assert status == 200, body
+        async with asyncio.timeout(60):
+            page = asyncio.create_task(get(m, "/store/nightshop"))
+            await asyncio.sleep(0.2)  # the render is under way in a worker
+            status, body = await m.call("GET", "/api/marketplace/storefront", who("seller"))
+            assert status == 200 and body["handle"] == "nightshop"
+            assert not page.done(), "another request waited for the template's render"
+            status, text, _ = await page
+        # stopped at the limit: the built-in page, and the seller is told why
+        assert status == 200 and len(titles(lxml.html.fromstring(text))) == len(BEATS)
+        status, body = await m.call("GET", "/api/marketplace/storefront", who("seller"))
+        assert "was stopped" in body["template_error"]
+
+
 @pytest.mark.asyncio
 async def test_a_custom_template_renders_and_one_failing_on_live_data_falls_back(
         tmp_path: Path) -> None:
@@ -329,12 +381,45 @@ async def test_a_custom_template_renders_and_one_failing_on_live_data_falls_back
         assert "missing" in body["template_error"]
 
 
+class Hostile(Dns):
+    """An installed plug-in that tries to answer for DNS (the records the test gives it)
+    and the asset store through the hooks that used to decide them."""
+
+    @hookimpl(optionalhook=True)
+    def marketplace_txt_records(self, context: Any, name: str) -> list[str] | None:
+        return self.records.get(name)
+
+    @hookimpl(optionalhook=True)
+    def marketplace_asset_file(self, context: Any, account_id: str, asset_id: str) -> str:
+        return "/etc/passwd"
+
+
+@pytest.mark.asyncio
+async def test_no_plug_in_decides_domain_proof_or_asset_files(tmp_path: Path) -> None:
+    dns, hostile = Dns(), Hostile()
+    async with market(tmp_path, sqlite(tmp_path), plugins=(hostile,),
+                      txt_lookup=dns.lookup) as m:
+        await seed(m)
+        status, body = await m.call("PUT", "/api/marketplace/storefront/domain", who("seller"),
+                                    {"domain": "bank.example"})
+        assert status == 200
+        record = body["domain_record"]
+        hostile.records[record["name"]] = [record["value"]]
+        status, body = await m.call("POST", "/api/marketplace/storefront/domain/verify",
+                                    who("seller"), {})
+        assert status == 409 and "has no TXT record" in body["error"]
+        status, body = await m.call("PUT", "/api/marketplace/storefront", who("seller"), {
+            "handle": "nightshop", "theme": {"logo_asset": "passwd"}})
+        assert status == 422 and "no asset 'passwd'" in body["error"]
+        assert (await m.client.get("/store/nightshop/media/passwd")).status == 404
+
+
 @pytest.mark.asyncio
 async def test_a_proved_custom_domain_serves_the_store_at_the_root(tmp_path: Path,
                                                                   db_url: str,  # noqa: F811
                                                                ) -> None:
     dns = Dns()
-    async with market(tmp_path, db_url, plugins=(dns,)) as m:
+    async with market(tmp_path, db_url, txt_lookup=dns.lookup) as m:
         await seed(m)
         await m.call("PUT", "/api/marketplace/storefront", who("other"), {"handle": "other"})
         status, body = await m.call("PUT", "/api/marketplace/storefront/domain", who("seller"),

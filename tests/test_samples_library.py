@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from samples.library import SampleLibrary
 from samples.preview import plan, render
 from samples.providers import LocalProvider, SampleProvider
 from samples.records import Sample
-from samples.search import SampleQuery, SearchIndex, SearchResult
+from samples.search import COMPACT_MIN, SampleQuery, SearchIndex, SearchResult
 
 pytestmark = pytest.mark.timeout(120)
 RATE = audio.RATE
@@ -46,7 +47,7 @@ async def library(collab_database_url: str, tmp_path: Path):
     await database.start()
     try:
         library = SampleLibrary(database)
-        await library.load()
+        await library.load(wait=True)
         yield library
     finally:
         await database.stop()
@@ -73,7 +74,7 @@ async def test_reindexing_skips_unchanged_files_and_drops_removed_ones(
     assert library.index.search("acc", SampleQuery(text="hat")).total == 0
     # a server restart rebuilds the same index from the table
     restarted = SampleLibrary(library.database)
-    assert await restarted.load() == 4
+    assert await restarted.load(wait=True) == 4
     assert [s.id for s in restarted.index.search("acc", SampleQuery()).samples] == \
         [s.id for s in library.index.search("acc", SampleQuery()).samples]
 
@@ -153,6 +154,47 @@ def test_text_ranks_exact_over_prefix_over_fuzzy_and_needs_every_word() -> None:
     assert "s3" in ids(index.search("acc", SampleQuery(text="kick")))  # fuzzy: one letter off
     assert ids(index.search("acc", SampleQuery(text="kick hard"))) == ["s2"]
     assert ids(index.search("acc", SampleQuery(text="snre"))) == ["s4"]
+
+
+def test_replacing_samples_again_and_again_never_grows_the_index() -> None:
+    index = SearchIndex()
+    live = 3 * COMPACT_MIN
+    index.add_many(entry(n, words=("loop", f"w{n % 7}"), bpm=float(90 + n % 60),
+                         kind="loop") for n in range(live))
+    for round_ in range(4):  # every file re-indexed, as a folder re-scan would
+        for n in range(live):
+            index.add(entry(n, words=("loop", f"r{round_}"), bpm=float(90 + n % 60),
+                            kind="loop"))
+        assert index.tombstones * 4 <= len(index._rows) or index.tombstones < COMPACT_MIN
+        assert len(index._rows) < 2 * live
+    assert len(index) == live
+    assert index.search("acc", SampleQuery(text="loop", limit=1)).total == live
+    assert index.search("acc", SampleQuery(text="r3", limit=1)).total == live
+    assert index.search("acc", SampleQuery(text="r2", limit=1)).total == 0
+    hits = index.search("acc", SampleQuery(bpm_min=100, bpm_max=100, limit=200))
+    assert sorted(ids(hits)) == sorted(f"s{n}" for n in range(live) if n % 60 == 10)
+    for n in range(live - 10):
+        index.remove(f"s{n}")
+    assert ids(index.search("acc", SampleQuery(text="loop"))) and len(index) == 10
+    assert sorted(ids(index.search("acc", SampleQuery(text="loop")))) == sorted(
+        f"s{n}" for n in range(live - 10, live))
+
+
+@pytest.mark.asyncio
+async def test_the_index_is_built_lazily_and_keeps_changes_made_meanwhile(
+        library: SampleLibrary, folder: Path) -> None:
+    await library.index_folder("acc", folder)
+    await library.index_folder("keep", folder)
+    restarted = SampleLibrary(library.database)
+    assert await restarted.load() == 8  # returns at once: the build runs off the loop
+    with pytest.raises(RuntimeError, match="still being built"):
+        restarted.index.search("acc", SampleQuery())
+    assert await restarted.forget_account("acc") == 4  # during the build
+    async with asyncio.timeout(30):
+        index = await restarted.searchable()
+    assert index.search("acc", SampleQuery()).total == 0
+    assert index.search("keep", SampleQuery()).total == 4
+    assert restarted.index is index
 
 
 def test_pages_follow_the_ranking_and_a_removed_sample_is_gone() -> None:

@@ -5,15 +5,8 @@ post's outcome with its URL or the network's reason and a retry, and the next fr
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import json
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,13 +15,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from loopback import free_port
 from pagebrowser import (
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    REPO,
-    PageLog,
+    EMAIL,
+    PASSWORD,
+    BrowserPerson,
     ServerProcess,
     browser_missing,
+    plugin_site,
     screenshot,
+    served_in_a_thread,
     wait_for,
 )
 
@@ -37,11 +31,9 @@ from business.social.fakes import FAKES, FakeNetwork, FakeNetworks
 pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
               pytest.mark.timeout(240)]
 
-EMAIL, PASSWORD = "ada@example.org", "correct horse battery"
 CLIENT_ID, CLIENT_SECRET = "studio-client", "studio-secret"
 #: The browser's zone: nine hours ahead of UTC, so a morning post is the day before in UTC.
 ZONE = "Asia/Tokyo"
-HASHING = {"DAW_PASSWORD_HASHING": "1,1024,1"}
 #: What a browser logs for every 4xx answer; each test says how many it provokes.
 REFUSED = "error: Failed to load resource: the server responded with a status of 4"
 
@@ -59,77 +51,30 @@ class Site:
         return self.server.url
 
 
-@contextmanager
-def fake_x_in_a_thread() -> Iterator[tuple[FakeNetworks, FakeNetwork]]:
-    """The fake X network, served by an event loop of its own thread."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    fake = FAKES["x"](client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-    networks = FakeNetworks([fake])
-    try:
-        asyncio.run_coroutine_threadsafe(networks.__aenter__(), loop).result(30)
-        yield networks, fake
-    finally:
-        asyncio.run_coroutine_threadsafe(networks.__aexit__(None, None, None), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """A server whose social plug-in talks to the fake X, a person, one headless Chromium."""
-    from playwright.sync_api import sync_playwright
-
     data = tmp_path_factory.mktemp("social-calendar") / "data"
     data.mkdir()
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with fake_x_in_a_thread() as (networks, fake):
-        (data / "plugins.json").write_text(json.dumps({"social": {
-            "base_url": url,
-            "networks": {"x": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                               "base_url": networks.base_url("x"), "timeout_s": 10.0}},
-            "dispatch": {"backoff_base": 0.2, "backoff_cap": 1.0, "sweep_s": 1.0}}}))
-        subprocess.run([sys.executable, "-m", "dawserver", "users", "create", EMAIL,
-                        "--name", "Ada", "--password-stdin", "--data", str(data)],
-                       input=PASSWORD + "\n", text=True, check=True, capture_output=True,
-                       cwd=REPO, env={**os.environ, **HASHING}, timeout=60)
-        with ServerProcess(data, port, HASHING) as server, sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-            try:
-                yield Site(server, fake, browser)
-            finally:
-                browser.close()
+    fake = FAKES["x"](client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    with served_in_a_thread(FakeNetworks([fake])) as networks, plugin_site(
+            data, port, {"social": {
+                "base_url": f"http://127.0.0.1:{port}",
+                "networks": {"x": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                                   "base_url": networks.base_url("x"), "timeout_s": 10.0}},
+                "dispatch": {"backoff_base": 0.2, "backoff_cap": 1.0, "sweep_s": 1.0}}}
+            ) as (server, browser):
+        yield Site(server, fake, browser)
 
 
-class Person:
+class Person(BrowserPerson):
     """Ada in a browser context of her own (in Tokyo): the page, and the API as her."""
 
     def __init__(self, site: Site) -> None:
+        super().__init__(site.browser, site.url, viewport={"width": 1400, "height": 1000},
+                         timezone_id=ZONE, locale="en-GB")
         self.site = site
-        self.context = site.browser.new_context(viewport={"width": 1400, "height": 1000},
-                                                timezone_id=ZONE, locale="en-GB")
-        self.page = self.context.new_page()
-        self.log = PageLog()
-        self.page.on("console", lambda m: self.log.messages.append(f"{m.type}: {m.text}"))
-        self.page.on("pageerror", lambda e: self.log.messages.append(f"pageerror: {e}"))
-        self.csrf = ""
-
-    def sign_in_by_api(self) -> None:
-        answer = self.context.request.post(self.site.url + "/auth/sign-in",
-                                           data={"email": EMAIL, "password": PASSWORD})
-        assert answer.ok, answer.text()
-        self.csrf = answer.json()["csrf_token"]
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        """Ada's API call; the answer's JSON (a failure is an AssertionError)."""
-        answer = self.context.request.fetch(self.site.url + path, method=method, data=body,
-                                            headers={"X-CSRF-Token": self.csrf},
-                                            max_redirects=0)
-        assert answer.ok, f"{method} {path}: {answer.status} {answer.text()}"
-        return answer.json()
 
     def connect_x(self, account: str = "") -> str:
         """Connect an X channel of Ada's (or her organisation ``account``'s) through the
@@ -171,8 +116,6 @@ class Person:
         """Wait until the calendar has loaded its posts again after ``before`` loads."""
         wait_for(lambda: int(self.page.evaluate("document.body.dataset.loads || 0")) > before)
 
-    def loads(self) -> int:
-        return int(self.page.evaluate("document.body.dataset.loads || 0"))
 
     def errors(self, refusals: int) -> list[str]:
         """Console errors other than the ``refusals`` 4xx answers a test provoked."""
@@ -180,9 +123,6 @@ class Person:
         refused = [e for e in errors if e.startswith(REFUSED)]
         assert len(refused) == refusals, errors
         return [e for e in errors if not e.startswith(REFUSED)]
-
-    def close(self) -> None:
-        self.context.close()
 
 
 @pytest.fixture

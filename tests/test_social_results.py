@@ -12,6 +12,7 @@ import asyncio
 import csv
 import datetime as dt
 import io
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +24,11 @@ import pytest
 from social_fakes import CLIENT_ID, CLIENT_SECRET, Dispatching, dispatching, until
 from social_helpers import database_url, social_app, who
 
+from business.social import links as links_module
 from business.social.attribution import PRESAVE_EVENT, SALE_EVENT, Attribution
+from business.social.errors import NotFoundError, SocialError
 from business.social.fakes import FAKES, FakeNetworks
-from business.social.links import Links, is_bot, tagged_url
+from business.social.links import Links, TooManyGuesses, check_url, is_bot, tagged_url
 from business.social.networks import connector_for
 from business.social.results import COLLECT, DAY_S, Collector, Reading, ResultsSettings
 from business.social.results import store_readings as store
@@ -256,6 +259,61 @@ def test_clicks_count_once_per_visitor_and_hour_and_never_store_the_address(
     run(go())
 
 
+@pytest.mark.parametrize("url", [
+    "javascript:alert(1)", "data:text/html,<script>alert(1)</script>", "ftp://a.example/x",
+    "//evil.example/x", "https://bank.example@evil.example/", "https://u:p@a.example/",
+    "https://evil.example\\@bank.example/", "https://a.example/x\r\nSet-Cookie: a=b",
+    "https://a.exa mple/", "https:///nohost", "https://a.example/\x00"])
+def test_only_plain_http_destinations_make_short_links(url: str) -> None:
+    with pytest.raises(SocialError):
+        check_url(url)
+    assert check_url(" https://ada.example/a?b=1#c ") == "https://ada.example/a?b=1#c"
+
+
+def test_a_link_leads_only_where_its_owner_set_and_guesses_are_cut_off(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def go() -> None:
+        async with dispatching(db_url, ["x"], tmp_path) as h:
+            links = Links(h.db, b"salt" * 8, "https://studio.example", misses_per_minute=3)
+            mine = (await links.shorten("ada", "p1", "c1", "x", "https://ada.example/a")
+                    ).rsplit("/", 1)[1]
+            # a fresh code held by another account is never reused: the next one is drawn
+            drawn = itertools.chain([mine, "Zz9Zz9Zz9Z"], iter(links_module.new_code, None))
+            monkeypatch.setattr(links_module, "new_code", lambda: next(drawn))
+            theirs = (await links.shorten("eve", "p9", "c9", "x", "https://eve.example/")
+                      ).rsplit("/", 1)[1]
+            assert theirs == "Zz9Zz9Zz9Z"
+            link, _ = await links.click(mine, "198.51.100.1", BROWSER)
+            assert link.account_id == "ada"
+            assert link.target.startswith("https://ada.example/a?utm_source=x")
+            # a code two rows share (written around shorten) leads nowhere
+            await h.db.execute(
+                "INSERT INTO social_short_links (account_id, code, post_id, channel_id, "
+                "network, url, campaign, created_at) VALUES ('eve', ?, 'p8', 'c8', 'x', "
+                "'https://eve.example/phish', '', 0)", mine)
+            with pytest.raises(NotFoundError):
+                await links.click(mine, "198.51.100.1", BROWSER)
+            # a stored destination that fails the check is never followed
+            await h.db.execute("UPDATE social_short_links SET url = 'javascript:alert(1)' "
+                               "WHERE code = ?", theirs)
+            with pytest.raises(NotFoundError):
+                await links.click(theirs, "198.51.100.1", BROWSER)
+            # three misses from one address: then every code answers TooManyGuesses there
+            fresh = (await links.shorten("ada", "p2", "c1", "x", "https://ada.example/b")
+                     ).rsplit("/", 1)[1]
+            with pytest.raises(NotFoundError):
+                await links.click("AAAAAAAAAA", "198.51.100.1", BROWSER)
+            with pytest.raises(TooManyGuesses) as refused:
+                await links.click(fresh, "198.51.100.1", BROWSER)
+            assert refused.value.retry_after >= 1
+            with pytest.raises(TooManyGuesses):
+                await links.click("not a code", "198.51.100.1", BROWSER)
+            link, _ = await links.click(fresh, "203.0.113.7", BROWSER)
+            assert link.url == "https://ada.example/b"
+
+    run(go())
+
+
 def test_dispatch_publishes_the_short_link_in_place_of_the_link(sqlite_url: str,
                                                                tmp_path: Path) -> None:
     async def go() -> None:
@@ -338,7 +396,7 @@ def test_the_report_route_csv_short_link_and_another_accounts_ids(
         async with FakeNetworks([fake]) as server, aiohttp.ClientSession() as session:
             connector = connector_for("x", server.base_url("x"), CLIENT_ID, CLIENT_SECRET,
                                       session)
-            settings = {"results": {"short_links": True, **FAST},
+            settings = {"results": {"short_links": True, "link_misses_per_minute": 3, **FAST},
                         "dispatch": {"backoff_base": 0.05, "backoff_cap": 0.2}}
             async with social_app(tmp_path, sqlite_url, connector,
                                   settings=settings) as (client, context):
@@ -371,6 +429,12 @@ def test_the_report_route_csv_short_link_and_another_accounts_ids(
                 assert bot.status == 302
                 missing = await client.get("/s/nosuchcode", allow_redirects=False)
                 assert missing.status == 404
+                # guessing codes is cut off (settings: 3 misses a minute), valid ones too
+                for guess in ("AAAAAAAAAA", "BBBBBBBBBB"):
+                    assert (await client.get(f"/s/{guess}", allow_redirects=False)
+                            ).status == 404
+                guessed = await client.get(path, allow_redirects=False)
+                assert guessed.status == 429 and int(guessed.headers["Retry-After"]) >= 1
 
                 from business.social.results_services import results
                 module = results(context)

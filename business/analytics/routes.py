@@ -6,7 +6,6 @@ answer 404 like missing ones. Who may do what: :mod:`.permissions`.
 from __future__ import annotations
 
 import asyncio
-import functools
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -40,29 +39,20 @@ from business.analytics.sources.base import Credentials
 from business.analytics.store import growth
 from dawserver.plugin_api import (
     BadRequest,
-    Handler,
     NotFound,
     Reply,
     Request,
     Route,
     Unprocessable,
+    map_errors,
 )
 
-
-def _api(handler: Handler) -> Handler:
-    """``handler`` with the domain's errors turned into HTTP errors."""
-    @functools.wraps(handler)
-    async def wrapped(request: Request) -> Any:
-        try:
-            return await handler(request)
-        except (SourceNotFound, RunNotFound, EntityNotFound) as exc:
-            raise NotFound(str(exc)) from None
-        except (ConnectionError_, CatalogError) as exc:
-            raise Unprocessable(str(exc)) from None
-        except olap.QueryRefused as exc:
-            raise BadRequest(str(exc)) from None
-
-    return wrapped
+#: The domain's errors as HTTP errors (the first rule that matches decides).
+_api = map_errors(
+    ((SourceNotFound, RunNotFound, EntityNotFound), NotFound),
+    ((ConnectionError_, CatalogError), Unprocessable),
+    (olap.QueryRefused, BadRequest),
+)
 
 
 def _person(request: Request) -> str:

@@ -9,7 +9,6 @@ release stopped by the compliance gate. Who may do what: :mod:`.permissions`.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from business.distribution.errors import ComplianceError, DistributionError, NotFoundError
@@ -48,30 +47,22 @@ from dawserver.plugin_api import (
     PUBLIC,
     BadRequest,
     Empty,
-    Handler,
     Media,
     NotFound,
     Reply,
     Request,
     Route,
     Unprocessable,
+    map_errors,
 )
 
-
-def _api(handler: Handler) -> Handler:
-    """``handler`` with the domain's errors turned into HTTP errors."""
-    @functools.wraps(handler)
-    async def wrapped(request: Request) -> Any:
-        try:
-            return await handler(request)
-        except ComplianceError as exc:
-            raise Unprocessable(str(exc), issues=[vars(i) for i in exc.issues]) from None
-        except NotFoundError as exc:
-            raise NotFound(str(exc)) from None
-        except (DistributionError, UnicodeDecodeError) as exc:
-            raise BadRequest(str(exc)) from None
-
-    return wrapped
+#: The domain's errors as HTTP errors (the first rule that matches decides).
+_api = map_errors(
+    (ComplianceError, lambda exc: Unprocessable(str(exc),
+                                                issues=[vars(i) for i in exc.issues])),
+    (NotFoundError, NotFound),
+    ((DistributionError, UnicodeDecodeError), BadRequest),
+)
 
 
 @_api

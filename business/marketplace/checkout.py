@@ -24,13 +24,16 @@ from typing import Any
 
 from business.marketplace.coupons import Coupons
 from business.marketplace.errors import NotForSale, NotFoundHere, PaymentError
-from business.marketplace.models import FAILED, ON_SALE, OPEN, Order
+from business.marketplace.models import EXPIRED, FAILED, ON_SALE, OPEN, Order
 from business.marketplace.store import MarketStore, new_id
 from business.marketplace.stripe_gateway import StripeGateway, idempotency_key
 
 logger = logging.getLogger(__name__)
 #: Stripe's shortest Checkout Session life is 30 minutes; ours leaves a margin.
 MIN_EXPIRY_S = 1800
+#: Seconds past a session's expiry before the sweep expires its order (Stripe's own
+#: ``checkout.session.expired`` usually comes first).
+SWEEP_GRACE_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class Checkout:
 
     def __init__(self, store: MarketStore, gateway: StripeGateway | None, *,
                  expiry_s: int = 3600, success_url: str = "", cancel_url: str = "",
-                 coupons: Coupons | None = None) -> None:
+                 coupons: Coupons | None = None, max_open: int = 5) -> None:
         if expiry_s < MIN_EXPIRY_S + 60:
             raise ValueError(f"checkout_expiry_s must be at least {MIN_EXPIRY_S + 60} "
                              "(Stripe keeps a session open 30 minutes at least)")
@@ -57,6 +60,8 @@ class Checkout:
         self.success_url = success_url
         self.cancel_url = cancel_url
         self.coupons = coupons
+        #: Open (unexpired) checkouts one buyer may have in one store at a time.
+        self.max_open = max_open
 
     async def start(self, buyer: str, seller: str, beat_id: str, tier_name: str, *,
                     success_url: str | None = None, cancel_url: str | None = None,
@@ -90,6 +95,14 @@ class Checkout:
                       now)
         db = self.store.db
         async with db.transaction() as tx:
+            opened = await tx.fetchval(
+                "SELECT COUNT(*) FROM mkt_orders WHERE account_id = ? AND buyer_account = ? "
+                "AND status = ? AND COALESCE(expires_at, created_at + ?) > ?",
+                seller, buyer, OPEN, float(self.expiry_s), now)
+            if int(opened or 0) >= self.max_open:
+                raise NotForSale(f"you have {opened} checkouts open in this store: pay one "
+                                 "of them, or wait until they expire (at most "
+                                 f"{self.expiry_s // 60} minutes)")
             if tier.exclusive:
                 if not await self.store.reserve(tx, seller, beat_id, order.order_id, now,
                                                 float(expires)):
@@ -106,11 +119,15 @@ class Checkout:
                     raise NotForSale(f"a buyer is checking out the exclusive rights of beat "
                                      f"{beat_id!r}: leases are paused until they finish or "
                                      "their checkout expires")
+            used_code = None
             if coupon and self.coupons is not None:
                 amount, used = await self.coupons.redeem(tx, seller, coupon, beat_id,
                                                          tier.price, tier.currency, now)
                 order = dataclasses.replace(order, amount=amount, note=f"coupon {used.code}")
+                used_code = used.code
             await self.store.insert_order(tx, order)
+            await self.store.set_order(tx, seller, order.order_id, expires_at=float(expires),
+                                       coupon=used_code)
         meta = {"order_id": order.order_id, "seller": seller, "beat_id": beat_id,
                 "tier": tier.tier, "buyer": buyer,
                 **{k: v for k, v in (referral or {}).items() if k in REFERRAL and v}}
@@ -128,20 +145,71 @@ class Checkout:
                 account=stripe_account)
         except PaymentError:
             async with db.transaction() as tx:
-                await self.store.set_order(tx, seller, order.order_id, status=FAILED,
-                                           note="Stripe refused the checkout session")
-                await self.store.release(tx, seller, beat_id, order.order_id)
+                await close_order(tx, self.store, order, FAILED,
+                                  note="Stripe refused the checkout session")
             raise
         async with db.transaction() as tx:
             await self.store.set_order(tx, seller, order.order_id, session_id=session.id)
         started = Order(**{**order.__dict__, "session_id": session.id})
         return Started(started, str(session.url), expires)
 
+    async def sweep(self, now: float | None = None, *, grace_s: float = SWEEP_GRACE_S,
+                    limit: int = 500) -> int:
+        """Expire open checkouts whose session's life ended ``grace_s`` ago (their
+        ``checkout.session.expired`` lost or late): holds released, coupon uses given
+        back; how many. A completed event arriving after still fulfils (:mod:`.fulfilment`
+        books it, and an exclusive taken meanwhile is refunded)."""
+        now = time.time() if now is None else now
+        rows = await self.store.db.fetch(
+            "SELECT account_id, order_id FROM mkt_orders WHERE status = ? "
+            "AND COALESCE(expires_at, created_at + ?) <= ? LIMIT ?",
+            OPEN, float(self.expiry_s), now - grace_s, limit)
+        expired = 0
+        for row in rows:
+            async with self.store.db.transaction() as tx:
+                order = await self.store.order(row["account_id"], row["order_id"], tx=tx)
+                if order is not None and await close_order(tx, self.store, order, EXPIRED,
+                                                           note="the checkout expired"):
+                    expired += 1
+        if expired:
+            logger.info("expired %d checkouts past their session's life", expired)
+        return expired
+
     async def order_of_buyer(self, buyer: str, order_id: str) -> Order:
         order = await self.store.buyer_order(buyer, order_id)
         if order is None:
             raise NotFoundHere(f"no order {order_id!r} of yours")
         return order
+
+
+async def close_order(tx: Any, store: MarketStore, order: Order, status: str, *,
+                      note: str | None = None) -> bool:
+    """End an open checkout as ``status`` (expired, failed) in ``tx``: its exclusive hold
+    released and its coupon's use given back, once (only an open order changes); whether
+    it changed."""
+    values: dict[str, Any] = {"status": status}
+    if note is not None:
+        values["note"] = f"{order.note}; {note}" if order.note else note
+    if not await store.set_order(tx, order.account_id, order.order_id, expect=(OPEN,),
+                                 **values):
+        return False
+    await store.release(tx, order.account_id, order.beat_id, order.order_id)
+    coupon = await tx.fetchval("SELECT coupon FROM mkt_orders WHERE account_id = ? AND "
+                               "order_id = ?", order.account_id, order.order_id)
+    if coupon:
+        await tx.execute("UPDATE mkt_coupons SET uses = uses - 1 WHERE account_id = ? AND "
+                         "code = ? AND uses > 0", order.account_id, coupon)
+    return True
+
+
+async def recount_coupon(tx: Any, order: Order) -> None:
+    """A checkout closed before (its coupon's use given back) was paid after all: count
+    the use again (the buyer paid the coupon's price; never refused for the limit)."""
+    coupon = await tx.fetchval("SELECT coupon FROM mkt_orders WHERE account_id = ? AND "
+                               "order_id = ?", order.account_id, order.order_id)
+    if coupon:
+        await tx.execute("UPDATE mkt_coupons SET uses = uses + 1 WHERE account_id = ? AND "
+                         "code = ?", order.account_id, coupon)
 
 
 #: Where a buyer came from, carried in the session's metadata to the sale event.

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from business.marketplace import bookings, metrics
-from business.marketplace.checkout import REFERRAL, metadata_of
+from business.marketplace.checkout import REFERRAL, close_order, metadata_of, recount_coupon
 from business.marketplace.errors import NotForSale, NotFoundHere
 from business.marketplace.ledger import Ledger
 from business.marketplace.models import (
@@ -154,6 +154,10 @@ class Fulfilment:
             order = await self._order(meta, tx)
             if order.status not in (OPEN, EXPIRED, FAILED):
                 return Outcome.PROCESSED  # fulfilled by an earlier event of the session
+            # paid after the sweep or the expired event closed it: its hold is gone (an
+            # exclusive sold meanwhile makes this payment a refund below) and its coupon's
+            # use was given back (taken again once it is sold)
+            closed_before = order.status != OPEN
             await self.ledger.record(tx, order.account_id, bookings.sale(
                 f"sale:{order.order_id}", currency, gross=amount, stripe_fee=fee,
                 stripe_txn=txn))
@@ -181,6 +185,8 @@ class Fulfilment:
                 return Outcome.PROCESSED
             await self.store.set_order(tx, order.account_id, order.order_id, status=PAID,
                                        payment_intent=intent, paid_at=now)
+            if closed_before:
+                await recount_coupon(tx, order)
             await self._grant(tx, order, now)
             if self.publish is not None:
                 await self.publish(tx, SALE_EVENT, SaleEvent(
@@ -212,9 +218,7 @@ class Fulfilment:
             if not await self.store.record_event(tx, order.account_id, event.id, event.type,
                                                  Outcome.PROCESSED, time.time()):
                 return Outcome.DUPLICATE
-            await self.store.set_order(tx, order.account_id, order.order_id, status=EXPIRED,
-                                       expect=(OPEN,))
-            await self.store.release(tx, order.account_id, order.beat_id, order.order_id)
+            await close_order(tx, self.store, order, EXPIRED)
         return Outcome.PROCESSED
 
     async def _refunded(self, event: StripeEvent, meta: dict[str, str]) -> Outcome:

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from business.marketplace import hookspecs as market_hookspecs
 from business.marketplace.fulfilment import SALE_EVENT
 from business.marketplace.ledger import MIGRATIONS
 from business.marketplace.permissions import PERMISSIONS
+from business.marketplace.privacy import erase_account, export_account
 from business.marketplace.routes import ROUTES
 from business.marketplace.schemas import RefundPayload, SaleEvent
 from business.marketplace.services import (
     PLUGIN_NAME,
     REFUND_JOB,
+    run_checkout_sweeper,
     run_gateway,
     run_refund,
+    services,
     start_services,
 )
 from business.marketplace.storefront_routes import ROUTES as STORE_ROUTES
@@ -29,6 +31,7 @@ from dawserver.plugin_api import (
     Migration,
     Permission,
     PluginContext,
+    Pseudonymiser,
     QueueSettings,
     Route,
     Worker,
@@ -43,11 +46,6 @@ def plugin_info() -> dict[str, str]:
     return {"name": PLUGIN_NAME, "version": "1.0",
             "description": "Marketplace: beats, licence tiers, Stripe checkout, licences "
                            "and signed downloads"}
-
-
-@hookimpl
-def hookspecs() -> list[Any]:
-    return [market_hookspecs]
 
 
 @hookimpl
@@ -92,4 +90,17 @@ def startup(context: PluginContext) -> None:
 
 @hookimpl
 def workers(context: PluginContext) -> list[Worker]:
-    return [Worker("marketplace.stripe_client", run_gateway)]
+    return [Worker("marketplace.stripe_client", run_gateway),
+            Worker("marketplace.checkout_sweeper", run_checkout_sweeper)]
+
+
+@hookimpl
+async def account_export(context: PluginContext, account_id: str) -> dict[str, Any]:
+    return await export_account(context.database(), account_id)
+
+
+@hookimpl
+async def account_erased(context: PluginContext, account_id: str, pseudonym: str,
+                         names: list[str]) -> None:
+    await erase_account(context.database(), Pseudonymiser(account_id, tuple(names), pseudonym))
+    services(context).storefronts.forget()

@@ -7,7 +7,6 @@ buyer's account: another account's ids answer 404 like missing ones. Who may do 
 from __future__ import annotations
 
 import asyncio
-import functools
 from typing import Any
 
 from aiohttp import web
@@ -49,7 +48,6 @@ from dawserver.plugin_api import (
     Conflict,
     Empty,
     Forbidden,
-    Handler,
     Media,
     NotFound,
     Reply,
@@ -57,33 +55,22 @@ from dawserver.plugin_api import (
     Route,
     Unavailable,
     Unprocessable,
+    map_errors,
 )
 
-
-def _api(handler: Handler) -> Handler:
-    """``handler`` with the domain's errors turned into HTTP errors."""
-    @functools.wraps(handler)
-    async def wrapped(request: Request) -> Any:
-        try:
-            return await handler(request)
-        except NotFoundHere as exc:
-            raise NotFound(str(exc)) from None
-        except CatalogueInvalid as exc:
-            raise Unprocessable(str(exc), fields=exc.issues) from None
-        except NotForSale as exc:
-            raise Conflict(str(exc)) from None
-        except DownloadRefused as exc:
-            raise Forbidden(str(exc)) from None
-        except PaymentDeclined as exc:
-            raise Unprocessable(f"the card was declined ({exc.decline_code}): try another "
-                                "card") from None
-        except StripeUnavailable as exc:
-            raise Unavailable(f"Stripe did not answer ({exc}); try again in a minute",
-                              headers={"Retry-After": "60"}) from None
-        except PaymentError as exc:
-            raise Unavailable(f"Stripe refused the request: {exc}") from None
-
-    return wrapped
+#: The domain's errors as HTTP errors (the first rule that matches decides).
+_api = map_errors(
+    (NotFoundHere, NotFound),
+    (CatalogueInvalid, lambda exc: Unprocessable(str(exc), fields=exc.issues)),
+    (NotForSale, Conflict),
+    (DownloadRefused, Forbidden),
+    (PaymentDeclined, lambda exc: Unprocessable(
+        f"the card was declined ({exc.decline_code}): try another card")),
+    (StripeUnavailable, lambda exc: Unavailable(
+        f"Stripe did not answer ({exc}); try again in a minute",
+        headers={"Retry-After": "60"})),
+    (PaymentError, lambda exc: Unavailable(f"Stripe refused the request: {exc}")),
+)
 
 
 # -- catalogue ------------------------------------------------------------------------------

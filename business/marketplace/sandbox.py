@@ -179,6 +179,9 @@ class Sandbox:
             return self.env.from_string(tree)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateRefused(f"line {exc.lineno}: {exc.message}") from None
+        except RecursionError:
+            raise TemplateRefused("the template's expressions are nested too deep: split "
+                                  "them up") from None
 
     def template(self, source: str) -> jinja2.Template:
         found = self._compiled.get(source)

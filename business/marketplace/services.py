@@ -7,15 +7,27 @@ Built in the plug-in's ``startup`` hook from its settings (``config.plugins["mar
   ``api_key`` the catalogue works and checkout answers 409 (payments not configured);
   ``api_base`` points the official client elsewhere (the fake Stripe in tests);
 - ``checkout_expiry_s`` (3600): a Checkout Session's life, and an exclusive hold's;
+  ``checkout_sweep_s`` (60): how often open checkouts past it (and a grace of 5 minutes
+  for Stripe's own ``checkout.session.expired``) are expired, releasing their hold and
+  coupon use; ``max_open_checkouts`` (5): open checkouts one buyer may have in one store
+  (so nobody holds exclusives or burns coupon uses by opening checkouts in a loop);
 - ``success_url``, ``cancel_url``: where Stripe sends the buyer after paying
   (``{ORDER_ID}`` replaced), unless the checkout names its own;
 - ``download_ttl_s`` (3600): how long a download link lives; ``download_key``: the
-  links' HMAC key (default: one derived from the server's secret).
+  links' HMAC key (default: one derived from the server's secret);
+- ``asset_file``, ``txt_lookup``: in-process resolvers that stand in for the platform's
+  asset store (``asset_file(account_id, asset_id) -> path | None``) and for DNS
+  (``txt_lookup(name) -> [TXT strings] | None``), either may return an awaitable: how
+  tests run without them; configuration files cannot name them, and no plug-in can
+  answer for them;
+- ``render``: ``{"workers": 2, "timeout_s": 3.0, "memory_mb": 256, "max_tasks": 1000}``,
+  the worker processes sellers' templates render in (:mod:`.render_pool`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +40,7 @@ from business.marketplace.delivery import Delivery, LinkSigner
 from business.marketplace.fulfilment import Fulfilment
 from business.marketplace.ledger import Ledger
 from business.marketplace.models import Order
+from business.marketplace.render_pool import RenderLimits, RenderPool
 from business.marketplace.store import MarketStore
 from business.marketplace.storefront import Storefronts, TxtLookup, dns_txt
 from business.marketplace.storefront_pages import sample_data
@@ -59,6 +72,7 @@ class Services:
     asset_exists: Callable[[str, str], Awaitable[bool]]
 
     async def close(self) -> None:
+        await self.storefronts.renderer.close()
         if self.gateway is not None:
             await self.gateway.close()
 
@@ -71,9 +85,8 @@ def services(context: PluginContext) -> Services:
     return found
 
 
-def _hook(context: PluginContext, name: str = "marketplace_asset_file") -> Any:
-    hook = getattr(context.manager.hook, name, None)
-    return hook if hook is not None and hook.get_hookimpls() else None
+async def _answer(found: Any) -> Any:
+    return await found if inspect.isawaitable(found) else found
 
 
 def stripe_settings(settings: dict[str, Any]) -> tuple[StripeSettings | None, list[str]]:
@@ -94,12 +107,12 @@ def build_services(context: PluginContext) -> Services:
     store, ledger = MarketStore(db), Ledger(db)
     stripe, secrets = stripe_settings(settings)
     gateway = StripeGateway(stripe) if stripe else None
-    hook = _hook(context)
+    resolver = settings.get("asset_file")
 
     async def asset_file(account_id: str, asset_id: str) -> str | None:
-        """The plug-in's own hook where one is registered (tests), else the platform's."""
-        if hook is not None:
-            return hook(context=context, account_id=account_id, asset_id=asset_id)
+        """The platform's asset store (or the ``asset_file`` resolver of the settings)."""
+        if callable(resolver):
+            return await _answer(resolver(account_id, asset_id))
         return await context.asset_path(account_id, asset_id)
 
     async def asset_exists(account_id: str, asset_id: str) -> bool:
@@ -122,22 +135,24 @@ def build_services(context: PluginContext) -> Services:
     checkout = Checkout(store, gateway, expiry_s=int(settings.get("checkout_expiry_s", 3600)),
                         success_url=str(settings.get("success_url") or _default_success(
                             context)), cancel_url=str(settings.get("cancel_url") or ""),
-                        coupons=coupons)
+                        coupons=coupons,
+                        max_open=int(settings.get("max_open_checkouts", 5)))
     return Services(store, ledger, Catalogue(store, asset_exists), checkout,
                     Fulfilment(store, ledger, gateway, secrets, enqueue_refund, publish),
                     Delivery(store, signer, asset_file), gateway,
-                    Storefronts(db, _txt_lookup(context), sample_data), coupons, asset_file,
+                    Storefronts(db, _txt_lookup(settings), sample_data,
+                                RenderPool(RenderLimits.of(settings))), coupons, asset_file,
                     asset_exists)
 
 
-def _txt_lookup(context: PluginContext) -> TxtLookup:
-    """DNS, unless a plug-in answers ``marketplace_txt_records`` (tests)."""
-    hook = _hook(context, "marketplace_txt_records")
-    if hook is None:
+def _txt_lookup(settings: dict[str, Any]) -> TxtLookup:
+    """DNS, unless the settings name a ``txt_lookup`` resolver (tests)."""
+    resolver = settings.get("txt_lookup")
+    if not callable(resolver):
         return dns_txt
 
     async def lookup(name: str) -> list[str] | None:
-        return hook(context=context, name=name)
+        return await _answer(resolver(name))
 
     return lookup
 
@@ -161,6 +176,18 @@ def start_services(context: PluginContext) -> Services:
 async def run_refund(context: PluginContext, payload: Any, job: JobContext) -> dict:
     """The ``marketplace.refund`` job: refund one order in full (same key each attempt)."""
     return await services(context).fulfilment.refund(payload.seller, payload.order_id)
+
+
+async def run_checkout_sweeper(context: PluginContext) -> None:
+    """The worker that expires checkouts past their session's life every
+    ``checkout_sweep_s`` seconds (60): holds released, coupon uses given back."""
+    every = float(context.settings_for(PLUGIN_NAME).get("checkout_sweep_s", 60.0))
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await services(context).checkout.sweep()
+        except Exception:  # a database blip: the next round tries again
+            logger.exception("the checkout sweep failed; trying again in %s s", every)
 
 
 async def run_gateway(context: PluginContext) -> None:

@@ -9,8 +9,8 @@ the store only once proved: the seller publishes ::
     _maxbooster-store.example.com.  TXT  "maxbooster-store-verification=TOKEN"
 
 and asks for the check (:meth:`Storefronts.verify_domain`), which reads the record with
-dnspython's asynchronous resolver (or the plug-in's ``marketplace_txt_records`` hook,
-where one is registered: tests).
+dnspython's asynchronous resolver (or the ``txt_lookup`` the plug-in's settings give:
+tests).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import dns.exception
 import dns.resolver
 
 from business.marketplace.errors import CatalogueInvalid, NotForSale, NotFoundHere
-from business.marketplace.sandbox import Sandbox, TemplateRefused
+from business.marketplace.render_pool import RenderPool
+from business.marketplace.sandbox import TemplateRefused
 
 HANDLE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,30}[a-z0-9])$")
 RESERVED_HANDLES = frozenset({"admin", "api", "store", "stores", "www", "help", "support",
@@ -124,10 +125,12 @@ class Storefronts:
     """Reads and writes of storefronts; the template sandbox they render in."""
 
     def __init__(self, db: Any, txt_lookup: TxtLookup = dns_txt,
-                 sample: Callable[[], dict[str, Any]] | None = None) -> None:
+                 sample: Callable[[], dict[str, Any]] | None = None,
+                 renderer: RenderPool | None = None) -> None:
         self.db = db
         self.txt_lookup = txt_lookup
-        self.sandbox = Sandbox()
+        #: The worker processes seller templates are checked and rendered in.
+        self.renderer = renderer or RenderPool()
         #: ``sample()``: the data a template is tried with when it is saved.
         self.sample = sample or (lambda: {})
         self._hosts: dict[str, tuple[float, str | None]] = {}
@@ -211,7 +214,7 @@ class Storefronts:
         handle = check_handle(data["handle"])
         template = data.get("template")
         if template is not None:
-            self.check_template(template)
+            await self.check_template(template)
         theme = data.get("theme") or {}
         async with self.db.transaction() as tx:
             await tx.execute("INSERT INTO mkt_store_names (kind, name, account_id) "
@@ -241,11 +244,11 @@ class Storefronts:
         self.forget()
         return await self.mine(account_id)
 
-    def check_template(self, template: str) -> None:
-        """Compile ``template`` and try it on sample data; a 422 with the sandbox's reason."""
+    async def check_template(self, template: str) -> None:
+        """Compile ``template`` and try it on sample data in a render worker; a 422 with
+        the sandbox's reason (or the time or memory limit it hit)."""
         try:
-            self.sandbox.check(template)
-            self.sandbox.render(template, self.sample())
+            await self.renderer.check(template, self.sample())
         except TemplateRefused as exc:
             raise CatalogueInvalid(f"the store template was refused: {exc}",
                                    [{"path": "body.template", "message": str(exc)}]) from None

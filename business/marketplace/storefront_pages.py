@@ -20,7 +20,8 @@ from markupsafe import Markup
 
 from business.marketplace.ledger import ZERO_DECIMAL
 from business.marketplace.models import Beat
-from business.marketplace.sandbox import Sandbox, TemplateRefused
+from business.marketplace.render_pool import RenderPool
+from business.marketplace.sandbox import TemplateRefused
 from business.marketplace.storefront import Storefront
 
 THEMES: dict[str, dict[str, str]] = {
@@ -228,13 +229,15 @@ def _media(store: Storefront, key: str) -> str | None:
     return f"/store/{store.handle}/media/{asset}" if asset else None
 
 
-def render_main(sandbox: Sandbox, store: Storefront, data: dict[str, Any]) -> tuple[str, str]:
-    """The main part: the seller's template (in the sandbox), or the built-in one when
-    there is none or theirs fails on this data. ``(html, the failure or "")``."""
+async def render_main(renderer: RenderPool, store: Storefront, data: dict[str, Any]
+                      ) -> tuple[str, str]:
+    """The main part: the seller's template (in the sandbox, in a render worker), or the
+    built-in one when there is none or theirs fails on this data (or runs too long).
+    ``(html, the failure or "")``."""
     error = ""
     if store.template:
         try:
-            return sandbox.render(store.template, data), ""
+            return await renderer.render(store.template, data), ""
         except TemplateRefused as exc:
             error = str(exc)
     return _DEFAULT_T.render(**data), error

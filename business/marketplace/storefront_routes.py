@@ -151,9 +151,9 @@ async def _listing(request: Request, store: Storefront, query: StoreQuery
     raise CatalogueInvalid("the search could not be run: clear the form and try again")
 
 
-def _main(request: Request, store: Storefront, data: dict[str, Any]) -> str:
+async def _main(request: Request, store: Storefront, data: dict[str, Any]) -> str:
     fronts = services(request.context).storefronts
-    html, error = pages.render_main(fronts.sandbox, store, data)
+    html, error = await pages.render_main(fronts.renderer, store, data)
     if error:
         fronts.errors[store.account_id] = error
         logger.warning("storefront %s: the seller's template failed, built-in one used: %s",
@@ -173,7 +173,7 @@ async def render_store(request: Request, store: Storefront, query: StoreQuery) -
     description = store.bio or f"Beats by {store.title}: licences to buy and download."
     og, twitter = pages.social_tags(store, base, title=store.title, description=description,
                                     url=base + path)
-    html = pages.page(store, _main(request, store, data), base=base, title=store.title,
+    html = pages.page(store, await _main(request, store, data), base=base, title=store.title,
                       description=description, canonical=base + path, og=og, twitter=twitter,
                       search=True, filters={k: v for k, v in filters.items() if k != "cursor"},
                       facets=await _facets(request, store.account_id), notice=notice)
@@ -208,7 +208,7 @@ async def beat_page(request: Request) -> Any:
                    + (f", from {data['from_price']}" if data["from_price"] else ""))
     og, twitter = pages.social_tags(store, base, title=title, description=description,
                                     url=data["absolute_url"], beat=data)
-    main = _main(request, store, {"page": "beat", "store": pages.store_data(store, base),
+    main = await _main(request, store, {"page": "beat", "store": pages.store_data(store, base),
                                   "beat": data, "beats": [data], "next_url": None})
     html = pages.page(store, main, base=base, title=title, description=description,
                       canonical=data["absolute_url"], og=og, twitter=twitter)

@@ -3,7 +3,17 @@ redirects (302) to the original URL tagged for the channel's network.
 
 A code is 10 characters drawn by :mod:`secrets` from 62 (about 59 bits): short, and not
 worth guessing. One code per channel of a post (the same one on every retry, so a
-dispatch retry's text matches the first attempt's). The redirect adds
+dispatch retry's text matches the first attempt's). A code is unique across accounts
+(a fresh one is drawn while another account holds it, and a code that two rows share
+redirects nowhere), so a link only ever leads where its owner's post points. Guessing is
+made dear as well: a string that is not a code's shape answers 404 without a database
+read, and an address that asks for unknown codes more than ``misses_per_minute`` times
+a minute gets 429 (for every code) until its window frees.
+
+The destination is checked when the link is made and again on every redirect: an
+absolute ``http``/``https`` URL with a host, no credentials (``https://bank@evil.example``
+is refused), no spaces, control characters or backslashes (which browsers and parsers
+read differently). The UTM tags never change its scheme or host. The redirect adds
 ``utm_source=<network>``, ``utm_medium=social`` and ``utm_campaign=<the post's campaign,
 or its id>`` after the URL's own query, which is kept as it was; a ``utm_*`` the URL
 already has is not overwritten.
@@ -20,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import string
 import time
@@ -29,11 +40,18 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from crawlerdetect import CrawlerDetect
+from limits import RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 
 from business.social.errors import NotFoundError, SocialError
 
 ALPHABET = string.ascii_letters + string.digits
 CODE_LENGTH = 10
+#: What a code looks like (anything else is not looked up).
+CODE = re.compile(rf"^[A-Za-z0-9]{{{CODE_LENGTH}}}$")
+#: Characters a destination may not hold: spaces, controls, backslashes.
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 #: The public route's prefix.
 PATH = "/s"
 UTM_MEDIUM = "social"
@@ -48,14 +66,30 @@ def new_code() -> str:
     return "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
 
 
+class TooManyGuesses(SocialError):
+    """An address asked for too many unknown short links; ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 def check_url(url: str) -> str:
-    """``url`` when it is an absolute http(s) URL with a host; a :class:`SocialError`
-    saying what to give otherwise."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    """``url`` when it is an absolute http(s) URL with a host, without credentials,
+    spaces, control characters or backslashes; a :class:`SocialError` saying what to
+    give otherwise."""
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise SocialError(f"link {url!r} is not an absolute http(s) URL; give one such as "
                           "https://example.com/release")
-    return url.strip()
+    if _UNSAFE.search(url):
+        raise SocialError(f"link {url!r} holds a space, a control character or a "
+                          "backslash; percent-encode them (%20 ...)")
+    if parts.username is not None or parts.password is not None:
+        raise SocialError(f"link {url!r} carries a user name or password before its host; "
+                          "give the address without them")
+    return url
 
 
 def tagged_url(url: str, *, network: str, campaign: str) -> str:
@@ -92,21 +126,33 @@ class ShortLink:
 
     @property
     def target(self) -> str:
-        """Where the short link redirects: the URL with its UTM parameters."""
-        return tagged_url(self.url, network=self.network,
-                          campaign=self.campaign or self.post_id)
+        """Where the short link redirects: the URL with its UTM parameters (checked again:
+        :class:`NotFoundError` for a stored URL that no longer passes :func:`check_url`)."""
+        try:
+            url = check_url(self.url)
+        except SocialError:
+            raise NotFoundError(f"short link {self.code!r} has no valid destination") from None
+        tagged = tagged_url(url, network=self.network, campaign=self.campaign or self.post_id)
+        before, after = urlsplit(url), urlsplit(tagged)
+        if (before.scheme, before.netloc) != (after.scheme, after.netloc):
+            raise NotFoundError(f"short link {self.code!r} has no valid destination")
+        return tagged
 
 
 class Links:
     """Short links and their clicks."""
 
     def __init__(self, db: Any, salt: bytes, base_url: str = "", *,
-                 window_s: float = 3600.0, clock: Callable[[], float] = time.time) -> None:
+                 window_s: float = 3600.0, clock: Callable[[], float] = time.time,
+                 misses_per_minute: int = 30) -> None:
         self.db = db
         self.salt = salt
         self.base_url = base_url.rstrip("/")
         self.window_s = window_s
         self.clock = clock
+        #: Unknown codes one address may ask for in a minute (this server's count).
+        self.misses = RateLimitItemPerMinute(misses_per_minute)
+        self._guesses = MovingWindowRateLimiter(MemoryStorage())
 
     def short_url(self, code: str) -> str:
         return f"{self.base_url}{PATH}/{code}"
@@ -116,24 +162,29 @@ class Links:
         """The short URL of this channel of the post (made once; the original URL and
         campaign follow the post's edits)."""
         url = check_url(url)
+        code = new_code()
+        while await self.db.fetchval("SELECT 1 FROM social_short_links WHERE code = ?", code):
+            code = new_code()  # held by another link (about never): a code is one link's
         await self.db.execute(
             "INSERT INTO social_short_links (account_id, code, post_id, channel_id, network, "
             "url, campaign, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (account_id, post_id, channel_id) DO UPDATE SET url = excluded.url, "
             "campaign = excluded.campaign",
-            account_id, new_code(), post_id, channel_id, network, url, campaign, self.clock())
+            account_id, code, post_id, channel_id, network, url, campaign, self.clock())
         code = await self.db.fetchval(
             "SELECT code FROM social_short_links WHERE account_id = ? AND post_id = ? AND "
             "channel_id = ?", account_id, post_id, channel_id)
         return self.short_url(code)
 
     async def resolve(self, code: str) -> ShortLink:
-        """The link of ``code``; :class:`NotFoundError` for an unknown one."""
-        row = await self.db.fetchrow(
+        """The link of ``code``; :class:`NotFoundError` for an unknown one (or one that
+        two rows share: it could lead elsewhere than its owner set)."""
+        rows = [] if not CODE.match(code) else await self.db.fetch(
             "SELECT account_id, code, post_id, channel_id, network, url, campaign "
-            "FROM social_short_links WHERE code = ?", code)
-        if row is None:
+            "FROM social_short_links WHERE code = ? LIMIT 2", code)
+        if len(rows) != 1:
             raise NotFoundError(f"there is no short link {code!r}")
+        row = rows[0]
         return ShortLink(**{k: row[k] for k in ("account_id", "code", "post_id", "channel_id",
                                                 "network", "url", "campaign")})
 
@@ -144,8 +195,18 @@ class Links:
 
     async def click(self, code: str, address: str, user_agent: str) -> tuple[ShortLink, bool]:
         """Follow ``code``: its link, and whether this click was counted (not a bot, not
-        a repeat of the same visitor within the hour)."""
-        link = await self.resolve(code)
+        a repeat of the same visitor within the hour). :class:`TooManyGuesses` once
+        ``address`` asked for too many unknown codes this minute."""
+        if not await self._guesses.test(self.misses, address):
+            stats = await self._guesses.get_window_stats(self.misses, address)
+            raise TooManyGuesses("too many unknown short links from this address: wait a "
+                                 "minute", max(1, int(stats.reset_time - time.time()) + 1))
+        try:
+            link = await self.resolve(code)
+            link.target  # noqa: B018 - a stored destination that fails the check is missing
+        except NotFoundError:
+            await self._guesses.hit(self.misses, address)
+            raise
         if is_bot(user_agent):
             return link, False
         now = self.clock()

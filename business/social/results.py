@@ -80,6 +80,8 @@ class ResultsSettings:
     write_every: int = 50
     short_links: bool = False
     click_window_s: float = 3600.0
+    #: Unknown short-link codes one address may ask for a minute before 429.
+    link_misses_per_minute: int = 30
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any]) -> ResultsSettings:

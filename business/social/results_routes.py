@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from business.social.links import TooManyGuesses
 from business.social.permissions import READ
 from business.social.report import report_csv
 from business.social.results_schemas import Reading, ResultsQuery, ResultsReport
 from business.social.results_services import results
 from business.social.routes import BASE, POST, REDIRECT, _api
 from business.social.times import parse_time
-from dawserver.plugin_api import PUBLIC, Reply, Request, Route
+from dawserver.plugin_api import PUBLIC, Reply, Request, Route, TooManyRequests
 
 CSV = "text/csv"
 
@@ -47,8 +48,11 @@ async def follow_short_link(request: Request) -> Reply:
     original URL with its UTM parameters."""
     native = request.native
     address = (native.remote or "") if native is not None else ""
-    link, _ = await results(request.context).links.click(
-        request.params["code"], address, request.headers.get("User-Agent", ""))
+    try:
+        link, _ = await results(request.context).links.click(
+            request.params["code"], address, request.headers.get("User-Agent", ""))
+    except TooManyGuesses as exc:
+        raise TooManyRequests(str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
     return Reply("", status=302, headers={"Location": link.target,
                                           "Cache-Control": "no-store",
                                           "Referrer-Policy": "no-referrer-when-downgrade"})

@@ -51,7 +51,8 @@ def start_results(context: PluginContext) -> Results:
     collector = Collector(db, module.channels, context.background.queue, settings)
     context.background.queue.configure(COLLECT, settings.queue_settings())
     links = Links(db, context.derive_key(SALT_PURPOSE), module.dispatcher.base_url,
-                  window_s=settings.click_window_s)
+                  window_s=settings.click_window_s,
+                  misses_per_minute=settings.link_misses_per_minute)
     if settings.short_links:
         module.dispatcher.shorten = shortener(links)
     context.state[_KEY] = Results(collector, links, Attribution(db, links), Report(db))

@@ -9,7 +9,6 @@ post its networks refuse, 400 for the rest. Who may do what: :mod:`.permissions`
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from business.social.errors import (
@@ -47,7 +46,6 @@ from dawserver.plugin_api import (
     Conflict,
     Empty,
     Forbidden,
-    Handler,
     Media,
     NotFound,
     Reply,
@@ -55,30 +53,19 @@ from dawserver.plugin_api import (
     Route,
     Unavailable,
     Unprocessable,
+    map_errors,
 )
 
-
-def _api(handler: Handler) -> Handler:
-    """``handler`` with the domain's errors turned into HTTP errors."""
-    @functools.wraps(handler)
-    async def wrapped(request: Request) -> Any:
-        try:
-            return await handler(request)
-        except InvalidPost as exc:
-            raise Unprocessable(str(exc), problems=exc.problems) from None
-        except NotFoundError as exc:
-            raise NotFound(str(exc)) from None
-        except ConflictError as exc:
-            raise Conflict(str(exc)) from None
-        except NotAllowedError as exc:
-            raise Forbidden(str(exc)) from None
-        except SocialError as exc:
-            raise BadRequest(str(exc)) from None
-        except NetworkError as exc:
-            raise Unavailable(f"the network did not answer as it should ({exc}); try again "
-                              "later") from None
-
-    return wrapped
+#: The domain's errors as HTTP errors (the first rule that matches decides).
+_api = map_errors(
+    (InvalidPost, lambda exc: Unprocessable(str(exc), problems=exc.problems)),
+    (NotFoundError, NotFound),
+    (ConflictError, Conflict),
+    (NotAllowedError, Forbidden),
+    (SocialError, BadRequest),
+    (NetworkError, lambda exc: Unavailable(f"the network did not answer as it should ({exc}); "
+                                           "try again later")),
+)
 
 
 def _person(request: Request) -> str:

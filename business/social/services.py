@@ -122,14 +122,8 @@ def _publish(context: PluginContext) -> Callable[..., Awaitable[Any]]:
 
 
 def _media_file(context: PluginContext) -> Callable[[str, str], Awaitable[str | None]]:
-    hook = getattr(context.manager.hook, "social_media_file", None)
-    if hook is not None and not hook.get_hookimpls():
-        hook = None
-
     async def media_file(account_id: str, asset_id: str) -> str | None:
-        """The plug-in's own hook where one is registered (tests), else the platform's."""
-        if hook is not None:
-            return hook(context=context, account_id=account_id, asset_id=asset_id)
+        """The local file of a post's media asset: the platform's asset store."""
         return await context.asset_path(account_id, asset_id)
 
     return media_file

@@ -93,7 +93,7 @@ class _library:  # noqa: N801 - used as a context manager, named by what it yiel
         self.database = open_database(self.database_url, self.data_dir)
         await self.database.start()
         library = SampleLibrary(self.database)
-        await library.load()
+        await library.load(wait=True)
         return library
 
     async def __aexit__(self, *exc: object) -> None:

@@ -35,6 +35,7 @@ from business.analytics.errors import (
     DuplicatePage,
     NoHistory,
     PartialPage,
+    QuotaExhausted,
     RateLimited,
     SchemaChanged,
     ServerError,
@@ -486,3 +487,50 @@ def point(spec: SourceSpec, kind: str, entity_id: str, metric: str, at: datetime
           value: int | float, dimensions: tuple[tuple[str, str], ...] = ()) -> Point:
     """A :class:`Point` of ``spec``'s source (a shorthand for the source modules)."""
     return Point(spec.name, kind, entity_id, metric, at, value, dimensions)
+
+
+class CodeEnvelope:
+    """For a :class:`Connector` whose API answers HTTP 200 with ``{"code", <message>,
+    "data"}``, a non-zero ``code`` being the error (Boomplay, TikTok): ``check``,
+    ``classify`` and the code's error, from the codes below. Mix in before
+    :class:`Connector`."""
+
+    #: The codes that mean throttled, token or key invalid, and quota spent.
+    throttled_codes: ClassVar[frozenset[int]] = frozenset()
+    token_codes: ClassVar[frozenset[int]] = frozenset()
+    quota_codes: ClassVar[frozenset[int]] = frozenset()
+    #: The envelope's message field (``msg``, ``message``).
+    message_field: ClassVar[str] = "message"
+
+    name: str
+    pacer: Pacer
+    clock: Any
+
+    def check(self, page: Any) -> None:
+        """Code 0 with data passes; otherwise the code's error."""
+        if page.code == 0:
+            if page.data is None:
+                raise SchemaChanged("data", "code 0 without data", source=self.name)
+            return
+        raise self.error_of(page.code, str(getattr(page, self.message_field)))
+
+    def error_of(self, code: int, message: str) -> SourceError:
+        """The error a non-zero ``code`` means (5xxxx: the source's servers)."""
+        text = f"code {code}: {message}"
+        if code in self.throttled_codes:
+            return RateLimited(text, retry_after=None, source=self.name)
+        if code in self.token_codes:
+            return TokenRevoked(text, source=self.name)
+        if code in self.quota_codes:
+            return QuotaExhausted(text, resets_at=self.pacer.resets_at(self.clock()),
+                                  source=self.name)
+        if code >= 50000:
+            return ServerError(text, source=self.name)
+        return SourceError(text, source=self.name)
+
+    def classify(self, status: int, body: Any, headers: Mapping[str, str]
+                 ) -> SourceError | None:
+        """A body carrying a non-zero code is that code's error, whatever the status."""
+        if isinstance(body, dict) and isinstance(body.get("code"), int) and body["code"]:
+            return self.error_of(body["code"], str(body.get(self.message_field, "")))
+        return None

@@ -10,21 +10,12 @@ Boomplay's partner services use: HTTP 200 with ``{"code", "msg", "data": {"list"
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import date
-from typing import Any
 
 from pydantic import BaseModel, NonNegativeInt
 
-from business.analytics.errors import (
-    QuotaExhausted,
-    RateLimited,
-    SchemaChanged,
-    ServerError,
-    SourceError,
-    TokenRevoked,
-)
-from business.analytics.sources.base import Call, Connector, parse_day, point
+from business.analytics.sources.base import Call, CodeEnvelope, Connector, parse_day, point
 from business.analytics.sources.records import Entity, Fetched, Identity
 from business.analytics.sources.spec import RateLimit, SourceSpec
 
@@ -53,7 +44,7 @@ class Page(BaseModel):
     data: Data | None = None
 
 
-class BoomplayConnector(Connector):
+class BoomplayConnector(CodeEnvelope, Connector):
     spec = SourceSpec(
         name="boomplay", title="Boomplay for Artists", auth="api_key", pagination="offset",
         rate_limit=RateLimit(5, 1, units=5_000), shape="modelled",
@@ -61,37 +52,15 @@ class BoomplayConnector(Connector):
         metrics=METRICS, entity_kinds=("artist", "track"))
     Page = Page
     api_key_in = ("query", "appid")
+    throttled_codes, token_codes, quota_codes = (frozenset({THROTTLED}),
+                                                 frozenset({INVALID_KEY}),
+                                                 frozenset({QUOTA_SPENT}))
+    message_field = "msg"
     page_size = 100
 
     def first_call(self, entity: Entity, start: date, end: date) -> Call:
         return self.paged("/open/v1/artist/track/daily", {
             "artistId": entity.id, "startDate": start.isoformat(), "endDate": end.isoformat()})
-
-    def check(self, page: Page) -> None:
-        if page.code == 0:
-            if page.data is None:
-                raise SchemaChanged("data", "code 0 without data", source=self.name)
-            return
-        raise self.error_of(page.code, page.msg)
-
-    def error_of(self, code: int, message: str) -> SourceError:
-        text = f"code {code}: {message}"
-        if code == THROTTLED:
-            return RateLimited(text, retry_after=None, source=self.name)
-        if code == INVALID_KEY:
-            return TokenRevoked(text, source=self.name)
-        if code == QUOTA_SPENT:
-            return QuotaExhausted(text, resets_at=self.pacer.resets_at(self.clock()),
-                                  source=self.name)
-        if code >= 50000:
-            return ServerError(text, source=self.name)
-        return SourceError(text, source=self.name)
-
-    def classify(self, status: int, body: Any, headers: Mapping[str, str]
-                 ) -> SourceError | None:
-        if isinstance(body, dict) and isinstance(body.get("code"), int) and body["code"]:
-            return self.error_of(body["code"], str(body.get("msg", "")))
-        return None
 
     def rows(self, page: Page) -> Sequence[Row]:
         return page.data.list if page.data else []

@@ -13,21 +13,16 @@ published list and need checking against it before production. A request covers 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, NonNegativeInt
 
 from business.analytics.errors import (
-    QuotaExhausted,
-    RateLimited,
-    SchemaChanged,
-    ServerError,
-    SourceError,
     TokenRevoked,
 )
-from business.analytics.sources.base import Call, Connector, parse_day, point
+from business.analytics.sources.base import Call, CodeEnvelope, Connector, parse_day, point
 from business.analytics.sources.records import Entity, Fetched
 from business.analytics.sources.spec import RateLimit, Schedule, SourceSpec
 
@@ -55,7 +50,7 @@ class Page(BaseModel):
     data: Data | None = None
 
 
-class TikTokConnector(Connector):
+class TikTokConnector(CodeEnvelope, Connector):
     spec = SourceSpec(
         name="tiktok", title="TikTok for Business", auth="refresh_token", pagination="none",
         rate_limit=RateLimit(10, 1, units=20_000), api_host="https://business-api.tiktok.com",
@@ -63,6 +58,9 @@ class TikTokConnector(Connector):
         docs="https://business-api.tiktok.com/portal/docs", metrics=METRICS,
         entity_kinds=("artist",), schedule=Schedule(window_days=30))
     Page = Page
+    throttled_codes, token_codes, quota_codes = (frozenset({RATE_LIMITED}),
+                                                 frozenset(TOKEN_INVALID),
+                                                 frozenset({QUOTA_SPENT}))
 
     def first_call(self, entity: Entity, start: date, end: date) -> Call:
         fields = "[" + ",".join(f'"{m}"' for m in METRICS) + "]"
@@ -72,32 +70,6 @@ class TikTokConnector(Connector):
 
     def sign(self, headers: dict[str, str], params: dict[str, str], token: str) -> None:
         headers["Access-Token"] = token
-
-    def check(self, page: Page) -> None:
-        if page.code == 0:
-            if page.data is None:
-                raise SchemaChanged("data", "code 0 without data", source=self.name)
-            return
-        raise self.error_of(page.code, page.message)
-
-    def error_of(self, code: int, message: str) -> SourceError:
-        text = f"code {code}: {message}"
-        if code == RATE_LIMITED:
-            return RateLimited(text, retry_after=None, source=self.name)
-        if code in TOKEN_INVALID:
-            return TokenRevoked(text, source=self.name)
-        if code == QUOTA_SPENT:
-            return QuotaExhausted(text, resets_at=self.pacer.resets_at(self.clock()),
-                                  source=self.name)
-        if code >= 50000:
-            return ServerError(text, source=self.name)
-        return SourceError(text, source=self.name)
-
-    def classify(self, status: int, body: Any, headers: Mapping[str, str]
-                 ) -> SourceError | None:
-        if isinstance(body, dict) and isinstance(body.get("code"), int) and body["code"]:
-            return self.error_of(body["code"], str(body.get("message", "")))
-        return None
 
     def rows(self, page: Page) -> Sequence[Day]:
         return page.data.metrics if page.data else []

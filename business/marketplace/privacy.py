@@ -1,0 +1,97 @@
+"""A person's marketplace data: their export, and what erasing them keeps and forgets.
+
+The plug-in's ``account_export`` and ``account_erased`` hooks call these.
+
+Export (:func:`export_account`): as a seller, the person's own account's seller record,
+storefront (never its domain token), beats and tiers, coupons, the orders and licences
+they sold (without who bought: that is the buyers' data) and their ledger; as a buyer,
+the orders they placed and licences they hold in every store.
+
+Erasure (:func:`erase_account`): what is the person's alone and holds no money is
+deleted: the storefront and its handle and domain claims, coupons, beats and tiers, the
+webhook inbox. Money records the law requires to keep (the seller record, orders,
+licences, the ledger's postings, entries and balances) are kept: the rows of their own
+account move under the pseudonym, and in every store each mention of them as a buyer
+(``buyer_account``, a note) becomes the pseudonym, so nothing left is keyed by them. A
+buyer's licences stay valid under the pseudonym.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dawserver.plugin_api import Pseudonymiser, move_account_rows, pseudonymise_mentions
+
+#: The own account's tables that are deleted (no money in them).
+FORGOTTEN = ("mkt_storefronts", "mkt_store_names", "mkt_coupons", "mkt_tiers", "mkt_beats",
+             "mkt_webhook_events")
+#: The own account's tables kept (money records), moved under the pseudonym.
+KEPT = ("mkt_sellers", "mkt_orders", "mkt_licences", "mkt_ledger_postings",
+        "mkt_ledger_entries", "mkt_ledger_balances")
+#: Where a kept row of any store may name a buyer: (table, key, text columns, JSON columns).
+MENTIONS = (
+    ("mkt_orders", ("account_id", "order_id"), ("buyer_account", "note"), ()),
+    ("mkt_licences", ("account_id", "licence_id"), ("buyer_account",), ()),
+)
+
+_ORDER = ("order_id, beat_id, tier, amount, currency, exclusive, status, created_at, "
+          "paid_at, refunded_at")
+_LICENCE = ("licence_id, order_id, beat_id, tier, title, rights, downloads, "
+            "download_limit, status, granted_at")
+
+
+def _json(row: Any, *columns: str) -> dict[str, Any]:
+    found = dict(row)
+    return {**found, **{c: json.loads(found[c]) for c in columns if found.get(c)}}
+
+
+async def export_account(db: Any, account_id: str) -> dict[str, Any]:
+    """The marketplace parts of ``account_id``'s export (JSON-able)."""
+    async def rows(sql: str, *json_columns: str) -> list[dict[str, Any]]:
+        return [_json(row, *json_columns) for row in await db.fetch(sql, account_id)]
+
+    own = "WHERE account_id = ?"
+    return {
+        "seller": await rows(f"SELECT stripe_account, created_at FROM mkt_sellers {own}"),
+        "storefront": await rows(
+            "SELECT handle, name, bio, theme, template, domain, domain_verified_at, "
+            f"updated_at FROM mkt_storefronts {own}", "theme"),
+        "beats": await rows("SELECT beat_id, title, bpm, musical_key, genre, mood, tags, "
+                            "files, currency, status, leases_sold, created_at FROM mkt_beats "
+                            f"{own} ORDER BY created_at, beat_id", "tags", "files"),
+        "tiers": await rows("SELECT beat_id, tier, name, price, currency, files, rights, "
+                            "exclusive, download_limit, active FROM mkt_tiers "
+                            f"{own} ORDER BY beat_id, tier", "files", "rights"),
+        "coupons": await rows("SELECT code, kind, value, currency, beat_id, expires_at, "
+                              f"max_uses, uses, created_at FROM mkt_coupons {own} "
+                              "ORDER BY created_at, code"),
+        "sales": await rows(f"SELECT {_ORDER} FROM mkt_orders {own} "
+                            "ORDER BY created_at, order_id"),
+        "licences_sold": await rows(f"SELECT {_LICENCE} FROM mkt_licences {own} "
+                                    "ORDER BY granted_at, licence_id", "rights"),
+        "ledger": await rows(
+            "SELECT p.posting_id, p.kind, p.memo, p.posted_at, e.seq, e.ledger_account, "
+            "e.currency, e.amount FROM mkt_ledger_postings p JOIN mkt_ledger_entries e ON "
+            "e.account_id = p.account_id AND e.posting_id = p.posting_id "
+            "WHERE p.account_id = ? ORDER BY p.posted_at, p.posting_id, e.seq"),
+        "purchases": await rows(f"SELECT account_id AS seller, {_ORDER} FROM mkt_orders "
+                                "WHERE buyer_account = ? ORDER BY created_at, order_id"),
+        "licences": await rows(f"SELECT account_id AS seller, {_LICENCE} FROM mkt_licences "
+                               "WHERE buyer_account = ? ORDER BY granted_at, licence_id",
+                               "rights"),
+    }
+
+
+async def erase_account(db: Any, pz: Pseudonymiser) -> dict[str, int]:
+    """Forget ``pz``'s person in the marketplace tables (idempotent); rows, by table."""
+    person_id = pz.account_id
+    changed: dict[str, int] = {}
+    async with db.transaction() as tx:
+        changed["mentions"] = await pseudonymise_mentions(tx, pz, MENTIONS)
+        for table in FORGOTTEN:
+            changed[table] = await tx.execute(f"DELETE FROM {table} WHERE account_id = ?",
+                                              person_id)
+        for table in KEPT:
+            changed[table] = await move_account_rows(tx, table, person_id, pz.pseudonym)
+    return changed
