@@ -225,8 +225,15 @@ class Engine:
         return [e for chain in self._hosted_chains() for e in chain.errors()]
 
     def restart_plugins(self) -> int:
-        """Start fresh workers for failed plug-ins; returns how many."""
-        return sum(chain.restart() for chain in self._hosted_chains())
+        """Start fresh workers for failed plug-ins; returns how many.
+
+        A fresh worker measures its latency again; when that changes the plan, the graph
+        is built again (with new workers) so delay compensation follows.
+        """
+        restarted = sum(chain.restart() for chain in self._hosted_chains())
+        if restarted and plan_key(self.session, self.sample_rate) != self._plan_key:
+            self._build(self.session, self.graph.frames_done)
+        return restarted
 
     def close(self) -> None:
         """Stop the workers of hosted plug-ins (the engine renders nothing after)."""
@@ -311,8 +318,9 @@ class Engine:
             changed = True
         if state.hosted is not None:
             state.hosted.set_params(track.effects)
-        for fx, spec in zip(state.effects, track.effects, strict=True):
-            _set_effect(fx, spec.params)
+        else:
+            for fx, spec in zip(state.effects, track.effects, strict=True):
+                _set_effect(fx, spec.params)
         for send_state, send in zip(state.sends, track.sends, strict=True):
             set_fader_target(send_state.fader, *send_levels(track, send.level_db, send.pre_fader))
         return changed

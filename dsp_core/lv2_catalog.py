@@ -29,6 +29,7 @@ SUPPORTED_FEATURES = frozenset({
     "http://lv2plug.in/ns/ext/buf-size#coarseBlockLength",
 })
 PORT_KINDS = ("audio", "control", "atom", "cv")
+MIN_RATE, MAX_RATE = 8000, 192000  # the engine's render rates (dsp_core.engine)
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,12 @@ class PortInfo:
     sidechain: bool = False
     reports_latency: bool = False
     optional: bool = False
+    per_sample_rate: bool = False  # lv2:sampleRate: the range is a fraction of the rate
 
     def start_value(self) -> float:
-        """The value a control input starts at: its default, else its minimum, else 0."""
+        """The value a control input starts at: its default, else its minimum, else 0.
+
+        (For an ``lv2:sampleRate`` port the caller scales it by the rate.)"""
         for value in (self.default, self.minimum):
             if value is not None and math.isfinite(value):
                 return value
@@ -220,14 +224,18 @@ def validate_spec(params: dict[str, float | str]) -> PluginInfo:
             raise ProjectError(f"lv2 {uri}: {name} = {raw!r} is not a number") from None
         low = port.minimum if port.minimum is not None else -math.inf
         high = port.maximum if port.maximum is not None else math.inf
+        if port.per_sample_rate:  # a frequency in Hz whose range scales with the rate
+            low, high = low * MIN_RATE, high * MAX_RATE
         if math.isnan(value) or not low <= value <= high:
             raise ProjectError(f"lv2 {uri}: {name} = {raw!r} is outside [{low:g}, {high:g}]")
     return info
 
 
-def control_values(info: PluginInfo, params: dict[str, float | str]) -> dict[int, float]:
+def control_values(info: PluginInfo, params: dict[str, float | str],
+                   sample_rate: float) -> dict[int, float]:
     """Every control input's value by port index: ``params`` over the defaults."""
-    return {p.index: float(params.get(p.symbol, p.start_value())) for p in info.controls}
+    return {p.index: float(params.get(p.symbol, p.start_value() * (
+        sample_rate if p.per_sample_rate else 1.0))) for p in info.controls}
 
 
 def _port_nodes(world: Any) -> dict[str, Any]:
@@ -239,7 +247,8 @@ def _port_nodes(world: Any) -> dict[str, Any]:
         ("output", lv2_lilv.LV2 + "OutputPort"), ("input", lv2_lilv.LV2 + "InputPort"),
         ("sidechain", lv2_lilv.LV2 + "isSideChain"),
         ("optional", lv2_lilv.LV2 + "connectionOptional"),
-        ("latency", lv2_lilv.LV2 + "reportsLatency"))}
+        ("latency", lv2_lilv.LV2 + "reportsLatency"),
+        ("rate", lv2_lilv.LV2 + "sampleRate"))}
 
 
 def _describe(p: Any, nodes: dict[str, Any]) -> PluginInfo:
@@ -267,7 +276,8 @@ def _describe(p: Any, nodes: dict[str, Any]) -> PluginInfo:
             kind=kind, output=output, default=default, minimum=minimum, maximum=maximum,
             sidechain=bool(lilv.lilv_port_has_property(p, port, nodes["sidechain"])),
             reports_latency=bool(lilv.lilv_port_has_property(p, port, nodes["latency"])),
-            optional=optional))
+            optional=optional,
+            per_sample_rate=bool(lilv.lilv_port_has_property(p, port, nodes["rate"]))))
     features_nodes = lilv.lilv_plugin_get_required_features(p)
     required = tuple(text(lilv.lilv_node_as_uri(n)) for n in iterate(
         lilv.lilv_nodes_begin, lilv.lilv_nodes_get, lilv.lilv_nodes_next,

@@ -41,6 +41,7 @@ DEFAULT_DEADLINE = float(os.environ.get("DAW_LV2_DEADLINE", "2.0"))
 START_DEADLINE = 60.0  # loading lilv's world and the plug-in, on a busy machine
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _MEASURED: dict[tuple, int] = {}
+_LIVE: weakref.WeakSet[HostedPlugin] = weakref.WeakSet()
 
 
 class WorkerFailed(DspError):
@@ -98,6 +99,7 @@ class HostedPlugin:
         self._dry = DryDelay(channels, 0)
         self._finalizer = weakref.finalize(self, _stop, [None], self._map, self._fd)
         self._start()
+        _LIVE.add(self)
 
     # ------------------------------------------------------------ life cycle
 
@@ -135,6 +137,11 @@ class HostedPlugin:
         self._command(RESET, 0, "resetting")
         frames = readings[-1]
         return max(int(round(frames)), 0) if np.isfinite(frames) else 0
+
+    @property
+    def alive(self) -> bool:
+        """True while the worker runs (not failed, not closed)."""
+        return self._process is not None and self.failed is None
 
     def restart(self) -> None:
         """Start a fresh worker (after a failure, or to clear the plug-in's state)."""
@@ -203,7 +210,8 @@ class HostedPlugin:
         self._write_controls()
 
     def _write_controls(self) -> None:
-        for index, value in lv2_catalog.control_values(self.info, self.params).items():
+        for index, value in lv2_catalog.control_values(self.info, self.params,
+                                                          self.sample_rate).items():
             for instance in range(self.instances):
                 self.area[self.layout.control(instance, index)] = value
 
@@ -268,12 +276,19 @@ def measured_latency(params: dict[str, float | str], sample_rate: int) -> int:
     """Frames of latency an ``lv2`` effect reports at ``sample_rate``.
 
     0 for a plug-in without a latency port; otherwise the figure a hosted instance
-    with these parameters measured, or a short-lived worker's measurement.
+    with these parameters measured, else what a running instance of the plug-in
+    measured when it started (a control edit does not re-measure: a restart does),
+    else a short-lived worker's measurement.
     """
     info = lv2_catalog.validate_spec(params)
     if info.latency_port is None:
         return 0
     key = _latency_key(params, sample_rate)
+    if key in _MEASURED:
+        return _MEASURED[key]
+    for live in list(_LIVE):
+        if live.info.uri == info.uri and live.sample_rate == sample_rate and live.alive:
+            return live.latency
     if key not in _MEASURED:
         probe = HostedPlugin(params, 1, sample_rate, 1024)
         probe.close()

@@ -19,7 +19,7 @@ from .lv2_catalog import PluginInfo, plugin, plugin_pointer
 from .lv2_layout import ANSWER, FAILED, FLOAT, MESSAGE, OK, QUIT, RESET, RUN, Layout
 from .lv2_lilv import ffi, lib
 
-ATOM_CAPACITY = 8192
+ATOM_CAPACITY = 65536
 ATOM_SEQUENCE = "http://lv2plug.in/ns/ext/atom#Sequence"
 ATOM_CHUNK = "http://lv2plug.in/ns/ext/atom#Chunk"
 
