@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from lv2_helpers import MISBEHAVE, SWH_AMP, X42_EQ, lv2_path, needs_plugin  # noqa: F401
 
 from collab.schema import ProjectDocument
-from dsp_core import Clip, EffectSpec, ProjectError, Session, Track
-from dsp_core import lv2_catalog
+from dsp_core import Clip, EffectSpec, ProjectError, Session, Track, lv2_catalog
 from dsp_core.project import load_project, save_project
-from lv2_helpers import MISBEHAVE, SWH_AMP, X42_EQ, lv2_path, needs_plugin  # noqa: F401
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("lv2_path")]
 

@@ -8,10 +8,10 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
+from lv2_helpers import MISBEHAVE, MODES, lv2_path, needs_plugin  # noqa: F401
 
 from dsp_core import Clip, EffectSpec, Engine, Session, Track
 from dsp_core.lv2_host import HostedPlugin
-from lv2_helpers import MISBEHAVE, MODES, lv2_path, needs_plugin  # noqa: F401
 from tests.helpers_audio import DictLoader
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("lv2_path")]
