@@ -169,8 +169,9 @@ class Engine:
         """Render every hosted chain (a track with an lv2 plug-in) ahead of the C call,
         into its feed clip, placed where the engine reads that track in this block."""
         graph = self.graph
-        key = (id(graph), graph.version, id(graph.schedule))
-        if key != self._hosted_key:
+        key = self._hosted_key
+        if not key or key[0] is not graph or key[1] != graph.version or (
+                key[2] is not graph.schedule):
             offsets: dict[int, int] = {}
             for run in graph.schedule.runs if graph.schedule is not None else ():
                 if run.bus < 0:
@@ -178,7 +179,7 @@ class Engine:
                                                                   run.first + run.count))
             self._hosted = [(i, t, offsets.get(i, 0)) for i, t in enumerate(graph.tracks)
                             if t.hosted is not None]
-            self._hosted_key = key
+            self._hosted_key = (graph, graph.version, graph.schedule)
         if not self._hosted:
             return
         view = graph.native_view if graph.native_version == graph.version else None
