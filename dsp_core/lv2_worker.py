@@ -140,7 +140,11 @@ def _answer(out: Any, status: int, message: str = "") -> None:
 def serve(argv: list[str]) -> int:
     """Load the plug-in, say so, then answer commands until QUIT or end of input."""
     uri, rate, max_block, instances, fd = argv
-    out, inp = sys.stdout.buffer, sys.stdin.buffer
+    # answers get a descriptor of their own; whatever a plug-in prints to stdout goes to
+    # stderr instead of into the protocol
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    inp = sys.stdin.buffer
     try:
         worker = Worker(plugin(uri), float(rate), int(max_block), int(instances), int(fd))
     except Exception as exc:  # noqa: BLE001 - any failure is reported, then we exit
@@ -162,5 +166,4 @@ def serve(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(serve(sys.argv[1:]))

@@ -2,11 +2,13 @@
  *
  * Ports: 0 mode (0 pass, 1 NaN, 2 hang, 3 crash), 1 gain, 2 delay (frames, reported
  * as latency), 3 audio in, 4 audio out, 5 latency (output). With mode 0 it is
- * out[n] = gain * in[n - delay]. Written against the LV2 ABI without its headers.
+ * out[n] = gain * in[n - delay]. It prints a line to stdout on its first run, as chatty
+ * plug-ins do. Written against the LV2 ABI without its headers.
  */
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -55,6 +57,7 @@ static void run(LV2_Handle h, uint32_t frames) {
     if (delay >= RING) delay = RING - 1;
     *m->port[5] = (float)delay;
     if (mode == 2) for (;;) pause();
+    if (m->write == 0) { printf("misbehave: first run\n"); fflush(stdout); }
     if (mode == 3) raise(SIGSEGV);
     for (uint32_t n = 0; n < frames; n++) {
         m->ring[m->write % RING] = m->port[3][n];
