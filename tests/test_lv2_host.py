@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
-from lv2_helpers import MISBEHAVE, MODES, lv2_path, needs_plugin  # noqa: F401
+from lv2_helpers import LSP_DELAY, MISBEHAVE, MODES, lv2_path, needs_plugin  # noqa: F401
 
 from dsp_core import Clip, EffectSpec, Engine, Session, Track
 from dsp_core.lv2_host import HostedPlugin
@@ -47,6 +47,20 @@ def test_a_render_through_our_host_equals_lv2apply(tmp_path, uri: str, controls:
         assert engine.plugin_errors() == []
     assert np.abs(ours - x[0]).max() > 0.01  # the plug-in did something
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
+
+
+def test_an_lsp_plugin_that_needs_urid_map_runs_in_the_render() -> None:
+    needs_plugin(LSP_DELAY)
+    x = noise(4096)
+    delay = {"uri": LSP_DELAY, "mode": 0.0, "samp": 10.0, "dry": 0.0, "wet": 1.0}
+    session = Session(sample_rate=RATE, tracks=[Track(
+        "t", pan=-1.0, clips=[Clip("x", 0, 4096)], effects=[EffectSpec("lv2", delay)])])
+    with Engine(session, block_size=256, loader=DictLoader({"x": x})) as engine:
+        out = engine.render(0, 4096)
+        assert engine.plugin_errors() == []
+    # LSP's compensation delay: 10 frames of deliberate delay (not reported as latency)
+    np.testing.assert_allclose(out[0, 10:], x[0, :-10], atol=1e-6)
+    assert np.abs(out[0, :10]).max() < 1e-6
 
 
 @pytest.mark.parametrize(("mode", "says"), [
