@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DEADLINE = float(os.environ.get("DAW_LV2_DEADLINE", "2.0"))
 START_DEADLINE = 60.0  # loading lilv's world and the plug-in, on a busy machine
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+_TINY = np.finfo(np.float32).tiny  # the smallest normal float32
 _MEASURED: dict[tuple, int] = {}
 _LIVE: weakref.WeakSet[HostedPlugin] = weakref.WeakSet()
 
@@ -245,6 +246,7 @@ class HostedPlugin:
             self._fail(f"lv2 {self.info.uri} produced a NaN or infinite sample")
             block[:] = dry
             return False
+        wet[np.abs(wet) < _TINY] = 0.0  # subnormals stop here, as the C engine's FTZ does
         block[:] = wet
         return True
 

@@ -19,7 +19,7 @@ SWH_AMP = "http://plugin.org.uk/swh-plugins/amp"  # swh-lv2: gain in dB, mono
 X42_EQ = "http://gareus.org/oss/lv2/fil4#mono"  # x42-plugins: parametric EQ, mono
 LSP_DELAY = "http://lsp-plug.in/plugins/lv2/comp_delay_mono"  # lsp-plugins-lv2, needs urid:map
 SYSTEM_LV2 = "/usr/lib/lv2:/usr/local/lib/lv2:/usr/lib/x86_64-linux-gnu/lv2"
-MODES = {"pass": 0, "nan": 1, "hang": 2, "crash": 3}
+MODES = {"pass": 0, "nan": 1, "hang": 2, "crash": 3, "denormal": 4}
 
 
 def build_bundle(folder: Path) -> Path:

@@ -89,6 +89,16 @@ def test_a_misbehaving_plugin_is_bypassed_and_can_be_restarted(mode: str, says: 
         fx.close()
 
 
+def test_subnormal_output_is_flushed_to_zero() -> None:
+    fx = HostedPlugin({"uri": MISBEHAVE, "mode": MODES["denormal"]}, 1, RATE, 128)
+    try:
+        block = noise(128)
+        assert fx.process(block, 128) is True and fx.failed is None
+        np.testing.assert_array_equal(block, np.zeros_like(block))
+    finally:
+        fx.close()
+
+
 def test_the_engine_keeps_rendering_around_a_crashing_plugin() -> None:
     x = noise(4096)
     params = {"uri": MISBEHAVE, "gain": 2.0, "delay": 16.0}

@@ -1,6 +1,6 @@
 /* A test-only LV2 plug-in that misbehaves on request (tests/test_lv2_host.py).
  *
- * Ports: 0 mode (0 pass, 1 NaN, 2 hang, 3 crash), 1 gain, 2 delay (frames, reported
+ * Ports: 0 mode (0 pass, 1 NaN, 2 hang, 3 crash, 4 denormals), 1 gain, 2 delay (frames, reported
  * as latency), 3 audio in, 4 audio out, 5 latency (output). With mode 0 it is
  * out[n] = gain * in[n - delay]. It prints a line to stdout on its first run, as chatty
  * plug-ins do. Written against the LV2 ABI without its headers.
@@ -63,7 +63,7 @@ static void run(LV2_Handle h, uint32_t frames) {
         m->ring[m->write % RING] = m->port[3][n];
         float x = m->ring[(m->write + RING - delay) % RING];
         m->write++;
-        m->port[4][n] = mode == 1 ? NAN : gain * x;
+        m->port[4][n] = mode == 1 ? NAN : mode == 4 ? 1e-40f : gain * x;
     }
 }
 
