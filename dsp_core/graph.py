@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .effects import FADER_END, FADER_SLOTS, FADER_START, FADER_TARGET, EffectState
+from .effects import (
+    FADER_END,
+    FADER_SLOTS,
+    FADER_START,
+    FADER_TARGET,
+    HOSTED_KINDS,
+    EffectState,
+)
 from .errors import ProjectError
 from .instrument_graph import InstrumentState, build_instrument
 from .schedule import Schedule, plan_schedule
@@ -269,11 +276,9 @@ def build_track(
         )
         for send in track.sends
     ]
-    from .lv2_chain import has_hosted
-
     instrument = build_instrument(track, ratio, sample_rate, max_block, load)
     effects: list[EffectState] = []
-    if has_hosted(track.effects):
+    if any(spec.kind in HOSTED_KINDS for spec in track.effects):
         from .lv2_chain import HostedChain
 
         if hosted is None:
