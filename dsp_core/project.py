@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .audio_io import audio_info, load_source, resampled_length
-from .effects import CHOICES, PARAMS, SIDECHAIN_KINDS, TEXT_PARAMS, EffectSpec
+from .effects import CHOICES, HOSTED_KINDS, PARAMS, SIDECHAIN_KINDS, TEXT_PARAMS, EffectSpec
 from .errors import AudioFileError, ProjectError
 from .midi import clip_from_dict, clip_to_dict, instrument_from_dict, instrument_to_dict
 from .session import (
@@ -331,6 +331,8 @@ def _bus(value: object, path: str, base_dir: PathLike | None = None) -> Bus:
 def _effect(value: object, path: str, base_dir: PathLike | None = None) -> EffectSpec:
     f = _fields(value, path, ("kind",), ("id", "enabled", "params", "sidechain"))
     kind = _string(f["kind"], f"{path}.kind")
+    if kind in HOSTED_KINDS:
+        return _hosted_effect(f, path)
     if kind not in PARAMS:
         raise ProjectError(f"{path}.kind: unknown effect kind {kind!r}; "
                            f"known kinds: {', '.join(PARAMS)}")
@@ -359,6 +361,28 @@ def _effect(value: object, path: str, base_dir: PathLike | None = None) -> Effec
     spec = EffectSpec(kind=kind, params=params, id=_string(f.get("id", ""), f"{path}.id"),
                       enabled=_boolean(f.get("enabled", True), f"{path}.enabled"),
                       sidechain=sidechain)
+    try:
+        spec.validate()
+    except ProjectError as exc:
+        raise ProjectError(f"{path}: {exc}") from None
+    return spec
+
+
+def _hosted_effect(f: dict[str, Any], path: str) -> EffectSpec:
+    """An ``lv2`` effect: ``params`` holds ``uri`` and control values by port symbol,
+    checked against the installed plug-ins (docs/lv2.md)."""
+    raw_params = f.get("params", {})
+    if not isinstance(raw_params, dict):
+        raise ProjectError(f"{path}.params: must be an object with 'uri' and control values")
+    params: dict[str, float | str] = {}
+    for name, raw in raw_params.items():
+        where = f"{path}.params.{name}"
+        params[name] = _string(raw, where) if name == "uri" else _number(raw, where)
+    if f.get("sidechain"):
+        raise ProjectError(f"{path}.sidechain: lv2 plug-ins take no sidechain here")
+    spec = EffectSpec(kind=_string(f["kind"], f"{path}.kind"), params=params,
+                      id=_string(f.get("id", ""), f"{path}.id"),
+                      enabled=_boolean(f.get("enabled", True), f"{path}.enabled"))
     try:
         spec.validate()
     except ProjectError as exc:
