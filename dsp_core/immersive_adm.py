@@ -34,6 +34,7 @@ _PCM = 1
 _BYTES = 3  # 24-bit
 _FULL = 2**23 - 1  # the scale readers divide by (ear: 2**(bits - 1) - 1)
 _BLOCK = 65536
+_RIFF_LIMIT = 0xFFFFFFFF  # past this, BW64 with ds64
 
 log = logging.getLogger(__name__)
 
@@ -187,14 +188,14 @@ def write_adm_bwf(path: str | os.PathLike[str], stems: Stems, title: str = "Unti
     target = Path(path)
     with target.open("wb") as out:
         out.write(b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE" + head)
-        out.write(b"data" + struct.pack("<I", min(data_size, 0xFFFFFFFF)))
+        out.write(b"data" + struct.pack("<I", min(data_size, _RIFF_LIMIT)))
         for start in range(0, stems.frames, _BLOCK):
             block = np.stack([c[start:start + _BLOCK] for c in channels], axis=1)
             out.write(_pcm24(block))
         if data_size % 2:
             out.write(b"\0")
         riff_size = out.tell() - 8
-        if riff_size <= 0xFFFFFFFF:
+        if riff_size <= _RIFF_LIMIT:
             out.seek(4)
             out.write(struct.pack("<I", riff_size))
         else:  # BS.2088: BW64 with the sizes in ds64
