@@ -73,9 +73,10 @@ class PointSourcePanner:
             share[layer] = 1.0 / math.sqrt(len(layer))
             down.append(share)
         points = np.array(vectors)
-        triangles, quads = _regions(points)
+        triangles, owners, quads = _regions(points)
         self._inverse = np.array([np.linalg.inv(points[t].T) for t in triangles])
         self._triangles = np.array(triangles)
+        self._owners = owners  # the quad a triangle is half of, or -1
         self._quads = [_Quad(points[q], q) for q in quads]
         self._down = np.array(down)  # (virtual + real) x channels
 
@@ -89,14 +90,13 @@ class PointSourcePanner:
             return folded / np.linalg.norm(folded) * 0.5 ** (0.5 * back / (front + back))
         target = direction(azimuth, elevation)
         speaker_gains = np.zeros(len(self._down))
-        for quad in self._quads:
-            local = quad.gains(target)
-            if local is not None:
-                speaker_gains[quad.vertices] = local
-                break
+        weights = self._inverse @ target  # (triangles, 3): the face the source is in
+        best = int(np.argmax(weights.min(axis=1)))
+        owner = self._owners[best]
+        local = self._quads[owner].gains(target) if owner >= 0 else None
+        if local is not None:
+            speaker_gains[self._quads[owner].vertices] = local
         else:
-            weights = self._inverse @ target  # (triangles, 3)
-            best = int(np.argmax(weights.min(axis=1)))
             speaker_gains[self._triangles[best]] = np.clip(weights[best], 0.0, None)
         out = speaker_gains @ self._down
         norm = float(np.linalg.norm(out))
@@ -106,21 +106,24 @@ class PointSourcePanner:
         return out / norm
 
 
-def _regions(points: np.ndarray) -> tuple[list[list[int]], list[list[int]]]:
-    """The hull's faces: triangles, and quadrilaterals where two triangles share a plane
-    (panned as one region, as ear does, so the split of a quad does not matter)."""
+def _regions(points: np.ndarray) -> tuple[list[list[int]], list[int], list[list[int]]]:
+    """The hull's triangles, the quadrilateral each is half of (-1: none), and the
+    quadrilaterals: two triangles in one plane, panned as one region as ear does (so how
+    the quad is split does not matter)."""
     hull = ConvexHull(points)
     planes: dict[tuple, list[int]] = {}
     for index, equation in enumerate(hull.equations):
         planes.setdefault(tuple(np.round(equation, 6)), []).append(index)
-    triangles, quads = [], []
+    triangles, owners, quads = [], [], []
     for members in planes.values():
         vertices = sorted({int(v) for m in members for v in hull.simplices[m]})
+        owner = -1
         if len(vertices) == 4:
+            owner = len(quads)
             quads.append(_around(points, vertices))
-        else:
-            triangles.extend(hull.simplices[m].tolist() for m in members)
-    return triangles, quads
+        triangles.extend(hull.simplices[m].tolist() for m in members)
+        owners.extend([owner] * len(members))
+    return triangles, owners, quads
 
 
 def _around(points: np.ndarray, vertices: list[int]) -> list[int]:
