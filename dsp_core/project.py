@@ -237,7 +237,8 @@ def session_from_dict(data: object, base_dir: PathLike | None = None) -> Session
 
 def _track(value: object, path: str, base_dir: PathLike | None, version: int = 2) -> Track:
     optional = ("name", "channels", "gain_db", "pan", "mute", "solo", "effects", "sends",
-                "clips", "instrument", "midi_clips", "immersive") + (("automation",) if version >= 2 else ())
+                "clips", "instrument", "midi_clips", "immersive") + (
+                    ("automation",) if version >= 2 else ())
     f = _fields(value, path, ("id",), optional)
     channels = _integer(f.get("channels", 1), f"{path}.channels", 1)
     if channels not in (1, 2):
