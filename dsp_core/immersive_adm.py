@@ -18,15 +18,19 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .bounce import BounceStats
 from .errors import DspError
 from .immersive import BED_714, LFE, nominal_position
-from .immersive_render import Stems
+from .immersive_render import Stems, render_stems
+from .session import Session
 
 ADM_VERSION = "ITU-R_BS.2076-2"
 _DIRECT, _OBJECTS = "0001", "0003"
@@ -205,3 +209,19 @@ def write_adm_bwf(path: str | os.PathLike[str], stems: Stems, title: str = "Unti
             out.seek(12 + len(head))
             out.write(b"data" + struct.pack("<I", 0xFFFFFFFF))
     return target
+
+
+def bounce_adm(session: Session, path: str | os.PathLike[str], sample_rate: int | None = None,
+               tail: float = 0.0, progress: Callable[[int, int], None] | None = None
+               ) -> BounceStats:
+    """Render ``session``'s bed and objects and write them as ADM BWF (a bounce's figures:
+    frames, time, peak, samples clipped at 24-bit full scale)."""
+    started = time.perf_counter()
+    stems = render_stems(session, sample_rate, tail=tail, progress=progress)
+    write_adm_bwf(path, stems, session.name)
+    signals = [stems.bed if stems.has_bed else stems.bed[:0],
+               *(o.signal[None, :] for o in stems.objects)]
+    peak = max((float(np.abs(s).max(initial=0.0)) for s in signals), default=0.0)
+    clipped = sum(int(np.count_nonzero(np.abs(s) > 1.0)) for s in signals)
+    return BounceStats(stems.frames, stems.sample_rate, time.perf_counter() - started, peak,
+                       clipped)

@@ -78,22 +78,30 @@ def _alone(track: Track, any_solo: bool) -> Track:
 
 
 def render_stems(session: Session, sample_rate: int | None = None, block_size: int = 1024,
-                 backend: str | None = None, loader: SourceLoader | None = None) -> Stems:
-    """Render ``session``'s bed and objects with the engine (see the module docstring)."""
+                 backend: str | None = None, loader: SourceLoader | None = None,
+                 tail: float = 0.0, progress: Callable[[int, int], None] | None = None
+                 ) -> Stems:
+    """Render ``session``'s bed and objects with the engine (see the module docstring),
+    ``tail`` seconds past the last clip; ``progress(done, total)`` after each part."""
     session.validate()
     rate = int(sample_rate or session.sample_rate)
-    frames = int(round(session.length * rate / session.sample_rate))
+    frames = int(round(session.length * rate / session.sample_rate)) + int(round(tail * rate))
     any_solo = any(t.solo for t in session.tracks)
     routed = [t for t in session.tracks if t.immersive is not None]
     plain = [t for t in session.tracks if t.immersive is None]
     bed = np.zeros((len(BED_714), frames), dtype=np.float32)
+    parts, done = len(routed) + bool(plain), [0]
 
     def render(tracks: list[Track], buses: list[Bus], master: Bus) -> np.ndarray:
         part = Session(sample_rate=session.sample_rate, tracks=tracks, buses=buses,
                        master=master, name=session.name)
         engine = Engine(part, sample_rate=rate, block_size=block_size, backend=backend,
                         loader=loader)
-        return engine.render(0, frames)
+        audio = engine.render(0, frames)
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], parts)
+        return audio
 
     if plain:
         if any_solo:  # the soloed tracks elsewhere still silence these
