@@ -4,7 +4,8 @@
 
 Each object track and each bed-routed track is rendered by the engine on its own (clips,
 inserts, fader, mute/solo, automation; pan and sends left out: position replaces pan),
-giving one mono signal per object and the track's channels on its bed channels. Tracks
+giving one mono signal per object and the track's channels on its bed channels (the
+tracks its sidechains listen to render with it, muted, so it ducks as in the mix). Tracks
 without a route are rendered together, with the buses and the master chain, and feed the
 bed's front pair. The bed channels and the objects are then panned to the layout, block
 by block, in C (``daw_immersive_pan``; numpy twin in :mod:`dsp_core.reference_immersive`).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +30,8 @@ from .immersive import BED_714, LAYOUTS, ImmersiveRoute
 from .immersive_binaural import binaural, load_sofa
 from .immersive_panner import direct_gains, panner
 from .session import Bus, Session, Track
+
+log = logging.getLogger(__name__)
 
 HEADPHONES = "binaural"
 #: What :func:`render_immersive` can target: the loudspeaker layouts and headphones.
@@ -83,7 +87,7 @@ def render_stems(session: Session, sample_rate: int | None = None, block_size: i
                  ) -> Stems:
     """Render ``session``'s bed and objects with the engine (see the module docstring),
     ``tail`` seconds past the last clip; ``progress(done, total)`` after each part."""
-    session.validate()
+    session.validate(allow_overlaps=True)  # as the engine: a live document may layer clips
     rate = int(sample_rate or session.sample_rate)
     frames = int(round(session.length * rate / session.sample_rate)) + int(round(tail * rate))
     any_solo = any(t.solo for t in session.tracks)
@@ -93,6 +97,7 @@ def render_stems(session: Session, sample_rate: int | None = None, block_size: i
     parts, done = len(routed) + bool(plain), [0]
 
     def render(tracks: list[Track], buses: list[Bus], master: Bus) -> np.ndarray:
+        tracks = _with_keys(tracks, buses, session, any_solo)
         part = Session(sample_rate=session.sample_rate, tracks=tracks, buses=buses,
                        master=master, name=session.name)
         engine = Engine(part, sample_rate=rate, block_size=block_size, backend=backend,
@@ -124,6 +129,33 @@ def render_stems(session: Session, sample_rate: int | None = None, block_size: i
                                            _mono(stereo, track.channels)))
     has_bed = bool(plain) or any(t.immersive.kind == "bed" for t in routed if t.immersive)
     return Stems(rate, bed, objects, has_bed)
+
+
+def _with_keys(tracks: list[Track], buses: list[Bus], session: Session, any_solo: bool
+               ) -> list[Track]:
+    """``tracks`` plus, muted, the tracks their sidechains (and the buses') listen to, so a
+    part rendered alone ducks as in the full mix (a muted key still keys). A key on a bus
+    the part does not have is dropped: that detector hears its own input (docs)."""
+    by_id = {t.id: t for t in session.tracks}
+    out = list(tracks)
+    present = {t.id for t in out} | {b.id for b in buses} | {session.master.id}
+    owners: list[Track | Bus] = [*out, *buses]
+    while owners:
+        for effect in owners.pop().effects:
+            key = effect.sidechain
+            if key and key not in present and key in by_id:
+                ghost = dataclasses.replace(_alone(by_id[key], any_solo), mute=True)
+                out.append(ghost)
+                owners.append(ghost)
+                present.add(key)
+    for index, track in enumerate(out):
+        if any(e.sidechain and e.sidechain not in present for e in track.effects):
+            log.warning("immersive render: track %r is keyed by a bus it is rendered "
+                        "without; its detector hears its own input", track.id)
+            out[index] = dataclasses.replace(track, effects=[
+                dataclasses.replace(e, sidechain="") if e.sidechain not in present else e
+                for e in track.effects])
+    return out
 
 
 def _mono(stereo: np.ndarray, channels: int) -> np.ndarray:

@@ -8,11 +8,12 @@ import math
 import numpy as np
 import pytest
 
+from dsp_core.effects import EffectSpec
 from dsp_core.errors import DspError
 from dsp_core.immersive import BED_714, LAYOUTS, nominal_position
 from dsp_core.immersive_binaural import load_sofa
 from dsp_core.immersive_render import render_immersive, render_stems
-from dsp_core.session import Session
+from dsp_core.session import Clip, Session, Track
 from tests.immersive_helpers import loader, mixed_session, object_track, sources
 
 pytestmark = pytest.mark.timeout(120)
@@ -103,3 +104,16 @@ def test_binaural_of_a_centred_object_is_symmetric() -> None:
 def test_a_missing_sofa_file_says_what_to_install(tmp_path) -> None:
     with pytest.raises(DspError, match="install Debian's libmysofa1"):
         load_sofa(tmp_path / "none.sofa")
+
+
+def test_an_object_keyed_by_another_track_ducks_as_in_the_stereo_mix() -> None:
+    ducker = EffectSpec("compressor", {"threshold_db": -40.0, "ratio": 20.0},
+                        sidechain="key")
+    keyed = object_track("pad", 0.0, effects=[ducker])
+    key = Track(id="key", clips=[Clip("other", 0, 4800)], mute=True)
+    out = render_immersive(Session(tracks=[keyed, key]), "7.1.4", loader=loader())
+    alone = render_immersive(Session(tracks=[dataclasses.replace(keyed, effects=[])]),
+                             "7.1.4", loader=loader())
+    centre = BED_714.index("M+000")
+    assert _rms(out[centre]) < 0.5 * _rms(alone[centre])  # the muted key still ducks it
+    assert not np.delete(out, centre, axis=0).any()  # and is not heard
