@@ -20,6 +20,7 @@ from typing import Any
 from .audio_io import audio_info, load_source, resampled_length
 from .effects import CHOICES, HOSTED_KINDS, PARAMS, SIDECHAIN_KINDS, TEXT_PARAMS, EffectSpec
 from .errors import AudioFileError, ProjectError
+from .immersive import route_from_dict, route_to_dict
 from .midi import clip_from_dict, clip_to_dict, instrument_from_dict, instrument_to_dict
 from .session import (
     AUTOMATION_PARAMS,
@@ -170,6 +171,7 @@ def session_to_dict(session: Session, base_dir: PathLike | None = None) -> dict[
                     for param, lane in t.automation.items()
                 },
                 **_midi_to_dict(t, source),
+                **({} if t.immersive is None else {"immersive": route_to_dict(t.immersive)}),
             }
             for t in session.tracks
         ],
@@ -235,7 +237,8 @@ def session_from_dict(data: object, base_dir: PathLike | None = None) -> Session
 
 def _track(value: object, path: str, base_dir: PathLike | None, version: int = 2) -> Track:
     optional = ("name", "channels", "gain_db", "pan", "mute", "solo", "effects", "sends",
-                "clips", "instrument", "midi_clips") + (("automation",) if version >= 2 else ())
+                "clips", "instrument", "midi_clips", "immersive") + (
+                    ("automation",) if version >= 2 else ())
     f = _fields(value, path, ("id",), optional)
     channels = _integer(f.get("channels", 1), f"{path}.channels", 1)
     if channels not in (1, 2):
@@ -257,6 +260,8 @@ def _track(value: object, path: str, base_dir: PathLike | None, version: int = 2
             f["instrument"], f"{path}.instrument", lambda src: _resolve(src, base_dir))),
         midi_clips=[clip_from_dict(c, p)
                     for c, p in _items(f.get("midi_clips", []), f"{path}.midi_clips")],
+        immersive=(None if f.get("immersive") is None else route_from_dict(
+            f["immersive"], f"{path}.immersive", channels)),
     )
 
 
