@@ -254,8 +254,8 @@ def test_a_long_pass_written_in_batches_thins_its_tail_and_matches_in_one_go() -
     events = [(480 * i, max(-60.0, min(6.0, -20 + 10 * math.sin(i / 40) + 0.1 * rng.random())))
               for i in range(1, 5000)]
     for start in range(0, len(events), 700):  # batches, as the page sends them
-        for frame, value in events[start:start + 700]:
-            writer.feed(frame, value, held=True)
+        for frame, level in events[start:start + 700]:
+            writer.feed(frame, level, held=True)
         edit = writer.edit(events[min(len(events), start + 700) - 1][0])
     kept = sorted((p.frame, p.value) for k, p in edit.points.items() if k.endswith(".b"))
     assert within_tolerance(events, kept, TOLERANCE["gain_db"])
