@@ -118,6 +118,25 @@ def _greedy(frames: np.ndarray, values: np.ndarray, lo: int, hi: int, tolerance:
             low, high = math.inf, -math.inf
 
 
+#: Stretches this short are split in plain Python (numpy's per-call cost dominates).
+_SMALL = 48
+
+
+def _split_small(samples: Sequence[tuple[int, float]], lo: int, hi: int,
+                 tolerance: float) -> int:
+    """Where :func:`thin` splits ``lo..hi`` (the worst sample, ties nearest the middle),
+    or -1 when every sample inside is within ``tolerance``."""
+    (f0, v0), (f1, v1) = samples[lo], samples[hi]
+    middle = (lo + hi) / 2
+    worst, at = -1.0, -1
+    for i in range(lo + 1, hi):
+        f, v = samples[i]
+        error = abs(v - (v0 if f1 == f0 else v0 + (v1 - v0) * (f - f0) / (f1 - f0)))
+        if error > worst or (error == worst and abs(i - middle) < abs(at - middle)):
+            worst, at = error, i
+    return at if worst > tolerance else -1
+
+
 def thin(samples: Sequence[tuple[int, float]], tolerance: float, hold: bool = False
          ) -> list[tuple[int, float]]:
     """``samples`` (frame order) without the points a line through their kept neighbours
@@ -151,6 +170,12 @@ def thin(samples: Sequence[tuple[int, float]], tolerance: float, hold: bool = Fa
             continue
         if depth >= limit:
             _greedy(frames, values, lo, hi, tolerance, keep)
+            continue
+        if hi - lo <= _SMALL:
+            at = _split_small(samples, lo, hi, tolerance)
+            if at >= 0:
+                keep[at] = True
+                stack.extend([(lo, at, depth + 1), (at, hi, depth + 1)])
             continue
         f0, v0, f1, v1 = frames[lo], values[lo], frames[hi], values[hi]
         inner_f, inner_v = frames[lo + 1:hi], values[lo + 1:hi]
