@@ -12,6 +12,10 @@ A pass lives in this server process's memory until its ``stop`` or for
 ``PASS_IDLE_SECONDS`` without a batch; a batch for a pass this process does not hold
 (after a restart) starts the pass again from the lane as it is then, under a new pass id
 (so what the pass wrote before stays).
+
+Bounds: event frames 0..2**53 (422), :data:`collab.automation_write.MAX_PASS_EVENTS`
+events per pass (413), :data:`MAX_OPEN_PASSES` open passes per user and project and
+:data:`MAX_PASSES` per process (429), :data:`PASS_MAX_SECONDS` per pass.
 """
 
 from __future__ import annotations
