@@ -146,7 +146,7 @@ def thin(samples: Sequence[tuple[int, float]], tolerance: float, hold: bool = Fa
     Ramer-Douglas-Peucker on the value (vectorised; a tie splits nearest the middle), so
     corners stay where they are.  Past a depth of ``2 log2 n`` a stretch is finished by
     :func:`_greedy` instead, which bounds the work by ``O(n log n)`` on any input (a
-    sawtooth of 20,000 samples took 50 s the plain way)."""
+    sawtooth of 20,000 samples took minutes the plain way: benchmarks/bench_thin.py)."""
     if len(samples) <= 2:
         return list(samples)
     if hold:
