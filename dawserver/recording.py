@@ -9,6 +9,11 @@ and a clip is added to every armed track through the room
 :mod:`collab.takes`), so every client sees the new take like any other
 edit.  The take starts on the timeline where the live playhead was when its
 first frame arrived, minus the latency the client declared.
+
+With an object store, the take is placed first (its local file plays on this node) and
+then published in the background; while the object store fails it stays in this node's
+cache, never evicted, and is retried (:func:`dawserver.asset_objects.keep_take`), so an
+S3 outage at the end of a performance loses nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +40,21 @@ from .asset_store import AssetError, AssetStore
 from .live_mix import LiveMix
 
 log = logging.getLogger(__name__)
+
+#: One background task per asset store publishing the takes it keeps (strong references).
+_PUBLISHERS: dict[int, asyncio.Task[None]] = {}
+
+
+def publish_soon(assets: AssetStore) -> asyncio.Task[None]:
+    """Publish the takes ``assets`` keeps into its object store in the background,
+    retrying while the object store fails (:func:`asset_objects.publish_until_done`)."""
+    task = _PUBLISHERS.get(id(assets))
+    if task is None or task.done():
+        task = asyncio.create_task(asset_objects.publish_until_done(assets))
+        _PUBLISHERS[id(assets)] = task
+        task.add_done_callback(lambda done: _PUBLISHERS.pop(id(assets), None)
+                               if _PUBLISHERS.get(id(assets)) is done else None)
+    return task
 
 
 @dataclass
@@ -156,8 +176,6 @@ class TakeRecorder:
                 None, lambda: self.assets.ingest_file(
                     take.path, project_id=self.room.project_id,
                     name=f"take-{self.user or 'guest'}.wav"))
-            if self.assets.objects is not None:  # the object store holds every asset
-                await asset_objects.publish(self.assets, asset, self.room.project_id)
             rate = self.mix.playhead.session_rate
             length = max(1, int(round(take.frames * rate / self.mix.sample_rate)))
             added: list[str] = []
@@ -168,10 +186,14 @@ class TakeRecorder:
                         added.append(place_take(document, track_id, asset.path,
                                                 take.position, length))
 
-            await self.room.edit(place)
+            if self.assets.objects is not None:  # kept here until the object store has it
+                asset_objects.keep_take(self.assets, asset, self.room.project_id)
+            await self.room.edit(place)  # first: the local file plays on this node
             self.clips.extend(added)
             log.info("project %s: take of %d frames added as %s", self.room.project_id,
                      take.frames, added)
+            if self.assets.objects is not None:
+                publish_soon(self.assets)
         except (AssetError, CollabError, OSError) as exc:
             log.error("project %s: could not keep the take of %s: %s", self.room.project_id,
                       self.user, exc)
