@@ -49,6 +49,7 @@ from .plugin_api import (
 )
 from .regions import project_region
 from .storage import ObjectNotFound, StorageError, StorageUnavailable
+from .storage.base import content_disposition
 from .storage.service import OBJECT_STORES, STORAGE_SETTINGS, object_response
 
 #: The default region's asset store (``DATA/assets``): the only one without regions.
@@ -411,7 +412,7 @@ def _file_response(path: str, ext: str, name: str) -> web.StreamResponse:
     if not os.path.isfile(path):
         raise NotFound(f"audio file {path} is missing on the server")
     headers = {"Content-Type": MEDIA_TYPES.get(ext, "application/octet-stream"),
-               "Content-Disposition": f'attachment; filename="{name or "audio." + ext}"'}
+               "Content-Disposition": content_disposition(name or "audio." + ext)}
     return web.FileResponse(path, headers=headers)
 
 
