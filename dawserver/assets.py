@@ -77,6 +77,9 @@ def setup_assets(app: web.Application, max_bytes: int | None = None) -> None:
         for store in stores.values():
             store.max_bytes = max_bytes
     app[ASSETS], app[REGION_ASSETS] = stores[DEFAULT_REGION], stores
+    from .recording import kept_takes  # imported here: recording imports the live mix
+
+    app.cleanup_ctx.append(kept_takes(stores.values()))
 
 
 async def assets_of(app: web.Application, project_id: str) -> AssetStore:

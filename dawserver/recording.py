@@ -24,9 +24,10 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -35,7 +36,7 @@ from collab.errors import CollabError
 from collab.schema import ProjectDocument
 from collab.takes import place_take
 
-from . import asset_objects
+from . import asset_cache, asset_objects
 from .asset_store import AssetError, AssetStore
 from .live_mix import LiveMix
 
@@ -43,6 +44,25 @@ log = logging.getLogger(__name__)
 
 #: One background task per asset store publishing the takes it keeps (strong references).
 _PUBLISHERS: dict[int, asyncio.Task[None]] = {}
+
+
+def kept_takes(stores: Iterable[AssetStore]
+               ) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+    """A ``cleanup_ctx`` that publishes the takes a previous run of this node kept in
+    ``stores`` (S3 was down when they were recorded); on shutdown it stops retrying (they
+    stay kept for the next run)."""
+    stores = list(stores)
+
+    @contextlib.asynccontextmanager
+    async def context(app: Any) -> AsyncIterator[None]:
+        tasks = [publish_soon(store) for store in stores
+                 if store.objects is not None and asset_cache.pending(store)]
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    return context
 
 
 def publish_soon(assets: AssetStore) -> asyncio.Task[None]:

@@ -193,3 +193,14 @@ class FakeRecorder:
 
     async def finish(self) -> None:
         await self.recorder._finish()
+
+
+async def test_takes_kept_by_a_previous_run_are_published_at_startup(tmp_path: Path) -> None:
+    objects = FlakyObjects(tmp_path / "bucket")
+    store = AssetStore(tmp_path / "node", objects=objects)
+    asset = store.ingest_file(take(tmp_path, 220), project_id="p", name="t.wav")
+    asset_objects.keep_take(store, asset, "p")  # S3 was down, then the server stopped
+    async with recording.kept_takes([store])(None), asyncio.timeout(10):
+        while asset_cache.pending(store):
+            await asyncio.sleep(0.01)
+    assert await objects.exists(asset_objects.member_key("p", asset.id))
