@@ -8,6 +8,10 @@ leave alone and how big the cache is, without scanning the directory each time:
   or bounce reads the file (:func:`pinned`). Files are used across processes (bounce
   workers), so pins are files, not counters. A pin older than :data:`PIN_MAX_AGE_S` is
   left by a dead process and no longer counts.
+- A *lease* ``pins/<asset id>.lease`` keeps a file just fetched or used for
+  :data:`LEASE_S` (its modification time is when it ends): a caller that fetches its
+  sources one by one and then renders (a bounce) does not see source k-1 evicted by the
+  fetch of source k, even without a pin.
 - A *pending* mark ``pending/<asset id>`` lists the projects a locally recorded take still
   has to be published for (:func:`mark_pending`); the take's audio exists only here until
   then, so it is never evicted, and :func:`dawserver.asset_objects.publish_pending`
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
 
 #: A pin older than this was left by a process that died; it no longer protects its file.
 PIN_MAX_AGE_S = 6 * 3600.0
+#: Seconds a file fetched or used stays leased (not evicted) without a pin.
+LEASE_S = 600.0
 #: Seconds between full rescans of the cache directory.
 RESCAN_S = 300.0
 AUDIO_EXTENSIONS = ("wav", "flac", "aiff")
@@ -65,15 +71,29 @@ def pinned(store: AssetStore, asset_ids: Iterable[str]) -> Iterator[None]:
             path.unlink(missing_ok=True)
 
 
+def lease(store: AssetStore, asset_id: str, seconds: float | None = None) -> None:
+    """Keep ``asset_id``'s cached audio from eviction for ``seconds`` from now (default
+    :data:`LEASE_S`; 0 ends its lease)."""
+    seconds = LEASE_S if seconds is None else seconds
+    folder = _pins(store)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{asset_id}.lease"
+    path.touch()
+    ends = time.time() + seconds
+    os.utime(path, (ends, ends))
+
+
 def pinned_ids(store: AssetStore, now: float | None = None) -> set[str]:
-    """Ids of the assets pinned now or waiting to be published (never evicted)."""
+    """Ids of the assets pinned or leased now, or waiting to be published (never
+    evicted)."""
     now = time.time() if now is None else now
     ids = set()
     for path in _folder_entries(_pins(store)):
         try:
-            fresh = now - path.stat().st_mtime < PIN_MAX_AGE_S
+            mtime = path.stat().st_mtime
         except FileNotFoundError:
             continue
+        fresh = mtime > now if path.suffix == ".lease" else now - mtime < PIN_MAX_AGE_S
         if fresh:
             ids.add(path.name.split(".")[0])
         else:

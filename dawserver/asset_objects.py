@@ -190,7 +190,8 @@ async def project_assets(store: AssetStore, project_id: str) -> list[str]:
 
 async def local_file(store: AssetStore, asset_id: str) -> Path:
     """The asset's audio on local disk (downloaded into the cache if absent), marked
-    recently used; :class:`AssetNotFound` if there is no such asset."""
+    recently used and leased for :data:`~dawserver.asset_cache.LEASE_S` (not evicted
+    meanwhile); :class:`AssetNotFound` if there is no such asset."""
     asset = await pull(store, asset_id)
     path = Path(asset.path)
     if not path.is_file():
@@ -202,6 +203,7 @@ async def local_file(store: AssetStore, asset_id: str) -> Path:
             raise AssetNotFound(f"the audio of asset {asset_id} is gone") from None
         log.info("cached asset %s (%d bytes)", asset_id, asset.bytes)
     os.utime(path)
+    asset_cache.lease(store, asset_id)  # the caller reads it next (see asset_cache)
     asset_cache.cache_size(store).note(path)
     await asyncio.to_thread(evict, store, {str(path)})
     return path

@@ -56,7 +56,9 @@ async def stream(path: Path):  # noqa: ANN201
     yield path.read_bytes()
 
 
-async def test_a_pinned_file_is_not_evicted_until_its_pin_goes(tmp_path: Path) -> None:
+async def test_a_pinned_file_is_not_evicted_until_its_pin_goes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(asset_cache, "LEASE_S", 0.0)  # pins alone, no leases
     objects = FlakyObjects(tmp_path / "bucket")
     one = AssetStore(tmp_path / "node-1", objects=objects)
     two = AssetStore(tmp_path / "node-2", objects=objects, cache_bytes=200_000)
@@ -71,6 +73,24 @@ async def test_a_pinned_file_is_not_evicted_until_its_pin_goes(tmp_path: Path) -
     await asset_objects.local_file(two, second.id)
     assert not paths[first.id].exists()  # the pin went: evicted now
     assert asset_cache.cache_size(two).total <= two.cache_bytes
+
+
+async def test_a_file_just_fetched_is_leased_so_the_next_fetch_keeps_it(
+        tmp_path: Path) -> None:
+    objects = FlakyObjects(tmp_path / "bucket")
+    one = AssetStore(tmp_path / "node-1", objects=objects)
+    two = AssetStore(tmp_path / "node-2", objects=objects, cache_bytes=200_000)
+    first = await one.ingest_stream(stream(take(tmp_path, 220)), project_id="p",
+                                    name="a.wav")
+    second = await one.ingest_stream(stream(take(tmp_path, 330)), project_id="p",
+                                     name="b.wav")
+    # a bounce fetches its sources one by one, then renders: source 1 must stay
+    path = await asset_objects.local_file(two, first.id)
+    await asset_objects.local_file(two, second.id)
+    assert path.is_file()
+    asset_cache.lease(two, first.id, 0)  # the lease ends
+    await asset_objects.local_file(two, second.id)
+    assert not path.exists()
 
 
 async def test_a_stale_pin_of_a_dead_process_does_not_count(tmp_path: Path) -> None:
