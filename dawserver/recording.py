@@ -208,12 +208,11 @@ class TakeRecorder:
 
             if self.assets.objects is not None:  # kept here until the object store has it
                 asset_objects.keep_take(self.assets, asset, self.room.project_id)
-            await self.room.edit(place)  # first: the local file plays on this node
+                publish_soon(self.assets)  # in the background, retried while S3 fails
+            await self.room.edit(place)  # the local file plays on this node meanwhile
             self.clips.extend(added)
             log.info("project %s: take of %d frames added as %s", self.room.project_id,
                      take.frames, added)
-            if self.assets.objects is not None:
-                publish_soon(self.assets)
         except (AssetError, CollabError, OSError) as exc:
             log.error("project %s: could not keep the take of %s: %s", self.room.project_id,
                       self.user, exc)
