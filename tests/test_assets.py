@@ -18,7 +18,7 @@ from nodepeer import running_server
 from collab.tokens import Role
 from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
-from dawserver.keys import ROOMS, STORE, TOKENS
+from dawserver.keys import STORE, TOKENS
 from dawserver.projects import import_session
 from dsp_core.session import Clip, Session, Track
 

@@ -29,6 +29,7 @@ from loopback import free_port
 from nodepeer import eventually, running_server
 
 from collab.tokens import Role
+from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
@@ -116,7 +117,7 @@ async def studio(tmp_path: Path):
         buses=[Bus("echo", effects=[EffectSpec("delay", {"time_ms": 40.0, "feedback": 0.3})])],
     )
     async with running_server(config) as app:
-        info = await import_session(app[STORE], session)
+        info = await import_session(app[STORE], session, assets=app[ASSETS])
         yield Studio(app, config, info.project_id, tmp_path)
 
 

@@ -15,6 +15,7 @@ from loopback import free_port
 from nodepeer import eventually, running_server
 
 from collab.tokens import Role
+from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
@@ -83,7 +84,7 @@ async def live(tmp_path: Path):
         Track("vox", channels=1),
     ])
     async with running_server(config) as app:
-        info = await import_session(app[STORE], session)
+        info = await import_session(app[STORE], session, assets=app[ASSETS])
         yield Live(app, config, info.project_id)
 
 

@@ -16,6 +16,7 @@ from transcription_helpers import WORDS, spoken_words
 
 from collab.client import SyncClient
 from dawclient.channel import connect
+from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
@@ -77,7 +78,7 @@ def _session(path: Path) -> Session:
 async def client(tmp_path: Path, spoken):
     config = ServerConfig(port=free_port(), data_dir=tmp_path / "data", engine=False)
     async with running_server(config) as app, aiohttp.ClientSession() as http:
-        info = await import_session(app[STORE], _session(spoken[0]))
+        info = await import_session(app[STORE], _session(spoken[0]), assets=app[ASSETS])
         yield Client(app, config, http, info.project_id)
 
 
@@ -172,7 +173,7 @@ async def test_a_job_queued_when_the_server_stops_finishes_after_a_restart(
         tmp_path: Path, spoken) -> None:
     config = ServerConfig(port=free_port(), data_dir=tmp_path / "data", engine=False)
     async with running_server(config) as app, aiohttp.ClientSession() as http:
-        info = await import_session(app[STORE], _session(spoken[0]))
+        info = await import_session(app[STORE], _session(spoken[0]), assets=app[ASSETS])
         client = Client(app, config, http, info.project_id)
         job = (await client.call("POST", "/clips/speech/transcribe",
                                  json={"language": "en"}))[1]["job"]
