@@ -166,3 +166,32 @@ async def test_the_live_mix_leaves_out_and_reports_a_foreign_clip(scene: Scene) 
                               dtype="float32")
         assert np.abs(data[:RATE]).max() > 0.1
         assert np.abs(data[RATE:]).max() == 0.0
+
+
+async def test_a_document_from_before_ids_is_migrated_and_renders_the_same(
+        tmp_path: Path) -> None:
+    """A stored document whose clips carry asset-store paths (what the server wrote
+    before ids) gets ids when its room loads, and renders exactly as it did."""
+    from dawserver.clip_sources import MIGRATIONS
+    from dsp_core import Engine
+
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
+    take = tone(tmp_path / "take.wav", 330)
+    async with running_server(config) as app, aiohttp.ClientSession() as http:
+        project = "old-project"
+        asset = app[ASSETS].ingest_file(take, project_id=project, name="take.wav")
+        old = Session(name="Old", tracks=[
+            Track("t1", gain_db=-3.0, clips=[Clip(asset.path, 1000, RATE // 2, id="c1",
+                                                  fade_in=480)])])
+        await import_session(app[STORE], old, project_id=project)  # no ids: as before
+        reference = Engine(old).render(0, RATE)  # what the old server played
+        async with app[ROOMS].use(project) as room:
+            await app[MIGRATIONS].wait()
+            await eventually(lambda: room.document.clip("c1")["source"] == asset.id)
+        token = app[TOKENS].issue(project, Role.VIEWER, "vic")
+        url = f"{config.base_url}/projects/{project}/render"
+        async with http.get(url, params={"start": 0, "frames": RATE,
+                                         "token": token}) as response:
+            assert response.status == 200, await response.text()
+            data, _ = sf.read(io.BytesIO(await response.read()), dtype="float32")
+        np.testing.assert_array_equal(data.T, reference)
