@@ -1,6 +1,7 @@
 """Project audio on the desktop client: downloaded once from the server, then read locally.
 
-A clip's ``source`` is an asset id (an older document: a path on the server); the client fetches it from
+A clip's ``source`` is an asset id (an older document: a path on the server); the client
+fetches it from
 ``GET /projects/{id}/audio?source=...`` into a cache directory (named by a
 hash of the source) and gives the engine a loader that reads the copy.
 """

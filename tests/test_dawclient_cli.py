@@ -259,7 +259,7 @@ async def test_in_real_time_the_client_follows_live_edits_and_new_audio(
     start, end = heard[: RATE // 4, 0], heard[-RATE // 4:, 0]
     assert level_at(start, 220.0) > 10 * level_at(start, 1000.0)
     assert level_at(end, 1000.0) > 100 * level_at(end, 220.0)
-    assert len(list((studio.root / "cache").rglob("*.audio"))) == 2  # asset ids: no suffix of their own
+    assert len(list((studio.root / "cache").rglob("*.audio"))) == 3  # band, keys, the tone
 
 
 async def test_ctrl_c_while_recording_keeps_the_take(studio: Studio) -> None:
