@@ -394,6 +394,11 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
                                            for clip in self._roots["clips"].values())
         return self._clip_sources
 
+    def clip_source_map(self) -> dict[str, str]:
+        """Clip id -> its ``source``, for every clip."""
+        return {str(clip_id): str(clip.get("source"))
+                for clip_id, clip in self._roots["clips"].items()}
+
     def _forget_sources(self, _events: object) -> None:
         self._clip_sources = None
 

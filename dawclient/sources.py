@@ -1,6 +1,7 @@
 """Project audio on the desktop client: downloaded once from the server, then read locally.
 
-A clip's ``source`` is a path on the server; the client fetches it from
+A clip's ``source`` is an asset id (an older document: a path on the server); the client
+fetches it from
 ``GET /projects/{id}/audio?source=...`` into a cache directory (named by a
 hash of the source) and gives the engine a loader that reads the copy.
 """
@@ -39,7 +40,8 @@ class SourceCache:
     def path_for(self, source: str) -> Path:
         """Where the copy of ``source`` lives (whether or not it is there yet)."""
         digest = hashlib.sha256(source.encode()).hexdigest()[:32]
-        return self.directory / f"{digest}{Path(source).suffix.lower()}"
+        suffix = Path(source).suffix.lower() or ".audio"  # an asset id has none
+        return self.directory / f"{digest}{suffix}"
 
     def missing(self, session: Session) -> list[str]:
         """Sources of ``session`` without a local copy."""

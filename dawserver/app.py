@@ -30,6 +30,7 @@ from .accounts_setup import plugin_membership, plugin_owner_emails, setup_accoun
 from .assets import account_asset_file, account_asset_link, setup_assets
 from .background import Background
 from .bounces import setup_bounces
+from .clip_sources import MIGRATIONS, DocumentMigrations, Resolver
 from .config import ServerConfig
 from .host_guard import host_guard
 from .identity import add_rate_headers, identify
@@ -112,7 +113,10 @@ async def collab_context(app: web.Application) -> AsyncIterator[None]:
                        compact_every=config.compact_every),
             document_type=ProjectDocument,
         )
-        engines = ProjectEngines(debounce=config.engine_debounce_seconds, enabled=config.engine)
+        engines = ProjectEngines(debounce=config.engine_debounce_seconds, enabled=config.engine,
+                                 resolver=Resolver(app))
+        migrations = app[MIGRATIONS] = DocumentMigrations(app)
+        registry.on_room_loaded(migrations)
         registry.on_room_loaded(engines.attach)
         registry.on_room_unloaded(engines.detach)
         app[STORE], app[ROOMS], app[ENGINES] = store, registry, engines

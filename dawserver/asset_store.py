@@ -83,9 +83,10 @@ class Asset:
         return self.frames / self.sample_rate
 
     def to_json(self) -> dict:
-        """The asset as the JSON the HTTP API returns (``source`` is the clip source)."""
+        """The asset as the JSON the HTTP API returns (``source``: what a clip names, its id)."""
         data = asdict(self)
-        data["source"] = data.pop("path")
+        del data["path"]  # a server path never leaves the server
+        data["source"] = self.id
         data["duration"] = self.duration
         return data
 

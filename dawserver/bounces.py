@@ -64,10 +64,10 @@ from jobs import (
     UnknownJob,
 )
 
-from . import asset_objects, plugins
-from .asset_store import AssetNotFound
+from . import plugins
 from .assets import assets_of
 from .authorization import project_account
+from .clip_sources import playable_session
 from .keys import BACKGROUND, ROOMS
 from .metrics import RENDER_REALTIME_FACTOR
 from .permissions import PROJECT_EDIT, PROJECT_READ
@@ -166,7 +166,7 @@ class BounceRenderer:
         except StorageUnavailable as exc:
             raise Retry(str(exc)) from None
         session = await asyncio.to_thread(read_update, update)  # big documents: off the loop
-        await self._fetch_sources(request.project_id, session)
+        session = await self._playable(request.project_id, session)
         try:
             stats = await ctx.run_in_thread(self._render, ctx, request, session, output)
             if objects.redirects:  # the object store keeps it; this copy is for the hooks
@@ -205,21 +205,18 @@ class BounceRenderer:
             await objects.delete(snapshot_key)
         return {"output": request.output, **figures}
 
-    async def _fetch_sources(self, project_id: str, session: Session) -> None:
-        """Bring the assets the session plays into the local cache (object storage)."""
+    async def _playable(self, project_id: str, session: Session) -> Session:
+        """The session with its sources as local files of the project's own assets (fetched
+        into the cache on object storage); :class:`Permanent` naming every clip that
+        names anything else (another project's asset, a server path): nothing is read."""
         store = await assets_of(self.app, project_id)
-        if store.objects is None:
-            return
-        for source in {clip.source for track in session.tracks for clip in track.clips}:
-            asset_id = asset_objects.source_asset_id(store, str(source))
-            if asset_id is None:
-                continue
-            try:
-                await asset_objects.local_file(store, asset_id)
-            except StorageUnavailable as exc:
-                raise Retry(str(exc)) from None
-            except AssetNotFound:
-                raise Permanent(f"asset {asset_id} of the project is gone") from None
+        try:
+            playable, refused = await playable_session(store, project_id, session)
+        except StorageUnavailable as exc:
+            raise Retry(str(exc)) from None
+        if refused:
+            raise Permanent("cannot bounce: " + "; ".join(map(str, refused)))
+        return playable
 
     @staticmethod
     def _render(ctx: JobContext, request: BounceRequest, session: Session, output: Path

@@ -13,6 +13,12 @@ does not stay as latency; only a listener stalled for longer loses frames.
 
 :class:`LiveMixes` starts a project's mix with its first listener (holding
 the room loaded) and stops it after the last one leaves.
+
+With a ``resolver`` (the server's :meth:`dawserver.clip_sources.Resolver.source`) the mix
+plays only what it resolves: clip sources and convolution ``ir``s become the project's own
+asset files, and a clip naming anything else is left out, logged and listed in
+:attr:`LiveMix.refused`.  Answers are kept per source, so a rebuild whose sources are all
+known resolves at once; a new source is resolved (fetched) first, then the session applied.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -35,6 +41,7 @@ from collab.room import Room
 from dsp_core.errors import DspError
 from dsp_core.playhead import Playhead
 from dsp_core.session import Session
+from dsp_core.sources import Refusal, SourceRefused, resolve_session, session_refs
 
 from .metrics import AUDIO_FRAME_SECONDS
 from .opus import OpusEncoder
@@ -49,6 +56,8 @@ MIX_FIELDS: dict[str, type] = {"gain_db": float, "pan": float, "mute": bool, "so
 #: Track fields that do not change the mix.
 SILENT_FIELDS = {"arm", "name", "colour", "order"}
 EngineFactory = Callable[[Session, int], object]
+#: ``await resolver(project_id, source)``: a source's local file (:class:`SourceRefused`).
+SourceResolver = Callable[[str, str], Awaitable[str]]
 
 
 def _default_engine(session: Session, sample_rate: int) -> object:
@@ -104,8 +113,13 @@ class LiveMix:
 
     def __init__(self, room: Room, *, sample_rate: int = RATE, frame: int = FRAME,
                  queue_frames: int = 16, factory: EngineFactory = _default_engine,
-                 encode: bool = True) -> None:
+                 encode: bool = True, resolver: SourceResolver | None = None) -> None:
         self.room = room
+        self.resolver = resolver
+        #: What the session now playing leaves out (sources the resolver refused).
+        self.refused: list[Refusal] = []
+        self._answers: dict[str, str | SourceRefused] = {}
+        self._learning: asyncio.Task[None] | None = None
         self.sample_rate = sample_rate
         self.frame = frame
         self.queue_frames = queue_frames
@@ -147,6 +161,8 @@ class LiveMix:
         self._started = True
         self._loop = asyncio.get_running_loop()
         session = self.room.document.to_session()
+        await self._learn(session)
+        session = self._playable(session)
         self._session = session
         self.playhead = Playhead(session.sample_rate, self.sample_rate)
         self._engine = await self._loop.run_in_executor(None, self._factory, session,
@@ -168,6 +184,8 @@ class LiveMix:
             self._watch = None
         if self._full_handle is not None:
             self._full_handle.cancel()
+        if self._learning is not None:
+            self._learning.cancel()
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
         for listener in list(self.listeners):
@@ -246,7 +264,12 @@ class LiveMix:
             return
         assert self._loop is not None
         started = time.perf_counter()
-        self._session = self.room.document.to_session()
+        session = self.room.document.to_session()
+        if self.resolver is not None and self._unknown(session):
+            if self._learning is None or self._learning.done():  # fetch, then rebuild
+                self._learning = self._loop.create_task(self._learn_then_refresh(session))
+            return
+        self._session = self._playable(session)
         took = time.perf_counter() - started
         # the next rebuild waits at least twice as long as this one took (big projects)
         self._last_full = self._loop.time() + max(0.0, 2 * took - FULL_REFRESH_SECONDS)
@@ -259,6 +282,49 @@ class LiveMix:
         processors).  The engine renders that far ahead of the playhead, reading the
         clips early, so the sent mix still lines up with :meth:`timeline_now`."""
         return int(getattr(self._engine, "latency", 0))
+
+    # -- sources ---------------------------------------------------------------------------
+
+    def _unknown(self, session: Session) -> set[str]:
+        return {ref.source for ref in session_refs(session)} - self._answers.keys()
+
+    async def _learn(self, session: Session) -> None:
+        """Resolve the sources of ``session`` not resolved yet (nothing without a resolver)."""
+        if self.resolver is None:
+            return
+        for source in self._unknown(session):
+            try:
+                self._answers[source] = await self.resolver(self.room.project_id, source)
+            except SourceRefused as exc:
+                self._answers[source] = exc
+
+    async def _learn_then_refresh(self, session: Session) -> None:
+        try:
+            await self._learn(session)
+        except Exception:  # the object store is down: keep playing, try on the next change
+            log.exception("project %s: live mix cannot resolve its sources",
+                          self.room.project_id)
+            return
+        self._schedule_full_refresh()
+
+    def _playable(self, session: Session) -> Session:
+        """``session`` with resolved sources; refused ones left out and reported."""
+        if self.resolver is None:
+            return session
+
+        def resolve(source: str) -> str:
+            answer = self._answers[source]
+            if isinstance(answer, SourceRefused):
+                raise answer
+            return answer
+
+        playable, refused = resolve_session(session, resolve)
+        if refused != self.refused:
+            for refusal in refused:
+                log.warning("project %s: live mix leaves out %s", self.room.project_id,
+                            refusal)
+        self.refused = refused
+        return playable
 
     def timeline_now(self, now: float | None = None) -> int | None:
         """Where the sent audio is at ``now`` (``time.monotonic()``), in project frames.
@@ -340,8 +406,9 @@ class LiveMixes:
     """The live mixes of a server: started by the first listener, stopped after the last."""
 
     def __init__(self, rooms: RoomRegistry, *, factory: EngineFactory = _default_engine,
-                 queue_frames: int = 16) -> None:
+                 queue_frames: int = 16, resolver: SourceResolver | None = None) -> None:
         self.rooms = rooms
+        self.resolver = resolver
         self.factory = factory
         self.queue_frames = queue_frames
         self.mixes: dict[str, LiveMix] = {}
@@ -358,7 +425,8 @@ class LiveMixes:
                 stack = contextlib.AsyncExitStack()
                 try:
                     room = await stack.enter_async_context(self.rooms.use(project_id))
-                    mix = LiveMix(room, factory=self.factory, queue_frames=self.queue_frames)
+                    mix = LiveMix(room, factory=self.factory, queue_frames=self.queue_frames,
+                                  resolver=self.resolver)
                     await mix.start()
                 except BaseException:
                     await stack.aclose()

@@ -5,6 +5,9 @@ A :class:`ProjectEngine` is attached to every loaded room.  It builds a
 (loading audio is expensive, so only rendered projects pay for it) and from
 then on applies every durable document change to it, debounced; a render
 always applies pending changes first, so it reflects the newest document.
+With a ``resolver`` (the server's :class:`dawserver.clip_sources.Resolver`), every
+session is first resolved to the project's own asset files; clips naming anything else
+are left out and listed in :attr:`ProjectEngine.refused`.
 """
 
 from __future__ import annotations
@@ -12,19 +15,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 
 from collab.room import Room
 from dsp_core.errors import DspError
 from dsp_core.session import Session
+from dsp_core.sources import Refusal
 
 from .metrics import RENDER_REALTIME_FACTOR
 
 log = logging.getLogger(__name__)
 
 EngineFactory = Callable[[Session], object]
+#: ``await resolver(project_id, session)``: the playable session and what was left out.
+SessionResolver = Callable[[str, Session], Awaitable[tuple[Session, list[Refusal]]]]
 
 
 def _default_factory(session: Session) -> object:
@@ -42,8 +48,12 @@ class ProjectEngine:
     """One project's engine, kept in step with its room's document."""
 
     def __init__(self, room: Room, *, debounce: float = 0.05,
-                 factory: EngineFactory = _default_factory) -> None:
+                 factory: EngineFactory = _default_factory,
+                 resolver: SessionResolver | None = None) -> None:
         self.room = room
+        self.resolver = resolver
+        #: What the last session built or applied left out (refused sources).
+        self.refused: list[Refusal] = []
         self.debounce = debounce
         self._factory = factory
         self._engine: object | None = None
@@ -68,15 +78,22 @@ class ProjectEngine:
         async with self._lock:
             await self._apply_pending()
 
+    async def _session(self) -> Session:
+        """The document's session, resolved to playable files when there is a resolver."""
+        session = self.room.document.to_session()
+        if self.resolver is not None:
+            session, self.refused = await self.resolver(self.room.project_id, session)
+        return session
+
     async def _apply_pending(self) -> None:
         if not self._dirty or self._engine is None:
             return
         self._dirty = False
         try:
-            session = self.room.document.to_session()
+            session = await self._session()
         except Exception as exc:  # noqa: BLE001 - a peer may write anything; play on
             log.warning("project %s: engine keeps the previous state: the document could "
-                        "not be read: %r", self.room.project_id, exc)
+                        "not be read or resolved: %r", self.room.project_id, exc)
             return
         try:
             await asyncio.get_running_loop().run_in_executor(None, self._engine.apply, session)
@@ -90,8 +107,8 @@ class ProjectEngine:
         loop = asyncio.get_running_loop()
         async with self._lock:
             if self._engine is None:
-                session = self.room.document.to_session()
                 self._dirty = False
+                session = await self._session()
                 self._engine = await loop.run_in_executor(None, self._factory, session)
             else:
                 await self._apply_pending()
@@ -115,8 +132,9 @@ class ProjectEngines:
     """The engines of every loaded room."""
 
     def __init__(self, *, debounce: float = 0.05, factory: EngineFactory = _default_factory,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, resolver: SessionResolver | None = None) -> None:
         self.debounce = debounce
+        self.resolver = resolver
         self.factory = factory
         self.enabled = enabled
         self.engines: dict[str, ProjectEngine] = {}
@@ -125,7 +143,8 @@ class ProjectEngines:
         """Registry hook: follow a freshly loaded room."""
         if self.enabled:
             self.engines[room.project_id] = ProjectEngine(room, debounce=self.debounce,
-                                                          factory=self.factory)
+                                                          factory=self.factory,
+                                                          resolver=self.resolver)
 
     def detach(self, room: Room) -> None:
         """Registry hook: forget the engine of an unloaded room."""

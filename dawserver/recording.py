@@ -203,7 +203,7 @@ class TakeRecorder:
             def place(document: ProjectDocument) -> None:
                 for track_id in take.tracks:
                     if track_id in document.track_ids():
-                        added.append(place_take(document, track_id, asset.path,
+                        added.append(place_take(document, track_id, asset.id,
                                                 take.position, length))
 
             if self.assets.objects is not None:  # kept here until the object store has it

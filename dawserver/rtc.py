@@ -43,6 +43,7 @@ from dsp_core.errors import DspError
 
 from .access import on_member_change
 from .assets import assets_of
+from .clip_sources import Resolver
 from .keys import ROOMS
 from .live_mix import Listener, LiveMix, LiveMixes
 from .opus import packet as opus_packet
@@ -121,7 +122,7 @@ class RtcService:
     def mixes(self) -> LiveMixes:
         """The live mixes (made on first use: the room registry starts with the app)."""
         if self._mixes is None:
-            self._mixes = LiveMixes(self.app[ROOMS])
+            self._mixes = LiveMixes(self.app[ROOMS], resolver=Resolver(self.app).source)
         return self._mixes
 
     async def connect(self, project_id: str, grant: Grant, offer: RTCSessionDescription, *,
@@ -246,10 +247,12 @@ class Offer(Model):
 
 
 class Answer(Model):
-    """The server's SDP answer."""
+    """The server's SDP answer, and what the mix leaves out (clips or ``ir``s naming
+    audio that is not one of the project's assets, with the reason)."""
 
     type: str
     sdp: str
+    skipped: list[str] = []
 
 
 async def rtc_offer(request: Request) -> Answer:
@@ -261,7 +264,7 @@ async def rtc_offer(request: Request) -> Answer:
     project_id, offer = request.params["project_id"], request.body
     grant = Grant(project_id, Role.parse(request.role), request.user, time.time())
     try:
-        _conn, answer = await request.app[RTC].connect(
+        conn, answer = await request.app[RTC].connect(
             project_id, grant, RTCSessionDescription(sdp=offer.sdp, type="offer"),
             target_track=offer.track or None, latency_ms=offer.latency_ms)
     except ProjectNotFound as exc:
@@ -272,7 +275,8 @@ async def rtc_offer(request: Request) -> Answer:
         raise Unprocessable(f"cannot render the project: {exc}") from None
     except (ValueError, LookupError) as exc:  # aiortc's SDP parser on bad input
         raise BadRequest(f"cannot use this offer: {exc}") from None
-    return Answer(sdp=answer.sdp, type=answer.type)
+    return Answer(sdp=answer.sdp, type=answer.type,
+                  skipped=[str(refusal) for refusal in conn.mix.refused])
 
 
 ROUTES = [

@@ -113,6 +113,7 @@ class RtcListener:
             self.options["track"] = track
         self.low_latency = low_latency
         self.codec = codec
+        self.skipped: list[str] = []
         self.frames: list[np.ndarray] = []
         self.arrivals: list[float] = []
         self.pts: list[int] = []
@@ -155,7 +156,10 @@ class RtcListener:
             if response.status != 200:
                 await pc.close()
                 raise RtcError(f"HTTP {response.status}: {answer.get('error', answer)}")
-        await pc.setRemoteDescription(RTCSessionDescription(**answer))
+        # what the server's mix leaves out (clips naming audio that is not the project's)
+        self.skipped = list(answer.get("skipped", []))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"],
+                                                            type=answer["type"]))
         if self.low_latency:
             shrink_jitter_buffer(pc)
 

@@ -339,7 +339,7 @@ async def add_to_project(request: Request) -> AddedClip:
                 session_rate = document.sample_rate
                 track_id = body.track_id or document.add_track(Track(
                     id="", name=stem, channels=min(asset.channels, 2)))
-                clip = Clip(source=asset.path, position=round(body.position_s * session_rate),
+                clip = Clip(source=asset.id, position=round(body.position_s * session_rate),
                             length=resampled_length(asset.frames, asset.sample_rate,
                                                     session_rate))
                 ids["track"], ids["clip"] = track_id, document.add_clip(track_id, clip)

@@ -22,20 +22,21 @@ A job of another project is not found (404).
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from pydantic import field_validator, model_validator
 
 from collab.errors import ProjectNotFound, SchemaError
 from dsp_core.errors import DspError
+from dsp_core.sources import SourceRefused
 from transcription.editing import EditOptions
 from transcription.errors import EditError, JobError, LanguageError, TranscriptionError
 from transcription.formats import FORMATS, export
 from transcription.jobs import Job
 from transcription.languages import normalize_language
 
-from .assets import project_asset
+from .assets import assets_of, project_asset
+from .clip_sources import local_source
 from .keys import ROOMS
 from .permissions import PROJECT_EDIT, PROJECT_READ
 from .plugin_api import (
@@ -49,7 +50,9 @@ from .plugin_api import (
     Reply,
     Request,
     Route,
+    Unavailable,
 )
+from .storage import StorageUnavailable
 from .transcript_document import apply_text_edit, find_clip
 from .transcription_service import TRANSCRIPTION
 
@@ -176,14 +179,24 @@ async def transcribe_clip(request: Request) -> Queued:
             ref = find_clip(room.document, clip_id)
     except (ProjectNotFound, EditError) as exc:
         raise NotFound(str(exc)) from None
-    if not Path(ref.clip.source).is_file():
-        raise Conflict(f"the source of clip {clip_id!r} ({ref.clip.source!r}) is missing "
-                       "on the server")
+    path = await _clip_file(request, project_id, clip_id, ref.clip.source)
     rate = ref.session.sample_rate
     job = await request.app[TRANSCRIPTION].submit(
-        project_id, ref.clip.source, clip_id=clip_id, start_s=ref.clip.offset / rate,
+        project_id, path, clip_id=clip_id, start_s=ref.clip.offset / rate,
         end_s=(ref.clip.offset + ref.clip.length) / rate, language=request.body.language)
     return _accepted(project_id, job)
+
+
+async def _clip_file(request: Request, project_id: str, clip_id: str, source: str) -> str:
+    """The local file of a clip's source when it is one of the project's assets (409 if
+    not: the server never reads another project's asset or a server path)."""
+    store = await assets_of(request.app, project_id)
+    try:
+        return await local_source(store, project_id, source)
+    except SourceRefused as exc:
+        raise Conflict(f"cannot use the audio of clip {clip_id!r}: {exc}") from None
+    except StorageUnavailable as exc:
+        raise Unavailable(str(exc)) from None
 
 
 async def transcribe_asset(request: Request) -> Queued:
@@ -248,8 +261,9 @@ async def edit_transcript(request: Request) -> EditedClips:
             order = _order(edit, count)
             from dsp_core.audio_io import load_source
 
+            path = await _clip_file(request, project_id, clip_id, ref.clip.source)
             audio = await asyncio.get_running_loop().run_in_executor(
-                None, load_source, ref.clip.source, ref.session.sample_rate)
+                None, load_source, path, ref.session.sample_rate)
             pieces: list[str] = []
 
             def change(document) -> None:  # noqa: ANN001 - collab.schema.ProjectDocument

@@ -32,11 +32,16 @@ from .session import (
     Session,
     Track,
 )
+from .sources import is_asset_id, legacy_asset_id
 
 FORMAT_NAME = "max-booster-project"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Version 1 has no automation: such a project loads with no lanes (nothing else changed).
-SUPPORTED_VERSIONS = (1, 2)
+#: Versions 1 and 2 name audio by path only: a path of an asset store's file
+#: (``.../objects/ab/<id>.<ext>``) is read as that asset's id, any other stays a path.
+SUPPORTED_VERSIONS = (1, 2, 3)
+#: The first version whose sources may be asset ids (64 hex digits) instead of paths.
+ASSET_ID_VERSION = 3
 MAX_GAIN_DB = 24.0
 #: The project file inside a project directory (``dawserver demo-project`` writes one).
 PROJECT_FILE = "project.json"
@@ -137,7 +142,9 @@ def session_to_dict(session: Session, base_dir: PathLike | None = None) -> dict[
     """The JSON-ready form of ``session``; sources relative to ``base_dir`` when given."""
 
     def source(path: str) -> str:
-        return path if base_dir is None else relative_source(path, base_dir)
+        if base_dir is None or is_asset_id(path):
+            return path
+        return relative_source(path, base_dir)
 
     return {
         "format": FORMAT_NAME,
@@ -226,8 +233,10 @@ def session_from_dict(data: object, base_dir: PathLike | None = None) -> Session
     session = Session(
         sample_rate=_integer(root["sample_rate"], "sample_rate", 1),
         name=_string(root.get("name", "Untitled"), "name"),
-        master=_bus(root.get("master", {"id": "master", "name": "Master"}), "master", base_dir),
-        buses=[_bus(b, p, base_dir) for b, p in _items(root.get("buses", []), "buses")],
+        master=_bus(root.get("master", {"id": "master", "name": "Master"}), "master", base_dir,
+                    version),
+        buses=[_bus(b, p, base_dir, version) for b, p in _items(root.get("buses", []),
+                                                                "buses")],
         tracks=[_track(t, p, base_dir, version)
                 for t, p in _items(root.get("tracks", []), "tracks")],
     )
@@ -235,7 +244,8 @@ def session_from_dict(data: object, base_dir: PathLike | None = None) -> Session
     return session
 
 
-def _track(value: object, path: str, base_dir: PathLike | None, version: int = 2) -> Track:
+def _track(value: object, path: str, base_dir: PathLike | None,
+           version: int = FORMAT_VERSION) -> Track:
     optional = ("name", "channels", "gain_db", "pan", "mute", "solo", "effects", "sends",
                 "clips", "instrument", "midi_clips", "immersive") + (
                     ("automation",) if version >= 2 else ())
@@ -251,10 +261,11 @@ def _track(value: object, path: str, base_dir: PathLike | None, version: int = 2
         pan=_pan(f.get("pan", 0.0), f"{path}.pan"),
         mute=_boolean(f.get("mute", False), f"{path}.mute"),
         solo=_boolean(f.get("solo", False), f"{path}.solo"),
-        effects=[_effect(e, p, base_dir)
+        effects=[_effect(e, p, base_dir, version)
                  for e, p in _items(f.get("effects", []), f"{path}.effects")],
         sends=[_send(s, p) for s, p in _items(f.get("sends", []), f"{path}.sends")],
-        clips=[_clip(c, p, base_dir) for c, p in _items(f.get("clips", []), f"{path}.clips")],
+        clips=[_clip(c, p, base_dir, version)
+               for c, p in _items(f.get("clips", []), f"{path}.clips")],
         automation=_automation(f.get("automation", {}), f"{path}.automation"),
         instrument=(None if f.get("instrument") is None else instrument_from_dict(
             f["instrument"], f"{path}.instrument", lambda src: _resolve(src, base_dir))),
@@ -296,14 +307,12 @@ def _automation(value: object, path: str) -> dict[str, AutomationLane]:
     return lanes
 
 
-def _clip(value: object, path: str, base_dir: PathLike | None) -> Clip:
+def _clip(value: object, path: str, base_dir: PathLike | None,
+          version: int = FORMAT_VERSION) -> Clip:
     f = _fields(value, path, ("source", "position", "length"),
                 ("id", "offset", "gain_db", "fade_in", "fade_out"))
-    source = _string(f["source"], f"{path}.source", nonempty=True)
-    if base_dir is not None:
-        source = os.path.normpath(os.path.join(os.path.abspath(base_dir), source))
     return Clip(
-        source=source,
+        source=_source(f["source"], f"{path}.source", base_dir, version),
         position=_integer(f["position"], f"{path}.position", 0),
         length=_integer(f["length"], f"{path}.length", 1),
         offset=_integer(f.get("offset", 0), f"{path}.offset", 0),
@@ -321,19 +330,21 @@ def _send(value: object, path: str) -> Send:
                 pre_fader=_boolean(f.get("pre_fader", False), f"{path}.pre_fader"))
 
 
-def _bus(value: object, path: str, base_dir: PathLike | None = None) -> Bus:
+def _bus(value: object, path: str, base_dir: PathLike | None = None,
+         version: int = FORMAT_VERSION) -> Bus:
     f = _fields(value, path, ("id",), ("name", "effects", "gain_db", "pan"))
     return Bus(
         id=_string(f["id"], f"{path}.id", nonempty=True),
         name=_string(f.get("name", ""), f"{path}.name"),
-        effects=[_effect(e, p, base_dir)
+        effects=[_effect(e, p, base_dir, version)
                  for e, p in _items(f.get("effects", []), f"{path}.effects")],
         gain_db=_gain(f.get("gain_db", 0.0), f"{path}.gain_db"),
         pan=_pan(f.get("pan", 0.0), f"{path}.pan"),
     )
 
 
-def _effect(value: object, path: str, base_dir: PathLike | None = None) -> EffectSpec:
+def _effect(value: object, path: str, base_dir: PathLike | None = None,
+            version: int = FORMAT_VERSION) -> EffectSpec:
     f = _fields(value, path, ("kind",), ("id", "enabled", "params", "sidechain"))
     kind = _string(f["kind"], f"{path}.kind")
     if kind in HOSTED_KINDS:
@@ -347,7 +358,7 @@ def _effect(value: object, path: str, base_dir: PathLike | None = None) -> Effec
     for name, raw in params.items():
         where = f"{path}.params.{name}"
         if name in texts:
-            params[name] = _source(raw, where, base_dir)
+            params[name] = _source(raw, where, base_dir, version)
             continue
         choices = CHOICES.get((kind, name))
         if choices is not None and isinstance(raw, str):
@@ -395,9 +406,16 @@ def _hosted_effect(f: dict[str, Any], path: str) -> EffectSpec:
     return spec
 
 
-def _source(raw: object, where: str, base_dir: PathLike | None) -> str:
-    """An audio source path, relative ones resolved against ``base_dir`` like clips'."""
+def _source(raw: object, where: str, base_dir: PathLike | None,
+            version: int = FORMAT_VERSION) -> str:
+    """A clip's or ``ir``'s audio: an asset id as it is (version 3 on), else a path,
+    relative ones resolved against ``base_dir``.  Older versions name audio by path only:
+    an asset store's path becomes its id (the migration), any other stays a path."""
     source = _string(raw, where, nonempty=True)
+    if version >= ASSET_ID_VERSION and is_asset_id(source):
+        return source
+    if version < ASSET_ID_VERSION and (asset_id := legacy_asset_id(source)) is not None:
+        return asset_id
     if base_dir is not None:
         source = os.path.normpath(os.path.join(os.path.abspath(base_dir), source))
     return source

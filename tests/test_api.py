@@ -18,6 +18,7 @@ from yjs_updates import TYPE_REF_9
 from collab import protocol as p
 from collab.client import SyncClient
 from dawclient.channel import connect
+from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
 from dawserver.keys import STORE, TOKENS
 from dawserver.projects import import_session
@@ -51,7 +52,7 @@ async def api(tmp_path: Path):
     config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
     session = Session(name="Api", tracks=[Track("t1", clips=[Clip(str(audio), 0, 4800)])])
     async with running_server(config) as app, aiohttp.ClientSession() as http:
-        info = await import_session(app[STORE], session)
+        info = await import_session(app[STORE], session, assets=app[ASSETS])
         yield Api(app, config, http, info.project_id)
 
 

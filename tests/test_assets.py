@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from pathlib import Path
 
 import aiohttp
@@ -17,7 +18,7 @@ from nodepeer import running_server
 from collab.tokens import Role
 from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
-from dawserver.keys import ROOMS, STORE, TOKENS
+from dawserver.keys import STORE, TOKENS
 from dawserver.projects import import_session
 from dsp_core.session import Clip, Session, Track
 
@@ -85,7 +86,7 @@ async def test_an_upload_is_stored_by_hash_with_peaks_and_downloads_unchanged(ap
     asset = await response.json()
     assert asset["id"] == hashlib.sha256(data).hexdigest()
     assert (asset["frames"], asset["channels"], asset["sample_rate"]) == (20000, 1, 48000)
-    assert Path(asset["source"]).name == f"{asset['id']}.wav"
+    assert asset["source"] == asset["id"] and "path" not in asset  # no server path leaves
     response, body = await api.get(f"/assets/{asset['id']}")
     assert response.status == 200 and body == data
     response, body = await api.get("/assets")
@@ -161,15 +162,27 @@ async def test_a_viewer_cannot_upload(api: Api) -> None:
     assert response.status == 403
 
 
-async def test_imported_sources_download_and_have_peaks_other_files_do_not(api: Api) -> None:
-    response, body = await api.get("/audio", source=str(api.imported))
-    assert response.status == 200 and body == api.imported.read_bytes()
-    response, _ = await api.get("/peaks", source=str(api.imported), frames_per_peak="1024")
-    peaks = await response.json()
+async def test_clip_sources_download_and_have_peaks_only_as_project_assets(api: Api) -> None:
+    # a server path in a clip (an imported project's file, any other file) is never served
+    for source in (str(api.imported), "/etc/passwd"):
+        for route in ("/audio", "/peaks"):
+            response, body = await api.get(route, source=source, frames_per_peak="1024")
+            assert response.status == 404, (route, source)
+            assert b"by the id of one of the project's assets" in body
+    response = await api.upload(wav_bytes(np.linspace(-0.5, 0.5, 3000, dtype=np.float32)[None]))
+    asset = await response.json()
+    response, body = await api.get("/peaks", source=asset["source"], frames_per_peak="1024")
+    peaks = json.loads(body)
     assert peaks["count"] == 3 and peaks["max"][0][2] == pytest.approx(0.5, abs=1e-5)
-    response, _ = await api.get("/audio", source="/etc/passwd")
-    assert response.status == 404
-    async with api.app[ROOMS].use(api.project_id) as room:  # its last clip goes
-        await room.edit(lambda document: document.remove_clip("c0"))
-    response, _ = await api.get("/peaks", source=str(api.imported))
+    response, body = await api.get("/audio", source=asset["id"])
+    assert response.status == 200 and sf.info(io.BytesIO(body)).frames == 3000
+    # another project's asset (the store is shared): 404 like a missing one
+    other = await import_session(api.app[STORE], Session(name="Other"))
+    elsewhere = api.imported.with_name("theirs.wav")
+    sf.write(elsewhere, np.full(2000, 0.25, dtype=np.float32), 48000, subtype="FLOAT")
+    theirs = api.app[ASSETS].ingest_file(elsewhere, project_id=other.project_id)
+    for route in ("/audio", "/peaks", f"/assets/{theirs.id}"):
+        response, _ = await api.get(route, source=theirs.id, frames_per_peak="1024")
+        assert response.status == 404, route
+    response, _ = await api.get("/audio", source=theirs.path)  # its store path: the same
     assert response.status == 404

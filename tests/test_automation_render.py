@@ -18,6 +18,7 @@ from nodepeer import NodePeer, eventually, node_ready, running_server
 from room_helpers import project_room
 
 from collab.store import open_store
+from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
 from dawserver.keys import ENGINES, ROOMS, STORE, TOKENS
 from dawserver.live_mix import FRAME, LiveMix
@@ -94,7 +95,7 @@ async def test_a_yjs_clients_automation_is_heard_at_its_frames_in_the_server_ren
     """A stock yjs client (what the page runs) writes the points into the track's lanes."""
     config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
     async with running_server(config) as app, contextlib.AsyncExitStack() as stack:
-        info = await import_session(app[STORE], dc_session(tmp_path))
+        info = await import_session(app[STORE], dc_session(tmp_path), assets=app[ASSETS])
         node = await stack.enter_async_context(NodePeer())
         await node.call("connect", url=config.collab_url, room=info.project_id,
                         token=app[TOKENS].issue(info.project_id, "editor", "ana"))

@@ -17,6 +17,7 @@ from loopback import free_port
 from nodepeer import running_server
 
 from database import open_database
+from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.plugin_api import hookimpl
@@ -69,7 +70,7 @@ async def server(tmp_path: Path):
     recorder = RenderRecorder()
     async with running_server(config) as app, aiohttp.ClientSession() as http:
         app[PLUGIN_CONTEXT_KEY].manager.register(recorder, name="test-recorder")
-        info = await import_session(app[STORE], session)
+        info = await import_session(app[STORE], session, assets=app[ASSETS])
         token = app[TOKENS].issue(info.project_id, "editor", "eddie")
         yield {"app": app, "http": http, "base": config.base_url, "project": info.project_id,
                "headers": {"Authorization": f"Bearer {token}"}, "session": session,
@@ -169,7 +170,7 @@ async def test_another_projects_bounce_is_not_found(server) -> None:
     s = server
     _, job = await _call(s, "POST", f"/projects/{s['project']}/bounces", json={})
     await _wait(s, job["id"])
-    other = await import_session(s["app"][STORE], s["session"])
+    other = await import_session(s["app"][STORE], s["session"], assets=s["app"][ASSETS])
     token = s["app"][TOKENS].issue(other.project_id, "editor", "eddie")
     base = f"{s['base']}/projects/{other.project_id}/bounces"
     for method, path in [("GET", job["id"]), ("GET", f"{job['id']}/audio"),
@@ -190,7 +191,7 @@ async def test_bounces_survive_a_restart_and_render_the_document_as_it_was_asked
     held = HeldRender()
     async with running_server(config) as app, aiohttp.ClientSession() as http:
         app[PLUGIN_CONTEXT_KEY].manager.register(held, name="test-held")
-        info = await import_session(app[STORE], session)
+        info = await import_session(app[STORE], session, assets=app[ASSETS])
         token = app[TOKENS].issue(info.project_id, "editor", "eddie")
         s = {"http": http, "base": config.base_url, "project": info.project_id,
              "headers": {"Authorization": f"Bearer {token}"}}

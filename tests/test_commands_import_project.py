@@ -12,8 +12,10 @@ from pycrdt import Doc
 
 from collab.schema import ProjectDocument
 from collab.store import open_store
+from dawserver.asset_store import AssetStore
 from dawserver.cli import main
 from dsp_core.demo import write_demo_project
+from dsp_core.sources import is_asset_id
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -40,7 +42,10 @@ def test_import_prints_the_id_of_a_document_built_from_the_project(tmp_path: Pat
     session = document.to_session()
     assert sum(len(t.clips) for t in session.tracks) == sum(len(t["clips"])
                                                             for t in source["tracks"])
-    assert all(Path(c.source).is_absolute() for t in session.tracks for c in t.clips)
+    # the project's audio files became the project's assets, named by id
+    assets = AssetStore(tmp_path / "d" / "assets")
+    sources = {c.source for t in session.tracks for c in t.clips}
+    assert sources and all(is_asset_id(s) and assets.belongs(project_id, s) for s in sources)
 
 
 def test_import_accepts_the_project_directory_as_well_as_its_file(tmp_path: Path) -> None:

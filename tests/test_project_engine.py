@@ -13,6 +13,7 @@ from nodepeer import NodePeer, eventually, node_ready, running_server
 from room_helpers import project_room
 
 from collab.store import open_store
+from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
 from dawserver.keys import ENGINES, ROOMS, STORE, TOKENS
 from dawserver.project_engine import ProjectEngine
@@ -80,7 +81,7 @@ async def test_clips_overlapping_in_the_live_document_are_layered(tmp_path: Path
 async def test_a_node_clients_fader_move_is_heard_in_the_server_render(tmp_path: Path) -> None:
     config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
     async with running_server(config) as app, contextlib.AsyncExitStack() as stack:
-        info = await import_session(app[STORE], sine_session(tmp_path))
+        info = await import_session(app[STORE], sine_session(tmp_path), assets=app[ASSETS])
         node = await stack.enter_async_context(NodePeer())
         await node.call("connect", url=config.collab_url, room=info.project_id,
                         token=app[TOKENS].issue(info.project_id, "editor", "ana"))

@@ -15,6 +15,7 @@ from loopback import free_port
 from nodepeer import eventually, running_server
 
 from collab.tokens import Role
+from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
@@ -83,7 +84,7 @@ async def live(tmp_path: Path):
         Track("vox", channels=1),
     ])
     async with running_server(config) as app:
-        info = await import_session(app[STORE], session)
+        info = await import_session(app[STORE], session, assets=app[ASSETS])
         yield Live(app, config, info.project_id)
 
 
@@ -215,7 +216,7 @@ async def test_a_recorded_tone_becomes_a_clip_at_the_playhead_less_the_latency(l
     early = int(0.05 * RATE)  # the declared 50 ms round trip
     assert RATE - early <= position < RATE - early + 0.15 * RATE
     assert 0.2 * RATE < length < 1.3 * RATE  # ~1 s; a starved machine loses frames
-    take, rate = sf.read(clip["source"], dtype="float32")
+    take, rate = sf.read(live.app[ASSETS].asset(clip["source"]).path, dtype="float32")
     assert rate == RATE and take.dtype == np.float32 and len(take) == length
     assert 0.3 < np.sqrt(np.mean(take[RATE // 10:-RATE // 10] ** 2)) < 0.4  # 0.5 sine: 0.354
     await live.edit(lambda d: d.update_track("band", mute=True))

@@ -144,7 +144,7 @@ async def test_a_large_upload_goes_in_parts_and_the_cache_stays_bounded(studio: 
         asset_objects.object_key(first["id"], "wav")))
     assert head["ETag"].strip('"').endswith("-2")  # S3 marks a two-part upload's ETag
     store = studio.app[ASSETS]
-    cached = Path(first["source"])
+    cached = Path(store.asset(first["id"]).path)  # the server's cache file
     assert cached.is_file()  # the newest stays even above the 4 MiB bound
     status, second, _ = await studio.upload(a, wav(16.0, channels=2, hz=330), "stem2.wav")
     assert status == 201, second
@@ -164,13 +164,15 @@ async def test_another_projects_asset_answers_404_like_a_missing_one(studio: Stu
     status, listed, _ = await studio.call("GET", b, "/assets")
     assert status == 200 and listed == []
     assert await account_asset_file(studio.app, b, asset["id"]) is None
-    assert await account_asset_file(studio.app, a, asset["id"]) == asset["source"]
+    assert await account_asset_file(studio.app, a, asset["id"]) == studio.app[ASSETS].asset(
+        asset["id"]).path
 
 
 async def test_a_bounce_renders_from_the_cache_and_is_stored_in_s3(studio: Studio) -> None:
     a, _ = studio.projects
     _, asset, _ = await studio.upload(a, wav(0.5))
-    Path(asset["source"]).unlink()  # as if evicted: the render must fetch it back
+    assert asset["source"] == asset["id"]  # what a clip names
+    Path(studio.app[ASSETS].asset(asset["id"]).path).unlink()  # as if evicted: fetched back
     async with studio.app[ROOMS].use(a) as room:
         await room.edit(lambda d: d.add_clip(d.add_track(Track("t1", name="Vox")),
                                              Clip(asset["source"], 0, 24000)))

@@ -16,14 +16,24 @@ from transcription_helpers import WORDS, spoken_words
 
 from collab.client import SyncClient
 from dawclient.channel import connect
+from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
 from dawserver.transcript_document import store_transcript
 from dsp_core.audio_io import load_source
-from dsp_core.engine import render_session
+from dsp_core.engine import render_session as render_files
 from dsp_core.session import Clip, Session, Track
+from dsp_core.sources import local_resolver, resolve_session
 from transcription.engine import Transcriber
+
+
+def render_session(session: Session, assets: Path) -> np.ndarray:
+    """The offline render of a document's session (its asset ids read from ``assets``)."""
+    playable, refused = resolve_session(session, local_resolver(assets))
+    assert refused == []
+    return render_files(playable)
+
 
 pytestmark = pytest.mark.asyncio
 RATE = 48000
@@ -77,7 +87,7 @@ def _session(path: Path) -> Session:
 async def client(tmp_path: Path, spoken):
     config = ServerConfig(port=free_port(), data_dir=tmp_path / "data", engine=False)
     async with running_server(config) as app, aiohttp.ClientSession() as http:
-        info = await import_session(app[STORE], _session(spoken[0]))
+        info = await import_session(app[STORE], _session(spoken[0]), assets=app[ASSETS])
         yield Client(app, config, http, info.project_id)
 
 
@@ -105,13 +115,13 @@ async def test_transcribe_a_clip_then_delete_a_word_by_text(client: Client, spok
     assert status == 200 and vtt.startswith("WEBVTT")
 
     async with client.app[ROOMS].use(client.project_id) as room:
-        before = render_session(room.document.to_session())
+        before = render_session(room.document.to_session(), client.app[ASSETS].root)
     target = WORDS.index("purple")
     status, body = await client.call("POST", "/clips/speech/transcript/edit",
                                      json={"delete": [target]})
     assert status == 200 and body["clips"][0] == "speech" and len(body["clips"]) == 2
     async with client.app[ROOMS].use(client.project_id) as room:
-        after = render_session(room.document.to_session())
+        after = render_session(room.document.to_session(), client.app[ASSETS].root)
     start, end = (RATE + int(t * RATE) for t in spoken[1][target])
     removed = before.shape[1] - after.shape[1]
     assert removed >= end - start
@@ -172,7 +182,7 @@ async def test_a_job_queued_when_the_server_stops_finishes_after_a_restart(
         tmp_path: Path, spoken) -> None:
     config = ServerConfig(port=free_port(), data_dir=tmp_path / "data", engine=False)
     async with running_server(config) as app, aiohttp.ClientSession() as http:
-        info = await import_session(app[STORE], _session(spoken[0]))
+        info = await import_session(app[STORE], _session(spoken[0]), assets=app[ASSETS])
         client = Client(app, config, http, info.project_id)
         job = (await client.call("POST", "/clips/speech/transcribe",
                                  json={"language": "en"}))[1]["job"]
@@ -193,7 +203,8 @@ async def test_a_text_edit_is_undone_and_redone_exactly_for_every_client(
     result = transcriber.transcribe(spoken[0], language="en")
     async with client.app[ROOMS].use(client.project_id) as room:
         await room.edit(lambda document: store_transcript(document, "speech", result))
-        before, before_json = render_session(room.document.to_session()), room.document.to_json()
+        before = render_session(room.document.to_session(), client.app[ASSETS].root)
+        before_json = room.document.to_json()
     status, body = await client.call("POST", "/clips/speech/transcript/undo")
     assert status == 409 and "no text edit to undo" in body["error"]
     url = f"{client.config.collab_url}/{client.project_id}"
@@ -213,7 +224,8 @@ async def test_a_text_edit_is_undone_and_redone_exactly_for_every_client(
         assert status == 200 and body == {"undo": True, "clips": ["speech"]}
         async with client.app[ROOMS].use(client.project_id) as room:
             undone = room.document.to_json()
-            np.testing.assert_array_equal(render_session(room.document.to_session()), before)
+            np.testing.assert_array_equal(
+                render_session(room.document.to_session(), client.app[ASSETS].root), before)
         assert {k: undone[k] for k in ("clips", "transcripts")} == \
             {k: before_json[k] for k in ("clips", "transcripts")}
         await eventually(lambda: other.document.to_json()["clips"] == undone["clips"])
@@ -240,7 +252,7 @@ async def test_an_uploaded_asset_is_transcribed_into_its_job_only(client: Client
                                      json={"language": "en"})
     assert status == 202 and body["job"]["clip_id"] is None
     job = await client.finished(body["job"]["id"])
-    assert job["status"] == "done" and job["source"] == asset["source"]
+    assert job["status"] == "done" and job["source"] == client.app[ASSETS].asset(asset["id"]).path
     words = [w["word"].strip(".,").lower() for s in job["result"]["segments"]
              for w in s["words"]]
     assert words == WORDS

@@ -9,6 +9,7 @@ import click
 
 from collab.errors import CollabError
 from collab.store import open_store
+from dawserver.asset_store import AssetError, AssetStore
 from dawserver.cli import CliError
 from dawserver.projects import import_project_file
 from dsp_core.errors import DspError
@@ -18,8 +19,10 @@ from ._server_options import data_options
 
 async def _import(path: Path, data_dir: Path, database_url: str | None, name: str | None,
                   project_id: str | None) -> str:
+    assets = AssetStore(data_dir / "assets")  # the server's asset directory (no regions)
     async with open_store(database_url, data_dir) as store:
-        info = await import_project_file(store, path, name=name, project_id=project_id)
+        info = await import_project_file(store, path, name=name, project_id=project_id,
+                                         assets=assets)
     return info.project_id
 
 
@@ -30,9 +33,10 @@ async def _import(path: Path, data_dir: Path, database_url: str | None, name: st
 @data_options
 def import_project(project: Path, name: str | None, project_id: str | None, data_dir: Path,
                    database_url: str | None) -> None:
-    """Import PROJECT (a project JSON file, or a directory with project.json); print its id."""
+    """Import PROJECT (a project JSON file, or a directory with project.json) and its audio
+    files (stored as the project's assets); print its id."""
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         click.echo(asyncio.run(_import(project, data_dir, database_url, name, project_id)))
-    except (CollabError, DspError, OSError) as exc:
+    except (AssetError, CollabError, DspError, OSError) as exc:
         raise CliError(str(exc)) from exc

@@ -12,6 +12,7 @@ from dsp_core import BACKENDS, DspError, Engine
 from dsp_core.audio_io import BIT_DEPTHS, EXPORT_RATES
 from dsp_core.bounce import bounce
 from dsp_core.project import check_sources, load_project
+from dsp_core.sources import local_resolver, resolve_session
 
 
 @click.command()
@@ -31,9 +32,11 @@ from dsp_core.project import check_sources, load_project
 @click.option("--threads", type=click.IntRange(1, 16), default=1, show_default=True,
               help="Threads the C engine splits the tracks over.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--assets", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Asset directory (DATA_DIR/assets) for clips that name asset ids.")
 def render(project: Path, output: Path, sample_rate: int | None, bit_depth: str,
            block_size: int, tail: float, backend: str | None, threads: int,
-           progress: bool) -> None:
+           progress: bool, assets: Path | None) -> None:
     """Render PROJECT (a project JSON file, or a directory with project.json) to an audio file
     and print the real-time factor."""
     try:
@@ -42,6 +45,9 @@ def render(project: Path, output: Path, sample_rate: int | None, bit_depth: str,
         if rate not in EXPORT_RATES:
             raise CliError(f"unsupported render rate {rate} Hz; use one of "
                            f"{', '.join(map(str, EXPORT_RATES))}")
+        session, refused = resolve_session(session, local_resolver(assets))
+        if refused:
+            raise CliError("cannot render: " + "; ".join(map(str, refused)))
         check_sources(session)
         engine = Engine(session, sample_rate=rate, block_size=block_size, backend=backend,
                         threads=threads)

@@ -61,6 +61,12 @@ const handlers = {
     map.set(field, value)
     return {}
   },
+  set_clip ({ clip, field, value }) {
+    const map = doc.getMap('clips').get(clip)
+    if (!map) throw new Error(`no clip ${clip}`)
+    map.set(field, value)
+    return {}
+  },
   add_track ({ track, name }) {
     const tracks = doc.getMap('tracks')
     doc.transact(() => {

@@ -1,0 +1,170 @@
+"""What a clip's ``source`` (and a convolution's ``ir``) names: an asset id or a local file.
+
+In the collaborative document and in project files from version 3 on, audio is named by
+asset id: the SHA-256 of the file's bytes, 64 lowercase hex digits.  A server resolves an
+id to a file through the project's own assets and refuses anything else; a local file path
+is honoured only by local tools (``dawserver render FILE`` on the user's own machine).
+
+:func:`legacy_asset_id` recognises the asset-store path that documents and files carried
+before ids (``.../objects/ab/<sha256>.<wav|flac|aiff>``), for their migration.
+:func:`resolve_session` maps every source of a session through a resolver, leaving out
+what it refuses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .session import Session, Track
+
+ASSET_ID = re.compile(r"^[0-9a-f]{64}$")
+_STORE_PATH = re.compile(r"(?:^|[/\\])objects[/\\]([0-9a-f]{2})[/\\]([0-9a-f]{64})"
+                         r"\.(?:wav|flac|aiff)$")
+
+
+def is_asset_id(source: str) -> bool:
+    """Whether ``source`` is an asset id (64 lowercase hex digits)."""
+    return bool(ASSET_ID.match(source))
+
+
+def legacy_asset_id(source: str) -> str | None:
+    """The asset id of an asset-store path (``.../objects/ab/<id>.<ext>``), else None."""
+    match = _STORE_PATH.search(source)
+    if match is None or match.group(2)[:2] != match.group(1):
+        return None
+    return match.group(2)
+
+
+def asset_id_of(source: str) -> str | None:
+    """The asset ``source`` names: itself when an id, the id of a store path, else None."""
+    return source if is_asset_id(source) else legacy_asset_id(source)
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """One place in a session that names audio: a clip, or a convolution's ``ir``."""
+
+    kind: str  # "clip" or "ir"
+    track: str  # track id ("" for a bus effect)
+    item: str  # clip id, or effect id / position
+    source: str
+
+    @property
+    def label(self) -> str:
+        """How error messages name the place (``clip 'c1' on track 't1'``)."""
+        if self.kind == "clip":
+            return f"clip {self.item!r} on track {self.track!r}"
+        where = f"track {self.track!r}" if self.track else "a bus"
+        return f"convolution {self.item!r} on {where} (its 'ir')"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A source that was not played, and why."""
+
+    ref: SourceRef
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.ref.label}: {self.reason}"
+
+
+class SourceRefused(Exception):
+    """A resolver's answer for a source it will not play (the message says why)."""
+
+
+def session_refs(session: Session) -> Iterator[SourceRef]:
+    """Every clip source and convolution ``ir`` of ``session``."""
+    for track in session.tracks:
+        for clip in track.clips:
+            yield SourceRef("clip", track.id, clip.id or f"@{clip.position}", clip.source)
+        yield from _effect_refs(track.effects, track.id)
+    for bus in (session.master, *session.buses):
+        yield from _effect_refs(bus.effects, "")
+
+
+def _effect_refs(effects, track_id: str) -> Iterator[SourceRef]:  # noqa: ANN001
+    for i, effect in enumerate(effects):
+        ir = effect.params.get("ir")
+        if effect.kind == "convolution" and isinstance(ir, str):
+            yield SourceRef("ir", track_id, effect.id or f"#{i}", ir)
+
+
+def resolve_session(session: Session, resolve: Callable[[str], str]
+                    ) -> tuple[Session, list[Refusal]]:
+    """``session`` with every source replaced by ``resolve(source)`` (a local file).
+
+    A source whose ``resolve`` raises :class:`SourceRefused` is left out: its clip is
+    dropped, its convolution effect removed from the chain; each one is reported in the
+    list returned.  ``resolve`` is called once per distinct source.
+    """
+    answers: dict[str, str | SourceRefused] = {}
+    refusals: list[Refusal] = []
+
+    def lookup(ref: SourceRef) -> str | None:
+        if ref.source not in answers:
+            try:
+                answers[ref.source] = resolve(ref.source)
+            except SourceRefused as exc:
+                answers[ref.source] = exc
+        answer = answers[ref.source]
+        if isinstance(answer, SourceRefused):
+            refusals.append(Refusal(ref, str(answer)))
+            return None
+        return answer
+
+    def effects(chain, track_id: str) -> list:  # noqa: ANN001
+        kept = []
+        for i, effect in enumerate(chain):
+            ir = effect.params.get("ir")
+            if effect.kind == "convolution" and isinstance(ir, str):
+                path = lookup(SourceRef("ir", track_id, effect.id or f"#{i}", ir))
+                if path is None:
+                    continue
+                effect = replace(effect, params={**effect.params, "ir": path})
+            kept.append(effect)
+        return kept
+
+    def track(t: Track) -> Track:
+        clips = []
+        for clip in t.clips:
+            path = lookup(SourceRef("clip", t.id, clip.id or f"@{clip.position}", clip.source))
+            if path is not None:
+                clips.append(replace(clip, source=path))
+        return replace(t, clips=clips, effects=effects(t.effects, t.id))
+
+    resolved = replace(
+        session, tracks=[track(t) for t in session.tracks],
+        master=replace(session.master, effects=effects(session.master.effects, "")),
+        buses=[replace(b, effects=effects(b.effects, "")) for b in session.buses])
+    return resolved, refusals
+
+
+def local_asset_file(assets_dir: str | os.PathLike[str], asset_id: str) -> str:
+    """The audio of ``asset_id`` in an asset directory laid out like the server's
+    (``objects/ab/<id>.<wav|flac|aiff>``); :class:`SourceRefused` if it is not there."""
+    folder = Path(assets_dir) / "objects" / asset_id[:2]
+    for ext in ("wav", "flac", "aiff"):
+        path = folder / f"{asset_id}.{ext}"
+        if path.is_file():
+            return str(path)
+    raise SourceRefused(f"asset {asset_id} is not in {os.fspath(assets_dir)!r}")
+
+
+def local_resolver(assets_dir: str | os.PathLike[str] | None) -> Callable[[str], str]:
+    """How a local tool resolves sources: paths as they are, asset ids from
+    ``assets_dir`` (refused, saying so, without one)."""
+
+    def resolve(source: str) -> str:
+        if not is_asset_id(source):
+            return source
+        if assets_dir is None:
+            raise SourceRefused(f"names asset {source}; give the asset directory that holds "
+                                "it (--assets DATA_DIR/assets) or render it on the server")
+        return local_asset_file(assets_dir, source)
+
+    return resolve
