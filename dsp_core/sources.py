@@ -46,9 +46,10 @@ def asset_id_of(source: str) -> str | None:
 
 @dataclass(frozen=True)
 class SourceRef:
-    """One place in a session that names audio: a clip, or a convolution's ``ir``."""
+    """One place in a session that names audio: a clip, a convolution's ``ir``, or a
+    sampler zone of a MIDI track's instrument."""
 
-    kind: str  # "clip" or "ir"
+    kind: str  # "clip", "ir" or "zone"
     track: str  # track id ("" for a bus effect)
     item: str  # clip id, or effect id / position
     source: str
@@ -58,6 +59,8 @@ class SourceRef:
         """How error messages name the place (``clip 'c1' on track 't1'``)."""
         if self.kind == "clip":
             return f"clip {self.item!r} on track {self.track!r}"
+        if self.kind == "zone":
+            return f"sampler zone {self.item!r} on track {self.track!r}"
         where = f"track {self.track!r}" if self.track else "a bus"
         return f"convolution {self.item!r} on {where} (its 'ir')"
 
@@ -78,11 +81,12 @@ class SourceRefused(Exception):
 
 
 def session_refs(session: Session) -> Iterator[SourceRef]:
-    """Every clip source and convolution ``ir`` of ``session``."""
+    """Every clip source, convolution ``ir`` and sampler zone source of ``session``."""
     for track in session.tracks:
         for clip in track.clips:
             yield SourceRef("clip", track.id, clip.id or f"@{clip.position}", clip.source)
         yield from _effect_refs(track.effects, track.id)
+        yield from _zone_refs(track)
     for bus in (session.master, *session.buses):
         yield from _effect_refs(bus.effects, "")
 
@@ -94,12 +98,19 @@ def _effect_refs(effects, track_id: str) -> Iterator[SourceRef]:  # noqa: ANN001
             yield SourceRef("ir", track_id, effect.id or f"#{i}", ir)
 
 
+def _zone_refs(track: Track) -> Iterator[SourceRef]:
+    instrument = getattr(track, "instrument", None)
+    for i, zone in enumerate(instrument.zones if instrument is not None else ()):
+        yield SourceRef("zone", track.id, zone.id or f"#{i}", zone.source)
+
+
 def resolve_session(session: Session, resolve: Callable[[str], str]
                     ) -> tuple[Session, list[Refusal]]:
     """``session`` with every source replaced by ``resolve(source)`` (a local file).
 
     A source whose ``resolve`` raises :class:`SourceRefused` is left out: its clip is
-    dropped, its convolution effect removed from the chain; each one is reported in the
+    dropped, its convolution effect removed from the chain, its sampler zone removed
+    from the instrument; each one is reported in the
     list returned.  ``resolve`` is called once per distinct source.
     """
     answers: dict[str, str | SourceRefused] = {}
@@ -135,7 +146,18 @@ def resolve_session(session: Session, resolve: Callable[[str], str]
             path = lookup(SourceRef("clip", t.id, clip.id or f"@{clip.position}", clip.source))
             if path is not None:
                 clips.append(replace(clip, source=path))
-        return replace(t, clips=clips, effects=effects(t.effects, t.id))
+        return replace(t, clips=clips, effects=effects(t.effects, t.id),
+                       **instrument(t))
+
+    def instrument(t: Track) -> dict:
+        if getattr(t, "instrument", None) is None or not t.instrument.zones:
+            return {}
+        zones = []
+        for i, zone in enumerate(t.instrument.zones):
+            path = lookup(SourceRef("zone", t.id, zone.id or f"#{i}", zone.source))
+            if path is not None:
+                zones.append(replace(zone, source=path))
+        return {"instrument": replace(t.instrument, zones=zones)}
 
     resolved = replace(
         session, tracks=[track(t) for t in session.tracks],

@@ -27,6 +27,7 @@ from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
 from dawserver.rtc_client import RtcListener
+from dsp_core.midi import Instrument, SampleZone
 from dsp_core.session import Clip, Session, Track
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90),
@@ -195,3 +196,21 @@ async def test_a_document_from_before_ids_is_migrated_and_renders_the_same(
             assert response.status == 200, await response.text()
             data, _ = sf.read(io.BytesIO(await response.read()), dtype="float32")
         np.testing.assert_array_equal(data.T, reference)
+
+
+async def test_a_sampler_zone_naming_anything_but_the_projects_assets_is_refused(
+        scene: Scene) -> None:
+    their_id = await scene.asset_of(scene.theirs)
+    for source in (str(scene.secret), their_id):
+        sampler = Instrument("sampler", zones=[SampleZone(source, id="z1")])
+        async with scene.app[ROOMS].use(scene.mine) as room:
+            await room.edit(lambda d, s=sampler: d.set_instrument("t1", s))
+        job = await scene.bounce()
+        assert job["status"] == "failed", job
+        assert "sampler zone 'z1' on track 't1'" in job["error"]
+    mine = await scene.asset_of(scene.mine)  # the project's own asset as a zone: fine
+    async with scene.app[ROOMS].use(scene.mine) as room:
+        await room.edit(lambda d: d.set_instrument(
+            "t1", Instrument("sampler", zones=[SampleZone(mine, id="z1")])))
+    job = await scene.bounce()
+    assert job["status"] == "done", job
