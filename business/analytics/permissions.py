@@ -2,7 +2,8 @@
 
 Viewers read sources (never their credentials), runs, series, the catalogue and its
 audit trail, and run read-only SQL over the account's own rows; editors merge and split
-catalogue entities; owners connect and disconnect sources (credentials) and start
+catalogue entities and add milestone thresholds (every viewer keeps their own alert
+preferences); owners connect and disconnect sources (credentials) and start
 back-fills (they spend the account's platform quotas).
 """
 
@@ -16,7 +17,9 @@ READ = Permission("analytics.read",
 QUERY = Permission("analytics.query", "run read-only SQL over the account's own analytics",
                    Role.VIEWER)
 CATALOG = Permission("analytics.catalog", "merge and split catalogue entities", Role.EDITOR)
+MILESTONES = Permission("analytics.milestones",
+                        "add and remove the account's own milestone thresholds", Role.EDITOR)
 SOURCES = Permission("analytics.sources",
                      "connect and disconnect sources; start back-fills", Role.OWNER)
 
-PERMISSIONS = [READ, QUERY, CATALOG, SOURCES]
+PERMISSIONS = [READ, QUERY, CATALOG, MILESTONES, SOURCES]
