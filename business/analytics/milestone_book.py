@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from business.analytics import milestones as found_in
-from business.analytics.sources.records import Point
+from business.analytics.sources.records import SPARSE_METRICS, Point
 from business.analytics.store import RUNNING_TOTALS, PointStore
 
 MILESTONE_EVENT = "analytics.milestone"
@@ -201,6 +201,8 @@ class MilestoneBook:
             return []
         touched: dict[tuple[str, str, str, str], list[date]] = {}
         for p in points:
+            if p.metric in SPARSE_METRICS:
+                continue  # a place on a playlist is no count; playlists: see playlists.py
             day = p.at.date() if isinstance(p.at, datetime) else p.at
             touched.setdefault((p.source, p.entity_kind, p.entity_id, p.metric), []).append(day)
         thresholds = await self.thresholds(account_id)
