@@ -11,6 +11,7 @@ from typing import Any
 from business.analytics.milestone_book import MILESTONE_EVENT, MilestoneEvent
 from business.analytics.milestone_routes import MILESTONE_ROUTES
 from business.analytics.permissions import PERMISSIONS
+from business.analytics.playlist_routes import PLAYLIST_ROUTES
 from business.analytics.routes import ROUTES
 from business.analytics.runs import INGEST_JOB
 from business.analytics.schemas import IngestPayload
@@ -60,7 +61,7 @@ def permissions() -> list[Permission]:
 
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
-    return [*ROUTES, *MILESTONE_ROUTES]
+    return [*ROUTES, *MILESTONE_ROUTES, *PLAYLIST_ROUTES]
 
 
 @hookimpl

@@ -29,6 +29,7 @@ from business.analytics.events import BadEvent, consume
 from business.analytics.ingest import Ingestor, IngestSettings
 from business.analytics.milestone_book import MilestoneBook
 from business.analytics.milestone_book import Settings as MilestoneSettings
+from business.analytics.playlists import PlaylistTracker
 from business.analytics.runs import INGEST_JOB, Runs
 from business.analytics.sources import spec_of
 from business.analytics.store import PointStore
@@ -50,6 +51,7 @@ class Services:
     ingestor: Ingestor
     milestones: MilestoneBook
     alerts: Alerts
+    playlists: PlaylistTracker
     partitions_ahead: int = 3
 
     async def close(self) -> None:
@@ -89,7 +91,7 @@ def build_services(context: PluginContext) -> Services:
     alerts = Alerts(db, context.send_mail, context.owner_emails,
                     base_url=getattr(config, "base_url", "") if config is not None else "")
     module = Services(store, catalog, connections, runs, ingestor, milestones, alerts,
-                      int(settings.get("partitions_ahead", 3)))
+                      PlaylistTracker(db), int(settings.get("partitions_ahead", 3)))
 
     async def on_stored(account_id: str, points: Any, grain: str) -> None:
         await found_milestones(context, module, account_id, points, grain)
