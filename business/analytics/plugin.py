@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from business.analytics.dashboard_routes import DASHBOARD_ROUTES
 from business.analytics.milestone_book import MILESTONE_EVENT, MilestoneEvent
 from business.analytics.milestone_routes import MILESTONE_ROUTES
 from business.analytics.permissions import PERMISSIONS
@@ -61,7 +62,7 @@ def permissions() -> list[Permission]:
 
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
-    return [*ROUTES, *MILESTONE_ROUTES, *PLAYLIST_ROUTES]
+    return [*ROUTES, *MILESTONE_ROUTES, *PLAYLIST_ROUTES, *DASHBOARD_ROUTES]
 
 
 @hookimpl
@@ -95,8 +96,11 @@ async def startup(context: PluginContext) -> None:
 @hookimpl
 async def account_erased(context: PluginContext, account_id: str, pseudonym: str,
                          names: list[str]) -> None:
-    # a person's alert preferences are theirs alone (milestones are the account's data)
-    await services(context).alerts.forget_person(account_id)
+    # a person's alert preferences and unshared dashboards are theirs alone (milestones
+    # and shared dashboards are the account's)
+    module = services(context)
+    await module.alerts.forget_person(account_id)
+    await module.dashboards.forget_person(account_id)
 
 
 @hookimpl

@@ -25,6 +25,7 @@ from business.analytics.alerts import Alerts
 from business.analytics.catalog import Catalog
 from business.analytics.connections import Connection, Connections
 from business.analytics.credentials import KEY_PURPOSE, CredentialBox
+from business.analytics.dashboards import Dashboards
 from business.analytics.events import BadEvent, consume
 from business.analytics.ingest import Ingestor, IngestSettings
 from business.analytics.milestone_book import MilestoneBook
@@ -52,6 +53,7 @@ class Services:
     milestones: MilestoneBook
     alerts: Alerts
     playlists: PlaylistTracker
+    dashboards: Dashboards
     partitions_ahead: int = 3
 
     async def close(self) -> None:
@@ -91,7 +93,8 @@ def build_services(context: PluginContext) -> Services:
     alerts = Alerts(db, context.send_mail, context.owner_emails,
                     base_url=getattr(config, "base_url", "") if config is not None else "")
     module = Services(store, catalog, connections, runs, ingestor, milestones, alerts,
-                      PlaylistTracker(db), int(settings.get("partitions_ahead", 3)))
+                      PlaylistTracker(db), Dashboards(db, store),
+                      int(settings.get("partitions_ahead", 3)))
 
     async def on_stored(account_id: str, points: Any, grain: str) -> None:
         await found_milestones(context, module, account_id, points, grain)
