@@ -120,6 +120,7 @@ setup(
         "charset-normalizer>=3.0",
         "rapidfuzz>=3.0",
         "duckdb>=1.0",
+        "ruptures>=1.1.9",  # analytics milestones: change points of a series (unusual growth)
         "stripe>=12",
         "aiobotocore>=2.13",  # object storage on the S3 API (dawserver/storage)
         "Jinja2>=3.1",  # the storefront's sandboxed templates

@@ -386,6 +386,15 @@ def webhook_disabled_mail(to: str, url: str, reason: str, link: str, *, mail_id:
     ], mail_id=mail_id, sender=sender, date=date)
 
 
+def plugin_mail(to: str, subject: str, paragraphs: list[str], *, mail_id: str,
+                link: str = "", action: str = "", sender: str = DEFAULT_SENDER,
+                date: datetime | None = None) -> EmailMessage:
+    """A plug-in's notification to ``to`` (``PluginContext.send_mail``): its own subject and
+    paragraphs, then ``link`` labelled ``action``."""
+    return _mail("plugin", to, subject, [str(p) for p in paragraphs], link=link or None,
+                 action=action or "Open it", mail_id=mail_id, sender=sender, date=date)
+
+
 def account_exists_mail(to: str, reset_link: str, *, mail_id: str,
                         sender: str = DEFAULT_SENDER,
                         date: datetime | None = None) -> EmailMessage:

@@ -59,6 +59,9 @@ def build(payload: dict[str, Any], sender: str) -> Any:
     if kind == "webhook_disabled":
         return mail.webhook_disabled_mail(to, fields.get("url", ""), fields.get("reason", ""),
                                           link, **common)
+    if kind == "plugin":
+        return mail.plugin_mail(to, fields.get("subject", ""), list(fields.get("paragraphs", [])),
+                                link=link, action=fields.get("action", ""), **common)
     if kind == "notice":
         return mail.security_notice(to, fields.get("what", ""), link=link or None, **common)
     raise Permanent(f"unknown kind of account mail {kind!r}")

@@ -17,6 +17,8 @@ from database import Database, Session
 from events import EventError
 from jobs import JobRecord
 
+from .account_mail import MAIL_ACCOUNT, mail_payload
+from .account_mail import QUEUE as MAIL_QUEUE
 from .background import Background
 from .declarations import Event, Job, Permission
 from .errors import PluginError
@@ -161,6 +163,22 @@ class PluginContext:
             return await self.background.bus.publish_now(name, payload, account_id=account_id)
         except EventError as exc:
             raise PluginError(str(exc)) from exc
+
+    async def send_mail(self, to: str, subject: str, paragraphs: list[str], *, mail_id: str,
+                        link: str = "", action: str = "", tx: Session | None = None) -> None:
+        """Mail ``to`` through the platform's mail queue (SMTP, or the outbox without one).
+
+        ``mail_id`` is the idempotency key: queueing the same id again sends nothing more,
+        and a retried send keeps its ``Message-ID``. With ``tx`` the mail is queued in the
+        caller's transaction.
+        """
+        payload = mail_payload("plugin", to, link=link, mail_id=mail_id, subject=subject,
+                               paragraphs=[str(p) for p in paragraphs], action=action)
+        queue = self.background.queue
+        await queue.enqueue(MAIL_QUEUE, payload, account_id=MAIL_ACCOUNT,
+                            idempotency_key=f"plugin/{mail_id}", tx=tx)
+        if tx is None:
+            queue.wake(MAIL_QUEUE)
 
     def _declared_event(self, name: str) -> Event:
         declared = self.events.get(name)

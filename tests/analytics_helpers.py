@@ -46,11 +46,15 @@ async def plugin_context(db: Database, tmp_path: Path,
 
     context = PluginContext(manager=pluggy.PluginManager("maxbooster"),
                             settings={"analytics": settings or {}}, data_dir=tmp_path, db=db)
+    for event in plugin.events():
+        context.events[event.name] = Declared("analytics", event)
     for job in plugin.jobs():
         context.jobs[job.name] = Declared("analytics", job)
         context.background.register(job.name, _job_handler(context, job), job.settings,
                                     owner="analytics")
-    await context.background.prepare(db)
+    bus = await context.background.prepare(db)
+    for event in plugin.events():
+        bus.declare(event.name, event.payload, event.description)
     await plugin.startup(context)
     return context
 

@@ -225,3 +225,74 @@ def test_an_organisations_dashboard_is_chosen_in_the_page(ada: Person) -> None:
         assert dict(zip(data["labels"], data["sets"][name], strict=True)) == pytest.approx(
             by_day(answer["kpis"]["streams"]["sources"][name]))
     assert ada.log.errors() == []
+
+
+def test_milestones_playlists_and_saved_dashboards_in_the_page(ada: Person) -> None:
+    """A label's milestones (a threshold of its own crossed), its tracks' playlists and a
+    dashboard saved, drawn, exported and shared in the page, each as the API answers."""
+    ada.sign_in_by_api()
+    org = ada.call("POST", "/accounts", {"name": "Label Three"})["id"]
+    spotify = ada.site.fakes["spotify"]
+    start = TODAY - timedelta(days=59)
+    track = spotify.track_id(0)
+    values = [(d, spotify.value(("track", track, "streams", ()), d))
+              for d in spotify.days(start, TODAY)]
+    top_day, top = max(values[1:], key=lambda dv: dv[1])
+    ada.call("POST", f"/api/analytics/thresholds?account={org}",
+             {"metric": "streams", "value": top})
+    source = ada.call("POST", f"/api/analytics/sources?account={org}", {
+        "source": "spotify", "entity_id": spotify.artist_id, "entity_name": "Label Three",
+        "client_id": "client-id", "client_secret": "client-secret"})
+    run = ada.call("POST", f"/api/analytics/sources/{source['source_id']}/backfill"
+                           f"?account={org}", {"from": start.isoformat(),
+                                               "to": TODAY.isoformat()})
+    wait_for(lambda: ada.call("GET", f"/api/analytics/runs/{run['run_id']}?account={org}"
+                              )["job_state"] == "done", timeout=90)
+    found = ada.call("GET", f"/api/analytics/milestones?account={org}&limit=20")
+    mine = [m for m in found if m["threshold"] == top and m["platform_id"] == track]
+    assert len(mine) == 1 and mine[0]["day"] <= top_day.isoformat()
+
+    page = ada.open(f"?account={org}&from={start.isoformat()}&to={TODAY.isoformat()}")
+    items = page.locator("#milestone-list li[data-milestone]")
+    assert items.count() == len(found)
+    assert mine[0]["text"] in page.locator(
+        f"#milestone-list li[data-milestone='{mine[0]['milestone_id']}']").text_content()
+    placed = ada.call("GET", f"/api/analytics/playlists?account={org}&from={start}&to={TODAY}")
+    assert placed and page.locator("#playlist-table tbody tr").count() == len(placed)
+    first = placed[0]
+    row = page.locator(f"#playlist-table tr[data-playlist='{first['playlist_id']}']"
+                       f"[data-track='{first['track_id']}']")
+    assert first["playlist_name"] in row.text_content()
+
+    # alert preferences saved in the page are the API's
+    page.get_by_text("Alert mail").click()
+    page.locator("#alert-unusual_growth").uncheck()
+    page.locator("#alert-cooldown").fill("12")
+    page.get_by_role("button", name="Save preferences").click()
+    page.get_by_role("status").filter(has_text="Alert preferences saved").wait_for()
+    assert ada.call("GET", f"/api/analytics/alerts/preferences?account={org}") == {
+        "email": True, "kinds": ["threshold"], "cooldown_s": 43200.0}
+
+    # save the chosen track's view as a dashboard; its widget drawn, exported, then shared
+    page.get_by_text("Save the chosen entity and range as a dashboard").click()
+    page.locator("#new-dashboard-name").fill("Weekly streams")
+    page.locator("#new-dashboard-kind").select_option("bar")
+    page.get_by_role("button", name="Save as dashboard").click()
+    page.get_by_role("status").filter(has_text="Weekly streams").wait_for()
+    boards = ada.call("GET", f"/api/analytics/dashboards?account={org}")
+    assert [b["name"] for b in boards] == ["Weekly streams"]
+    board = boards[0]
+    data = ada.call("GET", f"/api/analytics/dashboards/{board['dashboard_id']}/widgets/w1/"
+                           f"data?account={org}")
+    widget = page.locator(".widget[data-widget='w1']")
+    widget.locator("canvas").wait_for()
+    assert widget.locator("tbody tr").count() == len(data["rows"]) > 0
+    csv_link = widget.get_by_role("link", name="CSV").get_attribute("href")
+    assert ada.page.request.get(f"{ada.site.url}{csv_link}").text().count("\n") == \
+        len(data["rows"]) + 1
+    page.get_by_role("button", name="Share with the team").click()
+    page.get_by_role("status").filter(has_text="shared with the team").wait_for()
+    assert ada.call("GET", f"/api/analytics/dashboards/{board['dashboard_id']}"
+                           f"?account={org}")["shared"] is True
+    screenshot(page, "analytics-saved-dashboard")
+    assert ada.log.errors() == []

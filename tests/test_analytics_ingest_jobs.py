@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from collections.abc import AsyncIterator
@@ -74,6 +75,14 @@ def table(rows: list[dict[str, Any]]) -> dict[tuple, float]:
     return {(r["entity_kind"], r["entity_id"], r["metric"],
              datetime.fromtimestamp(r["at"], UTC).date(), decode_dimensions(r["dimensions"])):
             r["value"] for r in rows}
+
+
+def into_second_chunk(fake: Any) -> int:
+    """How many Spotify answers go out before the third page of the second 30-day chunk:
+    a chunk is 5 pages of the timeline, then the pages of its playlist placements."""
+    placed = sum(len(fake.placements.on(d, fake.track_ids()))
+                 for d in fake.days(START, date(2024, 4, 30)))
+    return 5 + math.ceil(placed / 50) + 2
 
 
 async def job_of(context: Any, run: Any) -> Any:
@@ -160,7 +169,7 @@ def test_a_token_revoked_mid_backfill_stops_the_job_and_keeps_its_progress(
             source = await connect(context, "spotify")
             run_, _ = await module.runs.start(context, "acct", source.source_id, "backfill",
                                               START, END, "revoke")
-            server["spotify"].fail("revoked", after=7)  # 5 pages a chunk: in the second
+            server["spotify"].fail("revoked", after=into_second_chunk(server["spotify"]))
             await jobs.run_once(INGEST_JOB)
             stopped = await module.runs.get("acct", run_.run_id)
             assert stopped.state == "stopped" and "reconnect" in stopped.error
@@ -189,7 +198,8 @@ def test_retry_after_reschedules_the_job_instead_of_sleeping(db_url: str,
             source = await connect(context, "spotify")
             run_, _ = await module.runs.start(context, "acct", source.source_id, "backfill",
                                               START, END, "throttled")
-            server["spotify"].fail("rate_limited", retry_after=120, after=7)
+            server["spotify"].fail("rate_limited", retry_after=120,
+                                   after=into_second_chunk(server["spotify"]))
             began = time.monotonic()
             await jobs.run_once(INGEST_JOB)
             assert time.monotonic() - began < 20           # nobody slept 120 s

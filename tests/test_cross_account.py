@@ -94,6 +94,7 @@ async def make_analytics(app: Any, account_id: str) -> dict[str, str]:
     """A's connected analytics source, a run of it, points and a catalogue entity."""
     from datetime import UTC, date, datetime
 
+    from business.analytics.dashboard_schemas import DashboardIn
     from business.analytics.services import services as analytics
     from business.analytics.sources.base import Credentials
     from business.analytics.sources.records import Identity, Point
@@ -110,11 +111,20 @@ async def make_analytics(app: Any, account_id: str) -> dict[str, str]:
                                      date(2024, 5, 1), date(2024, 5, 3), "ada")
     found = await module.catalog.resolve(account_id, [
         Identity("spotify", "track", "ada-track", A_TITLE, isrc="QZES62400001")])
-    await module.store.upsert(account_id, [
-        Point("spotify", "track", "ada-track", "streams", datetime(2024, 5, d, tzinfo=UTC), 10)
-        for d in (1, 2, 3)])
-    return {"source_id": source.source_id, "run_id": run.run_id,
-            "entity_id": found[("spotify", "track", "ada-track")].entity_id}
+    threshold = await module.milestones.add_threshold(account_id, "streams", 15, by="ada")
+    points = [Point("spotify", "track", "ada-track", "streams",
+                    datetime(2024, 5, d, tzinfo=UTC), 10 if d < 4 else 20) for d in (1, 2, 3, 4)]
+    await module.store.upsert(account_id, points)
+    milestone = (await module.milestones.detect(account_id, points))[0]
+    entity_id = found[("spotify", "track", "ada-track")].entity_id
+    dashboard = await module.dashboards.create(account_id, "ada", DashboardIn.model_validate({
+        "name": A_TITLE, "filters": {"entities": [entity_id]},
+        "widgets": [{"widget_id": "w1", "kind": "table", "metric": "streams"}]}))
+    await module.dashboards.share(account_id, "ada", dashboard["dashboard_id"], True)
+    return {"source_id": source.source_id, "run_id": run.run_id, "entity_id": entity_id,
+            "milestone_id": milestone["milestone_id"],
+            "threshold_id": threshold["threshold_id"],
+            "dashboard_id": dashboard["dashboard_id"], "widget_id": "w1"}
 
 
 async def make_webhook(app: Any, org_id: str) -> dict[str, str]:

@@ -91,6 +91,9 @@ class Ingestor:
         self.clock = clock or (lambda: datetime.now(UTC))
         #: Extra options for every connector (tests: ``rng=``, ``rate_limit=``).
         self.connector_options = dict(connector_options or {})
+        #: ``await on_stored(account_id, points, grain)`` after each stored chunk (the
+        #: milestones); set by the plug-in's services.
+        self.on_stored: Callable[..., Any] | None = None
 
     def today(self) -> date:
         return self.clock().astimezone(UTC).date()
@@ -175,9 +178,11 @@ class Ingestor:
         if identities:
             await self.catalog.resolve(account_id, identities)
         if fetched.points:
-            await self.store.upsert(account_id, fetched.points,
-                                    grain=spec_of(connection.source).schedule.grain,
+            grain = spec_of(connection.source).schedule.grain
+            await self.store.upsert(account_id, fetched.points, grain=grain,
                                     fetched_at=time.time())
+            if self.on_stored is not None:
+                await self.on_stored(account_id, fetched.points, grain)
         changes: dict[str, Any] = {"points": len(fetched.points), "pages": fetched.pages,
                                    "gaps": len(fetched.gaps)}
         if through is not None:

@@ -8,7 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from business.analytics.dashboard_routes import DASHBOARD_ROUTES
+from business.analytics.milestone_book import MILESTONE_EVENT, MilestoneEvent
+from business.analytics.milestone_routes import MILESTONE_ROUTES
 from business.analytics.permissions import PERMISSIONS
+from business.analytics.playlist_routes import PLAYLIST_ROUTES
 from business.analytics.routes import ROUTES
 from business.analytics.runs import INGEST_JOB
 from business.analytics.schemas import IngestPayload
@@ -16,10 +20,12 @@ from business.analytics.services import (
     PLUGIN_NAME,
     run_ingest,
     run_scheduler,
+    services,
     start_services,
     store_event,
 )
 from dawserver.plugin_api import (
+    Event,
     Job,
     Migration,
     Page,
@@ -56,7 +62,14 @@ def permissions() -> list[Permission]:
 
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
-    return ROUTES
+    return [*ROUTES, *MILESTONE_ROUTES, *PLAYLIST_ROUTES, *DASHBOARD_ROUTES]
+
+
+@hookimpl
+def events() -> list[Event]:
+    return [Event(MILESTONE_EVENT, MilestoneEvent,
+                  "a milestone found in an analytics series: a threshold crossed (1k, 10k "
+                  "followers...) or unusual growth (a viral spike)")]
 
 
 @hookimpl
@@ -78,6 +91,16 @@ def jobs() -> list[Job]:
 @hookimpl
 async def startup(context: PluginContext) -> None:
     await start_services(context)
+
+
+@hookimpl
+async def account_erased(context: PluginContext, account_id: str, pseudonym: str,
+                         names: list[str]) -> None:
+    # a person's alert preferences and unshared dashboards are theirs alone (milestones
+    # and shared dashboards are the account's)
+    module = services(context)
+    await module.alerts.forget_person(account_id)
+    await module.dashboards.forget_person(account_id)
 
 
 @hookimpl

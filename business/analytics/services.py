@@ -8,7 +8,8 @@ Built in the plug-in's ``startup`` hook from its settings (``config.plugins["ana
   one derived from the server's secret);
 - ``schedule_check_s`` (60): how often the scheduler looks for due sources;
 - ``chunk_days`` (31), ``inline_wait_s`` (1.0): see :mod:`.ingest`;
-- ``partitions_ahead`` (3): monthly partitions kept made ahead on PostgreSQL.
+- ``partitions_ahead`` (3): monthly partitions kept made ahead on PostgreSQL;
+- ``milestones``: detection settings (:class:`.milestone_book.Settings`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from business.analytics.alerts import Alerts
 from business.analytics.catalog import Catalog
 from business.analytics.connections import Connection, Connections
 from business.analytics.credentials import KEY_PURPOSE, CredentialBox
+from business.analytics.dashboards import Dashboards
 from business.analytics.events import BadEvent, consume
 from business.analytics.ingest import Ingestor, IngestSettings
+from business.analytics.milestone_book import MilestoneBook
+from business.analytics.milestone_book import Settings as MilestoneSettings
+from business.analytics.playlists import PlaylistTracker
 from business.analytics.runs import INGEST_JOB, Runs
 from business.analytics.sources import spec_of
 from business.analytics.store import PointStore
@@ -44,6 +50,10 @@ class Services:
     connections: Connections
     runs: Runs
     ingestor: Ingestor
+    milestones: MilestoneBook
+    alerts: Alerts
+    playlists: PlaylistTracker
+    dashboards: Dashboards
     partitions_ahead: int = 3
 
     async def close(self) -> None:
@@ -76,8 +86,41 @@ def build_services(context: PluginContext) -> Services:
                             chunk_days=int(settings.get("chunk_days", 31)),
                             inline_wait_s=float(settings.get("inline_wait_s", 1.0)))
     ingestor = Ingestor(connections, runs, store, catalog, None, ingest)
-    return Services(store, catalog, connections, runs, ingestor,
-                    int(settings.get("partitions_ahead", 3)))
+    milestones = MilestoneBook(db, store,
+                               settings=MilestoneSettings.from_dict(settings.get("milestones")),
+                               publish=context.publish)
+    config = context.config
+    alerts = Alerts(db, context.send_mail, context.owner_emails,
+                    base_url=getattr(config, "base_url", "") if config is not None else "")
+    module = Services(store, catalog, connections, runs, ingestor, milestones, alerts,
+                      PlaylistTracker(db), Dashboards(db, store),
+                      int(settings.get("partitions_ahead", 3)))
+
+    async def on_stored(account_id: str, points: Any, grain: str) -> None:
+        await found_milestones(context, module, account_id, points, grain)
+
+    ingestor.on_stored = on_stored
+    return module
+
+
+async def found_milestones(context: PluginContext, module: Services, account_id: str,
+                           points: Any, grain: str) -> list[dict[str, Any]]:
+    """After a stored batch: find and keep its milestones (published in the same
+    transaction), then mail the recent ones. A failure is logged, never fails the batch
+    (its points are stored; the next run looks at the same days again)."""
+    try:
+        new = await module.milestones.detect(account_id, points, grain)
+        if not new:
+            return []
+        context.background.bus.wake()
+        mailed = await module.alerts.notify(account_id, new)
+        ids = sorted({i for found in mailed.values() for i in found})
+        if ids:
+            await module.milestones.mark_alerted(account_id, ids)
+        return new
+    except Exception:
+        logger.exception("analytics: finding milestones of account %s failed", account_id)
+        return []
 
 
 async def start_services(context: PluginContext) -> Services:
@@ -167,3 +210,4 @@ async def store_event(context: PluginContext, name: str, payload: dict[str, Any]
     if consumed.identities:
         await module.catalog.resolve(consumed.account_id, consumed.identities)
     await module.store.upsert(consumed.account_id, consumed.points, fetched_at=time.time())
+    await found_milestones(context, module, consumed.account_id, consumed.points, "daily")

@@ -29,7 +29,7 @@ RUNNING_TOTALS = frozenset({
     "followers", "followers_count", "follower_count", "subscribers", "listeners_total",
     "playcount", "listeners", "playback", "likes_total", "in_collection", "in_wantlist",
     "rank", "rating_votes", "favorites", "presaves", "page_follows", "view_count",
-    "pageviews"})
+    "pageviews", "playlist_followers"})
 BATCH = 500
 _COLUMNS = ("account_id, source, entity_kind, entity_id, metric, grain, dimensions, at, "
             "value, fetched_at, stored_at")

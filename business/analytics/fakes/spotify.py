@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from business.analytics.fakes.base import FakeSource, Key, Paging, day_range, without
+from business.analytics.fakes.playlists import Placements, playlist_truth
 
 METRICS = ("streams", "listeners", "saves")
 
@@ -19,6 +20,17 @@ class FakeSpotify(FakeSource):
     kinds = without("quota")
     artist_id = "1vCWHaC5f2uS3yhpwWbIA6"
 
+    @property
+    def placements(self) -> Placements:
+        return Placements(self.seed, self.source, "37i9dQZF1DX")
+
+    def track_ids(self) -> list[str]:
+        return [self.track_id(t.index) for t in self.tracks]
+
+    def truth(self, start, end):  # noqa: ANN001, ANN201 - as FakeSource.truth
+        return {**super().truth(start, end),
+                **playlist_truth(self.placements, self.track_ids(), self.days(start, end))}
+
     def track_id(self, index: int) -> str:
         return f"{self.seed:04d}Sp0tifyTrack{index:06d}"[:22]
 
@@ -27,6 +39,7 @@ class FakeSpotify(FakeSource):
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/v1/artists/{id}/stats/daily", self._daily)
+        app.router.add_get("/v1/artists/{id}/stats/playlists", self._playlists)
 
     def error(self, kind: str, retry_after: float, request: web.Request) -> web.Response:
         status, message = {"rate_limited": (429, "API rate limit exceeded"),
@@ -49,6 +62,30 @@ class FakeSpotify(FakeSource):
                     "id": tid, "name": t.name, "duration_ms": t.duration_ms,
                     "external_ids": {"isrc": t.isrc}},
                     **{m: self.value(("track", tid, m, ()), day) for m in METRICS}})
+
+        def render(page: Paging) -> dict[str, Any]:
+            return {"href": str(request.url), "items": page.rows, "limit": page.limit,
+                    "offset": page.offset, "total": page.total, "next": page.next_url}
+        return self.respond(request, rows, render)
+
+    async def _playlists(self, request: web.Request) -> web.Response:
+        """Per day, every playlist holding one of the artist's tracks (modelled on Spotify
+        for Artists' playlist figures): Web API playlist objects, editorial ones owned by
+        the ``spotify`` user as on the Web API."""
+        if request.match_info["id"] != self.artist_id:
+            return web.json_response({"error": {"status": 404, "message": "non existing id"}},
+                                     status=404)
+        start, end = day_range(request, "start_date", "end_date")
+        rows = []
+        for day in self.days(start, end):
+            for playlist, track, position in self.placements.on(day, self.track_ids()):
+                owner = {"id": "spotify", "display_name": "Spotify"} if playlist.editorial \
+                    else {"id": f"user{playlist.id[-4:]}", "display_name": "A listener"}
+                rows.append({"date": day.isoformat(), "position": position,
+                             "track": {"id": track}, "playlist": {
+                                 "id": playlist.id, "name": playlist.name, "owner": owner,
+                                 "followers": {"total": self.placements.followers(
+                                     playlist.id, day)}}})
 
         def render(page: Paging) -> dict[str, Any]:
             return {"href": str(request.url), "items": page.rows, "limit": page.limit,

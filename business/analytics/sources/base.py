@@ -325,8 +325,10 @@ class Connector:
 
     # -- one page ------------------------------------------------------------------------
 
-    async def get(self, call: Call, out: Fetched | None = None) -> Any:
-        """One validated page, paced, signed and retried per the spec."""
+    async def get(self, call: Call, out: Fetched | None = None,
+                  model: type[BaseModel] | None = None) -> Any:
+        """One validated page (a ``model``, by default the source's ``Page``), paced,
+        signed and retried per the spec."""
         backoff = self.spec.backoff
         renewed = False
         attempt = 0
@@ -336,7 +338,7 @@ class Connector:
                 raw = await self._send(call)
                 if out is not None:
                     out.requests += 1
-                page = self.validate(raw)
+                page = self.validate(raw, model)
                 self.check(page)
                 return page
             except TokenRevoked:
@@ -356,11 +358,12 @@ class Connector:
                 self.waits.append(wait)
                 await self.sleep(wait)
 
-    def validate(self, raw: bytes) -> Any:
-        """``raw`` as a ``Page``; a truncated body is a :class:`PartialPage`, anything else
-        that does not fit a :class:`SchemaChanged` naming the first field at fault."""
+    def validate(self, raw: bytes, model: type[BaseModel] | None = None) -> Any:
+        """``raw`` as a ``Page`` (or ``model``); a truncated body is a :class:`PartialPage`,
+        anything else that does not fit a :class:`SchemaChanged` naming the first field at
+        fault."""
         try:
-            return self.Page.model_validate_json(raw)
+            return (model or self.Page).model_validate_json(raw)
         except ValidationError as exc:
             error = exc.errors(include_url=False)[0]
             if error["type"] in ("json_invalid", "json_type") and not error["loc"]:

@@ -5,14 +5,21 @@ paged by ``index`` and ``limit`` with ``total`` and a ``next`` link. It answers 
 values only, so this source takes a daily snapshot and cannot back-fill. Errors come back
 as HTTP 200 with ``{"error": {"type", "message", "code"}}``: code 4 is the quota (50
 requests per 5 seconds), 300 an invalid token, 700 "service busy", 800 "no data".
+
+Playlists (snapshot too, ``GET /artist/{id}/playlists``): Deezer playlist objects
+(``id``, ``title``, ``fans``, ``creator``) with the artist's tracks on each and their
+positions (modelled: the public API gives a playlist's whole tracklist). Deezer marks no
+playlist editorial; its editors publish under profiles named "... Editor" (or "Deezer"),
+so those are counted editorial (a heuristic, said so in docs/analytics.md).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date
 
-from pydantic import BaseModel, NonNegativeInt
+from pydantic import BaseModel, Field, NonNegativeInt
 
 from business.analytics.errors import (
     RateLimited,
@@ -21,6 +28,7 @@ from business.analytics.errors import (
     SourceError,
     TokenRevoked,
 )
+from business.analytics.sources import playlists
 from business.analytics.sources.base import Call, Connector, point, utc_day
 from business.analytics.sources.records import Entity, Fetched, Identity
 from business.analytics.sources.spec import RateLimit, SourceSpec
@@ -50,6 +58,39 @@ class Page(BaseModel):
     total: NonNegativeInt | None = None
     next: str | None = None
     error: Error | None = None
+
+
+class Creator(BaseModel):
+    id: int
+    name: str
+
+
+class PlacedTrack(BaseModel):
+    id: int
+    position: int = Field(ge=1)
+
+
+class PlacedTracks(BaseModel):
+    data: list[PlacedTrack]
+
+
+class Playlist(BaseModel):
+    id: int
+    title: str
+    fans: NonNegativeInt
+    creator: Creator
+    tracks: PlacedTracks
+
+
+class PlaylistPage(BaseModel):
+    data: list[Playlist] | None = None
+    total: NonNegativeInt | None = None
+    next: str | None = None
+    error: Error | None = None
+
+
+#: Deezer's editorial profiles ("Deezer Pop Editor", "Deezer").
+EDITOR = re.compile(r"^Deezer\b|\bEditors?$")
 
 
 class DeezerConnector(Connector):
@@ -92,3 +133,17 @@ class DeezerConnector(Connector):
             out.add_identity(Identity(self.name, "track", str(track.id), track.title,
                                       duration_ms=track.duration * 1000,
                                       artist_name=track.artist.name))
+
+    async def after_window(self, entity: Entity, start: date, end: date,
+                           out: Fetched) -> None:
+        """Today's playlist placements (every page)."""
+        at = utc_day(self.today())
+        call: Call | None = self.paged(f"/artist/{entity.id}/playlists", {})
+        while call is not None:
+            page: PlaylistPage = await self.get(call, out, PlaylistPage)
+            out.pages += 1
+            playlists.keep(self.spec, [playlists.Placement(
+                at, str(track.id), str(item.id), item.title,
+                EDITOR.search(item.creator.name) is not None, track.position, item.fans)
+                for item in page.data or [] for track in item.tracks.data], out)
+            call = Call(page.next, {}) if page.next and page.data else None

@@ -110,13 +110,20 @@ def buckets(start: date, end: date, grain: str) -> list[datetime]:
     return out
 
 
+#: Series that have a point only on some days by nature: a track's position on a playlist
+#: (only while it is on it), a playlist's followers (only while it holds one of ours).
+SPARSE_METRICS = frozenset({"playlist_position", "playlist_followers"})
+
+
 def find_gaps(source: str, points: Iterable[Point], start: date, end: date,
               grain: str) -> list[Gap]:
-    """The missing buckets of every series that has points in [start, end]."""
+    """The missing buckets of every series that has points in [start, end] (not of the
+    playlist series: a track off a playlist is no gap)."""
     expected = buckets(start, end, grain)
     seen: dict[tuple[str, str, str, Dimensions], set[datetime]] = {}
     for point in points:
-        seen.setdefault(point.series, set()).add(point.at)
+        if point.metric not in SPARSE_METRICS:
+            seen.setdefault(point.series, set()).add(point.at)
     gaps = []
     for (kind, entity_id, metric, dims), present in sorted(seen.items()):
         run: list[datetime] = []

@@ -7,6 +7,12 @@ paging object (``items``, ``limit``, ``offset``, ``total``, ``next``) behind the
 documented sign-in (client credentials at ``accounts.spotify.com/api/token``) and rate
 limiting (a rolling 30-second window; HTTP 429 with ``Retry-After``). Track identities
 (ISRC, duration) are the Web API track object's ``external_ids.isrc`` and ``duration_ms``.
+
+Playlists (also modelled on Spotify for Artists, as ``/stats/playlists`` beside the daily
+timeline): per day, each playlist holding one of the artist's tracks and the track's
+position, the playlist as a Web API playlist object (``id``, ``name``, ``owner``,
+``followers.total``); editorial playlists are those owned by the ``spotify`` user, as on
+the Web API.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from pydantic import BaseModel, NonNegativeInt
+from pydantic import BaseModel, Field, NonNegativeInt
 
+from business.analytics.sources import playlists
 from business.analytics.sources.base import Call, Connector, parse_day, point
 from business.analytics.sources.records import Entity, Fetched, Identity
 from business.analytics.sources.spec import RateLimit, Schedule, SourceSpec
@@ -48,6 +55,45 @@ class Page(BaseModel):
     next: str | None
 
 
+class Owner(BaseModel):
+    id: str
+    display_name: str | None = None
+
+
+class Followers(BaseModel):
+    total: NonNegativeInt
+
+
+class Playlist(BaseModel):
+    id: str
+    name: str
+    owner: Owner
+    followers: Followers
+
+
+class TrackRef(BaseModel):
+    id: str
+
+
+class PlacementRow(BaseModel):
+    date: str
+    position: int = Field(ge=1)
+    track: TrackRef
+    playlist: Playlist
+
+
+class PlaylistPage(BaseModel):
+    items: list[PlacementRow]
+    limit: NonNegativeInt
+    offset: NonNegativeInt
+    total: NonNegativeInt
+    next: str | None
+
+
+#: The owner of Spotify's editorial playlists on the Web API.
+EDITORIAL_OWNER = "spotify"
+
+
 class SpotifyConnector(Connector):
     spec = SourceSpec(
         name="spotify", title="Spotify for Artists", auth="oauth_client_credentials",
@@ -78,3 +124,18 @@ class SpotifyConnector(Connector):
             out.add_identity(Identity(spec.name, "track", track.id, track.name,
                                       isrc=track.external_ids.isrc,
                                       duration_ms=track.duration_ms))
+
+    async def after_window(self, entity: Entity, start: date, end: date,
+                           out: Fetched) -> None:
+        """The window's playlist placements (every page of them)."""
+        call: Call | None = self.paged(f"/v1/artists/{entity.id}/stats/playlists",
+                                       {"start_date": start.isoformat(),
+                                        "end_date": end.isoformat()})
+        while call is not None:
+            page: PlaylistPage = await self.get(call, out, PlaylistPage)
+            out.pages += 1
+            playlists.keep(self.spec, [playlists.Placement(
+                parse_day(row.date), row.track.id, row.playlist.id, row.playlist.name,
+                row.playlist.owner.id == EDITORIAL_OWNER, row.position,
+                row.playlist.followers.total) for row in page.items], out)
+            call = Call(page.next, {}) if page.next and page.items else None

@@ -32,6 +32,24 @@ export function analyticsApi (account = '') {
     run: (runId) => call(url(`/runs/${id(runId)}`, account)),
     catalog: (kind) => call(url('/catalog', account, { kind })),
     /** An entity's KPIs over days `from`..`to`, growth and one series per platform. */
-    kpis: (entity, from, to) => call(url('/kpis', account, { entity, from, to }))
+    kpis: (entity, from, to) => call(url('/kpis', account, { entity, from, to })),
+    /** Milestones, newest day first; and the signed-in person's alert preferences. */
+    milestones: (limit = 20) => call(url('/milestones', account, { limit })),
+    preferences: () => call(url('/alerts/preferences', account)),
+    savePreferences: (body) => call(url('/alerts/preferences', account), { method: 'PUT', body }),
+    /** Playlist placements (with position history) and adds/removes over `from`..`to`. */
+    playlists: (from, to, entity) => call(url('/playlists', account, { from, to, entity })),
+    playlistChanges: (from, to, entity) => call(url('/playlists/changes', account, { from, to, entity })),
+    /** Saved dashboards: one's own and the team's shared ones. */
+    dashboards: () => call(url('/dashboards', account)),
+    createDashboard: (body) => call(url('/dashboards', account), { method: 'POST', body }),
+    shareDashboard: (dashboardId, shared) => call(url(`/dashboards/${id(dashboardId)}/share`, account),
+      { method: 'POST', body: { shared } }),
+    deleteDashboard: (dashboardId) => call(url(`/dashboards/${id(dashboardId)}`, account), { method: 'DELETE' }),
+    widgetData: (dashboardId, widgetId) =>
+      call(url(`/dashboards/${id(dashboardId)}/widgets/${id(widgetId)}/data`, account)),
+    /** The address of a widget's export (`format` csv or parquet), for a download link. */
+    exportUrl: (dashboardId, widgetId, format) =>
+      url(`/dashboards/${id(dashboardId)}/widgets/${id(widgetId)}/export`, account, { format })
   }
 }

@@ -5,10 +5,13 @@
 import { h } from '../dom.js'
 import { me as whoAmI } from '../account/client.js'
 import { toSignIn } from '../account/layout.js'
+import { alertsPanel } from './alerts.js'
 import { analyticsApi } from './api.js'
 import { addDays, isoDay } from './format.js'
 import { KPI_ORDER, KPI_TITLES, kpiCards, kpiTable } from './kpis.js'
 import { noticeArea } from './notice.js'
+import { playlistsPanel } from './playlists.js'
+import { savedPanel } from './saved.js'
 import { sourcesPanel } from './sources.js'
 import { trendChart } from './trend.js'
 
@@ -98,6 +101,11 @@ async function main () {
   const sources = sourcesPanel({
     api, platforms, say: notice.say, range: () => ({ from: state.from, to: state.to }), changed: () => load()
   })
+  const alerts = alertsPanel({ api, say: notice.say })
+  const playlists = playlistsPanel({ api, titles })
+  const saved = savedPanel({
+    api, say: notice.say, current: () => ({ entity: state.entity, from: state.from, to: state.to })
+  })
   const kpiArea = h('div', { class: 'kpi-area' })
   const detailTitle = h('h2', { id: 'detail-title' })
   const cardsArea = h('div', {})
@@ -164,6 +172,7 @@ async function main () {
       sources.render(connected, freshness)
       await loadKpis(connected.some((s) => s.state !== 'disconnected'))
       showDetail()
+      await Promise.all([alerts.render(), playlists.render(state.from, state.to), saved.render()])
       remember()
     } catch (err) {
       notice.say(`The dashboard could not be loaded: ${err.message}`, 'alert')
@@ -190,9 +199,12 @@ async function main () {
         }),
         rangePicker(notice.say, () => load())),
       notice.element,
+      alerts.element,
       h('section', { class: 'panel', 'aria-labelledby': 'kpi-title' },
         h('h2', { id: 'kpi-title' }, 'Artists and tracks'), kpiArea),
       detail,
+      playlists.element,
+      saved.element,
       sources.element))
   await load()
 }
