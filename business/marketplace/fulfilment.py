@@ -53,6 +53,9 @@ logger = logging.getLogger(__name__)
 
 #: ``await enqueue_refund(tx, order)``: queue the refund of ``order`` in ``tx``.
 RefundQueue = Callable[[Any, Order], Awaitable[None]]
+#: ``await on_licence(tx, licence)``: more work for a granted licence, queued in ``tx``
+#: (its contract: :mod:`.contracts`).
+LicenceHook = Callable[[Any, Licence], Awaitable[None]]
 #: ``publish(tx, name, payload, account_id)``: an event on the platform's bus, in ``tx``.
 Publish = Callable[[Any, str, dict[str, Any], str], Awaitable[Any]]
 #: Published when an order is paid: social attributes it to a post, analytics counts it.
@@ -80,8 +83,10 @@ class Fulfilment:
 
     def __init__(self, store: MarketStore, ledger: Ledger, gateway: StripeGateway | None,
                  secrets: str | Sequence[str], enqueue_refund: RefundQueue,
-                 publish: Publish | None = None) -> None:
+                 publish: Publish | None = None, on_licence: LicenceHook | None = None
+                 ) -> None:
         self.store = store
+        self.on_licence = on_licence
         #: ``await publish(tx, name, payload, account_id)``: an event in ``tx``
         self.publish = publish
         self.ledger = ledger
@@ -205,10 +210,13 @@ class Fulfilment:
         if tier is None:
             raise NotFoundHere(f"tier {order.tier!r} of order {order.order_id!r} is gone")
         files = [f for f in beat.files if f.kind in tier.files]
-        await self.store.insert_licence(tx, Licence(
+        licence = Licence(
             order.account_id, new_id("lic"), order.order_id, order.beat_id, order.tier,
             order.buyer_account, beat.title, files, dict(tier.rights), order.exclusive, 0,
-            tier.download_limit, "active", now))
+            tier.download_limit, "active", now)
+        await self.store.insert_licence(tx, licence)
+        if self.on_licence is not None:
+            await self.on_licence(tx, licence)
 
     async def _expired(self, event: StripeEvent, meta: dict[str, str]) -> Outcome:
         order = await self._order(meta)

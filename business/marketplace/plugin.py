@@ -7,16 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from business.marketplace.contracts import CONTRACT_JOB
 from business.marketplace.fulfilment import SALE_EVENT
 from business.marketplace.ledger import MIGRATIONS
 from business.marketplace.permissions import PERMISSIONS
 from business.marketplace.privacy import erase_account, export_account
 from business.marketplace.routes import ROUTES
-from business.marketplace.schemas import RefundPayload, SaleEvent
+from business.marketplace.schemas import ContractPayload, RefundPayload, SaleEvent
 from business.marketplace.services import (
     PLUGIN_NAME,
     REFUND_JOB,
     run_checkout_sweeper,
+    run_contract,
     run_gateway,
     run_refund,
     services,
@@ -80,7 +82,11 @@ def jobs() -> list[Job]:
     return [Job(REFUND_JOB, RefundPayload, run_refund,
                 "refund one order in full through Stripe",
                 QueueSettings(max_attempts=12, backoff_base=5.0, backoff_cap=900.0,
-                              lease_s=60.0, concurrency=2))]
+                              lease_s=60.0, concurrency=2)),
+            Job(CONTRACT_JOB, ContractPayload, run_contract,
+                "write one licence's contract PDF (checksums of its files, the seller's "
+                "template)", QueueSettings(max_attempts=20, backoff_base=2.0,
+                                           backoff_cap=300.0, lease_s=120.0, concurrency=2))]
 
 
 @hookimpl

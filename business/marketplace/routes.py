@@ -31,6 +31,8 @@ from business.marketplace.schemas import (
     CheckoutIn,
     CheckoutOut,
     ConnectIn,
+    ContractTemplateIn,
+    ContractTemplateOut,
     CouponIn,
     CouponOut,
     DownloadQuery,
@@ -191,8 +193,10 @@ async def get_order(request: Request) -> Any:
     return order.to_json()
 
 
-def _licence_out(licence: Licence, links: list[dict[str, object]]) -> dict[str, Any]:
-    return {"licence_id": licence.licence_id, "seller": licence.account_id,
+def _licence_out(licence: Licence, links: list[dict[str, object]],
+                 contract: bool = False) -> dict[str, Any]:
+    return {"contract_url": f"{M}/library/{licence.licence_id}/contract" if contract else None,
+            "licence_id": licence.licence_id, "seller": licence.account_id,
             "order_id": licence.order_id, "beat_id": licence.beat_id, "title": licence.title,
             "tier": licence.tier, "exclusive": licence.exclusive, "rights": licence.rights,
             "status": licence.status, "downloads": licence.downloads,
@@ -203,16 +207,56 @@ def _licence_out(licence: Licence, links: list[dict[str, object]]) -> dict[str, 
 @_api
 async def library(request: Request) -> Any:
     """The account's licences, newest first, each with fresh signed download links."""
-    found = await services(request.context).delivery.library(request.account_id)
-    return [_licence_out(lic, links) for lic, links in found]
+    module = services(request.context)
+    found = await module.delivery.library(request.account_id)
+    ready = await module.contracts.ready([lic for lic, _ in found])
+    return [_licence_out(lic, links, lic.licence_id in ready) for lic, links in found]
 
 
 @_api
 async def get_licence(request: Request) -> Any:
     """One of the account's licences with fresh signed download links."""
-    delivery = services(request.context).delivery
+    module = services(request.context)
+    delivery = module.delivery
     licence = await delivery.licence_of_buyer(request.account_id, request.params["licence_id"])
-    return _licence_out(licence, delivery.links(licence))
+    ready = await module.contracts.ready([licence])
+    return _licence_out(licence, delivery.links(licence), bool(ready))
+
+
+def _pdf(contract: Any) -> Reply:
+    return Reply(contract.pdf, media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="licence-{contract.licence_id}.pdf"',
+        "Cache-Control": "private, no-store", "X-Content-SHA256": contract.sha256})
+
+
+@_api
+async def buyer_contract(request: Request) -> Any:
+    """The licence contract PDF of one of the account's licences (409 for a few seconds
+    after the payment, while it is written)."""
+    return _pdf(await services(request.context).contracts.of_buyer(
+        request.account_id, request.params["licence_id"]))
+
+
+@_api
+async def sale_contract(request: Request) -> Any:
+    """The licence contract PDF of one of the seller's paid orders."""
+    return _pdf(await services(request.context).contracts.of_sale(
+        request.account_id, request.params["order_id"]))
+
+
+@_api
+async def get_contract_template(request: Request) -> Any:
+    """The seller's contract template (null: the default), its last failure, the default."""
+    return await services(request.context).contracts.template(request.account_id)
+
+
+@_api
+async def put_contract_template(request: Request) -> Any:
+    """Set the seller's contract template (tried on sample data in the sandbox first: 422
+    saying what to fix); null goes back to the default wording."""
+    body: ContractTemplateIn = request.body
+    return await services(request.context).contracts.save_template(request.account_id,
+                                                                   body.template)
 
 
 @_api
@@ -280,6 +324,14 @@ ROUTES = [
           response=list[LicenceOut]),
     Route(method="GET", path=f"{M}/library/{{licence_id}}", handler=get_licence,
           permission=LIBRARY, response=LicenceOut),
+    Route(method="GET", path=f"{M}/library/{{licence_id}}/contract", handler=buyer_contract,
+          permission=LIBRARY, response=Media("application/pdf")),
+    Route(method="GET", path=f"{M}/sales/{{order_id}}/contract", handler=sale_contract,
+          permission=READ, response=Media("application/pdf")),
+    Route(method="GET", path=f"{M}/contract-template", handler=get_contract_template,
+          permission=READ, response=ContractTemplateOut),
+    Route(method="PUT", path=f"{M}/contract-template", handler=put_contract_template,
+          permission=SELL, body=ContractTemplateIn, response=ContractTemplateOut),
     Route(method="GET", path=f"{M}/downloads/{{licence_id}}/{{file_id}}", handler=download,
           permission=PUBLIC, query=DownloadQuery,
           response=Media("application/octet-stream")),

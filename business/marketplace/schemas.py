@@ -240,6 +240,8 @@ class LicenceOut(Model):
     download_limit: int
     granted_at: float
     links: list[LinkOut]
+    #: The licence's contract PDF (None until the job has written it, seconds after).
+    contract_url: str | None = None
 
 
 class WebhookOut(Model):
@@ -253,6 +255,28 @@ class DownloadQuery(Query):
 
     expires: int = 0
     signature: str = Field("", max_length=128)
+
+
+class ContractPayload(Model):
+    """The ``marketplace.contract`` job: write one licence's contract PDF."""
+
+    seller: str
+    licence_id: str
+
+
+class ContractTemplateIn(Model):
+    """A seller's licence contract template (Jinja2 text; null: the default wording)."""
+
+    template: str | None = Field(default=None, max_length=64 * 1024)
+
+
+class ContractTemplateOut(Model):
+    """The seller's contract template, its last failure on live data, the default."""
+
+    template: str | None
+    last_error: str
+    updated_at: float | None
+    default_template: str
 
 
 class RefundPayload(Model):
