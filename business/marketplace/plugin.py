@@ -11,15 +11,22 @@ from business.marketplace.contracts import CONTRACT_JOB
 from business.marketplace.fulfilment import SALE_EVENT
 from business.marketplace.ledger import MIGRATIONS
 from business.marketplace.permissions import PERMISSIONS
+from business.marketplace.previews import PREVIEW_JOB
 from business.marketplace.privacy import erase_account, export_account
 from business.marketplace.routes import ROUTES
-from business.marketplace.schemas import ContractPayload, RefundPayload, SaleEvent
+from business.marketplace.schemas import (
+    ContractPayload,
+    PreviewPayload,
+    RefundPayload,
+    SaleEvent,
+)
 from business.marketplace.services import (
     PLUGIN_NAME,
     REFUND_JOB,
     run_checkout_sweeper,
     run_contract,
     run_gateway,
+    run_preview,
     run_refund,
     services,
     start_services,
@@ -86,7 +93,11 @@ def jobs() -> list[Job]:
             Job(CONTRACT_JOB, ContractPayload, run_contract,
                 "write one licence's contract PDF (checksums of its files, the seller's "
                 "template)", QueueSettings(max_attempts=20, backoff_base=2.0,
-                                           backoff_cap=300.0, lease_s=120.0, concurrency=2))]
+                                           backoff_cap=300.0, lease_s=120.0, concurrency=2)),
+            Job(PREVIEW_JOB, PreviewPayload, run_preview,
+                "render one beat's streaming preview with the seller's voice tag (MP3)",
+                QueueSettings(max_attempts=5, backoff_base=10.0, backoff_cap=600.0,
+                              lease_s=300.0, concurrency=1))]
 
 
 @hookimpl

@@ -9,13 +9,13 @@ the orders they placed and licences they hold in every store.
 
 Erasure (:func:`erase_account`): what is the person's alone and holds no money is
 deleted: the storefront and its handle and domain claims, coupons, beats and tiers, the
-webhook inbox, the contract template; the contract PDFs naming the person (as seller
-or buyer: their text cannot be pseudonymised in place). Money records the law requires
-to keep (the seller record, orders, licences, the ledger's postings, entries and
-balances) are kept: the rows of their own account move under the pseudonym, and in
-every store each mention of them as a buyer (``buyer_account``, a note) becomes the
-pseudonym, so nothing left is keyed by them. A buyer's licences stay valid under the
-pseudonym.
+webhook inbox, the contract template, the voice tag and rendered previews; the contract
+PDFs naming the person (as seller or buyer: their text cannot be pseudonymised in
+place). Money records the law requires to keep (the seller record, orders, licences, the
+ledger's postings, entries and balances) are kept: the rows of their own account move
+under the pseudonym, and in every store each mention of them as a buyer
+(``buyer_account``, a note) becomes the pseudonym, so nothing left is keyed by them. A
+buyer's licences stay valid under the pseudonym.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from dawserver.plugin_api import Pseudonymiser, move_account_rows, pseudonymise_
 
 #: The own account's tables that are deleted (no money in them).
 FORGOTTEN = ("mkt_storefronts", "mkt_store_names", "mkt_coupons", "mkt_tiers", "mkt_beats",
-             "mkt_webhook_events", "mkt_contract_templates")
+             "mkt_webhook_events", "mkt_contract_templates", "mkt_voice_tags",
+             "mkt_previews")
 #: The own account's tables kept (money records), moved under the pseudonym.
 KEPT = ("mkt_sellers", "mkt_orders", "mkt_licences", "mkt_ledger_postings",
         "mkt_ledger_entries", "mkt_ledger_balances")

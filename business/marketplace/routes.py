@@ -38,8 +38,11 @@ from business.marketplace.schemas import (
     DownloadQuery,
     LicenceOut,
     OrderOut,
+    PreviewOut,
     SellerOut,
     TierPatch,
+    VoiceTagIn,
+    VoiceTagOut,
     WebhookOut,
 )
 from business.marketplace.services import services
@@ -82,8 +85,10 @@ async def create_beat(request: Request) -> Any:
     """Put a beat on sale: its files (asset ids) and licence tiers (the market's defaults
     for tiers left out)."""
     body: BeatIn = request.body
-    beat = await services(request.context).catalogue.create(
+    module = services(request.context)
+    beat = await module.catalogue.create(
         request.account_id, body.model_dump(exclude_unset=True, exclude_none=True))
+    await module.previews.request(beat)  # with a voice tag set: its tagged preview
     return Reply(beat.owned(), status=201)
 
 
@@ -118,6 +123,55 @@ async def catalogue(request: Request) -> Any:
     (a tier within the range); pages by cursor."""
     page, cursor = await services(request.context).catalogue.listing(request.query)
     return {"items": [b.public() for b in page], "next_cursor": cursor}
+
+
+# -- previews ---------------------------------------------------------------------------------
+
+@_api
+async def get_voice_tag(request: Request) -> Any:
+    """The seller's voice tag (null: none; previews are then the uploaded ones)."""
+    tag = await services(request.context).previews.tag(request.account_id)
+    return {"voice_tag": tag.to_json() if tag else None, "jobs": []}
+
+
+@_api
+async def put_voice_tag(request: Request) -> Any:
+    """Set the voice tag (an asset of the account, gain, first second, interval); every
+    beat on sale gets its preview rendered again (the jobs queued)."""
+    body: VoiceTagIn = request.body
+    tag, jobs = await services(request.context).previews.set_tag(request.account_id,
+                                                                 body.model_dump())
+    return {"voice_tag": tag.to_json(), "jobs": jobs}
+
+
+@_api
+async def beat_preview(request: Request) -> Any:
+    """A beat's tagged preview: rendering, ready or failed, and its job's progress."""
+    module = services(request.context)
+    beat_id = request.params["beat_id"]
+    found = await module.previews.status(request.account_id, beat_id)
+    if found["job_id"]:
+        try:
+            job = await request.context.background.queue.get(request.account_id,
+                                                              found["job_id"])
+            found.update(progress=job.progress, job_state=job.state)
+        except Exception:  # purged from the queue: the row says enough
+            pass
+    if found["sha256"]:
+        found["url"] = (f"{M}/previews/{request.account_id}/{beat_id}"
+                        f"?v={found['sha256'][:16]}")
+    return found
+
+
+@_api
+async def preview_file(request: Request) -> Any:
+    """A beat's rendered tagged preview (404 when there is none: never an untagged
+    file in its place)."""
+    mp3, digest = await services(request.context).previews.mp3(request.params["seller"],
+                                                               request.params["beat_id"])
+    return Reply(mp3, media_type="audio/mpeg", headers={
+        "Cache-Control": "public, max-age=3600", "ETag": f'"{digest[:32]}"',
+        "X-Content-Type-Options": "nosniff"})
 
 
 # -- selling ----------------------------------------------------------------------------------
@@ -308,6 +362,14 @@ ROUTES = [
           response=BeatOut),
     Route(method="PATCH", path=f"{M}/beats/{{beat_id}}/tiers/{{tier}}", handler=change_tier,
           permission=CATALOGUE, body=TierPatch, response=BeatOut),
+    Route(method="GET", path=f"{M}/voice-tag", handler=get_voice_tag, permission=READ,
+          response=VoiceTagOut),
+    Route(method="PUT", path=f"{M}/voice-tag", handler=put_voice_tag, permission=CATALOGUE,
+          body=VoiceTagIn, response=VoiceTagOut),
+    Route(method="GET", path=f"{M}/beats/{{beat_id}}/preview", handler=beat_preview,
+          permission=READ, response=PreviewOut),
+    Route(method="GET", path=f"{M}/previews/{{seller}}/{{beat_id}}", handler=preview_file,
+          permission=PUBLIC, response=Media("audio/mpeg")),
     Route(method="POST", path=f"{M}/seller/stripe", handler=connect_stripe, permission=SELL,
           body=ConnectIn, response=SellerOut),
     Route(method="POST", path=f"{M}/sales/{{order_id}}/refund", handler=refund_order,

@@ -102,6 +102,8 @@ class BeatOut(Model):
     currency: str
     status: str
     preview_asset_id: str | None
+    #: The rendered tagged preview (the voice tag mixed in), when there is one.
+    preview_url: str | None = None
     created_at: float
     tiers: list[TierOut]
     files: list[FileOut] | None = None
@@ -255,6 +257,44 @@ class DownloadQuery(Query):
 
     expires: int = 0
     signature: str = Field("", max_length=128)
+
+
+class PreviewPayload(Model):
+    """The ``marketplace.preview`` job: render one beat's tagged preview."""
+
+    seller: str
+    beat_id: str
+    version: str
+
+
+class VoiceTagIn(Model):
+    """The seller's voice tag: an audio asset of theirs, its gain, where it goes."""
+
+    asset_id: str = Field(min_length=1, max_length=128)
+    gain_db: float = Field(-3.0, ge=-40.0, le=6.0)
+    interval_s: float = Field(30.0, ge=2.0, le=600.0)
+    first_s: float = Field(0.0, ge=0.0, le=600.0)
+
+
+class VoiceTagOut(Model):
+    """The voice tag (null: none set) and the preview jobs a change queued."""
+
+    voice_tag: dict[str, Any] | None
+    jobs: list[str] = []
+
+
+class PreviewOut(Model):
+    """A beat's tagged preview: its state and its job's progress."""
+
+    status: str
+    job_id: str | None
+    error: str
+    sha256: str | None
+    duration_s: float | None
+    current: bool
+    progress: float | None = None
+    job_state: str | None = None
+    url: str | None = None
 
 
 class ContractPayload(Model):

@@ -42,12 +42,14 @@ from business.marketplace.delivery import Delivery, LinkSigner
 from business.marketplace.fulfilment import Fulfilment
 from business.marketplace.ledger import Ledger
 from business.marketplace.models import Licence, Order
+from business.marketplace.preview_audio import AudioUnreadable
+from business.marketplace.previews import PREVIEW_JOB, Previews
 from business.marketplace.render_pool import RenderLimits, RenderPool
 from business.marketplace.store import MarketStore
 from business.marketplace.storefront import Storefronts, TxtLookup, dns_txt
 from business.marketplace.storefront_pages import sample_data
 from business.marketplace.stripe_gateway import StripeGateway, StripeSettings
-from dawserver.plugin_api import JobContext, PluginContext, Retry
+from dawserver.plugin_api import JobContext, Permanent, PluginContext, Retry
 
 PLUGIN_NAME = "marketplace"
 REFUND_JOB = "marketplace.refund"
@@ -73,6 +75,7 @@ class Services:
     asset_file: Callable[[str, str], Awaitable[str | None]]
     asset_exists: Callable[[str, str], Awaitable[bool]]
     contracts: Contracts
+    previews: Previews
 
     async def close(self) -> None:
         await self.storefronts.renderer.close()
@@ -146,13 +149,23 @@ def build_services(context: PluginContext) -> Services:
                             context)), cancel_url=str(settings.get("cancel_url") or ""),
                         coupons=coupons,
                         max_open=int(settings.get("max_open_checkouts", 5)))
+    async def enqueue_preview(seller: str, beat_id: str, version: str) -> str:
+        record = await context.enqueue(PREVIEW_JOB, {"seller": seller, "beat_id": beat_id,
+                                                     "version": version},
+                                       account_id=seller,
+                                       idempotency_key=f"preview/{beat_id}/{version}")
+        return str(record.id)
+
+    previews = Previews(store, asset_file, asset_exists)
+    previews.enqueue = enqueue_preview
     renderer = RenderPool(RenderLimits.of(settings))
     return Services(store, ledger, Catalogue(store, asset_exists), checkout,
                     Fulfilment(store, ledger, gateway, secrets, enqueue_refund, publish,
                                on_licence=enqueue_contract),
                     Delivery(store, signer, asset_file), gateway,
                     Storefronts(db, _txt_lookup(settings), sample_data, renderer), coupons,
-                    asset_file, asset_exists, Contracts(store, renderer, asset_file))
+                    asset_file, asset_exists, Contracts(store, renderer, asset_file),
+                    previews)
 
 
 def _txt_lookup(settings: dict[str, Any]) -> TxtLookup:
@@ -195,6 +208,18 @@ async def run_contract(context: PluginContext, payload: Any, job: JobContext) ->
     except FileMissing as exc:
         raise Retry(str(exc), after=30.0) from None
     return {"licence_id": found.licence_id, "sha256": found.sha256, "bytes": len(found.pdf)}
+
+
+async def run_preview(context: PluginContext, payload: Any, job: JobContext) -> dict:
+    """The ``marketplace.preview`` job: render one beat's tagged MP3 preview, with
+    progress; an unreadable file is recorded for the seller and not retried."""
+    previews = services(context).previews
+    try:
+        return await previews.render(payload.seller, payload.beat_id, payload.version,
+                                     job.progress)
+    except AudioUnreadable as exc:
+        await previews.failed(payload.seller, payload.beat_id, payload.version, str(exc))
+        raise Permanent(str(exc)) from None
 
 
 async def run_checkout_sweeper(context: PluginContext) -> None:

@@ -195,7 +195,10 @@ def beat_data(store: Storefront, beat: Beat, base: str) -> dict[str, Any]:
             "genre": beat.genre, "mood": beat.mood, "tags": list(beat.tags), "url": url,
             "absolute_url": base + url,
             "embed_url": f"/store/{store.handle}/embed/{beat.beat_id}",
-            "preview_url": (f"/store/{store.handle}/media/{preview}" if preview else None),
+            "preview_url": (
+                f"/store/{store.handle}/preview/{beat.beat_id}?v={beat.preview_sha256[:16]}"
+                if beat.preview_sha256 else
+                f"/store/{store.handle}/media/{preview}" if preview else None),
             "from_price": format_price(min(t.price for t in tiers), beat.currency)
             if tiers else None,
             "tiers": [{"tier": t.tier, "name": t.name, "price": format_price(t.price, t.currency),
