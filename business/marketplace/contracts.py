@@ -45,6 +45,10 @@ class FileMissing(Exception):
     """A delivered file is not readable yet (the job tries again later)."""
 
 
+class LicenceChanged(Exception):
+    """The licence moved (an erasure) while its contract was made: made again later."""
+
+
 @dataclass(frozen=True)
 class Contract:
     """A licence's contract PDF and what it certifies."""
@@ -205,11 +209,22 @@ class Contracts:
             pdf = await self.renderer.contract(DEFAULT_CONTRACT, data)
         digest = hashlib.sha256(pdf).hexdigest()
         now = time.time()
-        await self.db.execute(
-            "INSERT INTO mkt_contracts (account_id, licence_id, order_id, buyer_account, pdf, "
-            "sha256, files, template, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING", account_id, licence_id, licence.order_id,
-            licence.buyer_account, pdf, digest, json.dumps(files), used, now)
+        async with self.db.transaction() as tx:
+            # the licence's row locked (a no-op UPDATE, portable): an erasure moving it
+            # or renaming its buyer meanwhile either waits for this contract and deletes
+            # it after, or has changed the row already and nothing is written (a later
+            # attempt writes the contract of the pseudonymised licence, if still ours)
+            if not await tx.execute("UPDATE mkt_licences SET downloads = downloads WHERE "
+                                    "account_id = ? AND licence_id = ? AND "
+                                    "buyer_account = ?", account_id, licence_id,
+                                    licence.buyer_account):
+                raise LicenceChanged(f"licence {licence_id!r} changed hands while its "
+                                     "contract was written")
+            await tx.execute(
+                "INSERT INTO mkt_contracts (account_id, licence_id, order_id, buyer_account, "
+                "pdf, sha256, files, template, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING", account_id, licence_id, licence.order_id,
+                licence.buyer_account, pdf, digest, json.dumps(files), used, now)
         found = await self.of_seller(account_id, licence_id)
         assert found is not None
         return found

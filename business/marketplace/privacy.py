@@ -100,15 +100,17 @@ async def erase_account(db: Any, pz: Pseudonymiser) -> dict[str, int]:
     person_id = pz.account_id
     changed: dict[str, int] = {}
     async with db.transaction() as tx:
-        # a contract PDF names both parties in its text: the ones naming the person go
-        # (their licences stay valid; the PDF cannot be pseudonymised in place)
-        changed["mkt_contracts"] = await tx.execute(
-            "DELETE FROM mkt_contracts WHERE account_id = ? OR buyer_account = ?",
-            person_id, person_id)
         changed["mentions"] = await pseudonymise_mentions(tx, pz, MENTIONS)
         for table in FORGOTTEN:
             changed[table] = await tx.execute(f"DELETE FROM {table} WHERE account_id = ?",
                                               person_id)
         for table in KEPT:
             changed[table] = await move_account_rows(tx, table, person_id, pz.pseudonym)
+        # a contract PDF names both parties in its text: the ones naming the person go
+        # (their licences stay valid; the PDF cannot be pseudonymised in place). After
+        # the licences moved: a contract job holding a licence's row lock commits first
+        # and is deleted here; one coming after finds the licence gone and writes nothing
+        changed["mkt_contracts"] = await tx.execute(
+            "DELETE FROM mkt_contracts WHERE account_id IN (?, ?) OR buyer_account IN (?, ?)",
+            person_id, pz.pseudonym, person_id, pz.pseudonym)
     return changed

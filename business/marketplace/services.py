@@ -36,9 +36,10 @@ from typing import Any
 
 from business.marketplace.catalogue import Catalogue
 from business.marketplace.checkout import Checkout
-from business.marketplace.contracts import CONTRACT_JOB, Contracts, FileMissing
+from business.marketplace.contracts import CONTRACT_JOB, Contracts, FileMissing, LicenceChanged
 from business.marketplace.coupons import Coupons
 from business.marketplace.delivery import Delivery, LinkSigner
+from business.marketplace.errors import NotFoundHere
 from business.marketplace.fulfilment import Fulfilment
 from business.marketplace.ledger import Ledger
 from business.marketplace.models import Licence, Order
@@ -207,6 +208,10 @@ async def run_contract(context: PluginContext, payload: Any, job: JobContext) ->
         found = await services(context).contracts.write(payload.seller, payload.licence_id)
     except FileMissing as exc:
         raise Retry(str(exc), after=30.0) from None
+    except LicenceChanged as exc:
+        raise Retry(str(exc), after=1.0) from None
+    except NotFoundHere as exc:  # the licence is gone from this seller (an erasure)
+        raise Permanent(str(exc)) from None
     return {"licence_id": found.licence_id, "sha256": found.sha256, "bytes": len(found.pdf)}
 
 
