@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from business.marketplace.cart_checkout import start_cart
 from business.marketplace.errors import (
     CatalogueInvalid,
     DownloadRefused,
@@ -26,6 +27,10 @@ from business.marketplace.permissions import BUY, CATALOGUE, LIBRARY, READ, SELL
 from business.marketplace.schemas import (
     BeatIn,
     BeatOut,
+    CartCheckoutIn,
+    CartCheckoutOut,
+    CartItemIn,
+    CartOut,
     CataloguePage,
     CatalogueQuery,
     CheckoutIn,
@@ -35,6 +40,8 @@ from business.marketplace.schemas import (
     ContractTemplateOut,
     CouponIn,
     CouponOut,
+    DealIn,
+    DealOut,
     DownloadQuery,
     LicenceOut,
     OrderOut,
@@ -223,6 +230,73 @@ async def start_checkout(request: Request) -> Any:
                   "expires_at": started.expires_at}, status=201)
 
 
+# -- carts and deals --------------------------------------------------------------------------
+
+@_api
+async def get_cart(request: Request) -> Any:
+    """The account's cart in one store, priced now with the seller's best deal."""
+    cart = await services(request.context).carts.view(request.account_id,
+                                                      request.params["seller"])
+    return cart.to_json()
+
+
+@_api
+async def put_cart_item(request: Request) -> Any:
+    """Put one tier of a beat in the cart (another tier of it is replaced)."""
+    body: CartItemIn = request.body
+    cart = await services(request.context).carts.add(
+        request.account_id, request.params["seller"], request.params["beat_id"], body.tier)
+    return cart.to_json()
+
+
+@_api
+async def delete_cart_item(request: Request) -> Any:
+    """Take a beat out of the cart."""
+    cart = await services(request.context).carts.remove(
+        request.account_id, request.params["seller"], request.params["beat_id"])
+    return cart.to_json()
+
+
+@_api
+async def checkout_cart(request: Request) -> Any:
+    """Open the cart's orders (one per line) and one Stripe Checkout page for them all;
+    an exclusive another buyer holds or bought is refused here (409), before paying."""
+    body: CartCheckoutIn = request.body
+    module = services(request.context)
+    started = await start_cart(module.checkout, module.carts, request.account_id,
+                               request.params["seller"], success_url=body.success_url,
+                               cancel_url=body.cancel_url, email=body.email)
+    return Reply({"cart_id": started.cart_id,
+                  "orders": [o.to_json() for o in started.orders],
+                  "checkout_url": started.url, "expires_at": started.expires_at,
+                  "total": started.total, "currency": started.currency}, status=201)
+
+
+@_api
+async def put_deal(request: Request) -> Any:
+    """Create or replace one of the seller's bulk deals ("buy 2 get 1 free")."""
+    body: DealIn = request.body
+    deal = await services(request.context).deals.save(
+        request.account_id, request.params["deal_id"], body.model_dump())
+    return deal.to_json()
+
+
+@_api
+async def list_deals(request: Request) -> Any:
+    """The seller's bulk deals."""
+    return [d.to_json() for d in await services(request.context).deals.list(
+        request.account_id)]
+
+
+@_api
+async def delete_deal(request: Request) -> Any:
+    """Remove one of the seller's deals; the deals left."""
+    deals = services(request.context).deals
+    if not await deals.delete(request.account_id, request.params["deal_id"]):
+        raise NotFound(f"no deal {request.params['deal_id']!r} in this account")
+    return [d.to_json() for d in await deals.list(request.account_id)]
+
+
 @_api
 async def put_coupon(request: Request) -> Any:
     """Create or replace one of the seller's coupons (its uses start again at 0)."""
@@ -376,6 +450,20 @@ ROUTES = [
           permission=SELL, body=Empty, response=OrderOut, status=202),
     Route(method="POST", path=f"{M}/checkout", handler=start_checkout, permission=BUY,
           body=CheckoutIn, response=CheckoutOut, status=201),
+    Route(method="GET", path=f"{M}/carts/{{seller}}", handler=get_cart, permission=BUY,
+          response=CartOut),
+    Route(method="PUT", path=f"{M}/carts/{{seller}}/items/{{beat_id}}", handler=put_cart_item,
+          permission=BUY, body=CartItemIn, response=CartOut),
+    Route(method="DELETE", path=f"{M}/carts/{{seller}}/items/{{beat_id}}",
+          handler=delete_cart_item, permission=BUY, response=CartOut),
+    Route(method="POST", path=f"{M}/carts/{{seller}}/checkout", handler=checkout_cart,
+          permission=BUY, body=CartCheckoutIn, response=CartCheckoutOut, status=201),
+    Route(method="PUT", path=f"{M}/deals/{{deal_id}}", handler=put_deal, permission=SELL,
+          body=DealIn, response=DealOut),
+    Route(method="GET", path=f"{M}/deals", handler=list_deals, permission=READ,
+          response=list[DealOut]),
+    Route(method="DELETE", path=f"{M}/deals/{{deal_id}}", handler=delete_deal,
+          permission=SELL, response=list[DealOut]),
     Route(method="PUT", path=f"{M}/coupons/{{code}}", handler=put_coupon, permission=SELL,
           body=CouponIn, response=CouponOut),
     Route(method="GET", path=f"{M}/coupons", handler=list_coupons, permission=READ,

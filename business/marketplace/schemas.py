@@ -259,6 +259,73 @@ class DownloadQuery(Query):
     signature: str = Field("", max_length=128)
 
 
+class DealIn(Model):
+    """A bulk deal: buy ``buy`` lines, get ``free`` more free (of ``tiers``; none: every
+    lease)."""
+
+    buy: int = Field(ge=1, le=20)
+    free: int = Field(ge=1, le=20)
+    tiers: list[str] = Field(default_factory=list, max_length=10)
+    active: bool = True
+
+
+class DealOut(Model):
+    deal_id: str
+    buy: int
+    free: int
+    tiers: list[str]
+    active: bool
+    label: str
+
+
+class CartItemIn(Model):
+    """The tier of a beat to put in the cart."""
+
+    tier: str = Field(min_length=1, max_length=64)
+
+
+class CartLineOut(Model):
+    beat_id: str
+    title: str
+    tier: str
+    tier_name: str
+    price: int
+    amount: int
+    free: bool
+    exclusive: bool
+    currency: str
+
+
+class CartOut(Model):
+    """A cart in one store, priced now with the seller's best deal."""
+
+    seller: str
+    lines: list[CartLineOut]
+    deal: DealOut | None
+    subtotal: int
+    total: int
+    currency: str | None
+    total_text: str
+    unavailable: list[dict[str, str]]
+
+
+class CartCheckoutIn(Model):
+    success_url: str | None = Field(None, max_length=2000)
+    cancel_url: str | None = Field(None, max_length=2000)
+    email: str | None = Field(None, max_length=254)
+
+
+class CartCheckoutOut(Model):
+    """The cart's orders (one per line) and the one Stripe Checkout page to pay them."""
+
+    cart_id: str
+    orders: list[OrderOut]
+    checkout_url: str
+    expires_at: int
+    total: int
+    currency: str
+
+
 class PreviewPayload(Model):
     """The ``marketplace.preview`` job: render one beat's tagged preview."""
 

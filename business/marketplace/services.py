@@ -34,10 +34,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from business.marketplace.carts import Carts
 from business.marketplace.catalogue import Catalogue
 from business.marketplace.checkout import Checkout
 from business.marketplace.contracts import CONTRACT_JOB, Contracts, FileMissing, LicenceChanged
 from business.marketplace.coupons import Coupons
+from business.marketplace.deals import Deals
 from business.marketplace.delivery import Delivery, LinkSigner
 from business.marketplace.errors import NotFoundHere
 from business.marketplace.fulfilment import Fulfilment
@@ -77,6 +79,8 @@ class Services:
     asset_exists: Callable[[str, str], Awaitable[bool]]
     contracts: Contracts
     previews: Previews
+    deals: Deals
+    carts: Carts
 
     async def close(self) -> None:
         await self.storefronts.renderer.close()
@@ -160,13 +164,16 @@ def build_services(context: PluginContext) -> Services:
     previews = Previews(store, asset_file, asset_exists)
     previews.enqueue = enqueue_preview
     renderer = RenderPool(RenderLimits.of(settings))
-    return Services(store, ledger, Catalogue(store, asset_exists), checkout,
-                    Fulfilment(store, ledger, gateway, secrets, enqueue_refund, publish,
-                               on_licence=enqueue_contract),
+    deals = Deals(db)
+    carts = Carts(store, deals)
+    fulfilment = Fulfilment(store, ledger, gateway, secrets, enqueue_refund, publish,
+                            on_licence=enqueue_contract)
+    fulfilment.carts_take = carts.take
+    return Services(store, ledger, Catalogue(store, asset_exists), checkout, fulfilment,
                     Delivery(store, signer, asset_file), gateway,
                     Storefronts(db, _txt_lookup(settings), sample_data, renderer), coupons,
                     asset_file, asset_exists, Contracts(store, renderer, asset_file),
-                    previews)
+                    previews, deals, carts)
 
 
 def _txt_lookup(settings: dict[str, Any]) -> TxtLookup:
