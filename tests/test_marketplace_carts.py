@@ -175,3 +175,61 @@ async def test_a_lease_line_sold_exclusively_before_payment_is_refunded_alone(
                 if charges and charges[0]["amount_refunded"] == 2999:
                     break
                 await asyncio.sleep(0.05)
+
+
+async def test_a_visitors_cart_lives_in_a_signed_cookie_and_moves_at_sign_in(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        beats = await shop(m, 3)
+        status, _ = await m.call("PUT", f"{M}/storefront", who("seller"),
+                                 {"handle": "nightshop", "name": "Nightshop"})
+        assert status == 200
+        status, _ = await m.call("PUT", f"{M}/deals/b2g1", who("seller"),
+                                 {"buy": 2, "free": 1})
+        # the beat page offers each licence to the cart, with no script
+        page = await (await m.client.get(f"/store/nightshop/beats/{beats[0]['beat_id']}")
+                      ).text()
+        assert 'action="/store/nightshop/cart"' in page and "Add MP3 lease to cart" in page
+        visitor = aiohttp_jar()
+        async with m.client.session.__class__(cookie_jar=visitor) as browser:
+            base = str(m.client.make_url(""))
+            for beat, tier in zip(beats, ("mp3_lease", "wav_lease", "mp3_lease"),
+                                  strict=True):
+                answer = await browser.post(f"{base}/store/nightshop/cart", data={
+                    "beat_id": beat["beat_id"], "tier": tier}, allow_redirects=False)
+                assert answer.status == 303, await answer.text()
+                assert answer.headers["Location"] == "/store/nightshop/cart"
+            cookie = next(c for c in visitor if c.key == "mkt_cart")
+            assert cookie["httponly"] and cookie["samesite"] == "Lax"
+            html = await (await browser.get(f"{base}/store/nightshop/cart")).text()
+            assert "Beat 0" in html and "Beat 2" in html and "79.98 USD" in html
+            assert "buy 2 get 1 free" in html
+            # a refused line is shown, not an error page of JSON
+            answer = await browser.post(f"{base}/store/nightshop/cart", data={
+                "beat_id": "beat_missing", "tier": "mp3_lease"}, allow_redirects=False)
+            assert answer.status == 409 and "no beat &#39;beat_missing&#39;" in await answer.text()
+            answer = await browser.post(f"{base}/store/nightshop/cart", data={
+                "action": "remove", "beat_id": beats[2]["beat_id"]}, allow_redirects=False)
+            assert answer.status == 303
+            # a forged cookie is another (empty) cart
+            forged = f"mkt_cart={cookie.value.split('.')[0]}.{'0' * 32}"
+            html = await (await m.client.get("/store/nightshop/cart",
+                                              headers={"Cookie": forged})).text()
+            assert "Your cart is empty" in html
+            # signed in, the buyer claims it: the lines move into their own cart
+            status, cart = await m.call("POST", f"{M}/carts/seller/claim", {
+                **who("buyer"), "Cookie": f"mkt_cart={cookie.value}"}, {})
+            assert status == 200, cart
+            assert [line["beat_id"] for line in cart["lines"]] == [b["beat_id"]
+                                                                  for b in beats[:2]]
+            html = await (await browser.get(f"{base}/store/nightshop/cart")).text()
+            assert "Your cart is empty" in html
+            status, started = await m.call("POST", f"{M}/carts/seller/checkout",
+                                           who("buyer"), {})
+            assert status == 201 and started["total"] == 2999 + 4999
+
+
+def aiohttp_jar() -> Any:
+    import aiohttp
+
+    return aiohttp.CookieJar(unsafe=True)

@@ -131,6 +131,20 @@ class Carts:
                               "AND beat_id = ?", seller, owner, beat_id)
         return await self.view(owner, seller)
 
+    async def claim(self, visitor: str, buyer: str, seller: str) -> None:
+        """Move a visitor cart's lines into ``buyer``'s cart (lines the buyer cannot buy,
+        such as their own beats, are dropped); the visitor cart is emptied."""
+        rows = await self.db.fetch("SELECT beat_id, tier FROM mkt_cart_items WHERE "
+                                   "account_id = ? AND owner = ? ORDER BY added_at, beat_id",
+                                   seller, visitor)
+        for row in rows:
+            try:
+                await self.add(buyer, seller, row["beat_id"], row["tier"])
+            except (NotFoundHere, NotForSale, CatalogueInvalid):
+                continue
+        await self.db.execute("DELETE FROM mkt_cart_items WHERE account_id = ? AND owner = ?",
+                              seller, visitor)
+
     async def take(self, tx: Any, owner: str, seller: str, beat_ids: list[str]) -> None:
         """Take paid lines off the cart (in the payment's transaction)."""
         for beat_id in beat_ids:

@@ -31,6 +31,7 @@ from business.marketplace.services import (
     services,
     start_services,
 )
+from business.marketplace.storefront_cart import routes as cart_routes
 from business.marketplace.storefront_routes import ROUTES as STORE_ROUTES
 from business.marketplace.storefront_routes import host_page as store_host_page
 from dawserver.plugin_api import (
@@ -69,7 +70,7 @@ def permissions() -> list[Permission]:
 
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
-    return [*ROUTES, *STORE_ROUTES]
+    return [*ROUTES, *STORE_ROUTES, *cart_routes()]
 
 
 @hookimpl
