@@ -9,7 +9,8 @@ the orders they placed and licences they hold in every store.
 
 Erasure (:func:`erase_account`): what is the person's alone and holds no money is
 deleted: the storefront and its handle and domain claims, coupons, beats and tiers, the
-webhook inbox, the contract template, the voice tag and rendered previews; the contract
+webhook inbox, the contract template, the voice tag and rendered previews, deals and
+carts (theirs as a seller, and their own lines in every store); the contract
 PDFs naming the person (as seller or buyer: their text cannot be pseudonymised in
 place). Money records the law requires to keep (the seller record, orders, licences, the
 ledger's postings, entries and balances) are kept: the rows of their own account move
@@ -28,7 +29,7 @@ from dawserver.plugin_api import Pseudonymiser, move_account_rows, pseudonymise_
 #: The own account's tables that are deleted (no money in them).
 FORGOTTEN = ("mkt_storefronts", "mkt_store_names", "mkt_coupons", "mkt_tiers", "mkt_beats",
              "mkt_webhook_events", "mkt_contract_templates", "mkt_voice_tags",
-             "mkt_previews")
+             "mkt_previews", "mkt_deals", "mkt_cart_items")
 #: The own account's tables kept (money records), moved under the pseudonym.
 KEPT = ("mkt_sellers", "mkt_orders", "mkt_licences", "mkt_ledger_postings",
         "mkt_ledger_entries", "mkt_ledger_balances")
@@ -83,6 +84,10 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
         "licences": await rows(f"SELECT account_id AS seller, {_LICENCE} FROM mkt_licences "
                                "WHERE buyer_account = ? ORDER BY granted_at, licence_id",
                                "rights"),
+        "deals": await rows("SELECT deal_id, buy, free, tiers, active, created_at FROM "
+                            f"mkt_deals {own} ORDER BY deal_id", "tiers"),
+        "carts": await rows("SELECT account_id AS seller, beat_id, tier, added_at FROM "
+                            "mkt_cart_items WHERE owner = ? ORDER BY added_at, beat_id"),
         "contract_template": await rows("SELECT template, last_error, updated_at FROM "
                                         f"mkt_contract_templates {own}"),
         # the PDFs themselves are re-downloadable; the export names them and their sums
@@ -101,6 +106,9 @@ async def erase_account(db: Any, pz: Pseudonymiser) -> dict[str, int]:
     changed: dict[str, int] = {}
     async with db.transaction() as tx:
         changed["mentions"] = await pseudonymise_mentions(tx, pz, MENTIONS)
+        # their carts in other stores (no money in them)
+        changed["carts"] = await tx.execute("DELETE FROM mkt_cart_items WHERE owner = ?",
+                                            person_id)
         for table in FORGOTTEN:
             changed[table] = await tx.execute(f"DELETE FROM {table} WHERE account_id = ?",
                                               person_id)
