@@ -291,3 +291,25 @@ async def test_rights_and_text_are_written_as_a_contract_says_them() -> None:
                                             "up to 12,000"]
     assert listed[-1]["name"] == "Custom right"
     assert latin1("Beyoncé – “Łódź” ő 李") == 'Beyoncé - "?ódz" o ?'
+
+
+async def test_an_erased_buyer_loses_the_contracts_naming_them(tmp_path: Path) -> None:
+    from business.marketplace.privacy import erase_account, export_account
+    from dawserver.plugin_api import Pseudonymiser
+
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        order, licence = await bought(m, "mp3_lease")
+        db = market_services(m).store.db
+        exported = await export_account(db, "buyer")
+        assert [c["licence_id"] for c in exported["contracts"]] == [licence["licence_id"]]
+        assert len(exported["contracts"][0]["files"]) == 1
+        sold = await export_account(db, "seller")
+        assert [c["order_id"] for c in sold["contracts_sold"]] == [order["order_id"]]
+        pz = Pseudonymiser("buyer")
+        await erase_account(db, pz)
+        assert await db.fetchval("SELECT COUNT(*) FROM mkt_contracts") == 0
+        # the licence stays valid under the pseudonym; its contract is written again
+        # naming the pseudonym, never the erased person
+        found = await market_services(m).contracts.write("seller", licence["licence_id"])
+        text = flat(pdf_text(found.pdf))
+        assert pz.pseudonym in text and "account buyer)" not in text
