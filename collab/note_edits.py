@@ -1,7 +1,9 @@
 """Note edits of a MIDI clip as document writes: quantise, transpose, velocity.
 
 Each edit runs in one transaction (one update on the wire) and writes only the fields it
-changes, so a peer editing other fields of the same notes at once keeps its edit.
+changes, so a peer editing other fields of the same notes at once keeps its edit.  Every
+selected note is checked before the first write: a note a peer wrote out of range (say
+``channel: 99``) refuses the edit with a SchemaError naming it, and nothing is written.
 ``note_ids`` limits an edit to some notes (None: every note of the clip).
 """
 
@@ -10,6 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 from typing import TYPE_CHECKING
+
+from dsp_core.errors import ProjectError
+from dsp_core.midi import validate_note
 
 from .errors import SchemaError
 
@@ -32,12 +37,18 @@ def grid_frames(tempo: float, sample_rate: int, division: int) -> float:
 
 def _selected(project: ProjectDocument, clip_id: str, note_ids: Collection[str] | None):
     notes = project.notes(clip_id)
-    if note_ids is None:
-        return notes
-    missing = sorted(set(note_ids) - set(notes))
-    if missing:
-        raise SchemaError(f"MIDI clip {clip_id!r} has no note(s) {', '.join(missing)}")
-    return {k: notes[k] for k in note_ids}
+    if note_ids is not None:
+        missing = sorted(set(note_ids) - set(notes))
+        if missing:
+            raise SchemaError(f"MIDI clip {clip_id!r} has no note(s) {', '.join(missing)}")
+        notes = {k: notes[k] for k in note_ids}
+    for note_id, note in notes.items():
+        try:
+            validate_note(note, f"note {note_id!r}")
+        except ProjectError as exc:
+            raise SchemaError(f"{exc}; fix or delete that note first (nothing was "
+                              "changed)") from exc
+    return notes
 
 
 def quantize(project: ProjectDocument, clip_id: str, division: int = 16,
@@ -48,16 +59,15 @@ def quantize(project: ProjectDocument, clip_id: str, division: int = 16,
         raise SchemaError(f"quantise strength {strength!r} must be in [0, 1]")
     grid = grid_frames(float(project.transport()["tempo"]), project.sample_rate, division)
     position = project.midi_clip(clip_id).position
-    moved = 0
-    with project.transaction():
-        for note_id, note in _selected(project, clip_id, note_ids).items():
-            at = position + note.start
-            target = math.floor(at / grid + 0.5) * grid  # halves round up
-            start = max(0, round(at + (target - at) * strength) - position)
-            if start != note.start:
-                project.update_note(clip_id, note_id, start=start)
-                moved += 1
-    return moved
+    changes = {}
+    for note_id, note in _selected(project, clip_id, note_ids).items():
+        at = position + note.start
+        target = math.floor(at / grid + 0.5) * grid  # halves round up
+        start = max(0, round(at + (target - at) * strength) - position)
+        if start != note.start:
+            changes[note_id] = {"start": start}
+    project.update_notes(clip_id, changes)
+    return len(changes)
 
 
 def transpose(project: ProjectDocument, clip_id: str, semitones: int,
@@ -71,10 +81,9 @@ def transpose(project: ProjectDocument, clip_id: str, semitones: int,
         if not 0 <= note.pitch + semitones <= 127:
             raise SchemaError(f"transposing note {note_id!r} (pitch {note.pitch}) by "
                               f"{semitones} leaves 0..127; choose a smaller shift")
-    with project.transaction():
-        for note_id, note in notes.items():
-            if semitones:
-                project.update_note(clip_id, note_id, pitch=note.pitch + semitones)
+    if semitones:
+        project.update_notes(clip_id, {note_id: {"pitch": note.pitch + semitones}
+                                       for note_id, note in notes.items()})
     return len(notes) if semitones else 0
 
 
@@ -86,11 +95,10 @@ def edit_velocity(project: ProjectDocument, clip_id: str, scale: float = 1.0,
         raise SchemaError(f"velocity scale {scale!r} must be in [0, 10]")
     if not -127 <= offset <= 127:
         raise SchemaError(f"velocity offset {offset!r} must be in [-127, 127]")
-    changed = 0
-    with project.transaction():
-        for note_id, note in _selected(project, clip_id, note_ids).items():
-            velocity = min(127, max(1, round(note.velocity * scale + offset)))
-            if velocity != note.velocity:
-                project.update_note(clip_id, note_id, velocity=velocity)
-                changed += 1
-    return changed
+    changes = {}
+    for note_id, note in _selected(project, clip_id, note_ids).items():
+        velocity = min(127, max(1, round(note.velocity * scale + offset)))
+        if velocity != note.velocity:
+            changes[note_id] = {"velocity": velocity}
+    project.update_notes(clip_id, changes)
+    return len(changes)

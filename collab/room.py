@@ -59,7 +59,14 @@ from pycrdt import Doc, Map, TransactionEvent, UndoManager, merge_updates
 
 from . import metrics
 from . import protocol as p
-from .errors import CollabError, MalformedMessage, ProjectDeleted, SeqConflict, StoreError
+from .errors import (
+    CollabError,
+    MalformedMessage,
+    ProjectDeleted,
+    SchemaError,
+    SeqConflict,
+    StoreError,
+)
 from .peer import Channel, Peer
 from .presence import Presence
 from .sequence import SeqTracker
@@ -507,11 +514,25 @@ class Room:
         if not self._started or self.diverged:
             raise CollabError(f"room {self.project_id!r} is not started or is reloading")
         self._captured = []
+        failure: BaseException | None = None
         try:
             run()
-            updates = self._captured
+        except Exception as exc:
+            failure = exc
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                failure = exc
+            else:  # pycrdt's PanicException (a Rust panic) is a BaseException
+                log.warning("room %s: the document refused a server edit: %r",
+                            self.project_id, exc)
+                failure = SchemaError(f"the document could not take a value of this edit "
+                                      f"({exc}); check numbers are within the documented "
+                                      "ranges")
         finally:
-            self._captured = None
+            updates, self._captured = self._captured, None
+        # A transaction commits even when its change raised: what it wrote before the
+        # failure is in the document (and the late-join tail), so it is stored and relayed
+        # like any edit, never left in memory only.
         if updates:
             done = asyncio.get_running_loop().create_future()
             self._unstored_local += len(updates)
@@ -519,6 +540,8 @@ class Room:
                 self._enqueue("local", None, update)
             self._enqueue("notify", None, done)
             await done
+        if failure is not None:
+            raise failure
 
     def _on_transaction(self, event: TransactionEvent) -> None:
         if self._whole is not None:

@@ -22,6 +22,7 @@ Layout (the same in Python and JavaScript; see ``docs/document-schema.md``)::
                       server work in progress (e.g. transcriptions), for every client to show
     midi_clips  Map   clip id  -> Map(id, track, position, length, notes: Map, controls: Map)
                       and tracks[id].instrument: see :mod:`collab.midi`
+    (tracks[id].immersive: a bed or object route, see :mod:`collab.immersive`)
 
 Collections are maps keyed by id (never arrays) so concurrent inserts cannot
 duplicate an entry; ``order`` sorts tracks.  Numbers are JavaScript numbers:
@@ -50,6 +51,7 @@ from transcription.transcript import Transcript
 from . import automation as lanes
 from .changes import Change, DocumentWatch
 from .errors import SchemaError
+from .immersive import ImmersiveEdits
 from .midi import MidiEdits
 
 SCHEMA_VERSION = 1
@@ -103,7 +105,7 @@ def _check_track_value(name: str, value: Any) -> Any:
     return value
 
 
-class ProjectDocument(MidiEdits):
+class ProjectDocument(MidiEdits, ImmersiveEdits):
     """Typed access to a project's :class:`pycrdt.Doc`.
 
     Every mutating helper runs in one transaction, so one call is one Yjs
@@ -166,6 +168,7 @@ class ProjectDocument(MidiEdits):
                 automation=lanes.lanes_from_json(data.get("automation")),
             ))
         self._midi_into(tracks, iter(rows))
+        self._immersive_into(tracks, iter(rows))
         buses, master = [], Bus(id=MASTER, name="Master")
         for data in sorted((self._roots["buses"].to_py() or {}).values(), key=lambda b: b["id"]):
             bus = Bus(id=str(data["id"]), name=str(data.get("name", "")),
@@ -595,6 +598,7 @@ class ProjectDocument(MidiEdits):
             clip_id = clip.id or f"{track.id}-clip{index}"
             self._roots["clips"][clip_id] = self._clip_prelim(track.id, clip, clip_id)
         self._put_midi(track)
+        self._put_immersive(track)
 
     def _put_bus(self, bus: Bus) -> None:
         self._roots["buses"][bus.id] = Map({

@@ -12,29 +12,51 @@ Keys (under the store's prefix)::
     assets/objects/ab/<sha256>.json              its description: written last, so an
                                                  asset exists once this object does
     assets/projects/<project id>/<sha256>        membership: the project uses the asset
+    assets/members/ab/<sha256>/<project id>      the same membership, found by asset
+    assets/forgotten/<sha256>                    no project uses it since (unix time):
+                                                 its audio goes after a grace period
 
-An upload is checked locally first; if the object store fails on the way, nothing is
-recorded (no description, no membership, nothing in the local index) and the caller
-answers 503.
+An upload is checked locally first. Its membership is written *before* its objects, so a
+project deletion that looks at the asset's members (``assets/members/ab/<sha256>/``, a
+short listing) either sees the upload or has already removed the description, which the
+upload then finds missing and writes again. If the object store fails on the way, the
+membership is taken back, nothing is recorded locally, and the caller answers 503.
+
+A deleted project's assets that no other project uses stop existing at once (their
+description goes) but their audio and peaks are deleted only by :func:`collect_forgotten`
+once :data:`FORGET_GRACE_S` has passed with still no member and no description, so an
+upload of the same bytes racing with the deletion never ends with a membership of
+missing audio.
+
+The local cache never evicts a file that is pinned (:func:`ensure_local`,
+:mod:`dawserver.asset_cache`) or a recorded take not yet published (:func:`keep_take`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
-from collections.abc import Collection
+import time
+from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 from typing import Any
 
 from dsp_core.peaks import Peaks, compute_peaks
 
+from . import asset_cache
 from .asset_store import _ASSET_ID, Asset, AssetNotFound, AssetStore
-from .storage import ObjectNotFound, ObjectStore
+from .storage import ObjectNotFound, ObjectStore, StorageError
 
 log = logging.getLogger(__name__)
+
+#: Seconds a forgotten asset's audio is kept before :func:`collect_forgotten` deletes it.
+FORGET_GRACE_S = 3600.0
+#: Seconds between attempts to publish a take the object store refused (doubling, capped).
+PUBLISH_RETRY_S = (1.0, 300.0)
 
 MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "aiff": "audio/aiff"}
 AUDIO_EXTENSIONS = tuple(MEDIA_TYPES)
@@ -51,7 +73,29 @@ def member_key(project_id: str, asset_id: str) -> str:
 
 
 def _project_prefix(project_id: str) -> str:
-    return f"assets/projects/{re.sub(r'[^A-Za-z0-9._-]', '_', project_id)}/"
+    return f"assets/projects/{_safe(project_id)}/"
+
+
+def _safe(project_id: str) -> str:
+    return re.sub(r'[^A-Za-z0-9._-]', '_', project_id)
+
+
+def _members_prefix(asset_id: str) -> str:
+    return f"assets/members/{asset_id[:2]}/{asset_id}/"
+
+
+def _forgotten_key(asset_id: str) -> str:
+    return f"assets/forgotten/{asset_id}"
+
+
+async def _join(objects: ObjectStore, project_id: str, asset_id: str) -> None:
+    await objects.put(member_key(project_id, asset_id), b"")
+    await objects.put(_members_prefix(asset_id) + _safe(project_id), b"")
+
+
+async def _leave(objects: ObjectStore, project_id: str, asset_id: str) -> None:
+    await objects.delete(_members_prefix(asset_id) + _safe(project_id))
+    await objects.delete(member_key(project_id, asset_id))
 
 
 def _objects(store: AssetStore) -> ObjectStore:
@@ -67,18 +111,25 @@ async def ingest_remote(store: AssetStore, tmp: Path, asset_id: str, size: int,
     objects = _objects(store)
     ext, audio, rate = await loop.run_in_executor(executor, store._check, tmp, name)
     peaks: Peaks | None = None
-    if not await objects.exists(object_key(asset_id, "json")):  # identical bytes: stored once
-        peaks = await loop.run_in_executor(executor, compute_peaks, audio, rate)
-        await objects.put_file(object_key(asset_id, ext), tmp, content_type=MEDIA_TYPES[ext])
-        await objects.put(object_key(asset_id, "peaks.npz"), peaks.to_bytes())
-        meta = {"id": asset_id, "format": ext, "sample_rate": rate,
-                "frames": int(audio.shape[0]), "channels": int(audio.shape[1]),
-                "name": os.path.basename(name), "bytes": size}
-        await objects.put(object_key(asset_id, "json"), json.dumps(meta).encode(),
-                          content_type="application/json")
-    await objects.put(member_key(project_id, asset_id), b"")
+    await _join(objects, project_id, asset_id)  # first: see the module on deletions
+    try:
+        if not await objects.exists(object_key(asset_id, "json")):  # identical bytes: once
+            peaks = await loop.run_in_executor(executor, compute_peaks, audio, rate)
+            await objects.put_file(object_key(asset_id, ext), tmp,
+                                   content_type=MEDIA_TYPES[ext])
+            await objects.put(object_key(asset_id, "peaks.npz"), peaks.to_bytes())
+            meta = {"id": asset_id, "format": ext, "sample_rate": rate,
+                    "frames": int(audio.shape[0]), "channels": int(audio.shape[1]),
+                    "name": os.path.basename(name), "bytes": size}
+            await objects.put(object_key(asset_id, "json"), json.dumps(meta).encode(),
+                              content_type="application/json")
+    except BaseException:
+        with contextlib.suppress(StorageError):
+            await _leave(objects, project_id, asset_id)
+        raise
     asset = await loop.run_in_executor(executor, store._place, tmp, asset_id, size,
                                        project_id, name, ext, audio, rate, peaks)
+    asset_cache.cache_size(store).note(Path(asset.path))
     await asyncio.to_thread(evict, store, {asset.path})
     return asset
 
@@ -139,7 +190,8 @@ async def project_assets(store: AssetStore, project_id: str) -> list[str]:
 
 async def local_file(store: AssetStore, asset_id: str) -> Path:
     """The asset's audio on local disk (downloaded into the cache if absent), marked
-    recently used; :class:`AssetNotFound` if there is no such asset."""
+    recently used and leased for :data:`~dawserver.asset_cache.LEASE_S` (not evicted
+    meanwhile); :class:`AssetNotFound` if there is no such asset."""
     asset = await pull(store, asset_id)
     path = Path(asset.path)
     if not path.is_file():
@@ -151,8 +203,22 @@ async def local_file(store: AssetStore, asset_id: str) -> Path:
             raise AssetNotFound(f"the audio of asset {asset_id} is gone") from None
         log.info("cached asset %s (%d bytes)", asset_id, asset.bytes)
     os.utime(path)
+    asset_cache.lease(store, asset_id)  # the caller reads it next (see asset_cache)
+    asset_cache.cache_size(store).note(path)
     await asyncio.to_thread(evict, store, {str(path)})
     return path
+
+
+@contextlib.asynccontextmanager
+async def ensure_local(store: AssetStore, asset_ids: Collection[str]
+                       ) -> AsyncIterator[dict[str, Path]]:
+    """Pin ``asset_ids`` and bring their audio into the local cache; inside the ``async
+    with`` block none of them is evicted (by this or another process). Yields asset id →
+    local path. Use it around every build, render or bounce that reads cached files;
+    :class:`AssetNotFound` for a missing asset."""
+    with asset_cache.pinned(store, asset_ids):
+        paths = {asset_id: await local_file(store, asset_id) for asset_id in asset_ids}
+        yield paths
 
 
 def source_asset_id(store: AssetStore, source: str) -> str | None:
@@ -166,26 +232,24 @@ def source_asset_id(store: AssetStore, source: str) -> str | None:
 
 def evict(store: AssetStore, keep: Collection[str] = ()) -> list[Path]:
     """Delete cached audio, least recently used first, until the cache is within
-    ``cache_bytes`` (only when an object store holds the assets); the files deleted."""
+    ``cache_bytes`` (only when an object store holds the assets); the files deleted.
+    Pinned files and takes not yet published are never deleted. The size is a running
+    total (:class:`~dawserver.asset_cache.CacheSize`), not a scan of the directory."""
     if store.objects is None:
         return []
-    files = []
-    for path in (store.root / "objects").glob("*/*"):
-        if path.suffix.lstrip(".") in AUDIO_EXTENSIONS:
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                continue
-            files.append((stat.st_mtime, stat.st_size, path))
-    total = sum(size for _, size, _ in files)
+    size = asset_cache.cache_size(store)
+    size.scan_if_due()
+    if size.total <= store.cache_bytes:
+        return []
+    protected = asset_cache.pinned_ids(store)
     removed = []
-    for _, size, path in sorted(files):
-        if total <= store.cache_bytes:
+    for path, _ in size.oldest_first():
+        if size.total <= store.cache_bytes:
             break
-        if str(path) in keep:
+        if str(path) in keep or path.name.split(".")[0] in protected:
             continue
         path.unlink(missing_ok=True)
-        total -= size
+        size.forget(path)
         removed.append(path)
     if removed:
         log.info("asset cache: evicted %d files", len(removed))
@@ -193,25 +257,56 @@ def evict(store: AssetStore, keep: Collection[str] = ()) -> list[Path]:
 
 
 async def forget_project(store: AssetStore, project_id: str) -> int:
-    """Delete ``project_id``'s memberships in the object store and every asset no other
-    project uses (description first, so it stops existing at once); objects deleted."""
+    """Delete ``project_id``'s memberships in the object store and the description of
+    every asset no other project uses (so it stops existing at once); its audio goes in
+    :func:`collect_forgotten` after :data:`FORGET_GRACE_S`. Objects deleted."""
     objects = _objects(store)
+    await collect_forgotten(store)
     prefix = _project_prefix(project_id)
     mine = [key[len(prefix):] for key in await objects.keys(prefix)]
+    deleted = 0
     for asset_id in mine:
-        await objects.delete(member_key(project_id, asset_id))
-    used = {key.rsplit("/", 1)[1] for key in await objects.keys("assets/projects/")}
-    deleted = len(mine)
+        await _leave(objects, project_id, asset_id)
+        deleted += 1
     for asset_id in mine:
-        if asset_id in used or not _ASSET_ID.match(asset_id):
+        if not _ASSET_ID.match(asset_id) or await objects.keys(_members_prefix(asset_id)):
             continue
-        for key in await objects.keys(f"assets/objects/{asset_id[:2]}/{asset_id}."):
-            if key.endswith(".json"):
-                await objects.delete(key)
+        try:
+            description = await objects.get(object_key(asset_id, "json"))
+        except ObjectNotFound:
+            continue
+        await objects.delete(object_key(asset_id, "json"))
+        if await objects.keys(_members_prefix(asset_id)):  # an upload joined meanwhile
+            await objects.put(object_key(asset_id, "json"), description,
+                              content_type="application/json")
+            continue
+        await objects.put(_forgotten_key(asset_id), str(time.time()).encode())
+        deleted += 1
+    return deleted
+
+
+async def collect_forgotten(store: AssetStore, *, grace_s: float = FORGET_GRACE_S,
+                            now: float | None = None) -> int:
+    """Delete the audio and peaks of assets forgotten more than ``grace_s`` ago that
+    still have no member and no description; objects deleted. Runs at the start of each
+    :func:`forget_project` (and may run from a periodic job)."""
+    objects = _objects(store)
+    now = time.time() if now is None else now
+    deleted = 0
+    for key in await objects.keys("assets/forgotten/"):
+        asset_id = key.rsplit("/", 1)[1]
+        try:
+            since = float(await objects.get(key))
+        except (ObjectNotFound, ValueError):
+            since = 0.0
+        if now - since < grace_s:
+            continue
+        if (_ASSET_ID.match(asset_id) and not await objects.keys(_members_prefix(asset_id))
+                and not await objects.exists(object_key(asset_id, "json"))):
+            for old in await objects.keys(f"assets/objects/{asset_id[:2]}/{asset_id}."):
+                await objects.delete(old)
                 deleted += 1
-        for key in await objects.keys(f"assets/objects/{asset_id[:2]}/{asset_id}."):
-            await objects.delete(key)
-            deleted += 1
+        await objects.delete(key)
     return deleted
 
 
@@ -219,6 +314,7 @@ async def publish(store: AssetStore, asset: Asset, project_id: str) -> None:
     """Put an asset stored locally (a recorded take) into the object store for
     ``project_id``: audio and peaks, then its description, then the membership."""
     objects = _objects(store)
+    await _join(objects, project_id, asset.id)  # first: see the module on deletions
     if not await objects.exists(object_key(asset.id, "json")):
         path = Path(asset.path)
         await objects.put_file(object_key(asset.id, asset.format), path,
@@ -228,4 +324,43 @@ async def publish(store: AssetStore, asset: Asset, project_id: str) -> None:
         meta = {k: v for k, v in asset.__dict__.items() if k != "path"}
         await objects.put(object_key(asset.id, "json"), json.dumps(meta).encode(),
                           content_type="application/json")
-    await objects.put(member_key(project_id, asset.id), b"")
+
+
+def keep_take(store: AssetStore, asset: Asset, project_id: str) -> None:
+    """Mark a take stored locally as waiting to be published for ``project_id``: it is
+    never evicted, and :func:`publish_pending` puts it into the object store."""
+    asset_cache.mark_pending(store, asset.id, project_id)
+    asset_cache.cache_size(store).note(Path(asset.path))
+
+
+async def publish_pending(store: AssetStore) -> int:
+    """Publish every take waiting in this node's cache (:func:`keep_take`); how many
+    were published. A :class:`~dawserver.storage.StorageError` leaves the rest waiting."""
+    done = 0
+    for asset_id, projects in asset_cache.pending(store).items():
+        try:
+            asset = store.asset(asset_id)
+        except AssetNotFound:  # deleted with its project meanwhile
+            asset_cache.clear_pending(store, asset_id)
+            continue
+        for project_id in projects:
+            await publish(store, asset, project_id)
+        asset_cache.clear_pending(store, asset_id)
+        done += 1
+    return done
+
+
+async def publish_until_done(store: AssetStore, *, delays: tuple[float, float] = PUBLISH_RETRY_S
+                             ) -> None:
+    """Retry :func:`publish_pending` with doubling delays until nothing waits (a
+    background task of the recorder; takes still waiting at a restart are published by
+    the next one)."""
+    delay, most = delays
+    while asset_cache.pending(store):
+        try:
+            await publish_pending(store)
+        except StorageError as exc:
+            log.warning("could not publish recorded takes yet (%s); retrying in %.0f s",
+                        exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, most)

@@ -49,6 +49,7 @@ from .plugin_api import (
 )
 from .regions import project_region
 from .storage import ObjectNotFound, StorageError, StorageUnavailable
+from .storage.base import content_disposition
 from .storage.service import OBJECT_STORES, STORAGE_SETTINGS, object_response
 
 #: The default region's asset store (``DATA/assets``): the only one without regions.
@@ -76,6 +77,9 @@ def setup_assets(app: web.Application, max_bytes: int | None = None) -> None:
         for store in stores.values():
             store.max_bytes = max_bytes
     app[ASSETS], app[REGION_ASSETS] = stores[DEFAULT_REGION], stores
+    from .recording import kept_takes  # imported here: recording imports the live mix
+
+    app.cleanup_ctx.append(kept_takes(stores.values()))
 
 
 async def assets_of(app: web.Application, project_id: str) -> AssetStore:
@@ -411,7 +415,7 @@ def _file_response(path: str, ext: str, name: str) -> web.StreamResponse:
     if not os.path.isfile(path):
         raise NotFound(f"audio file {path} is missing on the server")
     headers = {"Content-Type": MEDIA_TYPES.get(ext, "application/octet-stream"),
-               "Content-Disposition": f'attachment; filename="{name or "audio." + ext}"'}
+               "Content-Disposition": content_disposition(name or "audio." + ext)}
     return web.FileResponse(path, headers=headers)
 
 

@@ -12,6 +12,10 @@ A pass lives in this server process's memory until its ``stop`` or for
 ``PASS_IDLE_SECONDS`` without a batch; a batch for a pass this process does not hold
 (after a restart) starts the pass again from the lane as it is then, under a new pass id
 (so what the pass wrote before stays).
+
+Bounds: event frames 0..2**53 (422), :data:`collab.automation_write.MAX_PASS_EVENTS`
+events per pass (413), :data:`MAX_OPEN_PASSES` open passes per user and project and
+:data:`MAX_PASSES` per process (429), :data:`PASS_MAX_SECONDS` per pass.
 """
 
 from __future__ import annotations
@@ -20,22 +24,43 @@ import time
 import uuid
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
-from collab.automation_write import LaneWriter, apply_edit, writer_for
+from collab.automation_write import (
+    LaneWriter,
+    PassTooLong,
+    apply_edit,
+    writer_for,
+)
 from collab.errors import ProjectNotFound, SchemaError
 from dsp_core.session import MAX_AUTOMATION_FRAME
 
 from .keys import ROOMS
 from .permissions import PROJECT_EDIT
-from .plugin_api import BadRequest, Model, NotFound, Request, Route
+from .plugin_api import (
+    BadRequest,
+    Model,
+    NotFound,
+    PayloadTooLarge,
+    Request,
+    Route,
+    TooManyRequests,
+)
 
 #: A pass without a batch for this long is forgotten (its points stay in the document).
 PASS_IDLE_SECONDS = 120.0
+#: A pass older than this is forgotten even while batches come (its points stay).
+PASS_MAX_SECONDS = 3600.0
 #: The most events in one batch (a page sends one batch every ~100 ms).
 MAX_EVENTS = 20000
+#: The most passes one user holds open in one project at once (one per moved control).
+MAX_OPEN_PASSES = 32
+#: The most passes a server process holds at once, over every user and project.
+MAX_PASSES = 4096
+
+Frame = Annotated[int, Field(ge=0, le=MAX_AUTOMATION_FRAME)]
 
 
 class WriteBatch(Model):
@@ -45,7 +70,8 @@ class WriteBatch(Model):
     track: str = Field(min_length=1, max_length=200)
     param: str
     start: int = Field(ge=0, le=MAX_AUTOMATION_FRAME)
-    events: list[tuple[int, float, bool]] = Field(default_factory=list, max_length=MAX_EVENTS)
+    events: list[tuple[Frame, float, bool]] = Field(default_factory=list,
+                                                    max_length=MAX_EVENTS)
     now: int | None = Field(None, ge=0, le=MAX_AUTOMATION_FRAME)
     stop: int | None = Field(None, ge=0, le=MAX_AUTOMATION_FRAME)
 
@@ -64,6 +90,7 @@ class Written(Model):
 class _Pass:
     writer: LaneWriter
     used: float
+    born: float
 
 
 _PASSES: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], _Pass]] = \
@@ -73,9 +100,25 @@ _PASSES: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], _Pass]] = \
 def _passes(app: Any) -> dict[tuple[str, ...], _Pass]:
     passes = _PASSES.setdefault(app, {})
     now = time.monotonic()
-    for key in [k for k, p in passes.items() if now - p.used > PASS_IDLE_SECONDS]:
+    for key in [k for k, p in passes.items()
+                if now - p.used > PASS_IDLE_SECONDS or now - p.born > PASS_MAX_SECONDS]:
         del passes[key]
     return passes
+
+
+def _room_for(passes: dict[tuple[str, ...], _Pass], project_id: str, user: str) -> None:
+    """Refuse a new pass past :data:`MAX_OPEN_PASSES` of this user in this project, or
+    past :data:`MAX_PASSES` in this process."""
+    mine = sum(1 for k in passes if k[0] == project_id and k[1] == user)
+    if mine >= MAX_OPEN_PASSES:
+        raise TooManyRequests(f"{mine} automation passes are open for you in this project; "
+                              "stop one (send its batch with \"stop\") or wait "
+                              f"{int(PASS_IDLE_SECONDS)} s",
+                              headers={"Retry-After": str(int(PASS_IDLE_SECONDS))})
+    if len(passes) >= MAX_PASSES:
+        raise TooManyRequests("this server holds too many automation passes; try again in "
+                              f"{int(PASS_IDLE_SECONDS)} s",
+                              headers={"Retry-After": str(int(PASS_IDLE_SECONDS))})
 
 
 def _fresh_id(document: Any, batch: WriteBatch) -> str:
@@ -93,15 +136,18 @@ async def write_automation(request: Request) -> Written:
     project_id = request.params["project_id"]
     key = (project_id, request.user, batch.pass_id, batch.track, batch.param)
     passes = _passes(request.app)
+    if key not in passes:
+        _room_for(passes, project_id, request.user)
     result: dict[str, Any] = {}
 
     def change(document: Any) -> None:
         held = passes.get(key)
         if held is None:
+            now = time.monotonic()
             held = passes[key] = _Pass(writer_for(document, batch.track, batch.param,
                                                   start=batch.start,
                                                   pass_id=_fresh_id(document, batch)),
-                                       time.monotonic())
+                                       now, now)
         held.used = time.monotonic()
         writer = held.writer
         for frame, value, is_held in batch.events:
@@ -118,6 +164,9 @@ async def write_automation(request: Request) -> Written:
             await room.edit(change)
     except ProjectNotFound as exc:
         raise NotFound(str(exc)) from None
+    except PassTooLong as exc:
+        passes.pop(key, None)
+        raise PayloadTooLarge(str(exc)) from None
     except (SchemaError, ValueError) as exc:
         passes.pop(key, None)
         raise BadRequest(str(exc)) from None

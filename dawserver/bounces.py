@@ -5,7 +5,8 @@
 every route):
 
 - ``POST /projects/{id}/bounces`` ``{"sample_rate": 96000, "bit_depth": "24",
-  "format": "flac", "tail": 2.0}`` (editor): snapshot the document and queue a bounce.
+  "format": "flac", "tail": 2.0}`` (editor): snapshot the document and queue a bounce;
+  ``"format": "adm"`` makes an ADM BWF of the immersive mix (docs/immersive.md).
 - ``GET /projects/{id}/bounces[/{job}]`` (viewer): state, progress (0..1), figures.
 - ``GET /projects/{id}/bounces/{job}/audio`` (viewer): the rendered file.
 - ``DELETE /projects/{id}/bounces/{job}`` (editor): cancel; no partial file is left.
@@ -47,6 +48,7 @@ from dsp_core.audio_io import BIT_DEPTHS, EXPORT_RATES
 from dsp_core.bounce import BounceStats, bounce
 from dsp_core.engine import Engine
 from dsp_core.errors import DspError
+from dsp_core.immersive_adm import bounce_adm
 from dsp_core.session import Session
 from jobs import (
     CANCELLED,
@@ -86,7 +88,9 @@ from .storage.service import object_response, project_objects
 
 log = logging.getLogger(__name__)
 
-FORMATS = {"wav": "audio/wav", "flac": "audio/flac"}
+FORMATS = {"wav": "audio/wav", "flac": "audio/flac", "adm": "audio/wav"}
+#: adm: an ADM BWF (7.1.4 bed and objects, 24-bit; dsp_core.immersive_adm, docs/immersive.md)
+EXTENSIONS = {"adm": "adm.wav"}
 RENDERING, FAILED = "rendering", "failed"
 #: The bounce states the API shows, by job state.
 STATUS = {QUEUED: QUEUED, RETRYING: QUEUED, RUNNING: RENDERING, DONE: DONE, DEAD: FAILED,
@@ -220,13 +224,14 @@ class BounceRenderer:
     @staticmethod
     def _render(ctx: JobContext, request: BounceRequest, session: Session, output: Path
                 ) -> BounceStats:
-        engine = Engine(session, sample_rate=request.sample_rate)
-
         def progress(done: int, total: int) -> None:
             ctx.check()  # a cancelled render stops here; the writer drops its partial file
             ctx.progress(done / total if total else 1.0)
 
         output.parent.mkdir(parents=True, exist_ok=True)
+        if request.format == "adm":
+            return bounce_adm(session, output, request.sample_rate, request.tail, progress)
+        engine = Engine(session, sample_rate=request.sample_rate)
         return bounce(engine, output, request.bit_depth, request.tail, progress=progress)
 
 
@@ -286,6 +291,11 @@ class BounceOptions(Model):
 
     @model_validator(mode="after")
     def _format_fits_depth(self) -> BounceOptions:
+        if self.format == "adm" and "bit_depth" not in self.model_fields_set:
+            self.bit_depth = "24"  # ADM BWF is written as 24-bit PCM
+        if self.format == "adm" and self.bit_depth != "24":
+            raise ValueError(f"format 'adm' is written as 24-bit PCM; leave bit_depth out or "
+                             f"ask for 24, not {self.bit_depth}")
         if self.format not in FORMATS or (self.format == "flac" and self.bit_depth == "32f"):
             raise ValueError(f"format {self.format!r} is not supported with bit depth "
                              f"{self.bit_depth}; use wav (any depth) or flac (24 or 16)")
@@ -356,7 +366,8 @@ async def create_bounce(request: Request) -> Bounce:
         project_id=project_id, user=request.user, sample_rate=rate,
         bit_depth=options.bit_depth, format=options.format, tail=float(options.tail),
         snapshot=f"{bounce_prefix(project_id)}/{job_id}.snapshot",
-        output=f"{bounce_prefix(project_id)}/{job_id}.{options.format}")
+        output=f"{bounce_prefix(project_id)}/{job_id}."
+               f"{EXTENSIONS.get(options.format, options.format)}")
     objects = await project_objects(request.app, project_id)
     try:  # in the object store: any node may render it, after a restart too
         await objects.put(f"{PREFIX}/{bounce_request.snapshot}", snapshot)
@@ -391,7 +402,8 @@ async def bounce_audio(request: Request) -> web.StreamResponse:
     try:  # S3: a redirect to a presigned URL; local disk: the file
         return await object_response(request.app, objects,
                                      f"{PREFIX}/{record.result['output']}",
-                                     filename=f"{job.project}-{job.id}.{job.format}",
+                                     filename=f"{job.project}-{job.id}."
+                                              f"{EXTENSIONS.get(job.format, job.format)}",
                                      content_type=FORMATS[job.format])
     except ObjectNotFound:
         raise NotFound(f"the file of bounce {job.id} is gone; ask for a new bounce") from None

@@ -31,6 +31,7 @@ COMMANDS: list[str] = [
     "keys:keys",
     "samples:samples",
     "midi:midi",
+    "immersive:immersive",
 ]
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from accounts.models import DEFAULT_REGION
 from accounts.regions import check_distinct, check_region_name
@@ -177,15 +178,27 @@ class ServerConfig:
             self._check_storage()
 
     def _check_storage(self) -> None:
-        """Refuse two regions sharing a directory or an object storage location."""
+        """Refuse two regions sharing a directory or overlapping object storage locations
+        (one bucket, one prefix inside the other: one region's listing would hold the
+        other's keys)."""
         seen: dict[Any, str] = {self.data_dir.resolve(): DEFAULT_REGION}
+        buckets: dict[tuple[str, tuple[str, ...]], str] = {}
         if self.storage_url:
-            seen[self.storage_url.rstrip("/")] = DEFAULT_REGION
+            buckets[_bucket_and_prefix(self.storage_url)] = DEFAULT_REGION
         for name, region in self.regions.items():
             if region.storage is not None and region.storage.startswith("s3://"):
-                root: Any = region.storage.rstrip("/")
-            else:
-                root = self.storage_of(name).resolve()
+                where = _bucket_and_prefix(region.storage)
+                for (bucket, prefix), other in buckets.items():
+                    shorter = min(len(prefix), len(where[1]))
+                    if bucket == where[0] and prefix[:shorter] == where[1][:shorter]:
+                        raise ValueError(
+                            f"regions {other!r} and {name!r} keep their files in the same "
+                            f"place (s3://{bucket}/{'/'.join(prefix)} and {region.storage} "
+                            "overlap); give each its own bucket or a prefix not inside "
+                            "the other's")
+                buckets[where] = name
+                continue
+            root = self.storage_of(name).resolve()
             if root in seen:
                 raise ValueError(f"regions {seen[root]!r} and {name!r} keep their files in "
                                  f"the same directory ({root}); give each its own")
@@ -222,3 +235,9 @@ class ServerConfig:
     def collab_url(self) -> str:
         """The WebSocket URL a y-websocket provider takes (the room is appended)."""
         return self.base_url.replace("http", "ws", 1) + "/collab"
+
+
+def _bucket_and_prefix(url: str) -> tuple[str, tuple[str, ...]]:
+    """The bucket of an ``s3://`` URL and its prefix as path segments."""
+    parts = urlsplit(url)
+    return parts.netloc, tuple(part for part in parts.path.split("/") if part)

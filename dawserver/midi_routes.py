@@ -2,7 +2,8 @@
 
 - ``POST /projects/{project_id}/midi/import`` (editor; body ``audio/midi``): a Standard MIDI
   File becomes MIDI tracks (one per file track with notes, a default synth each); an empty
-  project takes the file's tempo and time signature.
+  project takes the file's tempo and time signature.  At most 8 MiB, 100,000 notes and
+  controller events and 64 tracks (413 beyond); times past the frame range answer 400.
 - ``GET /projects/{project_id}/midi/export`` (viewer): the project's MIDI tracks as a type 1
   Standard MIDI File at the project's tempo.
 - ``PUT /projects/{project_id}/tracks/{track_id}/instrument`` (editor; ``{"kind", "params",
@@ -29,13 +30,22 @@ from collab import note_edits
 from collab.errors import ProjectNotFound, SchemaError
 from dsp_core.errors import ProjectError
 from dsp_core.midi import Instrument, SampleZone
-from dsp_core.smf import read_smf, write_smf
+from dsp_core.smf import MAX_IMPORT_EVENTS, MAX_IMPORT_TRACKS, SmfTooLarge, read_smf, write_smf
 
 from .asset_store import AssetError
 from .assets import assets_of
 from .keys import ROOMS
 from .permissions import PROJECT_EDIT, PROJECT_READ
-from .plugin_api import BadRequest, Media, Model, NotFound, Reply, Request, Route
+from .plugin_api import (
+    BadRequest,
+    Media,
+    Model,
+    NotFound,
+    PayloadTooLarge,
+    Reply,
+    Request,
+    Route,
+)
 
 MIDI_TYPES = ("audio/midi", "audio/x-midi", "application/octet-stream")
 MAX_MIDI_BYTES = 8 << 20
@@ -103,7 +113,8 @@ async def import_midi(request: Request) -> MidiImported:
     try:
         async with request.app[ROOMS].use(project_id) as room:
             imported = await asyncio.to_thread(
-                read_smf, data, room.document.sample_rate, f"midi-{uuid.uuid4().hex[:8]}-")
+                read_smf, data, room.document.sample_rate, f"midi-{uuid.uuid4().hex[:8]}-",
+                MAX_IMPORT_EVENTS, MAX_IMPORT_TRACKS)
             if not imported.tracks:
                 raise BadRequest("the MIDI file has no notes or controllers to import")
 
@@ -118,6 +129,8 @@ async def import_midi(request: Request) -> MidiImported:
             await room.edit(change)
     except ProjectNotFound as exc:
         raise NotFound(str(exc)) from None
+    except SmfTooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from None
     except (ProjectError, SchemaError) as exc:
         raise BadRequest(str(exc)) from None
     return MidiImported(track_ids=[t.id for t in imported.tracks],

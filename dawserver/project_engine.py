@@ -72,7 +72,12 @@ class ProjectEngine:
         if not self._dirty or self._engine is None:
             return
         self._dirty = False
-        session = self.room.document.to_session()
+        try:
+            session = self.room.document.to_session()
+        except Exception as exc:  # noqa: BLE001 - a peer may write anything; play on
+            log.warning("project %s: engine keeps the previous state: the document could "
+                        "not be read: %r", self.room.project_id, exc)
+            return
         try:
             await asyncio.get_running_loop().run_in_executor(None, self._engine.apply, session)
             self.applied += 1

@@ -9,6 +9,11 @@ and a clip is added to every armed track through the room
 :mod:`collab.takes`), so every client sees the new take like any other
 edit.  The take starts on the timeline where the live playhead was when its
 first frame arrived, minus the latency the client declared.
+
+With an object store, the take is placed first (its local file plays on this node) and
+then published in the background; while the object store fails it stays in this node's
+cache, never evicted, and is retried (:func:`dawserver.asset_objects.keep_take`), so an
+S3 outage at the end of a performance loses nothing.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -30,11 +36,45 @@ from collab.errors import CollabError
 from collab.schema import ProjectDocument
 from collab.takes import place_take
 
-from . import asset_objects
+from . import asset_cache, asset_objects
 from .asset_store import AssetError, AssetStore
 from .live_mix import LiveMix
 
 log = logging.getLogger(__name__)
+
+#: One background task per asset store publishing the takes it keeps (strong references).
+_PUBLISHERS: dict[int, asyncio.Task[None]] = {}
+
+
+def kept_takes(stores: Iterable[AssetStore]
+               ) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+    """A ``cleanup_ctx`` that publishes the takes a previous run of this node kept in
+    ``stores`` (S3 was down when they were recorded); on shutdown it stops retrying (they
+    stay kept for the next run)."""
+    stores = list(stores)
+
+    @contextlib.asynccontextmanager
+    async def context(app: Any) -> AsyncIterator[None]:
+        tasks = [publish_soon(store) for store in stores
+                 if store.objects is not None and asset_cache.pending(store)]
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    return context
+
+
+def publish_soon(assets: AssetStore) -> asyncio.Task[None]:
+    """Publish the takes ``assets`` keeps into its object store in the background,
+    retrying while the object store fails (:func:`asset_objects.publish_until_done`)."""
+    task = _PUBLISHERS.get(id(assets))
+    if task is None or task.done():
+        task = asyncio.create_task(asset_objects.publish_until_done(assets))
+        _PUBLISHERS[id(assets)] = task
+        task.add_done_callback(lambda done: _PUBLISHERS.pop(id(assets), None)
+                               if _PUBLISHERS.get(id(assets)) is done else None)
+    return task
 
 
 @dataclass
@@ -156,8 +196,6 @@ class TakeRecorder:
                 None, lambda: self.assets.ingest_file(
                     take.path, project_id=self.room.project_id,
                     name=f"take-{self.user or 'guest'}.wav"))
-            if self.assets.objects is not None:  # the object store holds every asset
-                await asset_objects.publish(self.assets, asset, self.room.project_id)
             rate = self.mix.playhead.session_rate
             length = max(1, int(round(take.frames * rate / self.mix.sample_rate)))
             added: list[str] = []
@@ -168,7 +206,10 @@ class TakeRecorder:
                         added.append(place_take(document, track_id, asset.path,
                                                 take.position, length))
 
-            await self.room.edit(place)
+            if self.assets.objects is not None:  # kept here until the object store has it
+                asset_objects.keep_take(self.assets, asset, self.room.project_id)
+                publish_soon(self.assets)  # in the background, retried while S3 fails
+            await self.room.edit(place)  # the local file plays on this node meanwhile
             self.clips.extend(added)
             log.info("project %s: take of %d frames added as %s", self.room.project_id,
                      take.frames, added)

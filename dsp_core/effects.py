@@ -40,6 +40,10 @@ TEXT_PARAMS: dict[str, tuple[str, ...]] = {"convolution": ("ir",)}
 MAX_DELAY_MS = 2000.0
 MAX_MODULATION_MS = 50.0  # chorus and flanger lines: delay_ms + depth_ms stays below
 MAX_LOOKAHEAD_MS = 20.0  # the lookahead limiter's longest lookahead (its latency)
+#: Effects that run outside the C engine, hosted in a worker process
+#: (``lv2``: a third-party LV2 plug-in, params ``uri`` and control values by port symbol;
+#: see dsp_core/lv2_chain.py and docs/lv2.md).
+HOSTED_KINDS = ("lv2",)
 #: Effects whose level detector may listen to another track or bus (``EffectSpec.sidechain``).
 SIDECHAIN_KINDS = ("compressor", "gate")
 
@@ -170,6 +174,9 @@ class EffectSpec:
 
     def validate(self) -> None:
         """Raise :class:`ProjectError` for an unknown kind, parameter or a bad value."""
+        if self.kind in HOSTED_KINDS:
+            self._validate_hosted()
+            return
         if self.kind not in PARAMS:
             raise ProjectError(
                 f"unknown effect kind {self.kind!r}; known kinds: {', '.join(PARAMS)}"
@@ -187,8 +194,20 @@ class EffectSpec:
                 )
         self.values()
 
+    def _validate_hosted(self) -> None:
+        """An ``lv2`` effect: its URI and controls checked against discovery."""
+        if self.sidechain:
+            raise ProjectError(f"lv2: plug-ins take no sidechain here; remove sidechain "
+                               f"{self.sidechain!r}")
+        from .lv2_catalog import validate_spec  # liblilv is needed only for lv2 effects
+
+        validate_spec(self.params)
+
     def values(self) -> list[float]:
         """Parameter values in slot order, defaults filled in, ranges checked."""
+        if self.kind in HOSTED_KINDS:  # no slots: the worker holds its controls
+            self._validate_hosted()
+            return []
         result = []
         for param in PARAMS[self.kind]:
             raw = self.params.get(param.name, param.default)
@@ -260,6 +279,10 @@ def latency(spec: EffectSpec, sample_rate: float) -> int:
     """
     if not spec.enabled:
         return 0
+    if spec.kind in HOSTED_KINDS:  # what the plug-in reports on its latency port
+        from .lv2_host import measured_latency
+
+        return measured_latency(spec.params, int(sample_rate))
     if spec.kind == "convolution":
         return CONV_PARTITION
     if spec.kind != "lookahead_limiter":
@@ -282,6 +305,10 @@ class EffectState:
 
     def __init__(self, spec: EffectSpec, channels: int, sample_rate: float,
                  load: SourceLoad | None = None) -> None:
+        if spec.kind in HOSTED_KINDS:
+            raise ProjectError(f"{spec.kind} plug-ins run on tracks only for now (they are "
+                               "hosted outside the C engine); move it from the bus or master "
+                               "to a track")
         spec.validate()
         self.kind = KIND_CODES[spec.kind]
         self.spec = spec

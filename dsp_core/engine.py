@@ -35,6 +35,7 @@ from .graph import (
 )
 from .instrument_edit import carry_voices
 from .instrument_graph import instrument_structure, same_sound
+from .lv2_chain import HostedChain, PluginError
 from .schedule import plan_key, plan_schedule
 from .session import Bus, Session, Track, db_to_linear
 
@@ -61,8 +62,10 @@ def _track_structure(track: Track) -> tuple:
 
 
 def _chain_structure(effects) -> tuple:
-    # a convolution's impulse response is structure: a new one builds a new state
-    return tuple((e.kind, e.enabled, e.id, e.params.get("ir")) for e in effects)
+    # a convolution's impulse response is structure: a new one builds a new state;
+    # so is an lv2 plug-in's URI: a new one starts a new worker
+    return tuple((e.kind, e.enabled, e.id, e.params.get("ir"), e.params.get("uri"))
+                 for e in effects)
 
 
 @dataclass
@@ -117,6 +120,8 @@ class Engine:
         self._build(session, frames_done=0)
         self._out = np.zeros((2, block_size), dtype=np.float32)
         self._next: int | None = None  # the frame after the last block: no pre-roll there
+        self._hosted_key: tuple = ()
+        self._hosted: list[tuple[int, TrackState, int]] = []
 
     # ------------------------------------------------------------ rendering
 
@@ -145,6 +150,7 @@ class Engine:
         latency = self.graph.latency
         if latency and start != self._next:
             self._preroll(start, latency)
+        self._feed_hosted(start + latency, frames)
         self._render(self.graph, start + latency, frames, self._out)
         self._next = start + frames
         return self._out if frames == self.block_size else self._out[:, :frames]
@@ -155,8 +161,36 @@ class Engine:
         position = start - latency
         while position < start:
             count = min(self.block_size, start - position)
+            self._feed_hosted(position + latency, count)
             self._render(self.graph, position + latency, count, self._out)
             position += count
+
+    def _feed_hosted(self, start: int, frames: int) -> None:
+        """Render every hosted chain (a track with an lv2 plug-in) ahead of the C call,
+        into its feed clip, placed where the engine reads that track in this block."""
+        graph = self.graph
+        key = self._hosted_key
+        if not key or key[0] is not graph or key[1] != graph.version or (
+                key[2] is not graph.schedule):
+            offsets: dict[int, int] = {}
+            for run in graph.schedule.runs if graph.schedule is not None else ():
+                if run.bus < 0:
+                    offsets.update((i, run.offset) for i in range(run.first,
+                                                                  run.first + run.count))
+            self._hosted = [(i, t, offsets.get(i, 0)) for i, t in enumerate(graph.tracks)
+                            if t.hosted is not None]
+            self._hosted_key = (graph, graph.version, graph.schedule)
+        if not self._hosted:
+            return
+        view = graph.native_view if graph.native_version == graph.version else None
+        for index, state, offset in self._hosted:
+            assert state.hosted is not None
+            position = start - offset
+            state.hosted.fill(self._backend, position, frames, graph.frames_done)
+            feed = state.clips[0]
+            feed.position, feed.length = position, frames
+            if view is not None:
+                view.place_clip(index, 0, position, frames)
 
     def render(self, start: int, frames: int) -> np.ndarray:
         """Render ``frames`` frames from timeline frame ``start`` into a new (2, frames) array."""
@@ -182,6 +216,39 @@ class Engine:
             self.graph.schedule.reset()
         for fx in self._all_effects():
             fx.reset()
+        for chain in self._hosted_chains():
+            chain.reset()
+
+    # ------------------------------------------------------------ hosted plug-ins
+
+    def plugin_errors(self) -> list[PluginError]:
+        """Hosted plug-ins that failed (hung, crashed, NaN) and are bypassed."""
+        return [e for chain in self._hosted_chains() for e in chain.errors()]
+
+    def restart_plugins(self) -> int:
+        """Start fresh workers for failed plug-ins; returns how many.
+
+        A fresh worker measures its latency again; when that changes the plan, the graph
+        is built again (with new workers) so delay compensation follows.
+        """
+        restarted = sum(chain.restart() for chain in self._hosted_chains())
+        if restarted and plan_key(self.session, self.sample_rate) != self._plan_key:
+            self._build(self.session, self.graph.frames_done)
+        return restarted
+
+    def close(self) -> None:
+        """Stop the workers of hosted plug-ins (the engine renders nothing after)."""
+        for chain in self._hosted_chains():
+            chain.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _hosted_chains(self) -> list[HostedChain]:
+        return [t.hosted for t in self.graph.tracks if t.hosted is not None]
 
     def use_backend(self, name: str) -> None:
         """Switch backend between blocks; the state carries over."""
@@ -207,8 +274,10 @@ class Engine:
             structure = _track_structure(track)
             entry = self._entries.get(track.id)
             if entry is None or entry.structure != structure:
+                keep = entry.state.hosted if entry is not None and (
+                    entry.structure[2] == structure[2]) else None
                 state = build_track(track, session, self.sample_rate, self.block_size,
-                                    self._load, any_solo)
+                                    self._load, any_solo, hosted=keep)
                 if entry is not None and entry.structure[2] == structure[2]:
                     state.effects = entry.state.effects  # keep filter memory: no click
                 if entry is not None:  # MIDI: sounding notes play on through the edit
@@ -222,6 +291,10 @@ class Engine:
         for bus, state in zip(session.buses, self.graph.buses, strict=True):
             self._update_bus(bus, state.fader, state.effects)
         self._update_bus(session.master, self.graph.master.fader, self.graph.master.effects)
+        kept = {id(t.hosted) for t in tracks if t.hosted is not None}
+        for old in self._hosted_chains():
+            if id(old) not in kept:
+                old.close()
         self.graph.tracks = tracks
         self._entries = entries
         self.session = session
@@ -244,8 +317,11 @@ class Engine:
             ratio = self.sample_rate / self.session.sample_rate
             state.automation = build_automation(track, ratio, self.block_size, any_solo)
             changed = True
-        for fx, spec in zip(state.effects, track.effects, strict=True):
-            _set_effect(fx, spec.params)
+        if state.hosted is not None:
+            state.hosted.set_params(track.effects)
+        else:
+            for fx, spec in zip(state.effects, track.effects, strict=True):
+                _set_effect(fx, spec.params)
         for send_state, send in zip(state.sends, track.sends, strict=True):
             set_fader_target(send_state.fader, *send_levels(track, send.level_db, send.pre_fader))
         return changed
@@ -262,7 +338,11 @@ class Engine:
         )
 
     def _build(self, session: Session, frames_done: int) -> None:
-        """Build the whole graph of ``session``; the smoothing phase carries on."""
+        """Build the whole graph of ``session``; the smoothing phase carries on.
+
+        Hosted plug-ins of the previous graph are stopped (the new graph starts its own).
+        """
+        previous = getattr(self, "graph", None)
         self.graph: Graph = build_graph(session, self.sample_rate, self.block_size, self._load,
                                         self.threads)
         self.graph.frames_done = frames_done
@@ -273,6 +353,10 @@ class Engine:
         self._bus_structure = self._buses_structure(session)
         self._plan_key = plan_key(session, self.sample_rate)
         self.session = session
+        if previous is not None:
+            for track in previous.tracks:
+                if track.hosted is not None:
+                    track.hosted.close()
 
     def _all_effects(self) -> Iterator[EffectState]:
         for tr in self.graph.tracks:

@@ -11,14 +11,25 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .effects import FADER_END, FADER_SLOTS, FADER_START, FADER_TARGET, EffectState
+from .effects import (
+    FADER_END,
+    FADER_SLOTS,
+    FADER_START,
+    FADER_TARGET,
+    HOSTED_KINDS,
+    EffectState,
+)
 from .errors import ProjectError
 from .instrument_graph import InstrumentState, build_instrument
 from .schedule import Schedule, plan_schedule
 from .session import AutomationLane, Bus, Session, Track, db_to_linear
+
+if TYPE_CHECKING:  # lv2_chain imports the twin, which imports this module
+    from .lv2_chain import HostedChain
 
 SourceLoader = Callable[[str, int], np.ndarray]
 LANES = 8  # DAW_LANES (tests/test_engine_header.py): chains the C engine runs side by side
@@ -79,6 +90,7 @@ class TrackState:
     buffer: np.ndarray  # (channels, max_block)
     automation: AutomationState | None = None
     instrument: InstrumentState | None = None  # MIDI tracks
+    hosted: HostedChain | None = None  # a chain with an lv2 plug-in, rendered ahead
 
 
 @dataclass
@@ -242,8 +254,13 @@ def build_track(
     max_block: int,
     load: SourceLoader,
     any_solo: bool,
+    hosted: HostedChain | None = None,
 ) -> TrackState:
-    """Build one track's state: clips at the render rate, effects, fader, sends."""
+    """Build one track's state: clips at the render rate, effects, fader, sends.
+
+    A chain with an ``lv2`` effect becomes a :class:`~dsp_core.lv2_chain.HostedChain`
+    (``hosted``: one to reuse, its workers kept) and the track's one clip its feed.
+    """
     ratio = sample_rate / session.sample_rate
     bus_index = {bus.id: i for i, bus in enumerate(session.buses)}
     clips = [
@@ -259,16 +276,40 @@ def build_track(
         )
         for send in track.sends
     ]
+    instrument = build_instrument(track, ratio, sample_rate, max_block, load)
+    effects: list[EffectState] = []
+    if any(spec.kind in HOSTED_KINDS for spec in track.effects):
+        from .lv2_chain import HostedChain
+
+        if hosted is None:
+            track_view = _HostedTrack(track.id, track.channels, track.effects, instrument)
+            hosted = HostedChain.build(track_view, sample_rate, max_block, load)
+        hosted.clips = clips
+        clips = [ClipState(hosted.buffer, 0, 0, 0, 1.0, 0, 0)]  # the feed, moved per block
+    else:
+        hosted = None
+        effects = [EffectState(spec, track.channels, sample_rate, load) for spec in track.effects]
     return TrackState(
         channels=track.channels,
         clips=clips,
-        effects=[EffectState(spec, track.channels, sample_rate, load) for spec in track.effects],
+        effects=effects,
         fader=new_fader(*track_gains(track, any_solo)),
         sends=sends,
         buffer=np.zeros((track.channels, max_block), dtype=np.float32),
         automation=build_automation(track, ratio, max_block, any_solo),
-        instrument=build_instrument(track, ratio, sample_rate, max_block, load),
+        instrument=instrument,
+        hosted=hosted,
     )
+
+
+@dataclass
+class _HostedTrack:
+    """What :meth:`HostedChain.build` needs of a track."""
+
+    id: str
+    channels: int
+    effects: list
+    instrument: InstrumentState | None
 
 
 def build_bus(bus: Bus, sample_rate: int, max_block: int,

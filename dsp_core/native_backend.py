@@ -273,6 +273,13 @@ class NativeGraph:
         self._out_l = self._out_r = ffi.NULL
         self._out_frames = 0
 
+    def place_clip(self, track: int, clip: int, position: int, length: int) -> None:
+        """Move one clip of the C view (a hosted chain's feed, placed every block) and
+        forget where that track's plain blocks were."""
+        c = self._struct.tracks[track].clips[clip]
+        c.position, c.length = position, length
+        ffi.memmove(self._struct.plain + track, _PLAIN_ZERO, len(_PLAIN_ZERO))
+
     def _bind_output(self, out: np.ndarray) -> None:
         """Check ``out`` once and keep its channel pointers (and the array alive)."""
         checked = checked_float32(out, "out", (2, None), writable=True)
@@ -294,6 +301,7 @@ class NativeGraph:
 
 
 _daw_render = lib.daw_render
+_PLAIN_ZERO = bytes(ffi.sizeof("daw_plain"))
 
 
 def render(graph: Graph, start: int, frames: int, out: np.ndarray) -> None:

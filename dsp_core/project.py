@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from .audio_io import audio_info, load_source, resampled_length
-from .effects import CHOICES, PARAMS, SIDECHAIN_KINDS, TEXT_PARAMS, EffectSpec
+from .effects import CHOICES, HOSTED_KINDS, PARAMS, SIDECHAIN_KINDS, TEXT_PARAMS, EffectSpec
 from .errors import AudioFileError, ProjectError
+from .immersive import route_from_dict, route_to_dict
 from .midi import clip_from_dict, clip_to_dict, instrument_from_dict, instrument_to_dict
 from .session import (
     AUTOMATION_PARAMS,
@@ -170,6 +171,7 @@ def session_to_dict(session: Session, base_dir: PathLike | None = None) -> dict[
                     for param, lane in t.automation.items()
                 },
                 **_midi_to_dict(t, source),
+                **({} if t.immersive is None else {"immersive": route_to_dict(t.immersive)}),
             }
             for t in session.tracks
         ],
@@ -235,7 +237,8 @@ def session_from_dict(data: object, base_dir: PathLike | None = None) -> Session
 
 def _track(value: object, path: str, base_dir: PathLike | None, version: int = 2) -> Track:
     optional = ("name", "channels", "gain_db", "pan", "mute", "solo", "effects", "sends",
-                "clips", "instrument", "midi_clips") + (("automation",) if version >= 2 else ())
+                "clips", "instrument", "midi_clips", "immersive") + (
+                    ("automation",) if version >= 2 else ())
     f = _fields(value, path, ("id",), optional)
     channels = _integer(f.get("channels", 1), f"{path}.channels", 1)
     if channels not in (1, 2):
@@ -257,6 +260,8 @@ def _track(value: object, path: str, base_dir: PathLike | None, version: int = 2
             f["instrument"], f"{path}.instrument", lambda src: _resolve(src, base_dir))),
         midi_clips=[clip_from_dict(c, p)
                     for c, p in _items(f.get("midi_clips", []), f"{path}.midi_clips")],
+        immersive=(None if f.get("immersive") is None else route_from_dict(
+            f["immersive"], f"{path}.immersive", channels)),
     )
 
 
@@ -331,6 +336,8 @@ def _bus(value: object, path: str, base_dir: PathLike | None = None) -> Bus:
 def _effect(value: object, path: str, base_dir: PathLike | None = None) -> EffectSpec:
     f = _fields(value, path, ("kind",), ("id", "enabled", "params", "sidechain"))
     kind = _string(f["kind"], f"{path}.kind")
+    if kind in HOSTED_KINDS:
+        return _hosted_effect(f, path)
     if kind not in PARAMS:
         raise ProjectError(f"{path}.kind: unknown effect kind {kind!r}; "
                            f"known kinds: {', '.join(PARAMS)}")
@@ -359,6 +366,28 @@ def _effect(value: object, path: str, base_dir: PathLike | None = None) -> Effec
     spec = EffectSpec(kind=kind, params=params, id=_string(f.get("id", ""), f"{path}.id"),
                       enabled=_boolean(f.get("enabled", True), f"{path}.enabled"),
                       sidechain=sidechain)
+    try:
+        spec.validate()
+    except ProjectError as exc:
+        raise ProjectError(f"{path}: {exc}") from None
+    return spec
+
+
+def _hosted_effect(f: dict[str, Any], path: str) -> EffectSpec:
+    """An ``lv2`` effect: ``params`` holds ``uri`` and control values by port symbol,
+    checked against the installed plug-ins (docs/lv2.md)."""
+    raw_params = f.get("params", {})
+    if not isinstance(raw_params, dict):
+        raise ProjectError(f"{path}.params: must be an object with 'uri' and control values")
+    params: dict[str, float | str] = {}
+    for name, raw in raw_params.items():
+        where = f"{path}.params.{name}"
+        params[name] = _string(raw, where) if name == "uri" else _number(raw, where)
+    if f.get("sidechain"):
+        raise ProjectError(f"{path}.sidechain: lv2 plug-ins take no sidechain here")
+    spec = EffectSpec(kind=_string(f["kind"], f"{path}.kind"), params=params,
+                      id=_string(f.get("id", ""), f"{path}.id"),
+                      enabled=_boolean(f.get("enabled", True), f"{path}.enabled"))
     try:
         spec.validate()
     except ProjectError as exc:

@@ -207,7 +207,7 @@ def _note_on(inst: InstrumentState, e: np.void, sr: float) -> None:
     if v is None:
         return
     v[:] = 0.0
-    v[V_ACTIVE], v[V_KEY], v[V_CH] = 1.0, e["key"], e["channel"]
+    v[V_ACTIVE], v[V_KEY], v[V_CH] = 1.0, e["key"], int(e["channel"]) & 15
     v[V_VEL] = int(e["value"]) / 127.0
     v[V_ON], v[V_OFF], v[V_ZONE] = float(e["frame"]), -1.0, zone
     v[V_SERIAL] = inst.state[S_SERIAL]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .effects import EffectSpec
 from .errors import ProjectError
+from .immersive import ImmersiveRoute, validate_route
 from .midi import Instrument, MidiClip, validate_clip, validate_instrument
 
 SUPPORTED_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000,
@@ -115,6 +116,7 @@ class Track:
     automation: dict[str, AutomationLane] = field(default_factory=dict)
     midi_clips: list[MidiClip] = field(default_factory=list)
     instrument: Instrument | None = None
+    immersive: ImmersiveRoute | None = None  # bed channels or an object (docs/immersive.md)
 
 
 @dataclass
@@ -201,6 +203,8 @@ def _validate_track(track: Track, bus_ids: set[str], allow_overlaps: bool = Fals
         validate_lane(param, lane, where)
     if track.instrument is not None:
         validate_instrument(track.instrument, f"{where} instrument")
+    if track.immersive is not None:
+        validate_route(track.immersive, track.channels, where)
     for midi_clip in track.midi_clips:
         validate_clip(midi_clip, f"{where} MIDI clip {midi_clip.id or midi_clip.position!r}")
     for send in track.sends:

@@ -11,19 +11,30 @@ A MIDI clip's notes are written at their timeline frames (clip position + start)
 
 from __future__ import annotations
 
+import bisect
 import io
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import mido
 
 from .errors import ProjectError
-from .midi import ControlEvent, Instrument, MidiClip, Note
+from .midi import ControlEvent, Instrument, MidiClip, Note, validate_clip
 from .session import Track
 
 DEFAULT_TICKS_PER_BEAT = 480
 DEFAULT_TEMPO = 120.0
+#: The most notes plus controller events one import takes (over every track).
+MAX_IMPORT_EVENTS = 100_000
+#: The most MIDI tracks one import makes.
+MAX_IMPORT_TRACKS = 64
+
+
+class SmfTooLarge(ProjectError):
+    """A file holds more than :data:`MAX_IMPORT_EVENTS` events or
+    :data:`MAX_IMPORT_TRACKS` tracks."""
 
 
 @dataclass
@@ -65,20 +76,24 @@ class _TempoMap:
         self.points = sorted(changes.items()) or [(0, 500000)]
         if self.points[0][0] != 0:
             self.points.insert(0, (0, 500000))
+        self.ticks = [t for t, _ in self.points]
         self.seconds = [0.0]
         for (t0, tempo), (t1, _) in zip(self.points, self.points[1:], strict=False):
             self.seconds.append(self.seconds[-1] + mido.tick2second(t1 - t0, self.tpb, tempo))
 
     def to_seconds(self, tick: int) -> float:
-        i = max(k for k, (t, _) in enumerate(self.points) if t <= tick)
+        i = max(0, bisect.bisect_right(self.ticks, tick) - 1)
         t0, tempo = self.points[i]
         return self.seconds[i] + mido.tick2second(tick - t0, self.tpb, tempo)
 
 
 def read_smf(source: str | os.PathLike[str] | bytes | BinaryIO, sample_rate: int,
-             id_prefix: str = "midi") -> SmfImport:
+             id_prefix: str = "midi", max_events: int = MAX_IMPORT_EVENTS,
+             max_tracks: int = MAX_IMPORT_TRACKS) -> SmfImport:
     """Read a Standard MIDI File into MIDI tracks (each with a default synth and one clip
-    from frame 0); raises :class:`ProjectError` for a file mido cannot parse."""
+    from frame 0); raises :class:`ProjectError` for a file mido cannot parse or whose
+    times leave the frame range, :class:`SmfTooLarge` past ``max_events`` notes and
+    controller events or ``max_tracks`` tracks."""
     midi = _open(source)
     tempo_map = _TempoMap(midi)
     result = SmfImport(tempo=round(mido.tempo2bpm(tempo_map.points[0][1]), 6))
@@ -87,11 +102,20 @@ def read_smf(source: str | os.PathLike[str] | bytes | BinaryIO, sample_rate: int
         return round(tempo_map.to_seconds(tick) * sample_rate)
 
     signature_seen = False
+    events = 0
+
+    def count() -> None:
+        nonlocal events
+        events += 1
+        if events > max_events:
+            raise SmfTooLarge(f"the MIDI file holds more than {max_events} notes and "
+                              "controller events; split it and import the parts")
+
     for index, mtrack in enumerate(midi.tracks):
         tick, name = 0, ""
         notes: list[Note] = []
         controls: list[ControlEvent] = []
-        sounding: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        sounding: dict[tuple[int, int], deque[tuple[int, int]]] = {}
         for msg in mtrack:
             tick += msg.time
             if msg.type == "track_name":
@@ -100,30 +124,39 @@ def read_smf(source: str | os.PathLike[str] | bytes | BinaryIO, sample_rate: int
                 result.beats_per_bar, result.beat_unit = msg.numerator, msg.denominator
                 signature_seen = True
             elif msg.type == "note_on" and msg.velocity > 0:
-                sounding.setdefault((msg.channel, msg.note), []).append((tick, msg.velocity))
+                sounding.setdefault((msg.channel, msg.note), deque()).append(
+                    (tick, msg.velocity))
             elif msg.type in ("note_off", "note_on"):
                 started = sounding.get((msg.channel, msg.note))
                 if started:
-                    on, velocity = started.pop(0)
+                    on, velocity = started.popleft()
+                    count()
                     notes.append(_note(frame(on), frame(tick), msg.note, velocity, msg.channel,
                                        len(notes)))
             elif msg.type == "control_change":
+                count()
                 controls.append(ControlEvent("cc", frame(tick), msg.value, msg.control,
                                              msg.channel, f"cc{len(controls)}"))
             elif msg.type == "pitchwheel":
+                count()
                 controls.append(ControlEvent("pitch_bend", frame(tick), msg.pitch, 0,
                                              msg.channel, f"cc{len(controls)}"))
         for (channel, pitch), started in sounding.items():  # never released: to the end
             for on, velocity in started:
+                count()
                 notes.append(_note(frame(on), frame(tick), pitch, velocity, channel, len(notes)))
         if not notes and not controls:
             continue
         end = max([n.end for n in notes] + [c.frame + 1 for c in controls])
         track_id = f"{id_prefix}{index + 1}"
-        result.tracks.append(Track(
-            id=track_id, name=name or f"MIDI {index + 1}", instrument=Instrument("synth"),
-            midi_clips=[MidiClip(0, end, sorted(notes, key=lambda n: (n.start, n.pitch)),
-                                 controls, f"{track_id}-clip")]))
+        if len(result.tracks) >= max_tracks:
+            raise SmfTooLarge(f"the MIDI file has more than {max_tracks} tracks with notes; "
+                              "merge or split them and import again")
+        clip = MidiClip(0, end, sorted(notes, key=lambda n: (n.start, n.pitch)), controls,
+                        f"{track_id}-clip")
+        validate_clip(clip, f"MIDI file track {index + 1} ({name or 'unnamed'})")
+        result.tracks.append(Track(id=track_id, name=name or f"MIDI {index + 1}",
+                                   instrument=Instrument("synth"), midi_clips=[clip]))
     return result
 
 

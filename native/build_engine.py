@@ -16,7 +16,7 @@ from cffi import FFI
 HERE = Path(__file__).resolve().parent
 SOURCES = ("engine.c", "effects.c", "reverb.c", "modulation.c", "shaping.c", "eq.c",
            "convolution.c", "lanes.c", "plain.c", "pool.c", "instruments.c",
-           "lookahead.c")
+           "lookahead.c", "immersive.c")
 
 
 def _cdef_from_header(text: str) -> str:

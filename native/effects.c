@@ -382,6 +382,8 @@ int daw_effect_process(daw_effect *fx, float *ch0, float *ch1, int32_t channels,
         (!fx->memory || fx->memory_len < reverb_memory_length(sample_rate)))
         return DAW_ERR_NULL;
     if (frames < 0 || phase < 0 || phase >= DAW_TICK) return DAW_ERR_FRAMES;
+    /* a sidechain key holds two channels of key_stride frames each */
+    if (fx->key && fx->key_stride < frames) return DAW_ERR_FRAMES;
     if (!fx->enabled || frames == 0) return DAW_OK;
     if (channels == 1) ch1 = NULL;
     FTZ_BEGIN;

@@ -588,6 +588,9 @@ static const float silent[1];
 static inline plain_plan plain_plan_of(const daw_graph *g, int32_t t, int64_t start,
                                        int32_t frames) {
     const plain_plan none = {NULL, 0.0f, 0.0f};
+    /* An instrument track is never plain: its voices must run (and advance S_NEXT)
+     * every block, even under a silent fader or over one plain audio clip. */
+    if (g->instruments && g->instruments[t]) return none;
     const daw_track *tr = &g->tracks[t];
     daw_plain local = {0}, *memo = g->plain ? &g->plain[t] : &local;
     if (memo->state == PLAIN_NEVER) return none;

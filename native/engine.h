@@ -303,4 +303,13 @@ int daw_irfft(const float *re, const float *im, float *x, float *work, int32_t n
 float daw_log2(float x);
 float daw_exp2(float x);
 
+/* Immersive panning (native/immersive.c): out (n_out x frames, overwritten) = sum over
+ * the n_inputs rows of inputs (n_inputs x frames) of gain x input, each gain gliding
+ * linearly over the block from gains_from to gains_to (n_inputs x n_out, row-major):
+ * gain(t) = from + (to - from) * ((t + 1) * (1 / frames)).  Gains come from
+ * dsp_core/immersive_panner.py. */
+int daw_immersive_pan(const float *inputs, int32_t n_inputs, int32_t frames,
+                      const float *gains_from, const float *gains_to, int32_t n_out,
+                      float *out);
+
 #endif

@@ -212,7 +212,7 @@ static void note_on(daw_instrument *inst, const daw_midi_event *e, double sr) {
     memset(v, 0, DAW_VOICE_SLOTS * sizeof(double));
     v[V_ACTIVE] = 1.0;
     v[V_KEY] = e->key;
-    v[V_CH] = e->channel;
+    v[V_CH] = e->channel & 15;  /* indexes state[S_VOL + ch]: kept in 0..15 here too */
     v[V_VEL] = e->value / 127.0;
     v[V_ON] = (double)e->frame;
     v[V_OFF] = -1.0;

@@ -124,6 +124,8 @@ class SampleLibrary:
         until it is built); the number of samples."""
         await self.database.migrate(MIGRATIONS)
         count = int(await self.database.fetchval("SELECT COUNT(*) FROM samples") or 0)
+        if self._build is not None and not self._build.done():
+            self._build.cancel()  # an earlier load's build: replaced by this one
         self._index, self._pending = None, []
         self._build = asyncio.create_task(self._built(), name="samples: search index")
         if wait:
@@ -133,6 +135,8 @@ class SampleLibrary:
     async def _built(self) -> SearchIndex:
         rows = await self.database.fetch(f"SELECT {', '.join(COLUMNS)} FROM samples")
         index = await asyncio.to_thread(_index_of, rows)
+        if asyncio.current_task() is not self._build:  # replaced by a later load
+            return index
         for change, value in self._pending:  # on the loop: nothing changes under it
             if change == "add":
                 index.add(value)  # type: ignore[arg-type]
@@ -146,11 +150,19 @@ class SampleLibrary:
     async def searchable(self) -> SearchIndex:
         """The search index, once built (the build starts here when :meth:`load` was not
         called)."""
-        if self._index is not None:
-            return self._index
-        if self._build is None or (self._build.done() and self._build.exception()):
-            self._build = asyncio.create_task(self._built(), name="samples: search index")
-        return await asyncio.shield(self._build)
+        while True:
+            if self._index is not None:
+                return self._index
+            build = self._build
+            if build is None or (build.done() and (build.cancelled() or build.exception())):
+                build = self._build = asyncio.create_task(self._built(),
+                                                          name="samples: search index")
+            try:
+                return await asyncio.shield(build)
+            except asyncio.CancelledError:
+                if build is self._build or not build.cancelled():
+                    raise  # this caller was cancelled
+                # the build was replaced by a later load(): wait for that one
 
     @property
     def index(self) -> SearchIndex:

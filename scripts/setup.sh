@@ -22,6 +22,9 @@ if ((${#missing[@]})); then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test,bench]'
+# The EBU ADM Renderer checks our ADM BWF export (tests/test_immersive_adm.py). Its pins
+# would downgrade numpy, lxml and attrs, and it runs with ours: install it alone.
+python3 -m pip install -q --disable-pip-version-check --no-deps ear==2.1.0
 
 # npm packages used by tests and the browser bundle (lockfiles are committed).
 for dir in $(find . -name package-lock.json -not -path '*/node_modules/*' -printf '%h\n'); do

@@ -49,7 +49,10 @@ async def test_a_published_take_is_found_and_cached_by_another_node(
         other = one.ingest_file(take(tmp_path, 330), project_id="p1", name="take2.wav")
         await asset_objects.publish(one, other, "p1")
         second = await asset_objects.local_file(two, other.id)  # 192 kB each: over the bound
-        assert second.is_file() and not path.exists()  # the older one was evicted
+        assert second.is_file() and path.is_file()  # the older one is still leased
+        asset_objects.asset_cache.lease(two, recorded.id, 0)  # its lease ends
+        await asset_objects.local_file(two, other.id)
+        assert not path.exists()  # the older one was evicted
         assert (await asset_objects.local_file(two, recorded.id)).is_file()  # and comes back
 
         with pytest.raises(AssetNotFound):

@@ -15,7 +15,7 @@ from loopback import free_port
 from nodepeer import running_server
 
 from dawserver.config import ServerConfig
-from dawserver.keys import STORE, TOKENS
+from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
 from dsp_core.session import AutomationLane, Clip, Session, Track
 
@@ -105,3 +105,43 @@ async def test_a_pass_the_server_lost_goes_on_without_losing_what_it_wrote(api: 
     values = {p["value"] for k, p in points.items() if k.startswith("lost.")}
     assert -20.0 in values
     assert any(k.startswith("lost-") and p["value"] == -10.0 for k, p in points.items())
+
+
+async def test_huge_frames_and_too_many_passes_are_refused_and_the_lane_stays_whole(
+        api: Api, monkeypatch) -> None:
+    from dawserver import automation_api
+
+    first = {"pass_id": "ok", "track": "t1", "param": "gain_db", "start": 0,
+             "events": [[100, -3.0, True], [4800, -6.0, True]], "now": 4800}
+    assert (await api.write(**first))[0] == 200
+    status, body = await api.write(**{**first, "pass_id": "big",
+                                      "events": [[10 ** 30, 0.0, True]], "now": None})
+    assert status == 422 and "events" in str(body)  # a frame past 2**53: never reaches pycrdt
+    async with api.app[ROOMS].use(api.project) as room:
+        points = room.document.automation("t1")["gain_db"]["points"]
+    assert sorted(points) and all(k.startswith("ok.") for k in points)
+    status, body = await api.write(**{**first, "events": [[9600, -9.0, True]], "now": 9600})
+    assert status == 200 and body["points"] >= 3  # the pass goes on
+
+    monkeypatch.setattr(automation_api, "MAX_OPEN_PASSES", 2)
+    assert (await api.write(**{**first, "pass_id": "two"}))[0] == 200
+    async with api.http.post(
+            f"{api.config.base_url}/projects/{api.project}/automation/write",
+            headers={"Authorization": f"Bearer {api.token()}"},
+            json={**first, "pass_id": "three"}) as response:
+        assert response.status == 429 and response.headers["Retry-After"] == "120"
+        assert "stop one" in (await response.json())["error"]
+    assert (await api.write(**{**first, "pass_id": "two", "stop": 9600}))[0] == 200
+    assert (await api.write(**{**first, "pass_id": "three"}))[0] == 200  # room again
+
+
+async def test_a_pass_past_its_event_cap_answers_413(api: Api, monkeypatch) -> None:
+    from collab import automation_write
+
+    monkeypatch.setattr(automation_write, "MAX_PASS_EVENTS", 5)
+    batch = {"pass_id": "long", "track": "t1", "param": "gain_db", "start": 0,
+             "events": [[f * 480, -f / 2, True] for f in range(4)], "now": 2000}
+    assert (await api.write(**batch))[0] == 200
+    status, body = await api.write(**{**batch, "events": [[f * 480, -1.0, True]
+                                                         for f in range(4, 8)]})
+    assert status == 413 and "new pass" in body["error"]

@@ -3,11 +3,19 @@ and two editors writing one lane at once."""
 
 from __future__ import annotations
 
+import bisect
+import math
+import random
+
 import pytest
 from pycrdt import Doc
 
+from collab import automation_write
 from collab.automation_write import (
+    TOLERANCE,
+    LaneEdit,
     LaneWriter,
+    PassTooLong,
     apply_edit,
     lane_value,
     thin,
@@ -211,3 +219,71 @@ def test_a_loop_wrap_starts_a_new_stretch_that_overwrites_the_first_where_they_m
     assert value(doc, last + GLIDE) == -6.0  # ...then back to the lane
     assert all(p.frame not in range(1, 20000) or p.value == 3.0 for p in lane_of(doc)
                if p.id.endswith(".b"))
+
+
+def within_tolerance(samples: list[tuple[int, float]], kept: list[tuple[int, float]],
+                     tolerance: float) -> bool:
+    """Every sample lies within ``tolerance`` of the line through the kept ones around it."""
+    frames = [f for f, _ in kept]
+    for frame, value in samples:
+        i = max(0, min(len(kept) - 2, bisect.bisect_right(frames, frame) - 1))
+        (f0, v0), (f1, v1) = kept[i], kept[i + 1]
+        line = v0 + (v1 - v0) * (frame - f0) / (f1 - f0)
+        if abs(value - line) > tolerance + 1e-9:
+            return False
+    return True
+
+
+def test_thinning_a_sawtooth_keeps_every_corner_and_noise_stays_within_tolerance() -> None:
+    saw = [(i * 10, 10.0 * (i % 2)) for i in range(5000)]
+    assert thin(saw, 0.2) == saw  # every point a corner (this was quadratic before)
+    rng = random.Random(7)
+    noise = [(i * 10, rng.gauss(0.0, 1.0) + i / 100) for i in range(5000)]
+    kept = thin(noise, 0.5)
+    assert kept[0] == noise[0] and kept[-1] == noise[-1] and len(kept) < len(noise)
+    assert within_tolerance(noise, kept, 0.5)
+    # past the depth limit the linear pass finishes a stretch, still within tolerance
+    spiral = [(i, (-1) ** i * 1.001 ** i) for i in range(3000)]
+    assert within_tolerance(spiral, thin(spiral, 0.3), 0.3)
+
+
+def test_a_long_pass_written_in_batches_thins_its_tail_and_matches_in_one_go() -> None:
+    doc = project([(0, -6.0)])
+    writer = writer_for(doc, "t", "gain_db", start=0, pass_id="p1")
+    rng = random.Random(3)
+    events = [(480 * i, max(-60.0, min(6.0, -20 + 10 * math.sin(i / 40) + 0.1 * rng.random())))
+              for i in range(1, 5000)]
+    for start in range(0, len(events), 700):  # batches, as the page sends them
+        for frame, level in events[start:start + 700]:
+            writer.feed(frame, level, held=True)
+        edit = writer.edit(events[min(len(events), start + 700) - 1][0])
+    kept = sorted((p.frame, p.value) for k, p in edit.points.items() if k.endswith(".b"))
+    assert within_tolerance(events, kept, TOLERANCE["gain_db"])
+    whole = thin(events, TOLERANCE["gain_db"])  # in one go: chunking costs a few points
+    assert len(whole) < len(events) // 4
+    assert len(kept) <= 1.1 * len(whole) + len(events) // automation_write.CHUNK + 1
+    apply_edit(doc, "t", "gain_db", writer.stop(events[-1][0]))
+    assert value(doc, events[2500][0]) == pytest.approx(events[2500][1], abs=0.21)
+
+
+def test_a_pass_refuses_frames_past_the_lane_and_events_past_its_cap(monkeypatch) -> None:
+    doc = project()
+    writer = writer_for(doc, "t", "gain_db", start=0, pass_id="p1")
+    with pytest.raises(SchemaError, match="past the last frame"):
+        writer.feed(10 ** 30, 0.0, held=True)
+    monkeypatch.setattr(automation_write, "MAX_PASS_EVENTS", 3)
+    for frame in (10, 20, 30):
+        writer.feed(frame, -1.0, held=True)
+    with pytest.raises(PassTooLong, match="new pass"):
+        writer.feed(40, -1.0, held=True)
+
+
+def test_an_edit_with_a_bad_point_deletes_nothing() -> None:
+    doc = project([(0, -6.0), (1000, -3.0)], mode="write")
+    state = doc.doc.get_state()
+    edit = LaneEdit("p1", erase=[(0, 2000)],
+                    points={"p1.5.b": AutomationPoint(2 ** 60, -1.0, id="p1.5.b")})
+    with pytest.raises(SchemaError, match="frame"):
+        apply_edit(doc, "t", "gain_db", edit)
+    assert doc.doc.get_state() == state
+    assert [p.id for p in lane_of(doc)] == ["orig0", "orig1"]

@@ -44,6 +44,9 @@ PUBLIC_BY_DESIGN = {
     "/presave/{slug}": "a pre-save campaign's public page",
     "/api/marketplace/downloads/{licence_id}/{file_id}": "a signed, expiring download link: "
                                                          "its HMAC signature is the key",
+    "/storage/{key}": "a signed, expiring link to a stored object (local disk): its HMAC "
+                      "signature over key and expiry is the key; unsigned or altered links "
+                      "answer 403",
     "/s/{code}": "a post's short link: redirects anyone and counts the click; the code is "
                  "random and the answer carries no account data",
     "/static/{path}": "the page's static files",

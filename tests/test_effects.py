@@ -267,3 +267,13 @@ def test_a_reverb_made_for_one_rate_is_refused_at_a_higher_one() -> None:
     block = np.zeros(64, dtype=np.float32)
     with pytest.raises(NativeError, match="buffer"):
         get_backend("native").effect_process(fx, block, None, 64, 96000, 0)
+
+
+def test_a_sidechain_key_shorter_than_the_block_is_refused_by_the_c_kernel() -> None:
+    kernels = get_backend("native")
+    fx = EffectState(EffectSpec("compressor", {"threshold_db": -20.0}), 1, SR)
+    fx.key = np.zeros((2, 64), dtype=np.float32)  # key_stride 64: two channels of 64
+    block = np.full(128, 0.5, dtype=np.float32)
+    with pytest.raises(NativeError, match="daw_effect_process"):
+        kernels.effect_process(fx, block, None, 128, SR, 0)
+    kernels.effect_process(fx, block, None, 64, SR, 0)  # within the key: fine

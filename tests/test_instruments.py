@@ -10,7 +10,7 @@ import pytest
 from dsp_core import EffectSpec, Engine, native_backend, reference_instruments
 from dsp_core.instrument_graph import InstrumentState, build_instrument
 from dsp_core.midi import ControlEvent, Instrument, MidiClip, Note, SampleZone
-from dsp_core.session import Bus, Send, Session, Track
+from dsp_core.session import Bus, Clip, Send, Session, Track
 
 BACKENDS = {"native": native_backend.instrument_render,
             "reference": reference_instruments.instrument_render}
@@ -241,3 +241,31 @@ def test_a_bounce_keeps_the_last_notes_release() -> None:
     out = engine.render(0, engine.length + 200)
     assert np.abs(out[:, 4800:5000]).max() > 0.01           # the release is in the bounce
     assert out[:, 9500:9600].any() and not out[:, 9600:].any()  # and ends with it
+
+
+def test_a_midi_track_over_one_plain_audio_clip_still_plays_its_instrument() -> None:
+    """A mono MIDI track with no inserts or sends whose one mono clip covers the block
+    looks plain to the mixer; it must still run its voices (C and twin agree)."""
+    track = chord_track()
+    track.channels = 1
+    track.clips = [Clip("/low.wav", 0, 20000)]
+    session = Session(tracks=[track])
+    ours = Engine(session, block_size=128, backend="native", loader=load).render(0, 6000)
+    theirs = Engine(session, block_size=128, backend="reference", loader=load).render(0, 6000)
+    np.testing.assert_allclose(ours, theirs, atol=2e-5)
+    clip_only = Session(tracks=[Track("a", channels=1, clips=[Clip("/low.wav", 0, 20000)])])
+    audio = Engine(clip_only, block_size=128, backend="native", loader=load).render(0, 6000)
+    assert np.abs(ours - audio).max() > 0.05  # the synth is heard over the clip
+
+
+def test_a_note_on_a_channel_past_15_keeps_its_voice_inside_the_state() -> None:
+    from dsp_core.reference_instruments import V_CH
+
+    state = build_instrument(chord_track(), 1.0, 48000, 128, load)
+    state.events["channel"][:] = 40 + np.arange(len(state.events))  # an unchecked caller
+    twin = copy.deepcopy(state)
+    ours = render_alone(state, "native", 48000, 128, 4000)
+    theirs = render_alone(twin, "reference", 48000, 128, 4000)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=2e-6)
+    assert 0 < state.voices[:, V_CH].max() <= 15
+    np.testing.assert_allclose(state.voices, twin.voices, rtol=1e-9, atol=1e-9)

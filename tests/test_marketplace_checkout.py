@@ -437,3 +437,13 @@ async def test_a_buyer_cannot_open_checkouts_in_a_loop(tmp_path: Path) -> None:
         status, _ = await m.checkout("greedy", "seller", beats[0]["beat_id"], "mp3_lease")
         assert status == 201
         assert module.checkout.max_open == 2
+
+
+async def test_racing_checkouts_of_one_buyer_stay_within_max_open(
+        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+    async with market(tmp_path, db_url, max_open_checkouts=1) as m:
+        await m.seller("seller")
+        beats = [await m.beat("seller", title=f"Beat {n}") for n in range(4)]
+        answers = await asyncio.gather(*(
+            m.checkout("greedy", "seller", beat["beat_id"], "mp3_lease") for beat in beats))
+        assert sorted(status for status, _ in answers) == [201, 409, 409, 409], answers

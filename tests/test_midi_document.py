@@ -209,3 +209,71 @@ def test_check_sources_names_a_missing_sampler_zone(tmp_path: Path) -> None:
     with pytest.raises(AudioFileError, match=r"tracks\[1\]\.instrument\.zones\[0\] "
                                              r"\(track 'keys', zone 'low'\)"):
         check_sources(midi_session(tmp_path), decode=False)
+
+
+@pytest.mark.parametrize("where, value", [
+    ("params", []), ("params", "loud"), ("zones", ["x"]), ("zone", "not a map"),
+    ("zone_root", "abc"), ("zone_root", None), ("zone_root", float("inf")),
+    ("kind", 7)])
+def test_a_bad_instrument_a_peer_wrote_plays_as_none_and_never_raises(where, value) -> None:
+    doc, clip_id = midi_project()
+    doc.add_note(clip_id, 60, 100, 0, 10)
+    doc.set_instrument("keys", Instrument("sampler", {}, [
+        SampleZone("/a.wav", 60, id="z1"), SampleZone("/b.wav", 72, id="z2")]))
+    instrument = doc._roots["tracks"]["keys"]["instrument"]
+    if where in ("params", "zones", "kind"):
+        instrument[where] = value  # a buggy or hostile peer: any value at all
+    elif where == "zone":
+        instrument["zones"]["z1"] = value
+    else:
+        instrument["zones"]["z1"]["root"] = value
+    track = doc.to_session().tracks[0]
+    assert len(track.midi_clips[0].notes) == 1  # the clip still plays
+    if where in ("zone", "zone_root"):  # the bad zone goes, the good one stays
+        assert [z.id for z in track.instrument.zones] == ["z2"]
+    else:
+        assert track.instrument is None
+
+
+@pytest.mark.parametrize("write", [
+    lambda clips, cid: clips[cid].__setitem__("notes", [1, 2]),
+    lambda clips, cid: clips[cid].__setitem__("notes", "many"),
+    lambda clips, cid: clips[cid].__setitem__("position", "soon"),
+    lambda clips, cid: clips.__setitem__("junk", "not a clip"),
+    lambda clips, cid: clips.__setitem__("junk", [1]),
+])
+def test_a_bad_clip_a_peer_wrote_is_left_out_and_never_raises(write) -> None:
+    doc, clip_id = midi_project()
+    other = doc.add_midi_clip("keys", MidiClip(0, 100, [Note(62, 90, 0, 10)]))
+    write(doc._roots["midi_clips"], clip_id)
+    clips = doc.to_session().tracks[0].midi_clips
+    assert other in [c.id for c in clips]
+
+
+def test_a_note_with_a_field_a_peer_added_or_broke_refuses_edits_and_changes_nothing() -> None:
+    doc, clip_id = midi_project()
+    first = doc.add_note(clip_id, 60, 100, 10, 10)
+    bad = doc.add_note(clip_id, 62, 100, 20, 10)
+    doc._roots["midi_clips"][clip_id]["notes"][first]["colour"] = "red"  # unknown key
+    assert doc.notes(clip_id)[first].velocity == 100  # read, the unknown key ignored
+    doc._roots["midi_clips"][clip_id]["notes"][bad]["channel"] = 99
+    state = doc.doc.get_state()
+    for edit in (lambda: note_edits.edit_velocity(doc, clip_id, scale=2.0),
+                 lambda: note_edits.quantize(doc, clip_id, 4),
+                 lambda: note_edits.transpose(doc, clip_id, 1)):
+        with pytest.raises(SchemaError, match=f"note '{bad}' channel.*nothing was changed"):
+            edit()
+        assert doc.doc.get_state() == state  # not one note written
+    del doc._roots["midi_clips"][clip_id]["notes"][bad]["channel"]
+    assert note_edits.edit_velocity(doc, clip_id, scale=0.5) == 2
+    assert {n.velocity for n in doc.notes(clip_id).values()} == {50}
+
+
+def test_adding_a_track_with_a_bad_midi_clip_writes_nothing() -> None:
+    doc = ProjectDocument.from_session(Session(tracks=[]))
+    state = doc.doc.get_state()
+    track = Track("keys", instrument=Instrument("synth"),
+                  midi_clips=[MidiClip(2 ** 80, 10, [Note(60, 100, 0, 10)], id="m")])
+    with pytest.raises(SchemaError, match="position"), doc.transaction():
+        doc._put_midi(track)
+    assert doc.doc.get_state() == state

@@ -168,3 +168,58 @@ async def test_a_sampler_plays_an_asset_of_the_project(clients) -> None:  # noqa
     status, body = await a.call("PUT", f"{project}/tracks/nope/instrument", json={
         "kind": "synth"})
     assert status == 404
+
+
+def long_wait() -> bytes:
+    """A file whose note lands past 2**63 frames (slowest tempo, 1 tick per beat)."""
+    midi = mido.MidiFile(type=0, ticks_per_beat=1)
+    events = [mido.MetaMessage("set_tempo", tempo=500000),
+              mido.MetaMessage("set_tempo", tempo=0xFFFFFF, time=1),
+              mido.Message("note_on", note=60, velocity=100, time=0)]
+    events += [mido.MetaMessage("text", text="wait", time=0x0FFFFFFF)] * 400
+    events += [mido.Message("note_off", note=60, time=0x0FFFFFFF)]
+    midi.tracks.append(mido.MidiTrack(events))
+    data = io.BytesIO()
+    midi.save(file=data)
+    return data.getvalue()
+
+
+async def test_an_import_too_large_or_too_long_is_refused_and_writes_nothing(
+        clients, monkeypatch) -> None:  # noqa: ANN001
+    from dawserver import midi_routes
+
+    a, _ = clients
+    project = f"/projects/{a.project_id}"
+    async with a.app[ROOMS].use(a.project_id) as room:
+        before = room.document.to_json()
+    status, body = await a.call("POST", f"{project}/midi/import", data=long_wait(),
+                                headers={"Content-Type": "audio/midi"})
+    assert status == 400 and "MIDI file track 1" in body["error"]
+    monkeypatch.setattr(midi_routes, "MAX_IMPORT_EVENTS", 1)
+    status, body = await a.call("POST", f"{project}/midi/import", data=song(),
+                                headers={"Content-Type": "audio/midi"})
+    assert status == 413 and "more than 1 notes" in body["error"]
+    async with a.app[ROOMS].use(a.project_id) as room:
+        assert room.document.to_json() == before
+
+
+async def test_a_note_edit_over_a_broken_note_answers_400_and_writes_nothing(
+        clients) -> None:  # noqa: ANN001
+    a, _ = clients
+    project = f"/projects/{a.project_id}"
+    _, imported = await a.call("POST", f"{project}/midi/import", data=song(),
+                               headers={"Content-Type": "audio/midi"})
+    clip = imported["clip_ids"][0]
+    async with a.app[ROOMS].use(a.project_id) as room:
+        notes = room.document._roots["midi_clips"][clip]["notes"]
+        broken = sorted(notes.keys())[-1]
+        await room.edit(lambda d: d._roots["midi_clips"][clip]["notes"][broken].__setitem__(
+            "channel", 99))  # as a buggy peer would
+        before = room.document.to_json()
+    status, body = await a.call("POST", f"{project}/midi/clips/{clip}/edit",
+                                json={"operation": "velocity", "scale": 2})
+    assert status == 400 and f"note '{broken}' channel" in body["error"]
+    async with a.app[ROOMS].use(a.project_id) as room:
+        assert room.document.to_json() == before
+        stored = await a.app[STORE].load(a.project_id)
+    assert stored.last_seq >= 1

@@ -121,6 +121,10 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 _turn = itertools.count()
 
 
+#: One test fuzzes every operation of the document (over 200, twelve examples each): about
+#: three minutes on a quiet two-core machine, eight on a loaded one; the suite's 300 s
+#: limit is per test, so this one gets its own, still a bound on a hang.
+@pytest.mark.timeout(1200)
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))

@@ -119,3 +119,19 @@ async def test_a_reverb_added_in_the_document_is_heard_and_follows_its_knobs(
             with pytest.raises(ProjectError, match=r"reverb.room_size = 3.0 is outside"):
                 await room.edit(lambda d: d.set_effect_params("t0", 0, room_size=3.0))
             engine.close()
+
+
+async def test_a_document_that_cannot_be_read_keeps_the_engine_rendering(tmp_path: Path) -> None:
+    async with open_store(None, tmp_path) as store:
+        info = await import_session(store, sine_session(tmp_path))
+        async with project_room(info.project_id, store) as room:
+            engine = ProjectEngine(room, debounce=0.0)
+            before = rms(await engine.render(0, RATE))
+            # a bad MIDI value plays as none: the render goes on with the rest
+            await room.edit(lambda d: d._roots["tracks"]["t0"].__setitem__(
+                "instrument", {"kind": "synth", "params": [1, 2]}))
+            assert rms(await engine.render(0, RATE)) == pytest.approx(before, rel=1e-3)
+            # a track field no reader expects: the engine keeps its last good state
+            await room.edit(lambda d: d._roots["tracks"]["t1"].__setitem__("channels", "two"))
+            assert rms(await engine.render(0, RATE)) == pytest.approx(before, rel=1e-3)
+            engine.close()

@@ -73,6 +73,20 @@ def test_webhook_secrets_are_stored_sealed_and_clear_rows_get_sealed(db_url: str
             with pytest.raises(SealingError, match="create it again"):
                 await WebhookStore(db, SecretBox(bytes(32))).get("acct_a", sub.id)
 
+            # one row sealed under another key disables that row only, with the reason
+            good = await store.create("acct_a", url="https://example.org/g", events=["x"],
+                                      description="", secret=new_secret(), created_by="p")
+            await db.execute("UPDATE webhook_subscriptions SET secret = ? WHERE id = ?",
+                             SecretBox(bytes(32)).seal(new_secret()), sub.id)
+            assert [s.id for s in await store.hearing("acct_a", "x")] == [good.id]
+            listed = {s.id: s for s in await store.list("acct_a")}
+            assert not listed[sub.id].enabled and listed[sub.id].secret == ""
+            assert "create it again" in listed[sub.id].disabled_reason
+            assert listed[good.id].enabled
+            enabled = await db.fetchval("SELECT enabled FROM webhook_subscriptions WHERE id = ?",
+                                        sub.id)
+            assert not enabled
+
     asyncio.run(go())
 
 

@@ -124,6 +124,21 @@ def test_a_failed_flush_keeps_its_counts_for_the_next(tmp_path: Path) -> None:
     asyncio.run(go())
 
 
+def test_a_report_asked_for_in_a_loop_flushes_once_a_second(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'u.sqlite3'}") as db:
+            await db.migrate(MIGRATIONS)
+            meter = UsageMeter(UsageStore(db))
+            meter.record("acct_a", "key_1", 200, 5)
+            assert await meter.flush(max_age_s=60) == 1
+            meter.record("acct_a", "key_1", 200, 5)
+            assert await meter.flush(max_age_s=60) == 0  # flushed a moment ago: skipped
+            assert meter.pending == 1
+            assert await meter.flush() == 1  # the periodic flush always writes
+
+    asyncio.run(go())
+
+
 def test_the_meter_flushes_once_more_when_cancelled(tmp_path: Path) -> None:
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'u.sqlite3'}") as db:

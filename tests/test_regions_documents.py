@@ -236,6 +236,12 @@ def test_shared_directories_and_buckets_are_refused(tmp_path: Path) -> None:
             "eu": RegionConfig(f"sqlite://{tmp_path / 'eu.db'}", "s3://bucket/eu")})
     with pytest.raises(ValueError, match="give s3://BUCKET/PREFIX"):
         ServerConfig(data_dir=tmp_path, storage_url="/srv/files")
+    for main, eu in (("s3://bucket", "s3://bucket/eu"), ("s3://bucket/eu/x", "s3://bucket/eu")):
+        with pytest.raises(ValueError, match="'default' and 'eu' keep their files.*overlap"):
+            ServerConfig(data_dir=tmp_path, storage_url=main, regions={
+                "eu": RegionConfig(f"sqlite://{tmp_path / 'eu.db'}", eu)})
+    ServerConfig(data_dir=tmp_path, storage_url="s3://bucket/eu2", regions={
+        "eu": RegionConfig(f"sqlite://{tmp_path / 'eu.db'}", "s3://bucket/eu")})
     s3 = ServerConfig(data_dir=tmp_path, storage_url="s3://bucket/main", regions={
         "eu": RegionConfig(f"sqlite://{tmp_path / 'eu.db'}", "s3://bucket/eu")})
     assert s3.object_storage_of("eu") == "s3://bucket/eu"

@@ -423,3 +423,29 @@ async def test_an_idle_room_gives_back_its_trial_copy(store, monkeypatch) -> Non
         await wait_for(lambda: room.last_seq == 2)
         assert room.document.track("t1")["gain_db"] == -7.0
         await ana.leave()
+
+
+async def test_a_server_edit_that_fails_half_way_is_still_stored_and_relayed(store) -> None:
+    """pycrdt commits a transaction even when the change raised: what was written before
+    the failure (here a panic of pycrdt on an int past 64 bits, a BaseException) must reach
+    the store and every peer, or later edits depend on clocks nobody else has."""
+    from collab.errors import SchemaError
+
+    def half(document: ProjectDocument) -> None:
+        document.set_track_gain("t1", -7.0)
+        document._roots["tracks"]["t2"]["gain_db"] = 10 ** 30
+
+    async with project_room("song", store) as room:
+        ana = Client(room)
+        await ana.sync()
+        with pytest.raises(SchemaError, match="could not take a value"):
+            await room.edit(half)
+        await room.edit(lambda d: d.set_track_gain("t3", -3.0))  # builds on the failed one
+        await wait_for(lambda: len(ana.channel.messages(p.MSG_SYNC, p.SYNC_UPDATE)) >= 2)
+        ana.apply_received()
+        assert ana.doc.to_json() == room.document.to_json()
+        assert room.document.track("t1")["gain_db"] == -7.0
+        await ana.leave()
+    async with project_room("song", store) as again:
+        assert again.document.to_json() == ana.doc.to_json()
+        assert again.document.track("t3")["gain_db"] == -3.0

@@ -287,3 +287,30 @@ async def test_forgetting_an_account_drops_its_samples_only(library: SampleLibra
     assert library.index.search("acc", SampleQuery()).total == 0
     assert library.index.search("keep", SampleQuery()).total == 4
     assert await SampleLibrary(library.database).load() == 4
+
+
+@pytest.mark.asyncio
+async def test_a_second_load_replaces_the_first_build(library: SampleLibrary,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from samples import library as module
+
+    release, built = threading.Event(), module._index_of
+
+    def held(rows):  # noqa: ANN001, ANN202 - the first build stays under way until released
+        release.wait(10)
+        return built(rows)
+
+    monkeypatch.setattr(module, "_index_of", held)
+    await library.load()
+    first = library._build
+    waiting = asyncio.create_task(library.searchable())  # waits on the first build
+    await asyncio.sleep(0.05)
+    monkeypatch.setattr(module, "_index_of", built)
+    await library.load()
+    release.set()
+    async with asyncio.timeout(30):
+        index = await waiting
+    assert first is not None and first.cancelled()  # not left to replay and assign
+    assert index is library.index and library._build is not first

@@ -5,6 +5,7 @@ typed answers, pagination, idempotent creates, If-Match, retries honouring
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -122,3 +123,61 @@ def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
     assert in_a_while is not None and 25 <= in_a_while <= 30
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
     assert Retries(max_wait_s=5).wait(1, "600") == 5
+
+
+class LossyServer:
+    """An httpx transport standing in for the server when the network loses an answer:
+    the first request is applied, then its answer is lost (a read time-out); later
+    requests are answered from the state it left."""
+
+    def __init__(self) -> None:
+        self.projects = {"p1": "Old"}
+        self.version = 1
+        self.paths: list[str] = []
+        self.lose_next = True
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.raw_path.decode())
+        project_id = request.url.path.rsplit("/", 1)[1]
+        if request.method == "GET":
+            if project_id not in self.projects:
+                return httpx.Response(404, json={"detail": "no such project"})
+            return httpx.Response(200, json={
+                "id": project_id, "name": self.projects[project_id], "role": "owner",
+                "created_at": "2026-01-01T00:00:00Z"})
+        if project_id not in self.projects:
+            return httpx.Response(404, json={"detail": "no such project"})
+        if request.method == "PATCH" and request.headers.get("If-Match") != f'"v{self.version}"':
+            return httpx.Response(412, json={"detail": "changed since"})
+        if request.method == "DELETE":
+            del self.projects[project_id]
+        else:
+            self.projects[project_id] = json.loads(request.content)["name"]
+            self.version += 1
+        if self.lose_next:
+            self.lose_next = False
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return httpx.Response(200, json={"deleted": True})
+
+
+def test_a_retry_meeting_the_lost_attempts_effect_reports_success() -> None:
+    retries = Retries(attempts=3, base_s=0.01, cap_s=0.01)
+    server = LossyServer()
+    with Client("http://api.test", "k", retries=retries,
+                transport=httpx.MockTransport(server)) as api:
+        renamed = api.rename_project("p1", "New", if_match='"v1"')  # 412 on the retry
+        assert renamed.name == "New" and server.projects == {"p1": "New"}
+        server.lose_next = True
+        assert api.delete_project("p1") is True  # 404 on the retry: it was deleted
+        with pytest.raises(ApiError) as missing:  # no lost answer: a 404 is a 404
+            api.delete_project("p1")
+        assert missing.value.status == 404
+
+
+def test_ids_are_percent_encoded_into_paths() -> None:
+    server = LossyServer()
+    server.lose_next = False
+    with Client("http://api.test", "k", transport=httpx.MockTransport(server)) as api, \
+            pytest.raises(ApiError):
+        api.get_project("../usage?days=1")
+    assert server.paths == ["/api/v1/projects/..%2Fusage%3Fdays%3D1"]

@@ -310,6 +310,14 @@ def test_a_link_leads_only_where_its_owner_set_and_guesses_are_cut_off(
                 await links.click("not a code", "198.51.100.1", BROWSER)
             link, _ = await links.click(fresh, "203.0.113.7", BROWSER)
             assert link.url == "https://ada.example/b"
+            # IPv6: one /64 is one guesser, however many addresses it rotates through
+            for n in range(3):
+                with pytest.raises(NotFoundError):
+                    await links.click("AAAAAAAAAA", f"2001:db8:1:2::{n + 1}", BROWSER)
+            with pytest.raises(TooManyGuesses):
+                await links.click(fresh, "2001:db8:1:2:ffff::9", BROWSER)
+            link, _ = await links.click(fresh, "2001:db8:1:3::1", BROWSER)  # another /64
+            assert link.url == "https://ada.example/b"
 
     run(go())
 

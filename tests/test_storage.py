@@ -154,3 +154,24 @@ async def test_storage_urls_and_keys_are_checked() -> None:
         LocalObjectStore(Path("/tmp")).path("../etc/passwd")
     with pytest.raises(ValueError, match="unknown storage settings"):
         StorageSettings.from_mapping({"endpoint": "http://x"})
+
+
+async def test_a_file_name_is_made_safe_for_content_disposition() -> None:
+    from dawserver.storage.base import content_disposition
+
+    header = content_disposition('evil".wav\r\nSet-Cookie: x=1')
+    assert "\r" not in header and "\n" not in header
+    assert header.startswith('attachment; filename="evil_.wavSet-Cookie: x=1"; ')
+    assert content_disposition("Café.wav").endswith("filename*=UTF-8''Caf%C3%A9.wav")
+    assert content_disposition("") == "attachment; filename=\"download\"; filename*=UTF-8''download"
+
+
+async def test_a_local_link_signs_the_name_to_save_as(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path, link_key=b"k" * 32)
+    url = await store.presigned_url("links/take.wav", 60, filename="take.wav")
+    key, _, query = url.removeprefix("/storage/").partition("?")
+    fields = dict(pair.split("=") for pair in query.split("&"))
+    expires, signature = int(fields["expires"]), fields["signature"]
+    assert store.check_link(key, expires, signature, "take.wav") == store.path(key)
+    with pytest.raises(LinkRefused, match="not one we signed"):
+        store.check_link(key, expires, signature, "invoice.exe")

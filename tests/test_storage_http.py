@@ -194,16 +194,25 @@ async def test_a_bounce_renders_from_the_cache_and_is_stored_in_s3(studio: Studi
 
 async def test_project_deletion_removes_its_objects(studio: Studio) -> None:
     a, b = studio.projects
-    _, shared, _ = await studio.upload(a, wav(0.2))
-    await studio.upload(b, wav(0.2))  # the same bytes in B: stored once, kept for B
+    data = wav(0.2)  # made once: a float WAV's PEAK chunk holds the time it was written
+    _, shared, _ = await studio.upload(a, data)
+    _, again, _ = await studio.upload(b, data)  # the same bytes in B: stored once, kept
+    assert again["id"] == shared["id"]
     _, own, _ = await studio.upload(a, wav(0.2, hz=500))
     from dawserver.project_deletion import delete_project
 
     assert await delete_project(studio.app, a, actor="ana") is not None
     keys = await studio.objects()
-    assert not any(own["id"] in key for key in keys)
+    # its own asset stops existing at once; its audio waits out the grace period
+    assert asset_objects.object_key(own["id"], "json") not in keys
+    assert f"assets/forgotten/{own['id']}" in keys
     assert f"assets/projects/{b}/{shared['id']}" in keys
+    assert asset_objects.object_key(shared["id"], "json") in keys
     assert not any(key.startswith(f"assets/projects/{a}/") for key in keys)
+    assert await asset_objects.collect_forgotten(studio.app[ASSETS], grace_s=0) == 2
+    keys = await studio.objects()
+    assert not any(own["id"] in key for key in keys)
+    assert asset_objects.object_key(shared["id"], "wav") in keys
 
 
 async def test_s3_down_answers_503_and_records_nothing(tmp_path: Path) -> None:

@@ -129,7 +129,7 @@ async def test_fuzzed_updates_never_break_the_room(collab_database_url: str,
         # Stock yjs reads everything ben was sent, in order, and sees what ben sees.
         sent_to_ben = [m.payload.hex() for m in ben.channel.messages(p.MSG_SYNC)
                        if m.sub != p.SYNC_STEP1]
-        replay = yjs_replay({"sequence": [seed.hex(), *sent_to_ben]})
+        replay = yjs_replay({"sequence": [seed.hex(), *sent_to_ben], "maps": list(ROOTS)})
         assert replay["errors"] == []
         assert normalised(replay["document"]) == seen
 

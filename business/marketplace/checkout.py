@@ -34,6 +34,8 @@ MIN_EXPIRY_S = 1800
 #: Seconds past a session's expiry before the sweep expires its order (Stripe's own
 #: ``checkout.session.expired`` usually comes first).
 SWEEP_GRACE_S = 300.0
+#: The first key of the advisory lock that orders one buyer's checkout starts in a store.
+OPEN_CHECKOUTS_LOCK = 711_301
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,11 @@ class Checkout:
                       now)
         db = self.store.db
         async with db.transaction() as tx:
+            if db.dialect == "postgresql":  # SQLite's BEGIN IMMEDIATE already serialises
+                # one start per (seller, buyer) at a time: COUNT-then-INSERT under READ
+                # COMMITTED would let racing starts all pass max_open
+                await tx.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))",
+                                 OPEN_CHECKOUTS_LOCK, f"{seller}\n{buyer}")
             opened = await tx.fetchval(
                 "SELECT COUNT(*) FROM mkt_orders WHERE account_id = ? AND buyer_account = ? "
                 "AND status = ? AND COALESCE(expires_at, created_at + ?) > ?",

@@ -240,12 +240,13 @@ def _media(store: Storefront, key: str) -> str | None:
 async def render_main(renderer: RenderPool, store: Storefront, data: dict[str, Any]
                       ) -> tuple[str, str]:
     """The main part: the seller's template (in the sandbox, in a render worker), or the
-    built-in one when there is none or theirs fails on this data (or runs too long).
-    ``(html, the failure or "")``."""
+    built-in one when there is none or theirs fails on this data (or runs too long, or is
+    paused by the breaker). ``(html, the failure or "")``; :class:`RenderBusy` when too
+    many renders of this store (or in all) run or wait."""
     error = ""
     if store.template:
         try:
-            return await renderer.render(store.template, data), ""
+            return await renderer.render(store.template, data, key=store.account_id), ""
         except TemplateRefused as exc:
             error = str(exc)
     return _DEFAULT_T.render(**data), error

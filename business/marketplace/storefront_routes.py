@@ -16,6 +16,7 @@ from business.marketplace import storefront_pages as pages
 from business.marketplace.errors import CatalogueInvalid, NotFoundHere
 from business.marketplace.models import ON_SALE, Beat
 from business.marketplace.permissions import READ, SELL
+from business.marketplace.render_pool import RenderBusy
 from business.marketplace.routes import _api
 from business.marketplace.services import services
 from business.marketplace.storefront import Storefront
@@ -25,7 +26,16 @@ from business.marketplace.storefront_schemas import (
     StorefrontOut,
     StoreQuery,
 )
-from dawserver.plugin_api import PUBLIC, Empty, Media, NotFound, Reply, Request, Route
+from dawserver.plugin_api import (
+    PUBLIC,
+    Empty,
+    Media,
+    NotFound,
+    Reply,
+    Request,
+    Route,
+    Unavailable,
+)
 
 logger = logging.getLogger(__name__)
 PAGE_SIZE = 24
@@ -153,7 +163,10 @@ async def _listing(request: Request, store: Storefront, query: StoreQuery
 
 async def _main(request: Request, store: Storefront, data: dict[str, Any]) -> str:
     fronts = services(request.context).storefronts
-    html, error = await pages.render_main(fronts.renderer, store, data)
+    try:
+        html, error = await pages.render_main(fronts.renderer, store, data)
+    except RenderBusy as exc:
+        raise Unavailable(str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
     if error:
         fronts.errors[store.account_id] = error
         logger.warning("storefront %s: the seller's template failed, built-in one used: %s",

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 import string
@@ -139,6 +140,21 @@ class ShortLink:
         return tagged
 
 
+
+def guesser_of(address: str) -> str:
+    """What the guess limiter counts: an IPv4 address, or the /64 network of an IPv6 one
+    (a host rotates freely within its /64, so counting single addresses would not limit
+    it)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
+
 class Links:
     """Short links and their clicks."""
 
@@ -197,15 +213,16 @@ class Links:
         """Follow ``code``: its link, and whether this click was counted (not a bot, not
         a repeat of the same visitor within the hour). :class:`TooManyGuesses` once
         ``address`` asked for too many unknown codes this minute."""
-        if not await self._guesses.test(self.misses, address):
-            stats = await self._guesses.get_window_stats(self.misses, address)
+        guesser = guesser_of(address)
+        if not await self._guesses.test(self.misses, guesser):
+            stats = await self._guesses.get_window_stats(self.misses, guesser)
             raise TooManyGuesses("too many unknown short links from this address: wait a "
                                  "minute", max(1, int(stats.reset_time - time.time()) + 1))
         try:
             link = await self.resolve(code)
             link.target  # noqa: B018 - a stored destination that fails the check is missing
         except NotFoundError:
-            await self._guesses.hit(self.misses, address)
+            await self._guesses.hit(self.misses, guesser)
             raise
         if is_bot(user_agent):
             return link, False

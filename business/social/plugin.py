@@ -11,6 +11,7 @@ from typing import Any
 from business.social import hookspecs as social_hookspecs
 from business.social.approvals import APPROVED_EVENT, EXPIRED_EVENT, REJECTED_EVENT
 from business.social.channels import NEEDS_RECONNECT_EVENT
+from business.social.composer_routes import COMPOSER_ROUTES
 from business.social.dispatch import (
     FAILED_EVENT,
     PUBLISH,
@@ -89,7 +90,7 @@ def permissions() -> list[Permission]:
 
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
-    return ROUTES + RESULT_ROUTES
+    return ROUTES + COMPOSER_ROUTES + RESULT_ROUTES
 
 
 @hookimpl

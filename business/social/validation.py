@@ -86,18 +86,26 @@ def validate(network: str, text: str, media: Sequence[MediaItem] = (),
     return problems
 
 
+def measure(network: str, text: str) -> tuple[int, list[str]]:
+    """How long ``text`` is as ``network`` counts it (X: weighted, URLs 23), and notes on
+    how it was counted."""
+    rules = rules_for(network)
+    if rules.text_counting != "weighted":
+        return text_length(text, rules.text_counting), []
+    measured = x_length(text)
+    notes = []
+    if measured.urls:
+        notes.append("URLs count 23")
+    if measured.weighted - 23 * measured.urls != len(text) - sum(
+            e - s for s, e in find_urls(text)):
+        notes.append("emoji and CJK characters count 2")
+    return measured.weighted, notes
+
+
 def _text_problems(rules: NetworkRules, text: str, field: str, what: str,
                    link_added: bool = False) -> list[Problem]:
     problems = []
-    if rules.text_counting == "weighted":
-        measured = x_length(text)
-        count, notes = measured.weighted, []
-        if measured.urls:
-            notes.append("URLs count 23")
-        if count - 23 * measured.urls != len(text) - sum(e - s for s, e in find_urls(text)):
-            notes.append("emoji and CJK characters count 2")
-    else:
-        count, notes = text_length(text, rules.text_counting), []
+    count, notes = measure(rules.network, text)
     if link_added:
         notes.append("with the link added at the end")
     if count > rules.max_text:

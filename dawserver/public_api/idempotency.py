@@ -8,19 +8,27 @@ first is still running answers 409. An error answer is not kept (the claim is dr
 so a corrected retry may reuse the key. Keys are kept per account (``account_id`` leads
 the table's key, the Citus rule) and expire after 24 hours.
 
-A claim is a lease of :data:`LEASE_SECONDS`: if the process running the first request
-dies before it answers (a crash, an OOM kill), a retry with the same request takes the
-claim over once the lease has passed, instead of answering 409 until the key expires.
+A claim is a lease of :data:`LEASE_SECONDS`, renewed every third of it while the request
+runs (a heartbeat), so a slow request keeps its claim however long it takes and a retry
+answers 409 instead of running it twice. If the process running the first request dies
+before it answers (a crash, an OOM kill), the heartbeat stops and a retry with the same
+request takes the claim over once the lease has passed, instead of answering 409 until
+the key expires. Each claim has a random token: keeping an answer, releasing and renewing
+are fenced by it, so a request whose claim was taken over changes nothing.
 Expired rows of every account are deleted by the purge job (:mod:`.retention`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 import re
+import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +41,7 @@ from ..errors import BadRequest, Conflict, Unprocessable
 from .conditional import etag_of
 from .respond import CACHE_HEADERS
 
+log = logging.getLogger(__name__)
 MIGRATIONS = load_migrations("public_api", Path(__file__).with_name("migrations"))
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
@@ -63,25 +72,26 @@ class IdempotencyStore:
                  lease: float = LEASE_SECONDS) -> None:
         self.db, self.ttl, self.lease = db, ttl, lease
 
-    async def claim(self, account_id: str, key: str, print_: str, now: float
-                    ) -> dict[str, Any] | None:
-        """Claim ``key``: None when claimed now (or taken over from a claim whose lease
-        passed, for the same request), else the row already there (live)."""
+    async def claim(self, account_id: str, key: str, print_: str, now: float,
+                    token: str = "") -> dict[str, Any] | None:
+        """Claim ``key`` under ``token``: None when claimed now (or taken over from a claim
+        whose lease passed, for the same request), else the row already there (live)."""
         await self.db.execute("DELETE FROM api_idempotency WHERE account_id = ? "
                               "AND expires_at <= ?", account_id, now)
         claimed = await self.db.execute(
             "INSERT INTO api_idempotency (account_id, idem_key, fingerprint, created_at, "
-            "expires_at, claimed_until) VALUES (?, ?, ?, ?, ?, ?) "
+            "expires_at, claimed_until, claim_token) VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (account_id, idem_key) DO NOTHING",
-            account_id, key, print_, now, now + self.ttl, now + self.lease)
+            account_id, key, print_, now, now + self.ttl, now + self.lease, token)
         if claimed:
             return None
         # one conditional update: of two retries racing for a dead claim, one takes it
         taken = await self.db.execute(
-            "UPDATE api_idempotency SET claimed_until = ?, created_at = ?, expires_at = ? "
-            "WHERE account_id = ? AND idem_key = ? AND status IS NULL AND fingerprint = ? "
-            "AND COALESCE(claimed_until, created_at + ?) <= ?", now + self.lease, now,
-            now + self.ttl, account_id, key, print_, self.lease, now)
+            "UPDATE api_idempotency SET claimed_until = ?, created_at = ?, expires_at = ?, "
+            "claim_token = ? WHERE account_id = ? AND idem_key = ? AND status IS NULL "
+            "AND fingerprint = ? AND COALESCE(claimed_until, created_at + ?) <= ?",
+            now + self.lease, now, now + self.ttl, token, account_id, key, print_,
+            self.lease, now)
         if taken:
             return None
         return await self.db.fetchrow(
@@ -92,18 +102,55 @@ class IdempotencyStore:
         """Delete every account's expired rows; how many."""
         return await self.db.execute("DELETE FROM api_idempotency WHERE expires_at <= ?", now)
 
-    async def keep(self, account_id: str, key: str, response: web.Response) -> None:
-        """Keep the answer of the claimed ``key``."""
-        body = response.body if isinstance(response.body, bytes) else b""
-        await self.db.execute(
-            "UPDATE api_idempotency SET status = ?, content_type = ?, location = ?, body = ? "
-            "WHERE account_id = ? AND idem_key = ?", response.status, response.content_type,
-            response.headers.get("Location"), body.decode(), account_id, key)
+    async def renew(self, account_id: str, key: str, token: str, now: float) -> bool:
+        """Extend the lease of the claim ``token`` holds; False if it holds it no more."""
+        return bool(await self.db.execute(
+            "UPDATE api_idempotency SET claimed_until = ? WHERE account_id = ? AND "
+            "idem_key = ? AND status IS NULL AND claim_token = ?", now + self.lease,
+            account_id, key, token))
 
-    async def release(self, account_id: str, key: str) -> None:
-        """Drop the claim of ``key`` (its request failed: a retry may run it)."""
+    async def keep(self, account_id: str, key: str, response: web.Response,
+                   token: str = "") -> bool:
+        """Keep the answer of ``key`` claimed under ``token``; False if the claim was
+        taken over (nothing is written)."""
+        body = response.body if isinstance(response.body, bytes) else b""
+        return bool(await self.db.execute(
+            "UPDATE api_idempotency SET status = ?, content_type = ?, location = ?, body = ? "
+            "WHERE account_id = ? AND idem_key = ? AND status IS NULL AND claim_token = ?",
+            response.status, response.content_type, response.headers.get("Location"),
+            body.decode(), account_id, key, token))
+
+    async def release(self, account_id: str, key: str, token: str = "") -> None:
+        """Drop the claim ``token`` holds on ``key`` (its request failed: a retry may run
+        it)."""
         await self.db.execute("DELETE FROM api_idempotency WHERE account_id = ? AND "
-                              "idem_key = ? AND status IS NULL", account_id, key)
+                              "idem_key = ? AND status IS NULL AND claim_token = ?",
+                              account_id, key, token)
+
+    @contextlib.asynccontextmanager
+    async def heartbeat(self, account_id: str, key: str, token: str) -> AsyncIterator[None]:
+        """Renew the claim every third of the lease while the ``async with`` block runs."""
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(self.lease / 3)
+                try:
+                    held = await self.renew(account_id, key, token, time.time())
+                except Exception:  # a database hiccup: the next beat tries again
+                    log.warning("could not renew the claim on %s", HEADER, exc_info=True)
+                    continue
+                if not held:
+                    log.warning("a claim on %s %r was lost while its request ran", HEADER,
+                                key[:80])
+                    return
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def _replay(row: dict[str, Any]) -> web.Response:
@@ -126,7 +173,8 @@ async def idempotent(request: Any, store: IdempotencyStore,
     account = request.account_id
     print_ = fingerprint(request.native.method, request.native.path, request.user,
                          request.body)
-    row = await store.claim(account, key, print_, time.time())
+    token = secrets.token_hex(16)
+    row = await store.claim(account, key, print_, time.time(), token)
     if row is not None:
         if row["fingerprint"] != print_:
             raise Unprocessable(OTHER_REQUEST.format(key=key))
@@ -134,12 +182,13 @@ async def idempotent(request: Any, store: IdempotencyStore,
             raise Conflict(IN_FLIGHT.format(key=key), headers={"Retry-After": "1"})
         return _replay(row)
     try:
-        response = await run()
+        async with store.heartbeat(account, key, token):
+            response = await run()
     except BaseException:  # an error answer, or cancelled: a retry may run it
-        await store.release(account, key)
+        await store.release(account, key, token)
         raise
     if 200 <= response.status < 300:
-        await store.keep(account, key, response)
+        await store.keep(account, key, response, token)
     else:
-        await store.release(account, key)
+        await store.release(account, key, token)
     return response

@@ -131,7 +131,8 @@ async def rename_project(request: Request) -> web.Response:
     """Rename the project (owner); send `If-Match` with its ETag to refuse a lost update.
 
     The check and the write are one conditional update: of two renames sent with the
-    same ETag, one succeeds and the other answers 412.
+    same ETag, one succeeds and the other answers 412. The update compares the name only
+    (a rename A→B→A in between is not seen; docs/public-api.md, "Not done yet").
     """
     project_id, name = request.params["project_id"], request.body.name
     current = await _current(request)

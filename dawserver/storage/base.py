@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
 #: Keys are relative, slash-separated names without ``..`` or empty parts.
 _KEY = re.compile(r"^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$")
@@ -114,3 +115,12 @@ class ObjectStore(ABC):
     async def presigned_url(self, key: str, expires_s: int, *, filename: str = "",
                             content_type: str = "") -> str:
         """A URL anyone may GET the object from until ``expires_s`` seconds from now."""
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with ``filename`` made safe for a header: an ASCII ``filename=``
+    (quotes, backslashes, control and non-ASCII characters replaced) and the exact name in
+    RFC 5987 ``filename*=``; a name with CR/LF can no longer break the answer."""
+    name = "".join(c for c in filename if c.isprintable()).strip() or "download"
+    plain = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"

@@ -134,9 +134,10 @@ class LocalObjectStore(ObjectStore):
 
     # -- presigned links -----------------------------------------------------------------
 
-    def signature(self, key: str, expires: int) -> str:
-        """The HMAC-SHA256 of ``key`` and ``expires`` under the link key."""
-        message = f"{key}\n{expires}".encode()
+    def signature(self, key: str, expires: int, filename: str = "") -> str:
+        """The HMAC-SHA256 of ``key``, ``expires`` and the name to save as under the link
+        key (so a link's holder cannot change the saved name)."""
+        message = f"{key}\n{expires}\n{filename}".encode()
         return hmac.new(self.link_key, message, hashlib.sha256).hexdigest()
 
     async def presigned_url(self, key: str, expires_s: int, *, filename: str = "",
@@ -144,15 +145,16 @@ class LocalObjectStore(ObjectStore):
         """``BASE/storage/<key>?expires=...&signature=...`` (served by the storage route)."""
         check_key(key)
         expires = int(time.time()) + int(expires_s)
-        query = {"expires": expires, "signature": self.signature(key, expires)}
+        query = {"expires": expires, "signature": self.signature(key, expires, filename)}
         if filename:
             query["filename"] = filename
         return f"{self.base_url}{ROUTE_PREFIX}{quote(key)}?{urlencode(query)}"
 
-    def check_link(self, key: str, expires: int, signature: str,
+    def check_link(self, key: str, expires: int, signature: str, filename: str = "",
                    now: float | None = None) -> Path:
-        """The file a link we signed names; :class:`LinkRefused` when changed or expired."""
-        good = self.signature(key, expires)
+        """The file a link we signed names; :class:`LinkRefused` when changed (its key,
+        expiry or file name) or expired."""
+        good = self.signature(key, expires, filename)
         if not self.link_key or not hmac.compare_digest(good, signature.lower()):
             raise LinkRefused("this storage link is not one we signed; ask for a new one")
         if (time.time() if now is None else now) > expires:

@@ -20,7 +20,14 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .base import ObjectNotFound, ObjectStore, StorageError, StorageUnavailable, check_key
+from .base import (
+    ObjectNotFound,
+    ObjectStore,
+    StorageError,
+    StorageUnavailable,
+    check_key,
+    content_disposition,
+)
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +227,7 @@ class S3ObjectStore(ObjectStore):
         """A SigV4 presigned GetObject URL (the store checks it; we never see the GET)."""
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
         if filename:
-            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+            params["ResponseContentDisposition"] = content_disposition(filename)
         if content_type:
             params["ResponseContentType"] = content_type
         return await self.client.generate_presigned_url("get_object", Params=params,

@@ -20,7 +20,7 @@ from ..declarations import PUBLIC
 from ..keys import CONFIG
 from ..plugin_api import BadRequest, Forbidden, Media, NotFound, Query, Request, Route
 from ..regions import account_region, project_region
-from .base import ObjectNotFound, ObjectStore
+from .base import ObjectNotFound, ObjectStore, content_disposition
 from .local import ROUTE_PREFIX, LinkRefused, LocalObjectStore
 from .settings import StorageSettings, open_object_store
 
@@ -99,8 +99,7 @@ async def object_response(app: web.Application, store: ObjectStore, key: str, *,
     if not path.is_file():
         raise ObjectNotFound(f"no object {key!r}")
     return web.FileResponse(path, headers={
-        "Content-Type": content_type,
-        "Content-Disposition": f'attachment; filename="{filename}"'})
+        "Content-Type": content_type, "Content-Disposition": content_disposition(filename)})
 
 
 class LinkQuery(Query):
@@ -121,16 +120,14 @@ async def local_link(request: Request) -> web.StreamResponse:
         if not isinstance(store, LocalObjectStore):
             continue
         try:
-            path = store.check_link(key, query.expires, query.signature)
+            path = store.check_link(key, query.expires, query.signature, query.filename)
         except LinkRefused as exc:
             raise Forbidden(str(exc)) from None
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         if path.is_file():
-            safe = (query.filename or path.name).replace('"', "'").encode(
-                "ascii", "replace").decode()
             return web.FileResponse(path, headers={
-                "Content-Disposition": f'attachment; filename="{safe}"'})
+                "Content-Disposition": content_disposition(query.filename or path.name)})
     raise NotFound("the object of this link is gone")
 
 

@@ -2,11 +2,12 @@
 //
 // {"each": [hex, ...]}      decode and apply each update to a fresh Y.Doc on its own;
 //                           replies {"each": [null | "error message", ...]}
-// {"sequence": [hex, ...]}  apply all of them, in order, to one Y.Doc; replies
-//                           {"errors": [...], "document": {map name: JSON}}
+// {"sequence": [hex, ...], "maps": [name, ...]}
+//                           apply all of them, in order, to one Y.Doc; replies
+//                           {"errors": [...], "document": {map name: JSON}} for the
+//                           root maps named (the document schema's roots)
 import * as Y from 'yjs'
 
-const MAPS = ['meta', 'tracks', 'clips', 'buses', 'transport', 'markers', 'comments', 'transcripts', 'jobs']
 const bytes = (hex) => Uint8Array.from(Buffer.from(hex, 'hex'))
 const attempt = (doc, hex) => {
   try {
@@ -28,6 +29,6 @@ process.stdin.on('end', () => {
   const doc = new Y.Doc()
   const errors = job.sequence.map((hex) => attempt(doc, hex)).filter((e) => e !== null)
   const document = {}
-  for (const name of MAPS) document[name] = doc.getMap(name).toJSON()
+  for (const name of job.maps) document[name] = doc.getMap(name).toJSON()
   process.stdout.write(JSON.stringify({ errors, document }))
 })

@@ -32,6 +32,7 @@ class UsageMeter:
         self.store, self.flush_s = store, flush_s
         self._tallies: dict[UsageKey, Tally] = {}
         self._lock = asyncio.Lock()
+        self._flushed_at = float("-inf")  # monotonic time of the last flush's start
         self._day, self._day_from, self._day_to = "", 0.0, 0.0  # the UTC day last seen
 
     def _day_of(self, at: float) -> str:
@@ -61,9 +62,15 @@ class UsageMeter:
         """Requests counted but not flushed yet."""
         return sum(t.requests for t in self._tallies.values())
 
-    async def flush(self) -> int:
-        """Write what was counted since the last flush; how many requests it held."""
+    async def flush(self, max_age_s: float = 0.0) -> int:
+        """Write what was counted since the last flush; how many requests it held. With
+        ``max_age_s``, nothing is written when the last flush began less than that long
+        ago (a report asked for in a loop costs one flush a second, not one per call)."""
         async with self._lock:
+            now = time.monotonic()
+            if max_age_s and now - self._flushed_at < max_age_s:
+                return 0
+            self._flushed_at = now
             taken, self._tallies = self._tallies, {}
             try:
                 await self.store.add(taken)

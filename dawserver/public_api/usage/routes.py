@@ -54,6 +54,10 @@ class KeyUsage(Model):
     total: DayUsage = Field(description="the whole period (its `day` is the first day)")
 
 
+#: A report flushes the process's counts first, unless a flush began this recently.
+REPORT_FLUSH_AGE_S = 1.0
+
+
 class UsageReport(Model):
     """The account's keys' usage over the last ``days`` days."""
 
@@ -75,7 +79,7 @@ async def usage(request: Request) -> UsageReport:
     """Your account's API keys' usage per UTC day: requests, errors, rate-limit refusals
     and latency p50/p99 (administrators of the account)."""
     state = api_state(request.context)
-    await state.usage.flush()
+    await state.usage.flush(max_age_s=REPORT_FLUSH_AGE_S)
     account = request.account_id
     now = time.time()
     since, until = day_of(now - (request.query.days - 1) * DAY_S), day_of(now)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -17,7 +18,12 @@ from typing import Any
 
 from database import Database, Row, Session
 
-from .sealing import PLAIN_PREFIX, SecretBox
+from .sealing import PLAIN_PREFIX, SealingError, SecretBox
+
+log = logging.getLogger(__name__)
+#: Why a subscription whose sealed secret cannot be opened was disabled.
+UNREADABLE_SECRET = ("its signing secret cannot be opened with this server's key (was the "
+                     "server's secret.key replaced?): delete the webhook and create it again")
 
 #: Deliveries: waiting for an attempt, delivered (a 2xx), failed (gave up or disabled).
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -133,10 +139,30 @@ class WebhookStore:
         return None if row is None else Subscription.from_row(row, self.box)
 
     async def list(self, account_id: str) -> list[Subscription]:
-        """The account's subscriptions, oldest first."""
+        """The account's subscriptions, oldest first. One whose secret this server's key
+        cannot open is listed disabled (and disabled in the table) with the reason, so
+        it never blocks the account's other subscriptions."""
         rows = await self.db.fetch("SELECT * FROM webhook_subscriptions WHERE account_id = ? "
                                    "ORDER BY created_at, id", account_id)
-        return [Subscription.from_row(r, self.box) for r in rows]
+        subs = []
+        for row in rows:
+            try:
+                subs.append(Subscription.from_row(row, self.box))
+            except SealingError:
+                subs.append(await self._unreadable(row))
+        return subs
+
+    async def _unreadable(self, row: Row) -> Subscription:
+        """Disable a subscription whose secret cannot be opened; it, without a secret."""
+        log.warning("webhook %s of %s: its secret cannot be opened with this server's key; "
+                    "disabled", row["id"], row["account_id"])
+        await self.db.execute(
+            "UPDATE webhook_subscriptions SET enabled = 0, disabled_reason = ?, updated_at = ? "
+            "WHERE account_id = ? AND id = ? AND enabled = 1", UNREADABLE_SECRET, time.time(),
+            row["account_id"], row["id"])
+        data = dict(row)
+        return Subscription(**{**data, "events": json.loads(data["events"]), "secret": "",
+                               "enabled": False, "disabled_reason": UNREADABLE_SECRET})
 
     async def hearing(self, account_id: str, event_type: str) -> list[Subscription]:
         """The account's enabled subscriptions to ``event_type``."""

@@ -5,6 +5,14 @@ turned into a typed answer once (``decode``); :class:`Client` and :class:`AsyncC
 only send it, retrying what :class:`~.retries.Retries` allows. Every POST carries an
 ``Idempotency-Key`` (yours, or a fresh UUID per call), so a retry of a create replays
 the first answer instead of creating again.
+
+A retry after a *lost* answer (the connection broke after the request was sent) may meet
+the first attempt's own effect: a DELETE then answers 404 and a PATCH with ``If-Match``
+answers 412. Such an answer is taken as success when it is explained by the lost attempt
+(:attr:`Call.lost_statuses`): a 404 of a retried DELETE means deleted, and a 412 of a
+retried rename is checked with a GET (the project has the new name: success).
+Ids go into paths percent-encoded, so an id with ``/``, ``..`` or ``?`` cannot change
+the endpoint.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -37,6 +46,20 @@ class Call(Generic[T]):
     params: dict[str, Any] = field(default_factory=dict)
     json: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: Error statuses that, on a retry after a lost answer, may be the lost attempt's
+    #: own effect; then ``confirm`` (a follow-up call, or None) and ``confirmed`` (its
+    #: answer → this call's answer, None when it is not confirmed) decide.
+    lost_statuses: tuple[int, ...] = ()
+    confirm: Call[Any] | None = None
+    confirmed: Callable[[Any], T | None] = lambda _: None
+
+
+def _project_path(project_id: str) -> str:
+    return f"{V1}/projects/{quote(project_id, safe='')}"
+
+
+#: Transport errors raised before the request could reach the server.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def _page(data: Any) -> Page[Project]:
@@ -58,7 +81,7 @@ class Plans:
 
     @staticmethod
     def get_project(project_id: str) -> Call[Project]:
-        return Call("GET", f"{V1}/projects/{project_id}", Project.from_json)
+        return Call("GET", _project_path(project_id), Project.from_json)
 
     @staticmethod
     def create_project(name: str, idempotency_key: str | None = None) -> Call[Project]:
@@ -68,13 +91,17 @@ class Plans:
     @staticmethod
     def rename_project(project_id: str, name: str, if_match: str | None = None
                        ) -> Call[Project]:
-        return Call("PATCH", f"{V1}/projects/{project_id}", Project.from_json,
-                    json={"name": name}, headers={"If-Match": if_match} if if_match else {})
+        return Call("PATCH", _project_path(project_id), Project.from_json,
+                    json={"name": name}, headers={"If-Match": if_match} if if_match else {},
+                    lost_statuses=(412,) if if_match else (),
+                    confirm=Plans.get_project(project_id),
+                    confirmed=lambda found: found if found.name == name.strip() else None)
 
     @staticmethod
     def delete_project(project_id: str, if_match: str | None = None) -> Call[bool]:
-        return Call("DELETE", f"{V1}/projects/{project_id}", lambda d: bool(d["deleted"]),
-                    headers={"If-Match": if_match} if if_match else {})
+        return Call("DELETE", _project_path(project_id), lambda d: bool(d["deleted"]),
+                    headers={"If-Match": if_match} if if_match else {},
+                    lost_statuses=(404,), confirmed=lambda _: True)
 
     @staticmethod
     def usage(days: int = 30, account: str | None = None) -> Call[UsageReport]:
@@ -113,19 +140,26 @@ class Client:
 
     def send(self, call: Call[T]) -> T:
         """Send ``call``, retrying as allowed; its decoded answer."""
+        lost = False
         for attempt in range(1, self.retries.attempts + 1):
             last = attempt == self.retries.attempts or not _retryable(call)
             try:
                 response = self._http.request(call.method, call.path, params=call.params,
                                               json=call.json, headers=call.headers)
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
                 if last:
                     raise
+                lost = lost or not isinstance(exc, _NOT_SENT)
                 time.sleep(self.retries.wait(attempt, None))
                 continue
             if response.status_code in RETRY_STATUSES and not last:
                 time.sleep(self.retries.wait(attempt, response.headers.get("Retry-After")))
                 continue
+            if lost and response.status_code in call.lost_statuses:
+                found = self.send(call.confirm) if call.confirm is not None else None
+                done = call.confirmed(found)
+                if done is not None:
+                    return done
             return _finish(call, response)
         raise AssertionError("unreachable")
 
@@ -190,20 +224,27 @@ class AsyncClient:
 
     async def send(self, call: Call[T]) -> T:
         """Send ``call``, retrying as allowed; its decoded answer."""
+        lost = False
         for attempt in range(1, self.retries.attempts + 1):
             last = attempt == self.retries.attempts or not _retryable(call)
             try:
                 response = await self._http.request(call.method, call.path, params=call.params,
                                                     json=call.json, headers=call.headers)
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
                 if last:
                     raise
+                lost = lost or not isinstance(exc, _NOT_SENT)
                 await asyncio.sleep(self.retries.wait(attempt, None))
                 continue
             if response.status_code in RETRY_STATUSES and not last:
                 await asyncio.sleep(self.retries.wait(attempt,
                                                       response.headers.get("Retry-After")))
                 continue
+            if lost and response.status_code in call.lost_statuses:
+                found = await self.send(call.confirm) if call.confirm is not None else None
+                done = call.confirmed(found)
+                if done is not None:
+                    return done
             return _finish(call, response)
         raise AssertionError("unreachable")
 

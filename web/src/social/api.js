@@ -34,6 +34,32 @@ export function socialApi (account = '') {
     retry: (postId, channelId) => call(
       url(`/posts/${id(postId)}/targets/${id(channelId)}/retry`, account),
       { method: 'POST', body: {} }),
-    nextSlot: (channelId) => call(url(`/channels/${id(channelId)}/next-slot`, account))
+    nextSlot: (channelId) => call(url(`/channels/${id(channelId)}/next-slot`, account)),
+    /** Each channel's preview, length and problems for a post as composed (nothing stored). */
+    check: (body) => call(url('/compose/check', account), { method: 'POST', body }),
+    bestTimes: (channelId, count = 3) => call(url(`/channels/${id(channelId)}/best-times`, account, { count })),
+    create: (body) => call(url('/posts', account), { method: 'POST', body }),
+    submit: (postId) => call(url(`/posts/${id(postId)}/submit`, account), { method: 'POST', body: {} }),
+    /** Results of posts published in [from, to) (Date), optionally of one channel. */
+    results: (from, to, channel = '') => call(url('/results', account, {
+      from: from.toISOString(), to: to.toISOString(), channel
+    })),
+    readings: (postId) => call(url(`/posts/${id(postId)}/results`, account))
   }
+}
+
+/** The signed-in person's projects and each one's audio assets (uploads, bounces, clips). */
+export async function projectMedia () {
+  const projects = await call('/me/projects')
+  const found = []
+  for (const project of projects) {
+    let assets = []
+    try {
+      assets = await call(`/projects/${id(project.id)}/assets`)
+    } catch {
+      continue // a project whose assets this person may not list
+    }
+    for (const asset of assets) found.push({ project, asset })
+  }
+  return found
 }

@@ -10,6 +10,8 @@ import { postDialog } from './details.js'
 import { nextSlotControl } from './next-slot.js'
 import { noticeArea } from './notice.js'
 import { calendarView } from './view.js'
+import { composer } from './composer.js'
+import { resultsPanel } from './results.js'
 import { formatWhen, zoneLine } from './zone.js'
 
 const params = new URLSearchParams(window.location.search)
@@ -83,6 +85,14 @@ async function main () {
     say: notice.say
   })
 
+  const compose = composer({
+    api,
+    channels: () => state.channels,
+    say: notice.say,
+    created: () => calendar.refetchEvents()
+  })
+  const results = resultsPanel({ api, channels: () => state.channels })
+
   async function loadChannels () {
     try {
       state.channels = await api().channels()
@@ -97,6 +107,7 @@ async function main () {
       chosenChannel: () => filters.values().channel,
       show: (when) => calendar.gotoDate(when)
     }))
+    results.load()
   }
 
   const holder = h('div', { class: 'calendar', id: 'social-calendar' })
@@ -114,8 +125,9 @@ async function main () {
           await loadChannels()
           calendar.refetchEvents()
         }),
-        filters.element, slotHolder),
-      notice.element, holder),
+        filters.element, slotHolder,
+        h('button', { type: 'button', class: 'new-post', onclick: () => compose.open() }, 'New post')),
+      notice.element, holder, results.element),
     dialog.element)
   const calendar = calendarView(holder, {
     view: state.view,

@@ -1,0 +1,102 @@
+"""The cost of hosting an LV2 plug-in in a sandboxed worker, per block, against running
+the same plug-in in this process through the same lilv code (no worker, no pipe), in the
+same run. The plug-in is swh's amp (almost no work of its own), so the ratio is the
+sandbox's overhead: the shared-memory copies, the two 8-byte messages and the wake-up of
+the other process. A second figure renders a 16-track session in which one track holds the
+plug-in (its chain rendered ahead in Python segments) against the same session with a
+built-in gain in its place.
+Run: ``python -m pytest benchmarks/bench_lv2.py --benchmark-enable -s``.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import statistics
+
+import numpy as np
+import pytest
+
+from benchmarks.conftest import SMOKE, median_ratio, record, rounds_of
+from dsp_core import Clip, EffectSpec, Engine, Session, Track, lv2_catalog
+from dsp_core.lv2_host import HostedPlugin
+from dsp_core.lv2_layout import FLOAT, Layout
+from dsp_core.lv2_worker import Worker
+
+URI = "http://plugin.org.uk/swh-plugins/amp"
+RATE = 48000
+BLOCK = 128
+BLOCKS = 50 if SMOKE else 2000
+TRACKS = 16
+
+
+@pytest.fixture(scope="module")
+def amp() -> lv2_catalog.PluginInfo:
+    try:
+        return lv2_catalog.plugin(URI)
+    except Exception as exc:  # noqa: BLE001 - lilv or swh-lv2 missing
+        pytest.skip(f"{URI} is not installed ({exc})")
+
+
+def test_worker_overhead_per_block(benchmark, amp: lv2_catalog.PluginInfo) -> None:
+    x = (0.1 * np.random.default_rng(1).standard_normal((1, BLOCK))).astype(np.float32)
+    hosted = HostedPlugin({"uri": URI, "gain": -6.0}, 1, RATE, BLOCK)
+    layout = Layout.of(amp, BLOCK, 1)
+    fd = os.memfd_create("bench-lv2", 0)
+    os.ftruncate(fd, layout.floats * FLOAT)
+    local = Worker(amp, RATE, BLOCK, 1, fd)
+    area = np.frombuffer(mmap.mmap(fd, layout.floats * FLOAT), dtype=np.float32)
+    area[layout.control(0, 0)] = -6.0
+    in_row, out_row = (layout.audio(0, p.index) for p in (amp.audio(False)[0],
+                                                          amp.audio(True)[0]))
+
+    def in_process() -> None:
+        block = x.copy()
+        for _ in range(BLOCKS):
+            area[in_row:in_row + BLOCK] = block[0]
+            local.run(BLOCK)
+            block[0] = area[out_row:out_row + BLOCK]
+
+    def sandboxed() -> None:
+        block = x.copy()
+        for _ in range(BLOCKS):
+            hosted.process(block, BLOCK)
+
+    try:
+        times = rounds_of({"in_process": in_process, "worker": sandboxed}, rounds=5)
+        assert hosted.failed is None
+    finally:
+        hosted.close()
+    record(benchmark, block=BLOCK,
+           us_per_block_in_process=1e6 * statistics.median(times["in_process"]) / BLOCKS,
+           us_per_block_worker=1e6 * statistics.median(times["worker"]) / BLOCKS,
+           worker_time_over_in_process=median_ratio(times, "worker", "in_process"))
+
+
+def test_session_with_one_hosted_track(benchmark, amp: lv2_catalog.PluginInfo) -> None:
+    frames = BLOCK * BLOCKS
+    data = (0.05 * np.random.default_rng(2).standard_normal((TRACKS, frames))).astype(
+        np.float32)
+
+    def session(hosted: bool) -> Session:
+        middle = (EffectSpec("lv2", {"uri": URI, "gain": -6.0}) if hosted
+                  else EffectSpec("gain", {"gain_db": -6.0}))
+        return Session(sample_rate=RATE, tracks=[
+            Track(f"t{i}", clips=[Clip(f"s{i}", 0, frames)],
+                  effects=[EffectSpec("biquad", {"shape": "lowshelf", "gain_db": 3.0}),
+                           *([middle] if i == 0 else [])])
+            for i in range(TRACKS)])
+
+    def load(path: str, _rate: int) -> np.ndarray:
+        return data[int(path[1:]):int(path[1:]) + 1]
+
+    with Engine(session(True), block_size=BLOCK, loader=load) as hosted, \
+            Engine(session(False), block_size=BLOCK, loader=load) as built_in:
+        times = rounds_of({"hosted": lambda: hosted.render(0, frames),
+                           "built_in": lambda: built_in.render(0, frames)}, rounds=5)
+        assert hosted.plugin_errors() == []
+    seconds = frames / RATE
+    record(benchmark, tracks=TRACKS, block=BLOCK,
+           realtime_hosted=seconds / statistics.median(times["hosted"]),
+           realtime_built_in=seconds / statistics.median(times["built_in"]),
+           hosted_time_over_built_in=median_ratio(times, "hosted", "built_in"))

@@ -1,0 +1,139 @@
+"""A track's insert chain that holds a hosted (``lv2``) effect.
+
+The C engine renders the whole graph in one call per block and cannot wait for
+another process in the middle of a track. So a track whose chain holds an ``lv2``
+effect is rendered **ahead, in Python-driven segments**, just before that call:
+its clips are read into a buffer (the numpy twin's ``clip_read``), each run of
+built-in effects goes through the backend's ``effect_process`` (C with the native
+backend), each ``lv2`` effect through its worker (:class:`~dsp_core.lv2_host.HostedPlugin`),
+in chain order. The C graph sees that track as a track without inserts whose one
+clip, the *feed*, is that buffer placed at the block the engine is about to read,
+so its fader, pan, sends, automation and delay compensation work as for any track.
+Every other track is untouched: one C call per block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .effects import HOSTED_KINDS, TICK, EffectSpec, EffectState
+from .errors import ProjectError
+from .lv2_host import HostedPlugin
+from .reference import clip_read
+
+
+@dataclass(frozen=True)
+class PluginError:
+    """A hosted plug-in that failed and is bypassed: where it is and what happened."""
+
+    owner: str  # the track id
+    effect: str  # the effect id ('' when the document gave none)
+    index: int  # its place in the chain
+    message: str
+
+
+def has_hosted(effects: list[EffectSpec]) -> bool:
+    """True when a chain holds an effect that runs outside the C engine."""
+    return any(spec.kind in HOSTED_KINDS for spec in effects)
+
+
+def _hosted_structure(effects: list[EffectSpec]) -> tuple:
+    return tuple((e.kind, e.enabled, e.params.get("uri")) for e in effects)
+
+
+@dataclass
+class HostedChain:
+    """The chain of one track, run segment by segment into the feed clip's buffer."""
+
+    track: str
+    channels: int
+    sample_rate: int
+    elements: list[EffectState | HostedPlugin]
+    specs: list[EffectSpec]
+    buffer: np.ndarray  # (channels, max_block): the feed clip's data
+    clips: list[Any] = field(default_factory=list)  # the track's own ClipStates
+
+    @classmethod
+    def build(cls, track: Any, sample_rate: int, max_block: int, load: Any) -> HostedChain:
+        """Start the chain's workers and build its built-in effects."""
+        if track.instrument is not None:
+            raise ProjectError(f"track {track.id!r}: lv2 plug-ins on MIDI tracks are not "
+                               "supported yet; bounce the instrument to audio first")
+        elements: list[EffectState | HostedPlugin] = []
+        try:
+            for spec in track.effects:
+                if spec.sidechain:
+                    raise ProjectError(
+                        f"track {track.id!r}: a keyed {spec.kind} cannot share a chain with "
+                        "an lv2 plug-in yet; move it to another track or clear its sidechain")
+                if spec.kind in HOSTED_KINDS:
+                    elements.append(HostedPlugin(spec.params, track.channels, sample_rate,
+                                                 max_block))
+                else:
+                    elements.append(EffectState(spec, track.channels, sample_rate, load))
+        except Exception:
+            for element in elements:
+                if isinstance(element, HostedPlugin):
+                    element.close()
+            raise
+        return cls(track.id, track.channels, sample_rate, elements, list(track.effects),
+                   np.zeros((track.channels, max_block), dtype=np.float32))
+
+    @property
+    def structure(self) -> tuple:
+        """What the workers depend on: equal structures can share them."""
+        return _hosted_structure(self.specs)
+
+    def fill(self, backend: Any, position: int, frames: int, frames_done: int) -> None:
+        """Render the track's clips at ``position`` through the chain into the buffer."""
+        buf = self.buffer
+        buf[:, :frames] = 0.0
+        for clip in self.clips:
+            if clip.position >= position + frames:
+                break
+            clip_read(clip, self.channels, position, frames, buf)
+        phase = frames_done % TICK
+        for element, spec in zip(self.elements, self.specs, strict=True):
+            if isinstance(element, HostedPlugin):
+                if spec.enabled:
+                    element.process(buf, frames)
+            else:
+                backend.effect_process(element, buf[0], buf[1] if self.channels == 2 else None,
+                                       frames, self.sample_rate, phase)
+
+    def set_params(self, specs: list[EffectSpec]) -> None:
+        """Follow parameter edits (same structure): built-ins glide, plug-ins get values."""
+        for element, spec in zip(self.elements, specs, strict=True):
+            if isinstance(element, HostedPlugin):
+                if spec.params != element.params:
+                    element.set_params(spec.params)
+            else:
+                element.set_params(spec.params, replace=True)
+        self.specs = list(specs)
+
+    def errors(self) -> list[PluginError]:
+        """The chain's failed plug-ins."""
+        return [PluginError(self.track, spec.id, i, element.failed)
+                for i, (element, spec) in enumerate(zip(self.elements, self.specs, strict=True))
+                if isinstance(element, HostedPlugin) and element.failed]
+
+    def restart(self) -> int:
+        """Restart every failed plug-in; returns how many were restarted."""
+        failed = [e for e in self.elements if isinstance(e, HostedPlugin) and e.failed]
+        for element in failed:
+            element.restart()
+        return len(failed)
+
+    def reset(self) -> None:
+        """Clear every element's state, as after a transport stop."""
+        for element in self.elements:
+            element.reset()
+
+    def close(self) -> None:
+        """Stop the chain's workers."""
+        for element in self.elements:
+            if isinstance(element, HostedPlugin):
+                element.close()

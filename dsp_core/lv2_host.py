@@ -1,0 +1,324 @@
+"""An LV2 plug-in hosted in a sandboxed worker process, with a watchdog.
+
+:class:`HostedPlugin` processes a track's block in place like an effect, but the
+plug-in's code runs in :mod:`dsp_core.lv2_worker`: the block travels through a
+shared memory file, and one 8-byte message each way starts and ends the run. When
+the worker does not answer within ``deadline`` seconds (a hang), dies (a crash), or
+answers with a NaN or infinite sample, the plug-in is **bypassed**: the block keeps
+its dry signal (delayed by the plug-in's reported latency, so the timeline stays
+aligned), ``failed`` says what happened, and nothing else stops. :meth:`restart`
+starts a fresh worker.
+
+>>> fx = HostedPlugin({"uri": "http://plugin.org.uk/swh-plugins/amp", "gain": -6.0},
+...                   channels=2, sample_rate=48000, max_block=1024)
+>>> fx.process(buffer, 1024)     # (2, >= 1024) float32, in place
+>>> fx.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import mmap
+import os
+import select
+import subprocess
+import sys
+import time
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+from . import lv2_catalog
+from .errors import DspError
+from .lv2_layout import ANSWER, FAILED, FLOAT, MESSAGE, QUIT, RESET, RUN, Layout
+
+log = logging.getLogger(__name__)
+
+#: Seconds a block may take before the worker counts as hung (``DAW_LV2_DEADLINE``).
+DEFAULT_DEADLINE = float(os.environ.get("DAW_LV2_DEADLINE", "2.0"))
+START_DEADLINE = 60.0  # loading lilv's world and the plug-in, on a busy machine
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+_TINY = np.finfo(np.float32).tiny  # the smallest normal float32
+_MEASURED: dict[tuple, int] = {}
+_LIVE: weakref.WeakSet[HostedPlugin] = weakref.WeakSet()
+
+
+class WorkerFailed(DspError):
+    """The worker hung, crashed, refused to start or produced a non-finite sample."""
+
+
+class DryDelay:
+    """The bypass path: the input delayed by the plug-in's latency (kept primed)."""
+
+    def __init__(self, channels: int, frames: int) -> None:
+        self.history = np.zeros((channels, frames), dtype=np.float32)
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """Take ``block`` (channels, n) in; return the n frames that leave the line."""
+        if not self.history.shape[1]:
+            return block.copy()
+        joined = np.concatenate([self.history, block], axis=1)
+        self.history = joined[:, -self.history.shape[1]:].copy()
+        return joined[:, :block.shape[1]]
+
+
+class HostedPlugin:
+    """One ``lv2`` effect: a plug-in in a worker process, processing blocks in place.
+
+    Parameters
+    ----------
+    params:
+        ``{"uri": ..., symbol: value, ...}``, checked against discovery.
+    channels:
+        The track's channels (1 or 2). A mono plug-in on a stereo track runs as two
+        instances (one per channel); a stereo plug-in on a mono track gets the mono
+        signal on both inputs and its outputs averaged.
+    deadline:
+        Seconds one block may take before the worker counts as hung.
+    """
+
+    def __init__(self, params: dict[str, float | str], channels: int, sample_rate: int,
+                 max_block: int, deadline: float | None = None) -> None:
+        self.info = lv2_catalog.validate_spec(params)
+        self.params = dict(params)
+        self.channels = channels
+        self.sample_rate = sample_rate
+        self.max_block = max_block
+        self.deadline = DEFAULT_DEADLINE if deadline is None else deadline
+        ins, outs = self.info.audio(False), self.info.audio(True)
+        self.instances = 2 if (len(ins), len(outs), channels) == (1, 1, 2) else 1
+        self.layout = Layout.of(self.info, max_block, self.instances)
+        self._fd = os.memfd_create("lv2-" + self.info.uri.rsplit("/", 1)[-1][:40], 0)
+        os.ftruncate(self._fd, self.layout.floats * FLOAT)
+        self._map = mmap.mmap(self._fd, self.layout.floats * FLOAT)
+        self.area = np.frombuffer(self._map, dtype=np.float32)
+        self.failed: str | None = None
+        self.latency = 0
+        self._process: subprocess.Popen | None = None
+        self._dry = DryDelay(channels, 0)
+        self._finalizer = weakref.finalize(self, _stop, [None], self._map, self._fd)
+        self._start()
+        _LIVE.add(self)
+
+    # ------------------------------------------------------------ life cycle
+
+    def _start(self) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT,
+                                                          env.get("PYTHONPATH")]))
+        self.area[:] = 0.0
+        self._write_controls()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "dsp_core.lv2_worker", self.info.uri, str(self.sample_rate),
+             str(self.max_block), str(self.instances), str(self._fd)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(self._fd,), env=env)
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _stop, [self._process], self._map, self._fd)
+        try:
+            status, message = self._wait(START_DEADLINE, "starting")
+            if status == FAILED:
+                raise WorkerFailed(f"lv2 {self.info.uri} did not start: {message}")
+            self.latency = self._measure_latency()
+        except WorkerFailed as exc:
+            self._fail(str(exc))
+        self._dry = DryDelay(self.channels, self.latency)
+        _MEASURED[_latency_key(self.params, self.sample_rate)] = self.latency
+
+    def _measure_latency(self) -> int:
+        """Run silent blocks until the latency port holds still (0 without one)."""
+        port = self.info.latency_port
+        if port is None:
+            return 0
+        readings: list[float] = []
+        while len(readings) < 8 and (len(readings) < 2 or readings[-1] != readings[-2]):
+            self._command(RUN, self.max_block, "measuring its latency")
+            readings.append(float(self.area[self.layout.control(0, port)]))
+        self._command(RESET, 0, "resetting")
+        frames = readings[-1]
+        return max(int(round(frames)), 0) if np.isfinite(frames) else 0
+
+    @property
+    def alive(self) -> bool:
+        """True while the worker runs (not failed, not closed)."""
+        return self._process is not None and self.failed is None
+
+    def restart(self) -> None:
+        """Start a fresh worker (after a failure, or to clear the plug-in's state)."""
+        self._stop()
+        self.failed = None
+        self._start()
+
+    def close(self) -> None:
+        """Stop the worker and free the shared memory."""
+        self._stop()
+        self.area = np.zeros(0, dtype=np.float32)
+        self._finalizer()
+
+    def _stop(self) -> None:
+        if self._process is not None:
+            _stop([self._process], None, None)
+            self._process = None
+
+    def _fail(self, message: str) -> None:
+        self.failed = message + "; the plug-in is bypassed until it is restarted"
+        log.error("%s", self.failed)
+        self._stop()
+
+    # ------------------------------------------------------------ talking to the worker
+
+    def _wait(self, deadline: float, doing: str) -> tuple[int, str]:
+        """Read one answer within ``deadline`` seconds, or raise :class:`WorkerFailed`."""
+        assert self._process is not None and self._process.stdout is not None
+        fd = self._process.stdout.fileno()
+        data, until = b"", time.monotonic() + deadline
+        while len(data) < ANSWER.size:
+            left = until - time.monotonic()
+            ready = select.select([fd], [], [], max(left, 0.0))[0] if left > 0 else []
+            if not ready:
+                raise WorkerFailed(f"lv2 {self.info.uri} hung while {doing}: no answer "
+                                   f"within {deadline:g} s")
+            chunk = os.read(fd, ANSWER.size - len(data))
+            if not chunk:
+                code = self._process.wait(timeout=5)
+                raise WorkerFailed(f"lv2 {self.info.uri} crashed while {doing} "
+                                   f"(worker exit status {code})")
+            data += chunk
+        status, length = ANSWER.unpack(data)
+        message = os.read(fd, length).decode("utf-8", "replace") if length else ""
+        return status, message
+
+    def _command(self, command: int, frames: int, doing: str) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        try:
+            self._process.stdin.write(MESSAGE.pack(command, frames))
+            self._process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            code = self._process.poll()
+            raise WorkerFailed(f"lv2 {self.info.uri} crashed before {doing} "
+                               f"(worker exit status {code})") from None
+        self._wait(self.deadline if command == RUN else START_DEADLINE, doing)
+
+    # ------------------------------------------------------------ parameters and audio
+
+    def set_params(self, params: dict[str, float | str]) -> None:
+        """New control values (the same ``uri``); the plug-in reads them at its next run."""
+        if params.get("uri") != self.info.uri:
+            raise DspError("lv2: a different 'uri' needs a new hosted plug-in")
+        lv2_catalog.validate_spec(params)
+        self.params = dict(params)
+        self._write_controls()
+
+    def _write_controls(self) -> None:
+        for index, value in lv2_catalog.control_values(self.info, self.params,
+                                                          self.sample_rate).items():
+            for instance in range(self.instances):
+                self.area[self.layout.control(instance, index)] = value
+
+    def reset(self) -> None:
+        """Clear the plug-in's state (deactivate, activate) and the bypass line."""
+        self._dry = DryDelay(self.channels, self.latency)
+        if self.failed is None and self._process is not None:
+            try:
+                self._command(RESET, 0, "resetting")
+            except WorkerFailed as exc:
+                self._fail(str(exc))
+
+    def process(self, buffer: np.ndarray, frames: int) -> bool:
+        """Process ``buffer[:, :frames]`` in place; False when the block was bypassed."""
+        block = buffer[:, :frames]
+        dry = self._dry.push(block)
+        if self.failed is not None:
+            block[:] = dry
+            return False
+        rows = self._rows()
+        for (port, channel) in rows["in"]:
+            self.area[port:port + frames] = block[channel]
+        try:
+            self._command(RUN, frames, "processing a block")
+        except WorkerFailed as exc:
+            self._fail(str(exc))
+            block[:] = dry
+            return False
+        wet = self._gather(rows["out"], frames)
+        if not np.isfinite(wet).all():
+            self._fail(f"lv2 {self.info.uri} produced a NaN or infinite sample")
+            block[:] = dry
+            return False
+        wet[np.abs(wet) < _TINY] = 0.0  # subnormals stop here, as the C engine's FTZ does
+        block[:] = wet
+        return True
+
+    def _rows(self) -> dict[str, list[tuple[int, int]]]:
+        """(area offset, track channel) of every main input and output row."""
+        ins, outs = self.info.audio(False), self.info.audio(True)
+        if self.instances == 2:
+            return {"in": [(self.layout.audio(c, ins[0].index), c) for c in range(2)],
+                    "out": [(self.layout.audio(c, outs[0].index), c) for c in range(2)]}
+        last = self.channels - 1
+        return {"in": [(self.layout.audio(0, p.index), min(j, last)) for j, p in enumerate(ins)],
+                "out": [(self.layout.audio(0, p.index), j) for j, p in enumerate(outs)]}
+
+    def _gather(self, outs: list[tuple[int, int]], frames: int) -> np.ndarray:
+        rows = np.stack([self.area[offset:offset + frames] for offset, _ in outs])
+        if rows.shape[0] == self.channels:
+            return rows
+        if self.channels == 1:  # a stereo plug-in on a mono track
+            return (rows.sum(axis=0, keepdims=True) * np.float32(0.5)).astype(np.float32)
+        return np.repeat(rows, 2, axis=0)  # a mono-output plug-in on a stereo track
+
+
+def _latency_key(params: dict[str, float | str], sample_rate: int) -> tuple:
+    return (params.get("uri"), tuple(sorted((k, str(v)) for k, v in params.items())),
+            sample_rate)
+
+
+def measured_latency(params: dict[str, float | str], sample_rate: int) -> int:
+    """Frames of latency an ``lv2`` effect reports at ``sample_rate``.
+
+    0 for a plug-in without a latency port; otherwise the figure a hosted instance
+    with these parameters measured, else what a running instance of the plug-in
+    measured when it started (a control edit does not re-measure: a restart does),
+    else a short-lived worker's measurement.
+    """
+    info = lv2_catalog.validate_spec(params)
+    if info.latency_port is None:
+        return 0
+    key = _latency_key(params, sample_rate)
+    if key in _MEASURED:
+        return _MEASURED[key]
+    for live in list(_LIVE):
+        if live.info.uri == info.uri and live.sample_rate == sample_rate and live.alive:
+            return live.latency
+    if key not in _MEASURED:
+        probe = HostedPlugin(params, 1, sample_rate, 1024)
+        probe.close()
+    return _MEASURED[key]
+
+
+def _stop(processes: list[subprocess.Popen | None], area: mmap.mmap | None,
+          fd: int | None) -> None:
+    """Ask a worker to quit, kill it if it does not, and free the memory file."""
+    for process in processes:
+        if process is None or process.poll() is not None:
+            continue
+        try:
+            assert process.stdin is not None
+            process.stdin.write(MESSAGE.pack(QUIT, 0))
+            process.stdin.flush()
+            process.wait(timeout=1.0)
+        except (OSError, subprocess.TimeoutExpired):
+            process.kill()
+            process.wait()
+    for process in processes:
+        if process is not None:
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
+    if area is not None:
+        with contextlib.suppress(BufferError):  # a numpy view still lives: freed with it
+            area.close()
+    if fd is not None:
+        os.close(fd)

@@ -1,0 +1,169 @@
+"""The sandboxed LV2 worker: one process that runs one plug-in (one or more instances).
+
+Started by :class:`dsp_core.lv2_host.HostedPlugin` as
+``python3 -m dsp_core.lv2_worker URI RATE MAX_BLOCK INSTANCES FD``, where ``FD`` is an
+inherited memory file laid out as :class:`dsp_core.lv2_layout.Layout`. It answers one
+8-byte message per command on stdout. A plug-in that crashes kills only this
+process; one that hangs is killed by the engine's watchdog.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import sys
+from typing import Any
+
+from . import lv2_lilv
+from .lv2_catalog import PluginInfo, plugin, plugin_pointer
+from .lv2_layout import ANSWER, FAILED, FLOAT, MESSAGE, OK, QUIT, RESET, RUN, Layout
+from .lv2_lilv import ffi, lib
+
+ATOM_CAPACITY = 65536
+ATOM_SEQUENCE = "http://lv2plug.in/ns/ext/atom#Sequence"
+ATOM_CHUNK = "http://lv2plug.in/ns/ext/atom#Chunk"
+
+
+class Features:
+    """The features given to plug-ins: URID map/unmap, options, bounded block length."""
+
+    def __init__(self, rate: float, max_block: int) -> None:
+        self.ids: dict[str, int] = {}
+        self.names: dict[int, Any] = {}
+
+        @ffi.callback("LV2_URID(void*, const char*)")
+        def urid_map(_handle: Any, uri: Any) -> int:
+            return self.map(ffi.string(uri).decode())
+
+        @ffi.callback("const char*(void*, LV2_URID)")
+        def urid_unmap(_handle: Any, urid: int) -> Any:
+            return self.names.get(urid, ffi.NULL)
+
+        self._callbacks = (urid_map, urid_unmap)
+        self.map_struct = ffi.new("LV2_URID_Map*", {"map": urid_map})
+        self.unmap_struct = ffi.new("LV2_URID_Unmap*", {"unmap": urid_unmap})
+        self.block = ffi.new("int32_t*", max_block)
+        self.rate = ffi.new("float*", rate)
+        bufsz = "http://lv2plug.in/ns/ext/buf-size#"
+        int_type, float_type = "http://lv2plug.in/ns/ext/atom#Int", \
+            "http://lv2plug.in/ns/ext/atom#Float"
+        entries = [(bufsz + "maxBlockLength", int_type, self.block),
+                   (bufsz + "nominalBlockLength", int_type, self.block),
+                   ("http://lv2plug.in/ns/ext/parameters#sampleRate", float_type, self.rate)]
+        self.options = ffi.new("LV2_Options_Option[]", len(entries) + 1)
+        for option, (key, kind, value) in zip(self.options, entries, strict=False):
+            option.key, option.size, option.type = self.map(key), 4, self.map(kind)
+            option.value = value
+        self.uris = [ffi.new("char[]", uri.encode()) for uri in (
+            lv2_lilv.URID_MAP, lv2_lilv.URID_UNMAP, lv2_lilv.OPTIONS, lv2_lilv.BOUNDED_BLOCK)]
+        datas = [self.map_struct, self.unmap_struct, self.options, ffi.NULL]
+        self.features = [ffi.new("LV2_Feature*", {"URI": u, "data": d})
+                         for u, d in zip(self.uris, datas, strict=True)]
+        self.array = ffi.new("LV2_Feature*[]", [*self.features, ffi.NULL])
+
+    def map(self, uri: str) -> int:
+        """The URID of ``uri`` (1, 2, ... in order of first use)."""
+        if uri not in self.ids:
+            self.ids[uri] = len(self.ids) + 1
+            self.names[self.ids[uri]] = ffi.new("char[]", uri.encode())
+        return self.ids[uri]
+
+
+class Worker:
+    """Instances of one plug-in, their ports connected to the shared area."""
+
+    def __init__(self, info: PluginInfo, rate: float, max_block: int, instances: int,
+                 fd: int) -> None:
+        self.info = info
+        self.layout = Layout.of(info, max_block, instances)
+        size = self.layout.floats * FLOAT
+        self.area = mmap.mmap(fd, size)
+        self.features = Features(rate, max_block)
+        self.keep: list[Any] = []
+        self.atom_outputs: list[Any] = []
+        self.instances = [self._instantiate(i, rate) for i in range(instances)]
+
+    def _instantiate(self, number: int, rate: float) -> Any:
+        p = plugin_pointer(self.info.uri)
+        instance = lib().lilv_plugin_instantiate(p, rate, self.features.array)
+        if instance == ffi.NULL:
+            raise RuntimeError(f"{self.info.uri} refused to instantiate at {rate:g} Hz")
+        base = ffi.cast("float*", ffi.from_buffer(self.area))
+        d = instance.lv2_descriptor
+        for port in self.info.ports:
+            d.connect_port(instance.lv2_handle, port.index, self._buffer(number, port, base))
+        if d.activate != ffi.NULL:
+            d.activate(instance.lv2_handle)
+        return instance
+
+    def _buffer(self, number: int, port: Any, base: Any) -> Any:
+        if port.kind == "control":
+            return base + self.layout.control(number, port.index)
+        if port.kind == "audio":
+            return base + self.layout.audio(number, port.index)
+        if port.kind == "atom":
+            buf = ffi.new("uint32_t[]", ATOM_CAPACITY // 4)
+            if port.output:
+                self.atom_outputs.append(buf)
+            else:  # an empty sequence: size 8 (unit, pad), type Sequence
+                buf[0], buf[1] = 8, self.features.map(ATOM_SEQUENCE)
+            self.keep.append(buf)
+            return buf
+        buf = ffi.new("float[]", self.layout.max_block)  # CV and optional others
+        self.keep.append(buf)
+        return buf
+
+    def run(self, frames: int) -> None:
+        """Run every instance over ``frames`` frames of the shared rows."""
+        chunk = self.features.map(ATOM_CHUNK)
+        for buf in self.atom_outputs:  # an output's capacity is given before each run
+            buf[0], buf[1] = ATOM_CAPACITY - 8, chunk
+        for instance in self.instances:
+            instance.lv2_descriptor.run(instance.lv2_handle, frames)
+
+    def reset(self) -> None:
+        """Deactivate and activate every instance: the LV2 way to clear its state."""
+        for instance in self.instances:
+            d = instance.lv2_descriptor
+            if d.deactivate != ffi.NULL:
+                d.deactivate(instance.lv2_handle)
+            if d.activate != ffi.NULL:
+                d.activate(instance.lv2_handle)
+
+
+def _answer(out: Any, status: int, message: str = "") -> None:
+    data = message.encode()
+    out.write(ANSWER.pack(status, len(data)) + data)
+    out.flush()
+
+
+def serve(argv: list[str]) -> int:
+    """Load the plug-in, say so, then answer commands until QUIT or end of input."""
+    uri, rate, max_block, instances, fd = argv
+    # answers get a descriptor of their own; whatever a plug-in prints to stdout goes to
+    # stderr instead of into the protocol
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    inp = sys.stdin.buffer
+    try:
+        worker = Worker(plugin(uri), float(rate), int(max_block), int(instances), int(fd))
+    except Exception as exc:  # noqa: BLE001 - any failure is reported, then we exit
+        _answer(out, FAILED, f"{type(exc).__name__}: {exc}")
+        return 1
+    _answer(out, OK)
+    while True:
+        message = inp.read(MESSAGE.size)
+        if len(message) < MESSAGE.size:
+            return 0
+        command, frames = MESSAGE.unpack(message)
+        if command == RUN:
+            worker.run(frames)
+        elif command == RESET:
+            worker.reset()
+        elif command == QUIT:
+            return 0
+        _answer(out, OK)
+
+
+if __name__ == "__main__":
+    sys.exit(serve(sys.argv[1:]))

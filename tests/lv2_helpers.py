@@ -1,0 +1,59 @@
+"""LV2 test helpers: the misbehaving test plug-in, built with the C compiler into a
+bundle on ``LV2_PATH``, and the installed plug-ins the tests use."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dsp_core import lv2_catalog
+
+SOURCE = Path(__file__).parent / "lv2_bundle"
+MISBEHAVE = "urn:maxbooster:test:misbehave"
+SWH_AMP = "http://plugin.org.uk/swh-plugins/amp"  # swh-lv2: gain in dB, mono
+X42_EQ = "http://gareus.org/oss/lv2/fil4#mono"  # x42-plugins: parametric EQ, mono
+LSP_DELAY = "http://lsp-plug.in/plugins/lv2/comp_delay_mono"  # lsp-plugins-lv2, needs urid:map
+SYSTEM_LV2 = "/usr/lib/lv2:/usr/local/lib/lv2:/usr/lib/x86_64-linux-gnu/lv2"
+MODES = {"pass": 0, "nan": 1, "hang": 2, "crash": 3, "denormal": 4}
+
+
+def build_bundle(folder: Path) -> Path:
+    """Compile the misbehaving plug-in into ``folder/misbehave.lv2``; return the bundle."""
+    bundle = folder / "misbehave.lv2"
+    bundle.mkdir(parents=True, exist_ok=True)
+    for name in ("manifest.ttl", "misbehave.ttl"):
+        shutil.copy(SOURCE / name, bundle / name)
+    subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(bundle / "misbehave.so"),
+                    str(SOURCE / "misbehave.c"), "-lm"], check=True, timeout=120)
+    return bundle
+
+
+@pytest.fixture(scope="session")
+def lv2_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``LV2_PATH`` with the test bundle first, then the system's folders."""
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler to build the test plug-in")
+    folder = tmp_path_factory.mktemp("lv2")
+    build_bundle(folder)
+    before = os.environ.get("LV2_PATH")
+    os.environ["LV2_PATH"] = f"{folder}:{before or SYSTEM_LV2}"
+    lv2_catalog.reload()
+    yield os.environ["LV2_PATH"]
+    if before is None:
+        os.environ.pop("LV2_PATH", None)
+    else:
+        os.environ["LV2_PATH"] = before
+    lv2_catalog.reload()
+
+
+def needs_plugin(uri: str) -> None:
+    """Skip when an installed plug-in (a Debian package) is missing."""
+    try:
+        lv2_catalog.plugin(uri)
+    except Exception as exc:  # noqa: BLE001 - lilv or the plug-in missing
+        pytest.skip(f"{uri} is not installed ({exc}); see scripts/apt-packages.txt")

@@ -1,0 +1,90 @@
+"""LV2 discovery and the lv2 effect's validation (dsp_core.lv2_catalog), no workers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from lv2_helpers import MISBEHAVE, SWH_AMP, X42_EQ, lv2_path, needs_plugin  # noqa: F401
+
+from collab.schema import ProjectDocument
+from dsp_core import Clip, EffectSpec, ProjectError, Session, Track, lv2_catalog
+from dsp_core.project import load_project, save_project
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("lv2_path")]
+
+
+def test_discovery_finds_an_installed_plugin_with_its_ports() -> None:
+    needs_plugin(SWH_AMP)
+    info = lv2_catalog.plugin(SWH_AMP)
+    assert info.supported and info.latency_port is None
+    gain = {p.symbol: p for p in info.controls}["gain"]
+    assert (gain.minimum, gain.maximum, gain.default) == (-70.0, 70.0, 0.0)
+    assert [p.symbol for p in info.audio(False)] == ["input"]
+    assert [p.symbol for p in info.audio(True)] == ["output"]
+
+
+def test_discovery_reads_an_x42_plugins_many_controls() -> None:
+    needs_plugin(X42_EQ)
+    info = lv2_catalog.plugin(X42_EQ)
+    controls = {p.symbol: p for p in info.controls}
+    assert {"gain1", "freq1", "LSgain", "HSfreq"} <= set(controls)
+    assert controls["freq1"].minimum < controls["freq1"].default < controls["freq1"].maximum
+    assert any(p.kind == "atom" for p in info.ports)  # its UI channel, fed an empty sequence
+
+
+def test_discovery_finds_the_test_bundle_and_its_latency_port() -> None:
+    info = lv2_catalog.plugin(MISBEHAVE)
+    assert [p.symbol for p in info.controls] == ["mode", "gain", "delay"]
+    assert info.latency_port == 5 and info.ports[5].reports_latency
+    listed = {p.uri: p for p in lv2_catalog.plugins()}
+    assert listed[MISBEHAVE].to_dict()["controls"][1] == {
+        "symbol": "gain", "name": "Gain", "default": 1.0, "minimum": 0.0, "maximum": 4.0}
+
+
+def test_an_unknown_uri_is_refused_with_a_clear_error() -> None:
+    with pytest.raises(ProjectError, match=r"no installed plug-in has the URI 'urn:nope'.*lv2ls"):
+        EffectSpec("lv2", {"uri": "urn:nope"}).validate()
+    with pytest.raises(ProjectError, match="'uri' must name"):
+        EffectSpec("lv2", {"gain": 1.0}).validate()
+
+
+def test_an_unknown_control_or_a_value_out_of_range_is_refused() -> None:
+    with pytest.raises(ProjectError, match=r"unknown control 'volume'; its controls are delay, "
+                                           r"gain, mode"):
+        EffectSpec("lv2", {"uri": MISBEHAVE, "volume": 1.0}).validate()
+    with pytest.raises(ProjectError, match=r"gain = 9.0 is outside \[0, 4\]"):
+        EffectSpec("lv2", {"uri": MISBEHAVE, "gain": 9.0}).validate()
+
+
+def test_a_plugin_this_host_cannot_run_is_refused_with_the_reason() -> None:
+    unsupported = [p for p in lv2_catalog.plugins() if not p.supported]
+    if not unsupported:
+        pytest.skip("every installed plug-in is hostable")
+    with pytest.raises(ProjectError, match="cannot be hosted here"):
+        EffectSpec("lv2", {"uri": unsupported[0].uri}).validate()
+
+
+def test_a_project_file_keeps_an_lv2_effect_and_refuses_a_bad_one(tmp_path) -> None:
+    spec = EffectSpec("lv2", {"uri": MISBEHAVE, "gain": 0.5, "delay": 12.0}, id="fx-lv2")
+    session = Session(tracks=[Track("t", clips=[Clip("a.wav", 0, 10)], effects=[spec])])
+    path = save_project(session, tmp_path / "p.json")
+    loaded = load_project(path).tracks[0].effects[0]
+    assert (loaded.kind, loaded.params, loaded.id) == ("lv2", spec.params, "fx-lv2")
+    data = json.loads(path.read_text())
+    data["tracks"][0]["effects"][0]["params"]["loudness"] = 3
+    path.write_text(json.dumps(data))
+    with pytest.raises(ProjectError, match=r"tracks\[0\].effects\[0\].*unknown control "
+                                           r"'loudness'"):
+        load_project(path)
+
+
+def test_the_document_stores_controls_by_port_symbol() -> None:
+    doc = ProjectDocument.from_session(Session(tracks=[Track("t")]))
+    doc.add_effect("t", EffectSpec("lv2", {"uri": MISBEHAVE, "gain": 2.0}))
+    doc.set_effect_params("t", 0, delay=5.0)
+    effect = doc.to_session().tracks[0].effects[0]
+    assert effect.params == {"uri": MISBEHAVE, "gain": 2.0, "delay": 5.0}
+    with pytest.raises(ProjectError, match="unknown control 'nope'"):
+        doc.set_effect_params("t", 0, nope=1.0)
+    assert doc.to_session().tracks[0].effects[0].params["gain"] == 2.0

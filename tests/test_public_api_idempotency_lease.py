@@ -1,0 +1,59 @@
+"""Review 15 (M6): an ``Idempotency-Key`` claim is renewed while its request runs, so a
+slow request is never run twice, and a claim taken over cannot overwrite the answer of
+the request that took it (SQLite; the PostgreSQL path is the same SQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from aiohttp import web
+
+from database import open_database
+from dawserver.errors import Conflict
+from dawserver.public_api.idempotency import MIGRATIONS, IdempotencyStore, idempotent
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
+
+
+def request(key: str) -> SimpleNamespace:
+    return SimpleNamespace(headers={"Idempotency-Key": key}, account_id="acct",
+                           user="u1", body={"name": "Night"},
+                           native=SimpleNamespace(method="POST", path="/api/v1/projects"))
+
+
+async def test_a_slow_request_keeps_its_claim_past_the_lease(tmp_path: Path) -> None:
+    async with open_database(f"sqlite://{tmp_path / 'idem.sqlite3'}") as db:
+        await db.migrate(MIGRATIONS)
+        store = IdempotencyStore(db, lease=0.3)
+        runs = []
+
+        async def create() -> web.Response:
+            runs.append(1)
+            await asyncio.sleep(1.2)  # four leases long
+            return web.json_response({"id": len(runs)}, status=201)
+
+        first = asyncio.create_task(idempotent(request("k"), store, create))
+        await asyncio.sleep(0.8)  # past two leases: without renewal a retry would run it
+        with pytest.raises(Conflict):
+            await idempotent(request("k"), store, create)
+        response = await first
+        assert response.status == 201 and len(runs) == 1
+        replay = await idempotent(request("k"), store, create)
+        assert replay.headers["Idempotent-Replayed"] == "true" and len(runs) == 1
+
+
+async def test_a_claim_taken_over_cannot_keep_or_release(tmp_path: Path) -> None:
+    async with open_database(f"sqlite://{tmp_path / 'idem.sqlite3'}") as db:
+        await db.migrate(MIGRATIONS)
+        store = IdempotencyStore(db, lease=10)
+        assert await store.claim("acct", "k", "p", 1000.0, "first") is None
+        assert await store.claim("acct", "k", "p", 1011.0, "second") is None  # dead: taken
+        assert not await store.renew("acct", "k", "first", 1012.0)
+        assert not await store.keep("acct", "k", web.json_response({"n": 1}), "first")
+        await store.release("acct", "k", "first")  # the second claim stays
+        assert await store.keep("acct", "k", web.json_response({"n": 2}), "second")
+        row = await db.fetchrow("SELECT body, status FROM api_idempotency")
+        assert row["status"] == 200 and '"n": 2' in row["body"]

@@ -1,0 +1,230 @@
+// The composer: one post, a variant per channel, checked by the server as the person types
+// (POST /api/social/compose/check: each network's own rules), a preview per network, media
+// from the person's projects, a publish time (typed, the next free slot, or a best time) and
+// "Save draft" / "Submit for approval". Nothing here judges a post: the server does.
+import { h } from '../dom.js'
+import { projectMedia } from './api.js'
+import { channelName } from './filters.js'
+import { renderPreview } from './preview.js'
+import { scheduleField } from './schedule.js'
+
+const CHECK_DELAY_MS = 250
+const AUDIO_TYPES = { wav: 'audio/wav', flac: 'audio/flac', aiff: 'audio/aiff' }
+
+/** A project asset as a post's media reference (MediaRef). */
+function mediaRef ({ asset }) {
+  return {
+    asset_id: asset.id,
+    kind: 'audio',
+    content_type: AUDIO_TYPES[String(asset.format).toLowerCase()] || 'application/octet-stream',
+    size_bytes: asset.bytes,
+    duration_s: asset.duration
+  }
+}
+
+const minutes = (seconds) => `${Math.floor(seconds / 60)}:${String(Math.round(seconds % 60)).padStart(2, '0')}`
+
+function labelled (id, text, control, hint = '') {
+  control.id = id
+  return h('div', { class: 'field wide' }, h('label', { for: id }, text), control,
+    hint ? h('span', { class: 'hint' }, hint) : '')
+}
+
+/**
+ * The composer dialog. `api()` is the chosen account's API, `channels()` its channels,
+ * `say(text, kind)` the page's live region, `created(post)` runs after a save.
+ */
+export function composer ({ api, channels, say, created }) {
+  const state = { media: [], variants: new Map(), sequence: 0, checks: 0, last: null, timer: 0 }
+  const text = h('textarea', { rows: 5, name: 'text', oninput: later })
+  const link = h('input', { type: 'url', name: 'link', placeholder: 'https://…', oninput: later })
+  const firstComment = h('textarea', { rows: 2, name: 'first_comment', oninput: later })
+  const campaign = h('input', { type: 'text', name: 'campaign' })
+  const chosen = h('fieldset', { class: 'channels-chosen' }, h('legend', {}, 'Channels'))
+  const variants = h('div', { class: 'variants' })
+  const previews = h('div', { class: 'previews', 'aria-live': 'polite' })
+  const mediaList = h('ul', { class: 'media-list' })
+  const mediaSelect = h('select', { name: 'media-pick' })
+  const mediaStatus = h('span', { class: 'hint' })
+  const outcome = h('p', { class: 'compose-outcome', role: 'status' })
+  const schedule = scheduleField({ api, chosenChannels: () => checkedChannels() })
+
+  function checkedChannels () {
+    const ids = [...chosen.querySelectorAll('input[type=checkbox]:checked')].map((box) => box.value)
+    return channels().filter((c) => ids.includes(c.channel_id))
+  }
+
+  /** The post as the routes take it; variant fields left empty follow the post's own. */
+  function body () {
+    const value = (control) => control.value.trim() === '' ? null : control.value
+    return {
+      text: text.value,
+      media: state.media.map(mediaRef),
+      link: value(link),
+      first_comment: value(firstComment),
+      targets: checkedChannels().map((c) => {
+        const fields = state.variants.get(c.channel_id)
+        const target = { channel_id: c.channel_id }
+        if (fields) {
+          if (fields.text.value.trim()) target.text = fields.text.value
+          if (fields.firstComment.value.trim()) target.first_comment = fields.firstComment.value
+          if (fields.noMedia.checked) target.media = []
+        }
+        return target
+      })
+    }
+  }
+
+  function later () {
+    clearTimeout(state.timer)
+    state.timer = setTimeout(check, CHECK_DELAY_MS)
+  }
+
+  async function check () {
+    const post = body()
+    const sequence = ++state.sequence
+    if (!post.targets.length) {
+      previews.replaceChildren(h('p', { class: 'hint' }, 'Choose a channel to see its preview.'))
+      state.last = null
+      return
+    }
+    try {
+      const answer = await api().check(post)
+      if (sequence !== state.sequence) return // a newer check is on its way
+      state.last = answer
+      previews.replaceChildren(...answer.channels.map(renderPreview))
+    } catch (err) {
+      if (sequence !== state.sequence) return
+      previews.replaceChildren(h('p', { role: 'alert' }, `Not checked: ${err.message}`))
+    } finally {
+      state.checks += 1
+      dialog.dataset.checks = String(state.checks)
+    }
+  }
+
+  function variantEditor (channel) {
+    const name = channelName(channel)
+    const key = channel.channel_id
+    const fields = state.variants.get(key) || {
+      text: h('textarea', { rows: 3, oninput: later, id: `variant-text-${key}`, 'aria-label': `Text for ${name}` }),
+      firstComment: h('textarea', { rows: 2, oninput: later, id: `variant-comment-${key}`, 'aria-label': `First comment for ${name}` }),
+      noMedia: h('input', { type: 'checkbox', onchange: later, id: `variant-nomedia-${key}`, 'aria-label': `No media on ${name}` })
+    }
+    state.variants.set(key, fields)
+    fields.text.placeholder = 'Empty: the post\'s text'
+    return h('details', { class: 'variant', dataset: { channel: key } },
+      h('summary', {}, `Variant for ${name}`),
+      h('label', { for: fields.text.id }, `Text for ${name}`), fields.text,
+      h('label', { for: fields.firstComment.id }, `First comment for ${name}`), fields.firstComment,
+      h('label', { class: 'inline' }, fields.noMedia, ` No media on ${name}`))
+  }
+
+  function channelsChanged () {
+    variants.replaceChildren(...checkedChannels().map(variantEditor))
+    schedule.channelsChanged()
+    later()
+  }
+
+  function showMedia () {
+    mediaList.replaceChildren(...state.media.map((item, index) => h('li', {},
+      `${item.asset.name || item.asset.id} (${item.project.name}, audio, ${minutes(item.asset.duration)})`,
+      ' ', h('button', {
+        type: 'button',
+        class: 'link',
+        'aria-label': `Remove ${item.asset.name || item.asset.id}`,
+        onclick: () => { state.media.splice(index, 1); showMedia(); later() }
+      }, 'Remove'))))
+  }
+
+  let pickable = []
+  async function loadMedia () {
+    mediaStatus.textContent = 'Loading your projects…'
+    try {
+      pickable = await projectMedia()
+      mediaSelect.replaceChildren(h('option', { value: '' }, pickable.length ? 'Choose a file' : 'No project files yet'),
+        ...pickable.map((item, index) => h('option', { value: String(index) },
+          `${item.project.name} — ${item.asset.name || item.asset.id} (audio, ${minutes(item.asset.duration)})`)))
+      mediaStatus.textContent = ''
+    } catch (err) {
+      mediaStatus.textContent = `Your projects could not be listed: ${err.message}`
+    }
+  }
+
+  function attach () {
+    const item = pickable[Number(mediaSelect.value)]
+    if (!mediaSelect.value || !item) return
+    state.media.push(item)
+    showMedia()
+    later()
+  }
+
+  async function save (submit) {
+    clearTimeout(state.timer)
+    const post = { ...body(), campaign: campaign.value.trim() }
+    const when = schedule.value()
+    if (when) post.publish_at = when.toISOString()
+    outcome.textContent = submit ? 'Submitting…' : 'Saving…'
+    try {
+      let made = await api().create(post)
+      if (submit) made = await api().submit(made.post_id)
+      const words = { pending_approval: 'sent for approval', scheduled: 'scheduled', approved: 'approved', draft: 'saved as a draft' }
+      const done = `Post ${words[made.state] || made.state}.`
+      outcome.textContent = done
+      outcome.dataset.post = made.post_id
+      outcome.dataset.state = made.state
+      say(done)
+      created(made)
+    } catch (err) {
+      outcome.textContent = `Not saved: ${err.message}`
+      outcome.setAttribute('role', 'alert')
+      check() // the previews name each field to fix
+      return
+    }
+    outcome.setAttribute('role', 'status')
+  }
+
+  const form = h('form', { class: 'compose', onsubmit: (event) => { event.preventDefault(); save(true) } },
+    chosen,
+    labelled('compose-text', 'Text', text),
+    labelled('compose-link', 'Link', link, 'Where a network has no link cards it goes at the end of the text.'),
+    labelled('compose-comment', 'First comment', firstComment),
+    labelled('compose-campaign', 'Campaign', campaign),
+    h('fieldset', { class: 'media' }, h('legend', {}, 'Media from your projects'),
+      h('label', { for: 'compose-media' }, 'Project file'), mediaSelect,
+      h('button', { type: 'button', onclick: attach }, 'Attach'), mediaStatus, mediaList),
+    h('h3', {}, 'Per channel'), variants,
+    schedule.element,
+    h('div', { class: 'compose-actions' },
+      h('button', { type: 'button', class: 'link', onclick: () => save(false) }, 'Save draft'),
+      h('button', { type: 'submit' }, 'Submit for approval')),
+    outcome)
+  mediaSelect.id = 'compose-media'
+  const close = h('button', { type: 'button', class: 'close', onclick: () => dialog.close() }, 'Close')
+  const dialog = h('dialog', { class: 'compose-dialog', 'aria-labelledby': 'compose-title' },
+    h('h2', { id: 'compose-title' }, 'New post'),
+    h('div', { class: 'compose-grid' }, form,
+      h('section', { class: 'compose-previews', 'aria-label': 'Previews per network' },
+        h('h3', {}, 'Previews'), previews)),
+    close)
+
+  function open (when = null) {
+    const known = channels()
+    chosen.replaceChildren(h('legend', {}, 'Channels'), ...known.map((c) => h('label', { class: 'inline' },
+      h('input', { type: 'checkbox', value: c.channel_id, onchange: channelsChanged, 'aria-label': channelName(c) }),
+      ` ${channelName(c)}`)))
+    if (!known.length) chosen.append(h('p', { class: 'hint' }, 'No channels yet: connect one first.'))
+    for (const control of [text, link, firstComment, campaign]) control.value = ''
+    state.media = []
+    state.variants.clear()
+    variants.replaceChildren()
+    showMedia()
+    outcome.textContent = ''
+    schedule.reset(when)
+    previews.replaceChildren(h('p', { class: 'hint' }, 'Choose a channel to see its preview.'))
+    if (!dialog.isConnected) document.body.append(dialog) // in the page once first used
+    if (!dialog.open) dialog.showModal()
+    loadMedia()
+  }
+
+  return { element: dialog, open, lastCheck: () => state.last }
+}
