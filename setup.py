@@ -137,6 +137,8 @@ setup(
         "pyloudnorm>=0.1.1",  # samples' integrated loudness (ITU-R BS.1770-4)
         "pyrubberband>=0.4",  # sample previews: wraps rubberband-cli (scripts/apt-packages.txt)
         "mido>=1.3.3",  # Standard MIDI File import and export (docs/midi.md)
+        "fpdf2>=2.8.9",  # the marketplace's licence contract PDFs
+        "lameenc>=1.9",  # the marketplace's tagged MP3 previews (LAME, wheels bundle it)
         "h5py>=3.10",  # SOFA HRTF files for binaural renders (docs/immersive.md)
     ],
     extras_require=EXTRAS,

@@ -117,8 +117,9 @@ async def test_every_page_renders_for_a_seeded_store(tmp_path: Path) -> None:
         doc = lxml.html.fromstring(text)
         assert doc.cssselect("main h2")[0].text == "Cold Steel"
         rows = [[c.text_content() for c in r] for r in doc.cssselect("table.tiers tbody tr")]
-        assert rows == [["MP3 lease", "mp3", "$39.99"],
-                        ["Exclusive rights", "mp3, wav, stems", "$799.80"]]
+        assert rows == [["MP3 lease", "mp3", "$39.99", "Add MP3 lease to cart"],
+                        ["Exclusive rights", "mp3, wav, stems", "$799.80",
+                         "Add Exclusive rights to cart"]]
         meta = {e.get("property") or e.get("name"): e.get("content")
                 for e in doc.cssselect("head meta")}
         assert meta["og:type"] == "music.song" and meta["twitter:card"] == "player"

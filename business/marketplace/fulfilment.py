@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from business.marketplace import bookings, metrics
+from business.marketplace.cart_fulfilment import CART_TYPES, CartEvents, cart_metadata_of
 from business.marketplace.checkout import REFERRAL, close_order, metadata_of, recount_coupon
 from business.marketplace.errors import NotForSale, NotFoundHere
 from business.marketplace.ledger import Ledger
@@ -53,6 +54,9 @@ logger = logging.getLogger(__name__)
 
 #: ``await enqueue_refund(tx, order)``: queue the refund of ``order`` in ``tx``.
 RefundQueue = Callable[[Any, Order], Awaitable[None]]
+#: ``await on_licence(tx, licence)``: more work for a granted licence, queued in ``tx``
+#: (its contract: :mod:`.contracts`).
+LicenceHook = Callable[[Any, Licence], Awaitable[None]]
 #: ``publish(tx, name, payload, account_id)``: an event on the platform's bus, in ``tx``.
 Publish = Callable[[Any, str, dict[str, Any], str], Awaitable[Any]]
 #: Published when an order is paid: social attributes it to a post, analytics counts it.
@@ -71,6 +75,10 @@ def _from_sellers_account(event: StripeEvent, order: Order) -> bool:
     return False
 
 
+async def _nothing(*_: Any) -> None:
+    return None
+
+
 class _Retry(Exception):
     """Roll the event's transaction back and have Stripe send it again."""
 
@@ -80,8 +88,13 @@ class Fulfilment:
 
     def __init__(self, store: MarketStore, ledger: Ledger, gateway: StripeGateway | None,
                  secrets: str | Sequence[str], enqueue_refund: RefundQueue,
-                 publish: Publish | None = None) -> None:
+                 publish: Publish | None = None, on_licence: LicenceHook | None = None
+                 ) -> None:
         self.store = store
+        self.on_licence = on_licence
+        #: ``await carts_take(tx, buyer, seller, beat_ids)``: paid lines off the cart.
+        self.carts_take: Callable[[Any, str, str, list[str]], Awaitable[None]] = _nothing
+        self.cart = CartEvents(self)
         #: ``await publish(tx, name, payload, account_id)``: an event in ``tx``
         self.publish = publish
         self.ledger = ledger
@@ -101,9 +114,12 @@ class Fulfilment:
         handler = {"checkout.session.completed": self._paid,
                    "checkout.session.expired": self._expired,
                    "charge.refunded": self._refunded}.get(event.type)
+        cart = cart_metadata_of(event.object) if not meta else {}
         try:
+            if cart and event.type in CART_TYPES:
+                return await self.cart.handle(event, cart)
             if handler is None or not meta:
-                return await self._record_only(event, seller)
+                return await self._record_only(event, seller or cart.get("seller", ""))
             return await handler(event, meta)
         except _Retry as exc:
             logger.info("Stripe event %s (%s) retried later: %s", event.id, event.type, exc)
@@ -205,10 +221,13 @@ class Fulfilment:
         if tier is None:
             raise NotFoundHere(f"tier {order.tier!r} of order {order.order_id!r} is gone")
         files = [f for f in beat.files if f.kind in tier.files]
-        await self.store.insert_licence(tx, Licence(
+        licence = Licence(
             order.account_id, new_id("lic"), order.order_id, order.beat_id, order.tier,
             order.buyer_account, beat.title, files, dict(tier.rights), order.exclusive, 0,
-            tier.download_limit, "active", now))
+            tier.download_limit, "active", now)
+        await self.store.insert_licence(tx, licence)
+        if self.on_licence is not None:
+            await self.on_licence(tx, licence)
 
     async def _expired(self, event: StripeEvent, meta: dict[str, str]) -> Outcome:
         order = await self._order(meta)
@@ -253,9 +272,16 @@ class Fulfilment:
             return {"order_id": order_id, "status": REFUNDED}
         if self.gateway is None or not order.payment_intent:
             raise NotFoundHere(f"order {order_id!r} has no payment to refund")
+        # a cart's line is refunded alone: its own amount of the cart's one payment
+        cart_id = await self.store.db.fetchval(
+            "SELECT cart_id FROM mkt_orders WHERE account_id = ? AND order_id = ?",
+            seller, order_id)
+        if cart_id and order.amount == 0:
+            return {"order_id": order_id, "status": order.status}  # a free line: no money
         found = await self.gateway.refund(
             idempotency_key=idempotency_key("refund", order.account_id, order_id),
             payment_intent=order.payment_intent, reason="requested_by_customer",
+            amount=order.amount if cart_id else None,
             metadata={"order_id": order_id, "seller": seller},
             account=order.stripe_account)
         return {"order_id": order_id, "refund": str(found.id)}

@@ -75,6 +75,17 @@ class Beat:
     tiers: list[Tier] = field(default_factory=list)
     reserved_order: str | None = None
     reserved_until: float | None = None
+    #: The digest of the rendered tagged preview (None: none rendered; the uploaded
+    #: ``tagged_mp3``, if any, is the preview).
+    preview_sha256: str | None = None
+
+    @property
+    def preview_path(self) -> str | None:
+        """Where the rendered tagged preview is served (None: not rendered)."""
+        if not self.preview_sha256:
+            return None
+        return (f"/api/marketplace/previews/{self.account_id}/{self.beat_id}"
+                f"?v={self.preview_sha256[:16]}")
 
     def tier(self, name: str) -> Tier | None:
         return next((t for t in self.tiers if t.tier == name), None)
@@ -85,7 +96,8 @@ class Beat:
         return {"seller": self.account_id, "beat_id": self.beat_id, "title": self.title,
                 "bpm": self.bpm, "key": self.key, "genre": self.genre, "mood": self.mood,
                 "tags": self.tags, "currency": self.currency, "status": self.status,
-                "preview_asset_id": preview, "created_at": self.created_at,
+                "preview_asset_id": preview, "preview_url": self.preview_path,
+                "created_at": self.created_at,
                 "tiers": [t.to_json() for t in self.tiers if t.active]}
 
     def owned(self) -> dict[str, Any]:

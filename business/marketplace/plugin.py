@@ -7,21 +7,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from business.marketplace.contracts import CONTRACT_JOB
 from business.marketplace.fulfilment import SALE_EVENT
 from business.marketplace.ledger import MIGRATIONS
 from business.marketplace.permissions import PERMISSIONS
+from business.marketplace.previews import PREVIEW_JOB
 from business.marketplace.privacy import erase_account, export_account
 from business.marketplace.routes import ROUTES
-from business.marketplace.schemas import RefundPayload, SaleEvent
+from business.marketplace.schemas import (
+    ContractPayload,
+    PreviewPayload,
+    RefundPayload,
+    SaleEvent,
+)
 from business.marketplace.services import (
     PLUGIN_NAME,
     REFUND_JOB,
     run_checkout_sweeper,
+    run_contract,
     run_gateway,
+    run_preview,
     run_refund,
     services,
     start_services,
 )
+from business.marketplace.storefront_cart import routes as cart_routes
 from business.marketplace.storefront_routes import ROUTES as STORE_ROUTES
 from business.marketplace.storefront_routes import host_page as store_host_page
 from dawserver.plugin_api import (
@@ -60,7 +70,7 @@ def permissions() -> list[Permission]:
 
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
-    return [*ROUTES, *STORE_ROUTES]
+    return [*ROUTES, *STORE_ROUTES, *cart_routes()]
 
 
 @hookimpl
@@ -80,7 +90,15 @@ def jobs() -> list[Job]:
     return [Job(REFUND_JOB, RefundPayload, run_refund,
                 "refund one order in full through Stripe",
                 QueueSettings(max_attempts=12, backoff_base=5.0, backoff_cap=900.0,
-                              lease_s=60.0, concurrency=2))]
+                              lease_s=60.0, concurrency=2)),
+            Job(CONTRACT_JOB, ContractPayload, run_contract,
+                "write one licence's contract PDF (checksums of its files, the seller's "
+                "template)", QueueSettings(max_attempts=20, backoff_base=2.0,
+                                           backoff_cap=300.0, lease_s=120.0, concurrency=2)),
+            Job(PREVIEW_JOB, PreviewPayload, run_preview,
+                "render one beat's streaming preview with the seller's voice tag (MP3)",
+                QueueSettings(max_attempts=5, backoff_base=10.0, backoff_cap=600.0,
+                              lease_s=300.0, concurrency=1))]
 
 
 @hookimpl

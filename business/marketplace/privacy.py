@@ -9,9 +9,12 @@ the orders they placed and licences they hold in every store.
 
 Erasure (:func:`erase_account`): what is the person's alone and holds no money is
 deleted: the storefront and its handle and domain claims, coupons, beats and tiers, the
-webhook inbox. Money records the law requires to keep (the seller record, orders,
-licences, the ledger's postings, entries and balances) are kept: the rows of their own
-account move under the pseudonym, and in every store each mention of them as a buyer
+webhook inbox, the contract template, the voice tag and rendered previews, deals and
+carts (theirs as a seller, and their own lines in every store); the contract
+PDFs naming the person (as seller or buyer: their text cannot be pseudonymised in
+place). Money records the law requires to keep (the seller record, orders, licences, the
+ledger's postings, entries and balances) are kept: the rows of their own account move
+under the pseudonym, and in every store each mention of them as a buyer
 (``buyer_account``, a note) becomes the pseudonym, so nothing left is keyed by them. A
 buyer's licences stay valid under the pseudonym.
 """
@@ -25,7 +28,8 @@ from dawserver.plugin_api import Pseudonymiser, move_account_rows, pseudonymise_
 
 #: The own account's tables that are deleted (no money in them).
 FORGOTTEN = ("mkt_storefronts", "mkt_store_names", "mkt_coupons", "mkt_tiers", "mkt_beats",
-             "mkt_webhook_events")
+             "mkt_webhook_events", "mkt_contract_templates", "mkt_voice_tags",
+             "mkt_previews", "mkt_deals", "mkt_cart_items")
 #: The own account's tables kept (money records), moved under the pseudonym.
 KEPT = ("mkt_sellers", "mkt_orders", "mkt_licences", "mkt_ledger_postings",
         "mkt_ledger_entries", "mkt_ledger_balances")
@@ -80,6 +84,19 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
         "licences": await rows(f"SELECT account_id AS seller, {_LICENCE} FROM mkt_licences "
                                "WHERE buyer_account = ? ORDER BY granted_at, licence_id",
                                "rights"),
+        "deals": await rows("SELECT deal_id, buy, free, tiers, active, created_at FROM "
+                            f"mkt_deals {own} ORDER BY deal_id", "tiers"),
+        "carts": await rows("SELECT account_id AS seller, beat_id, tier, added_at FROM "
+                            "mkt_cart_items WHERE owner = ? ORDER BY added_at, beat_id"),
+        "contract_template": await rows("SELECT template, last_error, updated_at FROM "
+                                        f"mkt_contract_templates {own}"),
+        # the PDFs themselves are re-downloadable; the export names them and their sums
+        "contracts_sold": await rows("SELECT licence_id, order_id, sha256, files, template, "
+                                     f"created_at FROM mkt_contracts {own} "
+                                     "ORDER BY created_at, licence_id", "files"),
+        "contracts": await rows("SELECT account_id AS seller, licence_id, order_id, sha256, "
+                                "files, created_at FROM mkt_contracts WHERE buyer_account = ? "
+                                "ORDER BY created_at, licence_id", "files"),
     }
 
 
@@ -89,9 +106,19 @@ async def erase_account(db: Any, pz: Pseudonymiser) -> dict[str, int]:
     changed: dict[str, int] = {}
     async with db.transaction() as tx:
         changed["mentions"] = await pseudonymise_mentions(tx, pz, MENTIONS)
+        # their carts in other stores (no money in them)
+        changed["carts"] = await tx.execute("DELETE FROM mkt_cart_items WHERE owner = ?",
+                                            person_id)
         for table in FORGOTTEN:
             changed[table] = await tx.execute(f"DELETE FROM {table} WHERE account_id = ?",
                                               person_id)
         for table in KEPT:
             changed[table] = await move_account_rows(tx, table, person_id, pz.pseudonym)
+        # a contract PDF names both parties in its text: the ones naming the person go
+        # (their licences stay valid; the PDF cannot be pseudonymised in place). After
+        # the licences moved: a contract job holding a licence's row lock commits first
+        # and is deleted here; one coming after finds the licence gone and writes nothing
+        changed["mkt_contracts"] = await tx.execute(
+            "DELETE FROM mkt_contracts WHERE account_id IN (?, ?) OR buyer_account IN (?, ?)",
+            person_id, pz.pseudonym, person_id, pz.pseudonym)
     return changed

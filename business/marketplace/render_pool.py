@@ -1,4 +1,5 @@
-"""Storefront templates checked and rendered in worker processes, never on the event loop.
+"""Storefront templates (and licence contracts, :meth:`RenderPool.contract`) checked and
+rendered in worker processes, never on the event loop.
 
 A seller's template runs in :class:`~business.marketplace.sandbox.Sandbox` inside a worker
 of a pebble process pool: each worker caps its own address space (``RLIMIT_AS``, the
@@ -37,11 +38,13 @@ from typing import Any
 
 import pebble
 
+from business.marketplace.contract_pdf import render_contract
 from business.marketplace.sandbox import Sandbox, TemplateRefused
 
 logger = logging.getLogger(__name__)
 
 _SANDBOX: Sandbox | None = None
+_TEXT_SANDBOX: Sandbox | None = None
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,9 @@ def _vm_bytes() -> int:
 
 def _start_worker(memory_mb: int) -> None:
     """Pool initializer: cap this worker's address space."""
-    global _SANDBOX
+    global _SANDBOX, _TEXT_SANDBOX
     _SANDBOX = Sandbox()
+    _TEXT_SANDBOX = Sandbox(autoescape=False)
     limit = _vm_bytes() + memory_mb * 1024 * 1024
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
@@ -122,6 +126,17 @@ def _start_worker(memory_mb: int) -> None:
 def _render(source: str, data: dict[str, Any]) -> str:
     assert _SANDBOX is not None
     return _SANDBOX.render(source, data)
+
+
+def _contract(source: str, data: dict[str, Any]) -> bytes:
+    assert _TEXT_SANDBOX is not None
+    return render_contract(_TEXT_SANDBOX, source, data)
+
+
+def _check_contract(source: str, data: dict[str, Any]) -> None:
+    assert _TEXT_SANDBOX is not None
+    _TEXT_SANDBOX.check(source)
+    render_contract(_TEXT_SANDBOX, source, data)
 
 
 def _check(source: str, data: dict[str, Any]) -> None:
@@ -220,6 +235,16 @@ class RenderPool:
         """Compile ``source`` and try it on ``data`` in a worker (:class:`TemplateRefused`
         saying what to fix)."""
         await self._run(_check, source, data)
+
+    async def contract(self, source: str, data: dict[str, Any]) -> bytes:
+        """A licence contract's PDF: ``source`` rendered as text with ``data`` in a
+        worker's text sandbox and laid out there (:mod:`.contract_pdf`);
+        :class:`TemplateRefused` as :meth:`render`."""
+        return bytes(await self._run(_contract, source, data))
+
+    async def check_contract(self, source: str, data: dict[str, Any]) -> None:
+        """Compile a contract template and make a PDF of ``data`` with it, in a worker."""
+        await self._run(_check_contract, source, data)
 
     async def close(self) -> None:
         """Stop the workers (running renders are killed)."""

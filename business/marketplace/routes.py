@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from business.marketplace.cart_checkout import start_cart
 from business.marketplace.errors import (
     CatalogueInvalid,
     DownloadRefused,
@@ -26,18 +27,29 @@ from business.marketplace.permissions import BUY, CATALOGUE, LIBRARY, READ, SELL
 from business.marketplace.schemas import (
     BeatIn,
     BeatOut,
+    CartCheckoutIn,
+    CartCheckoutOut,
+    CartItemIn,
+    CartOut,
     CataloguePage,
     CatalogueQuery,
     CheckoutIn,
     CheckoutOut,
     ConnectIn,
+    ContractTemplateIn,
+    ContractTemplateOut,
     CouponIn,
     CouponOut,
+    DealIn,
+    DealOut,
     DownloadQuery,
     LicenceOut,
     OrderOut,
+    PreviewOut,
     SellerOut,
     TierPatch,
+    VoiceTagIn,
+    VoiceTagOut,
     WebhookOut,
 )
 from business.marketplace.services import services
@@ -80,8 +92,10 @@ async def create_beat(request: Request) -> Any:
     """Put a beat on sale: its files (asset ids) and licence tiers (the market's defaults
     for tiers left out)."""
     body: BeatIn = request.body
-    beat = await services(request.context).catalogue.create(
+    module = services(request.context)
+    beat = await module.catalogue.create(
         request.account_id, body.model_dump(exclude_unset=True, exclude_none=True))
+    await module.previews.request(beat)  # with a voice tag set: its tagged preview
     return Reply(beat.owned(), status=201)
 
 
@@ -116,6 +130,55 @@ async def catalogue(request: Request) -> Any:
     (a tier within the range); pages by cursor."""
     page, cursor = await services(request.context).catalogue.listing(request.query)
     return {"items": [b.public() for b in page], "next_cursor": cursor}
+
+
+# -- previews ---------------------------------------------------------------------------------
+
+@_api
+async def get_voice_tag(request: Request) -> Any:
+    """The seller's voice tag (null: none; previews are then the uploaded ones)."""
+    tag = await services(request.context).previews.tag(request.account_id)
+    return {"voice_tag": tag.to_json() if tag else None, "jobs": []}
+
+
+@_api
+async def put_voice_tag(request: Request) -> Any:
+    """Set the voice tag (an asset of the account, gain, first second, interval); every
+    beat on sale gets its preview rendered again (the jobs queued)."""
+    body: VoiceTagIn = request.body
+    tag, jobs = await services(request.context).previews.set_tag(request.account_id,
+                                                                 body.model_dump())
+    return {"voice_tag": tag.to_json(), "jobs": jobs}
+
+
+@_api
+async def beat_preview(request: Request) -> Any:
+    """A beat's tagged preview: rendering, ready or failed, and its job's progress."""
+    module = services(request.context)
+    beat_id = request.params["beat_id"]
+    found = await module.previews.status(request.account_id, beat_id)
+    if found["job_id"]:
+        try:
+            job = await request.context.background.queue.get(request.account_id,
+                                                              found["job_id"])
+            found.update(progress=job.progress, job_state=job.state)
+        except Exception:  # purged from the queue: the row says enough
+            pass
+    if found["sha256"]:
+        found["url"] = (f"{M}/previews/{request.account_id}/{beat_id}"
+                        f"?v={found['sha256'][:16]}")
+    return found
+
+
+@_api
+async def preview_file(request: Request) -> Any:
+    """A beat's rendered tagged preview (404 when there is none: never an untagged
+    file in its place)."""
+    mp3, digest = await services(request.context).previews.mp3(request.params["seller"],
+                                                               request.params["beat_id"])
+    return Reply(mp3, media_type="audio/mpeg", headers={
+        "Cache-Control": "public, max-age=3600", "ETag": f'"{digest[:32]}"',
+        "X-Content-Type-Options": "nosniff"})
 
 
 # -- selling ----------------------------------------------------------------------------------
@@ -167,6 +230,73 @@ async def start_checkout(request: Request) -> Any:
                   "expires_at": started.expires_at}, status=201)
 
 
+# -- carts and deals --------------------------------------------------------------------------
+
+@_api
+async def get_cart(request: Request) -> Any:
+    """The account's cart in one store, priced now with the seller's best deal."""
+    cart = await services(request.context).carts.view(request.account_id,
+                                                      request.params["seller"])
+    return cart.to_json()
+
+
+@_api
+async def put_cart_item(request: Request) -> Any:
+    """Put one tier of a beat in the cart (another tier of it is replaced)."""
+    body: CartItemIn = request.body
+    cart = await services(request.context).carts.add(
+        request.account_id, request.params["seller"], request.params["beat_id"], body.tier)
+    return cart.to_json()
+
+
+@_api
+async def delete_cart_item(request: Request) -> Any:
+    """Take a beat out of the cart."""
+    cart = await services(request.context).carts.remove(
+        request.account_id, request.params["seller"], request.params["beat_id"])
+    return cart.to_json()
+
+
+@_api
+async def checkout_cart(request: Request) -> Any:
+    """Open the cart's orders (one per line) and one Stripe Checkout page for them all;
+    an exclusive another buyer holds or bought is refused here (409), before paying."""
+    body: CartCheckoutIn = request.body
+    module = services(request.context)
+    started = await start_cart(module.checkout, module.carts, request.account_id,
+                               request.params["seller"], success_url=body.success_url,
+                               cancel_url=body.cancel_url, email=body.email)
+    return Reply({"cart_id": started.cart_id,
+                  "orders": [o.to_json() for o in started.orders],
+                  "checkout_url": started.url, "expires_at": started.expires_at,
+                  "total": started.total, "currency": started.currency}, status=201)
+
+
+@_api
+async def put_deal(request: Request) -> Any:
+    """Create or replace one of the seller's bulk deals ("buy 2 get 1 free")."""
+    body: DealIn = request.body
+    deal = await services(request.context).deals.save(
+        request.account_id, request.params["deal_id"], body.model_dump())
+    return deal.to_json()
+
+
+@_api
+async def list_deals(request: Request) -> Any:
+    """The seller's bulk deals."""
+    return [d.to_json() for d in await services(request.context).deals.list(
+        request.account_id)]
+
+
+@_api
+async def delete_deal(request: Request) -> Any:
+    """Remove one of the seller's deals; the deals left."""
+    deals = services(request.context).deals
+    if not await deals.delete(request.account_id, request.params["deal_id"]):
+        raise NotFound(f"no deal {request.params['deal_id']!r} in this account")
+    return [d.to_json() for d in await deals.list(request.account_id)]
+
+
 @_api
 async def put_coupon(request: Request) -> Any:
     """Create or replace one of the seller's coupons (its uses start again at 0)."""
@@ -191,8 +321,10 @@ async def get_order(request: Request) -> Any:
     return order.to_json()
 
 
-def _licence_out(licence: Licence, links: list[dict[str, object]]) -> dict[str, Any]:
-    return {"licence_id": licence.licence_id, "seller": licence.account_id,
+def _licence_out(licence: Licence, links: list[dict[str, object]],
+                 contract: bool = False) -> dict[str, Any]:
+    return {"contract_url": f"{M}/library/{licence.licence_id}/contract" if contract else None,
+            "licence_id": licence.licence_id, "seller": licence.account_id,
             "order_id": licence.order_id, "beat_id": licence.beat_id, "title": licence.title,
             "tier": licence.tier, "exclusive": licence.exclusive, "rights": licence.rights,
             "status": licence.status, "downloads": licence.downloads,
@@ -203,16 +335,56 @@ def _licence_out(licence: Licence, links: list[dict[str, object]]) -> dict[str, 
 @_api
 async def library(request: Request) -> Any:
     """The account's licences, newest first, each with fresh signed download links."""
-    found = await services(request.context).delivery.library(request.account_id)
-    return [_licence_out(lic, links) for lic, links in found]
+    module = services(request.context)
+    found = await module.delivery.library(request.account_id)
+    ready = await module.contracts.ready([lic for lic, _ in found])
+    return [_licence_out(lic, links, lic.licence_id in ready) for lic, links in found]
 
 
 @_api
 async def get_licence(request: Request) -> Any:
     """One of the account's licences with fresh signed download links."""
-    delivery = services(request.context).delivery
+    module = services(request.context)
+    delivery = module.delivery
     licence = await delivery.licence_of_buyer(request.account_id, request.params["licence_id"])
-    return _licence_out(licence, delivery.links(licence))
+    ready = await module.contracts.ready([licence])
+    return _licence_out(licence, delivery.links(licence), bool(ready))
+
+
+def _pdf(contract: Any) -> Reply:
+    return Reply(contract.pdf, media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="licence-{contract.licence_id}.pdf"',
+        "Cache-Control": "private, no-store", "X-Content-SHA256": contract.sha256})
+
+
+@_api
+async def buyer_contract(request: Request) -> Any:
+    """The licence contract PDF of one of the account's licences (409 for a few seconds
+    after the payment, while it is written)."""
+    return _pdf(await services(request.context).contracts.of_buyer(
+        request.account_id, request.params["licence_id"]))
+
+
+@_api
+async def sale_contract(request: Request) -> Any:
+    """The licence contract PDF of one of the seller's paid orders."""
+    return _pdf(await services(request.context).contracts.of_sale(
+        request.account_id, request.params["order_id"]))
+
+
+@_api
+async def get_contract_template(request: Request) -> Any:
+    """The seller's contract template (null: the default), its last failure, the default."""
+    return await services(request.context).contracts.template(request.account_id)
+
+
+@_api
+async def put_contract_template(request: Request) -> Any:
+    """Set the seller's contract template (tried on sample data in the sandbox first: 422
+    saying what to fix); null goes back to the default wording."""
+    body: ContractTemplateIn = request.body
+    return await services(request.context).contracts.save_template(request.account_id,
+                                                                   body.template)
 
 
 @_api
@@ -264,12 +436,34 @@ ROUTES = [
           response=BeatOut),
     Route(method="PATCH", path=f"{M}/beats/{{beat_id}}/tiers/{{tier}}", handler=change_tier,
           permission=CATALOGUE, body=TierPatch, response=BeatOut),
+    Route(method="GET", path=f"{M}/voice-tag", handler=get_voice_tag, permission=READ,
+          response=VoiceTagOut),
+    Route(method="PUT", path=f"{M}/voice-tag", handler=put_voice_tag, permission=CATALOGUE,
+          body=VoiceTagIn, response=VoiceTagOut),
+    Route(method="GET", path=f"{M}/beats/{{beat_id}}/preview", handler=beat_preview,
+          permission=READ, response=PreviewOut),
+    Route(method="GET", path=f"{M}/previews/{{seller}}/{{beat_id}}", handler=preview_file,
+          permission=PUBLIC, response=Media("audio/mpeg")),
     Route(method="POST", path=f"{M}/seller/stripe", handler=connect_stripe, permission=SELL,
           body=ConnectIn, response=SellerOut),
     Route(method="POST", path=f"{M}/sales/{{order_id}}/refund", handler=refund_order,
           permission=SELL, body=Empty, response=OrderOut, status=202),
     Route(method="POST", path=f"{M}/checkout", handler=start_checkout, permission=BUY,
           body=CheckoutIn, response=CheckoutOut, status=201),
+    Route(method="GET", path=f"{M}/carts/{{seller}}", handler=get_cart, permission=BUY,
+          response=CartOut),
+    Route(method="PUT", path=f"{M}/carts/{{seller}}/items/{{beat_id}}", handler=put_cart_item,
+          permission=BUY, body=CartItemIn, response=CartOut),
+    Route(method="DELETE", path=f"{M}/carts/{{seller}}/items/{{beat_id}}",
+          handler=delete_cart_item, permission=BUY, response=CartOut),
+    Route(method="POST", path=f"{M}/carts/{{seller}}/checkout", handler=checkout_cart,
+          permission=BUY, body=CartCheckoutIn, response=CartCheckoutOut, status=201),
+    Route(method="PUT", path=f"{M}/deals/{{deal_id}}", handler=put_deal, permission=SELL,
+          body=DealIn, response=DealOut),
+    Route(method="GET", path=f"{M}/deals", handler=list_deals, permission=READ,
+          response=list[DealOut]),
+    Route(method="DELETE", path=f"{M}/deals/{{deal_id}}", handler=delete_deal,
+          permission=SELL, response=list[DealOut]),
     Route(method="PUT", path=f"{M}/coupons/{{code}}", handler=put_coupon, permission=SELL,
           body=CouponIn, response=CouponOut),
     Route(method="GET", path=f"{M}/coupons", handler=list_coupons, permission=READ,
@@ -280,6 +474,14 @@ ROUTES = [
           response=list[LicenceOut]),
     Route(method="GET", path=f"{M}/library/{{licence_id}}", handler=get_licence,
           permission=LIBRARY, response=LicenceOut),
+    Route(method="GET", path=f"{M}/library/{{licence_id}}/contract", handler=buyer_contract,
+          permission=LIBRARY, response=Media("application/pdf")),
+    Route(method="GET", path=f"{M}/sales/{{order_id}}/contract", handler=sale_contract,
+          permission=READ, response=Media("application/pdf")),
+    Route(method="GET", path=f"{M}/contract-template", handler=get_contract_template,
+          permission=READ, response=ContractTemplateOut),
+    Route(method="PUT", path=f"{M}/contract-template", handler=put_contract_template,
+          permission=SELL, body=ContractTemplateIn, response=ContractTemplateOut),
     Route(method="GET", path=f"{M}/downloads/{{licence_id}}/{{file_id}}", handler=download,
           permission=PUBLIC, query=DownloadQuery,
           response=Media("application/octet-stream")),

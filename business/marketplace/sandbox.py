@@ -72,8 +72,8 @@ class StoreEnvironment(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**"})
 
-    def __init__(self) -> None:
-        super().__init__(autoescape=True, undefined=jinja2.StrictUndefined,
+    def __init__(self, *, autoescape: bool = True) -> None:
+        super().__init__(autoescape=autoescape, undefined=jinja2.StrictUndefined,
                          auto_reload=False, cache_size=64)
         self.globals.clear()
         self.filters = {name: f for name, f in self.filters.items() if name in ALLOWED_FILTERS}
@@ -155,10 +155,11 @@ def _loop_depth(node: nodes.Node, depth: int = 0) -> int:
 
 
 class Sandbox:
-    """Compiles (and caches) and renders storefront templates in :class:`StoreEnvironment`."""
+    """Compiles (and caches) and renders storefront templates in :class:`StoreEnvironment`
+    (``autoescape=False``: plain text, such as a licence contract's, with the same limits)."""
 
-    def __init__(self) -> None:
-        self.env = StoreEnvironment()
+    def __init__(self, *, autoescape: bool = True) -> None:
+        self.env = StoreEnvironment(autoescape=autoescape)
         self._compiled: dict[str, jinja2.Template] = {}
 
     def check(self, source: str) -> jinja2.Template:

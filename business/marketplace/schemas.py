@@ -102,6 +102,8 @@ class BeatOut(Model):
     currency: str
     status: str
     preview_asset_id: str | None
+    #: The rendered tagged preview (the voice tag mixed in), when there is one.
+    preview_url: str | None = None
     created_at: float
     tiers: list[TierOut]
     files: list[FileOut] | None = None
@@ -240,6 +242,8 @@ class LicenceOut(Model):
     download_limit: int
     granted_at: float
     links: list[LinkOut]
+    #: The licence's contract PDF (None until the job has written it, seconds after).
+    contract_url: str | None = None
 
 
 class WebhookOut(Model):
@@ -253,6 +257,133 @@ class DownloadQuery(Query):
 
     expires: int = 0
     signature: str = Field("", max_length=128)
+
+
+class DealIn(Model):
+    """A bulk deal: buy ``buy`` lines, get ``free`` more free (of ``tiers``; none: every
+    lease)."""
+
+    buy: int = Field(ge=1, le=20)
+    free: int = Field(ge=1, le=20)
+    tiers: list[str] = Field(default_factory=list, max_length=10)
+    active: bool = True
+
+
+class DealOut(Model):
+    deal_id: str
+    buy: int
+    free: int
+    tiers: list[str]
+    active: bool
+    label: str
+
+
+class CartItemIn(Model):
+    """The tier of a beat to put in the cart."""
+
+    tier: str = Field(min_length=1, max_length=64)
+
+
+class CartLineOut(Model):
+    beat_id: str
+    title: str
+    tier: str
+    tier_name: str
+    price: int
+    amount: int
+    free: bool
+    exclusive: bool
+    currency: str
+
+
+class CartOut(Model):
+    """A cart in one store, priced now with the seller's best deal."""
+
+    seller: str
+    lines: list[CartLineOut]
+    deal: DealOut | None
+    subtotal: int
+    total: int
+    currency: str | None
+    total_text: str
+    unavailable: list[dict[str, str]]
+
+
+class CartCheckoutIn(Model):
+    success_url: str | None = Field(None, max_length=2000)
+    cancel_url: str | None = Field(None, max_length=2000)
+    email: str | None = Field(None, max_length=254)
+
+
+class CartCheckoutOut(Model):
+    """The cart's orders (one per line) and the one Stripe Checkout page to pay them."""
+
+    cart_id: str
+    orders: list[OrderOut]
+    checkout_url: str
+    expires_at: int
+    total: int
+    currency: str
+
+
+class PreviewPayload(Model):
+    """The ``marketplace.preview`` job: render one beat's tagged preview."""
+
+    seller: str
+    beat_id: str
+    version: str
+
+
+class VoiceTagIn(Model):
+    """The seller's voice tag: an audio asset of theirs, its gain, where it goes."""
+
+    asset_id: str = Field(min_length=1, max_length=128)
+    gain_db: float = Field(-3.0, ge=-40.0, le=6.0)
+    interval_s: float = Field(30.0, ge=2.0, le=600.0)
+    first_s: float = Field(0.0, ge=0.0, le=600.0)
+
+
+class VoiceTagOut(Model):
+    """The voice tag (null: none set) and the preview jobs a change queued."""
+
+    voice_tag: dict[str, Any] | None
+    jobs: list[str] = []
+
+
+class PreviewOut(Model):
+    """A beat's tagged preview: its state and its job's progress."""
+
+    status: str
+    job_id: str | None
+    error: str
+    sha256: str | None
+    duration_s: float | None
+    current: bool
+    progress: float | None = None
+    job_state: str | None = None
+    url: str | None = None
+
+
+class ContractPayload(Model):
+    """The ``marketplace.contract`` job: write one licence's contract PDF."""
+
+    seller: str
+    licence_id: str
+
+
+class ContractTemplateIn(Model):
+    """A seller's licence contract template (Jinja2 text; null: the default wording)."""
+
+    template: str | None = Field(default=None, max_length=64 * 1024)
+
+
+class ContractTemplateOut(Model):
+    """The seller's contract template, its last failure on live data, the default."""
+
+    template: str | None
+    last_error: str
+    updated_at: float | None
+    default_template: str
 
 
 class RefundPayload(Model):

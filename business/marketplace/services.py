@@ -21,7 +21,8 @@ Built in the plug-in's ``startup`` hook from its settings (``config.plugins["mar
   tests run without them; configuration files cannot name them, and no plug-in can
   answer for them;
 - ``render``: ``{"workers": 2, "timeout_s": 3.0, "memory_mb": 256, "max_tasks": 1000}``,
-  the worker processes sellers' templates render in (:mod:`.render_pool`).
+  the worker processes sellers' templates (storefront pages, licence contracts) render in
+  (:mod:`.render_pool`).
 """
 
 from __future__ import annotations
@@ -33,19 +34,25 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from business.marketplace.carts import Carts
 from business.marketplace.catalogue import Catalogue
 from business.marketplace.checkout import Checkout
+from business.marketplace.contracts import CONTRACT_JOB, Contracts, FileMissing, LicenceChanged
 from business.marketplace.coupons import Coupons
+from business.marketplace.deals import Deals
 from business.marketplace.delivery import Delivery, LinkSigner
+from business.marketplace.errors import NotFoundHere
 from business.marketplace.fulfilment import Fulfilment
 from business.marketplace.ledger import Ledger
-from business.marketplace.models import Order
+from business.marketplace.models import Licence, Order
+from business.marketplace.preview_audio import AudioUnreadable
+from business.marketplace.previews import PREVIEW_JOB, Previews
 from business.marketplace.render_pool import RenderLimits, RenderPool
 from business.marketplace.store import MarketStore
 from business.marketplace.storefront import Storefronts, TxtLookup, dns_txt
 from business.marketplace.storefront_pages import sample_data
 from business.marketplace.stripe_gateway import StripeGateway, StripeSettings
-from dawserver.plugin_api import JobContext, PluginContext
+from dawserver.plugin_api import JobContext, Permanent, PluginContext, Retry
 
 PLUGIN_NAME = "marketplace"
 REFUND_JOB = "marketplace.refund"
@@ -70,6 +77,10 @@ class Services:
     #: ``await asset_file(account_id, asset_id)``: the local file of a seller's asset.
     asset_file: Callable[[str, str], Awaitable[str | None]]
     asset_exists: Callable[[str, str], Awaitable[bool]]
+    contracts: Contracts
+    previews: Previews
+    deals: Deals
+    carts: Carts
 
     async def close(self) -> None:
         await self.storefronts.renderer.close()
@@ -127,6 +138,12 @@ def build_services(context: PluginContext) -> Services:
     async def publish(tx: Any, name: str, payload: dict[str, Any], account_id: str) -> Any:
         return await context.publish(tx, name, payload, account_id=account_id)
 
+    async def enqueue_contract(tx: Any, licence: Licence) -> None:
+        await context.enqueue(CONTRACT_JOB, {"seller": licence.account_id,
+                                             "licence_id": licence.licence_id},
+                              account_id=licence.account_id,
+                              idempotency_key=f"contract/{licence.licence_id}", tx=tx)
+
     key = settings.get("download_key")
     signer = LinkSigner(key.encode() if isinstance(key, str) else
                         context.derive_key(LINK_KEY_PURPOSE),
@@ -137,12 +154,26 @@ def build_services(context: PluginContext) -> Services:
                             context)), cancel_url=str(settings.get("cancel_url") or ""),
                         coupons=coupons,
                         max_open=int(settings.get("max_open_checkouts", 5)))
-    return Services(store, ledger, Catalogue(store, asset_exists), checkout,
-                    Fulfilment(store, ledger, gateway, secrets, enqueue_refund, publish),
+    async def enqueue_preview(seller: str, beat_id: str, version: str) -> str:
+        record = await context.enqueue(PREVIEW_JOB, {"seller": seller, "beat_id": beat_id,
+                                                     "version": version},
+                                       account_id=seller,
+                                       idempotency_key=f"preview/{beat_id}/{version}")
+        return str(record.id)
+
+    previews = Previews(store, asset_file, asset_exists)
+    previews.enqueue = enqueue_preview
+    renderer = RenderPool(RenderLimits.of(settings))
+    deals = Deals(db)
+    carts = Carts(store, deals)
+    fulfilment = Fulfilment(store, ledger, gateway, secrets, enqueue_refund, publish,
+                            on_licence=enqueue_contract)
+    fulfilment.carts_take = carts.take
+    return Services(store, ledger, Catalogue(store, asset_exists), checkout, fulfilment,
                     Delivery(store, signer, asset_file), gateway,
-                    Storefronts(db, _txt_lookup(settings), sample_data,
-                                RenderPool(RenderLimits.of(settings))), coupons, asset_file,
-                    asset_exists)
+                    Storefronts(db, _txt_lookup(settings), sample_data, renderer), coupons,
+                    asset_file, asset_exists, Contracts(store, renderer, asset_file),
+                    previews, deals, carts)
 
 
 def _txt_lookup(settings: dict[str, Any]) -> TxtLookup:
@@ -176,6 +207,31 @@ def start_services(context: PluginContext) -> Services:
 async def run_refund(context: PluginContext, payload: Any, job: JobContext) -> dict:
     """The ``marketplace.refund`` job: refund one order in full (same key each attempt)."""
     return await services(context).fulfilment.refund(payload.seller, payload.order_id)
+
+
+async def run_contract(context: PluginContext, payload: Any, job: JobContext) -> dict:
+    """The ``marketplace.contract`` job: write one licence's contract PDF (once)."""
+    try:
+        found = await services(context).contracts.write(payload.seller, payload.licence_id)
+    except FileMissing as exc:
+        raise Retry(str(exc), after=30.0) from None
+    except LicenceChanged as exc:
+        raise Retry(str(exc), after=1.0) from None
+    except NotFoundHere as exc:  # the licence is gone from this seller (an erasure)
+        raise Permanent(str(exc)) from None
+    return {"licence_id": found.licence_id, "sha256": found.sha256, "bytes": len(found.pdf)}
+
+
+async def run_preview(context: PluginContext, payload: Any, job: JobContext) -> dict:
+    """The ``marketplace.preview`` job: render one beat's tagged MP3 preview, with
+    progress; an unreadable file is recorded for the seller and not retried."""
+    previews = services(context).previews
+    try:
+        return await previews.render(payload.seller, payload.beat_id, payload.version,
+                                     job.progress)
+    except AudioUnreadable as exc:
+        await previews.failed(payload.seller, payload.beat_id, payload.version, str(exc))
+        raise Permanent(str(exc)) from None
 
 
 async def run_checkout_sweeper(context: PluginContext) -> None:

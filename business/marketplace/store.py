@@ -52,7 +52,8 @@ def beat_from(row: Row, tiers: list[Tier]) -> Beat:
     return Beat(row["account_id"], row["beat_id"], row["title"], int(row["bpm"]),
                 row["musical_key"], row["genre"], row["mood"], json.loads(row["tags"]),
                 row["currency"], row["status"], float(row["created_at"]),
-                _files(row["files"]), tiers, row["reserved_order"], row["reserved_until"])
+                _files(row["files"]), tiers, row["reserved_order"], row["reserved_until"],
+                dict(row).get("preview_sha256"))
 
 
 def order_from(row: Row) -> Order:

@@ -56,9 +56,13 @@ aria-label="Preview of {{ beat.title }}"></audio>{% endif %}
 {% if beat.tags %}<ul class="tags" aria-label="Tags">{% for t in beat.tags %}\
 <li>{{ t }}</li>{% endfor %}</ul>{% endif %}
 <table class="tiers"><caption>Licences</caption><thead><tr><th scope="col">Licence</th>
-<th scope="col">Files</th><th scope="col">Price</th></tr></thead><tbody>
+<th scope="col">Files</th><th scope="col">Price</th><th scope="col">Cart</th></tr></thead>\
+<tbody>
 {% for t in beat.tiers %}<tr><th scope="row">{{ t.name }}</th><td>{{ t.files|join(", ") }}\
-</td><td>{{ t.price }}</td></tr>{% endfor %}</tbody></table>
+</td><td>{{ t.price }}</td><td><form method="post" action="{{ store.url }}/cart">\
+<input type="hidden" name="beat_id" value="{{ beat.id }}"><input type="hidden" name="tier" \
+value="{{ t.tier }}"><button type="submit">Add {{ t.name }} to cart</button></form></td></tr>\
+{% endfor %}</tbody></table>
 <p><a href="{{ store.url }}">All beats by {{ store.name }}</a></p>
 </article>
 {% else %}
@@ -113,6 +117,7 @@ audio{width:100%}
 <header>{% if banner_url %}<img class="banner" src="{{ banner_url }}" alt="">{% endif %}
 {% if logo_url %}<img class="logo" src="{{ logo_url }}" alt="{{ store.name }} logo">{% endif %}
 <h1><a href="{{ store.url }}">{{ store.name }}</a></h1>
+<p><a href="{{ store.url }}/cart">Cart</a></p>
 {% if store.bio %}<p>{{ store.bio }}</p>{% endif %}</header>
 {% if search %}<form role="search" aria-label="Search and filter beats" method="get" \
 action="{{ store.url }}"><fieldset><legend>Find a beat</legend>
@@ -195,7 +200,10 @@ def beat_data(store: Storefront, beat: Beat, base: str) -> dict[str, Any]:
             "genre": beat.genre, "mood": beat.mood, "tags": list(beat.tags), "url": url,
             "absolute_url": base + url,
             "embed_url": f"/store/{store.handle}/embed/{beat.beat_id}",
-            "preview_url": (f"/store/{store.handle}/media/{preview}" if preview else None),
+            "preview_url": (
+                f"/store/{store.handle}/preview/{beat.beat_id}?v={beat.preview_sha256[:16]}"
+                if beat.preview_sha256 else
+                f"/store/{store.handle}/media/{preview}" if preview else None),
             "from_price": format_price(min(t.price for t in tiers), beat.currency)
             if tiers else None,
             "tiers": [{"tier": t.tier, "name": t.name, "price": format_price(t.price, t.currency),

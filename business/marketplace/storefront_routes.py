@@ -263,6 +263,18 @@ def _sniff(data: bytes) -> str:
 
 
 @_api
+async def preview(request: Request) -> Any:
+    """A beat's rendered tagged preview in this store (404 otherwise: never an untagged
+    file in its place)."""
+    module = services(request.context)
+    store = await module.storefronts.by_handle(request.params["handle"])
+    mp3, digest = await module.previews.mp3(store.account_id, request.params["beat_id"])
+    return Reply(mp3, media_type="audio/mpeg", headers={
+        "Cache-Control": "public, max-age=3600", "ETag": f'"{digest[:32]}"',
+        "X-Content-Type-Options": "nosniff"})
+
+
+@_api
 async def media(request: Request) -> Any:
     """A file the store shows: its logo, its banner, or a beat's tagged preview (never a
     paid file)."""
@@ -327,4 +339,6 @@ ROUTES = [
           response=Media("application/xml")),
     Route(method="GET", path=f"{S}/media/{{asset_id}}", handler=media, permission=PUBLIC,
           response=Media(*MEDIA_TYPES)),
+    Route(method="GET", path=f"{S}/preview/{{beat_id}}", handler=preview, permission=PUBLIC,
+          response=Media("audio/mpeg")),
 ]

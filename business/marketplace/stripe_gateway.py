@@ -260,6 +260,13 @@ class StripeGateway:
             "payment_intent": payment_intent, "charge": charge, "amount": amount,
             "reason": reason, "metadata": metadata}, idempotency_key, account)
 
+    async def list_refunds(self, *, payment_intent: str, account: str | None = None
+                           ) -> list[dict[str, Any]]:
+        """The refunds of a payment (newest first; a payment has few)."""
+        page = await self.call(self.v1.refunds.list_async, {
+            "payment_intent": payment_intent, "limit": 100}, account=account)
+        return [r.to_dict() for r in page.data]
+
     async def retrieve_charge(self, charge_id: str, *, expand: list[str] | None = None,
                               account: str | None = None) -> StripeObject:
         return await self.call(lambda p, o: self.v1.charges.retrieve_async(charge_id, p, o),

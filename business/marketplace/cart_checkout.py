@@ -1,0 +1,120 @@
+"""A cart's checkout: one order per line, one Stripe Checkout Session with a line item each.
+
+The orders are written in one transaction with the same checks as a single checkout
+(:mod:`.checkout`), all carrying the cart checkout's id (``mkt_orders.cart_id``), each at
+its line's price after the deal (a free line: 0). **An exclusive another buyer holds or
+bought is refused at checkout** (409 naming the beat, nothing charged): every exclusive
+line is held with the same conditional ``UPDATE`` as a single checkout, in the orders'
+transaction, so of two carts racing for one exclusive one gets the session. A lease
+line whose beat is sold exclusively between checkout and payment (its cart did not hold
+it) is refunded alone when the payment arrives (:mod:`.cart_fulfilment`); the other
+lines are fulfilled.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from business.marketplace.carts import Carts
+from business.marketplace.checkout import Checkout, close_order
+from business.marketplace.errors import NotForSale, PaymentError
+from business.marketplace.models import FAILED, ON_SALE, OPEN, Order
+from business.marketplace.store import new_id
+from business.marketplace.stripe_gateway import idempotency_key
+
+
+@dataclass(frozen=True)
+class CartStarted:
+    """The cart checkout's orders and the session to pay them on."""
+
+    cart_id: str
+    orders: list[Order]
+    url: str
+    expires_at: int
+    total: int
+    currency: str
+
+
+async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, *,
+                     success_url: str | None = None, cancel_url: str | None = None,
+                     email: str | None = None) -> CartStarted:
+    """Open the orders of ``buyer``'s cart in ``seller``'s store and their session."""
+    if checkout.gateway is None:
+        raise NotForSale("payments are not configured on this server: set "
+                         "plugins.marketplace.stripe.api_key")
+    cart = await carts.view(buyer, seller)
+    if not cart.lines:
+        raise NotForSale("your cart in this store is empty: add beats to it first")
+    if cart.total < 50:
+        raise NotForSale("the cart's total is below Stripe's smallest charge: add a beat")
+    store = checkout.store
+    stripe_account = await store.stripe_account(seller)
+    if not stripe_account:
+        raise NotForSale("the seller has not connected a Stripe account yet, so the cart "
+                         "cannot be paid for: ask them to finish onboarding")
+    now = time.time()
+    expires = int(now) + checkout.expiry_s
+    cart_id = new_id("cart")
+    orders = [Order(seller, new_id("ord"), line.beat.beat_id, line.tier.tier, buyer,
+                    line.amount, line.tier.currency, line.tier.exclusive, OPEN,
+                    stripe_account, None, None,
+                    f"cart {cart_id}" + (f"; free with {cart.deal.to_json()['label']}"
+                                         if line.free and cart.deal else ""), now)
+              for line in cart.lines]
+    db = store.db
+    async with db.transaction() as tx:
+        opened = await tx.fetchval(
+            "SELECT COUNT(DISTINCT COALESCE(cart_id, order_id)) FROM mkt_orders WHERE "
+            "account_id = ? AND buyer_account = ? AND status = ? AND "
+            "COALESCE(expires_at, created_at + ?) > ?",
+            seller, buyer, OPEN, float(checkout.expiry_s), now)
+        if int(opened or 0) >= checkout.max_open:
+            raise NotForSale(f"you have {opened} checkouts open in this store: pay one of "
+                             "them, or wait until they expire")
+        for order, line in zip(orders, cart.lines, strict=True):
+            title = line.beat.title
+            if line.tier.exclusive:
+                if not await store.reserve(tx, seller, order.beat_id, order.order_id, now,
+                                           float(expires)):
+                    raise NotForSale(f"another buyer is checking out or bought the exclusive "
+                                     f"rights of {title!r} ({order.beat_id}): remove it from "
+                                     "your cart to pay for the rest")
+            else:
+                held = await tx.fetchrow(
+                    "SELECT status, reserved_order, reserved_until FROM mkt_beats "
+                    "WHERE account_id = ? AND beat_id = ?", seller, order.beat_id)
+                if held is None or held["status"] != ON_SALE or (
+                        held["reserved_order"] and (held["reserved_until"] or 0) > now):
+                    raise NotForSale(f"{title!r} ({order.beat_id}) is being bought with "
+                                     "exclusive rights: remove it from your cart to pay for "
+                                     "the rest")
+            await store.insert_order(tx, order)
+            await store.set_order(tx, seller, order.order_id, expires_at=float(expires),
+                                  cart_id=cart_id)
+    meta = {"cart_id": cart_id, "seller": seller, "buyer": buyer}
+    try:
+        session = await checkout.gateway.create_checkout_session(
+            idempotency_key=idempotency_key("cart-checkout", cart_id), mode="payment",
+            line_items=[{"quantity": 1, "price_data": {
+                "currency": order.currency, "unit_amount": order.amount,
+                "product_data": {"name": f"{line.beat.title} ({line.tier.name})"
+                                 + (" - free with the deal" if line.free else "")}}}
+                for order, line in zip(orders, cart.lines, strict=True)],
+            success_url=(success_url or checkout.success_url).replace("{ORDER_ID}", cart_id),
+            cancel_url=(cancel_url or checkout.cancel_url or None), customer_email=email,
+            metadata=meta, client_reference_id=cart_id,
+            payment_intent_data={"metadata": meta}, expires_at=expires,
+            account=stripe_account)
+    except PaymentError:
+        async with db.transaction() as tx:
+            for order in orders:
+                await close_order(tx, store, order, FAILED,
+                                  note="Stripe refused the checkout session")
+        raise
+    async with db.transaction() as tx:
+        await tx.execute("UPDATE mkt_orders SET session_id = ? WHERE account_id = ? AND "
+                         "cart_id = ?", session.id, seller, cart_id)
+    return CartStarted(cart_id, [Order(**{**o.__dict__, "session_id": session.id})
+                                 for o in orders], str(session.url), expires, cart.total,
+                       str(cart.currency))

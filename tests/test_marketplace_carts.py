@@ -1,0 +1,235 @@
+"""Carts and bulk deals: a cart of one store priced with the seller's best deal, paid on
+one Stripe Checkout Session with a line item per beat, every line fulfilled once under
+duplicated deliveries; an exclusive another buyer holds refused at checkout; a lease
+line whose beat is sold exclusively before the payment arrives refunded alone."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from marketplace_helpers import (
+    Market,
+    db_url,  # noqa: F401 - the fixture
+    market,
+    market_services,
+    who,
+)
+
+from business.marketplace.deals import Deal, Priced, apply
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
+
+M = "/api/marketplace"
+
+
+async def test_deals_make_the_cheapest_of_each_group_free() -> None:
+    b2g1 = Deal("b2g1", 2, 1)
+    lines = [Priced("a", "mp3_lease", 2999, False), Priced("b", "wav_lease", 4999, False),
+             Priced("c", "mp3_lease", 1999, False)]
+    assert apply([b2g1], lines) == (b2g1, {"c"})
+    assert apply([b2g1], lines[:2]) == (None, set())  # not a full group
+    six = [Priced(str(n), "mp3_lease", 1000 + n, False) for n in range(6)]
+    assert apply([b2g1], six)[1] == {"0", "3"}  # the cheapest of each group of three
+    # an exclusive never counts; a deal limited to tiers counts only those
+    with_exclusive = [*lines[:2], Priced("x", "exclusive", 100, True)]
+    assert apply([b2g1], with_exclusive) == (None, set())
+    wav_only = Deal("wav", 1, 1, ("wav_lease",))
+    assert apply([wav_only], lines) == (None, set())
+    # of two deals, the one saving most; an inactive one never
+    b1g1 = Deal("b1g1", 1, 1)
+    assert apply([b2g1, b1g1], lines) == (b1g1, {"a"})  # 29.99 off beats 19.99
+    assert apply([b2g1, Deal("b1g1", 1, 1, active=False)], lines) == (b2g1, {"c"})
+
+
+async def shop(m: Market, beats: int = 3) -> list[dict[str, Any]]:
+    await m.seller("seller")
+    return [await m.beat("seller", title=f"Beat {n}") for n in range(beats)]
+
+
+async def add(m: Market, buyer: str, beat: dict[str, Any], tier: str) -> dict[str, Any]:
+    status, cart = await m.call("PUT", f"{M}/carts/seller/items/{beat['beat_id']}",
+                                who(buyer), {"tier": tier})
+    assert status == 200, cart
+    return cart
+
+
+async def orders_in(m: Market, buyer: str, started: dict[str, Any], *states: str
+                    ) -> list[dict[str, Any]]:
+    return [await m.order(buyer, o["order_id"], *states) for o in started["orders"]]
+
+
+async def test_a_cart_is_paid_on_one_session_and_every_line_fulfilled_once(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    async with market(tmp_path, db_url) as m:
+        beats = await shop(m)
+        status, deal = await m.call("PUT", f"{M}/deals/b2g1", who("seller"),
+                                    {"buy": 2, "free": 1})
+        assert status == 200 and deal["label"] == "buy 2 get 1 free"
+        await add(m, "buyer", beats[0], "mp3_lease")
+        await add(m, "buyer", beats[1], "wav_lease")
+        await add(m, "buyer", beats[2], "wav_lease")
+        cart = await add(m, "buyer", beats[2], "mp3_lease")  # replaces the tier
+        assert [line["tier"] for line in cart["lines"]] == ["mp3_lease", "wav_lease",
+                                                            "mp3_lease"]
+        assert cart["subtotal"] == 2999 + 4999 + 2999 and cart["total"] == 2999 + 4999
+        assert sum(line["free"] for line in cart["lines"]) == 1
+        assert cart["deal"]["deal_id"] == "b2g1" and cart["total_text"] == "79.98 USD"
+        # another buyer's cart is their own
+        status, theirs = await m.call("GET", f"{M}/carts/seller", who("other"))
+        assert status == 200 and theirs["lines"] == []
+
+        status, started = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"),
+                                       {"success_url": "https://example.com/ok/{ORDER_ID}"})
+        assert status == 201, started
+        assert started["total"] == 7998 and len(started["orders"]) == 3
+        session_id = started["checkout_url"].rsplit("/", 1)[1]
+        items = m.fake.line_items[session_id]
+        assert sorted(i["amount_total"] for i in items) == [0, 2999, 4999]
+        m.fake.webhooks.duplicate_next(3)
+        m.pay(started)
+        await orders_in(m, "buyer", started, "paid")
+        await m.fake.webhooks.settled()
+        library = await m.library("buyer")
+        assert sorted(lic["beat_id"] for lic in library) == sorted(b["beat_id"] for b in beats)
+        ledger = market_services(m).ledger
+        sales = [p for p in await ledger.postings("seller") if p["kind"] == "sale"]
+        assert len(sales) == 1
+        assert (await ledger.balances("seller"))[("external:buyers", "usd")] == -7998
+        assert await ledger.audit("seller") == []
+        status, cart = await m.call("GET", f"{M}/carts/seller", who("buyer"))
+        assert cart["lines"] == []  # paid lines leave the cart
+
+
+async def test_an_exclusive_held_by_another_buyer_is_refused_at_checkout(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        beats = await shop(m, 2)
+        await add(m, "buyer", beats[0], "exclusive")
+        await add(m, "buyer", beats[1], "mp3_lease")
+        status, rival = await m.checkout("rival", "seller", beats[0]["beat_id"], "exclusive")
+        assert status == 201, rival
+        status, body = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})
+        assert status == 409 and beats[0]["beat_id"] in body["error"]
+        assert "remove it from your cart" in body["error"]
+        # nothing was opened for the refused cart
+        store = market_services(m).store
+        assert await store.db.fetchval("SELECT COUNT(*) FROM mkt_orders WHERE "
+                                       "buyer_account = ?", "buyer") == 0
+        # the rival pays: the beat is gone from the cart, the rest checks out
+        m.pay(rival)
+        await m.order("rival", rival["order"]["order_id"], "paid")
+        status, cart = await m.call("GET", f"{M}/carts/seller", who("buyer"))
+        assert [line["beat_id"] for line in cart["lines"]] == [beats[1]["beat_id"]]
+        assert cart["unavailable"][0]["beat_id"] == beats[0]["beat_id"]
+        status, started = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})
+        assert status == 201 and len(started["orders"]) == 1
+        # adding a sold beat is refused; so is one's own, and another currency
+        status, _ = await m.call("PUT", f"{M}/carts/seller/items/{beats[0]['beat_id']}",
+                                 who("buyer"), {"tier": "mp3_lease"})
+        assert status == 409
+        status, _ = await m.call("PUT", f"{M}/carts/seller/items/{beats[1]['beat_id']}",
+                                 who("seller"), {"tier": "mp3_lease"})
+        assert status == 409
+        euro = await m.beat("seller", currency="eur")
+        status, body = await m.call("PUT", f"{M}/carts/seller/items/{euro['beat_id']}",
+                                    who("buyer"), {"tier": "mp3_lease"})
+        assert status == 422 and "EUR" in body["error"]
+        status, _ = await m.call("POST", f"{M}/carts/nobody/checkout", who("buyer"), {})
+        assert status == 409  # an empty cart
+
+
+async def test_a_lease_line_sold_exclusively_before_payment_is_refunded_alone(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    async with market(tmp_path, db_url) as m:
+        beats = await shop(m, 2)
+        await add(m, "buyer", beats[0], "mp3_lease")
+        await add(m, "buyer", beats[1], "wav_lease")
+        status, started = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})
+        assert status == 201, started
+        # meanwhile another buyer takes beat 0 exclusively (a lease holds nothing)
+        status, rival = await m.checkout("rival", "seller", beats[0]["beat_id"], "exclusive")
+        assert status == 201, rival
+        m.pay(rival)
+        await m.order("rival", rival["order"]["order_id"], "paid")
+        m.pay(started)
+        first, second = started["orders"]
+        refunded = await m.order("buyer", first["order_id"], "refunded")
+        assert "refunded" in refunded["note"]
+        paid = await m.order("buyer", second["order_id"], "paid")
+        assert paid["status"] == "paid"
+        await m.fake.webhooks.settled()
+        assert [lic["beat_id"] for lic in await m.library("buyer")] == [beats[1]["beat_id"]]
+        ledger = market_services(m).ledger
+        balances = await ledger.balances("seller")
+        assert balances[("external:refunds", "usd")] == 2999  # the one line alone
+        assert balances[("external:buyers", "usd")] == -(2999 + 4999 + 49999)
+        assert await ledger.audit("seller") == []
+        # Stripe refunded that line's amount of the one charge, once
+        async with asyncio.timeout(10):
+            while True:
+                charges = [o for o in m.fake.objects.values() if o.get("object") == "charge"
+                           and o.get("amount") == 7998]
+                if charges and charges[0]["amount_refunded"] == 2999:
+                    break
+                await asyncio.sleep(0.05)
+
+
+async def test_a_visitors_cart_lives_in_a_signed_cookie_and_moves_at_sign_in(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        beats = await shop(m, 3)
+        status, _ = await m.call("PUT", f"{M}/storefront", who("seller"),
+                                 {"handle": "nightshop", "name": "Nightshop"})
+        assert status == 200
+        status, _ = await m.call("PUT", f"{M}/deals/b2g1", who("seller"),
+                                 {"buy": 2, "free": 1})
+        # the beat page offers each licence to the cart, with no script
+        page = await (await m.client.get(f"/store/nightshop/beats/{beats[0]['beat_id']}")
+                      ).text()
+        assert 'action="/store/nightshop/cart"' in page and "Add MP3 lease to cart" in page
+        visitor = aiohttp_jar()
+        async with m.client.session.__class__(cookie_jar=visitor) as browser:
+            base = str(m.client.make_url(""))
+            for beat, tier in zip(beats, ("mp3_lease", "wav_lease", "mp3_lease"),
+                                  strict=True):
+                answer = await browser.post(f"{base}/store/nightshop/cart", data={
+                    "beat_id": beat["beat_id"], "tier": tier}, allow_redirects=False)
+                assert answer.status == 303, await answer.text()
+                assert answer.headers["Location"] == "/store/nightshop/cart"
+            cookie = next(c for c in visitor if c.key == "mkt_cart")
+            assert cookie["httponly"] and cookie["samesite"] == "Lax"
+            html = await (await browser.get(f"{base}/store/nightshop/cart")).text()
+            assert "Beat 0" in html and "Beat 2" in html and "79.98 USD" in html
+            assert "buy 2 get 1 free" in html
+            # a refused line is shown, not an error page of JSON
+            answer = await browser.post(f"{base}/store/nightshop/cart", data={
+                "beat_id": "beat_missing", "tier": "mp3_lease"}, allow_redirects=False)
+            assert answer.status == 409 and "no beat &#39;beat_missing&#39;" in await answer.text()
+            answer = await browser.post(f"{base}/store/nightshop/cart", data={
+                "action": "remove", "beat_id": beats[2]["beat_id"]}, allow_redirects=False)
+            assert answer.status == 303
+            # a forged cookie is another (empty) cart
+            forged = f"mkt_cart={cookie.value.split('.')[0]}.{'0' * 32}"
+            html = await (await m.client.get("/store/nightshop/cart",
+                                              headers={"Cookie": forged})).text()
+            assert "Your cart is empty" in html
+            # signed in, the buyer claims it: the lines move into their own cart
+            status, cart = await m.call("POST", f"{M}/carts/seller/claim", {
+                **who("buyer"), "Cookie": f"mkt_cart={cookie.value}"}, {})
+            assert status == 200, cart
+            assert [line["beat_id"] for line in cart["lines"]] == [b["beat_id"]
+                                                                  for b in beats[:2]]
+            html = await (await browser.get(f"{base}/store/nightshop/cart")).text()
+            assert "Your cart is empty" in html
+            status, started = await m.call("POST", f"{M}/carts/seller/checkout",
+                                           who("buyer"), {})
+            assert status == 201 and started["total"] == 2999 + 4999
+
+
+def aiohttp_jar() -> Any:
+    import aiohttp
+
+    return aiohttp.CookieJar(unsafe=True)
