@@ -110,17 +110,18 @@ async def test_a_take_outlives_an_object_store_outage(tmp_path: Path,
     recorder = FakeRecorder(store, tmp_path)
     objects.down = True
     await recorder.finish()
-    assert recorder.placed  # placed in the document although S3 failed
-    assert Path(recorder.placed[0]).is_file()
-    assert list(asset_cache.pending(store)) == [Path(recorder.placed[0]).stem]
+    assert recorder.placed  # placed in the document (by asset id) although S3 failed
+    asset_id = recorder.placed[0]
+    local = Path(store.asset(asset_id).path)
+    assert local.is_file()
+    assert list(asset_cache.pending(store)) == [asset_id]
     assert asset_objects.evict(store) == []  # the only copy: never evicted
     objects.down = False
     await asyncio.wait_for(recording.publish_soon(store), 10)
-    asset_id = Path(recorder.placed[0]).stem
     assert asset_cache.pending(store) == {}
     assert await objects.exists(asset_objects.object_key(asset_id, "json"))
     assert await objects.exists(asset_objects.member_key("p", asset_id))
-    assert asset_objects.evict(store) == [Path(recorder.placed[0])]  # now a cache copy
+    assert asset_objects.evict(store) == [local]  # now a cache copy
 
 
 async def test_a_take_is_retried_until_the_object_store_is_back(tmp_path: Path) -> None:

@@ -32,6 +32,9 @@ from dawserver.public_api.webhooks.service import deliverer
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
 
 #: Routes that answer anyone by design, and why (their parameters name no private data).
+#: The marketplace's cart routes name a seller, not an object of the seller's.
+CALLERS_CART = ("the caller's own cart at a seller's store: the seller is public (a "
+                "storefront), the cart belongs to whoever calls")
 PUBLIC_BY_DESIGN = {
     "/auth/oidc/{provider}/start": "a configured sign-in provider's name, not an account",
     "/auth/oidc/{provider}/callback": "the provider's redirect; checked by state and PKCE",
@@ -47,6 +50,13 @@ PUBLIC_BY_DESIGN = {
     "/storage/{key}": "a signed, expiring link to a stored object (local disk): its HMAC "
                       "signature over key and expiry is the key; unsigned or altered links "
                       "answer 403",
+    "/api/marketplace/previews/{seller}/{beat_id}": "a beat's tagged preview, what its "
+                                                    "storefront plays to anyone (never the "
+                                                    "untagged file)",
+    "/api/marketplace/carts/{seller}": CALLERS_CART,
+    "/api/marketplace/carts/{seller}/items/{beat_id}": CALLERS_CART,
+    "/api/marketplace/carts/{seller}/checkout": CALLERS_CART,
+    "/api/marketplace/carts/{seller}/claim": CALLERS_CART,
     "/s/{code}": "a post's short link: redirects anyone and counts the click; the code is "
                  "random and the answer carries no account data",
     "/static/{path}": "the page's static files",
@@ -59,6 +69,9 @@ PUBLIC_BY_DESIGN = {
     "/store/{handle}": "a seller's public storefront (what it shows is on sale to anyone)",
     "/store/{handle}/beats/{beat_id}": "a beat's public page in its seller's storefront",
     "/store/{handle}/embed/{beat_id}": "a beat's embeddable player (public, framable)",
+    "/store/{handle}/preview/{beat_id}": "a beat's tagged preview in its storefront (public)",
+    "/store/{handle}/cart": "a visitor's own cart at a storefront (its signed cookie is the "
+                            "cart; the store is public)",
     "/store/{handle}/sitemap.xml": "a storefront's sitemap (public)",
     "/store/{handle}/media/{asset_id}": "a storefront's logo, banner or tagged preview only, "
                                         "never a paid file",
@@ -184,6 +197,9 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
     status, coupon, _ = await ada.call("PUT", f"/api/marketplace/coupons/ADA10{query}",
                                        {"kind": "percent", "value": 10})
     assert status in (200, 201) or app is None, coupon
+    status, deal, _ = await ada.call("PUT", f"/api/marketplace/deals/ada-deal{query}",
+                                     {"buy": 2, "free": 1})
+    assert status in (200, 201) or app is None, deal
     async with ada.http.post(f"{ada.base_url}/samples/uploads{query}&name={A_TITLE}.wav",
                              data=wav_bytes(), headers={"Content-Type": "audio/wav",
                                                         "X-CSRF-Token": ada.csrf}) as response:
@@ -209,7 +225,7 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         "network": "x",
         "beat_id": beat.get("beat_id", "beat-of-ada"), "tier": "wav_lease",
         "code": "ADA10", "order_id": "order-of-ada", "licence_id": "licence-of-ada",
-        "file_id": "file-of-ada",
+        "file_id": "file-of-ada", "deal_id": "ada-deal",
         "sample_id": sample["id"],
         "domain": "example.com",  # a single sign-on domain: B's calls name A's organisation
     }
