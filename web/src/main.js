@@ -22,6 +22,7 @@ import { CommentsPanel } from './comments.js'
 import { MarkersPanel } from './markers.js'
 import { BounceButton } from './bounce.js'
 import { PeakCache } from './peaks.js'
+import { SourceNames } from './names.js'
 import { LiveMix } from './live.js'
 import { uploadAudio, projectFrames } from './assets.js'
 import { showProjectList, sharePanel } from './projects.js'
@@ -105,8 +106,11 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     transcript.show(view.clip)
   }
   const peaks = new PeakCache({ projectId, token, url: features.peaks || null })
+  const names = new SourceNames({
+    projectId, token, url: features.upload || null, onChange: () => timeline.relabel()
+  })
   const timeline = new Timeline({
-    project, presence, editable, peaks,
+    project, presence, editable, peaks, names,
     onSelectTrack: (id) => select(id, null),
     onSelectClip: (id) => select(project.clip(id)?.track, id),
     onDropFiles: (trackId, position, files) => dropFiles({ project, features, token: project.token, trackId, position, files }),
@@ -128,7 +132,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   transport.onRecord = () => toggleRecording({ project, transport, live, features, listen })
   const effects = new EffectsPanel({ project, presence, editable })
   const transcript = new TranscriptPanel({
-    project, editable, token, notify, editUrl: features.transcript_edit || null,
+    project, editable, token, notify, names, editUrl: features.transcript_edit || null,
     transcribeUrl: features.transcribe || null,
     onSelectClip: (id) => {
       select(project.clip(id)?.track, id)
@@ -227,7 +231,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   const describe = (key) => {
     const [kind, id, ...rest] = key.split(':')
     if (kind === 'track') return `${project.roots.tracks.get(id)?.get('name') || id} ${rest.join(' ').replace('gain_db', 'fader')}`
-    if (kind === 'clip') return `clip ${String(project.clip(id)?.source || id).split('/').pop()}`
+    if (kind === 'clip') return `clip ${project.clip(id) ? names.label(project.clip(id).source) : id}`
     return [id, ...rest].join(' ')
   }
   presence.onChange(() => {
@@ -266,7 +270,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   if (renewal) {
     renewal.onToken = ({ token: fresh, role }) => {
       project.setToken(fresh) // the WebSocket presents it when it reconnects
-      for (const part of [peaks, bounce, live, transcript]) part.token = fresh // and HTTP calls
+      for (const part of [peaks, names, bounce, live, transcript]) part.token = fresh // and HTTP calls
       if (role !== claims.role) notify(`Your role on this project is now ${role}: reload the page to use it`)
     }
     renewal.onFail = (err) => notify(`Cannot renew your access to this project: ${err.message}`, true)

@@ -26,8 +26,8 @@ const DRAG_THRESHOLD = 3
 let CLIP = null // a blank clip element, cloned for each clip
 
 export class Timeline {
-  constructor ({ project, presence, editable, peaks, onSelectTrack, onSelectClip, onDropFiles, onSeek, onRefuse, onControl }) {
-    Object.assign(this, { project, presence, editable, peaks, onSelectTrack, onSelectClip, onDropFiles, onSeek, onRefuse, onControl })
+  constructor ({ project, presence, editable, peaks, names, onSelectTrack, onSelectClip, onDropFiles, onSeek, onRefuse, onControl }) {
+    Object.assign(this, { project, presence, editable, peaks, names, onSelectTrack, onSelectClip, onDropFiles, onSeek, onRefuse, onControl })
     this.autoOpen = new Set() // track ids whose automation strip is shown (view state)
     this.autoParam = new Map() // track id -> the parameter its strip shows
     this.tops = [] // row tops in px, by display index (plus the total height at the end)
@@ -126,6 +126,14 @@ export class Timeline {
       this._updateClip(id, clip)
     }
     if (ruler) this._renderRuler(this.seconds)
+  }
+
+  /** Write the mounted clips' labels again (their audio's names have arrived). */
+  relabel () {
+    for (const [id, el] of this.clipEls) {
+      const clip = this.project.clip(id)
+      if (clip) this._placeClip(el, clip)
+    }
   }
 
   /** Reconcile the mounted rows and clips with the whole document. */
@@ -402,7 +410,7 @@ export class Timeline {
     el.dataset.trackId = clip.track
     el.classList.toggle('selected', clip.id === this.selectedClip)
     el.classList.toggle('has-transcript', Boolean(this.project.roots.transcripts.get(clip.id)))
-    const name = String(clip.source).split('/').pop()
+    const name = this.names ? this.names.label(clip.source) : String(clip.source).split('/').pop()
     el.querySelector('.clip-name').textContent = name
     el.title = `${name} @ ${(clip.position / this.sampleRate).toFixed(3)} s`
     const canvas = el.querySelector('canvas')

@@ -6,8 +6,8 @@ import { api } from './api.js'
 import { newClipId } from './project.js'
 
 export class TranscriptPanel {
-  constructor ({ project, editable, onSelectClip, editUrl, transcribeUrl, token, notify }) {
-    Object.assign(this, { project, editable, onSelectClip, editUrl, transcribeUrl, token, notify })
+  constructor ({ project, editable, onSelectClip, editUrl, transcribeUrl, token, notify, names = null }) {
+    Object.assign(this, { project, editable, onSelectClip, editUrl, transcribeUrl, token, notify, names })
     this.jobs = new Map() // clip id -> status text of a transcription this page asked for
     this.clipId = null
     this.selection = null // [first word index, last word index]
@@ -58,7 +58,7 @@ export class TranscriptPanel {
     this.shownClip = clipId
     if (signature === this.signature) return
     this.signature = signature
-    this.title.textContent = `Transcript · ${String(clip.source).split('/').pop()} (${transcript.language || '?'})`
+    this.title.textContent = `Transcript · ${this._name(clip)} (${transcript.language || '?'})`
     const reorder = Boolean(this.editable && this.editUrl)
     this.words = words.map((word, index) => h('span', {
       class: 'word', dataset: { index: String(index), start: String(word.start), end: String(word.end) },
@@ -83,9 +83,14 @@ export class TranscriptPanel {
     this._paintSelection()
   }
 
+  /** What the clip's audio is called (its asset's name). */
+  _name (clip) {
+    return this.names ? this.names.label(clip.source) : String(clip.source).split('/').pop()
+  }
+
   /** The selected clip has no transcript: offer to transcribe it (server speech recognition). */
   _offerTranscription (clip) {
-    const name = String(clip.source).split('/').pop()
+    const name = this._name(clip)
     const signature = `offer|${clip.id}|${this.jobs.get(clip.id) || ''}`
     this.words = []
     this.shownClip = null
