@@ -33,6 +33,7 @@ into ``int``.  No other module pokes at the raw maps: use
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import uuid
@@ -42,6 +43,7 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map
 
+from dsp_core import lv2_limits
 from dsp_core.effects import EffectSpec
 from dsp_core.errors import ProjectError
 from dsp_core.session import Bus, Clip, Send, Session, Track
@@ -69,6 +71,7 @@ TRANSPORT_DEFAULTS: dict[str, Any] = {
     "tempo": 120.0, "beats_per_bar": 4, "beat_unit": 4, "loop_enabled": False,
     "loop_start": 0, "loop_end": 0, "playing": False, "position": 0, "recording": False,
 }
+log = logging.getLogger(__name__)
 PALETTE = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0",
            "#f032e6")
 
@@ -91,6 +94,34 @@ def _effect_spec(data: dict[str, Any]) -> EffectSpec:
     params = {k: (v if isinstance(v, str) else float(v)) for k, v in data.get("params", {}).items()}
     return EffectSpec(str(data["kind"]), params, bool(data.get("enabled", True)),
                       str(data.get("id", "")), str(data.get("sidechain", "") or ""))
+
+
+def _playable_effects(owner: str, raw: list[dict[str, Any]], hosted_total: list[int],
+                      bypassed: list[str], on_track: bool = True) -> list[EffectSpec]:
+    """A chain as the engine plays it: an ``lv2`` effect that fails validation (a plug-in
+    not installed here, a control out of range) or is over a cap is left out (bypassed),
+    with the reason in ``bypassed``, so one bad peer write cannot stop the engine."""
+    result: list[EffectSpec] = []
+    hosted = 0
+    for index, data in enumerate(raw):
+        spec = _effect_spec(data)
+        if spec.kind == lv2_limits.HOSTED_KIND:
+            problem = (lv2_limits.over_limit(hosted, hosted_total[0]) if on_track
+                       else "lv2 plug-ins run on tracks only for now")
+            if problem is None:
+                try:
+                    spec.validate()
+                except ProjectError as exc:
+                    problem = str(exc)
+            if problem is not None:
+                reason = f"{owner} effect {spec.id or index}: {problem}; played bypassed"
+                log.warning("%s", reason)
+                bypassed.append(reason)
+                continue
+            hosted += 1
+            hosted_total[0] += 1
+        result.append(spec)
+    return result
 
 
 def _check_track_value(name: str, value: Any) -> Any:
@@ -120,6 +151,8 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
         self._roots = {name: self.doc.get(name, type=Map) for name in ROOTS}
         self._clip_sources: frozenset[str] | None = None
         self._clips_watch: Any = None
+        #: Why each ``lv2`` effect the last :meth:`to_session` left out was bypassed.
+        self.bypassed: list[str] = []
 
     # -- whole-document conversions ------------------------------------------------------
 
@@ -153,6 +186,8 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
             )
             clips_by_track.setdefault(str(data["track"]), []).append(clip)
         tracks = []
+        bypassed: list[str] = []
+        hosted_total = [0]
         rows = (self._roots["tracks"].to_py() or {}).values()
         for data in sorted(rows, key=lambda t: (float(t.get("order", 0)), str(t["id"]))):
             track_id = str(data["id"])
@@ -162,7 +197,8 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
                 clips=sorted(clips_by_track.get(track_id, []), key=lambda c: c.position),
                 gain_db=float(data.get("gain_db", 0.0)), pan=float(data.get("pan", 0.0)),
                 mute=bool(data.get("mute", False)), solo=bool(data.get("solo", False)),
-                effects=[_effect_spec(e) for e in data.get("effects", [])],
+                effects=_playable_effects(f"track {track_id!r}", data.get("effects", []),
+                                          hosted_total, bypassed),
                 sends=[Send(bus, float(s.get("level_db", 0.0)), bool(s.get("pre_fader", False)))
                        for bus, s in sorted((data.get("sends") or {}).items())],
                 automation=lanes.lanes_from_json(data.get("automation")),
@@ -172,12 +208,14 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
         buses, master = [], Bus(id=MASTER, name="Master")
         for data in sorted((self._roots["buses"].to_py() or {}).values(), key=lambda b: b["id"]):
             bus = Bus(id=str(data["id"]), name=str(data.get("name", "")),
-                      effects=[_effect_spec(e) for e in data.get("effects", [])],
+                      effects=_playable_effects(f"bus {data['id']!r}", data.get("effects", []),
+                                                hosted_total, bypassed, on_track=False),
                       gain_db=float(data.get("gain_db", 0.0)), pan=float(data.get("pan", 0.0)))
             if bus.id == MASTER:
                 master = bus
             else:
                 buses.append(bus)
+        self.bypassed = bypassed
         return Session(sample_rate=self.sample_rate, tracks=tracks,
                        buses=buses, master=master, name=str(meta.get("name", "Untitled")))
 
@@ -265,6 +303,14 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
         Raises :class:`~dsp_core.ProjectError` for an unknown kind or a bad parameter.
         """
         effects = self._track_map(track_id)["effects"]
+        if spec.kind == lv2_limits.HOSTED_KIND:
+            every = [e for t in (self._roots["tracks"].to_py() or {}).values()
+                     for e in t.get("effects", [])]
+            problem = lv2_limits.over_limit(lv2_limits.count(effects.to_py()),
+                                            lv2_limits.count(every))
+            if problem is not None:
+                raise ProjectError(f"track {track_id!r}: {problem}; remove one first, or "
+                                   "bounce a track to audio and remove its plug-ins")
         spec = EffectSpec(spec.kind, dict(spec.params), spec.enabled, spec.id or new_id("fx"),
                           spec.sidechain)
         effects.append(_effect_map(spec, len(effects)))

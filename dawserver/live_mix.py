@@ -188,6 +188,9 @@ class LiveMix:
             self._learning.cancel()
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        close = getattr(self._engine, "close", None)
+        if close is not None:  # stops its lv2 workers now, not at garbage collection
+            close()
         for listener in list(self.listeners):
             listener.close()
         self.listeners.clear()

@@ -125,7 +125,10 @@ class ProjectEngine:
         """Drop the engine and cancel pending work."""
         if self._pending is not None:
             self._pending.cancel()
-        self._engine = None
+        engine, self._engine = self._engine, None
+        close = getattr(engine, "close", None)
+        if close is not None:  # stops its lv2 workers now, not at garbage collection
+            close()
 
 
 class ProjectEngines:

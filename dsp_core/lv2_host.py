@@ -1,4 +1,4 @@
-"""An LV2 plug-in hosted in a sandboxed worker process, with a watchdog.
+"""An LV2 plug-in hosted in an isolated worker process, with a watchdog.
 
 :class:`HostedPlugin` processes a track's block in place like an effect, but the
 plug-in's code runs in :mod:`dsp_core.lv2_worker`: the block travels through a
@@ -42,6 +42,11 @@ START_DEADLINE = 60.0  # loading lilv's world and the plug-in, on a busy machine
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _TINY = np.finfo(np.float32).tiny  # the smallest normal float32
 _MEASURED: dict[tuple, int] = {}
+_BY_PLUGIN: dict[tuple, int] = {}  # (URI, rate): the last figure any instance measured
+_MEASURED_CAP = 4096  # (URI, controls, rate) figures kept; the oldest go first
+#: The variables a worker inherits (see :func:`worker_environment`).
+WORKER_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "LV2_PATH",
+              "LD_LIBRARY_PATH", "VIRTUAL_ENV", "PYTHONHOME", "DAW_LV2_MAX_MEMORY_MB")
 _LIVE: weakref.WeakSet[HostedPlugin] = weakref.WeakSet()
 
 
@@ -105,9 +110,7 @@ class HostedPlugin:
     # ------------------------------------------------------------ life cycle
 
     def _start(self) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT,
-                                                          env.get("PYTHONPATH")]))
+        env = worker_environment()
         self.area[:] = 0.0
         self._write_controls()
         self._process = subprocess.Popen(
@@ -124,7 +127,7 @@ class HostedPlugin:
         except WorkerFailed as exc:
             self._fail(str(exc))
         self._dry = DryDelay(self.channels, self.latency)
-        _MEASURED[_latency_key(self.params, self.sample_rate)] = self.latency
+        _remember(self.params, self.sample_rate, self.latency)
 
     def _measure_latency(self) -> int:
         """Run silent blocks until the latency port holds still (0 without one)."""
@@ -269,6 +272,16 @@ class HostedPlugin:
         return np.repeat(rows, 2, axis=0)  # a mono-output plug-in on a stereo track
 
 
+def worker_environment(source: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a worker starts with: only what Python and lilv need
+    (:data:`WORKER_ENV`), never the server's secrets (database URL, payment, mail and
+    storage keys); ``PYTHONPATH`` leads with this package."""
+    source = dict(os.environ) if source is None else source
+    env = {name: source[name] for name in WORKER_ENV if name in source}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, source.get("PYTHONPATH")]))
+    return env
+
+
 def _latency_key(params: dict[str, float | str], sample_rate: int) -> tuple:
     return (params.get("uri"), tuple(sorted((k, str(v)) for k, v in params.items())),
             sample_rate)
@@ -291,10 +304,22 @@ def measured_latency(params: dict[str, float | str], sample_rate: int) -> int:
     for live in list(_LIVE):
         if live.info.uri == info.uri and live.sample_rate == sample_rate and live.alive:
             return live.latency
-    if key not in _MEASURED:
-        probe = HostedPlugin(params, 1, sample_rate, 1024)
-        probe.close()
-    return _MEASURED[key]
+    known = _BY_PLUGIN.get((info.uri, sample_rate))
+    if known is not None:  # a control edit: no new worker just to measure
+        return known
+    probe = HostedPlugin(params, 1, sample_rate, 1024)
+    probe.close()
+    return probe.latency
+
+
+def _remember(params: dict[str, float | str], sample_rate: int, latency: int) -> None:
+    """Keep a measured figure (bounded: the oldest figures are forgotten first)."""
+    key = _latency_key(params, sample_rate)
+    _MEASURED.pop(key, None)
+    while len(_MEASURED) >= _MEASURED_CAP:
+        del _MEASURED[next(iter(_MEASURED))]
+    _MEASURED[key] = latency
+    _BY_PLUGIN[(params.get("uri"), sample_rate)] = latency
 
 
 def _stop(processes: list[subprocess.Popen | None], area: mmap.mmap | None,

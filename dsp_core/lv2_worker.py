@@ -1,4 +1,4 @@
-"""The sandboxed LV2 worker: one process that runs one plug-in (one or more instances).
+"""The isolated LV2 worker: one process that runs one plug-in (one or more instances).
 
 Started by :class:`dsp_core.lv2_host.HostedPlugin` as
 ``python3 -m dsp_core.lv2_worker URI RATE MAX_BLOCK INSTANCES FD``, where ``FD`` is an
@@ -9,8 +9,11 @@ process; one that hangs is killed by the engine's watchdog.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import mmap
 import os
+import resource
 import sys
 from typing import Any
 
@@ -137,6 +140,30 @@ def _answer(out: Any, status: int, message: str = "") -> None:
     out.flush()
 
 
+#: Address space a worker may map (``DAW_LV2_MAX_MEMORY_MB``, set by the host).
+DEFAULT_MEMORY_MB = 4096
+OPEN_FILES = 256
+_PR_SET_NO_NEW_PRIVS = 38
+
+
+def confine() -> None:
+    """Limit this process before any plug-in code loads: its address space, open files,
+    no core dumps, and no privilege gain through exec (``PR_SET_NO_NEW_PRIVS``).
+
+    No CPU-time limit: a live engine's worker legitimately runs for hours; a plug-in
+    that spins is caught by the host's per-block watchdog instead.
+    """
+    megabytes = int(os.environ.get("DAW_LV2_MAX_MEMORY_MB", DEFAULT_MEMORY_MB))
+    for limit, value in ((resource.RLIMIT_AS, megabytes << 20),
+                         (resource.RLIMIT_NOFILE, OPEN_FILES), (resource.RLIMIT_CORE, 0)):
+        hard = resource.getrlimit(limit)[1]
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(limit, (value, value))
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the limits still hold
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
 def serve(argv: list[str]) -> int:
     """Load the plug-in, say so, then answer commands until QUIT or end of input."""
     uri, rate, max_block, instances, fd = argv
@@ -146,6 +173,7 @@ def serve(argv: list[str]) -> int:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     inp = sys.stdin.buffer
     try:
+        confine()
         worker = Worker(plugin(uri), float(rate), int(max_block), int(instances), int(fd))
     except Exception as exc:  # noqa: BLE001 - any failure is reported, then we exit
         _answer(out, FAILED, f"{type(exc).__name__}: {exc}")

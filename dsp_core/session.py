@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from . import lv2_limits
 from .effects import EffectSpec
 from .errors import ProjectError
 from .immersive import ImmersiveRoute, validate_route
@@ -179,6 +180,7 @@ class Session:
                 raise ProjectError(f"duplicate track id {track.id!r}")
             seen.add(track.id)
             _validate_track(track, bus_ids, allow_overlaps)
+        lv2_limits.check([(t.id, t.effects) for t in self.tracks])
         for bus in [*self.buses, self.master]:
             _check_pan(bus.pan, f"bus {bus.id!r}")
             for effect in bus.effects:

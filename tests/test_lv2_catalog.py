@@ -88,3 +88,66 @@ def test_the_document_stores_controls_by_port_symbol() -> None:
     with pytest.raises(ProjectError, match="unknown control 'nope'"):
         doc.set_effect_params("t", 0, nope=1.0)
     assert doc.to_session().tracks[0].effects[0].params["gain"] == 2.0
+
+
+def test_a_project_over_the_lv2_caps_is_refused_with_what_to_do(tmp_path) -> None:
+    from dsp_core.lv2_limits import MAX_LV2_PER_SESSION, MAX_LV2_PER_TRACK
+
+    def lv2(i: int) -> EffectSpec:
+        return EffectSpec("lv2", {"uri": MISBEHAVE, "gain": 1.0 + i * 0.01})
+
+    crowded = Session(tracks=[Track("t", effects=[lv2(i) for i in range(MAX_LV2_PER_TRACK + 1)])])
+    with pytest.raises(ProjectError, match=f"track 't' holds {MAX_LV2_PER_TRACK + 1} lv2.*"
+                                           f"at most {MAX_LV2_PER_TRACK} per track"):
+        save_project(crowded, tmp_path / "a.json")
+    tracks = [Track(f"t{n}", effects=[lv2(i) for i in range(MAX_LV2_PER_TRACK)])
+              for n in range(MAX_LV2_PER_SESSION // MAX_LV2_PER_TRACK)]
+    save_project(Session(tracks=tracks), tmp_path / "full.json")  # exactly at the cap
+    data = json.loads((tmp_path / "full.json").read_text())
+    data["tracks"].append({"id": "extra", "effects": [{"kind": "lv2", "params": {
+        "uri": MISBEHAVE}}]})
+    (tmp_path / "full.json").write_text(json.dumps(data))
+    with pytest.raises(ProjectError, match=f"at most {MAX_LV2_PER_SESSION} per project"):
+        load_project(tmp_path / "full.json")
+
+
+def test_the_document_refuses_an_lv2_effect_over_a_cap() -> None:
+    from dsp_core.lv2_limits import MAX_LV2_PER_SESSION, MAX_LV2_PER_TRACK
+
+    doc = ProjectDocument.from_session(Session(tracks=[Track(f"t{n}") for n in range(5)]))
+    for _ in range(MAX_LV2_PER_TRACK):
+        doc.add_effect("t0", EffectSpec("lv2", {"uri": MISBEHAVE}))
+    with pytest.raises(ProjectError, match=f"track 't0': more than {MAX_LV2_PER_TRACK}"):
+        doc.add_effect("t0", EffectSpec("lv2", {"uri": MISBEHAVE}))
+    doc.add_effect("t0", EffectSpec("gain", {"gain_db": -3.0}))  # built-ins are not capped
+    for n in range(1, MAX_LV2_PER_SESSION // MAX_LV2_PER_TRACK):
+        for _ in range(MAX_LV2_PER_TRACK):
+            doc.add_effect(f"t{n}", EffectSpec("lv2", {"uri": MISBEHAVE}))
+    with pytest.raises(ProjectError, match=f"more than {MAX_LV2_PER_SESSION} lv2 plug-ins in"):
+        doc.add_effect("t4", EffectSpec("lv2", {"uri": MISBEHAVE}))
+
+
+def test_a_document_plays_an_invalid_or_excess_lv2_effect_bypassed() -> None:
+    """A peer may write what add_effect refuses: the document stays readable and the
+    bad plug-ins are left out of the chain, each with its reason."""
+    from pycrdt import Map
+
+    from dsp_core.lv2_limits import MAX_LV2_PER_TRACK
+
+    doc = ProjectDocument.from_session(Session(tracks=[Track("t")]))
+    doc.add_effect("t", EffectSpec("gain", {"gain_db": -3.0}))
+    effects = doc.doc.get("tracks", type=Map)["t"]["effects"]
+    peer = [{"uri": "http://example.org/not-installed"}, {"uri": MISBEHAVE, "gain": 1e9}]
+    peer += [{"uri": MISBEHAVE}] * (MAX_LV2_PER_TRACK + 1)
+    for i, params in enumerate(peer):
+        effects.append(Map({"id": f"fx-{i}", "kind": "lv2", "enabled": True,
+                            "params": Map(dict(params))}))
+    session = doc.to_session()
+    session.validate()
+    kinds = [(e.kind, e.id) for e in session.tracks[0].effects]
+    assert kinds[0][0] == "gain"
+    assert [i for _, i in kinds[1:]] == [f"fx-{i}" for i in range(2, 2 + MAX_LV2_PER_TRACK)]
+    assert len(doc.bypassed) == 3
+    assert "fx-0" in doc.bypassed[0] and "no installed plug-in" in doc.bypassed[0]
+    assert "fx-1" in doc.bypassed[1] and "played bypassed" in doc.bypassed[1]
+    assert "more than" in doc.bypassed[2]

@@ -123,3 +123,30 @@ def test_the_engine_keeps_rendering_around_a_crashing_plugin() -> None:
         assert engine.restart_plugins() == 1 and engine.plugin_errors() == []
         third = engine.render(0, 2048)  # a seek: pre-rolls the fresh plug-in
         np.testing.assert_allclose(third[0], 2.0 * x[0, :2048], atol=1e-6)
+
+
+def test_the_worker_gets_a_minimal_environment_and_resource_limits(monkeypatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://secret@db/x")
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_live_secret")
+    monkeypatch.setenv("DAW_LV2_MAX_MEMORY_MB", "3072")
+    fx = HostedPlugin({"uri": MISBEHAVE, "gain": 1.0}, 1, RATE, 256)
+    try:
+        assert fx.alive
+        pid = fx._process.pid
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+        assert b"DATABASE_URL" not in env and b"STRIPE_SECRET_KEY" not in env
+        assert env[b"LV2_PATH"] and b"PYTHONPATH" in env
+        with open(f"/proc/{pid}/limits") as f:
+            limits = {line[:26].strip(): line[26:].split() for line in f}
+        assert limits["Max address space"][:2] == [str(3072 << 20)] * 2
+        assert limits["Max open files"][0] == "256"
+        assert limits["Max core file size"][0] == "0"
+        with open(f"/proc/{pid}/status") as f:
+            assert "NoNewPrivs:\t1" in f.read()
+        buffer = noise(256)
+        expected = buffer.copy()
+        assert fx.process(buffer, 256)  # it still runs under the limits
+        np.testing.assert_allclose(buffer, expected, atol=1e-7)
+    finally:
+        fx.close()

@@ -94,3 +94,51 @@ def test_an_lv2_plugin_on_a_bus_is_refused_with_what_to_do() -> None:
         EffectSpec("lv2", {"uri": MISBEHAVE})])])
     with pytest.raises(ProjectError, match="run on tracks only for now.*move it"):
         Engine(session)
+
+
+def test_a_control_edit_does_not_start_a_worker_to_measure_latency(monkeypatch) -> None:
+    from dsp_core import lv2_host
+    from dsp_core.effects import latency
+
+    started: list[dict] = []
+
+    class Counting(lv2_host.HostedPlugin):
+        def __init__(self, params, *args, **kwargs) -> None:
+            started.append(dict(params))
+            super().__init__(params, *args, **kwargs)
+
+    monkeypatch.setattr(lv2_host, "HostedPlugin", Counting)
+    monkeypatch.setattr(lv2_host, "_MEASURED", {})
+    monkeypatch.setattr(lv2_host, "_BY_PLUGIN", {})
+    assert latency(EffectSpec("lv2", {"uri": MISBEHAVE, "delay": 37.0}), RATE) == 37
+    assert len(started) == 1  # the first figure needs a probe
+    for gain in (0.5, 0.25, 2.0):  # each a new (controls) key: none starts a worker
+        assert latency(EffectSpec("lv2", {"uri": MISBEHAVE, "delay": 37.0, "gain": gain}),
+                       RATE) == 37
+    assert len(started) == 1
+
+
+@pytest.mark.asyncio
+async def test_closing_a_project_engine_stops_its_workers_at_once(tmp_path) -> None:
+    import soundfile as sf
+    from room_helpers import project_room
+
+    from collab.store import open_store
+    from dawserver.project_engine import ProjectEngine
+    from dawserver.projects import import_session
+
+    path = tmp_path / "x.wav"
+    sf.write(path, noise(1, 4096)[0], RATE)
+    session = Session(sample_rate=RATE, tracks=[Track("t", clips=[Clip(str(path), 0, 4096)],
+                                                      effects=[EffectSpec("lv2", {
+                                                          "uri": MISBEHAVE, "gain": 0.5})])])
+    async with open_store(None, tmp_path) as store:
+        info = await import_session(store, session)
+        async with project_room(info.project_id, store) as room:
+            engine = ProjectEngine(room, debounce=0.0)
+            await engine.render(0, 1024)
+            plugin = engine._engine.graph.tracks[0].hosted.elements[0]
+            process = plugin._process
+            assert plugin.alive and process.poll() is None
+            engine.close()
+            assert process.poll() is not None and not plugin.alive  # no GC needed
