@@ -201,6 +201,11 @@ def test_recent_milestones_are_mailed_within_preferences_and_cooldown(
             async def owner_emails(account_id: str) -> list[str]:
                 return addresses.get(account_id, [])
             module.alerts.owner_emails = owner_emails
+            members = {("acct", "bo"): "viewer", ("acct", "cy"): "viewer"}
+
+            async def membership(group_id: str, person_id: str) -> str | None:
+                return members.get((group_id, person_id))
+            context.membership = membership
             module.alerts.clock = now.timestamp
             context.background.register(MAIL_QUEUE, MailSender(Mailer(MailSettings.from_url(
                 smtp_server.url))))
@@ -257,6 +262,17 @@ def test_recent_milestones_are_mailed_within_preferences_and_cooldown(
             await send_all(mail)
             assert [m["To"] for m in smtp_server.messages[2:]] == ["ada@example.org"]
             assert mine[0]["text"] in smtp_server.messages[2]["Subject"]
+            # bo leaves the organisation: their saved preferences no longer mail them
+            growth_batch = [{**growth[0], "recent": True}]
+            del members[("acct", "bo")]
+            module.alerts.clock = lambda: now.timestamp() + 18 * 3600 + 3
+            assert set(await module.alerts.notify("acct", growth_batch)) == {
+                "ada@example.org"}
+            # back in it, they get the account's mail again (ada is within her cooldown)
+            members[("acct", "bo")] = "viewer"
+            module.alerts.clock = lambda: now.timestamp() + 19 * 3600 + 4
+            assert set(await module.alerts.notify("acct", growth_batch)) == {
+                "bo@example.org"}
     run(go())
 
 

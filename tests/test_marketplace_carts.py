@@ -9,6 +9,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from marketplace_helpers import (
     Market,
@@ -19,6 +20,7 @@ from marketplace_helpers import (
 )
 
 from business.marketplace.deals import Deal, Priced, apply
+from business.marketplace.visitor_carts import purge_stale
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 
@@ -216,9 +218,12 @@ async def test_a_visitors_cart_lives_in_a_signed_cookie_and_moves_at_sign_in(
             html = await (await m.client.get("/store/nightshop/cart",
                                               headers={"Cookie": forged})).text()
             assert "Your cart is empty" in html
-            # signed in, the buyer claims it: the lines move into their own cart
-            status, cart = await m.call("POST", f"{M}/carts/seller/claim", {
-                **who("buyer"), "Cookie": f"mkt_cart={cookie.value}"}, {})
+            # signed in, the buyer claims it from the same browser: the cookie (Path=/)
+            # goes to the API with no help, and the lines move into their own cart
+            assert cookie["path"] == "/"
+            answer = await browser.post(f"{base}{M}/carts/seller/claim", headers=who("buyer"),
+                                        json={})
+            status, cart = answer.status, await answer.json()
             assert status == 200, cart
             assert [line["beat_id"] for line in cart["lines"]] == [b["beat_id"]
                                                                   for b in beats[:2]]
@@ -230,6 +235,79 @@ async def test_a_visitors_cart_lives_in_a_signed_cookie_and_moves_at_sign_in(
 
 
 def aiohttp_jar() -> Any:
-    import aiohttp
-
     return aiohttp.CookieJar(unsafe=True)
+
+
+async def test_new_visitor_carts_are_rate_limited_per_address_and_stale_ones_purged(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}",
+                      visitor_carts_per_minute=3) as m:
+        beats = await shop(m, 1)
+        status, _ = await m.call("PUT", f"{M}/storefront", who("seller"),
+                                 {"handle": "nightshop", "name": "Nightshop"})
+        assert status == 200
+        form = {"beat_id": beats[0]["beat_id"], "tier": "mp3_lease"}
+        base = str(m.client.make_url(""))
+        # a browser that keeps its cookie starts one cart, however often it posts
+        async with m.client.session.__class__(cookie_jar=aiohttp_jar()) as browser:
+            for _ in range(5):
+                answer = await browser.post(f"{base}/store/nightshop/cart", data=form,
+                                            allow_redirects=False)
+                assert answer.status == 303, await answer.text()
+        # a client dropping the cookie starts a new cart on every post, until the limit
+        async with m.client.session.__class__(cookie_jar=aiohttp.DummyCookieJar()) as bot:
+            for _ in range(2):
+                answer = await bot.post(f"{base}/store/nightshop/cart", data=form,
+                                        allow_redirects=False)
+                assert answer.status == 303 and "mkt_cart=" in answer.headers["Set-Cookie"]
+            answer = await bot.post(f"{base}/store/nightshop/cart", data=form,
+                                    allow_redirects=False)
+            assert answer.status == 429
+            assert 1 <= int(answer.headers["Retry-After"]) <= 61
+            assert "wait a minute" in (await answer.json())["error"]
+        db = market_services(m).store.db
+        owners = await db.fetch("SELECT owner, added_at FROM mkt_cart_items WHERE owner "
+                                "LIKE 'visitor:%' ORDER BY added_at")
+        assert len(owners) == 3
+        # a cart left alone past visitor_cart_days is purged; a fresher one stays
+        old = owners[0]["owner"]
+        await db.execute("UPDATE mkt_cart_items SET added_at = added_at - ? WHERE owner = ?",
+                         31 * 86_400.0, old)
+        assert await purge_stale(db, 30 * 86_400.0) == 1
+        left = {r["owner"] for r in await db.fetch("SELECT owner FROM mkt_cart_items")}
+        assert old not in left and len(left) == 2
+        assert await purge_stale(db, 30 * 86_400.0) == 0
+
+
+async def test_checking_out_the_same_cart_twice_answers_the_open_session(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        beats = await shop(m, 3)
+        await add(m, "buyer", beats[0], "mp3_lease")
+        await add(m, "buyer", beats[1], "wav_lease")
+        status, first = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})
+        assert status == 201, first
+        # a double click, a second tab: the same session, not a second payable one
+        status, again = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})
+        assert status == 201, again
+        assert again["checkout_url"] == first["checkout_url"]
+        assert again["cart_id"] == first["cart_id"]
+        assert sorted(o["order_id"] for o in again["orders"]) == sorted(
+            o["order_id"] for o in first["orders"])
+        db = market_services(m).store.db
+        assert await db.fetchval("SELECT COUNT(DISTINCT session_id) FROM mkt_orders WHERE "
+                                 "buyer_account = ?", "buyer") == 1
+        assert await db.fetchval("SELECT COUNT(*) FROM mkt_orders WHERE "
+                                 "buyer_account = ?", "buyer") == 2
+        # a changed cart is refused while the first checkout is open
+        await add(m, "buyer", beats[2], "mp3_lease")
+        status, body = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})
+        assert status == 409 and "open checkout of this cart" in body["error"]
+        # once it is paid, the remaining line checks out on a new session
+        m.pay(first)
+        await orders_in(m, "buyer", first, "paid")
+        await m.fake.webhooks.settled()
+        status, third = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})
+        assert status == 201, third
+        assert third["checkout_url"] != first["checkout_url"]
+        assert [o["beat_id"] for o in third["orders"]] == [beats[2]["beat_id"]]

@@ -2,11 +2,14 @@
 
 Recipients of an account's alerts: its owners (``PluginContext.owner_emails``: a person's
 own address, or every owner of an organisation) unless they turned mail off, plus every
-member who saved preferences with mail on. A person's preferences (per account): ``email``
-(on by default), ``kinds`` (``threshold``, ``unusual_growth``) and ``cooldown_s`` (6 hours
-by default): no more than one alert mail per cooldown; milestones found during it stay in
-the page (and go to webhooks) but are not mailed later. A mail lists the batch's recent
-milestones; its id is derived from the recipient and the milestones, so sending the same
+member who saved preferences with mail on. Membership is checked again at every send
+(``PluginContext.role_in``): someone who left the organisation gets no more of its mail,
+whatever preferences they once saved (the row stays, and counts again if they rejoin).
+A person's preferences (per account): ``email`` (on by default), ``kinds``
+(``threshold``, ``unusual_growth``) and ``cooldown_s`` (6 hours by default): no more
+than one alert mail per cooldown; milestones found during it stay in the page (and go to
+webhooks) but are not mailed later. A mail lists the batch's recent milestones; its id
+is derived from the recipient and the milestones, so sending the same
 batch again queues nothing more.
 """
 
@@ -28,6 +31,8 @@ MAIL_LIST = 20
 SendMail = Callable[..., Awaitable[None]]
 #: ``await owner_emails(account_id)`` -> addresses.
 OwnerEmails = Callable[[str], Awaitable[list[str]]]
+#: ``await role_in(account_id, person_id)`` -> the person's role there, None: not a member.
+RoleIn = Callable[[str, str], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,10 @@ class Alerts:
     """Preferences and the alert mail (see the module)."""
 
     def __init__(self, db: Any, send_mail: SendMail | None, owner_emails: OwnerEmails | None,
-                 *, base_url: str = "", clock: Callable[[], float] = time.time) -> None:
+                 *, role_in: RoleIn, base_url: str = "",
+                 clock: Callable[[], float] = time.time) -> None:
         self.db = db
+        self.role_in = role_in
         self.send_mail = send_mail
         self.owner_emails = owner_emails
         self.base_url = base_url.rstrip("/")
@@ -95,6 +102,8 @@ class Alerts:
             "ORDER BY person_id", account_id)
         chosen: dict[str, Preferences] = {}
         for row in rows:
+            if await self.role_in(account_id, row["person_id"]) is None:
+                continue  # left the organisation: its figures are no longer theirs
             for address in await self.owner_emails(row["person_id"]):
                 chosen[address.lower()] = await self.preferences(account_id, row["person_id"])
         out = {address.lower(): Preferences() for address in await self.owner_emails(account_id)}

@@ -90,7 +90,7 @@ def build_services(context: PluginContext) -> Services:
                                settings=MilestoneSettings.from_dict(settings.get("milestones")),
                                publish=context.publish)
     config = context.config
-    alerts = Alerts(db, context.send_mail, context.owner_emails,
+    alerts = Alerts(db, context.send_mail, context.owner_emails, role_in=context.role_in,
                     base_url=getattr(config, "base_url", "") if config is not None else "")
     module = Services(store, catalog, connections, runs, ingestor, milestones, alerts,
                       PlaylistTracker(db), Dashboards(db, store),

@@ -9,12 +9,19 @@ transaction, so of two carts racing for one exclusive one gets the session. A le
 line whose beat is sold exclusively between checkout and payment (its cart did not hold
 it) is refunded alone when the payment arrives (:mod:`.cart_fulfilment`); the other
 lines are fulfilled.
+
+**A cart is never payable twice.** While a checkout of the buyer's cart in a store is
+open (not expired), checking out the same lines at the same prices again (a double
+click, a second tab) answers that checkout's Stripe session, not a new one; checking out
+a changed cart is refused (409) until the open one is paid or expires, so two payable
+sessions never hold the same lines.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from business.marketplace.carts import Carts
 from business.marketplace.checkout import Checkout, close_order
@@ -34,6 +41,55 @@ class CartStarted:
     expires_at: int
     total: int
     currency: str
+
+
+def _content(rows: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    return sorted(rows)
+
+
+async def _open_cart_checkouts(db: Any, checkout: Checkout, buyer: str, seller: str,
+                               now: float) -> dict[str, list[Any]]:
+    """The buyer's open, unexpired cart checkouts in the store: their orders by cart id."""
+    rows = await db.fetch(
+        "SELECT cart_id, beat_id, tier, amount, currency, session_id, expires_at, order_id "
+        "FROM mkt_orders WHERE account_id = ? AND buyer_account = ? AND status = ? AND "
+        "cart_id IS NOT NULL AND COALESCE(expires_at, created_at + ?) > ? ORDER BY created_at, "
+        "order_id", seller, buyer, OPEN, float(checkout.expiry_s), now)
+    found: dict[str, list[Any]] = {}
+    for row in rows:
+        found.setdefault(row["cart_id"], []).append(row)
+    return found
+
+
+async def _open_again(checkout: Checkout, gateway: Any, buyer: str, seller: str, cart: Any,
+                      stripe_account: str, now: float) -> CartStarted | None:
+    """The open checkout of this very cart (same lines, same prices), if there is one;
+    :class:`NotForSale` while a checkout of another content of the cart is open."""
+    open_carts = await _open_cart_checkouts(checkout.store.db, checkout, buyer, seller, now)
+    if not open_carts:
+        return None
+    wanted = _content([(line.beat.beat_id, line.tier.tier, line.amount)
+                       for line in cart.lines])
+    for cart_id, rows in open_carts.items():
+        if _content([(r["beat_id"], r["tier"], int(r["amount"])) for r in rows]) != wanted:
+            continue
+        session_id = rows[0]["session_id"]
+        if not session_id:
+            raise NotForSale("a checkout of this cart is being opened: try again in a "
+                             "moment")
+        session = await gateway.retrieve_checkout_session(session_id,
+                                                                   account=stripe_account)
+        if getattr(session, "status", "open") != "open":
+            raise NotForSale("this cart's checkout is being completed: wait for its "
+                             "payment to arrive")
+        orders = [await checkout.store.order(seller, r["order_id"]) for r in rows]
+        return CartStarted(cart_id, [o for o in orders if o is not None], str(session.url),
+                           int(min(r["expires_at"] or now for r in rows)), cart.total,
+                           str(cart.currency))
+    until = min(r["expires_at"] or now for rows in open_carts.values() for r in rows)
+    raise NotForSale("you have an open checkout of this cart from before it changed: pay "
+                     f"it, or wait until it expires (in about {max(1, int(until - now) // 60)}"
+                     " minutes) to check out the changed cart")
 
 
 async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, *,
@@ -63,7 +119,13 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
                                          if line.free and cart.deal else ""), now)
               for line in cart.lines]
     db = store.db
+    again = await _open_again(checkout, checkout.gateway, buyer, seller, cart, stripe_account, now)
+    if again is not None:
+        return again
     async with db.transaction() as tx:
+        if await _open_cart_checkouts(tx, checkout, buyer, seller, now):
+            raise NotForSale("a checkout of this cart is being opened: try again in a "
+                             "moment")
         opened = await tx.fetchval(
             "SELECT COUNT(DISTINCT COALESCE(cart_id, order_id)) FROM mkt_orders WHERE "
             "account_id = ? AND buyer_account = ? AND status = ? AND "

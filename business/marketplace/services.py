@@ -22,7 +22,10 @@ Built in the plug-in's ``startup`` hook from its settings (``config.plugins["mar
   answer for them;
 - ``render``: ``{"workers": 2, "timeout_s": 3.0, "memory_mb": 256, "max_tasks": 1000}``,
   the worker processes sellers' templates (storefront pages, licence contracts) render in
-  (:mod:`.render_pool`).
+  (:mod:`.render_pool`);
+- ``visitor_carts_per_minute`` (20): visitor carts one client address may start a minute
+  (429 past it); ``visitor_cart_days`` (30): visitor carts with no line added for that
+  long are deleted by the checkout sweeper (:mod:`.visitor_carts`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from business.marketplace.carts import Carts
@@ -52,6 +55,7 @@ from business.marketplace.store import MarketStore
 from business.marketplace.storefront import Storefronts, TxtLookup, dns_txt
 from business.marketplace.storefront_pages import sample_data
 from business.marketplace.stripe_gateway import StripeGateway, StripeSettings
+from business.marketplace.visitor_carts import NewCartLimiter, purge_stale
 from dawserver.plugin_api import JobContext, Permanent, PluginContext, Retry
 
 PLUGIN_NAME = "marketplace"
@@ -81,6 +85,10 @@ class Services:
     previews: Previews
     deals: Deals
     carts: Carts
+    #: How many visitor carts one client may start a minute.
+    new_carts: NewCartLimiter = field(default_factory=NewCartLimiter)
+    #: Visitor carts with no line added for this long are purged.
+    visitor_cart_max_age_s: float = 30 * 86_400.0
 
     async def close(self) -> None:
         await self.storefronts.renderer.close()
@@ -173,7 +181,9 @@ def build_services(context: PluginContext) -> Services:
                     Delivery(store, signer, asset_file), gateway,
                     Storefronts(db, _txt_lookup(settings), sample_data, renderer), coupons,
                     asset_file, asset_exists, Contracts(store, renderer, asset_file),
-                    previews, deals, carts)
+                    previews, deals, carts,
+                    NewCartLimiter(int(settings.get("visitor_carts_per_minute", 20))),
+                    float(settings.get("visitor_cart_days", 30)) * 86_400.0)
 
 
 def _txt_lookup(settings: dict[str, Any]) -> TxtLookup:
@@ -236,12 +246,15 @@ async def run_preview(context: PluginContext, payload: Any, job: JobContext) -> 
 
 async def run_checkout_sweeper(context: PluginContext) -> None:
     """The worker that expires checkouts past their session's life every
-    ``checkout_sweep_s`` seconds (60): holds released, coupon uses given back."""
+    ``checkout_sweep_s`` seconds (60): holds released, coupon uses given back; visitor
+    carts untouched for ``visitor_cart_days`` deleted."""
     every = float(context.settings_for(PLUGIN_NAME).get("checkout_sweep_s", 60.0))
     while True:
         await asyncio.sleep(every)
         try:
-            await services(context).checkout.sweep()
+            module = services(context)
+            await module.checkout.sweep()
+            await purge_stale(module.store.db, module.visitor_cart_max_age_s)
         except Exception:  # a database blip: the next round tries again
             logger.exception("the checkout sweep failed; trying again in %s s", every)
 

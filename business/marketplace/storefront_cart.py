@@ -6,9 +6,13 @@ answered with a 303 to the cart page, so no script is needed). Their cart is a
 :class:`~business.marketplace.carts.Carts` cart whose owner is ``visitor:<id>``, the id
 in the ``mkt_cart`` cookie (random, HMAC-signed under a key of its own: a changed
 cookie is a new, empty cart; ``HttpOnly``, ``SameSite=Lax`` so another site's form posts
-without it). Paying needs an account: signed in, the buyer claims the visitor cart
-(``POST /api/marketplace/carts/{seller}/claim`` with the cookie), its lines move into
-their own cart, and the cart checkout takes it from there.
+without it, ``Path=/`` so the browser sends it to the claim under ``/api/``). Paying needs
+an account: signed in, the buyer claims the visitor cart (``POST
+/api/marketplace/carts/{seller}/claim`` with the cookie), its lines move into their own
+cart, and the cart checkout takes it from there. A post without a valid cookie starts a
+new cart, and one client address may start only so many a minute (429 with
+``Retry-After`` past it); carts left alone for ``visitor_cart_days`` are purged
+(:mod:`.visitor_carts`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,16 @@ from business.marketplace.permissions import BUY
 from business.marketplace.routes import _api
 from business.marketplace.schemas import CartOut
 from business.marketplace.services import services
-from dawserver.plugin_api import PUBLIC, Empty, Media, Reply, Request, Route
+from business.marketplace.visitor_carts import TooManyNewCarts
+from dawserver.plugin_api import (
+    PUBLIC,
+    Empty,
+    Media,
+    Reply,
+    Request,
+    Route,
+    TooManyRequests,
+)
 
 COOKIE = "mkt_cart"
 COOKIE_KEY_PURPOSE = "marketplace visitor carts"
@@ -118,11 +131,17 @@ async def cart_form(request: Request) -> Any:
         "utf-8", "replace")).items() if v}
     visitor = visitor_of(key, request.headers.get("Cookie"))
     headers = {"Cache-Control": "no-store"}
+    module = services(request.context)
     if visitor is None:
+        native = request.native
+        try:
+            await module.new_carts.start((native.remote or "") if native is not None else "")
+        except TooManyNewCarts as exc:
+            raise TooManyRequests(str(exc), headers={"Retry-After": str(exc.retry_after)}
+                                  ) from None
         visitor = secrets.token_urlsafe(18).replace(".", "_")
         headers["Set-Cookie"] = (f"{COOKIE}={sign(key, visitor)}; Max-Age={COOKIE_AGE_S}; "
-                                 "Path=/store/; HttpOnly; SameSite=Lax")
-    module = services(request.context)
+                                 "Path=/; HttpOnly; SameSite=Lax")
     store = await module.storefronts.by_handle(request.params["handle"])
     beat_id = form.get("beat_id", "")
     notice = ""
