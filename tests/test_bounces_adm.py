@@ -15,6 +15,7 @@ import soundfile as sf
 from loopback import free_port
 from nodepeer import running_server
 
+from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
 from dawserver.keys import STORE, TOKENS
 from dawserver.projects import import_session
@@ -40,7 +41,7 @@ async def server(tmp_path: Path):
     session = immersive_session(tmp_path)
     config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
     async with running_server(config) as app, aiohttp.ClientSession() as http:
-        info = await import_session(app[STORE], session)
+        info = await import_session(app[STORE], session, assets=app[ASSETS])
         token = app[TOKENS].issue(info.project_id, "editor", "eddie")
         yield {"http": http, "base": config.base_url, "project": info.project_id,
                "headers": {"Authorization": f"Bearer {token}"}, "session": session}

@@ -30,6 +30,7 @@ from tracing_helpers import children, one, span_exporter
 
 from collab.client import SyncClient
 from dawclient.channel import connect
+from dawserver.assets import ASSETS
 from dawserver.cli import main
 from dawserver.config import ServerConfig
 from dawserver.keys import STORE, TOKENS
@@ -45,7 +46,7 @@ async def _project(app: web.Application, tmp_path: Path) -> str:
     audio = tmp_path / "tone.flac"
     sf.write(audio, np.full(9600, 0.1, dtype=np.float32), 48000)
     session = Session(name="T", tracks=[Track("t1", clips=[Clip(str(audio), 0, 9600)])])
-    return (await import_session(app[STORE], session)).project_id
+    return (await import_session(app[STORE], session, assets=app[ASSETS])).project_id
 
 
 @pytest.mark.asyncio
