@@ -294,6 +294,12 @@ class AssetStore:
                 for path in folder.glob(f"{asset_id}.*"):
                     path.unlink(missing_ok=True)
                     removed.append(path)
+                # the cache lease of audio that no longer exists (asset_cache.lease); pins
+                # belong to the readers that made them and go when their block ends
+                lease = self.root / "pins" / f"{asset_id}.lease"
+                if lease.exists():
+                    lease.unlink(missing_ok=True)
+                    removed.append(lease)
         log.info("deleted the assets of project %s (%d files)", project_id, len(removed))
         return removed
 
