@@ -24,9 +24,10 @@ from pagebrowser import (
 )
 
 from collab.automation_write import lane_value
-from collab.schema import ProjectDocument
 from collab.store import open_store
 from collab.tokens import Role, TokenSigner
+from dawserver.asset_store import AssetStore
+from dawserver.projects import import_session
 from dsp_core.session import AutomationPoint, Clip, Session, Track
 
 pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
@@ -74,10 +75,10 @@ def studio(tmp_path) -> Iterator[Studio]:
     data.mkdir()
 
     async def create() -> None:
-        document = ProjectDocument.from_session(Session(name="Auto", sample_rate=RATE,
-                                                        tracks=[track]))
+        # its audio as the project's assets, named by id (the server plays nothing else)
         async with open_store(None, data) as store:
-            await store.create_project("auto", "Auto", document.doc.get_update())
+            await import_session(store, Session(name="Auto", sample_rate=RATE, tracks=[track]),
+                                 project_id="auto", assets=AssetStore(data / "assets"))
 
     asyncio.run(create())
     with ServerProcess(data, free_port()) as server, sync_playwright() as playwright:

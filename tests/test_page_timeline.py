@@ -2,8 +2,8 @@
 
 Only the rows in view (and a few around them) are in the DOM, and in them only the clips
 near the view; scrolling mounts the rest from the document, and waveform peaks are
-fetched for mounted clips only. Each track plays its own source file, so which peaks the
-page asked for says which lanes it drew.
+fetched for mounted clips only. Each track plays its own source file (stored as an asset of
+the project, named by its id), so which peaks the page asked for says which lanes it drew.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -28,9 +27,10 @@ from pagebrowser import (
     wait_for,
 )
 
-from collab.schema import ProjectDocument
 from collab.store import open_store
 from collab.tokens import Role, TokenSigner
+from dawserver.asset_store import AssetStore
+from dawserver.projects import import_session
 from dsp_core.session import Clip, Session, Track
 
 pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
@@ -83,9 +83,10 @@ def lanes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lanes]:
     data.mkdir()
 
     async def create() -> None:
-        document = ProjectDocument.from_session(Session(name="Many", tracks=tracks))
+        # its audio as the project's assets, named by id (the server plays nothing else)
         async with open_store(None, data) as store:
-            await store.create_project(PROJECT, "Many", document.doc.get_update())
+            await import_session(store, Session(name="Many", tracks=tracks), project_id=PROJECT,
+                                 assets=AssetStore(data / "assets"))
 
     asyncio.run(create())
     with ServerProcess(data, free_port()) as server, sync_playwright() as playwright:
@@ -119,10 +120,13 @@ def test_only_the_rows_in_view_are_in_the_page_and_scrolling_brings_the_rest(
     page, log = open_page(lanes.browser, lanes.url("ana"))
     view = page.locator(".timeline").bounding_box()
     in_view = int(view["height"] // ROW) + 1
-    rows = mounted(page)
+    # Rows and clips read at once: the overscan rows mount as soon as those in view are drawn.
+    rows, clips = page.evaluate("""() => [
+        [...document.querySelectorAll('.rows .row')].map(e => e.dataset.track),
+        document.querySelectorAll('.clip').length]""")
     assert rows[0] == track_id(0) and in_view <= len(rows) <= in_view + 5  # and the overscan
     assert rows == sorted(rows)
-    assert page.locator(".clip").count() == 2 * len(rows)  # "far" is beyond the clip window
+    assert clips == 2 * len(rows)  # "far" is beyond the clip window
     scroll(page, top=10**6)  # to the last track
     page.wait_for_selector(f".row[data-track={track_id(TRACKS - 1)}]")
     rows = mounted(page)
@@ -179,10 +183,15 @@ def test_peaks_are_fetched_only_for_clips_in_view_and_kept(lanes: Lanes) -> None
     context = lanes.browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     asked: list[str] = []
+    # Clips name their audio by asset id: the track whose clips play each id.
+    clips = lanes.document()["clips"]
+    track_of = {clips[f"c{i:02d}a"]["source"]: track_id(i) for i in range(TRACKS)}
+    assert len(track_of) == TRACKS  # one asset per track
 
     def note(request: Any) -> None:
         if "/peaks?" in request.url:
-            asked.append(Path(parse_qs(urlparse(request.url).query)["source"][0]).name)
+            source = parse_qs(urlparse(request.url).query)["source"][0]
+            asked.append(track_of.get(source, source))  # any other source fails the test
 
     page.on("request", note)
     page.goto(lanes.url("ana"))
@@ -192,16 +201,16 @@ def test_peaks_are_fetched_only_for_clips_in_view_and_kept(lanes: Lanes) -> None
     page.wait_for_function("window.daw.timeline.overscan > 1")
     all_drawn(page)
 
-    def sources_of_mounted_rows() -> set[str]:
-        return {f"tone{int(t[1:]):02d}.wav" for t in mounted(page)}
+    def tracks_of_mounted_rows() -> set[str]:
+        return set(mounted(page))
 
-    first = sources_of_mounted_rows()
+    first = tracks_of_mounted_rows()
     assert set(asked) == first and len(asked) == len(first)  # once each, none out of view
     assert len(first) < TRACKS // 2
     scroll(page, top=10**6)
     page.wait_for_selector(f".row[data-track={track_id(TRACKS - 1)}]")
     all_drawn(page)
-    assert set(asked) == first | sources_of_mounted_rows()
+    assert set(asked) == first | tracks_of_mounted_rows()
     assert len(asked) == len(set(asked))
     before = len(asked)
     scroll(page, top=0)  # back: drawn at once from the cache, nothing asked again
