@@ -227,9 +227,8 @@ def open_once(browser: Any, url: str, files: dict[str, bytes], server_pid: int
           const peaks = performance.getEntriesByType('resource')
             .filter((r) => r.name.includes('/peaks?'))
           const mounted = new Set([...document.querySelectorAll('.clip')].map((c) =>
-            (c.title || '').split(' @ ')[0]))
-          const asked = peaks.map((r) =>
-            new URL(r.name).searchParams.get('source').split('/').pop())
+            c.dataset.source))
+          const asked = peaks.map((r) => new URL(r.name).searchParams.get('source'))
           return {
             first_lane_ms: t.firstLaneAt, drawn_ms: t.drawnAt,
             fader_ms: t.faderAt - t.pointerDownAt, fader: t.faderValue,

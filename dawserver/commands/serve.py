@@ -14,6 +14,7 @@ from collab.errors import CollabError
 from collab.store import open_store
 from collab.tokens import Role, TokenSigner
 from database import DatabaseError
+from dawserver.asset_store import AssetStore
 from dawserver.cli import CliError
 from dawserver.config import DEFAULT_PORT, ServerConfig
 from dawserver.projects import import_project_file
@@ -38,7 +39,9 @@ async def _ensure_demo(config: ServerConfig) -> str:
         click.echo("creating the 256-track demo project (once; takes a little while)...")
         path = await asyncio.get_running_loop().run_in_executor(
             None, lambda: write_demo_project(config.data_dir / "demo", tracks=256))
-        info = await import_project_file(store, path, name="Demo session")
+        # its audio becomes the project's assets: the server plays nothing else
+        assets = AssetStore(config.data_dir / "assets")
+        info = await import_project_file(store, path, name="Demo session", assets=assets)
     marker.write_text(json.dumps({"id": info.project_id}))
     return info.project_id
 

@@ -408,6 +408,7 @@ export class Timeline {
     el.dataset.position = String(clip.position)
     el.dataset.length = String(clip.length)
     el.dataset.trackId = clip.track
+    el.dataset.source = clip.source
     el.classList.toggle('selected', clip.id === this.selectedClip)
     el.classList.toggle('has-transcript', Boolean(this.project.roots.transcripts.get(clip.id)))
     const name = this.names ? this.names.label(clip.source) : String(clip.source).split('/').pop()
