@@ -181,7 +181,9 @@ def test_retries_stop_when_the_retry_window_closes(tmp_path: Path) -> None:
             (found,) = await service.store.deliveries("acct_a", sub.id)
             attempts = await service.store.attempts("acct_a", found.id)
             assert len(attempts) >= 2 and len(attempts) == len(rx.received)
-            assert attempts[-1].at - attempts[0].at <= 1.5  # within the window
+            # within the window: a retry is scheduled only while first + delay <= 1.5 s
+            # (when a busy worker runs it is not the test's business), so at most 1 + 1.5/0.2
+            assert len(attempts) <= 1 + int(1.5 / 0.2)
             assert all(a.status == 503 for a in attempts) and found.next_attempt_at is None
             assert (await service.store.get("acct_a", sub.id)).enabled  # below the thresholds
 
