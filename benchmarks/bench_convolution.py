@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from benchmarks.conftest import SMOKE, median_ratio, record, rounds_of
+from benchmarks.per_track import noise_tracks, pedalboard_mix
 from dsp_core import Clip, EffectSpec, Engine, Session, Track
 
 RATE = 48000
@@ -25,11 +26,6 @@ SECONDS = 0.05 if SMOKE else 2.0
 TWIN_SECONDS = 0.05 if SMOKE else 0.2
 
 
-def _audio(n_tracks: int, seconds: float) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    return 0.3 * rng.standard_normal((n_tracks, 2, int(RATE * seconds)), dtype=np.float32)
-
-
 def _ir(seconds: float) -> np.ndarray:
     rng = np.random.default_rng(1)
     frames = int(RATE * seconds)
@@ -38,7 +34,7 @@ def _ir(seconds: float) -> np.ndarray:
 
 
 def _engine_run(n_tracks: int, ir: np.ndarray, seconds: float, backend: str):
-    audio = _audio(n_tracks, seconds)
+    audio = noise_tracks(n_tracks, seconds, RATE)
     frames = audio.shape[2]
     tracks = [Track(id=f"t{i}", channels=2,
                     effects=[EffectSpec("convolution", {"ir": "ir", "mix": 1.0})],
@@ -53,23 +49,9 @@ def _engine_run(n_tracks: int, ir: np.ndarray, seconds: float, backend: str):
 def _pedalboard_run(n_tracks: int, ir: np.ndarray, seconds: float, block: int | None):
     import pedalboard as pb
 
-    audio = _audio(n_tracks, seconds)
-    frames = audio.shape[2]
     boards = [pb.Pedalboard([pb.Convolution(ir.T.copy(), mix=1.0, sample_rate=RATE)])
               for _ in range(n_tracks)]
-
-    def run() -> None:
-        mix = np.zeros((2, frames), dtype=np.float32)
-        if block is None:
-            for i, board in enumerate(boards):
-                mix += board.process(audio[i], RATE, reset=False)
-            return
-        for start in range(0, frames, block):
-            for i, board in enumerate(boards):
-                mix[:, start:start + block] += board.process(
-                    audio[i, :, start:start + block], RATE, buffer_size=block, reset=False)
-
-    return run
+    return pedalboard_mix(boards, noise_tracks(n_tracks, seconds, RATE), RATE, block)
 
 
 @pytest.mark.parametrize("ir_seconds", IR_SECONDS)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from benchmarks.conftest import SMOKE, median_ratio, record, rounds_of
+from benchmarks.per_track import noise_tracks, pedalboard_mix
 from dsp_core import Clip, EffectSpec, Engine, Session, Track
 
 RATE = 48000
@@ -34,13 +35,8 @@ EQ = {f"{band}_{name}": value for band, (f, g, q) in BANDS.items()
 DEESSER = {"threshold_db": -30.0, "ratio": 4.0}
 
 
-def _audio(n_tracks: int, seconds: float) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    return 0.3 * rng.standard_normal((n_tracks, 2, int(RATE * seconds)), dtype=np.float32)
-
-
 def _engine_run(spec: EffectSpec, n_tracks: int, seconds: float, backend: str):
-    audio = _audio(n_tracks, seconds)
+    audio = noise_tracks(n_tracks, seconds, RATE)
     frames = audio.shape[2]
     tracks = [Track(id=f"t{i}", channels=2, effects=[EffectSpec(spec.kind, dict(spec.params))],
                     clips=[Clip(source=f"s{i}", position=0, length=frames)])
@@ -52,22 +48,8 @@ def _engine_run(spec: EffectSpec, n_tracks: int, seconds: float, backend: str):
 
 
 def _pedalboard_run(make_board, n_tracks: int, seconds: float, block: int | None):
-    audio = _audio(n_tracks, seconds)
-    frames = audio.shape[2]
     boards = [make_board() for _ in range(n_tracks)]
-
-    def run() -> None:
-        mix = np.zeros((2, frames), dtype=np.float32)
-        if block is None:
-            for i, board in enumerate(boards):
-                mix += board.process(audio[i], RATE, reset=False)
-            return
-        for start in range(0, frames, block):
-            for i, board in enumerate(boards):
-                mix[:, start:start + block] += board.process(
-                    audio[i, :, start:start + block], RATE, buffer_size=block, reset=False)
-
-    return run
+    return pedalboard_mix(boards, noise_tracks(n_tracks, seconds, RATE), RATE, block)
 
 
 def _figures(benchmark, spec: EffectSpec, n_tracks: int, make_board) -> dict[str, float]:

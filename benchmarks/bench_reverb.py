@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from benchmarks.conftest import SMOKE, best_time, measure, record
+from benchmarks.per_track import noise_tracks, pedalboard_mix
 from dsp_core import Clip, EffectSpec, Engine, Session, Track
 
 RATE = 48000
@@ -24,13 +25,8 @@ PEDALBOARD_SECONDS = 0.05 if SMOKE else 4.0
 REVERB = {"room_size": 0.6, "damping": 0.4, "width": 1.0, "mix": 0.3}
 
 
-def _audio(n_tracks: int, seconds: float) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    return 0.3 * rng.standard_normal((n_tracks, 2, int(RATE * seconds)), dtype=np.float32)
-
-
 def _engine(n_tracks: int, seconds: float, backend: str) -> tuple[Engine, int]:
-    audio = _audio(n_tracks, seconds)
+    audio = noise_tracks(n_tracks, seconds, RATE)
     frames = audio.shape[2]
     tracks = [Track(id=f"t{i}", channels=2, effects=[EffectSpec("reverb", dict(REVERB))],
                     clips=[Clip(source=f"s{i}", position=0, length=frames)])
@@ -46,24 +42,11 @@ def _pedalboard_seconds(n_tracks: int, seconds: float, block: int | None) -> flo
         import pedalboard as pb
     except ImportError:
         return None
-    audio = _audio(n_tracks, seconds)
-    frames = audio.shape[2]
     boards = [pb.Pedalboard([pb.Reverb(room_size=REVERB["room_size"],
                                        damping=REVERB["damping"], width=REVERB["width"],
                                        wet_level=REVERB["mix"], dry_level=1 - REVERB["mix"])])
               for _ in range(n_tracks)]
-
-    def run() -> None:
-        mix = np.zeros((2, frames), dtype=np.float32)
-        if block is None:
-            for i, board in enumerate(boards):
-                mix += board.process(audio[i], RATE, reset=False)
-            return
-        for start in range(0, frames, block):
-            for i, board in enumerate(boards):
-                mix[:, start:start + block] += board.process(
-                    audio[i, :, start:start + block], RATE, buffer_size=block, reset=False)
-
+    run = pedalboard_mix(boards, noise_tracks(n_tracks, seconds, RATE), RATE, block)
     run()
     return best_time(run, repeat=2) / seconds
 
