@@ -9,7 +9,6 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,7 +16,6 @@ from loopback import free_port
 from pagebrowser import (
     EMAIL,
     PASSWORD,
-    BrowserPerson,
     ServerProcess,
     browser_missing,
     plugin_site,
@@ -25,6 +23,7 @@ from pagebrowser import (
     served_in_a_thread,
     wait_for,
 )
+from social_browser import SocialPerson
 
 from business.social.fakes import FAKES, FakeNetwork, FakeNetworks
 
@@ -35,7 +34,6 @@ CLIENT_ID, CLIENT_SECRET = "studio-client", "studio-secret"
 #: The browser's zone: nine hours ahead of UTC, so a morning post is the day before in UTC.
 ZONE = "Asia/Tokyo"
 #: What a browser logs for every 4xx answer; each test says how many it provokes.
-REFUSED = "error: Failed to load resource: the server responded with a status of 4"
 
 
 @dataclass
@@ -68,27 +66,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield Site(server, fake, browser)
 
 
-class Person(BrowserPerson):
+class Person(SocialPerson):
     """Ada in a browser context of her own (in Tokyo): the page, and the API as her."""
 
     def __init__(self, site: Site) -> None:
         super().__init__(site.browser, site.url, viewport={"width": 1400, "height": 1000},
                          timezone_id=ZONE, locale="en-GB")
         self.site = site
-
-    def connect_x(self, account: str = "") -> str:
-        """Connect an X channel of Ada's (or her organisation ``account``'s) through the
-        routes and the fake's OAuth page; its id."""
-        request, url = self.context.request, self.site.url
-        named = f"?account={account}" if account else ""
-        start = request.get(f"{url}/api/social/channels/connect/x{named}", max_redirects=0)
-        assert start.status == 302, start.text()
-        granted = request.get(start.headers["location"], max_redirects=0)
-        assert granted.status == 302, granted.text()
-        back = urlsplit(granted.headers["location"])
-        done = request.get(f"{url}{back.path}?{back.query}", max_redirects=0)
-        assert done.status == 302, done.text()
-        return done.headers["location"].split("social_channel=")[1]
 
     def post(self, channel: str, text: str, at: dt.datetime, *, submit: bool = True,
              campaign: str = "", account: str = "") -> str:
@@ -106,23 +90,9 @@ class Person(BrowserPerson):
     def stored(self, post_id: str) -> dict[str, Any]:
         return self.call("GET", f"/api/social/posts/{post_id}")
 
-    def open(self, query: str = "") -> Any:
-        page = self.page
-        page.goto(f"{self.site.url}/social{query}")
-        page.wait_for_selector("body[data-ready=true]", timeout=15000)
-        return page
-
     def reloaded(self, before: int) -> None:
         """Wait until the calendar has loaded its posts again after ``before`` loads."""
         wait_for(lambda: int(self.page.evaluate("document.body.dataset.loads || 0")) > before)
-
-
-    def errors(self, refusals: int) -> list[str]:
-        """Console errors other than the ``refusals`` 4xx answers a test provoked."""
-        errors = self.log.errors()
-        refused = [e for e in errors if e.startswith(REFUSED)]
-        assert len(refused) == refusals, errors
-        return [e for e in errors if not e.startswith(REFUSED)]
 
 
 @pytest.fixture
@@ -172,7 +142,7 @@ def test_a_signed_out_visitor_signs_in_and_lands_on_the_calendar(ada: Person) ->
 
 def test_posts_sit_on_their_days_move_by_drag_and_filter(ada: Person) -> None:
     ada.sign_in_by_api()
-    channel = ada.connect_x()
+    channel = ada.connect("x")
     monday = next_monday(2)
     day = [monday + dt.timedelta(days=n) for n in range(7)]
     early = ada.post(channel, "Single out Monday morning", at(day[0], 8, 30),
@@ -253,7 +223,7 @@ def test_posts_sit_on_their_days_move_by_drag_and_filter(ada: Person) -> None:
 
 def test_a_post_shows_its_url_or_the_networks_reason_and_retries(ada: Person) -> None:
     ada.sign_in_by_api()
-    channel = ada.connect_x()
+    channel = ada.connect("x")
     soon = dt.datetime.now(ZoneInfo(ZONE)) + dt.timedelta(seconds=2)
     out = ada.post(channel, "Out now everywhere", soon)
     wait_for(lambda: ada.stored(out)["state"] == "published", timeout=30)
@@ -285,7 +255,7 @@ def test_a_post_shows_its_url_or_the_networks_reason_and_retries(ada: Person) ->
 
 def test_next_free_slot_is_the_servers_answer_in_the_browsers_zone(ada: Person) -> None:
     ada.sign_in_by_api()
-    channel = ada.connect_x()
+    channel = ada.connect("x")
     ada.call("PUT", f"/api/social/channels/{channel}/slots", {
         "time_zone": "Europe/Berlin", "slots": [{"weekday": "wed", "time": "09:30"}]})
     expected = ada.call("GET", f"/api/social/channels/{channel}/next-slot")["at_epoch"]
@@ -305,7 +275,7 @@ def test_next_free_slot_is_the_servers_answer_in_the_browsers_zone(ada: Person) 
 def test_an_organisations_calendar_is_chosen_in_the_page(ada: Person) -> None:
     ada.sign_in_by_api()
     org = ada.call("POST", "/accounts", {"name": "Night Owls"})["id"]
-    own_channel, org_channel = ada.connect_x(), ada.connect_x(org)
+    own_channel, org_channel = ada.connect("x"), ada.connect("x", org)
     monday = next_monday(5)
     own = ada.post(own_channel, "Ada's own news", at(monday, 10))
     label = ada.post(org_channel, "Night Owls label news", at(monday, 11), account=org)

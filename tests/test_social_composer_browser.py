@@ -15,13 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
 from loopback import free_port
 from pagebrowser import (
-    BrowserPerson,
     ServerProcess,
     browser_missing,
     plugin_site,
@@ -29,6 +27,7 @@ from pagebrowser import (
     served_in_a_thread,
     wait_for,
 )
+from social_browser import SocialPerson
 
 from business.social.fakes import FAKES, FakeNetworks
 
@@ -37,7 +36,6 @@ pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(brows
 
 CLIENT_ID, CLIENT_SECRET = "studio-client", "studio-secret"
 ZONE = "Asia/Tokyo"
-REFUSED = "error: Failed to load resource: the server responded with a status of 4"
 
 
 @dataclass
@@ -73,36 +71,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield Site(server, data, browser)
 
 
-class Person(BrowserPerson):
+class Person(SocialPerson):
     """Ada in Tokyo: the page, and the API as her."""
 
     def __init__(self, site: Site) -> None:
         super().__init__(site.browser, site.url, viewport={"width": 1500, "height": 1100},
                          timezone_id=ZONE, locale="en-GB")
         self.site = site
-
-    def connect(self, network: str) -> str:
-        """Connect a channel on ``network`` through the routes and the fake's OAuth page."""
-        request, url = self.context.request, self.site.url
-        start = request.get(f"{url}/api/social/channels/connect/{network}", max_redirects=0)
-        assert start.status == 302, start.text()
-        granted = request.get(start.headers["location"], max_redirects=0)
-        assert granted.status == 302, granted.text()
-        back = urlsplit(granted.headers["location"])
-        done = request.get(f"{url}{back.path}?{back.query}", max_redirects=0)
-        assert done.status == 302, done.text()
-        return done.headers["location"].split("social_channel=")[1]
-
-    def open(self) -> Any:
-        self.page.goto(f"{self.site.url}/social")
-        self.page.wait_for_selector("body[data-ready=true]", timeout=15000)
-        return self.page
-
-    def errors(self, refusals: int) -> list[str]:
-        errors = self.log.errors()
-        refused = [e for e in errors if e.startswith(REFUSED)]
-        assert len(refused) == refusals, errors
-        return [e for e in errors if not e.startswith(REFUSED)]
 
 
 @pytest.fixture
