@@ -76,6 +76,13 @@ class Client:
         await self.task
 
 
+def state_of(doc) -> dict[int, int]:  # noqa: ANN001 - a pycrdt Doc
+    """``doc``'s state vector as ``{client: clock}``: two documents that hold the same
+    updates have equal ones (their encoded bytes list clients in hash order, which may
+    differ between documents)."""
+    return p.read_state_vector(doc.get_state())
+
+
 async def wait_for(check, timeout: float = 5.0):
     deadline = asyncio.get_running_loop().time() + timeout
     while not (result := check()):

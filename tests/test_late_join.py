@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from room_helpers import Client, project_room, wait_for
+from room_helpers import Client, project_room, state_of, wait_for
 
 from collab import protocol as p
 from collab import room as room_module
@@ -34,8 +34,8 @@ async def joined(room, user: str) -> Client:
     """A viewer that synced and has applied everything the room sent it so far."""
     client = Client(room, Role.VIEWER, user)
     await client.sync()
-    await wait_for(lambda: (client.apply_received(), client.doc.doc.get_state() ==
-                            room.doc.get_state())[1])
+    await wait_for(lambda: (client.apply_received(), state_of(client.doc.doc) ==
+                            state_of(room.doc))[1])
     return client
 
 
@@ -60,8 +60,8 @@ async def test_a_joiner_after_edits_gets_the_cached_whole_and_the_updates_since(
         assert step2(second) == step2(first)  # not encoded again
         assert sync_updates(second) == 6  # five client edits and the server's marker
         assert second.doc.to_json() == room.document.to_json()
-        await wait_for(lambda: (ana.apply_received(), ana.doc.doc.get_state() ==
-                                room.doc.get_state())[1])
+        await wait_for(lambda: (ana.apply_received(), state_of(ana.doc.doc) ==
+                                state_of(room.doc))[1])
         assert ana.doc.to_json() == second.doc.to_json()
         assert second.doc.track("t4")["gain_db"] == -5.0
         for client in (ana, first, second):
@@ -110,8 +110,8 @@ async def test_joiners_during_concurrent_edits_converge_on_the_rooms_state(store
             await wait_for(lambda: room.last_seq >= 1 and not room._queue)
             await asyncio.sleep(0.05)
             for client in late:
-                await wait_for(lambda c=client: (c.apply_received(), c.doc.doc.get_state() ==
-                                                 room.doc.get_state())[1])
+                await wait_for(lambda c=client: (c.apply_received(), state_of(c.doc.doc) ==
+                                                 state_of(room.doc))[1])
         expected = room.document.to_json()
         assert [client.doc.to_json() == expected for client in late] == [True] * len(late)
         assert [room.document.track(f"t{k}")["gain_db"] for k in range(3)] == [-14.0] * 3

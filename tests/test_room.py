@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from pycrdt import Doc
-from room_helpers import Client, MemoryChannel, project_room, wait_for
+from room_helpers import Client, MemoryChannel, project_room, state_of, wait_for
 
 from collab import protocol as p
 from collab.room import RoomLimits
@@ -246,14 +246,14 @@ async def test_restart_restores_the_document_exactly(collab_database_url: str,
             await wait_for(lambda: room.last_seq == 21)
             await wait_for(lambda: room._snapshot_seq >= 7)  # compaction runs in background
             expected = room.document.to_json()
-            expected_state = room.doc.get_state()
+            expected_state = state_of(room.doc)
             await ana.leave()
             before_stop = await store.load("song")
         assert before_stop.snapshot_seq >= 7 and before_stop.last_seq == 21
     async with open_store(collab_database_url, tmp_path) as store, \
             project_room("song", store) as room:
         assert room.document.to_json() == expected
-        assert room.doc.get_state() == expected_state
+        assert state_of(room.doc) == expected_state
 
 
 async def test_a_room_that_dies_without_stopping_reloads_what_every_client_received(
