@@ -49,6 +49,7 @@ from jobs import (
     backoff_delay,
 )
 
+from .client_address import limited_client
 from .context import PluginContext
 from .declarations import (
     JSON_BODY_LIMIT,
@@ -100,7 +101,7 @@ __all__ = [
     "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Sunset",
     "TooManyRequests", "Unauthorized",
     "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "backoff_delay",
-    "group_commit", "hookimpl", "hookspec", "load_migrations", "map_errors",
+    "group_commit", "hookimpl", "hookspec", "limited_client", "load_migrations", "map_errors",
     "move_account_rows",
     "pseudonymise_mentions",
 ]

@@ -13,13 +13,14 @@ a client that drops the cookie on every post would write rows without end. Two b
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from typing import Any
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+
+from dawserver.plugin_api import limited_client
 
 #: Visitor cart owners start with this (``visitor:<id>``).
 VISITOR_PREFIX = "visitor:"
@@ -31,19 +32,6 @@ class TooManyNewCarts(Exception):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-def client_of(address: str) -> str:
-    """What the limiter counts: an IPv4 address, or the /64 network of an IPv6 one."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
-    return str(ip)
 
 
 class NewCartLimiter:
@@ -58,7 +46,7 @@ class NewCartLimiter:
     async def start(self, address: str) -> None:
         """Count one new visitor cart of ``address``; :class:`TooManyNewCarts` past the
         limit (nothing counted then)."""
-        client = client_of(address)
+        client = limited_client(address)
         if not await self._window.hit(self.item, client):
             stats = await self._window.get_window_stats(self.item, client)
             raise TooManyNewCarts("too many new carts from this address: keep the cart "

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 import string
@@ -46,6 +45,7 @@ from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from business.social.errors import NotFoundError, SocialError
+from dawserver.plugin_api import limited_client
 
 ALPHABET = string.ascii_letters + string.digits
 CODE_LENGTH = 10
@@ -141,20 +141,6 @@ class ShortLink:
 
 
 
-def guesser_of(address: str) -> str:
-    """What the guess limiter counts: an IPv4 address, or the /64 network of an IPv6 one
-    (a host rotates freely within its /64, so counting single addresses would not limit
-    it)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
-    return str(ip)
-
 class Links:
     """Short links and their clicks."""
 
@@ -213,7 +199,7 @@ class Links:
         """Follow ``code``: its link, and whether this click was counted (not a bot, not
         a repeat of the same visitor within the hour). :class:`TooManyGuesses` once
         ``address`` asked for too many unknown codes this minute."""
-        guesser = guesser_of(address)
+        guesser = limited_client(address)
         if not await self._guesses.test(self.misses, guesser):
             stats = await self._guesses.get_window_stats(self.misses, guesser)
             raise TooManyGuesses("too many unknown short links from this address: wait a "
