@@ -114,7 +114,7 @@ async def collab_context(app: web.Application) -> AsyncIterator[None]:
             document_type=ProjectDocument,
         )
         engines = ProjectEngines(debounce=config.engine_debounce_seconds, enabled=config.engine,
-                                 resolver=Resolver(app))
+                                 resolver=Resolver(app).source)
         migrations = app[MIGRATIONS] = DocumentMigrations(app)
         registry.on_room_loaded(migrations)
         registry.on_room_loaded(engines.attach)

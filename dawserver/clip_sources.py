@@ -24,12 +24,11 @@ from collab.room import Room
 from dsp_core.session import Session
 from dsp_core.sources import (
     Refusal,
+    SourceAnswers,
     SourceRefused,
     asset_id_of,
     is_asset_id,
     legacy_asset_id,
-    resolve_session,
-    session_refs,
 )
 
 from . import asset_objects
@@ -67,44 +66,22 @@ async def playable_session(store: AssetStore, project_id: str, session: Session
                            ) -> tuple[Session, list[Refusal]]:
     """``session`` with its sources as local files of the project's assets; what was
     refused is left out and listed (:func:`dsp_core.sources.resolve_session`)."""
-    answers: dict[str, str | SourceRefused] = {}
-    for ref in session_refs(session):
-        if ref.source not in answers:
-            try:
-                answers[ref.source] = await local_source(store, project_id, ref.source)
-            except SourceRefused as exc:
-                answers[ref.source] = exc
-
-    def resolve(source: str) -> str:
-        answer = answers[source]
-        if isinstance(answer, SourceRefused):
-            raise answer
-        return answer
-
-    return resolve_session(session, resolve)
+    answers = SourceAnswers(lambda source: local_source(store, project_id, source))
+    await answers.learn(session)
+    return answers.playable(session), answers.refused
 
 
 class Resolver:
-    """``await resolver(project_id, session)``: the playable session of a project in
-    ``app`` (its region's asset store), logging what was left out."""
+    """``await resolver.source(project_id, source)``: the local file of one source of a
+    project in ``app`` (its region's asset store), for the engines that follow documents
+    (each keeps the answers: :class:`dsp_core.sources.SourceAnswers`)."""
 
     def __init__(self, app: web.Application) -> None:
         self.app = app
 
-    async def __call__(self, project_id: str, session: Session
-                       ) -> tuple[Session, list[Refusal]]:
-        from .assets import assets_of
-
-        store = await assets_of(self.app, project_id)
-        playable, refused = await playable_session(store, project_id, session)
-        for refusal in refused:
-            log.warning("project %s: not played: %s", project_id, refusal)
-        return playable, refused
-
     async def source(self, project_id: str, source: str) -> str:
         """The local file of one source of ``project_id`` (:func:`local_source`)."""
         from .assets import assets_of
-
         return await local_source(await assets_of(self.app, project_id), project_id, source)
 
 

@@ -41,7 +41,7 @@ from collab.room import Room
 from dsp_core.errors import DspError
 from dsp_core.playhead import Playhead
 from dsp_core.session import Session
-from dsp_core.sources import Refusal, SourceRefused, resolve_session, session_refs
+from dsp_core.sources import Refusal, SourceAnswers
 
 from .metrics import AUDIO_FRAME_SECONDS
 from .opus import OpusEncoder
@@ -116,9 +116,8 @@ class LiveMix:
                  encode: bool = True, resolver: SourceResolver | None = None) -> None:
         self.room = room
         self.resolver = resolver
-        #: What the session now playing leaves out (sources the resolver refused).
-        self.refused: list[Refusal] = []
-        self._answers: dict[str, str | SourceRefused] = {}
+        self._sources = None if resolver is None else SourceAnswers(
+            lambda source: resolver(room.project_id, source))
         self._learning: asyncio.Task[None] | None = None
         self.sample_rate = sample_rate
         self.frame = frame
@@ -268,7 +267,7 @@ class LiveMix:
         assert self._loop is not None
         started = time.perf_counter()
         session = self.room.document.to_session()
-        if self.resolver is not None and self._unknown(session):
+        if self._sources is not None and self._sources.unknown(session):
             if self._learning is None or self._learning.done():  # fetch, then rebuild
                 self._learning = self._loop.create_task(self._learn_then_refresh(session))
             return
@@ -288,18 +287,15 @@ class LiveMix:
 
     # -- sources ---------------------------------------------------------------------------
 
-    def _unknown(self, session: Session) -> set[str]:
-        return {ref.source for ref in session_refs(session)} - self._answers.keys()
+    @property
+    def refused(self) -> list[Refusal]:
+        """What the session now playing leaves out (sources the resolver refused)."""
+        return [] if self._sources is None else self._sources.refused
 
     async def _learn(self, session: Session) -> None:
         """Resolve the sources of ``session`` not resolved yet (nothing without a resolver)."""
-        if self.resolver is None:
-            return
-        for source in self._unknown(session):
-            try:
-                self._answers[source] = await self.resolver(self.room.project_id, source)
-            except SourceRefused as exc:
-                self._answers[source] = exc
+        if self._sources is not None:
+            await self._sources.learn(session)
 
     async def _learn_then_refresh(self, session: Session) -> None:
         try:
@@ -312,21 +308,14 @@ class LiveMix:
 
     def _playable(self, session: Session) -> Session:
         """``session`` with resolved sources; refused ones left out and reported."""
-        if self.resolver is None:
+        if self._sources is None:
             return session
-
-        def resolve(source: str) -> str:
-            answer = self._answers[source]
-            if isinstance(answer, SourceRefused):
-                raise answer
-            return answer
-
-        playable, refused = resolve_session(session, resolve)
-        if refused != self.refused:
-            for refusal in refused:
+        before = self._sources.refused
+        playable = self._sources.playable(session)
+        if self._sources.refused != before:
+            for refusal in self._sources.refused:
                 log.warning("project %s: live mix leaves out %s", self.room.project_id,
                             refusal)
-        self.refused = refused
         return playable
 
     def timeline_now(self, now: float | None = None) -> int | None:

@@ -5,9 +5,10 @@ A :class:`ProjectEngine` is attached to every loaded room.  It builds a
 (loading audio is expensive, so only rendered projects pay for it) and from
 then on applies every durable document change to it, debounced; a render
 always applies pending changes first, so it reflects the newest document.
-With a ``resolver`` (the server's :class:`dawserver.clip_sources.Resolver`), every
-session is first resolved to the project's own asset files; clips naming anything else
-are left out and listed in :attr:`ProjectEngine.refused`.
+With a ``resolver`` (the server's :meth:`dawserver.clip_sources.Resolver.source`), every
+session is first resolved to the project's own asset files, each source once for the
+engine's life (:class:`dsp_core.sources.SourceAnswers`); clips naming anything else are
+left out and listed in :attr:`ProjectEngine.refused`.
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ import numpy as np
 from collab.room import Room
 from dsp_core.errors import DspError
 from dsp_core.session import Session
-from dsp_core.sources import Refusal
+from dsp_core.sources import Refusal, SourceAnswers
 
 from .metrics import RENDER_REALTIME_FACTOR
 
 log = logging.getLogger(__name__)
 
 EngineFactory = Callable[[Session], object]
-#: ``await resolver(project_id, session)``: the playable session and what was left out.
-SessionResolver = Callable[[str, Session], Awaitable[tuple[Session, list[Refusal]]]]
+#: ``await resolver(project_id, source)``: a source's local file (:class:`SourceRefused`).
+SourceResolver = Callable[[str, str], Awaitable[str]]
 
 
 def _default_factory(session: Session) -> object:
@@ -49,11 +50,11 @@ class ProjectEngine:
 
     def __init__(self, room: Room, *, debounce: float = 0.05,
                  factory: EngineFactory = _default_factory,
-                 resolver: SessionResolver | None = None) -> None:
+                 resolver: SourceResolver | None = None) -> None:
         self.room = room
         self.resolver = resolver
-        #: What the last session built or applied left out (refused sources).
-        self.refused: list[Refusal] = []
+        self._sources = None if resolver is None else SourceAnswers(
+            lambda source: resolver(room.project_id, source))
         self.debounce = debounce
         self._factory = factory
         self._engine: object | None = None
@@ -78,12 +79,21 @@ class ProjectEngine:
         async with self._lock:
             await self._apply_pending()
 
+    @property
+    def refused(self) -> list[Refusal]:
+        """What the last session built or applied left out (refused sources)."""
+        return [] if self._sources is None else self._sources.refused
+
     async def _session(self) -> Session:
         """The document's session, resolved to playable files when there is a resolver."""
         session = self.room.document.to_session()
-        if self.resolver is not None:
-            session, self.refused = await self.resolver(self.room.project_id, session)
-        return session
+        if self._sources is None:
+            return session
+        await self._sources.learn(session)
+        playable = self._sources.playable(session)
+        for refusal in self._sources.refused:
+            log.warning("project %s: not played: %s", self.room.project_id, refusal)
+        return playable
 
     async def _apply_pending(self) -> None:
         if not self._dirty or self._engine is None:
@@ -135,7 +145,7 @@ class ProjectEngines:
     """The engines of every loaded room."""
 
     def __init__(self, *, debounce: float = 0.05, factory: EngineFactory = _default_factory,
-                 enabled: bool = True, resolver: SessionResolver | None = None) -> None:
+                 enabled: bool = True, resolver: SourceResolver | None = None) -> None:
         self.debounce = debounce
         self.resolver = resolver
         self.factory = factory

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -190,3 +190,48 @@ def local_resolver(assets_dir: str | os.PathLike[str] | None) -> Callable[[str],
         return local_asset_file(assets_dir, source)
 
     return resolve
+
+
+#: ``await resolve(source)``: a source's local file (:class:`SourceRefused` if not played).
+SourceLookup = Callable[[str], Awaitable[str]]
+
+
+class SourceAnswers:
+    """What each source of an engine's sessions resolved to, asked once per source.
+
+    An engine that follows a document rebuilds its session on every change; resolving a
+    source costs a membership check, a cache lookup and a lease, so the live mix and the
+    project engine keep the answers (a local file, or the refusal) for their lifetime and
+    resolve only sources they have not seen.
+    """
+
+    def __init__(self, lookup: SourceLookup) -> None:
+        self.lookup = lookup
+        #: What the last :meth:`playable` session left out.
+        self.refused: list[Refusal] = []
+        self._answers: dict[str, str | SourceRefused] = {}
+
+    def unknown(self, session: Session) -> set[str]:
+        """The sources of ``session`` not resolved yet."""
+        return {ref.source for ref in session_refs(session)} - self._answers.keys()
+
+    async def learn(self, session: Session) -> None:
+        """Resolve the sources of ``session`` not resolved yet (a failure of the lookup
+        other than :class:`SourceRefused` propagates, and is asked again next time)."""
+        for source in self.unknown(session):
+            try:
+                self._answers[source] = await self.lookup(source)
+            except SourceRefused as exc:
+                self._answers[source] = exc
+
+    def playable(self, session: Session) -> Session:
+        """``session`` with its (learned) sources as files; refused ones left out and
+        kept in :attr:`refused`."""
+        def resolve(source: str) -> str:
+            answer = self._answers[source]
+            if isinstance(answer, SourceRefused):
+                raise answer
+            return answer
+
+        playable, self.refused = resolve_session(session, resolve)
+        return playable

@@ -20,6 +20,7 @@ from dawserver.project_engine import ProjectEngine
 from dawserver.projects import import_session
 from dsp_core import EffectSpec, ProjectError
 from dsp_core.session import Clip, Session, Track
+from dsp_core.sources import SourceRefused
 
 pytestmark = pytest.mark.asyncio
 RATE = 48000
@@ -135,4 +136,31 @@ async def test_a_document_that_cannot_be_read_keeps_the_engine_rendering(tmp_pat
             # a track field no reader expects: the engine keeps its last good state
             await room.edit(lambda d: d._roots["tracks"]["t1"].__setitem__("channels", "two"))
             assert rms(await engine.render(0, RATE)) == pytest.approx(before, rel=1e-3)
+            engine.close()
+
+
+async def test_each_source_is_resolved_once_while_edits_rebuild_the_session(
+        tmp_path: Path) -> None:
+    asked: list[str] = []
+    refusals = {"/elsewhere.wav"}
+
+    async def resolver(project_id: str, source: str) -> str:
+        asked.append(source)
+        if source in refusals:
+            raise SourceRefused("not one of this project's assets")
+        return source
+
+    async with open_store(None, tmp_path) as store:
+        session = sine_session(tmp_path)
+        session.tracks[1].clips[0] = Clip("/elsewhere.wav", 0, RATE, id="c1")
+        info = await import_session(store, session)
+        async with project_room(info.project_id, store) as room:
+            engine = ProjectEngine(room, debounce=10.0, resolver=resolver)
+            first = rms(await engine.render(0, RATE))
+            for db in (-6.0, -12.0, -3.0):
+                await room.edit(lambda d, db=db: d.set_track_gain("t0", db))
+                await engine.render(0, RATE)
+            assert sorted(asked) == sorted({session.tracks[0].clips[0].source, "/elsewhere.wav"})
+            assert [str(r.ref.item) for r in engine.refused] == ["c1"]  # left out, each time
+            assert first > 0.1
             engine.close()
