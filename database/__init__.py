@@ -28,10 +28,19 @@ from .group import GroupCommit, group_commit
 from .migrations import Migration, load_migrations
 from .session import Database, Row, Session, to_dollar_params
 from .sharding import TableShape, distribution_column, sharding_problems
-from .url import DEFAULT_SQLITE_FILE, POSTGRESQL, SQLITE, DatabaseUrl, parse_url
+from .url import (
+    DEFAULT_SQLITE_FILE,
+    POOLERS,
+    POSTGRESQL,
+    SQLITE,
+    TRANSACTION_POOLING,
+    DatabaseUrl,
+    parse_url,
+)
 
 __all__ = [
-    "DEFAULT_SQLITE_FILE", "POSTGRESQL", "SQLITE", "Database", "DatabaseError", "DatabaseUrl",
+    "DEFAULT_SQLITE_FILE", "POOLERS", "POSTGRESQL", "SQLITE", "TRANSACTION_POOLING", "Database",
+    "DatabaseError", "DatabaseUrl",
     "GroupCommit", "Migration", "Row", "Session", "TableShape", "distribution_column",
     "group_commit", "load_migrations", "open_database", "parse_url", "sharding_problems",
     "to_dollar_params",
@@ -48,7 +57,7 @@ def open_database(url: str | None = None, data_dir: str | Path = ".") -> Databas
     if parsed.dialect == POSTGRESQL:
         from .postgres import PostgresDatabase
 
-        return PostgresDatabase(parsed.target)
+        return PostgresDatabase(parsed.target, pooler=parsed.pooler)
     from .sqlite import SqliteDatabase
 
     return SqliteDatabase(parsed.path)

@@ -1,7 +1,13 @@
 """PostgreSQL back-end of :class:`database.Database`: one asyncpg pool for the process.
 
 The collaboration store reaches the same pool through :attr:`PostgresDatabase.pool`
-for what only PostgreSQL offers (``COPY``, advisory locks).  On a server with the
+for what only PostgreSQL offers (``COPY``, advisory locks).  Behind a pooler in
+transaction mode (``pooler="transaction"``, from ``?pooler=transaction`` on the URL) the
+pool keeps no prepared statements: the next transaction may run on a server connection
+that never saw them.  Every lock the layer takes is a transaction-level advisory lock
+(``pg_advisory_xact_lock``), released by the commit, so it holds through such a pooler;
+a session-level lock would outlive its transaction on a server connection the pooler
+hands to someone else.  On a server with the
 Citus extension, :meth:`PostgresDatabase.distribute_tables` shards every table by
 its distribution column and replicates the reference tables.
 """
@@ -18,6 +24,7 @@ from .errors import DatabaseError
 from .session import Database, Row, Session, to_dollar_params
 from .sharding import TableShape, distribution_column
 from .tracing import traced
+from .url import SESSION_POOLING, TRANSACTION_POOLING
 
 #: Advisory lock key that serialises migrators across processes.
 MIGRATION_LOCK = 7007
@@ -28,18 +35,30 @@ class PostgresDatabase(Database):
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10,
+                 pooler: str = SESSION_POOLING) -> None:
         self.url = url
+        self.pooler = pooler
         self._sizes = (min_size, max_size)
         self._pool: asyncpg.Pool | None = None
 
     async def _start(self) -> None:
         try:
             self._pool = await asyncpg.create_pool(self.url, min_size=self._sizes[0],
-                                                   max_size=self._sizes[1])
+                                                   max_size=self._sizes[1],
+                                                   **self._pooler_options())
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
             raise DatabaseError(f"cannot connect to PostgreSQL at {self.redacted_url}: {exc}; "
                                 "check the URL and that the server is running") from None
+
+    def _pooler_options(self) -> dict[str, Any]:
+        """asyncpg options for the pooler in front of the server (none for a direct one)."""
+        if self.pooler != TRANSACTION_POOLING:
+            return {}
+        # No statement cache: a named statement lives on one server connection, and the
+        # pooler may run the next statement on another ("prepared statement ... does not
+        # exist").
+        return {"statement_cache_size": 0}
 
     async def _stop(self) -> None:
         if self._pool is not None:

@@ -3,7 +3,11 @@
 ``None``, ``""`` or ``sqlite://`` mean the embedded default, the SQLite file
 ``DATA/collab.sqlite3``; ``sqlite:///PATH`` names another file (``sqlite://PATH``
 is relative to the working directory); ``postgresql://`` (or ``postgres://``)
-URLs are handed to asyncpg unchanged, query parameters included.
+URLs are handed to asyncpg unchanged, query parameters included, except ``pooler``:
+``?pooler=transaction`` says the URL names a connection pooler in transaction pooling
+mode (PgBouncer's ``pool_mode = transaction``), where a statement prepared on one
+server connection may be run on another, so the pool prepares nothing it keeps
+(:data:`POOLERS`; docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .errors import DatabaseError
 
@@ -19,6 +24,10 @@ SQLITE, POSTGRESQL = "sqlite", "postgresql"
 #: existing data directories open unchanged).
 DEFAULT_SQLITE_FILE = "collab.sqlite3"
 ACCEPTED = "postgresql://USER@HOST:PORT/DB or sqlite:///PATH"
+#: What ``?pooler=`` may say: ``session`` (the default: a direct server or a pooler in
+#: session mode) or ``transaction`` (each transaction may get another server connection).
+SESSION_POOLING, TRANSACTION_POOLING = "session", "transaction"
+POOLERS = (SESSION_POOLING, TRANSACTION_POOLING)
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,7 @@ class DatabaseUrl:
 
     dialect: str
     target: str
+    pooler: str = SESSION_POOLING
 
     @property
     def path(self) -> Path:
@@ -48,7 +58,24 @@ def parse_url(url: str | None, data_dir: str | Path = ".") -> DatabaseUrl:
     if not url or url == "sqlite://":
         return DatabaseUrl(SQLITE, str(Path(data_dir) / DEFAULT_SQLITE_FILE))
     if url.startswith(("postgresql://", "postgres://")):
-        return DatabaseUrl(POSTGRESQL, url)
+        target, pooler = _take_pooler(url)
+        return DatabaseUrl(POSTGRESQL, target, pooler)
     if url.startswith("sqlite://"):
         return DatabaseUrl(SQLITE, url.removeprefix("sqlite://"))
     raise DatabaseError(f"unsupported database URL {redact(url)!r}; use {ACCEPTED}")
+
+
+def _take_pooler(url: str) -> tuple[str, str]:
+    """``url`` without its ``pooler`` parameter (asyncpg would send it to the server as a
+    setting), and what that parameter said."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    said = [value for name, value in query if name == "pooler"]
+    if not said:
+        return url, SESSION_POOLING
+    if len(said) > 1 or said[0] not in POOLERS:
+        raise DatabaseError(f"unsupported pooler={','.join(said)!r} in {redact(url)!r}; use "
+                            f"?pooler=transaction behind PgBouncer's transaction pooling, or "
+                            f"leave it out")
+    rest = urlencode([(name, value) for name, value in query if name != "pooler"])
+    return urlunsplit(parts._replace(query=rest)), said[0]
