@@ -357,6 +357,23 @@ def test_the_haproxy_config_hashes_project_paths_consistently_and_refuses_bad_no
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+def test_deploy_haproxy_writes_the_file_or_says_what_to_give(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dawserver.cli import main
+
+    out = tmp_path / "haproxy.cfg"
+    done = CliRunner().invoke(main, ["deploy", "haproxy", "--node", "127.0.0.1:8751",
+                                     "--node", "127.0.0.1:8752", "--bind", "127.0.0.1:80",
+                                     "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    assert out.read_text() == haproxy_config(["127.0.0.1:8751", "127.0.0.1:8752"],
+                                             "127.0.0.1:80")
+    refused = CliRunner().invoke(main, ["deploy", "haproxy", "--node", "8751"])
+    assert refused.exit_code == 1
+    assert "error: --node must be HOST:PORT such as 127.0.0.1:8750, not '8751'" in refused.output
+
+
 # -- the nodes behind HAProxy ----------------------------------------------------------------
 
 
@@ -406,6 +423,7 @@ async def test_many_projects_spread_over_the_three_nodes(deployment: Deployment)
             assert node == await deployment.served_by(f"/projects/{project_id}/peaks")
 
 
+# Last of the deployment's tests: it leaves one node dead.
 @pytest.mark.timeout(300)
 @pytest.mark.asyncio
 async def test_kill_9_of_a_node_moves_its_clients_to_another_with_nothing_acknowledged_lost(
