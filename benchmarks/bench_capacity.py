@@ -13,6 +13,11 @@ with a baseline measured in the same run:
   an API key, client and server on one event loop (so the process's CPU covers both
   sides: a floor for the server alone); baseline: a bare aiohttp handler answering the
   same bytes in the same run.
+- **posts dispatched/s per core**: social posts due now, dispatched by the job worker
+  through the fake X on loopback (SQLite), per CPU second of the process; baseline: the
+  same count of raw connector publishes.
+- **rows ingested/s**: analytics points upserted into PostgreSQL by one writer;
+  baseline: a bare ``INSERT`` of the same rows in one transaction.
 - **renders/s per core**: :func:`dsp_core.engine.render_session` of a demo project on the
   C engine, seconds of audio per CPU second; baseline: the numpy twin on the same project.
 
@@ -32,6 +37,7 @@ import itertools
 import json
 import os
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -65,6 +71,9 @@ CONCURRENCY = 8
 KEYS = 20
 RENDER_TRACKS = 4 if SMOKE else 32
 RENDER_SECONDS = 2.0 if SMOKE else 16.0
+POSTS = 50 if SMOKE else 1000
+CHANNELS = 5 if SMOKE else 50
+ROWS = 500 if SMOKE else 50_000
 pytestmark = pytest.mark.filterwarnings("ignore::pytest_benchmark.logger.PytestBenchmarkWarning")
 
 
@@ -79,6 +88,13 @@ def _save(section: str, figures: dict) -> None:
         "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
         "command": COMMAND, **figures}
     path.write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n")
+
+
+def _test_helpers() -> None:
+    """Make tests/ importable: the fakes' helpers import their neighbours by name."""
+    tests = str(ROOT / "tests")
+    if tests not in sys.path:
+        sys.path.append(tests)
 
 
 def _rss_bytes() -> int:
@@ -226,3 +242,99 @@ def test_renders_per_core(benchmark, tmp_path: Path) -> None:  # noqa: ANN001
                "native_vs_twin": twin_cpu / native_cpu}
     record(benchmark, **figures)
     _save("renders", figures)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(300)
+async def test_posts_dispatched_per_core(benchmark, tmp_path: Path) -> None:  # noqa: ANN001
+    """Posts due now, dispatched by the job worker through the fake X on loopback (in this
+    process, SQLite too: the CPU counted covers the network's side as well, a floor)."""
+    _test_helpers()
+    from social_fakes import dispatching
+
+    from business.social.fakes import FakeUser
+    from business.social.models import SCHEDULED, Post, PostTarget
+    from business.social.networks.base import Publication
+    from business.social.store import new_id
+
+    url = f"sqlite://{tmp_path / 'social.sqlite3'}"
+    async with dispatching(url, ["x"], tmp_path, concurrency=32, channel_limit="1000/minute",
+                           network_limit="100000/second", lease_s=60.0) as h:
+        channels, tokens = [], []
+        for n in range(CHANNELS):
+            user = FakeUser(id=f"u{n}", name=f"Artist {n}", handle=f"artist{n}")
+            channels.append(await h.channel("x", user=user))
+            tokens.append(h.fake("x").issue_access_token(user))
+        slots = asyncio.Semaphore(32)
+
+        async def raw(n: int) -> None:
+            async with slots:
+                await h.connectors["x"].publish(tokens[n % CHANNELS],
+                                                Publication(f"b{n}", f"baseline {n}"))
+
+        cpu = _cpu_s()
+        await asyncio.gather(*(raw(n) for n in range(POSTS)))
+        raw_cpu = _cpu_s() - cpu
+        h.fake("x").posts.clear()
+        now = time.time()
+        async with h.db.transaction() as tx:
+            for n in range(POSTS):
+                post_id = new_id("post")
+                post = Post("acc", post_id, "p_ada", f"due post {n}", [], None, None, "", now,
+                            "UTC", SCHEDULED, 1, now, now, now,
+                            [PostTarget(channels[n % CHANNELS], "x", state=SCHEDULED,
+                                        dedupe_key=f"{post_id}:{channels[n % CHANNELS]}")])
+                await h.store.insert_post(tx, post)
+                await h.dispatcher.arm(tx, post)
+        cpu, start = _cpu_s(), time.perf_counter()
+        async with h.worker(poll_s=0.05):
+            async with asyncio.timeout(240):
+                while await h.db.fetchval("SELECT COUNT(*) FROM social_post_targets "
+                                          "WHERE state <> 'published'"):
+                    await asyncio.sleep(0.05)
+        wall, spent = time.perf_counter() - start, _cpu_s() - cpu
+        assert len(h.fake("x").posts) == POSTS
+    figures = {"posts": POSTS, "channels": CHANNELS, "posts_per_s": POSTS / wall,
+               "posts_per_cpu_s": POSTS / spent, "raw_publishes_per_cpu_s": POSTS / raw_cpu,
+               "raw_vs_dispatch": spent / raw_cpu}
+    record(benchmark, **figures)
+    _save("social_dispatch", figures)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(300)
+async def test_rows_ingested_per_core(benchmark, postgres_url: str) -> None:  # noqa: ANN001
+    """Analytics points written by :meth:`PointStore.upsert` to PostgreSQL (monthly
+    partitions, upsert, freshness) by one writer; the writer and PostgreSQL share this
+    machine's cores, so per core is rows/s over the cores (a floor)."""
+    _test_helpers()
+    from analytics_helpers import migrated
+
+    from business.analytics.sources.records import Point
+    from business.analytics.store import PointStore
+
+    start_day = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+    points = [Point("spotify", "track", f"t{n % 50}", "streams",
+                    start_day + datetime.timedelta(days=n // 50), n) for n in range(ROWS)]
+    async with migrated(postgres_url) as db:
+        store = PointStore(db)
+        await store.upsert("warm-up", points[:50])
+        begin = time.perf_counter()
+        await store.upsert("capacity", points)
+        ours = time.perf_counter() - begin
+        await db.execute("CREATE TABLE IF NOT EXISTS capacity_bare (account_id TEXT, "
+                         "entity_id TEXT, at BIGINT, value DOUBLE PRECISION)")
+        rows = [("capacity", p.entity_id, int(p.at.timestamp()), float(p.value))
+                for p in points]
+        begin = time.perf_counter()
+        async with db.transaction() as tx:
+            await tx.executemany("INSERT INTO capacity_bare VALUES (?, ?, ?, ?)", rows)
+        bare = time.perf_counter() - begin
+        await db.execute("DROP TABLE capacity_bare")
+        assert await store.count("capacity") == ROWS
+    cores = os.cpu_count() or 1
+    figures = {"rows": ROWS, "cores": cores, "rows_per_s": ROWS / ours,
+               "rows_per_core_s": ROWS / ours / cores, "bare_insert_rows_per_s": ROWS / bare,
+               "bare_vs_upsert": ours / bare}
+    record(benchmark, **figures)
+    _save("analytics_ingest", figures)

@@ -101,6 +101,12 @@ def load_figures() -> dict[str, Figure]:
         Figure("render_audio_s_per_core_s", f"seconds of a {capacity['renders']['tracks']}"
                "-track mix rendered per core-second (C engine)",
                capacity["renders"]["audio_s_per_cpu_s"], "audio s/s", cap),
+        Figure("posts_per_core_s", "social posts dispatched per core-second (job worker, "
+               "SQLite and the fake network in one process: a floor)",
+               capacity["social_dispatch"]["posts_per_cpu_s"], "posts/s", cap),
+        Figure("rows_per_core_s", "analytics rows upserted into PostgreSQL per second by one "
+               "writer, over the machine's cores (writer and database share them: a floor)",
+               capacity["analytics_ingest"]["rows_per_core_s"], "rows/s", cap),
         Figure("listeners_per_core", "live-mix listeners per server core (WebRTC)",
                1 / live["cpu"]["cpu_per_listener"], "listeners", "benchmarks-live-audio.json"),
         Figure("peaks_requests_per_page", "HTTP requests for peaks when the studio page opens",
@@ -126,6 +132,8 @@ def plan(figures: dict[str, Figure], inputs: dict[str, Any]) -> dict[str, Any]:
     editing = t["concurrent_sessions"] * a["open_document_share"]
     renders_s = t["accounts"] * a["renders_per_account_month"] / (p["hours_per_month"] * 3600)
     per_render_s = f["render_audio_s_per_core_s"] / (a["render_minutes"] * 60)
+    posts_s = t["accounts"] * a["posts_per_account_month"] / (p["hours_per_month"] * 3600)
+    rows_s = t["accounts"] * a["analytics_points_per_account_day"] / 86400
     rows = [
         _row("API", "general", t["requests_per_s"], "requests/s",
              f["api_requests_per_core_s"] * cpu, general["usd_month"]),
@@ -140,6 +148,10 @@ def plan(figures: dict[str, Figure], inputs: dict[str, Any]) -> dict[str, Any]:
              redis["usd_month"]),
         _row("render workers", "general", renders_s, "renders/s", per_render_s * cpu,
              general["usd_month"]),
+        _row("social dispatch workers", "general", posts_s, "posts/s",
+             f["posts_per_core_s"] * cpu, general["usd_month"]),
+        _row("analytics ingestion (writer and database cores)", "general", rows_s, "rows/s",
+             f["rows_per_core_s"] * cpu, general["usd_month"]),
     ]
     storage_gb = t["accounts"] * a["account_bytes"] * a["database_replicas"] / 1e9
     storage_usd = storage_gb * p["block_storage_gb_month"]["usd_month"]
@@ -158,7 +170,7 @@ def plan(figures: dict[str, Figure], inputs: dict[str, Any]) -> dict[str, Any]:
             "per_account_usd": total / t["accounts"],
             "per_session_usd": total / t["concurrent_sessions"],
             "session_rate": session_rate, "open_docs": open_docs, "editing": editing,
-            "renders_s": renders_s}
+            "renders_s": renders_s, "posts_s": posts_s, "rows_s": rows_s}
 
 
 def _n(value: float) -> str:
@@ -207,6 +219,7 @@ def render(figures: dict[str, Figure], inputs: dict[str, Any],
     target_lines = ["| target | value |", "|---|---|"] + [
         f"| `{key}` | {value:,} |" for key, value in t.items()]
     per_request_s = a["requests_per_session_minute"] / 60
+    budget = t["cost_per_account_month_usd"] * t["accounts"]
     values = {
         "figures": figure_table, "prices": "\n".join(price_lines),
         "assumptions": "\n".join(assumption_lines), "targets": "\n".join(target_lines),
@@ -218,6 +231,9 @@ def render(figures: dict[str, Figure], inputs: dict[str, Any],
         "per_account_usd": _usd(result["per_account_usd"]),
         "per_session_usd": _usd(result["per_session_usd"]),
         "goal_usd": _usd(t["cost_per_account_month_usd"]),
+        "budget_usd": _usd(budget),
+        "budget_share": f"{result['total_usd'] / budget:.2%}",
+        "alternatives_usd": _usd(sum(r.usd_month for r in result["alternatives"])),
         "goal_ratio": _n(t["cost_per_account_month_usd"] / result["per_account_usd"]),
         "accounts": f"{t['accounts']:,}", "sessions": f"{t['concurrent_sessions']:,}",
         "requests": f"{t['requests_per_s']:,}", "p99": f"{t['p99_ms']}",
@@ -234,7 +250,8 @@ def render(figures: dict[str, Figure], inputs: dict[str, Any],
         "room_shares": ", ".join(f"{key.split('_')[1]} clients: {value:.0%}"
                                  for key, value in f.items() if key.startswith("room_")),
         "open_docs": _n(result["open_docs"]), "editing": _n(result["editing"]),
-        "renders_s": _n(result["renders_s"]),
+        "renders_s": _n(result["renders_s"]), "posts_s": _n(result["posts_s"]),
+        "rows_s": _n(result["rows_s"]),
         "alt_api_nodes": f"{result['alternatives'][0].nodes:,}",
         "alt_memory_nodes": f"{result['alternatives'][1].nodes:,}",
     }
