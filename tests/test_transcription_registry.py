@@ -199,3 +199,37 @@ def test_cli_registers_lists_and_remeasures_against_the_version(
     assert missing.exit_code == 1 and "no model named 'nothing'" in missing.output
     bad = runner.invoke(main, ["models", "measure", "--model", str(copy), "xx", *data])
     assert bad.exit_code == 1 and "no sample speech for xx" in bad.output
+
+
+@pytest.mark.asyncio
+async def test_only_administrators_list_models_over_http(tmp_path: Path) -> None:
+    import aiohttp
+    from loopback import free_port
+    from nodepeer import running_server
+
+    from dawserver.config import ServerConfig
+    from dawserver.keys import DATABASE, TOKENS
+    from transcription.evaluation import Score
+
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
+    weights = model_dir(tmp_path / "m", b"weights")
+    async with running_server(config) as app, aiohttp.ClientSession() as http:
+        registry = ModelRegistry(app[DATABASE])
+        v1, _ = await registry.register("base", weights, registered_by="ana")
+        (weights / "model.bin").write_bytes(b"weights, retrained")
+        v2, _ = await registry.register("base", weights, registered_by="ben")
+        await registry.store_scores(v2, [Score("de", "de", 0.7, 0.25, 0.1)], measured_by="ben")
+
+        async def get(token: str) -> tuple[int, Any]:
+            async with http.get(f"{config.base_url}/models",
+                                headers={"Authorization": f"Bearer {token}"}) as answer:
+                return answer.status, await answer.json()
+
+        status, listed = await get(app[TOKENS].issue("*", "owner", "root"))
+        refused, _ = await get(app[TOKENS].issue("some-project", "owner", "olga"))
+    assert status == 200 and [(m["name"], m["version"]) for m in listed] == [("base", 2)]
+    assert listed[0]["sha256"] == v2.sha256 != v1.sha256
+    assert listed[0]["registered_by"] == "ben"
+    assert listed[0]["scores"] == [{"language": "de", "detected": "de", "probability": 0.7,
+                                    "wer": 0.25, "cer": 0.1}]
+    assert refused == 403
