@@ -197,6 +197,18 @@ def _rows_table(rows: list[NodeRow]) -> str:
     return "\n".join(lines)
 
 
+def _ratios() -> dict[str, str]:
+    """Each capacity benchmark's same-run ratio to its baseline, as the doc prints it."""
+    measured = _load("benchmarks-capacity.json")
+    pairs = {"api_ratio": ("api_requests", "bare_vs_full_stack"),
+             "render_ratio": ("renders", "native_vs_twin"),
+             "redis_ratio": ("redis_sessions", "vs_bare_set"),
+             "document_ratio": ("typical_documents", "vs_update_bytes"),
+             "posts_ratio": ("social_dispatch", "raw_vs_dispatch"),
+             "rows_ratio": ("analytics_ingest", "bare_vs_upsert")}
+    return {key: f"{measured[section][name]:.1f}" for key, (section, name) in pairs.items()}
+
+
 def render(figures: dict[str, Figure], inputs: dict[str, Any],
            template: str | None = None) -> str:
     """The text of docs/capacity.md."""
@@ -221,6 +233,7 @@ def render(figures: dict[str, Figure], inputs: dict[str, Any],
     per_request_s = a["requests_per_session_minute"] / 60
     budget = t["cost_per_account_month_usd"] * t["accounts"]
     values = {
+        **_ratios(),
         "figures": figure_table, "prices": "\n".join(price_lines),
         "assumptions": "\n".join(assumption_lines), "targets": "\n".join(target_lines),
         "nodes": _rows_table(result["rows"]),
