@@ -17,6 +17,7 @@ from . import (
     automation_api,
     bounces,
     midi_routes,
+    models_api,
     oidc_routes,
     openapi,
     page,
@@ -72,7 +73,7 @@ def routes(context: PluginContext) -> list[Route]:
             *openapi_v1.ROUTES, *sample_routes.ROUTES, *graphql_route.ROUTES,
             *webhook_routes.ROUTES, *storage_service.ROUTES,
             *midi_routes.ROUTES, *automation_api.ROUTES,
-            *usage_routes.ROUTES]
+            *usage_routes.ROUTES, *models_api.ROUTES]
 
 
 @hookimpl

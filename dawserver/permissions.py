@@ -6,6 +6,9 @@ from .plugin_api import Permission, Role, Scope
 
 SERVER_PROJECTS = Permission(
     "server.projects", "list every project and create projects", Role.OWNER, Scope.SERVER)
+SERVER_MODELS = Permission(
+    "server.models", "list the registered transcription models and their measured errors",
+    Role.OWNER, Scope.SERVER)
 PROJECT_READ = Permission(
     "project.read", "open a project: its document, renders, audio, peaks, bounces, "
     "transcripts and the live mix", Role.VIEWER)
@@ -37,5 +40,5 @@ PROJECTS_CREATE = Permission(
 
 ACCOUNT_PERMISSIONS = [ACCOUNT_SELF, ACCOUNT_READ, ACCOUNT_ADMIN, PROJECTS_CREATE]
 
-CORE_PERMISSIONS = [SERVER_PROJECTS, PROJECT_READ, PROJECT_EDIT, PROJECT_MANAGE,
+CORE_PERMISSIONS = [SERVER_PROJECTS, SERVER_MODELS, PROJECT_READ, PROJECT_EDIT, PROJECT_MANAGE,
                     *ACCOUNT_PERMISSIONS, SAMPLES_READ, SAMPLES_EDIT]

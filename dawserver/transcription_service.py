@@ -45,6 +45,7 @@ from transcription.jobs import (
     transcribe,
 )
 from transcription.models import ENV_MODEL
+from transcription.registry import ModelRegistry
 from transcription.transcript import Transcript
 
 from .authorization import project_account
@@ -137,7 +138,8 @@ class TranscriptionService:
 
         self._mirror(request, job_id, RUNNING, 0.0)
         try:
-            transcript = await transcribe(ctx, self.pool, progress)
+            transcript = await transcribe(ctx, self.pool, progress,
+                                          registry=ModelRegistry(self.app[DATABASE]))
             await ctx.confirm()  # cancelled from another node meanwhile: write nothing
         except Permanent as exc:
             log.warning("transcription job %s failed: %s", job_id, exc)

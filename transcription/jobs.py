@@ -37,6 +37,7 @@ from database import Database, load_migrations
 from jobs import JobContext, JobRecord, Permanent, QueueSettings
 
 from .errors import JobCancelled, JobError, TranscriptionError
+from .registry import ModelRegistry, model_sha256
 from .transcript import Transcript
 
 #: The job queue transcription jobs run on.
@@ -194,13 +195,16 @@ class TranscriberPool:
 
 
 async def transcribe(ctx: JobContext, pool: TranscriberPool,
-                     progress: Callable[[float], None] | None = None) -> Transcript:
+                     progress: Callable[[float], None] | None = None, *,
+                     registry: ModelRegistry | None = None) -> Transcript:
     """Decode the job's request with a model of ``pool``, in a thread.
 
     ``progress(fraction)`` is called on the event loop at every step of
     :data:`PROGRESS_STEP` (the job's stored progress moves with it).  A cancelled
     job raises :class:`jobs.JobCancelled`; a source or model that cannot be read
-    raises :class:`jobs.Permanent` with the reason.
+    raises :class:`jobs.Permanent` with the reason.  With a ``registry`` the decode
+    is logged under the job's account, against the registered version of the model
+    file that decoded it (registered on first use if it is not yet).
     """
     request = TranscriptionRequest.from_payload(ctx.payload)
     loop = asyncio.get_running_loop()
@@ -214,16 +218,25 @@ async def transcribe(ctx: JobContext, pool: TranscriberPool,
             if progress is not None:
                 loop.call_soon_threadsafe(progress, round(fraction, 3))
 
-    def work() -> Transcript:
+    def work() -> tuple[Transcript, Path | None, str | None]:
         ctx.check()
         with pool.borrow(ctx.stop_requested) as transcriber:
-            return transcriber.transcribe(
+            transcript = transcriber.transcribe(
                 request.source, language=request.language, start=request.start_s,
                 end=request.end_s, progress=step, cancel=ctx.stop_requested)
+        if registry is None:
+            return transcript, None, None
+        model_dir = Path(transcriber.model_dir)
+        # hashed once per model file and process (model_sha256 caches it)
+        return transcript, model_dir, model_sha256(model_dir)
 
     try:
-        return await ctx.run_in_thread(work)
+        transcript, model_dir, digest = await ctx.run_in_thread(work)
     except JobCancelled as exc:
         raise jobs.JobCancelled(str(exc)) from None
     except (TranscriptionError, OSError, RuntimeError, ValueError) as exc:
         raise Permanent(str(exc)) from None
+    if registry is not None and model_dir is not None:
+        version = await registry.identify(model_dir, sha256=digest)
+        await registry.record_inference(ctx.job.account_id, version, transcript)
+    return transcript
