@@ -120,9 +120,10 @@ def midi_events(clips: list[MidiClip], ratio: float) -> np.ndarray:
 
 def build_instrument(track: Track, ratio: float, sample_rate: int, max_block: int,
                      load: Callable[[str, int], np.ndarray]) -> InstrumentState | None:
-    """The instrument state of ``track``, or None when it has no instrument."""
+    """The instrument state of ``track``, or None when it has no instrument (or one the C
+    engine does not play: a ``soundfont``, :mod:`dsp_core.soundfont`)."""
     instrument = track.instrument
-    if instrument is None:
+    if instrument is None or instrument.kind not in KINDS:
         return None
     zones = []
     if instrument.kind == "sampler":
