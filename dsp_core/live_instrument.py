@@ -4,14 +4,16 @@ The engine plays a MIDI track from its clips, at timeline frames.  A note played
 keyboard has no timeline frame yet (it is heard now, playing or stopped), so
 :class:`LiveInstrument` keeps its own :class:`~dsp_core.instrument_graph.InstrumentState`
 of the same instrument and renders it with the backend's ``instrument_render`` (the C
-``daw_instrument_render`` or its twin): events queued from any thread act at the start of
-the next block rendered.
+``daw_instrument_render`` or its twin), or a ``soundfont`` instrument with FluidSynth
+(:mod:`dsp_core.soundfont`): events queued from any thread act at the start of the next
+block rendered.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +31,9 @@ from .instrument_graph import (
 from .midi import Instrument
 from .reference_instruments import S_CURSOR
 from .session import Track
+
+if TYPE_CHECKING:
+    from .soundfont import SoundFontSource
 
 #: Event kinds a live event may have (the engine's ``DAW_MIDI_*``).
 LIVE_KINDS = (NOTE_ON, NOTE_OFF, CC, BEND)
@@ -64,9 +69,19 @@ class LiveInstrument:
         self._queue: list[tuple[int, int, int, int]] = []
         self.frame = 0
         self.instrument = instrument
+        self.font: SoundFontSource | None = None
         self.state = self._build(instrument)
 
     def _build(self, instrument: Instrument) -> InstrumentState:
+        if self.font is not None:
+            self.font.close()
+            self.font = None
+        if instrument.kind == "soundfont":  # FluidSynth, fed each block's events
+            from .soundfont import SoundFontSource
+
+            self.font = SoundFontSource(instrument, np.zeros(0, dtype=EVENT_DTYPE),
+                                        self.sample_rate, self.max_block, 1)
+            instrument = Instrument("synth")  # an idle state keeps the one render path
         state = build_instrument(Track("live", instrument=instrument), 1.0, self.sample_rate,
                                  self.max_block, self._load)
         assert state is not None
@@ -86,7 +101,7 @@ class LiveInstrument:
         if instrument == self.instrument:
             return
         old = self.instrument
-        if (old.kind == instrument.kind and old.zones == instrument.zones
+        if (old.kind == instrument.kind != "soundfont" and old.zones == instrument.zones
                 and old.value("voices") == instrument.value("voices")):
             self.state.params[:] = instrument_params(instrument, self.sample_rate)
         else:
@@ -103,6 +118,11 @@ class LiveInstrument:
         events = np.zeros(len(queued), dtype=EVENT_DTYPE)
         for i, (kind, channel, key, value) in enumerate(queued):
             events[i] = (self.frame, kind, channel, key, value)
+        if self.font is not None:
+            self.font.events, self.font._cursor = events, 0
+            self.font.fill(self.frame, frames)
+            self.frame += frames
+            return self.font.buffer[0, :frames]
         inst = self.state
         inst.events = events
         inst.state[S_CURSOR] = 0  # (the first block is a seek: controllers at rest)
