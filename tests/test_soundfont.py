@@ -155,3 +155,20 @@ def test_a_soundfont_track_in_the_document_plays() -> None:
     session = doc.to_session()
     assert session.tracks[0].instrument == Instrument("soundfont", {"program_0": 24})
     assert np.abs(Engine(session, block_size=512).render(0, RATE // 2)).max() > 0.01
+
+
+def test_the_cli_imports_a_general_midi_file_into_a_project_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dawserver.cli import main
+    from dsp_core.project import load_project, save_project
+
+    project = save_project(Session(tracks=[Track("vox")]), tmp_path / "song")
+    song = gm_file(tmp_path / "gm.mid", on_grid=True)
+    result = CliRunner().invoke(main, ["midi", "import", "--soundfont", str(tmp_path / "song"),
+                                       str(song)])
+    assert result.exit_code == 0, result.output
+    session = load_project(project)
+    assert [t.instrument.params for t in session.tracks[1:]] == [
+        {"program_0": 0}, {"program_1": 48}, {}]
+    assert np.abs(Engine(session, block_size=512).render(0, RATE)).max() > 0.05
