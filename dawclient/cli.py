@@ -59,10 +59,19 @@ def _latency(text: str) -> str | float:
               "or write record them as automation).")
 @click.option("--backend", type=click.Choice(["native", "reference"]), default=None,
               help="Engine backend (default: native C engine when built).")
+@click.option("--midi-in", default=None, help="Play and record from this MIDI input port "
+              "(index or part of its name; see --list-midi) into the --track MIDI track "
+              "(default: the first with an instrument); notes land where they were heard "
+              "while the transport plays, no arming needed.")
+@click.option("--midi-api", type=click.Choice(["alsa", "jack"]), default=None,
+              help="RtMidi's MIDI system for --midi-in (default: RtMidi's choice).")
+@click.option("--list-midi", is_flag=True, help="Print the MIDI input ports and exit.")
 def client(url: str | None, project_id: str | None, token: str | None, device: str | None,
            input_device: str | None, list_devices: bool, block_size: int, latency: str,
            record: bool, track: str | None, seconds: float | None, save: Path | None,
-           cache_dir: Path | None, backend: str | None, controls: bool) -> None:
+           cache_dir: Path | None, backend: str | None, controls: bool,
+           midi_in: str | None = None, midi_api: str | None = None,
+           list_midi: bool = False) -> None:
     """Join the project at URL (http://HOST:PORT), render it locally and play it."""
     try:
         from .player import StreamSettings, parse_device
@@ -77,12 +86,20 @@ def client(url: str | None, project_id: str | None, token: str | None, device: s
         except OSError as exc:
             raise CliError(f"cannot list audio devices: {exc}") from None
         return
+    if list_midi:
+        from .midi_input import MidiInputError, list_ports
+        try:
+            click.echo("\n".join(f"{i}: {name}" for i, name in
+                                  enumerate(list_ports(midi_api))) or "no MIDI input ports")
+        except MidiInputError as exc:
+            raise CliError(str(exc)) from None
+        return
     if not url or not project_id or not token:
         raise CliError("give the server URL, --project and --token (or --list-devices)")
     stream = StreamSettings(parse_device(device), parse_device(input_device), block_size,
                             _latency(latency), record, str(save) if save else None)
     options = ClientOptions(url, project_id, token, stream, track, seconds, backend=backend,
-                            controls=controls)
+                            controls=controls, midi_in=midi_in, midi_api=midi_api)
     if cache_dir is not None:
         options.cache_dir = cache_dir
     try:
@@ -95,6 +112,11 @@ def client(url: str | None, project_id: str | None, token: str | None, device: s
     click.echo(f"played {report.frames_played / rate:.2f} s in {report.blocks_written} blocks "
                f"({report.underflows} underflows); takes: {len(report.clips)} clip(s)"
                + (f" {', '.join(report.clips)}" if report.clips else ""))
+    if midi_in is not None:
+        waits = sorted(report.midi_latency)
+        median = f"{1000 * waits[len(waits) // 2]:.1f} ms" if waits else "no notes"
+        click.echo(f"MIDI: {report.midi_notes} note(s) recorded; note-on to first audible "
+                   f"sample rendered: median {median}")
     if report.latency is not None:
         heard, played = report.latency
         click.echo(f"takes placed {round((heard + played) * rate)} frames early: input "

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -27,6 +28,9 @@ import soundfile as sf
 from dsp_core.errors import DspError
 from dsp_core.playhead import Playhead
 from dsp_core.session import Session
+
+if TYPE_CHECKING:
+    from .live_midi import LiveMidi
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +92,10 @@ class Player:
     def __init__(self, engine, playhead: Playhead, settings: StreamSettings, *,
                  armed: list[str] | None = None, on_take: Callable[[Take], None] | None = None,
                  stop_after: int | None = None,
-                 on_finish: Callable[[BaseException | None], None] | None = None) -> None:
+                 on_finish: Callable[[BaseException | None], None] | None = None,
+                 live: LiveMidi | None = None) -> None:
         self.engine = engine
+        self.live = live
         self.playhead = playhead
         self.settings = settings
         self.armed = list(armed or [])
@@ -187,6 +193,9 @@ class Player:
         out = np.zeros((2, block), dtype=np.float32)
         for offset, start, count in spans:
             out[:, offset:offset + count] = self.engine.render(start, count)
+        if self.live is not None:  # a keyboard plays along, playing or stopped
+            heard_at = self._clock + self._written + self._output_latency(stream)
+            self.live.block(out, spans[0][1] if spans else None, heard_at)
         if self.settings.record:
             captured, overflowed = stream.read(block)
             self.overflows += int(overflowed)
@@ -220,6 +229,11 @@ class Player:
             self._stop.wait(ahead - MAX_AHEAD)
         elif ahead < -MAX_AHEAD:  # the device (or this machine) fell behind: start afresh
             self._clock, self._written = now, 0.0
+
+    @staticmethod
+    def _output_latency(stream) -> float:  # noqa: ANN001 - a sounddevice stream
+        latency = getattr(stream, "latency", 0.0)
+        return float(latency[1] if isinstance(latency, tuple) else latency or 0.0)
 
     @property
     def take_latency(self) -> int:

@@ -32,6 +32,8 @@ from dsp_core.session import Session
 
 from .channel import connect
 from .controls import ControlError, Controls, parse_move
+from .live_midi import LiveMidi, write_notes
+from .midi_input import MidiInput, MidiInputError
 from .player import Player, StreamSettings, Take
 from .sources import SourceCache
 
@@ -57,6 +59,11 @@ class ClientOptions:
     #: Read fader moves from standard input (:mod:`.controls`): static values, and
     #: automation while playing in touch/latch/write.
     controls: bool = False
+    #: Play and record from this MIDI input port (index or part of its name) into the
+    #: selected MIDI track (``track``, else the first track with an instrument).
+    midi_in: str | None = None
+    #: RtMidi's API for ``midi_in``: ``alsa``, ``jack`` or None (its default).
+    midi_api: str | None = None
 
 
 @dataclass
@@ -71,6 +78,10 @@ class ClientReport:
     #: PortAudio's (input, output) latency in seconds when recording; takes are placed
     #: their sum earlier.
     latency: tuple[float, float] | None = None
+    #: Notes recorded from the MIDI input, and each note-on's latency in seconds from
+    #: its arrival to its first audible sample rendered.
+    midi_notes: int = 0
+    midi_latency: list[float] = field(default_factory=list)
 
 
 def armed_tracks(document: ProjectDocument, only: str | None = None) -> list[str]:
@@ -94,6 +105,8 @@ class DesktopClient:
                                  Path(options.cache_dir) / options.project_id)
         self.report = ClientReport()
         self._uploads: set[asyncio.Task] = set()
+        self._live: LiveMidi | None = None
+        self._midi_clip: str | None = None
 
     async def run(self) -> ClientReport:
         """Join, play until ``seconds`` were played or Ctrl-C/SIGTERM, then leave.
@@ -147,8 +160,16 @@ class DesktopClient:
             loop.call_soon_threadsafe(self._keep_take_soon, take, document, http)
 
         stop_after = None if o.seconds is None else int(round(o.seconds * session.sample_rate))
+        live = self._live = self._live_midi(session, playhead) if o.midi_in else None
         player = Player(engine, playhead, o.stream, armed=armed_tracks(document, o.track),
-                        on_take=take_ready, stop_after=stop_after, on_finish=finish)
+                        on_take=take_ready, stop_after=stop_after, on_finish=finish,
+                        live=live)
+        midi_port = None
+        if live is not None:
+            try:
+                midi_port = MidiInput(o.midi_in or "", live.message, o.midi_api).open()
+            except MidiInputError as exc:
+                raise ClientError(str(exc)) from None
         changed = asyncio.Event()
         subscription = sync.doc.observe(lambda _event: loop.call_soon_threadsafe(changed.set))
         controls = Controls(document, lambda: player.playhead.to_session(
@@ -157,6 +178,7 @@ class DesktopClient:
                                                     controls))
         player.start()
         reader = asyncio.create_task(self._read_controls(controls)) if controls else None
+        writer = asyncio.create_task(self._write_midi(document)) if live else None
         stoppers = []
         for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C: finish the take, then leave
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -168,8 +190,10 @@ class DesktopClient:
             for signum in stoppers:
                 loop.remove_signal_handler(signum)
             player.stop()
+            if midi_port is not None:
+                midi_port.close()
             await loop.run_in_executor(None, player.join)
-            for task in (follower, reader):
+            for task in (follower, reader, writer):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -178,6 +202,11 @@ class DesktopClient:
                 controls.stop()
                 await self._confirm_points(http, controls)
             sync.doc.unobserve(subscription)
+        if live is not None:
+            live.finish()
+            self._keep_midi(document)
+            self.report.midi_latency = [n.rendered - n.arrived for n in live.latencies]
+            await self._confirm_midi(http, document)
         self.report.frames_played = player.frames_played
         self.report.blocks_written = player.blocks_written
         self.report.underflows = player.underflows
@@ -205,8 +234,57 @@ class DesktopClient:
                 await self.cache.fetch(session, http)
                 last = session
                 player.update(session=session)
+                if self._live is not None:
+                    self._live.follow(session)
             # a burst of edits (a fader drag) coalesces; big projects convert slowly
             await asyncio.sleep(min(0.5, max(0.02, 2 * took)))
+
+    def _live_midi(self, session: Session, playhead: Playhead) -> LiveMidi:
+        """The keyboard's path into the selected MIDI track (ClientError when none)."""
+        o = self.options
+        tracks = [t for t in session.tracks if t.instrument is not None
+                  and (o.track is None or t.id == o.track)]
+        if not tracks:
+            which = f"track {o.track!r} has" if o.track else "no track has"
+            raise ClientError(f"--midi-in plays a MIDI track, but {which} an instrument "
+                              "(give one: PUT /projects/{id}/tracks/{track}/instrument)")
+        track = tracks[0]
+        assert track.instrument is not None
+        return LiveMidi(track.id, track.instrument, playhead.render_rate,
+                        o.stream.block_size, playhead.to_session, o.backend,
+                        self.cache.loader)
+
+    def _keep_midi(self, document: ProjectDocument) -> None:
+        """Write the notes finished since the last call into the shared document."""
+        live = self._live
+        notes = live.take_notes() if live is not None else []
+        if live is not None and notes:
+            self._midi_clip = write_notes(document, live.track_id, notes, self._midi_clip)
+            self.report.midi_notes += len(notes)
+            log.info("%d MIDI note(s) recorded into %s", len(notes), self._midi_clip)
+
+    async def _write_midi(self, document: ProjectDocument) -> None:
+        while True:
+            self._keep_midi(document)
+            await asyncio.sleep(0.1)
+
+    async def _confirm_midi(self, http: aiohttp.ClientSession,
+                            document: ProjectDocument) -> None:
+        """Wait until the server's document holds the recorded clip's notes."""
+        if self._midi_clip is None:
+            return
+        wanted = set(document.notes(self._midi_clip))
+        url = f"{self.base_url}/projects/{self.options.project_id}"
+        headers = {"Authorization": f"Bearer {self.options.token}"}
+        for _ in range(100):
+            async with http.get(url, headers=headers) as response:
+                if response.status == 200:
+                    clips = (await response.json())["document"].get("midi_clips") or {}
+                    stored = (clips.get(self._midi_clip) or {}).get("notes") or {}
+                    if wanted <= set(stored):
+                        return
+            await asyncio.sleep(0.05)
+        log.error("the server has not confirmed the recorded MIDI notes")
 
     async def _read_controls(self, controls: Controls) -> None:
         """Apply the control moves read from standard input, one per line."""

@@ -86,7 +86,7 @@ class ZoneBody(Model):
 class InstrumentBody(Model):
     """A track's instrument; parameters as in docs/midi.md (missing ones: defaults)."""
 
-    kind: Literal["synth", "sampler"]
+    kind: Literal["synth", "sampler", "soundfont"]
     params: dict[str, Any] = Field(default_factory=dict)
     zones: list[ZoneBody] = Field(default_factory=list)
 

@@ -166,8 +166,9 @@ class Engine:
             position += count
 
     def _feed_hosted(self, start: int, frames: int) -> None:
-        """Render every hosted chain (a track with an lv2 plug-in) ahead of the C call,
-        into its feed clip, placed where the engine reads that track in this block."""
+        """Render every hosted chain (a track with an lv2 plug-in) and soundfont
+        instrument ahead of the C call, into its feed clip, placed where the engine reads
+        that track in this block."""
         graph = self.graph
         key = self._hosted_key
         if not key or key[0] is not graph or key[1] != graph.version or (
@@ -178,14 +179,22 @@ class Engine:
                     offsets.update((i, run.offset) for i in range(run.first,
                                                                   run.first + run.count))
             self._hosted = [(i, t, offsets.get(i, 0)) for i, t in enumerate(graph.tracks)
-                            if t.hosted is not None]
+                            if t.hosted is not None or t.source is not None]
             self._hosted_key = (graph, graph.version, graph.schedule)
         if not self._hosted:
             return
         view = graph.native_view if graph.native_version == graph.version else None
         for index, state, offset in self._hosted:
-            assert state.hosted is not None
             position = start - offset
+            if state.source is not None:  # a soundfont instrument: its feed is clip 0
+                state.source.fill(position, frames)
+                feed = (state.hosted.clips if state.hosted is not None else state.clips)[0]
+                feed.position, feed.length = position, frames
+                if state.hosted is None:
+                    if view is not None:
+                        view.place_clip(index, 0, position, frames)
+                    continue
+            assert state.hosted is not None
             state.hosted.fill(self._backend, position, frames, graph.frames_done)
             feed = state.clips[0]
             feed.position, feed.length = position, frames

@@ -24,12 +24,13 @@ from .effects import (
     EffectState,
 )
 from .errors import ProjectError
-from .instrument_graph import InstrumentState, build_instrument
+from .instrument_graph import InstrumentState, build_instrument, midi_events
 from .schedule import Schedule, plan_schedule
 from .session import AutomationLane, Bus, Session, Track, db_to_linear
 
 if TYPE_CHECKING:  # lv2_chain imports the twin, which imports this module
     from .lv2_chain import HostedChain
+    from .soundfont import SoundFontSource
 
 SourceLoader = Callable[[str, int], np.ndarray]
 LANES = 8  # DAW_LANES (tests/test_engine_header.py): chains the C engine runs side by side
@@ -91,6 +92,7 @@ class TrackState:
     automation: AutomationState | None = None
     instrument: InstrumentState | None = None  # MIDI tracks
     hosted: HostedChain | None = None  # a chain with an lv2 plug-in, rendered ahead
+    source: SoundFontSource | None = None  # a soundfont instrument, rendered ahead
 
 
 @dataclass
@@ -277,6 +279,14 @@ def build_track(
         for send in track.sends
     ]
     instrument = build_instrument(track, ratio, sample_rate, max_block, load)
+    source = None
+    if track.instrument is not None and track.instrument.kind == "soundfont":
+        from .soundfont import SoundFontSource
+
+        source = SoundFontSource(track.instrument, midi_events(track.midi_clips, ratio),
+                                 sample_rate, max_block, track.channels)
+        # its feed: clip 0, placed every block where the engine reads the track
+        clips.insert(0, ClipState(source.buffer, 0, 0, 0, 1.0, 0, 0))
     effects: list[EffectState] = []
     if any(spec.kind in HOSTED_KINDS for spec in track.effects):
         from .lv2_chain import HostedChain
@@ -299,6 +309,7 @@ def build_track(
         automation=build_automation(track, ratio, max_block, any_solo),
         instrument=instrument,
         hosted=hosted,
+        source=source,
     )
 
 

@@ -24,6 +24,7 @@ Layouts (float64 unless noted; the C enums in instruments.c name the same slots)
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -119,9 +120,10 @@ def midi_events(clips: list[MidiClip], ratio: float) -> np.ndarray:
 
 def build_instrument(track: Track, ratio: float, sample_rate: int, max_block: int,
                      load: Callable[[str, int], np.ndarray]) -> InstrumentState | None:
-    """The instrument state of ``track``, or None when it has no instrument."""
+    """The instrument state of ``track``, or None when it has no instrument (or one the C
+    engine does not play: a ``soundfont``, :mod:`dsp_core.soundfont`)."""
     instrument = track.instrument
-    if instrument is None:
+    if instrument is None or instrument.kind not in KINDS:
         return None
     zones = []
     if instrument.kind == "sampler":
@@ -144,19 +146,56 @@ def build_instrument(track: Track, ratio: float, sample_rate: int, max_block: in
 
 
 def instrument_structure(track: Track) -> tuple:
-    """What a track's instrument state is built from: a change rebuilds it."""
+    """What a track's instrument state is built from: a change rebuilds it.
+
+    Each clip's part is computed once per :class:`MidiClip` object (:func:`clip_structure`),
+    so an apply after one clip changed sorts that clip's notes only.
+    """
     if track.instrument is None:
         return ()
     inst = track.instrument
     return (inst.kind, tuple(sorted((k, str(v)) for k, v in inst.params.items())),
             tuple((z.source, z.root, z.key_lo, z.key_hi, z.vel_lo, z.vel_hi)
                   for z in inst.zones),
-            tuple((c.position, c.length,
-                   tuple(sorted((n.pitch, n.velocity, n.start, n.length, n.channel)
-                                for n in c.notes)),
-                   tuple(sorted((e.kind, e.frame, e.value, e.number, e.channel)
-                                for e in c.controls)))
+            tuple(clip_structure(c)
                   for c in sorted(track.midi_clips, key=lambda c: (c.position, c.id))))
+
+
+#: id(clip) -> (weak reference, fingerprint, key): the memo of :func:`clip_structure`.
+_CLIP_KEYS: dict[int, tuple[weakref.ref, tuple, tuple]] = {}
+
+
+def _fingerprint(clip: MidiClip) -> tuple:
+    return (clip.position, clip.length, id(clip.notes), len(clip.notes), id(clip.controls),
+            len(clip.controls))
+
+
+def _clip_key(clip: MidiClip) -> tuple:
+    return (clip.position, clip.length,
+            tuple(sorted((n.pitch, n.velocity, n.start, n.length, n.channel)
+                         for n in clip.notes)),
+            tuple(sorted((e.kind, e.frame, e.value, e.number, e.channel)
+                         for e in clip.controls)))
+
+
+def clip_structure(clip: MidiClip) -> tuple:
+    """One clip's part of :func:`instrument_structure`, kept while the object lives.
+
+    The document hands the engine a new :class:`MidiClip` for each clip that changed and
+    the same object for the rest (:meth:`collab.midi.MidiEdits`), so only changed clips are
+    sorted again.  A clip edited in place is seen when its position, length or note or
+    event lists (object or count) change; other in-place edits must use a copy (as
+    ``copy.deepcopy`` of a session does).
+    """
+    memo = _CLIP_KEYS.get(id(clip))
+    fingerprint = _fingerprint(clip)
+    if memo is not None and memo[0]() is clip and memo[1] == fingerprint:
+        return memo[2]
+    key = _clip_key(clip)
+    ident = id(clip)
+    _CLIP_KEYS[ident] = (weakref.ref(clip, lambda _ref: _CLIP_KEYS.pop(ident, None)),
+                         fingerprint, key)
+    return key
 
 
 def same_sound(old: tuple, new: tuple) -> bool:
@@ -169,5 +208,5 @@ def same_sound(old: tuple, new: tuple) -> bool:
     return old[0] == new[0] and old[2] == new[2] and voices[0] == voices[1]
 
 
-__all__ = ["WAVES", "InstrumentState", "ZoneState", "build_instrument", "instrument_params",
-           "instrument_structure", "midi_events"]
+__all__ = ["WAVES", "InstrumentState", "ZoneState", "build_instrument", "clip_structure",
+           "instrument_params", "instrument_structure", "midi_events"]

@@ -16,7 +16,7 @@ from typing import Any
 from .errors import ProjectError
 
 #: Instrument kinds the engine renders.
-INSTRUMENT_KINDS = ("synth", "sampler")
+INSTRUMENT_KINDS = ("synth", "sampler", "soundfont")
 WAVES = ("saw", "square", "sine")
 CONTROL_KINDS = ("cc", "pitch_bend")
 #: Controllers the instruments act on (others are kept in the document and files).
@@ -43,7 +43,11 @@ INSTRUMENT_PARAMS: dict[str, tuple[float, float, float]] = {
     "filter_decay_ms": (300.0, 0.0, 10000.0),
     "filter_sustain": (0.2, 0.0, 1.0),
     "filter_release_ms": (200.0, 0.0, 10000.0),
+    # soundfont only: the General MIDI program of each channel (dsp_core/soundfont.py)
+    **{f"program_{channel}": (0, 0, 127) for channel in range(16)},
 }
+#: Parameters that must be whole numbers.
+WHOLE_PARAMS = frozenset({"voices", "osc1", "osc2", *(f"program_{c}" for c in range(16))})
 MAX_PITCH = 127
 MAX_FRAME = 2 ** 53
 
@@ -183,7 +187,7 @@ def validate_param(name: str, value: Any, label: str) -> None:
             or not low <= value <= high):
         raise ProjectError(f"{label} {name}: must be a number in [{low:g}, {high:g}], "
                            f"got {value!r}")
-    if name in ("voices", "osc1", "osc2") and value != int(value):
+    if name in WHOLE_PARAMS and value != int(value):
         raise ProjectError(f"{label} {name}: must be a whole number, got {value!r}")
 
 

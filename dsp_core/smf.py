@@ -89,11 +89,18 @@ class _TempoMap:
 
 def read_smf(source: str | os.PathLike[str] | bytes | BinaryIO, sample_rate: int,
              id_prefix: str = "midi", max_events: int = MAX_IMPORT_EVENTS,
-             max_tracks: int = MAX_IMPORT_TRACKS) -> SmfImport:
+             max_tracks: int = MAX_IMPORT_TRACKS, instrument: str = "synth") -> SmfImport:
     """Read a Standard MIDI File into MIDI tracks (each with a default synth and one clip
     from frame 0); raises :class:`ProjectError` for a file mido cannot parse or whose
     times leave the frame range, :class:`SmfTooLarge` past ``max_events`` notes and
-    controller events or ``max_tracks`` tracks."""
+    controller events or ``max_tracks`` tracks.
+
+    ``instrument="soundfont"`` gives each track a stereo General MIDI ``soundfont``
+    instrument instead (:mod:`dsp_core.soundfont`) playing, on each channel, the first
+    program the file selects there."""
+    if instrument not in ("synth", "soundfont"):
+        raise ProjectError(f"an imported track's instrument must be 'synth' or 'soundfont', "
+                           f"got {instrument!r}")
     midi = _open(source)
     tempo_map = _TempoMap(midi)
     result = SmfImport(tempo=round(mido.tempo2bpm(tempo_map.points[0][1]), 6))
@@ -116,9 +123,12 @@ def read_smf(source: str | os.PathLike[str] | bytes | BinaryIO, sample_rate: int
         notes: list[Note] = []
         controls: list[ControlEvent] = []
         sounding: dict[tuple[int, int], deque[tuple[int, int]]] = {}
+        programs: dict[str, int] = {}
         for msg in mtrack:
             tick += msg.time
-            if msg.type == "track_name":
+            if msg.type == "program_change":
+                programs.setdefault(f"program_{msg.channel}", msg.program)
+            elif msg.type == "track_name":
                 name = msg.name
             elif msg.type == "time_signature" and not signature_seen:
                 result.beats_per_bar, result.beat_unit = msg.numerator, msg.denominator
@@ -155,8 +165,11 @@ def read_smf(source: str | os.PathLike[str] | bytes | BinaryIO, sample_rate: int
         clip = MidiClip(0, end, sorted(notes, key=lambda n: (n.start, n.pitch)), controls,
                         f"{track_id}-clip")
         validate_clip(clip, f"MIDI file track {index + 1} ({name or 'unnamed'})")
+        gm = instrument == "soundfont"
         result.tracks.append(Track(id=track_id, name=name or f"MIDI {index + 1}",
-                                   instrument=Instrument("synth"), midi_clips=[clip]))
+                                   channels=2 if gm else 1,
+                                   instrument=Instrument("soundfont", dict(programs)) if gm
+                                   else Instrument("synth"), midi_clips=[clip]))
     return result
 
 

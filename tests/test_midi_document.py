@@ -191,7 +191,8 @@ def test_the_project_file_keeps_midi_and_audio_tracks_read_as_before(tmp_path: P
     (lambda t: t["midi_clips"][0]["notes"][0].update(pitch=200),
      "tracks[1].midi_clips[0].notes[0] pitch: must be an integer in [0, 127], got 200"),
     (lambda t: t["midi_clips"][0].update(tempo=1), "unknown key(s) 'tempo'"),
-    (lambda t: t["instrument"].update(kind="fm"), "'fm' is not one of synth, sampler"),
+    (lambda t: t["instrument"].update(kind="fm"),
+     "'fm' is not one of synth, sampler, soundfont"),
     (lambda t: t["instrument"]["params"].update(voices=0), "voices: must be a number in [1, 32]"),
 ])
 def test_bad_midi_in_a_project_file_names_the_json_path(tmp_path: Path, edit, words) -> None:

@@ -20,11 +20,14 @@ def midi() -> None:
 @midi.command("import")
 @click.argument("project", type=click.Path(path_type=Path))
 @click.argument("midi_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-def import_midi(project: Path, midi_file: Path) -> None:
+@click.option("--soundfont", is_flag=True, help="Play the tracks with FluidSynth's General "
+              "MIDI font (each channel's program from the file) instead of default synths.")
+def import_midi(project: Path, midi_file: Path, soundfont: bool = False) -> None:
     """Add the tracks of MIDI_FILE (each with a default synth) to PROJECT and save it."""
     try:
         session = load_project(project)
-        imported = read_smf(midi_file, session.sample_rate, id_prefix=f"{midi_file.stem}-")
+        imported = read_smf(midi_file, session.sample_rate, id_prefix=f"{midi_file.stem}-",
+                            instrument="soundfont" if soundfont else "synth")
         taken = {t.id for t in session.tracks}
         clash = sorted(taken & {t.id for t in imported.tracks})
         if clash:

@@ -17,6 +17,7 @@ import { Timeline } from './timeline.js'
 import { FaderWriter } from './automation.js'
 import { Transport } from './transport.js'
 import { EffectsPanel } from './effects.js'
+import { PianoRoll } from './pianoroll.js'
 import { TranscriptPanel } from './transcript.js'
 import { CommentsPanel } from './comments.js'
 import { MarkersPanel } from './markers.js'
@@ -103,6 +104,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     presence.set('selected', view.track)
     timeline.setSelection(view.track, view.clip)
     effects.show(view.track)
+    pianoroll.show(view.track)
     transcript.show(view.clip)
   }
   const peaks = new PeakCache({ projectId, token, url: features.peaks || null })
@@ -131,6 +133,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   const writer = new FaderWriter({ project, transport, notify })
   transport.onRecord = () => toggleRecording({ project, transport, live, features, listen })
   const effects = new EffectsPanel({ project, presence, editable })
+  const pianoroll = new PianoRoll({ project, editable, notify, playhead: () => transport.playhead() })
   const transcript = new TranscriptPanel({
     project, editable, token, notify, names, editUrl: features.transcript_edit || null,
     transcribeUrl: features.transcribe || null,
@@ -170,7 +173,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
       name, badge, transport.el, listen, meter, volume, bounce.el, people, status),
     editable ? '' : h('div', { class: 'viewer-banner', role: 'note' }, 'View only — you see every change live, but cannot edit.'),
     h('main', { class: 'workspace' }, timeline.el),
-    h('footer', { class: 'panels' }, effects.el, transcript.el, markers.el, comments.el,
+    h('footer', { class: 'panels' }, effects.el, pianoroll.el, transcript.el, markers.el, comments.el,
       claims.role === 'owner' ? sharePanel({ projectId, token: () => project.token, notify }) : ''))
   if (!editable) {
     for (const el of root.querySelectorAll('.edit')) el.disabled = true
@@ -195,6 +198,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
       writer.transportChanged()
     }
     if (batch.full || !view.track || batch.tracks.has(view.track)) effects.update()
+    if (batch.full || batch.midi || batch.ruler || batch.tracks.has(view.track)) pianoroll.update()
     if (batch.full || batch.transcripts || batch.clips.size) transcript.update()
     if (batch.full || batch.comments) comments.update()
     if (batch.full || batch.ruler) markers.update()
@@ -219,6 +223,8 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
         key.forEach((id) => changes.clips.add(String(id)))
       } else if (rootName === 'comments') {
         changes.comments = true
+      } else if (rootName === 'midi_clips') {
+        changes.midi = true
       } else if (rootName === 'meta') {
         changes.full = true
       }
@@ -275,7 +281,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     }
     renewal.onFail = (err) => notify(`Cannot renew your access to this project: ${err.message}`, true)
   }
-  window.daw = { project, presence, timeline, transport, live, features, renewal, writer } // for tests and the console
+  window.daw = { project, presence, timeline, transport, live, features, renewal, writer, pianoroll } // for tests and the console
   await synced
   performance.mark('daw:synced')
   status.textContent = 'connected'

@@ -9,7 +9,7 @@ import { sliceSegments } from './cut.js'
 import { newLanes } from './automation.js'
 
 export const ROOTS = ['meta', 'tracks', 'clips', 'buses', 'transport', 'markers', 'comments',
-  'transcripts']
+  'transcripts', 'midi_clips']
 export const TRANSPORT_DEFAULTS = {
   tempo: 120, beats_per_bar: 4, beat_unit: 4, loop_enabled: false, loop_start: 0,
   loop_end: 0, playing: false, position: 0, recording: false

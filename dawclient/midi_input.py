@@ -1,0 +1,153 @@
+"""A MIDI input port (python-rtmidi): each message with the time it arrived.
+
+RtMidi reads the ALSA sequencer or JACK; which one is ``api`` (``alsa``, ``jack`` or
+None for RtMidi's default).  Messages reach ``on_message`` on RtMidi's own thread as
+:class:`MidiMessage` (note on, note off, controller, pitch bend; the rest is dropped)
+stamped with :func:`time.monotonic` at arrival.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dsp_core.instrument_graph import BEND, CC, NOTE_OFF, NOTE_ON
+
+log = logging.getLogger(__name__)
+
+
+class MidiInputError(Exception):
+    """A MIDI port that cannot be opened (no RtMidi, no such port, no server)."""
+
+
+@dataclass(frozen=True)
+class MidiMessage:
+    """One channel message: ``kind`` is the engine's ``NOTE_ON``/``NOTE_OFF``/``CC``/``BEND``;
+    ``value`` the velocity, controller value or bend (-8192..8191); ``at`` monotonic
+    seconds when it arrived."""
+
+    kind: int
+    channel: int
+    key: int
+    value: int
+    at: float
+
+
+def parse_message(data: list[int] | tuple[int, ...], at: float) -> MidiMessage | None:
+    """A channel message from raw MIDI bytes, or None for anything else (clock, sysex...).
+    A note-on with velocity 0 is a note-off."""
+    if len(data) < 2 or not 0x80 <= data[0] < 0xF0:
+        return None
+    status, channel = data[0] & 0xF0, data[0] & 0x0F
+    first = data[1] & 0x7F
+    second = data[2] & 0x7F if len(data) > 2 else 0
+    if status == 0x90 and second > 0:
+        return MidiMessage(NOTE_ON, channel, first, second, at)
+    if status in (0x80, 0x90):
+        return MidiMessage(NOTE_OFF, channel, first, 0, at)
+    if status == 0xB0:
+        return MidiMessage(CC, channel, first, second, at)
+    if status == 0xE0:
+        return MidiMessage(BEND, channel, 0, (first | (second << 7)) - 8192, at)
+    return None
+
+
+def _rtmidi() -> Any:
+    try:
+        import rtmidi
+    except ImportError:
+        raise MidiInputError("live MIDI needs python-rtmidi: pip install 'max-booster[midi]' "
+                             "(or python-rtmidi)") from None
+    return rtmidi
+
+
+def _api(rtmidi: Any, name: str | None) -> int:
+    apis = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK,
+            "coremidi": rtmidi.API_MACOSX_CORE, "winmm": rtmidi.API_WINDOWS_MM}
+    if name is None:
+        return rtmidi.API_UNSPECIFIED
+    if name not in apis:
+        raise MidiInputError(f"MIDI API must be one of {', '.join(apis)}, got {name!r}")
+    if apis[name] not in rtmidi.get_compiled_api():
+        raise MidiInputError(f"this RtMidi was built without {name}")
+    return apis[name]
+
+
+def list_ports(api: str | None = None) -> list[str]:
+    """The MIDI input ports RtMidi sees (``alsa``, ``jack`` or the default API)."""
+    rtmidi = _rtmidi()
+    try:
+        port = rtmidi.MidiIn(_api(rtmidi, api), "dawclient")
+    except rtmidi.SystemError as exc:
+        raise MidiInputError(f"no MIDI system ({api or 'default API'}): {exc}") from None
+    try:
+        return list(port.get_ports())
+    finally:
+        port.delete()
+
+
+class MidiInput:
+    """An open MIDI input port (a context manager) that calls ``on_message``.
+
+    ``port`` is an index into :func:`list_ports` or a part of a port's name.
+    """
+
+    def __init__(self, port: str | int, on_message: Callable[[MidiMessage], None],
+                 api: str | None = None) -> None:
+        self.port = port
+        self.api = api
+        self.on_message = on_message
+        self.name: str | None = None
+        self._midi: Any = None
+
+    def open(self) -> MidiInput:
+        """Open the port (``MidiInputError`` with the ports there are when none matches)."""
+        if self._midi is not None:
+            raise MidiInputError("the MIDI input is already open")
+        rtmidi = _rtmidi()
+        try:
+            midi = rtmidi.MidiIn(_api(rtmidi, self.api), "dawclient")
+        except rtmidi.SystemError as exc:
+            raise MidiInputError(f"no MIDI system ({self.api or 'default API'}): "
+                                 f"{exc}") from None
+        ports = list(midi.get_ports())
+        index = self._find(ports)
+        if index is None:
+            midi.delete()
+            raise MidiInputError(f"no MIDI input port {self.port!r}; there are: "
+                                 f"{', '.join(map(repr, ports)) or 'none'}")
+        midi.ignore_types(sysex=True, timing=True, active_sense=True)
+        midi.set_callback(self._arrived)
+        midi.open_port(index, "dawclient in")
+        self.name, self._midi = ports[index], midi
+        log.info("MIDI input from %s", self.name)
+        return self
+
+    def _find(self, ports: list[str]) -> int | None:
+        if isinstance(self.port, int) or str(self.port).isdigit():
+            index = int(self.port)
+            return index if 0 <= index < len(ports) else None
+        matches = [i for i, name in enumerate(ports) if str(self.port) in name]
+        return matches[0] if matches else None
+
+    def _arrived(self, event: tuple[list[int], float], _data: object = None) -> None:
+        message = parse_message(event[0], time.monotonic())
+        if message is not None:
+            self.on_message(message)
+
+    def close(self) -> None:
+        """Close the port (no more calls after this returns)."""
+        if self._midi is not None:
+            self._midi.cancel_callback()
+            self._midi.close_port()
+            self._midi.delete()
+            self._midi = None
+
+    def __enter__(self) -> MidiInput:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,103 @@
+"""``dawclient --midi-in`` end to end: a real server, the client as a subprocess playing
+through PortAudio's JACK host API, a virtual MIDI keyboard on the same JACK server.
+
+What is played is heard (the client's saved output) and lands in the server's document
+on the selected MIDI track, spaced as it was played."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from loopback import free_port
+from midi_helpers import jack_server
+from nodepeer import eventually, running_server
+
+from collab.tokens import Role
+from dawserver.assets import ASSETS
+from dawserver.config import ServerConfig
+from dawserver.keys import ROOMS, STORE, TOKENS
+from dawserver.projects import import_session
+from dsp_core.midi import Instrument
+from dsp_core.session import Session, Track
+
+rtmidi = pytest.importorskip("rtmidi")
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
+RATE, BLOCK = 48000, 256
+ROOT = Path(__file__).resolve().parents[1]
+#: Spacing of recorded notes against the spacing they were sent with (JACK hands MIDI
+#: over once per 256-frame period, the client writes 256-frame blocks; a busy machine).
+TOLERANCE = int(0.03 * RATE)
+
+
+def connected(server: str) -> bool:
+    """Whether the client's MIDI input port is open (it connects to ours as it opens)."""
+    ports = subprocess.run(["jack_lsp", "-s", server], capture_output=True, text=True,
+                           timeout=10).stdout
+    return "dawclient in" in ports
+
+
+async def test_notes_played_on_a_midi_port_are_heard_and_recorded(tmp_path: Path) -> None:
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
+    session = Session(tracks=[Track("drums"), Track("keys", instrument=Instrument(
+        "synth", {"attack_ms": 0.0, "release_ms": 20.0}))])
+    saved = tmp_path / "heard.wav"
+    with jack_server(RATE, BLOCK) as server:
+        os.environ["JACK_DEFAULT_SERVER"] = server
+        keyboard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "test keyboard")
+        try:
+            keyboard.open_virtual_port("keys")
+            async with running_server(config) as app:
+                info = await import_session(app[STORE], session, assets=app[ASSETS])
+                async with app[ROOMS].use(info.project_id) as room:
+                    await room.edit(lambda d: d.update_transport(playing=True, position=0))
+                token = app[TOKENS].issue(info.project_id, Role.EDITOR, "ana")
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "dawclient", config.base_url, "--project",
+                    info.project_id, "--token", token, "--cache", str(tmp_path / "cache"),
+                    "--device", "system", "--block-size", str(BLOCK), "--latency", "low",
+                    "--seconds", "4", "--save", str(saved), "--midi-in", "keys",
+                    "--midi-api", "jack",
+                    env={**os.environ, "PYTHONPATH": str(ROOT)},
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                await eventually(lambda: connected(server), timeout=30)
+                # playing: blocks reach the saved copy
+                await eventually(lambda: saved.exists() and saved.stat().st_size > 8 * RATE // 4,
+                                 timeout=30)
+                sent = []
+                for pitch in (60, 64, 67):
+                    keyboard.send_message([0x90, pitch, 100])
+                    sent.append(time.monotonic())
+                    await asyncio.sleep(0.2)
+                    keyboard.send_message([0x80, pitch, 0])
+                    await asyncio.sleep(0.3)
+                out, err = await asyncio.wait_for(proc.communicate(), 60)
+                assert proc.returncode == 0, err.decode()
+                async with app[ROOMS].use(info.project_id) as room:
+                    recorded = room.document.to_session().tracks[1].midi_clips
+        finally:
+            keyboard.close_port()
+            keyboard.delete()
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+    notes = sorted((clip.position + n.start, n.pitch, n.length)
+                   for clip in recorded for n in clip.notes)
+    assert [pitch for _start, pitch, _length in notes] == [60, 64, 67]
+    for (start, _p, length), at in zip(notes, sent, strict=True):
+        spacing = start - notes[0][0]
+        assert abs(spacing - (at - sent[0]) * RATE) <= TOLERANCE, (notes, sent)
+        assert abs(length - 0.2 * RATE) <= TOLERANCE
+    heard, _ = sf.read(saved, dtype="float32")
+    assert np.abs(heard).max() > 0.05  # only the keyboard makes sound in this project
+    found = re.search(r"MIDI: 3 note\(s\) recorded; note-on to first audible sample "
+                      r"rendered: median ([\d.]+) ms", out.decode())
+    assert found, out.decode()
+    print(f"\ndawclient over JACK: note-on -> first audible sample rendered "
+          f"{found[1]} ms median")

@@ -1,0 +1,139 @@
+"""Live MIDI input: messages from a real RtMidi port (JACK), played through the selected
+track's instrument and recorded at the timeline frames that were heard."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from midi_helpers import jack_server
+
+from collab.schema import ProjectDocument
+from dawclient.live_midi import LiveMidi, RecordedNote, write_notes
+from dawclient.midi_input import MidiInput, MidiInputError, MidiMessage, list_ports, parse_message
+from dsp_core.instrument_graph import BEND, CC, NOTE_OFF, NOTE_ON
+from dsp_core.midi import Instrument, MidiClip
+from dsp_core.session import Session, Track
+
+rtmidi = pytest.importorskip("rtmidi")
+pytestmark = pytest.mark.timeout(60)
+RATE, BLOCK = 48000, 256
+#: A recorded note's start may differ from the frame heard when it was sent by this much:
+#: JACK hands MIDI over once per period (256 frames), twice (out port, in port), plus
+#: thread wake-ups on a busy machine.
+TOLERANCE = int(0.025 * RATE)
+
+
+@pytest.fixture
+def jack(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with jack_server(RATE, BLOCK) as name:
+        monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
+        yield name
+
+
+@pytest.fixture
+def keyboard(jack: str) -> Iterator[object]:
+    """A virtual MIDI output port on JACK: what a keyboard would be."""
+    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "test keyboard")
+    out.open_virtual_port("keys")
+    yield out
+    out.close_port()
+    out.delete()
+
+
+def test_channel_messages_are_parsed_and_the_rest_dropped() -> None:
+    assert parse_message([0x91, 60, 100], 1.0) == MidiMessage(NOTE_ON, 1, 60, 100, 1.0)
+    assert parse_message([0x90, 60, 0], 2.0) == MidiMessage(NOTE_OFF, 0, 60, 0, 2.0)
+    assert parse_message([0x8F, 61, 40], 0.0).kind == NOTE_OFF
+    assert parse_message([0xB0, 64, 127], 0.0) == MidiMessage(CC, 0, 64, 127, 0.0)
+    assert parse_message([0xE3, 0, 64], 0.0) == MidiMessage(BEND, 3, 0, 0, 0.0)
+    assert parse_message([0xE0, 127, 127], 0.0).value == 8191
+    assert parse_message([0xF8], 0.0) is None and parse_message([0xC0, 5], 0.0) is None
+
+
+def test_an_unknown_port_names_the_ports_there_are(keyboard: object) -> None:
+    assert any("keys" in name for name in list_ports("jack"))
+    with pytest.raises(MidiInputError, match="no MIDI input port 'piano'.*keys"):
+        MidiInput("piano", lambda m: None, api="jack").open()
+
+
+class PacedPlayer:
+    """Renders blocks in real time as the player does (each block just before it is heard),
+    transport playing from frame 0 at ``t0``; keeps what was rendered."""
+
+    def __init__(self, live: LiveMidi, seconds: float) -> None:
+        self.live, self.blocks = live, int(seconds * RATE) // BLOCK
+        self.out = np.zeros((2, self.blocks * BLOCK), dtype=np.float32)
+        self.t0 = time.monotonic() + 0.05
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        for b in range(self.blocks):
+            heard_at = self.t0 + b * BLOCK / RATE
+            time.sleep(max(0.0, heard_at - time.monotonic()))
+            block = np.zeros((2, BLOCK), dtype=np.float32)
+            self.live.block(block, b * BLOCK, heard_at)
+            self.out[:, b * BLOCK:(b + 1) * BLOCK] = block
+
+
+def test_notes_from_the_port_are_heard_and_recorded_at_the_frames_played(
+        keyboard: object, capsys: pytest.CaptureFixture[str]) -> None:
+    live = LiveMidi("keys", Instrument("synth", {"attack_ms": 0.0}), RATE, BLOCK,
+                    to_session=lambda frame: frame, backend="native")
+    player = PacedPlayer(live, 2.5)
+    sent: list[tuple[int, float]] = []
+    with MidiInput("keys", live.message, api="jack") as port:
+        assert "keys" in (port.name or "")
+        player.thread.start()
+        for i, pitch in enumerate((60, 64, 67, 72)):
+            time.sleep(max(0.0, player.t0 + 0.3 + 0.45 * i - time.monotonic()))
+            keyboard.send_message([0x90, pitch, 90 + i])
+            sent.append((pitch, time.monotonic()))
+            time.sleep(0.2)
+            keyboard.send_message([0x80, pitch, 0])
+        player.thread.join(10)
+    notes = sorted(live.take_notes(), key=lambda n: n.start)
+    assert [(n.pitch, n.velocity) for n in notes] == [(60, 90), (64, 91), (67, 92), (72, 93)]
+    errors = []
+    for note, (_pitch, at) in zip(notes, sent, strict=True):
+        expected = round((at - player.t0) * RATE)
+        errors.append(note.start - expected)
+        assert abs(note.start - expected) <= TOLERANCE, (note, expected)
+        assert abs(note.length - 0.2 * RATE) <= TOLERANCE
+    # heard: silence before the first note, sound while each is held
+    first = min(n.start for n in notes)
+    assert np.abs(player.out[:, :first - TOLERANCE]).max() == 0.0
+    for note in notes:
+        assert np.abs(player.out[0, note.start + TOLERANCE:note.start + 4000]).max() > 0.05
+    latency = [lat.rendered - at for lat, (_p, at) in zip(live.latencies, sent, strict=True)]
+    heard = [lat.heard - at for lat, (_p, at) in zip(live.latencies, sent, strict=True)]
+    with capsys.disabled():
+        print(f"\nlive MIDI over JACK ({BLOCK}-frame period, {BLOCK}-frame blocks): "
+              f"record error {np.mean(errors) / RATE * 1000:+.1f} ms mean, "
+              f"{np.max(np.abs(errors)) / RATE * 1000:.1f} ms max; note-on -> first audible "
+              f"sample rendered {1000 * np.median(latency):.1f} ms median "
+              f"({1000 * max(latency):.1f} max), heard {1000 * np.median(heard):.1f} ms")
+    assert max(latency) < 0.1
+
+
+def test_recorded_notes_land_in_the_clip_that_holds_them_or_a_new_one() -> None:
+    doc = ProjectDocument.from_session(Session(tracks=[Track("keys")]))
+    doc.set_instrument("keys", Instrument("synth"))
+    old = doc.add_midi_clip("keys", MidiClip(0, 48000))
+    clip = write_notes(doc, "keys", [RecordedNote(0, 60, 100, 1000, 500),
+                                     RecordedNote(0, 62, 80, 60000, 4000)])
+    assert clip is not None and clip != old
+    assert [(n.pitch, n.start) for n in doc.midi_clip(old).notes] == [(60, 1000)]
+    made = doc.midi_clip(clip)
+    assert (made.position, made.length) == (60000, 4000)
+    again = write_notes(doc, "keys", [RecordedNote(1, 64, 70, 70000, 2000)], clip)
+    assert again == clip
+    made = doc.midi_clip(clip)
+    assert made.length == 12000
+    assert sorted((n.pitch, n.start, n.channel) for n in made.notes) == [(62, 0, 0),
+                                                                         (64, 10000, 1)]
+    session = doc.to_session()
+    assert sum(len(c.notes) for c in session.tracks[0].midi_clips) == 3
