@@ -53,7 +53,9 @@ def lane_range(owner: Any, param: str) -> tuple[float, float]:
     faders = FADER_PARAMS if is_track else BUS_FADER_PARAMS
     if param in faders:
         return faders[param]
-    kind, _, rest = param.partition(":")
+    kind, colon, rest = param.partition(":")
+    if not colon:
+        kind = ""
     if kind == "send" and is_track:
         if not any(send.bus == rest for send in owner.sends):
             raise ProjectError(f"automation {param!r}: the track has no send to bus {rest!r}; "
