@@ -77,7 +77,7 @@ def build_param_automation(session: Session, graph: Graph,
         for param, lane in _reading(track.automation):
             setter = _track_setter(track, state, param)
             if setter is not None:
-                result.lanes.append(_lane(lane, ratio, setter))
+                result.lanes.append(param_lane(lane, ratio, setter))
     for bus, state in [*zip(session.buses, graph.buses, strict=True),
                        (session.master, graph.master)]:
         fader = _BusFader(bus, state)
@@ -85,7 +85,7 @@ def build_param_automation(session: Session, graph: Graph,
             setter = fader.setter(param) if param in FADER_PARAMS else _effect_setter(
                 bus.effects, state.effects, param)
             if setter is not None:
-                result.lanes.append(_lane(lane, ratio, setter))
+                result.lanes.append(param_lane(lane, ratio, setter))
     return result if result.lanes else None
 
 
@@ -93,7 +93,10 @@ def _reading(lanes: dict[str, AutomationLane]) -> list[tuple[str, AutomationLane
     return [(p, lanes[p]) for p in sorted(lanes) if lanes[p].reads]
 
 
-def _lane(lane: AutomationLane, ratio: float, setter: Callable[[float], None]) -> ParamLane:
+def param_lane(lane: AutomationLane, ratio: float,
+               setter: Callable[[float], None]) -> ParamLane:
+    """``lane``'s points in render frames (session frames times ``ratio``), bound to
+    ``setter``."""
     points = lane.sorted_points()
     return ParamLane(
         frames=np.array([int(round(q.frame * ratio)) for q in points], dtype=np.int64),

@@ -165,3 +165,18 @@ def test_lanes_round_trip_through_the_project_file_and_the_document() -> None:
                 ] == [(0, -20.0 if param == "send:fx" else -6.0, "hold"),
                       (STEP, 0.0 if param == "send:fx" else 6.0, "hold")]
     assert [p.value for p in from_doc.buses[0].automation["pan"].points] == [-0.5, 0.5]
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_an_automated_object_moves_from_one_speaker_to_the_other(backend: str) -> None:
+    from dsp_core.immersive import ImmersiveRoute
+    from dsp_core.immersive_render import render_immersive
+
+    track = Track("o", clips=[Clip("x", 0, LENGTH)],
+                  immersive=ImmersiveRoute("object", azimuth=30.0))
+    track.automation["object:azimuth"] = step(30.0, -30.0)
+    out = render_immersive(Session(tracks=[track]), "stereo", backend=backend,
+                           loader=DictLoader({"x": SOURCE}))
+    left, right = out[0], out[1]  # M+030 (left) then M-030 (right)
+    assert np.abs(right[:STEP - 32]).max() < 1e-6 < np.abs(left[:STEP - 32]).max()
+    assert np.abs(left[STEP:]).max() < 1e-6 < np.abs(right[STEP:]).max()
