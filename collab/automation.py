@@ -26,7 +26,7 @@ from typing import Any
 from pycrdt import Map
 
 from dsp_core.automation_targets import RESERVED, lane_range
-from dsp_core.effects import EffectSpec
+from dsp_core.effects import HOSTED_KINDS, PARAMS, EffectSpec
 from dsp_core.errors import ProjectError
 from dsp_core.immersive import ImmersiveRoute
 from dsp_core.session import (
@@ -178,6 +178,41 @@ class FlatPoints:
     def to_py(self) -> dict[str, Any]:
         """point id -> {frame, value, curve}."""
         return {i: self.automation[self.prefix + i].to_py() for i in self._ids()}
+
+
+def static_value(data: dict[str, Any], param: str, track: bool = True) -> float:
+    """What ``param`` is without a lane, from a track's or bus's plain data (declared
+    defaults where the data names none)."""
+    kind, colon, rest = param.partition(":")
+    if not colon:
+        return float(data.get(param) or 0.0)
+    if kind == "send":
+        return float(((data.get("sends") or {}).get(rest) or {}).get("level_db", 0.0))
+    if kind == "object":
+        route = data.get("immersive") or {}
+        return float(route.get(rest, 1.0 if rest == "distance" else 0.0))
+    effect_id, _, name = rest.partition(":")
+    for effect in data.get("effects") or []:
+        if effect.get("id") == effect_id:
+            value = (effect.get("params") or {}).get(name)
+            if isinstance(value, int | float):
+                return float(value)
+            return _default(str(effect.get("kind", "")), effect.get("params") or {}, name)
+    return 0.0
+
+
+def _default(kind: str, params: dict[str, Any], name: str) -> float:
+    if kind in HOSTED_KINDS:
+        from dsp_core.lv2_catalog import plugin
+
+        for port in plugin(str(params.get("uri", ""))).controls:
+            if port.symbol == name:
+                return port.start_value()
+        return 0.0
+    for declared in PARAMS.get(kind, ()):
+        if declared.name == name:
+            return declared.default
+    return 0.0
 
 
 def owner_from_json(data: Any, track: bool = True) -> Track | Bus:

@@ -437,6 +437,45 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
         """What the lanes of a track or bus depend on (effects, sends, immersive route)."""
         return self._lane_owner(track_id)[1]
 
+    def automation_data(self, track_id: str) -> dict[str, Any]:
+        """The raw ``automation`` map of a track or bus as plain data."""
+        return self._automation_owner(track_id)[0].to_py().get("automation") or {}
+
+    def automation_static(self, track_id: str, param: str) -> float:
+        """The value ``param`` of a track or bus has without its lane (a fader, a send
+        level, an effect parameter, an object coordinate)."""
+        owner, is_track = self._automation_owner(track_id)
+        return lanes.static_value(owner.to_py(), param, is_track)
+
+    def set_automation_static(self, track_id: str, param: str, value: float) -> None:
+        """Set the value ``param`` of a track or bus has without its lane (what a control
+        moved outside a writing pass sets): a fader, a send level, an effect parameter or
+        an object coordinate; :class:`SchemaError` for a bad value."""
+        owner, model, is_track = self._lane_owner(track_id)
+        lanes.check_point(param, 0, value, "linear", model)
+        kind, colon, rest = param.partition(":")
+        with self.transaction():
+            if not colon and is_track:
+                self.update_track(track_id, **{param: bool(value >= 0.5) if param == "mute"
+                                               else float(value)})
+            elif not colon:
+                owner[param] = float(value)
+            elif kind == "send":
+                self._track_map(track_id)["sends"][rest]["level_db"] = float(value)
+            elif kind == "object":
+                self.move_object(track_id, **{rest: float(value)})
+            else:
+                effect_id, _, name = rest.partition(":")
+                for effect in owner["effects"]:
+                    if effect.get("id") == effect_id:
+                        spec = _effect_spec({**effect.to_py(), "params": {
+                            **effect["params"].to_py(), name: float(value)}})
+                        try:
+                            spec.validate()
+                        except ProjectError as exc:
+                            raise SchemaError(str(exc)) from exc
+                        effect["params"][name] = float(value)
+
     def _automation_owner(self, owner_id: str) -> tuple[Map, bool]:
         track = self._roots["tracks"].get(owner_id)
         if track is not None:
