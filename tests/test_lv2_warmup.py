@@ -11,9 +11,10 @@ from dawserver import lv2_warmup
 from dsp_core import lv2_catalog
 from dsp_core.errors import DspError
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)
 
 
+@pytest.mark.asyncio
 async def test_the_catalogue_loads_off_the_event_loop(monkeypatch) -> None:
     seen: list[threading.Thread] = []
 
@@ -29,6 +30,7 @@ async def test_the_catalogue_loads_off_the_event_loop(monkeypatch) -> None:
     assert len(seen) == 1 and seen[0] is not threading.main_thread()
 
 
+@pytest.mark.asyncio
 async def test_a_host_without_lilv_starts_anyway(monkeypatch) -> None:
     def plugins() -> list:
         raise DspError("install the Debian package liblilv-0-0")

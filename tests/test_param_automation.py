@@ -180,3 +180,14 @@ def test_an_automated_object_moves_from_one_speaker_to_the_other(backend: str) -
     left, right = out[0], out[1]  # M+030 (left) then M-030 (right)
     assert np.abs(right[:STEP - 32]).max() < 1e-6 < np.abs(left[:STEP - 32]).max()
     assert np.abs(left[STEP:]).max() < 1e-6 < np.abs(right[STEP:]).max()
+
+
+def test_a_lane_whose_effect_was_removed_stays_in_the_document_but_not_the_mix() -> None:
+    doc = ProjectDocument.from_session(Session(
+        tracks=[Track("t", effects=[EffectSpec("gain", id="g")])]))
+    doc.add_automation_point("t", "fx:g:gain_db", 0, -6.0)
+    doc.remove_effect("t", 0)
+    assert "fx:g:gain_db" not in doc.to_session().tracks[0].automation
+    assert any(key.startswith("fx:g:gain_db@") for key in doc.automation_data("t"))
+    doc.add_effect("t", EffectSpec("gain", id="g"))  # the lane names something again
+    assert doc.to_session().tracks[0].automation["fx:g:gain_db"].points[0].value == -6.0
