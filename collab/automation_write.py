@@ -37,7 +37,6 @@ import numpy as np
 
 from dsp_core.session import (
     AUTOMATION_MODES,
-    AUTOMATION_PARAMS,
     MAX_AUTOMATION_FRAME,
     AutomationPoint,
 )
@@ -47,6 +46,8 @@ from .errors import SchemaError
 
 #: Default thinning tolerance per parameter (dB, pan units, mute steps exactly).
 TOLERANCE: dict[str, float] = {"gain_db": 0.2, "pan": 0.01, "mute": 0.0}
+#: Thinning tolerance of every other parameter, as a fraction of its range.
+TOLERANCE_FRACTION = 0.002
 #: How long the lane takes to glide back to its own values after a touch or a stop.
 RETURN_SECONDS = 0.25
 #: Modes that write.
@@ -236,9 +237,10 @@ def _number(value: Any) -> float:
 def apply_edit(document: Any, track_id: str, param: str, edit: LaneEdit) -> int:
     """Bring the lane ``param`` of ``track_id`` in a :class:`collab.schema.ProjectDocument`
     to ``edit`` in one transaction; the number of points set or deleted."""
-    lanes.check_param(param)
+    owner = document.automation_owner(track_id)
+    lanes.check_param(param, owner)
     for point in edit.points.values():  # every check before the first write
-        lanes.check_point(param, point.frame, point.value, point.curve)
+        lanes.check_point(param, point.frame, point.value, point.curve, owner)
     with document.transaction():
         points = document.automation_lane(track_id, param)["points"]
         upsert, delete = edit.changes(points.to_py())
@@ -292,15 +294,18 @@ class LaneWriter:
 
     def __init__(self, param: str, mode: str, lane: Iterable[AutomationPoint], *,
                  static: float, start: int, sample_rate: int, pass_id: str,
-                 tolerance: float | None = None) -> None:
-        lanes.check_param(param)
+                 tolerance: float | None = None,
+                 value_range: tuple[float, float] | None = None) -> None:
+        self.range = lanes.check_param(param) if value_range is None else value_range
         lanes.check_mode(mode)
         self.param, self.mode = param, mode
         self.lane = sorted(lane, key=lambda p: (p.frame, p.id))
         self.static = self._clean(static)
         self.start = max(0, int(start))
         self.pass_id = check_pass_id(pass_id)
-        self.tolerance = TOLERANCE[param] if tolerance is None else float(tolerance)
+        self.tolerance = (TOLERANCE.get(param, (self.range[1] - self.range[0])
+                                        * TOLERANCE_FRACTION)
+                          if tolerance is None else float(tolerance))
         self.hold = param == "mute"
         self.glide = 0 if self.hold else max(1, round(RETURN_SECONDS * sample_rate))
         self.segments: list[_Segment] = []
@@ -319,7 +324,7 @@ class LaneWriter:
         return self.segments[-1] if self.segments and self.segments[-1].end is None else None
 
     def _clean(self, value: float) -> float:
-        low, high = AUTOMATION_PARAMS[self.param]
+        low, high = self.range
         value = float(value)
         if value != value:  # NaN
             raise SchemaError(f"{self.param} value must be a number, got {value!r}")
@@ -457,12 +462,13 @@ def writer_for(document: Any, track_id: str, param: str, *, start: int, pass_id:
                mode: str | None = None) -> LaneWriter:
     """A :class:`LaneWriter` for a lane of a :class:`collab.schema.ProjectDocument` as it
     is now (its mode, points and the track's static value)."""
-    lanes.check_param(param)
-    track = document.track(track_id)
-    lane = lanes.lanes_from_json(track.get("automation")).get(param)
+    owner = document.automation_owner(track_id)
+    value_range = lanes.check_param(param, owner)
+    lane = lanes.lanes_from_json(document.automation_data(track_id), owner).get(param)
     mode = mode or (lane.mode if lane else lanes.DEFAULT_MODE)
     if mode not in AUTOMATION_MODES:
         lanes.check_mode(mode)
-    static = float(track.get(param) or 0.0)
+    static = document.automation_static(track_id, param)
     return LaneWriter(param, mode, lane.points if lane else [], static=static, start=start,
-                      sample_rate=document.sample_rate, pass_id=pass_id)
+                      sample_rate=document.sample_rate, pass_id=pass_id,
+                      value_range=value_range)

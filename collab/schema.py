@@ -201,16 +201,19 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
                                           hosted_total, bypassed),
                 sends=[Send(bus, float(s.get("level_db", 0.0)), bool(s.get("pre_fader", False)))
                        for bus, s in sorted((data.get("sends") or {}).items())],
-                automation=lanes.lanes_from_json(data.get("automation")),
             ))
         self._midi_into(tracks, iter(rows))
         self._immersive_into(tracks, iter(rows))
+        for track, data in zip(tracks, sorted(rows, key=lambda t: (float(t.get("order", 0)),
+                                                                   str(t["id"]))), strict=True):
+            track.automation = lanes.lanes_from_json(data.get("automation"), track)
         buses, master = [], Bus(id=MASTER, name="Master")
         for data in sorted((self._roots["buses"].to_py() or {}).values(), key=lambda b: b["id"]):
             bus = Bus(id=str(data["id"]), name=str(data.get("name", "")),
                       effects=_playable_effects(f"bus {data['id']!r}", data.get("effects", []),
                                                 hosted_total, bypassed, on_track=False),
                       gain_db=float(data.get("gain_db", 0.0)), pan=float(data.get("pan", 0.0)))
+            bus.automation = lanes.lanes_from_json(data.get("automation"), bus)
             if bus.id == MASTER:
                 master = bus
             else:
@@ -366,17 +369,25 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
     # -- automation ----------------------------------------------------------------------
 
     def automation(self, track_id: str) -> dict[str, dict[str, Any]]:
-        """A plain copy of a track's lanes: param -> {mode, points: {id: {frame, value,
-        curve}}}."""
-        return self._track_map(track_id).to_py().get("automation") or {}
+        """A plain copy of a track's or bus's lanes: param -> {mode, points: {id: {frame,
+        value, curve}}} (the flat entries gathered into lanes)."""
+        owner, is_track = self._automation_owner(track_id)
+        data = owner.to_py().get("automation") or {}
+        return {param: {"mode": lane.mode, "points": {
+                    p.id: {"frame": p.frame, "value": p.value, "curve": p.curve}
+                    for p in lane.points}}
+                for param, lane in lanes.lanes_from_json(
+                    data, lanes.owner_from_json(owner.to_py(), is_track)).items()}
 
     def add_automation_point(self, track_id: str, param: str, frame: int, value: float,
                              curve: str = "linear") -> str:
-        """Add a breakpoint to a track's ``param`` lane (``gain_db`` or ``pan``); returns its
-        id.  ``frame`` is in session frames; :class:`SchemaError` for a bad value."""
-        point = lanes.check_point(param, frame, value, curve)
+        """Add a breakpoint to the ``param`` lane of a track or bus (``gain_db``, ``pan``,
+        ``mute``, ``send:<bus>``, ``fx:<effect id>:<param>``, ``object:<axis>``); returns
+        its id.  ``frame`` is in session frames; :class:`SchemaError` for a bad value."""
         with self.transaction():
-            lane = lanes.lane_map(self._track_map(track_id), param)
+            owner, model, is_track = self._lane_owner(track_id)
+            point = lanes.check_point(param, frame, value, curve, model)
+            lane = lanes.lane_map(owner, param, is_track)
             point_id = new_id("pt")
             lane["points"][point_id] = lanes.point_map(point)
         return point_id
@@ -387,12 +398,13 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
         """Change a breakpoint's frame, value or curve (only the fields given, so a peer
         moving it in time and another changing its value both win)."""
         with self.transaction():
+            _, model, _ = self._lane_owner(track_id)
             entry = self._point_map(track_id, param, point_id)
             current = entry.to_py()
             point = lanes.check_point(
                 param, current["frame"] if frame is None else frame,
                 current["value"] if value is None else value,
-                current.get("curve", "linear") if curve is None else curve)
+                current.get("curve", "linear") if curve is None else curve, model)
             if frame is not None:
                 entry["frame"] = point.frame
             if value is not None:
@@ -404,25 +416,84 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
         """Delete one breakpoint."""
         with self.transaction():
             self._point_map(track_id, param, point_id)
-            del lanes.lane_map(self._track_map(track_id), param)["points"][point_id]
+            del self.automation_lane(track_id, param)["points"][point_id]
 
     def set_automation_mode(self, track_id: str, param: str, mode: str) -> None:
         """Set a lane's mode: off, read, touch, latch or write (the engine plays read,
         touch and latch)."""
         lanes.check_mode(mode)
         with self.transaction():
-            lanes.lane_map(self._track_map(track_id), param)["mode"] = mode
+            self.automation_lane(track_id, param)["mode"] = mode
 
-    def automation_lane(self, track_id: str, param: str) -> Map:
-        """The live lane map ``{mode, points}`` of ``param`` (for writers that edit many
-        points in one transaction, :mod:`collab.automation_write`)."""
-        return lanes.lane_map(self._track_map(track_id), param)
+    def automation_lane(self, track_id: str, param: str) -> Any:
+        """The live lane ``{mode, points}`` of ``param`` on a track or bus (a lane map, or
+        a :class:`collab.automation.FlatLane` that reads and writes the same way; for
+        writers that edit many points in one transaction, :mod:`collab.automation_write`)."""
+        owner, model, is_track = self._lane_owner(track_id)
+        lanes.check_param(param, model)
+        return lanes.lane_map(owner, param, is_track)
+
+    def automation_owner(self, track_id: str) -> Track | Bus:
+        """What the lanes of a track or bus depend on (effects, sends, immersive route)."""
+        return self._lane_owner(track_id)[1]
+
+    def automation_data(self, track_id: str) -> dict[str, Any]:
+        """The raw ``automation`` map of a track or bus as plain data."""
+        return self._automation_owner(track_id)[0].to_py().get("automation") or {}
+
+    def automation_static(self, track_id: str, param: str) -> float:
+        """The value ``param`` of a track or bus has without its lane (a fader, a send
+        level, an effect parameter, an object coordinate)."""
+        owner, is_track = self._automation_owner(track_id)
+        return lanes.static_value(owner.to_py(), param, is_track)
+
+    def set_automation_static(self, track_id: str, param: str, value: float) -> None:
+        """Set the value ``param`` of a track or bus has without its lane (what a control
+        moved outside a writing pass sets): a fader, a send level, an effect parameter or
+        an object coordinate; :class:`SchemaError` for a bad value."""
+        owner, model, is_track = self._lane_owner(track_id)
+        lanes.check_point(param, 0, value, "linear", model)
+        kind, colon, rest = param.partition(":")
+        with self.transaction():
+            if not colon and is_track:
+                self.update_track(track_id, **{param: bool(value >= 0.5) if param == "mute"
+                                               else float(value)})
+            elif not colon:
+                owner[param] = float(value)
+            elif kind == "send":
+                self._track_map(track_id)["sends"][rest]["level_db"] = float(value)
+            elif kind == "object":
+                self.move_object(track_id, **{rest: float(value)})
+            else:
+                effect_id, _, name = rest.partition(":")
+                for effect in owner["effects"]:
+                    if effect.get("id") == effect_id:
+                        spec = _effect_spec({**effect.to_py(), "params": {
+                            **effect["params"].to_py(), name: float(value)}})
+                        try:
+                            spec.validate()
+                        except ProjectError as exc:
+                            raise SchemaError(str(exc)) from exc
+                        effect["params"][name] = float(value)
+
+    def _automation_owner(self, owner_id: str) -> tuple[Map, bool]:
+        track = self._roots["tracks"].get(owner_id)
+        if track is not None:
+            return track, True
+        bus = self._roots["buses"].get(owner_id)
+        if bus is None:
+            raise SchemaError(f"no track or bus with id {owner_id!r}")
+        return bus, False
+
+    def _lane_owner(self, owner_id: str) -> tuple[Map, Track | Bus, bool]:
+        owner, is_track = self._automation_owner(owner_id)
+        return owner, lanes.owner_from_json(owner.to_py(), is_track), is_track
 
     def _point_map(self, track_id: str, param: str, point_id: str) -> Map:
-        points = lanes.lane_map(self._track_map(track_id), param)["points"]
+        points = self.automation_lane(track_id, param)["points"]
         entry = points.get(point_id)
         if entry is None:
-            raise SchemaError(f"track {track_id!r} has no {param} automation point {point_id!r}")
+            raise SchemaError(f"{track_id!r} has no {param} automation point {point_id!r}")
         return entry
 
     # -- clips ---------------------------------------------------------------------------
@@ -655,6 +726,7 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
         self._roots["buses"][bus.id] = Map({
             "id": bus.id, "name": bus.name or bus.id, "gain_db": bus.gain_db, "pan": bus.pan,
             "effects": Array([_effect_map(e, i) for i, e in enumerate(bus.effects)]),
+            "automation": lanes.new_lanes(bus.automation, track=False),
         })
 
     @staticmethod

@@ -9,7 +9,9 @@ The frame of a move is where the player is rendering.
 ``dawclient --controls`` reads moves from standard input, one per line
 (:func:`parse_move`): ``TRACK PARAM VALUE [hold|release]``, e.g. ``t1 gain_db -12 hold``
 while a fader is held and ``t1 gain_db -12 release`` when it is let go (a move without
-``hold`` is a touch and release at once) — a scriptable control surface.
+``hold`` is a touch and release at once) — a scriptable control surface. ``TRACK`` may
+be a bus (or ``master``) and ``PARAM`` any lane name: ``send:verb``, ``fx:eq1:freq``,
+``object:azimuth`` (:mod:`dsp_core.automation_targets`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 
 from collab.automation_write import LaneWriter, apply_edit, writer_for
 from collab.errors import SchemaError
-from dsp_core.session import AUTOMATION_PARAMS
+from dsp_core.automation_targets import RESERVED
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +49,9 @@ def parse_move(line: str) -> Move:
         raise ControlError(f"control line {line.strip()!r}: expected 'TRACK PARAM VALUE "
                            "[hold|release]', e.g. 't1 gain_db -12 hold'")
     track, param, text = words[:3]
-    if param not in AUTOMATION_PARAMS:
-        raise ControlError(f"control line {line.strip()!r}: parameter {param!r} is not one of "
-                           f"{', '.join(AUTOMATION_PARAMS)}")
+    if RESERVED in param:
+        raise ControlError(f"control line {line.strip()!r}: parameter {param!r} is not a lane "
+                           "name, e.g. gain_db, pan, mute, send:BUS, fx:EFFECT:PARAM")
     try:
         value = float(text)
     except ValueError:
@@ -75,8 +77,10 @@ class Controls:
         a touch or latch pass took the move (the engine plays that lane, not the fader)."""
         writer = self._writer(move) if self.document.transport().get("playing") else None
         if writer is None or writer.mode == "write":
-            static = bool(move.value >= 0.5) if move.param == "mute" else move.value
-            self.document.update_track(move.track, **{move.param: static})
+            try:
+                self.document.set_automation_static(move.track, move.param, move.value)
+            except SchemaError as exc:
+                raise ControlError(str(exc)) from None
         if writer is not None:
             now = self.frame()
             writer.feed(now, move.value, move.held)

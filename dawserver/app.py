@@ -34,7 +34,18 @@ from .clip_sources import MIGRATIONS, DocumentMigrations, Resolver
 from .config import ServerConfig
 from .host_guard import host_guard
 from .identity import add_rate_headers, identify
-from .keys import BACKGROUND, CONFIG, DATABASE, ENGINES, RELAY, ROOMS, STORE, TOKENS
+from .keys import (
+    AUTOMATION_PASSES,
+    BACKGROUND,
+    CONFIG,
+    DATABASE,
+    ENGINES,
+    RELAY,
+    ROOMS,
+    STORE,
+    TOKENS,
+)
+from .lv2_warmup import lv2_warmup_context
 from .privacy_routes import setup_privacy
 from .project_engine import ProjectEngines
 from .public_api.usage.hook import meter_response
@@ -64,11 +75,13 @@ def create_app(config: ServerConfig) -> web.Application:
     app[DATABASE] = open_database(config.database_url, config.data_dir)
     app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(regions_context)
+    app.cleanup_ctx.append(lv2_warmup_context)  # lilv's first load off the event loop
     app.cleanup_ctx.append(collab_context)
     app.router.add_get(COLLAB_PATH, collab_socket)
     # the one job queue: bounces and transcription register their queues on it here,
     # the plug-ins theirs in install(), which starts its worker after every component
     app[BACKGROUND] = Background()
+    app[AUTOMATION_PASSES] = {}  # open automation write passes (automation_api.py)
     setup_accounts(app)
     setup_storage(app)
     setup_assets(app)

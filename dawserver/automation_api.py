@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 import uuid
-import weakref
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -37,7 +36,7 @@ from collab.automation_write import (
 from collab.errors import ProjectNotFound, SchemaError
 from dsp_core.session import MAX_AUTOMATION_FRAME
 
-from .keys import ROOMS
+from .keys import AUTOMATION_PASSES, ROOMS
 from .permissions import PROJECT_EDIT
 from .plugin_api import (
     BadRequest,
@@ -93,12 +92,8 @@ class _Pass:
     born: float
 
 
-_PASSES: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], _Pass]] = \
-    weakref.WeakKeyDictionary()
-
-
 def _passes(app: Any) -> dict[tuple[str, ...], _Pass]:
-    passes = _PASSES.setdefault(app, {})
+    passes = app[AUTOMATION_PASSES]
     now = time.monotonic()
     for key in [k for k, p in passes.items()
                 if now - p.used > PASS_IDLE_SECONDS or now - p.born > PASS_MAX_SECONDS]:

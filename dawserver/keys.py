@@ -31,3 +31,6 @@ BACKGROUND = web.AppKey("background", Background)
 ACCOUNTS = web.AppKey("accounts", AccountService)
 #: API keys' rate limits (in process, or shared through Redis).
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+#: Open automation write passes (:mod:`dawserver.automation_api`).
+#: (project, user, pass id, track, param) -> the pass's writer and times.
+AUTOMATION_PASSES = web.AppKey("automation_passes", dict)

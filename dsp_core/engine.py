@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import default_backend, get_backend
-from .effects import SLOT_TARGET, EffectState
+from .effects import SLOT_TARGET, TICK, EffectState
 from .errors import DspError
 from .graph import (
     Graph,
@@ -36,6 +36,7 @@ from .graph import (
 from .instrument_edit import carry_voices
 from .instrument_graph import instrument_structure, same_sound
 from .lv2_chain import HostedChain, PluginError
+from .param_automation import build_param_automation
 from .schedule import plan_key, plan_schedule
 from .session import Bus, Session, Track, db_to_linear
 
@@ -119,6 +120,7 @@ class Engine:
         self._load = loader or _default_loader()
         self._build(session, frames_done=0)
         self._out = np.zeros((2, block_size), dtype=np.float32)
+        self._tick_out = np.zeros((2, TICK), dtype=np.float32)
         self._next: int | None = None  # the frame after the last block: no pre-roll there
         self._hosted_key: tuple = ()
         self._hosted: list[tuple[int, TrackState, int]] = []
@@ -150,8 +152,11 @@ class Engine:
         latency = self.graph.latency
         if latency and start != self._next:
             self._preroll(start, latency)
-        self._feed_hosted(start + latency, frames)
-        self._render(self.graph, start + latency, frames, self._out)
+        if self._params is None:
+            self._feed_hosted(start + latency, frames)
+            self._render(self.graph, start + latency, frames, self._out)
+        else:
+            self._render_ticks(start + latency, frames, self._out)
         self._next = start + frames
         return self._out if frames == self.block_size else self._out[:, :frames]
 
@@ -161,9 +166,26 @@ class Engine:
         position = start - latency
         while position < start:
             count = min(self.block_size, start - position)
-            self._feed_hosted(position + latency, count)
-            self._render(self.graph, position + latency, count, self._out)
+            if self._params is None:
+                self._feed_hosted(position + latency, count)
+                self._render(self.graph, position + latency, count, self._out)
+            else:
+                self._render_ticks(position + latency, count, self._out)
             position += count
+
+    def _render_ticks(self, start: int, frames: int, out: np.ndarray) -> None:
+        """Render a block tick by tick (``DAW_TICK`` frames on the ``frames_done`` grid),
+        moving the automated parameters' targets before each tick
+        (:mod:`dsp_core.param_automation`)."""
+        assert self._params is not None
+        tick_out, done = self._tick_out, 0
+        while done < frames:
+            count = min(frames - done, TICK - self.graph.frames_done % TICK)
+            self._params.apply_at(start + done)
+            self._feed_hosted(start + done, count)
+            self._render(self.graph, start + done, count, tick_out)
+            out[:, done : done + count] = tick_out[:, :count]
+            done += count
 
     def _feed_hosted(self, start: int, frames: int) -> None:
         """Render every hosted chain (a track with an lv2 plug-in) and soundfont
@@ -316,6 +338,12 @@ class Engine:
                 if self.graph.schedule is not None:
                     self.graph.schedule.carry_from(previous)
             self.graph.version += 1
+        self._bind_params()
+
+    def _bind_params(self) -> None:
+        """Bind the session's parameter lanes to the graph (None when there are none)."""
+        self._params = build_param_automation(
+            self.session, self.graph, self.sample_rate / self.session.sample_rate)
 
     def _update_track(self, state: TrackState, track: Track, any_solo: bool) -> bool:
         """Follow a track's parameters; True when its automation changed (new C view)."""
@@ -362,6 +390,7 @@ class Engine:
         self._bus_structure = self._buses_structure(session)
         self._plan_key = plan_key(session, self.sample_rate)
         self.session = session
+        self._bind_params()
         if previous is not None:
             for track in previous.tracks:
                 if track.hosted is not None:

@@ -26,7 +26,7 @@ from .effects import (
 from .errors import ProjectError
 from .instrument_graph import InstrumentState, build_instrument, midi_events
 from .schedule import Schedule, plan_schedule
-from .session import AutomationLane, Bus, Session, Track, db_to_linear
+from .session import AUTOMATION_PARAMS, AutomationLane, Bus, Session, Track, db_to_linear
 
 if TYPE_CHECKING:  # lv2_chain imports the twin, which imports this module
     from .lv2_chain import HostedChain
@@ -173,7 +173,8 @@ def send_levels(track: Track, level_db: float, pre_fader: bool) -> tuple[float, 
 
 def automation_key(track: Track, any_solo: bool) -> tuple:
     """What a track's automated fader depends on: equal keys render the same."""
-    reading = {p: lane for p, lane in track.automation.items() if lane.reads}
+    reading = {p: lane for p, lane in track.automation.items()
+               if lane.reads and p in AUTOMATION_PARAMS}  # the fader's lanes only
     if not reading:
         return ()
     soloed_out = any_solo and not track.solo

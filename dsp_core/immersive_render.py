@@ -23,12 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import default_backend, get_backend
+from .effects import TICK
 from .engine import Engine
 from .errors import DspError
 from .graph import SourceLoader
 from .immersive import BED_714, LAYOUTS, ImmersiveRoute
 from .immersive_binaural import binaural, load_sofa
 from .immersive_panner import direct_gains, panner
+from .param_automation import ParamLane, param_lane
 from .session import Bus, Session, Track
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class ImmersiveObject:
     name: str
     route: ImmersiveRoute
     signal: np.ndarray  # float32 (frames,)
+    path: dict[str, ParamLane] = dataclasses.field(default_factory=dict)  # read lanes by axis
 
 
 @dataclass
@@ -76,7 +79,8 @@ class Stems:
 def _alone(track: Track, any_solo: bool) -> Track:
     """The track as it sounds on its own: centred, no sends, no pan lane, muted when another
     track is soloed."""
-    automation = {k: v for k, v in track.automation.items() if k != "pan"}
+    automation = {k: v for k, v in track.automation.items()
+                  if k != "pan" and not k.startswith(("send:", "object:"))}
     return dataclasses.replace(track, pan=0.0, sends=[], automation=automation, immersive=None,
                                mute=track.mute or (any_solo and not track.solo))
 
@@ -126,7 +130,8 @@ def render_stems(session: Session, sample_rate: int | None = None, block_size: i
                     bed[BED_714.index(label)] += stereo[side]
         else:
             objects.append(ImmersiveObject(track.id, track.name or track.id, track.immersive,
-                                           _mono(stereo, track.channels)))
+                                           _mono(stereo, track.channels),
+                                           object_path(track, rate / session.sample_rate)))
     has_bed = bool(plain) or any(t.immersive.kind == "bed" for t in routed if t.immersive)
     return Stems(rate, bed, objects, has_bed)
 
@@ -172,16 +177,46 @@ def source_gains(stems: Stems, layout: str) -> np.ndarray:
     return np.array(rows, dtype=np.float32)
 
 
+def object_path(track: Track, ratio: float) -> dict[str, ParamLane]:
+    """An object track's read ``object:azimuth`` / ``object:elevation`` lanes (render
+    frames); ``object:distance`` is stored but the loudspeaker panners do not use it."""
+    return {axis: param_lane(lane, ratio, lambda v: None)
+            for axis in ("azimuth", "elevation")
+            if (lane := track.automation.get(f"object:{axis}")) is not None and lane.reads}
+
+
+def _gains_at(stems: Stems, layout: str, static: np.ndarray, frame: int) -> np.ndarray:
+    gains = static.copy()
+    base = len(BED_714)
+    for i, o in enumerate(stems.objects):
+        if o.path:
+            azimuth = o.path["azimuth"].value_at(frame) if "azimuth" in o.path \
+                else o.route.azimuth
+            elevation = o.path["elevation"].value_at(frame) if "elevation" in o.path \
+                else o.route.elevation
+            gains[base + i] = panner(layout).gains(azimuth, elevation)
+    return gains
+
+
 def pan_stems(stems: Stems, layout: str, block_size: int = 1024,
               backend: str | None = None) -> np.ndarray:
-    """The bed and objects panned to a loudspeaker ``layout``, block by block in C."""
+    """The bed and objects panned to a loudspeaker ``layout``, block by block in C.
+
+    An object with a position lane is panned tick by tick (``DAW_TICK`` frames): the
+    gains ramp linearly from the position at a tick's first frame to the next tick's."""
     kernel = pan_kernel(backend)
     gains = source_gains(stems, layout)
     sources = np.concatenate([stems.bed, *[o.signal[None, :] for o in stems.objects]])
     out = np.empty((gains.shape[1], stems.frames), dtype=np.float32)
-    for start in range(0, stems.frames, block_size):
-        block = np.ascontiguousarray(sources[:, start:start + block_size])
-        out[:, start:start + block.shape[1]] = kernel(block, gains, gains)
+    moving = any(o.path for o in stems.objects)
+    step = TICK if moving else block_size
+    after = _gains_at(stems, layout, gains, 0) if moving else gains
+    for start in range(0, stems.frames, step):
+        block = np.ascontiguousarray(sources[:, start:start + step])
+        before = after
+        if moving:
+            after = _gains_at(stems, layout, gains, start + block.shape[1])
+        out[:, start:start + block.shape[1]] = kernel(block, before, after)
     return out
 
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from .audio_io import audio_info, load_source, resampled_length
+from .automation_targets import RESERVED
 from .effects import CHOICES, HOSTED_KINDS, PARAMS, SIDECHAIN_KINDS, TEXT_PARAMS, EffectSpec
 from .errors import AudioFileError, ProjectError
 from .immersive import route_from_dict, route_to_dict
 from .midi import clip_from_dict, clip_to_dict, instrument_from_dict, instrument_to_dict
 from .session import (
-    AUTOMATION_PARAMS,
     AutomationLane,
     AutomationPoint,
     Bus,
@@ -170,13 +170,7 @@ def session_to_dict(session: Session, base_dir: PathLike | None = None) -> dict[
                     }
                     for c in t.clips
                 ],
-                "automation": {
-                    param: {"mode": lane.mode, "points": [
-                        {"id": p.id, "frame": p.frame, "value": p.value, "curve": p.curve}
-                        for p in lane.sorted_points()
-                    ]}
-                    for param, lane in t.automation.items()
-                },
+                "automation": _lanes_to_dict(t.automation),
                 **_midi_to_dict(t, source),
                 **({} if t.immersive is None else {"immersive": route_to_dict(t.immersive)}),
             }
@@ -196,9 +190,22 @@ def _midi_to_dict(track: Track, source: Callable[[str], str]) -> dict[str, Any]:
     return out
 
 
+def _lanes_to_dict(lanes: dict[str, AutomationLane]) -> dict[str, Any]:
+    return {
+        param: {"mode": lane.mode, "points": [
+            {"id": p.id, "frame": p.frame, "value": p.value, "curve": p.curve}
+            for p in lane.sorted_points()
+        ]}
+        for param, lane in lanes.items()
+    }
+
+
 def _bus_to_dict(bus: Bus) -> dict[str, Any]:
-    return {"id": bus.id, "name": bus.name, "gain_db": _gain_out(bus.gain_db), "pan": bus.pan,
-            "effects": [_effect_to_dict(e) for e in bus.effects]}
+    out = {"id": bus.id, "name": bus.name, "gain_db": _gain_out(bus.gain_db), "pan": bus.pan,
+           "effects": [_effect_to_dict(e) for e in bus.effects]}
+    if bus.automation:  # written only when used: a project without it reads as before
+        out["automation"] = _lanes_to_dict(bus.automation)
+    return out
 
 
 def _effect_to_dict(effect: EffectSpec) -> dict[str, Any]:
@@ -289,9 +296,8 @@ def _automation(value: object, path: str) -> dict[str, AutomationLane]:
     lanes: dict[str, AutomationLane] = {}
     for param, lane in value.items():
         where = f"{path}.{param}"
-        if param not in AUTOMATION_PARAMS:
-            raise ProjectError(f"{where}: unknown parameter; automatable: "
-                               f"{', '.join(AUTOMATION_PARAMS)}")
+        if not param or RESERVED in param:  # the owner's lanes are checked by validate()
+            raise ProjectError(f"{where}: {param!r} is not a lane name")
         f = _fields(lane, where, (), ("mode", "points"))
         points = []
         for point, p in _items(f.get("points", []), f"{where}.points"):
@@ -332,7 +338,7 @@ def _send(value: object, path: str) -> Send:
 
 def _bus(value: object, path: str, base_dir: PathLike | None = None,
          version: int = FORMAT_VERSION) -> Bus:
-    f = _fields(value, path, ("id",), ("name", "effects", "gain_db", "pan"))
+    f = _fields(value, path, ("id",), ("name", "effects", "gain_db", "pan", "automation"))
     return Bus(
         id=_string(f["id"], f"{path}.id", nonempty=True),
         name=_string(f.get("name", ""), f"{path}.name"),
@@ -340,6 +346,7 @@ def _bus(value: object, path: str, base_dir: PathLike | None = None,
                  for e, p in _items(f.get("effects", []), f"{path}.effects")],
         gain_db=_gain(f.get("gain_db", 0.0), f"{path}.gain_db"),
         pan=_pan(f.get("pan", 0.0), f"{path}.pan"),
+        automation=_automation(f.get("automation", {}), f"{path}.automation"),
     )
 
 

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from . import lv2_limits
+from .automation_targets import FADER_PARAMS, lane_range
 from .effects import EffectSpec
 from .errors import ProjectError
 from .immersive import ImmersiveRoute, validate_route
@@ -57,10 +58,10 @@ class Send:
     pre_fader: bool = False
 
 
-#: Automatable track parameters and their ranges (gain in dB, pan -1..1).
-#: A ``mute`` lane's values are 0 (playing) or 1 (muted); it always steps.
-AUTOMATION_PARAMS: dict[str, tuple[float, float]] = {"gain_db": (-144.0, 24.0),
-                                                     "pan": (-1.0, 1.0), "mute": (0.0, 1.0)}
+#: The track fader's automatable parameters and their ranges (gain in dB, pan -1..1).
+#: A ``mute`` lane's values are 0 (playing) or 1 (muted); it always steps. Sends, effect
+#: parameters, buses and immersive objects have lanes too (:mod:`.automation_targets`).
+AUTOMATION_PARAMS: dict[str, tuple[float, float]] = FADER_PARAMS
 #: Lane modes: ``off`` ignores the lane; the engine reads it in read, touch and latch;
 #: ``write`` is stored for the clients that record fader moves (the engine ignores it).
 AUTOMATION_MODES = ("off", "read", "touch", "latch", "write")
@@ -129,6 +130,7 @@ class Bus:
     effects: list[EffectSpec] = field(default_factory=list)
     gain_db: float = 0.0
     pan: float = 0.0
+    automation: dict[str, AutomationLane] = field(default_factory=dict)
 
 
 @dataclass
@@ -185,6 +187,8 @@ class Session:
             _check_pan(bus.pan, f"bus {bus.id!r}")
             for effect in bus.effects:
                 effect.validate()
+            for param, lane in bus.automation.items():
+                validate_lane(param, lane, f"bus {bus.id!r}", bus)
 
 
 def _check_pan(pan: float, where: str) -> None:
@@ -202,7 +206,7 @@ def _validate_track(track: Track, bus_ids: set[str], allow_overlaps: bool = Fals
     for effect in track.effects:
         effect.validate()
     for param, lane in track.automation.items():
-        validate_lane(param, lane, where)
+        validate_lane(param, lane, where, track)
     if track.instrument is not None:
         validate_instrument(track.instrument, f"{where} instrument")
     if track.immersive is not None:
@@ -228,16 +232,26 @@ def _validate_track(track: Track, bus_ids: set[str], allow_overlaps: bool = Fals
         previous = clip
 
 
-def validate_lane(param: str, lane: AutomationLane, where: str) -> None:
-    """Raise :class:`ProjectError` for an unknown parameter, mode, curve or a bad point."""
+def validate_lane(param: str, lane: AutomationLane, where: str,
+                  owner: Track | Bus | None = None) -> None:
+    """Raise :class:`ProjectError` for an unknown parameter, mode, curve or a bad point.
+
+    ``owner`` (the track or bus holding the lane) gives the range of sends, effect
+    parameters and object coordinates; without it only the track fader's lanes pass."""
     label = f"{where} automation {param!r}"
-    if param not in AUTOMATION_PARAMS:
-        raise ProjectError(f"{label}: unknown parameter; automatable: "
-                           f"{', '.join(AUTOMATION_PARAMS)}")
+    if owner is None:
+        if param not in AUTOMATION_PARAMS:
+            raise ProjectError(f"{label}: unknown parameter; automatable: "
+                               f"{', '.join(AUTOMATION_PARAMS)}")
+        low, high = AUTOMATION_PARAMS[param]
+    else:
+        try:
+            low, high = lane_range(owner, param)
+        except ProjectError as exc:
+            raise ProjectError(f"{where}: {exc}") from None
     if lane.mode not in AUTOMATION_MODES:
         raise ProjectError(f"{label}: mode {lane.mode!r} is not one of "
                            f"{', '.join(AUTOMATION_MODES)}")
-    low, high = AUTOMATION_PARAMS[param]
     for point in lane.points:
         validate_point(param, point, f"{label} point {point.id or point.frame!r}", low, high)
 

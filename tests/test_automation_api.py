@@ -93,11 +93,11 @@ async def test_viewers_are_refused_and_bad_batches_say_why(api: Api) -> None:
 
 
 async def test_a_pass_the_server_lost_goes_on_without_losing_what_it_wrote(api: Api) -> None:
-    from dawserver.automation_api import _PASSES
+    from dawserver.keys import AUTOMATION_PASSES
 
     batch = {"pass_id": "lost", "track": "t1", "param": "gain_db", "start": 0}
     await api.write(**batch, events=[[RATE // 2, -20.0, True]], now=RATE // 2)
-    _PASSES[api.app].clear()  # as after a restart of the process
+    api.app[AUTOMATION_PASSES].clear()  # as after a restart of the process
     status, body = await api.write(**batch, events=[[RATE, -10.0, False]], stop=RATE + 10)
     assert status == 200 and body["done"]
     _, project = await api.call("GET", f"/projects/{api.project}")

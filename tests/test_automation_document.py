@@ -55,7 +55,7 @@ def test_points_are_added_moved_removed_and_the_mode_set() -> None:
     (lambda d: d.add_automation_point("t", "mute", 0, 0.5), "a mute point's value is 0"),
     (lambda d: d.set_automation_mode("t", "pan", "loop"), "mode 'loop' is not one of"),
     (lambda d: d.move_automation_point("t", "pan", "pt-nope", value=0.0), "no pan automation"),
-    (lambda d: d.add_automation_point("x", "pan", 0, 0.0), "no track with id 'x'"),
+    (lambda d: d.add_automation_point("x", "pan", 0, 0.0), "no track or bus with id 'x'"),
 ])
 def test_bad_automation_edits_are_refused_and_change_nothing(call, words: str) -> None:
     doc, _ = two_peers()
@@ -133,7 +133,7 @@ def test_the_project_file_keeps_lanes_and_reads_version_1(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("data, words", [
     ({**project_dict(automation={"gain_db": {}}), "version": 1}, "unknown key(s) 'automation'"),
-    (project_dict(automation={"send": {}}), "tracks[0].automation.send: unknown parameter"),
+    (project_dict(automation={"send": {}}), "automation parameter 'send' cannot be automated here"),
     (project_dict(automation={"pan": {"mode": "loop"}}), "mode 'loop' is not one of"),
     (project_dict(automation={"pan": {"points": [{"frame": 1}]}}),
      "tracks[0].automation.pan.points[0]: missing required key(s) 'value'"),

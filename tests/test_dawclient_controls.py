@@ -6,14 +6,15 @@ import pytest
 
 from collab.schema import ProjectDocument
 from dawclient.controls import ControlError, Controls, Move, parse_move
-from dsp_core.session import Session, Track
+from dsp_core.effects import EffectSpec
+from dsp_core.session import Bus, Send, Session, Track
 
 
 def test_control_lines_parse_or_say_the_expected_form() -> None:
     assert parse_move("t1 gain_db -12 hold") == Move("t1", "gain_db", -12.0, True)
     assert parse_move("t1 pan 0.5\n") == Move("t1", "pan", 0.5, False)
     for line, words in [("t1 gain_db", "expected 'TRACK PARAM VALUE"),
-                        ("t1 gain_db -3 grab", "expected"), ("t1 colour 3", "not one of"),
+                        ("t1 gain_db -3 grab", "expected"), ("t1 gain@x 3", "not a lane name"),
                         ("t1 pan left", "is not a number")]:
         with pytest.raises(ControlError, match=words):
             parse_move(line)
@@ -56,3 +57,33 @@ def test_write_mode_moves_the_static_fader_too_and_off_writes_nothing() -> None:
     doc.update_transport(playing=True, position=0)
     controls.move(Move("t1", "gain_db", -12.0, True))
     assert not doc.automation("t1")["gain_db"]["points"] and not controls.passes
+
+
+def test_sends_effect_parameters_and_bus_faders_are_written_too() -> None:
+    doc = ProjectDocument.from_session(Session(
+        tracks=[Track("t1", sends=[Send("verb", -10.0)],
+                      effects=[EffectSpec("biquad", {"freq": 500.0}, id="lp")])],
+        buses=[Bus("verb")]))
+    frame = [0]
+    controls = Controls(doc, lambda: frame[0])
+    controls.move(Move("t1", "fx:lp:freq", 800.0, False))  # stopped: the static value
+    assert doc.track("t1")["effects"][0]["params"]["freq"] == 800.0
+    for owner, param in [("t1", "send:verb"), ("t1", "fx:lp:freq"), ("verb", "gain_db")]:
+        doc.set_automation_mode(owner, param, "touch")
+    doc.update_transport(playing=True, position=0)
+    for f, moves in [(1000, (-20.0, 900.0, -3.0)), (3000, (-30.0, 2000.0, -6.0))]:
+        frame[0] = f
+        controls.move(Move("t1", "send:verb", moves[0], True))
+        controls.move(Move("t1", "fx:lp:freq", moves[1], True))
+        controls.move(Move("verb", "gain_db", moves[2], True))
+    frame[0] = 4000
+    doc.update_transport(playing=False)
+    controls.transport_changed()
+    session = doc.to_session()
+    lanes = {**session.tracks[0].automation, "bus": session.buses[0].automation["gain_db"]}
+    for key, moved in [("send:verb", -30.0), ("fx:lp:freq", 2000.0), ("bus", -6.0)]:
+        points = [(p.frame, p.value) for p in lanes[key].sorted_points()]
+        assert points[0][0] == 1000 and (3000, moved) in points, (key, points)
+    assert doc.track("t1")["sends"]["verb"]["level_db"] == -10.0  # the lane plays, not it
+    with pytest.raises(ControlError, match="outside"):
+        controls.move(Move("t1", "fx:lp:freq", 5.0, False))

@@ -7,6 +7,7 @@
 // The strips are view state: hidden by default, mounted only with their (mounted) row.
 import { h } from './dom.js'
 import { api } from './api.js'
+import { PARAMS as FX_PARAMS } from './effects.js'
 import * as Y from 'yjs'
 
 export const AUTO_HEIGHT = 64 // px of an open automation strip under its track row
@@ -19,6 +20,9 @@ export const PARAMS = {
   pan: { label: 'Pan', min: -1, max: 1, low: -1, high: 1 },
   mute: { label: 'Mute', min: 0, max: 1, low: 0, high: 1, hold: true }
 }
+// An immersive object's coordinates (dsp_core.automation_targets.OBJECT_PARAMS).
+const OBJECT_AXES = { azimuth: [-180, 180], elevation: [-90, 90], distance: [0, 1] }
+const FLAT = '@' // lanes other than a track's fader are flat entries: `${param}@` and `${param}@${id}`
 const PAD = 6 // px above and below the value range
 const SVG = 'http://www.w3.org/2000/svg'
 const FLUSH_MS = 100 // a held fader's events go to the server this often
@@ -34,17 +38,44 @@ function newPointId () {
   return `pt-${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')}`
 }
 
+/**
+ * Every lane a track can have, key -> {label, min, max, low, high, hold}: its fader, its
+ * sends (`send:BUS`), its effects' parameters (`fx:ID:PARAM`) and, for an immersive
+ * object, its position (`object:AXIS`), as dsp_core/automation_targets.py.
+ */
+export function laneSpecs (project, trackId) {
+  const specs = { ...PARAMS }
+  const track = project.roots.tracks.get(trackId)?.toJSON()
+  if (!track) return specs
+  for (const bus of Object.keys(track.sends || {}).sort()) {
+    const name = project.roots.buses.get(bus)?.get('name') || bus
+    specs[`send:${bus}`] = { label: `Send → ${name}`, min: -60, max: 12, low: -144, high: 24 }
+  }
+  for (const effect of track.effects || []) {
+    if (!effect.id) continue
+    for (const [name, low, high] of FX_PARAMS[effect.kind] || []) {
+      specs[`fx:${effect.id}:${name}`] = { label: `${effect.kind} ${effect.id}: ${name}`, min: low, max: high, low, high }
+    }
+  }
+  if (track.immersive?.kind === 'object') {
+    for (const [axis, [low, high]] of Object.entries(OBJECT_AXES)) {
+      specs[`object:${axis}`] = { label: `Object ${axis}`, min: low, max: high, low, high }
+    }
+  }
+  return specs
+}
+
 /** A value a parameter's lane can hold (mute: 0 or 1). */
-export function clampValue (param, value) {
-  const p = PARAMS[param]
+export function clampValue (param, value, spec = PARAMS[param]) {
+  const p = spec || { low: -Infinity, high: Infinity }
   const v = Math.min(p.high, Math.max(p.low, Number(value) || 0))
   return p.hold ? (v >= 0.5 ? 1 : 0) : v
 }
 
 // -- document edits (as collab/schema.py's add/move/remove_automation_point) --------------
 
-/** The lane map {mode, points} of a track (created for tracks written without lanes). */
-function laneMap (project, trackId, param) {
+/** The `automation` map of a track (created for tracks written without lanes). */
+function automationMap (project, trackId) {
   const track = project.roots.tracks.get(trackId)
   if (!track) return null
   let automation = track.get('automation')
@@ -52,14 +83,59 @@ function laneMap (project, trackId, param) {
     automation = new Y.Map()
     track.set('automation', automation)
   }
-  let lane = automation.get(param)
-  if (!lane) {
-    lane = new Y.Map()
-    automation.set(param, lane)
-    lane.set('mode', 'read')
-    lane.set('points', new Y.Map())
+  return automation
+}
+
+/**
+ * A lane's mode and points, as collab/automation.py keeps them: a track's fader lanes as a
+ * map {mode, points}; every other lane flat in the track's automation map (so two peers'
+ * first points of a new lane never collide).
+ */
+function laneOps (project, trackId, param) {
+  const automation = automationMap(project, trackId)
+  if (!automation) return null
+  if (param in PARAMS) {
+    let lane = automation.get(param)
+    if (!lane) {
+      lane = new Y.Map()
+      automation.set(param, lane)
+      lane.set('mode', 'read')
+      lane.set('points', new Y.Map())
+    }
+    return {
+      setMode: (mode) => lane.set('mode', mode),
+      point: (id) => lane.get('points').get(id),
+      put: (id, point) => lane.get('points').set(id, point),
+      remove: (id) => lane.get('points').delete(id)
+    }
   }
-  return lane
+  const prefix = `${param}${FLAT}`
+  return {
+    setMode: (mode) => automation.set(prefix, mode),
+    point: (id) => automation.get(prefix + id),
+    put: (id, point) => automation.set(prefix + id, point),
+    remove: (id) => automation.delete(prefix + id)
+  }
+}
+
+/** A lane as plain data: {mode, points: [{id, frame, value, curve}]} in time order. */
+export function readLane (project, trackId, param) {
+  const automation = project.roots.tracks.get(trackId)?.get('automation')
+  const points = []
+  let mode = 'read'
+  if (param in PARAMS) {
+    const lane = automation?.get(param)
+    mode = lane?.get('mode') || 'read'
+    lane?.get('points')?.forEach((p, id) => points.push({ id, frame: p.get('frame'), value: p.get('value'), curve: p.get('curve') }))
+  } else {
+    const prefix = `${param}${FLAT}`
+    automation?.forEach((entry, key) => {
+      if (key === prefix) mode = entry
+      else if (key.startsWith(prefix)) points.push({ id: key.slice(prefix.length), frame: entry.get('frame'), value: entry.get('value'), curve: entry.get('curve') })
+    })
+  }
+  points.sort((a, b) => a.frame - b.frame || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  return { mode, points }
 }
 
 /** New tracks' lanes: one per parameter, read mode, no points (as collab.automation.new_lanes). */
@@ -76,36 +152,39 @@ export function newLanes () {
 
 export function setMode (project, trackId, param, mode) {
   if (!MODES.includes(mode)) return
-  project.doc.transact(() => laneMap(project, trackId, param)?.set('mode', mode))
+  project.doc.transact(() => laneOps(project, trackId, param)?.setMode(mode))
 }
 
 export function addPoint (project, trackId, param, frame, value) {
   const id = newPointId()
+  const spec = laneSpecs(project, trackId)[param]
+  if (!spec) return null
   project.doc.transact(() => {
-    const lane = laneMap(project, trackId, param)
+    const lane = laneOps(project, trackId, param)
     if (!lane) return
     const point = new Y.Map()
-    lane.get('points').set(id, point)
+    lane.put(id, point)
     point.set('frame', Math.max(0, Math.round(frame)))
-    point.set('value', clampValue(param, value))
-    point.set('curve', PARAMS[param].hold ? 'hold' : 'linear')
+    point.set('value', clampValue(param, value, spec))
+    point.set('curve', spec.hold ? 'hold' : 'linear')
   })
   return id
 }
 
 export function movePoint (project, trackId, param, id, frame, value) {
+  const spec = laneSpecs(project, trackId)[param]
   project.doc.transact(() => {
-    const point = laneMap(project, trackId, param)?.get('points').get(id)
-    if (!point) return
+    const point = laneOps(project, trackId, param)?.point(id)
+    if (!point || !spec) return
     const f = Math.max(0, Math.round(frame))
-    const v = clampValue(param, value)
+    const v = clampValue(param, value, spec)
     if (point.get('frame') !== f) point.set('frame', f)
     if (point.get('value') !== v) point.set('value', v)
   })
 }
 
 export function removePoint (project, trackId, param, id) {
-  project.doc.transact(() => laneMap(project, trackId, param)?.get('points').delete(id))
+  project.doc.transact(() => laneOps(project, trackId, param)?.remove(id))
 }
 
 // -- the strip under a track ---------------------------------------------------------------
@@ -115,8 +194,10 @@ export class AutomationStrip {
     Object.assign(this, { trackId, project, editable, timeline, param })
     this.paramSelect = h('select', { class: 'auto-param', 'aria-label': 'Automated parameter',
       onchange: (e) => { this.param = e.target.value; timeline.autoParam.set(trackId, this.param); this.redraw() }
-    }, ...Object.entries(PARAMS).map(([key, p]) => h('option', { value: key }, p.label)))
-    this.paramSelect.value = param
+    })
+    this.specs = {}
+    this.choices = ''
+    this._pickerOptions()
     this.modeSelect = h('select', { class: 'auto-mode edit', 'aria-label': 'Automation mode', disabled: !editable,
       onchange: (e) => setMode(project, trackId, this.param, e.target.value)
     }, ...MODES.map((m) => h('option', { value: m }, m)))
@@ -134,30 +215,38 @@ export class AutomationStrip {
     this.svg.addEventListener('contextmenu', (e) => this._delete(e))
   }
 
+  /** The lane picker lists the track's lanes as they are now (sends, effects come and go). */
+  _pickerOptions () {
+    this.specs = laneSpecs(this.project, this.trackId)
+    if (!this.specs[this.param]) this.param = 'gain_db'
+    const choices = Object.keys(this.specs).join('|')
+    if (choices !== this.choices) {
+      this.choices = choices
+      this.paramSelect.replaceChildren(...Object.entries(this.specs).map(([key, p]) => h('option', { value: key }, p.label)))
+    }
+  }
+
   _y (value) {
-    const p = PARAMS[this.param]
+    const p = this.specs[this.param]
     const v = Math.min(p.max, Math.max(p.min, value))
     return PAD + (1 - (v - p.min) / (p.max - p.min)) * (AUTO_HEIGHT - 1 - 2 * PAD)
   }
 
   _value (y) {
-    const p = PARAMS[this.param]
+    const p = this.specs[this.param]
     const t = 1 - (y - PAD) / (AUTO_HEIGHT - 1 - 2 * PAD)
-    return clampValue(this.param, p.min + Math.min(1, Math.max(0, t)) * (p.max - p.min))
+    return clampValue(this.param, p.min + Math.min(1, Math.max(0, t)) * (p.max - p.min), p)
   }
 
   /** The lane of the shown parameter in the document: {mode, points: [{id, frame, value, curve}]}. */
   _lane () {
-    const lane = this.project.roots.tracks.get(this.trackId)?.get('automation')?.get(this.param)
-    const points = []
-    lane?.get('points')?.forEach((p, id) => points.push({ id, frame: p.get('frame'), value: p.get('value'), curve: p.get('curve') }))
-    points.sort((a, b) => a.frame - b.frame || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    return { mode: lane?.get('mode') || 'read', points }
+    return readLane(this.project, this.trackId, this.param)
   }
 
   /** Draw the lane from the document (the track's static value where it has no point). */
   redraw () {
     if (this.dragging) return
+    this._pickerOptions()
     const { mode, points } = this._lane()
     if (this.paramSelect.value !== this.param) this.paramSelect.value = this.param
     if (this.modeSelect.value !== mode) this.modeSelect.value = mode
@@ -165,7 +254,7 @@ export class AutomationStrip {
     this.readout.textContent = `${points.length} pt`
     const width = this.timeline.framesToPx(this.timeline.seconds * this.project.sampleRate)
     this.svg.setAttribute('width', String(Math.ceil(width)))
-    const hold = PARAMS[this.param].hold
+    const hold = this.specs[this.param].hold
     const coords = []
     let last = null
     for (const p of points) {
@@ -260,7 +349,7 @@ export class FaderWriter {
   control (trackId, param, value, held) {
     const t = this.project.transport()
     if (!t.playing) return false
-    const mode = this.project.roots.tracks.get(trackId)?.get('automation')?.get(param)?.get('mode') || 'read'
+    const mode = readLane(this.project, trackId, param).mode
     const key = `${trackId}|${param}`
     let pass = this.passes.get(key)
     if (!pass) {

@@ -22,6 +22,8 @@ export const PARAMS = {
   phaser: [['rate_hz', 0.01, 10, 0.01, 0.5], ['depth', 0, 1, 0.01, 0.7], ['center_hz', 50, 5000, 0, 700],
     ['feedback', -0.9, 0.9, 0.01, 0.3], ['mix', 0, 1, 0.01, 0.5]]
 }
+// Effects that take a sidechain key (dsp_core.effects.SIDECHAIN_KINDS).
+export const SIDECHAIN_KINDS = new Set(['compressor', 'gate'])
 export const BIQUAD_SHAPES = ['lowpass', 'highpass', 'peaking', 'lowshelf', 'highshelf']
 
 export class EffectsPanel {
@@ -50,11 +52,14 @@ export class EffectsPanel {
     }
     this.title.textContent = `Effects · ${track.name}`
     const effects = track.effects || []
-    const signature = `${track.id}|${effects.map((e) => `${e.id}:${e.kind}`).join(',')}`
+    const owners = [...this.project.roots.tracks.keys(), ...this.project.roots.buses.keys()].join(',')
+    const signature = `${track.id}|${effects.map((e) => `${e.id}:${e.kind}`).join(',')}|${owners}`
     if (signature !== this.signature) this._build(track, effects, signature)
     effects.forEach((effect, index) => {
       const enabled = this.controls.get(`${index}:enabled`)
       if (enabled) setProp(enabled, 'checked', effect.enabled !== false)
+      const key = this.controls.get(`${index}:sidechain`)
+      if (key) setProp(key, 'value', effect.sidechain || '')
       const defaults = Object.fromEntries((PARAMS[effect.kind] || []).map((p) => [p[0], p[4]]))
       if (effect.kind === 'biquad') defaults.shape = 'peaking'
       for (const [name, value] of Object.entries({ ...defaults, ...(effect.params || {}) })) {
@@ -91,6 +96,7 @@ export class EffectsPanel {
         this.controls.set(`${index}:shape`, select)
         rows.push(h('label', { class: 'param' }, h('span', {}, 'shape'), select))
       }
+      if (SIDECHAIN_KINDS.has(effect.kind)) rows.push(this._sidechain(track.id, index, key('sidechain')))
       for (const [name, low, high, step] of PARAMS[effect.kind] || []) {
         const readout = h('span', { class: 'readout' })
         const log = step === 0
@@ -115,6 +121,20 @@ export class EffectsPanel {
         rows)
     })
     this.body.replaceChildren(...cards, adder)
+  }
+
+  /** The key picker of a compressor or gate: its own input, or any other track or bus. */
+  _sidechain (trackId, index, presenceKey) {
+    const sources = [['', 'own input']]
+    this.project.roots.tracks.forEach((t, id) => { if (id !== trackId) sources.push([id, `track ${t.get('name') || id}`]) })
+    // the master hears every track: keying a track's effect by it is always a cycle
+    this.project.roots.buses.forEach((b, id) => { if (id !== 'master') sources.push([id, `bus ${b.get('name') || id}`]) })
+    const select = h('select', { class: 'edit sidechain', disabled: !this.editable, 'aria-label': 'Sidechain key',
+      onchange: (e) => this.project.setEffectSidechain(trackId, index, e.target.value)
+    }, sources.map(([id, label]) => h('option', { value: id }, label)))
+    this.presence.bind(select, presenceKey)
+    this.controls.set(`${index}:sidechain`, select)
+    return h('label', { class: 'param' }, h('span', {}, 'key'), select)
   }
 
   /** A kind picker and an Add button that appends that effect to the track's chain. */

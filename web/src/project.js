@@ -352,6 +352,15 @@ export class Project {
     if (effect) this.doc.transact(() => effect.set('enabled', enabled))
   }
 
+  /** Key a compressor or gate of a track by `source` (a track or bus id; '' for its own
+   * input), as collab/schema.py's set_effect_sidechain; the engine refuses a cycle. */
+  setEffectSidechain (trackId, index, source) {
+    const effect = this.roots.tracks.get(trackId)?.get('effects')?.get(index)
+    if (!effect || source === trackId) return
+    if (source && !this.roots.tracks.has(source) && !this.roots.buses.has(source)) return
+    this.doc.transact(() => effect.set('sidechain', source))
+  }
+
   /** Apply a cut plan (see transcript.js `planCut`) in one transaction. */
   applyCut (plan) {
     const { clips, transcripts } = this.roots
