@@ -21,6 +21,7 @@ import { TranscriptPanel } from './transcript.js'
 import { CommentsPanel } from './comments.js'
 import { MarkersPanel } from './markers.js'
 import { BounceButton } from './bounce.js'
+import { ImmersivePanel } from './immersive.js'
 import { PeakCache } from './peaks.js'
 import { SourceNames } from './names.js'
 import { LiveMix } from './live.js'
@@ -103,6 +104,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     presence.set('selected', view.track)
     timeline.setSelection(view.track, view.clip)
     effects.show(view.track)
+    immersive.show(view.track)
     transcript.show(view.clip)
   }
   const peaks = new PeakCache({ projectId, token, url: features.peaks || null })
@@ -145,6 +147,8 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   })
   const markers = new MarkersPanel({ project, editable, onSeek: (frame) => transport.seek(frame) })
   const bounce = new BounceButton({ projectId, token, path: features.bounce || null, editable, notify })
+  const immersive = new ImmersivePanel({ project, presence, editable, bouncePath: features.bounce || null,
+    token, notify, playhead: () => transport.playhead() })
   const live = new LiveMix({ projectId, token, available: Boolean(features.rtc), serverMs: features.rtc_receive_ms || 0 })
   const listen = h('button', {
     class: 'listen', disabled: !features.rtc,
@@ -170,7 +174,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
       name, badge, transport.el, listen, meter, volume, bounce.el, people, status),
     editable ? '' : h('div', { class: 'viewer-banner', role: 'note' }, 'View only — you see every change live, but cannot edit.'),
     h('main', { class: 'workspace' }, timeline.el),
-    h('footer', { class: 'panels' }, effects.el, transcript.el, markers.el, comments.el,
+    h('footer', { class: 'panels' }, effects.el, immersive.el, transcript.el, markers.el, comments.el,
       claims.role === 'owner' ? sharePanel({ projectId, token: () => project.token, notify }) : ''))
   if (!editable) {
     for (const el of root.querySelectorAll('.edit')) el.disabled = true
@@ -194,7 +198,10 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
       transport.update()
       writer.transportChanged()
     }
-    if (batch.full || !view.track || batch.tracks.has(view.track)) effects.update()
+    if (batch.full || !view.track || batch.tracks.has(view.track)) {
+      effects.update()
+      immersive.update()
+    }
     if (batch.full || batch.transcripts || batch.clips.size) transcript.update()
     if (batch.full || batch.comments) comments.update()
     if (batch.full || batch.ruler) markers.update()
@@ -270,12 +277,12 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   if (renewal) {
     renewal.onToken = ({ token: fresh, role }) => {
       project.setToken(fresh) // the WebSocket presents it when it reconnects
-      for (const part of [peaks, names, bounce, live, transcript]) part.token = fresh // and HTTP calls
+      for (const part of [peaks, names, bounce, live, transcript, immersive]) part.token = fresh // and HTTP calls
       if (role !== claims.role) notify(`Your role on this project is now ${role}: reload the page to use it`)
     }
     renewal.onFail = (err) => notify(`Cannot renew your access to this project: ${err.message}`, true)
   }
-  window.daw = { project, presence, timeline, transport, live, features, renewal, writer } // for tests and the console
+  window.daw = { project, presence, timeline, transport, live, features, renewal, writer, immersive } // for tests and the console
   await synced
   performance.mark('daw:synced')
   status.textContent = 'connected'
