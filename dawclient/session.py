@@ -32,6 +32,7 @@ from dsp_core.session import Session
 
 from .channel import connect
 from .controls import ControlError, Controls, parse_move
+from .immersive_controls import apply_route_line, is_route_line
 from .player import Player, StreamSettings, Take
 from .sources import SourceCache
 
@@ -218,8 +219,12 @@ class DesktopClient:
         while line := await reader.readline():
             if not line.strip():
                 continue
+            text = line.decode(errors="replace")
             try:
-                controls.move(parse_move(line.decode(errors="replace")))
+                if is_route_line(text):
+                    apply_route_line(controls.document, text)
+                else:
+                    controls.move(parse_move(text))
             except ControlError as exc:
                 log.error("%s", exc)
 
