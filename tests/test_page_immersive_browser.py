@@ -162,6 +162,13 @@ def test_route_selector_writes_bed_object_and_none(studio: Studio) -> None:
     ana.select_option(".immersive-kind", "object")
     wait_for(lambda: (studio.route() or {}).get("kind") == "object")
     ana.wait_for_selector(PAD)
+    # monitoring: a binaural preview of the immersive mix plays from the playhead
+    ana.select_option(".immersive-monitor", "binaural")
+    with ana.expect_response(lambda r: "/render/immersive?layout=binaural" in r.url) as answer:
+        ana.click(".immersive-preview")
+    assert answer.value.status == 200
+    ana.wait_for_function("document.querySelector('.immersive-preview').textContent === 'Stop'")
+    assert ana.evaluate("localStorage.getItem('daw:monitor')") == "binaural"
     assert log.errors() == []
 
 
