@@ -169,6 +169,16 @@ def test_route_selector_writes_bed_object_and_none(studio: Studio) -> None:
     assert answer.value.status == 200
     ana.wait_for_function("document.querySelector('.immersive-preview').textContent === 'Stop'")
     assert ana.evaluate("localStorage.getItem('daw:monitor')") == "binaural"
+    # the live mix follows the picker: Listen offers the binaural mix, a switch re-offers
+    with ana.expect_request(lambda r: r.url.endswith("/rtc")) as offer:
+        ana.click("button.listen")
+    assert offer.value.post_data_json["monitor"] == "binaural"
+    ana.wait_for_selector("button.listen.on")
+    with ana.expect_request(lambda r: r.url.endswith("/rtc")) as offer:
+        ana.select_option(".immersive-monitor", "mix")
+    assert offer.value.post_data_json["monitor"] == "mix"
+    ana.wait_for_selector("button.listen.on")
+    assert ana.locator(".immersive-preview").is_disabled()  # nothing immersive to preview
     assert log.errors() == []
 
 

@@ -5,8 +5,9 @@
 //   the middle) and an elevation slider, each coordinate written to its own document key
 //   (tracks[id].immersive.azimuth ...), so another editor sees the object move live and two
 //   people moving different coordinates keep both moves;
-// - monitoring: a preview of the immersive mix from the playhead, binaural for headphones
-//   or folded to stereo (GET /projects/ID/render/immersive; the live WebRTC mix is stereo);
+// - monitoring: what the live mix (Listen) plays: the stereo mix, or the immersive mix
+//   binaural for headphones or folded to stereo (the offer's `monitor`, dawserver/rtc.py);
+//   and a preview of the immersive mix from the playhead (GET /projects/ID/render/immersive);
 // - "Export ADM BWF": an `adm` bounce job with its progress (bounce.js).
 //
 // The panel draws the document's current values (an automation lane of a coordinate, when
@@ -21,7 +22,7 @@ export const BED = [['M+030', 'L'], ['M-030', 'R'], ['M+000', 'C'], ['LFE1', 'LF
   ['M-090', 'Rss'], ['M+135', 'Lrs'], ['M-135', 'Rrs'], ['U+045', 'Ltf'], ['U-045', 'Rtf'],
   ['U+135', 'Ltr'], ['U-135', 'Rtr']]
 export const KINDS = { none: 'None (front pair)', bed: 'Bed channels', object: 'Object' }
-export const MONITORS = { binaural: 'Binaural (headphones)', stereo: 'Stereo (speakers)' }
+export const MONITORS = { mix: 'Stereo mix', binaural: 'Immersive: binaural (headphones)', stereo: 'Immersive: stereo' }
 const PAD = 168 // px, the pad's side
 const RADIUS = PAD / 2 - 10 // px of distance 1 (the loudspeaker sphere)
 const PREVIEW_SECONDS = 10
@@ -85,8 +86,8 @@ export function moveObject (project, trackId, position) {
 // -- the panel --------------------------------------------------------------------------------
 
 export class ImmersivePanel {
-  constructor ({ project, presence, editable, bouncePath, token, notify, playhead }) {
-    Object.assign(this, { project, presence, editable, notify, playhead })
+  constructor ({ project, presence, editable, bouncePath, token, notify, playhead, onMonitor = () => {} }) {
+    Object.assign(this, { project, presence, editable, notify, playhead, onMonitor })
     this.token = token
     this.trackId = null
     this.signature = ''
@@ -95,10 +96,15 @@ export class ImmersivePanel {
       format: 'adm', label: 'Export ADM BWF', title: 'Render the 7.1.4 bed and the objects to an ADM BWF file' })
     this.monitor = h('select', { class: 'immersive-monitor', 'aria-label': 'Monitoring layout' },
       ...Object.entries(MONITORS).map(([value, label]) => h('option', { value }, label)))
-    this.monitor.value = localStorage.getItem('daw:monitor') || 'binaural'
-    this.monitor.addEventListener('change', () => localStorage.setItem('daw:monitor', this.monitor.value))
+    this.monitor.value = MONITORS[localStorage.getItem('daw:monitor')] ? localStorage.getItem('daw:monitor') : 'mix'
     this.previewButton = h('button', { class: 'immersive-preview', title: `Play ${PREVIEW_SECONDS} s of the immersive mix from the playhead`,
       onclick: () => this.preview() }, 'Preview')
+    this.monitor.addEventListener('change', () => {
+      localStorage.setItem('daw:monitor', this.monitor.value)
+      this.previewButton.disabled = this.monitor.value === 'mix'
+      this.onMonitor(this.monitor.value)
+    })
+    this.previewButton.disabled = this.monitor.value === 'mix'
     this.body = h('div', { class: 'immersive-body' })
     this.el = h('section', { class: 'panel immersive' },
       h('div', { class: 'panel-head' }, this.title),
@@ -280,7 +286,7 @@ export class ImmersivePanel {
     } catch (err) {
       this.notify(`Preview: ${err.message}`, true)
     } finally {
-      this.previewButton.disabled = false
+      this.previewButton.disabled = this.monitor.value === 'mix'
     }
   }
 }

@@ -148,8 +148,16 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   const markers = new MarkersPanel({ project, editable, onSeek: (frame) => transport.seek(frame) })
   const bounce = new BounceButton({ projectId, token, path: features.bounce || null, editable, notify })
   const immersive = new ImmersivePanel({ project, presence, editable, bouncePath: features.bounce || null,
-    token, notify, playhead: () => transport.playhead() })
+    token, notify, playhead: () => transport.playhead(), onMonitor: (monitor) => switchMonitor(monitor) })
+  const switchMonitor = async (monitor) => {
+    live.monitor = monitor
+    if (!live.active || live.sending) return // a recording connection keeps its mix until it ends
+    live.stop()
+    try { await live.start() } catch (err) { notify(`Live mix: ${err.message}`, true) }
+    listen.classList.toggle('on', live.active)
+  }
   const live = new LiveMix({ projectId, token, available: Boolean(features.rtc), serverMs: features.rtc_receive_ms || 0 })
+  live.monitor = immersive.monitor.value
   const listen = h('button', {
     class: 'listen', disabled: !features.rtc,
     title: features.rtc ? 'Listen to the live mix (WebRTC)' : 'This server offers no live mix stream',
