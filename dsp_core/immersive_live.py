@@ -9,7 +9,7 @@ its own engine, the tracks without a route with the buses and master onto the be
 front pair), rendered for each block instead of for the whole file; the bed and objects
 are panned in C with the gains gliding over the block when a position moved, then either
 folded to stereo (the stereo layout's gains) or, for headphones, each 7.1.4 loudspeaker
-convolved with its HRIR, the convolution's tail carried into the next block. The
+convolved with its HRIR (one batched FFT per block), the tail carried into the next block. The
 interface is the engine's (``render``, ``apply``), so the live mix
 (:mod:`dawserver.live_mix`) plays it like the stereo engine.
 """
@@ -20,7 +20,6 @@ import dataclasses
 
 import numpy as np
 import soxr
-from scipy.signal import oaconvolve
 
 from .engine import Engine
 from .errors import DspError
@@ -41,16 +40,17 @@ class ImmersiveLiveEngine:
     def __init__(self, session: Session, sample_rate: int | None = None, *,
                  monitor: str = HEADPHONES, backend: str | None = None,
                  loader: SourceLoader | None = None, sofa: str | None = None,
-                 block_size: int = 1024) -> None:
+                 block_size: int = 1024, threads: int | None = None) -> None:
         if monitor not in MONITORS:
             raise DspError(f"unknown monitoring {monitor!r}; choose one of {', '.join(MONITORS)}")
         self.sample_rate = int(sample_rate or session.sample_rate)
         self.monitor, self.backend, self.loader = monitor, backend, loader
-        self.block_size = block_size
+        self.block_size, self.threads = block_size, threads
         self._kernel = pan_kernel(backend)
         self._layout = "7.1.4" if monitor == HEADPHONES else "stereo"
         self._hrirs = self._load_hrirs(sofa) if monitor == HEADPHONES else None
         self._tails: np.ndarray | None = None
+        self._spectra: dict[int, np.ndarray] = {}
         self._build(session)
 
     # -- structure -----------------------------------------------------------------------
@@ -100,7 +100,7 @@ class ImmersiveLiveEngine:
         self._shape = self._structure(session)
         self._engines = [(track_id, Engine(part, sample_rate=self.sample_rate,
                                             block_size=self.block_size, backend=self.backend,
-                                            loader=self.loader))
+                                            loader=self.loader, threads=self.threads))
                          for track_id, part in self._parts(session)]
         self._gains = self._source_gains(session)
 
@@ -157,19 +157,23 @@ class ImmersiveLiveEngine:
         return self._binaural(speakers)
 
     def _binaural(self, speakers: np.ndarray) -> np.ndarray:
+        """Each loudspeaker convolved with its HRIR pair and summed per ear: one batched FFT
+        of the block (the HRIRs' spectra kept per FFT size), the tail carried on."""
         frames = speakers.shape[1]
+        assert self._hrirs is not None
+        indices = list(self._hrirs)
         taps = max(ir.shape[1] for ir in self._hrirs.values())
+        size = 1 << (frames + taps - 2).bit_length()  # >= frames + taps - 1
+        spectra = self._spectra.get(size)
+        if spectra is None:
+            irs = np.zeros((len(indices), 2, taps))
+            for row, index in enumerate(indices):
+                irs[row, :, :self._hrirs[index].shape[1]] = self._hrirs[index]
+            spectra = self._spectra[size] = np.fft.rfft(irs, size)  # (speakers, 2, bins)
         if self._tails is None:
-            self._tails = np.zeros((2, taps - 1), dtype=np.float64)
-        acc = np.zeros((2, frames + taps - 1), dtype=np.float64)
-        acc[:, :taps - 1] += self._tails
-        for index, ir in self._hrirs.items():
-            signal = speakers[index]
-            if not np.any(signal):
-                continue
-            x = signal.astype(np.float64)
-            for ear in (0, 1):
-                y = oaconvolve(x, ir[ear])
-                acc[ear, :y.shape[0]] += y
-        self._tails = acc[:, frames:].copy()
-        return acc[:, :frames].astype(np.float32)
+            self._tails = np.zeros((2, taps - 1))
+        x = np.fft.rfft(speakers[indices].astype(np.float64), size)  # (speakers, bins)
+        y = np.fft.irfft(np.einsum("sb,seb->eb", x, spectra), size)[:, :frames + taps - 1]
+        y[:, :taps - 1] += self._tails
+        self._tails = y[:, frames:].copy()
+        return y[:, :frames].astype(np.float32)
