@@ -57,12 +57,15 @@ def _latency(text: str) -> str | float:
 @click.option("--controls", is_flag=True, help="Read fader moves from standard input, one per "
               "line: TRACK PARAM VALUE [hold|release] (while playing, lanes in touch, latch "
               "or write record them as automation).")
+@click.option("--monitor", type=click.Choice(["mix", "binaural", "stereo"]), default="mix",
+              show_default=True, help="Play the stereo mix, or the immersive mix binaurally "
+              "for headphones or folded to stereo.")
 @click.option("--backend", type=click.Choice(["native", "reference"]), default=None,
               help="Engine backend (default: native C engine when built).")
 def client(url: str | None, project_id: str | None, token: str | None, device: str | None,
            input_device: str | None, list_devices: bool, block_size: int, latency: str,
            record: bool, track: str | None, seconds: float | None, save: Path | None,
-           cache_dir: Path | None, backend: str | None, controls: bool) -> None:
+           cache_dir: Path | None, backend: str | None, controls: bool, monitor: str) -> None:
     """Join the project at URL (http://HOST:PORT), render it locally and play it."""
     try:
         from .player import StreamSettings, parse_device
@@ -82,7 +85,7 @@ def client(url: str | None, project_id: str | None, token: str | None, device: s
     stream = StreamSettings(parse_device(device), parse_device(input_device), block_size,
                             _latency(latency), record, str(save) if save else None)
     options = ClientOptions(url, project_id, token, stream, track, seconds, backend=backend,
-                            controls=controls)
+                            controls=controls, monitor=monitor)
     if cache_dir is not None:
         options.cache_dir = cache_dir
     try:

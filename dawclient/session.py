@@ -58,6 +58,9 @@ class ClientOptions:
     #: Read fader moves from standard input (:mod:`.controls`): static values, and
     #: automation while playing in touch/latch/write.
     controls: bool = False
+    #: What is played: ``mix`` (the stereo mix) or the immersive mix, ``binaural`` for
+    #: headphones or folded to ``stereo`` (dsp_core.immersive_live, docs/immersive.md).
+    monitor: str = "mix"
 
 
 @dataclass
@@ -127,6 +130,7 @@ class DesktopClient:
 
     async def _play(self, sync: SyncClient, http: aiohttp.ClientSession) -> None:
         from dsp_core.engine import Engine
+        from dsp_core.immersive_live import ImmersiveLiveEngine
 
         loop = asyncio.get_running_loop()
         document = sync.document
@@ -135,6 +139,8 @@ class DesktopClient:
         o = self.options
         engine = await loop.run_in_executor(None, lambda: Engine(
             session, block_size=o.stream.block_size, backend=o.backend,
+            loader=self.cache.loader) if o.monitor == "mix" else ImmersiveLiveEngine(
+            session, monitor=o.monitor, block_size=o.stream.block_size, backend=o.backend,
             loader=self.cache.loader))
         playhead = Playhead(session.sample_rate, session.sample_rate)
         playhead.follow(document.transport())
