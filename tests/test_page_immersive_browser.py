@@ -22,6 +22,7 @@ from pagebrowser import (
     ServerProcess,
     browser_missing,
     open_page,
+    screenshot,
     wait_for,
 )
 
@@ -108,7 +109,7 @@ def drag_to(page: Any, azimuth: float, distance: float = 1.0) -> None:
     """Press on the pad's centre and drag to an ADM position (azimuth positive left)."""
     box = page.locator(PAD).bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    radius = box["width"] / 2 - 10 * box["width"] / 168  # immersive.js RADIUS
+    radius = box["width"] / 2 - 10 * box["width"] / 140  # immersive.js RADIUS
     a = np.radians(azimuth)
     page.mouse.move(cx, cy)
     page.mouse.down()
@@ -142,6 +143,7 @@ def test_dragged_object_moves_in_the_document_and_plays_from_there(studio: Studi
     assert loudest(studio.speakers())[0] == "U+045"
     wait_for(lambda: ben.locator(".immersive-elevation").input_value() == "30")
     assert "el 30°" in ben.locator(".immersive-readout").inner_text()
+    screenshot(ben, "immersive-panel")
     assert log.errors() == []
 
 

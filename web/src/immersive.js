@@ -23,7 +23,7 @@ export const BED = [['M+030', 'L'], ['M-030', 'R'], ['M+000', 'C'], ['LFE1', 'LF
   ['U+135', 'Ltr'], ['U-135', 'Rtr']]
 export const KINDS = { none: 'None (front pair)', bed: 'Bed channels', object: 'Object' }
 export const MONITORS = { mix: 'Stereo mix', binaural: 'Immersive: binaural (headphones)', stereo: 'Immersive: stereo' }
-const PAD = 168 // px, the pad's side
+const PAD = 140 // px, the pad's side
 const RADIUS = PAD / 2 - 10 // px of distance 1 (the loudspeaker sphere)
 const PREVIEW_SECONDS = 10
 const SVG = 'http://www.w3.org/2000/svg'
@@ -157,7 +157,13 @@ export class ImmersivePanel {
       onchange: (e) => setRoute(this.project, track.id, defaultRoute(e.target.value, channels)) },
     ...Object.entries(KINDS).map(([value, label]) => h('option', { value }, label)))
     this.presence.bind(this.kindSelect, `track:${track.id}:immersive`)
-    const rows = [h('label', { class: 'param' }, h('span', {}, track.name || track.id), this.kindSelect)]
+    const kindRow = h('label', { class: 'param' }, h('span', {}, track.name || track.id), this.kindSelect)
+    if (kind === 'object') { // the pad beside the selector, so it fits the panel's height
+      this.bedSelects = []
+      this.body.replaceChildren(this._objectControls(track.id, kindRow))
+      return
+    }
+    const rows = [kindRow]
     this.bedSelects = []
     if (kind === 'bed') {
       for (let i = 0; i < channels; i++) {
@@ -169,7 +175,6 @@ export class ImmersivePanel {
         rows.push(h('label', { class: 'param' }, h('span', {}, channels === 2 ? ['left', 'right'][i] : 'channel'), select))
       }
     }
-    if (kind === 'object') rows.push(this._objectControls(track.id))
     this.body.replaceChildren(...rows)
   }
 
@@ -183,7 +188,7 @@ export class ImmersivePanel {
     this.project.doc.transact(() => this.project.roots.tracks.get(trackId)?.get('immersive')?.set('channels', chosen))
   }
 
-  _objectControls (trackId) {
+  _objectControls (trackId, kindRow) {
     const c = PAD / 2
     this.pad = svg('svg', { class: 'immersive-pad', width: PAD, height: PAD, viewBox: `0 0 ${PAD} ${PAD}`,
       'data-track': trackId, role: 'img', 'aria-label': 'Object position, top view, front up' })
@@ -210,7 +215,7 @@ export class ImmersivePanel {
     this.presence.bind(this.elevation, `track:${trackId}:elevation`)
     this.readout = h('span', { class: 'readout immersive-readout' })
     return h('div', { class: 'immersive-object' }, this.pad,
-      h('div', { class: 'immersive-side' },
+      h('div', { class: 'immersive-side' }, kindRow,
         h('label', { class: 'param' }, h('span', {}, 'elevation'), this.elevation), this.readout))
   }
 
