@@ -57,6 +57,9 @@ def _latency(text: str) -> str | float:
 @click.option("--controls", is_flag=True, help="Read fader moves from standard input, one per "
               "line: TRACK PARAM VALUE [hold|release] (while playing, lanes in touch, latch "
               "or write record them as automation).")
+@click.option("--monitor", type=click.Choice(["mix", "binaural", "stereo"]), default="mix",
+              show_default=True, help="Play the stereo mix, or the immersive mix binaurally "
+              "for headphones or folded to stereo.")
 @click.option("--backend", type=click.Choice(["native", "reference"]), default=None,
               help="Engine backend (default: native C engine when built).")
 @click.option("--midi-in", default=None, help="Play and record from this MIDI input port "
@@ -70,7 +73,7 @@ def client(url: str | None, project_id: str | None, token: str | None, device: s
            input_device: str | None, list_devices: bool, block_size: int, latency: str,
            record: bool, track: str | None, seconds: float | None, save: Path | None,
            cache_dir: Path | None, backend: str | None, controls: bool,
-           midi_in: str | None = None, midi_api: str | None = None,
+           monitor: str = "mix", midi_in: str | None = None, midi_api: str | None = None,
            list_midi: bool = False) -> None:
     """Join the project at URL (http://HOST:PORT), render it locally and play it."""
     try:
@@ -99,7 +102,8 @@ def client(url: str | None, project_id: str | None, token: str | None, device: s
     stream = StreamSettings(parse_device(device), parse_device(input_device), block_size,
                             _latency(latency), record, str(save) if save else None)
     options = ClientOptions(url, project_id, token, stream, track, seconds, backend=backend,
-                            controls=controls, midi_in=midi_in, midi_api=midi_api)
+                            controls=controls, monitor=monitor, midi_in=midi_in,
+                            midi_api=midi_api)
     if cache_dir is not None:
         options.cache_dir = cache_dir
     try:

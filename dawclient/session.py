@@ -32,6 +32,7 @@ from dsp_core.session import Session
 
 from .channel import connect
 from .controls import ControlError, Controls, parse_move
+from .immersive_controls import apply_route_line, is_route_line
 from .live_midi import LiveMidi, write_notes
 from .midi_input import MidiInput, MidiInputError
 from .player import Player, StreamSettings, Take
@@ -64,6 +65,9 @@ class ClientOptions:
     midi_in: str | None = None
     #: RtMidi's API for ``midi_in``: ``alsa``, ``jack`` or None (its default).
     midi_api: str | None = None
+    #: What is played: ``mix`` (the stereo mix) or the immersive mix, ``binaural`` for
+    #: headphones or folded to ``stereo`` (dsp_core.immersive_live, docs/immersive.md).
+    monitor: str = "mix"
 
 
 @dataclass
@@ -139,6 +143,7 @@ class DesktopClient:
 
     async def _play(self, sync: SyncClient, http: aiohttp.ClientSession) -> None:
         from dsp_core.engine import Engine
+        from dsp_core.immersive_live import ImmersiveLiveEngine
 
         loop = asyncio.get_running_loop()
         document = sync.document
@@ -147,6 +152,8 @@ class DesktopClient:
         o = self.options
         engine = await loop.run_in_executor(None, lambda: Engine(
             session, block_size=o.stream.block_size, backend=o.backend,
+            loader=self.cache.loader) if o.monitor == "mix" else ImmersiveLiveEngine(
+            session, monitor=o.monitor, block_size=o.stream.block_size, backend=o.backend,
             loader=self.cache.loader))
         playhead = Playhead(session.sample_rate, session.sample_rate)
         playhead.follow(document.transport())
@@ -296,8 +303,12 @@ class DesktopClient:
         while line := await reader.readline():
             if not line.strip():
                 continue
+            text = line.decode(errors="replace")
             try:
-                controls.move(parse_move(line.decode(errors="replace")))
+                if is_route_line(text):
+                    apply_route_line(controls.document, text)
+                else:
+                    controls.move(parse_move(text))
             except ControlError as exc:
                 log.error("%s", exc)
 

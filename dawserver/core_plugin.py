@@ -16,6 +16,7 @@ from . import (
     auth_routes,
     automation_api,
     bounces,
+    immersive_routes,
     midi_routes,
     models_api,
     oidc_routes,
@@ -72,7 +73,7 @@ def routes(context: PluginContext) -> list[Route]:
             *privacy_routes.ROUTES, *sso_routes.ROUTES, *public_routes.ROUTES,
             *openapi_v1.ROUTES, *sample_routes.ROUTES, *graphql_route.ROUTES,
             *webhook_routes.ROUTES, *storage_service.ROUTES,
-            *midi_routes.ROUTES, *automation_api.ROUTES,
+            *midi_routes.ROUTES, *automation_api.ROUTES, *immersive_routes.ROUTES,
             *usage_routes.ROUTES, *models_api.ROUTES]
 
 

@@ -39,6 +39,7 @@ from collab.changes import Change, DocumentWatch, TrackFieldsChanged, TransportC
 from collab.registry import RoomRegistry
 from collab.room import Room
 from dsp_core.errors import DspError
+from dsp_core.immersive_live import MONITORS
 from dsp_core.playhead import Playhead
 from dsp_core.session import Session
 from dsp_core.sources import Refusal, SourceAnswers
@@ -64,6 +65,22 @@ def _default_engine(session: Session, sample_rate: int) -> object:
     from dsp_core.engine import Engine
 
     return Engine(session, sample_rate=sample_rate)
+
+
+#: The plain stereo mix; the other monitors play the immersive mix (docs/immersive.md).
+STEREO_MIX = "mix"
+
+
+def _monitor_engine(monitor: str) -> EngineFactory:
+    """The engine factory of an immersive monitor (``binaural``, ``stereo``)."""
+    from dsp_core.immersive_live import ImmersiveLiveEngine
+
+    return lambda session, rate: ImmersiveLiveEngine(session, rate, monitor=monitor)
+
+
+def mix_key(project_id: str, monitor: str = STEREO_MIX) -> str:
+    """Which running mix serves ``monitor``: the project's id for the plain mix."""
+    return project_id if monitor == STEREO_MIX else f"{project_id}#{monitor}"
 
 
 @dataclass(frozen=True)
@@ -409,15 +426,24 @@ class LiveMixes:
         self._watched: weakref.WeakSet[Room] = weakref.WeakSet()
         self._lock = asyncio.Lock()
 
-    async def acquire(self, project_id: str) -> LiveMix:
-        """The running mix of ``project_id`` (started if needed); pair with :meth:`release`."""
+    async def acquire(self, project_id: str, monitor: str = STEREO_MIX) -> LiveMix:
+        """The running mix of ``project_id`` (started if needed); pair with :meth:`release`.
+
+        ``monitor``: the plain stereo mix (:data:`STEREO_MIX`), or the immersive mix for
+        headphones (``binaural``) or folded to ``stereo``; each is one render shared by
+        its listeners."""
+        if monitor != STEREO_MIX and monitor not in MONITORS:
+            raise ValueError(f"monitor {monitor!r} is not one of {STEREO_MIX}, "
+                             f"{', '.join(MONITORS)}")
+        key = mix_key(project_id, monitor)
         async with self._lock:
-            mix = self.mixes.get(project_id)
+            mix = self.mixes.get(key)
             if mix is None:
                 stack = contextlib.AsyncExitStack()
+                factory = self.factory if monitor == STEREO_MIX else _monitor_engine(monitor)
                 try:
                     room = await stack.enter_async_context(self.rooms.use(project_id))
-                    mix = LiveMix(room, factory=self.factory, queue_frames=self.queue_frames,
+                    mix = LiveMix(room, factory=factory, queue_frames=self.queue_frames,
                                   resolver=self.resolver)
                     await mix.start()
                 except BaseException:
@@ -427,12 +453,15 @@ class LiveMixes:
                 if room not in self._watched:
                     self._watched.add(room)
                     room.on_change(self._room_changed)
-                self.mixes[project_id], self._holds[project_id] = mix, stack
-            self._users[project_id] = self._users.get(project_id, 0) + 1
+                self.mixes[key], self._holds[key] = mix, stack
+            self._users[key] = self._users.get(key, 0) + 1
             return mix
 
-    async def release(self, project_id: str) -> None:
+    async def release(self, project_id: str, monitor: str = STEREO_MIX) -> None:
         """One user of the mix is gone; the last one stops it."""
+        await self._release(mix_key(project_id, monitor))
+
+    async def _release(self, project_id: str) -> None:
         async with self._lock:
             count = self._users.get(project_id, 0) - 1
             if count > 0:
@@ -448,9 +477,9 @@ class LiveMixes:
         """Stop every mix."""
         for project_id in list(self.mixes):
             self._users[project_id] = 1
-            await self.release(project_id)
+            await self._release(project_id)
 
     def _room_changed(self, room: Room) -> None:
-        mix = self.mixes.get(room.project_id)
-        if mix is not None and mix.room is room:
-            mix.document_changed()
+        for mix in list(self.mixes.values()):
+            if mix.room is room:
+                mix.document_changed()

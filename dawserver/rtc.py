@@ -13,8 +13,10 @@ revoked member's connections are closed at once, and one lowered to viewer
 keeps hearing the mix but is no longer recorded.
 
 Request body: ``{"sdp": ..., "type": "offer"}`` and optionally ``"track"``
-(record into this armed track only) and ``"latency_ms"`` (the client's
-round trip, subtracted from a take's position).
+(record into this armed track only), ``"latency_ms"`` (the client's
+round trip, subtracted from a take's position) and ``"monitor"``: ``"mix"`` (the
+stereo mix, default), ``"binaural"`` or ``"stereo"`` (the immersive mix for headphones,
+or folded to two loudspeakers; docs/immersive.md).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import fractions
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from aiohttp import web
 from aiortc import (
@@ -45,7 +48,7 @@ from .access import on_member_change
 from .assets import assets_of
 from .clip_sources import Resolver
 from .keys import ROOMS
-from .live_mix import Listener, LiveMix, LiveMixes
+from .live_mix import STEREO_MIX, Listener, LiveMix, LiveMixes
 from .opus import packet as opus_packet
 from .permissions import PROJECT_READ
 from .plugin_api import (
@@ -108,6 +111,7 @@ class Connection:
     tasks: set[asyncio.Task] = field(default_factory=set)
     recorders: list[TakeRecorder] = field(default_factory=list)
     closed: bool = False
+    monitor: str = STEREO_MIX
 
 
 class RtcService:
@@ -126,13 +130,13 @@ class RtcService:
         return self._mixes
 
     async def connect(self, project_id: str, grant: Grant, offer: RTCSessionDescription, *,
-                      target_track: str | None = None, latency_ms: float = 0.0
-                      ) -> tuple[Connection, RTCSessionDescription]:
+                      target_track: str | None = None, latency_ms: float = 0.0,
+                      monitor: str = STEREO_MIX) -> tuple[Connection, RTCSessionDescription]:
         """Open a connection for ``offer``; returns it and the answer."""
         assets = await assets_of(self.app, project_id)
-        mix = await self.mixes.acquire(project_id)
+        mix = await self.mixes.acquire(project_id, monitor)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        conn = Connection(project_id, grant, pc, mix, mix.add_listener())
+        conn = Connection(project_id, grant, pc, mix, mix.add_listener(), monitor=monitor)
         self.connections.add(conn)
         rate = mix.playhead.session_rate
 
@@ -179,7 +183,7 @@ class RtcService:
         await conn.pc.close()
         if conn.tasks:
             await asyncio.gather(*conn.tasks, return_exceptions=True)
-        await self.mixes.release(conn.project_id)
+        await self.mixes.release(conn.project_id, conn.monitor)
 
     async def member_changed(self, project_id: str, user: str, role: Role | None) -> int:
         """Close (``role`` None: revoked) or re-role ``user``'s connections to ``project_id``.
@@ -237,6 +241,7 @@ class Offer(Model):
     sdp: str
     track: str | None = None
     latency_ms: float = 0.0
+    monitor: Literal["mix", "binaural", "stereo"] = STEREO_MIX
 
     @field_validator("type")
     @classmethod
@@ -266,7 +271,8 @@ async def rtc_offer(request: Request) -> Answer:
     try:
         conn, answer = await request.app[RTC].connect(
             project_id, grant, RTCSessionDescription(sdp=offer.sdp, type="offer"),
-            target_track=offer.track or None, latency_ms=offer.latency_ms)
+            target_track=offer.track or None, latency_ms=offer.latency_ms,
+            monitor=offer.monitor)
     except ProjectNotFound as exc:
         raise NotFound(str(exc)) from None
     except CapacityError as exc:

@@ -104,13 +104,15 @@ class RtcListener:
     def __init__(self, base_url: str, project_id: str, token: str, *,
                  send: MediaStreamTrack | None = None, track: str | None = None,
                  latency_ms: float = 0.0, low_latency: bool = True,
-                 codec: str | None = None) -> None:
+                 codec: str | None = None, monitor: str | None = None) -> None:
         self.url = f"{base_url.rstrip('/')}/projects/{project_id}/rtc"
         self.token = token
         self.send = send
         self.options: dict[str, Any] = {"latency_ms": latency_ms}
         if track:
             self.options["track"] = track
+        if monitor:  # "binaural" or "stereo": the immersive mix (docs/immersive.md)
+            self.options["monitor"] = monitor
         self.low_latency = low_latency
         self.codec = codec
         self.skipped: list[str] = []

@@ -35,6 +35,7 @@ from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
 from dsp_core import Bus, EffectSpec, Send, three_band_eq
+from dsp_core.immersive import ImmersiveRoute
 from dsp_core.session import Clip, Session, Track
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
@@ -134,6 +135,27 @@ async def test_the_client_plays_exactly_the_servers_offline_render(studio: Studi
     assert np.abs(reference).max() > 0.1
     np.testing.assert_array_equal(played[:, : blocks * BLOCK], reference)
     assert len(list((studio.root / "cache").rglob("*.*"))) == 2
+
+
+async def test_the_client_monitors_the_immersive_mix_as_the_server_renders_it(
+        studio: Studio) -> None:
+    await studio.edit(lambda d: d.set_immersive("keys", ImmersiveRoute("object", azimuth=90.0)))
+    await studio.edit(lambda d: d.update_transport(playing=True, position=0))
+    code, out, err = await studio.run_client("--seconds", "1.5", "--block-size", str(BLOCK),
+                                             "--monitor", "stereo")
+    assert code == 0, err
+    blocks = -(-int(1.5 * RATE) // BLOCK)
+    played = studio.played_audio()[:, : blocks * BLOCK]
+    url = f"{studio.config.base_url}/projects/{studio.project_id}/render/immersive"
+    params = {"layout": "stereo", "frames": blocks * BLOCK, "token": studio.token()}
+    async with aiohttp.ClientSession() as http, http.get(url, params=params) as response:
+        assert response.status == 200, await response.text()
+        reference = sf.read(io.BytesIO(await response.read()), dtype="float32")[0].T
+    assert np.abs(reference).max() > 0.1
+    np.testing.assert_allclose(played, reference, atol=2e-6)
+    # the keys object sits at the left: the plain mix has it in the centre
+    plain = await studio.render(0, blocks * BLOCK)
+    assert not np.allclose(played, plain, atol=1e-3)
 
 
 async def test_the_client_follows_the_transport_from_stopped_to_playing(studio: Studio

@@ -19,6 +19,7 @@ const DRAINED_MS = 25 // and is this close to the jitter buffer's own target (no
 export class LiveMix {
   constructor ({ projectId, token, available, serverMs = 0 }) {
     Object.assign(this, { projectId, token, available, serverMs })
+    this.monitor = 'mix' // or the immersive mix: 'binaural' (headphones), 'stereo' (immersive.js)
     this.pc = null
     this.context = null
     this.gain = null
@@ -52,7 +53,7 @@ export class LiveMix {
       await iceGathered(pc)
       const answer = await api(`/projects/${encodeURIComponent(this.projectId)}/rtc`, {
         token: this.token, method: 'POST',
-        body: { sdp: pc.localDescription.sdp, type: pc.localDescription.type, latency_ms: latency?.total ?? 0 }
+        body: { sdp: pc.localDescription.sdp, type: pc.localDescription.type, latency_ms: latency?.total ?? 0, monitor: this.monitor }
       })
       await pc.setRemoteDescription(answer)
     } catch (err) {

@@ -22,6 +22,7 @@ import { TranscriptPanel } from './transcript.js'
 import { CommentsPanel } from './comments.js'
 import { MarkersPanel } from './markers.js'
 import { BounceButton } from './bounce.js'
+import { ImmersivePanel } from './immersive.js'
 import { PeakCache } from './peaks.js'
 import { SourceNames } from './names.js'
 import { LiveMix } from './live.js'
@@ -105,6 +106,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     timeline.setSelection(view.track, view.clip)
     effects.show(view.track)
     pianoroll.show(view.track)
+    immersive.show(view.track)
     transcript.show(view.clip)
   }
   const peaks = new PeakCache({ projectId, token, url: features.peaks || null })
@@ -148,7 +150,17 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   })
   const markers = new MarkersPanel({ project, editable, onSeek: (frame) => transport.seek(frame) })
   const bounce = new BounceButton({ projectId, token, path: features.bounce || null, editable, notify })
+  const immersive = new ImmersivePanel({ project, presence, editable, bouncePath: features.bounce || null,
+    token, notify, playhead: () => transport.playhead(), onMonitor: (monitor) => switchMonitor(monitor) })
+  const switchMonitor = async (monitor) => {
+    live.monitor = monitor
+    if (!live.active || live.sending) return // a recording connection keeps its mix until it ends
+    live.stop()
+    try { await live.start() } catch (err) { notify(`Live mix: ${err.message}`, true) }
+    listen.classList.toggle('on', live.active)
+  }
   const live = new LiveMix({ projectId, token, available: Boolean(features.rtc), serverMs: features.rtc_receive_ms || 0 })
+  live.monitor = immersive.monitor.value
   const listen = h('button', {
     class: 'listen', disabled: !features.rtc,
     title: features.rtc ? 'Listen to the live mix (WebRTC)' : 'This server offers no live mix stream',
@@ -173,7 +185,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
       name, badge, transport.el, listen, meter, volume, bounce.el, people, status),
     editable ? '' : h('div', { class: 'viewer-banner', role: 'note' }, 'View only — you see every change live, but cannot edit.'),
     h('main', { class: 'workspace' }, timeline.el),
-    h('footer', { class: 'panels' }, effects.el, pianoroll.el, transcript.el, markers.el, comments.el,
+    h('footer', { class: 'panels' }, effects.el, immersive.el, pianoroll.el, transcript.el, markers.el, comments.el,
       claims.role === 'owner' ? sharePanel({ projectId, token: () => project.token, notify }) : ''))
   if (!editable) {
     for (const el of root.querySelectorAll('.edit')) el.disabled = true
@@ -197,7 +209,10 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
       transport.update()
       writer.transportChanged()
     }
-    if (batch.full || !view.track || batch.tracks.has(view.track)) effects.update()
+    if (batch.full || !view.track || batch.tracks.has(view.track)) {
+      effects.update()
+      immersive.update()
+    }
     if (batch.full || batch.midi || batch.ruler || batch.tracks.has(view.track)) pianoroll.update()
     if (batch.full || batch.transcripts || batch.clips.size) transcript.update()
     if (batch.full || batch.comments) comments.update()
@@ -276,12 +291,12 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   if (renewal) {
     renewal.onToken = ({ token: fresh, role }) => {
       project.setToken(fresh) // the WebSocket presents it when it reconnects
-      for (const part of [peaks, names, bounce, live, transcript]) part.token = fresh // and HTTP calls
+      for (const part of [peaks, names, bounce, live, transcript, immersive]) part.token = fresh // and HTTP calls
       if (role !== claims.role) notify(`Your role on this project is now ${role}: reload the page to use it`)
     }
     renewal.onFail = (err) => notify(`Cannot renew your access to this project: ${err.message}`, true)
   }
-  window.daw = { project, presence, timeline, transport, live, features, renewal, writer, pianoroll } // for tests and the console
+  window.daw = { project, presence, timeline, transport, live, features, renewal, writer, pianoroll, immersive } // for tests and the console
   await synced
   performance.mark('daw:synced')
   status.textContent = 'connected'
