@@ -20,6 +20,7 @@ import { EffectsPanel } from './effects.js'
 import { TranscriptPanel } from './transcript.js'
 import { CommentsPanel } from './comments.js'
 import { MarkersPanel } from './markers.js'
+import { ClipTimePanel } from './clip_time.js'
 import { BounceButton } from './bounce.js'
 import { PeakCache } from './peaks.js'
 import { SourceNames } from './names.js'
@@ -104,6 +105,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     timeline.setSelection(view.track, view.clip)
     effects.show(view.track)
     transcript.show(view.clip)
+    clipTime.show(view.clip)
   }
   const peaks = new PeakCache({ projectId, token, url: features.peaks || null })
   const names = new SourceNames({
@@ -143,6 +145,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     project, editable, user: claims.user, selectedTrack: () => view.track,
     playhead: () => transport.playhead(), onSeek: (frame) => transport.seek(frame)
   })
+  const clipTime = new ClipTimePanel({ project, editable })
   const markers = new MarkersPanel({ project, editable, onSeek: (frame) => transport.seek(frame) })
   const bounce = new BounceButton({ projectId, token, path: features.bounce || null, editable, notify })
   const live = new LiveMix({ projectId, token, available: Boolean(features.rtc), serverMs: features.rtc_receive_ms || 0 })
@@ -170,7 +173,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
       name, badge, transport.el, listen, meter, volume, bounce.el, people, status),
     editable ? '' : h('div', { class: 'viewer-banner', role: 'note' }, 'View only — you see every change live, but cannot edit.'),
     h('main', { class: 'workspace' }, timeline.el),
-    h('footer', { class: 'panels' }, effects.el, transcript.el, markers.el, comments.el,
+    h('footer', { class: 'panels' }, effects.el, transcript.el, clipTime.el, markers.el, comments.el,
       claims.role === 'owner' ? sharePanel({ projectId, token: () => project.token, notify }) : ''))
   if (!editable) {
     for (const el of root.querySelectorAll('.edit')) el.disabled = true
@@ -196,6 +199,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     }
     if (batch.full || !view.track || batch.tracks.has(view.track)) effects.update()
     if (batch.full || batch.transcripts || batch.clips.size) transcript.update()
+    if (batch.full || batch.clips.size) clipTime.update()
     if (batch.full || batch.comments) comments.update()
     if (batch.full || batch.ruler) markers.update()
     markTouched(root, presence.others())
@@ -212,8 +216,12 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
         else key.forEach((id) => changes.tracks.add(String(id)))
       } else if (rootName === 'clips') {
         key.forEach((id) => changes.clips.add(String(id)))
-      } else if (rootName === 'transport' || rootName === 'markers') {
+      } else if (rootName === 'transport' || rootName === 'markers' || rootName === 'tempos' ||
+        rootName === 'meters') {
         changes.ruler = true
+      } else if (rootName === 'jobs') {
+        // a stretch job's clip shows "rendering" while it runs
+        key.forEach((id) => { const clip = project.roots.jobs.get(id)?.get('clip'); if (clip) changes.clips.add(String(clip)) })
       } else if (rootName === 'transcripts') {
         changes.transcripts = true
         key.forEach((id) => changes.clips.add(String(id)))
