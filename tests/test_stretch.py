@@ -133,3 +133,13 @@ def test_bad_specs_are_refused_with_a_clear_error(monkeypatch) -> None:
     monkeypatch.setattr(stretch_module.shutil, "which", lambda name: None)
     with pytest.raises(StretchError, match="apt-get install rubberband-cli"):
         render_stretch(_sine(440), RATE, StretchSpec(stretch=1.5))
+
+
+def test_a_live_edit_of_the_pitch_rebuilds_the_clip() -> None:
+    clip = Clip("sine", position=0, length=RATE, id="c")
+    session = Session(RATE, [Track("t", channels=1, clips=[clip])])
+    engine = Engine(session, loader=DictLoader({"sine": _sine(220)}), block_size=1024)
+    assert _peak_hz(engine.render(0, RATE)[0]) == pytest.approx(220, abs=2)
+    engine.apply(Session(RATE, [Track("t", channels=1, clips=[
+        Clip("sine", position=0, length=RATE, id="c", semitones=12)])]))
+    assert _peak_hz(engine.render(0, RATE)[0]) == pytest.approx(440, rel=0.01)
