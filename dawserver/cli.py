@@ -32,6 +32,7 @@ COMMANDS: list[str] = [
     "samples:samples",
     "midi:midi",
     "immersive:immersive",
+    "tempo:tempo",
 ]
 
 
