@@ -28,7 +28,8 @@ __all__ = ["Change", "DocumentWatch", "StructureChanged", "TrackFieldsChanged",
 
 #: Roots whose changes are reported (markers, comments, transcripts and jobs change
 #: nothing an engine renders).
-WATCHED_ROOTS = ("tracks", "transport", "clips", "buses", "meta", "midi_clips")
+WATCHED_ROOTS = ("tracks", "transport", "clips", "buses", "meta", "midi_clips",
+                 "tempos", "meters")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,9 @@ Layout (the same in Python and JavaScript; see ``docs/document-schema.md``)::
                       server work in progress (e.g. transcriptions), for every client to show
     midi_clips  Map   clip id  -> Map(id, track, position, length, notes: Map, controls: Map)
                       and tracks[id].instrument: see :mod:`collab.midi`
+    tempos      Map   change id -> Map(id, beat, bpm)            (see :mod:`collab.tempo`)
+    meters      Map   change id -> Map(id, bar, numerator, denominator)
+    (clips[id] may also hold crossfade, stretch, semitones, warp, follow_tempo, source_bpm)
     (tracks[id].immersive: a bed or object route, see :mod:`collab.immersive`)
 
 Collections are maps keyed by id (never arrays) so concurrent inserts cannot
@@ -55,17 +58,24 @@ from .changes import Change, DocumentWatch
 from .errors import SchemaError
 from .immersive import ImmersiveEdits
 from .midi import MidiEdits
+from .tempo import TEMPO_ROOTS, TempoEdits
+from .time_fields import (
+    TIME_CLIP_FIELDS,
+    clip_time_fields,
+    clip_time_json,
+    parse_time_fields,
+)
 
 SCHEMA_VERSION = 1
 DEFAULT_SAMPLE_RATE = 48000
 MASTER = "master"
 ROOTS = ("meta", "tracks", "clips", "buses", "transport", "markers", "comments", "transcripts",
-         "jobs", "midi_clips")
+         "jobs", "midi_clips", *TEMPO_ROOTS)
 JOB_FIELDS = ("kind", "clip", "status", "progress", "error")
 
 TRACK_FIELDS = {"name", "order", "colour", "channels", "gain_db", "pan", "mute", "solo", "arm"}
 CLIP_FIELDS = {"track", "source", "position", "offset", "length", "gain_db", "fade_in",
-               "fade_out"}
+               "fade_out", *TIME_CLIP_FIELDS}
 FRAME_FIELDS = {"position", "offset", "length", "fade_in", "fade_out"}
 TRANSPORT_DEFAULTS: dict[str, Any] = {
     "tempo": 120.0, "beats_per_bar": 4, "beat_unit": 4, "loop_enabled": False,
@@ -136,7 +146,7 @@ def _check_track_value(name: str, value: Any) -> Any:
     return value
 
 
-class ProjectDocument(MidiEdits, ImmersiveEdits):
+class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
     """Typed access to a project's :class:`pycrdt.Doc`.
 
     Every mutating helper runs in one transaction, so one call is one Yjs
@@ -171,6 +181,7 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
                 project._put_track(track, order)
             for bus in [*session.buses, session.master]:
                 project._put_bus(bus)
+            project._put_tempo(session.tempo)
         return project
 
     def to_session(self) -> Session:
@@ -183,6 +194,7 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
                 length=int(data["length"]), offset=int(data.get("offset", 0)),
                 gain_db=float(data.get("gain_db", 0.0)), fade_in=int(data.get("fade_in", 0)),
                 fade_out=int(data.get("fade_out", 0)), id=str(data["id"]),
+                **clip_time_fields(data),
             )
             clips_by_track.setdefault(str(data["track"]), []).append(clip)
         tracks = []
@@ -220,7 +232,8 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
                 buses.append(bus)
         self.bypassed = bypassed
         return Session(sample_rate=self.sample_rate, tracks=tracks,
-                       buses=buses, master=master, name=str(meta.get("name", "Untitled")))
+                       buses=buses, master=master, name=str(meta.get("name", "Untitled")),
+                       tempo=self.tempo_map())
 
     @property
     def sample_rate(self) -> int:
@@ -545,6 +558,10 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
                 kind = "positive" if name == "length" else "non-negative"
                 raise SchemaError(f"clip {name} must be a {kind} whole number of frames, "
                                   f"got {value!r}")
+        if set(TIME_CLIP_FIELDS) & set(fields):
+            parse_time_fields({**self._clip_map(clip_id).to_py(), **fields})
+        if "warp" in fields:
+            fields["warp"] = [list(m) for m in fields["warp"]]
         with self.transaction():
             target = self._clip_map(clip_id)
             for name, value in fields.items():
@@ -734,5 +751,5 @@ class ProjectDocument(MidiEdits, ImmersiveEdits):
         return Map({
             "id": clip_id, "track": track_id, "source": clip.source, "position": clip.position,
             "offset": clip.offset, "length": clip.length, "gain_db": clip.gain_db,
-            "fade_in": clip.fade_in, "fade_out": clip.fade_out,
+            "fade_in": clip.fade_in, "fade_out": clip.fade_out, **clip_time_json(clip),
         })

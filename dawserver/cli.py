@@ -33,6 +33,7 @@ COMMANDS: list[str] = [
     "midi:midi",
     "immersive:immersive",
     "deploy:deploy",
+    "tempo:tempo",
 ]
 
 

@@ -46,6 +46,7 @@ from dsp_core.sources import Refusal, SourceAnswers
 
 from .metrics import AUDIO_FRAME_SECONDS
 from .opus import OpusEncoder
+from .stretch_renders import StretchRenders
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,8 @@ class LiveMix:
             lambda source: resolver(room.project_id, source))
         self._learning: asyncio.Task[None] | None = None
         self.sample_rate = sample_rate
+        #: stretched clips: silent until rendered (dawserver/stretch_renders.py)
+        self.stretches = StretchRenders(room, sample_rate, self._schedule_full_refresh)
         self.frame = frame
         self.queue_frames = queue_frames
         self.listeners: set[Listener] = set()
@@ -202,6 +205,7 @@ class LiveMix:
             self._full_handle.cancel()
         if self._learning is not None:
             self._learning.cancel()
+        await self.stretches.close()
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
         close = getattr(self._engine, "close", None)
@@ -324,16 +328,17 @@ class LiveMix:
         self._schedule_full_refresh()
 
     def _playable(self, session: Session) -> Session:
-        """``session`` with resolved sources; refused ones left out and reported."""
+        """``session`` with resolved sources; refused ones left out and reported;
+        stretched clips whose render is not ready left out while it renders."""
         if self._sources is None:
-            return session
+            return self.stretches.playable(session)
         before = self._sources.refused
         playable = self._sources.playable(session)
         if self._sources.refused != before:
             for refusal in self._sources.refused:
                 log.warning("project %s: live mix leaves out %s", self.room.project_id,
                             refusal)
-        return playable
+        return self.stretches.playable(playable)
 
     def timeline_now(self, now: float | None = None) -> int | None:
         """Where the sent audio is at ``now`` (``time.monotonic()``), in project frames.

@@ -52,9 +52,13 @@ def _default_loader() -> SourceLoader:
     return load_source
 
 
-def _track_structure(track: Track) -> tuple:
+def _track_structure(track: Track, session: Session) -> tuple:
+    # a clip's time keys are structure (a new render, new crossfades); a clip that
+    # follows the tempo is rebuilt when the tempo map changes
     clips = tuple(
-        (c.source, c.position, c.length, c.offset, c.gain_db, c.fade_in, c.fade_out)
+        (c.source, c.position, c.length, c.offset, c.gain_db, c.fade_in, c.fade_out,
+         c.crossfade, c.stretch, c.semitones, c.warp, c.follow_tempo, c.source_bpm,
+         repr(session.tempo.to_dict()) if c.follow_tempo else None)
         for c in sorted(track.clips, key=lambda c: c.position)
     )
     return track.channels, clips, _chain_structure(track.effects), tuple(
@@ -302,7 +306,7 @@ class Engine:
         entries: dict[str, _Entry] = {}
         rebuilt = [t.id for t in session.tracks] != [t.id for t in self.session.tracks]
         for track in session.tracks:
-            structure = _track_structure(track)
+            structure = _track_structure(track, session)
             entry = self._entries.get(track.id)
             if entry is None or entry.structure != structure:
                 keep = entry.state.hosted if entry is not None and (
@@ -384,7 +388,7 @@ class Engine:
                                         self.threads)
         self.graph.frames_done = frames_done
         self._entries = {
-            t.id: _Entry(_track_structure(t), s)
+            t.id: _Entry(_track_structure(t, session), s)
             for t, s in zip(session.tracks, self.graph.tracks, strict=True)
         }
         self._bus_structure = self._buses_structure(session)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .crossfade import Span, plan_crossfades
 from .effects import (
     FADER_END,
     FADER_SLOTS,
@@ -27,6 +28,7 @@ from .errors import ProjectError
 from .instrument_graph import InstrumentState, build_instrument, midi_events
 from .schedule import Schedule, plan_schedule
 from .session import AUTOMATION_PARAMS, AutomationLane, Bus, Session, Track, db_to_linear
+from .stretch import CACHE, StretchSpec
 
 if TYPE_CHECKING:  # lv2_chain imports the twin, which imports this module
     from .lv2_chain import HostedChain
@@ -47,6 +49,9 @@ class ClipState:
     gain: float
     fade_in: int
     fade_out: int
+    xfade_in_at: int = 0  # equal-power crossfade (dsp_core/crossfade.py)
+    xfade_in: int = 0
+    xfade_out: int = 0
 
 
 @dataclass
@@ -223,11 +228,51 @@ def _scale(frames: int, ratio: float) -> int:
     return int(round(frames * ratio))
 
 
-def build_clip(clip_source: np.ndarray, clip, ratio: float, where: str) -> ClipState:
-    """Scale a session clip to render frames and check it fits inside its source."""
+def clip_stretch(clip, session: Session, sample_rate: int,
+                 source_frames: int) -> tuple[StretchSpec, int | None]:
+    """The Rubber Band render a clip plays (in render frames) and the rendered frame
+    its ``position`` plays (None: the offset as it is)."""
+    ratio = sample_rate / session.sample_rate
+    offset = _scale(clip.offset, ratio)
+    if clip.follow_tempo:
+        warp = session.tempo.warp_points(_scale(clip.position, ratio), offset, source_frames,
+                                         clip.source_bpm, sample_rate)
+        spec = StretchSpec(1.0, clip.semitones, tuple(warp))
+        return spec, spec.map_frame(offset, source_frames)
+    if clip.warp:
+        markers = [(_scale(x, ratio), _scale(y, ratio)) for x, y in clip.warp]
+        origin = markers[0][1] - markers[0][0]  # where source frame 0 lands
+        spec = StretchSpec(1.0, clip.semitones, tuple((x, y - origin) for x, y in markers))
+        start = _scale(clip.position, ratio) - origin
+        if start < 0:
+            raise ProjectError(f"clip {clip.id!r}: its warp markers put the source's start "
+                               "after the clip's start; add a marker at or before it")
+        return spec, start
+    spec = StretchSpec(clip.stretch, clip.semitones)
+    return spec, (None if spec.is_identity else round(offset * clip.stretch))
+
+
+def load_clip(load: SourceLoader, clip, session: Session,
+              sample_rate: int) -> tuple[np.ndarray, int | None]:
+    """A clip's audio at the render rate (its stretched render when it has one, from
+    :data:`~dsp_core.stretch.CACHE`) and the frame of it that plays at ``position``."""
+    source = load(clip.source, sample_rate)
+    if not clip.is_stretched:
+        return source, None
+    spec, start = clip_stretch(clip, session, sample_rate, source.shape[1])
+    if spec.is_identity:
+        return source, start
+    key = spec.key(clip.source, sample_rate)
+    return CACHE.rendered(key, source, sample_rate, spec), start
+
+
+def build_clip(clip_source: np.ndarray, clip, ratio: float, where: str,
+               start: int | None = None) -> ClipState:
+    """Scale a session clip to render frames and check it fits inside its source
+    (``start``: the source frame played at the clip's position, in render frames)."""
     position = _scale(clip.position, ratio)
     length = _scale(clip.end, ratio) - position
-    offset = _scale(clip.offset, ratio)
+    offset = _scale(clip.offset, ratio) if start is None else start
     available = clip_source.shape[1] - offset
     if length > available:
         # resampling may round the source a frame short; anything more is an error
@@ -250,6 +295,13 @@ def build_clip(clip_source: np.ndarray, clip, ratio: float, where: str) -> ClipS
     )
 
 
+def add_crossfades(clips: list[ClipState], explicit: list[int]) -> None:
+    """Set the equal-power crossfades of a track's clips (sorted by position)."""
+    spans = [Span(c.position, c.length, x) for c, x in zip(clips, explicit, strict=True)]
+    for clip, plan in zip(clips, plan_crossfades(spans), strict=True):
+        clip.xfade_in_at, clip.xfade_in, clip.xfade_out = plan.in_at, plan.fade_in, plan.fade_out
+
+
 def build_track(
     track: Track,
     session: Session,
@@ -266,10 +318,12 @@ def build_track(
     """
     ratio = sample_rate / session.sample_rate
     bus_index = {bus.id: i for i, bus in enumerate(session.buses)}
-    clips = [
-        build_clip(load(clip.source, sample_rate), clip, ratio, f"track {track.id!r}")
-        for clip in sorted(track.clips, key=lambda c: c.position)
-    ]
+    ordered = sorted(track.clips, key=lambda c: c.position)
+    clips = []
+    for clip in ordered:
+        audio, start = load_clip(load, clip, session, sample_rate)
+        clips.append(build_clip(audio, clip, ratio, f"track {track.id!r}", start))
+    add_crossfades(clips, [_scale(c.crossfade, ratio) for c in ordered])
     clips = [c for c in clips if c.length > 0]
     sends = [
         SendState(

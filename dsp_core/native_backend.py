@@ -140,6 +140,8 @@ class _Builder:
             c.stride = clip.data.shape[1]
             c.position, c.offset, c.length = clip.position, clip.offset, clip.length
             c.gain, c.fade_in, c.fade_out = clip.gain, clip.fade_in, clip.fade_out
+            c.xfade_in_at, c.xfade_in = clip.xfade_in_at, clip.xfade_in
+            c.xfade_out = clip.xfade_out
         out.n_clips, out.clips = len(tr.clips), clips
         out.n_effects, out.effects = len(tr.effects), self.effects(tr.effects)
         out.fader = self.floats(tr.fader)

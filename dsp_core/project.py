@@ -33,15 +33,23 @@ from .session import (
     Track,
 )
 from .sources import is_asset_id, legacy_asset_id
+from .tempo import tempo_map_from_dict
 
 FORMAT_NAME = "max-booster-project"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: Version 1 has no automation: such a project loads with no lanes (nothing else changed).
 #: Versions 1 and 2 name audio by path only: a path of an asset store's file
 #: (``.../objects/ab/<id>.<ext>``) is read as that asset's id, any other stays a path.
-SUPPORTED_VERSIONS = (1, 2, 3)
+#: Versions 1 to 3 have no tempo map (the song is 120 BPM in 4/4) and no crossfade,
+#: stretch, pitch or warp keys on clips (their clips never overlap): they load and sound
+#: as before, and are written back as version 4.
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
 #: The first version whose sources may be asset ids (64 hex digits) instead of paths.
 ASSET_ID_VERSION = 3
+#: The first version with ``tempo`` and the clip keys of time (docs/engine.md#tempo-map).
+TIME_VERSION = 4
+#: The clip keys that version 4 added.
+TIME_CLIP_KEYS = ("crossfade", "stretch", "semitones", "warp", "follow_tempo", "source_bpm")
 MAX_GAIN_DB = 24.0
 #: The project file inside a project directory (``dawserver demo-project`` writes one).
 PROJECT_FILE = "project.json"
@@ -151,6 +159,7 @@ def session_to_dict(session: Session, base_dir: PathLike | None = None) -> dict[
         "version": FORMAT_VERSION,
         "name": session.name,
         "sample_rate": session.sample_rate,
+        "tempo": session.tempo.to_dict(),
         "master": _bus_to_dict(session.master),
         "buses": [_bus_to_dict(bus) for bus in session.buses],
         "tracks": [
@@ -167,6 +176,9 @@ def session_to_dict(session: Session, base_dir: PathLike | None = None) -> dict[
                         "id": c.id, "source": source(c.source), "position": c.position,
                         "length": c.length, "offset": c.offset, "gain_db": _gain_out(c.gain_db),
                         "fade_in": c.fade_in, "fade_out": c.fade_out,
+                        "crossfade": c.crossfade, "stretch": c.stretch,
+                        "semitones": c.semitones, "warp": [list(m) for m in c.warp],
+                        "follow_tempo": c.follow_tempo, "source_bpm": c.source_bpm,
                     }
                     for c in t.clips
                 ],
@@ -227,7 +239,11 @@ def session_from_dict(data: object, base_dir: PathLike | None = None) -> Session
     Raises :class:`ProjectError` naming the JSON path of the first problem.
     """
     root = _fields(data, "", ("format", "version", "sample_rate"),
-                   ("name", "master", "buses", "tracks"))
+                   ("name", "master", "buses", "tracks", "tempo"))
+    if "tempo" in root and root.get("version") in SUPPORTED_VERSIONS[:TIME_VERSION - 1]:
+        raise ProjectError("(top level): unknown key(s) 'tempo' (a version "
+                           f"{root['version']} project has no tempo map; version "
+                           f"{TIME_VERSION} has)")
     if root["format"] != FORMAT_NAME:
         raise ProjectError(f"format: must be {FORMAT_NAME!r}, got {_show(root['format'])}; "
                            "this is not a Max Booster Studio project")
@@ -247,6 +263,8 @@ def session_from_dict(data: object, base_dir: PathLike | None = None) -> Session
         tracks=[_track(t, p, base_dir, version)
                 for t, p in _items(root.get("tracks", []), "tracks")],
     )
+    if "tempo" in root:
+        session.tempo = tempo_map_from_dict(root["tempo"], "tempo")
     session.validate()
     return session
 
@@ -316,7 +334,8 @@ def _automation(value: object, path: str) -> dict[str, AutomationLane]:
 def _clip(value: object, path: str, base_dir: PathLike | None,
           version: int = FORMAT_VERSION) -> Clip:
     f = _fields(value, path, ("source", "position", "length"),
-                ("id", "offset", "gain_db", "fade_in", "fade_out"))
+                ("id", "offset", "gain_db", "fade_in", "fade_out") + (
+                    TIME_CLIP_KEYS if version >= TIME_VERSION else ()))
     return Clip(
         source=_source(f["source"], f"{path}.source", base_dir, version),
         position=_integer(f["position"], f"{path}.position", 0),
@@ -326,7 +345,24 @@ def _clip(value: object, path: str, base_dir: PathLike | None,
         fade_in=_integer(f.get("fade_in", 0), f"{path}.fade_in", 0),
         fade_out=_integer(f.get("fade_out", 0), f"{path}.fade_out", 0),
         id=_string(f.get("id", ""), f"{path}.id"),
+        crossfade=_integer(f.get("crossfade", 0), f"{path}.crossfade", 0),
+        stretch=_number(f.get("stretch", 1.0), f"{path}.stretch"),
+        semitones=_number(f.get("semitones", 0.0), f"{path}.semitones"),
+        warp=_warp(f.get("warp", []), f"{path}.warp"),
+        follow_tempo=_boolean(f.get("follow_tempo", False), f"{path}.follow_tempo"),
+        source_bpm=_number(f.get("source_bpm", 0.0), f"{path}.source_bpm"),
     )
+
+
+def _warp(value: object, path: str) -> tuple[tuple[int, int], ...]:
+    """Warp markers: ``[[source frame, timeline frame], ...]``."""
+    markers = []
+    for item, p in _items(value, path):
+        if not (isinstance(item, list) and len(item) == 2):
+            raise ProjectError(f"{p}: must be a pair [source frame, timeline frame], "
+                               f"got {_show(item)}")
+        markers.append((_integer(item[0], f"{p}[0]", 0), _integer(item[1], f"{p}[1]", 0)))
+    return tuple(markers)
 
 
 def _send(value: object, path: str) -> Send:

@@ -454,6 +454,11 @@ def effect_process(fx: EffectState, ch0: np.ndarray, ch1: np.ndarray | None, fra
 
 # ------------------------------------------------------------------ graph
 
+def xfade_gain(j: np.ndarray, n: int) -> np.ndarray:
+    """Twin of the C ``xfade_gain``: sin(pi/2 (j + 0.5) / n) in double, then float32."""
+    return np.sin(1.5707963267948966 * (j.astype(np.float64) + 0.5) / float(n)).astype(F32)
+
+
 def clip_read(clip: ClipState, channels: int, start: int, frames: int, buf: np.ndarray) -> None:
     """Add the part of ``clip`` inside [start, start + frames) to a track buffer."""
     s = max(start, clip.position)
@@ -469,6 +474,14 @@ def clip_read(clip: ClipState, channels: int, start: int, frames: int, buf: np.n
     if clip.fade_out:
         fout = left < clip.fade_out
         env[fout] = env[fout] * (left[fout].astype(F32) / F32(clip.fade_out))
+    if clip.xfade_in_at or clip.xfade_in:
+        silent = k < clip.xfade_in_at
+        env[silent] = F32(0.0)
+        rise = ~silent & (k < clip.xfade_in_at + clip.xfade_in)
+        env[rise] = env[rise] * xfade_gain(k[rise] - clip.xfade_in_at, clip.xfade_in)
+    if clip.xfade_out:
+        fall = left < clip.xfade_out
+        env[fall] = env[fall] * xfade_gain(left[fall], clip.xfade_out)
     src = clip.data[:, clip.offset + k]
     out = slice(s - start, e - start)
     if channels == 1:

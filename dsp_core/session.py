@@ -16,6 +16,8 @@ from .effects import EffectSpec
 from .errors import ProjectError
 from .immersive import ImmersiveRoute, validate_route
 from .midi import Instrument, MidiClip, validate_clip, validate_instrument
+from .stretch import StretchError, StretchSpec
+from .tempo import TempoMap
 
 SUPPORTED_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000,
                    176400, 192000)
@@ -42,11 +44,28 @@ class Clip:
     fade_in: int = 0
     fade_out: int = 0
     id: str = ""
+    #: Equal-power crossfade with the clip it overlaps: 0 = the whole overlap
+    #: (dsp_core/crossfade.py).
+    crossfade: int = 0
+    #: Output length / source length (Rubber Band), unless warp markers or follow_tempo.
+    stretch: float = 1.0
+    semitones: float = 0.0
+    #: ``(source frame, timeline frame)`` pairs placing the source on the timeline.
+    warp: tuple[tuple[int, int], ...] = ()
+    #: Stretch the source (at ``source_bpm``) to the session's tempo map.
+    follow_tempo: bool = False
+    source_bpm: float = 0.0
 
     @property
     def end(self) -> int:
         """First timeline frame after the clip."""
         return self.position + self.length
+
+    @property
+    def is_stretched(self) -> bool:
+        """Whether the clip plays a Rubber Band render of its source."""
+        return (self.follow_tempo or bool(self.warp) or self.stretch != 1.0
+                or self.semitones != 0)
 
 
 @dataclass
@@ -142,6 +161,7 @@ class Session:
     buses: list[Bus] = field(default_factory=list)
     master: Bus = field(default_factory=lambda: Bus(id="master", name="Master"))
     name: str = "Untitled"
+    tempo: TempoMap = field(default_factory=TempoMap)  # tempo and meter (dsp_core/tempo.py)
 
     @property
     def length(self) -> int:
@@ -164,9 +184,10 @@ class Session:
     def validate(self, allow_overlaps: bool = False) -> None:
         """Raise :class:`ProjectError` naming the first structural problem found.
 
-        A project file must not overlap clips on a track.  A live document may
-        (two users can drop clips on the same spot at once): with
-        ``allow_overlaps`` the overlapping clips are layered (summed).
+        In a project file a clip may overlap only the clip before it, and must end
+        after it: the two crossfade (dsp_core/crossfade.py).  A live document may
+        overlap clips freely (two users can drop clips on the same spot at once): with
+        ``allow_overlaps`` other overlaps are layered (summed).
         """
         if self.sample_rate not in SUPPORTED_RATES:
             raise ProjectError(
@@ -217,6 +238,7 @@ def _validate_track(track: Track, bus_ids: set[str], allow_overlaps: bool = Fals
         if send.bus not in bus_ids:
             raise ProjectError(f"{where}: send to unknown bus {send.bus!r}")
     previous: Clip | None = None
+    before_previous_end = 0
     for clip in sorted(track.clips, key=lambda c: c.position):
         label = f"{where} clip {clip.id or clip.source!r}"
         if clip.position < 0 or clip.offset < 0:
@@ -225,11 +247,32 @@ def _validate_track(track: Track, bus_ids: set[str], allow_overlaps: bool = Fals
             raise ProjectError(f"{label}: length must be > 0, got {clip.length}")
         if clip.fade_in < 0 or clip.fade_out < 0 or clip.fade_in + clip.fade_out > clip.length:
             raise ProjectError(f"{label}: fades must be >= 0 and fit inside the clip")
-        if not allow_overlaps and previous is not None and clip.position < previous.end:
+        _validate_time(clip, label)
+        if not allow_overlaps and previous is not None and clip.position < previous.end and (
+                clip.position <= previous.position or clip.end <= previous.end
+                or clip.position < before_previous_end):
             raise ProjectError(
-                f"{label} at frame {clip.position} overlaps the clip ending at {previous.end}"
+                f"{label} at frame {clip.position} overlaps the clip ending at {previous.end}; "
+                "a clip may overlap only the one before it, starting after it starts and "
+                "ending after it ends (the two crossfade)"
             )
+        if previous is not None:
+            before_previous_end = previous.end
         previous = clip
+
+
+def _validate_time(clip: Clip, label: str) -> None:
+    """Crossfade, stretch, pitch and warp markers of one clip."""
+    if clip.crossfade < 0:
+        raise ProjectError(f"{label}: crossfade must be >= 0 frames, got {clip.crossfade}")
+    if clip.follow_tempo and not clip.source_bpm > 0:
+        raise ProjectError(f"{label}: follow_tempo needs the source's tempo: set source_bpm")
+    try:
+        StretchSpec(clip.stretch, clip.semitones, tuple(clip.warp)).validate(label)
+    except StretchError as exc:
+        raise ProjectError(str(exc)) from None
+    if clip.follow_tempo and clip.warp:
+        raise ProjectError(f"{label}: give warp markers or follow_tempo, not both")
 
 
 def validate_lane(param: str, lane: AutomationLane, where: str,

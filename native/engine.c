@@ -324,10 +324,17 @@ static int clip_overlap(const daw_clip *clip, int64_t start, int32_t frames, cli
     span->s = max_i64(start, clip->position);
     span->e = min_i64(start + frames, clip->position + clip->length);
     if (span->s >= span->e) return 0;
-    span->in_end = min_i64(max_i64(span->s, clip->position + clip->fade_in), span->e);
+    const int64_t head = max_i64(clip->fade_in, clip->xfade_in_at + clip->xfade_in);
+    const int64_t tail = max_i64(clip->fade_out, clip->xfade_out);
+    span->in_end = min_i64(max_i64(span->s, clip->position + head), span->e);
     span->out_start =
-        max_i64(min_i64(span->e, clip->position + clip->length - clip->fade_out), span->in_end);
+        max_i64(min_i64(span->e, clip->position + clip->length - tail), span->in_end);
     return 1;
+}
+
+/* The rising half of the equal-power crossfade at step j of n (double, then float). */
+static inline float xfade_gain(int64_t j, int64_t n) {
+    return (float)sin(1.5707963267948966 * ((double)j + 0.5) / (double)n);
 }
 
 static inline float clip_envelope(const daw_clip *clip, int64_t k) {
@@ -335,6 +342,10 @@ static inline float clip_envelope(const daw_clip *clip, int64_t k) {
     float env = clip->gain;
     if (k < clip->fade_in) env = env * ((float)k / (float)clip->fade_in);
     if (left < clip->fade_out) env = env * ((float)left / (float)clip->fade_out);
+    if (k < clip->xfade_in_at + clip->xfade_in)
+        env = k < clip->xfade_in_at ? 0.0f
+                                    : env * xfade_gain(k - clip->xfade_in_at, clip->xfade_in);
+    if (left < clip->xfade_out) env = env * xfade_gain(left, clip->xfade_out);
     return env;
 }
 
@@ -569,8 +580,10 @@ static int plain_span(const daw_track *tr, int64_t start, int32_t frames, daw_pl
         found = clip;
     }
     if (!found || found->channels != 1) return 0;
-    lo = max_i64(lo, found->position + found->fade_in);
-    hi = min_i64(hi, found->position + found->length - found->fade_out);
+    lo = max_i64(lo, found->position +
+                         max_i64(found->fade_in, found->xfade_in_at + found->xfade_in));
+    hi = min_i64(hi, found->position + found->length - max_i64(found->fade_out,
+                                                                 found->xfade_out));
     if (lo > start || hi < start + frames) return 0;
     memo->source = found->data + found->offset;
     memo->position = found->position;

@@ -87,6 +87,15 @@ typedef struct {
     float gain;         /* linear clip gain */
     int64_t fade_in;    /* frames, linear */
     int64_t fade_out;   /* frames, linear */
+    /* Equal-power crossfade with an overlapping clip on the same track: frames
+     * [0, xfade_in_at) are silent, [xfade_in_at, xfade_in_at + xfade_in) rise as
+     * sin(pi/2 (j + 0.5) / xfade_in) (j counted from xfade_in_at), and the last
+     * xfade_out frames fall as sin(pi/2 (left + 0.5) / xfade_out), left = frames to the
+     * clip's end - 1; the gain is computed in double and rounded to float, after the
+     * linear fades (docs/engine.md#clip-crossfades).  All 0: no crossfade. */
+    int64_t xfade_in_at;
+    int64_t xfade_in;
+    int64_t xfade_out;
 } daw_clip;
 
 typedef struct {

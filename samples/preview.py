@@ -1,19 +1,20 @@
 """A sample rendered at a project's tempo and in its key, for auditioning.
 
 Time-stretching and pitch-shifting use Rubber Band (the ``rubberband`` command of
-Debian's ``rubberband-cli``, through pyrubberband) when it is installed. Without it the
+Debian's ``rubberband-cli``, through :mod:`dsp_core.stretch`, the one module that runs
+it) when it is installed. Without it the
 preview falls back to resampling (soxr), which shifts pitch only: the length then
 changes with the pitch and the tempo is not matched (the answer says which was used).
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 
 import numpy as np
 
 from dsp_core.audio_io import resample
+from dsp_core.stretch import StretchSpec, render_stretch, rubberband_available
 
 from .errors import BadQuery
 from .music import parse_key, semitones_between
@@ -31,11 +32,6 @@ class Preview:
     tempo_ratio: float
     semitones: int
     method: str
-
-
-def rubberband_available() -> bool:
-    """Whether the ``rubberband`` command is installed."""
-    return shutil.which("rubberband") is not None
 
 
 def plan(sample: Sample, tempo: float | None, key: str | None) -> tuple[float, int]:
@@ -60,14 +56,8 @@ def render(audio: np.ndarray, rate: int, ratio: float, semitones: int) -> Previe
     if ratio == 1.0 and semitones == 0:
         return Preview(audio, rate, ratio, semitones, "none")
     if rubberband_available():
-        import pyrubberband
-
-        frames = np.ascontiguousarray(audio.T, dtype=np.float32)
-        if ratio != 1.0:
-            frames = pyrubberband.time_stretch(frames, rate, ratio)
-        if semitones:
-            frames = pyrubberband.pitch_shift(frames, rate, semitones)
-        out = np.ascontiguousarray(np.atleast_2d(frames.T), dtype=np.float32)
+        spec = StretchSpec(stretch=1.0 / ratio, semitones=semitones)
+        out = render_stretch(np.ascontiguousarray(audio, dtype=np.float32), rate, spec)
         return Preview(out, rate, ratio, semitones, "rubberband")
     factor = 2.0 ** (semitones / 12)
     shifted = resample(np.ascontiguousarray(audio, dtype=np.float32), rate,

@@ -86,7 +86,8 @@ def _break_json(project: Path, change) -> None:
 
 def _overlap(data: dict) -> None:
     track = next(t for t in data["tracks"] if len(t["clips"]) >= 2)
-    track["clips"][1]["position"] = track["clips"][0]["position"] + 1
+    # two clips starting together (a later start that ends later would be a crossfade)
+    track["clips"][1]["position"] = track["clips"][0]["position"]
 
 
 def _first_source(project: Path) -> Path:

@@ -176,7 +176,7 @@ def test_the_project_file_keeps_midi_and_audio_tracks_read_as_before(tmp_path: P
     session = midi_session(tmp_path)
     path = save_project(session, tmp_path / "project.json")
     data = json.loads(path.read_text())
-    assert data["version"] == 3
+    assert data["version"] == 4
     assert "midi_clips" not in data["tracks"][0] and "instrument" not in data["tracks"][0]
     assert data["tracks"][1]["instrument"]["zones"][0]["source"] == "piano.wav"
     loaded = load_project(path)

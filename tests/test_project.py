@@ -75,7 +75,7 @@ def test_save_and_load_round_trip_every_field(tmp_path: Path) -> None:
 def test_saved_sources_are_relative_to_the_project_directory(tmp_path: Path) -> None:
     save_project(full_session(tmp_path / "audio"), tmp_path / "song.json")
     saved = json.loads((tmp_path / "song.json").read_text())
-    assert saved["format"] == "max-booster-project" and saved["version"] == 3
+    assert saved["format"] == "max-booster-project" and saved["version"] == 4
     sources = [c["source"] for c in saved["tracks"][0]["clips"]]
     assert sources == ["audio/kick.wav", "audio/sub/kick 2.wav"]
     assert saved["tracks"][1]["gain_db"] == "-inf"
@@ -168,7 +168,7 @@ def set_at(data: dict[str, Any], path: str, value: Any) -> None:
     ("sample_rate", ..., "(top level): missing required key(s) 'sample_rate'"),
     ("tempo", 120, "(top level): unknown key(s) 'tempo'"),
     ("format", "ardour", "format: must be 'max-booster-project', got \"ardour\""),
-    ("version", 4, "version: 4 is not supported; this build reads version(s) 1, 2, 3"),
+    ("version", 5, "version: 5 is not supported; this build reads version(s) 1, 2, 3, 4"),
     ("version", "1", 'version: "1" is not supported'),
 ])
 def test_bad_field_is_reported_with_its_json_path(
@@ -184,7 +184,7 @@ def test_bad_field_is_reported_with_its_json_path(
 
 
 @pytest.mark.parametrize(("path", "value", "message"), [
-    ("tracks.0.clips.1.position", 50, "overlaps the clip ending at 100"),
+    ("tracks.0.clips.1.position", 0, "overlaps the clip ending at 100"),
     ("tracks.0.sends.0.bus", "nowhere", "send to unknown bus 'nowhere'"),
     ("sample_rate", 12345, "unsupported session sample rate 12345 Hz"),
     ("tracks.0.clips.0.fade_in", 150, "fades must be >= 0 and fit inside the clip"),

@@ -70,7 +70,7 @@ def test_an_ir_naming_a_store_path_is_migrated_like_a_clip(stored, tmp_path) -> 
     assert session.tracks[0].effects[0].params["ir"] == asset_id
 
 
-def test_a_migrated_project_saves_as_version_3_and_renders_the_same(stored, tmp_path) -> None:
+def test_a_migrated_project_saves_as_version_4_and_renders_the_same(stored, tmp_path) -> None:
     store, asset_id, original = stored
     old_file = tmp_path / "old" / "project.json"
     old_file.parent.mkdir()
@@ -81,7 +81,7 @@ def test_a_migrated_project_saves_as_version_3_and_renders_the_same(stored, tmp_
     session = load_project(old_file)
     new_file = save_project(session, tmp_path / "new")
     saved = json.loads(new_file.read_text())
-    assert saved["version"] == 3 and saved["tracks"][0]["clips"][0]["source"] == asset_id
+    assert saved["version"] == 4 and saved["tracks"][0]["clips"][0]["source"] == asset_id
     playable, refused = resolve_session(load_project(new_file), local_resolver(store.root))
     assert refused == []
     np.testing.assert_array_equal(Engine(playable).render(0, RATE), before)
@@ -112,5 +112,5 @@ def test_a_local_resolver_refuses_an_id_missing_from_the_directory(stored) -> No
 
 
 def test_a_newer_version_is_refused() -> None:
-    with pytest.raises(ProjectError, match="version: 4 is not supported"):
-        session_from_dict(project(4, []))
+    with pytest.raises(ProjectError, match="version: 5 is not supported"):
+        session_from_dict(project(5, []))

@@ -21,6 +21,7 @@ import { PianoRoll } from './pianoroll.js'
 import { TranscriptPanel } from './transcript.js'
 import { CommentsPanel } from './comments.js'
 import { MarkersPanel } from './markers.js'
+import { ClipTimePanel } from './clip_time.js'
 import { BounceButton } from './bounce.js'
 import { ImmersivePanel } from './immersive.js'
 import { PeakCache } from './peaks.js'
@@ -108,6 +109,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     pianoroll.show(view.track)
     immersive.show(view.track)
     transcript.show(view.clip)
+    clipTime.show(view.clip)
   }
   const peaks = new PeakCache({ projectId, token, url: features.peaks || null })
   const names = new SourceNames({
@@ -148,6 +150,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     project, editable, user: claims.user, selectedTrack: () => view.track,
     playhead: () => transport.playhead(), onSeek: (frame) => transport.seek(frame)
   })
+  const clipTime = new ClipTimePanel({ project, editable })
   const markers = new MarkersPanel({ project, editable, onSeek: (frame) => transport.seek(frame) })
   const bounce = new BounceButton({ projectId, token, path: features.bounce || null, editable, notify })
   const immersive = new ImmersivePanel({ project, presence, editable, bouncePath: features.bounce || null,
@@ -185,7 +188,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
       name, badge, transport.el, listen, meter, volume, bounce.el, people, status),
     editable ? '' : h('div', { class: 'viewer-banner', role: 'note' }, 'View only — you see every change live, but cannot edit.'),
     h('main', { class: 'workspace' }, timeline.el),
-    h('footer', { class: 'panels' }, effects.el, immersive.el, pianoroll.el, transcript.el, markers.el, comments.el,
+    h('footer', { class: 'panels' }, effects.el, immersive.el, pianoroll.el, transcript.el, clipTime.el, markers.el, comments.el,
       claims.role === 'owner' ? sharePanel({ projectId, token: () => project.token, notify }) : ''))
   if (!editable) {
     for (const el of root.querySelectorAll('.edit')) el.disabled = true
@@ -215,6 +218,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     }
     if (batch.full || batch.midi || batch.ruler || batch.tracks.has(view.track)) pianoroll.update()
     if (batch.full || batch.transcripts || batch.clips.size) transcript.update()
+    if (batch.full || batch.clips.size) clipTime.update()
     if (batch.full || batch.comments) comments.update()
     if (batch.full || batch.ruler) markers.update()
     markTouched(root, presence.others())
@@ -231,8 +235,12 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
         else key.forEach((id) => changes.tracks.add(String(id)))
       } else if (rootName === 'clips') {
         key.forEach((id) => changes.clips.add(String(id)))
-      } else if (rootName === 'transport' || rootName === 'markers') {
+      } else if (rootName === 'transport' || rootName === 'markers' || rootName === 'tempos' ||
+        rootName === 'meters') {
         changes.ruler = true
+      } else if (rootName === 'jobs') {
+        // a stretch job's clip shows "rendering" while it runs
+        key.forEach((id) => { const clip = project.roots.jobs.get(id)?.get('clip'); if (clip) changes.clips.add(String(clip)) })
       } else if (rootName === 'transcripts') {
         changes.transcripts = true
         key.forEach((id) => changes.clips.add(String(id)))

@@ -7,9 +7,13 @@ import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { sliceSegments } from './cut.js'
 import { newLanes } from './automation.js'
+import { tempoMap } from './tempo.js'
 
 export const ROOTS = ['meta', 'tracks', 'clips', 'buses', 'transport', 'markers', 'comments',
-  'transcripts', 'midi_clips']
+  'transcripts', 'midi_clips', 'tempos', 'meters', 'jobs']
+// A clip's time keys (collab/time_fields.py) and the stretch factor's range.
+export const CLIP_TIME_FIELDS = ['crossfade', 'stretch', 'semitones', 'follow_tempo', 'source_bpm']
+export const STRETCH_RANGE = [0.25, 4]
 export const TRANSPORT_DEFAULTS = {
   tempo: 120, beats_per_bar: 4, beat_unit: 4, loop_enabled: false, loop_start: 0,
   loop_end: 0, playing: false, position: 0, recording: false
@@ -119,6 +123,31 @@ export class Project {
 
   transport () {
     return { ...TRANSPORT_DEFAULTS, ...this.roots.transport.toJSON() }
+  }
+
+  /** The tempo map (web/src/tempo.js): tempo and meter changes, else the transport's. */
+  tempoMap () {
+    return tempoMap(this.roots.tempos.toJSON(), this.roots.meters.toJSON(), this.transport())
+  }
+
+  /** The server's stretch job of a clip ({status, progress, error}) or null. */
+  stretchJob (clipId) {
+    let found = null
+    this.roots.jobs.forEach((map) => {
+      if (map.get('kind') === 'stretch' && map.get('clip') === clipId) found = map.toJSON()
+    })
+    return found
+  }
+
+  /** Set a clip's stretch, pitch, crossfade or tempo following (one transaction). */
+  setClipTime (clipId, fields) {
+    const map = this.roots.clips.get(clipId)
+    if (!map) return
+    this.doc.transact(() => {
+      for (const [key, value] of Object.entries(fields)) {
+        if (CLIP_TIME_FIELDS.includes(key)) map.set(key, value)
+      }
+    })
   }
 
   /** Tracks as plain objects in display order. */

@@ -363,18 +363,20 @@ export class Timeline {
 
   _renderRuler (seconds) {
     const transport = this.project.transport()
-    const beat = 60 / (Number(transport.tempo) || 120)
-    const bar = beat * (Number(transport.beats_per_bar) || 4)
-    let step = bar
-    while (step * this.zoom < 60) step *= 2
+    // bars and beats from the tempo map (web/src/tempo.js): every beat when they are
+    // 24 px apart, else bars, thinned to every 2nd, 4th... bar below 60 px
+    const lines = this.project.tempoMap().grid(0, seconds)
+    const bars = lines.filter((g) => g.isBar)
+    let every = 1
+    const barPx = bars.length > 1 ? (bars[1].seconds - bars[0].seconds) * this.zoom : 1e9
+    while (barPx * every < 60) every *= 2
+    const beatPx = lines.length > 1 ? (lines[1].seconds - lines[0].seconds) * this.zoom : 1e9
     const ticks = []
-    for (let n = 0; n * step < seconds; n++) {
-      const t = n * step
-      ticks.push(h('span', { class: 'tick', style: `left:${t * this.zoom}px` }, `${Math.round(t / bar) + 1}`))
-    }
-    if (step === bar && beat * this.zoom >= 24) {
-      for (let n = 0; n * beat < seconds; n++) {
-        if (n % (Number(transport.beats_per_bar) || 4)) ticks.push(h('span', { class: 'tick beat', style: `left:${n * beat * this.zoom}px` }))
+    for (const g of lines) {
+      if (g.isBar && (g.bar - 1) % every === 0) {
+        ticks.push(h('span', { class: 'tick', style: `left:${g.seconds * this.zoom}px` }, `${g.bar}`))
+      } else if (!g.isBar && every === 1 && beatPx >= 24) {
+        ticks.push(h('span', { class: 'tick beat', style: `left:${g.seconds * this.zoom}px` }))
       }
     }
     const loop = transport.loop_end > transport.loop_start
@@ -411,9 +413,16 @@ export class Timeline {
     el.dataset.source = clip.source
     el.classList.toggle('selected', clip.id === this.selectedClip)
     el.classList.toggle('has-transcript', Boolean(this.project.roots.transcripts.get(clip.id)))
+    const job = this.project.stretchJob(clip.id)
+    el.classList.toggle('rendering', Boolean(job && job.status === 'running'))
+    el.classList.toggle('stretched', Boolean(clip.follow_tempo || (clip.stretch ?? 1) !== 1 || clip.semitones || clip.warp?.length))
     const name = this.names ? this.names.label(clip.source) : String(clip.source).split('/').pop()
     el.querySelector('.clip-name').textContent = name
-    el.title = `${name} @ ${(clip.position / this.sampleRate).toFixed(3)} s`
+    const time = [clip.follow_tempo ? `follows tempo from ${clip.source_bpm} BPM` : '',
+      (clip.stretch ?? 1) !== 1 && !clip.follow_tempo ? `×${clip.stretch}` : '',
+      clip.semitones ? `${clip.semitones > 0 ? '+' : ''}${clip.semitones} st` : '',
+      job && job.status === 'running' ? 'rendering' : ''].filter(Boolean).join(', ')
+    el.title = `${name} @ ${(clip.position / this.sampleRate).toFixed(3)} s${time ? ` (${time})` : ''}`
     const canvas = el.querySelector('canvas')
     const key = `${clip.source}|${clip.offset}|${clip.length}|${this.zoom}`
     if (canvas.dataset.key !== key) {
@@ -536,8 +545,9 @@ export class Timeline {
   }
 
   _snap (frames) {
-    const beat = (60 / (Number(this.project.transport().tempo) || 120)) * this.sampleRate
-    return Math.round(frames / beat) * beat
+    const map = this.project.tempoMap()
+    const beat = Math.max(0, Math.round(map.secondsToBeat(frames / this.sampleRate)))
+    return Math.round(map.beatToSeconds(beat) * this.sampleRate)
   }
 
   _seek (event) {

@@ -1,0 +1,127 @@
+"""Stretched clips in the live mix: rendered ahead, off the event loop, shown as jobs.
+
+A clip with a stretch, a pitch shift, warp markers or ``follow_tempo`` plays a Rubber
+Band render of its source (:mod:`dsp_core.stretch`). The live mix never renders one in
+its audio thread: until its render is in :data:`dsp_core.stretch.CACHE` the clip is
+**silent** (left out of the session the engine plays), a worker thread renders it, the
+document's ``jobs`` map shows a ``stretch`` job for the clip (status ``running`` with
+``progress``, then ``done`` or ``failed``; the page draws the clip "rendering"), and the
+live mix rebuilds with the clip in. Bounces and ``dawserver render`` render stretches
+as they build (they already run off the loop) and so always play them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from collab.room import Room
+from dsp_core.audio_io import load_source
+from dsp_core.graph import clip_stretch
+from dsp_core.session import Clip, Session
+from dsp_core.stretch import CACHE, StretchError
+
+log = logging.getLogger(__name__)
+JOB_KIND = "stretch"
+Loader = Callable[[str, int], Any]
+
+
+def render_id(clip: Clip, session: Session, sample_rate: int) -> str:
+    """What decides a clip's render, hashed: source, rate, time keys, and for a clip that
+    follows the tempo its place and the tempo map."""
+    parts: list[object] = [clip.source, sample_rate, clip.stretch, clip.semitones,
+                           [list(m) for m in clip.warp], clip.follow_tempo, clip.source_bpm,
+                           session.sample_rate, clip.offset]
+    if clip.follow_tempo or clip.warp:
+        parts += [clip.position, session.tempo.to_dict() if clip.follow_tempo else None]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+class StretchRenders:
+    """The renders one live mix waits for; ``on_ready`` is called (on the loop) when one
+    lands, so the mix rebuilds with it."""
+
+    def __init__(self, room: Room, sample_rate: int, on_ready: Callable[[], None],
+                 load: Loader = load_source) -> None:
+        self.room = room
+        self.sample_rate = sample_rate
+        self.on_ready = on_ready
+        self.load = load
+        self._keys: dict[str, str] = {}  # render id -> its StretchSpec key in CACHE
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self.failed: dict[str, str] = {}  # render id -> why
+
+    def ready(self, clip: Clip, session: Session) -> bool:
+        """Whether ``clip``'s render is cached (a plain clip always is)."""
+        if not clip.is_stretched:
+            return True
+        key = self._keys.get(render_id(clip, session, self.sample_rate))
+        return key is not None and CACHE.get(key) is not None
+
+    def playable(self, session: Session) -> Session:
+        """``session`` without the stretched clips whose render is not ready; starts
+        rendering them (call on the event loop)."""
+        tracks = []
+        for track in session.tracks:
+            waiting = [c for c in track.clips if not self.ready(c, session)]
+            for clip in waiting:
+                self._start(clip, session)
+            if waiting:
+                track = replace(track, clips=[c for c in track.clips if c not in waiting])
+            tracks.append(track)
+        return replace(session, tracks=tracks)
+
+    async def close(self) -> None:
+        """Cancel the renders still running."""
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # closing anyway
+                await task
+        self._running.clear()
+
+    def _start(self, clip: Clip, session: Session) -> None:
+        rid = render_id(clip, session, self.sample_rate)
+        if rid in self._running or rid in self.failed:
+            return
+        self._running[rid] = asyncio.get_running_loop().create_task(
+            self._render(rid, clip, session))
+
+    async def _render(self, rid: str, clip: Clip, session: Session) -> None:
+        job_id = f"stretch-{clip.id or rid[:12]}"
+        await self._job(job_id, clip, status="running", progress=0.0, error="")
+        try:
+            key = await asyncio.to_thread(self._render_now, clip, session)
+        except (StretchError, OSError, ValueError) as exc:
+            self.failed[rid] = str(exc)
+            log.warning("project %s: clip %r cannot be stretched: %s",
+                        self.room.project_id, clip.id, exc)
+            await self._job(job_id, clip, status="failed", progress=1.0, error=str(exc))
+            return
+        finally:
+            self._running.pop(rid, None)
+        self._keys[rid] = key
+        await self._job(job_id, clip, status="done", progress=1.0, error="")
+        self.on_ready()
+
+    def _render_now(self, clip: Clip, session: Session) -> str:
+        """Load, plan and render one clip's source into the cache (a worker thread)."""
+        audio = self.load(clip.source, self.sample_rate)
+        spec, _ = clip_stretch(clip, session, self.sample_rate, audio.shape[1])
+        key = spec.key(clip.source, self.sample_rate)
+        CACHE.rendered(key, audio, self.sample_rate, spec)
+        return key
+
+    async def _job(self, job_id: str, clip: Clip, **state: Any) -> None:
+        try:
+            await self.room.edit(lambda document: document.set_job(
+                job_id, kind=JOB_KIND, clip=clip.id, **state))
+        except Exception:  # the room is closing: the render still counts
+            log.debug("project %s: stretch job %s not shown", self.room.project_id, job_id)

@@ -1,0 +1,52 @@
+"""The page's tempo map (web/src/tempo.js) draws the grid dsp_core.tempo computes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from collab.schema import ProjectDocument
+from dsp_core.session import Session
+
+pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+TEMPO_JS = Path(__file__).resolve().parent.parent / "web" / "src" / "tempo.js"
+RATE = 48000
+
+
+def js_grid(data: dict, start: float, end: float) -> list[dict]:
+    script = (f"import {{ tempoMap }} from {json.dumps(TEMPO_JS.as_uri())}\n"
+              "const d = JSON.parse(process.argv[1])\n"
+              "const map = tempoMap(d.tempos, d.meters, d.transport)\n"
+              "console.log(JSON.stringify(map.grid(d.start, d.end)))\n")
+    payload = {**data, "start": start, "end": end}
+    done = subprocess.run(["node", "--input-type=module", "-e", script, json.dumps(payload)],
+                          capture_output=True, text=True, timeout=30, check=True)
+    return json.loads(done.stdout)
+
+
+def test_the_page_grid_matches_the_engine_grid_across_changes() -> None:
+    doc = ProjectDocument.from_session(Session())
+    doc.set_tempo_change("a", 0, 100)
+    doc.set_tempo_change("b", 6, 150)
+    doc.set_tempo_change("c", 6, 75)  # a tie: the larger id wins on both sides
+    doc.set_meter_change("m1", 1, 3, 4)
+    doc.set_meter_change("m2", 3, 7, 8)
+    data = doc.to_json()
+    lines = js_grid(data, 0.0, 12.0)
+    want = doc.tempo_map().grid(0, 12 * RATE, RATE)
+    assert [(g["bar"], g["beat"], g["isBar"]) for g in lines] == [
+        (g.bar, g.beat, g.is_bar) for g in want]
+    assert [round(g["seconds"] * RATE) for g in lines] == [g.frame for g in want]
+    assert len(lines) > 20
+
+
+def test_without_changes_the_page_uses_the_transport_tempo_and_meter() -> None:
+    doc = ProjectDocument.from_session(Session())
+    doc.update_transport(tempo=90.0, beats_per_bar=3)
+    lines = js_grid(doc.to_json(), 0.0, 2.01)
+    assert [(g["bar"], g["beat"]) for g in lines] == [(1, 1), (1, 2), (1, 3), (2, 1)]
+    assert lines[1]["seconds"] == pytest.approx(60 / 90)

@@ -1,0 +1,80 @@
+"""Stretched clips in the live mix: silent until rendered off the loop, shown as a job."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from helpers_audio import DictLoader
+from room_helpers import project_room
+
+import dsp_core.stretch as stretch_module
+from collab.room import Room
+from collab.store import open_store
+from dawserver.live_mix import LiveMix
+from dawserver.projects import import_session
+from dsp_core.engine import Engine
+from dsp_core.session import Clip, Session, Track
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60),
+              pytest.mark.skipif(not stretch_module.rubberband_available(),
+                                 reason="needs the rubberband command (rubberband-cli)")]
+RATE = 48000
+SOURCES = {"tone": (0.3 * np.sin(2 * np.pi * 330 * np.arange(RATE) / RATE)
+                    ).astype(np.float32)[None, :]}
+
+
+def factory(session: Session, rate: int) -> Engine:
+    return Engine(session, sample_rate=rate, loader=DictLoader(SOURCES))
+
+
+@pytest_asyncio.fixture
+async def room(tmp_path: Path):
+    session = Session(name="s", tracks=[Track("t0", clips=[Clip("tone", 0, RATE, id="c1")])])
+    async with open_store(None, tmp_path) as store:
+        info = await import_session(store, session)
+        async with project_room(info.project_id, store) as room:
+            yield room
+
+
+async def _job_done(room: Room, job_id: str) -> dict:
+    for _ in range(400):
+        job = room.document.job(job_id)
+        if job is not None and job["status"] in ("done", "failed"):
+            return job
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"job {job_id} never finished: {room.document.job(job_id)}")
+
+
+async def test_a_stretched_clip_is_silent_until_its_render_lands(room: Room) -> None:
+    async with LiveMix(room, factory=factory) as mix:
+        mix.stretches.load = DictLoader(SOURCES)
+        await room.edit(lambda d: d.update_clip("c1", stretch=1.75, length=RATE * 7 // 4))
+        mix.document_changed()
+        await asyncio.sleep(0.15)
+        assert mix._session.tracks[0].clips == []  # silent while it renders
+        job = await _job_done(room, "stretch-c1")
+        assert (job["kind"], job["clip"], job["status"], job["progress"]) == (
+            "stretch", "c1", "done", 1.0)
+        for _ in range(50):
+            if mix._session.tracks[0].clips:
+                break
+            await asyncio.sleep(0.02)
+        [clip] = mix._session.tracks[0].clips
+        assert clip.stretch == 1.75 and mix.stretches.ready(clip, mix._session)
+
+
+async def test_a_render_that_fails_is_shown_failed_and_the_clip_stays_silent(
+        room: Room, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stretch_module.shutil, "which", lambda name: None)
+    async with LiveMix(room, factory=factory) as mix:
+        mix.stretches.load = DictLoader(SOURCES)
+        await room.edit(lambda d: d.update_clip("c1", semitones=4.0))
+        mix.document_changed()
+        job = await _job_done(room, "stretch-c1")
+        assert job["status"] == "failed" and "rubberband-cli" in job["error"]
+        await asyncio.sleep(0.15)
+        assert mix._session.tracks[0].clips == []

@@ -1,0 +1,74 @@
+"""The tempo map and clips' time keys in the shared document."""
+
+from __future__ import annotations
+
+import pytest
+
+from collab.errors import SchemaError
+from collab.schema import ProjectDocument
+from dsp_core import Clip, Session, Track
+from dsp_core.tempo import MeterChange, TempoChange, TempoMap
+
+
+def _sync(a: ProjectDocument, b: ProjectDocument) -> None:
+    a.doc.apply_update(b.doc.get_update(a.doc.get_state()))
+    b.doc.apply_update(a.doc.get_update(b.doc.get_state()))
+
+
+def test_concurrent_tempo_and_meter_changes_all_survive_the_merge() -> None:
+    alice = ProjectDocument.from_session(Session(tracks=[Track("t")]))
+    bob = ProjectDocument()
+    _sync(alice, bob)
+    alice.set_tempo_change("tempo-a", 8, 90)
+    bob.set_tempo_change("tempo-b", 16, 140)
+    bob.set_meter_change("meter-b", 4, 7, 8)
+    alice.set_tempo_change("tempo-c", 16, 100)  # the same beat as bob's
+    _sync(alice, bob)
+    for peer in (alice, bob):
+        tmap = peer.tempo_map()
+        assert {t.id for t in tmap.tempos} == {"tempo-a", "tempo-b", "tempo-c"}
+        assert tmap.bpm_at_beat(9) == 90 and tmap.bpm_at_beat(17) == 100  # larger id wins
+        assert tmap.meter_at_bar(5).numerator == 7
+    assert alice.tempo_map().to_dict() == bob.tempo_map().to_dict()
+    alice.remove_time_change("tempo-c")
+    _sync(alice, bob)
+    assert bob.tempo_map().bpm_at_beat(17) == 140
+
+
+def test_a_document_without_changes_plays_the_transport_tempo() -> None:
+    doc = ProjectDocument.from_session(Session())
+    doc.update_transport(tempo=96.0, beats_per_bar=3)
+    tmap = doc.to_session().tempo
+    assert tmap.bpm_at_beat(0) == 96 and tmap.meter_at_bar(0).numerator == 3
+
+
+def test_the_session_round_trips_tempo_and_clip_time_keys() -> None:
+    clip = Clip("a" * 64, 0, 48000, id="c1", crossfade=100, stretch=1.5, semitones=-2.0,
+                warp=((0, 0), (1000, 1500)))
+    loop = Clip("b" * 64, 40000, 48000, id="c2", follow_tempo=True, source_bpm=98.0)
+    session = Session(tracks=[Track("t", clips=[clip, loop])],
+                      tempo=TempoMap([TempoChange(0, 128, "x")], [MeterChange(0, 6, 8, "m")]))
+    back = ProjectDocument.from_session(session).to_session()
+    assert back.tracks[0].clips == [clip, loop]
+    assert back.tempo.to_dict() == session.tempo.to_dict()
+
+
+def test_time_edits_are_checked_and_bad_peer_values_play_unstretched() -> None:
+    doc = ProjectDocument.from_session(Session(tracks=[Track("t", clips=[
+        Clip("a" * 64, 0, 100, id="c")])]))
+    doc.update_clip("c", stretch=2.0, semitones=3.0)
+    assert doc.to_session().tracks[0].clips[0].stretch == 2.0
+    with pytest.raises(SchemaError, match=r"stretch must be in \[0.25, 4\]"):
+        doc.update_clip("c", stretch=10.0)
+    with pytest.raises(SchemaError, match="follow_tempo needs the source's tempo"):
+        doc.update_clip("c", follow_tempo=True)
+    with pytest.raises(SchemaError, match="tempo must be"):
+        doc.set_tempo_change("t1", 0, 2000)
+    with pytest.raises(SchemaError, match="no tempo or meter change"):
+        doc.remove_time_change("nothing")
+    with doc.transaction():  # what a careless peer could write
+        doc._roots["clips"]["c"]["warp"] = [[5, 0], [1, 1]]
+        doc._roots["tempos"]["bad"] = {"id": "bad", "beat": -1, "bpm": "fast"}
+    clip = doc.to_session().tracks[0].clips[0]
+    assert (clip.stretch, clip.warp) == (1.0, ())
+    assert doc.tempo_map().bpm_at_beat(0) == 120
