@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +51,26 @@ async def _job_done(room: Room, job_id: str) -> dict:
 
 
 async def test_a_stretched_clip_is_silent_until_its_render_lands(room: Room) -> None:
+    release = threading.Event()
+    loader = DictLoader(SOURCES)
+
+    def held_loader(source: str, rate: int) -> np.ndarray:
+        """The source, once the test has looked at the mix while the render waits."""
+        if not release.wait(30):
+            raise AssertionError("the test never released the render")
+        return loader(source, rate)
+
     async with LiveMix(room, factory=factory) as mix:
-        mix.stretches.load = DictLoader(SOURCES)
+        mix.stretches.load = held_loader
         await room.edit(lambda d: d.update_clip("c1", stretch=1.75, length=RATE * 7 // 4))
         mix.document_changed()
+        for _ in range(100):  # the rebuild that leaves the clip out while it renders
+            if room.document.job("stretch-c1") is not None:
+                break
+            await asyncio.sleep(0.02)
         await asyncio.sleep(0.15)
         assert mix._session.tracks[0].clips == []  # silent while it renders
+        release.set()
         job = await _job_done(room, "stretch-c1")
         assert (job["kind"], job["clip"], job["status"], job["progress"]) == (
             "stretch", "c1", "done", 1.0)
