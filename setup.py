@@ -141,7 +141,6 @@ setup(
         "strawberry-graphql>=0.341",  # GraphQL at /api/graphql (docs/public-api.md)
         "crawlerdetect>=0.4.2",  # bots' clicks on short links are not counted
         "pyloudnorm>=0.1.1",  # samples' integrated loudness (ITU-R BS.1770-4)
-        "pyrubberband>=0.4",  # sample previews: wraps rubberband-cli (scripts/apt-packages.txt)
         "mido>=1.3.3",  # Standard MIDI File import and export (docs/midi.md)
         "fpdf2>=2.8.9",  # the marketplace's licence contract PDFs
         "lameenc>=1.9",  # the marketplace's tagged MP3 previews (LAME, wheels bundle it)
