@@ -27,8 +27,10 @@ export class ClipTimePanel {
     const signature = JSON.stringify([clip, job])
     if (signature === this.signature) return
     this.signature = signature
+    // without a selected clip the panel steps aside, leaving its width to the others
+    this.el.hidden = !clip
     if (!clip) {
-      this.body.replaceChildren(h('p', { class: 'hint' }, 'Select a clip to stretch or shift it.'))
+      this.body.replaceChildren()
       return
     }
     const set = (fields) => this.project.setClipTime(clip.id, fields)
