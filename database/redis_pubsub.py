@@ -112,6 +112,7 @@ class ShardedSubscriber:
                 self._node_clients.append(node_client)
                 self._pubsubs[name] = node_client.pubsub(ignore_subscribe_messages=False)
             return name, self._pubsubs[name]
+        await self.client.initialize()  # reads the slots once (no-op afterwards)
         node = self.client.get_node_from_key(channel)
         if node.name not in self._pubsubs:
             options = {key: node.connection_kwargs[key] for key in _NODE_OPTIONS
