@@ -62,7 +62,7 @@ class ShardedSubscriber:
             name, pubsub = await self._pubsub_of(channel)
             self.channels.add(channel)
             await pubsub.ssubscribe(channel)
-            if name not in self._readers or self._readers[name].done():
+            if name not in self._readers:  # one reader per connection, until it breaks
                 self._readers[name] = asyncio.create_task(self._read(pubsub),
                                                           name=f"sharded pub/sub {name}")
 
@@ -126,7 +126,7 @@ class ShardedSubscriber:
 
     async def _read(self, pubsub: aioredis.client.PubSub) -> None:
         try:
-            while pubsub.subscribed:
+            while True:  # also while it holds no channel: one may come (subscribe)
                 message: dict[str, Any] | None = await pubsub.get_message(
                     timeout=self.health_check_interval)
                 if message is None:

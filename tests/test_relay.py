@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 from loopback import free_port
 from nodepeer import NodePeer, eventually, node_ready, running_server
+from redis.asyncio.cluster import RedisCluster
 
 from collab import protocol as p
 from collab.client import SyncClient
@@ -226,7 +227,13 @@ async def test_a_process_listens_only_to_the_projects_it_holds(
 
 async def shard_subscribers(redis, channel: str) -> int:
     """How many connections hold ``SSUBSCRIBE channel`` (asked of the slot's master)."""
-    return dict(await redis.pubsub_shardnumsub(channel))[channel.encode()]
+    if isinstance(redis, RedisCluster):  # redis-py would ask any node
+        await redis.initialize()
+        reply = await redis.execute_command("PUBSUB SHARDNUMSUB", channel,
+                                            target_nodes=redis.get_node_from_key(channel))
+    else:
+        reply = await redis.pubsub_shardnumsub(channel)
+    return dict(reply)[channel.encode()]
 
 
 async def _equals(value, expected) -> bool:
