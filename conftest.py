@@ -201,70 +201,20 @@ def redis_url() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def _cluster_ready(cli: str, ports: list[int], masters: int) -> bool:
-    """Every node says the cluster is ok and sees ``masters`` masters with a replica each."""
-    for port in ports:
-        info = subprocess.run([cli, "-p", str(port), "cluster", "info"], capture_output=True,
-                              text=True, timeout=5).stdout
-        if "cluster_state:ok" not in info:
-            return False
-    nodes = subprocess.run([cli, "-p", str(ports[0]), "cluster", "nodes"],
-                           capture_output=True, text=True, timeout=5).stdout
-    roles = [line.split()[2] for line in nodes.splitlines() if line.strip()]
-    replicas = sum("slave" in role for role in roles)
-    return (sum("master" in role for role in roles) == masters
-            and replicas == len(ports) - masters
-            and not any("fail" in role or "handshake" in role for role in roles))
-
-
 @pytest.fixture(scope="session")
 def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL (``redis+cluster://``) of a throw-away Redis Cluster on 127.0.0.1: three
     masters, each with one replica (so a test can fail a master over)."""
-    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-    if not server or not cli:
+    from tests.redis_cluster_helpers import RedisClusterServers
+
+    if not shutil.which("redis-server") or not shutil.which("redis-cli"):
         pytest.skip("redis-server and redis-cli are not installed (Debian redis-server 7): "
                     "run scripts/setup.sh")
-    root = tmp_path_factory.mktemp("redis-cluster")
-    ports = [free_port() for _ in range(6)]
-    procs = []
-    for port in ports:
-        (root / str(port)).mkdir()
-        procs.append(subprocess.Popen(
-            [server, "--bind", "127.0.0.1", "--port", str(port), "--cluster-enabled", "yes",
-             "--cluster-port", str(free_port()), "--cluster-config-file", "nodes.conf",
-             "--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no"],
-            cwd=root / str(port), stdout=subprocess.DEVNULL))
-
-    def stop() -> None:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
-
-    _STOP_ON_TIMEOUT.append(stop)
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"))
+    _STOP_ON_TIMEOUT.append(cluster.stop)
     try:
-        deadline = time.monotonic() + 10
-        for port in ports:
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"Redis Cluster node on port {port} did not start")
-                    time.sleep(0.05)
-        subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
-                        "--cluster-replicas", "1", "--cluster-yes"],
-                       check=True, capture_output=True, timeout=60)
-        deadline = time.monotonic() + 60
-        while not _cluster_ready(cli, ports, 3):
-            if time.monotonic() > deadline:
-                pytest.fail("the Redis Cluster did not become ready in 60 s")
-            time.sleep(0.2)
-        yield "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports[:3])
+        cluster.start()
+        yield cluster.url
     finally:
-        _STOP_ON_TIMEOUT.remove(stop)
-        stop()
+        _STOP_ON_TIMEOUT.remove(cluster.stop)
+        cluster.stop()
