@@ -97,11 +97,11 @@ class RedisStreamsTransport:
     async def stop(self) -> None:
         """Stop consuming and close the connection (idempotent)."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        pending = set(tasks)
+        while pending:  # cancelled again if an await swallowed it (redis-py's can)
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None

@@ -170,3 +170,11 @@ async def test_two_processes_share_sessions_through_the_cluster(redis_cluster_ur
     finally:
         await one.store.close()
         await two.store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_malformed_cluster_url_stops_the_relay_with_the_fix() -> None:
+    from collab.relay import RelayError
+
+    with pytest.raises(RelayError, match="not HOST:PORT"):
+        await RedisRelay("redis+cluster://:pw@127.0.0.1").start()
