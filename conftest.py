@@ -1,7 +1,8 @@
 """What ``tests/`` and ``benchmarks/`` share: real servers on loopback, and a skip policy.
 
 ``postgres_url`` and ``redis_url`` start a throw-away PostgreSQL or Redis server
-(installed by ``scripts/setup.sh``) once per run, on a free port of 127.0.0.1.
+(installed by ``scripts/setup.sh``) once per run, on a free port of 127.0.0.1;
+``redis_cluster_url`` a Redis Cluster of three masters with a replica each.
 
 ``scripts/test.sh`` installs every prerequisite (PostgreSQL, Redis, Node clients,
 Chromium, PortAudio, the Whisper model) and sets ``DAW_REQUIRE_ALL=1``: under it a
@@ -198,3 +199,22 @@ def redis_url() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL (``redis+cluster://``) of a throw-away Redis Cluster on 127.0.0.1: three
+    masters, each with one replica (so a test can fail a master over)."""
+    from tests.redis_cluster_helpers import RedisClusterServers
+
+    if not shutil.which("redis-server") or not shutil.which("redis-cli"):
+        pytest.skip("redis-server and redis-cli are not installed (Debian redis-server 7): "
+                    "run scripts/setup.sh")
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"))
+    _STOP_ON_TIMEOUT.append(cluster.stop)
+    try:
+        cluster.start()
+        yield cluster.url
+    finally:
+        _STOP_ON_TIMEOUT.remove(cluster.stop)
+        cluster.stop()

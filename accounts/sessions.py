@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from database import Database, Row
+from database.redis_client import redis_client
 
 from .models import SessionRecord
 
@@ -177,14 +178,7 @@ class RedisSessions:
     @classmethod
     def from_url(cls, url: str) -> RedisSessions:
         """Sessions on the Redis (``redis://``) or Redis Cluster (``redis+cluster://``) at url."""
-        if url.startswith("redis+cluster://"):
-            from redis.asyncio.cluster import RedisCluster
-
-            return cls(RedisCluster.from_url("redis://" + url.removeprefix("redis+cluster://"),
-                                             decode_responses=True))
-        from redis.asyncio import Redis
-
-        return cls(Redis.from_url(url, decode_responses=True))
+        return cls(redis_client(url, decode_responses=True))
 
     def _key(self, key_hash: str) -> str:
         return f"{self.PREFIX}:{{s:{key_hash}}}"

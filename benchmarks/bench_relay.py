@@ -1,6 +1,7 @@
 """Scale-out: what the Redis hop between two server processes adds to an edit's travel.
 
-Two servers (``create_app``) share one PostgreSQL store and one Redis; a Python client
+Two servers (``create_app``) share one PostgreSQL store and one Redis (then a Redis
+Cluster of three masters, sharded pub/sub); a Python client
 on server A moves a fader at 20 Hz, and the time until each move reaches a client on the
 same server A (the baseline: store then relay) and a client on server B (store, relay,
 publish, Redis, apply, relay) is measured on one clock.  Reported: p50/p99 of both, and
@@ -90,9 +91,10 @@ async def _measure(tmp_path: Path, database_url: str, redis_url: str
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("server", ["redis_url", "redis_cluster_url"])
 async def test_cross_process_edit_latency(benchmark, tmp_path: Path, postgres_url: str,
-                                          redis_url: str) -> None:
-    arrived = await _measure(tmp_path, postgres_url, redis_url)
+                                          server: str, request: pytest.FixtureRequest) -> None:
+    arrived = await _measure(tmp_path, postgres_url, request.getfixturevalue(server))
     assert all(len(times) == MOVES for times in arrived.values()), "no move may be lost"
     ms = {name: [t * 1000 for t in times.values()] for name, times in arrived.items()}
     same, other = ms["same_process"], ms["other_process"]

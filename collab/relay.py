@@ -14,10 +14,15 @@ A lost revocation is found the same way: every ``revocation_check_seconds``,
 and after Redis comes back, the users connected here are checked against the
 store's revocations.  Messages:
 
-- ``PREFIX:room:PROJECT``: ``b"U"`` + sender id (16 bytes) + first sequence
+Both go over sharded pub/sub (``SPUBLISH`` / ``SSUBSCRIBE``, Redis 7), on one
+server or a Redis Cluster alike (:mod:`database.redis_pubsub`); each channel's
+hash tag puts it on one cluster slot, so a project's traffic stays on the master
+that owns it and a failover costs a re-subscription and a catch-up read.
+
+- ``PREFIX:{room:PROJECT}``: ``b"U"`` + sender id (16 bytes) + first sequence
   number (8 bytes, big-endian) + count (4 bytes) + the merged Yjs update, or
   ``b"A"`` + sender id + a y-websocket awareness message;
-- ``PREFIX:members``: JSON ``{"from", "project", "user", "role"}`` (role null:
+- ``PREFIX:{members}``: JSON ``{"from", "project", "user", "role"}`` (role null:
   revoked).
 """
 
@@ -33,8 +38,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Self
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from database.redis_client import RedisClient, redacted, redis_client
+from database.redis_pubsub import ShardedSubscriber
 
 from .errors import CollabError, StoreError
 from .room import Room
@@ -63,7 +70,7 @@ class RedisRelay:
     Parameters
     ----------
     url:
-        ``redis://HOST:PORT/DB``.
+        ``redis://HOST:PORT/DB`` or ``redis+cluster://HOST:PORT,HOST:PORT``.
     prefix:
         Channel name prefix, so several deployments can share one Redis.
     poll_seconds:
@@ -85,9 +92,9 @@ class RedisRelay:
         self._member_callbacks: list[MemberCallback] = []
         self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(OUTBOX_LIMIT)
         self._subscriptions: asyncio.Queue[tuple[bool, str]] = asyncio.Queue()
-        self._redis: aioredis.Redis | None = None
-        self._listener: aioredis.Redis | None = None
-        self._pubsub: aioredis.client.PubSub | None = None
+        self._redis: RedisClient | None = None
+        self._subscriber: ShardedSubscriber | None = None
+        self._subscribing = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._dropped = 0
@@ -103,24 +110,22 @@ class RedisRelay:
         """Connect, subscribe, and start the reader, publisher and poller tasks."""
         if self._redis is not None:
             raise CollabError("the Redis relay is already started")
-        # Commands time out; the subscription connection idles, so it pings instead.
-        self._redis = aioredis.from_url(self.url, socket_connect_timeout=5, socket_timeout=5)
-        self._listener = aioredis.from_url(self.url, socket_connect_timeout=5,
-                                           health_check_interval=15)
+        # Commands time out; the subscription connections idle, so they ping instead.
         try:
+            self._redis = redis_client(self.url, socket_connect_timeout=5, socket_timeout=5)
+            self._subscriber = ShardedSubscriber(self._redis, health_check_interval=15)
             await self._redis.ping()
-            self._pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
-            await self._pubsub.subscribe(self._members_channel)
-        except (OSError, RedisError) as exc:
+            await self._subscriber.subscribe(self._members_channel)
+        except (OSError, RedisError, ValueError) as exc:
             await self._close_clients()
-            raise RelayError(f"cannot reach Redis at {self.url}: {exc}") from None
+            raise RelayError(f"cannot reach Redis at {redacted(self.url)}: {exc}") from None
         self._tasks = [
             asyncio.create_task(self._read_loop(), name="relay reader"),
             asyncio.create_task(self._publish_loop(), name="relay publisher"),
             asyncio.create_task(self._subscription_loop(), name="relay subscriptions"),
             asyncio.create_task(self._poll_loop(), name="relay poller"),
         ]
-        log.info("relay up (%s, instance %s)", self.url, self.instance.hex())
+        log.info("relay up (%s, instance %s)", redacted(self.url), self.instance.hex())
 
     async def stop(self) -> None:
         """Send what is queued, then disconnect (idempotent)."""
@@ -134,14 +139,13 @@ class RedisRelay:
         await self._close_clients()
 
     async def _close_clients(self) -> None:
-        if self._pubsub is not None:
+        if self._subscriber is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
-        for client in (self._redis, self._listener):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-        self._redis = self._listener = self._pubsub = None
+                await self._subscriber.aclose()
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.aclose()
+        self._redis = self._subscriber = None
 
     # -- rooms ---------------------------------------------------------------------------
 
@@ -184,10 +188,16 @@ class RedisRelay:
 
     @property
     def _members_channel(self) -> str:
-        return f"{self.prefix}:members"
+        return f"{self.prefix}:{{members}}"
 
     def _room_channel(self, project_id: str) -> str:
-        return f"{self.prefix}:room:{project_id}"
+        return f"{self.prefix}:{{room:{project_id}}}"
+
+    def _project_of(self, channel: str) -> str | None:
+        head = f"{self.prefix}:{{room:"
+        if channel.startswith(head) and channel.endswith("}"):
+            return channel[len(head):-1]
+        return None
 
     def _send(self, channel: str, data: bytes) -> None:
         try:
@@ -208,41 +218,53 @@ class RedisRelay:
         while True:
             channel, data = await self._outbox.get()
             try:
-                await self._redis.publish(channel, data)
+                await self._redis.spublish(channel, data)
             except (OSError, RedisError) as exc:  # the rooms elsewhere read it from the store
                 log.warning("relay: could not publish on %s: %s", channel, exc)
             finally:
                 self._outbox.task_done()
 
     async def _subscription_loop(self) -> None:
-        assert self._pubsub is not None
+        assert self._subscriber is not None
         while True:
             subscribe, channel = await self._subscriptions.get()
             try:
-                if subscribe:
-                    await self._pubsub.subscribe(channel)
-                else:
-                    await self._pubsub.unsubscribe(channel)
+                async with self._subscribing:
+                    if subscribe:
+                        await self._subscriber.subscribe(channel)
+                    else:
+                        await self._subscriber.unsubscribe(channel)
             except (OSError, RedisError) as exc:  # re-subscribed on reconnection
+                if subscribe:
+                    self._subscriber.channels.add(channel)
                 log.warning("relay: could not (un)subscribe %s: %s", channel, exc)
 
     async def _read_loop(self) -> None:
-        assert self._pubsub is not None
+        subscriber = self._subscriber
+        assert subscriber is not None
         delay = 0.1
         while True:
             try:
-                async for message in self._pubsub.listen():
-                    delay = 0.1
-                    self._dispatch(message)
+                channel, data = await subscriber.get()
+                delay = 0.1
+                self._dispatch(channel, data)
+                continue
             except (OSError, RedisError) as exc:
                 log.warning("relay: Redis subscription lost (%s); retrying in %.1f s",
                             exc, delay)
+            while True:  # subscribe again (on a cluster: on the channels' new owners)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-                # What was announced meanwhile is lost: read it from the store.
-                for room in list(self.rooms.values()):
-                    room.catch_up_soon()
-                self._spawn(self._check_revocations())
+                try:
+                    async with self._subscribing:
+                        await subscriber.reconnect()
+                    break
+                except (OSError, RedisError) as exc:
+                    log.warning("relay: cannot subscribe again yet (%s)", exc)
+            # What was announced meanwhile is lost: read it from the store.
+            for room in list(self.rooms.values()):
+                room.catch_up_soon()
+            self._spawn(self._check_revocations())
 
     async def _poll_loop(self) -> None:
         last_check = time.monotonic()
@@ -270,13 +292,11 @@ class RedisRelay:
                          user, room.project_id)
                 await self._tell_members(room.project_id, user, None)
 
-    def _dispatch(self, message: dict) -> None:
-        channel = message["channel"].decode()
-        data: bytes = message["data"]
+    def _dispatch(self, channel: str, data: bytes) -> None:
         if channel == self._members_channel:
             self._spawn(self._member_change(data))  # never holds up the rooms' traffic
             return
-        room = self.rooms.get(channel.removeprefix(f"{self.prefix}:room:"))
+        room = self.rooms.get(self._project_of(channel) or "")
         if room is None or len(data) < 1 + _ID_BYTES or data[1:1 + _ID_BYTES] == self.instance:
             return
         kind, body = data[:1], data[1 + _ID_BYTES:]

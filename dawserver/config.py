@@ -99,8 +99,9 @@ class ServerConfig:
     public_url:
         Base URL printed for browsers (default ``http://HOST:PORT``).
     redis_url:
-        ``redis://HOST:PORT/DB`` to serve projects together with other server
-        processes on the same PostgreSQL store (see docs/scale-out.md); None: alone.
+        ``redis://HOST:PORT/DB`` (one Redis) or ``redis+cluster://HOST:PORT,HOST:PORT``
+        (a Redis Cluster) to serve projects together with other server processes on
+        the same PostgreSQL store (see docs/scale-out.md); None: alone.
         Sign-in sessions and API rate limits live there too when it is set.
     mail_url:
         ``smtp://USER:PASS@HOST:PORT?from=...`` (or ``smtps://``) for account mail;

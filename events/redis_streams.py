@@ -1,7 +1,8 @@
 """The scale-out transport: Redis Streams, one consumer group per subscriber.
 
 Each event name has a stream (``maxbooster:{events}:NAME``; the hash tag keeps
-every stream in one Redis Cluster slot, so one ``XREADGROUP`` reads them all).
+every stream in one Redis Cluster slot, so one ``XREADGROUP`` reads them all; the
+URL may name one Redis or a Redis Cluster, :mod:`database.redis_client`).
 The relay appends events with ``XADD`` (capped at about :data:`STREAM_MAXLEN`
 entries).  Each subscriber is a consumer group and each server process one
 consumer in it, so every subscriber hears every event once across the
@@ -32,10 +33,10 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
 from database import Session
+from database.redis_client import RedisClient, redis_client
 
 from .envelope import Envelope
 
@@ -62,7 +63,7 @@ class RedisStreamsTransport:
         self.max_deliveries = max_deliveries
         self.block_s = block_s
         self.batch = batch
-        self._redis: redis.Redis | None = None
+        self._redis: RedisClient | None = None
         self._bus: EventBus | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -75,7 +76,7 @@ class RedisStreamsTransport:
     DEAD_LETTERS = f"{PREFIX}:dead"
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> RedisClient:
         """The Redis connection (started)."""
         if self._redis is None:
             raise RuntimeError("the Redis event transport is not started")
@@ -84,7 +85,7 @@ class RedisStreamsTransport:
     async def start(self, bus: EventBus) -> None:
         """Create the subscribers' consumer groups and start consuming."""
         self._bus = bus
-        self._redis = redis.from_url(self.url, decode_responses=True)
+        self._redis = redis_client(self.url, decode_responses=True)
         for subscriber in bus.subscribers:
             streams = self._streams_of(subscriber)
             for stream in streams:
@@ -96,11 +97,11 @@ class RedisStreamsTransport:
     async def stop(self) -> None:
         """Stop consuming and close the connection (idempotent)."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        pending = set(tasks)
+        while pending:  # cancelled again if an await swallowed it (redis-py's can)
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None

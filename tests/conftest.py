@@ -1,7 +1,8 @@
 """Fixtures of the test suite: a fresh collaboration database per test, the Whisper model
 and the CPU kernels it decodes with.
 
-The PostgreSQL and Redis servers themselves come from the root ``conftest.py``.
+The PostgreSQL and Redis servers (one Redis, or a Redis Cluster) themselves come from
+the root ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ def collab_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
     asyncio.run(create())
     return f"{server.rsplit('/', 1)[0]}/{name}"
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def any_redis_url(request: pytest.FixtureRequest) -> str:
+    """A Redis URL: one server (``redis_url``), then a Redis Cluster of three masters
+    (``redis_cluster_url``), for what must work on both."""
+    name = "redis_url" if request.param == "redis" else "redis_cluster_url"
+    return request.getfixturevalue(name)
 
 
 @pytest.fixture(scope="session")

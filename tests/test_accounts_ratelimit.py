@@ -3,60 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from loopback import free_port
 
 from accounts.ratelimit import PLANS, Decision, RateLimiter
 
 STRATEGIES = ["moving-window", "sliding-window-counter"]
-
-
-@pytest.fixture(scope="module")
-def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a throw-away three-primary Redis Cluster on 127.0.0.1."""
-    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-    if not server or not cli:
-        pytest.fail("Redis is not installed: run scripts/setup.sh")
-    root = tmp_path_factory.mktemp("redis-cluster")
-    ports = [free_port() for _ in range(3)]
-    procs = []
-    try:
-        for port in ports:
-            folder = Path(root, str(port))
-            folder.mkdir()
-            procs.append(subprocess.Popen(
-                [server, "--bind", "127.0.0.1", "--port", str(port), "--cluster-enabled", "yes",
-                 "--cluster-port", str(free_port()), "--cluster-config-file", "nodes.conf",
-                 "--save", "", "--appendonly", "no"],
-                cwd=folder, stdout=subprocess.DEVNULL))
-        nodes = [f"127.0.0.1:{port}" for port in ports]
-        deadline = time.monotonic() + 20
-        while True:  # the servers take a moment to listen
-            made = subprocess.run([cli, "--cluster", "create", *nodes, "--cluster-replicas", "0",
-                                   "--cluster-yes"], capture_output=True, text=True)
-            if made.returncode == 0 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        assert made.returncode == 0, made.stdout + made.stderr
-        while "cluster_state:ok" not in subprocess.run(
-                [cli, "-p", str(ports[0]), "cluster", "info"], capture_output=True,
-                text=True).stdout:
-            assert time.monotonic() < deadline, "the Redis Cluster did not become ready"
-            time.sleep(0.1)
-        yield "redis+cluster://" + ",".join(nodes)
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=10)
 
 
 @pytest.fixture(params=["memory", "redis", "redis-cluster"])

@@ -26,7 +26,7 @@ from database import open_database
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 
 
-@pytest_asyncio.fixture(params=["database", "redis"])
+@pytest_asyncio.fixture(params=["database", "redis", "redis-cluster"])
 async def sessions(request: pytest.FixtureRequest, collab_database_url: str
                    ) -> AsyncIterator[Sessions]:
     async with open_database(collab_database_url) as db:
@@ -34,7 +34,8 @@ async def sessions(request: pytest.FixtureRequest, collab_database_url: str
         if request.param == "database":
             backend = DatabaseSessions(db)
         else:
-            backend = RedisSessions.from_url(request.getfixturevalue("redis_url"))
+            backend = RedisSessions.from_url(request.getfixturevalue(
+            "redis_url" if request.param == "redis" else "redis_cluster_url"))
             await backend.client.flushdb()
         yield Sessions(backend, SessionPolicy(idle_s=100.0, absolute_s=1000.0,
                                               touch_every_s=10.0))
@@ -128,11 +129,12 @@ async def with_cookie(base_url: str, secret: str, method: str, path: str,
         return response.status
 
 
-@pytest.mark.parametrize("where", ["database", "redis"])
+@pytest.mark.parametrize("where", ["database", "redis", "redis-cluster"])
 async def test_a_role_change_rotates_the_session_over_http(
         tmp_path: Path, smtp_server: SmtpServer, request: pytest.FixtureRequest,
         where: str) -> None:
-    overrides = {"redis_url": request.getfixturevalue("redis_url")} if where == "redis" else {}
+    fixture = {"redis": "redis_url", "redis-cluster": "redis_cluster_url"}.get(where)
+    overrides = {"redis_url": request.getfixturevalue(fixture)} if fixture else {}
     async with accounts_server(tmp_path, smtp_server, **overrides) as (_, config):
         ada = Person(config.base_url, smtp_server, "ada@example.org")
         bo = Person(config.base_url, smtp_server, "bo@example.org")

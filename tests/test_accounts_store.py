@@ -163,13 +163,14 @@ async def test_projects_have_an_owner_and_grants(store: AccountStore) -> None:
     assert await store.grants_on("proj1") == []
 
 
-@pytest_asyncio.fixture(params=["database", "redis"])
+@pytest_asyncio.fixture(params=["database", "redis", "redis-cluster"])
 async def sessions(request: pytest.FixtureRequest, store: AccountStore
                    ) -> AsyncIterator[Sessions]:
     if request.param == "database":
         backend = DatabaseSessions(store.db)
     else:
-        backend = RedisSessions.from_url(request.getfixturevalue("redis_url"))
+        backend = RedisSessions.from_url(request.getfixturevalue(
+        "redis_url" if request.param == "redis" else "redis_cluster_url"))
         await backend.client.flushdb()
     yield Sessions(backend, SessionPolicy(idle_s=100.0, absolute_s=1000.0, touch_every_s=10))
     await backend.close()

@@ -19,6 +19,7 @@ from events import (
 )
 from events.in_process import QUEUE
 from jobs import DEAD, JobQueue, JobWorker, QueueSettings
+from tests.redis_cluster_helpers import flush_all
 
 
 class TrackSold(BaseModel):
@@ -134,14 +135,11 @@ def test_undeclared_events_and_bad_payloads_are_refused(collab_database_url: str
 
 
 @pytest.fixture
-def fresh_redis(redis_url: str) -> str:
-    """The test Redis server, emptied (streams and groups of earlier tests gone)."""
-    import redis
-
-    client = redis.from_url(redis_url)
-    client.flushdb()
-    client.close()
-    return redis_url
+def fresh_redis(any_redis_url: str) -> str:
+    """The test Redis server (or Redis Cluster), emptied (streams and groups of earlier
+    tests gone)."""
+    flush_all(any_redis_url)
+    return any_redis_url
 
 
 def redis_bus(db: Database, url: str, node: str) -> EventBus:

@@ -1,7 +1,8 @@
 """Two server processes of one deployment serve the same project (shared store + Redis).
 
 Each test runs two full apps (``create_app``) on one database — an SQLite file
-or a real PostgreSQL database — linked through a real Redis server, with
+or a real PostgreSQL database — linked through a real Redis server or a real
+three-master Redis Cluster (``any_redis_url``), with
 clients connected to each: stock Node y-websocket clients and Python clients.
 """
 
@@ -20,6 +21,7 @@ import aiohttp
 import pytest
 from loopback import free_port
 from nodepeer import NodePeer, eventually, node_ready, running_server
+from redis.asyncio.cluster import RedisCluster
 
 from collab import protocol as p
 from collab.client import SyncClient
@@ -101,8 +103,8 @@ def gain(document: ProjectDocument | dict, track: str) -> float:
 
 
 async def test_an_edit_on_one_process_reaches_clients_of_the_other(
-        tmp_path: Path, collab_database_url: str, redis_url: str) -> None:
-    async with deployment(tmp_path, collab_database_url, redis_url) as dep, \
+        tmp_path: Path, collab_database_url: str, any_redis_url: str) -> None:
+    async with deployment(tmp_path, collab_database_url, any_redis_url) as dep, \
             contextlib.AsyncExitStack() as stack:
         node_b = await dep.node(stack, "b", "ben")
         async with dep.client("a") as ana:
@@ -119,9 +121,9 @@ async def _node_gain(peer: NodePeer, track: str, value: float) -> bool:
 
 
 async def test_bursts_on_both_processes_converge_and_are_stored_once(
-        tmp_path: Path, collab_database_url: str, redis_url: str) -> None:
+        tmp_path: Path, collab_database_url: str, any_redis_url: str) -> None:
     # Small compaction threshold: both processes fold the log while the other appends.
-    async with deployment(tmp_path, collab_database_url, redis_url, compact_every=7) as dep, \
+    async with deployment(tmp_path, collab_database_url, any_redis_url, compact_every=7) as dep, \
             dep.client("a", "ana") as ana, dep.client("b", "ben") as ben:
         for i in range(60):
             ana.document.set_track_gain("t1", -float(i))
@@ -144,8 +146,8 @@ async def _stored_equals(dep: Deployment, expected: dict) -> bool:
 
 
 async def test_presence_crosses_processes_and_leaves_with_its_client(
-        tmp_path: Path, collab_database_url: str, redis_url: str) -> None:
-    async with deployment(tmp_path, collab_database_url, redis_url) as dep, \
+        tmp_path: Path, collab_database_url: str, any_redis_url: str) -> None:
+    async with deployment(tmp_path, collab_database_url, any_redis_url) as dep, \
             dep.client("b", "ben") as ben:
         async with dep.client("a", "ana", presence={"user": "ana", "colour": "#e33"}) as ana:
             await eventually(lambda: {"user": "ana", "colour": "#e33"} in ben.presence.values())
@@ -154,8 +156,8 @@ async def test_presence_crosses_processes_and_leaves_with_its_client(
 
 
 async def test_revoking_on_one_process_closes_the_users_socket_on_the_other(
-        tmp_path: Path, collab_database_url: str, redis_url: str) -> None:
-    async with deployment(tmp_path, collab_database_url, redis_url) as dep:
+        tmp_path: Path, collab_database_url: str, any_redis_url: str) -> None:
+    async with deployment(tmp_path, collab_database_url, any_redis_url) as dep:
         await _ben_on_b_is_closed_when_revoked_on_a(dep)
 
 
@@ -175,18 +177,18 @@ async def _ben_on_b_is_closed_when_revoked_on_a(dep: Deployment) -> None:
 
 
 async def test_a_lost_announcement_is_read_from_the_store(
-        tmp_path: Path, collab_database_url: str, redis_url: str, monkeypatch) -> None:
-    async with deployment(tmp_path, collab_database_url, redis_url) as dep, \
+        tmp_path: Path, collab_database_url: str, any_redis_url: str, monkeypatch) -> None:
+    async with deployment(tmp_path, collab_database_url, any_redis_url) as dep, \
             dep.client("a", "ana") as ana, dep.client("b", "ben") as ben:
         cluster_b = dep.apps["b"][RELAY]
         dispatch = cluster_b._dispatch
         dropped = []
 
-        def lossy(message: dict) -> None:
-            if message["data"][:1] == UPDATE:
-                dropped.append(message)
+        def lossy(channel: str, data: bytes) -> None:
+            if data[:1] == UPDATE:
+                dropped.append(data)
                 return
-            dispatch(message)
+            dispatch(channel, data)
 
         monkeypatch.setattr(cluster_b, "_dispatch", lossy)
         ana.document.set_track_gain("t3", -12.0)
@@ -195,31 +197,43 @@ async def test_a_lost_announcement_is_read_from_the_store(
 
 
 async def test_a_lost_revocation_is_found_in_the_store(
-        tmp_path: Path, collab_database_url: str, redis_url: str, monkeypatch) -> None:
-    async with deployment(tmp_path, collab_database_url, redis_url) as dep:
+        tmp_path: Path, collab_database_url: str, any_redis_url: str, monkeypatch) -> None:
+    async with deployment(tmp_path, collab_database_url, any_redis_url) as dep:
         cluster_b = dep.apps["b"][RELAY]
         cluster_b.revocation_check_seconds = 0.5
         dispatch = cluster_b._dispatch
-        monkeypatch.setattr(cluster_b, "_dispatch", lambda message: None if message[
-            "channel"].endswith(b":members") else dispatch(message))
+        monkeypatch.setattr(cluster_b, "_dispatch", lambda channel, data: None if channel
+                            == cluster_b._members_channel else dispatch(channel, data))
         await _ben_on_b_is_closed_when_revoked_on_a(dep)
 
 
 async def test_a_process_listens_only_to_the_projects_it_holds(
-        tmp_path: Path, collab_database_url: str, redis_url: str) -> None:
-    async with deployment(tmp_path, collab_database_url, redis_url,
+        tmp_path: Path, collab_database_url: str, any_redis_url: str) -> None:
+    async with deployment(tmp_path, collab_database_url, any_redis_url,
                           idle_unload_seconds=0.2) as dep:
-        redis = dep.apps["a"][RELAY]._redis
-        channel = f"maxbooster:room:{dep.project_id}"
+        relay = dep.apps["a"][RELAY]
+        channel = relay._room_channel(dep.project_id)
+        assert channel == f"maxbooster:{{room:{dep.project_id}}}"  # one slot per project
 
         async def listeners() -> int:
-            return dict(await redis.pubsub_numsub(channel))[channel.encode()]
+            return await shard_subscribers(relay._redis, channel)
 
         async with dep.client("a", "ana"), dep.client("b", "ben"):
             await eventually(lambda: _equals(listeners(), 2))
         async with dep.client("a", "ana"):
             await eventually(lambda: _equals(listeners(), 1))  # b unloaded its room
         await eventually(lambda: _equals(listeners(), 0))
+
+
+async def shard_subscribers(redis, channel: str) -> int:
+    """How many connections hold ``SSUBSCRIBE channel`` (asked of the slot's master)."""
+    if isinstance(redis, RedisCluster):  # redis-py would ask any node
+        await redis.initialize()
+        reply = await redis.execute_command("PUBSUB SHARDNUMSUB", channel,
+                                            target_nodes=redis.get_node_from_key(channel))
+    else:
+        reply = await redis.pubsub_shardnumsub(channel)
+    return dict(reply)[channel.encode()]
 
 
 async def _equals(value, expected) -> bool:

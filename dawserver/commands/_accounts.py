@@ -66,7 +66,8 @@ def account_options(command: Callable) -> Callable:
         help="argon2id TIME,MEMORY_KIB,LANES (tests use cheap ones).")(command)
     command = click.option(
         "--redis", "redis_url", metavar="URL", envvar="DAW_REDIS_URL", default=None,
-        help="redis://HOST:PORT/DB when the server keeps sessions in Redis.")(command)
+        help="redis://HOST:PORT/DB (or redis+cluster://HOST:PORT,HOST:PORT) when the "
+        "server keeps sessions in Redis.")(command)
     return data_options(region_options(command))
 
 

@@ -91,8 +91,9 @@ def _hashing(text: str | None) -> tuple[int, int, int] | None:
               show_default=True)
 @click.option("--public-url", default=None, help="Base URL to print (behind a proxy).")
 @click.option("--redis", "redis_url", metavar="URL", envvar="DAW_REDIS_URL", default=None,
-              help="redis://HOST:PORT/DB: serve the same projects as other processes on the "
-              "same PostgreSQL --database (docs/scale-out.md).")
+              help="redis://HOST:PORT/DB, or redis+cluster://HOST:PORT,HOST:PORT for a Redis "
+              "Cluster: serve the same projects as other processes on the same PostgreSQL "
+              "--database (docs/scale-out.md).")
 @click.option("--mail", "mail_url", metavar="URL", envvar="DAW_MAIL_URL", default=None,
               help="smtp://USER:PASS@HOST:PORT?from=...&starttls=1 (or smtps://) for account "
               "mail; default: written to DATA/outbox/*.eml.")
