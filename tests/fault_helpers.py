@@ -10,6 +10,7 @@ restarting or cutting it never disturbs another test or another person's run.
   (packets vanish, as in a real partition: no reset, no refusal), :meth:`~RedisBehindCut.heal`
   brings it back.
 - :func:`small_disk` mounts a tmpfs of a few MiB: writes past it fail with ``ENOSPC``.
+- :func:`linked_servers` runs server processes (apps) of one deployment on one store.
 """
 
 from __future__ import annotations
@@ -23,10 +24,21 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 from loopback import free_port
+from nodepeer import running_server
+
+from collab.client import SyncClient
+from collab.schema import ProjectDocument
+from dawclient.channel import connect
+from dawserver.config import ServerConfig
+from dawserver.keys import RELAY, STORE, TOKENS
+from dawserver.projects import import_session
+from dsp_core.session import Clip, Session, Track
 
 
 def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
@@ -231,3 +243,82 @@ def fill(path: Path, leave_bytes: int = 0) -> Path:
         while free > 0:
             free -= out.write(b"\0" * min(free, 1 << 20))
     return filler
+
+
+# -- servers under faults -------------------------------------------------------------
+
+
+class Linked:
+    """Server processes of one deployment (apps in one Python process) and one project."""
+
+    def __init__(self, apps: list[Any], configs: list[Any], project_id: str) -> None:
+        self.apps, self.configs, self.project_id = apps, configs, project_id
+
+    def token(self, role: str = "editor", user: str = "ana") -> str:
+        return self.apps[0][TOKENS].issue(self.project_id, role, user)
+
+    def url(self, node: int) -> str:
+        return f"{self.configs[node].collab_url}/{self.project_id}"
+
+    @contextlib.asynccontextmanager
+    async def client(self, node: int, user: str = "ana", role: str = "editor",
+                     document: ProjectDocument | None = None) -> AsyncIterator[SyncClient]:
+        """A Python editor on node ``node``, synced (optionally holding ``document``)."""
+        async with connect(self.url(node), self.token(role, user)) as channel, \
+                SyncClient(channel, document) as client:
+            client.channel = channel
+            await client.wait_synced()
+            yield client
+
+    async def stored(self) -> dict:
+        """The project as a restart would load it from the shared store (no gap allowed)."""
+        return await stored_json(self.apps[0], self.project_id)
+
+    async def revoke(self, node: int, user: str) -> None:
+        """Remove ``user`` from the project through node ``node``'s HTTP API."""
+        owner = self.token("owner", "olga")
+        async with aiohttp.ClientSession() as http, http.delete(
+                f"{self.configs[node].base_url}/projects/{self.project_id}/members/{user}",
+                headers={"Authorization": f"Bearer {owner}"}) as response:
+            assert response.status == 200, await response.text()
+
+
+async def stored_json(app: Any, project_id: str) -> dict:
+    """``project_id`` as loaded from ``app``'s store; fails on a gap in the log."""
+    stored = await app[STORE].load(project_id)
+    document = ProjectDocument()
+    if stored.snapshot:
+        document.doc.apply_update(stored.snapshot)
+    for update in stored.updates:
+        document.doc.apply_update(update)
+    assert stored.last_seq - stored.snapshot_seq == len(stored.updates), "a gap in the log"
+    return document.to_json()
+
+
+def small_project() -> Session:
+    """Four tracks with one clip each (the audio need not exist: no engine runs)."""
+    return Session(name="Faults", tracks=[
+        Track(f"t{i}", f"Track {i}", clips=[Clip("/audio/x.wav", 0, 48000, id=f"c{i}")])
+        for i in range(4)])
+
+
+@contextlib.asynccontextmanager
+async def linked_servers(data_dir: Path, database_url: str, redis_urls: list[str | None],
+                         **options: Any) -> AsyncIterator[Linked]:
+    """One server per entry of ``redis_urls`` on one store and data directory."""
+    configs = [ServerConfig(port=free_port(), data_dir=data_dir, engine=False,
+                            database_url=database_url, redis_url=url, **options)
+               for url in redis_urls]
+    async with contextlib.AsyncExitStack() as stack:
+        apps = [await stack.enter_async_context(running_server(c)) for c in configs]
+        info = await import_session(apps[0][STORE], small_project())
+        for app in apps:
+            if app.get(RELAY) is not None:
+                app[RELAY].poll_seconds = 0.3
+        yield Linked(apps, configs, info.project_id)
+
+
+def texts(document: ProjectDocument | dict) -> list[str]:
+    """The comments' texts of a document (sorted; a duplicate shows twice)."""
+    data = document.to_json() if isinstance(document, ProjectDocument) else document
+    return sorted(comment["text"] for comment in data["comments"].values())

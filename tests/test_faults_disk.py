@@ -16,13 +16,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from fault_helpers import fill, small_disk
+from fault_helpers import fill, small_disk, stored_json
 from loopback import free_port
 from nodepeer import eventually, running_server
 from project_helpers import tone
 
 from collab.client import SyncClient
-from collab.schema import ProjectDocument
 from dawclient.channel import connect
 from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
@@ -39,17 +38,6 @@ def files(root: Path, folder: str) -> set[str]:
     """Files under ``root/folder`` (relative paths), the filler aside."""
     base = root / folder
     return {p.relative_to(root).as_posix() for p in base.rglob("*") if p.is_file()}
-
-
-async def stored_json(app, project_id: str) -> dict:
-    stored = await app[STORE].load(project_id)
-    document = ProjectDocument()
-    if stored.snapshot:
-        document.doc.apply_update(stored.snapshot)
-    for update in stored.updates:
-        document.doc.apply_update(update)
-    assert stored.last_seq - stored.snapshot_seq == len(stored.updates), "a gap in the log"
-    return document.to_json()
 
 
 async def test_a_full_disk_refuses_uploads_bounces_and_edits_cleanly_and_recovers(
