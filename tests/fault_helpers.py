@@ -10,6 +10,7 @@ restarting or cutting it never disturbs another test or another person's run.
   (packets vanish, as in a real partition: no reset, no refusal), :meth:`~RedisBehindCut.heal`
   brings it back.
 - :func:`small_disk` mounts a tmpfs of a few MiB: writes past it fail with ``ENOSPC``.
+- :func:`slow_disk` shows a directory through a FUSE passthrough whose writes wait.
 - :func:`linked_servers` runs server processes (apps) of one deployment on one store.
 """
 
@@ -22,6 +23,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -322,3 +324,36 @@ def texts(document: ProjectDocument | dict) -> list[str]:
     """The comments' texts of a document (sorted; a duplicate shows twice)."""
     data = document.to_json() if isinstance(document, ProjectDocument) else document
     return sorted(comment["text"] for comment in data["comments"].values())
+
+
+@contextlib.contextmanager
+def slow_disk(source: Path, mountpoint: Path, delay_ms: float) -> Iterator[Path]:
+    """``source`` seen through ``mountpoint``, every write waiting ``delay_ms`` first
+    (``tests/slow_disk.py``, a FUSE passthrough in a process of its own)."""
+    source.mkdir(parents=True, exist_ok=True)
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("slow_disk.py")),
+                             str(source), str(mountpoint), "--delay-ms", str(delay_ms)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.ismount(mountpoint):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the slow disk did not mount: {proc.stderr.read()!r}")
+            time.sleep(0.05)
+        yield mountpoint
+    finally:
+        subprocess.run(["fusermount", "-u", "-z", str(mountpoint)], capture_output=True)
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def fuse_works() -> str | None:
+    """None where a FUSE passthrough can be mounted here, else why not."""
+    if not Path("/dev/fuse").exists() or not shutil.which("fusermount"):
+        return "no /dev/fuse or fusermount (apt-get install fuse libfuse2)"
+    try:
+        import fuse  # noqa: F401 - fusepy
+    except (ImportError, OSError) as exc:
+        return f"fusepy cannot load libfuse: {exc}"
+    return None
