@@ -11,6 +11,7 @@ was lost.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from dawserver.projects import import_session
 from dsp_core.session import Clip, Session, Track
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120),
-              pytest.mark.skipif(__import__("os").geteuid() != 0,
+              pytest.mark.skipif(os.geteuid() != 0,
                                  reason="mounting a tmpfs needs root")]
 
 
