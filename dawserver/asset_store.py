@@ -120,10 +120,13 @@ class AssetStore:
 
         digest = hashlib.sha256()
         size = 0
+        loop = asyncio.get_running_loop()
         handle, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", suffix=".upload")
         tmp = Path(tmp_name)
         try:
-            with os.fdopen(handle, "wb") as out:
+            # Unbuffered, each chunk written in the executor: a slow disk never holds the
+            # event loop (and with it every editor's edits).
+            with os.fdopen(handle, "wb", buffering=0) as out:
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > self.max_bytes:
@@ -132,10 +135,9 @@ class AssetStore:
                             f"({self.max_bytes >> 20} MiB); send a smaller or compressed "
                             "(FLAC) file")
                     digest.update(chunk)
-                    out.write(chunk)
+                    await loop.run_in_executor(loop_executor, _write_all, out, chunk)
             if size == 0:
                 raise InvalidAudio("the upload is empty; send a WAV, FLAC or AIFF file")
-            loop = asyncio.get_running_loop()
             if self.objects is not None:
                 return await self._ingest_remote(tmp, digest.hexdigest(), size, project_id,
                                                  name, loop_executor)
@@ -332,3 +334,10 @@ class AssetStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+
+
+def _write_all(out: Any, data: bytes) -> None:
+    """Write all of ``data`` to the unbuffered file ``out`` (raw writes may be short)."""
+    view = memoryview(data)
+    while view:
+        view = view[out.write(view):]

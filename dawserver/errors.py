@@ -7,6 +7,7 @@ named HTTP status; messages say what was wrong and what to do.
 
 from __future__ import annotations
 
+import errno
 from http import HTTPStatus
 from typing import Any
 
@@ -101,6 +102,29 @@ class Unavailable(ApiError):
     """The server cannot serve this now (503)."""
 
     status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class InsufficientStorage(ApiError):
+    """The server's disk is full: nothing was kept; try again once space is freed (507)."""
+
+    status = HTTPStatus.INSUFFICIENT_STORAGE
+
+
+#: SQLite's result code for "database or disk is full" (SQLITE_FULL).
+_SQLITE_FULL = 13
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says a disk or quota is full."""
+    for _ in range(8):  # a short chain: never loops on a cyclic context
+        if exc is None:
+            return False
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 #: Every status an :class:`ApiError` may answer with, for the OpenAPI document.

@@ -25,6 +25,7 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from accounts.errors import AccountError
+from database.errors import unreachable
 
 from .account_errors import api_error
 from .authorization import ACCOUNT_PARAMETER, require
@@ -35,9 +36,12 @@ from .errors import (
     PROBLEM_JSON,
     ApiError,
     BadRequest,
+    InsufficientStorage,
     PayloadTooLarge,
     PluginError,
+    Unavailable,
     Unprocessable,
+    disk_full,
     problem_body,
 )
 from .keys import PLUGIN_CONTEXT_KEY
@@ -50,6 +54,10 @@ FORM = "application/x-www-form-urlencoded"
 #: Query parameters the server itself reads (authentication), never given to a model.
 AUTH_PARAMETERS = ("token", ACCOUNT_PARAMETER)
 INTERNAL_ERROR = "route {route} failed on the server; the server log has the details"
+DISK_FULL = ("the server's disk is full, so nothing of this request was kept; free space "
+             "(or ask the operator to) and send it again")
+DATABASE_DOWN = ("the server cannot reach its database right now (it may be restarting); "
+                 "send the request again in a few seconds")
 BAD_ANSWER = ("route {route} answered {problem}; this is a bug in the route's handler "
               "or its declared response model")
 TOO_LARGE = ("the request body is over the size limit of {route}: {size} ({limit} bytes){why}; "
@@ -303,7 +311,14 @@ def _aiohttp_handler(served: ServedRoute) -> Any:
             return _error(route, int(error.status), error)
         except web.HTTPException:
             raise
-        except Exception:
+        except Exception as exc:
+            if disk_full(exc):  # nothing was kept (writes go to a temporary file first)
+                log.error("route %s: the disk is full: %s", route.label, exc)
+                return _error(route, 507, InsufficientStorage(DISK_FULL))
+            if unreachable(exc):  # PostgreSQL restarting: the pool reconnects by itself
+                log.error("route %s: the database is unreachable: %s", route.label, exc)
+                error = Unavailable(DATABASE_DOWN, headers={"Retry-After": "5"})
+                return _error(route, 503, error)
             log.exception("route %s failed", route.label)
             return _error(route, 500, None, INTERNAL_ERROR.format(route=route.label))
 
