@@ -127,8 +127,17 @@ def test_search_audition_and_drag_a_sample_onto_a_track(site: Site) -> None:
     assert toggle.get_attribute("aria-expanded") == "false"
     toggle.click()
     assert drawer.is_visible() and toggle.get_attribute("aria-expanded") == "true"
-    # the first opening lists the whole library
+    # the first opening lists the whole library; pages of two, then the rest
     wait_for(lambda: len(names_listed(page)) == 3)
+    page.evaluate("window.daw.samples.pageSize = 2")
+    drawer.get_by_role("button", name="Search").click()
+    wait_for(lambda: page.locator(".sample-count").inner_text() == "3 samples (2 shown)")
+    assert len(names_listed(page)) == 2
+    drawer.get_by_role("button", name="More results").click()
+    wait_for(lambda: page.locator(".sample-count").inner_text() == "3 samples")
+    assert sorted(names_listed(page)) == ["Chords_Am_loop.wav", "HiHat_Closed.wav",
+                                          "Kick_Punchy.wav"]
+    assert drawer.get_by_role("button", name="More results").is_hidden()
     # filters: by class, then by text and type through the keyboard
     drawer.get_by_label("Class").select_option("kick")
     drawer.get_by_role("button", name="Search").click()

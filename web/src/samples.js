@@ -24,6 +24,8 @@ export class SampleBrowser {
   constructor ({ project, editable, token, notify, selectedTrack, playhead, timeline }) {
     Object.assign(this, { project, editable, token, notify, selectedTrack, playhead, timeline })
     this.results = []
+    this.pageSize = 50 // results per page (1..200)
+    this.cursor = null // the next page's, when there is one
     this.previewUrl = null
     this.searching = 0
     const id = `samples-${++made}`
@@ -50,12 +52,14 @@ export class SampleBrowser {
     h('button', { type: 'submit', class: 'sample-go' }, 'Search'))
     this.count = h('p', { class: 'sample-count hint', role: 'status', 'aria-live': 'polite' })
     this.list = h('ul', { class: 'sample-results', 'aria-label': 'Samples found' })
+    this.more = h('button', { type: 'button', class: 'sample-more', hidden: true, onclick: () => this.search(true) },
+      'More results')
     this.audio = h('audio', { class: 'sample-audio', controls: true, 'aria-label': 'Sample preview' })
     this.el = h('aside', { class: 'sample-drawer', id, hidden: true, 'aria-label': 'Sample browser' },
       h('h2', {}, 'Samples'),
       h('div', { class: 'sample-match' }, field('Match key', this.projectKey),
         h('span', { class: 'hint' }, 'Previews follow the project tempo.')),
-      this.form, this.count, this.list, this.audio)
+      this.form, this.count, this.list, this.more, this.audio)
     this.toggle = h('button', { class: 'samples-toggle', type: 'button', 'aria-controls': id,
       'aria-expanded': 'false', title: 'Sample browser', onclick: () => this.open(this.el.hidden) }, 'Samples')
   }
@@ -88,27 +92,38 @@ export class SampleBrowser {
     set('key', this.key.value)
     set('type', this.type.value)
     set('class', this.klass.value)
-    params.set('limit', '50')
+    params.set('limit', String(this.pageSize))
     return params
   }
 
-  /** Search with the form's filters and list the results (the latest search wins). */
-  async search () {
+  /**
+   * Search with the form's filters and list the results (the latest search wins); `more`
+   * appends the next page of the same search instead.
+   */
+  async search (more = false) {
     this.searched = true
     const round = ++this.searching
-    this.count.textContent = 'searching…'
+    const params = more ? this.lastQuery : this.query()
+    if (more && this.cursor) params.set('cursor', this.cursor)
+    this.lastQuery = params
+    if (!more) this.count.textContent = 'searching…'
     let page
     try {
-      page = await api(`/samples?${this.query()}`, { token: this.token })
+      page = await api(`/samples?${params}`, { token: this.token })
     } catch (err) {
       if (round === this.searching) this.count.textContent = `Cannot search: ${err.message}`
       return
     }
     if (round !== this.searching) return
-    this.results = page.samples
-    this.count.textContent = page.total === 1 ? '1 sample' : `${page.total} samples` +
-      (page.total > page.samples.length ? ` (first ${page.samples.length})` : '')
-    this.list.replaceChildren(...page.samples.map((s) => this._row(s)))
+    this.results = more ? [...this.results, ...page.samples] : page.samples
+    this.cursor = page.next_cursor || null
+    this.more.hidden = !this.cursor
+    const shown = this.results.length
+    this.count.textContent = (page.total === 1 ? '1 sample' : `${page.total} samples`) +
+      (page.total > shown ? ` (${shown} shown)` : '')
+    const rows = page.samples.map((s) => this._row(s))
+    if (more) this.list.append(...rows)
+    else this.list.replaceChildren(...rows)
   }
 
   _row (sample) {
