@@ -24,6 +24,7 @@ import { MarkersPanel } from './markers.js'
 import { ClipTimePanel } from './clip_time.js'
 import { BounceButton } from './bounce.js'
 import { ImmersivePanel } from './immersive.js'
+import { SampleBrowser } from './samples.js'
 import { PeakCache } from './peaks.js'
 import { SourceNames } from './names.js'
 import { LiveMix } from './live.js'
@@ -151,6 +152,9 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     playhead: () => transport.playhead(), onSeek: (frame) => transport.seek(frame)
   })
   const clipTime = new ClipTimePanel({ project, editable })
+  const samples = new SampleBrowser({ project, editable, token, notify, timeline,
+    selectedTrack: () => view.track, playhead: () => transport.playhead() })
+  samples.bindDrops(timeline.el)
   const markers = new MarkersPanel({ project, editable, onSeek: (frame) => transport.seek(frame) })
   const bounce = new BounceButton({ projectId, token, path: features.bounce || null, editable, notify })
   const immersive = new ImmersivePanel({ project, presence, editable, bouncePath: features.bounce || null,
@@ -185,9 +189,9 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   root.replaceChildren(
     h('header', { class: 'topbar' },
       h('a', { class: 'projects-link', href: home, title: 'All projects' }, '☰'),
-      name, badge, transport.el, listen, meter, volume, bounce.el, people, status),
+      name, badge, transport.el, listen, meter, volume, bounce.el, samples.toggle, people, status),
     editable ? '' : h('div', { class: 'viewer-banner', role: 'note' }, 'View only — you see every change live, but cannot edit.'),
-    h('main', { class: 'workspace' }, timeline.el),
+    h('main', { class: 'workspace' }, timeline.el, samples.el),
     h('footer', { class: 'panels' }, effects.el, immersive.el, pianoroll.el, transcript.el, clipTime.el, markers.el, comments.el,
       claims.role === 'owner' ? sharePanel({ projectId, token: () => project.token, notify }) : ''))
   if (!editable) {
@@ -299,12 +303,12 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   if (renewal) {
     renewal.onToken = ({ token: fresh, role }) => {
       project.setToken(fresh) // the WebSocket presents it when it reconnects
-      for (const part of [peaks, names, bounce, live, transcript, immersive]) part.token = fresh // and HTTP calls
+      for (const part of [peaks, names, bounce, live, transcript, immersive, samples]) part.token = fresh // and HTTP calls
       if (role !== claims.role) notify(`Your role on this project is now ${role}: reload the page to use it`)
     }
     renewal.onFail = (err) => notify(`Cannot renew your access to this project: ${err.message}`, true)
   }
-  window.daw = { project, presence, timeline, transport, live, features, renewal, writer, pianoroll, immersive } // for tests and the console
+  window.daw = { project, presence, timeline, transport, live, features, renewal, writer, pianoroll, immersive, samples } // for tests and the console
   await synced
   performance.mark('daw:synced')
   status.textContent = 'connected'
