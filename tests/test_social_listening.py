@@ -346,3 +346,35 @@ def test_routes_inbox_rules_spike_event_and_another_accounts_ids(tmp_path: Path)
                 assert await (await client.get("/api/social/inbox/items",
                                                headers=ada)).json() == []
     run(go())
+
+
+class NoJobs:
+    async def find(self, **_: Any) -> list[Any]:
+        return []
+
+
+def test_erasure_forgets_the_persons_listening_and_their_name_in_other_inboxes(
+        tmp_path: Path) -> None:
+    async def go() -> None:
+        from business.social.dispatch import PUBLISH
+        from business.social.privacy import erase_account
+        from database import open_database
+        from dawserver.plugin_api import Pseudonymiser
+        async with open_database(f"sqlite://{tmp_path / 's.sqlite3'}") as db:
+            await migrated(db)
+            listening = Listening(db, None, None, Recorder(), Mail())
+            await listening.add_rule("p_ada", "round_robin", ["p_ada"])
+            await listening.add_rule("org", "round_robin", ["p_ada", "bob"])
+            await db.execute(
+                "INSERT INTO social_inbox_items (account_id, item_id, query_id, network, "
+                "remote_id, text, author, url, posted_at, received_at, language, sentiment, "
+                "assignee, responder) VALUES ('org', 'it1', 'q', 'x', '1', 't', 'a', 'u', 1, "
+                "1, 'en', 'neutral', 'p_ada', 'p_ada')")
+            pz = Pseudonymiser("p_ada", ("Ada Beats",))
+            await erase_account(db, NoJobs(), PUBLISH, pz)
+            assert await listening.rules("p_ada") == []
+            [rule] = await listening.rules("org")
+            assert rule["team"] == [pz.pseudonym, "bob"]
+            item = await listening.item("org", "it1")
+            assert (item["assignee"], item["responder"]) == (pz.pseudonym, pz.pseudonym)
+    run(go())
