@@ -141,6 +141,8 @@ setup(
         "opentelemetry-exporter-otlp-proto-http>=1.25",
         "strawberry-graphql>=0.341",  # GraphQL at /api/graphql (docs/public-api.md)
         "crawlerdetect>=0.4.2",  # bots' clicks on short links are not counted
+        "vaderSentiment>=3.3.2",  # social listening: English sentiment, offline
+        "langdetect>=1.0.9",  # social listening: language of a mention, offline
         "pyloudnorm>=0.1.1",  # samples' integrated loudness (ITU-R BS.1770-4)
         "mido>=1.3.3",  # Standard MIDI File import and export (docs/midi.md)
         "fpdf2>=2.8.9",  # the marketplace's licence contract PDFs

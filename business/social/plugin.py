@@ -18,6 +18,11 @@ from business.social.dispatch import (
     PUBLISHED_EVENT,
     DispatchSettings,
 )
+from business.social.listening import LISTEN, SPIKE_EVENT
+from business.social.listening import queue_settings as listen_queue_settings
+from business.social.listening_routes import LISTENING_ROUTES
+from business.social.listening_schemas import ListenRun, SpikeAlert
+from business.social.listening_services import listen, run_listening_scheduler, start_listening
 from business.social.permissions import PERMISSIONS
 from business.social.privacy import erase_account, export_account
 from business.social.results import COLLECT, ResultsSettings
@@ -90,7 +95,7 @@ def permissions() -> list[Permission]:
 
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
-    return ROUTES + COMPOSER_ROUTES + RESULT_ROUTES
+    return ROUTES + COMPOSER_ROUTES + RESULT_ROUTES + LISTENING_ROUTES
 
 
 @hookimpl
@@ -111,6 +116,8 @@ def events() -> list[Event]:
         Event(PUBLISHED_EVENT, PostPublished, "a network accepted one channel of a post"),
         Event(FAILED_EVENT, PostFailed,
               "one channel of a post failed with the network's reason (retry_url retries)"),
+        Event(SPIKE_EVENT, SpikeAlert,
+              "a listening stream's last hour spiked against the 12 hours before"),
     ]
 
 
@@ -120,13 +127,16 @@ def jobs() -> list[Job]:
     return [Job(PUBLISH, PublishRun, publish, "publish one channel of one post",
                 DispatchSettings().queue_settings()),
             Job(COLLECT, CollectRun, collect_metrics, "read one channel's due post metrics",
-                ResultsSettings().queue_settings())]
+                ResultsSettings().queue_settings()),
+            Job(LISTEN, ListenRun, listen, "poll one listening stream into the inbox",
+                listen_queue_settings())]
 
 
 @hookimpl
 async def startup(context: PluginContext) -> None:
     start_services(context)
     start_results(context)
+    start_listening(context)
 
 
 @hookimpl
@@ -134,7 +144,8 @@ def workers(context: PluginContext) -> list[Worker]:
     return [Worker("social.token_refresh", run_token_refresh),
             Worker("social.approval_expiry", run_expiry),
             Worker("social.dispatch_sweeper", run_sweeper),
-            Worker("social.results_scheduler", run_results_scheduler)]
+            Worker("social.results_scheduler", run_results_scheduler),
+            Worker("social.listening_scheduler", run_listening_scheduler)]
 
 
 @hookimpl

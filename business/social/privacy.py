@@ -33,7 +33,10 @@ FORGOTTEN = ("social_post_targets", "social_approval_steps", "social_posts",
              "social_connects", "social_channels",
              # results (0003): readings, schedules, short links, clicks, attributions
              "social_metric_snapshots", "social_metric_schedule", "social_short_links",
-             "social_link_clicks", "social_attributions")
+             "social_link_clicks", "social_attributions",
+             # listening and inbox (0004)
+             "social_inbox_items", "social_inbox_rules", "social_spike_alerts",
+             "social_listen_queries")
 #: Where a kept row of another account may name a person: (table, key, text columns,
 #: JSON columns).
 MENTIONS = (
@@ -42,6 +45,8 @@ MENTIONS = (
     ("social_approval_steps", ("account_id", "post_id", "channel_id", "version", "tier"),
      ("decided_by", "note"), ()),
     ("social_audit", ("account_id", "audit_id"), ("actor",), ("detail",)),
+    ("social_inbox_items", ("account_id", "item_id"), ("assignee", "responder"), ()),
+    ("social_inbox_rules", ("account_id", "rule_id"), (), ("team",)),
 )
 CHANNEL_FIELDS = ("channel_id, network, remote_id, name, handle, state, scope, expires_at, "
                   "last_error, connected_by, approval_tiers, queue_slots, time_zone, "

@@ -1,5 +1,7 @@
 """A fake AT Protocol PDS: app-password sessions (createSession/refreshSession with JWTs),
-blobs, ``app.bsky.feed.post`` records, and the PDS's error shapes."""
+blobs, ``app.bsky.feed.post`` records, the PDS's error shapes, and listening:
+``app.bsky.feed.searchPosts`` (``q``, ``mentions``, ``sort=latest``, ``cursor``) over
+:attr:`FakeBluesky.chatter` (other people's posts, added with :meth:`FakeBluesky.say`)."""
 
 from __future__ import annotations
 
@@ -53,7 +55,22 @@ class FakeBluesky(FakeNetwork):
         super().__init__(**kwargs)
         self.app_password = app_password
         self.blobs: dict[str, bytes] = {}
+        #: Other people's public posts, oldest first (``say``): what searchPosts reads.
+        self.chatter: list[dict[str, Any]] = []
 
+    def say(self, text: str, *, author: str = "fan.bsky.social", lang: str = "en",
+            at: float | None = None, mentions: tuple[str, ...] = ()) -> str:
+        """Someone else posts ``text``; ``mentions`` are DIDs it tags (facets); its URI."""
+        did = "did:plc:" + hashlib.sha256(author.encode()).hexdigest()[:24]
+        uri = f"at://{did}/app.bsky.feed.post/{_tid()}"
+        when = self.clock() if at is None else at
+        self.chatter.append({"uri": uri, "cid": "bafyrei" + secrets.token_hex(26),
+                             "author": {"did": did, "handle": author},
+                             "record": {"$type": "app.bsky.feed.post", "text": text,
+                                        "langs": [lang], "createdAt": time.strftime(
+                                            "%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(when))},
+                             "mentions": list(mentions), "at": when})
+        return uri
     def add_token_route(self, app: web.Application) -> None:
         app.router.add_post("/xrpc/com.atproto.server.createSession", self._create_session)
         app.router.add_post("/xrpc/com.atproto.server.refreshSession", self._refresh_session)
@@ -68,6 +85,7 @@ class FakeBluesky(FakeNetwork):
         app.router.add_post("/xrpc/com.atproto.repo.createRecord", self._create_record)
         app.router.add_get("/xrpc/com.atproto.repo.listRecords", self._list_records)
         app.router.add_get("/xrpc/app.bsky.feed.getPosts", self._get_posts)
+        app.router.add_get("/xrpc/app.bsky.feed.searchPosts", self._search_posts)
 
     def error(self, kind: str, retry_after: float, request: web.Request) -> web.Response:
         status, error, message = _ERRORS[kind]
@@ -170,3 +188,25 @@ class FakeBluesky(FakeNetwork):
                   **self.counts(p["uri"], p["created"], COUNT_WEIGHTS)}
                  for p in self.posts if p["uri"] in uris]
         return web.json_response({"posts": posts})
+
+    async def _search_posts(self, request: web.Request) -> web.Response:
+        """Posts holding every word of ``q`` (and tagging ``mentions``), newest first;
+        ``cursor`` pages on (an opaque offset here)."""
+        query = request.query.get("q", "").strip().lower()
+        limit = int(request.query.get("limit", "25"))
+        if not query or not 1 <= limit <= 100:
+            return web.json_response({"error": "InvalidRequest", "message":
+                                      "q is required and limit must be 1 to 100"}, status=400)
+        mentions = request.query.get("mentions", "")
+        words = [w for w in query.split() if w != "*"]
+        found = [p for p in reversed(self.chatter)
+                 if all(w in p["record"]["text"].lower() for w in words)
+                 and (not mentions or mentions in p["mentions"])]
+        start = int(request.query.get("cursor", "0") or 0)
+        page = found[start:start + limit]
+        body: dict[str, Any] = {"posts": [
+            {"uri": p["uri"], "cid": p["cid"], "author": p["author"], "record": p["record"],
+             "indexedAt": p["record"]["createdAt"]} for p in page], "hitsTotal": len(found)}
+        if start + limit < len(found):
+            body["cursor"] = str(start + limit)
+        return web.json_response(body)

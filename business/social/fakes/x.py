@@ -1,7 +1,10 @@
-"""A fake X API v2: OAuth 2.0 + PKCE, ``/2/tweets``, chunked ``/2/media/upload``."""
+"""A fake X API v2: OAuth 2.0 + PKCE, ``/2/tweets``, chunked ``/2/media/upload``, and
+listening: ``/2/tweets/search/recent`` and ``/2/users/{id}/mentions`` over
+:attr:`FakeX.chatter` (other people's posts, added with :meth:`FakeX.say`)."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -35,6 +38,17 @@ class FakeX(FakeNetwork):
         #: rebuilt when ``posts`` was changed from outside (a test clearing it).
         self._texts: dict[str, set[str]] = {}
         self._indexed = 0
+        #: Other people's public posts, oldest first (``say``): what search and mentions read.
+        self.chatter: list[dict[str, Any]] = []
+
+    def say(self, text: str, *, author: str = "fan", lang: str = "en",
+            at: float | None = None) -> str:
+        """Someone else posts ``text`` publicly; its id (ids grow with time, as X's do)."""
+        post = {"id": self.next_id(), "text": text, "author_id": f"u-{author}",
+                "username": author, "lang": lang,
+                "created_at": self.clock() if at is None else at}
+        self.chatter.append(post)
+        return post["id"]
 
     def _authored(self, author: str) -> set[str]:
         if self._indexed != len(self.posts):
@@ -49,6 +63,8 @@ class FakeX(FakeNetwork):
         app.router.add_post("/2/tweets", self._tweet)
         app.router.add_get("/2/tweets/{id}", self._get_tweet)
         app.router.add_get("/2/users/{id}/tweets", self._timeline)
+        app.router.add_get("/2/tweets/search/recent", self._search)
+        app.router.add_get("/2/users/{id}/mentions", self._mentions)
         app.router.add_post("/2/media/upload", self._upload)
         app.router.add_get("/2/media/upload", self._status)
 
@@ -181,3 +197,53 @@ class FakeX(FakeNetwork):
         if media["state"] == "in_progress":
             info["check_after_secs"] = 1
         return web.json_response({"data": {"id": media_id, "processing_info": info}})
+
+    # -- listening ---------------------------------------------------------------------
+
+    async def _search(self, request: web.Request) -> web.Response:
+        """``GET /2/tweets/search/recent``: terms of ``query`` (words, ``#tags``,
+        ``@names``, ``"phrases"``) all present, newest first, paged by ``next_token``."""
+        query = request.query.get("query", "").strip()
+        if not query or len(query) > 512:
+            return web.json_response({"title": "Invalid Request", "status": 400, "detail":
+                                      "query must be 1 to 512 characters"}, status=400)
+        terms = [t.strip('"').lower() for t in re.findall(r'"[^"]+"|\S+', query)]
+        found = [p for p in self.chatter if all(t in p["text"].lower() for t in terms)]
+        return self._page(request, found, "next_token")
+
+    async def _mentions(self, request: web.Request) -> web.Response:
+        """``GET /2/users/{id}/mentions``: posts naming ``@handle``, paged by
+        ``pagination_token``."""
+        user = self.user_of(request)
+        if request.match_info["id"] != user.id:
+            return web.json_response({"title": "Forbidden", "status": 403,
+                                      "detail": "not your mentions"}, status=403)
+        name = f"@{user.handle}".lower()
+        found = [p for p in self.chatter if name in p["text"].lower()]
+        return self._page(request, found, "pagination_token")
+
+    def _page(self, request: web.Request, found: list[dict[str, Any]],
+              token_param: str) -> web.Response:
+        since = int(request.query.get("since_id", "0") or 0)
+        limit = int(request.query.get("max_results", "10"))
+        if not 5 <= limit <= 100:
+            return web.json_response({"title": "Invalid Request", "status": 400, "detail":
+                                      "max_results must be between 5 and 100"}, status=400)
+        newest = sorted((p for p in found if int(p["id"]) > since),
+                        key=lambda p: int(p["id"]), reverse=True)
+        start = int(request.query.get(token_param, "0") or 0)
+        page = newest[start:start + limit]
+        meta: dict[str, Any] = {"result_count": len(page)}
+        if page:
+            meta["newest_id"], meta["oldest_id"] = page[0]["id"], page[-1]["id"]
+        if start + limit < len(newest):
+            meta["next_token"] = str(start + limit)
+        data = [{"id": p["id"], "text": p["text"], "author_id": p["author_id"],
+                 "lang": p["lang"], "created_at": time.strftime(
+                     "%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(p["created_at"]))} for p in page]
+        users = {p["author_id"]: p["username"] for p in page}
+        body: dict[str, Any] = {"meta": meta}
+        if data:
+            body["data"] = data
+            body["includes"] = {"users": [{"id": k, "username": v} for k, v in users.items()]}
+        return web.json_response(body)

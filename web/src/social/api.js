@@ -44,7 +44,12 @@ export function socialApi (account = '') {
     results: (from, to, channel = '') => call(url('/results', account, {
       from: from.toISOString(), to: to.toISOString(), channel
     })),
-    readings: (postId) => call(url(`/posts/${id(postId)}/results`, account))
+    readings: (postId) => call(url(`/posts/${id(postId)}/results`, account)),
+    alerts: () => call(url('/listening/alerts', account)),
+    /** Inbox items, newest first; filters {assignee, open}. */
+    inbox: (filters = {}) => call(url('/inbox/items', account, filters)),
+    respond: (itemId) => call(url(`/inbox/items/${id(itemId)}/respond`, account), { method: 'POST', body: {} }),
+    inboxReport: () => call(url('/inbox/report', account))
   }
 }
 

@@ -12,6 +12,7 @@ import { noticeArea } from './notice.js'
 import { calendarView } from './view.js'
 import { composer } from './composer.js'
 import { resultsPanel } from './results.js'
+import { inboxPanel } from './inbox.js'
 import { formatWhen, zoneLine } from './zone.js'
 
 const params = new URLSearchParams(window.location.search)
@@ -92,6 +93,7 @@ async function main () {
     created: () => calendar.refetchEvents()
   })
   const results = resultsPanel({ api, channels: () => state.channels })
+  const inbox = inboxPanel({ api, say: notice.say })
 
   async function loadChannels () {
     try {
@@ -108,6 +110,7 @@ async function main () {
       show: (when) => calendar.gotoDate(when)
     }))
     results.load()
+    inbox.load()
   }
 
   const holder = h('div', { class: 'calendar', id: 'social-calendar' })
@@ -127,7 +130,7 @@ async function main () {
         }),
         filters.element, slotHolder,
         h('button', { type: 'button', class: 'new-post', onclick: () => compose.open() }, 'New post')),
-      notice.element, holder, results.element),
+      notice.element, holder, results.element, inbox.element),
     dialog.element)
   const calendar = calendarView(holder, {
     view: state.view,

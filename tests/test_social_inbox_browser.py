@@ -1,0 +1,84 @@
+"""The inbox section of /social in real headless Debian Chromium, against ``dawserver serve``
+and the fake X: a mention stream polled into the inbox shows each item's sentiment (English
+scored, Spanish "not scored"), its assignee by a round-robin rule and the spike alert;
+marking an item answered stores its first response time and shows it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from loopback import free_port
+from pagebrowser import browser_missing, plugin_site, screenshot, served_in_a_thread
+from social_browser import SocialPerson
+
+from business.social.fakes import FAKES, FakeNetworks
+
+pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
+              pytest.mark.timeout(240)]
+
+CLIENT_ID, CLIENT_SECRET = "studio-client", "studio-secret"
+
+
+@pytest.fixture
+def site(tmp_path: Any) -> Iterator[tuple[Any, Any, Any]]:
+    data = tmp_path / "data"
+    data.mkdir()
+    port = free_port()
+    fake = FAKES["x"](client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    with served_in_a_thread(FakeNetworks([fake])) as networks, plugin_site(
+            data, port, {"social": {
+                "base_url": f"http://127.0.0.1:{port}",
+                "networks": {"x": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                                   "base_url": networks.base_url("x"), "timeout_s": 10.0}},
+                "listening": {"poll_s": 3600}}}) as (server, browser):
+        yield server, fake, browser
+
+
+def test_the_inbox_shows_sentiment_assignees_alerts_and_response_times(
+        site: tuple[Any, Any, Any]) -> None:
+    server, fake, browser = site
+    ada = SocialPerson(browser, server.url, viewport={"width": 1400, "height": 1000})
+    try:
+        ada.sign_in_by_api()
+        channel = ada.connect("x")
+        ada.call("POST", "/api/social/inbox/rules",
+                 {"kind": "round_robin", "team": ["ana", "bob"]})
+        query = ada.call("POST", "/api/social/listening/queries",
+                         {"channel_id": channel, "kind": "mention", "min_count": 3})
+        fake.say("@adabeats this remix is wonderful, I love it", author="fan1")
+        fake.say("@adabeats the download link is broken and terrible", author="fan2")
+        fake.say("@adabeats me encanta esta canción, es increíble", author="fan3", lang="es")
+        polled = ada.call("POST", f"/api/social/listening/queries/{query['query_id']}/poll",
+                          {})
+        assert polled == {"new": 3, "pages": 1, "spike": True}
+
+        page = ada.open()
+        rows = page.locator("#inbox-table tbody tr")
+        rows.first.wait_for()
+        assert rows.count() == 3
+        loved = page.locator("tr", has_text="wonderful")
+        assert "positive" in loved.locator("td.sentiment").inner_text()
+        assert "negative" in page.locator("tr", has_text="broken").locator(
+            "td.sentiment").inner_text()
+        assert "not scored (es)" in page.locator("tr", has_text="encanta").locator(
+            "td.sentiment").inner_text()
+        assignees = sorted(rows.nth(i).locator("td.assignee").inner_text() for i in range(3))
+        assert assignees in (["ana", "ana", "bob"], ["ana", "bob", "bob"])
+        assert "3 posts in an hour" in page.locator("#listening-alerts").inner_text()
+        assert "0 of 3 answered" in page.locator("#inbox-report").inner_text()
+
+        loved.get_by_role("button", name="Mark answered").click()
+        page.locator("#inbox-report", has_text="1 of 3 answered").wait_for()
+        assert loved.locator("td.response").inner_text().endswith(" s")
+        [item] = [i for i in ada.call("GET", "/api/social/inbox/items")
+                  if "wonderful" in i["text"]]
+        assert item["first_response_at"] is not None and item["response_s"] >= 0
+        page.get_by_label("Only items without a response").check()
+        page.locator("#inbox-table tbody tr", has_text="wonderful").wait_for(state="detached")
+        assert page.locator("#inbox-table tbody tr").count() == 2
+        screenshot(page, "social-inbox")
+        assert ada.errors(refusals=0) == []
+    finally:
+        ada.close()
