@@ -89,7 +89,13 @@ class ShardedSubscriber:
         if isinstance(self.client, RedisCluster):
             await self.client.nodes_manager.initialize()  # who owns which slot now
         self.channels = set()
-        await self.subscribe(*sorted(channels))
+        try:
+            await self.subscribe(*sorted(channels))
+        except BaseException:
+            # Still unreachable: keep every channel (not just those subscribed before
+            # the failure) so the next attempt subscribes them all.
+            self.channels |= channels
+            raise
 
     async def aclose(self) -> None:
         """Close every subscription connection (idempotent)."""

@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from accounts.sessions import RedisSessions, SessionPolicy, Sessions
 from collab.relay import RedisRelay
@@ -178,3 +179,17 @@ async def test_a_malformed_cluster_url_stops_the_relay_with_the_fix() -> None:
 
     with pytest.raises(RelayError, match="not HOST:PORT"):
         await RedisRelay("redis+cluster://:pw@127.0.0.1").start()
+
+
+@pytest.mark.asyncio
+async def test_a_failed_resubscription_keeps_every_channel_for_the_next_attempt() -> None:
+    """Redis still down at a reconnect: no channel may be forgotten (only the first was)."""
+    from tests.loopback import free_port
+
+    client = Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
+    async with ShardedSubscriber(client) as subscriber:
+        subscriber.channels = {"maxbooster:{members}", "maxbooster:{room:p1}"}
+        with pytest.raises(RedisConnectionError):
+            await subscriber.reconnect()
+        assert subscriber.channels == {"maxbooster:{members}", "maxbooster:{room:p1}"}
+    await client.aclose()
