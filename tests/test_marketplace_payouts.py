@@ -6,6 +6,7 @@ with their money booked, and split sales paid by transfers that refunds reverse.
 from __future__ import annotations
 
 import asyncio
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from marketplace_helpers import (
 
 from business.marketplace import bookings
 from business.marketplace.errors import CatalogueInvalid, InsufficientFunds
+from business.marketplace.fees import MAX_BP, check_fee_bp
 from business.marketplace.ledger import MIGRATIONS, Ledger
 from business.marketplace.payouts import Payouts
 from business.marketplace.splits import Share, Splits, check_shares, split_amount
@@ -268,3 +270,33 @@ async def test_payouts_racing_purchases_never_overdraw(db_url: str) -> None:  # 
         assert await ledger.audit("seller") == []
         assert len(fake.all_of("payout")) == made
         assert fake.balances(account)["usd"]["available"] == final
+
+
+async def test_only_discovery_sales_carry_the_platform_fee(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="basis points"):
+        check_fee_bp("10")
+    with pytest.raises(ValueError, match="basis points"):
+        check_fee_bp(MAX_BP + 1)
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}",
+                      discovery_fee_bp=1000) as m:
+        account = await m.seller("seller")
+        beat = await m.beat("seller")
+        ledger = market_services(m).ledger
+        paid = {}
+        for buyer, source in (("found", "marketplace"), ("direct", ""), ("social", "tiktok")):
+            status, started = await m.checkout(buyer, "seller", beat["beat_id"], "wav_lease",
+                                               utm_source=source)
+            assert status == 201, started
+            m.pay(started)
+            paid[buyer] = await m.order(buyer, started["order"]["order_id"], "paid")
+        price = paid["found"]["amount"]
+        fee = int((Decimal(price) / 10).quantize(Decimal(1), ROUND_HALF_UP))  # 10 %
+        fees = {i["metadata"]["buyer"]: i["application_fee_amount"]
+                for i in m.fake.all_of("payment_intent") if m.fake.owner[i["id"]] == account}
+        assert fees == {"found": fee, "direct": None, "social": None}
+        assert await ledger.balance("seller", "platform:fees", "usd") == fee
+        # the seller's books hold what Stripe's balance does: the fee went to the platform
+        stripe = m.fake.balances(account)["usd"]
+        assert await ledger.balance("seller", bookings.SELLER, "usd") == (
+            stripe["available"] + stripe["pending"])
+        assert await ledger.audit("seller") == []

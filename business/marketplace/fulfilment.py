@@ -181,8 +181,10 @@ class Fulfilment:
             # exclusive sold meanwhile makes this payment a refund below) and its coupon's
             # use was given back (taken again once it is sold)
             closed_before = order.status != OPEN
+            platform_fee = min(int(meta.get("discovery_fee") or 0), amount)  # .fees
             await self.ledger.record(tx, order.account_id, bookings.sale(
-                f"sale:{order.order_id}", currency, gross=amount, stripe_fee=fee,
+                f"sale:{order.order_id}", currency, gross=amount,
+                stripe_fee=max(0, fee - platform_fee), platform_fee=platform_fee,
                 stripe_txn=txn))
             note = ("the beat was sold with exclusive rights before this payment arrived: "
                     "the payment is refunded in full")

@@ -167,7 +167,8 @@ def build_services(context: PluginContext) -> Services:
                         success_url=str(settings.get("success_url") or _default_success(
                             context)), cancel_url=str(settings.get("cancel_url") or ""),
                         coupons=coupons,
-                        max_open=int(settings.get("max_open_checkouts", 5)))
+                        max_open=int(settings.get("max_open_checkouts", 5)),
+                        discovery_fee_bp=settings.get("discovery_fee_bp", 0))
     async def enqueue_preview(seller: str, beat_id: str, version: str) -> str:
         record = await context.enqueue(PREVIEW_JOB, {"seller": seller, "beat_id": beat_id,
                                                      "version": version},
