@@ -26,6 +26,7 @@ from business.marketplace import bookings
 from business.marketplace.errors import CatalogueInvalid, InsufficientFunds
 from business.marketplace.fees import MAX_BP, check_fee_bp
 from business.marketplace.ledger import MIGRATIONS, Ledger
+from business.marketplace.onboarding import label
 from business.marketplace.payouts import Payouts
 from business.marketplace.splits import Share, Splits, check_shares, split_amount
 from business.marketplace.webhooks import Outcome, StripeEvent
@@ -300,3 +301,42 @@ async def test_only_discovery_sales_carry_the_platform_fee(tmp_path: Path) -> No
         assert await ledger.balance("seller", bookings.SELLER, "usd") == (
             stripe["available"] + stripe["pending"])
         assert await ledger.audit("seller") == []
+
+
+async def test_the_onboarding_page_shows_capabilities_requirements_and_a_fresh_link(
+        tmp_path: Path) -> None:
+    assert label("individual.dob.day") == "Individual: dob day"
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        page = f"{M}/seller/onboarding"
+        assert (await m.client.get(page, headers=who("seller"))).status == 409  # no account
+        status, body = await m.call("POST", f"{M}/seller/stripe", who("seller"), {
+            "return_url": "https://example.com/back", "refresh_url": "https://example.com/r"})
+        assert status == 200, body
+        account = body["stripe_account"]
+        answer = await m.client.get(page, headers=who("seller"))
+        html = await answer.text()
+        assert answer.status == 200 and answer.content_type == "text/html"
+        assert "Content-Security-Policy" in answer.headers
+        assert account in html and "not ready yet" in html
+        due = m.fake.objects[account]["requirements"]["currently_due"]
+        assert due and all(label(r) in html for r in due)
+        assert "inactive" in html
+        token = html.split("/connect/onboarding/", 1)[1].split('"', 1)[0]
+        link = m.fake.account_links[token]
+        assert link["refresh_url"].endswith(f"{page}/refresh")
+        assert link["return_url"].endswith(page)
+
+        # the link expired: Stripe sends the browser to refresh, which makes a new one
+        m.fake.advance(m.fake.account_link_lifetime + 1)
+        answer = await m.client.get(f"{page}/refresh", headers=who("seller"),
+                                    allow_redirects=False)
+        assert answer.status == 303
+        fresh = answer.headers["Location"].rsplit("/", 1)[1]
+        assert fresh != token and m.fake.account_links[fresh]["expires_at"] > m.fake.now()
+
+        m.fake.complete_onboarding(account)
+        html = await (await m.client.get(page, headers=who("seller"))).text()
+        assert "<strong>ready</strong>" in html and "Nothing is due now" in html
+        assert "inactive" not in html and "/connect/onboarding/" not in html
+        other = await m.client.get(page, headers=who("buyer"))
+        assert other.status == 409  # another account sees nothing of this one
