@@ -178,6 +178,15 @@ async def test_a_lost_dispute_revokes_the_licence(tmp_path: Path) -> None:
         assert (await m.library("buyer"))[0]["status"] == "revoked"
         kinds = [p["kind"] for p in await market_services(m).ledger.postings("seller")]
         assert "dispute_won" not in kinds
+        # a dispute closed before we saw it opened is sent again later, not booked
+        data = m.fake.events_of("charge.dispute.closed")[-1]
+        early = StripeEvent.from_dict({**data, "id": "evt_early", "data": {"object": {
+            **data["data"]["object"], "id": "dp_unseen", "status": "won"}}})
+        money = market_services(m).fulfilment.money
+        assert await money.handle(early) is Outcome.RETRY
+        assert await money.handle(early) is Outcome.RETRY  # nothing was recorded
+        kinds = [p["kind"] for p in await market_services(m).ledger.postings("seller")]
+        assert "dispute_won" not in kinds
 
 
 async def test_split_sales_transfer_each_share_and_refunds_reverse_them(
@@ -340,3 +349,23 @@ async def test_the_onboarding_page_shows_capabilities_requirements_and_a_fresh_l
         assert "inactive" not in html and "/connect/onboarding/" not in html
         other = await m.client.get(page, headers=who("buyer"))
         assert other.status == 409  # another account sees nothing of this one
+
+
+async def test_a_payout_stripe_refuses_gives_the_money_back(tmp_path: Path) -> None:
+    async with stripe_world() as (fake, gateway), open_database(
+            f"sqlite://{tmp_path / 'p.sqlite3'}") as db:
+        await db.migrate(MIGRATIONS)
+        ledger = Ledger(db)
+        account = await onboarded_seller(fake, gateway, "seller")
+        # our books hold a sale Stripe's balance does not (yet): Stripe refuses the payout
+        await ledger.post("seller", bookings.sale("sale:x", "usd", gross=10_000,
+                                                  stripe_fee=320))
+        made = await Payouts(db, ledger, gateway).request(
+            "seller", account, amount=5_000, currency="usd", method="standard")
+        assert made["status"] == "refused" and "insufficient funds" in made["note"]
+        assert made["stripe_payout"] is None and fake.all_of("payout") == []
+        assert await ledger.balance("seller", bookings.SELLER, "usd") == 9_680
+        assert await ledger.audit("seller") == []
+        with pytest.raises(CatalogueInvalid, match="method"):
+            await Payouts(db, ledger, gateway).request("seller", account, amount=1,
+                                                       currency="usd", method="fast")

@@ -21,6 +21,10 @@ from business.marketplace.webhooks import Outcome, StripeEvent
 logger = logging.getLogger(__name__)
 
 TYPES = ("charge.dispute.created", "charge.dispute.closed")
+
+
+class NotOpenedYet(Exception):
+    """A dispute's ``closed`` event came before its ``created``: Stripe sends it again."""
 DISPUTED = "disputed"
 
 
@@ -68,6 +72,11 @@ class Disputes:
                 "UPDATE mkt_licences SET status = ? WHERE account_id = ? AND order_id = ? "
                 "AND status = 'active'", DISPUTED, seller, order_id)
             return Outcome.PROCESSED
+        opened = await tx.fetchval(
+            "SELECT status FROM mkt_disputes WHERE account_id = ? AND dispute_id = ?",
+            seller, did)
+        if opened is None:
+            raise NotOpenedYet(f"dispute {did} closed before we saw it opened")
         status = str(dispute.get("status"))
         if status not in ("won", "lost"):
             return Outcome.IGNORED  # warning_closed and the like: no money moved

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from business.marketplace.disputes import TYPES as DISPUTE_TYPES
-from business.marketplace.disputes import Disputes
+from business.marketplace.disputes import Disputes, NotOpenedYet
 from business.marketplace.ledger import Ledger
 from business.marketplace.payouts import Payouts
 from business.marketplace.splits import Splits
@@ -46,6 +46,19 @@ class MoneyEvents:
         if seller is not None and event.type in DISPUTE_TYPES:
             order = await self.disputes.order_of(self.store.db, seller, event.object)
         known = seller is not None and (order is not None or event.type in PAYOUT_TYPES)
+        try:
+            outcome = await self._apply(event, seller, order, known)
+        except NotOpenedYet:
+            return Outcome.RETRY  # nothing recorded: Stripe sends it again
+        if (order is not None and seller is not None and self.splits is not None
+                and event.type == "charge.dispute.created"):
+            await self.splits.reverse(seller, order["order_id"], taken=min(
+                int(event.object["amount"]), int(order["amount"])), of=int(order["amount"]),
+                cause=f"dispute:{event.object['id']}")
+        return outcome
+
+    async def _apply(self, event: StripeEvent, seller: str | None,
+                     order: dict[str, Any] | None, known: bool) -> Outcome:
         async with self.store.db.transaction() as tx:
             if not known:
                 new = await self.store.record_event(tx, seller or "", event.id, event.type,
@@ -61,9 +74,4 @@ class MoneyEvents:
                 outcome = await self.payouts.on_event(tx, seller, event)
             else:
                 outcome = Outcome.IGNORED
-        if (order is not None and self.splits is not None
-                and event.type == "charge.dispute.created"):
-            await self.splits.reverse(seller, order["order_id"], taken=min(
-                int(event.object["amount"]), int(order["amount"])), of=int(order["amount"]),
-                cause=f"dispute:{event.object['id']}")
         return outcome
