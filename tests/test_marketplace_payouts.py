@@ -369,3 +369,29 @@ async def test_a_payout_stripe_refuses_gives_the_money_back(tmp_path: Path) -> N
         with pytest.raises(CatalogueInvalid, match="method"):
             await Payouts(db, ledger, gateway).request("seller", account, amount=1,
                                                        currency="usd", method="fast")
+
+
+async def test_a_payout_stripe_did_not_answer_is_retried_with_the_same_key(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        account, _ = await bought(m)
+        m.fake.advance(3 * DAY)
+        ledger = market_services(m).ledger
+        before = await ledger.balance("seller", bookings.SELLER, "usd")
+        m.fake.fail_next(500, path="/v1/payouts")
+        status, body = await m.call("POST", f"{M}/payouts", who("seller"),
+                                    {"amount": 1000, "method": "standard"})
+        assert status == 503, body
+        [stuck] = (await m.call("GET", f"{M}/payouts", who("seller")))[1]
+        assert stuck["status"] == "pending" and stuck["stripe_payout"] is None
+        assert await ledger.balance("seller", bookings.SELLER, "usd") == before - 1000
+        retry = f"{M}/payouts/{stuck['payout_id']}/retry"
+        status, again = await m.call("POST", retry, who("seller"), {})
+        assert status == 200 and again["stripe_payout"], again
+        status, twice = await m.call("POST", retry, who("seller"), {})
+        assert twice["stripe_payout"] == again["stripe_payout"]
+        assert [p["amount"] for p in m.fake.all_of("payout")] == [1000]  # made once
+        assert await ledger.balance("seller", bookings.SELLER, "usd") == before - 1000
+        await m.seller("other")
+        status, _ = await m.call("POST", retry, who("other"), {})
+        assert status == 404  # another seller's payout answers like a missing one

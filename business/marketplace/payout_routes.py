@@ -20,6 +20,7 @@ from business.marketplace.permissions import READ, SELL
 from business.marketplace.services import services
 from dawserver.plugin_api import (
     Conflict,
+    Empty,
     Model,
     NotFound,
     Query,
@@ -91,6 +92,13 @@ async def create_payout(request: Request) -> Any:
 
 
 @_api
+async def retry_payout(request: Request) -> Any:
+    """Ask Stripe again for a payout whose first call got no answer (same key)."""
+    payouts, account = await _seller(request)
+    return await payouts.retry(request.account_id, account, request.params["payout_id"])
+
+
+@_api
 async def list_payouts(request: Request) -> Any:
     payouts, _ = await _seller(request)
     return await payouts.list(request.account_id)
@@ -104,4 +112,6 @@ ROUTES = [
           response=list[dict[str, Any]]),
     Route(method="POST", path=f"{M}/payouts", handler=create_payout, permission=SELL,
           body=PayoutIn, response=dict[str, Any], status=201),
+    Route(method="POST", path=f"{M}/payouts/{{payout_id}}/retry", handler=retry_payout,
+          permission=SELL, body=Empty, response=dict[str, Any]),
 ]

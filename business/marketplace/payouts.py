@@ -4,9 +4,10 @@ A payout is **booked before Stripe is asked**: one ledger posting takes ``amount
 from ``seller:balance`` (refused whole with :class:`InsufficientFunds` if it would go
 below zero, however many purchases and payouts race it), then Stripe creates the
 payout with an idempotency key of our payout id. If Stripe refuses it, a compensating
-posting gives the money back and the payout is ``refused``. ``payout.paid`` marks it
-paid; ``payout.failed`` (the bank refused or returned it) gives the amount back in our
-books, as Stripe does (the instant fee is not returned).
+posting gives the money back and the payout is ``refused``; if Stripe does not answer,
+it stays ``pending`` and :meth:`Payouts.retry` asks again with the same key.
+``payout.paid`` marks it paid; ``payout.failed`` (the bank refused or returned it) gives
+the amount back in our books, as Stripe does (the instant fee is not returned).
 
 ``method="auto"`` is instant when the connected account is eligible, the amount is
 within today's limit, and the balance covers amount plus fee; standard otherwise.
@@ -119,10 +120,26 @@ class Payouts:
                 "INSERT INTO mkt_payouts (account_id, payout_id, amount, fee, currency, "
                 "method, status, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
                 seller, payout_id, amount, fee, currency, method, time.time())
+        return await self._send(seller, stripe_account, payout_id)
+
+    async def retry(self, seller: str, stripe_account: str, payout_id: str
+                    ) -> dict[str, Any]:
+        """Ask Stripe again for a payout whose call got no answer (``pending`` without a
+        Stripe id): the same idempotency key, so Stripe makes it at most once."""
+        found = await self.get(seller, payout_id)
+        if found["status"] != "pending" or found["stripe_payout"]:
+            return found
+        return await self._send(seller, stripe_account, payout_id)
+
+    async def _send(self, seller: str, stripe_account: str, payout_id: str
+                    ) -> dict[str, Any]:
+        row = await self.get(seller, payout_id)
+        amount, fee, currency = int(row["amount"]), int(row["fee"]), str(row["currency"])
         try:
             made = await self.gateway.create_payout(
                 idempotency_key=idempotency_key("payout", seller, payout_id),
-                account=stripe_account, amount=amount, currency=currency, method=method,
+                account=stripe_account, amount=amount, currency=currency,
+                method=str(row["method"]),
                 metadata={"seller": seller, "payout_id": payout_id})
         except StripeRejected as exc:
             async with self.db.transaction() as tx:
