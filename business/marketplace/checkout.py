@@ -24,6 +24,7 @@ from typing import Any
 
 from business.marketplace.coupons import Coupons
 from business.marketplace.errors import NotForSale, NotFoundHere, PaymentError
+from business.marketplace.fees import check_fee_bp, discovery_fee
 from business.marketplace.models import EXPIRED, FAILED, ON_SALE, OPEN, Order
 from business.marketplace.store import MarketStore, new_id
 from business.marketplace.stripe_gateway import StripeGateway, idempotency_key
@@ -52,7 +53,8 @@ class Checkout:
 
     def __init__(self, store: MarketStore, gateway: StripeGateway | None, *,
                  expiry_s: int = 3600, success_url: str = "", cancel_url: str = "",
-                 coupons: Coupons | None = None, max_open: int = 5) -> None:
+                 coupons: Coupons | None = None, max_open: int = 5,
+                 discovery_fee_bp: int = 0) -> None:
         if expiry_s < MIN_EXPIRY_S + 60:
             raise ValueError(f"checkout_expiry_s must be at least {MIN_EXPIRY_S + 60} "
                              "(Stripe keeps a session open 30 minutes at least)")
@@ -64,6 +66,8 @@ class Checkout:
         self.coupons = coupons
         #: Open (unexpired) checkouts one buyer may have in one store at a time.
         self.max_open = max_open
+        #: The platform's fee on discovery sales (:mod:`.fees`), in basis points.
+        self.discovery_fee_bp = check_fee_bp(discovery_fee_bp)
 
     async def start(self, buyer: str, seller: str, beat_id: str, tier_name: str, *,
                     success_url: str | None = None, cancel_url: str | None = None,
@@ -138,6 +142,11 @@ class Checkout:
         meta = {"order_id": order.order_id, "seller": seller, "beat_id": beat_id,
                 "tier": tier.tier, "buyer": buyer,
                 **{k: v for k, v in (referral or {}).items() if k in REFERRAL and v}}
+        fee = discovery_fee(order.amount, self.discovery_fee_bp, referral)
+        intent_data: dict[str, Any] = {"metadata": meta}
+        if fee:
+            meta["discovery_fee"] = str(fee)
+            intent_data["application_fee_amount"] = fee
         try:
             session = await self.gateway.create_checkout_session(
                 idempotency_key=idempotency_key("checkout", order.order_id), mode="payment",
@@ -148,7 +157,7 @@ class Checkout:
                     "{ORDER_ID}", order.order_id),
                 cancel_url=(cancel_url or self.cancel_url or None),
                 customer_email=email, metadata=meta, client_reference_id=order.order_id,
-                payment_intent_data={"metadata": meta}, expires_at=expires,
+                payment_intent_data=intent_data, expires_at=expires,
                 account=stripe_account)
         except PaymentError:
             async with db.transaction() as tx:

@@ -16,6 +16,7 @@ checkout.session.completed     the order is paid; a licence is granted, or (the 
                                ``marketplace.refund`` job
 checkout.session.expired       the order expires; an exclusive hold is released
 charge.refunded                the order is refunded, its licence revoked, the refund booked
+charge.dispute.*, payout.*     disputes and payouts: :mod:`.money_events`
 other types                    recorded, ignored
 =============================  ==============================================================
 
@@ -45,6 +46,8 @@ from business.marketplace.models import (
     Licence,
     Order,
 )
+from business.marketplace.money_events import TYPES as MONEY_TYPES
+from business.marketplace.money_events import MoneyEvents
 from business.marketplace.schemas import SaleEvent
 from business.marketplace.store import MarketStore, new_id
 from business.marketplace.stripe_gateway import StripeGateway, idempotency_key
@@ -94,6 +97,8 @@ class Fulfilment:
         self.on_licence = on_licence
         #: ``await carts_take(tx, buyer, seller, beat_ids)``: paid lines off the cart.
         self.carts_take: Callable[[Any, str, str, list[str]], Awaitable[None]] = _nothing
+        #: disputes and payouts of the connected accounts (:mod:`.money_events`)
+        self.money: MoneyEvents | None = None
         self.cart = CartEvents(self)
         #: ``await publish(tx, name, payload, account_id)``: an event in ``tx``
         self.publish = publish
@@ -116,6 +121,8 @@ class Fulfilment:
                    "charge.refunded": self._refunded}.get(event.type)
         cart = cart_metadata_of(event.object) if not meta else {}
         try:
+            if self.money is not None and event.type in MONEY_TYPES:
+                return await self.money.handle(event)
             if cart and event.type in CART_TYPES:
                 return await self.cart.handle(event, cart)
             if handler is None or not meta:
@@ -174,8 +181,10 @@ class Fulfilment:
             # exclusive sold meanwhile makes this payment a refund below) and its coupon's
             # use was given back (taken again once it is sold)
             closed_before = order.status != OPEN
+            platform_fee = min(int(meta.get("discovery_fee") or 0), amount)  # .fees
             await self.ledger.record(tx, order.account_id, bookings.sale(
-                f"sale:{order.order_id}", currency, gross=amount, stripe_fee=fee,
+                f"sale:{order.order_id}", currency, gross=amount,
+                stripe_fee=max(0, fee - platform_fee), platform_fee=platform_fee,
                 stripe_txn=txn))
             note = ("the beat was sold with exclusive rights before this payment arrived: "
                     "the payment is refunded in full")

@@ -10,6 +10,8 @@ from typing import Any
 from business.marketplace.contracts import CONTRACT_JOB
 from business.marketplace.fulfilment import SALE_EVENT
 from business.marketplace.ledger import MIGRATIONS
+from business.marketplace.onboarding import ROUTES as ONBOARDING_ROUTES
+from business.marketplace.payout_routes import ROUTES as PAYOUT_ROUTES
 from business.marketplace.permissions import PERMISSIONS
 from business.marketplace.previews import PREVIEW_JOB
 from business.marketplace.privacy import erase_account, export_account
@@ -70,7 +72,8 @@ def permissions() -> list[Permission]:
 
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
-    return [*ROUTES, *STORE_ROUTES, *cart_routes()]
+    return [*ROUTES, *STORE_ROUTES, *cart_routes(), *PAYOUT_ROUTES,
+            *ONBOARDING_ROUTES]
 
 
 @hookimpl

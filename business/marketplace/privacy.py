@@ -10,13 +10,14 @@ the orders they placed and licences they hold in every store.
 Erasure (:func:`erase_account`): what is the person's alone and holds no money is
 deleted: the storefront and its handle and domain claims, coupons, beats and tiers, the
 webhook inbox, the contract template, the voice tag and rendered previews, deals and
-carts (theirs as a seller, and their own lines in every store); the contract
-PDFs naming the person (as seller or buyer: their text cannot be pseudonymised in
-place). Money records the law requires to keep (the seller record, orders, licences, the
-ledger's postings, entries and balances) are kept: the rows of their own account move
-under the pseudonym, and in every store each mention of them as a buyer
-(``buyer_account``, a note) becomes the pseudonym, so nothing left is keyed by them. A
-buyer's licences stay valid under the pseudonym.
+carts (theirs as a seller, and their own lines in every store), splits (theirs, and any
+naming them as a collaborator); the contract PDFs naming the person (as seller or buyer:
+their text cannot be pseudonymised in place). Money records the law requires to keep
+(the seller record, orders, licences, the ledger's postings, entries and balances,
+payouts, split transfers, disputes) are kept: the rows of their own account move under
+the pseudonym, and in every store each mention of them as a buyer (``buyer_account``, a
+note) or a collaborator paid by transfer becomes the pseudonym, so nothing left is keyed
+by them. A buyer's licences stay valid under the pseudonym.
 """
 
 from __future__ import annotations
@@ -29,14 +30,18 @@ from dawserver.plugin_api import Pseudonymiser, move_account_rows, pseudonymise_
 #: The own account's tables that are deleted (no money in them).
 FORGOTTEN = ("mkt_storefronts", "mkt_store_names", "mkt_coupons", "mkt_tiers", "mkt_beats",
              "mkt_webhook_events", "mkt_contract_templates", "mkt_voice_tags",
-             "mkt_previews", "mkt_deals", "mkt_cart_items")
+             "mkt_previews", "mkt_deals", "mkt_cart_items", "mkt_splits")
 #: The own account's tables kept (money records), moved under the pseudonym.
 KEPT = ("mkt_sellers", "mkt_orders", "mkt_licences", "mkt_ledger_postings",
         "mkt_ledger_entries", "mkt_ledger_balances")
+#: Money records of payouts, split transfers and disputes: kept and moved like ``KEPT``
+#: (a seller may have none of them).
+KEPT_MONEY = ("mkt_payouts", "mkt_transfers", "mkt_disputes")
 #: Where a kept row of any store may name a buyer: (table, key, text columns, JSON columns).
 MENTIONS = (
     ("mkt_orders", ("account_id", "order_id"), ("buyer_account", "note"), ()),
     ("mkt_licences", ("account_id", "licence_id"), ("buyer_account",), ()),
+    ("mkt_transfers", ("account_id", "transfer_id"), ("collaborator",), ()),
 )
 
 _ORDER = ("order_id, beat_id, tier, amount, currency, exclusive, status, created_at, "
@@ -86,6 +91,13 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
                                "rights"),
         "deals": await rows("SELECT deal_id, buy, free, tiers, active, created_at FROM "
                             f"mkt_deals {own} ORDER BY deal_id", "tiers"),
+        "payouts": await rows("SELECT payout_id, amount, fee, currency, method, status, note, "
+                              f"created_at FROM mkt_payouts {own} ORDER BY created_at"),
+        "splits": await rows("SELECT beat_id, collaborator, basis_points FROM mkt_splits "
+                             f"{own} ORDER BY beat_id, collaborator"),
+        "shares_received": await rows("SELECT account_id AS seller, order_id, amount, "
+                                      "reversed, currency FROM mkt_transfers WHERE "
+                                      "collaborator = ? ORDER BY order_id"),
         "carts": await rows("SELECT account_id AS seller, beat_id, tier, added_at FROM "
                             "mkt_cart_items WHERE owner = ? ORDER BY added_at, beat_id"),
         "contract_template": await rows("SELECT template, last_error, updated_at FROM "
@@ -112,7 +124,10 @@ async def erase_account(db: Any, pz: Pseudonymiser) -> dict[str, int]:
         for table in FORGOTTEN:
             changed[table] = await tx.execute(f"DELETE FROM {table} WHERE account_id = ?",
                                               person_id)
-        for table in KEPT:
+        # a split naming them in another's store is forgotten (no money in it)
+        changed["splits"] = await tx.execute("DELETE FROM mkt_splits WHERE collaborator = ?",
+                                             person_id)
+        for table in (*KEPT, *KEPT_MONEY):
             changed[table] = await move_account_rows(tx, table, person_id, pz.pseudonym)
         # a contract PDF names both parties in its text: the ones naming the person go
         # (their licences stay valid; the PDF cannot be pseudonymised in place). After

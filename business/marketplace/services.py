@@ -48,9 +48,12 @@ from business.marketplace.errors import NotFoundHere
 from business.marketplace.fulfilment import Fulfilment
 from business.marketplace.ledger import Ledger
 from business.marketplace.models import Licence, Order
+from business.marketplace.money_events import MoneyEvents
+from business.marketplace.payouts import Payouts
 from business.marketplace.preview_audio import AudioUnreadable
 from business.marketplace.previews import PREVIEW_JOB, Previews
 from business.marketplace.render_pool import RenderLimits, RenderPool
+from business.marketplace.splits import Splits
 from business.marketplace.store import MarketStore
 from business.marketplace.storefront import Storefronts, TxtLookup, dns_txt
 from business.marketplace.storefront_pages import sample_data
@@ -89,6 +92,9 @@ class Services:
     new_carts: NewCartLimiter = field(default_factory=NewCartLimiter)
     #: Visitor carts with no line added for this long are purged.
     visitor_cart_max_age_s: float = 30 * 86_400.0
+    #: Payouts and collaborator splits (None without a Stripe key).
+    payouts: Payouts | None = None
+    splits: Splits | None = None
 
     async def close(self) -> None:
         await self.storefronts.renderer.close()
@@ -161,7 +167,8 @@ def build_services(context: PluginContext) -> Services:
                         success_url=str(settings.get("success_url") or _default_success(
                             context)), cancel_url=str(settings.get("cancel_url") or ""),
                         coupons=coupons,
-                        max_open=int(settings.get("max_open_checkouts", 5)))
+                        max_open=int(settings.get("max_open_checkouts", 5)),
+                        discovery_fee_bp=settings.get("discovery_fee_bp", 0))
     async def enqueue_preview(seller: str, beat_id: str, version: str) -> str:
         record = await context.enqueue(PREVIEW_JOB, {"seller": seller, "beat_id": beat_id,
                                                      "version": version},
@@ -177,13 +184,17 @@ def build_services(context: PluginContext) -> Services:
     fulfilment = Fulfilment(store, ledger, gateway, secrets, enqueue_refund, publish,
                             on_licence=enqueue_contract)
     fulfilment.carts_take = carts.take
+    payouts = Payouts(db, ledger, gateway) if gateway is not None else None
+    splits = Splits(db, ledger, gateway) if gateway is not None else None
+    fulfilment.money = MoneyEvents(store, ledger, payouts, splits)
     return Services(store, ledger, Catalogue(store, asset_exists), checkout, fulfilment,
                     Delivery(store, signer, asset_file), gateway,
                     Storefronts(db, _txt_lookup(settings), sample_data, renderer), coupons,
                     asset_file, asset_exists, Contracts(store, renderer, asset_file),
                     previews, deals, carts,
                     NewCartLimiter(int(settings.get("visitor_carts_per_minute", 20))),
-                    float(settings.get("visitor_cart_days", 30)) * 86_400.0)
+                    float(settings.get("visitor_cart_days", 30)) * 86_400.0,
+                    payouts=payouts, splits=splits)
 
 
 def _txt_lookup(settings: dict[str, Any]) -> TxtLookup:

@@ -1,0 +1,169 @@
+"""Collaborator splits: a beat's sale shared between connected accounts.
+
+A split beat is sold as a *separate charge* on the platform's Stripe account (its
+``transfer_group`` the order id); :meth:`Splits.pay` then sends each collaborator their
+share with a Stripe transfer tied to the charge (``source_transaction``: the transfer
+waits for the charge's funds), booked in the seller's books (``transfer_out`` from
+``platform:clearing``) and the collaborator's (``transfer_in`` to their
+``seller:balance``). :meth:`Splits.reverse` takes the shares back in proportion to a
+refund or dispute (Stripe transfer reversals), booked as the transfers' negation.
+
+Shares are basis points (10 000 = the whole) summing to exactly 10 000; amounts are
+split by the largest remainder, so the shares always add up to the amount.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from business.marketplace import bookings
+from business.marketplace.errors import CatalogueInvalid
+from business.marketplace.ledger import Ledger
+from business.marketplace.stripe_gateway import StripeGateway, idempotency_key
+
+WHOLE = 10_000
+MAX_SHARES = 20
+
+
+@dataclass(frozen=True)
+class Share:
+    """One collaborator's part: their account, their connected Stripe account, and
+    ``basis_points`` of every sale (10 000 = all of it)."""
+
+    collaborator: str
+    stripe_account: str
+    basis_points: int
+
+
+def check_shares(shares: list[Share]) -> list[Share]:
+    """``shares`` if they make a whole, else :class:`CatalogueInvalid` saying why."""
+    if not shares or len(shares) > MAX_SHARES:
+        raise CatalogueInvalid(f"a split names 1 to {MAX_SHARES} collaborators")
+    if len({s.collaborator for s in shares}) != len(shares):
+        raise CatalogueInvalid("a collaborator appears twice in the split: merge their shares")
+    for s in shares:
+        if type(s.basis_points) is not int or not 0 < s.basis_points <= WHOLE:
+            raise CatalogueInvalid(f"{s.collaborator}'s share must be 1 to {WHOLE} basis "
+                                   "points (100 = 1 %)")
+        if not s.stripe_account.startswith("acct_"):
+            raise CatalogueInvalid(f"{s.collaborator} has no connected Stripe account "
+                                   "(acct_...): they finish onboarding first")
+    total = sum(s.basis_points for s in shares)
+    if total != WHOLE:
+        raise CatalogueInvalid(f"the shares add up to {total} basis points; they must add up "
+                               f"to exactly {WHOLE} (100 %)")
+    return shares
+
+
+def split_amount(amount: int, shares: list[Share]) -> list[int]:
+    """``amount`` minor units cut by ``shares`` (largest remainder, ties to the earlier
+    share): the parts always sum to ``amount``."""
+    exact = [amount * s.basis_points for s in shares]
+    parts = [e // WHOLE for e in exact]
+    left = amount - sum(parts)
+    order = sorted(range(len(shares)), key=lambda i: (-(exact[i] % WHOLE), i))
+    for i in order[:left]:
+        parts[i] += 1
+    return parts
+
+
+class Splits:
+    """The splits of a seller's beats and the transfers that pay them."""
+
+    def __init__(self, db: Any, ledger: Ledger, gateway: StripeGateway) -> None:
+        self.db = db
+        self.ledger = ledger
+        self.gateway = gateway
+
+    async def save(self, seller: str, beat_id: str, shares: list[Share]) -> list[Share]:
+        """Replace the split of ``beat_id`` (checked first)."""
+        check_shares(shares)
+        async with self.db.transaction() as tx:
+            await tx.execute("DELETE FROM mkt_splits WHERE account_id = ? AND beat_id = ?",
+                             seller, beat_id)
+            await tx.executemany(
+                "INSERT INTO mkt_splits (account_id, beat_id, collaborator, stripe_account, "
+                "basis_points) VALUES (?, ?, ?, ?, ?)",
+                [(seller, beat_id, s.collaborator, s.stripe_account, s.basis_points)
+                 for s in shares])
+        return shares
+
+    async def of(self, seller: str, beat_id: str) -> list[Share]:
+        rows = await self.db.fetch(
+            "SELECT collaborator, stripe_account, basis_points FROM mkt_splits WHERE "
+            "account_id = ? AND beat_id = ? ORDER BY collaborator", seller, beat_id)
+        return [Share(r["collaborator"], r["stripe_account"], int(r["basis_points"]))
+                for r in rows]
+
+    async def pay(self, seller: str, order_id: str, *, charge: str, amount: int,
+                  currency: str, shares: list[Share]) -> list[dict[str, Any]]:
+        """Transfer each share of ``amount`` (what the platform holds of the sale after
+        fees, booked to ``platform:clearing``). Idempotent per order and collaborator:
+        run again after a crash, it pays no share twice."""
+        check_shares(shares)
+        paid = []
+        for share, part in zip(shares, split_amount(amount, shares), strict=True):
+            if part <= 0:
+                continue
+            transfer = await self.gateway.transfer(
+                idempotency_key=idempotency_key("split", seller, order_id, share.collaborator),
+                amount=part, currency=currency, destination=share.stripe_account,
+                transfer_group=order_id, source_transaction=charge,
+                metadata={"seller": seller, "order_id": order_id,
+                          "collaborator": share.collaborator})
+            tid = str(transfer.id)
+            async with self.db.transaction() as tx:
+                await tx.execute(
+                    "INSERT INTO mkt_transfers (account_id, transfer_id, order_id, "
+                    "collaborator, stripe_account, amount, currency) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, transfer_id) DO NOTHING",
+                    seller, tid, order_id, share.collaborator, share.stripe_account, part,
+                    currency)
+                await self.ledger.record(tx, seller, bookings.transfer_out(
+                    f"transfer-out:{tid}", currency, amount=part,
+                    stripe_txn=str(transfer.balance_transaction)))
+                await self.ledger.record(tx, share.collaborator, bookings.transfer_in(
+                    f"transfer-in:{tid}", currency, amount=part))
+            paid.append({"transfer": tid, "collaborator": share.collaborator, "amount": part})
+        return paid
+
+    async def transfers(self, seller: str, order_id: str) -> list[dict[str, Any]]:
+        rows = await self.db.fetch(
+            "SELECT transfer_id, collaborator, stripe_account, amount, reversed, currency "
+            "FROM mkt_transfers WHERE account_id = ? AND order_id = ? ORDER BY transfer_id",
+            seller, order_id)
+        return [dict(r) for r in rows]
+
+    async def reverse(self, seller: str, order_id: str, *, taken: int, of: int,
+                      cause: str) -> list[dict[str, Any]]:
+        """Take back ``taken/of`` of every share of the order (a refund or dispute of
+        ``taken`` out of the sale's ``of``); ``cause`` (e.g. ``dispute:dp_1``) keys the
+        reversals, so a cause reverses once."""
+        if of <= 0 or not 0 < taken <= of:
+            raise ValueError("reverse taken/of with 0 < taken <= of")
+        done = []
+        for t in await self.transfers(seller, order_id):
+            want = min(int(t["amount"]) * taken // of, int(t["amount"]) - int(t["reversed"]))
+            if want <= 0:
+                continue
+            reversal = await self.gateway.reverse_transfer(
+                t["transfer_id"], amount=want,
+                idempotency_key=idempotency_key("reverse", seller, cause, t["transfer_id"]),
+                metadata={"seller": seller, "order_id": order_id, "cause": cause})
+            key = f"reversal:{reversal.id}"  # -out / -in: the seller may be a collaborator
+            async with self.db.transaction() as tx:
+                posted = await self.ledger.record(tx, seller, bookings.transfer_reversed_out(
+                    f"{key}-out", t["currency"], amount=want))
+                # Stripe has taken it from the collaborator already: imposed
+                await self.ledger.record(tx, t["collaborator"], dataclasses.replace(
+                    bookings.transfer_reversed_in(f"{key}-in", t["currency"], amount=want),
+                    imposed=True))
+                if not posted.duplicate:
+                    await tx.execute(
+                        "UPDATE mkt_transfers SET reversed = reversed + ? WHERE "
+                        "account_id = ? AND transfer_id = ?", want, seller, t["transfer_id"])
+            done.append({"reversal": str(reversal.id), "transfer": t["transfer_id"],
+                         "amount": want})
+        return done
