@@ -73,6 +73,8 @@ async def test_countries_per_platform_equal_the_fakes(tmp_path: Path) -> None:
             assert {(a["source"], a["metric"]): {c["key"]: c["value"] for c in a["countries"]}
                     for a in found} == want
             for a in found:
+                assert all(c["numeric"] and len(c["numeric"]) == 3 and c["name"]
+                           for c in a["countries"])
                 assert sum(c["share"] for c in a["countries"]) == pytest.approx(1.0)
                 values = [c["value"] for c in a["countries"]]
                 assert values == sorted(values, reverse=True)
@@ -146,7 +148,8 @@ async def test_demographics_and_benchmarks(tmp_path: Path) -> None:
         assert {r["key"]: r["share"] for r in spotify["genders"]} == {
             "female": pytest.approx(0.5), "male": pytest.approx(0.5)}
         assert [r["key"] for r in spotify["cities"]] == ["Lagos", "Berlin"]
-        assert {r["key"] for r in spotify["countries"]} == {"DE", "NG"}
+        assert {(r["key"], r["numeric"], r["name"]) for r in spotify["countries"]} == {
+            ("DE", "276", "Germany"), ("NG", "566", "Nigeria")}
 
         # similar size: within 10x of a2's followers, so "big" is left out
         answer = await client.get("/api/analytics/benchmark", headers=vi,

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import pycountry
+
 from business.analytics.store import decode_dimensions, epoch
 
 #: Dimension name → the audience breakdown it feeds.
@@ -30,6 +32,17 @@ class AudienceRow:
     key: str
     value: float
     share: float
+    #: A country's ISO 3166-1 numeric code (the ids of world-atlas' map) and name.
+    numeric: str | None = None
+    name: str | None = None
+
+
+def country_row(code: str, value: float, share: float) -> AudienceRow:
+    """An audience row of an ISO 3166-1 alpha-2 country code, named when ISO knows it."""
+    country = pycountry.countries.get(alpha_2=code.upper()) if len(code) == 2 else None
+    if country is None:
+        return AudienceRow(code, value, share)
+    return AudienceRow(code, value, share, country.numeric, country.name)
 
 
 class AudienceBook:
@@ -67,8 +80,9 @@ class AudienceBook:
             for part in ("countries", "cities", "ages", "genders"):
                 figures = parts.get(part, {})
                 total = sum(figures.values())
+                make = country_row if part == "countries" else AudienceRow
                 entry[part] = [
-                    AudienceRow(key, value, value / total if total else 0.0).__dict__
+                    make(key, value, value / total if total else 0.0).__dict__
                     for key, value in sorted(figures.items(), key=lambda kv: (-kv[1], kv[0]))]
             out.append(entry)
         return out

@@ -42,6 +42,8 @@ class ShareOut(Model):
     key: str
     value: float
     share: float
+    numeric: str | None = None
+    name: str | None = None
 
 
 class AudienceOut(Model):
