@@ -1,5 +1,6 @@
-"""Audience and benchmarking pages over HTTP (SQLite): Shazam and Boomplay fakes back-filled
-as jobs, their countries equal to the fakes' seeded truth; age, gender and city breakdowns;
+"""Audience and benchmarking pages over HTTP (SQLite): Shazam, Boomplay and Spotify fakes
+back-filled as jobs, their countries (and Spotify's cities, ages, genders) equal to the
+fakes' seeded truth; age, gender and city breakdowns;
 an artist's KPIs against chosen peers and peers of a similar size, percentile ranks; another
 account's ids 404."""
 
@@ -46,7 +47,7 @@ def test_percentile_rank_and_quantiles() -> None:
 
 @pytest.mark.asyncio
 async def test_countries_per_platform_equal_the_fakes(tmp_path: Path) -> None:
-    fakes = [FAKES["shazam"](), FAKES["boomplay"]()]
+    fakes = [FAKES["shazam"](), FAKES["boomplay"](), FAKES["spotify"]()]
     async with FakeSources(fakes) as server:
         app = app_for(tmp_path, {f.source: {"base_url": server.base_url(f.source)}
                                  for f in fakes})
@@ -55,7 +56,8 @@ async def test_countries_per_platform_equal_the_fakes(tmp_path: Path) -> None:
             for fake in fakes:
                 answer = await client.post("/api/analytics/sources", headers=owner, json={
                     "source": fake.source, "entity_kind": "artist", "entity_id": fake.artist_id,
-                    "entity_name": "Ada", "api_key": "api-key"})
+                    "entity_name": "Ada", "api_key": "api-key", "client_id": "client-id",
+                    "client_secret": "client-secret"})
                 source = await answer.json()
                 assert answer.status == 201, source
                 run = await (await client.post(
@@ -66,13 +68,21 @@ async def test_countries_per_platform_equal_the_fakes(tmp_path: Path) -> None:
             answer = await client.get("/api/analytics/audience", headers=viewer, params=RANGE)
             found = await answer.json()
             assert answer.status == 200, found
+            parts = {"country": "countries", "city": "cities", "age": "ages",
+                     "gender": "genders"}
             want: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))
             for fake in fakes:
                 for (_, _, metric, _, dims), value in fake.truth(FIRST, LAST).items():
-                    want[(fake.source, metric)][dict(dims)["country"]] += value
-            assert {(a["source"], a["metric"]): {c["key"]: c["value"] for c in a["countries"]}
-                    for a in found} == want
+                    for name, key in dims:
+                        if name in parts:
+                            want[(fake.source, metric, parts[name])][key] += value
+            got = {(a["source"], a["metric"], part): {c["key"]: c["value"] for c in a[part]}
+                   for a in found for part in parts.values() if a[part]}
+            assert got == want
+            assert {k[2] for k in got if k[0] == "spotify"} == set(parts.values())
             for a in found:
+                if a["source"] == "spotify":
+                    continue
                 assert all(c["numeric"] and len(c["numeric"]) == 3 and c["name"]
                            for c in a["countries"])
                 assert sum(c["share"] for c in a["countries"]) == pytest.approx(1.0)
