@@ -79,10 +79,12 @@ def table(rows: list[dict[str, Any]]) -> dict[tuple, float]:
 
 def into_second_chunk(fake: Any) -> int:
     """How many Spotify answers go out before the third page of the second 30-day chunk:
-    a chunk is 5 pages of the timeline, then the pages of its playlist placements."""
-    placed = sum(len(fake.placements.on(d, fake.track_ids()))
-                 for d in fake.days(START, date(2024, 4, 30)))
-    return 5 + math.ceil(placed / 50) + 2
+    a chunk is 5 pages of the timeline, then the pages of its playlist placements and of
+    its audience breakdowns."""
+    days = fake.days(START, date(2024, 4, 30))
+    placed = sum(len(fake.placements.on(d, fake.track_ids())) for d in days)
+    audience = len(days) * len(fake.audience_keys())
+    return 5 + math.ceil(placed / 50) + math.ceil(audience / 50) + 2
 
 
 async def job_of(context: Any, run: Any) -> Any:

@@ -60,7 +60,8 @@ async def test_kpis_of_a_track_across_platforms_over_http(tmp_path: Path) -> Non
             assert by_name["spotify"]["credentials"] == ["client_id", "client_secret"]
             assert by_name["deezer"]["credentials"] == [] and not by_name["deezer"]["history"]
             assert {m["name"]: m["kpi"] for m in by_name["spotify"]["metrics"]} == {
-                "streams": "streams", "listeners": "listeners", "saves": None}
+                "streams": "streams", "listeners": "listeners", "saves": None,
+                "audience_listeners": None}
             for fake in fakes:
                 made = await client.post("/api/analytics/sources", headers=owner, json={
                     "source": fake.source, "entity_id": fake.artist_id, "entity_name": "Ada",

@@ -8,9 +8,9 @@ whatever preferences they once saved (the row stays, and counts again if they re
 A person's preferences (per account): ``email`` (on by default), ``kinds``
 (``threshold``, ``unusual_growth``) and ``cooldown_s`` (6 hours by default): no more
 than one alert mail per cooldown; milestones found during it stay in the page (and go to
-webhooks) but are not mailed later. A mail lists the batch's recent milestones; its id
-is derived from the recipient and the milestones, so sending the same
-batch again queues nothing more.
+webhooks) and are held for one digest mail once the cooldown is over (:mod:`.digest`).
+A mail lists the batch's recent milestones; its id is derived from the recipient and the
+milestones, so sending the same batch again queues nothing more.
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ class Alerts:
                 "SELECT last_mailed_at FROM analytics_alert_mail WHERE account_id = ? AND "
                 "recipient = ?", account_id, key)
             if last is not None and now - float(last) < prefs.cooldown_s:
+                await self.hold(account_id, key, chosen, now)
                 continue
             ids = sorted(m["milestone_id"] for m in chosen)
             mail_id = hashlib.sha256(f"{account_id}\0{key}\0{','.join(ids)}".encode()
@@ -143,6 +144,17 @@ class Alerts:
                 "last_mailed_at = excluded.last_mailed_at", account_id, key, now)
             mailed[address] = ids
         return mailed
+
+
+    async def hold(self, account_id: str, recipient: str,
+                   milestones: Sequence[dict[str, Any]], now: float) -> None:
+        """Keep ``milestones`` for ``recipient`` (an address hash) for the later digest."""
+        async with self.db.transaction() as tx:
+            for m in milestones:
+                await tx.execute(
+                    "INSERT INTO analytics_alert_held (account_id, recipient, milestone_id, "
+                    "held_at) VALUES (?, ?, ?, ?) ON CONFLICT (account_id, recipient, "
+                    "milestone_id) DO NOTHING", account_id, recipient, m["milestone_id"], now)
 
 
 def _subject(milestones: Sequence[dict[str, Any]]) -> str:

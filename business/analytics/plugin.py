@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from business.analytics.audience_routes import AUDIENCE_ROUTES
 from business.analytics.dashboard_routes import DASHBOARD_ROUTES
 from business.analytics.milestone_book import MILESTONE_EVENT, MilestoneEvent
 from business.analytics.milestone_routes import MILESTONE_ROUTES
@@ -62,7 +63,8 @@ def permissions() -> list[Permission]:
 
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
-    return [*ROUTES, *MILESTONE_ROUTES, *PLAYLIST_ROUTES, *DASHBOARD_ROUTES]
+    return [*ROUTES, *MILESTONE_ROUTES, *PLAYLIST_ROUTES, *DASHBOARD_ROUTES,
+            *AUDIENCE_ROUTES]
 
 
 @hookimpl

@@ -26,6 +26,7 @@ from business.analytics.catalog import Catalog
 from business.analytics.connections import Connection, Connections
 from business.analytics.credentials import KEY_PURPOSE, CredentialBox
 from business.analytics.dashboards import Dashboards
+from business.analytics.digest import send_digests
 from business.analytics.events import BadEvent, consume
 from business.analytics.ingest import Ingestor, IngestSettings
 from business.analytics.milestone_book import MilestoneBook
@@ -177,6 +178,7 @@ async def run_scheduler(context: PluginContext) -> None:
         while True:
             try:
                 await schedule_due(context)
+                await send_digests(module.alerts, module.milestones)
                 await module.store.partitions.ensure_ahead(datetime.now(UTC),
                                                            module.partitions_ahead)
             except Exception:

@@ -11,6 +11,12 @@ from business.analytics.fakes.base import FakeSource, Key, Paging, day_range, wi
 from business.analytics.fakes.playlists import Placements, playlist_truth
 
 METRICS = ("streams", "listeners", "saves")
+#: The artist's audience breakdowns (Spotify for Artists' audience tab), seeded like every
+#: series: listeners a day per country, city, age band and gender.
+AUDIENCE = (("country", ("US", "DE", "BR", "GB", "NG")),
+            ("city", ("Berlin", "Lagos", "London", "São Paulo")),
+            ("age", ("18-22", "23-27", "28-34", "35-44", "45+")),
+            ("gender", ("female", "male", "non-binary")))
 
 
 class FakeSpotify(FakeSource):
@@ -28,7 +34,10 @@ class FakeSpotify(FakeSource):
         return [self.track_id(t.index) for t in self.tracks]
 
     def truth(self, start, end):  # noqa: ANN001, ANN201 - as FakeSource.truth
-        return {**super().truth(start, end),
+        audience = {(kind, pid, metric, day, dims): self.value((kind, pid, metric, dims), day)
+                    for kind, pid, metric, dims in self.audience_keys()
+                    for day in self.days(start, end)}
+        return {**super().truth(start, end), **audience,
                 **playlist_truth(self.placements, self.track_ids(), self.days(start, end))}
 
     def track_id(self, index: int) -> str:
@@ -37,7 +46,12 @@ class FakeSpotify(FakeSource):
     def keys(self) -> list[Key]:
         return [("track", self.track_id(t.index), m, ()) for t in self.tracks for m in METRICS]
 
+    def audience_keys(self) -> list[Key]:
+        return [("artist", self.artist_id, "audience_listeners", ((name, value),))
+                for name, values in AUDIENCE for value in values]
+
     def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/v1/artists/{id}/stats/audience", self._audience)
         app.router.add_get("/v1/artists/{id}/stats/daily", self._daily)
         app.router.add_get("/v1/artists/{id}/stats/playlists", self._playlists)
 
@@ -62,6 +76,22 @@ class FakeSpotify(FakeSource):
                     "id": tid, "name": t.name, "duration_ms": t.duration_ms,
                     "external_ids": {"isrc": t.isrc}},
                     **{m: self.value(("track", tid, m, ()), day) for m in METRICS}})
+
+        def render(page: Paging) -> dict[str, Any]:
+            return {"href": str(request.url), "items": page.rows, "limit": page.limit,
+                    "offset": page.offset, "total": page.total, "next": page.next_url}
+        return self.respond(request, rows, render)
+
+    async def _audience(self, request: web.Request) -> web.Response:
+        """Per day, the artist's listeners by country, city, age band and gender."""
+        if request.match_info["id"] != self.artist_id:
+            return web.json_response({"error": {"status": 404, "message": "non existing id"}},
+                                     status=404)
+        start, end = day_range(request, "start_date", "end_date")
+        rows = [{"date": day.isoformat(), "dimension": dims[0][0], "value": dims[0][1],
+                 "listeners": self.value(key, day)}
+                for day in self.days(start, end)
+                for key in self.audience_keys() for dims in (key[3],)]
 
         def render(page: Paging) -> dict[str, Any]:
             return {"href": str(request.url), "items": page.rows, "limit": page.limit,

@@ -40,6 +40,10 @@ export function analyticsApi (account = '') {
     /** Playlist placements (with position history) and adds/removes over `from`..`to`. */
     playlists: (from, to, entity) => call(url('/playlists', account, { from, to, entity })),
     playlistChanges: (from, to, entity) => call(url('/playlists/changes', account, { from, to, entity })),
+    /** Audience per platform (countries, cities, ages, genders) over `from`..`to`. */
+    audience: (from, to, entity) => call(url('/audience', account, { from, to, entity })),
+    /** An artist's KPIs against `peers` (comma-separated ids; '' = similar size). */
+    benchmark: (entity, from, to, peers) => call(url('/benchmark', account, { entity, from, to, peers })),
     /** Saved dashboards: one's own and the team's shared ones. */
     dashboards: () => call(url('/dashboards', account)),
     createDashboard: (body) => call(url('/dashboards', account), { method: 'POST', body }),

@@ -7,6 +7,8 @@ import { me as whoAmI } from '../account/client.js'
 import { toSignIn } from '../account/layout.js'
 import { alertsPanel } from './alerts.js'
 import { analyticsApi } from './api.js'
+import { audiencePanel } from './audience.js'
+import { benchmarkPanel } from './benchmark.js'
 import { addDays, isoDay } from './format.js'
 import { KPI_ORDER, KPI_TITLES, kpiCards, kpiTable } from './kpis.js'
 import { noticeArea } from './notice.js'
@@ -103,6 +105,8 @@ async function main () {
   })
   const alerts = alertsPanel({ api, say: notice.say })
   const playlists = playlistsPanel({ api, titles })
+  const audience = audiencePanel({ api, titles })
+  const bench = benchmarkPanel({ api, say: notice.say })
   const saved = savedPanel({
     api, say: notice.say, current: () => ({ entity: state.entity, from: state.from, to: state.to })
   })
@@ -172,7 +176,9 @@ async function main () {
       sources.render(connected, freshness)
       await loadKpis(connected.some((s) => s.state !== 'disconnected'))
       showDetail()
-      await Promise.all([alerts.render(), playlists.render(state.from, state.to), saved.render()])
+      const artists = rows.filter((r) => r.entity.kind === 'artist').map((r) => r.entity)
+      await Promise.all([alerts.render(), playlists.render(state.from, state.to), saved.render(),
+        audience.render(state.from, state.to), bench.render(state.from, state.to, state.entity, artists)])
       remember()
     } catch (err) {
       notice.say(`The dashboard could not be loaded: ${err.message}`, 'alert')
@@ -203,6 +209,8 @@ async function main () {
       h('section', { class: 'panel', 'aria-labelledby': 'kpi-title' },
         h('h2', { id: 'kpi-title' }, 'Artists and tracks'), kpiArea),
       detail,
+      audience.element,
+      bench.element,
       playlists.element,
       saved.element,
       sources.element))

@@ -1,0 +1,93 @@
+"""Benchmarking: an artist's KPIs against a peer set, as percentile ranks.
+
+The peers are the artists a person names (catalogue entities of the account), or else the
+account's other artists of a similar size: followers within ``SIZE_FACTOR`` times the
+artist's either way (all other artists when the artist has no follower figure). The
+catalogue holds no genre, so "similar by genre" is not offered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from business.analytics.catalog import Catalog
+from business.analytics.kpis import KPIS, entity_kpis
+from business.analytics.store import PointStore
+
+SIZE_FACTOR = 10.0
+MAX_PEERS = 50
+
+
+class BadPeers(ValueError):
+    """The peer set cannot be used (the artist itself, too many, not an artist)."""
+
+
+def percentile_rank(value: float, others: Sequence[float]) -> float | None:
+    """The share of ``others`` below ``value`` (ties count half), 0..100; None without
+    others."""
+    if not others:
+        return None
+    below = sum(1 for o in others if o < value)
+    equal = sum(1 for o in others if o == value)
+    return 100.0 * (below + 0.5 * equal) / len(others)
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated quantile ``q`` (0..1) of ``values``; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+async def benchmark(store: PointStore, catalog: Catalog, account_id: str, entity_id: str,
+                    start: date, end: date, peers: Sequence[str] = ()) -> dict[str, Any]:
+    """Artist ``entity_id``'s KPIs over ``[start, end]`` with, per KPI, the peers' values,
+    quartiles and the artist's percentile rank among them. Unknown peers raise
+    ``EntityNotFound`` (404, like another account's)."""
+    artist = await catalog.get(account_id, entity_id)
+    if artist.kind != "artist":
+        raise BadPeers(f"{entity_id} is a {artist.kind}: benchmark an artist")
+    if entity_id in peers:
+        raise BadPeers("the artist is among its own peers: leave it out of 'peers'")
+    if len(set(peers)) > MAX_PEERS:
+        raise BadPeers(f"at most {MAX_PEERS} peers, {len(set(peers))} named")
+    chosen = bool(peers)
+    if chosen:
+        peer_entities = [await catalog.get(account_id, p) for p in dict.fromkeys(peers)]
+        for peer in peer_entities:
+            if peer.kind != "artist":
+                raise BadPeers(f"peer {peer.entity_id} is a {peer.kind}: name artists")
+    else:
+        peer_entities = [e for e in await catalog.entities(account_id, "artist")
+                         if e.entity_id != entity_id and not e.merged_into][:MAX_PEERS]
+    mine = await entity_kpis(store, account_id, entity_id, start, end)
+    theirs = {p.entity_id: await entity_kpis(store, account_id, p.entity_id, start, end)
+              for p in peer_entities}
+    size = mine["followers"]["value"]
+    if not chosen and size:
+        theirs = {pid: k for pid, k in theirs.items()
+                  if k["followers"]["value"] is not None
+                  and size / SIZE_FACTOR <= k["followers"]["value"] <= size * SIZE_FACTOR}
+    names = {p.entity_id: p.name for p in peer_entities}
+    kpis = {}
+    for kpi in KPIS:
+        values = {pid: k[kpi.name]["value"] for pid, k in theirs.items()
+                  if k[kpi.name]["value"] is not None}
+        own = mine[kpi.name]["value"]
+        figures = list(values.values())
+        kpis[kpi.name] = {
+            "title": kpi.title, "value": own,
+            "percentile": None if own is None else percentile_rank(own, figures),
+            "p25": quantile(figures, 0.25), "median": quantile(figures, 0.5),
+            "p75": quantile(figures, 0.75),
+            "peers": [{"entity_id": pid, "name": names[pid], "value": v}
+                      for pid, v in sorted(values.items(), key=lambda kv: -kv[1])]}
+    return {"entity_id": entity_id, "name": artist.name, "first_day": start.isoformat(),
+            "last_day": end.isoformat(), "peer_set": "chosen" if chosen else "similar_size",
+            "peers": sorted(theirs), "kpis": kpis}
