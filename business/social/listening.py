@@ -18,6 +18,7 @@ cursor moves only with the items.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import statistics
@@ -29,7 +30,7 @@ from typing import Any
 from business.social.errors import NetworkError, NotFoundError, SocialError
 from business.social.inbox import Rule, check_rule, choose
 from business.social.listening_streams import check_stream, read_stream
-from business.social.sentiment import analyse
+from business.social.sentiment import Sentiment, analyse
 from dawserver.plugin_api import QueueSettings, Retry
 
 LISTEN = "social.listen"
@@ -151,12 +152,17 @@ class Listening:
             raise
         now = self.clock()
         new = 0
+        found_items = list(reversed(page.items))  # oldest first: round-robin in time order
+        # Language, sentiment and rule matching are CPU work (langdetect, VADER, regular
+        # expressions with a time limit): done on a thread, before the transaction opens.
+        analysed = await asyncio.to_thread(
+            analyse_page, found_items, await self._rules(self.db, account_id))
         async with self.db.transaction() as tx:
-            rules = await self._rules(tx, account_id)
-            for found in reversed(page.items):  # oldest first: round-robin in time order
-                sentiment = analyse(found.text, found.language)
-                chosen = choose(rules, found.text, sentiment.language)
-                assignee, rule_id = (chosen[1], chosen[0].rule_id) if chosen else ("", "")
+            rules = {rule.rule_id: rule for rule in await self._rules(tx, account_id)}
+            for found, (sentiment, matched) in zip(found_items, analysed, strict=True):
+                rule = rules.get(matched)  # a rule deleted meanwhile assigns nobody
+                assignee = rule.team[rule.next_index % len(rule.team)] if rule else ""
+                rule_id = rule.rule_id if rule else ""
                 inserted = await tx.execute(
                     "INSERT INTO social_inbox_items (account_id, item_id, query_id, network, "
                     "remote_id, text, author, url, posted_at, received_at, language, "
@@ -166,10 +172,8 @@ class Listening:
                     account_id, _new_id("it"), query_id, query["network"], found.remote_id,
                     found.text, found.author, found.url, found.posted_at or now, now,
                     sentiment.language, sentiment.label, sentiment.score, assignee, rule_id)
-                if inserted and chosen:
-                    rules = [r if r.rule_id != rule_id else
-                             Rule(**{**r.__dict__, "next_index": r.next_index + 1})
-                             for r in rules]
+                if inserted and rule:
+                    rules[rule_id] = Rule(**{**rule.__dict__, "next_index": rule.next_index + 1})
                     await tx.execute("UPDATE social_inbox_rules SET next_index = next_index + 1 "
                                      "WHERE account_id = ? AND rule_id = ?", account_id, rule_id)
                 new += int(bool(inserted))
@@ -299,6 +303,16 @@ class Listening:
                               account_id)
         return [Rule(r["rule_id"], int(r["ordinal"]), r["kind"], r["pattern"], r["language"],
                      tuple(json.loads(r["team"])), int(r["next_index"])) for r in rows]
+
+
+def analyse_page(items: list[Any], rules: list[Rule]) -> list[tuple[Sentiment, str]]:
+    """Each post's sentiment and the id of the first rule it matches ("" for none)."""
+    out = []
+    for found in items:
+        sentiment = analyse(found.text, found.language)
+        chosen = choose(rules, found.text, sentiment.language)
+        out.append((sentiment, chosen[0].rule_id if chosen else ""))
+    return out
 
 
 def _public(row: Any) -> dict:
