@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from business.marketplace.carts import Carts
-from business.marketplace.checkout import Checkout, close_order
+from business.marketplace.checkout import CONSENT, Checkout, close_order
 from business.marketplace.coupons import cart_amounts
 from business.marketplace.errors import NotForSale, PaymentError
 from business.marketplace.models import FAILED, ON_SALE, OPEN, Order
@@ -198,7 +198,7 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
             cancel_url=(cancel_url or checkout.cancel_url or None), customer_email=email,
             metadata=meta, client_reference_id=cart_id,
             payment_intent_data={"metadata": meta}, expires_at=expires,
-            account=stripe_account)
+            account=stripe_account, consent_collection=CONSENT)
     except PaymentError:
         async with db.transaction() as tx:
             for order in orders:

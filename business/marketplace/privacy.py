@@ -29,7 +29,7 @@ from dawserver.plugin_api import Pseudonymiser, move_account_rows, pseudonymise_
 #: The own account's tables that are deleted (no money in them).
 FORGOTTEN = ("mkt_storefronts", "mkt_store_names", "mkt_coupons", "mkt_tiers", "mkt_beats",
              "mkt_webhook_events", "mkt_contract_templates", "mkt_voice_tags",
-             "mkt_previews", "mkt_deals", "mkt_cart_items")
+             "mkt_previews", "mkt_deals", "mkt_cart_items", "mkt_customers")
 #: The own account's tables kept (money records), moved under the pseudonym.
 KEPT = ("mkt_sellers", "mkt_orders", "mkt_licences", "mkt_ledger_postings",
         "mkt_ledger_entries", "mkt_ledger_balances")
@@ -109,6 +109,9 @@ async def erase_account(db: Any, pz: Pseudonymiser) -> dict[str, int]:
         # their carts in other stores (no money in them)
         changed["carts"] = await tx.execute("DELETE FROM mkt_cart_items WHERE owner = ?",
                                             person_id)
+        # what sellers kept of them as a customer (country, and name and email if agreed)
+        changed["customers"] = await tx.execute(
+            "DELETE FROM mkt_customers WHERE buyer_account = ?", person_id)
         for table in FORGOTTEN:
             changed[table] = await tx.execute(f"DELETE FROM {table} WHERE account_id = ?",
                                               person_id)
