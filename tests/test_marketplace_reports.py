@@ -18,7 +18,7 @@ from marketplace_helpers import (
     who,
 )
 
-from business.marketplace.privacy import erase_account
+from business.marketplace.privacy import erase_account, export_account
 from business.marketplace.reports import safe_cell
 from dawserver.plugin_api import Pseudonymiser
 
@@ -116,8 +116,11 @@ async def test_reports_sum_paid_sales_and_the_csv_names_only_who_agreed(
         status, text, _ = await csv_of(m, "rival")
         assert status == 200 and rows_of(text) == {}
 
-        # an erased buyer: sellers keep no name, email or country of them
+        # the buyer's export shows what sellers keep of them; erased, nothing is left
         db = market_services(m).store.db
+        kept = (await export_account(db, "ann"))["as_customer"]
+        assert sorted((r["email"] or "", r["country"]) for r in kept) == [
+            ("", "DE"), ("ann@example.com", "DE")]
         await erase_account(db, Pseudonymiser("ann"))
         assert await db.fetchval("SELECT COUNT(*) FROM mkt_customers WHERE email = ?",
                                  "ann@example.com") == 0

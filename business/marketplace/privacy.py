@@ -88,6 +88,10 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
                             f"mkt_deals {own} ORDER BY deal_id", "tiers"),
         "carts": await rows("SELECT account_id AS seller, beat_id, tier, added_at FROM "
                             "mkt_cart_items WHERE owner = ? ORDER BY added_at, beat_id"),
+        # what sellers keep of them as a buyer (country; name and email if they agreed)
+        "as_customer": await rows("SELECT account_id AS seller, order_id, country, name, "
+                                  "email, consent, created_at FROM mkt_customers WHERE "
+                                  "buyer_account = ? ORDER BY created_at, order_id"),
         "contract_template": await rows("SELECT template, last_error, updated_at FROM "
                                         f"mkt_contract_templates {own}"),
         # the PDFs themselves are re-downloadable; the export names them and their sums
