@@ -89,7 +89,7 @@ setup(
                   "accounts": ["migrations/*.sql"], "samples": ["migrations/*.sql"],
                   "business": ["distribution/*.xsd", "distribution/migrations/*.sql",
                                "marketplace/migrations/*.sql", "social/static/*",
-                               "analytics/static/*"]},
+                               "analytics/static/*", "marketplace/static/*"]},
     include_package_data=True,
     python_requires=">=3.11",
     setup_requires=["cffi>=1.16"],

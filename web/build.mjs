@@ -12,7 +12,10 @@
 // build-info.json over the same sources. The developer dashboard (src/developer/) goes into
 // dawserver/public_api/static/ (or --developer-outdir DIR; with only --outdir DIR:
 // DIR/developer): developer.js (with Chart.js), developer.css, developer.html and its own
-// build-info.json over the same sources.
+// build-info.json over the same sources. The marketplace's sales reports page
+// (src/marketplace/) goes into business/marketplace/static/ (or --marketplace-outdir DIR;
+// with only --outdir DIR: DIR/marketplace): reports.js (with Chart.js), reports.css,
+// reports.html and its own build-info.json over the same sources.
 import { build, version } from 'esbuild'
 import { createHash } from 'node:crypto'
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
@@ -36,6 +39,10 @@ const developerFlag = process.argv.indexOf('--developer-outdir')
 const developerOutdir = developerFlag > 0
   ? path.resolve(process.argv[developerFlag + 1])
   : flag > 0 ? path.join(outdir, 'developer') : path.join(here, '..', 'dawserver', 'public_api', 'static')
+const marketplaceFlag = process.argv.indexOf('--marketplace-outdir')
+const marketplaceOutdir = marketplaceFlag > 0
+  ? path.resolve(process.argv[marketplaceFlag + 1])
+  : flag > 0 ? path.join(outdir, 'marketplace') : path.join(here, '..', 'business', 'marketplace', 'static')
 
 /** The files the bundle is made from, as '/'-separated paths under web/ (src/ and its folders). */
 async function sources () {
@@ -131,3 +138,16 @@ const developerInfo = {
 }
 await writeFile(path.join(developerOutdir, 'build-info.json'), JSON.stringify(developerInfo, null, 2) + '\n')
 console.log(`built ${developerOutdir} (sources ${developerInfo.sources_sha256.slice(0, 12)})`)
+
+await mkdir(marketplaceOutdir, { recursive: true })
+await bundle(path.join('marketplace', 'reports.js'), 'reports.js', marketplaceOutdir)
+await copyFile(path.join(here, 'src', 'marketplace', 'reports.css'), path.join(marketplaceOutdir, 'reports.css'))
+await copyFile(path.join(here, 'src', 'marketplace', 'reports.html'), path.join(marketplaceOutdir, 'reports.html'))
+const marketplaceInfo = {
+  sources_sha256: info.sources_sha256,
+  esbuild: version,
+  chartjs,
+  files: ['reports.js', 'reports.css', 'reports.html']
+}
+await writeFile(path.join(marketplaceOutdir, 'build-info.json'), JSON.stringify(marketplaceInfo, null, 2) + '\n')
+console.log(`built ${marketplaceOutdir} (sources ${marketplaceInfo.sources_sha256.slice(0, 12)})`)

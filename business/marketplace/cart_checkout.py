@@ -15,16 +15,23 @@ open (not expired), checking out the same lines at the same prices again (a doub
 click, a second tab) answers that checkout's Stripe session, not a new one; checking out
 a changed cart is refused (409) until the open one is paid or expires, so two payable
 sessions never hold the same lines.
+
+**A coupon** (``coupon``) prices the lines as :func:`.coupons.cart_amounts` says, after
+the deal; its one use is counted in the orders' transaction and recorded on the first
+discounted order (``mkt_orders.coupon``), so an expired cart checkout gives it back
+once and a late payment counts it again once, as for a single checkout.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from business.marketplace.carts import Carts
-from business.marketplace.checkout import Checkout, close_order
+from business.marketplace.checkout import CONSENT, Checkout, close_order
+from business.marketplace.coupons import cart_amounts
 from business.marketplace.errors import NotForSale, PaymentError
 from business.marketplace.models import FAILED, ON_SALE, OPEN, Order
 from business.marketplace.store import new_id
@@ -62,14 +69,15 @@ async def _open_cart_checkouts(db: Any, checkout: Checkout, buyer: str, seller: 
 
 
 async def _open_again(checkout: Checkout, gateway: Any, buyer: str, seller: str, cart: Any,
-                      stripe_account: str, now: float) -> CartStarted | None:
+                      amounts: list[int], stripe_account: str,
+                      now: float) -> CartStarted | None:
     """The open checkout of this very cart (same lines, same prices), if there is one;
     :class:`NotForSale` while a checkout of another content of the cart is open."""
     open_carts = await _open_cart_checkouts(checkout.store.db, checkout, buyer, seller, now)
     if not open_carts:
         return None
-    wanted = _content([(line.beat.beat_id, line.tier.tier, line.amount)
-                       for line in cart.lines])
+    wanted = _content([(line.beat.beat_id, line.tier.tier, amount)
+                       for line, amount in zip(cart.lines, amounts, strict=True)])
     for cart_id, rows in open_carts.items():
         if _content([(r["beat_id"], r["tier"], int(r["amount"])) for r in rows]) != wanted:
             continue
@@ -84,7 +92,7 @@ async def _open_again(checkout: Checkout, gateway: Any, buyer: str, seller: str,
                              "payment to arrive")
         orders = [await checkout.store.order(seller, r["order_id"]) for r in rows]
         return CartStarted(cart_id, [o for o in orders if o is not None], str(session.url),
-                           int(min(r["expires_at"] or now for r in rows)), cart.total,
+                           int(min(r["expires_at"] or now for r in rows)), sum(amounts),
                            str(cart.currency))
     until = min(r["expires_at"] or now for rows in open_carts.values() for r in rows)
     raise NotForSale("you have an open checkout of this cart from before it changed: pay "
@@ -94,8 +102,9 @@ async def _open_again(checkout: Checkout, gateway: Any, buyer: str, seller: str,
 
 async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, *,
                      success_url: str | None = None, cancel_url: str | None = None,
-                     email: str | None = None) -> CartStarted:
-    """Open the orders of ``buyer``'s cart in ``seller``'s store and their session."""
+                     email: str | None = None, coupon: str | None = None) -> CartStarted:
+    """Open the orders of ``buyer``'s cart in ``seller``'s store and their session
+    (``coupon``: a code of the seller, :mod:`.coupons`)."""
     if checkout.gateway is None:
         raise NotForSale("payments are not configured on this server: set "
                          "plugins.marketplace.stripe.api_key")
@@ -110,6 +119,13 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
         raise NotForSale("the seller has not connected a Stripe account yet, so the cart "
                          "cannot be paid for: ask them to finish onboarding")
     now = time.time()
+    amounts = [line.amount for line in cart.lines]
+    if coupon:
+        if checkout.coupons is None:
+            raise NotForSale("coupons are not enabled on this server")
+        found = await checkout.coupons.usable(seller, coupon, str(cart.currency), now)
+        amounts = cart_amounts(found, [(line.beat.beat_id, line.amount)
+                                       for line in cart.lines])
     expires = int(now) + checkout.expiry_s
     cart_id = new_id("cart")
     orders = [Order(seller, new_id("ord"), line.beat.beat_id, line.tier.tier, buyer,
@@ -119,7 +135,8 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
                                          if line.free and cart.deal else ""), now)
               for line in cart.lines]
     db = store.db
-    again = await _open_again(checkout, checkout.gateway, buyer, seller, cart, stripe_account, now)
+    again = await _open_again(checkout, checkout.gateway, buyer, seller, cart, amounts,
+                              stripe_account, now)
     if again is not None:
         return again
     async with db.transaction() as tx:
@@ -134,6 +151,18 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
         if int(opened or 0) >= checkout.max_open:
             raise NotForSale(f"you have {opened} checkouts open in this store: pay one of "
                              "them, or wait until they expire")
+        used_code = None
+        if coupon and checkout.coupons is not None:
+            amounts, used = await checkout.coupons.redeem_cart(
+                tx, seller, coupon, [(line.beat.beat_id, line.amount) for line in cart.lines],
+                str(cart.currency), now)
+            used_code = used.code
+            orders = [dataclasses.replace(order, amount=amount,
+                                          note=f"{order.note}; coupon {used.code}")
+                      if amount != line.amount else order
+                      for order, line, amount in zip(orders, cart.lines, amounts, strict=True)]
+        carrier = next((order.order_id for order, line in zip(orders, cart.lines, strict=True)
+                        if order.amount != line.amount), None)
         for order, line in zip(orders, cart.lines, strict=True):
             title = line.beat.title
             if line.tier.exclusive:
@@ -153,7 +182,9 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
                                      "the rest")
             await store.insert_order(tx, order)
             await store.set_order(tx, seller, order.order_id, expires_at=float(expires),
-                                  cart_id=cart_id)
+                                  cart_id=cart_id,
+                                  **({"coupon": used_code} if order.order_id == carrier
+                                     else {}))
     meta = {"cart_id": cart_id, "seller": seller, "buyer": buyer}
     try:
         session = await checkout.gateway.create_checkout_session(
@@ -167,7 +198,7 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
             cancel_url=(cancel_url or checkout.cancel_url or None), customer_email=email,
             metadata=meta, client_reference_id=cart_id,
             payment_intent_data={"metadata": meta}, expires_at=expires,
-            account=stripe_account)
+            account=stripe_account, consent_collection=CONSENT)
     except PaymentError:
         async with db.transaction() as tx:
             for order in orders:
@@ -178,5 +209,5 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
         await tx.execute("UPDATE mkt_orders SET session_id = ? WHERE account_id = ? AND "
                          "cart_id = ?", session.id, seller, cart_id)
     return CartStarted(cart_id, [Order(**{**o.__dict__, "session_id": session.id})
-                                 for o in orders], str(session.url), expires, cart.total,
+                                 for o in orders], str(session.url), expires, sum(amounts),
                        str(cart.currency))

@@ -17,7 +17,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from business.marketplace import bookings
+from business.marketplace import bookings, customers
 from business.marketplace.models import EXPIRED, FAILED, OPEN, PAID, REFUNDED, REFUNDING, Order
 from business.marketplace.schemas import SaleEvent
 from business.marketplace.store import ORDER_COLUMNS, order_from
@@ -127,6 +127,9 @@ class CartEvents:
                         tier=order.tier, amount_cents=order.amount, currency=currency,
                         at=now).model_dump(), seller)
             await self.f.carts_take(tx, order.buyer_account, seller, paid)
+            await customers.record(tx, seller, [o.order_id for o in waiting
+                                                if o.beat_id in paid],
+                                   orders[0].buyer_account, session, now)
         return Outcome.PROCESSED
 
     async def _expired(self, event: StripeEvent, orders: list[Order]) -> Outcome:

@@ -158,7 +158,7 @@ class Checkout:
                 cancel_url=(cancel_url or self.cancel_url or None),
                 customer_email=email, metadata=meta, client_reference_id=order.order_id,
                 payment_intent_data=intent_data, expires_at=expires,
-                account=stripe_account)
+                account=stripe_account, consent_collection=CONSENT)
         except PaymentError:
             async with db.transaction() as tx:
                 await close_order(tx, self.store, order, FAILED,
@@ -227,6 +227,10 @@ async def recount_coupon(tx: Any, order: Order) -> None:
         await tx.execute("UPDATE mkt_coupons SET uses = uses + 1 WHERE account_id = ? AND "
                          "code = ?", order.account_id, coupon)
 
+
+#: Stripe Checkout asks the buyer whether the seller may send them news (the customer
+#: CSV names only those who agreed: :mod:`.customers`).
+CONSENT = {"promotions": "auto"}
 
 #: Where a buyer came from, carried in the session's metadata to the sale event.
 REFERRAL = ("ref", "utm_source", "utm_campaign")

@@ -7,6 +7,12 @@ times. A use is counted when a checkout is opened with it (a conditional ``UPDAT
 in the order's transaction, so concurrent checkouts never exceed the limit; an
 abandoned checkout keeps its use). A price the coupon would take below
 :data:`MIN_CHARGE` is refused: Stripe charges no less.
+
+**On a cart** (:func:`cart_amounts`, :meth:`Coupons.redeem_cart`) one use is counted per
+cart checkout. A percent coupon takes its share off every line it applies to (all the
+lines, or only its beat's; a line the bulk deal made free stays free); a fixed coupon
+takes its value off the cart once, from the dearest lines it applies to first. A cart
+total below :data:`MIN_CHARGE` after the coupon is refused.
 """
 
 from __future__ import annotations
@@ -99,25 +105,71 @@ class Coupons:
                      currency: str, now: float) -> tuple[int, Coupon]:
         """The price after coupon ``code`` and the coupon, one use counted in ``tx``;
         :class:`NotForSale` saying why it does not apply."""
-        coupon = await self.get(seller, code, tx)
-        if coupon is None:
-            raise NotForSale(f"no coupon {code.strip().upper()!r} in this store")
-        if coupon.expires_at is not None and coupon.expires_at <= now:
-            raise NotForSale(f"coupon {coupon.code} has expired")
+        coupon = await self.usable(seller, code, currency, now, tx)
         if coupon.beat_id and coupon.beat_id != beat_id:
             raise NotForSale(f"coupon {coupon.code} is for another beat")
-        if coupon.kind == "fixed" and coupon.currency != currency:
-            raise NotForSale(f"coupon {coupon.code} is in {str(coupon.currency).upper()}; "
-                             f"this beat sells in {currency.upper()}")
         amount = price - coupon.discount(price)
         if amount < MIN_CHARGE:
             raise NotForSale(f"coupon {coupon.code} takes the price below the smallest "
                              f"charge ({MIN_CHARGE} minor units); free licences are not sold "
                              "through checkout")
+        await self._use(tx, seller, coupon)
+        return amount, coupon
+
+    async def usable(self, seller: str, code: str, currency: str, now: float,
+                     tx: Any = None) -> Coupon:
+        """Coupon ``code`` if it exists, has not expired and fits ``currency``;
+        :class:`NotForSale` saying why not (its uses are checked when redeemed)."""
+        coupon = await self.get(seller, code, tx)
+        if coupon is None:
+            raise NotForSale(f"no coupon {code.strip().upper()!r} in this store")
+        if coupon.expires_at is not None and coupon.expires_at <= now:
+            raise NotForSale(f"coupon {coupon.code} has expired")
+        if coupon.kind == "fixed" and coupon.currency != currency:
+            raise NotForSale(f"coupon {coupon.code} is in {str(coupon.currency).upper()}; "
+                             f"this store sells in {currency.upper()}")
+        return coupon
+
+    async def redeem_cart(self, tx: Any, seller: str, code: str,
+                          lines: list[tuple[str, int]], currency: str,
+                          now: float) -> tuple[list[int], Coupon]:
+        """The amounts of a cart's ``(beat_id, amount)`` lines after coupon ``code`` and
+        the coupon, one use counted in ``tx``; :class:`NotForSale` saying why not."""
+        coupon = await self.usable(seller, code, currency, now, tx)
+        amounts = cart_amounts(coupon, lines)
+        await self._use(tx, seller, coupon)
+        return amounts, coupon
+
+    @staticmethod
+    async def _use(tx: Any, seller: str, coupon: Coupon) -> None:
         used = await tx.execute(
             "UPDATE mkt_coupons SET uses = uses + 1 WHERE account_id = ? AND code = ? AND "
             "(max_uses IS NULL OR uses < max_uses)", seller, coupon.code)
         if not used:
             raise NotForSale(f"coupon {coupon.code} has been used up")
-        return amount, coupon
+
+
+def cart_amounts(coupon: Coupon, lines: list[tuple[str, int]]) -> list[int]:
+    """Each ``(beat_id, amount)`` line's amount after ``coupon`` (see the module's
+    text); :class:`NotForSale` when it applies to no line or the total falls below
+    :data:`MIN_CHARGE`."""
+    eligible = [i for i, (beat_id, amount) in enumerate(lines)
+                if amount > 0 and (not coupon.beat_id or coupon.beat_id == beat_id)]
+    if not eligible:
+        raise NotForSale(f"coupon {coupon.code} is for a beat that is not in your cart "
+                         "(or is free with the deal)")
+    amounts = [amount for _, amount in lines]
+    if coupon.kind == "percent":
+        for i in eligible:
+            amounts[i] -= coupon.discount(amounts[i])
+    else:
+        left = coupon.value
+        for i in sorted(eligible, key=lambda i: -amounts[i]):
+            off = min(left, amounts[i])
+            amounts[i] -= off
+            left -= off
+    if sum(amounts) < MIN_CHARGE:
+        raise NotForSale(f"coupon {coupon.code} takes the cart's total below the smallest "
+                         f"charge ({MIN_CHARGE} minor units)")
+    return amounts
 

@@ -31,7 +31,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from business.marketplace import bookings, metrics
+from business.marketplace import bookings, customers, metrics
 from business.marketplace.cart_fulfilment import CART_TYPES, CartEvents, cart_metadata_of
 from business.marketplace.checkout import REFERRAL, close_order, metadata_of, recount_coupon
 from business.marketplace.errors import NotForSale, NotFoundHere
@@ -212,6 +212,8 @@ class Fulfilment:
                                        payment_intent=intent, paid_at=now)
             if closed_before:
                 await recount_coupon(tx, order)
+            await customers.record(tx, order.account_id, [order.order_id],
+                                   order.buyer_account, session, now)
             await self._grant(tx, order, now)
             if self.publish is not None:
                 await self.publish(tx, SALE_EVENT, SaleEvent(

@@ -5,6 +5,7 @@ Settings (``config.plugins["marketplace"]``): see :mod:`business.marketplace.ser
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from business.marketplace.contracts import CONTRACT_JOB
@@ -15,6 +16,7 @@ from business.marketplace.payout_routes import ROUTES as PAYOUT_ROUTES
 from business.marketplace.permissions import PERMISSIONS
 from business.marketplace.previews import PREVIEW_JOB
 from business.marketplace.privacy import erase_account, export_account
+from business.marketplace.report_routes import ROUTES as REPORT_ROUTES
 from business.marketplace.routes import ROUTES
 from business.marketplace.schemas import (
     ContractPayload,
@@ -41,6 +43,7 @@ from dawserver.plugin_api import (
     Handler,
     Job,
     Migration,
+    Page,
     Permission,
     PluginContext,
     Pseudonymiser,
@@ -50,7 +53,16 @@ from dawserver.plugin_api import (
     hookimpl,
 )
 
-__all__ = ["MIGRATIONS"]
+__all__ = ["MIGRATIONS", "STATIC_DIR"]
+
+#: The built sales reports page (web/src/marketplace, bundled by web/build.mjs).
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+@hookimpl
+def pages(context: PluginContext) -> list[Page]:
+    return [Page(path="/sales-reports", title="Sales reports", static_dir=STATIC_DIR,
+                 html="reports.html")]
 
 
 @hookimpl
@@ -73,7 +85,7 @@ def permissions() -> list[Permission]:
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
     return [*ROUTES, *STORE_ROUTES, *cart_routes(), *PAYOUT_ROUTES,
-            *ONBOARDING_ROUTES]
+            *ONBOARDING_ROUTES, *REPORT_ROUTES]
 
 
 @hookimpl

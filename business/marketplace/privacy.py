@@ -30,7 +30,8 @@ from dawserver.plugin_api import Pseudonymiser, move_account_rows, pseudonymise_
 #: The own account's tables that are deleted (no money in them).
 FORGOTTEN = ("mkt_storefronts", "mkt_store_names", "mkt_coupons", "mkt_tiers", "mkt_beats",
              "mkt_webhook_events", "mkt_contract_templates", "mkt_voice_tags",
-             "mkt_previews", "mkt_deals", "mkt_cart_items", "mkt_splits")
+             "mkt_previews", "mkt_deals", "mkt_cart_items", "mkt_splits",
+             "mkt_customers")
 #: The own account's tables kept (money records), moved under the pseudonym.
 KEPT = ("mkt_sellers", "mkt_orders", "mkt_licences", "mkt_ledger_postings",
         "mkt_ledger_entries", "mkt_ledger_balances")
@@ -100,6 +101,10 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
                                       "collaborator = ? ORDER BY order_id"),
         "carts": await rows("SELECT account_id AS seller, beat_id, tier, added_at FROM "
                             "mkt_cart_items WHERE owner = ? ORDER BY added_at, beat_id"),
+        # what sellers keep of them as a buyer (country; name and email if they agreed)
+        "as_customer": await rows("SELECT account_id AS seller, order_id, country, name, "
+                                  "email, consent, created_at FROM mkt_customers WHERE "
+                                  "buyer_account = ? ORDER BY created_at, order_id"),
         "contract_template": await rows("SELECT template, last_error, updated_at FROM "
                                         f"mkt_contract_templates {own}"),
         # the PDFs themselves are re-downloadable; the export names them and their sums
@@ -121,6 +126,9 @@ async def erase_account(db: Any, pz: Pseudonymiser) -> dict[str, int]:
         # their carts in other stores (no money in them)
         changed["carts"] = await tx.execute("DELETE FROM mkt_cart_items WHERE owner = ?",
                                             person_id)
+        # what sellers kept of them as a customer (country, and name and email if agreed)
+        changed["customers"] = await tx.execute(
+            "DELETE FROM mkt_customers WHERE buyer_account = ?", person_id)
         for table in FORGOTTEN:
             changed[table] = await tx.execute(f"DELETE FROM {table} WHERE account_id = ?",
                                               person_id)

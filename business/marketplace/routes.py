@@ -265,7 +265,8 @@ async def checkout_cart(request: Request) -> Any:
     module = services(request.context)
     started = await start_cart(module.checkout, module.carts, request.account_id,
                                request.params["seller"], success_url=body.success_url,
-                               cancel_url=body.cancel_url, email=body.email)
+                               cancel_url=body.cancel_url, email=body.email,
+                               coupon=body.coupon)
     return Reply({"cart_id": started.cart_id,
                   "orders": [o.to_json() for o in started.orders],
                   "checkout_url": started.url, "expires_at": started.expires_at,

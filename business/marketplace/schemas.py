@@ -313,6 +313,7 @@ class CartCheckoutIn(Model):
     success_url: str | None = Field(None, max_length=2000)
     cancel_url: str | None = Field(None, max_length=2000)
     email: str | None = Field(None, max_length=254)
+    coupon: str | None = Field(None, max_length=32, description="a coupon code of the seller")
 
 
 class CartCheckoutOut(Model):

@@ -234,8 +234,10 @@ class StripeGateway:
             customer_email: str | None = None, metadata: dict[str, str] | None = None,
             payment_intent_data: dict[str, Any] | None = None,
             client_reference_id: str | None = None, expires_at: int | None = None,
-            account: str | None = None) -> StripeObject:
+            account: str | None = None,
+            consent_collection: dict[str, str] | None = None) -> StripeObject:
         return await self._write(self.v1.checkout.sessions.create_async, {
+            **({"consent_collection": consent_collection} if consent_collection else {}),
             "mode": mode, "line_items": line_items, "success_url": success_url,
             "cancel_url": cancel_url, "customer": customer, "customer_email": customer_email,
             "metadata": metadata, "payment_intent_data": payment_intent_data,

@@ -78,7 +78,8 @@ def create_session(fake: FakeStripe, call: Call) -> dict[str, Any]:
         "customer_details": None, "client_reference_id": p.get("client_reference_id"),
         "metadata": metadata(p), "success_url": p["success_url"],
         "cancel_url": p.get("cancel_url"), "expires_at": expires, "payment_intent": None,
-        "subscription": None, "url": None,
+        "subscription": None, "url": None, "consent": None,
+        "consent_collection": p.get("consent_collection"),
         "payment_intent_data": {"metadata": metadata(intent_data),
                                 "transfer_group": intent_data.get("transfer_group"),
                                 "application_fee_amount": integer(
@@ -140,7 +141,8 @@ def expire_if_due(fake: FakeStripe, session: dict[str, Any]) -> dict[str, Any]:
 
 
 def complete(fake: FakeStripe, session: dict[str, Any], pm: str, email: str,
-             country: str) -> dict[str, Any]:
+             country: str, name: str | None = None,
+             promotions: bool = False) -> dict[str, Any]:
     """The buyer pays on the hosted page: a PaymentIntent (or subscription) is made and
     ``checkout.session.completed`` sent; a decline raises the card error and leaves the
     session open, as the hosted page lets the buyer try another card."""
@@ -183,6 +185,8 @@ def complete(fake: FakeStripe, session: dict[str, Any], pm: str, email: str,
         session["subscription"] = sub["id"]
     session.update(status="complete", payment_status="paid", url=None,
                    customer_details={"email": email, "address": {"country": country},
-                                     "name": None})
+                                     "name": name},
+                   consent={"promotions": "opt_in" if promotions else "opt_out"}
+                   if (session.get("consent_collection") or {}).get("promotions") else None)
     fake.emit(scope, "checkout.session.completed", public(session))
     return session

@@ -267,14 +267,18 @@ class FakeStripe(StripeState):
                     sub["default_payment_method"] = None
 
     def complete_checkout(self, session_id: str, payment_method: str = "pm_card_visa", *,
-                          email: str = "buyer@example.com", country: str = "US"
+                          email: str = "buyer@example.com", country: str = "US",
+                          name: str | None = None, promotions: bool = False
                           ) -> dict[str, Any]:
-        """The buyer pays a Checkout Session; a decline raises the card's StripeFault."""
+        """The buyer pays a Checkout Session (``promotions``: ticks the promotional
+        emails box when the session collects that consent); a decline raises the card's
+        StripeFault."""
         with self.lock:
             session = self.objects.get(session_id)
             if session is None or session["object"] != "checkout.session":
                 raise KeyError(f"no checkout session {session_id!r}")
-            return checkout.complete(self, session, payment_method, email, country)
+            return checkout.complete(self, session, payment_method, email, country, name,
+                                     promotions)
 
     def complete_onboarding(self, account_id: str) -> dict[str, Any]:
         """The seller finishes onboarding: requirements met, capabilities active."""
