@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import weakref
 
 import numpy as np
 import soundfile as sf
@@ -36,6 +37,20 @@ from .plugin_api import BadRequest, Media, NotFound, Query, Request, Route, Unpr
 
 #: The longest project (seconds of the rate) this route renders; longer: bounce it.
 MAX_IMMERSIVE_SECONDS = 300
+#: The longest window (seconds) one request returns.
+MAX_WINDOW_SECONDS = 60
+#: Renders at once per event loop: each holds the whole mix (up to ~700 MB at 7.1.4).
+CONCURRENT_RENDERS = 2
+_renders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = \
+    weakref.WeakKeyDictionary()
+
+
+def _render_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _renders.get(loop)
+    if slots is None:
+        slots = _renders[loop] = asyncio.Semaphore(CONCURRENT_RENDERS)
+    return slots
 
 
 class ImmersiveWindow(Query):
@@ -68,19 +83,26 @@ async def render_immersive_window(request: Request) -> web.Response:
     if session.length > MAX_IMMERSIVE_SECONDS * rate:
         raise Unprocessable(f"the project is longer than {MAX_IMMERSIVE_SECONDS} s; "
                             "bounce it instead (POST /projects/{id}/bounces)")
-    if window.frames > MAX_IMMERSIVE_SECONDS * rate:
-        raise BadRequest(f"frames must be in 1..{MAX_IMMERSIVE_SECONDS * rate}")
+    if window.frames > MAX_WINDOW_SECONDS * rate:
+        raise BadRequest(f"frames must be in 1..{MAX_WINDOW_SECONDS * rate} "
+                         f"({MAX_WINDOW_SECONDS} s); ask for the next window after it")
     playable = await _playable(request, project_id, session)
     loop = asyncio.get_running_loop()
+
+    def render_window() -> bytes:
+        mix = render_immersive(playable, window.layout)
+        out = mix[:, window.start:window.start + window.frames]
+        padded = out if out.shape[1] == window.frames else _pad(out, window.frames)
+        buffer = io.BytesIO()
+        sf.write(buffer, padded.T, rate, format="WAV", subtype="FLOAT")
+        return buffer.getvalue()
+
     try:
-        mix = await loop.run_in_executor(None, lambda: render_immersive(playable, window.layout))
+        async with _render_slots():
+            body = await loop.run_in_executor(None, render_window)
     except DspError as exc:
         raise Unprocessable(f"cannot render: {exc}") from None
-    out = mix[:, window.start:window.start + window.frames]
-    padded = out if out.shape[1] == window.frames else _pad(out, window.frames)
-    buffer = io.BytesIO()
-    sf.write(buffer, padded.T, rate, format="WAV", subtype="FLOAT")
-    return web.Response(body=buffer.getvalue(), content_type="audio/wav")
+    return web.Response(body=body, content_type="audio/wav")
 
 
 def _pad(audio: np.ndarray, frames: int) -> np.ndarray:

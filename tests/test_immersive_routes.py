@@ -96,3 +96,5 @@ async def test_bad_layout_and_other_projects_are_refused(clients) -> None:  # no
     assert status in (403, 404)
     status, _ = await a.get("layout=stereo", project="nosuchproject")
     assert status in (403, 404)
+    status, body = await a.get("layout=stereo&frames=48000000")  # 1,000 s in one request
+    assert status == 400 and "60 s" in str(body)
