@@ -129,12 +129,22 @@ class ModelRegistry:
                 name=name, version=1 if latest is None else int(latest["version"]) + 1,
                 sha256=digest, size_bytes=info.size, languages=codes, path=str(info.path),
                 registered_by=registered_by, registered_at=time.time())
-            await tx.execute(
-                f"INSERT INTO transcription_models ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            inserted = await tx.execute(
+                f"INSERT INTO transcription_models ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (name, version) DO NOTHING",
                 version.name, version.version, version.sha256, version.size_bytes,
                 json.dumps(list(version.languages)), version.path, version.registered_by,
                 version.registered_at)
-        return version, True
+        if inserted:
+            return version, True
+        # Another process registered this version first (two jobs' first use at once).
+        row = await self.db.fetchrow(
+            f"SELECT {_COLUMNS} FROM transcription_models WHERE name = ? AND version = ?",
+            name, version.version)
+        if row is not None and row["sha256"] == digest:
+            return ModelVersion.from_row(row), False
+        raise ModelError(f"model {name!r} version {version.version} was just registered "
+                         "with another file; register again to make the next version")
 
     async def identify(self, model_dir: str | os.PathLike[str], *,
                        sha256: str | None = None) -> ModelVersion:
