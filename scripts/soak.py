@@ -171,9 +171,11 @@ def own_server(editors: int) -> Any:
         token = TokenSigner.from_data_dir(data).issue(project, Role.EDITOR, "soak")
         port = free_port()
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        log_path = Path(tmp) / "server.log"  # a file: a full pipe would stall the server
+        log_file = log_path.open("wb")
         server = subprocess.Popen(
             [sys.executable, "-m", "dawserver", "serve", "--port", str(port), "--data",
-             str(data)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             str(data)], env=env, stdout=subprocess.DEVNULL, stderr=log_file)
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -181,8 +183,8 @@ def own_server(editors: int) -> Any:
                     socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                     break
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the server did not start: "
-                                       + server.stderr.read().decode()[-2000:])
+                    raise RuntimeError("the server did not start: " + log_path.read_bytes()
+                                       .decode(errors="replace")[-2000:])
                 time.sleep(0.1)
             yield Target(f"http://127.0.0.1:{port}", project, token, server.pid)
         finally:
@@ -192,6 +194,7 @@ def own_server(editors: int) -> Any:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+            log_file.close()
 
 
 class Editors:
