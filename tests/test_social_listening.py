@@ -199,6 +199,9 @@ def test_poll_stores_once_assigns_alerts_with_cooldown_and_retries_429(db_url: s
                 query = await listening.add_query("acc", "ch1", "keyword", "drop",
                                                   min_count=5, sensitivity=3.0,
                                                   cooldown_s=3600, notify_email="a@b.example")
+                with pytest.raises(SocialError, match="at least 3600"):  # no mail storms
+                    await listening.add_query("acc", "ch1", "keyword", "drop", cooldown_s=0,
+                                              notify_email="a@b.example")
                 await listening.add_rule("acc", "keyword", ["ana"], pattern=r"refund")
                 await listening.add_rule("acc", "round_robin", ["cat", "dan"], ordinal=5)
                 # a quiet baseline: 12 posts spread over the 12 hours before

@@ -94,6 +94,8 @@ class Listening:
             raise SocialError("sensitivity must be 1 to 100 and min_count 1 to 100000")
         if not 0 <= cooldown_s <= 7 * 86400:
             raise SocialError("cooldown_s must be 0 to 604800 (a week)")
+        if notify_email and cooldown_s < HOUR:  # mail goes out at most hourly per stream
+            raise SocialError("with notify_email, cooldown_s must be at least 3600 (an hour)")
         query_id = _new_id("lq")
         await self.db.execute(
             "INSERT INTO social_listen_queries (account_id, query_id, channel_id, network, "
