@@ -13,7 +13,8 @@ mean (a mean under 1 counts as 1). An alert is stored, published as
 ``social.listening_spike`` (webhooks subscribe to it) and mailed to the query's
 ``notify_email``, then no other alert of the query for ``cooldown_s``. A 429 or 5xx
 ends the job with ``Retry`` after the network's wait; nothing read is lost since the
-cursor moves only with the items.
+cursor moves only with the items (a burst beyond ``MAX_PAGES`` pages between two polls
+keeps its newest posts only).
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ from business.social.errors import SocialError
 #: Networks with a search we read, and the stream kinds.
 NETWORKS = ("x", "bluesky")
 KINDS = ("keyword", "hashtag", "mention")
-#: Pages one poll reads at most (the rest waits for the next poll).
+#: Pages one poll reads at most. More new posts than that between two polls: the newest
+#: are read and the older rest is skipped (the cursor moves to the newest).
 MAX_PAGES = 5
 
 
