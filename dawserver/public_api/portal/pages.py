@@ -110,6 +110,6 @@ ROUTES = [
     Route(method="GET", path=PORTAL, handler=index, permission=PUBLIC, response=HTML),
     Route(method="GET", path=f"{PORTAL}/reference", handler=reference, permission=PUBLIC,
           response=HTML),
-    Route(method="GET", path=PORTAL + "/{guide:[a-z-]{1,40}}", handler=guide,
+    Route(method="GET", path=PORTAL + "/{guide:[a-z-]+}", handler=guide,
           permission=PUBLIC, response=HTML),
 ]
