@@ -8,7 +8,7 @@ from html import escape
 from typing import Any
 
 from ...declarations import Media
-from ...errors import NotFound
+from ...errors import NotFound, Unavailable
 from ...plugin_api import PUBLIC, Reply, Request, Route
 from ..openapi_v1 import OPENAPI_V1_PATH, openapi_v1
 from . import guides
@@ -102,7 +102,12 @@ async def guide(request: Request) -> str:
     if slug not in guides.BY_SLUG:
         names = ", ".join(g.slug for g in guides.GUIDES)
         raise NotFound(f"no guide {slug!r}; the guides are {names} (see {PORTAL})")
-    return _page(guides.BY_SLUG[slug].title, guides.render(slug))
+    try:
+        html = guides.render(slug)
+    except FileNotFoundError:
+        raise Unavailable(f"the guide {slug!r} is read from {guides.CHANGELOG}, which this "
+                          "installation lacks; run the server from a checkout") from None
+    return _page(guides.BY_SLUG[slug].title, html)
 
 
 HTML = Media("text/html")

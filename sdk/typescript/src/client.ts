@@ -16,6 +16,9 @@ export type BouncePage = Schemas['BouncePage']
 export type BounceOptions = Schemas['BounceOptions']
 export type Deleted = Schemas['Deleted']
 export type UsageReport = Schemas['UsageReport']
+export type Transcript = Schemas['Transcript']
+export type TranscriptPage = Schemas['TranscriptPage']
+export type TranscriptionJob = Schemas['TranscriptionJob']
 type Query<Op extends keyof operations> = NonNullable<operations[Op]['parameters']['query']>
 export type ProjectFilters = Omit<Query<'v1_list_projects'>, 'cursor'>
 
@@ -155,6 +158,25 @@ export class MaxBooster {
 
   getBounce (projectId: string, bounceId: string): Promise<Bounce> {
     return this.request('GET', `/api/v1/projects/${segment(projectId)}/bounces/${segment(bounceId)}`)
+  }
+
+  listTranscripts (projectId: string, query: Query<'v1_list_transcripts'> = {}): Promise<TranscriptPage> {
+    return this.request('GET', `/api/v1/projects/${segment(projectId)}/transcripts`, { query })
+  }
+
+  /** A clip's transcript: every word with `start_s`, `end_s` (from the clip's start). */
+  getTranscript (projectId: string, clipId: string): Promise<Transcript> {
+    return this.request('GET', `/api/v1/projects/${segment(projectId)}/transcripts/${segment(clipId)}`)
+  }
+
+  /** Queue a clip's transcription; follow it with `getTranscriptionJob` until `done`. */
+  createTranscriptionJob (projectId: string, clipId: string, language?: string): Promise<TranscriptionJob> {
+    return this.request('POST', `/api/v1/projects/${segment(projectId)}/transcription-jobs`,
+      { body: { clip_id: clipId, language } })
+  }
+
+  getTranscriptionJob (projectId: string, jobId: string): Promise<TranscriptionJob> {
+    return this.request('GET', `/api/v1/projects/${segment(projectId)}/transcription-jobs/${segment(jobId)}`)
   }
 
   usage (days = 30, account?: string): Promise<UsageReport> {

@@ -2,7 +2,8 @@
 export { MaxBooster, paginate } from './client.js'
 export type {
   Asset, AssetPage, Bounce, BounceOptions, BouncePage, ClientOptions, Deleted, Page, Project,
-  ProjectFilters, ProjectPage, RequestOptions, Track, TrackPage, UsageReport
+  ProjectFilters, ProjectPage, RequestOptions, Track, TrackPage, Transcript, TranscriptPage,
+  TranscriptionJob, UsageReport
 } from './client.js'
 export {
   ApiError, BadRequestError, ConflictError, ForbiddenError, NotFoundError,

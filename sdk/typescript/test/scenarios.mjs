@@ -45,6 +45,13 @@ async function pagesCreatesOnceAndHonoursIfMatch () {
   assert.ok(reused instanceof sdk.UnprocessableError, String(reused))
   const odd = await api.getProject('../usage').catch((e) => e)
   assert.ok(odd instanceof sdk.NotFoundError, String(odd))  // encoded: never reaches /usage
+  const transcripts = await api.listTranscripts(made[1].id)
+  assert.deepEqual(transcripts, { data: [], next_cursor: null })
+  const untranscribed = await api.getTranscript(made[1].id, 'clip-1').catch((e) => e)
+  assert.ok(untranscribed instanceof sdk.NotFoundError, String(untranscribed))
+  assert.match(untranscribed.detail, /transcription-jobs/)
+  const noClip = await api.createTranscriptionJob(made[1].id, 'clip-1', 'en').catch((e) => e)
+  assert.ok(noClip instanceof sdk.NotFoundError, String(noClip))
   return { made: made.map((p) => p.id), waits }
 }
 
