@@ -101,7 +101,7 @@ async def guide(request: Request) -> str:
     slug = request.params["guide"]
     if slug not in guides.BY_SLUG:
         names = ", ".join(g.slug for g in guides.GUIDES)
-        raise NotFound(f"no guide {slug!r}; the guides are {names} (see {PORTAL})")
+        raise NotFound(f"no guide {slug[:80]!r}; the guides are {names} (see {PORTAL})")
     try:
         html = guides.render(slug)
     except FileNotFoundError:
@@ -115,6 +115,6 @@ ROUTES = [
     Route(method="GET", path=PORTAL, handler=index, permission=PUBLIC, response=HTML),
     Route(method="GET", path=f"{PORTAL}/reference", handler=reference, permission=PUBLIC,
           response=HTML),
-    Route(method="GET", path=PORTAL + "/{guide:[a-z-]+}", handler=guide,
+    Route(method="GET", path=PORTAL + "/{guide}", handler=guide,
           permission=PUBLIC, response=HTML),
 ]
