@@ -83,7 +83,7 @@ setup(
     packages=PACKAGES,
     package_data={"native": ["*.h", "*.c"],
                   "dawserver": ["static/**/*", "public_api/migrations/*.sql",
-                                "public_api/static/*"],
+                                "public_api/static/*", "public_api/portal/guides/*.md"],
                   "collab": ["migrations/*.sql"], "transcription": ["migrations/*.sql"],
                   "jobs": ["migrations/*.sql"], "events": ["migrations/*.sql"],
                   "accounts": ["migrations/*.sql"], "samples": ["migrations/*.sql"],
@@ -129,6 +129,7 @@ setup(
         "duckdb>=1.0",
         "ruptures>=1.1.9",  # analytics milestones: change points of a series (unusual growth)
         "stripe>=12",
+        "markdown-it-py>=3.0",  # the developer docs portal's guides
         "aiobotocore>=2.13",  # object storage on the S3 API (dawserver/storage)
         "Jinja2>=3.1",  # the storefront's sandboxed templates
         "Babel>=2.14",  # prices formatted per currency (CLDR)

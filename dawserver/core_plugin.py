@@ -39,9 +39,10 @@ from .plugin_api import (
     Worker,
     hookimpl,
 )
-from .public_api import idempotency, openapi_v1, retention
+from .public_api import idempotency, openapi_v1, retention, transcripts
 from .public_api import routes as public_routes
 from .public_api.graphql import route as graphql_route
+from .public_api.portal import pages as portal_pages
 from .public_api.state import api_state
 from .public_api.usage import routes as usage_routes
 from .public_api.webhooks import routes as webhook_routes
@@ -74,7 +75,8 @@ def routes(context: PluginContext) -> list[Route]:
             *openapi_v1.ROUTES, *sample_routes.ROUTES, *graphql_route.ROUTES,
             *webhook_routes.ROUTES, *storage_service.ROUTES,
             *midi_routes.ROUTES, *automation_api.ROUTES, *immersive_routes.ROUTES,
-            *usage_routes.ROUTES, *models_api.ROUTES]
+            *usage_routes.ROUTES, *models_api.ROUTES, *portal_pages.ROUTES,
+            *transcripts.ROUTES]
 
 
 @hookimpl

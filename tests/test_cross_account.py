@@ -45,6 +45,7 @@ PUBLIC_BY_DESIGN = {
     "/api/social/channels/callback/{network}": "a network's OAuth redirect; checked by "
                                                "its single-use state and PKCE",
     "/presave/{slug}": "a pre-save campaign's public page",
+    "/developer/docs/{guide}": "a guide of the public developer docs, the same for everyone",
     "/api/marketplace/downloads/{licence_id}/{file_id}": "a signed, expiring download link: "
                                                          "its HMAC signature is the key",
     "/storage/{key}": "a signed, expiring link to a stored object (local disk): its HMAC "

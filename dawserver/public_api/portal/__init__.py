@@ -1,0 +1,1 @@
+"""The developer docs portal at ``/developer/docs``: the v1 reference (Redoc) and guides."""

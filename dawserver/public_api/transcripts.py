@@ -1,0 +1,217 @@
+"""``/api/v1`` transcripts: the clips' transcripts in the project document, and the
+transcription jobs that make them (thin adapters over :mod:`dawserver.transcription_api`).
+
+A transcript's id is its clip's id; its times count from the clip's start. A job on a
+clip writes the clip's transcript into the document when it is done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from aiohttp import web
+from pydantic import Field
+
+from collab.errors import ProjectNotFound
+from transcription.jobs import Job
+from transcription.transcript import Transcript as Spoken
+
+from .. import transcription_api as core
+from ..errors import NotFound
+from ..keys import ROOMS
+from ..permissions import PROJECT_EDIT, PROJECT_READ
+from ..plugin_api import Model, Request, Route
+from .fields import parse_fields
+from .idempotency import idempotent
+from .resources import Listing, One, Resource
+from .respond import answer
+from .routes import PROJECT
+from .services import rfc3339
+from .state import api_state
+
+TRANSCRIPTS = f"{PROJECT}/transcripts"
+JOBS = f"{PROJECT}/transcription-jobs"
+
+
+class Word(Model):
+    """One word and its span in seconds from the clip's start."""
+
+    text: str
+    start_s: float
+    end_s: float
+    probability: float = Field(description="the recogniser's confidence, 0 to 1")
+
+
+class TranscriptSummary(Resource):
+    """A clip's transcript, without its words."""
+
+    id: str = Field(description="the clip's id")
+    language: str
+    model: str
+    duration_s: float
+    word_count: int
+    text: str
+
+
+class Transcript(TranscriptSummary):
+    """A clip's transcript with every word and its timing."""
+
+    words: list[Word]
+
+
+class TranscriptPage(Model):
+    """A page of transcripts, by clip id."""
+
+    data: list[TranscriptSummary]
+    next_cursor: str | None
+
+
+class TranscriptionJob(Resource):
+    """A transcription job: follow it until `status` is done, failed or cancelled."""
+
+    id: str
+    clip_id: str | None
+    language: str | None = Field(description="asked for; null: detected")
+    status: str = Field(description="queued, running, done, failed or cancelled")
+    progress: float
+    error: str | None
+    created_at: str = Field(description="RFC 3339, UTC")
+    updated_at: str = Field(description="RFC 3339, UTC")
+    transcript_url: str | None = Field(description="the clip's transcript, once done")
+
+
+class TranscriptionJobPage(Model):
+    """A page of transcription jobs, oldest first."""
+
+    data: list[TranscriptionJob]
+    next_cursor: str | None
+
+
+class JobFilter(Listing):
+    """Transcription jobs, filtered by status."""
+
+    status: str | None = Field(None, pattern="^(queued|running|done|failed|cancelled)$")
+
+
+class NewTranscriptionJob(core.TranscribeOptions):
+    """Transcribe a clip in a language (a code, alias or English name), or detect it."""
+
+    clip_id: str = Field(min_length=1, max_length=200)
+
+
+def _summary(clip_id: str, spoken: Spoken) -> dict[str, Any]:
+    words = spoken.words
+    return {"id": clip_id, "language": spoken.language, "model": spoken.model,
+            "duration_s": round(spoken.duration, 6), "word_count": len(words),
+            "text": " ".join(w.word.strip() for w in words)}
+
+
+def _full(clip_id: str, spoken: Spoken) -> Transcript:
+    return Transcript(**_summary(clip_id, spoken), words=[
+        Word(text=w.word.strip(), start_s=w.start, end_s=w.end, probability=w.probability)
+        for w in spoken.words])
+
+
+async def _transcripts(request: Request) -> dict[str, Spoken]:
+    project_id = request.params["project_id"]
+    try:
+        async with request.app[ROOMS].use(project_id) as room:
+            document = room.document
+            found = {clip_id: document.transcript(clip_id)
+                     for clip_id in document.clip_source_map()}
+    except ProjectNotFound:
+        raise NotFound(f"there is no project {project_id!r}") from None
+    return {clip_id: spoken for clip_id, spoken in found.items() if spoken is not None}
+
+
+async def list_transcripts(request: Request) -> web.Response:
+    """The project's transcripts (one per transcribed clip), by clip id, without words."""
+    query: Listing = request.query
+    fields = parse_fields(query.fields, TranscriptSummary)
+    found = [TranscriptSummary(**_summary(c, s)) for c, s in (await _transcripts(request)).items()]
+    page, after = api_state(request.context).cursors.page(
+        f"transcripts:{request.params['project_id']}", found, lambda t: (t.id,),
+        query.limit, query.cursor)
+    return answer(request, TranscriptPage(data=page, next_cursor=after), fields=fields)
+
+
+async def get_transcript(request: Request) -> web.Response:
+    """One clip's transcript: every word with its start and end (seconds from the clip's
+    start) and confidence."""
+    fields = parse_fields(request.query.fields, Transcript)
+    clip_id = request.params["clip_id"]
+    spoken = (await _transcripts(request)).get(clip_id)
+    if spoken is None:
+        raise NotFound(f"clip {clip_id!r} has no transcript: POST "
+                       f"{JOBS.format(project_id=request.params['project_id'])} "
+                       f'{{"clip_id": "{clip_id}"}} to make one')
+    return answer(request, _full(clip_id, spoken), fields=fields)
+
+
+def job_view(project_id: str, job: Job) -> TranscriptionJob:
+    """A transcription job as the public API shows it."""
+    done = job.status == "done" and job.clip_id is not None
+    return TranscriptionJob(
+        id=job.id, clip_id=job.clip_id, language=job.language, status=job.status,
+        progress=job.progress, error=job.error or None, created_at=rfc3339(job.created_at),
+        updated_at=rfc3339(job.updated_at),
+        transcript_url=f"{TRANSCRIPTS.format(project_id=project_id)}/{job.clip_id}"
+        if done else None)
+
+
+async def create_transcription_job(request: Request) -> web.Response:
+    """Queue the transcription of a clip (editor); follow the job until it is `done`, then
+    read the clip's transcript. Send `Idempotency-Key` to make retries safe."""
+    async def run() -> web.Response:
+        body: NewTranscriptionJob = request.body
+        as_core = dataclasses.replace(
+            request, params={**request.params, "clip_id": body.clip_id},
+            body=core.TranscribeOptions(language=body.language))
+        queued = await core.transcribe_clip(as_core)
+        project_id = request.params["project_id"]
+        job = await request.app[core.TRANSCRIPTION].get(project_id, queued.job.id)
+        return answer(request, job_view(project_id, job), status=202,
+                      headers={"Location": f"{JOBS.format(project_id=project_id)}/{job.id}"})
+
+    return await idempotent(request, api_state(request.context).idempotency, run)
+
+
+async def list_transcription_jobs(request: Request) -> web.Response:
+    """The project's transcription jobs, oldest first; filter with `status`."""
+    query: JobFilter = request.query
+    fields = parse_fields(query.fields, TranscriptionJob)
+    project_id = request.params["project_id"]
+    jobs = await request.app[core.TRANSCRIPTION].for_project(project_id)
+    found = [job_view(project_id, j) for j in jobs
+             if query.status is None or j.status == query.status]
+    page, after = api_state(request.context).cursors.page(
+        f"transcription-jobs:{project_id}", found, lambda j: (j.created_at, j.id),
+        query.limit, query.cursor)
+    return answer(request, TranscriptionJobPage(data=page, next_cursor=after), fields=fields)
+
+
+async def get_transcription_job(request: Request) -> web.Response:
+    """One transcription job's state and progress; `transcript_url` once it is done."""
+    fields = parse_fields(request.query.fields, TranscriptionJob)
+    job = await core._project_job(request)  # noqa: SLF001 - the core's own 404 rule
+    return answer(request, job_view(request.params["project_id"], job), fields=fields)
+
+
+def _route(method: str, path: str, handler: Any, permission: Any, response: Any,
+           **extra: Any) -> Route:
+    return Route(method=method, path=path, handler=handler, permission=permission,
+                 response=response, problem=True, name=f"v1_{handler.__name__}", **extra)
+
+
+ROUTES = [
+    _route("GET", TRANSCRIPTS, list_transcripts, PROJECT_READ, TranscriptPage, query=Listing),
+    _route("GET", f"{TRANSCRIPTS}/{{clip_id}}", get_transcript, PROJECT_READ, Transcript,
+           query=One),
+    _route("GET", JOBS, list_transcription_jobs, PROJECT_READ, TranscriptionJobPage,
+           query=JobFilter),
+    _route("POST", JOBS, create_transcription_job, PROJECT_EDIT, TranscriptionJob,
+           body=NewTranscriptionJob, status=202),
+    _route("GET", f"{JOBS}/{{job_id}}", get_transcription_job, PROJECT_READ,
+           TranscriptionJob, query=One),
+]

@@ -1,0 +1,145 @@
+"""Transcripts under /api/v1 on a running server with the real Whisper base model: a job
+started and followed to `done`, the clip's transcript listed and read with its words and
+timings, cursor pages, sparse fields, problem details, another project's job a 404."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from loopback import free_port
+from nodepeer import running_server
+from test_transcription_api import _session
+from transcription_helpers import WORDS, spoken_words
+
+from dawserver.assets import ASSETS
+from dawserver.config import ServerConfig
+from dawserver.keys import ROOMS, STORE, TOKENS
+from dawserver.projects import import_session
+from dawserver.transcript_document import store_transcript
+from transcription.engine import Transcriber
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
+
+
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[float, float]]]:
+    return spoken_words(tmp_path_factory.mktemp("v1-words"))
+
+
+@pytest.fixture(autouse=True)
+def model_env(monkeypatch: pytest.MonkeyPatch, whisper_model_dir: Path) -> None:
+    monkeypatch.setenv("DAW_WHISPER_MODEL", str(whisper_model_dir))
+    monkeypatch.setenv("DAW_TRANSCRIBE_THREADS", "2")
+
+
+class V1:
+    def __init__(self, app: Any, config: ServerConfig, http: aiohttp.ClientSession) -> None:
+        self.app, self.config, self.http = app, config, http
+
+    async def call(self, method: str, path: str, project_id: str, role: str = "editor",
+                   **kwargs: Any) -> tuple[int, Any, Any]:
+        token = self.app[TOKENS].issue(project_id, role, "eda")
+        url = f"{self.config.base_url}/api/v1/projects/{project_id}{path}"
+        async with self.http.request(method, url, headers={"Authorization": f"Bearer {token}"},
+                                     **kwargs) as answer:
+            return answer.status, await answer.json(content_type=None), answer.headers
+
+
+@pytest_asyncio.fixture
+async def server(tmp_path: Path, spoken) -> Any:
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data", engine=False)
+    async with running_server(config) as app, aiohttp.ClientSession() as http:
+        first = await import_session(app[STORE], _session(spoken[0]), assets=app[ASSETS])
+        second = await import_session(app[STORE], _session(spoken[0]), assets=app[ASSETS])
+        yield V1(app, config, http), first.project_id, second.project_id
+
+
+async def test_a_job_is_followed_to_done_and_its_transcript_read(server, spoken) -> None:
+    v1, project, other = server
+    status, empty, _ = await v1.call("GET", "/transcripts", project, "viewer")
+    assert status == 200 and empty == {"data": [], "next_cursor": None}
+    status, problem, _ = await v1.call("GET", "/transcripts/speech", project, "viewer")
+    assert status == 404 and "transcription-jobs" in problem["detail"]
+
+    status, job, headers = await v1.call("POST", "/transcription-jobs", project,
+                                         json={"clip_id": "speech", "language": "en"})
+    assert status == 202, job
+    assert job["status"] in ("queued", "running") and job["transcript_url"] is None
+    assert headers["Location"] == f"/api/v1/projects/{project}/transcription-jobs/{job['id']}"
+    async with asyncio.timeout(180):
+        while job["status"] not in ("done", "failed", "cancelled"):
+            await asyncio.sleep(0.1)
+            status, job, _ = await v1.call("GET", f"/transcription-jobs/{job['id']}", project,
+                                           "viewer")
+            assert status == 200
+    assert job["status"] == "done" and job["progress"] == 1.0, job
+    assert job["transcript_url"] == f"/api/v1/projects/{project}/transcripts/speech"
+    status, listed, _ = await v1.call("GET", "/transcription-jobs?status=done", project,
+                                      "viewer")
+    assert [j["id"] for j in listed["data"]] == [job["id"]]
+    status, none, _ = await v1.call("GET", "/transcription-jobs?status=failed", project,
+                                    "viewer")
+    assert none["data"] == []
+
+    status, page, _ = await v1.call("GET", "/transcripts", project, "viewer")
+    [summary] = page["data"]
+    assert summary["id"] == "speech" and summary["language"] == "en"
+    assert summary["word_count"] == len(WORDS)
+    status, transcript, _ = await v1.call("GET", "/transcripts/speech", project, "viewer")
+    assert status == 200
+    words = transcript["words"]
+    assert [w["text"].strip(".,").lower() for w in words] == WORDS
+    for word, (start, end) in zip(words, spoken[1], strict=True):
+        # times from the clip's start, which is the file's start here (Whisper's word
+        # times are coarse: the word's middle lies near the spoken span)
+        assert word["start_s"] < word["end_s"]
+        assert start - 0.5 < (word["start_s"] + word["end_s"]) / 2 < end + 0.5
+        assert 0 <= word["probability"] <= 1
+    # the same words and times as the core's export of the document's transcript
+    token = v1.app[TOKENS].issue(project, "viewer", "eda")
+    async with v1.http.get(f"{v1.config.base_url}/projects/{project}/clips/speech/transcript",
+                           headers={"Authorization": f"Bearer {token}"}) as answer:
+        exported = await answer.json()
+    core_words = [w for segment in exported["segments"] for w in segment["words"]]
+    assert [(w["text"], w["start_s"], w["end_s"]) for w in words] == [
+        (w["word"].strip(), w["start"], w["end"]) for w in core_words]
+    status, sparse, _ = await v1.call("GET", "/transcripts/speech?fields=language", project,
+                                      "viewer")
+    assert sparse == {"id": "speech", "language": "en"}
+
+    # another project's job and transcript are not found, as if missing
+    status, _, _ = await v1.call("GET", f"/transcription-jobs/{job['id']}", other, "viewer")
+    assert status == 404
+    status, page, _ = await v1.call("GET", "/transcripts", other, "viewer")
+    assert page["data"] == []
+
+
+async def test_pages_bad_input_and_permissions(server, transcriber: Transcriber,
+                                               spoken) -> None:
+    v1, project, _ = server
+    result = transcriber.transcribe(spoken[0], language="en")
+    async with v1.app[ROOMS].use(project) as room:
+        await room.edit(lambda document: store_transcript(document, "speech", result))
+    status, page, _ = await v1.call("GET", "/transcripts?limit=1", project, "viewer")
+    assert status == 200 and [t["id"] for t in page["data"]] == ["speech"]
+    assert page["next_cursor"] is None
+    status, problem, _ = await v1.call("GET", "/transcripts?cursor=forged.abc", project,
+                                       "viewer")
+    assert status == 400 and problem["status"] == 400
+    status, problem, headers = await v1.call("POST", "/transcription-jobs", project,
+                                             json={"clip_id": "nope"})
+    assert status == 404 and "nope" in problem["detail"]
+    assert headers["Content-Type"].startswith("application/problem+json")
+    status, problem, _ = await v1.call("POST", "/transcription-jobs", project,
+                                       json={"clip_id": "speech", "language": "klingon"})
+    assert status == 422
+    status, _, _ = await v1.call("POST", "/transcription-jobs", project, "viewer",
+                                 json={"clip_id": "speech"})
+    assert status == 403
+    status, _, _ = await v1.call("GET", "/transcription-jobs/nope", project, "viewer")
+    assert status == 404
