@@ -185,6 +185,28 @@ export class Project {
       c.position >= start + length || c.position + c.length <= start)
   }
 
+  /**
+   * Whether a clip at [start, start + length) may land on a track where it overlaps: the
+   * engine's rule for overlaps it crossfades (dsp_core.session): after sorting by position,
+   * each clip overlaps only the one before it, starting after it starts and ending after it
+   * ends, and never reaches back into the clip before that one.
+   */
+  crossfades (trackId, start, length, ignore = []) {
+    const spans = this.clipsOn(trackId).filter((c) => !ignore.includes(c.id))
+      .map((c) => [c.position, c.position + c.length])
+    spans.push([start, start + length])
+    spans.sort((a, b) => a[0] - b[0])
+    let beforePreviousEnd = 0
+    for (let i = 1; i < spans.length; i++) {
+      const [position, end] = spans[i]
+      const [prevPosition, prevEnd] = spans[i - 1]
+      if (position < prevEnd && (position <= prevPosition || end <= prevEnd ||
+          position < beforePreviousEnd)) return false
+      beforePreviousEnd = prevEnd
+    }
+    return true
+  }
+
   /** The first position at or after `start` where `length` frames fit on the track. */
   firstFree (trackId, start, length) {
     let at = Math.max(0, Math.round(start))

@@ -517,7 +517,11 @@ export class Timeline {
       el.dataset.position = String(Math.round(position))
       const lane = document.elementsFromPoint(e.clientX, e.clientY).find((n) => n.classList?.contains('lane'))
       if (lane && lane !== el.parentElement) lane.append(el)
-      el.classList.toggle('blocked', !this.project.fits(el.parentElement.dataset.track, Math.round(position), clip.length, [clipId]))
+      const laneTrack = el.parentElement.dataset.track
+      const fits = this.project.fits(laneTrack, Math.round(position), clip.length, [clipId])
+      const fades = !fits && this.project.crossfades(laneTrack, Math.round(position), clip.length, [clipId])
+      el.classList.toggle('crossfading', fades) // lands overlapping the clip before: the two crossfade
+      el.classList.toggle('blocked', !fits && !fades)
       // Others see where the clip would land while it is dragged (awareness, not the document).
       this.presence.set('dragging', `${clipId}:${el.parentElement.dataset.track}:${Math.round(position)}`)
     }
@@ -529,9 +533,11 @@ export class Timeline {
       el.classList.remove('dragging')
       this.dragging = null
       const blocked = el.classList.contains('blocked')
-      el.classList.remove('blocked')
+      el.classList.remove('blocked', 'crossfading')
       if (moved && blocked) {
-        this.onRefuse('Clips on one track cannot overlap: the clip went back')
+        this.onRefuse('Clips on one track cannot overlap like that: a clip may overlap only ' +
+          'the one before it, starting after it starts and ending after it ends (the two ' +
+          'crossfade); the clip went back')
       } else if (moved) {
         const track = el.parentElement?.dataset.track || start.track
         this.project.moveClip(clipId, Number(el.dataset.position), track)
