@@ -14,6 +14,7 @@ import { AUTO_HEIGHT, AutomationStrip } from './automation.js'
 import { TrackHeader } from './tracks.js'
 import { drawWaveform } from './peaks.js'
 import { markTouched } from './presence.js'
+import { bindRulerEdits, timeChangeFlags } from './time_changes.js'
 
 export const HEADER_WIDTH = 290
 export const ROW_HEIGHT = 68 // px per track row, border included (--row-height)
@@ -49,6 +50,7 @@ export class Timeline {
     this.selectedTrack = null
     this.selectedClip = null
     this.ruler = h('div', { class: 'ruler', onpointerdown: (e) => this._seek(e) })
+    bindRulerEdits(this) // tempo and meter changes (web/src/time_changes.js)
     this.rulerRow = h('div', { class: 'row ruler-row' },
       h('div', { class: 'track-header corner' },
         h('button', { class: 'zoom-out', title: 'Zoom out (-)', onclick: () => this.setZoom(this.zoom / 1.5) }, '−'),
@@ -386,7 +388,7 @@ export class Timeline {
     const markers = Object.values(this.project.roots.markers.toJSON()).map((m) =>
       h('span', { class: 'marker', title: m.name, dataset: { marker: m.id },
         style: `left:${this.framesToPx(m.position)}px${m.colour ? `;--marker-colour:${m.colour}` : ''}` }, m.name))
-    this.ruler.replaceChildren(...ticks, loop || '', ...markers)
+    this.ruler.replaceChildren(...ticks, loop || '', ...markers, ...timeChangeFlags(this))
   }
 
   /** Create, move or remove one clip's element (`clip` null: the clip is gone); a clip
