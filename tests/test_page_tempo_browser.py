@@ -1,5 +1,6 @@
 """Tempo and meter changes edited on the page's ruler (web/src/time_changes.js), written to
-the document's ``tempos`` and ``meters`` roots, in headless Chromium."""
+the document's ``tempos`` and ``meters`` roots, and a clip's warp markers dragged
+(web/src/warp_markers.js), in headless Chromium."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pytest
+import soundfile as sf
 from loopback import free_port
 from pagebrowser import (
     CHROMIUM,
@@ -21,8 +24,9 @@ from pagebrowser import (
 
 from collab.store import open_store
 from collab.tokens import Role, TokenSigner
+from dawserver.asset_store import AssetStore
 from dawserver.projects import import_session
-from dsp_core.session import Session, Track
+from dsp_core.session import Clip, Session, Track
 
 pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
               pytest.mark.timeout(180)]
@@ -128,4 +132,61 @@ def test_tempo_and_meter_changes_are_added_moved_and_removed_on_the_ruler(
     assert [c["beat"] for c in document["tempos"].values()] == [0.0]
     assert [m["bar"] for m in document["meters"].values()] == [0]
     assert page.locator(".time-change").count() == 2  # the two at the start
+    assert log.errors() == []
+
+
+@pytest.fixture
+def warped(tmp_path) -> Iterator[Studio]:
+    """One clip of a 2 s tone with warp markers at 0 s and 1 s (playing as recorded)."""
+    from playwright.sync_api import sync_playwright
+
+    source = tmp_path / "tone.wav"
+    t = np.arange(2 * RATE) / RATE
+    sf.write(source, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), RATE)
+    data = tmp_path / "data"
+    data.mkdir()
+    clip = Clip(str(source), 0, 3 * RATE // 2, id="w1", warp=((0, 0), (RATE, RATE)))
+
+    async def create() -> None:
+        async with open_store(None, data) as store:
+            await import_session(store, Session(name="Warp", sample_rate=RATE, tracks=[
+                Track("t1", "One", clips=[clip])]), project_id="tm",
+                assets=AssetStore(data / "assets"))
+
+    asyncio.run(create())
+    with ServerProcess(data, free_port()) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield Studio(server, browser, TokenSigner.from_data_dir(data))
+        finally:
+            browser.close()
+
+
+def _drag_marker(page: Any, index: int, dx: float) -> None:
+    handle = page.locator(f".clip[data-clip=w1] .warp-marker[data-index='{index}']")
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y, steps=5)
+    page.mouse.up()
+
+
+def test_warp_markers_are_dragged_on_a_clip(warped: Studio) -> None:
+    page, log = open_page(warped.browser, warped.url())
+    page.evaluate("window.daw.timeline.setZoom(100)")  # 100 px a second: 480 frames a px
+    handles = page.locator(".clip[data-clip=w1] .warp-marker")
+    handles.nth(1).wait_for()
+    assert handles.count() == 2
+    _drag_marker(page, 1, 50)  # source 1 s now plays at 1.5 s: the first second slows down
+    warp = wait_for(lambda: (w := warped.document()["clips"]["w1"]["warp"])[1][1] != RATE and w)
+    assert warp[0] == [0, 0] and warp[1][0] == RATE
+    assert warp[1][1] == pytest.approx(1.5 * RATE, abs=2 * 480)
+    assert warped.document()["clips"]["w1"]["position"] == 0  # the clip itself stays
+    # A marker stops one frame short of its neighbour: the markers keep increasing.
+    _drag_marker(page, 0, 400)
+    wait_for(lambda: warped.document()["clips"]["w1"]["warp"][0][1] != 0)
+    first, second = warped.document()["clips"]["w1"]["warp"]
+    assert first[1] == second[1] - 1
+    page.wait_for_selector(".clip[data-clip=w1].stretched")
     assert log.errors() == []

@@ -150,6 +150,13 @@ export class Project {
     })
   }
 
+  /** Set a clip's warp markers: [[source frame, timeline frame], ...], increasing in both. */
+  setWarp (clipId, warp) {
+    const map = this.roots.clips.get(clipId)
+    if (!map) return
+    map.set('warp', warp.map(([source, at]) => [Math.round(source), Math.round(at)]))
+  }
+
   /** Tracks as plain objects in display order. */
   tracks () {
     const rows = Object.values(this.roots.tracks.toJSON())

@@ -15,6 +15,7 @@ import { TrackHeader } from './tracks.js'
 import { drawWaveform } from './peaks.js'
 import { markTouched } from './presence.js'
 import { bindRulerEdits, timeChangeFlags } from './time_changes.js'
+import { drawWarpMarkers, pressWarpMarker } from './warp_markers.js'
 
 export const HEADER_WIDTH = 290
 export const ROW_HEIGHT = 68 // px per track row, border included (--row-height)
@@ -425,6 +426,7 @@ export class Timeline {
       clip.semitones ? `${clip.semitones > 0 ? '+' : ''}${clip.semitones} st` : '',
       job && job.status === 'running' ? 'rendering' : ''].filter(Boolean).join(', ')
     el.title = `${name} @ ${(clip.position / this.sampleRate).toFixed(3)} s${time ? ` (${time})` : ''}`
+    drawWarpMarkers(this, el, clip)
     const canvas = el.querySelector('canvas')
     const key = `${clip.source}|${clip.offset}|${clip.length}|${this.zoom}`
     if (canvas.dataset.key !== key) {
@@ -451,6 +453,7 @@ export class Timeline {
   _pressClip (event) {
     const el = event.target.closest?.('.clip')
     if (!el || !this.rowsEl.contains(el)) return
+    if (pressWarpMarker(this, event, el.dataset.clip, el)) return
     const trim = event.target.closest('.trim')
     if (trim && this.editable && event.button === 0) {
       this._startTrim(event, el.dataset.clip, el, trim.classList.contains('trim-left') ? 'left' : 'right')
