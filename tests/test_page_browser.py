@@ -896,16 +896,19 @@ def test_trimming_clip_edges_is_shared_and_transcripts_follow(studio: Studio) ->
     assert studio.document()["clips"]["after"] == before
     # Dropped over the end of the clip before it, it stays there: the two crossfade.
     px = RATE / 60
-    voice_clip = studio.document()["clips"]["voice"]
-    voice_end = voice_clip["position"] + voice_clip["length"]
-    dx = voice["x"] + voice["width"] - 12 - after_box["x"]
+    clips = studio.document()["clips"]
+    previous = max((c for c in clips.values() if c["track"] == "t7" and c["id"] != "after"),
+                   key=lambda c: c["position"])  # voice, or its last piece after a cut
+    previous_end = previous["position"] + previous["length"]
+    overlap = min(previous["length"], before["length"]) / 2  # ends after it, whole pixels
+    dx = round((previous_end - overlap - before["position"]) / px)
     drag(ana, ".clip[data-clip=after]", dx)
     landed = wait_for(lambda: (c := studio.document()["clips"]["after"])["position"]
                       != before["position"] and c)
     assert landed["position"] == pytest.approx(before["position"] + dx * px, abs=2 * px)
-    assert voice_clip["position"] < landed["position"] < voice_end  # overlapping, after it
-    assert landed["position"] + landed["length"] > voice_end
-    assert studio.document()["clips"]["voice"] == voice_clip
+    assert previous["position"] < landed["position"] < previous_end  # overlapping, after it
+    assert landed["position"] + landed["length"] > previous_end
+    assert studio.document()["clips"][previous["id"]] == previous
     ana.evaluate(f"window.daw.project.moveClip('after', {before['position']}, 't7')")
     wait_for(lambda: studio.document()["clips"]["after"] == before)  # back, clear of voice
     assert log.errors() == []
