@@ -89,6 +89,7 @@ def clip_map(track_id: str, clip: MidiClip, clip_id: str) -> Map:
                       for n in clip.notes}),
         "controls": Map({e.id or _id("cc"): _fields_map(control_to_dict(e), CONTROL_FIELDS)
                          for e in clip.controls}),
+        **({"follow_tempo": True, "source_bpm": clip.source_bpm} if clip.follow_tempo else {}),
     })
 
 
@@ -155,7 +156,8 @@ def clip_from_json(data: Any) -> MidiClip | None:
             except (ProjectError, TypeError):
                 continue
         clip = MidiClip(_whole(data.get("position")), _whole(data.get("length")), notes,
-                        controls, str(data.get("id", "")))
+                        controls, str(data.get("id", "")), data.get("follow_tempo", False),
+                        data.get("source_bpm", 0.0))
         validate_clip(clip, "clip")
     except Exception as exc:  # noqa: BLE001 - any value a peer wrote plays as none
         log.info("MIDI clip %r in the document is left out: %s", data.get("id"), exc)
@@ -221,11 +223,17 @@ class MidiEdits:
         return clip_id
 
     def update_midi_clip(self, clip_id: str, *, position: int | None = None,
-                         length: int | None = None) -> None:
-        """Move or resize a MIDI clip (frames)."""
+                         length: int | None = None, follow_tempo: bool | None = None,
+                         source_bpm: float | None = None) -> None:
+        """Move or resize a MIDI clip (frames); ``follow_tempo`` with ``source_bpm`` (the
+        tempo its notes were written at) maps its notes through the tempo map."""
         entry = self._midi_clip_map(clip_id)
         probe = MidiClip(entry["position"] if position is None else position,
-                         entry["length"] if length is None else length)
+                         entry["length"] if length is None else length,
+                         follow_tempo=entry.get("follow_tempo", False)
+                         if follow_tempo is None else follow_tempo,
+                         source_bpm=entry.get("source_bpm", 0.0)
+                         if source_bpm is None else source_bpm)
         probe.position, probe.length = _whole(probe.position), _whole(probe.length)
         _checked(validate_clip, probe, f"MIDI clip {clip_id!r}")
         with self.transaction():
@@ -233,6 +241,10 @@ class MidiEdits:
                 entry["position"] = position
             if length is not None:
                 entry["length"] = length
+            if follow_tempo is not None:
+                entry["follow_tempo"] = follow_tempo
+            if source_bpm is not None:
+                entry["source_bpm"] = source_bpm
 
     def remove_midi_clip(self, clip_id: str) -> None:
         """Delete a MIDI clip and its notes."""

@@ -46,7 +46,7 @@ from dsp_core.sources import Refusal, SourceAnswers
 
 from .metrics import AUDIO_FRAME_SECONDS
 from .opus import OpusEncoder
-from .stretch_renders import StretchRenders
+from .stretch_renders import StoreOf, StretchRenders
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,8 @@ class LiveMix:
 
     def __init__(self, room: Room, *, sample_rate: int = RATE, frame: int = FRAME,
                  queue_frames: int = 16, factory: EngineFactory = _default_engine,
-                 encode: bool = True, resolver: SourceResolver | None = None) -> None:
+                 encode: bool = True, resolver: SourceResolver | None = None,
+                 stores: StoreOf | None = None) -> None:
         self.room = room
         self.resolver = resolver
         self._sources = None if resolver is None else SourceAnswers(
@@ -139,7 +140,8 @@ class LiveMix:
         self._learning: asyncio.Task[None] | None = None
         self.sample_rate = sample_rate
         #: stretched clips: silent until rendered (dawserver/stretch_renders.py)
-        self.stretches = StretchRenders(room, sample_rate, self._schedule_full_refresh)
+        self.stretches = StretchRenders(room, sample_rate, self._schedule_full_refresh,
+                                        stores=stores)
         self.frame = frame
         self.queue_frames = queue_frames
         self.listeners: set[Listener] = set()
@@ -420,9 +422,11 @@ class LiveMixes:
     """The live mixes of a server: started by the first listener, stopped after the last."""
 
     def __init__(self, rooms: RoomRegistry, *, factory: EngineFactory = _default_engine,
-                 queue_frames: int = 16, resolver: SourceResolver | None = None) -> None:
+                 queue_frames: int = 16, resolver: SourceResolver | None = None,
+                 stores: StoreOf | None = None) -> None:
         self.rooms = rooms
         self.resolver = resolver
+        self.stores = stores
         self.factory = factory
         self.queue_frames = queue_frames
         self.mixes: dict[str, LiveMix] = {}
@@ -449,7 +453,7 @@ class LiveMixes:
                 try:
                     room = await stack.enter_async_context(self.rooms.use(project_id))
                     mix = LiveMix(room, factory=factory, queue_frames=self.queue_frames,
-                                  resolver=self.resolver)
+                                  resolver=self.resolver, stores=self.stores)
                     await mix.start()
                 except BaseException:
                     await stack.aclose()

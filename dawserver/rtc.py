@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import functools
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -126,7 +127,8 @@ class RtcService:
     def mixes(self) -> LiveMixes:
         """The live mixes (made on first use: the room registry starts with the app)."""
         if self._mixes is None:
-            self._mixes = LiveMixes(self.app[ROOMS], resolver=Resolver(self.app).source)
+            self._mixes = LiveMixes(self.app[ROOMS], resolver=Resolver(self.app).source,
+                                    stores=functools.partial(assets_of, self.app))
         return self._mixes
 
     async def connect(self, project_id: str, grant: Grant, offer: RTCSessionDescription, *,

@@ -8,6 +8,11 @@ document's ``jobs`` map shows a ``stretch`` job for the clip (status ``running``
 ``progress``, then ``done`` or ``failed``; the page draws the clip "rendering"), and the
 live mix rebuilds with the clip in. Bounces and ``dawserver render`` render stretches
 as they build (they already run off the loop) and so always play them.
+
+Given its project's asset store (``stores``), a render is also kept as derived audio
+beside the assets (:mod:`dawserver.derived_audio`): a restart or another node loads it
+instead of rendering again, and once every stretched clip of the project is ready the
+renders its clips no longer play are pruned (deleted when no project uses them).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -25,11 +30,17 @@ from collab.room import Room
 from dsp_core.audio_io import load_source
 from dsp_core.graph import clip_stretch
 from dsp_core.session import Clip, Session
-from dsp_core.stretch import CACHE, StretchError
+from dsp_core.stretch import CACHE, StretchError, render_stretch
+
+from . import derived_audio
+from .asset_store import AssetStore
+from .storage import StorageError
 
 log = logging.getLogger(__name__)
 JOB_KIND = "stretch"
 Loader = Callable[[str, int], Any]
+#: The asset store of a project's data region (where its derived audio is kept).
+StoreOf = Callable[[str], Awaitable[AssetStore]]
 
 
 def render_id(clip: Clip, session: Session, sample_rate: int) -> str:
@@ -48,12 +59,16 @@ class StretchRenders:
     lands, so the mix rebuilds with it."""
 
     def __init__(self, room: Room, sample_rate: int, on_ready: Callable[[], None],
-                 load: Loader = load_source) -> None:
+                 load: Loader = load_source, stores: StoreOf | None = None) -> None:
         self.room = room
         self.sample_rate = sample_rate
         self.on_ready = on_ready
         self.load = load
+        self.stores = stores
         self._keys: dict[str, str] = {}  # render id -> its StretchSpec key in CACHE
+        self._derived: dict[str, str] = {}  # render id -> its derived key
+        self._pruned: frozenset[str] | None = None  # the derived keys last pruned to
+        self._pruning: asyncio.Task[None] | None = None
         self._running: dict[str, asyncio.Task[None]] = {}
         self.failed: dict[str, str] = {}  # render id -> why
 
@@ -68,18 +83,48 @@ class StretchRenders:
         """``session`` without the stretched clips whose render is not ready; starts
         rendering them (call on the event loop)."""
         tracks = []
+        all_ready = True
         for track in session.tracks:
             waiting = [c for c in track.clips if not self.ready(c, session)]
             for clip in waiting:
                 self._start(clip, session)
             if waiting:
+                all_ready = False
                 track = replace(track, clips=[c for c in track.clips if c not in waiting])
             tracks.append(track)
+        if all_ready:
+            self._prune_to(session)
         return replace(session, tracks=tracks)
+
+    def _prune_to(self, session: Session) -> None:
+        """Prune the project's derived audio to what its stretched clips play now."""
+        if self.stores is None:
+            return
+        rids = [render_id(c, session, self.sample_rate)
+                for track in session.tracks for c in track.clips if c.is_stretched]
+        if any(rid not in self._derived for rid in rids):
+            return  # a render this mix did not make (e.g. a bounce's): keys unknown
+        in_use = frozenset(self._derived[rid] for rid in rids)
+        if in_use == self._pruned or (self._pruning and not self._pruning.done()):
+            return
+        self._pruned = in_use
+        self._pruning = asyncio.get_running_loop().create_task(self._prune(in_use))
+
+    async def _prune(self, in_use: frozenset[str]) -> None:
+        assert self.stores is not None
+        try:
+            store = await self.stores(self.room.project_id)
+            await derived_audio.prune(store, self.room.project_id, in_use)
+        except (StorageError, OSError) as exc:  # try again on a later change
+            self._pruned = None
+            log.warning("project %s: derived renders not pruned: %s",
+                        self.room.project_id, exc)
 
     async def close(self) -> None:
         """Cancel the renders still running."""
         tasks = list(self._running.values())
+        if self._pruning is not None:
+            tasks.append(self._pruning)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -98,7 +143,7 @@ class StretchRenders:
         job_id = f"stretch-{clip.id or rid[:12]}"
         await self._job(job_id, clip, status="running", progress=0.0, error="")
         try:
-            key = await asyncio.to_thread(self._render_now, clip, session)
+            key = await self._obtain(rid, clip, session)
         except (StretchError, OSError, ValueError) as exc:
             self.failed[rid] = str(exc)
             log.warning("project %s: clip %r cannot be stretched: %s",
@@ -111,13 +156,49 @@ class StretchRenders:
         await self._job(job_id, clip, status="done", progress=1.0, error="")
         self.on_ready()
 
-    def _render_now(self, clip: Clip, session: Session) -> str:
-        """Load, plan and render one clip's source into the cache (a worker thread)."""
-        audio = self.load(clip.source, self.sample_rate)
+    async def _obtain(self, rid: str, clip: Clip, session: Session) -> str:
+        """One clip's render into the cache: from memory, else the derived audio kept
+        beside the assets, else rendered now (a worker thread) and kept there."""
+        audio = await asyncio.to_thread(self.load, clip.source, self.sample_rate)
         spec, _ = clip_stretch(clip, session, self.sample_rate, audio.shape[1])
         key = spec.key(clip.source, self.sample_rate)
-        CACHE.rendered(key, audio, self.sample_rate, spec)
+        derived = derived_audio.derived_key(clip.source, spec, self.sample_rate)
+        self._derived[rid] = derived
+        store = await self._store()
+        if CACHE.get(key) is not None:
+            if store is not None:
+                await self._kept(derived_audio.use(store, self.room.project_id, derived))
+            return key
+        rendered = None
+        if store is not None:
+            rendered = await self._kept(derived_audio.load(store, self.room.project_id,
+                                                           derived))
+        if rendered is None:
+            rendered = await asyncio.to_thread(render_stretch, audio, self.sample_rate, spec)
+            if store is not None:
+                await self._kept(derived_audio.save(store, self.room.project_id, derived,
+                                                    rendered, self.sample_rate))
+        CACHE.put(key, rendered)
         return key
+
+    async def _store(self) -> AssetStore | None:
+        if self.stores is None:
+            return None
+        try:
+            return await self.stores(self.room.project_id)
+        except (StorageError, LookupError) as exc:
+            log.warning("project %s: no asset store for derived renders: %s",
+                        self.room.project_id, exc)
+            return None
+
+    async def _kept(self, step: Awaitable[Any]) -> Any:
+        """Run one derived-audio step; a storage failure only costs the reuse (None)."""
+        try:
+            return await step
+        except (StorageError, OSError) as exc:
+            log.warning("project %s: derived render not kept or read: %s",
+                        self.room.project_id, exc)
+            return None
 
     async def _job(self, job_id: str, clip: Clip, **state: Any) -> None:
         try:

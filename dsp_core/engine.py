@@ -63,7 +63,9 @@ def _track_structure(track: Track, session: Session) -> tuple:
     )
     return track.channels, clips, _chain_structure(track.effects), tuple(
         (s.bus, s.pre_fader) for s in track.sends
-    ), instrument_structure(track)
+    ), instrument_structure(track), (  # MIDI that follows the tempo: rebuilt with the map
+        repr(session.tempo.to_dict()) if any(c.follow_tempo for c in track.midi_clips)
+        else None)
 
 
 def _chain_structure(effects) -> tuple:

@@ -333,13 +333,15 @@ def build_track(
         )
         for send in track.sends
     ]
-    instrument = build_instrument(track, ratio, sample_rate, max_block, load)
+    instrument = build_instrument(track, ratio, sample_rate, max_block, load, session.tempo,
+                                  session.sample_rate)
     source = None
     if track.instrument is not None and track.instrument.kind == "soundfont":
         from .soundfont import SoundFontSource
 
-        source = SoundFontSource(track.instrument, midi_events(track.midi_clips, ratio),
-                                 sample_rate, max_block, track.channels)
+        events = midi_events(track.midi_clips, ratio, session.tempo, session.sample_rate)
+        source = SoundFontSource(track.instrument, events, sample_rate, max_block,
+                                 track.channels)
         # its feed: clip 0, placed every block where the engine reads the track
         clips.insert(0, ClipState(source.buffer, 0, 0, 0, 1.0, 0, 0))
     effects: list[EffectState] = []

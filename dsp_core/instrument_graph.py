@@ -27,6 +27,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -89,11 +90,14 @@ def instrument_params(instrument: Instrument, sample_rate: float) -> np.ndarray:
     return p
 
 
-def midi_events(clips: list[MidiClip], ratio: float) -> np.ndarray:
+def midi_events(clips: list[MidiClip], ratio: float, tempo: Any = None,
+                session_rate: int = 0) -> np.ndarray:
     """Every note and controller of ``clips`` as render-frame events, sorted.
 
     A note that starts at or after its clip's end is left out; one that runs past the end
-    is released there.  Session frames become render frames by ``ratio``.
+    is released there.  Session frames become render frames by ``ratio``.  A clip that
+    follows the tempo has its frames mapped through ``tempo`` (the session's
+    :class:`~dsp_core.tempo.TempoMap`, at ``session_rate``) first.
     """
     rows: list[tuple[int, int, int, int, int]] = []
 
@@ -101,25 +105,34 @@ def midi_events(clips: list[MidiClip], ratio: float) -> np.ndarray:
         return int(round(frame * ratio))
 
     for clip in clips:
+        if clip.follow_tempo and tempo is not None:
+            def mapped(frame: int, clip: MidiClip = clip) -> int:
+                return clip.tempo_frame(frame, tempo, session_rate)
+        else:
+            def mapped(frame: int) -> int:
+                return frame
         for note in clip.notes:
-            if note.start >= clip.length:
+            start = mapped(note.start)
+            if start >= clip.length:
                 continue
-            end = clip.position + min(note.end, clip.length)
-            rows.append((at(clip.position + note.start), NOTE_ON, note.channel, note.pitch,
+            end = clip.position + min(mapped(note.end), clip.length)
+            rows.append((at(clip.position + start), NOTE_ON, note.channel, note.pitch,
                          note.velocity))
             rows.append((at(end), NOTE_OFF, note.channel, note.pitch, 0))
         for event in clip.controls:
-            if event.frame >= clip.length:
+            frame = mapped(event.frame)
+            if frame >= clip.length:
                 continue
             kind = CC if event.kind == "cc" else BEND
-            rows.append((at(clip.position + event.frame), kind, event.channel, event.number,
+            rows.append((at(clip.position + frame), kind, event.channel, event.number,
                          event.value))
     rows.sort(key=lambda r: (r[0], _PRIORITY[r[1]]))
     return np.array(rows, dtype=EVENT_DTYPE) if rows else np.zeros(0, dtype=EVENT_DTYPE)
 
 
 def build_instrument(track: Track, ratio: float, sample_rate: int, max_block: int,
-                     load: Callable[[str, int], np.ndarray]) -> InstrumentState | None:
+                     load: Callable[[str, int], np.ndarray], tempo: Any = None,
+                     session_rate: int = 0) -> InstrumentState | None:
     """The instrument state of ``track``, or None when it has no instrument (or one the C
     engine does not play: a ``soundfont``, :mod:`dsp_core.soundfont`)."""
     instrument = track.instrument
@@ -136,7 +149,7 @@ def build_instrument(track: Track, ratio: float, sample_rate: int, max_block: in
     state[0] = -1.0
     return InstrumentState(
         kind=KINDS[instrument.kind],
-        events=midi_events(track.midi_clips, ratio),
+        events=midi_events(track.midi_clips, ratio, tempo, session_rate),
         params=instrument_params(instrument, sample_rate),
         voices=np.zeros((int(instrument.value("voices")), VOICE_SLOTS), dtype=np.float64),
         state=state,
@@ -167,7 +180,7 @@ _CLIP_KEYS: dict[int, tuple[weakref.ref, tuple, tuple]] = {}
 
 def _fingerprint(clip: MidiClip) -> tuple:
     return (clip.position, clip.length, id(clip.notes), len(clip.notes), id(clip.controls),
-            len(clip.controls))
+            len(clip.controls), clip.follow_tempo, clip.source_bpm)
 
 
 def _clip_key(clip: MidiClip) -> tuple:
@@ -175,7 +188,7 @@ def _clip_key(clip: MidiClip) -> tuple:
             tuple(sorted((n.pitch, n.velocity, n.start, n.length, n.channel)
                          for n in clip.notes)),
             tuple(sorted((e.kind, e.frame, e.value, e.number, e.channel)
-                         for e in clip.controls)))
+                         for e in clip.controls)), clip.follow_tempo, clip.source_bpm)
 
 
 def clip_structure(clip: MidiClip) -> tuple:

@@ -97,6 +97,20 @@ class MidiClip:
     notes: list[Note] = field(default_factory=list)
     controls: list[ControlEvent] = field(default_factory=list)
     id: str = ""
+    #: Opt-in: the notes' frames were written at ``source_bpm`` and follow the tempo map
+    #: (mapped through it at render: a note on a beat stays on that beat).
+    follow_tempo: bool = False
+    source_bpm: float = 0.0
+
+    def tempo_frame(self, frame: int, tempo: Any, sample_rate: int) -> int:
+        """Where clip frame ``frame`` plays, from the clip's position: as written, or
+        with :attr:`follow_tempo` the frame of the same beat in ``tempo`` (a
+        :class:`dsp_core.tempo.TempoMap`) counted from the clip's start."""
+        if not self.follow_tempo:
+            return frame
+        start = tempo.frame_to_beat(self.position, sample_rate)
+        beat = start + frame / sample_rate * self.source_bpm / 60.0
+        return round(tempo.beat_to_frame(beat, sample_rate)) - self.position
 
     @property
     def end(self) -> int:
@@ -171,6 +185,12 @@ def validate_clip(clip: MidiClip, label: str) -> None:
         validate_note(note, f"{label} note {note.id or note.start!r}")
     for event in clip.controls:
         validate_control(event, f"{label} control {event.id or event.frame!r}")
+    if not isinstance(clip.follow_tempo, bool):
+        raise ProjectError(f"{label} follow_tempo: must be true or false")
+    if clip.follow_tempo and (isinstance(clip.source_bpm, bool) or not isinstance(
+            clip.source_bpm, int | float) or not 20.0 <= clip.source_bpm <= 999.0):
+        raise ProjectError(f"{label}: follow_tempo needs source_bpm, the tempo its notes "
+                           f"were written at (20..999), got {clip.source_bpm!r}")
 
 
 def validate_param(name: str, value: Any, label: str) -> None:
@@ -232,7 +252,9 @@ def clip_to_dict(clip: MidiClip) -> dict[str, Any]:
     return {"id": clip.id, "position": clip.position, "length": clip.length,
             "notes": [note_to_dict(n) for n in sorted(clip.notes, key=lambda n: (n.start, n.id))],
             "controls": [control_to_dict(e)
-                         for e in sorted(clip.controls, key=lambda e: (e.frame, e.id))]}
+                         for e in sorted(clip.controls, key=lambda e: (e.frame, e.id))],
+            **({"follow_tempo": True, "source_bpm": clip.source_bpm} if clip.follow_tempo
+               else {})}
 
 
 def instrument_to_dict(instrument: Instrument, source: Any = str) -> dict[str, Any]:
@@ -252,7 +274,7 @@ def _whole(value: Any) -> Any:
 
 NOTE_KEYS = ("pitch", "velocity", "start", "length", "channel", "id")
 CONTROL_KEYS = ("kind", "frame", "value", "number", "channel", "id")
-CLIP_KEYS = ("position", "length", "notes", "controls", "id")
+CLIP_KEYS = ("position", "length", "notes", "controls", "id", "follow_tempo", "source_bpm")
 ZONE_KEYS = ("source", "root", "key_lo", "key_hi", "vel_lo", "vel_hi", "id")
 INSTRUMENT_KEYS = ("kind", "params", "zones")
 
@@ -299,7 +321,8 @@ def clip_from_dict(data: Any, label: str) -> MidiClip:
                     [note_from_dict(n, f"{label}.notes[{i}]") for i, n in enumerate(notes)],
                     [control_from_dict(e, f"{label}.controls[{i}]")
                      for i, e in enumerate(controls)],
-                    str(f.get("id", "")))
+                    str(f.get("id", "")), f.get("follow_tempo", False),
+                    f.get("source_bpm", 0.0))
     validate_clip(clip, label)
     return clip
 

@@ -885,15 +885,32 @@ def test_trimming_clip_edges_is_shared_and_transcripts_follow(studio: Studio) ->
                for w in s["words"]]
     assert [w["start"] for w in shifted] == pytest.approx([w["start"] - delta for w in words],
                                                           abs=1e-3)
-    # A clip dropped over another one on its track goes back: the engine refuses overlaps.
+    # A clip dropped inside another one on its track goes back: no crossfade fits that.
     ana.evaluate("window.daw.timeline.setZoom(60)")
     before = studio.document()["clips"]["after"]
     voice = ana.locator(".clip[data-clip=voice]").bounding_box()
     after_box = ana.locator(".clip[data-clip=after]").bounding_box()
     drag(ana, ".clip[data-clip=after]", voice["x"] + 5 - after_box["x"])
     ana.wait_for_selector(".toast.error.show")
-    assert "cannot overlap" in ana.locator(".toast").inner_text()
+    assert "cannot overlap like that" in ana.locator(".toast").inner_text()
     assert studio.document()["clips"]["after"] == before
+    # Dropped over the end of the clip before it, it stays there: the two crossfade.
+    px = RATE / 60
+    clips = studio.document()["clips"]
+    previous = max((c for c in clips.values() if c["track"] == "t7" and c["id"] != "after"),
+                   key=lambda c: c["position"])  # voice, or its last piece after a cut
+    previous_end = previous["position"] + previous["length"]
+    overlap = min(previous["length"], before["length"]) / 2  # ends after it, whole pixels
+    dx = round((previous_end - overlap - before["position"]) / px)
+    drag(ana, ".clip[data-clip=after]", dx)
+    landed = wait_for(lambda: (c := studio.document()["clips"]["after"])["position"]
+                      != before["position"] and c)
+    assert landed["position"] == pytest.approx(before["position"] + dx * px, abs=2 * px)
+    assert previous["position"] < landed["position"] < previous_end  # overlapping, after it
+    assert landed["position"] + landed["length"] > previous_end
+    assert studio.document()["clips"][previous["id"]] == previous
+    ana.evaluate(f"window.daw.project.moveClip('after', {before['position']}, 't7')")
+    wait_for(lambda: studio.document()["clips"]["after"] == before)  # back, clear of voice
     assert log.errors() == []
     ana.context.close()
     ben.context.close()

@@ -150,6 +150,13 @@ export class Project {
     })
   }
 
+  /** Set a clip's warp markers: [[source frame, timeline frame], ...], increasing in both. */
+  setWarp (clipId, warp) {
+    const map = this.roots.clips.get(clipId)
+    if (!map) return
+    map.set('warp', warp.map(([source, at]) => [Math.round(source), Math.round(at)]))
+  }
+
   /** Tracks as plain objects in display order. */
   tracks () {
     const rows = Object.values(this.roots.tracks.toJSON())
@@ -183,6 +190,28 @@ export class Project {
   fits (trackId, start, length, ignore = []) {
     return this.clipsOn(trackId).every((c) => ignore.includes(c.id) ||
       c.position >= start + length || c.position + c.length <= start)
+  }
+
+  /**
+   * Whether a clip at [start, start + length) may land on a track where it overlaps: the
+   * engine's rule for overlaps it crossfades (dsp_core.session): after sorting by position,
+   * each clip overlaps only the one before it, starting after it starts and ending after it
+   * ends, and never reaches back into the clip before that one.
+   */
+  crossfades (trackId, start, length, ignore = []) {
+    const spans = this.clipsOn(trackId).filter((c) => !ignore.includes(c.id))
+      .map((c) => [c.position, c.position + c.length])
+    spans.push([start, start + length])
+    spans.sort((a, b) => a[0] - b[0])
+    let beforePreviousEnd = 0
+    for (let i = 1; i < spans.length; i++) {
+      const [position, end] = spans[i]
+      const [prevPosition, prevEnd] = spans[i - 1]
+      if (position < prevEnd && (position <= prevPosition || end <= prevEnd ||
+          position < beforePreviousEnd)) return false
+      beforePreviousEnd = prevEnd
+    }
+    return true
   }
 
   /** The first position at or after `start` where `length` frames fit on the track. */
@@ -288,6 +317,54 @@ export class Project {
   }
 
   /** Add a timeline marker (as collab/schema.py's add_marker); returns its id. */
+  /**
+   * Add or move a tempo change (as collab/tempo.py's set_tempo_change): `bpm` from
+   * quarter-note `beat` on. `id` null adds a new one; returns its id.
+   */
+  setTempoChange (id, beat, bpm) {
+    beat = Math.max(0, Number(beat))
+    bpm = Number(bpm)
+    if (!Number.isFinite(beat) || !Number.isFinite(bpm) || bpm < 10 || bpm > 999) {
+      throw new Error('a tempo must be 10 to 999 beats a minute')
+    }
+    id = id || `tempo-${newClipId().slice(5)}`
+    const entry = new Y.Map()
+    this.doc.transact(() => {
+      this.roots.tempos.set(id, entry)
+      for (const [key, value] of Object.entries({ id, beat, bpm })) entry.set(key, value)
+    })
+    return id
+  }
+
+  /**
+   * Add or move a meter change (as collab/tempo.py's set_meter_change): from 0-based `bar`
+   * on, `numerator`/`denominator`. `id` null adds a new one; returns its id.
+   */
+  setMeterChange (id, bar, numerator, denominator) {
+    bar = Math.max(0, Math.round(Number(bar)))
+    numerator = Number(numerator)
+    denominator = Number(denominator)
+    if (!Number.isInteger(numerator) || numerator < 1 || numerator > 64 ||
+        ![1, 2, 4, 8, 16, 32].includes(denominator)) {
+      throw new Error('a meter is 1 to 64 beats over 1, 2, 4, 8, 16 or 32 (e.g. 3/4, 7/8)')
+    }
+    id = id || `meter-${newClipId().slice(5)}`
+    const entry = new Y.Map()
+    this.doc.transact(() => {
+      this.roots.meters.set(id, entry)
+      for (const [key, value] of Object.entries({ id, bar, numerator, denominator })) entry.set(key, value)
+    })
+    return id
+  }
+
+  /** Remove a tempo or meter change. */
+  removeTimeChange (id) {
+    this.doc.transact(() => {
+      if (this.roots.tempos.has(id)) this.roots.tempos.delete(id)
+      if (this.roots.meters.has(id)) this.roots.meters.delete(id)
+    })
+  }
+
   addMarker (position, name) {
     const id = `marker-${newClipId().slice(5)}`
     const marker = new Y.Map()

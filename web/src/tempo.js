@@ -48,6 +48,7 @@ export function tempoMap (tempos = {}, meters = {}, transport = {}) {
     beatToSeconds,
     secondsToBeat,
     barBeat,
+    barToBeat,
     bpmAt: (beat) => t[find(t.map((c) => c.beat), beat)].bpm,
     /** Every beat in [from, to) seconds: { seconds, bar, beat, isBar }. */
     grid (from, to) {

@@ -14,6 +14,8 @@ import { AUTO_HEIGHT, AutomationStrip } from './automation.js'
 import { TrackHeader } from './tracks.js'
 import { drawWaveform } from './peaks.js'
 import { markTouched } from './presence.js'
+import { bindRulerEdits, timeChangeFlags } from './time_changes.js'
+import { drawWarpMarkers, pressWarpMarker } from './warp_markers.js'
 
 export const HEADER_WIDTH = 290
 export const ROW_HEIGHT = 68 // px per track row, border included (--row-height)
@@ -49,6 +51,7 @@ export class Timeline {
     this.selectedTrack = null
     this.selectedClip = null
     this.ruler = h('div', { class: 'ruler', onpointerdown: (e) => this._seek(e) })
+    bindRulerEdits(this) // tempo and meter changes (web/src/time_changes.js)
     this.rulerRow = h('div', { class: 'row ruler-row' },
       h('div', { class: 'track-header corner' },
         h('button', { class: 'zoom-out', title: 'Zoom out (-)', onclick: () => this.setZoom(this.zoom / 1.5) }, '−'),
@@ -386,7 +389,7 @@ export class Timeline {
     const markers = Object.values(this.project.roots.markers.toJSON()).map((m) =>
       h('span', { class: 'marker', title: m.name, dataset: { marker: m.id },
         style: `left:${this.framesToPx(m.position)}px${m.colour ? `;--marker-colour:${m.colour}` : ''}` }, m.name))
-    this.ruler.replaceChildren(...ticks, loop || '', ...markers)
+    this.ruler.replaceChildren(...ticks, loop || '', ...markers, ...timeChangeFlags(this))
   }
 
   /** Create, move or remove one clip's element (`clip` null: the clip is gone); a clip
@@ -423,6 +426,7 @@ export class Timeline {
       clip.semitones ? `${clip.semitones > 0 ? '+' : ''}${clip.semitones} st` : '',
       job && job.status === 'running' ? 'rendering' : ''].filter(Boolean).join(', ')
     el.title = `${name} @ ${(clip.position / this.sampleRate).toFixed(3)} s${time ? ` (${time})` : ''}`
+    drawWarpMarkers(this, el, clip)
     const canvas = el.querySelector('canvas')
     const key = `${clip.source}|${clip.offset}|${clip.length}|${this.zoom}`
     if (canvas.dataset.key !== key) {
@@ -449,6 +453,7 @@ export class Timeline {
   _pressClip (event) {
     const el = event.target.closest?.('.clip')
     if (!el || !this.rowsEl.contains(el)) return
+    if (pressWarpMarker(this, event, el.dataset.clip, el)) return
     const trim = event.target.closest('.trim')
     if (trim && this.editable && event.button === 0) {
       this._startTrim(event, el.dataset.clip, el, trim.classList.contains('trim-left') ? 'left' : 'right')
@@ -517,7 +522,11 @@ export class Timeline {
       el.dataset.position = String(Math.round(position))
       const lane = document.elementsFromPoint(e.clientX, e.clientY).find((n) => n.classList?.contains('lane'))
       if (lane && lane !== el.parentElement) lane.append(el)
-      el.classList.toggle('blocked', !this.project.fits(el.parentElement.dataset.track, Math.round(position), clip.length, [clipId]))
+      const laneTrack = el.parentElement.dataset.track
+      const fits = this.project.fits(laneTrack, Math.round(position), clip.length, [clipId])
+      const fades = !fits && this.project.crossfades(laneTrack, Math.round(position), clip.length, [clipId])
+      el.classList.toggle('crossfading', fades) // lands overlapping the clip before: the two crossfade
+      el.classList.toggle('blocked', !fits && !fades)
       // Others see where the clip would land while it is dragged (awareness, not the document).
       this.presence.set('dragging', `${clipId}:${el.parentElement.dataset.track}:${Math.round(position)}`)
     }
@@ -529,9 +538,11 @@ export class Timeline {
       el.classList.remove('dragging')
       this.dragging = null
       const blocked = el.classList.contains('blocked')
-      el.classList.remove('blocked')
+      el.classList.remove('blocked', 'crossfading')
       if (moved && blocked) {
-        this.onRefuse('Clips on one track cannot overlap: the clip went back')
+        this.onRefuse('Clips on one track cannot overlap like that: a clip may overlap only ' +
+          'the one before it, starting after it starts and ending after it ends (the two ' +
+          'crossfade); the clip went back')
       } else if (moved) {
         const track = el.parentElement?.dataset.track || start.track
         this.project.moveClip(clipId, Number(el.dataset.position), track)

@@ -1,0 +1,192 @@
+"""Tempo and meter changes edited on the page's ruler (web/src/time_changes.js), written to
+the document's ``tempos`` and ``meters`` roots, and a clip's warp markers dragged
+(web/src/warp_markers.js), in headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+from loopback import free_port
+from pagebrowser import (
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    ServerProcess,
+    browser_missing,
+    open_page,
+    wait_for,
+)
+
+from collab.store import open_store
+from collab.tokens import Role, TokenSigner
+from dawserver.asset_store import AssetStore
+from dawserver.projects import import_session
+from dsp_core.session import Clip, Session, Track
+
+pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
+              pytest.mark.timeout(180)]
+RATE = 48000
+
+
+@dataclass
+class Studio:
+    server: ServerProcess
+    browser: Any
+    signer: TokenSigner
+
+    def url(self) -> str:
+        return f"{self.server.url}/?project=tm&token={self.signer.issue('tm', Role.EDITOR, 'ana')}"
+
+    def document(self) -> dict[str, Any]:
+        return self.server.document("tm", self.signer.issue("tm", Role.VIEWER, "checker"))
+
+
+@pytest.fixture
+def studio(tmp_path) -> Iterator[Studio]:
+    from playwright.sync_api import sync_playwright
+
+    data = tmp_path / "data"
+    data.mkdir()
+
+    async def create() -> None:
+        async with open_store(None, data) as store:
+            await import_session(store, Session(name="Tempo", sample_rate=RATE,
+                                                tracks=[Track("t1", "One")]), project_id="tm")
+
+    asyncio.run(create())
+    with ServerProcess(data, free_port()) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield Studio(server, browser, TokenSigner.from_data_dir(data))
+        finally:
+            browser.close()
+
+
+def _ruler_x(page: Any, seconds: float) -> tuple[float, float]:
+    box = page.locator(".ruler").bounding_box()
+    zoom = page.evaluate("window.daw.timeline.zoom")
+    return box["x"] + seconds * zoom, box["y"] + 5
+
+
+def test_tempo_and_meter_changes_are_added_moved_and_removed_on_the_ruler(
+        studio: Studio) -> None:
+    page, log = open_page(studio.browser, studio.url())
+    page.locator(".ruler").wait_for()
+    page.evaluate("window.daw.timeline.setZoom(100)")  # 100 px a second
+    # Double-click near beat 4 (2 s at the transport's 120 bpm): a tempo change there.
+    page.once("dialog", lambda dialog: dialog.accept("60"))
+    page.mouse.dblclick(*_ruler_x(page, 2.1))
+    tempos = wait_for(lambda: studio.document().get("tempos") or None)
+    # the first change after the start also writes down the tempo that held before it
+    assert sorted((c["beat"], c["bpm"]) for c in tempos.values()) == [(0.0, 120.0), (4.0, 60.0)]
+    tempo_id = next(key for key, c in tempos.items() if c["beat"] == 4.0)
+    flag = page.locator(f".time-change.tempo[data-change='{tempo_id}']")
+    assert flag.inner_text() == "♩=60"
+    # The grid follows: bar 3 (beat 8) now lies 2 s + 4 beats at 60 bpm = 6 s in.
+    page.wait_for_function("window.daw.project.tempoMap().beatToSeconds(8) === 6")
+
+    # Drag it one second later: at 120 bpm before it, that is beat 6.
+    box = flag.bounding_box()
+    x, y = box["x"] + 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 100, y, steps=5)
+    page.mouse.up()
+    wait_for(lambda: studio.document()["tempos"][tempo_id]["beat"] == 6.0)
+    assert studio.document()["tempos"][tempo_id]["bpm"] == 60.0
+
+    # Double-click the flag: a new tempo.
+    page.once("dialog", lambda dialog: dialog.accept("90"))
+    page.locator(f".time-change.tempo[data-change='{tempo_id}']").dblclick()
+    wait_for(lambda: studio.document()["tempos"][tempo_id]["bpm"] == 90.0)
+
+    # Alt + double-click near bar 2 (beat 4, 2 s): a meter change of 3/4 from bar index 1.
+    page.once("dialog", lambda dialog: dialog.accept("3/4"))
+    page.keyboard.down("Alt")
+    page.mouse.dblclick(*_ruler_x(page, 1.9))
+    page.keyboard.up("Alt")
+    meters = wait_for(lambda: studio.document().get("meters") or None)
+    assert sorted((m["bar"], m["numerator"], m["denominator"]) for m in meters.values()) == [
+        (0, 4, 4), (1, 3, 4)]
+    meter_id = next(key for key, m in meters.items() if m["bar"] == 1)
+    assert page.locator(f".time-change.meter[data-change='{meter_id}']").inner_text() == "3/4"
+
+    # A meter that is no meter is refused with a message; the document keeps the old one.
+    page.once("dialog", lambda dialog: dialog.accept("3/5"))
+    page.locator(f".time-change.meter[data-change='{meter_id}']").dblclick()
+    page.wait_for_selector(".toast.error.show")
+    assert "meter" in page.locator(".toast").inner_text()
+    assert studio.document()["meters"][meter_id]["denominator"] == 4
+
+    # Right-click removes each.
+    page.locator(f".time-change.tempo[data-change='{tempo_id}']").click(button="right")
+    page.locator(f".time-change.meter[data-change='{meter_id}']").click(button="right")
+    wait_for(lambda: tempo_id not in studio.document()["tempos"]
+             and meter_id not in studio.document()["meters"])
+    document = studio.document()
+    assert [c["beat"] for c in document["tempos"].values()] == [0.0]
+    assert [m["bar"] for m in document["meters"].values()] == [0]
+    assert page.locator(".time-change").count() == 2  # the two at the start
+    assert log.errors() == []
+
+
+@pytest.fixture
+def warped(tmp_path) -> Iterator[Studio]:
+    """One clip of a 2 s tone with warp markers at 0 s and 1 s (playing as recorded)."""
+    from playwright.sync_api import sync_playwright
+
+    source = tmp_path / "tone.wav"
+    t = np.arange(2 * RATE) / RATE
+    sf.write(source, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), RATE)
+    data = tmp_path / "data"
+    data.mkdir()
+    clip = Clip(str(source), 0, 3 * RATE // 2, id="w1", warp=((0, 0), (RATE, RATE)))
+
+    async def create() -> None:
+        async with open_store(None, data) as store:
+            await import_session(store, Session(name="Warp", sample_rate=RATE, tracks=[
+                Track("t1", "One", clips=[clip])]), project_id="tm",
+                assets=AssetStore(data / "assets"))
+
+    asyncio.run(create())
+    with ServerProcess(data, free_port()) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield Studio(server, browser, TokenSigner.from_data_dir(data))
+        finally:
+            browser.close()
+
+
+def _drag_marker(page: Any, index: int, dx: float) -> None:
+    handle = page.locator(f".clip[data-clip=w1] .warp-marker[data-index='{index}']")
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y, steps=5)
+    page.mouse.up()
+
+
+def test_warp_markers_are_dragged_on_a_clip(warped: Studio) -> None:
+    page, log = open_page(warped.browser, warped.url())
+    page.evaluate("window.daw.timeline.setZoom(100)")  # 100 px a second: 480 frames a px
+    handles = page.locator(".clip[data-clip=w1] .warp-marker")
+    handles.nth(1).wait_for()
+    assert handles.count() == 2
+    _drag_marker(page, 1, 50)  # source 1 s now plays at 1.5 s: the first second slows down
+    warp = wait_for(lambda: (w := warped.document()["clips"]["w1"]["warp"])[1][1] != RATE and w)
+    assert warp[0] == [0, 0] and warp[1][0] == RATE
+    assert warp[1][1] == pytest.approx(1.5 * RATE, abs=2 * 480)
+    assert warped.document()["clips"]["w1"]["position"] == 0  # the clip itself stays
+    # A marker stops one frame short of its neighbour: the markers keep increasing.
+    _drag_marker(page, 0, 400)
+    wait_for(lambda: warped.document()["clips"]["w1"]["warp"][0][1] != 0)
+    first, second = warped.document()["clips"]["w1"]["warp"]
+    assert first[1] == second[1] - 1
+    page.wait_for_selector(".clip[data-clip=w1].stretched")
+    assert log.errors() == []

@@ -1,0 +1,137 @@
+// Tempo and meter changes on the ruler: drawn as flags at their place in the tempo map
+// (web/src/tempo.js), written to the document's `tempos` and `meters` roots.
+// Double-click the ruler: a tempo change at that beat (Alt: a meter change at that bar).
+// Drag a flag: move it (to whole beats, or bars for a meter). Double-click a flag: change
+// its value. Right-click a flag: remove it.
+import { h } from './dom.js'
+import { tempoMap } from './tempo.js'
+
+const round2 = (v) => Math.round(v * 100) / 100
+
+/** The map without the change `id` (where a dragged change lands is read off it). */
+function mapWithout (project, id) {
+  const omit = (root) => Object.fromEntries(Object.entries(root.toJSON()).filter(([key]) => key !== id))
+  return tempoMap(omit(project.roots.tempos), omit(project.roots.meters), project.transport())
+}
+
+/** The nearest whole beat (tempo) or 0-based bar start (meter) to `seconds` in `map`. */
+function placeAt (map, kind, seconds) {
+  const beat = Math.max(0, map.secondsToBeat(Math.max(0, seconds)))
+  if (kind === 'tempo') return Math.round(beat)
+  const bar = map.barBeat(beat).bar - 1
+  const here = map.beatToSeconds(map.barToBeat(bar))
+  const next = map.beatToSeconds(map.barToBeat(bar + 1))
+  return seconds - here <= next - seconds ? bar : bar + 1
+}
+
+function ask (timeline, question, answer, write) {
+  const text = window.prompt(question, answer)
+  if (text === null || text.trim() === '') return
+  try {
+    write(text.trim())
+  } catch (err) {
+    timeline.onRefuse(err.message)
+  }
+}
+
+function writeMeter (project, id, bar, text) {
+  const [numerator, denominator] = text.split('/').map((v) => Number(v))
+  project.setMeterChange(id, bar, numerator, denominator)
+}
+
+/** Flags of the document's tempo and meter changes for the ruler of `timeline`. */
+export function timeChangeFlags (timeline) {
+  const project = timeline.project
+  const map = project.tempoMap()
+  const flag = (kind, change, seconds, label) => h('span', {
+    class: `time-change ${kind}`,
+    dataset: { change: change.id },
+    title: timeline.editable ? 'Drag to move, double-click to change, right-click to remove' : '',
+    style: `left:${seconds * timeline.zoom}px`,
+    onpointerdown: (e) => drag(timeline, e, kind, change),
+    ondblclick: (e) => { e.stopPropagation(); edit(timeline, kind, change) },
+    oncontextmenu: (e) => {
+      e.preventDefault()
+      if (timeline.editable) project.removeTimeChange(change.id)
+    }
+  }, label)
+  return [
+    ...map.tempos.filter((t) => t.id).map((t) =>
+      flag('tempo', t, map.beatToSeconds(t.beat), `♩=${round2(t.bpm)}`)),
+    ...map.meters.filter((m) => m.id).map((m) =>
+      flag('meter', m, map.beatToSeconds(map.barToBeat(m.bar)), `${m.numerator}/${m.denominator}`))
+  ]
+}
+
+function edit (timeline, kind, change) {
+  if (!timeline.editable) return
+  const project = timeline.project
+  if (kind === 'tempo') {
+    ask(timeline, 'Tempo (beats a minute, 10 to 999)', String(round2(change.bpm)),
+      (text) => project.setTempoChange(change.id, change.beat, Number(text)))
+  } else {
+    ask(timeline, 'Meter (e.g. 3/4, 7/8)', `${change.numerator}/${change.denominator}`,
+      (text) => writeMeter(project, change.id, change.bar, text))
+  }
+}
+
+function drag (timeline, event, kind, change) {
+  event.stopPropagation() // no seek
+  if (event.button !== 0 || !timeline.editable) return
+  const el = event.currentTarget
+  const x0 = event.clientX
+  const left = parseFloat(el.style.left) || 0
+  let moved = false
+  const move = (e) => {
+    if (!moved && Math.abs(e.clientX - x0) < 4) return
+    moved = true
+    el.classList.add('dragging')
+    el.style.left = `${Math.max(0, left + e.clientX - x0)}px`
+  }
+  const up = (e) => {
+    window.removeEventListener('pointermove', move)
+    window.removeEventListener('pointerup', up)
+    el.classList.remove('dragging')
+    if (!moved) return
+    const project = timeline.project
+    const seconds = Math.max(0, left + e.clientX - x0) / timeline.zoom
+    const place = placeAt(mapWithout(project, change.id), kind, seconds)
+    if (kind === 'tempo') project.setTempoChange(change.id, place, change.bpm)
+    else project.setMeterChange(change.id, place, change.numerator, change.denominator)
+  }
+  window.addEventListener('pointermove', move)
+  window.addEventListener('pointerup', up)
+}
+
+/** Double-click on the ruler of `timeline` adds a tempo change (Alt: a meter change). */
+export function bindRulerEdits (timeline) {
+  timeline.ruler.addEventListener('dblclick', (e) => {
+    if (!timeline.editable || e.target.closest?.('.time-change')) return
+    const project = timeline.project
+    const map = project.tempoMap()
+    const seconds = (e.clientX - timeline.ruler.getBoundingClientRect().left) / timeline.zoom
+    const kind = e.altKey ? 'meter' : 'tempo'
+    const place = placeAt(map, kind, seconds)
+    // The first change of a map holds from the start, so the first one added after the
+    // start also writes down what held there (the transport's tempo or meter).
+    const keepStart = (list, write) => {
+      if (place > 0 && !list.some((c) => c.id)) write()
+    }
+    if (kind === 'tempo') {
+      const { bar, beat } = map.barBeat(place)
+      ask(timeline, `Tempo from bar ${bar} beat ${beat} (beats a minute, 10 to 999)`,
+        String(round2(map.bpmAt(place))), (text) => project.doc.transact(() => {
+          const bpm = Number(text)
+          project.setTempoChange(null, place, bpm) // checked first: a bad answer writes nothing
+          keepStart(map.tempos, () => project.setTempoChange(null, 0, map.bpmAt(0)))
+        }))
+    } else {
+      const meter = map.meters.filter((m) => m.bar <= place).pop()
+      ask(timeline, `Meter from bar ${place + 1} (e.g. 3/4, 7/8)`,
+        `${meter.numerator}/${meter.denominator}`, (text) => project.doc.transact(() => {
+          writeMeter(project, null, place, text)
+          keepStart(map.meters, () => project.setMeterChange(null, 0, meter.numerator, meter.denominator))
+        }))
+    }
+  })
+}
