@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -54,6 +55,20 @@ def render_id(clip: Clip, session: Session, sample_rate: int) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
+#: Renders (Rubber Band runs) at once per event loop, across its live mixes.
+CONCURRENT_RENDERS = 2
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = \
+    weakref.WeakKeyDictionary()
+
+
+def _render_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = asyncio.Semaphore(CONCURRENT_RENDERS)
+    return slots
+
+
 class StretchRenders:
     """The renders one live mix waits for; ``on_ready`` is called (on the loop) when one
     lands, so the mix rebuilds with it."""
@@ -70,6 +85,7 @@ class StretchRenders:
         self._pruned: frozenset[str] | None = None  # the derived keys last pruned to
         self._pruning: asyncio.Task[None] | None = None
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._pinned: set[str] = set()  # CACHE keys this mix holds (pinned) while it plays
         self.failed: dict[str, str] = {}  # render id -> why
 
     def ready(self, clip: Clip, session: Session) -> bool:
@@ -93,8 +109,17 @@ class StretchRenders:
                 track = replace(track, clips=[c for c in track.clips if c not in waiting])
             tracks.append(track)
         if all_ready:
+            self._release_unused(session)
             self._prune_to(session)
         return replace(session, tracks=tracks)
+
+    def _release_unused(self, session: Session) -> None:
+        """Unpin the renders no clip plays any more (a moved follow-tempo clip's old one)."""
+        in_use = {self._keys.get(render_id(c, session, self.sample_rate))
+                  for track in session.tracks for c in track.clips if c.is_stretched}
+        for key in self._pinned - in_use:
+            CACHE.unpin(key)
+        self._pinned &= in_use
 
     def _prune_to(self, session: Session) -> None:
         """Prune the project's derived audio to what its stretched clips play now."""
@@ -131,6 +156,9 @@ class StretchRenders:
             with contextlib.suppress(asyncio.CancelledError, Exception):  # closing anyway
                 await task
         self._running.clear()
+        for key in self._pinned:
+            CACHE.unpin(key)
+        self._pinned.clear()
 
     def _start(self, clip: Clip, session: Session) -> None:
         rid = render_id(clip, session, self.sample_rate)
@@ -143,7 +171,8 @@ class StretchRenders:
         job_id = f"stretch-{clip.id or rid[:12]}"
         await self._job(job_id, clip, status="running", progress=0.0, error="")
         try:
-            key = await self._obtain(rid, clip, session)
+            async with _render_slots():  # a clip dragged about starts a render per place
+                key, audio = await self._obtain(rid, clip, session)
         except (StretchError, OSError, ValueError) as exc:
             self.failed[rid] = str(exc)
             log.warning("project %s: clip %r cannot be stretched: %s",
@@ -153,10 +182,13 @@ class StretchRenders:
         finally:
             self._running.pop(rid, None)
         self._keys[rid] = key
+        if key not in self._pinned:  # held while this mix may play it
+            CACHE.pin(key, audio)
+            self._pinned.add(key)
         await self._job(job_id, clip, status="done", progress=1.0, error="")
         self.on_ready()
 
-    async def _obtain(self, rid: str, clip: Clip, session: Session) -> str:
+    async def _obtain(self, rid: str, clip: Clip, session: Session) -> tuple[str, Any]:
         """One clip's render into the cache: from memory, else the derived audio kept
         beside the assets, else rendered now (a worker thread) and kept there."""
         audio = await asyncio.to_thread(self.load, clip.source, self.sample_rate)
@@ -165,10 +197,11 @@ class StretchRenders:
         derived = derived_audio.derived_key(clip.source, spec, self.sample_rate)
         self._derived[rid] = derived
         store = await self._store()
-        if CACHE.get(key) is not None:
+        cached = CACHE.get(key)
+        if cached is not None:
             if store is not None:
                 await self._kept(derived_audio.use(store, self.room.project_id, derived))
-            return key
+            return key, cached
         rendered = None
         if store is not None:
             rendered = await self._kept(derived_audio.load(store, self.room.project_id,
@@ -179,7 +212,7 @@ class StretchRenders:
                 await self._kept(derived_audio.save(store, self.room.project_id, derived,
                                                     rendered, self.sample_rate))
         CACHE.put(key, rendered)
-        return key
+        return key, rendered
 
     async def _store(self) -> AssetStore | None:
         if self.stores is None:

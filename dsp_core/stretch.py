@@ -180,6 +180,8 @@ class StretchCache:
         self._items: OrderedDict[str, np.ndarray] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        #: Renders a live mix plays (key -> audio, holders): never dropped while held.
+        self._pins: dict[str, tuple[np.ndarray, int]] = {}
 
     def get(self, key: str) -> np.ndarray | None:
         """The rendered audio under ``key``, or None."""
@@ -187,7 +189,27 @@ class StretchCache:
             audio = self._items.get(key)
             if audio is not None:
                 self._items.move_to_end(key)
-            return audio
+                return audio
+            pinned = self._pins.get(key)
+            return None if pinned is None else pinned[0]
+
+    def pin(self, key: str, audio: np.ndarray) -> None:
+        """Hold ``audio`` under ``key`` until as many :meth:`unpin` calls (a live mix's
+        engine must never find its render evicted and render it in the audio thread)."""
+        with self._lock:
+            held, count = self._pins.get(key, (audio, 0))
+            self._pins[key] = (held, count + 1)
+
+    def unpin(self, key: str) -> None:
+        """Release one :meth:`pin` of ``key``."""
+        with self._lock:
+            held = self._pins.get(key)
+            if held is None:
+                return
+            if held[1] <= 1:
+                del self._pins[key]
+            else:
+                self._pins[key] = (held[0], held[1] - 1)
 
     def put(self, key: str, audio: np.ndarray) -> None:
         """Keep ``audio`` under ``key``."""

@@ -80,6 +80,18 @@ async def test_a_stretched_clip_is_silent_until_its_render_lands(room: Room) -> 
             await asyncio.sleep(0.02)
         [clip] = mix._session.tracks[0].clips
         assert clip.stretch == 1.75 and mix.stretches.ready(clip, mix._session)
+        # Other renders (a bounce, another project) push it out of the shared cache: the
+        # mix still holds it, so its engine never renders in the audio thread.
+        cache = stretch_module.CACHE
+        limit, cache.max_bytes = cache.max_bytes, 1
+        try:
+            cache.put("someone else's render", np.zeros((2, 1000), np.float32))
+            cache.put("and another", np.zeros((2, 1000), np.float32))
+            assert mix.stretches.ready(clip, mix._session)
+            held = set(mix.stretches._pinned)
+        finally:
+            cache.max_bytes = limit
+    assert held and all(cache.get(key) is None for key in held)  # closed: let go
 
 
 async def test_a_render_that_fails_is_shown_failed_and_the_clip_stays_silent(
