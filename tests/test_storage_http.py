@@ -82,8 +82,9 @@ async def make_bucket(s3_server) -> str:  # noqa: ANN001 - S3Server
     return bucket
 
 
-async def studio_on(tmp_path: Path, storage_url: str, options: dict) -> AsyncIterator[Studio]:
-    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data", engine=False,
+async def studio_on(tmp_path: Path, storage_url: str, options: dict, *,
+                    engine: bool = False) -> AsyncIterator[Studio]:
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data", engine=engine,
                           storage_url=storage_url, storage_options={
                               **options, "multipart_threshold_mb": 5, "part_size_mb": 5,
                               "presign_seconds": LINK_SECONDS, "cache_mb": 4})
@@ -192,6 +193,27 @@ async def test_a_bounce_renders_from_the_cache_and_is_stored_in_s3(studio: Studi
     audio, rate = sf.read(io.BytesIO(body), dtype="float32")
     assert status == 200 and rate == 48000 and audio.shape[0] == job["frames"] == 24000
     assert np.abs(audio).max() == pytest.approx(job["peak"], abs=1e-6)
+
+
+async def test_the_live_engine_fetches_an_asset_missing_from_the_local_cache(
+        s3_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """A node whose cache lost (or never had) an asset's audio plays it from S3."""
+    bucket = await make_bucket(s3_server)
+    async for studio in studio_on(tmp_path, f"s3://{bucket}/studio", s3_server.settings(),
+                                  engine=True):
+        a, _ = studio.projects
+        _, asset, _ = await studio.upload(a, wav(0.5))
+        local = Path(studio.app[ASSETS].asset(asset["id"]).path)
+        local.unlink()  # evicted, or uploaded through another node
+        async with studio.app[ROOMS].use(a) as room:
+            await room.edit(lambda d: d.add_clip(d.add_track(Track("t1", name="Vox")),
+                                                 Clip(asset["source"], 0, 24000)))
+        status, body, _ = await studio.call("GET", a, "/render",
+                                            params={"start": 0, "frames": 24000})
+        assert status == 200, body
+        audio, _ = sf.read(io.BytesIO(body), dtype="float32")
+        assert np.abs(audio).max() > 0.1  # the clip is heard, not skipped
+        assert local.is_file()  # fetched back into the cache
 
 
 async def test_project_deletion_removes_its_objects(studio: Studio) -> None:
