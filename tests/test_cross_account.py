@@ -65,6 +65,8 @@ PUBLIC_BY_DESIGN = {
                                      "comes from the social routes swept here)",
     "/plugins/analytics/static/{path}": "the analytics dashboard's static files (its data "
                                         "comes from the analytics routes swept here)",
+    "/plugins/marketplace/static/{path}": "the sales reports page's static files (its "
+                                          "data comes from the report routes swept here)",
     "/plugins/core/static/{path}": "the developer dashboard's static files (its data comes "
                                    "from GET /api/v1/usage, swept here)",
     "/store/{handle}": "a seller's public storefront (what it shows is on sale to anyone)",
@@ -190,6 +192,12 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
     status, post, _ = await ada.call("POST", f"/api/social/posts{query}", {
         "text": A_TITLE, "targets": [{"channel_id": channel_id}]})
     assert status == 201 or app is None, post
+    status, listen, _ = await ada.call("POST", f"/api/social/listening/queries{query}", {
+        "channel_id": channel_id, "kind": "keyword", "term": A_TITLE})
+    assert status == 201 or app is None, listen
+    status, rule, _ = await ada.call("POST", f"/api/social/inbox/rules{query}", {
+        "kind": "round_robin", "team": [ada.id]})
+    assert status == 201 or app is None, rule
     status, beat, _ = await ada.call("POST", f"/api/marketplace/beats{query}", {
         "title": A_TITLE, "bpm": 90, "key": "A minor", "currency": "usd",
         "files": [{"kind": "wav", "asset_id": asset["id"]}],
@@ -223,6 +231,9 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         "bounce_id": "bounce-of-ada", "track_id": "track-of-ada",  # (/api/v1's names)
         "payee_id": "payee-of-ada",
         "channel_id": channel_id, "post_id": post.get("post_id", "post-of-ada"),
+        "query_id": listen.get("query_id", "query-of-ada"),
+        "rule_id": rule.get("rule_id", "rule-of-ada"), "item_id": "item-of-ada",
+        "payout_id": "payout-of-ada",
         "network": "x",
         "beat_id": beat.get("beat_id", "beat-of-ada"), "tier": "wav_lease",
         "code": "ADA10", "order_id": "order-of-ada", "licence_id": "licence-of-ada",
