@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,9 @@ from .midi_input import MidiMessage
 
 #: A sample at or above this magnitude counts as heard (-80 dBFS).
 AUDIBLE = 1e-4
+#: Notes whose latency is kept (the most recent), and how long a note waits to be heard.
+MAX_LATENCIES = 10_000
+MAX_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,8 @@ class LiveMidi:
         self.rate = render_rate
         self.to_session = to_session
         self.instrument = LiveInstrument(instrument, render_rate, max_block, backend, load)
-        self.latencies: list[NoteLatency] = []
+        #: The last notes' latencies (a bounded record: a session may last hours).
+        self.latencies: deque[NoteLatency] = deque(maxlen=MAX_LATENCIES)
         self._lock = threading.Lock()
         self._anchor: tuple[float, int] | None = None  # (heard at, timeline frame)
         self._end = 0  # timeline frame after the last block played
@@ -96,6 +101,9 @@ class LiveMidi:
             frame = self._timeline_at(message.at)
             key = (message.channel, message.key)
             if message.kind == NOTE_ON:
+                # a note not heard within a second (a silent or muted instrument) is not
+                # measured: it must not be given the next audible block's latency
+                self._waiting = [t for t in self._waiting if message.at - t < MAX_WAIT_S]
                 self._waiting.append(message.at)
                 if key in self._open and frame is not None:
                     self._close(key, frame)  # a repeated key ends the note it held
@@ -137,7 +145,8 @@ class LiveMidi:
                 loud = np.flatnonzero(np.abs(mono) >= AUDIBLE)
                 if loud.size:
                     heard = heard_at + int(loud[0]) / self.rate
-                    self.latencies += [NoteLatency(t, rendered, heard) for t in self._waiting]
+                    self.latencies.extend(NoteLatency(t, rendered, heard)
+                                          for t in self._waiting if heard - t < MAX_WAIT_S)
                     self._waiting = []
             if timeline is None:
                 if self._anchor is not None:  # stopped: notes still held end here
