@@ -205,9 +205,11 @@ async def test_the_live_engine_fetches_an_asset_missing_from_the_local_cache(
         _, asset, _ = await studio.upload(a, wav(0.5))
         local = Path(studio.app[ASSETS].asset(asset["id"]).path)
         local.unlink()  # evicted, or uploaded through another node
+        def add_clip(d, source: str = asset["source"]) -> None:  # noqa: ANN001 - a document
+            d.add_clip(d.add_track(Track("t1", name="Vox")), Clip(source, 0, 24000))
+
         async with studio.app[ROOMS].use(a) as room:
-            await room.edit(lambda d: d.add_clip(d.add_track(Track("t1", name="Vox")),
-                                                 Clip(asset["source"], 0, 24000)))
+            await room.edit(add_clip)
         status, body, _ = await studio.call("GET", a, "/render",
                                             params={"start": 0, "frames": 24000})
         assert status == 200, body
