@@ -239,6 +239,13 @@ def test_poll_stores_once_assigns_alerts_with_cooldown_and_retries_429(db_url: s
                     net.fake.say(f"drop wave two {n}", at=clock[0] - 10)
                 assert (await listening.poll("acc", query["query_id"])).spike
                 assert len(await listening.alerts("acc")) == 2 and len(mail.sent) == 2
+                # two polls racing past an ended cooldown (a manual one and the scheduled
+                # one) send one alert, not two
+                await db.execute("UPDATE social_listen_queries SET last_alert_at = NULL")
+                raced = await asyncio.gather(*(listening.check_spike("acc", query["query_id"])
+                                               for _ in range(2)))
+                assert sorted(raced) == [False, True]
+                assert len(await listening.alerts("acc")) == 3 and len(mail.sent) == 3
                 # response time: the first answer counts, a second changes nothing
                 clock[0] += 90
                 answered = await listening.respond("acc", refund["item_id"], "ana")

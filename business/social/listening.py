@@ -207,11 +207,16 @@ class Listening:
                    "kind": query["kind"], "term": query["term"], "network": query["network"],
                    "last_hour": last_hour, "baseline": round(baseline, 3), "at": now}
         async with self.db.transaction() as tx:
+            # Claim the alert: only one of two polls racing past the cooldown check wins.
+            claimed = await tx.execute(
+                "UPDATE social_listen_queries SET last_alert_at = ? WHERE account_id = ? AND "
+                "query_id = ? AND (last_alert_at IS NULL OR last_alert_at <= ? - cooldown_s)",
+                now, account_id, query_id, now)
+            if not claimed:
+                return False
             await tx.execute("INSERT INTO social_spike_alerts (account_id, alert_id, query_id, "
                              "at, last_hour, baseline) VALUES (?, ?, ?, ?, ?, ?)", account_id,
                              alert_id, query_id, now, last_hour, baseline)
-            await tx.execute("UPDATE social_listen_queries SET last_alert_at = ? WHERE "
-                             "account_id = ? AND query_id = ?", now, account_id, query_id)
             await self.publish(tx, SPIKE_EVENT, payload, account_id)
             if query["notify_email"]:
                 what = query["term"] or "mentions"
