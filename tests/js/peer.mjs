@@ -34,7 +34,7 @@ console.warn = (...args) => {
 
 const dump = () => {
   const out = {}
-  for (const name of ['meta', 'tracks', 'clips', 'buses', 'transport', 'markers', 'comments', 'transcripts', 'jobs', 'midi_clips']) {
+  for (const name of ['meta', 'tracks', 'clips', 'buses', 'transport', 'markers', 'comments', 'transcripts', 'jobs', 'midi_clips', 'tempos', 'meters']) {
     out[name] = doc.getMap(name).toJSON()
   }
   return out
