@@ -98,56 +98,29 @@ const info = {
 await writeFile(path.join(outdir, 'build-info.json'), JSON.stringify(info, null, 2) + '\n')
 console.log(`built ${outdir} (sources ${info.sources_sha256.slice(0, 12)})`)
 
-await mkdir(socialOutdir, { recursive: true })
-await bundle(path.join('social', 'main.js'), 'calendar.js', socialOutdir)
-await copyFile(path.join(here, 'src', 'social', 'calendar.css'), path.join(socialOutdir, 'calendar.css'))
-await copyFile(path.join(here, 'src', 'social', 'calendar.html'), path.join(socialOutdir, 'calendar.html'))
-const fullcalendar = JSON.parse(await readFile(path.join(here, 'node_modules', '@fullcalendar', 'core', 'package.json'))).version
-const socialInfo = {
-  sources_sha256: info.sources_sha256,
-  esbuild: version,
-  fullcalendar,
-  files: ['calendar.js', 'calendar.css', 'calendar.html']
+/** One plug-in page: its script bundled as `${name}.js`, its stylesheet and HTML copied,
+ * and a build-info.json naming the sources, esbuild and the libraries it bundles. */
+async function buildPage (dir, entry, name, outdir, libraries) {
+  await mkdir(outdir, { recursive: true })
+  await bundle(path.join(dir, entry), `${name}.js`, outdir)
+  for (const ext of ['css', 'html']) {
+    await copyFile(path.join(here, 'src', dir, `${name}.${ext}`), path.join(outdir, `${name}.${ext}`))
+  }
+  const pageInfo = {
+    sources_sha256: info.sources_sha256,
+    esbuild: version,
+    ...libraries,
+    files: [`${name}.js`, `${name}.css`, `${name}.html`]
+  }
+  await writeFile(path.join(outdir, 'build-info.json'), JSON.stringify(pageInfo, null, 2) + '\n')
+  console.log(`built ${outdir} (sources ${pageInfo.sources_sha256.slice(0, 12)})`)
 }
-await writeFile(path.join(socialOutdir, 'build-info.json'), JSON.stringify(socialInfo, null, 2) + '\n')
-console.log(`built ${socialOutdir} (sources ${socialInfo.sources_sha256.slice(0, 12)})`)
 
-await mkdir(analyticsOutdir, { recursive: true })
-await bundle(path.join('analytics', 'main.js'), 'dashboard.js', analyticsOutdir)
-await copyFile(path.join(here, 'src', 'analytics', 'dashboard.css'), path.join(analyticsOutdir, 'dashboard.css'))
-await copyFile(path.join(here, 'src', 'analytics', 'dashboard.html'), path.join(analyticsOutdir, 'dashboard.html'))
-const chartjs = JSON.parse(await readFile(path.join(here, 'node_modules', 'chart.js', 'package.json'))).version
-const analyticsInfo = {
-  sources_sha256: info.sources_sha256,
-  esbuild: version,
-  chartjs,
-  files: ['dashboard.js', 'dashboard.css', 'dashboard.html']
-}
-await writeFile(path.join(analyticsOutdir, 'build-info.json'), JSON.stringify(analyticsInfo, null, 2) + '\n')
-console.log(`built ${analyticsOutdir} (sources ${analyticsInfo.sources_sha256.slice(0, 12)})`)
-
-await mkdir(developerOutdir, { recursive: true })
-await bundle(path.join('developer', 'main.js'), 'developer.js', developerOutdir)
-await copyFile(path.join(here, 'src', 'developer', 'developer.css'), path.join(developerOutdir, 'developer.css'))
-await copyFile(path.join(here, 'src', 'developer', 'developer.html'), path.join(developerOutdir, 'developer.html'))
-const developerInfo = {
-  sources_sha256: info.sources_sha256,
-  esbuild: version,
-  chartjs,
-  files: ['developer.js', 'developer.css', 'developer.html']
-}
-await writeFile(path.join(developerOutdir, 'build-info.json'), JSON.stringify(developerInfo, null, 2) + '\n')
-console.log(`built ${developerOutdir} (sources ${developerInfo.sources_sha256.slice(0, 12)})`)
-
-await mkdir(marketplaceOutdir, { recursive: true })
-await bundle(path.join('marketplace', 'reports.js'), 'reports.js', marketplaceOutdir)
-await copyFile(path.join(here, 'src', 'marketplace', 'reports.css'), path.join(marketplaceOutdir, 'reports.css'))
-await copyFile(path.join(here, 'src', 'marketplace', 'reports.html'), path.join(marketplaceOutdir, 'reports.html'))
-const marketplaceInfo = {
-  sources_sha256: info.sources_sha256,
-  esbuild: version,
-  chartjs,
-  files: ['reports.js', 'reports.css', 'reports.html']
-}
-await writeFile(path.join(marketplaceOutdir, 'build-info.json'), JSON.stringify(marketplaceInfo, null, 2) + '\n')
-console.log(`built ${marketplaceOutdir} (sources ${marketplaceInfo.sources_sha256.slice(0, 12)})`)
+const packageVersion = async (...parts) =>
+  JSON.parse(await readFile(path.join(here, 'node_modules', ...parts, 'package.json'))).version
+const fullcalendar = await packageVersion('@fullcalendar', 'core')
+const chartjs = await packageVersion('chart.js')
+await buildPage('social', 'main.js', 'calendar', socialOutdir, { fullcalendar })
+await buildPage('analytics', 'main.js', 'dashboard', analyticsOutdir, { chartjs })
+await buildPage('developer', 'main.js', 'developer', developerOutdir, { chartjs })
+await buildPage('marketplace', 'reports.js', 'reports', marketplaceOutdir, { chartjs })
