@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import weakref
 
 import numpy as np
 import soundfile as sf
@@ -32,6 +31,7 @@ from .api import MAX_START_FRAME
 from .assets import assets_of
 from .clip_sources import playable_session
 from .keys import ROOMS
+from .loop_slots import LoopSlots
 from .permissions import PROJECT_READ
 from .plugin_api import BadRequest, Media, NotFound, Query, Request, Route, Unprocessable
 
@@ -41,16 +41,7 @@ MAX_IMMERSIVE_SECONDS = 300
 MAX_WINDOW_SECONDS = 60
 #: Renders at once per event loop: each holds the whole mix (up to ~700 MB at 7.1.4).
 CONCURRENT_RENDERS = 2
-_renders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = \
-    weakref.WeakKeyDictionary()
-
-
-def _render_slots() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    slots = _renders.get(loop)
-    if slots is None:
-        slots = _renders[loop] = asyncio.Semaphore(CONCURRENT_RENDERS)
-    return slots
+_render_slots = LoopSlots(CONCURRENT_RENDERS)
 
 
 class ImmersiveWindow(Query):

@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -35,6 +34,7 @@ from dsp_core.stretch import CACHE, StretchError, render_stretch
 
 from . import derived_audio
 from .asset_store import AssetStore
+from .loop_slots import LoopSlots
 from .storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -57,16 +57,7 @@ def render_id(clip: Clip, session: Session, sample_rate: int) -> str:
 
 #: Renders (Rubber Band runs) at once per event loop, across its live mixes.
 CONCURRENT_RENDERS = 2
-_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = \
-    weakref.WeakKeyDictionary()
-
-
-def _render_slots() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    slots = _slots.get(loop)
-    if slots is None:
-        slots = _slots[loop] = asyncio.Semaphore(CONCURRENT_RENDERS)
-    return slots
+_render_slots = LoopSlots(CONCURRENT_RENDERS)
 
 
 class StretchRenders:
