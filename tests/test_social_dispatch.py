@@ -308,9 +308,24 @@ def test_two_workers_on_one_database_publish_each_post_once(db_url: str,
                                       idempotency_key=f"dup-{post.post_id}")
             second = Dispatcher(SocialStore(other_db), h.channels, JobQueue(other_db),
                                 h.events, settings=h.dispatcher.settings)
-            other = JobWorker(second.queue, {PUBLISH: second.handle}, poll_s=0.02,
-                              worker_id="second")
-            async with h.worker(worker_id="first"), other:
+            # each worker's first job waits until the other worker holds one, so the
+            # race is real on a loaded machine too (one claim holds at most 8 of 28 jobs)
+            met = {"first": asyncio.Event(), "second": asyncio.Event()}
+
+            def meeting(name: str, partner: str, handle: Any) -> Any:
+                async def handle_after_meeting(ctx: JobContext) -> Any:
+                    met[name].set()
+                    await asyncio.wait_for(met[partner].wait(), timeout=30)
+                    return await handle(ctx)
+                return handle_after_meeting
+
+            first = JobWorker(h.queue, {PUBLISH: meeting("first", "second",
+                                                         h.dispatcher.handle)},
+                              poll_s=0.02, worker_id="first")
+            other = JobWorker(second.queue, {PUBLISH: meeting("second", "first",
+                                                              second.handle)},
+                              poll_s=0.02, worker_id="second")
+            async with first, other:
                 await until(lambda: all_ended(h, [p.post_id for p in posts]), timeout=40)
             for network in ("x", "bluesky"):
                 texts = published_texts(h, network)
