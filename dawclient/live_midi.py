@@ -16,16 +16,20 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from collab.schema import ProjectDocument
 from dsp_core.instrument_graph import NOTE_OFF, NOTE_ON
-from dsp_core.live_instrument import LiveInstrument
+from dsp_core.live_instrument import LiveInstrument, PreparedInstrument
 from dsp_core.midi import Instrument, MidiClip
 from dsp_core.session import Session
 
 from .midi_input import MidiMessage
+
+if TYPE_CHECKING:
+    from dsp_core.soundfont import SoundFontSource
 
 #: A sample at or above this magnitude counts as heard (-80 dBFS).
 AUDIBLE = 1e-4
@@ -88,7 +92,10 @@ class LiveMidi:
         self._open: dict[tuple[int, int], tuple[int, int]] = {}  # (ch, key) -> (start, vel)
         self._done: list[RecordedNote] = []
         self._waiting: list[float] = []
-        self._pending_instrument: Instrument | None = None
+        self._followed = instrument
+        self._pending_instrument: PreparedInstrument | None = None
+        # replaced FluidSynths, closed off the audio thread
+        self._retired: list[SoundFontSource] = []
 
     # -- the MIDI thread -----------------------------------------------------------------
 
@@ -133,9 +140,12 @@ class LiveMidi:
         first frame will be heard.
         """
         with self._lock:
-            instrument, self._pending_instrument = self._pending_instrument, None
-        if instrument is not None:
-            self.instrument.set_instrument(instrument)
+            prepared, self._pending_instrument = self._pending_instrument, None
+        if prepared is not None:  # built by follow(): swapping it in only assigns
+            retired = self.instrument.adopt(prepared)
+            if retired is not None:
+                with self._lock:
+                    self._retired.append(retired)
         frames = out.shape[1]
         mono = self.instrument.render(frames)
         out += mono
@@ -160,17 +170,35 @@ class LiveMidi:
     # -- the client's loop ---------------------------------------------------------------
 
     def follow(self, session: Session) -> None:
-        """Take the selected track's instrument from a newer session."""
+        """Take the selected track's instrument from a newer session.
+
+        A new instrument (a FluidSynth for a ``soundfont``) is built here, on the client's
+        loop, so the player thread only swaps it in; the ones it replaced are closed here.
+        """
         track = next((t for t in session.tracks if t.id == self.track_id), None)
-        if track is not None and track.instrument is not None:
-            with self._lock:
-                self._pending_instrument = track.instrument
+        if track is None or track.instrument is None or track.instrument == self._followed:
+            self._close_retired()
+            return
+        self._followed = track.instrument
+        prepared = self.instrument.prepare(track.instrument)
+        with self._lock:
+            unplayed, self._pending_instrument = self._pending_instrument, prepared
+            if unplayed is not None and unplayed.font is not None:
+                self._retired.append(unplayed.font)
+        self._close_retired()
+
+    def _close_retired(self) -> None:
+        with self._lock:
+            retired, self._retired = self._retired, []
+        for font in retired:
+            font.close()
 
     def finish(self) -> None:
         """End the notes still held where playing stopped (the player has stopped)."""
         with self._lock:
             for key in list(self._open):
                 self._close(key, self._end)
+        self._close_retired()
 
     def take_notes(self) -> list[RecordedNote]:
         """The notes finished since the last call."""

@@ -7,12 +7,17 @@ of the same instrument and renders it with the backend's ``instrument_render`` (
 ``daw_instrument_render`` or its twin), or a ``soundfont`` instrument with FluidSynth
 (:mod:`dsp_core.soundfont`): events queued from any thread act at the start of the next
 block rendered.
+
+Building an instrument can be slow (a ``soundfont`` one starts a FluidSynth and loads its
+font), so a real-time player builds it on its own thread with :meth:`LiveInstrument.prepare`
+and swaps it in between blocks with :meth:`LiveInstrument.adopt`, which only assigns.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -41,6 +46,25 @@ LIVE_KINDS = (NOTE_ON, NOTE_OFF, CC, BEND)
 
 def _no_samples(source: str, sample_rate: int) -> np.ndarray:
     raise ValueError(f"sampler zone {source!r} needs a loader")
+
+
+@dataclass(frozen=True)
+class PreparedInstrument:
+    """An instrument built ahead, ready for :meth:`LiveInstrument.adopt`.
+
+    ``state`` is None when only parameters changed: ``params`` then holds them.
+    """
+
+    instrument: Instrument
+    params: np.ndarray
+    state: InstrumentState | None = None
+    font: SoundFontSource | None = None
+
+
+def _keeps_voices(old: Instrument, new: Instrument) -> bool:
+    """Whether ``new`` is ``old`` with other parameters (the sounding voices carry over)."""
+    return (old.kind == new.kind != "soundfont" and old.zones == new.zones
+            and old.value("voices") == new.value("voices"))
 
 
 class LiveInstrument:
@@ -75,17 +99,22 @@ class LiveInstrument:
     def _build(self, instrument: Instrument) -> InstrumentState:
         if self.font is not None:
             self.font.close()
-            self.font = None
+        state, self.font = self._make(instrument)
+        return state
+
+    def _make(self, instrument: Instrument) -> tuple[InstrumentState, SoundFontSource | None]:
+        """A fresh state (and FluidSynth, for a ``soundfont``) for ``instrument``."""
+        font = None
         if instrument.kind == "soundfont":  # FluidSynth, fed each block's events
             from .soundfont import SoundFontSource
 
-            self.font = SoundFontSource(instrument, np.zeros(0, dtype=EVENT_DTYPE),
-                                        self.sample_rate, self.max_block, 1)
+            font = SoundFontSource(instrument, np.zeros(0, dtype=EVENT_DTYPE),
+                                   self.sample_rate, self.max_block, 1)
             instrument = Instrument("synth")  # an idle state keeps the one render path
         state = build_instrument(Track("live", instrument=instrument), 1.0, self.sample_rate,
                                  self.max_block, self._load)
         assert state is not None
-        return state
+        return state, font
 
     def push(self, kind: int, channel: int, key: int, value: int) -> None:
         """Queue one event (``NOTE_ON`` with a velocity, ``NOTE_OFF``, ``CC``, ``BEND``);
@@ -97,16 +126,46 @@ class LiveInstrument:
 
     def set_instrument(self, instrument: Instrument) -> None:
         """Follow an edit of the track's instrument (call between blocks): new parameters
-        keep the sounding voices; a new kind, voice count or zones start afresh."""
+        keep the sounding voices; a new kind, voice count or zones start afresh.
+
+        A new instrument is built here; a real-time caller uses :meth:`prepare` on its
+        own thread and :meth:`adopt` between blocks instead.
+        """
         if instrument == self.instrument:
             return
-        old = self.instrument
-        if (old.kind == instrument.kind != "soundfont" and old.zones == instrument.zones
-                and old.value("voices") == instrument.value("voices")):
+        if _keeps_voices(self.instrument, instrument):
             self.state.params[:] = instrument_params(instrument, self.sample_rate)
         else:
             self.state = self._build(instrument)
         self.instrument = instrument
+
+    def prepare(self, instrument: Instrument) -> PreparedInstrument:
+        """Build what :meth:`set_instrument` would, without touching what plays (any
+        thread but the audio one: this may start a FluidSynth)."""
+        params = instrument_params(instrument, self.sample_rate) \
+            if instrument.kind != "soundfont" else np.zeros(0, dtype=np.float32)
+        if _keeps_voices(self.instrument, instrument):
+            return PreparedInstrument(instrument, params)
+        state, font = self._make(instrument)
+        return PreparedInstrument(instrument, params, state, font)
+
+    def adopt(self, prepared: PreparedInstrument) -> SoundFontSource | None:
+        """Play ``prepared`` from the next block (between blocks; it only assigns, unless
+        another adopt since :meth:`prepare` changed the kind it was prepared against).
+
+        The FluidSynth it replaced, if any, is returned for the caller to close off the
+        audio thread.
+        """
+        retired = None
+        if prepared.state is not None:
+            self.state, retired, self.font = prepared.state, self.font, prepared.font
+        elif _keeps_voices(self.instrument, prepared.instrument):
+            self.state.params[:] = prepared.params
+        else:  # prepared against an instrument that another adopt replaced meanwhile
+            state, font = self._make(prepared.instrument)
+            self.state, retired, self.font = state, self.font, font
+        self.instrument = prepared.instrument
+        return retired
 
     def render(self, frames: int) -> np.ndarray:
         """The next ``frames`` frames (mono float32, a view valid until the next call);
@@ -131,4 +190,4 @@ class LiveInstrument:
         return inst.scratch[:frames]
 
 
-__all__ = ["LIVE_KINDS", "LiveInstrument"]
+__all__ = ["LIVE_KINDS", "LiveInstrument", "PreparedInstrument"]

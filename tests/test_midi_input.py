@@ -137,3 +137,49 @@ def test_recorded_notes_land_in_the_clip_that_holds_them_or_a_new_one() -> None:
                                                                          (64, 10000, 1)]
     session = doc.to_session()
     assert sum(len(c.notes) for c in session.tracks[0].midi_clips) == 3
+
+
+def test_a_new_soundfont_is_built_and_closed_off_the_player_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("fluidsynth")
+    from dsp_core import soundfont
+
+    threads: list[tuple[str, str]] = []
+    made, close = soundfont.SoundFontSource.__init__, soundfont.SoundFontSource.close
+
+    def making(self: object, *args: object, **kwargs: object) -> None:
+        threads.append(("made", threading.current_thread().name))
+        made(self, *args, **kwargs)
+
+    def closing(self: object) -> None:
+        threads.append(("closed", threading.current_thread().name))
+        close(self)
+
+    monkeypatch.setattr(soundfont.SoundFontSource, "__init__", making)
+    monkeypatch.setattr(soundfont.SoundFontSource, "close", closing)
+    live = LiveMidi("keys", Instrument("synth"), RATE, BLOCK, lambda frame: frame)
+
+    def play(blocks: int) -> np.ndarray:
+        heard: list[np.ndarray] = []
+
+        def player() -> None:
+            for _ in range(blocks):
+                out = np.zeros((2, BLOCK), dtype=np.float32)
+                live.block(out, None, time.monotonic())
+                heard.append(out[0].copy())
+        thread = threading.Thread(target=player, name="player")
+        thread.start()
+        thread.join(30)
+        return np.concatenate(heard)
+
+    for program in (0, 40):  # a synth becomes a SoundFont, then another program
+        live.follow(Session(tracks=[Track("keys", instrument=Instrument(
+            "soundfont", {"program_0": program}))]))
+        live.message(MidiMessage(NOTE_ON, 0, 60, 100, time.monotonic()))
+        assert np.abs(play(10)).max() > 0.01  # the new instrument sounds
+        live.message(MidiMessage(NOTE_OFF, 0, 60, 0, time.monotonic()))
+    live.follow(Session(tracks=[Track("keys", instrument=Instrument("synth"))]))
+    play(1)
+    live.finish()
+    assert [kind for kind, _ in threads] == ["made", "made", "closed", "closed"]
+    assert {name for _, name in threads} == {threading.current_thread().name}
