@@ -78,3 +78,20 @@ def test_convolution_per_track(benchmark, n_tracks: int, ir_seconds: float) -> N
             native_vs_pedalboard_whole=median_ratio(times, "pedalboard_whole", "native"))
     assert all(np.isfinite(v) and v > 0 for v in figures.values())
     record(benchmark, tracks=n_tracks, ir_seconds=ir_seconds, **figures)
+
+
+@pytest.mark.parametrize("ir_seconds", IR_SECONDS)
+def test_true_stereo_vs_stereo_convolution(benchmark, ir_seconds: float) -> None:
+    """A true-stereo IR (4 paths) against a stereo one (two mono convolutions), one
+    track, same engine, same input; above 1 the true-stereo one is slower by that much."""
+    stereo = _ir(ir_seconds)
+    rng = np.random.default_rng(2)
+    true_stereo = np.concatenate([stereo, (0.5 * rng.permutation(stereo.T).T)], axis=0)
+    true_stereo = true_stereo[[0, 2, 3, 1]].copy()  # LL, LR, RL, RR
+    times = rounds_of({"stereo": _engine_run(1, stereo, SECONDS, "native"),
+                       "true_stereo": _engine_run(1, true_stereo, SECONDS, "native")},
+                      rounds=5, settle=True)
+    figures = {"true_stereo_cost_vs_stereo": median_ratio(times, "true_stereo", "stereo"),
+               "true_stereo_realtime": SECONDS / min(times["true_stereo"])}
+    assert all(np.isfinite(v) and v > 0 for v in figures.values())
+    record(benchmark, ir_seconds=ir_seconds, **figures)

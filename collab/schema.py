@@ -22,7 +22,7 @@ Layout (the same in Python and JavaScript; see ``docs/document-schema.md``)::
                       server work in progress (e.g. transcriptions), for every client to show
     midi_clips  Map   clip id  -> Map(id, track, position, length, notes: Map, controls: Map)
                       and tracks[id].instrument: see :mod:`collab.midi`
-    tempos      Map   change id -> Map(id, beat, bpm)            (see :mod:`collab.tempo`)
+    tempos      Map   change id -> Map(id, beat, bpm[, ramp])    (see :mod:`collab.tempo`)
     meters      Map   change id -> Map(id, bar, numerator, denominator)
     (clips[id] may also hold crossfade, stretch, semitones, warp, follow_tempo, source_bpm)
     (tracks[id].immersive: a bed or object route, see :mod:`collab.immersive`)

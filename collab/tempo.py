@@ -1,7 +1,8 @@
 """The tempo map in the document: tempo and meter changes keyed by id.
 
 Two roots, so that concurrent edits merge (a root never conflicts, and each change is
-its own entry): ``tempos`` maps a change id to ``Map(id, beat, bpm)`` and ``meters`` a
+its own entry): ``tempos`` maps a change id to ``Map(id, beat, bpm[, ramp])`` (``ramp``
+true: the tempo glides to the next change's; absent in older documents) and ``meters`` a
 change id to ``Map(id, bar, numerator, denominator)``. Two people adding a change at
 once both keep theirs; two changes at the same beat (or bar) resolve by id, the same on
 every peer (:mod:`dsp_core.tempo`). A document with no changes plays at the transport's
@@ -30,7 +31,8 @@ def tempo_map_from_json(tempos: dict[str, Any], meters: dict[str, Any],
     changes = []
     for change_id, data in sorted(tempos.items()):
         try:
-            changes.append(TempoChange(float(data["beat"]), float(data["bpm"]), change_id))
+            changes.append(TempoChange(float(data["beat"]), float(data["bpm"]), change_id,
+                                       data.get("ramp") is True))
             TempoMap([changes[-1]])
         except (KeyError, TypeError, ValueError, ProjectError):
             changes = changes[:-1] if changes and changes[-1].id == change_id else changes
@@ -68,15 +70,20 @@ class TempoEdits:
                                    self._roots["meters"].to_py() or {},
                                    self._roots["transport"].to_py() or {})
 
-    def set_tempo_change(self, change_id: str, beat: float, bpm: float) -> None:
-        """Add or move the tempo change ``change_id``: ``bpm`` from quarter-note ``beat``."""
+    def set_tempo_change(self, change_id: str, beat: float, bpm: float,
+                         ramp: bool = False) -> None:
+        """Add or move the tempo change ``change_id``: ``bpm`` from quarter-note ``beat``
+        (``ramp``: gliding to the next change's tempo)."""
         try:
             TempoMap([TempoChange(float(beat), float(bpm), change_id)])
         except (ProjectError, TypeError, ValueError) as exc:
             raise SchemaError(str(exc)) from exc
+        if not isinstance(ramp, bool):
+            raise SchemaError(f"tempo change {change_id!r}: ramp must be true or false, "
+                              f"got {ramp!r}")
         with self.transaction():
-            self._roots["tempos"][change_id] = Map({"id": change_id, "beat": float(beat),
-                                                    "bpm": float(bpm)})
+            self._roots["tempos"][change_id] = Map(_tempo_entry(change_id, float(beat),
+                                                                float(bpm), ramp))
 
     def set_meter_change(self, change_id: str, bar: int, numerator: int,
                          denominator: int) -> None:
@@ -103,8 +110,8 @@ class TempoEdits:
         """Write every change of ``tempo`` (inside the caller's transaction)."""
         for change in tempo.tempos:
             change_id = change.id or f"tempo-{change.beat:g}"
-            self._roots["tempos"][change_id] = Map({"id": change_id, "beat": change.beat,
-                                                    "bpm": change.bpm})
+            self._roots["tempos"][change_id] = Map(_tempo_entry(change_id, change.beat,
+                                                                change.bpm, change.ramp))
         for meter in tempo.meters:
             change_id = meter.id or f"meter-{meter.bar}"
             self._roots["meters"][change_id] = Map({
@@ -115,3 +122,8 @@ class TempoEdits:
         """Every stored change as plain data (the page's list)."""
         for root in TEMPO_ROOTS:
             yield from (self._roots[root].to_py() or {}).values()
+
+
+def _tempo_entry(change_id: str, beat: float, bpm: float, ramp: bool) -> dict[str, Any]:
+    """A tempo change as the document holds it (``ramp`` only when true, as before)."""
+    return {"id": change_id, "beat": beat, "bpm": bpm} | ({"ramp": True} if ramp else {})

@@ -2,9 +2,11 @@
 
 Copies of ``native/internal.h``'s ``CONV_*`` numbers (tests/test_convolution.py
 holds them to it). Each channel's memory row is a header (per stage: input fill,
-delay-line head, number of partitions; the ring index), then per stage the spectra
-of its impulse-response partitions (zero-padded to twice the partition and
-transformed here with numpy, re then im), the spectra of as many past input windows,
+delay-line head, number of partitions; the ring index; whether the IR is true
+stereo), then per stage the spectra of its impulse-response partitions (zero-padded
+to twice the partition and transformed here with numpy, re then im), for a true-stereo
+IR the spectra of the other input's path to this output (row 0 = left out: LL then
+RL; row 1 = right out: RR then LR), the spectra of as many past input windows,
 the input window, the output partition and work space, and last the input ring
 (pre-delay and the dry path's latency). The head stage has ``PARTITION``-frame
 partitions and covers the IR's first ``HEAD_FRAMES``; the tail stage (if the IR is
@@ -31,6 +33,10 @@ HEADER = 16
 MAX_PRE_MS = 500.0
 H_FILL, H_HEAD, H_RING, H_PARTS = 0, 1, 2, 3
 H_TAIL_FILL, H_TAIL_HEAD, H_TAIL_PARTS = 4, 5, 6
+#: 1.0 in a true-stereo effect's rows: each output hears both inputs (4-channel IR).
+H_CROSS = 7
+#: A true-stereo impulse response's channels, input then output: L->L, L->R, R->L, R->R.
+TRUE_STEREO_ORDER = ("LL", "LR", "RL", "RR")
 #: The longest impulse response accepted, in seconds at the render rate.
 MAX_IR_SECONDS = 10.0
 
@@ -43,6 +49,7 @@ class StageLayout:
     partition: int
     parts: int
     ir: int
+    xir: int  # the cross path's IR spectra (true stereo); == fdl when there are none
     fdl: int
     inp: int
     out: int
@@ -53,15 +60,17 @@ class StageLayout:
     h_head: int
 
 
-def _stage(partition: int, parts: int, off: int, h_fill: int, h_head: int) -> StageLayout:
+def _stage(partition: int, parts: int, off: int, h_fill: int, h_head: int,
+           cross: bool) -> StageLayout:
     bins2 = 2 * (partition + 1)
-    fdl = off + parts * bins2
+    xir = off + parts * bins2
+    fdl = xir + (parts * bins2 if cross else 0)
     inp = fdl + parts * bins2
     out = inp + 2 * partition
     acc = out + partition
     work = acc + bins2
-    return StageLayout(partition, parts, off, fdl, inp, out, acc, work, work + 4 * partition,
-                       h_fill, h_head)
+    return StageLayout(partition, parts, off, xir, fdl, inp, out, acc, work,
+                       work + 4 * partition, h_fill, h_head)
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ class ConvolutionLayout:
     """A memory row: the head stage, the tail stage if any, then the input ring."""
 
     stages: tuple[StageLayout, ...]
+    cross: bool
     ring: int
     ring_len: int
     pre_max: int
@@ -80,16 +90,18 @@ class ConvolutionLayout:
         return self.stages[0].partition
 
 
-def convolution_layout(head_parts: int, tail_parts: int, sr: float) -> ConvolutionLayout:
-    """The layout ``native/convolution.c`` computes for these partition counts at ``sr``."""
-    stages = [_stage(PARTITION, head_parts, HEADER, H_FILL, H_HEAD)]
+def convolution_layout(head_parts: int, tail_parts: int, sr: float,
+                       cross: bool = False) -> ConvolutionLayout:
+    """The layout ``native/convolution.c`` computes for these partition counts at ``sr``
+    (``cross``: true stereo, each stage also holds the cross paths' IR spectra)."""
+    stages = [_stage(PARTITION, head_parts, HEADER, H_FILL, H_HEAD, cross)]
     if tail_parts > 0:
         stages.append(_stage(TAIL_PARTITION, tail_parts, stages[0].end, H_TAIL_FILL,
-                             H_TAIL_HEAD))
+                             H_TAIL_HEAD, cross))
     ring = stages[-1].end
     pre_max = int(MAX_PRE_MS * 1e-3 * sr)
     ring_len = pre_max + PARTITION + 2
-    return ConvolutionLayout(tuple(stages), ring, ring_len, pre_max, ring + ring_len)
+    return ConvolutionLayout(tuple(stages), cross, ring, ring_len, pre_max, ring + ring_len)
 
 
 def _spectra(audio: np.ndarray, partition: int) -> tuple[int, np.ndarray]:
@@ -106,21 +118,34 @@ def _spectra(audio: np.ndarray, partition: int) -> tuple[int, np.ndarray]:
 
 @dataclass(frozen=True)
 class ConvolutionIR:
-    """An impulse response at the render rate, one row per processed channel."""
+    """An impulse response at the render rate, one row per processed channel (four
+    for a true-stereo IR, in :data:`TRUE_STEREO_ORDER`, which plays on two rows)."""
 
     source: str
     samples: np.ndarray  # (channels, frames) float32
     layout: ConvolutionLayout
     spectra: tuple[np.ndarray, ...]  # per stage: (channels, parts, 2, partition + 1)
 
+    @property
+    def true_stereo(self) -> bool:
+        """Whether each output channel hears both inputs (a 4-channel IR)."""
+        return self.layout.cross
+
     def new_memory(self) -> np.ndarray:
         """Fresh memory rows: header and IR spectra filled in, everything else zero."""
-        rows = np.zeros((self.samples.shape[0], self.layout.total), dtype=np.float32)
+        channels = 2 if self.true_stereo else self.samples.shape[0]
+        rows = np.zeros((channels, self.layout.total), dtype=np.float32)
         stages = self.layout.stages
         rows[:, H_PARTS] = stages[0].parts
         rows[:, H_TAIL_PARTS] = stages[1].parts if len(stages) > 1 else 0
+        rows[:, H_CROSS] = float(self.true_stereo)
         for stage, spectra in zip(stages, self.spectra, strict=True):
-            rows[:, stage.ir:stage.fdl] = spectra.reshape(rows.shape[0], -1)
+            flat = spectra.reshape(spectra.shape[0], -1)
+            if self.true_stereo:  # row 0 (left out): LL, RL; row 1 (right out): RR, LR
+                rows[0, stage.ir:stage.fdl] = np.concatenate([flat[0], flat[2]])
+                rows[1, stage.ir:stage.fdl] = np.concatenate([flat[3], flat[1]])
+            else:
+                rows[:, stage.ir:stage.fdl] = flat
         return rows
 
 
@@ -129,8 +154,11 @@ def load_ir(source: str, channels: int, sample_rate: int,
     """Read ``source`` at ``sample_rate`` and prepare it for ``channels`` channels.
 
     A mono IR serves both channels of a stereo track; a stereo IR on a mono track is
-    averaged to mono. Raises :class:`ProjectError` when the IR is empty, has more
-    than two channels or is longer than :data:`MAX_IR_SECONDS`, and
+    averaged to mono. A 4-channel IR is true stereo (:data:`TRUE_STEREO_ORDER`: each
+    output hears both inputs) on a stereo track, and on a mono track what the two
+    outputs of a centred input average to, (LL + LR + RL + RR) / 2. Raises
+    :class:`ProjectError` when the IR is empty, has 3 or more than 4 channels or is
+    longer than :data:`MAX_IR_SECONDS`, and
     :class:`AudioFileError` when it cannot be read.
     """
     if load is None:
@@ -141,14 +169,17 @@ def load_ir(source: str, channels: int, sample_rate: int,
         raise AudioFileError(f"convolution impulse response: {exc}") from None
     if audio.ndim == 1:
         audio = audio[None, :]
-    if audio.ndim != 2 or audio.shape[0] not in (1, 2) or audio.shape[1] == 0:
-        raise ProjectError(f"convolution ir {source!r}: needs mono or stereo audio with at "
-                           f"least one frame, got shape {audio.shape}")
+    if audio.ndim != 2 or audio.shape[0] not in (1, 2, 4) or audio.shape[1] == 0:
+        raise ProjectError(f"convolution ir {source!r}: needs mono, stereo or true-stereo "
+                           "(4 channels: LL, LR, RL, RR) audio with at least one frame, "
+                           f"got shape {audio.shape}")
     most = int(MAX_IR_SECONDS * sample_rate)
     if audio.shape[1] > most:
         raise ProjectError(
             f"convolution ir {source!r} is {audio.shape[1] / sample_rate:.2f} s long at "
             f"{sample_rate} Hz; the limit is {MAX_IR_SECONDS:g} s: trim the impulse response")
+    if channels == 1 and audio.shape[0] == 4:
+        audio = ((audio[0] + audio[1] + audio[2] + audio[3]) * np.float32(0.5))[None, :]
     if channels == 1 and audio.shape[0] == 2:
         audio = ((audio[0] + audio[1]) * np.float32(0.5))[None, :]
     elif channels == 2 and audio.shape[0] == 1:
@@ -160,4 +191,5 @@ def load_ir(source: str, channels: int, sample_rate: int,
         tail_parts, tail = _spectra(audio[:, HEAD_FRAMES:], TAIL_PARTITION)
         spectra.append(tail)
     return ConvolutionIR(source, np.ascontiguousarray(audio),
-                         convolution_layout(head_parts, tail_parts, sample_rate), tuple(spectra))
+                         convolution_layout(head_parts, tail_parts, sample_rate,
+                                            cross=audio.shape[0] == 4), tuple(spectra))

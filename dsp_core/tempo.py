@@ -5,8 +5,10 @@ needs the grid share one implementation; the page's grid (``web/src/tempo.js``) 
 the same rules (docs/engine.md#tempo-map).
 
 A **beat** here is a quarter note counted from the start of the song (beat 0 at
-frame 0). Tempo changes sit at a beat and hold until the next one (no ramps); meter
-changes sit at a bar (0-based) and hold until the next one. Both are keyed by ``id`` in
+frame 0). Tempo changes sit at a beat and hold until the next one, or, with ``ramp``,
+glide linearly in tempo over the beats to the next one's tempo (as Pro Tools' and
+Reaper's ramps do; beats <-> seconds stay exact: the integral of 60/bpm in closed
+form). Meter changes sit at a bar (0-based) and hold until the next one. Both are keyed by ``id`` in
 the document, so two people adding changes at once both keep theirs; two changes at
 the same place are ordered by id (the larger id wins) so every peer reads the same map.
 Without a change at beat 0 / bar 0 the song starts at :data:`DEFAULT_BPM` in 4/4.
@@ -21,17 +23,22 @@ from dataclasses import dataclass, field
 from .errors import ProjectError
 
 DEFAULT_BPM = 120.0
+#: Largest gap (seconds) between a ramp's tempo curve and the straight warp segments
+#: that follow-tempo clips are stretched along (Rubber Band's time map is piecewise linear).
+RAMP_WARP_TOLERANCE = 0.0002
 MIN_BPM, MAX_BPM = 10.0, 999.0
 METER_DENOMINATORS = (1, 2, 4, 8, 16, 32)
 
 
 @dataclass(frozen=True)
 class TempoChange:
-    """From quarter-note ``beat`` on, the song runs at ``bpm`` quarter notes a minute."""
+    """From quarter-note ``beat`` on, the song runs at ``bpm`` quarter notes a minute
+    (with ``ramp``: glides linearly over the beats to the next change's tempo)."""
 
     beat: float
     bpm: float
     id: str = ""
+    ramp: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,11 +124,15 @@ class TempoMap:
             meters.insert(0, MeterChange(0, first.numerator, first.denominator))
         self._tempos = tempos
         self._meters = meters
-        # seconds at each tempo change, and quarter-note beat at each meter change
+        # seconds at each tempo change, the tempo's slope (BPM per beat) after it, and
+        # quarter-note beat at each meter change
         self._tempo_beats = [t.beat for t in tempos]
+        self._slopes = [(b.bpm - a.bpm) / (b.beat - a.beat) if a.ramp else 0.0
+                        for a, b in zip(tempos, tempos[1:], strict=False)] + [0.0]
         self._tempo_seconds = [0.0]
-        for a, b in zip(tempos, tempos[1:], strict=False):
-            self._tempo_seconds.append(self._tempo_seconds[-1] + (b.beat - a.beat) * 60.0 / a.bpm)
+        for i, (a, b) in enumerate(zip(tempos, tempos[1:], strict=False)):
+            self._tempo_seconds.append(self._tempo_seconds[-1] +
+                                       self._span_seconds(i, b.beat - a.beat))
         self._meter_bars = [m.bar for m in meters]
         self._meter_beats = [0.0]
         for a, b in zip(meters, meters[1:], strict=False):
@@ -138,22 +149,37 @@ class TempoMap:
         return len({t.bpm for t in self._tempos}) == 1
 
     def bpm_at_beat(self, beat: float) -> float:
-        """The tempo at quarter-note ``beat``."""
-        return self._tempos[max(0, bisect.bisect_right(self._tempo_beats, beat) - 1)].bpm
+        """The tempo at quarter-note ``beat`` (on a ramp: where the glide has got to)."""
+        i = max(0, bisect.bisect_right(self._tempo_beats, beat) - 1)
+        return self._tempos[i].bpm + self._slopes[i] * max(0.0, beat - self._tempo_beats[i])
 
     # ---------------------------------------------------------- beats <-> time
+    def _span_seconds(self, i: int, beats: float) -> float:
+        """Seconds that ``beats`` take from tempo change ``i``: the integral of 60/bpm,
+        bpm(b) = bpm_i + k b, i.e. 60/k ln(1 + k b / bpm_i) (log1p keeps tiny k exact)."""
+        k, bpm = self._slopes[i], self._tempos[i].bpm
+        if k == 0.0 or beats <= 0.0:
+            return beats * 60.0 / bpm
+        return 60.0 / k * math.log1p(k * beats / bpm)
+
+    def _span_beats(self, i: int, seconds: float) -> float:
+        """Beats played in ``seconds`` from tempo change ``i`` (the inverse of
+        :meth:`_span_seconds`: bpm_i / k (exp(k s / 60) - 1))."""
+        k, bpm = self._slopes[i], self._tempos[i].bpm
+        if k == 0.0 or seconds <= 0.0:
+            return seconds * bpm / 60.0
+        return bpm / k * math.expm1(k * seconds / 60.0)
+
     def beat_to_seconds(self, beat: float) -> float:
         """Seconds from the song's start to quarter-note ``beat`` (negative beats run at
         the first tempo)."""
         i = max(0, bisect.bisect_right(self._tempo_beats, beat) - 1)
-        t = self._tempos[i]
-        return self._tempo_seconds[i] + (beat - t.beat) * 60.0 / t.bpm
+        return self._tempo_seconds[i] + self._span_seconds(i, beat - self._tempo_beats[i])
 
     def seconds_to_beat(self, seconds: float) -> float:
         """Quarter-note beat at ``seconds`` from the song's start."""
         i = max(0, bisect.bisect_right(self._tempo_seconds, seconds) - 1)
-        t = self._tempos[i]
-        return t.beat + (seconds - self._tempo_seconds[i]) * t.bpm / 60.0
+        return self._tempo_beats[i] + self._span_beats(i, seconds - self._tempo_seconds[i])
 
     def beat_to_frame(self, beat: float, sample_rate: int) -> float:
         """Frame (not rounded) of quarter-note ``beat`` at ``sample_rate``."""
@@ -225,7 +251,9 @@ class TempoMap:
         The clip plays source frame ``offset`` at timeline frame ``position`` and one
         source beat per map beat after it.  Returns ``(source frame, output frame)``
         pairs from ``(0, 0)`` to the source's end, output frames counted from where
-        source frame 0 lands; one pair per tempo change the source crosses.
+        source frame 0 lands; one pair per tempo change the source crosses, and across a
+        ramp enough pairs that the straight segments between them stay within
+        :data:`RAMP_WARP_TOLERANCE` of the curve.
         """
         _check_bpm(source_bpm, "source_bpm")
         beat0 = self.frame_to_beat(position, sample_rate)
@@ -236,17 +264,35 @@ class TempoMap:
 
         origin = out(0)
         xs = {0, source_frames}
-        for b in self._tempo_beats[1:]:
-            x = offset + (b - beat0) / per_frame
-            if 0 < x < source_frames:
-                xs.add(round(x))
+        for i in range(len(self._tempo_beats)):
+            for step in self._ramp_steps(i):
+                x = offset + (step - beat0) / per_frame
+                if 0 < x < source_frames:
+                    xs.add(round(x))
         return [(x, round(out(x) - origin)) for x in sorted(xs)]
+
+    def _ramp_steps(self, i: int) -> list[float]:
+        """Beats where warp pairs go for tempo change ``i``: its own beat, and across a
+        ramp as many as keep a straight line within the tolerance of the time curve
+        (chord error h^2/8 max|t''|, t'' = 60 k / bpm^2)."""
+        beat = self._tempo_beats[i]
+        k = self._slopes[i]
+        if i == 0 and k == 0.0:
+            return []
+        if k == 0.0:
+            return [beat]
+        length = self._tempo_beats[i + 1] - beat
+        slowest = min(self._tempos[i].bpm, self._tempos[i + 1].bpm)
+        curve = 60.0 * abs(k) / slowest ** 2
+        n = max(1, math.ceil(length * math.sqrt(curve / (8 * RAMP_WARP_TOLERANCE))))
+        return [beat + length * j / n for j in range(n)]
 
     # ---------------------------------------------------------- plain data
     def to_dict(self) -> dict[str, list[dict[str, object]]]:
         """The map as the project file writes it (the changes as given, sorted)."""
         return {
-            "tempos": [{"id": t.id, "beat": t.beat, "bpm": t.bpm}
+            "tempos": [{"id": t.id, "beat": t.beat, "bpm": t.bpm} | ({"ramp": True} if t.ramp
+                                                                      else {})
                        for t in sorted(self.tempos, key=lambda t: (t.beat, t.id))],
             "meters": [{"id": m.id, "bar": m.bar, "numerator": m.numerator,
                         "denominator": m.denominator}
@@ -265,13 +311,16 @@ def tempo_map_from_dict(value: object, path: str = "tempo") -> TempoMap:
     tempos, meters = [], []
     for i, raw in enumerate(_list(value.get("tempos", []), f"{path}.tempos")):
         where = f"{path}.tempos[{i}]"
-        f = _object(raw, where, ("beat", "bpm"), ("id",))
+        f = _object(raw, where, ("beat", "bpm"), ("id", "ramp"))
         beat = f["beat"]
         if not isinstance(beat, int | float) or isinstance(beat, bool) or not (
                 math.isfinite(beat) and beat >= 0):
             raise ProjectError(f"{where}.beat: must be a number >= 0, got {beat!r}")
+        ramp = f.get("ramp", False)
+        if not isinstance(ramp, bool):
+            raise ProjectError(f"{where}.ramp: must be true or false, got {ramp!r}")
         tempos.append(TempoChange(float(beat), _check_bpm(f["bpm"], f"{where}.bpm"),
-                                  _text(f.get("id", ""), f"{where}.id")))
+                                  _text(f.get("id", ""), f"{where}.id"), ramp))
     for i, raw in enumerate(_list(value.get("meters", []), f"{path}.meters")):
         where = f"{path}.meters[{i}]"
         f = _object(raw, where, ("bar",), ("id", "numerator", "denominator"))

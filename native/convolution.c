@@ -7,11 +7,14 @@
  * frames, and (for a longer IR) its tail in partitions of CONV_TAIL_PARTITION frames,
  * which cost far less memory traffic per sample.  Each stage's part of a channel's
  * memory row holds the spectra of its IR partitions (computed in Python when the
- * effect is built), the spectra of as many past input windows, the input window of
+ * effect is built), for a true-stereo IR those of the other input's path to this
+ * output too (row 0: LL then RL, row 1: RR then LR), the spectra of as many past
+ * input windows, the input window of
  * 2P frames, the output partition being played and work space; the row ends with a
  * ring of the input that gives the pre-delayed convolver input and the dry signal.
  * Every P frames a stage transforms its newest input window, multiplies it with its
- * IR spectra and sums (the delay line), and transforms back.  The output (wet and dry
+ * IR spectra and sums (the delay line), and transforms back; true stereo runs both
+ * channels in step and adds the other input's delay line through the cross spectra.  The output (wet and dry
  * alike) is late by CONV_PARTITION frames, its latency.
  *
  * The FFT is a radix-2 complex FFT of P points on the even/odd samples of the
@@ -120,24 +123,26 @@ int daw_irfft(const float *re, const float *im, float *x, float *work, int32_t n
 /* ------------------------------------------------------------------ the convolver */
 
 typedef struct {
-    int64_t p, k, ir, fdl, in, out, acc, work, end;
+    int64_t p, k, ir, xir, fdl, in, out, acc, work, end;
     int h_fill, h_head;
 } conv_stage;
 
 typedef struct {
     conv_stage st[2];
-    int stages;
+    int stages, cross;
     int64_t ring, ring_len, pre_max, total;
 } conv_layout;
 
-static int64_t stage_at(conv_stage *s, int64_t p, int64_t k, int64_t off, int h_fill, int h_head) {
+static int64_t stage_at(conv_stage *s, int64_t p, int64_t k, int64_t off, int h_fill, int h_head,
+                        int cross) {
     const int64_t bins2 = 2 * (p + 1);
     s->p = p;
     s->k = k;
     s->h_fill = h_fill;
     s->h_head = h_head;
     s->ir = off;
-    s->fdl = s->ir + k * bins2;
+    s->xir = s->ir + k * bins2;
+    s->fdl = s->xir + (cross ? k * bins2 : 0);
     s->in = s->fdl + k * bins2;
     s->out = s->in + 2 * p;
     s->acc = s->out + p;
@@ -146,13 +151,15 @@ static int64_t stage_at(conv_stage *s, int64_t p, int64_t k, int64_t off, int h_
     return s->end;
 }
 
-static void layout(int64_t head_parts, int64_t tail_parts, double sr, conv_layout *g) {
+static void layout(int64_t head_parts, int64_t tail_parts, int cross, double sr,
+                   conv_layout *g) {
     int64_t off = stage_at(&g->st[0], CONV_PARTITION, head_parts, CONV_HEADER, CONV_H_FILL,
-                           CONV_H_HEAD);
+                           CONV_H_HEAD, cross);
     g->stages = tail_parts > 0 ? 2 : 1;
+    g->cross = cross;
     if (tail_parts > 0)
         off = stage_at(&g->st[1], CONV_TAIL_PARTITION, tail_parts, off, CONV_H_TAIL_FILL,
-                       CONV_H_TAIL_HEAD);
+                       CONV_H_TAIL_HEAD, cross);
     g->ring = off;
     g->pre_max = (int64_t)(CONV_MAX_PRE_MS * 1e-3 * sr);
     g->ring_len = g->pre_max + CONV_PARTITION + 2;
@@ -162,7 +169,7 @@ static void layout(int64_t head_parts, int64_t tail_parts, double sr, conv_layou
 static int row_layout(const float *row, double sr, conv_layout *g) {
     const int64_t k = (int64_t)row[CONV_H_PARTS], tail = (int64_t)row[CONV_H_TAIL_PARTS];
     if (k < 1 || tail < 0) return 0;
-    layout(k, tail, sr, g);
+    layout(k, tail, row[CONV_H_CROSS] != 0.0f, sr, g);
     return 1;
 }
 
@@ -182,36 +189,59 @@ INTERNAL void conv_coefficients(float *slots, double sr) {
     c[2] = (float)(pre < 0 ? 0 : (pre > most ? most : pre));
 }
 
-/* Transform a stage's input window, push it on its delay line, sum the products, back. */
-static void conv_partition(float *row, const conv_stage *g) {
+/* Transform a stage's input window onto its delay line at the head. */
+static void conv_transform_input(float *row, const conv_stage *g) {
     const int32_t p = (int32_t)g->p, n = 2 * p, bins = p + 1;
     const int64_t head = (int64_t)row[g->h_head];
-    float *work = row + g->work, *zr = work + n, *zi = zr + p;
+    float *zr = row + g->work + n, *zi = zr + p;
     float *slot = row + g->fdl + head * 2 * bins;
     rfft(row + g->in, slot, slot + bins, zr, zi, n);
+}
+
+/* acc += the delay line of `fdl_row` times the IR spectra at `ir` (offset in `row`). */
+static void conv_delay_line_sum(float *row, const float *fdl_row, int64_t ir,
+                                const conv_stage *g, int64_t head) {
+    const int32_t bins = (int32_t)g->p + 1;
     float *restrict ar = row + g->acc, *restrict ai = ar + bins;
-    for (int32_t b = 0; b < bins; b++) ar[b] = ai[b] = 0.0f;
     for (int64_t k = 0; k < g->k; k++) {
         int64_t j = head - k;
         if (j < 0) j += g->k;
-        const float *restrict xr = row + g->fdl + j * 2 * bins, *restrict xi = xr + bins;
-        const float *restrict hr = row + g->ir + k * 2 * bins, *restrict hi = hr + bins;
+        const float *restrict xr = fdl_row + g->fdl + j * 2 * bins, *restrict xi = xr + bins;
+        const float *restrict hr = row + ir + k * 2 * bins, *restrict hi = hr + bins;
         for (int32_t b = 0; b < bins; b++) {
             ar[b] += xr[b] * hr[b] - xi[b] * hi[b];
             ai[b] += xr[b] * hi[b] + xi[b] * hr[b];
         }
     }
+}
+
+/* A row's output partition from its delay line (and, true stereo, `other`'s through
+ * the cross spectra), transformed back; then the input window moves on. */
+static void conv_accumulate(float *row, const float *other, const conv_stage *g) {
+    const int32_t p = (int32_t)g->p, n = 2 * p, bins = p + 1;
+    const int64_t head = (int64_t)row[g->h_head];
+    float *work = row + g->work, *zr = work + n, *zi = zr + p;
+    float *restrict ar = row + g->acc, *restrict ai = ar + bins;
+    for (int32_t b = 0; b < bins; b++) ar[b] = ai[b] = 0.0f;
+    conv_delay_line_sum(row, row, g->ir, g, head);
+    if (other) conv_delay_line_sum(row, other, g->xir, g, head);
     irfft(ar, ai, work, zr, zi, n);
     memcpy(row + g->out, work + p, sizeof(float) * p);
     memmove(row + g->in, row + g->in + p, sizeof(float) * p);
     row[g->h_head] = (float)(head + 1 == g->k ? 0 : head + 1);
 }
 
+/* Transform a stage's input window, push it on its delay line, sum the products, back. */
+static void conv_partition(float *row, const conv_stage *g) {
+    conv_transform_input(row, g);
+    conv_accumulate(row, NULL, g);
+}
+
 /* The head stage (256-frame partitions) covers the IR's first CONV_TAIL_PARTITION -
  * CONV_PARTITION frames; the tail stage (partitions of CONV_TAIL_PARTITION frames, late
  * by that much) the rest, so its output arrives exactly when the head's would. */
 static void conv_channel(const float *c, float *row, float *restrict x, int32_t n,
-                         const conv_layout *g) {
+                         const conv_layout *g, int partitions) {
     const float dry = c[0], wet = c[1];
     const int64_t d = (int64_t)c[2], len = g->ring_len;
     const conv_stage *h = &g->st[0], *t = &g->st[1];
@@ -237,11 +267,11 @@ static void conv_channel(const float *c, float *row, float *restrict x, int32_t 
         }
         w = w + 1 == len ? 0 : w + 1;
         if (++pos0 == h->p) {
-            conv_partition(row, h);
+            if (partitions) conv_partition(row, h);
             pos0 = 0;
         }
         if (tail && ++pos1 == t->p) {
-            conv_partition(row, t);
+            if (partitions) conv_partition(row, t);
             pos1 = 0;
         }
     }
@@ -253,8 +283,31 @@ static void conv_channel(const float *c, float *row, float *restrict x, int32_t 
 INTERNAL void conv_run(daw_effect *fx, float *x0, float *x1, int32_t n, double sr) {
     pthread_once(&TW_ONCE, twiddles_init);
     conv_layout g;
-    row_layout(fx->memory, sr, &g);
+    if (!row_layout(fx->memory, sr, &g)) return; /* conv_memory_ok refused it first */
     const float *c = fx->slots + DAW_SLOT_COEF;
-    conv_channel(c, fx->memory, x0, n, &g);
-    if (x1) conv_channel(c, fx->memory + fx->memory_len, x1, n, &g);
+    float *row0 = fx->memory, *row1 = fx->memory + fx->memory_len;
+    if (!(g.cross && x1)) {
+        conv_channel(c, row0, x0, n, &g, 1);
+        if (x1) conv_channel(c, row1, x1, n, &g, 1);
+        return;
+    }
+    /* true stereo: both channels in step, a partition at a time (each output
+     * partition needs both inputs' delay lines at the same place) */
+    for (int32_t i = 0; i < n;) {
+        int64_t m = n - i;
+        for (int s = 0; s < g.stages; s++) {
+            const int64_t left = g.st[s].p - (int64_t)row0[g.st[s].h_fill];
+            if (left < m) m = left;
+        }
+        conv_channel(c, row0, x0 + i, (int32_t)m, &g, 0);
+        conv_channel(c, row1, x1 + i, (int32_t)m, &g, 0);
+        for (int s = 0; s < g.stages; s++) {
+            if (row0[g.st[s].h_fill] != 0.0f) continue;
+            conv_transform_input(row0, &g.st[s]);
+            conv_transform_input(row1, &g.st[s]);
+            conv_accumulate(row0, row1, &g.st[s]);
+            conv_accumulate(row1, row0, &g.st[s]);
+        }
+        i += (int32_t)m;
+    }
 }

@@ -154,7 +154,7 @@ INTERNAL void deesser_run(float *slots, float *x0, float *x1, int32_t n);
 
 /* convolution.c: partitioned FFT convolution; each memory row starts with
  * CONV_HEADER floats (input fill, delay-line head, ring index, partitions; the same
- * for the tail stage).
+ * for the tail stage; 1 when the IR is true stereo, 4 channels LL, LR, RL, RR).
  * Twin: dsp_core/reference_convolution.py, layout: dsp_core/convolution_layout.py. */
 #define CONV_PARTITION 256
 #define CONV_TAIL_PARTITION 4096
@@ -168,6 +168,7 @@ INTERNAL void deesser_run(float *slots, float *x0, float *x1, int32_t n);
 #define CONV_H_TAIL_FILL 4
 #define CONV_H_TAIL_HEAD 5
 #define CONV_H_TAIL_PARTS 6
+#define CONV_H_CROSS 7
 INTERNAL int conv_memory_ok(const daw_effect *fx, double sr);
 INTERNAL void conv_coefficients(float *slots, double sr);
 INTERNAL void conv_run(daw_effect *fx, float *x0, float *x1, int32_t n, double sr);

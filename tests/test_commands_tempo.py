@@ -40,3 +40,16 @@ def test_a_bad_position_is_one_clear_error(tmp_path: Path) -> None:
     assert "no such bar.beat" in result.output and "has 4 beats" in result.output
     result = CliRunner().invoke(tempo, [str(_project(tmp_path)), "--at", "soon"])
     assert "give a frame (48000) or a bar.beat (5.3)" in result.output
+
+
+def test_a_ramp_is_listed_and_positions_follow_it(tmp_path: Path) -> None:
+    path = _project(tmp_path)
+    data = json.loads(path.read_text())
+    data["tempo"]["tempos"][0]["ramp"] = True  # 120 -> 60 BPM over 8 beats
+    path.write_text(json.dumps(data))
+    result = CliRunner().invoke(tempo, [str(path), "--at", "3.1"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "tempo 120 BPM from beat 0 (1.1, frame 0), ramping to the next" in lines
+    # 8 beats gliding from 120 to 60 BPM: 60/k ln(60/120), k = -7.5 BPM a beat = 5.545 s
+    assert "3.1 = frame 266169" in lines

@@ -8,6 +8,7 @@ import soundfile as sf
 
 from dsp_core import EffectSpec, ProjectError, get_backend
 from dsp_core.convolution_layout import (
+    H_CROSS,
     H_FILL,
     H_HEAD,
     H_PARTS,
@@ -68,7 +69,8 @@ def test_the_c_real_fft_matches_numpy(n: int) -> None:
     assert np.max(np.abs(back - x)) <= 2e-6 * np.max(np.abs(x))
 
 
-@pytest.mark.parametrize("channels,ir_channels", [(1, 1), (2, 1), (2, 2), (1, 2)])
+@pytest.mark.parametrize("channels,ir_channels", [(1, 1), (2, 1), (2, 2), (1, 2), (2, 4),
+                                                  (1, 4)])
 @pytest.mark.parametrize("sample_rate", [48000, 96000])
 @pytest.mark.parametrize("block", [64, 100, 1000])
 @pytest.mark.parametrize("ir_frames", [3 * PARTITION + 17, HEAD_FRAMES + 2 * 4096 + 5])
@@ -88,7 +90,8 @@ def test_c_and_twin_agree_through_a_glide(channels: int, ir_channels: int, sampl
     peak = np.max(np.abs(outs[1]))
     assert np.max(np.abs(outs[0] - outs[1])) <= CONV_RTOL * peak
     np.testing.assert_array_equal(states[0].slots, states[1].slots)
-    for h in (H_FILL, H_HEAD, H_RING, H_PARTS, H_TAIL_FILL, H_TAIL_HEAD, H_TAIL_PARTS):
+    for h in (H_FILL, H_HEAD, H_RING, H_PARTS, H_TAIL_FILL, H_TAIL_HEAD, H_TAIL_PARTS,
+              H_CROSS):
         np.testing.assert_array_equal(states[0].memory[:, h], states[1].memory[:, h])
 
 
@@ -131,6 +134,45 @@ def test_pre_delay_and_wet_gain_shape_the_wet_path(backend: str) -> None:
     assert out[0, at] == pytest.approx(10 ** (-6 / 20), rel=1e-5)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("ir_frames", [700, HEAD_FRAMES + 5000])
+def test_a_true_stereo_ir_sends_each_input_to_both_outputs(backend: str,
+                                                           ir_frames: int) -> None:
+    ir = _ir(4, ir_frames, seed=7)  # LL, LR, RL, RR
+    fx = EffectState(EffectSpec("convolution", {"ir": "x", "mix": 1.0}), 2, SR, _loader(ir))
+    assert fx.ir.true_stereo and fx.memory.shape[0] == 2
+    frames = 20000
+    x = (0.5 * np.random.default_rng(3).standard_normal((2, frames))).astype(np.float32)
+    x[1, :5000] = 0.0  # the right input starts late: the left's cross path is heard alone
+    out = _process(fx, x, backend, block=100)
+
+    def conv(a: np.ndarray, h: np.ndarray) -> np.ndarray:
+        return np.convolve(a.astype(np.float64), h.astype(np.float64))[:frames - PARTITION]
+
+    want = np.stack([conv(x[0], ir[0]) + conv(x[1], ir[2]),   # left: L->L + R->L
+                     conv(x[0], ir[1]) + conv(x[1], ir[3])])  # right: L->R + R->R
+    assert np.all(out[:, :PARTITION] == 0.0)
+    np.testing.assert_allclose(out[:, PARTITION:], want, atol=1e-5 * np.max(np.abs(want)))
+
+
+def test_a_true_stereo_ir_without_cross_paths_is_a_stereo_ir() -> None:
+    ir = _ir(4, 900)
+    ir[1:3] = 0.0
+    x = np.random.default_rng(6).standard_normal((2, 6000)).astype(np.float32)
+    for backend in BACKENDS:
+        four = EffectState(EffectSpec("convolution", {"ir": "x"}), 2, SR, _loader(ir))
+        two = EffectState(EffectSpec("convolution", {"ir": "x"}), 2, SR, _loader(ir[[0, 3]]))
+        a, b = _process(four, x, backend, 64), _process(two, x, backend, 64)
+        assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(b))
+
+
+def test_a_mono_track_hears_a_true_stereo_ir_as_its_centred_sum() -> None:
+    ir = _ir(4, 300)
+    mono = EffectState(EffectSpec("convolution", {"ir": "x"}), 1, SR, _loader(ir))
+    assert not mono.ir.true_stereo and mono.memory[0, H_CROSS] == 0.0
+    np.testing.assert_allclose(mono.ir.samples[0], ir.sum(axis=0) / 2, rtol=1e-6, atol=1e-7)
+
+
 def test_a_mono_track_hears_a_stereo_ir_averaged() -> None:
     ir = _ir(2, 300)
     mono = EffectState(EffectSpec("convolution", {"ir": "x", "mix": 1.0}), 1, SR, _loader(ir))
@@ -151,8 +193,8 @@ def test_the_ir_is_read_from_a_file_and_resampled_to_the_render_rate(tmp_path) -
 @pytest.mark.parametrize("ir,message", [
     (np.zeros((1, int(MAX_IR_SECONDS * SR) + 1), np.float32),
      r"is 10.00 s long at 48000 Hz; the limit is 10 s: trim the impulse response"),
-    (np.zeros((3, 100), np.float32), "needs mono or stereo audio"),
-    (np.zeros((1, 0), np.float32), "needs mono or stereo audio"),
+    (np.zeros((3, 100), np.float32), r"true-stereo \(4 channels: LL, LR, RL, RR\)"),
+    (np.zeros((1, 0), np.float32), "needs mono, stereo or true-stereo"),
 ])
 def test_unusable_impulse_responses_are_refused(ir: np.ndarray, message: str) -> None:
     with pytest.raises(ProjectError, match=message):
@@ -202,7 +244,8 @@ def test_convolution_layout_matches_internal_h() -> None:
     assert int(internal["CONV_MAX_FFT"]) == layout.MAX_FFT
     assert int(internal["CONV_HEADER"]) == layout.HEADER
     assert float(internal["CONV_MAX_PRE_MS"]) == layout.MAX_PRE_MS
-    names = ("FILL", "HEAD", "RING", "PARTS", "TAIL_FILL", "TAIL_HEAD", "TAIL_PARTS")
+    names = ("FILL", "HEAD", "RING", "PARTS", "TAIL_FILL", "TAIL_HEAD", "TAIL_PARTS",
+             "CROSS")
     assert [int(internal[f"CONV_H_{k}"]) for k in names] == [
         layout.H_FILL, layout.H_HEAD, layout.H_RING, layout.H_PARTS, layout.H_TAIL_FILL,
-        layout.H_TAIL_HEAD, layout.H_TAIL_PARTS]
+        layout.H_TAIL_HEAD, layout.H_TAIL_PARTS, layout.H_CROSS]

@@ -93,3 +93,13 @@ def test_the_engine_plays_the_notes_on_the_beats_and_follows_a_tempo_change() ->
     engine.apply(session)
     found = _onset_frames(engine.render(0, 5 * RATE))
     assert found == pytest.approx([0, 24000, 48000, 72000, 96000, 144000, 192000], abs=16)
+
+
+def test_following_notes_land_on_the_beats_of_a_tempo_ramp() -> None:
+    ramp = TempoMap([TempoChange(0, 120, ramp=True), TempoChange(8, 60)])
+    clip = MidiClip(0, 20 * RATE, [Note(60, 100, k * BEAT_FRAMES_120, 2400, id=f"n{k}")
+                                   for k in range(10)], follow_tempo=True, source_bpm=120.0)
+    got = onsets(midi_events([clip], 1.0, ramp, RATE))
+    assert got == [round(ramp.beat_to_frame(k, RATE)) for k in range(10)]
+    gaps = np.diff(got)
+    assert all(np.diff(gaps[:8]) > 0)  # the beats spread out as the tempo slows

@@ -50,3 +50,39 @@ def test_without_changes_the_page_uses_the_transport_tempo_and_meter() -> None:
     lines = js_grid(doc.to_json(), 0.0, 2.01)
     assert [(g["bar"], g["beat"]) for g in lines] == [(1, 1), (1, 2), (1, 3), (2, 1)]
     assert lines[1]["seconds"] == pytest.approx(60 / 90)
+
+
+def js_times(data: dict, beats: list[float]) -> dict[str, list[float]]:
+    script = (f"import {{ tempoMap }} from {json.dumps(TEMPO_JS.as_uri())}\n"
+              "const d = JSON.parse(process.argv[1])\n"
+              "const map = tempoMap(d.tempos, d.meters, d.transport)\n"
+              "const seconds = d.beats.map((b) => map.beatToSeconds(b))\n"
+              "console.log(JSON.stringify({ seconds, beats: seconds.map(map.secondsToBeat),"
+              " bpm: d.beats.map((b) => map.bpmAt(b)) }))\n")
+    done = subprocess.run(["node", "--input-type=module", "-e", script,
+                           json.dumps({**data, "beats": beats})],
+                          capture_output=True, text=True, timeout=30, check=True)
+    return json.loads(done.stdout)
+
+
+def test_the_page_and_the_engine_agree_across_tempo_ramps() -> None:
+    doc = ProjectDocument.from_session(Session())
+    doc.set_tempo_change("a", 0, 80, ramp=True)   # 80 -> 160 over 8 beats
+    doc.set_tempo_change("b", 8, 160)
+    doc.set_tempo_change("c", 12, 140, ramp=True)  # 140 -> 70 over 4 beats, then holds
+    doc.set_tempo_change("d", 16, 70)
+    doc.set_meter_change("m1", 2, 3, 4)
+    data = doc.to_json()
+    tmap = doc.tempo_map()
+    beats = [0.0, 0.5, 3.25, 7.99, 8.0, 10.0, 12.0, 13.7, 15.5, 16.0, 21.0]
+    got = js_times(data, beats)
+    assert got["seconds"] == pytest.approx([tmap.beat_to_seconds(b) for b in beats],
+                                           rel=1e-12, abs=1e-12)
+    assert got["beats"] == pytest.approx(beats, rel=1e-12, abs=1e-12)
+    assert got["bpm"] == pytest.approx([tmap.bpm_at_beat(b) for b in beats], rel=1e-12)
+    lines = js_grid(data, 0.0, 12.0)
+    want = tmap.grid(0, 12 * RATE, RATE)
+    assert [(g["bar"], g["beat"]) for g in lines] == [(g.bar, g.beat) for g in want]
+    assert [round(g["seconds"] * RATE) for g in lines] == [g.frame for g in want]
+    gaps = [b["seconds"] - a["seconds"] for a, b in zip(lines, lines[1:9], strict=False)]
+    assert all(later < earlier for earlier, later in zip(gaps, gaps[1:], strict=False))

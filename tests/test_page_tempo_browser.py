@@ -86,7 +86,7 @@ def test_tempo_and_meter_changes_are_added_moved_and_removed_on_the_ruler(
     assert sorted((c["beat"], c["bpm"]) for c in tempos.values()) == [(0.0, 120.0), (4.0, 60.0)]
     tempo_id = next(key for key, c in tempos.items() if c["beat"] == 4.0)
     flag = page.locator(f".time-change.tempo[data-change='{tempo_id}']")
-    assert flag.inner_text() == "♩=60"
+    assert flag.inner_text() == "♩=60↗"  # its label and its ramp switch
     # The grid follows: bar 3 (beat 8) now lies 2 s + 4 beats at 60 bpm = 6 s in.
     page.wait_for_function("window.daw.project.tempoMap().beatToSeconds(8) === 6")
 
@@ -102,8 +102,20 @@ def test_tempo_and_meter_changes_are_added_moved_and_removed_on_the_ruler(
 
     # Double-click the flag: a new tempo.
     page.once("dialog", lambda dialog: dialog.accept("90"))
-    page.locator(f".time-change.tempo[data-change='{tempo_id}']").dblclick()
+    page.locator(f".time-change.tempo[data-change='{tempo_id}']").dblclick(
+        position={"x": 4, "y": 5})  # on its label, not its ramp switch
     wait_for(lambda: studio.document()["tempos"][tempo_id]["bpm"] == 90.0)
+
+    # The ramp switch on the start's flag: 120 BPM glides to 90 over the 6 beats.
+    start_id = next(key for key, c in studio.document()["tempos"].items() if c["beat"] == 0)
+    page.locator(f".time-change.tempo[data-change='{start_id}'] .ramp-toggle").click()
+    wait_for(lambda: studio.document()["tempos"][start_id].get("ramp") is True)
+    page.wait_for_function("window.daw.project.tempoMap().bpmAt(3) === 105")
+    page.locator(f".time-change.tempo.ramp[data-change='{start_id}'] .ramp-toggle.on").wait_for()
+    # switching it off: the tempo holds again
+    page.locator(f".time-change.tempo[data-change='{start_id}'] .ramp-toggle").click()
+    wait_for(lambda: "ramp" not in studio.document()["tempos"][start_id])
+    page.wait_for_function("window.daw.project.tempoMap().bpmAt(3) === 120")
 
     # Alt + double-click near bar 2 (beat 4, 2 s): a meter change of 3/4 from bar index 1.
     page.once("dialog", lambda dialog: dialog.accept("3/4"))

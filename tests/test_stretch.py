@@ -88,7 +88,7 @@ def test_a_follow_tempo_clip_lands_on_the_beats_of_the_map() -> None:
     tempo = TempoMap([TempoChange(0, 120, "a"), TempoChange(4, 80, "b")])
     source = _clicks(100, 8)
     position = round(tempo.beat_to_frame(1, RATE))  # the clip starts on beat 1
-    length = round(tempo.beat_to_frame(8.5, RATE)) - position
+    length = round(tempo.beat_to_frame(7.5, RATE)) - position
     clip = Clip("loop", position=position, length=length, follow_tempo=True, source_bpm=100,
                 id="loop")
     session = Session(RATE, [Track("t", channels=1, effects=[EffectSpec("gain")],
@@ -143,3 +143,22 @@ def test_a_live_edit_of_the_pitch_rebuilds_the_clip() -> None:
     engine.apply(Session(RATE, [Track("t", channels=1, clips=[
         Clip("sine", position=0, length=RATE, id="c", semitones=12)])]))
     assert _peak_hz(engine.render(0, RATE)[0]) == pytest.approx(440, rel=0.01)
+
+
+def test_a_follow_tempo_clip_lands_on_the_beats_of_a_tempo_ramp() -> None:
+    # a 100 BPM loop in a song that ramps from 140 down to 70 BPM over 8 beats
+    tempo = TempoMap([TempoChange(0, 140, "a", ramp=True), TempoChange(8, 70, "b")])
+    source = _clicks(100, 8)
+    length = round(tempo.beat_to_frame(7.5, RATE))
+    clip = Clip("loop", position=0, length=length, follow_tempo=True, source_bpm=100,
+                id="loop")
+    session = Session(RATE, [Track("t", channels=1, effects=[EffectSpec("gain")],
+                                   clips=[clip])], tempo=tempo)
+    out = Engine(session, loader=DictLoader({"loop": source})).render(0, length)
+    beats = [round(tempo.beat_to_frame(b, RATE)) for b in range(8)]
+    onsets = _onsets(out[0] / np.sqrt(0.5), beats, window=RATE // 10)
+    late = [o - b for o, b in zip(onsets, beats, strict=True)]
+    assert all(abs(d) <= RATE // 100 for d in late), late  # within 10 ms of every beat
+    # a map without the ramp would put the last beats far off (more than 100 ms)
+    held = TempoMap([TempoChange(0, 140, "a"), TempoChange(8, 70, "b")])
+    assert abs(held.beat_to_frame(7, RATE) - beats[7]) > RATE // 10

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from dsp_core.errors import ProjectError
-from dsp_core.tempo import BarBeat, MeterChange, TempoChange, TempoMap, tempo_map_from_dict
+from dsp_core.tempo import (
+    RAMP_WARP_TOLERANCE,
+    BarBeat,
+    MeterChange,
+    TempoChange,
+    TempoMap,
+    tempo_map_from_dict,
+)
 
 RATE = 48000
 
@@ -66,7 +75,9 @@ def test_bad_changes_are_refused_with_the_path() -> None:
     with pytest.raises(ProjectError, match="denominator must be one of"):
         tempo_map_from_dict({"meters": [{"bar": 0, "numerator": 7, "denominator": 5}]})
     with pytest.raises(ProjectError, match="unknown key"):
-        tempo_map_from_dict({"tempos": [{"beat": 0, "bpm": 100, "ramp": True}]})
+        tempo_map_from_dict({"tempos": [{"beat": 0, "bpm": 100, "curve": "exp"}]})
+    with pytest.raises(ProjectError, match=r"tempos\[0\].ramp: must be true or false"):
+        tempo_map_from_dict({"tempos": [{"beat": 0, "bpm": 100, "ramp": 1}]})
 
 
 def test_dict_round_trip_keeps_every_change() -> None:
@@ -74,6 +85,55 @@ def test_dict_round_trip_keeps_every_change() -> None:
                        {"id": "b", "beat": 16.0, "bpm": 128.0}],
             "meters": [{"id": "m", "bar": 0, "numerator": 7, "denominator": 8}]}
     assert tempo_map_from_dict(data).to_dict() == data
+
+
+def test_a_ramp_takes_the_integral_of_sixty_over_bpm() -> None:
+    # 60 -> 120 BPM over 4 beats: bpm(b) = 60 + 15 b, t(b) = 4 ln(1 + b / 4)
+    tmap = TempoMap([TempoChange(0, 60, "a", ramp=True), TempoChange(4, 120, "b")])
+    assert tmap.bpm_at_beat(2) == 90.0
+    assert tmap.bpm_at_beat(6) == 120.0
+    assert tmap.beat_to_seconds(2) == pytest.approx(4 * math.log(1.5), rel=1e-12)
+    assert tmap.beat_to_seconds(4) == pytest.approx(4 * math.log(2), rel=1e-12)
+    assert tmap.beat_to_seconds(6) == pytest.approx(4 * math.log(2) + 1.0, rel=1e-12)
+    # the closed form against a fine numerical integral of 60 / bpm
+    n = 200_000
+    riemann = sum(60 / tmap.bpm_at_beat((j + 0.5) * 3 / n) for j in range(n)) * 3 / n
+    assert tmap.beat_to_seconds(3) == pytest.approx(riemann, rel=1e-9)
+    for beat in (0.0, 0.5, 2.0, 3.999, 4.0, 9.25):
+        assert tmap.seconds_to_beat(tmap.beat_to_seconds(beat)) == pytest.approx(beat, abs=1e-12)
+
+
+def test_a_ramp_can_slow_down_and_a_tiny_slope_stays_exact() -> None:
+    down = TempoMap([TempoChange(0, 140, ramp=True), TempoChange(8, 70)])
+    assert down.beat_to_seconds(8) == pytest.approx(60 / -8.75 * math.log(0.5), rel=1e-12)
+    flat = TempoMap([TempoChange(0, 120, ramp=True), TempoChange(8, 120 + 1e-9)])
+    # a nearly flat ramp is as long as 8 beats at its mean tempo (to 1e-20)
+    assert flat.beat_to_seconds(8) == pytest.approx(480 / (120 + 0.5e-9), rel=1e-13)
+    assert flat.seconds_to_beat(480 / (120 + 0.5e-9)) == pytest.approx(8.0, rel=1e-13)
+    last = TempoMap([TempoChange(0, 100, ramp=True)])  # nothing to ramp to: it holds
+    assert last.beat_to_seconds(5) == pytest.approx(3.0)
+
+
+def test_a_ramp_round_trips_and_older_maps_write_no_ramp_key() -> None:
+    data = {"tempos": [{"id": "a", "beat": 0.0, "bpm": 90.0, "ramp": True},
+                       {"id": "b", "beat": 8.0, "bpm": 120.0}], "meters": []}
+    assert tempo_map_from_dict(data).to_dict()["tempos"] == data["tempos"]
+    assert "ramp" not in TempoMap.constant(100).to_dict()["tempos"][0]
+
+
+def test_warp_points_across_a_ramp_stay_on_the_curve() -> None:
+    tmap = TempoMap([TempoChange(0, 120, ramp=True), TempoChange(8, 60), TempoChange(12, 90)])
+    per_beat = RATE * 60 // 100
+    points = tmap.warp_points(0, 0, 16 * per_beat, 100, RATE)
+    assert len(points) > 10  # the ramp is cut into many straight pieces
+    assert (8 * per_beat, round(tmap.beat_to_frame(8, RATE))) in points
+    xs = [x for x, _ in points]
+    for beat in (0.3, 2.7, 5.5, 7.9):  # anywhere between pairs: within the tolerance
+        x = beat * per_beat
+        j = max(i for i, v in enumerate(xs) if v <= x)
+        (x0, y0), (x1, y1) = points[j], points[j + 1]
+        line = y0 + (x - x0) * (y1 - y0) / (x1 - x0)
+        assert abs(line - tmap.beat_to_frame(beat, RATE)) <= RAMP_WARP_TOLERANCE * RATE + 1
 
 
 def test_warp_points_follow_a_tempo_change() -> None:

@@ -72,3 +72,17 @@ def test_time_edits_are_checked_and_bad_peer_values_play_unstretched() -> None:
     clip = doc.to_session().tracks[0].clips[0]
     assert (clip.stretch, clip.warp) == (1.0, ())
     assert doc.tempo_map().bpm_at_beat(0) == 120
+
+
+def test_a_ramp_survives_the_document_and_older_entries_hold() -> None:
+    session = Session(tempo=TempoMap([TempoChange(0, 90, "a", ramp=True),
+                                      TempoChange(8, 120, "b")]))
+    doc = ProjectDocument.from_session(session)
+    assert doc.to_json()["tempos"]["a"]["ramp"] is True
+    assert "ramp" not in doc.to_json()["tempos"]["b"]  # written only when it ramps
+    assert doc.to_session().tempo.to_dict()["tempos"] == session.tempo.to_dict()["tempos"]
+    assert doc.tempo_map().bpm_at_beat(4) == pytest.approx(105.0)
+    doc.set_tempo_change("a", 0, 90)  # the switch off: the tempo holds again
+    assert doc.tempo_map().bpm_at_beat(4) == 90.0
+    with pytest.raises(SchemaError, match="ramp must be true or false"):
+        doc.set_tempo_change("a", 0, 90, ramp="yes")  # type: ignore[arg-type]

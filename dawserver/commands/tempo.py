@@ -31,8 +31,9 @@ def tempo(project: Path, positions: tuple[str, ...], bars: int) -> None:
     tmap, rate = session.tempo, session.sample_rate
     for change in tmap.to_dict()["tempos"] or [{"beat": 0.0, "bpm": tmap.bpm_at_beat(0)}]:
         frame = round(tmap.beat_to_frame(change["beat"], rate))
+        ramp = ", ramping to the next" if change.get("ramp") else ""
         click.echo(f"tempo {change['bpm']:g} BPM from beat {change['beat']:g} "
-                   f"({tmap.frame_to_bar_beat(frame, rate)}, frame {frame})")
+                   f"({tmap.frame_to_bar_beat(frame, rate)}, frame {frame}){ramp}")
     for meter in tmap.to_dict()["meters"] or [{"bar": 0, "numerator": 4, "denominator": 4}]:
         click.echo(f"meter {meter['numerator']}/{meter['denominator']} from bar "
                    f"{meter['bar'] + 1}")

@@ -319,9 +319,10 @@ export class Project {
   /** Add a timeline marker (as collab/schema.py's add_marker); returns its id. */
   /**
    * Add or move a tempo change (as collab/tempo.py's set_tempo_change): `bpm` from
-   * quarter-note `beat` on. `id` null adds a new one; returns its id.
+   * quarter-note `beat` on (`ramp`: gliding to the next change's tempo). `id` null adds
+   * a new one; returns its id.
    */
-  setTempoChange (id, beat, bpm) {
+  setTempoChange (id, beat, bpm, ramp = false) {
     beat = Math.max(0, Number(beat))
     bpm = Number(bpm)
     if (!Number.isFinite(beat) || !Number.isFinite(bpm) || bpm < 10 || bpm > 999) {
@@ -332,6 +333,7 @@ export class Project {
     this.doc.transact(() => {
       this.roots.tempos.set(id, entry)
       for (const [key, value] of Object.entries({ id, beat, bpm })) entry.set(key, value)
+      if (ramp === true) entry.set('ramp', true) // absent unless it ramps, as before ramps
     })
     return id
   }

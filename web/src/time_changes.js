@@ -2,7 +2,8 @@
 // (web/src/tempo.js), written to the document's `tempos` and `meters` roots.
 // Double-click the ruler: a tempo change at that beat (Alt: a meter change at that bar).
 // Drag a flag: move it (to whole beats, or bars for a meter). Double-click a flag: change
-// its value. Right-click a flag: remove it.
+// its value. Right-click a flag: remove it. The ramp switch on a tempo flag (↗) makes the
+// tempo glide to the next change's instead of holding until it.
 import { h } from './dom.js'
 import { tempoMap } from './tempo.js'
 
@@ -55,9 +56,24 @@ export function timeChangeFlags (timeline) {
       if (timeline.editable) project.removeTimeChange(change.id)
     }
   }, label)
+  const rampSwitch = (t) => h('button', {
+    class: `ramp-toggle${t.ramp ? ' on' : ''}`,
+    title: t.ramp ? 'Ramping to the next tempo: click to hold instead' : 'Click to ramp to the next tempo',
+    disabled: !timeline.editable,
+    onpointerdown: (e) => e.stopPropagation(), // no drag, no seek
+    ondblclick: (e) => e.stopPropagation(), // no tempo prompt
+    onclick: (e) => {
+      e.stopPropagation()
+      if (timeline.editable) project.setTempoChange(t.id, t.beat, t.bpm, !t.ramp)
+    }
+  }, '↗')
   return [
-    ...map.tempos.filter((t) => t.id).map((t) =>
-      flag('tempo', t, map.beatToSeconds(t.beat), `♩=${round2(t.bpm)}`)),
+    ...map.tempos.filter((t) => t.id).map((t) => {
+      const el = flag('tempo', t, map.beatToSeconds(t.beat), `♩=${round2(t.bpm)}`)
+      el.classList.toggle('ramp', t.ramp)
+      el.append(rampSwitch(t))
+      return el
+    }),
     ...map.meters.filter((m) => m.id).map((m) =>
       flag('meter', m, map.beatToSeconds(map.barToBeat(m.bar)), `${m.numerator}/${m.denominator}`))
   ]
@@ -68,7 +84,7 @@ function edit (timeline, kind, change) {
   const project = timeline.project
   if (kind === 'tempo') {
     ask(timeline, 'Tempo (beats a minute, 10 to 999)', String(round2(change.bpm)),
-      (text) => project.setTempoChange(change.id, change.beat, Number(text)))
+      (text) => project.setTempoChange(change.id, change.beat, Number(text), change.ramp))
   } else {
     ask(timeline, 'Meter (e.g. 3/4, 7/8)', `${change.numerator}/${change.denominator}`,
       (text) => writeMeter(project, change.id, change.bar, text))
@@ -96,7 +112,7 @@ function drag (timeline, event, kind, change) {
     const project = timeline.project
     const seconds = Math.max(0, left + e.clientX - x0) / timeline.zoom
     const place = placeAt(mapWithout(project, change.id), kind, seconds)
-    if (kind === 'tempo') project.setTempoChange(change.id, place, change.bpm)
+    if (kind === 'tempo') project.setTempoChange(change.id, place, change.bpm, change.ramp)
     else project.setMeterChange(change.id, place, change.numerator, change.denominator)
   }
   window.addEventListener('pointermove', move)
