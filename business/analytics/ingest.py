@@ -58,6 +58,10 @@ from dawserver.plugin_api import JobContext, Permanent, Retry
 log = logging.getLogger(__name__)
 
 
+#: The shortest ``poll_every_s``: a source polled more often spends its quota for nothing.
+MIN_POLL_S = 300
+
+
 class WaitRequested(RateLimited):
     """The platform asked for a wait too long to sleep in a worker: reschedule the job."""
 
@@ -104,6 +108,7 @@ class Ingestor:
             self.session = aiohttp.ClientSession()
         options = dict(self.settings.sources.get(connection.source, {}))
         base_url = options.pop("base_url", None)
+        options.pop("poll_every_s", None)
         inline = self.settings.inline_wait_s
 
         async def sleep(seconds: float) -> None:
@@ -117,6 +122,20 @@ class Ingestor:
                              self.connections.credentials(connection), self.session,
                              sleep=sleep, clock=self.clock, timeout_s=self.settings.timeout_s,
                              **{**options, **self.connector_options})
+
+    def every(self, source: str) -> float:
+        """Seconds between scheduled runs of ``source``: its schedule, or the setting
+        ``sources.<name>.poll_every_s`` (a daily source polled more often, so today's
+        figure and its milestones come within the hour; at least :data:`MIN_POLL_S`)."""
+        every = spec_of(source).schedule.every.total_seconds()
+        asked = self.settings.sources.get(source, {}).get("poll_every_s")
+        if asked is None:
+            return every
+        if isinstance(asked, bool) or not isinstance(asked, int | float) or not (
+                MIN_POLL_S <= asked <= every):
+            raise ValueError(f"analytics sources.{source}.poll_every_s is {asked!r}: give "
+                             f"seconds from {MIN_POLL_S} to the source's own {every:g}")
+        return float(asked)
 
     def window(self, connection: Connection) -> tuple[date, date]:
         """The days a scheduled run of this source asks for (its lookback, or today)."""
