@@ -48,6 +48,7 @@ from business.analytics.errors import (
     SourceError,
     TokenRevoked,
 )
+from business.analytics.genres import Genres
 from business.analytics.runs import DONE, FAILED, RUNNING, STOPPED, WAITING, Run, Runs
 from business.analytics.sources import connector_for, spec_of
 from business.analytics.sources.base import Connector
@@ -195,7 +196,8 @@ class Ingestor:
                 connection.entity_kind, connection.entity_id) else ""
             identities.append(Identity(connection.source, kind, platform_id, name))
         if identities:
-            await self.catalog.resolve(account_id, identities)
+            matches = await self.catalog.resolve(account_id, identities)
+            await Genres(self.catalog).reported(account_id, identities, matches)
         if fetched.points:
             grain = spec_of(connection.source).schedule.grain
             await self.store.upsert(account_id, fetched.points, grain=grain,
