@@ -2,8 +2,10 @@
 
 The peers are the artists a person names (catalogue entities of the account), or else the
 account's other artists of a similar size: followers within ``SIZE_FACTOR`` times the
-artist's either way (all other artists when the artist has no follower figure). The
-catalogue holds no genre, so "similar by genre" is not offered.
+artist's either way (all other artists when the artist has no follower figure).
+
+**By genre** (:func:`by_genre`): for each of the artist's genres (:mod:`.genres`), the
+account's other artists of that genre are the peers, and every KPI is ranked within it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from business.analytics.catalog import Catalog
+from business.analytics.genres import Genres
 from business.analytics.kpis import KPIS, entity_kpis
 from business.analytics.store import PointStore
 
@@ -75,6 +78,15 @@ async def benchmark(store: PointStore, catalog: Catalog, account_id: str, entity
                   if k["followers"]["value"] is not None
                   and size / SIZE_FACTOR <= k["followers"]["value"] <= size * SIZE_FACTOR}
     names = {p.entity_id: p.name for p in peer_entities}
+    return {"entity_id": entity_id, "name": artist.name, "first_day": start.isoformat(),
+            "last_day": end.isoformat(), "peer_set": "chosen" if chosen else "similar_size",
+            "peers": sorted(theirs), "kpis": ranked(mine, theirs, names)}
+
+
+def ranked(mine: dict[str, Any], theirs: dict[str, dict[str, Any]],
+           names: dict[str, str]) -> dict[str, Any]:
+    """Per KPI: the artist's value, its percentile among ``theirs``, their quartiles and
+    values (biggest first)."""
     kpis = {}
     for kpi in KPIS:
         values = {pid: k[kpi.name]["value"] for pid, k in theirs.items()
@@ -88,6 +100,34 @@ async def benchmark(store: PointStore, catalog: Catalog, account_id: str, entity
             "p75": quantile(figures, 0.75),
             "peers": [{"entity_id": pid, "name": names[pid], "value": v}
                       for pid, v in sorted(values.items(), key=lambda kv: -kv[1])]}
+    return kpis
+
+
+async def by_genre(store: PointStore, catalog: Catalog, genres: Genres, account_id: str,
+                   entity_id: str, start: date, end: date) -> dict[str, Any]:
+    """Artist ``entity_id``'s KPIs ranked within each of its genres: per genre, the
+    account's other artists of that genre (at most :data:`MAX_PEERS`, merged ones left
+    out) as peers. An artist without a genre raises :class:`BadPeers` saying how to give
+    it one."""
+    artist = await catalog.get(account_id, entity_id)
+    if artist.kind != "artist":
+        raise BadPeers(f"{entity_id} is a {artist.kind}: benchmark an artist")
+    every = await genres.of(account_id)
+    own = every.get(entity_id, [])
+    if not own:
+        raise BadPeers(f"{artist.name or entity_id} has no genre: set its genres with PUT "
+                       f"/api/analytics/catalog/{entity_id}/genres")
+    artists = {e.entity_id: e.name for e in await catalog.entities(account_id, "artist")
+               if not e.merged_into and e.entity_id != entity_id}
+    mine = await entity_kpis(store, account_id, entity_id, start, end)
+    figures: dict[str, dict[str, Any]] = {}
+    out = []
+    for genre in own:
+        peers = [pid for pid in sorted(artists) if genre in every.get(pid, ())][:MAX_PEERS]
+        for pid in peers:
+            if pid not in figures:
+                figures[pid] = await entity_kpis(store, account_id, pid, start, end)
+        out.append({"genre": genre, "peers": peers,
+                    "kpis": ranked(mine, {pid: figures[pid] for pid in peers}, artists)})
     return {"entity_id": entity_id, "name": artist.name, "first_day": start.isoformat(),
-            "last_day": end.isoformat(), "peer_set": "chosen" if chosen else "similar_size",
-            "peers": sorted(theirs), "kpis": kpis}
+            "last_day": end.isoformat(), "genres": out}

@@ -48,6 +48,7 @@ from business.analytics.errors import (
     SourceError,
     TokenRevoked,
 )
+from business.analytics.genres import Genres
 from business.analytics.runs import DONE, FAILED, RUNNING, STOPPED, WAITING, Run, Runs
 from business.analytics.sources import connector_for, spec_of
 from business.analytics.sources.base import Connector
@@ -56,6 +57,10 @@ from business.analytics.store import PointStore
 from dawserver.plugin_api import JobContext, Permanent, Retry
 
 log = logging.getLogger(__name__)
+
+
+#: The shortest ``poll_every_s``: a source polled more often spends its quota for nothing.
+MIN_POLL_S = 300
 
 
 class WaitRequested(RateLimited):
@@ -104,6 +109,7 @@ class Ingestor:
             self.session = aiohttp.ClientSession()
         options = dict(self.settings.sources.get(connection.source, {}))
         base_url = options.pop("base_url", None)
+        options.pop("poll_every_s", None)
         inline = self.settings.inline_wait_s
 
         async def sleep(seconds: float) -> None:
@@ -117,6 +123,20 @@ class Ingestor:
                              self.connections.credentials(connection), self.session,
                              sleep=sleep, clock=self.clock, timeout_s=self.settings.timeout_s,
                              **{**options, **self.connector_options})
+
+    def every(self, source: str) -> float:
+        """Seconds between scheduled runs of ``source``: its schedule, or the setting
+        ``sources.<name>.poll_every_s`` (a daily source polled more often, so today's
+        figure and its milestones come within the hour; at least :data:`MIN_POLL_S`)."""
+        every = spec_of(source).schedule.every.total_seconds()
+        asked = self.settings.sources.get(source, {}).get("poll_every_s")
+        if asked is None:
+            return every
+        if isinstance(asked, bool) or not isinstance(asked, int | float) or not (
+                MIN_POLL_S <= asked <= every):
+            raise ValueError(f"analytics sources.{source}.poll_every_s is {asked!r}: give "
+                             f"seconds from {MIN_POLL_S} to the source's own {every:g}")
+        return float(asked)
 
     def window(self, connection: Connection) -> tuple[date, date]:
         """The days a scheduled run of this source asks for (its lookback, or today)."""
@@ -176,7 +196,8 @@ class Ingestor:
                 connection.entity_kind, connection.entity_id) else ""
             identities.append(Identity(connection.source, kind, platform_id, name))
         if identities:
-            await self.catalog.resolve(account_id, identities)
+            matches = await self.catalog.resolve(account_id, identities)
+            await Genres(self.catalog).reported(account_id, identities, matches)
         if fetched.points:
             grain = spec_of(connection.source).schedule.grain
             await self.store.upsert(account_id, fetched.points, grain=grain,

@@ -196,33 +196,40 @@ class MilestoneBook:
 
     async def detect(self, account_id: str, points: Sequence[Point],
                      grain: str = "daily") -> list[dict[str, Any]]:
-        """Look for milestones in every daily series ``points`` touched; the new ones."""
-        if grain != "daily" or not points:
+        """Look for milestones in every series ``points`` touched (daily, or hourly: see
+        :mod:`.milestones`, "within the hour"); the new ones."""
+        if grain not in ("daily", "hourly") or not points:
             return []
         touched: dict[tuple[str, str, str, str], list[date]] = {}
         for p in points:
             if p.metric in SPARSE_METRICS:
                 continue  # a place on a playlist is no count; playlists: see playlists.py
-            day = p.at.date() if isinstance(p.at, datetime) else p.at
+            day = p.at.astimezone(UTC).date() if isinstance(p.at, datetime) else p.at
             touched.setdefault((p.source, p.entity_kind, p.entity_id, p.metric), []).append(day)
         thresholds = await self.thresholds(account_id)
         new: list[dict[str, Any]] = []
         for (source, kind, platform_id, metric), days in sorted(touched.items()):
             new += await self._detect_series(account_id, source, kind, platform_id, metric,
-                                             min(days), max(days), thresholds)
+                                             min(days), max(days), thresholds, grain)
         return new
 
     async def _detect_series(self, account_id: str, source: str, kind: str, platform_id: str,
                              metric: str, first: date, last: date,
-                             thresholds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                             thresholds: list[dict[str, Any]],
+                             grain: str = "daily") -> list[dict[str, Any]]:
         # the whole stored series: a batch older than what is stored (a back-fill) can
         # complete a crossing whose later side was stored first
+        platform = (source, kind, platform_id)
         series = (await self.store.series(account_id, metric=metric,
-                                          platform=(source, kind, platform_id)))["total"]
-        if not series:
+                                          platform=platform))["total"]
+        daily = {datetime.fromtimestamp(p.at, UTC).date(): p.value for p in series}
+        hourly: list[tuple[datetime, float]] = []
+        if grain == "hourly":
+            hourly = [(datetime.fromtimestamp(p.at, UTC), p.value) for p in (
+                await self.store.series(account_id, metric=metric, grain="hourly",
+                                        platform=platform))["total"]]
+        if not daily and not hourly:
             return []
-        days = [datetime.fromtimestamp(p.at, UTC).date() for p in series]
-        values = [p.value for p in series]
         link = await self.db.fetchrow(
             "SELECT l.entity_id AS entity_id, e.name AS name FROM analytics_links l LEFT JOIN "
             "analytics_entities e ON e.account_id = l.account_id AND e.entity_id = "
@@ -232,8 +239,16 @@ class MilestoneBook:
         entity_name = (link["name"] or "") if link else ""
         mine = [float(t["value"]) for t in thresholds
                 if t["metric"] == metric and t["entity_id"] in ("", entity_id)]
-        found = found_in.crossings(days, values, (*found_in.ROUND_THRESHOLDS, *mine))
-        if metric not in RUNNING_TOTALS:
+        levels = (*found_in.ROUND_THRESHOLDS, *mine)
+        running = metric in RUNNING_TOTALS
+        if grain == "hourly":
+            found = found_in.hourly_crossings(daily, hourly, levels, running)
+            if not running:
+                daily = found_in.whole_days(daily, hourly)
+        else:
+            found = found_in.crossings(list(daily), list(daily.values()), levels)
+        days, values = list(daily), list(daily.values())
+        if not running and days:
             low = first - timedelta(days=self.settings.lookback_days)
             high = last + timedelta(days=self.settings.lookback_days)
             window = [i for i in found_in.contiguous(days, first, last)

@@ -18,14 +18,19 @@ stores what they find, once.
   ``min_ratio`` times the one before it, above the trend (and above ``min_level`` a day),
   is unusual growth from its first day: a viral spike, a playlist add, a release. Only
   consecutive days are read together (a gap is not growth: see ``contiguous``).
+- **Within the hour** (hourly grain, or a daily source polled more often): the
+  readings of :func:`hourly_levels` (a flow's count so far that day, a running total's
+  reading) go through the same :func:`crossings`, so a threshold is found in the hour it
+  is reached, under the same key as the day's crossing (the day's points, stored later,
+  find it stored). Unusual growth waits for whole days.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time
 
 import numpy as np
 import ruptures
@@ -79,6 +84,67 @@ def crossings(days: Sequence[date], values: Sequence[float], thresholds: Iterabl
                                       "previous_day": days[i - 1].isoformat()}))
                 break
     return out
+
+
+def hourly_levels(daily: dict[date, float], hourly: Sequence[tuple[datetime, float]],
+                  running_total: bool) -> tuple[list[datetime], list[float], list[bool]]:
+    """The readings of a series known by day and by hour, in time order: stamps, levels
+    and whether each is an hourly one.
+
+    A day with hourly figures reads, hour by hour, a flow's count so far that day (the
+    hours summed) or a running total's reading; its daily figure, when there is one,
+    comes last (the whole day). A day known only by its daily figure is one reading at
+    its end.
+    """
+    hours: dict[date, list[tuple[datetime, float]]] = {}
+    for at, value in sorted(hourly):
+        hours.setdefault(at.astimezone(UTC).date(), []).append((at, float(value)))
+    stamps: list[datetime] = []
+    levels: list[float] = []
+    by_hour: list[bool] = []
+    for day in sorted({*daily, *hours}):
+        so_far = 0.0
+        for at, value in hours.get(day, ()):
+            so_far = value if running_total else so_far + value
+            stamps.append(at)
+            levels.append(so_far)
+            by_hour.append(True)
+        if day in daily:
+            stamps.append(datetime.combine(day, time(23, 59, 59), UTC))
+            levels.append(float(daily[day]))
+            by_hour.append(False)
+    return stamps, levels, by_hour
+
+
+def hourly_crossings(daily: dict[date, float], hourly: Sequence[tuple[datetime, float]],
+                     thresholds: Iterable[float], running_total: bool) -> list[Found]:
+    """The thresholds crossed by :func:`hourly_levels`' readings (first crossing of each,
+    as :func:`crossings`), dated by day like a daily crossing and naming the ``hour``."""
+    stamps, levels, by_hour = hourly_levels(daily, hourly, running_total)
+    out = []
+    for found in crossings(stamps, levels, thresholds):
+        i = stamps.index(found.day)  # type: ignore[arg-type]
+        detail = {**found.detail, "previous_day": stamps[i - 1].date().isoformat()}
+        if by_hour[i]:
+            detail["hour"] = stamps[i].isoformat()
+        if by_hour[i - 1]:
+            detail["previous_hour"] = stamps[i - 1].isoformat()
+        out.append(replace(found, day=stamps[i].date(), detail=detail))
+    return out
+
+
+def whole_days(daily: dict[date, float], hourly: Sequence[tuple[datetime, float]],
+               ) -> dict[date, float]:
+    """A flow's daily figures with the days known only by hour summed, when all 24 of
+    their hours are there (a day still under way is not a day's level)."""
+    sums: dict[date, list[float]] = {}
+    for at, value in hourly:
+        sums.setdefault(at.astimezone(UTC).date(), []).append(float(value))
+    out = dict(daily)
+    for day, values in sums.items():
+        if day not in out and len(values) == 24:
+            out[day] = sum(values)
+    return dict(sorted(out.items()))
 
 
 def contiguous(days: Sequence[date], first: date, last: date) -> range:

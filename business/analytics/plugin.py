@@ -10,6 +10,7 @@ from typing import Any
 
 from business.analytics.audience_routes import AUDIENCE_ROUTES
 from business.analytics.dashboard_routes import DASHBOARD_ROUTES
+from business.analytics.genre_routes import GENRE_ROUTES
 from business.analytics.milestone_book import MILESTONE_EVENT, MilestoneEvent
 from business.analytics.milestone_routes import MILESTONE_ROUTES
 from business.analytics.permissions import PERMISSIONS
@@ -64,7 +65,7 @@ def permissions() -> list[Permission]:
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
     return [*ROUTES, *MILESTONE_ROUTES, *PLAYLIST_ROUTES, *DASHBOARD_ROUTES,
-            *AUDIENCE_ROUTES]
+            *AUDIENCE_ROUTES, *GENRE_ROUTES]
 
 
 @hookimpl

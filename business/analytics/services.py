@@ -2,8 +2,9 @@
 
 Built in the plug-in's ``startup`` hook from its settings (``config.plugins["analytics"]``):
 
-- ``sources``: ``{name: {"base_url": ..., "page_size": ...}}`` per source (a fake's URL
-  in tests; none: the platform's production API);
+- ``sources``: ``{name: {"base_url": ..., "page_size": ..., "poll_every_s": ...}}`` per
+  source (a fake's URL in tests; none: the platform's production API; ``poll_every_s``:
+  scheduled runs more often than the source's schedule, see :meth:`.Ingestor.every`);
 - ``credential_keys``: Fernet keys sealing source credentials, newest first (default:
   one derived from the server's secret);
 - ``schedule_check_s`` (60): how often the scheduler looks for due sources;
@@ -33,7 +34,6 @@ from business.analytics.milestone_book import MilestoneBook
 from business.analytics.milestone_book import Settings as MilestoneSettings
 from business.analytics.playlists import PlaylistTracker
 from business.analytics.runs import INGEST_JOB, Runs
-from business.analytics.sources import spec_of
 from business.analytics.store import PointStore
 from dawserver.plugin_api import JobContext, PluginContext, backoff_delay
 
@@ -87,6 +87,9 @@ def build_services(context: PluginContext) -> Services:
                             chunk_days=int(settings.get("chunk_days", 31)),
                             inline_wait_s=float(settings.get("inline_wait_s", 1.0)))
     ingestor = Ingestor(connections, runs, store, catalog, None, ingest)
+    for name, options in ingest.sources.items():
+        if "poll_every_s" in options:
+            ingestor.every(name)  # a bad setting stops the start, saying which
     milestones = MilestoneBook(db, store,
                                settings=MilestoneSettings.from_dict(settings.get("milestones")),
                                publish=context.publish)
@@ -153,7 +156,7 @@ async def schedule_due(context: PluginContext, now: float | None = None) -> int:
     now = time.time() if now is None else now
     queued = 0
     for connection in await module.connections.due(now):
-        every = spec_of(connection.source).schedule.every.total_seconds()
+        every = module.ingestor.every(connection.source)
         slot = int(now // every)
         first, last = module.ingestor.window(connection)
         db = context.database()

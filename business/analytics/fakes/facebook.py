@@ -17,6 +17,7 @@ class FakeFacebook(FakeInstagram):
     rename, count_field = ("values", "data_points"), "value"
     artist_id = "104857600123456"
     throttle_code = 80001
+    demographics = False
 
     async def _refresh(self, request: web.Request) -> web.Response:
         self.stats.token_requests += 1

@@ -1,7 +1,9 @@
 """A fake Instagram API: long-lived tokens refreshed by ``GET /refresh_access_token``,
 account insights by ``since`` / ``until`` (at most 30 days), a day's value stamped with
 the next morning's ``end_time`` (07:00 UTC), Graph API ``OAuthException`` errors and the
-``X-Business-Use-Case-Usage`` header on throttles."""
+``X-Business-Use-Case-Usage`` header on throttles; ``follower_demographics`` with
+``metric_type=total_value`` and one ``breakdown`` (age, gender, country, city): the
+followers as they are today, seeded; ``bad_genders`` answers an unknown gender code."""
 
 from __future__ import annotations
 
@@ -15,6 +17,13 @@ from aiohttp import web
 from business.analytics.fakes.base import FakeSource, Key, Paging, without
 
 METRICS = ("reach", "profile_views", "follower_count")
+#: follower_demographics' breakdowns: the values answered and the (dimension, key) stored.
+DEMOGRAPHICS = {
+    "age": {a: a for a in ("13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")},
+    "gender": {"F": "female", "M": "male", "U": "unknown"},
+    "country": {c: c for c in ("US", "GB", "DE", "BR", "NG", "JP")},
+    "city": {c: c for c in ("London, England", "Lagos, Lagos", "Berlin, Berlin",
+                            "São Paulo, São Paulo")}}
 _CODES = {"rate_limited": (80002, "There have been too many calls to this Instagram "
                                   "account. Wait a bit and try again."),
           "quota": (4, "Application request limit reached"),
@@ -33,8 +42,24 @@ class FakeInstagram(FakeSource):
     #: The code of a throttle answer (80002: Instagram's business use case).
     throttle_code = 80002
 
+    #: Whether the account answers follower_demographics (Facebook's fake: no).
+    demographics = True
+    #: Answer the gender breakdown with a code the API does not document.
+    bad_genders = False
+
     def keys(self) -> list[Key]:
         return [("artist", self.artist_id, m, ()) for m in self.metrics]
+
+    def demographic_keys(self) -> list[Key]:
+        return [("artist", self.artist_id, "audience_followers", ((name, key),))
+                for name, values in DEMOGRAPHICS.items() for key in values.values()]
+
+    def truth(self, start, end):  # noqa: ANN001, ANN201 - as FakeSource.truth
+        out = super().truth(start, end)
+        if self.demographics and end >= self.today - timedelta(days=1):
+            for key in self.demographic_keys():
+                out[(*key[:3], self.today, key[3])] = self.value(key, self.today)
+        return out
 
     def credential(self, request: web.Request) -> str:
         return request.query.get("access_token", "")
@@ -69,6 +94,8 @@ class FakeInstagram(FakeSource):
         app.router.add_get("/v21.0/{id}/insights", self._insights)
 
     async def _insights(self, request: web.Request) -> web.Response:
+        if request.query.get("metric") == "follower_demographics" and self.demographics:
+            return self._demographics(request)
         since = datetime.fromtimestamp(int(request.query["since"]), UTC)
         until = datetime.fromtimestamp(int(request.query["until"]), UTC)
         if until - since > timedelta(days=30) or request.match_info["id"] != self.artist_id:
@@ -90,3 +117,30 @@ class FakeInstagram(FakeSource):
                              "id": f"{self.artist_id}/insights/{metric}/day"})
             return {"data": data, "paging": {"previous": "", "next": ""}}
         return self.respond(request, days, render)
+
+    def _demographics(self, request: web.Request) -> web.Response:
+        """The followers by one breakdown, today (``period=lifetime``)."""
+        query = request.query
+        breakdown = query.get("breakdown", "")
+        if query.get("metric_type") != "total_value" or breakdown not in DEMOGRAPHICS or \
+                query.get("period") != "lifetime" or request.match_info["id"] != self.artist_id:
+            return web.json_response({"error": {
+                "message": "(#100) follower_demographics needs metric_type=total_value, "
+                           "period=lifetime and one breakdown of age, gender, country, city",
+                "type": "OAuthException", "code": 100}}, status=400)
+        values = DEMOGRAPHICS[breakdown]
+        results = [{"dimension_values": ["X" if self.bad_genders and breakdown == "gender"
+                                         else answered],
+                    "value": self.value(("artist", self.artist_id, "audience_followers",
+                                         ((breakdown, key),)), self.today)}
+                   for answered, key in values.items()]
+
+        def render(page: Paging) -> dict[str, Any]:
+            return {"data": [{"name": "follower_demographics", "period": "lifetime",
+                              "title": "Follower demographics", "description": "The "
+                              "demographic characteristics of followers",
+                              "total_value": {"breakdowns": [{"dimension_keys": [breakdown],
+                                                              "results": page.rows}]},
+                              "id": f"{self.artist_id}/insights/follower_demographics/"
+                                    "lifetime"}]}
+        return self.respond(request, results, render)

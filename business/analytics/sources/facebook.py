@@ -35,6 +35,7 @@ class FacebookConnector(InstagramConnector):
         token_url="https://graph.facebook.com/v21.0/oauth/access_token",
         docs="https://developers.facebook.com/docs/graph-api/reference/insights/",
         metrics=METRICS, entity_kinds=("artist",), schedule=Schedule(window_days=30))
+    demographics = False  # Page insights' audience metrics are not read here
 
     def first_call(self, entity: Entity, start: date, end: date) -> Call:
         since = utc_day(start) + timedelta(days=1)

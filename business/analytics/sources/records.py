@@ -55,6 +55,8 @@ class Identity:
     artist_name: str | None = None
     #: Other ids the source reports: (("musicbrainz", "mbid"), ("spotify", "id")).
     external_ids: tuple[tuple[str, str], ...] = ()
+    #: The genres the source gives the entity (an artist's), as it words them.
+    genres: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +113,9 @@ def buckets(start: date, end: date, grain: str) -> list[datetime]:
 
 
 #: Series that have a point only on some days by nature: a track's position on a playlist
-#: (only while it is on it), a playlist's followers (only while it holds one of ours).
-SPARSE_METRICS = frozenset({"playlist_position", "playlist_followers"})
+#: (only while it is on it), a playlist's followers (only while it holds one of ours),
+#: the followers' demographics (a snapshot of today, taken when the account is read).
+SPARSE_METRICS = frozenset({"playlist_position", "playlist_followers", "audience_followers"})
 
 
 def find_gaps(source: str, points: Iterable[Point], start: date, end: date,

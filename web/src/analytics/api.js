@@ -44,6 +44,10 @@ export function analyticsApi (account = '') {
     audience: (from, to, entity) => call(url('/audience', account, { from, to, entity })),
     /** An artist's KPIs against `peers` (comma-separated ids; '' = similar size). */
     benchmark: (entity, from, to, peers) => call(url('/benchmark', account, { entity, from, to, peers })),
+    /** Every artist with its genres; set one artist's (editors); its ranks within each genre. */
+    genres: () => call(url('/genres', account)),
+    setGenres: (entity, genres) => call(url(`/catalog/${id(entity)}/genres`, account), { method: 'PUT', body: { genres } }),
+    genreBenchmark: (entity, from, to) => call(url('/benchmark/genres', account, { entity, from, to })),
     /** Saved dashboards: one's own and the team's shared ones. */
     dashboards: () => call(url('/dashboards', account)),
     createDashboard: (body) => call(url('/dashboards', account), { method: 'POST', body }),
