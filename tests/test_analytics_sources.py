@@ -379,7 +379,10 @@ def test_the_rolling_window_paces_requests() -> None:
             fetched = await src.fetch()
             elapsed = time.monotonic() - began
             assert fetched.requests == fetched.pages == 29   # 13 of plays, 16 of playlists
-            assert elapsed >= 1.5 and src.connector.pacer.waited_s >= 1.5
+            # five a second: the 29th request cannot leave before (29 - 5) / 5 s; how much
+            # of that the pacer waited depends on how slow each request was (load)
+            assert elapsed >= (29 - 5) / 5, elapsed
+            assert src.connector.pacer.waited_s > 0
     run(go(), timeout=30)
 
 
