@@ -1,6 +1,6 @@
 """The inbox section of /social in real headless Debian Chromium, against ``dawserver serve``
 and the fake X: a mention stream polled into the inbox shows each item's sentiment (English
-scored, Spanish "not scored"), its assignee by a round-robin rule and the spike alert;
+scored, Italian "not scored"), its assignee by a round-robin rule and the spike alert;
 marking an item answered stores its first response time and shows it."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def test_the_inbox_shows_sentiment_assignees_alerts_and_response_times(
                          {"channel_id": channel, "kind": "mention", "min_count": 3})
         fake.say("@adabeats this remix is wonderful, I love it", author="fan1")
         fake.say("@adabeats the download link is broken and terrible", author="fan2")
-        fake.say("@adabeats me encanta esta canción, es increíble", author="fan3", lang="es")
+        fake.say("@adabeats adoro questa canzone, è incredibile", author="fan3", lang="it")
         polled = ada.call("POST", f"/api/social/listening/queries/{query['query_id']}/poll",
                           {})
         assert polled == {"new": 3, "pages": 1, "spike": True}
@@ -62,7 +62,7 @@ def test_the_inbox_shows_sentiment_assignees_alerts_and_response_times(
         assert "positive" in loved.locator("td.sentiment").inner_text()
         assert "negative" in page.locator("tr", has_text="broken").locator(
             "td.sentiment").inner_text()
-        assert "not scored (es)" in page.locator("tr", has_text="encanta").locator(
+        assert "not scored (it)" in page.locator("tr", has_text="adoro").locator(
             "td.sentiment").inner_text()
         assignees = sorted(rows.nth(i).locator("td.assignee").inner_text() for i in range(3))
         assert assignees in (["ana", "ana", "bob"], ["ana", "bob", "bob"])

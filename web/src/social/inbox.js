@@ -1,7 +1,7 @@
 // Listening and inbox: spike alerts of the account's streams (GET /listening/alerts), the
 // inbox of mentions and stream posts with language, sentiment, assignee and the time to
 // the first response (GET /inbox/items, POST .../respond), and the response-time report
-// (GET /inbox/report). Sentiment is scored for English only; other languages say so.
+// (GET /inbox/report). Sentiment is scored in en, es, pt, fr, de; other languages say so.
 import { h } from '../dom.js'
 
 const when = (seconds) => new Intl.DateTimeFormat(undefined, {
