@@ -82,3 +82,49 @@ def test_the_inbox_shows_sentiment_assignees_alerts_and_response_times(
         assert ada.errors(refusals=0) == []
     finally:
         ada.close()
+
+
+def test_an_item_is_answered_by_reply_and_a_direct_message_by_message(
+        site: tuple[Any, Any, Any]) -> None:
+    server, fake, browser = site
+    ada = SocialPerson(browser, server.url, viewport={"width": 1400, "height": 1000})
+    try:
+        ada.sign_in_by_api()
+        channel = ada.connect("x")
+        mentions = ada.call("POST", "/api/social/listening/queries",
+                            {"channel_id": channel, "kind": "mention"})
+        messages = ada.call("POST", "/api/social/listening/queries",
+                            {"channel_id": channel, "kind": "dm"})
+        mention = fake.say("@adabeats when is the next live stream?", author="fan1")
+        fake.message("could you send me the stems of track two?", author="fan2")
+        for query in (mentions, messages):
+            ada.call("POST", f"/api/social/listening/queries/{query['query_id']}/poll", {})
+
+        page = ada.open()
+        asked = page.locator("tr[data-item]", has_text="live stream")
+        asked.wait_for()
+        asked.get_by_role("button", name="Answer", exact=True).click()
+        panel = page.locator("[data-answers]").first
+        panel.get_by_label("Answer as", exact=True).select_option("reply")
+        panel.get_by_label("Answer", exact=True).fill("Friday at 8, see you there!")
+        panel.get_by_role("button", name="Send").click()
+        panel.locator("li.answer.sent", has_text="Friday at 8").wait_for()
+        [reply] = [p for p in fake.posts if p["reply_to"] == mention]
+        assert reply["text"] == "Friday at 8, see you there!"
+        page.locator("#inbox-report", has_text="1 of 2 answered").wait_for()
+
+        dm = page.locator("tr[data-item]", has_text="stems of track two")
+        dm.get_by_role("button", name="Answer", exact=True).click()
+        chat = page.locator("[data-answers]", has_text="stems of track two")
+        options = chat.get_by_label("Answer as", exact=True).locator("option").all_inner_texts()
+        assert options == ["Direct message"]  # a message is answered privately
+        chat.get_by_label("Answer", exact=True).fill("Sent them by mail")
+        chat.get_by_role("button", name="Send").click()
+        chat.locator("li.answer.sent", has_text="Sent them by mail").wait_for()
+        assert [e["text"] for e in fake.dms if e["sender_id"] == fake.user.id] == [
+            "Sent them by mail"]
+        page.locator("#inbox-report", has_text="2 of 2 answered").wait_for()
+        screenshot(page, "social-inbox-answers")
+        assert ada.errors(refusals=0) == []
+    finally:
+        ada.close()

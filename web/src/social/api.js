@@ -49,7 +49,13 @@ export function socialApi (account = '') {
     /** Inbox items, newest first; filters {assignee, open}. */
     inbox: (filters = {}) => call(url('/inbox/items', account, filters)),
     respond: (itemId) => call(url(`/inbox/items/${id(itemId)}/respond`, account), { method: 'POST', body: {} }),
-    inboxReport: () => call(url('/inbox/report', account))
+    inboxReport: () => call(url('/inbox/report', account)),
+    /** The answers to one item, oldest first. */
+    replies: (itemId) => call(url(`/inbox/items/${id(itemId)}/replies`, account)),
+    /** Answer an item on its network: kind 'reply' (public) or 'dm' (direct message). */
+    reply: (itemId, kind, text) => call(url(`/inbox/items/${id(itemId)}/replies`, account), {
+      method: 'POST', body: { kind, text }
+    })
   }
 }
 
