@@ -31,6 +31,8 @@ export function socialApi (account = '') {
     reschedule: (postId, when, timeZone) => call(url(`/posts/${id(postId)}`, account), {
       method: 'PATCH', body: { publish_at: when.toISOString(), time_zone: timeZone || null }
     }),
+    /** Change a post (only the fields sent): the edit supersedes its queued publish. */
+    edit: (postId, body) => call(url(`/posts/${id(postId)}`, account), { method: 'PATCH', body }),
     retry: (postId, channelId) => call(
       url(`/posts/${id(postId)}/targets/${id(channelId)}/retry`, account),
       { method: 'POST', body: {} }),
