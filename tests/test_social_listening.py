@@ -371,8 +371,28 @@ def test_routes_inbox_rules_spike_event_and_another_accounts_ids(tmp_path: Path)
                 report = await (await client.get("/api/social/inbox/report",
                                                  headers=ada)).json()
                 assert report["items"] == 4 and report["answered"] == 1
+                # an answer on X: 202, sent by the server's social.reply worker
+                sent = await client.post(f"/api/social/inbox/items/{item_id}/replies",
+                                         headers=ada, json={"kind": "reply",
+                                                            "text": "thanks!"})
+                assert sent.status == 202, await sent.text()
+
+                async def replied() -> bool:
+                    thread = await (await client.get(
+                        f"/api/social/inbox/items/{item_id}/replies", headers=ada)).json()
+                    return [r["state"] for r in thread] == ["sent"]
+                await until(replied)
+                assert [p["text"] for p in fake.posts if p["reply_to"]] == ["thanks!"]
+                for body, status in (({"kind": "email", "text": "hi"}, 422),
+                                     ({"kind": "reply", "text": "x" * 281}, 400)):
+                    refused = await client.post(f"/api/social/inbox/items/{item_id}/replies",
+                                                headers=ada, json=body)
+                    assert refused.status == status, await refused.text()
                 # another account's ids answer 404, like missing ones
                 for method, path, body in (
+                        ("post", f"/api/social/inbox/items/{item_id}/replies",
+                         {"kind": "reply", "text": "hi"}),
+                        ("get", f"/api/social/inbox/items/{item_id}/replies", None),
                         ("post", f"/api/social/inbox/items/{item_id}/respond", {}),
                         ("post", f"/api/social/inbox/items/{item_id}/assign",
                          {"assignee": "p_eve"}),

@@ -163,6 +163,12 @@ def test_answers_are_sent_once_through_the_job_and_answer_the_item(
             # the first answer kept the response time: a later one changes nothing
             assert (await mentions.item("acc", item["item_id"]))["responder"] == "p_ana"
 
+            # a token that died before its time: refreshed once, the message sent once
+            x.expire_tokens()
+            fresh = await replies.send("acc", item["item_id"], "p_bob", "dm", "New token")
+            assert (await replies.handle("acc", fresh["reply_id"]))["outcome"] == "sent"
+            assert [e["text"] for e in x.dms].count("New token") == 1
+
             # a worker killed after X took the reply: the next attempt finds it
             killed = await replies.send("acc", item["item_id"], "p_ana", "reply", "PS: tour!")
             await d.db.execute("UPDATE social_inbox_replies SET state = 'sending', "
