@@ -201,6 +201,9 @@ def test_answers_are_sent_once_through_the_job_and_answer_the_item(
             assert [m["text"] for m in convo["messages"]] == ["can we collab?",
                                                                "sure, DM stems"]
             assert (await chats.item("acc", chat["item_id"]))["first_response_at"]
+            # deleting the stream deletes its items and their answers
+            await chats.delete_query("acc", chat_q)
+            assert await replies.replies("acc", chat["item_id"]) == []
             # another account's item is not found, and sends nothing
             with pytest.raises(NotFoundError):
                 await replies.send("other", item["item_id"], "p_eve", "reply", "hi")

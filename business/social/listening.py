@@ -121,6 +121,10 @@ class Listening:
     async def delete_query(self, account_id: str, query_id: str) -> None:
         await self.query(account_id, query_id)
         async with self.db.transaction() as tx:
+            await tx.execute("DELETE FROM social_inbox_replies WHERE account_id = ? AND "
+                             "item_id IN (SELECT item_id FROM social_inbox_items WHERE "
+                             "account_id = ? AND query_id = ?)", account_id, account_id,
+                             query_id)
             for table in ("social_listen_queries", "social_inbox_items", "social_spike_alerts"):
                 await tx.execute(f"DELETE FROM {table} WHERE account_id = ? AND query_id = ?",
                                  account_id, query_id)
