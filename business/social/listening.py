@@ -1,8 +1,8 @@
 """Listening and the inbox: streams polled as platform jobs, items with language and
 sentiment, assignment by rules, spike alerts, and first-response times.
 
-A query (``social_listen_queries``) is one stream of one channel: a keyword, a hashtag
-or the channel's mentions (:mod:`.listening_streams`). The worker
+A query (``social_listen_queries``) is one stream of one channel: a keyword, a hashtag,
+the channel's mentions or its direct messages (:mod:`.listening_streams`). The worker
 ``social.listening_scheduler`` queues one ``social.listen`` job per query every
 ``poll_s`` (idempotency key ``query:bucket``). A job reads what is new since the
 query's cursor, stores each post once as an inbox item (language and sentiment from
@@ -121,6 +121,10 @@ class Listening:
     async def delete_query(self, account_id: str, query_id: str) -> None:
         await self.query(account_id, query_id)
         async with self.db.transaction() as tx:
+            await tx.execute("DELETE FROM social_inbox_replies WHERE account_id = ? AND "
+                             "item_id IN (SELECT item_id FROM social_inbox_items WHERE "
+                             "account_id = ? AND query_id = ?)", account_id, account_id,
+                             query_id)
             for table in ("social_listen_queries", "social_inbox_items", "social_spike_alerts"):
                 await tx.execute(f"DELETE FROM {table} WHERE account_id = ? AND query_id = ?",
                                  account_id, query_id)
@@ -169,12 +173,13 @@ class Listening:
                 inserted = await tx.execute(
                     "INSERT INTO social_inbox_items (account_id, item_id, query_id, network, "
                     "remote_id, text, author, url, posted_at, received_at, language, "
-                    "sentiment, score, assignee, rule_id) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "sentiment, score, assignee, rule_id, author_id, thread) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (account_id, query_id, remote_id) DO NOTHING",
                     account_id, _new_id("it"), query_id, query["network"], found.remote_id,
                     found.text, found.author, found.url, found.posted_at or now, now,
-                    sentiment.language, sentiment.label, sentiment.score, assignee, rule_id)
+                    sentiment.language, sentiment.label, sentiment.score, assignee, rule_id,
+                    found.author_id, found.thread)
                 if inserted and rule:
                     rules[rule_id] = Rule(**{**rule.__dict__, "next_index": rule.next_index + 1})
                     await tx.execute("UPDATE social_inbox_rules SET next_index = next_index + 1 "

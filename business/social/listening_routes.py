@@ -17,11 +17,13 @@ from business.social.listening_schemas import (
     PollOut,
     QueryIn,
     QueryOut,
+    ReplyIn,
+    ReplyOut,
     ResponseReport,
     RuleIn,
     RuleOut,
 )
-from business.social.listening_services import listening
+from business.social.listening_services import listening, replies
 from business.social.permissions import CHANNELS, COMPOSE, READ
 from business.social.routes import BASE, _api, _person
 from dawserver.plugin_api import Empty, Request, Retry, Route, TooManyRequests
@@ -95,6 +97,21 @@ async def respond_item(request: Request) -> Any:
 
 
 @_api
+async def reply_item(request: Request) -> Any:
+    """Answer an item on its network (a reply, or a direct message): queued, sent once."""
+    body: ReplyIn = request.body
+    return await replies(request.context).send(request.account_id, request.params["item_id"],
+                                               _person(request), body.kind, body.text)
+
+
+@_api
+async def list_replies(request: Request) -> Any:
+    await listening(request.context).item(request.account_id, request.params["item_id"])
+    return await replies(request.context).replies(request.account_id,
+                                                  request.params["item_id"])
+
+
+@_api
 async def response_report(request: Request) -> Any:
     return await listening(request.context).response_report(request.account_id)
 
@@ -137,6 +154,10 @@ LISTENING_ROUTES = [
           body=Assign, response=ItemOut),
     Route(method="POST", path=f"{ITEM}/respond", handler=respond_item, permission=COMPOSE,
           body=Empty, response=ItemOut),
+    Route(method="POST", path=f"{ITEM}/replies", handler=reply_item, permission=COMPOSE,
+          body=ReplyIn, response=ReplyOut, status=202),
+    Route(method="GET", path=f"{ITEM}/replies", handler=list_replies, permission=READ,
+          response=list[ReplyOut]),
     Route(method="GET", path=f"{INBOX}/report", handler=response_report, permission=READ,
           response=ResponseReport),
     Route(method="GET", path=f"{INBOX}/rules", handler=list_rules, permission=READ,

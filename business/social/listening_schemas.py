@@ -15,6 +15,12 @@ class ListenRun(BaseModel):
     query_id: str
 
 
+class ReplyRun(BaseModel):
+    """The ``social.reply`` job's payload: the answer sent."""
+
+    reply_id: str
+
+
 class SpikeAlert(BaseModel):
     """Event ``social.listening_spike``: a stream's last hour spiked."""
 
@@ -30,10 +36,10 @@ class SpikeAlert(BaseModel):
 
 
 class QueryIn(Model):
-    """A new stream: a keyword, a hashtag or the channel's mentions."""
+    """A new stream: a keyword, a hashtag, the channel's mentions or its direct messages."""
 
     channel_id: str
-    kind: Literal["keyword", "hashtag", "mention"]
+    kind: Literal["keyword", "hashtag", "mention", "dm"]
     term: str = Field("", max_length=200)
     sensitivity: float = 3.0
     min_count: int = 10
@@ -82,6 +88,8 @@ class ItemOut(Model):
     first_response_at: float | None
     responder: str
     response_s: float | None
+    author_id: str = ""
+    thread: str = ""
 
 
 class InboxQuery(Query):
@@ -134,3 +142,29 @@ class ResponseReport(ResponseFigures):
     """First-response times, overall and per assignee ("" = nobody)."""
 
     by_assignee: list[AssigneeFigures]
+
+
+class ReplyIn(Model):
+    """An answer to an inbox item: a public reply, or a direct message to its author."""
+
+    kind: Literal["reply", "dm"] = "reply"
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class ReplyOut(Model):
+    reply_id: str
+    item_id: str
+    channel_id: str
+    network: str
+    kind: str
+    target: str
+    text: str
+    person: str
+    state: str
+    attempts: int
+    job_id: str
+    remote_id: str
+    url: str
+    error: str
+    created_at: float
+    sent_at: float | None

@@ -9,10 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from business.social.listening import LISTEN, Listening, queue_settings
+from business.social.replies import REPLY, Replies
+from business.social.replies import queue_settings as reply_queue_settings
 from business.social.services import PLUGIN_NAME, _every, _publish, services
 from dawserver.plugin_api import JobContext, PluginContext
 
 _KEY = "social.listening"
+_REPLIES = "social.replies"
 
 
 def start_listening(context: PluginContext) -> Listening:
@@ -27,6 +30,9 @@ def start_listening(context: PluginContext) -> Listening:
     context.state[_KEY] = Listening(module.store.db, module.channels,
                                     context.background.queue, _publish(context),
                                     context.send_mail, poll_s=float(raw.get("poll_s", 300)))
+    context.background.queue.configure(REPLY, reply_queue_settings())
+    context.state[_REPLIES] = Replies(module.store.db, module.channels,
+                                      context.background.queue)
     return context.state[_KEY]
 
 
@@ -36,6 +42,21 @@ def listening(context: PluginContext) -> Listening:
     if found is None:
         raise RuntimeError("the social plug-in has not started yet")
     return found
+
+
+def replies(context: PluginContext) -> Replies:
+    """The started inbox answers."""
+    found = context.state.get(_REPLIES)
+    if found is None:
+        raise RuntimeError("the social plug-in has not started yet")
+    return found
+
+
+async def send_reply(context: PluginContext, payload: Any, job: JobContext) -> Any:
+    """The ``social.reply`` job: send one answer (never twice)."""
+    max_attempts = reply_queue_settings().max_attempts
+    return await replies(context).handle(job.job.account_id, job.payload["reply_id"],
+                                         last_attempt=job.attempt >= max_attempts)
 
 
 async def listen(context: PluginContext, payload: Any, job: JobContext) -> Any:

@@ -21,10 +21,17 @@ from business.social.dispatch import (
 from business.social.listening import LISTEN, SPIKE_EVENT
 from business.social.listening import queue_settings as listen_queue_settings
 from business.social.listening_routes import LISTENING_ROUTES
-from business.social.listening_schemas import ListenRun, SpikeAlert
-from business.social.listening_services import listen, run_listening_scheduler, start_listening
+from business.social.listening_schemas import ListenRun, ReplyRun, SpikeAlert
+from business.social.listening_services import (
+    listen,
+    run_listening_scheduler,
+    send_reply,
+    start_listening,
+)
 from business.social.permissions import PERMISSIONS
 from business.social.privacy import erase_account, export_account
+from business.social.replies import REPLY
+from business.social.replies import queue_settings as reply_queue_settings
 from business.social.results import COLLECT, ResultsSettings
 from business.social.results_routes import RESULT_ROUTES
 from business.social.results_schemas import CollectRun
@@ -129,7 +136,9 @@ def jobs() -> list[Job]:
             Job(COLLECT, CollectRun, collect_metrics, "read one channel's due post metrics",
                 ResultsSettings().queue_settings()),
             Job(LISTEN, ListenRun, listen, "poll one listening stream into the inbox",
-                listen_queue_settings())]
+                listen_queue_settings()),
+            Job(REPLY, ReplyRun, send_reply, "send one answer from the inbox (reply or DM)",
+                reply_queue_settings())]
 
 
 @hookimpl

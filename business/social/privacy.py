@@ -36,7 +36,9 @@ FORGOTTEN = ("social_post_targets", "social_approval_steps", "social_posts",
              "social_link_clicks", "social_attributions",
              # listening and inbox (0004)
              "social_inbox_items", "social_inbox_rules", "social_spike_alerts",
-             "social_listen_queries")
+             "social_listen_queries",
+             # inbox replies and direct messages (0005)
+             "social_inbox_replies")
 #: Where a kept row of another account may name a person: (table, key, text columns,
 #: JSON columns).
 MENTIONS = (
@@ -47,6 +49,7 @@ MENTIONS = (
     ("social_audit", ("account_id", "audit_id"), ("actor",), ("detail",)),
     ("social_inbox_items", ("account_id", "item_id"), ("assignee", "responder"), ()),
     ("social_inbox_rules", ("account_id", "rule_id"), (), ("team",)),
+    ("social_inbox_replies", ("account_id", "reply_id"), ("person",), ()),
 )
 CHANNEL_FIELDS = ("channel_id, network, remote_id, name, handle, state, scope, expires_at, "
                   "last_error, connected_by, approval_tiers, queue_slots, time_zone, "

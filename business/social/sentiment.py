@@ -5,10 +5,11 @@ offline with a fixed seed so one text always gets the same answer); a text with 
 than :data:`MIN_LETTERS` letters once links, ``@names`` and ``#`` are removed is
 ``"und"`` (undetermined). A network's own language tag is preferred when it has one.
 
-Sentiment: VADER (:mod:`vaderSentiment`, a lexicon and rules tuned on social media
-English) for English only: compound >= 0.05 is positive, <= -0.05 negative, else
-neutral. Every other language answers ``"unknown"`` with no score: VADER's lexicon is
-English and scoring other languages with it would be noise.
+Sentiment: English by VADER (:mod:`vaderSentiment`, a lexicon and rules tuned on social
+media English): compound >= 0.05 is positive, <= -0.05 negative, else neutral. Spanish,
+Portuguese, French and German by the labMT word lists (:mod:`.lexicons`: a coarser
+signal without negation), at +-:data:`~.lexicons.THRESHOLD`. Every other language
+answers ``"unknown"`` with no score: an English lexicon on them would be noise.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from functools import lru_cache
 from langdetect import DetectorFactory, LangDetectException, detect_langs
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from business.social import lexicons
+
 #: Languages whose sentiment is scored.
-SUPPORTED = ("en",)
+SUPPORTED = ("en", *lexicons.LANGUAGES)
 LABELS = ("positive", "negative", "neutral", "unknown")
 MIN_LETTERS = 8
 _NOISE = re.compile(r"https?://\S+|[@#]\w+")
@@ -31,7 +34,7 @@ DetectorFactory.seed = 0  # langdetect samples at random; a seed makes it repeat
 
 @dataclass(frozen=True)
 class Sentiment:
-    """A text's language (ISO 639-1, or "und"), label and VADER compound (None: unknown)."""
+    """A text's language (ISO 639-1, or "und"), label and score in -1..1 (None: unknown)."""
 
     language: str
     label: str
@@ -62,6 +65,9 @@ def analyse(text: str, language: str = "") -> Sentiment:
         lang = detect_language(text)
     if lang not in SUPPORTED:
         return Sentiment(lang, "unknown", None)
-    score = float(_vader().polarity_scores(text)["compound"])
-    label = "positive" if score >= 0.05 else "negative" if score <= -0.05 else "neutral"
+    if lang == "en":
+        score, edge = float(_vader().polarity_scores(text)["compound"]), 0.05
+    else:
+        score, edge = lexicons.score(text, lang), lexicons.THRESHOLD
+    label = "positive" if score >= edge else "negative" if score <= -edge else "neutral"
     return Sentiment(lang, label, round(score, 4))

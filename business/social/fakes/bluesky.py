@@ -1,7 +1,11 @@
 """A fake AT Protocol PDS: app-password sessions (createSession/refreshSession with JWTs),
 blobs, ``app.bsky.feed.post`` records, the PDS's error shapes, and listening:
 ``app.bsky.feed.searchPosts`` (``q``, ``mentions``, ``sort=latest``, ``cursor``) over
-:attr:`FakeBluesky.chatter` (other people's posts, added with :meth:`FakeBluesky.say`)."""
+:attr:`FakeBluesky.chatter` (other people's posts, added with :meth:`FakeBluesky.say`);
+replies (``reply.root``/``reply.parent`` strong refs checked against the posts), and
+chat through the ``atproto-proxy`` header: ``chat.bsky.convo.getConvoForMembers``,
+``sendMessage``, ``getMessages`` and ``getLog`` over :attr:`FakeBluesky.convos`
+(incoming messages added with :meth:`FakeBluesky.message`)."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ _ERRORS = {
 }
 _B32 = "234567abcdefghijklmnopqrstuvwxyz"
 MAX_GRAPHEMES = 300
+CHAT_SERVICE = "did:web:api.bsky.chat#bsky_chat"
 #: ``getPosts`` counts of a post view (:meth:`FakeNetwork.counts`).
 COUNT_WEIGHTS = {"likeCount": 21, "repostCount": 4, "replyCount": 2, "quoteCount": 2}
 
@@ -57,11 +62,46 @@ class FakeBluesky(FakeNetwork):
         self.blobs: dict[str, bytes] = {}
         #: Other people's public posts, oldest first (``say``): what searchPosts reads.
         self.chatter: list[dict[str, Any]] = []
+        #: Chat conversations by id: ``members`` (DIDs) and ``messages`` (oldest first).
+        self.convos: dict[str, dict[str, Any]] = {}
+        #: The chat log (every message, in rev order) that ``getLog`` pages through.
+        self.chat_log: list[dict[str, Any]] = []
+
+    @staticmethod
+    def did_of(handle: str) -> str:
+        """The DID the fake gives another account's handle."""
+        return "did:plc:" + hashlib.sha256(handle.encode()).hexdigest()[:24]
+
+    def _convo_with(self, did: str) -> dict[str, Any]:
+        for convo in self.convos.values():
+            if convo["members"] == sorted((did, self.user.id)):
+                return convo
+        convo = {"id": _tid(), "members": sorted((did, self.user.id)), "messages": []}
+        self.convos[convo["id"]] = convo
+        return convo
+
+    def _post_message(self, convo: dict[str, Any], sender: str, text: str,
+                      at: float) -> dict[str, Any]:
+        rev = f"{len(self.chat_log) + 1:013d}"  # revs sort as they grow (TIDs do too)
+        message = {"$type": "chat.bsky.convo.defs#messageView", "id": _tid(), "rev": rev,
+                   "text": text, "sender": {"did": sender}, "sentAt": time.strftime(
+                       "%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(at))}
+        convo["messages"].append(message)
+        self.chat_log.append({"$type": "chat.bsky.convo.defs#logCreateMessage", "rev": rev,
+                              "convoId": convo["id"], "message": message})
+        return message
+
+    def message(self, text: str, *, author: str = "fan.bsky.social",
+                at: float | None = None) -> str:
+        """Account ``author`` sends the account a chat message; its id."""
+        convo = self._convo_with(self.did_of(author))
+        return self._post_message(convo, self.did_of(author), text,
+                                  self.clock() if at is None else at)["id"]
 
     def say(self, text: str, *, author: str = "fan.bsky.social", lang: str = "en",
             at: float | None = None, mentions: tuple[str, ...] = ()) -> str:
         """Someone else posts ``text``; ``mentions`` are DIDs it tags (facets); its URI."""
-        did = "did:plc:" + hashlib.sha256(author.encode()).hexdigest()[:24]
+        did = self.did_of(author)
         uri = f"at://{did}/app.bsky.feed.post/{_tid()}"
         when = self.clock() if at is None else at
         self.chatter.append({"uri": uri, "cid": "bafyrei" + secrets.token_hex(26),
@@ -86,6 +126,10 @@ class FakeBluesky(FakeNetwork):
         app.router.add_get("/xrpc/com.atproto.repo.listRecords", self._list_records)
         app.router.add_get("/xrpc/app.bsky.feed.getPosts", self._get_posts)
         app.router.add_get("/xrpc/app.bsky.feed.searchPosts", self._search_posts)
+        app.router.add_get("/xrpc/chat.bsky.convo.getConvoForMembers", self._convo_route)
+        app.router.add_post("/xrpc/chat.bsky.convo.sendMessage", self._send_message)
+        app.router.add_get("/xrpc/chat.bsky.convo.getMessages", self._get_messages)
+        app.router.add_get("/xrpc/chat.bsky.convo.getLog", self._get_log)
 
     def error(self, kind: str, retry_after: float, request: web.Request) -> web.Response:
         status, error, message = _ERRORS[kind]
@@ -165,6 +209,16 @@ class FakeBluesky(FakeNetwork):
                                       f"Invalid app.bsky.feed.post record: Record/text must "
                                       f"not be longer than {MAX_GRAPHEMES} graphemes"},
                                      status=400)
+        reply = record.get("reply")
+        if reply is not None:
+            known = {p["uri"]: p["cid"] for p in self.posts} | {
+                p["uri"]: p["cid"] for p in self.chatter}
+            for ref in (reply.get("root") or {}, reply.get("parent") or {}):
+                if known.get(ref.get("uri")) != ref.get("cid") or not ref.get("cid"):
+                    return web.json_response({"error": "InvalidRequest", "message":
+                                              "Invalid app.bsky.feed.post record: reply "
+                                              "must hold strong refs (uri and cid) to the "
+                                              "root and the parent"}, status=400)
         for image in record.get("embed", {}).get("images", []):
             if image.get("image", {}).get("ref", {}).get("$link") not in self.blobs:
                 return web.json_response({"error": "InvalidRequest",
@@ -187,6 +241,8 @@ class FakeBluesky(FakeNetwork):
                   "author": {"did": self.user.id, "handle": self.user.handle},
                   **self.counts(p["uri"], p["created"], COUNT_WEIGHTS)}
                  for p in self.posts if p["uri"] in uris]
+        posts += [{"uri": p["uri"], "cid": p["cid"], "record": p["record"],
+                   "author": p["author"]} for p in self.chatter if p["uri"] in uris]
         return web.json_response({"posts": posts})
 
     async def _search_posts(self, request: web.Request) -> web.Response:
@@ -209,4 +265,59 @@ class FakeBluesky(FakeNetwork):
              "indexedAt": p["record"]["createdAt"]} for p in page], "hitsTotal": len(found)}
         if start + limit < len(found):
             body["cursor"] = str(start + limit)
+        return web.json_response(body)
+
+    # -- chat (through the PDS's proxy to the chat service) ---------------------------
+
+    def _unproxied(self, request: web.Request) -> web.Response | None:
+        if request.headers.get("atproto-proxy") == CHAT_SERVICE:
+            return None
+        return web.json_response({"error": "MethodNotImplemented", "message":
+                                  "Method Not Implemented"}, status=501)
+
+    def _convo_view(self, convo: dict[str, Any]) -> dict[str, Any]:
+        return {"id": convo["id"], "rev": (convo["messages"] or [{"rev": "0"}])[-1]["rev"],
+                "members": [{"did": d} for d in convo["members"]], "muted": False,
+                "unreadCount": 0}
+
+    async def _convo_route(self, request: web.Request) -> web.Response:
+        if (refused := self._unproxied(request)) is not None:
+            return refused
+        others = [m for m in request.query.getall("members", []) if m != self.user.id]
+        if len(others) != 1 or not others[0].startswith("did:"):
+            return web.json_response({"error": "InvalidRequest", "message":
+                                      "members must name one other account's DID"},
+                                     status=400)
+        return web.json_response({"convo": self._convo_view(self._convo_with(others[0]))})
+
+    async def _send_message(self, request: web.Request) -> web.Response:
+        if (refused := self._unproxied(request)) is not None:
+            return refused
+        body = await request.json()
+        convo = self.convos.get(str(body.get("convoId", "")))
+        text = str((body.get("message") or {}).get("text", ""))
+        if convo is None or not text or len(text) > 10_000:
+            return web.json_response({"error": "InvalidRequest", "message":
+                                      "unknown convoId or empty message"}, status=400)
+        return web.json_response(self._post_message(convo, self.user.id, text, self.clock()))
+
+    async def _get_messages(self, request: web.Request) -> web.Response:
+        if (refused := self._unproxied(request)) is not None:
+            return refused
+        convo = self.convos.get(request.query.get("convoId", ""))
+        if convo is None:
+            return web.json_response({"error": "InvalidRequest", "message":
+                                      "Convo not found"}, status=400)
+        limit = int(request.query.get("limit", "50"))
+        return web.json_response({"messages": list(reversed(convo["messages"]))[:limit]})
+
+    async def _get_log(self, request: web.Request) -> web.Response:
+        """The chat log after ``cursor`` (a rev), oldest first, 100 at a time."""
+        if (refused := self._unproxied(request)) is not None:
+            return refused
+        cursor = request.query.get("cursor", "")
+        after = [e for e in self.chat_log if e["rev"] > cursor][:100]
+        body: dict[str, Any] = {"logs": after}
+        if after:
+            body["cursor"] = after[-1]["rev"]
         return web.json_response(body)

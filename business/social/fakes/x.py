@@ -1,6 +1,9 @@
-"""A fake X API v2: OAuth 2.0 + PKCE, ``/2/tweets``, chunked ``/2/media/upload``, and
+"""A fake X API v2: OAuth 2.0 + PKCE, ``/2/tweets``, chunked ``/2/media/upload``,
 listening: ``/2/tweets/search/recent`` and ``/2/users/{id}/mentions`` over
-:attr:`FakeX.chatter` (other people's posts, added with :meth:`FakeX.say`)."""
+:attr:`FakeX.chatter` (other people's posts, added with :meth:`FakeX.say`), and direct
+messages: ``POST /2/dm_conversations/with/{participant_id}/messages``, ``GET
+/2/dm_conversations/with/{participant_id}/dm_events`` and ``GET /2/dm_events`` over
+:attr:`FakeX.dms` (incoming ones added with :meth:`FakeX.message`)."""
 
 from __future__ import annotations
 
@@ -40,6 +43,18 @@ class FakeX(FakeNetwork):
         self._indexed = 0
         #: Other people's public posts, oldest first (``say``): what search and mentions read.
         self.chatter: list[dict[str, Any]] = []
+        #: Direct message events of the account's conversations, oldest first.
+        self.dms: list[dict[str, Any]] = []
+
+    def message(self, text: str, *, author: str = "fan", at: float | None = None) -> str:
+        """User ``u-<author>`` sends the account a direct message; its event id."""
+        sender = f"u-{author}"
+        event = {"id": self.next_id(), "text": text, "sender_id": sender, "username": author,
+                 "dm_conversation_id": "-".join(sorted((sender, self.user.id))),
+                 "event_type": "MessageCreate",
+                 "created_at": self.clock() if at is None else at}
+        self.dms.append(event)
+        return event["id"]
 
     def say(self, text: str, *, author: str = "fan", lang: str = "en",
             at: float | None = None) -> str:
@@ -65,6 +80,10 @@ class FakeX(FakeNetwork):
         app.router.add_get("/2/users/{id}/tweets", self._timeline)
         app.router.add_get("/2/tweets/search/recent", self._search)
         app.router.add_get("/2/users/{id}/mentions", self._mentions)
+        app.router.add_post("/2/dm_conversations/with/{participant}/messages", self._send_dm)
+        app.router.add_get("/2/dm_conversations/with/{participant}/dm_events",
+                           self._conversation)
+        app.router.add_get("/2/dm_events", self._dm_events)
         app.router.add_post("/2/media/upload", self._upload)
         app.router.add_get("/2/media/upload", self._status)
 
@@ -147,7 +166,14 @@ class FakeX(FakeNetwork):
     async def _timeline(self, request: web.Request) -> web.Response:
         mine = [p for p in self.posts if p["author"] == request.match_info["id"]]
         limit = int(request.query.get("max_results", "10"))
+        fields = request.query.get("tweet.fields", "").split(",")
         data = [{"id": p["id"], "text": p["text"]} for p in reversed(mine)][:limit]
+        if "referenced_tweets" in fields:
+            parents = {p["id"]: p.get("reply_to") for p in mine}
+            for post in data:
+                if parents.get(post["id"]):
+                    post["referenced_tweets"] = [{"type": "replied_to",
+                                                  "id": parents[post["id"]]}]
         return web.json_response({"data": data, "meta": {"result_count": len(data)}})
 
     async def _upload(self, request: web.Request) -> web.Response:
@@ -246,4 +272,60 @@ class FakeX(FakeNetwork):
         if data:
             body["data"] = data
             body["includes"] = {"users": [{"id": k, "username": v} for k, v in users.items()]}
+        return web.json_response(body)
+
+    # -- direct messages ---------------------------------------------------------------
+
+    def _event_out(self, event: dict[str, Any]) -> dict[str, Any]:
+        return {"id": event["id"], "event_type": "MessageCreate", "text": event["text"],
+                "sender_id": event["sender_id"],
+                "dm_conversation_id": event["dm_conversation_id"],
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z",
+                                            time.gmtime(event["created_at"]))}
+
+    async def _send_dm(self, request: web.Request) -> web.Response:
+        """``POST /2/dm_conversations/with/{participant_id}/messages`` ``{"text"}``."""
+        user = self.user_of(request)
+        participant = request.match_info["participant"]
+        text = str((await request.json()).get("text", ""))
+        if not text or len(text) > 10_000 or participant == user.id:
+            return web.json_response({"title": "Invalid Request", "status": 400, "detail":
+                                      "text must be 1 to 10000 characters, to someone "
+                                      "else"}, status=400,
+                                     content_type="application/problem+json")
+        event = {"id": self.next_id(), "text": text, "sender_id": user.id,
+                 "username": user.handle, "event_type": "MessageCreate",
+                 "dm_conversation_id": "-".join(sorted((participant, user.id))),
+                 "created_at": self.clock()}
+        self.dms.append(event)
+        return web.json_response({"data": {"dm_conversation_id": event["dm_conversation_id"],
+                                           "dm_event_id": event["id"]}}, status=201)
+
+    async def _conversation(self, request: web.Request) -> web.Response:
+        """One conversation's events, newest first."""
+        user = self.user_of(request)
+        conversation = "-".join(sorted((request.match_info["participant"], user.id)))
+        found = [e for e in reversed(self.dms) if e["dm_conversation_id"] == conversation]
+        limit = int(request.query.get("max_results", "100"))
+        data = [self._event_out(e) for e in found[:limit]]
+        return web.json_response({"data": data, "meta": {"result_count": len(data)}}
+                                 if data else {"meta": {"result_count": 0}})
+
+    async def _dm_events(self, request: web.Request) -> web.Response:
+        """Every conversation's events, newest first, paged by ``pagination_token``."""
+        limit = int(request.query.get("max_results", "100"))
+        if not 1 <= limit <= 100:
+            return web.json_response({"title": "Invalid Request", "status": 400, "detail":
+                                      "max_results must be between 1 and 100"}, status=400)
+        found = list(reversed(self.dms))
+        start = int(request.query.get("pagination_token", "0") or 0)
+        page = found[start:start + limit]
+        meta: dict[str, Any] = {"result_count": len(page)}
+        if start + limit < len(found):
+            meta["next_token"] = str(start + limit)
+        body: dict[str, Any] = {"meta": meta}
+        if page:
+            body["data"] = [self._event_out(e) for e in page]
+            body["includes"] = {"users": [{"id": e["sender_id"], "username": e["username"]}
+                                          for e in page]}
         return web.json_response(body)

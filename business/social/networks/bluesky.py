@@ -43,11 +43,13 @@ from business.social.networks.base import (
     reported,
     total,
 )
-from business.social.networks.http import Answer, HttpConnector, retry_after_from
+from business.social.networks.http import Answer, HttpConnector, epoch, retry_after_from
 
 #: The record field that keeps our dedupe key.
 DEDUPE_FIELD = "studio.maxbooster.dedupeKey"
 POST = "app.bsky.feed.post"
+#: The header that sends an XRPC call through the PDS to Bluesky's chat service.
+CHAT_PROXY = {"atproto-proxy": "did:web:api.bsky.chat#bsky_chat"}
 
 
 def credentials(identifier: str, app_password: str) -> str:
@@ -153,6 +155,61 @@ class BlueskyConnector(HttpConnector):
                                  token=access_token,
                                  json={"repo": did, "collection": POST, "record": record})
         return answer.body
+
+    # -- inbox: replies and direct messages ------------------------------------------
+
+    async def reply(self, access_token: str, parent_uri: str, text: str,
+                    dedupe_key: str) -> Published:
+        """A reply record to ``parent_uri``: ``reply.parent`` its strong ref (uri and cid,
+        read with ``app.bsky.feed.getPosts``), ``reply.root`` the thread's root."""
+        me = await self.profile(access_token)
+        answer = await self.call("GET", self.with_query(_xrpc("app.bsky.feed.getPosts"), {
+            "uris": parent_uri}), token=access_token)
+        posts = answer.body.get("posts") or []
+        if not posts:
+            raise Rejected(f"the post {parent_uri} is gone: nothing to reply to",
+                           network=self.network)
+        parent = {"uri": posts[0]["uri"], "cid": posts[0]["cid"]}
+        root = ((posts[0].get("record") or {}).get("reply") or {}).get("root") or parent
+        created = await self._create(access_token, me["id"], {
+            "$type": POST, "text": text, "createdAt": _now(),
+            "reply": {"root": root, "parent": parent}, DEDUPE_FIELD: dedupe_key})
+        return Published(created["uri"], self.web_url(me["handle"], created["uri"]))
+
+    async def find_reply(self, access_token: str, dedupe_key: str, in_reply_to: str,
+                         text: str) -> Published | None:
+        """Our reply record carrying ``dedupe_key`` (asked before a retry)."""
+        return await self.find_published(access_token, dedupe_key)
+
+    async def _convo(self, access_token: str, member: str) -> str:
+        answer = await self.call("GET", self.with_query(
+            _xrpc("chat.bsky.convo.getConvoForMembers"), {"members": member}),
+            token=access_token, headers=CHAT_PROXY)
+        return str(answer.body["convo"]["id"])
+
+    async def send_dm(self, access_token: str, member: str, text: str) -> Published:
+        """A chat message to the account ``member`` (a DID), through the chat service
+        (``getConvoForMembers`` then ``sendMessage``, with the ``atproto-proxy`` header)."""
+        convo = await self._convo(access_token, member)
+        answer = await self.call("POST", _xrpc("chat.bsky.convo.sendMessage"),
+                                 token=access_token, headers=CHAT_PROXY,
+                                 json={"convoId": convo, "message": {"text": text}})
+        return Published(str(answer.body["id"]), f"https://bsky.app/messages/{convo}")
+
+    async def find_dm(self, access_token: str, member: str, text: str,
+                      since: float) -> Published | None:
+        """Our message ``text`` to ``member`` sent at ``since`` or later."""
+        me = await self.profile(access_token)
+        convo = await self._convo(access_token, member)
+        answer = await self.call("GET", self.with_query(
+            _xrpc("chat.bsky.convo.getMessages"), {"convoId": convo, "limit": "100"}),
+            token=access_token, headers=CHAT_PROXY)
+        for message in answer.body.get("messages") or []:
+            if ((message.get("sender") or {}).get("did") == me["id"]
+                    and message.get("text") == text
+                    and epoch(message.get("sentAt", "")) >= since):
+                return Published(str(message["id"]), f"https://bsky.app/messages/{convo}")
+        return None
 
     @staticmethod
     def web_url(handle: str, uri: str) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import email.utils
 import json
 import logging
@@ -232,3 +233,11 @@ def same_text(a: str, b: str) -> bool:
 def _norm(text: str) -> str:
     words = [w for w in text.split() if not w.startswith(("http://", "https://"))]
     return " ".join(words)
+
+
+def epoch(stamp: str) -> float:
+    """An ISO 8601 time as the networks write it ("...Z") in epoch seconds; 0 if unreadable."""
+    try:
+        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0

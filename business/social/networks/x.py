@@ -36,7 +36,13 @@ from business.social.networks.base import (
     reported,
     total,
 )
-from business.social.networks.http import Answer, HttpConnector, retry_after_from, same_text
+from business.social.networks.http import (
+    Answer,
+    HttpConnector,
+    epoch,
+    retry_after_from,
+    same_text,
+)
 
 
 class XConnector(HttpConnector):
@@ -86,6 +92,58 @@ class XConnector(HttpConnector):
                 "text": publication.first_comment,
                 "reply": {"in_reply_to_tweet_id": post_id}})
         return Published(post_id, f"https://x.com/i/web/status/{post_id}")
+
+    # -- inbox: replies and direct messages ------------------------------------------
+
+    async def reply(self, access_token: str, in_reply_to: str, text: str,
+                    dedupe_key: str) -> Published:
+        """Reply publicly to post ``in_reply_to`` (``reply.in_reply_to_tweet_id``)."""
+        try:
+            answer = await self.call("POST", "/2/tweets", token=access_token, json={
+                "text": text, "reply": {"in_reply_to_tweet_id": in_reply_to}})
+        except Duplicate as exc:
+            exc.existing = await self.find_reply(access_token, dedupe_key, in_reply_to, text)
+            raise
+        post_id = answer.body["data"]["id"]
+        return Published(post_id, f"https://x.com/i/web/status/{post_id}")
+
+    async def find_reply(self, access_token: str, dedupe_key: str, in_reply_to: str,
+                         text: str) -> Published | None:
+        """Our recent post replying to ``in_reply_to`` with ``text`` (asked before a retry)."""
+        me = await self.profile(access_token)
+        answer = await self.call("GET", self.with_query(f"/2/users/{me['id']}/tweets", {
+            "max_results": "100", "tweet.fields": "created_at,referenced_tweets"}),
+            token=access_token)
+        for post in answer.body.get("data", []):
+            parents = {r.get("id") for r in post.get("referenced_tweets") or []
+                       if r.get("type") == "replied_to"}
+            if in_reply_to in parents and same_text(post.get("text", ""), text):
+                return Published(post["id"], f"https://x.com/i/web/status/{post['id']}")
+        return None
+
+    async def send_dm(self, access_token: str, participant_id: str, text: str) -> Published:
+        """A direct message to user ``participant_id`` (one-to-one conversation)."""
+        answer = await self.call(
+            "POST", f"/2/dm_conversations/with/{participant_id}/messages",
+            token=access_token, json={"text": text})
+        data = answer.body["data"]
+        return Published(data["dm_event_id"],
+                         f"https://x.com/messages/{data['dm_conversation_id']}")
+
+    async def find_dm(self, access_token: str, participant_id: str, text: str,
+                      since: float) -> Published | None:
+        """Our message ``text`` to ``participant_id`` sent at ``since`` or later."""
+        me = await self.profile(access_token)
+        answer = await self.call("GET", self.with_query(
+            f"/2/dm_conversations/with/{participant_id}/dm_events", {
+                "dm_event.fields": "id,text,sender_id,created_at,dm_conversation_id",
+                "event_types": "MessageCreate", "max_results": "100"}), token=access_token)
+        for event in answer.body.get("data", []):
+            if (event.get("sender_id") == me["id"] and same_text(event.get("text", ""), text)
+                    and epoch(event.get("created_at", "")) >= since):
+                return Published(event["id"],
+                                 f"https://x.com/messages/{event['dm_conversation_id']}")
+        return None
 
     async def upload(self, access_token: str, item: MediaItem) -> str:
         """Upload one file in chunks (INIT, APPEND..., FINALIZE, STATUS); its media id."""

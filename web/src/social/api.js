@@ -31,6 +31,8 @@ export function socialApi (account = '') {
     reschedule: (postId, when, timeZone) => call(url(`/posts/${id(postId)}`, account), {
       method: 'PATCH', body: { publish_at: when.toISOString(), time_zone: timeZone || null }
     }),
+    /** Change a post (only the fields sent): the edit supersedes its queued publish. */
+    edit: (postId, body) => call(url(`/posts/${id(postId)}`, account), { method: 'PATCH', body }),
     retry: (postId, channelId) => call(
       url(`/posts/${id(postId)}/targets/${id(channelId)}/retry`, account),
       { method: 'POST', body: {} }),
@@ -49,7 +51,13 @@ export function socialApi (account = '') {
     /** Inbox items, newest first; filters {assignee, open}. */
     inbox: (filters = {}) => call(url('/inbox/items', account, filters)),
     respond: (itemId) => call(url(`/inbox/items/${id(itemId)}/respond`, account), { method: 'POST', body: {} }),
-    inboxReport: () => call(url('/inbox/report', account))
+    inboxReport: () => call(url('/inbox/report', account)),
+    /** The answers to one item, oldest first. */
+    replies: (itemId) => call(url(`/inbox/items/${id(itemId)}/replies`, account)),
+    /** Answer an item on its network: kind 'reply' (public) or 'dm' (direct message). */
+    reply: (itemId, kind, text) => call(url(`/inbox/items/${id(itemId)}/replies`, account), {
+      method: 'POST', body: { kind, text }
+    })
   }
 }
 

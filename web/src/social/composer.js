@@ -2,6 +2,9 @@
 // (POST /api/social/compose/check: each network's own rules), a preview per network, media
 // from the person's projects, a publish time (typed, the next free slot, or a best time) and
 // "Save draft" / "Submit for approval". Nothing here judges a post: the server does.
+// `openEdit(post)` loads a stored post instead; "Save changes" sends the changes (PATCH),
+// which supersede its queued publish (and send an approved post back when its content
+// changed): the server's answer says what state it is in now.
 import { h } from '../dom.js'
 import { projectMedia } from './api.js'
 import { channelName } from './filters.js'
@@ -35,7 +38,7 @@ function labelled (id, text, control, hint = '') {
  * `say(text, kind)` the page's live region, `created(post)` runs after a save.
  */
 export function composer ({ api, channels, say, created }) {
-  const state = { media: [], variants: new Map(), sequence: 0, checks: 0, last: null, timer: 0 }
+  const state = { media: [], kept: [], editing: null, variants: new Map(), sequence: 0, checks: 0, last: null, timer: 0 }
   const text = h('textarea', { rows: 5, name: 'text', oninput: later })
   const link = h('input', { type: 'url', name: 'link', placeholder: 'https://…', oninput: later })
   const firstComment = h('textarea', { rows: 2, name: 'first_comment', oninput: later })
@@ -59,7 +62,7 @@ export function composer ({ api, channels, say, created }) {
     const value = (control) => control.value.trim() === '' ? null : control.value
     return {
       text: text.value,
-      media: state.media.map(mediaRef),
+      media: [...state.kept, ...state.media.map(mediaRef)],
       link: value(link),
       first_comment: value(firstComment),
       targets: checkedChannels().map((c) => {
@@ -126,7 +129,14 @@ export function composer ({ api, channels, say, created }) {
   }
 
   function showMedia () {
-    mediaList.replaceChildren(...state.media.map((item, index) => h('li', {},
+    const kept = state.kept.map((ref, index) => h('li', {}, `${ref.asset_id} (${ref.kind}, already on the post)`, ' ',
+      h('button', {
+        type: 'button',
+        class: 'link',
+        'aria-label': `Remove ${ref.asset_id}`,
+        onclick: () => { state.kept.splice(index, 1); showMedia(); later() }
+      }, 'Remove')))
+    mediaList.replaceChildren(...kept, ...state.media.map((item, index) => h('li', {},
       `${item.asset.name || item.asset.id} (${item.project.name}, audio, ${minutes(item.asset.duration)})`,
       ' ', h('button', {
         type: 'button',
@@ -165,10 +175,16 @@ export function composer ({ api, channels, say, created }) {
     if (when) post.publish_at = when.toISOString()
     outcome.textContent = submit ? 'Submitting…' : 'Saving…'
     try {
-      let made = await api().create(post)
-      if (submit) made = await api().submit(made.post_id)
+      let made
+      if (state.editing) {
+        if (!when) post.publish_at = null
+        made = await api().edit(state.editing.post_id, post)
+      } else {
+        made = await api().create(post)
+        if (submit) made = await api().submit(made.post_id)
+      }
       const words = { pending_approval: 'sent for approval', scheduled: 'scheduled', approved: 'approved', draft: 'saved as a draft' }
-      const done = `Post ${words[made.state] || made.state}.`
+      const done = `${state.editing ? 'Changes saved: post' : 'Post'} ${words[made.state] || made.state}.`
       outcome.textContent = done
       outcome.dataset.post = made.post_id
       outcome.dataset.state = made.state
@@ -183,6 +199,9 @@ export function composer ({ api, channels, say, created }) {
     outcome.setAttribute('role', 'status')
   }
 
+  const draftButton = h('button', { type: 'button', class: 'link', onclick: () => save(false) }, 'Save draft')
+  const submitButton = h('button', { type: 'submit' }, 'Submit for approval')
+  const title = h('h2', { id: 'compose-title' }, 'New post')
   const form = h('form', { class: 'compose', onsubmit: (event) => { event.preventDefault(); save(true) } },
     chosen,
     labelled('compose-text', 'Text', text),
@@ -194,14 +213,12 @@ export function composer ({ api, channels, say, created }) {
       h('button', { type: 'button', onclick: attach }, 'Attach'), mediaStatus, mediaList),
     h('h3', {}, 'Per channel'), variants,
     schedule.element,
-    h('div', { class: 'compose-actions' },
-      h('button', { type: 'button', class: 'link', onclick: () => save(false) }, 'Save draft'),
-      h('button', { type: 'submit' }, 'Submit for approval')),
+    h('div', { class: 'compose-actions' }, draftButton, submitButton),
     outcome)
   mediaSelect.id = 'compose-media'
   const close = h('button', { type: 'button', class: 'close', onclick: () => dialog.close() }, 'Close')
   const dialog = h('dialog', { class: 'compose-dialog', 'aria-labelledby': 'compose-title' },
-    h('h2', { id: 'compose-title' }, 'New post'),
+    title,
     h('div', { class: 'compose-grid' }, form,
       h('section', { class: 'compose-previews', 'aria-label': 'Previews per network' },
         h('h3', {}, 'Previews'), previews)),
@@ -214,7 +231,12 @@ export function composer ({ api, channels, say, created }) {
       ` ${channelName(c)}`)))
     if (!known.length) chosen.append(h('p', { class: 'hint' }, 'No channels yet: connect one first.'))
     for (const control of [text, link, firstComment, campaign]) control.value = ''
+    state.editing = null
+    title.textContent = 'New post'
+    draftButton.hidden = false
+    submitButton.textContent = 'Submit for approval'
     state.media = []
+    state.kept = []
     state.variants.clear()
     variants.replaceChildren()
     showMedia()
@@ -226,5 +248,32 @@ export function composer ({ api, channels, say, created }) {
     loadMedia()
   }
 
-  return { element: dialog, open, lastCheck: () => state.last }
+  /** The composer holding a stored post; its save sends the changes. */
+  function openEdit (post) {
+    open(post.publish_at ? new Date(post.publish_at) : null)
+    state.editing = post
+    title.textContent = 'Edit post'
+    draftButton.hidden = true
+    submitButton.textContent = 'Save changes'
+    text.value = post.text || ''
+    link.value = post.link || ''
+    firstComment.value = post.first_comment || ''
+    campaign.value = post.campaign || ''
+    state.kept = [...(post.media || [])]
+    const targets = new Map(post.targets.map((t) => [t.channel_id, t]))
+    for (const box of chosen.querySelectorAll('input[type=checkbox]')) box.checked = targets.has(box.value)
+    channelsChanged()
+    for (const [channelId, t] of targets) {
+      const fields = state.variants.get(channelId)
+      if (!fields) continue
+      fields.text.value = t.text || ''
+      fields.firstComment.value = t.first_comment || ''
+      fields.noMedia.checked = Array.isArray(t.media) && t.media.length === 0
+    }
+    showMedia()
+    dialog.dataset.editing = post.post_id
+    check()
+  }
+
+  return { element: dialog, open, openEdit, lastCheck: () => state.last }
 }

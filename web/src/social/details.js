@@ -1,6 +1,7 @@
 // A post's details in a dialog: its text, time (in the person's zone), campaign, state and
 // each channel's outcome: the published post's URL, or the network's reason for a failure
-// with a retry button. A time field moves the post without dragging (keyboard users).
+// with a retry button. A time field moves the post without dragging (keyboard users);
+// "Edit" opens the composer on a post that can still change.
 import { h } from '../dom.js'
 import { formatWhen, localInputValue } from './zone.js'
 import { channelName } from './filters.js'
@@ -16,6 +17,9 @@ const STATE_WORDS = {
   expired: 'Expired',
   cancelled: 'Cancelled'
 }
+
+/** States whose post can still be changed (the server's EDITABLE). */
+const EDITABLE = new Set(['draft', 'pending_approval', 'approved', 'scheduled', 'expired', 'failed'])
 
 export const stateWord = (state) => STATE_WORDS[state] || state
 
@@ -39,9 +43,9 @@ function target (t, channels, onRetry) {
 /**
  * The dialog: `open(postId)` loads and shows a post. `api()` is the current account's API,
  * `channels()` a Map of id to channel, `move(post, date)` reschedules (resolves true when
- * the server took it), `changed()` runs after a retry.
+ * the server took it), `changed()` runs after a retry, `edit(post)` opens the composer.
  */
-export function postDialog ({ api, channels, move, changed, say }) {
+export function postDialog ({ api, channels, move, changed, say, edit }) {
   const body = h('div', { class: 'dialog-body' })
   const close = h('button', { type: 'button', class: 'close', onclick: () => dialog.close() }, 'Close')
   const dialog = h('dialog', { class: 'post-dialog', 'aria-labelledby': 'post-dialog-title' },
@@ -89,6 +93,12 @@ export function postDialog ({ api, channels, move, changed, say }) {
     const known = channels()
     const when = post.publish_at ? new Date(post.publish_at) : null
     const movable = !['publishing', 'published', 'cancelled'].includes(post.state)
+    const editable = EDITABLE.has(post.state) && !post.targets.some((t) => t.state === 'published')
+    const editButton = h('button', {
+      type: 'button',
+      class: 'edit',
+      onclick: () => { dialog.close(); edit(post) }
+    }, 'Edit')
     body.replaceChildren(
       h('p', { class: 'post-state', dataset: { state: post.state } }, stateWord(post.state)),
       h('p', { class: 'post-text' }, post.text || '(no text)'),
@@ -99,7 +109,7 @@ export function postDialog ({ api, channels, move, changed, say }) {
       h('h3', {}, 'Channels'),
       h('ul', { class: 'targets' }, post.targets.map((t) =>
         target(t, known, (channelId, button) => retry(post.post_id, channelId, button)))),
-      movable ? moveForm(post) : '')
+      movable ? moveForm(post) : '', editable ? editButton : '')
     dialog.dataset.post = post.post_id
   }
 

@@ -1,8 +1,10 @@
 // Listening and inbox: spike alerts of the account's streams (GET /listening/alerts), the
 // inbox of mentions and stream posts with language, sentiment, assignee and the time to
 // the first response (GET /inbox/items, POST .../respond), and the response-time report
-// (GET /inbox/report). Sentiment is scored for English only; other languages say so.
+// (GET /inbox/report). Sentiment is scored in en, es, pt, fr, de; other languages say so.
+// "Answer" opens the conversation with a reply / direct message form (answer.js).
 import { h } from '../dom.js'
+import { answerPanel } from './answer.js'
 
 const when = (seconds) => new Intl.DateTimeFormat(undefined, {
   day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit'
@@ -48,16 +50,42 @@ export function inboxPanel ({ api, say }) {
     await load()
   }
 
+  const open = new Set() // items whose conversation stays open across reloads
+
+  function panelRow (item) {
+    const panel = answerPanel({ api, say, item, changed: () => load() })
+    return h('tr', { class: 'answer-row', 'data-panel': item.item_id },
+      h('td', { colspan: 9 }, panel.element))
+  }
+
+  function toggle (item, tr) {
+    const next = tr.nextElementSibling
+    if (next && next.dataset.panel === item.item_id) {
+      next.remove()
+      open.delete(item.item_id)
+      return
+    }
+    open.add(item.item_id)
+    tr.after(panelRow(item))
+  }
+
+  function rows (item) {
+    const tr = row(item)
+    return open.has(item.item_id) ? [tr, panelRow(item)] : [tr]
+  }
+
   function row (item) {
     const button = item.first_response_at === null
       ? h('button', { type: 'button', class: 'respond', onclick: () => answer(item) }, 'Mark answered')
       : h('span', {}, `by ${item.responder}`)
-    return h('tr', { 'data-item': item.item_id },
+    const tr = h('tr', { 'data-item': item.item_id },
       h('td', {}, when(item.posted_at)), h('td', {}, item.network), h('td', {}, item.author),
       h('td', {}, h('a', { href: item.url, rel: 'noopener noreferrer', target: '_blank' }, item.text)),
       h('td', {}, item.language), h('td', { class: `sentiment ${item.sentiment}` }, sentimentText(item)),
       h('td', { class: 'assignee' }, item.assignee || '(nobody)'),
-      h('td', { class: 'response' }, duration(item.response_s)), h('td', {}, button))
+      h('td', { class: 'response' }, duration(item.response_s)), h('td', {}, button,
+        h('button', { type: 'button', class: 'answer', onclick: () => toggle(item, tr) }, 'Answer')))
+    return tr
   }
 
   async function load () {
@@ -68,7 +96,7 @@ export function inboxPanel ({ api, say }) {
         ? found.map((a) => h('li', { class: 'alert' }, `${when(a.at)}: ${a.last_hour} posts in an hour ` +
           `(about ${a.baseline.toFixed(1)} an hour before) on stream ${a.query_id}`))
         : [h('li', { class: 'hint' }, 'No spikes.')]))
-      body.replaceChildren(...items.map(row))
+      body.replaceChildren(...items.flatMap(rows))
       empty.hidden = items.length > 0
       report.textContent = `${figures.answered} of ${figures.items} answered; median first response ` +
         `${duration(figures.median_first_response_s)}.`

@@ -83,7 +83,8 @@ async function main () {
     channels: () => new Map(state.channels.map((c) => [c.channel_id, c])),
     move: (post, date) => move(post, date),
     changed: () => calendar.refetchEvents(),
-    say: notice.say
+    say: notice.say,
+    edit: (post) => compose.openEdit(post)
   })
 
   const compose = composer({

@@ -1,0 +1,208 @@
+"""Answers from the inbox: a public reply to a post, or a direct message to its author.
+
+:meth:`Replies.send` stores the answer (``social_inbox_replies``, state ``queued``) and
+queues one ``social.reply`` job in the same transaction (idempotency key
+``reply:<reply_id>``). The job (:meth:`Replies.handle`) claims the row with a
+compare-and-set on its attempt count (``sending``); an attempt after the first (a retry
+after a 429 or 5xx, a lost answer, a worker killed mid-call) first asks the network
+whether the answer is already there (``find_reply``: X by the parent and text among the
+account's recent posts, Bluesky by the record's dedupe key; ``find_dm``: our message
+with that text in the conversation since the answer was made), so nothing is sent
+twice. Sent: the row keeps the network's id and URL, and the item is answered (its
+first response, if it had none, is this one, by the person who wrote it). A 429 or 5xx
+waits as the network says (``Retry``); an expired token is refreshed and tried again;
+anything else the network refuses, or the last attempt, ends ``failed`` with its reason.
+
+Targets: X replies with ``reply.in_reply_to_tweet_id`` and messages with
+``POST /2/dm_conversations/with/:participant_id/messages``; Bluesky writes an
+``app.bsky.feed.post`` with ``reply.root``/``reply.parent`` strong refs and messages
+through the chat proxy (``chat.bsky.convo.getConvoForMembers`` then ``sendMessage``).
+A direct message from the inbox (kind ``dm`` stream) is answered by direct message.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from business.social.errors import (
+    Duplicate,
+    NetworkError,
+    NotFoundError,
+    SocialError,
+    TokenExpired,
+)
+from business.social.networks.base import Published
+from business.social.textlength import graphemes, x_length
+from dawserver.plugin_api import QueueSettings, Retry
+
+REPLY = "social.reply"
+KINDS = ("reply", "dm")
+NETWORKS = ("x", "bluesky")
+#: Longest text per (network, kind), in the network's unit (X: weighted characters).
+LIMITS = {("x", "reply"): 280, ("x", "dm"): 10_000,
+          ("bluesky", "reply"): 300, ("bluesky", "dm"): 1_000}
+#: Seconds before an answer's creation that ``find_dm`` still looks at (clock skew).
+SKEW_S = 120.0
+
+
+def queue_settings() -> QueueSettings:
+    """The ``social.reply`` queue: a few patient retries (429s count as attempts)."""
+    return QueueSettings(max_attempts=8, backoff_base=5.0, backoff_cap=900.0,
+                         lease_s=120.0, concurrency=4)
+
+
+def check_text(network: str, kind: str, text: str) -> str:
+    """The stripped text, or :class:`SocialError` saying what is wrong with it."""
+    if kind not in KINDS:
+        raise SocialError(f"kind must be 'reply' or 'dm', not {kind!r}")
+    text = text.strip()
+    if not text:
+        raise SocialError("an answer needs some text")
+    limit = LIMITS[(network, kind)]
+    length = x_length(text).weighted if network == "x" else graphemes(text)
+    if length > limit:
+        unit = "weighted characters" if network == "x" else "characters"
+        raise SocialError(f"{network} takes {limit} {unit} in a {kind}; this is {length}")
+    return text
+
+
+class Replies:
+    """Answers to inbox items, for one database."""
+
+    def __init__(self, db: Any, channels: Any, queue: Any, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.channels = channels
+        self.queue = queue
+        self.clock = clock
+
+    async def send(self, account_id: str, item_id: str, person: str, kind: str,
+                   text: str) -> dict:
+        """Store an answer to an item and queue its sending; the stored answer."""
+        item = await self.db.fetchrow(
+            "SELECT i.*, q.channel_id, q.kind AS stream FROM social_inbox_items i JOIN "
+            "social_listen_queries q ON q.account_id = i.account_id AND q.query_id = "
+            "i.query_id WHERE i.account_id = ? AND i.item_id = ?", account_id, item_id)
+        if item is None:
+            raise NotFoundError(f"there is no inbox item {item_id!r}")
+        if item["network"] not in NETWORKS:
+            raise SocialError(f"answers go out on {' and '.join(NETWORKS)} only")
+        text = check_text(item["network"], kind, text)
+        if item["stream"] == "dm" and kind != "dm":
+            raise SocialError("a direct message is answered with a direct message (kind dm)")
+        target = item["remote_id"] if kind == "reply" else (item["thread"]
+                                                             or item["author_id"])
+        if not target:
+            raise SocialError("this item does not know its author's id on the network "
+                              "(it was read before answers existed): reply instead")
+        reply_id = f"rp_{secrets.token_hex(8)}"
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO social_inbox_replies (account_id, reply_id, item_id, channel_id, "
+                "network, kind, target, text, person, state, created_at) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)", account_id, reply_id, item_id,
+                item["channel_id"], item["network"], kind, target, text, person, self.clock())
+            job = await self.queue.enqueue(REPLY, {"reply_id": reply_id},
+                                           account_id=account_id,
+                                           idempotency_key=f"reply:{reply_id}", tx=tx)
+            await tx.execute("UPDATE social_inbox_replies SET job_id = ? WHERE account_id = ? "
+                             "AND reply_id = ?", job.id, account_id, reply_id)
+        self.queue.wake(REPLY)
+        return await self.reply(account_id, reply_id)
+
+    async def reply(self, account_id: str, reply_id: str) -> dict:
+        row = await self.db.fetchrow("SELECT * FROM social_inbox_replies WHERE account_id = ? "
+                                     "AND reply_id = ?", account_id, reply_id)
+        if row is None:
+            raise NotFoundError(f"there is no answer {reply_id!r}")
+        return {k: v for k, v in dict(row).items() if k != "account_id"}
+
+    async def replies(self, account_id: str, item_id: str) -> list[dict]:
+        """The item's answers, oldest first (the thread as the inbox shows it)."""
+        rows = await self.db.fetch("SELECT * FROM social_inbox_replies WHERE account_id = ? "
+                                   "AND item_id = ? ORDER BY created_at, reply_id",
+                                   account_id, item_id)
+        return [{k: v for k, v in dict(r).items() if k != "account_id"} for r in rows]
+
+    async def handle(self, account_id: str, reply_id: str, *, last_attempt: bool = False
+                     ) -> dict[str, Any]:
+        """One attempt at sending an answer; the outcome. Raises ``Retry`` to wait."""
+        try:
+            row = await self.reply(account_id, reply_id)
+        except NotFoundError:
+            return {"outcome": "gone"}
+        if row["state"] in ("sent", "failed"):
+            return {"outcome": row["state"], "url": row["url"]}
+        prior = int(row["attempts"])
+        claimed = await self.db.execute(
+            "UPDATE social_inbox_replies SET state = 'sending', attempts = attempts + 1 "
+            "WHERE account_id = ? AND reply_id = ? AND attempts = ? AND state IN "
+            "('queued', 'sending')", account_id, reply_id, prior)
+        if not claimed:
+            return {"outcome": "raced"}
+        try:
+            connector = self.channels.connectors[row["network"]]
+            token = await self.channels.access_token(account_id, row["channel_id"])
+            done = await self._found(connector, token, row) if prior else None
+            if done is None:
+                done = await self._send_or_refresh(account_id, connector, token, row)
+        except Duplicate as exc:
+            if exc.existing is None:
+                return await self._fail(account_id, reply_id, exc.reason)
+            done = exc.existing
+        except NetworkError as exc:
+            if exc.retryable and not last_attempt:
+                await self._note(account_id, reply_id, exc.reason)
+                raise Retry(f"{row['network']}: {exc.reason}",
+                            after=exc.retry_after or 5.0 * 2 ** prior) from None
+            return await self._fail(account_id, reply_id, exc.reason)
+        except SocialError as exc:  # the channel must be connected again, or is gone
+            return await self._fail(account_id, reply_id, str(exc))
+        return await self._sent(account_id, row, done)
+
+    async def _send_or_refresh(self, account_id: str, connector: Any, token: str,
+                               row: dict) -> Published:
+        try:
+            return await self._send(connector, token, row)
+        except TokenExpired:
+            await self.channels.refresh(account_id, row["channel_id"], force=True)
+            token = await self.channels.access_token(account_id, row["channel_id"])
+            return await self._send(connector, token, row)
+
+    async def _send(self, connector: Any, token: str, row: dict) -> Published:
+        if row["kind"] == "reply":
+            return await connector.reply(token, row["target"], row["text"], row["reply_id"])
+        return await connector.send_dm(token, row["target"], row["text"])
+
+    async def _found(self, connector: Any, token: str, row: dict) -> Published | None:
+        if row["kind"] == "reply":
+            return await connector.find_reply(token, row["reply_id"], row["target"],
+                                              row["text"])
+        return await connector.find_dm(token, row["target"], row["text"],
+                                       float(row["created_at"]) - SKEW_S)
+
+    async def _sent(self, account_id: str, row: dict, done: Published) -> dict[str, Any]:
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE social_inbox_replies SET state = 'sent', remote_id = ?, url = ?, "
+                "error = '', sent_at = ? WHERE account_id = ? AND reply_id = ?",
+                done.remote_id, done.url, now, account_id, row["reply_id"])
+            await tx.execute(
+                "UPDATE social_inbox_items SET first_response_at = ?, responder = ? WHERE "
+                "account_id = ? AND item_id = ? AND first_response_at IS NULL", now,
+                row["person"], account_id, row["item_id"])
+        return {"outcome": "sent", "url": done.url}
+
+    async def _note(self, account_id: str, reply_id: str, reason: str) -> None:
+        await self.db.execute("UPDATE social_inbox_replies SET error = ? WHERE account_id = ? "
+                              "AND reply_id = ?", reason[:500], account_id, reply_id)
+
+    async def _fail(self, account_id: str, reply_id: str, reason: str) -> dict[str, Any]:
+        await self.db.execute("UPDATE social_inbox_replies SET state = 'failed', error = ? "
+                              "WHERE account_id = ? AND reply_id = ?", reason[:500],
+                              account_id, reply_id)
+        return {"outcome": "failed", "error": reason}
