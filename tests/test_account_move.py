@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from accounts_helpers import PASSWORD
+from click.testing import CliRunner
 from test_accounts_regions import (
     CHEAP,
     everything_of_one_person,
     mentions,
+    rows_of,
     signed_up,
 )
 
@@ -28,9 +30,8 @@ from accounts.service import AccountService, Actor, MailLog, SecondFactorNeeded
 from accounts.sessions import Sessions
 from database import Database, open_database
 from dawserver.account_errors import api_error
+from dawserver.cli import main
 from jobs.regional import RegionalJobQueue
-
-pytestmark = pytest.mark.asyncio
 
 
 class Crash(Exception):
@@ -106,6 +107,7 @@ async def a_person_in_us(world: World) -> tuple[str, str]:
     return uma.person.account_id, org
 
 
+@pytest.mark.asyncio
 async def test_moving_a_person_takes_every_row_and_file(world: World) -> None:
     uma, org = await a_person_in_us(world)
     queue = RegionalJobQueue.over(world.databases, world.store.region_of)
@@ -153,6 +155,7 @@ async def test_moving_a_person_takes_every_row_and_file(world: World) -> None:
     assert (await world.store.require_account(uma)).name == "Uma B"
 
 
+@pytest.mark.asyncio
 async def test_a_move_killed_midway_resumes_and_writes_wait_meanwhile(world: World) -> None:
     uma, _ = await a_person_in_us(world)
     world.files.fail_copy = True
@@ -195,6 +198,7 @@ async def test_a_move_killed_midway_resumes_and_writes_wait_meanwhile(world: Wor
     await store.update_account(uma, name="Uma Moved")
 
 
+@pytest.mark.asyncio
 async def test_bad_moves_are_refused(world: World) -> None:
     uma, _ = await a_person_in_us(world)
     with pytest.raises(UnknownRegion, match="unknown data region 'mars'"):
@@ -208,3 +212,33 @@ async def test_bad_moves_are_refused(world: World) -> None:
         await world.mover.move(uma, "eu")
     with pytest.raises(Conflict, match="already moving to region 'eu'"):
         await world.mover.begin(uma, "default")
+
+
+def test_dawserver_accounts_move(tmp_path: Path) -> None:
+    eu_url = f"sqlite://{tmp_path / 'eu.sqlite3'}"
+    runner = CliRunner(env={"DAW_PASSWORD_HASHING": "1,1024,1",
+                            "DAW_DATA_REGIONS": f"eu={eu_url}"})
+    made = runner.invoke(main, ["users", "create", "eve@example.eu", "--password-stdin",
+                                "--data", str(tmp_path)], input=PASSWORD + "\n")
+    assert made.exit_code == 0, made.output
+    eve = made.stdout.strip()
+    moved = runner.invoke(main, ["accounts", "move", "eve@example.eu", "--to", "eu",
+                                 "--data", str(tmp_path)])
+    assert moved.exit_code == 0, moved.output
+    assert f"moved {eve} from default to eu" in moved.stdout
+    assert "100% moved to eu" in moved.stderr
+    assert rows_of(tmp_path / "eu.sqlite3", eve) == {"accounts": 1, "account_emails": 1}
+    assert rows_of(tmp_path / "collab.sqlite3", eve) == {"account_regions": 1}
+    # the other commands find her where she lives now
+    disabled = runner.invoke(main, ["users", "disable", eve, "--data", str(tmp_path)])
+    assert disabled.exit_code == 0, disabled.output
+    again = runner.invoke(main, ["accounts", "move", eve, "--to", "eu",
+                                 "--data", str(tmp_path)])
+    assert again.exit_code != 0 and "is in region 'eu' already" in again.output
+    mars = runner.invoke(main, ["accounts", "move", eve, "--to", "mars",
+                                "--data", str(tmp_path)])
+    assert "unknown data region 'mars'" in mars.output
+    plain = CliRunner(env={"DAW_PASSWORD_HASHING": "1,1024,1", "DAW_DATA_REGIONS": ""})
+    alone = plain.invoke(main, ["accounts", "move", eve, "--to", "eu",
+                                "--data", str(tmp_path / "other")])
+    assert alone.exit_code != 0 and "no data regions are configured" in alone.output
