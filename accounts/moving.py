@@ -7,7 +7,7 @@ done, so :meth:`AccountMover.run` picks it up where a crash left it:
 
 1. **begin** -- the row is written: from now on every write keyed by the account is
    refused with :class:`~accounts.errors.AccountMoving` (HTTP 409 with
-   ``Retry-After``); the mover then waits ``settle_s`` for writes already past that
+   ``Retry-After``); :meth:`AccountMover.run` first waits ``settle_s`` for writes past that
    check to commit.
 2. **copying** -- each table of the source region's database that also exists in the
    target's and names the account (its distribution key ``account_id``, else
@@ -173,7 +173,6 @@ class AccountMover:
             raise Conflict(f"account {account_id!r} is already moving")
         log.info("moving account %s from %s to %s: %d tables", account_id, source, target,
                  len(tables))
-        await asyncio.sleep(self.settle_s)
         return move
 
     async def run(self, account_id: str, progress: Progress | None = None) -> Move:
@@ -185,6 +184,8 @@ class AccountMover:
         await self._tables(move.source, move.target)
         parts = len(move.tables) + len(self.hooks)
         if move.step == COPYING:
+            if not move.copied:  # writes already past the fence commit meanwhile
+                await asyncio.sleep(self.settle_s)
             for table in move.tables:
                 if table not in move.copied:
                     await self._copy(account_id, table, move.source, move.target)

@@ -7,6 +7,7 @@ then a real PostgreSQL database) and ``us`` (SQLite). A person made in ``us`` mo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,3 +243,70 @@ def test_dawserver_accounts_move(tmp_path: Path) -> None:
     alone = plain.invoke(main, ["accounts", "move", eve, "--to", "eu",
                                 "--data", str(tmp_path / "other")])
     assert alone.exit_code != 0 and "no data regions are configured" in alone.output
+
+
+@pytest.mark.asyncio
+async def test_an_administrator_moves_an_account_over_http(tmp_path: Path) -> None:
+    import aiohttp
+    from loopback import free_port
+    from nodepeer import running_server
+
+    from dawserver.account_moves import QUEUE
+    from dawserver.accounts_setup import ACCOUNT_MOVER
+    from dawserver.config import RegionConfig, ServerConfig
+    from dawserver.keys import ACCOUNTS, BACKGROUND, TOKENS
+
+    eu_file = tmp_path / "eu.sqlite3"
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data",
+                          password_hashing=(1, 1024, 1),
+                          regions={"eu": RegionConfig(f"sqlite://{eu_file}")})
+    async with running_server(config) as app, aiohttp.ClientSession() as http:
+        service = app[ACCOUNTS]
+        ana = (await service.create_person("ana@example.com", PASSWORD, "Ana")).account_id
+        key, _ = await service.create_key(Actor(ana), ana, "ci", ["account.admin"])
+        root = {"Authorization": f"Bearer {app[TOKENS].issue('*', 'owner', 'root')}"}
+        mine = {"Authorization": f"Bearer {key}"}
+        url = f"{config.base_url}/admin/accounts/{ana}/region-move"
+
+        async def call(method: str, to: str, headers: dict[str, str],
+                       body: object = None) -> tuple[int, dict, dict]:
+            async with http.request(method, to, json=body, headers=headers) as answer:
+                return answer.status, await answer.json(), dict(answer.headers)
+
+        status, view, _ = await call("GET", url, root)
+        assert status == 200 and view["region"] == "default" and not view["moving"]
+        status, _, _ = await call("POST", url, mine, {"region": "eu"})
+        assert status == 403
+        status, body, _ = await call("POST", url, root, {"region": "mars"})
+        assert status == 422 and "unknown data region 'mars'" in body["error"]
+
+        # a move begun (its job not run yet): her writes wait, with a retry time
+        await app[ACCOUNT_MOVER].begin(ana, "eu")
+        status, body, headers = await call("POST", f"{config.base_url}/accounts/{ana}/keys",
+                                           mine, {"name": "two", "scopes": ["project.read"]})
+        assert status == 409 and "being moved" in body["error"]
+        assert headers["Retry-After"] == "30"
+
+        status, view, _ = await call("POST", url, root, {"region": "eu"})
+        assert status == 202 and view["moving"] and view["target"] == "eu"
+        job_id = view["job_id"]
+        status, view, _ = await call("POST", url, root, {"region": "eu"})
+        assert view["job_id"] == job_id  # asked again: the same move, the same job
+        status, body, _ = await call("POST", url, root, {"region": "default"})
+        assert status == 409 and "already moving to region 'eu'" in body["error"]
+
+        async with asyncio.timeout(120):
+            while (await call("GET", url, root))[1]["moving"]:
+                await asyncio.sleep(0.1)
+        status, view, _ = await call("GET", url, root)
+        assert view["region"] == "eu" and view["state"] == "done" and view["progress"] == 1
+        assert (await app[BACKGROUND].queue.get(ana, job_id)).queue == QUEUE
+        status, _, _ = await call("POST", f"{config.base_url}/accounts/{ana}/keys", mine,
+                                  {"name": "two", "scopes": ["project.read"]})
+        assert status == 201
+    assert {"accounts", "account_emails", "api_keys"} <= set(rows_of(eu_file, ana))
+    # the main database keeps where she lives, and what is not kept per region yet (the
+    # job queue, the public API's usage counters: docs/accounts.md, "Moving an account")
+    left = set(rows_of(config.data_dir / "collab.sqlite3", ana))
+    assert "account_regions" in left
+    assert not left & {"accounts", "account_emails", "api_keys", "audit_log", "sessions"}
