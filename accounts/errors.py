@@ -45,3 +45,12 @@ class Forbidden(AccountError):
 
 class ProviderError(AccountError):
     """A sign-in provider (OpenID Connect) answered wrongly or refused."""
+
+
+class AccountMoving(Conflict):
+    """The account is being moved to another data region: try again after
+    ``retry_after`` seconds (nothing was written)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

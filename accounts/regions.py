@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -78,8 +79,12 @@ def new_account_id(prefix: str, region: str) -> str:
     return f"{prefix}_{region}_{made.removeprefix(prefix + '_')}"
 
 
-def region_of(account_id: str, regions: Iterable[str]) -> str:
-    """The region of ``regions`` that ``account_id`` names; the default region if none."""
+def region_of(account_id: str, regions: Iterable[str],
+              moved: Mapping[str, str] | None = None) -> str:
+    """The region of ``regions`` that ``account_id`` names (the default region if none),
+    unless ``moved`` (``{account id: region}``, :mod:`accounts.moving`) says it moved."""
+    if moved and account_id in moved:
+        return moved[account_id]
     _, _, rest = account_id.partition("_")
     marker, found, _ = rest.partition("_")
     return marker if found and marker != DEFAULT_REGION and marker in regions else \
@@ -100,6 +105,11 @@ class RegionalAccountStore:
         for name in self.stores:
             if name != DEFAULT_REGION:
                 check_region_name(name)
+        #: Accounts moved out of the region their id names (kept by accounts.moving).
+        self.moved: dict[str, str] = {}
+        #: Awaited with an account id before each write keyed by it (accounts.moving
+        #: raises AccountMoving while that account moves); None: nothing to check.
+        self.fence: Callable[[str], Awaitable[None]] | None = None
 
     @classmethod
     def over(cls, databases: Mapping[str, Database]) -> RegionalAccountStore:
@@ -121,17 +131,28 @@ class RegionalAccountStore:
 
     def region_of(self, account_id: str) -> str:
         """The region ``account_id`` lives in."""
-        return region_of(account_id, self.stores)
+        return region_of(account_id, self.stores, self.moved)
+
+    async def writable(self, account_id: str) -> None:
+        """Raise :class:`AccountMoving` if ``account_id`` is being moved (see ``fence``)."""
+        if self.fence is not None:
+            await self.fence(account_id)
 
     def store_of(self, account_id: str) -> AccountStore:
         """The store holding ``account_id``'s rows."""
         return self.stores[self.region_of(account_id)]
 
-    def transaction(self, account_id: str | None = None
-                    ) -> contextlib.AbstractAsyncContextManager[Session]:
-        """A transaction on the database of ``account_id``'s region (default: the main one)."""
-        store = self.stores[DEFAULT_REGION] if account_id is None else self.store_of(account_id)
-        return store.transaction()
+    @contextlib.asynccontextmanager
+    async def transaction(self, account_id: str | None = None) -> AsyncIterator[Session]:
+        """A transaction on the database of ``account_id``'s region (default: the main
+        one); :class:`AccountMoving` while that account moves."""
+        if account_id is None:
+            store = self.stores[DEFAULT_REGION]
+        else:
+            await self.writable(account_id)
+            store = self.store_of(account_id)
+        async with store.transaction() as tx:
+            yield tx
 
     async def _each(self, call: Callable[[AccountStore], Awaitable[T]]) -> list[T]:
         """``call`` on every region's store at once; the answers in region order."""
@@ -197,11 +218,12 @@ class RegionalAccountStore:
 
     async def update_account(self, account_id: str, *, tx: Session | None = None,
                              **changes: Any) -> Account:
-        """Change some columns of an account; its region stays (moving is not built)."""
+        """Change some columns of an account; its region stays (accounts.moving moves it)."""
         if "region" in changes and changes["region"] != self.region_of(account_id):
             raise Conflict(f"account {account_id!r} lives in region "
                            f"{self.region_of(account_id)!r}; moving an account to another "
-                           f"region is not supported")
+                           f"region copies its rows: 'dawserver accounts move'")
+        await self.writable(account_id)
         return await self.store_of(account_id).update_account(account_id, tx=tx, **changes)
 
     async def claim_totp_step(self, person_id: str, step: int, *,
@@ -256,6 +278,7 @@ class RegionalAccountStore:
     async def add_invitation(self, invitation: Invitation, *, tx: Session | None = None
                              ) -> Invitation:
         """Keep a new invitation in its organisation's region."""
+        await self.writable(invitation.account_id)
         return await self.store_of(invitation.account_id).add_invitation(invitation, tx=tx)
 
     async def invitation(self, org_id: str, invitation_id: str, *,
@@ -302,6 +325,7 @@ class RegionalAccountStore:
 
     async def add_key(self, key: ApiKeyRecord, *, tx: Session | None = None) -> ApiKeyRecord:
         """Keep a new key in its owner's region."""
+        await self.writable(key.owner_id)
         return await self.store_of(key.owner_id).add_key(key, tx=tx)
 
     async def key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
@@ -509,6 +533,26 @@ class RegionalAccountStore:
         return [store for store in self.stores.values() if store is not home]
 
 
+#: Writes keyed by their first argument's account: refused while it moves.
+FENCED_WRITES = ("claim_totp_step", "link_identity", "set_member", "remove_member",
+                 "close_invitation", "put_link", "void_links", "revoke_key",
+                 "replace_recovery_codes", "audit", "own_project")
+
+
+def _fenced(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    @functools.wraps(method)
+    async def write(self: RegionalAccountStore, account_id: str, *args: Any,
+                    **kwargs: Any) -> T:
+        await self.writable(account_id)
+        return await method(self, account_id, *args, **kwargs)
+
+    return write
+
+
+for _name in FENCED_WRITES:
+    setattr(RegionalAccountStore, _name, _fenced(getattr(RegionalAccountStore, _name)))
+
+
 def _add(total: dict[str, int], more: Mapping[str, int]) -> None:
     for table, count in more.items():
         total[table] = total.get(table, 0) + count
@@ -524,6 +568,8 @@ class RegionalSessions:
         if DEFAULT_REGION not in stores:
             raise ValueError(f"the stores must include the default region {DEFAULT_REGION!r}")
         self.stores = dict(stores)
+        #: Accounts moved out of the region their id names (share the account store's).
+        self.moved: dict[str, str] = {}
 
     @classmethod
     def over(cls, databases: Mapping[str, Database]) -> RegionalSessions:
@@ -531,7 +577,7 @@ class RegionalSessions:
         return cls({name: DatabaseSessions(db) for name, db in databases.items()})
 
     def _of(self, person_id: str) -> DatabaseSessions:
-        return self.stores[region_of(person_id, self.stores)]
+        return self.stores[region_of(person_id, self.stores, self.moved)]
 
     async def _each(self, call: Callable[[DatabaseSessions], Awaitable[T]]) -> list[T]:
         if len(self.stores) == 1:

@@ -24,6 +24,9 @@ def api_error(exc: accounts.AccountError) -> ApiError:
     if isinstance(exc, accounts.Throttled):
         wait = max(1, math.ceil(exc.retry_after))
         return TooManyRequests(message, headers={"Retry-After": str(wait)}, retry_after=wait)
+    if isinstance(exc, accounts.AccountMoving):
+        wait = max(1, math.ceil(exc.retry_after))
+        return Conflict(message, headers={"Retry-After": str(wait)}, retry_after=wait)
     if isinstance(exc, accounts.InvalidCredentials):
         return Unauthorized(message)
     if isinstance(exc, accounts.WeakPassword | accounts.UnknownRegion):

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from accounts.mail import mail_transport
+from accounts.moving import AccountMover
 from accounts.passwords import Passwords
 from accounts.ratelimit import RateLimiter
 from accounts.regions import RegionalAccountStore, RegionalSessions
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 
 #: Where mail goes when no SMTP server is configured.
 OUTBOX = "outbox"
+
+
+#: Moves accounts between data regions (only when regions are configured).
+ACCOUNT_MOVER = web.AppKey("account_mover", AccountMover)
 
 
 def setup_accounts(app: web.Application) -> None:
@@ -97,6 +102,11 @@ async def accounts_context(app: web.Application) -> AsyncIterator[None]:
     await store.migrate()
     backend: SessionStore = (RedisSessions.from_url(config.redis_url) if config.redis_url
                              else RegionalSessions.over(databases))
+    if len(databases) > 1:  # moved accounts are routed, moving ones fenced
+        mover = AccountMover(store, databases, sessions=backend
+                             if isinstance(backend, RegionalSessions) else None)
+        await mover.setup()
+        app[ACCOUNT_MOVER] = mover
     passwords = Passwords(*config.password_hashing) if config.password_hashing else None
     app[ACCOUNTS] = AccountService(
         store, Sessions(backend), QueuedMail(app[BACKGROUND]),

@@ -26,6 +26,7 @@ from collab.tokens import TokenSigner
 from database import open_database
 
 from . import plugins
+from .account_moves import setup_account_moves
 from .accounts_setup import plugin_membership, plugin_owner_emails, setup_accounts
 from .assets import account_asset_file, account_asset_link, setup_assets
 from .background import Background
@@ -83,6 +84,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app[BACKGROUND] = Background()
     app[AUTOMATION_PASSES] = {}  # open automation write passes (automation_api.py)
     setup_accounts(app)
+    setup_account_moves(app)
     setup_storage(app)
     setup_assets(app)
     setup_bounces(app)

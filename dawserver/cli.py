@@ -27,6 +27,7 @@ COMMANDS: list[str] = [
     "models:models",
     "client:client",
     "users:users",
+    "accounts:accounts",
     "orgs:orgs",
     "keys:keys",
     "samples:samples",

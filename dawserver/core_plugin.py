@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import (
+    account_moves,
     account_routes,
     api,
     assets,
@@ -63,7 +64,7 @@ def plugin_info() -> dict[str, str]:
 
 @hookimpl
 def permissions() -> list[Permission]:
-    return [*CORE_PERMISSIONS, webhooks.WEBHOOKS_MANAGE]
+    return [*CORE_PERMISSIONS, webhooks.WEBHOOKS_MANAGE, *account_moves.PERMISSIONS]
 
 
 @hookimpl
@@ -76,7 +77,7 @@ def routes(context: PluginContext) -> list[Route]:
             *webhook_routes.ROUTES, *storage_service.ROUTES,
             *midi_routes.ROUTES, *automation_api.ROUTES, *immersive_routes.ROUTES,
             *usage_routes.ROUTES, *models_api.ROUTES, *portal_pages.ROUTES,
-            *transcripts.ROUTES]
+            *transcripts.ROUTES, *account_moves.ROUTES]
 
 
 @hookimpl

@@ -21,6 +21,7 @@ import click
 
 from accounts.errors import AccountError, NotFound
 from accounts.models import Account
+from accounts.moving import AccountMover
 from accounts.passwords import Passwords
 from accounts.regions import RegionalAccountStore, RegionalSessions, check_distinct, open_regions
 from accounts.service import AccountService, MailLog
@@ -84,6 +85,13 @@ def target_of(data_dir: Path, database_url: str | None, redis_url: str | None,
 
 async def _with_service(target: AccountsTarget,
                         work: Callable[[AccountService], Awaitable[T]]) -> T:
+    return await _with_accounts(target, lambda service, mover: work(service))
+
+
+async def _with_accounts(
+        target: AccountsTarget,
+        work: Callable[[AccountService, AccountMover | None], Awaitable[T]]) -> T:
+    """``work(service, mover)``; the mover (None without regions) knows moved accounts."""
     target.data_dir.mkdir(parents=True, exist_ok=True)
     async with (open_database(target.database_url, target.data_dir) as db,
                 open_regions(db, target.database_url, target.regions,
@@ -92,13 +100,27 @@ async def _with_service(target: AccountsTarget,
         await store.migrate()
         backend: SessionStore = (RedisSessions.from_url(target.redis_url) if target.redis_url
                                  else RegionalSessions.over(databases))
+        mover = None
+        if len(databases) > 1:
+            mover = AccountMover(store, databases, sessions=backend
+                                 if isinstance(backend, RegionalSessions) else None)
+            await mover.setup()
         try:
             service = AccountService(
                 store, Sessions(backend), MailLog(), regions=store.regions,
                 passwords=Passwords(*target.hashing) if target.hashing else None)
-            return await work(service)
+            return await work(service, mover)
         finally:
             await backend.close()
+
+
+def run_with_mover(target: AccountsTarget,
+                   work: Callable[[AccountService, AccountMover | None], Awaitable[T]]) -> T:
+    """:func:`run_with_accounts` with the regions' :class:`AccountMover` as well."""
+    try:
+        return asyncio.run(_with_accounts(target, work))
+    except (AccountError, DatabaseError, OSError) as exc:
+        raise CliError(str(exc)) from exc
 
 
 def run_with_accounts(target: AccountsTarget,

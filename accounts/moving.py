@@ -1,0 +1,325 @@
+"""Moving an account to another data region, resumable after a crash at any step.
+
+:class:`AccountMover` moves an account's rows between the regions' databases of a
+:class:`~accounts.regions.RegionalAccountStore`. A move is a row of ``account_moves``
+in the main database (``accounts/move_migrations``) recording its step and what is
+done, so :meth:`AccountMover.run` picks it up where a crash left it:
+
+1. **begin** -- the row is written: from now on every write keyed by the account is
+   refused with :class:`~accounts.errors.AccountMoving` (HTTP 409 with
+   ``Retry-After``); :meth:`AccountMover.run` first waits ``settle_s`` for writes past that
+   check to commit.
+2. **copying** -- each table of the source region's database that also exists in the
+   target's and names the account (its distribution key ``account_id``, else
+   ``person_id`` or ``owner_id``; ``project_grants`` by the account's projects) is
+   copied in one target transaction per table (the target's rows of the account are
+   deleted first, so a copy repeated after a crash is exact); then each
+   :class:`MoveHook` (plug-ins' rows elsewhere, stored files) copies its part. Every
+   table is then compared row for row and copied again if it differs.
+3. **switch** -- one transaction on the main database records the account's new region
+   (``account_regions``: its id still names the old one) and the step ``switched``;
+   the store routes the account to the target from then on.
+4. **clean** -- the source's rows and the hooks' old copies are deleted, table by
+   table, and the move's row with them: writes are accepted again.
+
+Another server process learns of moves with :meth:`AccountMover.load` (its fence asks
+the main database, so refusals hold in every process at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from database import Database, Session, load_migrations
+
+from .errors import AccountMoving, Conflict, NotFound
+from .models import DEFAULT_REGION
+from .regions import RegionalAccountStore, RegionalSessions, region_of
+
+log = logging.getLogger(__name__)
+
+#: The moves' tables, in the main database.
+MIGRATIONS = load_migrations("account_moves", Path(__file__).with_name("move_migrations"))
+#: The columns that name an account, by preference.
+OWNER_COLUMNS = ("account_id", "person_id", "owner_id")
+#: Tables never moved: the moves' own, and counters keyed by a network address.
+NOT_MOVED = frozenset({"account_moves", "account_regions", "schema_migrations"})
+#: Tables whose rows of an account are found by a query of their own (``?``: the id).
+BY_QUERY = {
+    "project_grants": "project_id IN (SELECT project_id FROM account_projects "
+                      "WHERE account_id = ?)",
+    # a person's failure counters: by their id and by each of their addresses
+    "sign_in_failures": "lookup_key = 'account:' || ? OR lookup_key IN (SELECT 'email:' || "
+                        "lookup_key FROM account_emails WHERE person_id = ?)",
+}
+COPYING, SWITCHED = "copying", "switched"
+#: Seconds a refused writer is told to wait.
+RETRY_AFTER_S = 30.0
+
+Progress = Callable[[float, str], None]
+
+
+class MoveHook(Protocol):
+    """A part of an account kept outside the region databases' shared tables (a plug-in's
+    rows, stored files): copied before the switch, the old copy dropped after it."""
+
+    name: str
+
+    async def copy(self, account_id: str, source: str, target: str) -> None:
+        """Copy the account's part from ``source`` to ``target`` (repeatable)."""
+
+    async def drop(self, account_id: str, region: str) -> None:
+        """Delete the account's part in ``region`` (repeatable)."""
+
+
+@dataclass(frozen=True)
+class Move:
+    """One move under way, as stored."""
+
+    account_id: str
+    source: str
+    target: str
+    step: str
+    tables: tuple[str, ...]
+    copied: tuple[str, ...]
+    dropped: tuple[str, ...]
+    started_at: float
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Move:
+        return cls(row["account_id"], row["source"], row["target"], row["step"],
+                   tuple(json.loads(row["tables"])), tuple(json.loads(row["copied"])),
+                   tuple(json.loads(row["dropped"])), row["started_at"])
+
+
+class AccountMover:
+    """Moves accounts between the regions of ``store`` (see the module)."""
+
+    def __init__(self, store: RegionalAccountStore, databases: Mapping[str, Database], *,
+                 sessions: RegionalSessions | None = None, hooks: Sequence[MoveHook] = (),
+                 settle_s: float = 1.0, clock: Callable[[], float] = time.time) -> None:
+        if set(databases) != set(store.regions):
+            raise ValueError(f"the databases {sorted(databases)} must be the store's "
+                             f"regions {sorted(store.regions)}")
+        self.store = store
+        self.databases = dict(databases)
+        self.main = databases[DEFAULT_REGION]
+        self.hooks = list(hooks)
+        self.settle_s = settle_s
+        self._clock = clock
+        #: table → the column naming the account (read from the source database)
+        self._owners: dict[str, str] = {}
+        if sessions is not None:
+            sessions.moved = store.moved
+        store.fence = self.refuse_if_moving
+
+    async def setup(self) -> None:
+        """Create the moves' tables in the main database and load the moved accounts."""
+        await self.main.migrate(MIGRATIONS)
+        await self.load()
+
+    async def load(self) -> None:
+        """Read where moved accounts live now (at start, and to see other processes')."""
+        rows = await self.main.fetch("SELECT account_id, region FROM account_regions")
+        self.store.moved.clear()
+        self.store.moved.update({r["account_id"]: r["region"] for r in rows
+                                 if r["region"] in self.databases})
+
+    async def move_of(self, account_id: str) -> Move | None:
+        """The move of ``account_id`` under way (None: none)."""
+        row = await self.main.fetchrow("SELECT * FROM account_moves WHERE account_id = ?",
+                                       account_id)
+        return None if row is None else Move.from_row(row)
+
+    async def refuse_if_moving(self, account_id: str) -> None:
+        """:class:`AccountMoving` if ``account_id`` is being moved (the store's fence)."""
+        if await self.move_of(account_id) is not None:
+            raise AccountMoving(f"account {account_id!r} is being moved to another data "
+                                f"region; nothing was changed, try again shortly",
+                                RETRY_AFTER_S)
+
+    # -- the steps -------------------------------------------------------------------
+
+    async def begin(self, account_id: str, target: str) -> Move:
+        """Start moving ``account_id`` to ``target`` (the move under way, if the same)."""
+        self.store.in_region(target)
+        await self.store.require_account(account_id)
+        found = await self.move_of(account_id)
+        if found is not None:
+            if found.target != target:
+                raise Conflict(f"account {account_id!r} is already moving to region "
+                               f"{found.target!r}")
+            return found
+        source = self.store.region_of(account_id)
+        if source == target:
+            raise Conflict(f"account {account_id!r} is in region {target!r} already")
+        tables = await self._tables(source, target)
+        now = self._clock()
+        async with self.main.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO account_moves (account_id, source, target, step, tables, copied, "
+                "dropped, started_at, updated_at) VALUES (?, ?, ?, ?, ?, '[]', '[]', ?, ?) "
+                "ON CONFLICT (account_id) DO NOTHING", account_id, source, target, COPYING,
+                json.dumps(tables), now, now)
+        move = await self.move_of(account_id)
+        if move is None or move.target != target:
+            raise Conflict(f"account {account_id!r} is already moving")
+        log.info("moving account %s from %s to %s: %d tables", account_id, source, target,
+                 len(tables))
+        return move
+
+    async def run(self, account_id: str, progress: Progress | None = None) -> Move:
+        """Carry the move of ``account_id`` to its end from its recorded step."""
+        move = await self.move_of(account_id)
+        if move is None:
+            raise NotFound(f"account {account_id!r} is not being moved")
+        report = progress or (lambda fraction, note: None)
+        await self._tables(move.source, move.target)
+        parts = len(move.tables) + len(self.hooks)
+        if move.step == COPYING:
+            if not move.copied:  # writes already past the fence commit meanwhile
+                await asyncio.sleep(self.settle_s)
+            for table in move.tables:
+                if table not in move.copied:
+                    await self._copy(account_id, table, move.source, move.target)
+                    move = await self._mark(move, "copied", table)
+                report(0.8 * len(move.copied) / max(1, parts * 2), f"copied {table}")
+            for hook in self.hooks:
+                key = f"hook:{hook.name}"
+                if key not in move.copied:
+                    await hook.copy(account_id, move.source, move.target)
+                    move = await self._mark(move, "copied", key)
+            await self._verify(account_id, move)
+            report(0.45, "verified")
+            move = await self._switch(move)
+        # tables found through another table (BY_QUERY) go first, while it still answers
+        for table in sorted(move.tables, key=lambda t: t not in BY_QUERY):
+            if table not in move.dropped:
+                await self._delete(self.databases[move.source], account_id, table)
+                move = await self._mark(move, "dropped", table)
+        for hook in self.hooks:
+            key = f"hook:{hook.name}"
+            if key not in move.dropped:
+                await hook.drop(account_id, move.source)
+                move = await self._mark(move, "dropped", key)
+        await self.main.execute("DELETE FROM account_moves WHERE account_id = ?", account_id)
+        report(1.0, f"moved to {move.target}")
+        log.info("moved account %s from %s to %s", account_id, move.source, move.target)
+        return move
+
+    async def move(self, account_id: str, target: str,
+                   progress: Progress | None = None) -> Move:
+        """Move ``account_id`` to ``target`` now (:meth:`begin`, then :meth:`run`)."""
+        await self.begin(account_id, target)
+        return await self.run(account_id, progress)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    async def _tables(self, source: str, target: str) -> list[str]:
+        """The tables of ``source`` naming an account that ``target`` also has."""
+        theirs, ours = (await self.databases[source].tables(),
+                        await self.databases[target].tables())
+        for table, columns in theirs.items():
+            column = _owner_column(columns)
+            if column is not None:
+                self._owners[table] = column
+        return sorted(table for table, columns in theirs.items()
+                      if table in ours and table not in NOT_MOVED
+                      and (_owner_column(columns) or table in BY_QUERY))
+
+    async def _rows(self, db: Session, account_id: str, table: str) -> list[dict[str, Any]]:
+        if table in BY_QUERY:
+            where = BY_QUERY[table]
+            return await db.fetch(f"SELECT * FROM {table} WHERE {where}",
+                                  *[account_id] * where.count("?"))
+        column = self._owners[table]
+        return await db.fetch(f"SELECT * FROM {table} WHERE {column} = ?", account_id)
+
+    async def _delete(self, db: Database | Session, account_id: str, table: str) -> None:
+        if table in BY_QUERY:
+            where = BY_QUERY[table]
+            await db.execute(f"DELETE FROM {table} WHERE {where}",
+                             *[account_id] * where.count("?"))
+            return
+        column = self._owners[table]
+        await db.execute(f"DELETE FROM {table} WHERE {column} = ?", account_id)
+
+    async def _copy(self, account_id: str, table: str, source: str, target: str) -> None:
+        rows = await self._rows(self.databases[source], account_id, table)
+        async with self.databases[target].transaction() as tx:
+            if table in BY_QUERY:
+                # the rows the query finds may not be copied yet: delete by primary key
+                key = "project_id" if table == "project_grants" else "lookup_key"
+                for value in {r[key] for r in rows}:
+                    await tx.execute(f"DELETE FROM {table} WHERE {key} = ?", value)
+            else:
+                await self._delete(tx, account_id, table)
+            if rows:
+                columns = list(rows[0])
+                await tx.executemany(
+                    f"INSERT INTO {table} ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' * len(columns))})",
+                    [tuple(r[c] for c in columns) for r in rows])
+
+    async def _verify(self, account_id: str, move: Move) -> None:
+        """Copy again each table whose rows differ (a write that slipped past the fence)."""
+        for table in move.tables:
+            for _ in range(3):
+                source = await self._rows(self.databases[move.source], account_id, table)
+                target = await self._rows(self.databases[move.target], account_id, table)
+                if _same(source, target):
+                    break
+                log.warning("account %s: table %s changed while moving; copying it again",
+                            account_id, table)
+                await self._copy(account_id, table, move.source, move.target)
+            else:
+                raise Conflict(f"table {table!r} of account {account_id!r} keeps changing "
+                               f"while it moves; run the move again")
+
+    async def _switch(self, move: Move) -> Move:
+        """Point the account at the target, atomically with the move's step."""
+        target_db = self.databases[move.target]
+        if "accounts" in move.tables:
+            await target_db.execute("UPDATE accounts SET region = ? WHERE account_id = ?",
+                                    move.target, move.account_id)
+        named = region_of(move.account_id, self.databases)
+        now = self._clock()
+        async with self.main.transaction() as tx:
+            await tx.execute("DELETE FROM account_regions WHERE account_id = ?",
+                             move.account_id)
+            if named != move.target:
+                await tx.execute("INSERT INTO account_regions (account_id, region, moved_at) "
+                                 "VALUES (?, ?, ?)", move.account_id, move.target, now)
+            await tx.execute("UPDATE account_moves SET step = ?, updated_at = ? "
+                             "WHERE account_id = ?", SWITCHED, now, move.account_id)
+        if named != move.target:
+            self.store.moved[move.account_id] = move.target
+        else:
+            self.store.moved.pop(move.account_id, None)
+        found = await self.move_of(move.account_id)
+        assert found is not None
+        return found
+
+    async def _mark(self, move: Move, field: str, part: str) -> Move:
+        done = [*getattr(move, field), part]
+        await self.main.execute(
+            f"UPDATE account_moves SET {field} = ?, updated_at = ? WHERE account_id = ?",
+            json.dumps(done), self._clock(), move.account_id)
+        return Move(**{**move.__dict__, field: tuple(done)})
+
+
+def _owner_column(columns: Sequence[str]) -> str | None:
+    return next((c for c in OWNER_COLUMNS if c in columns), None)
+
+
+def _same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
+    def key(row: dict[str, Any]) -> str:
+        return json.dumps(row, sort_keys=True, default=str)
+    return sorted(map(key, a)) == sorted(map(key, b))
