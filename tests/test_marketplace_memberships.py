@@ -23,7 +23,9 @@ from marketplace_helpers import (
 )
 
 from business.marketplace.fakes.stripe.delivery import sign
+from business.marketplace.privacy import erase_account, export_account
 from business.marketplace.stripe_gateway import StripeGateway, StripeSettings, idempotency_key
+from dawserver.plugin_api import Pseudonymiser
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 M = "/api/marketplace"
@@ -59,8 +61,8 @@ async def mine(m: Market, fan: str) -> list[dict[str, Any]]:
 
 
 async def take(m: Market, fan: str, membership_id: str, beat_id: str) -> tuple[int, Any]:
-    return await m.call("POST", f"{M}/memberships/{membership_id}/downloads", who(fan),
-                        {"beat_id": beat_id})
+    return await m.call("POST", f"{M}/memberships/{membership_id}/downloads/{beat_id}",
+                        who(fan), {})
 
 
 async def row(m: Market, membership_id: str) -> dict[str, Any]:
@@ -207,7 +209,17 @@ async def test_cancel_at_period_end_resume_and_the_end(db_url: str,  # noqa: F81
         status, refused = await m.call("POST", f"{M}/memberships/{mid}/resume", who("fan"), {})
         assert status == 409, refused
         # and the fan may join again
-        await join(m, "fan", "seller", plan["plan_id"])
+        again = await join(m, "fan", "seller", plan["plan_id"])
+        # the fan's export names their memberships; erasing them leaves none keyed by them
+        db = market_services(m).store.db
+        exported = await export_account(db, "fan")
+        assert [x["membership_id"] for x in exported["memberships"]] == [
+            mid, again["membership"]["membership_id"]]
+        fan = Pseudonymiser("fan")
+        await erase_account(db, fan)
+        for who_ in ("fan", fan.pseudonym):
+            assert await db.fetchval("SELECT COUNT(*) FROM mkt_memberships WHERE "
+                                     "member_account = ?", who_) == (0 if who_ == "fan" else 2)
 
 
 async def test_a_failed_renewal_is_past_due_then_ends_after_the_retries(

@@ -17,6 +17,8 @@ checkout.session.completed     the order is paid; a licence is granted, or (the 
 checkout.session.expired       the order expires; an exclusive hold is released
 charge.refunded                the order is refunded, its licence revoked, the refund booked
 charge.dispute.*, payout.*     disputes and payouts: :mod:`.money_events`
+subscription, invoice events   memberships (and a refund of a membership invoice):
+                               :mod:`.membership_events`, asked first
 other types                    recorded, ignored
 =============================  ==============================================================
 

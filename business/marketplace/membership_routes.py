@@ -103,10 +103,6 @@ class JoinOut(Model):
     checkout_url: str
 
 
-class FreeDownloadIn(Model):
-    beat_id: str = Field(min_length=1, max_length=100)
-
-
 def _module(request: Request) -> Memberships:
     found = services(request.context).memberships
     if found is None:
@@ -183,10 +179,9 @@ async def resume(request: Request) -> Any:
 @_api
 async def free_download(request: Request) -> Any:
     """Take one of the period's free downloads: a licence, as a purchase grants."""
-    body: FreeDownloadIn = request.body
     module = services(request.context)
     licence = await _module(request).free_download(
-        request.account_id, request.params["membership_id"], body.beat_id)
+        request.account_id, request.params["membership_id"], request.params["beat_id"])
     return Reply(_licence_out(licence, module.delivery.links(licence)), status=201)
 
 
@@ -205,7 +200,7 @@ ROUTES = [
           permission=BUY, body=Empty, response=MembershipOut),
     Route(method="POST", path=f"{M}/memberships/{{membership_id}}/resume", handler=resume,
           permission=BUY, body=Empty, response=MembershipOut),
-    Route(method="POST", path=f"{M}/memberships/{{membership_id}}/downloads",
-          handler=free_download, permission=BUY, body=FreeDownloadIn, response=LicenceOut,
+    Route(method="POST", path=f"{M}/memberships/{{membership_id}}/downloads/{{beat_id}}",
+          handler=free_download, permission=BUY, body=Empty, response=LicenceOut,
           status=201),
 ]

@@ -293,8 +293,8 @@ class Memberships:
         """Cancel at the period's end (``cancel``) or resume; Stripe's answer is stored."""
         from business.marketplace.membership_events import apply_subscription
 
-        gateway = self._stripe()
         found = await self.of_member(member, membership_id)
+        gateway = self._stripe()
         if not found.stripe_subscription or found.status not in ACCESS:
             raise NotForSale(f"membership {membership_id!r} is {found.status}: only a running "
                              "membership can be cancelled or resumed")
