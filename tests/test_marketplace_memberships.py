@@ -115,6 +115,13 @@ async def test_a_member_joins_on_the_webhook_and_takes_free_downloads_per_period
         assert await mine(m, "stranger") == []
 
         # the seller lists the member; a purchase by the member gets the plan's discount
+        # the store page shows the plan and its perks
+        status, _ = await m.call("PUT", f"{M}/storefront", who("seller"),
+                                 {"handle": "goldshop", "name": "Gold Shop"})
+        assert status == 200
+        page = await (await m.client.get("/store/goldshop")).text()
+        assert "Memberships" in page and "$19.99 a month" in page, page[-800:]
+        assert "2 free wav lease licences a month" in page and "10 % off" in page
         status, members = await m.call("GET", f"{M}/members", who("seller"))
         assert status == 200 and [x["membership_id"] for x in members] == [mid]
         status, started = await m.checkout("fan", "seller", beats[2]["beat_id"], "wav_lease")
