@@ -238,6 +238,8 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         "beat_id": beat.get("beat_id", "beat-of-ada"), "tier": "wav_lease",
         "code": "ADA10", "order_id": "order-of-ada", "licence_id": "licence-of-ada",
         "file_id": "file-of-ada", "deal_id": "ada-deal",
+        # a membership needs Stripe (not configured here): an id of A's shape
+        "membership_id": "mship-of-ada",
         "sample_id": sample["id"],
         "domain": "example.com",  # a single sign-on domain: B's calls name A's organisation
     }

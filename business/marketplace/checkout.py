@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,9 @@ class Checkout:
         self.max_open = max_open
         #: The platform's fee on discovery sales (:mod:`.fees`), in basis points.
         self.discovery_fee_bp = check_fee_bp(discovery_fee_bp)
+        #: ``await member_discount(tx, seller, buyer)``: basis points off for a member
+        #: of the seller's store (:mod:`.memberships`), after any coupon.
+        self.member_discount: Callable[[Any, str, str], Awaitable[int]] | None = None
 
     async def start(self, buyer: str, seller: str, beat_id: str, tier_name: str, *,
                     success_url: str | None = None, cancel_url: str | None = None,
@@ -136,6 +140,13 @@ class Checkout:
                                                          tier.price, tier.currency, now)
                 order = dataclasses.replace(order, amount=amount, note=f"coupon {used.code}")
                 used_code = used.code
+            if self.member_discount is not None:
+                off = await self.member_discount(tx, seller, buyer)
+                if off:
+                    note = f"member discount {off / 100:g} %"
+                    order = dataclasses.replace(
+                        order, amount=order.amount - order.amount * off // 10_000,
+                        note=f"{order.note}; {note}" if order.note else note)
             await self.store.insert_order(tx, order)
             await self.store.set_order(tx, seller, order.order_id, expires_at=float(expires),
                                        coupon=used_code)

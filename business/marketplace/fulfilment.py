@@ -17,6 +17,8 @@ checkout.session.completed     the order is paid; a licence is granted, or (the 
 checkout.session.expired       the order expires; an exclusive hold is released
 charge.refunded                the order is refunded, its licence revoked, the refund booked
 charge.dispute.*, payout.*     disputes and payouts: :mod:`.money_events`
+subscription, invoice events   memberships (and a refund of a membership invoice):
+                               :mod:`.membership_events`, asked first
 other types                    recorded, ignored
 =============================  ==============================================================
 
@@ -36,6 +38,7 @@ from business.marketplace.cart_fulfilment import CART_TYPES, CartEvents, cart_me
 from business.marketplace.checkout import REFERRAL, close_order, metadata_of, recount_coupon
 from business.marketplace.errors import NotForSale, NotFoundHere
 from business.marketplace.ledger import Ledger
+from business.marketplace.membership_events import MembershipEvents
 from business.marketplace.models import (
     EXPIRED,
     FAILED,
@@ -100,6 +103,8 @@ class Fulfilment:
         #: disputes and payouts of the connected accounts (:mod:`.money_events`)
         self.money: MoneyEvents | None = None
         self.cart = CartEvents(self)
+        #: memberships' subscriptions and invoices (:mod:`.membership_events`)
+        self.memberships: MembershipEvents | None = None
         #: ``await publish(tx, name, payload, account_id)``: an event in ``tx``
         self.publish = publish
         self.ledger = ledger
@@ -121,6 +126,10 @@ class Fulfilment:
                    "charge.refunded": self._refunded}.get(event.type)
         cart = cart_metadata_of(event.object) if not meta else {}
         try:
+            if self.memberships is not None:
+                handled = await self.memberships.handle(event)
+                if handled is not None:
+                    return handled
             if self.money is not None and event.type in MONEY_TYPES:
                 return await self.money.handle(event)
             if cart and event.type in CART_TYPES:
@@ -225,6 +234,7 @@ class Fulfilment:
         return Outcome.PROCESSED
 
     async def _grant(self, tx: Any, order: Order, now: float) -> None:
+        """Grant the licence of a paid order in ``tx`` (its contract queued)."""
         beat = await self.store.beat(order.account_id, order.beat_id, tx=tx)
         if beat is None:
             raise NotFoundHere(f"beat {order.beat_id!r} of order {order.order_id!r} is gone")
@@ -239,6 +249,9 @@ class Fulfilment:
         await self.store.insert_licence(tx, licence)
         if self.on_licence is not None:
             await self.on_licence(tx, licence)
+
+    #: the licence of a paid order (a member's free download is granted the same way)
+    grant = _grant
 
     async def _expired(self, event: StripeEvent, meta: dict[str, str]) -> Outcome:
         order = await self._order(meta)

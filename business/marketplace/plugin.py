@@ -11,6 +11,7 @@ from typing import Any
 from business.marketplace.contracts import CONTRACT_JOB
 from business.marketplace.fulfilment import SALE_EVENT
 from business.marketplace.ledger import MIGRATIONS
+from business.marketplace.membership_routes import ROUTES as MEMBERSHIP_ROUTES
 from business.marketplace.onboarding import ROUTES as ONBOARDING_ROUTES
 from business.marketplace.payout_routes import ROUTES as PAYOUT_ROUTES
 from business.marketplace.permissions import PERMISSIONS
@@ -85,7 +86,7 @@ def permissions() -> list[Permission]:
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
     return [*ROUTES, *STORE_ROUTES, *cart_routes(), *PAYOUT_ROUTES,
-            *ONBOARDING_ROUTES, *REPORT_ROUTES]
+            *ONBOARDING_ROUTES, *REPORT_ROUTES, *MEMBERSHIP_ROUTES]
 
 
 @hookimpl

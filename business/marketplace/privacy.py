@@ -14,9 +14,10 @@ carts (theirs as a seller, and their own lines in every store), splits (theirs, 
 naming them as a collaborator); the contract PDFs naming the person (as seller or buyer:
 their text cannot be pseudonymised in place). Money records the law requires to keep
 (the seller record, orders, licences, the ledger's postings, entries and balances,
-payouts, split transfers, disputes) are kept: the rows of their own account move under
-the pseudonym, and in every store each mention of them as a buyer (``buyer_account``, a
-note) or a collaborator paid by transfer becomes the pseudonym, so nothing left is keyed
+payouts, split transfers, disputes, membership plans, memberships, their free downloads
+and invoices) are kept: the rows of their own account move under the pseudonym, and in
+every store each mention of them as a buyer (``buyer_account``, a note), a collaborator
+paid by transfer or a member of a plan becomes the pseudonym, so nothing left is keyed
 by them. A buyer's licences stay valid under the pseudonym.
 """
 
@@ -37,12 +38,14 @@ KEPT = ("mkt_sellers", "mkt_orders", "mkt_licences", "mkt_ledger_postings",
         "mkt_ledger_entries", "mkt_ledger_balances")
 #: Money records of payouts, split transfers and disputes: kept and moved like ``KEPT``
 #: (a seller may have none of them).
-KEPT_MONEY = ("mkt_payouts", "mkt_transfers", "mkt_disputes")
+KEPT_MONEY = ("mkt_payouts", "mkt_transfers", "mkt_disputes", "mkt_membership_plans",
+              "mkt_memberships", "mkt_membership_downloads", "mkt_membership_invoices")
 #: Where a kept row of any store may name a buyer: (table, key, text columns, JSON columns).
 MENTIONS = (
     ("mkt_orders", ("account_id", "order_id"), ("buyer_account", "note"), ()),
     ("mkt_licences", ("account_id", "licence_id"), ("buyer_account",), ()),
     ("mkt_transfers", ("account_id", "transfer_id"), ("collaborator",), ()),
+    ("mkt_memberships", ("account_id", "membership_id"), ("member_account",), ()),
 )
 
 _ORDER = ("order_id, beat_id, tier, amount, currency, exclusive, status, created_at, "
@@ -105,6 +108,17 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
         "as_customer": await rows("SELECT account_id AS seller, order_id, country, name, "
                                   "email, consent, created_at FROM mkt_customers WHERE "
                                   "buyer_account = ? ORDER BY created_at, order_id"),
+        "membership_plans": await rows(
+            "SELECT plan_id, name, amount, currency, billing_interval, free_downloads, "
+            f"free_tier, discount_bp, active, created_at FROM mkt_membership_plans {own} "
+            "ORDER BY created_at, plan_id"),
+        "members": await rows(
+            "SELECT membership_id, plan_id, status, period_end, created_at FROM "
+            f"mkt_memberships {own} ORDER BY created_at, membership_id"),
+        "memberships": await rows(
+            "SELECT account_id AS seller, membership_id, plan_id, status, period_start, "
+            "period_end, cancel_at_period_end, perk_used, created_at FROM mkt_memberships "
+            "WHERE member_account = ? ORDER BY created_at, membership_id"),
         "contract_template": await rows("SELECT template, last_error, updated_at FROM "
                                         f"mkt_contract_templates {own}"),
         # the PDFs themselves are re-downloadable; the export names them and their sums

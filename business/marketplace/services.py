@@ -13,6 +13,8 @@ Built in the plug-in's ``startup`` hook from its settings (``config.plugins["mar
   (so nobody holds exclusives or burns coupon uses by opening checkouts in a loop);
 - ``success_url``, ``cancel_url``: where Stripe sends the buyer after paying
   (``{ORDER_ID}`` replaced), unless the checkout names its own;
+  ``membership_success_url``: where a fan who joined a membership plan goes
+  (``{MEMBERSHIP_ID}`` replaced; default ``success_url``);
 - ``download_ttl_s`` (3600): how long a download link lives; ``download_key``: the
   links' HMAC key (default: one derived from the server's secret);
 - ``asset_file``, ``txt_lookup``: in-process resolvers that stand in for the platform's
@@ -47,6 +49,8 @@ from business.marketplace.delivery import Delivery, LinkSigner
 from business.marketplace.errors import NotFoundHere
 from business.marketplace.fulfilment import Fulfilment
 from business.marketplace.ledger import Ledger
+from business.marketplace.membership_events import MembershipEvents
+from business.marketplace.memberships import Memberships
 from business.marketplace.models import Licence, Order
 from business.marketplace.money_events import MoneyEvents
 from business.marketplace.payouts import Payouts
@@ -95,6 +99,8 @@ class Services:
     #: Payouts and collaborator splits (None without a Stripe key).
     payouts: Payouts | None = None
     splits: Splits | None = None
+    #: Membership plans, members and their perks.
+    memberships: Memberships | None = None
 
     async def close(self) -> None:
         await self.storefronts.renderer.close()
@@ -187,6 +193,11 @@ def build_services(context: PluginContext) -> Services:
     payouts = Payouts(db, ledger, gateway) if gateway is not None else None
     splits = Splits(db, ledger, gateway) if gateway is not None else None
     fulfilment.money = MoneyEvents(store, ledger, payouts, splits)
+    memberships = Memberships(store, gateway, success_url=str(
+        settings.get("membership_success_url") or settings.get("success_url") or
+        _default_success(context)), grant=fulfilment.grant)
+    fulfilment.memberships = MembershipEvents(memberships, ledger, gateway)
+    checkout.member_discount = memberships.discount_bp
     return Services(store, ledger, Catalogue(store, asset_exists), checkout, fulfilment,
                     Delivery(store, signer, asset_file), gateway,
                     Storefronts(db, _txt_lookup(settings), sample_data, renderer), coupons,
@@ -194,7 +205,7 @@ def build_services(context: PluginContext) -> Services:
                     previews, deals, carts,
                     NewCartLimiter(int(settings.get("visitor_carts_per_minute", 20))),
                     float(settings.get("visitor_cart_days", 30)) * 86_400.0,
-                    payouts=payouts, splits=splits)
+                    payouts=payouts, splits=splits, memberships=memberships)
 
 
 def _txt_lookup(settings: dict[str, Any]) -> TxtLookup:

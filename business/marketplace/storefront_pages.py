@@ -137,6 +137,10 @@ min="0" step="any" name="price_max" value="{{ filters.price_max }}"></label>
 <button type="submit">Search</button></fieldset></form>{% endif %}
 <main id="main" tabindex="-1">{% if notice %}<p role="status">{{ notice }}</p>{% endif %}
 {{ content }}</main>
+{% if plans %}<section class="plans" aria-labelledby="plans-title">\
+<h2 id="plans-title">Memberships</h2><ul>{% for p in plans %}<li><h3>{{ p.name }}</h3>
+<p>{{ p.price }} a {{ p.interval }}</p>{% if p.perks %}<ul>{% for perk in p.perks %}\
+<li>{{ perk }}</li>{% endfor %}</ul>{% endif %}</li>{% endfor %}</ul></section>{% endif %}
 <footer><p>{{ store.name }} · <a href="{{ store.url }}/sitemap.xml">Sitemap</a></p></footer>
 </body></html>
 """
@@ -211,6 +215,18 @@ def beat_data(store: Storefront, beat: Beat, base: str) -> dict[str, Any]:
                        "files": list(t.files)} for t in tiers]}
 
 
+def plan_data(plan: Any) -> dict[str, Any]:
+    """What the store page shows of a membership plan: its price and perks in words."""
+    perks = []
+    if plan.free_downloads and plan.free_tier:
+        perks.append(f"{plan.free_downloads} free {plan.free_tier.replace('_', ' ')} "
+                     f"licences a {plan.interval}")
+    if plan.discount_bp:
+        perks.append(f"{plan.discount_bp / 100:g} % off every other licence")
+    return {"id": plan.plan_id, "name": plan.name, "interval": plan.interval,
+            "price": format_price(plan.amount, plan.currency), "perks": perks}
+
+
 def sample_data() -> dict[str, Any]:
     """Data a seller's template is tried with when saved (both pages' shapes)."""
     tiers = [{"tier": "mp3_lease", "name": "MP3 lease", "price": "$29.99", "amount": 2999,
@@ -255,8 +271,10 @@ async def render_main(renderer: RenderPool, store: Storefront, data: dict[str, A
 def page(store: Storefront, main: str, *, base: str, title: str, description: str,
          canonical: str, og: list[tuple[str, str]], twitter: list[tuple[str, str]],
          search: bool = False, filters: dict[str, str] | None = None,
-         facets: list[tuple[str, str, list[str]]] | None = None, notice: str = "") -> str:
-    """The whole page around ``main`` (already escaped HTML)."""
+         facets: list[tuple[str, str, list[str]]] | None = None, notice: str = "",
+         plans: list[dict[str, Any]] | None = None) -> str:
+    """The whole page around ``main`` (already escaped HTML); ``plans``: the store's
+    membership plans (:func:`plan_data`)."""
     colours, font = _theme(store)
     return _LAYOUT_T.render(
         title=title, description=description, canonical=canonical, og=og, twitter=twitter,
@@ -264,7 +282,7 @@ def page(store: Storefront, main: str, *, base: str, title: str, description: st
         filters=filters or {}, facets=facets or [], notice=notice,
         currency=str((store.theme or {}).get("currency", "usd")).upper(),
         banner_url=_media(store, "banner_asset"), logo_url=_media(store, "logo_asset"),
-        content=Markup(main))
+        content=Markup(main), plans=plans or [])
 
 
 def social_tags(store: Storefront, base: str, *, title: str, description: str, url: str,

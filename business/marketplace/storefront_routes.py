@@ -189,8 +189,17 @@ async def render_store(request: Request, store: Storefront, query: StoreQuery) -
     html = pages.page(store, await _main(request, store, data), base=base, title=store.title,
                       description=description, canonical=base + path, og=og, twitter=twitter,
                       search=True, filters={k: v for k, v in filters.items() if k != "cursor"},
-                      facets=await _facets(request, store.account_id), notice=notice)
+                      facets=await _facets(request, store.account_id), notice=notice,
+                      plans=await _plans(request, store.account_id))
     return Reply(html, media_type=HTML, headers=pages.PAGE_HEADERS)
+
+
+async def _plans(request: Request, seller: str) -> list[dict[str, Any]]:
+    """The store's offered membership plans, as the page shows them."""
+    memberships = services(request.context).memberships
+    if memberships is None:
+        return []
+    return [pages.plan_data(p) for p in await memberships.plans(seller, active_only=True)]
 
 
 async def _store_and_beat(request: Request) -> tuple[Storefront, Beat]:

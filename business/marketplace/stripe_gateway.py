@@ -235,9 +235,13 @@ class StripeGateway:
             payment_intent_data: dict[str, Any] | None = None,
             client_reference_id: str | None = None, expires_at: int | None = None,
             account: str | None = None,
-            consent_collection: dict[str, str] | None = None) -> StripeObject:
+            consent_collection: dict[str, str] | None = None,
+            subscription_data: dict[str, Any] | None = None) -> StripeObject:
+        """A Checkout Session (``mode``: ``payment``, or ``subscription`` with
+        ``subscription_data``'s metadata copied onto the subscription it makes)."""
         return await self._write(self.v1.checkout.sessions.create_async, {
             **({"consent_collection": consent_collection} if consent_collection else {}),
+            **({"subscription_data": subscription_data} if subscription_data else {}),
             "mode": mode, "line_items": line_items, "success_url": success_url,
             "cancel_url": cancel_url, "customer": customer, "customer_email": customer_email,
             "metadata": metadata, "payment_intent_data": payment_intent_data,
@@ -385,6 +389,19 @@ class StripeGateway:
         return await self.call(
             lambda p, o: self.v1.subscriptions.retrieve_async(subscription_id, p, o),
             {"expand": expand}, account=account)
+
+    async def update_subscription(self, subscription_id: str, *, idempotency_key: str,
+                                  cancel_at_period_end: bool | None = None,
+                                  account: str | None = None) -> StripeObject:
+        """Cancel a subscription at its period's end (``True``) or resume it (``False``)."""
+        return await self._write(
+            lambda p, o: self.v1.subscriptions.update_async(subscription_id, p, o),
+            {"cancel_at_period_end": cancel_at_period_end}, idempotency_key, account)
+
+    async def retrieve_invoice(self, invoice_id: str, *, account: str | None = None
+                               ) -> StripeObject:
+        return await self.call(lambda p, o: self.v1.invoices.retrieve_async(invoice_id, p, o),
+                               None, account=account)
 
     async def cancel_subscription(self, subscription_id: str, *, idempotency_key: str,
                                   account: str | None = None) -> StripeObject:
