@@ -62,7 +62,7 @@ class Clip(Model):
 
 
 class Track(Resource):
-    """A track of the project's document, read-only, with its clips in time order."""
+    """A track of the project's document, with its clips in time order."""
 
     id: str
     name: str
