@@ -105,13 +105,20 @@ async def require(request: web.Request, permission: Permission) -> Principal:
         return principal
     if not principal.account_id:
         raise BadRequest(NO_ACCOUNT)
+    check_permission(context, principal, permission)
+    return principal
+
+
+def check_permission(context: PluginContext, principal: Principal, permission: Permission
+                     ) -> None:
+    """Forbidden unless ``principal`` (of an account) holds ``permission``: its key's
+    scopes name it, and its role (or the declaring plug-in) allows it."""
     if principal.scopes is not None and permission.name not in principal.scopes:
         raise Forbidden(KEY_SCOPE.format(permission=permission.name,
                                          scopes=", ".join(principal.scopes) or "none"))
     refusal = _refusal(context, principal, permission)
     if refusal:
         raise Forbidden(refusal)
-    return principal
 
 
 def _refusal(context: PluginContext, principal: Principal, permission: Permission

@@ -40,7 +40,7 @@ from .plugin_api import (
     Worker,
     hookimpl,
 )
-from .public_api import idempotency, openapi_v1, retention, transcripts
+from .public_api import idempotency, openapi_v1, retention, track_edits, transcripts
 from .public_api import routes as public_routes
 from .public_api.graphql import route as graphql_route
 from .public_api.portal import pages as portal_pages
@@ -77,7 +77,7 @@ def routes(context: PluginContext) -> list[Route]:
             *webhook_routes.ROUTES, *storage_service.ROUTES,
             *midi_routes.ROUTES, *automation_api.ROUTES, *immersive_routes.ROUTES,
             *usage_routes.ROUTES, *models_api.ROUTES, *portal_pages.ROUTES,
-            *transcripts.ROUTES, *account_moves.ROUTES]
+            *transcripts.ROUTES, *account_moves.ROUTES, *track_edits.ROUTES]
 
 
 @hookimpl

@@ -16,6 +16,12 @@ handlers raise the errors below (:class:`NotFound`, :class:`Conflict`...) and
 receive a :class:`Request`; :func:`map_errors` makes the one decorator that turns a
 plug-in's own exceptions into those errors.
 
+A plug-in serves part of the public REST API with its ``public_routes`` hook: routes
+declared relative to ``/api/v1``, whose resources derive from :class:`PublicResource`,
+whose lists take a :class:`PublicListing` query (one resource a :class:`PublicOne`)
+and whose handlers answer with :func:`answer_page` and :func:`answer_one` (signed
+cursors, sparse fields, ETags); the key scope is the route's permission.
+
 A person's data reaches every plug-in through two hooks: ``account_export``
 (the plug-in's parts of the person's export archive) and ``account_erased``
 (forget the person; records the law makes the plug-in keep name them by the
@@ -87,6 +93,10 @@ from .errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
+from .public_api.contract import Listing as PublicListing
+from .public_api.contract import One as PublicOne
+from .public_api.contract import Resource as PublicResource
+from .public_api.contract import answer_one, answer_page, rfc3339
 
 PROJECT = "maxbooster"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -98,6 +108,7 @@ __all__ = [
     "JobContext",
     "JobQueue", "JobRecord", "Media", "Migration", "Model", "NotFound", "Page", "PayloadTooLarge",
     "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "Pseudonymiser",
+    "PublicListing", "PublicOne", "PublicResource", "answer_one", "answer_page", "rfc3339",
     "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Sunset",
     "TooManyRequests", "Unauthorized",
     "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "backoff_delay",
@@ -135,6 +146,11 @@ def permission_allowed(principal: Principal, permission: Permission) -> bool | N
 @hookspec
 def routes(context: PluginContext) -> list[Route]:
     """HTTP routes served under the app, each with its permission and models."""
+
+
+@hookspec
+def public_routes(context: PluginContext) -> list[Route]:
+    """Routes of the public REST API, paths relative to ``/api/v1`` (``/releases``)."""
 
 
 @hookspec

@@ -36,10 +36,11 @@ from dawserver import plugin_api
 from dawserver.authorization import call_one, identify_by_token, project_account
 from dawserver.background import Background
 from dawserver.context import PluginContext, declare
-from dawserver.declarations import Event, Job, Permission, Principal, Worker, role_of
+from dawserver.declarations import Event, Job, Permission, Principal, Route, Worker, role_of
 from dawserver.errors import PluginError
 from dawserver.keys import BACKGROUND, PLUGIN_CONTEXT_KEY
 from dawserver.plugin_pages import page_routes
+from dawserver.public_api.contract import mounted
 from dawserver.router import add_route
 from events import Envelope
 from jobs import Handler, JobContext, Permanent
@@ -295,6 +296,9 @@ def install(
     for plugin, batch in each_plugin(pm, "routes", context=context):
         for route in batch:
             add_route(app, route, plugin, context.permissions)
+    for plugin, batch in each_plugin(pm, "public_routes", context=context):
+        for route in _typed(plugin, "public_routes", batch, Route):
+            add_route(app, mounted(route, plugin), plugin, context.permissions)
     add_pages(app, context)
     owns_db = database is None
     url = _config_value(config, "database_url", None)

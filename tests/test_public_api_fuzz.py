@@ -1,4 +1,5 @@
-"""Schemathesis fuzzes ``/api/v1`` and ``/api/graphql`` of a real server.
+"""Schemathesis fuzzes ``/api/v1`` (the plug-ins' routes too) and ``/api/graphql``
+(queries and mutations) of a real server.
 
 A person with an API key of every public-API scope owns a project with a track, a
 clip and an uploaded asset; most requests name that project so they reach the
@@ -43,6 +44,9 @@ from dsp_core.session import Clip, Session, Track
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 EXAMPLES = int(os.environ.get("DAW_FUZZ_EXAMPLES", "12"))
+#: The plug-ins' read scopes too, so their /api/v1 routes reach their handlers.
+FUZZ_SCOPES = [*SCOPES, "distribution.read", "distribution.royalties", "marketplace.read",
+               "marketplace.library"]
 
 
 class Server:
@@ -78,7 +82,7 @@ class Server:
         # example meets a 429 from the free plan's 100 (as on an idle CI machine it did)
         await service.store.update_account(person.account_id, plan="paid")
         self.key, _ = await service.create_key(Actor(person.account_id), person.account_id,
-                                               "fuzz", SCOPES)
+                                               "fuzz", FUZZ_SCOPES)
         source = self.config.data_dir / "tone.wav"
         source.write_bytes(wav_bytes(0.5))
         session = Session(name="Fuzz", tracks=[Track("t1", clips=[Clip(str(source), 0, 4000,

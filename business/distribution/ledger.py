@@ -317,6 +317,16 @@ class Royalties:
         return {c: {"statement": t, "ledger": ledger.get(c, 0)}
                 for c, t in json.loads(row["totals"]).items()}
 
+    async def statements(self, account_id: str, statement_id: str | None = None
+                         ) -> list[dict[str, Any]]:
+        """The account's imported statements (or the one ``statement_id``), oldest first."""
+        where, args = ("AND statement_id = ? ", [statement_id]) if statement_id else ("", [])
+        rows = await self.db.fetch(
+            "SELECT statement_id, source, imported_at, line_count, totals FROM dist_statements "
+            f"WHERE account_id = ? {where}ORDER BY imported_at, statement_id",
+            account_id, *args)
+        return [{**r, "totals": json.loads(r["totals"])} for r in rows]
+
     async def balances(self, account_id: str) -> list[dict[str, Any]]:
         """Cents per payee, currency and status (available or held)."""
         rows = await self.db.fetch(

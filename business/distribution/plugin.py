@@ -26,6 +26,7 @@ from business.distribution.services import (
     services,
     start_services,
 )
+from business.distribution.v1_routes import ROUTES as V1_ROUTES
 from dawserver.plugin_api import (
     Event,
     Job,
@@ -69,6 +70,11 @@ def permissions() -> list[Permission]:
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
     return ROUTES
+
+
+@hookimpl
+def public_routes(context: PluginContext) -> list[Route]:
+    return V1_ROUTES
 
 
 @hookimpl

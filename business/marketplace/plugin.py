@@ -39,6 +39,7 @@ from business.marketplace.services import (
 from business.marketplace.storefront_cart import routes as cart_routes
 from business.marketplace.storefront_routes import ROUTES as STORE_ROUTES
 from business.marketplace.storefront_routes import host_page as store_host_page
+from business.marketplace.v1_routes import ROUTES as V1_ROUTES
 from dawserver.plugin_api import (
     Event,
     Handler,
@@ -87,6 +88,11 @@ def permissions() -> list[Permission]:
 def routes(context: PluginContext) -> list[Route]:
     return [*ROUTES, *STORE_ROUTES, *cart_routes(), *PAYOUT_ROUTES,
             *ONBOARDING_ROUTES, *REPORT_ROUTES, *MEMBERSHIP_ROUTES]
+
+
+@hookimpl
+def public_routes(context: PluginContext) -> list[Route]:
+    return V1_ROUTES
 
 
 @hookimpl

@@ -231,6 +231,13 @@ class MarketStore:
             account_id, order_id)
         return None if row is None else order_from(row)
 
+    async def orders_of(self, account_id: str) -> list[Order]:
+        """The orders of the seller ``account_id``'s beats, oldest first."""
+        rows = await self.db.fetch(
+            f"SELECT {ORDER_COLUMNS} FROM mkt_orders WHERE account_id = ? "
+            "ORDER BY created_at, order_id", account_id)
+        return [order_from(r) for r in rows]
+
     async def buyer_order(self, buyer: str, order_id: str) -> Order | None:
         row = await self.db.fetchrow(
             f"SELECT {ORDER_COLUMNS} FROM mkt_orders WHERE buyer_account = ? "

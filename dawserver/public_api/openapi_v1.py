@@ -15,10 +15,10 @@ from typing import Any
 from ..openapi import openapi_document
 from ..plugin_api import PUBLIC, Request, Route
 from ..router import ROUTE_TABLE
-from .services import V1
+from .resources import V1
 
 #: The version of the v1 document: minor for additions, major (a new path) for breaks.
-VERSION = "1.3.0"
+VERSION = "1.4.0"
 OPENAPI_V1_PATH = f"{V1}/openapi.json"
 STATE = "public_api.openapi"
 REF_PREFIX = "#/components/schemas/"

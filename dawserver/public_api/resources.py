@@ -7,15 +7,24 @@ any other field out. Ids are the platform's own stable string ids (a project's
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, StringConstraints
 
 from ..declarations import Model, Query
 
+#: The path of the public REST API, version 1.
+V1 = "/api/v1"
 #: The last Unix time a filter takes (the end of year 9999).
 MAX_TIME = 253402300799
 SPARSE_NOTE = "Every field is present unless `fields=` leaves it out (`id` always is)."
+
+
+def rfc3339(at: float) -> str:
+    """Unix time ``at`` as RFC 3339 in UTC, to the millisecond."""
+    return dt.datetime.fromtimestamp(at, dt.UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
 
 
 def _sparse_schema(schema: dict[str, Any]) -> None:
@@ -53,7 +62,7 @@ class Clip(Model):
 
 
 class Track(Resource):
-    """A track of the project's document, read-only, with its clips in time order."""
+    """A track of the project's document, with its clips in time order."""
 
     id: str
     name: str

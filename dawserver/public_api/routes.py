@@ -30,6 +30,7 @@ from .conditional import etag_of, require_match
 from .fields import parse_fields
 from .idempotency import idempotent
 from .resources import (
+    V1,
     Asset,
     AssetFilter,
     AssetPage,
@@ -48,7 +49,7 @@ from .resources import (
     TrackPage,
 )
 from .respond import answer, representation
-from .services import V1, rfc3339
+from .services import rfc3339
 from .state import api_state
 
 PROJECTS = f"{V1}/projects"

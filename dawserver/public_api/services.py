@@ -8,7 +8,6 @@ Reads of many projects are batched (one query for their rows, whatever their num
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import Any
 
 from aiohttp import web
@@ -24,16 +23,8 @@ from ..assets import assets_of
 from ..declarations import Principal
 from ..errors import NotFound
 from ..keys import ACCOUNTS, PLUGIN_CONTEXT_KEY, ROOMS, STORE
-from .resources import Asset, Bounce, Clip, Project, Track
+from .resources import Asset, Bounce, Clip, Project, Track, rfc3339
 from .state import api_state
-
-V1 = "/api/v1"
-
-
-def rfc3339(at: float) -> str:
-    """Unix time ``at`` as RFC 3339 in UTC, to the millisecond."""
-    return dt.datetime.fromtimestamp(at, dt.UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
 
 
 def _stronger(a: str | None, b: str) -> str:

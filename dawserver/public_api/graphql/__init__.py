@@ -1,7 +1,8 @@
 """GraphQL at ``/api/graphql`` (strawberry) over the same services as ``/api/v1``.
 
-:mod:`.schema` holds the types and resolvers, :mod:`.loaders` the per-request
-DataLoaders that batch reads (no query per project), :mod:`.limits` the depth and cost
-limits, :mod:`.persisted` the persisted queries (by SHA-256, APQ-style) and
-:mod:`.route` the HTTP route.
+:mod:`.schema` holds the read types and resolvers, :mod:`.mutations` the writes (run
+by ``/api/v1``'s handlers), :mod:`.executable` the schema with its limits,
+:mod:`.loaders` the per-request DataLoaders that batch reads (no query per project),
+:mod:`.limits` the depth and cost limits, :mod:`.persisted` the persisted queries (by
+SHA-256, APQ-style) and :mod:`.route` the HTTP routes (the endpoint and the SDL).
 """

@@ -12,13 +12,14 @@ from typing import Any
 
 from pydantic import Field
 
-from ...declarations import Model
+from ...declarations import PUBLIC, Media, Model
 from ...permissions import PROJECT_READ
 from ...plugin_api import Request, Route
+from .executable import SCHEMA, context_of
 from .persisted import PersistedQueries, PersistedQueryError
-from .schema import SCHEMA, context_of
 
 GRAPHQL_PATH = "/api/graphql"
+SDL_PATH = f"{GRAPHQL_PATH}/schema.graphql"
 STATE = "public_api.persisted_queries"
 MAX_QUERY = 20_000
 NO_QUERY = "send a GraphQL query in 'query' (or a persisted query's hash in 'extensions')"
@@ -45,7 +46,7 @@ def _error(message: str, code: str) -> GraphQLResponse:
 
 
 async def graphql(request: Request) -> GraphQLResponse:
-    """Run a GraphQL query over your projects, tracks, clips and assets.
+    """Run a GraphQL query over your projects, tracks, clips and assets, or a mutation.
 
     Depth and cost are limited; persisted queries follow the APQ protocol
     (`extensions.persistedQuery.sha256Hash`). See docs/public-api.md#graphql.
@@ -60,13 +61,24 @@ async def graphql(request: Request) -> GraphQLResponse:
         return _error(NO_QUERY, "BAD_REQUEST")
     result = await SCHEMA.execute(
         query, variable_values=body.variables, operation_name=body.operationName,
-        context_value=context_of(request.app, request.principal, request.context))
+        context_value=context_of(request.app, request.principal, request.context,
+                                 request.native.remote or ""))
     answer = GraphQLResponse(data=result.data)
     if result.errors:
         answer.errors = [error.formatted for error in result.errors]
     return answer
 
 
+async def schema_sdl(request: Request) -> str:
+    """The GraphQL schema (SDL) of `/api/graphql`: every type, query and mutation."""
+    return SDL
+
+
+#: The schema's SDL, printed once.
+SDL = SCHEMA.as_str() + "\n"
+
 ROUTES = [Route(method="POST", path=GRAPHQL_PATH, handler=graphql, permission=PROJECT_READ,
                 body=GraphQLRequest, response=GraphQLResponse, problem=True,
-                max_body=MAX_QUERY * 4)]
+                max_body=MAX_QUERY * 4),
+          Route(method="GET", path=SDL_PATH, handler=schema_sdl, permission=PUBLIC,
+                response=Media("text/plain"))]

@@ -1,4 +1,4 @@
-"""The GraphQL schema: me, projects (a cursor connection), project → tracks → clips, assets.
+"""The GraphQL read types and ``Query``: me, projects (a cursor connection), tracks, assets.
 
 Resolvers read through :mod:`.loaders` (batched) and :mod:`..services`, so GraphQL
 shows what ``/api/v1`` shows. Permissions are REST's: the route needs
@@ -8,18 +8,8 @@ both scopes); a project the caller holds no role on is ``null``, as a missing on
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
 
 from ...declarations import Principal
 from ...errors import ApiError
@@ -27,10 +17,9 @@ from ...keys import ACCOUNTS
 from ...permissions import ACCOUNT_READ
 from .. import resources
 from ..state import api_state
-from .limits import MAX_DEPTH, MAX_PAGE, CostLimit
+from .limits import MAX_PAGE
 from .loaders import loaders_of
 
-log = logging.getLogger(__name__)
 NO_SCOPE = ("this API key lacks the scope {scope!r} that {field} needs (it holds: "
             "{scopes}); make a key with that scope")
 
@@ -47,7 +36,8 @@ class Clip:
     fade_out: int
 
 
-@strawberry.type(description="A track of the project's document, read-only.")
+@strawberry.type(description="A track of the project's document (change it with addTrack, "
+                               "renameTrack, setTrackMix).")
 class Track:
     id: strawberry.ID
     name: str
@@ -190,43 +180,3 @@ class Query:
     async def project(self, info: strawberry.Info, id: strawberry.ID) -> Project | None:
         found = await loaders_of(info).projects.load(str(id))
         return _project(found) if found is not None else None
-
-
-def _mask(error: GraphQLError) -> bool:
-    """Mask unexpected server errors; ours and graphql's own are meant for the client."""
-    original = error.original_error
-    return original is not None and not isinstance(original, GraphQLError | ApiError)
-
-
-class _Schema(strawberry.Schema):
-    """The schema; a client's mistakes go to the debug log, the server's own as errors."""
-
-    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None
-                       ) -> None:
-        for error in errors:
-            if _mask(error):
-                log.error("GraphQL resolver failed", exc_info=error.original_error)
-            else:
-                log.debug("GraphQL error for the client: %s", error.message)
-
-
-#: Parsed and validated documents kept by query text (the limits depend on the text only).
-CACHED_DOCUMENTS = 1000
-
-#: The limits' rules, made once: the validation cache is keyed by the rule classes, and
-#: ``QueryDepthLimiter`` makes a new class each time it is built.
-LIMIT_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules, CostLimit]
-
-SCHEMA = _Schema(query=Query, extensions=[
-    lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
-    lambda: AddValidationRules(LIMIT_RULES),
-    lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
-    lambda: MaskErrors(should_mask_error=_mask)])
-
-
-def context_of(app: Any, principal: Principal, plugin_context: Any) -> dict[str, Any]:
-    """The ``info.context`` of one request."""
-    from .loaders import Loaders
-
-    return {"app": app, "principal": principal, "context": plugin_context,
-            "loaders": Loaders(app, principal)}

@@ -10,6 +10,7 @@ from typing import Any
 from ...declarations import Media
 from ...errors import NotFound, Unavailable
 from ...plugin_api import PUBLIC, Reply, Request, Route
+from ..graphql.route import GRAPHQL_PATH, SDL_PATH
 from ..openapi_v1 import OPENAPI_V1_PATH, openapi_v1
 from . import guides
 
@@ -62,7 +63,8 @@ def _page(title: str, body: str) -> str:
             f'<meta name="viewport" content="width=device-width, initial-scale=1">{_ICON}'
             f"<title>{escape(title)} · Max Booster Studio developers</title>"
             f"<style>{_STYLE}</style></head><body><header><a href=\"{PORTAL}\">Docs</a>"
-            f'<a href="{PORTAL}/reference">API reference</a>{nav}</header>'
+            f'<a href="{PORTAL}/reference">API reference</a>'
+            f'<a href="{SDL_PATH}">GraphQL schema</a>{nav}</header>'
             f"<main>{body}</main></body></html>")
 
 
@@ -80,7 +82,9 @@ async def index(request: Request) -> str:
     version = escape(document["info"]["version"])
     body = (f"<h1>Max Booster Studio public API</h1><p>Version {version}: REST under "
             f"<code>/api/v1</code>, described by <a href=\"{OPENAPI_V1_PATH}\">its OpenAPI "
-            f"document</a> and the <a href=\"{PORTAL}/reference\">API reference</a>.</p>"
+            f"document</a> and the <a href=\"{PORTAL}/reference\">API reference</a>; GraphQL "
+            f"at <code>{GRAPHQL_PATH}</code>, described by <a id=\"graphql-schema\" "
+            f"href=\"{SDL_PATH}\">its schema (SDL)</a>.</p>"
             f"<h2>Guides</h2><ul>{items}</ul><h2>Operations</h2>"
             f'<table id="operations"><tbody>{rows}</tbody></table>')
     return _page("Docs", body)

@@ -15,7 +15,7 @@ from ...declarations import Model, Query
 from ...keys import ACCOUNTS
 from ...permissions import ACCOUNT_ADMIN
 from ...plugin_api import Request, Route
-from ..services import V1
+from ..resources import V1
 from ..state import api_state
 from .histogram import BOUNDS_MS
 from .store import Tally, day_of

@@ -14,9 +14,9 @@ from aiohttp import web
 
 from ...errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from ...plugin_api import Empty, Request, Route
-from ..resources import Deleted
+from ..resources import V1, Deleted
 from ..respond import answer
-from ..services import V1, rfc3339
+from ..services import rfc3339
 from ..state import api_state
 from ..webhook_signature import new_secret
 from .delivery import TEST_EVENT, message_body

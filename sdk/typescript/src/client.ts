@@ -19,6 +19,16 @@ export type UsageReport = Schemas['UsageReport']
 export type Transcript = Schemas['Transcript']
 export type TranscriptPage = Schemas['TranscriptPage']
 export type TranscriptionJob = Schemas['TranscriptionJob']
+export type NewTrack = Schemas['NewTrack']
+export type TrackChange = Schemas['TrackChange']
+export type Release = Schemas['Release']
+export type ReleasePage = Schemas['ReleasePage']
+export type ReleaseDeliveryPage = Schemas['ReleaseDeliveryPage']
+export type RoyaltyStatementPage = Schemas['RoyaltyStatementPage']
+export type Beat = Schemas['Beat']
+export type BeatPage = Schemas['BeatPage']
+export type OrderPage = Schemas['OrderPage']
+export type LicencePage = Schemas['LicencePage']
 type Query<Op extends keyof operations> = NonNullable<operations[Op]['parameters']['query']>
 export type ProjectFilters = Omit<Query<'v1_list_projects'>, 'cursor'>
 
@@ -150,6 +160,46 @@ export class MaxBooster {
 
   listBounces (projectId: string, query: Query<'v1_list_bounces'> = {}): Promise<BouncePage> {
     return this.request('GET', `/api/v1/projects/${segment(projectId)}/bounces`, { query })
+  }
+
+  addTrack (projectId: string, track: NewTrack, idempotencyKey?: string): Promise<Track> {
+    return this.request('POST', `/api/v1/projects/${segment(projectId)}/tracks`, { body: track, idempotencyKey })
+  }
+
+  changeTrack (projectId: string, trackId: string, change: TrackChange, options: { ifMatch?: string } = {}): Promise<Track> {
+    return this.request('PATCH', `/api/v1/projects/${segment(projectId)}/tracks/${segment(trackId)}`, { body: change, ...options })
+  }
+
+  listReleases (query: Query<'v1_distribution_list_releases'> = {}): Promise<ReleasePage> {
+    return this.request('GET', '/api/v1/releases', { query })
+  }
+
+  getRelease (releaseId: string): Promise<Release> {
+    return this.request('GET', `/api/v1/releases/${segment(releaseId)}`)
+  }
+
+  listReleaseDeliveries (releaseId: string, query: Query<'v1_distribution_list_deliveries'> = {}): Promise<ReleaseDeliveryPage> {
+    return this.request('GET', `/api/v1/releases/${segment(releaseId)}/deliveries`, { query })
+  }
+
+  listRoyaltyStatements (query: Query<'v1_distribution_list_statements'> = {}): Promise<RoyaltyStatementPage> {
+    return this.request('GET', '/api/v1/royalty-statements', { query })
+  }
+
+  listBeats (query: Query<'v1_marketplace_list_beats'> = {}): Promise<BeatPage> {
+    return this.request('GET', '/api/v1/beats', { query })
+  }
+
+  getBeat (beatId: string): Promise<Beat> {
+    return this.request('GET', `/api/v1/beats/${segment(beatId)}`)
+  }
+
+  listOrders (query: Query<'v1_marketplace_list_orders'> = {}): Promise<OrderPage> {
+    return this.request('GET', '/api/v1/orders', { query })
+  }
+
+  listLicences (query: Query<'v1_marketplace_list_licences'> = {}): Promise<LicencePage> {
+    return this.request('GET', '/api/v1/licences', { query })
   }
 
   createBounce (projectId: string, options: BounceOptions, idempotencyKey?: string): Promise<Bounce> {

@@ -1,0 +1,79 @@
+"""Distribution's resources in the public REST API (``/api/v1``): releases, their
+deliveries to stores and royalty statements, with their pages and filters."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from business.distribution.delivery import STATES
+from dawserver.plugin_api import Model, PublicListing, PublicResource
+
+RELEASE_STATUSES = ("draft", "ready", "blocked")
+
+
+class Release(PublicResource):
+    """A release of the account and where the compliance gate stands on it."""
+
+    id: str
+    title: str
+    status: str = Field(description="draft (not checked since its last change), ready "
+                                    "(passed the gate) or blocked (failed it)")
+    release_date: str = Field(description="YYYY-MM-DD")
+
+
+class ReleaseDelivery(PublicResource):
+    """A release's delivery to one store: its state and its last error."""
+
+    id: str
+    release_id: str
+    store: str
+    action: str = Field(description="new, update or takedown")
+    state: str = Field(description=", ".join(STATES))
+    attempts: int
+    last_error: str
+    queued_at: str = Field(description="RFC 3339, UTC")
+    updated_at: str = Field(description="RFC 3339, UTC")
+    delivered_at: str | None = Field(description="RFC 3339, UTC; null until delivered")
+
+
+class RoyaltyStatement(PublicResource):
+    """A store's royalty statement imported into the account's ledger."""
+
+    id: str
+    source: str
+    imported_at: str = Field(description="RFC 3339, UTC")
+    line_count: int
+    totals: dict[str, int] = Field(description="Cents per currency (ISO 4217 code).")
+
+
+class ReleasePage(Model):
+    """A page of releases, ordered by id."""
+
+    data: list[Release]
+    next_cursor: str | None
+
+
+class ReleaseDeliveryPage(Model):
+    """A page of a release's deliveries, ordered by store."""
+
+    data: list[ReleaseDelivery]
+    next_cursor: str | None
+
+
+class RoyaltyStatementPage(Model):
+    """A page of royalty statements, oldest import first."""
+
+    data: list[RoyaltyStatement]
+    next_cursor: str | None
+
+
+class ReleaseFilter(PublicListing):
+    """Releases, filtered by gate status."""
+
+    status: str | None = Field(None, pattern=f"^({'|'.join(RELEASE_STATUSES)})$")
+
+
+class DeliveryFilter(PublicListing):
+    """Deliveries, filtered by state."""
+
+    state: str | None = Field(None, pattern=f"^({'|'.join(STATES)})$")

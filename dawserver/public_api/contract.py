@@ -1,0 +1,60 @@
+"""What a plug-in needs to serve part of ``/api/v1``: its routes' mounting and answers.
+
+A plug-in returns :class:`~dawserver.declarations.Route` s from its ``public_routes``
+hook with paths relative to ``/api/v1`` (``/releases``); :func:`mounted` puts each
+under ``/api/v1`` with problem-details errors, so it is in the v1 OpenAPI document,
+the docs portal and the SDKs' types like the core's own routes. Handlers answer with
+:func:`answer_one` and :func:`answer_page`: the same ETags, sparse fields and signed
+cursors as the core's resources. The plug-in API re-exports these names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from ..declarations import Route
+from ..errors import PluginError
+from .fields import parse_fields
+from .resources import V1, Listing, One, Resource, rfc3339
+from .respond import answer
+from .state import api_state
+
+T = TypeVar("T", bound=BaseModel)
+
+__all__ = ["Listing", "One", "Resource", "answer_one", "answer_page", "mounted", "rfc3339"]
+
+
+def mounted(route: Route, plugin: str) -> Route:
+    """``route`` of plug-in ``plugin``, declared relative to ``/api/v1``, under it."""
+    if not route.path.startswith("/") or route.path.startswith(f"{V1}/"):
+        raise PluginError(f"plug-in {plugin!r}: public route {route.label!r} must be a path "
+                          f"relative to {V1} starting with '/' (e.g. '/releases')")
+    name = route.name or f"v1_{plugin.replace('.', '_')}_{route.handler.__name__}"
+    return dataclasses.replace(route, path=f"{V1}{route.path}", problem=True, name=name)
+
+
+def answer_one(request: Any, item: BaseModel) -> web.Response:
+    """``item`` (a :class:`Resource`) as the answer, cut to the ``fields`` asked for."""
+    fields = parse_fields(getattr(request.query, "fields", None), type(item))
+    return answer(request, item, fields=fields)
+
+
+def answer_page(request: Any, page: type[BaseModel], items: Sequence[T],
+                key: Callable[[T], Sequence[Any]], *, list_name: str = "") -> web.Response:
+    """The page of ``items`` that ``request.query`` (a :class:`Listing`) asks for.
+
+    ``page`` is the page model (``data`` and ``next_cursor``), ``key`` a unique sort key
+    of an item (JSON values); the cursor is bound to ``list_name`` (default: the path).
+    """
+    query: Listing = request.query
+    item_model = page.model_fields["data"].annotation.__args__[0]  # list[Item]
+    fields = parse_fields(query.fields, item_model)
+    scope = list_name or request.native.path
+    chosen, after = api_state(request.context).cursors.page(
+        scope, items, key, query.limit, query.cursor)
+    return answer(request, page(data=chosen, next_cursor=after), fields=fields)
