@@ -155,8 +155,8 @@ class YouTubeConnector(Connector):
         views = {p.at.date(): float(p.value) for p in out.points
                  if p.metric == "views" and p.entity_id == entity.id and not p.dimensions
                  and start <= p.at.date() <= end}
-        for day in sorted(views):
-            await self.audience(entity, day, views[day], out)
+        for day in sorted(day for day, count in views.items() if count > 0):
+            await self.audience(entity, day, views[day], out)  # two calls of the day's quota
 
     async def audience(self, entity: Entity, day: date, views: float, out: Fetched) -> None:
         """One day's demographics (as views) and countries."""
