@@ -84,7 +84,8 @@ class IdSet:
         self._count += 1
 
     def update(self, items: Iterable[ID]) -> None:
-        for client, clock in items:
+        """Add ``items`` (in order: a whole document's ids each extend the last range)."""
+        for client, clock in sorted(items):
             self.add(client, clock)
 
     def __len__(self) -> int:
