@@ -8,6 +8,8 @@ consecutive clocks.  These tests count what it keeps, never time anything.
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,26 @@ def test_the_replacing_run_is_what_yjs_would_refuse_too() -> None:
     last = (editor.doc.client_id, state[editor.doc.client_id] - 1)
     one_value = UpdateBuilder([(5151, 0, [Item(8, any_string("x"), origin=last)])]).encode()
     trial.attempt(one_value, read_update(one_value))
+
+
+def test_a_document_loaded_and_read_as_a_session_is_freed() -> None:
+    """Each bounce loads the project into a fresh document and reads its session; the
+    views' cache observers once kept every such document alive (a cycle through yrs)."""
+    encoded = fixed_project().doc.get_update()
+    refs = []
+    for _ in range(3):
+        doc = Doc()
+        doc.apply_update(encoded)
+        document = ProjectDocument(doc)
+        assert document.to_session().tracks  # watches clips and MIDI clips for its caches
+        refs.append((weakref.ref(document), weakref.ref(doc)))
+    del doc, document
+    gc.collect()
+    assert [(view(), doc()) for view, doc in refs] == [(None, None)] * 3
+
+
+def test_the_caches_still_follow_changes_while_the_document_lives() -> None:
+    project = fixed_project()
+    assert project.clip_sources() == {"/x.wav"}
+    project.update_clip("c0", source="/y.wav")
+    assert project.clip_sources() == {"/x.wav", "/y.wav"}
