@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -383,7 +384,7 @@ class MidiEdits:
         root = self._roots["midi_clips"]
         if self._midi_watch is None:
             self._midi_cache = {}
-            self._midi_watch = root.observe_deep(self._forget_midi_clips)
+            self._midi_watch = root.observe_deep(weakly(self._forget_midi_clips))
         # inside an open transaction the observer has not run yet: read, keep nothing
         pending = getattr(getattr(self, "doc", None), "_txn", None) is not None
         cache: dict[str, tuple[str, MidiClip | None]] = {} if pending else (
@@ -412,3 +413,21 @@ class MidiEdits:
             else:
                 for key in getattr(event, "keys", {}) or {}:
                     cache.pop(str(key), None)
+
+
+def weakly(method: Callable[[Any], None]) -> Callable[[Any], None]:
+    """An observer calling the bound ``method`` while its object lives.
+
+    A pycrdt document keeps its observers in yrs, where Python's collector cannot
+    see a cycle: an observer holding a typed view of the document (and so the
+    document) kept every loaded document alive for good (issue 19's soak: each
+    bounce's copy of the project was never freed).
+    """
+    ref = weakref.WeakMethod(method)
+
+    def call(events: Any) -> None:
+        bound = ref()
+        if bound is not None:
+            bound(events)
+
+    return call

@@ -57,7 +57,7 @@ from . import automation as lanes
 from .changes import Change, DocumentWatch
 from .errors import SchemaError
 from .immersive import ImmersiveEdits
-from .midi import MidiEdits
+from .midi import MidiEdits, weakly
 from .tempo import TEMPO_ROOTS, TempoEdits
 from .time_fields import (
     TIME_CLIP_FIELDS,
@@ -519,7 +519,8 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
         """Every audio file a clip uses (read once, then kept until a clip changes)."""
         if self._clip_sources is None:
             if self._clips_watch is None:
-                self._clips_watch = self._roots["clips"].observe_deep(self._forget_sources)
+                self._clips_watch = self._roots["clips"].observe_deep(
+                    weakly(self._forget_sources))
             self._clip_sources = frozenset(str(clip.get("source"))
                                            for clip in self._roots["clips"].values())
         return self._clip_sources

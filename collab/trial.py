@@ -175,6 +175,11 @@ class TrialDoc:
         """Whether a copy or an index is in memory."""
         return self._copy is not None or self._index is not None
 
+    @property
+    def index_size(self) -> int:
+        """How many id ranges the index keeps (0 without one); see :attr:`TypeIndex.size`."""
+        return 0 if self._index is None else self._index.size
+
     def _fresh_copy(self) -> Doc:
         self._state = None
         copy = Doc()

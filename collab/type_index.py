@@ -36,23 +36,66 @@ log = logging.getLogger(__name__)
 
 
 class IdSet:
-    """A set of item ids kept as clocks per client (a third of the memory of id tuples)."""
+    """A set of item ids kept as sorted, disjoint clock ranges per client.
 
-    __slots__ = ("_clocks",)
+    A client's items mostly take consecutive clocks (each fader move is one more map
+    entry after the last), so a long editing session is a few ranges, where a set of
+    clocks kept every id ever written: 24,000 fader moves made 35,000 entries that the
+    index held until the room went idle.
+    """
+
+    __slots__ = ("_count", "_ends", "_starts")
 
     def __init__(self) -> None:
-        self._clocks: dict[int, set[int]] = defaultdict(set)
+        self._starts: dict[int, list[int]] = {}
+        self._ends: dict[int, list[int]] = {}
+        self._count = 0
 
     def __contains__(self, item: ID) -> bool:
-        clocks = self._clocks.get(item[0])
-        return clocks is not None and item[1] in clocks
+        starts = self._starts.get(item[0])
+        if not starts:
+            return False
+        at = bisect.bisect_right(starts, item[1]) - 1
+        return at >= 0 and item[1] < self._ends[item[0]][at]
+
+    def add(self, client: int, clock: int) -> None:
+        """Add the id ``client#clock``."""
+        starts = self._starts.setdefault(client, [])
+        ends = self._ends.setdefault(client, [])
+        if starts and clock == ends[-1]:  # the usual case: the client's next clock
+            ends[-1] += 1
+            self._count += 1
+            return
+        at = bisect.bisect_right(starts, clock) - 1
+        if at >= 0 and clock < ends[at]:
+            return  # held already
+        joins_left = at >= 0 and ends[at] == clock
+        joins_right = at + 1 < len(starts) and starts[at + 1] == clock + 1
+        if joins_left and joins_right:
+            ends[at] = ends[at + 1]
+            del starts[at + 1], ends[at + 1]
+        elif joins_left:
+            ends[at] = clock + 1
+        elif joins_right:
+            starts[at + 1] = clock
+        else:
+            starts.insert(at + 1, clock)
+            ends.insert(at + 1, clock + 1)
+        self._count += 1
 
     def update(self, items: Iterable[ID]) -> None:
-        for client, clock in items:
-            self._clocks[client].add(clock)
+        """Add ``items`` (in order: a whole document's ids each extend the last range)."""
+        for client, clock in sorted(items):
+            self.add(client, clock)
 
     def __len__(self) -> int:
-        return sum(map(len, self._clocks.values()))
+        """How many ids it holds."""
+        return self._count
+
+    @property
+    def ranges(self) -> int:
+        """How many ranges it keeps (what its memory follows)."""
+        return sum(map(len, self._starts.values()))
 
 
 class TypeIndex:
@@ -103,6 +146,12 @@ class TypeIndex:
             raise MalformedUpdate(f"parent {client}#{clock} is not a shared type; an item "
                                   "can only sit in a map or an array")
         self._entries_of(summary)
+
+    @property
+    def size(self) -> int:
+        """How many ranges of ids it keeps: its memory follows this, not the edits made."""
+        return (self.types.ranges + self.entries.ranges
+                + sum(map(len, self._collected.values())))
 
     def _entries_of(self, summary: UpdateSummary) -> set[ID]:
         """The map entries of ``summary``: named ones and those replacing an entry.

@@ -6,11 +6,12 @@ data directory, SQLite store) with a project holding one second of audio; ``--ur
 ``--project``, ``--token`` and ``--pid`` drives a server already running instead.
 
 For ``--duration`` seconds it drives ``--editors`` Python editors over WebSockets (each
-moves its own track's fader ``--edit-hz`` times a second and adds a comment every few
-seconds), uploads a new audio file every ``--upload-every`` seconds and asks for a bounce
-every ``--bounce-every`` seconds. Each window (``--window`` seconds, a minute by default)
-it reports the server's resident memory (RSS) and the edit latency (a fader move on one
-editor until another editor's document holds it) as p50/p95/p99.
+moves its own track's fader ``--edit-hz`` times a second and adds a comment every
+``--comment-every`` seconds, 3 by default, 0 for none), uploads a new audio file every
+``--upload-every`` seconds and asks for a bounce every ``--bounce-every`` seconds. Each
+window (``--window`` seconds, a minute by default) it reports the server's resident
+memory (RSS) and the edit latency (a fader move on one editor until another editor's
+document holds it) as p50/p95/p99.
 
 At the end it checks that nothing was lost: a fresh editor loads every comment written
 (each exactly once) and every editor's last fader value, every upload is listed, every
@@ -235,7 +236,8 @@ class Editors:
             for older in [v for v, t in pending.items() if t < sent]:
                 del pending[older]  # overtaken: the later value won (not a loss)
 
-    async def run(self, editor: int, hz: float, until: float) -> None:
+    async def run(self, editor: int, hz: float, until: float, comment_every: float = 3.0
+                  ) -> None:
         client, k = self.clients[editor], 0
         while time.monotonic() < until and not client.closed.is_set():
             k += 1
@@ -243,7 +245,7 @@ class Editors:
             self.pending[editor][value] = time.perf_counter()
             client.document.set_track_gain(f"t{editor}", value)
             self.tally.last_gain[f"t{editor}"] = value
-            if k % max(1, int(hz * 3)) == 0:
+            if comment_every > 0 and k % max(1, int(hz * comment_every)) == 0:
                 text = f"editor {editor} note {k}"
                 client.document.add_comment(f"e{editor}", text)
                 self.tally.comments.append(text)
@@ -342,7 +344,7 @@ async def soak(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     start = time.monotonic()
     until = start + args.duration
     async with aiohttp.ClientSession() as http, Editors(target, args.editors, tally) as eds:
-        tasks = [asyncio.create_task(eds.run(i, args.edit_hz, until))
+        tasks = [asyncio.create_task(eds.run(i, args.edit_hz, until, args.comment_every))
                  for i in range(args.editors)]
         tasks.append(asyncio.create_task(uploads(http, target, tally, args.upload_every,
                                                  until)))
@@ -378,6 +380,8 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window", type=float, default=60.0, help="seconds per report line")
     parser.add_argument("--editors", type=int, default=4)
     parser.add_argument("--edit-hz", type=float, default=5.0, help="fader moves a second, each")
+    parser.add_argument("--comment-every", type=float, default=3.0,
+                        help="seconds between one editor's comments (0: none)")
     parser.add_argument("--upload-every", type=float, default=10.0)
     parser.add_argument("--bounce-every", type=float, default=30.0)
     parser.add_argument("--max-rss-growth-mib", type=float, default=64.0)
