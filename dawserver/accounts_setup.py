@@ -93,6 +93,30 @@ def plugin_owner_emails(app: web.Application
     return owner_emails
 
 
+def plugin_people_emails(app: web.Application
+                         ) -> Callable[[str], Awaitable[list[str]]]:
+    """``await people_emails(account_id)`` for the plug-ins' context: the address of a
+    person, or of every member (any role) of an organisation or team (empty before the
+    account service started, or for an unknown account)."""
+    async def people_emails(account_id: str) -> list[str]:
+        service = app.get(ACCOUNTS)
+        if service is None:
+            return []
+        account = await service.store.account(account_id)
+        if account is None:
+            return []
+        if account.is_person:
+            return [account.email] if account.email else []
+        found = []
+        for member in await service.store.members(account_id):
+            person = await service.store.account(member.person_id)
+            if person is not None and person.email:
+                found.append(person.email)
+        return found
+
+    return people_emails
+
+
 async def accounts_context(app: web.Application) -> AsyncIterator[None]:
     """Migrate the accounts tables in every region's database, then build the service
     and the rate limiter."""

@@ -169,11 +169,13 @@ class Recorder:
 @contextlib.asynccontextmanager
 async def social_app(tmp_path: Path, db_url: str, *networks: InTestNetwork,
                      memberships: dict[tuple[str, str], str] | None = None,
+                     people: dict[str, list[str]] | None = None,
                      settings: dict[str, Any] | None = None
                      ) -> AsyncIterator[tuple[TestClient, Any]]:
     """The plug-ins installed on ``db_url`` with ``networks``; (client, plug-in context).
 
-    ``memberships`` maps (organisation or team, person) to a role.
+    ``memberships`` maps (organisation or team, person) to a role; ``people`` an account
+    to its people's addresses (``context.people_emails``).
     """
     config = {"data_dir": tmp_path / "data", "database_url": db_url,
               "plugins": {"social": {"refresh_check_s": 3600, "expiry_check_s": 3600,
@@ -188,6 +190,12 @@ async def social_app(tmp_path: Path, db_url: str, *networks: InTestNetwork,
         return found.get((group, person))
 
     context.membership = membership
+    addresses = dict(people or {})
+
+    async def people_emails(account_id: str) -> list[str]:
+        return addresses.get(account_id, [])
+
+    context.people_emails = people_emails
     async with TestClient(TestServer(app)) as client:
         yield client, context
 

@@ -1,7 +1,8 @@
 """The inbox section of /social in real headless Debian Chromium, against ``dawserver serve``
 and the fake X: a mention stream polled into the inbox shows each item's sentiment (English
 scored, Italian "not scored"), its assignee by a round-robin rule and the spike alert;
-marking an item answered stores its first response time and shows it."""
+marking an item answered stores its first response time and shows it; streams are added
+from the page's form (a spike address outside the account refused) and stopped."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 from loopback import free_port
-from pagebrowser import browser_missing, plugin_site, screenshot, served_in_a_thread
+from pagebrowser import EMAIL, browser_missing, plugin_site, screenshot, served_in_a_thread
 from social_browser import SocialPerson
 
 from business.social.fakes import FAKES, FakeNetworks
@@ -126,5 +127,52 @@ def test_an_item_is_answered_by_reply_and_a_direct_message_by_message(
         page.locator("#inbox-report", has_text="2 of 2 answered").wait_for()
         screenshot(page, "social-inbox-answers")
         assert ada.errors(refusals=0) == []
+    finally:
+        ada.close()
+
+
+def test_streams_are_added_from_the_form_and_spike_mail_only_to_the_accounts_people(
+        site: tuple[Any, Any, Any]) -> None:
+    server, fake, browser = site
+    ada = SocialPerson(browser, server.url, viewport={"width": 1400, "height": 1000})
+    try:
+        ada.sign_in_by_api()
+        channel = ada.connect("x")
+        page = ada.open()
+        form = page.locator("#stream-form")
+        form.get_by_label("Channel").locator(f"option[value='{channel}']").wait_for(
+            state="attached")
+        assert "No streams yet." in page.locator("#listening-streams").inner_text()
+        form.get_by_label("Stream").select_option("hashtag")
+        form.get_by_label("Term").fill("#newsingle")
+        form.get_by_label("Spike at (posts an hour)").fill("5")
+        # a stranger's address: the server refuses it (422) and the page says why
+        form.get_by_label("Mail spikes to").fill("stranger@else.example")
+        form.get_by_role("button", name="Add stream").click()
+        page.get_by_role("alert").filter(
+            has_text="not the address of one of this account's people").wait_for()
+        assert ada.call("GET", "/api/social/listening/queries") == []
+        form.get_by_label("Mail spikes to").fill(EMAIL)
+        form.get_by_role("button", name="Add stream").click()
+        streams = page.locator("#listening-streams li[data-query]")
+        streams.filter(has_text="hashtag #newsingle on x").wait_for()
+        assert f"spike at 5, mailed to {EMAIL}" in streams.first.inner_text()
+        # mentions need no term: the field is hidden and not sent
+        form.get_by_label("Stream").select_option("mention")
+        assert not form.get_by_label("Term").is_visible()
+        form.get_by_label("Mail spikes to").fill("")
+        form.get_by_role("button", name="Add stream").click()
+        streams.filter(has_text="mention on x").wait_for()
+        found = ada.call("GET", "/api/social/listening/queries")
+        assert sorted((q["kind"], q["term"], q["min_count"], q["notify_email"])
+                      for q in found) == [("hashtag", "#newsingle", 5, EMAIL),
+                                          ("mention", "", 5, "")]
+        assert all(q["channel_id"] == channel for q in found)
+        streams.filter(has_text="hashtag").get_by_role("button", name="Stop").click()
+        streams.filter(has_text="hashtag").wait_for(state="detached")
+        assert [q["kind"] for q in ada.call("GET", "/api/social/listening/queries")] == [
+            "mention"]
+        screenshot(page, "social-inbox-streams")
+        assert ada.errors(refusals=1) == []
     finally:
         ada.close()

@@ -15,7 +15,7 @@ import pytest
 from social_fakes import CLIENT_ID, CLIENT_SECRET, sign_in, social_network, until
 from social_helpers import Recorder, database_url, migrated, social_app, who
 
-from business.social.errors import RateLimited, SocialError
+from business.social.errors import NotPersonOfAccount, RateLimited, SocialError
 from business.social.fakes import FAKES, FakeNetworks
 from business.social.inbox import Rule, check_rule, choose
 from business.social.listening import SPIKE_EVENT, Listening, is_spike
@@ -215,8 +215,18 @@ def test_poll_stores_once_assigns_alerts_with_cooldown_and_retries_429(db_url: s
                 token = (await sign_in(net)).access_token
                 clock = [time.time()]
                 publish, mail = Recorder(), Mail()
+                people = {"acc": ["A@B.example", "cat@b.example"], "other": ["eve@x.example"]}
+
+                async def people_of(account_id: str) -> list[str]:
+                    return people.get(account_id, [])
                 listening = Listening(db, OneChannel(net.connector, token, "x"), None,
-                                      publish, mail, clock=lambda: clock[0])
+                                      publish, mail, people=people_of, clock=lambda: clock[0])
+                # spike mail goes to the account's people only: any other address refused
+                for stranger in ("eve@x.example", "a@b.example.evil", "nobody@b.example"):
+                    with pytest.raises(NotPersonOfAccount, match="not the address of one"):
+                        await listening.add_query("acc", "ch1", "keyword", "drop",
+                                                  notify_email=stranger)
+                assert await listening.queries("acc") == []
                 query = await listening.add_query("acc", "ch1", "keyword", "drop",
                                                   min_count=5, sensitivity=3.0,
                                                   cooldown_s=3600, notify_email="a@b.example")
@@ -267,6 +277,12 @@ def test_poll_stores_once_assigns_alerts_with_cooldown_and_retries_429(db_url: s
                                                for _ in range(2)))
                 assert sorted(raced) == [False, True]
                 assert len(await listening.alerts("acc")) == 3 and len(mail.sent) == 3
+                # once the person left the account, alerts are kept but mailed no more
+                people["acc"] = ["cat@b.example"]
+                await db.execute("UPDATE social_listen_queries SET last_alert_at = NULL")
+                assert await listening.check_spike("acc", query["query_id"])
+                assert len(await listening.alerts("acc")) == 4 and len(mail.sent) == 3
+                assert [to for to, _, _ in mail.sent] == ["a@b.example"] * 3
                 # response time: the first answer counts, a second changes nothing
                 clock[0] += 90
                 answered = await listening.respond("acc", refund["item_id"], "ana")
@@ -311,10 +327,18 @@ def test_routes_inbox_rules_spike_event_and_another_accounts_ids(tmp_path: Path)
             connector = connector_for("x", server.base_url("x"), CLIENT_ID, CLIENT_SECRET,
                                       session)
             url = f"sqlite://{tmp_path / 'social.sqlite3'}"
-            async with social_app(tmp_path, url, connector,
+            people = {"acc": ["ada@studio.example"], "other": ["eve@else.example"]}
+            async with social_app(tmp_path, url, connector, people=people,
                                   settings={"listening": {"poll_s": 3600}}) as (client, context):
                 ada, eve = who("acc", "p_ada", "owner"), who("other", "p_eve", "owner")
                 channel = await _connect_x(client, session, ada)
+                # spike mail to another account's person (or anyone else): 422, clearly
+                refused = await client.post("/api/social/listening/queries", headers=ada,
+                                            json={"channel_id": channel, "kind": "mention",
+                                                  "notify_email": "eve@else.example"})
+                assert refused.status == 422, await refused.text()
+                assert "not the address of one of this account's people" in (
+                    await refused.json())["error"]
                 bad = await client.post("/api/social/inbox/rules", headers=ada, json={
                     "kind": "keyword", "pattern": "refund (please", "team": ["p_ada"]})
                 assert bad.status == 400

@@ -84,6 +84,10 @@ class NotAllowedError(SocialError):
     """The person may not do this (approve their own post, approve outside a tier)."""
 
 
+class NotPersonOfAccount(SocialError):
+    """An address (a notification's recipient) is none of the account's people (422)."""
+
+
 class InvalidPost(SocialError):
     """The post breaks its networks' rules: ``problems`` per channel and field."""
 

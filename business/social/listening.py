@@ -11,7 +11,9 @@ checks for a spike: the items posted in the last hour against the hourly mean of
 hours before; a spike is at least ``min_count`` items and ``sensitivity`` times that
 mean (a mean under 1 counts as 1). An alert is stored, published as
 ``social.listening_spike`` (webhooks subscribe to it) and mailed to the query's
-``notify_email``, then no other alert of the query for ``cooldown_s``. A 429 or 5xx
+``notify_email``, then no other alert of the query for ``cooldown_s``. That address must
+be one of the account's people (``people``: the person's own, or a member's of an
+organisation or team), else the query is refused; one who left later gets no more mail. A 429 or 5xx
 ends the job with ``Retry`` after the network's wait; nothing read is lost since the
 cursor moves only with the items (a burst beyond ``MAX_PAGES`` pages between two polls
 keeps its newest posts only).
@@ -28,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from business.social.errors import NetworkError, NotFoundError, SocialError
+from business.social.errors import NetworkError, NotFoundError, NotPersonOfAccount, SocialError
 from business.social.inbox import Rule, check_rule, choose
 from business.social.listening_streams import check_stream, read_stream
 from business.social.sentiment import Sentiment, analyse
@@ -41,6 +43,8 @@ BASELINE_HOURS = 12
 
 Publish = Callable[..., Awaitable[Any]]
 Mail = Callable[..., Awaitable[Any]]
+#: ``await people(account_id)`` -> the addresses of the account's people.
+People = Callable[[str], Awaitable[list[str]]]
 
 
 def queue_settings() -> QueueSettings:
@@ -74,12 +78,14 @@ class Listening:
     """Queries, their polls, the inbox and its rules, for one database."""
 
     def __init__(self, db: Any, channels: Any, queue: Any, publish: Publish, mail: Mail, *,
-                 poll_s: float = 300.0, clock: Callable[[], float] = time.time) -> None:
+                 people: People | None = None, poll_s: float = 300.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.channels = channels
         self.queue = queue
         self.publish = publish
         self.mail = mail
+        self.people = people
         self.poll_s = poll_s
         self.clock = clock
 
@@ -97,6 +103,10 @@ class Listening:
             raise SocialError("cooldown_s must be 0 to 604800 (a week)")
         if notify_email and cooldown_s < HOUR:  # mail goes out at most hourly per stream
             raise SocialError("with notify_email, cooldown_s must be at least 3600 (an hour)")
+        if notify_email and not await self.is_person_of(account_id, notify_email):
+            raise NotPersonOfAccount(
+                f"notify_email {notify_email!r} is not the address of one of this account's "
+                "people: use your own address or a member's of this organisation or team")
         query_id = _new_id("lq")
         await self.db.execute(
             "INSERT INTO social_listen_queries (account_id, query_id, channel_id, network, "
@@ -105,6 +115,11 @@ class Listening:
             channel.network, kind, term, sensitivity, min_count, cooldown_s, notify_email,
             self.clock())
         return await self.query(account_id, query_id)
+
+    async def is_person_of(self, account_id: str, address: str) -> bool:
+        """Whether ``address`` is one of the account's people's (case aside)."""
+        found = await self.people(account_id) if self.people is not None else []
+        return address.strip().lower() in {a.strip().lower() for a in found}
 
     async def query(self, account_id: str, query_id: str) -> dict:
         row = await self.db.fetchrow("SELECT * FROM social_listen_queries WHERE "
@@ -211,6 +226,9 @@ class Listening:
         payload = {"account_id": account_id, "alert_id": alert_id, "query_id": query_id,
                    "kind": query["kind"], "term": query["term"], "network": query["network"],
                    "last_hour": last_hour, "baseline": round(baseline, 3), "at": now}
+        recipient = query["notify_email"]
+        if recipient and not await self.is_person_of(account_id, recipient):
+            recipient = ""  # they left the account since: the alert is kept, not mailed
         async with self.db.transaction() as tx:
             # Claim the alert: only one of two polls racing past the cooldown check wins.
             claimed = await tx.execute(
@@ -223,9 +241,9 @@ class Listening:
                              "at, last_hour, baseline) VALUES (?, ?, ?, ?, ?, ?)", account_id,
                              alert_id, query_id, now, last_hour, baseline)
             await self.publish(tx, SPIKE_EVENT, payload, account_id)
-            if query["notify_email"]:
+            if recipient:
                 what = query["term"] or "mentions"
-                await self.mail(query["notify_email"],
+                await self.mail(recipient,
                                 f"Spike on {query['network']}: {what}",
                                 [f"{last_hour} posts in the last hour on {query['network']} "
                                  f"for {what}, against about {baseline:.1f} an hour over the "

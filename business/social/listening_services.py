@@ -6,6 +6,7 @@ query is polled.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from business.social.listening import LISTEN, Listening, queue_settings
@@ -16,6 +17,15 @@ from dawserver.plugin_api import JobContext, PluginContext
 
 _KEY = "social.listening"
 _REPLIES = "social.replies"
+
+
+def _people(context: PluginContext) -> Callable[[str], Awaitable[list[str]]]:
+    """The account's people's addresses, asked of the server when needed (none without
+    accounts: then no spike mail can be asked for)."""
+    async def people(account_id: str) -> list[str]:
+        found = context.people_emails
+        return [] if found is None else await found(account_id)
+    return people
 
 
 def start_listening(context: PluginContext) -> Listening:
@@ -29,7 +39,8 @@ def start_listening(context: PluginContext) -> Listening:
     context.background.queue.configure(LISTEN, queue_settings())
     context.state[_KEY] = Listening(module.store.db, module.channels,
                                     context.background.queue, _publish(context),
-                                    context.send_mail, poll_s=float(raw.get("poll_s", 300)))
+                                    context.send_mail, people=_people(context),
+                                    poll_s=float(raw.get("poll_s", 300)))
     context.background.queue.configure(REPLY, reply_queue_settings())
     context.state[_REPLIES] = Replies(module.store.db, module.channels,
                                       context.background.queue)

@@ -4,7 +4,8 @@ Each handler gets a :class:`dawserver.plugin_api.Request` and calls the services
 every query is scoped by ``request.account_id``, so another account's ids answer
 404 like missing ones. Domain errors become answers: 404 (not found), 409 (state),
 403 (approving one's own post), 422 with ``problems`` (per channel and field) for a
-post its networks refuse, 400 for the rest. Who may do what: :mod:`.permissions`.
+post its networks refuse, 422 for a notification address that is none of the account's
+people, 400 for the rest. Who may do what: :mod:`.permissions`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from business.social.errors import (
     NetworkError,
     NotAllowedError,
     NotFoundError,
+    NotPersonOfAccount,
     SocialError,
 )
 from business.social.models import NEEDS_RECONNECT, Channel, Post
@@ -60,6 +62,7 @@ from dawserver.plugin_api import (
 _api = map_errors(
     (InvalidPost, lambda exc: Unprocessable(str(exc), problems=exc.problems)),
     (NotFoundError, NotFound),
+    (NotPersonOfAccount, Unprocessable),
     (ConflictError, Conflict),
     (NotAllowedError, Forbidden),
     (SocialError, BadRequest),

@@ -48,6 +48,10 @@ export function socialApi (account = '') {
     })),
     readings: (postId) => call(url(`/posts/${id(postId)}/results`, account)),
     alerts: () => call(url('/listening/alerts', account)),
+    queries: () => call(url('/listening/queries', account)),
+    /** A new stream: {channel_id, kind, term, min_count, notify_email}. */
+    addQuery: (body) => call(url('/listening/queries', account), { method: 'POST', body }),
+    deleteQuery: (queryId) => call(url(`/listening/queries/${id(queryId)}`, account), { method: 'DELETE' }),
     /** Inbox items, newest first; filters {assignee, open}. */
     inbox: (filters = {}) => call(url('/inbox/items', account, filters)),
     respond: (itemId) => call(url(`/inbox/items/${id(itemId)}/respond`, account), { method: 'POST', body: {} }),

@@ -2,9 +2,11 @@
 // inbox of mentions and stream posts with language, sentiment, assignee and the time to
 // the first response (GET /inbox/items, POST .../respond), and the response-time report
 // (GET /inbox/report). Sentiment is scored in en, es, pt, fr, de; other languages say so.
-// "Answer" opens the conversation with a reply / direct message form (answer.js).
+// "Answer" opens the conversation with a reply / direct message form (answer.js); the
+// streams read into it are listed and added above (streams.js).
 import { h } from '../dom.js'
 import { answerPanel } from './answer.js'
+import { streamsPanel } from './streams.js'
 
 const when = (seconds) => new Intl.DateTimeFormat(undefined, {
   day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit'
@@ -24,7 +26,8 @@ function sentimentText (item) {
 }
 
 /** The inbox section; `load()` fetches alerts, items and the report again. */
-export function inboxPanel ({ api, say }) {
+export function inboxPanel ({ api, say, channels = () => [] }) {
+  const streams = streamsPanel({ api, say, channels, changed: () => load() })
   const alerts = h('ul', { class: 'alerts', id: 'listening-alerts' })
   const report = h('p', { class: 'hint', id: 'inbox-report' })
   const openOnly = h('input', { type: 'checkbox', id: 'inbox-open', onchange: () => load() })
@@ -35,6 +38,7 @@ export function inboxPanel ({ api, say }) {
   const empty = h('p', { class: 'empty', id: 'inbox-empty', hidden: true }, 'Nothing in the inbox yet.')
   const element = h('section', { class: 'inbox', 'aria-labelledby': 'inbox-title' },
     h('h2', { id: 'inbox-title' }, 'Listening and inbox'),
+    streams.element,
     h('h3', {}, 'Spike alerts'), alerts,
     h('div', { class: 'toolbar' }, h('label', { class: 'field', for: 'inbox-open' }, openOnly,
       h('span', {}, 'Only items without a response'))),
@@ -89,6 +93,7 @@ export function inboxPanel ({ api, say }) {
   }
 
   async function load () {
+    streams.load()
     try {
       const [found, items, figures] = await Promise.all([
         api().alerts(), api().inbox({ open: openOnly.checked ? 'true' : '' }), api().inboxReport()])

@@ -94,7 +94,7 @@ async function main () {
     created: () => calendar.refetchEvents()
   })
   const results = resultsPanel({ api, channels: () => state.channels })
-  const inbox = inboxPanel({ api, say: notice.say })
+  const inbox = inboxPanel({ api, say: notice.say, channels: () => state.channels })
 
   async function loadChannels () {
     try {
