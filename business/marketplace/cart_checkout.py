@@ -20,6 +20,13 @@ sessions never hold the same lines.
 the deal; its one use is counted in the orders' transaction and recorded on the first
 discounted order (``mkt_orders.coupon``), so an expired cart checkout gives it back
 once and a late payment counts it again once, as for a single checkout.
+
+**A member** of the seller's store (:mod:`.memberships`) gets the plan's discount off
+every line, after the deal and the coupon, as on a single checkout. **The discovery
+fee** (:mod:`.fees`) is taken per line, on the line's amount as a single checkout
+would, for the lines put in the cart by a buyer the marketplace's discovery sent
+(``mkt_cart_items.source``); the lines' fees summed are the session's
+``application_fee_amount`` and its metadata's ``discovery_fee``.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from business.marketplace.carts import Carts
 from business.marketplace.checkout import CONSENT, Checkout, close_order
 from business.marketplace.coupons import cart_amounts
 from business.marketplace.errors import NotForSale, PaymentError
+from business.marketplace.fees import discovery_fee
 from business.marketplace.models import FAILED, ON_SALE, OPEN, Order
 from business.marketplace.store import new_id
 from business.marketplace.stripe_gateway import idempotency_key
@@ -48,6 +56,19 @@ class CartStarted:
     expires_at: int
     total: int
     currency: str
+
+
+def _less(amounts: list[int], off: int) -> list[int]:
+    """The amounts with a member's discount of ``off`` basis points (as a single
+    checkout rounds it)."""
+    return [amount - amount * off // 10_000 for amount in amounts]
+
+
+async def _member_off(checkout: Checkout, db: Any, seller: str, buyer: str) -> int:
+    """The basis points the buyer's membership takes off in the seller's store."""
+    if checkout.member_discount is None:
+        return 0
+    return await checkout.member_discount(db, seller, buyer)
 
 
 def _content(rows: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
@@ -126,6 +147,11 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
         found = await checkout.coupons.usable(seller, coupon, str(cart.currency), now)
         amounts = cart_amounts(found, [(line.beat.beat_id, line.amount)
                                        for line in cart.lines])
+    off = await _member_off(checkout, store.db, seller, buyer)
+    amounts = _less(amounts, off)
+    if off and sum(amounts) < 50:
+        raise NotForSale("the cart's total after your member discount is below Stripe's "
+                         "smallest charge: add a beat")
     expires = int(now) + checkout.expiry_s
     cart_id = new_id("cart")
     orders = [Order(seller, new_id("ord"), line.beat.beat_id, line.tier.tier, buyer,
@@ -163,6 +189,22 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
                       for order, line, amount in zip(orders, cart.lines, amounts, strict=True)]
         carrier = next((order.order_id for order, line in zip(orders, cart.lines, strict=True)
                         if order.amount != line.amount), None)
+        off = await _member_off(checkout, tx, seller, buyer)
+        if off:
+            note = f"member discount {off / 100:g} %"
+            orders = [dataclasses.replace(order, amount=amount, note=f"{order.note}; {note}")
+                      if amount != order.amount else order
+                      for order, amount in zip(orders, _less([o.amount for o in orders], off),
+                                               strict=True)]
+        if off and sum(o.amount for o in orders) < 50:
+            raise NotForSale("the cart's total after your member discount is below "
+                             "Stripe's smallest charge: add a beat")
+        fees = [discovery_fee(order.amount, checkout.discovery_fee_bp,
+                              {"utm_source": line.source})
+                for order, line in zip(orders, cart.lines, strict=True)]
+        orders = [dataclasses.replace(order, note=f"{order.note}; discovery fee {fee}")
+                  if fee else order for order, fee in zip(orders, fees, strict=True)]
+        amounts = [order.amount for order in orders]
         for order, line in zip(orders, cart.lines, strict=True):
             title = line.beat.title
             if line.tier.exclusive:
@@ -186,6 +228,10 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
                                   **({"coupon": used_code} if order.order_id == carrier
                                      else {}))
     meta = {"cart_id": cart_id, "seller": seller, "buyer": buyer}
+    intent_data: dict[str, Any] = {"metadata": meta}
+    if sum(fees):
+        meta["discovery_fee"] = str(sum(fees))
+        intent_data["application_fee_amount"] = sum(fees)
     try:
         session = await checkout.gateway.create_checkout_session(
             idempotency_key=idempotency_key("cart-checkout", cart_id), mode="payment",
@@ -197,7 +243,7 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
             success_url=(success_url or checkout.success_url).replace("{ORDER_ID}", cart_id),
             cancel_url=(cancel_url or checkout.cancel_url or None), customer_email=email,
             metadata=meta, client_reference_id=cart_id,
-            payment_intent_data={"metadata": meta}, expires_at=expires,
+            payment_intent_data=intent_data, expires_at=expires,
             account=stripe_account, consent_collection=CONSENT)
     except PaymentError:
         async with db.transaction() as tx:

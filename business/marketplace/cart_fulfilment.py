@@ -3,7 +3,8 @@ refunded alone.
 
 ``checkout.session.completed`` of a cart (its metadata names ``cart_id``) is handled in
 one transaction, as a single order's is (:mod:`.fulfilment`): the event recorded once, the
-sale posted once for the whole payment (key ``sale:cart:<cart_id>``), and each line's
+sale posted once for the whole payment (key ``sale:cart:<cart_id>``; the lines' discovery
+fees, summed in the metadata's ``discovery_fee``, to ``platform:fees``), and each line's
 order paid and licensed, unless its beat was sold exclusively meanwhile: that order
 becomes ``refunding`` and the ``marketplace.refund`` job refunds its amount alone (a free
 line has nothing to refund and is closed as refunded). ``charge.refunded`` of a cart's
@@ -82,8 +83,12 @@ class CartEvents:
             waiting = [o for o in orders if o.status in (OPEN, EXPIRED, FAILED)]
             if not waiting:
                 return Outcome.PROCESSED
+            # the lines' discovery fees, summed (.cart_checkout): the platform's; Stripe's
+            # balance transaction counts it in its fee, as for a single order
+            platform_fee = min(int(meta.get("discovery_fee") or 0), amount)
             await self.f.ledger.record(tx, seller, bookings.sale(
-                f"sale:cart:{cart_id}", currency, gross=amount, stripe_fee=fee,
+                f"sale:cart:{cart_id}", currency, gross=amount,
+                stripe_fee=max(0, fee - platform_fee), platform_fee=platform_fee,
                 stripe_txn=txn))
             expected = sum(o.amount for o in orders)
             mismatch = amount != expected or currency != orders[0].currency

@@ -31,12 +31,16 @@ class Line:
     tier: Tier
     amount: int
     free: bool
+    #: The ``utm_source`` the line was added with (:mod:`.fees`: ``marketplace`` is a
+    #: discovery sale).
+    source: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"beat_id": self.beat.beat_id, "title": self.beat.title,
                 "tier": self.tier.tier, "tier_name": self.tier.name,
                 "price": self.tier.price, "amount": self.amount, "free": self.free,
-                "exclusive": self.tier.exclusive, "currency": self.tier.currency}
+                "exclusive": self.tier.exclusive, "currency": self.tier.currency,
+                "source": self.source}
 
 
 @dataclass(frozen=True)
@@ -77,10 +81,11 @@ class Carts:
 
     async def view(self, owner: str, seller: str) -> Cart:
         """The cart, priced now (lines that cannot be bought any more listed apart)."""
-        rows = await self.db.fetch("SELECT beat_id, tier FROM mkt_cart_items WHERE "
+        rows = await self.db.fetch("SELECT beat_id, tier, source FROM mkt_cart_items WHERE "
                                    "account_id = ? AND owner = ? ORDER BY added_at, beat_id",
                                    seller, owner)
         found: list[tuple[Beat, Tier]] = []
+        sources = {row["beat_id"]: row["source"] or "" for row in rows}
         gone: list[dict[str, str]] = []
         for row in rows:
             beat = await self.store.beat(seller, row["beat_id"])
@@ -94,11 +99,13 @@ class Carts:
             Priced(beat.beat_id, tier.tier, tier.price, tier.exclusive)
             for beat, tier in found])
         lines = [Line(beat, tier, 0 if beat.beat_id in free else tier.price,
-                      beat.beat_id in free) for beat, tier in found]
+                      beat.beat_id in free, sources[beat.beat_id]) for beat, tier in found]
         return Cart(seller, owner, lines, deal if free else None, gone)
 
-    async def add(self, owner: str, seller: str, beat_id: str, tier_name: str) -> Cart:
-        """Put one tier of a beat in the cart (replacing another tier of the same beat)."""
+    async def add(self, owner: str, seller: str, beat_id: str, tier_name: str, *,
+                  source: str = "") -> Cart:
+        """Put one tier of a beat in the cart (replacing another tier of the same beat);
+        ``source``: the ``utm_source`` the buyer came with (the latest add's counts)."""
         beat = await self.store.beat(seller, beat_id)
         tier = beat.tier(tier_name) if beat else None
         if beat is None or tier is None or not tier.active:
@@ -122,8 +129,8 @@ class Carts:
             await tx.execute("DELETE FROM mkt_cart_items WHERE account_id = ? AND owner = ? "
                              "AND beat_id = ?", seller, owner, beat_id)
             await tx.execute("INSERT INTO mkt_cart_items (account_id, owner, beat_id, tier, "
-                             "added_at) VALUES (?, ?, ?, ?, ?)", seller, owner, beat_id,
-                             tier.tier, time.time())
+                             "added_at, source) VALUES (?, ?, ?, ?, ?, ?)", seller, owner,
+                             beat_id, tier.tier, time.time(), source)
         return await self.view(owner, seller)
 
     async def remove(self, owner: str, seller: str, beat_id: str) -> Cart:
@@ -134,12 +141,13 @@ class Carts:
     async def claim(self, visitor: str, buyer: str, seller: str) -> None:
         """Move a visitor cart's lines into ``buyer``'s cart (lines the buyer cannot buy,
         such as their own beats, are dropped); the visitor cart is emptied."""
-        rows = await self.db.fetch("SELECT beat_id, tier FROM mkt_cart_items WHERE "
+        rows = await self.db.fetch("SELECT beat_id, tier, source FROM mkt_cart_items WHERE "
                                    "account_id = ? AND owner = ? ORDER BY added_at, beat_id",
                                    seller, visitor)
         for row in rows:
             try:
-                await self.add(buyer, seller, row["beat_id"], row["tier"])
+                await self.add(buyer, seller, row["beat_id"], row["tier"],
+                               source=row["source"] or "")
             except (NotFoundHere, NotForSale, CatalogueInvalid):
                 continue
         await self.db.execute("DELETE FROM mkt_cart_items WHERE account_id = ? AND owner = ?",

@@ -102,8 +102,8 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
         "shares_received": await rows("SELECT account_id AS seller, order_id, amount, "
                                       "reversed, currency FROM mkt_transfers WHERE "
                                       "collaborator = ? ORDER BY order_id"),
-        "carts": await rows("SELECT account_id AS seller, beat_id, tier, added_at FROM "
-                            "mkt_cart_items WHERE owner = ? ORDER BY added_at, beat_id"),
+        "carts": await rows("SELECT account_id AS seller, beat_id, tier, source, added_at "
+                            "FROM mkt_cart_items WHERE owner = ? ORDER BY added_at, beat_id"),
         # what sellers keep of them as a buyer (country; name and email if they agreed)
         "as_customer": await rows("SELECT account_id AS seller, order_id, country, name, "
                                   "email, consent, created_at FROM mkt_customers WHERE "

@@ -245,7 +245,8 @@ async def put_cart_item(request: Request) -> Any:
     """Put one tier of a beat in the cart (another tier of it is replaced)."""
     body: CartItemIn = request.body
     cart = await services(request.context).carts.add(
-        request.account_id, request.params["seller"], request.params["beat_id"], body.tier)
+        request.account_id, request.params["seller"], request.params["beat_id"], body.tier,
+        source=body.utm_source)
     return cart.to_json()
 
 

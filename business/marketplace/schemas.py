@@ -282,6 +282,9 @@ class CartItemIn(Model):
     """The tier of a beat to put in the cart."""
 
     tier: str = Field(min_length=1, max_length=64)
+    utm_source: str = Field("", max_length=100, description="where the buyer came from "
+                            "('marketplace' for the marketplace's discovery: the line then "
+                            "carries the discovery fee)")
 
 
 class CartLineOut(Model):
@@ -294,6 +297,7 @@ class CartLineOut(Model):
     free: bool
     exclusive: bool
     currency: str
+    source: str = ""
 
 
 class CartOut(Model):
