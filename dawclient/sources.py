@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from dsp_core.audio_io import load_source
+from dsp_core.audio_io import MAX_CHANNELS, load_source
 from dsp_core.errors import AudioFileError
 from dsp_core.session import Session
 
@@ -76,9 +76,11 @@ class SourceCache:
             log.info("downloaded %s", source)
         return len(todo)
 
-    def loader(self, source: str, sample_rate: int) -> np.ndarray:
-        """The engine's loader: read the local copy of ``source``."""
+    def loader(self, source: str, sample_rate: int,
+               max_channels: int = MAX_CHANNELS) -> np.ndarray:
+        """The engine's loader: read the local copy of ``source`` (``max_channels`` as in
+        :func:`~dsp_core.audio_io.load_source`: a convolution's IR may have 4)."""
         path = self.local.get(source)
         if path is None:
             raise AudioFileError(f"{source}: not downloaded from the server yet")
-        return load_source(path, sample_rate)
+        return load_source(path, sample_rate, max_channels)
