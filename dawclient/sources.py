@@ -27,6 +27,14 @@ class SourceDownloadError(Exception):
     """The server would not give a source (the message says which and why)."""
 
 
+def impulse_responses(session: Session) -> set[str]:
+    """The ``ir`` sources of every convolution on the session's tracks, buses and master."""
+    chains = [t.effects for t in session.tracks] + [b.effects for b in session.buses]
+    chains.append(session.master.effects)
+    return {str(e.params["ir"]) for chain in chains for e in chain
+            if e.kind == "convolution" and e.params.get("ir")}
+
+
 class SourceCache:
     """Local copies of a project's audio sources."""
 
@@ -44,8 +52,8 @@ class SourceCache:
         return self.directory / f"{digest}{suffix}"
 
     def missing(self, session: Session) -> list[str]:
-        """Sources of ``session`` without a local copy."""
-        wanted = {c.source for t in session.tracks for c in t.clips}
+        """Sources of ``session`` (clips' and convolution IRs') without a local copy."""
+        wanted = {c.source for t in session.tracks for c in t.clips} | impulse_responses(session)
         found = []
         for source in sorted(wanted):
             path = self.path_for(source)
