@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from dsp_core.audio_io import load_source
+from dsp_core.audio_io import MAX_CHANNELS, load_source
 from dsp_core.errors import AudioFileError
 from dsp_core.session import Session
 
@@ -25,6 +25,14 @@ log = logging.getLogger(__name__)
 
 class SourceDownloadError(Exception):
     """The server would not give a source (the message says which and why)."""
+
+
+def impulse_responses(session: Session) -> set[str]:
+    """The ``ir`` sources of every convolution on the session's tracks, buses and master."""
+    chains = [t.effects for t in session.tracks] + [b.effects for b in session.buses]
+    chains.append(session.master.effects)
+    return {str(e.params["ir"]) for chain in chains for e in chain
+            if e.kind == "convolution" and e.params.get("ir")}
 
 
 class SourceCache:
@@ -44,8 +52,8 @@ class SourceCache:
         return self.directory / f"{digest}{suffix}"
 
     def missing(self, session: Session) -> list[str]:
-        """Sources of ``session`` without a local copy."""
-        wanted = {c.source for t in session.tracks for c in t.clips}
+        """Sources of ``session`` (clips' and convolution IRs') without a local copy."""
+        wanted = {c.source for t in session.tracks for c in t.clips} | impulse_responses(session)
         found = []
         for source in sorted(wanted):
             path = self.path_for(source)
@@ -76,9 +84,11 @@ class SourceCache:
             log.info("downloaded %s", source)
         return len(todo)
 
-    def loader(self, source: str, sample_rate: int) -> np.ndarray:
-        """The engine's loader: read the local copy of ``source``."""
+    def loader(self, source: str, sample_rate: int,
+               max_channels: int = MAX_CHANNELS) -> np.ndarray:
+        """The engine's loader: read the local copy of ``source`` (``max_channels`` as in
+        :func:`~dsp_core.audio_io.load_source`: a convolution's IR may have 4)."""
         path = self.local.get(source)
         if path is None:
             raise AudioFileError(f"{source}: not downloaded from the server yet")
-        return load_source(path, sample_rate)
+        return load_source(path, sample_rate, max_channels)

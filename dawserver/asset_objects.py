@@ -119,7 +119,7 @@ async def ingest_remote(store: AssetStore, tmp: Path, asset_id: str, size: int,
                                    content_type=MEDIA_TYPES[ext])
             await objects.put(object_key(asset_id, "peaks.npz"), peaks.to_bytes())
             meta = {"id": asset_id, "format": ext, "sample_rate": rate,
-                    "frames": int(audio.shape[0]), "channels": int(audio.shape[1]),
+                    "frames": int(audio.shape[1]), "channels": int(audio.shape[0]),
                     "name": os.path.basename(name), "bytes": size}
             await objects.put(object_key(asset_id, "json"), json.dumps(meta).encode(),
                               content_type="application/json")

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import soundfile as sf
 
-from dsp_core.audio_io import read_audio
+from dsp_core.audio_io import MAX_IR_CHANNELS, read_audio
 from dsp_core.errors import AudioFileError
 from dsp_core.peaks import Peaks, compute_peaks, peaks_from_bytes
 
@@ -181,10 +181,13 @@ class AssetStore:
         if ext is None:
             raise InvalidAudio(f"{label}: {fmt} files are not accepted; "
                                f"send WAV, FLAC or AIFF")
-        try:
-            audio, rate = read_audio(tmp)
+        try:  # up to 4 channels: a true-stereo impulse response (clips refuse more than 2)
+            audio, rate = read_audio(tmp, MAX_IR_CHANNELS)
         except AudioFileError as exc:
             raise InvalidAudio(str(exc).replace(str(tmp), label)) from None
+        if audio.shape[0] == 3:  # neither a clip source nor an impulse response
+            raise InvalidAudio(f"{label}: has 3 channels; send mono or stereo audio, or a "
+                               "4-channel (LL, LR, RL, RR) true-stereo impulse response")
         return ext, audio, rate
 
     def _place(self, tmp: Path, asset_id: str, size: int, project_id: str, name: str,

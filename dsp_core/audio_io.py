@@ -32,7 +32,10 @@ from .session import SUPPORTED_RATES
 log = logging.getLogger(__name__)
 
 MIN_RATE, MAX_RATE = 8000, 192000
+#: The most channels a clip or sampler source may have (mono or stereo).
 MAX_CHANNELS = 2
+#: The most channels a convolution impulse response may have (true stereo: LL, LR, RL, RR).
+MAX_IR_CHANNELS = 4
 EXPORT_RATES = tuple(rate for rate in SUPPORTED_RATES if rate >= 44100)
 BIT_DEPTHS = {"32f": "FLOAT", "24": "PCM_24", "16": "PCM_16"}
 FORMATS = {".wav": "WAV", ".flac": "FLAC", ".aif": "AIFF", ".aiff": "AIFF"}
@@ -44,13 +47,17 @@ _TRUNCATED = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", 
 _PLACEHOLDER_SIZES = {0, 0xFFFFFFFF, 0x7FFFFFFF}
 
 
-def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+def read_audio(path: str | os.PathLike[str],
+               max_channels: int = MAX_CHANNELS) -> tuple[np.ndarray, int]:
     """Read a WAV, FLAC or AIFF file as planar float32.
 
     Parameters
     ----------
     path
         The file to read (16/24/32-bit integer or 32-bit float samples).
+    max_channels
+        The most channels accepted: :data:`MAX_CHANNELS` for clips,
+        :data:`MAX_IR_CHANNELS` for impulse responses and uploads.
 
     Returns
     -------
@@ -62,15 +69,15 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     ------
     AudioFileError
         The file is missing, unreadable, corrupt or truncated, has a sample
-        rate outside 8–192 kHz, no frames, more than two channels, or holds
-        NaN/Inf samples.
+        rate outside 8–192 kHz, no frames, more than ``max_channels``
+        channels, or holds NaN/Inf samples.
     """
     name = os.fspath(path)
     if not os.path.isfile(name):
         raise AudioFileError(f"{name}: no such audio file")
     try:
         with sf.SoundFile(name) as f:
-            _check_header(name, f)
+            _check_header(name, f, max_channels)
             data, rate = _read_planar(name, f), f.samplerate
     except sf.LibsndfileError as exc:
         raise AudioFileError(f"{name}: not a readable WAV/FLAC/AIFF file ({exc})") from exc
@@ -79,7 +86,8 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     return data, rate
 
 
-def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+def audio_info(path: str | os.PathLike[str],
+               max_channels: int = MAX_CHANNELS) -> tuple[int, int, int]:
     """Return ``(channels, frames, sample_rate)`` of a source from its header only.
 
     Applies the header checks of :func:`read_audio` (rate, channels,
@@ -90,7 +98,7 @@ def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
         raise AudioFileError(f"{name}: no such audio file")
     try:
         with sf.SoundFile(name) as f:
-            _check_header(name, f)
+            _check_header(name, f, max_channels)
             return f.channels, f.frames, f.samplerate
     except sf.LibsndfileError as exc:
         raise AudioFileError(f"{name}: not a readable WAV/FLAC/AIFF file ({exc})") from exc
@@ -98,17 +106,28 @@ def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
         raise AudioFileError(f"{name}: cannot read the file ({exc})") from exc
 
 
-def _check_header(name: str, f: sf.SoundFile) -> None:
+def check_channels(name: str, channels: int, max_channels: int = MAX_CHANNELS) -> None:
+    """Raise :class:`AudioFileError` when a source has more than ``max_channels`` channels."""
+    if channels <= max_channels:
+        return
+    if max_channels <= MAX_CHANNELS:
+        raise AudioFileError(
+            f"{name}: has {channels} channels; only mono and stereo sources are supported "
+            "for clips (split or downmix it to stereo first; a 4-channel file can serve "
+            "as a convolution impulse response)"
+        )
+    raise AudioFileError(
+        f"{name}: has {channels} channels; at most {max_channels} are supported here"
+    )
+
+
+def _check_header(name: str, f: sf.SoundFile, max_channels: int) -> None:
     if not MIN_RATE <= f.samplerate <= MAX_RATE:
         raise AudioFileError(
             f"{name}: sample rate {f.samplerate} Hz is not supported; "
             f"sources must be {MIN_RATE}-{MAX_RATE} Hz"
         )
-    if f.channels > MAX_CHANNELS:
-        raise AudioFileError(
-            f"{name}: has {f.channels} channels; only mono and stereo sources are supported "
-            "(split or downmix it to stereo first)"
-        )
+    check_channels(name, f.channels, max_channels)
     for declared, present in _TRUNCATED.findall(f.extra_info):
         declared, present = int(declared), int(present)
         if present < declared and declared not in _PLACEHOLDER_SIZES:
@@ -196,8 +215,13 @@ class SourceCache:
     def __len__(self) -> int:
         return len(self._items)
 
-    def load(self, path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
-        """Return the source at ``path`` resampled to ``sample_rate`` (see :func:`load_source`)."""
+    def load(self, path: str | os.PathLike[str], sample_rate: int,
+             max_channels: int = MAX_CHANNELS) -> np.ndarray:
+        """Return the source at ``path`` resampled to ``sample_rate`` (see :func:`load_source`).
+
+        A cached array is shared whatever the limit it was read under, so the channel
+        limit is checked again on every hit.
+        """
         resolved = Path(path).resolve()
         try:
             stat = resolved.stat()
@@ -208,9 +232,14 @@ class SourceCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 self.hits += 1
-                return self._items[key]
-            self.misses += 1
-        data, rate = read_audio(resolved)
+                cached = self._items[key]
+            else:
+                cached = None
+                self.misses += 1
+        if cached is not None:
+            check_channels(os.fspath(path), cached.shape[0], max_channels)
+            return cached
+        data, rate = read_audio(resolved, max_channels)
         data = resample(data, rate, int(sample_rate))
         data.setflags(write=False)
         self._store(key, data)
@@ -240,14 +269,16 @@ class SourceCache:
 SOURCE_CACHE = SourceCache()
 
 
-def load_source(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
+def load_source(path: str | os.PathLike[str], sample_rate: int,
+                max_channels: int = MAX_CHANNELS) -> np.ndarray:
     """Read a source file and resample it to ``sample_rate``, through :data:`SOURCE_CACHE`.
 
     Returns a read-only planar float32 array ``(channels, frames)``; frames
     are at ``sample_rate``.  Raises :class:`AudioFileError` like
-    :func:`read_audio`.
+    :func:`read_audio` (a clip's source: at most :data:`MAX_CHANNELS`; a
+    convolution's impulse response passes ``max_channels=MAX_IR_CHANNELS``).
     """
-    return SOURCE_CACHE.load(path, sample_rate)
+    return SOURCE_CACHE.load(path, sample_rate, max_channels)
 
 
 def _format_for(path: Path, bit_depth: str) -> tuple[str, str]:

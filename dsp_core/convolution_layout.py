@@ -16,6 +16,7 @@ late, arrives exactly when the head's would.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -149,6 +150,19 @@ class ConvolutionIR:
         return rows
 
 
+def _read_ir(load: Callable[..., np.ndarray], source: str, sample_rate: int) -> np.ndarray:
+    """Call ``load``, lifting its channel limit to an IR's when it has one."""
+    from .audio_io import MAX_IR_CHANNELS
+
+    try:
+        takes_limit = "max_channels" in inspect.signature(load).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        takes_limit = False
+    if takes_limit:
+        return load(source, sample_rate, max_channels=MAX_IR_CHANNELS)
+    return load(source, sample_rate)
+
+
 def load_ir(source: str, channels: int, sample_rate: int,
             load: Callable[[str, int], np.ndarray] | None) -> ConvolutionIR:
     """Read ``source`` at ``sample_rate`` and prepare it for ``channels`` channels.
@@ -160,11 +174,16 @@ def load_ir(source: str, channels: int, sample_rate: int,
     :class:`ProjectError` when the IR is empty, has 3 or more than 4 channels or is
     longer than :data:`MAX_IR_SECONDS`, and
     :class:`AudioFileError` when it cannot be read.
+
+    A loader that takes a ``max_channels`` keyword (as
+    :func:`~dsp_core.audio_io.load_source` does) is asked for up to
+    :data:`~dsp_core.audio_io.MAX_IR_CHANNELS`, so a 4-channel file reaches the
+    convolution while a clip's loader call still refuses it.
     """
     if load is None:
         from .audio_io import load_source as load
     try:
-        audio = np.asarray(load(source, sample_rate), dtype=np.float32)
+        audio = np.asarray(_read_ir(load, source, sample_rate), dtype=np.float32)
     except AudioFileError as exc:
         raise AudioFileError(f"convolution impulse response: {exc}") from None
     if audio.ndim == 1:

@@ -77,3 +77,23 @@ async def test_identical_bytes_are_uploaded_once(s3_server, tmp_path: Path) -> N
         assert sorted(k.split("/")[2] for k in await objects.keys("assets/projects/")) == [
             "p1", "p2"]
         assert sf.info(io.BytesIO(data)).frames == first.frames
+
+
+async def test_an_upload_to_object_storage_describes_its_channels_and_frames(
+        s3_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """A 4-channel (true-stereo IR) upload: another node reads 4 channels of 3000 frames."""
+    settings = StorageSettings(**s3_server.settings())
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros((3000, 4), np.float32), 48000, format="WAV", subtype="FLOAT")
+
+    async def chunks():  # noqa: ANN202 - an async iterator of bytes
+        yield buffer.getvalue()
+
+    async with open_object_store(f"s3://ir-{uuid.uuid4().hex[:10]}/a", settings) as objects:
+        await objects.create_bucket()
+        one = AssetStore(tmp_path / "node-1", objects=objects)
+        two = AssetStore(tmp_path / "node-2", objects=objects)
+        uploaded = await one.ingest_stream(chunks(), project_id="p1", name="hall.wav")
+        assert (uploaded.channels, uploaded.frames) == (4, 3000)
+        pulled = await asset_objects.pull(two, uploaded.id)
+        assert (pulled.channels, pulled.frames) == (4, 3000)
