@@ -15,7 +15,7 @@ import pytest
 from social_fakes import dispatching, sign_in, social_network, until
 from social_helpers import Recorder, database_url
 
-from business.social.errors import NotFoundError, SocialError
+from business.social.errors import ConflictError, NotFoundError, SocialError
 from business.social.listening import Listening
 from business.social.listening_streams import read_stream
 from business.social.replies import REPLY, Replies, check_text
@@ -58,6 +58,9 @@ def test_x_replies_messages_and_reads_direct_messages() -> None:
                                                since) == sent
             assert await net.connector.find_dm(token, "u-fan2", "Sure, credit me",
                                                time.time() + 60) is None
+            # a message another answer's row already holds is not this answer's
+            assert await net.connector.find_dm(token, "u-fan2", "Sure, credit me", since,
+                                               skip={sent.remote_id}) is None
             later = await read_stream(net.connector, token, "dm", "", page.cursor)
             assert later.items == [] and int(later.cursor) > int(page.cursor)
     run(go())
@@ -87,6 +90,8 @@ def test_bluesky_replies_with_strong_refs_and_chats_through_the_proxy() -> None:
             since = time.time() - 5
             sent = await net.connector.send_dm(token, did, "yes! send stems")
             assert await net.connector.find_dm(token, did, "yes! send stems", since) == sent
+            assert await net.connector.find_dm(token, did, "yes! send stems", since,
+                                               skip={sent.remote_id}) is None
             after = await read_stream(net.connector, token, "dm", "", page.cursor)
             assert after.items == []  # our own message is not an inbox item
             # without the proxy header the PDS does not serve chat
@@ -207,4 +212,64 @@ def test_answers_are_sent_once_through_the_job_and_answer_the_item(
             # another account's item is not found, and sends nothing
             with pytest.raises(NotFoundError):
                 await replies.send("other", item["item_id"], "p_eve", "reply", "hi")
+    run(go())
+
+
+def test_retries_refresh_the_token_and_same_text_messages_are_each_sent(
+        db_url: str, tmp_path: Path) -> None:
+    """Review 13: a retry's look-up survives an expired token (the answer that went out is
+    found, not failed); a second message with the same text is sent, not taken for the
+    first; an ``Idempotency-Key`` stores and queues an answer once."""
+    async def go() -> None:
+        async with dispatching(db_url, ["x"], tmp_path) as d:
+            x = d.fake("x")
+            mentions, mention_q = await _inbox(d, "x", "mention")
+            replies = Replies(d.db, d.channels, d.queue)
+            x.say("@adabeats love the new single", author="fan1")
+            await mentions.poll("acc", mention_q)
+            [item] = await mentions.items("acc")
+
+            # X took the reply, the answer was lost, then the token died: the retry
+            # refreshes it, asks X again and finds the reply
+            lost = await replies.send("acc", item["item_id"], "p_ana", "reply", "Soon!")
+            await d.db.execute("UPDATE social_inbox_replies SET state = 'sending', "
+                               "attempts = 1 WHERE reply_id = ?", lost["reply_id"])
+            token = await d.channels.access_token("acc", lost["channel_id"])
+            await d.connectors["x"].reply(token, item["remote_id"], "Soon!", "k")
+            x.expire_tokens()
+            assert (await replies.handle("acc", lost["reply_id"]))["outcome"] == "sent"
+            assert sum(p["text"] == "Soon!" for p in x.posts) == 1
+
+            # the same words twice: the second message's retry does not take the first
+            # (already another answer's) for itself, and sends
+            first = await replies.send("acc", item["item_id"], "p_ana", "dm", "Thanks!")
+            assert (await replies.handle("acc", first["reply_id"]))["outcome"] == "sent"
+            again = await replies.send("acc", item["item_id"], "p_bob", "dm", "Thanks!")
+            await d.db.execute("UPDATE social_inbox_replies SET state = 'sending', "
+                               "attempts = 1 WHERE reply_id = ?", again["reply_id"])
+            assert (await replies.handle("acc", again["reply_id"]))["outcome"] == "sent"
+            assert [e["text"] for e in x.dms] == ["Thanks!", "Thanks!"]
+            ids = {r["remote_id"] for r in await replies.replies("acc", item["item_id"])
+                   if r["kind"] == "dm"}
+            assert len(ids) == 2
+
+            # a client retrying its POST with the same Idempotency-Key: stored once
+            keyed = await replies.send("acc", item["item_id"], "p_ana", "reply", "Yes!",
+                                       key="k-1")
+            retried = await replies.send("acc", item["item_id"], "p_ana", "reply", " Yes! ",
+                                         key="k-1")
+            assert retried == keyed
+            thread = await replies.replies("acc", item["item_id"])
+            assert [r["text"] for r in thread].count("Yes!") == 1
+            jobs = await d.queue.find(account_id="acc", queue=REPLY)
+            assert sum(j.payload["reply_id"] == keyed["reply_id"] for j in jobs) == 1
+            with pytest.raises(ConflictError, match="another answer"):
+                await replies.send("acc", item["item_id"], "p_ana", "reply", "No!", key="k-1")
+            with pytest.raises(SocialError, match="Idempotency-Key must be"):
+                await replies.send("acc", item["item_id"], "p_ana", "reply", "Yes!",
+                                   key="bad key")
+            # keys are per account: another account's key is its own (and its item missing)
+            with pytest.raises(NotFoundError):
+                await replies.send("other", item["item_id"], "p_eve", "reply", "Yes!",
+                                   key="k-1")
     run(go())
