@@ -10,14 +10,18 @@ import asyncio
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
-from social_fakes import dispatching, sign_in, social_network, until
-from social_helpers import Recorder, database_url
+from social_fakes import CLIENT_ID, CLIENT_SECRET, dispatching, sign_in, social_network, until
+from social_helpers import Recorder, database_url, social_app, who
 
 from business.social.errors import ConflictError, NotFoundError, SocialError
+from business.social.fakes import FAKES, FakeNetworks
 from business.social.listening import Listening
 from business.social.listening_streams import read_stream
+from business.social.networks import connector_for
 from business.social.replies import REPLY, Replies, check_text
 from dawserver.plugin_api import Retry
 
@@ -272,4 +276,55 @@ def test_retries_refresh_the_token_and_same_text_messages_are_each_sent(
             with pytest.raises(NotFoundError):
                 await replies.send("other", item["item_id"], "p_eve", "reply", "Yes!",
                                    key="k-1")
+    run(go())
+
+
+def test_the_replies_route_takes_an_idempotency_key(tmp_path: Path) -> None:
+    """A client retrying ``POST .../replies`` with its ``Idempotency-Key`` gets the first
+    answer back (202) and X gets one reply; another answer under the key is 409."""
+    async def go() -> None:
+        fake = FAKES["x"](client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+        async with FakeNetworks([fake]) as server, aiohttp.ClientSession() as session:
+            connector = connector_for("x", server.base_url("x"), CLIENT_ID, CLIENT_SECRET,
+                                      session)
+            url = f"sqlite://{tmp_path / 'social.sqlite3'}"
+            async with social_app(tmp_path, url, connector,
+                                  settings={"listening": {"poll_s": 3600}}) as (client, _):
+                ada = who("acc", "p_ada", "owner")
+                start = await client.get("/api/social/channels/connect/x", headers=ada,
+                                         allow_redirects=False)
+                async with session.get(start.headers["Location"],
+                                       allow_redirects=False) as page:
+                    back = urlsplit(page.headers["Location"])
+                done = await client.get(f"{back.path}?{back.query}", allow_redirects=False)
+                channel = done.headers["Location"].split("social_channel=")[1]
+                query = await (await client.post("/api/social/listening/queries",
+                                                 headers=ada, json={"channel_id": channel,
+                                                                    "kind": "mention"})).json()
+                fake.say("@adabeats when is the tour?", author="fan1")
+                polled = await client.post(
+                    f"/api/social/listening/queries/{query['query_id']}/poll", headers=ada,
+                    json={})
+                assert polled.status == 200, await polled.text()
+                [item] = await (await client.get("/api/social/inbox/items",
+                                                 headers=ada)).json()
+                path = f"/api/social/inbox/items/{item['item_id']}/replies"
+                keyed = {**ada, "Idempotency-Key": "answer-1"}
+                body = {"kind": "reply", "text": "Next spring!"}
+                first = await client.post(path, headers=keyed, json=body)
+                again = await client.post(path, headers=keyed, json=body)
+                assert (first.status, again.status) == (202, 202), await again.text()
+                assert (await first.json())["reply_id"] == (await again.json())["reply_id"]
+                other = await client.post(path, headers=keyed,
+                                          json={"kind": "reply", "text": "Never!"})
+                assert other.status == 409 and "another answer" in (await other.json())["error"]
+                bad = await client.post(path, headers={**ada, "Idempotency-Key": "a b"},
+                                        json=body)
+                assert bad.status == 400 and "Idempotency-Key" in (await bad.json())["error"]
+
+                async def sent() -> bool:
+                    thread = await (await client.get(path, headers=ada)).json()
+                    return [r["state"] for r in thread] == ["sent"]
+                await until(sent)
+                assert [p["text"] for p in fake.posts if p["reply_to"]] == ["Next spring!"]
     run(go())
