@@ -10,14 +10,18 @@ import asyncio
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
-from social_fakes import dispatching, sign_in, social_network, until
-from social_helpers import Recorder, database_url
+from social_fakes import CLIENT_ID, CLIENT_SECRET, dispatching, sign_in, social_network, until
+from social_helpers import Recorder, database_url, social_app, who
 
-from business.social.errors import NotFoundError, SocialError
+from business.social.errors import ConflictError, NotFoundError, SocialError
+from business.social.fakes import FAKES, FakeNetworks
 from business.social.listening import Listening
 from business.social.listening_streams import read_stream
+from business.social.networks import connector_for
 from business.social.replies import REPLY, Replies, check_text
 from dawserver.plugin_api import Retry
 
@@ -58,6 +62,9 @@ def test_x_replies_messages_and_reads_direct_messages() -> None:
                                                since) == sent
             assert await net.connector.find_dm(token, "u-fan2", "Sure, credit me",
                                                time.time() + 60) is None
+            # a message another answer's row already holds is not this answer's
+            assert await net.connector.find_dm(token, "u-fan2", "Sure, credit me", since,
+                                               skip={sent.remote_id}) is None
             later = await read_stream(net.connector, token, "dm", "", page.cursor)
             assert later.items == [] and int(later.cursor) > int(page.cursor)
     run(go())
@@ -87,6 +94,8 @@ def test_bluesky_replies_with_strong_refs_and_chats_through_the_proxy() -> None:
             since = time.time() - 5
             sent = await net.connector.send_dm(token, did, "yes! send stems")
             assert await net.connector.find_dm(token, did, "yes! send stems", since) == sent
+            assert await net.connector.find_dm(token, did, "yes! send stems", since,
+                                               skip={sent.remote_id}) is None
             after = await read_stream(net.connector, token, "dm", "", page.cursor)
             assert after.items == []  # our own message is not an inbox item
             # without the proxy header the PDS does not serve chat
@@ -207,4 +216,115 @@ def test_answers_are_sent_once_through_the_job_and_answer_the_item(
             # another account's item is not found, and sends nothing
             with pytest.raises(NotFoundError):
                 await replies.send("other", item["item_id"], "p_eve", "reply", "hi")
+    run(go())
+
+
+def test_retries_refresh_the_token_and_same_text_messages_are_each_sent(
+        db_url: str, tmp_path: Path) -> None:
+    """Review 13: a retry's look-up survives an expired token (the answer that went out is
+    found, not failed); a second message with the same text is sent, not taken for the
+    first; an ``Idempotency-Key`` stores and queues an answer once."""
+    async def go() -> None:
+        async with dispatching(db_url, ["x"], tmp_path) as d:
+            x = d.fake("x")
+            mentions, mention_q = await _inbox(d, "x", "mention")
+            replies = Replies(d.db, d.channels, d.queue)
+            x.say("@adabeats love the new single", author="fan1")
+            await mentions.poll("acc", mention_q)
+            [item] = await mentions.items("acc")
+
+            # X took the reply, the answer was lost, then the token died: the retry
+            # refreshes it, asks X again and finds the reply
+            lost = await replies.send("acc", item["item_id"], "p_ana", "reply", "Soon!")
+            await d.db.execute("UPDATE social_inbox_replies SET state = 'sending', "
+                               "attempts = 1 WHERE reply_id = ?", lost["reply_id"])
+            token = await d.channels.access_token("acc", lost["channel_id"])
+            await d.connectors["x"].reply(token, item["remote_id"], "Soon!", "k")
+            x.expire_tokens()
+            assert (await replies.handle("acc", lost["reply_id"]))["outcome"] == "sent"
+            assert sum(p["text"] == "Soon!" for p in x.posts) == 1
+
+            # the same words twice: the second message's retry does not take the first
+            # (already another answer's) for itself, and sends
+            first = await replies.send("acc", item["item_id"], "p_ana", "dm", "Thanks!")
+            assert (await replies.handle("acc", first["reply_id"]))["outcome"] == "sent"
+            again = await replies.send("acc", item["item_id"], "p_bob", "dm", "Thanks!")
+            await d.db.execute("UPDATE social_inbox_replies SET state = 'sending', "
+                               "attempts = 1 WHERE reply_id = ?", again["reply_id"])
+            assert (await replies.handle("acc", again["reply_id"]))["outcome"] == "sent"
+            assert [e["text"] for e in x.dms] == ["Thanks!", "Thanks!"]
+            ids = {r["remote_id"] for r in await replies.replies("acc", item["item_id"])
+                   if r["kind"] == "dm"}
+            assert len(ids) == 2
+
+            # a client retrying its POST with the same Idempotency-Key: stored once
+            keyed = await replies.send("acc", item["item_id"], "p_ana", "reply", "Yes!",
+                                       key="k-1")
+            retried = await replies.send("acc", item["item_id"], "p_ana", "reply", " Yes! ",
+                                         key="k-1")
+            assert retried == keyed
+            thread = await replies.replies("acc", item["item_id"])
+            assert [r["text"] for r in thread].count("Yes!") == 1
+            jobs = await d.queue.find(account_id="acc", queue=REPLY)
+            assert sum(j.payload["reply_id"] == keyed["reply_id"] for j in jobs) == 1
+            with pytest.raises(ConflictError, match="another answer"):
+                await replies.send("acc", item["item_id"], "p_ana", "reply", "No!", key="k-1")
+            with pytest.raises(SocialError, match="Idempotency-Key must be"):
+                await replies.send("acc", item["item_id"], "p_ana", "reply", "Yes!",
+                                   key="bad key")
+            # keys are per account: another account's key is its own (and its item missing)
+            with pytest.raises(NotFoundError):
+                await replies.send("other", item["item_id"], "p_eve", "reply", "Yes!",
+                                   key="k-1")
+    run(go())
+
+
+def test_the_replies_route_takes_an_idempotency_key(tmp_path: Path) -> None:
+    """A client retrying ``POST .../replies`` with its ``Idempotency-Key`` gets the first
+    answer back (202) and X gets one reply; another answer under the key is 409."""
+    async def go() -> None:
+        fake = FAKES["x"](client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+        async with FakeNetworks([fake]) as server, aiohttp.ClientSession() as session:
+            connector = connector_for("x", server.base_url("x"), CLIENT_ID, CLIENT_SECRET,
+                                      session)
+            url = f"sqlite://{tmp_path / 'social.sqlite3'}"
+            async with social_app(tmp_path, url, connector,
+                                  settings={"listening": {"poll_s": 3600}}) as (client, _):
+                ada = who("acc", "p_ada", "owner")
+                start = await client.get("/api/social/channels/connect/x", headers=ada,
+                                         allow_redirects=False)
+                async with session.get(start.headers["Location"],
+                                       allow_redirects=False) as page:
+                    back = urlsplit(page.headers["Location"])
+                done = await client.get(f"{back.path}?{back.query}", allow_redirects=False)
+                channel = done.headers["Location"].split("social_channel=")[1]
+                query = await (await client.post("/api/social/listening/queries",
+                                                 headers=ada, json={"channel_id": channel,
+                                                                    "kind": "mention"})).json()
+                fake.say("@adabeats when is the tour?", author="fan1")
+                polled = await client.post(
+                    f"/api/social/listening/queries/{query['query_id']}/poll", headers=ada,
+                    json={})
+                assert polled.status == 200, await polled.text()
+                [item] = await (await client.get("/api/social/inbox/items",
+                                                 headers=ada)).json()
+                path = f"/api/social/inbox/items/{item['item_id']}/replies"
+                keyed = {**ada, "Idempotency-Key": "answer-1"}
+                body = {"kind": "reply", "text": "Next spring!"}
+                first = await client.post(path, headers=keyed, json=body)
+                again = await client.post(path, headers=keyed, json=body)
+                assert (first.status, again.status) == (202, 202), await again.text()
+                assert (await first.json())["reply_id"] == (await again.json())["reply_id"]
+                other = await client.post(path, headers=keyed,
+                                          json={"kind": "reply", "text": "Never!"})
+                assert other.status == 409 and "another answer" in (await other.json())["error"]
+                bad = await client.post(path, headers={**ada, "Idempotency-Key": "a b"},
+                                        json=body)
+                assert bad.status == 400 and "Idempotency-Key" in (await bad.json())["error"]
+
+                async def sent() -> bool:
+                    thread = await (await client.get(path, headers=ada)).json()
+                    return [r["state"] for r in thread] == ["sent"]
+                await until(sent)
+                assert [p["text"] for p in fake.posts if p["reply_to"]] == ["Next spring!"]
     run(go())

@@ -98,10 +98,12 @@ async def respond_item(request: Request) -> Any:
 
 @_api
 async def reply_item(request: Request) -> Any:
-    """Answer an item on its network (a reply, or a direct message): queued, sent once."""
+    """Answer an item on its network (a reply, or a direct message): queued, sent once.
+    Send ``Idempotency-Key`` to make retries safe: the same key and answer queue once."""
     body: ReplyIn = request.body
     return await replies(request.context).send(request.account_id, request.params["item_id"],
-                                               _person(request), body.kind, body.text)
+                                               _person(request), body.kind, body.text,
+                                               key=request.headers.get("Idempotency-Key"))
 
 
 @_api

@@ -7,11 +7,14 @@ compare-and-set on its attempt count (``sending``); an attempt after the first (
 after a 429 or 5xx, a lost answer, a worker killed mid-call) first asks the network
 whether the answer is already there (``find_reply``: X by the parent and text among the
 account's recent posts, Bluesky by the record's dedupe key; ``find_dm``: our message
-with that text in the conversation since the answer was made), so nothing is sent
-twice. Sent: the row keeps the network's id and URL, and the item is answered (its
-first response, if it had none, is this one, by the person who wrote it). A 429 or 5xx
-waits as the network says (``Retry``); an expired token is refreshed and tried again;
-anything else the network refuses, or the last attempt, ends ``failed`` with its reason.
+with that text in the conversation since the answer was made that no other answer's row
+already holds), so nothing is sent twice; that question, like the sending, is asked again
+with a refreshed token if the token expired. A request with an ``Idempotency-Key`` stores
+its answer under an id derived from the key, so a retried request queues nothing more.
+Sent: the row keeps the network's id and URL, and the item is answered (its first
+response, if it had none, is this one, by the person who wrote it). A 429 or 5xx waits
+as the network says (``Retry``); an expired token is refreshed and tried again; anything
+else the network refuses, or the last attempt, ends ``failed`` with its reason.
 
 Targets: X replies with ``reply.in_reply_to_tweet_id`` and messages with
 ``POST /2/dm_conversations/with/:participant_id/messages``; Bluesky writes an
@@ -22,12 +25,15 @@ A direct message from the inbox (kind ``dm`` stream) is answered by direct messa
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from business.social.errors import (
+    ConflictError,
     Duplicate,
     NetworkError,
     NotFoundError,
@@ -46,12 +52,18 @@ LIMITS = {("x", "reply"): 280, ("x", "dm"): 10_000,
           ("bluesky", "reply"): 300, ("bluesky", "dm"): 1_000}
 #: Seconds before an answer's creation that ``find_dm`` still looks at (clock skew).
 SKEW_S = 120.0
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 def queue_settings() -> QueueSettings:
     """The ``social.reply`` queue: a few patient retries (429s count as attempts)."""
     return QueueSettings(max_attempts=8, backoff_base=5.0, backoff_cap=900.0,
                          lease_s=120.0, concurrency=4)
+
+
+def _keyed_id(account_id: str, key: str) -> str:
+    """The answer id an ``Idempotency-Key`` stands for (the same on every retry)."""
+    return "rp_" + hashlib.sha256(f"{account_id}\0{key}".encode()).hexdigest()[:16]
 
 
 def check_text(network: str, kind: str, text: str) -> str:
@@ -80,8 +92,15 @@ class Replies:
         self.clock = clock
 
     async def send(self, account_id: str, item_id: str, person: str, kind: str,
-                   text: str) -> dict:
-        """Store an answer to an item and queue its sending; the stored answer."""
+                   text: str, *, key: str | None = None) -> dict:
+        """Store an answer to an item and queue its sending; the stored answer.
+
+        ``key`` (the request's ``Idempotency-Key``) makes a retry safe: the same key
+        with the same answer gives the answer stored the first time and queues nothing;
+        with another answer it is refused (:class:`ConflictError`)."""
+        if key is not None and not _KEY.fullmatch(key):
+            raise SocialError("Idempotency-Key must be 1 to 255 visible ASCII characters "
+                              f"(a UUID is a good choice), got {key[:80]!r}")
         item = await self.db.fetchrow(
             "SELECT i.*, q.channel_id, q.kind AS stream FROM social_inbox_items i JOIN "
             "social_listen_queries q ON q.account_id = i.account_id AND q.query_id = "
@@ -98,13 +117,16 @@ class Replies:
         if not target:
             raise SocialError("this item does not know its author's id on the network "
                               "(it was read before answers existed): reply instead")
-        reply_id = f"rp_{secrets.token_hex(8)}"
+        reply_id = f"rp_{secrets.token_hex(8)}" if key is None else _keyed_id(account_id, key)
         async with self.db.transaction() as tx:
-            await tx.execute(
+            stored = await tx.execute(
                 "INSERT INTO social_inbox_replies (account_id, reply_id, item_id, channel_id, "
                 "network, kind, target, text, person, state, created_at) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)", account_id, reply_id, item_id,
-                item["channel_id"], item["network"], kind, target, text, person, self.clock())
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?) ON CONFLICT (account_id, reply_id) "
+                "DO NOTHING", account_id, reply_id, item_id, item["channel_id"],
+                item["network"], kind, target, text, person, self.clock())
+            if not stored:  # only a keyed id can be there already: a retry
+                return await self._replayed(account_id, reply_id, item_id, kind, text, key)
             job = await self.queue.enqueue(REPLY, {"reply_id": reply_id},
                                            account_id=account_id,
                                            idempotency_key=f"reply:{reply_id}", tx=tx)
@@ -112,6 +134,14 @@ class Replies:
                              "AND reply_id = ?", job.id, account_id, reply_id)
         self.queue.wake(REPLY)
         return await self.reply(account_id, reply_id)
+
+    async def _replayed(self, account_id: str, reply_id: str, item_id: str, kind: str,
+                        text: str, key: str | None) -> dict:
+        first = await self.reply(account_id, reply_id)
+        if (first["item_id"], first["kind"], first["text"]) != (item_id, kind, text):
+            raise ConflictError(f"Idempotency-Key {key!r} was used for another answer; use "
+                                "a new key for a new answer")
+        return first
 
     async def reply(self, account_id: str, reply_id: str) -> dict:
         row = await self.db.fetchrow("SELECT * FROM social_inbox_replies WHERE account_id = ? "
@@ -145,10 +175,11 @@ class Replies:
             return {"outcome": "raced"}
         try:
             connector = self.channels.connectors[row["network"]]
-            token = await self.channels.access_token(account_id, row["channel_id"])
-            done = await self._found(connector, token, row) if prior else None
-            if done is None:
-                done = await self._send_or_refresh(account_id, connector, token, row)
+
+            async def attempt(token: str) -> Published:
+                found = await self._found(account_id, connector, token, row) if prior else None
+                return found or await self._send(connector, token, row)
+            done = await self._refreshing(account_id, row, attempt)
         except Duplicate as exc:
             if exc.existing is None:
                 return await self._fail(account_id, reply_id, exc.reason)
@@ -163,26 +194,36 @@ class Replies:
             return await self._fail(account_id, reply_id, str(exc))
         return await self._sent(account_id, row, done)
 
-    async def _send_or_refresh(self, account_id: str, connector: Any, token: str,
-                               row: dict) -> Published:
+    async def _refreshing(self, account_id: str, row: dict,
+                          call: Callable[[str], Awaitable[Published]]) -> Published:
+        """``call(token)``; on an expired token, once more with a refreshed one."""
+        token = await self.channels.access_token(account_id, row["channel_id"])
         try:
-            return await self._send(connector, token, row)
+            return await call(token)
         except TokenExpired:
             await self.channels.refresh(account_id, row["channel_id"], force=True)
             token = await self.channels.access_token(account_id, row["channel_id"])
-            return await self._send(connector, token, row)
+            return await call(token)
 
     async def _send(self, connector: Any, token: str, row: dict) -> Published:
         if row["kind"] == "reply":
             return await connector.reply(token, row["target"], row["text"], row["reply_id"])
         return await connector.send_dm(token, row["target"], row["text"])
 
-    async def _found(self, connector: Any, token: str, row: dict) -> Published | None:
+    async def _found(self, account_id: str, connector: Any, token: str,
+                     row: dict) -> Published | None:
         if row["kind"] == "reply":
             return await connector.find_reply(token, row["reply_id"], row["target"],
                                               row["text"])
+        # a message another answer already is (the same text, sent moments before) is not
+        # this one: only messages no other row claims count
+        taken = await self.db.fetch(
+            "SELECT remote_id FROM social_inbox_replies WHERE account_id = ? AND "
+            "channel_id = ? AND kind = 'dm' AND target = ? AND reply_id <> ? AND "
+            "remote_id <> ''", account_id, row["channel_id"], row["target"], row["reply_id"])
         return await connector.find_dm(token, row["target"], row["text"],
-                                       float(row["created_at"]) - SKEW_S)
+                                       float(row["created_at"]) - SKEW_S,
+                                       skip=frozenset(r["remote_id"] for r in taken))
 
     async def _sent(self, account_id: str, row: dict, done: Published) -> dict[str, Any]:
         now = self.clock()

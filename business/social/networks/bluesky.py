@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from collections.abc import Collection
 from typing import Any
 
 from business.social.errors import NetworkError, RateLimited, Rejected, TokenExpired
@@ -197,8 +198,9 @@ class BlueskyConnector(HttpConnector):
         return Published(str(answer.body["id"]), f"https://bsky.app/messages/{convo}")
 
     async def find_dm(self, access_token: str, member: str, text: str,
-                      since: float) -> Published | None:
-        """Our message ``text`` to ``member`` sent at ``since`` or later."""
+                      since: float, *, skip: Collection[str] = ()) -> Published | None:
+        """Our message ``text`` to ``member`` sent at ``since`` or later, not one
+        of the ids in ``skip`` (messages other answers already are)."""
         me = await self.profile(access_token)
         convo = await self._convo(access_token, member)
         answer = await self.call("GET", self.with_query(
@@ -206,7 +208,7 @@ class BlueskyConnector(HttpConnector):
             token=access_token, headers=CHAT_PROXY)
         for message in answer.body.get("messages") or []:
             if ((message.get("sender") or {}).get("did") == me["id"]
-                    and message.get("text") == text
+                    and str(message.get("id")) not in skip and message.get("text") == text
                     and epoch(message.get("sentAt", "")) >= since):
                 return Published(str(message["id"]), f"https://bsky.app/messages/{convo}")
         return None

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection
 
 import aiohttp
 
@@ -131,15 +132,17 @@ class XConnector(HttpConnector):
                          f"https://x.com/messages/{data['dm_conversation_id']}")
 
     async def find_dm(self, access_token: str, participant_id: str, text: str,
-                      since: float) -> Published | None:
-        """Our message ``text`` to ``participant_id`` sent at ``since`` or later."""
+                      since: float, *, skip: Collection[str] = ()) -> Published | None:
+        """Our message ``text`` to ``participant_id`` sent at ``since`` or later, not one
+        of the ids in ``skip`` (messages other answers already are)."""
         me = await self.profile(access_token)
         answer = await self.call("GET", self.with_query(
             f"/2/dm_conversations/with/{participant_id}/dm_events", {
                 "dm_event.fields": "id,text,sender_id,created_at,dm_conversation_id",
                 "event_types": "MessageCreate", "max_results": "100"}), token=access_token)
         for event in answer.body.get("data", []):
-            if (event.get("sender_id") == me["id"] and same_text(event.get("text", ""), text)
+            if (event.get("sender_id") == me["id"] and event.get("id") not in skip
+                    and same_text(event.get("text", ""), text)
                     and epoch(event.get("created_at", "")) >= since):
                 return Published(event["id"],
                                  f"https://x.com/messages/{event['dm_conversation_id']}")
