@@ -6,7 +6,9 @@ driven by the unmodified stripe-python client."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from marketplace_helpers import (
 from business.marketplace.fakes.stripe.delivery import sign
 from business.marketplace.privacy import erase_account, export_account
 from business.marketplace.stripe_gateway import StripeGateway, StripeSettings, idempotency_key
+from business.marketplace.webhooks import Outcome, StripeEvent
 from dawserver.plugin_api import Pseudonymiser
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
@@ -329,3 +332,133 @@ async def test_forged_foreign_and_bad_plans_are_refused(db_url: str,  # noqa: F8
         await m.fake.webhooks.settled()
         assert (await row(m, mid))["stripe_subscription"] == sub_id
         assert (await mine(m, "fan"))[0]["status"] == "active"
+
+
+class _Snapshot:
+    """What stripe-python's object gives the handler: its ``to_dict``."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+
+class SlowFirstAnswer:
+    """A gateway whose first subscription read answers late: the snapshot Stripe gave
+    (``incomplete`` then) arrives after ``meanwhile`` (another event's handler) ran."""
+
+    def __init__(self, real: StripeGateway, meanwhile: Callable[[], Awaitable[Any]]) -> None:
+        self.real = real
+        self.meanwhile: Callable[[], Awaitable[Any]] | None = meanwhile
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    async def retrieve_subscription(self, sub_id: str, **options: Any) -> _Snapshot:
+        self.reads += 1
+        now = (await self.real.retrieve_subscription(sub_id, **options)).to_dict()
+        if self.meanwhile is None:
+            return _Snapshot(now)
+        meanwhile, self.meanwhile = self.meanwhile, None
+        await meanwhile()
+        return _Snapshot({**now, "status": "incomplete"})
+
+
+async def test_an_older_snapshot_never_overwrites_a_newer_one(
+        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+    async with market(tmp_path, db_url) as m:
+        await m.seller("seller")
+        plan = await plan_of(m, "seller")
+        joined = await join(m, "fan", "seller", plan["plan_id"])
+        mid = joined["membership"]["membership_id"]
+        m.fake.webhooks.hold()
+        pay(m, joined)
+        [created] = m.fake.events_of("customer.subscription.created")
+        [completed] = m.fake.events_of("checkout.session.completed")
+        handler = market_services(m).fulfilment.memberships
+        real = handler.gateway
+        newer = StripeEvent.from_dict(completed)
+        racing = SlowFirstAnswer(real, lambda: handler.handle(newer))
+        handler.gateway = racing
+        try:
+            assert await handler.handle(StripeEvent.from_dict(created)) == Outcome.PROCESSED
+        finally:
+            handler.gateway = real
+        # the late snapshot was not stored over the active one: Stripe was asked again
+        assert (await row(m, mid))["status"] == "active"
+        assert racing.reads == 3
+        m.fake.webhooks.release("in_order")
+        await m.fake.webhooks.settled()
+        [member] = await mine(m, "fan")
+        assert member["status"] == "active" and member["free_downloads_left"] == 2
+
+
+async def test_a_second_tab_reuses_the_open_join_and_a_second_subscription_ends(
+        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+    async with market(tmp_path, db_url) as m:
+        await m.seller("seller")
+        gold = await plan_of(m, "seller")
+        silver = await plan_of(m, "seller", name="Silver", amount=999)
+        first = await join(m, "fan", "seller", gold["plan_id"])
+        first_id = first["membership"]["membership_id"]
+        tabs = await asyncio.gather(*(join(m, "fan", "seller", gold["plan_id"])
+                                      for _ in range(2)))
+        assert {t["membership"]["membership_id"] for t in tabs} == {first_id}
+        assert {t["checkout_url"] for t in tabs} == {first["checkout_url"]}
+        db = market_services(m).store.db
+        # the database holds one open join per fan and store at most
+        assert await db.execute(
+            "INSERT INTO mkt_memberships (account_id, membership_id, plan_id, member_account, "
+            "stripe_account, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING", "seller", "mship_other", gold["plan_id"], "fan",
+            "acct_x", "pending", 1.0, 1.0) == 0
+        # another plan: the open page is expired on Stripe, a new join made
+        other = await join(m, "fan", "seller", silver["plan_id"])
+        other_id = other["membership"]["membership_id"]
+        assert other_id != first_id
+        first_session = first["checkout_url"].rsplit("/", 1)[1]
+        assert m.fake.objects[first_session]["status"] == "expired"
+        assert (await row(m, first_id))["status"] == "expired"
+        assert await mine(m, "fan") == []
+
+        # the backstop: a join that escaped (made before this rule) is paid as well
+        await db.execute("UPDATE mkt_memberships SET status = 'expired' WHERE "
+                         "membership_id = ?", other_id)
+        third = await join(m, "fan", "seller", gold["plan_id"])
+        kept, extra = pay(m, other), pay(m, third)
+        await m.fake.webhooks.settled()
+        assert m.fake.objects[kept]["status"] == "active"
+        assert m.fake.objects[extra]["status"] == "canceled"
+        found = {x["membership_id"]: x["status"] for x in await mine(m, "fan")}
+        assert found == {other_id: "active",
+                         third["membership"]["membership_id"]: "canceled"}
+
+
+async def test_partial_refunds_book_each_difference_and_keep_the_licences(
+        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+    async with market(tmp_path, db_url) as m:
+        account = await m.seller("seller")
+        beat = await m.beat("seller")
+        plan = await plan_of(m, "seller")
+        joined = await join(m, "fan", "seller", plan["plan_id"])
+        pay(m, joined)
+        await m.fake.webhooks.settled()
+        status, licence = await take(m, "fan", joined["membership"]["membership_id"],
+                                     beat["beat_id"])
+        assert status == 201
+        [invoice] = [o for o in m.fake.objects.values() if o["object"] == "invoice"]
+        ledger = market_services(m).ledger
+        async with StripeGateway(StripeSettings(m.fake.api_key, api_base=m.fake.base_url,
+                                                max_network_retries=0)) as gateway:
+            for n, amount, total in ((1, 500, 500), (2, 700, 1200), (3, 799, 1999)):
+                await gateway.refund(idempotency_key=idempotency_key("t", invoice["id"], n),
+                                     charge=invoice["charge"], amount=amount,
+                                     account=account)
+                await m.fake.webhooks.settled()
+                balances = await ledger.balances("seller")
+                assert balances[("external:refunds", "usd")] == total
+                [held] = await m.library("fan")
+                assert held["status"] == ("refunded" if total == 1999 else "active"), n
+        assert held["licence_id"] == licence["licence_id"]

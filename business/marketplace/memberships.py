@@ -7,7 +7,9 @@ period and ``discount_bp`` off every other purchase in the seller's store.
 
 A fan **joins** on a Checkout Session in ``subscription`` mode; the membership row is
 stored first (``pending``) and named in the subscription's metadata, so each Stripe
-event finds it. It becomes active on the webhooks only, never on the redirect
+event finds it. A fan has one pending join per store at most (a partial unique index):
+joining again (another tab) reuses its open Checkout page, or expires it on Stripe when
+another plan is chosen. It becomes active on the webhooks only, never on the redirect
 (:mod:`.membership_events`). Its state is Stripe's: ``active`` (or ``trialing``) and
 ``past_due`` (retries in progress: Stripe's grace period) keep the perks;
 ``canceled``, ``unpaid`` and ``incomplete`` end them.
@@ -24,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from business.marketplace.errors import NotForSale, NotFoundHere
+from business.marketplace.errors import NotForSale, NotFoundHere, StripeRejected
 from business.marketplace.models import ON_SALE, PAID, Licence, Order
 from business.marketplace.store import MarketStore, new_id
 from business.marketplace.stripe_gateway import StripeGateway, idempotency_key
@@ -32,6 +34,8 @@ from business.marketplace.stripe_gateway import StripeGateway, idempotency_key
 #: Subscription statuses whose member keeps the perks (past_due: Stripe still retries).
 ACCESS = ("active", "trialing", "past_due")
 PENDING = "pending"
+#: A pending join replaced by a newer one (its Checkout Session expired on Stripe).
+EXPIRED = "expired"
 INTERVALS = ("month", "year")
 #: The largest member discount (a paid checkout must still charge something).
 MAX_DISCOUNT_BP = 9_000
@@ -241,13 +245,15 @@ class Memberships:
         """The seller's members (not pending checkouts), newest first."""
         rows = await self.db.fetch(
             f"SELECT {MEMBER_COLUMNS} FROM mkt_memberships WHERE account_id = ? AND "
-            "status <> ? ORDER BY created_at DESC, membership_id", seller, PENDING)
+            "status NOT IN (?, ?) ORDER BY created_at DESC, membership_id", seller, PENDING,
+            EXPIRED)
         return [membership_from(r) for r in rows]
 
     async def mine(self, member: str) -> list[Membership]:
         rows = await self.db.fetch(
             f"SELECT {MEMBER_COLUMNS} FROM mkt_memberships WHERE member_account = ? AND "
-            "status <> ? ORDER BY created_at DESC, membership_id", member, PENDING)
+            "status NOT IN (?, ?) ORDER BY created_at DESC, membership_id", member, PENDING,
+            EXPIRED)
         return [membership_from(r) for r in rows]
 
     async def join(self, member: str, seller: str, plan_id: str, *,
@@ -266,14 +272,19 @@ class Memberships:
         if int(current or 0):
             raise NotForSale("you are a member of this store already: cancel that membership "
                              "before joining another plan")
+        reused = await self._open_join(seller, member, plan_id)
+        if reused is not None:
+            return reused
         now = time.time()
         membership = Membership(seller, new_id("mship"), plan_id, member, plan.stripe_account,
                                 PENDING, None, None, None, None, None, False, None, 0, now, now)
-        await self.db.execute(
-            f"INSERT INTO mkt_memberships ({MEMBER_COLUMNS}) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            seller, membership.membership_id, plan_id, member, plan.stripe_account, PENDING,
-            None, None, None, None, None, 0, None, 0, now, now)
+        if not await self.db.execute(
+                f"INSERT INTO mkt_memberships ({MEMBER_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                seller, membership.membership_id, plan_id, member, plan.stripe_account,
+                PENDING, None, None, None, None, None, 0, None, 0, now, now):
+            raise NotForSale("you are joining this store in another window already: "
+                             "finish or close that checkout first")
         meta = {"membership_id": membership.membership_id, "seller": seller,
                 "plan_id": plan_id, "member": member}
         session = await gateway.create_checkout_session(
@@ -288,6 +299,40 @@ class Memberships:
             "UPDATE mkt_memberships SET session_id = ? WHERE account_id = ? AND "
             "membership_id = ?", str(session.id), seller, membership.membership_id)
         return Joined(membership, str(session.url))
+
+    async def _open_join(self, seller: str, member: str, plan_id: str) -> Joined | None:
+        """The fan's open join of this plan in this store (its Checkout page), or None once
+        no other join is open (one of another plan is expired on Stripe)."""
+        gateway = self._stripe()
+        row = await self.db.fetchrow(
+            f"SELECT {MEMBER_COLUMNS} FROM mkt_memberships WHERE account_id = ? AND "
+            "member_account = ? AND status = ?", seller, member, PENDING)
+        if row is None:
+            return None
+        pending = membership_from(row)
+        if pending.session_id is None:
+            raise NotForSale("you are joining this store in another window already: "
+                             "try again in a moment")
+        session = (await gateway.retrieve_checkout_session(
+            pending.session_id, account=pending.stripe_account)).to_dict()
+        if session.get("status") == "complete":
+            raise NotForSale("your payment for a membership of this store is being "
+                             "confirmed: it shows in your memberships shortly")
+        if session.get("status") == "open":
+            if pending.plan_id == plan_id and session.get("url"):
+                return Joined(pending, str(session["url"]))
+            try:
+                await gateway.expire_checkout_session(
+                    pending.session_id, account=pending.stripe_account,
+                    idempotency_key=idempotency_key("join-expire", pending.membership_id))
+            except StripeRejected as exc:  # paid just now
+                raise NotForSale("your payment for a membership of this store is being "
+                                 "confirmed: it shows in your memberships shortly") from exc
+        await self.db.execute(
+            "UPDATE mkt_memberships SET status = ?, updated_at = ? WHERE account_id = ? AND "
+            "membership_id = ? AND status = ?", EXPIRED, time.time(), seller,
+            pending.membership_id, PENDING)
+        return None
 
     async def set_cancel(self, member: str, membership_id: str, cancel: bool) -> Membership:
         """Cancel at the period's end (``cancel``) or resume; Stripe's answer is stored."""

@@ -255,6 +255,13 @@ class StripeGateway:
             lambda p, o: self.v1.checkout.sessions.retrieve_async(session_id, p, o),
             {"expand": expand}, account=account)
 
+    async def expire_checkout_session(self, session_id: str, *, idempotency_key: str,
+                                      account: str | None = None) -> StripeObject:
+        """Close an open Checkout Session: it can no longer be paid."""
+        return await self.call(
+            lambda p, o: self.v1.checkout.sessions.expire_async(session_id, p, o), None,
+            key=idempotency_key, account=account, write=True)
+
     async def refund(self, *, idempotency_key: str, payment_intent: str | None = None,
                      charge: str | None = None, amount: int | None = None,
                      reason: str | None = None, metadata: dict[str, str] | None = None,
