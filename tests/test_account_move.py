@@ -251,7 +251,7 @@ async def test_an_administrator_moves_an_account_over_http(tmp_path: Path) -> No
     from loopback import free_port
     from nodepeer import running_server
 
-    from dawserver.account_moves import QUEUE
+    from dawserver.account_moves import MOVE_ACCOUNT, QUEUE
     from dawserver.accounts_setup import ACCOUNT_MOVER
     from dawserver.config import RegionConfig, ServerConfig
     from dawserver.keys import ACCOUNTS, BACKGROUND, TOKENS
@@ -300,7 +300,8 @@ async def test_an_administrator_moves_an_account_over_http(tmp_path: Path) -> No
                 await asyncio.sleep(0.1)
         status, view, _ = await call("GET", url, root)
         assert view["region"] == "eu" and view["state"] == "done" and view["progress"] == 1
-        assert (await app[BACKGROUND].queue.get(ana, job_id)).queue == QUEUE
+        # the job is the server's (in the main database's queue), not the moved account's
+        assert (await app[BACKGROUND].queue.get(MOVE_ACCOUNT, job_id)).queue == QUEUE
         status, _, _ = await call("POST", f"{config.base_url}/accounts/{ana}/keys", mine,
                                   {"name": "two", "scopes": ["project.read"]})
         assert status == 201
