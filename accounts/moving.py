@@ -19,11 +19,20 @@ done, so :meth:`AccountMover.run` picks it up where a crash left it:
 3. **switch** -- one transaction on the main database records the account's new region
    (``account_regions``: its id still names the old one) and the step ``switched``;
    the store routes the account to the target from then on.
-4. **clean** -- the source's rows and the hooks' old copies are deleted, table by
-   table, and the move's row with them: writes are accepted again.
+4. **clean** -- after ``propagate_s`` (longer than every server's :data:`REFRESH_S`,
+   so each one routes the account to the target by then) the source's rows and the
+   hooks' old copies are deleted, table by table, and the move's row with them: writes
+   are accepted again.
 
-Another server process learns of moves with :meth:`AccountMover.load` (its fence asks
-the main database, so refusals hold in every process at once).
+One runner at a time carries a move: :meth:`AccountMover.run` claims the move's row
+by a conditional UPDATE (a lease of :data:`LEASE_S`, renewed at every step, given up
+when it stops; a crashed runner's lapses) and records each step only while it holds it.
+
+Every process learns of moves from the main database: its fence (awaited before each
+write keyed by an account) reads both the move under way and where the account lives
+now, so a write is refused during a move and routed to the new region after it, in
+every process at once; reads follow :meth:`AccountMover.load`, which a server calls
+every :data:`REFRESH_S` (:meth:`AccountMover.refresh`).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +72,10 @@ BY_QUERY = {
 COPYING, SWITCHED = "copying", "switched"
 #: Seconds a refused writer is told to wait.
 RETRY_AFTER_S = 30.0
+#: Seconds between a server's reloads of where moved accounts live.
+REFRESH_S = 2.0
+#: Seconds a runner holds a move without recording a step.
+LEASE_S = 300.0
 
 Progress = Callable[[float, str], None]
 
@@ -104,7 +118,8 @@ class AccountMover:
 
     def __init__(self, store: RegionalAccountStore, databases: Mapping[str, Database], *,
                  sessions: RegionalSessions | None = None, hooks: Sequence[MoveHook] = (),
-                 settle_s: float = 1.0, clock: Callable[[], float] = time.time) -> None:
+                 settle_s: float = 1.0, propagate_s: float = 2.5 * REFRESH_S,
+                 clock: Callable[[], float] = time.time) -> None:
         if set(databases) != set(store.regions):
             raise ValueError(f"the databases {sorted(databases)} must be the store's "
                              f"regions {sorted(store.regions)}")
@@ -113,6 +128,7 @@ class AccountMover:
         self.main = databases[DEFAULT_REGION]
         self.hooks = list(hooks)
         self.settle_s = settle_s
+        self.propagate_s = propagate_s
         self._clock = clock
         #: table → the column naming the account (read from the source database)
         self._owners: dict[str, str] = {}
@@ -132,6 +148,15 @@ class AccountMover:
         self.store.moved.update({r["account_id"]: r["region"] for r in rows
                                  if r["region"] in self.databases})
 
+    async def refresh(self, every_s: float = REFRESH_S) -> None:
+        """:meth:`load` every ``every_s`` seconds, for ever (a server's task)."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.load()
+            except Exception:  # the database away a moment: try again next time
+                log.exception("could not reload the moved accounts")
+
     async def move_of(self, account_id: str) -> Move | None:
         """The move of ``account_id`` under way (None: none)."""
         row = await self.main.fetchrow("SELECT * FROM account_moves WHERE account_id = ?",
@@ -139,8 +164,18 @@ class AccountMover:
         return None if row is None else Move.from_row(row)
 
     async def refuse_if_moving(self, account_id: str) -> None:
-        """:class:`AccountMoving` if ``account_id`` is being moved (the store's fence)."""
-        if await self.move_of(account_id) is not None:
+        """:class:`AccountMoving` if ``account_id`` is being moved (the store's fence);
+        else learn where it lives now (a move another process made)."""
+        row = await self.main.fetchrow(
+            "SELECT (SELECT COUNT(*) FROM account_moves WHERE account_id = ?) AS moving, "
+            "(SELECT region FROM account_regions WHERE account_id = ?) AS region",
+            account_id, account_id)
+        region = row["region"] if row is not None else None
+        if region in self.databases:
+            self.store.moved[account_id] = region
+        else:
+            self.store.moved.pop(account_id, None)
+        if row is not None and row["moving"]:
             raise AccountMoving(f"account {account_id!r} is being moved to another data "
                                 f"region; nothing was changed, try again shortly",
                                 RETRY_AFTER_S)
@@ -157,6 +192,7 @@ class AccountMover:
                 raise Conflict(f"account {account_id!r} is already moving to region "
                                f"{found.target!r}")
             return found
+        await self.load()  # where it lives now, if another process moved it
         source = self.store.region_of(account_id)
         if source == target:
             raise Conflict(f"account {account_id!r} is in region {target!r} already")
@@ -181,6 +217,29 @@ class AccountMover:
         if move is None:
             raise NotFound(f"account {account_id!r} is not being moved")
         report = progress or (lambda fraction, note: None)
+        runner = await self._claim(move)
+        try:
+            return await self._carry(move, runner, report)
+        finally:  # stopped (done, failed, cancelled): another runner may go on at once
+            await self.main.execute("UPDATE account_moves SET runner = NULL, lease_until = 0 "
+                                    "WHERE account_id = ? AND runner = ?", account_id, runner)
+
+    async def _claim(self, move: Move) -> str:
+        """Hold ``move`` for a new runner (its id); :class:`Conflict` if another holds it."""
+        runner, now = uuid.uuid4().hex, self._clock()
+        claimed = await self.main.execute(
+            "UPDATE account_moves SET runner = ?, lease_until = ? WHERE account_id = ? "
+            "AND (runner IS NULL OR lease_until < ?)", runner, now + LEASE_S,
+            move.account_id, now)
+        if not claimed:
+            raise Conflict(f"the move of account {move.account_id!r} is being carried by "
+                           f"another runner (a server's accounts.move job or a "
+                           f"'dawserver accounts move'); it is resumed when that stops")
+        return runner
+
+    async def _carry(self, move: Move, runner: str, report: Progress) -> Move:
+        """The steps of ``move`` from its recorded one, held by ``runner``."""
+        account_id = move.account_id
         await self._tables(move.source, move.target)
         parts = len(move.tables) + len(self.hooks)
         if move.step == COPYING:
@@ -189,27 +248,30 @@ class AccountMover:
             for table in move.tables:
                 if table not in move.copied:
                     await self._copy(account_id, table, move.source, move.target)
-                    move = await self._mark(move, "copied", table)
+                    move = await self._mark(move, runner, "copied", table)
                 report(0.8 * len(move.copied) / max(1, parts * 2), f"copied {table}")
             for hook in self.hooks:
                 key = f"hook:{hook.name}"
                 if key not in move.copied:
                     await hook.copy(account_id, move.source, move.target)
-                    move = await self._mark(move, "copied", key)
+                    move = await self._mark(move, runner, "copied", key)
             await self._verify(account_id, move)
             report(0.45, "verified")
-            move = await self._switch(move)
+            move = await self._switch(move, runner)
+        if not move.dropped:  # every server routes the account to the target before
+            await asyncio.sleep(self.propagate_s)  # its old rows go
         # tables found through another table (BY_QUERY) go first, while it still answers
         for table in sorted(move.tables, key=lambda t: t not in BY_QUERY):
             if table not in move.dropped:
                 await self._delete(self.databases[move.source], account_id, table)
-                move = await self._mark(move, "dropped", table)
+                move = await self._mark(move, runner, "dropped", table)
         for hook in self.hooks:
             key = f"hook:{hook.name}"
             if key not in move.dropped:
                 await hook.drop(account_id, move.source)
-                move = await self._mark(move, "dropped", key)
-        await self.main.execute("DELETE FROM account_moves WHERE account_id = ?", account_id)
+                move = await self._mark(move, runner, "dropped", key)
+        await self.main.execute("DELETE FROM account_moves WHERE account_id = ? AND runner = ?",
+                                account_id, runner)
         report(1.0, f"moved to {move.target}")
         log.info("moved account %s from %s to %s", account_id, move.source, move.target)
         return move
@@ -283,7 +345,7 @@ class AccountMover:
                 raise Conflict(f"table {table!r} of account {account_id!r} keeps changing "
                                f"while it moves; run the move again")
 
-    async def _switch(self, move: Move) -> Move:
+    async def _switch(self, move: Move, runner: str) -> Move:
         """Point the account at the target, atomically with the move's step."""
         target_db = self.databases[move.target]
         if "accounts" in move.tables:
@@ -297,8 +359,12 @@ class AccountMover:
             if named != move.target:
                 await tx.execute("INSERT INTO account_regions (account_id, region, moved_at) "
                                  "VALUES (?, ?, ?)", move.account_id, move.target, now)
-            await tx.execute("UPDATE account_moves SET step = ?, updated_at = ? "
-                             "WHERE account_id = ?", SWITCHED, now, move.account_id)
+            held = await tx.execute(
+                "UPDATE account_moves SET step = ?, updated_at = ?, lease_until = ? "
+                "WHERE account_id = ? AND runner = ?", SWITCHED, now, now + LEASE_S,
+                move.account_id, runner)
+            if not held:
+                raise _lost(move)
         if named != move.target:
             self.store.moved[move.account_id] = move.target
         else:
@@ -307,12 +373,27 @@ class AccountMover:
         assert found is not None
         return found
 
-    async def _mark(self, move: Move, field: str, part: str) -> Move:
-        done = [*getattr(move, field), part]
-        await self.main.execute(
-            f"UPDATE account_moves SET {field} = ?, updated_at = ? WHERE account_id = ?",
-            json.dumps(done), self._clock(), move.account_id)
+    async def _mark(self, move: Move, runner: str, field: str, part: str) -> Move:
+        """Record ``part`` done (in ``field``) and renew the lease, in one transaction
+        that reads the stored list; :class:`Conflict` if ``runner`` lost the move."""
+        async with self.main.transaction() as tx:
+            row = await tx.fetchrow(f"SELECT {field} FROM account_moves WHERE account_id = ? "
+                                    f"AND runner = ?", move.account_id, runner)
+            if row is None:
+                raise _lost(move)
+            done = [*json.loads(row[field])]
+            if part not in done:
+                done.append(part)
+            now = self._clock()
+            await tx.execute(f"UPDATE account_moves SET {field} = ?, updated_at = ?, "
+                             f"lease_until = ? WHERE account_id = ? AND runner = ?",
+                             json.dumps(done), now, now + LEASE_S, move.account_id, runner)
         return Move(**{**move.__dict__, field: tuple(done)})
+
+
+def _lost(move: Move) -> Conflict:
+    return Conflict(f"the move of account {move.account_id!r} was taken over by another "
+                    f"runner (this one held it past its lease); nothing more was done here")
 
 
 def _owner_column(columns: Sequence[str]) -> str | None:

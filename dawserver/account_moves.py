@@ -4,9 +4,10 @@
 move (:class:`accounts.moving.AccountMover`: from then on writes to the account answer
 409 with ``Retry-After``) and queues an ``accounts.move`` job that copies, switches and
 cleans, reporting its progress; ``GET`` on the same path says where the account lives
-and how its move goes. A job that dies (a crashed server) is claimed again when its
-lease runs out and resumes the move from its recorded step; asking again answers the
-same job. Without data regions both answer 409 saying so.
+and how its move goes. The job is the server's (:data:`MOVE_ACCOUNT`, the main
+database's queue), not the moved account's. A job that dies (a crashed server) is
+claimed again when its lease runs out and resumes the move from its recorded step;
+asking again answers the same job. Without data regions both answer 409 saying so.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ SERVER_ACCOUNTS = Permission(
     "server.accounts", "move accounts between data regions", Role.OWNER, Scope.SERVER)
 PERMISSIONS = [SERVER_ACCOUNTS]
 PATH = "/admin/accounts/{account_id}/region-move"
+#: The moves' jobs are the server's, not the moved account's (whose rows they move):
+#: they stay in the main database's queue whatever the account's region.
+MOVE_ACCOUNT = "server:accounts.move"
 
 
 class MoveIn(Model):
@@ -82,9 +86,9 @@ class MoveJob:
 async def _view(request: Request, account_id: str) -> RegionMove:
     mover = _mover(request.app)
     move = await mover.move_of(account_id)
-    jobs = await request.app[BACKGROUND].queue.find(account_id=account_id, queue=QUEUE,
-                                                    newest_first=True, limit=1)
-    job = jobs[0] if jobs else None
+    jobs = await request.app[BACKGROUND].queue.find(account_id=MOVE_ACCOUNT, queue=QUEUE,
+                                                    newest_first=True)
+    job = next((j for j in jobs if j.payload.get("account_id") == account_id), None)
     return RegionMove(
         account_id=account_id, region=mover.store.region_of(account_id),
         moving=move is not None, target=move.target if move else None,
@@ -105,8 +109,8 @@ async def start_move(request: Request) -> Reply:
     await request.app[ACCOUNTS].store.require_account(account_id)
     move = await mover.begin(account_id, target)
     await request.app[BACKGROUND].queue.enqueue(
-        QUEUE, {"account_id": account_id}, account_id=account_id,
-        idempotency_key=f"move-{move.started_at!r}")
+        QUEUE, {"account_id": account_id}, account_id=MOVE_ACCOUNT,
+        idempotency_key=f"move-{account_id}-{move.started_at!r}")
     return Reply(await _view(request, account_id), status=202)
 
 

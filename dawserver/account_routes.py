@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
+from accounts.errors import AccountMoving
 from accounts.models import AccountKind, ApiKeyRecord, AuditEvent, Invitation
 from dsp_core.session import Session
 
@@ -336,9 +337,16 @@ async def audit_log(request: Request) -> list[AuditEntry]:
 async def create_project(request: Request) -> ProjectEntry:
     """Create an empty project owned by the account, in the account's data region."""
     account_id, name = request.params["account_id"], request.body.name
+    # refused (409) while the account moves: before the document exists, so none is
+    # left without an owner
+    await request.app[ACCOUNTS].store.writable(account_id)
     info = await import_session(request.app[STORE], Session(name=name), name=name,
                                 region=account_region(request.app, account_id))
-    await request.app[ACCOUNTS].store.own_project(account_id, info.project_id)
+    try:
+        await request.app[ACCOUNTS].store.own_project(account_id, info.project_id)
+    except AccountMoving:  # a move began meanwhile: leave no project without owner
+        await request.app[STORE].delete_project(info.project_id)
+        raise
     return ProjectEntry(id=info.project_id, name=info.name, role="owner", owner=account_id)
 
 

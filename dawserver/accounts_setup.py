@@ -16,6 +16,8 @@ person's region (:class:`~accounts.regions.RegionalSessions`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -139,8 +141,15 @@ async def accounts_context(app: web.Application) -> AsyncIterator[None]:
     app[RATE_LIMITER] = RateLimiter.from_url(config.redis_url)
     log.info("accounts ready (regions %s, sessions in %s)", ", ".join(store.regions),
              type(backend).__name__)
+    # reads follow moves other processes make (writes learn them at the fence)
+    refresh = (asyncio.create_task(app[ACCOUNT_MOVER].refresh(), name="moved-accounts")
+               if ACCOUNT_MOVER in app else None)
     try:
         yield
     finally:
+        if refresh is not None:
+            refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresh
         await app[RATE_LIMITER].close()
         await backend.close()

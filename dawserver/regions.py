@@ -28,7 +28,7 @@ from collab.regional_store import RegionalCollabStore
 from collab.store import Store, store_for
 from database import Database
 
-from .keys import CONFIG, DATABASE, STORE
+from .keys import ACCOUNTS, CONFIG, DATABASE, STORE
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,11 @@ def collab_store(app: web.Application) -> Store:
 
 
 def account_region(app: web.Application, account_id: str) -> str:
-    """The data region ``account_id`` lives in (its id names it)."""
+    """The data region ``account_id`` lives in: the account store's answer, which knows
+    moved accounts (:mod:`accounts.moving`); before it started, the region its id names."""
+    accounts = app.get(ACCOUNTS)
+    if accounts is not None:
+        return accounts.store.region_of(account_id)
     return region_of(account_id, (DEFAULT_REGION, *app[CONFIG].regions))
 
 

@@ -92,7 +92,7 @@ async def world(collab_database_url: str, tmp_path: Path) -> AsyncIterator[World
                                  regions=store.regions)
         files = Files(tmp_path / "files")
         mover = AccountMover(store, databases, sessions=sessions, hooks=[files],
-                             settle_s=0.0)
+                             settle_s=0.0, propagate_s=0.0)
         await mover.setup()
         yield World(service, store, databases, mover, files, sessions)
 
@@ -251,7 +251,7 @@ async def test_an_administrator_moves_an_account_over_http(tmp_path: Path) -> No
     from loopback import free_port
     from nodepeer import running_server
 
-    from dawserver.account_moves import QUEUE
+    from dawserver.account_moves import MOVE_ACCOUNT, QUEUE
     from dawserver.accounts_setup import ACCOUNT_MOVER
     from dawserver.config import RegionConfig, ServerConfig
     from dawserver.keys import ACCOUNTS, BACKGROUND, TOKENS
@@ -300,7 +300,8 @@ async def test_an_administrator_moves_an_account_over_http(tmp_path: Path) -> No
                 await asyncio.sleep(0.1)
         status, view, _ = await call("GET", url, root)
         assert view["region"] == "eu" and view["state"] == "done" and view["progress"] == 1
-        assert (await app[BACKGROUND].queue.get(ana, job_id)).queue == QUEUE
+        # the job is the server's (in the main database's queue), not the moved account's
+        assert (await app[BACKGROUND].queue.get(MOVE_ACCOUNT, job_id)).queue == QUEUE
         status, _, _ = await call("POST", f"{config.base_url}/accounts/{ana}/keys", mine,
                                   {"name": "two", "scopes": ["project.read"]})
         assert status == 201
@@ -310,3 +311,114 @@ async def test_an_administrator_moves_an_account_over_http(tmp_path: Path) -> No
     left = set(rows_of(config.data_dir / "collab.sqlite3", ana))
     assert "account_regions" in left
     assert not left & {"accounts", "account_emails", "api_keys", "audit_log", "sessions"}
+
+
+@pytest.mark.asyncio
+async def test_a_second_process_follows_a_move(world: World) -> None:
+    """Another server (its own stores, loaded before the move) routes the moved account's
+    writes to the new region at once, and its reads after its next reload."""
+    uma, _ = await a_person_in_us(world)
+    other = RegionalAccountStore.over(world.databases)
+    theirs = AccountMover(other, world.databases, settle_s=0.0, propagate_s=0.0)
+    await theirs.setup()
+    assert other.region_of(uma) == "us"
+    await world.mover.move(uma, "eu")
+    await other.update_account(uma, name="Uma E.")  # through its fence: learns the move
+    assert other.region_of(uma) == "eu"
+    assert (await world.store.require_account(uma)).name == "Uma E."
+    assert await rows_of_db(world.databases["us"], uma) == 0
+    third = RegionalAccountStore.over(world.databases)
+    refreshing = AccountMover(third, world.databases)
+    task = asyncio.create_task(refreshing.refresh(every_s=0.01))
+    try:
+        async with asyncio.timeout(30):
+            while third.region_of(uma) != "eu":
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert (await third.require_account(uma)).name == "Uma E."
+
+
+async def rows_of_db(db: Database, account_id: str) -> int:
+    """How many ``accounts`` rows of ``account_id`` ``db`` has."""
+    return len(await db.fetch("SELECT * FROM accounts WHERE account_id = ?", account_id))
+
+
+@pytest.mark.asyncio
+async def test_one_runner_at_a_time_carries_a_move(world: World) -> None:
+    uma, _ = await a_person_in_us(world)
+    await world.mover.begin(uma, "eu")
+    other = RegionalAccountStore.over(world.databases)
+    second = AccountMover(other, world.databases, hooks=[world.files], settle_s=0.0,
+                          propagate_s=0.0)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    class Slow:
+        name = "slow"
+
+        async def copy(self, account_id: str, source: str, target: str) -> None:
+            started.set()
+            await release.wait()
+
+        async def drop(self, account_id: str, region: str) -> None:
+            """Nothing kept."""
+
+    world.mover.hooks.append(Slow())
+    second.hooks.append(Slow())
+    first = asyncio.create_task(world.mover.run(uma))
+    await started.wait()
+    with pytest.raises(Conflict, match="carried by another runner"):
+        await second.run(uma)
+    release.set()
+    assert (await first).target == "eu"
+    assert await world.mover.move_of(uma) is None
+    # a runner whose lease lapsed (another took over) records nothing more
+    await world.mover.begin(uma, "us")
+    move = await world.mover.move_of(uma)
+    assert move is not None
+    await world.databases["default"].execute(
+        "UPDATE account_moves SET runner = 'them', lease_until = 1e18 WHERE account_id = ?",
+        uma)
+    with pytest.raises(Conflict, match="taken over by another runner"):
+        await world.mover._mark(move, "me", "copied", "accounts")
+
+
+@pytest.mark.asyncio
+async def test_projects_follow_a_moved_account_and_wait_while_it_moves(
+        tmp_path: Path) -> None:
+    import aiohttp
+    from loopback import free_port
+    from nodepeer import running_server
+
+    from dawserver.accounts_setup import ACCOUNT_MOVER
+    from dawserver.config import RegionConfig, ServerConfig
+    from dawserver.keys import ACCOUNTS, STORE
+    from dawserver.regions import project_region
+    from dawserver.storage.service import OBJECT_STORES, account_objects
+
+    eu_file = tmp_path / "eu.sqlite3"
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data",
+                          password_hashing=(1, 1024, 1),
+                          regions={"eu": RegionConfig(f"sqlite://{eu_file}")})
+    async with running_server(config) as app, aiohttp.ClientSession() as http:
+        service = app[ACCOUNTS]
+        ana = (await service.create_person("ana@example.com", PASSWORD, "Ana")).account_id
+        key, _ = await service.create_key(Actor(ana), ana, "ci", ["projects.create"])
+        mine = {"Authorization": f"Bearer {key}"}
+        mover = app[ACCOUNT_MOVER]
+        mover.settle_s = mover.propagate_s = 0.0
+        await mover.move(ana, "eu")
+        url = f"{config.base_url}/accounts/{ana}/projects"
+        async with http.post(url, json={"name": "after"}, headers=mine) as answer:
+            assert answer.status == 201, await answer.text()
+            made = (await answer.json())["id"]
+        assert await project_region(app, made) == "eu"
+        assert "collab_projects" in rows_of(eu_file, made)
+        assert account_objects(app, ana) is app[OBJECT_STORES]["eu"]
+
+        # while she moves (back), making a project is refused and leaves no document
+        await mover.begin(ana, "default")
+        before = {p.project_id for p in await app[STORE].list_projects()}
+        async with http.post(url, json={"name": "during"}, headers=mine) as answer:
+            assert answer.status == 409 and "being moved" in (await answer.json())["error"]
+        assert {p.project_id for p in await app[STORE].list_projects()} == before

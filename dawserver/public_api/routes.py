@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from accounts.errors import AccountMoving
 from collab.errors import ProjectChanged, ProjectNotFound
 from dsp_core.session import Session
 
@@ -101,12 +102,18 @@ async def create_project(request: Request) -> web.Response:
     app, name = request.app, request.body.name
 
     async def run() -> web.Response:
+        # refused (409) while the account moves, before the document exists
+        await app[ACCOUNTS].store.writable(principal.account_id)
         info = await import_session(app[STORE], Session(name=name), name=name,
                                     region=account_region(app, principal.account_id))
         if principal.via == "key" and principal.test:  # before anyone holds a role on it
             await api_state(request.context).sandbox.add(principal.account_id,
                                                          info.project_id, "project")
-        await app[ACCOUNTS].store.own_project(principal.account_id, info.project_id)
+        try:
+            await app[ACCOUNTS].store.own_project(principal.account_id, info.project_id)
+        except AccountMoving:  # a move began meanwhile: leave no project without owner
+            await app[STORE].delete_project(info.project_id)
+            raise
         view = services.project_view(info, principal.role)
         return answer(request, view, status=201,
                       headers={"Location": f"{PROJECTS}/{view.id}"})
