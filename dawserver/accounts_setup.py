@@ -70,27 +70,35 @@ def plugin_membership(app: web.Application
     return membership
 
 
+async def _emails(app: web.Application, account_id: str, owners_only: bool) -> list[str]:
+    """A person's address, or those of an organisation's or team's members (its owners
+    only when ``owners_only``); empty before the account service started, or for an
+    unknown account."""
+    service = app.get(ACCOUNTS)
+    if service is None:
+        return []
+    account = await service.store.account(account_id)
+    if account is None:
+        return []
+    if account.is_person:
+        return [account.email] if account.email else []
+    found = []
+    for member in await service.store.members(account_id):
+        if owners_only and member.role != "owner":
+            continue
+        person = await service.store.account(member.person_id)
+        if person is not None and person.email:
+            found.append(person.email)
+    return found
+
+
 def plugin_owner_emails(app: web.Application
                         ) -> Callable[[str], Awaitable[list[str]]]:
     """``await owner_emails(account_id)`` for the plug-ins' context: the address of a
     person, or of every owner of an organisation or team (empty before the account
     service started, or for an unknown account)."""
     async def owner_emails(account_id: str) -> list[str]:
-        service = app.get(ACCOUNTS)
-        if service is None:
-            return []
-        account = await service.store.account(account_id)
-        if account is None:
-            return []
-        if account.is_person:
-            return [account.email] if account.email else []
-        found = []
-        for member in await service.store.members(account_id):
-            if member.role == "owner":
-                person = await service.store.account(member.person_id)
-                if person is not None and person.email:
-                    found.append(person.email)
-        return found
+        return await _emails(app, account_id, owners_only=True)
 
     return owner_emails
 
@@ -101,20 +109,7 @@ def plugin_people_emails(app: web.Application
     person, or of every member (any role) of an organisation or team (empty before the
     account service started, or for an unknown account)."""
     async def people_emails(account_id: str) -> list[str]:
-        service = app.get(ACCOUNTS)
-        if service is None:
-            return []
-        account = await service.store.account(account_id)
-        if account is None:
-            return []
-        if account.is_person:
-            return [account.email] if account.email else []
-        found = []
-        for member in await service.store.members(account_id):
-            person = await service.store.account(member.person_id)
-            if person is not None and person.email:
-                found.append(person.email)
-        return found
+        return await _emails(app, account_id, owners_only=False)
 
     return people_emails
 
