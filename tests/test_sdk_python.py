@@ -1,5 +1,6 @@
 """The Python SDK (sdk/python, ``maxbooster``) against a running server with real keys:
-typed answers, pagination, idempotent creates, If-Match, retries honouring
+typed answers, pagination (projects and the plug-ins' releases, deliveries, statements,
+beats, orders, licences), idempotent creates, If-Match (projects and tracks), retries honouring
 ``Retry-After`` on a real 429, no retry of a 404, and connection errors retried."""
 
 from __future__ import annotations
@@ -18,12 +19,29 @@ import pytest
 from accounts_helpers import accounts_server
 from loopback import free_port
 from public_api_helpers import person_with_key
+from sdk_seed import key_for_sdk, seed, store_settings
 from smtp_server import SmtpServer
 
+from business.distribution.stores.fakestore import FakeStore
 from dawserver.keys import ACCOUNTS, RATE_LIMITER
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sdk" / "python"))
-from maxbooster import ApiError, AsyncClient, Client, Page, Project, Retries  # noqa: E402
+from maxbooster import (  # noqa: E402
+    ApiError,
+    AsyncClient,
+    Beat,
+    Client,
+    Licence,
+    Order,
+    Page,
+    Project,
+    Release,
+    ReleaseDelivery,
+    Retries,
+    RoyaltyStatement,
+    Tier,
+    Track,
+)
 from maxbooster.retries import parse_retry_after  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
@@ -77,6 +95,84 @@ async def test_the_async_client_pages_creates_once_and_honours_if_match(
                     return [p.name for p in api.iter_projects(page_size=1)]
 
             assert await asyncio.to_thread(sync_calls) == ["Two", "Three", "Four"]
+        finally:
+            await person.close()
+
+
+@pytest.mark.asyncio
+async def test_plugin_resources_page_and_tracks_are_written_once_and_if_match(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with FakeStore() as store, \
+            accounts_server(tmp_path, smtp_server, plugins=store_settings(store.url)) as (
+                app, config), aiohttp.ClientSession() as http:
+        person, ada = await person_with_key(config.base_url, smtp_server, "ada@example.org", http)
+        try:
+            caller = await key_for_sdk(person, ada)
+            await seed(app, ada.person_id, tmp_path)
+            async with AsyncClient(config.base_url, caller.key) as api:
+                first = await api.list_releases(limit=2)
+                assert [r.id for r in first.data] == ["rel-1", "rel-2"] and first.next_cursor
+                walked = [r async for r in api.iter_releases(page_size=2)]
+                assert [r.id for r in walked] == ["rel-1", "rel-2", "rel-3"]
+                assert all(isinstance(r, Release) for r in walked)
+                assert [r.id async for r in api.iter_releases(status="ready")] == ["rel-2"]
+                assert await api.get_release("rel-2") == walked[1]
+                (delivery,) = [d async for d in api.iter_release_deliveries("rel-2")]
+                assert isinstance(delivery, ReleaseDelivery) and delivery.store == "fake"
+                assert delivery.release_id == "rel-2" and delivery.action == "new"
+                (statement,) = [s async for s in api.iter_royalty_statements()]
+                assert isinstance(statement, RoyaltyStatement)
+                assert statement.totals == {"USD": 1000, "EUR": 350}
+                assert await api.get_royalty_statement(statement.id) == statement
+
+                beats = await api.list_beats(limit=2)
+                assert [b.id for b in beats.data] == ["beat-3", "beat-2"] and beats.next_cursor
+                assert [b.id async for b in api.iter_beats(page_size=2)] == [
+                    "beat-3", "beat-2", "beat-1"]
+                beat = await api.get_beat("beat-2")
+                assert isinstance(beat, Beat) and isinstance(beat.tiers[0], Tier)
+                assert beat.tiers[0].price == 2999 and beat.tiers[0].files == ["wav"]
+                assert [b async for b in api.iter_beats(status="sold_exclusive")] == []
+                (order,) = [o async for o in api.iter_orders(status="paid")]
+                assert isinstance(order, Order) and order.amount == 2999 and order.paid_at
+                assert await api.get_order("order-1") == order
+                (licence,) = [x async for x in api.iter_licences()]
+                assert isinstance(licence, Licence) and licence.seller == "seller-x"
+                assert await api.get_licence("lic-1") == licence
+                with pytest.raises(ApiError) as bad:
+                    await api.list_orders(status="lost")
+                assert bad.value.status == 422
+                with pytest.raises(ApiError) as odd:  # encoded: never reaches /orders
+                    await api.get_beat("../orders")
+                assert odd.value.status == 404
+
+                project = await api.create_project("Demo")
+                track = await api.add_track(project.id, "Keys", channels=2,
+                                            idempotency_key="keys-1")
+                assert isinstance(track, Track) and track.channels == 2 and not track.mute
+                assert await api.add_track(project.id, "Keys", channels=2,
+                                           idempotency_key="keys-1") == track
+                path = f"/api/v1/projects/{project.id}/tracks/{track.id}"
+                _, _, headers = await caller.call("GET", path)
+                changed = await api.change_track(project.id, track.id, gain_db=-3.5, mute=True,
+                                                 if_match=headers["ETag"])
+                assert (changed.gain_db, changed.mute, changed.pan) == (-3.5, True, track.pan)
+                with pytest.raises(ApiError) as stale:
+                    await api.change_track(project.id, track.id, pan=0.5,
+                                           if_match=headers["ETag"])
+                assert stale.value.status == 412 and stale.value.problem["etag"]
+                with pytest.raises(ValueError, match="at least one"):
+                    await api.change_track(project.id, track.id)
+
+            def sync_calls() -> tuple[list[str], Track]:
+                with Client(config.base_url, caller.key) as api:
+                    renamed = api.change_track(project.id, track.id, name="Piano")
+                    return [b.id for b in api.iter_beats(page_size=1)], renamed
+
+            beat_ids, renamed = await asyncio.to_thread(sync_calls)
+            assert beat_ids == ["beat-3", "beat-2", "beat-1"] and renamed.name == "Piano"
+            _, tracks, _ = await caller.call("GET", f"/api/v1/projects/{project.id}/tracks")
+            assert [t["name"] for t in tracks["data"]] == ["Piano"]  # the replay added none
         finally:
             await person.close()
 
@@ -181,3 +277,31 @@ def test_ids_are_percent_encoded_into_paths() -> None:
             pytest.raises(ApiError):
         api.get_project("../usage?days=1")
     assert server.paths == ["/api/v1/projects/..%2Fusage%3Fdays%3D1"]
+
+
+def test_a_retried_track_change_meeting_its_own_effect_reports_success() -> None:
+    track = {"id": "t1", "name": "Keys", "position": 0, "channels": 2, "gain_db": 0.0,
+             "pan": 0.0, "mute": False, "solo": False}
+    state = {"version": 1, "lose": True}
+
+    def server(request: httpx.Request) -> httpx.Response:
+        """Applies the first PATCH, then loses its answer; later ones meet the new ETag."""
+        if request.method == "GET":
+            return httpx.Response(200, json=track)
+        if request.headers["If-Match"] != f'"v{state["version"]}"':
+            return httpx.Response(412, json={"detail": "changed since"})
+        track.update(json.loads(request.content))
+        state["version"] += 1
+        if state["lose"]:
+            state["lose"] = False
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return httpx.Response(200, json=track)
+
+    retries = Retries(attempts=3, base_s=0.01, cap_s=0.01)
+    with Client("http://api.test", "k", retries=retries,
+                transport=httpx.MockTransport(server)) as api:
+        changed = api.change_track("p1", "t1", gain_db=-6.0, if_match='"v1"')
+        assert changed.gain_db == -6.0 and track["gain_db"] == -6.0
+        with pytest.raises(ApiError) as stale:  # no lost answer: a 412 is a 412
+            api.change_track("p1", "t1", gain_db=-1.0, if_match='"v1"')
+        assert stale.value.status == 412

@@ -1,7 +1,8 @@
 """The TypeScript SDK (sdk/typescript): its generated types fresh from docs/openapi-v1.json,
-built with tsc, and run with node against a running server with real keys: pages,
-idempotent creates, If-Match, typed errors, a real 429 retried after its Retry-After, a 404
-not retried, network errors retried then raised."""
+built with tsc, and run with node against a running server with real keys: pages (projects
+and the plug-ins' releases, deliveries, statements, beats, orders, licences), idempotent
+creates, If-Match (projects and tracks), typed errors, a real 429 retried after its
+Retry-After, a 404 not retried, network errors retried then raised."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ import pytest
 from accounts_helpers import accounts_server
 from loopback import free_port
 from public_api_helpers import person_with_key
+from sdk_seed import key_for_sdk, seed, store_settings
 from smtp_server import SmtpServer
 
+from business.distribution.stores.fakestore import FakeStore
 from dawserver.keys import ACCOUNTS, RATE_LIMITER
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,6 +93,26 @@ async def test_the_client_pages_creates_once_and_honours_if_match(
             # one "One" despite the replayed create; deleted; the 422 created nothing
             assert [p["id"] for p in page["data"]] == seen["made"][1:]
             assert [p["name"] for p in page["data"]] == ["Two", "Three"]
+        finally:
+            await person.close()
+
+
+@pytest.mark.asyncio
+async def test_plugin_resources_page_and_tracks_are_written_once_and_if_match(
+        dist: Path, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with FakeStore() as store, \
+            accounts_server(tmp_path, smtp_server, plugins=store_settings(store.url)) as (
+                app, config), aiohttp.ClientSession() as http:
+        person, ada = await person_with_key(config.base_url, smtp_server, "ada@example.org", http)
+        try:
+            caller = await key_for_sdk(person, ada)
+            await seed(app, ada.person_id, tmp_path)
+            seen = await _scenario(dist, config.base_url, caller.key,
+                                   "pluginResourcesAndTrackWrites")
+            assert seen["waits"] == []
+            _, tracks, _ = await caller.call("GET", f"/api/v1/projects/{seen['project']}/tracks")
+            # the replayed add made no second track; the stale change changed nothing
+            assert [(t["id"], t["pan"]) for t in tracks["data"]] == [(seen["track"], 0.0)]
         finally:
             await person.close()
 

@@ -3,14 +3,30 @@
 :class:`Client` (sync) and :class:`AsyncClient` (asyncio), both on httpx, share one
 retry policy (:class:`Retries`: 429 and 5xx answers and connection errors, waiting what
 ``Retry-After`` says) and send an ``Idempotency-Key`` with every POST, so a retried
-create never creates twice. Lists come back as :class:`Page` s; ``iter_projects``
-walks every page.
+create never creates twice. Lists come back as :class:`Page` s; the ``iter_*`` methods
+(projects, releases, deliveries, royalty statements, beats, orders, licences) walk every
+page.
 """
 
 from .client import AsyncClient, Client
 from .errors import ApiError
-from .models import DayUsage, KeyUsage, Page, Project, UsageReport
+from .models import (
+    Beat,
+    DayUsage,
+    KeyUsage,
+    Licence,
+    Order,
+    Page,
+    Project,
+    Release,
+    ReleaseDelivery,
+    RoyaltyStatement,
+    Tier,
+    Track,
+    UsageReport,
+)
 from .retries import Retries
 
-__all__ = ["ApiError", "AsyncClient", "Client", "DayUsage", "KeyUsage", "Page", "Project",
-           "Retries", "UsageReport"]
+__all__ = ["ApiError", "AsyncClient", "Beat", "Client", "DayUsage", "KeyUsage", "Licence",
+           "Order", "Page", "Project", "Release", "ReleaseDelivery", "Retries",
+           "RoyaltyStatement", "Tier", "Track", "UsageReport"]

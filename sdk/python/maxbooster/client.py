@@ -19,94 +19,33 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
-from urllib.parse import quote
+from typing import Any, TypeVar
 
 import httpx
 
 from .errors import ApiError
-from .models import Page, Project, UsageReport
+from .models import (
+    Beat,
+    Licence,
+    Order,
+    Page,
+    Project,
+    Release,
+    ReleaseDelivery,
+    RoyaltyStatement,
+    Track,
+    UsageReport,
+)
+from .plans import Call, Plans
 from .retries import RETRY_STATUSES, Retries
 
 T = TypeVar("T")
-V1 = "/api/v1"
 USER_AGENT = "maxbooster-python/0.1.0"
-
-
-@dataclass
-class Call(Generic[T]):
-    """One planned request and how its JSON answer becomes ``T``."""
-
-    method: str
-    path: str
-    decode: Callable[[Any], T]
-    params: dict[str, Any] = field(default_factory=dict)
-    json: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    #: Error statuses that, on a retry after a lost answer, may be the lost attempt's
-    #: own effect; then ``confirm`` (a follow-up call, or None) and ``confirmed`` (its
-    #: answer → this call's answer, None when it is not confirmed) decide.
-    lost_statuses: tuple[int, ...] = ()
-    confirm: Call[Any] | None = None
-    confirmed: Callable[[Any], T | None] = lambda _: None
-
-
-def _project_path(project_id: str) -> str:
-    return f"{V1}/projects/{quote(project_id, safe='')}"
-
 
 #: Transport errors raised before the request could reach the server.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
-
-def _page(data: Any) -> Page[Project]:
-    return Page([Project.from_json(p) for p in data["data"]], data.get("next_cursor"))
-
-
-def _clean(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in params.items() if v is not None}
-
-
-class Plans:
-    """The API's calls as :class:`Call` s (shared by both clients)."""
-
-    @staticmethod
-    def list_projects(limit: int = 50, cursor: str | None = None, **filters: Any
-                      ) -> Call[Page[Project]]:
-        return Call("GET", f"{V1}/projects", _page,
-                    params=_clean({"limit": limit, "cursor": cursor, **filters}))
-
-    @staticmethod
-    def get_project(project_id: str) -> Call[Project]:
-        return Call("GET", _project_path(project_id), Project.from_json)
-
-    @staticmethod
-    def create_project(name: str, idempotency_key: str | None = None) -> Call[Project]:
-        return Call("POST", f"{V1}/projects", Project.from_json, json={"name": name},
-                    headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
-
-    @staticmethod
-    def rename_project(project_id: str, name: str, if_match: str | None = None
-                       ) -> Call[Project]:
-        return Call("PATCH", _project_path(project_id), Project.from_json,
-                    json={"name": name}, headers={"If-Match": if_match} if if_match else {},
-                    lost_statuses=(412,) if if_match else (),
-                    confirm=Plans.get_project(project_id),
-                    confirmed=lambda found: found if found.name == name.strip() else None)
-
-    @staticmethod
-    def delete_project(project_id: str, if_match: str | None = None) -> Call[bool]:
-        return Call("DELETE", _project_path(project_id), lambda d: bool(d["deleted"]),
-                    headers={"If-Match": if_match} if if_match else {},
-                    lost_statuses=(404,), confirmed=lambda _: True)
-
-    @staticmethod
-    def usage(days: int = 30, account: str | None = None) -> Call[UsageReport]:
-        return Call("GET", f"{V1}/usage", UsageReport.from_json,
-                    params=_clean({"days": days, "account": account}))
 
 
 def _finish(call: Call[T], response: httpx.Response) -> T:
@@ -200,6 +139,108 @@ class Client:
                 return
             cursor = page.next_cursor
 
+    def walk(self, page: Callable[[str | None], Call[Page[T]]]) -> Iterator[T]:
+        """Every item of the pages ``page(cursor)`` plans, fetched as they are consumed."""
+        cursor = None
+        while True:
+            found = self.send(page(cursor))
+            yield from found.data
+            if found.next_cursor is None:
+                return
+            cursor = found.next_cursor
+
+    def get_track(self, project_id: str, track_id: str) -> Track:
+        """One track of a project."""
+        return self.send(Plans.get_track(project_id, track_id))
+
+    def add_track(self, project_id: str, name: str, channels: int | None = None,
+                  idempotency_key: str | None = None) -> Track:
+        """A new track at the end of the project (retried safely under ``idempotency_key``)."""
+        return self.send(Plans.add_track(project_id, name, channels, idempotency_key))
+
+    def change_track(self, project_id: str, track_id: str, *, name: str | None = None,
+                     gain_db: float | None = None, pan: float | None = None,
+                     mute: bool | None = None, if_match: str | None = None) -> Track:
+        """Rename or remix a track (only what is not None); with ``if_match`` only if unchanged
+        since (else 412). ValueError when nothing is to change."""
+        change = {"name": name, "gain_db": gain_db, "pan": pan, "mute": mute}
+        return self.send(Plans.change_track(project_id, track_id, change, if_match))
+
+    def list_releases(self, limit: int = 50, cursor: str | None = None,
+                      status: str | None = None) -> Page[Release]:
+        """One page of the account's releases (``status``: draft, ready, blocked)."""
+        return self.send(Plans.list_releases(limit, cursor, status))
+
+    def get_release(self, release_id: str) -> Release:
+        """One release."""
+        return self.send(Plans.get_release(release_id))
+
+    def list_release_deliveries(self, release_id: str, limit: int = 50, cursor: str | None = None,
+                                state: str | None = None) -> Page[ReleaseDelivery]:
+        """One page of a release's deliveries to stores (filter ``state``)."""
+        return self.send(Plans.list_release_deliveries(release_id, limit, cursor, state))
+
+    def list_royalty_statements(self, limit: int = 50,
+                                cursor: str | None = None) -> Page[RoyaltyStatement]:
+        """One page of the imported royalty statements (needs ``distribution.royalties``)."""
+        return self.send(Plans.list_royalty_statements(limit, cursor))
+
+    def get_royalty_statement(self, statement_id: str) -> RoyaltyStatement:
+        """One royalty statement."""
+        return self.send(Plans.get_royalty_statement(statement_id))
+
+    def list_beats(self, limit: int = 50, cursor: str | None = None,
+                   status: str | None = None) -> Page[Beat]:
+        """One page of the beats the account sells, newest first (filter ``status``)."""
+        return self.send(Plans.list_beats(limit, cursor, status))
+
+    def get_beat(self, beat_id: str) -> Beat:
+        """One beat with its licence tiers."""
+        return self.send(Plans.get_beat(beat_id))
+
+    def list_orders(self, limit: int = 50, cursor: str | None = None,
+                    status: str | None = None) -> Page[Order]:
+        """One page of the sales of the account's beats (filter ``status``)."""
+        return self.send(Plans.list_orders(limit, cursor, status))
+
+    def get_order(self, order_id: str) -> Order:
+        """One order."""
+        return self.send(Plans.get_order(order_id))
+
+    def list_licences(self, limit: int = 50, cursor: str | None = None) -> Page[Licence]:
+        """One page of the licences the account bought (needs ``marketplace.library``)."""
+        return self.send(Plans.list_licences(limit, cursor))
+
+    def get_licence(self, licence_id: str) -> Licence:
+        """One licence."""
+        return self.send(Plans.get_licence(licence_id))
+
+    def iter_releases(self, status: str | None = None, page_size: int = 200) -> Iterator[Release]:
+        """Every release, page after page."""
+        return self.walk(lambda c: Plans.list_releases(limit=page_size, cursor=c, status=status))
+
+    def iter_release_deliveries(self, release_id: str, state: str | None = None,
+                                page_size: int = 200) -> Iterator[ReleaseDelivery]:
+        """Every delivery of a release."""
+        return self.walk(lambda c: Plans.list_release_deliveries(release_id, limit=page_size,
+                                                                 cursor=c, state=state))
+
+    def iter_royalty_statements(self, page_size: int = 200) -> Iterator[RoyaltyStatement]:
+        """Every royalty statement."""
+        return self.walk(lambda c: Plans.list_royalty_statements(limit=page_size, cursor=c))
+
+    def iter_beats(self, status: str | None = None, page_size: int = 200) -> Iterator[Beat]:
+        """Every beat, newest first."""
+        return self.walk(lambda c: Plans.list_beats(limit=page_size, cursor=c, status=status))
+
+    def iter_orders(self, status: str | None = None, page_size: int = 200) -> Iterator[Order]:
+        """Every order."""
+        return self.walk(lambda c: Plans.list_orders(limit=page_size, cursor=c, status=status))
+
+    def iter_licences(self, page_size: int = 200) -> Iterator[Licence]:
+        """Every licence bought."""
+        return self.walk(lambda c: Plans.list_licences(limit=page_size, cursor=c))
+
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
@@ -286,6 +327,111 @@ class AsyncClient:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    async def walk(self, page: Callable[[str | None], Call[Page[T]]]) -> AsyncIterator[T]:
+        """Every item of the pages ``page(cursor)`` plans, fetched as they are consumed."""
+        cursor = None
+        while True:
+            found = await self.send(page(cursor))
+            for item in found.data:
+                yield item
+            if found.next_cursor is None:
+                return
+            cursor = found.next_cursor
+
+    async def get_track(self, project_id: str, track_id: str) -> Track:
+        """One track of a project."""
+        return await self.send(Plans.get_track(project_id, track_id))
+
+    async def add_track(self, project_id: str, name: str, channels: int | None = None,
+                  idempotency_key: str | None = None) -> Track:
+        """A new track at the end of the project (retried safely under ``idempotency_key``)."""
+        return await self.send(Plans.add_track(project_id, name, channels, idempotency_key))
+
+    async def change_track(self, project_id: str, track_id: str, *, name: str | None = None,
+                     gain_db: float | None = None, pan: float | None = None,
+                     mute: bool | None = None, if_match: str | None = None) -> Track:
+        """Rename or remix a track (only what is not None); with ``if_match`` only if unchanged
+        since (else 412). ValueError when nothing is to change."""
+        change = {"name": name, "gain_db": gain_db, "pan": pan, "mute": mute}
+        return await self.send(Plans.change_track(project_id, track_id, change, if_match))
+
+    async def list_releases(self, limit: int = 50, cursor: str | None = None,
+                            status: str | None = None) -> Page[Release]:
+        """One page of the account's releases (``status``: draft, ready, blocked)."""
+        return await self.send(Plans.list_releases(limit, cursor, status))
+
+    async def get_release(self, release_id: str) -> Release:
+        """One release."""
+        return await self.send(Plans.get_release(release_id))
+
+    async def list_release_deliveries(self, release_id: str, limit: int = 50,
+                                      cursor: str | None = None,
+                                state: str | None = None) -> Page[ReleaseDelivery]:
+        """One page of a release's deliveries to stores (filter ``state``)."""
+        return await self.send(Plans.list_release_deliveries(release_id, limit, cursor, state))
+
+    async def list_royalty_statements(self, limit: int = 50,
+                                      cursor: str | None = None) -> Page[RoyaltyStatement]:
+        """One page of the imported royalty statements (needs ``distribution.royalties``)."""
+        return await self.send(Plans.list_royalty_statements(limit, cursor))
+
+    async def get_royalty_statement(self, statement_id: str) -> RoyaltyStatement:
+        """One royalty statement."""
+        return await self.send(Plans.get_royalty_statement(statement_id))
+
+    async def list_beats(self, limit: int = 50, cursor: str | None = None,
+                         status: str | None = None) -> Page[Beat]:
+        """One page of the beats the account sells, newest first (filter ``status``)."""
+        return await self.send(Plans.list_beats(limit, cursor, status))
+
+    async def get_beat(self, beat_id: str) -> Beat:
+        """One beat with its licence tiers."""
+        return await self.send(Plans.get_beat(beat_id))
+
+    async def list_orders(self, limit: int = 50, cursor: str | None = None,
+                          status: str | None = None) -> Page[Order]:
+        """One page of the sales of the account's beats (filter ``status``)."""
+        return await self.send(Plans.list_orders(limit, cursor, status))
+
+    async def get_order(self, order_id: str) -> Order:
+        """One order."""
+        return await self.send(Plans.get_order(order_id))
+
+    async def list_licences(self, limit: int = 50, cursor: str | None = None) -> Page[Licence]:
+        """One page of the licences the account bought (needs ``marketplace.library``)."""
+        return await self.send(Plans.list_licences(limit, cursor))
+
+    async def get_licence(self, licence_id: str) -> Licence:
+        """One licence."""
+        return await self.send(Plans.get_licence(licence_id))
+
+    def iter_releases(self, status: str | None = None,
+                      page_size: int = 200) -> AsyncIterator[Release]:
+        """Every release, page after page."""
+        return self.walk(lambda c: Plans.list_releases(limit=page_size, cursor=c, status=status))
+
+    def iter_release_deliveries(self, release_id: str, state: str | None = None,
+                                page_size: int = 200) -> AsyncIterator[ReleaseDelivery]:
+        """Every delivery of a release."""
+        return self.walk(lambda c: Plans.list_release_deliveries(release_id, limit=page_size,
+                                                                 cursor=c, state=state))
+
+    def iter_royalty_statements(self, page_size: int = 200) -> AsyncIterator[RoyaltyStatement]:
+        """Every royalty statement."""
+        return self.walk(lambda c: Plans.list_royalty_statements(limit=page_size, cursor=c))
+
+    def iter_beats(self, status: str | None = None, page_size: int = 200) -> AsyncIterator[Beat]:
+        """Every beat, newest first."""
+        return self.walk(lambda c: Plans.list_beats(limit=page_size, cursor=c, status=status))
+
+    def iter_orders(self, status: str | None = None, page_size: int = 200) -> AsyncIterator[Order]:
+        """Every order."""
+        return self.walk(lambda c: Plans.list_orders(limit=page_size, cursor=c, status=status))
+
+    def iter_licences(self, page_size: int = 200) -> AsyncIterator[Licence]:
+        """Every licence bought."""
+        return self.walk(lambda c: Plans.list_licences(limit=page_size, cursor=c))
 
     async def aclose(self) -> None:
         """Close the connection pool."""

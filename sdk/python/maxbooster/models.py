@@ -29,6 +29,24 @@ class Project:
 
 
 @dataclass(frozen=True)
+class Track:
+    """A project's track and its mix settings."""
+
+    id: str
+    name: str
+    position: int
+    channels: int
+    gain_db: float
+    pan: float
+    mute: bool
+    solo: bool
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
 class Page(Generic[T]):
     """One page of a list; pass ``next_cursor`` as ``cursor`` for the next (None: last)."""
 
@@ -84,3 +102,135 @@ class UsageReport:
     def from_json(cls, data: dict[str, Any]) -> Self:
         return cls(account_id=data["account_id"], since=data["since"], until=data["until"],
                    keys=[KeyUsage.from_json(k) for k in data["keys"]])
+
+
+@dataclass(frozen=True)
+class Release:
+    """A distribution release of the account (``status``: draft, ready or blocked)."""
+
+    id: str
+    title: str
+    status: str
+    release_date: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
+class ReleaseDelivery:
+    """One delivery of a release to one store, and how far it got."""
+
+    id: str
+    release_id: str
+    store: str
+    action: str
+    state: str
+    attempts: int
+    last_error: str
+    queued_at: str
+    updated_at: str
+    delivered_at: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
+class RoyaltyStatement:
+    """An imported royalty statement: ``totals`` in cents per currency code."""
+
+    id: str
+    source: str
+    imported_at: str
+    line_count: int
+    totals: dict[str, int]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A beat's licence tier: ``price`` in cents of ``currency``."""
+
+    tier: str
+    name: str
+    price: int
+    currency: str
+    files: list[str]
+    rights: dict[str, Any]
+    exclusive: bool
+    download_limit: int
+    active: bool
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
+class Beat:
+    """A beat the account sells, with its licence tiers."""
+
+    id: str
+    title: str
+    bpm: int
+    key: str
+    genre: str
+    mood: str
+    tags: list[str]
+    currency: str
+    status: str
+    created_at: str
+    tiers: list[Tier]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**{**_known(cls, data),
+                      "tiers": [Tier.from_json(t) for t in data.get("tiers", [])]})
+
+
+@dataclass(frozen=True)
+class Order:
+    """A sale of one of the account's beats: ``amount`` in cents of ``currency``."""
+
+    id: str
+    beat_id: str
+    tier: str
+    amount: int
+    currency: str
+    exclusive: bool
+    status: str
+    created_at: str
+    paid_at: str | None
+    refunded_at: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
+class Licence:
+    """A licence the account bought: what it grants and its downloads left."""
+
+    id: str
+    order_id: str
+    beat_id: str
+    tier: str
+    seller: str
+    title: str
+    rights: dict[str, Any]
+    exclusive: bool
+    downloads: int
+    download_limit: int
+    status: str
+    granted_at: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**_known(cls, data))

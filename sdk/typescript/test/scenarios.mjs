@@ -55,6 +55,51 @@ async function pagesCreatesOnceAndHonoursIfMatch () {
   return { made: made.map((p) => p.id), waits }
 }
 
+// Seeded by the test through the plug-ins' services (tests/sdk_seed.py).
+async function pluginResourcesAndTrackWrites () {
+  const first = await api.listReleases({ limit: 2 })
+  assert.deepEqual(first.data.map((r) => r.id), ['rel-1', 'rel-2'])
+  const rest = await api.listReleases({ limit: 2, cursor: first.next_cursor, fields: 'title' })
+  assert.deepEqual(rest, { data: [{ id: 'rel-3', title: 'Night Drive' }], next_cursor: null })
+  assert.deepEqual((await api.listReleases({ status: 'ready' })).data.map((r) => r.id), ['rel-2'])
+  assert.deepEqual(await api.getRelease('rel-2'), first.data[1])
+  const [delivery, ...more] = (await api.listReleaseDeliveries('rel-2')).data
+  assert.equal(more.length, 0)
+  assert.equal(delivery.store, 'fake')
+  assert.equal(delivery.release_id, 'rel-2')
+  const statements = await api.listRoyaltyStatements()
+  assert.deepEqual(statements.data.map((s) => s.totals), [{ USD: 1000, EUR: 350 }])
+
+  const beats = []
+  for await (const beat of sdk.paginate((cursor) => api.listBeats({ limit: 2, cursor }))) beats.push(beat.id)
+  assert.deepEqual(beats, ['beat-3', 'beat-2', 'beat-1'])
+  const beat = await api.getBeat('beat-2')
+  assert.equal(beat.tiers[0].price, 2999)
+  assert.deepEqual((await api.listBeats({ status: 'sold_exclusive' })).data, [])
+  const orders = await api.listOrders({ status: 'paid' })
+  assert.deepEqual(orders.data.map((o) => [o.id, o.amount]), [['order-1', 2999]])
+  const licences = await api.listLicences()
+  assert.deepEqual(licences.data.map((l) => [l.id, l.seller, l.download_limit]), [['lic-1', 'seller-x', 3]])
+  const lost = await api.listOrders({ status: 'lost' }).catch((e) => e)
+  assert.ok(lost instanceof sdk.UnprocessableError, String(lost))
+  const odd = await api.getBeat('../orders').catch((e) => e)
+  assert.ok(odd instanceof sdk.NotFoundError, String(odd))  // encoded: never reaches /orders
+
+  const project = await api.createProject('Demo')
+  const track = await api.addTrack(project.id, { name: 'Keys', channels: 2 }, 'keys-1')
+  assert.equal(track.channels, 2)
+  assert.deepEqual(await api.addTrack(project.id, { name: 'Keys', channels: 2 }, 'keys-1'), track)
+  const etag = (await fetch(`${baseUrl}/api/v1/projects/${project.id}/tracks/${track.id}`,
+    { headers: { Authorization: `Bearer ${apiKey}` } })).headers.get('ETag')
+  const changed = await api.changeTrack(project.id, track.id, { gain_db: -3.5, mute: true }, { ifMatch: etag })
+  assert.deepEqual([changed.gain_db, changed.mute, changed.pan], [-3.5, true, track.pan])
+  const stale = await api.changeTrack(project.id, track.id, { pan: 0.5 }, { ifMatch: etag }).catch((e) => e)
+  assert.ok(stale instanceof sdk.PreconditionFailedError, String(stale))
+  const tracks = await api.listTracks(project.id)
+  assert.deepEqual(tracks.data.map((t) => [t.id, t.gain_db]), [[track.id, -3.5]])
+  return { project: project.id, track: track.id, waits }
+}
+
 async function rateLimited () {
   const page = await api.listProjects()
   assert.deepEqual(page.data, [])
@@ -78,5 +123,7 @@ async function badInput () {
   return {}
 }
 
-const scenarios = { pagesCreatesOnceAndHonoursIfMatch, rateLimited, unreachable, badInput }
+const scenarios = {
+  pagesCreatesOnceAndHonoursIfMatch, pluginResourcesAndTrackWrites, rateLimited, unreachable, badInput
+}
 console.log(JSON.stringify(await scenarios[scenario]()))
