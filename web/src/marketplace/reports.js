@@ -1,6 +1,7 @@
 // Entry point of /sales-reports: the signed-in seller's paid sales over a chosen day range,
 // charted by day, beat, licence tier and country (Chart.js), each chart with a data table
-// of the same figures, and a link to the customer CSV. Amounts are minor units per currency.
+// of the same figures, and a link to the customer CSV; below, the payouts panel
+// (payouts.js). Amounts are minor units per currency.
 import {
   BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, LineController,
   LineElement, PointElement, Tooltip
@@ -8,6 +9,7 @@ import {
 import { call } from '../account/client.js'
 import { toSignIn } from '../account/layout.js'
 import { h } from '../dom.js'
+import { loadPayouts } from './payouts.js'
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, LineController,
   LineElement, PointElement, Legend, Tooltip)
@@ -84,4 +86,9 @@ async function load (app) {
       panel('Revenue by country', report.by_country))))
 }
 
-load(document.getElementById('app'))
+const root = document.getElementById('app')
+const reports = h('div', { id: 'reports' }, h('p', { class: 'loading' }, 'Loading…'))
+const payouts = h('section', { id: 'payouts', class: 'payouts' })
+root.replaceChildren(reports, h('main', {}, payouts))
+load(reports)
+loadPayouts(payouts)
