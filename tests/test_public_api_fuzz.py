@@ -46,7 +46,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 EXAMPLES = int(os.environ.get("DAW_FUZZ_EXAMPLES", "12"))
 #: The plug-ins' read scopes too, so their /api/v1 routes reach their handlers.
 FUZZ_SCOPES = [*SCOPES, "distribution.read", "distribution.royalties", "marketplace.read",
-               "marketplace.library"]
+               "marketplace.library", "social.read", "analytics.read"]
 
 
 class Server:

@@ -61,6 +61,31 @@ def _day(at: float) -> date:
     return datetime.fromtimestamp(at, UTC).date()
 
 
+async def kpi_sources(store: PointStore, account_id: str, entity_id: str, kpi: Kpi,
+                      start: date, end: date) -> dict[str, list[SeriesPoint]]:
+    """``{source: points}``: each platform's daily series of ``kpi`` for catalogue entity
+    ``entity_id`` over ``[start, end]`` (days, inclusive), under the metric that means it."""
+    allowed = kpi.sources()
+    per_source: dict[str, list[SeriesPoint]] = {}
+    for metric in kpi.metrics:
+        found = await store.series(account_id, metric=metric, entity_id=entity_id,
+                                   start=start, end=end, by_source=True)
+        found.pop("total")
+        for source, points in found.items():
+            if allowed.get(source) == metric:
+                per_source[source] = points
+    return per_source
+
+
+def summed(per_source: dict[str, list[SeriesPoint]]) -> list[SeriesPoint]:
+    """The platforms' series added up per time, in time order."""
+    total: dict[int, float] = {}
+    for points in per_source.values():
+        for p in points:
+            total[p.at] = total.get(p.at, 0.0) + p.value
+    return [SeriesPoint(at, v) for at, v in sorted(total.items())]
+
+
 async def entity_kpis(store: PointStore, account_id: str, entity_id: str, start: date,
                       end: date) -> dict[str, Any]:
     """Every KPI of catalogue entity ``entity_id`` over ``[start, end]`` (days, inclusive):
@@ -71,20 +96,8 @@ async def entity_kpis(store: PointStore, account_id: str, entity_id: str, start:
     low, high = epoch(start), epoch(end) + 86399
     out: dict[str, Any] = {}
     for kpi in KPIS:
-        allowed = kpi.sources()
-        per_source: dict[str, list[SeriesPoint]] = {}
-        for metric in kpi.metrics:
-            found = await store.series(account_id, metric=metric, entity_id=entity_id,
-                                       start=first, end=end, by_source=True)
-            found.pop("total")
-            for source, points in found.items():
-                if allowed.get(source) == metric:
-                    per_source[source] = points
-        total: dict[int, float] = {}
-        for points in per_source.values():
-            for p in points:
-                total[p.at] = total.get(p.at, 0.0) + p.value
-        series = [SeriesPoint(at, v) for at, v in sorted(total.items())]
+        per_source = await kpi_sources(store, account_id, entity_id, kpi, first, end)
+        series = summed(per_source)
         in_range = [p for p in series if low <= p.at <= high]
         if not in_range:
             value = None

@@ -26,6 +26,7 @@ from business.analytics.services import (
     start_services,
     store_event,
 )
+from business.analytics.v1_routes import ROUTES as V1_ROUTES
 from dawserver.plugin_api import (
     Event,
     Job,
@@ -66,6 +67,11 @@ def permissions() -> list[Permission]:
 def routes(context: PluginContext) -> list[Route]:
     return [*ROUTES, *MILESTONE_ROUTES, *PLAYLIST_ROUTES, *DASHBOARD_ROUTES,
             *AUDIENCE_ROUTES, *GENRE_ROUTES]
+
+
+@hookimpl
+def public_routes(context: PluginContext) -> list[Route]:
+    return V1_ROUTES
 
 
 @hookimpl

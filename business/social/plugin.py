@@ -59,6 +59,7 @@ from business.social.services import (
     run_token_refresh,
     start_services,
 )
+from business.social.v1_routes import ROUTES as V1_ROUTES
 from dawserver.plugin_api import (
     Event,
     Job,
@@ -103,6 +104,11 @@ def permissions() -> list[Permission]:
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
     return ROUTES + COMPOSER_ROUTES + RESULT_ROUTES + LISTENING_ROUTES
+
+
+@hookimpl
+def public_routes(context: PluginContext) -> list[Route]:
+    return V1_ROUTES
 
 
 @hookimpl
