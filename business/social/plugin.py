@@ -60,6 +60,8 @@ from business.social.services import (
     start_services,
 )
 from business.social.v1_routes import ROUTES as V1_ROUTES
+from business.social.waveform_jobs import WAVEFORM, WaveformRun, render_waveform
+from business.social.waveform_jobs import queue_settings as waveform_queue_settings
 from dawserver.plugin_api import (
     Event,
     Job,
@@ -144,7 +146,10 @@ def jobs() -> list[Job]:
             Job(LISTEN, ListenRun, listen, "poll one listening stream into the inbox",
                 listen_queue_settings()),
             Job(REPLY, ReplyRun, send_reply, "send one answer from the inbox (reply or DM)",
-                reply_queue_settings())]
+                reply_queue_settings()),
+            Job(WAVEFORM, WaveformRun, render_waveform,
+                "render a project's audio asset to a waveform video (MP4) for a post",
+                waveform_queue_settings())]
 
 
 @hookimpl

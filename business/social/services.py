@@ -36,6 +36,7 @@ from business.social.schemas import PublishRun
 from business.social.store import SocialStore
 from business.social.sweeper import Sweeper
 from business.social.tokens import TokenBox
+from business.social.waveform_jobs import media_file as waveform_media_file
 from dawserver.plugin_api import JobContext, PluginContext, backoff_delay
 
 PLUGIN_NAME = "social"
@@ -123,8 +124,9 @@ def _publish(context: PluginContext) -> Callable[..., Awaitable[Any]]:
 
 def _media_file(context: PluginContext) -> Callable[[str, str], Awaitable[str | None]]:
     async def media_file(account_id: str, asset_id: str) -> str | None:
-        """The local file of a post's media asset: the platform's asset store."""
-        return await context.asset_path(account_id, asset_id)
+        """The local file of a post's media: a rendered waveform video, else the
+        platform's asset store."""
+        return await waveform_media_file(context, account_id, asset_id)
 
     return media_file
 
