@@ -185,3 +185,57 @@ def test_bad_audio_is_refused_with_a_clear_error(tmp_path: Path) -> None:
         assert not list((tmp_path / "data").rglob("*.mp4"))
 
     asyncio.run(go())
+
+
+def test_the_routes_render_an_accounts_own_audio_only(tmp_path: Path) -> None:
+    from social_helpers import social_app, who
+
+    bounce = tone(tmp_path / "bounce.wav", 2.0)
+    corrupt = tmp_path / "broken.wav"
+    corrupt.write_bytes(b"not audio at all" * 64)
+
+    async def go() -> None:
+        async with social_app(tmp_path, f"sqlite://{tmp_path / 's.sqlite3'}") as (client, ctx):
+            assets = {"a_bounce": bounce, "a_broken": corrupt}
+
+            async def asset_file(account_id: str, asset_id: str) -> str | None:
+                path = assets.get(asset_id) if account_id == "acc" else None
+                return None if path is None else str(path)
+
+            ctx.asset_file = asset_file
+            ada, bo = who("acc", "p_ada"), who("other", "p_bo")
+            url = "/api/social/waveforms"
+            answer = await client.post(url, json={"asset_id": "a_bounce", "network": "x",
+                                                  "shape": "landscape"}, headers=ada)
+            assert answer.status == 202, await answer.text()
+            job = await answer.json()
+            assert answer.headers["Location"] == f"{url}/{job['job_id']}"
+
+            async def done() -> bool:
+                got = await client.get(f"{url}/{job['job_id']}", headers=ada)
+                return (await got.json())["state"] in ("done", "dead")
+
+            await until(done, timeout=90)
+            shown = await (await client.get(f"{url}/{job['job_id']}", headers=ada)).json()
+            assert shown["state"] == "done" and shown["progress"] == 1.0, shown
+            media = shown["media"]
+            assert (media["width"], media["height"]) == (1280, 720)
+            assert abs(media["duration_s"] - 2.0) <= 0.1
+            assert errors(validate("x", "hear it", media_items([media]))) == []
+            # another account sees neither the render nor the asset
+            assert (await client.get(f"{url}/{job['job_id']}", headers=bo)).status == 404
+            refused = await client.post(url, json={"asset_id": "a_bounce", "network": "x"},
+                                        headers=bo)
+            assert refused.status == 404
+            bad = await client.post(url, json={"asset_id": "a_broken", "network": "x"},
+                                    headers=ada)
+            assert bad.status == 422
+            assert "broken.wav is not a readable audio file" in await bad.text()
+            odd = await client.post(url, json={"asset_id": "a_bounce", "network": "myspace"},
+                                    headers=ada)
+            assert odd.status == 422 and "unknown network" in await odd.text()
+            short = await client.post(url, json={"asset_id": "a_bounce",
+                                                 "network": "instagram"}, headers=ada)
+            assert short.status == 422 and "at least 3 s" in await short.text()
+
+    asyncio.run(go())

@@ -62,6 +62,7 @@ from business.social.services import (
 from business.social.v1_routes import ROUTES as V1_ROUTES
 from business.social.waveform_jobs import WAVEFORM, WaveformRun, render_waveform
 from business.social.waveform_jobs import queue_settings as waveform_queue_settings
+from business.social.waveform_routes import WAVEFORM_ROUTES
 from dawserver.plugin_api import (
     Event,
     Job,
@@ -105,7 +106,8 @@ def permissions() -> list[Permission]:
 
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
-    return ROUTES + COMPOSER_ROUTES + RESULT_ROUTES + LISTENING_ROUTES
+    return (ROUTES + COMPOSER_ROUTES + RESULT_ROUTES + LISTENING_ROUTES
+            + WAVEFORM_ROUTES)
 
 
 @hookimpl
