@@ -338,3 +338,34 @@ def test_a_scheduled_post_is_edited_in_the_composer_and_the_edit_is_what_goes_ou
     assert texts.count("Tour dates: Berlin 12 May, Tokyo 20 May") == 1
     assert "Tour dates: TBA" not in texts
     assert ada.errors(refusals=0) == []
+
+
+def test_a_bounce_is_attached_as_a_waveform_video_x_accepts(ada: Person) -> None:
+    x = ada.connect("x")
+    asset = a_bounce(ada)
+    page = ada.open()
+    page.get_by_role("button", name="New post").click()
+    dialog = page.locator("dialog.compose-dialog[open]")
+    dialog.wait_for()
+    dialog.locator(f"input[type=checkbox][value='{x}']").check()
+    dialog.locator("#compose-text").fill("Night Drive, the waveform")
+    picker = dialog.get_by_label("Project file")
+    wait_for(lambda: picker.locator("option").count() >= 2)
+    picker.select_option(label=f"Night Drive — {asset['name']} (audio, 0:02)")
+    dialog.get_by_role("button", name="Make a waveform video").click()
+    video = dialog.locator("li.waveform-video")
+    video.wait_for(timeout=90_000)
+    assert video.text_content().startswith(
+        f"Waveform video of {asset['name']} (1080x1080, 0:02)")
+    preview = dialog.locator(".preview[data-network='x']")
+    wait_for(lambda: preview.get_attribute("data-ok") == "true")
+    dialog.get_by_role("button", name="Save draft").click()
+    outcome = dialog.locator(".compose-outcome[data-post]")
+    outcome.wait_for()
+    post = ada.call("GET", f"/api/social/posts/{outcome.get_attribute('data-post')}")
+    [media] = post["media"]
+    assert media["asset_id"].startswith("wf_") and media["kind"] == "video"
+    assert (media["content_type"], media["width"], media["height"]) == (
+        "video/mp4", 1080, 1080)
+    assert abs(media["duration_s"] - 2.0) <= 0.1
+    assert ada.errors(refusals=0) == []

@@ -41,6 +41,10 @@ export function socialApi (account = '') {
     check: (body) => call(url('/compose/check', account), { method: 'POST', body }),
     bestTimes: (channelId, count = 3) => call(url(`/channels/${id(channelId)}/best-times`, account, { count })),
     create: (body) => call(url('/posts', account), { method: 'POST', body }),
+    /** Queue a waveform video of an audio asset: {asset_id, network, shape, title}; the job. */
+    renderWaveform: (body) => call(url('/waveforms', account), { method: 'POST', body }),
+    /** A waveform render: state, progress, error, and its media reference once done. */
+    waveform: (jobId) => call(url(`/waveforms/${id(jobId)}`, account)),
     submit: (postId) => call(url(`/posts/${id(postId)}/submit`, account), { method: 'POST', body: {} }),
     /** Results of posts published in [from, to) (Date), optionally of one channel. */
     results: (from, to, channel = '') => call(url('/results', account, {

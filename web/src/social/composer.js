@@ -12,6 +12,7 @@ import { renderPreview } from './preview.js'
 import { scheduleField } from './schedule.js'
 
 const CHECK_DELAY_MS = 250
+const RENDER_POLL_MS = 500
 const AUDIO_TYPES = { wav: 'audio/wav', flac: 'audio/flac', aiff: 'audio/aiff' }
 
 /** A project asset as a post's media reference (MediaRef). */
@@ -38,7 +39,7 @@ function labelled (id, text, control, hint = '') {
  * `say(text, kind)` the page's live region, `created(post)` runs after a save.
  */
 export function composer ({ api, channels, say, created }) {
-  const state = { media: [], kept: [], editing: null, variants: new Map(), sequence: 0, checks: 0, last: null, timer: 0 }
+  const state = { media: [], kept: [], videos: [], editing: null, variants: new Map(), sequence: 0, checks: 0, last: null, timer: 0 }
   const text = h('textarea', { rows: 5, name: 'text', oninput: later })
   const link = h('input', { type: 'url', name: 'link', placeholder: 'https://…', oninput: later })
   const firstComment = h('textarea', { rows: 2, name: 'first_comment', oninput: later })
@@ -62,7 +63,7 @@ export function composer ({ api, channels, say, created }) {
     const value = (control) => control.value.trim() === '' ? null : control.value
     return {
       text: text.value,
-      media: [...state.kept, ...state.media.map(mediaRef)],
+      media: [...state.kept, ...state.videos.map((v) => v.ref), ...state.media.map(mediaRef)],
       link: value(link),
       first_comment: value(firstComment),
       targets: checkedChannels().map((c) => {
@@ -136,7 +137,15 @@ export function composer ({ api, channels, say, created }) {
         'aria-label': `Remove ${ref.asset_id}`,
         onclick: () => { state.kept.splice(index, 1); showMedia(); later() }
       }, 'Remove')))
-    mediaList.replaceChildren(...kept, ...state.media.map((item, index) => h('li', {},
+    const videos = state.videos.map((video, index) => h('li', { class: 'waveform-video' },
+      `Waveform video of ${video.name} (${video.ref.width}x${video.ref.height}, ${minutes(video.ref.duration_s)})`, ' ',
+      h('button', {
+        type: 'button',
+        class: 'link',
+        'aria-label': `Remove the waveform video of ${video.name}`,
+        onclick: () => { state.videos.splice(index, 1); showMedia(); later() }
+      }, 'Remove')))
+    mediaList.replaceChildren(...kept, ...videos, ...state.media.map((item, index) => h('li', {},
       `${item.asset.name || item.asset.id} (${item.project.name}, audio, ${minutes(item.asset.duration)})`,
       ' ', h('button', {
         type: 'button',
@@ -166,6 +175,30 @@ export function composer ({ api, channels, say, created }) {
     state.media.push(item)
     showMedia()
     later()
+  }
+
+  /** Render the chosen file as a waveform video for the first chosen channel's network. */
+  async function attachVideo () {
+    const item = pickable[Number(mediaSelect.value)]
+    if (!mediaSelect.value || !item) return
+    const network = (checkedChannels()[0] || {}).network || 'x'
+    const name = item.asset.name || item.asset.id
+    mediaStatus.textContent = `Rendering a waveform video of ${name}…`
+    try {
+      let job = await api().renderWaveform({ asset_id: item.asset.id, network, shape: 'square', title: item.project.name })
+      while (!['done', 'dead', 'cancelled'].includes(job.state)) {
+        await new Promise((resolve) => setTimeout(resolve, RENDER_POLL_MS))
+        job = await api().waveform(job.job_id)
+        mediaStatus.textContent = `Rendering a waveform video of ${name}… ${Math.round(job.progress * 100)}%`
+      }
+      if (job.state !== 'done') throw new Error(job.error || job.state)
+      state.videos.push({ name, ref: job.media })
+      mediaStatus.textContent = `Waveform video of ${name} attached.`
+      showMedia()
+      later()
+    } catch (err) {
+      mediaStatus.textContent = `No waveform video: ${err.message}`
+    }
   }
 
   async function save (submit) {
@@ -210,7 +243,8 @@ export function composer ({ api, channels, say, created }) {
     labelled('compose-campaign', 'Campaign', campaign),
     h('fieldset', { class: 'media' }, h('legend', {}, 'Media from your projects'),
       h('label', { for: 'compose-media' }, 'Project file'), mediaSelect,
-      h('button', { type: 'button', onclick: attach }, 'Attach'), mediaStatus, mediaList),
+      h('button', { type: 'button', onclick: attach }, 'Attach'),
+      h('button', { type: 'button', onclick: attachVideo }, 'Make a waveform video'), mediaStatus, mediaList),
     h('h3', {}, 'Per channel'), variants,
     schedule.element,
     h('div', { class: 'compose-actions' }, draftButton, submitButton),
@@ -237,6 +271,7 @@ export function composer ({ api, channels, say, created }) {
     submitButton.textContent = 'Submit for approval'
     state.media = []
     state.kept = []
+    state.videos = []
     state.variants.clear()
     variants.replaceChildren()
     showMedia()
