@@ -23,6 +23,7 @@ from business.social.waveform import Request, WaveformError, audio_duration, ren
 from business.social.waveform_jobs import (
     WAVEFORM,
     WaveformRun,
+    erase_videos,
     media_file,
     queue_settings,
     render_waveform,
@@ -132,6 +133,9 @@ def test_a_tone_bounce_becomes_a_video_published_on_x(tmp_path: Path) -> None:
             assert upload["category"] == "tweet_video" and upload["type"] == "video/mp4"
             sent = b"".join(upload["chunks"][i] for i in sorted(upload["chunks"]))
             assert sent == path.read_bytes()
+            # an erased account's videos go with it
+            assert erase_videos(context.data_dir, "acc") == 1
+            assert not path.exists() and await media_file(context, "acc", ref["asset_id"]) is None
 
     asyncio.run(go())
 

@@ -60,7 +60,7 @@ from business.social.services import (
     start_services,
 )
 from business.social.v1_routes import ROUTES as V1_ROUTES
-from business.social.waveform_jobs import WAVEFORM, WaveformRun, render_waveform
+from business.social.waveform_jobs import WAVEFORM, WaveformRun, erase_videos, render_waveform
 from business.social.waveform_jobs import queue_settings as waveform_queue_settings
 from business.social.waveform_routes import WAVEFORM_ROUTES
 from dawserver.plugin_api import (
@@ -185,3 +185,4 @@ async def account_erased(context: PluginContext, account_id: str, pseudonym: str
                          names: list[str]) -> None:
     await erase_account(context.database(), context.background.queue, PUBLISH,
                         Pseudonymiser(account_id, tuple(names), pseudonym))
+    erase_videos(context.data_dir, account_id)

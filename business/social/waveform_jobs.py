@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -80,3 +82,13 @@ async def media_file(context: PluginContext, account_id: str, asset_id: str) -> 
         path = video_path(context.data_dir, account_id, asset_id)
         return str(path) if path is not None and path.is_file() else None
     return await context.asset_path(account_id, asset_id)
+
+
+def erase_videos(data_dir: str | Path, account_id: str) -> int:
+    """Delete every rendered video of ``account_id`` (an erased account); how many."""
+    folder = video_path(data_dir, account_id, PREFIX + "0" * 24)
+    if folder is None or not folder.parent.is_dir():
+        return 0
+    count = len(list(folder.parent.glob("*.mp4")))
+    shutil.rmtree(folder.parent)
+    return count
