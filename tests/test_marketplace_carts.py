@@ -311,3 +311,14 @@ async def test_checking_out_the_same_cart_twice_answers_the_open_session(
         assert status == 201, third
         assert third["checkout_url"] != first["checkout_url"]
         assert [o["beat_id"] for o in third["orders"]] == [beats[2]["beat_id"]]
+
+
+def test_a_visitor_cookie_is_read_only_when_we_signed_it() -> None:
+    from business.marketplace.storefront_cart import COOKIE, sign, visitor_of
+
+    key = b"k" * 32
+    good = sign(key, "v1")
+    assert visitor_of(key, f"theme=dark; {COOKIE}={good}") == "v1"
+    assert visitor_of(key, f"{COOKIE}=v1.{'0' * 10}") is None
+    assert visitor_of(key, f"{COOKIE}={good[:-1]}é") is None  # non-ASCII: refused, not a 500
+    assert visitor_of(key, None) is None

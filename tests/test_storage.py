@@ -101,6 +101,8 @@ async def test_a_presigned_url_is_fetched_by_a_plain_client_until_it_expires(
                              now=int(fields["expires"]) + 1)
         with pytest.raises(LinkRefused, match="not one we signed"):
             store.check_link("links/other.wav", int(fields["expires"]), fields["signature"])
+        with pytest.raises(LinkRefused, match="not one we signed"):  # not a 500
+            store.check_link(key, int(fields["expires"]), "é" + fields["signature"][1:])
         return
     url = await store.presigned_url("links/take.wav", 60, filename="take.wav")
     body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=10).read())

@@ -84,7 +84,7 @@ def visitor_of(key: bytes, cookie_header: str | None) -> str | None:
         name, _, value = part.strip().partition("=")
         if name == COOKIE and "." in value:
             visitor = value.split(".", 1)[0]
-            if hmac.compare_digest(sign(key, visitor), value):
+            if hmac.compare_digest(sign(key, visitor).encode(), value.encode()):
                 return visitor
     return None
 

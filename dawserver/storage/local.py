@@ -155,7 +155,7 @@ class LocalObjectStore(ObjectStore):
         """The file a link we signed names; :class:`LinkRefused` when changed (its key,
         expiry or file name) or expired."""
         good = self.signature(key, expires, filename)
-        if not self.link_key or not hmac.compare_digest(good, signature.lower()):
+        if not self.link_key or not hmac.compare_digest(good.encode(), signature.lower().encode()):
             raise LinkRefused("this storage link is not one we signed; ask for a new one")
         if (time.time() if now is None else now) > expires:
             raise LinkRefused("this storage link has expired; ask for a new one")
