@@ -503,14 +503,20 @@ def test_deleting_transcript_words_cuts_their_audio_through_the_server(studio: S
     # The word under the playhead is highlighted (here: 0.6 s into the clip, "two").
     ana.evaluate(f"window.daw.project.setTransport({{ position: {3 * RATE + int(0.6 * RATE)} }})")
     ana.wait_for_selector(".transcript .word.current:text('two')")
-    # While playing, the highlight follows the words in time, on both pages.
-    lit = """() => { window.lit = []
+    # While playing, the highlight follows the words in time, on both pages. Each page
+    # starts its list with the word lit when it starts watching (none: Ana's playhead goes
+    # back to the clip's start first), so a repaint before playback cannot list "two".
+    lit = """() => {
+      const current = () => document.querySelector('.transcript .word.current')?.textContent
+      window.lit = current() ? [current()] : []
       new MutationObserver(() => {
-        const word = document.querySelector('.transcript .word.current')?.textContent
+        const word = current()
         if (word && window.lit[window.lit.length - 1] !== word) window.lit.push(word)
       }).observe(document.querySelector('.transcript'), { attributes: true, subtree: true,
                                                           attributeFilter: ['class'] }) }"""
     ben.wait_for_function("document.querySelectorAll('.transcript .word').length === 4")
+    ana.evaluate(f"window.daw.project.setTransport({{ position: {3 * RATE} }})")
+    ana.wait_for_function("!document.querySelector('.transcript .word.current')")  # before one
     for page in (ana, ben):
         page.evaluate(lit)
     ana.evaluate(f"window.daw.project.setTransport({{ playing: true, position: {3 * RATE} }})")
