@@ -8,7 +8,8 @@ and a clip is added to every armed track through the room
 (:meth:`collab.room.Room.edit`; older clips under it are cut away, see
 :mod:`collab.takes`), so every client sees the new take like any other
 edit.  The take starts on the timeline where the live playhead was when its
-first frame arrived, minus the latency the client declared.
+first frame arrived, minus the latency the client declared last before the take
+ended (a client may measure its round trip over the take and declare it then).
 
 With an object store, the take is placed first (its local file plays on this node) and
 then published in the background; while the object store fails it stays in this node's
@@ -83,7 +84,7 @@ class Take:
 
     path: Path
     writer: sf.SoundFile
-    position: int
+    heard_at: int  # where the live playhead was when its first frame arrived
     tracks: list[str]
     frames: int = 0
 
@@ -175,13 +176,12 @@ class TakeRecorder:
         position = self.mix.timeline_now()
         if not tracks or position is None:
             return
-        position = max(0, position - self.latency_frames)
         handle, name = tempfile.mkstemp(dir=self.assets.root / "tmp", suffix=".take.wav")
         os.close(handle)
         writer = sf.SoundFile(name, "w", samplerate=self.mix.sample_rate, channels=1,
                               subtype="FLOAT", format="WAV")
         self._take = Take(Path(name), writer, position, tracks)
-        log.info("project %s: recording %s into %s from frame %d", self.room.project_id,
+        log.info("project %s: recording %s into %s, heard from frame %d", self.room.project_id,
                  self.user, tracks, position)
 
     async def _finish(self) -> None:
@@ -198,13 +198,14 @@ class TakeRecorder:
                     name=f"take-{self.user or 'guest'}.wav"))
             rate = self.mix.playhead.session_rate
             length = max(1, int(round(take.frames * rate / self.mix.sample_rate)))
+            position = max(0, take.heard_at - self.latency_frames)
             added: list[str] = []
 
             def place(document: ProjectDocument) -> None:
                 for track_id in take.tracks:
                     if track_id in document.track_ids():
                         added.append(place_take(document, track_id, asset.id,
-                                                take.position, length))
+                                                position, length))
 
             if self.assets.objects is not None:  # kept here until the object store has it
                 asset_objects.keep_take(self.assets, asset, self.room.project_id)

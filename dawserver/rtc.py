@@ -16,7 +16,10 @@ Request body: ``{"sdp": ..., "type": "offer"}`` and optionally ``"track"``
 (record into this armed track only), ``"latency_ms"`` (the client's
 round trip, subtracted from a take's position) and ``"monitor"``: ``"mix"`` (the
 stereo mix, default), ``"binaural"`` or ``"stereo"`` (the immersive mix for headphones,
-or folded to two loudspeakers; docs/immersive.md).
+or folded to two loudspeakers; docs/immersive.md).  The answer names the connection;
+``PATCH /projects/{id}/rtc/{connection}`` with ``{"latency_ms": ...}`` declares the
+round trip again once the client has measured it on this very connection: every take
+that ends from then on (the one under way included) starts that much earlier.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import asyncio
 import fractions
 import functools
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -39,7 +43,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, Packet
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from collab.errors import CapacityError, ProjectNotFound
 from collab.tokens import Grant, Role
@@ -113,6 +117,19 @@ class Connection:
     recorders: list[TakeRecorder] = field(default_factory=list)
     closed: bool = False
     monitor: str = STEREO_MIX
+    latency_ms: float = 0.0  # the round trip the client declared; takes start this early
+    id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+
+    def declare_latency(self, latency_ms: float) -> None:
+        """Place the takes its recorders finish from now on ``latency_ms`` earlier."""
+        self.latency_ms = latency_ms
+        for recorder in self.recorders:
+            recorder.latency_frames = latency_frames(latency_ms, self.mix)
+
+
+def latency_frames(latency_ms: float, mix: LiveMix) -> int:
+    """``latency_ms`` in frames of the project's session rate (take positions)."""
+    return int(round(latency_ms * mix.playhead.session_rate / 1000))
 
 
 class RtcService:
@@ -138,9 +155,9 @@ class RtcService:
         assets = await assets_of(self.app, project_id)
         mix = await self.mixes.acquire(project_id, monitor)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        conn = Connection(project_id, grant, pc, mix, mix.add_listener(), monitor=monitor)
+        conn = Connection(project_id, grant, pc, mix, mix.add_listener(), monitor=monitor,
+                          latency_ms=latency_ms)
         self.connections.add(conn)
-        rate = mix.playhead.session_rate
 
         @pc.on("track")
         def on_track(track) -> None:
@@ -149,7 +166,7 @@ class RtcService:
             recorder = TakeRecorder(mix, track, assets, user=grant.user,
                                     allowed=lambda: conn.grant.role.can_edit,
                                     target_track=target_track,
-                                    latency_frames=int(round(latency_ms * rate / 1000)))
+                                    latency_frames=latency_frames(conn.latency_ms, mix))
             conn.recorders.append(recorder)
             task = asyncio.create_task(recorder.run(), name="rtc recorder")
             conn.tasks.add(task)
@@ -174,6 +191,16 @@ class RtcService:
             await self.close(conn)
             raise
         return conn, pc.localDescription
+
+    def connection(self, project_id: str, connection_id: str, user: str) -> Connection:
+        """``user``'s open connection ``connection_id`` to ``project_id``; LookupError if
+        there is none (another member's connection is not told apart from a closed one)."""
+        for conn in self.connections:
+            if (conn.id == connection_id and conn.project_id == project_id
+                    and conn.grant.user == user and not conn.closed):
+                return conn
+        raise LookupError(f"no open WebRTC connection {connection_id!r} of yours to this "
+                          "project (closed, or never opened: send a new offer)")
 
     async def close(self, conn: Connection) -> None:
         """Close one connection: its peer connection, recorders and share of the mix."""
@@ -235,6 +262,10 @@ def setup_rtc(app: web.Application) -> None:
 OFFER_HINT = 'send {"type": "offer", "sdp": "..."} from RTCPeerConnection.createOffer()'
 
 
+#: The longest round trip a client may declare (ms): more is a unit mistake, not a network.
+MAX_LATENCY_MS = 10_000.0
+
+
 class Offer(Model):
     """An SDP offer; ``track``: record into this armed track only; ``latency_ms``: the
     client's round trip, subtracted from a take's position."""
@@ -242,7 +273,7 @@ class Offer(Model):
     type: str
     sdp: str
     track: str | None = None
-    latency_ms: float = 0.0
+    latency_ms: float = Field(0.0, ge=0.0, le=MAX_LATENCY_MS)
     monitor: Literal["mix", "binaural", "stereo"] = STEREO_MIX
 
     @field_validator("type")
@@ -254,12 +285,27 @@ class Offer(Model):
 
 
 class Answer(Model):
-    """The server's SDP answer, and what the mix leaves out (clips or ``ir``s naming
-    audio that is not one of the project's assets, with the reason)."""
+    """The server's SDP answer, the connection's id (to declare its round trip again), and
+    what the mix leaves out (clips or ``ir``s naming audio that is not one of the project's
+    assets, with the reason)."""
 
     type: str
     sdp: str
+    connection: str
     skipped: list[str] = []
+
+
+class LatencyUpdate(Model):
+    """The round trip (ms) a client measured on its connection once it settled."""
+
+    latency_ms: float = Field(ge=0.0, le=MAX_LATENCY_MS)
+
+
+class DeclaredLatency(Model):
+    """The round trip a connection's next takes start earlier by."""
+
+    connection: str
+    latency_ms: float
 
 
 async def rtc_offer(request: Request) -> Answer:
@@ -283,11 +329,31 @@ async def rtc_offer(request: Request) -> Answer:
         raise Unprocessable(f"cannot render the project: {exc}") from None
     except (ValueError, LookupError) as exc:  # aiortc's SDP parser on bad input
         raise BadRequest(f"cannot use this offer: {exc}") from None
-    return Answer(sdp=answer.sdp, type=answer.type,
+    return Answer(sdp=answer.sdp, type=answer.type, connection=conn.id,
                   skipped=[str(refusal) for refusal in conn.mix.refused])
+
+
+async def rtc_latency(request: Request) -> DeclaredLatency:
+    """Declare the round trip of one of your connections again (any role).
+
+    A client can only measure a connection's jitter buffer once the connection plays,
+    after its offer was sent, and the buffer deepens when packets come late: this
+    replaces the offer's ``latency_ms`` for every take that ends from now on, the one
+    under way included (declare what was measured over the take before it stops).
+    """
+    project_id, connection_id = request.params["project_id"], request.params["connection_id"]
+    try:
+        conn = request.app[RTC].connection(project_id, connection_id, request.user)
+    except LookupError as exc:
+        raise NotFound(str(exc)) from None
+    conn.declare_latency(request.body.latency_ms)
+    return DeclaredLatency(connection=conn.id, latency_ms=conn.latency_ms)
 
 
 ROUTES = [
     Route(method="POST", path="/projects/{project_id}/rtc", handler=rtc_offer,
           permission=PROJECT_READ, body=Offer, response=Answer),
+    Route(method="PATCH", path="/projects/{project_id}/rtc/{connection_id}",
+          handler=rtc_latency, permission=PROJECT_READ, body=LatencyUpdate,
+          response=DeclaredLatency),
 ]

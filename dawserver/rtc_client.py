@@ -116,6 +116,7 @@ class RtcListener:
         self.low_latency = low_latency
         self.codec = codec
         self.skipped: list[str] = []
+        self.connection: str | None = None  # the server's id of the open connection
         self.frames: list[np.ndarray] = []
         self.arrivals: list[float] = []
         self.pts: list[int] = []
@@ -160,10 +161,23 @@ class RtcListener:
                 raise RtcError(f"HTTP {response.status}: {answer.get('error', answer)}")
         # what the server's mix leaves out (clips naming audio that is not the project's)
         self.skipped = list(answer.get("skipped", []))
+        self.connection = answer.get("connection")
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"],
                                                             type=answer["type"]))
         if self.low_latency:
             shrink_jitter_buffer(pc)
+
+    async def declare_latency(self, latency_ms: float) -> None:
+        """Declare this connection's round trip again (takes opened from now on use it)."""
+        if self.connection is None:
+            raise RtcError("not connected: start() first")
+        async with aiohttp.ClientSession() as http, http.patch(
+                f"{self.url}/{self.connection}", json={"latency_ms": latency_ms},
+                headers={"Authorization": f"Bearer {self.token}"}) as response:
+            if response.status != 200:
+                answer = await response.json(content_type=None)
+                raise RtcError(f"HTTP {response.status}: {answer.get('error', answer)}")
+        self.options["latency_ms"] = latency_ms
 
     async def _receive(self, track) -> None:
         from av import AudioResampler

@@ -226,6 +226,43 @@ async def test_a_recorded_tone_becomes_a_clip_at_the_playhead_less_the_latency(l
     assert np.sqrt(np.mean(mix[0, RATE // 10:-RATE // 10] ** 2)) > 0.1
 
 
+async def test_a_round_trip_declared_during_a_take_places_it(
+        live: Live) -> None:
+    await live.edit(lambda d: d.update_track("vox", arm=True))
+    async with live.listener(send=ToneTrack(1000.0, 0.5)) as musician:
+        await musician.wait_frames(10)
+        await live.edit(lambda d: d.update_transport(playing=True, position=RATE,
+                                                     recording=True))
+        await asyncio.sleep(0.3)
+        # measured over the take, declared before it stops: 120 ms, not the offer's 0
+        await musician.declare_latency(120.0)
+        await asyncio.sleep(0.3)
+        await live.edit(lambda d: d.update_transport(recording=False))
+        await eventually(live.vox_clips)
+        clip = (await live.vox_clips())[0]
+        url = f"{live.config.base_url}/projects/{live.project_id}/rtc"
+        async with aiohttp.ClientSession() as http:
+            # another member cannot tell the connection from a closed one
+            async with http.patch(f"{url}/{musician.connection}", json={"latency_ms": 5},
+                                  params={"token": live.token(user="ben")}) as response:
+                assert response.status == 404, await response.text()
+            async with http.patch(f"{url}/nonsense", json={"latency_ms": 5},
+                                  params={"token": live.token()}) as response:
+                assert response.status == 404
+                assert "send a new offer" in (await response.json())["error"]
+            for bad in (-1, 1e9, "fast"):
+                async with http.patch(f"{url}/{musician.connection}", json={"latency_ms": bad},
+                                      params={"token": live.token()}) as response:
+                    assert response.status == 422, bad
+        conn = next(iter(live.app[RTC].connections))
+        assert conn.latency_ms == 120.0  # refused updates changed nothing
+    early = int(0.12 * RATE)
+    assert RATE - early <= int(clip["position"]) < RATE - early + 0.15 * RATE
+    # a closed connection takes no more updates
+    with pytest.raises(RtcError, match="HTTP 404"):
+        await musician.declare_latency(10.0)
+
+
 async def test_a_viewer_is_heard_but_never_recorded(live: Live) -> None:
     await live.edit(lambda d: d.update_track("vox", arm=True))
     async with live.listener(Role.VIEWER, send=ToneTrack()) as viewer:

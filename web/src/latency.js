@@ -29,8 +29,18 @@ export async function snapshot (pc) {
     bufferDelay: inbound?.jitterBufferDelay ?? 0, // seconds, summed over emitted samples
     targetDelay: inbound?.jitterBufferTargetDelay ?? 0,
     emitted: inbound?.jitterBufferEmittedCount ?? 0,
-    rtt: pair?.currentRoundTripTime ?? null // seconds
+    rtt: pair?.currentRoundTripTime ?? null, // seconds, the latest STUN check's
+    rttTotal: pair?.totalRoundTripTime ?? 0, // seconds, summed over every check answered
+    rttCount: pair?.responsesReceived ?? 0
   }
+}
+
+/** The mean ICE round trip (ms) between two snapshots, or the newer's latest one when no
+ * check was answered in between (a single check on a busy machine can be far off). */
+export function networkMs (older, newer) {
+  const answered = newer.rttCount - older.rttCount
+  if (answered > 0) return ((newer.rttTotal - older.rttTotal) / answered) * 1000
+  return (newer.rtt ?? 0) * 1000
 }
 
 /** What the audio heard between two snapshots waited in the jitter buffer (ms), or null;

@@ -5,10 +5,12 @@
 // microphone: the server writes it into the armed tracks while the transport records
 // and adds the take as a clip through the document (dawserver/recording.py). While
 // connected the page reads getStats() four times a second, so it knows the round trip
-// a take will have (latency.js) before it opens the connection that records, and it
-// starts recording once that connection's jitter buffer has settled like the first one.
+// a take will have (latency.js): once the connection that records has settled, the page
+// measures it there and declares it (PATCH /projects/ID/rtc/CONNECTION) before recording,
+// and again, measured over the whole take, before the take stops: the jitter buffer
+// deepens when packets come late, and the musician heard the take that much later.
 import { api } from './api.js'
-import { snapshot, bufferMs, roundTrip } from './latency.js'
+import { snapshot, bufferMs, networkMs, roundTrip } from './latency.js'
 
 const STATS_EVERY_MS = 250
 const STATS_WINDOW_MS = 500 // the jitter buffer's delay over the last half second
@@ -25,10 +27,14 @@ export class LiveMix {
     this.gain = null
     this.element = null
     this.mic = null
-    this.declared = null // the round trip sent with the current connection's offer
+    this.declared = null // the round trip declared for the current connection
+    this.connection = null // the server's id of the current connection
     this._stats = []
     this._heardSince = null // when the first audio came out of the jitter buffer
     this._poll = null
+    this._takeFrom = null // the getStats() reading when the take began
+    this._takeDelays = [] // the jitter buffer's delay (ms) every reading since
+    this.lastTake = null // { roundTrip, drift } of the last take this page ended
   }
 
   get active () { return this.pc !== null }
@@ -56,6 +62,7 @@ export class LiveMix {
         body: { sdp: pc.localDescription.sdp, type: pc.localDescription.type, latency_ms: latency?.total ?? 0, monitor: this.monitor }
       })
       await pc.setRemoteDescription(answer)
+      this.connection = answer.connection
     } catch (err) {
       this.stop()
       throw err
@@ -71,9 +78,46 @@ export class LiveMix {
     return roundTrip({ ...(heard || {}), context: this.context, mic, serverMs: this.serverMs })
   }
 
+  /** Declare `latency` (from roundTrip()) as the current connection's round trip: the
+   * takes the server opens from now on start that much earlier. */
+  async declare (latency) {
+    if (!this.pc || !this.connection) throw new Error('not connected to the live mix')
+    await api(`/projects/${encodeURIComponent(this.projectId)}/rtc/${encodeURIComponent(this.connection)}`, {
+      token: this.token, method: 'PATCH', body: { latency_ms: latency.total }
+    })
+    this.declared = latency
+  }
+
+  /** Mark the start of a take: takeRoundTrip() measures from here. */
+  async beginTake () {
+    this._takeFrom = this.pc ? await snapshot(this.pc) : null
+    this._takeDelays = []
+  }
+
+  /** How far (ms) the jitter buffer's delay moved during the take so far: one offset
+   * cannot place every part of a take whose delay moved, so the take may be off by up
+   * to this much (a busy machine or network). */
+  takeDrift () {
+    if (this._takeDelays.length < 2) return 0
+    return Math.max(...this._takeDelays) - Math.min(...this._takeDelays)
+  }
+
+  /** The round trip (roundTrip()) with the jitter buffer's delay averaged over the take
+   * since beginTake(), or null when there is none to measure. */
+  async takeRoundTrip () {
+    if (!this.pc || !this._takeFrom || !this.declared) return null
+    const now = await snapshot(this.pc)
+    const receiveMs = bufferMs(this._takeFrom, now)
+    if (receiveMs === null) return null
+    return roundTrip({
+      networkMs: networkMs(this._takeFrom, now), receiveMs, context: this.context, mic: this.mic, serverMs: this.serverMs
+    })
+  }
+
   /** Resolves with heard() once the stream has settled (after `timeoutMs`, with what
    * the last half second gave, or null). A new connection's jitter buffer starts deep
-   * and drains for a second or more, longer on a busy machine. */
+   * and drains for a second or more, longer on a busy machine: one still draining at
+   * the deadline counts at the depth it is draining to, its target. */
   async settled ({ timeoutMs = 6000 } = {}) {
     const deadline = performance.now() + timeoutMs
     let heard = this.heard()
@@ -95,21 +139,27 @@ export class LiveMix {
     const middle = ago(STATS_WINDOW_MS)
     const receiveMs = middle ? bufferMs(middle, newest) : null
     if (receiveMs === null) return null
+    const target = bufferMs(middle, newest, { target: true })
+    const network = networkMs(middle, newest)
     if (steady) {
-      const oldest = middle && ago(2 * STATS_WINDOW_MS)
+      const oldest = ago(2 * STATS_WINDOW_MS)
       const before = oldest ? bufferMs(oldest, middle) : null
-      const target = bufferMs(middle, newest, { target: true })
       if (newest.at - this._heardSince < SETTLE_MS || before === null ||
         Math.abs(before - receiveMs) > STEADY_MS || receiveMs - target > DRAINED_MS) return null
+    } else if (target > 0 && target < receiveMs) {
+      return { networkMs: network, receiveMs: target } // still draining: where it is heading
     }
-    return { networkMs: (newest.rtt ?? 0) * 1000, receiveMs }
+    return { networkMs: network, receiveMs }
   }
 
   async _sample (pc) {
     try {
       const stats = await snapshot(pc)
       if (pc !== this.pc) return
+      const previous = this._stats[this._stats.length - 1]
       this._stats.push(stats)
+      const delay = this._takeFrom && previous ? bufferMs(previous, stats) : null
+      if (delay !== null) this._takeDelays.push(delay)
       if (this._heardSince === null && stats.emitted > 0) this._heardSince = stats.at
       while (this._stats.length > 2 && stats.at - this._stats[1].at >= 2 * STATS_WINDOW_MS) this._stats.shift()
     } catch { /* the connection closed under us */ }
@@ -135,6 +185,9 @@ export class LiveMix {
     this._stats = []
     this._heardSince = null
     this.declared = null
+    this.connection = null
+    this._takeFrom = null
+    this._takeDelays = []
     if (this.mic) this.mic.getTracks().forEach((t) => t.stop())
     this.mic = null
     if (this.element) this.element.srcObject = null

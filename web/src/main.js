@@ -337,10 +337,25 @@ async function dropFiles ({ project, features, token, trackId, position, files }
   }
 }
 
+/** A take whose live-mix delay moved more than this (ms) is reported as possibly off. */
+const TAKE_DRIFT_WARN_MS = 30
+
 async function toggleRecording ({ project, transport, live, features, listen }) {
   if (project.transport().recording) {
-    project.setTransport({ recording: false, playing: false, position: transport.playhead() })
+    const position = transport.playhead()
+    let overTake = null
+    try { // the round trip over the take places it, declared before the take ends
+      overTake = await live.takeRoundTrip()
+      if (overTake) await live.declare(overTake)
+    } catch (err) { notify(`Recording: the take keeps the round trip measured before it (${err.message})`, true) }
+    const drift = Math.round(live.takeDrift())
+    live.lastTake = { roundTrip: overTake || live.declared, drift }
+    project.setTransport({ recording: false, playing: false, position })
     live.stop() // ends the microphone; the server adds the take to the armed tracks
+    if (drift > TAKE_DRIFT_WARN_MS) {
+      notify(`The live mix's delay moved by ${drift} ms during the take (a busy computer or ` +
+        'network): parts of it may be off by up to that much. Nudge them, or record again.', true)
+    }
     listen.classList.remove('on')
     return
   }
@@ -357,14 +372,15 @@ async function toggleRecording ({ project, transport, live, features, listen }) 
   let latency
   try {
     const mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, noiseSuppression: false } })
-    // The take is placed earlier by the round trip, measured on the stream before this
-    // connection (listening first if need be): it cannot change once the offer is sent.
+    // The take is placed earlier by the round trip, measured on the connection that
+    // records once its jitter buffer has settled, and declared to the server there.
+    live.stop()
+    await live.start({ mic })
+    listen.classList.add('on')
     notify('measuring the round trip…')
     latency = await live.roundTrip(mic)
-    live.stop()
-    await live.start({ mic, latency })
-    listen.classList.add('on')
-    await live.settled() // the new stream's delay is the one measured once it has settled
+    await live.declare(latency)
+    await live.beginTake()
   } catch (err) { return notify(`Recording: ${err.message}`, true) }
   project.setTransport({ recording: true, playing: true, position: transport.playhead() })
   notify(`recording into ${armed.map((t) => t.name).join(', ')} (round trip ${Math.round(latency.total)} ms)`)
