@@ -230,6 +230,7 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         "job": "bounce-of-ada", "clip_id": "clip-of-ada", "statement_id": "st-of-ada",
         "bounce_id": "bounce-of-ada", "track_id": "track-of-ada",  # (/api/v1's names)
         "payee_id": "payee-of-ada",
+        "connection_id": "connection-of-ada",  # a WebRTC connection's (one per offer)
         "channel_id": channel_id, "post_id": post.get("post_id", "post-of-ada"),
         "query_id": listen.get("query_id", "query-of-ada"),
         "rule_id": rule.get("rule_id", "rule-of-ada"), "item_id": "item-of-ada",
