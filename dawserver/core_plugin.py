@@ -28,9 +28,11 @@ from . import (
     sample_routes,
     sso_routes,
     transcription_api,
+    transcription_events,
 )
 from .permissions import CORE_PERMISSIONS
 from .plugin_api import (
+    Event,
     Job,
     Migration,
     Page,
@@ -84,6 +86,11 @@ def routes(context: PluginContext) -> list[Route]:
 def pages(context: PluginContext) -> list[Page]:
     return [Page(path="/developer", title="Developer", static_dir=DEVELOPER_STATIC,
                  html="developer.html")]
+
+
+@hookimpl
+def events() -> list[Event]:
+    return [transcription_events.DONE]
 
 
 @hookimpl

@@ -51,6 +51,7 @@ from transcription.transcript import Transcript
 from .authorization import project_account
 from .keys import BACKGROUND, DATABASE, ROOMS
 from .transcript_document import store_transcript
+from .transcription_events import announce_done
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ class TranscriptionService:
         if request.clip_id:
             await self._write_result(request, job_id, transcript)
         self._mirror(request, job_id, DONE, 1.0)
+        await announce_done(self.app, request, job_id, transcript)
         return transcript.to_dict()
 
     # -- the shared document --------------------------------------------------------------

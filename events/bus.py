@@ -129,24 +129,27 @@ class EventBus:
         return model.model_dump(mode="json")
 
     async def publish(self, tx: Session, name: str, payload: dict[str, Any] | BaseModel, *,
-                      account_id: str) -> str:
+                      account_id: str, event_id: str | None = None) -> str:
         """Write event ``name`` into the outbox inside ``tx``; its id.
 
+        ``event_id`` names the event when the change it announces may be announced again
+        (a job run twice): an event of that id already written is kept, not repeated.
         Call :meth:`wake` after ``tx`` commits so this process relays it at once.
         """
         fields = self.validate(name, payload)
-        event_id = uuid.uuid4().hex
+        event_id = event_id or uuid.uuid4().hex
         await tx.execute(
             "INSERT INTO events_outbox (account_id, id, name, payload, created_at) "
-            "VALUES (?, ?, ?, ?, ?)", account_id, event_id, name, json.dumps(fields),
-            time.time())
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, id) DO NOTHING",
+            account_id, event_id, name, json.dumps(fields), time.time())
         return event_id
 
     async def publish_now(self, name: str, payload: dict[str, Any] | BaseModel, *,
-                          account_id: str) -> str:
+                          account_id: str, event_id: str | None = None) -> str:
         """Publish in a transaction of its own (nothing else to commit with it)."""
         async with self.db.transaction() as tx:
-            event_id = await self.publish(tx, name, payload, account_id=account_id)
+            event_id = await self.publish(tx, name, payload, account_id=account_id,
+                                          event_id=event_id)
         self.wake()
         return event_id
 

@@ -69,16 +69,17 @@ class RegionalEventBus:
         return next(iter(self.buses.values())).validate(name, payload)
 
     async def publish(self, tx: Session, name: str, payload: dict[str, Any] | BaseModel, *,
-                      account_id: str) -> str:
+                      account_id: str, event_id: str | None = None) -> str:
         """Write the event into the outbox of ``account_id``'s region inside ``tx``."""
         return await self.bus_of(account_id).publish(tx, name, payload,
-                                                     account_id=account_id)
+                                                     account_id=account_id, event_id=event_id)
 
     async def publish_now(self, name: str, payload: dict[str, Any] | BaseModel, *,
-                          account_id: str) -> str:
+                          account_id: str, event_id: str | None = None) -> str:
         """Publish in a transaction of its own on the account's region."""
         return await self.bus_of(account_id).publish_now(name, payload,
-                                                         account_id=account_id)
+                                                         account_id=account_id,
+                                                         event_id=event_id)
 
     def wake(self) -> None:
         """Relay pending events of every region now."""

@@ -1,10 +1,12 @@
 """Transcripts under /api/v1 on a running server with the real Whisper base model: a job
 started and followed to `done`, the clip's transcript listed and read with its words and
-timings, cursor pages, sparse fields, problem details, another project's job a 404."""
+timings, cursor pages, sparse fields, problem details, another project's job a 404; the
+`transcription.done` event for the project's owner, once per job."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +18,16 @@ from nodepeer import running_server
 from test_transcription_api import _session
 from transcription_helpers import WORDS, spoken_words
 
+from accounts.models import AccountKind
 from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
-from dawserver.keys import ROOMS, STORE, TOKENS
+from dawserver.keys import ACCOUNTS, BACKGROUND, ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
 from dawserver.transcript_document import store_transcript
+from dawserver.transcription_events import DONE_NAME, announce_done
 from transcription.engine import Transcriber
+from transcription.jobs import TranscriptionRequest
+from transcription.transcript import Transcript
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
 
@@ -59,8 +65,18 @@ async def server(tmp_path: Path, spoken) -> Any:
         yield V1(app, config, http), first.project_id, second.project_id
 
 
+async def done_events(app: Any) -> list[dict[str, Any]]:
+    """The ``transcription.done`` events written to the outbox."""
+    rows = await app[BACKGROUND].bus.db.fetch(
+        "SELECT account_id, id, payload FROM events_outbox WHERE name = ?", DONE_NAME)
+    return [dict(row) for row in rows]
+
+
 async def test_a_job_is_followed_to_done_and_its_transcript_read(server, spoken) -> None:
     v1, project, other = server
+    owner = await v1.app[ACCOUNTS].store.create_account(AccountKind.PERSON, "Eda",
+                                                       email="eda@example.org")
+    await v1.app[ACCOUNTS].store.own_project(owner.account_id, project)
     status, empty, _ = await v1.call("GET", "/transcripts", project, "viewer")
     assert status == 200 and empty == {"data": [], "next_cursor": None}
     status, problem, _ = await v1.call("GET", "/transcripts/speech", project, "viewer")
@@ -111,6 +127,22 @@ async def test_a_job_is_followed_to_done_and_its_transcript_read(server, spoken)
     status, sparse, _ = await v1.call("GET", "/transcripts/speech?fields=language", project,
                                       "viewer")
     assert sparse == {"id": "speech", "language": "en"}
+
+    # the owner's account heard it once, with what the job heard; announcing the same
+    # job again (a run repeated after a crash) writes no second event
+    [event] = await done_events(v1.app)
+    assert event["account_id"] == owner.account_id and event["id"] == f"{DONE_NAME}/{job['id']}"
+    payload = json.loads(event["payload"])
+    assert payload.pop("duration_s") > 1.0
+    assert payload == {"account_id": owner.account_id, "project_id": project, "job_id": job["id"],
+                       "clip_id": "speech", "language": "en", "words": len(WORDS)}
+    request = TranscriptionRequest(project_id=project, source="speech", clip_id="speech")
+    result = Transcript(language="en")
+    assert await announce_done(v1.app, request, job["id"], result) == event["id"]
+    assert len(await done_events(v1.app)) == 1
+    # a project without an owning account has nobody to tell
+    assert await announce_done(v1.app, TranscriptionRequest(project_id=other, source="x"),
+                               "job-x", result) is None
 
     # another project's job and transcript are not found, as if missing
     status, _, _ = await v1.call("GET", f"/transcription-jobs/{job['id']}", other, "viewer")
