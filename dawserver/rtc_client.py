@@ -168,7 +168,8 @@ class RtcListener:
             shrink_jitter_buffer(pc)
 
     async def declare_latency(self, latency_ms: float) -> None:
-        """Declare this connection's round trip again (takes opened from now on use it)."""
+        """Declare this connection's round trip again (every take that ends from now on,
+        the one under way included, is placed by it)."""
         if self.connection is None:
             raise RtcError("not connected: start() first")
         async with aiohttp.ClientSession() as http, http.patch(

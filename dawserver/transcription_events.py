@@ -7,8 +7,6 @@ hear it (docs/public-api.md).  A project from before accounts has no owner to te
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 from pydantic import BaseModel
 
@@ -17,8 +15,6 @@ from transcription.transcript import Transcript
 
 from .declarations import Event
 from .keys import ACCOUNTS, BACKGROUND
-
-log = logging.getLogger(__name__)
 
 DONE_NAME = "transcription.done"
 

@@ -78,8 +78,8 @@ export class LiveMix {
     return roundTrip({ ...(heard || {}), context: this.context, mic, serverMs: this.serverMs })
   }
 
-  /** Declare `latency` (from roundTrip()) as the current connection's round trip: the
-   * takes the server opens from now on start that much earlier. */
+  /** Declare `latency` (from roundTrip()) as the current connection's round trip: every
+   * take the server ends from now on, the one under way included, starts that much earlier. */
   async declare (latency) {
     if (!this.pc || !this.connection) throw new Error('not connected to the live mix')
     await api(`/projects/${encodeURIComponent(this.projectId)}/rtc/${encodeURIComponent(this.connection)}`, {
