@@ -7,8 +7,11 @@ done, so :meth:`AccountMover.run` picks it up where a crash left it:
 
 1. **begin** -- the row is written: from now on every write keyed by the account is
    refused with :class:`~accounts.errors.AccountMoving` (HTTP 409 with
-   ``Retry-After``); :meth:`AccountMover.run` first waits ``settle_s`` for writes past that
-   check to commit.
+   ``Retry-After``). :meth:`AccountMover.run` first fences the account in the source's
+   own database (``account_fences``, under the account's advisory lock on PostgreSQL),
+   which every such write reads inside its transaction (:func:`refuse_if_fenced`), so
+   a write either commits before the copy or is refused; then it waits ``settle_s``
+   for the writes that take no fence.
 2. **copying** -- each table of the source region's database that also exists in the
    target's and names the account (its distribution key ``account_id``, else
    ``person_id`` or ``owner_id``; ``project_grants`` by the account's projects) is
@@ -47,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from database import Database, Session, load_migrations
+from database import POSTGRESQL, Database, Session, load_migrations
 
 from .errors import AccountMoving, Conflict, NotFound
 from .models import DEFAULT_REGION
@@ -60,7 +63,8 @@ MIGRATIONS = load_migrations("account_moves", Path(__file__).with_name("move_mig
 #: The columns that name an account, by preference.
 OWNER_COLUMNS = ("account_id", "person_id", "owner_id")
 #: Tables never moved: the moves' own, and counters keyed by a network address.
-NOT_MOVED = frozenset({"account_moves", "account_regions", "schema_migrations"})
+NOT_MOVED = frozenset({"account_moves", "account_regions", "account_fences",
+                       "schema_migrations"})
 #: Tables whose rows of an account are found by a query of their own (``?``: the id).
 BY_QUERY = {
     "project_grants": "project_id IN (SELECT project_id FROM account_projects "
@@ -70,6 +74,8 @@ BY_QUERY = {
                         "lookup_key FROM account_emails WHERE person_id = ?)",
 }
 COPYING, SWITCHED = "copying", "switched"
+#: The PostgreSQL advisory lock class of an account's fence (the key: its id's hash).
+FENCE_LOCK = 711003
 #: Seconds a refused writer is told to wait.
 RETRY_AFTER_S = 30.0
 #: Seconds between a server's reloads of where moved accounts live.
@@ -135,6 +141,7 @@ class AccountMover:
         if sessions is not None:
             sessions.moved = store.moved
         store.fence = self.refuse_if_moving
+        store.fence_in = refuse_if_fenced
 
     async def setup(self) -> None:
         """Create the moves' tables in the main database and load the moved accounts."""
@@ -176,9 +183,7 @@ class AccountMover:
         else:
             self.store.moved.pop(account_id, None)
         if row is not None and row["moving"]:
-            raise AccountMoving(f"account {account_id!r} is being moved to another data "
-                                f"region; nothing was changed, try again shortly",
-                                RETRY_AFTER_S)
+            raise _moving(account_id)
 
     # -- the steps -------------------------------------------------------------------
 
@@ -243,7 +248,9 @@ class AccountMover:
         await self._tables(move.source, move.target)
         parts = len(move.tables) + len(self.hooks)
         if move.step == COPYING:
-            if not move.copied:  # writes already past the fence commit meanwhile
+            # after this, every write of the account to the source committed or is refused
+            await self._fence(move)
+            if not move.copied:  # writes that skip the fence (key use, failed sign-ins)
                 await asyncio.sleep(self.settle_s)
             for table in move.tables:
                 if table not in move.copied:
@@ -345,9 +352,25 @@ class AccountMover:
                 raise Conflict(f"table {table!r} of account {account_id!r} keeps changing "
                                f"while it moves; run the move again")
 
+    async def _fence(self, move: Move) -> None:
+        """Fence the account in the source's database (repeatable): taken under the
+        account's exclusive lock on PostgreSQL, so writes holding the shared one commit
+        first and later ones find the row."""
+        async with self.databases[move.source].transaction() as tx:
+            if tx.dialect == POSTGRESQL:
+                await tx.execute(f"SELECT pg_advisory_xact_lock({FENCE_LOCK}, hashtext(?))",
+                                 move.account_id)
+            await tx.execute("DELETE FROM account_fences WHERE account_id = ?",
+                             move.account_id)
+            await tx.execute("INSERT INTO account_fences (account_id, target, fenced_at) "
+                             "VALUES (?, ?, ?)", move.account_id, move.target, self._clock())
+
     async def _switch(self, move: Move, runner: str) -> Move:
         """Point the account at the target, atomically with the move's step."""
         target_db = self.databases[move.target]
+        # a fence left there when the account moved out before: its writes go there now
+        await target_db.execute("DELETE FROM account_fences WHERE account_id = ?",
+                                move.account_id)
         if "accounts" in move.tables:
             await target_db.execute("UPDATE accounts SET region = ? WHERE account_id = ?",
                                     move.target, move.account_id)
@@ -389,6 +412,21 @@ class AccountMover:
                              f"lease_until = ? WHERE account_id = ? AND runner = ?",
                              json.dumps(done), now, now + LEASE_S, move.account_id, runner)
         return Move(**{**move.__dict__, field: tuple(done)})
+
+
+async def refuse_if_fenced(tx: Session, account_id: str) -> None:
+    """:class:`AccountMoving` if ``tx``'s database fences ``account_id`` (the account
+    moves, or moved, out of it); read under the account's shared lock on PostgreSQL."""
+    if tx.dialect == POSTGRESQL:
+        await tx.execute(f"SELECT pg_advisory_xact_lock_shared({FENCE_LOCK}, hashtext(?))",
+                         account_id)
+    if await tx.fetchval("SELECT 1 FROM account_fences WHERE account_id = ?", account_id):
+        raise _moving(account_id)
+
+
+def _moving(account_id: str) -> AccountMoving:
+    return AccountMoving(f"account {account_id!r} is being moved to another data region; "
+                         f"nothing was changed, try again shortly", RETRY_AFTER_S)
 
 
 def _lost(move: Move) -> Conflict:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -110,6 +111,10 @@ class RegionalAccountStore:
         #: Awaited with an account id before each write keyed by it (accounts.moving
         #: raises AccountMoving while that account moves); None: nothing to check.
         self.fence: Callable[[str], Awaitable[None]] | None = None
+        #: Awaited inside each such write's transaction, on the account's region
+        #: database, with that transaction and the account id: the check a move cannot
+        #: race (accounts.moving fences the source region in its own database).
+        self.fence_in: Callable[[Session, str], Awaitable[None]] | None = None
 
     @classmethod
     def over(cls, databases: Mapping[str, Database]) -> RegionalAccountStore:
@@ -147,12 +152,33 @@ class RegionalAccountStore:
         """A transaction on the database of ``account_id``'s region (default: the main
         one); :class:`AccountMoving` while that account moves."""
         if account_id is None:
-            store = self.stores[DEFAULT_REGION]
-        else:
-            await self.writable(account_id)
-            store = self.store_of(account_id)
-        async with store.transaction() as tx:
+            async with self.stores[DEFAULT_REGION].transaction() as tx:
+                yield tx
+            return
+        await self.writable(account_id)
+        async with self.store_of(account_id).transaction() as tx:
+            if self.fence_in is not None:
+                await self.fence_in(tx, account_id)
             yield tx
+
+    async def fenced_write(self, account_id: str, tx: Session | None,
+                           write: Callable[[Session | None], Awaitable[T]]) -> T:
+        """``write(tx)`` on ``account_id``'s region, refused while the account moves.
+
+        The main database's fence answers first (and routes a moved account); then,
+        with a mover attached, the region's own fence row is read inside the write's
+        transaction (``tx``, else one opened here), so a write that passed the first
+        check just before a move began cannot commit after the move copied the rows.
+        """
+        await self.writable(account_id)
+        if self.fence_in is None:
+            return await write(tx)
+        if tx is not None:
+            await self.fence_in(tx, account_id)
+            return await write(tx)
+        async with self.store_of(account_id).transaction() as own:
+            await self.fence_in(own, account_id)
+            return await write(own)
 
     async def _each(self, call: Callable[[AccountStore], Awaitable[T]]) -> list[T]:
         """``call`` on every region's store at once; the answers in region order."""
@@ -223,8 +249,8 @@ class RegionalAccountStore:
             raise Conflict(f"account {account_id!r} lives in region "
                            f"{self.region_of(account_id)!r}; moving an account to another "
                            f"region copies its rows: 'dawserver accounts move'")
-        await self.writable(account_id)
-        return await self.store_of(account_id).update_account(account_id, tx=tx, **changes)
+        return await self.fenced_write(account_id, tx, lambda tx: self.store_of(
+            account_id).update_account(account_id, tx=tx, **changes))
 
     async def claim_totp_step(self, person_id: str, step: int, *,
                               tx: Session | None = None) -> bool:
@@ -278,8 +304,8 @@ class RegionalAccountStore:
     async def add_invitation(self, invitation: Invitation, *, tx: Session | None = None
                              ) -> Invitation:
         """Keep a new invitation in its organisation's region."""
-        await self.writable(invitation.account_id)
-        return await self.store_of(invitation.account_id).add_invitation(invitation, tx=tx)
+        return await self.fenced_write(invitation.account_id, tx, lambda tx: self.store_of(
+            invitation.account_id).add_invitation(invitation, tx=tx))
 
     async def invitation(self, org_id: str, invitation_id: str, *,
                          tx: Session | None = None) -> Invitation | None:
@@ -325,8 +351,8 @@ class RegionalAccountStore:
 
     async def add_key(self, key: ApiKeyRecord, *, tx: Session | None = None) -> ApiKeyRecord:
         """Keep a new key in its owner's region."""
-        await self.writable(key.owner_id)
-        return await self.store_of(key.owner_id).add_key(key, tx=tx)
+        return await self.fenced_write(key.owner_id, tx, lambda tx: self.store_of(
+            key.owner_id).add_key(key, tx=tx))
 
     async def key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
         """The key whose hash is ``key_hash``, in whichever region."""
@@ -533,24 +559,38 @@ class RegionalAccountStore:
         return [store for store in self.stores.values() if store is not home]
 
 
-#: Writes keyed by their first argument's account: refused while it moves.
-FENCED_WRITES = ("claim_totp_step", "link_identity", "set_member", "remove_member",
-                 "close_invitation", "put_link", "void_links", "revoke_key",
-                 "replace_recovery_codes", "audit", "own_project")
+#: Writes keyed by an account, and the parameter naming the account whose region holds
+#: the row: refused while that account moves (:meth:`RegionalAccountStore.fenced_write`).
+FENCED_WRITES = {"claim_totp_step": "person_id", "link_identity": "person_id",
+                 "set_member": "org_id", "remove_member": "org_id",
+                 "close_invitation": "org_id", "put_link": "person_id",
+                 "void_links": "person_id", "revoke_key": "owner_id",
+                 "replace_recovery_codes": "person_id", "audit": "account_id",
+                 "own_project": "account_id"}
 
 
-def _fenced(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+def _fenced(method: Callable[..., Awaitable[T]], keyed_by: str) -> Callable[..., Awaitable[T]]:
+    signature = inspect.signature(method)
+    if keyed_by not in signature.parameters or "tx" not in signature.parameters:
+        raise TypeError(f"{method.__name__} must take {keyed_by!r} and 'tx'")
+
     @functools.wraps(method)
-    async def write(self: RegionalAccountStore, account_id: str, *args: Any,
-                    **kwargs: Any) -> T:
-        await self.writable(account_id)
-        return await method(self, account_id, *args, **kwargs)
+    async def write(self: RegionalAccountStore, *args: Any, **kwargs: Any) -> T:
+        bound = signature.bind(self, *args, **kwargs)
+
+        async def in_tx(tx: Session | None) -> T:
+            bound.arguments["tx"] = tx
+            return await method(*bound.args, **bound.kwargs)
+
+        return await self.fenced_write(bound.arguments[keyed_by],
+                                       bound.arguments.get("tx"), in_tx)
 
     return write
 
 
-for _name in FENCED_WRITES:
-    setattr(RegionalAccountStore, _name, _fenced(getattr(RegionalAccountStore, _name)))
+for _name, _keyed_by in FENCED_WRITES.items():
+    setattr(RegionalAccountStore, _name,
+            _fenced(getattr(RegionalAccountStore, _name), _keyed_by))
 
 
 def _add(total: dict[str, int], more: Mapping[str, int]) -> None:

@@ -577,7 +577,7 @@ class AccountStore:
                               ("sessions", "person_id"), ("memberships", "person_id"),
                               ("project_grants", "grantee_id"),
                               ("account_projects", "account_id"), ("api_keys", "owner_id"),
-                              ("accounts", "account_id")):
+                              ("account_fences", "account_id"), ("accounts", "account_id")):
             deleted[table] = await tx.execute(f"DELETE FROM {table} WHERE {column} = ?",
                                               person_id)
         subjects = sorted(set(failure_subjects))

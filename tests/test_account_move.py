@@ -125,8 +125,12 @@ async def test_moving_a_person_takes_every_row_and_file(world: World) -> None:
     assert notes[-1] == (1.0, "moved to eu")
     after = await mentions(eu, uma, "uma@example.com")
     assert set(before) - {"memberships"} <= set(after)  # her organisation stays in us
-    # only the organisation's rows naming her (it stays in us) are left in us
-    assert set(await mentions(us, uma, "uma@example.com")) <= {"memberships", "audit_log"}
+    # only the organisation's rows naming her (it stays in us) are left in us, and the
+    # fence that refuses a late write there, naming where she went
+    assert set(await mentions(us, uma, "uma@example.com")) <= {"memberships", "audit_log",
+                                                                "account_fences"}
+    assert [(r["account_id"], r["target"]) for r in
+            await us.fetch("SELECT * FROM account_fences")] == [(uma, "eu")]
     assert not await us.fetch("SELECT * FROM accounts WHERE account_id = ?", uma)
     assert set(await mentions(main, uma)) == {"account_regions"}
     assert world.store.region_of(uma) == "eu" and world.store.region_of(org) == "us"
@@ -229,7 +233,9 @@ def test_dawserver_accounts_move(tmp_path: Path) -> None:
     assert f"moved {eve} from default to eu" in moved.stdout
     assert "100% moved to eu" in moved.stderr
     assert rows_of(tmp_path / "eu.sqlite3", eve) == {"accounts": 1, "account_emails": 1}
-    assert rows_of(tmp_path / "collab.sqlite3", eve) == {"account_regions": 1}
+    # the main database keeps where she went, and the fence of her old rows there
+    assert rows_of(tmp_path / "collab.sqlite3", eve) == {"account_regions": 1,
+                                                         "account_fences": 1}
     # the other commands find her where she lives now
     disabled = runner.invoke(main, ["users", "disable", eve, "--data", str(tmp_path)])
     assert disabled.exit_code == 0, disabled.output
@@ -337,6 +343,82 @@ async def test_a_second_process_follows_a_move(world: World) -> None:
     finally:
         task.cancel()
     assert (await third.require_account(uma)).name == "Uma E."
+
+
+@pytest.mark.asyncio
+async def test_a_write_in_flight_when_a_move_begins_is_moved_not_lost(world: World) -> None:
+    """A write that passed the main database's fence and holds its transaction on the
+    source (slow, or waiting for a connection) when the move begins: the move waits for
+    it to commit before copying, so the write goes with the account."""
+    ana = (await signed_up(world.service, "ana@example.com", "eu")).person.account_id
+    source = world.store.stores["eu"]
+    real_audit, inside, release = source.audit, asyncio.Event(), asyncio.Event()
+
+    async def slow_audit(*args: object, **kwargs: object) -> object:
+        inside.set()
+        await release.wait()
+        return await real_audit(*args, **kwargs)
+
+    source.audit = slow_audit  # type: ignore[method-assign]
+    late = asyncio.create_task(world.store.audit(ana, ana, "late.write"))
+    await inside.wait()
+    moving = asyncio.create_task(world.mover.move(ana, "us"))
+    await asyncio.sleep(0.5)
+    # begun (writes refused) but not copying: the fence waits for the open write
+    assert not moving.done()
+    move = await world.mover.move_of(ana)
+    assert move is not None and move.copied == ()
+    with pytest.raises(AccountMoving):
+        await world.store.update_account(ana, name="refused")
+    release.set()
+    await late
+    await moving
+    assert world.store.region_of(ana) == "us"
+    assert "late.write" in {e.action for e in await world.store.audit_events(ana)}
+    eu = world.databases["eu"]
+    assert not await eu.fetch("SELECT * FROM audit_log WHERE account_id = ?", ana)
+    assert (await world.store.require_account(ana)).name == "ana"
+
+
+@pytest.mark.asyncio
+async def test_the_source_refuses_writes_past_a_stale_fence_and_takes_them_back(
+        world: World) -> None:
+    """Inside the write's own transaction the source region refuses an account that
+    moves, or moved, out of it, even when the main database's answer was stale; moving
+    back lifts that."""
+    ana = (await signed_up(world.service, "ana@example.com", "eu")).person.account_id
+    world.files.fail_copy = True
+    with pytest.raises(Crash):  # stopped after the tables' copy: fenced, not switched
+        await world.mover.move(ana, "us")
+
+    async def stale(account_id: str) -> None:
+        """A process whose check ran just before the move began."""
+
+    main_fence, world.store.fence = world.store.fence, stale
+    with pytest.raises(AccountMoving, match="being moved"):
+        await world.store.audit(ana, ana, "late.write")
+    with pytest.raises(AccountMoving):
+        async with world.store.transaction(ana) as tx:
+            await tx.execute("UPDATE accounts SET name = 'x' WHERE account_id = ?", ana)
+    eu = world.databases["eu"]
+    assert not await eu.fetch("SELECT * FROM audit_log WHERE action = 'late.write'")
+    assert (await world.store.require_account(ana)).name == "ana"
+
+    world.store.fence = main_fence
+    await world.mover.run(ana)
+    world.store.fence = stale
+    world.store.moved.pop(ana)  # a process that has not heard of the move at all
+    with pytest.raises(AccountMoving):
+        await world.store.update_account(ana, name="lost in eu")
+    world.store.fence = main_fence
+    await world.store.update_account(ana, name="Ana in us")  # routed to us again
+    await world.mover.move(ana, "eu")  # and back: eu takes her writes once more
+    assert not await eu.fetch("SELECT * FROM account_fences WHERE account_id = ?", ana)
+    assert await world.databases["us"].fetch(
+        "SELECT * FROM account_fences WHERE account_id = ?", ana)
+    await world.store.update_account(ana, name="Ana home")
+    assert (await world.store.require_account(ana)).name == "Ana home"
+    assert world.store.region_of(ana) == "eu"
 
 
 async def rows_of_db(db: Database, account_id: str) -> int:
