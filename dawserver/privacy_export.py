@@ -9,8 +9,10 @@ the archive is then put at ``exports/<job id>.zip`` there and the local copy rem
 - ``README.txt``: what the archive is and how it is laid out;
 - ``manifest.json``: who, when, and every part with its size;
 - ``core/<part>.json``: the accounts' parts (:func:`accounts.export.account_parts`),
-  the projects the person may open (with names) and the comments they wrote in
-  those projects' documents (``core/documents.json``);
+  the projects the person may open (with names), the comments they wrote in
+  those projects' documents (``core/documents.json``) and the transcription log of the
+  projects they own (``core/transcriptions.json``: each decode's model version,
+  language, length and confidence);
 - ``<plug-in>/<part>.json``: what each plug-in answers to ``account_export``.
 
 The job reports its progress (0..1, with a note naming the step) as it goes;
@@ -19,6 +21,7 @@ the archive is written in a worker thread, under a temporary name first.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import io
 import json
@@ -35,9 +38,11 @@ from accounts.pseudonyms import Pseudonymiser
 from collab.errors import CollabError
 from collab.scrub import authored, stored_doc
 from jobs import JobContext, Permanent, QueueSettings, Retry
+from transcription.registry import ModelRegistry
 
+from .authorization import project_account
 from .context import PluginContext
-from .keys import ACCOUNTS, PLUGIN_CONTEXT_KEY, ROOMS, STORE
+from .keys import ACCOUNTS, DATABASE, PLUGIN_CONTEXT_KEY, ROOMS, STORE
 from .regions import account_storage
 from .storage import StorageError
 from .storage.service import account_objects
@@ -54,9 +59,10 @@ README = """Max Booster Studio: your data
 This archive holds what the platform keeps about the account {account}, as of
 {generated} (UTC). manifest.json lists every part. Each folder holds the parts of
 one component: "core" (your account, addresses, sign-in providers, organisations,
-sessions, API keys, security log, invitations, projects and your comments in
-project documents) and one folder per plug-in (e.g. "distribution": releases,
-royalty splits and ledger lines). Every part is JSON (UTF-8).
+sessions, API keys, security log, invitations, projects, your comments in
+project documents and the transcription log of your projects) and one folder per
+plug-in (e.g. "distribution": releases, royalty splits and ledger lines). Every part
+is JSON (UTF-8).
 
 Secrets are never included: no password hash, second-factor secret, recovery
 code, session id, CSRF token, API key or key hash.
@@ -113,6 +119,22 @@ async def document_parts(app: web.Application, person_id: str, projects: list[di
     return documents
 
 
+async def transcription_log(app: web.Application, projects: list[dict[str, Any]]
+                            ) -> list[dict[str, Any]]:
+    """The transcription log of each project the person owns: every decode of its audio
+    (model version, language, length, confidence, when)."""
+    registry = ModelRegistry(app[DATABASE])
+    log_of = []
+    for entry in projects:
+        if entry["owned"]:
+            decodes = await registry.inferences(project_account(entry["id"]))
+            if decodes:
+                log_of.append({"project": entry["id"], "decodes": [
+                    {k: v for k, v in dataclasses.asdict(d).items() if k != "account_id"}
+                    for d in decodes]})
+    return log_of
+
+
 def _write_archive(path: Path, parts: dict[str, dict[str, Any]], manifest: dict[str, Any]
                    ) -> int:
     """Write the zip (README, manifest, one file per part); its size in bytes."""
@@ -155,6 +177,7 @@ class ExportJob:
         ctx.progress(0.3, "documents")
         pz = Pseudonymiser.of(person_id, [person.name, *core["emails"]])
         core["documents"] = await document_parts(self.app, person_id, core["projects"], pz)
+        core["transcriptions"] = await transcription_log(self.app, core["projects"])
         parts: dict[str, dict[str, Any]] = {CORE: core}
         ctx.progress(0.6, "plug-ins")
         context = self.app[PLUGIN_CONTEXT_KEY]

@@ -14,7 +14,8 @@ owner, whose role is forgotten last:
    (:meth:`collab.registry.RoomRegistry.close_deleted`), its WebRTC connections too;
    with ``--redis`` another process's room finds out at its next write or catch-up
    (within ``poll_seconds`` while it has clients) and closes its own;
-4. its unfinished jobs (bounces, transcriptions) are cancelled;
+4. its unfinished jobs (bounces, transcriptions) are cancelled and its transcription
+   log (the model version, language, length and confidence of each decode) deleted;
 5. its files are deleted: the bounce folder (``STORAGE/bounces/<project>``: snapshots
    and renders) and its assets (``STORAGE/assets``: the index, and every audio file,
    description and peaks file no other project lists);
@@ -38,12 +39,13 @@ from pathlib import Path
 from aiohttp import web
 
 from jobs import QUEUED, RETRYING, RUNNING, UnknownJob
+from transcription.registry import ModelRegistry
 
 from . import asset_objects, plugins
 from .assets import REGION_ASSETS
 from .authorization import project_account
 from .bounces import bounce_prefix
-from .keys import ACCOUNTS, BACKGROUND, CONFIG, ROOMS, STORE
+from .keys import ACCOUNTS, BACKGROUND, CONFIG, DATABASE, ROOMS, STORE
 from .regions import account_region, project_region
 from .rtc import RTC
 from .storage.service import OBJECT_STORES
@@ -64,6 +66,8 @@ class Deletion:
     name: str = ""
     connections: int = 0
     jobs_cancelled: int = 0
+    #: Entries of its transcription log deleted.
+    decodes: int = 0
     files: int = 0
     plugins: list[str] = field(default_factory=list)
     roles: int = 0
@@ -99,6 +103,7 @@ async def delete_project(app: web.Application, project_id: str, *, actor: str,
     deleted.connections += await _close_rtc(app, project_id)
     # 4. jobs; 5. files
     deleted.jobs_cancelled = await _cancel_jobs(app, project_id)
+    deleted.decodes = await ModelRegistry(app[DATABASE]).forget(project_account(project_id))
     deleted.files = await asyncio.to_thread(_delete_files, assets.forget_project, bounces,
                                             project_id)
     deleted.files += await _delete_objects(app, region, project_id)

@@ -8,6 +8,8 @@ routes (token as for every route; see docs/transcription.md):
   job on a whole uploaded asset; the transcript stays in the job (no clip is written).
 - ``GET /projects/{id}/transcription-jobs[/{job}]`` (viewer): state and progress.
 - ``DELETE /projects/{id}/transcription-jobs/{job}`` (editor): cancel.
+- ``GET /projects/{id}/transcription-log`` (viewer): every decode of the project's audio
+  (model version, language, length, confidence), from the model registry.
 - ``GET /projects/{id}/clips/{clip}/transcript?format=json|srt|vtt|txt`` (viewer): export.
 - ``POST /projects/{id}/clips/{clip}/transcript/edit`` ``{"delete": [3, 4]}`` or
   ``{"order": [0, 2, 1]}`` (editor): edit the audio by editing the words.
@@ -34,10 +36,12 @@ from transcription.errors import EditError, JobError, LanguageError, Transcripti
 from transcription.formats import FORMATS, export
 from transcription.jobs import Job
 from transcription.languages import normalize_language
+from transcription.registry import ModelRegistry
 
 from .assets import assets_of, project_asset
+from .authorization import project_account
 from .clip_sources import local_source
-from .keys import ROOMS
+from .keys import DATABASE, ROOMS
 from .permissions import PROJECT_EDIT, PROJECT_READ
 from .plugin_api import (
     BadRequest,
@@ -214,6 +218,29 @@ async def list_jobs(request: Request) -> list[TranscriptionJob]:
     return [TranscriptionJob(**_job_json(job, result=False)) for job in jobs]
 
 
+class Decode(Model):
+    """One decode of the project's audio, as the model registry logged it."""
+
+    id: str
+    model_name: str
+    model_version: int
+    language: str
+    duration_s: float
+    #: Mean word probability (None: no words were heard).
+    confidence: float | None
+    created_at: float
+
+
+async def list_decodes(request: Request) -> list[Decode]:
+    """The project's transcription log, oldest first: which model version decoded how
+    much audio in which language, and how sure it was (viewer)."""
+    registry = ModelRegistry(request.app[DATABASE])
+    decodes = await registry.inferences(project_account(request.params["project_id"]))
+    return [Decode(id=d.id, model_name=d.model_name, model_version=d.model_version,
+                   language=d.language, duration_s=d.duration_s, confidence=d.confidence,
+                   created_at=d.created_at) for d in decodes]
+
+
 async def get_job(request: Request) -> TranscriptionJob:
     """One job: status, progress (0..1), error and, when done, the transcript (viewer)."""
     return TranscriptionJob(**_job_json(await _project_job(request)))
@@ -324,6 +351,8 @@ ROUTES = [
           response=Queued, status=202),
     Route(method="GET", path=f"{PROJECT}/transcription-jobs", handler=list_jobs,
           permission=PROJECT_READ, response=list[TranscriptionJob]),
+    Route(method="GET", path=f"{PROJECT}/transcription-log", handler=list_decodes,
+          permission=PROJECT_READ, response=list[Decode]),
     Route(method="GET", path=JOB, handler=get_job, permission=PROJECT_READ,
           response=TranscriptionJob),
     Route(method="DELETE", path=JOB, handler=cancel_job, permission=PROJECT_EDIT,

@@ -24,6 +24,7 @@ import pytest
 from accounts_helpers import PASSWORD, Person, accounts_server
 from project_helpers import files_of, made_project, tone, with_audio_and_bounce
 from smtp_server import SmtpServer
+from test_transcription_registry import model_dir
 
 from accounts.pseudonyms import pseudonym_of
 from business.distribution.services import services
@@ -33,6 +34,8 @@ from dawclient.channel import connect
 from dawserver.keys import DATABASE, PLUGIN_CONTEXT_KEY, ROOMS, STORE
 from dawserver.privacy_export import ExportJob
 from jobs import JobContext, JobRecord
+from transcription.registry import ModelRegistry
+from transcription.transcript import Transcript
 
 pytestmark = pytest.mark.asyncio
 
@@ -60,7 +63,7 @@ def _job_record(person_id: str) -> JobRecord:
 ISRC = "QZABC2600001"
 STATEMENT = "store,territory,isrc,units,amount,currency\nS,US,QZABC2600001,1,10.00,USD\n"
 CORE_PARTS = {"profile", "emails", "identities", "memberships", "sessions", "keys", "audit",
-              "invitations", "projects", "documents"}
+              "invitations", "projects", "documents", "transcriptions"}
 DISTRIBUTION_PARTS = {"releases", "presave_campaigns", "splits", "payees", "statements",
                       "ledger", "paid_elsewhere", "royalty_changes"}
 
@@ -124,6 +127,15 @@ async def test_export_holds_every_part_no_secret_and_nobody_else(
                                             {"name": "ci", "scopes": ["project.read"]})
             assert status == 201
             await _comment(app, project["id"], ada.id, "the bridge is too long")
+            # decodes of her own project (hers), her label's and Bo's (not hers)
+            registry = ModelRegistry(app[DATABASE])
+            version, _ = await registry.register(
+                "whisper-base", model_dir(tmp_path / "model", b"w"), registered_by="server")
+            mine = await made_project(ada, "Demo")
+            theirs = await made_project(bo, "Bo's tape")
+            for project_id in (mine, project["id"], theirs):
+                await registry.record_inference(project_id, version,
+                                                Transcript(language="fr", duration=2.0))
             await _comment(app, project["id"], bo.id, "Bo was never here")
             royalties = services(app[PLUGIN_CONTEXT_KEY]).royalties
             await royalties.set_split(ada.id, ISRC, {"payees": [
@@ -162,6 +174,10 @@ async def test_export_holds_every_part_no_secret_and_nobody_else(
             assert [c["text"] for d in documents for c in d["comments"]] == [
                 "the bridge is too long"]
             assert "export" in [e["action"] for e in part("core/audit.json")["own"]]
+            decoded = part("core/transcriptions.json")
+            assert [(d["project"], [(e["model_name"], e["model_version"], e["language"],
+                                     e["duration_s"]) for e in d["decodes"]])
+                    for d in decoded] == [(mine, [("whisper-base", 1, "fr", 2.0)])]
             assert [s["isrc"] for s in part("distribution/splits.json")] == [ISRC]
             assert {e["payee_id"] for e in part("distribution/ledger.json")} == {ada.id, "cy"}
 
@@ -170,7 +186,7 @@ async def test_export_holds_every_part_no_secret_and_nobody_else(
             secrets = [key["key"], hashlib.sha256(key["key"].encode()).hexdigest(), cookie,
                        ada.csrf, "$argon2", "password_hash", "totp_secret", "code_hash"]
             assert [s for s in secrets if s in text] == []
-            assert [s for s in (bo.id, "bo@example.org", "Bo Diddley", "never here")
+            assert [s for s in (bo.id, "bo@example.org", "Bo Diddley", "never here", theirs)
                     if s in text] == []
 
             # the job reports each step's progress as it goes (the worker writes the

@@ -24,6 +24,7 @@ from accounts_helpers import PASSWORD, Person, accounts_server
 from nodepeer import NodePeer, node_ready
 from project_helpers import files_of, made_project, tone, upload, with_audio_and_bounce
 from smtp_server import SmtpServer
+from test_transcription_registry import model_dir
 
 from collab import protocol as p
 from collab.client import SyncClient
@@ -34,16 +35,21 @@ from dawserver import plugins
 from dawserver.config import RegionConfig
 from dawserver.keys import DATABASE, ROOMS, STORE, TOKENS
 from dsp_core.session import Track
+from transcription.registry import ModelRegistry
+from transcription.transcript import Transcript
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
 
 
 async def rows_of(db: Database, project_id: str) -> dict[str, int]:
-    """Rows naming ``project_id`` in the collaboration, accounts and plug-in tables."""
-    counts = {table: await db.fetchval(f"SELECT COUNT(*) FROM {table} WHERE project_id = ?",
+    """Rows naming ``project_id`` in the collaboration, accounts, transcription and
+    plug-in tables (the transcription log keys a project's decodes as its account)."""
+    columns = {**{table: "project_id" for table in (*PROJECT_TABLES, "account_projects",
+                                                    "project_grants", "dist_renders")},
+               "transcription_inferences": "account_id"}
+    counts = {table: await db.fetchval(f"SELECT COUNT(*) FROM {table} WHERE {column} = ?",
                                        project_id)
-              for table in (*PROJECT_TABLES, "account_projects", "project_grants",
-                            "dist_renders")}
+              for table, column in columns.items()}
     return {table: n for table, n in counts.items() if n}
 
 
@@ -72,8 +78,22 @@ async def test_an_owner_deletes_a_project_and_nothing_of_it_is_left(
             assert status == 200
             await app[STORE].quarantine(doomed, [QuarantinedUpdate(999, b"bad", "test")])
             db = app[DATABASE]
+            registry = ModelRegistry(db)
+            version, _ = await registry.register(
+                "whisper-base", model_dir(tmp_path / "model", b"w"), registered_by="server")
+            heard = Transcript(language="de", duration=4.5)
+            for project_id in (doomed, kept):
+                await registry.record_inference(project_id, version, heard)
             assert set(await rows_of(db, doomed)) == {*PROJECT_TABLES, "account_projects",
-                                                      "project_grants", "dist_renders"}
+                                                      "project_grants", "dist_renders",
+                                                      "transcription_inferences"}
+            # the project's transcription log: for whoever may open it, and nobody else
+            status, decodes, _ = await bo.call("GET", f"/projects/{doomed}/transcription-log")
+            assert status == 200, decodes
+            assert [(d["model_name"], d["model_version"], d["language"], d["duration_s"],
+                     d["confidence"]) for d in decodes] == [("whisper-base", 1, "de", 4.5,
+                                                             None)]
+            assert (await cy.call("GET", f"/projects/{doomed}/transcription-log"))[0] == 404
             data_dir = config.data_dir
             assert files_of(data_dir / "bounces", doomed)
             assert files_of(data_dir / "assets", own["id"], doomed)
@@ -131,7 +151,8 @@ async def test_an_owner_deletes_a_project_and_nothing_of_it_is_left(
             assert files_of(data_dir / "assets", own["id"], doomed) == []
             audit = (await ada.call("GET", f"/accounts/{ada.id}/audit"))[1]
             assert [e["target"] for e in audit if e["action"] == "project.deleted"] == [doomed]
-            # the other project, and the audio it shares, are whole
+            # the other project, its transcription log and the audio it shares, are whole
+            assert [d.account_id for d in await registry.inferences(kept)] == [kept]
             status, shown, _ = await ada.call("GET", f"/projects/{kept}")
             assert status == 200 and shown["document"]["meta"]["name"] == "Kept"
             status, assets, _ = await ada.call("GET", f"/projects/{kept}/assets")

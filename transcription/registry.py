@@ -216,6 +216,11 @@ class ModelRegistry:
             entry.duration_s, entry.confidence, entry.created_at)
         return entry
 
+    async def forget(self, account_id: str) -> int:
+        """Delete ``account_id``'s logged decodes (its project is deleted); how many."""
+        return await self.db.execute(
+            "DELETE FROM transcription_inferences WHERE account_id = ?", account_id)
+
     async def inferences(self, account_id: str) -> list[Inference]:
         """An account's logged decodes, oldest first."""
         rows = await self.db.fetch(
