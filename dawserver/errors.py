@@ -130,7 +130,8 @@ def disk_full(exc: BaseException) -> bool:
 #: Every status an :class:`ApiError` may answer with, for the OpenAPI document.
 ERROR_STATUSES = tuple(sorted({cls.status for cls in (
     BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,
-    UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable)}))
+    UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable,
+    InsufficientStorage)}))
 
 #: The media type of RFC 9457 problem details.
 PROBLEM_JSON = "application/problem+json"
