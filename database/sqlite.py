@@ -38,6 +38,10 @@ from .tracing import traced
 T = TypeVar("T")
 #: WAL size past which a background checkpoint starts.
 CHECKPOINT_BYTES = 8 * 1024 * 1024
+#: What the WAL file is cut back to when a writer starts it again after a complete
+#: checkpoint (``journal_size_limit``): below CHECKPOINT_BYTES, or else the file, which
+#: SQLite reuses from its start without shrinking, would look full after every commit.
+WAL_KEPT_BYTES = CHECKPOINT_BYTES // 4
 #: How long a connection waits for another process's write lock (seconds).
 BUSY_TIMEOUT_S = 10.0
 #: Statements that only read: :meth:`SqliteDatabase.fetch` runs them on the reader.
@@ -88,6 +92,7 @@ class SqliteDatabase(Database):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_KEPT_BYTES}")
         conn.execute("PRAGMA foreign_keys=ON")
         self._write_conn = conn
 
