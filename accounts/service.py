@@ -67,6 +67,7 @@ PASSWORD_CHANGED, PASSWORD_RESET = "password.changed", "password.reset"
 TWO_FACTOR_ON, TWO_FACTOR_OFF = "two_factor.enabled", "two_factor.disabled"
 KEY_CREATED, KEY_REVOKED = "key.created", "key.revoked"
 ROLE_CHANGED, MEMBER_REMOVED = "role.changed", "member.removed"
+PROJECT_ROLE_GRANTED, PROJECT_ROLE_REVOKED = "project.role_granted", "project.role_revoked"
 INVITED, INVITATION_ACCEPTED = "invitation.sent", "invitation.accepted"
 EMAIL_VERIFIED, ACCOUNT_DISABLED = "email.verified", "account.disabled"
 

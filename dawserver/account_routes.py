@@ -15,6 +15,7 @@ from pydantic import Field
 
 from accounts.errors import AccountMoving
 from accounts.models import AccountKind, ApiKeyRecord, AuditEvent, Invitation
+from accounts.service import PROJECT_ROLE_GRANTED, PROJECT_ROLE_REVOKED
 from dsp_core.session import Session
 
 from .auth_routes import EmailModel, LinkToken, actor_of
@@ -377,6 +378,7 @@ async def grant(request: Request) -> GrantInfo:
     role = request.body.role.value
     made = await service.store.grant(request.params["project_id"], grantee.account_id, role,
                                      request.principal.user)
+    await _audit_grant(request, PROJECT_ROLE_GRANTED, grantee.account_id, role)
     await service.roles_changed(grantee.account_id)
     await apply_current_roles(request.app, await people_of(request.app, grantee.account_id),
                               [made.project_id])
@@ -386,11 +388,25 @@ async def grant(request: Request) -> GrantInfo:
 async def ungrant(request: Request) -> GrantInfo:
     """Take a person's or team's role on the project away (owners)."""
     project_id, grantee = request.params["project_id"], request.params["grantee_id"]
+    held = {g.grantee_id: g.role for g in await request.app[ACCOUNTS].store.grants_on(
+        project_id)}.get(grantee, "")
     if not await request.app[ACCOUNTS].store.ungrant(project_id, grantee):
         raise Conflict(f"{grantee!r} holds no role on this project")
+    await _audit_grant(request, PROJECT_ROLE_REVOKED, grantee, held)
     await request.app[ACCOUNTS].roles_changed(grantee)
     await apply_current_roles(request.app, await people_of(request.app, grantee), [project_id])
     return GrantInfo(grantee=grantee, role="", granted_by=request.principal.user)
+
+
+async def _audit_grant(request: Request, action: str, grantee: str, role: str) -> None:
+    """Log a project role given or taken in the security log of the project's owner."""
+    project_id = request.params["project_id"]
+    store = request.app[ACCOUNTS].store
+    owner = await store.project_owner(project_id)
+    if owner is not None:
+        actor = actor_of(request)
+        await store.audit(owner, actor.person_id, action, target=grantee,
+                          address=actor.address, detail={"project": project_id, "role": role})
 
 
 async def collab_token(request: Request) -> CollabToken:

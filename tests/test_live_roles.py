@@ -67,6 +67,15 @@ async def test_a_demoted_owner_token_cannot_delete_and_a_removed_one_cannot_read
 
         assert (await ada.call("DELETE", f"{path}/grants/{bo.id}"))[0] == 200
         assert await bearer(bo, "GET", f"{path}/grants", made["token"]) == 403
+        # each role given or taken is in the owning account's security log
+        status, audit, _ = await ada.call("GET", f"/accounts/{ada.id}/audit")
+        assert status == 200
+        project_id = path.rsplit("/", 1)[1]
+        assert [(e["action"], e["actor"], e["target"], e["detail"]) for e in audit
+                if e["action"].startswith("project.role")] == [
+            ("project.role_revoked", ada.id, bo.id, {"project": project_id, "role": "viewer"}),
+            ("project.role_granted", ada.id, bo.id, {"project": project_id, "role": "viewer"}),
+            ("project.role_granted", ada.id, bo.id, {"project": project_id, "role": "owner"})]
         assert (await ada.call("DELETE", path))[0] == 200  # the owner's own still can
 
 

@@ -34,6 +34,8 @@ export const ACTIONS = {
   'sso.domain_removed': 'Single sign-on domain removed',
   'sso.domain_lapsed': 'Single sign-on domain proof lapsed',
   'project.deleted': 'Project deleted',
+  'project.role_granted': 'Project role given',
+  'project.role_revoked': 'Project role taken away',
   export: 'Data export asked for',
   deletion: 'Account deleted'
 }
