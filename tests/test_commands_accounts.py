@@ -103,8 +103,13 @@ def test_orgs_keys_and_revocation(tmp_path: Path) -> None:
     assert demoted.exit_code == 1 and "keeps at least one owner" in demoted.output
     assert on_server_db(tmp_path, roles) == ("owner", "member")
 
-    made = cli(tmp_path, "keys", "create", org_id, "--name", "ci", "--scope", "projects:read",
-               "--scope", "projects:write", "--by", "owner@example.com")
+    # a scope must be a permission of this server (its core's or a plug-in's)
+    wrong = cli(tmp_path, "keys", "create", org_id, "--name", "ci", "--scope", "projects:read",
+                "--by", "owner@example.com")
+    assert wrong.exit_code == 1 and "unknown scopes ['projects:read']" in wrong.output
+    assert "project.read" in wrong.output and "distribution.read" in wrong.output
+    made = cli(tmp_path, "keys", "create", org_id, "--name", "ci", "--scope", "project.read",
+               "--scope", "distribution.read", "--by", "owner@example.com")
     secret = ok(made)
     assert "shown only now" in made.stderr
 
@@ -113,9 +118,9 @@ def test_orgs_keys_and_revocation(tmp_path: Path) -> None:
         return record.key_id, record.scopes, owner.account_id
 
     key_id, scopes, key_owner = on_server_db(tmp_path, authenticate)
-    assert (scopes, key_owner) == (("projects:read", "projects:write"), org_id)
+    assert (scopes, key_owner) == (("distribution.read", "project.read"), org_id)
     row = ok(cli(tmp_path, "keys", "list", org_id)).splitlines()[1].split()
-    assert row[:6] == [key_id, "ci", row[2], "projects:read,projects:write", "no", "active"]
+    assert row[:6] == [key_id, "ci", row[2], "distribution.read,project.read", "no", "active"]
     assert secret not in ok(cli(tmp_path, "keys", "list", org_id))
 
     refused = cli(tmp_path, "keys", "revoke", org_id, key_id, "--by", "member@example.com")
@@ -130,7 +135,7 @@ def test_orgs_keys_and_revocation(tmp_path: Path) -> None:
 def test_disabling_a_user_ends_sessions_and_stops_their_keys(tmp_path: Path) -> None:
     person_id = make_user(tmp_path, "cy@example.com")
     secret = ok(cli(tmp_path, "keys", "create", "cy@example.com", "--name", "mine",
-                    "--scope", "projects:read", "--test", "--by", "cy@example.com"))
+                    "--scope", "project.read", "--test", "--by", "cy@example.com"))
     assert secret.startswith("mbk_test_")
 
     async def start_session(service: AccountService) -> str:

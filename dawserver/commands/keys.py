@@ -10,6 +10,8 @@ import click
 
 from accounts.models import ApiKeyRecord
 from accounts.service import AccountService, Actor
+from dawserver.cli import CliError
+from dawserver.plugins import PluginError, describe, load_plugins
 
 from ._accounts import (
     account_options,
@@ -19,6 +21,20 @@ from ._accounts import (
     run_with_accounts,
     target_of,
 )
+
+
+def _check_scopes(data_dir: Path, scopes: tuple[str, ...]) -> None:
+    """Refuse a scope that names no permission of this server (its core and plug-ins),
+    as ``POST /accounts/{id}/keys`` does."""
+    try:
+        known = {p for info in describe(load_plugins({"data_dir": data_dir}))
+                 for p in info.permissions}
+    except PluginError as exc:
+        raise CliError(str(exc)) from exc
+    unknown = sorted(set(scopes) - known)
+    if unknown:
+        raise CliError(f"unknown scopes {unknown}; scopes are permission names: "
+                       f"{', '.join(sorted(known))}")
 
 
 def _when(timestamp: float | None) -> str:
@@ -54,6 +70,8 @@ def create(account_id: str, name: str, scopes: tuple[str, ...], test: bool, by: 
 
     The secret is shown this once only; the server keeps only its hash.
     """
+
+    _check_scopes(data_dir, scopes)
 
     async def work(service: AccountService) -> tuple[str, ApiKeyRecord]:
         actor = await find_person(service, by)
