@@ -70,6 +70,7 @@ ROLE_CHANGED, MEMBER_REMOVED = "role.changed", "member.removed"
 PROJECT_ROLE_GRANTED, PROJECT_ROLE_REVOKED = "project.role_granted", "project.role_revoked"
 INVITED, INVITATION_ACCEPTED = "invitation.sent", "invitation.accepted"
 EMAIL_VERIFIED, ACCOUNT_DISABLED = "email.verified", "account.disabled"
+PLAN_CHANGED = "plan.changed"
 
 
 class Notifier(Protocol):
@@ -701,6 +702,19 @@ class AccountService:
                                detail={"role": role})
         await self.roles_changed(person_id)
         return membership
+
+    async def set_plan(self, account_id: str, plan: str, actor_id: str = "admin") -> Account:
+        """Put an account (a person or an organisation) on ``plan``: its keys' rate limit
+        follows from their next request. :class:`Conflict` for an unknown plan."""
+        if plan not in PLANS:
+            raise Conflict(f"unknown plan {plan!r}; use one of {list(PLANS)}")
+        before = await self.store.require_account(account_id)
+        if before.plan == plan:
+            return before
+        account = await self.store.update_account(account_id, plan=plan)
+        await self.store.audit(account_id, actor_id, PLAN_CHANGED, target=account_id,
+                               detail={"from": before.plan, "to": plan})
+        return account
 
     async def disable(self, account_id: str, actor_id: str = "admin") -> Account:
         """Disable an account: its sessions end and its keys stop working."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import (
     account_moves,
+    account_plans,
     account_routes,
     api,
     assets,
@@ -79,7 +80,8 @@ def routes(context: PluginContext) -> list[Route]:
             *webhook_routes.ROUTES, *storage_service.ROUTES,
             *midi_routes.ROUTES, *automation_api.ROUTES, *immersive_routes.ROUTES,
             *usage_routes.ROUTES, *models_api.ROUTES, *portal_pages.ROUTES,
-            *transcripts.ROUTES, *account_moves.ROUTES, *track_edits.ROUTES]
+            *transcripts.ROUTES, *account_moves.ROUTES, *account_plans.ROUTES,
+            *track_edits.ROUTES]
 
 
 @hookimpl

@@ -18,7 +18,7 @@ from smtp_server import SmtpServer
 
 from collab.client import SyncClient
 from dawclient.channel import connect
-from dawserver.keys import PLUGIN_CONTEXT_KEY, RATE_LIMITER
+from dawserver.keys import PLUGIN_CONTEXT_KEY, RATE_LIMITER, TOKENS
 
 pytestmark = pytest.mark.asyncio
 
@@ -220,6 +220,26 @@ async def test_a_key_past_its_plan_gets_429_with_retry_after_and_its_headers(
                     assert answer.headers["RateLimit-Policy"] == '"free";q=3;w=60'
                     assert int(answer.headers["Retry-After"]) >= 1
                     assert "rate limit" in (await answer.json())["error"]
+                # a server administrator puts her on the paid plan: it holds at once
+                plan_url = f"{config.base_url}/admin/accounts/{ada.id}/plan"
+                root = {"Authorization": f"Bearer {app[TOKENS].issue('*', 'owner', 'root')}"}
+                async with http.put(plan_url, json={"plan": "gold"}, headers=root) as answer:
+                    assert answer.status == 422
+                async with http.put(plan_url, json={"plan": "paid"}, headers=root) as answer:
+                    assert answer.status == 200
+                    assert await answer.json() == {"account_id": ada.id, "plan": "paid",
+                                                   "requests_per_second": 1000}
+                async with http.get(url, headers=key) as answer:
+                    assert answer.status == 200
+                    assert answer.headers["RateLimit-Policy"] == '"paid";q=1000;w=1'
+            # not hers to change; the change is in her security log
+            status, _, _ = await ada.call("PUT", f"/admin/accounts/{ada.id}/plan",
+                                          {"plan": "paid"})
+            assert status == 403
+            _, audit, _ = await ada.call("GET", f"/accounts/{ada.id}/audit")
+            assert [(e["action"], e["actor"], e["detail"]) for e in audit
+                    if e["action"] == "plan.changed"] == [
+                ("plan.changed", "root", {"from": "free", "to": "paid"})]
         finally:
             await ada.close()
 

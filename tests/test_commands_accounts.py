@@ -119,6 +119,18 @@ def test_orgs_keys_and_revocation(tmp_path: Path) -> None:
 
     key_id, scopes, key_owner = on_server_db(tmp_path, authenticate)
     assert (scopes, key_owner) == (("distribution.read", "project.read"), org_id)
+    # the organisation goes on the paid plan: its keys may send 1,000 requests a second
+    assert ok(cli(tmp_path, "accounts", "plan", org_id, "paid")) == (
+        f"{org_id}: plan free -> paid (1000 requests/s per key)")
+    assert cli(tmp_path, "accounts", "plan", org_id, "gold").exit_code == 2
+
+    async def plan_and_log(service: AccountService) -> tuple[str, list[tuple[str, str]]]:
+        _, owner = await service.authenticate_key(secret)
+        events = await service.store.audit_events(org_id)
+        return owner.plan, [(e.action, e.actor_id) for e in events
+                            if e.action == "plan.changed"]
+
+    assert on_server_db(tmp_path, plan_and_log) == ("paid", [("plan.changed", "cli")])
     row = ok(cli(tmp_path, "keys", "list", org_id)).splitlines()[1].split()
     assert row[:6] == [key_id, "ci", row[2], "distribution.read,project.read", "no", "active"]
     assert secret not in ok(cli(tmp_path, "keys", "list", org_id))

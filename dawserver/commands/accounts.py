@@ -1,4 +1,4 @@
-"""``dawserver accounts move ID --to REGION``: move an account to another data region."""
+"""``dawserver accounts``: move an account to another data region, set its plan."""
 
 from __future__ import annotations
 
@@ -7,15 +7,22 @@ from pathlib import Path
 import click
 
 from accounts.moving import AccountMover
+from accounts.ratelimit import PLANS
 from accounts.service import AccountService
 from dawserver.cli import CliError
 
-from ._accounts import account_options, find_account, run_with_mover, target_of
+from ._accounts import (
+    account_options,
+    find_account,
+    run_with_accounts,
+    run_with_mover,
+    target_of,
+)
 
 
 @click.group("accounts")
 def accounts() -> None:
-    """Accounts across data regions (see docs/accounts.md, "Moving an account")."""
+    """Accounts: move one to another data region, put one on a plan (docs/accounts.md)."""
 
 
 @accounts.command("move")
@@ -48,3 +55,22 @@ def move(email_or_id: str, target: str, data_dir: Path, database_url: str | None
         return f"moved {account.account_id} from {done.source} to {done.target}"
 
     click.echo(run_with_mover(target_of(data_dir, database_url, redis_url, hashing), work))
+
+
+@accounts.command("plan")
+@click.argument("email_or_id")
+@click.argument("plan", type=click.Choice(sorted(PLANS)))
+@account_options
+def plan(email_or_id: str, plan: str, data_dir: Path, database_url: str | None,
+         redis_url: str | None, hashing: str | None) -> None:
+    """Put a person or organisation on PLAN: what each of its API keys may send."""
+
+    async def work(service: AccountService) -> str:
+        account = await find_account(service, email_or_id)
+        was = account.plan
+        account = await service.set_plan(account.account_id, plan, actor_id="cli")
+        limit = PLANS[plan]
+        return (f"{account.account_id}: plan {was} -> {account.plan} "
+                f"({int(limit.amount / limit.get_expiry())} requests/s per key)")
+
+    click.echo(run_with_accounts(target_of(data_dir, database_url, redis_url, hashing), work))

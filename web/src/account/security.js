@@ -26,6 +26,7 @@ export const ACTIONS = {
   'email.verified': 'Email verified',
   'identity.linked': 'Provider sign-in linked',
   'account.disabled': 'Account disabled',
+  'plan.changed': 'Plan changed',
   'sso.configured': 'Single sign-on set up',
   'sso.removed': 'Single sign-on removed',
   'sso.joined': 'Joined through single sign-on',
