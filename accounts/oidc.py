@@ -5,9 +5,9 @@ The authorization-code flow with PKCE (S256), ``state`` and ``nonce``
 
     async with OidcClient(ProviderConfig.google(client_id, client_secret)) as google:
         url, pending = await google.begin("https://studio.example/auth/google/callback")
-        logins.put(pending)                      # server side, keyed by pending.state
+        await logins.put(pending)                # server side, keyed by pending.state
         # ... the browser goes to ``url`` and comes back with ?code=...&state=...
-        pending = logins.take(request.query["state"])   # None: unknown, used or expired
+        pending = await logins.take(request.query["state"])  # None: unknown, used, expired
         identity = await google.finish(pending, request.query["state"],
                                        request.query.get("code"),
                                        error=request.query.get("error"))
@@ -21,14 +21,15 @@ what was wrong and what to do.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -49,6 +50,7 @@ from joserfc.errors import (
 from joserfc.jwk import KeySet
 
 from accounts.errors import ProviderError
+from database import Session
 
 logger = logging.getLogger(__name__)
 
@@ -127,37 +129,59 @@ class OidcIdentity:
     name: str | None
 
 
-class PendingLogins:
-    """Started sign-ins in memory, each taken once (a replayed ``state`` finds nothing).
+P = TypeVar("P", bound=PendingLogin)
 
-    Expired ones are dropped; beyond ``max_entries`` the oldest are dropped first.
+
+class PendingLogins(Generic[P]):
+    """Started sign-ins, kept in the server's database until their callback takes them.
+
+    A sign-in may start on one server process and come back to another (many nodes
+    behind a load balancer), so it is kept in ``db`` (table ``oidc_pending_logins``),
+    found by the SHA-256 of its state. :meth:`take` deletes and returns it in one
+    statement, so a replayed ``state`` finds nothing, on any process. Expired ones are
+    dropped; beyond ``max_entries`` the oldest go first. ``kind`` is the
+    :class:`PendingLogin` subclass kept (its fields are stored as JSON).
     """
 
-    def __init__(self, lifetime: float = LOGIN_LIFETIME, max_entries: int = 10_000,
+    def __init__(self, db: Session, kind: type[P] = PendingLogin,  # type: ignore[assignment]
+                 *, lifetime: float = LOGIN_LIFETIME, max_entries: int = 100_000,
                  clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.kind = kind
         self.lifetime = lifetime
         self.max_entries = max_entries
         self._clock = clock
-        self._logins: dict[str, PendingLogin] = {}
 
-    def __len__(self) -> int:
-        return len(self._logins)
+    async def count(self) -> int:
+        """How many sign-ins wait (expired ones included until the next put)."""
+        return int(await self.db.fetchval("SELECT COUNT(*) FROM oidc_pending_logins"))
 
-    def put(self, pending: PendingLogin) -> None:
+    async def put(self, pending: P) -> None:
         """Keep ``pending`` until its callback takes it."""
         now = self._clock()
-        for state in [s for s, p in self._logins.items() if p.expired(now, self.lifetime)]:
-            del self._logins[state]
-        while len(self._logins) >= self.max_entries:
-            del self._logins[next(iter(self._logins))]
-        self._logins[pending.state] = pending
+        await self.db.execute("DELETE FROM oidc_pending_logins WHERE created_at < ?",
+                              now - self.lifetime)
+        excess = await self.count() + 1 - self.max_entries
+        if excess > 0:  # a flood of starts: the oldest go
+            await self.db.execute(
+                "DELETE FROM oidc_pending_logins WHERE lookup_key IN (SELECT lookup_key "
+                "FROM oidc_pending_logins ORDER BY created_at LIMIT ?)", excess)
+        await self.db.execute(
+            "INSERT INTO oidc_pending_logins (lookup_key, data, created_at) VALUES (?, ?, ?)",
+            _state_key(pending.state), json.dumps(asdict(pending)), pending.created_at)
 
-    def take(self, state: str) -> PendingLogin | None:
+    async def take(self, state: str) -> P | None:
         """Remove and return the sign-in started with ``state``; None if unknown or expired."""
-        pending = self._logins.pop(state, None)
-        if pending is None or pending.expired(self._clock(), self.lifetime):
+        rows = await self.db.fetch("DELETE FROM oidc_pending_logins WHERE lookup_key = ? "
+                                   "RETURNING data", _state_key(state))
+        if not rows:
             return None
-        return pending
+        pending = self.kind(**json.loads(rows[0]["data"]))
+        return None if pending.expired(self._clock(), self.lifetime) else pending
+
+
+def _state_key(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
 
 
 class OidcClient:

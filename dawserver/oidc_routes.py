@@ -34,9 +34,10 @@ from accounts.oidc import (
 )
 from accounts.oidc_sign_in import sign_in_with
 from accounts.service import SecondFactorNeeded, SignedIn
+from database import Session
 
 from .auth_routes import session_cookie
-from .keys import ACCOUNTS, CONFIG
+from .keys import ACCOUNTS, CONFIG, DATABASE
 from .plugin_api import PUBLIC, BadRequest, Media, NotFound, Query, Request, Route
 
 #: The longest ``next`` path kept with a started sign-in.
@@ -85,9 +86,9 @@ class Start(Query):
 class OidcSignIns:
     """The app's OpenID clients by provider name (made at first use) and started sign-ins."""
 
-    def __init__(self, providers: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, providers: dict[str, dict[str, Any]], db: Session) -> None:
         self.providers = providers
-        self.pending = PendingLogins()
+        self.pending = PendingLogins(db, PendingSignIn)
         self._clients: dict[str, OidcClient] = {}
         self._sessions: list[aiohttp.ClientSession] = []
         self._lock = asyncio.Lock()
@@ -146,7 +147,7 @@ def _client(name: str, settings: dict[str, Any]
 
 def setup_oidc(app: web.Application) -> None:
     """Keep the sign-in providers of ``app[CONFIG]`` on ``app``; close them with it."""
-    sign_ins = OidcSignIns(dict(app[CONFIG].sign_in_providers))
+    sign_ins = OidcSignIns(dict(app[CONFIG].sign_in_providers), app[DATABASE])
     app[OIDC] = sign_ins
     app.on_cleanup.append(sign_ins.close)
 
@@ -179,7 +180,7 @@ async def start(request: Request) -> web.StreamResponse:
     sign_ins = _sign_ins(request)
     client = await sign_ins.client(name)
     url, pending = await client.begin(_redirect_uri(request, name))
-    sign_ins.pending.put(PendingSignIn.of(pending, back))
+    await sign_ins.pending.put(PendingSignIn.of(pending, back))
     return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
 
 
@@ -191,7 +192,7 @@ async def callback(request: Request) -> web.StreamResponse:
     sign_ins = _sign_ins(request)
     client = await sign_ins.client(name)
     query: Callback = request.query
-    pending = sign_ins.pending.take(query.state) if query.state else None
+    pending = await sign_ins.pending.take(query.state) if query.state else None
     if pending is None or pending.provider != client.config.name:
         raise BadRequest("this sign-in is unknown, was finished already or took too long; "
                          "start it again")

@@ -46,6 +46,7 @@ from accounts.sso_domains import (
     TxtLookup,
 )
 from collab.tokens import SECRET_FILE
+from database import Session
 
 from .auth_routes import actor_of
 from .keys import ACCOUNTS, CONFIG, DATABASE
@@ -116,9 +117,9 @@ class SsoInfo(Model):
 class SsoSignIns:
     """The organisations' sign-in: rules, started sign-ins, clients per provider version."""
 
-    def __init__(self, sso: SingleSignOn, settings: dict[str, Any]) -> None:
+    def __init__(self, sso: SingleSignOn, settings: dict[str, Any], db: Session) -> None:
         self.sso = sso
-        self.pending = PendingLogins()
+        self.pending = PendingLogins(db, PendingSignIn)
         self.allow_private = bool(settings.get("allow_private_issuers"))
         self._trust = (ssl.create_default_context(cafile=settings["ca_file"])
                        if settings.get("ca_file") else None)
@@ -183,7 +184,8 @@ async def sso_context(app: web.Application) -> AsyncIterator[None]:
                        float(settings.get("dns_timeout", DNS_TIMEOUT)))
     domains = DomainProofs(SsoDomainStore(app[DATABASE]), lookup, reverify_after=float(
         settings.get("domain_reverify_after", REVERIFY_AFTER)))
-    app[SSO] = sign_ins = SsoSignIns(SingleSignOn(app[ACCOUNTS], store, domains), settings)
+    app[SSO] = sign_ins = SsoSignIns(SingleSignOn(app[ACCOUNTS], store, domains), settings,
+                                     app[DATABASE])
     try:
         yield
     finally:
@@ -279,7 +281,7 @@ async def start(request: Request) -> web.StreamResponse:
     org_id = request.params["org_id"]
     client = sign_ins.client(await sign_ins.sso.provider(org_id))
     url, pending = await client.begin(f"{_base(request)}/auth/sso/{org_id}/callback")
-    sign_ins.pending.put(PendingSignIn.of(pending, back))
+    await sign_ins.pending.put(PendingSignIn.of(pending, back))
     return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
 
 
@@ -290,7 +292,7 @@ async def callback(request: Request) -> web.StreamResponse:
     org_id = request.params["org_id"]
     client = sign_ins.client(await sign_ins.sso.provider(org_id))
     query: Callback = request.query
-    pending = sign_ins.pending.take(query.state) if query.state else None
+    pending = await sign_ins.pending.take(query.state) if query.state else None
     if pending is None or pending.provider != client.config.name:
         raise BadRequest("this sign-in is unknown, was finished already or took too long; "
                          "start it again")

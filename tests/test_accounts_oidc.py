@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import socket
 import time
+from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
@@ -29,6 +30,8 @@ from accounts.oidc import (
     PendingLogins,
     ProviderConfig,
 )
+from accounts.store import AccountStore
+from database import Database, open_database
 
 pytestmark = pytest.mark.asyncio
 
@@ -155,18 +158,31 @@ async def test_a_code_works_once(client: OidcClient, http: aiohttp.ClientSession
         await finish(client, pending, callback)
 
 
+@pytest_asyncio.fixture
+async def database(collab_database_url: str) -> AsyncIterator[Database]:
+    """The server's database (SQLite, then PostgreSQL) with the accounts' tables."""
+    async with open_database(collab_database_url) as db:
+        await AccountStore(db).migrate()
+        yield db
+
+
 async def test_a_replayed_or_unknown_state_finds_no_pending_sign_in(
-        client: OidcClient, http: aiohttp.ClientSession) -> None:
-    logins = PendingLogins()
+        client: OidcClient, http: aiohttp.ClientSession, database: Database) -> None:
+    logins: PendingLogins[PendingLogin] = PendingLogins(database)
     first, first_callback = await sign_in(client, http)
     second, _ = await sign_in(client, http)
-    logins.put(first)
-    logins.put(second)
-    assert first.state != second.state and len(logins) == 2
+    await logins.put(first)
+    await logins.put(second)
+    assert first.state != second.state and await logins.count() == 2
+    # kept by the hash of the state: the table never holds a usable state
+    assert not await database.fetch("SELECT * FROM oidc_pending_logins WHERE lookup_key = ?",
+                                    first.state)
 
-    assert logins.take(first_callback["state"]) == first
-    assert logins.take(first_callback["state"]) is None
-    assert logins.take("made-up") is None and len(logins) == 1
+    # another server process (its own object, the same database) takes it, once
+    elsewhere: PendingLogins[PendingLogin] = PendingLogins(database)
+    assert await elsewhere.take(first_callback["state"]) == first
+    assert await logins.take(first_callback["state"]) is None
+    assert await logins.take("made-up") is None and await logins.count() == 1
 
     # A callback whose state belongs to another sign-in is refused before any exchange.
     with pytest.raises(ProviderError, match="state does not match"):
@@ -176,17 +192,23 @@ async def test_a_replayed_or_unknown_state_finds_no_pending_sign_in(
 
 
 async def test_pending_sign_ins_expire_after_ten_minutes(
-        client: OidcClient, http: aiohttp.ClientSession) -> None:
+        client: OidcClient, http: aiohttp.ClientSession, database: Database) -> None:
     now = [1000.0]
-    logins = PendingLogins(clock=lambda: now[0])
+    logins = PendingLogins(database, clock=lambda: now[0])
     fresh = PendingLogin("s1", "n1", "v" * 43, REDIRECT, created_at=now[0])
     stale = PendingLogin("s2", "n2", "v" * 43, REDIRECT, created_at=now[0])
-    logins.put(fresh)
-    logins.put(stale)
+    await logins.put(fresh)
+    await logins.put(stale)
     now[0] += LOGIN_LIFETIME - 1
-    assert logins.take("s1") == fresh
+    assert await logins.take("s1") == fresh
     now[0] += 2
-    assert logins.take("s2") is None
+    assert await logins.take("s2") is None
+    # an expired one is dropped when the next sign-in starts
+    await logins.put(PendingLogin("s3", "n3", "v" * 43, REDIRECT, created_at=now[0]))
+    await logins.put(PendingLogin("s4", "n4", "v" * 43, REDIRECT, created_at=now[0] - 700))
+    now[0] += 1
+    await logins.put(PendingLogin("s5", "n5", "v" * 43, REDIRECT, created_at=now[0]))
+    assert await logins.count() == 2
 
     # The client refuses a callback for a sign-in that was kept too long, too.
     pending, callback = await sign_in(client, http)
@@ -196,12 +218,13 @@ async def test_pending_sign_ins_expire_after_ten_minutes(
             await finish(late, pending, callback)
 
 
-async def test_pending_sign_ins_are_bounded() -> None:
-    logins = PendingLogins(max_entries=3)
+async def test_pending_sign_ins_are_bounded(database: Database) -> None:
+    logins = PendingLogins(database, max_entries=3)
     for n in range(5):
-        logins.put(PendingLogin(f"s{n}", "n", "v" * 43, REDIRECT, created_at=time.time()))
-    assert len(logins) == 3
-    assert logins.take("s0") is None and logins.take("s4") is not None
+        await logins.put(PendingLogin(f"s{n}", "n", "v" * 43, REDIRECT,
+                                      created_at=time.time() + n))
+    assert await logins.count() == 3
+    assert await logins.take("s0") is None and await logins.take("s4") is not None
 
 
 async def test_an_id_token_for_another_audience_is_refused(

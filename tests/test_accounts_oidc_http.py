@@ -265,7 +265,7 @@ async def test_the_callback_returns_to_next_and_refuses_a_next_off_the_site(
                     ada, f"{config.base_url}/auth/oidc/fake/start?{urlencode({'next': value})}")
                 assert status == 400, (value, body)
                 assert "not a path on this site" in body["error"] and "Location" not in headers
-            assert len(app[OIDC].pending) == 0  # no sign-in was started
+            assert await app[OIDC].pending.count() == 0  # no sign-in was started
             url, _ = await through_provider(ada, provider, "/account/keys?tab=new#top")
             status, _, headers = await come_back(ada, url)
             assert status == 302 and "mbs_session=" in headers["Set-Cookie"]
