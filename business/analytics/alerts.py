@@ -88,11 +88,6 @@ class Alerts:
             float(preferences.cooldown_s), self.clock())
         return preferences
 
-    async def forget_person(self, person_id: str) -> None:
-        """A person's preferences everywhere (erasure)."""
-        await self.db.execute("DELETE FROM analytics_alert_preferences WHERE person_id = ?",
-                              person_id)
-
     async def recipients(self, account_id: str) -> dict[str, Preferences]:
         """Address -> preferences of everyone who gets this account's alert mail."""
         if self.owner_emails is None:

@@ -116,11 +116,6 @@ class Dashboards:
                               "dashboard_id = ?", account_id, dashboard_id)
         return found
 
-    async def forget_person(self, person: str) -> None:
-        """A person's own unshared dashboards (erasure); shared ones are the team's."""
-        await self.db.execute("DELETE FROM analytics_dashboards WHERE owner = ? AND "
-                              "shared = 0", person)
-
     async def widget_data(self, account_id: str, person: str, dashboard_id: str,
                           widget_id: str) -> dict[str, Any]:
         """One widget's figures (see the module)."""

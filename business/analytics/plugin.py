@@ -15,6 +15,7 @@ from business.analytics.milestone_book import MILESTONE_EVENT, MilestoneEvent
 from business.analytics.milestone_routes import MILESTONE_ROUTES
 from business.analytics.permissions import PERMISSIONS
 from business.analytics.playlist_routes import PLAYLIST_ROUTES
+from business.analytics.privacy import erase_account, export_account
 from business.analytics.routes import ROUTES
 from business.analytics.runs import INGEST_JOB
 from business.analytics.schemas import IngestPayload
@@ -22,7 +23,6 @@ from business.analytics.services import (
     PLUGIN_NAME,
     run_ingest,
     run_scheduler,
-    services,
     start_services,
     store_event,
 )
@@ -34,6 +34,7 @@ from dawserver.plugin_api import (
     Page,
     Permission,
     PluginContext,
+    Pseudonymiser,
     QueueSettings,
     Route,
     Worker,
@@ -103,13 +104,16 @@ async def startup(context: PluginContext) -> None:
 
 
 @hookimpl
+async def account_export(context: PluginContext, account_id: str) -> dict[str, Any]:
+    addresses = await context.owner_emails(account_id) if context.owner_emails else []
+    return await export_account(context.database(), account_id, addresses)
+
+
+@hookimpl
 async def account_erased(context: PluginContext, account_id: str, pseudonym: str,
                          names: list[str]) -> None:
-    # a person's alert preferences and unshared dashboards are theirs alone (milestones
-    # and shared dashboards are the account's)
-    module = services(context)
-    await module.alerts.forget_person(account_id)
-    await module.dashboards.forget_person(account_id)
+    await erase_account(context.database(), context.background.queue, INGEST_JOB,
+                        Pseudonymiser(account_id, tuple(names), pseudonym))
 
 
 @hookimpl
