@@ -35,6 +35,8 @@ from .projects import import_session
 from .regions import account_region
 
 ACCOUNT = "/accounts/{account_id}"
+#: A permission named ``role:NAME`` declares the organisation role NAME (a plug-in's).
+ROLE_PREFIX = "role:"
 
 
 class NewOrganisation(Model):
@@ -189,11 +191,17 @@ class CollabToken(Model):
     expires_at: float
 
 
+def key_scope_names(context: Any) -> list[str]:
+    """The scopes a key may hold: every permission of the server's core and plug-ins,
+    except the organisation roles plug-ins declare (``role:NAME``), which are no scope."""
+    return sorted(name for name in context.permissions if not name.startswith(ROLE_PREFIX))
+
+
 def _declared_roles(request: Request) -> list[str]:
     """Organisation roles the plug-ins declare (permissions named ``role:NAME``)."""
     context = request.app[PLUGIN_CONTEXT_KEY]
-    return [name.removeprefix("role:") for name in context.permissions
-            if name.startswith("role:")]
+    return [name.removeprefix(ROLE_PREFIX) for name in context.permissions
+            if name.startswith(ROLE_PREFIX)]
 
 
 def _account_info(account: Any) -> AccountInfo:
@@ -295,10 +303,10 @@ async def create_key(request: Request) -> MadeKey:
     """Make an API key for the account; its secret is in this answer only."""
     body: NewKey = request.body
     context = request.app[PLUGIN_CONTEXT_KEY]
-    unknown = sorted(set(body.scopes) - set(context.permissions))
+    scopes = key_scope_names(context)
+    unknown = sorted(set(body.scopes) - set(scopes))
     if unknown:
-        raise BadRequest(f"unknown scopes {unknown}; scopes are permission names: "
-                         f"{sorted(context.permissions)}")
+        raise BadRequest(f"unknown scopes {unknown}; scopes are permission names: {scopes}")
     expires = None if body.expires_in_days is None else time.time() + body.expires_in_days * 86400
     secret, key = await request.app[ACCOUNTS].create_key(
         actor_of(request), request.params["account_id"], body.name, body.scopes, test=body.test,
@@ -317,7 +325,7 @@ async def key_scopes(request: Request) -> list[ScopeInfo]:
     plug-ins'), with what each allows."""
     context = request.app[PLUGIN_CONTEXT_KEY]
     return [ScopeInfo(name=name, description=context.permissions[name].item.description)
-            for name in sorted(context.permissions)]
+            for name in key_scope_names(context)]
 
 
 async def revoke_key(request: Request) -> KeyInfo:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(120)
 #: Who is in which organisation or team (the account "acc" is an organisation).
 MEMBERS = {("acc", "p_ada"): "member", ("acc", "p_bo"): "member",
            ("acc", "p_dee"): "owner", ("acc", "p_cy"): "viewer",
-           ("t_review", "p_eve"): "member"}
+           ("acc", "p_fay"): "approver", ("t_review", "p_eve"): "member"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -157,6 +157,61 @@ def test_a_team_approves_and_a_rejection_sends_the_post_back(tmp_path: Path) -> 
             assert (await direct.json())["state"] == "approved"   # no time yet: held
 
     asyncio.run(go())
+
+
+def test_the_declared_approver_role_reads_and_approves_and_nothing_else(
+        tmp_path: Path) -> None:
+    async def go() -> None:
+        async with _app(tmp_path, f"sqlite://{tmp_path / 's.db'}") as (client, _):
+            channel = await _setup(client, [[{"role": "approver"}]])
+            post_id = await _submitted(client, channel)
+            fay = as_("p_fay", "approver")
+            assert (await client.get("/api/social/posts", headers=fay)).status == 200
+            # no other role is an approver: not a member, not the organisation's owner
+            for person, role in (("p_bo", "editor"), ("p_dee", "owner")):
+                refused = await client.post(f"/api/social/posts/{post_id}/approve",
+                                            headers=as_(person, role), json={})
+                assert refused.status == 403, person
+            approved = await client.post(f"/api/social/posts/{post_id}/approve",
+                                         headers=fay, json={})
+            assert (await approved.json())["state"] == "scheduled"
+            # the role holds nothing else: it writes no post and sets up no channel
+            wrote = await client.post("/api/social/posts", headers=fay, json={
+                "text": "mine", "targets": [{"channel_id": channel}]})
+            assert wrote.status == 403 and "social.compose" in (await wrote.json())["error"]
+            slots = await client.put(f"/api/social/channels/{channel}/approvals",
+                                     headers=fay, json={"tiers": []})
+            assert slots.status == 403
+
+    asyncio.run(go())
+
+
+@pytest.mark.asyncio
+async def test_an_organisation_gives_the_declared_approver_role_over_http(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (app, config):
+        ada = Person(config.base_url, smtp_server, "ada@example.org")
+        bo = Person(config.base_url, smtp_server, "bo@example.org")
+        try:
+            await ada.sign_up_and_in("Ada")
+            await bo.sign_up_and_in("Bo")
+            _, org, _ = await ada.call("POST", "/accounts", {"name": "Ada Label"})
+            await app[ACCOUNTS].admin_set_member(org["id"], bo.id, "member")
+            member = f"/accounts/{org['id']}/members/{bo.id}"
+            status, body, _ = await ada.call("PUT", member, {"role": "finance"})
+            assert status == 409 and "approver" in body["error"]  # declared roles listed
+            status, body, _ = await ada.call("PUT", member, {"role": "approver"})
+            assert status == 200, body
+            assert await app[PLUGIN_CONTEXT_KEY].role_in(org["id"], bo.id) == "approver"
+            # acting for the organisation, the approver reads its posts but opens no project
+            status, _, _ = await bo.call("GET", f"/api/social/posts?account={org['id']}")
+            assert status == 200
+            status, _, _ = await bo.call("POST", f"/accounts/{org['id']}/projects",
+                                         {"name": "x"})
+            assert status == 403
+        finally:
+            await ada.close()
+            await bo.close()
 
 
 def test_posts_not_approved_in_time_expire_and_the_author_is_told(tmp_path: Path,

@@ -28,7 +28,7 @@ from business.social.listening_services import (
     send_reply,
     start_listening,
 )
-from business.social.permissions import PERMISSIONS
+from business.social.permissions import APPROVER, APPROVER_MAY, PERMISSIONS
 from business.social.privacy import erase_account, export_account
 from business.social.replies import REPLY
 from business.social.replies import queue_settings as reply_queue_settings
@@ -70,6 +70,7 @@ from dawserver.plugin_api import (
     Page,
     Permission,
     PluginContext,
+    Principal,
     Pseudonymiser,
     Route,
     Worker,
@@ -102,6 +103,15 @@ def migrations() -> list[Migration]:
 @hookimpl
 def permissions() -> list[Permission]:
     return PERMISSIONS
+
+
+@hookimpl
+def permission_allowed(principal: Principal, permission: Permission) -> bool | None:
+    """An organisation's ``approver`` reads and approves, and does nothing else here;
+    every other role is judged by the roles as usual."""
+    if principal.role == APPROVER.name.removeprefix("role:"):
+        return permission.name in APPROVER_MAY
+    return None
 
 
 @hookimpl

@@ -10,6 +10,7 @@ import click
 
 from accounts.models import ApiKeyRecord
 from accounts.service import AccountService, Actor
+from dawserver.account_routes import ROLE_PREFIX
 from dawserver.cli import CliError
 from dawserver.plugins import PluginError, describe, load_plugins
 
@@ -28,7 +29,7 @@ def _check_scopes(data_dir: Path, scopes: tuple[str, ...]) -> None:
     as ``POST /accounts/{id}/keys`` does."""
     try:
         known = {p for info in describe(load_plugins({"data_dir": data_dir}))
-                 for p in info.permissions}
+                 for p in info.permissions if not p.startswith(ROLE_PREFIX)}
     except PluginError as exc:
         raise CliError(str(exc)) from exc
     unknown = sorted(set(scopes) - known)
