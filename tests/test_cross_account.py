@@ -5,8 +5,14 @@ delivery across the core and the distribution plug-in) is real. Person B calls e
 route whose path names one of A's objects, with A's real ids filled in, three ways:
 B's session cookie (with B's CSRF token), B's API key (every scope), and a project
 token of B's own project. Each answer is 403 or 404, never a success, and never
-carries A's data. Routes public by design are listed with the reason. Bodies that are
-too large or malformed on the account routes answer 413, 400 or 422 with an error.
+carries A's data. Routes public by design are listed with the reason.
+
+Every other operation that names an account in its query (``?account=``, ``?seller=``...)
+or its body is called the same three ways with A's organisation, then A, in it, and a
+body valid for A: 403 or 404 again. Query parameters that name one of A's objects
+(``?entity=``...) are tried too; there B acts for B and may succeed, never with A's data.
+Bodies that are too large or malformed on the account routes answer 413, 400 or 422
+with an error.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import re
 import struct
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
@@ -25,6 +32,7 @@ from distribution_helpers import make_art, make_audio, release_dict
 from smtp_server import SmtpServer
 
 from business.distribution.stores.fakestore import FakeStore
+from dawserver.account_routes import key_scope_names
 from dawserver.keys import PLUGIN_CONTEXT_KEY, TOKENS
 from dawserver.public_api.webhook_signature import new_secret
 from dawserver.public_api.webhooks.service import deliverer
@@ -83,6 +91,64 @@ PUBLIC_BY_DESIGN = {
 }
 #: What A's secrets look like in a body: none may show through.
 A_NAME, A_EMAIL, A_TITLE = "Ada Secret Label", "ada@example.org", "Night Drive Secret"
+
+#: Query parameters and (top-level) body fields that name an account: a person or an
+#: organisation. Every operation with one is called with A's organisation, then A, in it.
+ACCOUNT_NAMES = frozenset({
+    "account", "account_id", "org", "org_id", "organisation", "organisation_id", "owner",
+    "owner_id", "person", "person_id", "user", "user_id", "seller", "seller_id", "buyer",
+    "member", "assignee", "team", "grantee"})
+#: Account-naming parameters that do not choose the account an operation acts for, and why.
+#: The operation acts for the caller (B) and may answer 2xx, but never with A's data.
+ACTS_FOR_THE_CALLER = {
+    ("GET", "/api/social/inbox/items", "assignee"): "filters the caller's own inbox by the "
+                                                    "person its items are assigned to",
+    ("POST", "/api/social/inbox/rules", "team"): "a rule of the caller's own inbox: whom it "
+                                                 "hands the caller's items to (names are "
+                                                 "not checked against the account's people; "
+                                                 "nothing is sent to them)",
+    ("POST", "/api/marketplace/checkout", "seller"): "the caller's own order of a beat at a "
+                                                     "seller's public store",
+    ("POST", "/api/marketplace/memberships", "seller"): "the caller's own membership of a "
+                                                        "seller's public plan",
+}
+#: Account-naming parameters of public operations, not called, and why.
+PUBLIC_ACCOUNT_PARAMETERS = {
+    ("GET", "/api/marketplace/catalogue", "seller"): "a seller's public catalogue: the "
+                                                     "beats on sale to anyone",
+}
+#: Query parameters that name one of A's objects, by the key of its id: an operation
+#: acting for the caller (B) may answer 2xx with one of them, never with A's data.
+OBJECT_QUERY = {"entity": "entity_id", "source": "source_id", "channel": "channel_id",
+                "channel_id": "channel_id", "isrc": "isrc", "subject": "release_id",
+                "platform_id": "entity_id"}
+#: Operations swept last: let through, they would end the caller's session or account.
+ENDS_THE_CALLER = ("/auth/sign-out", "/me/sessions", "/me/password", "/me/delete")
+#: Valid values of required body fields whose schema alone does not make one, by name
+#: (a field named like one of A's objects gets that object's id: the body is valid for A).
+FIELD_VALUES: dict[str, Any] = {
+    "currency": "usd", "email": "bo@example.org", "url": "https://hooks.example.org/b",
+    "events": ["marketplace.sale"], "password": PASSWORD, "sql": "SELECT 1",
+    "name": "Bo's", "title": "Bo's", "handle": "bos-store", "folder": "samples",
+    "metric": "streams", "from": "2024-05-01T00:00:00+00:00",
+    "to": "2024-05-08T00:00:00+00:00"}
+#: What a valid body of an operation needs besides that: values of its fields at any depth,
+#: its optional top-level fields among them (or the whole body, not JSON).
+BODY_FIELDS: dict[tuple[str, str], Any] = {
+    ("POST", "/api/graphql"): {"query": "{ me { id name } projects { edges { node { id "
+                                        "name } } } }"},
+    ("POST", "/api/social/posts"): {"text": "Bo's"},
+    ("POST", "/api/social/inbox/rules"): {"kind": "round_robin"},
+    ("POST", "/api/social/listening/queries"): {"term": "Bo's"},
+    ("POST", "/api/marketplace/beats"): {"key": "A minor", "kind": "wav", "tiers": [
+        {"tier": "wav_lease", "price": 2999, "files": ["wav"]}]},
+    ("POST", "/api/distribution/statements"): b"store,territory,isrc,units,amount,currency\n",
+}
+#: Query parameters naming one of A's objects that an operation's reads need to find
+#: anything (the analytics reads name an entity): the sweep names A's, by its key in ids.
+READ_QUERY = {"entity": "entity_id"}
+#: A request body: its content type and content (bytes, or a JSON value).
+Body = tuple[str, Any]
 
 
 def wav_bytes(seconds: float = 0.2, rate: int = 8000) -> bytes:
@@ -172,7 +238,7 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
     assert status == 201
     _, sessions, _ = await ada.call("GET", "/me/sessions")
     async with ada.http.post(f"{ada.base_url}/projects/{project_id}/assets",
-                             data=wav_bytes(), headers={"Content-Type": "audio/wav",
+                             data=wav_bytes(1.0), headers={"Content-Type": "audio/wav",
                                                         "X-CSRF-Token": ada.csrf}) as response:
         asset = await response.json()
         assert response.status == 201, asset
@@ -209,6 +275,9 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
     status, deal, _ = await ada.call("PUT", f"/api/marketplace/deals/ada-deal{query}",
                                      {"buy": 2, "free": 1})
     assert status in (200, 201) or app is None, deal
+    status, shop, _ = await ada.call("PUT", f"/api/marketplace/storefront{query}",
+                                     {"handle": "ada-store", "name": A_NAME})
+    assert status in (200, 201) or app is None, shop
     async with ada.http.post(f"{ada.base_url}/samples/uploads{query}&name={A_TITLE}.wav",
                              data=wav_bytes(), headers={"Content-Type": "audio/wav",
                                                         "X-CSRF-Token": ada.csrf}) as response:
@@ -246,13 +315,17 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
     }
 
 
-async def call(http: aiohttp.ClientSession, method: str, url: str, headers: dict[str, str]
-               ) -> tuple[int, str]:
-    """One request's status and text; a 429 (B's key sweeping hundreds of routes outruns
-    its plan's rate) is waited out as its Retry-After says and asked again."""
-    body = None if method in ("GET", "DELETE", "HEAD") else {}
+async def call(http: aiohttp.ClientSession, method: str, url: str, headers: dict[str, str],
+               body: Body | None = None) -> tuple[int, str]:
+    """One request's status and text (with ``body``: its content type and content, else
+    ``{}`` on writes); a 429 (B's key sweeping hundreds of routes outruns its plan's rate)
+    is waited out as its Retry-After says and asked again."""
+    content_type, content = body or ("application/json", None if method in (
+        "GET", "DELETE", "HEAD") else {})
+    sent = {**headers, "Content-Type": content_type} if isinstance(content, bytes) else headers
+    data, json_body = (content, None) if isinstance(content, bytes) else (None, content)
     for _ in range(5):
-        async with http.request(method, url, json=body, headers=headers,
+        async with http.request(method, url, data=data, json=json_body, headers=sent,
                                 allow_redirects=False) as response:
             text = (await response.read()).decode("utf-8", "replace")
             if response.status != 429:
@@ -276,7 +349,7 @@ async def test_no_route_serves_account_a_to_anyone_else(tmp_path: Path,
                                                   {"name": "Bo's"})
                 _, document, _ = await bo.call("GET", "/api/openapi.json")
                 _, key, _ = await bo.call("POST", f"/accounts/{bo.id}/keys", {
-                    "name": "all", "scopes": sorted(app[PLUGIN_CONTEXT_KEY].permissions)})
+                    "name": "all", "scopes": key_scope_names(app[PLUGIN_CONTEXT_KEY])})
                 assert "key" in key, key
                 token = app[TOKENS].issue(bos_project["id"], "owner", bo.id)
                 as_b = {
@@ -285,6 +358,16 @@ async def test_no_route_serves_account_a_to_anyone_else(tmp_path: Path,
                     "project token": ({"Authorization": f"Bearer {token}"}, None),
                 }
                 checked = await _every_route(config.base_url, document, ids, as_b)
+                swept = await _every_account_parameter(config.base_url, document, ids, as_b)
+                # every module's operations that name the account in their query were tried
+                assert len(swept) >= 120 and {
+                    ("GET", "/api/social/posts", "account"),
+                    ("GET", "/api/distribution/releases", "account"),
+                    ("GET", "/api/analytics/sources", "account"),
+                    ("GET", "/api/marketplace/beats", "account"),
+                    ("GET", "/samples", "account"), ("GET", "/api/v1/usage", "account"),
+                    ("POST", "/api/graphql", "account"), ("GET", "/me", "account"),
+                    ("GET", "/api/analytics/kpis", "entity")} <= swept, sorted(swept)
                 # every kind of object was tried
                 assert {"account_id", "project_id", "key_id", "session_id", "asset_id",
                         "release_id", "job_id", "person_id", "grantee_id", "channel_id",
@@ -338,6 +421,131 @@ async def _every_route(base_url: str, document: dict[str, Any], ids: dict[str, s
                                         f"{text[:160]} {leaked}")
     assert not failures, "\n".join(failures)
     return tried
+
+
+async def _every_account_parameter(
+        base_url: str, document: dict[str, Any], ids: dict[str, str],
+        as_b: dict[str, tuple[dict[str, str], aiohttp.ClientSession | None]]
+) -> set[tuple[str, str, str]]:
+    """Call every operation without path parameters that names an account in its query
+    or body as each B, with A's organisation and then A in it (and every query parameter
+    naming one of A's objects with her object's id); the ``(method, path, name)`` swept.
+
+    Naming an account B is not in answers 403 or 404; operations that act for their
+    caller whatever they name (:data:`ACTS_FOR_THE_CALLER`, :data:`OBJECT_QUERY`) may
+    answer B's own 2xx. None answers with A's data.
+    """
+    swept: set[tuple[str, str, str]] = set()
+    failures = []
+    schemas = document.get("components", {}).get("schemas", {})
+    operations = sorted(_operations(document), key=lambda op: op[1] in ENDS_THE_CALLER)
+    async with aiohttp.ClientSession() as bare:
+        for method, path, operation in operations:
+            if "{" in path:
+                continue  # named A's objects: the path sweep calls it with ?account=
+            queries = {p["name"]: p for p in operation.get("parameters", [])
+                       if p.get("in") == "query"}
+            extra = BODY_FIELDS.get((method, path), {})
+            values = {**ids, **FIELD_VALUES, **(extra if isinstance(extra, dict) else {})}
+            required = {name: _example(p.get("schema", {}), schemas, values, name)
+                        for name, p in queries.items() if p.get("required")}
+            required.update({name: ids[key] for name, key in READ_QUERY.items()
+                             if name in queries})
+            fields = _body_fields(operation, schemas)
+            named = [("query", n) for n in queries if n in ACCOUNT_NAMES | OBJECT_QUERY.keys()]
+            named += [("body", n) for n in fields if n in ACCOUNT_NAMES]
+            for where, name in named:
+                if (method, path, name) in PUBLIC_ACCOUNT_PARAMETERS:
+                    continue
+                named_ids = ([ids[OBJECT_QUERY[name]]] if name not in ACCOUNT_NAMES
+                             else [ids["account_id"], ids["person_id"]])
+                own = name in OBJECT_QUERY or (method, path, name) in ACTS_FOR_THE_CALLER
+                swept.add((method, path, name))
+                for value in named_ids:
+                    query = {**required, name: value} if where == "query" else required
+                    fill = {name: value} if where == "body" else {}
+                    body = _body(operation, schemas, values, extra, fill)
+                    url = f"{base_url}{path}?{urlencode(query)}" if query else base_url + path
+                    for who, (headers, http) in as_b.items():
+                        status, text = await call(http or bare, method, url, headers, body)
+                        leaked = [s for s in (A_NAME, A_EMAIL, A_TITLE) if s in text]
+                        if leaked or (status not in (403, 404) and not (own and status < 500)):
+                            failures.append(f"{method} {path} {where} {name}={value} as B's "
+                                            f"{who}: {status} {text[:160]} {leaked}")
+    assert not failures, "\n".join(failures)
+    return swept
+
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every operation of ``document``: its method, path and description."""
+    return [(method.upper(), path, operation) for path, methods in document["paths"].items()
+            for method, operation in methods.items()
+            if method in ("get", "post", "put", "patch", "delete")]
+
+
+def _body_fields(operation: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """The top-level fields of an operation's JSON body, by name."""
+    content = operation.get("requestBody", {}).get("content", {})
+    schema = _resolve(content.get("application/json", {}).get("schema", {}), schemas)
+    return schema.get("properties", {})
+
+
+def _body(operation: dict[str, Any], schemas: dict[str, Any], values: dict[str, Any],
+          extra: Any, fill: dict[str, str]) -> Body | None:
+    """A small valid body of ``operation`` (None: it takes none): its required fields from
+    ``values``, the top-level fields of ``extra`` (:data:`BODY_FIELDS`), ``fill`` set in it."""
+    request = operation.get("requestBody")
+    if request is None:
+        return None
+    content = request["content"]
+    if "application/json" not in content:
+        kind = next(iter(content))
+        return kind, wav_bytes() if kind.startswith("audio/") else extra or b""
+    body = _example(content["application/json"].get("schema", {}), schemas, values)
+    if isinstance(body, dict):
+        fields = _body_fields(operation, schemas)
+        body.update({name: value for name, value in extra.items() if name in fields})
+        body.update({name: [value] if _resolve(fields[name], schemas).get("type") == "array"
+                     else value for name, value in fill.items()})
+    return "application/json", body
+
+
+def _example(schema: dict[str, Any], schemas: dict[str, Any], values: dict[str, Any],
+             name: str = "") -> Any:
+    """A small value that ``schema`` accepts: its required fields only (a field named
+    in ``values`` gets its value there)."""
+    schema = _resolve(schema, schemas)
+    if name in values:
+        return values[name]
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "examples" in schema:
+        return schema["examples"][0]
+    if "anyOf" in schema:
+        return _example(next(s for s in schema["anyOf"] if s.get("type") != "null"),
+                        schemas, values, name)
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        fields = schema.get("properties", {})
+        return {field: _example(fields[field], schemas, values, field)
+                for field in schema.get("required", [])}
+    if kind == "array":
+        return [_example(schema.get("items", {}), schemas, values)
+                for _ in range(schema.get("minItems", 0))]
+    if kind in ("integer", "number"):
+        return schema.get("minimum", schema.get("exclusiveMinimum", 0) + 1)
+    if kind == "boolean":
+        return False
+    if schema.get("format") == "date":
+        return "2024-05-01"
+    return "x" * max(1, schema.get("minLength", 1))
+
+
+def _resolve(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, its ``$ref`` followed."""
+    while "$ref" in schema:
+        schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
 
 
 @pytest.mark.parametrize(("body", "content_type", "status", "words"), [
