@@ -104,9 +104,8 @@ ACTS_FOR_THE_CALLER = {
     ("GET", "/api/social/inbox/items", "assignee"): "filters the caller's own inbox by the "
                                                     "person its items are assigned to",
     ("POST", "/api/social/inbox/rules", "team"): "a rule of the caller's own inbox: whom it "
-                                                 "hands the caller's items to (names are "
-                                                 "not checked against the account's people; "
-                                                 "nothing is sent to them)",
+                                                 "hands the caller's items to (anyone not "
+                                                 "of the caller's account is refused, 422)",
     ("POST", "/api/marketplace/checkout", "seller"): "the caller's own order of a beat at a "
                                                      "seller's public store",
     ("POST", "/api/marketplace/memberships", "seller"): "the caller's own membership of a "

@@ -329,6 +329,8 @@ def test_routes_inbox_rules_spike_event_and_another_accounts_ids(tmp_path: Path)
             url = f"sqlite://{tmp_path / 'social.sqlite3'}"
             people = {"acc": ["ada@studio.example"], "other": ["eve@else.example"]}
             async with social_app(tmp_path, url, connector, people=people,
+                                  memberships={("acc", "p_ada"): "owner",
+                                               ("acc", "p_bob"): "member"},
                                   settings={"listening": {"poll_s": 3600}}) as (client, context):
                 ada, eve = who("acc", "p_ada", "owner"), who("other", "p_eve", "owner")
                 channel = await _connect_x(client, session, ada)
@@ -343,6 +345,12 @@ def test_routes_inbox_rules_spike_event_and_another_accounts_ids(tmp_path: Path)
                     "kind": "keyword", "pattern": "refund (please", "team": ["p_ada"]})
                 assert bad.status == 400
                 assert "not a valid regular expression" in (await bad.json())["error"]
+                # a team names the account's people only: never another account's
+                stranger = await client.post("/api/social/inbox/rules", headers=ada, json={
+                    "kind": "round_robin", "team": ["p_ada", "p_eve"]})
+                assert stranger.status == 422
+                assert "'p_eve' is not one of this account's people" in (
+                    await stranger.json())["error"]
                 rule = await client.post("/api/social/inbox/rules", headers=ada, json={
                     "kind": "round_robin", "team": ["p_ada", "p_bob"]})
                 assert rule.status == 201, await rule.text()
@@ -377,6 +385,9 @@ def test_routes_inbox_rules_spike_event_and_another_accounts_ids(tmp_path: Path)
                 assert sorted(i["assignee"] for i in items) == ["p_ada", "p_ada",
                                                                 "p_bob", "p_bob"]
                 item_id = items[0]["item_id"]
+                handed = await client.post(f"/api/social/inbox/items/{item_id}/assign",
+                                           headers=ada, json={"assignee": "p_eve"})
+                assert handed.status == 422  # nor an item to a stranger
                 alerts = await (await client.get("/api/social/listening/alerts",
                                                  headers=ada)).json()
                 assert len(alerts) == 1 and alerts[0]["last_hour"] == 3

@@ -45,6 +45,8 @@ Publish = Callable[..., Awaitable[Any]]
 Mail = Callable[..., Awaitable[Any]]
 #: ``await people(account_id)`` -> the addresses of the account's people.
 People = Callable[[str], Awaitable[list[str]]]
+#: ``await role_in(account_id, person_id)`` -> the person's role there (None: not in it).
+RoleIn = Callable[[str, str], Awaitable[str | None]]
 
 
 def queue_settings() -> QueueSettings:
@@ -78,14 +80,15 @@ class Listening:
     """Queries, their polls, the inbox and its rules, for one database."""
 
     def __init__(self, db: Any, channels: Any, queue: Any, publish: Publish, mail: Mail, *,
-                 people: People | None = None, poll_s: float = 300.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 people: People | None = None, role_in: RoleIn | None = None,
+                 poll_s: float = 300.0, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.channels = channels
         self.queue = queue
         self.publish = publish
         self.mail = mail
         self.people = people
+        self.role_in = role_in
         self.poll_s = poll_s
         self.clock = clock
 
@@ -279,6 +282,7 @@ class Listening:
 
     async def assign(self, account_id: str, item_id: str, person: str) -> dict:
         await self.item(account_id, item_id)
+        await self._check_people(account_id, [person])
         await self.db.execute("UPDATE social_inbox_items SET assignee = ?, rule_id = '' "
                               "WHERE account_id = ? AND item_id = ?", person, account_id,
                               item_id)
@@ -311,12 +315,24 @@ class Listening:
     async def add_rule(self, account_id: str, kind: str, team: list[str], *,
                        pattern: str = "", language: str = "", ordinal: int = 0) -> dict:
         check_rule(kind, pattern, language, team)
+        await self._check_people(account_id, team)
         rule_id = _new_id("ir")
         await self.db.execute(
             "INSERT INTO social_inbox_rules (account_id, rule_id, ordinal, kind, pattern, "
             "language, team, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", account_id,
             rule_id, ordinal, kind, pattern, language, json.dumps(team), self.clock())
         return next(r for r in await self.rules(account_id) if r["rule_id"] == rule_id)
+
+    async def _check_people(self, account_id: str, people: list[str]) -> None:
+        """:class:`NotPersonOfAccount` unless each of ``people`` is in the account (itself,
+        or a member of the organisation or team): an item is never handed to a stranger."""
+        if self.role_in is None:
+            return
+        for person in people:
+            if await self.role_in(account_id, person) is None:
+                raise NotPersonOfAccount(
+                    f"{person!r} is not one of this account's people: name yourself or "
+                    "members of this organisation or team")
 
     async def rules(self, account_id: str) -> list[dict]:
         return [{**r.__dict__, "team": list(r.team)}

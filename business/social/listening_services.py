@@ -40,6 +40,7 @@ def start_listening(context: PluginContext) -> Listening:
     context.state[_KEY] = Listening(module.store.db, module.channels,
                                     context.background.queue, _publish(context),
                                     context.send_mail, people=_people(context),
+                                    role_in=context.role_in,
                                     poll_s=float(raw.get("poll_s", 300)))
     context.background.queue.configure(REPLY, reply_queue_settings())
     context.state[_REPLIES] = Replies(module.store.db, module.channels,
