@@ -81,6 +81,17 @@ class Verification:
 _REFUSED = Verification(ok=False, needs_rehash=False)
 
 
+#: The OWASP Password Storage Cheat Sheet's equally strong least argon2id settings:
+#: (memory in KiB, passes), one lane.
+OWASP_MINIMUMS = ((47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5))
+
+
+def meets_owasp_minimum(time_cost: int, memory_kib: int) -> bool:
+    """Whether argon2id with these costs is at least one of :data:`OWASP_MINIMUMS`."""
+    return any(memory_kib >= memory and time_cost >= passes
+               for memory, passes in OWASP_MINIMUMS)
+
+
 class Passwords:
     """Hashes and verifies passwords with argon2id of the given parameters.
 

@@ -16,6 +16,7 @@ from accounts.passwords import (
     Verification,
     dummy_verify,
     hash_password,
+    meets_owasp_minimum,
     verify_password,
 )
 
@@ -36,8 +37,29 @@ def test_default_hashes_are_argon2id_at_or_above_owasp_minimum() -> None:
     assert params.type is argon2.Type.ID
     # OWASP Password Storage Cheat Sheet: m=19 MiB, t=2, p=1 (or m=46 MiB, t=1).
     assert params.memory_cost >= 19 * 1024 and params.time_cost >= 2 and params.parallelism >= 1
+    assert meets_owasp_minimum(params.time_cost, params.memory_cost)
     assert verify_password(stored, "correct horse battery staple") == Verification(True, False)
     assert verify_password(stored, "correct horse battery stapler") == Verification(False, False)
+
+
+@pytest.mark.parametrize(("t", "m", "meets"), [
+    (1, 47104, True), (1, 47103, False), (2, 19456, True), (2, 19455, False),
+    (3, 12288, True), (4, 9216, True), (5, 7168, True), (5, 7167, False), (1, 1024, False)])
+def test_the_owasp_minimum_is_any_of_its_equal_settings(t: int, m: int, meets: bool) -> None:
+    assert meets_owasp_minimum(t, m) is meets
+
+
+def test_serve_warns_when_password_hashing_is_below_the_owasp_minimum() -> None:
+    from click.testing import CliRunner
+
+    from dawserver.cli import main  # noqa: F401 - registers the commands first
+    from dawserver.commands.serve import _hashing
+
+    with CliRunner().isolation() as (_, err, _):
+        assert _hashing("1,1024,1") == (1, 1024, 1)
+        assert _hashing("2,19456,1") == (2, 19456, 1)
+    warned = err.getvalue().decode()
+    assert warned.count("warning: --password-hashing") == 1 and "1,1024,1" in warned
 
 
 def test_hashes_are_salted_and_verify_only_their_password() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from aiohttp import web
 
+from accounts.passwords import meets_owasp_minimum
 from collab.errors import CollabError
 from collab.store import open_store
 from collab.tokens import Role, TokenSigner
@@ -74,6 +75,11 @@ def _hashing(text: str | None) -> tuple[int, int, int] | None:
     if t < 1 or p < 1 or m < 8 * p:
         raise click.BadParameter(f"argon2 needs T >= 1, P >= 1 and M >= 8*P KiB, not {text!r}",
                                  param_hint="--password-hashing")
+    if not meets_owasp_minimum(t, m):
+        click.echo(f"warning: --password-hashing {text} is below the OWASP minimum for "
+                   "argon2id (e.g. 2 passes over 19 MiB, or 1 over 46 MiB): new passwords "
+                   "are cheap to guess if the database leaks; use it for tests only",
+                   err=True)
     return t, m, p
 
 
