@@ -703,6 +703,16 @@ class AccountService:
         await self.roles_changed(person_id)
         return membership
 
+    async def admin_remove_member(self, org_id: str, person_id: str, *,
+                                  actor_id: str = "admin") -> None:
+        """Take ``person_id`` out of ``org_id`` (an administrator's CLI): their sessions
+        are renewed at once; the organisation still keeps an owner."""
+        await self._keep_an_owner(org_id, person_id, None)
+        if not await self.store.remove_member(org_id, person_id):
+            raise NotFound(f"{person_id!r} is not a member of {org_id!r}")
+        await self.store.audit(org_id, actor_id, MEMBER_REMOVED, target=person_id)
+        await self.roles_changed(person_id)
+
     async def set_plan(self, account_id: str, plan: str, actor_id: str = "admin") -> Account:
         """Put an account (a person or an organisation) on ``plan``: its keys' rate limit
         follows from their next request. :class:`Conflict` for an unknown plan."""

@@ -102,6 +102,15 @@ def test_orgs_keys_and_revocation(tmp_path: Path) -> None:
                   "member")
     assert demoted.exit_code == 1 and "keeps at least one owner" in demoted.output
     assert on_server_db(tmp_path, roles) == ("owner", "member")
+    # taken out again (and put back); the last owner stays
+    last = cli(tmp_path, "orgs", "remove-member", org_id, "owner@example.com")
+    assert last.exit_code == 1 and "keeps at least one owner" in last.output
+    assert ok(cli(tmp_path, "orgs", "remove-member", org_id, "member@example.com")) == (
+        f"member@example.com is no longer in {org_id} (Night Records)")
+    assert on_server_db(tmp_path, roles) == ("owner", None)
+    again = cli(tmp_path, "orgs", "remove-member", org_id, "member@example.com")
+    assert again.exit_code == 1 and "not a member" in again.output
+    ok(cli(tmp_path, "orgs", "add-member", org_id, "member@example.com", "--role", "member"))
 
     # a scope must be a permission of this server (its core's or a plug-in's)
     wrong = cli(tmp_path, "keys", "create", org_id, "--name", "ci", "--scope", "projects:read",

@@ -23,7 +23,7 @@ ORG_KINDS = (AccountKind.ORGANISATION.value, AccountKind.TEAM.value)
 
 @click.group("orgs")
 def orgs() -> None:
-    """Organisations and teams: create, list, add members."""
+    """Organisations and teams: create, list, add and remove members."""
 
 
 @orgs.command("create")
@@ -79,5 +79,22 @@ def add_member(org_id: str, email: str, role: str, data_dir: Path, database_url:
         person = await find_person(service, email)
         await service.admin_set_member(org_id, person.account_id, role, actor_id="cli")
         return f"{person.email} is {role} of {org.account_id} ({org.name})"
+
+    click.echo(run_with_accounts(target_of(data_dir, database_url, redis_url, hashing), work))
+
+
+@orgs.command("remove-member")
+@click.argument("org_id")
+@click.argument("email")
+@account_options
+def remove_member(org_id: str, email: str, data_dir: Path, database_url: str | None,
+                  redis_url: str | None, hashing: str | None) -> None:
+    """Take the person EMAIL out of ORG_ID (the last owner stays)."""
+
+    async def work(service: AccountService) -> str:
+        org = await service.store.require_account(org_id)
+        person = await find_person(service, email)
+        await service.admin_remove_member(org_id, person.account_id, actor_id="cli")
+        return f"{person.email} is no longer in {org.account_id} ({org.name})"
 
     click.echo(run_with_accounts(target_of(data_dir, database_url, redis_url, hashing), work))
