@@ -4,8 +4,9 @@
 providers, memberships, sessions, keys, security events, invitations and
 project roles. Secrets never leave: no password hash, TOTP secret, recovery
 code, session id or CSRF token, key hash, or link token; a key is described by
-its display prefix. :mod:`dawserver.privacy_export` adds the documents and the
-plug-ins' parts and writes the archive.
+its display prefix. :mod:`dawserver.privacy_export` adds the documents, the
+developer webhooks and API usage, the sample library, the content of the projects the
+person owns and the plug-ins' parts, and writes the archive.
 """
 
 from __future__ import annotations

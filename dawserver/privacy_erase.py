@@ -4,7 +4,11 @@
 (:meth:`accounts.erasure.AccountErasure.close`) and queues a ``privacy.erase``
 job under the person's pseudonym. :class:`EraseJob` then, reporting progress:
 
-1. asks every plug-in to forget the person (``account_erased``);
+1. asks every plug-in to forget the person (``account_erased``); the core's own
+   implementation (:mod:`dawserver.core_plugin`) deletes the account's developer
+   webhooks with their delivery log and its API usage rows, so this process's usage
+   meter is flushed first: counts of the person's keys still in memory would otherwise
+   be written back after the rows were deleted;
 2. deletes the projects the person owned through their own account (not through an
    organisation) on which nobody else holds a role (:func:`own_projects_alone`), as an
    owner's ``DELETE /projects/{id}`` does (:mod:`dawserver.project_deletion`); projects
@@ -15,7 +19,8 @@ job under the person's pseudonym. :class:`EraseJob` then, reporting progress:
    connected clients see it; then the room folds its log into a new snapshot
    (:meth:`collab.room.Room.compact`), so the store keeps no update or snapshot
    that holds the old text;
-4. deletes the person's export archives and sample library (rows and uploads);
+4. deletes the person's export archives (and what an export stopped half-way left) and
+   sample library (rows and uploads);
 5. erases the core's rows and pseudonymises the security log
    (:meth:`accounts.erasure.AccountErasure.erase`), which records ``deletion``.
 
@@ -25,7 +30,9 @@ every step is idempotent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import shutil
 from typing import Any
 
 from aiohttp import web
@@ -38,8 +45,9 @@ from jobs import JobContext, QueueSettings
 
 from .keys import ACCOUNTS, BACKGROUND, PLUGIN_CONTEXT_KEY, ROOMS
 from .privacy_export import QUEUE as EXPORT_QUEUE
-from .privacy_export import archive_path, call_hook, export_key
+from .privacy_export import archive_path, call_hook, export_key, scratch_directory
 from .project_deletion import delete_project
+from .public_api.state import api_state
 from .sample_service import SAMPLES
 from .storage.service import account_objects
 
@@ -88,6 +96,10 @@ async def delete_exports(app: web.Application, person_id: str) -> int:
         if path.exists():
             path.unlink()
             removed += 1
+        # what an export that stopped half-way left: its partial archive, its downloads
+        path.with_suffix(".partial").unlink(missing_ok=True)
+        await asyncio.to_thread(shutil.rmtree, scratch_directory(app, person_id, record.id),
+                                True)
         objects = account_objects(app, person_id)
         if objects.redirects and await objects.exists(export_key(record.id)):
             await objects.delete(export_key(record.id))
@@ -112,6 +124,7 @@ class EraseJob:
                            *(await service.store.projects_of([person_id]))})
         ctx.progress(0.05, "plug-ins")
         context = self.app[PLUGIN_CONTEXT_KEY]
+        await api_state(context).usage.flush()  # before the core forgets the usage rows
         plugins = [name for name, _ in await call_hook(
             context, context.manager.hook.account_erased.get_hookimpls(), context=context,
             account_id=person_id, pseudonym=pz.pseudonym, names=list(pz.names))]

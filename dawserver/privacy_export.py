@@ -7,25 +7,36 @@ the data directory, or the storage of the person's data region; with object stor
 the archive is then put at ``exports/<job id>.zip`` there and the local copy removed):
 
 - ``README.txt``: what the archive is and how it is laid out;
-- ``manifest.json``: who, when, and every part with its size;
+- ``manifest.json``: who, when, every part with its size, and the files (``files``:
+  the limit, how many bytes are held, and each file left out with its size and SHA-256);
 - ``core/<part>.json``: the accounts' parts (:func:`accounts.export.account_parts`),
   the projects the person may open (with names), the comments they wrote in
-  those projects' documents (``core/documents.json``) and the transcription log of the
+  those projects' documents (``core/documents.json``), the transcription log of the
   projects they own (``core/transcriptions.json``: each decode's model version,
-  language, length and confidence);
+  language, length and confidence), and of their own account (not their
+  organisations'): the developer webhooks with their delivery log
+  (``core/webhooks.json``, never a signing secret) and the API usage meter's rows
+  (``core/api_usage.json``), :mod:`dawserver.privacy_developer`; the sample library
+  (``core/samples.json``, with their uploads under ``core/samples/``) and the content
+  of the projects they own (``core/projects/<id>/``: ``project.json``,
+  ``document.json``, ``assets.json`` and the audio under ``audio/``),
+  :mod:`dawserver.privacy_files`;
 - ``<plug-in>/<part>.json``: what each plug-in answers to ``account_export``.
 
-The job reports its progress (0..1, with a note naming the step) as it goes;
-the archive is written in a worker thread, under a temporary name first.
+Files (audio, samples) are held up to :data:`~dawserver.privacy_files.FILES_LIMIT`
+bytes (2 GiB) in all; the rest is listed in the manifest. The job reports its progress
+(0..1, with a note naming the step) as it goes; the archive is written in a worker
+thread, under a temporary name first, streaming the files from disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
-import io
 import json
 import logging
+import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -43,6 +54,8 @@ from transcription.registry import ModelRegistry
 from .authorization import project_account
 from .context import PluginContext
 from .keys import ACCOUNTS, DATABASE, PLUGIN_CONTEXT_KEY, ROOMS, STORE
+from .privacy_developer import usage_part, webhook_part
+from .privacy_files import FILES_LIMIT, ExportFiles, project_content, sample_part
 from .regions import account_storage
 from .storage import StorageError
 from .storage.service import account_objects
@@ -60,12 +73,24 @@ This archive holds what the platform keeps about the account {account}, as of
 {generated} (UTC). manifest.json lists every part. Each folder holds the parts of
 one component: "core" (your account, addresses, sign-in providers, organisations,
 sessions, API keys, security log, invitations, projects, your comments in
-project documents and the transcription log of your projects) and one folder per
-plug-in (e.g. "distribution": releases, royalty splits and ledger lines). Every part
-is JSON (UTF-8).
+project documents, the transcription log of your projects, your developer
+webhooks with their delivery log, your API keys' usage per day, your sample
+library and the content of the projects you own) and one folder per plug-in
+(e.g. "distribution": releases, royalty splits and ledger lines). Every part is
+JSON (UTF-8), except the files themselves.
+
+core/projects/<project id>/ holds each project you own through your own account:
+project.json (the project file format; "dawserver import" reads the folder back,
+its clips naming the files in audio/), document.json (the project document:
+tracks, clips, markers, transcripts...), assets.json (every audio file of the
+project, with its size and SHA-256) and audio/ (the files as uploaded or recorded).
+core/samples.json lists your samples; core/samples/ holds the files you uploaded.
+Files are included up to {limit} bytes in all; the others are listed in
+manifest.json under "files" / "left_out" (with size and SHA-256) and stay
+downloadable from the project or the sample library.
 
 Secrets are never included: no password hash, second-factor secret, recovery
-code, session id, CSRF token, API key or key hash.
+code, session id, CSRF token, API key or key hash, or webhook signing secret.
 """
 
 
@@ -135,36 +160,58 @@ async def transcription_log(app: web.Application, projects: list[dict[str, Any]]
     return log_of
 
 
+def scratch_directory(app: web.Application, person_id: str, job_id: str) -> Path:
+    """Where export job ``job_id`` downloads files only kept in object storage (deleted
+    once the archive is written)."""
+    return export_directory(app, person_id) / f"{job_id}.files"
+
+
 def _write_archive(path: Path, parts: dict[str, dict[str, Any]], manifest: dict[str, Any]
                    ) -> int:
-    """Write the zip (README, manifest, one file per part); its size in bytes."""
+    """Write the zip (README, manifest, one file per part, a :class:`~pathlib.Path`
+    value copied from disk as it is); its size in bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("README.txt", README.format(account=manifest["account"],
-                                                     generated=manifest["generated_at"]))
-        for component, found in parts.items():
-            for name, value in found.items():
-                if isinstance(value, bytes):
-                    filename, data = f"{component}/{name}", value
-                else:
-                    filename = f"{component}/{name}.json"
-                    data = json.dumps(value, indent=2, sort_keys=True, default=str).encode()
-                archive.writestr(filename, data)
-                manifest["parts"].append({"file": filename, "component": component,
-                                          "part": name, "bytes": len(data)})
-        archive.writestr("manifest.json", json.dumps(manifest, indent=2))
     temporary = path.with_suffix(".partial")
-    temporary.write_bytes(buffer.getvalue())
-    temporary.replace(path)
+    try:
+        with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("README.txt", README.format(
+                account=manifest["account"], generated=manifest["generated_at"],
+                limit=manifest["files"]["limit_bytes"]))
+            for component, found in parts.items():
+                for name, value in found.items():
+                    filename = f"{component}/{name}"
+                    if isinstance(value, Path):
+                        try:
+                            archive.write(value, filename, zipfile.ZIP_STORED)
+                        except FileNotFoundError:
+                            manifest["files"]["left_out"].append({
+                                "file": filename, "why": "gone before the archive was written"})
+                            continue
+                        size = archive.getinfo(filename).file_size
+                    else:
+                        if isinstance(value, bytes):
+                            data = value
+                        else:
+                            filename += ".json"
+                            data = json.dumps(value, indent=2, sort_keys=True,
+                                              default=str).encode()
+                        archive.writestr(filename, data)
+                        size = len(data)
+                    manifest["parts"].append({"file": filename, "component": component,
+                                              "part": name, "bytes": size})
+            archive.writestr("manifest.json", json.dumps(manifest, indent=2))
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path.stat().st_size
 
 
 class ExportJob:
-    """The ``privacy.export`` queue's handler: gather every part, write the archive."""
+    """The ``privacy.export`` queue's handler: gather every part, write the archive
+    (holding at most ``files_limit`` bytes of files)."""
 
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
+    def __init__(self, app: web.Application, files_limit: int = FILES_LIMIT) -> None:
+        self.app, self.files_limit = app, files_limit
 
     async def __call__(self, ctx: JobContext) -> dict[str, Any]:
         person_id = ctx.payload.get("person_id")
@@ -172,15 +219,34 @@ class ExportJob:
         person = await service.store.account(person_id) if person_id else None
         if person is None or not person.active:
             raise Permanent(f"there is no active person {person_id!r} to export")
+        scratch = scratch_directory(self.app, person_id, ctx.job.id)
+        try:
+            return await self._export(ctx, person, scratch)
+        except StorageError as exc:  # the object store did not answer: try again later
+            raise Retry(str(exc)) from None
+        finally:
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
+
+    async def _export(self, ctx: JobContext, person: Any, scratch: Path) -> dict[str, Any]:
+        person_id, service = person.account_id, self.app[ACCOUNTS]
+        context = self.app[PLUGIN_CONTEXT_KEY]
         ctx.progress(0.05, "account")
         core = await account_parts(service, person_id)
-        ctx.progress(0.3, "documents")
+        ctx.progress(0.2, "documents")
         pz = Pseudonymiser.of(person_id, [person.name, *core["emails"]])
         core["documents"] = await document_parts(self.app, person_id, core["projects"], pz)
         core["transcriptions"] = await transcription_log(self.app, core["projects"])
+        ctx.progress(0.3, "developer")
+        core["webhooks"] = await webhook_part(context, person_id)
+        core["api_usage"] = await usage_part(context, service, person_id)
+        ctx.progress(0.4, "projects")
+        files = ExportFiles(self.files_limit, scratch, CORE)
+        core.update(await project_content(self.app, core["projects"], files))
+        ctx.progress(0.5, "samples")
+        core["samples"] = await sample_part(self.app, person_id, files)
+        core.update(files.chosen)
         parts: dict[str, dict[str, Any]] = {CORE: core}
         ctx.progress(0.6, "plug-ins")
-        context = self.app[PLUGIN_CONTEXT_KEY]
         impls = context.manager.hook.account_export.get_hookimpls()
         for plugin, found in await call_hook(context, impls, context=context,
                                              account_id=person_id):
@@ -190,7 +256,7 @@ class ExportJob:
         await ctx.confirm()
         manifest = {"account": person_id, "job": ctx.job.id,
                     "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "parts": []}
+                    "parts": [], "files": files.manifest()}
         path = archive_path(self.app, person_id, ctx.job.id)
         size = await ctx.run_in_thread(_write_archive, path, parts, manifest)
         objects = account_objects(self.app, person_id)
@@ -198,11 +264,10 @@ class ExportJob:
             try:
                 await objects.put_file(export_key(ctx.job.id), path,
                                        content_type="application/zip")
-            except StorageError as exc:
-                raise Retry(str(exc)) from None
             finally:
                 path.unlink(missing_ok=True)
-        return {"bytes": size, "parts": [p["file"] for p in manifest["parts"]]}
+        return {"bytes": size, "parts": [p["file"] for p in manifest["parts"]],
+                "files_left_out": len(manifest["files"]["left_out"])}
 
 
 def setup_privacy_export(app: web.Application, background: Any) -> None:

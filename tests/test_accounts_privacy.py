@@ -1,13 +1,20 @@
 """Privacy on a running server: a person's export (a zip made by a job) and their erasure.
 
 Export: every part is there, nothing secret, nothing of another person; the
-distribution plug-in adds its parts through ``account_export``. Erasure: the
+distribution plug-in adds its parts through ``account_export``. The person's own
+account's developer webhooks (with their delivery log) and API usage, their sample
+library (their uploads' files, a server folder's listed only) and the content of the
+projects they own (the project file, which reads back with its audio, the document,
+the audio itself) are in it, made through the server's routes; past the files' limit
+the manifest lists what was left out. Erasure: the
 account stops at once, the last owner of an organisation is refused, and then
 the job forgets the person everywhere: the security log and the money records
 keep them only as a pseudonym, shared documents lose their name and comments
 (a connected client sees it), and the raw bytes the collaboration store keeps
-(on SQLite and PostgreSQL) no longer hold the old text. Their own projects that
-nobody else holds a role on are deleted: no row in any collaboration table, no file.
+(on SQLite and PostgreSQL) no longer hold the old text; their webhooks, delivery log
+and API usage rows are gone, counts still in the meter's memory included. Their own
+projects that nobody else holds a role on are deleted: no row in any collaboration
+table, no file.
 """
 
 from __future__ import annotations
@@ -20,11 +27,14 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from accounts_helpers import PASSWORD, Person, accounts_server
-from project_helpers import files_of, made_project, tone, with_audio_and_bounce
+from project_helpers import files_of, made_project, tone, upload, with_audio_and_bounce
+from public_api_helpers import Caller
 from smtp_server import SmtpServer
 from test_transcription_registry import model_dir
+from webhook_receiver import Receiver
 
 from accounts.pseudonyms import pseudonym_of
 from business.distribution.services import services
@@ -32,7 +42,12 @@ from collab.client import SyncClient
 from collab.store import PROJECT_TABLES, QuarantinedUpdate
 from dawclient.channel import connect
 from dawserver.keys import DATABASE, PLUGIN_CONTEXT_KEY, ROOMS, STORE
-from dawserver.privacy_export import ExportJob
+from dawserver.privacy_export import ExportJob, archive_path
+from dawserver.privacy_files import OVER_LIMIT
+from dawserver.public_api.state import api_state
+from dawserver.sample_service import ENV_ROOTS
+from dsp_core.project import load_project
+from dsp_core.session import Clip, Track
 from jobs import JobContext, JobRecord
 from transcription.registry import ModelRegistry
 from transcription.transcript import Transcript
@@ -63,7 +78,13 @@ def _job_record(person_id: str) -> JobRecord:
 ISRC = "QZABC2600001"
 STATEMENT = "store,territory,isrc,units,amount,currency\nS,US,QZABC2600001,1,10.00,USD\n"
 CORE_PARTS = {"profile", "emails", "identities", "memberships", "sessions", "keys", "audit",
-              "invitations", "projects", "documents", "transcriptions"}
+              "invitations", "projects", "documents", "transcriptions", "webhooks",
+              "api_usage", "samples"}
+HOOKS = "/api/v1/webhooks"
+#: Webhook deliveries to a receiver on loopback (the default refuses it).
+LOOPBACK_HOOKS = {"allow_loopback": True, "backoff_base_s": 0.2, "backoff_cap_s": 0.4}
+WEBHOOK_TABLES = ("webhook_subscriptions", "webhook_deliveries", "webhook_attempts")
+USAGE_TABLES = ("api_usage", "api_usage_latency")
 DISTRIBUTION_PARTS = {"releases", "presave_campaigns", "splits", "payees", "statements",
                       "ledger", "paid_elsewhere", "royalty_changes"}
 
@@ -78,6 +99,58 @@ async def _wait_job(person: Person, url: str, timeout: float = 60.0) -> dict[str
                 return job
             assert 0.0 <= job["progress"] <= 1.0
             await asyncio.sleep(0.1)
+
+
+async def _webhook(call: Any, url: str, account: str = "") -> dict[str, Any]:
+    """Register a webhook through ``/api/v1/webhooks`` (a key's or a session's call; for
+    the organisation ``account``); the answer, with its signing secret."""
+    status, made, _ = await call("POST", HOOKS + (f"?account={account}" if account else ""),
+                                 {"url": url, "events": ["marketplace.sale"],
+                                  "description": f"hook of {account or 'me'}"})
+    assert status == 201, made
+    return made
+
+
+async def _delivered(person: Person, hook: str, account: str = "") -> None:
+    """Wait until the hook's newest delivery is delivered (asked with the session)."""
+    query = f"?account={account}" if account else ""
+    async with asyncio.timeout(20):
+        while True:
+            status, page, _ = await person.call("GET", f"{HOOKS}/{hook}/deliveries{query}")
+            assert status == 200, page
+            if page["data"] and page["data"][0]["state"] == "delivered":
+                return
+            await asyncio.sleep(0.05)
+
+
+async def _upload_sample(person: Person, name: str, data: bytes) -> dict[str, Any]:
+    """Upload a sample to the person's own library through ``POST /samples/uploads``."""
+    async with person.http.post(
+            f"{person.base_url}/samples/uploads?account={person.id}&name={name}", data=data,
+            headers={"Content-Type": "audio/wav", "X-CSRF-Token": person.csrf}) as response:
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
+async def _index_folder(person: Person, folder: Path) -> None:
+    """Index a folder of the server into the person's library, to the job's end."""
+    status, job, _ = await person.call("POST", "/samples/index", {"folder": str(folder)})
+    assert status == 202, job
+    async with asyncio.timeout(60):
+        while job["state"] not in ("done", "failed", "dead"):
+            await asyncio.sleep(0.05)
+            _, job, _ = await person.call("GET", f"/samples/index-jobs/{job['id']}")
+    assert job["state"] == "done", job
+
+
+async def _audio_on_a_track(person: Person, app: Any, project_id: str, data: bytes) -> str:
+    """Upload audio to the project and put it on a new track; the asset id."""
+    status, asset = await upload(person, project_id, data)
+    assert status == 201, asset
+    async with app[ROOMS].use(project_id) as room:
+        await room.edit(lambda d: d.add_clip(d.add_track(Track("t1", name="Vocal")),
+                                             Clip(asset["source"], 0, 24000)))
+    return asset["id"]
 
 
 async def _comment(app: Any, project_id: str, author: str, text: str) -> str:
@@ -112,8 +185,15 @@ async def test_one_export_runs_at_a_time_and_three_start_a_day(
 
 
 async def test_export_holds_every_part_no_secret_and_nobody_else(
-        tmp_path: Path, smtp_server: SmtpServer) -> None:
-    async with accounts_server(tmp_path, smtp_server) as (app, config):
+        tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # once each: a float WAV's PEAK chunk holds the time it was written
+    audio = {hz: tone(hz) for hz in (330, 440, 660, 770, 880, 990)}
+    library = tmp_path / "server-samples"  # a folder of the server's, not Ada's upload
+    library.mkdir()
+    (library / "Pad.wav").write_bytes(audio[880])
+    monkeypatch.setenv(ENV_ROOTS, str(library))
+    async with accounts_server(tmp_path, smtp_server, webhooks=LOOPBACK_HOOKS) as (
+            app, config), aiohttp.ClientSession() as http, Receiver() as receiver:
         ada = Person(config.base_url, smtp_server, "ada@example.org")
         bo = Person(config.base_url, smtp_server, "bo@example.org")
         try:
@@ -123,8 +203,8 @@ async def test_export_holds_every_part_no_secret_and_nobody_else(
             status, project, _ = await ada.call("POST", f"/accounts/{org['id']}/projects",
                                                 {"name": "Single"})
             assert status == 201
-            status, key, _ = await ada.call("POST", f"/accounts/{ada.id}/keys",
-                                            {"name": "ci", "scopes": ["project.read"]})
+            status, key, _ = await ada.call("POST", f"/accounts/{ada.id}/keys", {
+                "name": "ci", "scopes": ["project.read", "account.read", "webhooks.manage"]})
             assert status == 201
             await _comment(app, project["id"], ada.id, "the bridge is too long")
             # decodes of her own project (hers), her label's and Bo's (not hers)
@@ -144,6 +224,30 @@ async def test_export_holds_every_part_no_secret_and_nobody_else(
             await royalties.import_statement(ada.id, STATEMENT, "nov.csv")
             await royalties.set_split(bo.id, ISRC, {"payees": [
                 {"payee_id": bo.id, "share": "100", "name": "Bo Diddley"}]}, changed_by=bo.id)
+
+            # developer data: her key registers a webhook, pings it and makes calls (4
+            # metered requests, one an error); her label's webhook and Bo's are not hers
+            caller = Caller(config.base_url, key["key"], ada.id, http)
+            hook = await _webhook(caller.call, receiver.url)
+            status, ping, _ = await caller.call("POST", f"{HOOKS}/{hook['id']}/test")
+            assert status == 202, ping
+            assert (await caller.call("GET", "/api/v1/projects"))[0] == 200
+            assert (await caller.call("GET", f"/api/v1/projects/{theirs}"))[0] == 404
+            await _delivered(ada, hook["id"])
+            label_hook = await _webhook(ada.call, receiver.url + "?label", org["id"])
+            bos_hook = await _webhook(bo.call, receiver.url + "?bo")
+            status, bos_key, _ = await bo.call("POST", f"/accounts/{bo.id}/keys",
+                                               {"name": "bo-ci", "scopes": ["account.read"]})
+            bo_caller = Caller(config.base_url, bos_key["key"], bo.id, http)
+            assert (await bo_caller.call("GET", "/api/v1/projects"))[0] == 200
+            # her samples: an upload and a server folder's file; Bo's upload
+            kick = await _upload_sample(ada, "Kick.wav", audio[330])
+            await _index_folder(ada, library)
+            await _upload_sample(bo, "Bosnare.wav", audio[990])
+            # audio of her own project (hers), of her label's and of Bo's (not hers)
+            asset_id = await _audio_on_a_track(ada, app, mine, audio[440])
+            await _audio_on_a_track(ada, app, project["id"], audio[770])
+            await _audio_on_a_track(bo, app, theirs, audio[660])
 
             status, job, _ = await ada.call("POST", "/me/export", {})
             assert status == 202 and job["state"] == "queued" and job["download"] is None
@@ -181,26 +285,133 @@ async def test_export_holds_every_part_no_secret_and_nobody_else(
             assert [s["isrc"] for s in part("distribution/splits.json")] == [ISRC]
             assert {e["payee_id"] for e in part("distribution/ledger.json")} == {ada.id, "cy"}
 
-            text = b"".join(archive.read(n) for n in names).decode()
+            # her webhook with its delivery log; not her label's, not Bo's
+            (webhook,) = part("core/webhooks.json")
+            assert (webhook["id"], webhook["url"], webhook["events"]) == (
+                hook["id"], receiver.url, ["marketplace.sale"])
+            (delivery,) = webhook["deliveries"]
+            assert (delivery["id"], delivery["event_type"], delivery["state"]) == (
+                ping["id"], "webhook.test", "delivered")
+            assert json.loads(delivery["body"])["data"]["webhook_id"] == hook["id"]
+            assert [(a["status"], a["response"]) for a in delivery["attempt_log"]] == [
+                (200, "answer 200")]
+            # her key's usage, per day: the 4 requests above, one of them an error
+            (usage,) = part("core/api_usage.json")
+            assert (usage["key"], usage["key_prefix"], usage["requests"], usage["errors"],
+                    usage["rejected"]) == (key["id"], key["prefix"], 4, 1, 0)
+            assert sum(b["count"] for b in usage["latency_ms_histogram"]) == 4
+
+            # her samples: the upload with its file, the server folder's listed only
+            samples = {s["name"]: s for s in part("core/samples.json")}
+            assert set(samples) == {"Kick.wav", "Pad.wav"}
+            assert samples["Kick.wav"]["id"] == kick["id"] and samples["Kick.wav"]["uploaded"]
+            assert archive.read(samples["Kick.wav"]["file"]) == audio[330]
+            pad = samples["Pad.wav"]
+            assert not pad["uploaded"] and pad["file"] is None and "server" in pad[
+                "why_no_file"]
+            assert (pad["size"], pad["sha256"]) == (len(audio[880]),
+                                                    hashlib.sha256(audio[880]).hexdigest())
+            assert str(library) not in json.dumps(pad)  # no server path
+
+            # her own project: the project file, which reads back with its audio, the
+            # document, the list of its audio and the audio; not her label's, not Bo's
+            folder = f"core/projects/{mine}"
+            assert {n for n in names if n.startswith("core/projects/")} == {
+                f"{folder}/project.json", f"{folder}/document.json", f"{folder}/assets.json",
+                f"{folder}/audio/{asset_id}.wav"}
+            (listed,) = part(f"{folder}/assets.json")
+            assert (listed["id"], listed["sha256"], listed["bytes"], listed["file"]) == (
+                asset_id, hashlib.sha256(audio[440]).hexdigest(), len(audio[440]),
+                f"{folder}/audio/{asset_id}.wav")
+            assert archive.read(listed["file"]) == audio[440]
+            document = part(f"{folder}/document.json")
+            assert [t["name"] for t in document["tracks"].values()] == ["Vocal"]
+            assert "comments" not in document
+            archive.extractall(tmp_path / "unzipped")
+            session = load_project(tmp_path / "unzipped" / folder / "project.json")
+            (clip,) = session.tracks[0].clips
+            assert Path(clip.source).read_bytes() == audio[440]
+            assert manifest["files"] == {"limit_bytes": 2 << 30, "included": 2,
+                                         "included_bytes": len(audio[440]) + len(audio[330]),
+                                         "left_out": []}
+
+            text = b"".join(archive.read(n) for n in names
+                            if n.endswith((".json", ".txt"))).decode()
+            raw = b"".join(archive.read(n) for n in names)
             cookie = {c.key: c.value for c in ada.http.cookie_jar}["mbs_session"]
+            sealed = [r["secret"] for r in await app[DATABASE].fetch(
+                "SELECT secret FROM webhook_subscriptions")]
             secrets = [key["key"], hashlib.sha256(key["key"].encode()).hexdigest(), cookie,
-                       ada.csrf, "$argon2", "password_hash", "totp_secret", "code_hash"]
-            assert [s for s in secrets if s in text] == []
-            assert [s for s in (bo.id, "bo@example.org", "Bo Diddley", "never here", theirs)
+                       ada.csrf, "$argon2", "password_hash", "totp_secret", "code_hash",
+                       hook["secret"], label_hook["secret"], *sealed, "whsec_"]
+            assert [s for s in secrets if s.encode() in raw] == []
+            assert [s for s in (bo.id, "bo@example.org", "Bo Diddley", "never here", theirs,
+                                bos_key["id"], bos_hook["id"], label_hook["id"], "Bosnare")
                     if s in text] == []
+            assert [n for n in names if theirs in n or project["id"] in n] == []
+            for others in (audio[660], audio[770], audio[880], audio[990]):
+                assert others not in raw
 
             # the job reports each step's progress as it goes (the worker writes the
-            # latest at most twice a second, which a job this small outruns)
+            # latest at most twice a second, which a job this small outruns); past the
+            # files' limit the manifest lists what it left out
             ctx = StepsSeen(_job_record(ada.id))
-            result = await ExportJob(app)(ctx)
-            assert [note for _, note in ctx.seen] == ["account", "documents", "plug-ins",
-                                                      "archive"]
+            result = await ExportJob(app, files_limit=len(audio[440]))(ctx)
+            assert [note for _, note in ctx.seen] == [
+                "account", "documents", "developer", "projects", "samples", "plug-ins",
+                "archive"]
             fractions = [fraction for fraction, _ in ctx.seen]
             assert fractions == sorted(fractions) and 0 < fractions[0] < fractions[-1] < 1
             assert "distribution/ledger.json" in result["parts"]
+            assert result["files_left_out"] == 1
+            capped = zipfile.ZipFile(archive_path(app, ada.id, "direct"))
+            files = json.loads(capped.read("manifest.json"))["files"]
+            kick_file = samples["Kick.wav"]["file"]
+            assert files["left_out"] == [{
+                "file": kick_file, "bytes": len(audio[330]),
+                "sha256": hashlib.sha256(audio[330]).hexdigest(),
+                "why": OVER_LIMIT.format(limit=len(audio[440]))}]
+            assert kick_file not in capped.namelist()
+            assert capped.read(f"{folder}/audio/{asset_id}.wav") == audio[440]
+            (kept,) = [s for s in json.loads(capped.read("core/samples.json"))
+                       if s["name"] == "Kick.wav"]
+            assert kept["file"] is None and "limit" in kept["why_no_file"]
+            assert f"up to {len(audio[440])} bytes" in capped.read("README.txt").decode()
         finally:
             await ada.close()
             await bo.close()
+
+
+async def test_export_on_object_storage_holds_the_audio_and_leaves_no_download_behind(
+        s3_server: Any, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """With the assets in an object store, the export downloads each file of the person's
+    own project into its job's folder, puts it in the archive and deletes the folder."""
+    from test_storage_http import make_bucket
+
+    from dawserver.assets import ASSETS
+    from dawserver.privacy_export import export_directory
+
+    bucket = await make_bucket(s3_server)
+    async with accounts_server(tmp_path, smtp_server, storage_url=f"s3://{bucket}/main",
+                               storage_options=s3_server.settings()) as (app, config):
+        ada = Person(config.base_url, smtp_server, "ada@example.org")
+        try:
+            await ada.sign_up_and_in("Ada")
+            mine = await made_project(ada, "Demo")
+            data = tone(440)
+            asset_id = await _audio_on_a_track(ada, app, mine, data)
+            assert app[ASSETS].objects is not None
+            status, job, _ = await ada.call("POST", "/me/export", {})
+            assert status == 202, job
+            job = await _wait_job(ada, job["url"])
+            assert job["state"] == "done", job
+            status, zipped, _ = await ada.call("GET", job["download"])
+            assert status == 200
+            archive = zipfile.ZipFile(io.BytesIO(zipped))
+            assert archive.read(f"core/projects/{mine}/audio/{asset_id}.wav") == data
+            assert not (export_directory(app, ada.id) / f"{job['id']}.files").exists()
+        finally:
+            await ada.close()
 
 
 async def _raw_collab_bytes(app: Any) -> bytes:
@@ -212,8 +423,9 @@ async def _raw_collab_bytes(app: Any) -> bytes:
 
 async def test_erasure_forgets_the_person_everywhere_and_keeps_money_pseudonymised(
         tmp_path: Path, smtp_server: SmtpServer, collab_database_url: str) -> None:
-    async with accounts_server(tmp_path, smtp_server,
-                               database_url=collab_database_url) as (app, config):
+    async with accounts_server(tmp_path, smtp_server, database_url=collab_database_url,
+                               webhooks=LOOPBACK_HOOKS) as (app, config), \
+            Receiver() as receiver:
         ada = Person(config.base_url, smtp_server, "ada@example.org")
         bo = Person(config.base_url, smtp_server, "bo@example.org")
         anyone = Person(config.base_url, smtp_server, "nobody@example.org")
@@ -231,6 +443,17 @@ async def test_erasure_forgets_the_person_everywhere_and_keeps_money_pseudonymis
             assert status == 200
             status, key, _ = await ada.call("POST", f"/accounts/{ada.id}/keys",
                                             {"name": "ci", "scopes": ["account.self"]})
+            # her webhook with a delivery log, Bo's webhook; her key's metered usage,
+            # flushed, then one request more whose count is still in the meter's memory
+            hook = await _webhook(ada.call, receiver.url)
+            assert (await ada.call("POST", f"{HOOKS}/{hook['id']}/test"))[0] == 202
+            await _delivered(ada, hook["id"])
+            bos_hook = await _webhook(bo.call, receiver.url + "?bo")
+            with_key = {"Authorization": f"Bearer {key['key']}"}
+            assert (await anyone.call("GET", "/me/projects", headers=with_key))[0] == 200
+            meter = api_state(app[PLUGIN_CONTEXT_KEY]).usage
+            await meter.flush()
+            assert (await anyone.call("GET", "/me/projects", headers=with_key))[0] == 200
             # Ada's words in the shared document, one comment already deleted again
             kept = await _comment(app, pid, ada.id, "my secret lyric idea")
             gone = await _comment(app, pid, ada.id, "a deleted confession")
@@ -246,6 +469,9 @@ async def test_erasure_forgets_the_person_everywhere_and_keeps_money_pseudonymis
                     changed_by=ada.id)
                 await royalties.import_statement(account, STATEMENT, "ada@example.org.csv")
             db = app[DATABASE]
+            for table in (*WEBHOOK_TABLES, *USAGE_TABLES):
+                assert await db.fetchval(f"SELECT COUNT(*) FROM {table} WHERE account_id = ?",
+                                         ada.id) > 0, table
             ledger_before = await db.fetchval("SELECT COUNT(*) FROM dist_ledger")
 
             status, token, _ = await bo.call("POST", f"/projects/{pid}/collab-token", {})
@@ -303,6 +529,16 @@ async def test_erasure_forgets_the_person_everywhere_and_keeps_money_pseudonymis
                                                                               "person_id")
                 assert await db.fetchval(f"SELECT COUNT(*) FROM {table} WHERE {column} = ?",
                                          ada.id) == 0, table
+
+            # her webhooks, their log and her usage are gone, even once the meter's
+            # counts are written; Bo's webhook stays
+            await meter.flush()
+            for table in (*WEBHOOK_TABLES, *USAGE_TABLES):
+                assert await db.fetchval(f"SELECT COUNT(*) FROM {table} WHERE account_id = ?",
+                                         ada.id) == 0, table
+            assert [r["id"] for r in await db.fetch(
+                "SELECT id FROM webhook_subscriptions WHERE account_id = ?", bo.id)] == [
+                bos_hook["id"]]
 
             # money records kept, naming only the pseudonym
             assert await db.fetchval("SELECT COUNT(*) FROM dist_ledger") == ledger_before
