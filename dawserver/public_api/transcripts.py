@@ -107,16 +107,25 @@ def _summary(clip_id: str, spoken: Spoken) -> dict[str, Any]:
             "text": " ".join(w.word.strip() for w in words)}
 
 
-def _full(clip_id: str, spoken: Spoken) -> Transcript:
+def summary_view(clip_id: str, spoken: Spoken) -> TranscriptSummary:
+    """A clip's transcript as the public API lists it (no words)."""
+    return TranscriptSummary(**_summary(clip_id, spoken))
+
+
+def transcript_view(clip_id: str, spoken: Spoken) -> Transcript:
+    """A clip's transcript as the public API shows it, with every word."""
     return Transcript(**_summary(clip_id, spoken), words=[
         Word(text=w.word.strip(), start_s=w.start, end_s=w.end, probability=w.probability)
         for w in spoken.words])
 
 
-async def _transcripts(request: Request) -> dict[str, Spoken]:
-    project_id = request.params["project_id"]
+async def project_transcripts(app: web.Application, project_id: str) -> dict[str, Spoken]:
+    """The transcripts in a project's current document, by clip id (REST and GraphQL).
+
+    Raises :class:`NotFound` when the store holds no such project.
+    """
     try:
-        async with request.app[ROOMS].use(project_id) as room:
+        async with app[ROOMS].use(project_id) as room:
             document = room.document
             found = {clip_id: document.transcript(clip_id)
                      for clip_id in document.clip_source_map()}
@@ -125,11 +134,15 @@ async def _transcripts(request: Request) -> dict[str, Spoken]:
     return {clip_id: spoken for clip_id, spoken in found.items() if spoken is not None}
 
 
+async def _transcripts(request: Request) -> dict[str, Spoken]:
+    return await project_transcripts(request.app, request.params["project_id"])
+
+
 async def list_transcripts(request: Request) -> web.Response:
     """The project's transcripts (one per transcribed clip), by clip id, without words."""
     query: Listing = request.query
     fields = parse_fields(query.fields, TranscriptSummary)
-    found = [TranscriptSummary(**_summary(c, s)) for c, s in (await _transcripts(request)).items()]
+    found = [summary_view(c, s) for c, s in (await _transcripts(request)).items()]
     page, after = api_state(request.context).cursors.page(
         f"transcripts:{request.params['project_id']}", found, lambda t: (t.id,),
         query.limit, query.cursor)
@@ -146,7 +159,7 @@ async def get_transcript(request: Request) -> web.Response:
         raise NotFound(f"clip {clip_id!r} has no transcript: POST "
                        f"{JOBS.format(project_id=request.params['project_id'])} "
                        f'{{"clip_id": "{clip_id}"}} to make one')
-    return answer(request, _full(clip_id, spoken), fields=fields)
+    return answer(request, transcript_view(clip_id, spoken), fields=fields)
 
 
 def job_view(project_id: str, job: Job) -> TranscriptionJob:
