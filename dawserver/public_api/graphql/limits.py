@@ -6,8 +6,9 @@ one hop back from an asset to its project fits; an asset's ``project`` leads
 back up, so a query could otherwise nest without end). Cost is ours (:class:`CostLimit`): each
 field costs 1, times the number of items of every list above it: ``projects(first:
 N)`` multiplies what is inside it by N (200 when N is a variable: the largest page;
-its ``edges`` are those N), and the other lists (``tracks``, ``clips``, ``assets``)
-by :data:`LIST_SIZE`.
+its ``edges`` are those N), a transcript's ``words`` by :data:`WORDS_SIZE` (a couple of
+minutes of speech) and the other lists (``tracks``, ``clips``, ``assets``,
+``transcripts``, ``transcriptionJobs``) by :data:`LIST_SIZE`.
 Fragments are counted where they are spread.
 """
 
@@ -30,9 +31,13 @@ MAX_DEPTH = 6
 MAX_COST = 20_000
 #: The assumed length of a list field without a ``first`` argument.
 LIST_SIZE = 20
+#: The assumed number of words of a transcript (a transcript's ``words``).
+WORDS_SIZE = 200
 #: The largest page a connection gives (``first`` is capped there).
 MAX_PAGE = 200
-LISTS = frozenset({"tracks", "clips", "assets"})
+#: The assumed length of each list field (one without a ``first`` argument).
+LISTS = {"tracks": LIST_SIZE, "clips": LIST_SIZE, "assets": LIST_SIZE,
+         "transcripts": LIST_SIZE, "transcriptionJobs": LIST_SIZE, "words": WORDS_SIZE}
 TOO_COSTLY = ("this query would cost {cost} (the limit is {limit}): each field costs 1 "
               "times the items of the lists above it; ask for fewer projects (first:) or "
               "fewer nested lists, or split the query")
@@ -45,7 +50,7 @@ def _multiplier(node: FieldNode) -> int:
             value = argument.value
             return min(int(value.value), MAX_PAGE) if isinstance(value, IntValueNode) \
                 else MAX_PAGE
-    return LIST_SIZE if name in LISTS else 1
+    return LISTS.get(name, 1)
 
 
 class CostLimit(ValidationRule):

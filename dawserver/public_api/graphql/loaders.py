@@ -1,24 +1,55 @@
-"""Per-request DataLoaders: every project, asset list and track list is read in batches.
+"""Per-request DataLoaders: every project, asset list, track list, transcript set and
+job list is read in batches.
 
 A query over N projects with their assets costs the same few database queries
 whatever N is: roles in one pass (:func:`..services.project_roles`), the projects'
 rows in one query (``Store.get_projects``), the asset lists from the asset stores'
-indexes (files) in one thread hop.
+indexes (files) in one thread hop. Tracks and transcripts live in each project's
+document: every document a query needs is opened once per request, however many
+fields and aliases ask for it, at most :data:`DOCUMENTS_AT_ONCE` at a time (the room
+registry holds a bounded number in memory). Transcription jobs are read once per
+project and request, all projects' reads in one batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from strawberry.dataloader import DataLoader
 
+from transcription.jobs import Job
+from transcription.transcript import Transcript
+
 from ...declarations import Principal
 from ...errors import NotFound
+from ...transcription_service import TRANSCRIPTION
 from .. import services
 from ..resources import Asset, Project, Track
+from ..transcripts import project_transcripts
+
+T = TypeVar("T")
+
+#: How many project documents one request opens at once.
+DOCUMENTS_AT_ONCE = 8
+
+
+async def _each(ids: list[str], read: Callable[[str], Awaitable[T]]) -> list[T | None]:
+    """``read(id)`` of every id, :data:`DOCUMENTS_AT_ONCE` at a time; None where the
+    project is gone (:class:`NotFound`)."""
+    gate = asyncio.Semaphore(DOCUMENTS_AT_ONCE)
+
+    async def one(project_id: str) -> T | None:
+        async with gate:
+            try:
+                return await read(project_id)
+            except NotFound:
+                return None
+
+    return list(await asyncio.gather(*(one(pid) for pid in ids)))
 
 
 @dataclass
@@ -30,12 +61,16 @@ class Loaders:
     projects: DataLoader[str, Project | None] = field(init=False)
     assets: DataLoader[str, list[Asset]] = field(init=False)
     tracks: DataLoader[str, list[Track] | None] = field(init=False)
+    transcripts: DataLoader[str, dict[str, Transcript] | None] = field(init=False)
+    transcription_jobs: DataLoader[str, list[Job]] = field(init=False)
     _roles: asyncio.Future[dict[str, str]] | None = None
 
     def __post_init__(self) -> None:
         self.projects = DataLoader(load_fn=self._load_projects)
         self.assets = DataLoader(load_fn=self._load_assets)
         self.tracks = DataLoader(load_fn=self._load_tracks)
+        self.transcripts = DataLoader(load_fn=self._load_transcripts)
+        self.transcription_jobs = DataLoader(load_fn=self._load_transcription_jobs)
 
     async def roles(self) -> dict[str, str]:
         """``{project_id: role}`` of every project the caller may open (read once)."""
@@ -56,13 +91,14 @@ class Loaders:
         return [found[pid] for pid in ids]
 
     async def _load_tracks(self, ids: list[str]) -> list[list[Track] | None]:
-        async def one(project_id: str) -> list[Track] | None:
-            try:
-                return await services.tracks(self.app, project_id)
-            except NotFound:
-                return None
+        return await _each(ids, lambda pid: services.tracks(self.app, pid))
 
-        return list(await asyncio.gather(*(one(pid) for pid in ids)))
+    async def _load_transcripts(self, ids: list[str]) -> list[dict[str, Transcript] | None]:
+        return await _each(ids, lambda pid: project_transcripts(self.app, pid))
+
+    async def _load_transcription_jobs(self, ids: list[str]) -> list[list[Job]]:
+        service = self.app[TRANSCRIPTION]
+        return list(await asyncio.gather(*(service.for_project(pid) for pid in ids)))
 
 
 def loaders_of(info: Any) -> Loaders:

@@ -1,4 +1,5 @@
-"""GraphQL mutations: the core's writes, run by the very handlers of ``/api/v1``.
+"""GraphQL mutations: the core's writes (projects, tracks, transcription jobs), run by the
+very handlers of ``/api/v1``.
 
 Each mutation checks the permission its REST route declares (the key's scope and the
 role, on the project for project writes), then calls the REST handler with the same
@@ -28,11 +29,12 @@ from ...errors import ApiError, NotFound
 from ...permissions import PROJECT_EDIT, PROJECT_MANAGE, PROJECTS_CREATE
 from .. import routes as rest
 from .. import track_edits
+from .. import transcripts as rest_transcripts
 from ..resources import NewProject, ProjectChange
 from ..resources import Project as ProjectView
 from ..resources import Track as TrackView
 from .loaders import loaders_of
-from .schema import Project, Track, _project
+from .schema import Project, Track, TranscriptionJob, _project
 
 #: REST's statuses as GraphQL error codes (any other: the status's name).
 CODES = {HTTPStatus.UNPROCESSABLE_ENTITY: "BAD_USER_INPUT", HTTPStatus.BAD_REQUEST: "BAD_REQUEST"}
@@ -170,3 +172,19 @@ class Mutation:
             info, "setTrackMix", track_edits.change_track, PROJECT_EDIT,
             params={"project_id": str(project_id), "track_id": str(track_id)},
             body=_body(track_edits.TrackChange, change), if_match=if_match))
+
+    @strawberry.mutation(description="Queue the transcription of a clip (editor; scope "
+                                     "project.edit) in a language (a code, alias or English "
+                                     "name; null: detect it); follow the job with "
+                                     "project.transcriptionJob until it is finished. The same "
+                                     "idempotencyKey and input answer the first job again.")
+    async def start_transcription(self, info: strawberry.Info, project_id: strawberry.ID,
+                                  clip_id: strawberry.ID, language: str | None = None,
+                                  idempotency_key: str | None = None) -> TranscriptionJob:
+        data = await _run(info, "startTranscription", rest_transcripts.create_transcription_job,
+                          PROJECT_EDIT, params={"project_id": str(project_id)},
+                          body=_body(rest_transcripts.NewTranscriptionJob,
+                                     {"clip_id": str(clip_id), "language": language}),
+                          idempotency_key=idempotency_key)
+        return TranscriptionJob.of(str(project_id),
+                                   rest_transcripts.TranscriptionJob.model_validate(data))

@@ -1,4 +1,5 @@
-"""The GraphQL read types and ``Query``: me, projects (a cursor connection), tracks, assets.
+"""The GraphQL read types and ``Query``: me, projects (a cursor connection), tracks, assets,
+transcripts and transcription jobs.
 
 Resolvers read through :mod:`.loaders` (batched) and :mod:`..services`, so GraphQL
 shows what ``/api/v1`` shows. Permissions are REST's: the route needs
@@ -11,15 +12,24 @@ from __future__ import annotations
 import strawberry
 from graphql import GraphQLError
 
+from transcription.errors import JobError
+from transcription.jobs import FINISHED
+from transcription.jobs import Job as CoreJob
+from transcription.transcript import Transcript as Spoken
+
 from ...declarations import Principal
 from ...errors import ApiError
 from ...keys import ACCOUNTS
 from ...permissions import ACCOUNT_READ
+from ...transcription_service import TRANSCRIPTION
 from .. import resources
+from .. import transcripts as rest_transcripts
 from ..state import api_state
 from .limits import MAX_PAGE
 from .loaders import loaders_of
 
+#: A transcription job's states, as REST's ``status`` filter takes them.
+JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 NO_SCOPE = ("this API key lacks the scope {scope!r} that {field} needs (it holds: "
             "{scopes}); make a key with that scope")
 
@@ -79,6 +89,73 @@ class Asset:
         return cls(**asset.model_dump(), project_id=project_id)
 
 
+@strawberry.type(description="One word and its span in seconds from the clip's start.")
+class Word:
+    text: str
+    start_s: float
+    end_s: float
+    probability: float = strawberry.field(description="the recogniser's confidence, 0 to 1")
+
+
+@strawberry.type(description="A clip's transcript (its id is the clip's id); words on demand.")
+class Transcript:
+    id: strawberry.ID
+    language: str
+    model: str
+    duration_s: float
+    word_count: int
+    text: str
+    spoken: strawberry.Private[Spoken]
+
+    @strawberry.field(description="Every word with its start and end (seconds from the "
+                                  "clip's start) and confidence.")
+    def words(self) -> list[Word]:
+        full = rest_transcripts.transcript_view(str(self.id), self.spoken)
+        return [Word(**w.model_dump()) for w in full.words]
+
+    @classmethod
+    def of(cls, clip_id: str, spoken: Spoken) -> Transcript:
+        summary = rest_transcripts.summary_view(clip_id, spoken)
+        return cls(**summary.model_dump(), spoken=spoken)
+
+
+@strawberry.type(description="A transcription job: follow it until status is done, failed or "
+                               "cancelled (start one with startTranscription).")
+class TranscriptionJob:
+    id: strawberry.ID
+    clip_id: str | None
+    language: str | None = strawberry.field(description="asked for; null: detected")
+    status: str = strawberry.field(description="queued, running, done, failed or cancelled")
+    progress: float
+    error: str | None
+    created_at: str
+    updated_at: str
+    project_id: strawberry.Private[str]
+
+    @strawberry.field(description="Whether the job will change no more (done, failed or "
+                                  "cancelled).")
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @strawberry.field(description="The clip's transcript once the job is done (null before; "
+                                  "the document's current one, text edits included).")
+    async def transcript(self, info: strawberry.Info) -> Transcript | None:
+        if self.status != "done" or self.clip_id is None:
+            return None
+        found = await loaders_of(info).transcripts.load(self.project_id)
+        spoken = (found or {}).get(self.clip_id)
+        return Transcript.of(self.clip_id, spoken) if spoken is not None else None
+
+    @classmethod
+    def of(cls, project_id: str, job: rest_transcripts.TranscriptionJob) -> TranscriptionJob:
+        """From REST's view of the job (:func:`..transcripts.job_view`)."""
+        return cls(**job.model_dump(exclude={"transcript_url"}), project_id=project_id)
+
+    @classmethod
+    def of_core(cls, project_id: str, job: CoreJob) -> TranscriptionJob:
+        return cls.of(project_id, rest_transcripts.job_view(project_id, job))
+
+
 @strawberry.type(description="A project the caller may open, and their role on it.")
 class Project:
     id: strawberry.ID
@@ -95,6 +172,40 @@ class Project:
     async def assets(self, info: strawberry.Info) -> list[Asset]:
         return [Asset.of(str(self.id), a) for a in await loaders_of(info).assets.load(
             str(self.id))]
+
+    @strawberry.field(description="The clips' transcripts, by clip id (summaries; ask for "
+                                  "words when you need them).")
+    async def transcripts(self, info: strawberry.Info) -> list[Transcript]:
+        found = await loaders_of(info).transcripts.load(str(self.id)) or {}
+        return [Transcript.of(clip_id, found[clip_id]) for clip_id in sorted(found)]
+
+    @strawberry.field(description="One clip's transcript; null when the clip has none.")
+    async def transcript(self, info: strawberry.Info, clip_id: strawberry.ID
+                         ) -> Transcript | None:
+        spoken = (await loaders_of(info).transcripts.load(str(self.id)) or {}).get(
+            str(clip_id))
+        return Transcript.of(str(clip_id), spoken) if spoken is not None else None
+
+    @strawberry.field(description="The project's transcription jobs, oldest first; status: "
+                                  "queued, running, done, failed or cancelled.")
+    async def transcription_jobs(self, info: strawberry.Info, status: str | None = None
+                                 ) -> list[TranscriptionJob]:
+        if status is not None and status not in JOB_STATUSES:
+            raise GraphQLError(f"status must be one of {', '.join(JOB_STATUSES)}, got "
+                               f"{status!r}", extensions={"code": "BAD_USER_INPUT"})
+        jobs = await loaders_of(info).transcription_jobs.load(str(self.id))
+        return [TranscriptionJob.of_core(str(self.id), j) for j in jobs
+                if status is None or j.status == status]
+
+    @strawberry.field(description="One transcription job of the project; null when the "
+                                  "project has no such job.")
+    async def transcription_job(self, info: strawberry.Info, id: strawberry.ID
+                                ) -> TranscriptionJob | None:
+        try:
+            found = await info.context["app"][TRANSCRIPTION].get(str(self.id), str(id))
+        except JobError:  # another project's job, or none: as REST's 404
+            return None
+        return TranscriptionJob.of_core(str(self.id), found)
 
 
 @strawberry.type

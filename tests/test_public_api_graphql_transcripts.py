@@ -1,0 +1,236 @@
+"""Transcripts and transcription jobs in GraphQL: the same answers as ``/api/v1``, each
+project's document and job list read once per query (batched across projects), the
+same refusals as REST, ``startTranscription`` idempotent, and cost limits on words."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from accounts_helpers import Person
+from public_api_helpers import Caller, two_people, wav_bytes
+from smtp_server import SmtpServer
+from test_public_api_graphql import gql
+
+from dawserver.assets import ASSETS
+from dawserver.keys import ACCOUNTS, ROOMS, STORE
+from dawserver.projects import import_session
+from dawserver.transcript_document import store_transcript
+from dawserver.transcription_service import TRANSCRIPTION
+from dsp_core.session import Clip, Session, Track
+from transcription.transcript import Segment, Transcript, Word
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(180)]
+RATE = 8000
+LISTING = """
+{
+  projects(first: 10) {
+    edges { node {
+      id
+      transcripts { id language model durationS wordCount text }
+      again: transcripts { id }
+      transcript(clipId: "speech") { id words { text startS endS probability } }
+      transcriptionJobs { id clipId status finished }
+    } }
+  }
+}"""
+ONE = """
+query One($id: ID!, $job: ID!) {
+  project(id: $id) {
+    transcripts { id }
+    transcriptionJob(id: $job) { id clipId }
+  }
+}"""
+START = """
+mutation Start($project: ID!, $clip: ID!, $language: String, $key: String) {
+  startTranscription(projectId: $project, clipId: $clip, language: $language,
+                     idempotencyKey: $key) {
+    id clipId language status progress createdAt transcript { id }
+  }
+}"""
+
+
+def heard(*words: str) -> Transcript:
+    """A transcript of ``words``, half a second each, as a recogniser would give it."""
+    timed = tuple(Word(f" {w}", index * 0.5, index * 0.5 + 0.4, 0.9)
+                  for index, w in enumerate(words))
+    return Transcript(language="en", model="base", segments=(
+        Segment(0.0, len(words) * 0.5, " ".join(words), timed),))
+
+
+async def owned_project(app: Any, caller: Caller, root: Path, name: str,
+                        words: tuple[str, ...] = ()) -> str:
+    """A project of ``caller``'s with the clip ``speech`` (uploaded audio) and, when
+    ``words`` are given, its transcript."""
+    audio = root / f"{name}.wav"
+    audio.write_bytes(wav_bytes(2.0, RATE))
+    session = Session(name=name, sample_rate=RATE, tracks=[Track("voice", clips=[
+        Clip(str(audio), 0, 2 * RATE, id="speech")])])
+    info = await import_session(app[STORE], session, name=name, assets=app[ASSETS])
+    await app[ACCOUNTS].store.own_project(caller.person_id, info.project_id)
+    if words:
+        async with app[ROOMS].use(info.project_id) as room:
+            await room.edit(lambda document: store_transcript(document, "speech",
+                                                              heard(*words)))
+    return info.project_id
+
+
+@contextmanager
+def counted_reads(app: Any) -> Iterator[tuple[Counter[str], Counter[str]]]:
+    """How often each project's document is opened and its jobs read, while the block runs."""
+    opened: Counter[str] = Counter()
+    listed: Counter[str] = Counter()
+    rooms, service = app[ROOMS], app[TRANSCRIPTION]
+    use, for_project = rooms.use, service.for_project
+
+    def counting_use(project_id: str) -> Any:
+        opened[project_id] += 1
+        return use(project_id)
+
+    async def counting_for_project(project_id: str) -> Any:
+        listed[project_id] += 1
+        return await for_project(project_id)
+
+    rooms.use, service.for_project = counting_use, counting_for_project
+    try:
+        yield opened, listed
+    finally:
+        del rooms.use, service.for_project
+
+
+async def test_transcripts_and_jobs_match_rest_and_each_document_is_read_once(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with two_people(tmp_path, smtp_server) as (app, ada, _bob):
+        first = await owned_project(app, ada, tmp_path, "First", ("hello", "there"))
+        second = await owned_project(app, ada, tmp_path, "Second", ("one", "two", "three"))
+        silent = await owned_project(app, ada, tmp_path, "Silent")
+        status, job, _ = await ada.call("POST", f"/api/v1/projects/{first}/transcription-jobs",
+                                        {"clip_id": "speech", "language": "en"})
+        assert status == 202, job
+
+        with counted_reads(app) as (opened, listed):
+            answer = await gql(ada, LISTING)
+        assert answer.get("errors") is None, answer
+        nodes = {e["node"]["id"]: e["node"] for e in answer["data"]["projects"]["edges"]}
+        assert list(nodes) == [first, second, silent]
+        # one document read and one job list per project, whatever the fields and aliases
+        assert opened == Counter({first: 1, second: 1, silent: 1}), opened
+        assert listed == Counter({first: 1, second: 1, silent: 1}), listed
+
+        for project_id, node in nodes.items():
+            _, rest, _ = await ada.call("GET", f"/api/v1/projects/{project_id}/transcripts")
+            assert node["transcripts"] == [
+                {"id": t["id"], "language": t["language"], "model": t["model"],
+                 "durationS": t["duration_s"], "wordCount": t["word_count"], "text": t["text"]}
+                for t in rest["data"]]
+            assert node["again"] == [{"id": t["id"]} for t in rest["data"]]
+            status, full, _ = await ada.call(
+                "GET", f"/api/v1/projects/{project_id}/transcripts/speech")
+            if status == 404:
+                assert node["transcript"] is None
+                continue
+            assert node["transcript"]["words"] == [
+                {"text": w["text"], "startS": w["start_s"], "endS": w["end_s"],
+                 "probability": w["probability"]} for w in full["words"]]
+        assert nodes[second]["transcripts"][0]["text"] == "one two three"
+        assert nodes[silent]["transcripts"] == [] and nodes[silent]["transcript"] is None
+        [listed_job] = nodes[first]["transcriptionJobs"]
+        assert listed_job["id"] == job["id"] and listed_job["clipId"] == "speech"
+        assert nodes[second]["transcriptionJobs"] == []
+
+        # a job is found through its own project only
+        found = await gql(ada, ONE, {"id": first, "job": job["id"]})
+        assert found["data"]["project"]["transcriptionJob"] == {"id": job["id"],
+                                                                "clipId": "speech"}
+        elsewhere = await gql(ada, ONE, {"id": second, "job": job["id"]})
+        assert elsewhere["data"]["project"]["transcriptionJob"] is None
+        bad = await gql(ada, '{ projects { edges { node { transcriptionJobs(status: "lost") '
+                             '{ id } } } } }')
+        assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_another_account_sees_nothing_and_writes_nothing(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with two_people(tmp_path, smtp_server) as (app, ada, bob):
+        project = await owned_project(app, ada, tmp_path, "Ada's", ("secret", "words"))
+        _, job, _ = await ada.call("POST", f"/api/v1/projects/{project}/transcription-jobs",
+                                   {"clip_id": "speech"})
+        seen = await gql(bob, ONE, {"id": project, "job": job["id"]})
+        assert seen["data"]["project"] is None and seen.get("errors") is None
+        listed = await gql(bob, "{ projects { edges { node { transcripts { text } } } } }")
+        assert listed["data"]["projects"]["edges"] == []
+
+        started = await gql(bob, START, {"project": project, "clip": "speech"})
+        assert started["data"] is None
+        [error] = started["errors"]
+        assert error["extensions"]["code"] == "NOT_FOUND" and error["extensions"]["status"] == 404
+        status, _, _ = await bob.call("POST", f"/api/v1/projects/{project}/transcription-jobs",
+                                      {"clip_id": "speech"})
+        assert status == 404  # REST answers Bob the same
+        assert len(await app[TRANSCRIPTION].for_project(project)) == 1
+
+        # a key of Ada's without project.edit may read the transcripts but not start a job
+        person = Person(ada.base_url, smtp_server, "ada@example.org")
+        await person.sign_in()
+        try:
+            status, key, _ = await person.call("POST", f"/accounts/{person.id}/keys",
+                                               {"name": "read", "scopes": ["project.read"]})
+            assert status == 201
+            reader = Caller(ada.base_url, key["key"], person.id, ada.http)
+            read = await gql(reader, ONE, {"id": project, "job": job["id"]})
+            assert read["data"]["project"]["transcripts"] == [{"id": "speech"}]
+            refused = await gql(reader, START, {"project": project, "clip": "speech"})
+            assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+            status, _, _ = await reader.call(
+                "POST", f"/api/v1/projects/{project}/transcription-jobs", {"clip_id": "speech"})
+            assert status == 403
+        finally:
+            await person.close()
+
+
+async def test_start_transcription_is_idempotent_and_checks_its_input(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with two_people(tmp_path, smtp_server) as (app, ada, _bob):
+        project = await owned_project(app, ada, tmp_path, "Talk")
+        variables = {"project": project, "clip": "speech", "language": "English", "key": "t-1"}
+        first = await gql(ada, START, variables)
+        assert first.get("errors") is None, first
+        job = first["data"]["startTranscription"]
+        assert job["clipId"] == "speech" and job["language"] == "en"
+        assert job["status"] in ("queued", "running", "failed") and job["transcript"] is None
+        again = await gql(ada, START, variables)
+        assert again["data"]["startTranscription"]["id"] == job["id"]
+        assert [j.id for j in await app[TRANSCRIPTION].for_project(project)] == [job["id"]]
+
+        reused = await gql(ada, START, {**variables, "language": None})
+        assert reused["errors"][0]["extensions"]["status"] == 422
+        unknown = await gql(ada, START, {**variables, "language": "klingon", "key": None})
+        assert unknown["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "klingon" in unknown["errors"][0]["message"]
+        missing = await gql(ada, START, {**variables, "clip": "nope", "key": None})
+        assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+        assert "nope" in missing["errors"][0]["message"]
+        assert len(await app[TRANSCRIPTION].for_project(project)) == 1
+
+
+async def test_words_count_toward_the_cost_limit(tmp_path: Path,
+                                                 smtp_server: SmtpServer) -> None:
+    async with two_people(tmp_path, smtp_server) as (app, ada, _bob):
+        project = await owned_project(app, ada, tmp_path, "Words", ("a", "b"))
+        words = "transcripts { id words { text startS endS } }"
+        one = await gql(ada, f'query($id: ID!) {{ project(id: $id) {{ {words} }} }}',
+                        {"id": project})
+        assert one.get("errors") is None, one
+        assert [w["text"] for w in one["data"]["project"]["transcripts"][0]["words"]] == [
+            "a", "b"]
+        every = await gql(ada, f"{{ projects(first: 10) {{ edges {{ node {{ {words} }} }} }} }}")
+        assert every["data"] is None
+        assert every["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
+        summaries = await gql(ada, "{ projects(first: 50) { edges { node { transcripts { id "
+                                   "text wordCount } transcriptionJobs { id status } } } } }")
+        assert summaries.get("errors") is None, summaries
+
