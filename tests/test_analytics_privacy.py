@@ -19,14 +19,24 @@ from typing import Any
 
 import pytest
 from accounts_helpers import PASSWORD, Person, accounts_server
+from analytics_helpers import database_url, migrated
+from cryptography.fernet import Fernet
 from smtp_server import SmtpServer
 
 from accounts.pseudonyms import pseudonym_of
 from business.analytics.alerts import recipient_key
+from business.analytics.connections import (
+    GRANT_FORGOTTEN,
+    NEEDS_RECONNECT,
+    Connections,
+    forget_grants_of,
+)
+from business.analytics.credentials import CredentialBox
 from business.analytics.fakes import FAKES, FakeSources
 from business.analytics.plugin import MIGRATIONS
 from business.analytics.privacy import OWN_TABLES
 from business.analytics.services import services
+from business.analytics.sources.base import Credentials
 from business.analytics.sources.records import Identity
 from dawserver.keys import DATABASE, PLUGIN_CONTEXT_KEY
 
@@ -185,7 +195,6 @@ async def test_a_persons_analytics_are_exported_without_secrets_and_erased(
                 "SELECT account_id, source_id, credentials FROM analytics_sources WHERE "
                 "connected_by = ?", ada.id)}
             assert len(sealed) == 3 and all(sealed.values())
-            sealed_own = [v for (account, _), v in sealed.items() if account == ada.id]
             points = await module.store.count(ada.id)
             assert points > 0
 
@@ -238,8 +247,9 @@ async def test_a_persons_analytics_are_exported_without_secrets_and_erased(
                 assert secret.encode() not in text, secret
 
             # -- erasure: nothing names her but the pseudonym; nobody else's rows change
+            # every credential she granted goes, the label's source's too
             needles = [ada.id, "Ada Lovelace", "ada@example.org",
-                       recipient_key("ada@example.org"), *sealed_own]
+                       recipient_key("ada@example.org"), *sealed.values()]
             before = await _tables(db)
             assert all(before[t] for t in OWN_TABLES), [t for t in OWN_TABLES if not before[t]]
             job = await _ok(ada, "POST", "/me/delete", {"password": PASSWORD}, 202)
@@ -255,16 +265,32 @@ async def test_a_persons_analytics_are_exported_without_secrets_and_erased(
                 for account in (ada.id, pseudonym):
                     assert await db.fetchval(f"SELECT COUNT(*) FROM {table} WHERE "
                                              "account_id = ?", account) == 0, table
-            # what she did for the label stays, under the pseudonym
+            # the label's source she connected keeps its points, not her grant: the label's
+            # people see it wants reconnecting and why, and the audit trail says so
+            label_source = labels["source"]["source_id"]
             source = await db.fetchrow(
                 "SELECT connected_by, credentials FROM analytics_sources WHERE account_id = ? "
-                "AND source_id = ?", org, labels["source"]["source_id"])
+                "AND source_id = ?", org, label_source)
             assert source["connected_by"] == pseudonym
-            assert source["credentials"] == sealed[(org, labels["source"]["source_id"])]
-            actors = [r["actor"] for r in await db.fetch(
-                "SELECT actor FROM analytics_catalog_audit WHERE account_id = ? ORDER BY at",
-                org)]
-            assert actors == [pseudonym, pseudonym, bo.id]
+            assert source["credentials"] == ""
+            listed = {s["source_id"]: s for s in await _ok(bo, "GET", f"{A}/sources{q}")}
+            assert listed[label_source]["state"] == "needs_reconnect"
+            assert "erased" in listed[label_source]["last_error"]
+            assert "reconnect" in listed[label_source]["last_error"]
+            assert [s["state"] for k, s in listed.items() if k != label_source] == ["active"]
+            assert await db.fetchval(  # Bo's grant to the label stays
+                "SELECT COUNT(*) FROM analytics_sources WHERE account_id = ? AND "
+                "connected_by = ? AND credentials != ''", org, bo.id) == 1
+            [forgotten] = [a for a in await _ok(bo, "GET", f"{A}/audit{q}")
+                           if a["action"] == "source.grant_forgotten"]
+            assert (forgotten["actor"], forgotten["entity_id"]) == (pseudonym, label_source)
+            assert forgotten["detail"]["entity_id"] == "roster-a"
+            # what else she did for the label stays, under the pseudonym
+            actors = [(r["action"], r["actor"]) for r in await db.fetch(
+                "SELECT action, actor FROM analytics_catalog_audit WHERE account_id = ? "
+                "ORDER BY at", org)]
+            assert actors == [("merge", pseudonym), ("genres", pseudonym), ("genres", bo.id),
+                              ("source.grant_forgotten", pseudonym)]
             assert [r["created_by"] for r in await db.fetch(
                 "SELECT created_by FROM analytics_thresholds WHERE account_id = ? AND "
                 "value = 777", org)] == [pseudonym]
@@ -289,3 +315,36 @@ async def test_a_persons_analytics_are_exported_without_secrets_and_erased(
         finally:
             await ada.close()
             await bo.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def analytics_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return database_url(request, tmp_path)
+
+
+@pytest.mark.asyncio
+async def test_a_run_under_way_cannot_put_back_a_grant_forgotten_with_its_granter(
+        analytics_url: str) -> None:
+    async with migrated(analytics_url) as db:
+        connections = Connections(db, CredentialBox([Fernet.generate_key()]))
+        grant = Credentials(client_id="c", client_secret=ADA_SECRET, refresh_token=ADA_REFRESH)
+        label = await connections.connect("org-1", "spotify", "artist", "a1", grant, "ada")
+        others = await connections.connect("org-1", "spotify", "artist", "a2", grant, "bo")
+        own = await connections.connect("ada", "spotify", "artist", "a1", grant, "ada")
+        async with db.transaction() as tx:
+            forgotten = await forget_grants_of(tx, "ada", "pseudonym-1", 1000.0)
+        assert [(f["account_id"], f["source_id"]) for f in forgotten] == [
+            ("org-1", label.source_id)]
+        # an ingestion run that read the source before saves the token the platform rotated
+        await connections.save_credentials(label, Credentials(
+            client_id="c", client_secret=ADA_SECRET, refresh_token="rotated-refresh"))
+        after = await connections.get("org-1", label.source_id)
+        assert (after.credentials, after.state) == ("", NEEDS_RECONNECT)
+        assert (await connections.get("org-1", others.source_id)).credentials
+        assert (await connections.get("ada", own.source_id)).credentials  # erasure deletes it
+        [entry] = await db.fetch("SELECT action, actor, entity_id, at FROM "
+                                 "analytics_catalog_audit WHERE account_id = 'org-1'")
+        assert dict(entry) == {"action": GRANT_FORGOTTEN, "actor": "pseudonym-1",
+                               "entity_id": label.source_id, "at": 1000.0}
+        async with db.transaction() as tx:  # a retried erasure: nothing left to forget
+            assert await forget_grants_of(tx, "ada", "pseudonym-1", 1001.0) == []

@@ -1,8 +1,17 @@
 """The account's connected sources (``analytics_sources``): connect, list, flag and
-disconnect; credentials sealed (:mod:`.credentials`), never shown back."""
+disconnect; credentials sealed (:mod:`.credentials`), never shown back.
+
+A source's credentials are the grant of the person who connected it (``connected_by``).
+When that person is erased, the sources they connected for other accounts (an
+organisation) lose those credentials (:func:`forget_grants_of`): the sealed credentials
+are deleted, the source is flagged ``needs_reconnect`` with a note saying why (what the
+account's people see in ``GET /api/analytics/sources``), and the account's audit trail
+(``GET /api/analytics/audit``) records it.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,6 +24,12 @@ from business.analytics.sources.records import ENTITY_KINDS
 
 ACTIVE, NEEDS_RECONNECT, FAILING, DISCONNECTED = (
     "active", "needs_reconnect", "failing", "disconnected")
+#: The audit action of credentials forgotten with the erased person who granted them.
+GRANT_FORGOTTEN = "source.grant_forgotten"
+#: What a source whose grant was forgotten says to the account's people.
+GRANT_FORGOTTEN_NOTE = ("the person who connected this source was erased and the "
+                        "credentials they granted were forgotten with them: reconnect it "
+                        "with credentials of someone still in the account")
 
 
 class SourceNotFound(Exception):
@@ -122,11 +137,13 @@ class Connections:
             error[:2000], self.clock(), account_id, source_id)
 
     async def save_credentials(self, connection: Connection, credentials: Credentials) -> None:
-        """Keep a refresh token the platform rotated during a run."""
+        """Keep a refresh token the platform rotated during a run, unless the source's
+        credentials were forgotten meanwhile (disconnected, or its granter erased)."""
         await self.db.execute(
             "UPDATE analytics_sources SET credentials = ?, updated_at = ? WHERE account_id = ? "
-            "AND source_id = ? AND state != 'disconnected'", self.box.seal(credentials),
-            self.clock(), connection.account_id, connection.source_id)
+            "AND source_id = ? AND state != 'disconnected' AND credentials != ''",
+            self.box.seal(credentials), self.clock(), connection.account_id,
+            connection.source_id)
 
     async def due(self, now: float, limit: int = 100) -> list[Connection]:
         """Active sources whose scheduled run is due (every account: the scheduler's)."""
@@ -143,3 +160,37 @@ class Connections:
             next_run_at, self.clock(), self.clock(), connection.account_id,
             connection.source_id, connection.next_run_at)
         return bool(changed)
+
+
+async def forget_grants_of(tx: Any, person_id: str, actor: str, now: float
+                           ) -> list[dict[str, Any]]:
+    """Forget the credentials ``person_id`` granted to other accounts' sources.
+
+    Each such source keeps its points and schedule row but loses its sealed credentials,
+    turns ``needs_reconnect`` with :data:`GRANT_FORGOTTEN_NOTE`, and its account's audit
+    trail gets a :data:`GRANT_FORGOTTEN` entry by ``actor`` (the person's pseudonym).
+    Their own account's sources are not touched (an erasure deletes those). Runs in the
+    caller's transaction ``tx``; a second call finds nothing left to forget.
+
+    Returns
+    -------
+    list[dict]
+        The sources changed: ``account_id``, ``source_id``, ``source``, ``entity_kind``,
+        ``entity_id``.
+    """
+    rows = [dict(r) for r in await tx.fetch(
+        "SELECT account_id, source_id, source, entity_kind, entity_id FROM analytics_sources "
+        "WHERE connected_by = ? AND account_id != ? AND credentials != '' "
+        "ORDER BY account_id, source_id", person_id, person_id)]
+    for row in rows:
+        await tx.execute(
+            "UPDATE analytics_sources SET credentials = '', state = ?, last_error = ?, "
+            "updated_at = ? WHERE account_id = ? AND source_id = ?", NEEDS_RECONNECT,
+            GRANT_FORGOTTEN_NOTE, now, row["account_id"], row["source_id"])
+        detail = {k: row[k] for k in ("source", "entity_kind", "entity_id")}
+        await tx.execute(
+            "INSERT INTO analytics_catalog_audit (account_id, audit_id, action, actor, "
+            "entity_id, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)", row["account_id"],
+            uuid.uuid4().hex, GRANT_FORGOTTEN, actor, row["source_id"],
+            json.dumps({**detail, "reason": "granted by a person since erased"}), now)
+    return rows

@@ -17,21 +17,27 @@ Erasure (:func:`erase_account`): every row of the person's own account is delete
 sources with their sealed credentials, points, runs, catalogue, audit, milestones,
 thresholds, dashboards...) and its queued ingestion jobs are cancelled; in every account
 their alert preferences, their unshared dashboards and the alert-mail cooldown and
-digest rows of their addresses are deleted. What they did in an account that stays (a
-source connected for an organisation, a threshold, a catalogue decision, a shared
-dashboard) is kept, with each mention of them (connector, author, audit actor and
-details, owner, words in names, titles and filters, error texts) replaced by the
-pseudonym. Names the platforms report for an account's catalogue (artists, tracks,
-playlists) are that account's catalogue, not mentions of a platform user: they stay.
+digest rows of their addresses are deleted. A source they connected for an account
+that stays (an organisation) keeps its points but not their grant: its sealed
+credentials are deleted, it turns ``needs_reconnect`` saying why, and that account's audit
+trail records it (:func:`.connections.forget_grants_of`); an ingestion run already under
+way cannot write a rotated token back. What else they did in an account that stays (a
+threshold, a catalogue decision, a shared dashboard) is kept, with each mention of them
+(connector, author, audit actor and details, owner, words in names, titles and filters,
+error texts) replaced by the pseudonym. Names the platforms report for an account's
+catalogue (artists, tracks, playlists) are that account's catalogue, not mentions of a
+platform user: they stay.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from business.analytics.alerts import recipient_key
+from business.analytics.connections import forget_grants_of
 from business.analytics.exports import csv_bytes
 from dawserver.plugin_api import JobQueue, Pseudonymiser, pseudonymise_mentions
 
@@ -139,8 +145,8 @@ async def export_account(db: Any, account_id: str, addresses: Iterable[str] = ()
     }
 
 
-async def erase_account(db: Any, queue: JobQueue, ingest_queue: str, pz: Pseudonymiser
-                        ) -> dict[str, int]:
+async def erase_account(db: Any, queue: JobQueue, ingest_queue: str, pz: Pseudonymiser,
+                        clock: Callable[[], float] = time.time) -> dict[str, int]:
     """Forget ``pz``'s person in the analytics tables (idempotent); rows, by table."""
     person_id = pz.account_id
     for job in await queue.find(account_id=person_id, queue=ingest_queue,
@@ -161,5 +167,8 @@ async def erase_account(db: Any, queue: JobQueue, ingest_queue: str, pz: Pseudon
             for table in ("analytics_alert_mail", "analytics_alert_held"):
                 changed[f"{table}_of_address"] = await tx.execute(
                     f"DELETE FROM {table} WHERE recipient IN ({_marks(keys)})", *keys)
+        # before the mentions: the sources are found by the person's own id
+        changed["grants_forgotten"] = len(await forget_grants_of(tx, person_id, pz.pseudonym,
+                                                                 clock()))
         changed["mentions"] = await pseudonymise_mentions(tx, pz, MENTIONS)
     return changed
