@@ -1,6 +1,7 @@
 """The Python SDK (sdk/python, ``maxbooster``) against a running server with real keys:
 typed answers, pagination (projects and the plug-ins' releases, deliveries, statements,
-beats, orders, licences), idempotent creates, If-Match (projects and tracks), retries honouring
+beats, orders, licences, transcripts, transcription jobs), idempotent creates (a transcription
+job too, followed until it is finished), If-Match (projects and tracks), retries honouring
 ``Retry-After`` on a real 429, no retry of a 404, and connection errors retried."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from loopback import free_port
 from public_api_helpers import person_with_key
 from sdk_seed import key_for_sdk, seed, store_settings
 from smtp_server import SmtpServer
+from transcript_seed import CLIP, transcribed_project
 
 from business.distribution.stores.fakestore import FakeStore
 from dawserver.keys import ACCOUNTS, RATE_LIMITER
@@ -41,6 +43,10 @@ from maxbooster import (  # noqa: E402
     RoyaltyStatement,
     Tier,
     Track,
+    Transcript,
+    TranscriptionJob,
+    TranscriptSummary,
+    Word,
 )
 from maxbooster.retries import parse_retry_after  # noqa: E402
 
@@ -175,6 +181,89 @@ async def test_plugin_resources_page_and_tracks_are_written_once_and_if_match(
             assert [t["name"] for t in tracks["data"]] == ["Piano"]  # the replay added none
         finally:
             await person.close()
+
+
+@pytest.mark.asyncio
+async def test_transcripts_page_and_a_transcription_job_is_started_once_and_followed(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (app, config), \
+            aiohttp.ClientSession() as http:
+        person, caller = await person_with_key(config.base_url, smtp_server, "ada@example.org",
+                                               http)
+        try:
+            project = await transcribed_project(app, person.id, tmp_path, "Talk", ("hi", "there"),
+                                                ("one",), ("two", "words"))
+            async with AsyncClient(config.base_url, caller.key) as api:
+                page = await api.list_transcripts(project, limit=2)
+                assert [t.id for t in page.data] == [CLIP, f"{CLIP}-2"] and page.next_cursor
+                walked = [t async for t in api.iter_transcripts(project, page_size=2)]
+                assert [t.id for t in walked] == [CLIP, f"{CLIP}-2", f"{CLIP}-3"]
+                assert all(isinstance(t, TranscriptSummary) for t in walked)
+                assert (walked[0].text, walked[0].word_count, walked[0].language) == (
+                    "hi there", 2, "en")
+                full = await api.get_transcript(project, CLIP)
+                assert isinstance(full, Transcript) and all(isinstance(w, Word)
+                                                            for w in full.words)
+                assert [(w.text, w.start_s, w.end_s) for w in full.words] == [
+                    ("hi", 0.0, 0.4), ("there", 0.5, 0.9)]
+                with pytest.raises(ApiError) as missing:
+                    await api.get_transcript(project, "no/such clip")
+                assert missing.value.status == 404
+
+                job = await api.start_transcription(project, CLIP, language="English",
+                                                    idempotency_key="talk-1")
+                assert isinstance(job, TranscriptionJob) and job.language == "en"
+                assert job.clip_id == CLIP and not job.finished
+                again = await api.start_transcription(project, CLIP, language="English",
+                                                      idempotency_key="talk-1")
+                assert again.id == job.id
+                with pytest.raises(ApiError) as unknown:
+                    await api.start_transcription(project, CLIP, language="klingon")
+                assert unknown.value.status == 422
+                followed = await api.wait_for_transcription(project, job.id, poll_s=0.05,
+                                                            timeout_s=100)
+                assert followed.id == job.id and followed.finished
+                assert [j.id async for j in api.iter_transcription_jobs(project)] == [job.id]
+                status_page = await api.list_transcription_jobs(project, status=followed.status)
+                assert [j.id for j in status_page.data] == [job.id]
+                assert await api.get_transcription_job(project, job.id) == followed
+
+            def sync_calls() -> tuple[list[str], TranscriptionJob, TranscriptionJob]:
+                with Client(config.base_url, caller.key) as api:
+                    ids = [t.id for t in api.iter_transcripts(project, page_size=1)]
+                    started = api.start_transcription(project, f"{CLIP}-2")
+                    return ids, started, api.wait_for_transcription(project, started.id,
+                                                                    poll_s=0.05, timeout_s=100)
+
+            ids, started, finished = await asyncio.to_thread(sync_calls)
+            assert ids == [CLIP, f"{CLIP}-2", f"{CLIP}-3"]
+            assert finished.id == started.id and finished.finished
+        finally:
+            await person.close()
+
+
+def test_waiting_for_a_transcription_asks_until_it_is_finished_or_gives_up() -> None:
+    asked: list[str] = []
+    states = ["queued", "running", "done"]
+
+    def server(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.raw_path.decode())
+        status = states[min(len(asked), len(states)) - 1]
+        return httpx.Response(200, json={
+            "id": "j1", "clip_id": "c1", "language": None, "status": status,
+            "progress": 1.0 if status == "done" else 0.0, "error": None,
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            "transcript_url": "/api/v1/projects/p/transcripts/c1" if status == "done" else None})
+
+    with Client("http://api.test", "k", transport=httpx.MockTransport(server)) as api:
+        done = api.wait_for_transcription("p/1", "j1", poll_s=0.001, timeout_s=600)
+        assert done.status == "done" and done.transcript_url and len(asked) == 3
+        assert set(asked) == {"/api/v1/projects/p%2F1/transcription-jobs/j1"}
+        asked.clear()
+        states[:] = ["running"]
+        with pytest.raises(TimeoutError, match="still running"):
+            api.wait_for_transcription("p/1", "j1", poll_s=0.001, timeout_s=0)
+        assert len(asked) == 1
 
 
 @pytest.mark.asyncio

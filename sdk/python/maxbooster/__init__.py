@@ -4,8 +4,9 @@
 retry policy (:class:`Retries`: 429 and 5xx answers and connection errors, waiting what
 ``Retry-After`` says) and send an ``Idempotency-Key`` with every POST, so a retried
 create never creates twice. Lists come back as :class:`Page` s; the ``iter_*`` methods
-(projects, releases, deliveries, royalty statements, beats, orders, licences) walk every
-page.
+(projects, releases, deliveries, royalty statements, beats, orders, licences, a
+project's transcripts and transcription jobs) walk every page;
+``wait_for_transcription`` follows a job until it is finished.
 """
 
 from .client import AsyncClient, Client
@@ -23,10 +24,15 @@ from .models import (
     RoyaltyStatement,
     Tier,
     Track,
+    Transcript,
+    TranscriptionJob,
+    TranscriptSummary,
     UsageReport,
+    Word,
 )
 from .retries import Retries
 
 __all__ = ["ApiError", "AsyncClient", "Beat", "Client", "DayUsage", "KeyUsage", "Licence",
            "Order", "Page", "Project", "Release", "ReleaseDelivery", "Retries",
-           "RoyaltyStatement", "Tier", "Track", "UsageReport"]
+           "RoyaltyStatement", "Tier", "Track", "Transcript", "TranscriptSummary",
+           "TranscriptionJob", "UsageReport", "Word"]

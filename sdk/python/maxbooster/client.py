@@ -35,6 +35,9 @@ from .models import (
     ReleaseDelivery,
     RoyaltyStatement,
     Track,
+    Transcript,
+    TranscriptionJob,
+    TranscriptSummary,
     UsageReport,
 )
 from .plans import Call, Plans
@@ -45,7 +48,8 @@ USER_AGENT = "maxbooster-python/0.1.0"
 
 #: Transport errors raised before the request could reach the server.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
+NOT_FINISHED = ("transcription job {job_id!r} of project {project_id!r} is still {status} "
+                "after {waited:.0f} s; wait longer (timeout_s) or look again later")
 
 
 def _finish(call: Call[T], response: httpx.Response) -> T:
@@ -241,6 +245,61 @@ class Client:
         """Every licence bought."""
         return self.walk(lambda c: Plans.list_licences(limit=page_size, cursor=c))
 
+    def list_transcripts(self, project_id: str, limit: int = 50,
+                         cursor: str | None = None) -> Page[TranscriptSummary]:
+        """One page of a project's transcripts (one per transcribed clip, by clip id),
+        without their words."""
+        return self.send(Plans.list_transcripts(project_id, limit, cursor))
+
+    def iter_transcripts(self, project_id: str, page_size: int = 200
+                         ) -> Iterator[TranscriptSummary]:
+        """Every transcript of a project, by clip id."""
+        return self.walk(lambda c: Plans.list_transcripts(project_id, limit=page_size,
+                                                          cursor=c))
+
+    def get_transcript(self, project_id: str, clip_id: str) -> Transcript:
+        """A clip's transcript with every word and its timing (404 until one is made)."""
+        return self.send(Plans.get_transcript(project_id, clip_id))
+
+    def list_transcription_jobs(self, project_id: str, limit: int = 50,
+                                cursor: str | None = None,
+                                status: str | None = None) -> Page[TranscriptionJob]:
+        """One page of a project's transcription jobs, oldest first (filter ``status``)."""
+        return self.send(Plans.list_transcription_jobs(project_id, limit, cursor, status))
+
+    def iter_transcription_jobs(self, project_id: str, status: str | None = None,
+                                page_size: int = 200) -> Iterator[TranscriptionJob]:
+        """Every transcription job of a project, oldest first."""
+        return self.walk(lambda c: Plans.list_transcription_jobs(
+            project_id, limit=page_size, cursor=c, status=status))
+
+    def get_transcription_job(self, project_id: str, job_id: str) -> TranscriptionJob:
+        """One transcription job's state and progress."""
+        return self.send(Plans.get_transcription_job(project_id, job_id))
+
+    def start_transcription(self, project_id: str, clip_id: str, language: str | None = None,
+                            idempotency_key: str | None = None) -> TranscriptionJob:
+        """Queue the transcription of a clip (needs ``project.edit`` and the editor role) in
+        ``language`` (a code, alias or English name; None: detect it); retried safely under
+        ``idempotency_key`` (a fresh one if None)."""
+        return self.send(Plans.start_transcription(project_id, clip_id, language,
+                                                   idempotency_key))
+
+    def wait_for_transcription(self, project_id: str, job_id: str, *, poll_s: float = 1.0,
+                               timeout_s: float = 600.0) -> TranscriptionJob:
+        """The job once it is finished (done, failed or cancelled), asked every ``poll_s``
+        seconds; :class:`TimeoutError` if it is not after ``timeout_s``."""
+        started = time.monotonic()
+        while True:
+            job = self.get_transcription_job(project_id, job_id)
+            waited = time.monotonic() - started
+            if job.finished:
+                return job
+            if waited >= timeout_s:
+                raise TimeoutError(NOT_FINISHED.format(job_id=job_id, project_id=project_id,
+                                                       status=job.status, waited=waited))
+            time.sleep(min(poll_s, max(timeout_s - waited, 0.0)))
+
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
@@ -432,6 +491,61 @@ class AsyncClient:
     def iter_licences(self, page_size: int = 200) -> AsyncIterator[Licence]:
         """Every licence bought."""
         return self.walk(lambda c: Plans.list_licences(limit=page_size, cursor=c))
+
+    async def list_transcripts(self, project_id: str, limit: int = 50,
+                         cursor: str | None = None) -> Page[TranscriptSummary]:
+        """One page of a project's transcripts (one per transcribed clip, by clip id),
+        without their words."""
+        return await self.send(Plans.list_transcripts(project_id, limit, cursor))
+
+    def iter_transcripts(self, project_id: str, page_size: int = 200
+                         ) -> AsyncIterator[TranscriptSummary]:
+        """Every transcript of a project, by clip id."""
+        return self.walk(lambda c: Plans.list_transcripts(project_id, limit=page_size,
+                                                          cursor=c))
+
+    async def get_transcript(self, project_id: str, clip_id: str) -> Transcript:
+        """A clip's transcript with every word and its timing (404 until one is made)."""
+        return await self.send(Plans.get_transcript(project_id, clip_id))
+
+    async def list_transcription_jobs(self, project_id: str, limit: int = 50,
+                                cursor: str | None = None,
+                                status: str | None = None) -> Page[TranscriptionJob]:
+        """One page of a project's transcription jobs, oldest first (filter ``status``)."""
+        return await self.send(Plans.list_transcription_jobs(project_id, limit, cursor, status))
+
+    def iter_transcription_jobs(self, project_id: str, status: str | None = None,
+                                page_size: int = 200) -> AsyncIterator[TranscriptionJob]:
+        """Every transcription job of a project, oldest first."""
+        return self.walk(lambda c: Plans.list_transcription_jobs(
+            project_id, limit=page_size, cursor=c, status=status))
+
+    async def get_transcription_job(self, project_id: str, job_id: str) -> TranscriptionJob:
+        """One transcription job's state and progress."""
+        return await self.send(Plans.get_transcription_job(project_id, job_id))
+
+    async def start_transcription(self, project_id: str, clip_id: str, language: str | None = None,
+                            idempotency_key: str | None = None) -> TranscriptionJob:
+        """Queue the transcription of a clip (needs ``project.edit`` and the editor role) in
+        ``language`` (a code, alias or English name; None: detect it); retried safely under
+        ``idempotency_key`` (a fresh one if None)."""
+        return await self.send(Plans.start_transcription(project_id, clip_id, language,
+                                                         idempotency_key))
+
+    async def wait_for_transcription(self, project_id: str, job_id: str, *, poll_s: float = 1.0,
+                               timeout_s: float = 600.0) -> TranscriptionJob:
+        """The job once it is finished (done, failed or cancelled), asked every ``poll_s``
+        seconds; :class:`TimeoutError` if it is not after ``timeout_s``."""
+        started = time.monotonic()
+        while True:
+            job = await self.get_transcription_job(project_id, job_id)
+            waited = time.monotonic() - started
+            if job.finished:
+                return job
+            if waited >= timeout_s:
+                raise TimeoutError(NOT_FINISHED.format(job_id=job_id, project_id=project_id,
+                                                       status=job.status, waited=waited))
+            await asyncio.sleep(min(poll_s, max(timeout_s - waited, 0.0)))
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -234,3 +234,73 @@ class Licence:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
         return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word of a transcript and its span in seconds from the clip's start."""
+
+    text: str
+    start_s: float
+    end_s: float
+    probability: float
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
+class TranscriptSummary:
+    """A clip's transcript without its words (``id`` is the clip's id)."""
+
+    id: str
+    language: str
+    model: str
+    duration_s: float
+    word_count: int
+    text: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
+class Transcript(TranscriptSummary):
+    """A clip's transcript with every word and its timing."""
+
+    words: list[Word]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**{**_known(cls, data), "words": [Word.from_json(w) for w in data["words"]]})
+
+
+#: The states after which a transcription job changes no more.
+FINISHED = frozenset({"done", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class TranscriptionJob:
+    """A transcription job (``status``: queued, running, done, failed or cancelled;
+    ``progress`` 0 to 1; ``transcript_url`` once done)."""
+
+    id: str
+    clip_id: str | None
+    language: str | None
+    status: str
+    progress: float
+    error: str | None
+    created_at: str
+    updated_at: str
+    transcript_url: str | None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job will change no more (done, failed or cancelled)."""
+        return self.status in FINISHED
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**_known(cls, data))

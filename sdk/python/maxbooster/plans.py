@@ -24,6 +24,9 @@ from .models import (
     ReleaseDelivery,
     RoyaltyStatement,
     Track,
+    Transcript,
+    TranscriptionJob,
+    TranscriptSummary,
     UsageReport,
 )
 
@@ -68,6 +71,16 @@ def _id_path(collection: str, item_id: str) -> str:
 def _track_path(project_id: str, track_id: str | None = None) -> str:
     tracks = f"{_project_path(project_id)}/tracks"
     return tracks if track_id is None else f"{tracks}/{quote(track_id, safe='')}"
+
+
+def _transcripts_path(project_id: str, clip_id: str | None = None) -> str:
+    found = f"{_project_path(project_id)}/transcripts"
+    return found if clip_id is None else f"{found}/{quote(clip_id, safe='')}"
+
+
+def _jobs_path(project_id: str, job_id: str | None = None) -> str:
+    jobs = f"{_project_path(project_id)}/transcription-jobs"
+    return jobs if job_id is None else f"{jobs}/{quote(job_id, safe='')}"
 
 
 def _list(path: str, item: Callable[[Any], T], limit: int, cursor: str | None,
@@ -197,3 +210,29 @@ class Plans:
     @staticmethod
     def get_licence(licence_id: str) -> Call[Licence]:
         return Call("GET", _id_path("licences", licence_id), Licence.from_json)
+
+    @staticmethod
+    def list_transcripts(project_id: str, limit: int = 50, cursor: str | None = None
+                         ) -> Call[Page[TranscriptSummary]]:
+        return _list(_transcripts_path(project_id), TranscriptSummary.from_json, limit, cursor)
+
+    @staticmethod
+    def get_transcript(project_id: str, clip_id: str) -> Call[Transcript]:
+        return Call("GET", _transcripts_path(project_id, clip_id), Transcript.from_json)
+
+    @staticmethod
+    def list_transcription_jobs(project_id: str, limit: int = 50, cursor: str | None = None,
+                                status: str | None = None) -> Call[Page[TranscriptionJob]]:
+        return _list(_jobs_path(project_id), TranscriptionJob.from_json, limit, cursor,
+                     status=status)
+
+    @staticmethod
+    def get_transcription_job(project_id: str, job_id: str) -> Call[TranscriptionJob]:
+        return Call("GET", _jobs_path(project_id, job_id), TranscriptionJob.from_json)
+
+    @staticmethod
+    def start_transcription(project_id: str, clip_id: str, language: str | None = None,
+                            idempotency_key: str | None = None) -> Call[TranscriptionJob]:
+        return Call("POST", _jobs_path(project_id), TranscriptionJob.from_json,
+                    json=_clean({"clip_id": clip_id, "language": language}),
+                    headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
