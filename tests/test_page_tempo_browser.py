@@ -1,6 +1,6 @@
 """Tempo and meter changes edited on the page's ruler (web/src/time_changes.js), written to
-the document's ``tempos`` and ``meters`` roots, and a clip's warp markers dragged
-(web/src/warp_markers.js), in headless Chromium."""
+the document's ``tempos`` and ``meters`` roots, and a clip's warp markers added, dragged,
+nudged and removed (web/src/warp_markers.js, web/src/clip_time.js), in headless Chromium."""
 
 from __future__ import annotations
 
@@ -190,15 +190,80 @@ def test_warp_markers_are_dragged_on_a_clip(warped: Studio) -> None:
     handles = page.locator(".clip[data-clip=w1] .warp-marker")
     handles.nth(1).wait_for()
     assert handles.count() == 2
-    _drag_marker(page, 1, 50)  # source 1 s now plays at 1.5 s: the first second slows down
-    warp = wait_for(lambda: (w := warped.document()["clips"]["w1"]["warp"])[1][1] != RATE and w)
+    # A marker stops where its segment would stretch past the engine's 0.25 ... 4: dragged
+    # far towards its neighbour, the source's first second plays in a quarter second.
+    _drag_marker(page, 1, -300)
+    assert wait_for(lambda: (w := warped.document()["clips"]["w1"]["warp"])[1][1] < RATE
+                    and w) == [[0, 0], [RATE, RATE // 4]]
+    # Dragged on to 1.5 s: source 1 s plays there, the first second slows down.
+    _drag_marker(page, 1, 125)
+    warp = wait_for(lambda: (w := warped.document()["clips"]["w1"]["warp"])[1][1] > RATE and w)
     assert warp[0] == [0, 0] and warp[1][0] == RATE
     assert warp[1][1] == pytest.approx(1.5 * RATE, abs=2 * 480)
     assert warped.document()["clips"]["w1"]["position"] == 0  # the clip itself stays
-    # A marker stops one frame short of its neighbour: the markers keep increasing.
-    _drag_marker(page, 0, 400)
-    wait_for(lambda: warped.document()["clips"]["w1"]["warp"][0][1] != 0)
-    first, second = warped.document()["clips"]["w1"]["warp"]
-    assert first[1] == second[1] - 1
     page.wait_for_selector(".clip[data-clip=w1].stretched")
     assert log.errors() == []
+
+
+def _warp(studio: Studio) -> list[list[int]] | None:
+    return studio.document()["clips"]["w1"].get("warp")
+
+
+def _strip_point(page: Any, seconds: float) -> tuple[float, float]:
+    """A point on clip w1's warp strip (its top band) at ``seconds`` on the timeline."""
+    box = page.locator(".clip[data-clip=w1]").bounding_box()
+    return box["x"] + seconds * page.evaluate("window.daw.timeline.zoom"), box["y"] + 6
+
+
+def test_warp_markers_are_added_and_removed_and_a_peer_sees_them(warped: Studio) -> None:
+    page, log = open_page(warped.browser, warped.url())
+    other, other_log = open_page(warped.browser, warped.url())
+    page.evaluate("window.daw.timeline.setZoom(100)")  # 100 px a second: 480 frames a px
+    handles = page.locator(".clip[data-clip=w1] .warp-marker")
+    seen = other.locator(".clip[data-clip=w1] .warp-marker")
+    handles.nth(1).wait_for()
+
+    # A double-click on the warp strip adds a marker pinning the source frame that plays
+    # there now: source and timeline frame equal (the clip plays as recorded), so nothing
+    # moves; the other page shows it.
+    page.mouse.dblclick(*_strip_point(page, 0.5))
+    warp = wait_for(lambda: len(w := _warp(warped)) == 3 and w)
+    assert warp[0] == [0, 0] and warp[2] == [RATE, RATE]
+    assert warp[1][0] == warp[1][1] and abs(warp[1][1] - RATE // 2) <= 480
+    seen.nth(2).wait_for()
+
+    # Keyboard: the new marker focused, ← nudges it 10 ms earlier, Delete removes it
+    # (not the clip, and the playhead stays).
+    assert handles.nth(1).get_attribute("aria-label") == "Warp marker 2"
+    handles.nth(1).focus()
+    page.keyboard.press("ArrowLeft")
+    wait_for(lambda: _warp(warped)[1][1] == warp[1][1] - 480)
+    assert _warp(warped)[1][0] == warp[1][0]
+    page.keyboard.press("Delete")
+    wait_for(lambda: len(_warp(warped)) == 2)
+    assert _warp(warped) == [[0, 0], [RATE, RATE]]
+    assert "w1" in warped.document()["clips"]
+    wait_for(lambda: seen.count() == 2)
+
+    # Right-click removes one, Alt-click the last: the clip's `warp` key goes.
+    handles.nth(1).click(button="right")
+    wait_for(lambda: _warp(warped) == [[0, 0]])
+    handles.nth(0).click(modifiers=["Alt"])
+    wait_for(lambda: _warp(warped) is None)
+    wait_for(lambda: seen.count() == 0)
+
+    # The Stretch & pitch panel adds one at the playhead, and clears them.
+    page.mouse.click(*_strip_point(page, 0.2))  # select the clip
+    page.locator(".clip-warp-add").wait_for()
+    page.evaluate(f"window.daw.transport.seek({5 * RATE // 4})")
+    page.click(".clip-warp-add")
+    assert wait_for(lambda: _warp(warped)) == [[5 * RATE // 4, 5 * RATE // 4]]
+    seen.nth(0).wait_for()
+    # Again at the same place: refused with a message, the document keeps the one.
+    page.click(".clip-warp-add")
+    page.wait_for_selector(".toast.error.show")
+    assert "already there" in page.locator(".toast").inner_text()
+    assert len(_warp(warped)) == 1
+    page.click(".clip-warp-clear")
+    wait_for(lambda: _warp(warped) is None)
+    assert log.errors() == [] and other_log.errors() == []

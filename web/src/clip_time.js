@@ -1,12 +1,16 @@
-// The selected clip's time: stretch, pitch, tempo following and crossfade. Each change is
-// one document write; the server renders the stretch (Rubber Band) as a job, and while it
-// runs the clip is silent in the live mix and drawn "rendering" (dawserver/stretch_renders.py).
+// The selected clip's time: stretch, pitch, tempo following, crossfade and warp markers
+// (one added at the playhead, or all cleared: the keyboard's way to what the timeline's
+// warp strip does). Each change is one document write; the server renders the stretch
+// (Rubber Band) as a job, and while it runs the clip is silent in the live mix and drawn
+// "rendering" (dawserver/stretch_renders.py). A clip plays warp markers or follows the
+// tempo, not both (dsp_core/session.py): each switch waits for the other to be off.
 import { h } from './dom.js'
 import { STRETCH_RANGE } from './project.js'
+import { withMarkerAt } from './warp_map.js'
 
 export class ClipTimePanel {
-  constructor ({ project, editable }) {
-    Object.assign(this, { project, editable })
+  constructor ({ project, editable, playhead = () => 0, notify = () => {} }) {
+    Object.assign(this, { project, editable, playhead, notify })
     this.clipId = null
     this.signature = ''
     this.body = h('div', { class: 'clip-time-body' })
@@ -38,17 +42,37 @@ export class ClipTimePanel {
       h('input', { type: 'number', class: `clip-${key} edit`, value, disabled: !this.editable, ...attrs,
         onchange: (e) => { const v = parse(e.target.value); if (Number.isFinite(v)) set({ [key]: v }) } }))
     const following = Boolean(clip.follow_tempo)
+    const markers = Array.isArray(clip.warp) ? clip.warp.length : 0
     const status = job && job.status === 'running'
       ? `rendering… ${Math.round((job.progress || 0) * 100)}%`
       : job && job.status === 'failed' ? `failed: ${job.error}` : ''
     this.body.replaceChildren(
       number('Stretch ×', 'stretch', clip.stretch ?? 1, { min: STRETCH_RANGE[0], max: STRETCH_RANGE[1], step: 0.01, disabled: !this.editable || following }),
       number('Pitch (semitones)', 'semitones', clip.semitones ?? 0, { min: -24, max: 24, step: 1 }),
-      h('label', {}, h('input', { type: 'checkbox', class: 'clip-follow edit', checked: following,
-        disabled: !this.editable || !(clip.source_bpm > 0),
-        onchange: (e) => set({ follow_tempo: e.target.checked }) }), ' Follow tempo'),
+      h('label', { title: markers ? 'A clip plays its warp markers or follows the tempo, not both: clear its markers first' : null },
+        h('input', { type: 'checkbox', class: 'clip-follow edit', checked: following,
+          disabled: !this.editable || !(clip.source_bpm > 0) || (markers > 0 && !following),
+          onchange: (e) => set({ follow_tempo: e.target.checked }) }), ' Follow tempo'),
       number('Source BPM', 'source_bpm', clip.source_bpm ?? 0, { min: 0, max: 999, step: 0.1 }),
       number('Crossfade (frames, 0 = overlap)', 'crossfade', clip.crossfade ?? 0, { min: 0, step: 1 }, (v) => Math.max(0, Math.round(Number(v)))),
+      h('p', { class: 'clip-warp' }, `Warp markers: ${markers} `,
+        h('button', { class: 'clip-warp-add edit', disabled: !this.editable || following,
+          title: 'Add a warp marker where the playhead crosses this clip (nothing moves until it is dragged)',
+          onclick: () => this.addMarker(clip.id) }, '+ at playhead'),
+        ' ',
+        h('button', { class: 'clip-warp-clear edit', disabled: !this.editable || !markers,
+          title: 'Remove every warp marker of this clip', onclick: () => this.project.setWarp(clip.id, []) }, 'Clear')),
       h('p', { class: 'clip-time-status hint' }, status))
+  }
+
+  /** Add a warp marker to clip `clipId` at the playhead (a message says why not). */
+  addMarker (clipId) {
+    const clip = this.project.clip(clipId)
+    if (!clip || !this.editable) return
+    try {
+      this.project.setWarp(clipId, withMarkerAt(clip, this.playhead()).warp)
+    } catch (err) {
+      this.notify(`Warp: ${err.message}`, true)
+    }
   }
 }

@@ -151,7 +151,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     project, editable, user: claims.user, selectedTrack: () => view.track,
     playhead: () => transport.playhead(), onSeek: (frame) => transport.seek(frame)
   })
-  const clipTime = new ClipTimePanel({ project, editable })
+  const clipTime = new ClipTimePanel({ project, editable, notify, playhead: () => transport.playhead() })
   const samples = new SampleBrowser({ project, editable, token, notify, timeline,
     selectedTrack: () => view.track, playhead: () => transport.playhead() })
   samples.bindDrops(timeline.el)

@@ -150,11 +150,15 @@ export class Project {
     })
   }
 
-  /** Set a clip's warp markers: [[source frame, timeline frame], ...], increasing in both. */
+  /** Set a clip's warp markers: [[source frame, timeline frame], ...], increasing in both
+   * (web/src/warp_map.js checks them); none: the key goes, as collab/time_fields.py writes. */
   setWarp (clipId, warp) {
     const map = this.roots.clips.get(clipId)
     if (!map) return
-    map.set('warp', warp.map(([source, at]) => [Math.round(source), Math.round(at)]))
+    this.doc.transact(() => {
+      if (warp.length) map.set('warp', warp.map(([source, at]) => [Math.round(source), Math.round(at)]))
+      else if (map.has('warp')) map.delete('warp')
+    })
   }
 
   /** Tracks as plain objects in display order. */

@@ -15,7 +15,7 @@ import { TrackHeader } from './tracks.js'
 import { drawWaveform } from './peaks.js'
 import { markTouched } from './presence.js'
 import { bindRulerEdits, timeChangeFlags } from './time_changes.js'
-import { drawWarpMarkers, pressWarpMarker } from './warp_markers.js'
+import { bindWarpMarkers, drawWarpMarkers, pressWarpMarker } from './warp_markers.js'
 
 export const HEADER_WIDTH = 290
 export const ROW_HEIGHT = 68 // px per track row, border included (--row-height)
@@ -70,6 +70,7 @@ export class Timeline {
       this.setZoom(this.zoom * (e.deltaY < 0 ? 1.2 : 1 / 1.2), e.clientX)
     }, { passive: false })
     this.rowsEl.addEventListener('pointerdown', (e) => this._pressClip(e))
+    bindWarpMarkers(this, this.rowsEl) // add, nudge and remove warp markers (web/src/warp_markers.js)
     this.el.addEventListener('scroll', () => {
       this.scroll = { top: this.el.scrollTop, left: this.el.scrollLeft }
       this._reconcile()
@@ -441,6 +442,7 @@ export class Timeline {
 
   _clipElement (clipId) {
     CLIP = CLIP || h('div', { class: 'clip' }, h('canvas', { class: 'wave' }), h('span', { class: 'clip-name' }),
+      h('span', { class: 'warp-strip', title: 'Warp strip: double-click to add a warp marker here' }),
       h('span', { class: 'trim trim-left', title: 'Trim the start' }),
       h('span', { class: 'trim trim-right', title: 'Trim the end' }))
     const el = CLIP.cloneNode(true) // pointer events: one listener on the rows (constructor)

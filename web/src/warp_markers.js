@@ -1,8 +1,14 @@
-// A clip's warp markers on the timeline: handles at their timeline frame inside the clip,
-// dragged sideways to move where that source frame plays (the clip's `warp`, pairs of
-// [source frame, timeline frame], kept increasing in both: a handle stops one frame short
-// of its neighbours). The engine re-renders the clip (dawserver/stretch_renders.py).
+// A clip's warp markers on the timeline: handles at their timeline frame inside the clip
+// (the clip's `warp`, pairs of [source frame, timeline frame]). Double-click the clip's
+// warp strip (its top band) to add one where the source plays now (nothing moves until it
+// is dragged); drag a handle sideways, or focus it and press ←/→ (Shift: further), to
+// move where its source frame plays; Delete/Backspace on a focused handle, Alt-click or
+// right-click removes it. Every edit keeps the markers playable (web/src/warp_map.js) and
+// is one document write; the engine re-renders the clip (dawserver/stretch_renders.py).
 import { h } from './dom.js'
+import { markerRange, withMarkerAt, withoutMarker } from './warp_map.js'
+
+const NUDGE_SECONDS = 0.01 // an arrow key moves a focused handle this far (Shift: ×10)
 
 /** Draw the warp handles of `clip` in its element `el` (none without markers). */
 export function drawWarpMarkers (timeline, el, clip) {
@@ -10,34 +16,115 @@ export function drawWarpMarkers (timeline, el, clip) {
   const key = `${JSON.stringify(warp)}|${clip.position}|${timeline.zoom}`
   if (el.dataset.warpKey === key) return
   el.dataset.warpKey = key
+  const focused = document.activeElement?.closest?.('.warp-marker')
+  const refocus = focused && el.contains(focused) ? Number(focused.dataset.index) : null
   el.querySelectorAll('.warp-marker').forEach((m) => m.remove())
-  warp.forEach(([source, at], index) => {
-    el.append(h('span', {
-      class: 'warp-marker',
-      dataset: { index: String(index) },
-      title: `Warp marker: source ${(source / timeline.sampleRate).toFixed(3)} s plays here; drag to move`,
-      style: `left:${timeline.framesToPx(at - clip.position)}px`
-    }))
+  const seconds = (frames) => (frames / timeline.sampleRate).toFixed(3)
+  const handles = warp.map(([source, at], index) => h('span', {
+    class: 'warp-marker',
+    role: 'slider',
+    tabindex: '0',
+    dataset: { index: String(index) },
+    'aria-label': `Warp marker ${index + 1}`,
+    'aria-valuenow': seconds(at),
+    'aria-valuetext': `source ${seconds(source)} s plays at ${seconds(at)} s`,
+    title: `Warp marker ${index + 1}: source ${seconds(source)} s plays at ${seconds(at)} s; ` +
+      'drag or ←/→ to move, Delete, Alt-click or right-click to remove',
+    style: `left:${timeline.framesToPx(at - clip.position)}px`
+  }))
+  el.append(...handles)
+  if (refocus !== null && handles.length) handles[Math.min(refocus, handles.length - 1)].focus()
+}
+
+/** Write `warp` for `clipId` (refused markers: a message instead). */
+function write (timeline, clipId, make) {
+  if (!timeline.editable) return
+  const clip = timeline.project.clip(clipId)
+  if (!clip) return
+  try {
+    timeline.project.setWarp(clipId, make(clip))
+  } catch (err) {
+    timeline.onRefuse(err.message)
+  }
+}
+
+/** Add a marker to `clipId` at timeline frame `at` (see warp_map.js `withMarkerAt`). */
+export function addWarpMarker (timeline, clipId, at) {
+  write(timeline, clipId, (clip) => withMarkerAt(clip, at).warp)
+}
+
+/** Remove marker `index` of `clipId`. */
+export function removeWarpMarker (timeline, clipId, index) {
+  write(timeline, clipId, (clip) => withoutMarker(clip, index))
+}
+
+/** Move marker `index` of `clipId` to timeline frame `at`, as far as it may go. */
+function moveWarpMarker (timeline, clipId, index, at) {
+  write(timeline, clipId, (clip) => {
+    const warp = clip.warp.map((m) => [...m])
+    const [low, high] = markerRange(warp, index, clip.position)
+    if (low > high) throw new Error('this warp marker cannot move: its neighbours hold it')
+    warp[index][1] = Math.round(Math.min(high, Math.max(low, at)))
+    return warp
   })
 }
 
-/** A press on a warp handle: drag it (true when the press was on one). */
+/** Listen on the timeline's rows: double-click on a warp strip, keys on a handle, right-click. */
+export function bindWarpMarkers (timeline, rows) {
+  rows.addEventListener('dblclick', (event) => {
+    const strip = event.target.closest?.('.warp-strip')
+    const el = strip?.closest('.clip')
+    if (!el || !timeline.editable) return
+    event.preventDefault()
+    const x = event.clientX - el.getBoundingClientRect().left
+    addWarpMarker(timeline, el.dataset.clip, Number(el.dataset.position) + timeline.pxToFrames(x))
+  })
+  rows.addEventListener('contextmenu', (event) => {
+    const handle = event.target.closest?.('.warp-marker')
+    if (!handle) return
+    event.preventDefault()
+    removeWarpMarker(timeline, handle.closest('.clip').dataset.clip, Number(handle.dataset.index))
+  })
+  rows.addEventListener('keydown', (event) => {
+    const handle = event.target.closest?.('.warp-marker')
+    if (!handle) return
+    const clipId = handle.closest('.clip').dataset.clip
+    const index = Number(handle.dataset.index)
+    if (event.key === 'Delete' || event.key === 'Backspace') {
+      removeWarpMarker(timeline, clipId, index)
+    } else if (event.key === 'ArrowLeft' || event.key === 'ArrowRight') {
+      const clip = timeline.project.clip(clipId)
+      const step = (event.shiftKey ? 10 : 1) * NUDGE_SECONDS * timeline.sampleRate
+      if (clip?.warp?.[index]) moveWarpMarker(timeline, clipId, index, clip.warp[index][1] + (event.key === 'ArrowLeft' ? -step : step))
+    } else {
+      return // other keys (Space, zoom...) do what they do elsewhere
+    }
+    event.preventDefault()
+    event.stopPropagation() // not the page's keys: Delete removes a clip, ←/→ move the playhead
+  })
+}
+
+/** A press on a warp handle: drag it, or with Alt remove it (true when the press was on one). */
 export function pressWarpMarker (timeline, event, clipId, el) {
   const handle = event.target.closest?.('.warp-marker')
   if (!handle) return false
   event.stopPropagation()
   if (event.button !== 0 || !timeline.editable) return true
-  const clip = timeline.project.clip(clipId)
   const index = Number(handle.dataset.index)
+  if (event.altKey) {
+    removeWarpMarker(timeline, clipId, index)
+    return true
+  }
+  const clip = timeline.project.clip(clipId)
   const warp = (clip?.warp || []).map((m) => [...m])
   if (!warp[index]) return true
-  const low = index > 0 ? warp[index - 1][1] + 1 : -Infinity
-  const high = index + 1 < warp.length ? warp[index + 1][1] - 1 : Infinity
+  const [low, high] = markerRange(warp, index, clip.position)
   const x0 = event.clientX
   const start = warp[index][1]
   let at = start
   const move = (e) => {
-    at = Math.round(Math.min(high, Math.max(low, 0, start + timeline.pxToFrames(e.clientX - x0))))
+    if (low > high) return
+    at = Math.round(Math.min(high, Math.max(low, start + timeline.pxToFrames(e.clientX - x0))))
     handle.style.left = `${timeline.framesToPx(at - clip.position)}px`
     handle.classList.add('dragging')
   }
