@@ -1,8 +1,19 @@
-"""``dawserver render``: bounce a project file to an audio file."""
+"""``dawserver render``: bounce a project file to an audio file.
+
+Stretched clips (stretch, pitch, warp markers, ``follow_tempo``) play the same Rubber
+Band renders the server's live mix plays (:mod:`dawserver.clip_renders`), made before the
+mix with a progress bar. With ``--assets`` the renders of asset sources are kept as
+derived audio in that directory, under the server's keys: a render the server kept is
+reused, and one made here is reused by the server. The renders this command keeps count
+as used by one project, :data:`RENDER_PROJECT`, holding what the last render played.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from tqdm import tqdm
@@ -12,7 +23,15 @@ from dsp_core import BACKENDS, DspError, Engine
 from dsp_core.audio_io import BIT_DEPTHS, EXPORT_RATES
 from dsp_core.bounce import bounce
 from dsp_core.project import check_sources, load_project
+from dsp_core.session import Session
 from dsp_core.sources import local_resolver, resolve_session
+
+if TYPE_CHECKING:  # imported when a project has stretched clips
+    from dawserver.asset_store import AssetStore
+    from dawserver.clip_renders import PreparedRenders
+
+#: The project the derived audio kept by ``dawserver render --assets`` counts as used by.
+RENDER_PROJECT = "dawserver-render"
 
 
 @click.command()
@@ -48,9 +67,10 @@ def render(project: Path, output: Path, sample_rate: int | None, bit_depth: str,
         session, refused = resolve_session(session, local_resolver(assets))
         if refused:
             raise CliError("cannot render: " + "; ".join(map(str, refused)))
-        check_sources(session)
-        engine = Engine(session, sample_rate=rate, block_size=block_size, backend=backend,
-                        threads=threads)
+        check_sources(_unstretched(session))  # stretched clips are checked as rendered
+        with _stretch_renders(session, rate, assets, progress):
+            engine = Engine(session, sample_rate=rate, block_size=block_size,
+                            backend=backend, threads=threads)
         total = engine.length + int(round(tail * rate))
         with tqdm(total=total, unit="frame", unit_scale=True, disable=not progress,
                   desc="render", leave=False) as bar:
@@ -66,3 +86,55 @@ def render(project: Path, output: Path, sample_rate: int | None, bit_depth: str,
         f"{stats.realtime_factor:.1f}x real time ({engine.backend_name} backend), "
         f"peak {stats.peak:.3f}"
     )
+
+
+def _unstretched(session: Session) -> Session:
+    """``session`` without its stretched clips (their length is the render's, not the
+    source's)."""
+    return replace(session, tracks=[
+        replace(track, clips=[clip for clip in track.clips if not clip.is_stretched])
+        for track in session.tracks])
+
+
+def _stretch_renders(session: Session, rate: int, assets: Path | None,
+                     progress: bool) -> PreparedRenders:
+    """Every stretched clip's render, held while the engine is built (a progress bar per
+    clip); kept in ``assets`` as derived audio when given."""
+    from dawserver import clip_renders
+
+    clips = clip_renders.stretched_clips(session)
+    if not clips:
+        return clip_renders.PreparedRenders()
+
+    async def run() -> PreparedRenders:
+        store = None if assets is None else _derived_store(assets)
+        with tqdm(total=len(clips), unit="clip", disable=not progress, desc="stretch",
+                  leave=False) as bar:
+            prepared = await clip_renders.prepare(
+                session, rate, store=store, project_id=RENDER_PROJECT,
+                progress=lambda done, _total: bar.update(done - bar.n))
+        if store is not None:
+            await _prune(store, prepared)
+        return prepared
+
+    return asyncio.run(run())
+
+
+def _derived_store(assets: Path) -> AssetStore:
+    """The asset store of ``assets`` (a server's DATA_DIR/assets) for derived audio."""
+    from dawserver.asset_store import AssetStore
+
+    if not assets.is_dir():
+        raise CliError(f"--assets {assets}: no such directory")
+    return AssetStore(assets)
+
+
+async def _prune(store: AssetStore, prepared: PreparedRenders) -> None:
+    """Keep only what this render played as :data:`RENDER_PROJECT`'s derived audio."""
+    from dawserver import derived_audio
+
+    try:
+        await derived_audio.prune(store, RENDER_PROJECT,
+                                  {render.derived for render in prepared.renders})
+    except OSError as exc:  # the render still counts
+        click.echo(f"warning: old derived renders not pruned: {exc}", err=True)
