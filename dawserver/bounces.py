@@ -22,8 +22,11 @@ stops at the next block when cancelled, leaving no file.  When one finishes,
 the plug-ins hear of it through the ``project_rendered`` hook, for the
 project's account (e.g. the distribution module records the render for a
 release); a render whose worker died before recording it is rendered, and
-announced, again.  The job states map to the API's: ``queued`` and
-``retrying`` are ``queued``, ``running`` is ``rendering``, ``dead`` is
+announced, again.  A stretched clip (stretch, pitch, warp markers, ``follow_tempo``)
+plays the live mix's render of it: reused from memory or the project's derived audio,
+else rendered first and kept there (:mod:`dawserver.clip_renders`); the first
+:data:`STRETCH_SHARE` of the progress covers those renders.  The job states map to
+the API's: ``queued`` and ``retrying`` are ``queued``, ``running`` is ``rendering``, ``dead`` is
 ``failed``; ``done`` and ``cancelled`` keep their names.
 """
 
@@ -64,7 +67,8 @@ from jobs import (
     UnknownJob,
 )
 
-from . import plugins
+from . import clip_renders, plugins
+from .asset_store import AssetStore
 from .assets import assets_of
 from .authorization import project_account
 from .clip_sources import playable_session
@@ -104,6 +108,8 @@ PREFIX = "bounces"
 SETTINGS = QueueSettings(max_attempts=3, backoff_base=5.0, backoff_cap=120.0, lease_s=60.0,
                          concurrency=1)
 FIGURES = ("frames", "seconds", "realtime_factor", "peak", "clipped")
+#: The part of a bounce's progress its stretched clips' renders cover (when it has some).
+STRETCH_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -166,9 +172,21 @@ class BounceRenderer:
         except StorageUnavailable as exc:
             raise Retry(str(exc)) from None
         session = await asyncio.to_thread(read_update, update)  # big documents: off the loop
-        session = await self._playable(request.project_id, session)
+        store = await assets_of(self.app, request.project_id)
+        session = await self._playable(store, request.project_id, session)
+        share = STRETCH_SHARE if clip_renders.stretched_clips(session) else 0.0
+
+        def stretched(done: int, total: int) -> None:
+            ctx.check()  # cancelled between two clips' renders
+            ctx.progress(share * done / total)
+
         try:
-            stats = await ctx.run_in_thread(self._render, ctx, request, session, output)
+            prepared = await clip_renders.prepare(session, request.sample_rate, store=store,
+                                                  project_id=request.project_id,
+                                                  progress=stretched)
+            with prepared:  # held until the engine has them
+                stats = await ctx.run_in_thread(self._render, ctx, request, session, output,
+                                                share)
             if objects.redirects:  # the object store keeps it; this copy is for the hooks
                 await objects.put_file(f"{PREFIX}/{request.output}", output,
                                        content_type=FORMATS[request.format])
@@ -205,11 +223,11 @@ class BounceRenderer:
             await objects.delete(snapshot_key)
         return {"output": request.output, **figures}
 
-    async def _playable(self, project_id: str, session: Session) -> Session:
+    @staticmethod
+    async def _playable(store: AssetStore, project_id: str, session: Session) -> Session:
         """The session with its sources as local files of the project's own assets (fetched
         into the cache on object storage); :class:`Permanent` naming every clip that
         names anything else (another project's asset, a server path): nothing is read."""
-        store = await assets_of(self.app, project_id)
         try:
             playable, refused = await playable_session(store, project_id, session)
         except StorageUnavailable as exc:
@@ -219,11 +237,12 @@ class BounceRenderer:
         return playable
 
     @staticmethod
-    def _render(ctx: JobContext, request: BounceRequest, session: Session, output: Path
-                ) -> BounceStats:
+    def _render(ctx: JobContext, request: BounceRequest, session: Session, output: Path,
+                share: float = 0.0) -> BounceStats:
+        """Render ``session``; its progress fills what ``share`` (the renders') left."""
         def progress(done: int, total: int) -> None:
             ctx.check()  # a cancelled render stops here; the writer drops its partial file
-            ctx.progress(done / total if total else 1.0)
+            ctx.progress(share + (1.0 - share) * (done / total if total else 1.0))
 
         output.parent.mkdir(parents=True, exist_ok=True)
         if request.format == "adm":
