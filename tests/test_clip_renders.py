@@ -13,9 +13,11 @@ from stretch_helpers import RubberBandRuns, needs_rubberband, restart
 import dsp_core.stretch as stretch_module
 from dawserver import clip_renders, derived_audio
 from dawserver.asset_store import AssetStore
+from dsp_core.engine import Engine
 from dsp_core.errors import AudioFileError
 from dsp_core.session import Clip, Session, Track
 from dsp_core.stretch import StretchError, StretchSpec
+from dsp_core.tempo import TempoChange, TempoMap
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 RATE = 48000
@@ -68,6 +70,27 @@ async def test_a_render_is_kept_and_a_restart_reuses_it_without_rubber_band(
         assert kept.found == "derived" and rubberband_runs.count == 1
         np.testing.assert_array_equal(kept.audio, render.audio)
     assert await derived_audio.used_by(store, "p2") == [render.derived]
+
+
+@needs_rubberband
+@pytest.mark.parametrize("time_keys,length", [
+    ({"stretch": 0.75}, RATE * 3 // 4),
+    ({"semitones": -5.0}, RATE),
+    ({"warp": [(0, 0), (RATE // 2, RATE), (RATE, RATE * 5 // 4)]}, RATE * 5 // 4),
+    ({"follow_tempo": True, "source_bpm": 100.0}, RATE * 5 // 6),
+])
+async def test_the_engine_plays_the_prepared_renders_without_rendering_again(
+        time_keys: dict, length: int, fresh_stretch_cache,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clip = Clip(ASSET, 0, length, id="c1", **time_keys)
+    project = Session(name="s", tracks=[Track("t0", clips=[clip])],
+                      tempo=TempoMap([TempoChange(0, 120, "a"), TempoChange(1, 90, "b")]))
+    with await clip_renders.prepare(project, RATE, load=DictLoader(SOURCES)) as prepared:
+        [render] = prepared.renders
+        monkeypatch.setattr(stretch_module.shutil, "which", lambda name: None)
+        # a miss would need Rubber Band, which is gone: the engine uses the same key
+        out = Engine(project, loader=DictLoader(SOURCES)).render(0, length)
+    assert np.abs(out).max() > 0.05 and render.audio.shape[1] >= length
 
 
 @needs_rubberband
