@@ -27,6 +27,14 @@ fee** (:mod:`.fees`) is taken per line, on the line's amount as a single checkou
 would, for the lines put in the cart by a buyer the marketplace's discovery sent
 (``mkt_cart_items.source``); the lines' fees summed are the session's
 ``application_fee_amount`` and its metadata's ``discovery_fee``.
+
+**A cart holding a split beat** (one with collaborator splits, :mod:`.splits`) is paid
+by a *separate charge* on the platform's own Stripe account instead: the session is made
+without ``Stripe-Account``, its PaymentIntent's ``transfer_group`` is the cart id (each
+order keeps it, ``mkt_orders.transfer_group``), and no application fee is asked (the
+platform keeps each line's discovery fee, ``mkt_orders.platform_fee``, by transferring
+the rest); after the payment every line's payees are paid by transfers
+(:mod:`.split_sales`), the seller alone for a line without a split.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from business.marketplace.coupons import cart_amounts
 from business.marketplace.errors import NotForSale, PaymentError
 from business.marketplace.fees import discovery_fee
 from business.marketplace.models import FAILED, ON_SALE, OPEN, Order
+from business.marketplace.split_sales import has_split
 from business.marketplace.store import new_id
 from business.marketplace.stripe_gateway import idempotency_key
 
@@ -79,10 +88,10 @@ async def _open_cart_checkouts(db: Any, checkout: Checkout, buyer: str, seller: 
                                now: float) -> dict[str, list[Any]]:
     """The buyer's open, unexpired cart checkouts in the store: their orders by cart id."""
     rows = await db.fetch(
-        "SELECT cart_id, beat_id, tier, amount, currency, session_id, expires_at, order_id "
-        "FROM mkt_orders WHERE account_id = ? AND buyer_account = ? AND status = ? AND "
-        "cart_id IS NOT NULL AND COALESCE(expires_at, created_at + ?) > ? ORDER BY created_at, "
-        "order_id", seller, buyer, OPEN, float(checkout.expiry_s), now)
+        "SELECT cart_id, beat_id, tier, amount, currency, session_id, expires_at, order_id, "
+        "transfer_group FROM mkt_orders WHERE account_id = ? AND buyer_account = ? AND "
+        "status = ? AND cart_id IS NOT NULL AND COALESCE(expires_at, created_at + ?) > ? "
+        "ORDER BY created_at, order_id", seller, buyer, OPEN, float(checkout.expiry_s), now)
     found: dict[str, list[Any]] = {}
     for row in rows:
         found.setdefault(row["cart_id"], []).append(row)
@@ -106,8 +115,8 @@ async def _open_again(checkout: Checkout, gateway: Any, buyer: str, seller: str,
         if not session_id:
             raise NotForSale("a checkout of this cart is being opened: try again in a "
                              "moment")
-        session = await gateway.retrieve_checkout_session(session_id,
-                                                                   account=stripe_account)
+        session = await gateway.retrieve_checkout_session(
+            session_id, account=None if rows[0]["transfer_group"] else stripe_account)
         if getattr(session, "status", "open") != "open":
             raise NotForSale("this cart's checkout is being completed: wait for its "
                              "payment to arrive")
@@ -154,13 +163,17 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
                          "smallest charge: add a beat")
     expires = int(now) + checkout.expiry_s
     cart_id = new_id("cart")
+    db = store.db
+    # a split beat's line is paid on the platform's account, then transferred
+    group = cart_id if await has_split(db, seller, [line.beat.beat_id
+                                                    for line in cart.lines]) else None
     orders = [Order(seller, new_id("ord"), line.beat.beat_id, line.tier.tier, buyer,
                     line.amount, line.tier.currency, line.tier.exclusive, OPEN,
                     stripe_account, None, None,
                     f"cart {cart_id}" + (f"; free with {cart.deal.to_json()['label']}"
-                                         if line.free and cart.deal else ""), now)
+                                         if line.free and cart.deal else ""), now,
+                    transfer_group=group)
               for line in cart.lines]
-    db = store.db
     again = await _open_again(checkout, checkout.gateway, buyer, seller, cart, amounts,
                               stripe_account, now)
     if again is not None:
@@ -205,7 +218,7 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
         orders = [dataclasses.replace(order, note=f"{order.note}; discovery fee {fee}")
                   if fee else order for order, fee in zip(orders, fees, strict=True)]
         amounts = [order.amount for order in orders]
-        for order, line in zip(orders, cart.lines, strict=True):
+        for order, line, fee in zip(orders, cart.lines, fees, strict=True):
             title = line.beat.title
             if line.tier.exclusive:
                 if not await store.reserve(tx, seller, order.beat_id, order.order_id, now,
@@ -224,14 +237,17 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
                                      "the rest")
             await store.insert_order(tx, order)
             await store.set_order(tx, seller, order.order_id, expires_at=float(expires),
-                                  cart_id=cart_id,
+                                  cart_id=cart_id, platform_fee=fee,
                                   **({"coupon": used_code} if order.order_id == carrier
                                      else {}))
     meta = {"cart_id": cart_id, "seller": seller, "buyer": buyer}
     intent_data: dict[str, Any] = {"metadata": meta}
+    if group:  # a separate charge: the platform keeps its fee by transferring the rest
+        intent_data["transfer_group"] = group
     if sum(fees):
         meta["discovery_fee"] = str(sum(fees))
-        intent_data["application_fee_amount"] = sum(fees)
+        if not group:
+            intent_data["application_fee_amount"] = sum(fees)
     try:
         session = await checkout.gateway.create_checkout_session(
             idempotency_key=idempotency_key("cart-checkout", cart_id), mode="payment",
@@ -244,7 +260,7 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
             cancel_url=(cancel_url or checkout.cancel_url or None), customer_email=email,
             metadata=meta, client_reference_id=cart_id,
             payment_intent_data=intent_data, expires_at=expires,
-            account=stripe_account, consent_collection=CONSENT)
+            account=None if group else stripe_account, consent_collection=CONSENT)
     except PaymentError:
         async with db.transaction() as tx:
             for order in orders:

@@ -10,6 +10,12 @@ becomes ``refunding`` and the ``marketplace.refund`` job refunds its amount alon
 line has nothing to refund and is closed as refunded). ``charge.refunded`` of a cart's
 charge reads the charge's refunds from Stripe and books each one naming an order of the
 cart (key ``refund:<order_id>``), revoking that line's licence only.
+
+A cart paid by a **separate charge** on the platform's account (it holds a split beat:
+its orders carry a ``transfer_group``) books the sale to ``platform:clearing`` and, in
+the same transaction, queues each paid line's transfers to its payees; a refund of a
+line books it to ``platform:clearing`` and queues the reversal of that line's transfers
+in proportion (:mod:`.split_sales`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from business.marketplace import bookings, customers
+from business.marketplace import bookings, customers, split_sales
 from business.marketplace.models import EXPIRED, FAILED, OPEN, PAID, REFUNDED, REFUNDING, Order
 from business.marketplace.schemas import SaleEvent
 from business.marketplace.store import ORDER_COLUMNS, order_from
@@ -70,7 +76,8 @@ class CartEvents:
         if await self.store.event_outcome(seller, event.id):
             return Outcome.DUPLICATE
         session = event.object
-        fee, txn = await self.f._fee(orders[0], session)
+        fee, txn, charge = await self.f.payment(orders[0], session)
+        separate = self.f.split_sales if orders[0].transfer_group else None
         amount = int(session.get("amount_total") or 0)
         currency = str(session.get("currency") or orders[0].currency)
         intent = session.get("payment_intent")
@@ -86,10 +93,20 @@ class CartEvents:
             # the lines' discovery fees, summed (.cart_checkout): the platform's; Stripe's
             # balance transaction counts it in its fee, as for a single order
             platform_fee = min(int(meta.get("discovery_fee") or 0), amount)
-            await self.f.ledger.record(tx, seller, bookings.sale(
-                f"sale:cart:{cart_id}", currency, gross=amount,
-                stripe_fee=max(0, fee - platform_fee), platform_fee=platform_fee,
-                stripe_txn=txn))
+            if separate is not None:
+                # on the platform's account: Stripe's fee is its own (no application
+                # fee); the platform keeps its fee and transfers the rest
+                await self.f.ledger.record(tx, seller, bookings.sale(
+                    f"sale:cart:{cart_id}", currency, gross=amount,
+                    stripe_fee=min(fee, amount - platform_fee), platform_fee=platform_fee,
+                    stripe_txn=txn, mirror=bookings.CLEARING))
+                nets = split_sales.line_nets(orders, await separate.fees(tx, seller, cart_id),
+                                             fee)
+            else:
+                await self.f.ledger.record(tx, seller, bookings.sale(
+                    f"sale:cart:{cart_id}", currency, gross=amount,
+                    stripe_fee=max(0, fee - platform_fee), platform_fee=platform_fee,
+                    stripe_txn=txn))
             expected = sum(o.amount for o in orders)
             mismatch = amount != expected or currency != orders[0].currency
             if mismatch:
@@ -110,6 +127,10 @@ class CartEvents:
                     note = ("the beat was sold with exclusive rights before this payment "
                             "arrived: this line is refunded")
                 line = Order(**{**order.__dict__, "payment_intent": intent})
+                if separate is not None:  # its payees' transfers, or none to make
+                    await separate.queue_payment(
+                        tx, line, net=nets[order.order_id] if sold and not mismatch else 0,
+                        charge=charge, currency=currency, now=now)
                 if not sold:
                     if order.amount > 0:
                         await self.store.set_order(tx, seller, order.order_id,
@@ -161,7 +182,8 @@ class CartEvents:
         if not any(o.status in (PAID, REFUNDING, REFUNDED) for o in orders):
             raise _Retry(f"cart {meta['cart_id']!r} is not paid yet")
         refunds = await self.f.gateway.list_refunds(payment_intent=str(intent),
-                                                    account=orders[0].stripe_account)
+                                                    account=orders[0].charged_on)
+        separate = self.f.split_sales if orders[0].transfer_group else None
         now = time.time()
         async with self.store.db.transaction() as tx:
             if not await self.store.record_event(tx, seller, event.id, event.type,
@@ -174,9 +196,13 @@ class CartEvents:
                         logger.warning("refund %s of cart %s names no order of it: not "
                                        "booked", refund.get("id"), meta["cart_id"])
                     continue
-                await self.f.ledger.record(tx, seller, bookings.refund(
+                posted = await self.f.ledger.record(tx, seller, bookings.refund(
                     f"refund:{order.order_id}", str(refund["currency"]),
-                    amount=int(refund["amount"]), imposed=True))
+                    amount=int(refund["amount"]), imposed=True,
+                    mirror=bookings.SELLER if separate is None else bookings.CLEARING))
+                if separate is not None and not posted.duplicate:
+                    await separate.queue_reversal(tx, order, refund_id=str(refund["id"]),
+                                                  amount=int(refund["amount"]))
                 await self.store.set_order(tx, seller, order.order_id, status=REFUNDED,
                                            refunded_at=now, expect=(PAID, REFUNDING))
                 await self.store.revoke_licence(tx, seller, order.order_id)

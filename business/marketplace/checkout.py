@@ -27,6 +27,7 @@ from business.marketplace.coupons import Coupons
 from business.marketplace.errors import NotForSale, NotFoundHere, PaymentError
 from business.marketplace.fees import check_fee_bp, discovery_fee
 from business.marketplace.models import EXPIRED, FAILED, ON_SALE, OPEN, Order
+from business.marketplace.split_sales import has_split
 from business.marketplace.store import MarketStore, new_id
 from business.marketplace.stripe_gateway import StripeGateway, idempotency_key
 
@@ -98,6 +99,12 @@ class Checkout:
         if not stripe_account:
             raise NotForSale("the seller has not connected a Stripe account yet, so the beat "
                              "cannot be paid for: ask them to finish onboarding")
+        if await has_split(self.store.db, seller, [beat_id]):
+            # a direct charge would leave the collaborators unpaid: the cart's checkout
+            # pays them (.split_sales)
+            raise NotForSale(f"beat {beat_id!r} is shared with collaborators and is sold "
+                             f"through the cart: PUT /api/marketplace/carts/{seller}/items/"
+                             f"{beat_id}, then POST /api/marketplace/carts/{seller}/checkout")
         now = time.time()
         expires = int(now) + self.expiry_s
         order = Order(seller, new_id("ord"), beat_id, tier.tier, buyer, tier.price,

@@ -52,6 +52,7 @@ from business.marketplace.models import (
 from business.marketplace.money_events import TYPES as MONEY_TYPES
 from business.marketplace.money_events import MoneyEvents
 from business.marketplace.schemas import SaleEvent
+from business.marketplace.split_sales import SplitSales
 from business.marketplace.store import MarketStore, new_id
 from business.marketplace.stripe_gateway import StripeGateway, idempotency_key
 from business.marketplace.webhooks import Outcome, StripeEvent, verify
@@ -70,14 +71,15 @@ SALE_EVENT = "marketplace.sale"
 
 
 def _from_sellers_account(event: StripeEvent, order: Order) -> bool:
-    """Whether ``event`` came from the connected account the order was charged through
-    (metadata alone names the order: another account's event carrying copied metadata
-    must not fulfil or refund it)."""
-    if event.account == order.stripe_account:
+    """Whether ``event`` came from the Stripe account the order was charged through (the
+    seller's connected account, or the platform's own for a separate charge: no
+    ``account``). Metadata alone names the order: another account's event carrying
+    copied metadata must not fulfil or refund it."""
+    if (event.account or None) == order.charged_on:
         return True
     logger.warning("Stripe event %s (%s) came from account %r, but order %s was charged "
                    "through %r: ignored", event.id, event.type, event.account, order.order_id,
-                   order.stripe_account)
+                   order.charged_on)
     return False
 
 
@@ -111,6 +113,8 @@ class Fulfilment:
         self.gateway = gateway
         self.secrets = secrets
         self.enqueue_refund = enqueue_refund
+        #: the transfers of split lines paid by a separate charge (:mod:`.split_sales`)
+        self.split_sales: SplitSales | None = None
 
     async def receive(self, payload: bytes, signature: str | None) -> Outcome:
         """Verify and handle one delivery; its outcome (``http_status`` answers Stripe).
@@ -155,16 +159,25 @@ class Fulfilment:
 
     async def _fee(self, order: Order, session: dict[str, Any]) -> tuple[int, str | None]:
         """Stripe's fee on the payment and its balance transaction's id."""
+        fee, txn, _ = await self.payment(order, session)
+        return fee, txn
+
+    async def payment(self, order: Order, session: dict[str, Any]
+                      ) -> tuple[int, str | None, str | None]:
+        """Stripe's fee on a session's payment, its balance transaction's id and the
+        charge's id (the ``source_transaction`` of a split sale's transfers)."""
         if self.gateway is None or not session.get("payment_intent"):
-            return 0, None
+            return 0, None, None
         intent = await self.gateway.retrieve_payment_intent(
             str(session["payment_intent"]), expand=["latest_charge.balance_transaction"],
-            account=order.stripe_account)
+            account=order.charged_on)
         charge = intent.to_dict().get("latest_charge") or {}
-        txn = charge.get("balance_transaction") if isinstance(charge, dict) else None
+        if not isinstance(charge, dict):
+            return 0, None, None
+        txn = charge.get("balance_transaction")
         if not isinstance(txn, dict):
-            return 0, None
-        return int(txn.get("fee") or 0), str(txn.get("id"))
+            return 0, None, charge.get("id")
+        return int(txn.get("fee") or 0), str(txn.get("id")), charge.get("id")
 
     async def _paid(self, event: StripeEvent, meta: dict[str, str]) -> Outcome:
         session = event.object
@@ -307,7 +320,7 @@ class Fulfilment:
             payment_intent=order.payment_intent, reason="requested_by_customer",
             amount=order.amount if cart_id else None,
             metadata={"order_id": order_id, "seller": seller},
-            account=order.stripe_account)
+            account=order.charged_on)
         return {"order_id": order_id, "refund": str(found.id)}
 
     async def request_refund(self, seller: str, order_id: str) -> Order:

@@ -126,6 +126,17 @@ class Order:
     created_at: float
     paid_at: float | None = None
     refunded_at: float | None = None
+    #: Set when the order was paid by a separate charge on the platform's Stripe account
+    #: (a cart holding a split beat, :mod:`.split_sales`): the charge's transfer group,
+    #: which the transfers to the line's payees carry. None: a direct charge on the
+    #: seller's connected account.
+    transfer_group: str | None = None
+
+    @property
+    def charged_on(self) -> str | None:
+        """The Stripe account the payment sits on: the seller's connected account, or
+        None (the platform's own) for a separate charge."""
+        return None if self.transfer_group else self.stripe_account
 
     def to_json(self) -> dict[str, Any]:
         return {"seller": self.account_id, "order_id": self.order_id,

@@ -24,6 +24,8 @@ from business.marketplace.schemas import (
     PreviewPayload,
     RefundPayload,
     SaleEvent,
+    SplitReversalPayload,
+    SplitTransfersPayload,
 )
 from business.marketplace.services import (
     PLUGIN_NAME,
@@ -33,9 +35,13 @@ from business.marketplace.services import (
     run_gateway,
     run_preview,
     run_refund,
+    run_split_reversal,
+    run_split_transfers,
     services,
     start_services,
 )
+from business.marketplace.split_sales import PAY_JOB as SPLIT_PAY_JOB
+from business.marketplace.split_sales import REVERSAL_JOB as SPLIT_REVERSAL_JOB
 from business.marketplace.storefront_cart import routes as cart_routes
 from business.marketplace.storefront_routes import ROUTES as STORE_ROUTES
 from business.marketplace.storefront_routes import host_page as store_host_page
@@ -120,7 +126,17 @@ def jobs() -> list[Job]:
             Job(PREVIEW_JOB, PreviewPayload, run_preview,
                 "render one beat's streaming preview with the seller's voice tag (MP3)",
                 QueueSettings(max_attempts=5, backoff_base=10.0, backoff_cap=600.0,
-                              lease_s=300.0, concurrency=1))]
+                              lease_s=300.0, concurrency=1)),
+            # Each transfer and reversal has its own idempotency key: an attempt after a
+            # crash pays or takes back nothing twice.
+            Job(SPLIT_PAY_JOB, SplitTransfersPayload, run_split_transfers,
+                "pay a split cart line's collaborators by Stripe transfers",
+                QueueSettings(max_attempts=12, backoff_base=1.0, backoff_cap=900.0,
+                              lease_s=60.0, concurrency=2)),
+            Job(SPLIT_REVERSAL_JOB, SplitReversalPayload, run_split_reversal,
+                "take a refunded part of a split cart line's transfers back",
+                QueueSettings(max_attempts=20, backoff_base=1.0, backoff_cap=900.0,
+                              lease_s=60.0, concurrency=2))]
 
 
 @hookimpl

@@ -396,3 +396,34 @@ class RefundPayload(Model):
 
     seller: str
     order_id: str
+
+
+class PayeeShare(Model):
+    """One payee of a split line: their account, connected Stripe account and share."""
+
+    collaborator: str
+    stripe_account: str
+    basis_points: int
+
+
+class SplitTransfersPayload(Model):
+    """The ``marketplace.split_transfers`` job: pay one line's payees their parts."""
+
+    seller: str
+    order_id: str
+    charge: str
+    amount: int
+    currency: str
+    transfer_group: str
+    shares: list[PayeeShare]
+
+
+class SplitReversalPayload(Model):
+    """The ``marketplace.split_reversal`` job: take ``taken/of`` of a line's transfers
+    back (a refund of ``taken`` out of the line's ``of``)."""
+
+    seller: str
+    order_id: str
+    taken: int
+    of: int
+    cause: str

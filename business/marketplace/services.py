@@ -57,7 +57,8 @@ from business.marketplace.payouts import Payouts
 from business.marketplace.preview_audio import AudioUnreadable
 from business.marketplace.previews import PREVIEW_JOB, Previews
 from business.marketplace.render_pool import RenderLimits, RenderPool
-from business.marketplace.splits import Splits
+from business.marketplace.split_sales import SplitSales, TransfersPending
+from business.marketplace.splits import Share, Splits
 from business.marketplace.store import MarketStore
 from business.marketplace.storefront import Storefronts, TxtLookup, dns_txt
 from business.marketplace.storefront_pages import sample_data
@@ -193,6 +194,14 @@ def build_services(context: PluginContext) -> Services:
     payouts = Payouts(db, ledger, gateway) if gateway is not None else None
     splits = Splits(db, ledger, gateway) if gateway is not None else None
     fulfilment.money = MoneyEvents(store, ledger, payouts, splits)
+
+    async def enqueue_job(tx: Any, name: str, payload: dict[str, Any], account_id: str,
+                          key: str) -> None:
+        await context.enqueue(name, payload, account_id=account_id, idempotency_key=key,
+                              tx=tx)
+
+    fulfilment.split_sales = (SplitSales(splits, enqueue_job) if splits is not None
+                              else None)
     memberships = Memberships(store, gateway, success_url=str(
         settings.get("membership_success_url") or settings.get("success_url") or
         _default_success(context)), grant=fulfilment.grant)
@@ -239,6 +248,35 @@ def start_services(context: PluginContext) -> Services:
 async def run_refund(context: PluginContext, payload: Any, job: JobContext) -> dict:
     """The ``marketplace.refund`` job: refund one order in full (same key each attempt)."""
     return await services(context).fulfilment.refund(payload.seller, payload.order_id)
+
+
+async def run_split_transfers(context: PluginContext, payload: Any, job: JobContext
+                              ) -> dict:
+    """The ``marketplace.split_transfers`` job: pay a split line's payees (a payee is
+    never paid twice, however often it runs)."""
+    sales = services(context).fulfilment.split_sales
+    if sales is None:
+        raise Permanent("payments are not configured on this server")
+    paid = await sales.pay(payload.seller, payload.order_id, charge=payload.charge,
+                           amount=payload.amount, currency=payload.currency,
+                           transfer_group=payload.transfer_group,
+                           shares=[Share(s.collaborator, s.stripe_account, s.basis_points)
+                                   for s in payload.shares])
+    return {"order_id": payload.order_id, "transfers": paid}
+
+
+async def run_split_reversal(context: PluginContext, payload: Any, job: JobContext) -> dict:
+    """The ``marketplace.split_reversal`` job: take a refunded part of a line's
+    transfers back, once its transfers are all made."""
+    sales = services(context).fulfilment.split_sales
+    if sales is None:
+        raise Permanent("payments are not configured on this server")
+    try:
+        done = await sales.reverse(payload.seller, payload.order_id, taken=payload.taken,
+                                   of=payload.of, cause=payload.cause)
+    except TransfersPending as exc:
+        raise Retry(str(exc), after=1.0) from None
+    return {"order_id": payload.order_id, "reversals": done}
 
 
 async def run_contract(context: PluginContext, payload: Any, job: JobContext) -> dict:

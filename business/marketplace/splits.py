@@ -57,16 +57,27 @@ def check_shares(shares: list[Share]) -> list[Share]:
     return shares
 
 
-def split_amount(amount: int, shares: list[Share]) -> list[int]:
-    """``amount`` minor units cut by ``shares`` (largest remainder, ties to the earlier
-    share): the parts always sum to ``amount``."""
-    exact = [amount * s.basis_points for s in shares]
-    parts = [e // WHOLE for e in exact]
+def apportion(amount: int, weights: list[int]) -> list[int]:
+    """``amount`` minor units cut in proportion to ``weights`` (non-negative, not all
+    zero; largest remainder, ties to the earlier weight): the parts always sum to
+    ``amount``."""
+    whole = sum(weights)
+    if whole <= 0 or min(weights) < 0:
+        raise ValueError(f"apportion needs non-negative weights summing above 0, not "
+                         f"{weights!r}")
+    exact = [amount * w for w in weights]
+    parts = [e // whole for e in exact]
     left = amount - sum(parts)
-    order = sorted(range(len(shares)), key=lambda i: (-(exact[i] % WHOLE), i))
+    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] % whole), i))
     for i in order[:left]:
         parts[i] += 1
     return parts
+
+
+def split_amount(amount: int, shares: list[Share]) -> list[int]:
+    """``amount`` minor units cut by ``shares`` (largest remainder, ties to the earlier
+    share): the parts always sum to ``amount``."""
+    return apportion(amount, [s.basis_points for s in shares])
 
 
 class Splits:
@@ -98,19 +109,28 @@ class Splits:
                 for r in rows]
 
     async def pay(self, seller: str, order_id: str, *, charge: str, amount: int,
-                  currency: str, shares: list[Share]) -> list[dict[str, Any]]:
+                  currency: str, shares: list[Share],
+                  transfer_group: str | None = None) -> list[dict[str, Any]]:
         """Transfer each share of ``amount`` (what the platform holds of the sale after
-        fees, booked to ``platform:clearing``). Idempotent per order and collaborator:
-        run again after a crash, it pays no share twice."""
+        fees, booked to ``platform:clearing``), grouped by ``transfer_group`` (the
+        charge's; default the order id). Idempotent per order and collaborator: run again
+        after a crash, it pays no share twice (a share already stored is not asked for
+        again; one Stripe made but we did not store is answered again by its key)."""
         check_shares(shares)
+        stored = {t["collaborator"]: t for t in await self.transfers(seller, order_id)}
         paid = []
         for share, part in zip(shares, split_amount(amount, shares), strict=True):
             if part <= 0:
                 continue
+            if share.collaborator in stored:
+                t = stored[share.collaborator]
+                paid.append({"transfer": t["transfer_id"], "collaborator": share.collaborator,
+                             "amount": int(t["amount"])})
+                continue
             transfer = await self.gateway.transfer(
                 idempotency_key=idempotency_key("split", seller, order_id, share.collaborator),
                 amount=part, currency=currency, destination=share.stripe_account,
-                transfer_group=order_id, source_transaction=charge,
+                transfer_group=transfer_group or order_id, source_transaction=charge,
                 metadata={"seller": seller, "order_id": order_id,
                           "collaborator": share.collaborator})
             tid = str(transfer.id)
@@ -121,9 +141,12 @@ class Splits:
                     "(?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, transfer_id) DO NOTHING",
                     seller, tid, order_id, share.collaborator, share.stripe_account, part,
                     currency)
-                await self.ledger.record(tx, seller, bookings.transfer_out(
-                    f"transfer-out:{tid}", currency, amount=part,
-                    stripe_txn=str(transfer.balance_transaction)))
+                # Stripe has made it: booked as the fact it is, even where a refund of
+                # another line of the charge took the clearing balance below zero first
+                await self.ledger.record(tx, seller, dataclasses.replace(
+                    bookings.transfer_out(f"transfer-out:{tid}", currency, amount=part,
+                                          stripe_txn=str(transfer.balance_transaction)),
+                    imposed=True))
                 await self.ledger.record(tx, share.collaborator, bookings.transfer_in(
                     f"transfer-in:{tid}", currency, amount=part))
             paid.append({"transfer": tid, "collaborator": share.collaborator, "amount": part})
@@ -154,9 +177,11 @@ class Splits:
                 metadata={"seller": seller, "order_id": order_id, "cause": cause})
             key = f"reversal:{reversal.id}"  # -out / -in: the seller may be a collaborator
             async with self.db.transaction() as tx:
-                posted = await self.ledger.record(tx, seller, bookings.transfer_reversed_out(
-                    f"{key}-out", t["currency"], amount=want))
-                # Stripe has taken it from the collaborator already: imposed
+                # Stripe has made the reversal: both sides are facts, imposed (a refund
+                # booked first may hold the clearing balance below zero until it lands)
+                posted = await self.ledger.record(tx, seller, dataclasses.replace(
+                    bookings.transfer_reversed_out(f"{key}-out", t["currency"], amount=want),
+                    imposed=True))
                 await self.ledger.record(tx, t["collaborator"], dataclasses.replace(
                     bookings.transfer_reversed_in(f"{key}-in", t["currency"], amount=want),
                     imposed=True))

@@ -27,7 +27,7 @@ Row = dict[str, Any]
 
 ORDER_COLUMNS = ("account_id, order_id, beat_id, tier, buyer_account, amount, currency, "
                  "exclusive, status, stripe_account, session_id, payment_intent, note, "
-                 "created_at, paid_at, refunded_at")
+                 "created_at, paid_at, refunded_at, transfer_group")
 LICENCE_COLUMNS = ("account_id, licence_id, order_id, beat_id, tier, buyer_account, title, "
                    "files, rights, exclusive_beat, downloads, download_limit, status, "
                    "granted_at")
@@ -61,7 +61,8 @@ def order_from(row: Row) -> Order:
                  row["buyer_account"], int(row["amount"]), row["currency"],
                  bool(row["exclusive"]), row["status"], row["stripe_account"],
                  row["session_id"], row["payment_intent"], row["note"],
-                 float(row["created_at"]), row["paid_at"], row["refunded_at"])
+                 float(row["created_at"]), row["paid_at"], row["refunded_at"],
+                 row["transfer_group"])
 
 
 def licence_from(row: Row) -> Licence:
@@ -219,11 +220,11 @@ class MarketStore:
     async def insert_order(self, tx: Any, order: Order) -> None:
         await tx.execute(
             f"INSERT INTO mkt_orders ({ORDER_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             order.account_id, order.order_id, order.beat_id, order.tier, order.buyer_account,
             order.amount, order.currency, int(order.exclusive), order.status,
             order.stripe_account, order.session_id, order.payment_intent, order.note,
-            order.created_at, order.paid_at, order.refunded_at)
+            order.created_at, order.paid_at, order.refunded_at, order.transfer_group)
 
     async def order(self, account_id: str, order_id: str, *, tx: Any = None) -> Order | None:
         row = await self._on(tx).fetchrow(

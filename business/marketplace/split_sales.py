@@ -1,0 +1,146 @@
+"""Split beats sold through a cart's checkout: the payees' transfers after the payment.
+
+A cart holding a beat with collaborator splits (:mod:`.splits`) is paid by a *separate
+charge* on the platform's Stripe account (:mod:`.cart_checkout`), its PaymentIntent's
+``transfer_group`` the cart id, each order carrying that group (``mkt_orders``). When the
+payment arrives (:mod:`.cart_fulfilment`, in the webhook's one transaction) the sale is
+booked to ``platform:clearing`` and, for each line paid, :meth:`SplitSales.queue_payment`
+queues the ``marketplace.split_transfers`` job with the line's net (its amount less its
+part of Stripe's fee, cut by amount across the lines, and less its discovery fee) and its
+payees: the beat's split as it is then, or the seller alone for a line without one. The
+job (:meth:`SplitSales.pay`) sends each payee's part by a Stripe transfer with
+``source_transaction`` (the charge) and ``transfer_group``, one idempotency key per order
+and payee, booked once per transfer; so a crash anywhere between the payment and the
+last transfer is finished by the job's next attempt, and no payee is paid twice.
+
+A refund of one line (``charge.refunded``) books the refund to ``platform:clearing`` and
+queues ``marketplace.split_reversal`` (:meth:`SplitSales.queue_reversal`), which takes back
+``refund / line amount`` of that line's transfers only, once the line's transfers are all
+made (it waits for ``mkt_orders.transferred_at``), keyed by the refund.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from business.marketplace.models import Order
+from business.marketplace.splits import Share, Splits, apportion
+
+#: The job that pays a split line's payees, and the one that takes back a refunded part.
+PAY_JOB = "marketplace.split_transfers"
+REVERSAL_JOB = "marketplace.split_reversal"
+
+#: ``await enqueue(tx, job, payload, account_id, idempotency_key)``: a job in ``tx``.
+Enqueue = Callable[[Any, str, dict[str, Any], str, str], Awaitable[Any]]
+
+
+class TransfersPending(Exception):
+    """A line's transfers are not all made yet: its reversal waits for them."""
+
+
+async def payees(db: Any, seller: str, beat_id: str, stripe_account: str) -> list[Share]:
+    """Who is paid for a line of ``beat_id``: its split, or the seller alone."""
+    rows = await db.fetch(
+        "SELECT collaborator, stripe_account, basis_points FROM mkt_splits WHERE "
+        "account_id = ? AND beat_id = ? ORDER BY collaborator", seller, beat_id)
+    return ([Share(r["collaborator"], r["stripe_account"], int(r["basis_points"]))
+             for r in rows] or [Share(seller, stripe_account, 10_000)])
+
+
+async def has_split(db: Any, seller: str, beat_ids: list[str]) -> bool:
+    """Whether any of ``beat_ids`` has collaborator splits."""
+    if not beat_ids:
+        return False
+    marks = ", ".join("?" for _ in beat_ids)
+    found = await db.fetchval(
+        f"SELECT COUNT(*) FROM mkt_splits WHERE account_id = ? AND beat_id IN ({marks})",
+        seller, *beat_ids)
+    return bool(found)
+
+
+def line_nets(orders: list[Order], fees: dict[str, int], stripe_fee: int) -> dict[str, int]:
+    """What the platform holds of each line of a separate charge: its amount less its
+    part of ``stripe_fee`` (cut by amount) and its discovery fee (``fees`` by order id)."""
+    if not orders:
+        return {}
+    weights = [o.amount for o in orders]
+    parts = apportion(stripe_fee, weights) if sum(weights) else [0] * len(orders)
+    return {o.order_id: max(0, o.amount - part - fees.get(o.order_id, 0))
+            for o, part in zip(orders, parts, strict=True)}
+
+
+class SplitSales:
+    """Queues and runs the transfers of split lines paid by a separate charge."""
+
+    def __init__(self, splits: Splits, enqueue: Enqueue) -> None:
+        self.splits = splits
+        self.db = splits.db
+        self.enqueue = enqueue
+
+    async def fees(self, tx: Any, seller: str, cart_id: str) -> dict[str, int]:
+        """Each line's discovery fee, by order id."""
+        rows = await tx.fetch("SELECT order_id, platform_fee FROM mkt_orders WHERE "
+                              "account_id = ? AND cart_id = ?", seller, cart_id)
+        return {r["order_id"]: int(r["platform_fee"] or 0) for r in rows}
+
+    async def queue_payment(self, tx: Any, order: Order, *, net: int, charge: str | None,
+                            currency: str, now: float) -> None:
+        """In the payment's transaction: queue the transfers of ``net`` to the line's
+        payees (a line with nothing to pay is marked done at once)."""
+        if net <= 0 or not charge:
+            await self.done(tx, order, now)
+            return
+        shares = await payees(tx, order.account_id, order.beat_id, order.stripe_account)
+        await self.enqueue(tx, PAY_JOB, {
+            "seller": order.account_id, "order_id": order.order_id, "charge": charge,
+            "amount": net, "currency": currency,
+            "transfer_group": order.transfer_group or order.order_id,
+            "shares": [{"collaborator": s.collaborator, "stripe_account": s.stripe_account,
+                        "basis_points": s.basis_points} for s in shares]},
+            order.account_id, f"split-transfers/{order.order_id}")
+
+    async def done(self, tx: Any, order: Order, now: float) -> None:
+        """Mark a line that has no transfers to make (refunded at once, free)."""
+        await tx.execute("UPDATE mkt_orders SET transferred_at = ? WHERE account_id = ? AND "
+                         "order_id = ? AND transferred_at IS NULL", now, order.account_id,
+                         order.order_id)
+
+    async def pay(self, seller: str, order_id: str, *, charge: str, amount: int,
+                  currency: str, transfer_group: str,
+                  shares: list[Share]) -> list[dict[str, Any]]:
+        """The ``marketplace.split_transfers`` job: every payee's part, once."""
+        paid = await self.splits.pay(seller, order_id, charge=charge, amount=amount,
+                                     currency=currency, shares=shares,
+                                     transfer_group=transfer_group)
+        async with self.db.transaction() as tx:
+            await tx.execute("UPDATE mkt_orders SET transferred_at = ? WHERE account_id = ? "
+                             "AND order_id = ? AND transferred_at IS NULL", time.time(),
+                             seller, order_id)
+        return paid
+
+    async def queue_reversal(self, tx: Any, order: Order, *, refund_id: str,
+                             amount: int) -> None:
+        """In a refund's transaction: queue taking ``amount / order.amount`` of the line's
+        transfers back (once per refund)."""
+        if amount <= 0 or order.amount <= 0:
+            return
+        await self.enqueue(tx, REVERSAL_JOB, {
+            "seller": order.account_id, "order_id": order.order_id,
+            "taken": min(amount, order.amount), "of": order.amount,
+            "cause": f"refund:{refund_id}"},
+            order.account_id, f"split-reversal/{refund_id}")
+
+    async def reverse(self, seller: str, order_id: str, *, taken: int, of: int,
+                      cause: str) -> list[dict[str, Any]]:
+        """The ``marketplace.split_reversal`` job; :class:`TransfersPending` while the
+        line's transfers are still being made."""
+        row = await self.db.fetchrow("SELECT transferred_at FROM mkt_orders WHERE "
+                                     "account_id = ? AND order_id = ?", seller, order_id)
+        if row is None:
+            return []
+        if row["transferred_at"] is None:
+            raise TransfersPending(f"order {order_id!r}'s transfers are still being made: "
+                                   "its refund's reversals wait for them")
+        return await self.splits.reverse(seller, order_id, taken=taken, of=of, cause=cause)

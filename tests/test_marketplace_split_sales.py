@@ -1,0 +1,198 @@
+"""Split beats sold through a cart's checkout (and refused on a single checkout, a direct
+charge that would leave the collaborators unpaid): the cart is paid by a separate charge on
+the platform's account, each line's payees are paid by transfers tied to the charge
+(``source_transaction``, ``transfer_group``, a key per transfer), the books match every
+Stripe balance, a refund of one line takes back only that line's transfers, and a crash
+between Stripe's transfer and our record of it is finished once by the job's retry."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from marketplace_helpers import (
+    Market,
+    db_url,  # noqa: F401 - the fixture
+    market,
+    market_services,
+    who,
+)
+
+from business.marketplace import bookings
+from business.marketplace.errors import StripeUnavailable
+from business.marketplace.fakes.stripe.state import PLATFORM
+from business.marketplace.splits import Share, apportion, split_amount
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(180)]
+M = "/api/marketplace"
+
+
+async def add(m: Market, buyer: str, beat: dict[str, Any], tier: str, source: str = ""
+              ) -> None:
+    status, cart = await m.call("PUT", f"{M}/carts/seller/items/{beat['beat_id']}",
+                                who(buyer), {"tier": tier, "utm_source": source})
+    assert status == 200, cart
+
+
+async def transfers_made(m: Market, cart_id: str, timeout: float = 30.0) -> None:
+    """Wait until every line of the cart has all its transfers made."""
+    db = market_services(m).store.db
+    async with asyncio.timeout(timeout):
+        while await db.fetchval("SELECT COUNT(*) FROM mkt_orders WHERE account_id = ? AND "
+                                "cart_id = ? AND transferred_at IS NULL", "seller", cart_id):
+            await asyncio.sleep(0.05)
+    await m.fake.webhooks.settled()
+
+
+async def books_match_stripe(m: Market, accounts: dict[str, str]) -> None:
+    """Each payee's ``seller:balance`` is their connected account's Stripe balance; the
+    platform's Stripe balance is the seller's clearing plus the platform's fees."""
+    ledger = market_services(m).ledger
+
+    def stripe(scope: str) -> int:
+        found = m.fake.balances(scope).get("usd", {})
+        return int(found.get("available", 0)) + int(found.get("pending", 0))
+
+    for name, account in accounts.items():
+        assert await ledger.balance(name, bookings.SELLER, "usd") == stripe(account), name
+        assert await ledger.audit(name) == [], name
+    assert (await ledger.balance("seller", bookings.CLEARING, "usd")
+            + await ledger.balance("seller", "platform:fees", "usd")) == stripe(PLATFORM)
+
+
+async def split_cart(m: Market) -> tuple[dict[str, str], list[dict[str, Any]], dict[str, Any]]:
+    """Three sellers onboarded; a cart of ``buyer`` holding a beat split three ways
+    (found by discovery: it carries the fee), one wholly ``amy``'s and one unsplit."""
+    accounts = {name: await m.seller(name) for name in ("seller", "amy", "ben")}
+    beats = [await m.beat("seller", title=f"Beat {n}") for n in range(3)]
+    splits = market_services(m).splits
+    await splits.save("seller", beats[0]["beat_id"], [
+        Share("seller", accounts["seller"], 5000), Share("amy", accounts["amy"], 3333),
+        Share("ben", accounts["ben"], 1667)])
+    await splits.save("seller", beats[1]["beat_id"], [Share("amy", accounts["amy"], 10_000)])
+    await add(m, "buyer", beats[0], "wav_lease", "marketplace")
+    await add(m, "buyer", beats[1], "mp3_lease")
+    await add(m, "buyer", beats[2], "mp3_lease")
+    status, started = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})
+    assert status == 201, started
+    return accounts, beats, started
+
+
+async def test_apportion_cuts_every_cent_by_weight() -> None:
+    assert apportion(10, [1, 1, 1]) == [4, 3, 3]
+    assert apportion(7, [0, 2999, 4999]) == [0, 3, 4]
+    for amount in (0, 1, 99, 12_345):
+        assert sum(apportion(amount, [4999, 2999, 0, 1])) == amount
+    with pytest.raises(ValueError, match="weights"):
+        apportion(5, [0, 0])
+
+
+async def test_a_cart_with_split_beats_pays_each_payee_by_transfer_and_refunds_one_line(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    async with market(tmp_path, db_url, discovery_fee_bp=1000) as m:
+        accounts, beats, started = await split_cart(m)
+        cart_id = started["cart_id"]
+        lines = {o["beat_id"]: o for o in started["orders"]}
+        session_id = started["checkout_url"].rsplit("/", 1)[1]
+        # a separate charge: on the platform's own account, grouped by the cart
+        assert m.fake.owner[session_id] == PLATFORM
+        intent_data = m.fake.objects[session_id]["payment_intent_data"]
+        assert intent_data["transfer_group"] == cart_id
+        assert not intent_data["application_fee_amount"]
+        fee = 500  # 10 % of the discovered 49.99 line, rounded half up
+        assert m.fake.objects[session_id]["metadata"]["discovery_fee"] == str(fee)
+
+        m.fake.webhooks.duplicate_next(5)  # every event of the payment sent twice
+        m.pay(started)
+        for order in started["orders"]:
+            await m.order("buyer", order["order_id"], "paid")
+        await transfers_made(m, cart_id)
+
+        [intent] = [i for i in m.fake.all_of("payment_intent")
+                    if (i.get("metadata") or {}).get("cart_id") == cart_id]
+        charge = m.fake.objects[intent["latest_charge"]]
+        stripe_fee = m.fake.objects[charge["balance_transaction"]]["fee"]
+        transfers = m.fake.all_of("transfer")
+        assert len(transfers) == 5  # three payees, amy alone, the seller alone
+        for t in transfers:
+            assert t["source_transaction"] == charge["id"]
+            assert t["transfer_group"] == cart_id
+        keys = [e["request"]["idempotency_key"] for e in m.fake.events_of("transfer.created")]
+        assert len(set(keys)) == 5 and all(keys)
+        assert sum(t["amount"] for t in transfers) == 4999 + 2999 + 2999 - stripe_fee - fee
+
+        # each line's net is cut among its own payees
+        by_line: dict[str, dict[str, int]] = {}
+        for t in transfers:
+            by_line.setdefault(t["metadata"]["order_id"], {})[
+                t["metadata"]["collaborator"]] = t["amount"]
+        stripe_parts = apportion(stripe_fee, [4999, 2999, 2999])
+        first = lines[beats[0]["beat_id"]]["order_id"]
+        net = 4999 - stripe_parts[0] - fee
+        assert by_line[first] == dict(zip(("seller", "amy", "ben"), split_amount(net, [
+            Share("seller", "", 5000), Share("amy", "", 3333), Share("ben", "", 1667)]),
+            strict=True))
+        assert list(by_line[lines[beats[1]["beat_id"]]["order_id"]]) == ["amy"]
+        assert list(by_line[lines[beats[2]["beat_id"]]["order_id"]]) == ["seller"]
+        ledger = market_services(m).ledger
+        assert await ledger.balance("seller", bookings.CLEARING, "usd") == 0
+        assert await ledger.balance("seller", "platform:fees", "usd") == fee
+        await books_match_stripe(m, accounts)
+
+        # the seller refunds the split line alone: its three transfers come back in
+        # full, the other lines' stay, the books still match every balance
+        status, body = await m.call("POST", f"{M}/sales/{first}/refund", who("seller"), {})
+        assert status == 202, body
+        await m.order("buyer", first, "refunded")
+        db = market_services(m).store.db
+        async with asyncio.timeout(30):
+            while sum(t["amount_reversed"] for t in m.fake.all_of("transfer")) < net:
+                await asyncio.sleep(0.05)
+        await m.fake.webhooks.settled()
+        for t in m.fake.all_of("transfer"):
+            mine = t["metadata"]["order_id"] == first
+            assert t["amount_reversed"] == (t["amount"] if mine else 0), t
+        stored = await db.fetch("SELECT order_id, amount, reversed FROM mkt_transfers WHERE "
+                                "account_id = ?", "seller")
+        assert {r["order_id"] for r in stored if r["reversed"]} == {first}
+        assert await ledger.balance("seller", "external:refunds", "usd") == 4999
+        await books_match_stripe(m, accounts)
+        status_of = {lic["beat_id"]: lic["status"] for lic in await m.library("buyer")}
+        assert status_of[beats[0]["beat_id"]] == "refunded"
+        assert status_of[beats[1]["beat_id"]] == status_of[beats[2]["beat_id"]] == "active"
+
+
+async def test_a_crash_after_stripe_made_a_transfer_is_finished_once_by_the_retry(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        gateway = market_services(m).gateway
+        real = gateway.transfer
+        lost: list[str] = []
+
+        async def answer_lost_once(**kwargs: Any) -> Any:
+            """Stripe makes the transfer; the answer never reaches us (a crash, a cut)."""
+            made = await real(**kwargs)
+            if not lost:
+                lost.append(str(made.id))
+                raise StripeUnavailable("the connection was cut after the request was sent")
+            return made
+
+        gateway.transfer = answer_lost_once
+        accounts, beats, started = await split_cart(m)
+        # a split beat bought alone would be a direct charge: sent to the cart instead
+        status, body = await m.checkout("buyer", "seller", beats[0]["beat_id"], "mp3_lease")
+        assert status == 409 and "sold through the cart" in str(body), body
+        m.pay(started)
+        await transfers_made(m, started["cart_id"])
+        assert lost, "the first transfer's answer was not lost"
+        transfers = m.fake.all_of("transfer")
+        assert len(transfers) == 5  # the retry asked with the same key: no second transfer
+        assert lost[0] in {t["id"] for t in transfers}
+        db = market_services(m).store.db
+        assert await db.fetchval("SELECT COUNT(*) FROM mkt_transfers WHERE account_id = ?",
+                                 "seller") == 5
+        postings = await market_services(m).ledger.postings("seller")
+        assert sum(p["kind"] == "transfer_out" for p in postings) == 5
+        await books_match_stripe(m, accounts)
