@@ -13,7 +13,7 @@ import strawberry
 from graphql import GraphQLError
 
 from transcription.errors import JobError
-from transcription.jobs import FINISHED
+from transcription.jobs import CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING
 from transcription.jobs import Job as CoreJob
 from transcription.transcript import Transcript as Spoken
 
@@ -29,7 +29,7 @@ from .limits import MAX_PAGE
 from .loaders import loaders_of
 
 #: A transcription job's states, as REST's ``status`` filter takes them.
-JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+JOB_STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
 NO_SCOPE = ("this API key lacks the scope {scope!r} that {field} needs (it holds: "
             "{scopes}); make a key with that scope")
 
@@ -140,7 +140,7 @@ class TranscriptionJob:
     @strawberry.field(description="The clip's transcript once the job is done (null before; "
                                   "the document's current one, text edits included).")
     async def transcript(self, info: strawberry.Info) -> Transcript | None:
-        if self.status != "done" or self.clip_id is None:
+        if self.status != DONE or self.clip_id is None:
             return None
         found = await loaders_of(info).transcripts.load(self.project_id)
         spoken = (found or {}).get(self.clip_id)
