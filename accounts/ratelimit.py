@@ -31,14 +31,25 @@ free key offered 300/s, worst second   100             114 to 160 [#]_
 The costs are alike, and only the moving window keeps every second within 5 % of the
 plan, so it is the default.  Over Redis the round trips dominate: ``limits`` takes two
 per request (one to count the hit, one to read the window for the headers), and one
-round trip of redis-py's asyncio client costs some 0.15 ms here.  So on Redis the
-moving window's hit is one Lua script of our own (:data:`HIT_AND_COUNT`) that does both
-in one round trip, on the very list ``limits`` keeps (same key, same entries), so
-``limits`` still clears, reads and, in process, counts; see ``benchmarks/bench_ratelimit.py``
-for its cost against a bare round trip.  What it costs instead
-is memory, up to ``limit`` timestamps per busy key (some 20 kB for a paid key in Redis),
-and the timestamps come from each server's clock, so servers sharing a Redis must keep
-their clocks in step (NTP); the sliding window counter runs on Redis's clock.
+round trip of redis-py's asyncio client costs some 0.1 ms here.  So on Redis the moving
+window's hit is one Lua script of our own (:data:`HIT_AND_COUNT`) that does both in one
+round trip, on the very list ``limits`` keeps (same key, same entries), so ``limits``
+still clears, reads and, in process, counts.  It is called by its SHA and answers one
+integer, which spares redis-py's ``Script`` wrapper and its parsing of an array (some
+40 us a hit together); ``benchmarks/bench_ratelimit.py`` measures it against a bare
+round trip and a bare HTTP handler.  What it costs instead is memory, up to ``limit``
+timestamps per busy key (some 20 kB for a paid key in Redis).
+
+Clocks
+------
+The script stamps each request with Redis's own clock (``TIME``, Redis 5 or later), not
+the server's, so servers sharing a Redis need not keep their clocks in step: a server
+whose clock is behind cannot make the others' requests look expired and let more
+through, and every server's ``Retry-After`` is counted from the same instant.  As every
+entry comes from one clock, the list is in time order, so the script drops the expired
+entries from its old end and counts what is left.  (In a Redis Cluster each key's clock
+is its node's.)  The sliding window counter runs on Redis's key expiry times, so on its
+clock too; in process (``memory://``) there is one clock anyway.
 
 Keys
 ----
@@ -55,6 +66,7 @@ whether to fail open or closed is the caller's policy.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Mapping
@@ -67,6 +79,7 @@ from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage,
 from limits.aio.strategies import STRATEGIES
 from limits.errors import StorageError
 from prometheus_client import Counter
+from redis.exceptions import NoScriptError
 
 #: Limits per plan name: what one API key may send.
 PLANS: Mapping[str, RateLimitItem] = MappingProxyType({
@@ -80,37 +93,52 @@ REJECTIONS = Counter("ratelimit_rejections", "Requests refused (429) by an API r
 
 Strategy = Literal["moving-window", "sliding-window-counter"]
 
-#: A moving-window hit and the window's state in one Redis round trip.  KEYS[1] is the
-#: list ``limits``' moving window keeps (newest timestamp first, at most ``limit`` long);
-#: ARGV: now, limit, window seconds.  Admits the hit as ``limits``' own acquire script
-#: does (refused while the ``limit``-th newest entry is still in the window), then finds
-#: the oldest entry still in the window by binary search, as its window script does.
-#: Answers {1 if admitted else 0, entries in the window, the oldest one's timestamp}.
-HIT_AND_COUNT = """
-local now, limit, expiry = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+#: Requests a plan may allow per window on Redis, and what packs the count into the reply.
+COUNT_SPAN = 1 << 20
+#: The longest window on Redis: the reply, a Lua number, stays an exact integer (< 2**53).
+MAX_WINDOW_S = (1 << 32) // 1000
+
+#: A moving-window hit and the window's state in one Redis round trip, on Redis's clock.
+#: KEYS[1] is the list ``limits``' moving window keeps (newest timestamp first); ARGV:
+#: limit, window seconds.  Every entry is stamped with Redis's ``TIME``, so the list is in
+#: time order whichever server pushed it: the entries that left the window are popped
+#: from its old end, what remains is the count, and the request is admitted while fewer
+#: than ``limit`` remain (as ``limits``' own acquire script decides it).  Answers one
+#: integer (one array of three costs redis-py's parser some 20 us more):
+#: ``(ms until the oldest entry leaves the window * COUNT_SPAN + entries in the window)
+#: * 2 + (1 if admitted else 0)``; :func:`unpack_hit` reads it.
+HIT_AND_COUNT = f"""
+local limit, expiry = tonumber(ARGV[1]), tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local start = now - expiry
+local oldest = redis.call('lindex', KEYS[1], -1)
+while oldest and tonumber(oldest) < start do
+    redis.call('rpop', KEYS[1])
+    oldest = redis.call('lindex', KEYS[1], -1)
+end
+local count = redis.call('llen', KEYS[1])
 local admitted = 0
-local nth = redis.call('lindex', KEYS[1], limit - 1)
-if not (nth and tonumber(nth) >= start) then
-    redis.call('lpush', KEYS[1], ARGV[1])
-    redis.call('ltrim', KEYS[1], 0, limit - 1)
+if count < limit then
+    local stamp = string.format('%d.%06d', clock[1], clock[2])
+    redis.call('lpush', KEYS[1], stamp)
     redis.call('expire', KEYS[1], expiry)
-    admitted = 1
+    oldest = oldest or stamp
+    count, admitted = count + 1, 1
 end
-local low, high, oldest = 0, redis.call('llen', KEYS[1]) - 1, -1
-while low <= high do
-    local mid = math.floor((low + high) / 2)
-    if tonumber(redis.call('lindex', KEYS[1], mid)) >= start then
-        oldest, low = mid, mid + 1
-    else
-        high = mid - 1
-    end
-end
-if oldest < 0 then
-    return {admitted, 0, ARGV[1]}
-end
-return {admitted, oldest + 1, redis.call('lindex', KEYS[1], oldest)}
+local reset_ms = math.max(0, math.ceil((tonumber(oldest) + expiry - now) * 1000))
+return (reset_ms * {COUNT_SPAN} + count) * 2 + admitted
 """
+HIT_AND_COUNT_SHA = hashlib.sha1(HIT_AND_COUNT.encode()).hexdigest()
+
+
+def unpack_hit(reply: int) -> tuple[bool, int, float]:
+    """(admitted, entries in the window, seconds until it frees one) of a
+    :data:`HIT_AND_COUNT` reply."""
+    rest, admitted = divmod(int(reply), 2)
+    reset_ms, count = divmod(rest, COUNT_SPAN)
+    return bool(admitted), count, reset_ms / 1000
+
 
 #: Storage URL schemes :meth:`RateLimiter.from_url` accepts, and the scheme ``limits`` knows.
 _SCHEMES = {
@@ -186,9 +214,16 @@ class RateLimiter:
         self.plans = plans
         self.strategy = strategy
         self._limiter = STRATEGIES[strategy](storage)
-        self._script = None
-        if strategy == "moving-window" and isinstance(storage, RedisStorage):
-            self._script = storage.bridge.get_connection().register_script(HIT_AND_COUNT)
+        self._one_trip = strategy == "moving-window" and isinstance(storage, RedisStorage)
+        self._client = None
+        if self._one_trip:
+            assert isinstance(storage, RedisStorage)
+            self._client = storage.bridge.get_connection()
+            for name, item in plans.items():
+                if item.amount >= COUNT_SPAN or item.get_expiry() > MAX_WINDOW_S:
+                    raise ValueError(f"rate-limit plan {name!r} ({item}) is too large for "
+                                     f"Redis: at most {COUNT_SPAN - 1} requests per window "
+                                     f"of at most {MAX_WINDOW_S} s")
 
     @classmethod
     def from_url(cls, url: str | None = None, *, plans: Mapping[str, RateLimitItem] = PLANS,
@@ -238,13 +273,13 @@ class RateLimiter:
     async def hit(self, key: str, plan: str) -> Decision:
         """Count one request of ``key`` on ``plan`` if its budget allows, and say so."""
         item = self.plan(plan)
-        if self._script is not None:
-            allowed, remaining, reset_time = await self._hit_in_one_trip(item, key)
+        if self._one_trip:
+            allowed, remaining, reset_after = await self._hit_in_one_trip(item, key)
         else:
             allowed = await self._limiter.hit(item, key)
             stats = await self._limiter.get_window_stats(item, key)
-            remaining, reset_time = stats.remaining, stats.reset_time
-        reset_after = max(0.0, reset_time - time.time())
+            remaining, reset_after = stats.remaining, stats.reset_time - time.time()
+        reset_after = max(0.0, reset_after)
         if not allowed:
             REJECTIONS.labels(plan=plan).inc()
         return Decision(
@@ -258,16 +293,23 @@ class RateLimiter:
         )
 
     async def _hit_in_one_trip(self, item: RateLimitItem, key: str) -> tuple[bool, int, float]:
-        """(admitted, requests left, when the window frees one) by :data:`HIT_AND_COUNT`."""
-        assert isinstance(self.storage, RedisStorage) and self._script is not None
-        redis_key = self.storage.bridge.prefixed_key(item.key_for(key))
-        expiry = item.get_expiry()
+        """(admitted, requests left, seconds until the window frees one) by
+        :data:`HIT_AND_COUNT`, called by its SHA (redis-py's ``Script`` wrapper costs some
+        20 us a call) and loaded again where Redis lacks it (restarted, failed over)."""
+        storage, client = self.storage, self._client
+        assert isinstance(storage, RedisStorage) and client is not None
+        redis_key = storage.bridge.prefixed_key(item.key_for(key))
+        trip = (1, redis_key, item.amount, item.get_expiry())
         try:
-            admitted, count, oldest = await self._script(
-                keys=[redis_key], args=[repr(time.time()), item.amount, expiry])
-        except self.storage.base_exceptions as error:
+            try:
+                reply = await client.evalsha(HIT_AND_COUNT_SHA, *trip)
+            except NoScriptError:
+                await client.script_load(HIT_AND_COUNT)
+                reply = await client.evalsha(HIT_AND_COUNT_SHA, *trip)
+        except storage.base_exceptions as error:
             raise StorageError(error) from error
-        return bool(admitted), item.amount - int(count), float(oldest) + expiry
+        admitted, count, reset_after = unpack_hit(reply)
+        return admitted, item.amount - count, reset_after
 
     async def clear(self, key: str, plan: str) -> None:
         """Forget ``key``'s requests on ``plan`` (its full budget is back)."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import pytest
 import pytest_asyncio
+from limits import parse
 
 from accounts.ratelimit import PLANS, Decision, RateLimiter
 
@@ -90,6 +93,29 @@ async def test_two_limiters_on_one_redis_share_the_budget(
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("server", ["redis_url", "redis_cluster_url"])
+async def test_two_servers_share_the_budget_exactly_though_one_clock_is_minutes_behind(
+        request: pytest.FixtureRequest, server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The moving window runs on Redis's clock, not on each server's (a one-minute window,
+    so the run's own pace cannot matter)."""
+    url, key, real = request.getfixturevalue(server), fresh_key(), time.time
+    plans = {"minute": parse("100/minute")}
+    async with (RateLimiter.from_url(url, plans=plans) as ours,
+                RateLimiter.from_url(url, plans=plans) as behind):
+        decisions = []
+        for i in range(300):  # the late server's requests first, then both in turn
+            late = i < 150 or i % 2
+            skew = -300.0 if late else 0.0
+            monkeypatch.setattr("accounts.ratelimit.time",
+                                SimpleNamespace(time=lambda skew=skew: real() + skew))
+            decisions.append(await (behind if late else ours).hit(key, "minute"))
+    monkeypatch.undo()
+    assert sum(d.allowed for d in decisions) == 100
+    refused = [d.retry_after for d in decisions if not d.allowed]
+    assert all(r is not None and 0 <= r <= 60 for r in refused), max(refused)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("server", ["redis_url", "redis_cluster_url"])
 async def test_the_one_trip_hit_keeps_the_window_limits_reads(
         request: pytest.FixtureRequest, server: str) -> None:
     """Our moving-window script and ``limits``' own moving window count one list alike."""
@@ -107,6 +133,24 @@ async def test_the_one_trip_hit_keeps_the_window_limits_reads(
         assert 0 < decision.reset_after <= 1
         await limiter.clear(key, "free")
         assert (await limiter.hit(key, "free")).remaining == 99
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("server", ["redis_url", "redis_cluster_url"])
+async def test_a_redis_that_lost_the_script_is_given_it_again(
+        request: pytest.FixtureRequest, server: str) -> None:
+    url, key = request.getfixturevalue(server), fresh_key()
+    async with RateLimiter.from_url(url) as limiter:
+        assert (await limiter.hit(key, "free")).remaining == 99
+        await limiter.storage.bridge.get_connection().script_flush()  # as after a restart
+        assert (await limiter.hit(key, "free")).remaining == 98
+
+
+@pytest.mark.parametrize("plan", ["2000000/second", "1/year"])
+def test_a_plan_too_large_for_the_one_trip_script_is_refused(redis_url: str, plan: str
+                                                             ) -> None:
+    with pytest.raises(ValueError, match="too large for Redis"):
+        RateLimiter.from_url(redis_url, plans={"huge": parse(plan)})
 
 
 @pytest.mark.asyncio
