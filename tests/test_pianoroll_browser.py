@@ -2,7 +2,8 @@
 resized, re-velocitied and deleted with the mouse reach the server's document and its
 render; the quantise/transpose buttons use the server's note edits; Web MIDI input
 (a MIDIAccess stand-in injected by this test only: Chromium has no virtual MIDI port
-here) records notes at the page's playhead."""
+here) records notes at the page's playhead; *Follow tempo* makes a clip's notes keep their
+beats through the tempo map, in the document and the server's render."""
 
 from __future__ import annotations
 
@@ -190,3 +191,45 @@ def test_web_midi_notes_land_at_the_playhead(studio: Studio) -> None:
         assert (pitch, velocity) == (key, 90)
         assert abs(start - on) <= tolerance and abs(start + length - off) <= tolerance
     assert not log.errors(), log.messages
+
+
+def onset(audio: np.ndarray) -> int:
+    """The first frame that sounds."""
+    return int(np.flatnonzero(np.abs(audio) > 1e-3)[0])
+
+
+def test_follow_tempo_on_a_midi_clip_keeps_its_notes_on_their_beats(studio: Studio) -> None:
+    page, log, box = open_roll(studio)
+    other, other_log, _ = open_roll(studio)
+    page.mouse.click(*at(box, 3 * STEP, 60))  # beat 0.75 at 120 BPM: 0.375 s
+    wait_for(lambda: studio.notes())
+    # The tempo halves from beat 0.5 (0.25 s) on; the clip does not follow yet: still 0.375 s.
+    page.evaluate("window.daw.project.setTempoChange(null, 0, 120);"
+                  "window.daw.project.setTempoChange(null, 0.5, 60)")
+    follow = page.locator(".pr-follow")
+    assert not follow.is_checked()
+    assert page.locator(".pr-source-bpm").get_attribute("placeholder") == "120"
+    wait_for(lambda: len(studio.server.document("roll", studio.token())["tempos"]) == 2)
+    assert onset(studio.render()) == pytest.approx(3 * STEP, abs=16)
+
+    # Switched on, it follows from the tempo at its start: beat 0.75 now plays at 0.5 s.
+    follow.check()
+    clip = wait_for(lambda: (c := studio.server.document("roll", studio.token())[
+        "midi_clips"]["m1"]).get("follow_tempo") and c)
+    assert clip["source_bpm"] == 120
+    assert onset(studio.render()) == pytest.approx(RATE // 2, abs=16)
+    other.wait_for_function("document.querySelector('.pr-follow').checked")
+    assert other.locator(".pr-source-bpm").input_value() == "120"
+
+    # A tempo no clip is written at is refused with a message; switched off, it plays as written.
+    page.locator(".pr-source-bpm").fill("5")
+    page.locator(".pr-source-bpm").press("Enter")
+    page.wait_for_selector(".toast.error.show")
+    assert "20 to 999 BPM" in page.locator(".toast").inner_text()
+    follow.uncheck()
+    wait_for(lambda: studio.server.document("roll", studio.token())["midi_clips"]["m1"][
+        "follow_tempo"] is False)
+    assert studio.server.document("roll", studio.token())["midi_clips"]["m1"]["source_bpm"] == 120
+    assert onset(studio.render()) == pytest.approx(3 * STEP, abs=16)
+    assert not log.errors(), log.messages
+    assert not other_log.errors()

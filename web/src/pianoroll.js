@@ -6,9 +6,12 @@
 // Mouse: click an empty cell to add a note (drag to set its length), drag a note to move
 // it (time snaps to 1/16 at the transport tempo), drag its right edge to resize it,
 // double-click (or right-click) it to delete it, turn the wheel over it for its velocity.
+// *Follow tempo* (with the tempo the notes were written at, first the tempo at the clip's
+// start) makes the clip's notes keep their beats when the tempo map changes.
 import * as Y from 'yjs'
-import { h } from './dom.js'
+import { h, setProp } from './dom.js'
 import { api } from './api.js'
+import { MIDI_BPM_RANGE } from './project.js'
 
 export const ROW = 8 // px per semitone
 export const WIDTH = 720 // px for the whole clip
@@ -45,6 +48,13 @@ export class PianoRoll {
     }, label)
     this.tools = h('div', { class: 'pr-tools' }, this.select,
       h('button', { class: 'pr-add-clip edit', title: 'A new two-bar MIDI clip after the last one', onclick: () => this.addClip() }, '+ Clip'),
+      h('span', { class: 'pr-tempo', title: 'Follow tempo: the notes keep their beats when the tempo map changes, ' +
+        'counted from the tempo they were written at' },
+      h('label', {}, this.follow = h('input', { type: 'checkbox', class: 'pr-follow edit',
+        onchange: (e) => this.setTempo({ follow_tempo: e.target.checked }) }), ' Follow tempo'),
+      h('label', {}, ' from ', this.sourceBpm = h('input', { type: 'number', class: 'pr-source-bpm edit',
+        min: MIDI_BPM_RANGE[0], max: MIDI_BPM_RANGE[1], step: 0.1, 'aria-label': 'Source BPM: the tempo the notes were written at',
+        onchange: (e) => this.setTempo({ source_bpm: Number(e.target.value) }) }), ' BPM')),
       edit('Q 1/16', 'Quantise every note to 1/16', { operation: 'quantize', division: 16, strength: 1 }),
       edit('−12', 'Transpose an octave down', { operation: 'transpose', semitones: -12 }),
       edit('−1', 'Transpose a semitone down', { operation: 'transpose', semitones: -1 }),
@@ -101,6 +111,7 @@ export class PianoRoll {
       `${(c.position / this.project.sampleRate).toFixed(2)} s · ${Object.keys(c.notes || {}).length} notes`)))
     this.body.hidden = !track
     const clip = this.clip()
+    this._showTempo(clip)
     this.grid.replaceChildren()
     if (!clip) {
       this.grid.append(h('p', { class: 'hint' }, track ? 'No MIDI clip on this track: + Clip makes one.' : ''))
@@ -129,6 +140,37 @@ export class PianoRoll {
           `width:${Math.max(2, n.length * this.scale)}px;height:${ROW - 1}px;` +
           `opacity:${0.35 + 0.65 * n.velocity / 127}`
       }))
+    }
+  }
+
+  /** The tempo switch of `clip` (the number waits while it is being typed in). */
+  _showTempo (clip) {
+    setProp(this.follow, 'checked', clip?.follow_tempo === true)
+    setProp(this.follow, 'disabled', !this.editable || !clip)
+    setProp(this.sourceBpm, 'disabled', !this.editable || !clip)
+    if (document.activeElement === this.sourceBpm) return
+    setProp(this.sourceBpm, 'value', clip?.source_bpm > 0 ? String(clip.source_bpm) : '')
+    setProp(this.sourceBpm, 'placeholder', clip ? String(this.startBpm(clip)) : '')
+  }
+
+  /** The tempo map's tempo where `clip` starts, within a MIDI clip's source BPM range. */
+  startBpm (clip) {
+    const map = this.project.tempoMap()
+    const bpm = map.bpmAt(map.secondsToBeat(clip.position / this.project.sampleRate))
+    return Math.min(MIDI_BPM_RANGE[1], Math.max(MIDI_BPM_RANGE[0], Math.round(bpm * 100) / 100))
+  }
+
+  /** Switch the clip's tempo following or its source BPM; switched on without a source
+   * BPM, it takes the tempo at the clip's start (so no note moves until the map changes). */
+  setTempo (fields) {
+    const clip = this.clip()
+    if (!clip || !this.editable) return
+    if (fields.follow_tempo && !(clip.source_bpm >= MIDI_BPM_RANGE[0])) fields = { ...fields, source_bpm: this.startBpm(clip) }
+    try {
+      this.project.setMidiClipTempo(this.clipId, fields)
+    } catch (err) {
+      this.notify(`Piano roll: ${err.message}`, true)
+      this._showTempo(clip)
     }
   }
 

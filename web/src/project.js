@@ -14,6 +14,8 @@ export const ROOTS = ['meta', 'tracks', 'clips', 'buses', 'transport', 'markers'
 // A clip's time keys (collab/time_fields.py) and the stretch factor's range.
 export const CLIP_TIME_FIELDS = ['crossfade', 'stretch', 'semitones', 'follow_tempo', 'source_bpm']
 export const STRETCH_RANGE = [0.25, 4]
+// A MIDI clip's source_bpm range (dsp_core/midi.py's validate_clip).
+export const MIDI_BPM_RANGE = [20, 999]
 export const TRANSPORT_DEFAULTS = {
   tempo: 120, beats_per_bar: 4, beat_unit: 4, loop_enabled: false, loop_start: 0,
   loop_end: 0, playing: false, position: 0, recording: false
@@ -147,6 +149,26 @@ export class Project {
       for (const [key, value] of Object.entries(fields)) {
         if (CLIP_TIME_FIELDS.includes(key)) map.set(key, value)
       }
+    })
+  }
+
+  /**
+   * Set a MIDI clip's tempo following (as collab/midi.py's update_midi_clip): `follow_tempo`
+   * and `source_bpm`, the tempo its notes were written at (20…999, needed to follow).
+   * Throws an Error saying why for a value the server would refuse; one transaction.
+   */
+  setMidiClipTempo (clipId, { follow_tempo: follow, source_bpm: bpm }) {
+    const map = this.roots.midi_clips.get(clipId)
+    if (!map) return
+    const rate = bpm ?? Number(map.get('source_bpm') ?? 0)
+    const ok = Number.isFinite(rate) && rate >= MIDI_BPM_RANGE[0] && rate <= MIDI_BPM_RANGE[1]
+    if ((bpm !== undefined || (follow ?? map.get('follow_tempo')) === true) && !ok) {
+      throw new Error(`the tempo a MIDI clip's notes were written at must be ${MIDI_BPM_RANGE[0]} to ` +
+        `${MIDI_BPM_RANGE[1]} BPM, not ${rate}`)
+    }
+    this.doc.transact(() => {
+      if (bpm !== undefined) map.set('source_bpm', bpm)
+      if (follow !== undefined) map.set('follow_tempo', follow)
     })
   }
 
