@@ -30,6 +30,8 @@ from .session import Database, Row, Session, to_dollar_params
 from .sharding import TableShape, distribution_column, sharding_problems
 from .url import (
     DEFAULT_SQLITE_FILE,
+    FULL_SYNC,
+    NORMAL_SYNC,
     POOLERS,
     POSTGRESQL,
     SQLITE,
@@ -39,8 +41,8 @@ from .url import (
 )
 
 __all__ = [
-    "DEFAULT_SQLITE_FILE", "POOLERS", "POSTGRESQL", "SQLITE", "TRANSACTION_POOLING", "Database",
-    "DatabaseError", "DatabaseUrl",
+    "DEFAULT_SQLITE_FILE", "FULL_SYNC", "NORMAL_SYNC", "POOLERS", "POSTGRESQL", "SQLITE",
+    "TRANSACTION_POOLING", "Database", "DatabaseError", "DatabaseUrl",
     "GroupCommit", "Migration", "Row", "Session", "TableShape", "distribution_column",
     "group_commit", "load_migrations", "open_database", "parse_url", "sharding_problems",
     "to_dollar_params",
@@ -60,4 +62,4 @@ def open_database(url: str | None = None, data_dir: str | Path = ".") -> Databas
         return PostgresDatabase(parsed.target, pooler=parsed.pooler)
     from .sqlite import SqliteDatabase
 
-    return SqliteDatabase(parsed.path)
+    return SqliteDatabase(parsed.path, synchronous=parsed.synchronous)

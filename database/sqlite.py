@@ -5,7 +5,8 @@ Writes go through one connection in one thread, one transaction at a time
 (an asyncio lock orders them); reads through a second connection in its own
 thread, so a read never waits behind a write's fsync (WAL lets readers run
 beside the writer).  WAL journal with ``synchronous=FULL``: a returned write
-has been fsynced.
+has been fsynced (``?synchronous=normal`` on the URL trades that for a commit
+without fsync, durable across a crash of the process but not of the machine).
 
 Automatic checkpoints are off on the writing connection (they would run inside
 some unlucky commit and stall every writer); a third connection in its own
@@ -34,6 +35,7 @@ from .errors import DatabaseError
 from .session import Database, Row, Session
 from .sharding import TableShape
 from .tracing import traced
+from .url import FULL_SYNC, SYNCHRONOUS
 
 T = TypeVar("T")
 #: WAL size past which a background checkpoint starts.
@@ -53,9 +55,15 @@ class SqliteDatabase(Database):
 
     dialect = "sqlite"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, synchronous: str = FULL_SYNC) -> None:
+        if synchronous not in SYNCHRONOUS:
+            raise DatabaseError(f"synchronous must be one of {SYNCHRONOUS}, not {synchronous!r}")
         self.path = Path(path)
-        self.url = f"sqlite://{self.path}"
+        #: ``full``: every commit is fsynced; ``normal``: durable across a crash of the
+        #: process, not of the operating system (database.url).
+        self.synchronous = synchronous
+        self.url = f"sqlite://{self.path}" + (
+            "" if synchronous == FULL_SYNC else f"?synchronous={synchronous}")
         self._write_lock = asyncio.Lock()
         self._transaction_task: asyncio.Task | None = None
         self._writer: ThreadPoolExecutor | None = None
@@ -90,7 +98,7 @@ class SqliteDatabase(Database):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute(f"PRAGMA journal_size_limit={WAL_KEPT_BYTES}")
         conn.execute("PRAGMA foreign_keys=ON")

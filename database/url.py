@@ -8,6 +8,13 @@ URLs are handed to asyncpg unchanged, query parameters included, except ``pooler
 mode (PgBouncer's ``pool_mode = transaction``), where a statement prepared on one
 server connection may be run on another, so the pool prepares nothing it keeps
 (:data:`POOLERS`; docs/scale-out.md).
+
+A SQLite URL may say ``?synchronous=normal`` (``sqlite://?synchronous=normal`` for the
+default file): commits are then not fsynced, so a crash of the server process still
+loses nothing (the WAL is in the operating system's cache) but a crash of the operating
+system or a power cut may lose the last commits; the default ``full`` fsyncs every
+commit (docs/collab-protocol.md, Durability).  A PostgreSQL URL says the same with
+``?synchronous_commit=off``, which asyncpg sends to the server as a setting.
 """
 
 from __future__ import annotations
@@ -28,6 +35,10 @@ ACCEPTED = "postgresql://USER@HOST:PORT/DB or sqlite:///PATH"
 #: session mode) or ``transaction`` (each transaction may get another server connection).
 SESSION_POOLING, TRANSACTION_POOLING = "session", "transaction"
 POOLERS = (SESSION_POOLING, TRANSACTION_POOLING)
+#: What ``?synchronous=`` may say on a SQLite URL: ``full`` (the default: every commit is
+#: fsynced) or ``normal`` (durable across a crash of the process, not of the machine).
+FULL_SYNC, NORMAL_SYNC = "full", "normal"
+SYNCHRONOUS = (FULL_SYNC, NORMAL_SYNC)
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class DatabaseUrl:
     dialect: str
     target: str
     pooler: str = SESSION_POOLING
+    synchronous: str = FULL_SYNC
 
     @property
     def path(self) -> Path:
@@ -61,7 +73,9 @@ def parse_url(url: str | None, data_dir: str | Path = ".") -> DatabaseUrl:
         target, pooler = _take_pooler(url)
         return DatabaseUrl(POSTGRESQL, target, pooler)
     if url.startswith("sqlite://"):
-        return DatabaseUrl(SQLITE, url.removeprefix("sqlite://"))
+        path, _, query = url.removeprefix("sqlite://").partition("?")
+        return DatabaseUrl(SQLITE, path or str(Path(data_dir) / DEFAULT_SQLITE_FILE),
+                           synchronous=_sqlite_synchronous(url, query))
     raise DatabaseError(f"unsupported database URL {redact(url)!r}; use {ACCEPTED}")
 
 
@@ -79,3 +93,14 @@ def _take_pooler(url: str) -> tuple[str, str]:
                             f"leave it out")
     rest = urlencode([(name, value) for name, value in query if name != "pooler"])
     return urlunsplit(parts._replace(query=rest)), said[0]
+
+
+def _sqlite_synchronous(url: str, query: str) -> str:
+    """What a SQLite URL's query asks of its commits (``synchronous``, the one parameter)."""
+    said = parse_qsl(query, keep_blank_values=True)
+    unknown = sorted({name for name, _ in said} - {"synchronous"})
+    values = [value for name, value in said if name == "synchronous"]
+    if unknown or len(values) > 1 or (values and values[0] not in SYNCHRONOUS):
+        raise DatabaseError(f"unsupported SQLite URL {url!r}: the only parameter is "
+                            f"?synchronous=full (the default) or ?synchronous=normal")
+    return values[0] if values else FULL_SYNC

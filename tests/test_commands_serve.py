@@ -87,10 +87,19 @@ def test_serve_demo_prints_id_owner_token_and_url_and_serves_the_project(tmp_pat
 def test_every_update_another_client_saw_survives_kill_9(tmp_path: Path,
                                                          collab_database_url: str) -> None:
     """SIGKILL the server mid-burst; after a restart every relayed update is still there."""
+    relayed_updates_survive_kill_9(
+        tmp_path, None if collab_database_url.startswith("sqlite") else collab_database_url)
+
+
+def test_commits_without_fsync_still_survive_kill_9_of_the_process(tmp_path: Path) -> None:
+    """``?synchronous=normal`` skips the fsync, not the write: a killed process loses nothing."""
+    relayed_updates_survive_kill_9(tmp_path, "sqlite://?synchronous=normal")
+
+
+def relayed_updates_survive_kill_9(tmp_path: Path, url_for_store: str | None) -> None:
+    """Kill the server (on ``url_for_store``; None: the default) in a burst of edits."""
     data, port = tmp_path / "data", free_port()
-    database = [] if collab_database_url.startswith("sqlite") else ["--database",
-                                                                    collab_database_url]
-    url_for_store = None if not database else collab_database_url
+    database = [] if url_for_store is None else ["--database", url_for_store]
 
     async def prepare() -> str:
         async with open_store(url_for_store, data) as store:

@@ -273,6 +273,22 @@ def test_urls_are_parsed_in_one_place(tmp_path: Path) -> None:
     assert parse_url("postgresql://u:secret@h/db").redacted() == "postgresql://u:***@h/db"
 
 
+def test_sqlite_commits_are_fsynced_unless_the_url_says_normal(tmp_path: Path) -> None:
+    """``?synchronous=normal`` reaches the writer connection; anything else is refused."""
+    async def pragma(url: str) -> int:
+        db = open_database(url, tmp_path)
+        async with db:
+            return await db.write(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    assert run(pragma(f"sqlite://{tmp_path / 'a.sqlite3'}")) == 2  # FULL
+    assert run(pragma("sqlite://?synchronous=normal")) == 1  # NORMAL, on the default file
+    assert parse_url("sqlite://?synchronous=normal", tmp_path).target == str(
+        tmp_path / "collab.sqlite3")
+    for bad in ("?synchronous=off", "?synchronous=normal&synchronous=full", "?timeout=5"):
+        with pytest.raises(DatabaseError, match=r"\?synchronous=normal"):
+            open_database(f"sqlite://{tmp_path / 'b.sqlite3'}{bad}")
+
+
 def test_unknown_url_is_refused_with_the_accepted_forms() -> None:
     with pytest.raises(DatabaseError, match="use postgresql://"):
         open_database("mysql://root:pw@localhost/db")
