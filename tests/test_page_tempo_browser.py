@@ -264,6 +264,18 @@ def test_warp_markers_are_added_and_removed_and_a_peer_sees_them(warped: Studio)
     page.wait_for_selector(".toast.error.show")
     assert "already there" in page.locator(".toast").inner_text()
     assert len(_warp(warped)) == 1
+
+    # A clip plays warp markers or follows the tempo, not both: each switch waits for the
+    # other to be off (the engine refuses a clip with both).
+    page.evaluate("window.daw.project.setClipTime('w1', { source_bpm: 120 })")
+    page.wait_for_selector(".clip-follow:disabled")
     page.click(".clip-warp-clear")
     wait_for(lambda: _warp(warped) is None)
+    page.locator(".clip-follow:enabled").check()
+    wait_for(lambda: warped.document()["clips"]["w1"].get("follow_tempo") is True)
+    page.wait_for_selector(".clip-warp-add:disabled")
+    page.mouse.dblclick(*_strip_point(page, 0.5))
+    page.wait_for_function(
+        "document.querySelector('.toast').textContent.includes('follows the tempo')")
+    assert _warp(warped) is None
     assert log.errors() == [] and other_log.errors() == []

@@ -23,9 +23,11 @@ export class ClipTimePanel {
     this.update()
   }
 
-  /** Redraw from the document (deferred while a field is being typed in). */
+  /** Redraw from the document (deferred while a field is being typed in; a focused switch
+   * or button keeps the focus). */
   update () {
-    if (this.body.contains(document.activeElement) && document.activeElement.tagName === 'INPUT') return
+    const active = this.body.contains(document.activeElement) ? document.activeElement : null
+    if (active?.tagName === 'INPUT' && active.type !== 'checkbox') return
     const clip = this.clipId ? this.project.clip(this.clipId) : null
     const job = clip ? this.project.stretchJob(clip.id) : null
     const signature = JSON.stringify([clip, job])
@@ -63,6 +65,7 @@ export class ClipTimePanel {
         h('button', { class: 'clip-warp-clear edit', disabled: !this.editable || !markers,
           title: 'Remove every warp marker of this clip', onclick: () => this.project.setWarp(clip.id, []) }, 'Clear')),
       h('p', { class: 'clip-time-status hint' }, status))
+    if (active?.className) this.body.querySelector(`.${active.className.split(' ')[0]}`)?.focus()
   }
 
   /** Add a warp marker to clip `clipId` at the playhead (a message says why not). */
