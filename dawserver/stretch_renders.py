@@ -6,8 +6,8 @@ its audio thread: until its render is in :data:`dsp_core.stretch.CACHE` the clip
 **silent** (left out of the session the engine plays), a worker thread renders it, the
 document's ``jobs`` map shows a ``stretch`` job for the clip (status ``running`` with
 ``progress``, then ``done`` or ``failed``; the page draws the clip "rendering"), and the
-live mix rebuilds with the clip in. Bounces and ``dawserver render`` render stretches
-as they build (they already run off the loop) and so always play them.
+live mix rebuilds with the clip in. Bounces and ``dawserver render`` find the same
+renders the same way (:mod:`dawserver.clip_renders`) before they build their engine.
 
 Given its project's asset store (``stores``), a render is also kept as derived audio
 beside the assets (:mod:`dawserver.derived_audio`): a restart or another node loads it
@@ -28,11 +28,10 @@ from typing import Any
 
 from collab.room import Room
 from dsp_core.audio_io import load_source
-from dsp_core.graph import clip_stretch
 from dsp_core.session import Clip, Session
-from dsp_core.stretch import CACHE, StretchError, render_stretch
+from dsp_core.stretch import CACHE, StretchError
 
-from . import derived_audio
+from . import clip_renders, derived_audio
 from .asset_store import AssetStore
 from .loop_slots import LoopSlots
 from .storage import StorageError
@@ -78,12 +77,16 @@ class StretchRenders:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._pinned: set[str] = set()  # CACHE keys this mix holds (pinned) while it plays
         self.failed: dict[str, str] = {}  # render id -> why
+        self._plain: set[str] = set()  # render ids whose clip plays its source unchanged
 
     def ready(self, clip: Clip, session: Session) -> bool:
         """Whether ``clip``'s render is cached (a plain clip always is)."""
         if not clip.is_stretched:
             return True
-        key = self._keys.get(render_id(clip, session, self.sample_rate))
+        rid = render_id(clip, session, self.sample_rate)
+        if rid in self._plain:
+            return True
+        key = self._keys.get(rid)
         return key is not None and CACHE.get(key) is not None
 
     def playable(self, session: Session) -> Session:
@@ -116,8 +119,8 @@ class StretchRenders:
         """Prune the project's derived audio to what its stretched clips play now."""
         if self.stores is None:
             return
-        rids = [render_id(c, session, self.sample_rate)
-                for track in session.tracks for c in track.clips if c.is_stretched]
+        rids = [rid for track in session.tracks for c in track.clips if c.is_stretched
+                and (rid := render_id(c, session, self.sample_rate)) not in self._plain]
         if any(rid not in self._derived for rid in rids):
             return  # a render this mix did not make (e.g. a bounce's): keys unknown
         in_use = frozenset(self._derived[rid] for rid in rids)
@@ -163,7 +166,7 @@ class StretchRenders:
         await self._job(job_id, clip, status="running", progress=0.0, error="")
         try:
             async with _render_slots():  # a clip dragged about starts a render per place
-                key, audio = await self._obtain(rid, clip, session)
+                found = await self._obtain(rid, clip, session)
         except (StretchError, OSError, ValueError) as exc:
             self.failed[rid] = str(exc)
             log.warning("project %s: clip %r cannot be stretched: %s",
@@ -172,6 +175,12 @@ class StretchRenders:
             return
         finally:
             self._running.pop(rid, None)
+        if found is None:  # its time keys leave the source as it is
+            self._plain.add(rid)
+            await self._job(job_id, clip, status="done", progress=1.0, error="")
+            self.on_ready()
+            return
+        key, audio = found
         self._keys[rid] = key
         if key not in self._pinned:  # held while this mix may play it
             CACHE.pin(key, audio)
@@ -179,31 +188,18 @@ class StretchRenders:
         await self._job(job_id, clip, status="done", progress=1.0, error="")
         self.on_ready()
 
-    async def _obtain(self, rid: str, clip: Clip, session: Session) -> tuple[str, Any]:
-        """One clip's render into the cache: from memory, else the derived audio kept
-        beside the assets, else rendered now (a worker thread) and kept there."""
-        audio = await asyncio.to_thread(self.load, clip.source, self.sample_rate)
-        spec, _ = clip_stretch(clip, session, self.sample_rate, audio.shape[1])
-        key = spec.key(clip.source, self.sample_rate)
-        derived = derived_audio.derived_key(clip.source, spec, self.sample_rate)
-        self._derived[rid] = derived
-        store = await self._store()
-        cached = CACHE.get(key)
-        if cached is not None:
-            if store is not None:
-                await self._kept(derived_audio.use(store, self.room.project_id, derived))
-            return key, cached
-        rendered = None
-        if store is not None:
-            rendered = await self._kept(derived_audio.load(store, self.room.project_id,
-                                                           derived))
-        if rendered is None:
-            rendered = await asyncio.to_thread(render_stretch, audio, self.sample_rate, spec)
-            if store is not None:
-                await self._kept(derived_audio.save(store, self.room.project_id, derived,
-                                                    rendered, self.sample_rate))
-        CACHE.put(key, rendered)
-        return key, rendered
+    async def _obtain(self, rid: str, clip: Clip, session: Session
+                      ) -> tuple[str, Any] | None:
+        """One clip's render into the cache, found the way a bounce finds it
+        (:func:`dawserver.clip_renders.obtain`); None when the clip plays its source as
+        it is."""
+        render = await clip_renders.obtain(clip, session, self.sample_rate,
+                                           store=await self._store(),
+                                           project_id=self.room.project_id, load=self.load)
+        if render is None:
+            return None
+        self._derived[rid] = render.derived
+        return render.key, render.audio
 
     async def _store(self) -> AssetStore | None:
         if self.stores is None:
@@ -212,15 +208,6 @@ class StretchRenders:
             return await self.stores(self.room.project_id)
         except (StorageError, LookupError) as exc:
             log.warning("project %s: no asset store for derived renders: %s",
-                        self.room.project_id, exc)
-            return None
-
-    async def _kept(self, step: Awaitable[Any]) -> Any:
-        """Run one derived-audio step; a storage failure only costs the reuse (None)."""
-        try:
-            return await step
-        except (StorageError, OSError) as exc:
-            log.warning("project %s: derived render not kept or read: %s",
                         self.room.project_id, exc)
             return None
 

@@ -11,8 +11,8 @@ import pytest
 import pytest_asyncio
 from helpers_audio import DictLoader
 from room_helpers import project_room
+from stretch_helpers import restart
 
-import dawserver.stretch_renders as renders_module
 import dsp_core.stretch as stretch_module
 from collab.room import Room
 from collab.store import open_store
@@ -28,7 +28,10 @@ from dsp_core.stretch import StretchSpec
 pytestmark = [pytest.mark.timeout(60)]
 RATE = 48000
 KEY = "ab" + "c" * 62
-SOURCES = {"tone": (0.3 * np.sin(2 * np.pi * 330 * np.arange(RATE) / RATE)
+#: The source clips name: an asset id (content hash), as in a project document; only a
+#: source that names an asset has its renders kept beside the assets.
+TONE = "7e" * 32
+SOURCES = {TONE: (0.3 * np.sin(2 * np.pi * 330 * np.arange(RATE) / RATE)
                     ).astype(np.float32)[None, :]}
 needs_rubberband = pytest.mark.skipif(not stretch_module.rubberband_available(),
                                       reason="needs the rubberband command (rubberband-cli)")
@@ -97,7 +100,7 @@ async def test_an_unreadable_local_copy_counts_as_missing(tmp_path: Path) -> Non
 
 @pytest_asyncio.fixture
 async def room(tmp_path: Path):
-    session = Session(name="s", tracks=[Track("t0", clips=[Clip("tone", 0, RATE, id="c1")])])
+    session = Session(name="s", tracks=[Track("t0", clips=[Clip(TONE, 0, RATE, id="c1")])])
     async with open_store(None, tmp_path / "docs") as store:
         info = await import_session(store, session)
         async with project_room(info.project_id, store) as room:
@@ -135,8 +138,7 @@ async def test_a_restarted_mix_on_another_node_reuses_the_render_then_prunes_it(
     objects = LocalObjectStore(tmp_path / "bucket")
     one = AssetStore(tmp_path / "node-1", objects=objects)
     two = AssetStore(tmp_path / "node-2", objects=objects)
-    monkeypatch.setattr(stretch_module, "CACHE", stretch_module.StretchCache())
-    monkeypatch.setattr(renders_module, "CACHE", stretch_module.CACHE)
+    restart(monkeypatch)  # an empty render cache
     await room.edit(lambda d: d.update_clip("c1", stretch=1.5, length=RATE * 3 // 2))
 
     mix = await _stretched_mix(room, one)
@@ -154,10 +156,8 @@ async def test_a_restarted_mix_on_another_node_reuses_the_render_then_prunes_it(
         renders.append(args)
         raise AssertionError("node 2 rendered the clip again")
 
-    fresh = stretch_module.StretchCache()  # a restart: nothing in memory
-    monkeypatch.setattr(stretch_module, "CACHE", fresh)
-    monkeypatch.setattr(renders_module, "CACHE", fresh)
-    monkeypatch.setattr(renders_module, "render_stretch", no_render)
+    restart(monkeypatch)  # nothing in memory
+    monkeypatch.setattr(stretch_module, "render_stretch", no_render)
     mix = await _stretched_mix(room, two)
     try:
         await _until(lambda: mix._session.tracks[0].clips, "the render loaded on node 2")
