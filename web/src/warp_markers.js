@@ -12,37 +12,44 @@ const NUDGE_SECONDS = 0.01 // an arrow key moves a focused handle this far (Shif
 
 /** Draw the warp handles of `clip` in its element `el` (none without markers). */
 export function drawWarpMarkers (timeline, el, clip) {
-  const warp = Array.isArray(clip.warp) ? clip.warp : []
-  const key = `${JSON.stringify(warp)}|${clip.position}|${timeline.zoom}`
+  // markers a peer wrote badly play as none (collab/time_fields.py): none drawn either
+  const warp = Array.isArray(clip.warp) && clip.warp.every((m) => Array.isArray(m) && m.length === 2) ? clip.warp : []
+  const key = `${JSON.stringify(warp)}|${clip.position}|${clip.length}|${timeline.zoom}`
   if (el.dataset.warpKey === key) return
   el.dataset.warpKey = key
   const focused = document.activeElement?.closest?.('.warp-marker')
   const refocus = focused && el.contains(focused) ? Number(focused.dataset.index) : null
   el.querySelectorAll('.warp-marker').forEach((m) => m.remove())
   const seconds = (frames) => (frames / timeline.sampleRate).toFixed(3)
-  const handles = warp.map(([source, at], index) => h('span', {
-    class: 'warp-marker',
-    role: 'slider',
-    tabindex: '0',
-    dataset: { index: String(index) },
-    'aria-label': `Warp marker ${index + 1}`,
-    'aria-valuenow': seconds(at),
-    'aria-valuetext': `source ${seconds(source)} s plays at ${seconds(at)} s`,
-    title: `Warp marker ${index + 1}: source ${seconds(source)} s plays at ${seconds(at)} s; ` +
-      'drag or ←/→ to move, Delete, Alt-click or right-click to remove',
-    style: `left:${timeline.framesToPx(at - clip.position)}px`
-  }))
+  const handles = warp.map(([source, at], index) => {
+    const [low, high] = markerRange(warp, index, clip.position)
+    return h('span', {
+      class: 'warp-marker',
+      role: 'slider',
+      tabindex: '0',
+      dataset: { index: String(index) },
+      'aria-label': `Warp marker ${index + 1}`,
+      'aria-valuenow': seconds(at),
+      'aria-valuemin': seconds(Math.min(at, low)),
+      'aria-valuemax': seconds(Math.max(at, Math.min(high, clip.position + clip.length))),
+      'aria-valuetext': `source ${seconds(source)} s plays at ${seconds(at)} s`,
+      title: `Warp marker ${index + 1}: source ${seconds(source)} s plays at ${seconds(at)} s; ` +
+        'drag or ←/→ to move, Delete, Alt-click or right-click to remove',
+      style: `left:${timeline.framesToPx(at - clip.position)}px`
+    })
+  })
   el.append(...handles)
   if (refocus !== null && handles.length) handles[Math.min(refocus, handles.length - 1)].focus()
 }
 
-/** Write `warp` for `clipId` (refused markers: a message instead). */
+/** Write the markers `make(clip)` returns for `clipId`, if they changed (refused: a message). */
 function write (timeline, clipId, make) {
   if (!timeline.editable) return
   const clip = timeline.project.clip(clipId)
   if (!clip) return
   try {
-    timeline.project.setWarp(clipId, make(clip))
+    const warp = make(clip)
+    if (JSON.stringify(warp) !== JSON.stringify(clip.warp || [])) timeline.project.setWarp(clipId, warp)
   } catch (err) {
     timeline.onRefuse(err.message)
   }
