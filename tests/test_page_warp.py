@@ -15,7 +15,7 @@ import pytest
 
 from dsp_core.errors import ProjectError
 from dsp_core.graph import clip_stretch
-from dsp_core.session import Clip, Session, _validate_time
+from dsp_core.session import Clip, Session, Track
 
 pytestmark = [pytest.mark.skipif(shutil.which("node") is None, reason="needs node"),
               pytest.mark.timeout(60)]
@@ -38,10 +38,11 @@ def run_js(body: str, data: Any) -> Any:
 def engine_refuses(warp: list[list[int]], position: int) -> bool:
     """Whether the engine refuses ``warp`` on a clip at ``position``."""
     clip = Clip("s", position, RATE, warp=tuple(map(tuple, warp)))
+    session = Session(sample_rate=RATE, tracks=[Track("t", clips=[clip])])
     try:
-        _validate_time(clip, "clip")
+        session.validate()
         if warp:
-            clip_stretch(clip, Session(sample_rate=RATE), RATE, SOURCE_FRAMES)
+            clip_stretch(clip, session, RATE, SOURCE_FRAMES)
     except ProjectError:
         return True
     return False
