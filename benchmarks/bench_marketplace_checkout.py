@@ -12,7 +12,16 @@ answers 200 at once. One buyer, then ``BUYERS`` buyers concurrently; the rounds
 alternate. The fake delivers events one at a time in order (one endpoint's queue), so
 with many buyers our figure includes each payment's wait behind the others' fulfilment.
 Reported: p50 and p99 seconds per purchase of each, purchases per second, and the ratio
-of our p50 to the baseline's.
+of our p50 to the baseline's. To tell a slow purchase's cause, the same run also reports
+what paused the one event loop (server, fake Stripe and buyers share it) during our
+rounds: its longest stall past a 10 ms tick, the garbage collector's full (generation 2)
+collections and their longest pause, and how many of our purchases slower than four
+times the p50 overlapped a stall of 100 ms or more (``slow_purchases``,
+``slow_in_a_stall``). After the rounds, with the server still up, it times a full
+collection as the process stands (``full_gc_pause_s``, median of 3) and again after
+``gc.freeze()`` has moved every object alive then out of the collector's reach
+(``full_gc_pause_frozen_s``), with the objects tracked once warm and at the end: a
+process frozen once warm would traverse only the difference.
 
 Run: ``python -m pytest benchmarks/bench_marketplace_checkout.py --benchmark-enable -s``
 (``DAW_BENCH_SMOKE=1``: a few purchases, to check it works).
@@ -21,6 +30,7 @@ Run: ``python -m pytest benchmarks/bench_marketplace_checkout.py --benchmark-ena
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import time
 from pathlib import Path
@@ -59,6 +69,66 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return runner, f"http://127.0.0.1:{port}"
+
+
+class Stalls:
+    """What paused the event loop while :meth:`watch` ran: ticks of 10 ms that came 100 ms
+    or more late (their intervals), and the full garbage collections (their pauses)."""
+
+    TICK_S = 0.01
+    LATE_S = 0.1
+
+    def __init__(self) -> None:
+        self.stalls: list[tuple[float, float]] = []
+        self.full_gc: list[float] = []
+        self._gc_start = 0.0
+        self.longest = 0.0
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        elif info["generation"] == 2:
+            self.full_gc.append(time.perf_counter() - self._gc_start)
+
+    async def _tick(self) -> None:
+        while True:
+            start = time.perf_counter()
+            await asyncio.sleep(self.TICK_S)
+            late = time.perf_counter() - start - self.TICK_S
+            self.longest = max(self.longest, late)
+            if late >= self.LATE_S:
+                self.stalls.append((start, start + self.TICK_S + late))
+
+    async def watch(self, work: Any) -> Any:
+        """Run ``work`` while watching the loop and the collector."""
+        gc.callbacks.append(self._on_gc)
+        ticker = asyncio.ensure_future(self._tick())
+        try:
+            return await work
+        finally:
+            ticker.cancel()
+            gc.callbacks.remove(self._on_gc)
+
+    def overlaps(self, start: float, end: float) -> bool:
+        return any(s < end and start < e for s, e in self.stalls)
+
+
+def _full_gc_pauses() -> tuple[float, float, int]:
+    """A full collection's pause now and after ``gc.freeze()`` (medians of 3), and the
+    objects it tracked."""
+    def pause() -> float:
+        start = time.perf_counter()
+        gc.collect()
+        return time.perf_counter() - start
+
+    tracked = len(gc.get_objects())
+    now = statistics.median(pause() for _ in range(3))
+    gc.freeze()
+    try:
+        frozen = statistics.median(pause() for _ in range(3))
+    finally:
+        gc.unfreeze()
+    return now, frozen, tracked
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -110,6 +180,7 @@ async def _stripe_only(gateway: StripeGateway, fake: FakeStripe, stripe_account:
 
 async def _measure(tmp: Path, buyers: int) -> dict[str, Any]:
     (tmp / "beat.mp3").write_bytes(b"ID3" + bytes(64 * 1024))
+    stalls = Stalls()
     fake = FakeStripe(webhook_secret=SECRET)
     received: dict[str, asyncio.Event] = {}
 
@@ -152,11 +223,14 @@ async def _measure(tmp: Path, buyers: int) -> dict[str, Any]:
                 spare = iter(beats)
                 times: dict[str, list[float]] = {"ours": [], "stripe": []}
                 rates: dict[str, list[float]] = {"ours": [], "stripe": []}
+                spans: list[tuple[float, float]] = []
 
                 async def timed(kind: str, work: Any) -> None:
                     start = time.perf_counter()
                     await work
                     times[kind].append(time.perf_counter() - start)
+                    if kind == "ours":
+                        spans.append((start, time.perf_counter()))
 
                 async def ours_round(record_it: bool) -> None:
                     fake.webhooks.url = f"{base}{M}/stripe/webhook"
@@ -191,21 +265,32 @@ async def _measure(tmp: Path, buyers: int) -> dict[str, Any]:
 
                 await ours_round(False)  # warm up both
                 await stripe_round(False)
+                started_with = len(gc.get_objects())  # alive once warm: start-up's
                 times = {"ours": [], "stripe": []}
+                spans.clear()
                 for _ in range(ROUNDS):
-                    await ours_round(True)
+                    await stalls.watch(ours_round(True))
                     await stripe_round(True)
+                pause, pause_frozen, tracked = _full_gc_pauses()
         finally:
             await runner.cleanup()
             await bare_runner.cleanup()
     ours, stripe = times["ours"], times["stripe"]
+    slow = [(s, e) for s, e in spans if e - s > 4 * statistics.median(ours)]
     return {"purchases": len(ours), "buyers": buyers,
             "ours_p50_s": statistics.median(ours), "ours_p99_s": _quantile(ours, 0.99),
             "stripe_p50_s": statistics.median(stripe),
             "stripe_p99_s": _quantile(stripe, 0.99),
             "ours_per_s": statistics.median(rates["ours"]),
             "stripe_per_s": statistics.median(rates["stripe"]),
-            "ratio_p50_to_stripe": statistics.median(ours) / statistics.median(stripe)}
+            "ratio_p50_to_stripe": statistics.median(ours) / statistics.median(stripe),
+            "loop_stall_max_s": stalls.longest, "loop_stalls": len(stalls.stalls),
+            "full_gc": len(stalls.full_gc), "full_gc_max_s": max(stalls.full_gc, default=0.0),
+            "slow_purchases": len(slow),
+            "slow_in_a_stall": sum(stalls.overlaps(s, e) for s, e in slow),
+            "tracked_after_warm_up": started_with, "tracked_objects": tracked,
+            "full_gc_pause_s": pause,
+            "full_gc_pause_frozen_s": pause_frozen}
 
 
 @pytest.mark.parametrize("buyers", [1, BUYERS])
