@@ -23,6 +23,7 @@ from .store import (
     QuarantinedUpdate,
     Store,
     StoredDocument,
+    stored_documents,
 )
 
 #: Serialises a project's appends with its compactions and its deletion: a compaction
@@ -113,6 +114,23 @@ class PostgresStore(Store):
 
     async def load_since(self, project_id: str, after_seq: int) -> StoredDocument:
         return await self._read(project_id, after_seq)
+
+    async def load_many(self, project_ids: list[str]) -> dict[str, StoredDocument]:
+        ids = list(dict.fromkeys(project_ids))
+        if not ids:
+            return {}
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            heads = await conn.fetch(
+                "SELECT p.project_id, s.upto_seq, s.data FROM collab_projects p "
+                "LEFT JOIN collab_snapshots s ON s.project_id = p.project_id "
+                "WHERE p.project_id = ANY($1::text[])", ids)
+            updates = await conn.fetch(
+                "SELECT u.project_id, u.seq, u.data FROM collab_updates u "
+                "LEFT JOIN collab_snapshots s ON s.project_id = u.project_id "
+                "WHERE u.project_id = ANY($1::text[]) AND u.seq > COALESCE(s.upto_seq, 0) "
+                "ORDER BY u.project_id, u.seq", ids)
+        return stored_documents(((r[0], r[1], r[2]) for r in heads),
+                                ((r[0], r[1], r[2]) for r in updates))
 
     async def _read(self, project_id: str, after: int | None) -> StoredDocument:
         """The snapshot (always, or only past ``after``) and the updates logged after it."""

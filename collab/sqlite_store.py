@@ -29,6 +29,7 @@ from .store import (
     QuarantinedUpdate,
     Store,
     StoredDocument,
+    stored_documents,
 )
 
 T = TypeVar("T")
@@ -141,6 +142,26 @@ class SqliteStore(Store):
     async def load_since(self, project_id: str, after_seq: int) -> StoredDocument:
         return await self._read_with(lambda conn: self._read(conn, project_id, after_seq),
                                      "BEGIN")
+
+    async def load_many(self, project_ids: list[str]) -> dict[str, StoredDocument]:
+        ids = list(dict.fromkeys(project_ids))
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
+
+        def work(conn: sqlite3.Connection) -> dict[str, StoredDocument]:
+            heads = conn.execute(
+                "SELECT p.project_id, s.upto_seq, s.data FROM collab_projects p "
+                "LEFT JOIN collab_snapshots s ON s.project_id = p.project_id "
+                f"WHERE p.project_id IN ({marks})", ids).fetchall()
+            updates = conn.execute(
+                "SELECT u.project_id, u.seq, u.data FROM collab_updates u "
+                "LEFT JOIN collab_snapshots s ON s.project_id = u.project_id "
+                f"WHERE u.project_id IN ({marks}) AND u.seq > COALESCE(s.upto_seq, 0) "
+                "ORDER BY u.project_id, u.seq", ids).fetchall()
+            return stored_documents(heads, updates)
+
+        return await self._read_with(work, "BEGIN")  # one read transaction, one hop
 
     @staticmethod
     def _folded(conn: sqlite3.Connection, project_id: str) -> int | None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Self
@@ -68,6 +69,25 @@ class StoredDocument:
     snapshot_seq: int
     updates: list[bytes] = field(default_factory=list)
     last_seq: int = 0
+
+
+def stored_documents(heads: Iterable[tuple[str, int | None, bytes | None]],
+                     updates: Iterable[tuple[str, int, bytes]]) -> dict[str, StoredDocument]:
+    """Documents from the rows a back-end's :meth:`Store.load_many` read.
+
+    ``heads`` holds ``(project_id, snapshot's upto_seq, snapshot)`` per held project
+    (None, None without a snapshot); ``updates`` the ``(project_id, seq, update)``
+    logged after each snapshot, in ``seq`` order per project.
+    """
+    found = {project_id: StoredDocument(None if data is None else bytes(data), upto or 0,
+                                        last_seq=upto or 0)
+             for project_id, upto, data in heads}
+    for project_id, seq, data in updates:
+        document = found.get(project_id)
+        if document is not None:
+            document.updates.append(bytes(data))
+            document.last_seq = seq
+    return found
 
 
 class PendingAppend(NamedTuple):
@@ -177,6 +197,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def load(self, project_id: str) -> StoredDocument:
         """The latest snapshot and every update logged after it, in order."""
+
+    async def load_many(self, project_ids: list[str]) -> dict[str, StoredDocument]:
+        """:meth:`load` of many projects, by id (one read where the store can).
+
+        Projects the store does not hold are left out.  Each document is read as
+        :meth:`load` reads it, all of them at one point in time where the back-end
+        can (one read transaction); nothing is quarantined or written.
+        """
+        held = await self.get_projects(project_ids)
+        return {project_id: await self.load(project_id) for project_id in held}
 
     @abc.abstractmethod
     async def load_since(self, project_id: str, after_seq: int) -> StoredDocument:

@@ -105,6 +105,41 @@ async def test_load_since_gives_what_was_logged_after_a_sequence_number(
             b"merged", 3, [b"u4"], 4)
 
 
+async def test_load_many_reads_what_load_reads_for_every_held_project(
+        collab_database_url: str, tmp_path: Path) -> None:
+    async with open_store(collab_database_url, tmp_path) as store:
+        await store.create_project("snap", "Snapshot only", b"first")
+        await store.create_project("log", "Log only", None)
+        await store.append("log", 1, [b"l1", b"l2"])
+        await store.create_project("both", "Compacted", b"first")
+        await store.append("both", 1, [b"b1", b"b2", b"b3"])
+        await store.compact("both", b"merged", 2)
+        await store.create_project("empty", "Nothing", None)
+        asked = ["both", "nope", "log", "snap", "empty", "log"]
+        found = await store.load_many(asked)
+        assert sorted(found) == ["both", "empty", "log", "snap"]  # unknown ids left out
+        for project_id, stored in found.items():
+            assert stored == await store.load(project_id), project_id
+        assert (found["both"].snapshot, found["both"].snapshot_seq, found["both"].updates,
+                found["both"].last_seq) == (b"merged", 2, [b"b3"], 3)
+        assert (found["log"].snapshot, found["log"].updates, found["log"].last_seq) == (
+            None, [b"l1", b"l2"], 2)
+        assert await store.load_many([]) == {}
+
+
+async def test_load_many_reads_in_one_round_trip_whatever_the_count(
+        collab_database_url: str, tmp_path: Path) -> None:
+    async with open_store(collab_database_url, tmp_path) as store:
+        for index in range(12):
+            await store.create_project(f"p{index}", "Song", b"first")
+            await store.append(f"p{index}", 1, [b"u1"])
+        loads: list[str] = []
+        store.load = lambda project_id: loads.append(project_id)  # type: ignore[method-assign]
+        store.get_project = lambda project_id: loads.append(project_id)  # type: ignore
+        found = await store.load_many([f"p{index}" for index in range(12)])
+        assert len(found) == 12 and loads == []  # not one load (or lookup) per project
+
+
 async def test_an_older_snapshot_never_replaces_a_newer_one(collab_database_url: str,
                                                            tmp_path: Path) -> None:
     async with open_store(collab_database_url, tmp_path) as store:
