@@ -80,6 +80,16 @@ _DUE = (
     "OR (state = 'running' AND lease_until < ?))")
 
 
+def _known_states(states: Iterable[str]) -> list[str]:
+    """``states``, sorted and once each; :class:`JobQueueError` for a state not in
+    :data:`STATES`."""
+    wanted = sorted(set(states))
+    unknown = set(wanted) - set(STATES)
+    if unknown:
+        raise JobQueueError(f"unknown job states {sorted(unknown)}; use {STATES}")
+    return wanted
+
+
 @dataclass(frozen=True)
 class QueueSettings:
     """How one queue runs: attempts, backoff (seconds), lease length, slots per worker."""
@@ -273,10 +283,7 @@ class JobQueue:
             where.append("queue = ?")
             args.append(queue)
         if states is not None:
-            wanted = sorted(set(states))
-            unknown = set(wanted) - set(STATES)
-            if unknown:
-                raise JobQueueError(f"unknown job states {sorted(unknown)}; use {STATES}")
+            wanted = _known_states(states)
             where.append(f"state IN ({', '.join('?' * len(wanted))})")
             args.extend(wanted)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
@@ -284,6 +291,37 @@ class JobQueue:
         rows = await self.db.fetch(
             f"SELECT * FROM jobs {clause} ORDER BY {order} LIMIT ?", *args, limit)
         return [JobRecord.from_row(row) for row in rows]
+
+    async def find_many(self, account_ids: Iterable[str], *, queue: str | None = None,
+                        states: Iterable[str] | None = None, limit_each: int = 1000
+                        ) -> dict[str, list[JobRecord]]:
+        """:meth:`find` for many accounts in one query: each account's jobs, oldest first.
+
+        Every account asked for is a key (an empty list when it has no such job), and
+        only those accounts' rows are read (``account_id IN (...)``: each account's
+        partition).  ``limit_each`` keeps each account's oldest jobs, as ``limit`` does
+        for one account in :meth:`find`, so one busy account never crowds out the rest.
+        """
+        wanted = list(dict.fromkeys(account_ids))
+        found: dict[str, list[JobRecord]] = {account_id: [] for account_id in wanted}
+        if not wanted:
+            return found
+        where = [f"account_id IN ({', '.join('?' * len(wanted))})"]
+        args: list[Any] = list(wanted)
+        if queue is not None:
+            where.append("queue = ?")
+            args.append(queue)
+        if states is not None:
+            wanted_states = _known_states(states)
+            where.append(f"state IN ({', '.join('?' * len(wanted_states))})")
+            args.extend(wanted_states)
+        rows = await self.db.fetch(
+            "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY account_id "
+            f"ORDER BY created_at, id) AS nth FROM jobs WHERE {' AND '.join(where)}) "
+            "AS ranked WHERE nth <= ? ORDER BY account_id, created_at, id", *args, limit_each)
+        for row in rows:
+            found[row["account_id"]].append(JobRecord.from_row(row))
+        return found
 
     async def dead_letters(self, queue: str | None = None) -> list[JobRecord]:
         """Jobs that failed for good (kept with their last error)."""

@@ -128,6 +128,23 @@ class RegionalJobQueue:
                         key=lambda j: (j.created_at, j.id), reverse=newest_first)
         return merged[:limit]
 
+    async def find_many(self, account_ids: Iterable[str], *, queue: str | None = None,
+                        states: Iterable[str] | None = None, limit_each: int = 1000
+                        ) -> dict[str, list[JobRecord]]:
+        """:meth:`JobQueue.find_many`: one query per region holding any of the accounts,
+        the regions asked at once."""
+        wanted = list(dict.fromkeys(account_ids))
+        by_region: dict[str, list[str]] = {}
+        for account_id in wanted:
+            by_region.setdefault(self.region_of(account_id), []).append(account_id)
+        wanted_states = None if states is None else list(states)
+        parts = await asyncio.gather(*(
+            self.queues[region].find_many(ids, queue=queue, states=wanted_states,
+                                          limit_each=limit_each)
+            for region, ids in by_region.items()))
+        merged = {account_id: jobs for part in parts for account_id, jobs in part.items()}
+        return {account_id: merged[account_id] for account_id in wanted}
+
     async def dead_letters(self, queue: str | None = None) -> list[JobRecord]:
         """Dead letters of every region."""
         return await self.find(queue=queue, states=[DEAD])
