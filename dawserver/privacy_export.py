@@ -32,7 +32,6 @@ thread, under a temporary name first, streaming the files from disk.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import inspect
 import json
 import logging
@@ -154,9 +153,8 @@ async def transcription_log(app: web.Application, projects: list[dict[str, Any]]
         if entry["owned"]:
             decodes = await registry.inferences(project_account(entry["id"]))
             if decodes:
-                log_of.append({"project": entry["id"], "decodes": [
-                    {k: v for k, v in dataclasses.asdict(d).items() if k != "account_id"}
-                    for d in decodes]})
+                log_of.append({"project": entry["id"],
+                               "decodes": [d.shown() for d in decodes]})
     return log_of
 
 

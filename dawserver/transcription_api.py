@@ -236,9 +236,7 @@ async def list_decodes(request: Request) -> list[Decode]:
     much audio in which language, and how sure it was (viewer)."""
     registry = ModelRegistry(request.app[DATABASE])
     decodes = await registry.inferences(project_account(request.params["project_id"]))
-    return [Decode(id=d.id, model_name=d.model_name, model_version=d.model_version,
-                   language=d.language, duration_s=d.duration_s, confidence=d.confidence,
-                   created_at=d.created_at) for d in decodes]
+    return [Decode(**d.shown()) for d in decodes]
 
 
 async def get_job(request: Request) -> TranscriptionJob:

@@ -20,8 +20,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from database import Database
 
@@ -71,6 +72,13 @@ class Inference:
     duration_s: float
     confidence: float | None
     created_at: float
+
+    def shown(self) -> dict[str, Any]:
+        """The decode as its project's viewers and an export see it: every field but the
+        account it is filed under."""
+        fields = asdict(self)
+        del fields["account_id"]
+        return fields
 
 
 def model_sha256(model_dir: str | os.PathLike[str]) -> str:
