@@ -170,15 +170,13 @@ class RegionalAccountStore:
         transaction (``tx``, else one opened here), so a write that passed the first
         check just before a move began cannot commit after the move copied the rows.
         """
+        if tx is None and self.fence_in is not None:
+            async with self.transaction(account_id) as own:  # both fences, then the write
+                return await write(own)
         await self.writable(account_id)
-        if self.fence_in is None:
-            return await write(tx)
-        if tx is not None:
+        if tx is not None and self.fence_in is not None:
             await self.fence_in(tx, account_id)
-            return await write(tx)
-        async with self.store_of(account_id).transaction() as own:
-            await self.fence_in(own, account_id)
-            return await write(own)
+        return await write(tx)
 
     async def _each(self, call: Callable[[AccountStore], Awaitable[T]]) -> list[T]:
         """``call`` on every region's store at once; the answers in region order."""
