@@ -480,3 +480,45 @@ def test_erasure_forgets_the_persons_listening_and_their_name_in_other_inboxes(
             item = await listening.item("org", "it1")
             assert (item["assignee"], item["responder"]) == (pz.pseudonym, pz.pseudonym)
     run(go())
+
+
+def test_export_holds_the_persons_listening_and_what_they_handled_elsewhere(
+        tmp_path: Path) -> None:
+    """A person's export carries their own listening and results, and the inbox items
+    and replies of other accounts that name them; nothing of anyone else."""
+    async def go() -> None:
+        from business.social.privacy import export_account
+        from database import open_database
+        async with open_database(f"sqlite://{tmp_path / 's.sqlite3'}") as db:
+            await migrated(db)
+            listening = Listening(db, None, None, Recorder(), Mail())
+            await listening.add_rule("p_ada", "keyword", ["p_ada"], pattern="beat")
+            await listening.add_rule("org", "round_robin", ["p_ada", "bob"])
+            items = ("INSERT INTO social_inbox_items (account_id, item_id, query_id, network, "
+                     "remote_id, text, author, url, posted_at, received_at, language, "
+                     "sentiment, assignee, responder) VALUES (?, ?, 'q', 'x', ?, ?, 'a', 'u', "
+                     "1, 1, 'en', 'neutral', ?, ?)")
+            await db.execute(items, "p_ada", "own", "1", "my mention", "", "")
+            await db.execute(items, "org", "hers", "2", "for ada", "p_ada", "")
+            await db.execute(items, "org", "bobs", "3", "for bob", "bob", "bob")
+            await db.execute(
+                "INSERT INTO social_short_links (account_id, code, post_id, channel_id, "
+                "network, url, created_at) VALUES ('p_ada', 'c1', 'po', 'ch', 'x', 'u', 1)")
+            for hour, visitor in ((1, "v1"), (1, "v2"), (2, "v1")):
+                await db.execute(
+                    "INSERT INTO social_link_clicks (account_id, code, hour, visitor, post_id, "
+                    "channel_id, clicked_at) VALUES ('p_ada', 'c1', ?, ?, 'po', 'ch', 1)",
+                    hour, visitor)
+
+            exported = await export_account(db, "p_ada")
+            own = exported["listening"]
+            assert [i["item_id"] for i in own["inbox_items"]] == ["own"]
+            assert [(r["kind"], r["team"]) for r in own["inbox_rules"]] == [
+                ("keyword", ["p_ada"])]
+            [link] = exported["results"]["short_links"]
+            assert (link["code"], link["clicks"]) == ("c1", 3)
+            assert "v1" not in str(exported["results"])  # visitors are counted, not listed
+            handled = exported["elsewhere"]["inbox_items_handled"]
+            assert [(i["account_id"], i["item_id"]) for i in handled] == [("org", "hers")]
+            assert "for bob" not in str(exported)
+    run(go())

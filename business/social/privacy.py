@@ -3,9 +3,12 @@
 The plug-in's ``account_export`` and ``account_erased`` hooks call these.
 
 Export (:func:`export_account`): the channels (what they are, never their tokens),
-posts with their channels' variants and outcomes, approval decisions and audit of the
-person's own account; and in other accounts the posts they wrote, the channels they
-connected, the approval decisions they made and the steps they took.
+posts with their channels' variants and outcomes, approval decisions, audit, listening
+(queries, inbox, rules, spike alerts, replies) and results (metric readings, short links
+with their click counts, attributions) of the person's own account; and in other
+accounts the posts they wrote, the channels they connected, the approval decisions they
+made, the steps they took, the inbox items assigned to or answered by them and the
+replies they wrote.
 
 Erasure (:func:`erase_account`): the person's own account loses its channels (tokens
 and all), connects in progress, posts, their targets and approval decisions, and its
@@ -58,6 +61,13 @@ POST_FIELDS = ("post_id, author_id, text, media, link, first_comment, campaign, 
                "time_zone, state, version, submitted_at, created_at, updated_at")
 TARGET_FIELDS = ("post_id, channel_id, text, media, link, first_comment, state, remote_id, "
                  "url, error, attempts, published_at")
+QUERY_FIELDS = ("query_id, channel_id, network, kind, term, sensitivity, min_count, "
+                "cooldown_s, notify_email, polled_at, last_error, last_alert_at, created_at")
+ITEM_FIELDS = ("item_id, query_id, network, remote_id, thread, text, author, author_id, url, "
+               "posted_at, received_at, language, sentiment, score, assignee, rule_id, "
+               "first_response_at, responder")
+REPLY_FIELDS = ("reply_id, item_id, channel_id, network, kind, target, text, person, state, "
+                "remote_id, url, error, created_at, sent_at")
 
 
 def _decoded(row: dict[str, Any], *columns: str) -> dict[str, Any]:
@@ -91,6 +101,35 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
             "OR decided_by = ? ORDER BY decided_at", account_id, account_id)],
         "audit": await rows("SELECT subject, action, actor, detail, at FROM social_audit "
                             "WHERE account_id = ? ORDER BY audit_id", "detail"),
+        "listening": {
+            "queries": await rows(f"SELECT {QUERY_FIELDS} FROM social_listen_queries "
+                                  "WHERE account_id = ? ORDER BY created_at, query_id"),
+            "inbox_items": await rows(f"SELECT {ITEM_FIELDS} FROM social_inbox_items "
+                                      "WHERE account_id = ? ORDER BY received_at, item_id"),
+            "inbox_rules": await rows("SELECT rule_id, ordinal, kind, pattern, language, team, "
+                                      "created_at FROM social_inbox_rules WHERE account_id = ? "
+                                      "ORDER BY ordinal, rule_id", "team"),
+            "spike_alerts": await rows("SELECT alert_id, query_id, at, last_hour, baseline "
+                                       "FROM social_spike_alerts WHERE account_id = ? "
+                                       "ORDER BY at, alert_id"),
+            "replies": await rows(f"SELECT {REPLY_FIELDS} FROM social_inbox_replies "
+                                  "WHERE account_id = ? ORDER BY created_at, reply_id"),
+        },
+        "results": {
+            "metric_snapshots": await rows(
+                "SELECT post_id, channel_id, network, taken_at, impressions, reach, likes, "
+                "comments, shares, clicks, video_views FROM social_metric_snapshots "
+                "WHERE account_id = ? ORDER BY post_id, channel_id, taken_at"),
+            # clicks as counts per link: each row names a visitor (a salted hash), not them
+            "short_links": await rows(
+                "SELECT l.code, l.post_id, l.channel_id, l.network, l.url, l.campaign, "
+                "l.created_at, (SELECT COUNT(*) FROM social_link_clicks c WHERE "
+                "c.account_id = l.account_id AND c.code = l.code) AS clicks "
+                "FROM social_short_links l WHERE l.account_id = ? ORDER BY l.created_at, l.code"),
+            "attributions": await rows(
+                "SELECT event_id, kind, post_id, channel_id, code, amount_cents, currency, at "
+                "FROM social_attributions WHERE account_id = ? ORDER BY at, event_id"),
+        },
         "elsewhere": {
             "posts_written": await _posts(db, "author_id = ? AND account_id <> author_id",
                                           account_id),
@@ -101,6 +140,13 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
             "steps": await rows("SELECT account_id, subject, action, actor, detail, at FROM "
                                 "social_audit WHERE actor = ? AND account_id <> actor "
                                 "ORDER BY at", "detail"),
+            "inbox_items_handled": [dict(r) for r in await db.fetch(
+                f"SELECT account_id, {ITEM_FIELDS} FROM social_inbox_items WHERE "
+                "(assignee = ? OR responder = ?) AND account_id <> ? "
+                "ORDER BY received_at, item_id", account_id, account_id, account_id)],
+            "replies_written": await rows(
+                f"SELECT account_id, {REPLY_FIELDS} FROM social_inbox_replies WHERE "
+                "person = ? AND account_id <> person ORDER BY created_at, reply_id"),
         },
     }
 
