@@ -184,6 +184,16 @@ def run_load(server: Server, clients: int, args: argparse.Namespace, tracks: lis
     return result
 
 
+def store_name(database_url: str | None) -> str:
+    """What our server stores in: ``sqlite``, ``sqlite (synchronous=normal)`` or ``postgresql``."""
+    from database import FULL_SYNC, parse_url
+
+    parsed = parse_url(database_url)
+    if parsed.dialect == "sqlite" and parsed.synchronous != FULL_SYNC:
+        return f"sqlite (synchronous={parsed.synchronous})"
+    return parsed.dialect
+
+
 def ratio(ours: float | None, reference: float | None) -> float | None:
     return None if not ours or not reference else ours / reference
 
@@ -195,7 +205,7 @@ def run(args: argparse.Namespace) -> dict:
     seed = ProjectDocument.from_session(session).doc.get_update()
     tracks = [t.id for t in session.tracks]
     memory_rooms = ["bench"] + [f"mem-{i}" for i in range(args.memory_docs)]
-    report: dict = {"store": "postgresql" if args.database else "sqlite",
+    report: dict = {"store": store_name(args.database),
                     "tracks": args.tracks, "clips": args.clips, "document_bytes": len(seed),
                     "hz": args.hz, "seconds": args.seconds, "cpus": os.cpu_count(), "runs": []}
     with tempfile.TemporaryDirectory(prefix="bench-collab-") as tmp:
@@ -252,7 +262,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds after the load stops before undelivered edits count lost")
     parser.add_argument("--servers", default="ours,reference")
     parser.add_argument("--database", default=None,
-                        help="run our server on this (empty) PostgreSQL database")
+                        help="run our server on this database URL (an empty PostgreSQL "
+                        "database, or sqlite://?synchronous=normal for commits without fsync)")
     parser.add_argument("--smoke", action="store_true", help="a tiny run that checks it works")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     args = parser.parse_args(argv)
