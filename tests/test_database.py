@@ -289,6 +289,18 @@ def test_sqlite_commits_are_fsynced_unless_the_url_says_normal(tmp_path: Path) -
             open_database(f"sqlite://{tmp_path / 'b.sqlite3'}{bad}")
 
 
+def test_postgres_commits_without_waiting_when_the_url_says_so(postgres_url: str) -> None:
+    """``?synchronous_commit=off`` reaches the server as a setting of every connection."""
+    async def setting(url: str) -> str:
+        async with open_database(url) as db:
+            [row] = await db.fetch("SHOW synchronous_commit")
+            return row["synchronous_commit"]
+
+    joiner = "&" if "?" in postgres_url else "?"
+    assert run(setting(postgres_url)) == "on"
+    assert run(setting(f"{postgres_url}{joiner}synchronous_commit=off")) == "off"
+
+
 def test_unknown_url_is_refused_with_the_accepted_forms() -> None:
     with pytest.raises(DatabaseError, match="use postgresql://"):
         open_database("mysql://root:pw@localhost/db")
