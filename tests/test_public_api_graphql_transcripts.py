@@ -15,10 +15,10 @@ import pytest
 from accounts_helpers import Person
 from public_api_helpers import Caller, two_people
 from smtp_server import SmtpServer
-from test_public_api_graphql import gql
+from test_public_api_graphql import DB_METHODS, gql
 from transcript_seed import transcribed_project
 
-from dawserver.keys import ROOMS
+from dawserver.keys import ACCOUNTS, DATABASE, ROOMS, STORE
 from dawserver.transcription_service import TRANSCRIPTION
 from transcription.jobs import FINISHED
 
@@ -42,6 +42,10 @@ query One($id: ID!, $job: ID!) {
     transcriptionJob(id: $job) { id clipId }
   }
 }"""
+TRANSCRIPTS_AND_JOBS = """
+{ projects(first: 50) { edges { node {
+    id transcripts { id text } transcriptionJobs { id status }
+} } } }"""
 START = """
 mutation Start($project: ID!, $clip: ID!, $language: String, $key: String) {
   startTranscription(projectId: $project, clipId: $clip, language: $language,
@@ -52,26 +56,33 @@ mutation Start($project: ID!, $clip: ID!, $language: String, $key: String) {
 
 
 @contextmanager
-def counted_reads(app: Any) -> Iterator[tuple[Counter[str], Counter[str]]]:
-    """How often each project's document is opened and its jobs read, while the block runs."""
+def counted_reads(app: Any) -> Iterator[tuple[Counter[str], list[list[str]], list[list[str]]]]:
+    """While the block runs: how often each project's room is opened, and the projects
+    of each batched read of documents (``load_many``) and of job lists (``find_many``)."""
     opened: Counter[str] = Counter()
-    listed: Counter[str] = Counter()
-    rooms, service = app[ROOMS], app[TRANSCRIPTION]
-    use, for_project = rooms.use, service.for_project
+    stored: list[list[str]] = []
+    listed: list[list[str]] = []
+    rooms, queue = app[ROOMS], app[TRANSCRIPTION].queue
+    use, load_many, find_many = rooms.use, rooms.store.load_many, queue.find_many
 
     def counting_use(project_id: str) -> Any:
         opened[project_id] += 1
         return use(project_id)
 
-    async def counting_for_project(project_id: str) -> Any:
-        listed[project_id] += 1
-        return await for_project(project_id)
+    async def counting_load_many(project_ids: list[str]) -> Any:
+        stored.append(list(project_ids))
+        return await load_many(project_ids)
 
-    rooms.use, service.for_project = counting_use, counting_for_project
+    async def counting_find_many(account_ids: Any, **kwargs: Any) -> Any:
+        listed.append(list(account_ids))
+        return await find_many(account_ids, **kwargs)
+
+    rooms.use, rooms.store.load_many, queue.find_many = (
+        counting_use, counting_load_many, counting_find_many)
     try:
-        yield opened, listed
+        yield opened, stored, listed
     finally:
-        del rooms.use, service.for_project
+        del rooms.use, rooms.store.load_many, queue.find_many
 
 
 async def finished(app: Any, project_id: str, job_id: str) -> None:
@@ -96,14 +107,18 @@ async def test_transcripts_and_jobs_match_rest_and_each_document_is_read_once(
         assert status == 202, job
         await finished(app, first, job["id"])  # (its state writes open the document too)
 
-        with counted_reads(app) as (opened, listed):
+        await app[ROOMS]._unload(second)  # noqa: SLF001 - the idle unload, without the wait
+        in_memory = set(app[ROOMS].rooms)
+        with counted_reads(app) as (opened, stored, listed):
             answer = await gql(ada, LISTING)
         assert answer.get("errors") is None, answer
         nodes = {e["node"]["id"]: e["node"] for e in answer["data"]["projects"]["edges"]}
         assert list(nodes) == [first, second, silent]
-        # one document read and one job list per project, whatever the fields and aliases
-        assert opened == Counter({first: 1, second: 1, silent: 1}), opened
-        assert listed == Counter({first: 1, second: 1, silent: 1}), listed
+        # each document read once, whatever the fields and aliases: in its room when it is
+        # in memory, else all in one store read; no room opened; all job lists in one query
+        assert opened == Counter() and set(app[ROOMS].rooms) == in_memory, opened
+        assert second in stored[0] and stored == [[p for p in nodes if p not in in_memory]]
+        assert listed == [list(nodes)], listed
 
         for project_id, node in nodes.items():
             _, rest, _ = await ada.call("GET", f"/api/v1/projects/{project_id}/transcripts")
@@ -135,6 +150,89 @@ async def test_transcripts_and_jobs_match_rest_and_each_document_is_read_once(
         bad = await gql(ada, '{ projects { edges { node { transcriptionJobs(status: "lost") '
                              '{ id } } } } }')
         assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def unload_rooms(app: Any) -> None:
+    """Persist and drop every room nobody uses, so documents are read from the store."""
+    rooms = app[ROOMS]
+    for project_id in list(rooms.rooms):
+        await rooms._unload(project_id)  # noqa: SLF001 - the idle unload, without the wait
+
+
+@contextmanager
+def counted_calls(db: Any) -> Iterator[list[str]]:
+    """Every database call made while the block runs, the request's reads of ``jobs``
+    included (the worker's claims and finishes, and the event outbox, left out)."""
+    calls: list[str] = []
+    originals = {name: getattr(db, name) for name in DB_METHODS}
+
+    def wrap(name: str, method: Any) -> Any:
+        async def counted(first: Any, *args: Any, **kwargs: Any) -> Any:
+            what = first if isinstance(first, str) else getattr(first, "__qualname__", "?")
+            background = any(table in what for table in ("events_outbox", "schema_migrations")
+                             ) or ("jobs" in what and not what.startswith("SELECT"))
+            if not background:
+                calls.append(f"{name}: {what}")
+            return await method(first, *args, **kwargs)
+        return counted
+
+    for name, method in originals.items():
+        setattr(db, name, wrap(name, method))
+    try:
+        yield calls
+    finally:
+        for name in originals:
+            delattr(db, name)
+
+
+async def test_transcripts_and_jobs_cost_the_same_queries_for_2_or_20_projects(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with two_people(tmp_path, smtp_server) as (app, ada, _bob):
+        seeded = (app, ada.person_id, tmp_path)
+        made = [await transcribed_project(*seeded, f"P{n}", ("take", str(n)))
+                for n in range(2)]
+        status, job, _ = await ada.call("POST", f"/api/v1/projects/{made[0]}/transcription-jobs",
+                                        {"clip_id": "speech"})
+        assert status == 202, job
+        await finished(app, made[0], job["id"])
+        counts = []
+        for more in (0, 18):
+            made += [await transcribed_project(*seeded, f"P{n}", ("take", str(n)))
+                     for n in range(len(made), len(made) + more)]
+            await gql(ada, TRANSCRIPTS_AND_JOBS)  # warm: the key's and projects' caches
+            await unload_rooms(app)  # documents not in memory: read from the store
+            with counted_calls(app[DATABASE]) as calls:
+                answer = await gql(ada, TRANSCRIPTS_AND_JOBS)
+            assert answer.get("errors") is None, answer
+            nodes = [e["node"] for e in answer["data"]["projects"]["edges"]]
+            assert [n["id"] for n in nodes] == made
+            assert [n["transcripts"] for n in nodes] == [
+                [{"id": "speech", "text": f"take {n}"}] for n in range(len(made))]
+            assert [len(n["transcriptionJobs"]) for n in nodes] == [1] + [0] * (len(made) - 1)
+            assert app[ROOMS].rooms == {}, "reading a document must not load its room"
+            counts.append(calls)
+        few, many = counts
+        assert any("jobs" in c for c in few), f"the job lists' query is not counted: {few}"
+        assert len(many) == len(few), (len(few), len(many), few, many)
+        assert [c for c in many if "load" in c] == ["read: SqliteStore.load_many.<locals>.work"]
+        assert len([c for c in many if "FROM jobs" in c]) == 1, many
+
+
+async def test_a_stored_document_that_cannot_be_read_fails_only_its_project(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with two_people(tmp_path, smtp_server) as (app, ada, _bob):
+        good = await transcribed_project(app, ada.person_id, tmp_path, "Good", ("fine",))
+        await app[STORE].create_project("broken", "Broken", b"not a yjs update")
+        await app[ACCOUNTS].store.own_project(ada.person_id, "broken")
+        await unload_rooms(app)
+        with counted_reads(app) as (_opened, stored, _listed):
+            answer = await gql(ada, 'query($id: ID!) { good: project(id: $id) { transcripts '
+                                    '{ text } } bad: project(id: "broken") { transcripts '
+                                    '{ text } } }', {"id": good})
+        assert stored == [[good, "broken"]]  # one batch
+        assert answer["data"] == {"good": {"transcripts": [{"text": "fine"}]}, "bad": None}
+        [error] = answer["errors"]
+        assert error["path"] == ["bad", "transcripts"]
 
 
 async def test_another_account_sees_nothing_and_writes_nothing(

@@ -14,10 +14,13 @@ from aiohttp import web
 from pydantic import Field
 
 from collab.errors import ProjectNotFound
+from collab.schema import ProjectDocument
+from transcription.jobs import QUEUE as JOBS_QUEUE
 from transcription.jobs import Job
 from transcription.transcript import Transcript as Spoken
 
 from .. import transcription_api as core
+from ..authorization import project_account
 from ..errors import NotFound
 from ..keys import ROOMS
 from ..permissions import PROJECT_EDIT, PROJECT_READ
@@ -119,19 +122,37 @@ def transcript_view(clip_id: str, spoken: Spoken) -> Transcript:
         for w in spoken.words])
 
 
+def document_transcripts(document: ProjectDocument) -> dict[str, Spoken]:
+    """The transcripts in a project document, by clip id (clips without one left out)."""
+    found = {clip_id: document.transcript(clip_id) for clip_id in document.clip_source_map()}
+    return {clip_id: spoken for clip_id, spoken in found.items() if spoken is not None}
+
+
 async def project_transcripts(app: web.Application, project_id: str) -> dict[str, Spoken]:
-    """The transcripts in a project's current document, by clip id (REST and GraphQL).
+    """The transcripts in a project's current document, by clip id (REST).
 
     Raises :class:`NotFound` when the store holds no such project.
     """
     try:
         async with app[ROOMS].use(project_id) as room:
-            document = room.document
-            found = {clip_id: document.transcript(clip_id)
-                     for clip_id in document.clip_source_map()}
+            return document_transcripts(room.document)
     except ProjectNotFound:
         raise NotFound(f"there is no project {project_id!r}") from None
-    return {clip_id: spoken for clip_id, spoken in found.items() if spoken is not None}
+
+
+async def projects_jobs(app: web.Application, project_ids: list[str]) -> dict[str, list[Job]]:
+    """Each project's transcription jobs, oldest first, read in one query (GraphQL).
+
+    The jobs of :meth:`~dawserver.transcription_service.TranscriptionService.for_project`,
+    for many projects: each project's account's jobs of the transcription queue, those
+    made for that project.
+    """
+    accounts = {project_id: project_account(project_id) for project_id in project_ids}
+    records = await app[core.TRANSCRIPTION].queue.find_many(accounts.values(),
+                                                            queue=JOBS_QUEUE)
+    return {project_id: [Job.from_record(r) for r in records[account]
+                         if r.payload.get("project_id") == project_id]
+            for project_id, account in accounts.items()}
 
 
 async def _transcripts(request: Request) -> dict[str, Spoken]:

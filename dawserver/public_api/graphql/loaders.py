@@ -1,14 +1,17 @@
 """Per-request DataLoaders: every project, asset list, track list, transcript set and
 job list is read in batches.
 
-A query over N projects with their assets costs the same few database queries
-whatever N is: roles in one pass (:func:`..services.project_roles`), the projects'
-rows in one query (``Store.get_projects``), the asset lists from the asset stores'
-indexes (files) in one thread hop. Tracks and transcripts live in each project's
-document: every document a query needs is opened once per request, however many
-fields and aliases ask for it, at most :data:`DOCUMENTS_AT_ONCE` at a time (the room
-registry holds a bounded number in memory). Transcription jobs are read once per
-project and request, all projects' reads in one batch.
+A query over N projects with their assets, transcripts and transcription jobs costs the
+same few database queries whatever N is: roles in one pass
+(:func:`..services.project_roles`), the projects' rows in one query
+(``Store.get_projects``), the asset lists from the asset stores' indexes (files) in one
+thread hop, the job lists in one query (``JobQueue.find_many``), and the documents the
+transcripts live in: a document in memory (its room is loaded) is read there, the rest
+as the store holds them, all in one read (``Store.load_many``, :data:`PROJECTS_PER_READ`
+projects a read), decoded one at a time and dropped once read; no room is loaded for
+them. Tracks are read through each project's room, opened once per request however many
+fields and aliases ask, at most :data:`DOCUMENTS_AT_ONCE` at a time (the room registry
+holds a bounded number in memory).
 """
 
 from __future__ import annotations
@@ -21,20 +24,28 @@ from typing import Any, TypeVar
 from aiohttp import web
 from strawberry.dataloader import DataLoader
 
+from collab.errors import StoreError
+from collab.schema import ProjectDocument
+from collab.store import StoredDocument
+from collab.trial import UnappliableUpdate, load_document
 from transcription.jobs import Job
 from transcription.transcript import Transcript
 
 from ...declarations import Principal
 from ...errors import NotFound
-from ...transcription_service import TRANSCRIPTION
+from ...keys import ROOMS
 from .. import services
 from ..resources import Asset, Project, Track
-from ..transcripts import project_transcripts
+from ..transcripts import document_transcripts, projects_jobs
+from .limits import MAX_PAGE
 
 T = TypeVar("T")
 
-#: How many project documents one request opens at once.
+#: How many project rooms one request opens at once (tracks).
 DOCUMENTS_AT_ONCE = 8
+#: How many projects' stored documents one store read brings (a page of projects); they
+#: are decoded one at a time.
+PROJECTS_PER_READ = MAX_PAGE
 
 
 async def _each(ids: list[str], read: Callable[[str], Awaitable[T]]) -> list[T | None]:
@@ -50,6 +61,50 @@ async def _each(ids: list[str], read: Callable[[str], Awaitable[T]]) -> list[T |
                 return None
 
     return list(await asyncio.gather(*(one(pid) for pid in ids)))
+
+
+async def _read_documents(app: web.Application, ids: list[str],
+                          read: Callable[[ProjectDocument], T]
+                          ) -> list[T | StoreError | None]:
+    """``read(document)`` of every project; None where the project is gone, the
+    :class:`StoreError` where its stored snapshot cannot be applied (that project's
+    fields fail, not the others').
+
+    A document in memory is read in its room; the others are read from the store in
+    reads of :data:`PROJECTS_PER_READ` projects, each decoded, read and dropped before
+    the next (the event loop runs in between). No room is loaded.
+    """
+    rooms = app[ROOMS]
+    found: dict[str, T | StoreError] = {}
+    stored: list[str] = []
+    for project_id in dict.fromkeys(ids):
+        room = rooms.loaded(project_id)
+        if room is not None and not room.diverged and isinstance(room.document,
+                                                                 ProjectDocument):
+            found[project_id] = read(room.document)
+        else:
+            stored.append(project_id)
+    for start in range(0, len(stored), PROJECTS_PER_READ):
+        loaded = await rooms.store.load_many(stored[start:start + PROJECTS_PER_READ])
+        for project_id, document in loaded.items():
+            try:
+                found[project_id] = read(_document(project_id, document))
+            except StoreError as exc:
+                found[project_id] = exc
+            await asyncio.sleep(0)  # (one project's decoding at a time on the loop)
+    return [found.get(project_id) for project_id in ids]
+
+
+def _document(project_id: str, stored: StoredDocument) -> ProjectDocument:
+    """A read-only document of what the store holds (updates it cannot apply left out,
+    as a room leaves them out)."""
+    try:
+        doc, _left_out = load_document(stored.snapshot, stored.updates,
+                                       stored.snapshot_seq + 1)
+    except UnappliableUpdate as exc:
+        raise StoreError(f"project {project_id}: the stored snapshot cannot be applied "
+                         f"({exc})") from None
+    return ProjectDocument(doc)
 
 
 @dataclass
@@ -93,12 +148,13 @@ class Loaders:
     async def _load_tracks(self, ids: list[str]) -> list[list[Track] | None]:
         return await _each(ids, lambda pid: services.tracks(self.app, pid))
 
-    async def _load_transcripts(self, ids: list[str]) -> list[dict[str, Transcript] | None]:
-        return await _each(ids, lambda pid: project_transcripts(self.app, pid))
+    async def _load_transcripts(self, ids: list[str]
+                                ) -> list[dict[str, Transcript] | StoreError | None]:
+        return await _read_documents(self.app, ids, document_transcripts)
 
     async def _load_transcription_jobs(self, ids: list[str]) -> list[list[Job]]:
-        service = self.app[TRANSCRIPTION]
-        return list(await asyncio.gather(*(service.for_project(pid) for pid in ids)))
+        found = await projects_jobs(self.app, ids)
+        return [found[pid] for pid in ids]
 
 
 def loaders_of(info: Any) -> Loaders:
