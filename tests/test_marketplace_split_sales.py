@@ -67,11 +67,13 @@ async def split_cart(m: Market) -> tuple[dict[str, str], list[dict[str, Any]], d
     (found by discovery: it carries the fee), one wholly ``amy``'s and one unsplit."""
     accounts = {name: await m.seller(name) for name in ("seller", "amy", "ben")}
     beats = [await m.beat("seller", title=f"Beat {n}") for n in range(3)]
-    splits = market_services(m).splits
-    await splits.save("seller", beats[0]["beat_id"], [
-        Share("seller", accounts["seller"], 5000), Share("amy", accounts["amy"], 3333),
-        Share("ben", accounts["ben"], 1667)])
-    await splits.save("seller", beats[1]["beat_id"], [Share("amy", accounts["amy"], 10_000)])
+    for beat, parts in ((beats[0], {"seller": 5000, "amy": 3333, "ben": 1667}),
+                        (beats[1], {"amy": 10_000})):
+        status, split = await m.call("PUT", f"{M}/beats/{beat['beat_id']}/split",
+                                     who("seller"), {"shares": [
+                                         {"collaborator": c, "basis_points": bp}
+                                         for c, bp in parts.items()]})
+        assert status == 200, split
     await add(m, "buyer", beats[0], "wav_lease", "marketplace")
     await add(m, "buyer", beats[1], "mp3_lease")
     await add(m, "buyer", beats[2], "mp3_lease")
@@ -196,3 +198,34 @@ async def test_a_crash_after_stripe_made_a_transfer_is_finished_once_by_the_retr
         postings = await market_services(m).ledger.postings("seller")
         assert sum(p["kind"] == "transfer_out" for p in postings) == 5
         await books_match_stripe(m, accounts)
+
+
+async def test_a_split_is_set_by_its_seller_for_collaborators_with_stripe(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts = {name: await m.seller(name) for name in ("seller", "amy")}
+        beat = await m.beat("seller")
+        path = f"{M}/beats/{beat['beat_id']}/split"
+        assert await m.call("GET", path, who("seller")) == (
+            200, {"beat_id": beat["beat_id"], "shares": []})
+        shares = [{"collaborator": "seller", "basis_points": 6000},
+                  {"collaborator": "amy", "basis_points": 4000}]
+        status, split = await m.call("PUT", path, who("seller"), {"shares": shares})
+        assert status == 200 and split["shares"] == shares, split
+        assert await market_services(m).splits.of("seller", beat["beat_id"]) == [
+            Share("amy", accounts["amy"], 4000), Share("seller", accounts["seller"], 6000)]
+        # parts that are not a whole, a collaborator without Stripe: 422 saying so
+        status, body = await m.call("PUT", path, who("seller"), {"shares": shares[:1]})
+        assert status == 422 and "10000" in str(body), body
+        status, body = await m.call("PUT", path, who("seller"), {"shares": [
+            {"collaborator": "seller", "basis_points": 5000},
+            {"collaborator": "nobody", "basis_points": 5000}]})
+        assert status == 422 and "'nobody' has not connected a Stripe" in str(body), body
+        # another account's beat is not found; an empty split ends it
+        status, _ = await m.call("PUT", path, who("amy"), {"shares": shares})
+        assert status == 404
+        status, _ = await m.call("GET", path, who("amy"))
+        assert status == 404
+        status, split = await m.call("PUT", path, who("seller"), {"shares": []})
+        assert status == 200 and split["shares"] == []
+        assert await market_services(m).splits.of("seller", beat["beat_id"]) == []

@@ -40,6 +40,7 @@ from business.marketplace.services import (
     services,
     start_services,
 )
+from business.marketplace.split_routes import ROUTES as SPLIT_ROUTES
 from business.marketplace.split_sales import PAY_JOB as SPLIT_PAY_JOB
 from business.marketplace.split_sales import REVERSAL_JOB as SPLIT_REVERSAL_JOB
 from business.marketplace.storefront_cart import routes as cart_routes
@@ -92,7 +93,7 @@ def permissions() -> list[Permission]:
 
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
-    return [*ROUTES, *STORE_ROUTES, *cart_routes(), *PAYOUT_ROUTES,
+    return [*ROUTES, *STORE_ROUTES, *cart_routes(), *PAYOUT_ROUTES, *SPLIT_ROUTES,
             *ONBOARDING_ROUTES, *REPORT_ROUTES, *MEMBERSHIP_ROUTES]
 
 

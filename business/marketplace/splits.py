@@ -101,6 +101,12 @@ class Splits:
                  for s in shares])
         return shares
 
+    async def clear(self, seller: str, beat_id: str) -> None:
+        """End the split of ``beat_id``: the seller is paid alone again."""
+        async with self.db.transaction() as tx:
+            await tx.execute("DELETE FROM mkt_splits WHERE account_id = ? AND beat_id = ?",
+                             seller, beat_id)
+
     async def of(self, seller: str, beat_id: str) -> list[Share]:
         rows = await self.db.fetch(
             "SELECT collaborator, stripe_account, basis_points FROM mkt_splits WHERE "
