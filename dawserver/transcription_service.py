@@ -112,7 +112,14 @@ class TranscriptionService:
     async def for_project(self, project_id: str) -> list[Job]:
         """Every job of a project, oldest first."""
         records = await self.queue.find(account_id=project_account(project_id), queue=QUEUE)
-        return [Job.from_record(r) for r in records if r.payload.get("project_id") == project_id]
+        return _made_for(project_id, records)
+
+    async def for_projects(self, project_ids: list[str]) -> dict[str, list[Job]]:
+        """:meth:`for_project` of each project, read in one query."""
+        accounts = {project_id: project_account(project_id) for project_id in project_ids}
+        records = await self.queue.find_many(accounts.values(), queue=QUEUE)
+        return {project_id: _made_for(project_id, records[account])
+                for project_id, account in accounts.items()}
 
     async def cancel(self, project_id: str, job_id: str) -> Job:
         """Cancel a queued or running job (a finished one is returned unchanged)."""
@@ -220,3 +227,8 @@ async def transcription_context(app: web.Application) -> AsyncIterator[None]:
     await migrate(app[DATABASE])
     yield
     await app[TRANSCRIPTION].close()
+
+
+def _made_for(project_id: str, records: list[jobs.JobRecord]) -> list[Job]:
+    """The jobs of ``records`` (its account's queue, oldest first) made for ``project_id``."""
+    return [Job.from_record(r) for r in records if r.payload.get("project_id") == project_id]

@@ -15,12 +15,10 @@ from pydantic import Field
 
 from collab.errors import ProjectNotFound
 from collab.schema import ProjectDocument
-from transcription.jobs import QUEUE as JOBS_QUEUE
 from transcription.jobs import Job
 from transcription.transcript import Transcript as Spoken
 
 from .. import transcription_api as core
-from ..authorization import project_account
 from ..errors import NotFound
 from ..keys import ROOMS
 from ..permissions import PROJECT_EDIT, PROJECT_READ
@@ -141,18 +139,8 @@ async def project_transcripts(app: web.Application, project_id: str) -> dict[str
 
 
 async def projects_jobs(app: web.Application, project_ids: list[str]) -> dict[str, list[Job]]:
-    """Each project's transcription jobs, oldest first, read in one query (GraphQL).
-
-    The jobs of :meth:`~dawserver.transcription_service.TranscriptionService.for_project`,
-    for many projects: each project's account's jobs of the transcription queue, those
-    made for that project.
-    """
-    accounts = {project_id: project_account(project_id) for project_id in project_ids}
-    records = await app[core.TRANSCRIPTION].queue.find_many(accounts.values(),
-                                                            queue=JOBS_QUEUE)
-    return {project_id: [Job.from_record(r) for r in records[account]
-                         if r.payload.get("project_id") == project_id]
-            for project_id, account in accounts.items()}
+    """Each project's transcription jobs, oldest first, read in one query (GraphQL)."""
+    return await app[core.TRANSCRIPTION].for_projects(project_ids)
 
 
 async def _transcripts(request: Request) -> dict[str, Spoken]:
