@@ -229,3 +229,36 @@ async def test_a_split_is_set_by_its_seller_for_collaborators_with_stripe(
         status, split = await m.call("PUT", path, who("seller"), {"shares": []})
         assert status == 200 and split["shares"] == []
         assert await market_services(m).splits.of("seller", beat["beat_id"]) == []
+
+
+async def test_a_split_line_sold_exclusively_meanwhile_is_refunded_with_no_transfer(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts = {name: await m.seller(name) for name in ("seller", "amy")}
+        beats = [await m.beat("seller", title=f"Beat {n}") for n in range(2)]
+        status, _ = await m.call("PUT", f"{M}/beats/{beats[0]['beat_id']}/split",
+                                 who("seller"), {"shares": [
+                                     {"collaborator": "seller", "basis_points": 5000},
+                                     {"collaborator": "amy", "basis_points": 5000}]})
+        assert status == 200
+        await add(m, "buyer", beats[0], "mp3_lease")
+        await add(m, "buyer", beats[1], "mp3_lease")
+        status, leases = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})
+        assert status == 201, leases
+        # a rival buys the split beat's exclusive rights (a lease holds nothing) first
+        await add(m, "rival", beats[0], "exclusive")
+        status, rival = await m.call("POST", f"{M}/carts/seller/checkout", who("rival"), {})
+        assert status == 201, rival
+        m.pay(rival)
+        await transfers_made(m, rival["cart_id"])
+        m.pay(leases)
+        lines = {o["beat_id"]: o["order_id"] for o in leases["orders"]}
+        await m.order("buyer", lines[beats[0]["beat_id"]], "refunded")
+        await m.order("buyer", lines[beats[1]["beat_id"]], "paid")
+        await transfers_made(m, leases["cart_id"])
+        # the refunded line paid nobody; the other line paid the seller alone
+        paid = {t["metadata"]["order_id"] for t in m.fake.all_of("transfer")}
+        assert lines[beats[0]["beat_id"]] not in paid and lines[beats[1]["beat_id"]] in paid
+        assert await market_services(m).ledger.balance(
+            "seller", "external:refunds", "usd") == 2999
+        await books_match_stripe(m, accounts)
