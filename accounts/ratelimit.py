@@ -23,15 +23,15 @@ per hit, p50 / p99                     moving window   sliding window counter
 =====================================  ==============  =======================
 in process (``memory://``)             8.5 / 21 us     12.7 / 26 us
 over Redis, ``limits`` alone           0.44 / 0.68 ms  0.39 / 0.64 ms
-over Redis, :data:`HIT_AND_COUNT`      0.18 / 0.39 ms  (not used)
+over Redis, :data:`HIT_AND_COUNT`      0.10 / 0.18 ms  (not used)
 free key offered 300/s, worst second   100             114 to 160 [#]_
 =====================================  ==============  =======================
 
 .. [#] depending on where the run starts in a window: 160 when 0.6 s into it.
 
-(The in-process figures are of hits back to back; in a server, whose event loop runs
-``limits``' memory storage's expiry task between requests, which hops to a thread for
-every key, an in-process hit added some 0.25 ms to a request: see the benchmark.)
+(The :data:`HIT_AND_COUNT` row is from a later, less loaded run, in which a bare PING
+took 66 us.  Over HTTP, a hit adds 1.3x what a handler that only PINGs Redis adds, and
+0.03 ms in process: see the benchmark and :meth:`RateLimiter.from_url`.)
 
 The costs are alike, and only the moving window keeps every second within 5 % of the
 plan, so it is the default.  Over Redis the round trips dominate: ``limits`` takes two
@@ -82,7 +82,11 @@ from typing import Literal
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage
 from limits.aio.strategies import STRATEGIES
+from limits.aio.strategies import RateLimiter as Counting
 from limits.errors import StorageError
+from limits.storage import MemoryStorage as ProcessMemoryStorage
+from limits.strategies import STRATEGIES as PROCESS_STRATEGIES
+from limits.strategies import RateLimiter as ProcessCounting
 from prometheus_client import Counter
 from redis.exceptions import NoScriptError
 
@@ -202,15 +206,17 @@ class RateLimiter:
 
     Parameters
     ----------
-    storage : limits.aio.storage.Storage
+    storage : limits.aio.storage.Storage | limits.storage.MemoryStorage
         Where the counts live; two limiters on one Redis share every key's budget.
+        ``limits``' synchronous memory storage counts in place (see :meth:`from_url`).
     plans : Mapping[str, RateLimitItem]
         Plan name to limit (default :data:`PLANS`).
     strategy : {"moving-window", "sliding-window-counter"}
         How requests are counted (module docstring: why moving window is the default).
     """
 
-    def __init__(self, storage: Storage, plans: Mapping[str, RateLimitItem] = PLANS,
+    def __init__(self, storage: Storage | ProcessMemoryStorage,
+                 plans: Mapping[str, RateLimitItem] = PLANS,
                  strategy: Strategy = "moving-window") -> None:
         if strategy not in ("moving-window", "sliding-window-counter"):
             raise ValueError(f"unknown rate-limit strategy {strategy!r}: use 'moving-window' "
@@ -218,7 +224,12 @@ class RateLimiter:
         self.storage = storage
         self.plans = plans
         self.strategy = strategy
-        self._limiter = STRATEGIES[strategy](storage)
+        self._limiter: Counting | None = None
+        self._in_process: ProcessCounting | None = None
+        if isinstance(storage, ProcessMemoryStorage):
+            self._in_process = PROCESS_STRATEGIES[strategy](storage)
+        else:
+            self._limiter = STRATEGIES[strategy](storage)
         self._one_trip = strategy == "moving-window" and isinstance(storage, RedisStorage)
         self._client = None
         if self._one_trip:
@@ -235,6 +246,12 @@ class RateLimiter:
                  strategy: Strategy = "moving-window", key_prefix: str = "ratelimit",
                  timeout: float = 1.0) -> RateLimiter:
         """A limiter on the storage ``url`` names.
+
+        In process (``memory://``) the counts are kept by ``limits``' synchronous memory
+        storage, called in place: its asynchronous one starts a sweep of every key after
+        each request, each key's a hop to a thread, which added some 0.25 ms to every
+        request of a server (``benchmarks/bench_ratelimit.py``); the synchronous one
+        sweeps from a timer thread at most every 10 ms.
 
         Parameters
         ----------
@@ -257,9 +274,9 @@ class RateLimiter:
             raise ValueError(f"rate-limit key prefix {key_prefix!r} has braces: they would "
                              "put every key on one Redis Cluster slot; leave them out")
         target = f"{_SCHEMES[scheme]}://{rest}"
-        storage: Storage
+        storage: Storage | ProcessMemoryStorage
         if scheme == "memory":
-            storage = MemoryStorage(target)
+            storage = ProcessMemoryStorage("memory://")
         else:
             kind = RedisClusterStorage if scheme == "redis+cluster" else RedisStorage
             storage = kind(target, wrap_exceptions=True, implementation="redispy",
@@ -280,7 +297,12 @@ class RateLimiter:
         item = self.plan(plan)
         if self._one_trip:
             allowed, remaining, reset_after = await self._hit_in_one_trip(item, key)
+        elif self._in_process is not None:  # memory only: nothing to wait for
+            allowed = self._in_process.hit(item, key)
+            stats = self._in_process.get_window_stats(item, key)
+            remaining, reset_after = stats.remaining, stats.reset_time - time.time()
         else:
+            assert self._limiter is not None
             allowed = await self._limiter.hit(item, key)
             stats = await self._limiter.get_window_stats(item, key)
             remaining, reset_after = stats.remaining, stats.reset_time - time.time()
@@ -318,13 +340,20 @@ class RateLimiter:
 
     async def clear(self, key: str, plan: str) -> None:
         """Forget ``key``'s requests on ``plan`` (its full budget is back)."""
-        await self._limiter.clear(self.plan(plan), key)
+        if self._in_process is not None:
+            self._in_process.clear(self.plan(plan), key)
+        else:
+            assert self._limiter is not None
+            await self._limiter.clear(self.plan(plan), key)
 
     async def close(self) -> None:
-        """Close the storage's connections (Redis) or its expiry task (memory)."""
+        """Close the storage's connections (Redis) or its expiry timer or task (memory)."""
         storage = self.storage
         if isinstance(storage, RedisStorage):
             await storage.bridge.storage.aclose()
+        elif isinstance(storage, ProcessMemoryStorage):
+            storage.reset()
+            storage.timer.cancel()
         elif isinstance(storage, MemoryStorage):
             await storage.reset()
             if storage.timer is not None:

@@ -154,6 +154,18 @@ def test_a_plan_too_large_for_the_one_trip_script_is_refused(redis_url: str, pla
 
 
 @pytest.mark.asyncio
+async def test_an_in_process_hit_leaves_no_task_on_the_event_loop() -> None:
+    """``limits``' asynchronous memory storage started a sweep of every key, a thread hop
+    each, after every request: a server's event loop ran it between all its requests."""
+    async with RateLimiter.from_url(None) as limiter:
+        before = asyncio.all_tasks()
+        for n in range(20):
+            await limiter.hit(f"{fresh_key()}-{n % 5}", "free")
+            await asyncio.sleep(0)
+            assert asyncio.all_tasks() == before
+
+
+@pytest.mark.asyncio
 async def test_memory_limiters_count_for_their_own_process_only() -> None:
     key = fresh_key()
     async with RateLimiter.from_url(None) as one, RateLimiter.from_url("memory://") as two:
