@@ -9,7 +9,8 @@ Over Redis it is also set against one PING round trip on the limiter's own clien
 any limiter sharing a Redis must pay at least).  Then the same over HTTP: an aiohttp
 handler that hits the limiter and answers its headers against a bare handler, in rounds
 on one server, and over Redis also against ``limits``' own two round trips (hit, then
-read the window).
+read the window) and against a handler that only PINGs Redis (the floor of any limiter
+that shares one).
 
 Accuracy: one free key (100 requests per second) offered 300 requests per second, evenly
 paced; the accepted requests are counted per second of the run, and in the busiest
@@ -187,16 +188,21 @@ async def test_added_latency_over_a_bare_handler(benchmark, request: pytest.Fixt
             stats = await limiter._limiter.get_window_stats(item, key)
             return web.json_response({"ok": allowed, "left": stats.remaining})
 
+        async def round_trip(_: web.Request) -> web.Response:  # the least Redis costs
+            await limiter.storage.bridge.get_connection().ping()
+            return web.json_response({"ok": True})
+
         app = web.Application()
         app.router.add_get("/bare", bare)
         app.router.add_get("/limited", limited)
         if url:
             app.router.add_get("/two-trips", two_trips)
+            app.router.add_get("/round-trip", round_trip)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        paths = ["/bare", "/limited", *(["/two-trips"] if url else [])]
+        paths = ["/bare", "/limited", *(["/two-trips", "/round-trip"] if url else [])]
         p50s: dict[str, list[float]] = {path: [] for path in paths}
         try:
             async with aiohttp.ClientSession() as http:
@@ -227,9 +233,13 @@ async def test_added_latency_over_a_bare_handler(benchmark, request: pytest.Fixt
                    lim / b for lim, b in zip(p50s["/limited"], p50s["/bare"], strict=True))}
     if url:
         two = [t - b for t, b in zip(p50s["/two-trips"], p50s["/bare"], strict=True)]
+        ping = [t - b for t, b in zip(p50s["/round-trip"], p50s["/bare"], strict=True)]
         figures["limits_two_trips_added_p50_us"] = statistics.median(two)
         figures["added_over_limits_two_trips"] = statistics.median(
             a / t for a, t in zip(added, two, strict=True))
+        figures["ping_added_p50_us"] = statistics.median(ping)
+        figures["added_over_ping"] = statistics.median(
+            a / t for a, t in zip(added, ping, strict=True))
     record(benchmark, requests=HTTP_REQUESTS, rounds=HTTP_ROUNDS, **figures)
 
 
