@@ -19,6 +19,8 @@ from dsp_core import lv2_catalog
 from dsp_core.errors import DspError
 
 log = logging.getLogger(__name__)
+#: The catalogue load under way (a future), for whoever waits for it (dawserver.gc_freeze).
+LV2_WARMUP = web.AppKey("lv2_warmup", asyncio.Future)
 
 
 def warm_catalogue() -> int:
@@ -33,6 +35,7 @@ def warm_catalogue() -> int:
 async def lv2_warmup_context(app: web.Application) -> AsyncIterator[None]:
     """A ``cleanup_ctx``: start the catalogue load in a thread, wait for it at shutdown."""
     task = asyncio.create_task(asyncio.to_thread(warm_catalogue))
+    app[LV2_WARMUP] = task
     yield
     with contextlib.suppress(asyncio.CancelledError):
         found = await task  # a thread cannot be cancelled: let the load finish

@@ -131,6 +131,7 @@ def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: 
           storage_url: str | None) -> None:
     """Serve the y-websocket endpoint ws://HOST:PORT/collab/PROJECT and the HTTP API."""
     from dawserver.app import create_app
+    from dawserver.gc_freeze import freeze_after_startup
     from dawserver.tracing import TracingError, configure_tracing
 
     try:
@@ -159,6 +160,7 @@ def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: 
             click.echo(f"browser:      {config.base_url}/?project={project_id}&token={owner}")
             click.echo(f"y-websocket:  {config.collab_url}  (room {project_id})")
         app = create_app(config)
+        app.on_startup.append(freeze_after_startup)
     except (CollabError, DatabaseError, DspError, OSError) as exc:
         raise CliError(str(exc)) from exc
     click.echo(f"serving on {config.base_url} (data in {data_dir})", err=True)
