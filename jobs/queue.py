@@ -80,6 +80,18 @@ _DUE = (
     "OR (state = 'running' AND lease_until < ?))")
 
 
+def _filter_queue_and_states(where: list[str], args: list[Any], queue: str | None,
+                             states: Iterable[str] | None) -> None:
+    """Add ``find``'s queue and state conditions (when given) to ``where`` and ``args``."""
+    if queue is not None:
+        where.append("queue = ?")
+        args.append(queue)
+    if states is not None:
+        wanted = _known_states(states)
+        where.append(f"state IN ({', '.join('?' * len(wanted))})")
+        args.extend(wanted)
+
+
 def _known_states(states: Iterable[str]) -> list[str]:
     """``states``, sorted and once each; :class:`JobQueueError` for a state not in
     :data:`STATES`."""
@@ -279,13 +291,7 @@ class JobQueue:
                 return []
             where.append(f"id IN ({', '.join('?' * len(wanted_ids))})")
             args.extend(wanted_ids)
-        if queue is not None:
-            where.append("queue = ?")
-            args.append(queue)
-        if states is not None:
-            wanted = _known_states(states)
-            where.append(f"state IN ({', '.join('?' * len(wanted))})")
-            args.extend(wanted)
+        _filter_queue_and_states(where, args, queue, states)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         order = "created_at DESC, id DESC" if newest_first else "created_at, id"
         rows = await self.db.fetch(
@@ -308,13 +314,7 @@ class JobQueue:
             return found
         where = [f"account_id IN ({', '.join('?' * len(wanted))})"]
         args: list[Any] = list(wanted)
-        if queue is not None:
-            where.append("queue = ?")
-            args.append(queue)
-        if states is not None:
-            wanted_states = _known_states(states)
-            where.append(f"state IN ({', '.join('?' * len(wanted_states))})")
-            args.extend(wanted_states)
+        _filter_queue_and_states(where, args, queue, states)
         rows = await self.db.fetch(
             "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY account_id "
             f"ORDER BY created_at, id) AS nth FROM jobs WHERE {' AND '.join(where)}) "
