@@ -13,6 +13,8 @@ sends every call keyed by a project to the store of that project's region:
 - appends go to the region's store, so group commit (SQLite's one hop to the writer
   thread, PostgreSQL's ``COPY``) works per region's database;
 - :meth:`~RegionalCollabStore.list_projects` merges every region's answer;
+- :meth:`~RegionalCollabStore.load_many` calls each region store's ``load_many`` once
+  (all regions at once) with the ids routed there and merges the documents;
 - :meth:`~RegionalCollabStore.delete_project` deletes in the project's region and
   forgets the region it remembered.
 
@@ -203,6 +205,39 @@ class RegionalCollabStore(Store):
 
     async def load(self, project_id: str) -> StoredDocument:
         return await (await self._store_of(project_id)).load(project_id)
+
+    async def load_many(self, project_ids: list[str]) -> dict[str, StoredDocument]:
+        """:meth:`load` of many projects: one ``load_many`` per region store, at once.
+
+        A project whose region is remembered is read in that region only; one whose
+        region is not known yet is asked of every region in the same call (a region's
+        ``load_many`` leaves out what it does not hold), so no lookup comes first, and
+        the region that answers is remembered (the main region first, as :meth:`_find`
+        prefers).  Projects no region holds are left out.
+        """
+        ids = list(dict.fromkeys(project_ids))
+        if not ids:
+            return {}
+        unknown = [project_id for project_id in ids if project_id not in self._regions]
+        asked: dict[str, list[str]] = {region: list(unknown) for region in self.stores
+                                       if unknown}
+        for project_id in ids:
+            if project_id in self._regions:
+                asked.setdefault(self._regions[project_id], []).append(project_id)
+        regions = list(asked)
+        answers = await asyncio.gather(*(self.stores[region].load_many(asked[region])
+                                         for region in regions))
+        by_region = dict(zip(regions, answers, strict=True))
+        found: dict[str, StoredDocument] = {}
+        for region in self.stores:  # the main region first
+            for project_id, document in by_region.get(region, {}).items():
+                if project_id in found:
+                    log.warning("project %r is in more than one region; using %r",
+                                project_id, self._regions[project_id])
+                    continue
+                found[project_id] = document
+                self._regions.setdefault(project_id, region)
+        return {project_id: found[project_id] for project_id in ids if project_id in found}
 
     async def load_since(self, project_id: str, after_seq: int) -> StoredDocument:
         return await (await self._store_of(project_id)).load_since(project_id, after_seq)

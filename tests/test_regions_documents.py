@@ -15,6 +15,7 @@ import inspect
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -339,6 +340,60 @@ async def test_appends_are_group_committed_per_region(databases: dict[str, Datab
         assert not any(s.group_commit for s in store.stores.values())
 
 
+def counting_load_many(store: RegionalCollabStore) -> dict[str, list[list[str]]]:
+    """Wrap every region store's ``load_many``; ``{region: [ids of each call]}``."""
+    calls: dict[str, list[list[str]]] = {region: [] for region in store.stores}
+    for region, inner in store.stores.items():
+        def counted(project_ids: list[str], *, _region: str = region,
+                    _read: Any = inner.load_many) -> Any:
+            calls[_region].append(list(project_ids))
+            return _read(project_ids)
+        inner.load_many = counted  # type: ignore[method-assign]
+    return calls
+
+
+@pytest.mark.asyncio
+async def test_load_many_reads_each_region_once_and_merges_the_documents(
+        databases: dict[str, Database]) -> None:
+    async with regional(databases) as store:
+        await store.create_project_in("eu", "song-eu", "Eu", b"eu-first")
+        await store.append("song-eu", 1, [b"e1", b"e2"])
+        await store.create_project_in("us", "song-us", "Us", None)
+        await store.append("song-us", 1, [b"s1"])
+        await store.create_project("song-main", "Main", b"main-first")
+        await store.create_project_in("us", "song-gone", "Gone", b"gone")
+        assert await store.delete_project("song-gone")
+        asked = ["song-us", "nowhere", "song-eu", "song-gone", "song-main", "song-eu"]
+        calls = counting_load_many(store)
+        found = await store.load_many(asked)
+        assert {region: len(each) for region, each in calls.items()} == {
+            "default": 1, "eu": 1, "us": 1}
+        assert list(found) == ["song-us", "song-eu", "song-main"]  # unknown, deleted: out
+        for project_id, document in found.items():
+            assert document == await store.stores[await store.region_of(project_id)
+                                                  ].load(project_id), project_id
+        assert (found["song-eu"].snapshot, found["song-eu"].updates) == (
+            b"eu-first", [b"e1", b"e2"])
+        assert (found["song-us"].snapshot, found["song-us"].updates) == (None, [b"s1"])
+        assert found["song-main"].snapshot == b"main-first"
+        assert await store.load_many([]) == {}
+    # a new process (a restart) knows no region: one load_many per region finds them
+    # all, and after that each project is read in its own region alone
+    async with regional(databases) as store:
+        calls = counting_load_many(store)
+        assert sorted(await store.load_many(["song-eu", "song-us", "nowhere"])) == [
+            "song-eu", "song-us"]
+        assert all(len(each) == 1 for each in calls.values()), calls
+        assert await store.region_of("song-eu") == "eu"
+        calls = counting_load_many(store)
+        assert list(await store.load_many(["song-us", "song-eu"])) == ["song-us", "song-eu"]
+        assert calls == {"default": [], "eu": [["song-eu"]], "us": [["song-us"]]}
+        # deleted by another process while this one remembers its region: left out
+        async with regional(databases) as other:
+            assert await other.delete_project("song-us")
+        assert list(await store.load_many(["song-us", "song-eu"])) == ["song-eu"]
+
+
 def test_the_facade_routes_every_method_of_the_store() -> None:
     """A method added to Store must be routed in RegionalCollabStore too."""
     abstract = sorted(Store.__abstractmethods__)
@@ -347,6 +402,7 @@ def test_the_facade_routes_every_method_of_the_store() -> None:
         assert getattr(RegionalCollabStore, name) is not getattr(Store, name), name
     assert not inspect.isabstract(RegionalCollabStore)
     assert RegionalCollabStore.append is not Store.append
+    assert RegionalCollabStore.load_many is not Store.load_many
 
 
 def stored_audio(files: Path, asset_id: str) -> list[Path]:
