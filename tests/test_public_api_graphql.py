@@ -13,7 +13,7 @@ from accounts_helpers import Person
 from public_api_helpers import Caller, two_people, wav_bytes
 from smtp_server import SmtpServer
 
-from dawserver.keys import ACCOUNTS, DATABASE, STORE
+from dawserver.keys import ACCOUNTS, DATABASE, ROOMS, STORE
 from dawserver.projects import import_session
 from dsp_core.session import Clip, Session, Track
 
@@ -94,6 +94,92 @@ async def test_projects_with_their_assets_cost_the_same_queries_for_2_or_20_proj
         assert few, "the counter saw no query: it is not counting the server's database"
         assert len(many) == len(few), (few, many)
         assert len([c for c in many if "get_project" in c or "collab_projects" in c]) == 1
+
+
+PROJECTS_WITH_TRACKS = """
+{ projects(first: 20) { edges { node { id
+    tracks { id name gainDb mute clips { id position } }
+    again: tracks { id }
+} } } }"""
+PROJECT_TRACKS = """
+query($id: ID!) { project(id: $id) {
+    tracks { id name position channels gainDb pan mute solo
+             clips { id source position length offset gainDb fadeIn fadeOut } }
+} }"""
+
+
+def camel(value: Any) -> Any:
+    """REST's JSON with GraphQL's field names (``gain_db`` -> ``gainDb``)."""
+    if isinstance(value, list):
+        return [camel(item) for item in value]
+    if isinstance(value, dict):
+        return {key.split("_")[0] + "".join(w.title() for w in key.split("_")[1:]): camel(v)
+                for key, v in value.items()}
+    return value
+
+
+async def make_mixes(app: Any, caller: Caller, count: int, start: int = 0) -> list[str]:
+    """``count`` projects of ``caller``'s account, each with two tracks of its own."""
+    made = []
+    for index in range(start, start + count):
+        session = Session(name=f"M{index}", tracks=[
+            Track("lead", name=f"Lead {index}", gain_db=-float(index), pan=0.25,
+                  clips=[Clip(f"/a{index}.wav", 100 * index, 50, offset=3, fade_in=7,
+                              id=f"c{index}")]),
+            Track("bass", name="Bass", channels=2, mute=index % 2 == 0, solo=True)])
+        info = await import_session(app[STORE], session, name=f"M{index}")
+        await app[ACCOUNTS].store.own_project(caller.person_id, info.project_id)
+        made.append(info.project_id)
+    return made
+
+
+async def test_tracks_of_2_or_20_projects_are_read_in_one_store_read(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with two_people(tmp_path, smtp_server) as (app, ada, _bob):
+        rooms = app[ROOMS]
+        made: list[str] = []
+        counts = []
+        for more in (2, 18):
+            made += await make_mixes(app, ada, more, start=len(made))
+            await gql(ada, PROJECTS_WITH_TRACKS)  # warm: the key's and projects' caches
+            for project_id in list(rooms.rooms):  # documents not in memory, but the first
+                await rooms._unload(project_id)  # noqa: SLF001 - the idle unload, no wait
+            stored: list[list[str]] = []
+
+            async def counting_load_many(project_ids: list[str], *,
+                                         _seen: list[list[str]] = stored,
+                                         _read: Any = rooms.store.load_many) -> Any:
+                _seen.append(list(project_ids))
+                return await _read(project_ids)
+
+            async with rooms.use(made[0]):  # in memory: read in its room
+                rooms.store.load_many = counting_load_many
+                try:
+                    with counted_queries(app[DATABASE]) as calls:
+                        answer = await gql(ada, PROJECTS_WITH_TRACKS)
+                finally:
+                    del rooms.store.load_many
+                assert set(rooms.rooms) == {made[0]}, "reading tracks must not load rooms"
+            assert answer.get("errors") is None, answer
+            nodes = [e["node"] for e in answer["data"]["projects"]["edges"]]
+            assert [n["id"] for n in nodes] == made
+            # one store read for every document not in memory, whatever the aliases
+            assert stored == [made[1:]], stored
+            counts.append(calls)
+            for node in nodes:  # the very tracks REST answers (from the room)
+                assert [t["id"] for t in node["again"]] == ["lead", "bass"]
+                full = (await gql(ada, PROJECT_TRACKS, {"id": node["id"]}))["data"]["project"]
+                status, rest, _ = await ada.call("GET", f"/api/v1/projects/{node['id']}/tracks")
+                assert status == 200, rest
+                assert full["tracks"] == camel(rest["data"]), node["id"]
+                assert node["tracks"] == [
+                    {"id": t["id"], "name": t["name"], "gainDb": t["gainDb"], "mute": t["mute"],
+                     "clips": [{"id": c["id"], "position": c["position"]} for c in t["clips"]]}
+                    for t in full["tracks"]]
+        few, many = counts
+        assert few, "the counter saw no query: it is not counting the server's database"
+        assert len(many) == len(few), (few, many)
+        assert [c for c in many if "load" in c] == ["read: SqliteStore.load_many.<locals>.work"]
 
 
 async def test_connection_pages_project_tracks_clips_and_me(

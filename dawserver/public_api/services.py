@@ -14,6 +14,7 @@ from aiohttp import web
 
 from accounts.service import PROJECT_ROLES
 from collab.errors import ProjectNotFound
+from collab.schema import ProjectDocument
 from collab.store import ProjectInfo
 
 from .. import asset_objects
@@ -90,12 +91,20 @@ async def project(app: web.Application, project_id: str, role: str) -> Project:
 
 
 async def tracks(app: web.Application, project_id: str) -> list[Track]:
-    """The tracks and clips of the project's current document, in display order."""
+    """The tracks and clips of the project's current document, in display order (REST).
+
+    Raises :class:`NotFound` when the store holds no such project.
+    """
     try:
         async with app[ROOMS].use(project_id) as room:
-            session = room.document.to_session()
+            return document_tracks(room.document)
     except ProjectNotFound:
         raise NotFound(f"there is no project {project_id!r}") from None
+
+
+def document_tracks(document: ProjectDocument) -> list[Track]:
+    """The tracks and clips of a project document, in display order (REST and GraphQL)."""
+    session = document.to_session()
     return [Track(id=t.id, name=t.name, position=index, channels=t.channels,
                   gain_db=t.gain_db, pan=t.pan, mute=t.mute, solo=t.solo,
                   clips=[Clip(id=c.id, source=c.source, position=c.position, length=c.length,

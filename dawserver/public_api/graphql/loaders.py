@@ -1,23 +1,23 @@
 """Per-request DataLoaders: every project, asset list, track list, transcript set and
 job list is read in batches.
 
-A query over N projects with their assets, transcripts and transcription jobs costs the
-same few database queries whatever N is: roles in one pass
+A query over N projects with their assets, tracks, transcripts and transcription jobs
+costs the same few database queries whatever N is: roles in one pass
 (:func:`..services.project_roles`), the projects' rows in one query
 (``Store.get_projects``), the asset lists from the asset stores' indexes (files) in one
 thread hop, the job lists in one query (``JobQueue.find_many``), and the documents the
-transcripts live in: a document in memory (its room is loaded) is read there, the rest
-as the store holds them, all in one read (``Store.load_many``, :data:`PROJECTS_PER_READ`
-projects a read), decoded one at a time and dropped once read; no room is loaded for
-them. Tracks are read through each project's room, opened once per request however many
-fields and aliases ask, at most :data:`DOCUMENTS_AT_ONCE` at a time (the room registry
-holds a bounded number in memory).
+tracks and transcripts live in: a document in memory (its room is loaded) is read there,
+the rest as the store holds them, all in one read (``Store.load_many``,
+:data:`PROJECTS_PER_READ` projects a read), decoded one at a time and dropped once read;
+no room is loaded for them. Each loader reads a document once per request however many
+fields and aliases ask (tracks and transcripts are two loaders: a query asking both
+reads the stored documents twice, once each).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -32,7 +32,6 @@ from transcription.jobs import Job
 from transcription.transcript import Transcript
 
 from ...declarations import Principal
-from ...errors import NotFound
 from ...keys import ROOMS
 from .. import services
 from ..resources import Asset, Project, Track
@@ -41,26 +40,9 @@ from .limits import MAX_PAGE
 
 T = TypeVar("T")
 
-#: How many project rooms one request opens at once (tracks).
-DOCUMENTS_AT_ONCE = 8
 #: How many projects' stored documents one store read brings (a page of projects); they
 #: are decoded one at a time.
 PROJECTS_PER_READ = MAX_PAGE
-
-
-async def _each(ids: list[str], read: Callable[[str], Awaitable[T]]) -> list[T | None]:
-    """``read(id)`` of every id, :data:`DOCUMENTS_AT_ONCE` at a time; None where the
-    project is gone (:class:`NotFound`)."""
-    gate = asyncio.Semaphore(DOCUMENTS_AT_ONCE)
-
-    async def one(project_id: str) -> T | None:
-        async with gate:
-            try:
-                return await read(project_id)
-            except NotFound:
-                return None
-
-    return list(await asyncio.gather(*(one(pid) for pid in ids)))
 
 
 async def _read_documents(app: web.Application, ids: list[str],
@@ -145,8 +127,8 @@ class Loaders:
         found = await services.assets(self.app, list(ids))
         return [found[pid] for pid in ids]
 
-    async def _load_tracks(self, ids: list[str]) -> list[list[Track] | None]:
-        return await _each(ids, lambda pid: services.tracks(self.app, pid))
+    async def _load_tracks(self, ids: list[str]) -> list[list[Track] | StoreError | None]:
+        return await _read_documents(self.app, ids, services.document_tracks)
 
     async def _load_transcripts(self, ids: list[str]
                                 ) -> list[dict[str, Transcript] | StoreError | None]:
