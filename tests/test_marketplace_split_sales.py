@@ -262,3 +262,100 @@ async def test_a_split_line_sold_exclusively_meanwhile_is_refunded_with_no_trans
         assert await market_services(m).ledger.balance(
             "seller", "external:refunds", "usd") == 2999
         await books_match_stripe(m, accounts)
+
+
+def platform_charge(m: Market, cart_id: str) -> dict[str, Any]:
+    """The cart's separate charge, on the platform's own Stripe account."""
+    [intent] = [i for i in m.fake.all_of("payment_intent")
+                if (i.get("metadata") or {}).get("cart_id") == cart_id]
+    charge = m.fake.objects[intent["latest_charge"]]
+    assert m.fake.owner[charge["id"]] == PLATFORM
+    return charge
+
+
+async def statuses(m: Market) -> dict[str, str]:
+    return {lic["beat_id"]: lic["status"] for lic in await m.library("buyer")}
+
+
+async def test_a_lost_dispute_of_a_split_cart_takes_back_each_lines_transfers_in_part(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}",
+                      discovery_fee_bp=1000) as m:
+        accounts, beats, started = await split_cart(m)
+        cart_id = started["cart_id"]
+        m.pay(started)
+        await transfers_made(m, cart_id)
+        charge = platform_charge(m, cart_id)
+        ledger = market_services(m).ledger
+        clearing = await ledger.balance("seller", bookings.CLEARING, "usd")
+        link = next(lic["links"][0]["url"] for lic in await m.library("buyer")
+                    if lic["beat_id"] == beats[0]["beat_id"])
+        assert (await m.client.get(link)).status == 200
+
+        disputed = 5997  # part of the 109.97 charge: every line loses its share of it
+        m.fake.webhooks.duplicate_next(1)  # the dispute's opening delivered twice
+        dispute = m.fake.create_dispute(charge["id"], amount=disputed)
+        await m.fake.webhooks.settled()
+        assert set((await statuses(m)).values()) == {"disputed"}
+        assert (await m.client.get(link)).status == 403  # no downloads while it is open
+        assert await ledger.balance("seller", bookings.CLEARING, "usd") == (
+            clearing - disputed - m.fake.dispute_fee)
+        assert not any(t["amount_reversed"] for t in m.fake.all_of("transfer"))
+        await books_match_stripe(m, accounts)
+
+        m.fake.webhooks.duplicate_next(1)
+        m.fake.resolve_dispute(dispute["id"], won=False)
+        lines = sorted(started["orders"], key=lambda o: o["order_id"])
+        parts = dict(zip((o["order_id"] for o in lines),
+                         apportion(disputed, [o["amount"] for o in lines]), strict=True))
+        amounts = {o["order_id"]: o["amount"] for o in lines}
+        want = {t["id"]: t["amount"] * parts[t["metadata"]["order_id"]]
+                // amounts[t["metadata"]["order_id"]] for t in m.fake.all_of("transfer")}
+        async with asyncio.timeout(30):
+            while sum(t["amount_reversed"] for t in m.fake.all_of("transfer")) < sum(
+                    want.values()):
+                await asyncio.sleep(0.05)
+        await m.fake.webhooks.settled()
+        # every dispute event sent again: nothing more is booked or taken back
+        for kind in ("charge.dispute.created", "charge.dispute.closed"):
+            for event in m.fake.events_of(kind):
+                m.fake.webhooks.redeliver(event)
+        await m.fake.webhooks.settled()
+        assert {t["id"]: t["amount_reversed"] for t in m.fake.all_of("transfer")} == want
+        postings = await ledger.postings("seller")
+        assert sum(p["kind"] == "dispute" for p in postings) == 1
+        assert not any(p["kind"] == "dispute_won" for p in postings)
+        assert set((await statuses(m)).values()) == {"revoked"}
+        assert (await m.client.get(link)).status == 403
+        await books_match_stripe(m, accounts)
+
+
+async def test_a_won_dispute_of_a_split_cart_told_out_of_order_restores_its_licences(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts, beats, started = await split_cart(m)
+        cart_id = started["cart_id"]
+        m.pay(started)
+        await transfers_made(m, cart_id)
+        charge = platform_charge(m, cart_id)
+        ledger = market_services(m).ledger
+        clearing = await ledger.balance("seller", bookings.CLEARING, "usd")
+        # the bank's decision arrives before the dispute's opening: it is sent again
+        m.fake.webhooks.hold()
+        dispute = m.fake.create_dispute(charge["id"])
+        m.fake.resolve_dispute(dispute["id"], won=True)
+        m.fake.webhooks.release("reversed")
+        await m.fake.webhooks.settled()
+        assert set((await statuses(m)).values()) == {"active"}
+        store = market_services(m).store
+        assert await store.db.fetchval(
+            "SELECT status FROM mkt_disputes WHERE account_id = ? AND dispute_id = ?",
+            "seller", dispute["id"]) == "won"
+        # the platform keeps only Stripe's dispute fee off; nobody's transfer comes back
+        assert await ledger.balance("seller", bookings.CLEARING, "usd") == (
+            clearing - m.fake.dispute_fee)
+        assert not any(t["amount_reversed"] for t in m.fake.all_of("transfer"))
+        assert not await store.db.fetchval(
+            "SELECT COUNT(*) FROM mkt_transfers WHERE account_id = ? AND reversed > 0",
+            "seller")
+        await books_match_stripe(m, accounts)

@@ -7,15 +7,24 @@ open) and the collaborators' shares of a split sale are reversed in proportion.
 ``charge.dispute.closed``: ``won`` gives the amount back
 (:func:`~business.marketplace.bookings.dispute_won`; the fee stays with Stripe) and
 re-enables the licence; ``lost`` revokes it. Each runs in the event's transaction.
+
+A split cart's separate charge (:mod:`.split_sales`) is disputed on the platform's own
+account (the event names no ``account``): :meth:`Disputes.cart_of` finds its lines by
+the payment, the money is booked against ``platform:clearing`` (the seller's books hold
+the platform's balance of the charge there), every line's licence is blocked, and a lost
+dispute has :mod:`.money_events` queue the reversal of the lines' transfers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 from business.marketplace import bookings
 from business.marketplace.ledger import Ledger
+from business.marketplace.models import Order
+from business.marketplace.store import ORDER_COLUMNS, order_from
 from business.marketplace.webhooks import Outcome, StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -25,6 +34,8 @@ TYPES = ("charge.dispute.created", "charge.dispute.closed")
 
 class NotOpenedYet(Exception):
     """A dispute's ``closed`` event came before its ``created``: Stripe sends it again."""
+
+
 DISPUTED = "disputed"
 
 
@@ -53,24 +64,39 @@ class Disputes:
             "payment_intent = ?", seller, str(intent))
         return dict(row) if row is not None else None
 
-    async def apply(self, tx: Any, seller: str, order: dict[str, Any], event: StripeEvent
-                    ) -> Outcome:
-        """Book the dispute event and block or re-enable the licence, in ``tx``."""
+    async def cart_of(self, db: Any, dispute: dict[str, Any]) -> list[Order]:
+        """The lines of the split cart whose separate charge (on the platform's account)
+        is disputed, all of one seller (empty: not a split cart's charge)."""
+        intent = dispute.get("payment_intent")
+        if not intent:
+            return []
+        rows = await db.fetch(
+            f"SELECT {ORDER_COLUMNS} FROM mkt_orders WHERE payment_intent = ? AND "
+            "transfer_group IS NOT NULL ORDER BY account_id, order_id", str(intent))
+        lines = [order_from(r) for r in rows]
+        return [o for o in lines if o.account_id == lines[0].account_id] if lines else []
+
+    async def apply(self, tx: Any, seller: str, order_ids: list[str], event: StripeEvent,
+                    mirror: str = bookings.SELLER) -> Outcome:
+        """Book the dispute event against ``mirror`` and block or re-enable the licences
+        of ``order_ids`` (a single sale's order, or a split cart's lines), in ``tx``."""
         dispute = event.object
         did, amount = str(dispute["id"]), int(dispute["amount"])
-        currency, order_id = str(dispute["currency"]), order["order_id"]
+        currency = str(dispute["currency"])
+        marks = ", ".join("?" for _ in order_ids)
+        licences = (f"UPDATE mkt_licences SET status = ? WHERE account_id = ? AND "
+                    f"order_id IN ({marks}) AND status = ?")
         if event.type == "charge.dispute.created":
             fee, txn = dispute_fee(dispute)
             await self.ledger.record(tx, seller, bookings.dispute_opened(
-                f"dispute:{did}", currency, amount=amount, fee=fee, stripe_txn=txn))
+                f"dispute:{did}", currency, amount=amount, fee=fee, stripe_txn=txn,
+                mirror=mirror))
             await tx.execute(
                 "INSERT INTO mkt_disputes (account_id, dispute_id, order_id, amount, currency, "
                 "status) VALUES (?, ?, ?, ?, ?, 'open') "
                 "ON CONFLICT (account_id, dispute_id) DO NOTHING",
-                seller, did, order_id, amount, currency)
-            await tx.execute(
-                "UPDATE mkt_licences SET status = ? WHERE account_id = ? AND order_id = ? "
-                "AND status = 'active'", DISPUTED, seller, order_id)
+                seller, did, order_ids[0], amount, currency)
+            await tx.execute(licences, DISPUTED, seller, *order_ids, "active")
             return Outcome.PROCESSED
         opened = await tx.fetchval(
             "SELECT status FROM mkt_disputes WHERE account_id = ? AND dispute_id = ?",
@@ -83,13 +109,14 @@ class Disputes:
         if status == "won":
             back = [t for t in dispute.get("balance_transactions") or []
                     if isinstance(t, dict) and int(t.get("amount") or 0) > 0]
-            await self.ledger.record(tx, seller, bookings.dispute_won(
+            # imposed: Stripe has given it back, even to a clearing balance the dispute's
+            # fee and a split cart's transfers hold below zero
+            await self.ledger.record(tx, seller, dataclasses.replace(bookings.dispute_won(
                 f"dispute-won:{did}", currency, amount=amount,
-                stripe_txn=back[0].get("id") if back else None))
-        await tx.execute(
-            "UPDATE mkt_licences SET status = ? WHERE account_id = ? AND order_id = ? "
-            "AND status = ?", "active" if status == "won" else "revoked", seller, order_id,
-            DISPUTED)
+                stripe_txn=back[0].get("id") if back else None, mirror=mirror),
+                imposed=True))
+        await tx.execute(licences, "active" if status == "won" else "revoked", seller,
+                         *order_ids, DISPUTED)
         await tx.execute(
             "UPDATE mkt_disputes SET status = ? WHERE account_id = ? AND dispute_id = ?",
             status, seller, did)

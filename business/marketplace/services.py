@@ -193,7 +193,7 @@ def build_services(context: PluginContext) -> Services:
     fulfilment.carts_take = carts.take
     payouts = Payouts(db, ledger, gateway) if gateway is not None else None
     splits = Splits(db, ledger, gateway) if gateway is not None else None
-    fulfilment.money = MoneyEvents(store, ledger, payouts, splits)
+    money = fulfilment.money = MoneyEvents(store, ledger, payouts, splits)
 
     async def enqueue_job(tx: Any, name: str, payload: dict[str, Any], account_id: str,
                           key: str) -> None:
@@ -202,6 +202,7 @@ def build_services(context: PluginContext) -> Services:
 
     fulfilment.split_sales = (SplitSales(splits, enqueue_job) if splits is not None
                               else None)
+    money.split_sales = fulfilment.split_sales
     memberships = Memberships(store, gateway, success_url=str(
         settings.get("membership_success_url") or settings.get("success_url") or
         _default_success(context)), grant=fulfilment.grant)

@@ -16,7 +16,10 @@ last transfer is finished by the job's next attempt, and no payee is paid twice.
 A refund of one line (``charge.refunded``) books the refund to ``platform:clearing`` and
 queues ``marketplace.split_reversal`` (:meth:`SplitSales.queue_reversal`), which takes back
 ``refund / line amount`` of that line's transfers only, once the line's transfers are all
-made (it waits for ``mkt_orders.transferred_at``), keyed by the refund.
+made (it waits for ``mkt_orders.transferred_at``), keyed by the refund. A lost dispute of
+the charge (:mod:`.money_events`) queues the same job for every line still paid
+(:meth:`SplitSales.queue_dispute_reversals`): the disputed amount cut across those lines
+by amount, each taking back its part of its own transfers, keyed by dispute and line.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from business.marketplace.models import Order
+from business.marketplace.models import PAID, Order
 from business.marketplace.splits import Share, Splits, apportion
 
 #: The job that pays a split line's payees, and the one that takes back a refunded part.
@@ -131,6 +134,27 @@ class SplitSales:
             "taken": min(amount, order.amount), "of": order.amount,
             "cause": f"refund:{refund_id}"},
             order.account_id, f"split-reversal/{refund_id}")
+
+    async def queue_dispute_reversals(self, tx: Any, lines: list[Order], *, dispute_id: str,
+                                      amount: int) -> dict[str, int]:
+        """In a lost dispute's transaction: cut ``amount`` across the paid ``lines`` by
+        their amounts and queue taking each line's part of its transfers back (once per
+        dispute and line); the parts queued, by order id."""
+        paid = [o for o in lines if o.status == PAID and o.amount > 0]
+        if amount <= 0 or not paid:
+            return {}
+        parts = apportion(min(amount, sum(o.amount for o in paid)), [o.amount for o in paid])
+        queued = {}
+        for order, part in zip(paid, parts, strict=True):
+            if part <= 0:
+                continue
+            await self.enqueue(tx, REVERSAL_JOB, {
+                "seller": order.account_id, "order_id": order.order_id,
+                "taken": min(part, order.amount), "of": order.amount,
+                "cause": f"dispute:{dispute_id}"},
+                order.account_id, f"split-reversal/dispute:{dispute_id}/{order.order_id}")
+            queued[order.order_id] = part
+        return queued
 
     async def reverse(self, seller: str, order_id: str, *, taken: int, of: int,
                       cause: str) -> list[dict[str, Any]]:
