@@ -278,9 +278,8 @@ async def statuses(m: Market) -> dict[str, str]:
 
 
 async def test_a_lost_dispute_of_a_split_cart_takes_back_each_lines_transfers_in_part(
-        tmp_path: Path) -> None:
-    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}",
-                      discovery_fee_bp=1000) as m:
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    async with market(tmp_path, db_url, discovery_fee_bp=1000) as m:
         accounts, beats, started = await split_cart(m)
         cart_id = started["cart_id"]
         m.pay(started)
