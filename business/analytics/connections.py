@@ -129,12 +129,20 @@ class Connections:
             account_id, source_id)
         return await self.get(account_id, source_id)
 
-    async def flag(self, account_id: str, source_id: str, state: str, error: str) -> None:
-        """Mark a source as needing attention (a revoked token, a changed answer shape)."""
-        await self.db.execute(
-            "UPDATE analytics_sources SET state = ?, last_error = ?, updated_at = ? "
-            "WHERE account_id = ? AND source_id = ? AND state != 'disconnected'", state,
-            error[:2000], self.clock(), account_id, source_id)
+    async def flag(self, account_id: str, source_id: str, state: str, error: str) -> bool:
+        """Mark a source as needing attention (a revoked token, a changed answer shape);
+        True: it newly turned ``state`` (False: it already was, or is disconnected)."""
+        async with self.db.transaction() as tx:
+            turned = await tx.execute(
+                "UPDATE analytics_sources SET state = ?, last_error = ?, updated_at = ? "
+                "WHERE account_id = ? AND source_id = ? AND state != 'disconnected' AND "
+                "state != ?", state, error[:2000], self.clock(), account_id, source_id, state)
+            if not turned:
+                await tx.execute(
+                    "UPDATE analytics_sources SET last_error = ?, updated_at = ? WHERE "
+                    "account_id = ? AND source_id = ? AND state = ?", error[:2000],
+                    self.clock(), account_id, source_id, state)
+        return bool(turned)
 
     async def save_credentials(self, connection: Connection, credentials: Credentials) -> None:
         """Keep a refresh token the platform rotated during a run, unless the source's

@@ -9,7 +9,8 @@ What stops a run, and what happens then:
   is rescheduled (:class:`Retry` after the wait, or at the quota's reset) instead of
   sleeping in a worker; the next attempt starts after ``complete_through``;
 - the token is revoked: the points so far are stored, the source flagged
-  ``needs_reconnect`` and the job ends (:class:`Permanent`), its progress kept;
+  ``needs_reconnect`` (its owners mailed once, :mod:`.reconnect`) and the job ends
+  (:class:`Permanent`), its progress kept;
 - the answer changed shape: the source is flagged ``failing``; the job ends;
 - a 5xx or a page cut short after the connector's own retries: the queue retries the
   job with its backoff.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NoReturn
@@ -99,6 +100,9 @@ class Ingestor:
         #: ``await on_stored(account_id, points, grain)`` after each stored chunk (the
         #: milestones); set by the plug-in's services.
         self.on_stored: Callable[..., Any] | None = None
+        #: ``await on_needs_reconnect(connection)`` once a dead token newly flagged the
+        #: source ``needs_reconnect`` (the reconnect notice); set by the plug-in's services.
+        self.on_needs_reconnect: Callable[[Connection], Awaitable[Any]] | None = None
 
     def today(self) -> date:
         return self.clock().astimezone(UTC).date()
@@ -229,8 +233,10 @@ class Ingestor:
             raise Retry(f"{connection.source}'s quota is spent until "
                         f"{exc.resets_at.isoformat()}; rescheduled", after=wait)
         if isinstance(exc, TokenRevoked):
-            await self.connections.flag(account_id, connection.source_id, NEEDS_RECONNECT,
-                                        str(exc))
+            turned = await self.connections.flag(account_id, connection.source_id,
+                                                 NEEDS_RECONNECT, str(exc))
+            if turned and self.on_needs_reconnect is not None:
+                await self.on_needs_reconnect(connection)
             await self.runs.update(account_id, run_id, state=STOPPED, error=str(exc))
             raise Permanent(f"{connection.source}: the credentials stopped working; "
                             "reconnect the source (progress kept)")

@@ -23,6 +23,7 @@ from business.analytics.services import (
     PLUGIN_NAME,
     run_ingest,
     run_scheduler,
+    services,
     start_services,
     store_event,
 )
@@ -113,7 +114,8 @@ async def account_export(context: PluginContext, account_id: str) -> dict[str, A
 async def account_erased(context: PluginContext, account_id: str, pseudonym: str,
                          names: list[str]) -> None:
     await erase_account(context.database(), context.background.queue, INGEST_JOB,
-                        Pseudonymiser(account_id, tuple(names), pseudonym))
+                        Pseudonymiser(account_id, tuple(names), pseudonym),
+                        notices=services(context).notices)
 
 
 @hookimpl

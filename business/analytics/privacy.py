@@ -39,6 +39,7 @@ from typing import Any
 from business.analytics.alerts import recipient_key
 from business.analytics.connections import forget_grants_of
 from business.analytics.exports import csv_bytes
+from business.analytics.reconnect import GRANT_FORGOTTEN_REASON, ReconnectNotices
 from dawserver.plugin_api import JobQueue, Pseudonymiser, pseudonymise_mentions
 
 #: Every analytics table, each keyed by ``account_id`` first: an erasure deletes the
@@ -146,8 +147,10 @@ async def export_account(db: Any, account_id: str, addresses: Iterable[str] = ()
 
 
 async def erase_account(db: Any, queue: JobQueue, ingest_queue: str, pz: Pseudonymiser,
-                        clock: Callable[[], float] = time.time) -> dict[str, int]:
-    """Forget ``pz``'s person in the analytics tables (idempotent); rows, by table."""
+                        clock: Callable[[], float] = time.time,
+                        notices: ReconnectNotices | None = None) -> dict[str, int]:
+    """Forget ``pz``'s person in the analytics tables (idempotent); rows, by table.
+    ``notices``: mails the owners of each source whose grant was forgotten, once it is."""
     person_id = pz.account_id
     for job in await queue.find(account_id=person_id, queue=ingest_queue,
                                 states=LIVE_JOB_STATES):
@@ -168,7 +171,17 @@ async def erase_account(db: Any, queue: JobQueue, ingest_queue: str, pz: Pseudon
                 changed[f"{table}_of_address"] = await tx.execute(
                     f"DELETE FROM {table} WHERE recipient IN ({_marks(keys)})", *keys)
         # before the mentions: the sources are found by the person's own id
-        changed["grants_forgotten"] = len(await forget_grants_of(tx, person_id, pz.pseudonym,
-                                                                 clock()))
+        now = clock()
+        forgotten = await forget_grants_of(tx, person_id, pz.pseudonym, now)
+        changed["grants_forgotten"] = len(forgotten)
         changed["mentions"] = await pseudonymise_mentions(tx, pz, MENTIONS)
+    if notices is not None:  # after the commit: a mail never tells of a rolled-back flag
+        addresses = [name for name in pz.names if "@" in name]
+        for source in forgotten:
+            named = await db.fetchrow(  # as kept: any mention of the person pseudonymised
+                "SELECT source_id, source, entity_kind, entity_id, entity_name FROM "
+                "analytics_sources WHERE account_id = ? AND source_id = ?",
+                source["account_id"], source["source_id"])
+            await notices.notify_safely(source["account_id"], dict(named or source),
+                                        GRANT_FORGOTTEN_REASON, now, exclude=addresses)
     return changed

@@ -33,6 +33,7 @@ from business.analytics.ingest import Ingestor, IngestSettings
 from business.analytics.milestone_book import MilestoneBook
 from business.analytics.milestone_book import Settings as MilestoneSettings
 from business.analytics.playlists import PlaylistTracker
+from business.analytics.reconnect import TOKEN_REVOKED_REASON, ReconnectNotices
 from business.analytics.runs import INGEST_JOB, Runs
 from business.analytics.store import PointStore
 from dawserver.plugin_api import JobContext, PluginContext, backoff_delay
@@ -56,6 +57,8 @@ class Services:
     playlists: PlaylistTracker
     dashboards: Dashboards
     partitions_ahead: int = 3
+    #: Mails owners once when a source of theirs needs reconnecting (:mod:`.reconnect`).
+    notices: ReconnectNotices | None = None
 
     async def close(self) -> None:
         session = self.ingestor.session
@@ -94,11 +97,19 @@ def build_services(context: PluginContext) -> Services:
                                settings=MilestoneSettings.from_dict(settings.get("milestones")),
                                publish=context.publish)
     config = context.config
+    base_url = getattr(config, "base_url", "") if config is not None else ""
     alerts = Alerts(db, context.send_mail, context.owner_emails, role_in=context.role_in,
-                    base_url=getattr(config, "base_url", "") if config is not None else "")
+                    base_url=base_url)
+    notices = ReconnectNotices(context.send_mail, context.owner_emails, base_url=base_url)
     module = Services(store, catalog, connections, runs, ingestor, milestones, alerts,
                       PlaylistTracker(db), Dashboards(db, store),
-                      int(settings.get("partitions_ahead", 3)))
+                      int(settings.get("partitions_ahead", 3)), notices)
+
+    async def on_needs_reconnect(connection: Connection) -> None:
+        await notices.notify_safely(connection.account_id, connection.public(),
+                                    TOKEN_REVOKED_REASON, connections.clock())
+
+    ingestor.on_needs_reconnect = on_needs_reconnect
 
     async def on_stored(account_id: str, points: Any, grain: str) -> None:
         await found_milestones(context, module, account_id, points, grain)

@@ -1,0 +1,92 @@
+"""Reconnect notices: mail an account's owners once when a source of theirs needs
+reconnecting.
+
+A source turns ``needs_reconnect`` in two ways: the erasure of the person who granted its
+credentials forgets them (:func:`.connections.forget_grants_of`), or its token dies during
+ingestion (:mod:`.ingest`, a :class:`.errors.TokenRevoked`). Both call
+:meth:`ReconnectNotices.notify` once the flag is written, and only when the flag is new
+(a source already flagged sends nothing more), so each source gets one mail per event,
+never one per poll. The mail goes to the account's recipients (the account's owners,
+``PluginContext.owner_emails``), never to an address of the erased person, and links
+to the sources list where the source is reconnected. Its ``mail_id`` is the account,
+the source and the moment it was flagged: a repeated notice of the same event is not
+sent twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: ``await send_mail(to, subject, paragraphs, mail_id=..., link=..., action=...)``.
+SendMail = Callable[..., Awaitable[None]]
+#: ``await recipients(account_id)`` -> the addresses told of the account's sources.
+Recipients = Callable[[str], Awaitable[list[str]]]
+
+#: Why a source needs reconnecting, by the event that flagged it.
+GRANT_FORGOTTEN_REASON = "grant_forgotten"
+TOKEN_REVOKED_REASON = "token_revoked"
+_EXPLAINED = {
+    GRANT_FORGOTTEN_REASON: ("the person who connected it was erased, and the credentials "
+                             "they granted were forgotten with them"),
+    TOKEN_REVOKED_REASON: "its credentials stopped working while its figures were fetched",
+}
+
+
+class ReconnectNotices:
+    """Mails an account's owners that a source needs reconnecting (see the module)."""
+
+    def __init__(self, send_mail: SendMail | None, recipients: Recipients | None,
+                 *, base_url: str = "") -> None:
+        self.send_mail = send_mail
+        self.recipients = recipients
+        self.base_url = base_url.rstrip("/")
+
+    def link(self, account_id: str) -> str:
+        """Where the account's sources are reconnected (empty without a base URL)."""
+        return f"{self.base_url}/analytics?account={account_id}#sources" if self.base_url \
+            else ""
+
+    async def notify(self, account_id: str, source: dict[str, Any], reason: str,
+                     flagged_at: float, *, exclude: Iterable[str] = ()) -> list[str]:
+        """Mail the account's recipients that ``source`` (a row of ``analytics_sources``:
+        ``source_id``, ``source``, ``entity_kind``, ``entity_id``, maybe ``entity_name``)
+        needs reconnecting for ``reason``; ``exclude``: addresses never mailed (the erased
+        person's). The addresses mailed."""
+        if self.send_mail is None or self.recipients is None:
+            return []
+        if reason not in _EXPLAINED:
+            raise ValueError(f"unknown reconnect reason {reason!r}; use one of "
+                             f"{sorted(_EXPLAINED)}")
+        skipped = {a.strip().lower() for a in exclude}
+        addresses = sorted({a.strip().lower() for a in await self.recipients(account_id)
+                            if a and a.strip()} - skipped)
+        name = source.get("entity_name") or source["entity_id"]
+        what = f"{source['source']} {source['entity_kind']} {name}"
+        event = f"{account_id}\0{source['source_id']}\0{reason}\0{flagged_at!r}"
+        for address in addresses:
+            mail_id = hashlib.sha256(f"{event}\0{address}".encode()).hexdigest()[:24]
+            await self.send_mail(
+                address, f"Reconnect {what} in Analytics",
+                [f"The analytics source {what} needs reconnecting: {_EXPLAINED[reason]}.",
+                 "Its figures so far are kept, but no new ones come in until someone still "
+                 "in the account reconnects it with their own credentials.",
+                 "You get this mail as an owner of the account."],
+                mail_id=f"analytics-reconnect/{mail_id}", link=self.link(account_id),
+                action="Reconnect the source")
+        return addresses
+
+    async def notify_safely(self, account_id: str, source: dict[str, Any], reason: str,
+                            flagged_at: float, *, exclude: Iterable[str] = ()) -> list[str]:
+        """:meth:`notify`, a failure logged instead of raised (the flag is kept and
+        shown in the sources list either way)."""
+        try:
+            return await self.notify(account_id, source, reason, flagged_at, exclude=exclude)
+        except Exception:
+            log.exception("analytics: mailing that source %s of account %s needs "
+                          "reconnecting failed", source.get("source_id"), account_id)
+            return []
