@@ -70,10 +70,11 @@ def plugin_membership(app: web.Application
     return membership
 
 
-async def _emails(app: web.Application, account_id: str, owners_only: bool) -> list[str]:
-    """A person's address, or those of an organisation's or team's members (its owners
-    only when ``owners_only``); empty before the account service started, or for an
-    unknown account."""
+async def _emails(app: web.Application, account_id: str,
+                  roles: frozenset[str] | None) -> list[str]:
+    """A person's address, or those of an organisation's or team's members (only those
+    holding one of ``roles`` when given); empty before the account service started, or
+    for an unknown account."""
     service = app.get(ACCOUNTS)
     if service is None:
         return []
@@ -84,7 +85,7 @@ async def _emails(app: web.Application, account_id: str, owners_only: bool) -> l
         return [account.email] if account.email else []
     found = []
     for member in await service.store.members(account_id):
-        if owners_only and member.role != "owner":
+        if roles is not None and member.role not in roles:
             continue
         person = await service.store.account(member.person_id)
         if person is not None and person.email:
@@ -98,9 +99,20 @@ def plugin_owner_emails(app: web.Application
     person, or of every owner of an organisation or team (empty before the account
     service started, or for an unknown account)."""
     async def owner_emails(account_id: str) -> list[str]:
-        return await _emails(app, account_id, owners_only=True)
+        return await _emails(app, account_id, frozenset({"owner"}))
 
     return owner_emails
+
+
+def plugin_admin_emails(app: web.Application
+                        ) -> Callable[[str], Awaitable[list[str]]]:
+    """``await admin_emails(account_id)`` for the plug-ins' context: the address of a
+    person, or of every owner and admin of an organisation or team, who manage its
+    connections (empty before the account service started, or for an unknown account)."""
+    async def admin_emails(account_id: str) -> list[str]:
+        return await _emails(app, account_id, frozenset({"owner", "admin"}))
+
+    return admin_emails
 
 
 def plugin_people_emails(app: web.Application
@@ -109,7 +121,7 @@ def plugin_people_emails(app: web.Application
     person, or of every member (any role) of an organisation or team (empty before the
     account service started, or for an unknown account)."""
     async def people_emails(account_id: str) -> list[str]:
-        return await _emails(app, account_id, owners_only=False)
+        return await _emails(app, account_id, None)
 
     return people_emails
 

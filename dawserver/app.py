@@ -28,6 +28,7 @@ from database import open_database
 from . import plugins
 from .account_moves import setup_account_moves
 from .accounts_setup import (
+    plugin_admin_emails,
     plugin_membership,
     plugin_owner_emails,
     plugin_people_emails,
@@ -106,6 +107,7 @@ def create_app(config: ServerConfig) -> web.Application:
     context.asset_link = functools.partial(account_asset_link, app)  # S3: presigned URLs
     # ... and for the addresses of an account's owners (a webhook disabled: docs/public-api.md)
     context.owner_emails = plugin_owner_emails(app)
+    context.admin_emails = plugin_admin_emails(app)  # ... its owners and admins
     context.people_emails = plugin_people_emails(app)  # ... and of all its people
     app.on_response_prepare.append(add_rate_headers)
     # every answer to an API key counts in its usage (docs/public-api.md#usage)

@@ -62,6 +62,9 @@ class PluginContext:
     #: ``await owner_emails(account_id)``: the addresses of an account's owners (set by
     #: the server when accounts are on), for mail the platform sends them.
     owner_emails: Callable[[str], Awaitable[list[str]]] | None = None
+    #: ``await admin_emails(account_id)``: the addresses of an account's owners and admins
+    #: (set by the server when accounts are on), for mail about what admins manage.
+    admin_emails: Callable[[str], Awaitable[list[str]]] | None = None
     #: ``await people_emails(account_id)``: the addresses of the people an account stands
     #: for (a person's own, or every member of an organisation or team; set by the server
     #: when accounts are on), e.g. to check that a notification goes to one of them.

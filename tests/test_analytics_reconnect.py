@@ -1,6 +1,6 @@
 """Reconnect notices on a running server with accounts, mailing through a real SMTP
 server: when an organisation's source needs reconnecting (its granter erased, or its
-token dead during a run) the organisation's owners get one mail with a link to
+token dead during a run) the organisation's owners and admins get one mail with a link to
 reconnect it; its members and the erased person get none, and flagging the source again
 (a second erasure, another run) mails nobody again."""
 
@@ -69,7 +69,7 @@ def _to(messages: list[EmailMessage]) -> list[str]:
 
 
 @pytest.mark.asyncio
-async def test_owners_are_mailed_once_when_a_source_needs_reconnecting(
+async def test_owners_and_admins_are_mailed_once_when_a_source_needs_reconnecting(
         tmp_path: Path, smtp_server: SmtpServer, collab_database_url: str) -> None:
     fake = FAKES["spotify"](client_secret=SECRET)
     async with FakeSources([fake]) as fakes, accounts_server(
@@ -83,7 +83,7 @@ async def test_owners_are_mailed_once_when_a_source_needs_reconnecting(
             for name, person in people.items():
                 await person.sign_up_and_in(name.title())
             org = (await ada.call("POST", "/accounts", {"name": "Label"}))[1]["id"]
-            for person, role in ((bo, "owner"), (dee, "member"), (eve, "owner")):
+            for person, role in ((bo, "admin"), (dee, "member"), (eve, "owner")):
                 await ada.call("POST", f"/accounts/{org}/invitations",
                                {"email": person.email, "role": "member"})
                 await _ok(person, "POST", "/invitations/accept",

@@ -1,4 +1,4 @@
-"""Reconnect notices: mail an account's owners once when a source of theirs needs
+"""Reconnect notices: mail an account's owners and admins once when a source of theirs needs
 reconnecting.
 
 A source turns ``needs_reconnect`` in two ways: the erasure of the person who granted its
@@ -6,8 +6,8 @@ credentials forgets them (:func:`.connections.forget_grants_of`), or its token d
 ingestion (:mod:`.ingest`, a :class:`.errors.TokenRevoked`). Both call
 :meth:`ReconnectNotices.notify` once the flag is written, and only when the flag is new
 (a source already flagged sends nothing more), so each source gets one mail per event,
-never one per poll. The mail goes to the account's recipients (the account's owners,
-``PluginContext.owner_emails``), never to an address of the erased person, and links
+never one per poll. The mail goes to the account's recipients (the account's owners and
+admins, ``PluginContext.admin_emails``), never to an address of the erased person, and links
 to the sources list where the source is reconnected. Its ``mail_id`` is the account,
 the source and the moment it was flagged: a repeated notice of the same event is not
 sent twice.
@@ -38,7 +38,7 @@ _EXPLAINED = {
 
 
 class ReconnectNotices:
-    """Mails an account's owners that a source needs reconnecting (see the module)."""
+    """Mails an account's owners and admins that a source needs reconnecting (see the module)."""
 
     def __init__(self, send_mail: SendMail | None, recipients: Recipients | None,
                  *, base_url: str = "") -> None:
@@ -75,7 +75,7 @@ class ReconnectNotices:
                 [f"The analytics source {what} needs reconnecting: {_EXPLAINED[reason]}.",
                  "Its figures so far are kept, but no new ones come in until someone still "
                  "in the account reconnects it with their own credentials.",
-                 "You get this mail as an owner of the account."],
+                 "You get this mail as an owner or admin of the account."],
                 mail_id=f"analytics-reconnect/{mail_id}", link=self.link(account_id),
                 action="Reconnect the source")
         return addresses

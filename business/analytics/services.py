@@ -100,7 +100,7 @@ def build_services(context: PluginContext) -> Services:
     base_url = getattr(config, "base_url", "") if config is not None else ""
     alerts = Alerts(db, context.send_mail, context.owner_emails, role_in=context.role_in,
                     base_url=base_url)
-    notices = ReconnectNotices(context.send_mail, context.owner_emails, base_url=base_url)
+    notices = ReconnectNotices(context.send_mail, context.admin_emails, base_url=base_url)
     module = Services(store, catalog, connections, runs, ingestor, milestones, alerts,
                       PlaylistTracker(db), Dashboards(db, store),
                       int(settings.get("partitions_ahead", 3)), notices)
