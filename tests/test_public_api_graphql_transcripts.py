@@ -15,7 +15,7 @@ import pytest
 from accounts_helpers import Person
 from public_api_helpers import Caller, two_people
 from smtp_server import SmtpServer
-from test_public_api_graphql import DB_METHODS, gql
+from test_public_api_graphql import counted_queries, gql
 from transcript_seed import transcribed_project
 
 from dawserver.keys import ACCOUNTS, DATABASE, ROOMS, STORE
@@ -159,32 +159,6 @@ async def unload_rooms(app: Any) -> None:
         await rooms._unload(project_id)  # noqa: SLF001 - the idle unload, without the wait
 
 
-@contextmanager
-def counted_calls(db: Any) -> Iterator[list[str]]:
-    """Every database call made while the block runs, the request's reads of ``jobs``
-    included (the worker's claims and finishes, and the event outbox, left out)."""
-    calls: list[str] = []
-    originals = {name: getattr(db, name) for name in DB_METHODS}
-
-    def wrap(name: str, method: Any) -> Any:
-        async def counted(first: Any, *args: Any, **kwargs: Any) -> Any:
-            what = first if isinstance(first, str) else getattr(first, "__qualname__", "?")
-            background = any(table in what for table in ("events_outbox", "schema_migrations")
-                             ) or ("jobs" in what and not what.startswith("SELECT"))
-            if not background:
-                calls.append(f"{name}: {what}")
-            return await method(first, *args, **kwargs)
-        return counted
-
-    for name, method in originals.items():
-        setattr(db, name, wrap(name, method))
-    try:
-        yield calls
-    finally:
-        for name in originals:
-            delattr(db, name)
-
-
 async def test_transcripts_and_jobs_cost_the_same_queries_for_2_or_20_projects(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
     async with two_people(tmp_path, smtp_server) as (app, ada, _bob):
@@ -201,7 +175,7 @@ async def test_transcripts_and_jobs_cost_the_same_queries_for_2_or_20_projects(
                      for n in range(len(made), len(made) + more)]
             await gql(ada, TRANSCRIPTS_AND_JOBS)  # warm: the key's and projects' caches
             await unload_rooms(app)  # documents not in memory: read from the store
-            with counted_calls(app[DATABASE]) as calls:
+            with counted_queries(app[DATABASE], job_reads=True) as calls:
                 answer = await gql(ada, TRANSCRIPTS_AND_JOBS)
             assert answer.get("errors") is None, answer
             nodes = [e["node"] for e in answer["data"]["projects"]["edges"]]
