@@ -358,3 +358,31 @@ async def test_a_won_dispute_of_a_split_cart_told_out_of_order_restores_its_lice
             "SELECT COUNT(*) FROM mkt_transfers WHERE account_id = ? AND reversed > 0",
             "seller")
         await books_match_stripe(m, accounts)
+
+
+async def test_a_reversal_waits_for_its_lines_transfers_in_growing_steps(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the line's transfers are still being made, the reversal job asks to be tried
+    again later each time, up to the transfer job's own backoff cap (not every second)."""
+    from business.marketplace import services as market_services
+    from business.marketplace.split_sales import TransfersPending
+    from dawserver.plugin_api import Retry
+
+    class Pending:
+        async def reverse(self, *_: Any, **__: Any) -> list[dict[str, Any]]:
+            raise TransfersPending("not yet")
+
+    class Attempt:
+        def __init__(self, attempt: int) -> None:
+            self.attempt = attempt
+
+    payload = type("P", (), {"seller": "s", "order_id": "o", "taken": 1, "of": 2,
+                             "cause": "refund"})()
+    monkeypatch.setattr(market_services, "services", lambda _context: type(
+        "S", (), {"fulfilment": type("F", (), {"split_sales": Pending()})()})())
+    waits = []
+    for attempt in (1, 5, 10, 29):
+        with pytest.raises(Retry) as retried:
+            await market_services.run_split_reversal(None, payload, Attempt(attempt))
+        waits.append(retried.value.after)
+    assert waits == [2.0, 32.0, 900.0, 900.0]

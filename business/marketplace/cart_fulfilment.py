@@ -78,6 +78,13 @@ class CartEvents:
         session = event.object
         fee, txn, charge = await self.f.payment(orders[0], session)
         separate = self.f.split_sales if orders[0].transfer_group else None
+        if separate is not None and self.f.gateway is not None and charge is None \
+                and session.get("payment_intent"):
+            from business.marketplace.fulfilment import _Retry
+            # the transfers are made from this charge (source_transaction): without it the
+            # payees would never be paid, so the event is not taken until Stripe shows it
+            raise _Retry(f"cart {meta['cart_id']!r}: its payment's charge cannot be read "
+                         "yet; its collaborators' transfers need it")
         amount = int(session.get("amount_total") or 0)
         currency = str(session.get("currency") or orders[0].currency)
         intent = session.get("payment_intent")

@@ -134,9 +134,11 @@ def jobs() -> list[Job]:
                 "pay a split cart line's collaborators by Stripe transfers",
                 QueueSettings(max_attempts=12, backoff_base=1.0, backoff_cap=900.0,
                               lease_s=60.0, concurrency=2)),
+            # It waits for the line's transfer job (12 attempts, up to 15 min apart) in
+            # growing steps: 30 tries span about five hours.
             Job(SPLIT_REVERSAL_JOB, SplitReversalPayload, run_split_reversal,
                 "take a refunded part of a split cart line's transfers back",
-                QueueSettings(max_attempts=20, backoff_base=1.0, backoff_cap=900.0,
+                QueueSettings(max_attempts=30, backoff_base=1.0, backoff_cap=900.0,
                               lease_s=60.0, concurrency=2))]
 
 

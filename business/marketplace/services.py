@@ -68,6 +68,9 @@ from dawserver.plugin_api import JobContext, Permanent, PluginContext, Retry
 
 PLUGIN_NAME = "marketplace"
 REFUND_JOB = "marketplace.refund"
+#: The longest wait between two tries of a refund's reversal whose transfers are still
+#: being made (the split transfer job's own backoff cap).
+REVERSAL_WAIT_CAP_S = 900.0
 LINK_KEY_PURPOSE = "marketplace download links"
 logger = logging.getLogger(__name__)
 _KEY = "marketplace"
@@ -276,7 +279,9 @@ async def run_split_reversal(context: PluginContext, payload: Any, job: JobConte
         done = await sales.reverse(payload.seller, payload.order_id, taken=payload.taken,
                                    of=payload.of, cause=payload.cause)
     except TransfersPending as exc:
-        raise Retry(str(exc), after=1.0) from None
+        # the line's transfer job may itself be retrying for hours (up to 12 attempts,
+        # backoff to 15 min): wait in growing steps, past its last attempt
+        raise Retry(str(exc), after=min(REVERSAL_WAIT_CAP_S, 2.0 ** job.attempt)) from None
     return {"order_id": payload.order_id, "reversals": done}
 
 

@@ -16,10 +16,12 @@ last transfer is finished by the job's next attempt, and no payee is paid twice.
 A refund of one line (``charge.refunded``) books the refund to ``platform:clearing`` and
 queues ``marketplace.split_reversal`` (:meth:`SplitSales.queue_reversal`), which takes back
 ``refund / line amount`` of that line's transfers only, once the line's transfers are all
-made (it waits for ``mkt_orders.transferred_at``), keyed by the refund. A lost dispute of
-the charge (:mod:`.money_events`) queues the same job for every line still paid
-(:meth:`SplitSales.queue_dispute_reversals`): the disputed amount cut across those lines
-by amount, each taking back its part of its own transfers, keyed by dispute and line.
+made (it waits for ``mkt_orders.transferred_at`` in growing steps, up to 15 minutes
+apart and about five hours in all, past the transfer job's own retries), keyed by the
+refund. A lost dispute of the charge (:mod:`.money_events`) queues the same job for every
+line still paid (:meth:`SplitSales.queue_dispute_reversals`): the disputed amount cut
+across those lines by amount, each taking back its part of its own transfers, keyed by
+dispute and line.
 """
 
 from __future__ import annotations
@@ -91,10 +93,14 @@ class SplitSales:
     async def queue_payment(self, tx: Any, order: Order, *, net: int, charge: str | None,
                             currency: str, now: float) -> None:
         """In the payment's transaction: queue the transfers of ``net`` to the line's
-        payees (a line with nothing to pay is marked done at once)."""
-        if net <= 0 or not charge:
+        payees (a line with nothing to pay is marked done at once; one with something to
+        pay needs the charge its transfers are made from)."""
+        if net <= 0:
             await self.done(tx, order, now)
             return
+        if not charge:
+            raise ValueError(f"order {order.order_id!r}: {net} to pay to its payees but no "
+                             "charge to transfer it from")
         shares = await payees(tx, order.account_id, order.beat_id, order.stripe_account)
         await self.enqueue(tx, PAY_JOB, {
             "seller": order.account_id, "order_id": order.order_id, "charge": charge,
