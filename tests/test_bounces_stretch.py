@@ -8,6 +8,7 @@ import functools
 import io
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +37,8 @@ RATE = 48000
 STRETCHED = RATE * 3 // 2
 #: A 32-bit float bounce holds the engine's samples as they are.
 FLOAT_TOLERANCE = 1e-6
+#: How long a bounce or a live mix's render may take on a loaded CI machine (seconds).
+WAIT_S = 180.0
 
 
 @pytest_asyncio.fixture
@@ -63,12 +66,14 @@ async def _bounce(s: dict) -> tuple[dict, np.ndarray]:
         assert answer.status == 202
         job = await answer.json()
     seen = []
-    for _ in range(1000):
+    deadline = time.monotonic() + WAIT_S
+    while True:
         async with s["http"].get(f"{url}/{job['id']}", headers=s["headers"]) as answer:
             job = await answer.json()
         seen.append(job["progress"])
         if job["status"] in ("done", "failed"):
             break
+        assert time.monotonic() < deadline, f"the bounce did not end in {WAIT_S} s: {job}"
         await asyncio.sleep(0.05)
     assert seen == sorted(seen), "progress never goes back"
     if job["status"] != "done":
@@ -87,9 +92,9 @@ async def _live_mix_render(s: dict) -> np.ndarray:
         mix = LiveMix(room, encode=False, resolver=Resolver(app).source,
                       stores=functools.partial(assets_of, app))
         async with mix:
-            for _ in range(1500):
-                if mix._session.tracks[0].clips:
-                    break
+            deadline = time.monotonic() + WAIT_S
+            while not mix._session.tracks[0].clips:
+                assert time.monotonic() < deadline, f"no render in the live mix in {WAIT_S} s"
                 await asyncio.sleep(0.02)
             [clip] = mix._session.tracks[0].clips
             assert clip.stretch == 1.5 and room.document.job("stretch-c1")["status"] == "done"
