@@ -9,7 +9,7 @@ What stops a run, and what happens then:
   is rescheduled (:class:`Retry` after the wait, or at the quota's reset) instead of
   sleeping in a worker; the next attempt starts after ``complete_through``;
 - the token is revoked: the points so far are stored, the source flagged
-  ``needs_reconnect`` (its owners mailed once, :mod:`.reconnect`) and the job ends
+  ``needs_reconnect`` (its owners and admins mailed once, :mod:`.reconnect`) and the job ends
   (:class:`Permanent`), its progress kept;
 - the answer changed shape: the source is flagged ``failing``; the job ends;
 - a 5xx or a page cut short after the connector's own retries: the queue retries the
