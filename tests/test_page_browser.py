@@ -629,7 +629,8 @@ def test_project_list_creates_a_project_and_a_share_link_opens_it_for_a_viewer(
     screenshot(page, "project-list")
     page.click("button.create")
     page.wait_for_selector("body[data-ready=true]")
-    assert page.locator(".project-name").input_value() == "Second song"
+    # the name field follows the document's meta, which may land a frame after "ready"
+    page.wait_for_function("document.querySelector('.project-name')?.value === 'Second song'")
     project_id = page.evaluate("window.daw.project.projectId")
     assert page.locator(".track-header[data-track]").count() == 0
     page.click("button.add-track")
