@@ -135,11 +135,8 @@ class SplitSales:
         transfers back (once per refund)."""
         if amount <= 0 or order.amount <= 0:
             return
-        await self.enqueue(tx, REVERSAL_JOB, {
-            "seller": order.account_id, "order_id": order.order_id,
-            "taken": min(amount, order.amount), "of": order.amount,
-            "cause": f"refund:{refund_id}"},
-            order.account_id, f"split-reversal/{refund_id}")
+        await self._queue_reversal(tx, order, amount, f"refund:{refund_id}",
+                                   f"split-reversal/{refund_id}")
 
     async def queue_dispute_reversals(self, tx: Any, lines: list[Order], *, dispute_id: str,
                                       amount: int) -> dict[str, int]:
@@ -154,13 +151,20 @@ class SplitSales:
         for order, part in zip(paid, parts, strict=True):
             if part <= 0:
                 continue
-            await self.enqueue(tx, REVERSAL_JOB, {
-                "seller": order.account_id, "order_id": order.order_id,
-                "taken": min(part, order.amount), "of": order.amount,
-                "cause": f"dispute:{dispute_id}"},
-                order.account_id, f"split-reversal/dispute:{dispute_id}/{order.order_id}")
+            await self._queue_reversal(
+                tx, order, part, f"dispute:{dispute_id}",
+                f"split-reversal/dispute:{dispute_id}/{order.order_id}")
             queued[order.order_id] = part
         return queued
+
+    async def _queue_reversal(self, tx: Any, order: Order, amount: int, cause: str,
+                              key: str) -> None:
+        """Queue taking ``amount`` (at most the line's) of ``order``'s transfers back,
+        once per ``key``."""
+        await self.enqueue(tx, REVERSAL_JOB, {
+            "seller": order.account_id, "order_id": order.order_id,
+            "taken": min(amount, order.amount), "of": order.amount, "cause": cause},
+            order.account_id, key)
 
     async def reverse(self, seller: str, order_id: str, *, taken: int, of: int,
                       cause: str) -> list[dict[str, Any]]:
