@@ -55,7 +55,7 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Protocol
 
 from opentelemetry import trace
-from pycrdt import Doc, Map, TransactionEvent, UndoManager, merge_updates
+from pycrdt import Doc, Map, Subscription, TransactionEvent, UndoManager, merge_updates
 
 from . import metrics
 from . import protocol as p
@@ -184,6 +184,9 @@ class Room:
         self._captured: list[bytes] | None = None
         self._trial = TrialDoc(self.doc)
         self._started = False
+        #: The document's observer of :meth:`_on_transaction`: yrs holds it (and so the
+        #: room) where Python's collector cannot see the cycle, so :meth:`stop` drops it.
+        self._subscription: Subscription | None = None
         self._undo: UndoManager | None = None
         #: Set when the document may differ from the disk (a server edit that could not be
         #: stored, an update yrs failed on half-way): it must be reloaded, never snapshotted.
@@ -215,7 +218,7 @@ class Room:
         self._drop_whole()
         if self.document_type is not None:
             self.document = self.document_type(doc)
-        self.doc.observe(self._on_transaction)
+        self._subscription = self.doc.observe(self._on_transaction)
         self._seqs, self._snapshot_seq = SeqTracker(stored.last_seq), stored.snapshot_seq
         self._snapshot_bytes = len(stored.snapshot or b"")
         self._log_bytes = sum(len(u) for u in stored.updates)
@@ -247,9 +250,19 @@ class Room:
             await self._flusher
         if self._compaction is not None:
             await asyncio.gather(self._compaction, return_exceptions=True)
-        upto = self._seqs.watermark
-        if upto > self._snapshot_seq and not self.diverged:
-            await self._compact_now(self.doc.get_update(), upto, self._log_bytes)
+        try:
+            upto = self._seqs.watermark
+            if upto > self._snapshot_seq and not self.diverged:
+                await self._compact_now(self.doc.get_update(), upto, self._log_bytes)
+        finally:
+            self._forget_document()
+
+    def _forget_document(self) -> None:
+        """Drop the document's observer, so the stopped room (and its documents) can be
+        freed: every room ever loaded stayed in memory before (the soak's open/close)."""
+        if self._subscription is not None:
+            self.doc.unobserve(self._subscription)
+            self._subscription = None
 
     def mark_deleted(self) -> None:
         """The project was deleted: send every peer away (4411), their queued updates

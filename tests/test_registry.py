@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -78,6 +80,33 @@ async def test_an_idle_room_is_persisted_and_unloaded(store) -> None:
         assert (await store.load("a")).snapshot_seq == 1
         async with registry.use("a") as again:
             assert again is not room and again.document.track("t1")["gain_db"] == -4.0
+
+
+async def test_an_unloaded_room_is_freed_with_its_documents(store) -> None:
+    """Opening and closing a project again and again must not keep every room it had:
+    the document's observer of the room lives in yrs, out of the collector's sight."""
+    unloaded = []
+    gone = []
+    async with RoomRegistry(store, RegistryLimits(idle_seconds=0.0),
+                            document_type=ProjectDocument) as registry:
+        registry.on_room_unloaded(lambda room: unloaded.append(room.project_id))
+        for cycle in range(5):
+            async with registry.use("a") as room:
+                client = Client(room)
+                await client.sync()
+                gain, name = -float(cycle), f"Cycle {cycle}"
+                client.edit(lambda document, v=gain: document.set_track_gain("t1", v))
+                await wait_for(lambda r=room, v=gain: r.document.track("t1")["gain_db"] == v)
+                await room.edit(lambda d, n=name: d.rename(n), undoable=True)
+                gone += [weakref.ref(room), weakref.ref(room.doc), weakref.ref(room.document)]
+                client.channel.inbox.put_nowait(None)
+                await client.task
+                del room, client
+            await wait_for(lambda n=cycle + 1: len(unloaded) == n)
+        gc.collect()
+        assert [ref for ref in gone if ref() is not None] == []
+        async with registry.use("a") as room:  # and the project kept every cycle's edits
+            assert room.document.track("t1")["gain_db"] == -4.0
 
 
 async def test_reopening_before_the_idle_delay_keeps_the_room(store) -> None:
