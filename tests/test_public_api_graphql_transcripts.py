@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,10 @@ LISTING = """
   projects(first: 10) {
     edges { node {
       id
-      transcripts { id language model durationS wordCount text }
-      again: transcripts { id }
-      transcript(clipId: "speech") { id words { text startS endS probability } }
+      transcripts { edges { node { id language model durationS wordCount text } } }
+      again: transcripts { edges { node { id } } }
+      transcript(clipId: "speech") { id words { edges { node {
+        text startS endS probability } } } }
       transcriptionJobs { id clipId status finished }
     } }
   }
@@ -38,13 +39,13 @@ LISTING = """
 ONE = """
 query One($id: ID!, $job: ID!) {
   project(id: $id) {
-    transcripts { id }
+    transcripts { edges { node { id } } }
     transcriptionJob(id: $job) { id clipId }
   }
 }"""
 TRANSCRIPTS_AND_JOBS = """
 { projects(first: 50) { edges { node {
-    id transcripts { id text } transcriptionJobs { id status }
+    id transcripts { edges { node { id text } } } transcriptionJobs { id status }
 } } } }"""
 START = """
 mutation Start($project: ID!, $clip: ID!, $language: String, $key: String) {
@@ -53,6 +54,11 @@ mutation Start($project: ID!, $clip: ID!, $language: String, $key: String) {
     id clipId language status progress createdAt transcript { id }
   }
 }"""
+
+
+def nodes(connection: dict[str, Any]) -> list[Any]:
+    """The items of one page of a GraphQL connection."""
+    return [edge["node"] for edge in connection["edges"]]
 
 
 @contextmanager
@@ -112,34 +118,35 @@ async def test_transcripts_and_jobs_match_rest_and_each_document_is_read_once(
         with counted_reads(app) as (opened, stored, listed):
             answer = await gql(ada, LISTING)
         assert answer.get("errors") is None, answer
-        nodes = {e["node"]["id"]: e["node"] for e in answer["data"]["projects"]["edges"]}
-        assert list(nodes) == [first, second, silent]
+        by_id = {n["id"]: n for n in nodes(answer["data"]["projects"])}
+        assert list(by_id) == [first, second, silent]
         # each document read once, whatever the fields and aliases: in its room when it is
         # in memory, else all in one store read; no room opened; all job lists in one query
         assert opened == Counter() and set(app[ROOMS].rooms) == in_memory, opened
-        assert second in stored[0] and stored == [[p for p in nodes if p not in in_memory]]
-        assert listed == [list(nodes)], listed
+        assert second in stored[0] and stored == [[p for p in by_id if p not in in_memory]]
+        assert listed == [list(by_id)], listed
 
-        for project_id, node in nodes.items():
+        for project_id, node in by_id.items():
             _, rest, _ = await ada.call("GET", f"/api/v1/projects/{project_id}/transcripts")
-            assert node["transcripts"] == [
+            assert nodes(node["transcripts"]) == [
                 {"id": t["id"], "language": t["language"], "model": t["model"],
                  "durationS": t["duration_s"], "wordCount": t["word_count"], "text": t["text"]}
                 for t in rest["data"]]
-            assert node["again"] == [{"id": t["id"]} for t in rest["data"]]
+            assert nodes(node["again"]) == [{"id": t["id"]} for t in rest["data"]]
             status, full, _ = await ada.call(
                 "GET", f"/api/v1/projects/{project_id}/transcripts/speech")
             if status == 404:
                 assert node["transcript"] is None
                 continue
-            assert node["transcript"]["words"] == [
+            assert nodes(node["transcript"]["words"]) == [
                 {"text": w["text"], "startS": w["start_s"], "endS": w["end_s"],
                  "probability": w["probability"]} for w in full["words"]]
-        assert nodes[second]["transcripts"][0]["text"] == "one two three"
-        assert nodes[silent]["transcripts"] == [] and nodes[silent]["transcript"] is None
-        [listed_job] = nodes[first]["transcriptionJobs"]
+        assert nodes(by_id[second]["transcripts"])[0]["text"] == "one two three"
+        assert nodes(by_id[silent]["transcripts"]) == []
+        assert by_id[silent]["transcript"] is None
+        [listed_job] = by_id[first]["transcriptionJobs"]
         assert listed_job["id"] == job["id"] and listed_job["clipId"] == "speech"
-        assert nodes[second]["transcriptionJobs"] == []
+        assert by_id[second]["transcriptionJobs"] == []
 
         # a job is found through its own project only
         found = await gql(ada, ONE, {"id": first, "job": job["id"]})
@@ -178,11 +185,11 @@ async def test_transcripts_and_jobs_cost_the_same_queries_for_2_or_20_projects(
             with counted_queries(app[DATABASE], job_reads=True) as calls:
                 answer = await gql(ada, TRANSCRIPTS_AND_JOBS)
             assert answer.get("errors") is None, answer
-            nodes = [e["node"] for e in answer["data"]["projects"]["edges"]]
-            assert [n["id"] for n in nodes] == made
-            assert [n["transcripts"] for n in nodes] == [
+            listed = nodes(answer["data"]["projects"])
+            assert [n["id"] for n in listed] == made
+            assert [nodes(n["transcripts"]) for n in listed] == [
                 [{"id": "speech", "text": f"take {n}"}] for n in range(len(made))]
-            assert [len(n["transcriptionJobs"]) for n in nodes] == [1] + [0] * (len(made) - 1)
+            assert [len(n["transcriptionJobs"]) for n in listed] == [1] + [0] * (len(made) - 1)
             assert app[ROOMS].rooms == {}, "reading a document must not load its room"
             counts.append(calls)
         few, many = counts
@@ -200,11 +207,12 @@ async def test_a_stored_document_that_cannot_be_read_fails_only_its_project(
         await app[ACCOUNTS].store.own_project(ada.person_id, "broken")
         await unload_rooms(app)
         with counted_reads(app) as (_opened, stored, _listed):
-            answer = await gql(ada, 'query($id: ID!) { good: project(id: $id) { transcripts '
-                                    '{ text } } bad: project(id: "broken") { transcripts '
-                                    '{ text } } }', {"id": good})
+            texts = "transcripts { edges { node { text } } }"
+            answer = await gql(ada, f'query($id: ID!) {{ good: project(id: $id) {{ {texts} }} '
+                                    f'bad: project(id: "broken") {{ {texts} }} }}', {"id": good})
         assert stored == [[good, "broken"]]  # one batch
-        assert answer["data"] == {"good": {"transcripts": [{"text": "fine"}]}, "bad": None}
+        assert answer["data"] == {"good": {"transcripts": {"edges": [{"node": {"text": "fine"}}]}},
+                                  "bad": None}
         [error] = answer["errors"]
         assert error["path"] == ["bad", "transcripts"]
 
@@ -218,7 +226,8 @@ async def test_another_account_sees_nothing_and_writes_nothing(
                                    {"clip_id": "speech"})
         seen = await gql(bob, ONE, {"id": project, "job": job["id"]})
         assert seen["data"]["project"] is None and seen.get("errors") is None
-        listed = await gql(bob, "{ projects { edges { node { transcripts { text } } } } }")
+        listed = await gql(bob, "{ projects { edges { node { transcripts { edges { node { "
+                                "text } } } } } } }")
         assert listed["data"]["projects"]["edges"] == []
 
         started = await gql(bob, START, {"project": project, "clip": "speech"})
@@ -239,7 +248,7 @@ async def test_another_account_sees_nothing_and_writes_nothing(
             assert status == 201
             reader = Caller(ada.base_url, key["key"], person.id, ada.http)
             read = await gql(reader, ONE, {"id": project, "job": job["id"]})
-            assert read["data"]["project"]["transcripts"] == [{"id": "speech"}]
+            assert nodes(read["data"]["project"]["transcripts"]) == [{"id": "speech"}]
             refused = await gql(reader, START, {"project": project, "clip": "speech"})
             assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
             status, _, _ = await reader.call(
@@ -278,16 +287,114 @@ async def test_words_count_toward_the_cost_limit(tmp_path: Path,
                                                  smtp_server: SmtpServer) -> None:
     async with two_people(tmp_path, smtp_server) as (app, ada, _bob):
         project = await transcribed_project(app, ada.person_id, tmp_path, "Words", ("a", "b"))
-        words = "transcripts { id words { text startS endS } }"
+        words = ("transcripts { edges { node { id words { edges { node { text startS endS } } "
+                 "} } } }")
         one = await gql(ada, f'query($id: ID!) {{ project(id: $id) {{ {words} }} }}',
                         {"id": project})
         assert one.get("errors") is None, one
-        assert [w["text"] for w in one["data"]["project"]["transcripts"][0]["words"]] == [
-            "a", "b"]
+        [transcript] = nodes(one["data"]["project"]["transcripts"])
+        assert [w["text"] for w in nodes(transcript["words"])] == ["a", "b"]
         every = await gql(ada, f"{{ projects(first: 10) {{ edges {{ node {{ {words} }} }} }} }}")
         assert every["data"] is None
         assert every["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
-        summaries = await gql(ada, "{ projects(first: 50) { edges { node { transcripts { id "
-                                   "text wordCount } transcriptionJobs { id status } } } } }")
+        summaries = await gql(ada, "{ projects(first: 50) { edges { node { transcripts { edges "
+                                   "{ node { id text wordCount } } } transcriptionJobs { id "
+                                   "status } } } } }")
         assert summaries.get("errors") is None, summaries
+        # a page size asked in a variable counts as the largest page
+        paged = ("query($n: Int!) { project(id: \"x\") { transcripts(first: $n) { edges { "
+                 "node { words(first: $n) { edges { node { text } } } } } } } }")
+        variable = await gql(ada, paged, {"n": 1})
+        assert variable["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
 
+
+PAGES = """
+query Page($id: ID!, $first: Int!, $after: String) {
+  project(id: $id) {
+    transcripts(first: $first, after: $after) {
+      edges { cursor node { id } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}"""
+WORDS = """
+query Words($id: ID!, $clip: ID!, $first: Int!, $after: String) {
+  project(id: $id) { transcript(clipId: $clip) {
+    words(first: $first, after: $after) {
+      edges { node { index text } } pageInfo { hasNextPage endCursor }
+    }
+  } }
+}"""
+
+
+async def walk(caller: Caller, query: str, variables: dict[str, Any],
+               connection: Callable[[dict[str, Any]], dict[str, Any]]) -> list[list[Any]]:
+    """Every page of a connection, following ``endCursor`` until the last page."""
+    pages: list[list[Any]] = []
+    after = None
+    for _ in range(100):
+        answer = await gql(caller, query, {**variables, "after": after})
+        assert answer.get("errors") is None, answer
+        found = connection(answer["data"])
+        pages.append(nodes(found))
+        if not found["pageInfo"]["hasNextPage"]:
+            return pages
+        after = found["pageInfo"]["endCursor"]
+    raise AssertionError("the pages never end")
+
+
+async def test_transcripts_and_words_page_every_item_once_with_cursors_of_their_own_list(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with two_people(tmp_path, smtp_server) as (app, ada, bob):
+        # (a clip is two seconds long: four words of half a second fit)
+        spoken = [tuple(f"w{c}-{n}" for n in range(min(c, 3) + 1)) for c in range(5)]
+        project = await transcribed_project(app, ada.person_id, tmp_path, "Many", *spoken)
+        other = await transcribed_project(app, ada.person_id, tmp_path, "Other", ("x",),
+                                          ("y",))
+        bobs = await transcribed_project(app, bob.person_id, tmp_path, "Bob's", ("b",), ("c",))
+
+        pages = await walk(ada, PAGES, {"id": project, "first": 2},
+                           lambda d: d["project"]["transcripts"])
+        assert [len(p) for p in pages] == [2, 2, 1]
+        _, rest, _ = await ada.call("GET", f"/api/v1/projects/{project}/transcripts?limit=200")
+        assert [t["id"] for p in pages for t in p] == [t["id"] for t in rest["data"]]
+        assert len({t["id"] for p in pages for t in p}) == len(spoken)
+
+        words = await walk(ada, WORDS, {"id": project, "clip": "speech-5", "first": 3},
+                           lambda d: d["project"]["transcript"]["words"])
+        assert [len(p) for p in words] == [3, 1]
+        assert [w["text"] for p in words for w in p] == list(spoken[4])
+        assert [w["index"] for p in words for w in p] == list(range(4))
+
+        # REST's cursor of the same list goes on where GraphQL's would
+        _, first_rest, _ = await ada.call("GET",
+                                          f"/api/v1/projects/{project}/transcripts?limit=2")
+        after_rest = await gql(ada, PAGES, {"id": project, "first": 2,
+                                            "after": first_rest["next_cursor"]})
+        assert nodes(after_rest["data"]["project"]["transcripts"]) == pages[1]
+
+        # a cursor of another project (Ada's own or Bob's), or of a transcript's words, is
+        # refused on this list
+        first = await gql(ada, PAGES, {"id": project, "first": 1})
+        cursor = first["data"]["project"]["transcripts"]["pageInfo"]["endCursor"]
+        bob_first = await gql(bob, PAGES, {"id": bobs, "first": 1})
+        bob_cursor = bob_first["data"]["project"]["transcripts"]["pageInfo"]["endCursor"]
+        word_first = await gql(ada, WORDS, {"id": project, "clip": "speech-5", "first": 1})
+        word_cursor = word_first["data"]["project"]["transcript"]["words"]["pageInfo"][
+            "endCursor"]
+        for caller, project_id, foreign in ((ada, other, cursor), (ada, project, bob_cursor),
+                                            (ada, project, word_cursor),
+                                            (bob, bobs, cursor)):
+            refused = await gql(caller, PAGES, {"id": project_id, "first": 1,
+                                                "after": foreign})
+            [error] = refused["errors"]
+            assert error["extensions"]["code"] == "BAD_USER_INPUT", refused
+            assert "not one this list gave out" in error["message"]
+        other_words = await gql(ada, WORDS, {"id": project, "clip": "speech-4", "first": 1,
+                                             "after": word_cursor})
+        assert other_words["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+        # the page size is bounded
+        for first_size in (0, 201):
+            too_big = await gql(ada, PAGES, {"id": project, "first": first_size})
+            assert too_big["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

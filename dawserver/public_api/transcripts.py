@@ -143,6 +143,11 @@ async def projects_jobs(app: web.Application, project_ids: list[str]) -> dict[st
     return await app[core.TRANSCRIPTION].for_projects(project_ids)
 
 
+def transcripts_scope(project_id: str) -> str:
+    """The cursor list of a project's transcripts (REST's pages and GraphQL's)."""
+    return f"transcripts:{project_id}"
+
+
 async def _transcripts(request: Request) -> dict[str, Spoken]:
     return await project_transcripts(request.app, request.params["project_id"])
 
@@ -153,7 +158,7 @@ async def list_transcripts(request: Request) -> web.Response:
     fields = parse_fields(query.fields, TranscriptSummary)
     found = [summary_view(c, s) for c, s in (await _transcripts(request)).items()]
     page, after = api_state(request.context).cursors.page(
-        f"transcripts:{request.params['project_id']}", found, lambda t: (t.id,),
+        transcripts_scope(request.params["project_id"]), found, lambda t: (t.id,),
         query.limit, query.cursor)
     return answer(request, TranscriptPage(data=page, next_cursor=after), fields=fields)
 

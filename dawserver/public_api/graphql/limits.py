@@ -1,14 +1,14 @@
 """Query depth and cost limits: a deep or wide query is refused before it runs.
 
 Depth is strawberry's ``QueryDepthLimiter`` (:data:`MAX_DEPTH`: the deepest plain path,
-``projects → edges → node → tracks → clips → id``, is 5 (top-level fields are 0) and
-one hop back from an asset to its project fits; an asset's ``project`` leads
-back up, so a query could otherwise nest without end). Cost is ours (:class:`CostLimit`): each
-field costs 1, times the number of items of every list above it: ``projects(first:
-N)`` multiplies what is inside it by N (200 when N is a variable: the largest page;
-its ``edges`` are those N), a transcript's ``words`` by :data:`WORDS_SIZE` (a couple of
-minutes of speech) and the other lists (``tracks``, ``clips``, ``assets``,
-``transcripts``, ``transcriptionJobs``) by :data:`LIST_SIZE`.
+``projects → edges → node → transcripts → edges → node → words → edges → node → text``,
+is 9 (top-level fields are 0); an asset's ``project`` leads back up, so a query could
+otherwise nest without end). Cost is ours (:class:`CostLimit`): each field costs 1,
+times the number of items of every list above it: a connection (``projects``,
+``transcripts``, ``words``) multiplies what is inside it by its ``first`` (200 when it is
+a variable: the largest page; its default, :data:`CONNECTIONS`, when left out; its
+``edges`` are those items), the other lists (``tracks``, ``clips``, ``assets``,
+``transcriptionJobs``) by :data:`LIST_SIZE`.
 Fragments are counted where they are spread.
 """
 
@@ -27,17 +27,17 @@ from graphql import (
     ValidationRule,
 )
 
-MAX_DEPTH = 6
+MAX_DEPTH = 9
 MAX_COST = 20_000
 #: The assumed length of a list field without a ``first`` argument.
 LIST_SIZE = 20
-#: The assumed number of words of a transcript (a transcript's ``words``).
-WORDS_SIZE = 200
 #: The largest page a connection gives (``first`` is capped there).
 MAX_PAGE = 200
+#: The page of each connection when ``first`` is left out (the resolvers' defaults).
+CONNECTIONS = {"projects": 50, "transcripts": 50, "words": 50}
 #: The assumed length of each list field (one without a ``first`` argument).
 LISTS = {"tracks": LIST_SIZE, "clips": LIST_SIZE, "assets": LIST_SIZE,
-         "transcripts": LIST_SIZE, "transcriptionJobs": LIST_SIZE, "words": WORDS_SIZE}
+         "transcriptionJobs": LIST_SIZE, **CONNECTIONS}
 TOO_COSTLY = ("this query would cost {cost} (the limit is {limit}): each field costs 1 "
               "times the items of the lists above it; ask for fewer projects (first:) or "
               "fewer nested lists, or split the query")

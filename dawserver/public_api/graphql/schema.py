@@ -1,5 +1,5 @@
 """The GraphQL read types and ``Query``: me, projects (a cursor connection), tracks, assets,
-transcripts and transcription jobs.
+transcripts and their words (cursor connections) and transcription jobs.
 
 Resolvers read through :mod:`.loaders` (batched) and :mod:`..services`, so GraphQL
 shows what ``/api/v1`` shows. Permissions are REST's: the route needs
@@ -18,14 +18,13 @@ from transcription.jobs import Job as CoreJob
 from transcription.transcript import Transcript as Spoken
 
 from ...declarations import Principal
-from ...errors import ApiError
 from ...keys import ACCOUNTS
 from ...permissions import ACCOUNT_READ
 from ...transcription_service import TRANSCRIPTION
 from .. import resources
 from .. import transcripts as rest_transcripts
-from ..state import api_state
-from .limits import MAX_PAGE
+from .connections import PageInfo, page
+from .limits import CONNECTIONS, MAX_PAGE
 from .loaders import loaders_of
 
 #: A transcription job's states, as REST's ``status`` filter takes them.
@@ -91,10 +90,24 @@ class Asset:
 
 @strawberry.type(description="One word and its span in seconds from the clip's start.")
 class Word:
+    index: int = strawberry.field(description="its place in the transcript, from 0 (what "
+                                              "editTranscript's delete and order take)")
     text: str
     start_s: float
     end_s: float
     probability: float = strawberry.field(description="the recogniser's confidence, 0 to 1")
+
+
+@strawberry.type
+class WordEdge:
+    cursor: str
+    node: Word
+
+
+@strawberry.type(description="A page of a transcript's words, in spoken order.")
+class WordConnection:
+    edges: list[WordEdge]
+    page_info: PageInfo
 
 
 @strawberry.type(description="A clip's transcript (its id is the clip's id); words on demand.")
@@ -106,17 +119,36 @@ class Transcript:
     word_count: int
     text: str
     spoken: strawberry.Private[Spoken]
+    project_id: strawberry.Private[str]
 
-    @strawberry.field(description="Every word with its start and end (seconds from the "
-                                  "clip's start) and confidence.")
-    def words(self) -> list[Word]:
+    @strawberry.field(description="The words with their start and end (seconds from the "
+                                  "clip's start) and confidence, in spoken order (a cursor "
+                                  f"connection; first: 1 to {MAX_PAGE}).")
+    def words(self, info: strawberry.Info, first: int = CONNECTIONS["words"],
+              after: str | None = None) -> WordConnection:
         full = rest_transcripts.transcript_view(str(self.id), self.spoken)
-        return [Word(**w.model_dump()) for w in full.words]
+        words = [Word(index=i, **w.model_dump()) for i, w in enumerate(full.words)]
+        pairs, page_info = page(info, f"transcript-words:{self.project_id}:{self.id}", words,
+                                lambda w: (w.index,), first, after)
+        return WordConnection(edges=[WordEdge(cursor=c, node=w) for c, w in pairs],
+                              page_info=page_info)
 
     @classmethod
-    def of(cls, clip_id: str, spoken: Spoken) -> Transcript:
+    def of(cls, project_id: str, clip_id: str, spoken: Spoken) -> Transcript:
         summary = rest_transcripts.summary_view(clip_id, spoken)
-        return cls(**summary.model_dump(), spoken=spoken)
+        return cls(**summary.model_dump(), spoken=spoken, project_id=project_id)
+
+
+@strawberry.type
+class TranscriptEdge:
+    cursor: str
+    node: Transcript
+
+
+@strawberry.type(description="A page of a project's transcripts, by clip id.")
+class TranscriptConnection:
+    edges: list[TranscriptEdge]
+    page_info: PageInfo
 
 
 @strawberry.type(description="A transcription job: follow it until status is done, failed or "
@@ -144,7 +176,8 @@ class TranscriptionJob:
             return None
         found = await loaders_of(info).transcripts.load(self.project_id)
         spoken = (found or {}).get(self.clip_id)
-        return Transcript.of(self.clip_id, spoken) if spoken is not None else None
+        return (Transcript.of(self.project_id, self.clip_id, spoken)
+                if spoken is not None else None)
 
     @classmethod
     def of(cls, project_id: str, job: rest_transcripts.TranscriptionJob) -> TranscriptionJob:
@@ -173,18 +206,26 @@ class Project:
         return [Asset.of(str(self.id), a) for a in await loaders_of(info).assets.load(
             str(self.id))]
 
-    @strawberry.field(description="The clips' transcripts, by clip id (summaries; ask for "
-                                  "words when you need them).")
-    async def transcripts(self, info: strawberry.Info) -> list[Transcript]:
-        found = await loaders_of(info).transcripts.load(str(self.id)) or {}
-        return [Transcript.of(clip_id, found[clip_id]) for clip_id in sorted(found)]
+    @strawberry.field(description="The clips' transcripts, by clip id (a cursor connection, "
+                                  f"first: 1 to {MAX_PAGE}; REST's cursors; ask for words "
+                                  "when you need them).")
+    async def transcripts(self, info: strawberry.Info, first: int = CONNECTIONS["transcripts"],
+                          after: str | None = None) -> TranscriptConnection:
+        project_id = str(self.id)
+        found = await loaders_of(info).transcripts.load(project_id) or {}
+        pairs, page_info = page(info, rest_transcripts.transcripts_scope(project_id),
+                                list(found), lambda clip_id: (clip_id,), first, after)
+        return TranscriptConnection(edges=[
+            TranscriptEdge(cursor=c, node=Transcript.of(project_id, clip_id, found[clip_id]))
+            for c, clip_id in pairs], page_info=page_info)
 
     @strawberry.field(description="One clip's transcript; null when the clip has none.")
     async def transcript(self, info: strawberry.Info, clip_id: strawberry.ID
                          ) -> Transcript | None:
         spoken = (await loaders_of(info).transcripts.load(str(self.id)) or {}).get(
             str(clip_id))
-        return Transcript.of(str(clip_id), spoken) if spoken is not None else None
+        return (Transcript.of(str(self.id), str(clip_id), spoken)
+                if spoken is not None else None)
 
     @strawberry.field(description="The project's transcription jobs, oldest first; status: "
                                   "queued, running, done, failed or cancelled.")
@@ -212,12 +253,6 @@ class Project:
 class ProjectEdge:
     cursor: str
     node: Project
-
-
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
 
 
 @strawberry.type(description="A page of projects, oldest first.")
@@ -263,28 +298,18 @@ class Query:
                   else "", via=principal.via)
 
     @strawberry.field(description="The projects you may open, oldest first (a cursor "
-                                  "connection; first: 1 to 200).")
-    async def projects(self, info: strawberry.Info, first: int = 50,
+                                  f"connection; first: 1 to {MAX_PAGE}).")
+    async def projects(self, info: strawberry.Info, first: int = CONNECTIONS["projects"],
                        after: str | None = None) -> ProjectConnection:
         principal = _principal(info)
         _need_scope(principal, ACCOUNT_READ.name, "projects")
-        if not 1 <= first <= MAX_PAGE:
-            raise GraphQLError(f"first must be 1 to {MAX_PAGE}, got {first}",
-                               extensions={"code": "BAD_USER_INPUT"})
         loaders = loaders_of(info)
         ids = list(await loaders.roles())
         views = [v for v in await loaders.projects.load_many(ids) if v is not None]
-        cursors = api_state(info.context["context"]).cursors
-        try:
-            page, after_cursor = cursors.page("projects", views,
-                                              lambda p: (p.created_at, p.id), first, after)
-        except ApiError as exc:
-            raise GraphQLError(exc.message, extensions={"code": "BAD_USER_INPUT"}) from None
-        edges = [ProjectEdge(cursor=cursors.encode("projects", (p.created_at, p.id)),
-                             node=_project(p)) for p in page]
-        return ProjectConnection(edges=edges, page_info=PageInfo(
-            has_next_page=after_cursor is not None,
-            end_cursor=edges[-1].cursor if edges else None))
+        pairs, page_info = page(info, "projects", views, lambda p: (p.created_at, p.id),
+                                first, after)
+        return ProjectConnection(edges=[ProjectEdge(cursor=c, node=_project(p))
+                                        for c, p in pairs], page_info=page_info)
 
     @strawberry.field(description="One project; null when it does not exist or is not "
                                   "shared with you.")
