@@ -189,6 +189,37 @@ async def test_a_lost_dispute_revokes_the_licence(tmp_path: Path) -> None:
         assert "dispute_won" not in kinds
 
 
+@pytest.mark.parametrize("order", ["in_order", "reversed"])
+async def test_a_lost_dispute_told_before_the_orders_payment_is_booked_once(
+        tmp_path: Path, order: str) -> None:
+    """A dispute of a single order's direct charge that comes before the payment's events
+    is sent again until the order is paid, then booked and its licence revoked, once."""
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        account = await m.seller("seller")
+        beat = await m.beat("seller")
+        status, started = await m.checkout("buyer", "seller", beat["beat_id"], "wav_lease")
+        assert status == 201, started
+        m.fake.webhooks.hold()
+        m.pay(started)
+        [charge] = [c for c in m.fake.all_of("charge") if m.fake.owner[c["id"]] == account]
+        dispute = m.fake.create_dispute(charge["id"])
+        m.fake.resolve_dispute(dispute["id"], won=False)
+        m.fake.webhooks.release(order)
+        await settled(m)
+        for kind in ("charge.dispute.created", "charge.dispute.closed"):
+            for event in m.fake.events_of(kind):
+                m.fake.webhooks.redeliver(event)
+        await settled(m)
+        assert (await m.library("buyer"))[0]["status"] == "revoked"
+        ledger = market_services(m).ledger
+        kinds = [p["kind"] for p in await ledger.postings("seller")]
+        assert kinds.count("dispute") == 1 and "dispute_won" not in kinds
+        assert await ledger.audit("seller") == []
+        found = m.fake.balances(account)["usd"]
+        assert await ledger.balance("seller", bookings.SELLER, "usd") == (
+            found["available"] + found["pending"])
+
+
 async def test_split_sales_transfer_each_share_and_refunds_reverse_them(
         tmp_path: Path) -> None:
     async with stripe_world() as (fake, gateway), open_database(

@@ -329,6 +329,55 @@ async def test_a_lost_dispute_of_a_split_cart_takes_back_each_lines_transfers_in
         await books_match_stripe(m, accounts)
 
 
+def reversals_wanted(m: Market, lines: list[dict[str, Any]], disputed: int) -> dict[str, int]:
+    """What a lost dispute of ``disputed`` takes back of each transfer: the amount cut
+    across the lines by amount, each line's part taken from its transfers in proportion."""
+    lines = sorted(lines, key=lambda o: o["order_id"])
+    parts = dict(zip((o["order_id"] for o in lines),
+                     apportion(disputed, [o["amount"] for o in lines]), strict=True))
+    amounts = {o["order_id"]: o["amount"] for o in lines}
+    return {t["id"]: t["amount"] * parts[t["metadata"]["order_id"]]
+            // amounts[t["metadata"]["order_id"]] for t in m.fake.all_of("transfer")}
+
+
+@pytest.mark.parametrize("order", ["in_order", "reversed"])
+async def test_a_lost_dispute_told_before_the_split_carts_payment_reverses_once(
+        tmp_path: Path, db_url: str, order: str) -> None:  # noqa: F811
+    """The dispute's events (opened, lost) may come before the payment's: they are sent
+    again until the payment is stored, then every line's transfers are taken back in
+    part, once."""
+    async with market(tmp_path, db_url, discovery_fee_bp=1000) as m:
+        accounts, _, started = await split_cart(m)
+        cart_id = started["cart_id"]
+        m.fake.webhooks.hold()
+        m.pay(started)
+        disputed = 5997
+        dispute = m.fake.create_dispute(platform_charge(m, cart_id)["id"], amount=disputed)
+        m.fake.resolve_dispute(dispute["id"], won=False)
+        m.fake.webhooks.release(order)
+        await transfers_made(m, cart_id)
+        want = reversals_wanted(m, started["orders"], disputed)
+        async with asyncio.timeout(60):
+            while sum(t["amount_reversed"] for t in m.fake.all_of("transfer")) < sum(
+                    want.values()):
+                await asyncio.sleep(0.05)
+        await m.fake.webhooks.settled()
+        if order == "reversed":  # the dispute was answered "send it again" at first
+            retried = {a.event_id for a in m.fake.webhooks.attempts
+                       if a.type.startswith("charge.dispute") and a.status == 409}
+            assert len(retried) == 2
+        for kind in ("charge.dispute.created", "charge.dispute.closed"):
+            for event in m.fake.events_of(kind):
+                m.fake.webhooks.redeliver(event)
+        await m.fake.webhooks.settled()
+        assert {t["id"]: t["amount_reversed"] for t in m.fake.all_of("transfer")} == want
+        ledger = market_services(m).ledger
+        postings = await ledger.postings("seller")
+        assert sum(p["kind"] == "dispute" for p in postings) == 1
+        assert set((await statuses(m)).values()) == {"revoked"}
+        await books_match_stripe(m, accounts)
+
+
 async def test_a_won_dispute_of_a_split_cart_told_out_of_order_restores_its_licences(
         tmp_path: Path) -> None:
     async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:

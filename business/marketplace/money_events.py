@@ -14,10 +14,20 @@ the event is handled in one transaction under their seller: booked against
 (:meth:`~business.marketplace.split_sales.SplitSales.queue_dispute_reversals`), so the
 collaborators' transfers are taken back in proportion exactly once; a won one restores
 the licences and reverses nothing.
+
+A dispute can reach us before the payment it disputes (Stripe's order of delivery is not
+guaranteed, and a payment event we answered with an error is sent again later): its
+order or cart is then stored but not paid, or not stored yet. :meth:`MoneyEvents.awaited`
+asks Stripe for the disputed PaymentIntent, and when its metadata names an order or cart
+of ours charged on the dispute's account that has no payment stored yet, the dispute is
+:attr:`~business.marketplace.webhooks.Outcome.RETRY`: nothing is recorded, Stripe sends
+it again, and it is applied once the payment has landed (so a lost dispute reverses the
+transfers the payment queued, exactly once).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -29,8 +39,11 @@ from business.marketplace.models import Order
 from business.marketplace.payouts import Payouts
 from business.marketplace.split_sales import SplitSales
 from business.marketplace.splits import Splits
-from business.marketplace.store import MarketStore
+from business.marketplace.store import ORDER_COLUMNS, MarketStore, order_from
+from business.marketplace.stripe_gateway import StripeGateway
 from business.marketplace.webhooks import Outcome, StripeEvent
+
+logger = logging.getLogger(__name__)
 
 PAYOUT_TYPES = ("payout.paid", "payout.failed")
 TYPES = frozenset((*DISPUTE_TYPES, *PAYOUT_TYPES))
@@ -40,8 +53,10 @@ class MoneyEvents:
     """Handles :data:`TYPES` for :class:`~business.marketplace.fulfilment.Fulfilment`."""
 
     def __init__(self, store: MarketStore, ledger: Ledger, payouts: Payouts | None,
-                 splits: Splits | None) -> None:
+                 splits: Splits | None, gateway: StripeGateway | None = None) -> None:
         self.store = store
+        #: reads a disputed PaymentIntent's metadata (:meth:`awaited`)
+        self.gateway = gateway
         self.disputes = Disputes(ledger)
         self.payouts = payouts
         self.splits = splits
@@ -62,10 +77,14 @@ class MoneyEvents:
                     return await self._cart_dispute(event, lines)
                 except NotOpenedYet:
                     return Outcome.RETRY  # nothing recorded: Stripe sends it again
+            if await self.awaited(event):
+                return Outcome.RETRY
         seller = await self.seller_of(event.account)
         order: dict[str, Any] | None = None
         if seller is not None and event.type in DISPUTE_TYPES:
             order = await self.disputes.order_of(self.store.db, seller, event.object)
+            if order is None and await self.awaited(event):
+                return Outcome.RETRY
         known = seller is not None and (order is not None or event.type in PAYOUT_TYPES)
         try:
             outcome = await self._apply(event, seller, order, known)
@@ -77,6 +96,33 @@ class MoneyEvents:
                 int(event.object["amount"]), int(order["amount"])), of=int(order["amount"]),
                 cause=f"dispute:{event.object['id']}")
         return outcome
+
+    async def awaited(self, event: StripeEvent) -> bool:
+        """Whether the dispute in ``event`` is of a payment of ours we have not stored
+        yet: the disputed PaymentIntent's metadata names an order or cart of a seller,
+        charged on the event's account, none of whose orders has its payment stored."""
+        intent_id = event.object.get("payment_intent")
+        if self.gateway is None or not intent_id:
+            return False
+        intent = await self.gateway.retrieve_payment_intent(str(intent_id),
+                                                            account=event.account)
+        meta = dict(intent.to_dict().get("metadata") or {})
+        seller = meta.get("seller")
+        key = ("cart_id", meta.get("cart_id")) if meta.get("cart_id") else (
+            "order_id", meta.get("order_id"))
+        if not seller or not key[1]:
+            return False  # not a marketplace payment: nothing will ever store it
+        rows = await self.store.db.fetch(
+            f"SELECT {ORDER_COLUMNS} FROM mkt_orders WHERE account_id = ? AND {key[0]} = ?",
+            str(seller), str(key[1]))
+        orders = [order_from(r) for r in rows]
+        if any(o.charged_on != (event.account or None) for o in orders):
+            return False  # copied metadata on another account's payment
+        if any(o.payment_intent for o in orders):
+            return False  # paid: the lookup by payment found it, or it is another payment
+        logger.info("dispute %s (%s) of %s %s came before its payment: Stripe sends it "
+                    "again", event.object.get("id"), event.type, key[0], key[1])
+        return True
 
     async def _apply(self, event: StripeEvent, seller: str | None,
                      order: dict[str, Any] | None, known: bool) -> Outcome:

@@ -196,7 +196,7 @@ def build_services(context: PluginContext) -> Services:
     fulfilment.carts_take = carts.take
     payouts = Payouts(db, ledger, gateway) if gateway is not None else None
     splits = Splits(db, ledger, gateway) if gateway is not None else None
-    money = fulfilment.money = MoneyEvents(store, ledger, payouts, splits)
+    money = fulfilment.money = MoneyEvents(store, ledger, payouts, splits, gateway)
 
     async def enqueue_job(tx: Any, name: str, payload: dict[str, Any], account_id: str,
                           key: str) -> None:
