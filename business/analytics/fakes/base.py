@@ -8,11 +8,15 @@ A :class:`FakeSource` is an aiohttp application (mounted under ``/<source>`` by
 ``after`` = how many API answers go out well first) and at random (``fail_rate`` with
 ``fail_seed``: a throttle, a 5xx or a cut-short page, reproducibly). :meth:`FakeSource.revoke`
 withdraws every credential (tokens, refresh token, key) as a user revoking access does;
+a source with a ``revoke_path`` serves RFC 7009 token revocation there (the app withdrawing
+the grant: the same effect, counted in ``stats.revocations``), which fails on command
+(:meth:`FakeSource.fail_revoke`: a 503, or no answer at all);
 :meth:`FakeSource.drop_days` leaves days out of every series (a gap upstream).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
@@ -33,6 +37,8 @@ from business.analytics.fakes.series import Series
 KINDS = ("rate_limited", "quota", "revoked", "expired", "server", "partial", "empty",
          "duplicate", "renamed", "negative")
 RANDOM_KINDS = ("rate_limited", "server", "partial")
+#: Failure kinds of the revocation endpoint: a 503, or an answer that never comes.
+REVOKE_KINDS = ("server", "timeout")
 
 #: The body failures due for a request, and whether a random failure cuts it short.
 DUE = web.RequestKey("due", dict)
@@ -97,6 +103,10 @@ class FakeStats:
     api_answers: int = 0
     injected: list[str] = field(default_factory=list)
     token_requests: int = 0
+    #: Grants withdrawn through the revocation endpoint.
+    revocations: int = 0
+    #: Requests the revocation endpoint got, failed ones included.
+    revoke_requests: int = 0
 
 
 class FakeSource:
@@ -107,6 +117,8 @@ class FakeSource:
     pagination = "none"
     history = True
     token_path = "/token"
+    #: Where the source serves token revocation (empty: it has none).
+    revoke_path = ""
     cursor_param, page_param, offset_param, limit_param = "cursor", "page", "offset", "limit"
     first_position = 0
     page_size = 50
@@ -134,6 +146,8 @@ class FakeSource:
         self.revoked = False
         self.stats = FakeStats()
         self._tokens: dict[str, float] = {}
+        self._revoke_failures: list[str] = []
+        self._never = asyncio.Event()
         self._last_body: bytes | None = None
         self.prefix = ""
         self.base_url = ""
@@ -190,6 +204,18 @@ class FakeSource:
             raise ValueError(f"{self.source} has no failure {kind!r}; use one of {self.kinds}")
         self.injected.append(Injected(kind, times, retry_after, after))
 
+    def fail_revoke(self, kind: str, times: int = 1) -> None:
+        """Answer the next ``times`` revocation requests with ``kind`` (see
+        :data:`REVOKE_KINDS`; ``timeout`` holds the request open, unanswered)."""
+        if kind not in REVOKE_KINDS:
+            raise ValueError(f"no revocation failure {kind!r}; use one of {REVOKE_KINDS}")
+        self._revoke_failures.extend([kind] * times)
+
+    def stop_holding(self) -> None:
+        """Answer every revocation request held open (``timeout``), so a server stops
+        at once."""
+        self._never.set()
+
     def revoke(self) -> None:
         """Every credential stops working (the user revoked the app's access)."""
         self.revoked = True
@@ -209,6 +235,8 @@ class FakeSource:
         app = web.Application(middlewares=[self._middleware])
         if self.auth in ("oauth_client_credentials", "refresh_token"):
             self.add_token_route(app)
+        if self.revoke_path:
+            app.router.add_post(self.revoke_path, self.revoke_endpoint)
         app.router.add_post("/_fake/fail", self._admin_fail)
         self.add_routes(app)
         return app
@@ -242,6 +270,26 @@ class FakeSource:
     def token_answer(self, answer: dict[str, Any]) -> dict[str, Any]:
         return answer
 
+    async def revoke_endpoint(self, request: web.Request) -> web.Response:
+        """RFC 7009 revocation: a live refresh or access token as ``token`` withdraws the
+        whole grant (every token dies, as Google does); an unknown one is a 400
+        ``invalid_token``."""
+        self.stats.revoke_requests += 1
+        if self._revoke_failures:
+            kind = self._revoke_failures.pop(0)
+            self.stats.injected.append(f"revoke:{kind}")
+            if kind == "timeout":
+                await self._never.wait()  # until the server stops (stop_holding)
+            return self.token_error(503, "server_error", "revocation unavailable")
+        token = str((await request.post()).get("token", ""))
+        live = (token == self.refresh_token and not self.revoked) or \
+            self._tokens.get(token, 0.0) > time.time()
+        if not token or not live:
+            return self.token_error(400, "invalid_token", "Token expired or revoked")
+        self.revoke()
+        self.stats.revocations += 1
+        return web.json_response({})
+
     def token_error(self, status: int, error: str, description: str) -> web.Response:
         return web.json_response({"error": error, "error_description": description},
                                  status=status)
@@ -259,7 +307,7 @@ class FakeSource:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.stats.requests += 1
         path = request.path[len(self.prefix):]
-        if path.startswith("/_fake") or path == self.token_path:
+        if path.startswith("/_fake") or path in (self.token_path, self.revoke_path):
             return await handler(request)
         due: dict[str, Injected] = {}
         for injected in self.injected:

@@ -44,5 +44,7 @@ class FakeSources:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._runner is not None:
+            for fake in self.fakes.values():
+                fake.stop_holding()
             await self._runner.cleanup()
             self._runner = None

@@ -1,9 +1,9 @@
-"""A fake YouTube Analytics API v2: Google OAuth refresh at ``/token``, ``reports.query``
-result tables paged by ``startIndex`` / ``maxResults``, Google's error objects and a
-daily unit quota (403 ``quotaExceeded``). The audience reports of one day: demographics
-(``ageGroup,gender`` with ``viewerPercentage``, seeded shares summing to 100 in tenths)
-and geography (``country`` with ``views``); ``skewed_days`` answers percentages that sum
-to 90 (bad data from the source)."""
+"""A fake YouTube Analytics API v2: Google OAuth refresh at ``/token`` and revocation at
+``/revoke``, ``reports.query`` result tables paged by ``startIndex`` / ``maxResults``,
+Google's error objects and a daily unit quota (403 ``quotaExceeded``). The audience
+reports of one day: demographics (``ageGroup,gender`` with ``viewerPercentage``, seeded
+shares summing to 100 in tenths) and geography (``country`` with ``views``);
+``skewed_days`` answers percentages that sum to 90 (bad data from the source)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ _ERRORS = {
 
 class FakeYouTube(FakeSource):
     source, auth, pagination = "youtube", "refresh_token", "offset"
+    revoke_path = "/revoke"  # oauth2.googleapis.com/revoke
     offset_param, limit_param, first_position, page_size = "startIndex", "maxResults", 1, 30
     rename, count_field = ("views", "viewCount"), "views"
     kinds = without()

@@ -138,6 +138,9 @@ class Connector:
     first_position: ClassVar[int] = 0
     #: Where an API key goes: ("query", name) or ("header", name, template with {key}).
     api_key_in: ClassVar[tuple[str, ...]] = ("query", "api_key")
+    #: The platform's token revocation endpoint (production URL, RFC 7009: the refresh
+    #: token POSTed as ``token``); empty: the platform has none (:meth:`revoke`).
+    revoke_url: ClassVar[str] = ""
 
     def __init__(self, base_url: str | None, credentials: Credentials,
                  session: aiohttp.ClientSession, *, rate_limit: RateLimit | None = None,
@@ -455,6 +458,59 @@ class Connector:
             self.credentials = Credentials(creds.client_id, creds.client_secret,
                                            creds.api_key, str(body["refresh_token"]))
         return str(body["access_token"]), float(body.get("expires_in") or 3600)
+
+    # -- revocation ----------------------------------------------------------------------
+
+    @classmethod
+    def revocable(cls) -> bool:
+        """Whether the platform can be told to withdraw a grant (:attr:`revoke_url`)."""
+        return bool(cls.revoke_url)
+
+    def revoke_endpoint(self) -> str:
+        """The revocation endpoint: production's, or the same path on a fake's base URL."""
+        if self.production:
+            return self.revoke_url
+        return self.base_url + urlsplit(self.revoke_url).path
+
+    async def revoke(self) -> None:
+        """Withdraw the grant at the platform (RFC 7009 token revocation of the refresh
+        token), so its tokens stop working there too.
+
+        A token the platform no longer knows (``invalid_token``, ``invalid_grant``: revoked
+        or expired already) counts as withdrawn. Raises :class:`ServerError` or
+        :class:`RateLimited` when trying again can help (5xx, 429, timeout), another
+        :class:`SourceError` when it cannot, and :class:`NotImplementedError` for a
+        platform without a revocation endpoint.
+        """
+        if not self.revocable():
+            raise NotImplementedError(f"{self.spec.title} has no token revocation endpoint")
+        form = {"token": self.credentials.refresh_token, "token_type_hint": "refresh_token"}
+        try:
+            async with self.session.post(self.revoke_endpoint(), data=form,
+                                         headers={"User-Agent": USER_AGENT},
+                                         timeout=self.timeout) as response:
+                status, raw, headers = response.status, await response.read(), \
+                    response.headers
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise ServerError(f"revocation failed: {type(exc).__name__}: {exc}",
+                              source=self.name) from exc
+        if status == 200:
+            return
+        try:
+            error = json.loads(raw).get("error") if raw else None
+        except (ValueError, AttributeError):
+            error = None
+        if status == 400 and error in ("invalid_token", "invalid_grant"):
+            return  # already dead at the platform: nothing left to withdraw
+        if status == 429:
+            raise RateLimited("revocation throttled (HTTP 429)", source=self.name,
+                              retry_after=retry_after_from(headers), status=status)
+        if status >= 500 or status == 408:
+            raise ServerError(f"revocation failed: HTTP {status}", source=self.name,
+                              status=status)
+        raise SourceError(f"the platform refused the revocation: HTTP {status}: "
+                          f"{raw[:200].decode('utf-8', 'replace')}", source=self.name,
+                          status=status)
 
     async def token_request(self, form: Mapping[str, str],
                             basic: str | None) -> dict[str, Any]:

@@ -4,9 +4,11 @@ Documented: the YouTube Analytics API v2 ``reports.query``
 (``GET /v2/reports?ids=channel==MINE&startDate&endDate&metrics&dimensions=day``), which
 answers a result table: ``columnHeaders`` (name, columnType, dataType) and ``rows`` of
 values in that order; paged by ``startIndex`` (from 1) and ``maxResults``. Sign-in is
-Google OAuth with the channel owner's refresh token. Quota: the Google Cloud project's
-daily units reset at midnight Pacific time (the Data API's default is 10,000); a spent
-quota answers 403 ``quotaExceeded``, a throttle 403 ``rateLimitExceeded`` or 429.
+Google OAuth with the channel owner's refresh token, withdrawn by ``POST
+https://oauth2.googleapis.com/revoke`` (``token=``) when the grant is forgotten.
+Quota: the Google Cloud project's daily units reset at midnight Pacific time (the
+Data API's default is 10,000); a spent quota answers 403 ``quotaExceeded``, a
+throttle 403 ``rateLimitExceeded`` or 429.
 The schema check names a missing column (``columnHeaders.views``) and a negative value
 (``rows.3.views``).
 
@@ -92,6 +94,8 @@ class YouTubeConnector(Connector):
         metrics=METRICS + AUDIENCE_METRICS, entity_kinds=("artist",))
     Page = Page
     offset_param, limit_param, first_position, page_size = "startIndex", "maxResults", 1, 30
+    #: Google's token revocation (RFC 7009 shape): withdraws the whole grant.
+    revoke_url = "https://oauth2.googleapis.com/revoke"
 
     def first_call(self, entity: Entity, start: date, end: date) -> Call:
         return self.paged("/v2/reports", {
