@@ -7,6 +7,10 @@ organisation) lose those credentials (:func:`forget_grants_of`): the sealed cred
 are deleted, the source is flagged ``needs_reconnect`` with a note saying why (what the
 account's people see in ``GET /api/analytics/sources``), and the account's audit trail
 (``GET /api/analytics/audit``) records it.
+
+Forgetting a grant (a disconnect, or its granter's erasure) also queues its withdrawal
+at the platform, in the same transaction (:mod:`.revocation`): the credentials are
+deleted here at once, whatever the platform later answers.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from business.analytics.credentials import CredentialBox
+from business.analytics.revocation import REVOKE_JOB, queue_revoke
 from business.analytics.sources import SOURCES
 from business.analytics.sources.base import Credentials
 from business.analytics.sources.records import ENTITY_KINDS
+from dawserver.plugin_api import JobQueue
 
 ACTIVE, NEEDS_RECONNECT, FAILING, DISCONNECTED = (
     "active", "needs_reconnect", "failing", "disconnected")
@@ -69,10 +75,13 @@ class Connection:
 class Connections:
     """Connected sources of every account, always scoped by account."""
 
-    def __init__(self, db: Any, box: CredentialBox, clock: Any = time.time) -> None:
+    def __init__(self, db: Any, box: CredentialBox, clock: Any = time.time,
+                 queue: JobQueue | None = None) -> None:
         self.db = db
         self.box = box
         self.clock = clock
+        #: Where a disconnected grant's withdrawal is queued (None: it is not).
+        self.queue = queue
 
     async def connect(self, account_id: str, source: str, entity_kind: str, entity_id: str,
                       credentials: Credentials, connected_by: str,
@@ -121,12 +130,20 @@ class Connections:
         return self.box.open(connection.credentials)
 
     async def disconnect(self, account_id: str, source_id: str) -> Connection:
-        """Forget the credentials and stop the schedule (the points stay)."""
+        """Forget the credentials and stop the schedule (the points stay); the grant's
+        withdrawal at the platform is queued in the same transaction (:mod:`.revocation`)."""
         await self.get(account_id, source_id)
-        await self.db.execute(
-            "UPDATE analytics_sources SET state = 'disconnected', credentials = '', "
-            "updated_at = ? WHERE account_id = ? AND source_id = ?", self.clock(),
-            account_id, source_id)
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow("SELECT * FROM analytics_sources WHERE account_id = ? "
+                                    "AND source_id = ?", account_id, source_id)
+            await tx.execute(
+                "UPDATE analytics_sources SET state = 'disconnected', credentials = '', "
+                "updated_at = ? WHERE account_id = ? AND source_id = ?", self.clock(),
+                account_id, source_id)
+            queued = row is not None and self.queue is not None and await queue_revoke(
+                self.queue, tx, account_id, dict(row), row["credentials"], DISCONNECTED)
+        if queued and self.queue is not None:
+            self.queue.wake(REVOKE_JOB)
         return await self.get(account_id, source_id)
 
     async def flag(self, account_id: str, source_id: str, state: str, error: str) -> bool:
@@ -184,10 +201,12 @@ async def forget_grants_of(tx: Any, person_id: str, actor: str, now: float
     -------
     list[dict]
         The sources changed: ``account_id``, ``source_id``, ``source``, ``entity_kind``,
-        ``entity_id``.
+        ``entity_id``, ``entity_name`` and the ``credentials`` as they were sealed (for
+        their withdrawal at the platform, :func:`.revocation.queue_revoke`).
     """
     rows = [dict(r) for r in await tx.fetch(
-        "SELECT account_id, source_id, source, entity_kind, entity_id FROM analytics_sources "
+        "SELECT account_id, source_id, source, entity_kind, entity_id, entity_name, "
+        "credentials FROM analytics_sources "
         "WHERE connected_by = ? AND account_id != ? AND credentials != '' "
         "ORDER BY account_id, source_id", person_id, person_id)]
     for row in rows:

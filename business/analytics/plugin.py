@@ -16,12 +16,14 @@ from business.analytics.milestone_routes import MILESTONE_ROUTES
 from business.analytics.permissions import PERMISSIONS
 from business.analytics.playlist_routes import PLAYLIST_ROUTES
 from business.analytics.privacy import erase_account, export_account
+from business.analytics.revocation import REVOKE_JOB, REVOKE_SETTINGS, RevokePayload
 from business.analytics.routes import ROUTES
 from business.analytics.runs import INGEST_JOB
 from business.analytics.schemas import IngestPayload
 from business.analytics.services import (
     PLUGIN_NAME,
     run_ingest,
+    run_revoke,
     run_scheduler,
     services,
     start_services,
@@ -96,7 +98,10 @@ def jobs() -> list[Job]:
     return [Job(INGEST_JOB, IngestPayload, run_ingest,
                 "fetch one connected source over a day range and store its points",
                 QueueSettings(max_attempts=30, backoff_base=30.0, backoff_cap=3600.0,
-                              lease_s=120.0, concurrency=2))]
+                              lease_s=120.0, concurrency=2)),
+            Job(REVOKE_JOB, RevokePayload, run_revoke,
+                "withdraw a forgotten grant (disconnected, or its granter erased) at the "
+                "source's platform", REVOKE_SETTINGS)]
 
 
 @hookimpl

@@ -24,9 +24,12 @@ trail records it (:func:`.connections.forget_grants_of`); an ingestion run alrea
 way cannot write a rotated token back. What else they did in an account that stays (a
 threshold, a catalogue decision, a shared dashboard) is kept, with each mention of them
 (connector, author, audit actor and details, owner, words in names, titles and filters,
-error texts) replaced by the pseudonym. Names the platforms report for an account's
-catalogue (artists, tracks, playlists) are that account's catalogue, not mentions of a
-platform user: they stay.
+error texts) replaced by the pseudonym. Every grant forgotten (their own account's
+sources' and those they granted to others) is queued, in the same transaction, to be
+withdrawn at its platform (:mod:`.revocation`); the erasure does not wait for it, and a
+platform that fails for good leaves the deletion here as it is. Names the platforms
+report for an account's catalogue (artists, tracks, playlists) are that account's
+catalogue, not mentions of a platform user: they stay.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from business.analytics.alerts import recipient_key
 from business.analytics.connections import forget_grants_of
 from business.analytics.exports import csv_bytes
 from business.analytics.reconnect import GRANT_FORGOTTEN_REASON, ReconnectNotices
+from business.analytics.revocation import ERASED, REVOKE_JOB, queue_revoke
 from dawserver.plugin_api import JobQueue, Pseudonymiser, pseudonymise_mentions
 
 #: Every analytics table, each keyed by ``account_id`` first: an erasure deletes the
@@ -158,6 +162,14 @@ async def erase_account(db: Any, queue: JobQueue, ingest_queue: str, pz: Pseudon
     keys = sorted({recipient_key(name) for name in pz.names if "@" in name})
     changed: dict[str, int] = {}
     async with db.transaction() as tx:
+        # the own account's grants, withdrawn under the pseudonym (nobody left to mail)
+        revokes = 0
+        for row in await tx.fetch(
+                "SELECT source_id, source, entity_kind, entity_id, entity_name, credentials "
+                "FROM analytics_sources WHERE account_id = ? AND credentials != ''",
+                person_id):
+            revokes += await queue_revoke(queue, tx, pz.pseudonym, dict(row),
+                                          row["credentials"], ERASED, notify=False)
         for table in OWN_TABLES:
             changed[table] = await tx.execute(f"DELETE FROM {table} WHERE account_id = ?",
                                               person_id)
@@ -174,7 +186,14 @@ async def erase_account(db: Any, queue: JobQueue, ingest_queue: str, pz: Pseudon
         now = clock()
         forgotten = await forget_grants_of(tx, person_id, pz.pseudonym, now)
         changed["grants_forgotten"] = len(forgotten)
+        for source in forgotten:
+            revokes += await queue_revoke(queue, tx, source["account_id"], source,
+                                          source.pop("credentials"), ERASED,
+                                          exclude_keys=keys)
+        changed["revocations_queued"] = revokes
         changed["mentions"] = await pseudonymise_mentions(tx, pz, MENTIONS)
+    if revokes:
+        queue.wake(REVOKE_JOB)
     if notices is not None:  # after the commit: a mail never tells of a rolled-back flag
         addresses = [name for name in pz.names if "@" in name]
         for source in forgotten:

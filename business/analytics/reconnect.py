@@ -11,6 +11,11 @@ admins, ``PluginContext.admin_emails``), never to an address of the erased perso
 to the sources list where the source is reconnected. Its ``mail_id`` is the account,
 the source and the moment it was flagged: a repeated notice of the same event is not
 sent twice.
+
+The same recipients are told when a forgotten grant could not be withdrawn at its
+platform (:meth:`ReconnectNotices.revoke_failed`, from :mod:`.revocation`): the
+credentials are deleted here, but the platform may still hold a live grant for the app,
+so someone should remove the app's access in the platform's own settings.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+
+from business.analytics.alerts import recipient_key
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +86,45 @@ class ReconnectNotices:
                 mail_id=f"analytics-reconnect/{mail_id}", link=self.link(account_id),
                 action="Reconnect the source")
         return addresses
+
+    async def revoke_failed(self, account_id: str, source: dict[str, Any], *,
+                            exclude_keys: Iterable[str] = ()) -> list[str]:
+        """Mail the account's recipients that ``source``'s forgotten grant (``source``,
+        ``source_id``, ``entity_kind``, ``entity_id``, maybe ``entity_name``) could not be
+        withdrawn at its platform; ``exclude_keys``: :func:`.alerts.recipient_key` of
+        addresses never mailed. The addresses mailed."""
+        if self.send_mail is None or self.recipients is None:
+            return []
+        hashed = set(exclude_keys)
+        addresses = sorted({a.strip().lower() for a in await self.recipients(account_id)
+                            if a and a.strip() and recipient_key(a) not in hashed})
+        name = source.get("entity_name") or source["entity_id"]
+        what = f"{source['source']} {source['entity_kind']} {name}"
+        event = f"{account_id}\0{source['source_id']}\0revoke_failed"
+        for address in addresses:
+            mail_id = hashlib.sha256(f"{event}\0{address}".encode()).hexdigest()[:24]
+            await self.send_mail(
+                address, f"Remove our access to {what} at {source['source']}",
+                [f"The credentials of the analytics source {what} were deleted here, but "
+                 f"{source['source']} did not confirm that it withdrew the access they "
+                 "granted, after several tries.",
+                 f"To be sure nothing can use them, remove this app's access in the "
+                 f"{source['source']} account's security or connected-apps settings.",
+                 "You get this mail as an owner or admin of the account."],
+                mail_id=f"analytics-revoke-failed/{mail_id}", link=self.link(account_id),
+                action="Open the sources")
+        return addresses
+
+    async def revoke_failed_safely(self, account_id: str, source: dict[str, Any], *,
+                                   exclude_keys: Iterable[str] = ()) -> list[str]:
+        """:meth:`revoke_failed`, a failure logged instead of raised."""
+        try:
+            return await self.revoke_failed(account_id, source, exclude_keys=exclude_keys)
+        except Exception:
+            log.exception("analytics: mailing that the grant of source %s of account %s "
+                          "could not be withdrawn failed", source.get("source_id"),
+                          account_id)
+            return []
 
     async def notify_safely(self, account_id: str, source: dict[str, Any], reason: str,
                             flagged_at: float, *, exclude: Iterable[str] = ()) -> list[str]:

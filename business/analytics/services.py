@@ -10,7 +10,9 @@ Built in the plug-in's ``startup`` hook from its settings (``config.plugins["ana
 - ``schedule_check_s`` (60): how often the scheduler looks for due sources;
 - ``chunk_days`` (31), ``inline_wait_s`` (1.0): see :mod:`.ingest`;
 - ``partitions_ahead`` (3): monthly partitions kept made ahead on PostgreSQL;
-- ``milestones``: detection settings (:class:`.milestone_book.Settings`).
+- ``milestones``: detection settings (:class:`.milestone_book.Settings`);
+- ``revoke_timeout_s`` (30): how long one call to a platform's revocation endpoint may
+  take before it counts as failed and is retried (:mod:`.revocation`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
+
+import aiohttp
 
 from business.analytics.alerts import Alerts
 from business.analytics.catalog import Catalog
@@ -34,7 +38,10 @@ from business.analytics.milestone_book import MilestoneBook
 from business.analytics.milestone_book import Settings as MilestoneSettings
 from business.analytics.playlists import PlaylistTracker
 from business.analytics.reconnect import TOKEN_REVOKED_REASON, ReconnectNotices
+from business.analytics.revocation import ConnectorFactory, RevokePayload, Revoker
 from business.analytics.runs import INGEST_JOB, Runs
+from business.analytics.sources import connector_for
+from business.analytics.sources.base import Connector, Credentials
 from business.analytics.store import PointStore
 from dawserver.plugin_api import JobContext, PluginContext, backoff_delay
 
@@ -59,6 +66,8 @@ class Services:
     partitions_ahead: int = 3
     #: Mails owners once when a source of theirs needs reconnecting (:mod:`.reconnect`).
     notices: ReconnectNotices | None = None
+    #: Withdraws forgotten grants at their platforms (:mod:`.revocation`).
+    revoker: Revoker | None = None
 
     async def close(self) -> None:
         session = self.ingestor.session
@@ -85,7 +94,9 @@ def build_services(context: PluginContext) -> Services:
     settings = context.settings_for(PLUGIN_NAME)
     db = context.database()
     store, catalog = PointStore(db), Catalog(db)
-    connections, runs = Connections(db, credential_box(context)), Runs(db)
+    box = credential_box(context)
+    connections = Connections(db, box, queue=context.background.queue)
+    runs = Runs(db)
     ingest = IngestSettings(sources=dict(settings.get("sources") or {}),
                             chunk_days=int(settings.get("chunk_days", 31)),
                             inline_wait_s=float(settings.get("inline_wait_s", 1.0)))
@@ -110,12 +121,29 @@ def build_services(context: PluginContext) -> Services:
                                     TOKEN_REVOKED_REASON, connections.clock())
 
     ingestor.on_needs_reconnect = on_needs_reconnect
+    module.revoker = Revoker(box, revoke_connector(
+        ingestor, float(settings.get("revoke_timeout_s", 30.0))), notices)
 
     async def on_stored(account_id: str, points: Any, grain: str) -> None:
         await found_milestones(context, module, account_id, points, grain)
 
     ingestor.on_stored = on_stored
     return module
+
+
+def revoke_connector(ingestor: Ingestor, timeout_s: float) -> ConnectorFactory:
+    """Connectors for revocations: the sources' settings (``base_url``...) and session of
+    the ingestion's, calls bounded by ``timeout_s``."""
+    def make(source: str, credentials: Credentials) -> Connector:
+        if ingestor.session is None or ingestor.session.closed:
+            ingestor.session = aiohttp.ClientSession()
+        options = dict(ingestor.settings.sources.get(source, {}))
+        base_url = options.pop("base_url", None)
+        options.pop("poll_every_s", None)
+        return connector_for(source, base_url, credentials, ingestor.session,
+                             **{**options, "timeout_s": timeout_s})
+
+    return make
 
 
 async def found_milestones(context: PluginContext, module: Services, account_id: str,
@@ -149,6 +177,14 @@ async def start_services(context: PluginContext) -> Services:
 async def run_ingest(context: PluginContext, payload: Any, job: JobContext) -> dict:
     """The ``analytics.ingest`` job: one run of one connected source."""
     return await services(context).ingestor.run(job.job.account_id, payload.run_id, job)
+
+
+async def run_revoke(context: PluginContext, payload: RevokePayload, job: JobContext
+                     ) -> dict:
+    """The ``analytics.revoke`` job: withdraw one forgotten grant at its platform."""
+    revoker = services(context).revoker
+    assert revoker is not None
+    return await revoker.run(job.job.account_id, payload, job)
 
 
 async def backfill(context: PluginContext, connection: Connection, start: date,

@@ -1,0 +1,166 @@
+"""Withdrawing a forgotten grant at its platform: the ``analytics.revoke`` job.
+
+When a source's credentials are forgotten (its granter erased, or someone disconnecting
+it) they are deleted here at once, in the same transaction that queues this job; the
+job then asks the platform to withdraw the grant (:meth:`.sources.base.Connector.revoke`),
+so the platform holds no live grant for the app either. Only sources whose platform
+has a revocation endpoint are queued (:func:`revocable`); the others are listed in
+docs/analytics.md.
+
+The job's payload carries the credentials sealed exactly as they were stored
+(:class:`.credentials.CredentialBox`), never in clear, and the erased person's
+addresses only as hashes (:func:`.alerts.recipient_key`), so the mail never goes to
+them. A failure the platform may get over (5xx, 429, no answer) is retried with
+back-off (:data:`REVOKE_SETTINGS`); one that cannot succeed, or the last attempt's,
+is logged and the account's owners and admins are mailed to remove the app's access at
+the platform themselves (:meth:`.reconnect.ReconnectNotices.revoke_failed`). The job
+then ends ``done`` with ``{"revoked": false}``, so the finished job (and its sealed
+payload) is purged with the other finished jobs rather than kept as a dead letter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from business.analytics.credentials import CredentialBox, CredentialsError
+from business.analytics.errors import RateLimited, SourceError
+from business.analytics.reconnect import ReconnectNotices
+from business.analytics.sources import SOURCES
+from business.analytics.sources.base import Connector, Credentials
+from dawserver.plugin_api import JobContext, JobQueue, QueueSettings, Retry
+
+log = logging.getLogger(__name__)
+
+REVOKE_JOB = "analytics.revoke"
+#: Eight tries over about two hours (30 s doubling, capped at an hour).
+REVOKE_SETTINGS = QueueSettings(
+    max_attempts=8, backoff_base=30.0, backoff_cap=3600.0, lease_s=60.0, concurrency=2
+)
+#: Why a grant is withdrawn.
+ERASED, DISCONNECTED = "erased", "disconnected"
+
+#: ``connector(source, credentials)``: a connector of ``source`` signed with them.
+ConnectorFactory = Callable[[str, Credentials], Connector]
+
+
+class RevokePayload(BaseModel):
+    """An ``analytics.revoke`` job: which source's grant, sealed as it was stored."""
+
+    source_id: str
+    source: str
+    entity_kind: str
+    entity_id: str
+    entity_name: str = ""
+    #: The credentials sealed with the plug-in's :class:`.credentials.CredentialBox`.
+    credentials: str
+    reason: Literal["erased", "disconnected"]
+    #: Whether the account's owners are mailed if it fails for good (not for an account
+    #: erased with its person: nobody is left to tell).
+    notify: bool = True
+    #: :func:`.alerts.recipient_key` of addresses never mailed (the erased person's).
+    exclude_keys: list[str] = []
+
+
+def revocable(source: str) -> bool:
+    """Whether ``source``'s platform can be told to withdraw a grant."""
+    cls = SOURCES.get(source)
+    return cls is not None and cls.revocable()
+
+
+async def queue_revoke(
+    queue: JobQueue,
+    tx: Any,
+    account_id: str,
+    row: Mapping[str, Any],
+    sealed: str,
+    reason: str,
+    *,
+    notify: bool = True,
+    exclude_keys: Iterable[str] = (),
+) -> bool:
+    """Queue the withdrawal of ``row``'s grant (a row of ``analytics_sources``; ``sealed``:
+    its credentials as stored) in the caller's transaction ``tx``, under ``account_id``;
+    False when there is nothing to withdraw (no credentials, or no revocation endpoint).
+    The same sealed grant is queued once."""
+    if not sealed or not revocable(str(row["source"])):
+        return False
+    payload = RevokePayload(
+        source_id=row["source_id"],
+        source=row["source"],
+        entity_kind=row["entity_kind"],
+        entity_id=row["entity_id"],
+        entity_name=row.get("entity_name") or "",
+        credentials=sealed,
+        reason=reason,
+        notify=notify,  # type: ignore[arg-type]
+        exclude_keys=sorted(exclude_keys),
+    )
+    grant = hashlib.sha256(sealed.encode()).hexdigest()[:24]
+    await queue.enqueue(
+        REVOKE_JOB,
+        payload.model_dump(mode="json"),
+        account_id=account_id,
+        idempotency_key=f"analytics-revoke/{row['source_id']}/{grant}",
+        tx=tx,
+    )
+    return True
+
+
+class Revoker:
+    """Runs ``analytics.revoke`` jobs (see the module)."""
+
+    def __init__(
+        self,
+        box: CredentialBox,
+        connector: ConnectorFactory,
+        notices: ReconnectNotices | None = None,
+    ) -> None:
+        self.box = box
+        self.connector = connector
+        self.notices = notices
+
+    async def run(self, account_id: str, payload: RevokePayload, job: JobContext) -> dict[str, Any]:
+        """One attempt: ``{"revoked": True}``, or raise to be retried, or (failed for
+        good) log, mail the owners and answer ``{"revoked": False, "error": ...}``."""
+        try:
+            credentials = self.box.open(payload.credentials)
+            await self.connector(payload.source, credentials).revoke()
+        except CredentialsError as exc:
+            return await self._failed(account_id, payload, str(exc))
+        except SourceError as exc:
+            if exc.retryable and job.attempt < job.job.max_attempts:
+                if isinstance(exc, RateLimited) and exc.retry_after:
+                    raise Retry(exc.reason, after=exc.retry_after) from None
+                raise
+            return await self._failed(account_id, payload, exc.reason)
+        log.info(
+            "analytics: the %s grant of source %s of account %s was withdrawn (%s)",
+            payload.source,
+            payload.source_id,
+            account_id,
+            payload.reason,
+        )
+        return {"revoked": True}
+
+    async def _failed(self, account_id: str, payload: RevokePayload, error: str) -> dict[str, Any]:
+        log.error(
+            "analytics: the %s grant of source %s of account %s could not be "
+            "withdrawn at the platform (%s): %s; its credentials are deleted here",
+            payload.source,
+            payload.source_id,
+            account_id,
+            payload.reason,
+            error,
+        )
+        if payload.notify and self.notices is not None:
+            await self.notices.revoke_failed_safely(
+                account_id,
+                payload.model_dump(exclude={"credentials"}),
+                exclude_keys=payload.exclude_keys,
+            )
+        return {"revoked": False, "error": error[:300]}
