@@ -21,6 +21,7 @@ from .audio_io import audio_info, load_source, resampled_length
 from .automation_targets import RESERVED
 from .effects import CHOICES, HOSTED_KINDS, PARAMS, SIDECHAIN_KINDS, TEXT_PARAMS, EffectSpec
 from .errors import AudioFileError, ProjectError
+from .graph import clip_stretch
 from .immersive import route_from_dict, route_to_dict
 from .midi import clip_from_dict, clip_to_dict, instrument_from_dict, instrument_to_dict
 from .session import (
@@ -564,7 +565,8 @@ def _no_constant(name: str) -> None:
 
 def check_sources(session: Session, decode: bool = True,
                   progress: Callable[[int, int], None] | None = None) -> None:
-    """Check every clip's source exists, is usable audio and is long enough for the clip.
+    """Check every clip's source exists, is usable audio and is long enough for the clip
+    (a stretched clip's: its render, stretched or warped as the engine plays it).
 
     With ``decode`` (the default) each distinct source is read and resampled
     through :func:`~dsp_core.audio_io.load_source`, which also warms the cache
@@ -593,13 +595,33 @@ def check_sources(session: Session, decode: bool = True,
             available = lengths[clip.source]
             if isinstance(available, AudioFileError):
                 raise AudioFileError(f"{label}: {available}") from available
-            if clip.offset + clip.length > available:
+            if clip.is_stretched:
+                _check_stretched(clip, session, available, label)
+            elif clip.offset + clip.length > available:
                 raise ProjectError(
                     f"{label}: offset {clip.offset} + length {clip.length} = "
                     f"{clip.offset + clip.length} frames runs past the end of {clip.source} "
                     f"({available} frames at the session rate {rate} Hz)"
                 )
     _check_zones(session, decode)
+
+
+def _check_stretched(clip: Clip, session: Session, source_frames: int, label: str) -> None:
+    """A stretched clip must end within its render (:func:`~dsp_core.graph.clip_stretch`,
+    as the engine plays it), not within its source."""
+    try:
+        spec, start = clip_stretch(clip, session, session.sample_rate, source_frames)
+    except ProjectError as exc:
+        raise ProjectError(f"{label}: {exc}") from exc
+    rendered = spec.rendered_frames(source_frames)
+    offset = clip.offset if start is None else start
+    if offset + clip.length > rendered:
+        raise ProjectError(
+            f"{label}: its render starts at frame {offset}, so length {clip.length} needs "
+            f"{offset + clip.length} frames, but {clip.source} stretched as the clip says "
+            f"is {rendered} frames ({source_frames} source frames at the session rate "
+            f"{session.sample_rate} Hz); shorten the clip or move its warp markers"
+        )
 
 
 def _check_zones(session: Session, decode: bool) -> None:

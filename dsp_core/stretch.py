@@ -94,6 +94,12 @@ class StretchSpec:
             points.append((frames, y + max(1, round((frames - x) * slope))))
         return points
 
+    def rendered_frames(self, frames: int) -> int:
+        """How long the render of a source of ``frames`` frames is (its time map's end)."""
+        if self.is_identity or frames == 0:
+            return frames
+        return self.time_map(frames)[-1][1]
+
     def map_frame(self, frame: float, frames: int) -> int:
         """Where source ``frame`` lands in the rendered audio (a source of ``frames``)."""
         points = self.time_map(frames)
@@ -136,7 +142,7 @@ def render_stretch(audio: np.ndarray, sample_rate: int, spec: StretchSpec) -> np
         return audio
     time_map = spec.time_map(frames)
     out = _run_rubberband(audio, sample_rate, time_map, spec.semitones)
-    want = time_map[-1][1]
+    want = spec.rendered_frames(frames)
     if out.shape[1] < want:  # Rubber Band may end a few frames short
         out = np.pad(out, ((0, 0), (0, want - out.shape[1])))
     return np.ascontiguousarray(out[:, :want])

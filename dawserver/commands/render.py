@@ -11,7 +11,6 @@ as used by one project, :data:`RENDER_PROJECT`, holding what the last render pla
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,7 +66,7 @@ def render(project: Path, output: Path, sample_rate: int | None, bit_depth: str,
         session, refused = resolve_session(session, local_resolver(assets))
         if refused:
             raise CliError("cannot render: " + "; ".join(map(str, refused)))
-        check_sources(_unstretched(session))  # stretched clips are checked as rendered
+        check_sources(session)  # a stretched clip against its render's length
         with _stretch_renders(session, rate, assets, progress):
             engine = Engine(session, sample_rate=rate, block_size=block_size,
                             backend=backend, threads=threads)
@@ -86,14 +85,6 @@ def render(project: Path, output: Path, sample_rate: int | None, bit_depth: str,
         f"{stats.realtime_factor:.1f}x real time ({engine.backend_name} backend), "
         f"peak {stats.peak:.3f}"
     )
-
-
-def _unstretched(session: Session) -> Session:
-    """``session`` without its stretched clips (their length is the render's, not the
-    source's)."""
-    return replace(session, tracks=[
-        replace(track, clips=[clip for clip in track.clips if not clip.is_stretched])
-        for track in session.tracks])
 
 
 def _stretch_renders(session: Session, rate: int, assets: Path | None,
