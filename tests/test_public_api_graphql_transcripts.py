@@ -18,9 +18,11 @@ from smtp_server import SmtpServer
 from test_public_api_graphql import counted_queries, gql
 from transcript_seed import transcribed_project
 
+from accounts.service import Actor
+from dawserver.authorization import project_account
 from dawserver.keys import ACCOUNTS, DATABASE, ROOMS, STORE
 from dawserver.transcription_service import TRANSCRIPTION
-from transcription.jobs import FINISHED
+from transcription.jobs import FINISHED, QUEUE, TranscriptionRequest
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(180)]
 LISTING = """
@@ -398,3 +400,116 @@ async def test_transcripts_and_words_page_every_item_once_with_cursors_of_their_
         for first_size in (0, 201):
             too_big = await gql(ada, PAGES, {"id": project, "first": first_size})
             assert too_big["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+CANCEL = """
+mutation Cancel($project: ID!, $job: ID!) {
+  cancelTranscription(projectId: $project, jobId: $job) { id clipId status finished }
+}"""
+EDIT = """
+mutation Edit($project: ID!, $clip: ID!, $delete: [Int!], $order: [Int!]) {
+  editTranscript(projectId: $project, clipId: $clip, delete: $delete, order: $order) {
+    clips
+  }
+}"""
+TEXTS = """
+query Texts($id: ID!) { project(id: $id) { transcripts { edges { node { id text } } } } }"""
+
+
+async def queued_job(app: Any, project_id: str) -> str:
+    """A job on clip ``speech`` that stays queued for an hour (no worker takes it)."""
+    request = TranscriptionRequest(project_id=project_id, source="speech.wav",
+                                   clip_id="speech", start_s=0.0, end_s=2.0, language=None)
+    record = await app[TRANSCRIPTION].queue.enqueue(
+        QUEUE, request.to_payload(), account_id=project_account(project_id), delay_s=3600)
+    return record.id
+
+
+def refusal(answer: dict[str, Any], *ids: str) -> tuple[Any, ...]:
+    """The one error's code, status and message with ``ids`` blanked out."""
+    assert answer["data"] is None, answer
+    [error] = answer["errors"]
+    message = error["message"]
+    for blank in ids:
+        message = message.replace(blank, "<id>")
+    return error["extensions"]["code"], error["extensions"]["status"], message
+
+
+async def test_cancel_and_edit_are_refused_as_rest_refuses_them(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with two_people(tmp_path, smtp_server) as (app, ada, bob):
+        project = await transcribed_project(app, ada.person_id, tmp_path, "Ada's",
+                                            ("one", "two", "three"))
+        unshared = await transcribed_project(app, ada.person_id, tmp_path, "Private", ("x",))
+        bobs = await transcribed_project(app, bob.person_id, tmp_path, "Bob's", ("b",))
+        await app[ACCOUNTS].store.grant(project, bob.person_id, "viewer", ada.person_id)
+        job = await queued_job(app, project)
+
+        # a viewer (whose key has every scope) may read but not write
+        read = await gql(bob, TEXTS, {"id": project})
+        assert nodes(read["data"]["project"]["transcripts"])[0]["text"] == "one two three"
+        for query, variables in ((CANCEL, {"project": project, "job": job}),
+                                 (EDIT, {"project": project, "clip": "speech",
+                                         "delete": [0]})):
+            code, status, _ = refusal(await gql(bob, query, variables))
+            assert (code, status) == ("FORBIDDEN", 403)
+
+        # another account's project, or its job through one's own project, answers as
+        # an unknown id does
+        for query, extra in ((CANCEL, {"job": job}),
+                             (EDIT, {"clip": "speech", "delete": [0]})):
+            foreign = refusal(await gql(bob, query, {"project": unshared, **extra}), unshared)
+            unknown = refusal(await gql(bob, query, {"project": "nope", **extra}), "nope")
+            assert foreign == unknown and foreign[:2] == ("NOT_FOUND", 404), foreign
+        via_own = refusal(await gql(bob, CANCEL, {"project": bobs, "job": job}), job)
+        no_such = refusal(await gql(bob, CANCEL, {"project": bobs, "job": "nojob"}), "nojob")
+        assert via_own == no_such and via_own[:2] == ("NOT_FOUND", 404), via_own
+        status, _, _ = await bob.call("DELETE",
+                                      f"/projects/{bobs}/transcription-jobs/{job}")
+        assert status == 404  # the core's REST route answers Bob the same
+
+        # a key of Ada's without project.edit is refused for its scope
+        reader = Caller(ada.base_url, (await app[ACCOUNTS].create_key(
+            Actor(ada.person_id), ada.person_id, "read", ["project.read"]))[0],
+            ada.person_id, ada.http)
+        code, status, message = refusal(await gql(reader, CANCEL, {"project": project,
+                                                                  "job": job}))
+        assert (code, status) == ("FORBIDDEN", 403) and "project.edit" in message
+
+        # nothing was changed by any of them
+        assert (await app[TRANSCRIPTION].get(project, job)).status == "queued"
+        after = await gql(ada, TEXTS, {"id": project})
+        assert nodes(after["data"]["project"]["transcripts"]) == [
+            {"id": "speech", "text": "one two three"}]
+
+
+async def test_cancel_and_edit_take_effect_for_an_editor(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with two_people(tmp_path, smtp_server) as (app, ada, _bob):
+        project = await transcribed_project(app, ada.person_id, tmp_path, "Talk",
+                                            ("one", "two", "three"))
+        job = await queued_job(app, project)
+        cancelled = await gql(ada, CANCEL, {"project": project, "job": job})
+        assert cancelled.get("errors") is None, cancelled
+        assert cancelled["data"]["cancelTranscription"] == {
+            "id": job, "clipId": "speech", "status": "cancelled", "finished": True}
+        assert (await app[TRANSCRIPTION].get(project, job)).status == "cancelled"
+        status, rest, _ = await ada.call("GET",
+                                         f"/api/v1/projects/{project}/transcription-jobs/{job}")
+        assert status == 200 and rest["status"] == "cancelled"
+        again = await gql(ada, CANCEL, {"project": project, "job": job})
+        assert again["data"]["cancelTranscription"]["status"] == "cancelled"
+
+        outside = refusal(await gql(ada, EDIT, {"project": project, "clip": "speech",
+                                                "delete": [7]}))
+        assert outside[:2] == ("BAD_REQUEST", 400) and "outside" in outside[2], outside
+        neither = refusal(await gql(ada, EDIT, {"project": project, "clip": "speech"}))
+        assert neither[:2] == ("BAD_USER_INPUT", 422), neither
+
+        edited = await gql(ada, EDIT, {"project": project, "clip": "speech", "delete": [1]})
+        assert edited.get("errors") is None, edited
+        clips = edited["data"]["editTranscript"]["clips"]
+        assert clips[0] == "speech" and len(clips) == 2
+        texts = {t["id"]: t["text"] for t in nodes(
+            (await gql(ada, TEXTS, {"id": project}))["data"]["project"]["transcripts"])}
+        assert " ".join(texts[c] for c in clips) == "one three", texts
