@@ -513,3 +513,37 @@ async def test_cancel_and_edit_take_effect_for_an_editor(
         texts = {t["id"]: t["text"] for t in nodes(
             (await gql(ada, TEXTS, {"id": project}))["data"]["project"]["transcripts"])}
         assert " ".join(texts[c] for c in clips) == "one three", texts
+
+
+BOTH = """
+{ projects(first: 10) { edges { node {
+    id tracks { id name clips { id } } transcripts { edges { node { id text } } }
+    again: tracks { id } transcript(clipId: "speech") { wordCount }
+} } } }"""
+
+
+async def test_tracks_and_transcripts_share_one_read_of_each_document(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with two_people(tmp_path, smtp_server) as (app, ada, _bob):
+        made = [await transcribed_project(app, ada.person_id, tmp_path, f"P{n}", ("take",))
+                for n in range(3)]
+        await gql(ada, BOTH)  # warm: the key's and projects' caches
+        await unload_rooms(app)
+        with counted_reads(app) as (opened, stored, _listed), \
+                counted_queries(app[DATABASE]) as calls:
+            answer = await gql(ada, BOTH)
+        assert answer.get("errors") is None, answer
+        listed = nodes(answer["data"]["projects"])
+        assert [n["id"] for n in listed] == made
+        for node in listed:
+            _, rest, _ = await ada.call("GET", f"/api/v1/projects/{node['id']}/tracks")
+            assert node["tracks"] == [{"id": t["id"], "name": t["name"],
+                                       "clips": [{"id": c["id"]} for c in t["clips"]]}
+                                      for t in rest["data"]]
+            assert node["again"] == [{"id": t["id"]} for t in rest["data"]]
+            assert nodes(node["transcripts"]) == [{"id": "speech", "text": "take"}]
+            assert node["transcript"] == {"wordCount": 1}
+        # one store read of every document serves tracks and transcripts alike (two reads,
+        # 12 database calls in all, when they were two loaders; 11 now)
+        assert opened == Counter() and stored == [made], stored
+        assert len([c for c in calls if "load_many" in c]) == 1, calls

@@ -9,9 +9,9 @@ thread hop, the job lists in one query (``JobQueue.find_many``), and the documen
 tracks and transcripts live in: a document in memory (its room is loaded) is read there,
 the rest as the store holds them, all in one read (``Store.load_many``,
 :data:`PROJECTS_PER_READ` projects a read), decoded one at a time and dropped once read;
-no room is loaded for them. Each loader reads a document once per request however many
-fields and aliases ask (tracks and transcripts are two loaders: a query asking both
-reads the stored documents twice, once each).
+no room is loaded for them. One loader (``documents``) reads each document once per
+request however many fields and aliases ask, tracks and transcripts alike: each decoded
+document gives both (:class:`DocumentContents`), and only they are kept.
 """
 
 from __future__ import annotations
@@ -89,6 +89,20 @@ def _document(project_id: str, stored: StoredDocument) -> ProjectDocument:
     return ProjectDocument(doc)
 
 
+@dataclass(frozen=True)
+class DocumentContents:
+    """What GraphQL reads of a project's document: its tracks, and its transcripts by clip."""
+
+    tracks: list[Track]
+    transcripts: dict[str, Transcript]
+
+
+def document_contents(document: ProjectDocument) -> DocumentContents:
+    """The tracks and transcripts of ``document``."""
+    return DocumentContents(services.document_tracks(document),
+                            document_transcripts(document))
+
+
 @dataclass
 class Loaders:
     """The loaders of one GraphQL request (a DataLoader caches for its request only)."""
@@ -97,16 +111,14 @@ class Loaders:
     principal: Principal
     projects: DataLoader[str, Project | None] = field(init=False)
     assets: DataLoader[str, list[Asset]] = field(init=False)
-    tracks: DataLoader[str, list[Track] | None] = field(init=False)
-    transcripts: DataLoader[str, dict[str, Transcript] | None] = field(init=False)
+    documents: DataLoader[str, DocumentContents | None] = field(init=False)
     transcription_jobs: DataLoader[str, list[Job]] = field(init=False)
     _roles: asyncio.Future[dict[str, str]] | None = None
 
     def __post_init__(self) -> None:
         self.projects = DataLoader(load_fn=self._load_projects)
         self.assets = DataLoader(load_fn=self._load_assets)
-        self.tracks = DataLoader(load_fn=self._load_tracks)
-        self.transcripts = DataLoader(load_fn=self._load_transcripts)
+        self.documents = DataLoader(load_fn=self._load_documents)
         self.transcription_jobs = DataLoader(load_fn=self._load_transcription_jobs)
 
     async def roles(self) -> dict[str, str]:
@@ -127,12 +139,19 @@ class Loaders:
         found = await services.assets(self.app, list(ids))
         return [found[pid] for pid in ids]
 
-    async def _load_tracks(self, ids: list[str]) -> list[list[Track] | StoreError | None]:
-        return await _read_documents(self.app, ids, services.document_tracks)
+    async def tracks(self, project_id: str) -> list[Track] | None:
+        """The project's tracks (None: no such project; StoreError: unreadable)."""
+        found = await self.documents.load(project_id)
+        return found.tracks if found is not None else None
 
-    async def _load_transcripts(self, ids: list[str]
-                                ) -> list[dict[str, Transcript] | StoreError | None]:
-        return await _read_documents(self.app, ids, document_transcripts)
+    async def transcripts(self, project_id: str) -> dict[str, Transcript] | None:
+        """The project's transcripts by clip id (None: no such project)."""
+        found = await self.documents.load(project_id)
+        return found.transcripts if found is not None else None
+
+    async def _load_documents(self, ids: list[str]
+                              ) -> list[DocumentContents | StoreError | None]:
+        return await _read_documents(self.app, ids, document_contents)
 
     async def _load_transcription_jobs(self, ids: list[str]) -> list[list[Job]]:
         found = await projects_jobs(self.app, ids)

@@ -174,7 +174,7 @@ class TranscriptionJob:
     async def transcript(self, info: strawberry.Info) -> Transcript | None:
         if self.status != DONE or self.clip_id is None:
             return None
-        found = await loaders_of(info).transcripts.load(self.project_id)
+        found = await loaders_of(info).transcripts(self.project_id)
         spoken = (found or {}).get(self.clip_id)
         return (Transcript.of(self.project_id, self.clip_id, spoken)
                 if spoken is not None else None)
@@ -198,7 +198,7 @@ class Project:
 
     @strawberry.field(description="The tracks and clips of the current document.")
     async def tracks(self, info: strawberry.Info) -> list[Track]:
-        found = await loaders_of(info).tracks.load(str(self.id))
+        found = await loaders_of(info).tracks(str(self.id))
         return [Track.of(t) for t in found or []]
 
     @strawberry.field(description="The project's audio, oldest first.")
@@ -212,7 +212,7 @@ class Project:
     async def transcripts(self, info: strawberry.Info, first: int = CONNECTIONS["transcripts"],
                           after: str | None = None) -> TranscriptConnection:
         project_id = str(self.id)
-        found = await loaders_of(info).transcripts.load(project_id) or {}
+        found = await loaders_of(info).transcripts(project_id) or {}
         pairs, page_info = page(info, rest_transcripts.transcripts_scope(project_id),
                                 list(found), lambda clip_id: (clip_id,), first, after)
         return TranscriptConnection(edges=[
@@ -222,7 +222,7 @@ class Project:
     @strawberry.field(description="One clip's transcript; null when the clip has none.")
     async def transcript(self, info: strawberry.Info, clip_id: strawberry.ID
                          ) -> Transcript | None:
-        spoken = (await loaders_of(info).transcripts.load(str(self.id)) or {}).get(
+        spoken = (await loaders_of(info).transcripts(str(self.id)) or {}).get(
             str(clip_id))
         return (Transcript.of(str(self.id), str(clip_id), spoken)
                 if spoken is not None else None)
