@@ -8,6 +8,7 @@ between Stripe's transfer and our record of it is finished once by the job's ret
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,25 @@ from marketplace_helpers import (
     market_services,
     who,
 )
+from prometheus_client import REGISTRY
 
 from business.marketplace import bookings
-from business.marketplace.errors import StripeUnavailable
+from business.marketplace.errors import PaymentError, StripeUnavailable
 from business.marketplace.fakes.stripe.state import PLATFORM
+from business.marketplace.schemas import SplitTransfersPayload
+from business.marketplace.services import run_split_transfers
+from business.marketplace.split_sales import PAY_JOB, REVERSAL_JOB, TRANSFERS_FAILED
 from business.marketplace.splits import Share, apportion, split_amount
+from dawserver.plugins import PLUGIN_CONTEXT_KEY
+from jobs import JobContext
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(180)]
+
+
+def failures(stage: str) -> float:
+    """``marketplace_split_failures_total{stage}`` as /metrics shows it now."""
+    return REGISTRY.get_sample_value("marketplace_split_failures_total",
+                                     {"stage": stage}) or 0.0
 M = "/api/marketplace"
 
 
@@ -409,6 +422,76 @@ async def test_a_won_dispute_of_a_split_cart_told_out_of_order_restores_its_lice
         await books_match_stripe(m, accounts)
 
 
+async def test_a_split_line_whose_transfers_fail_for_good_is_marked_told_and_reversed(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    """The transfer job's last attempt marks the line failed with the reason, counts it
+    and mails the seller's owners and admins once; the line's refund then takes back
+    only what was transferred and its reversal ends recorded, a dead letter, not a
+    silent wait."""
+    async with market(tmp_path, db_url) as m:
+        accounts, beats, started = await split_cart(m)
+        # ben can no longer take transfers: Stripe refuses every attempt to pay him
+        m.fake.objects[accounts["ben"]]["capabilities"].update(
+            transfers="inactive", card_payments="inactive")
+        first = next(o["order_id"] for o in started["orders"]
+                     if o["beat_id"] == beats[0]["beat_id"])
+        context = m.app[PLUGIN_CONTEXT_KEY]
+        sales = market_services(m).fulfilment.split_sales
+        sent: list[tuple[str, str]] = []
+        mail = sales.alerts.send_mail
+
+        async def recipients(account_id: str) -> list[str]:
+            return {"seller": ["Owner@example.com", "admin@example.com"]}.get(account_id, [])
+
+        async def send_mail(to: str, subject: str, paragraphs: list[str], **more: Any
+                            ) -> None:
+            sent.append((to, subject))
+            await mail(to, subject, paragraphs, **more)
+
+        sales.alerts.recipients, sales.alerts.send_mail = recipients, send_mail
+        m.pay(started)
+        await m.order("buyer", first, "paid")
+        queue = context.background.queue
+        async with asyncio.timeout(30):
+            while not (jobs := [j for j in await queue.find(account_id="seller", queue=PAY_JOB)
+                                if j.payload["order_id"] == first]):
+                await asyncio.sleep(0.05)
+        [job] = jobs
+        before = failures("transfer"), failures("reversal")
+        last = JobContext(dataclasses.replace(job, attempts=job.max_attempts))
+        payload = SplitTransfersPayload.model_validate(job.payload)
+        for _ in range(2):  # the queue's last attempt, run twice: told once
+            with pytest.raises(PaymentError):
+                await run_split_transfers(context, payload, last)
+        db = market_services(m).store.db
+        row = await db.fetchrow("SELECT transferred_at, transfer_failed FROM mkt_orders "
+                                "WHERE account_id = ? AND order_id = ?", "seller", first)
+        assert row["transferred_at"] is None
+        assert "transfers" in row["transfer_failed"], row["transfer_failed"]  # Stripe's words
+        assert sorted(to for to, _ in sent) == ["admin@example.com", "owner@example.com"]
+        assert all(first in subject for _, subject in sent)
+        assert failures("transfer") == before[0] + 1
+
+        made = [t for t in m.fake.all_of("transfer") if t["metadata"]["order_id"] == first]
+        assert {t["metadata"]["collaborator"] for t in made} == {"amy"}  # ben refused first
+        status, body = await m.call("POST", f"{M}/sales/{first}/refund", who("seller"), {})
+        assert status == 202, body
+        await m.order("buyer", first, "refunded")
+        async with asyncio.timeout(60):
+            while not [j for j in await queue.dead_letters(REVERSAL_JOB)
+                       if j.payload["order_id"] == first]:
+                await asyncio.sleep(0.05)
+        [end] = await sales.reversals("seller", first)
+        assert end["state"] == TRANSFERS_FAILED and "never paid out" in end["note"]
+        made = [t for t in m.fake.all_of("transfer") if t["metadata"]["order_id"] == first]
+        assert [t["amount_reversed"] for t in made] == [t["amount"] for t in made]
+        assert int(end["reversed"]) == sum(t["amount"] for t in made)
+        assert failures("reversal") == before[1] + 1
+        assert len(sent) == 2
+        await m.fake.webhooks.settled()
+        await books_match_stripe(m, accounts)
+
+
 async def test_a_reversal_waits_for_its_lines_transfers_in_growing_steps(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """While the line's transfers are still being made, the reversal job asks to be tried
@@ -424,6 +507,7 @@ async def test_a_reversal_waits_for_its_lines_transfers_in_growing_steps(
     class Attempt:
         def __init__(self, attempt: int) -> None:
             self.attempt = attempt
+            self.job = type("J", (), {"max_attempts": 30})()
 
     payload = type("P", (), {"seller": "s", "order_id": "o", "taken": 1, "of": 2,
                              "cause": "refund"})()

@@ -1,10 +1,14 @@
-"""Prometheus metrics of Stripe webhooks (served at ``/metrics``; docs/slo.md, marketplace).
+"""Prometheus metrics of Stripe webhooks and split transfers (served at ``/metrics``;
+docs/slo.md, marketplace).
 
 - ``marketplace_webhook_events_total{outcome}``: deliveries by what became of them
   (:class:`~business.marketplace.webhooks.Outcome` values, or ``error`` when the
   handler raised): the payments SLO counts ``error`` and ``retry`` as bad;
 - ``marketplace_webhook_lag_seconds``: from Stripe creating the event to us having
-  processed it (the webhook processing lag of issue 19).
+  processed it (the webhook processing lag of issue 19);
+- ``marketplace_split_failures_total{stage}``: split lines whose transfer job gave up
+  (``transfer``), and reversals that ended without taking everything back because their
+  line's transfers had failed (``reversal``) or were never all made (``reversal_timeout``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ EVENTS = Counter("marketplace_webhook_events", "Stripe webhook deliveries by out
 LAG = Histogram("marketplace_webhook_lag_seconds",
                 "Seconds from Stripe creating an event to it being processed",
                 buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400))
+
+#: Split lines whose transfers failed for good, and reversals that could not finish.
+SPLIT_FAILURES = Counter("marketplace_split_failures",
+                         "Split transfer jobs that gave up and reversals left unfinished",
+                         ["stage"])
 
 
 async def counted(created: float, handling: Awaitable[OutcomeT]) -> OutcomeT:

@@ -57,12 +57,18 @@ from business.marketplace.payouts import Payouts
 from business.marketplace.preview_audio import AudioUnreadable
 from business.marketplace.previews import PREVIEW_JOB, Previews
 from business.marketplace.render_pool import RenderLimits, RenderPool
-from business.marketplace.split_sales import SplitSales, TransfersPending
+from business.marketplace.split_sales import (
+    TIMED_OUT,
+    SplitSales,
+    TransfersFailed,
+    TransfersPending,
+)
 from business.marketplace.splits import Share, Splits
 from business.marketplace.store import MarketStore
 from business.marketplace.storefront import Storefronts, TxtLookup, dns_txt
 from business.marketplace.storefront_pages import sample_data
 from business.marketplace.stripe_gateway import StripeGateway, StripeSettings
+from business.marketplace.transfer_alerts import TransferAlerts
 from business.marketplace.visitor_carts import NewCartLimiter, purge_stale
 from dawserver.plugin_api import JobContext, Permanent, PluginContext, Retry
 
@@ -205,6 +211,10 @@ def build_services(context: PluginContext) -> Services:
 
     fulfilment.split_sales = (SplitSales(splits, enqueue_job) if splits is not None
                               else None)
+    if fulfilment.split_sales is not None:
+        fulfilment.split_sales.alerts = TransferAlerts(
+            context.send_mail, context.admin_emails,
+            base_url=_base_url(context))
     money.split_sales = fulfilment.split_sales
     memberships = Memberships(store, gateway, success_url=str(
         settings.get("membership_success_url") or settings.get("success_url") or
@@ -233,12 +243,16 @@ def _txt_lookup(settings: dict[str, Any]) -> TxtLookup:
     return lookup
 
 
-def _default_success(context: PluginContext) -> str:
-    base = ""
+def _base_url(context: PluginContext) -> str:
+    """The server's public address (empty when the config has none)."""
     try:
-        base = str(getattr(context.config, "base_url", "") or "")
+        return str(getattr(context.config, "base_url", "") or "")
     except Exception:  # a config without a host to build it from
-        base = ""
+        return ""
+
+
+def _default_success(context: PluginContext) -> str:
+    base = _base_url(context)
     return f"{base.rstrip('/') or 'http://localhost'}/marketplace/orders/{{ORDER_ID}}"
 
 
@@ -261,11 +275,17 @@ async def run_split_transfers(context: PluginContext, payload: Any, job: JobCont
     sales = services(context).fulfilment.split_sales
     if sales is None:
         raise Permanent("payments are not configured on this server")
-    paid = await sales.pay(payload.seller, payload.order_id, charge=payload.charge,
-                           amount=payload.amount, currency=payload.currency,
-                           transfer_group=payload.transfer_group,
-                           shares=[Share(s.collaborator, s.stripe_account, s.basis_points)
-                                   for s in payload.shares])
+    try:
+        paid = await sales.pay(payload.seller, payload.order_id, charge=payload.charge,
+                               amount=payload.amount, currency=payload.currency,
+                               transfer_group=payload.transfer_group,
+                               shares=[Share(s.collaborator, s.stripe_account, s.basis_points)
+                                       for s in payload.shares])
+    except Exception as exc:
+        if job.attempt >= job.job.max_attempts:  # the queue gives up after this one
+            await sales.fail(payload.seller, payload.order_id,
+                             f"{type(exc).__name__}: {exc}"[:500])
+        raise
     return {"order_id": payload.order_id, "transfers": paid}
 
 
@@ -278,7 +298,14 @@ async def run_split_reversal(context: PluginContext, payload: Any, job: JobConte
     try:
         done = await sales.reverse(payload.seller, payload.order_id, taken=payload.taken,
                                    of=payload.of, cause=payload.cause)
+    except TransfersFailed as exc:  # recorded and mailed: a dead letter to requeue
+        raise Permanent(str(exc)) from None
     except TransfersPending as exc:
+        if job.attempt >= job.job.max_attempts:
+            await sales.record(payload.seller, payload.order_id, payload.cause,
+                               taken=payload.taken, of=payload.of, reversed_=0,
+                               state=TIMED_OUT, note=str(exc))
+            raise Permanent(f"{exc}; gave up waiting (recorded as {TIMED_OUT})") from None
         # the line's transfer job may itself be retrying for hours (up to 12 attempts,
         # backoff to 15 min): wait in growing steps, past its last attempt
         raise Retry(str(exc), after=min(REVERSAL_WAIT_CAP_S, 2.0 ** job.attempt)) from None

@@ -22,16 +22,30 @@ refund. A lost dispute of the charge (:mod:`.money_events`) queues the same job 
 line still paid (:meth:`SplitSales.queue_dispute_reversals`): the disputed amount cut
 across those lines by amount, each taking back its part of its own transfers, keyed by
 dispute and line.
+
+A line whose transfer job gives up (its retries spent: :meth:`SplitSales.fail`, called
+by the job's last attempt) is marked failed with the reason
+(``mkt_orders.transfer_failed``), counted (``marketplace_split_failures_total``) and its
+seller's owners and admins are mailed (:mod:`.transfer_alerts`). A reversal of such a line
+does not wait for transfers that will not come: it takes back its part of what was
+transferred and ends :class:`TransfersFailed`, recorded. Every reversal's end is a row of
+``mkt_split_reversals`` (``reversed``, ``transfers_failed`` or ``timed_out`` when its own
+retries ran out while the line's transfers were still being made), so none ends unseen.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from business.marketplace import metrics
 from business.marketplace.models import PAID, Order
 from business.marketplace.splits import Share, Splits, apportion
+from business.marketplace.transfer_alerts import TransferAlerts
+
+logger = logging.getLogger(__name__)
 
 #: The job that pays a split line's payees, and the one that takes back a refunded part.
 PAY_JOB = "marketplace.split_transfers"
@@ -41,8 +55,19 @@ REVERSAL_JOB = "marketplace.split_reversal"
 Enqueue = Callable[[Any, str, dict[str, Any], str, str], Awaitable[Any]]
 
 
+#: How a reversal ended (``mkt_split_reversals.state``).
+REVERSED = "reversed"
+TRANSFERS_FAILED = "transfers_failed"
+TIMED_OUT = "timed_out"
+
+
 class TransfersPending(Exception):
     """A line's transfers are not all made yet: its reversal waits for them."""
+
+
+class TransfersFailed(Exception):
+    """A line's transfers failed for good: its reversal took back only what was
+    transferred, and is not tried again."""
 
 
 async def payees(db: Any, seller: str, beat_id: str, stripe_account: str) -> list[Share]:
@@ -83,6 +108,8 @@ class SplitSales:
         self.splits = splits
         self.db = splits.db
         self.enqueue = enqueue
+        #: tells the seller's owners and admins when a line's transfers fail
+        self.alerts = TransferAlerts(None, None)
 
     async def fees(self, tx: Any, seller: str, cart_id: str) -> dict[str, int]:
         """Each line's discovery fee, by order id."""
@@ -124,10 +151,29 @@ class SplitSales:
                                      currency=currency, shares=shares,
                                      transfer_group=transfer_group)
         async with self.db.transaction() as tx:
-            await tx.execute("UPDATE mkt_orders SET transferred_at = ? WHERE account_id = ? "
-                             "AND order_id = ? AND transferred_at IS NULL", time.time(),
-                             seller, order_id)
+            await tx.execute("UPDATE mkt_orders SET transferred_at = ?, transfer_failed = NULL "
+                             "WHERE account_id = ? AND order_id = ? AND transferred_at IS NULL",
+                             time.time(), seller, order_id)
         return paid
+
+    async def fail(self, seller: str, order_id: str, reason: str) -> bool:
+        """The line's transfer job gave up: mark the line failed with ``reason``, count it
+        and mail the seller's owners and admins (once: False when it was marked before,
+        or its transfers were all made)."""
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                "SELECT transfer_failed FROM mkt_orders WHERE account_id = ? AND "
+                "order_id = ? AND transferred_at IS NULL", seller, order_id)
+            if row is None or row["transfer_failed"] is not None:
+                return False
+            await tx.execute("UPDATE mkt_orders SET transfer_failed = ? WHERE account_id = ? "
+                             "AND order_id = ? AND transferred_at IS NULL", reason, seller,
+                             order_id)
+        logger.error("split line %s of %s: its transfers failed for good: %s", order_id,
+                     seller, reason)
+        metrics.SPLIT_FAILURES.labels(stage="transfer").inc()
+        await self.alerts.notify(seller, order_id, reason)
+        return True
 
     async def queue_reversal(self, tx: Any, order: Order, *, refund_id: str,
                              amount: int) -> None:
@@ -170,11 +216,46 @@ class SplitSales:
                       cause: str) -> list[dict[str, Any]]:
         """The ``marketplace.split_reversal`` job; :class:`TransfersPending` while the
         line's transfers are still being made."""
-        row = await self.db.fetchrow("SELECT transferred_at FROM mkt_orders WHERE "
-                                     "account_id = ? AND order_id = ?", seller, order_id)
+        row = await self.db.fetchrow("SELECT transferred_at, transfer_failed FROM mkt_orders "
+                                     "WHERE account_id = ? AND order_id = ?", seller, order_id)
         if row is None:
             return []
-        if row["transferred_at"] is None:
+        failed = row["transfer_failed"] if row["transferred_at"] is None else None
+        if row["transferred_at"] is None and failed is None:
             raise TransfersPending(f"order {order_id!r}'s transfers are still being made: "
                                    "its refund's reversals wait for them")
-        return await self.splits.reverse(seller, order_id, taken=taken, of=of, cause=cause)
+        done = await self.splits.reverse(seller, order_id, taken=taken, of=of, cause=cause)
+        back = sum(int(d["amount"]) for d in done)
+        if failed is None:
+            await self.record(seller, order_id, cause, taken=taken, of=of, reversed_=back,
+                              state=REVERSED)
+            return done
+        note = (f"the line's transfers failed ({failed}): {back} taken back of what was "
+                "transferred; the rest was never paid out")
+        await self.record(seller, order_id, cause, taken=taken, of=of, reversed_=back,
+                          state=TRANSFERS_FAILED, note=note)
+        metrics.SPLIT_FAILURES.labels(stage="reversal").inc()
+        raise TransfersFailed(f"order {order_id!r}: {note}")
+
+    async def record(self, seller: str, order_id: str, cause: str, *, taken: int, of: int,
+                     reversed_: int, state: str, note: str | None = None) -> None:
+        """Record how the reversal of ``cause`` of a line ended (the last word wins)."""
+        if state == TIMED_OUT:
+            metrics.SPLIT_FAILURES.labels(stage="reversal_timeout").inc()
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO mkt_split_reversals (account_id, cause, order_id, taken, "
+                "of_amount, reversed, state, note, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (account_id, cause, order_id) DO UPDATE SET taken = "
+                "excluded.taken, of_amount = excluded.of_amount, reversed = "
+                "excluded.reversed, state = excluded.state, note = excluded.note, "
+                "at = excluded.at", seller, cause, order_id, taken, of, reversed_, state,
+                note, time.time())
+
+    async def reversals(self, seller: str, order_id: str) -> list[dict[str, Any]]:
+        """How the line's reversals ended (rows of ``mkt_split_reversals``)."""
+        rows = await self.db.fetch(
+            "SELECT cause, taken, of_amount, reversed, state, note, at FROM "
+            "mkt_split_reversals WHERE account_id = ? AND order_id = ? ORDER BY at, cause",
+            seller, order_id)
+        return [dict(r) for r in rows]

@@ -1,0 +1,62 @@
+"""Transfer alerts: mail a seller's owners and admins when a split line cannot be paid.
+
+When a split line's ``marketplace.split_transfers`` job gives up (:mod:`.split_sales`),
+the line's collaborators are not all paid and the money stays on the platform's
+account: somebody must act (a collaborator finishes their Stripe onboarding, then the
+job is requeued). :meth:`TransferAlerts.notify` mails the seller's account recipients
+(``PluginContext.admin_emails``: a person's own address, or every owner and admin of an
+organisation) through the platform's mail queue (``PluginContext.send_mail``), once per
+line: the ``mail_id`` is the seller, the order and the address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+#: ``await send_mail(to, subject, paragraphs, mail_id=..., link=..., action=...)``.
+SendMail = Callable[..., Awaitable[None]]
+#: ``await recipients(account_id)`` -> the addresses told of the account's sales.
+Recipients = Callable[[str], Awaitable[list[str]]]
+
+
+class TransferAlerts:
+    """Mails a seller's owners and admins that a split line's transfers failed."""
+
+    def __init__(self, send_mail: SendMail | None, recipients: Recipients | None,
+                 *, base_url: str = "") -> None:
+        self.send_mail = send_mail
+        self.recipients = recipients
+        self.base_url = base_url.rstrip("/")
+
+    async def notify(self, seller: str, order_id: str, reason: str) -> list[str]:
+        """Mail ``seller``'s recipients that order ``order_id``'s transfers to its payees
+        failed for ``reason``; the addresses mailed (none without a mailer). A failure to
+        mail is logged, never raised: the line's failure is recorded either way."""
+        if self.send_mail is None or self.recipients is None:
+            return []
+        try:
+            addresses = sorted({a.strip().lower() for a in await self.recipients(seller)
+                                if a and a.strip()})
+            for address in addresses:
+                digest = hashlib.sha256(f"{seller}\0{order_id}\0{address}".encode())
+                await self.send_mail(
+                    address, f"Collaborators of sale {order_id} could not be paid",
+                    [f"The transfers paying the collaborators of sale {order_id} failed "
+                     f"for good: {reason}",
+                     "The money is kept on the platform's account and no collaborator is "
+                     "paid twice. Ask the collaborators to finish their Stripe onboarding, "
+                     "then have the sale's transfer job requeued; a refund or dispute of "
+                     "the sale meanwhile takes back only what was transferred.",
+                     "You get this mail as an owner or admin of the selling account."],
+                    mail_id=f"marketplace-transfer-failed/{digest.hexdigest()[:24]}",
+                    link=f"{self.base_url}/sales-reports" if self.base_url else "",
+                    action="Open your sales" if self.base_url else "")
+            return addresses
+        except Exception:
+            log.exception("marketplace: mailing that the transfers of %s's order %s failed "
+                          "did not work", seller, order_id)
+            return []
