@@ -16,17 +16,19 @@ import pytest_asyncio
 from loopback import free_port
 from nodepeer import running_server
 from test_transcription_api import _session
+from transcript_seed import heard
 from transcription_helpers import WORDS, spoken_words
 
 from accounts.models import AccountKind
 from dawserver.assets import ASSETS
+from dawserver.authorization import project_account
 from dawserver.config import ServerConfig
 from dawserver.keys import ACCOUNTS, BACKGROUND, ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
 from dawserver.transcript_document import store_transcript
 from dawserver.transcription_events import DONE_NAME, announce_done
 from transcription.engine import Transcriber
-from transcription.jobs import TranscriptionRequest
+from transcription.jobs import QUEUE, TranscriptionRequest
 from transcription.transcript import Transcript
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
@@ -48,11 +50,12 @@ class V1:
         self.app, self.config, self.http = app, config, http
 
     async def call(self, method: str, path: str, project_id: str, role: str = "editor",
-                   **kwargs: Any) -> tuple[int, Any, Any]:
+                   headers: dict[str, str] | None = None, **kwargs: Any
+                   ) -> tuple[int, Any, Any]:
         token = self.app[TOKENS].issue(project_id, role, "eda")
         url = f"{self.config.base_url}/api/v1/projects/{project_id}{path}"
-        async with self.http.request(method, url, headers={"Authorization": f"Bearer {token}"},
-                                     **kwargs) as answer:
+        sent = {"Authorization": f"Bearer {token}", **(headers or {})}
+        async with self.http.request(method, url, headers=sent, **kwargs) as answer:
             return answer.status, await answer.json(content_type=None), answer.headers
 
 
@@ -175,3 +178,47 @@ async def test_pages_bad_input_and_permissions(server, transcriber: Transcriber,
     assert status == 403
     status, _, _ = await v1.call("GET", "/transcription-jobs/nope", project, "viewer")
     assert status == 404
+
+
+async def test_a_job_is_cancelled_and_words_edited_once_per_idempotency_key(server) -> None:
+    v1, project, other = server
+    async with v1.app[ROOMS].use(project) as room:
+        await room.edit(lambda document: store_transcript(document, "speech",
+                                                          heard("alpha", "beta", "gamma")))
+    request = TranscriptionRequest(project_id=project, source="speech.wav", clip_id="speech",
+                                   start_s=0.0, end_s=1.0, language=None)
+    record = await v1.app[BACKGROUND].queue.enqueue(  # no worker takes it for an hour
+        QUEUE, request.to_payload(), account_id=project_account(project), delay_s=3600)
+    cancel = f"/transcription-jobs/{record.id}/cancel"
+
+    status, _, _ = await v1.call("POST", cancel, project, "viewer")
+    assert status == 403
+    status, problem, _ = await v1.call("POST", cancel, other)
+    assert status == 404 and "no transcription job" in problem["detail"]
+    status, job, _ = await v1.call("POST", cancel, project)
+    assert status == 200, job
+    assert (job["id"], job["status"], job["transcript_url"]) == (record.id, "cancelled", None)
+    status, again, _ = await v1.call("POST", cancel, project)
+    assert status == 200 and again["status"] == "cancelled"
+    status, shown, _ = await v1.call("GET", f"/transcription-jobs/{record.id}", project)
+    assert shown["status"] == "cancelled"
+
+    edit = "/transcripts/speech/edit"
+    status, _, _ = await v1.call("POST", edit, project, "viewer", json={"delete": [1]})
+    assert status == 403
+    status, problem, _ = await v1.call("POST", edit, project, json={"ripple": False})
+    assert status == 422, problem
+    status, problem, _ = await v1.call("POST", edit, project, json={"delete": [9]})
+    assert status == 400 and "outside" in problem["detail"]
+    key = {"Idempotency-Key": "edit-1"}
+    status, edited, _ = await v1.call("POST", edit, project, json={"delete": [1]},
+                                      headers=key)
+    assert status == 200 and edited["clips"][0] == "speech" and len(edited["clips"]) == 2
+    status, replayed, _ = await v1.call("POST", edit, project, json={"delete": [1]},
+                                        headers=key)
+    assert status == 200 and replayed == edited  # answered again, not deleted twice
+    status, _, _ = await v1.call("POST", edit, project, json={"delete": [0]}, headers=key)
+    assert status == 422
+    _, page, _ = await v1.call("GET", "/transcripts", project, "viewer")
+    texts = {t["id"]: t["text"] for t in page["data"]}
+    assert " ".join(texts[c] for c in edited["clips"]) == "alpha gamma", texts

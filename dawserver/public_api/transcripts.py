@@ -2,7 +2,9 @@
 transcription jobs that make them (thin adapters over :mod:`dawserver.transcription_api`).
 
 A transcript's id is its clip's id; its times count from the clip's start. A job on a
-clip writes the clip's transcript into the document when it is done.
+clip writes the clip's transcript into the document when it is done; it can be
+cancelled while queued or running. A transcript's words edit the clip's audio: delete
+some, or play them in another order (the core's text edit).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .. import transcription_api as core
 from ..errors import NotFound
 from ..keys import ROOMS
 from ..permissions import PROJECT_EDIT, PROJECT_READ
-from ..plugin_api import Model, Request, Route
+from ..plugin_api import Empty, Model, Request, Route
 from .fields import parse_fields
 from .idempotency import idempotent
 from .resources import Listing, One, Resource
@@ -101,6 +103,18 @@ class NewTranscriptionJob(core.TranscribeOptions):
     clip_id: str = Field(min_length=1, max_length=200)
 
 
+class TranscriptEdit(core.TextEdit):
+    """Delete the words at these indices (`delete`), or play them in this order (`order`);
+    `ripple: false` leaves gaps where words were deleted instead of closing them."""
+
+
+class EditedTranscript(Model):
+    """The ids of the clips that now play the transcript's words (the first is the edited
+    clip; a deletion splits it)."""
+
+    clips: list[str]
+
+
 def _summary(clip_id: str, spoken: Spoken) -> dict[str, Any]:
     words = spoken.words
     return {"id": clip_id, "language": spoken.language, "model": spoken.model,
@@ -176,6 +190,17 @@ async def get_transcript(request: Request) -> web.Response:
     return answer(request, transcript_view(clip_id, spoken), fields=fields)
 
 
+async def edit_transcript(request: Request) -> web.Response:
+    """Edit a clip's audio through its transcript's words (editor): delete some, or play
+    them in a new order; word indices count from 0 in the transcript's `words`. Send
+    `Idempotency-Key` to make retries safe (a deletion repeated deletes more words)."""
+    async def run() -> web.Response:
+        edited = await core.edit_transcript(request)
+        return answer(request, EditedTranscript(clips=edited.clips))
+
+    return await idempotent(request, api_state(request.context).idempotency, run)
+
+
 def job_view(project_id: str, job: Job) -> TranscriptionJob:
     """A transcription job as the public API shows it."""
     done = job.status == "done" and job.clip_id is not None
@@ -225,6 +250,14 @@ async def get_transcription_job(request: Request) -> web.Response:
     return answer(request, job_view(request.params["project_id"], job), fields=fields)
 
 
+async def cancel_transcription_job(request: Request) -> web.Response:
+    """Cancel a queued or running transcription job (editor); a finished job is answered
+    unchanged, so a retry is safe."""
+    cancelled = await core.cancel_job(request)
+    project_id = request.params["project_id"]
+    return answer(request, job_view(project_id, Job(**cancelled.model_dump())))
+
+
 def _route(method: str, path: str, handler: Any, permission: Any, response: Any,
            **extra: Any) -> Route:
     return Route(method=method, path=path, handler=handler, permission=permission,
@@ -241,4 +274,8 @@ ROUTES = [
            body=NewTranscriptionJob, status=202),
     _route("GET", f"{JOBS}/{{job_id}}", get_transcription_job, PROJECT_READ,
            TranscriptionJob, query=One),
+    _route("POST", f"{JOBS}/{{job_id}}/cancel", cancel_transcription_job, PROJECT_EDIT,
+           TranscriptionJob, body=Empty),
+    _route("POST", f"{TRANSCRIPTS}/{{clip_id}}/edit", edit_transcript, PROJECT_EDIT,
+           EditedTranscript, body=TranscriptEdit, max_body=core.MAX_TEXT_EDIT_BYTES),
 ]

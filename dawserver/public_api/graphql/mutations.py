@@ -1,6 +1,5 @@
 """GraphQL mutations: the core's writes (projects, tracks, transcription jobs, text edits),
-run by the very handlers of ``/api/v1`` (and, for cancelling a job and editing a
-transcript's words, which ``/api/v1`` has not, of the core's transcription routes).
+run by the very handlers of ``/api/v1``.
 
 Each mutation checks the permission its REST route declares (the key's scope and the
 role, on the project for project writes), then calls the REST handler with the same
@@ -24,9 +23,6 @@ from aiohttp import web
 from graphql import GraphQLError
 from pydantic import BaseModel, ValidationError
 
-from transcription.jobs import Job
-
-from ... import transcription_api as core_transcription
 from ...authorization import check_permission
 from ...declarations import Permission, Request
 from ...errors import ApiError, NotFound
@@ -112,8 +108,6 @@ async def _run(info: strawberry.Info, field: str, handler: Callable[[Request], A
         response = await handler(request)
     except ApiError as exc:
         raise _error(exc) from None
-    if isinstance(response, BaseModel):  # a core route's handler answers its model
-        return response.model_dump(mode="json")
     return json.loads(response.body)
 
 
@@ -206,23 +200,27 @@ class Mutation:
                                      "unchanged. Another project's job is NOT_FOUND.")
     async def cancel_transcription(self, info: strawberry.Info, project_id: strawberry.ID,
                                    job_id: strawberry.ID) -> TranscriptionJob:
-        data = await _run(info, "cancelTranscription", core_transcription.cancel_job,
+        data = await _run(info, "cancelTranscription", rest_transcripts.cancel_transcription_job,
                           PROJECT_EDIT, params={"project_id": str(project_id),
                                                 "job_id": str(job_id)})
-        return TranscriptionJob.of_core(str(project_id), Job(**data))
+        return TranscriptionJob.of(str(project_id),
+                                   rest_transcripts.TranscriptionJob.model_validate(data))
 
     @strawberry.mutation(description="Edit a clip's audio through its transcript's words "
                                      "(editor; scope project.edit): delete the words at "
                                      "these indices (Word.index), or play them in this "
                                      "order; ripple: false leaves gaps where words were "
-                                     "deleted. Answers the clips that now play the words.")
+                                     "deleted. Answers the clips that now play the words. "
+                                     "The same idempotencyKey and input answer the first "
+                                     "edit again (a deletion repeated deletes more words).")
     async def edit_transcript(self, info: strawberry.Info, project_id: strawberry.ID,
                               clip_id: strawberry.ID, delete: list[int] | None = None,
-                              order: list[int] | None = None, ripple: bool = True
-                              ) -> EditedTranscript:
-        data = await _run(info, "editTranscript", core_transcription.edit_transcript,
+                              order: list[int] | None = None, ripple: bool = True,
+                              idempotency_key: str | None = None) -> EditedTranscript:
+        data = await _run(info, "editTranscript", rest_transcripts.edit_transcript,
                           PROJECT_EDIT,
                           params={"project_id": str(project_id), "clip_id": str(clip_id)},
-                          body=_body(core_transcription.TextEdit,
-                                     {"delete": delete, "order": order, "ripple": ripple}))
+                          body=_body(rest_transcripts.TranscriptEdit,
+                                     {"delete": delete, "order": order, "ripple": ripple}),
+                          idempotency_key=idempotency_key)
         return EditedTranscript(clips=[strawberry.ID(c) for c in data["clips"]])
