@@ -13,11 +13,17 @@ A :class:`FakeNetwork` is an aiohttp application (mounted under ``/<network>`` b
   :meth:`FakeNetwork.expire_tokens`) and then answer the network's "expired" error;
 - failures on command (:meth:`FakeNetwork.fail`, or ``POST /_fake/fail`` with
   ``{"status": 429, "times": 2, "retry_after": 3}`` or ``{"kind": "duplicate"}``) and at
-  random (``fail_rate`` with ``seed``: a 429 or a 503), each in the network's own shape.
+  random (``fail_rate`` with ``seed``: a 429 or a 503), each in the network's own shape;
+- ``POST <revoke path>`` (networks that have one): RFC 7009 revocation; a live access or
+  refresh token withdraws the user's whole grant (every token of theirs then answers the
+  network's invalid-token error), an unknown one is a 400 ``invalid_token``; counted in
+  ``stats.revocations``; fails on command (:meth:`FakeNetwork.fail_revoke`: a 503, or
+  no answer until the server stops).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -87,6 +93,9 @@ class FakeStats:
     random_failures: int = 0
     lost_answers: int = 0
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    #: Grants withdrawn by revocation, and revocation requests (failed ones too).
+    revocations: int = 0
+    revoke_requests: int = 0
 
 
 def s256(verifier: str) -> str:
@@ -100,6 +109,10 @@ class FakeNetwork:
     network = ""
     authorize_path = "/oauth/authorize"
     token_path = "/oauth/token"
+    #: Where the network serves token revocation (empty: it has none).
+    revoke_path = ""
+    #: Whether a revocation must name the client (Google's does not).
+    revoke_checks_client = True
     #: The OAuth parameter that names the client (TikTok calls it ``client_key``).
     client_param = "client_id"
     #: Whether the network refuses an authorization request without a PKCE challenge.
@@ -131,6 +144,8 @@ class FakeNetwork:
         self._codes: dict[str, _Code] = {}
         self._tokens: dict[str, _Token] = {}
         self._refresh: dict[str, tuple[FakeUser, str]] = {}
+        self._revoke_failures: list[str] = []
+        self._never = asyncio.Event()
         self._ids = itertools.count(int(time.time() * 1000) % 10**9 * 1000)
         #: The clock posts' engagement grows by (tests move it forward).
         self.clock: Callable[[], float] = time.time
@@ -149,6 +164,8 @@ class FakeNetwork:
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 2**20)
         app.router.add_get(self.authorize_path, self._authorize)
         self.add_token_route(app)
+        if self.revoke_path:
+            app.router.add_post(self.revoke_path, self.revoke_endpoint)
         app.router.add_post("/_fake/fail", self._admin_fail)
         app.router.add_get("/_fake/posts", self._admin_posts)
         self.add_routes(app)
@@ -180,6 +197,52 @@ class FakeNetwork:
         then the connection drops before the answer (the caller cannot tell whether the
         post was made)."""
         self.losing.append([times, path])
+
+    def fail_revoke(self, kind: str, times: int = 1) -> None:
+        """Answer the next ``times`` revocations with ``kind``: "server" (a 503) or
+        "timeout" (held unanswered until the server stops)."""
+        if kind not in ("server", "timeout"):
+            raise ValueError(f"no revocation failure {kind!r}; use 'server' or 'timeout'")
+        self._revoke_failures.extend([kind] * times)
+
+    def stop_holding(self) -> None:
+        """Let go of every revocation held open (the server is stopping)."""
+        self._never.set()
+
+    def withdraw(self, user: FakeUser) -> None:
+        """Every token of ``user`` stops working (the grant is withdrawn)."""
+        self._tokens = {t: v for t, v in self._tokens.items() if v.user.id != user.id}
+        self._refresh = {t: v for t, v in self._refresh.items() if v[0].id != user.id}
+
+    def holder(self, token: str) -> FakeUser | None:
+        """Whose live access or refresh token ``token`` is (None: nobody's)."""
+        held = self._tokens.get(token)
+        if held is not None and held.expires_at >= time.time():
+            return held.user
+        grant = self._refresh.get(token)
+        return grant[0] if grant is not None else None
+
+    async def revoke_endpoint(self, request: web.Request) -> web.Response:
+        self.stats.revoke_requests += 1
+        if self._revoke_failures:
+            if self._revoke_failures.pop(0) == "timeout":
+                await self._never.wait()
+            return self.oauth_error(503, "server_error", "revocation unavailable")
+        form = await self.read_token_form(request)
+        if self.revoke_checks_client and (
+                form.get(self.client_param) != self.client_id
+                or not hmac.compare_digest(form.get("client_secret", ""), self.client_secret)):
+            return self.oauth_error(401, "invalid_client", "client authentication failed")
+        user = self.holder(form.get("token", ""))
+        if user is None:
+            return self.oauth_error(400, "invalid_token", "Token expired or revoked")
+        self.withdraw(user)
+        self.stats.revocations += 1
+        return self.revoked_answer()
+
+    def revoked_answer(self) -> web.Response:
+        """What the network answers a revocation (RFC 7009: 200, the body its own)."""
+        return web.json_response({})
 
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now."""
@@ -321,7 +384,8 @@ class FakeNetwork:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.stats.requests += 1
         path = request.path[len(self.prefix):]
-        if path.startswith("/_fake") or path in (self.authorize_path, self.token_path) \
+        if path.startswith("/_fake") or path in (self.authorize_path, self.token_path,
+                                                  self.revoke_path or self.token_path) \
                 or path.startswith(self.public_prefixes) or self.public(path):
             return await handler(request)
         for injected in self.injected:

@@ -363,6 +363,17 @@ class FakeFacebook(FakeGraph):
 
     def add_token_route(self, app: web.Application) -> None:
         app.router.add_get(self.token_path, self._token)
+        app.router.add_delete(self.v("/me/permissions"), self._deauthorize)
+
+    async def _deauthorize(self, request: web.Request) -> web.Response:
+        """``DELETE /me/permissions``: the user withdraws every permission of the app;
+        their token and their Pages' tokens die."""
+        self.stats.revoke_requests += 1
+        self.withdraw(self.user_of(request))
+        for page in self.pages:
+            self.withdraw(page)
+        self.stats.revocations += 1
+        return web.json_response({"success": True})
 
     async def _token(self, request: web.Request) -> web.Response:
         query = dict(request.query)

@@ -50,5 +50,7 @@ class FakeNetworks:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._runner is not None:
+            for fake in self.fakes.values():
+                fake.stop_holding()
             await self._runner.cleanup()
             self._runner = None

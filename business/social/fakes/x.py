@@ -30,6 +30,7 @@ class FakeX(FakeNetwork):
     network = "x"
     authorize_path = "/i/oauth2/authorize"
     token_path = "/2/oauth2/token"
+    revoke_path = "/2/oauth2/revoke"
     #: Seconds videos stay "in_progress" after FINALIZE (STATUS polls until then).
     processing_s = 0.2
 
@@ -86,6 +87,9 @@ class FakeX(FakeNetwork):
         app.router.add_get("/2/dm_events", self._dm_events)
         app.router.add_post("/2/media/upload", self._upload)
         app.router.add_get("/2/media/upload", self._status)
+
+    def revoked_answer(self) -> web.Response:
+        return web.json_response({"revoked": True})
 
     def error(self, kind: str, retry_after: float, request: web.Request) -> web.Response:
         reset = str(int(time.time() + retry_after + 0.999))

@@ -41,6 +41,7 @@ class FakeYouTube(FakeNetwork):
     network = "youtube"
     authorize_path = "/o/oauth2/v2/auth"
     token_path = "/token"
+    revoke_path, revoke_checks_client = "/revoke", False
     refresh_omit_rate = 1.0  # Google never sends a new refresh token on refresh
     kinds = tuple(k for k in KINDS if k != "duplicate")
     daily_units = 10_000

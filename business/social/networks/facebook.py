@@ -13,6 +13,7 @@
 - Errors: Graph codes: 190 -> TokenExpired; 4/17/32/613 -> RateLimited (``retry_after``
   from ``X-Business-Use-Case-Usage``); 506 "Duplicate status message" -> Duplicate (with
   the earlier post, found in the Page's feed).
+- Revoke: ``DELETE /me/permissions`` with the user token withdraws the app's grant.
 - Dedupe: no field for our key; :meth:`find_published` matches ``text=`` against the
   ``message`` of the Page's 50 most recent posts.
 """
@@ -24,9 +25,9 @@ from typing import Any
 
 import aiohttp
 
-from business.social.errors import Duplicate, Rejected, TokenExpired
+from business.social.errors import Duplicate, NetworkError, Rejected, TokenExpired
 from business.social.networks.base import OAuthTokens, Publication, Published, Quota
-from business.social.networks.http import same_text
+from business.social.networks.http import _json, retry_after_from, same_text
 from business.social.networks.instagram import insights
 from business.social.networks.meta import GraphConnector
 
@@ -64,6 +65,33 @@ class FacebookConnector(GraphConnector):
         expires_in = answer.body.get("expires_in")
         return OAuthTokens(token, token, time.time() + float(expires_in) if expires_in
                            else None)
+
+    @classmethod
+    def revocable(cls) -> bool:
+        return True
+
+    async def revoke(self, access_token: str, refresh_token: str) -> None:
+        """``DELETE /me/permissions`` with the user's token: every permission the user
+        gave the app is withdrawn (the Page tokens derived from it die too). A token
+        Graph no longer accepts (code 190) counts as withdrawn."""
+        try:
+            answer = await self.session.delete(
+                self.url(self.v("/me/permissions")), timeout=self.timeout,
+                headers={"Authorization": f"Bearer {refresh_token or access_token}"})
+            async with answer:
+                status, body = answer.status, _json(await answer.read())
+                headers = answer.headers
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise NetworkError(f"revocation failed: {type(exc).__name__}: {exc}",
+                               network=self.network) from exc
+        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        if 200 <= status < 300 or error.get("code") == 190:
+            return
+        reason = f"revocation: HTTP {status}: {error.get('message') or body}"
+        if status == 429 or status >= 500 or error.get("is_transient"):
+            raise NetworkError(reason, network=self.network, status=status,
+                               retry_after=retry_after_from(headers))
+        raise Rejected(reason, network=self.network, status=status)
 
     async def pages(self, access_token: str) -> list[dict[str, str]]:
         """The Pages the user manages: ``{"id", "name", "access_token"}`` each."""

@@ -71,6 +71,11 @@ class HttpConnector:
     HOSTS: Mapping[str, str] = {}
     #: Scopes asked for at authorization, space-separated.
     SCOPES = ""
+    #: Token revocation (RFC 7009): the (host, path) a token is POSTed to; None: the
+    #: network has no revocation endpoint (:meth:`revoke`).
+    REVOKE: tuple[str, str] | None = None
+    #: Which token withdraws the grant there: "refresh" (else the access token) or "access".
+    revoke_by = "refresh"
 
     def __init__(self, base_url: str, client_id: str, client_secret: str,
                  session: aiohttp.ClientSession, *, media_url: MediaUrl | None = None,
@@ -163,6 +168,61 @@ class HttpConnector:
                 except ValueError:
                     return
                 return
+
+    # -- revocation ----------------------------------------------------------------------
+
+    @classmethod
+    def revocable(cls) -> bool:
+        """Whether the network can be told to withdraw a channel's grant."""
+        return cls.REVOKE is not None
+
+    def revoke_form(self, token: str) -> dict[str, str]:
+        """The revocation request's form (RFC 7009, the client in the form)."""
+        return {"token": token, "client_id": self.client_id,
+                "client_secret": self.client_secret}
+
+    async def revoke(self, access_token: str, refresh_token: str) -> None:
+        """Withdraw the grant at the network, so neither token works there any more.
+
+        A token the network no longer knows (``invalid_token``, ``invalid_grant``)
+        counts as withdrawn. Raises a retryable :class:`NetworkError` for a 5xx, 429 or
+        no answer, :class:`Rejected` when the network refuses, and
+        :class:`NotImplementedError` for a network without revocation.
+        """
+        if self.REVOKE is None:
+            raise NotImplementedError(f"{self.network} has no token revocation endpoint")
+        host, path = self.REVOKE
+        if self.revoke_by == "refresh":
+            token = refresh_token or access_token
+        else:
+            token = access_token or refresh_token
+        headers = {"Authorization": aiohttp.encode_basic_auth(
+            self.client_id, self.client_secret)} if self.revoke_basic else {}
+        try:
+            async with self.session.post(self.url(path, host), data=self.revoke_form(token),
+                                         headers=headers, timeout=self.timeout) as response:
+                answer = Answer(response.status, _json(await response.read()),
+                                response.headers)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise NetworkError(f"revocation failed: {type(exc).__name__}: {exc}",
+                               network=self.network) from exc
+        self.check_revoked(answer)
+
+    #: Whether the client authenticates a revocation with HTTP Basic (X).
+    revoke_basic = False
+
+    def check_revoked(self, answer: Answer) -> None:
+        """Raise unless ``answer`` says the grant is gone (now or already)."""
+        if 200 <= answer.status < 300:
+            return
+        error = answer.body.get("error")
+        if answer.status in (400, 401) and error in ("invalid_token", "invalid_grant"):
+            return  # already dead at the network
+        reason = f"revocation: HTTP {answer.status}: {self.describe(answer)}"
+        if answer.status == 429 or answer.status >= 500 or answer.status == 408:
+            raise NetworkError(reason, network=self.network, status=answer.status,
+                               retry_after=retry_after_from(answer.headers))
+        raise Rejected(reason, network=self.network, status=answer.status)
 
     # -- OAuth -------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@
   (429) -> RateLimited; ``access_token_invalid`` (401) -> TokenExpired;
   ``spam_risk_too_many_posts`` -> QuotaExhausted (TikTok caps posts per creator per day
   and does not say when it frees). TikTok has no duplicate-content error.
+- Revoke: ``POST /v2/oauth/revoke/`` (``client_key``, ``client_secret``, ``token``: the
+  user access token) disconnects the app from the account.
 - Dedupe: no field for our key; :meth:`find_published` matches ``text=`` against the title
   of the 20 most recent videos (``POST /v2/video/list/``).
 """
@@ -36,6 +38,8 @@ class TikTokConnector(HttpConnector):
     HOSTS = {"api": "https://open.tiktokapis.com", "auth": "https://www.tiktok.com",
              "token": "https://open.tiktokapis.com"}
     SCOPES = "user.info.basic,video.publish,video.upload,video.list"
+    #: ``POST /v2/oauth/revoke/`` with the user access token: disconnects the app.
+    REVOKE, revoke_by = ("token", "/v2/oauth/revoke/"), "access"
     #: Chunk size for files over :data:`MAX_CHUNK`.
     chunk_bytes = 10 * 2**20
 
@@ -56,6 +60,10 @@ class TikTokConnector(HttpConnector):
         return await self.token_request("/v2/oauth/token/", {
             "client_key": self.client_id, "client_secret": self.client_secret,
             "grant_type": "refresh_token", "refresh_token": refresh_token}, client_auth="form")
+
+    def revoke_form(self, token: str) -> dict[str, str]:
+        return {"client_key": self.client_id, "client_secret": self.client_secret,
+                "token": token}
 
     async def profile(self, access_token: str) -> dict:
         answer = await self.call("GET", self.with_query("/v2/user/info/", {

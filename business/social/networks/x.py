@@ -15,6 +15,7 @@
   post's text (given as ``text=``) against the account's 100 most recent posts
   (``GET /2/users/{id}/tweets``); links are ignored since X rewrites them to t.co. Without
   the text it cannot tell and answers None; X itself then refuses a second identical post.
+- Revoke: ``POST /2/oauth2/revoke`` (RFC 7009, HTTP Basic) with the refresh token.
 - Quota: X reports per-endpoint limits in ``x-rate-limit-*`` headers only; quota() answers
   the last ones seen (None before any call).
 """
@@ -52,6 +53,9 @@ class XConnector(HttpConnector):
     network = "x"
     HOSTS = {"api": "https://api.x.com", "auth": "https://x.com", "token": "https://api.x.com"}
     SCOPES = "tweet.read tweet.write users.read media.write offline.access"
+    #: ``POST /2/oauth2/revoke`` (confidential client: HTTP Basic).
+    REVOKE = ("token", "/2/oauth2/revoke")
+    revoke_basic = True
     #: APPEND segment size (X allows up to 5 MB per segment).
     chunk_bytes = 4 * 2**20
 

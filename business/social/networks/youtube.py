@@ -4,6 +4,8 @@
   ``access_type=offline`` and ``prompt=consent`` (for a refresh token); tokens at
   ``POST https://oauth2.googleapis.com/token``. Access tokens last an hour; Google's
   refresh answers carry no new refresh token (the connector returns None: keep the old).
+- Revoke: ``POST https://oauth2.googleapis.com/revoke`` (``token=``, the refresh token)
+  withdraws the whole grant.
 - Post: a video, uploaded resumably: ``POST /upload/youtube/v3/videos?uploadType=resumable``
   with the metadata (title: the text's first line, cut to 100 characters; description:
   the text and link; category Music) -> the session URL in ``Location``; the bytes go
@@ -58,6 +60,8 @@ class YouTubeConnector(HttpConnector):
     network = "youtube"
     HOSTS = {"api": "https://www.googleapis.com", "auth": "https://accounts.google.com",
              "token": "https://oauth2.googleapis.com"}
+    #: Google's ``POST https://oauth2.googleapis.com/revoke``: either token ends the grant.
+    REVOKE = ("token", "/revoke")
     SCOPES = ("https://www.googleapis.com/auth/youtube.upload "
               "https://www.googleapis.com/auth/youtube.readonly "
               "https://www.googleapis.com/auth/youtube.force-ssl")
@@ -100,6 +104,9 @@ class YouTubeConnector(HttpConnector):
             raise Rejected("this Google account has no YouTube channel: create one first",
                            network=self.network)
         return items[0]
+
+    def revoke_form(self, token: str) -> dict[str, str]:
+        return {"token": token}  # Google takes no client here
 
     async def profile(self, access_token: str) -> dict:
         channel = await self._channel(access_token, "snippet")
