@@ -8,6 +8,8 @@ and :func:`~business.social.tokens.merge_refresh` keeps the refresh token we hol
 when the network sends none. A refresh the network refuses for good (an invalid
 grant) flags the channel ``needs_reconnect`` and announces
 ``social.channel_needs_reconnect`` with a reconnect link, in the same transaction.
+A disconnect deletes the tokens and, in the same transaction, queues the grant's
+withdrawal at the network (:mod:`.revocation`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from business.social.errors import (
 )
 from business.social.models import ACTIVE, Channel, ChannelTokens
 from business.social.networks.base import Connector, code_challenge, new_code_verifier
+from business.social.revocation import DISCONNECTED, REVOKE, queue_revoke
 from business.social.store import SocialStore
 from business.social.tokens import TokenBox, merge_refresh
 
@@ -53,8 +56,11 @@ class Channels:
 
     def __init__(self, store: SocialStore, box: TokenBox, connectors: Mapping[str, Connector],
                  publish: Publish, *, base_url: str = "", margin_s: float = 300.0,
-                 lease_s: float = 30.0, clock: Callable[[], float] = time.time) -> None:
+                 lease_s: float = 30.0, clock: Callable[[], float] = time.time,
+                 queue: Any = None) -> None:
         self.store = store
+        #: The job queue a disconnected grant's withdrawal goes to (None: not queued).
+        self.queue = queue
         self.box = box
         self.connectors = dict(connectors)
         self.publish = publish
@@ -315,12 +321,22 @@ class Channels:
     # -- disconnecting and keys ----------------------------------------------------------
 
     async def disconnect(self, account_id: str, channel_id: str, actor: str) -> Channel:
-        """Forget the channel's tokens (it stays listed in its posts' history)."""
-        await self.get(account_id, channel_id)
+        """Forget the channel's tokens (it stays listed in its posts' history); their
+        withdrawal at the network is queued in the same transaction (:mod:`.revocation`)."""
+        channel = await self.get(account_id, channel_id)
+        queued = False
         async with self.store.db.transaction() as tx:
+            sealed = await self.store.sealed_tokens(account_id, channel_id, tx=tx)
             await self.store.disconnect(tx, account_id, channel_id, self.clock())
             await self.store.audit(tx, account_id, f"channel:{channel_id}",
                                    "channel.disconnected", actor)
+            if self.queue is not None and sealed is not None:
+                queued = await queue_revoke(self.queue, tx, account_id, channel_id,
+                                            channel.network, sealed.access_token,
+                                            sealed.refresh_token, DISCONNECTED)
+        if queued:
+            self.queue.wake(REVOKE)
+        self._opened.pop((account_id, channel_id), None)
         return await self.get(account_id, channel_id)
 
     async def reseal_all(self) -> int:

@@ -41,6 +41,7 @@ from business.social.results_services import (
     run_results_scheduler,
     start_results,
 )
+from business.social.revocation import REVOKE, RevokeRun, revoke_queue_settings
 from business.social.routes import ROUTES
 from business.social.schemas import (
     ChannelNeedsReconnect,
@@ -54,6 +55,7 @@ from business.social.schemas import (
 from business.social.services import (
     PLUGIN_NAME,
     publish,
+    revoke_channel,
     run_expiry,
     run_sweeper,
     run_token_refresh,
@@ -161,7 +163,10 @@ def jobs() -> list[Job]:
                 reply_queue_settings()),
             Job(WAVEFORM, WaveformRun, render_waveform,
                 "render a project's audio asset to a waveform video (MP4) for a post",
-                waveform_queue_settings())]
+                waveform_queue_settings()),
+            Job(REVOKE, RevokeRun, revoke_channel,
+                "withdraw a forgotten channel grant (disconnected, or its account erased) "
+                "at the network", revoke_queue_settings())]
 
 
 @hookimpl

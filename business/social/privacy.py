@@ -16,7 +16,10 @@ queued publish jobs are cancelled. The audit trails are kept pseudonymised: the 
 account's steps move under the pseudonym, and in every account each mention of the
 person (as author, connector, approver or actor, in notes and details) becomes the
 pseudonym. Posts they wrote for an organisation stay the organisation's, authored by
-the pseudonym.
+the pseudonym. Each own channel's grant is queued, in the same transaction, to be
+withdrawn at its network (:mod:`.revocation`, under the pseudonym); the erasure does not
+wait for it. Channels they connected for an organisation stay the organisation's, tokens
+and all (the organisation disconnects them if it wants).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from business.social.revocation import ERASED, REVOKE, queue_revoke
 from dawserver.plugin_api import (
     JobQueue,
     Pseudonymiser,
@@ -162,6 +166,15 @@ async def erase_account(db: Any, queue: JobQueue, publish_queue: str, pz: Pseudo
         await queue.cancel(person_id, job.id)
     changed: dict[str, int] = {}
     async with db.transaction() as tx:
+        revokes = 0
+        for row in await tx.fetch(
+                "SELECT channel_id, network, access_token, refresh_token FROM social_channels "
+                "WHERE account_id = ? AND (access_token <> '' OR refresh_token <> '')",
+                person_id):
+            revokes += await queue_revoke(queue, tx, pz.pseudonym, row["channel_id"],
+                                          row["network"], row["access_token"],
+                                          row["refresh_token"], ERASED)
+        changed["revocations_queued"] = revokes
         for table in FORGOTTEN:
             changed[table] = await tx.execute(f"DELETE FROM {table} WHERE account_id = ?",
                                               person_id)
@@ -170,4 +183,6 @@ async def erase_account(db: Any, queue: JobQueue, publish_queue: str, pz: Pseudo
         changed["social_audit"] = await move_account_rows(tx, "social_audit", person_id,
                                                           pz.pseudonym)
         changed["mentions"] = await pseudonymise_mentions(tx, pz, MENTIONS)
+    if revokes:
+        queue.wake(REVOKE)
     return changed

@@ -32,6 +32,7 @@ from business.social.channels import Channels
 from business.social.dispatch import Dispatcher, DispatchSettings
 from business.social.networks.base import Connector
 from business.social.posts import Posts
+from business.social.revocation import RevokeRun, run_revoke
 from business.social.schemas import PublishRun
 from business.social.store import SocialStore
 from business.social.sweeper import Sweeper
@@ -160,7 +161,8 @@ def build_services(context: PluginContext) -> Services:
     base_url = _base_url(context)
     channels = Channels(store, token_box(context), build_connectors(context, session),
                         publish, base_url=base_url,
-                        margin_s=float(settings.get("refresh_margin_s", 300)))
+                        margin_s=float(settings.get("refresh_margin_s", 300)),
+                        queue=context.background.queue)
     dispatcher = Dispatcher(store, channels, context.background.queue, publish,
                             settings=dispatch, base_url=base_url,
                             media_file=_media_file(context))
@@ -188,6 +190,11 @@ async def _every(period: float, what: str, step: Callable[[], Awaitable[Any]]) -
         else:
             errors, delay = 0, period
         await asyncio.sleep(delay)
+
+
+async def revoke_channel(context: PluginContext, payload: RevokeRun, job: JobContext) -> dict:
+    """The ``social.revoke`` job: withdraw one forgotten channel grant at its network."""
+    return await run_revoke(services(context).channels, job.job.account_id, payload, job)
 
 
 async def run_token_refresh(context: PluginContext) -> None:

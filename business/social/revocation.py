@@ -1,0 +1,137 @@
+"""Withdrawing a forgotten channel grant at its network: the ``social.revoke`` job.
+
+When a channel's tokens are forgotten (someone disconnects it, or the account it
+belongs to is erased with its person) they are deleted here at once, in the same
+transaction that queues this job; the job then asks the network to withdraw the grant
+(the connector's ``revoke``), so the network holds no live grant for the app either.
+Only networks with a revocation endpoint are queued (:func:`revocable`): X, TikTok,
+YouTube (Google) and Facebook; docs/social.md lists the others.
+
+The payload carries the tokens sealed exactly as they were stored
+(:class:`.tokens.TokenBox`), never in clear. A failure the network may get over (5xx,
+429, no answer) is retried with back-off (:func:`revoke_queue_settings`); one that
+cannot succeed, or the last attempt's, is logged and recorded in the account's audit
+trail as ``channel.revoke_failed`` (so its owners see that the app's access should be
+removed in the network's own settings). The job then ends ``done`` with
+``{"revoked": false}`` rather than as a dead letter, so its sealed payload is purged
+with the other finished jobs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from business.social.errors import NetworkError, SocialError
+from business.social.networks import CONNECTORS
+from dawserver.plugin_api import JobContext, JobQueue, QueueSettings, Retry
+
+log = logging.getLogger(__name__)
+
+REVOKE = "social.revoke"
+#: Why a grant is withdrawn.
+DISCONNECTED, ERASED = "disconnected", "erased"
+
+
+def revoke_queue_settings() -> QueueSettings:
+    """Eight tries over about two hours (30 s doubling, capped at an hour)."""
+    return QueueSettings(max_attempts=8, backoff_base=30.0, backoff_cap=3600.0, lease_s=60.0)
+
+
+class RevokeRun(BaseModel):
+    """A ``social.revoke`` job: which channel's grant, its tokens sealed as stored."""
+
+    channel_id: str
+    network: str
+    access_token: str
+    refresh_token: str = ""
+    reason: Literal["disconnected", "erased"]
+
+
+def revocable(network: str) -> bool:
+    """Whether ``network`` can be told to withdraw a grant."""
+    cls = CONNECTORS.get(network)
+    return cls is not None and cls.revocable()
+
+
+async def queue_revoke(
+    queue: JobQueue,
+    tx: Any,
+    account_id: str,
+    channel_id: str,
+    network: str,
+    access_token: str,
+    refresh_token: str,
+    reason: str,
+) -> bool:
+    """Queue the withdrawal of a channel's grant (its tokens as stored, sealed) in the
+    caller's transaction ``tx``; False when there is nothing to withdraw (no token, or
+    the network has no revocation endpoint). The same sealed grant is queued once."""
+    if not (access_token or refresh_token) or not revocable(network):
+        return False
+    run = RevokeRun(
+        channel_id=channel_id,
+        network=network,
+        access_token=access_token,
+        refresh_token=refresh_token,
+        reason=reason,  # type: ignore[arg-type]
+    )
+    grant = hashlib.sha256(f"{access_token}\0{refresh_token}".encode()).hexdigest()[:24]
+    await queue.enqueue(
+        REVOKE,
+        run.model_dump(mode="json"),
+        account_id=account_id,
+        idempotency_key=f"social-revoke/{channel_id}/{grant}",
+        tx=tx,
+    )
+    return True
+
+
+async def run_revoke(channels: Any, account_id: str, run: RevokeRun, job: JobContext) -> dict:
+    """One attempt of a ``social.revoke`` job (``channels``: the module's
+    :class:`.channels.Channels`, for its connectors, token box and store)."""
+    try:
+        connector = channels.connector(run.network)
+        box = channels.box
+        await connector.revoke(box.open(run.access_token), box.open(run.refresh_token))
+    except NetworkError as exc:
+        if exc.retryable and job.attempt < job.job.max_attempts:
+            if exc.retry_after:
+                raise Retry(exc.reason, after=exc.retry_after) from None
+            raise
+        return await _failed(channels, account_id, run, exc.reason)
+    except (SocialError, NotImplementedError, AttributeError) as exc:
+        return await _failed(channels, account_id, run, str(exc))
+    log.info(
+        "social: the %s grant of channel %s of account %s was withdrawn (%s)",
+        run.network,
+        run.channel_id,
+        account_id,
+        run.reason,
+    )
+    return {"revoked": True}
+
+
+async def _failed(channels: Any, account_id: str, run: RevokeRun, error: str) -> dict:
+    log.error(
+        "social: the %s grant of channel %s of account %s could not be withdrawn at the "
+        "network (%s): %s; its tokens are deleted here",
+        run.network,
+        run.channel_id,
+        account_id,
+        run.reason,
+        error,
+    )
+    if run.reason == DISCONNECTED:  # an erased account has no audit trail to tell
+        await channels.store.audit(
+            None,
+            account_id,
+            f"channel:{run.channel_id}",
+            "channel.revoke_failed",
+            "",
+            {"network": run.network, "error": error[:300]},
+        )
+    return {"revoked": False, "error": error[:300]}

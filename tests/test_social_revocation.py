@@ -1,0 +1,176 @@
+"""Withdrawing forgotten channel grants at the network (``social.revoke``), against the
+fake networks: a disconnect and an erasure each queue the withdrawal with the tokens
+sealed, the fake sees it and the old tokens die there; a failing network is tried
+again; one that fails for good leaves the deletion here and says so in the audit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from social_fakes import Dispatching, dispatching
+from social_helpers import database_url
+
+from business.social.dispatch import PUBLISH
+from business.social.errors import NetworkError
+from business.social.privacy import erase_account
+from business.social.revocation import REVOKE, RevokeRun, revocable, run_revoke
+from dawserver.plugin_api import Pseudonymiser, QueueSettings
+from jobs import JobWorker
+
+pytestmark = pytest.mark.timeout(60)
+#: The networks with a revocation endpoint.
+REVOCABLE = ["facebook", "tiktok", "x", "youtube"]
+#: Tries with no wait between them, so a test steps the retries by hand.
+QUICK = QueueSettings(max_attempts=3, backoff_base=0.0, backoff_cap=0.0, lease_s=30.0)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from database_url(request, tmp_path)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite://{tmp_path / 'social.sqlite3'}"
+
+
+def revoking(h: Dispatching) -> JobWorker:
+    """Disconnects queue withdrawals on ``h``'s queue; a worker of that queue."""
+    h.channels.queue = h.queue
+    h.queue.configure(REVOKE, QUICK)
+
+    async def handle(ctx: Any) -> dict:
+        run = RevokeRun.model_validate(ctx.payload)
+        return await run_revoke(h.channels, ctx.job.account_id, run, ctx)
+
+    return JobWorker(h.queue, {REVOKE: handle}, poll_s=0.02)
+
+
+async def drain(jobs: JobWorker) -> None:
+    """Run the revoke queue until no job of it is due (each run is one attempt)."""
+    while await jobs.run_once(REVOKE):
+        pass
+
+
+async def opened_tokens(h: Dispatching, account: str, channel_id: str) -> tuple[str, str]:
+    sealed = await h.store.sealed_tokens(account, channel_id)
+    assert sealed is not None
+    return h.channels.box.open(sealed.access_token), h.channels.box.open(sealed.refresh_token)
+
+
+async def dead_at_the_network(h: Dispatching, network: str, access: str) -> bool:
+    """Whether the network refuses the old access token now."""
+    try:
+        await h.connectors[network].profile(access)
+    except NetworkError as exc:
+        return not exc.retryable
+    return False
+
+
+def test_only_networks_with_a_revocation_endpoint_are_revocable() -> None:
+    assert [
+        n
+        for n in (
+            "bluesky",
+            "facebook",
+            "instagram",
+            "linkedin",
+            "threads",
+            "tiktok",
+            "x",
+            "youtube",
+        )
+        if revocable(n)
+    ] == REVOCABLE
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("network", REVOCABLE)
+async def test_disconnecting_a_channel_revokes_its_grant_at_the_network(
+    sqlite_url: str, tmp_path: Path, network: str
+) -> None:
+    async with dispatching(sqlite_url, [network], tmp_path) as h:
+        jobs, fake = revoking(h), h.fake(network)
+        channel_id = await h.channel(network)
+        access, refresh = await opened_tokens(h, "acc", channel_id)
+        assert not await dead_at_the_network(h, network, access)
+
+        await h.channels.disconnect("acc", channel_id, "p_ada")
+        assert await h.store.sealed_tokens("acc", channel_id) is not None
+        assert await opened_tokens(h, "acc", channel_id) == ("", "")
+        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
+        assert access not in json.dumps(job.payload) and refresh not in json.dumps(job.payload)
+        assert fake.stats.revocations == 0
+
+        await drain(jobs)
+        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
+        assert (job.state, job.result) == ("done", {"revoked": True})
+        assert fake.stats.revocations == 1
+        assert await dead_at_the_network(h, network, access)
+
+
+@pytest.mark.asyncio
+async def test_erasure_revokes_the_own_channels_grants_without_waiting_for_them(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with dispatching(db_url, ["x", "youtube"], tmp_path) as h:
+        jobs = revoking(h)
+        ids = {n: await h.channel(n) for n in ("x", "youtube")}
+        old = {n: (await opened_tokens(h, "acc", c))[0] for n, c in ids.items()}
+        await erase_account(h.db, h.queue, PUBLISH, Pseudonymiser("acc", ("Ada",), "pz-acc"))
+        assert await h.store.channels("acc") == []  # deleted before any network answered
+        queued = await h.queue.find(account_id="pz-acc", queue=REVOKE)
+        assert sorted(j.payload["network"] for j in queued) == ["x", "youtube"]
+
+        await drain(jobs)
+        for job in await h.queue.find(account_id="pz-acc", queue=REVOKE):
+            assert (job.state, job.result) == ("done", {"revoked": True})
+        for network, access in old.items():
+            assert h.fake(network).stats.revocations == 1
+            assert await dead_at_the_network(h, network, access)
+
+
+@pytest.mark.asyncio
+async def test_a_failing_revocation_is_tried_again_until_the_network_takes_it(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with dispatching(sqlite_url, ["x"], tmp_path) as h:
+        jobs, fake = revoking(h), h.fake("x")
+        channel_id = await h.channel("x")
+        access, _ = await opened_tokens(h, "acc", channel_id)
+        fake.fail_revoke("server", times=2)
+        await h.channels.disconnect("acc", channel_id, "p_ada")
+
+        await drain(jobs)
+        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
+        assert (job.state, job.attempts, job.result) == ("done", 3, {"revoked": True})
+        assert (fake.stats.revoke_requests, fake.stats.revocations) == (3, 1)
+        assert await dead_at_the_network(h, "x", access)
+
+
+@pytest.mark.asyncio
+async def test_a_revocation_that_fails_for_good_is_audited_and_the_deletion_stays(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with dispatching(sqlite_url, ["youtube"], tmp_path) as h:
+        jobs, fake = revoking(h), h.fake("youtube")
+        channel_id = await h.channel("youtube")
+        access, _ = await opened_tokens(h, "acc", channel_id)
+        fake.fail_revoke("server", times=QUICK.max_attempts)
+        await h.channels.disconnect("acc", channel_id, "p_ada")
+
+        await drain(jobs)
+        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
+        assert job.state == "done" and job.attempts == QUICK.max_attempts
+        assert job.result["revoked"] is False
+        assert fake.stats.revocations == 0
+        assert not await dead_at_the_network(h, "youtube", access)  # hence the audit entry
+        assert await opened_tokens(h, "acc", channel_id) == ("", "")
+        actions = [
+            step["action"] for step in await h.store.audit_of("acc", f"channel:{channel_id}")
+        ]
+        assert actions[-2:] == ["channel.disconnected", "channel.revoke_failed"]
