@@ -149,7 +149,7 @@ def test_tempo_and_meter_changes_are_added_moved_and_removed_on_the_ruler(
 
 @pytest.fixture
 def warped(tmp_path) -> Iterator[Studio]:
-    """One clip of a 2 s tone with warp markers at 0 s and 1 s (playing as recorded)."""
+    """One 2 s clip of a 2 s tone with warp markers at 0 s and 1 s (playing as recorded)."""
     from playwright.sync_api import sync_playwright
 
     source = tmp_path / "tone.wav"
@@ -157,7 +157,7 @@ def warped(tmp_path) -> Iterator[Studio]:
     sf.write(source, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), RATE)
     data = tmp_path / "data"
     data.mkdir()
-    clip = Clip(str(source), 0, 3 * RATE // 2, id="w1", warp=((0, 0), (RATE, RATE)))
+    clip = Clip(str(source), 0, 2 * RATE, id="w1", warp=((0, 0), (RATE, RATE)))
 
     async def create() -> None:
         async with open_store(None, data) as store:
@@ -174,14 +174,19 @@ def warped(tmp_path) -> Iterator[Studio]:
             browser.close()
 
 
-def _drag_marker(page: Any, index: int, dx: float) -> None:
+def _drag_marker(page: Any, index: int, dx: float, hold: str = "") -> None:
+    """Drag marker ``index`` of clip w1 ``dx`` pixels, holding the key ``hold`` if given."""
     handle = page.locator(f".clip[data-clip=w1] .warp-marker[data-index='{index}']")
     box = handle.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
+    if hold:
+        page.keyboard.down(hold)
     page.mouse.down()
     page.mouse.move(x + dx, y, steps=5)
     page.mouse.up()
+    if hold:
+        page.keyboard.up(hold)
 
 
 def test_warp_markers_are_dragged_on_a_clip(warped: Studio) -> None:
@@ -195,13 +200,23 @@ def test_warp_markers_are_dragged_on_a_clip(warped: Studio) -> None:
     _drag_marker(page, 1, -300)
     assert wait_for(lambda: (w := warped.document()["clips"]["w1"]["warp"])[1][1] < RATE
                     and w) == [[0, 0], [RATE, RATE // 4]]
-    # Dragged on to 1.5 s: source 1 s plays there, the first second slows down.
+    # Dragged on to about 1.5 s: it snaps to that beat (120 BPM), source 1 s plays there,
+    # the first second slows down.
     _drag_marker(page, 1, 125)
     warp = wait_for(lambda: (w := warped.document()["clips"]["w1"]["warp"])[1][1] > RATE and w)
-    assert warp[0] == [0, 0] and warp[1][0] == RATE
-    assert warp[1][1] == pytest.approx(1.5 * RATE, abs=2 * 480)
+    assert warp == [[0, 0], [RATE, 3 * RATE // 2]]
     assert warped.document()["clips"]["w1"]["position"] == 0  # the clip itself stays
     page.wait_for_selector(".clip[data-clip=w1].stretched")
+    # The grid is the tempo map's: at 90 BPM from beat 2 (1 s), beat 3 is at 5/3 s, and
+    # a marker dragged 4 px short of it lands on it; with Ctrl held it lands where dropped.
+    page.evaluate("window.daw.project.setTempoChange('start', 0, 120); "
+                  "window.daw.project.setTempoChange('slower', 2, 90)")
+    _drag_marker(page, 1, 13)
+    assert wait_for(lambda: (w := _warp(warped))[1][1] != 3 * RATE // 2 and w)[1] == [
+        RATE, 5 * RATE // 3]
+    _drag_marker(page, 1, 3, hold="Control")
+    free = wait_for(lambda: (w := _warp(warped))[1][1] != 5 * RATE // 3 and w)[1]
+    assert free[1] == pytest.approx(5 * RATE // 3 + 3 * 480, abs=480)
     assert log.errors() == []
 
 
@@ -223,13 +238,12 @@ def test_warp_markers_are_added_and_removed_and_a_peer_sees_them(warped: Studio)
     seen = other.locator(".clip[data-clip=w1] .warp-marker")
     handles.nth(1).wait_for()
 
-    # A double-click on the warp strip adds a marker pinning the source frame that plays
-    # there now: source and timeline frame equal (the clip plays as recorded), so nothing
-    # moves; the other page shows it.
-    page.mouse.dblclick(*_strip_point(page, 0.5))
+    # A double-click on the warp strip near a beat adds a marker on it (0.5 s at 120 BPM)
+    # pinning the source frame that plays there now: source and timeline frame equal (the
+    # clip plays as recorded), so nothing moves; the other page shows it.
+    page.mouse.dblclick(*_strip_point(page, 0.47))
     warp = wait_for(lambda: len(w := _warp(warped)) == 3 and w)
-    assert warp[0] == [0, 0] and warp[2] == [RATE, RATE]
-    assert warp[1][0] == warp[1][1] and abs(warp[1][1] - RATE // 2) <= 480
+    assert warp == [[0, 0], [RATE // 2, RATE // 2], [RATE, RATE]]
     seen.nth(2).wait_for()
 
     # Keyboard: the new marker focused, ← nudges it 10 ms earlier, Delete removes it

@@ -24,6 +24,21 @@ export function sourceAt (clip, at) {
   return warp[n - 1][0] + (at - warp[n - 1][1]) / slope
 }
 
+/** The timeline frame (fractional) where `clip` plays source frame `source` now
+ * (`sourceAt` the other way round). */
+export function timelineAt (clip, source) {
+  const warp = markersOf(clip)
+  if (!warp.length) return clip.position + (source - (Number(clip.offset) || 0)) * (Number(clip.stretch) || 1)
+  if (source <= warp[0][0]) return warp[0][1] - (warp[0][0] - source)
+  for (let i = 0; i + 1 < warp.length; i++) {
+    const [[x0, y0], [x1, y1]] = [warp[i], warp[i + 1]]
+    if (source <= x1) return y0 + (source - x0) * (y1 - y0) / (x1 - x0)
+  }
+  const n = warp.length
+  const slope = n >= 2 ? (warp[n - 1][1] - warp[n - 2][1]) / (warp[n - 1][0] - warp[n - 2][0]) : 1
+  return warp[n - 1][1] + (source - warp[n - 1][0]) * slope
+}
+
 /** Why `warp` cannot play on a clip at `position` (as the engine refuses it), or ''. */
 export function warpProblem (warp, position) {
   for (let i = 0; i < warp.length; i++) {

@@ -3,10 +3,15 @@
 // warp strip (its top band) to add one where the source plays now (nothing moves until it
 // is dragged); drag a handle sideways, or focus it and press ←/→ (Shift: further), to
 // move where its source frame plays; Delete/Backspace on a focused handle, Alt-click or
-// right-click removes it. Every edit keeps the markers playable (web/src/warp_map.js) and
-// is one document write; the engine re-renders the clip (dawserver/stretch_renders.py).
+// right-click removes it. A dragged marker snaps to the nearest beat of the tempo map, an
+// added one to the nearest beat or transient of the source (web/src/warp_snap.js); hold
+// Ctrl (⌘ on a Mac) to place it freely. Every edit keeps the markers playable
+// (web/src/warp_map.js) and is one document write; the engine re-renders the clip
+// (dawserver/stretch_renders.py).
 import { h } from './dom.js'
+import { levelFor } from './peaks.js'
 import { markerRange, withMarkerAt, withoutMarker } from './warp_map.js'
+import { SNAP_PX, bypassesSnap, snapAdd, snapDrag, transients } from './warp_snap.js'
 
 const NUDGE_SECONDS = 0.01 // an arrow key moves a focused handle this far (Shift: ×10)
 
@@ -76,6 +81,22 @@ function moveWarpMarker (timeline, clipId, index, at) {
   })
 }
 
+/** What snapping needs from the timeline: its tempo map, rate and SNAP_PX in frames. */
+function snapping (timeline) {
+  return { map: timeline.project.tempoMap(), sampleRate: timeline.sampleRate, radius: timeline.pxToFrames(SNAP_PX) }
+}
+
+const ONSETS = new WeakMap() // peaks -> their transients (source frames at the peaks' rate)
+
+/** The transients of `clip`'s source, in session frames, from the peaks drawn at this
+ * zoom (none until they have arrived). */
+function onsetsOf (timeline, clip) {
+  const peaks = timeline.peaks?.peek(clip.source, levelFor(timeline.sampleRate / timeline.zoom))
+  if (!peaks) return []
+  if (!ONSETS.has(peaks)) ONSETS.set(peaks, transients(peaks))
+  return ONSETS.get(peaks).map((frame) => frame * timeline.sampleRate / peaks.sampleRate)
+}
+
 /** Listen on the timeline's rows: double-click on a warp strip, keys on a handle, right-click. */
 export function bindWarpMarkers (timeline, rows) {
   rows.addEventListener('dblclick', (event) => {
@@ -84,7 +105,10 @@ export function bindWarpMarkers (timeline, rows) {
     if (!el || !timeline.editable) return
     event.preventDefault()
     const x = event.clientX - el.getBoundingClientRect().left
-    addWarpMarker(timeline, el.dataset.clip, Number(el.dataset.position) + timeline.pxToFrames(x))
+    let at = Number(el.dataset.position) + timeline.pxToFrames(x)
+    const clip = timeline.project.clip(el.dataset.clip)
+    if (clip && !bypassesSnap(event)) at = snapAdd(clip, at, { ...snapping(timeline), onsets: onsetsOf(timeline, clip) })
+    addWarpMarker(timeline, el.dataset.clip, at)
   })
   rows.addEventListener('contextmenu', (event) => {
     const handle = event.target.closest?.('.warp-marker')
@@ -129,9 +153,12 @@ export function pressWarpMarker (timeline, event, clipId, el) {
   const x0 = event.clientX
   const start = warp[index][1]
   let at = start
+  const snap = snapping(timeline)
   const move = (e) => {
     if (low > high) return
-    at = Math.round(Math.min(high, Math.max(low, start + timeline.pxToFrames(e.clientX - x0))))
+    let to = start + timeline.pxToFrames(e.clientX - x0)
+    if (!bypassesSnap(e)) to = snapDrag(to, { ...snap, low, high })
+    at = Math.round(Math.min(high, Math.max(low, to)))
     handle.style.left = `${timeline.framesToPx(at - clip.position)}px`
     handle.classList.add('dragging')
   }
