@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY
 from business.marketplace import bookings
 from business.marketplace.errors import PaymentError, StripeUnavailable
 from business.marketplace.fakes.stripe.state import PLATFORM
+from business.marketplace.reconciliation import Difference, reconcile_transfers
 from business.marketplace.schemas import SplitTransfersPayload
 from business.marketplace.services import run_split_transfers
 from business.marketplace.split_sales import PAY_JOB, REVERSAL_JOB, TRANSFERS_FAILED
@@ -275,6 +276,58 @@ async def test_a_split_line_sold_exclusively_meanwhile_is_refunded_with_no_trans
         assert await market_services(m).ledger.balance(
             "seller", "external:refunds", "usd") == 2999
         await books_match_stripe(m, accounts)
+
+
+async def test_split_transfers_and_reversals_reconcile_with_stripe_and_mismatches_show(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    """Every transfer and reversal of a split cart matches the platform's balance
+    transactions and Stripe's transfers; a reversal made outside our books and a
+    transfer booked at another amount are reported."""
+    async with market(tmp_path, db_url) as m:
+        _, beats, started = await split_cart(m)
+        m.pay(started)
+        await transfers_made(m, started["cart_id"])
+        lines = {o["beat_id"]: o["order_id"] for o in started["orders"]}
+        first = lines[beats[0]["beat_id"]]
+        status, body = await m.call("POST", f"{M}/sales/{first}/refund", who("seller"), {})
+        assert status == 202, body
+        async with asyncio.timeout(60):
+            while not all(t["reversed"] for t in m.fake.all_of("transfer")
+                          if t["metadata"]["order_id"] == first):
+                await asyncio.sleep(0.05)
+        await m.fake.webhooks.settled()
+        module = market_services(m)
+
+        async def report() -> Any:
+            return await reconcile_transfers(module.ledger, "seller",
+                                             module.gateway.transfers(),
+                                             module.gateway.balance_transactions())
+
+        transfers = m.fake.all_of("transfer")
+        reversals = m.fake.all_of("transfer_reversal")
+        assert len(transfers) == 5 and len(reversals) == 3
+        clean = await report()
+        assert clean.differences == []
+        # each transfer's and reversal's balance transaction, and each transfer itself
+        assert clean.matched == 2 * len(transfers) + len(reversals)
+
+        by_line = {t["metadata"]["order_id"]: t for t in transfers}
+        amy = by_line[lines[beats[1]["beat_id"]]]  # the line wholly amy's
+        alone = by_line[lines[beats[2]["beat_id"]]]  # the seller's unsplit line
+        outside = await module.gateway.reverse_transfer(amy["id"], amount=100,
+                                                        idempotency_key="dashboard-reversal")
+        await module.store.db.execute(
+            "UPDATE mkt_transfers SET amount = amount + 1 WHERE account_id = ? AND "
+            "transfer_id = ?", "seller", alone["id"])
+        found = await report()
+        assert sorted(found.differences, key=lambda d: d.kind) == sorted([
+            Difference("missing_in_ledger", str(outside.balance_transaction), "usd", 100,
+                       None, "transfer_refund"),
+            Difference("transfer_amount", alone["id"], "usd", alone["amount"],
+                       alone["amount"] + 1, "transfer"),
+            Difference("transfer_reversed", amy["id"], "usd", 100, 0, "transfer"),
+        ], key=lambda d: d.kind)
+        assert found.matched == clean.matched - 2
 
 
 def platform_charge(m: Market, cart_id: str) -> dict[str, Any]:

@@ -5,6 +5,15 @@ posting (``stripe_txn``) whose entry on the mirror ledger account (``seller:bala
 a connected account) equals the transaction's ``net``. The report lists every
 difference: a transaction we never posted, a posting naming a transaction Stripe does
 not have, and amounts or currencies that disagree; and the totals on both sides.
+
+:func:`reconcile_transfers` does the same for a seller's split transfers (:mod:`.splits`),
+made from the platform's own account: each transfer's ``transfer_out`` posting and each
+reversal's ``transfer_reversal`` posting on ``platform:clearing`` against the platform's
+``transfer`` and ``transfer_refund`` balance transactions of that seller's transfers
+(``metadata.seller``), and our ``mkt_transfers`` (amount, amount taken back) against
+Stripe's transfers (``amount``, ``amount_reversed``), each disagreement one
+:class:`Difference` (``transfer_amount``, ``transfer_reversed``, or a transfer
+``missing_in_ledger`` / ``missing_at_stripe``).
 """
 
 from __future__ import annotations
@@ -13,13 +22,17 @@ from collections.abc import AsyncIterable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from business.marketplace import bookings
 from business.marketplace.ledger import Ledger
+
+Source = Iterable[Mapping[str, Any]] | AsyncIterable[Any]
 
 
 @dataclass(frozen=True)
 class Difference:
     """One disagreement: ``kind`` is ``missing_in_ledger``, ``missing_at_stripe`` or
-    ``amount``."""
+    ``amount`` (a balance transaction), or ``transfer_amount`` or ``transfer_reversed``
+    (a split transfer, ``stripe_txn`` its id)."""
 
     kind: str
     stripe_txn: str
@@ -43,23 +56,26 @@ class Reconciliation:
         return not self.differences
 
 
-async def reconcile(ledger: Ledger, account_id: str,
-                    transactions: Iterable[Mapping[str, Any]] | AsyncIterable[Any], *,
-                    mirror: str = "seller:balance") -> Reconciliation:
-    """Compare ``account_id``'s postings on ``mirror`` with ``transactions`` (Stripe's
-    balance transactions of the matching Stripe account, e.g. from
-    :meth:`StripeGateway.balance_transactions`)."""
-    stripe: dict[str, Mapping[str, Any]] = {}
-    if isinstance(transactions, AsyncIterable):
-        async for txn in transactions:
-            stripe[txn["id"]] = txn
-    else:
-        stripe = {txn["id"]: txn for txn in transactions}
+async def _listed(items: Source) -> list[Mapping[str, Any]]:
+    if isinstance(items, AsyncIterable):
+        return [item async for item in items]
+    return list(items)
+
+
+async def reconcile(ledger: Ledger, account_id: str, transactions: Source, *,
+                    mirror: str = "seller:balance",
+                    kinds: tuple[str, ...] | None = None) -> Reconciliation:
+    """Compare ``account_id``'s postings on ``mirror`` (of ``kinds`` only, when given)
+    with ``transactions`` (Stripe's balance transactions of the matching Stripe account,
+    e.g. from :meth:`StripeGateway.balance_transactions`)."""
+    stripe = {txn["id"]: txn for txn in await _listed(transactions)}
+    only = f" AND p.kind IN ({', '.join('?' for _ in kinds)})" if kinds else ""
     rows = await ledger.db.fetch(
         "SELECT p.stripe_txn, e.currency, SUM(e.amount) AS amount FROM mkt_ledger_postings p "
         "JOIN mkt_ledger_entries e ON e.account_id = p.account_id "
         "AND e.posting_id = p.posting_id WHERE p.account_id = ? AND e.ledger_account = ? "
-        "AND p.stripe_txn IS NOT NULL GROUP BY p.stripe_txn, e.currency", account_id, mirror)
+        f"AND p.stripe_txn IS NOT NULL{only} GROUP BY p.stripe_txn, e.currency",
+        account_id, mirror, *(kinds or ()))
     ours = {(r["stripe_txn"], r["currency"]): int(r["amount"]) for r in rows}
     report = Reconciliation()
     for txn in stripe.values():
@@ -86,3 +102,62 @@ async def reconcile(ledger: Ledger, account_id: str,
 
 def _type(txn: Mapping[str, Any]) -> str | None:
     return str(txn["type"]) if "type" in txn else None  # stripe objects have no .get
+
+
+def _reversals(transfer: Mapping[str, Any]) -> list[Any]:
+    """The reversals a transfer object embeds (a dict's list, or stripe-python's)."""
+    found = transfer["reversals"] if "reversals" in transfer else None  # noqa: SIM401
+    if not found:
+        return []
+    return list(found.data if hasattr(found, "data") else found["data"])
+
+
+def _seller(transfer: Mapping[str, Any]) -> str | None:
+    """The seller a transfer's metadata names (split transfers carry it)."""
+    meta = transfer["metadata"] if "metadata" in transfer else None  # noqa: SIM401 - no .get
+    return str(meta["seller"]) if meta and "seller" in meta else None
+
+
+#: The seller's postings that mirror the platform's balance transactions of transfers.
+TRANSFER_KINDS = ("transfer_out", "transfer_reversal")
+
+
+async def reconcile_transfers(ledger: Ledger, seller: str, transfers: Source,
+                              transactions: Source) -> Reconciliation:
+    """Compare ``seller``'s split transfers and their reversals with Stripe's:
+    ``transfers`` are the platform's transfers (e.g. from
+    :meth:`StripeGateway.transfers`; those whose ``metadata.seller`` is ``seller`` are
+    theirs, each with its ``reversals``), ``transactions`` the platform's balance
+    transactions (:meth:`StripeGateway.balance_transactions` without an account)."""
+    mine = {t["id"]: t for t in await _listed(transfers) if _seller(t) == seller}
+    reversals = {r["id"] for t in mine.values() for r in _reversals(t)}
+    picked = [txn for txn in await _listed(transactions)
+              if (_type(txn) == "transfer" and txn["source"] in mine)
+              or (_type(txn) == "transfer_refund" and txn["source"] in reversals)]
+    report = await reconcile(ledger, seller, picked, mirror=bookings.CLEARING,
+                             kinds=TRANSFER_KINDS)
+    rows = await ledger.db.fetch("SELECT transfer_id, amount, reversed, currency FROM "
+                                 "mkt_transfers WHERE account_id = ? ORDER BY transfer_id",
+                                 seller)
+    ours = {r["transfer_id"]: r for r in rows}
+    for tid, t in sorted(mine.items()):
+        row = ours.pop(tid, None)
+        cur = str(t["currency"])
+        if row is None:
+            report.differences.append(Difference("missing_in_ledger", tid, cur,
+                                                 int(t["amount"]), None, "transfer"))
+            continue
+        if int(row["amount"]) != int(t["amount"]) or row["currency"] != cur:
+            report.differences.append(Difference("transfer_amount", tid, cur,
+                                                 int(t["amount"]), int(row["amount"]),
+                                                 "transfer"))
+        elif int(row["reversed"]) != int(t["amount_reversed"]):
+            report.differences.append(Difference("transfer_reversed", tid, cur,
+                                                 int(t["amount_reversed"]),
+                                                 int(row["reversed"]), "transfer"))
+        else:
+            report.matched += 1
+    for tid, row in sorted(ours.items()):
+        report.differences.append(Difference("missing_at_stripe", tid, str(row["currency"]),
+                                             None, int(row["amount"]), "transfer"))
+    return report

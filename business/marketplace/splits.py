@@ -6,7 +6,9 @@ share with a Stripe transfer tied to the charge (``source_transaction``: the tra
 waits for the charge's funds), booked in the seller's books (``transfer_out`` from
 ``platform:clearing``) and the collaborator's (``transfer_in`` to their
 ``seller:balance``). :meth:`Splits.reverse` takes the shares back in proportion to a
-refund or dispute (Stripe transfer reversals), booked as the transfers' negation.
+refund or dispute (Stripe transfer reversals), booked as the transfers' negation. The
+seller's side of each names the platform's balance transaction (``stripe_txn``), which
+:func:`~business.marketplace.reconciliation.reconcile_transfers` matches.
 
 Shares are basis points (10 000 = the whole) summing to exactly 10 000; amounts are
 split by the largest remainder, so the shares always add up to the amount.
@@ -186,8 +188,9 @@ class Splits:
                 # Stripe has made the reversal: both sides are facts, imposed (a refund
                 # booked first may hold the clearing balance below zero until it lands)
                 posted = await self.ledger.record(tx, seller, dataclasses.replace(
-                    bookings.transfer_reversed_out(f"{key}-out", t["currency"], amount=want),
-                    imposed=True))
+                    bookings.transfer_reversed_out(
+                        f"{key}-out", t["currency"], amount=want,
+                        stripe_txn=str(reversal.balance_transaction)), imposed=True))
                 await self.ledger.record(tx, t["collaborator"], dataclasses.replace(
                     bookings.transfer_reversed_in(f"{key}-in", t["currency"], amount=want),
                     imposed=True))

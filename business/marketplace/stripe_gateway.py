@@ -351,6 +351,17 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise map_error(exc) from exc
 
+    async def transfers(self, *, transfer_group: str | None = None, page_size: int = 100
+                        ) -> AsyncIterator[StripeObject]:
+        """Every transfer the platform made (of ``transfer_group``), page by page."""
+        page = await self.call(self.v1.transfers.list_async, {
+            "limit": page_size, "transfer_group": transfer_group})
+        try:
+            async for transfer in page.auto_paging_iter():
+                yield transfer
+        except stripe.StripeError as exc:
+            raise map_error(exc) from exc
+
     async def instant_payout_terms(self, *, account: str, currency: str
                                    ) -> InstantPayoutTerms:
         """Whether the seller can be paid instantly now, how much, and at what fee."""
