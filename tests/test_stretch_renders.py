@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from helpers_audio import DictLoader
-from room_helpers import project_room
+from room_helpers import project_room, wait_for
 
 import dsp_core.stretch as stretch_module
 from collab.room import Room
@@ -41,44 +40,46 @@ async def room(tmp_path: Path):
             yield room
 
 
+#: Generous: a render waits on a shared 2-core machine; the conditions end the waits.
+DEADLINE = 30.0
+
+
 async def _job_done(room: Room, job_id: str) -> dict:
-    for _ in range(400):
+    def finished() -> dict | None:
         job = room.document.job(job_id)
-        if job is not None and job["status"] in ("done", "failed"):
-            return job
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"job {job_id} never finished: {room.document.job(job_id)}")
+        return job if job is not None and job["status"] in ("done", "failed") else None
+
+    return await wait_for(finished, timeout=DEADLINE)
 
 
 async def test_a_stretched_clip_is_silent_until_its_render_lands(room: Room) -> None:
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
     loader = DictLoader(SOURCES)
 
     def held_loader(source: str, rate: int) -> np.ndarray:
         """The source, once the test has looked at the mix while the render waits."""
-        if not release.wait(30):
+        entered.set()
+        if not release.wait(DEADLINE):
             raise AssertionError("the test never released the render")
         return loader(source, rate)
 
     async with LiveMix(room, factory=factory) as mix:
         mix.stretches.load = held_loader
+        [plain] = mix._session.tracks[0].clips  # playing before the edit
+        assert plain.stretch == 1.0
         await room.edit(lambda d: d.update_clip("c1", stretch=1.75, length=RATE * 7 // 4))
         mix.document_changed()
-        for _ in range(100):  # the rebuild that leaves the clip out while it renders
-            if room.document.job("stretch-c1") is not None:
-                break
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.15)
+        # the render is under way (held in the loader) and the rebuild left the clip out
+        await wait_for(
+            lambda: entered.is_set() and not mix._session.tracks[0].clips, timeout=DEADLINE
+        )
+        assert room.document.job("stretch-c1")["status"] == "running"
         assert mix._session.tracks[0].clips == []  # silent while it renders
         release.set()
         job = await _job_done(room, "stretch-c1")
         assert (job["kind"], job["clip"], job["status"], job["progress"]) == (
             "stretch", "c1", "done", 1.0)
-        for _ in range(50):
-            if mix._session.tracks[0].clips:
-                break
-            await asyncio.sleep(0.02)
-        [clip] = mix._session.tracks[0].clips
+        [clip] = await wait_for(lambda: mix._session.tracks[0].clips, timeout=DEADLINE)
         assert clip.stretch == 1.75 and mix.stretches.ready(clip, mix._session)
         # Other renders (a bounce, another project) push it out of the shared cache: the
         # mix still holds it, so its engine never renders in the audio thread.
@@ -103,5 +104,9 @@ async def test_a_render_that_fails_is_shown_failed_and_the_clip_stays_silent(
         mix.document_changed()
         job = await _job_done(room, "stretch-c1")
         assert job["status"] == "failed" and "rubberband-cli" in job["error"]
-        await asyncio.sleep(0.15)
-        assert mix._session.tracks[0].clips == []
+        # A later rebuild (another clip added) still leaves the failed clip out.
+        await room.edit(lambda d: d.add_clip("t0", Clip("tone", RATE, RATE, id="c2")))
+        mix.document_changed()
+        clips = await wait_for(lambda: mix._session.tracks[0].clips, timeout=DEADLINE)
+        assert [c.id for c in clips] == ["c2"]
+        assert room.document.job("stretch-c1")["status"] == "failed"
