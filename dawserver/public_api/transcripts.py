@@ -252,10 +252,13 @@ async def get_transcription_job(request: Request) -> web.Response:
 
 async def cancel_transcription_job(request: Request) -> web.Response:
     """Cancel a queued or running transcription job (editor); a finished job is answered
-    unchanged, so a retry is safe."""
-    cancelled = await core.cancel_job(request)
-    project_id = request.params["project_id"]
-    return answer(request, job_view(project_id, Job(**cancelled.model_dump())))
+    unchanged. `Idempotency-Key` is taken, as on every POST."""
+    async def run() -> web.Response:
+        cancelled = await core.cancel_job(request)
+        project_id = request.params["project_id"]
+        return answer(request, job_view(project_id, Job(**cancelled.model_dump())))
+
+    return await idempotent(request, api_state(request.context).idempotency, run)
 
 
 def _route(method: str, path: str, handler: Any, permission: Any, response: Any,
