@@ -16,13 +16,12 @@ from accounts_helpers import Person
 from public_api_helpers import Caller, two_people
 from smtp_server import SmtpServer
 from test_public_api_graphql import counted_queries, gql
-from transcript_seed import transcribed_project
+from transcript_seed import queued_job, transcribed_project
 
 from accounts.service import Actor
-from dawserver.authorization import project_account
 from dawserver.keys import ACCOUNTS, DATABASE, ROOMS, STORE
 from dawserver.transcription_service import TRANSCRIPTION
-from transcription.jobs import FINISHED, QUEUE, TranscriptionRequest
+from transcription.jobs import FINISHED
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(180)]
 LISTING = """
@@ -414,15 +413,6 @@ mutation Edit($project: ID!, $clip: ID!, $delete: [Int!], $order: [Int!]) {
 }"""
 TEXTS = """
 query Texts($id: ID!) { project(id: $id) { transcripts { edges { node { id text } } } } }"""
-
-
-async def queued_job(app: Any, project_id: str) -> str:
-    """A job on clip ``speech`` that stays queued for an hour (no worker takes it)."""
-    request = TranscriptionRequest(project_id=project_id, source="speech.wav",
-                                   clip_id="speech", start_s=0.0, end_s=2.0, language=None)
-    record = await app[TRANSCRIPTION].queue.enqueue(
-        QUEUE, request.to_payload(), account_id=project_account(project_id), delay_s=3600)
-    return record.id
 
 
 def refusal(answer: dict[str, Any], *ids: str) -> tuple[Any, ...]:

@@ -16,19 +16,18 @@ import pytest_asyncio
 from loopback import free_port
 from nodepeer import running_server
 from test_transcription_api import _session
-from transcript_seed import heard
+from transcript_seed import heard, queued_job
 from transcription_helpers import WORDS, spoken_words
 
 from accounts.models import AccountKind
 from dawserver.assets import ASSETS
-from dawserver.authorization import project_account
 from dawserver.config import ServerConfig
 from dawserver.keys import ACCOUNTS, BACKGROUND, ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
 from dawserver.transcript_document import store_transcript
 from dawserver.transcription_events import DONE_NAME, announce_done
 from transcription.engine import Transcriber
-from transcription.jobs import QUEUE, TranscriptionRequest
+from transcription.jobs import TranscriptionRequest
 from transcription.transcript import Transcript
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
@@ -185,11 +184,8 @@ async def test_a_job_is_cancelled_and_words_edited_once_per_idempotency_key(serv
     async with v1.app[ROOMS].use(project) as room:
         await room.edit(lambda document: store_transcript(document, "speech",
                                                           heard("alpha", "beta", "gamma")))
-    request = TranscriptionRequest(project_id=project, source="speech.wav", clip_id="speech",
-                                   start_s=0.0, end_s=1.0, language=None)
-    record = await v1.app[BACKGROUND].queue.enqueue(  # no worker takes it for an hour
-        QUEUE, request.to_payload(), account_id=project_account(project), delay_s=3600)
-    cancel = f"/transcription-jobs/{record.id}/cancel"
+    job_id = await queued_job(v1.app, project)
+    cancel = f"/transcription-jobs/{job_id}/cancel"
 
     status, _, _ = await v1.call("POST", cancel, project, "viewer")
     assert status == 403
@@ -197,10 +193,10 @@ async def test_a_job_is_cancelled_and_words_edited_once_per_idempotency_key(serv
     assert status == 404 and "no transcription job" in problem["detail"]
     status, job, _ = await v1.call("POST", cancel, project)
     assert status == 200, job
-    assert (job["id"], job["status"], job["transcript_url"]) == (record.id, "cancelled", None)
+    assert (job["id"], job["status"], job["transcript_url"]) == (job_id, "cancelled", None)
     status, again, _ = await v1.call("POST", cancel, project)
     assert status == 200 and again["status"] == "cancelled"
-    status, shown, _ = await v1.call("GET", f"/transcription-jobs/{record.id}", project)
+    status, shown, _ = await v1.call("GET", f"/transcription-jobs/{job_id}", project)
     assert shown["status"] == "cancelled"
 
     edit = "/transcripts/speech/edit"

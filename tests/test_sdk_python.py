@@ -22,7 +22,7 @@ from loopback import free_port
 from public_api_helpers import person_with_key
 from sdk_seed import key_for_sdk, seed, store_settings
 from smtp_server import SmtpServer
-from transcript_seed import CLIP, transcribed_project
+from transcript_seed import CLIP, queued_job, transcribed_project
 
 from business.distribution.stores.fakestore import FakeStore
 from dawserver.keys import ACCOUNTS, RATE_LIMITER
@@ -33,6 +33,7 @@ from maxbooster import (  # noqa: E402
     AsyncClient,
     Beat,
     Client,
+    EditedTranscript,
     Licence,
     Order,
     Page,
@@ -238,6 +239,53 @@ async def test_transcripts_page_and_a_transcription_job_is_started_once_and_foll
             ids, started, finished = await asyncio.to_thread(sync_calls)
             assert ids == [CLIP, f"{CLIP}-2", f"{CLIP}-3"]
             assert finished.id == started.id and finished.finished
+        finally:
+            await person.close()
+
+
+@pytest.mark.asyncio
+async def test_a_job_is_cancelled_and_a_transcript_edited_once_per_key(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (app, config), \
+            aiohttp.ClientSession() as http:
+        person, caller = await person_with_key(config.base_url, smtp_server, "ada@example.org",
+                                               http)
+        try:
+            project = await transcribed_project(app, person.id, tmp_path, "Talk",
+                                                ("one", "two", "three"), ("four", "five"))
+            jobs = [await queued_job(app, project) for _ in range(2)]
+            async with AsyncClient(config.base_url, caller.key) as api:
+                cancelled = await api.cancel_transcription(project, jobs[0])
+                assert isinstance(cancelled, TranscriptionJob)
+                assert (cancelled.id, cancelled.status, cancelled.finished) == (
+                    jobs[0], "cancelled", True)
+                with pytest.raises(ApiError) as missing:
+                    await api.cancel_transcription(project, "no-such-job")
+                assert missing.value.status == 404
+
+                edited = await api.edit_transcript(project, CLIP, delete=[1],
+                                                   idempotency_key="cut-1")
+                assert isinstance(edited, EditedTranscript) and len(edited.clips) == 2
+                again = await api.edit_transcript(project, CLIP, delete=[1],
+                                                  idempotency_key="cut-1")
+                assert again == edited  # the first edit answered again, not a second cut
+                texts = {t.id: t.text async for t in api.iter_transcripts(project)}
+                assert " ".join(texts[c] for c in edited.clips) == "one three"
+                with pytest.raises(ApiError) as outside:
+                    await api.edit_transcript(project, f"{CLIP}-2", delete=[5])
+                assert outside.value.status == 400
+
+            def sync_calls() -> tuple[TranscriptionJob, EditedTranscript]:
+                with Client(config.base_url, caller.key) as api:
+                    return (api.cancel_transcription(project, jobs[1]),
+                            api.edit_transcript(project, f"{CLIP}-2", order=[1, 0]))
+
+            stopped, reordered = await asyncio.to_thread(sync_calls)
+            assert stopped.status == "cancelled" and reordered.clips
+            _, shown, _ = await caller.call("GET", f"/api/v1/projects/{project}/transcripts")
+            texts = {t["id"]: t["text"] for t in shown["data"]}
+            # (the pieces between the words play silence, with empty transcripts)
+            assert " ".join(texts[c] for c in reordered.clips).split() == ["five", "four"]
         finally:
             await person.close()
 

@@ -22,9 +22,11 @@ from loopback import free_port
 from public_api_helpers import person_with_key
 from sdk_seed import key_for_sdk, seed, store_settings
 from smtp_server import SmtpServer
+from transcript_seed import queued_job, transcribed_project
 
 from business.distribution.stores.fakestore import FakeStore
 from dawserver.keys import ACCOUNTS, RATE_LIMITER
+from dawserver.transcription_service import TRANSCRIPTION
 
 REPO = Path(__file__).resolve().parents[1]
 SDK = REPO / "sdk" / "typescript"
@@ -93,6 +95,29 @@ async def test_the_client_pages_creates_once_and_honours_if_match(
             # one "One" despite the replayed create; deleted; the 422 created nothing
             assert [p["id"] for p in page["data"]] == seen["made"][1:]
             assert [p["name"] for p in page["data"]] == ["Two", "Three"]
+        finally:
+            await person.close()
+
+
+@pytest.mark.asyncio
+async def test_a_job_is_cancelled_and_a_transcript_edited_once_per_key(
+        dist: Path, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (app, config), \
+            aiohttp.ClientSession() as http:
+        person, caller = await person_with_key(config.base_url, smtp_server, "ada@example.org",
+                                               http)
+        try:
+            project = await transcribed_project(app, person.id, tmp_path, "Talk",
+                                                ("one", "two", "three"))
+            job = await queued_job(app, project)
+            seen = await _scenario(dist, config.base_url, caller.key,
+                                   "cancelsJobsAndEditsTranscripts")
+            assert (seen["project"], seen["job"], seen["waits"]) == (project, job, [])
+            assert (await app[TRANSCRIPTION].get(project, job)).status == "cancelled"
+            _, page, _ = await caller.call("GET", f"/api/v1/projects/{project}/transcripts")
+            texts = {t["id"]: t["text"] for t in page["data"]}
+            # the replayed edit cut no second word
+            assert " ".join(texts[c] for c in seen["clips"]) == "one three", texts
         finally:
             await person.close()
 

@@ -1,5 +1,6 @@
-"""Projects with a clip of uploaded audio and, if asked, its transcript: what the public
-API's transcript tests (GraphQL, the Python SDK) read, made without running Whisper."""
+"""Projects with a clip of uploaded audio and, if asked, its transcript, and jobs that stay
+queued: what the public API's transcript tests (REST, GraphQL, the Python SDK) read,
+made without running Whisper."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from typing import Any
 from public_api_helpers import wav_bytes
 
 from dawserver.assets import ASSETS
+from dawserver.authorization import project_account
 from dawserver.keys import ACCOUNTS, ROOMS, STORE
 from dawserver.projects import import_session
 from dawserver.transcript_document import store_transcript
+from dawserver.transcription_service import TRANSCRIPTION
 from dsp_core.session import Clip, Session, Track
+from transcription.jobs import QUEUE, TranscriptionRequest
 from transcription.transcript import Segment, Transcript, Word
 
 RATE = 8000
@@ -49,3 +53,13 @@ async def transcribed_project(app: Any, account_id: str, root: Path, name: str,
         async with app[ROOMS].use(info.project_id) as room:
             await room.edit(write)
     return info.project_id
+
+
+async def queued_job(app: Any, project_id: str, clip_id: str = CLIP) -> str:
+    """The id of a transcription job on ``clip_id`` that stays queued for an hour (no
+    worker takes it before then), to cancel."""
+    request = TranscriptionRequest(project_id=project_id, source=f"{clip_id}.wav",
+                                   clip_id=clip_id, start_s=0.0, end_s=2.0, language=None)
+    record = await app[TRANSCRIPTION].queue.enqueue(
+        QUEUE, request.to_payload(), account_id=project_account(project_id), delay_s=3600)
+    return record.id

@@ -6,7 +6,8 @@ retry policy (:class:`Retries`: 429 and 5xx answers and connection errors, waiti
 create never creates twice. Lists come back as :class:`Page` s; the ``iter_*`` methods
 (projects, releases, deliveries, royalty statements, beats, orders, licences, a
 project's transcripts and transcription jobs) walk every page;
-``wait_for_transcription`` follows a job until it is finished.
+``wait_for_transcription`` follows a job until it is finished, ``cancel_transcription``
+stops one and ``edit_transcript`` edits a clip's audio through its words.
 """
 
 from .client import AsyncClient, Client
@@ -14,6 +15,7 @@ from .errors import ApiError
 from .models import (
     Beat,
     DayUsage,
+    EditedTranscript,
     KeyUsage,
     Licence,
     Order,
@@ -32,7 +34,8 @@ from .models import (
 )
 from .retries import Retries
 
-__all__ = ["ApiError", "AsyncClient", "Beat", "Client", "DayUsage", "KeyUsage", "Licence",
+__all__ = ["ApiError", "AsyncClient", "Beat", "Client", "DayUsage", "EditedTranscript",
+           "KeyUsage", "Licence",
            "Order", "Page", "Project", "Release", "ReleaseDelivery", "Retries",
            "RoyaltyStatement", "Tier", "Track", "Transcript", "TranscriptSummary",
            "TranscriptionJob", "UsageReport", "Word"]

@@ -27,6 +27,7 @@ import httpx
 from .errors import ApiError
 from .models import (
     Beat,
+    EditedTranscript,
     Licence,
     Order,
     Page,
@@ -300,6 +301,24 @@ class Client:
                                                        status=job.status, waited=waited))
             time.sleep(min(poll_s, max(timeout_s - waited, 0.0)))
 
+    def cancel_transcription(self, project_id: str, job_id: str,
+                             idempotency_key: str | None = None) -> TranscriptionJob:
+        """Cancel a queued or running job (needs ``project.edit`` and the editor role); a
+        finished job comes back unchanged."""
+        return self.send(Plans.cancel_transcription(project_id, job_id, idempotency_key))
+
+    def edit_transcript(self, project_id: str, clip_id: str, *,
+                        delete: list[int] | None = None, order: list[int] | None = None,
+                        ripple: bool = True, idempotency_key: str | None = None
+                        ) -> EditedTranscript:
+        """Edit a clip's audio through its words (needs ``project.edit`` and the editor
+        role): delete the words at these indices (from 0, as ``Transcript.words`` lists
+        them) or play them in this ``order``; ``ripple=False`` leaves gaps. Retried safely
+        under ``idempotency_key`` (a fresh one if None): a repeated deletion would delete
+        more words."""
+        return self.send(Plans.edit_transcript(project_id, clip_id, delete, order, ripple,
+                                               idempotency_key))
+
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
@@ -546,6 +565,25 @@ class AsyncClient:
                 raise TimeoutError(NOT_FINISHED.format(job_id=job_id, project_id=project_id,
                                                        status=job.status, waited=waited))
             await asyncio.sleep(min(poll_s, max(timeout_s - waited, 0.0)))
+
+    async def cancel_transcription(self, project_id: str, job_id: str,
+                                   idempotency_key: str | None = None) -> TranscriptionJob:
+        """Cancel a queued or running job (needs ``project.edit`` and the editor role); a
+        finished job comes back unchanged."""
+        return await self.send(Plans.cancel_transcription(project_id, job_id,
+                                                          idempotency_key))
+
+    async def edit_transcript(self, project_id: str, clip_id: str, *,
+                              delete: list[int] | None = None,
+                              order: list[int] | None = None, ripple: bool = True,
+                              idempotency_key: str | None = None) -> EditedTranscript:
+        """Edit a clip's audio through its words (needs ``project.edit`` and the editor
+        role): delete the words at these indices (from 0, as ``Transcript.words`` lists
+        them) or play them in this ``order``; ``ripple=False`` leaves gaps. Retried safely
+        under ``idempotency_key`` (a fresh one if None): a repeated deletion would delete
+        more words."""
+        return await self.send(Plans.edit_transcript(project_id, clip_id, delete, order,
+                                                     ripple, idempotency_key))
 
     async def aclose(self) -> None:
         """Close the connection pool."""

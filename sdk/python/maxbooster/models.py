@@ -277,6 +277,18 @@ class Transcript(TranscriptSummary):
         return cls(**{**_known(cls, data), "words": [Word.from_json(w) for w in data["words"]]})
 
 
+@dataclass(frozen=True)
+class EditedTranscript:
+    """A transcript's words edited: the clips that now play them (the first is the edited
+    clip; a deletion splits it)."""
+
+    clips: list[str]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(clips=list(data["clips"]))
+
+
 #: The states after which a transcription job changes no more.
 FINISHED = frozenset({"done", "failed", "cancelled"})
 

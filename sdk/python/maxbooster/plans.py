@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from .models import (
     Beat,
+    EditedTranscript,
     Licence,
     Order,
     Page,
@@ -235,4 +236,20 @@ class Plans:
                             idempotency_key: str | None = None) -> Call[TranscriptionJob]:
         return Call("POST", _jobs_path(project_id), TranscriptionJob.from_json,
                     json=_clean({"clip_id": clip_id, "language": language}),
+                    headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
+
+    @staticmethod
+    def cancel_transcription(project_id: str, job_id: str,
+                             idempotency_key: str | None = None) -> Call[TranscriptionJob]:
+        return Call("POST", f"{_jobs_path(project_id, job_id)}/cancel",
+                    TranscriptionJob.from_json,
+                    headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
+
+    @staticmethod
+    def edit_transcript(project_id: str, clip_id: str, delete: list[int] | None = None,
+                        order: list[int] | None = None, ripple: bool = True,
+                        idempotency_key: str | None = None) -> Call[EditedTranscript]:
+        return Call("POST", f"{_transcripts_path(project_id, clip_id)}/edit",
+                    EditedTranscript.from_json,
+                    json=_clean({"delete": delete, "order": order, "ripple": ripple}),
                     headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})

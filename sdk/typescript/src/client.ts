@@ -19,6 +19,10 @@ export type UsageReport = Schemas['UsageReport']
 export type Transcript = Schemas['Transcript']
 export type TranscriptPage = Schemas['TranscriptPage']
 export type TranscriptionJob = Schemas['TranscriptionJob']
+export type TranscriptionJobPage = Schemas['TranscriptionJobPage']
+/** A text edit: `delete` word indices (from 0) or play them in a new `order`. */
+export type TranscriptEdit = Partial<Schemas['TranscriptEdit']>
+export type EditedTranscript = Schemas['EditedTranscript']
 export type NewTrack = Schemas['NewTrack']
 export type TrackChange = Schemas['TrackChange']
 export type Release = Schemas['Release']
@@ -227,6 +231,27 @@ export class MaxBooster {
 
   getTranscriptionJob (projectId: string, jobId: string): Promise<TranscriptionJob> {
     return this.request('GET', `/api/v1/projects/${segment(projectId)}/transcription-jobs/${segment(jobId)}`)
+  }
+
+  /** The project's transcription jobs, oldest first (filter `status`). */
+  listTranscriptionJobs (projectId: string, query: Query<'v1_list_transcription_jobs'> = {}): Promise<TranscriptionJobPage> {
+    return this.request('GET', `/api/v1/projects/${segment(projectId)}/transcription-jobs`, { query })
+  }
+
+  /** Cancel a queued or running job (editor); a finished one comes back unchanged. */
+  cancelTranscriptionJob (projectId: string, jobId: string, idempotencyKey?: string): Promise<TranscriptionJob> {
+    return this.request('POST',
+      `/api/v1/projects/${segment(projectId)}/transcription-jobs/${segment(jobId)}/cancel`, { idempotencyKey })
+  }
+
+  /**
+   * Edit a clip's audio through its words (editor): `{ delete: [1] }` or `{ order: [2, 0, 1] }`,
+   * indices as the transcript's `words` lists them; `ripple: false` leaves gaps. Answers the
+   * clips that now play the words. Retried safely under `idempotencyKey` (a fresh one if left out).
+   */
+  editTranscript (projectId: string, clipId: string, edit: TranscriptEdit, idempotencyKey?: string): Promise<EditedTranscript> {
+    return this.request('POST', `/api/v1/projects/${segment(projectId)}/transcripts/${segment(clipId)}/edit`,
+      { body: edit, idempotencyKey })
   }
 
   usage (days = 30, account?: string): Promise<UsageReport> {

@@ -123,7 +123,29 @@ async function badInput () {
   return {}
 }
 
+// Seeded by the test: one project with a transcript of "one two three" on clip `speech`
+// and a queued transcription job.
+async function cancelsJobsAndEditsTranscripts () {
+  const [project] = (await api.listProjects()).data
+  const { data: [job] } = await api.listTranscriptionJobs(project.id, { status: 'queued' })
+  const cancelled = await api.cancelTranscriptionJob(project.id, job.id)
+  assert.equal(cancelled.status, 'cancelled')
+  assert.equal(cancelled.id, job.id)
+  const missing = await api.cancelTranscriptionJob(project.id, 'no-such-job').catch((e) => e)
+  assert.ok(missing instanceof sdk.NotFoundError, String(missing))
+  const edited = await api.editTranscript(project.id, 'speech', { delete: [1] }, 'cut-1')
+  assert.deepEqual(await api.editTranscript(project.id, 'speech', { delete: [1] }, 'cut-1'), edited)
+  const outside = await api.editTranscript(project.id, 'speech', { delete: [9] }).catch((e) => e)
+  assert.ok(outside instanceof sdk.BadRequestError, String(outside))
+  return { project: project.id, job: job.id, clips: edited.clips, waits }
+}
+
 const scenarios = {
-  pagesCreatesOnceAndHonoursIfMatch, pluginResourcesAndTrackWrites, rateLimited, unreachable, badInput
+  pagesCreatesOnceAndHonoursIfMatch,
+  pluginResourcesAndTrackWrites,
+  cancelsJobsAndEditsTranscripts,
+  rateLimited,
+  unreachable,
+  badInput
 }
 console.log(JSON.stringify(await scenarios[scenario]()))
