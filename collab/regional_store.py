@@ -9,7 +9,9 @@ sends every call keyed by a project to the store of that project's region:
   main region, where every project made before regions (or by an admin token) is;
 - any other process (or this one after a restart) finds a project's region by asking
   every region at once (:func:`asyncio.gather`) for it and remembers the answer, since
-  a project never moves; a project no region knows is routed to the main region;
+  a project moves only with its account (:meth:`RegionalCollabStore.relocate`, called
+  by :mod:`dawserver.document_moves`); a project no region knows is routed to the main
+  region, and one its remembered region no longer holds is looked for again;
 - appends go to the region's store, so group commit (SQLite's one hop to the writer
   thread, PostgreSQL's ``COPY``) works per region's database;
 - :meth:`~RegionalCollabStore.list_projects` merges every region's answer;
@@ -142,6 +144,12 @@ class RegionalCollabStore(Store):
         found = await self._find(project_id)
         return found[0] if found else self.main
 
+    def relocate(self, project_id: str, region: str) -> None:
+        """Route ``project_id`` to ``region`` from now on (its document was copied there,
+        moving with its account); :class:`UnknownStoreRegion` if it has no store."""
+        self.in_region(region)
+        self._regions[project_id] = region
+
     async def _store_of(self, project_id: str) -> Store:
         return self.stores[await self.region_of(project_id)]
 
@@ -165,7 +173,10 @@ class RegionalCollabStore(Store):
 
     async def get_project(self, project_id: str) -> ProjectInfo | None:
         if project_id in self._regions:
-            return await self.stores[self._regions[project_id]].get_project(project_id)
+            info = await self.stores[self._regions[project_id]].get_project(project_id)
+            if info is not None:
+                return info
+            self._regions.pop(project_id, None)  # moved away (by another process)
         found = await self._find(project_id)
         return found[1] if found else None
 

@@ -30,9 +30,11 @@ from accounts.ratelimit import RateLimiter
 from accounts.regions import RegionalAccountStore, RegionalSessions
 from accounts.service import AccountService
 from accounts.sessions import RedisSessions, Sessions, SessionStore
+from collab.regional_store import RegionalCollabStore
 
 from .account_mail import QUEUE, SETTINGS, MailSender, QueuedMail
-from .keys import ACCOUNTS, BACKGROUND, CONFIG, RATE_LIMITER
+from .document_moves import DocumentMoveHook
+from .keys import ACCOUNTS, BACKGROUND, CONFIG, RATE_LIMITER, ROOMS, STORE
 from .oidc_routes import setup_oidc
 from .regions import REGION_DATABASES
 from .sso_routes import setup_sso
@@ -126,6 +128,21 @@ def plugin_people_emails(app: web.Application
     return people_emails
 
 
+def _move_hooks(app: web.Application) -> list[DocumentMoveHook]:
+    """What moves with an account besides its rows: its projects' documents (their
+    rooms in this process are unloaded first, so they reload from the new region)."""
+    collab = app.get(STORE)
+    if not isinstance(collab, RegionalCollabStore):
+        return []
+
+    async def unload(project_id: str) -> None:
+        rooms = app.get(ROOMS)
+        if rooms is not None and rooms.loaded(project_id) is not None:
+            await rooms._unload(project_id)  # noqa: SLF001 - stores its updates, closes peers
+
+    return [DocumentMoveHook(collab, app[REGION_DATABASES], unload=unload)]
+
+
 async def accounts_context(app: web.Application) -> AsyncIterator[None]:
     """Migrate the accounts tables in every region's database, then build the service
     and the rate limiter."""
@@ -137,7 +154,8 @@ async def accounts_context(app: web.Application) -> AsyncIterator[None]:
                              else RegionalSessions.over(databases))
     if len(databases) > 1:  # moved accounts are routed, moving ones fenced
         mover = AccountMover(store, databases, sessions=backend
-                             if isinstance(backend, RegionalSessions) else None)
+                             if isinstance(backend, RegionalSessions) else None,
+                             hooks=_move_hooks(app))
         await mover.setup()
         app[ACCOUNT_MOVER] = mover
     passwords = Passwords(*config.password_hashing) if config.password_hashing else None

@@ -1,0 +1,179 @@
+"""Moving an account takes its projects' documents: only the target holds them after.
+
+Regions as in test_account_move.py: the main database, ``eu`` (SQLite, then a real
+PostgreSQL database) and ``us`` (SQLite), each with the collaboration tables. A person
+in ``us`` owns a project edited in a live room; she moves to ``eu`` with the server's
+:class:`~dawserver.document_moves.DocumentMoveHook`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from pycrdt import Map
+from test_account_move import Crash
+from test_accounts_regions import CHEAP, signed_up
+
+from accounts.moving import AccountMover
+from accounts.regions import RegionalAccountStore, RegionalSessions, open_regions
+from accounts.service import AccountService, MailLog
+from accounts.sessions import Sessions
+from collab.regional_store import RegionalCollabStore
+from collab.registry import RoomRegistry
+from collab.schema import ProjectDocument
+from collab.store import StoredDocument, store_for
+from database import Database, open_database
+from dawserver.document_moves import COLLAB_TABLES, DocumentMoveHook
+
+
+@dataclass
+class World:
+    service: AccountService
+    store: RegionalAccountStore
+    databases: dict[str, Database]
+    collab: RegionalCollabStore
+    rooms: RoomRegistry
+    hook: DocumentMoveHook
+    mover: AccountMover
+
+
+class CrashingHook(DocumentMoveHook):
+    """The server's hook, killed after ``left`` tables of documents were read."""
+
+    left = -1
+
+    async def _rows(self, region: str, table: str, project_id: str) -> list[dict]:
+        if self.left == 0:
+            self.left = -1
+            raise Crash("killed while copying documents")
+        self.left -= 1
+        return await super()._rows(region, table, project_id)
+
+
+@pytest_asyncio.fixture
+async def world(collab_database_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    main_url = f"sqlite://{tmp_path / 'main.sqlite3'}"
+    urls = {"eu": collab_database_url, "us": f"sqlite://{tmp_path / 'us.sqlite3'}"}
+    async with (
+        open_database(main_url) as main,
+        open_regions(main, main_url, urls, tmp_path) as databases,
+    ):
+        store = RegionalAccountStore.over(databases)
+        await store.migrate()
+        sessions = RegionalSessions.over(databases)
+        service = AccountService(
+            store, Sessions(sessions), MailLog(), passwords=CHEAP, regions=store.regions
+        )
+        collab = RegionalCollabStore({n: store_for(db) for n, db in databases.items()})
+        await collab.start()
+        try:
+            async with RoomRegistry(collab, document_type=ProjectDocument) as rooms:
+
+                async def unload(project_id: str) -> None:
+                    if rooms.loaded(project_id) is not None:
+                        await rooms._unload(project_id)
+
+                hook = CrashingHook(collab, databases, unload=unload)
+                mover = AccountMover(
+                    store, databases, sessions=sessions, hooks=[hook], settle_s=0.0, propagate_s=0.0
+                )
+                await mover.setup()
+                yield World(service, store, databases, collab, rooms, hook, mover)
+        finally:
+            await collab.stop()
+
+
+async def a_project_in_us(world: World) -> tuple[str, str]:
+    """Uma in ``us`` owning a renamed, compacted project; her id and its id."""
+    uma = (await signed_up(world.service, "uma@example.com", "us")).person.account_id
+    await world.collab.create_project_in("us", "song-1", "Song", None)
+    await world.store.own_project(uma, "song-1")
+    async with world.rooms.use("song-1") as room:
+        for name in ("Demo", "Demo 2", "Demo 3"):
+            await room.edit(lambda d, n=name: d.rename(n))
+        await room.compact()
+        await room.edit(lambda d: d.rename("Final"))
+    await world.rooms._unload("song-1")  # its final snapshot written
+    return uma, "song-1"
+
+
+async def held_by(world: World, project_id: str) -> dict[str, set[str]]:
+    """``{region: tables holding the project}``, every region's database read raw."""
+    held: dict[str, set[str]] = {}
+    for region, database in world.databases.items():
+        for table in COLLAB_TABLES:
+            if await database.fetch(f"SELECT 1 FROM {table} WHERE project_id = ?", project_id):
+                held.setdefault(region, set()).add(table)
+    return held
+
+
+def content(document: StoredDocument) -> tuple:
+    return (document.snapshot, document.snapshot_seq, document.updates, document.last_seq)
+
+
+@pytest.mark.asyncio
+async def test_a_moved_accounts_document_is_only_in_the_target_and_the_same(world: World) -> None:
+    uma, song = await a_project_in_us(world)
+    before = content(await world.collab.in_region("us").load(song))
+    assert set(await held_by(world, song)) == {"us"}
+
+    async with world.rooms.use(song) as room:  # open in a live room while it moves
+        await world.mover.move(uma, "eu")
+        assert world.rooms.loaded(song) is None  # unloaded: it reloads from eu
+
+    assert set(await held_by(world, song)) == {"eu"}
+    assert {"collab_projects", "collab_snapshots"} <= (await held_by(world, song))["eu"]
+    assert content(await world.collab.load(song)) == before
+    assert await world.collab.region_of(song) == "eu"
+    # another process (its own store, nothing remembered) finds it in eu
+    other = RegionalCollabStore({n: store_for(db) for n, db in world.databases.items()})
+    assert (await other.get_project(song)).name == "Song"
+    assert await other.region_of(song) == "eu"
+    # edits after the move land in eu, and the room shows what was written before
+    async with world.rooms.use(song) as room:
+        assert room.doc.get("meta", type=Map)["name"] == "Final"
+        assert room.last_seq == before[3]
+        await room.edit(lambda d: d.rename("After"))
+    assert set(await held_by(world, song)) == {"eu"}
+    assert (await world.collab.load(song)).last_seq == before[3] + 1
+
+
+@pytest.mark.asyncio
+async def test_a_live_room_edit_between_copy_and_clean_is_moved_not_lost(world: World) -> None:
+    uma, song = await a_project_in_us(world)
+    hook = world.hook
+
+    async def edit_after_copy(account_id: str, source: str, target: str) -> None:
+        await DocumentMoveHook.copy(hook, account_id, source, target)
+        async with world.rooms.use(song) as room:  # a peer's edit in the open room
+            await room.edit(lambda d: d.rename("During"))
+
+    hook.copy = edit_after_copy  # type: ignore[method-assign]
+    await world.mover.move(uma, "eu")
+
+    assert set(await held_by(world, song)) == {"eu"}
+    async with world.rooms.use(song) as room:
+        assert room.doc.get("meta", type=Map)["name"] == "During"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("killed_after", [0, 1, 2, 4, 6])
+async def test_a_move_killed_while_copying_documents_resumes_to_the_same_end(
+    world: World, killed_after: int
+) -> None:
+    uma, song = await a_project_in_us(world)
+    before = content(await world.collab.in_region("us").load(song))
+    world.hook.left = killed_after
+    await world.mover.begin(uma, "eu")
+    with pytest.raises(Crash):
+        await world.mover.run(uma)
+    assert set(await held_by(world, song)) >= {"us"}  # nothing lost at the crash
+
+    await world.mover.run(uma)
+
+    assert set(await held_by(world, song)) == {"eu"}
+    assert content(await world.collab.load(song)) == before
