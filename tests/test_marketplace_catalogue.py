@@ -25,7 +25,7 @@ async def test_the_plugin_is_discovered_with_its_migrations_and_routes(tmp_path:
     manager = load_plugins({})
     assert manager.get_plugin("marketplace") is not None
     mine = [m for m in collect_migrations(manager) if m.component == "marketplace"]
-    assert mine == MIGRATIONS and [m.version for m in mine] == list(range(1, 14))
+    assert mine == MIGRATIONS and [m.version for m in mine] == list(range(1, 16))
     async with market(tmp_path, sqlite(tmp_path)) as m:
         status, spec = await m.call("GET", "/api/openapi.json")
         assert status == 200

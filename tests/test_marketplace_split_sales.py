@@ -28,7 +28,7 @@ from business.marketplace.fakes.stripe.state import PLATFORM
 from business.marketplace.reconciliation import Difference, reconcile_transfers
 from business.marketplace.schemas import SplitTransfersPayload
 from business.marketplace.services import run_split_transfers
-from business.marketplace.split_sales import PAY_JOB, REVERSAL_JOB, TRANSFERS_FAILED
+from business.marketplace.split_sales import PAY_JOB, REVERSAL_JOB, TRANSFERS_FAILED, payees
 from business.marketplace.splits import Share, apportion, split_amount
 from dawserver.plugins import PLUGIN_CONTEXT_KEY
 from jobs import JobContext
@@ -76,6 +76,14 @@ async def books_match_stripe(m: Market, accounts: dict[str, str]) -> None:
             + await ledger.balance("seller", "platform:fees", "usd")) == stripe(PLATFORM)
 
 
+async def accept(m: Market, collaborator: str, beat_id: str) -> dict[str, Any]:
+    """``collaborator`` agrees to their part of ``seller``'s split of the beat."""
+    status, split = await m.call("POST", f"{M}/splits/seller/{beat_id}/accept",
+                                 who(collaborator), {})
+    assert status == 200, split
+    return split
+
+
 async def split_cart(m: Market) -> tuple[dict[str, str], list[dict[str, Any]], dict[str, Any]]:
     """Three sellers onboarded; a cart of ``buyer`` holding a beat split three ways
     (found by discovery: it carries the fee), one wholly ``amy``'s and one unsplit."""
@@ -88,6 +96,9 @@ async def split_cart(m: Market) -> tuple[dict[str, str], list[dict[str, Any]], d
                                          {"collaborator": c, "basis_points": bp}
                                          for c, bp in parts.items()]})
         assert status == 200, split
+        for collaborator in parts:
+            if collaborator != "seller":
+                await accept(m, collaborator, beat["beat_id"])
     await add(m, "buyer", beats[0], "wav_lease", "marketplace")
     await add(m, "buyer", beats[1], "mp3_lease")
     await add(m, "buyer", beats[2], "mp3_lease")
@@ -214,7 +225,7 @@ async def test_a_crash_after_stripe_made_a_transfer_is_finished_once_by_the_retr
         await books_match_stripe(m, accounts)
 
 
-async def test_a_split_is_set_by_its_seller_for_collaborators_with_stripe(
+async def test_a_split_is_set_by_its_seller_and_agreed_to_by_each_collaborator(
         tmp_path: Path) -> None:
     async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
         accounts = {name: await m.seller(name) for name in ("seller", "amy")}
@@ -222,19 +233,50 @@ async def test_a_split_is_set_by_its_seller_for_collaborators_with_stripe(
         path = f"{M}/beats/{beat['beat_id']}/split"
         assert await m.call("GET", path, who("seller")) == (
             200, {"beat_id": beat["beat_id"], "shares": []})
-        shares = [{"collaborator": "seller", "basis_points": 6000},
-                  {"collaborator": "amy", "basis_points": 4000}]
+        shares = [{"collaborator": "amy", "basis_points": 4000},
+                  {"collaborator": "seller", "basis_points": 6000}]
         status, split = await m.call("PUT", path, who("seller"), {"shares": shares})
-        assert status == 200 and split["shares"] == shares, split
-        assert await market_services(m).splits.of("seller", beat["beat_id"]) == [
+        assert status == 200, split
+        # the seller's own part is agreed; amy's waits for her, and is the seller's meanwhile
+        assert split["shares"] == [{**shares[0], "status": "pending"},
+                                   {**shares[1], "status": "accepted"}]
+        db = market_services(m).store.db
+        assert await payees(db, "seller", beat["beat_id"], accounts["seller"]) == [
+            Share("seller", accounts["seller"], 10_000)]
+        # a collaborator with Stripe and one without get the same answer: the seller
+        # learns nothing of another account's Stripe
+        answers = []
+        for other in ("amy", "nobody"):
+            status, body = await m.call("PUT", path, who("seller"), {"shares": [
+                {"collaborator": "seller", "basis_points": 5000},
+                {"collaborator": other, "basis_points": 5000}]})
+            assert status == 200, body
+            answers.append([{k: v for k, v in p.items() if k != "collaborator"}
+                            for p in body["shares"] if p["collaborator"] == other])
+        assert answers[0] == answers[1] == [{"basis_points": 5000, "status": "pending"}]
+        # nobody accepts without Stripe; someone not named cannot accept; amy does
+        status, body = await m.call("POST", f"{M}/splits/seller/{beat['beat_id']}/accept",
+                                    who("nobody"), {})
+        assert status == 422 and "connect your Stripe" in str(body), body
+        status, body = await m.call("POST", f"{M}/splits/seller/{beat['beat_id']}/accept",
+                                    who("amy"), {})
+        assert status == 404, body
+        status, split = await m.call("PUT", path, who("seller"), {"shares": shares})
+        assert status == 200, split
+        split = await accept(m, "amy", beat["beat_id"])
+        assert [p["status"] for p in split["shares"]] == ["accepted", "accepted"]
+        assert await payees(db, "seller", beat["beat_id"], accounts["seller"]) == [
             Share("amy", accounts["amy"], 4000), Share("seller", accounts["seller"], 6000)]
-        # parts that are not a whole, a collaborator without Stripe: 422 saying so
+        # the same part set again keeps her agreement; a changed part asks for it again
+        status, split = await m.call("PUT", path, who("seller"), {"shares": shares})
+        assert [p["status"] for p in split["shares"]] == ["accepted", "accepted"]
+        changed = [{"collaborator": "amy", "basis_points": 4500},
+                   {"collaborator": "seller", "basis_points": 5500}]
+        status, split = await m.call("PUT", path, who("seller"), {"shares": changed})
+        assert [p["status"] for p in split["shares"]] == ["pending", "accepted"]
+        # parts that are not a whole: 422 saying so
         status, body = await m.call("PUT", path, who("seller"), {"shares": shares[:1]})
         assert status == 422 and "10000" in str(body), body
-        status, body = await m.call("PUT", path, who("seller"), {"shares": [
-            {"collaborator": "seller", "basis_points": 5000},
-            {"collaborator": "nobody", "basis_points": 5000}]})
-        assert status == 422 and "'nobody' has not connected a Stripe" in str(body), body
         # another account's beat is not found; an empty split ends it
         status, _ = await m.call("PUT", path, who("amy"), {"shares": shares})
         assert status == 404
@@ -243,6 +285,29 @@ async def test_a_split_is_set_by_its_seller_for_collaborators_with_stripe(
         status, split = await m.call("PUT", path, who("seller"), {"shares": []})
         assert status == 200 and split["shares"] == []
         assert await market_services(m).splits.of("seller", beat["beat_id"]) == []
+
+
+async def test_a_collaborator_who_has_not_agreed_is_not_paid_the_seller_is(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts = {name: await m.seller(name) for name in ("seller", "amy", "ben")}
+        beat = await m.beat("seller")
+        status, _ = await m.call("PUT", f"{M}/beats/{beat['beat_id']}/split", who("seller"),
+                                 {"shares": [{"collaborator": "amy", "basis_points": 3000},
+                                             {"collaborator": "ben", "basis_points": 2000},
+                                             {"collaborator": "seller", "basis_points": 5000}]})
+        assert status == 200
+        await accept(m, "amy", beat["beat_id"])  # ben never answers
+        await add(m, "buyer", beat, "mp3_lease")
+        status, started = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})
+        assert status == 201, started
+        m.pay(started)
+        await transfers_made(m, started["cart_id"])
+        paid = {t["metadata"]["collaborator"]: t["amount"] for t in m.fake.all_of("transfer")}
+        assert set(paid) == {"amy", "seller"}  # ben's part is the seller's
+        assert paid["seller"] == split_amount(sum(paid.values()), [
+            Share("amy", "", 3000), Share("seller", "", 7000)])[1]
+        await books_match_stripe(m, accounts)
 
 
 async def test_a_split_line_sold_exclusively_meanwhile_is_refunded_with_no_transfer(
@@ -255,6 +320,7 @@ async def test_a_split_line_sold_exclusively_meanwhile_is_refunded_with_no_trans
                                      {"collaborator": "seller", "basis_points": 5000},
                                      {"collaborator": "amy", "basis_points": 5000}]})
         assert status == 200
+        await accept(m, "amy", beats[0]["beat_id"])
         await add(m, "buyer", beats[0], "mp3_lease")
         await add(m, "buyer", beats[1], "mp3_lease")
         status, leases = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})

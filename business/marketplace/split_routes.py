@@ -1,7 +1,11 @@
 """A beat's collaborator split (``/api/marketplace/beats/{beat_id}/split``): who shares its
-sales and in what parts. Each collaborator is an account that has connected Stripe
-(``POST /seller/stripe``); their connected account is looked up, never taken from the
-body. A beat with a split is sold through the cart (:mod:`.split_sales`)."""
+sales and in what parts, and each collaborator's agreement
+(``POST /api/marketplace/splits/{seller}/{beat_id}/accept``). Setting a split names
+collaborators by account and answers the same whatever their Stripe state (each part
+``pending`` until its collaborator accepts it, then ``accepted``); accepting needs the
+collaborator's own connected Stripe account (``POST /seller/stripe``), looked up, never
+taken from a body. A pending part is paid to the seller. A beat with a split is sold
+through the cart (:mod:`.split_sales`)."""
 
 from __future__ import annotations
 
@@ -12,8 +16,9 @@ from pydantic import Field
 from business.marketplace.errors import CatalogueInvalid, NotFoundHere
 from business.marketplace.permissions import READ, SELL
 from business.marketplace.services import services
-from business.marketplace.splits import MAX_SHARES, WHOLE, Share
+from business.marketplace.splits import MAX_SHARES, WHOLE, Part
 from dawserver.plugin_api import (
+    Empty,
     Model,
     NotFound,
     Request,
@@ -41,11 +46,20 @@ class SplitIn(Model):
     shares: list[ShareIn] = Field(max_length=MAX_SHARES)
 
 
+class ShareOut(Model):
+    """One collaborator's part and whether they agreed to it (``pending`` is paid to the
+    seller)."""
+
+    collaborator: str
+    basis_points: int
+    status: str
+
+
 class SplitOut(Model):
     """A beat's split (empty: the seller is paid alone)."""
 
     beat_id: str
-    shares: list[ShareIn]
+    shares: list[ShareOut]
 
 
 async def _beat(request: Request) -> str:
@@ -55,9 +69,10 @@ async def _beat(request: Request) -> str:
     return beat_id
 
 
-def _out(beat_id: str, shares: list[Share]) -> dict[str, Any]:
-    return {"beat_id": beat_id, "shares": [{"collaborator": s.collaborator,
-                                            "basis_points": s.basis_points} for s in shares]}
+def _out(beat_id: str, parts: list[Part]) -> dict[str, Any]:
+    return {"beat_id": beat_id, "shares": [
+        {"collaborator": p.collaborator, "basis_points": p.basis_points,
+         "status": "accepted" if p.accepted else "pending"} for p in parts]}
 
 
 @_api
@@ -65,30 +80,45 @@ async def get_split(request: Request) -> Any:
     """The beat's split."""
     beat_id = await _beat(request)
     splits = services(request.context).splits
-    return _out(beat_id, await splits.of(request.account_id, beat_id) if splits else [])
+    return _out(beat_id, await splits.parts(request.account_id, beat_id) if splits else [])
 
 
 @_api
 async def put_split(request: Request) -> Any:
-    """Replace the beat's split; each collaborator must have connected Stripe."""
+    """Replace the beat's split; each collaborator's part is pending until they accept."""
     beat_id = await _beat(request)
     module = services(request.context)
     if module.splits is None:
         raise CatalogueInvalid("payments are not configured on this server: set "
                                "plugins.marketplace.stripe.api_key")
     body: SplitIn = request.body
-    shares = []
-    for part in body.shares:
-        account = await module.store.stripe_account(part.collaborator)
-        if not account:
-            raise CatalogueInvalid(f"{part.collaborator!r} has not connected a Stripe "
-                                   "account: they call POST /api/marketplace/seller/stripe "
-                                   "and finish onboarding first")
-        shares.append(Share(part.collaborator, account, part.basis_points))
-    if not shares:
+    if not body.shares:
         await module.splits.clear(request.account_id, beat_id)
         return _out(beat_id, [])
-    return _out(beat_id, await module.splits.save(request.account_id, beat_id, shares))
+    own = await module.store.stripe_account(request.account_id)
+    return _out(beat_id, await module.splits.propose(
+        request.account_id, beat_id, [(p.collaborator, p.basis_points) for p in body.shares],
+        seller_account=own))
+
+
+@_api
+async def accept_split(request: Request) -> Any:
+    """The signed-in account agrees to its part of a seller's split of a beat."""
+    seller, beat_id = request.params["seller"], request.params["beat_id"]
+    module = services(request.context)
+    if module.splits is None:
+        raise CatalogueInvalid("payments are not configured on this server: set "
+                               "plugins.marketplace.stripe.api_key")
+    account = await module.store.stripe_account(request.account_id)
+    parts = await module.splits.parts(seller, beat_id)
+    if not any(p.collaborator == request.account_id for p in parts):
+        raise NotFoundHere(f"no part of yours in a split of beat {beat_id!r} by {seller!r}")
+    if not account:
+        raise CatalogueInvalid("connect your Stripe account first (POST "
+                               "/api/marketplace/seller/stripe and finish onboarding), "
+                               "then accept the split: your part is paid there")
+    await module.splits.accept(seller, beat_id, request.account_id, account)
+    return _out(beat_id, await module.splits.parts(seller, beat_id))
 
 
 ROUTES = [
@@ -96,4 +126,6 @@ ROUTES = [
           permission=READ, response=SplitOut),
     Route(method="PUT", path="/api/marketplace/beats/{beat_id}/split", handler=put_split,
           permission=SELL, body=SplitIn, response=SplitOut),
+    Route(method="POST", path="/api/marketplace/splits/{seller}/{beat_id}/accept",
+          handler=accept_split, permission=SELL, body=Empty, response=SplitOut),
 ]

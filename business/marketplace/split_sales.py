@@ -71,12 +71,23 @@ class TransfersFailed(Exception):
 
 
 async def payees(db: Any, seller: str, beat_id: str, stripe_account: str) -> list[Share]:
-    """Who is paid for a line of ``beat_id``: its split, or the seller alone."""
+    """Who is paid for a line of ``beat_id``: the collaborators of its split who agreed to
+    their part, the seller (``stripe_account``) taking every part still pending; or the
+    seller alone."""
     rows = await db.fetch(
-        "SELECT collaborator, stripe_account, basis_points FROM mkt_splits WHERE "
-        "account_id = ? AND beat_id = ? ORDER BY collaborator", seller, beat_id)
-    return ([Share(r["collaborator"], r["stripe_account"], int(r["basis_points"]))
-             for r in rows] or [Share(seller, stripe_account, 10_000)])
+        "SELECT collaborator, stripe_account, basis_points, accepted_at FROM mkt_splits "
+        "WHERE account_id = ? AND beat_id = ? ORDER BY collaborator", seller, beat_id)
+    if not rows:
+        return [Share(seller, stripe_account, 10_000)]
+    agreed = {r["collaborator"]: Share(r["collaborator"], r["stripe_account"],
+                                       int(r["basis_points"]))
+              for r in rows if r["accepted_at"] is not None and r["stripe_account"]}
+    pending = sum(int(r["basis_points"]) for r in rows if r["collaborator"] not in agreed)
+    if pending:
+        own = agreed.get(seller)
+        agreed[seller] = Share(seller, stripe_account,
+                               pending + (own.basis_points if own else 0))
+    return [agreed[c] for c in sorted(agreed)]
 
 
 async def has_split(db: Any, seller: str, beat_ids: list[str]) -> bool:

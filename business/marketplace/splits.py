@@ -12,11 +12,18 @@ seller's side of each names the platform's balance transaction (``stripe_txn``),
 
 Shares are basis points (10 000 = the whole) summing to exactly 10 000; amounts are
 split by the largest remainder, so the shares always add up to the amount.
+
+A collaborator **agrees** to their part (:meth:`Splits.accept`, with their own connected
+account) before they are paid: until then their part is *pending* and paid to the seller
+(:func:`~business.marketplace.split_sales.payees`). Setting a split never looks up
+another account's Stripe state, so its answer tells nothing of it; a collaborator whose
+part is unchanged keeps their acceptance, one whose part changes agrees again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +46,18 @@ class Share:
     basis_points: int
 
 
-def check_shares(shares: list[Share]) -> list[Share]:
-    """``shares`` if they make a whole, else :class:`CatalogueInvalid` saying why."""
+@dataclass(frozen=True)
+class Part:
+    """One collaborator's part as the seller set it, and whether they agreed to it."""
+
+    collaborator: str
+    basis_points: int
+    accepted: bool
+
+
+def check_shares(shares: list[Share], *, connected: bool = True) -> list[Share]:
+    """``shares`` if they make a whole (and, ``connected``, each names a connected
+    account), else :class:`CatalogueInvalid` saying why."""
     if not shares or len(shares) > MAX_SHARES:
         raise CatalogueInvalid(f"a split names 1 to {MAX_SHARES} collaborators")
     if len({s.collaborator for s in shares}) != len(shares):
@@ -49,7 +66,7 @@ def check_shares(shares: list[Share]) -> list[Share]:
         if type(s.basis_points) is not int or not 0 < s.basis_points <= WHOLE:
             raise CatalogueInvalid(f"{s.collaborator}'s share must be 1 to {WHOLE} basis "
                                    "points (100 = 1 %)")
-        if not s.stripe_account.startswith("acct_"):
+        if connected and not s.stripe_account.startswith("acct_"):
             raise CatalogueInvalid(f"{s.collaborator} has no connected Stripe account "
                                    "(acct_...): they finish onboarding first")
     total = sum(s.basis_points for s in shares)
@@ -91,17 +108,71 @@ class Splits:
         self.gateway = gateway
 
     async def save(self, seller: str, beat_id: str, shares: list[Share]) -> list[Share]:
-        """Replace the split of ``beat_id`` (checked first)."""
+        """Replace the split of ``beat_id`` (checked first), every part agreed (a split
+        the platform sets itself; sellers' splits go through :meth:`propose`)."""
         check_shares(shares)
         async with self.db.transaction() as tx:
             await tx.execute("DELETE FROM mkt_splits WHERE account_id = ? AND beat_id = ?",
                              seller, beat_id)
             await tx.executemany(
                 "INSERT INTO mkt_splits (account_id, beat_id, collaborator, stripe_account, "
-                "basis_points) VALUES (?, ?, ?, ?, ?)",
-                [(seller, beat_id, s.collaborator, s.stripe_account, s.basis_points)
-                 for s in shares])
+                "basis_points, accepted_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(seller, beat_id, s.collaborator, s.stripe_account, s.basis_points,
+                  time.time()) for s in shares])
         return shares
+
+    async def propose(self, seller: str, beat_id: str, parts: list[tuple[str, int]], *,
+                      seller_account: str | None) -> list[Part]:
+        """Replace the split of ``beat_id`` with ``parts`` (collaborator, basis points;
+        checked first): the seller's own part is agreed at once when they have connected
+        Stripe (``seller_account``), a collaborator whose part is unchanged keeps their
+        agreement, every other part is pending until its collaborator accepts."""
+        check_shares([Share(c, "", bp) for c, bp in parts], connected=False)
+        async with self.db.transaction() as tx:
+            kept = {(r["collaborator"], int(r["basis_points"])): r for r in await tx.fetch(
+                "SELECT collaborator, stripe_account, basis_points, accepted_at FROM "
+                "mkt_splits WHERE account_id = ? AND beat_id = ? AND accepted_at IS NOT NULL",
+                seller, beat_id)}
+            await tx.execute("DELETE FROM mkt_splits WHERE account_id = ? AND beat_id = ?",
+                             seller, beat_id)
+            rows = []
+            for collaborator, bp in parts:
+                old = kept.get((collaborator, bp))
+                if collaborator == seller and seller_account:
+                    rows.append((collaborator, seller_account, bp, time.time()))
+                elif old is not None:
+                    rows.append((collaborator, old["stripe_account"], bp, old["accepted_at"]))
+                else:
+                    rows.append((collaborator, "", bp, None))
+            await tx.executemany(
+                "INSERT INTO mkt_splits (account_id, beat_id, collaborator, stripe_account, "
+                "basis_points, accepted_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(seller, beat_id, *row) for row in rows])
+        return await self.parts(seller, beat_id)
+
+    async def parts(self, seller: str, beat_id: str) -> list[Part]:
+        """The split of ``beat_id`` as set, each part agreed or pending."""
+        rows = await self.db.fetch(
+            "SELECT collaborator, basis_points, accepted_at FROM mkt_splits WHERE "
+            "account_id = ? AND beat_id = ? ORDER BY collaborator", seller, beat_id)
+        return [Part(r["collaborator"], int(r["basis_points"]), r["accepted_at"] is not None)
+                for r in rows]
+
+    async def accept(self, seller: str, beat_id: str, collaborator: str,
+                     stripe_account: str) -> bool:
+        """``collaborator`` agrees to their part of ``seller``'s split of ``beat_id``,
+        paid to ``stripe_account`` (their own); False when no such part is theirs."""
+        async with self.db.transaction() as tx:
+            found = await tx.fetchval(
+                "SELECT COUNT(*) FROM mkt_splits WHERE account_id = ? AND beat_id = ? AND "
+                "collaborator = ?", seller, beat_id, collaborator)
+            if not found:
+                return False
+            await tx.execute(
+                "UPDATE mkt_splits SET stripe_account = ?, accepted_at = ? WHERE "
+                "account_id = ? AND beat_id = ? AND collaborator = ? AND accepted_at IS NULL",
+                stripe_account, time.time(), seller, beat_id, collaborator)
+        return True
 
     async def clear(self, seller: str, beat_id: str) -> None:
         """End the split of ``beat_id``: the seller is paid alone again."""
