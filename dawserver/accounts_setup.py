@@ -20,11 +20,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from accounts.mail import mail_transport
-from accounts.moving import AccountMover
+from accounts.moving import AccountMover, MoveHook
 from accounts.passwords import Passwords
 from accounts.ratelimit import RateLimiter
 from accounts.regions import RegionalAccountStore, RegionalSessions
@@ -33,7 +34,9 @@ from accounts.sessions import RedisSessions, Sessions, SessionStore
 from collab.regional_store import RegionalCollabStore
 
 from .account_mail import QUEUE, SETTINGS, MailSender, QueuedMail
+from .assets import REGION_ASSETS
 from .document_moves import DocumentMoveHook
+from .file_moves import AssetMoveHook
 from .keys import ACCOUNTS, BACKGROUND, CONFIG, RATE_LIMITER, ROOMS, STORE
 from .oidc_routes import setup_oidc
 from .regions import REGION_DATABASES
@@ -128,9 +131,10 @@ def plugin_people_emails(app: web.Application
     return people_emails
 
 
-def _move_hooks(app: web.Application) -> list[DocumentMoveHook]:
+def _move_hooks(app: web.Application) -> list[MoveHook]:
     """What moves with an account besides its rows: its projects' documents (their
-    rooms in this process are unloaded first, so they reload from the new region)."""
+    rooms in this process are unloaded first, so they reload from the new region),
+    then their audio (the documents' clip sources repointed through their rooms)."""
     collab = app.get(STORE)
     if not isinstance(collab, RegionalCollabStore):
         return []
@@ -140,7 +144,15 @@ def _move_hooks(app: web.Application) -> list[DocumentMoveHook]:
         if rooms is not None and rooms.loaded(project_id) is not None:
             await rooms._unload(project_id)  # noqa: SLF001 - stores its updates, closes peers
 
-    return [DocumentMoveHook(collab, app[REGION_DATABASES], unload=unload)]
+    async def edit(project_id: str, change: Callable[[Any], None]) -> None:
+        async with app[ROOMS].use(project_id) as room:
+            await room.edit(change)
+
+    documents = DocumentMoveHook(collab, app[REGION_DATABASES], unload=unload)
+    hooks: list[MoveHook] = [documents]
+    if REGION_ASSETS in app:
+        hooks.append(AssetMoveHook(app[REGION_ASSETS], documents.projects_of, edit=edit))
+    return hooks
 
 
 async def accounts_context(app: web.Application) -> AsyncIterator[None]:

@@ -1,9 +1,12 @@
-"""Moving an account takes its projects' documents: only the target holds them after.
+"""Moving an account takes its projects' documents and audio: only the target holds
+them after.
 
 Regions as in test_account_move.py: the main database, ``eu`` (SQLite, then a real
-PostgreSQL database) and ``us`` (SQLite), each with the collaboration tables. A person
-in ``us`` owns a project edited in a live room; she moves to ``eu`` with the server's
-:class:`~dawserver.document_moves.DocumentMoveHook`.
+PostgreSQL database) and ``us`` (SQLite), each with the collaboration tables and an
+asset directory. A person in ``us`` owns a project edited in a live room, with a clip
+of uploaded audio; she moves to ``eu`` with the server's hooks
+(:class:`~dawserver.document_moves.DocumentMoveHook`, then
+:class:`~dawserver.file_moves.AssetMoveHook`).
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import pytest_asyncio
+import soundfile as sf
 from pycrdt import Map
 from test_account_move import Crash
 from test_accounts_regions import CHEAP, signed_up
@@ -27,7 +32,11 @@ from collab.registry import RoomRegistry
 from collab.schema import ProjectDocument
 from collab.store import StoredDocument, store_for
 from database import Database, open_database
+from dawserver import file_moves
+from dawserver.asset_store import AssetNotFound, AssetStore
 from dawserver.document_moves import COLLAB_TABLES, DocumentMoveHook
+from dawserver.file_moves import AssetMoveHook, sha256
+from dsp_core.session import Clip, Track
 
 
 @dataclass
@@ -39,6 +48,7 @@ class World:
     rooms: RoomRegistry
     hook: DocumentMoveHook
     mover: AccountMover
+    assets: dict[str, AssetStore]
 
 
 class CrashingHook(DocumentMoveHook):
@@ -77,12 +87,23 @@ async def world(collab_database_url: str, tmp_path: Path) -> AsyncIterator[World
                     if rooms.loaded(project_id) is not None:
                         await rooms._unload(project_id)
 
+                async def edit(project_id: str, change) -> None:
+                    async with rooms.use(project_id) as room:
+                        await room.edit(change)
+
                 hook = CrashingHook(collab, databases, unload=unload)
+                assets = {n: AssetStore(tmp_path / n / "assets") for n in databases}
+                files = AssetMoveHook(assets, hook.projects_of, edit=edit)
                 mover = AccountMover(
-                    store, databases, sessions=sessions, hooks=[hook], settle_s=0.0, propagate_s=0.0
+                    store,
+                    databases,
+                    sessions=sessions,
+                    hooks=[hook, files],
+                    settle_s=0.0,
+                    propagate_s=0.0,
                 )
                 await mover.setup()
-                yield World(service, store, databases, collab, rooms, hook, mover)
+                yield World(service, store, databases, collab, rooms, hook, mover, assets)
         finally:
             await collab.stop()
 
@@ -177,3 +198,91 @@ async def test_a_move_killed_while_copying_documents_resumes_to_the_same_end(
 
     assert set(await held_by(world, song)) == {"eu"}
     assert content(await world.collab.load(song)) == before
+
+
+async def a_clip_of_audio(world: World, tmp_path: Path, song: str) -> tuple[str, str]:
+    """A second of noise uploaded to ``song`` in ``us`` and placed as a clip; its id and
+    its SHA-256 (the file's)."""
+    wav = tmp_path / "take.wav"
+    sf.write(wav, np.random.default_rng(7).uniform(-0.5, 0.5, (48000, 2)), 48000)
+    asset = world.assets["us"].ingest_file(wav, project_id=song, name="take.wav")
+    source = world.assets["us"].root / "objects" / asset.id[:2] / f"{asset.id}.wav"
+    assert source.is_file()
+
+    def place(document) -> None:
+        track = document.add_track(Track("t1", name="Vocal"))
+        document.add_clip(track, Clip(str(source), 0, 48000))
+
+    async with world.rooms.use(song) as room:
+        await room.edit(place)
+    await world.rooms._unload(song)
+    return asset.id, sha256(source)
+
+
+def files_of(store: AssetStore) -> set[str]:
+    return {
+        str(p.relative_to(store.root))
+        for p in store.root.rglob("*")
+        if p.is_file() and ("objects" in p.parts or "projects" in p.parts)
+    }
+
+
+async def audio_moved(world: World, song: str, asset_id: str, digest: str) -> None:
+    """The audio, its index and the clip are all in eu now, and nothing of it in us."""
+    assert files_of(world.assets["us"]) == set()
+    assert world.assets["eu"].project_assets(song) == [asset_id]
+    with pytest.raises(AssetNotFound):
+        world.assets["us"].asset(asset_id)
+    assert world.assets["eu"].asset(asset_id).id == asset_id
+    async with world.rooms.use(song) as room:
+        (source,) = room.document.clip_sources()
+    assert Path(source).is_relative_to(world.assets["eu"].root)
+    assert sha256(Path(source)) == digest == asset_id
+
+
+@pytest.mark.asyncio
+async def test_a_moved_accounts_audio_is_only_in_the_target_and_clips_play_from_there(
+    world: World, tmp_path: Path
+) -> None:
+    uma, song = await a_project_in_us(world)
+    asset_id, digest = await a_clip_of_audio(world, tmp_path, song)
+    before = files_of(world.assets["us"])
+    assert len(before) >= 3  # the audio, its description and peaks, the index
+
+    await world.mover.move(uma, "eu")
+
+    assert files_of(world.assets["eu"]) == before
+    await audio_moved(world, song, asset_id, digest)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("killed_after", [0, 1, 2])
+async def test_a_move_killed_while_copying_audio_resumes_to_the_same_end(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, killed_after: int
+) -> None:
+    uma, song = await a_project_in_us(world)
+    asset_id, digest = await a_clip_of_audio(world, tmp_path, song)
+    before = files_of(world.assets["us"])
+    copy_file, left = file_moves.copy_file, [killed_after]
+
+    def dying_copy(source: Path, target: Path) -> bool:
+        if left[0] == 0:
+            partial = target.with_name(f".{target.name}.moving")
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(source.read_bytes()[:100])  # died halfway through a file
+            raise Crash("killed while copying files")
+        left[0] -= 1
+        return copy_file(source, target)
+
+    monkeypatch.setattr(file_moves, "copy_file", dying_copy)
+    await world.mover.begin(uma, "eu")
+    with pytest.raises(Crash):
+        await world.mover.run(uma)
+    assert files_of(world.assets["us"]) == before  # nothing lost at the crash
+    assert world.assets["eu"].project_assets(song) == []  # no index before its files
+
+    monkeypatch.setattr(file_moves, "copy_file", copy_file)
+    await world.mover.run(uma)
+
+    assert files_of(world.assets["eu"]) == before
+    await audio_moved(world, song, asset_id, digest)

@@ -1,0 +1,180 @@
+"""Moving an account's project audio with it: the :class:`AssetMoveHook`.
+
+A project's uploaded and recorded audio lives in its region's asset directory
+(:class:`~dawserver.asset_store.AssetStore`, ``STORAGE/assets``), and a clip's source in
+the document is the file's path there. This :class:`~accounts.moving.MoveHook` moves the
+assets of the projects an account owns:
+
+- **copy** (before the switch, repeatable, resumable): every file of each asset the
+  project lists (audio, description, peaks) is copied into the target's directory
+  under the same name, through a temporary file renamed into place, unless the target
+  already has the same bytes; the audio is checked against its name (its SHA-256) and
+  every file against the source's hash. The project's index is written last, so an
+  index in the target means its files are all there.
+- **drop** (after the switch, after :class:`~dawserver.document_moves.DocumentMoveHook`
+  routed the document to the target): the document's clip sources that name a file in
+  the source's directory are pointed at the target's copy (a server-made edit through
+  the project's room, ``edit``), then the source's index goes and every asset of it no
+  other project there lists (:meth:`AssetStore.forget_project`).
+
+Asset directories kept on object storage (an ``s3://`` region storage) are not moved:
+:class:`FilesNotMovable` says so before anything is copied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from accounts.errors import Conflict
+
+from .asset_store import AssetStore
+
+log = logging.getLogger(__name__)
+
+ProjectsOf = Callable[[str], Awaitable[list[str]]]
+#: ``await edit(project_id, change)``: ``change(document)`` made through the project's room.
+Edit = Callable[[str, Callable[[Any], None]], Awaitable[None]]
+
+
+class FilesNotMovable(Conflict):
+    """An account's files could not be moved (object storage, or a file that differs)."""
+
+
+class AssetMoveHook:
+    """Copies the audio of an account's projects to the target region's asset directory
+    and drops the source's after the switch (see the module).
+
+    Parameters
+    ----------
+    assets:
+        Every region's asset store.
+    projects_of:
+        ``await projects_of(account_id)``: the ids of the projects the account owns.
+    edit:
+        Makes a change to a project's document through its room (none: clip sources
+        are left as they are).
+    """
+
+    name = "assets"
+
+    def __init__(
+        self, assets: Mapping[str, AssetStore], projects_of: ProjectsOf, *, edit: Edit | None = None
+    ) -> None:
+        self.assets = dict(assets)
+        self.projects_of = projects_of
+        self.edit = edit
+
+    async def copy(self, account_id: str, source: str, target: str) -> None:
+        """Copy the audio of ``account_id``'s projects from ``source`` to ``target``."""
+        src, dst = self.assets[source], self.assets[target]
+        for store in (src, dst):
+            if store.objects is not None:
+                raise FilesNotMovable(
+                    f"the assets of region {source!r} or {target!r} are on object storage, "
+                    f"which a move does not copy yet; move the account between regions "
+                    f"with local storage directories"
+                )
+        for project_id in await self.projects_of(account_id):
+            copied = await asyncio.to_thread(copy_project_assets, src, dst, project_id)
+            log.info(
+                "account %s: project %s: %d asset files copied to %s",
+                account_id,
+                project_id,
+                copied,
+                target,
+            )
+
+    async def drop(self, account_id: str, region: str) -> None:
+        """Point the documents at the moved audio and delete the audio in ``region``."""
+        src = self.assets[region]
+        for project_id in await self.projects_of(account_id):
+            target = next(
+                (
+                    name
+                    for name, store in self.assets.items()
+                    if name != region and store._index(project_id).exists()
+                ),
+                None,
+            )  # noqa: SLF001
+            if target is None:
+                continue  # nothing was copied anywhere: nothing may be deleted
+            dst = self.assets[target]
+            if self.edit is not None:
+                await self.edit(
+                    project_id,
+                    lambda document, s=src, d=dst: repoint_sources(document, s.root, d.root),
+                )
+            removed = await asyncio.to_thread(src.forget_project, project_id)
+            log.info("project %s: %d asset files deleted in %s", project_id, len(removed), region)
+
+
+def copy_project_assets(source: AssetStore, target: AssetStore, project_id: str) -> int:
+    """Copy ``project_id``'s assets and then its index (blocking); files copied."""
+    copied = 0
+    index = source._index(project_id)  # noqa: SLF001 - the layout's owner is this pair
+    if not index.exists():
+        return 0
+    for asset_id in source.project_assets(project_id):
+        folder = Path("objects") / asset_id[:2]
+        for path in sorted((source.root / folder).glob(f"{asset_id}.*")):
+            rel = folder / path.name
+            if copy_file(path, target.root / rel):
+                copied += 1
+            if path.name.split(".", 1)[1] in ("wav", "flac", "aiff") and (
+                sha256(target.root / rel) != asset_id
+            ):
+                raise FilesNotMovable(
+                    f"the audio {rel} does not hash to its name in "
+                    f"{target.root}; the move stops, nothing is deleted"
+                )
+    copy_file(index, target._index(project_id))  # noqa: SLF001
+    return copied
+
+
+def copy_file(source: Path, target: Path) -> bool:
+    """Make ``target`` hold ``source``'s bytes (renamed into place); False if it did."""
+    if (
+        target.exists()
+        and target.stat().st_size == source.stat().st_size
+        and (sha256(target) == sha256(source))
+    ):
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.moving")
+    with open(source, "rb") as src, open(partial, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    if sha256(partial) != sha256(source):
+        partial.unlink(missing_ok=True)
+        raise FilesNotMovable(f"the copy of {source} changed on the way; run the move again")
+    os.replace(partial, target)
+    return True
+
+
+def sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def repoint_sources(document: Any, source_root: Path, target_root: Path) -> int:
+    """Point every clip whose source is a file under ``source_root`` at the same name
+    under ``target_root``; how many clips changed."""
+    changed = 0
+    for clip_id, clip_source in document.clip_source_map().items():
+        path = Path(clip_source)
+        if path.is_relative_to(source_root):
+            document.update_clip(clip_id, source=str(target_root / path.relative_to(source_root)))
+            changed += 1
+    return changed
