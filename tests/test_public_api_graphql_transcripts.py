@@ -1,6 +1,7 @@
 """Transcripts and transcription jobs in GraphQL: the same answers as ``/api/v1``, each
 project's document and job list read once per query (batched across projects), the
-same refusals as REST, ``startTranscription`` idempotent, and cost limits on words."""
+same refusals as REST, ``startTranscription`` idempotent, cost limits on words, and
+v1's deprecated whole lists answering as before."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from transcript_seed import queued_job, transcribed_project
 
 from accounts.service import Actor
 from dawserver.keys import ACCOUNTS, DATABASE, ROOMS, STORE
+from dawserver.public_api.graphql.limits import UNPAGED
 from dawserver.transcription_service import TRANSCRIPTION
 from transcription.jobs import FINISHED
 
@@ -29,9 +31,9 @@ LISTING = """
   projects(first: 10) {
     edges { node {
       id
-      transcripts { edges { node { id language model durationS wordCount text } } }
-      again: transcripts { edges { node { id } } }
-      transcript(clipId: "speech") { id words { edges { node {
+      transcriptsConnection { edges { node { id language model durationS wordCount text } } }
+      again: transcriptsConnection { edges { node { id } } }
+      transcript(clipId: "speech") { id wordsConnection { edges { node {
         text startS endS probability } } } }
       transcriptionJobs { id clipId status finished }
     } }
@@ -40,13 +42,13 @@ LISTING = """
 ONE = """
 query One($id: ID!, $job: ID!) {
   project(id: $id) {
-    transcripts { edges { node { id } } }
+    transcriptsConnection { edges { node { id } } }
     transcriptionJob(id: $job) { id clipId }
   }
 }"""
 TRANSCRIPTS_AND_JOBS = """
 { projects(first: 50) { edges { node {
-    id transcripts { edges { node { id text } } } transcriptionJobs { id status }
+    id transcriptsConnection { edges { node { id text } } } transcriptionJobs { id status }
 } } } }"""
 START = """
 mutation Start($project: ID!, $clip: ID!, $language: String, $key: String) {
@@ -129,7 +131,7 @@ async def test_transcripts_and_jobs_match_rest_and_each_document_is_read_once(
 
         for project_id, node in by_id.items():
             _, rest, _ = await ada.call("GET", f"/api/v1/projects/{project_id}/transcripts")
-            assert nodes(node["transcripts"]) == [
+            assert nodes(node["transcriptsConnection"]) == [
                 {"id": t["id"], "language": t["language"], "model": t["model"],
                  "durationS": t["duration_s"], "wordCount": t["word_count"], "text": t["text"]}
                 for t in rest["data"]]
@@ -139,11 +141,11 @@ async def test_transcripts_and_jobs_match_rest_and_each_document_is_read_once(
             if status == 404:
                 assert node["transcript"] is None
                 continue
-            assert nodes(node["transcript"]["words"]) == [
+            assert nodes(node["transcript"]["wordsConnection"]) == [
                 {"text": w["text"], "startS": w["start_s"], "endS": w["end_s"],
                  "probability": w["probability"]} for w in full["words"]]
-        assert nodes(by_id[second]["transcripts"])[0]["text"] == "one two three"
-        assert nodes(by_id[silent]["transcripts"]) == []
+        assert nodes(by_id[second]["transcriptsConnection"])[0]["text"] == "one two three"
+        assert nodes(by_id[silent]["transcriptsConnection"]) == []
         assert by_id[silent]["transcript"] is None
         [listed_job] = by_id[first]["transcriptionJobs"]
         assert listed_job["id"] == job["id"] and listed_job["clipId"] == "speech"
@@ -188,7 +190,7 @@ async def test_transcripts_and_jobs_cost_the_same_queries_for_2_or_20_projects(
             assert answer.get("errors") is None, answer
             listed = nodes(answer["data"]["projects"])
             assert [n["id"] for n in listed] == made
-            assert [nodes(n["transcripts"]) for n in listed] == [
+            assert [nodes(n["transcriptsConnection"]) for n in listed] == [
                 [{"id": "speech", "text": f"take {n}"}] for n in range(len(made))]
             assert [len(n["transcriptionJobs"]) for n in listed] == [1] + [0] * (len(made) - 1)
             assert app[ROOMS].rooms == {}, "reading a document must not load its room"
@@ -208,14 +210,15 @@ async def test_a_stored_document_that_cannot_be_read_fails_only_its_project(
         await app[ACCOUNTS].store.own_project(ada.person_id, "broken")
         await unload_rooms(app)
         with counted_reads(app) as (_opened, stored, _listed):
-            texts = "transcripts { edges { node { text } } }"
+            texts = "transcriptsConnection { edges { node { text } } }"
             answer = await gql(ada, f'query($id: ID!) {{ good: project(id: $id) {{ {texts} }} '
                                     f'bad: project(id: "broken") {{ {texts} }} }}', {"id": good})
         assert stored == [[good, "broken"]]  # one batch
-        assert answer["data"] == {"good": {"transcripts": {"edges": [{"node": {"text": "fine"}}]}},
-                                  "bad": None}
+        assert answer["data"] == {
+            "good": {"transcriptsConnection": {"edges": [{"node": {"text": "fine"}}]}},
+            "bad": None}
         [error] = answer["errors"]
-        assert error["path"] == ["bad", "transcripts"]
+        assert error["path"] == ["bad", "transcriptsConnection"]
 
 
 async def test_another_account_sees_nothing_and_writes_nothing(
@@ -227,8 +230,8 @@ async def test_another_account_sees_nothing_and_writes_nothing(
                                    {"clip_id": "speech"})
         seen = await gql(bob, ONE, {"id": project, "job": job["id"]})
         assert seen["data"]["project"] is None and seen.get("errors") is None
-        listed = await gql(bob, "{ projects { edges { node { transcripts { edges { node { "
-                                "text } } } } } } }")
+        listed = await gql(bob, "{ projects { edges { node { transcriptsConnection { edges { "
+                                "node { text } } } } } } }")
         assert listed["data"]["projects"]["edges"] == []
 
         started = await gql(bob, START, {"project": project, "clip": "speech"})
@@ -249,7 +252,7 @@ async def test_another_account_sees_nothing_and_writes_nothing(
             assert status == 201
             reader = Caller(ada.base_url, key["key"], person.id, ada.http)
             read = await gql(reader, ONE, {"id": project, "job": job["id"]})
-            assert nodes(read["data"]["project"]["transcripts"]) == [{"id": "speech"}]
+            assert nodes(read["data"]["project"]["transcriptsConnection"]) == [{"id": "speech"}]
             refused = await gql(reader, START, {"project": project, "clip": "speech"})
             assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
             status, _, _ = await reader.call(
@@ -288,31 +291,92 @@ async def test_words_count_toward_the_cost_limit(tmp_path: Path,
                                                  smtp_server: SmtpServer) -> None:
     async with two_people(tmp_path, smtp_server) as (app, ada, _bob):
         project = await transcribed_project(app, ada.person_id, tmp_path, "Words", ("a", "b"))
-        words = ("transcripts { edges { node { id words { edges { node { text startS endS } } "
-                 "} } } }")
+        words = ("transcriptsConnection { edges { node { id wordsConnection { edges { node { "
+                 "text startS endS } } } } } }")
         one = await gql(ada, f'query($id: ID!) {{ project(id: $id) {{ {words} }} }}',
                         {"id": project})
         assert one.get("errors") is None, one
-        [transcript] = nodes(one["data"]["project"]["transcripts"])
-        assert [w["text"] for w in nodes(transcript["words"])] == ["a", "b"]
+        [transcript] = nodes(one["data"]["project"]["transcriptsConnection"])
+        assert [w["text"] for w in nodes(transcript["wordsConnection"])] == ["a", "b"]
         every = await gql(ada, f"{{ projects(first: 10) {{ edges {{ node {{ {words} }} }} }} }}")
         assert every["data"] is None
         assert every["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
-        summaries = await gql(ada, "{ projects(first: 50) { edges { node { transcripts { edges "
-                                   "{ node { id text wordCount } } } transcriptionJobs { id "
-                                   "status } } } } }")
+        summaries = await gql(ada, "{ projects(first: 50) { edges { node { "
+                                   "transcriptsConnection { edges { node { id text wordCount } "
+                                   "} } transcriptionJobs { id status } } } } }")
         assert summaries.get("errors") is None, summaries
         # a page size asked in a variable counts as the largest page
-        paged = ("query($n: Int!) { project(id: \"x\") { transcripts(first: $n) { edges { "
-                 "node { words(first: $n) { edges { node { text } } } } } } } }")
+        paged = ("query($n: Int!) { project(id: \"x\") { transcriptsConnection(first: $n) { "
+                 "edges { node { wordsConnection(first: $n) { edges { node { text } } } } } } } }")
         variable = await gql(ada, paged, {"n": 1})
         assert variable["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
+
+
+#: A v1 client's query from before the pages (2cd1840): whole lists, as it still works.
+WHOLE = """
+query Whole($id: ID!) {
+  project(id: $id) {
+    transcripts { id language model durationS wordCount text }
+    transcript(clipId: "speech-3") { id words { text startS endS probability } }
+  }
+}"""
+DEPRECATIONS = """
+{ project: __type(name: "Project") { fields(includeDeprecated: true) {
+    name isDeprecated deprecationReason } }
+  transcript: __type(name: "Transcript") { fields(includeDeprecated: true) {
+    name isDeprecated deprecationReason } } }"""
+
+
+async def test_v1_whole_lists_answer_as_before_deprecated_and_costed(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with two_people(tmp_path, smtp_server) as (app, ada, _bob):
+        spoken = [("one", "two", "three"), ("four",), ("five", "six")]
+        project = await transcribed_project(app, ada.person_id, tmp_path, "Old", *spoken)
+        old = await gql(ada, WHOLE, {"id": project})
+        assert old.get("errors") is None, old
+        whole = old["data"]["project"]
+        _, rest, _ = await ada.call("GET", f"/api/v1/projects/{project}/transcripts")
+        # every transcript by clip id, and every word of one: REST's answers, unpaged
+        assert whole["transcripts"] == [
+            {"id": t["id"], "language": t["language"], "model": t["model"],
+             "durationS": t["duration_s"], "wordCount": t["word_count"], "text": t["text"]}
+            for t in rest["data"]]
+        assert [t["text"] for t in whole["transcripts"]] == [" ".join(w) for w in spoken]
+        _, full, _ = await ada.call("GET", f"/api/v1/projects/{project}/transcripts/speech-3")
+        assert whole["transcript"] == {"id": "speech-3", "words": [
+            {"text": w["text"], "startS": w["start_s"], "endS": w["end_s"],
+             "probability": w["probability"]} for w in full["words"]]}
+        assert [w["text"] for w in whole["transcript"]["words"]] == ["five", "six"]
+
+        # deprecated, each naming its replacement and its size in the cost
+        fields = (await gql(ada, DEPRECATIONS))["data"]
+        deprecated = {(kind, f["name"]): f["deprecationReason"]
+                      for kind in ("project", "transcript") for f in fields[kind]["fields"]
+                      if f["isDeprecated"]}
+        assert deprecated == {
+            ("project", "transcripts"): "Use transcriptsConnection(first, after), which "
+            "pages them. This whole list stays in v1 and counts as 200 items in the query "
+            "cost.",
+            ("transcript", "words"): "Use wordsConnection(first, after), which pages them. "
+            "This whole list stays in v1 and counts as 1,000 items in the query cost."}
+
+        # a whole list costs at least what its largest page costs: every word of every
+        # transcript is refused through the whole lists as through the largest pages
+        unpaged = await gql(ada, "query($id: ID!) { project(id: $id) { transcripts { id "
+                                 "words { text } } } }", {"id": project})
+        paged = await gql(ada, "query($id: ID!) { project(id: $id) { transcriptsConnection("
+                               "first: 200) { edges { node { id wordsConnection(first: 200) "
+                               "{ edges { node { text } } } } } } } }", {"id": project})
+        [too_costly] = unpaged["errors"]
+        assert too_costly["extensions"]["code"] == "QUERY_TOO_COSTLY"
+        assert too_costly["extensions"]["cost"] > UNPAGED["transcripts"] * UNPAGED["words"]
+        assert too_costly["extensions"]["cost"] >= paged["errors"][0]["extensions"]["cost"]
 
 
 PAGES = """
 query Page($id: ID!, $first: Int!, $after: String) {
   project(id: $id) {
-    transcripts(first: $first, after: $after) {
+    transcriptsConnection(first: $first, after: $after) {
       edges { cursor node { id } }
       pageInfo { hasNextPage endCursor }
     }
@@ -321,7 +385,7 @@ query Page($id: ID!, $first: Int!, $after: String) {
 WORDS = """
 query Words($id: ID!, $clip: ID!, $first: Int!, $after: String) {
   project(id: $id) { transcript(clipId: $clip) {
-    words(first: $first, after: $after) {
+    wordsConnection(first: $first, after: $after) {
       edges { node { index text } } pageInfo { hasNextPage endCursor }
     }
   } }
@@ -355,14 +419,14 @@ async def test_transcripts_and_words_page_every_item_once_with_cursors_of_their_
         bobs = await transcribed_project(app, bob.person_id, tmp_path, "Bob's", ("b",), ("c",))
 
         pages = await walk(ada, PAGES, {"id": project, "first": 2},
-                           lambda d: d["project"]["transcripts"])
+                           lambda d: d["project"]["transcriptsConnection"])
         assert [len(p) for p in pages] == [2, 2, 1]
         _, rest, _ = await ada.call("GET", f"/api/v1/projects/{project}/transcripts?limit=200")
         assert [t["id"] for p in pages for t in p] == [t["id"] for t in rest["data"]]
         assert len({t["id"] for p in pages for t in p}) == len(spoken)
 
         words = await walk(ada, WORDS, {"id": project, "clip": "speech-5", "first": 3},
-                           lambda d: d["project"]["transcript"]["words"])
+                           lambda d: d["project"]["transcript"]["wordsConnection"])
         assert [len(p) for p in words] == [3, 1]
         assert [w["text"] for p in words for w in p] == list(spoken[4])
         assert [w["index"] for p in words for w in p] == list(range(4))
@@ -372,16 +436,16 @@ async def test_transcripts_and_words_page_every_item_once_with_cursors_of_their_
                                           f"/api/v1/projects/{project}/transcripts?limit=2")
         after_rest = await gql(ada, PAGES, {"id": project, "first": 2,
                                             "after": first_rest["next_cursor"]})
-        assert nodes(after_rest["data"]["project"]["transcripts"]) == pages[1]
+        assert nodes(after_rest["data"]["project"]["transcriptsConnection"]) == pages[1]
 
         # a cursor of another project (Ada's own or Bob's), or of a transcript's words, is
         # refused on this list
         first = await gql(ada, PAGES, {"id": project, "first": 1})
-        cursor = first["data"]["project"]["transcripts"]["pageInfo"]["endCursor"]
+        cursor = first["data"]["project"]["transcriptsConnection"]["pageInfo"]["endCursor"]
         bob_first = await gql(bob, PAGES, {"id": bobs, "first": 1})
-        bob_cursor = bob_first["data"]["project"]["transcripts"]["pageInfo"]["endCursor"]
+        bob_cursor = bob_first["data"]["project"]["transcriptsConnection"]["pageInfo"]["endCursor"]
         word_first = await gql(ada, WORDS, {"id": project, "clip": "speech-5", "first": 1})
-        word_cursor = word_first["data"]["project"]["transcript"]["words"]["pageInfo"][
+        word_cursor = word_first["data"]["project"]["transcript"]["wordsConnection"]["pageInfo"][
             "endCursor"]
         for caller, project_id, foreign in ((ada, other, cursor), (ada, project, bob_cursor),
                                             (ada, project, word_cursor),
@@ -412,7 +476,9 @@ mutation Edit($project: ID!, $clip: ID!, $delete: [Int!], $order: [Int!]) {
   }
 }"""
 TEXTS = """
-query Texts($id: ID!) { project(id: $id) { transcripts { edges { node { id text } } } } }"""
+query Texts($id: ID!) {
+  project(id: $id) { transcriptsConnection { edges { node { id text } } } }
+}"""
 
 
 def refusal(answer: dict[str, Any], *ids: str) -> tuple[Any, ...]:
@@ -437,7 +503,7 @@ async def test_cancel_and_edit_are_refused_as_rest_refuses_them(
 
         # a viewer (whose key has every scope) may read but not write
         read = await gql(bob, TEXTS, {"id": project})
-        assert nodes(read["data"]["project"]["transcripts"])[0]["text"] == "one two three"
+        assert nodes(read["data"]["project"]["transcriptsConnection"])[0]["text"] == "one two three"
         for query, variables in ((CANCEL, {"project": project, "job": job}),
                                  (EDIT, {"project": project, "clip": "speech",
                                          "delete": [0]})):
@@ -469,7 +535,7 @@ async def test_cancel_and_edit_are_refused_as_rest_refuses_them(
         # nothing was changed by any of them
         assert (await app[TRANSCRIPTION].get(project, job)).status == "queued"
         after = await gql(ada, TEXTS, {"id": project})
-        assert nodes(after["data"]["project"]["transcripts"]) == [
+        assert nodes(after["data"]["project"]["transcriptsConnection"]) == [
             {"id": "speech", "text": "one two three"}]
 
 
@@ -501,13 +567,13 @@ async def test_cancel_and_edit_take_effect_for_an_editor(
         clips = edited["data"]["editTranscript"]["clips"]
         assert clips[0] == "speech" and len(clips) == 2
         texts = {t["id"]: t["text"] for t in nodes(
-            (await gql(ada, TEXTS, {"id": project}))["data"]["project"]["transcripts"])}
+            (await gql(ada, TEXTS, {"id": project}))["data"]["project"]["transcriptsConnection"])}
         assert " ".join(texts[c] for c in clips) == "one three", texts
 
 
 BOTH = """
 { projects(first: 10) { edges { node {
-    id tracks { id name clips { id } } transcripts { edges { node { id text } } }
+    id tracks { id name clips { id } } transcriptsConnection { edges { node { id text } } }
     again: tracks { id } transcript(clipId: "speech") { wordCount }
 } } } }"""
 
@@ -531,7 +597,7 @@ async def test_tracks_and_transcripts_share_one_read_of_each_document(
                                        "clips": [{"id": c["id"]} for c in t["clips"]]}
                                       for t in rest["data"]]
             assert node["again"] == [{"id": t["id"]} for t in rest["data"]]
-            assert nodes(node["transcripts"]) == [{"id": "speech", "text": "take"}]
+            assert nodes(node["transcriptsConnection"]) == [{"id": "speech", "text": "take"}]
             assert node["transcript"] == {"wordCount": 1}
         # one store read of every document serves tracks and transcripts alike (two reads,
         # 12 database calls in all, when they were two loaders; 11 now)

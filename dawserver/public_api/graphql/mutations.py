@@ -58,7 +58,7 @@ class DeletedProject:
 
 
 @strawberry.type(description="A transcript's words edited: the clips that now play them "
-                               "(read their transcripts from project.transcripts).")
+                               "(read their transcripts from project.transcriptsConnection).")
 class EditedTranscript:
     clips: list[strawberry.ID]
 

@@ -1,5 +1,6 @@
 """The GraphQL read types and ``Query``: me, projects (a cursor connection), tracks, assets,
-transcripts and their words (cursor connections) and transcription jobs.
+transcripts and their words (cursor connections, and v1's deprecated whole lists) and
+transcription jobs.
 
 Resolvers read through :mod:`.loaders` (batched) and :mod:`..services`, so GraphQL
 shows what ``/api/v1`` shows. Permissions are REST's: the route needs
@@ -24,13 +25,16 @@ from ...transcription_service import TRANSCRIPTION
 from .. import resources
 from .. import transcripts as rest_transcripts
 from .connections import PageInfo, page
-from .limits import CONNECTIONS, MAX_PAGE
+from .limits import CONNECTIONS, MAX_PAGE, UNPAGED
 from .loaders import loaders_of
 
 #: A transcription job's states, as REST's ``status`` filter takes them.
 JOB_STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
 NO_SCOPE = ("this API key lacks the scope {scope!r} that {field} needs (it holds: "
             "{scopes}); make a key with that scope")
+#: Why v1's whole lists are deprecated: they stay until a new major version.
+WHOLE_LIST = ("Use {instead}(first, after), which pages them. This whole list stays "
+              "in v1 and counts as {size:,} items in the query cost.")
 
 
 @strawberry.type(description="A clip on a track (positions in frames).")
@@ -121,15 +125,25 @@ class Transcript:
     spoken: strawberry.Private[Spoken]
     project_id: strawberry.Private[str]
 
+    def _words(self) -> list[Word]:
+        full = rest_transcripts.transcript_view(str(self.id), self.spoken)
+        return [Word(index=i, **w.model_dump()) for i, w in enumerate(full.words)]
+
+    @strawberry.field(description="Every word with its start and end (seconds from the "
+                                  "clip's start) and confidence.",
+                      deprecation_reason=WHOLE_LIST.format(instead="wordsConnection",
+                                                           size=UNPAGED["words"]))
+    def words(self) -> list[Word]:
+        return self._words()
+
     @strawberry.field(description="The words with their start and end (seconds from the "
                                   "clip's start) and confidence, in spoken order (a cursor "
                                   f"connection; first: 1 to {MAX_PAGE}).")
-    def words(self, info: strawberry.Info, first: int = CONNECTIONS["words"],
-              after: str | None = None) -> WordConnection:
-        full = rest_transcripts.transcript_view(str(self.id), self.spoken)
-        words = [Word(index=i, **w.model_dump()) for i, w in enumerate(full.words)]
-        pairs, page_info = page(info, f"transcript-words:{self.project_id}:{self.id}", words,
-                                lambda w: (w.index,), first, after)
+    def words_connection(self, info: strawberry.Info,
+                         first: int = CONNECTIONS["wordsConnection"],
+                         after: str | None = None) -> WordConnection:
+        pairs, page_info = page(info, f"transcript-words:{self.project_id}:{self.id}",
+                                self._words(), lambda w: (w.index,), first, after)
         return WordConnection(edges=[WordEdge(cursor=c, node=w) for c, w in pairs],
                               page_info=page_info)
 
@@ -206,11 +220,21 @@ class Project:
         return [Asset.of(str(self.id), a) for a in await loaders_of(info).assets.load(
             str(self.id))]
 
+    @strawberry.field(description="The clips' transcripts, by clip id (summaries; ask for "
+                                  "words when you need them).",
+                      deprecation_reason=WHOLE_LIST.format(instead="transcriptsConnection",
+                                                           size=UNPAGED["transcripts"]))
+    async def transcripts(self, info: strawberry.Info) -> list[Transcript]:
+        project_id = str(self.id)
+        found = await loaders_of(info).transcripts(project_id) or {}
+        return [Transcript.of(project_id, clip_id, found[clip_id]) for clip_id in sorted(found)]
+
     @strawberry.field(description="The clips' transcripts, by clip id (a cursor connection, "
                                   f"first: 1 to {MAX_PAGE}; REST's cursors; ask for words "
                                   "when you need them).")
-    async def transcripts(self, info: strawberry.Info, first: int = CONNECTIONS["transcripts"],
-                          after: str | None = None) -> TranscriptConnection:
+    async def transcripts_connection(self, info: strawberry.Info,
+                                     first: int = CONNECTIONS["transcriptsConnection"],
+                                     after: str | None = None) -> TranscriptConnection:
         project_id = str(self.id)
         found = await loaders_of(info).transcripts(project_id) or {}
         pairs, page_info = page(info, rest_transcripts.transcripts_scope(project_id),
