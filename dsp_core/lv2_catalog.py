@@ -20,6 +20,7 @@ from typing import Any
 from . import lv2_lilv
 from .errors import ProjectError
 from .lv2_lilv import ffi, iterate, lib, take_float, take_text, text
+from .lv2_state import STATE_KEY, check_text
 
 #: Features this host gives a plug-in (lv2_worker.py); a plug-in requiring another
 #: one is listed as unsupported with the reason.
@@ -193,6 +194,13 @@ def plugin_pointer(uri: str) -> Any:
     return _WORLD.pointer(uri)
 
 
+def world() -> Any:
+    """This process's ``LilvWorld*``, loaded (for saving and restoring plug-in state)."""
+    with _WORLD.lock:
+        _WORLD._load()
+        return _WORLD.world
+
+
 def reload() -> None:
     """Forget what was found (after installing plug-ins or changing ``LV2_PATH``)."""
     _WORLD.forget()
@@ -201,9 +209,11 @@ def reload() -> None:
 def validate_spec(params: dict[str, float | str]) -> PluginInfo:
     """Check an ``lv2`` effect's parameters against discovery; return the plug-in.
 
-    ``params["uri"]`` names an installed, supported plug-in; every other key is one
-    of its control input symbols with a number inside the port's range.
+    ``params["uri"]`` names an installed, supported plug-in; ``params["state"]``, when
+    present, is the text of a saved LV2 state (:mod:`dsp_core.lv2_state`); every other
+    key is one of its control input symbols with a number inside the port's range.
     """
+
     uri = params.get("uri")
     if not isinstance(uri, str) or not uri:
         raise ProjectError(f"lv2: 'uri' must name an installed plug-in, got {uri!r}")
@@ -213,6 +223,9 @@ def validate_spec(params: dict[str, float | str]) -> PluginInfo:
     controls = {p.symbol: p for p in info.controls}
     for name, raw in params.items():
         if name == "uri":
+            continue
+        if name == STATE_KEY:
+            check_text(raw, uri)
             continue
         port = controls.get(name)
         if port is None:

@@ -7,7 +7,9 @@ the worker does not answer within ``deadline`` seconds (a hang), dies (a crash),
 answers with a NaN or infinite sample, the plug-in is **bypassed**: the block keeps
 its dry signal (delayed by the plug-in's reported latency, so the timeline stays
 aligned), ``failed`` says what happened, and nothing else stops. :meth:`restart`
-starts a fresh worker.
+starts a fresh worker. A plug-in's own LV2 state (``params["state"]``,
+:mod:`dsp_core.lv2_state`) is restored when its worker starts and when it changes;
+:meth:`save_state` reads it back.
 
 >>> fx = HostedPlugin({"uri": "http://plugin.org.uk/swh-plugins/amp", "gain": -6.0},
 ...                   channels=2, sample_rate=48000, max_block=1024)
@@ -18,6 +20,7 @@ starts a fresh worker.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import mmap
 import os
@@ -32,7 +35,8 @@ import numpy as np
 
 from . import lv2_catalog
 from .errors import DspError
-from .lv2_layout import ANSWER, FAILED, FLOAT, MESSAGE, QUIT, RESET, RUN, Layout
+from .lv2_layout import ANSWER, FAILED, FLOAT, MESSAGE, QUIT, RESET, RESTORE, RUN, SAVE, Layout
+from .lv2_state import STATE_KEY
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +127,7 @@ class HostedPlugin:
             status, message = self._wait(START_DEADLINE, "starting")
             if status == FAILED:
                 raise WorkerFailed(f"lv2 {self.info.uri} did not start: {message}")
+            self._restore_state()
             self.latency = self._measure_latency()
         except WorkerFailed as exc:
             self._fail(str(exc))
@@ -141,6 +146,31 @@ class HostedPlugin:
         self._command(RESET, 0, "resetting")
         frames = readings[-1]
         return max(int(round(frames)), 0) if np.isfinite(frames) else 0
+
+    def _restore_state(self) -> None:
+        """Hand ``params["state"]`` (when there is one) to the worker to restore."""
+        state = self.params.get(STATE_KEY)
+        if not isinstance(state, str):
+            return
+        data = state.encode("utf-8")
+        status, message = self._request(RESTORE, len(data), "restoring its state", data)
+        if status == FAILED:
+            raise WorkerFailed(message)
+
+    def save_state(self) -> str:
+        """The plug-in's LV2 state now, as the text ``params["state"]`` takes.
+
+        Store it in the document with ``set_effect_params(track, index, state=text)``;
+        it is restored whenever the effect is instantiated (a render, the live mix).
+        Raises :class:`WorkerFailed` when the plug-in is bypassed or cannot save.
+        """
+        if self.failed is not None or self._process is None:
+            raise WorkerFailed(f"lv2 {self.info.uri} is bypassed ({self.failed or 'closed'});"
+                               " restart it before saving its state")
+        status, message = self._request(SAVE, 0, "saving its state")
+        if status == FAILED:
+            raise WorkerFailed(f"lv2 {self.info.uri} could not save its state: {message}")
+        return message
 
     @property
     def alive(self) -> bool:
@@ -189,19 +219,35 @@ class HostedPlugin:
                                    f"(worker exit status {code})")
             data += chunk
         status, length = ANSWER.unpack(data)
-        message = os.read(fd, length).decode("utf-8", "replace") if length else ""
-        return status, message
+        body = b""
+        while len(body) < length:  # a saved state may be larger than one pipe read
+            left = until - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise WorkerFailed(f"lv2 {self.info.uri} hung while {doing}: its answer "
+                                   f"stopped after {len(body)} of {length} bytes")
+            chunk = os.read(fd, length - len(body))
+            if not chunk:
+                code = self._process.wait(timeout=5)
+                raise WorkerFailed(f"lv2 {self.info.uri} crashed while {doing} "
+                                   f"(worker exit status {code})")
+            body += chunk
+        return status, body.decode("utf-8", "replace")
 
     def _command(self, command: int, frames: int, doing: str) -> None:
+        self._request(command, frames, doing)
+
+    def _request(self, command: int, frames: int, doing: str,
+                 payload: bytes = b"") -> tuple[int, str]:
+        """Send one command (and its payload); return the worker's answer."""
         assert self._process is not None and self._process.stdin is not None
         try:
-            self._process.stdin.write(MESSAGE.pack(command, frames))
+            self._process.stdin.write(MESSAGE.pack(command, frames) + payload)
             self._process.stdin.flush()
         except (BrokenPipeError, OSError):
             code = self._process.poll()
             raise WorkerFailed(f"lv2 {self.info.uri} crashed before {doing} "
                                f"(worker exit status {code})") from None
-        self._wait(self.deadline if command == RUN else START_DEADLINE, doing)
+        return self._wait(self.deadline if command == RUN else START_DEADLINE, doing)
 
     # ------------------------------------------------------------ parameters and audio
 
@@ -210,8 +256,17 @@ class HostedPlugin:
         if params.get("uri") != self.info.uri:
             raise DspError("lv2: a different 'uri' needs a new hosted plug-in")
         lv2_catalog.validate_spec(params)
+        state_changed = params.get(STATE_KEY) != self.params.get(STATE_KEY)
         self.params = dict(params)
         self._write_controls()
+        if state_changed and self.failed is None and self._process is not None:
+            if STATE_KEY not in params:  # back to the plug-in's own start-up state
+                self.restart()
+                return
+            try:
+                self._restore_state()
+            except WorkerFailed as exc:
+                self._fail(str(exc))
 
     def _write_controls(self) -> None:
         for index, value in lv2_catalog.control_values(self.info, self.params,
@@ -283,8 +338,9 @@ def worker_environment(source: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _latency_key(params: dict[str, float | str], sample_rate: int) -> tuple:
-    return (params.get("uri"), tuple(sorted((k, str(v)) for k, v in params.items())),
-            sample_rate)
+    values = {k: hashlib.sha256(str(v).encode()).hexdigest() if k == STATE_KEY else str(v)
+              for k, v in params.items()}  # a state's text is large: its digest stands in
+    return (params.get("uri"), tuple(sorted(values.items())), sample_rate)
 
 
 def measured_latency(params: dict[str, float | str], sample_rate: int) -> int:

@@ -5,9 +5,10 @@ One float32 area per worker: for each instance, one control slot per port index
 writing a float), then one row of ``max_block`` frames per audio port. The engine
 writes the audio inputs and reads the outputs; the worker only runs the plug-in.
 
-Commands are 8 bytes on the worker's stdin, ``(command, frames)``; every answer is
-8 bytes on its stdout, ``(status, length)`` followed by ``length`` bytes of UTF-8
-text (an error message, only at start-up).
+Commands are 8 bytes on the worker's stdin, ``(command, frames)``; ``RESTORE``'s
+second field is instead the length of the UTF-8 state text that follows it. Every
+answer is 8 bytes on its stdout, ``(status, length)`` followed by ``length`` bytes of
+UTF-8 text (an error message, or the state text ``SAVE`` asked for).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from .lv2_catalog import PluginInfo
 
-RUN, RESET, QUIT = 1, 2, 3
+RUN, RESET, QUIT, SAVE, RESTORE = 1, 2, 3, 4, 5
 OK, FAILED = 0, 1
 MESSAGE = struct.Struct("<II")
 ANSWER = struct.Struct("<iI")

@@ -1,9 +1,11 @@
 """A small cffi (ABI mode) binding to liblilv, the LV2 host library.
 
-Only what discovery and hosting need: the world, plug-ins, ports, nodes and
-instantiation. ``lilv_instance_run`` and friends are inline functions in
-``lilv.h``, so instances are driven through the plug-in's ``LV2_Descriptor``
-function pointers, which is what those inline functions do.
+Only what discovery and hosting need: the world, plug-ins, ports, nodes,
+instantiation and the LV2 State extension (``lilv_state_*``); and, from serd (the
+Turtle library lilv uses), a reader to check a state's text before lilv reads it.
+``lilv_instance_run`` and friends are inline functions in ``lilv.h``, so instances
+are driven through the plug-in's ``LV2_Descriptor`` function pointers, which is what
+those inline functions do.
 
 ABI mode (``ffi.dlopen``) needs only the Debian runtime ``liblilv-0-0``: no
 compiler and no headers at install time. The ``lilv`` Python bindings Debian ships
@@ -116,12 +118,44 @@ void lilv_port_get_range(const LilvPlugin* plugin, const LilvPort* port,
 LilvInstance* lilv_plugin_instantiate(const LilvPlugin* plugin, double sample_rate,
                                       const LV2_Feature* const* features);
 void lilv_instance_free(LilvInstance* instance);
+
+typedef void LilvState;
+LilvState* lilv_state_new_from_instance(
+    const LilvPlugin* plugin, LilvInstance* instance, LV2_URID_Map* map,
+    const char* scratch_dir, const char* copy_dir, const char* link_dir, const char* save_dir,
+    void* get_value, void* user_data, uint32_t flags, const LV2_Feature* const* features);
+char* lilv_state_to_string(LilvWorld* world, LV2_URID_Map* map, LV2_URID_Unmap* unmap,
+                           const LilvState* state, const char* uri, const char* base_uri);
+LilvState* lilv_state_new_from_string(LilvWorld* world, LV2_URID_Map* map, const char* str);
+void lilv_state_restore(const LilvState* state, LilvInstance* instance, void* set_value,
+                        void* user_data, uint32_t flags, const LV2_Feature* const* features);
+const LilvNode* lilv_state_get_plugin_uri(const LilvState* state);
+void lilv_state_free(LilvState* state);
+void lilv_free(void* ptr);
+"""
+
+SERD_CDEF = """
+typedef struct {
+    const uint8_t* buf; size_t n_bytes; size_t n_chars; uint32_t flags; int type;
+} SerdNode;
+typedef void SerdReader;
+typedef int (*SerdStatementSink)(void* handle, uint32_t flags, const SerdNode* graph,
+                                 const SerdNode* subject, const SerdNode* predicate,
+                                 const SerdNode* object, const SerdNode* object_datatype,
+                                 const SerdNode* object_lang);
+SerdReader* serd_reader_new(int syntax, void* handle, void* free_handle, void* base_sink,
+                            void* prefix_sink, SerdStatementSink statement_sink,
+                            void* end_sink);
+int serd_reader_read_string(SerdReader* reader, const uint8_t* utf8);
+void serd_reader_free(SerdReader* reader);
 """
 
 ffi = FFI()
 ffi.cdef(CDEF)
+ffi.cdef(SERD_CDEF)
 
 LIBRARY = "liblilv-0.so.0"
+SERD_LIBRARY = "libserd-0.so.0"  # lilv's own dependency (Debian libserd-0-0)
 
 LV2 = "http://lv2plug.in/ns/lv2core#"
 ATOM = "http://lv2plug.in/ns/ext/atom#"
@@ -140,6 +174,17 @@ def lib() -> Any:
         raise Lv2Unavailable(
             f"cannot load {LIBRARY} ({exc}); install the Debian package liblilv-0-0 "
             "(see scripts/apt-packages.txt) to list and host LV2 plug-ins") from None
+
+
+@functools.cache
+def serd() -> Any:
+    """The loaded libserd, which liblilv depends on (:class:`Lv2Unavailable` without it)."""
+    lib()
+    try:
+        return ffi.dlopen(SERD_LIBRARY)
+    except OSError as exc:
+        raise Lv2Unavailable(f"cannot load {SERD_LIBRARY} ({exc}); install the Debian "
+                             "package libserd-0-0 (liblilv-0-0 depends on it)") from None
 
 
 def text(ptr: Any) -> str:

@@ -17,9 +17,9 @@ import resource
 import sys
 from typing import Any
 
-from . import lv2_lilv
+from . import lv2_catalog, lv2_lilv, lv2_state
 from .lv2_catalog import PluginInfo, plugin, plugin_pointer
-from .lv2_layout import ANSWER, FAILED, FLOAT, MESSAGE, OK, QUIT, RESET, RUN, Layout
+from .lv2_layout import ANSWER, FAILED, FLOAT, MESSAGE, OK, QUIT, RESET, RESTORE, RUN, SAVE, Layout
 from .lv2_lilv import ffi, lib
 
 ATOM_CAPACITY = 65536
@@ -124,6 +124,17 @@ class Worker:
         for instance in self.instances:
             instance.lv2_descriptor.run(instance.lv2_handle, frames)
 
+    def save_state(self) -> str:
+        """The first instance's LV2 state as text (:func:`dsp_core.lv2_state.save`)."""
+        return lv2_state.save(lv2_catalog.world(), plugin_pointer(self.info.uri),
+                              self.instances[0], self.features)
+
+    def restore_state(self, state: str) -> None:
+        """Restore ``state`` into every instance (:class:`~dsp_core.lv2_state.StateRefused`
+        leaves them as they were)."""
+        lv2_state.restore(lv2_catalog.world(), self.info.uri, self.instances, self.features,
+                          state)
+
     def reset(self) -> None:
         """Deactivate and activate every instance: the LV2 way to clear its state."""
         for instance in self.instances:
@@ -190,7 +201,24 @@ def serve(argv: list[str]) -> int:
             worker.reset()
         elif command == QUIT:
             return 0
+        elif command in (SAVE, RESTORE):
+            _answer(out, *_state_command(worker, command, frames, inp))
+            continue
         _answer(out, OK)
+
+
+def _state_command(worker: Worker, command: int, length: int, inp: Any) -> tuple[int, str]:
+    """Save or restore the plug-in's state: (OK, the text) or (FAILED, why)."""
+    try:
+        if command == SAVE:
+            return OK, worker.save_state()
+        data = inp.read(length)
+        if len(data) < length:
+            return FAILED, "the state's text ended early"
+        worker.restore_state(data.decode("utf-8"))
+        return OK, ""
+    except (lv2_state.StateRefused, UnicodeDecodeError) as exc:
+        return FAILED, str(exc)
 
 
 if __name__ == "__main__":

@@ -429,15 +429,16 @@ def _effect(value: object, path: str, base_dir: PathLike | None = None,
 
 
 def _hosted_effect(f: dict[str, Any], path: str) -> EffectSpec:
-    """An ``lv2`` effect: ``params`` holds ``uri`` and control values by port symbol,
-    checked against the installed plug-ins (docs/lv2.md)."""
+    """An ``lv2`` effect: ``params`` holds ``uri``, control values by port symbol and
+    optionally ``state`` (a saved LV2 state's text), checked against the installed
+    plug-ins (docs/lv2.md)."""
     raw_params = f.get("params", {})
     if not isinstance(raw_params, dict):
         raise ProjectError(f"{path}.params: must be an object with 'uri' and control values")
     params: dict[str, float | str] = {}
     for name, raw in raw_params.items():
         where = f"{path}.params.{name}"
-        params[name] = _string(raw, where) if name == "uri" else _number(raw, where)
+        params[name] = _string(raw, where) if name in ("uri", "state") else _number(raw, where)
     if f.get("sidechain"):
         raise ProjectError(f"{path}.sidechain: lv2 plug-ins take no sidechain here")
     spec = EffectSpec(kind=_string(f["kind"], f"{path}.kind"), params=params,

@@ -1,0 +1,193 @@
+"""The LV2 State extension: a plug-in's own state, as Turtle text in its ``lv2`` effect.
+
+A plug-in with ``state:interface`` (x42's EQ and limiter, LSP's plug-ins) keeps
+settings that are no control port: UI and analyser settings, a loaded file's path,
+an internal key-value tree. The worker saves it with lilv
+(``lilv_state_new_from_instance`` then ``lilv_state_to_string``, portable and
+plain-data only, without port values: the controls live in the effect's params) and
+restores it (``lilv_state_new_from_string`` then ``lilv_state_restore``). The text
+travels in the effect's ``params["state"]`` (:data:`STATE_KEY`), at most
+:data:`MAX_STATE_BYTES`.
+
+Checks, in two places:
+
+- :func:`check_text`, wherever the effect is validated (document writes, project
+  files, ``to_session``): a string, at most :data:`MAX_STATE_BYTES` of UTF-8, no NUL,
+  and :func:`turtle_problem`'s check.
+- :func:`turtle_problem`, there and again in the worker before lilv reads the text:
+  serd (lilv's Turtle reader) must parse all of it, and it must declare exactly one
+  ``pset:Preset`` subject, which ``lv2:appliesTo`` this plug-in. lilv 0.24
+  dereferences a NULL subject (SIGSEGV) on well-formed Turtle without a preset, so
+  this check keeps a bad document from crashing the worker; :func:`restore` checks
+  the plug-in lilv read as well.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from .errors import DspError, ProjectError
+from .lv2_lilv import ffi, lib, serd, text
+
+#: The key of an ``lv2`` effect's params that holds its state's text.
+STATE_KEY = "state"
+#: The largest state text an effect may hold (UTF-8 bytes).
+MAX_STATE_BYTES = 256 * 1024
+#: The subject lilv writes the state under (the text is self-contained, no file).
+STATE_SUBJECT = b"urn:maxbooster:lv2-state"
+_IS_POD, _IS_PORTABLE = 1, 2  # LV2_State_Flags
+_RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+_PRESET = "http://lv2plug.in/ns/ext/presets#Preset"
+_APPLIES_TO = "http://lv2plug.in/ns/lv2core#appliesTo"
+#: The prefixes lilv declares before reading a state's text (lilv's set_prefixes).
+_LILV_PREFIXES = {
+    "atom": "http://lv2plug.in/ns/ext/atom#",
+    "lv2": "http://lv2plug.in/ns/lv2core#",
+    "pset": "http://lv2plug.in/ns/ext/presets#",
+    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
+    "state": "http://lv2plug.in/ns/ext/state#",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+}
+_SERD_TURTLE, _SERD_URI, _SERD_CURIE = 1, 2, 3
+
+
+class StateRefused(DspError):
+    """A plug-in state's text that cannot be restored (malformed, or another plug-in's)."""
+
+
+def check_text(state: object, uri: str) -> str:
+    """``state`` when it is a string the document may hold; :class:`ProjectError` if not."""
+    if not isinstance(state, str):
+        raise ProjectError(
+            f"lv2 {uri}: 'state' must be the text a save gave, not "
+            f"{type(state).__name__} {str(state)[:40]!r}"
+        )
+    size = len(state.encode("utf-8", "surrogatepass"))
+    if size > MAX_STATE_BYTES:
+        raise ProjectError(
+            f"lv2 {uri}: 'state' holds {size} bytes, more than the "
+            f"{MAX_STATE_BYTES} allowed; save the plug-in's state again "
+            "without large embedded data"
+        )
+    if "\0" in state:
+        raise ProjectError(
+            f"lv2 {uri}: 'state' holds a NUL character; it must be the Turtle text a save gave"
+        )
+    problem = turtle_problem(state, uri)
+    if problem is not None:
+        raise ProjectError(
+            f"lv2 {uri}: 'state' is refused: {problem}; store the text "
+            "HostedPlugin.save_state() gave for this plug-in"
+        )
+    return state
+
+
+@functools.lru_cache(maxsize=64)  # every to_session validates it again
+def turtle_problem(state: str, uri: str) -> str | None:
+    """Why lilv must not restore ``state`` into plug-in ``uri`` (None when serd parses
+    all of it, it has one ``pset:Preset`` subject and that applies to ``uri``)."""
+    prefixes = dict(_LILV_PREFIXES)
+    statements: list[tuple[str, str, str]] = []
+
+    def expand(node: Any) -> str:
+        value = ffi.string(node.buf, node.n_bytes).decode("utf-8", "replace")
+        name, colon, rest = value.partition(":")
+        if node.type == _SERD_CURIE and colon and name in prefixes:
+            return prefixes[name] + rest
+        return value
+
+    @ffi.callback("int(void*, const SerdNode*, const SerdNode*)")
+    def on_prefix(_handle: Any, name: Any, prefix_uri: Any) -> int:
+        prefixes[expand(name)] = expand(prefix_uri)
+        return 0
+
+    @ffi.callback("SerdStatementSink")
+    def on_statement(
+        _h: Any, _f: int, _g: Any, subject: Any, predicate: Any, obj: Any, _d: Any, _l: Any
+    ) -> int:
+        statements.append((expand(subject), expand(predicate), expand(obj)))
+        return 0
+
+    reader = serd().serd_reader_new(
+        _SERD_TURTLE,
+        ffi.NULL,
+        ffi.NULL,
+        ffi.NULL,
+        ffi.cast("void*", on_prefix),
+        on_statement,
+        ffi.NULL,
+    )
+    try:
+        status = serd().serd_reader_read_string(reader, state.encode("utf-8"))
+    finally:
+        serd().serd_reader_free(reader)
+    if status != 0:
+        return f"it is not valid Turtle (serd status {status})"
+    presets = {s for s, p, o in statements if p == _RDF_TYPE and o == _PRESET}
+    if len(presets) != 1:
+        return (
+            f"it declares {len(presets)} pset:Preset subjects, not one (not the text "
+            "of a saved state)"
+        )
+    applies = {o for s, p, o in statements if s in presets and p == _APPLIES_TO}
+    if applies != {uri}:
+        return f"it applies to {', '.join(sorted(applies)) or 'no plug-in'}, not to this plug-in"
+    return None
+
+
+def save(world: Any, plugin: Any, instance: Any, features: Any) -> str:
+    """The state of ``instance`` as Turtle text (its properties, no port values)."""
+    lilv = lib()
+    state = lilv.lilv_state_new_from_instance(
+        plugin,
+        instance,
+        features.map_struct,
+        ffi.NULL,
+        ffi.NULL,
+        ffi.NULL,
+        ffi.NULL,
+        ffi.NULL,
+        ffi.NULL,
+        _IS_POD | _IS_PORTABLE,
+        features.array,
+    )
+    if state == ffi.NULL:
+        raise StateRefused("lilv could not save the plug-in's state")
+    try:
+        raw = lilv.lilv_state_to_string(
+            world, features.map_struct, features.unmap_struct, state, STATE_SUBJECT, ffi.NULL
+        )
+    finally:
+        lilv.lilv_state_free(state)
+    if raw == ffi.NULL:
+        raise StateRefused("lilv could not write the plug-in's state as text")
+    try:
+        return ffi.string(raw).decode("utf-8")
+    finally:
+        lilv.lilv_free(raw)
+
+
+def restore(world: Any, uri: str, instances: list[Any], features: Any, state: str) -> None:
+    """Restore ``state`` into every instance of plug-in ``uri``; :class:`StateRefused`
+    (nothing restored) when it is malformed or saved from another plug-in."""
+    problem = turtle_problem(state, uri)
+    if problem is not None:
+        raise StateRefused(f"lv2 {uri}: the saved state was refused: {problem}")
+    lilv = lib()
+    parsed = lilv.lilv_state_new_from_string(world, features.map_struct, state.encode())
+    if parsed == ffi.NULL:
+        raise StateRefused(f"lv2 {uri}: the saved state was refused: lilv could not read it")
+    try:
+        node = lilv.lilv_state_get_plugin_uri(parsed)
+        owner = "" if node == ffi.NULL else text(lilv.lilv_node_as_uri(node))
+        if owner != uri:
+            raise StateRefused(
+                f"lv2 {uri}: the saved state was refused: it applies to "
+                f"{owner or 'no plug-in'!r}, not to this plug-in"
+            )
+        for instance in instances:
+            lilv.lilv_state_restore(parsed, instance, ffi.NULL, ffi.NULL, 0, features.array)
+    finally:
+        lilv.lilv_state_free(parsed)

@@ -1,0 +1,149 @@
+"""A hosted plug-in's own LV2 state (dsp_core.lv2_state): saved by the worker, kept in
+the document's ``params["state"]``, restored by a fresh engine; bad text refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lv2_helpers import X42_EQ, lv2_path, needs_plugin  # noqa: F401
+from pycrdt import Map
+
+from collab.schema import ProjectDocument
+from dsp_core import Clip, EffectSpec, Engine, ProjectError, Session, Track, lv2_catalog
+from dsp_core.lv2_host import HostedPlugin
+from dsp_core.lv2_state import MAX_STATE_BYTES, turtle_problem
+from dsp_core.project import load_project, save_project
+from tests.helpers_audio import DictLoader
+
+pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("lv2_path")]
+
+RATE = 48000
+X42_EQ_STEREO = "http://gareus.org/oss/lv2/fil4#stereo"
+TUNING = "<http://gareus.org/oss/lv2/fil4#kbtuning>"  # x42-eq's state: no control port
+#: Well-formed Turtle without a preset: lilv 0.24's lilv_state_new_from_string
+#: dereferences a NULL subject on it (SIGSEGV), so it must never reach lilv.
+CRASHES_LILV = "<urn:a> <urn:b> <urn:c> ."
+LOADER = DictLoader({"x": (0.1 * np.ones((1, 4096))).astype(np.float32)})
+
+
+def _document(params: dict) -> ProjectDocument:
+    doc = ProjectDocument.from_session(
+        Session(sample_rate=RATE, tracks=[Track("t", clips=[Clip("x", 0, 4096)])])
+    )
+    doc.add_effect("t", EffectSpec("lv2", params))
+    return doc
+
+
+def _hosted(engine: Engine) -> HostedPlugin:
+    return engine.graph.tracks[0].hosted.elements[0]
+
+
+def _retuned(state: str) -> str:
+    """``state`` with x42-eq's keyboard tuning (a non-port setting) at 432 Hz."""
+    before = f'{TUNING} "440.0"^^xsd:float'
+    assert before in state
+    return state.replace(before, f'{TUNING} "432.0"^^xsd:float')
+
+
+def test_a_saved_state_survives_the_document_and_a_fresh_engine_byte_equal(tmp_path) -> None:
+    needs_plugin(X42_EQ)
+    doc = _document({"uri": X42_EQ})
+    with Engine(doc.to_session(), block_size=256, loader=LOADER) as engine:
+        default = _hosted(engine).save_state()
+    changed = _retuned(default)
+    doc.set_effect_params("t", 0, state=changed)
+    session = doc.to_session()
+    assert session.tracks[0].effects[0].params["state"] == changed
+    with Engine(session, block_size=256, loader=LOADER) as engine:  # a fresh worker
+        assert _hosted(engine).save_state() == changed != default
+        engine.render(0, 1024)
+        assert _hosted(engine).alive
+    save_project(session, tmp_path / "p.json")  # and through the project file
+    loaded = load_project(tmp_path / "p.json")
+    loader = DictLoader({loaded.tracks[0].clips[0].source: LOADER.sources["x"]})
+    with Engine(loaded, block_size=256, loader=loader) as engine:
+        assert _hosted(engine).save_state() == changed
+
+
+def test_a_state_edit_is_restored_into_the_running_worker() -> None:
+    needs_plugin(X42_EQ)
+    session = Session(
+        sample_rate=RATE,
+        tracks=[
+            Track(
+                "t",
+                channels=2,
+                clips=[Clip("x", 0, 4096)],
+                effects=[EffectSpec("lv2", {"uri": X42_EQ})],
+            )
+        ],
+    )
+    with Engine(session, block_size=256, loader=LOADER) as engine:
+        plugin = _hosted(engine)
+        assert plugin.instances == 2  # a mono plug-in on a stereo track: both restored
+        pid = plugin._process.pid
+        changed = _retuned(plugin.save_state())
+        session.tracks[0].effects[0].params["state"] = changed
+        engine.apply(session)
+        assert _hosted(engine) is plugin and plugin._process.pid == pid
+        assert plugin.save_state() == changed
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        (CRASHES_LILV, "0 pset:Preset subjects"),
+        ("this is not turtle {{{", "not valid Turtle"),
+        (None, "applies to " + X42_EQ_STEREO),  # another plug-in's state
+        ("x" * (MAX_STATE_BYTES + 1), "more than the"),
+        ("a\0b", "NUL"),
+    ],
+)
+def test_a_malformed_foreign_or_oversized_state_is_refused(bad: str | None, says: str) -> None:
+    needs_plugin(X42_EQ)
+    doc = _document({"uri": X42_EQ})
+    if bad is None:
+        with Engine(doc.to_session(), block_size=256, loader=LOADER) as engine:
+            bad = _hosted(engine).save_state().replace(f"<{X42_EQ}>", f"<{X42_EQ_STEREO}>")
+    with pytest.raises(ProjectError, match="'state'") as refused:
+        doc.set_effect_params("t", 0, state=bad)
+    assert says in str(refused.value)
+    assert "state" not in doc.to_session().tracks[0].effects[0].params  # nothing written
+
+
+def test_a_peer_written_bad_state_plays_bypassed_with_the_reason() -> None:
+    needs_plugin(X42_EQ)
+    doc = _document({"uri": X42_EQ})
+    effects = doc.doc.get("tracks", type=Map)["t"]["effects"]
+    effects.append(
+        Map(
+            {
+                "id": "fx-bad",
+                "kind": "lv2",
+                "enabled": True,
+                "params": Map({"uri": X42_EQ, "state": CRASHES_LILV}),
+            }
+        )
+    )
+    session = doc.to_session()
+    assert [e.id for e in session.tracks[0].effects] == [effects[0]["id"]]
+    assert len(doc.bypassed) == 1 and "fx-bad" in doc.bypassed[0]
+    assert "'state' is refused" in doc.bypassed[0]
+
+
+def test_the_worker_refuses_text_that_would_crash_lilv(monkeypatch) -> None:
+    """Past the host's checks (a host that skipped them), the worker checks again: it
+    answers with the reason instead of dying in lilv."""
+    needs_plugin(X42_EQ)
+    assert turtle_problem(CRASHES_LILV, X42_EQ) is not None
+    monkeypatch.setattr(lv2_catalog, "check_text", lambda state, uri: state)
+    plugin = HostedPlugin({"uri": X42_EQ, "state": CRASHES_LILV}, 1, RATE, 256)
+    try:
+        assert plugin.failed is not None
+        assert "the saved state was refused" in plugin.failed
+        assert "crashed" not in plugin.failed
+        block = np.full((1, 256), 0.25, dtype=np.float32)
+        assert plugin.process(block, 256) is False  # bypassed: the dry signal
+        np.testing.assert_array_equal(block, 0.25)
+    finally:
+        plugin.close()
