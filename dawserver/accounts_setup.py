@@ -35,12 +35,15 @@ from collab.regional_store import RegionalCollabStore
 
 from .account_mail import QUEUE, SETTINGS, MailSender, QueuedMail
 from .assets import REGION_ASSETS
+from .bounces import PREFIX as BOUNCES
+from .bounces import bounce_prefix
 from .document_moves import DocumentMoveHook
-from .file_moves import AssetMoveHook
+from .file_moves import AssetMoveHook, ObjectMoveHook
 from .keys import ACCOUNTS, BACKGROUND, CONFIG, RATE_LIMITER, ROOMS, STORE
 from .oidc_routes import setup_oidc
 from .regions import REGION_DATABASES
 from .sso_routes import setup_sso
+from .storage.service import OBJECT_STORES
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +151,17 @@ def _move_hooks(app: web.Application) -> list[MoveHook]:
         async with app[ROOMS].use(project_id) as room:
             await room.edit(change)
 
+    def account_region(account_id: str) -> str:
+        return app[ACCOUNTS].store.region_of(account_id)
+
     documents = DocumentMoveHook(collab, app[REGION_DATABASES], unload=unload)
     hooks: list[MoveHook] = [documents]
     if REGION_ASSETS in app:
         hooks.append(AssetMoveHook(app[REGION_ASSETS], documents.projects_of, edit=edit))
+    if OBJECT_STORES in app:
+        hooks.append(ObjectMoveHook(
+            "bounces", app[OBJECT_STORES], documents.projects_of,
+            lambda project_id: [f"{BOUNCES}/{bounce_prefix(project_id)}/"], account_region))
     return hooks
 
 

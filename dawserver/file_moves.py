@@ -19,6 +19,12 @@ assets of the projects an account owns:
 
 Asset directories kept on object storage (an ``s3://`` region storage) are not moved:
 :class:`FilesNotMovable` says so before anything is copied.
+
+:class:`ObjectMoveHook` moves objects of the regions' object stores (local directory or
+S3 alike) under per-project prefixes, such as a project's bounces: each object is
+streamed into the target unless it already holds the same bytes, and read back to
+check its SHA-256; the drop step copies what came since to where the account lives
+now, then deletes the source's objects.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Any
 from accounts.errors import Conflict
 
 from .asset_store import AssetStore
+from .storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +119,82 @@ class AssetMoveHook:
                 )
             removed = await asyncio.to_thread(src.forget_project, project_id)
             log.info("project %s: %d asset files deleted in %s", project_id, len(removed), region)
+
+
+class ObjectMoveHook:
+    """Moves the objects under ``prefixes(project_id)`` of an account's projects between
+    the regions' object stores (see the module).
+
+    Parameters
+    ----------
+    name:
+        The hook's name (recorded in the move's progress: keep it stable).
+    objects:
+        Every region's object store.
+    projects_of:
+        ``await projects_of(account_id)``: the ids of the projects the account owns.
+    prefixes:
+        The key prefixes of one project's objects.
+    region_of:
+        Where an account lives now (the target, once the move switched).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        objects: Mapping[str, ObjectStore],
+        projects_of: ProjectsOf,
+        prefixes: Callable[[str], list[str]],
+        region_of: Callable[[str], str],
+    ) -> None:
+        self.name = name
+        self.region_of = region_of
+        self.objects = dict(objects)
+        self.projects_of = projects_of
+        self.prefixes = prefixes
+
+    async def _keys(self, account_id: str, store: ObjectStore) -> list[str]:
+        keys: list[str] = []
+        for project_id in await self.projects_of(account_id):
+            for prefix in self.prefixes(project_id):
+                keys.extend(await store.keys(prefix))
+        return keys
+
+    async def copy(self, account_id: str, source: str, target: str) -> None:
+        """Copy the account's objects from ``source`` to ``target`` (checked by hash)."""
+        src, dst = self.objects[source], self.objects[target]
+        copied = 0
+        for key in await self._keys(account_id, src):
+            digest = await object_sha256(src, key)
+            if await dst.exists(key) and await object_sha256(dst, key) == digest:
+                continue
+            await dst.put(key, src.stream(key))
+            if await object_sha256(dst, key) != digest:
+                raise FilesNotMovable(
+                    f"the copy of {key!r} in region {target!r} differs "
+                    f"from the original; run the move again"
+                )
+            copied += 1
+        log.info("account %s: %d %s objects copied to %s", account_id, copied, self.name, target)
+
+    async def drop(self, account_id: str, region: str) -> None:
+        """Copy what came to ``region`` since the copy step to where the account lives
+        now, then delete the account's objects in ``region``."""
+        target = self.region_of(account_id)
+        if target == region:
+            return  # not moved away (a move back and forth): nothing to delete
+        await self.copy(account_id, region, target)
+        src = self.objects[region]
+        for key in await self._keys(account_id, src):
+            await src.delete(key)
+
+
+async def object_sha256(store: ObjectStore, key: str) -> str:
+    """The SHA-256 of a stored object's bytes, in hex (streamed)."""
+    digest = hashlib.sha256()
+    async for chunk in store.stream(key):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def copy_project_assets(source: AssetStore, target: AssetStore, project_id: str) -> int:

@@ -35,7 +35,8 @@ from database import Database, open_database
 from dawserver import file_moves
 from dawserver.asset_store import AssetNotFound, AssetStore
 from dawserver.document_moves import COLLAB_TABLES, DocumentMoveHook
-from dawserver.file_moves import AssetMoveHook, sha256
+from dawserver.file_moves import AssetMoveHook, ObjectMoveHook, sha256
+from dawserver.storage.local import LocalObjectStore
 from dsp_core.session import Clip, Track
 
 
@@ -49,6 +50,20 @@ class World:
     hook: DocumentMoveHook
     mover: AccountMover
     assets: dict[str, AssetStore]
+    objects: dict[str, DyingObjectStore]
+
+
+class DyingObjectStore(LocalObjectStore):
+    """A region's local object store whose next write dies halfway when told."""
+
+    die = False
+
+    async def put(self, key: str, chunks, **kwargs) -> int:
+        if self.die:
+            self.die = False
+            (self.root / ".tmp" / "half").write_bytes(b"half")  # a write cut short
+            raise Crash("killed while copying objects")
+        return await super().put(key, chunks, **kwargs)
 
 
 class CrashingHook(DocumentMoveHook):
@@ -94,16 +109,24 @@ async def world(collab_database_url: str, tmp_path: Path) -> AsyncIterator[World
                 hook = CrashingHook(collab, databases, unload=unload)
                 assets = {n: AssetStore(tmp_path / n / "assets") for n in databases}
                 files = AssetMoveHook(assets, hook.projects_of, edit=edit)
+                objects = {n: DyingObjectStore(tmp_path / n / "files") for n in databases}
+                bounces = ObjectMoveHook(
+                    "bounces",
+                    objects,
+                    hook.projects_of,
+                    lambda project_id: [f"bounces/{project_id}/"],
+                    store.region_of,
+                )
                 mover = AccountMover(
                     store,
                     databases,
                     sessions=sessions,
-                    hooks=[hook, files],
+                    hooks=[hook, files, bounces],
                     settle_s=0.0,
                     propagate_s=0.0,
                 )
                 await mover.setup()
-                yield World(service, store, databases, collab, rooms, hook, mover, assets)
+                yield World(service, store, databases, collab, rooms, hook, mover, assets, objects)
         finally:
             await collab.stop()
 
@@ -286,3 +309,30 @@ async def test_a_move_killed_while_copying_audio_resumes_to_the_same_end(
 
     assert files_of(world.assets["eu"]) == before
     await audio_moved(world, song, asset_id, digest)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("killed", [False, True])
+async def test_a_projects_bounces_move_to_the_target_store_resuming_after_a_crash(
+    world: World, killed: bool
+) -> None:
+    uma, song = await a_project_in_us(world)
+    bounce = np.random.default_rng(3).bytes(3 << 20)  # more than one chunk
+    await world.objects["us"].put(f"bounces/{song}/j1.wav", bounce)
+    await world.objects["us"].put(f"bounces/{song}/j1.snapshot", b"{}")
+    await world.objects["us"].put("bounces/someone-else/j2.wav", b"theirs")
+
+    await world.mover.begin(uma, "eu")
+    if killed:
+        world.objects["eu"].die = True
+        with pytest.raises(Crash):
+            await world.mover.run(uma)
+        assert await world.objects["us"].get(f"bounces/{song}/j1.wav") == bounce
+    await world.mover.run(uma)
+
+    assert await world.objects["us"].keys("bounces/") == ["bounces/someone-else/j2.wav"]
+    assert await world.objects["eu"].keys("bounces/") == [
+        f"bounces/{song}/j1.snapshot",
+        f"bounces/{song}/j1.wav",
+    ]
+    assert await world.objects["eu"].get(f"bounces/{song}/j1.wav") == bounce
