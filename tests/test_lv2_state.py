@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile as sf
 from lv2_helpers import X42_EQ, lv2_path, needs_plugin  # noqa: F401
 from pycrdt import Map
 
@@ -19,6 +20,8 @@ pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("lv2_path")]
 
 RATE = 48000
 X42_EQ_STEREO = "http://gareus.org/oss/lv2/fil4#stereo"
+LSP_IR = "http://lsp-plug.in/plugins/lv2/impulse_responses_mono"  # its IR file: state
+IR_FILE = "<http://lsp-plug.in/plugins/lv2/impulse_responses_mono/ports#ifn>"
 TUNING = "<http://gareus.org/oss/lv2/fil4#kbtuning>"  # x42-eq's state: no control port
 #: Well-formed Turtle without a preset: lilv 0.24's lilv_state_new_from_string
 #: dereferences a NULL subject on it (SIGSEGV), so it must never reach lilv.
@@ -63,6 +66,36 @@ def test_a_saved_state_survives_the_document_and_a_fresh_engine_byte_equal(tmp_p
     loader = DictLoader({loaded.tracks[0].clips[0].source: LOADER.sources["x"]})
     with Engine(loaded, block_size=256, loader=loader) as engine:
         assert _hosted(engine).save_state() == changed
+
+
+def _saved_after_a_block(params: dict) -> str:
+    """The state a fresh worker with ``params`` saves after one block (LSP takes a
+    restored setting in at its next run)."""
+    plugin = HostedPlugin(params, 1, RATE, 256)
+    try:
+        assert plugin.alive, plugin.failed
+        plugin.process(np.zeros((1, 256), dtype=np.float32), 256)
+        return plugin.save_state()
+    finally:
+        plugin.close()
+
+
+def test_an_impulse_file_path_in_a_state_round_trips(tmp_path) -> None:
+    """LSP keeps its impulse response's file in its state, not in a port: a restored
+    path is saved again, and a fresh worker restoring that text saves it byte-equal."""
+    needs_plugin(LSP_IR)
+    ir = tmp_path / "ir.wav"
+    impulse = np.zeros(64, dtype=np.float32)
+    impulse[10] = 0.5
+    sf.write(ir, impulse, RATE, subtype="FLOAT")
+    default = _saved_after_a_block({"uri": LSP_IR})
+    assert IR_FILE not in default
+    with_file = default.replace(
+        "state:state [", f'state:state [\n\t\t{IR_FILE} "{ir}"^^atom:Path ;', 1
+    )
+    saved = _saved_after_a_block({"uri": LSP_IR, "state": with_file})
+    assert f"{IR_FILE} <file://{ir}>" in saved  # the plug-in took the path and gave it back
+    assert _saved_after_a_block({"uri": LSP_IR, "state": saved}) == saved
 
 
 def test_a_state_edit_is_restored_into_the_running_worker() -> None:
