@@ -9,7 +9,8 @@ assets of the projects an account owns:
   project lists (audio, description, peaks) is copied into the target's directory
   under the same name, through a temporary file renamed into place, unless the target
   already has the same bytes; the audio is checked against its name (its SHA-256) and
-  every file against the source's hash. The project's index is written last, so an
+  every file against the source's hash. The description's ``path`` (the audio's path
+  on this server) is rewritten to the target's. The project's index is written last, so an
   index in the target means its files are all there.
 - **drop** (after the switch, after :class:`~dawserver.document_moves.DocumentMoveHook`
   routed the document to the target): the document's clip sources that name a file in
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -207,7 +209,10 @@ def copy_project_assets(source: AssetStore, target: AssetStore, project_id: str)
         folder = Path("objects") / asset_id[:2]
         for path in sorted((source.root / folder).glob(f"{asset_id}.*")):
             rel = folder / path.name
-            if copy_file(path, target.root / rel):
+            if path.suffix == ".json":  # the description names its audio's path
+                if write_file(target.root / rel, described_in(path, source.root, target.root)):
+                    copied += 1
+            elif copy_file(path, target.root / rel):
                 copied += 1
             if path.name.split(".", 1)[1] in ("wav", "flac", "aiff") and (
                 sha256(target.root / rel) != asset_id
@@ -238,6 +243,29 @@ def copy_file(source: Path, target: Path) -> bool:
     if sha256(partial) != sha256(source):
         partial.unlink(missing_ok=True)
         raise FilesNotMovable(f"the copy of {source} changed on the way; run the move again")
+    os.replace(partial, target)
+    return True
+
+
+def described_in(description: Path, source_root: Path, target_root: Path) -> bytes:
+    """An asset's description (JSON) with its audio's path moved to ``target_root``."""
+    data = json.loads(description.read_bytes())
+    path = Path(data.get("path", ""))
+    if path.is_relative_to(source_root):
+        data["path"] = str(target_root / path.relative_to(source_root))
+    return json.dumps(data).encode()
+
+
+def write_file(target: Path, data: bytes) -> bool:
+    """Make ``target`` hold ``data`` (renamed into place); False if it did already."""
+    if target.exists() and target.read_bytes() == data:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.moving")
+    with open(partial, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
     os.replace(partial, target)
     return True
 

@@ -256,7 +256,9 @@ async def audio_moved(world: World, song: str, asset_id: str, digest: str) -> No
     assert world.assets["eu"].project_assets(song) == [asset_id]
     with pytest.raises(AssetNotFound):
         world.assets["us"].asset(asset_id)
-    assert world.assets["eu"].asset(asset_id).id == asset_id
+    moved = world.assets["eu"].asset(asset_id)
+    assert Path(moved.path).is_relative_to(world.assets["eu"].root)
+    assert sha256(Path(moved.path)) == digest
     async with world.rooms.use(song) as room:
         (source,) = room.document.clip_sources()
     assert Path(source).is_relative_to(world.assets["eu"].root)
