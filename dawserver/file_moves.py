@@ -19,7 +19,8 @@ assets of the projects an account owns:
   other project there lists (:meth:`AssetStore.forget_project`).
 
 Asset directories kept on object storage (an ``s3://`` region storage) are not moved:
-:class:`FilesNotMovable` says so before anything is copied.
+when the account's projects have audio there, :class:`FilesNotMovable` stops the copy
+step (the move stays fenced; nothing is deleted).
 
 :class:`ObjectMoveHook` moves objects of the regions' object stores (local directory or
 S3 alike) under per-project prefixes, such as a project's bounces: each object is
@@ -82,14 +83,22 @@ class AssetMoveHook:
     async def copy(self, account_id: str, source: str, target: str) -> None:
         """Copy the audio of ``account_id``'s projects from ``source`` to ``target``."""
         src, dst = self.assets[source], self.assets[target]
-        for store in (src, dst):
-            if store.objects is not None:
+        projects = await self.projects_of(account_id)
+        if src.objects is not None or dst.objects is not None:
+            held = [
+                p
+                for p in projects
+                if src.project_assets(p)
+                or (src.objects is not None and await src.objects.keys(f"assets/projects/{p}/"))
+            ]
+            if held:
                 raise FilesNotMovable(
-                    f"the assets of region {source!r} or {target!r} are on object storage, "
-                    f"which a move does not copy yet; move the account between regions "
-                    f"with local storage directories"
+                    f"the audio of projects {held} cannot move: the assets of region "
+                    f"{source!r} or {target!r} are on object storage, which a move does not "
+                    f"copy yet; the account stays fenced in {source!r} until this is fixed"
                 )
-        for project_id in await self.projects_of(account_id):
+            return
+        for project_id in projects:
             copied = await asyncio.to_thread(copy_project_assets, src, dst, project_id)
             log.info(
                 "account %s: project %s: %d asset files copied to %s",
