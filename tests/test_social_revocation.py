@@ -1,7 +1,8 @@
 """Withdrawing forgotten channel grants at the network (``social.revoke``), against the
 fake networks: a disconnect and an erasure each queue the withdrawal with the tokens
 sealed, the fake sees it and the old tokens die there; a failing network is tried
-again; one that fails for good leaves the deletion here and says so in the audit."""
+again; one that fails for good leaves the deletion here, says so in the audit and mails
+the account's owners and admins (through a real SMTP server) once."""
 
 from __future__ import annotations
 
@@ -10,14 +11,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
+from smtp_server import SmtpServer
 from social_fakes import Dispatching, dispatching
 from social_helpers import database_url
 
+from accounts.mail import Mailer, MailSettings
 from business.social.dispatch import PUBLISH
 from business.social.errors import NetworkError
 from business.social.privacy import erase_account
 from business.social.revocation import REVOKE, RevokeRun, revocable, run_revoke
+from business.social.revoke_notices import RevokeNotices
+from dawserver.account_mail import QUEUE as MAIL_QUEUE
+from dawserver.account_mail import MailSender
+from dawserver.context import PluginContext
 from dawserver.plugin_api import Pseudonymiser, QueueSettings
 from jobs import JobWorker
 
@@ -38,14 +46,14 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite://{tmp_path / 'social.sqlite3'}"
 
 
-def revoking(h: Dispatching) -> JobWorker:
+def revoking(h: Dispatching, notices: RevokeNotices | None = None) -> JobWorker:
     """Disconnects queue withdrawals on ``h``'s queue; a worker of that queue."""
     h.channels.queue = h.queue
     h.queue.configure(REVOKE, QUICK)
 
     async def handle(ctx: Any) -> dict:
         run = RevokeRun.model_validate(ctx.payload)
-        return await run_revoke(h.channels, ctx.job.account_id, run, ctx)
+        return await run_revoke(h.channels, ctx.job.account_id, run, ctx, notices)
 
     return JobWorker(h.queue, {REVOKE: handle}, poll_s=0.02)
 
@@ -174,3 +182,51 @@ async def test_a_revocation_that_fails_for_good_is_audited_and_the_deletion_stay
             step["action"] for step in await h.store.audit_of("acc", f"channel:{channel_id}")
         ]
         assert actions[-2:] == ["channel.disconnected", "channel.revoke_failed"]
+
+
+@pytest.mark.asyncio
+async def test_a_revocation_that_fails_for_good_mails_the_owners_and_admins_once(
+    sqlite_url: str, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    async with dispatching(sqlite_url, ["youtube"], tmp_path) as h:
+        context = PluginContext(manager=pluggy.PluginManager("dawserver"))
+        await context.background.prepare(h.db)  # the platform's mailer, on h's database
+        admins = {"acc": ["Dee@example.org", " dee@example.org", "fay@example.org"],
+                  "eve": ["eve@example.org"], "pz-eve": ["eve@example.org"]}
+
+        async def admin_emails(account_id: str) -> list[str]:
+            return admins.get(account_id, [])
+
+        notices = RevokeNotices(context.send_mail, admin_emails,
+                                base_url="https://studio.example")
+        jobs, fake = revoking(h, notices), h.fake("youtube")
+        mail = JobWorker(context.background.queue, {MAIL_QUEUE: MailSender(Mailer(
+            MailSettings.from_url(smtp_server.url)))}, poll_s=0.02)
+        org = await h.channel("youtube")
+        await h.channel("youtube", "eve")
+        fake.fail_revoke("server", times=2 * QUICK.max_attempts)
+        await h.channels.disconnect("acc", org, "p_ada")
+        await erase_account(h.db, h.queue, PUBLISH, Pseudonymiser("eve", ("Eve",), "pz-eve"))
+
+        await drain(jobs)
+        while await mail.run_once(MAIL_QUEUE):
+            pass
+        jobs_of = {a: await h.queue.find(account_id=a, queue=REVOKE) for a in ("acc", "pz-eve")}
+        assert [j.result["revoked"] for js in jobs_of.values() for j in js] == [False, False]
+        # each owner or admin once, whatever the spelling; never the erased person
+        received = smtp_server.messages
+        assert sorted(m["To"] for m in received) == ["dee@example.org", "fay@example.org"]
+        name = (await h.channels.get("acc", org)).name
+        for message in received:
+            assert message["Subject"] == "Remove our access at youtube"
+            body = message.get_body(("plain",)).get_content()
+            assert name in body and "connected-apps settings" in body
+            assert "https://studio.example/social?account=acc" in body
+
+        # the same job telling again (a rerun after a crash) sends nothing more
+        [job] = jobs_of["acc"]
+        assert await notices.revoke_failed("acc", job.id, "youtube", name) == [
+            "dee@example.org", "fay@example.org"]
+        while await mail.run_once(MAIL_QUEUE):
+            pass
+        assert len(smtp_server.messages) == 2

@@ -11,8 +11,9 @@ The payload carries the tokens sealed exactly as they were stored
 (:class:`.tokens.TokenBox`), never in clear. A failure the network may get over (5xx,
 429, no answer) is retried with back-off (:func:`revoke_queue_settings`); one that
 cannot succeed, or the last attempt's, is logged and recorded in the account's audit
-trail as ``channel.revoke_failed`` (so its owners see that the app's access should be
-removed in the network's own settings). The job then ends ``done`` with
+trail as ``channel.revoke_failed``, and for a disconnect the account's owners and admins
+are mailed to remove the app's access in the network's own settings
+(:class:`.revoke_notices.RevokeNotices`). The job then ends ``done`` with
 ``{"revoked": false}`` rather than as a dead letter, so its sealed payload is purged
 with the other finished jobs.
 """
@@ -27,6 +28,7 @@ from pydantic import BaseModel
 
 from business.social.errors import NetworkError, SocialError
 from business.social.networks import CONNECTORS
+from business.social.revoke_notices import RevokeNotices
 from dawserver.plugin_api import JobContext, JobQueue, QueueSettings, Retry
 
 log = logging.getLogger(__name__)
@@ -90,9 +92,11 @@ async def queue_revoke(
     return True
 
 
-async def run_revoke(channels: Any, account_id: str, run: RevokeRun, job: JobContext) -> dict:
+async def run_revoke(channels: Any, account_id: str, run: RevokeRun, job: JobContext,
+                     notices: RevokeNotices | None = None) -> dict:
     """One attempt of a ``social.revoke`` job (``channels``: the module's
-    :class:`.channels.Channels`, for its connectors, token box and store)."""
+    :class:`.channels.Channels`, for its connectors, token box and store; ``notices``:
+    who is mailed when it fails for good)."""
     try:
         connector = channels.connector(run.network)
         box = channels.box
@@ -102,9 +106,9 @@ async def run_revoke(channels: Any, account_id: str, run: RevokeRun, job: JobCon
             if exc.retry_after:
                 raise Retry(exc.reason, after=exc.retry_after) from None
             raise
-        return await _failed(channels, account_id, run, exc.reason)
+        return await _failed(channels, account_id, run, exc.reason, job, notices)
     except (SocialError, NotImplementedError, AttributeError) as exc:
-        return await _failed(channels, account_id, run, str(exc))
+        return await _failed(channels, account_id, run, str(exc), job, notices)
     log.info(
         "social: the %s grant of channel %s of account %s was withdrawn (%s)",
         run.network,
@@ -115,7 +119,8 @@ async def run_revoke(channels: Any, account_id: str, run: RevokeRun, job: JobCon
     return {"revoked": True}
 
 
-async def _failed(channels: Any, account_id: str, run: RevokeRun, error: str) -> dict:
+async def _failed(channels: Any, account_id: str, run: RevokeRun, error: str,
+                  job: JobContext, notices: RevokeNotices | None) -> dict:
     log.error(
         "social: the %s grant of channel %s of account %s could not be withdrawn at the "
         "network (%s): %s; its tokens are deleted here",
@@ -134,4 +139,8 @@ async def _failed(channels: Any, account_id: str, run: RevokeRun, error: str) ->
             "",
             {"network": run.network, "error": error[:300]},
         )
+        if notices is not None:
+            channel = await channels.store.channel(account_id, run.channel_id)
+            await notices.revoke_failed_safely(account_id, job.job.id, run.network,
+                                               channel.name if channel is not None else "")
     return {"revoked": False, "error": error[:300]}

@@ -33,6 +33,7 @@ from business.social.dispatch import Dispatcher, DispatchSettings
 from business.social.networks.base import Connector
 from business.social.posts import Posts
 from business.social.revocation import RevokeRun, run_revoke
+from business.social.revoke_notices import RevokeNotices
 from business.social.schemas import PublishRun
 from business.social.store import SocialStore
 from business.social.sweeper import Sweeper
@@ -61,6 +62,8 @@ class Services:
     dispatcher: Dispatcher
     sweeper: Sweeper
     session: aiohttp.ClientSession | None = None
+    #: Who is mailed when a disconnected channel's grant cannot be withdrawn.
+    revoke_notices: RevokeNotices | None = None
 
     async def close(self) -> None:
         """Close the HTTP session the connectors share."""
@@ -169,7 +172,9 @@ def build_services(context: PluginContext) -> Services:
     return Services(store, channels, Posts(store, dispatch=dispatcher),
                     Approvals(store, publish, context.role_in, dispatch=dispatcher),
                     Calendar(store), dispatcher, Sweeper(store.db, dispatcher),
-                    session=session)
+                    session=session,
+                    revoke_notices=RevokeNotices(context.send_mail, context.admin_emails,
+                                                 base_url=base_url))
 
 
 def start_services(context: PluginContext) -> Services:
@@ -194,7 +199,9 @@ async def _every(period: float, what: str, step: Callable[[], Awaitable[Any]]) -
 
 async def revoke_channel(context: PluginContext, payload: RevokeRun, job: JobContext) -> dict:
     """The ``social.revoke`` job: withdraw one forgotten channel grant at its network."""
-    return await run_revoke(services(context).channels, job.job.account_id, payload, job)
+    module = services(context)
+    return await run_revoke(module.channels, job.job.account_id, payload, job,
+                            module.revoke_notices)
 
 
 async def run_token_refresh(context: PluginContext) -> None:
