@@ -41,6 +41,8 @@ from .document_moves import DocumentMoveHook
 from .file_moves import AssetMoveHook, ObjectMoveHook
 from .keys import ACCOUNTS, BACKGROUND, CONFIG, RATE_LIMITER, ROOMS, STORE
 from .oidc_routes import setup_oidc
+from .privacy_export import QUEUE as EXPORT_QUEUE
+from .privacy_export import export_key
 from .regions import REGION_DATABASES
 from .sso_routes import setup_sso
 from .storage.service import OBJECT_STORES
@@ -135,9 +137,9 @@ def plugin_people_emails(app: web.Application
 
 
 def _move_hooks(app: web.Application) -> list[MoveHook]:
-    """What moves with an account besides its rows: its projects' documents (their
-    rooms in this process are unloaded first, so they reload from the new region),
-    then their audio (the documents' clip sources repointed through their rooms)."""
+    """What moves with an account besides its rows, in this order: its projects'
+    documents (their rooms in this process are unloaded first, so they reload from the
+    new region), their audio, their bounces, and the account's export archives."""
     collab = app.get(STORE)
     if not isinstance(collab, RegionalCollabStore):
         return []
@@ -159,9 +161,16 @@ def _move_hooks(app: web.Application) -> list[MoveHook]:
     if REGION_ASSETS in app:
         hooks.append(AssetMoveHook(app[REGION_ASSETS], documents.projects_of, edit=edit))
     if OBJECT_STORES in app:
-        hooks.append(ObjectMoveHook(
-            "bounces", app[OBJECT_STORES], documents.projects_of,
-            lambda project_id: [f"{BOUNCES}/{bounce_prefix(project_id)}/"], account_region))
+        async def bounces(account_id: str) -> list[str]:
+            projects = await documents.projects_of(account_id)
+            return [f"{BOUNCES}/{bounce_prefix(project_id)}/" for project_id in projects]
+
+        async def exports(account_id: str) -> list[str]:
+            jobs = await app[BACKGROUND].queue.find(account_id=account_id, queue=EXPORT_QUEUE)
+            return [export_key(job.id) for job in jobs]
+
+        for name, prefixes in (("bounces", bounces), ("exports", exports)):
+            hooks.append(ObjectMoveHook(name, app[OBJECT_STORES], prefixes, account_region))
     return hooks
 
 

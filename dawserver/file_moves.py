@@ -23,7 +23,7 @@ when the account's projects have audio there, :class:`FilesNotMovable` stops the
 step (the move stays fenced; nothing is deleted).
 
 :class:`ObjectMoveHook` moves objects of the regions' object stores (local directory or
-S3 alike) under per-project prefixes, such as a project's bounces: each object is
+S3 alike) under an account's prefixes (its projects' bounces, its export archives): each object is
 streamed into the target unless it already holds the same bytes, and read back to
 check its SHA-256; the drop step copies what came since to where the account lives
 now, then deletes the source's objects.
@@ -133,7 +133,7 @@ class AssetMoveHook:
 
 
 class ObjectMoveHook:
-    """Moves the objects under ``prefixes(project_id)`` of an account's projects between
+    """Moves the objects of an account under ``await prefixes_of(account_id)`` between
     the regions' object stores (see the module).
 
     Parameters
@@ -142,10 +142,9 @@ class ObjectMoveHook:
         The hook's name (recorded in the move's progress: keep it stable).
     objects:
         Every region's object store.
-    projects_of:
-        ``await projects_of(account_id)``: the ids of the projects the account owns.
-    prefixes:
-        The key prefixes of one project's objects.
+    prefixes_of:
+        ``await prefixes_of(account_id)``: the key prefixes of the account's objects
+        (its projects' bounces, its export archives).
     region_of:
         Where an account lives now (the target, once the move switched).
     """
@@ -154,22 +153,19 @@ class ObjectMoveHook:
         self,
         name: str,
         objects: Mapping[str, ObjectStore],
-        projects_of: ProjectsOf,
-        prefixes: Callable[[str], list[str]],
+        prefixes_of: Callable[[str], Awaitable[list[str]]],
         region_of: Callable[[str], str],
     ) -> None:
         self.name = name
-        self.region_of = region_of
         self.objects = dict(objects)
-        self.projects_of = projects_of
-        self.prefixes = prefixes
+        self.prefixes_of = prefixes_of
+        self.region_of = region_of
 
     async def _keys(self, account_id: str, store: ObjectStore) -> list[str]:
         keys: list[str] = []
-        for project_id in await self.projects_of(account_id):
-            for prefix in self.prefixes(project_id):
-                keys.extend(await store.keys(prefix))
-        return keys
+        for prefix in await self.prefixes_of(account_id):
+            keys.extend(await store.keys(prefix))
+        return sorted(set(keys))
 
     async def copy(self, account_id: str, source: str, target: str) -> None:
         """Copy the account's objects from ``source`` to ``target`` (checked by hash)."""

@@ -79,6 +79,10 @@ class CrashingHook(DocumentMoveHook):
         return await super()._rows(region, table, project_id)
 
 
+async def bounce_prefixes(hook: DocumentMoveHook, account_id: str) -> list[str]:
+    return [f"bounces/{project_id}/" for project_id in await hook.projects_of(account_id)]
+
+
 @pytest_asyncio.fixture
 async def world(collab_database_url: str, tmp_path: Path) -> AsyncIterator[World]:
     main_url = f"sqlite://{tmp_path / 'main.sqlite3'}"
@@ -113,8 +117,7 @@ async def world(collab_database_url: str, tmp_path: Path) -> AsyncIterator[World
                 bounces = ObjectMoveHook(
                     "bounces",
                     objects,
-                    hook.projects_of,
-                    lambda project_id: [f"bounces/{project_id}/"],
+                    lambda account_id: bounce_prefixes(hook, account_id),
                     store.region_of,
                 )
                 mover = AccountMover(

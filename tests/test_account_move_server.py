@@ -2,7 +2,8 @@
 
 Regions ``eu`` (SQLite, then PostgreSQL) and ``us`` (SQLite), each with its own storage
 directory. A us person makes a project with everything (as in
-test_regions_documents.py: a live edit, a clip of uploaded audio, a bounce), the
+test_regions_documents.py: a live edit, a clip of uploaded audio, a bounce, an export
+of her data), the
 server's mover takes her to eu, and every database and directory is read back; the
 server serves the document, the audio and the bounce from eu.
 """
@@ -51,6 +52,7 @@ async def test_a_moved_accounts_project_is_served_from_the_new_region_only(
             assert status == 200
             us_before = files_under(us_files / "assets", asset["id"])
             assert us_before and files_under(us_files / "bounces", project_id)
+            assert len(list((us_files / "exports").glob("*.zip"))) == 1
 
             await app[ACCOUNT_MOVER].move(sam.id, "eu")
 
@@ -77,3 +79,6 @@ async def test_a_moved_accounts_project_is_served_from_the_new_region_only(
     assert files_under(us_files / "bounces", project_id) == []
     assert stored_audio(eu_files, asset["id"])
     assert files_under(eu_files / "bounces", project_id)
+    # her export archive went with her
+    assert list((us_files / "exports").glob("*.zip")) == []
+    assert len(list((eu_files / "exports").glob("*.zip"))) == 1
