@@ -17,7 +17,8 @@ done, so :meth:`AccountMover.run` picks it up where a crash left it:
    ``person_id`` or ``owner_id``; ``project_grants`` by the account's projects) is
    copied in one target transaction per table (the target's rows of the account are
    deleted first, so a copy repeated after a crash is exact); then each
-   :class:`MoveHook` (plug-ins' rows elsewhere, stored files) copies its part. Every
+   :class:`MoveHook` (plug-ins' rows elsewhere, stored files; the server registers
+   ``dawserver.document_moves`` and ``dawserver.file_moves``) copies its part. Every
    table is then compared row for row and copied again if it differs.
 3. **switch** -- one transaction on the main database records the account's new region
    (``account_regions``: its id still names the old one) and the step ``switched``;
