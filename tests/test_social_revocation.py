@@ -31,7 +31,7 @@ from jobs import JobWorker
 
 pytestmark = pytest.mark.timeout(60)
 #: The networks with a revocation endpoint.
-REVOCABLE = ["facebook", "tiktok", "x", "youtube"]
+REVOCABLE = ["bluesky", "facebook", "tiktok", "x", "youtube"]
 #: Tries with no wait between them, so a test steps the retries by hand.
 QUICK = QueueSettings(max_attempts=3, backoff_base=0.0, backoff_cap=0.0, lease_s=30.0)
 
@@ -119,6 +119,37 @@ async def test_disconnecting_a_channel_revokes_its_grant_at_the_network(
         assert (job.state, job.result) == ("done", {"revoked": True})
         assert fake.stats.revocations == 1
         assert await dead_at_the_network(h, network, access)
+
+
+@pytest.mark.asyncio
+async def test_bluesky_deletes_the_session_and_only_that_session_dies(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with dispatching(sqlite_url, ["bluesky"], tmp_path) as h:
+        fake, connector = h.fake("bluesky"), h.connectors["bluesky"]
+        channel_id = await h.channel("bluesky")
+        other = await h.channel("bluesky", "label")  # the same account, another session
+        access, refresh = await opened_tokens(h, "acc", channel_id)
+        rotated = await connector.refresh(refresh)  # a refresh keeps the session
+        assert rotated.refresh_token and rotated.refresh_token != refresh
+
+        await connector.revoke(access, rotated.refresh_token)
+        assert (fake.stats.revoke_requests, fake.stats.revocations) == (1, 1)
+        for token in (access, rotated.access_token):
+            assert await dead_at_the_network(h, "bluesky", token)
+        with pytest.raises(NetworkError) as refused:
+            await connector.refresh(rotated.refresh_token)
+        assert not refused.value.retryable
+        other_access, _ = await opened_tokens(h, "label", other)
+        assert not await dead_at_the_network(h, "bluesky", other_access)
+
+        # ended already: the PDS's ExpiredToken counts as done; no refresh JWT cannot end it
+        await connector.revoke(access, rotated.refresh_token)
+        assert (fake.stats.revoke_requests, fake.stats.revocations) == (2, 1)
+        with pytest.raises(NetworkError) as none:
+            await connector.revoke(other_access, "")
+        assert not none.value.retryable and "app password" in str(none.value)
+        assert not await dead_at_the_network(h, "bluesky", other_access)
 
 
 @pytest.mark.asyncio

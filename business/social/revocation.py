@@ -5,7 +5,8 @@ belongs to is erased with its person) they are deleted here at once, in the same
 transaction that queues this job; the job then asks the network to withdraw the grant
 (the connector's ``revoke``), so the network holds no live grant for the app either.
 Only networks with a revocation endpoint are queued (:func:`revocable`): X, TikTok,
-YouTube (Google) and Facebook; docs/social.md lists the others.
+YouTube (Google), Facebook and Bluesky (its session deleted); docs/social.md lists the
+others.
 
 The payload carries the tokens sealed exactly as they were stored
 (:class:`.tokens.TokenBox`), never in clear. A failure the network may get over (5xx,

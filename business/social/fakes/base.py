@@ -199,7 +199,8 @@ class FakeNetwork:
         self.losing.append([times, path])
 
     def fail_revoke(self, kind: str, times: int = 1) -> None:
-        """Answer the next ``times`` revocations with ``kind``: "server" (a 503) or
+        """Answer the next ``times`` revocations with ``kind``: "server" (a 503, or the
+        network's own server error) or
         "timeout" (held unanswered until the server stops)."""
         if kind not in ("server", "timeout"):
             raise ValueError(f"no revocation failure {kind!r}; use 'server' or 'timeout'")
@@ -222,11 +223,18 @@ class FakeNetwork:
         grant = self._refresh.get(token)
         return grant[0] if grant is not None else None
 
-    async def revoke_endpoint(self, request: web.Request) -> web.Response:
+    async def revoke_failing(self) -> bool:
+        """Count a revocation request; True when :meth:`fail_revoke` says it fails (a
+        "timeout" is first held unanswered until the server stops)."""
         self.stats.revoke_requests += 1
-        if self._revoke_failures:
-            if self._revoke_failures.pop(0) == "timeout":
-                await self._never.wait()
+        if not self._revoke_failures:
+            return False
+        if self._revoke_failures.pop(0) == "timeout":
+            await self._never.wait()
+        return True
+
+    async def revoke_endpoint(self, request: web.Request) -> web.Response:
+        if await self.revoke_failing():
             return self.oauth_error(503, "server_error", "revocation unavailable")
         form = await self.read_token_form(request)
         if self.revoke_checks_client and (

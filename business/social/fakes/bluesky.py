@@ -5,7 +5,15 @@ blobs, ``app.bsky.feed.post`` records, the PDS's error shapes, and listening:
 replies (``reply.root``/``reply.parent`` strong refs checked against the posts), and
 chat through the ``atproto-proxy`` header: ``chat.bsky.convo.getConvoForMembers``,
 ``sendMessage``, ``getMessages`` and ``getLog`` over :attr:`FakeBluesky.convos`
-(incoming messages added with :meth:`FakeBluesky.message`)."""
+(incoming messages added with :meth:`FakeBluesky.message`).
+
+Sessions end with ``com.atproto.server.deleteSession`` (the refresh JWT as Bearer, no
+body, an empty 200): every token of that session (its access JWTs and its refresh JWT,
+across refreshes) then answers ``InvalidToken`` / ``ExpiredToken``; the account's other
+sessions live on. A spent or unknown refresh JWT is a 400 ``ExpiredToken``, an access JWT
+a 400 ``InvalidToken`` ("Invalid token type"), as the PDS answers. Counted in
+``stats.revocations`` and failing on command like the other networks' revocations
+(:meth:`~.base.FakeNetwork.fail_revoke`: a 500 here)."""
 
 from __future__ import annotations
 
@@ -66,6 +74,8 @@ class FakeBluesky(FakeNetwork):
         self.convos: dict[str, dict[str, Any]] = {}
         #: The chat log (every message, in rev order) that ``getLog`` pages through.
         self.chat_log: list[dict[str, Any]] = []
+        #: Which session each access or refresh JWT belongs to (refreshes keep it).
+        self._session_of: dict[str, str] = {}
 
     @staticmethod
     def did_of(handle: str) -> str:
@@ -114,10 +124,12 @@ class FakeBluesky(FakeNetwork):
     def add_token_route(self, app: web.Application) -> None:
         app.router.add_post("/xrpc/com.atproto.server.createSession", self._create_session)
         app.router.add_post("/xrpc/com.atproto.server.refreshSession", self._refresh_session)
+        app.router.add_post("/xrpc/com.atproto.server.deleteSession", self._delete_session)
 
     def public(self, path: str) -> bool:
         return path in ("/xrpc/com.atproto.server.createSession",
-                        "/xrpc/com.atproto.server.refreshSession")
+                        "/xrpc/com.atproto.server.refreshSession",
+                        "/xrpc/com.atproto.server.deleteSession")
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/xrpc/com.atproto.server.getSession", self._get_session)
@@ -150,7 +162,9 @@ class FakeBluesky(FakeNetwork):
                        "jti": secrets.token_hex(8)})
         return f"{header}.{claims}.{secrets.token_urlsafe(32)}"
 
-    def _session(self) -> dict[str, Any]:
+    def _session(self, session: str = "") -> dict[str, Any]:
+        """New JWTs of ``session`` (empty: a new session)."""
+        session = session or secrets.token_hex(8)
         access = self._jwt("access", self.token_lifetime)
         self._tokens[access] = _Token(self.user, time.time() + self.token_lifetime, "atproto")
         answer = {"did": self.user.id, "handle": self.user.handle, "active": True,
@@ -158,7 +172,16 @@ class FakeBluesky(FakeNetwork):
         refresh = self._jwt("refresh", self.refresh_lifetime)
         self._refresh[refresh] = (self.user, "atproto")
         answer["refreshJwt"] = refresh
+        self._session_of[access] = self._session_of[refresh] = session
         return answer
+
+    def new_tokens(self, user: FakeUser, scope: str, *, refresh: bool = True
+                   ) -> dict[str, Any]:
+        """A new session's JWTs in the OAuth shape (what a test's channel holds)."""
+        answer = self._session()
+        return {"access_token": answer["accessJwt"], "refresh_token": answer["refreshJwt"],
+                "token_type": "bearer", "expires_in": int(self.token_lifetime),
+                "scope": "atproto"}
 
     async def _create_session(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -175,12 +198,30 @@ class FakeBluesky(FakeNetwork):
         if token not in self._refresh:
             return web.json_response({"error": "ExpiredToken",
                                       "message": "Token has been revoked"}, status=400)
-        answer = self._session()
+        answer = self._session(self._session_of.get(token, ""))
         if self.rng.random() < self.refresh_omit_rate:
             del self._refresh[answer.pop("refreshJwt")]
         else:
             del self._refresh[token]  # rotated
         return web.json_response(answer)
+
+    async def _delete_session(self, request: web.Request) -> web.Response:
+        """``com.atproto.server.deleteSession``: the refresh JWT ends its session."""
+        if await self.revoke_failing():
+            return self.error("server", 0, request)
+        token = self.bearer(request)
+        if token in self._tokens:
+            return web.json_response({"error": "InvalidToken",
+                                      "message": "Invalid token type"}, status=400)
+        if token not in self._refresh:
+            return web.json_response({"error": "ExpiredToken",
+                                      "message": "Token has been revoked"}, status=400)
+        session = self._session_of.get(token)
+        ended = {t for t, s in self._session_of.items() if s == session} | {token}
+        self._tokens = {t: v for t, v in self._tokens.items() if t not in ended}
+        self._refresh = {t: v for t, v in self._refresh.items() if t not in ended}
+        self.stats.revocations += 1
+        return web.Response(status=200)
 
     async def _get_session(self, request: web.Request) -> web.Response:
         user = self.user_of(request)

@@ -12,6 +12,9 @@ OAuth calls map onto sessions:
   2 h, ``expires_at`` read from its ``exp``), ``refreshJwt`` the refresh token;
 - :meth:`BlueskyConnector.refresh` is ``com.atproto.server.refreshSession`` with the
   refresh JWT as Bearer; it rotates the refresh JWT (None if an answer lacks one).
+- :meth:`BlueskyConnector.revoke` is ``com.atproto.server.deleteSession`` with the
+  refresh JWT as Bearer: the session ends, its access and refresh JWTs with it. A session
+  the PDS no longer knows (``ExpiredToken``, ``InvalidToken``) counts as ended.
 
 Post: images and videos go up with ``com.atproto.repo.uploadBlob``; the record
 (``app.bsky.feed.post``: ``text``, ``createdAt``, link ``facets`` with UTF-8 byte ranges,
@@ -96,6 +99,26 @@ class BlueskyConnector(HttpConnector):
         answer = await self.call("POST", _xrpc("com.atproto.server.refreshSession"),
                                  token=refresh_token)
         return self._tokens(answer.body)
+
+    @classmethod
+    def revocable(cls) -> bool:
+        return True
+
+    async def revoke(self, access_token: str, refresh_token: str) -> None:
+        """End the session (``com.atproto.server.deleteSession``, the refresh JWT as
+        Bearer); one already ended or expired counts as ended. A 5xx, 429 or no answer
+        raises a retryable :class:`NetworkError`, anything else :class:`Rejected`."""
+        if not refresh_token:
+            raise Rejected("a Bluesky session is ended with its refresh JWT, and this "
+                           "channel holds none; remove the app password at "
+                           "https://bsky.app/settings/app-passwords", network=self.network)
+        answer = await self.call("POST", _xrpc("com.atproto.server.deleteSession"),
+                                 token=refresh_token, ok=(400, 401))
+        if answer.status < 300 or answer.body.get("error") in ("ExpiredToken",
+                                                               "InvalidToken"):
+            return
+        raise Rejected(f"revocation: HTTP {answer.status}: {self.describe(answer)}",
+                       network=self.network, status=answer.status)
 
     def _tokens(self, body: dict) -> OAuthTokens:
         access = str(body["accessJwt"])
