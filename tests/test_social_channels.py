@@ -308,3 +308,50 @@ def test_a_disconnected_channel_forgets_its_tokens(tmp_path: Path) -> None:
             assert listed == []
 
     asyncio.run(go())
+
+
+class NoNewRefresh(InTestNetwork):
+    """A network whose code exchange sends no refresh token once the app holds one (as
+    Google does when the user consents again without being asked to)."""
+
+    def __init__(self) -> None:
+        super().__init__("youtube")
+        self.withhold = False
+
+    async def exchange_code(self, code: str, code_verifier: str, redirect_uri: str
+                            ) -> OAuthTokens:
+        answer = await super().exchange_code(code, code_verifier, redirect_uri)
+        return OAuthTokens(answer.access_token, None, answer.expires_at, answer.scope) \
+            if self.withhold else answer
+
+
+def test_a_reconnect_without_a_refresh_token_keeps_the_one_held(tmp_path: Path,
+                                                                 db_url: str) -> None:
+    network = NoNewRefresh()
+
+    async def go() -> None:
+        async with open_database(db_url) as db:
+            await migrated(db)
+            channels, _ = await _channels(db, network)
+            channel_id = await _connected(channels, network)
+            held = await channels.store.sealed_tokens("acc", channel_id)
+            assert held is not None
+            refresh = channels.box.open(held.refresh_token)
+            assert refresh in network.live_refresh
+
+            network.withhold = True
+            url = await channels.begin("acc", "p_ada", network.network, channel_id)
+            state = url.split("state=")[1].split("&")[0]
+            again = await channels.finish(network.network, state, network.grant(state))
+            assert (again.channel_id, again.state) == (channel_id, "active")
+            after = await channels.store.sealed_tokens("acc", channel_id)
+            assert after is not None
+            assert channels.box.open(after.refresh_token) == refresh  # never made empty
+            assert after.refresh_issued_at == held.refresh_issued_at
+            assert channels.box.open(after.access_token) != channels.box.open(
+                held.access_token)  # the new grant's access token
+
+            refreshed = await channels.refresh("acc", channel_id, force=True)
+            assert refreshed.state == "active" and network.refresh_calls == 1
+
+    asyncio.run(go())

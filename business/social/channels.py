@@ -5,8 +5,9 @@ The refresh rule holds across processes: a refresh first takes the channel's lea
 (compare-and-set on ``token_generation`` and ``refresh_lease``), so one refresh of
 a channel runs at a time; its answer is written only over the generation it read,
 and :func:`~business.social.tokens.merge_refresh` keeps the refresh token we hold
-when the network sends none. A refresh the network refuses for good (an invalid
-grant) flags the channel ``needs_reconnect`` and announces
+when the network sends none; so does a reconnect whose code exchange sends none
+(Google's, when the user consents again unasked). A refresh the network refuses for
+good (an invalid grant) flags the channel ``needs_reconnect`` and announces
 ``social.channel_needs_reconnect`` with a reconnect link, in the same transaction.
 A disconnect deletes the tokens and, in the same transaction, queues the grant's
 withdrawal at the network (:mod:`.revocation`).
@@ -20,6 +21,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from business.social.errors import (
@@ -151,6 +153,11 @@ class Channels:
                 action = "channel.connected"
             else:
                 channel_id = found.channel_id
+                if not tokens.refresh_token:  # never overwrite a refresh token with nothing
+                    held = await self.store.sealed_tokens(account_id, channel_id, tx=tx)
+                    if held is not None and held.refresh_token:
+                        sealed = replace(sealed, refresh_token=held.refresh_token,
+                                         refresh_issued_at=held.refresh_issued_at)
                 await self.store.reconnect_channel(tx, account_id, channel_id, name, handle,
                                                    sealed, now)
                 action = "channel.reconnected"
