@@ -21,7 +21,7 @@ from social_helpers import (
 )
 
 from business.social.channels import Channels
-from business.social.errors import NetworkError, Rejected, SocialError
+from business.social.errors import ConflictError, NetworkError, Rejected, SocialError
 from business.social.models import ChannelTokens
 from business.social.networks.base import OAuthTokens
 from business.social.services import TOKEN_KEY_PURPOSE, services
@@ -353,5 +353,32 @@ def test_a_reconnect_without_a_refresh_token_keeps_the_one_held(tmp_path: Path,
 
             refreshed = await channels.refresh("acc", channel_id, force=True)
             assert refreshed.state == "active" and network.refresh_calls == 1
+
+    asyncio.run(go())
+
+
+def test_a_channel_without_a_refresh_token_is_flagged_once_its_token_expired(
+        db_url: str) -> None:
+    network = NoNewRefresh()
+    network.withhold = True  # no refresh token from the first connect on
+
+    async def go() -> None:
+        async with open_database(db_url) as db:
+            await migrated(db)
+            channels, recorder = await _channels(db, network, margin_s=600.0)
+            channel_id = await _connected(channels, network)
+            with pytest.raises(ConflictError):  # not expired yet: still usable, no refresh
+                await channels.refresh("acc", channel_id, force=True)
+            assert (await channels.get("acc", channel_id)).state == "active"
+
+            channels.clock = later(3600 + 1)  # its access token has expired
+            assert await channels.refresh_due() == 1
+            dead = await channels.get("acc", channel_id)
+            assert dead.state == "needs_reconnect" and "no refresh token" in dead.last_error
+            [event] = [e for e in recorder.events
+                       if e[0] == "social.channel_needs_reconnect"]
+            assert event[1]["reconnect_url"] == channels.reconnect_url("acc", dead)
+            assert await channels.refresh_due() == 0  # told once
+            assert network.refresh_calls == 0
 
     asyncio.run(go())

@@ -7,8 +7,9 @@ a channel runs at a time; its answer is written only over the generation it read
 and :func:`~business.social.tokens.merge_refresh` keeps the refresh token we hold
 when the network sends none; so does a reconnect whose code exchange sends none
 (Google's, when the user consents again unasked). A refresh the network refuses for
-good (an invalid grant) flags the channel ``needs_reconnect`` and announces
-``social.channel_needs_reconnect`` with a reconnect link, in the same transaction.
+good (an invalid grant), or an access token expired with no refresh token to renew it,
+flags the channel ``needs_reconnect`` and announces ``social.channel_needs_reconnect``
+with a reconnect link, in the same transaction.
 A disconnect deletes the tokens and, in the same transaction, queues the grant's
 withdrawal at the network (:mod:`.revocation`).
 """
@@ -238,12 +239,18 @@ class Channels:
                 return channel
             if sealed.generation != started or not (force or self._due(sealed)):
                 return channel  # fresh enough, or another refresh just finished
-            if not sealed.refresh_token:
+            expired = sealed.expires_at is not None and sealed.expires_at <= self.clock()
+            if not sealed.refresh_token and not expired:
                 raise ConflictError(f"channel {channel_id!r} has no refresh token; connect "
                                     "it again before its access token expires")
             lease, now = secrets.token_hex(8), self.clock()
             if await self.store.claim_refresh(account_id, channel_id, sealed.generation,
                                               lease, now + self.lease_s, now):
+                if not sealed.refresh_token:  # expired, nothing to renew it with: dead
+                    await self._flag(channel, lease, f"its access token expired and "
+                                     f"{channel.network} gave no refresh token to renew it",
+                                     what="token expired")
+                    return await self.get(account_id, channel_id)
                 return await self._run_refresh(channel, sealed, lease)
             if self.clock() > deadline:
                 raise SocialError(f"channel {channel_id!r} is being refreshed elsewhere for "
@@ -291,12 +298,13 @@ class Channels:
                            "another refresh; its answer is dropped", account_id, channel_id)
         return await self.get(account_id, channel_id)
 
-    async def _flag(self, channel: Channel, lease: str, reason: str) -> None:
+    async def _flag(self, channel: Channel, lease: str, reason: str, *,
+                    what: str = "refresh refused") -> None:
         account_id = channel.account_id
         now = self.clock()
         async with self.store.db.transaction() as tx:
             if not await self.store.flag_reconnect(tx, account_id, channel.channel_id, lease,
-                                                   f"refresh refused: {reason}", now):
+                                                   f"{what}: {reason}", now):
                 return
             await self.store.audit(tx, account_id, f"channel:{channel.channel_id}",
                                    "channel.needs_reconnect", "", {"reason": reason}, now)

@@ -201,12 +201,14 @@ class SocialStore:
     async def due_for_refresh(self, now: float, margin_s: float, limit: int = 200
                               ) -> list[tuple[str, str]]:
         """``(account, channel)`` of active channels whose token is within ``margin_s``
-        of expiry and past half its life at ``now``."""
+        of expiry and past half its life at ``now``: those with a refresh token, and those
+        without one once their token expired (to be flagged)."""
         rows = await self.db.fetch(
             "SELECT account_id, channel_id FROM social_channels WHERE state = 'active' "
             "AND expires_at IS NOT NULL AND expires_at - ? <= ? "
-            "AND (expires_at + token_issued_at) / 2 <= ? AND refresh_token <> '' "
-            "ORDER BY expires_at LIMIT ?", margin_s, now, now, limit)
+            "AND (expires_at + token_issued_at) / 2 <= ? "
+            "AND (refresh_token <> '' OR expires_at <= ?) "
+            "ORDER BY expires_at LIMIT ?", margin_s, now, now, now, limit)
         return [(r["account_id"], r["channel_id"]) for r in rows]
 
     async def disconnect(self, tx: Any, account_id: str, channel_id: str, now: float) -> None:
