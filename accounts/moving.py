@@ -93,6 +93,11 @@ class MoveHook(Protocol):
 
     name: str
 
+    async def check(self, account_id: str, source: str, target: str) -> None:
+        """Raise :class:`Conflict` if the account's part cannot move from ``source`` to
+        ``target``: asked before the move begins, so nothing is fenced for a move that
+        could never end."""
+
     async def copy(self, account_id: str, source: str, target: str) -> None:
         """Copy the account's part from ``source`` to ``target`` (repeatable)."""
 
@@ -202,6 +207,8 @@ class AccountMover:
         source = self.store.region_of(account_id)
         if source == target:
             raise Conflict(f"account {account_id!r} is in region {target!r} already")
+        for hook in self.hooks:  # before the fence: a move that cannot end never starts
+            await hook.check(account_id, source, target)
         tables = await self._tables(source, target)
         now = self._clock()
         async with self.main.transaction() as tx:

@@ -85,6 +85,9 @@ class DocumentMoveHook:
                 found.setdefault(row["project_id"], None)
         return sorted(found)
 
+    async def check(self, account_id: str, source: str, target: str) -> None:
+        """Nothing to refuse: documents can always be copied."""
+
     async def copy(self, account_id: str, source: str, target: str) -> None:
         """Copy the documents of ``account_id``'s projects from ``source`` to ``target``."""
         projects = await self.projects_of(account_id)

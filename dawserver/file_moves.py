@@ -80,24 +80,17 @@ class AssetMoveHook:
         self.projects_of = projects_of
         self.edit = edit
 
+    async def check(self, account_id: str, source: str, target: str) -> None:
+        """Refuse the move (:class:`FilesNotMovable`) if the account's audio is on object
+        storage, which a move does not copy yet: asked before anything is fenced."""
+        await self._refuse_object_storage(account_id, source, target, fenced=False)
+
     async def copy(self, account_id: str, source: str, target: str) -> None:
         """Copy the audio of ``account_id``'s projects from ``source`` to ``target``."""
         src, dst = self.assets[source], self.assets[target]
-        projects = await self.projects_of(account_id)
-        if src.objects is not None or dst.objects is not None:
-            held = [
-                p
-                for p in projects
-                if src.project_assets(p)
-                or (src.objects is not None and await src.objects.keys(f"assets/projects/{p}/"))
-            ]
-            if held:
-                raise FilesNotMovable(
-                    f"the audio of projects {held} cannot move: the assets of region "
-                    f"{source!r} or {target!r} are on object storage, which a move does not "
-                    f"copy yet; the account stays fenced in {source!r} until this is fixed"
-                )
+        if await self._refuse_object_storage(account_id, source, target, fenced=True):
             return
+        projects = await self.projects_of(account_id)
         for project_id in projects:
             copied = await asyncio.to_thread(copy_project_assets, src, dst, project_id)
             log.info(
@@ -107,6 +100,29 @@ class AssetMoveHook:
                 copied,
                 target,
             )
+
+    async def _refuse_object_storage(self, account_id: str, source: str, target: str, *,
+                                     fenced: bool) -> bool:
+        """Whether either region keeps its assets on object storage (nothing to copy
+        here); :class:`FilesNotMovable` if the account's projects have audio there."""
+        src, dst = self.assets[source], self.assets[target]
+        if src.objects is None and dst.objects is None:
+            return False
+        held = [
+            p
+            for p in await self.projects_of(account_id)
+            if src.project_assets(p)
+            or (src.objects is not None and await src.objects.keys(f"assets/projects/{p}/"))
+        ]
+        if held:
+            then = (f"the account stays fenced in {source!r} until this is fixed" if fenced
+                    else "the move was not begun")
+            raise FilesNotMovable(
+                f"the audio of projects {held} cannot move: the assets of region "
+                f"{source!r} or {target!r} are on object storage, which a move does not "
+                f"copy yet; {then}"
+            )
+        return True
 
     async def drop(self, account_id: str, region: str) -> None:
         """Point the documents at the moved audio and delete the audio in ``region``."""
@@ -166,6 +182,9 @@ class ObjectMoveHook:
         for prefix in await self.prefixes_of(account_id):
             keys.extend(await store.keys(prefix))
         return sorted(set(keys))
+
+    async def check(self, account_id: str, source: str, target: str) -> None:
+        """Nothing to refuse: objects between the regions' stores can always be copied."""
 
     async def copy(self, account_id: str, source: str, target: str) -> None:
         """Copy the account's objects from ``source`` to ``target`` (checked by hash)."""

@@ -51,6 +51,9 @@ class Files:
     def folder(self, region: str, account_id: str) -> Path:
         return self.root / region / "accounts" / account_id
 
+    async def check(self, account_id: str, source: str, target: str) -> None:
+        return None
+
     async def copy(self, account_id: str, source: str, target: str) -> None:
         if self.fail_copy:
             self.fail_copy = False
@@ -437,6 +440,9 @@ async def test_one_runner_at_a_time_carries_a_move(world: World) -> None:
 
     class Slow:
         name = "slow"
+
+        async def check(self, account_id: str, source: str, target: str) -> None:
+            return None
 
         async def copy(self, account_id: str, source: str, target: str) -> None:
             started.set()
