@@ -10,7 +10,8 @@ moves its own track's fader ``--edit-hz`` times a second and adds a comment ever
 ``--comment-every`` seconds, 3 by default, 0 for none), uploads a new audio file every
 ``--upload-every`` seconds and asks for a bounce every ``--bounce-every`` seconds. Each
 window (``--window`` seconds, a minute by default) it reports the server's resident
-memory (RSS) and the edit latency (a fader move on one editor until another editor's
+memory (RSS), the document's encoded size (its content: comments stay, fader moves
+merge) and the edit latency (a fader move on one editor until another editor's
 document holds it) as p50/p95/p99.
 
 At the end it checks that nothing was lost: a fresh editor loads every comment written
@@ -101,12 +102,14 @@ class Window:
     uploads: int
     bounces: int
     errors: int
+    #: The document's encoded size (its full-state update) at the window's end, in KiB.
+    doc_kib: float = 0.0
 
     def line(self) -> str:
         return (f"window {self.index:3d} t={self.seconds:7.1f}s  rss {self.rss_mib:7.1f} MiB  "
                 f"edits {self.edits:6d}  latency p50 {self.p50_ms:6.2f} p95 {self.p95_ms:6.2f}"
                 f" p99 {self.p99_ms:6.2f} ms  uploads {self.uploads:3d}  bounces "
-                f"{self.bounces:3d}  errors {self.errors}")
+                f"{self.bounces:3d}  errors {self.errors}  doc {self.doc_kib:7.1f} KiB")
 
 
 @dataclass
@@ -326,9 +329,13 @@ def verdict(windows: list[Window], args: argparse.Namespace) -> list[str]:
     problems = []
     growth = windows[-1].rss_mib - windows[0].rss_mib
     if growth > args.max_rss_growth_mib:
+        # The document's own growth, for telling content (about 30x its encoded size in
+        # memory: the room's document and its trial copy) from a leak.
+        doc_growth = windows[-1].doc_kib - windows[0].doc_kib
         problems.append(f"RSS grew {growth:.1f} MiB (from {windows[0].rss_mib:.1f} to "
                         f"{windows[-1].rss_mib:.1f}), over --max-rss-growth-mib "
-                        f"{args.max_rss_growth_mib}")
+                        f"{args.max_rss_growth_mib}, while the document grew "
+                        f"{doc_growth:.1f} KiB encoded")
     third = max(1, len(windows) // 3)
     # The median latency: a p95 follows whatever else the machine runs in that window.
     early = statistics.median(w.p50_ms for w in windows[:third])
@@ -358,7 +365,8 @@ async def soak(target: Target, args: argparse.Namespace) -> dict[str, Any]:
                 len(windows), round(time.monotonic() - start, 1), round(rss_mib(target.pid), 1),
                 len(samples), round(percentile(samples, 50), 2),
                 round(percentile(samples, 95), 2), round(percentile(samples, 99), 2),
-                tally.window_uploads, tally.window_bounces, len(tally.errors) - errors_seen)
+                tally.window_uploads, tally.window_bounces, len(tally.errors) - errors_seen,
+                round(len(eds.clients[0].doc.get_update()) / 1024, 1))
             errors_seen = len(tally.errors)
             tally.window_uploads = tally.window_bounces = 0
             windows.append(window)

@@ -43,6 +43,9 @@ def test_a_two_minute_soak_loses_nothing_and_stays_bounded(tmp_path: Path) -> No
     assert report["edits"] > 4 * 5 * 120 * 0.8
     assert report["uploads"] >= 10 and report["bounces"] >= 4
     assert all(w["rss_mib"] > 0 and w["p95_ms"] > 0 for w in report["windows"])
+    # Comments are content: the document grows with them, window by window.
+    sizes = [w["doc_kib"] for w in report["windows"]]
+    assert sizes == sorted(sizes) and sizes[-1] > sizes[0]
 
 
 def window(soak, index: int, rss: float, p95: float):  # noqa: ANN001, ANN201
@@ -63,8 +66,10 @@ def test_steady_windows_pass_the_verdict() -> None:
 def test_memory_growth_past_the_bound_fails() -> None:
     soak = load_soak()
     windows = [window(soak, i, 300 + 12 * i, 10) for i in range(6)]
+    windows[0].doc_kib, windows[-1].doc_kib = 10.0, 100.0
     problems = soak.verdict(windows, settings(soak))
     assert len(problems) == 1 and "RSS grew 60.0 MiB" in problems[0]
+    assert "the document grew 90.0 KiB encoded" in problems[0]
 
 
 def test_latency_drift_fails_but_a_small_absolute_rise_does_not() -> None:
