@@ -218,7 +218,6 @@ class Room:
         self._drop_whole()
         if self.document_type is not None:
             self.document = self.document_type(doc)
-        self._subscription = self.doc.observe(self._on_transaction)
         self._seqs, self._snapshot_seq = SeqTracker(stored.last_seq), stored.snapshot_seq
         self._snapshot_bytes = len(stored.snapshot or b"")
         self._log_bytes = sum(len(u) for u in stored.updates)
@@ -229,6 +228,8 @@ class Room:
         self._undo = UndoManager(scopes=[self.doc.get(name, type=Map) for name in scopes],
                                  capture_timeout_millis=0)
         self._undo.include_origin(UNDOABLE_ORIGIN)
+        # Last, once nothing can fail: only stop() drops it (a start that raised never stops).
+        self._subscription = self.doc.observe(self._on_transaction)
         self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush {self.project_id}")
         self._started = True
 
