@@ -239,3 +239,25 @@ async def test_a_revocation_that_fails_for_good_is_told_to_the_owners_and_the_de
     assert told == [
         ("ada@example.org", f"Remove our access to youtube artist {fake.artist_id} at youtube")
     ]
+
+
+@pytest.mark.asyncio
+async def test_each_failed_revocation_of_one_source_has_its_own_mail_id() -> None:
+    """A source disconnected, reconnected and disconnected again holds two grants; if
+    both fail to be withdrawn, the second is mailed too (the mail is keyed by the revoke
+    job, so a mail queue de-duplicating by ``mail_id`` does not swallow it)."""
+    ids: list[str] = []
+
+    async def send(to: str, subject: str, paragraphs: list[str], **kw: Any) -> None:
+        ids.append(kw["mail_id"])
+
+    async def recipients(account_id: str) -> list[str]:
+        return ["ada@example.org"]
+
+    notices = ReconnectNotices(send, recipients)
+    source = {"source": "youtube", "source_id": "src-1", "entity_kind": "artist",
+              "entity_id": "UC1"}
+    await notices.revoke_failed("label", source, "job-1")
+    await notices.revoke_failed("label", source, "job-1")  # the same job rerun
+    await notices.revoke_failed("label", source, "job-2")  # the next grant's job
+    assert ids[0] == ids[1] and ids[2] != ids[0]

@@ -87,12 +87,14 @@ class ReconnectNotices:
                 action="Reconnect the source")
         return addresses
 
-    async def revoke_failed(self, account_id: str, source: dict[str, Any], *,
+    async def revoke_failed(self, account_id: str, source: dict[str, Any], job_id: str, *,
                             exclude_keys: Iterable[str] = ()) -> list[str]:
         """Mail the account's recipients that ``source``'s forgotten grant (``source``,
         ``source_id``, ``entity_kind``, ``entity_id``, maybe ``entity_name``) could not be
-        withdrawn at its platform; ``exclude_keys``: :func:`.alerts.recipient_key` of
-        addresses never mailed. The addresses mailed."""
+        withdrawn at its platform; ``job_id``: the ``analytics.revoke`` job, which keys the
+        mail (one grant, one mail: a later grant of the same source that fails too is
+        mailed again); ``exclude_keys``: :func:`.alerts.recipient_key` of addresses never
+        mailed. The addresses mailed."""
         if self.send_mail is None or self.recipients is None:
             return []
         hashed = set(exclude_keys)
@@ -100,7 +102,7 @@ class ReconnectNotices:
                             if a and a.strip() and recipient_key(a) not in hashed})
         name = source.get("entity_name") or source["entity_id"]
         what = f"{source['source']} {source['entity_kind']} {name}"
-        event = f"{account_id}\0{source['source_id']}\0revoke_failed"
+        event = f"{account_id}\0{source['source_id']}\0revoke_failed\0{job_id}"
         for address in addresses:
             mail_id = hashlib.sha256(f"{event}\0{address}".encode()).hexdigest()[:24]
             await self.send_mail(
@@ -115,11 +117,13 @@ class ReconnectNotices:
                 action="Open the sources")
         return addresses
 
-    async def revoke_failed_safely(self, account_id: str, source: dict[str, Any], *,
+    async def revoke_failed_safely(self, account_id: str, source: dict[str, Any],
+                                   job_id: str, *,
                                    exclude_keys: Iterable[str] = ()) -> list[str]:
         """:meth:`revoke_failed`, a failure logged instead of raised."""
         try:
-            return await self.revoke_failed(account_id, source, exclude_keys=exclude_keys)
+            return await self.revoke_failed(account_id, source, job_id,
+                                            exclude_keys=exclude_keys)
         except Exception:
             log.exception("analytics: mailing that the grant of source %s of account %s "
                           "could not be withdrawn failed", source.get("source_id"),

@@ -131,13 +131,13 @@ class Revoker:
             credentials = self.box.open(payload.credentials)
             await self.connector(payload.source, credentials).revoke()
         except CredentialsError as exc:
-            return await self._failed(account_id, payload, str(exc))
+            return await self._failed(account_id, payload, str(exc), job)
         except SourceError as exc:
             if exc.retryable and job.attempt < job.job.max_attempts:
                 if isinstance(exc, RateLimited) and exc.retry_after:
                     raise Retry(exc.reason, after=exc.retry_after) from None
                 raise
-            return await self._failed(account_id, payload, exc.reason)
+            return await self._failed(account_id, payload, exc.reason, job)
         log.info(
             "analytics: the %s grant of source %s of account %s was withdrawn (%s)",
             payload.source,
@@ -147,7 +147,8 @@ class Revoker:
         )
         return {"revoked": True}
 
-    async def _failed(self, account_id: str, payload: RevokePayload, error: str) -> dict[str, Any]:
+    async def _failed(self, account_id: str, payload: RevokePayload, error: str,
+                      job: JobContext) -> dict[str, Any]:
         log.error(
             "analytics: the %s grant of source %s of account %s could not be "
             "withdrawn at the platform (%s): %s; its credentials are deleted here",
@@ -161,6 +162,7 @@ class Revoker:
             await self.notices.revoke_failed_safely(
                 account_id,
                 payload.model_dump(exclude={"credentials"}),
+                job.job.id,
                 exclude_keys=payload.exclude_keys,
             )
         return {"revoked": False, "error": error[:300]}
