@@ -25,7 +25,8 @@ from business.analytics.reconnect import ReconnectNotices
 from business.analytics.revocation import REVOKE_JOB, revocable
 from business.analytics.services import services
 from business.analytics.sources import connector_for
-from business.analytics.sources.base import Credentials
+from business.analytics.sources.base import Connector, Credentials
+from business.analytics.sources.youtube import YouTubeConnector
 from dawserver.plugin_api import QueueSettings
 
 pytestmark = [pytest.mark.timeout(120)]
@@ -261,3 +262,71 @@ async def test_each_failed_revocation_of_one_source_has_its_own_mail_id() -> Non
     await notices.revoke_failed("label", source, "job-1")  # the same job rerun
     await notices.revoke_failed("label", source, "job-2")  # the next grant's job
     assert ids[0] == ids[1] and ids[2] != ids[0]
+
+
+@pytest.mark.asyncio
+async def test_a_source_that_can_no_longer_revoke_is_told_at_once_not_dead_lettered(
+    running: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Queued while YouTube could revoke, run after a change took its endpoint away: no
+    retry can help, so the first attempt ends done, revoked false, and the owners are
+    mailed (no dead letter keeping the sealed credentials)."""
+    context, fake, fakes, mailbox = running
+    connections = services(context).connections
+    source = await connections.connect("label", "youtube", "artist", fake.artist_id,
+                                       _grant(), "eve")
+    await connections.disconnect("label", source.source_id)
+    monkeypatch.setattr(YouTubeConnector, "revoke_url", "")
+
+    await _drain(context)
+    [job] = await _revoke_jobs(context, "label")
+    assert (job.state, job.attempts, job.result["revoked"]) == ("done", 1, False)
+    assert "revocation" in job.result["error"]
+    assert fake.stats.revoke_requests == 0
+    assert [to for to, subject, _ in mailbox.sent if "Remove" in subject] == OWNERS
+
+
+@pytest.mark.asyncio
+async def test_a_connector_whose_revoke_is_missing_is_a_refusal(
+    running: tuple[Any, ...],
+) -> None:
+    context, fake, fakes, mailbox = running
+    connections = services(context).connections
+    source = await connections.connect("label", "youtube", "artist", fake.artist_id,
+                                       _grant(), "eve")
+    await connections.disconnect("label", source.source_id)
+
+    class NoRevoke:
+        async def revoke(self) -> None:
+            raise NotImplementedError
+
+    revoker = services(context).revoker
+    assert revoker is not None
+    revoker.connector = lambda source, credentials: NoRevoke()  # type: ignore[assignment,return-value]
+    await _drain(context)
+    [job] = await _revoke_jobs(context, "label")
+    assert (job.state, job.attempts, job.result["revoked"]) == ("done", 1, False)
+    assert [to for to, subject, _ in mailbox.sent if "Remove" in subject] == OWNERS
+
+
+@pytest.mark.asyncio
+async def test_a_connector_that_cannot_be_built_is_retried_then_told(
+    running: tuple[Any, ...],
+) -> None:
+    context, fake, fakes, mailbox = running
+    connections = services(context).connections
+    source = await connections.connect("label", "youtube", "artist", fake.artist_id,
+                                       _grant(), "eve")
+    await connections.disconnect("label", source.source_id)
+
+    def broken(source: str, credentials: Credentials) -> Connector:
+        raise ValueError("bad youtube settings")
+
+    revoker = services(context).revoker
+    assert revoker is not None
+    revoker.connector = broken
+    await _drain(context)
+    [job] = await _revoke_jobs(context, "label")
+    assert (job.state, job.attempts) == ("done", QUICK.max_attempts)
+    assert job.result["revoked"] is False and "bad youtube settings" in job.result["error"]
+    assert [to for to, subject, _ in mailbox.sent if "Remove" in subject] == OWNERS

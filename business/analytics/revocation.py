@@ -11,8 +11,10 @@ The job's payload carries the credentials sealed exactly as they were stored
 (:class:`.credentials.CredentialBox`), never in clear, and the erased person's
 addresses only as hashes (:func:`.alerts.recipient_key`), so the mail never goes to
 them. A failure the platform may get over (5xx, 429, no answer) is retried with
-back-off (:data:`REVOKE_SETTINGS`); one that cannot succeed, or the last attempt's,
-is logged and the account's owners and admins are mailed to remove the app's access at
+back-off (:data:`REVOKE_SETTINGS`), as is a connector that cannot be built; one that
+cannot succeed (a refusal, or no revocation possible any more: a source kind unknown or
+without a revocation endpoint since the job was queued), or the last attempt's, is
+logged and the account's owners and admins are mailed to remove the app's access at
 the platform themselves (:meth:`.reconnect.ReconnectNotices.revoke_failed`). The job
 then ends ``done`` with ``{"revoked": false}``, so the finished job (and its sealed
 payload) is purged with the other finished jobs rather than kept as a dead letter.
@@ -127,11 +129,27 @@ class Revoker:
     async def run(self, account_id: str, payload: RevokePayload, job: JobContext) -> dict[str, Any]:
         """One attempt: ``{"revoked": True}``, or raise to be retried, or (failed for
         good) log, mail the owners and answer ``{"revoked": False, "error": ...}``."""
+        if not revocable(payload.source):
+            # the source kind is gone, or lost its revocation endpoint since the job was
+            # queued (a configuration change): no try can succeed
+            return await self._failed(
+                account_id, payload, f"{payload.source} has no revocation endpoint", job)
         try:
             credentials = self.box.open(payload.credentials)
-            await self.connector(payload.source, credentials).revoke()
         except CredentialsError as exc:
             return await self._failed(account_id, payload, str(exc), job)
+        try:
+            connector = self.connector(payload.source, credentials)
+        except Exception as exc:  # its settings or session: perhaps better on a later try
+            if job.attempt < job.job.max_attempts:
+                raise
+            return await self._failed(
+                account_id, payload, f"the connector could not be built: {exc}", job)
+        try:
+            await connector.revoke()
+        except NotImplementedError as exc:
+            return await self._failed(
+                account_id, payload, str(exc) or "the connector cannot revoke", job)
         except SourceError as exc:
             if exc.retryable and job.attempt < job.job.max_attempts:
                 if isinstance(exc, RateLimited) and exc.retry_after:
