@@ -13,7 +13,9 @@ the account owns (``account_projects``) between the regions' databases:
   this process has it open (its queued updates and final snapshot land in the source),
   any difference is copied again, the collaboration store is pointed at the target
   (:meth:`~collab.regional_store.RegionalCollabStore.relocate`), and only then are the
-  source's rows deleted. A project the target does not hold is never deleted.
+  source's rows deleted. A project the target does not hold is never deleted, and one
+  the source no longer holds (dropped by an earlier, interrupted run) is only routed to
+  its copy: the copy is never compared with, nor emptied after, a missing original.
 
 docs/accounts.md ("Moving an account") says what moves and what does not.
 """
@@ -44,6 +46,10 @@ Unload = Callable[[str], Awaitable[None]]
 
 class DocumentsChanging(Conflict):
     """A project's document kept changing while it was copied; run the move again."""
+
+
+class DocumentNotInSource(Conflict):
+    """A project's document is not in the region it would be copied from."""
 
 
 class DocumentMoveHook:
@@ -92,6 +98,9 @@ class DocumentMoveHook:
         """Copy the documents of ``account_id``'s projects from ``source`` to ``target``."""
         projects = await self.projects_of(account_id)
         for project_id in projects:
+            if not await self._holds(source, project_id):
+                log.warning("project %s has no document in %s; not copied", project_id, source)
+                continue
             await self._copy_exactly(project_id, source, target)
         log.info(
             "account %s: copied %d documents from %s to %s",
@@ -114,6 +123,10 @@ class DocumentMoveHook:
                         account_id,
                         region,
                     )
+                continue
+            if not await self._holds(region, project_id):
+                # dropped here already (a resumed clean step): the copy is the document
+                self.store.relocate(project_id, target)
                 continue
             if self.unload is not None:
                 await self.unload(project_id)
@@ -146,7 +159,15 @@ class DocumentMoveHook:
         )
 
     async def _copy_exactly(self, project_id: str, source: str, target: str) -> None:
-        """Make ``target``'s rows of ``project_id`` those of ``source``, table by table."""
+        """Make ``target``'s rows of ``project_id`` those of ``source``, table by table.
+
+        Raises :class:`DocumentNotInSource` if ``source`` holds no such project: an
+        absent original must never empty the target's copy."""
+        if not await self._holds(source, project_id):
+            raise DocumentNotInSource(
+                f"project {project_id!r} has no document in region {source!r}; "
+                f"nothing copied to {target!r}"
+            )
         for table in COLLAB_TABLES:
             for _ in range(3):
                 rows = await self._rows(source, table, project_id)

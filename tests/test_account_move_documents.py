@@ -34,7 +34,7 @@ from collab.store import StoredDocument, store_for
 from database import Database, open_database
 from dawserver import file_moves
 from dawserver.asset_store import AssetNotFound, AssetStore
-from dawserver.document_moves import COLLAB_TABLES, DocumentMoveHook
+from dawserver.document_moves import COLLAB_TABLES, DocumentMoveHook, DocumentNotInSource
 from dawserver.file_moves import AssetMoveHook, FilesNotMovable, ObjectMoveHook, sha256
 from dawserver.storage.local import LocalObjectStore
 from dsp_core.session import Clip, Track
@@ -360,3 +360,53 @@ async def test_a_move_whose_audio_cannot_go_is_refused_before_anything_is_fenced
     assert world.store.region_of(uma) == "us"
     assert files_of(world.assets["us"]) == before
     assert set(await held_by(world, song)) == {"us"}
+
+
+@pytest.mark.asyncio
+async def test_a_drop_run_again_keeps_the_moved_document(world: World) -> None:
+    """The clean step run a second time (a crash before it was recorded) finds the
+    project gone from the source: the target's copy must stay as it is."""
+    uma, song = await a_project_in_us(world)
+    before = content(await world.collab.in_region("us").load(song))
+    await world.mover.move(uma, "eu")
+    assert set(await held_by(world, song)) == {"eu"}
+
+    await world.hook.drop(uma, "us")  # the resumed clean step
+
+    assert set(await held_by(world, song)) == {"eu"}
+    assert content(await world.collab.load(song)) == before
+    assert await world.collab.region_of(song) == "eu"
+    with pytest.raises(DocumentNotInSource):  # never copies an absent original
+        await world.hook._copy_exactly(song, "us", "eu")
+    assert content(await world.collab.in_region("eu").load(song)) == before
+
+
+@pytest.mark.asyncio
+async def test_a_drop_failing_after_one_project_resumes_without_losing_it(world: World) -> None:
+    uma, song = await a_project_in_us(world)
+    await world.collab.create_project_in("us", "song-2", "Other", None)
+    await world.store.own_project(uma, "song-2")
+    async with world.rooms.use("song-2") as room:
+        await room.edit(lambda d: d.rename("Second"))
+    await world.rooms._unload("song-2")
+    before = {p: content(await world.collab.in_region("us").load(p)) for p in (song, "song-2")}
+    unload, failed = world.hook.unload, []
+
+    async def failing_unload(project_id: str) -> None:
+        if project_id == "song-2" and not failed:
+            failed.append(project_id)
+            raise Crash("killed while dropping the second project")
+        await unload(project_id)
+
+    world.hook.unload = failing_unload
+    await world.mover.begin(uma, "eu")
+    with pytest.raises(Crash):
+        await world.mover.run(uma)
+    assert set(await held_by(world, song)) == {"eu"}  # the first was dropped already
+    assert set(await held_by(world, "song-2")) == {"us", "eu"}
+
+    await world.mover.run(uma)
+
+    for project_id in (song, "song-2"):
+        assert set(await held_by(world, project_id)) == {"eu"}
+        assert content(await world.collab.load(project_id)) == before[project_id]
