@@ -201,7 +201,10 @@ class SourceCache:
     """A thread-safe LRU cache of decoded, resampled sources bounded by total bytes.
 
     Keys are ``(resolved path, mtime_ns, size, rate)``, so an edited file is
-    read again.  Cached arrays are read-only because callers share them.
+    read again, and its new reading replaces the old one: only the newest of a path
+    at a rate is kept (the asset cache touches a file each time it is used, so without
+    that every bounce would leave one more copy of its sources until the byte bound).
+    Cached arrays are read-only because callers share them.
     """
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
@@ -210,6 +213,8 @@ class SourceCache:
         self.hits = 0
         self.misses = 0
         self._items: OrderedDict[tuple[str, int, int, int], np.ndarray] = OrderedDict()
+        #: (path, rate) -> the key of its newest reading, the only one kept
+        self._newest: dict[tuple[str, int], tuple[str, int, int, int]] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -253,16 +258,23 @@ class SourceCache:
         with self._lock:
             if key in self._items:
                 return
+            stale = self._newest.get((key[0], key[3]))
+            if stale is not None and stale in self._items:  # the file changed or was touched
+                self.bytes -= self._items.pop(stale).nbytes
+            self._newest[(key[0], key[3])] = key
             self._items[key] = data
             self.bytes += data.nbytes
             while self.bytes > self.max_bytes:
-                _, evicted = self._items.popitem(last=False)
+                evicted_key, evicted = self._items.popitem(last=False)
                 self.bytes -= evicted.nbytes
+                if self._newest.get((evicted_key[0], evicted_key[3])) == evicted_key:
+                    del self._newest[(evicted_key[0], evicted_key[3])]
 
     def clear(self) -> None:
         """Forget every cached source."""
         with self._lock:
             self._items.clear()
+            self._newest.clear()
             self.bytes = 0
 
 
