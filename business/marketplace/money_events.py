@@ -99,8 +99,10 @@ class MoneyEvents:
 
     async def awaited(self, event: StripeEvent) -> bool:
         """Whether the dispute in ``event`` is of a payment of ours we have not stored
-        yet: the disputed PaymentIntent's metadata names an order or cart of a seller,
-        charged on the event's account, none of whose orders has its payment stored."""
+        yet, or stored only since the caller's lookup by payment found nothing: the
+        disputed PaymentIntent's metadata names an order or cart of a seller, charged on
+        the event's account, whose orders have no payment stored or are paid by this
+        very PaymentIntent. False when it was paid by another payment."""
         intent_id = event.object.get("payment_intent")
         if self.gateway is None or not intent_id:
             return False
@@ -118,8 +120,15 @@ class MoneyEvents:
         orders = [order_from(r) for r in rows]
         if any(o.charged_on != (event.account or None) for o in orders):
             return False  # copied metadata on another account's payment
+        if any(o.payment_intent == str(intent_id) for o in orders):
+            # Paid by this very payment after the caller's lookup by payment found
+            # nothing: the lookup raced the payment's commit; the next delivery finds it.
+            logger.info("dispute %s (%s) of %s %s raced its payment's commit: Stripe "
+                        "sends it again", event.object.get("id"), event.type, key[0],
+                        key[1])
+            return True
         if any(o.payment_intent for o in orders):
-            return False  # paid: the lookup by payment found it, or it is another payment
+            return False  # paid by another payment: this dispute is not of our sale
         logger.info("dispute %s (%s) of %s %s came before its payment: Stripe sends it "
                     "again", event.object.get("id"), event.type, key[0], key[1])
         return True

@@ -1,0 +1,53 @@
+"""Disputes that race their payment, or name a sale that is not stored here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from marketplace_helpers import market, market_services
+
+from business.marketplace.webhooks import Outcome, StripeEvent
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
+
+
+async def paid_order_with_dispute(m: Any) -> tuple[str, StripeEvent]:
+    """A paid single order (direct charge) and the event of a dispute of its charge,
+    held (not delivered)."""
+    account = await m.seller("seller")
+    beat = await m.beat("seller")
+    status, started = await m.checkout("buyer", "seller", beat["beat_id"], "wav_lease")
+    assert status == 201, started
+    m.pay(started)
+    await m.fake.webhooks.settled()
+    [charge] = [c for c in m.fake.all_of("charge") if m.fake.owner[c["id"]] == account]
+    m.fake.webhooks.hold()
+    m.fake.create_dispute(charge["id"])
+    [event] = m.fake.events_of("charge.dispute.created")
+    return account, StripeEvent.from_dict(event)
+
+
+async def test_a_dispute_whose_lookup_raced_its_payment_is_sent_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lookup by payment ran before the payment committed; by the time the
+    PaymentIntent's metadata is read the order is paid by that very payment: the
+    dispute is answered "send it again", not recorded as ignored."""
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        _, event = await paid_order_with_dispute(m)
+        money = market_services(m).fulfilment.money
+        assert await money.awaited(event) is True
+        real = money.disputes.order_of
+        calls = []
+
+        async def raced(db: Any, seller: str, dispute: dict[str, Any]) -> Any:
+            calls.append(dispute["id"])
+            return None if len(calls) == 1 else await real(db, seller, dispute)
+
+        monkeypatch.setattr(money.disputes, "order_of", raced)
+        assert await money.handle(event) is Outcome.RETRY
+        db = market_services(m).store.db
+        assert await db.fetchval("SELECT COUNT(*) FROM mkt_webhook_events WHERE "
+                                 "event_id = ?", event.id) == 0
+        assert await money.handle(event) is Outcome.PROCESSED
