@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +52,33 @@ async def test_a_dispute_whose_lookup_raced_its_payment_is_sent_again(
         assert await db.fetchval("SELECT COUNT(*) FROM mkt_webhook_events WHERE "
                                  "event_id = ?", event.id) == 0
         assert await money.handle(event) is Outcome.PROCESSED
+
+
+async def test_a_dispute_naming_an_order_not_stored_here_is_not_retried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Metadata naming an order with no rows here: no payment will ever be stored, so
+    the dispute is recorded as not ours at once (and a warning logged), not answered
+    409 until Stripe gives up."""
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        _, event = await paid_order_with_dispute(m)
+        money = market_services(m).fulfilment.money
+        other = dict(event.object, payment_intent="pi_elsewhere")
+        event = StripeEvent(id=event.id, type=event.type, created=event.created,
+                            object=other, account=event.account)
+
+        class Intent:
+            def to_dict(self) -> dict[str, Any]:
+                return {"id": "pi_elsewhere",
+                        "metadata": {"seller": "seller", "order_id": "ord_gone"}}
+
+        async def retrieve(intent_id: str, account: str | None = None) -> Intent:
+            return Intent()
+
+        monkeypatch.setattr(money.gateway, "retrieve_payment_intent", retrieve)
+        with caplog.at_level(logging.WARNING, "business.marketplace.money_events"):
+            assert await money.awaited(event) is False
+            assert await money.handle(event) is Outcome.IGNORED
+        assert any("ord_gone" in r.getMessage() and r.levelno == logging.WARNING
+                   for r in caplog.records)
+        assert await money.handle(event) is Outcome.DUPLICATE

@@ -102,7 +102,9 @@ class MoneyEvents:
         yet, or stored only since the caller's lookup by payment found nothing: the
         disputed PaymentIntent's metadata names an order or cart of a seller, charged on
         the event's account, whose orders have no payment stored or are paid by this
-        very PaymentIntent. False when it was paid by another payment."""
+        very PaymentIntent. False when the named order or cart has no rows here (logged
+        as a warning; the dispute is recorded as not ours) or was paid by another
+        payment."""
         intent_id = event.object.get("payment_intent")
         if self.gateway is None or not intent_id:
             return False
@@ -118,6 +120,13 @@ class MoneyEvents:
             f"SELECT {ORDER_COLUMNS} FROM mkt_orders WHERE account_id = ? AND {key[0]} = ?",
             str(seller), str(key[1]))
         orders = [order_from(r) for r in rows]
+        if not orders:
+            # Named but not here (deleted, or another deployment's): no payment will
+            # ever be stored, so waiting only loses the dispute after Stripe gives up.
+            logger.warning("dispute %s (%s) names %s %s of seller %s, which is not "
+                           "stored: recorded as not ours", event.object.get("id"),
+                           event.type, key[0], key[1], seller)
+            return False
         if any(o.charged_on != (event.account or None) for o in orders):
             return False  # copied metadata on another account's payment
         if any(o.payment_intent == str(intent_id) for o in orders):
