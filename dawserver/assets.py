@@ -21,6 +21,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import Field
 
 from accounts.models import DEFAULT_REGION
+from dsp_core import lv2_state
 from dsp_core.errors import AudioFileError, DspError
 from dsp_core.sources import asset_id_of
 
@@ -77,6 +78,8 @@ def setup_assets(app: web.Application, max_bytes: int | None = None) -> None:
         for store in stores.values():
             store.max_bytes = max_bytes
     app[ASSETS], app[REGION_ASSETS] = stores[DEFAULT_REGION], stores
+    # a plug-in state an editor writes may name only files of these stores
+    lv2_state.allow_files_under(store.root for store in stores.values())
     from .recording import kept_takes  # imported here: recording imports the live mix
 
     app.cleanup_ctx.append(kept_takes(stores.values()))

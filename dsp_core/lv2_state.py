@@ -25,7 +25,11 @@ Checks, in two places:
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from .errors import DspError, ProjectError
 from .lv2_lilv import ffi, lib, serd, text
@@ -50,7 +54,17 @@ _LILV_PREFIXES = {
     "state": "http://lv2plug.in/ns/ext/state#",
     "xsd": "http://www.w3.org/2001/XMLSchema#",
 }
+_ATOM_PATH = "http://lv2plug.in/ns/ext/atom#Path"
 _SERD_TURTLE, _SERD_URI, _SERD_CURIE = 1, 2, 3
+#: The directories a state's files must lie under (None: not confined, see the module).
+_file_roots: set[str] | None = None
+
+
+def allow_files_under(roots: Iterable[Path]) -> None:
+    """Confine the files a state may name to under ``roots`` (added to those allowed
+    already); a server calls it with its asset directories."""
+    global _file_roots
+    _file_roots = (_file_roots or set()) | {os.path.realpath(r) for r in roots}
 
 
 class StateRefused(DspError):
@@ -64,7 +78,13 @@ def check_text(state: object, uri: str) -> str:
             f"lv2 {uri}: 'state' must be the text a save gave, not "
             f"{type(state).__name__} {str(state)[:40]!r}"
         )
-    size = len(state.encode("utf-8", "surrogatepass"))
+    try:
+        size = len(state.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ProjectError(
+            f"lv2 {uri}: 'state' is not valid Unicode text (a lone surrogate); it must be "
+            "the Turtle text a save gave"
+        ) from None
     if size > MAX_STATE_BYTES:
         raise ProjectError(
             f"lv2 {uri}: 'state' holds {size} bytes, more than the "
@@ -75,7 +95,7 @@ def check_text(state: object, uri: str) -> str:
         raise ProjectError(
             f"lv2 {uri}: 'state' holds a NUL character; it must be the Turtle text a save gave"
         )
-    problem = turtle_problem(state, uri)
+    problem = turtle_problem(state, uri) or _outside_problem(state)
     if problem is not None:
         raise ProjectError(
             f"lv2 {uri}: 'state' is refused: {problem}; store the text "
@@ -84,12 +104,46 @@ def check_text(state: object, uri: str) -> str:
     return state
 
 
-@functools.lru_cache(maxsize=64)  # every to_session validates it again
+def _outside_problem(state: str) -> str | None:
+    """Why the files ``state`` names may not be read here (None: all allowed)."""
+    if _file_roots is None:
+        return None
+    for name in _parsed(state)[2]:
+        real = os.path.realpath(name)
+        if not any(real == root or real.startswith(root + os.sep) for root in _file_roots):
+            return f"it names the file {name!r}, outside the server's asset directories"
+    return None
+
+
 def turtle_problem(state: str, uri: str) -> str | None:
     """Why lilv must not restore ``state`` into plug-in ``uri`` (None when serd parses
     all of it, it has one ``pset:Preset`` subject and that applies to ``uri``)."""
+    problem, statements, _files = _parsed(state)
+    if problem is not None:
+        return problem
+    presets = {s for s, p, o in statements if p == _RDF_TYPE and o == _PRESET}
+    if len(presets) != 1:
+        return (
+            f"it declares {len(presets)} pset:Preset subjects, not one (not the text "
+            "of a saved state)"
+        )
+    applies = {o for s, p, o in statements if s in presets and p == _APPLIES_TO}
+    if applies != {uri}:
+        return f"it applies to {', '.join(sorted(applies)) or 'no plug-in'}, not to this plug-in"
+    return None
+
+
+@functools.lru_cache(maxsize=64)  # every to_session validates it again
+def _parsed(state: str) -> tuple[str | None, tuple[tuple[str, str, str], ...], tuple[str, ...]]:
+    """serd's reading of ``state``: why it cannot be read (None if it can), its
+    statements (expanded) and the files it names (``atom:Path`` values, ``file://``)."""
+    try:
+        data = state.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it is not valid Unicode text (a lone surrogate)", (), ()
     prefixes = dict(_LILV_PREFIXES)
     statements: list[tuple[str, str, str]] = []
+    files: list[str] = []
 
     def expand(node: Any) -> str:
         value = ffi.string(node.buf, node.n_bytes).decode("utf-8", "replace")
@@ -105,9 +159,14 @@ def turtle_problem(state: str, uri: str) -> str | None:
 
     @ffi.callback("SerdStatementSink")
     def on_statement(
-        _h: Any, _f: int, _g: Any, subject: Any, predicate: Any, obj: Any, _d: Any, _l: Any
+        _h: Any, _f: int, _g: Any, subject: Any, predicate: Any, obj: Any, datatype: Any,
+        _l: Any
     ) -> int:
-        statements.append((expand(subject), expand(predicate), expand(obj)))
+        statement = (expand(subject), expand(predicate), expand(obj))
+        statements.append(statement)
+        if datatype != ffi.NULL and expand(datatype) == _ATOM_PATH:
+            files.append(statement[2])
+        files.extend(unquote(urlsplit(n).path) for n in statement if n.startswith("file:"))
         return 0
 
     reader = serd().serd_reader_new(
@@ -120,21 +179,12 @@ def turtle_problem(state: str, uri: str) -> str | None:
         ffi.NULL,
     )
     try:
-        status = serd().serd_reader_read_string(reader, state.encode("utf-8"))
+        status = serd().serd_reader_read_string(reader, data)
     finally:
         serd().serd_reader_free(reader)
     if status != 0:
-        return f"it is not valid Turtle (serd status {status})"
-    presets = {s for s, p, o in statements if p == _RDF_TYPE and o == _PRESET}
-    if len(presets) != 1:
-        return (
-            f"it declares {len(presets)} pset:Preset subjects, not one (not the text "
-            "of a saved state)"
-        )
-    applies = {o for s, p, o in statements if s in presets and p == _APPLIES_TO}
-    if applies != {uri}:
-        return f"it applies to {', '.join(sorted(applies)) or 'no plug-in'}, not to this plug-in"
-    return None
+        return f"it is not valid Turtle (serd status {status})", (), ()
+    return None, tuple(statements), tuple(files)
 
 
 def save(world: Any, plugin: Any, instance: Any, features: Any) -> str:

@@ -10,7 +10,7 @@ from lv2_helpers import X42_EQ, lv2_path, needs_plugin  # noqa: F401
 from pycrdt import Map
 
 from collab.schema import ProjectDocument
-from dsp_core import Clip, EffectSpec, Engine, ProjectError, Session, Track, lv2_catalog
+from dsp_core import Clip, EffectSpec, Engine, ProjectError, Session, Track, lv2_catalog, lv2_state
 from dsp_core.lv2_host import HostedPlugin
 from dsp_core.lv2_state import MAX_STATE_BYTES, turtle_problem
 from dsp_core.project import load_project, save_project
@@ -27,6 +27,13 @@ TUNING = "<http://gareus.org/oss/lv2/fil4#kbtuning>"  # x42-eq's state: no contr
 #: dereferences a NULL subject on it (SIGSEGV), so it must never reach lilv.
 CRASHES_LILV = "<urn:a> <urn:b> <urn:c> ."
 LOADER = DictLoader({"x": (0.1 * np.ones((1, 4096))).astype(np.float32)})
+
+
+@pytest.fixture(autouse=True)
+def _files_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server started earlier in this process confines states' files to its assets;
+    these tests name files in their own temporary directories."""
+    monkeypatch.setattr(lv2_state, "_file_roots", None)
 
 
 def _document(params: dict) -> ProjectDocument:
@@ -130,6 +137,7 @@ def test_a_state_edit_is_restored_into_the_running_worker() -> None:
         (None, "applies to " + X42_EQ_STEREO),  # another plug-in's state
         ("x" * (MAX_STATE_BYTES + 1), "more than the"),
         ("a\0b", "NUL"),
+        ("\ud800 <urn:a> <urn:b> <urn:c> .", "lone surrogate"),
     ],
 )
 def test_a_malformed_foreign_or_oversized_state_is_refused(bad: str | None, says: str) -> None:
@@ -180,3 +188,33 @@ def test_the_worker_refuses_text_that_would_crash_lilv(monkeypatch) -> None:
         np.testing.assert_array_equal(block, 0.25)
     finally:
         plugin.close()
+
+
+def test_a_state_naming_a_file_outside_the_asset_directories_is_refused(tmp_path) -> None:
+    """Once a server confines them, an editor's state may name only files under the
+    asset directories: not the token secret, a system file or a link out of them."""
+    needs_plugin(X42_EQ)
+    assets = tmp_path / "assets"
+    (assets / "objects").mkdir(parents=True)
+    inside = assets / "objects" / "ir.wav"
+    inside.write_bytes(b"RIFF")
+    (assets / "escape").symlink_to(tmp_path)
+    doc = _document({"uri": X42_EQ})
+    with Engine(doc.to_session(), block_size=256, loader=LOADER) as engine:
+        saved = _hosted(engine).save_state()
+
+    def naming(path: str, *, as_uri: bool = False) -> str:
+        value = f"<file://{path}>" if as_uri else f'"{path}"^^atom:Path'
+        return saved.replace("state:state [", f"state:state [\n\t\t<urn:x:file> {value} ;", 1)
+
+    doc.set_effect_params("t", 0, state=naming("/etc/passwd"))  # not confined: taken
+    lv2_state.allow_files_under([assets])
+    doc.set_effect_params("t", 0, state=naming(str(inside)))
+    doc.set_effect_params("t", 0, state=naming(str(inside), as_uri=True))
+    for outside in ("/etc/passwd", str(tmp_path / "secret.key"), str(assets / "escape" / "x"),
+                    str(assets / ".." / "secret.key")):
+        for as_uri in (False, True):
+            with pytest.raises(ProjectError, match="outside the server's asset directories"):
+                doc.set_effect_params("t", 0, state=naming(outside, as_uri=as_uri))
+    assert doc.to_session().tracks[0].effects[0].params["state"] == naming(
+        str(inside), as_uri=True)  # the last accepted one stayed
