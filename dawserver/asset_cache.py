@@ -131,8 +131,18 @@ def pending(store: AssetStore) -> dict[str, list[str]]:
     return out
 
 
+def mark_used(path: Path) -> None:
+    """Record that ``path`` was used now, for the least-recently-used eviction: its
+    access time, never its modification time, which decoders key their caches on
+    (:class:`~dsp_core.audio_io.SourceCache`: a touched mtime made every bounce decode
+    its sources again)."""
+    stat = path.stat()
+    os.utime(path, ns=(time.time_ns(), stat.st_mtime_ns))
+
+
 class CacheSize:
-    """The cached audio files of one store with their last use and size (thread-safe)."""
+    """The cached audio files of one store with their last use (access time, see
+    :func:`mark_used`) and size (thread-safe)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -151,7 +161,7 @@ class CacheSize:
             if path.suffix.lstrip(".") in AUDIO_EXTENSIONS:
                 with contextlib.suppress(FileNotFoundError):
                     stat = path.stat()
-                    files[path] = (stat.st_mtime, stat.st_size)
+                    files[path] = (stat.st_atime, stat.st_size)
         with self.lock:
             self.files, self.scanned_at = files, now
             self.total = sum(size for _, size in files.values())
@@ -164,7 +174,7 @@ class CacheSize:
             return self.forget(path)
         with self.lock:
             _, old = self.files.get(path, (0.0, 0))
-            self.files[path] = (stat.st_mtime, stat.st_size)
+            self.files[path] = (stat.st_atime, stat.st_size)
             self.total += stat.st_size - old
 
     def forget(self, path: Path) -> None:

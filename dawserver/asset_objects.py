@@ -202,7 +202,7 @@ async def local_file(store: AssetStore, asset_id: str) -> Path:
         except ObjectNotFound:
             raise AssetNotFound(f"the audio of asset {asset_id} is gone") from None
         log.info("cached asset %s (%d bytes)", asset_id, asset.bytes)
-    os.utime(path)
+    asset_cache.mark_used(path)
     asset_cache.lease(store, asset_id)  # the caller reads it next (see asset_cache)
     asset_cache.cache_size(store).note(path)
     await asyncio.to_thread(evict, store, {str(path)})

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Collection
 from pathlib import Path
 
@@ -130,7 +129,7 @@ async def load(store: AssetStore, project_id: str, key: str) -> np.ndarray | Non
             await store.objects.download(object_key(key, SUFFIX), path)
         except ObjectNotFound:
             return None
-    os.utime(path)
+    asset_cache.mark_used(path)
     asset_cache.lease(store, key)
     asset_cache.cache_size(store).note(path)
     try:

@@ -225,3 +225,26 @@ async def test_takes_kept_by_a_previous_run_are_published_at_startup(tmp_path: P
         while asset_cache.pending(store):
             await asyncio.sleep(0.01)
     assert await objects.exists(asset_objects.member_key("p", asset.id))
+
+
+async def test_a_use_keeps_the_file_unchanged_and_decides_what_goes_first(
+        tmp_path: Path) -> None:
+    """Using cached audio marks its access time, not its modification time (decoders key
+    their caches on that), and eviction takes the least recently used file first."""
+    objects = FlakyObjects(tmp_path / "bucket")
+    store = AssetStore(tmp_path / "node", objects=objects)
+    first = await store.ingest_stream(stream(take(tmp_path, 440)), project_id="p",
+                                      name="a.wav")
+    second = await store.ingest_stream(stream(take(tmp_path, 550)), project_id="p",
+                                       name="b.wav")
+    a, b = Path(first.path), Path(second.path)
+    modified = a.stat().st_mtime_ns
+    await asset_objects.local_file(store, second.id)
+    await asset_objects.local_file(store, first.id)  # used last
+    assert a.stat().st_mtime_ns == modified
+    assert a.stat().st_atime_ns > b.stat().st_atime_ns
+    for asset_id in (first.id, second.id):  # their leases end
+        asset_cache.lease(store, asset_id, 0)
+    store.cache_bytes = a.stat().st_size  # room for one of the two
+    assert asset_objects.evict(store) == [b]
+    assert a.is_file()
