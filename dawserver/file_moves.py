@@ -13,10 +13,13 @@ assets of the projects an account owns:
   on this server) is rewritten to the target's. The project's index is written last, so an
   index in the target means its files are all there.
 - **drop** (after the switch, after :class:`~dawserver.document_moves.DocumentMoveHook`
-  routed the document to the target): the document's clip sources that name a file in
-  the source's directory are pointed at the target's copy (a server-made edit through
-  the project's room, ``edit``), then the source's index goes and every asset of it no
-  other project there lists (:meth:`AssetStore.forget_project`).
+  routed the document to the target): what the project's index gained in the source
+  since the copy (uploads and recordings made during the move land there until the
+  document is routed) is copied again to where the account lives now (``region_of``),
+  the document's clip sources that name a file in the source's directory are pointed
+  at the target's copy (a server-made edit through the project's room, ``edit``), then
+  the source's index goes and every asset of it no other project there lists
+  (:meth:`AssetStore.forget_project`).
 
 Asset directories kept on object storage (an ``s3://`` region storage) are not moved:
 when the account's projects have audio there, :class:`FilesNotMovable` stops the copy
@@ -69,16 +72,25 @@ class AssetMoveHook:
     edit:
         Makes a change to a project's document through its room (none: clip sources
         are left as they are).
+    region_of:
+        Where an account lives now (the target, once the move switched). Without it the
+        drop copies to the first other region holding the project's index.
     """
 
     name = "assets"
 
     def __init__(
-        self, assets: Mapping[str, AssetStore], projects_of: ProjectsOf, *, edit: Edit | None = None
+        self,
+        assets: Mapping[str, AssetStore],
+        projects_of: ProjectsOf,
+        *,
+        edit: Edit | None = None,
+        region_of: Callable[[str], str] | None = None,
     ) -> None:
         self.assets = dict(assets)
         self.projects_of = projects_of
         self.edit = edit
+        self.region_of = region_of
 
     async def check(self, account_id: str, source: str, target: str) -> None:
         """Refuse the move (:class:`FilesNotMovable`) if the account's audio is on object
@@ -125,20 +137,33 @@ class AssetMoveHook:
         return True
 
     async def drop(self, account_id: str, region: str) -> None:
-        """Point the documents at the moved audio and delete the audio in ``region``."""
+        """Copy what came to ``region`` since the copy step to where the account lives
+        now, point the documents at the moved audio and delete the audio in ``region``."""
         src = self.assets[region]
+        if self.region_of is not None and self.region_of(account_id) == region:
+            return  # not moved away (a move back and forth): nothing to delete
         for project_id in await self.projects_of(account_id):
-            target = next(
-                (
-                    name
-                    for name, store in self.assets.items()
-                    if name != region and store._index(project_id).exists()
-                ),
-                None,
-            )  # noqa: SLF001
+            if not src._index(project_id).exists():  # noqa: SLF001
+                continue  # no audio here (or dropped by an earlier run): nothing to do
+            target = self._target(account_id, project_id, region)
             if target is None:
                 continue  # nothing was copied anywhere: nothing may be deleted
             dst = self.assets[target]
+            if (src.objects is not None or dst.objects is not None) and src.project_assets(
+                project_id
+            ):
+                raise FilesNotMovable(
+                    f"the audio of project {project_id!r} came to region {region!r} during "
+                    f"the move, but {region!r} or {target!r} keeps assets on object storage, "
+                    f"which a move does not copy yet; nothing is deleted"
+                )
+            # uploads and recordings made during the move landed here: copy them too
+            # (idempotent, hash-checked) before anything of the source is deleted
+            copied = await asyncio.to_thread(copy_project_assets, src, dst, project_id)
+            if copied:
+                log.info(
+                    "project %s: %d asset files copied again to %s", project_id, copied, target
+                )
             if self.edit is not None:
                 await self.edit(
                     project_id,
@@ -146,6 +171,21 @@ class AssetMoveHook:
                 )
             removed = await asyncio.to_thread(src.forget_project, project_id)
             log.info("project %s: %d asset files deleted in %s", project_id, len(removed), region)
+
+    def _target(self, account_id: str, project_id: str, region: str) -> str | None:
+        """Where ``project_id``'s assets go from ``region``: the account's region, or
+        (without ``region_of``) the first other region holding the project's index."""
+        if self.region_of is not None:
+            target = self.region_of(account_id)
+            return target if target != region and target in self.assets else None
+        return next(
+            (
+                name
+                for name, store in self.assets.items()
+                if name != region and store._index(project_id).exists()  # noqa: SLF001
+            ),
+            None,
+        )
 
 
 class ObjectMoveHook:

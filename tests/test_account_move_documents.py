@@ -112,7 +112,9 @@ async def world(collab_database_url: str, tmp_path: Path) -> AsyncIterator[World
 
                 hook = CrashingHook(collab, databases, unload=unload)
                 assets = {n: AssetStore(tmp_path / n / "assets") for n in databases}
-                files = AssetMoveHook(assets, hook.projects_of, edit=edit)
+                files = AssetMoveHook(
+                    assets, hook.projects_of, edit=edit, region_of=store.region_of
+                )
                 objects = {n: DyingObjectStore(tmp_path / n / "files") for n in databases}
                 bounces = ObjectMoveHook(
                     "bounces",
@@ -410,3 +412,33 @@ async def test_a_drop_failing_after_one_project_resumes_without_losing_it(world:
     for project_id in (song, "song-2"):
         assert set(await held_by(world, project_id)) == {"eu"}
         assert content(await world.collab.load(project_id)) == before[project_id]
+
+
+@pytest.mark.asyncio
+async def test_audio_recorded_during_the_move_is_moved_not_deleted(
+    world: World, tmp_path: Path
+) -> None:
+    """A take ingested into the source between the copy and the clean steps (the
+    project is still routed there) goes to the target before the source forgets it."""
+    uma, song = await a_project_in_us(world)
+    first_id, _ = await a_clip_of_audio(world, tmp_path, song)
+    files = next(h for h in world.mover.hooks if isinstance(h, AssetMoveHook))
+    late = tmp_path / "late.wav"
+    sf.write(late, np.random.default_rng(11).uniform(-0.5, 0.5, (24000, 2)), 48000)
+    late_bytes = late.read_bytes()
+    ingested = []
+
+    async def record_after_copy(account_id: str, source: str, target: str) -> None:
+        await AssetMoveHook.copy(files, account_id, source, target)
+        ingested.append(world.assets["us"].ingest_file(late, project_id=song, name="late.wav"))
+
+    files.copy = record_after_copy  # type: ignore[method-assign]
+    await world.mover.move(uma, "eu")
+
+    (take,) = ingested
+    assert files_of(world.assets["us"]) == set()
+    assert world.assets["eu"].project_assets(song) == [first_id, take.id]
+    moved = world.assets["eu"].asset(take.id)  # found, as a download finds it
+    assert Path(moved.path).is_relative_to(world.assets["eu"].root)
+    assert Path(moved.path).read_bytes() == late_bytes
+    assert sha256(Path(moved.path)) == take.id
