@@ -82,3 +82,31 @@ async def test_a_dispute_naming_an_order_not_stored_here_is_not_retried(
         assert any("ord_gone" in r.getMessage() and r.levelno == logging.WARNING
                    for r in caplog.records)
         assert await money.handle(event) is Outcome.DUPLICATE
+
+
+async def test_a_reversal_run_again_for_its_cause_reverses_each_transfer_once(
+        tmp_path: Path) -> None:
+    """A partial reversal's job run twice for one cause (requeued after Stripe forgot
+    its idempotency keys) takes each transfer back once, and the books still match."""
+    from test_marketplace_split_sales import books_match_stripe, split_cart, transfers_made
+
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}",
+                      discovery_fee_bp=1000) as m:
+        accounts, beats, started = await split_cart(m)
+        m.pay(started)
+        await transfers_made(m, started["cart_id"])
+        [line] = [o for o in started["orders"] if o["beat_id"] == beats[0]["beat_id"]]
+        sales = market_services(m).fulfilment.split_sales
+        args = dict(taken=line["amount"] // 3, of=line["amount"], cause="refund:re_test")
+        first = await sales.reverse("seller", line["order_id"], **args)
+        assert len(first) == 3 and all(d["amount"] > 0 for d in first)
+        after = {t["id"]: t["amount_reversed"] for t in m.fake.all_of("transfer")}
+        m.fake._idempotency.clear()  # Stripe's 24 h memory of the keys is gone
+        again = await sales.reverse("seller", line["order_id"], **args)
+        assert {t["id"]: t["amount_reversed"] for t in m.fake.all_of("transfer")} == after
+        assert sorted(again, key=lambda d: d["transfer"]) == sorted(
+            first, key=lambda d: d["transfer"])
+        [row] = await sales.reversals("seller", line["order_id"])
+        assert row["reversed"] == sum(d["amount"] for d in first)
+        await m.fake.webhooks.settled()
+        await books_match_stripe(m, accounts)

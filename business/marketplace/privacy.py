@@ -40,7 +40,7 @@ KEPT = ("mkt_sellers", "mkt_orders", "mkt_licences", "mkt_ledger_postings",
 #: (a seller may have none of them).
 KEPT_MONEY = ("mkt_payouts", "mkt_transfers", "mkt_disputes", "mkt_membership_plans",
               "mkt_memberships", "mkt_membership_downloads", "mkt_membership_invoices",
-              "mkt_split_reversals")
+              "mkt_split_reversals", "mkt_transfer_reversals")
 #: Where a kept row of any store may name a buyer: (table, key, text columns, JSON columns).
 MENTIONS = (
     ("mkt_orders", ("account_id", "order_id"), ("buyer_account", "note"), ()),

@@ -242,11 +242,22 @@ class Splits:
                       cause: str) -> list[dict[str, Any]]:
         """Take back ``taken/of`` of every share of the order (a refund or dispute of
         ``taken`` out of the sale's ``of``); ``cause`` (e.g. ``dispute:dp_1``) keys the
-        reversals, so a cause reverses once."""
+        reversals and each one is recorded per cause and transfer
+        (``mkt_transfer_reversals``), so a cause reverses a transfer once: run again (a
+        requeued job, a dispute sent again, long after Stripe forgot the key), it asks
+        Stripe for nothing it took back before and answers what it took."""
         if of <= 0 or not 0 < taken <= of:
             raise ValueError("reverse taken/of with 0 < taken <= of")
         done = []
+        before = {r["transfer_id"]: r for r in await self.db.fetch(
+            "SELECT transfer_id, reversal_id, amount FROM mkt_transfer_reversals WHERE "
+            "account_id = ? AND cause = ? AND order_id = ?", seller, cause, order_id)}
         for t in await self.transfers(seller, order_id):
+            if t["transfer_id"] in before:
+                r = before[t["transfer_id"]]
+                done.append({"reversal": str(r["reversal_id"]), "transfer": t["transfer_id"],
+                             "amount": int(r["amount"])})
+                continue
             want = min(int(t["amount"]) * taken // of, int(t["amount"]) - int(t["reversed"]))
             if want <= 0:
                 continue
@@ -269,6 +280,11 @@ class Splits:
                     await tx.execute(
                         "UPDATE mkt_transfers SET reversed = reversed + ? WHERE "
                         "account_id = ? AND transfer_id = ?", want, seller, t["transfer_id"])
+                await tx.execute(
+                    "INSERT INTO mkt_transfer_reversals (account_id, cause, transfer_id, "
+                    "order_id, reversal_id, amount, at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (account_id, cause, transfer_id) DO NOTHING", seller, cause,
+                    t["transfer_id"], order_id, str(reversal.id), want, time.time())
             done.append({"reversal": str(reversal.id), "transfer": t["transfer_id"],
                          "amount": want})
         return done
