@@ -29,7 +29,7 @@ step (the move stays fenced; nothing is deleted).
 S3 alike) under an account's prefixes (its projects' bounces, its export archives): each object is
 streamed into the target unless it already holds the same bytes, and read back to
 check its SHA-256; the drop step copies what came since to where the account lives
-now, then deletes the source's objects.
+now, then deletes the source's objects it copied and checked.
 """
 
 from __future__ import annotations
@@ -228,11 +228,16 @@ class ObjectMoveHook:
 
     async def copy(self, account_id: str, source: str, target: str) -> None:
         """Copy the account's objects from ``source`` to ``target`` (checked by hash)."""
+        await self._copy(account_id, source, target)
+
+    async def _copy(self, account_id: str, source: str, target: str) -> list[str]:
+        """Copy as :meth:`copy` does; the keys the target now holds the same bytes of."""
         src, dst = self.objects[source], self.objects[target]
-        copied = 0
+        copied, checked = 0, []
         for key in await self._keys(account_id, src):
             digest = await object_sha256(src, key)
             if await dst.exists(key) and await object_sha256(dst, key) == digest:
+                checked.append(key)
                 continue
             await dst.put(key, src.stream(key))
             if await object_sha256(dst, key) != digest:
@@ -240,18 +245,20 @@ class ObjectMoveHook:
                     f"the copy of {key!r} in region {target!r} differs "
                     f"from the original; run the move again"
                 )
+            checked.append(key)
             copied += 1
         log.info("account %s: %d %s objects copied to %s", account_id, copied, self.name, target)
+        return checked
 
     async def drop(self, account_id: str, region: str) -> None:
         """Copy what came to ``region`` since the copy step to where the account lives
-        now, then delete the account's objects in ``region``."""
+        now, then delete the account's objects in ``region`` that were copied (one
+        written after this drop listed them stays, for a later run to copy)."""
         target = self.region_of(account_id)
         if target == region:
             return  # not moved away (a move back and forth): nothing to delete
-        await self.copy(account_id, region, target)
         src = self.objects[region]
-        for key in await self._keys(account_id, src):
+        for key in await self._copy(account_id, region, target):
             await src.delete(key)
 
 

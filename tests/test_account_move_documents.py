@@ -442,3 +442,24 @@ async def test_audio_recorded_during_the_move_is_moved_not_deleted(
     assert Path(moved.path).is_relative_to(world.assets["eu"].root)
     assert Path(moved.path).read_bytes() == late_bytes
     assert sha256(Path(moved.path)) == take.id
+
+
+@pytest.mark.asyncio
+async def test_a_bounce_written_while_objects_drop_is_not_deleted_uncopied(world: World) -> None:
+    uma, song = await a_project_in_us(world)
+    await world.objects["us"].put(f"bounces/{song}/j1.wav", b"first")
+    bounces = next(h for h in world.mover.hooks if isinstance(h, ObjectMoveHook))
+    copy = bounces._copy
+
+    async def bounce_after_copy(account_id: str, source: str, target: str) -> list[str]:
+        checked = await copy(account_id, source, target)
+        if source == "us" and world.store.region_of(account_id) == "eu":  # in the drop
+            await world.objects["us"].put(f"bounces/{song}/j2.wav", b"late")
+        return checked
+
+    bounces._copy = bounce_after_copy  # type: ignore[method-assign]
+    await world.mover.move(uma, "eu")
+
+    assert await world.objects["eu"].get(f"bounces/{song}/j1.wav") == b"first"
+    assert await world.objects["us"].keys("bounces/") == [f"bounces/{song}/j2.wav"]
+    assert await world.objects["us"].get(f"bounces/{song}/j2.wav") == b"late"  # kept
