@@ -330,3 +330,49 @@ async def test_a_connector_that_cannot_be_built_is_retried_then_told(
     assert (job.state, job.attempts) == ("done", QUICK.max_attempts)
     assert job.result["revoked"] is False and "bad youtube settings" in job.result["error"]
     assert [to for to, subject, _ in mailbox.sent if "Remove" in subject] == OWNERS
+
+
+@pytest.mark.asyncio
+async def test_a_source_reconnected_before_the_job_runs_keeps_its_grant(
+    running: tuple[Any, ...],
+) -> None:
+    context, fake, fakes, mailbox = running
+    connections = services(context).connections
+    source = await connections.connect("label", "youtube", "artist", fake.artist_id,
+                                       _grant(), "eve")
+    await connections.disconnect("label", source.source_id)
+    await connections.connect("label", "youtube", "artist", fake.artist_id, _grant(), "eve")
+
+    await _drain(context)
+    [job] = await _revoke_jobs(context, "label")
+    assert (job.state, job.result) == ("done", {"revoked": False, "reason": "still in use"})
+    assert fake.stats.revoke_requests == 0
+    assert not await _token_dead(fakes)
+    assert mailbox.sent == []
+
+
+@pytest.mark.asyncio
+async def test_another_accounts_source_on_the_same_grant_keeps_it(
+    running: tuple[Any, ...],
+) -> None:
+    """Two accounts on one Google user's grant (the same refresh token), for different
+    entities: disconnecting one leaves the other's grant live; the last one withdraws."""
+    context, fake, fakes, mailbox = running
+    connections = services(context).connections
+    mine = await connections.connect("label", "youtube", "artist", fake.artist_id,
+                                     _grant(), "eve")
+    theirs = await connections.connect("other", "youtube", "artist", "UC-another-artist",
+                                       _grant(), "eve")
+    await connections.disconnect("label", mine.source_id)
+
+    await _drain(context)
+    [job] = await _revoke_jobs(context, "label")
+    assert job.result == {"revoked": False, "reason": "still in use"}
+    assert fake.stats.revoke_requests == 0
+    assert not await _token_dead(fakes)
+
+    await connections.disconnect("other", theirs.source_id)
+    await _drain(context)
+    [job] = await _revoke_jobs(context, "other")
+    assert job.result == {"revoked": True}
+    assert await _token_dead(fakes)

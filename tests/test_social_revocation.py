@@ -7,6 +7,7 @@ the account's owners and admins (through a real SMTP server) once."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -261,3 +262,102 @@ async def test_a_revocation_that_fails_for_good_mails_the_owners_and_admins_once
         while await mail.run_once(MAIL_QUEUE):
             pass
         assert len(smtp_server.messages) == 2
+
+
+async def _fresh_sealed(h: Dispatching, network: str) -> tuple[Any, str]:
+    """New tokens of the fake's user, sealed as a connect stores them; the access token."""
+    from business.social.models import ChannelTokens
+
+    answer = h.fake(network).new_tokens(h.fake(network).user, "post")
+    refresh = answer.get("refresh_token") or answer["access_token"]
+    if network == "facebook":
+        refresh = answer["access_token"]
+    box, now = h.channels.box, time.time()
+    return ChannelTokens(box.seal(answer["access_token"]), box.seal(refresh),
+                         now + float(answer["expires_in"]), "post", 1, now, now), \
+        answer["access_token"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("network", ["facebook", "youtube", "x"])
+async def test_a_channel_reconnected_before_the_job_runs_keeps_its_new_grant(
+    sqlite_url: str, tmp_path: Path, network: str
+) -> None:
+    async with dispatching(sqlite_url, [network], tmp_path) as h:
+        jobs, fake = revoking(h), h.fake(network)
+        channel_id = await h.channel(network)
+        await h.channels.disconnect("acc", channel_id, "p_ada")
+        sealed, new = await _fresh_sealed(h, network)
+        async with h.db.transaction() as tx:  # reconnected, as finish() stores it
+            await h.store.reconnect_channel(tx, "acc", channel_id, "Ada", "ada", sealed,
+                                            time.time())
+
+        await drain(jobs)
+        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
+        assert (job.state, job.result) == ("done", {"revoked": False, "reason": "still in use"})
+        assert fake.stats.revoke_requests == 0
+        assert not await dead_at_the_network(h, network, new)
+
+
+@pytest.mark.asyncio
+async def test_one_facebook_user_in_two_accounts_keeps_the_other_channel_live(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with dispatching(sqlite_url, ["facebook"], tmp_path) as h:
+        jobs, fake = revoking(h), h.fake("facebook")
+        mine = await h.channel("facebook", "acc")
+        theirs = await h.channel("facebook", "label")  # the same user's Page, elsewhere
+        access, _ = await opened_tokens(h, "label", theirs)
+        await h.channels.disconnect("acc", mine, "p_ada")
+
+        await drain(jobs)
+        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
+        assert job.result == {"revoked": False, "reason": "still in use"}
+        assert fake.stats.revoke_requests == 0
+        assert not await dead_at_the_network(h, "facebook", access)
+
+        await h.channels.disconnect("label", theirs, "p_eve")  # the last one: withdrawn
+        await drain(jobs)
+        [job] = await h.queue.find(account_id="label", queue=REVOKE)
+        assert job.result == {"revoked": True}
+        assert await dead_at_the_network(h, "facebook", access)
+
+
+@pytest.mark.asyncio
+async def test_two_pages_of_one_facebook_user_share_the_grant(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Two Pages (two remote accounts) managed by one user: the grant is the user's, so
+    disconnecting one Page's channel leaves it standing."""
+    async with dispatching(sqlite_url, ["facebook"], tmp_path) as h:
+        jobs, fake = revoking(h), h.fake("facebook")
+        user = fake.user.id
+        ids = []
+        for account, page in (("acc", "page-1"), ("label", "page-2")):
+            sealed, _ = await _fresh_sealed(h, "facebook")
+            async with h.db.transaction() as tx:
+                ids.append(await h.store.insert_channel(
+                    tx, account, "facebook", page, page, page, sealed, "p_ada", time.time(),
+                    user))
+        access, _ = await opened_tokens(h, "label", ids[1])
+        await h.channels.disconnect("acc", ids[0], "p_ada")
+        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
+        assert (job.payload["remote_id"], job.payload["remote_user"]) == ("page-1", user)
+
+        await drain(jobs)
+        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
+        assert job.result == {"revoked": False, "reason": "still in use"}
+        assert fake.stats.revoke_requests == 0
+        assert not await dead_at_the_network(h, "facebook", access)
+
+
+@pytest.mark.asyncio
+async def test_the_facebook_profile_names_the_user_whose_grant_the_page_rests_on(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with dispatching(sqlite_url, ["facebook"], tmp_path) as h:
+        fake = h.fake("facebook")
+        access = fake.issue_access_token()
+        profile = await h.connectors["facebook"].profile(access)
+        assert profile["user_id"] == fake.user.id
+        assert profile["id"] == fake.pages[0].id

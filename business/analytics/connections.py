@@ -146,6 +146,29 @@ class Connections:
             self.queue.wake(REVOKE_JOB)
         return await self.get(account_id, source_id)
 
+    async def grant_in_use(self, source: str, entity_id: str, credentials: Credentials
+                           ) -> bool:
+        """Whether a source of this plug-in (any account) that is not disconnected and
+        holds credentials rests on the grant a revocation would withdraw: the same
+        ``source`` for the same ``entity_id`` (reconnected since, or connected by another
+        account), or holding the same refresh token (the same remote user's grant).
+        Only this plug-in's sources: the social plug-in's channels are not seen here."""
+        rows = await self.db.fetch(
+            "SELECT entity_id, credentials FROM analytics_sources WHERE source = ? "
+            "AND state <> 'disconnected' AND credentials <> ''", source)
+        for row in rows:
+            if row["entity_id"] == entity_id:
+                return True
+            if not credentials.refresh_token:
+                continue
+            try:
+                held = self.box.open(row["credentials"])
+            except Exception:  # a key since removed: that grant cannot be compared
+                continue
+            if held.refresh_token == credentials.refresh_token:
+                return True
+        return False
+
     async def flag(self, account_id: str, source_id: str, state: str, error: str) -> bool:
         """Mark a source as needing attention (a revoked token, a changed answer shape);
         True: it newly turned ``state`` (False: it already was, or is disconnected)."""

@@ -18,13 +18,22 @@ logged and the account's owners and admins are mailed to remove the app's access
 the platform themselves (:meth:`.reconnect.ReconnectNotices.revoke_failed`). The job
 then ends ``done`` with ``{"revoked": false}``, so the finished job (and its sealed
 payload) is purged with the other finished jobs rather than kept as a dead letter.
+
+A grant still in use is not withdrawn (Google's revoke ends the user's whole grant to
+the app, not one token, and the job may run hours later): before calling the platform,
+each attempt asks whether a source of this plug-in that is not disconnected is the same
+source and entity (reconnected since, or connected by another account) or holds the
+same refresh token (:meth:`.connections.Connections.grant_in_use`); then the job ends
+``done`` with ``{"revoked": false, "reason": "still in use"}``. Only this plug-in's
+tables are seen: plug-ins cannot read each other's, so a social channel on the same
+Google user is not.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -48,6 +57,9 @@ ERASED, DISCONNECTED = "erased", "disconnected"
 
 #: ``connector(source, credentials)``: a connector of ``source`` signed with them.
 ConnectorFactory = Callable[[str, Credentials], Connector]
+#: ``await in_use(source, entity_id, credentials)``: whether an active source still rests
+#: on that grant (:meth:`.connections.Connections.grant_in_use`).
+InUse = Callable[[str, str, Credentials], Awaitable[bool]]
 
 
 class RevokePayload(BaseModel):
@@ -121,10 +133,12 @@ class Revoker:
         box: CredentialBox,
         connector: ConnectorFactory,
         notices: ReconnectNotices | None = None,
+        in_use: InUse | None = None,
     ) -> None:
         self.box = box
         self.connector = connector
         self.notices = notices
+        self.in_use = in_use
 
     async def run(self, account_id: str, payload: RevokePayload, job: JobContext) -> dict[str, Any]:
         """One attempt: ``{"revoked": True}``, or raise to be retried, or (failed for
@@ -138,6 +152,14 @@ class Revoker:
             credentials = self.box.open(payload.credentials)
         except CredentialsError as exc:
             return await self._failed(account_id, payload, str(exc), job)
+        if self.in_use is not None and await self.in_use(payload.source, payload.entity_id,
+                                                         credentials):
+            # Google's revoke withdraws the user's whole grant to the app: a source
+            # reconnected since, or another one on the same grant, would die with it
+            log.info("analytics: the %s grant of source %s of account %s is not withdrawn: "
+                     "an active source rests on it", payload.source, payload.source_id,
+                     account_id)
+            return {"revoked": False, "reason": "still in use"}
         try:
             connector = self.connector(payload.source, credentials)
         except Exception as exc:  # its settings or session: perhaps better on a later try

@@ -122,7 +122,8 @@ def build_services(context: PluginContext) -> Services:
 
     ingestor.on_needs_reconnect = on_needs_reconnect
     module.revoker = Revoker(box, revoke_connector(
-        ingestor, float(settings.get("revoke_timeout_s", 30.0))), notices)
+        ingestor, float(settings.get("revoke_timeout_s", 30.0))), notices,
+        connections.grant_in_use)
 
     async def on_stored(account_id: str, points: Any, grain: str) -> None:
         await found_milestones(context, module, account_id, points, grain)

@@ -145,12 +145,13 @@ class Channels:
             tokens.expires_at, tokens.scope, 1, now, now if tokens.refresh_token else None)
         name = str(profile.get("name") or "")
         handle = str(profile.get("handle") or "")
+        remote_user = str(profile.get("user_id") or "")
         async with self.store.db.transaction() as tx:
             found = await self.store.find_channel(account_id, network, remote_id, tx=tx)
             if found is None:
                 channel_id = await self.store.insert_channel(
                     tx, account_id, network, remote_id, name, handle, sealed,
-                    pending["person_id"], now)
+                    pending["person_id"], now, remote_user)
                 action = "channel.connected"
             else:
                 channel_id = found.channel_id
@@ -160,7 +161,7 @@ class Channels:
                         sealed = replace(sealed, refresh_token=held.refresh_token,
                                          refresh_issued_at=held.refresh_issued_at)
                 await self.store.reconnect_channel(tx, account_id, channel_id, name, handle,
-                                                   sealed, now)
+                                                   sealed, now, remote_user)
                 action = "channel.reconnected"
             await self.store.audit(tx, account_id, f"channel:{channel_id}", action,
                                    pending["person_id"], {"network": network,
@@ -342,13 +343,16 @@ class Channels:
         queued = False
         async with self.store.db.transaction() as tx:
             sealed = await self.store.sealed_tokens(account_id, channel_id, tx=tx)
+            remote_user = await self.store.remote_user(account_id, channel_id, tx=tx)
             await self.store.disconnect(tx, account_id, channel_id, self.clock())
             await self.store.audit(tx, account_id, f"channel:{channel_id}",
                                    "channel.disconnected", actor)
             if self.queue is not None and sealed is not None:
                 queued = await queue_revoke(self.queue, tx, account_id, channel_id,
                                             channel.network, sealed.access_token,
-                                            sealed.refresh_token, DISCONNECTED)
+                                            sealed.refresh_token, DISCONNECTED,
+                                            remote_id=channel.remote_id,
+                                            remote_user=remote_user)
         if queued:
             self.queue.wake(REVOKE)
         self._opened.pop((account_id, channel_id), None)

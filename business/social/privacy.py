@@ -168,12 +168,15 @@ async def erase_account(db: Any, queue: JobQueue, publish_queue: str, pz: Pseudo
     async with db.transaction() as tx:
         revokes = 0
         for row in await tx.fetch(
-                "SELECT channel_id, network, access_token, refresh_token FROM social_channels "
+                "SELECT channel_id, network, remote_id, remote_user, access_token, "
+                "refresh_token FROM social_channels "
                 "WHERE account_id = ? AND (access_token <> '' OR refresh_token <> '')",
                 person_id):
             revokes += await queue_revoke(queue, tx, pz.pseudonym, row["channel_id"],
                                           row["network"], row["access_token"],
-                                          row["refresh_token"], ERASED)
+                                          row["refresh_token"], ERASED,
+                                          remote_id=row["remote_id"],
+                                          remote_user=row["remote_user"])
         changed["revocations_queued"] = revokes
         for table in FORGOTTEN:
             changed[table] = await tx.execute(f"DELETE FROM {table} WHERE account_id = ?",

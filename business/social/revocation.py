@@ -52,6 +52,16 @@ class RevokeRun(BaseModel):
     access_token: str
     refresh_token: str = ""
     reason: Literal["disconnected", "erased"]
+    #: The channel's account at the network, and the network's user whose grant it rests
+    #: on where that is another (Facebook: the Page's manager); '' when not known.
+    remote_id: str = ""
+    remote_user: str = ""
+
+
+#: Networks whose revocation withdraws only the one session it names, never another
+#: channel's (Bluesky's deleteSession): their grants are revoked even while the same
+#: remote account is connected again.
+SESSION_SCOPED = frozenset({"bluesky"})
 
 
 def revocable(network: str) -> bool:
@@ -69,6 +79,9 @@ async def queue_revoke(
     access_token: str,
     refresh_token: str,
     reason: str,
+    *,
+    remote_id: str = "",
+    remote_user: str = "",
 ) -> bool:
     """Queue the withdrawal of a channel's grant (its tokens as stored, sealed) in the
     caller's transaction ``tx``; False when there is nothing to withdraw (no token, or
@@ -81,6 +94,8 @@ async def queue_revoke(
         access_token=access_token,
         refresh_token=refresh_token,
         reason=reason,  # type: ignore[arg-type]
+        remote_id=remote_id,
+        remote_user=remote_user,
     )
     grant = hashlib.sha256(f"{access_token}\0{refresh_token}".encode()).hexdigest()[:24]
     await queue.enqueue(
@@ -98,6 +113,15 @@ async def run_revoke(channels: Any, account_id: str, run: RevokeRun, job: JobCon
     """One attempt of a ``social.revoke`` job (``channels``: the module's
     :class:`.channels.Channels`, for its connectors, token box and store; ``notices``:
     who is mailed when it fails for good)."""
+    if await _still_in_use(channels, account_id, run):
+        log.info(
+            "social: the %s grant of channel %s of account %s is not withdrawn: an active "
+            "channel rests on the same remote grant",
+            run.network,
+            run.channel_id,
+            account_id,
+        )
+        return {"revoked": False, "reason": "still in use"}
     try:
         connector = channels.connector(run.network)
         box = channels.box
@@ -118,6 +142,24 @@ async def run_revoke(channels: Any, account_id: str, run: RevokeRun, job: JobCon
         run.reason,
     )
     return {"revoked": True}
+
+
+async def _still_in_use(channels: Any, account_id: str, run: RevokeRun) -> bool:
+    """Whether withdrawing the grant now would kill a live channel: the channel (the same
+    remote account on the same network, in any account) is connected again since, or
+    another active channel rests on the same remote user's grant (Facebook's
+    ``DELETE /me/permissions`` and Google's revoke withdraw the user's whole grant to the
+    app, not one token). Checked on every attempt, as the job retries for hours."""
+    if run.network in SESSION_SCOPED:
+        return False
+    remote_id, remote_user = run.remote_id, run.remote_user
+    if not remote_id:  # queued before the payload named it: the channel's row says
+        channel = await channels.store.channel(account_id, run.channel_id)
+        if channel is None:
+            return False
+        remote_id = channel.remote_id
+        remote_user = await channels.store.remote_user(account_id, run.channel_id)
+    return bool(await channels.store.grant_in_use([run.network], remote_id, remote_user))
 
 
 async def _failed(channels: Any, account_id: str, run: RevokeRun, error: str,

@@ -115,22 +115,30 @@ class SocialStore:
 
     async def insert_channel(self, tx: Any, account_id: str, network: str, remote_id: str,
                              name: str, handle: str, sealed: ChannelTokens,
-                             connected_by: str, now: float) -> str:
-        """Store a newly connected channel; its id."""
+                             connected_by: str, now: float, remote_user: str = "") -> str:
+        """Store a newly connected channel; its id. ``remote_user``: the network's user
+        whose grant it rests on, where that is not the account itself (Facebook)."""
         channel_id = new_id("ch")
         await tx.execute(
             "INSERT INTO social_channels (account_id, channel_id, network, remote_id, name, "
             "handle, state, access_token, refresh_token, expires_at, scope, "
             "token_generation, token_issued_at, refresh_issued_at, connected_by, created_at, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
+            "updated_at, remote_user) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
             account_id, channel_id, network, remote_id, name, handle, sealed.access_token,
             sealed.refresh_token, sealed.expires_at, sealed.scope, sealed.issued_at,
-            sealed.refresh_issued_at, connected_by, now, now)
+            sealed.refresh_issued_at, connected_by, now, now, remote_user)
         return channel_id
 
     async def reconnect_channel(self, tx: Any, account_id: str, channel_id: str, name: str,
-                                handle: str, sealed: ChannelTokens, now: float) -> None:
-        """A new grant for a known channel: its tokens replaced, active again."""
+                                handle: str, sealed: ChannelTokens, now: float,
+                                remote_user: str = "") -> None:
+        """A new grant for a known channel: its tokens replaced, active again (its
+        ``remote_user`` too, where the network said it)."""
+        if remote_user:
+            await tx.execute(
+                "UPDATE social_channels SET remote_user = ? "
+                "WHERE account_id = ? AND channel_id = ?", remote_user, account_id, channel_id)
         await tx.execute(
             "UPDATE social_channels SET name = ?, handle = ?, state = 'active', "
             "access_token = ?, refresh_token = ?, expires_at = ?, scope = ?, "
@@ -210,6 +218,25 @@ class SocialStore:
             "AND (refresh_token <> '' OR expires_at <= ?) "
             "ORDER BY expires_at LIMIT ?", margin_s, now, now, now, limit)
         return [(r["account_id"], r["channel_id"]) for r in rows]
+
+    async def remote_user(self, account_id: str, channel_id: str, *, tx: Any = None) -> str:
+        """The remote user whose grant the channel rests on ('' when not known)."""
+        row = await self._on(tx).fetchrow(
+            "SELECT remote_user FROM social_channels WHERE account_id = ? AND channel_id = ?",
+            account_id, channel_id)
+        return "" if row is None else str(row["remote_user"] or "")
+
+    async def grant_in_use(self, networks: Any, remote_id: str, remote_user: str) -> bool:
+        """Whether an active channel (of any account) of one of ``networks`` is the
+        remote account ``remote_id``, or rests on the grant of ``remote_user`` (when not
+        ''): withdrawing that grant would kill it."""
+        names = sorted(set(networks))
+        marks = ", ".join("?" for _ in names)
+        row = await self.db.fetchrow(
+            "SELECT channel_id FROM social_channels WHERE state <> ? AND network IN "
+            f"({marks}) AND (remote_id = ? OR (? <> '' AND remote_user = ?)) LIMIT 1",
+            DISCONNECTED, *names, remote_id, remote_user, remote_user)
+        return row is not None
 
     async def disconnect(self, tx: Any, account_id: str, channel_id: str, now: float) -> None:
         """Forget the channel's tokens; the row stays for its posts' history."""

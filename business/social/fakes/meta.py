@@ -365,6 +365,10 @@ class FakeFacebook(FakeGraph):
         app.router.add_get(self.token_path, self._token)
         app.router.add_delete(self.v("/me/permissions"), self._deauthorize)
 
+    async def _me(self, request: web.Request) -> web.Response:
+        user = self.user_of(request)
+        return web.json_response({"id": user.id, "name": user.name})
+
     async def _deauthorize(self, request: web.Request) -> web.Response:
         """``DELETE /me/permissions``: the user withdraws every permission of the app;
         their token and their Pages' tokens die."""
@@ -396,6 +400,7 @@ class FakeFacebook(FakeGraph):
                                   "token_type": "bearer", "expires_in": answer["expires_in"]})
 
     def add_routes(self, app: web.Application) -> None:
+        app.router.add_get(self.v("/me"), self._me)
         app.router.add_get(self.v("/me/accounts"), self._accounts)
         app.router.add_post(self.v("/{page}/feed"), self._feed_post)
         app.router.add_get(self.v("/{page}/feed"), self._feed)

@@ -108,9 +108,13 @@ class FacebookConnector(GraphConnector):
                            "reconnect the channel", network=self.network)
 
     async def profile(self, access_token: str) -> dict:
+        """The Page, and (``user_id``) the user whose grant it rests on: revoking that
+        grant (:meth:`revoke`) kills every Page of the user's."""
         page = await self.page(access_token)
+        me = await self.call("GET", self.with_query(self.v("/me"), {"fields": "id"}),
+                             token=access_token)
         return {"id": page["id"], "name": page.get("name", ""),
-                "handle": page.get("username", "")}
+                "handle": page.get("username", ""), "user_id": str(me.body.get("id") or "")}
 
     async def publish(self, access_token: str, publication: Publication) -> Published:
         page = await self.page(access_token)
