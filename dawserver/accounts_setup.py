@@ -159,7 +159,8 @@ def _move_hooks(app: web.Application) -> list[MoveHook]:
     documents = DocumentMoveHook(collab, app[REGION_DATABASES], unload=unload)
     hooks: list[MoveHook] = [documents]
     if REGION_ASSETS in app:
-        hooks.append(AssetMoveHook(app[REGION_ASSETS], documents.projects_of, edit=edit))
+        hooks.append(AssetMoveHook(app[REGION_ASSETS], documents.projects_of, edit=edit,
+                                   region_of=account_region))
     if OBJECT_STORES in app:
         async def bounces(account_id: str) -> list[str]:
             projects = await documents.projects_of(account_id)
