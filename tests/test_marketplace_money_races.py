@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -110,3 +111,109 @@ async def test_a_reversal_run_again_for_its_cause_reverses_each_transfer_once(
         assert row["reversed"] == sum(d["amount"] for d in first)
         await m.fake.webhooks.settled()
         await books_match_stripe(m, accounts)
+
+
+async def dead_transfer_line(m: Any) -> tuple[dict[str, str], str, Any, Any]:
+    """A split cart paid while ``ben`` cannot take transfers: its three-way line's
+    transfer job spent its last attempt (amy paid, ben not, the line marked failed)."""
+    import dataclasses
+
+    from test_marketplace_split_sales import split_cart
+
+    from business.marketplace.errors import PaymentError
+    from business.marketplace.schemas import SplitTransfersPayload
+    from business.marketplace.services import run_split_transfers
+    from business.marketplace.split_sales import PAY_JOB
+    from dawserver.plugins import PLUGIN_CONTEXT_KEY
+    from jobs import JobContext
+
+    accounts, beats, started = await split_cart(m)
+    m.fake.objects[accounts["ben"]]["capabilities"].update(
+        transfers="inactive", card_payments="inactive")
+    first = next(o["order_id"] for o in started["orders"]
+                 if o["beat_id"] == beats[0]["beat_id"])
+    context = m.app[PLUGIN_CONTEXT_KEY]
+    m.pay(started)
+    await m.order("buyer", first, "paid")
+    queue = context.background.queue
+    async with asyncio.timeout(30):
+        while not (jobs := [j for j in await queue.find(account_id="seller", queue=PAY_JOB)
+                            if j.payload["order_id"] == first]):
+            await asyncio.sleep(0.05)
+    [job] = jobs
+    payload = SplitTransfersPayload.model_validate(job.payload)
+    with pytest.raises(PaymentError):
+        await run_split_transfers(
+            context, payload, JobContext(dataclasses.replace(job, attempts=job.max_attempts)))
+
+    async def requeue() -> Any:
+        return await run_split_transfers(
+            context, payload, JobContext(dataclasses.replace(job, attempts=1)))
+
+    return accounts, first, requeue, queue
+
+
+async def test_a_requeued_transfer_job_pays_nothing_of_a_line_refunded_meanwhile(
+        tmp_path: Path) -> None:
+    """Transfer dies, the line is refunded (its reversal takes back only what was
+    transferred and ends a dead letter), the seller requeues the transfer job as the
+    mail says: no collaborator is paid any of the refunded money, and the books match
+    Stripe's."""
+    from marketplace_helpers import who
+    from test_marketplace_split_sales import M, books_match_stripe
+
+    from business.marketplace.split_sales import REVERSAL_JOB, REVERSED
+
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts, first, requeue, queue = await dead_transfer_line(m)
+        status, body = await m.call("POST", f"{M}/sales/{first}/refund", who("seller"), {})
+        assert status == 202, body
+        await m.order("buyer", first, "refunded")
+        async with asyncio.timeout(60):
+            while not [j for j in await queue.dead_letters(REVERSAL_JOB)
+                       if j.payload["order_id"] == first]:
+                await asyncio.sleep(0.05)
+        m.fake.objects[accounts["ben"]]["capabilities"].update(
+            transfers="active", card_payments="active")
+        await requeue()
+        made = [t for t in m.fake.all_of("transfer") if t["metadata"]["order_id"] == first]
+        assert {t["metadata"]["collaborator"] for t in made} == {"amy"}
+        assert sum(t["amount"] - t["amount_reversed"] for t in made) == 0
+        db = market_services(m).store.db
+        row = await db.fetchrow("SELECT transferred_at, transfer_failed FROM mkt_orders "
+                                "WHERE account_id = ? AND order_id = ?", "seller", first)
+        assert row["transferred_at"] is not None and row["transfer_failed"] is None
+        [end] = await market_services(m).fulfilment.split_sales.reversals("seller", first)
+        assert end["state"] == REVERSED
+        await m.fake.webhooks.settled()
+        await books_match_stripe(m, accounts)
+
+
+async def test_a_requeued_transfer_job_withholds_what_a_partial_cause_took(
+        tmp_path: Path) -> None:
+    """A cause that took a third of the line while ben was unpaid: ben's transfer made
+    on requeue is cut by his third, and that cause run again takes nothing more."""
+    from business.marketplace.split_sales import TRANSFERS_FAILED
+
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts, first, requeue, _ = await dead_transfer_line(m)
+        sales = market_services(m).fulfilment.split_sales
+        line = await market_services(m).store.db.fetchval(
+            "SELECT amount FROM mkt_orders WHERE account_id = ? AND order_id = ?",
+            "seller", first)
+        await sales.record("seller", first, "dispute:dp_x", taken=line // 3, of=line,
+                           reversed_=0, state=TRANSFERS_FAILED)
+        m.fake.objects[accounts["ben"]]["capabilities"].update(
+            transfers="active", card_payments="active")
+        result = await requeue()
+        [ben] = [t for t in result["transfers"] if t["collaborator"] == "ben"]
+        stored = {t["collaborator"]: t for t in await sales.splits.transfers("seller", first)}
+        cut = await market_services(m).store.db.fetchval(
+            "SELECT amount FROM mkt_transfer_reversals WHERE cause = ? AND transfer_id = ?",
+            "dispute:dp_x", stored["ben"]["transfer_id"])
+        full = ben["amount"] + cut
+        assert cut == full * (line // 3) // line > 0
+        assert int(stored["ben"]["amount"]) == full - cut
+        before = {t["id"]: t["amount_reversed"] for t in m.fake.all_of("transfer")}
+        await sales.reverse("seller", first, taken=line // 3, of=line, cause="dispute:dp_x")
+        assert {t["id"]: t["amount_reversed"] for t in m.fake.all_of("transfer")} == before

@@ -157,15 +157,40 @@ class SplitSales:
     async def pay(self, seller: str, order_id: str, *, charge: str, amount: int,
                   currency: str, transfer_group: str,
                   shares: list[Share]) -> list[dict[str, Any]]:
-        """The ``marketplace.split_transfers`` job: every payee's part, once."""
+        """The ``marketplace.split_transfers`` job: every payee's part, once.
+
+        Run again after it failed for good (the dead letter requeued), the line may have
+        been refunded or lost to a dispute meanwhile, and those reversals ended taking
+        back only what had been transferred (``transfers_failed``, ``timed_out``): each
+        payee's part is then cut by what those causes took (nothing is paid of a line
+        refunded in full), the cut recorded as that cause's reversal of the transfer.
+        Once the line is marked transferred, every such cause is reversed again (a
+        no-op for what was cut or taken before), which closes the race with a reversal
+        job ending at the same time: each side checks after its own write."""
+        withheld = await self._unreversed(seller, order_id)
         paid = await self.splits.pay(seller, order_id, charge=charge, amount=amount,
                                      currency=currency, shares=shares,
-                                     transfer_group=transfer_group)
+                                     transfer_group=transfer_group, withheld=withheld)
         async with self.db.transaction() as tx:
             await tx.execute("UPDATE mkt_orders SET transferred_at = ?, transfer_failed = NULL "
                              "WHERE account_id = ? AND order_id = ? AND transferred_at IS NULL",
                              time.time(), seller, order_id)
+        for cause, taken, of in await self._unreversed(seller, order_id):
+            done = await self.splits.reverse(seller, order_id, taken=taken, of=of,
+                                             cause=cause)
+            await self.record(seller, order_id, cause, taken=taken, of=of,
+                              reversed_=sum(int(d["amount"]) for d in done), state=REVERSED,
+                              note="taken back when the line's transfers were made at last")
         return paid
+
+    async def _unreversed(self, seller: str, order_id: str) -> list[tuple[str, int, int]]:
+        """The causes (cause, taken, of) whose reversal of the line ended before its
+        transfers were all made."""
+        rows = await self.db.fetch(
+            "SELECT cause, taken, of_amount FROM mkt_split_reversals WHERE account_id = ? "
+            "AND order_id = ? AND state IN (?, ?) ORDER BY cause", seller, order_id,
+            TRANSFERS_FAILED, TIMED_OUT)
+        return [(str(r["cause"]), int(r["taken"]), int(r["of_amount"])) for r in rows]
 
     async def fail(self, seller: str, order_id: str, reason: str) -> bool:
         """The line's transfer job gave up: mark the line failed with ``reason``, count it
@@ -245,6 +270,15 @@ class SplitSales:
                 "transferred; the rest was never paid out")
         await self.record(seller, order_id, cause, taken=taken, of=of, reversed_=back,
                           state=TRANSFERS_FAILED, note=note)
+        # a requeued transfer job may have marked the line transferred meanwhile, having
+        # read no record of this cause: take back what it paid (once per transfer)
+        if await self.db.fetchval("SELECT transferred_at FROM mkt_orders WHERE account_id "
+                                  "= ? AND order_id = ?", seller, order_id) is not None:
+            done = await self.splits.reverse(seller, order_id, taken=taken, of=of,
+                                             cause=cause)
+            await self.record(seller, order_id, cause, taken=taken, of=of,
+                              reversed_=sum(int(d["amount"]) for d in done), state=REVERSED)
+            return done
         metrics.SPLIT_FAILURES.labels(stage="reversal").inc()
         raise TransfersFailed(f"order {order_id!r}: {note}")
 

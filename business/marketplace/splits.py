@@ -34,6 +34,9 @@ from business.marketplace.stripe_gateway import StripeGateway, idempotency_key
 
 WHOLE = 10_000
 MAX_SHARES = 20
+#: ``mkt_transfer_reversals.reversal_id`` of a part a cause took before the transfer
+#: was made (cut from it, never paid): no Stripe reversal
+WITHHELD = "withheld"
 
 
 @dataclass(frozen=True)
@@ -189,12 +192,18 @@ class Splits:
 
     async def pay(self, seller: str, order_id: str, *, charge: str, amount: int,
                   currency: str, shares: list[Share],
-                  transfer_group: str | None = None) -> list[dict[str, Any]]:
+                  transfer_group: str | None = None,
+                  withheld: list[tuple[str, int, int]] = ()) -> list[dict[str, Any]]:
         """Transfer each share of ``amount`` (what the platform holds of the sale after
         fees, booked to ``platform:clearing``), grouped by ``transfer_group`` (the
         charge's; default the order id). Idempotent per order and collaborator: run again
         after a crash, it pays no share twice (a share already stored is not asked for
-        again; one Stripe made but we did not store is answered again by its key)."""
+        again; one Stripe made but we did not store is answered again by its key).
+        ``withheld``: (cause, taken, of) of refunds or lost disputes whose reversal
+        could not take their part of a share not transferred yet: each new transfer is
+        cut by ``part * taken // of`` per cause (as :meth:`reverse` would take it back),
+        the cut recorded as that cause's reversal of the transfer (``withheld``), and a
+        share cut to nothing is not paid."""
         check_shares(shares)
         stored = {t["collaborator"]: t for t in await self.transfers(seller, order_id)}
         paid = []
@@ -205,6 +214,10 @@ class Splits:
                 t = stored[share.collaborator]
                 paid.append({"transfer": t["transfer_id"], "collaborator": share.collaborator,
                              "amount": int(t["amount"])})
+                continue
+            cuts = [(cause, part * taken // of) for cause, taken, of in withheld if of > 0]
+            full, part = part, max(0, part - sum(c for _, c in cuts))
+            if part <= 0:
                 continue
             transfer = await self.gateway.transfer(
                 idempotency_key=idempotency_key("split", seller, order_id, share.collaborator),
@@ -228,6 +241,13 @@ class Splits:
                     imposed=True))
                 await self.ledger.record(tx, share.collaborator, bookings.transfer_in(
                     f"transfer-in:{tid}", currency, amount=part))
+                for cause, cut in cuts:  # taken by the cause before it was paid
+                    await tx.execute(
+                        "INSERT INTO mkt_transfer_reversals (account_id, cause, "
+                        "transfer_id, order_id, reversal_id, amount, at) VALUES "
+                        "(?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, cause, transfer_id) "
+                        "DO NOTHING", seller, cause, tid, order_id, WITHHELD,
+                        min(cut, full), time.time())
             paid.append({"transfer": tid, "collaborator": share.collaborator, "amount": part})
         return paid
 
@@ -252,13 +272,18 @@ class Splits:
         before = {r["transfer_id"]: r for r in await self.db.fetch(
             "SELECT transfer_id, reversal_id, amount FROM mkt_transfer_reversals WHERE "
             "account_id = ? AND cause = ? AND order_id = ?", seller, cause, order_id)}
+        cut = {r["transfer_id"]: int(r["total"]) for r in await self.db.fetch(
+            "SELECT transfer_id, SUM(amount) AS total FROM mkt_transfer_reversals WHERE "
+            "account_id = ? AND order_id = ? AND reversal_id = ? GROUP BY transfer_id",
+            seller, order_id, WITHHELD)}
         for t in await self.transfers(seller, order_id):
             if t["transfer_id"] in before:
                 r = before[t["transfer_id"]]
                 done.append({"reversal": str(r["reversal_id"]), "transfer": t["transfer_id"],
                              "amount": int(r["amount"])})
                 continue
-            want = min(int(t["amount"]) * taken // of, int(t["amount"]) - int(t["reversed"]))
+            share = int(t["amount"]) + cut.get(t["transfer_id"], 0)  # before any cut
+            want = min(share * taken // of, int(t["amount"]) - int(t["reversed"]))
             if want <= 0:
                 continue
             reversal = await self.gateway.reverse_transfer(

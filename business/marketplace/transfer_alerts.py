@@ -49,8 +49,9 @@ class TransferAlerts:
                      f"for good: {reason}",
                      "The money is kept on the platform's account and no collaborator is "
                      "paid twice. Ask the collaborators to finish their Stripe onboarding, "
-                     "then have the sale's transfer job requeued; a refund or dispute of "
-                     "the sale meanwhile takes back only what was transferred.",
+                     "then have the sale's transfer job requeued; what a refund or lost "
+                     "dispute of the sale takes meanwhile is withheld from the transfers "
+                     "then made.",
                      "You get this mail as an owner or admin of the selling account."],
                     mail_id=f"marketplace-transfer-failed/{digest.hexdigest()[:24]}",
                     link=f"{self.base_url}/sales-reports" if self.base_url else "",
