@@ -1,6 +1,7 @@
 -- Marketplace: a split line whose transfers could not be made, and what became of each
 -- reversal of a split line. `transfer_failed` is why the line's transfer job gave up
--- (its retries spent, or a refusal that no retry mends); NULL while it may still pay.
+-- (its last attempt failed: a refusal is retried like any error until the attempts are
+-- spent); NULL while it may still pay.
 -- `mkt_split_reversals` records every reversal job's end, keyed by its cause (a refund
 -- or a dispute) and line: `reversed` when the line's transfers were taken back in
 -- proportion, `transfers_failed` when the line's transfers had failed (what had been
