@@ -27,6 +27,15 @@ class ProjectNotFound(CollabError):
     """No project with the requested id exists in the store."""
 
 
+class ProjectBusy(CollabError):
+    """The project's room is held closed for a moment (its document is moving to another
+    data region): try again after :attr:`retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ProjectChanged(CollabError):
     """A conditional write found the project changed since the caller read it."""
 

@@ -46,6 +46,7 @@ class CloseCode(IntEnum):
     PROJECT_DELETED = 4411
     MESSAGE_TOO_BIG = 4413
     TOO_SLOW = 4408
+    PROJECT_BUSY = 4409
     SERVER_FULL = 4503
     SERVER_SHUTDOWN = 4001
 
@@ -65,6 +66,8 @@ CLOSE_REASONS: dict[CloseCode, str] = {
                                "again",
     CloseCode.MESSAGE_TOO_BIG: "message larger than the server's max_message_bytes",
     CloseCode.TOO_SLOW: "you fell too far behind the live session; reconnect to resync",
+    CloseCode.PROJECT_BUSY: "the project is being moved to another data region; reconnect "
+                            "in a few seconds",
     CloseCode.SERVER_FULL: "too many documents open on this server; try again later",
     CloseCode.SERVER_SHUTDOWN: "server is shutting down; reconnect shortly",
 }

@@ -10,6 +10,10 @@ A project deleted from the store is unloaded at once (:meth:`RoomRegistry.close_
 its peers are closed with 4411 and nothing is written; opening it again fails with
 :class:`~collab.errors.ProjectNotFound`, since a room is loaded only for a project the
 store holds.
+
+A room can be held closed while its document moves (:meth:`RoomRegistry.held`): it is
+stored and unloaded (a load under way is waited for first), and opening it meanwhile
+fails with :class:`~collab.errors.ProjectBusy`, so nothing is written to the old place.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from . import metrics
-from .errors import CapacityError, CollabError, ProjectNotFound
+from .errors import CapacityError, CollabError, ProjectBusy, ProjectNotFound
 from .room import DocumentType, Room, RoomLimits
 from .store import Store
 from .tokens import Role
@@ -55,6 +59,8 @@ class RoomRegistry:
         self._unloaders: dict[str, asyncio.Task[None]] = {}
         self._room_hooks: list[Callable[[Room], None]] = []
         self._unload_hooks: list[Callable[[Room], None]] = []
+        #: project id -> why its room is held closed (:meth:`held`)
+        self._held: dict[str, str] = {}
         self._lock = asyncio.Lock()
         self._started = False
 
@@ -93,6 +99,26 @@ class RoomRegistry:
         finally:
             self._release(project_id)
 
+    @contextlib.asynccontextmanager
+    async def held(self, project_id: str, why: str) -> AsyncIterator[None]:
+        """Keep ``project_id``'s room closed while the block runs: a load under way is
+        waited for, the room is stored and unloaded (its peers told to reconnect), and
+        opening it meanwhile raises :class:`ProjectBusy` saying ``why``."""
+        if project_id in self._held:
+            raise ProjectBusy(f"project {project_id!r} is held already: {self._held[project_id]}")
+        self._held[project_id] = why
+        try:
+            loading = self._loading.get(project_id)
+            if loading is not None:
+                await asyncio.gather(asyncio.shield(loading), return_exceptions=True)
+            unloader = self._unloaders.pop(project_id, None)
+            if unloader is not None:
+                unloader.cancel()
+            await self._unload(project_id)
+            yield
+        finally:
+            del self._held[project_id]
+
     def loaded(self, project_id: str) -> Room | None:
         """The room of ``project_id`` if it is in memory."""
         return self.rooms.get(project_id)
@@ -100,6 +126,10 @@ class RoomRegistry:
     async def _acquire(self, project_id: str) -> Room:
         if not self._started:
             raise CollabError("room registry is not started")
+        why = self._held.get(project_id)
+        if why is not None:
+            raise ProjectBusy(f"project {project_id!r} cannot be opened now: {why}; try again "
+                              "in a few seconds")
         self._users[project_id] = self._users.get(project_id, 0) + 1
         unloader = self._unloaders.pop(project_id, None)
         if unloader is not None:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from aiohttp import web
@@ -138,16 +139,17 @@ def plugin_people_emails(app: web.Application
 
 def _move_hooks(app: web.Application) -> list[MoveHook]:
     """What moves with an account besides its rows, in this order: its projects'
-    documents (their rooms in this process are unloaded first, so they reload from the
-    new region), their audio, their bounces, and the account's export archives."""
+    documents (their rooms in this process are held closed meanwhile, so they reload from
+    the new region), their audio, their bounces, and the account's export archives."""
     collab = app.get(STORE)
     if not isinstance(collab, RegionalCollabStore):
         return []
 
-    async def unload(project_id: str) -> None:
+    def hold(project_id: str) -> AbstractAsyncContextManager[object]:
         rooms = app.get(ROOMS)
-        if rooms is not None and rooms.loaded(project_id) is not None:
-            await rooms._unload(project_id)  # noqa: SLF001 - stores its updates, closes peers
+        if rooms is None:
+            return contextlib.nullcontext()
+        return rooms.held(project_id, "its document is moving to another data region")
 
     async def edit(project_id: str, change: Callable[[Any], None]) -> None:
         async with app[ROOMS].use(project_id) as room:
@@ -156,7 +158,7 @@ def _move_hooks(app: web.Application) -> list[MoveHook]:
     def account_region(account_id: str) -> str:
         return app[ACCOUNTS].store.region_of(account_id)
 
-    documents = DocumentMoveHook(collab, app[REGION_DATABASES], unload=unload)
+    documents = DocumentMoveHook(collab, app[REGION_DATABASES], hold=hold)
     hooks: list[MoveHook] = [documents]
     if REGION_ASSETS in app:
         hooks.append(AssetMoveHook(app[REGION_ASSETS], documents.projects_of, edit=edit,

@@ -9,9 +9,12 @@ the account owns (``account_projects``) between the regions' databases:
   rows of the project are deleted and the source's inserted in one target transaction,
   then both sides are compared row for row (bytes and all); a difference is copied
   again, three times at most, then :class:`DocumentsChanging`.
-- **drop** (after the switch, repeatable): for each project, its room is unloaded if
-  this process has it open (its queued updates and final snapshot land in the source),
-  any difference is copied again, the collaboration store is pointed at the target
+- **drop** (after the switch, repeatable): for each project, its room is held closed in
+  this process (:meth:`~collab.registry.RoomRegistry.held`: stored and unloaded, its
+  queued updates and final snapshot landing in the source, and opening it answers
+  "busy, try again" until the project is routed to the target, so no reconnecting peer
+  or API call reloads it from the source meanwhile), any difference is copied again,
+  the collaboration store is pointed at the target
   (:meth:`~collab.regional_store.RegionalCollabStore.relocate`), and only then are the
   source's rows deleted. A project the target does not hold is never deleted, and one
   the source no longer holds (dropped by an earlier, interrupted run) is only routed to
@@ -22,8 +25,10 @@ docs/accounts.md ("Moving an account") says what moves and what does not.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from accounts.errors import Conflict
@@ -41,7 +46,8 @@ COLLAB_TABLES = (
     "collab_revocations",
 )
 
-Unload = Callable[[str], Awaitable[None]]
+#: ``async with hold(project_id):`` keeps this process's room of the project closed.
+Hold = Callable[[str], AbstractAsyncContextManager[object]]
 
 
 class DocumentsChanging(Conflict):
@@ -62,9 +68,9 @@ class DocumentMoveHook:
         The server's regional collaboration store (routed to the target on drop).
     databases:
         Every region's database, the main one as ``default``.
-    unload:
-        ``await unload(project_id)`` closes this process's room of the project, if open,
-        once its updates are stored (none: no rooms to close).
+    hold:
+        ``async with hold(project_id):`` stores and closes this process's room of the
+        project and keeps it from opening while the block runs (none: no rooms).
     """
 
     name = "documents"
@@ -74,11 +80,11 @@ class DocumentMoveHook:
         store: RegionalCollabStore,
         databases: Mapping[str, Database],
         *,
-        unload: Unload | None = None,
+        hold: Hold | None = None,
     ) -> None:
         self.store = store
         self.databases = dict(databases)
-        self.unload = unload
+        self.hold = hold
 
     async def projects_of(self, account_id: str) -> list[str]:
         """The ids of the projects ``account_id`` owns, as any region records them."""
@@ -128,13 +134,14 @@ class DocumentMoveHook:
                 # dropped here already (a resumed clean step): the copy is the document
                 self.store.relocate(project_id, target)
                 continue
-            if self.unload is not None:
-                await self.unload(project_id)
-            await self._copy_exactly(project_id, region, target)
-            self.store.relocate(project_id, target)
-            async with self.databases[region].transaction() as tx:
-                for table in COLLAB_TABLES:
-                    await tx.execute(f"DELETE FROM {table} WHERE project_id = ?", project_id)
+            held = self.hold(project_id) if self.hold is not None else contextlib.nullcontext()
+            async with held:
+                await self._copy_exactly(project_id, region, target)
+                self.store.relocate(project_id, target)
+                async with self.databases[region].transaction() as tx:
+                    for table in COLLAB_TABLES:
+                        await tx.execute(f"DELETE FROM {table} WHERE project_id = ?",
+                                         project_id)
             log.info("project %s now lives in %s only", project_id, target)
 
     # -- helpers ----------------------------------------------------------------------

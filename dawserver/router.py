@@ -25,6 +25,7 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from accounts.errors import AccountError
+from collab.errors import ProjectBusy
 from database.errors import unreachable
 
 from .account_errors import api_error
@@ -36,6 +37,7 @@ from .errors import (
     PROBLEM_JSON,
     ApiError,
     BadRequest,
+    Conflict,
     InsufficientStorage,
     PayloadTooLarge,
     PluginError,
@@ -309,6 +311,9 @@ def _aiohttp_handler(served: ServedRoute) -> Any:
         except AccountError as exc:
             error = api_error(exc)
             return _error(route, int(error.status), error)
+        except ProjectBusy as exc:  # its room is held closed a moment (a region move)
+            wait = str(max(1, round(exc.retry_after)))
+            return _error(route, 409, Conflict(str(exc), headers={"Retry-After": wait}))
         except web.HTTPException:
             raise
         except Exception as exc:

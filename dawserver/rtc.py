@@ -45,7 +45,7 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, Packet
 from pydantic import Field, field_validator
 
-from collab.errors import CapacityError, ProjectNotFound
+from collab.errors import CapacityError, ProjectBusy, ProjectNotFound
 from collab.tokens import Grant, Role
 from dsp_core.errors import DspError
 
@@ -58,6 +58,7 @@ from .opus import packet as opus_packet
 from .permissions import PROJECT_READ
 from .plugin_api import (
     BadRequest,
+    Conflict,
     Model,
     NotFound,
     Request,
@@ -323,6 +324,9 @@ async def rtc_offer(request: Request) -> Answer:
             monitor=offer.monitor)
     except ProjectNotFound as exc:
         raise NotFound(str(exc)) from None
+    except ProjectBusy as exc:
+        wait = str(max(1, round(exc.retry_after)))
+        raise Conflict(str(exc), headers={"Retry-After": wait}) from None
     except CapacityError as exc:
         raise Unavailable(str(exc)) from None
     except DspError as exc:

@@ -17,7 +17,7 @@ import logging
 
 from aiohttp import WSCloseCode, web
 
-from collab.errors import AuthError, CapacityError, ProjectNotFound
+from collab.errors import AuthError, CapacityError, ProjectBusy, ProjectNotFound
 from collab.protocol import CloseCode
 from collab.room import Peer
 from dawclient.channel import AiohttpChannel
@@ -63,6 +63,8 @@ async def collab_socket(request: web.Request) -> web.WebSocketResponse:
             await room.serve(Peer(channel, grant))
     except ProjectNotFound:
         await channel.close(CloseCode.PROJECT_NOT_FOUND, CloseCode.PROJECT_NOT_FOUND.reason)
+    except ProjectBusy:
+        await channel.close(CloseCode.PROJECT_BUSY, CloseCode.PROJECT_BUSY.reason)
     except CapacityError:
         await channel.close(CloseCode.SERVER_FULL, CloseCode.SERVER_FULL.reason)
     return ws

@@ -11,6 +11,7 @@ of uploaded audio; she moves to ``eu`` with the server's hooks
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from accounts.moving import AccountMover
 from accounts.regions import RegionalAccountStore, RegionalSessions, open_regions
 from accounts.service import AccountService, MailLog
 from accounts.sessions import Sessions
+from collab.errors import ProjectBusy
 from collab.regional_store import RegionalCollabStore
 from collab.registry import RoomRegistry
 from collab.schema import ProjectDocument
@@ -102,15 +104,14 @@ async def world(collab_database_url: str, tmp_path: Path) -> AsyncIterator[World
         try:
             async with RoomRegistry(collab, document_type=ProjectDocument) as rooms:
 
-                async def unload(project_id: str) -> None:
-                    if rooms.loaded(project_id) is not None:
-                        await rooms._unload(project_id)
+                def hold(project_id: str):  # noqa: ANN202
+                    return rooms.held(project_id, "its document is moving (test)")
 
                 async def edit(project_id: str, change) -> None:
                     async with rooms.use(project_id) as room:
                         await room.edit(change)
 
-                hook = CrashingHook(collab, databases, unload=unload)
+                hook = CrashingHook(collab, databases, hold=hold)
                 assets = {n: AssetStore(tmp_path / n / "assets") for n in databases}
                 files = AssetMoveHook(
                     assets, hook.projects_of, edit=edit, region_of=store.region_of
@@ -392,15 +393,17 @@ async def test_a_drop_failing_after_one_project_resumes_without_losing_it(world:
         await room.edit(lambda d: d.rename("Second"))
     await world.rooms._unload("song-2")
     before = {p: content(await world.collab.in_region("us").load(p)) for p in (song, "song-2")}
-    unload, failed = world.hook.unload, []
+    hold, failed = world.hook.hold, []
 
-    async def failing_unload(project_id: str) -> None:
+    @contextlib.asynccontextmanager
+    async def failing_hold(project_id: str):  # noqa: ANN202
         if project_id == "song-2" and not failed:
             failed.append(project_id)
             raise Crash("killed while dropping the second project")
-        await unload(project_id)
+        async with hold(project_id):
+            yield
 
-    world.hook.unload = failing_unload
+    world.hook.hold = failing_hold
     await world.mover.begin(uma, "eu")
     with pytest.raises(Crash):
         await world.mover.run(uma)
@@ -463,3 +466,32 @@ async def test_a_bounce_written_while_objects_drop_is_not_deleted_uncopied(world
     assert await world.objects["eu"].get(f"bounces/{song}/j1.wav") == b"first"
     assert await world.objects["us"].keys("bounces/") == [f"bounces/{song}/j2.wav"]
     assert await world.objects["us"].get(f"bounces/{song}/j2.wav") == b"late"  # kept
+
+
+@pytest.mark.asyncio
+async def test_a_room_cannot_reopen_from_the_source_while_its_document_is_dropped(
+    world: World,
+) -> None:
+    """Between the last copy and the source's deletion the project's room is held
+    closed: a reconnecting peer or an API call is told to try again, not served (and
+    written to) from the source, whose rows are about to go."""
+    uma, song = await a_project_in_us(world)
+    hook, refused = world.hook, []
+
+    async def copy_then_try_to_open(project_id: str, source: str, target: str) -> None:
+        await DocumentMoveHook._copy_exactly(hook, project_id, source, target)
+        switched = world.store.region_of(uma) == "eu"  # the drop, after the switch
+        if switched and await world.collab.region_of(project_id) == "us":  # not relocated
+            with pytest.raises(ProjectBusy, match="moving") as busy:
+                async with world.rooms.use(project_id):
+                    pass
+            refused.append(busy.value.retry_after)
+
+    hook._copy_exactly = copy_then_try_to_open  # type: ignore[method-assign]
+    async with world.rooms.use(song):  # open in this process while it moves
+        await world.mover.move(uma, "eu")
+
+    assert refused and refused[-1] > 0  # the drop's last copy ran with the room held
+    assert set(await held_by(world, song)) == {"eu"}
+    async with world.rooms.use(song) as room:  # released: it opens, from eu
+        assert room.doc.get("meta", type=Map)["name"] == "Final"

@@ -382,3 +382,30 @@ async def test_a_full_server_closes_a_new_document_with_4503(tmp_path: Path) -> 
                 assert closed.extra == p.CloseCode.SERVER_FULL.reason
             assert not holder.closed.is_set()
         assert list(server.app[ROOMS].rooms) == [server.project_id]
+
+
+async def test_a_held_project_closes_with_4409_and_answers_409_until_released(
+        server: Server) -> None:
+    """While a project's document moves between regions its room is held closed: a
+    client is told to reconnect shortly (4409, not a final code) and HTTP answers 409
+    with Retry-After; released, both are served again."""
+    rooms = server.app[ROOMS]
+    document_url = f"{server.config.base_url}/projects/{server.project_id}"
+    headers = {"Authorization": f"Bearer {server.token()}"}
+    async with aiohttp.ClientSession() as session:
+        async with rooms.held(server.project_id, "its document is moving (test)"):
+            async with session.ws_connect(server.room_url,
+                                          params={"token": server.token()}) as ws:
+                closed = await close_of(ws)
+                assert closed.data == p.CloseCode.PROJECT_BUSY
+                assert closed.extra == p.CloseCode.PROJECT_BUSY.reason
+            async with session.get(document_url, headers=headers) as response:
+                assert response.status == 409
+                assert int(response.headers["Retry-After"]) >= 1
+                assert "moving" in await response.text()
+            assert rooms.loaded(server.project_id) is None
+        async with session.get(document_url, headers=headers) as response:
+            assert response.status == 200
+        async with connect(server.room_url, server.token()) as channel, \
+                SyncClient(channel) as client:
+            await client.wait_synced()
