@@ -89,6 +89,17 @@ async def _revoke_jobs(context: Any, account_id: str) -> list[Any]:
     return await context.background.queue.find(account_id=account_id, queue=REVOKE_JOB)
 
 
+async def _disconnected_youtube(running: tuple[Any, ...]) -> Any:
+    """Eve's YouTube source of the label, connected then disconnected (its revoke job
+    queued); the plug-in's connections service."""
+    context, fake, _fakes, _mailbox = running
+    connections = services(context).connections
+    source = await connections.connect("label", "youtube", "artist", fake.artist_id,
+                                       _grant(), "eve")
+    await connections.disconnect("label", source.source_id)
+    return connections
+
+
 async def _drain(context: Any) -> None:
     """Run the revoke queue until no job of it is due (each run is one attempt)."""
     jobs = worker(context)
@@ -272,10 +283,7 @@ async def test_a_source_that_can_no_longer_revoke_is_told_at_once_not_dead_lette
     retry can help, so the first attempt ends done, revoked false, and the owners are
     mailed (no dead letter keeping the sealed credentials)."""
     context, fake, fakes, mailbox = running
-    connections = services(context).connections
-    source = await connections.connect("label", "youtube", "artist", fake.artist_id,
-                                       _grant(), "eve")
-    await connections.disconnect("label", source.source_id)
+    await _disconnected_youtube(running)
     monkeypatch.setattr(YouTubeConnector, "revoke_url", "")
 
     await _drain(context)
@@ -291,10 +299,7 @@ async def test_a_connector_whose_revoke_is_missing_is_a_refusal(
     running: tuple[Any, ...],
 ) -> None:
     context, fake, fakes, mailbox = running
-    connections = services(context).connections
-    source = await connections.connect("label", "youtube", "artist", fake.artist_id,
-                                       _grant(), "eve")
-    await connections.disconnect("label", source.source_id)
+    await _disconnected_youtube(running)
 
     class NoRevoke:
         async def revoke(self) -> None:
@@ -314,10 +319,7 @@ async def test_a_connector_that_cannot_be_built_is_retried_then_told(
     running: tuple[Any, ...],
 ) -> None:
     context, fake, fakes, mailbox = running
-    connections = services(context).connections
-    source = await connections.connect("label", "youtube", "artist", fake.artist_id,
-                                       _grant(), "eve")
-    await connections.disconnect("label", source.source_id)
+    await _disconnected_youtube(running)
 
     def broken(source: str, credentials: Credentials) -> Connector:
         raise ValueError("bad youtube settings")
@@ -337,10 +339,7 @@ async def test_a_source_reconnected_before_the_job_runs_keeps_its_grant(
     running: tuple[Any, ...],
 ) -> None:
     context, fake, fakes, mailbox = running
-    connections = services(context).connections
-    source = await connections.connect("label", "youtube", "artist", fake.artist_id,
-                                       _grant(), "eve")
-    await connections.disconnect("label", source.source_id)
+    connections = await _disconnected_youtube(running)
     await connections.connect("label", "youtube", "artist", fake.artist_id, _grant(), "eve")
 
     await _drain(context)
