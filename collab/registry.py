@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from . import metrics
 from .errors import CapacityError, CollabError, ProjectBusy, ProjectNotFound
+from .protocol import CloseCode
 from .room import DocumentType, Room, RoomLimits
 from .store import Store
 from .tokens import Role
@@ -114,10 +115,16 @@ class RoomRegistry:
             unloader = self._unloaders.pop(project_id, None)
             if unloader is not None:
                 unloader.cancel()
-            await self._unload(project_id)
+            await self._unload(project_id, close_code=CloseCode.PROJECT_BUSY)
             yield
         finally:
             del self._held[project_id]
+
+    def _refuse_if_held(self, project_id: str) -> None:
+        why = self._held.get(project_id)
+        if why is not None:
+            raise ProjectBusy(f"project {project_id!r} cannot be opened now: {why}; try again "
+                              "in a few seconds")
 
     def loaded(self, project_id: str) -> Room | None:
         """The room of ``project_id`` if it is in memory."""
@@ -126,10 +133,7 @@ class RoomRegistry:
     async def _acquire(self, project_id: str) -> Room:
         if not self._started:
             raise CollabError("room registry is not started")
-        why = self._held.get(project_id)
-        if why is not None:
-            raise ProjectBusy(f"project {project_id!r} cannot be opened now: {why}; try again "
-                              "in a few seconds")
+        self._refuse_if_held(project_id)
         self._users[project_id] = self._users.get(project_id, 0) + 1
         unloader = self._unloaders.pop(project_id, None)
         if unloader is not None:
@@ -143,6 +147,7 @@ class RoomRegistry:
                 return room
             task = self._loading.get(project_id)
             if task is None:
+                self._refuse_if_held(project_id)  # held while a diverged room unloaded
                 task = asyncio.create_task(self._load(project_id))
                 self._loading[project_id] = task
             return await asyncio.shield(task)
@@ -197,12 +202,13 @@ class RoomRegistry:
         if self._users.get(project_id, 0) == 0:
             await self._unload(project_id)
 
-    async def _unload(self, project_id: str) -> None:
+    async def _unload(self, project_id: str, *,
+                      close_code: CloseCode = CloseCode.SERVER_SHUTDOWN) -> None:
         room = self.rooms.pop(project_id, None)
         self._idle_since.pop(project_id, None)
         if room is not None:
             metrics.DOCUMENTS_LOADED.dec()
-            await room.stop()
+            await room.stop(close_code=close_code)
             for hook in self._unload_hooks:
                 hook(room)
             log.info("unloaded project %s", project_id)

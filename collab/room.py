@@ -62,6 +62,7 @@ from . import protocol as p
 from .errors import (
     CollabError,
     MalformedMessage,
+    ProjectBusy,
     ProjectDeleted,
     SchemaError,
     SeqConflict,
@@ -525,8 +526,9 @@ class Room:
         """Run a change of ``self.doc`` and queue its updates for storage and relay."""
         if self.deleted:
             raise ProjectDeleted(f"project {self.project_id!r} was deleted")
-        if not self._started or self.diverged:
-            raise CollabError(f"room {self.project_id!r} is not started or is reloading")
+        if not self._started or self.diverged:  # closed (unloaded, held) or reloading
+            raise ProjectBusy(f"room {self.project_id!r} is closed or reloading; try again",
+                              retry_after=1.0)
         self._captured = []
         failure: BaseException | None = None
         try:

@@ -15,6 +15,7 @@ from yjs_updates import BAD_PARENT, TYPE_REF_9, Item, UpdateBuilder, any_string
 
 from collab import protocol as p
 from collab.client import SyncClient
+from collab.errors import ProjectBusy
 from collab.schema import ProjectDocument
 from collab.tokens import Role
 from dawclient.channel import connect
@@ -392,8 +393,17 @@ async def test_a_held_project_closes_with_4409_and_answers_409_until_released(
     rooms = server.app[ROOMS]
     document_url = f"{server.config.base_url}/projects/{server.project_id}"
     headers = {"Authorization": f"Bearer {server.token()}"}
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession() as session, \
+            connect(server.room_url, server.token()) as channel, \
+            SyncClient(channel) as editing:
+        await editing.wait_synced()
+        async with rooms.use(server.project_id) as room:  # an HTTP edit's room, say
+            pass
         async with rooms.held(server.project_id, "its document is moving (test)"):
+            await asyncio.wait_for(editing.closed.wait(), 30)  # told to come back soon
+            assert channel.close_code == p.CloseCode.PROJECT_BUSY
+            with pytest.raises(ProjectBusy):  # the closed room takes no edit
+                await room.edit(lambda document: document.rename("Lost?"))
             async with session.ws_connect(server.room_url,
                                           params={"token": server.token()}) as ws:
                 closed = await close_of(ws)
