@@ -217,3 +217,61 @@ async def test_a_requeued_transfer_job_withholds_what_a_partial_cause_took(
         before = {t["id"]: t["amount_reversed"] for t in m.fake.all_of("transfer")}
         await sales.reverse("seller", first, taken=line // 3, of=line, cause="dispute:dp_x")
         assert {t["id"]: t["amount_reversed"] for t in m.fake.all_of("transfer")} == before
+
+
+async def test_a_cause_run_again_while_a_requeue_commits_takes_each_part_once(
+        tmp_path: Path) -> None:
+    """A cause's reversal job runs again and the requeued transfer job commits its cut
+    transfers (and their withheld rows) in the middle of it: the cause takes each
+    collaborator's part once (the cut transfers are not reversed again), every transfer
+    has the cause's row, and the books match Stripe's."""
+    from test_marketplace_split_sales import books_match_stripe
+
+    from business.marketplace.split_sales import TRANSFERS_FAILED
+    from business.marketplace.splits import WITHHELD
+
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts, first, requeue, _ = await dead_transfer_line(m)
+        sales = market_services(m).fulfilment.split_sales
+        splits = sales.splits
+        db = market_services(m).store.db
+        line = await db.fetchval("SELECT amount FROM mkt_orders WHERE account_id = ? AND "
+                                 "order_id = ?", "seller", first)
+        await sales.record("seller", first, "dispute:dp_x", taken=line // 3, of=line,
+                           reversed_=0, state=TRANSFERS_FAILED)
+        m.fake.objects[accounts["ben"]]["capabilities"].update(
+            transfers="active", card_payments="active")
+        fetch, fired = db.fetch, []
+
+        async def racing_fetch(sql: str, *args: Any) -> Any:
+            # the requeued job commits right after reverse's first read
+            rows = await fetch(sql, *args)
+            if not fired:
+                fired.append(sql)
+                await requeue()
+            return rows
+
+        db.fetch = racing_fetch
+        try:
+            await splits.reverse("seller", first, taken=line // 3, of=line,
+                                 cause="dispute:dp_x")
+        finally:
+            db.fetch = fetch
+        assert fired
+        made = {t["id"]: t for t in m.fake.all_of("transfer")
+                if t["metadata"]["order_id"] == first}
+        rows = {r["transfer_id"]: r for r in await db.fetch(
+            "SELECT transfer_id, reversal_id, amount FROM mkt_transfer_reversals WHERE "
+            "cause = ? AND order_id = ?", "dispute:dp_x", first)}
+        assert set(rows) == set(made)
+        for tid, t in made.items():
+            r = rows[tid]
+            if r["reversal_id"] == WITHHELD:  # cut before it was paid: not reversed again
+                assert t["amount_reversed"] == 0, t
+                full = t["amount"] + int(r["amount"])
+            else:
+                assert t["amount_reversed"] == int(r["amount"]), t
+                full = t["amount"]
+            assert int(r["amount"]) == full * (line // 3) // line > 0
+        await m.fake.webhooks.settled()
+        await books_match_stripe(m, accounts)

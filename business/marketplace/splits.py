@@ -23,6 +23,7 @@ part is unchanged keeps their acceptance, one whose part changes agrees again.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ from business.marketplace import bookings
 from business.marketplace.errors import CatalogueInvalid
 from business.marketplace.ledger import Ledger
 from business.marketplace.stripe_gateway import StripeGateway, idempotency_key
+
+logger = logging.getLogger(__name__)
 
 WHOLE = 10_000
 MAX_SHARES = 20
@@ -269,6 +272,11 @@ class Splits:
         if of <= 0 or not 0 < taken <= of:
             raise ValueError("reverse taken/of with 0 < taken <= of")
         done = []
+        # the transfers first: a transfer and its withheld rows commit in one
+        # transaction, so every transfer read here has its rows in the reads below (read
+        # the other way round, a requeued pay job committing between them shows a cut
+        # transfer without its cut, and this cause would take it twice or too little)
+        transfers = await self.transfers(seller, order_id)
         before = {r["transfer_id"]: r for r in await self.db.fetch(
             "SELECT transfer_id, reversal_id, amount FROM mkt_transfer_reversals WHERE "
             "account_id = ? AND cause = ? AND order_id = ?", seller, cause, order_id)}
@@ -276,7 +284,7 @@ class Splits:
             "SELECT transfer_id, SUM(amount) AS total FROM mkt_transfer_reversals WHERE "
             "account_id = ? AND order_id = ? AND reversal_id = ? GROUP BY transfer_id",
             seller, order_id, WITHHELD)}
-        for t in await self.transfers(seller, order_id):
+        for t in transfers:
             if t["transfer_id"] in before:
                 r = before[t["transfer_id"]]
                 done.append({"reversal": str(r["reversal_id"]), "transfer": t["transfer_id"],
@@ -310,6 +318,16 @@ class Splits:
                     "order_id, reversal_id, amount, at) VALUES (?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (account_id, cause, transfer_id) DO NOTHING", seller, cause,
                     t["transfer_id"], order_id, str(reversal.id), want, time.time())
+                kept = await tx.fetchval(
+                    "SELECT reversal_id FROM mkt_transfer_reversals WHERE account_id = ? "
+                    "AND cause = ? AND transfer_id = ?", seller, cause, t["transfer_id"])
+            if kept != str(reversal.id):
+                # another reversal (or cut) of this cause was recorded meanwhile: Stripe
+                # took this one too and the books say so, but the cause's row names the
+                # other; never silent, someone has to give the extra back
+                logger.error("split line %s of %s: cause %s reversed transfer %s twice "
+                             "(%s recorded, %s of %s also taken)", order_id, seller, cause,
+                             t["transfer_id"], kept, reversal.id, want)
             done.append({"reversal": str(reversal.id), "transfer": t["transfer_id"],
                          "amount": want})
         return done
