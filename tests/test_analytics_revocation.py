@@ -375,3 +375,25 @@ async def test_another_accounts_source_on_the_same_grant_keeps_it(
     [job] = await _revoke_jobs(context, "other")
     assert job.result == {"revoked": True}
     assert await _token_dead(fakes)
+
+
+@pytest.mark.asyncio
+async def test_the_same_entity_in_another_account_on_another_grant_does_not_keep_it(
+    running: tuple[Any, ...],
+) -> None:
+    """One channel connected by one Google user in the label and by another user in
+    another account: the label's disconnect withdraws its own user's grant."""
+    context, fake, fakes, mailbox = running
+    connections = services(context).connections
+    mine = await connections.connect("label", "youtube", "artist", fake.artist_id,
+                                     _grant(), "eve")
+    await connections.connect("other", "youtube", "artist", fake.artist_id, Credentials(
+        client_id="client-id", client_secret=SECRET, refresh_token="another-users-grant"),
+        "bo")
+    await connections.disconnect("label", mine.source_id)
+
+    await _drain(context)
+    [job] = await _revoke_jobs(context, "label")
+    assert job.result == {"revoked": True}
+    assert fake.stats.revoke_requests == 1
+    assert await _token_dead(fakes)

@@ -146,18 +146,21 @@ class Connections:
             self.queue.wake(REVOKE_JOB)
         return await self.get(account_id, source_id)
 
-    async def grant_in_use(self, source: str, entity_id: str, credentials: Credentials
-                           ) -> bool:
-        """Whether a source of this plug-in (any account) that is not disconnected and
-        holds credentials rests on the grant a revocation would withdraw: the same
-        ``source`` for the same ``entity_id`` (reconnected since, or connected by another
-        account), or holding the same refresh token (the same remote user's grant).
-        Only this plug-in's sources: the social plug-in's channels are not seen here."""
+    async def grant_in_use(self, account_id: str, source: str, entity_id: str,
+                           credentials: Credentials) -> bool:
+        """Whether a source of this plug-in that is not disconnected and holds
+        credentials rests on the grant a revocation of ``account_id``'s source would
+        withdraw: one of the same ``source`` holding the same refresh token (the same
+        remote user's grant, in any account), or, as the remote user is not stored, the
+        same ``source`` and ``entity_id`` in the same account (reconnected since). The
+        same entity in another account is not enough: it may rest on another user's
+        grant, which this one's withdrawal leaves alone. Only this plug-in's sources:
+        the social plug-in's channels are not seen here."""
         rows = await self.db.fetch(
-            "SELECT entity_id, credentials FROM analytics_sources WHERE source = ? "
-            "AND state <> 'disconnected' AND credentials <> ''", source)
+            "SELECT account_id, entity_id, credentials FROM analytics_sources "
+            "WHERE source = ? AND state <> 'disconnected' AND credentials <> ''", source)
         for row in rows:
-            if row["entity_id"] == entity_id:
+            if row["account_id"] == account_id and row["entity_id"] == entity_id:
                 return True
             if not credentials.refresh_token:
                 continue

@@ -21,9 +21,11 @@ payload) is purged with the other finished jobs rather than kept as a dead lette
 
 A grant still in use is not withdrawn (Google's revoke ends the user's whole grant to
 the app, not one token, and the job may run hours later): before calling the platform,
-each attempt asks whether a source of this plug-in that is not disconnected is the same
-source and entity (reconnected since, or connected by another account) or holds the
-same refresh token (:meth:`.connections.Connections.grant_in_use`); then the job ends
+each attempt asks whether a source of this plug-in that is not disconnected holds the
+same refresh token (the same remote user's grant, in any account), or is the same source
+and entity in the same account (reconnected since; the remote user is not stored, and
+another account's source on that entity may rest on another user's grant, which this
+withdrawal leaves alone) (:meth:`.connections.Connections.grant_in_use`); then the job ends
 ``done`` with ``{"revoked": false, "reason": "still in use"}``. Only this plug-in's
 tables are seen: plug-ins cannot read each other's, so a social channel on the same
 Google user is not.
@@ -57,9 +59,9 @@ ERASED, DISCONNECTED = "erased", "disconnected"
 
 #: ``connector(source, credentials)``: a connector of ``source`` signed with them.
 ConnectorFactory = Callable[[str, Credentials], Connector]
-#: ``await in_use(source, entity_id, credentials)``: whether an active source still rests
-#: on that grant (:meth:`.connections.Connections.grant_in_use`).
-InUse = Callable[[str, str, Credentials], Awaitable[bool]]
+#: ``await in_use(account_id, source, entity_id, credentials)``: whether an active source
+#: still rests on that grant (:meth:`.connections.Connections.grant_in_use`).
+InUse = Callable[[str, str, str, Credentials], Awaitable[bool]]
 
 
 class RevokePayload(BaseModel):
@@ -152,8 +154,8 @@ class Revoker:
             credentials = self.box.open(payload.credentials)
         except CredentialsError as exc:
             return await self._failed(account_id, payload, str(exc), job)
-        if self.in_use is not None and await self.in_use(payload.source, payload.entity_id,
-                                                         credentials):
+        if self.in_use is not None and await self.in_use(account_id, payload.source,
+                                                         payload.entity_id, credentials):
             # Google's revoke withdraws the user's whole grant to the app: a source
             # reconnected since, or another one on the same grant, would die with it
             log.info("analytics: the %s grant of source %s of account %s is not withdrawn: "
