@@ -279,7 +279,7 @@ async def _fresh_sealed(h: Dispatching, network: str) -> tuple[Any, str]:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("network", ["facebook", "youtube", "x"])
+@pytest.mark.parametrize("network", ["facebook", "youtube"])
 async def test_a_channel_reconnected_before_the_job_runs_keeps_its_new_grant(
     sqlite_url: str, tmp_path: Path, network: str
 ) -> None:
@@ -300,13 +300,125 @@ async def test_a_channel_reconnected_before_the_job_runs_keeps_its_new_grant(
 
 
 @pytest.mark.asyncio
+async def test_a_token_scoped_channel_reconnected_with_new_tokens_loses_only_the_old(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """X revokes the one token it is given: the old grant goes, the new one stays."""
+    async with dispatching(sqlite_url, ["x"], tmp_path) as h:
+        jobs, fake = revoking(h), h.fake("x")
+        channel_id = await h.channel("x")
+        old, _ = await opened_tokens(h, "acc", channel_id)
+        await h.channels.disconnect("acc", channel_id, "p_ada")
+        sealed, new = await _fresh_sealed(h, "x")
+        async with h.db.transaction() as tx:
+            await h.store.reconnect_channel(tx, "acc", channel_id, "Ada", "ada", sealed,
+                                            time.time())
+
+        await drain(jobs)
+        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
+        assert (job.state, job.result) == ("done", {"revoked": True})
+        assert fake.stats.revocations == 1
+        assert await dead_at_the_network(h, "x", old)
+        assert not await dead_at_the_network(h, "x", new)
+
+
+@pytest.mark.asyncio
+async def test_a_token_scoped_channel_holding_the_revoked_token_again_keeps_it(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with dispatching(sqlite_url, ["x"], tmp_path) as h:
+        jobs, fake = revoking(h), h.fake("x")
+        channel_id = await h.channel("x")
+        held = await h.store.sealed_tokens("acc", channel_id)
+        access, _ = await opened_tokens(h, "acc", channel_id)
+        await h.channels.disconnect("acc", channel_id, "p_ada")
+        async with h.db.transaction() as tx:  # the very token is the live one again
+            await h.store.reconnect_channel(tx, "acc", channel_id, "Ada", "ada", held,
+                                            time.time())
+
+        await drain(jobs)
+        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
+        assert job.result == {"revoked": False, "reason": "still in use"}
+        assert fake.stats.revoke_requests == 0
+        assert not await dead_at_the_network(h, "x", access)
+
+
+@pytest.mark.asyncio
+async def test_an_x_channel_is_revoked_while_another_account_has_the_same_x_account(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with dispatching(sqlite_url, ["x"], tmp_path) as h:
+        jobs, fake = revoking(h), h.fake("x")
+        mine = await h.channel("x", "acc")
+        theirs = await h.channel("x", "label")  # the same X account, its own token
+        old, _ = await opened_tokens(h, "acc", mine)
+        access, _ = await opened_tokens(h, "label", theirs)
+        await h.channels.disconnect("acc", mine, "p_ada")
+
+        await drain(jobs)
+        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
+        assert job.result == {"revoked": True}
+        assert fake.stats.revocations == 1
+        assert await dead_at_the_network(h, "x", old)
+        assert not await dead_at_the_network(h, "x", access)
+
+
+async def _page_channel(h: Dispatching, account: str, user: Any) -> str:
+    """A channel of ``account`` on the fake's Page, connected by ``user`` (the Page's
+    manager, stored as its remote user as a connect does); its id."""
+    from business.social.models import ChannelTokens
+
+    fake = h.fake("facebook")
+    token = fake.new_tokens(user, "post")["access_token"]
+    box, now = h.channels.box, time.time()
+    sealed = ChannelTokens(box.seal(token), box.seal(token), now + 3600.0, "post", 1, now,
+                           now)
+    page = fake.pages[0]
+    async with h.db.transaction() as tx:
+        return await h.store.insert_channel(tx, account, "facebook", page.id, page.name,
+                                            page.handle, sealed, "p_ada", now, user.id)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("reason", ["disconnected", "erased"])
+async def test_one_page_of_two_users_in_two_accounts_revokes_the_leaving_users_grant(
+    sqlite_url: str, tmp_path: Path, reason: str
+) -> None:
+    """U1 connected the Page in one account, U2 in another: U1's grant is withdrawn
+    (their disconnect or erasure must not leave it live), U2's channel keeps working."""
+    from business.social.fakes.base import FakeUser
+
+    async with dispatching(sqlite_url, ["facebook"], tmp_path) as h:
+        jobs, fake = revoking(h), h.fake("facebook")
+        u1, u2 = fake.user, FakeUser(id="2002", name="Bo", handle="bo")
+        mine = await _page_channel(h, "acc", u1)
+        theirs = await _page_channel(h, "label", u2)
+        old, _ = await opened_tokens(h, "acc", mine)
+        access, _ = await opened_tokens(h, "label", theirs)
+        if reason == "disconnected":
+            await h.channels.disconnect("acc", mine, "p_ada")
+            account = "acc"
+        else:
+            await erase_account(h.db, h.queue, PUBLISH,
+                                Pseudonymiser("acc", ("Ada",), "pz-acc"))
+            account = "pz-acc"
+
+        await drain(jobs)
+        [job] = await h.queue.find(account_id=account, queue=REVOKE)
+        assert job.result == {"revoked": True}
+        assert fake.stats.revocations == 1
+        assert await dead_at_the_network(h, "facebook", old)
+        assert not await dead_at_the_network(h, "facebook", access)
+
+
+@pytest.mark.asyncio
 async def test_one_facebook_user_in_two_accounts_keeps_the_other_channel_live(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     async with dispatching(sqlite_url, ["facebook"], tmp_path) as h:
         jobs, fake = revoking(h), h.fake("facebook")
-        mine = await h.channel("facebook", "acc")
-        theirs = await h.channel("facebook", "label")  # the same user's Page, elsewhere
+        mine = await _page_channel(h, "acc", fake.user)
+        theirs = await _page_channel(h, "label", fake.user)  # the same user, elsewhere
         access, _ = await opened_tokens(h, "label", theirs)
         await h.channels.disconnect("acc", mine, "p_ada")
 

@@ -58,10 +58,11 @@ class RevokeRun(BaseModel):
     remote_user: str = ""
 
 
-#: Networks whose revocation withdraws only the one session it names, never another
-#: channel's (Bluesky's deleteSession): their grants are revoked even while the same
-#: remote account is connected again.
-SESSION_SCOPED = frozenset({"bluesky"})
+#: Networks whose revocation withdraws the remote user's whole grant to the app, not one
+#: token (Meta's ``DELETE /me/permissions``, Google's revoke): every other channel of
+#: that user dies with it. The others (X's and TikTok's RFC 7009 revoke, Bluesky's
+#: deleteSession) end only the token or session they name.
+WHOLE_GRANT = frozenset({"facebook", "instagram", "threads", "youtube"})
 
 
 def revocable(network: str) -> bool:
@@ -145,13 +146,16 @@ async def run_revoke(channels: Any, account_id: str, run: RevokeRun, job: JobCon
 
 
 async def _still_in_use(channels: Any, account_id: str, run: RevokeRun) -> bool:
-    """Whether withdrawing the grant now would kill a live channel: the channel (the same
-    remote account on the same network, in any account) is connected again since, or
-    another active channel rests on the same remote user's grant (Facebook's
-    ``DELETE /me/permissions`` and Google's revoke withdraw the user's whole grant to the
-    app, not one token). Checked on every attempt, as the job retries for hours."""
-    if run.network in SESSION_SCOPED:
-        return False
+    """Whether withdrawing the grant now would kill a live channel. Checked on every
+    attempt, as the job retries for hours.
+
+    A network that revokes one token (not in :data:`WHOLE_GRANT`): only when this very
+    channel (the same account, network and remote account) is connected again holding
+    the token being revoked. A network that withdraws the user's whole grant: when an
+    active channel of that network rests on the same remote user's grant, that is its
+    ``remote_user`` is the same (not ''), or it holds the same refresh token; where the
+    remote user is not known, a channel of the same remote account in the same account
+    only (another organisation's channel on that Page may be another user's grant)."""
     remote_id, remote_user = run.remote_id, run.remote_user
     if not remote_id:  # queued before the payload named it: the channel's row says
         channel = await channels.store.channel(account_id, run.channel_id)
@@ -159,7 +163,33 @@ async def _still_in_use(channels: Any, account_id: str, run: RevokeRun) -> bool:
             return False
         remote_id = channel.remote_id
         remote_user = await channels.store.remote_user(account_id, run.channel_id)
-    return bool(await channels.store.grant_in_use([run.network], remote_id, remote_user))
+    box = channels.box
+    try:
+        access, refresh = box.open(run.access_token), box.open(run.refresh_token)
+    except SocialError:  # unreadable: the revocation itself fails and says so
+        return False
+    if run.network not in WHOLE_GRANT:
+        rows = await channels.store.live_grants(run.network, account_id=account_id,
+                                                remote_id=remote_id)
+        return any(_holds(box, row, access, refresh) for row in rows)
+    for row in await channels.store.live_grants(run.network):
+        if remote_user and row["remote_user"] == remote_user:
+            return True
+        if (not remote_user or not row["remote_user"]) and row["account_id"] == account_id \
+                and row["remote_id"] == remote_id:
+            return True
+        if refresh and _holds(box, row, "", refresh):
+            return True
+    return False
+
+
+def _holds(box: Any, row: dict[str, str], access: str, refresh: str) -> bool:
+    """Whether the channel ``row`` (sealed tokens) holds ``access`` or ``refresh``."""
+    try:
+        return bool(refresh and box.open(row["refresh_token"]) == refresh) or bool(
+            access and box.open(row["access_token"]) == access)
+    except SocialError:  # a key since removed: that grant cannot be compared
+        return False
 
 
 async def _failed(channels: Any, account_id: str, run: RevokeRun, error: str,

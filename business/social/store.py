@@ -226,17 +226,25 @@ class SocialStore:
             account_id, channel_id)
         return "" if row is None else str(row["remote_user"] or "")
 
-    async def grant_in_use(self, networks: Any, remote_id: str, remote_user: str) -> bool:
-        """Whether an active channel (of any account) of one of ``networks`` is the
-        remote account ``remote_id``, or rests on the grant of ``remote_user`` (when not
-        ''): withdrawing that grant would kill it."""
-        names = sorted(set(networks))
-        marks = ", ".join("?" for _ in names)
-        row = await self.db.fetchrow(
-            "SELECT channel_id FROM social_channels WHERE state <> ? AND network IN "
-            f"({marks}) AND (remote_id = ? OR (? <> '' AND remote_user = ?)) LIMIT 1",
-            DISCONNECTED, *names, remote_id, remote_user, remote_user)
-        return row is not None
+    async def live_grants(self, network: str, *, account_id: str | None = None,
+                          remote_id: str | None = None) -> list[dict[str, Any]]:
+        """The channels of ``network`` that are not disconnected (of ``account_id`` and
+        the remote account ``remote_id`` when given): ``account_id``, ``channel_id``,
+        ``remote_id``, ``remote_user`` and the sealed ``access_token`` and
+        ``refresh_token`` each, for the revoke job's check of whom a grant still serves."""
+        query = ("SELECT account_id, channel_id, remote_id, remote_user, access_token, "
+                 "refresh_token FROM social_channels WHERE network = ? AND state <> ?")
+        args: list[Any] = [network, DISCONNECTED]
+        if account_id is not None:
+            query += " AND account_id = ?"
+            args.append(account_id)
+        if remote_id is not None:
+            query += " AND remote_id = ?"
+            args.append(remote_id)
+        rows = await self.db.fetch(query, *args)
+        return [{k: str(row[k] or "") for k in ("account_id", "channel_id", "remote_id",
+                                                 "remote_user", "access_token",
+                                                 "refresh_token")} for row in rows]
 
     async def disconnect(self, tx: Any, account_id: str, channel_id: str, now: float) -> None:
         """Forget the channel's tokens; the row stays for its posts' history."""

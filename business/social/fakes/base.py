@@ -121,6 +121,10 @@ class FakeNetwork:
     kinds: tuple[str, ...] = KINDS
     #: Whether the token endpoint issues refresh tokens (Meta's do not).
     issue_refresh = True
+    #: Whether the revocation endpoint withdraws the user's whole grant to the app
+    #: (Google's), or only the grant of the token named, its access and refresh tokens
+    #: (X's and TikTok's RFC 7009 revoke): another connection of the user's stays.
+    revokes_whole_grant = True
     #: Paths served without an access token (OAuth endpoints, admin).
     public_prefixes: tuple[str, ...] = ()
 
@@ -144,6 +148,8 @@ class FakeNetwork:
         self._codes: dict[str, _Code] = {}
         self._tokens: dict[str, _Token] = {}
         self._refresh: dict[str, tuple[FakeUser, str]] = {}
+        #: The authorisation each token issued by the token endpoint belongs to.
+        self._grant_of: dict[str, str] = {}
         self._revoke_failures: list[str] = []
         self._never = asyncio.Event()
         self._ids = itertools.count(int(time.time() * 1000) % 10**9 * 1000)
@@ -244,9 +250,21 @@ class FakeNetwork:
         user = self.holder(form.get("token", ""))
         if user is None:
             return self.oauth_error(400, "invalid_token", "Token expired or revoked")
-        self.withdraw(user)
+        if self.revokes_whole_grant:
+            self.withdraw(user)
+        else:
+            self.withdraw_grant(form.get("token", ""))
         self.stats.revocations += 1
         return self.revoked_answer()
+
+    def withdraw_grant(self, token: str) -> None:
+        """``token`` and the other tokens of its authorisation stop working (the user's
+        other authorisations stay)."""
+        grant = self._grant_of.get(token)
+        ended = {t for t, g in self._grant_of.items() if g == grant} if grant else {token}
+        ended.add(token)
+        self._tokens = {t: v for t, v in self._tokens.items() if t not in ended}
+        self._refresh = {t: v for t, v in self._refresh.items() if t not in ended}
 
     def revoked_answer(self) -> web.Response:
         """What the network answers a revocation (RFC 7009: 200, the body its own)."""
@@ -354,6 +372,10 @@ class FakeNetwork:
             token = f"{self.network}-rt-{secrets.token_urlsafe(24)}"
             self._refresh[token] = (user, scope)
             answer["refresh_token"] = token
+        grant = secrets.token_urlsafe(12)
+        for token in (answer["access_token"], answer.get("refresh_token")):
+            if token:
+                self._grant_of[token] = grant
         return answer
 
     def refresh_grant(self, refresh_token: str) -> dict[str, Any] | web.Response:
@@ -364,6 +386,11 @@ class FakeNetwork:
         user, scope = grant
         omit = self.rng.random() < self.refresh_omit_rate
         answer = self.new_tokens(user, scope, refresh=not omit)
+        grant = self._grant_of.get(refresh_token)
+        if grant is not None:  # the same authorisation, refreshed
+            for token in (answer["access_token"], answer.get("refresh_token")):
+                if token:
+                    self._grant_of[token] = grant
         if not omit:
             del self._refresh[refresh_token]  # rotated: the old one is spent
         return answer

@@ -360,6 +360,8 @@ class FakeFacebook(FakeGraph):
         super().__init__(**kwargs)
         self.pages = [FakeUser(id="1029384756", name="Ada Beats Music", handle="adabeatsmusic")]
         self.comments: list[dict[str, str]] = []
+        #: The Page tokens each user's grant issued (``/me/accounts``), by user id.
+        self.page_tokens: dict[str, set[str]] = {}
 
     def add_token_route(self, app: web.Application) -> None:
         app.router.add_get(self.token_path, self._token)
@@ -371,11 +373,13 @@ class FakeFacebook(FakeGraph):
 
     async def _deauthorize(self, request: web.Request) -> web.Response:
         """``DELETE /me/permissions``: the user withdraws every permission of the app;
-        their token and their Pages' tokens die."""
+        their token and the Page tokens their grant issued die (another user's grant on
+        the same Page, and its Page tokens, stay)."""
         self.stats.revoke_requests += 1
-        self.withdraw(self.user_of(request))
-        for page in self.pages:
-            self.withdraw(page)
+        user = self.user_of(request)
+        self.withdraw(user)
+        for token in self.page_tokens.pop(user.id, set()):
+            self._tokens.pop(token, None)
         self.stats.revocations += 1
         return web.json_response({"success": True})
 
@@ -411,9 +415,11 @@ class FakeFacebook(FakeGraph):
 
     async def _accounts(self, request: web.Request) -> web.Response:
         data = []
+        user = self.user_of(request)
         for page in self.pages:
             token = self.issue_access_token(page, "pages_manage_posts")
             self._tokens[token].expires_at = math.inf  # Page tokens from long-lived users
+            self.page_tokens.setdefault(user.id, set()).add(token)
             data.append({"id": page.id, "name": page.name, "username": page.handle,
                          "access_token": token, "tasks": ["CREATE_CONTENT", "MANAGE"]})
         return web.json_response({"data": data, "paging": {}})

@@ -35,6 +35,7 @@ class FakeTikTok(FakeNetwork):
     authorize_path = "/v2/auth/authorize/"
     token_path = "/v2/oauth/token/"
     revoke_path = "/v2/oauth/revoke/"
+    revokes_whole_grant = False
     client_param = "client_key"
     kinds = tuple(k for k in KINDS if k != "duplicate")
     #: Direct posts a creator may make per day.

@@ -31,6 +31,7 @@ class FakeX(FakeNetwork):
     authorize_path = "/i/oauth2/authorize"
     token_path = "/2/oauth2/token"
     revoke_path = "/2/oauth2/revoke"
+    revokes_whole_grant = False
     #: Seconds videos stay "in_progress" after FINALIZE (STATUS polls until then).
     processing_s = 0.2
 
