@@ -275,3 +275,30 @@ async def test_a_cause_run_again_while_a_requeue_commits_takes_each_part_once(
             assert int(r["amount"]) == full * (line // 3) // line > 0
         await m.fake.webhooks.settled()
         await books_match_stripe(m, accounts)
+
+
+async def test_a_cut_transfer_does_not_reuse_the_full_transfers_key(
+        tmp_path: Path) -> None:
+    """Stripe refuses a key used within 24 h with other parameters: ben's transfer cut
+    on requeue is asked for with a key of its own, not the one his full (refused)
+    transfer was asked for with."""
+    from business.marketplace.split_sales import TRANSFERS_FAILED
+    from business.marketplace.stripe_gateway import idempotency_key
+
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts, first, requeue, _ = await dead_transfer_line(m)
+        sales = market_services(m).fulfilment.split_sales
+        line = await market_services(m).store.db.fetchval(
+            "SELECT amount FROM mkt_orders WHERE account_id = ? AND order_id = ?",
+            "seller", first)
+        full_key = idempotency_key("split", "seller", first, "ben")
+        assert full_key in {r[3] for r in m.fake.requests}  # his refused first attempts
+        await sales.record("seller", first, "dispute:dp_x", taken=line // 3, of=line,
+                           reversed_=0, state=TRANSFERS_FAILED)
+        m.fake.objects[accounts["ben"]]["capabilities"].update(
+            transfers="active", card_payments="active")
+        result = await requeue()
+        [ben] = [t for t in result["transfers"] if t["collaborator"] == "ben"]
+        [made] = [e for e in m.fake.event_log if e["type"] == "transfer.created"
+                  and e["data"]["object"]["id"] == ben["transfer"]]
+        assert made["request"]["idempotency_key"] not in (None, full_key)

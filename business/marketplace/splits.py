@@ -222,8 +222,13 @@ class Splits:
             full, part = part, max(0, part - sum(c for _, c in cuts))
             if part <= 0:
                 continue
+            # a cut transfer is a new request (Stripe refuses a key used within 24 h with
+            # other parameters): its key names the amount; an uncut one keeps the key its
+            # first attempts used, so one Stripe made but we did not store is answered again
+            key = idempotency_key("split", seller, order_id, share.collaborator,
+                                  *([f"cut:{part}"] if part != full else []))
             transfer = await self.gateway.transfer(
-                idempotency_key=idempotency_key("split", seller, order_id, share.collaborator),
+                idempotency_key=key,
                 amount=part, currency=currency, destination=share.stripe_account,
                 transfer_group=transfer_group or order_id, source_transaction=charge,
                 metadata={"seller": seller, "order_id": order_id,
