@@ -118,12 +118,11 @@ async def dead_transfer_line(m: Any) -> tuple[dict[str, str], str, Any, Any]:
     transfer job spent its last attempt (amy paid, ben not, the line marked failed)."""
     import dataclasses
 
-    from test_marketplace_split_sales import split_cart
+    from test_marketplace_split_sales import split_cart, stopped_pay_job
 
     from business.marketplace.errors import PaymentError
     from business.marketplace.schemas import SplitTransfersPayload
     from business.marketplace.services import run_split_transfers
-    from business.marketplace.split_sales import PAY_JOB
     from dawserver.plugins import PLUGIN_CONTEXT_KEY
     from jobs import JobContext
 
@@ -136,11 +135,7 @@ async def dead_transfer_line(m: Any) -> tuple[dict[str, str], str, Any, Any]:
     m.pay(started)
     await m.order("buyer", first, "paid")
     queue = context.background.queue
-    async with asyncio.timeout(30):
-        while not (jobs := [j for j in await queue.find(account_id="seller", queue=PAY_JOB)
-                            if j.payload["order_id"] == first]):
-            await asyncio.sleep(0.05)
-    [job] = jobs
+    job = await stopped_pay_job(queue, first)
     payload = SplitTransfersPayload.model_validate(job.payload)
     with pytest.raises(PaymentError):
         await run_split_transfers(

@@ -541,6 +541,20 @@ async def test_a_won_dispute_of_a_split_cart_told_out_of_order_restores_its_lice
         await books_match_stripe(m, accounts)
 
 
+async def stopped_pay_job(queue: Any, order_id: str) -> Any:
+    """The seller's queued transfer job of ``order_id``, cancelled (and waited for, if
+    running), so it does not retry beside the test's own runs of it."""
+    async with asyncio.timeout(30):
+        while not (jobs := [j for j in await queue.find(account_id="seller", queue=PAY_JOB)
+                            if j.payload["order_id"] == order_id]):
+            await asyncio.sleep(0.05)
+    [job] = jobs
+    async with asyncio.timeout(60):
+        while not (await queue.cancel("seller", job.id)).finished:
+            await asyncio.sleep(0.05)
+    return job
+
+
 async def test_a_split_line_whose_transfers_fail_for_good_is_marked_told_and_reversed(
         tmp_path: Path, db_url: str) -> None:  # noqa: F811
     """The transfer job's last attempt marks the line failed with the reason, counts it
@@ -571,11 +585,7 @@ async def test_a_split_line_whose_transfers_fail_for_good_is_marked_told_and_rev
         m.pay(started)
         await m.order("buyer", first, "paid")
         queue = context.background.queue
-        async with asyncio.timeout(30):
-            while not (jobs := [j for j in await queue.find(account_id="seller", queue=PAY_JOB)
-                                if j.payload["order_id"] == first]):
-                await asyncio.sleep(0.05)
-        [job] = jobs
+        job = await stopped_pay_job(queue, first)
         before = failures("transfer"), failures("reversal")
         last = JobContext(dataclasses.replace(job, attempts=job.max_attempts))
         payload = SplitTransfersPayload.model_validate(job.payload)
