@@ -57,6 +57,13 @@ class Presence:
                    if s.state is not None]
         return encode_awareness(entries) if entries else None
 
+    def encode(self, client_ids: set[int]) -> bytes | None:
+        """An awareness update with the present clients among ``client_ids`` (None when
+        none of them is present)."""
+        entries = [AwarenessEntry(cid, s.clock, s.state) for cid, s in self._states.items()
+                   if cid in client_ids and s.state is not None]
+        return encode_awareness(entries) if entries else None
+
     def states(self) -> dict[int, dict]:
         """``{client_id: state}`` of every present client."""
         return {cid: s.state for cid, s in self._states.items() if s.state is not None}

@@ -21,7 +21,10 @@ that owns it and a failover costs a re-subscription and a catch-up read.
 
 - ``PREFIX:{room:PROJECT}``: ``b"U"`` + sender id (16 bytes) + first sequence
   number (8 bytes, big-endian) + count (4 bytes) + the merged Yjs update, or
-  ``b"A"`` + sender id + a y-websocket awareness message;
+  ``b"A"`` + sender id + a y-websocket awareness message, or ``b"Q"`` + sender id: a
+  process that has just subscribed asks the others for their own peers' presence
+  (presence is not stored, so what was announced before the subscription is otherwise
+  missed until each client renews it);
 - ``PREFIX:{members}``: JSON ``{"from", "project", "user", "role"}`` (role null:
   revoked).
 """
@@ -49,7 +52,7 @@ from .tokens import Role
 
 log = logging.getLogger(__name__)
 
-UPDATE, AWARENESS = b"U", b"A"
+UPDATE, AWARENESS, QUERY = b"U", b"A", b"Q"
 _UPDATE_HEAD = struct.Struct(">QI")
 _ID_BYTES = 16
 #: Announcements waiting for Redis; past this, new ones are dropped (the store has them).
@@ -232,6 +235,7 @@ class RedisRelay:
                 async with self._subscribing:
                     if subscribe:
                         await self._subscriber.subscribe(channel)
+                        self._send(channel, QUERY + self.instance)  # who is here already
                     else:
                         await self._subscriber.unsubscribe(channel)
             except (OSError, RedisError) as exc:  # re-subscribed on reconnection
@@ -305,6 +309,10 @@ class RedisRelay:
             room.receive_update(first, count, body[_UPDATE_HEAD.size:])
         elif kind == AWARENESS:
             room.receive_awareness(body)
+        elif kind == QUERY:
+            local = room.local_presence()
+            if local is not None:
+                self.publish_awareness(room.project_id, local)
         else:
             log.warning("relay: ignoring an unknown message on %s", channel)
 

@@ -766,6 +766,17 @@ class Room:
         if self._started:
             self._enqueue("remote", None, (first_seq, count, update))
 
+    def local_presence(self) -> bytes | None:
+        """A presence message of the peers connected to this process (None if none has
+        any), for another process that has just started relaying this room."""
+        if not self._started:
+            return None
+        ids: set[int] = set()
+        for peer in self.peers:
+            ids |= peer.awareness_ids
+        update = self.presence.encode(ids)
+        return p.awareness(update) if update is not None else None
+
     def receive_awareness(self, message: bytes) -> None:
         """Take in a presence message of a peer connected to another server process."""
         if not self._started:

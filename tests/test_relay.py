@@ -155,6 +155,19 @@ async def test_presence_crosses_processes_and_leaves_with_its_client(
         await eventually(lambda: ana_id not in ben.presence)
 
 
+async def test_a_process_that_opens_the_room_later_learns_who_is_there(
+        tmp_path: Path, collab_database_url: str, any_redis_url: str) -> None:
+    """Presence is not stored: a process that subscribes after a peer elsewhere announced
+    itself asks the others, which answer with their own peers' presence (the Python
+    client never renews its presence, so nothing else would bring it)."""
+    async with deployment(tmp_path, collab_database_url, any_redis_url) as dep, \
+            dep.client("a", "ana", presence={"user": "ana", "colour": "#e33"}) as ana:
+        await ana.wait_synced()
+        async with dep.client("b", "ben") as ben:
+            await eventually(lambda: {"user": "ana", "colour": "#e33"}
+                             in ben.presence.values(), timeout=30)
+
+
 async def test_revoking_on_one_process_closes_the_users_socket_on_the_other(
         tmp_path: Path, collab_database_url: str, any_redis_url: str) -> None:
     async with deployment(tmp_path, collab_database_url, any_redis_url) as dep:
