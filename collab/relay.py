@@ -22,9 +22,9 @@ that owns it and a failover costs a re-subscription and a catch-up read.
 - ``PREFIX:{room:PROJECT}``: ``b"U"`` + sender id (16 bytes) + first sequence
   number (8 bytes, big-endian) + count (4 bytes) + the merged Yjs update, or
   ``b"A"`` + sender id + a y-websocket awareness message, or ``b"Q"`` + sender id: a
-  process that has just subscribed asks the others for their own peers' presence
-  (presence is not stored, so what was announced before the subscription is otherwise
-  missed until each client renews it);
+  process that has just subscribed asks the others for their own peers' presence, and
+  announces its own (presence is not stored, so what was announced before either
+  subscription landed is otherwise missed until each client renews it);
 - ``PREFIX:{members}``: JSON ``{"from", "project", "user", "role"}`` (role null:
   revoked).
 """
@@ -235,7 +235,7 @@ class RedisRelay:
                 async with self._subscribing:
                     if subscribe:
                         await self._subscriber.subscribe(channel)
-                        self._send(channel, QUERY + self.instance)  # who is here already
+                        self._announce_presence(channel)
                     else:
                         await self._subscriber.unsubscribe(channel)
             except (OSError, RedisError) as exc:  # re-subscribed on reconnection
@@ -295,6 +295,15 @@ class RedisRelay:
                 log.info("relay: %s was revoked on %s elsewhere; closing here",
                          user, room.project_id)
                 await self._tell_members(room.project_id, user, None)
+
+    def _announce_presence(self, channel: str) -> None:
+        """Once subscribed to a room's channel: ask who is there, and say who is here
+        (presence sent before either side's subscription landed is otherwise missed)."""
+        self._send(channel, QUERY + self.instance)
+        room = self.rooms.get(self._project_of(channel) or "")
+        local = room.local_presence() if room is not None else None
+        if local is not None and room is not None:
+            self.publish_awareness(room.project_id, local)
 
     def _dispatch(self, channel: str, data: bytes) -> None:
         if channel == self._members_channel:
