@@ -130,12 +130,22 @@ def assert_sent_once_each(store: FakeStore, message_ids: set[str], *,
         assert stats.probed_accepted == dict.fromkeys(stats.lost_acks, 1)
 
 
-async def _until(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
+async def _until(predicate, timeout: float = 60.0, describe=None) -> None:  # noqa: ANN001
+    """Wait for ``predicate()``; on timeout, fail with what ``describe()`` says."""
     deadline = time.monotonic() + timeout
     while not await predicate():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
+            seen = f": {await describe()}" if describe is not None else ""
+            raise AssertionError(f"condition not reached in time{seen}")
         await asyncio.sleep(0.05)
+
+
+async def _states(pipeline: DeliveryPipeline) -> str:
+    """Each record's state and attempts, and each queue job's state, for a failure."""
+    records = [(j["release_id"], j["state"], j["attempts"], j["last_error"][:80])
+               for j in await pipeline.jobs("acc")]
+    runs = [(r.id[:8], r.state, r.attempts) for r in await pipeline.queue.find(queue=DELIVER)]
+    return f"records {records}; queue jobs {runs}"
 
 
 def test_everything_is_delivered_exactly_once_under_random_failures(
@@ -157,7 +167,7 @@ def test_everything_is_delivered_exactly_once_under_random_failures(
                 async def done() -> bool:
                     jobs = await pipeline.jobs("acc")
                     return all(j["state"] in ("delivered", "dead") for j in jobs)
-                await _until(done)
+                await _until(done, describe=lambda: _states(pipeline))
             elapsed = time.monotonic() - started
             jobs = await pipeline.jobs("acc")
             assert [j["state"] for j in jobs] == ["delivered"] * 20
@@ -193,7 +203,7 @@ def test_without_the_probe_only_lost_acks_cause_resends_and_the_store_ignores_th
                 async def done() -> bool:
                     jobs = await pipeline.jobs("acc")
                     return all(j["state"] == "delivered" for j in jobs)
-                await _until(done)
+                await _until(done, describe=lambda: _states(pipeline))
             messages = {j["message_id"] for j in await pipeline.jobs("acc")}
             stats = store.stats
             assert sum(stats.lost_acks.values()) > 0
@@ -250,7 +260,7 @@ def test_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(
 
             async def some_delivered() -> bool:
                 return len(store.accepted) >= 4
-            await _until(some_delivered)
+            await _until(some_delivered, describe=lambda: _states(pipeline))
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
             in_flight = [j for j in await pipeline.jobs("acc") if j["state"] == "delivering"]
@@ -259,7 +269,7 @@ def test_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(
                 async def done() -> bool:
                     jobs = await pipeline.jobs("acc")
                     return all(j["state"] == "delivered" for j in jobs)
-                await _until(done)
+                await _until(done, describe=lambda: _states(pipeline))
             jobs = await pipeline.jobs("acc")
             assert len(jobs) == 16
             assert_sent_once_each(store, {j["message_id"] for j in jobs},
@@ -267,6 +277,36 @@ def test_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(
             events = await db.fetch("SELECT detail FROM dist_job_events WHERE detail = ?",
                                     TAKEN_OVER)
             assert len(events) >= len(in_flight) > 0
+
+    asyncio.run(go())
+
+
+def test_an_attempt_that_loses_the_start_race_to_a_stale_one_still_delivers(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    """A stale attempt (its lease ran out) writes between the new holder's read and its
+    start, then stops for good, as one cancelled at its next heartbeat does: the holder
+    reads the record again and delivers it, rather than end the job "superseded" and
+    leave the record "delivering" for ever."""
+    async def go() -> None:
+        async with _setup(tmp_path) as (db, store, catalog):
+            [release_id] = await _seed(catalog, media, 1)
+            pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
+            await pipeline.enqueue("acc", release_id, ["alpha"])
+            start, raced = pipeline._start, []
+
+            async def stale_writes_first(record: dict, attempt: int) -> dict | None:
+                if not raced:
+                    raced.append(await start(record, attempt))
+                return await start(record, attempt)
+
+            pipeline._start = stale_writes_first
+            assert await _run_once(pipeline) == 1
+            assert raced and raced[0] is not None
+            [job] = await pipeline.jobs("acc")
+            assert job["state"] == "delivered"
+            assert set(store.accepted) == {job["message_id"]}
+            [run] = await pipeline.queue.find(queue=DELIVER)
+            assert run.state == "done" and run.result["outcome"] == "delivered"
 
     asyncio.run(go())
 

@@ -57,6 +57,8 @@ TAKEN_OVER = "taken over: the attempt before did not record its end"
 RESUMED = "resumed after its worker stopped"
 #: Record ids looked up in the job queue per query.
 _LOOKUP_BATCH = 500
+#: How often an attempt re-reads a record other attempts keep changing before retrying.
+_START_TRIES = 5
 _MESSAGE_NS = uuid.UUID("5b0c7f0e-6a55-4a43-9a55-0d1d57d2a7e1")
 
 #: ``packager(account_id, release_id, store, action, message_id, snapshot_id)``.
@@ -202,20 +204,29 @@ class DeliveryPipeline:
         Returns the outcome (the job's result); raises :class:`~jobs.Permanent` for a
         failure retrying cannot help, and the failure itself for one the queue retries.
         """
-        account_id, run_id = job.job.account_id, job.job.id
-        record = await self.db.fetchrow(
-            "SELECT * FROM dist_jobs WHERE account_id = ? AND job_id = ?",
-            account_id, job.payload["delivery_id"])
-        if record is None or record["run_id"] != run_id:
-            return {"outcome": "superseded"}  # the record was armed again since
-        if record["state"] == "delivered":  # an attempt recorded it; the queue missed its end
-            return {"outcome": "delivered", "message_id": record["message_id"]}
-        if record["state"] == "dead":
-            raise Permanent(record["last_error"])
+        record = await self._record(job)
+        ended = _ended(record, job)
+        if ended is not None:
+            return ended
         resend = record["attempts"] > 0  # an earlier attempt may have reached the store
-        record = await self._start(record, job.attempt)
-        if record is None:
-            return {"outcome": "superseded"}
+        for _ in range(_START_TRIES):
+            started = await self._start(record, job.attempt)
+            if started is not None:
+                break
+            # Another attempt of this run wrote between our read and our start: one whose
+            # lease ran out (it stops at its next heartbeat and may never write again),
+            # or one whose end landed first. Returning "superseded" here would end the
+            # job while the record stays "delivering" for good; so, holding the lease,
+            # read the record again and carry on from what it says.
+            await job.confirm()
+            record = await self._record(job)
+            ended = _ended(record, job)
+            if ended is not None:
+                return ended
+            resend = True
+        else:
+            raise DeliveryError(f"delivery {record['job_id']} kept changing while starting")
+        record = started
         try:
             detail = await self._send(record, resend)
         except DeliveryError as exc:
@@ -228,6 +239,12 @@ class DeliveryPipeline:
         if not await self._finish(record, "delivered", detail):
             return {"outcome": "superseded"}
         return {"outcome": "delivered", "message_id": record["message_id"]}
+
+    async def _record(self, job: JobContext) -> dict[str, Any] | None:
+        """The delivery record ``job`` runs, as stored now."""
+        return await self.db.fetchrow(
+            "SELECT * FROM dist_jobs WHERE account_id = ? AND job_id = ?",
+            job.job.account_id, job.payload["delivery_id"])
 
     async def _start(self, record: dict[str, Any], attempt: int) -> dict[str, Any] | None:
         """Mark ``record`` delivering for ``attempt``; None if it changed meanwhile."""
@@ -382,6 +399,20 @@ class DeliveryPipeline:
             "entries_into_state": transitions,
             "delivery_lag_s": _summary(lags),
         }
+
+
+def _ended(record: dict[str, Any] | None, job: JobContext) -> dict[str, Any] | None:
+    """The job's outcome if its record needs no attempt from it (None: run one).
+
+    Raises :class:`~jobs.Permanent` for a record already dead.
+    """
+    if record is None or record["run_id"] != job.job.id:
+        return {"outcome": "superseded"}  # the record was armed again since
+    if record["state"] == "delivered":  # an attempt recorded it; the queue missed its end
+        return {"outcome": "delivered", "message_id": record["message_id"]}
+    if record["state"] == "dead":
+        raise Permanent(record["last_error"])
+    return None
 
 
 def _summary(values: list[float]) -> Mapping[str, float | None]:
