@@ -202,3 +202,20 @@ def market_services(m: Market) -> Any:
     from dawserver.plugins import PLUGIN_CONTEXT_KEY
 
     return services(m.app[PLUGIN_CONTEXT_KEY])
+
+
+async def refund_until_reversal_dead(m: Market, queue: Any, order_id: str, *,
+                                     buyer: str = "buyer", seller: str = "seller",
+                                     timeout: float = 60.0) -> None:
+    """``seller`` refunds line ``order_id`` in full; wait until ``buyer``'s order reads
+    refunded and the line's reversal job has ended a dead letter of ``queue``."""
+    from business.marketplace.split_sales import REVERSAL_JOB
+
+    status, body = await m.call("POST", f"/api/marketplace/sales/{order_id}/refund",
+                                who(seller), {})
+    assert status == 202, body
+    await m.order(buyer, order_id, "refunded")
+    async with asyncio.timeout(timeout):
+        while not [j for j in await queue.dead_letters(REVERSAL_JOB)
+                   if j.payload["order_id"] == order_id]:
+            await asyncio.sleep(0.05)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
-from marketplace_helpers import market, market_services
+from marketplace_helpers import market, market_services, refund_until_reversal_dead
 
 from business.marketplace.webhooks import Outcome, StripeEvent
 
@@ -154,20 +153,13 @@ async def test_a_requeued_transfer_job_pays_nothing_of_a_line_refunded_meanwhile
     transferred and ends a dead letter), the seller requeues the transfer job as the
     mail says: no collaborator is paid any of the refunded money, and the books match
     Stripe's."""
-    from marketplace_helpers import who
-    from test_marketplace_split_sales import M, books_match_stripe
+    from test_marketplace_split_sales import books_match_stripe
 
-    from business.marketplace.split_sales import REVERSAL_JOB, REVERSED
+    from business.marketplace.split_sales import REVERSED
 
     async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
         accounts, first, requeue, queue = await dead_transfer_line(m)
-        status, body = await m.call("POST", f"{M}/sales/{first}/refund", who("seller"), {})
-        assert status == 202, body
-        await m.order("buyer", first, "refunded")
-        async with asyncio.timeout(60):
-            while not [j for j in await queue.dead_letters(REVERSAL_JOB)
-                       if j.payload["order_id"] == first]:
-                await asyncio.sleep(0.05)
+        await refund_until_reversal_dead(m, queue, first)
         m.fake.objects[accounts["ben"]]["capabilities"].update(
             transfers="active", card_payments="active")
         await requeue()

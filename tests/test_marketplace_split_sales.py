@@ -18,6 +18,7 @@ from marketplace_helpers import (
     db_url,  # noqa: F401 - the fixture
     market,
     market_services,
+    refund_until_reversal_dead,
     who,
 )
 from prometheus_client import REGISTRY
@@ -28,7 +29,7 @@ from business.marketplace.fakes.stripe.state import PLATFORM
 from business.marketplace.reconciliation import Difference, reconcile_transfers
 from business.marketplace.schemas import SplitTransfersPayload
 from business.marketplace.services import run_split_transfers
-from business.marketplace.split_sales import PAY_JOB, REVERSAL_JOB, TRANSFERS_FAILED, payees
+from business.marketplace.split_sales import PAY_JOB, TRANSFERS_FAILED, payees
 from business.marketplace.splits import Share, apportion, split_amount
 from dawserver.plugins import PLUGIN_CONTEXT_KEY
 from jobs import JobContext
@@ -603,13 +604,7 @@ async def test_a_split_line_whose_transfers_fail_for_good_is_marked_told_and_rev
 
         made = [t for t in m.fake.all_of("transfer") if t["metadata"]["order_id"] == first]
         assert {t["metadata"]["collaborator"] for t in made} == {"amy"}  # ben refused first
-        status, body = await m.call("POST", f"{M}/sales/{first}/refund", who("seller"), {})
-        assert status == 202, body
-        await m.order("buyer", first, "refunded")
-        async with asyncio.timeout(60):
-            while not [j for j in await queue.dead_letters(REVERSAL_JOB)
-                       if j.payload["order_id"] == first]:
-                await asyncio.sleep(0.05)
+        await refund_until_reversal_dead(m, queue, first)
         [end] = await sales.reversals("seller", first)
         assert end["state"] == TRANSFERS_FAILED and "never paid out" in end["note"]
         made = [t for t in m.fake.all_of("transfer") if t["metadata"]["order_id"] == first]
