@@ -27,6 +27,10 @@ A person's data reaches every plug-in through two hooks: ``account_export``
 (forget the person; records the law makes the plug-in keep name them by the
 pseudonym instead, with :class:`Pseudonymiser` replacing every mention).
 
+A plug-in that withdraws a forgotten grant at its platform queues the job with
+:func:`queue_withdrawal` and, when the platform does not confirm, tells the account's
+owners and admins with :func:`mail_each_once` and :func:`unconfirmed_withdrawal`.
+
 A plug-in's own extension points are hook specifications in the plug-in, marked
 with :data:`hookspec` and returned by its ``hookspecs`` hook.
 
@@ -93,6 +97,12 @@ from .errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
+from .grant_revocation import (
+    SendMail,
+    mail_each_once,
+    queue_withdrawal,
+    unconfirmed_withdrawal,
+)
 from .public_api.contract import Listing as PublicListing
 from .public_api.contract import One as PublicOne
 from .public_api.contract import Resource as PublicResource
@@ -109,12 +119,12 @@ __all__ = [
     "JobQueue", "JobRecord", "Media", "Migration", "Model", "NotFound", "Page", "PayloadTooLarge",
     "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "Pseudonymiser",
     "PublicListing", "PublicOne", "PublicResource", "answer_one", "answer_page", "rfc3339",
-    "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "Sunset",
-    "TooManyRequests", "Unauthorized",
+    "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "SendMail",
+    "Sunset", "TooManyRequests", "Unauthorized",
     "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "backoff_delay",
-    "group_commit", "hookimpl", "hookspec", "limited_client", "load_migrations", "map_errors",
-    "move_account_rows",
-    "pseudonymise_mentions",
+    "group_commit", "hookimpl", "hookspec", "limited_client", "load_migrations",
+    "mail_each_once", "map_errors", "move_account_rows", "pseudonymise_mentions",
+    "queue_withdrawal", "unconfirmed_withdrawal",
 ]
 
 

@@ -20,17 +20,15 @@ so someone should remove the app's access in the platform's own settings.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from business.analytics.alerts import recipient_key
+from dawserver.plugin_api import SendMail, mail_each_once, unconfirmed_withdrawal
 
 log = logging.getLogger(__name__)
 
-#: ``await send_mail(to, subject, paragraphs, mail_id=..., link=..., action=...)``.
-SendMail = Callable[..., Awaitable[None]]
 #: ``await recipients(account_id)`` -> the addresses told of the account's sources.
 Recipients = Callable[[str], Awaitable[list[str]]]
 
@@ -70,22 +68,17 @@ class ReconnectNotices:
             raise ValueError(f"unknown reconnect reason {reason!r}; use one of "
                              f"{sorted(_EXPLAINED)}")
         skipped = {a.strip().lower() for a in exclude}
-        addresses = sorted({a.strip().lower() for a in await self.recipients(account_id)
-                            if a and a.strip()} - skipped)
-        name = source.get("entity_name") or source["entity_id"]
-        what = f"{source['source']} {source['entity_kind']} {name}"
-        event = f"{account_id}\0{source['source_id']}\0{reason}\0{flagged_at!r}"
-        for address in addresses:
-            mail_id = hashlib.sha256(f"{event}\0{address}".encode()).hexdigest()[:24]
-            await self.send_mail(
-                address, f"Reconnect {what} in Analytics",
-                [f"The analytics source {what} needs reconnecting: {_EXPLAINED[reason]}.",
-                 "Its figures so far are kept, but no new ones come in until someone still "
-                 "in the account reconnects it with their own credentials.",
-                 "You get this mail as an owner or admin of the account."],
-                mail_id=f"analytics-reconnect/{mail_id}", link=self.link(account_id),
-                action="Reconnect the source")
-        return addresses
+        what = _described(source)
+        return await mail_each_once(
+            self.send_mail, await self.recipients(account_id), f"Reconnect {what} in Analytics",
+            [f"The analytics source {what} needs reconnecting: {_EXPLAINED[reason]}.",
+             "Its figures so far are kept, but no new ones come in until someone still "
+             "in the account reconnects it with their own credentials.",
+             "You get this mail as an owner or admin of the account."],
+            kind="analytics-reconnect",
+            event=f"{account_id}\0{source['source_id']}\0{reason}\0{flagged_at!r}",
+            link=self.link(account_id), action="Reconnect the source",
+            excluded=lambda address: address in skipped)
 
     async def revoke_failed(self, account_id: str, source: dict[str, Any], job_id: str, *,
                             exclude_keys: Iterable[str] = ()) -> list[str]:
@@ -98,24 +91,16 @@ class ReconnectNotices:
         if self.send_mail is None or self.recipients is None:
             return []
         hashed = set(exclude_keys)
-        addresses = sorted({a.strip().lower() for a in await self.recipients(account_id)
-                            if a and a.strip() and recipient_key(a) not in hashed})
-        name = source.get("entity_name") or source["entity_id"]
-        what = f"{source['source']} {source['entity_kind']} {name}"
-        event = f"{account_id}\0{source['source_id']}\0revoke_failed\0{job_id}"
-        for address in addresses:
-            mail_id = hashlib.sha256(f"{event}\0{address}".encode()).hexdigest()[:24]
-            await self.send_mail(
-                address, f"Remove our access to {what} at {source['source']}",
-                [f"The credentials of the analytics source {what} were deleted here, but "
-                 f"{source['source']} did not confirm that it withdrew the access they "
-                 "granted, after several tries.",
-                 f"To be sure nothing can use them, remove this app's access in the "
-                 f"{source['source']} account's security or connected-apps settings.",
-                 "You get this mail as an owner or admin of the account."],
-                mail_id=f"analytics-revoke-failed/{mail_id}", link=self.link(account_id),
-                action="Open the sources")
-        return addresses
+        what, platform = _described(source), source["source"]
+        return await mail_each_once(
+            self.send_mail, await self.recipients(account_id),
+            f"Remove our access to {what} at {platform}",
+            unconfirmed_withdrawal(
+                f"The credentials of the analytics source {what} were deleted here", platform),
+            kind="analytics-revoke-failed",
+            event=f"{account_id}\0{source['source_id']}\0revoke_failed\0{job_id}",
+            link=self.link(account_id), action="Open the sources",
+            excluded=lambda address: recipient_key(address) in hashed)
 
     async def revoke_failed_safely(self, account_id: str, source: dict[str, Any],
                                    job_id: str, *,
@@ -140,3 +125,9 @@ class ReconnectNotices:
             log.exception("analytics: mailing that source %s of account %s needs "
                           "reconnecting failed", source.get("source_id"), account_id)
             return []
+
+
+def _described(source: dict[str, Any]) -> str:
+    """``source`` as a mail names it: its platform, kind and entity (by name if known)."""
+    name = source.get("entity_name") or source["entity_id"]
+    return f"{source['source']} {source['entity_kind']} {name}"

@@ -33,7 +33,6 @@ Google user is not.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal
@@ -45,7 +44,7 @@ from business.analytics.errors import RateLimited, SourceError
 from business.analytics.reconnect import ReconnectNotices
 from business.analytics.sources import SOURCES
 from business.analytics.sources.base import Connector, Credentials
-from dawserver.plugin_api import JobContext, JobQueue, QueueSettings, Retry
+from dawserver.plugin_api import JobContext, JobQueue, QueueSettings, Retry, queue_withdrawal
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +115,8 @@ async def queue_revoke(
         notify=notify,  # type: ignore[arg-type]
         exclude_keys=sorted(exclude_keys),
     )
-    grant = hashlib.sha256(sealed.encode()).hexdigest()[:24]
-    await queue.enqueue(
-        REVOKE_JOB,
-        payload.model_dump(mode="json"),
-        account_id=account_id,
-        idempotency_key=f"analytics-revoke/{row['source_id']}/{grant}",
-        tx=tx,
-    )
+    await queue_withdrawal(queue, tx, REVOKE_JOB, payload, account_id=account_id,
+                           holder=str(row["source_id"]), secrets=[sealed])
     return True
 
 

@@ -21,7 +21,6 @@ with the other finished jobs.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any, Literal
 
@@ -30,7 +29,7 @@ from pydantic import BaseModel
 from business.social.errors import NetworkError, SocialError
 from business.social.networks import CONNECTORS
 from business.social.revoke_notices import RevokeNotices
-from dawserver.plugin_api import JobContext, JobQueue, QueueSettings, Retry
+from dawserver.plugin_api import JobContext, JobQueue, QueueSettings, Retry, queue_withdrawal
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +97,8 @@ async def queue_revoke(
         remote_id=remote_id,
         remote_user=remote_user,
     )
-    grant = hashlib.sha256(f"{access_token}\0{refresh_token}".encode()).hexdigest()[:24]
-    await queue.enqueue(
-        REVOKE,
-        run.model_dump(mode="json"),
-        account_id=account_id,
-        idempotency_key=f"social-revoke/{channel_id}/{grant}",
-        tx=tx,
-    )
+    await queue_withdrawal(queue, tx, REVOKE, run, account_id=account_id, holder=channel_id,
+                           secrets=[access_token, refresh_token])
     return True
 
 

@@ -14,14 +14,13 @@ organisation is no longer among its owners and admins.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from dawserver.plugin_api import SendMail, mail_each_once, unconfirmed_withdrawal
+
 log = logging.getLogger(__name__)
 
-#: ``await send_mail(to, subject, paragraphs, mail_id=..., link=..., action=...)``.
-SendMail = Callable[..., Awaitable[None]]
 #: ``await recipients(account_id)``: the account's owners' and admins' addresses.
 Recipients = Callable[[str], Awaitable[list[str]]]
 
@@ -45,23 +44,14 @@ class RevokeNotices:
         withdraw the ``network`` grant of channel ``channel_name``; the addresses mailed."""
         if self.send_mail is None or self.recipients is None:
             return []
-        addresses = sorted({a.strip().lower() for a in await self.recipients(account_id)
-                            if a and a.strip()})
         what = f"the {network} channel {channel_name}" if channel_name else \
             f"a {network} channel"
-        for address in addresses:
-            key = hashlib.sha256(f"{job_id}\0{address}".encode()).hexdigest()[:24]
-            await self.send_mail(
-                address, f"Remove our access at {network}",
-                [f"The tokens of {what} were deleted here when it was disconnected, but "
-                 f"{network} did not confirm that it withdrew the access they granted, "
-                 "after several tries.",
-                 f"To be sure nothing can use them, remove this app's access in the "
-                 f"{network} account's security or connected-apps settings.",
-                 "You get this mail as an owner or admin of the account."],
-                mail_id=f"social-revoke-failed/{key}", link=self.link(account_id),
-                action="Open Social")
-        return addresses
+        return await mail_each_once(
+            self.send_mail, await self.recipients(account_id), f"Remove our access at {network}",
+            unconfirmed_withdrawal(
+                f"The tokens of {what} were deleted here when it was disconnected", network),
+            kind="social-revoke-failed", event=job_id, link=self.link(account_id),
+            action="Open Social")
 
     async def revoke_failed_safely(self, account_id: str, job_id: str, network: str,
                                    channel_name: str) -> list[str]:
