@@ -48,7 +48,8 @@ query One($id: ID!, $job: ID!) {
 }"""
 TRANSCRIPTS_AND_JOBS = """
 { projects(first: 50) { edges { node {
-    id transcriptsConnection { edges { node { id text } } } transcriptionJobs { id status }
+    id transcriptsConnection { edges { node { id text } } }
+    transcriptionJobsConnection(first: 20) { edges { node { id status } } }
 } } } }"""
 START = """
 mutation Start($project: ID!, $clip: ID!, $language: String, $key: String) {
@@ -192,7 +193,8 @@ async def test_transcripts_and_jobs_cost_the_same_queries_for_2_or_20_projects(
             assert [n["id"] for n in listed] == made
             assert [nodes(n["transcriptsConnection"]) for n in listed] == [
                 [{"id": "speech", "text": f"take {n}"}] for n in range(len(made))]
-            assert [len(n["transcriptionJobs"]) for n in listed] == [1] + [0] * (len(made) - 1)
+            assert [len(nodes(n["transcriptionJobsConnection"])) for n in listed] == \
+                [1] + [0] * (len(made) - 1)
             assert app[ROOMS].rooms == {}, "reading a document must not load its room"
             counts.append(calls)
         few, many = counts
@@ -303,7 +305,8 @@ async def test_words_count_toward_the_cost_limit(tmp_path: Path,
         assert every["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
         summaries = await gql(ada, "{ projects(first: 50) { edges { node { "
                                    "transcriptsConnection { edges { node { id text wordCount } "
-                                   "} } transcriptionJobs { id status } } } } }")
+                                   "} } transcriptionJobsConnection(first: 20) { edges { "
+                                   "node { id status } } } } } } }")
         assert summaries.get("errors") is None, summaries
         # a page size asked in a variable counts as the largest page
         paged = ("query($n: Int!) { project(id: \"x\") { transcriptsConnection(first: $n) { "
@@ -357,6 +360,9 @@ async def test_v1_whole_lists_answer_as_before_deprecated_and_costed(
             ("project", "transcripts"): "Use transcriptsConnection(first, after), which "
             "pages them. This whole list stays in v1 and counts as 200 items in the query "
             "cost.",
+            ("project", "transcriptionJobs"): "Use transcriptionJobsConnection(first, "
+            "after), which pages them. This whole list stays in v1 and counts as 200 items "
+            "in the query cost.",
             ("transcript", "words"): "Use wordsConnection(first, after), which pages them. "
             "This whole list stays in v1 and counts as 1,000 items in the query cost."}
 

@@ -162,6 +162,17 @@ def transcripts_scope(project_id: str) -> str:
     return f"transcripts:{project_id}"
 
 
+def jobs_scope(project_id: str) -> str:
+    """The cursor list of a project's transcription jobs (REST's pages and GraphQL's)."""
+    return f"transcription-jobs:{project_id}"
+
+
+def job_key(job: Any) -> tuple[str, str]:
+    """A job's place in its list (REST's or GraphQL's view of it): oldest first, then by
+    id; the cursors' position."""
+    return job.created_at, str(job.id)
+
+
 async def _transcripts(request: Request) -> dict[str, Spoken]:
     return await project_transcripts(request.app, request.params["project_id"])
 
@@ -238,8 +249,7 @@ async def list_transcription_jobs(request: Request) -> web.Response:
     found = [job_view(project_id, j) for j in jobs
              if query.status is None or j.status == query.status]
     page, after = api_state(request.context).cursors.page(
-        f"transcription-jobs:{project_id}", found, lambda j: (j.created_at, j.id),
-        query.limit, query.cursor)
+        jobs_scope(project_id), found, job_key, query.limit, query.cursor)
     return answer(request, TranscriptionJobPage(data=page, next_cursor=after), fields=fields)
 
 

@@ -5,11 +5,12 @@ Depth is strawberry's ``QueryDepthLimiter`` (:data:`MAX_DEPTH`: the deepest plai
 edges → node → text``, is 9 (top-level fields are 0); an asset's ``project`` leads back
 up, so a query could otherwise nest without end). Cost is ours (:class:`CostLimit`): each
 field costs 1, times the number of items of every list above it: a connection
-(``projects``, ``transcriptsConnection``, ``wordsConnection``) multiplies what is inside
-it by its ``first`` (200 when it is a variable: the largest page; its default,
-:data:`CONNECTIONS`, when left out; its ``edges`` are those items), v1's deprecated whole
-lists (``transcripts``, ``words``) by :data:`UNPAGED`, the other lists (``tracks``,
-``clips``, ``assets``, ``transcriptionJobs``) by :data:`LIST_SIZE`.
+(``projects``, ``transcriptsConnection``, ``wordsConnection``,
+``transcriptionJobsConnection``) multiplies what is inside it by its ``first`` (200 when
+it is a variable: the largest page; its default, :data:`CONNECTIONS`, when left out; its
+``edges`` are those items), v1's deprecated whole lists (``transcripts``, ``words``,
+``transcriptionJobs``) by :data:`UNPAGED`, the other lists (``tracks``, ``clips``,
+``assets``) by :data:`LIST_SIZE`.
 Fragments are counted where they are spread.
 """
 
@@ -35,16 +36,18 @@ LIST_SIZE = 20
 #: The largest page a connection gives (``first`` is capped there).
 MAX_PAGE = 200
 #: The page of each connection when ``first`` is left out (the resolvers' defaults).
-CONNECTIONS = {"projects": 50, "transcriptsConnection": 50, "wordsConnection": 50}
+CONNECTIONS = {"projects": 50, "transcriptsConnection": 50, "wordsConnection": 50,
+               "transcriptionJobsConnection": 50}
 #: The assumed length of v1's deprecated whole lists, which answer every item however
 #: many there are: never less than the largest page, so that they cost at least what the
 #: same items cost paged. A project's transcripts count :data:`MAX_PAGE`; a transcript's
 #: words 1,000, about seven minutes of speech at 150 words a minute (a song's vocal take
-#: or a short talk; a longer transcript is still answered whole).
-UNPAGED = {"transcripts": MAX_PAGE, "words": 1_000}
+#: or a short talk; a longer transcript is still answered whole); a project's
+#: transcription jobs :data:`MAX_PAGE` (a project keeps every job it ever ran).
+UNPAGED = {"transcripts": MAX_PAGE, "words": 1_000, "transcriptionJobs": MAX_PAGE}
 #: The assumed length of each list field (one without a ``first`` argument).
-LISTS = {"tracks": LIST_SIZE, "clips": LIST_SIZE, "assets": LIST_SIZE,
-         "transcriptionJobs": LIST_SIZE, **CONNECTIONS, **UNPAGED}
+LISTS = {"tracks": LIST_SIZE, "clips": LIST_SIZE, "assets": LIST_SIZE, **CONNECTIONS,
+         **UNPAGED}
 TOO_COSTLY = ("this query would cost {cost} (the limit is {limit}): each field costs 1 "
               "times the items of the lists above it; ask for fewer projects (first:) or "
               "fewer nested lists, or split the query")

@@ -1,6 +1,6 @@
 """The GraphQL read types and ``Query``: me, projects (a cursor connection), tracks, assets,
-transcripts and their words (cursor connections, and v1's deprecated whole lists) and
-transcription jobs.
+transcripts and their words, transcription jobs (cursor connections, and v1's deprecated
+whole lists).
 
 Resolvers read through :mod:`.loaders` (batched) and :mod:`..services`, so GraphQL
 shows what ``/api/v1`` shows. Permissions are REST's: the route needs
@@ -203,6 +203,18 @@ class TranscriptionJob:
         return cls.of(project_id, rest_transcripts.job_view(project_id, job))
 
 
+@strawberry.type
+class TranscriptionJobEdge:
+    cursor: str
+    node: TranscriptionJob
+
+
+@strawberry.type(description="A page of a project's transcription jobs, oldest first.")
+class TranscriptionJobConnection:
+    edges: list[TranscriptionJobEdge]
+    page_info: PageInfo
+
+
 @strawberry.type(description="A project the caller may open, and their role on it.")
 class Project:
     id: strawberry.ID
@@ -251,16 +263,37 @@ class Project:
         return (Transcript.of(str(self.id), str(clip_id), spoken)
                 if spoken is not None else None)
 
-    @strawberry.field(description="The project's transcription jobs, oldest first; status: "
-                                  "queued, running, done, failed or cancelled.")
-    async def transcription_jobs(self, info: strawberry.Info, status: str | None = None
-                                 ) -> list[TranscriptionJob]:
+    async def _jobs(self, info: strawberry.Info, status: str | None
+                    ) -> list[TranscriptionJob]:
         if status is not None and status not in JOB_STATUSES:
             raise GraphQLError(f"status must be one of {', '.join(JOB_STATUSES)}, got "
                                f"{status!r}", extensions={"code": "BAD_USER_INPUT"})
         jobs = await loaders_of(info).transcription_jobs.load(str(self.id))
         return [TranscriptionJob.of_core(str(self.id), j) for j in jobs
                 if status is None or j.status == status]
+
+    @strawberry.field(description="The project's transcription jobs, oldest first; status: "
+                                  "queued, running, done, failed or cancelled.",
+                      deprecation_reason=WHOLE_LIST.format(
+                          instead="transcriptionJobsConnection",
+                          size=UNPAGED["transcriptionJobs"]))
+    async def transcription_jobs(self, info: strawberry.Info, status: str | None = None
+                                 ) -> list[TranscriptionJob]:
+        return await self._jobs(info, status)
+
+    @strawberry.field(description="The project's transcription jobs, oldest first (a cursor "
+                                  f"connection, first: 1 to {MAX_PAGE}; REST's cursors); "
+                                  "status: queued, running, done, failed or cancelled.")
+    async def transcription_jobs_connection(
+            self, info: strawberry.Info, first: int = CONNECTIONS["transcriptionJobsConnection"],
+            after: str | None = None, status: str | None = None
+    ) -> TranscriptionJobConnection:
+        jobs = await self._jobs(info, status)
+        pairs, page_info = page(info, rest_transcripts.jobs_scope(str(self.id)), jobs,
+                                rest_transcripts.job_key, first, after)
+        return TranscriptionJobConnection(
+            edges=[TranscriptionJobEdge(cursor=c, node=j) for c, j in pairs],
+            page_info=page_info)
 
     @strawberry.field(description="One transcription job of the project; null when the "
                                   "project has no such job.")
