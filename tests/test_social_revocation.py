@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,54 @@ async def dead_at_the_network(h: Dispatching, network: str, access: str) -> bool
     return False
 
 
+@asynccontextmanager
+async def one_channel(url: str, tmp_path: Path, network: str
+                      ) -> AsyncIterator[tuple[Dispatching, JobWorker, str]]:
+    """Fakes of ``network`` whose disconnects queue withdrawals: the harness, its revoke
+    worker and the id of one channel of account "acc"."""
+    async with dispatching(url, [network], tmp_path) as h:
+        yield h, revoking(h), await h.channel(network)
+
+
+async def revoke_job(h: Dispatching, account: str = "acc") -> Any:
+    """The one revoke job queued under ``account``."""
+    [job] = await h.queue.find(account_id=account, queue=REVOKE)
+    return job
+
+
+async def withdrawn(h: Dispatching, jobs: JobWorker, network: str, old: str, *,
+                    live: str = "", account: str = "acc") -> Any:
+    """Run the revoke queue and check that ``account``'s job withdrew the grant of access
+    token ``old`` at ``network``, once, and left ``live`` (if given) working; the job."""
+    await drain(jobs)
+    job = await revoke_job(h, account)
+    assert job.result == {"revoked": True}
+    assert h.fake(network).stats.revocations == 1
+    assert await dead_at_the_network(h, network, old)
+    if live:
+        assert not await dead_at_the_network(h, network, live)
+    return job
+
+
+async def kept_in_use(h: Dispatching, jobs: JobWorker, network: str, live: str) -> Any:
+    """Run the revoke queue and check that the job of "acc" left the grant alone, the
+    network never asked, as a channel still rests on it (``live`` works); the job."""
+    await drain(jobs)
+    job = await revoke_job(h)
+    assert job.result == {"revoked": False, "reason": "still in use"}
+    assert h.fake(network).stats.revoke_requests == 0
+    assert not await dead_at_the_network(h, network, live)
+    return job
+
+
+async def reconnected(h: Dispatching, channel_id: str, sealed: Any) -> None:
+    """Channel ``channel_id`` of "acc" connected again with ``sealed``, as finish() stores
+    it."""
+    async with h.db.transaction() as tx:
+        await h.store.reconnect_channel(tx, "acc", channel_id, "Ada", "ada", sealed,
+                                        time.time())
+
+
 def test_only_networks_with_a_revocation_endpoint_are_revocable() -> None:
     assert [
         n
@@ -102,24 +151,19 @@ def test_only_networks_with_a_revocation_endpoint_are_revocable() -> None:
 async def test_disconnecting_a_channel_revokes_its_grant_at_the_network(
     sqlite_url: str, tmp_path: Path, network: str
 ) -> None:
-    async with dispatching(sqlite_url, [network], tmp_path) as h:
-        jobs, fake = revoking(h), h.fake(network)
-        channel_id = await h.channel(network)
+    async with one_channel(sqlite_url, tmp_path, network) as (h, jobs, channel_id):
         access, refresh = await opened_tokens(h, "acc", channel_id)
         assert not await dead_at_the_network(h, network, access)
 
         await h.channels.disconnect("acc", channel_id, "p_ada")
         assert await h.store.sealed_tokens("acc", channel_id) is not None
         assert await opened_tokens(h, "acc", channel_id) == ("", "")
-        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
+        job = await revoke_job(h)
         assert access not in json.dumps(job.payload) and refresh not in json.dumps(job.payload)
-        assert fake.stats.revocations == 0
+        assert h.fake(network).stats.revocations == 0
 
-        await drain(jobs)
-        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
-        assert (job.state, job.result) == ("done", {"revoked": True})
-        assert fake.stats.revocations == 1
-        assert await dead_at_the_network(h, network, access)
+        job = await withdrawn(h, jobs, network, access)
+        assert job.state == "done"
 
 
 @pytest.mark.asyncio
@@ -178,33 +222,28 @@ async def test_erasure_revokes_the_own_channels_grants_without_waiting_for_them(
 async def test_a_failing_revocation_is_tried_again_until_the_network_takes_it(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    async with dispatching(sqlite_url, ["x"], tmp_path) as h:
-        jobs, fake = revoking(h), h.fake("x")
-        channel_id = await h.channel("x")
+    async with one_channel(sqlite_url, tmp_path, "x") as (h, jobs, channel_id):
         access, _ = await opened_tokens(h, "acc", channel_id)
-        fake.fail_revoke("server", times=2)
+        h.fake("x").fail_revoke("server", times=2)
         await h.channels.disconnect("acc", channel_id, "p_ada")
 
-        await drain(jobs)
-        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
-        assert (job.state, job.attempts, job.result) == ("done", 3, {"revoked": True})
-        assert (fake.stats.revoke_requests, fake.stats.revocations) == (3, 1)
-        assert await dead_at_the_network(h, "x", access)
+        job = await withdrawn(h, jobs, "x", access)
+        assert (job.state, job.attempts) == ("done", 3)
+        assert h.fake("x").stats.revoke_requests == 3
 
 
 @pytest.mark.asyncio
 async def test_a_revocation_that_fails_for_good_is_audited_and_the_deletion_stays(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    async with dispatching(sqlite_url, ["youtube"], tmp_path) as h:
-        jobs, fake = revoking(h), h.fake("youtube")
-        channel_id = await h.channel("youtube")
+    async with one_channel(sqlite_url, tmp_path, "youtube") as (h, jobs, channel_id):
+        fake = h.fake("youtube")
         access, _ = await opened_tokens(h, "acc", channel_id)
         fake.fail_revoke("server", times=QUICK.max_attempts)
         await h.channels.disconnect("acc", channel_id, "p_ada")
 
         await drain(jobs)
-        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
+        job = await revoke_job(h)
         assert job.state == "done" and job.attempts == QUICK.max_attempts
         assert job.result["revoked"] is False
         assert fake.stats.revocations == 0
@@ -283,20 +322,13 @@ async def _fresh_sealed(h: Dispatching, network: str) -> tuple[Any, str]:
 async def test_a_channel_reconnected_before_the_job_runs_keeps_its_new_grant(
     sqlite_url: str, tmp_path: Path, network: str
 ) -> None:
-    async with dispatching(sqlite_url, [network], tmp_path) as h:
-        jobs, fake = revoking(h), h.fake(network)
-        channel_id = await h.channel(network)
+    async with one_channel(sqlite_url, tmp_path, network) as (h, jobs, channel_id):
         await h.channels.disconnect("acc", channel_id, "p_ada")
         sealed, new = await _fresh_sealed(h, network)
-        async with h.db.transaction() as tx:  # reconnected, as finish() stores it
-            await h.store.reconnect_channel(tx, "acc", channel_id, "Ada", "ada", sealed,
-                                            time.time())
+        await reconnected(h, channel_id, sealed)
 
-        await drain(jobs)
-        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
-        assert (job.state, job.result) == ("done", {"revoked": False, "reason": "still in use"})
-        assert fake.stats.revoke_requests == 0
-        assert not await dead_at_the_network(h, network, new)
+        job = await kept_in_use(h, jobs, network, new)
+        assert job.state == "done"
 
 
 @pytest.mark.asyncio
@@ -304,63 +336,40 @@ async def test_a_token_scoped_channel_reconnected_with_new_tokens_loses_only_the
     sqlite_url: str, tmp_path: Path
 ) -> None:
     """X revokes the one token it is given: the old grant goes, the new one stays."""
-    async with dispatching(sqlite_url, ["x"], tmp_path) as h:
-        jobs, fake = revoking(h), h.fake("x")
-        channel_id = await h.channel("x")
+    async with one_channel(sqlite_url, tmp_path, "x") as (h, jobs, channel_id):
         old, _ = await opened_tokens(h, "acc", channel_id)
         await h.channels.disconnect("acc", channel_id, "p_ada")
         sealed, new = await _fresh_sealed(h, "x")
-        async with h.db.transaction() as tx:
-            await h.store.reconnect_channel(tx, "acc", channel_id, "Ada", "ada", sealed,
-                                            time.time())
+        await reconnected(h, channel_id, sealed)
 
-        await drain(jobs)
-        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
-        assert (job.state, job.result) == ("done", {"revoked": True})
-        assert fake.stats.revocations == 1
-        assert await dead_at_the_network(h, "x", old)
-        assert not await dead_at_the_network(h, "x", new)
+        job = await withdrawn(h, jobs, "x", old, live=new)
+        assert job.state == "done"
 
 
 @pytest.mark.asyncio
 async def test_a_token_scoped_channel_holding_the_revoked_token_again_keeps_it(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    async with dispatching(sqlite_url, ["x"], tmp_path) as h:
-        jobs, fake = revoking(h), h.fake("x")
-        channel_id = await h.channel("x")
+    async with one_channel(sqlite_url, tmp_path, "x") as (h, jobs, channel_id):
         held = await h.store.sealed_tokens("acc", channel_id)
         access, _ = await opened_tokens(h, "acc", channel_id)
         await h.channels.disconnect("acc", channel_id, "p_ada")
-        async with h.db.transaction() as tx:  # the very token is the live one again
-            await h.store.reconnect_channel(tx, "acc", channel_id, "Ada", "ada", held,
-                                            time.time())
+        await reconnected(h, channel_id, held)  # the very token is the live one again
 
-        await drain(jobs)
-        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
-        assert job.result == {"revoked": False, "reason": "still in use"}
-        assert fake.stats.revoke_requests == 0
-        assert not await dead_at_the_network(h, "x", access)
+        await kept_in_use(h, jobs, "x", access)
 
 
 @pytest.mark.asyncio
 async def test_an_x_channel_is_revoked_while_another_account_has_the_same_x_account(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    async with dispatching(sqlite_url, ["x"], tmp_path) as h:
-        jobs, fake = revoking(h), h.fake("x")
-        mine = await h.channel("x", "acc")
+    async with one_channel(sqlite_url, tmp_path, "x") as (h, jobs, mine):
         theirs = await h.channel("x", "label")  # the same X account, its own token
         old, _ = await opened_tokens(h, "acc", mine)
         access, _ = await opened_tokens(h, "label", theirs)
         await h.channels.disconnect("acc", mine, "p_ada")
 
-        await drain(jobs)
-        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
-        assert job.result == {"revoked": True}
-        assert fake.stats.revocations == 1
-        assert await dead_at_the_network(h, "x", old)
-        assert not await dead_at_the_network(h, "x", access)
+        await withdrawn(h, jobs, "x", old, live=access)
 
 
 async def _page_channel(h: Dispatching, account: str, user: Any) -> str:
@@ -403,12 +412,7 @@ async def test_one_page_of_two_users_in_two_accounts_revokes_the_leaving_users_g
                                 Pseudonymiser("acc", ("Ada",), "pz-acc"))
             account = "pz-acc"
 
-        await drain(jobs)
-        [job] = await h.queue.find(account_id=account, queue=REVOKE)
-        assert job.result == {"revoked": True}
-        assert fake.stats.revocations == 1
-        assert await dead_at_the_network(h, "facebook", old)
-        assert not await dead_at_the_network(h, "facebook", access)
+        await withdrawn(h, jobs, "facebook", old, live=access, account=account)
 
 
 @pytest.mark.asyncio
@@ -422,17 +426,10 @@ async def test_one_facebook_user_in_two_accounts_keeps_the_other_channel_live(
         access, _ = await opened_tokens(h, "label", theirs)
         await h.channels.disconnect("acc", mine, "p_ada")
 
-        await drain(jobs)
-        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
-        assert job.result == {"revoked": False, "reason": "still in use"}
-        assert fake.stats.revoke_requests == 0
-        assert not await dead_at_the_network(h, "facebook", access)
+        await kept_in_use(h, jobs, "facebook", access)
 
         await h.channels.disconnect("label", theirs, "p_eve")  # the last one: withdrawn
-        await drain(jobs)
-        [job] = await h.queue.find(account_id="label", queue=REVOKE)
-        assert job.result == {"revoked": True}
-        assert await dead_at_the_network(h, "facebook", access)
+        await withdrawn(h, jobs, "facebook", access, account="label")
 
 
 @pytest.mark.asyncio
@@ -453,14 +450,10 @@ async def test_two_pages_of_one_facebook_user_share_the_grant(
                     user))
         access, _ = await opened_tokens(h, "label", ids[1])
         await h.channels.disconnect("acc", ids[0], "p_ada")
-        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
+        job = await revoke_job(h)
         assert (job.payload["remote_id"], job.payload["remote_user"]) == ("page-1", user)
 
-        await drain(jobs)
-        [job] = await h.queue.find(account_id="acc", queue=REVOKE)
-        assert job.result == {"revoked": False, "reason": "still in use"}
-        assert fake.stats.revoke_requests == 0
-        assert not await dead_at_the_network(h, "facebook", access)
+        await kept_in_use(h, jobs, "facebook", access)
 
 
 @pytest.mark.asyncio
