@@ -89,13 +89,21 @@ async def _revoke_jobs(context: Any, account_id: str) -> list[Any]:
     return await context.background.queue.find(account_id=account_id, queue=REVOKE_JOB)
 
 
+async def _connected_youtube(running: tuple[Any, ...], account: str = "label"
+                             ) -> tuple[Any, Any]:
+    """Eve's YouTube source of ``account``, connected with :func:`_grant`; the plug-in's
+    connections service and the source."""
+    context, fake, _fakes, _mailbox = running
+    connections = services(context).connections
+    source = await connections.connect(account, "youtube", "artist", fake.artist_id,
+                                       _grant(), "eve")
+    return connections, source
+
+
 async def _disconnected_youtube(running: tuple[Any, ...]) -> Any:
     """Eve's YouTube source of the label, connected then disconnected (its revoke job
     queued); the plug-in's connections service."""
-    context, fake, _fakes, _mailbox = running
-    connections = services(context).connections
-    source = await connections.connect("label", "youtube", "artist", fake.artist_id,
-                                       _grant(), "eve")
+    connections, source = await _connected_youtube(running)
     await connections.disconnect("label", source.source_id)
     return connections
 
@@ -105,6 +113,33 @@ async def _drain(context: Any) -> None:
     jobs = worker(context)
     while await jobs.run_once(REVOKE_JOB):
         pass
+
+
+async def _drained_job(context: Any, account_id: str = "label") -> Any:
+    """Run the revoke queue (:func:`_drain`); then the one revoke job of ``account_id``."""
+    await _drain(context)
+    [job] = await _revoke_jobs(context, account_id)
+    return job
+
+
+async def _erase_eve(context: Any) -> None:
+    """Erase Eve (her account and what she granted), as the erasure job does."""
+    await plugin.account_erased(
+        context=context, account_id="eve", pseudonym="pz-eve", names=["Eve", "eve@example.org"]
+    )
+
+
+def _told_to_remove(mailbox: Mailbox) -> list[str]:
+    """Who was mailed to remove the app's access at the platform, in order."""
+    return [to for to, subject, _ in mailbox.sent if "Remove" in subject]
+
+
+async def _kept(running: tuple[Any, ...], job: Any) -> None:
+    """Check that ``job`` left the grant alone, the platform never asked: it is live."""
+    _context, fake, fakes, _mailbox = running
+    assert job.result == {"revoked": False, "reason": "still in use"}
+    assert fake.stats.revoke_requests == 0
+    assert not await _token_dead(fakes)
 
 
 async def _token_dead(fakes: FakeSources) -> bool:
@@ -150,10 +185,7 @@ async def test_disconnecting_a_source_revokes_its_grant_at_the_platform(
     running: tuple[Any, ...],
 ) -> None:
     context, fake, fakes, mailbox = running
-    connections = services(context).connections
-    source = await connections.connect(
-        "label", "youtube", "artist", fake.artist_id, _grant(), "eve"
-    )
+    connections, source = await _connected_youtube(running)
     await connections.disconnect("label", source.source_id)
     after = await connections.get("label", source.source_id)
     assert (after.state, after.credentials) == (DISCONNECTED, "")
@@ -162,8 +194,7 @@ async def test_disconnecting_a_source_revokes_its_grant_at_the_platform(
     assert connections.box.open(job.payload["credentials"]).refresh_token == REFRESH
     assert not fake.revoked
 
-    await _drain(context)
-    [job] = await _revoke_jobs(context, "label")
+    job = await _drained_job(context)
     assert (job.state, job.result) == ("done", {"revoked": True})
     assert fake.stats.revocations == 1
     assert await _token_dead(fakes)
@@ -175,12 +206,9 @@ async def test_erasure_revokes_every_grant_of_the_person_without_waiting_for_it(
     running: tuple[Any, ...],
 ) -> None:
     context, fake, fakes, mailbox = running
-    connections = services(context).connections
-    label = await connections.connect("label", "youtube", "artist", fake.artist_id, _grant(), "eve")
-    await connections.connect("eve", "youtube", "artist", fake.artist_id, _grant(), "eve")
-    await plugin.account_erased(
-        context=context, account_id="eve", pseudonym="pz-eve", names=["Eve", "eve@example.org"]
-    )
+    connections, label = await _connected_youtube(running)
+    await _connected_youtube(running, "eve")
+    await _erase_eve(context)
     # erased here before any platform answered
     assert (await connections.get("label", label.source_id)).credentials == ""
     assert await connections.list("eve") == []
@@ -208,17 +236,13 @@ async def test_a_failing_revocation_is_tried_again_until_the_platform_takes_it(
     running: tuple[Any, ...],
 ) -> None:
     context, fake, fakes, mailbox = running
-    connections = services(context).connections
-    source = await connections.connect(
-        "label", "youtube", "artist", fake.artist_id, _grant(), "eve"
-    )
+    connections, source = await _connected_youtube(running)
     fake.fail_revoke("server")
     fake.fail_revoke("timeout")
     await connections.disconnect("label", source.source_id)
     assert (await connections.get("label", source.source_id)).credentials == ""
 
-    await _drain(context)
-    [job] = await _revoke_jobs(context, "label")
+    job = await _drained_job(context)
     assert (job.state, job.attempts, job.result) == ("done", 3, {"revoked": True})
     assert fake.stats.injected == ["revoke:server", "revoke:timeout"]
     assert (fake.stats.revoke_requests, fake.stats.revocations) == (3, 1)
@@ -231,17 +255,11 @@ async def test_a_revocation_that_fails_for_good_is_told_to_the_owners_and_the_de
     running: tuple[Any, ...],
 ) -> None:
     context, fake, fakes, mailbox = running
-    connections = services(context).connections
-    source = await connections.connect(
-        "label", "youtube", "artist", fake.artist_id, _grant(), "eve"
-    )
+    connections, source = await _connected_youtube(running)
     fake.fail_revoke("server", times=QUICK.max_attempts)
-    await plugin.account_erased(
-        context=context, account_id="eve", pseudonym="pz-eve", names=["Eve", "eve@example.org"]
-    )
+    await _erase_eve(context)
 
-    await _drain(context)
-    [job] = await _revoke_jobs(context, "label")
+    job = await _drained_job(context)
     assert job.state == "done" and job.attempts == QUICK.max_attempts
     assert job.result["revoked"] is False and "503" in job.result["error"]
     assert not fake.revoked  # the platform still holds it: hence the mail
@@ -286,12 +304,11 @@ async def test_a_source_that_can_no_longer_revoke_is_told_at_once_not_dead_lette
     await _disconnected_youtube(running)
     monkeypatch.setattr(YouTubeConnector, "revoke_url", "")
 
-    await _drain(context)
-    [job] = await _revoke_jobs(context, "label")
+    job = await _drained_job(context)
     assert (job.state, job.attempts, job.result["revoked"]) == ("done", 1, False)
     assert "revocation" in job.result["error"]
     assert fake.stats.revoke_requests == 0
-    assert [to for to, subject, _ in mailbox.sent if "Remove" in subject] == OWNERS
+    assert _told_to_remove(mailbox) == OWNERS
 
 
 @pytest.mark.asyncio
@@ -308,10 +325,9 @@ async def test_a_connector_whose_revoke_is_missing_is_a_refusal(
     revoker = services(context).revoker
     assert revoker is not None
     revoker.connector = lambda source, credentials: NoRevoke()  # type: ignore[assignment,return-value]
-    await _drain(context)
-    [job] = await _revoke_jobs(context, "label")
+    job = await _drained_job(context)
     assert (job.state, job.attempts, job.result["revoked"]) == ("done", 1, False)
-    assert [to for to, subject, _ in mailbox.sent if "Remove" in subject] == OWNERS
+    assert _told_to_remove(mailbox) == OWNERS
 
 
 @pytest.mark.asyncio
@@ -327,11 +343,10 @@ async def test_a_connector_that_cannot_be_built_is_retried_then_told(
     revoker = services(context).revoker
     assert revoker is not None
     revoker.connector = broken
-    await _drain(context)
-    [job] = await _revoke_jobs(context, "label")
+    job = await _drained_job(context)
     assert (job.state, job.attempts) == ("done", QUICK.max_attempts)
     assert job.result["revoked"] is False and "bad youtube settings" in job.result["error"]
-    assert [to for to, subject, _ in mailbox.sent if "Remove" in subject] == OWNERS
+    assert _told_to_remove(mailbox) == OWNERS
 
 
 @pytest.mark.asyncio
@@ -339,14 +354,12 @@ async def test_a_source_reconnected_before_the_job_runs_keeps_its_grant(
     running: tuple[Any, ...],
 ) -> None:
     context, fake, fakes, mailbox = running
-    connections = await _disconnected_youtube(running)
-    await connections.connect("label", "youtube", "artist", fake.artist_id, _grant(), "eve")
+    await _disconnected_youtube(running)
+    await _connected_youtube(running)
 
-    await _drain(context)
-    [job] = await _revoke_jobs(context, "label")
-    assert (job.state, job.result) == ("done", {"revoked": False, "reason": "still in use"})
-    assert fake.stats.revoke_requests == 0
-    assert not await _token_dead(fakes)
+    job = await _drained_job(context)
+    await _kept(running, job)
+    assert job.state == "done"
     assert mailbox.sent == []
 
 
@@ -357,22 +370,15 @@ async def test_another_accounts_source_on_the_same_grant_keeps_it(
     """Two accounts on one Google user's grant (the same refresh token), for different
     entities: disconnecting one leaves the other's grant live; the last one withdraws."""
     context, fake, fakes, mailbox = running
-    connections = services(context).connections
-    mine = await connections.connect("label", "youtube", "artist", fake.artist_id,
-                                     _grant(), "eve")
+    connections, mine = await _connected_youtube(running)
     theirs = await connections.connect("other", "youtube", "artist", "UC-another-artist",
                                        _grant(), "eve")
     await connections.disconnect("label", mine.source_id)
 
-    await _drain(context)
-    [job] = await _revoke_jobs(context, "label")
-    assert job.result == {"revoked": False, "reason": "still in use"}
-    assert fake.stats.revoke_requests == 0
-    assert not await _token_dead(fakes)
+    await _kept(running, await _drained_job(context))
 
     await connections.disconnect("other", theirs.source_id)
-    await _drain(context)
-    [job] = await _revoke_jobs(context, "other")
+    job = await _drained_job(context, "other")
     assert job.result == {"revoked": True}
     assert await _token_dead(fakes)
 
@@ -384,16 +390,13 @@ async def test_the_same_entity_in_another_account_on_another_grant_does_not_keep
     """One channel connected by one Google user in the label and by another user in
     another account: the label's disconnect withdraws its own user's grant."""
     context, fake, fakes, mailbox = running
-    connections = services(context).connections
-    mine = await connections.connect("label", "youtube", "artist", fake.artist_id,
-                                     _grant(), "eve")
+    connections, mine = await _connected_youtube(running)
     await connections.connect("other", "youtube", "artist", fake.artist_id, Credentials(
         client_id="client-id", client_secret=SECRET, refresh_token="another-users-grant"),
         "bo")
     await connections.disconnect("label", mine.source_id)
 
-    await _drain(context)
-    [job] = await _revoke_jobs(context, "label")
+    job = await _drained_job(context)
     assert job.result == {"revoked": True}
     assert fake.stats.revoke_requests == 1
     assert await _token_dead(fakes)
