@@ -93,6 +93,12 @@ async def _join(objects: ObjectStore, project_id: str, asset_id: str) -> None:
     await objects.put(_members_prefix(asset_id) + _safe(project_id), b"")
 
 
+async def add_member(objects: ObjectStore, project_id: str, asset_id: str) -> None:
+    """Record that ``project_id`` uses ``asset_id`` (before its objects are written: see
+    the module on deletions); a region move writes it as an upload does."""
+    await _join(objects, project_id, asset_id)
+
+
 async def _leave(objects: ObjectStore, project_id: str, asset_id: str) -> None:
     await objects.delete(_members_prefix(asset_id) + _safe(project_id))
     await objects.delete(member_key(project_id, asset_id))

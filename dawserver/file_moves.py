@@ -21,9 +21,14 @@ assets of the projects an account owns:
   the source's index goes and every asset of it no other project there lists
   (:meth:`AssetStore.forget_project`).
 
-Asset directories kept on object storage (an ``s3://`` region storage) are not moved:
-when the account's projects have audio there, :class:`FilesNotMovable` stops the copy
-step (the move stays fenced; nothing is deleted).
+When either region keeps its assets on object storage (an ``s3://`` region storage:
+local disk → S3, S3 → local disk, S3 → S3), both steps go through
+:mod:`dawserver.object_moves` instead: each file is streamed to the target and read
+back to check its size and SHA-256 before anything is recorded as copied; the drop
+deletes the source's memberships and descriptions (the audio after the grace period of
+a deleted project's, :func:`~dawserver.asset_objects.collect_forgotten`). The check
+before the fence refuses only what cannot move: a region without an asset store, an
+object store that does not answer, or two regions sharing one object store location.
 
 :class:`ObjectMoveHook` moves objects of the regions' object stores (local directory or
 S3 alike) under an account's prefixes (its projects' bounces, its export archives): each object is
@@ -35,24 +40,28 @@ now, then deletes the source's objects it copied and checked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from accounts.errors import Conflict
 
+from . import object_moves
 from .asset_store import AssetStore
-from .storage import ObjectStore
+from .storage import ObjectStore, StorageError
 
 log = logging.getLogger(__name__)
 
 ProjectsOf = Callable[[str], Awaitable[list[str]]]
 #: ``await edit(project_id, change)``: ``change(document)`` made through the project's room.
 Edit = Callable[[str, Callable[[Any], None]], Awaitable[None]]
+#: ``note(text)``: how a move's copy goes, for its job's progress.
+Note = Callable[[str], None]
 
 
 class FilesNotMovable(Conflict):
@@ -91,20 +100,46 @@ class AssetMoveHook:
         self.projects_of = projects_of
         self.edit = edit
         self.region_of = region_of
+        #: account id → who hears how its copy goes (:meth:`watch`)
+        self._watchers: dict[str, Note] = {}
+
+    @contextlib.contextmanager
+    def watch(self, account_id: str, note: Note) -> Iterator[None]:
+        """Tell ``note`` how the copies of ``account_id``'s audio go inside the block."""
+        self._watchers[account_id] = note
+        try:
+            yield
+        finally:
+            self._watchers.pop(account_id, None)
 
     async def check(self, account_id: str, source: str, target: str) -> None:
-        """Refuse the move (:class:`FilesNotMovable`) if the account's audio is on object
-        storage, which a move does not copy yet: asked before anything is fenced."""
-        await self._refuse_object_storage(account_id, source, target, fenced=False)
+        """Refuse the move (:class:`FilesNotMovable`) when its audio cannot go now: a
+        region without an asset store, an object store that does not answer, or two
+        regions sharing one object store location; asked before anything is fenced."""
+        missing = [r for r in (source, target) if r not in self.assets]
+        if missing:
+            raise FilesNotMovable(f"regions {missing} have no asset storage on this server; "
+                                  f"the move was not begun")
+        src, dst = self.assets[source], self.assets[target]
+        if src.objects is None and dst.objects is None:
+            return
+        if same_place(src.objects, dst.objects):
+            raise FilesNotMovable(
+                f"regions {source!r} and {target!r} keep their assets in the same object "
+                f"store location ({src.objects!r}); give each region its own bucket or "
+                f"prefix. The move was not begun")
+        for region in (source, target):
+            try:
+                await object_moves.reachable(self.assets[region], region)
+            except StorageError as exc:
+                raise FilesNotMovable(f"{exc}; the move was not begun, try again once it "
+                                      f"answers") from exc
 
     async def copy(self, account_id: str, source: str, target: str) -> None:
         """Copy the audio of ``account_id``'s projects from ``source`` to ``target``."""
         src, dst = self.assets[source], self.assets[target]
-        if await self._refuse_object_storage(account_id, source, target, fenced=True):
-            return
-        projects = await self.projects_of(account_id)
-        for project_id in projects:
-            copied = await asyncio.to_thread(copy_project_assets, src, dst, project_id)
+        for project_id in await self.projects_of(account_id):
+            copied = await self._copy_project(account_id, src, dst, project_id, target)
             log.info(
                 "account %s: project %s: %d asset files copied to %s",
                 account_id,
@@ -113,28 +148,21 @@ class AssetMoveHook:
                 target,
             )
 
-    async def _refuse_object_storage(self, account_id: str, source: str, target: str, *,
-                                     fenced: bool) -> bool:
-        """Whether either region keeps its assets on object storage (nothing to copy
-        here); :class:`FilesNotMovable` if the account's projects have audio there."""
-        src, dst = self.assets[source], self.assets[target]
+    async def _copy_project(self, account_id: str, src: AssetStore, dst: AssetStore,
+                            project_id: str, target: str) -> int:
+        """Copy one project's assets (either side on object storage: streamed and read
+        back, :mod:`dawserver.object_moves`); the files written."""
         if src.objects is None and dst.objects is None:
-            return False
-        held = [
-            p
-            for p in await self.projects_of(account_id)
-            if src.project_assets(p)
-            or (src.objects is not None and await src.objects.keys(f"assets/projects/{p}/"))
-        ]
-        if held:
-            then = (f"the account stays fenced in {source!r} until this is fixed" if fenced
-                    else "the move was not begun")
-            raise FilesNotMovable(
-                f"the audio of projects {held} cannot move: the assets of region "
-                f"{source!r} or {target!r} are on object storage, which a move does not "
-                f"copy yet; {then}"
-            )
-        return True
+            return await asyncio.to_thread(copy_project_assets, src, dst, project_id)
+        note = self._watchers.get(account_id)
+
+        def report(files: int, size: int) -> None:
+            if note is not None:
+                note(f"audio of project {project_id}: {files} files checked in {target}, "
+                     f"{size / (1 << 20):.1f} MiB copied")
+
+        done = await object_moves.copy_project(src, dst, project_id, report)
+        return done.files
 
     async def drop(self, account_id: str, region: str) -> None:
         """Copy what came to ``region`` since the copy step to where the account lives
@@ -143,23 +171,15 @@ class AssetMoveHook:
         if self.region_of is not None and self.region_of(account_id) == region:
             return  # not moved away (a move back and forth): nothing to delete
         for project_id in await self.projects_of(account_id):
-            if not src._index(project_id).exists():  # noqa: SLF001
+            if not await object_moves.has_project(src, project_id):
                 continue  # no audio here (or dropped by an earlier run): nothing to do
-            target = self._target(account_id, project_id, region)
+            target = await self._target(account_id, project_id, region)
             if target is None:
                 continue  # nothing was copied anywhere: nothing may be deleted
             dst = self.assets[target]
-            if (src.objects is not None or dst.objects is not None) and src.project_assets(
-                project_id
-            ):
-                raise FilesNotMovable(
-                    f"the audio of project {project_id!r} came to region {region!r} during "
-                    f"the move, but {region!r} or {target!r} keeps assets on object storage, "
-                    f"which a move does not copy yet; nothing is deleted"
-                )
             # uploads and recordings made during the move landed here: copy them too
             # (idempotent, hash-checked) before anything of the source is deleted
-            copied = await asyncio.to_thread(copy_project_assets, src, dst, project_id)
+            copied = await self._copy_project(account_id, src, dst, project_id, target)
             if copied:
                 log.info(
                     "project %s: %d asset files copied again to %s", project_id, copied, target
@@ -169,23 +189,39 @@ class AssetMoveHook:
                     project_id,
                     lambda document, s=src, d=dst: repoint_sources(document, s.root, d.root),
                 )
-            removed = await asyncio.to_thread(src.forget_project, project_id)
-            log.info("project %s: %d asset files deleted in %s", project_id, len(removed), region)
+            if src.objects is not None:
+                removed = await object_moves.forget_source(src, project_id)
+            else:
+                removed = len(await asyncio.to_thread(src.forget_project, project_id))
+            log.info("project %s: %d asset files deleted in %s", project_id, removed, region)
 
-    def _target(self, account_id: str, project_id: str, region: str) -> str | None:
+    async def _target(self, account_id: str, project_id: str, region: str) -> str | None:
         """Where ``project_id``'s assets go from ``region``: the account's region, or
-        (without ``region_of``) the first other region holding the project's index."""
+        (without ``region_of``) the first other region holding the project's assets."""
         if self.region_of is not None:
             target = self.region_of(account_id)
             return target if target != region and target in self.assets else None
-        return next(
-            (
-                name
-                for name, store in self.assets.items()
-                if name != region and store._index(project_id).exists()  # noqa: SLF001
-            ),
-            None,
-        )
+        for name, store in self.assets.items():
+            if name != region and await object_moves.has_project(store, project_id):
+                return name
+        return None
+
+
+def same_place(one: ObjectStore | None, other: ObjectStore | None) -> bool:
+    """Whether two object stores are the same location (one bucket and prefix at one
+    endpoint, or one directory): a move between them would delete what it copied."""
+    if one is None or other is None:
+        return False
+    if one is other:
+        return True
+
+    def where(store: ObjectStore) -> tuple[Any, ...]:
+        args = getattr(store, "_client_args", {})
+        return (type(store).__name__, getattr(store, "root", None),
+                getattr(store, "bucket", None), getattr(store, "prefix", None),
+                args.get("endpoint_url"))
+
+    return where(one) == where(other)
 
 
 class ObjectMoveHook:

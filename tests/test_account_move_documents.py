@@ -37,7 +37,7 @@ from database import Database, open_database
 from dawserver import file_moves
 from dawserver.asset_store import AssetNotFound, AssetStore
 from dawserver.document_moves import COLLAB_TABLES, DocumentMoveHook, DocumentNotInSource
-from dawserver.file_moves import AssetMoveHook, FilesNotMovable, ObjectMoveHook, sha256
+from dawserver.file_moves import AssetMoveHook, ObjectMoveHook, sha256
 from dawserver.storage.local import LocalObjectStore
 from dsp_core.session import Clip, Track
 
@@ -344,25 +344,6 @@ async def test_a_projects_bounces_move_to_the_target_store_resuming_after_a_cras
         f"bounces/{song}/j1.wav",
     ]
     assert await world.objects["eu"].get(f"bounces/{song}/j1.wav") == bounce
-
-
-@pytest.mark.asyncio
-async def test_a_move_whose_audio_cannot_go_is_refused_before_anything_is_fenced(
-    world: World, tmp_path: Path
-) -> None:
-    uma, song = await a_project_in_us(world)
-    await a_clip_of_audio(world, tmp_path, song)
-    before = files_of(world.assets["us"])
-    world.assets["eu"].objects = world.objects["eu"]  # eu keeps its assets on object storage
-
-    with pytest.raises(FilesNotMovable, match="was not begun"):
-        await world.mover.begin(uma, "eu")
-
-    assert await world.mover.move_of(uma) is None
-    await world.mover.refuse_if_moving(uma)  # writes to the account still go through
-    assert world.store.region_of(uma) == "us"
-    assert files_of(world.assets["us"]) == before
-    assert set(await held_by(world, song)) == {"us"}
 
 
 @pytest.mark.asyncio

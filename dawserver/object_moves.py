@@ -1,0 +1,312 @@
+"""Moving a project's audio when either region keeps its assets on object storage (S3).
+
+:class:`~dawserver.file_moves.AssetMoveHook` copies between two asset directories
+itself; when the source's or the target's :class:`~dawserver.asset_store.AssetStore`
+has ``objects`` (:mod:`dawserver.asset_objects`) it calls :func:`copy_project` here,
+which works for every pair: local disk → S3, S3 → local disk, S3 → S3 (another bucket,
+prefix or endpoint).
+
+For each asset the project uses (its local index, its memberships on the object store,
+and takes recorded on this node but not yet published), every file of it (the audio,
+its peaks, its description) is **streamed** from the source to the target, never held
+whole in memory (an S3 target takes it as a multipart upload), unless the target
+already holds the same bytes; each copy is then read back and checked (size and
+SHA-256; the audio against its name, which is its SHA-256). Nothing of the source is
+touched. The order on the target mirrors an upload there, so a crash at any point
+leaves nothing that a rerun does not finish and nothing that looks whole but is not:
+
+- object storage: the membership first (:func:`~dawserver.asset_objects.add_member`:
+  a deletion of another project sharing the asset then keeps its audio), then the
+  audio and peaks, then the description (an asset exists once it does);
+- local disk: each file through a temporary file, synced and renamed into place, the
+  description naming the target's path, and the project's index last.
+
+:func:`forget_source` is the drop's deletion in the source: memberships and the
+descriptions of assets no other project uses go at once, their audio and peaks after
+:data:`~dawserver.asset_objects.FORGET_GRACE_S` (as for a deleted project), and the
+node's local cache of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import asset_cache, asset_objects
+from .asset_objects import AUDIO_EXTENSIONS, MEDIA_TYPES, object_key
+from .asset_store import AssetStore
+from .storage import ObjectNotFound, StorageError
+from .storage.base import CHUNK
+
+log = logging.getLogger(__name__)
+
+#: ``report(files, bytes)``: what was copied (or found already there) so far.
+Report = Callable[[int, int], None]
+
+
+class ObjectCopyFailed(StorageError):
+    """A copy read back from the target differs from its source."""
+
+
+@dataclass
+class Copied:
+    """What one :func:`copy_project` did."""
+
+    files: int = 0  #: files written to the target
+    kept: int = 0  #: files the target held already (the same bytes)
+    bytes: int = 0  #: bytes written
+    missing: int = 0  #: assets listed by the project but found nowhere in the source
+
+
+async def has_project(store: AssetStore, project_id: str) -> bool:
+    """Whether ``store`` holds anything of ``project_id`` (its index or memberships)."""
+    if store._index(project_id).exists():  # noqa: SLF001 - the layout's owner is this pair
+        return True
+    return bool(await asset_objects.project_assets(store, project_id))
+
+
+async def reachable(store: AssetStore, region: str) -> None:
+    """:class:`StorageError` (saying so) if ``store``'s object store does not answer."""
+    if store.objects is None:
+        return
+    try:
+        await store.objects.exists("assets/objects/move-check")
+    except StorageError as exc:
+        raise StorageError(f"the object storage of region {region!r} cannot be reached "
+                           f"({exc})") from exc
+
+
+async def copy_project(source: AssetStore, target: AssetStore, project_id: str,
+                       report: Report | None = None) -> Copied:
+    """Copy ``project_id``'s assets from ``source`` to ``target`` and check every copy
+    (see the module); repeatable, and a rerun after a crash finishes the job."""
+    done, copied = Copied(), []
+    for asset_id in await asset_objects.project_assets(source, project_id):
+        files = await _source_files(source, asset_id)
+        if not files:
+            log.warning("project %s lists asset %s, which region storage %s does not "
+                        "hold; nothing to copy", project_id, asset_id, source.root)
+            done.missing += 1
+            continue
+        if target.objects is not None:
+            await asset_objects.add_member(target.objects, project_id, asset_id)
+        # the audio and peaks first, the description last: it says the asset exists
+        for suffix in sorted(files, key=lambda s: s == "json"):
+            written = await _copy_file(source, target, asset_id, suffix, files[suffix])
+            done.files += written > 0
+            done.kept += written == 0
+            done.bytes += max(written, 0)
+            if report is not None:
+                report(done.files + done.kept, done.bytes)
+        copied.append(asset_id)
+    if target.objects is None:
+        await asyncio.to_thread(_write_index, target, project_id, copied)
+    return done
+
+
+async def forget_source(source: AssetStore, project_id: str) -> int:
+    """Delete ``project_id``'s assets in ``source`` after its copy was switched to
+    (see the module); how many objects and files went."""
+    count = 0
+    if source.objects is not None:
+        count += await asset_objects.forget_project(source, project_id)
+        for asset_id, projects in asset_cache.pending(source).items():
+            if projects == [project_id]:  # copied from here already: never publish it
+                asset_cache.clear_pending(source, asset_id)
+    count += len(await asyncio.to_thread(source.forget_project, project_id))
+    return count
+
+
+# -- reading the source ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _File:
+    """One file of an asset in the source: on its object store, or on local disk."""
+
+    key: str | None  # the object's key (None: the local file)
+    path: Path
+
+
+async def _source_files(store: AssetStore, asset_id: str) -> dict[str, _File]:
+    """Suffix → where to read each file of ``asset_id``: the object store when it
+    describes the asset, else this node's local files (a take not yet published)."""
+    folder = store.root / "objects" / asset_id[:2]
+    if store.objects is not None and await store.objects.exists(object_key(asset_id, "json")):
+        prefix = f"assets/objects/{asset_id[:2]}/{asset_id}."
+        files = {key[len(prefix):]: _File(key, folder / key.rsplit("/", 1)[1])
+                 for key in await store.objects.keys(prefix)}
+    else:
+        def local() -> dict[str, _File]:
+            return {path.name.split(".", 1)[1]: _File(None, path)
+                    for path in sorted(folder.glob(f"{asset_id}.*"))}
+
+        files = await asyncio.to_thread(local)
+    if "json" not in files or not any(s in files for s in AUDIO_EXTENSIONS):
+        return {}  # not whole here (evicted audio, or no description): nothing to copy
+    return files
+
+
+async def _read(store: AssetStore, file: _File) -> AsyncIterator[bytes]:
+    if file.key is not None:
+        assert store.objects is not None
+        async for chunk in store.objects.stream(file.key):
+            yield chunk
+        return
+    with open(file.path, "rb") as src:  # noqa: ASYNC230 - 1 MiB reads, as put_file does
+        while chunk := await asyncio.to_thread(src.read, CHUNK):
+            yield chunk
+
+
+async def _description(store: AssetStore, file: _File) -> dict:
+    data = json.loads(b"".join([chunk async for chunk in _read(store, file)]))
+    data.pop("path", None)
+    return data
+
+
+# -- writing the target ---------------------------------------------------------------
+
+async def _copy_file(source: AssetStore, target: AssetStore, asset_id: str, suffix: str,
+                     file: _File) -> int:
+    """Make the target hold ``file`` (checked); bytes written, 0 if it held them."""
+    if suffix == "json":
+        meta = await _description(source, file)
+        return await _put_description(target, asset_id, meta)
+    want = asset_id if suffix in AUDIO_EXTENSIONS else None  # the audio's name is its hash
+    if want is None:
+        want = await _digest(_read(source, file))
+    if await _target_digest(target, asset_id, suffix) == want:
+        return 0
+    size = await _write(target, asset_id, suffix, _read(source, file), want)
+    return size
+
+
+async def _digest(chunks: AsyncIterator[bytes]) -> str:
+    digest = hashlib.sha256()
+    async for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+async def _target_digest(target: AssetStore, asset_id: str, suffix: str) -> str | None:
+    """The SHA-256 of the target's file (None: absent)."""
+    if target.objects is not None:
+        try:
+            return await _digest(target.objects.stream(object_key(asset_id, suffix)))
+        except ObjectNotFound:
+            return None
+    path = _local_path(target, asset_id, suffix)
+    if not path.is_file():
+        return None
+    return await asyncio.to_thread(_file_sha256, path)
+
+
+async def _write(target: AssetStore, asset_id: str, suffix: str,
+                 chunks: AsyncIterator[bytes], want: str) -> int:
+    """Stream ``chunks`` into the target's file, read it back and check its SHA-256
+    against ``want`` (:class:`ObjectCopyFailed` if it differs: nothing is trusted)."""
+    size = 0
+
+    async def counted() -> AsyncIterator[bytes]:
+        nonlocal size
+        async for chunk in chunks:
+            size += len(chunk)
+            yield chunk
+
+    if target.objects is not None:
+        key = object_key(asset_id, suffix)
+        written = await target.objects.put(key, counted(), content_type=MEDIA_TYPES.get(
+            suffix, "application/octet-stream"))
+        got_size, got = await _sized_digest(target.objects.stream(key))
+        if got != want or got_size != written:
+            await target.objects.delete(key)
+            raise ObjectCopyFailed(f"the copy of {key!r} read back from the target differs "
+                                   f"from its source ({got_size} bytes, SHA-256 {got}, "
+                                   f"expected {want}); it was deleted, run the move again")
+        return written
+    path = _local_path(target, asset_id, suffix)
+    partial = path.with_name(f".{path.name}.moving")
+    await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+    try:
+        with open(partial, "wb") as out:  # noqa: ASYNC230 - every write in a thread
+            async for chunk in counted():
+                await asyncio.to_thread(out.write, chunk)
+            await asyncio.to_thread(_sync, out)
+        got = await asyncio.to_thread(_file_sha256, partial)
+        if got != want:
+            raise ObjectCopyFailed(f"the copy of {path.name} differs from its source "
+                                   f"(SHA-256 {got}, expected {want}); run the move again")
+        await asyncio.to_thread(os.replace, partial, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    return size
+
+
+async def _put_description(target: AssetStore, asset_id: str, meta: dict) -> int:
+    """Write the asset's description (on local disk: naming the target's audio path)."""
+    if target.objects is not None:
+        key = object_key(asset_id, "json")
+        if await target.objects.exists(key):  # described there (by another upload): kept
+            return 0
+        data = json.dumps(meta).encode()
+        await target.objects.put(key, data, content_type="application/json")
+        if json.loads(await target.objects.get(key)) != meta:
+            raise ObjectCopyFailed(f"the description {key!r} read back from the target "
+                                   f"differs from its source; run the move again")
+        return len(data)
+    path = _local_path(target, asset_id, "json")
+    described = {**meta, "path": str(_local_path(target, asset_id, meta["format"]))}
+    data = json.dumps(described).encode()
+
+    def write() -> int:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            there = json.loads(path.read_bytes())
+            if there.get("id") == asset_id and there.get("path") == described["path"]:
+                return 0  # described there already (by another upload): kept
+        partial = path.with_name(f".{path.name}.moving")
+        with open(partial, "wb") as out:
+            out.write(data)
+            _sync(out)
+        os.replace(partial, path)
+        return len(data)
+
+    return await asyncio.to_thread(write)
+
+
+def _write_index(target: AssetStore, project_id: str, asset_ids: list[str]) -> None:
+    """Add ``asset_ids`` (copied, checked) to the project's index in ``target`` (last)."""
+    with target._indexes:  # noqa: SLF001 - the layout's owner is this pair
+        for asset_id in asset_ids:
+            target._remember(project_id, asset_id)  # noqa: SLF001
+
+
+async def _sized_digest(chunks: AsyncIterator[bytes]) -> tuple[int, str]:
+    digest, size = hashlib.sha256(), 0
+    async for chunk in chunks:
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _local_path(store: AssetStore, asset_id: str, suffix: str) -> Path:
+    return store.root / "objects" / asset_id[:2] / f"{asset_id}.{suffix}"
+
+
+def _sync(out: object) -> None:
+    out.flush()  # type: ignore[attr-defined]
+    os.fsync(out.fileno())  # type: ignore[attr-defined]
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
