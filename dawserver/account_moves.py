@@ -8,10 +8,13 @@ and how its move goes. The job is the server's (:data:`MOVE_ACCOUNT`, the main
 database's queue), not the moved account's. A job that dies (a crashed server) is
 claimed again when its lease runs out and resumes the move from its recorded step;
 asking again answers the same job. Without data regions both answer 409 saying so.
+While a hook copies files (audio on object storage, :mod:`dawserver.object_moves`) the
+job's note says how many files and bytes are done.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -79,7 +82,19 @@ class MoveJob:
         account_id = job.payload["account_id"]
         if await mover.move_of(account_id) is None:
             return {"region": mover.store.region_of(account_id), "note": "already moved"}
-        done = await mover.run(account_id, lambda fraction, note: job.progress(fraction, note))
+        reached = [0.0]
+
+        def report(fraction: float, note: str) -> None:
+            reached[0] = fraction
+            job.progress(fraction, note)
+
+        with contextlib.ExitStack() as watching:
+            for hook in mover.hooks:  # hooks that copy files say how far (same fraction)
+                watch = getattr(hook, "watch", None)
+                if watch is not None:
+                    watching.enter_context(watch(
+                        account_id, lambda note: job.progress(reached[0], note)))
+            done = await mover.run(account_id, report)
         return {"region": done.target}
 
 
