@@ -4,7 +4,8 @@ transcription jobs that make them (thin adapters over :mod:`dawserver.transcript
 A transcript's id is its clip's id; its times count from the clip's start. A job on a
 clip writes the clip's transcript into the document when it is done; it can be
 cancelled while queued or running. A transcript's words edit the clip's audio: delete
-some, or play them in another order (the core's text edit).
+some, or play them in another order (the core's text edit); the project's text edits can
+be undone and redone, last first (the room's undo history, as in the studio).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from transcription.jobs import Job
 from transcription.transcript import Transcript as Spoken
 
 from .. import transcription_api as core
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from ..keys import ROOMS
 from ..permissions import PROJECT_EDIT, PROJECT_READ
 from ..plugin_api import Empty, Model, Request, Route
@@ -35,6 +36,13 @@ from .state import api_state
 
 TRANSCRIPTS = f"{PROJECT}/transcripts"
 JOBS = f"{PROJECT}/transcription-jobs"
+#: The project's history of text edits (one per project, not per transcript).
+EDITS = f"{PROJECT}/transcript-edits"
+NOTHING_TO = ("there is no text edit to {direction} in project {project_id!r}: the history "
+              "holds the edits made since the project was last opened on this server, and "
+              "{hint}")
+HINTS = {"undo": "each undo takes back one of them, last first",
+         "redo": "only undone edits can be redone, until a new edit is made"}
 
 
 class Word(Model):
@@ -113,6 +121,15 @@ class EditedTranscript(Model):
     clip; a deletion splits it)."""
 
     clips: list[str]
+
+
+class TranscriptEditStep(Model):
+    """A text edit undone or redone: the project's clips now, and whether another step
+    can be taken either way."""
+
+    clips: list[str] = Field(description="the ids of every clip in the project now")
+    can_undo: bool = Field(description="whether a text edit is left to undo")
+    can_redo: bool = Field(description="whether an undone text edit is left to redo")
 
 
 def _summary(clip_id: str, spoken: Spoken) -> dict[str, Any]:
@@ -212,6 +229,47 @@ async def edit_transcript(request: Request) -> web.Response:
     return await idempotent(request, api_state(request.context).idempotency, run)
 
 
+async def _history_step(request: Request, direction: str) -> TranscriptEditStep:
+    """Undo or redo (``direction``) the project's last text edit, as the studio does."""
+    project_id = request.params["project_id"]
+    try:
+        async with request.app[ROOMS].use(project_id) as room:
+            done = await (room.undo() if direction == "undo" else room.redo())
+            step = TranscriptEditStep(clips=sorted(room.document.clip_source_map()),
+                                      can_undo=room.can_undo, can_redo=room.can_redo)
+    except ProjectNotFound:
+        raise NotFound(f"there is no project {project_id!r}") from None
+    if not done:
+        raise Conflict(NOTHING_TO.format(direction=direction, project_id=project_id,
+                                         hint=HINTS[direction]))
+    return step
+
+
+async def undo_transcript_edit(request: Request) -> web.Response:
+    """Undo the project's last text edit of a transcript (editor).
+
+    The project's clips, transcripts and sound are as before it. Edits are undone last
+    first, whichever clip they edited, as the studio's undo does; 409 when none is left
+    (the history holds the edits made since the project was last opened on this server).
+    Send `Idempotency-Key` to make retries safe (an undo repeated takes back one more
+    edit)."""
+    async def run() -> web.Response:
+        return answer(request, await _history_step(request, "undo"))
+
+    return await idempotent(request, api_state(request.context).idempotency, run)
+
+
+async def redo_transcript_edit(request: Request) -> web.Response:
+    """Redo the project's last undone text edit of a transcript (editor).
+
+    409 when none is left (a new text edit clears what was undone). Send
+    `Idempotency-Key` to make retries safe (a redo repeated puts back one more edit)."""
+    async def run() -> web.Response:
+        return answer(request, await _history_step(request, "redo"))
+
+    return await idempotent(request, api_state(request.context).idempotency, run)
+
+
 def job_view(project_id: str, job: Job) -> TranscriptionJob:
     """A transcription job as the public API shows it."""
     done = job.status == "done" and job.clip_id is not None
@@ -291,4 +349,8 @@ ROUTES = [
            TranscriptionJob, body=Empty),
     _route("POST", f"{TRANSCRIPTS}/{{clip_id}}/edit", edit_transcript, PROJECT_EDIT,
            EditedTranscript, body=TranscriptEdit, max_body=core.MAX_TEXT_EDIT_BYTES),
+    _route("POST", f"{EDITS}/undo", undo_transcript_edit, PROJECT_EDIT, TranscriptEditStep,
+           body=Empty),
+    _route("POST", f"{EDITS}/redo", redo_transcript_edit, PROJECT_EDIT, TranscriptEditStep,
+           body=Empty),
 ]

@@ -1,5 +1,5 @@
-"""GraphQL mutations: the core's writes (projects, tracks, transcription jobs, text edits),
-run by the very handlers of ``/api/v1``.
+"""GraphQL mutations: the core's writes (projects, tracks, transcription jobs, text edits
+and their undo and redo), run by the very handlers of ``/api/v1``.
 
 Each mutation checks the permission its REST route declares (the key's scope and the
 role, on the project for project writes), then calls the REST handler with the same
@@ -61,6 +61,22 @@ class DeletedProject:
                                "(read their transcripts from project.transcriptsConnection).")
 class EditedTranscript:
     clips: list[strawberry.ID]
+
+
+@strawberry.type(description="A text edit undone or redone: the project's clips now (read "
+                               "their transcripts from project.transcriptsConnection), and "
+                               "whether another step can be taken either way.")
+class TranscriptEditStep:
+    clips: list[strawberry.ID]
+    can_undo: bool
+    can_redo: bool
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> TranscriptEditStep:
+        """From REST's answer (:class:`..transcripts.TranscriptEditStep`)."""
+        step = rest_transcripts.TranscriptEditStep.model_validate(data)
+        return cls(clips=[strawberry.ID(c) for c in step.clips], can_undo=step.can_undo,
+                   can_redo=step.can_redo)
 
 
 def _error(exc: ApiError) -> GraphQLError:
@@ -224,3 +240,26 @@ class Mutation:
                                      {"delete": delete, "order": order, "ripple": ripple}),
                           idempotency_key=idempotency_key)
         return EditedTranscript(clips=[strawberry.ID(c) for c in data["clips"]])
+
+    @strawberry.mutation(description="Undo the project's last text edit (editor; scope "
+                                     "project.edit): clips, transcripts and sound as before "
+                                     "it. Edits are undone last first, whichever clip they "
+                                     "edited; CONFLICT when none is left (the history holds "
+                                     "the edits made since the project was last opened on "
+                                     "the server). The same idempotencyKey answers the first "
+                                     "undo again (an undo repeated takes back one more edit).")
+    async def undo_transcript_edit(self, info: strawberry.Info, project_id: strawberry.ID,
+                                   idempotency_key: str | None = None) -> TranscriptEditStep:
+        return TranscriptEditStep.of(await _run(
+            info, "undoTranscriptEdit", rest_transcripts.undo_transcript_edit, PROJECT_EDIT,
+            params={"project_id": str(project_id)}, idempotency_key=idempotency_key))
+
+    @strawberry.mutation(description="Redo the project's last undone text edit (editor; scope "
+                                     "project.edit); CONFLICT when none is left (a new edit "
+                                     "clears what was undone). The same idempotencyKey "
+                                     "answers the first redo again.")
+    async def redo_transcript_edit(self, info: strawberry.Info, project_id: strawberry.ID,
+                                   idempotency_key: str | None = None) -> TranscriptEditStep:
+        return TranscriptEditStep.of(await _run(
+            info, "redoTranscriptEdit", rest_transcripts.redo_transcript_edit, PROJECT_EDIT,
+            params={"project_id": str(project_id)}, idempotency_key=idempotency_key))
