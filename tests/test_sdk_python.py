@@ -45,6 +45,7 @@ from maxbooster import (  # noqa: E402
     Tier,
     Track,
     Transcript,
+    TranscriptEditStep,
     TranscriptionJob,
     TranscriptSummary,
     Word,
@@ -286,6 +287,45 @@ async def test_a_job_is_cancelled_and_a_transcript_edited_once_per_key(
             texts = {t["id"]: t["text"] for t in shown["data"]}
             # (the pieces between the words play silence, with empty transcripts)
             assert " ".join(texts[c] for c in reordered.clips).split() == ["five", "four"]
+        finally:
+            await person.close()
+
+
+@pytest.mark.asyncio
+async def test_text_edits_are_undone_and_redone_once_per_key(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (app, config), \
+            aiohttp.ClientSession() as http:
+        person, caller = await person_with_key(config.base_url, smtp_server, "ada@example.org",
+                                               http)
+        try:
+            project = await transcribed_project(app, person.id, tmp_path, "Talk",
+                                                ("one", "two", "three"), ("four", "five"))
+            async with AsyncClient(config.base_url, caller.key) as api:
+                before = {t.id: t.text async for t in api.iter_transcripts(project)}
+                with pytest.raises(ApiError) as nothing:
+                    await api.undo_transcript_edit(project)
+                assert nothing.value.status == 409
+                await api.edit_transcript(project, CLIP, delete=[1])
+                cut = {t.id: t.text async for t in api.iter_transcripts(project)}
+                await api.edit_transcript(project, f"{CLIP}-2", delete=[0])
+                undone = await api.undo_transcript_edit(project, idempotency_key="undo-1")
+                assert isinstance(undone, TranscriptEditStep)
+                assert (undone.can_undo, undone.can_redo) == (True, True)
+                again = await api.undo_transcript_edit(project, idempotency_key="undo-1")
+                assert again == undone  # the first undo answered again, not a second one
+                assert {t.id: t.text async for t in api.iter_transcripts(project)} == cut
+                assert undone.clips == sorted(cut)
+
+            def sync_calls() -> tuple[TranscriptEditStep, TranscriptEditStep]:
+                with Client(config.base_url, caller.key) as api:
+                    return api.undo_transcript_edit(project), api.redo_transcript_edit(project)
+
+            first_undone, redone = await asyncio.to_thread(sync_calls)
+            assert first_undone.clips == sorted(before) and first_undone.can_undo is False
+            assert (redone.can_undo, redone.can_redo) == (True, True)
+            _, shown, _ = await caller.call("GET", f"/api/v1/projects/{project}/transcripts")
+            assert {t["id"]: t["text"] for t in shown["data"]} == cut
         finally:
             await person.close()
 

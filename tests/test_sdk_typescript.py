@@ -123,6 +123,29 @@ async def test_a_job_is_cancelled_and_a_transcript_edited_once_per_key(
 
 
 @pytest.mark.asyncio
+async def test_a_text_edit_is_undone_once_per_key_and_redone(
+        dist: Path, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (app, config), \
+            aiohttp.ClientSession() as http:
+        person, caller = await person_with_key(config.base_url, smtp_server, "ada@example.org",
+                                               http)
+        try:
+            project = await transcribed_project(app, person.id, tmp_path, "Talk",
+                                                ("one", "two", "three"))
+            _, before, _ = await caller.call("GET", f"/api/v1/projects/{project}/transcripts")
+            seen = await _scenario(dist, config.base_url, caller.key,
+                                   "undoesAndRedoesTextEdits")
+            assert (seen["project"], seen["waits"]) == (project, [])
+            assert seen["undone"] == [t["id"] for t in before["data"]]
+            _, page, _ = await caller.call("GET", f"/api/v1/projects/{project}/transcripts")
+            texts = {t["id"]: t["text"] for t in page["data"]}
+            # redone once after one undo (replayed under its key): the cut is back
+            assert " ".join(texts[c] for c in seen["clips"]) == "one three", texts
+        finally:
+            await person.close()
+
+
+@pytest.mark.asyncio
 async def test_plugin_resources_page_and_tracks_are_written_once_and_if_match(
         dist: Path, tmp_path: Path, smtp_server: SmtpServer) -> None:
     async with FakeStore() as store, \

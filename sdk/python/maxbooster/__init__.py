@@ -7,7 +7,8 @@ create never creates twice. Lists come back as :class:`Page` s; the ``iter_*`` m
 (projects, releases, deliveries, royalty statements, beats, orders, licences, a
 project's transcripts and transcription jobs) walk every page;
 ``wait_for_transcription`` follows a job until it is finished, ``cancel_transcription``
-stops one and ``edit_transcript`` edits a clip's audio through its words.
+stops one, ``edit_transcript`` edits a clip's audio through its words and
+``undo_transcript_edit``/``redo_transcript_edit`` take such edits back and put them back.
 """
 
 from .client import AsyncClient, Client
@@ -27,6 +28,7 @@ from .models import (
     Tier,
     Track,
     Transcript,
+    TranscriptEditStep,
     TranscriptionJob,
     TranscriptSummary,
     UsageReport,
@@ -37,5 +39,5 @@ from .retries import Retries
 __all__ = ["ApiError", "AsyncClient", "Beat", "Client", "DayUsage", "EditedTranscript",
            "KeyUsage", "Licence",
            "Order", "Page", "Project", "Release", "ReleaseDelivery", "Retries",
-           "RoyaltyStatement", "Tier", "Track", "Transcript", "TranscriptSummary",
-           "TranscriptionJob", "UsageReport", "Word"]
+           "RoyaltyStatement", "Tier", "Track", "Transcript", "TranscriptEditStep",
+           "TranscriptSummary", "TranscriptionJob", "UsageReport", "Word"]

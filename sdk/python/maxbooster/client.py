@@ -37,6 +37,7 @@ from .models import (
     RoyaltyStatement,
     Track,
     Transcript,
+    TranscriptEditStep,
     TranscriptionJob,
     TranscriptSummary,
     UsageReport,
@@ -319,6 +320,21 @@ class Client:
         return self.send(Plans.edit_transcript(project_id, clip_id, delete, order, ripple,
                                                idempotency_key))
 
+    def undo_transcript_edit(self, project_id: str, idempotency_key: str | None = None
+                             ) -> TranscriptEditStep:
+        """Undo the project's last text edit, whichever clip it edited (needs
+        ``project.edit`` and the editor role); a 409 :class:`ApiError` when none is left.
+        Retried safely under ``idempotency_key`` (a fresh one if None): a repeated undo
+        would take back one more edit."""
+        return self.send(Plans.undo_transcript_edit(project_id, idempotency_key))
+
+    def redo_transcript_edit(self, project_id: str, idempotency_key: str | None = None
+                             ) -> TranscriptEditStep:
+        """Redo the project's last undone text edit (needs ``project.edit`` and the editor
+        role); a 409 :class:`ApiError` when none is left. Retried safely under
+        ``idempotency_key`` (a fresh one if None)."""
+        return self.send(Plans.redo_transcript_edit(project_id, idempotency_key))
+
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
@@ -584,6 +600,21 @@ class AsyncClient:
         more words."""
         return await self.send(Plans.edit_transcript(project_id, clip_id, delete, order,
                                                      ripple, idempotency_key))
+
+    async def undo_transcript_edit(self, project_id: str, idempotency_key: str | None = None
+                                   ) -> TranscriptEditStep:
+        """Undo the project's last text edit, whichever clip it edited (needs
+        ``project.edit`` and the editor role); a 409 :class:`ApiError` when none is left.
+        Retried safely under ``idempotency_key`` (a fresh one if None): a repeated undo
+        would take back one more edit."""
+        return await self.send(Plans.undo_transcript_edit(project_id, idempotency_key))
+
+    async def redo_transcript_edit(self, project_id: str, idempotency_key: str | None = None
+                                   ) -> TranscriptEditStep:
+        """Redo the project's last undone text edit (needs ``project.edit`` and the editor
+        role); a 409 :class:`ApiError` when none is left. Retried safely under
+        ``idempotency_key`` (a fresh one if None)."""
+        return await self.send(Plans.redo_transcript_edit(project_id, idempotency_key))
 
     async def aclose(self) -> None:
         """Close the connection pool."""

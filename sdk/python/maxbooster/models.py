@@ -289,6 +289,21 @@ class EditedTranscript:
         return cls(clips=list(data["clips"]))
 
 
+@dataclass(frozen=True)
+class TranscriptEditStep:
+    """A text edit undone or redone: every clip of the project now, and whether another
+    step can be taken either way."""
+
+    clips: list[str]
+    can_undo: bool
+    can_redo: bool
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(clips=list(data["clips"]), can_undo=bool(data["can_undo"]),
+                   can_redo=bool(data["can_redo"]))
+
+
 #: The states after which a transcription job changes no more.
 FINISHED = frozenset({"done", "failed", "cancelled"})
 

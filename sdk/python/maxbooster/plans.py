@@ -26,6 +26,7 @@ from .models import (
     RoyaltyStatement,
     Track,
     Transcript,
+    TranscriptEditStep,
     TranscriptionJob,
     TranscriptSummary,
     UsageReport,
@@ -82,6 +83,10 @@ def _transcripts_path(project_id: str, clip_id: str | None = None) -> str:
 def _jobs_path(project_id: str, job_id: str | None = None) -> str:
     jobs = f"{_project_path(project_id)}/transcription-jobs"
     return jobs if job_id is None else f"{jobs}/{quote(job_id, safe='')}"
+
+
+def _edits_path(project_id: str, direction: str) -> str:
+    return f"{_project_path(project_id)}/transcript-edits/{direction}"
 
 
 def _list(path: str, item: Callable[[Any], T], limit: int, cursor: str | None,
@@ -252,4 +257,16 @@ class Plans:
         return Call("POST", f"{_transcripts_path(project_id, clip_id)}/edit",
                     EditedTranscript.from_json,
                     json=_clean({"delete": delete, "order": order, "ripple": ripple}),
+                    headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
+
+    @staticmethod
+    def undo_transcript_edit(project_id: str, idempotency_key: str | None = None
+                             ) -> Call[TranscriptEditStep]:
+        return Call("POST", _edits_path(project_id, "undo"), TranscriptEditStep.from_json,
+                    headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
+
+    @staticmethod
+    def redo_transcript_edit(project_id: str, idempotency_key: str | None = None
+                             ) -> Call[TranscriptEditStep]:
+        return Call("POST", _edits_path(project_id, "redo"), TranscriptEditStep.from_json,
                     headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})

@@ -23,6 +23,7 @@ export type TranscriptionJobPage = Schemas['TranscriptionJobPage']
 /** A text edit: `delete` word indices (from 0) or play them in a new `order`. */
 export type TranscriptEdit = Partial<Schemas['TranscriptEdit']>
 export type EditedTranscript = Schemas['EditedTranscript']
+export type TranscriptEditStep = Schemas['TranscriptEditStep']
 export type NewTrack = Schemas['NewTrack']
 export type TrackChange = Schemas['TrackChange']
 export type Release = Schemas['Release']
@@ -252,6 +253,23 @@ export class MaxBooster {
   editTranscript (projectId: string, clipId: string, edit: TranscriptEdit, idempotencyKey?: string): Promise<EditedTranscript> {
     return this.request('POST', `/api/v1/projects/${segment(projectId)}/transcripts/${segment(clipId)}/edit`,
       { body: edit, idempotencyKey })
+  }
+
+  /**
+   * Undo the project's last text edit, whichever clip it edited (editor); a `ConflictError`
+   * when none is left. Answers every clip of the project now and whether another undo or redo
+   * can follow. Retried safely under `idempotencyKey` (a fresh one if left out): a repeated
+   * undo would take back one more edit.
+   */
+  undoTranscriptEdit (projectId: string, idempotencyKey?: string): Promise<TranscriptEditStep> {
+    return this.request('POST', `/api/v1/projects/${segment(projectId)}/transcript-edits/undo`,
+      { idempotencyKey })
+  }
+
+  /** Redo the project's last undone text edit (editor); a `ConflictError` when none is left. */
+  redoTranscriptEdit (projectId: string, idempotencyKey?: string): Promise<TranscriptEditStep> {
+    return this.request('POST', `/api/v1/projects/${segment(projectId)}/transcript-edits/redo`,
+      { idempotencyKey })
   }
 
   usage (days = 30, account?: string): Promise<UsageReport> {

@@ -140,10 +140,29 @@ async function cancelsJobsAndEditsTranscripts () {
   return { project: project.id, job: job.id, clips: edited.clips, waits }
 }
 
+// Seeded by the test: one project with a transcript of "one two three" on clip `speech`,
+// opened on the server (an undo history that starts empty).
+async function undoesAndRedoesTextEdits () {
+  const [project] = (await api.listProjects()).data
+  const nothing = await api.undoTranscriptEdit(project.id).catch((e) => e)
+  assert.ok(nothing instanceof sdk.ConflictError, String(nothing))
+  const edited = await api.editTranscript(project.id, 'speech', { delete: [1] })
+  const undone = await api.undoTranscriptEdit(project.id, 'undo-1')
+  assert.deepEqual(await api.undoTranscriptEdit(project.id, 'undo-1'), undone)
+  assert.deepEqual([undone.can_undo, undone.can_redo], [false, true])
+  const redone = await api.redoTranscriptEdit(project.id)
+  assert.deepEqual(redone.clips, [...edited.clips].sort())
+  assert.deepEqual([redone.can_undo, redone.can_redo], [true, false])
+  const noRedo = await api.redoTranscriptEdit(project.id).catch((e) => e)
+  assert.ok(noRedo instanceof sdk.ConflictError, String(noRedo))
+  return { project: project.id, undone: undone.clips, clips: edited.clips, waits }
+}
+
 const scenarios = {
   pagesCreatesOnceAndHonoursIfMatch,
   pluginResourcesAndTrackWrites,
   cancelsJobsAndEditsTranscripts,
+  undoesAndRedoesTextEdits,
   rateLimited,
   unreachable,
   badInput
