@@ -129,6 +129,22 @@ async def uploaded(world: World, tmp_path: Path, song: str, seed: int = 7) -> st
     return asset.id
 
 
+def streamed_in_parts(store: AssetStore) -> list[str]:
+    """The keys ``store``'s S3 object store will take as multipart uploads (recorded)."""
+    keys: list[str] = []
+    objects = store.objects
+    if objects is None:
+        return keys
+    multipart = objects._multipart  # type: ignore[attr-defined]
+
+    async def recorded(name: str, key: str, *args) -> int:  # noqa: ANN002
+        keys.append(key)
+        return await multipart(name, key, *args)
+
+    objects._multipart = recorded  # type: ignore[attr-defined]
+    return keys
+
+
 async def held(store: AssetStore, song: str) -> list[str]:
     """The project's assets as ``store``'s region sees them (index or memberships)."""
     return await asset_objects.project_assets(store, song)
@@ -170,6 +186,7 @@ async def test_a_moved_accounts_audio_is_copied_checked_and_then_only_in_the_tar
         asset_id = await uploaded(world, tmp_path, song)
         files = next(h for h in world.mover.hooks if isinstance(h, AssetMoveHook))
         notes: list[str] = []
+        parts = streamed_in_parts(world.assets["eu"])
 
         with files.watch(uma, notes.append):
             await world.mover.move(uma, "eu")
@@ -184,6 +201,8 @@ async def test_a_moved_accounts_audio_is_copied_checked_and_then_only_in_the_tar
         if eu.objects is not None:  # a whole asset there: audio, peaks, description
             keys = await eu.objects.keys(f"assets/objects/{asset_id[:2]}/{asset_id}.")
             assert sorted(k.split(".", 1)[1] for k in keys) == ["json", "peaks.npz", "wav"]
+        if eu.objects is not None:  # the audio went up in parts, never whole in memory
+            assert parts == [f"assets/objects/{asset_id[:2]}/{asset_id}.wav"]
         assert await held(us, song) == []
         assert await source_left(us) == []
         # the job's note said how the copy went: every file, the audio's 5.9 MiB (the
@@ -379,3 +398,35 @@ async def test_a_server_moves_an_account_from_local_disk_to_s3_and_serves_it_fro
         finally:
             await sam.close()
     assert files_under(tmp_path / "us-files" / "assets", asset["id"], project["id"]) == []
+
+
+async def test_the_move_job_notes_how_far_the_audio_copy_is(s3_server, tmp_path: Path  # noqa: ANN001
+                                                            ) -> None:
+    """The server's ``accounts.move`` job passes the hook's notes on, at the fraction
+    the mover reached, so ``GET .../region-move`` shows the copy going."""
+    from dawserver.account_moves import MoveJob
+    from dawserver.accounts_setup import ACCOUNT_MOVER
+
+    class Job:
+        payload: dict[str, str]
+        seen: list[tuple[float, str | None]]
+
+        def progress(self, fraction: float, note: str | None = None) -> None:
+            self.seen.append((fraction, note))
+
+    async with moving_world(tmp_path, s3_server, ("s3", "disk")) as world:
+        uma, song = await a_project_in_us(world)
+        await uploaded(world, tmp_path, song)
+        await world.mover.begin(uma, "eu")
+        job = Job()
+        job.payload, job.seen = {"account_id": uma}, []
+
+        done = await MoveJob({ACCOUNT_MOVER: world.mover})(job)  # type: ignore[arg-type]
+
+        assert done == {"region": "eu"}
+        audio = [(f, n) for f, n in job.seen if n and "files checked in eu" in n]
+        assert audio and any(float(n.split(", ")[1].split(" MiB")[0]) >= 5.8
+                             for _, n in audio)
+        fractions = [f for f, _ in job.seen]
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0
+        assert job.seen[-1][1] == "moved to eu"
