@@ -137,6 +137,13 @@ async def test_an_undo_retried_under_its_key_takes_back_one_edit_only(
         assert once.get("errors") is None and twice == once, (once, twice)
         assert once["data"]["undoTranscriptEdit"]["canUndo"] is False
         assert await texts(ada, project) == before
+        # the key names the project too: sent for another project it is another request
+        other = await transcribed_project(app, ada.person_id, tmp_path, "Other", ("x", "y"))
+        await cut(ada, other, "speech", 0)
+        other_cut = await texts(ada, other)
+        code, status, message = refused(await gql(ada, UNDO, {**variables, "project": other}))
+        assert (code, status) == ("BAD_USER_INPUT", 422) and "another request" in message
+        assert await texts(ada, other) == other_cut  # not undone, nor answered as undone
 
 
 async def test_undo_and_redo_are_refused_as_the_edit_is(

@@ -43,7 +43,8 @@ CODES = {HTTPStatus.UNPROCESSABLE_ENTITY: "BAD_USER_INPUT", HTTPStatus.BAD_REQUE
 @dataclasses.dataclass(frozen=True)
 class _Call:
     """What REST handlers read of the HTTP request, for a mutation: the app, the method
-    and a path naming the mutation (idempotency keys tell requests apart by them)."""
+    and a path naming the mutation and the ids it acts on (idempotency keys tell
+    requests apart by them)."""
 
     app: web.Application
     method: str
@@ -116,7 +117,10 @@ async def _run(info: strawberry.Info, field: str, handler: Callable[[Request], A
         principal = dataclasses.replace(principal, role=role)
     headers = {name: value for name, value in (("Idempotency-Key", idempotency_key),
                                                ("If-Match", if_match)) if value is not None}
-    native = _Call(info.context["app"], "POST", f"graphql:{field}", info.context["remote"])
+    # the ids it acts on are part of the path, as in REST's paths: the same key sent for
+    # another project (an undo has no body to tell them apart) is another request
+    path = f"graphql:{field}" + "".join(f"/{k}={v}" for k, v in sorted(params.items()))
+    native = _Call(info.context["app"], "POST", path, info.context["remote"])
     request = Request(params=params, query=None, body=body, principal=principal,
                       context=context, headers=headers, native=native)
     try:
