@@ -238,12 +238,13 @@ async def test_a_split_is_set_by_its_seller_and_agreed_to_by_each_collaborator(
                   {"collaborator": "seller", "basis_points": 6000}]
         status, split = await m.call("PUT", path, who("seller"), {"shares": shares})
         assert status == 200, split
-        # the seller's own part is agreed; amy's waits for her, and is the seller's meanwhile
+        # the seller's own part is agreed; amy's waits for her, held for her meanwhile
+        # (no Stripe account named: see test_marketplace_split_holds.py)
         assert split["shares"] == [{**shares[0], "status": "pending"},
                                    {**shares[1], "status": "accepted"}]
         db = market_services(m).store.db
         assert await payees(db, "seller", beat["beat_id"], accounts["seller"]) == [
-            Share("seller", accounts["seller"], 10_000)]
+            Share("amy", "", 4000), Share("seller", accounts["seller"], 6000)]
         # a collaborator with Stripe and one without get the same answer: the seller
         # learns nothing of another account's Stripe
         answers = []
@@ -288,7 +289,7 @@ async def test_a_split_is_set_by_its_seller_and_agreed_to_by_each_collaborator(
         assert await market_services(m).splits.of("seller", beat["beat_id"]) == []
 
 
-async def test_a_collaborator_who_has_not_agreed_is_not_paid_the_seller_is(
+async def test_a_collaborator_who_has_not_agreed_is_not_paid_their_part_is_held(
         tmp_path: Path) -> None:
     async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
         accounts = {name: await m.seller(name) for name in ("seller", "amy", "ben")}
@@ -305,9 +306,15 @@ async def test_a_collaborator_who_has_not_agreed_is_not_paid_the_seller_is(
         m.pay(started)
         await transfers_made(m, started["cart_id"])
         paid = {t["metadata"]["collaborator"]: t["amount"] for t in m.fake.all_of("transfer")}
-        assert set(paid) == {"amy", "seller"}  # ben's part is the seller's
-        assert paid["seller"] == split_amount(sum(paid.values()), [
-            Share("amy", "", 3000), Share("seller", "", 7000)])[1]
+        assert set(paid) == {"amy", "seller"}  # ben's part is neither his nor the seller's
+        db = market_services(m).store.db
+        held = await db.fetchval("SELECT amount FROM mkt_split_holds WHERE account_id = ? "
+                                 "AND collaborator = ?", "seller", "ben")
+        assert [paid["amy"], held, paid["seller"]] == split_amount(
+            sum(paid.values()) + held, [Share("amy", "", 3000), Share("ben", "", 2000),
+                                        Share("seller", "", 5000)])
+        assert await market_services(m).ledger.balance(
+            "seller", bookings.CLEARING, "usd") == held
         await books_match_stripe(m, accounts)
 
 

@@ -123,6 +123,11 @@ class NotFoundHere(MarketplaceError):
     """No such beat, order or licence for this account (another account's ids too)."""
 
 
+class InvitationEnded(MarketplaceError):
+    """A collaborator answers a split invitation that was declined or expired (a 409):
+    the seller offers the part again to invite them anew."""
+
+
 class NotForSale(MarketplaceError):
     """The beat or tier cannot be bought now (sold exclusively, held by another buyer's
     exclusive checkout, withdrawn, or the seller cannot take payments yet): a 409."""

@@ -24,6 +24,7 @@ from business.marketplace.schemas import (
     PreviewPayload,
     RefundPayload,
     SaleEvent,
+    SplitHoldsPayload,
     SplitReversalPayload,
     SplitTransfersPayload,
 )
@@ -35,11 +36,13 @@ from business.marketplace.services import (
     run_gateway,
     run_preview,
     run_refund,
+    run_split_holds,
     run_split_reversal,
     run_split_transfers,
     services,
     start_services,
 )
+from business.marketplace.split_holds import HOLD_JOB as SPLIT_HOLD_JOB
 from business.marketplace.split_routes import ROUTES as SPLIT_ROUTES
 from business.marketplace.split_sales import PAY_JOB as SPLIT_PAY_JOB
 from business.marketplace.split_sales import REVERSAL_JOB as SPLIT_REVERSAL_JOB
@@ -139,6 +142,11 @@ def jobs() -> list[Job]:
             Job(SPLIT_REVERSAL_JOB, SplitReversalPayload, run_split_reversal,
                 "take a refunded part of a split cart line's transfers back",
                 QueueSettings(max_attempts=30, backoff_base=1.0, backoff_cap=900.0,
+                              lease_s=60.0, concurrency=2)),
+            # Each held part leaves `held` once and is paid by one keyed transfer.
+            Job(SPLIT_HOLD_JOB, SplitHoldsPayload, run_split_holds,
+                "pay a collaborator's held split parts out as their invitation stands",
+                QueueSettings(max_attempts=12, backoff_base=1.0, backoff_cap=900.0,
                               lease_s=60.0, concurrency=2))]
 
 

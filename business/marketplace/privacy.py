@@ -40,12 +40,17 @@ KEPT = ("mkt_sellers", "mkt_orders", "mkt_licences", "mkt_ledger_postings",
 #: (a seller may have none of them).
 KEPT_MONEY = ("mkt_payouts", "mkt_transfers", "mkt_disputes", "mkt_membership_plans",
               "mkt_memberships", "mkt_membership_downloads", "mkt_membership_invoices",
-              "mkt_split_reversals", "mkt_transfer_reversals")
+              "mkt_split_reversals", "mkt_transfer_reversals", "mkt_split_holds",
+              "mkt_split_hold_cuts")
 #: Where a kept row of any store may name a buyer: (table, key, text columns, JSON columns).
 MENTIONS = (
     ("mkt_orders", ("account_id", "order_id"), ("buyer_account", "note"), ()),
     ("mkt_licences", ("account_id", "licence_id"), ("buyer_account",), ()),
-    ("mkt_transfers", ("account_id", "transfer_id"), ("collaborator",), ()),
+    ("mkt_transfers", ("account_id", "transfer_id"), ("collaborator", "hold_of"), ()),
+    ("mkt_split_holds", ("account_id", "order_id", "collaborator"),
+     ("collaborator", "payee"), ()),
+    ("mkt_split_hold_cuts", ("account_id", "order_id", "collaborator", "cause"),
+     ("collaborator",), ()),
     ("mkt_memberships", ("account_id", "membership_id"), ("member_account",), ()),
 )
 

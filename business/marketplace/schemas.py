@@ -418,6 +418,15 @@ class SplitTransfersPayload(Model):
     shares: list[PayeeShare]
 
 
+class SplitHoldsPayload(Model):
+    """The ``marketplace.split_holds`` job: pay out ``collaborator``'s held parts of
+    ``seller``'s ``beat_id`` as their invitation stands."""
+
+    seller: str
+    beat_id: str
+    collaborator: str
+
+
 class SplitReversalPayload(Model):
     """The ``marketplace.split_reversal`` job: take ``taken/of`` of a line's transfers
     back (a refund of ``taken`` out of the line's ``of``)."""

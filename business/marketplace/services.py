@@ -57,6 +57,7 @@ from business.marketplace.payouts import Payouts
 from business.marketplace.preview_audio import AudioUnreadable
 from business.marketplace.previews import PREVIEW_JOB, Previews
 from business.marketplace.render_pool import RenderLimits, RenderPool
+from business.marketplace.split_holds import DEFAULT_INVITATION_DAYS, SplitHolds
 from business.marketplace.split_sales import (
     TIMED_OUT,
     SplitSales,
@@ -211,6 +212,9 @@ def build_services(context: PluginContext) -> Services:
 
     fulfilment.split_sales = (SplitSales(splits, enqueue_job) if splits is not None
                               else None)
+    if splits is not None:  # holds pending collaborators' parts (splits.holds)
+        SplitHolds(splits, enqueue_job, invitation_ttl_s=float(settings.get(
+            "split_invitation_days", DEFAULT_INVITATION_DAYS)) * 86_400.0)
     if fulfilment.split_sales is not None:
         fulfilment.split_sales.alerts = TransferAlerts(
             context.send_mail, context.admin_emails,
@@ -312,6 +316,18 @@ async def run_split_reversal(context: PluginContext, payload: Any, job: JobConte
     return {"order_id": payload.order_id, "reversals": done}
 
 
+async def run_split_holds(context: PluginContext, payload: Any, job: JobContext) -> dict:
+    """The ``marketplace.split_holds`` job: pay out a collaborator's held parts of a beat
+    as their invitation stands (each part once, however often it runs)."""
+    splits = services(context).splits
+    if splits is None or splits.holds is None:
+        raise Permanent("payments are not configured on this server")
+    done = await splits.holds.settle_invitation(payload.seller, payload.beat_id,
+                                                payload.collaborator)
+    return {"beat_id": payload.beat_id, "collaborator": payload.collaborator,
+            "paid_out": done}
+
+
 async def run_contract(context: PluginContext, payload: Any, job: JobContext) -> dict:
     """The ``marketplace.contract`` job: write one licence's contract PDF (once)."""
     try:
@@ -340,7 +356,8 @@ async def run_preview(context: PluginContext, payload: Any, job: JobContext) -> 
 async def run_checkout_sweeper(context: PluginContext) -> None:
     """The worker that expires checkouts past their session's life every
     ``checkout_sweep_s`` seconds (60): holds released, coupon uses given back; visitor
-    carts untouched for ``visitor_cart_days`` deleted."""
+    carts untouched for ``visitor_cart_days`` deleted; split invitations pending longer
+    than ``split_invitation_days`` (30) expired, their held money returned."""
     every = float(context.settings_for(PLUGIN_NAME).get("checkout_sweep_s", 60.0))
     while True:
         await asyncio.sleep(every)
@@ -348,6 +365,8 @@ async def run_checkout_sweeper(context: PluginContext) -> None:
             module = services(context)
             await module.checkout.sweep()
             await purge_stale(module.store.db, module.visitor_cart_max_age_s)
+            if module.splits is not None and module.splits.holds is not None:
+                await module.splits.holds.expire()
         except Exception:  # a database blip: the next round tries again
             logger.exception("the checkout sweep failed; trying again in %s s", every)
 

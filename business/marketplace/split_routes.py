@@ -1,10 +1,15 @@
 """A beat's collaborator split (``/api/marketplace/beats/{beat_id}/split``): who shares its
-sales and in what parts, and each collaborator's agreement
-(``POST /api/marketplace/splits/{seller}/{beat_id}/accept``). Setting a split names
-collaborators by account and answers the same whatever their Stripe state (each part
-``pending`` until its collaborator accepts it, then ``accepted``); accepting needs the
-collaborator's own connected Stripe account (``POST /seller/stripe``), looked up, never
-taken from a body. A pending part is paid to the seller. A beat with a split is sold
+sales and in what parts, and each collaborator's answer
+(``POST /api/marketplace/splits/{seller}/{beat_id}/accept`` or ``.../decline``). Setting a
+split names collaborators by account and answers the same whatever their Stripe state
+(each part ``pending`` until its collaborator answers, then ``accepted``, or ``declined``,
+or ``expired`` when they never did); accepting needs the collaborator's own connected
+Stripe account (``POST /seller/stripe``), looked up, never taken from a body. A pending
+part's money is held for its collaborator (:mod:`.split_holds`): paid to them when they
+accept, to the seller when they decline or the invitation expires. The lists
+``GET /api/marketplace/splits/invitations`` (waiting for the signed-in account, with what
+is held for it) and ``GET /api/marketplace/splits/sent`` (the signed-in seller's, with
+their state) only ever show the signed-in account's own. A beat with a split is sold
 through the cart (:mod:`.split_sales`)."""
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ from typing import Any
 
 from pydantic import Field
 
-from business.marketplace.errors import CatalogueInvalid, NotFoundHere
+from business.marketplace.errors import CatalogueInvalid, InvitationEnded, NotFoundHere
 from business.marketplace.permissions import READ, SELL
 from business.marketplace.services import services
-from business.marketplace.splits import MAX_SHARES, WHOLE, Part
+from business.marketplace.splits import MAX_SHARES, WHOLE, Part, Splits
 from dawserver.plugin_api import (
+    Conflict,
     Empty,
     Model,
     NotFound,
@@ -29,6 +35,7 @@ from dawserver.plugin_api import (
 
 _api = map_errors(
     (NotFoundHere, NotFound),
+    (InvitationEnded, Conflict),
     (CatalogueInvalid, lambda exc: Unprocessable(str(exc), fields=exc.issues)),
 )
 
@@ -47,8 +54,8 @@ class SplitIn(Model):
 
 
 class ShareOut(Model):
-    """One collaborator's part and whether they agreed to it (``pending`` is paid to the
-    seller)."""
+    """One collaborator's part and how their invitation stands (``pending``: held for
+    them; ``accepted``; ``declined`` or ``expired``: paid to the seller)."""
 
     collaborator: str
     basis_points: int
@@ -62,6 +69,55 @@ class SplitOut(Model):
     shares: list[ShareOut]
 
 
+class MoneyOut(Model):
+    """An amount in one currency (minor units) and how many sales it comes from."""
+
+    currency: str
+    amount: int
+    sales: int
+
+
+class InvitationOut(Model):
+    """An invitation waiting for the signed-in collaborator's answer, with what is held
+    for them (``expires_at``: when it ends unanswered, its money then the seller's)."""
+
+    seller: str
+    beat_id: str
+    basis_points: int
+    status: str
+    invited_at: float | None
+    expires_at: float | None
+    held: list[MoneyOut]
+
+
+class InvitationsOut(Model):
+    """The signed-in account's pending invitations."""
+
+    invitations: list[InvitationOut]
+
+
+class SentOut(Model):
+    """An invitation the signed-in seller sent: its state, and the money of it held,
+    released to the collaborator and returned to the seller."""
+
+    beat_id: str
+    collaborator: str
+    basis_points: int
+    status: str
+    invited_at: float | None
+    expires_at: float | None
+    answered_at: float | None
+    held: list[MoneyOut]
+    released: list[MoneyOut]
+    returned: list[MoneyOut]
+
+
+class SentListOut(Model):
+    """Every invitation the signed-in seller sent."""
+
+    invitations: list[SentOut]
+
+
 async def _beat(request: Request) -> str:
     beat_id = request.params["beat_id"]
     if await services(request.context).store.beat(request.account_id, beat_id) is None:
@@ -72,7 +128,7 @@ async def _beat(request: Request) -> str:
 def _out(beat_id: str, parts: list[Part]) -> dict[str, Any]:
     return {"beat_id": beat_id, "shares": [
         {"collaborator": p.collaborator, "basis_points": p.basis_points,
-         "status": "accepted" if p.accepted else "pending"} for p in parts]}
+         "status": p.status} for p in parts]}
 
 
 @_api
@@ -121,6 +177,38 @@ async def accept_split(request: Request) -> Any:
     return _out(beat_id, await module.splits.parts(seller, beat_id))
 
 
+@_api
+async def decline_split(request: Request) -> Any:
+    """The signed-in account turns its pending part of a seller's split down."""
+    seller, beat_id = request.params["seller"], request.params["beat_id"]
+    splits = _splits(request)
+    if not await splits.decline(seller, beat_id, request.account_id):
+        raise NotFoundHere(f"no part of yours in a split of beat {beat_id!r} by {seller!r}")
+    return _out(beat_id, await splits.parts(seller, beat_id))
+
+
+@_api
+async def list_invitations(request: Request) -> Any:
+    """The invitations waiting for the signed-in account, with the money held for it."""
+    splits = _splits(request)
+    return {"invitations": await splits.holds.invitations(request.account_id)}
+
+
+@_api
+async def list_sent(request: Request) -> Any:
+    """The invitations the signed-in seller sent, with their state and money."""
+    splits = _splits(request)
+    return {"invitations": await splits.holds.sent(request.account_id)}
+
+
+def _splits(request: Request) -> Splits:
+    splits = services(request.context).splits
+    if splits is None or splits.holds is None:
+        raise CatalogueInvalid("payments are not configured on this server: set "
+                               "plugins.marketplace.stripe.api_key")
+    return splits
+
+
 ROUTES = [
     Route(method="GET", path="/api/marketplace/beats/{beat_id}/split", handler=get_split,
           permission=READ, response=SplitOut),
@@ -128,4 +216,10 @@ ROUTES = [
           permission=SELL, body=SplitIn, response=SplitOut),
     Route(method="POST", path="/api/marketplace/splits/{seller}/{beat_id}/accept",
           handler=accept_split, permission=SELL, body=Empty, response=SplitOut),
+    Route(method="POST", path="/api/marketplace/splits/{seller}/{beat_id}/decline",
+          handler=decline_split, permission=SELL, body=Empty, response=SplitOut),
+    Route(method="GET", path="/api/marketplace/splits/invitations",
+          handler=list_invitations, permission=READ, response=InvitationsOut),
+    Route(method="GET", path="/api/marketplace/splits/sent", handler=list_sent,
+          permission=READ, response=SentListOut),
 ]

@@ -42,6 +42,7 @@ from typing import Any
 
 from business.marketplace import metrics
 from business.marketplace.models import PAID, Order
+from business.marketplace.split_holds import HeldPartPaying
 from business.marketplace.splits import Share, Splits, apportion
 from business.marketplace.transfer_alerts import TransferAlerts
 
@@ -72,22 +73,28 @@ class TransfersFailed(Exception):
 
 async def payees(db: Any, seller: str, beat_id: str, stripe_account: str) -> list[Share]:
     """Who is paid for a line of ``beat_id``: the collaborators of its split who agreed to
-    their part, the seller (``stripe_account``) taking every part still pending; or the
-    seller alone."""
+    their part; each collaborator whose invitation is still pending, with no Stripe
+    account (their part is *held* for them, :mod:`.split_holds`); the seller
+    (``stripe_account``) taking their own part, and every part declined or expired; or
+    the seller alone."""
     rows = await db.fetch(
-        "SELECT collaborator, stripe_account, basis_points, accepted_at FROM mkt_splits "
-        "WHERE account_id = ? AND beat_id = ? ORDER BY collaborator", seller, beat_id)
+        "SELECT collaborator, stripe_account, basis_points, accepted_at, ended FROM "
+        "mkt_splits WHERE account_id = ? AND beat_id = ? ORDER BY collaborator", seller,
+        beat_id)
     if not rows:
         return [Share(seller, stripe_account, 10_000)]
-    agreed = {r["collaborator"]: Share(r["collaborator"], r["stripe_account"],
-                                       int(r["basis_points"]))
-              for r in rows if r["accepted_at"] is not None and r["stripe_account"]}
-    pending = sum(int(r["basis_points"]) for r in rows if r["collaborator"] not in agreed)
-    if pending:
-        own = agreed.get(seller)
-        agreed[seller] = Share(seller, stripe_account,
-                               pending + (own.basis_points if own else 0))
-    return [agreed[c] for c in sorted(agreed)]
+    paid = {r["collaborator"]: Share(r["collaborator"], r["stripe_account"],
+                                     int(r["basis_points"]))
+            for r in rows if r["accepted_at"] is not None and r["stripe_account"]}
+    paid.update({r["collaborator"]: Share(r["collaborator"], "", int(r["basis_points"]))
+                 for r in rows if r["collaborator"] not in paid and r["ended"] is None
+                 and r["collaborator"] != seller})
+    sellers = sum(int(r["basis_points"]) for r in rows if r["collaborator"] not in paid)
+    if sellers:
+        own = paid.get(seller)
+        paid[seller] = Share(seller, stripe_account,
+                             sellers + (own.basis_points if own else 0))
+    return [paid[c] for c in sorted(paid)]
 
 
 async def has_split(db: Any, seller: str, beat_ids: list[str]) -> bool:
@@ -260,6 +267,12 @@ class SplitSales:
         if row["transferred_at"] is None and failed is None:
             raise TransfersPending(f"order {order_id!r}'s transfers are still being made: "
                                    "its refund's reversals wait for them")
+        if self.splits.holds is not None:  # held parts are cut, never paid out
+            try:
+                await self.splits.holds.cut(seller, order_id, cause=cause, taken=taken,
+                                            of=of)
+            except HeldPartPaying as exc:
+                raise TransfersPending(str(exc)) from None
         done = await self.splits.reverse(seller, order_id, taken=taken, of=of, cause=cause)
         back = sum(int(d["amount"]) for d in done)
         if failed is None:

@@ -14,10 +14,12 @@ Shares are basis points (10 000 = the whole) summing to exactly 10 000; amounts 
 split by the largest remainder, so the shares always add up to the amount.
 
 A collaborator **agrees** to their part (:meth:`Splits.accept`, with their own connected
-account) before they are paid: until then their part is *pending* and paid to the seller
-(:func:`~business.marketplace.split_sales.payees`). Setting a split never looks up
-another account's Stripe state, so its answer tells nothing of it; a collaborator whose
-part is unchanged keeps their acceptance, one whose part changes agrees again.
+account) before they are paid: until then their part is *pending* and each sale's part
+of theirs is held for them (:mod:`~business.marketplace.split_holds`), paid to them when
+they accept, to the seller when they decline (:meth:`Splits.decline`) or the invitation
+expires. Setting a split never looks up another account's Stripe state, so its answer
+tells nothing of it; a collaborator whose part is unchanged keeps how their invitation
+stands, one whose part changes is invited again.
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from business.marketplace import bookings
-from business.marketplace.errors import CatalogueInvalid
+from business.marketplace.errors import CatalogueInvalid, InvitationEnded
 from business.marketplace.ledger import Ledger
 from business.marketplace.stripe_gateway import StripeGateway, idempotency_key
+
+if TYPE_CHECKING:
+    from business.marketplace.split_holds import SplitHolds
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +57,27 @@ class Share:
     basis_points: int
 
 
+#: How a collaborator's invitation to their part stands (``Part.status``).
+PENDING = "pending"
+ACCEPTED = "accepted"
+DECLINED = "declined"
+EXPIRED = "expired"
+
+
 @dataclass(frozen=True)
 class Part:
-    """One collaborator's part as the seller set it, and whether they agreed to it."""
+    """One collaborator's part as the seller set it, and whether they agreed to it
+    (``ended``: ``declined`` or ``expired`` when they never will)."""
 
     collaborator: str
     basis_points: int
     accepted: bool
+    ended: str | None = None
+
+    @property
+    def status(self) -> str:
+        """``accepted``, ``pending``, ``declined`` or ``expired``."""
+        return ACCEPTED if self.accepted else self.ended or PENDING
 
 
 def check_shares(shares: list[Share], *, connected: bool = True) -> list[Share]:
@@ -80,6 +99,11 @@ def check_shares(shares: list[Share], *, connected: bool = True) -> list[Share]:
         raise CatalogueInvalid(f"the shares add up to {total} basis points; they must add up "
                                f"to exactly {WHOLE} (100 %)")
     return shares
+
+
+def connected(share: Share) -> bool:
+    """Whether ``share`` names a connected Stripe account to pay (else it is held)."""
+    return share.stripe_account.startswith("acct_")
 
 
 def apportion(amount: int, weights: list[int]) -> list[int]:
@@ -112,6 +136,8 @@ class Splits:
         self.db = db
         self.ledger = ledger
         self.gateway = gateway
+        #: holds pending collaborators' parts (:mod:`.split_holds`)
+        self.holds: SplitHolds | None = None
 
     async def save(self, seller: str, beat_id: str, shares: list[Share]) -> list[Share]:
         """Replace the split of ``beat_id`` (checked first), every part agreed (a split
@@ -131,53 +157,95 @@ class Splits:
                       seller_account: str | None) -> list[Part]:
         """Replace the split of ``beat_id`` with ``parts`` (collaborator, basis points;
         checked first): the seller's own part is agreed at once when they have connected
-        Stripe (``seller_account``), a collaborator whose part is unchanged keeps their
-        agreement, every other part is pending until its collaborator accepts."""
+        Stripe (``seller_account``), a collaborator whose part is unchanged keeps how
+        their invitation stands (agreed, pending since it was sent, declined, expired),
+        every other part is a new invitation, pending until its collaborator accepts.
+        A collaborator taken out of the split has their held money returned to the
+        seller (:mod:`.split_holds`)."""
         check_shares([Share(c, "", bp) for c, bp in parts], connected=False)
+        now = time.time()
         async with self.db.transaction() as tx:
-            kept = {(r["collaborator"], int(r["basis_points"])): r for r in await tx.fetch(
-                "SELECT collaborator, stripe_account, basis_points, accepted_at FROM "
-                "mkt_splits WHERE account_id = ? AND beat_id = ? AND accepted_at IS NOT NULL",
+            old = {r["collaborator"]: r for r in await tx.fetch(
+                "SELECT collaborator, stripe_account, basis_points, accepted_at, invited_at, "
+                "ended, ended_at FROM mkt_splits WHERE account_id = ? AND beat_id = ?",
                 seller, beat_id)}
             await tx.execute("DELETE FROM mkt_splits WHERE account_id = ? AND beat_id = ?",
                              seller, beat_id)
             rows = []
             for collaborator, bp in parts:
-                old = kept.get((collaborator, bp))
+                was = old.get(collaborator)
                 if collaborator == seller and seller_account:
-                    rows.append((collaborator, seller_account, bp, time.time()))
-                elif old is not None:
-                    rows.append((collaborator, old["stripe_account"], bp, old["accepted_at"]))
+                    rows.append((collaborator, seller_account, bp, now, now, None, None))
+                elif was is not None and int(was["basis_points"]) == bp:
+                    rows.append((collaborator, was["stripe_account"], bp, was["accepted_at"],
+                                 was["invited_at"], was["ended"], was["ended_at"]))
                 else:
-                    rows.append((collaborator, "", bp, None))
+                    rows.append((collaborator, "", bp, None, now, None, None))
             await tx.executemany(
                 "INSERT INTO mkt_splits (account_id, beat_id, collaborator, stripe_account, "
-                "basis_points, accepted_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [(seller, beat_id, *row) for row in rows])
+                "basis_points, accepted_at, invited_at, ended, ended_at) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?)", [(seller, beat_id, *row) for row in rows])
+            if self.holds is not None:
+                named = {c for c, _ in parts}
+                for gone in sorted(set(old) - named):
+                    await self.holds.queue_settle(tx, seller, beat_id, gone, f"removed:{now}")
         return await self.parts(seller, beat_id)
 
     async def parts(self, seller: str, beat_id: str) -> list[Part]:
-        """The split of ``beat_id`` as set, each part agreed or pending."""
+        """The split of ``beat_id`` as set, each part agreed, pending or ended."""
         rows = await self.db.fetch(
-            "SELECT collaborator, basis_points, accepted_at FROM mkt_splits WHERE "
+            "SELECT collaborator, basis_points, accepted_at, ended FROM mkt_splits WHERE "
             "account_id = ? AND beat_id = ? ORDER BY collaborator", seller, beat_id)
-        return [Part(r["collaborator"], int(r["basis_points"]), r["accepted_at"] is not None)
-                for r in rows]
+        return [Part(r["collaborator"], int(r["basis_points"]), r["accepted_at"] is not None,
+                     r["ended"]) for r in rows]
 
     async def accept(self, seller: str, beat_id: str, collaborator: str,
                      stripe_account: str) -> bool:
         """``collaborator`` agrees to their part of ``seller``'s split of ``beat_id``,
-        paid to ``stripe_account`` (their own); False when no such part is theirs."""
+        paid to ``stripe_account`` (their own), and what was held for them is paid out;
+        False when no such part is theirs, :class:`InvitationEnded` when they declined it
+        or it expired (accepting again is a no-op)."""
+        return await self._answer(seller, beat_id, collaborator, ACCEPTED, stripe_account)
+
+    async def decline(self, seller: str, beat_id: str, collaborator: str) -> bool:
+        """``collaborator`` turns their pending part down: what was held for them goes
+        back to the seller, and so do their parts of later sales; False when no such
+        part is theirs, :class:`InvitationEnded` when it was accepted or ended before
+        (declining again is a no-op)."""
+        return await self._answer(seller, beat_id, collaborator, DECLINED, "")
+
+    async def _answer(self, seller: str, beat_id: str, collaborator: str, answer: str,
+                      stripe_account: str) -> bool:
+        """Record ``answer`` (accepted, declined) to a pending part, once, queueing its
+        held money's payout in the same transaction."""
+        now = time.time()
         async with self.db.transaction() as tx:
-            found = await tx.fetchval(
-                "SELECT COUNT(*) FROM mkt_splits WHERE account_id = ? AND beat_id = ? AND "
-                "collaborator = ?", seller, beat_id, collaborator)
-            if not found:
+            row = await tx.fetchrow(
+                "SELECT accepted_at, ended FROM mkt_splits WHERE account_id = ? AND "
+                "beat_id = ? AND collaborator = ?", seller, beat_id, collaborator)
+            if row is None:
                 return False
-            await tx.execute(
-                "UPDATE mkt_splits SET stripe_account = ?, accepted_at = ? WHERE "
-                "account_id = ? AND beat_id = ? AND collaborator = ? AND accepted_at IS NULL",
-                stripe_account, time.time(), seller, beat_id, collaborator)
+            now_is = Part(collaborator, 0, row["accepted_at"] is not None, row["ended"])
+            if now_is.status == answer:
+                return True
+            if now_is.status != PENDING:
+                raise InvitationEnded(
+                    f"your part of beat {beat_id!r} by {seller!r} is {now_is.status}, not "
+                    "pending: ask the seller to offer it to you again")
+            if answer == ACCEPTED:
+                changed = await tx.execute(
+                    "UPDATE mkt_splits SET stripe_account = ?, accepted_at = ? WHERE "
+                    "account_id = ? AND beat_id = ? AND collaborator = ? AND accepted_at IS "
+                    "NULL AND ended IS NULL", stripe_account, now, seller, beat_id,
+                    collaborator)
+            else:
+                changed = await tx.execute(
+                    "UPDATE mkt_splits SET ended = ?, ended_at = ? WHERE account_id = ? AND "
+                    "beat_id = ? AND collaborator = ? AND accepted_at IS NULL AND ended IS "
+                    "NULL", answer, now, seller, beat_id, collaborator)
+            if changed and self.holds is not None:
+                await self.holds.queue_settle(tx, seller, beat_id, collaborator,
+                                              f"{answer}:{now}")
         return True
 
     async def clear(self, seller: str, beat_id: str) -> None:
@@ -207,11 +275,21 @@ class Splits:
         cut by ``part * taken // of`` per cause (as :meth:`reverse` would take it back),
         the cut recorded as that cause's reversal of the transfer (``withheld``), and a
         share cut to nothing is not paid."""
-        check_shares(shares)
-        stored = {t["collaborator"]: t for t in await self.transfers(seller, order_id)}
+        check_shares(shares, connected=False)
+        stored = {t["collaborator"]: t for t in await self.transfers(seller, order_id)
+                  if t["hold_of"] is None}
         paid = []
         for share, part in zip(shares, split_amount(amount, shares), strict=True):
             if part <= 0:
+                continue
+            if not connected(share):  # a pending collaborator's: held for them
+                if self.holds is None:
+                    raise CatalogueInvalid(f"{share.collaborator} has no connected Stripe "
+                                           "account and nothing holds their part")
+                await self.holds.hold(seller, order_id, share.collaborator, part,
+                                      charge=charge, currency=currency,
+                                      transfer_group=transfer_group or order_id,
+                                      withheld=withheld)
                 continue
             if share.collaborator in stored:
                 t = stored[share.collaborator]
@@ -235,34 +313,44 @@ class Splits:
                           "collaborator": share.collaborator})
             tid = str(transfer.id)
             async with self.db.transaction() as tx:
-                await tx.execute(
-                    "INSERT INTO mkt_transfers (account_id, transfer_id, order_id, "
-                    "collaborator, stripe_account, amount, currency) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, transfer_id) DO NOTHING",
-                    seller, tid, order_id, share.collaborator, share.stripe_account, part,
-                    currency)
-                # Stripe has made it: booked as the fact it is, even where a refund of
-                # another line of the charge took the clearing balance below zero first
-                await self.ledger.record(tx, seller, dataclasses.replace(
-                    bookings.transfer_out(f"transfer-out:{tid}", currency, amount=part,
-                                          stripe_txn=str(transfer.balance_transaction)),
-                    imposed=True))
-                await self.ledger.record(tx, share.collaborator, bookings.transfer_in(
-                    f"transfer-in:{tid}", currency, amount=part))
-                for cause, cut in cuts:  # taken by the cause before it was paid
-                    await tx.execute(
-                        "INSERT INTO mkt_transfer_reversals (account_id, cause, "
-                        "transfer_id, order_id, reversal_id, amount, at) VALUES "
-                        "(?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, cause, transfer_id) "
-                        "DO NOTHING", seller, cause, tid, order_id, WITHHELD,
-                        min(cut, full), time.time())
+                await self.book_transfer(tx, seller, order_id, transfer, share, part,
+                                         currency, [(c, min(cut, full)) for c, cut in cuts])
             paid.append({"transfer": tid, "collaborator": share.collaborator, "amount": part})
         return paid
 
+    async def book_transfer(self, tx: Any, seller: str, order_id: str, transfer: Any,
+                            payee: Share, amount: int, currency: str,
+                            cuts: list[tuple[str, int]], *, hold_of: str | None = None
+                            ) -> None:
+        """In ``tx``: store and book a transfer Stripe made of ``amount`` to ``payee``
+        (once per transfer), each of ``cuts`` (cause, amount: taken by a refund or lost
+        dispute before it was paid) recorded as that cause's reversal of it;
+        ``hold_of``: the collaborator whose held part it pays out."""
+        tid = str(transfer.id)
+        await tx.execute(
+            "INSERT INTO mkt_transfers (account_id, transfer_id, order_id, collaborator, "
+            "stripe_account, amount, currency, hold_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (account_id, transfer_id) DO NOTHING", seller, tid, order_id,
+            payee.collaborator, payee.stripe_account, amount, currency, hold_of)
+        # Stripe has made it: booked as the fact it is, even where a refund of another
+        # line of the charge took the clearing balance below zero first
+        await self.ledger.record(tx, seller, dataclasses.replace(
+            bookings.transfer_out(f"transfer-out:{tid}", currency, amount=amount,
+                                  stripe_txn=str(transfer.balance_transaction)),
+            imposed=True))
+        await self.ledger.record(tx, payee.collaborator, bookings.transfer_in(
+            f"transfer-in:{tid}", currency, amount=amount))
+        for cause, cut in cuts:  # taken by the cause before it was paid
+            await tx.execute(
+                "INSERT INTO mkt_transfer_reversals (account_id, cause, transfer_id, "
+                "order_id, reversal_id, amount, at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (account_id, cause, transfer_id) DO NOTHING", seller, cause,
+                tid, order_id, WITHHELD, cut, time.time())
+
     async def transfers(self, seller: str, order_id: str) -> list[dict[str, Any]]:
         rows = await self.db.fetch(
-            "SELECT transfer_id, collaborator, stripe_account, amount, reversed, currency "
-            "FROM mkt_transfers WHERE account_id = ? AND order_id = ? ORDER BY transfer_id",
+            "SELECT transfer_id, collaborator, stripe_account, amount, reversed, currency, "
+            "hold_of FROM mkt_transfers WHERE account_id = ? AND order_id = ? ORDER BY transfer_id",
             seller, order_id)
         return [dict(r) for r in rows]
 

@@ -1,0 +1,353 @@
+"""Held split money: a pending collaborator's part of a sale, kept for them.
+
+A collaborator named in a split agrees to their part before they are paid
+(:meth:`.Splits.accept`). Until they answer, each sale's part of theirs is **held**: the
+split transfer job (:meth:`.Splits.pay`) pays every agreed payee and records the pending
+part as a row of ``mkt_split_holds`` instead of a transfer. The money stays in the
+platform's Stripe balance and in the seller's ``platform:clearing`` books, owed to nobody
+yet. Then one ``marketplace.split_holds`` job (queued in the transaction that changed the
+invitation, and after each hold) pays every held part of that collaborator on that beat
+as the invitation now stands:
+
+- **accepted** (with their connected account): *released*, one Stripe transfer to the
+  collaborator, tied to the sale's charge (``source_transaction``);
+- **declined**, **expired** (``split_invitation_days`` after it was sent, 30 by default:
+  the checkout sweeper ends it) or the collaborator **taken out** of the split:
+  *returned*, one transfer to the seller;
+- still pending: nothing, it stays held.
+
+Each step is idempotent. A hold is one row per line and collaborator; it leaves ``held``
+once, by a conditional update, for ``releasing`` or ``returning`` (the first decision
+wins), and its transfer's idempotency key is the line and collaborator's, so a job run
+again after a crash gets Stripe's same transfer and books it once (``mkt_transfers``
+row, ledger postings keyed by the transfer).
+
+A refund or lost dispute of the line (:meth:`.SplitSales.reverse`) *cuts* each held part
+by ``part * taken // of``, once per cause (``mkt_split_hold_cuts``), so the refunded
+money is never paid out; a part already paid out is reversed with the line's other
+transfers, and one being paid out that moment makes the reversal wait
+(:class:`HeldPartPaying`) until its transfer is stored. A cut part is paid out less its
+cuts, each recorded as its cause's reversal of the transfer, so a later refund of the
+same cause takes nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from business.marketplace.splits import ACCEPTED, DECLINED, EXPIRED, PENDING, Share, Splits
+from business.marketplace.stripe_gateway import idempotency_key
+
+logger = logging.getLogger(__name__)
+
+#: The job that pays out a collaborator's held parts of one beat as their invitation stands.
+HOLD_JOB = "marketplace.split_holds"
+#: How long a collaborator has to answer an invitation, by default.
+DEFAULT_INVITATION_DAYS = 30.0
+
+#: ``mkt_split_holds.state``: held, being paid out, paid out.
+HELD = "held"
+RELEASING = "releasing"
+RETURNING = "returning"
+RELEASED = "released"
+RETURNED = "returned"
+_PAID_AS = {RELEASING: RELEASED, RETURNING: RETURNED}
+
+#: ``await enqueue(tx, job, payload, account_id, idempotency_key)``: a job in ``tx``.
+Enqueue = Callable[[Any, str, dict[str, Any], str, str], Awaitable[Any]]
+
+
+class HeldPartPaying(Exception):
+    """A held part of the line is being paid out: a reversal waits for its transfer."""
+
+
+class SplitHolds:
+    """Holds pending collaborators' parts and pays them out when the invitation ends."""
+
+    def __init__(self, splits: Splits, enqueue: Enqueue, *,
+                 invitation_ttl_s: float = DEFAULT_INVITATION_DAYS * 86_400.0) -> None:
+        if invitation_ttl_s <= 0:
+            raise ValueError(f"split invitations must last a while, not {invitation_ttl_s} s "
+                             "(set plugins.marketplace.split_invitation_days above 0)")
+        self.splits = splits
+        self.db = splits.db
+        self.enqueue = enqueue
+        self.invitation_ttl_s = invitation_ttl_s
+        splits.holds = self
+
+    async def queue_settle(self, tx: Any, seller: str, beat_id: str, collaborator: str,
+                           why: str) -> None:
+        """In ``tx``: queue paying out ``collaborator``'s held parts of ``beat_id`` as
+        their invitation will then stand (once per ``why``)."""
+        await self.enqueue(tx, HOLD_JOB, {"seller": seller, "beat_id": beat_id,
+                                          "collaborator": collaborator}, seller,
+                           f"split-holds/{seller}/{beat_id}/{collaborator}/{why}")
+
+    async def hold(self, seller: str, order_id: str, collaborator: str, amount: int, *,
+                   charge: str, currency: str, transfer_group: str,
+                   withheld: list[tuple[str, int, int]] = ()) -> None:
+        """Hold ``amount``, ``collaborator``'s part of line ``order_id``, for them (once
+        per line and collaborator), cut by the ``withheld`` causes (cause, taken, of)
+        whose reversal ran before the line was paid; its payout is queued at once, so an
+        invitation answered meanwhile is not missed."""
+        beat_id = await self.db.fetchval("SELECT beat_id FROM mkt_orders WHERE account_id = ? "
+                                         "AND order_id = ?", seller, order_id)
+        if beat_id is None:
+            raise ValueError(f"no order {order_id!r} of {seller!r} to hold a part of")
+        now = time.time()
+        async with self.db.transaction() as tx:
+            made = await tx.execute(
+                "INSERT INTO mkt_split_holds (account_id, order_id, collaborator, beat_id, "
+                "charge, transfer_group, currency, amount, cut, state, held_at) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (account_id, order_id, "
+                "collaborator) DO NOTHING", seller, order_id, collaborator, beat_id, charge,
+                transfer_group, currency, amount, HELD, now)
+            if not made:
+                return
+            for cause, taken, of in withheld:
+                if of > 0:
+                    await self._cut(tx, seller, order_id, collaborator, cause,
+                                    min(amount, amount * taken // of), now)
+            await self.queue_settle(tx, seller, str(beat_id), collaborator, f"order:{order_id}")
+
+    async def _cut(self, tx: Any, seller: str, order_id: str, collaborator: str, cause: str,
+                   amount: int, now: float) -> None:
+        """In ``tx``: ``cause`` takes ``amount`` of a held part (once per cause);
+        :class:`HeldPartPaying` when the part left ``held`` meanwhile."""
+        if amount <= 0:
+            return
+        new = await tx.execute(
+            "INSERT INTO mkt_split_hold_cuts (account_id, order_id, collaborator, cause, "
+            "amount, at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, order_id, "
+            "collaborator, cause) DO NOTHING", seller, order_id, collaborator, cause, amount,
+            now)
+        if not new:
+            return
+        cut = await tx.execute(
+            "UPDATE mkt_split_holds SET cut = cut + ? WHERE account_id = ? AND order_id = ? "
+            "AND collaborator = ? AND state = ?", amount, seller, order_id, collaborator, HELD)
+        if not cut:  # rolls the cause's row back with the transaction
+            raise HeldPartPaying(f"{collaborator}'s held part of order {order_id!r} is being "
+                                 "paid out: its refund waits for the transfer")
+
+    async def cut(self, seller: str, order_id: str, *, cause: str, taken: int,
+                  of: int) -> int:
+        """A refund or lost dispute of ``taken`` out of the line's ``of``: cut each held
+        part of the line by ``part * taken // of`` (once per cause); what was cut.
+        :class:`HeldPartPaying` while a part is being paid out (its transfer, once
+        stored, is reversed with the line's others)."""
+        if of <= 0 or not 0 < taken <= of:
+            raise ValueError("cut taken/of with 0 < taken <= of")
+        total = 0
+        now = time.time()
+        async with self.db.transaction() as tx:
+            for h in await tx.fetch(
+                    "SELECT collaborator, amount, state FROM mkt_split_holds WHERE "
+                    "account_id = ? AND order_id = ? ORDER BY collaborator", seller, order_id):
+                if h["state"] in _PAID_AS:
+                    raise HeldPartPaying(f"{h['collaborator']}'s held part of order "
+                                         f"{order_id!r} is being paid out: the reversal "
+                                         "waits for its transfer")
+                if h["state"] == HELD:
+                    part = int(h["amount"])
+                    share = min(part, part * taken // of)
+                    await self._cut(tx, seller, order_id, h["collaborator"], cause, share, now)
+                    total += share
+        return total
+
+    async def _decision(self, tx: Any, seller: str, beat_id: str, collaborator: str
+                        ) -> tuple[str, Share] | None:
+        """Where a held part goes now: (releasing, the collaborator) when they accepted,
+        (returning, the seller) when the invitation ended or is gone, None while pending."""
+        row = await tx.fetchrow(
+            "SELECT stripe_account, accepted_at, ended FROM mkt_splits WHERE account_id = ? "
+            "AND beat_id = ? AND collaborator = ?", seller, beat_id, collaborator)
+        if row is not None and row["ended"] is None:
+            account = str(row["stripe_account"] or "")
+            if row["accepted_at"] is not None and account.startswith("acct_"):
+                return RELEASING, Share(collaborator, account, 0)
+            return None
+        own = await tx.fetchval("SELECT stripe_account FROM mkt_sellers WHERE account_id = ?",
+                                seller)
+        if not own:
+            logger.error("held parts of %s's beat %s for %s cannot go back: the seller has "
+                         "no connected Stripe account", seller, beat_id, collaborator)
+            return None
+        return RETURNING, Share(seller, str(own), 0)
+
+    async def settle_invitation(self, seller: str, beat_id: str, collaborator: str
+                                ) -> list[dict[str, Any]]:
+        """The ``marketplace.split_holds`` job: pay out every held part of
+        ``collaborator`` on ``beat_id`` as their invitation stands (nothing while it is
+        pending); what was paid out."""
+        rows = await self.db.fetch(
+            "SELECT order_id FROM mkt_split_holds WHERE account_id = ? AND beat_id = ? AND "
+            "collaborator = ? AND state IN (?, ?, ?) ORDER BY held_at, order_id", seller,
+            beat_id, collaborator, HELD, RELEASING, RETURNING)
+        done = []
+        for r in rows:
+            found = await self.settle(seller, str(r["order_id"]), collaborator)
+            if found is not None:
+                done.append(found)
+        return done
+
+    async def settle(self, seller: str, order_id: str, collaborator: str
+                     ) -> dict[str, Any] | None:
+        """Pay out one held part as its invitation stands (once); None while pending."""
+        async with self.db.transaction() as tx:
+            h = await self._row(tx, seller, order_id, collaborator)
+            if h is None or h["state"] in (RELEASED, RETURNED):
+                return None
+            if h["state"] == HELD:
+                decided = await self._decision(tx, seller, h["beat_id"], collaborator)
+                if decided is None:
+                    return None
+                state, payee = decided
+                await tx.execute(
+                    "UPDATE mkt_split_holds SET state = ?, payee = ?, stripe_account = ? "
+                    "WHERE account_id = ? AND order_id = ? AND collaborator = ? AND state = ?",
+                    state, payee.collaborator, payee.stripe_account, seller, order_id,
+                    collaborator, HELD)
+                h = await self._row(tx, seller, order_id, collaborator)
+            cuts = [(str(c["cause"]), int(c["amount"])) for c in await tx.fetch(
+                "SELECT cause, amount FROM mkt_split_hold_cuts WHERE account_id = ? AND "
+                "order_id = ? AND collaborator = ? ORDER BY cause", seller, order_id,
+                collaborator)]
+        if h["state"] not in _PAID_AS:  # another run paid it out meanwhile
+            return None
+        payee = Share(str(h["payee"]), str(h["stripe_account"]), 0)
+        amount = max(0, int(h["amount"]) - int(h["cut"]))
+        transfer = None
+        if amount > 0:
+            # the amount is fixed once the part left `held` (no cut reaches it after):
+            # every attempt asks with the same key and parameters
+            transfer = await self.splits.gateway.transfer(
+                idempotency_key=idempotency_key("split-hold", seller, order_id, collaborator),
+                amount=amount, currency=h["currency"], destination=payee.stripe_account,
+                transfer_group=h["transfer_group"], source_transaction=h["charge"],
+                metadata={"seller": seller, "order_id": order_id,
+                          "collaborator": payee.collaborator, "held_for": collaborator})
+        async with self.db.transaction() as tx:
+            paid = await tx.execute(
+                "UPDATE mkt_split_holds SET state = ?, transfer_id = ?, paid = ?, "
+                "settled_at = ? WHERE account_id = ? AND order_id = ? AND collaborator = ? "
+                "AND state = ?", _PAID_AS[h["state"]],
+                str(transfer.id) if transfer is not None else None, amount, time.time(),
+                seller, order_id, collaborator, h["state"])
+            if paid and transfer is not None:
+                await self.splits.book_transfer(
+                    tx, seller, order_id, transfer, payee, amount, h["currency"],
+                    [(c, min(a, int(h["amount"]))) for c, a in cuts], hold_of=collaborator)
+        if not paid:
+            return None
+        logger.info("split line %s of %s: %s's held part, %s %s, %s to %s", order_id, seller,
+                    collaborator, amount, h["currency"], _PAID_AS[h["state"]],
+                    payee.collaborator)
+        return {"order_id": order_id, "collaborator": collaborator,
+                "state": _PAID_AS[h["state"]], "payee": payee.collaborator, "amount": amount,
+                "transfer": str(transfer.id) if transfer is not None else None}
+
+    async def _row(self, tx: Any, seller: str, order_id: str, collaborator: str) -> Any:
+        return await tx.fetchrow(
+            "SELECT beat_id, charge, transfer_group, currency, amount, cut, state, payee, "
+            "stripe_account FROM mkt_split_holds WHERE account_id = ? AND order_id = ? AND "
+            "collaborator = ?", seller, order_id, collaborator)
+
+    async def expire(self, now: float | None = None) -> int:
+        """End every invitation pending longer than ``invitation_ttl_s`` (its held
+        money goes back to the seller); how many. An invitation sent before invitations
+        expired (no ``invited_at``) is stamped now, so it gets a full term; parts held
+        for an invitation that no longer exists are returned too."""
+        now = time.time() if now is None else now
+        ended = 0
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE mkt_splits SET invited_at = ? WHERE invited_at IS NULL AND "
+                "accepted_at IS NULL AND ended IS NULL", now)
+            for r in await tx.fetch(
+                    "SELECT account_id, beat_id, collaborator FROM mkt_splits WHERE "
+                    "accepted_at IS NULL AND ended IS NULL AND collaborator <> account_id "
+                    "AND invited_at <= ? ORDER BY account_id, beat_id, collaborator",
+                    now - self.invitation_ttl_s):
+                changed = await tx.execute(
+                    "UPDATE mkt_splits SET ended = ?, ended_at = ? WHERE account_id = ? AND "
+                    "beat_id = ? AND collaborator = ? AND accepted_at IS NULL AND ended IS "
+                    "NULL", EXPIRED, now, r["account_id"], r["beat_id"], r["collaborator"])
+                if changed:
+                    ended += 1
+                    await self.queue_settle(tx, r["account_id"], r["beat_id"],
+                                            r["collaborator"], f"{EXPIRED}:{now}")
+            # parts held for an invitation that is gone without its own job (the
+            # collaborator's account erased): returned, once
+            for r in await tx.fetch(
+                    "SELECT DISTINCT h.account_id, h.beat_id, h.collaborator FROM "
+                    "mkt_split_holds h WHERE h.state = ? AND NOT EXISTS (SELECT 1 FROM "
+                    "mkt_splits s WHERE s.account_id = h.account_id AND s.beat_id = "
+                    "h.beat_id AND s.collaborator = h.collaborator)", HELD):
+                await self.queue_settle(tx, r["account_id"], r["beat_id"], r["collaborator"],
+                                        "orphaned")
+        return ended
+
+    def _expires(self, r: Any) -> float | None:
+        if r["accepted_at"] is not None or r["ended"] is not None or r["invited_at"] is None:
+            return None
+        return float(r["invited_at"]) + self.invitation_ttl_s
+
+    async def _money(self, where: str, *args: Any) -> dict[tuple[str, str, str], dict]:
+        """Held, released and returned amounts by (seller, beat, collaborator), then state
+        group, then currency."""
+        found: dict[tuple[str, str, str], dict] = {}
+        for r in await self.db.fetch(
+                "SELECT account_id, beat_id, collaborator, state, currency, "
+                "SUM(amount - cut) AS owed, SUM(COALESCE(paid, 0)) AS paid, COUNT(*) AS sales "
+                f"FROM mkt_split_holds WHERE {where} GROUP BY account_id, beat_id, "
+                "collaborator, state, currency", *args):
+            group = "held" if r["state"] in (HELD, *_PAID_AS) else str(r["state"])
+            amount = int(r["owed"]) if group == "held" else int(r["paid"])
+            key = (str(r["account_id"]), str(r["beat_id"]), str(r["collaborator"]))
+            money = found.setdefault(key, {}).setdefault(group, {})
+            got = money.setdefault(r["currency"], {"currency": r["currency"], "amount": 0,
+                                                   "sales": 0})
+            got["amount"] += amount
+            got["sales"] += int(r["sales"])
+        return found
+
+    async def invitations(self, collaborator: str) -> list[dict[str, Any]]:
+        """The invitations waiting for ``collaborator``'s answer, each with what is held
+        for them (by currency) and when it expires."""
+        rows = await self.db.fetch(
+            "SELECT account_id, beat_id, basis_points, accepted_at, ended, invited_at FROM "
+            "mkt_splits WHERE collaborator = ? AND account_id <> collaborator AND "
+            "accepted_at IS NULL AND ended IS NULL ORDER BY invited_at, account_id, beat_id",
+            collaborator)
+        money = await self._money("collaborator = ?", collaborator)
+        return [{"seller": r["account_id"], "beat_id": r["beat_id"],
+                 "basis_points": int(r["basis_points"]), "status": PENDING,
+                 "invited_at": r["invited_at"], "expires_at": self._expires(r),
+                 "held": list(money.get((r["account_id"], r["beat_id"], collaborator), {})
+                              .get("held", {}).values())} for r in rows]
+
+    async def sent(self, seller: str) -> list[dict[str, Any]]:
+        """Every invitation ``seller`` sent (the parts of others in their splits), each
+        with its state and the money held, released to the collaborator and returned."""
+        rows = await self.db.fetch(
+            "SELECT beat_id, collaborator, basis_points, accepted_at, ended, ended_at, "
+            "invited_at FROM mkt_splits WHERE account_id = ? AND collaborator <> account_id "
+            "ORDER BY beat_id, collaborator", seller)
+        money = await self._money("account_id = ?", seller)
+        out = []
+        for r in rows:
+            status = (ACCEPTED if r["accepted_at"] is not None else r["ended"] or PENDING)
+            mine = money.get((seller, r["beat_id"], r["collaborator"]), {})
+            out.append({"beat_id": r["beat_id"], "collaborator": r["collaborator"],
+                        "basis_points": int(r["basis_points"]), "status": status,
+                        "invited_at": r["invited_at"], "expires_at": self._expires(r),
+                        "answered_at": (r["accepted_at"] if status == ACCEPTED else
+                                        r["ended_at"] if status in (DECLINED, EXPIRED)
+                                        else None),
+                        **{group: list(mine.get(group, {}).values())
+                           for group in ("held", RELEASED, RETURNED)}})
+        return out

@@ -1,0 +1,344 @@
+"""Held split money: a pending collaborator's part of each sale is held for them (paid to
+nobody), paid to them by one transfer when they accept, returned to the seller when they
+decline or the invitation expires, cut by a refund first, each step once however often it
+runs; the invitations are listed for the collaborator and the seller, never another
+account's."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from marketplace_helpers import (
+    Market,
+    db_url,  # noqa: F401 - the fixture
+    market,
+    market_services,
+    who,
+)
+from test_marketplace_split_sales import M, accept, add, books_match_stripe, transfers_made
+
+from business.marketplace import bookings
+from business.marketplace.split_holds import HELD, RELEASED, RETURNED
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(180)]
+
+PARTS = {"seller": 5000, "amy": 3000, "ben": 2000}
+
+
+async def split_sale(m: Market, *, accepted: tuple[str, ...] = ("amy",)
+                     ) -> tuple[dict[str, str], str, dict[str, Any]]:
+    """Three onboarded sellers; ``seller``'s beat split by :data:`PARTS`, agreed by
+    ``accepted``; one bought and paid (its transfers made)."""
+    accounts = {name: await m.seller(name) for name in PARTS}
+    beat = await m.beat("seller")
+    status, split = await m.call("PUT", f"{M}/beats/{beat['beat_id']}/split", who("seller"),
+                                 {"shares": [{"collaborator": c, "basis_points": bp}
+                                             for c, bp in PARTS.items()]})
+    assert status == 200, split
+    for name in accepted:
+        await accept(m, name, beat["beat_id"])
+    started = await sell(m, beat["beat_id"])
+    return accounts, beat["beat_id"], started
+
+
+async def sell(m: Market, beat_id: str, buyer: str = "buyer") -> dict[str, Any]:
+    """``buyer`` buys the beat through the cart and pays; its transfers made."""
+    await add(m, buyer, {"beat_id": beat_id}, "mp3_lease")
+    status, started = await m.call("POST", f"{M}/carts/seller/checkout", who(buyer), {})
+    assert status == 201, started
+    m.pay(started)
+    await transfers_made(m, started["cart_id"])
+    return started
+
+
+async def hold_of(m: Market, order_id: str, collaborator: str = "ben") -> dict[str, Any]:
+    row = await market_services(m).store.db.fetchrow(
+        "SELECT amount, cut, state, payee, transfer_id, paid FROM mkt_split_holds WHERE "
+        "account_id = ? AND order_id = ? AND collaborator = ?", "seller", order_id,
+        collaborator)
+    assert row is not None, f"nothing held for {collaborator} of {order_id}"
+    return dict(row)
+
+
+async def settled(m: Market, order_id: str, state: str, collaborator: str = "ben"
+                  ) -> dict[str, Any]:
+    """The hold once its queued payout job brought it to ``state``."""
+    async with asyncio.timeout(30):
+        while (found := await hold_of(m, order_id, collaborator))["state"] != state:
+            await asyncio.sleep(0.05)
+    await m.fake.webhooks.settled()
+    return found
+
+
+def transfers_to(m: Market, order_id: str, collaborator: str) -> list[dict[str, Any]]:
+    return [t for t in m.fake.all_of("transfer") if t["metadata"]["order_id"] == order_id
+            and t["metadata"]["collaborator"] == collaborator]
+
+
+async def test_a_pending_part_is_held_listed_and_paid_once_when_they_accept(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    async with market(tmp_path, db_url) as m:
+        accounts, beat_id, started = await split_sale(m)
+        [order] = started["orders"]
+        order_id = order["order_id"]
+        held = await hold_of(m, order_id)
+        # held: owed to ben, paid to nobody, still in the platform's clearing
+        assert held["state"] == HELD and held["amount"] > 0 and held["cut"] == 0
+        assert transfers_to(m, order_id, "ben") == []
+        assert {t["metadata"]["collaborator"] for t in m.fake.all_of("transfer")} == {
+            "amy", "seller"}
+        ledger = market_services(m).ledger
+        assert await ledger.balance("seller", bookings.CLEARING, "usd") == held["amount"]
+        await books_match_stripe(m, accounts)
+
+        # ben sees the invitation with what is held for him; the seller sees both
+        status, mine = await m.call("GET", f"{M}/splits/invitations", who("ben"))
+        assert status == 200, mine
+        [invitation] = mine["invitations"]
+        assert invitation["seller"] == "seller" and invitation["beat_id"] == beat_id
+        assert invitation["basis_points"] == 2000 and invitation["status"] == "pending"
+        assert invitation["held"] == [{"currency": "usd", "amount": held["amount"],
+                                       "sales": 1}]
+        assert invitation["expires_at"] == pytest.approx(
+            invitation["invited_at"] + 30 * 86_400)
+        status, sent = await m.call("GET", f"{M}/splits/sent", who("seller"))
+        assert status == 200, sent
+        by = {s["collaborator"]: s for s in sent["invitations"]}
+        assert set(by) == {"amy", "ben"}  # the seller's own part is no invitation
+        assert by["amy"]["status"] == "accepted" and by["amy"]["held"] == []
+        assert by["ben"]["status"] == "pending"
+        assert by["ben"]["held"][0]["amount"] == held["amount"]
+
+        # he accepts: one transfer of the held part, tied to the sale's charge
+        await accept(m, "ben", beat_id)
+        paid = await settled(m, order_id, RELEASED)
+        [transfer] = transfers_to(m, order_id, "ben")
+        assert transfer["amount"] == paid["paid"] == held["amount"]
+        assert transfer["destination"] == accounts["ben"]
+        assert transfer["source_transaction"] == transfers_to(
+            m, order_id, "amy")[0]["source_transaction"]
+        assert await ledger.balance("seller", bookings.CLEARING, "usd") == 0
+        await books_match_stripe(m, accounts)
+        status, mine = await m.call("GET", f"{M}/splits/invitations", who("ben"))
+        assert mine == {"invitations": []}
+        status, sent = await m.call("GET", f"{M}/splits/sent", who("seller"))
+        ben = next(s for s in sent["invitations"] if s["collaborator"] == "ben")
+        assert ben["status"] == "accepted" and ben["held"] == []
+        assert ben["released"] == [{"currency": "usd", "amount": held["amount"],
+                                    "sales": 1}]
+
+        # every step again, and two at once: nothing more is paid
+        holds = market_services(m).splits.holds
+        await accept(m, "ben", beat_id)
+        again = await asyncio.gather(holds.settle_invitation("seller", beat_id, "ben"),
+                                     holds.settle("seller", order_id, "ben"))
+        assert again == [[], None]
+        assert len(transfers_to(m, order_id, "ben")) == 1
+        await books_match_stripe(m, accounts)
+
+
+async def test_two_payouts_of_one_held_part_racing_make_one_transfer(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    async with market(tmp_path, db_url) as m:
+        accounts, beat_id, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        holds = market_services(m).splits.holds
+        db = market_services(m).store.db
+        # ben accepts in the books only: the payout job is run here, twice at once
+        await db.execute("UPDATE mkt_splits SET stripe_account = ?, accepted_at = 1 WHERE "
+                         "account_id = ? AND collaborator = ?", accounts["ben"], "seller",
+                         "ben")
+        done = await asyncio.gather(*(holds.settle("seller", order_id, "ben")
+                                      for _ in range(4)))
+        assert sum(d is not None for d in done) == 1, done
+        assert len(transfers_to(m, order_id, "ben")) == 1
+        assert (await hold_of(m, order_id))["state"] == RELEASED
+        await m.fake.webhooks.settled()
+        await books_match_stripe(m, accounts)
+
+
+async def test_a_declined_part_goes_back_to_the_seller_and_later_sales_are_theirs(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts, beat_id, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        held = await hold_of(m, order_id)
+        # someone not named cannot decline (404, no data); ben can
+        status, body = await m.call("POST", f"{M}/splits/seller/{beat_id}/decline",
+                                    who("carl"), {})
+        assert status == 404 and "ben" not in str(body), body
+        status, split = await m.call("POST", f"{M}/splits/seller/{beat_id}/decline",
+                                     who("ben"), {})
+        assert status == 200, split
+        assert {p["collaborator"]: p["status"] for p in split["shares"]} == {
+            "amy": "accepted", "ben": "declined", "seller": "accepted"}
+        returned = await settled(m, order_id, RETURNED)
+        assert returned["payee"] == "seller" and returned["paid"] == held["amount"]
+        [back] = [t for t in m.fake.all_of("transfer")
+                  if t["metadata"].get("held_for") == "ben"]
+        assert back["destination"] == accounts["seller"] and back["amount"] == held["amount"]
+        assert transfers_to(m, order_id, "ben") == []
+        await books_match_stripe(m, accounts)
+        # declining again is a no-op; accepting now is refused, saying why
+        status, _ = await m.call("POST", f"{M}/splits/seller/{beat_id}/decline", who("ben"),
+                                 {})
+        assert status == 200
+        status, body = await m.call("POST", f"{M}/splits/seller/{beat_id}/accept",
+                                    who("ben"), {})
+        assert status == 409 and "declined" in str(body), body
+        # a later sale pays ben's part to the seller at once: nothing held
+        later = await sell(m, beat_id, "buyer2")
+        later_id = later["orders"][0]["order_id"]
+        assert await market_services(m).store.db.fetchval(
+            "SELECT COUNT(*) FROM mkt_split_holds WHERE order_id = ?", later_id) == 0
+        assert not [t for t in m.fake.all_of("transfer")
+                    if t["metadata"]["order_id"] == later_id
+                    and t["metadata"]["collaborator"] == "ben"]
+        status, sent = await m.call("GET", f"{M}/splits/sent", who("seller"))
+        ben = next(s for s in sent["invitations"] if s["collaborator"] == "ben")
+        assert ben["status"] == "declined" and ben["answered_at"] is not None
+        assert ben["returned"] == [{"currency": "usd", "amount": held["amount"], "sales": 1}]
+        assert len([t for t in m.fake.all_of("transfer")
+                    if t["metadata"].get("held_for") == "ben"]) == 1
+        await books_match_stripe(m, accounts)
+
+
+async def test_an_unanswered_invitation_expires_and_its_money_returns_once(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}",
+                      split_invitation_days=7) as m:
+        accounts, beat_id, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        holds = market_services(m).splits.holds
+        db = market_services(m).store.db
+        invited = await db.fetchval("SELECT invited_at FROM mkt_splits WHERE account_id = ? "
+                                    "AND collaborator = ?", "seller", "ben")
+        assert await holds.expire(invited + 6 * 86_400) == 0  # not yet
+        assert await holds.expire(invited + 7 * 86_400) == 1
+        assert await holds.expire(invited + 8 * 86_400) == 0  # once
+        returned = await settled(m, order_id, RETURNED)
+        assert returned["payee"] == "seller" and returned["paid"] > 0
+        status, split = await m.call("GET", f"{M}/beats/{beat_id}/split", who("seller"))
+        assert {p["collaborator"]: p["status"] for p in split["shares"]}["ben"] == "expired"
+        status, body = await m.call("POST", f"{M}/splits/seller/{beat_id}/accept",
+                                    who("ben"), {})
+        assert status == 409 and "expired" in str(body), body
+        status, mine = await m.call("GET", f"{M}/splits/invitations", who("ben"))
+        assert mine == {"invitations": []}
+        await books_match_stripe(m, accounts)
+        # an invitation from before expiry existed gets a full term from when it is seen
+        await db.execute("UPDATE mkt_splits SET invited_at = NULL, ended = NULL, "
+                         "ended_at = NULL WHERE account_id = ? AND collaborator = ?",
+                         "seller", "ben")
+        assert await holds.expire(invited + 100 * 86_400) == 0
+        assert await db.fetchval("SELECT invited_at FROM mkt_splits WHERE account_id = ? "
+                                 "AND collaborator = ?", "seller", "ben") == (
+            invited + 100 * 86_400)
+
+
+async def test_a_refund_cuts_the_held_part_so_no_refunded_money_is_paid_out(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    async with market(tmp_path, db_url) as m:
+        accounts, beat_id, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        held = await hold_of(m, order_id)
+        status, body = await m.call("POST", f"{M}/sales/{order_id}/refund", who("seller"), {})
+        assert status == 202, body
+        await m.order("buyer", order_id, "refunded")
+        db = market_services(m).store.db
+        async with asyncio.timeout(30):
+            while (await hold_of(m, order_id))["cut"] < held["amount"]:
+                await asyncio.sleep(0.05)
+        # the paid parts came back; ben's held part was cut whole, once
+        async with asyncio.timeout(30):
+            while any(t["amount_reversed"] < t["amount"] for t in m.fake.all_of("transfer")):
+                await asyncio.sleep(0.05)
+        assert await db.fetchval("SELECT COUNT(*) FROM mkt_split_hold_cuts WHERE "
+                                 "order_id = ?", order_id) == 1
+        # ben accepts afterwards: nothing of the refunded sale is paid to him
+        await accept(m, "ben", beat_id)
+        paid = await settled(m, order_id, RELEASED)
+        assert paid["paid"] == 0 and paid["transfer_id"] is None
+        assert transfers_to(m, order_id, "ben") == []
+        status, sent = await m.call("GET", f"{M}/splits/sent", who("seller"))
+        ben = next(s for s in sent["invitations"] if s["collaborator"] == "ben")
+        assert ben["held"] == [] and ben["released"][0]["amount"] == 0
+        await m.fake.webhooks.settled()
+        await books_match_stripe(m, accounts)
+
+
+async def test_a_refund_after_the_held_part_was_paid_out_reverses_its_transfer(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts, beat_id, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        await accept(m, "ben", beat_id)
+        await settled(m, order_id, RELEASED)
+        status, body = await m.call("POST", f"{M}/sales/{order_id}/refund", who("seller"), {})
+        assert status == 202, body
+        await m.order("buyer", order_id, "refunded")
+        async with asyncio.timeout(30):
+            while any(t["amount_reversed"] < t["amount"] for t in m.fake.all_of("transfer")):
+                await asyncio.sleep(0.05)
+        [ben] = transfers_to(m, order_id, "ben")
+        assert ben["amount_reversed"] == ben["amount"] > 0
+        await m.fake.webhooks.settled()
+        await books_match_stripe(m, accounts)
+
+
+async def test_a_collaborator_taken_out_of_the_split_has_their_held_money_returned(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts, beat_id, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        status, split = await m.call("PUT", f"{M}/beats/{beat_id}/split", who("seller"), {
+            "shares": [{"collaborator": "seller", "basis_points": 7000},
+                       {"collaborator": "amy", "basis_points": 3000}]})
+        assert status == 200, split
+        returned = await settled(m, order_id, RETURNED)
+        assert returned["payee"] == "seller"
+        await books_match_stripe(m, accounts)
+
+
+async def test_the_invitation_lists_show_only_the_signed_in_accounts_own(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        _, beat_id, _ = await split_sale(m)
+        # amy (a collaborator who accepted) and carl (a stranger) see nothing of ben's
+        for other in ("amy", "carl"):
+            status, mine = await m.call("GET", f"{M}/splits/invitations", who(other))
+            assert (status, mine) == (200, {"invitations": []})
+            status, sent = await m.call("GET", f"{M}/splits/sent", who(other))
+            assert (status, sent) == (200, {"invitations": []})
+        # another seller's ids in a path: 404, no data
+        for name in ("accept", "decline"):
+            status, body = await m.call("POST", f"{M}/splits/seller/{beat_id}/{name}",
+                                        who("carl"), {})
+            assert status in (404, 422) and "shares" not in str(body), body
+        status, body = await m.call("POST", f"{M}/splits/carl/{beat_id}/decline", who("ben"),
+                                    {})
+        assert status == 404 and "shares" not in str(body), body
+        # a viewer of ben's account may read his list, not answer for him
+        status, _ = await m.call("GET", f"{M}/splits/invitations", who("ben", "bob", "viewer"))
+        assert status == 200
+        status, _ = await m.call("POST", f"{M}/splits/seller/{beat_id}/decline",
+                                 who("ben", "bob", "viewer"), {})
+        assert status == 403
+
+
+async def test_a_part_held_for_an_erased_collaborator_returns_to_the_seller(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts, _, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        # an erasure forgets the split rows naming ben (privacy.erase_account)
+        await market_services(m).store.db.execute(
+            "DELETE FROM mkt_splits WHERE collaborator = ?", "ben")
+        assert (await hold_of(m, order_id))["state"] == HELD
+        await market_services(m).splits.holds.expire()
+        returned = await settled(m, order_id, RETURNED)
+        assert returned["payee"] == "seller" and returned["paid"] > 0
+        await books_match_stripe(m, accounts)
