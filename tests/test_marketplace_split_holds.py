@@ -330,8 +330,8 @@ async def test_the_invitation_lists_show_only_the_signed_in_accounts_own(
 
 
 async def test_a_part_held_for_an_erased_collaborator_returns_to_the_seller(
-        tmp_path: Path) -> None:
-    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    async with market(tmp_path, db_url) as m:
         accounts, _, started = await split_sale(m)
         order_id = started["orders"][0]["order_id"]
         # an erasure forgets the split rows naming ben (privacy.erase_account)

@@ -281,14 +281,15 @@ class SplitHolds:
                     await self.queue_settle(tx, r["account_id"], r["beat_id"],
                                             r["collaborator"], f"{EXPIRED}:{now}")
             # parts held for an invitation that is gone without its own job (the
-            # collaborator's account erased): returned, once
+            # collaborator's account erased): returned, one job per oldest such part
             for r in await tx.fetch(
-                    "SELECT DISTINCT h.account_id, h.beat_id, h.collaborator FROM "
-                    "mkt_split_holds h WHERE h.state = ? AND NOT EXISTS (SELECT 1 FROM "
+                    "SELECT h.account_id, h.beat_id, h.collaborator, MIN(h.held_at) AS since "
+                    "FROM mkt_split_holds h WHERE h.state = ? AND NOT EXISTS (SELECT 1 FROM "
                     "mkt_splits s WHERE s.account_id = h.account_id AND s.beat_id = "
-                    "h.beat_id AND s.collaborator = h.collaborator)", HELD):
+                    "h.beat_id AND s.collaborator = h.collaborator) GROUP BY h.account_id, "
+                    "h.beat_id, h.collaborator", HELD):
                 await self.queue_settle(tx, r["account_id"], r["beat_id"], r["collaborator"],
-                                        "orphaned")
+                                        f"orphaned:{r['since']}")
         return ended
 
     def _expires(self, r: Any) -> float | None:
