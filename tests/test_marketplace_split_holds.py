@@ -342,3 +342,32 @@ async def test_a_part_held_for_an_erased_collaborator_returns_to_the_seller(
         returned = await settled(m, order_id, RETURNED)
         assert returned["payee"] == "seller" and returned["paid"] > 0
         await books_match_stripe(m, accounts)
+
+
+async def test_a_reversal_waits_for_a_held_part_being_paid_out_then_takes_it_back_once(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    from business.marketplace.split_sales import TransfersPending
+
+    async with market(tmp_path, db_url) as m:
+        accounts, _, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        module = market_services(m)
+        holds, sales = module.splits.holds, module.fulfilment.split_sales
+        held = await hold_of(m, order_id)
+        # ben accepted and his payout is between its decision and its transfer
+        await module.store.db.execute(
+            "UPDATE mkt_split_holds SET state = 'releasing', payee = ?, stripe_account = ? "
+            "WHERE order_id = ? AND collaborator = ?", "ben", accounts["ben"], order_id,
+            "ben")
+        with pytest.raises(TransfersPending, match="being paid out"):
+            await sales.reverse("seller", order_id, taken=1, of=1, cause="refund:re_x")
+        assert await module.store.db.fetchval(
+            "SELECT COUNT(*) FROM mkt_split_hold_cuts WHERE order_id = ?", order_id) == 0
+        paid = await holds.settle("seller", order_id, "ben")
+        assert paid is not None and paid["amount"] == held["amount"]
+        for _ in range(2):  # its next attempt takes the paid-out part back, once
+            await sales.reverse("seller", order_id, taken=1, of=1, cause="refund:re_x")
+        [ben] = transfers_to(m, order_id, "ben")
+        assert ben["amount_reversed"] == ben["amount"] == held["amount"]
+        await m.fake.webhooks.settled()
+        await books_match_stripe(m, accounts)
