@@ -371,3 +371,35 @@ async def test_a_reversal_waits_for_a_held_part_being_paid_out_then_takes_it_bac
         assert ben["amount_reversed"] == ben["amount"] == held["amount"]
         await m.fake.webhooks.settled()
         await books_match_stripe(m, accounts)
+
+
+async def test_a_payout_whose_answer_was_lost_is_not_made_twice_after_stripe_forgot_it(
+        tmp_path: Path) -> None:
+    from business.marketplace.errors import StripeUnavailable
+
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts, _, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        module = market_services(m)
+        holds, gateway = module.splits.holds, module.gateway
+        await module.store.db.execute(
+            "UPDATE mkt_splits SET stripe_account = ?, accepted_at = 1 WHERE account_id = ? "
+            "AND collaborator = ?", accounts["ben"], "seller", "ben")
+        real = gateway.transfer
+
+        async def answer_lost(**kwargs: Any) -> Any:
+            """Stripe makes the transfer; its answer never reaches us."""
+            await real(**kwargs)
+            raise StripeUnavailable("the connection was cut after the request was sent")
+
+        gateway.transfer = answer_lost
+        with pytest.raises(StripeUnavailable):
+            await holds.settle("seller", order_id, "ben")
+        gateway.transfer = real
+        m.fake._idempotency.clear()  # retried after Stripe's 24 h memory of the key
+        paid = await holds.settle("seller", order_id, "ben")
+        [made] = transfers_to(m, order_id, "ben")
+        assert paid is not None and paid["transfer"] == made["id"]
+        assert (await hold_of(m, order_id))["state"] == RELEASED
+        await m.fake.webhooks.settled()
+        await books_match_stripe(m, accounts)

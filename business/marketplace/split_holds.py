@@ -20,7 +20,9 @@ Each step is idempotent. A hold is one row per line and collaborator; it leaves 
 once, by a conditional update, for ``releasing`` or ``returning`` (the first decision
 wins), and its transfer's idempotency key is the line and collaborator's, so a job run
 again after a crash gets Stripe's same transfer and books it once (``mkt_transfers``
-row, ledger postings keyed by the transfer).
+row, ledger postings keyed by the transfer); a run that finds the part already being
+paid out first looks for that transfer among Stripe's (by its metadata), so one retried
+after Stripe forgot the key pays nothing twice.
 
 A refund or lost dispute of the line (:meth:`.SplitSales.reverse`) *cuts* each held part
 by ``part * taken // of``, once per cause (``mkt_split_hold_cuts``), so the refunded
@@ -201,6 +203,7 @@ class SplitHolds:
             h = await self._row(tx, seller, order_id, collaborator)
             if h is None or h["state"] in (RELEASED, RETURNED):
                 return None
+            resumed = h["state"] in _PAID_AS  # an earlier run may have had it made
             if h["state"] == HELD:
                 decided = await self._decision(tx, seller, h["beat_id"], collaborator)
                 if decided is None:
@@ -220,8 +223,8 @@ class SplitHolds:
             return None
         payee = Share(str(h["payee"]), str(h["stripe_account"]), 0)
         amount = max(0, int(h["amount"]) - int(h["cut"]))
-        transfer = None
-        if amount > 0:
+        transfer = await self._made(seller, order_id, collaborator, h) if resumed else None
+        if amount > 0 and transfer is None:
             # the amount is fixed once the part left `held` (no cut reaches it after):
             # every attempt asks with the same key and parameters
             transfer = await self.splits.gateway.transfer(
@@ -249,6 +252,16 @@ class SplitHolds:
         return {"order_id": order_id, "collaborator": collaborator,
                 "state": _PAID_AS[h["state"]], "payee": payee.collaborator, "amount": amount,
                 "transfer": str(transfer.id) if transfer is not None else None}
+
+    async def _made(self, seller: str, order_id: str, collaborator: str, h: Any) -> Any:
+        """The transfer an earlier run had Stripe make of this held part (None if none):
+        asked of Stripe, so a run long after its key was forgotten pays nothing twice."""
+        async for t in self.splits.gateway.transfers(transfer_group=h["transfer_group"]):
+            meta = (t["metadata"] if "metadata" in t else None) or {}  # noqa: SIM401
+            named = {k: meta[k] for k in ("held_for", "order_id", "seller") if k in meta}
+            if named == {"held_for": collaborator, "order_id": order_id, "seller": seller}:
+                return t
+        return None
 
     async def _row(self, tx: Any, seller: str, order_id: str, collaborator: str) -> Any:
         return await tx.fetchrow(
