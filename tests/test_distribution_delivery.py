@@ -45,7 +45,7 @@ from business.distribution.stores.base import StoreConnector
 from business.distribution.stores.fakestore import FakeStore
 from business.distribution.stores.http_drop import HttpDropConnector
 from database import open_database
-from jobs import JobQueue, JobWorker
+from jobs import JobCancelled, JobContext, JobQueue, JobWorker
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(backoff_base=0.01, backoff_cap=0.1, lease_s=5.0, concurrency=4, max_attempts=40)
@@ -307,6 +307,32 @@ def test_an_attempt_that_loses_the_start_race_to_a_stale_one_still_delivers(
             assert set(store.accepted) == {job["message_id"]}
             [run] = await pipeline.queue.find(queue=DELIVER)
             assert run.state == "done" and run.result["outcome"] == "delivered"
+
+    asyncio.run(go())
+
+
+def test_an_attempt_whose_lease_ran_out_does_not_start(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    """A stalled attempt that wakes after another worker claimed its job confirms its
+    lease before starting, and stops without touching the record or the store."""
+    async def go() -> None:
+        now = [time.time()]
+        async with _setup(tmp_path) as (db, store, catalog):
+            [release_id] = await _seed(catalog, media, 1)
+            queue = JobQueue(db, clock=lambda: now[0])
+            pipeline = DeliveryPipeline(db, queue, _connectors(store, ["alpha"]),
+                                        catalog.package, settings=PipelineSettings(**FAST))
+            await pipeline.enqueue("acc", release_id, ["alpha"])
+            [stale] = await queue.claim(DELIVER, "stalled")
+            now[0] += FAST["lease_s"] + 1
+            [held] = await queue.claim(DELIVER, "holder")
+            [before] = await pipeline.jobs("acc")
+            with pytest.raises(JobCancelled):
+                await pipeline.handle(JobContext(stale, lambda: queue.heartbeat(stale)))
+            assert await pipeline.jobs("acc") == [before]
+            assert not store.accepted and not store.stats.requests
+            outcome = await pipeline.handle(JobContext(held, lambda: queue.heartbeat(held)))
+            assert outcome == {"outcome": "delivered", "message_id": before["message_id"]}
 
     asyncio.run(go())
 

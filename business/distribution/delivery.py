@@ -210,6 +210,10 @@ class DeliveryPipeline:
             return ended
         resend = record["attempts"] > 0  # an earlier attempt may have reached the store
         for _ in range(_START_TRIES):
+            # An attempt whose lease ran out stops here rather than take the record from
+            # the one that holds the job now; the race left between this and the start
+            # is settled below.
+            await job.confirm()
             started = await self._start(record, job.attempt)
             if started is not None:
                 break
@@ -218,7 +222,6 @@ class DeliveryPipeline:
             # or one whose end landed first. Returning "superseded" here would end the
             # job while the record stays "delivering" for good; so, holding the lease,
             # read the record again and carry on from what it says.
-            await job.confirm()
             record = await self._record(job)
             ended = _ended(record, job)
             if ended is not None:
