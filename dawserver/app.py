@@ -34,6 +34,7 @@ from .accounts_setup import (
     plugin_people_emails,
     setup_accounts,
 )
+from .asset_collection import setup_asset_collection
 from .assets import account_asset_file, account_asset_link, setup_assets
 from .background import Background
 from .bounces import setup_bounces
@@ -100,6 +101,8 @@ def create_app(config: ServerConfig) -> web.Application:
     setup_privacy(app)
     # every HTTP route, the core's and the plug-ins', on the process's one database
     context = plugins.install(app, config, database=app[DATABASE], identify=identify)
+    # after install: its loop queues jobs, so it starts once the job queue is open
+    setup_asset_collection(app)
     # plug-ins ask who is in which organisation or team through their context (read-only)
     context.membership = plugin_membership(app)
     # ... and for the files of their accounts' uploaded assets (media to post, beats to sell)

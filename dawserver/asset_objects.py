@@ -295,7 +295,8 @@ async def collect_forgotten(store: AssetStore, *, grace_s: float = FORGET_GRACE_
                             now: float | None = None) -> int:
     """Delete the audio and peaks of assets forgotten more than ``grace_s`` ago that
     still have no member and no description; objects deleted. Runs at the start of each
-    :func:`forget_project` (and may run from a periodic job)."""
+    :func:`forget_project` and every ``asset_collection_seconds`` as a job
+    (:mod:`dawserver.asset_collection`)."""
     objects = _objects(store)
     now = time.time() if now is None else now
     deleted = 0

@@ -136,6 +136,10 @@ class ServerConfig:
     storage_options:
         S3 endpoint, credentials, multipart, link lifetime and asset cache settings
         (:class:`dawserver.storage.StorageSettings`; unset ones come from the environment).
+    asset_collection_seconds:
+        How often (seconds; default hourly) the audio of assets no project uses any more
+        is deleted from object storage once past its grace period (docs/storage.md); one
+        node collects each region per interval.
     webhooks:
         Developer webhooks' delivery rules by name (``WebhookSettings``, docs/public-api.md):
         ``{"allow_loopback": true}`` lets them post to http:// loopback (development),
@@ -165,9 +169,13 @@ class ServerConfig:
     webhooks: dict[str, Any] = field(default_factory=dict)
     storage_url: str | None = None
     storage_options: dict[str, Any] = field(default_factory=dict)
+    asset_collection_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        if not self.asset_collection_seconds > 0:
+            raise ValueError(f"asset_collection_seconds {self.asset_collection_seconds!r}: "
+                             "give the seconds between collections, above 0 (default 3600)")
         if self.storage_url is not None and not self.storage_url.startswith("s3://"):
             raise ValueError(f"storage {self.storage_url!r}: give s3://BUCKET/PREFIX, or "
                              "leave it unset for local disk under the data directory")

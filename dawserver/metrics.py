@@ -8,7 +8,7 @@ The other packages keep their own metrics beside their code: ``collab.metrics``,
 
 from __future__ import annotations
 
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 
 #: Seconds from a request's arrival to its answer, by route template, method, status class.
 HTTP_LATENCY = Histogram(
@@ -25,3 +25,8 @@ RENDER_REALTIME_FACTOR = Histogram(
 AUDIO_FRAME_SECONDS = Histogram(
     "audio_frame_processing_seconds", "Seconds the live mix took to make one audio frame",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1))
+#: Objects (audio, peaks) of forgotten assets deleted from object storage by the periodic
+#: collection (:mod:`dawserver.asset_collection`), by data region.
+ASSET_OBJECTS_COLLECTED = Counter(
+    "asset_objects_collected", "Objects of forgotten assets deleted from object storage",
+    ["region"])
