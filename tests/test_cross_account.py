@@ -69,6 +69,9 @@ PUBLIC_BY_DESIGN = {
     "/api/marketplace/splits/{seller}/{beat_id}/accept": "a collaborator accepts their own "
                                                          "part of a seller's split: anyone "
                                                          "it does not name gets 404",
+    "/api/marketplace/splits/{seller}/{beat_id}/decline": "a collaborator declines their "
+                                                          "own part of a seller's split: "
+                                                          "anyone it does not name gets 404",
     "/s/{code}": "a post's short link: redirects anyone and counts the click; the code is "
                  "random and the answer carries no account data",
     "/static/{path}": "the page's static files",
