@@ -69,7 +69,18 @@ def test_memory_growth_past_the_bound_fails() -> None:
     windows[0].doc_kib, windows[-1].doc_kib = 10.0, 100.0
     problems = soak.verdict(windows, settings(soak))
     assert len(problems) == 1 and "RSS grew 60.0 MiB" in problems[0]
-    assert "the document grew 90.0 KiB encoded" in problems[0]
+    # 50 MiB plus 30 x 90 KiB of content
+    assert "over the 52.6 MiB allowed" in problems[0]
+    assert "the document's growth, 90.0 KiB encoded" in problems[0]
+
+
+def test_the_documents_own_growth_is_allowed_on_top_of_the_bound() -> None:
+    soak = load_soak()
+    windows = [window(soak, i, 300 + 11 * i, 10) for i in range(6)]  # 55 MiB
+    windows[0].doc_kib, windows[-1].doc_kib = 20.0, 320.0  # 300 KiB: 8.8 MiB allowed
+    assert soak.verdict(windows, settings(soak)) == []
+    problems = soak.verdict(windows, settings(soak, "--doc-memory-factor", "0"))
+    assert len(problems) == 1 and "over the 50.0 MiB allowed" in problems[0]
 
 
 def test_latency_drift_fails_but_a_small_absolute_rise_does_not() -> None:
