@@ -126,6 +126,46 @@ def test_two_tiers_approve_in_turn_and_nobody_approves_their_own_post(
     asyncio.run(go())
 
 
+def test_a_new_time_does_not_let_one_person_approve_two_tiers_nor_editors_approve(
+        tmp_path: Path, db_url: str) -> None:
+    async def go() -> None:
+        async with _app(tmp_path, db_url) as (client, _context):
+            channel = await _setup(client, [[{"role": "member"}],
+                                            [{"role": "member"}, {"team": "t_review"}]])
+            post_id = await _submitted(client, channel)
+            path = f"/api/social/posts/{post_id}"
+
+            async def decide(person: str) -> Any:
+                return await client.post(f"{path}/approve", headers=as_(person), json={})
+
+            first = await (await decide("p_bo")).json()
+            assert first["targets"][0]["approval_tier"] == 2
+            moved = await (await client.patch(path, headers=as_("p_ada"),
+                                              json={"publish_at": soon(30)})).json()
+            assert (moved["state"], moved["targets"][0]["approval_tier"]) == (
+                "pending_approval", 2)
+            assert moved["version"] > first["version"]
+            twice = await decide("p_bo")       # tier 1 was his, whatever the version
+            assert twice.status == 403, await twice.text()
+            assert "earlier tier" in (await twice.json())["error"]
+            done = await (await decide("p_dee")).json()
+            assert done["state"] == "scheduled"
+
+            # whoever rewrote the post does not approve it, at any tier
+            edited = await (await client.patch(path, headers=as_("p_dee"),
+                                               json={"text": "Party moved to Friday"})).json()
+            assert (edited["state"], edited["targets"][0]["approval_tier"]) == (
+                "pending_approval", 1)
+            own = await decide("p_dee")
+            assert own.status == 403
+            assert "you edited this post's content" in (await own.json())["error"]
+            assert (await decide("p_bo")).status == 200
+            assert (await decide("p_dee")).status == 403
+            assert (await (await decide("p_eve")).json())["state"] == "scheduled"
+
+    asyncio.run(go())
+
+
 def test_a_team_approves_and_a_rejection_sends_the_post_back(tmp_path: Path) -> None:
     async def go() -> None:
         async with _app(tmp_path, f"sqlite://{tmp_path / 's.db'}") as (client, context):

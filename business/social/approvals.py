@@ -3,8 +3,9 @@
 A channel's workflow is a list of tiers; each tier lists approvers (a person, anyone
 in a team, anyone holding an organisation role in the account) and any one of them
 approves the tier. Each target of a post climbs its channel's tiers; the post is
-approved when every target is. Nobody approves their own post, nor two tiers of one
-post. A post still pending at its publish time, or 90 days after it was submitted,
+approved when every target is. Nobody approves their own post, nor one whose content
+they edited, nor two tiers of one channel's round (a new publish time alone does not
+start a new round). A post still pending at its publish time, or 90 days after it was submitted,
 expires and its author is told (``social.post_expired``). Every step is audited.
 """
 
@@ -57,6 +58,21 @@ def arrange(post: Post, channels: Mapping[str, Channel]) -> str:
     return PENDING if pending else ready_state(post)
 
 
+def round_approvers(steps: list[Mapping[str, Any]], channel_id: str, tier: int
+                    ) -> set[str]:
+    """Who approved the tiers below ``tier`` of this approval round of a channel.
+
+    A round starts at tier 1 (a submission, or an edit of the content) and each approval
+    moves it up one, so its approvals are the channel's last ``tier - 1`` steps, whatever
+    versions a change of the publish time alone gave the post meanwhile.
+    """
+    done = tier - 1
+    if done <= 0:
+        return set()
+    own = [s for s in steps if s["channel_id"] == channel_id]
+    return {s["decided_by"] for s in own[-done:] if s["decision"] == "approved"}
+
+
 class Approvals:
     """Approve, reject and expire posts of any account."""
 
@@ -105,16 +121,18 @@ class Approvals:
         if person_id == post.author_id:
             raise NotAllowedError("you wrote this post: someone else must approve or reject "
                                   "it")
-        earlier = {(s["channel_id"], s["decided_by"]) for s in
-                   await self.store.steps(account_id, post_id)
-                   if int(s["version"]) == post.version}
+        if person_id in await self._content_editors(account_id, post_id):
+            raise NotAllowedError("you edited this post's content: someone else must approve "
+                                  "or reject it")
+        steps = await self.store.steps(account_id, post_id)
         decided = []
         for target in post.targets:
             if target.state != PENDING or (channel_ids and target.channel_id not in
                                            channel_ids):
                 continue
             channel = channels.get(target.channel_id)
-            if channel is None or (target.channel_id, person_id) in earlier:
+            if channel is None or person_id in round_approvers(steps, target.channel_id,
+                                                               target.approval_tier):
                 continue
             tier = channel.tiers[target.approval_tier - 1]
             if any([await self.may_approve(account_id, person_id, a) for a in tier]):
@@ -154,6 +172,11 @@ class Approvals:
         if self.dispatch is not None:
             self.dispatch.wake()
         return post
+
+    async def _content_editors(self, account_id: str, post_id: str) -> set[str]:
+        """Everyone who changed the post's words, media, link or channels."""
+        return {row["actor"] for row in await self.store.audit_of(account_id, f"post:{post_id}")
+                if row["action"] == "post.edited" and row["detail"].get("content")}
 
     async def _announce(self, tx: Any, post: Post, person_id: str, approve: bool,
                         note: str) -> None:
