@@ -548,6 +548,8 @@ def test_a_persons_export_holds_no_token_and_erasure_forgets_them(sqlite_url: st
                                           at=time.time() + 3600)
             theirs = await h.scheduled_post([org], "for the label", account="org",
                                             at=time.time() + 3600)
+            await h.store.set_rights("org", org, [{"person": "p_ada", "access": "view"}],
+                                     time.time())
             sealed = await h.store.sealed_tokens("p_ada", own)
             exported = await export_account(h.db, "p_ada")
             text = json.dumps(exported)
@@ -560,6 +562,8 @@ def test_a_persons_export_holds_no_token_and_erasure_forgets_them(sqlite_url: st
                 theirs.post_id]
             assert [c["channel_id"] for c in exported["elsewhere"]["channels_connected"]] == [
                 org]
+            assert exported["elsewhere"]["channels_connected"][0]["access_rights"] == [
+                {"person": "p_ada", "access": "view"}]
 
             pz = Pseudonymiser("p_ada", ("Ada Beats",))
             await erase_account(h.db, h.queue, PUBLISH, pz)
@@ -571,7 +575,9 @@ def test_a_persons_export_holds_no_token_and_erasure_forgets_them(sqlite_url: st
             assert job.state == "cancelled"
             kept = await h.store.post("org", theirs.post_id)
             assert kept is not None and kept.author_id == pz.pseudonym
-            assert (await h.store.channel("org", org)).connected_by == pz.pseudonym
+            kept_channel = await h.store.channel("org", org)
+            assert kept_channel.connected_by == pz.pseudonym
+            assert kept_channel.rights == ((pz.pseudonym, "view"),)
             assert await h.db.fetchval("SELECT COUNT(*) FROM social_audit WHERE "
                                        "actor = 'p_ada' OR account_id = 'p_ada'") == 0
             assert await h.db.fetchval("SELECT COUNT(*) FROM social_audit WHERE "

@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
-from business.social import metrics
+from business.social import metrics, rights
 from business.social.channels import Channels
 from business.social.errors import (
     ConflictError,
@@ -279,6 +279,8 @@ class Dispatcher:
             raise ConflictError(f"channel {channel_id!r} of post {post_id!r} is "
                                 f"{target.state}; only a failed channel is retried")
         channel = await self.store.channel(account_id, channel_id)
+        if channel is not None:
+            rights.check_compose([channel], actor)
         if channel is None or channel.state != ACTIVE:
             raise ConflictError(f"channel {channel_id!r} must be connected again before the "
                                 "post is retried (GET /api/social/channels/{channel_id} has "

@@ -64,6 +64,8 @@ class Channel:
     tiers: tuple[tuple[Approver, ...], ...] = ()
     slots: tuple[dict[str, Any], ...] = ()
     time_zone: str = "UTC"
+    #: ``(person_id, access)`` pairs (:mod:`.rights`); a person not named: their role's.
+    rights: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from business.social import validation
+from business.social import rights, validation
 from business.social.approvals import arrange, ready_state
 from business.social.errors import ConflictError, InvalidPost, NotFoundError, SocialError
 from business.social.models import (
@@ -122,6 +122,11 @@ class Posts:
             found[target.channel_id] = channel
         return found
 
+    async def _known(self, account_id: str, targets: list[PostTarget]) -> list[Channel]:
+        """The channels of ``targets`` that still exist (whatever their state)."""
+        found = [await self.store.channel(account_id, t.channel_id) for t in targets]
+        return [c for c in found if c is not None]
+
     def _schedule(self, post: Post, fields: dict[str, Any]) -> None:
         if "time_zone" in fields and fields["time_zone"]:
             zone(fields["time_zone"])
@@ -156,6 +161,7 @@ class Posts:
         post.targets = self._targets(post, fields.get("targets") or [])
         self._schedule(post, fields)
         channels = await self._channels(account_id, post.targets)
+        rights.check_compose(channels.values(), author_id)
         self._check(post, channels)
         async with self.store.db.transaction() as tx:
             await self.store.insert_post(tx, post)
@@ -182,6 +188,7 @@ class Posts:
                                 "failed ones (POST .../targets/{channel_id}/retry) or write "
                                 "a new post")
         old_version, old_state, old_jobs = post.version, post.state, job_ids(post)
+        rights.check_compose(await self._known(account_id, post.targets), actor)
         content = any(name in fields for name in CONTENT)
         post.version += 1
         for name, cleared in CLEARED.items():
@@ -191,6 +198,7 @@ class Posts:
             post.targets = self._targets(post, fields["targets"] or [])
         self._schedule(post, fields)
         channels = await self._channels(account_id, post.targets)
+        rights.check_compose(channels.values(), actor)
         self._check(post, channels)
         for target in post.targets:
             target.version = post.version
@@ -202,6 +210,7 @@ class Posts:
         elif post.state in (PENDING, APPROVED, SCHEDULED):
             self._future(post)
             if content:
+                rights.check_schedule(channels.values(), actor)
                 post.state = arrange(post, channels)
                 sent_back = post.state == PENDING
             else:
@@ -243,6 +252,7 @@ class Posts:
                                 "submitted")
         self._future(post)
         channels = await self._channels(account_id, post.targets)
+        rights.check_schedule(channels.values(), actor)
         self._check(post, channels)
         old_version = post.version
         post.version += 1
@@ -266,6 +276,7 @@ class Posts:
         if post.state not in EDITABLE:
             raise ConflictError(f"post {post_id!r} is {post.state}; it cannot be deleted "
                                 "now")
+        rights.check_compose(await self._known(account_id, post.targets), actor)
         now = self.clock()
         async with self.store.db.transaction() as tx:
             if not await self.store.delete_post(tx, account_id, post_id, post.version, now):

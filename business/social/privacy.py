@@ -50,7 +50,7 @@ FORGOTTEN = ("social_post_targets", "social_approval_steps", "social_posts",
 #: JSON columns).
 MENTIONS = (
     ("social_posts", ("account_id", "post_id"), ("author_id",), ()),
-    ("social_channels", ("account_id", "channel_id"), ("connected_by",), ()),
+    ("social_channels", ("account_id", "channel_id"), ("connected_by",), ("access_rights",)),
     ("social_approval_steps", ("account_id", "post_id", "channel_id", "version", "tier"),
      ("decided_by", "note"), ()),
     ("social_audit", ("account_id", "audit_id"), ("actor",), ("detail",)),
@@ -59,8 +59,8 @@ MENTIONS = (
     ("social_inbox_replies", ("account_id", "reply_id"), ("person",), ()),
 )
 CHANNEL_FIELDS = ("channel_id, network, remote_id, name, handle, state, scope, expires_at, "
-                  "last_error, connected_by, approval_tiers, queue_slots, time_zone, "
-                  "created_at, updated_at")
+                  "last_error, connected_by, approval_tiers, queue_slots, access_rights, "
+                  "time_zone, created_at, updated_at")
 POST_FIELDS = ("post_id, author_id, text, media, link, first_comment, campaign, publish_at, "
                "time_zone, state, version, submitted_at, created_at, updated_at")
 TARGET_FIELDS = ("post_id, channel_id, text, media, link, first_comment, state, remote_id, "
@@ -97,7 +97,7 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
     return {
         "channels": await rows(f"SELECT {CHANNEL_FIELDS} FROM social_channels "
                                "WHERE account_id = ? ORDER BY created_at, channel_id",
-                               "approval_tiers", "queue_slots"),
+                               "approval_tiers", "queue_slots", "access_rights"),
         "posts": await _posts(db, "account_id = ?", account_id),
         "approval_decisions": [dict(r) for r in await db.fetch(
             "SELECT account_id, post_id, channel_id, version, tier, decision, decided_by, "
@@ -140,7 +140,7 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
             "channels_connected": await rows(
                 f"SELECT account_id, {CHANNEL_FIELDS} FROM social_channels WHERE "
                 "connected_by = ? AND account_id <> connected_by ORDER BY created_at",
-                "approval_tiers", "queue_slots"),
+                "approval_tiers", "queue_slots", "access_rights"),
             "steps": await rows("SELECT account_id, subject, action, actor, detail, at FROM "
                                 "social_audit WHERE actor = ? AND account_id <> actor "
                                 "ORDER BY at", "detail"),

@@ -29,6 +29,7 @@ from business.social.schemas import (
     CalendarQuery,
     Callback,
     ChannelOut,
+    ChannelRights,
     ConnectQuery,
     Decision,
     NextSlot,
@@ -193,6 +194,32 @@ async def set_workflow(request: Request) -> Any:
 
 
 @_api
+async def get_rights(request: Request) -> Any:
+    """The channel's per-person rights (publish, approval, view)."""
+    channel = await services(request.context).channels.get(request.account_id,
+                                                           request.params["channel_id"])
+    return {"rights": [{"person": p, "access": a} for p, a in channel.rights]}
+
+
+@_api
+async def set_rights(request: Request) -> Any:
+    """Replace the channel's per-person rights; a person not named keeps their role's."""
+    module = services(request.context)
+    channel_id = request.params["channel_id"]
+    await module.channels.get(request.account_id, channel_id)
+    rights = [right.model_dump() for right in request.body.rights]
+    people = [r["person"] for r in rights]
+    twice = sorted({p for p in people if people.count(p) > 1})
+    if twice:
+        raise BadRequest(f"{twice} named more than once; give each person one access")
+    await module.store.set_rights(request.account_id, channel_id, rights,
+                                  module.channels.clock())
+    await module.store.audit(None, request.account_id, f"channel:{channel_id}",
+                             "rights.set", _person(request), {"rights": rights})
+    return {"rights": rights}
+
+
+@_api
 async def get_slots(request: Request) -> Any:
     """The channel's weekly queue slots."""
     channel = await services(request.context).channels.get(request.account_id,
@@ -352,6 +379,10 @@ ROUTES = [
           response=Workflow),
     Route(method="PUT", path=f"{CHANNEL}/approvals", handler=set_workflow,
           permission=CHANNELS, body=Workflow, response=Workflow),
+    Route(method="GET", path=f"{CHANNEL}/rights", handler=get_rights, permission=READ,
+          response=ChannelRights),
+    Route(method="PUT", path=f"{CHANNEL}/rights", handler=set_rights,
+          permission=CHANNELS, body=ChannelRights, response=ChannelRights),
     Route(method="GET", path=f"{CHANNEL}/slots", handler=get_slots, permission=READ,
           response=Slots),
     Route(method="PUT", path=f"{CHANNEL}/slots", handler=set_slots, permission=CHANNELS,

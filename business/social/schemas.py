@@ -160,6 +160,19 @@ class Workflow(Model):
     tiers: list[list[ApproverIn]] = Field(default_factory=list, max_length=MAX_TIERS)
 
 
+class RightIn(Model):
+    """One person's access to a channel (business/social/rights.py)."""
+
+    person: str = Field(min_length=1, max_length=100)
+    access: Literal["publish", "approval", "view"]
+
+
+class ChannelRights(Model):
+    """A channel's per-person rights; a person not named keeps their role's."""
+
+    rights: list[RightIn] = Field(default_factory=list, max_length=1000)
+
+
 class Slot(Model):
     """A weekly queue slot: ``mon``..``sun`` and ``HH:MM`` in the channel's time zone."""
 

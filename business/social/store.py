@@ -27,7 +27,7 @@ Row = dict[str, Any]
 CHANNEL_COLUMNS = (
     "account_id, channel_id, network, remote_id, name, handle, state, expires_at, scope, "
     "token_generation, last_error, connected_by, created_at, updated_at, approval_tiers, "
-    "queue_slots, time_zone")
+    "queue_slots, time_zone, access_rights")
 POST_COLUMNS = ("account_id, post_id, author_id, text, media, link, first_comment, campaign, "
                 "publish_at, time_zone, state, version, submitted_at, created_at, updated_at")
 TARGET_COLUMNS = ("channel_id, text, media, link, first_comment, state, approval_tier, "
@@ -64,7 +64,8 @@ def channel_from(row: Row) -> Channel:
         token_generation=int(row["token_generation"]), last_error=row["last_error"],
         connected_by=row["connected_by"], created_at=row["created_at"],
         updated_at=row["updated_at"], tiers=tiers,
-        slots=tuple(json.loads(row["queue_slots"])), time_zone=row["time_zone"])
+        slots=tuple(json.loads(row["queue_slots"])), time_zone=row["time_zone"],
+        rights=tuple((r["person"], r["access"]) for r in json.loads(row["access_rights"])))
 
 
 def _target_from(t: Row) -> PostTarget:
@@ -260,6 +261,14 @@ class SocialStore:
         await self.db.execute(
             "UPDATE social_channels SET approval_tiers = ?, updated_at = ? "
             "WHERE account_id = ? AND channel_id = ?", _json(tiers), now, account_id,
+            channel_id)
+
+    async def set_rights(self, account_id: str, channel_id: str,
+                         rights: list[dict[str, str]], now: float) -> None:
+        """Replace the channel's per-person rights (:mod:`.rights`)."""
+        await self.db.execute(
+            "UPDATE social_channels SET access_rights = ?, updated_at = ? "
+            "WHERE account_id = ? AND channel_id = ?", _json(rights), now, account_id,
             channel_id)
 
     async def set_slots(self, account_id: str, channel_id: str, slots: list[dict[str, Any]],

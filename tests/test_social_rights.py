@@ -1,0 +1,108 @@
+"""Per-channel rights over HTTP: a person who may only view a channel puts nothing on
+it; one who schedules for approval only never reaches the schedule unapproved; people
+a channel does not name keep their role's rights."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from social_helpers import InTestNetwork, connect, database_url, social_app, who
+
+pytestmark = pytest.mark.timeout(120)
+OWNER = who("acc", "p_dee", "owner")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from database_url(request, tmp_path)
+
+
+def as_(person: str) -> dict[str, str]:
+    return who("acc", person, "editor")
+
+
+def soon(hours: float = 24) -> str:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)).isoformat()
+
+
+def test_viewers_put_nothing_on_a_channel_and_approval_only_posts_wait_for_approvers(
+        tmp_path: Path, db_url: str) -> None:
+    async def go() -> None:
+        x, bsky = InTestNetwork("x"), InTestNetwork("bluesky")
+        async with social_app(tmp_path, db_url, x, bsky) as (client, _context):
+            x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
+            bsky_id = (await connect(client, bsky, "acc", "p_dee"))["channel_id"]
+            rights = f"/api/social/channels/{x_id}/rights"
+
+            async def compose(person: str, channel: str, text: str) -> Any:
+                return await client.post("/api/social/posts", headers=as_(person), json={
+                    "text": text, "publish_at": soon(), "targets": [{"channel_id": channel}]})
+
+            ada = await compose("p_ada", x_id, "Release day")
+            assert ada.status == 201
+            ada_post = f"/api/social/posts/{(await ada.json())['post_id']}"
+
+            assert (await client.put(rights, headers=as_("p_ada"), json={
+                "rights": [{"person": "p_ada", "access": "publish"}]})).status == 403
+            twice = await client.put(rights, headers=OWNER, json={"rights": [
+                {"person": "p_bo", "access": "view"}, {"person": "p_bo", "access": "publish"}]})
+            assert twice.status == 400 and "p_bo" in (await twice.json())["error"]
+            named = [{"person": "p_bo", "access": "view"},
+                     {"person": "p_cy", "access": "approval"}]
+            saved = await client.put(rights, headers=OWNER, json={"rights": named})
+            assert saved.status == 200, await saved.text()
+            read = await client.get(rights, headers=who("acc", "p_bo", "viewer"))
+            assert (await read.json())["rights"] == named
+
+            # a viewer of X: nothing new on it, no edit, delete or retry of what is there
+            refused = await compose("p_bo", x_id, "My own take")
+            assert refused.status == 403
+            assert "you may only view channel(s)" in (await refused.json())["error"]
+            assert (await compose("p_bo", bsky_id, "Elsewhere is fine")).status == 201
+            both = await client.post("/api/social/posts", headers=as_("p_bo"), json={
+                "text": "Both", "targets": [{"channel_id": bsky_id}, {"channel_id": x_id}]})
+            assert both.status == 403
+            assert (await client.patch(ada_post, headers=as_("p_bo"),
+                                       json={"text": "Hijacked"})).status == 403
+            assert (await client.delete(ada_post, headers=as_("p_bo"))).status == 403
+            kept = await (await client.get(ada_post, headers=as_("p_ada"))).json()
+            assert (kept["text"], kept["state"], kept["version"]) == ("Release day", "draft", 1)
+
+            # a person the channel does not name keeps the editor's right to schedule
+            direct = await client.post(f"{ada_post}/submit", headers=as_("p_ada"), json={})
+            assert (await direct.json())["state"] == "scheduled"
+
+            # approval only: no workflow on X refuses the submission and says why
+            cy = await compose("p_cy", x_id, "Tour dates")
+            assert cy.status == 201
+            cy_post = f"/api/social/posts/{(await cy.json())['post_id']}"
+            held = await client.post(f"{cy_post}/submit", headers=as_("p_cy"), json={})
+            assert held.status == 409
+            assert "need approval" in (await held.json())["error"]
+            assert (await (await client.get(cy_post, headers=as_("p_cy"))).json()
+                    )["state"] == "draft"
+            # nor can an edit of her own words put Ada's scheduled post out unapproved
+            rewrite = await client.patch(ada_post, headers=as_("p_cy"),
+                                         json={"text": "Release day, new artwork"})
+            assert rewrite.status == 409
+            assert (await (await client.get(ada_post, headers=as_("p_ada"))).json()
+                    )["text"] == "Release day"
+            workflow = await client.put(f"/api/social/channels/{x_id}/approvals",
+                                        headers=OWNER, json={"tiers": [[{"person": "p_dee"}]]})
+            assert workflow.status == 200
+            pending = await client.post(f"{cy_post}/submit", headers=as_("p_cy"), json={})
+            assert (await pending.json())["state"] == "pending_approval"
+            approved = await client.post(f"{cy_post}/approve", headers=as_("p_dee"), json={})
+            assert (await approved.json())["state"] == "scheduled"
+
+            # the owner lifts the limits: Bo composes on X again
+            cleared = await client.put(rights, headers=OWNER, json={"rights": []})
+            assert (await cleared.json())["rights"] == []
+            assert (await compose("p_bo", x_id, "Back on X")).status == 201
+
+    asyncio.run(go())
