@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,7 +26,7 @@ from dsp_core import lv2_state
 from dsp_core.errors import AudioFileError, DspError
 from dsp_core.sources import asset_id_of
 
-from . import asset_objects
+from . import asset_objects, object_moves
 from .asset_store import (
     Asset,
     AssetNotFound,
@@ -52,6 +53,8 @@ from .regions import project_region
 from .storage import ObjectNotFound, StorageError, StorageUnavailable
 from .storage.base import content_disposition
 from .storage.service import OBJECT_STORES, STORAGE_SETTINGS, object_response
+
+log = logging.getLogger(__name__)
 
 #: The default region's asset store (``DATA/assets``): the only one without regions.
 ASSETS = web.AppKey("assets", AssetStore)
@@ -276,7 +279,41 @@ async def upload_asset(request: Request) -> AssetInfo:
     if await request.app[STORE].get_project(project_id) is None:  # deleted meanwhile
         await asyncio.to_thread(store.forget_project, project_id)
         raise NotFound(f"project {project_id!r} was deleted during the upload")
+    moved_to = await assets_of(request.app, project_id)
+    if moved_to is not store:  # its account moved to another region during the upload
+        asset = await _follow_move(store, moved_to, project_id, asset)
     return _asset_json(project_id, asset)
+
+
+#: Seconds an upload that could not follow its account's move is told to wait.
+MOVED_RETRY_AFTER_S = 30
+
+
+async def _follow_move(old: AssetStore, new: AssetStore, project_id: str,
+                       asset: Asset) -> Asset:
+    """Put an upload stored in the region its project's account left into the region it
+    lives in now (the move's clean step may be over) and take it out of the old one;
+    503 with ``Retry-After`` (nothing kept) if that fails."""
+    try:
+        try:
+            await object_moves.copy_asset(old, new, project_id, asset.id)
+        except AssetNotFound:  # the move's clean step copied it and deleted it here
+            if not await asset_objects.is_member(new, project_id, asset.id):
+                raise
+        moved = await asset_objects.pull(new, asset.id)
+    except (AssetNotFound, StorageError) as exc:
+        with contextlib.suppress(StorageError):
+            await object_moves.forget_asset(old, project_id, asset.id)
+        raise Unavailable(
+            f"the project's account moved to another data region during the upload and "
+            f"the audio could not follow it ({exc}); nothing was kept, send it again",
+            headers={"Retry-After": str(MOVED_RETRY_AFTER_S)}) from None
+    try:
+        await object_moves.forget_asset(old, project_id, asset.id)
+    except StorageError as exc:  # kept in the new region; the old copy is reported
+        log.warning("asset %s of project %s stays in %s after its account moved (%s); "
+                    "delete it there", asset.id, project_id, old.root, exc)
+    return moved
 
 
 async def list_assets(request: Request) -> list[AssetInfo]:

@@ -25,10 +25,12 @@ When either region keeps its assets on object storage (an ``s3://`` region stora
 local disk → S3, S3 → local disk, S3 → S3), both steps go through
 :mod:`dawserver.object_moves` instead: each file is streamed to the target and read
 back to check its size and SHA-256 before anything is recorded as copied; the drop
-deletes the source's memberships and descriptions (the audio after the grace period of
-a deleted project's, :func:`~dawserver.asset_objects.collect_forgotten`). The check
-before the fence refuses only what cannot move: a region without an asset store, an
-object store that does not answer, or two regions sharing one object store location.
+waits for uploads still writing an asset (:class:`~dawserver.object_moves.UploadInFlight`,
+retried) and then deletes the source's memberships and descriptions (the audio after
+the grace period of a deleted project's,
+:func:`~dawserver.asset_objects.collect_forgotten`). The check before the fence
+refuses only what cannot move: a region without an asset store, an object store that
+does not answer, or two regions sharing one object store location.
 
 :class:`ObjectMoveHook` moves objects of the regions' object stores (local directory or
 S3 alike) under an account's prefixes (its projects' bounces, its export archives): each object is
@@ -149,9 +151,10 @@ class AssetMoveHook:
             )
 
     async def _copy_project(self, account_id: str, src: AssetStore, dst: AssetStore,
-                            project_id: str, target: str) -> int:
+                            project_id: str, target: str, *, cleaning: bool = False) -> int:
         """Copy one project's assets (either side on object storage: streamed and read
-        back, :mod:`dawserver.object_moves`); the files written."""
+        back, :mod:`dawserver.object_moves`; ``cleaning``: waiting for uploads still
+        writing one, :class:`~dawserver.object_moves.UploadInFlight`); the files written."""
         if src.objects is None and dst.objects is None:
             return await asyncio.to_thread(copy_project_assets, src, dst, project_id)
         note = self._watchers.get(account_id)
@@ -161,7 +164,8 @@ class AssetMoveHook:
                 note(f"audio of project {project_id}: {files} files checked in {target}, "
                      f"{size / (1 << 20):.1f} MiB copied")
 
-        done = await object_moves.copy_project(src, dst, project_id, report)
+        done = await object_moves.copy_project(src, dst, project_id, report,
+                                               cleaning=cleaning)
         return done.files
 
     async def drop(self, account_id: str, region: str) -> None:
@@ -179,7 +183,8 @@ class AssetMoveHook:
             dst = self.assets[target]
             # uploads and recordings made during the move landed here: copy them too
             # (idempotent, hash-checked) before anything of the source is deleted
-            copied = await self._copy_project(account_id, src, dst, project_id, target)
+            copied = await self._copy_project(account_id, src, dst, project_id, target,
+                                              cleaning=True)
             if copied:
                 log.info(
                     "project %s: %d asset files copied again to %s", project_id, copied, target

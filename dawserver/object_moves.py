@@ -21,10 +21,16 @@ leaves nothing that a rerun does not finish and nothing that looks whole but is 
 - local disk: each file through a temporary file, synced and renamed into place, the
   description naming the target's path, and the project's index last.
 
+In the drop (``cleaning``) an asset with a membership but no description in the source
+is an upload still writing it: :class:`UploadInFlight` makes the move wait (its job
+retries) until it is done, or :data:`UPLOAD_IN_FLIGHT_S` after it was first seen (a
+crashed upload, then forgotten with the project).
+
 :func:`forget_source` is the drop's deletion in the source: memberships and the
 descriptions of assets no other project uses go at once, their audio and peaks after
 :data:`~dawserver.asset_objects.FORGET_GRACE_S` (as for a deleted project), and the
-node's local cache of them.
+node's local cache of them. :func:`copy_asset` and :func:`forget_asset` do the same
+for one asset: an upload that ended after its account moved follows it.
 """
 
 from __future__ import annotations
@@ -35,13 +41,14 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import asset_cache, asset_objects
 from .asset_objects import AUDIO_EXTENSIONS, MEDIA_TYPES, object_key
-from .asset_store import AssetStore
+from .asset_store import AssetNotFound, AssetStore
 from .storage import ObjectNotFound, StorageError
 from .storage.base import CHUNK
 
@@ -51,8 +58,18 @@ log = logging.getLogger(__name__)
 Report = Callable[[int, int], None]
 
 
+#: Seconds an upload may hold a membership in the source without its description (its
+#: objects still being written) before the clean step takes it for a crashed upload.
+UPLOAD_IN_FLIGHT_S = 600.0
+
+
 class ObjectCopyFailed(StorageError):
     """A copy read back from the target differs from its source."""
+
+
+class UploadInFlight(StorageError):
+    """An upload to the source is still writing an asset of the project: the clean step
+    waits for it (the move job retries) rather than forget its membership."""
 
 
 @dataclass
@@ -84,31 +101,80 @@ async def reachable(store: AssetStore, region: str) -> None:
 
 
 async def copy_project(source: AssetStore, target: AssetStore, project_id: str,
-                       report: Report | None = None) -> Copied:
+                       report: Report | None = None, *, cleaning: bool = False) -> Copied:
     """Copy ``project_id``'s assets from ``source`` to ``target`` and check every copy
-    (see the module); repeatable, and a rerun after a crash finishes the job."""
-    done, copied = Copied(), []
+    (see the module); repeatable, and a rerun after a crash finishes the job.
+
+    ``cleaning`` (the clean step, before :func:`forget_source`): an asset whose
+    membership is in the source but whose description is not yet (an upload writing it)
+    raises :class:`UploadInFlight`, so the move waits for it, unless it has been so for
+    :data:`UPLOAD_IN_FLIGHT_S` (a crashed upload): then it is logged and counted missing.
+    """
+    done = Copied()
     for asset_id in await asset_objects.project_assets(source, project_id):
         files = await _source_files(source, asset_id)
         if not files:
+            if cleaning:
+                await _wait_for_upload(source, project_id, asset_id)
             log.warning("project %s lists asset %s, which region storage %s does not "
                         "hold; nothing to copy", project_id, asset_id, source.root)
             done.missing += 1
             continue
-        if target.objects is not None:
-            await asset_objects.add_member(target.objects, project_id, asset_id)
-        # the audio and peaks first, the description last: it says the asset exists
-        for suffix in sorted(files, key=lambda s: s == "json"):
-            written = await _copy_file(source, target, asset_id, suffix, files[suffix])
-            done.files += written > 0
-            done.kept += written == 0
-            done.bytes += max(written, 0)
-            if report is not None:
-                report(done.files + done.kept, done.bytes)
-        copied.append(asset_id)
-    if target.objects is None:
-        await asyncio.to_thread(_write_index, target, project_id, copied)
+        await copy_asset(source, target, project_id, asset_id, files, done, report)
     return done
+
+
+async def copy_asset(source: AssetStore, target: AssetStore, project_id: str,
+                     asset_id: str, files: dict[str, _File] | None = None,
+                     done: Copied | None = None, report: Report | None = None) -> Copied:
+    """Copy one asset of ``project_id`` (every file of it, checked) from ``source`` to
+    ``target``, in the order of an upload there (see the module); :class:`AssetNotFound`
+    if ``source`` does not hold it whole."""
+    done = Copied() if done is None else done
+    files = await _source_files(source, asset_id) if files is None else files
+    if not files:
+        raise AssetNotFound(f"region storage {source.root} does not hold asset {asset_id} "
+                            f"whole; nothing to copy")
+    if target.objects is not None:
+        await asset_objects.add_member(target.objects, project_id, asset_id)
+    # the audio and peaks first, the description last: it says the asset exists
+    for suffix in sorted(files, key=lambda s: s == "json"):
+        written = await _copy_file(source, target, asset_id, suffix, files[suffix])
+        done.files += written > 0
+        done.kept += written == 0
+        done.bytes += max(written, 0)
+        if report is not None:
+            report(done.files + done.kept, done.bytes)
+    if target.objects is None:  # the project's index last
+        await asyncio.to_thread(_write_index, target, project_id, [asset_id])
+    return done
+
+
+def _waiting_key(project_id: str, asset_id: str) -> str:
+    return f"assets/moving/{asset_objects._safe(project_id)}/{asset_id}"  # noqa: SLF001
+
+
+async def _wait_for_upload(source: AssetStore, project_id: str, asset_id: str) -> None:
+    """:class:`UploadInFlight` while ``asset_id`` (a membership without a description)
+    has been seen so for less than :data:`UPLOAD_IN_FLIGHT_S`; after that, return (it
+    is taken for a crashed upload and forgotten with the project)."""
+    if source.objects is None:
+        return  # a local index is written after its files: never in flight
+    key = _waiting_key(project_id, asset_id)
+    try:
+        since = float(await source.objects.get(key))
+    except (ObjectNotFound, ValueError):
+        since = time.time()
+        await source.objects.put(key, str(since).encode())
+    waited = time.time() - since
+    if waited < UPLOAD_IN_FLIGHT_S:
+        raise UploadInFlight(
+            f"an upload of asset {asset_id} to project {project_id} in region storage "
+            f"{source.root} is still being written ({waited:.0f} s); the move goes on once "
+            f"it is done, or after {UPLOAD_IN_FLIGHT_S:.0f} s if it never is")
+    log.warning("project %s has had a membership of asset %s without its objects in %s "
+                "for %.0f s (a crashed upload): it is forgotten with the project",
+                project_id, asset_id, source.root, waited)
 
 
 async def forget_source(source: AssetStore, project_id: str) -> int:
@@ -120,8 +186,50 @@ async def forget_source(source: AssetStore, project_id: str) -> int:
         for asset_id, projects in asset_cache.pending(source).items():
             if projects == [project_id]:  # copied from here already: never publish it
                 asset_cache.clear_pending(source, asset_id)
+        for key in await source.objects.keys(_waiting_key(project_id, "")):
+            await source.objects.delete(key)
     count += len(await asyncio.to_thread(source.forget_project, project_id))
     return count
+
+
+async def forget_asset(store: AssetStore, project_id: str, asset_id: str) -> None:
+    """Take ``asset_id`` out of ``project_id`` in ``store`` (an upload that landed in the
+    region its account left): its membership and index entry go, and the asset itself
+    when no other project uses it (on object storage: its description at once, its
+    audio after the grace period, as :func:`~dawserver.asset_objects.forget_project`)."""
+    objects = store.objects
+    if objects is not None:
+        await asset_objects._leave(objects, project_id, asset_id)  # noqa: SLF001
+        members = asset_objects._members_prefix(asset_id)  # noqa: SLF001
+        if not await objects.keys(members):
+            with contextlib.suppress(ObjectNotFound):
+                description = await objects.get(object_key(asset_id, "json"))
+                await objects.delete(object_key(asset_id, "json"))
+                if await objects.keys(members):  # an upload joined meanwhile
+                    await objects.put(object_key(asset_id, "json"), description,
+                                      content_type="application/json")
+                else:
+                    await objects.put(asset_objects._forgotten_key(asset_id),  # noqa: SLF001
+                                      str(time.time()).encode())
+    await asyncio.to_thread(_unindex, store, project_id, asset_id)
+
+
+def _unindex(store: AssetStore, project_id: str, asset_id: str) -> None:
+    """Take ``asset_id`` out of the project's local index; its local files go when no
+    other index lists it."""
+    index = store._index(project_id)  # noqa: SLF001 - the layout's owner is this pair
+    with store._indexes:  # noqa: SLF001
+        rest = [a for a in store.project_assets(project_id) if a != asset_id]
+        if index.exists():
+            if rest:
+                store._write_atomic(index, "".join(f"{a}\n" for a in rest).encode())  # noqa: SLF001
+            else:
+                index.unlink()
+        for other in (store.root / "projects").glob("*.txt"):
+            if asset_id in other.read_text().split():
+                return
+        for path in (store.root / "objects" / asset_id[:2]).glob(f"{asset_id}.*"):
+            path.unlink(missing_ok=True)
 
 
 # -- reading the source ---------------------------------------------------------------
@@ -231,8 +339,8 @@ async def _write(target: AssetStore, asset_id: str, suffix: str,
                                    f"expected {want}); it was deleted, run the move again")
         return written
     path = _local_path(target, asset_id, suffix)
-    partial = path.with_name(f".{path.name}.moving")
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.moving")
     try:
         with open(partial, "wb") as out:  # noqa: ASYNC230 - every write in a thread
             async for chunk in counted():
@@ -270,11 +378,16 @@ async def _put_description(target: AssetStore, asset_id: str, meta: dict) -> int
             there = json.loads(path.read_bytes())
             if there.get("id") == asset_id and there.get("path") == described["path"]:
                 return 0  # described there already (by another upload): kept
+        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.moving")
-        with open(partial, "wb") as out:
-            out.write(data)
-            _sync(out)
-        os.replace(partial, path)
+        try:
+            with open(partial, "wb") as out:
+                out.write(data)
+                _sync(out)
+            os.replace(partial, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
         return len(data)
 
     return await asyncio.to_thread(write)

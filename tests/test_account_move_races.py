@@ -1,0 +1,159 @@
+"""Moving an account's audio while other work runs on its regions: an upload that ends
+after the move, takes waiting to be published, the target collecting forgotten audio
+or deleting another project that shares an asset, a second runner of the move.
+
+The regions' object stores are local directories (:class:`LocalObjectStore`, the same
+protocol as S3), so each race is staged exactly where it bites.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from dawserver import asset_objects, assets, object_moves
+from dawserver.asset_store import AssetStore
+from dawserver.errors import Unavailable
+from dawserver.file_moves import AssetMoveHook
+from dawserver.keys import STORE
+from dawserver.storage.local import LocalObjectStore
+
+pytestmark = pytest.mark.asyncio
+
+
+def wav(seed: int) -> bytes:
+    out = io.BytesIO()
+    noise = np.random.default_rng(seed).uniform(-0.5, 0.5, (4800, 2)).astype(np.float32)
+    sf.write(out, noise, 48000, format="WAV", subtype="FLOAT")
+    return out.getvalue()
+
+
+async def body(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def on_s3(root: Path, name: str) -> AssetStore:
+    """A region's asset store whose assets live on an object store."""
+    return AssetStore(root / name / "assets", objects=LocalObjectStore(root / f"{name}-s3"))
+
+
+def on_disk(root: Path, name: str) -> AssetStore:
+    return AssetStore(root / name / "assets")
+
+
+async def whole(store: AssetStore, project_id: str, asset_id: str) -> None:
+    """``store`` holds ``asset_id`` for ``project_id``, every file of it."""
+    assert asset_id in await asset_objects.project_assets(store, project_id)
+    if store.objects is None:
+        assert object_moves._file_sha256(Path(store.asset(asset_id).path)) == asset_id
+        return
+    for suffix in ("wav", "peaks.npz", "json"):
+        assert await store.objects.exists(asset_objects.object_key(asset_id, suffix))
+    key = asset_objects.object_key(asset_id, "wav")
+    assert await object_moves._digest(store.objects.stream(key)) == asset_id
+
+
+# -- 1. an upload running while the account moves --------------------------------------
+
+class Projects:
+    """The collaboration store as the upload route asks it: the project exists."""
+
+    async def get_project(self, project_id: str) -> object:
+        return object()
+
+
+def upload_request(project_id: str, data: bytes) -> SimpleNamespace:
+    native = SimpleNamespace(content_length=len(data), content_type="audio/wav",
+                             content=SimpleNamespace(iter_chunked=lambda n: body(data)))
+    return SimpleNamespace(params={"project_id": project_id}, app={STORE: Projects()},
+                           native=native, query=SimpleNamespace(name="take.wav"))
+
+
+@pytest.mark.parametrize("target", [on_s3, on_disk], ids=["to-s3", "to-disk"])
+async def test_an_upload_that_ends_after_its_account_moved_is_kept_where_it_lives_now(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target) -> None:  # noqa: ANN001
+    """The route resolved the region when the upload began; the move finished (clean
+    step included) before it stored the audio: it answers with the audio in the region
+    the project lives in now, and the old region keeps nothing of it."""
+    us, eu = on_s3(tmp_path, "us"), target(tmp_path, "eu")
+    regions = iter([us, eu])
+    monkeypatch.setattr(assets, "assets_of", lambda app, project_id: _now(next(regions)))
+    data = wav(1)
+
+    info = await assets.upload_asset(upload_request("P", data))  # type: ignore[arg-type]
+
+    await whole(eu, "P", info.id)
+    assert await asset_objects.project_assets(us, "P") == []
+    assert not await us.objects.exists(asset_objects.object_key(info.id, "json"))
+
+
+async def test_an_upload_that_cannot_follow_its_account_is_answered_503_and_not_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    us, eu = on_s3(tmp_path, "us"), on_s3(tmp_path, "eu")
+    regions = iter([us, eu])
+    monkeypatch.setattr(assets, "assets_of", lambda app, project_id: _now(next(regions)))
+
+    async def refused(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        raise object_moves.StorageError("eu's object store refused the copy")
+
+    monkeypatch.setattr(object_moves, "copy_asset", refused)
+
+    with pytest.raises(Unavailable, match="send it again") as answer:
+        await assets.upload_asset(upload_request("P", wav(1)))  # type: ignore[arg-type]
+
+    assert answer.value.headers["Retry-After"] == "30"
+    assert await asset_objects.project_assets(us, "P") == []
+
+
+async def _now(store: AssetStore) -> AssetStore:
+    return store
+
+
+async def test_the_clean_step_waits_for_an_upload_still_writing_its_audio(
+        tmp_path: Path) -> None:
+    """A membership without a description yet (an upload between the two) makes the
+    drop fail, to be retried; the upload then ends and the retry carries it."""
+    us, eu = on_s3(tmp_path, "us"), on_s3(tmp_path, "eu")
+    data = wav(2)
+    asset_id = object_moves.hashlib.sha256(data).hexdigest()
+    await asset_objects.add_member(us.objects, "P", asset_id)  # the upload's first write
+
+    async def projects_of(account_id: str) -> list[str]:
+        return ["P"]
+
+    hook = AssetMoveHook({"us": us, "eu": eu}, projects_of, region_of=lambda a: "eu")
+    with pytest.raises(object_moves.UploadInFlight, match="still being written"):
+        await hook.drop("uma", "us")
+    assert await asset_objects.project_assets(us, "P") == [asset_id]
+
+    await us.ingest_stream(body(data), project_id="P", name="late.wav")  # it ends
+    await hook.drop("uma", "us")
+
+    await whole(eu, "P", asset_id)
+    assert await asset_objects.project_assets(us, "P") == []
+    assert await us.objects.keys("assets/moving/") == []
+
+
+async def test_the_clean_step_forgets_an_upload_that_never_ended(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crashed upload's membership does not hold the account for ever."""
+    us, eu = on_s3(tmp_path, "us"), on_s3(tmp_path, "eu")
+    asset_id = "ab" * 32
+    await asset_objects.add_member(us.objects, "P", asset_id)
+    with pytest.raises(object_moves.UploadInFlight):
+        await object_moves.copy_project(us, eu, "P", cleaning=True)
+
+    later = time.time() + object_moves.UPLOAD_IN_FLIGHT_S + 1
+    monkeypatch.setattr(object_moves.time, "time", lambda: later)
+    done = await object_moves.copy_project(us, eu, "P", cleaning=True)
+    await object_moves.forget_source(us, "P")
+
+    assert done.missing == 1
+    assert await us.objects.keys("assets/") == []
