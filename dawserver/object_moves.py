@@ -26,8 +26,9 @@ is an upload still writing it: :class:`UploadInFlight` makes the move wait (its 
 retries) until it is done, or :data:`UPLOAD_IN_FLIGHT_S` after it was first seen (a
 crashed upload, then forgotten with the project).
 
-:func:`forget_source` is the drop's deletion in the source: memberships and the
-descriptions of assets no other project uses go at once, their audio and peaks after
+:func:`forget_source` is the drop's deletion in the source: the project leaves the
+lists of takes waiting to be published first, then memberships and the descriptions of
+assets no other project uses go at once, their audio and peaks after
 :data:`~dawserver.asset_objects.FORGET_GRACE_S` (as for a deleted project), and the
 node's local cache of them. :func:`copy_asset` and :func:`forget_asset` do the same
 for one asset: an upload that ended after its account moved follows it.
@@ -41,6 +42,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -182,10 +184,10 @@ async def forget_source(source: AssetStore, project_id: str) -> int:
     (see the module); how many objects and files went."""
     count = 0
     if source.objects is not None:
+        # first: a take waiting to be published for it (copied from here already) must
+        # never be published again for it, which would bring its membership back
+        await asyncio.to_thread(_unmark_pending, source, project_id)
         count += await asset_objects.forget_project(source, project_id)
-        for asset_id, projects in asset_cache.pending(source).items():
-            if projects == [project_id]:  # copied from here already: never publish it
-                asset_cache.clear_pending(source, asset_id)
         for key in await source.objects.keys(_waiting_key(project_id, "")):
             await source.objects.delete(key)
     count += len(await asyncio.to_thread(source.forget_project, project_id))
@@ -230,6 +232,25 @@ def _unindex(store: AssetStore, project_id: str, asset_id: str) -> None:
                 return
         for path in (store.root / "objects" / asset_id[:2]).glob(f"{asset_id}.*"):
             path.unlink(missing_ok=True)
+
+
+def _unmark_pending(store: AssetStore, project_id: str) -> None:
+    """Take ``project_id`` out of every take's list of projects waiting to be published
+    (each list rewritten without it; a list left empty goes)."""
+    for asset_id, projects in asset_cache.pending(store).items():
+        if project_id not in projects:
+            continue
+        rest = [p for p in projects if p != project_id]
+        if not rest:
+            asset_cache.clear_pending(store, asset_id)
+            continue
+        mark = store.root / "pending" / asset_id
+        # written beside the uploads, not among the marks (each file there is a take)
+        handle, partial = tempfile.mkstemp(dir=store.root / "tmp", suffix=".pending")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write("".join(f"{p}\n" for p in rest))
+            _sync(out)
+        os.replace(partial, mark)
 
 
 # -- reading the source ---------------------------------------------------------------

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dawserver import asset_objects, assets, object_moves
+from dawserver import asset_cache, asset_objects, assets, object_moves
 from dawserver.asset_store import AssetStore
 from dawserver.errors import Unavailable
 from dawserver.file_moves import AssetMoveHook
@@ -157,3 +157,28 @@ async def test_the_clean_step_forgets_an_upload_that_never_ended(
 
     assert done.missing == 1
     assert await us.objects.keys("assets/") == []
+
+
+# -- 2. takes waiting to be published ----------------------------------------------------
+
+async def test_a_take_waiting_for_two_projects_is_never_published_again_for_the_moved_one(
+        tmp_path: Path) -> None:
+    us = on_s3(tmp_path, "us")
+    local = AssetStore(us.root)  # the recorder stored it here, the object store failing
+    take = local.ingest_file(_file(tmp_path, wav(3)), project_id="P")
+    local.ingest_file(_file(tmp_path, wav(3)), project_id="Q")
+    asset_objects.keep_take(us, take, "P")
+    asset_objects.keep_take(us, take, "Q")
+
+    await object_moves.forget_source(us, "P")
+    assert asset_cache.pending(us) == {take.id: ["Q"]}
+    await asset_objects.publish_pending(us)
+
+    assert not await us.objects.exists(asset_objects.member_key("P", take.id))
+    assert await us.objects.exists(asset_objects.member_key("Q", take.id))
+
+
+def _file(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / f"take-{len(list(tmp_path.glob('take-*')))}.wav"
+    path.write_bytes(data)
+    return path
