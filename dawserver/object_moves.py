@@ -17,7 +17,9 @@ leaves nothing that a rerun does not finish and nothing that looks whole but is 
 
 - object storage: the membership first (:func:`~dawserver.asset_objects.add_member`:
   a deletion of another project sharing the asset then keeps its audio), then the
-  audio and peaks, then the description (an asset exists once it does);
+  audio and peaks (written again when the target does not describe the asset, whatever
+  bytes it holds: they may be forgotten audio being collected), then the description
+  (an asset exists once it does), then a check that every object is there;
 - local disk: each file through a temporary file, synced and renamed into place, the
   description naming the target's path, and the project's index last.
 
@@ -139,17 +141,35 @@ async def copy_asset(source: AssetStore, target: AssetStore, project_id: str,
                             f"whole; nothing to copy")
     if target.objects is not None:
         await asset_objects.add_member(target.objects, project_id, asset_id)
+        # not described there (absent, or forgotten and in its grace period): its audio
+        # is written again whatever bytes are there, as an upload does
+        described = await target.objects.exists(object_key(asset_id, "json"))
+    else:
+        described = True
     # the audio and peaks first, the description last: it says the asset exists
     for suffix in sorted(files, key=lambda s: s == "json"):
-        written = await _copy_file(source, target, asset_id, suffix, files[suffix])
+        written = await _copy_file(source, target, asset_id, suffix, files[suffix],
+                                   rewrite=not described)
         done.files += written > 0
         done.kept += written == 0
         done.bytes += max(written, 0)
         if report is not None:
             report(done.files + done.kept, done.bytes)
-    if target.objects is None:  # the project's index last
+    if target.objects is not None:
+        await _check_whole(target, asset_id, files)
+    else:  # the project's index last
         await asyncio.to_thread(_write_index, target, project_id, [asset_id])
     return done
+
+
+async def _check_whole(target: AssetStore, asset_id: str, files: dict[str, _File]) -> None:
+    """:class:`ObjectCopyFailed` if an object of the asset went from the target after it
+    was written (a collection of it as forgotten that had begun before the membership)."""
+    assert target.objects is not None
+    for suffix in files:
+        if not await target.objects.exists(object_key(asset_id, suffix)):
+            raise ObjectCopyFailed(f"{object_key(asset_id, suffix)!r} went from the target "
+                                   f"while it was copied; run the move again")
 
 
 def _waiting_key(project_id: str, asset_id: str) -> str:
@@ -302,15 +322,16 @@ async def _description(store: AssetStore, file: _File) -> dict:
 # -- writing the target ---------------------------------------------------------------
 
 async def _copy_file(source: AssetStore, target: AssetStore, asset_id: str, suffix: str,
-                     file: _File) -> int:
-    """Make the target hold ``file`` (checked); bytes written, 0 if it held them."""
+                     file: _File, *, rewrite: bool = False) -> int:
+    """Make the target hold ``file`` (checked); bytes written, 0 if it held them (never
+    with ``rewrite``, but for the description)."""
     if suffix == "json":
         meta = await _description(source, file)
         return await _put_description(target, asset_id, meta)
     want = asset_id if suffix in AUDIO_EXTENSIONS else None  # the audio's name is its hash
     if want is None:
         want = await _digest(_read(source, file))
-    if await _target_digest(target, asset_id, suffix) == want:
+    if not rewrite and await _target_digest(target, asset_id, suffix) == want:
         return 0
     size = await _write(target, asset_id, suffix, _read(source, file), want)
     return size

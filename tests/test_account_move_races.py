@@ -182,3 +182,29 @@ def _file(tmp_path: Path, data: bytes) -> Path:
     path = tmp_path / f"take-{len(list(tmp_path.glob('take-*')))}.wav"
     path.write_bytes(data)
     return path
+
+
+# -- 3. the target changing under the copy ------------------------------------------------
+
+async def test_audio_collected_as_forgotten_in_the_target_is_written_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The target holds the same audio but no description (forgotten, in its grace
+    period): a collection that checked it before the membership deletes it after the
+    copy read it; the copy writes it again rather than keep it."""
+    us, eu = on_s3(tmp_path, "us"), on_s3(tmp_path, "eu")
+    data = wav(4)
+    asset = await us.ingest_stream(body(data), project_id="P", name="a.wav")
+    await eu.ingest_stream(body(data), project_id="Q", name="a.wav")
+    await asset_objects.forget_project(eu, "Q")  # described no more, audio kept a while
+    read = object_moves._target_digest
+
+    async def collected_after_reading(target: AssetStore, asset_id: str, suffix: str
+                                      ) -> str | None:
+        digest = await read(target, asset_id, suffix)
+        await target.objects.delete(asset_objects.object_key(asset_id, suffix))
+        return digest
+
+    monkeypatch.setattr(object_moves, "_target_digest", collected_after_reading)
+    await object_moves.copy_project(us, eu, "P")
+
+    await whole(eu, "P", asset.id)
