@@ -20,8 +20,10 @@ leaves nothing that a rerun does not finish and nothing that looks whole but is 
   audio and peaks (written again when the target does not describe the asset, whatever
   bytes it holds: they may be forgotten audio being collected), then the description
   (an asset exists once it does), then a check that every object is there;
-- local disk: each file through a temporary file, synced and renamed into place, the
-  description naming the target's path, and the project's index last.
+- local disk: the project's index entry first (the local membership: a deletion of
+  another project sharing the asset then keeps its files), then each file through a
+  temporary file, synced and renamed into place, the description naming the target's
+  path.
 
 In the drop (``cleaning``) an asset with a membership but no description in the source
 is an upload still writing it: :class:`UploadInFlight` makes the move wait (its job
@@ -144,7 +146,8 @@ async def copy_asset(source: AssetStore, target: AssetStore, project_id: str,
         # not described there (absent, or forgotten and in its grace period): its audio
         # is written again whatever bytes are there, as an upload does
         described = await target.objects.exists(object_key(asset_id, "json"))
-    else:
+    else:  # the index first: a deletion of another project sharing it keeps its files
+        await asyncio.to_thread(_write_index, target, project_id, [asset_id])
         described = True
     # the audio and peaks first, the description last: it says the asset exists
     for suffix in sorted(files, key=lambda s: s == "json"):
@@ -157,8 +160,6 @@ async def copy_asset(source: AssetStore, target: AssetStore, project_id: str,
             report(done.files + done.kept, done.bytes)
     if target.objects is not None:
         await _check_whole(target, asset_id, files)
-    else:  # the project's index last
-        await asyncio.to_thread(_write_index, target, project_id, [asset_id])
     return done
 
 
@@ -436,8 +437,10 @@ async def _put_description(target: AssetStore, asset_id: str, meta: dict) -> int
 
 
 def _write_index(target: AssetStore, project_id: str, asset_ids: list[str]) -> None:
-    """Add ``asset_ids`` (copied, checked) to the project's index in ``target`` (last)."""
-    with target._indexes:  # noqa: SLF001 - the layout's owner is this pair
+    """Add ``asset_ids`` to the project's index in ``target`` (before their files)."""
+    index = target._index(project_id)  # noqa: SLF001 - the layout's owner is this pair
+    with target._indexes:  # noqa: SLF001
+        index.parent.mkdir(parents=True, exist_ok=True)
         for asset_id in asset_ids:
             target._remember(project_id, asset_id)  # noqa: SLF001
 

@@ -8,6 +8,7 @@ protocol as S3), so each race is staged exactly where it bites.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from collections.abc import AsyncIterator
@@ -205,6 +206,26 @@ async def test_audio_collected_as_forgotten_in_the_target_is_written_again(
         return digest
 
     monkeypatch.setattr(object_moves, "_target_digest", collected_after_reading)
+    await object_moves.copy_project(us, eu, "P")
+
+    await whole(eu, "P", asset.id)
+
+
+async def test_deleting_a_target_project_sharing_the_asset_during_the_copy_keeps_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local-disk target: project Q there has the same audio; it is deleted while P's
+    copy writes the description: P's index is there already, so the audio stays."""
+    us, eu = on_s3(tmp_path, "us"), on_disk(tmp_path, "eu")
+    data = wav(5)
+    asset = await us.ingest_stream(body(data), project_id="P", name="a.wav")
+    await eu.ingest_stream(body(data), project_id="Q", name="a.wav")
+    describe = object_moves._put_description
+
+    async def q_deleted_meanwhile(target: AssetStore, asset_id: str, meta: dict) -> int:
+        await asyncio.to_thread(target.forget_project, "Q")
+        return await describe(target, asset_id, meta)
+
+    monkeypatch.setattr(object_moves, "_put_description", q_deleted_meanwhile)
     await object_moves.copy_project(us, eu, "P")
 
     await whole(eu, "P", asset.id)
