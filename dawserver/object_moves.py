@@ -20,10 +20,9 @@ leaves nothing that a rerun does not finish and nothing that looks whole but is 
   audio and peaks (written again when the target does not describe the asset, whatever
   bytes it holds: they may be forgotten audio being collected), then the description
   (an asset exists once it does), then a check that every object is there;
-- local disk: the project's index entry first (the local membership: a deletion of
-  another project sharing the asset then keeps its files), then each file through a
-  temporary file, synced and renamed into place, the description naming the target's
-  path.
+- local disk: the project's index entry first (the local membership, synced), then
+  each file through a temporary file, synced, renamed into place and
+  its folder synced, the description naming the target's path.
 
 In the drop (``cleaning``) an asset with a membership but no description in the source
 is an upload still writing it: :class:`UploadInFlight` makes the move wait (its job
@@ -393,7 +392,7 @@ async def _write(target: AssetStore, asset_id: str, suffix: str,
         if got != want:
             raise ObjectCopyFailed(f"the copy of {path.name} differs from its source "
                                    f"(SHA-256 {got}, expected {want}); run the move again")
-        await asyncio.to_thread(os.replace, partial, path)
+        await asyncio.to_thread(_replace, partial, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
@@ -427,7 +426,7 @@ async def _put_description(target: AssetStore, asset_id: str, meta: dict) -> int
             with open(partial, "wb") as out:
                 out.write(data)
                 _sync(out)
-            os.replace(partial, path)
+            _replace(partial, path)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
@@ -437,12 +436,16 @@ async def _put_description(target: AssetStore, asset_id: str, meta: dict) -> int
 
 
 def _write_index(target: AssetStore, project_id: str, asset_ids: list[str]) -> None:
-    """Add ``asset_ids`` to the project's index in ``target`` (before their files)."""
+    """Add ``asset_ids`` to the project's index in ``target`` (before their files) and
+    sync it to disk."""
     index = target._index(project_id)  # noqa: SLF001 - the layout's owner is this pair
     with target._indexes:  # noqa: SLF001
         index.parent.mkdir(parents=True, exist_ok=True)
         for asset_id in asset_ids:
             target._remember(project_id, asset_id)  # noqa: SLF001
+        with open(index, "rb") as written:
+            os.fsync(written.fileno())
+    _sync_dir(index.parent)
 
 
 async def _sized_digest(chunks: AsyncIterator[bytes]) -> tuple[int, str]:
@@ -455,6 +458,21 @@ async def _sized_digest(chunks: AsyncIterator[bytes]) -> tuple[int, str]:
 
 def _local_path(store: AssetStore, asset_id: str, suffix: str) -> Path:
     return store.root / "objects" / asset_id[:2] / f"{asset_id}.{suffix}"
+
+
+def _replace(partial: Path, path: Path) -> None:
+    """Rename ``partial`` (synced) to ``path`` and sync the directory, so the rename
+    outlives a crash."""
+    os.replace(partial, path)
+    _sync_dir(path.parent)
+
+
+def _sync_dir(folder: Path) -> None:
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def _sync(out: object) -> None:

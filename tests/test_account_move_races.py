@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -229,3 +230,23 @@ async def test_deleting_a_target_project_sharing_the_asset_during_the_copy_keeps
     await object_moves.copy_project(us, eu, "P")
 
     await whole(eu, "P", asset.id)
+
+
+# -- 4., 5. durability, and a second runner ----------------------------------------------
+
+async def test_a_disk_target_syncs_its_folders_and_index(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    us, eu = on_s3(tmp_path, "us"), on_disk(tmp_path, "eu")
+    asset = await us.ingest_stream(body(wav(6)), project_id="P", name="a.wav")
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def recorded(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(object_moves.os, "fsync", recorded)
+    await object_moves.copy_project(us, eu, "P")
+
+    assert str(eu.root / "objects" / asset.id[:2]) in synced
+    assert str(eu._index("P")) in synced and str(eu.root / "projects") in synced
