@@ -21,7 +21,7 @@ leaves nothing that a rerun does not finish and nothing that looks whole but is 
   bytes it holds: they may be forgotten audio being collected), then the description
   (an asset exists once it does), then a check that every object is there;
 - local disk: the project's index entry first (the local membership, synced), then
-  each file through a temporary file, synced, renamed into place and
+  each file through a temporary file of its own name, synced, renamed into place and
   its folder synced, the description naming the target's path.
 
 In the drop (``cleaning``) an asset with a membership but no description in the source
@@ -382,7 +382,7 @@ async def _write(target: AssetStore, asset_id: str, suffix: str,
         return written
     path = _local_path(target, asset_id, suffix)
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.moving")
+    partial = await asyncio.to_thread(_temporary, path)
     try:
         with open(partial, "wb") as out:  # noqa: ASYNC230 - every write in a thread
             async for chunk in counted():
@@ -421,7 +421,7 @@ async def _put_description(target: AssetStore, asset_id: str, meta: dict) -> int
             if there.get("id") == asset_id and there.get("path") == described["path"]:
                 return 0  # described there already (by another upload): kept
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.moving")
+        partial = _temporary(path)
         try:
             with open(partial, "wb") as out:
                 out.write(data)
@@ -458,6 +458,15 @@ async def _sized_digest(chunks: AsyncIterator[bytes]) -> tuple[int, str]:
 
 def _local_path(store: AssetStore, asset_id: str, suffix: str) -> Path:
     return store.root / "objects" / asset_id[:2] / f"{asset_id}.{suffix}"
+
+
+def _temporary(path: Path) -> Path:
+    """A new temporary file beside ``path``, named for no other writer (another runner
+    of the same move included)."""
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                    suffix=".moving")
+    os.close(handle)
+    return Path(name)
 
 
 def _replace(partial: Path, path: Path) -> None:

@@ -250,3 +250,18 @@ async def test_a_disk_target_syncs_its_folders_and_index(
 
     assert str(eu.root / "objects" / asset.id[:2]) in synced
     assert str(eu._index("P")) in synced and str(eu.root / "projects") in synced
+
+
+async def test_a_disk_target_copy_never_touches_another_runners_temporary_file(
+        tmp_path: Path) -> None:
+    us, eu = on_s3(tmp_path, "us"), on_disk(tmp_path, "eu")
+    asset = await us.ingest_stream(body(wav(7)), project_id="P", name="a.wav")
+    folder = eu.root / "objects" / asset.id[:2]
+    folder.mkdir(parents=True)
+    theirs = folder / f".{asset.id}.wav.moving"  # the name every runner used to share
+    theirs.write_bytes(b"half of another runner's copy")
+
+    await object_moves.copy_project(us, eu, "P")
+
+    assert theirs.read_bytes() == b"half of another runner's copy"
+    await whole(eu, "P", asset.id)
