@@ -10,6 +10,7 @@ from typing import Any
 
 from business.social import hookspecs as social_hookspecs
 from business.social.approvals import APPROVED_EVENT, EXPIRED_EVENT, REJECTED_EVENT
+from business.social.bulk_routes import BULK_ROUTES
 from business.social.channels import NEEDS_RECONNECT_EVENT
 from business.social.composer_routes import COMPOSER_ROUTES
 from business.social.dispatch import (
@@ -118,7 +119,7 @@ def permission_allowed(principal: Principal, permission: Permission) -> bool | N
 
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
-    return (ROUTES + COMPOSER_ROUTES + RESULT_ROUTES + LISTENING_ROUTES
+    return (ROUTES + COMPOSER_ROUTES + BULK_ROUTES + RESULT_ROUTES + LISTENING_ROUTES
             + WAVEFORM_ROUTES)
 
 

@@ -377,6 +377,17 @@ class SocialStore:
                 "WHERE account_id = ? AND post_id = ?", version + 1, account_id, post_id)
         return changed == 1
 
+    async def texts_between(self, account_id: str, start: float, end: float
+                            ) -> list[Row]:
+        """``channel_id, publish_at, text`` (the variant's, else the post's) of the
+        account's live posts dated in ``[start, end]``, for duplicate checks."""
+        return await self.db.fetch(
+            "SELECT t.channel_id, p.publish_at, COALESCE(t.text, p.text) AS text "
+            "FROM social_posts p JOIN social_post_targets t ON t.account_id = p.account_id "
+            "AND t.post_id = p.post_id WHERE p.account_id = ? AND p.deleted = 0 "
+            "AND p.publish_at >= ? AND p.publish_at <= ? "
+            "AND p.state NOT IN ('cancelled', 'expired', 'failed')", account_id, start, end)
+
     async def post(self, account_id: str, post_id: str, *, tx: Any = None) -> Post | None:
         """The account's post with its targets (None: none such, or deleted)."""
         on = self._on(tx)

@@ -1,0 +1,140 @@
+"""HTTP route of bulk scheduling: a CSV file of posts, checked row by row, scheduled.
+
+``POST /api/social/bulk`` reads the file with :func:`~.bulk.import_csv` against the
+account's channels and its live posts (duplicates within 3 days), adds the rows the
+person may not schedule on their channel (:mod:`.rights`), and schedules what the mode
+lets through in one transaction (:meth:`~.posts.Posts.schedule_rows`): every valid
+row, or none in ``all_or_nothing`` mode when any row has an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from business.social import rights
+from business.social.bulk import (
+    DUPLICATE_WINDOW_S,
+    BulkFileError,
+    BulkRow,
+    ExistingPost,
+    RowError,
+    import_csv,
+)
+from business.social.errors import ConflictError, NotAllowedError
+from business.social.models import DISCONNECTED, Channel
+from business.social.permissions import COMPOSE
+from business.social.routes import BASE, _api, _person
+from business.social.services import services
+from dawserver.plugin_api import BadRequest, Media, Model, Query, Request, Route
+
+#: The most bytes a bulk file may have (10,000 long rows fit several times).
+MAX_BULK_BYTES = 16 * 1024 * 1024
+#: Later than any post's time (epoch seconds, year 5138).
+FAR_FUTURE = 1e11
+
+
+class BulkQuery(Query):
+    """How to schedule a bulk file."""
+
+    mode: Literal["valid_rows", "all_or_nothing"] = "valid_rows"
+    #: IANA zone of times written without an offset or a ``timezone`` cell.
+    zone: str = ""
+
+
+class BulkProblem(Model):
+    """What is wrong in one cell (row as a spreadsheet numbers it, header = 1)."""
+
+    row: int
+    column: str
+    code: str
+    message: str
+
+
+class BulkOut(Model):
+    """What a bulk file did: rows read, posts made, problems per row and column."""
+
+    mode: str
+    total_rows: int
+    scheduled: int
+    post_ids: list[str] = Field(default_factory=list)
+    errors: list[BulkProblem] = Field(default_factory=list)
+    warnings: list[BulkProblem] = Field(default_factory=list)
+
+
+def _by_name(channels: list[Channel]) -> dict[str, Channel]:
+    """Channels by id, by ``network:handle``, and by handle alone where no other live
+    channel has the same one (the same handle on X and Bluesky names neither)."""
+    live = [c for c in channels if c.state != DISCONNECTED]
+    handles = [c.handle.lstrip("@").casefold() for c in live if c.handle]
+    named: dict[str, Channel] = {c.channel_id: c for c in live}
+    for channel in live:
+        handle = channel.handle.lstrip("@").casefold()
+        if not handle:
+            continue
+        for name in (f"{channel.network}:{handle}", f"{channel.network}:@{handle}"):
+            named.setdefault(name, channel)
+        if handles.count(handle) == 1:
+            named.setdefault(handle, channel)
+    return named
+
+
+def _refused(row: BulkRow, channel: Channel, person: str) -> RowError | None:
+    """The row's error when ``person`` may not schedule on its channel, else None."""
+    if row.media:
+        return RowError(row.row, "media", "media_not_scheduled",
+                        "media in a bulk file is not scheduled yet: leave the cell empty "
+                        "and attach the media to the post in the composer")
+    try:
+        rights.check_schedule([channel], person)
+    except (NotAllowedError, ConflictError) as exc:
+        return RowError(row.row, "channel", "not_allowed", str(exc))
+    return None
+
+
+@_api
+async def bulk_schedule(request: Request) -> Any:
+    """Check a CSV file of posts row by row and schedule what the mode lets through."""
+    module = services(request.context)
+    query: BulkQuery = request.query
+    person = _person(request)
+    channels = _by_name(await module.store.channels(request.account_id))
+    now = module.channels.clock()
+    existing = [ExistingPost(r["channel_id"], r["publish_at"], r["text"] or "")
+                for r in await module.store.texts_between(
+                    request.account_id, now - DUPLICATE_WINDOW_S, FAR_FUTURE)]
+    try:
+        result = import_csv(request.body, channels, mode=query.mode, now=now,
+                            existing=existing, default_zone=query.zone or None)
+    except (BulkFileError, ValueError) as exc:
+        raise BadRequest(str(exc)) from None
+    allowed = []
+    for row in result.rows:
+        refused = _refused(row, channels[row.channel_id], person)
+        if refused is None:
+            allowed.append(row)
+        else:
+            result.errors.append(refused)
+    result.rows = allowed
+    result.errors.sort(key=lambda e: (e.row, e.column))
+    posts = await module.posts.schedule_rows(
+        request.account_id, person,
+        [{"channel_id": r.channel_id, "publish_at": r.publish_at, "text": r.text,
+          "link": r.link, "first_comment": r.first_comment} for r in result.to_schedule],
+        source="bulk") if result.to_schedule else []
+
+    def problems(found: list[RowError]) -> list[dict[str, Any]]:
+        return [{"row": e.row, "column": e.column, "code": e.code, "message": e.message}
+                for e in found]
+
+    return {"mode": query.mode, "total_rows": result.total_rows, "scheduled": len(posts),
+            "post_ids": [p.post_id for p in posts], "errors": problems(result.errors),
+            "warnings": problems(result.warnings)}
+
+
+BULK_ROUTES = [
+    Route(method="POST", path=f"{BASE}/bulk", handler=bulk_schedule, permission=COMPOSE,
+          query=BulkQuery, body=Media("text/csv", "text/plain"), response=BulkOut,
+          max_body=MAX_BULK_BYTES),
+]

@@ -1,0 +1,118 @@
+"""Bulk scheduling over HTTP: a CSV file checked row by row against the account's
+channels, its live posts and the person's rights, then scheduled valid rows or all
+or nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from social_helpers import InTestNetwork, connect, database_url, social_app, who
+
+pytestmark = pytest.mark.timeout(120)
+OWNER = who("acc", "p_dee", "owner")
+ADA = who("acc", "p_ada", "editor")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from database_url(request, tmp_path)
+
+
+def at(days: float) -> str:
+    """An ISO time ``days`` from now, on the minute, with its offset."""
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+    return when.replace(second=0, microsecond=0).isoformat()
+
+
+async def upload(client: Any, csv: str | bytes, headers: dict[str, str] = ADA,
+                 **query: str) -> Any:
+    data = csv.encode("utf-8") if isinstance(csv, str) else csv
+    return await client.post("/api/social/bulk", params=query, data=data,
+                             headers={**headers, "Content-Type": "text/csv"})
+
+
+def test_a_csv_schedules_its_valid_rows_or_nothing_and_says_what_is_wrong_per_cell(
+        tmp_path: Path, db_url: str) -> None:
+    async def go() -> None:
+        x, bsky = InTestNetwork("x"), InTestNetwork("bluesky")
+        async with social_app(tmp_path, db_url, x, bsky) as (client, _context):
+            x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
+            bsky_id = (await connect(client, bsky, "acc", "p_dee"))["channel_id"]
+            listed = await (await client.get("/api/social/channels", headers=ADA)).json()
+            handle = next(c["handle"] for c in listed if c["channel_id"] == bsky_id)
+            # the same handle on both networks: alone it names neither
+            assert {c["handle"] for c in listed} == {handle}
+            earlier = await (await client.post("/api/social/posts", headers=ADA, json={
+                "text": "Out now", "publish_at": at(1),
+                "targets": [{"channel_id": x_id}]})).json()
+            await client.post(f"/api/social/posts/{earlier['post_id']}/submit", headers=ADA,
+                              json={})
+            assert (await client.put(f"/api/social/channels/{bsky_id}/approvals",
+                                     headers=OWNER, json={"tiers": [[{"person": "p_dee"}]]}
+                                     )).status == 200
+            csv = ("\ufeffdatetime,channel,text,media\r\n"
+                   f"{at(2)},{x_id},New single Friday,\r\n"
+                   f"{at(2)},Bluesky:{handle.upper()},New single Friday,\r\n"
+                   f"{at(1.05)},{x_id},  OUT   now ,\r\n"
+                   f"next friday,{x_id},Tour dates,\r\n"
+                   f"{at(3)},{handle},Hello,\r\n"
+                   f"{at(3)},{x_id},Artwork,https://cdn.example/art.jpg\r\n")
+
+            nothing = await upload(client, csv, mode="all_or_nothing")
+            assert nothing.status == 200, await nothing.text()
+            report = await nothing.json()
+            assert (report["total_rows"], report["scheduled"], report["post_ids"]) == (6, 0, [])
+            assert [(e["row"], e["column"], e["code"]) for e in report["errors"]] == [
+                (4, "text", "duplicate"), (5, "datetime", "bad_datetime"),
+                (6, "channel", "unknown_channel"), (7, "media", "media_not_scheduled")]
+            assert "3 days" in report["errors"][0]["message"]
+            posts = await (await client.get("/api/social/posts", headers=ADA)).json()
+            assert [p["post_id"] for p in posts] == [earlier["post_id"]]
+
+            done = await (await upload(client, csv, mode="valid_rows")).json()
+            assert done["scheduled"] == 2 and len(done["errors"]) == 4
+            made = {}
+            for post_id in done["post_ids"]:
+                post = await (await client.get(f"/api/social/posts/{post_id}",
+                                               headers=ADA)).json()
+                made[post["targets"][0]["channel_id"]] = post
+            assert made[x_id]["state"] == "scheduled"          # no workflow: on the schedule
+            assert made[x_id]["targets"][0]["state"] == "scheduled"
+            assert made[bsky_id]["state"] == "pending_approval"  # its approvers first
+            assert {p["text"] for p in made.values()} == {"New single Friday"}
+            assert {p["author_id"] for p in made.values()} == {"p_ada"}
+            want = dt.datetime.fromisoformat(at(2))
+            assert dt.datetime.fromisoformat(made[x_id]["publish_at"]) == want
+
+            # the same file again: its rows are duplicates of what it scheduled
+            again = await (await upload(client, csv)).json()
+            assert again["scheduled"] == 0
+            assert {(e["row"], e["code"]) for e in again["errors"]} >= {
+                (2, "duplicate"), (3, "duplicate")}
+
+            # a person who may only view X gets the row refused, not scheduled
+            await client.put(f"/api/social/channels/{x_id}/rights", headers=OWNER,
+                             json={"rights": [{"person": "p_bo", "access": "view"}]})
+            viewer = await (await upload(client, f"datetime,channel,text\n{at(4)},{x_id},Mine\n",
+                                         who("acc", "p_bo", "editor"))).json()
+            assert viewer["scheduled"] == 0
+            assert [(e["row"], e["column"], e["code"]) for e in viewer["errors"]] == [
+                (2, "channel", "not_allowed")]
+
+            latin = await upload(client, b"datetime,channel,text\n"
+                                 + f"{at(4)},{x_id},Caf\u00e9\n".encode("latin-1"))
+            assert latin.status == 400
+            assert "UTF-8" in (await latin.json())["error"]
+            zone = await upload(client, f"datetime,channel,text\n{at(4)},{x_id},x\n",
+                                zone="Mars/Olympus")
+            assert zone.status == 400
+            assert (await client.post("/api/social/bulk", data=b"datetime,channel,text\n",
+                                      headers={**who("acc", "p_cy", "viewer"),
+                                               "Content-Type": "text/csv"})).status == 403
+
+    asyncio.run(go())
