@@ -29,8 +29,9 @@ done, so :meth:`AccountMover.run` picks it up where a crash left it:
    are accepted again.
 
 One runner at a time carries a move: :meth:`AccountMover.run` claims the move's row
-by a conditional UPDATE (a lease of :data:`LEASE_S`, renewed at every step, given up
-when it stops; a crashed runner's lapses) and records each step only while it holds it.
+by a conditional UPDATE (a lease of :data:`LEASE_S`, renewed at every step and every
+:data:`RENEW_S` while a hook works, given up when it stops; a crashed runner's lapses)
+and records each step only while it holds it.
 
 Every process learns of moves from the main database: its fence (awaited before each
 write keyed by an account) reads both the move under way and where the account lives
@@ -42,11 +43,12 @@ every :data:`REFRESH_S` (:meth:`AccountMover.refresh`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -83,6 +85,9 @@ RETRY_AFTER_S = 30.0
 REFRESH_S = 2.0
 #: Seconds a runner holds a move without recording a step.
 LEASE_S = 300.0
+#: Seconds between renewals of the lease while a hook copies or drops (a long copy of
+#: files records no step).
+RENEW_S = LEASE_S / 3
 
 Progress = Callable[[float, str], None]
 
@@ -268,7 +273,8 @@ class AccountMover:
             for hook in self.hooks:
                 key = f"hook:{hook.name}"
                 if key not in move.copied:
-                    await hook.copy(account_id, move.source, move.target)
+                    async with self._renewing(move, runner):
+                        await hook.copy(account_id, move.source, move.target)
                     move = await self._mark(move, runner, "copied", key)
             await self._verify(account_id, move)
             report(0.45, "verified")
@@ -283,7 +289,8 @@ class AccountMover:
         for hook in self.hooks:
             key = f"hook:{hook.name}"
             if key not in move.dropped:
-                await hook.drop(account_id, move.source)
+                async with self._renewing(move, runner):
+                    await hook.drop(account_id, move.source)
                 move = await self._mark(move, runner, "dropped", key)
         await self.main.execute("DELETE FROM account_moves WHERE account_id = ? AND runner = ?",
                                 account_id, runner)
@@ -403,6 +410,45 @@ class AccountMover:
         found = await self.move_of(move.account_id)
         assert found is not None
         return found
+
+    @contextlib.asynccontextmanager
+    async def _renewing(self, move: Move, runner: str) -> AsyncIterator[None]:
+        """Renew ``runner``'s lease every :data:`RENEW_S` inside the block (a hook's
+        copy may outlast :data:`LEASE_S`); if another runner took the move meanwhile,
+        the block is cancelled and :class:`Conflict` raised."""
+        work = asyncio.current_task()
+        assert work is not None
+        lost = False
+
+        async def renew() -> None:
+            nonlocal lost
+            while True:
+                await asyncio.sleep(RENEW_S)
+                now = self._clock()
+                try:
+                    held = await self.main.execute(
+                        "UPDATE account_moves SET lease_until = ? WHERE account_id = ? "
+                        "AND runner = ?", now + LEASE_S, move.account_id, runner)
+                except Exception:  # the database away a moment: try again next time
+                    log.exception("could not renew the lease of the move of account %s",
+                                  move.account_id)
+                    continue
+                if not held:
+                    lost = True
+                    work.cancel()
+                    return
+
+        renewer = asyncio.create_task(renew())
+        try:
+            yield
+        except asyncio.CancelledError:
+            if lost and work.uncancel() == 0:  # cancelled by the renewal alone
+                raise _lost(move) from None
+            raise
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
 
     async def _mark(self, move: Move, runner: str, field: str, part: str) -> Move:
         """Record ``part`` done (in ``field``) and renew the lease, in one transaction

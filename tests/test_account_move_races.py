@@ -19,7 +19,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile as sf
+from test_account_move import World, a_person_in_us, world  # noqa: F401 - the fixture
 
+from accounts import moving
+from accounts.errors import Conflict
+from accounts.moving import AccountMover
+from accounts.regions import RegionalAccountStore
 from dawserver import asset_cache, asset_objects, assets, object_moves
 from dawserver.asset_store import AssetStore
 from dawserver.errors import Unavailable
@@ -265,3 +270,48 @@ async def test_a_disk_target_copy_never_touches_another_runners_temporary_file(
 
     assert theirs.read_bytes() == b"half of another runner's copy"
     await whole(eu, "P", asset.id)
+
+
+async def test_a_hook_working_past_the_lease_keeps_the_move_from_a_second_runner(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.setattr(moving, "RENEW_S", 0.01)
+    uma, _ = await a_person_in_us(world)
+    await world.mover.begin(uma, "eu")
+    now = [time.time()]
+    world.mover._clock = lambda: now[0]
+    second = AccountMover(RegionalAccountStore.over(world.databases), world.databases,
+                          settle_s=0.0, propagate_s=0.0, clock=lambda: now[0])
+    main = world.databases["default"]
+    renewed = asyncio.Event()
+    execute = main.execute
+
+    async def spied(sql: str, *args: object) -> int:
+        done = await execute(sql, *args)
+        if sql.startswith("UPDATE account_moves SET lease_until"):
+            renewed.set()
+        return done
+
+    monkeypatch.setattr(main, "execute", spied)
+    refused: list[str] = []
+
+    class Long:
+        name = "long"
+
+        async def check(self, account_id: str, source: str, target: str) -> None:
+            return None
+
+        async def copy(self, account_id: str, source: str, target: str) -> None:
+            now[0] += moving.LEASE_S + 1  # a copy of many files: past the lease
+            renewed.clear()
+            async with asyncio.timeout(10):
+                await renewed.wait()
+            with pytest.raises(Conflict, match="carried by another runner") as second_run:
+                await second.run(account_id)
+            refused.append(str(second_run.value))
+
+        async def drop(self, account_id: str, region: str) -> None:
+            """Nothing kept."""
+
+    world.mover.hooks.append(Long())
+    assert (await world.mover.run(uma)).target == "eu"
+    assert len(refused) == 1
