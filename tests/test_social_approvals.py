@@ -166,6 +166,46 @@ def test_a_new_time_does_not_let_one_person_approve_two_tiers_nor_editors_approv
     asyncio.run(go())
 
 
+def test_a_shorter_workflow_moves_on_the_posts_it_has_no_tier_left_for(
+        tmp_path: Path, db_url: str) -> None:
+    async def go() -> None:
+        async with _app(tmp_path, db_url) as (client, context):
+            channel = await _setup(client, [[{"person": "p_bo"}], [{"person": "p_dee"}],
+                                            [{"person": "p_eve"}]])
+            climbed, fresh = await _submitted(client, channel), await _submitted(client, channel)
+            first = await client.post(f"/api/social/posts/{climbed}/approve",
+                                      headers=as_("p_bo"), json={})
+            assert (await first.json())["targets"][0]["approval_tier"] == 2
+            workflow = f"/api/social/channels/{channel}/approvals"
+
+            one = await client.put(workflow, headers=as_("p_dee", "owner"),
+                                   json={"tiers": [[{"person": "p_bo"}]]})
+            assert one.status == 200
+            done = await (await client.get(f"/api/social/posts/{climbed}",
+                                           headers=as_("p_ada"))).json()
+            assert (done["state"], done["targets"][0]["state"]) == ("scheduled", "scheduled")
+            waiting = await (await client.get(f"/api/social/posts/{fresh}",
+                                              headers=as_("p_ada"))).json()
+            assert waiting["state"] == "pending_approval"     # tier 1 is still there
+            assert await _events(context) == ["social.post_approved"]
+            audit = await (await client.get(f"/api/social/posts/{climbed}/audit",
+                                            headers=as_("p_ada"))).json()
+            assert ("approval.workflow_changed", "p_dee") in [
+                (a["action"], a["actor"]) for a in audit]
+
+            removed = await client.put(workflow, headers=as_("p_dee", "owner"),
+                                       json={"tiers": []})
+            assert removed.status == 200
+            late = await (await client.get(f"/api/social/posts/{fresh}",
+                                           headers=as_("p_ada"))).json()
+            assert late["state"] == "scheduled"
+            nothing = await client.post(f"/api/social/posts/{fresh}/approve",
+                                        headers=as_("p_bo"), json={})
+            assert nothing.status == 409
+
+    asyncio.run(go())
+
+
 def test_a_team_approves_and_a_rejection_sends_the_post_back(tmp_path: Path) -> None:
     async def go() -> None:
         async with _app(tmp_path, f"sqlite://{tmp_path / 's.db'}") as (client, context):

@@ -131,8 +131,9 @@ class Approvals:
                                            channel_ids):
                 continue
             channel = channels.get(target.channel_id)
-            if channel is None or person_id in round_approvers(steps, target.channel_id,
-                                                               target.approval_tier):
+            if (channel is None or target.approval_tier > len(channel.tiers)
+                    or person_id in round_approvers(steps, target.channel_id,
+                                                    target.approval_tier)):
                 continue
             tier = channel.tiers[target.approval_tier - 1]
             if any([await self.may_approve(account_id, person_id, a) for a in tier]):
@@ -172,6 +173,41 @@ class Approvals:
         if self.dispatch is not None:
             self.dispatch.wake()
         return post
+
+    async def workflow_changed(self, account_id: str, channel_id: str, actor: str
+                               ) -> list[str]:
+        """Move on the channel's pending targets that the new workflow has no tier left
+        for (it lost tiers, or was removed): tiers they passed stay passed; the posts
+        that became ready (approved or scheduled)."""
+        channel = await self.store.channel(account_id, channel_id)
+        if channel is None:
+            return []
+        ready = []
+        for post in await self.store.posts(account_id, state=PENDING, channel_id=channel_id,
+                                           limit=100_000):
+            through = [t for t in post.targets if t.channel_id == channel_id
+                       and t.state == PENDING and t.approval_tier > len(channel.tiers)]
+            if not through:
+                continue
+            for target in through:
+                target.state = ready_state(post)
+            if all(t.state != PENDING for t in post.targets):
+                post.state = ready_state(post)
+            post.updated_at = self.clock()
+            async with self.store.db.transaction() as tx:
+                if not await self.store.update_post(tx, post, post.version):
+                    continue  # changed meanwhile: its own change decides
+                await self.store.audit(tx, account_id, f"post:{post.post_id}",
+                                       "approval.workflow_changed", actor,
+                                       {"channel_id": channel_id, "state": post.state})
+                if post.state != PENDING:
+                    ready.append(post.post_id)
+                    await self._announce(tx, post, actor, True, "")
+                    if self.dispatch is not None and post.state == SCHEDULED:
+                        await self.dispatch.arm(tx, post)
+        if ready and self.dispatch is not None:
+            self.dispatch.wake()
+        return ready
 
     async def _content_editors(self, account_id: str, post_id: str) -> set[str]:
         """Everyone who changed the post's words, media, link or channels."""

@@ -190,6 +190,7 @@ async def set_workflow(request: Request) -> Any:
                                  module.channels.clock())
     await module.store.audit(None, request.account_id, f"channel:{channel_id}",
                              "workflow.set", _person(request), {"tiers": tiers})
+    await module.approvals.workflow_changed(request.account_id, channel_id, _person(request))
     return {"tiers": tiers}
 
 
