@@ -550,6 +550,8 @@ def test_a_persons_export_holds_no_token_and_erasure_forgets_them(sqlite_url: st
                                             at=time.time() + 3600)
             await h.store.set_rights("org", org, [{"person": "p_ada", "access": "view"}],
                                      time.time())
+            await h.store.set_tiers("org", org, [[{"person": "p_ada"}, {"role": "admin"}]],
+                                    time.time())
             sealed = await h.store.sealed_tokens("p_ada", own)
             exported = await export_account(h.db, "p_ada")
             text = json.dumps(exported)
@@ -578,6 +580,8 @@ def test_a_persons_export_holds_no_token_and_erasure_forgets_them(sqlite_url: st
             kept_channel = await h.store.channel("org", org)
             assert kept_channel.connected_by == pz.pseudonym
             assert kept_channel.rights == ((pz.pseudonym, "view"),)
+            assert [(a.kind, a.value) for a in kept_channel.tiers[0]] == [
+                ("person", pz.pseudonym), ("role", "admin")]
             assert await h.db.fetchval("SELECT COUNT(*) FROM social_audit WHERE "
                                        "actor = 'p_ada' OR account_id = 'p_ada'") == 0
             assert await h.db.fetchval("SELECT COUNT(*) FROM social_audit WHERE "

@@ -50,7 +50,8 @@ FORGOTTEN = ("social_post_targets", "social_approval_steps", "social_posts",
 #: JSON columns).
 MENTIONS = (
     ("social_posts", ("account_id", "post_id"), ("author_id",), ()),
-    ("social_channels", ("account_id", "channel_id"), ("connected_by",), ("access_rights",)),
+    ("social_channels", ("account_id", "channel_id"), ("connected_by",),
+     ("approval_tiers", "access_rights")),
     ("social_approval_steps", ("account_id", "post_id", "channel_id", "version", "tier"),
      ("decided_by", "note"), ()),
     ("social_audit", ("account_id", "audit_id"), ("actor",), ("detail",)),
