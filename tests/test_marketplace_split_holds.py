@@ -403,3 +403,53 @@ async def test_a_payout_whose_answer_was_lost_is_not_made_twice_after_stripe_for
         assert (await hold_of(m, order_id))["state"] == RELEASED
         await m.fake.webhooks.settled()
         await books_match_stripe(m, accounts)
+
+
+async def test_a_refund_while_a_payout_is_stuck_takes_every_transfer_back_at_last(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    from business.marketplace.errors import StripeUnavailable
+    from business.marketplace.split_sales import REVERSED, TIMED_OUT, TransfersPending
+
+    async with market(tmp_path, db_url) as m:
+        accounts, _, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        module = market_services(m)
+        holds, sales, gateway = module.splits.holds, module.fulfilment.split_sales, module.gateway
+        held = await hold_of(m, order_id)
+        # ben accepted (in the books: the job is run here) but Stripe refuses his transfer
+        await module.store.db.execute(
+            "UPDATE mkt_splits SET stripe_account = ?, accepted_at = 1 WHERE account_id = ? "
+            "AND collaborator = ?", accounts["ben"], "seller", "ben")
+        real = gateway.transfer
+
+        async def refused(**kwargs: Any) -> Any:
+            raise StripeUnavailable("the destination lacks the transfers capability")
+
+        gateway.transfer = refused
+        with pytest.raises(StripeUnavailable):
+            await holds.settle("seller", order_id, "ben")
+        # the buyer is refunded in full: only ben's part waits, the others come back now
+        with pytest.raises(TransfersPending):
+            await sales.reverse("seller", order_id, taken=1, of=1, cause="refund:re_1")
+        for name in ("amy", "seller"):
+            [t] = transfers_to(m, order_id, name)
+            assert t["amount_reversed"] == t["amount"], name
+        # the reversal job gives up waiting; later ben's payout goes through
+        await sales.record("seller", order_id, "refund:re_1", taken=1, of=1, reversed_=0,
+                           state=TIMED_OUT, note="gave up")
+        gateway.transfer = real
+        paid = await holds.settle("seller", order_id, "ben")
+        assert paid is not None and paid["amount"] == held["amount"]
+        # ...and is taken back at once: nothing refunded stays paid out
+        [ben] = transfers_to(m, order_id, "ben")
+        assert ben["amount_reversed"] == ben["amount"] == held["amount"]
+        [record] = await sales.reversals("seller", order_id)
+        assert record["state"] == REVERSED
+        await sales.reverse("seller", order_id, taken=1, of=1, cause="refund:re_1")
+        assert [t["amount_reversed"] for t in m.fake.all_of("transfer")
+                if t["metadata"]["order_id"] == order_id] == [
+            t["amount"] for t in m.fake.all_of("transfer")
+            if t["metadata"]["order_id"] == order_id]
+        await m.fake.webhooks.settled()
+        await books_match_stripe(m, accounts)
+

@@ -213,8 +213,10 @@ def build_services(context: PluginContext) -> Services:
     fulfilment.split_sales = (SplitSales(splits, enqueue_job) if splits is not None
                               else None)
     if splits is not None:  # holds pending collaborators' parts (splits.holds)
-        SplitHolds(splits, enqueue_job, invitation_ttl_s=float(settings.get(
+        holds = SplitHolds(splits, enqueue_job, invitation_ttl_s=float(settings.get(
             "split_invitation_days", DEFAULT_INVITATION_DAYS)) * 86_400.0)
+        if fulfilment.split_sales is not None:
+            holds.paid_out = fulfilment.split_sales.take_back
     if fulfilment.split_sales is not None:
         fulfilment.split_sales.alerts = TransferAlerts(
             context.send_mail, context.admin_emails,

@@ -78,6 +78,10 @@ class SplitHolds:
         self.db = splits.db
         self.enqueue = enqueue
         self.invitation_ttl_s = invitation_ttl_s
+        #: ``await paid_out(seller, order_id)`` once a held part's transfer is booked:
+        #: takes back what refunds whose reversal gave up meanwhile are owed
+        #: (:meth:`.SplitSales.take_back`)
+        self.paid_out: Callable[[str, str], Awaitable[Any]] | None = None
         splits.holds = self
 
     async def queue_settle(self, tx: Any, seller: str, beat_id: str, collaborator: str,
@@ -249,6 +253,10 @@ class SplitHolds:
         logger.info("split line %s of %s: %s's held part, %s %s, %s to %s", order_id, seller,
                     collaborator, amount, h["currency"], _PAID_AS[h["state"]],
                     payee.collaborator)
+        if transfer is not None and self.paid_out is not None:
+            # a refund whose reversal gave up while this part was being paid out never
+            # cut it: its part of this transfer is taken back now
+            await self.paid_out(seller, order_id)
         return {"order_id": order_id, "collaborator": collaborator,
                 "state": _PAID_AS[h["state"]], "payee": payee.collaborator, "amount": amount,
                 "transfer": str(transfer.id) if transfer is not None else None}

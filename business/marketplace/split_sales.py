@@ -190,6 +190,25 @@ class SplitSales:
                               note="taken back when the line's transfers were made at last")
         return paid
 
+    async def take_back(self, seller: str, order_id: str) -> list[dict[str, Any]]:
+        """A held part of the line was paid out at last: every cause whose reversal ended
+        before (``timed_out``, ``transfers_failed``) is reversed again, taking back its
+        part of that transfer (a no-op for what it cut or took before); a cause of a line
+        whose transfers are all made is then recorded reversed."""
+        done: list[dict[str, Any]] = []
+        for cause, taken, of in await self._unreversed(seller, order_id):
+            taken_back = await self.splits.reverse(seller, order_id, taken=taken, of=of,
+                                                   cause=cause)
+            done.extend(taken_back)
+            if await self.db.fetchval("SELECT transferred_at FROM mkt_orders WHERE "
+                                      "account_id = ? AND order_id = ?", seller,
+                                      order_id) is not None:
+                await self.record(seller, order_id, cause, taken=taken, of=of,
+                                  reversed_=sum(int(d["amount"]) for d in taken_back),
+                                  state=REVERSED,
+                                  note="taken back when a held part was paid out at last")
+        return done
+
     async def _unreversed(self, seller: str, order_id: str) -> list[tuple[str, int, int]]:
         """The causes (cause, taken, of) whose reversal of the line ended before its
         transfers were all made."""
@@ -272,6 +291,11 @@ class SplitSales:
                 await self.splits.holds.cut(seller, order_id, cause=cause, taken=taken,
                                             of=of)
             except HeldPartPaying as exc:
+                # only the part being paid out waits: every transfer already made is
+                # taken back now (once per cause and transfer), so a payout that stays
+                # stuck past this job's retries holds back nobody else's reversal
+                await self.splits.reverse(seller, order_id, taken=taken, of=of,
+                                          cause=cause)
                 raise TransfersPending(str(exc)) from None
         done = await self.splits.reverse(seller, order_id, taken=taken, of=of, cause=cause)
         back = sum(int(d["amount"]) for d in done)
