@@ -453,3 +453,59 @@ async def test_a_refund_while_a_payout_is_stuck_takes_every_transfer_back_at_las
         await m.fake.webhooks.settled()
         await books_match_stripe(m, accounts)
 
+
+class _LastAttempt:
+    """The queue's last attempt of a job (what a job function reads of it)."""
+
+    attempt = 12
+    job = type("Job", (), {"max_attempts": 12})()
+
+
+async def test_a_payout_refused_for_good_goes_back_to_held_and_the_seller_is_told(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    from business.marketplace.errors import PaymentError
+    from business.marketplace.services import run_split_holds
+    from dawserver.plugins import PLUGIN_CONTEXT_KEY
+
+    async with market(tmp_path, db_url) as m:
+        accounts, beat_id, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        module = market_services(m)
+        holds, sales = module.splits.holds, module.fulfilment.split_sales
+        held = await hold_of(m, order_id)
+        # ben accepted (in the books) with an account Stripe will not pay
+        m.fake.objects[accounts["ben"]]["capabilities"].update(
+            transfers="inactive", card_payments="inactive")
+        await module.store.db.execute(
+            "UPDATE mkt_splits SET stripe_account = ?, accepted_at = 1 WHERE account_id = ? "
+            "AND collaborator = ?", accounts["ben"], "seller", "ben")
+        sent: list[tuple[str, str, list[str]]] = []
+
+        async def recipients(account_id: str) -> list[str]:
+            return ["owner@example.com"] if account_id == "seller" else []
+
+        async def send_mail(to: str, subject: str, paragraphs: list[str], **_: Any) -> None:
+            sent.append((to, subject, paragraphs))
+
+        holds.alerts.recipients, holds.alerts.send_mail = recipients, send_mail
+        payload = type("Payload", (), {"seller": "seller", "beat_id": beat_id,
+                                       "collaborator": "ben"})()
+        with pytest.raises(PaymentError):
+            await run_split_holds(m.app[PLUGIN_CONTEXT_KEY], payload, _LastAttempt())
+        # no transfer was made: the part is held again and the seller's owner told
+        back = await hold_of(m, order_id)
+        assert back["state"] == HELD and back["payee"] is None
+        assert transfers_to(m, order_id, "ben") == []
+        [(to, subject, paragraphs)] = sent
+        assert to == "owner@example.com" and order_id in subject
+        assert "ben's held part" in paragraphs[0]
+        # held again, a refund cuts it; once ben can take transfers he is paid the rest
+        await sales.reverse("seller", order_id, taken=1, of=2, cause="refund:re_half")
+        m.fake.complete_onboarding(accounts["ben"])
+        paid = await holds.settle("seller", order_id, "ben")
+        assert paid is not None
+        assert paid["amount"] == held["amount"] - held["amount"] // 2
+        [ben] = transfers_to(m, order_id, "ben")
+        assert ben["amount"] == paid["amount"]
+        await m.fake.webhooks.settled()
+        await books_match_stripe(m, accounts)

@@ -221,6 +221,8 @@ def build_services(context: PluginContext) -> Services:
         fulfilment.split_sales.alerts = TransferAlerts(
             context.send_mail, context.admin_emails,
             base_url=_base_url(context))
+        if splits is not None and splits.holds is not None:
+            splits.holds.alerts = fulfilment.split_sales.alerts
     money.split_sales = fulfilment.split_sales
     memberships = Memberships(store, gateway, success_url=str(
         settings.get("membership_success_url") or settings.get("success_url") or
@@ -324,8 +326,15 @@ async def run_split_holds(context: PluginContext, payload: Any, job: JobContext)
     splits = services(context).splits
     if splits is None or splits.holds is None:
         raise Permanent("payments are not configured on this server")
-    done = await splits.holds.settle_invitation(payload.seller, payload.beat_id,
-                                                payload.collaborator)
+    try:
+        done = await splits.holds.settle_invitation(payload.seller, payload.beat_id,
+                                                    payload.collaborator)
+    except Exception as exc:
+        if job.attempt >= job.job.max_attempts:  # the queue gives up after this one
+            await splits.holds.give_up(payload.seller, payload.beat_id,
+                                       payload.collaborator,
+                                       f"{type(exc).__name__}: {exc}"[:500])
+        raise
     return {"beat_id": payload.beat_id, "collaborator": payload.collaborator,
             "paid_out": done}
 

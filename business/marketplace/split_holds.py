@@ -42,6 +42,7 @@ from typing import Any
 
 from business.marketplace.splits import ACCEPTED, DECLINED, EXPIRED, PENDING, Share, Splits
 from business.marketplace.stripe_gateway import idempotency_key
+from business.marketplace.transfer_alerts import TransferAlerts
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ class SplitHolds:
         #: takes back what refunds whose reversal gave up meanwhile are owed
         #: (:meth:`.SplitSales.take_back`)
         self.paid_out: Callable[[str, str], Awaitable[Any]] | None = None
+        #: mails the seller's owners and admins when a held part cannot be paid out
+        self.alerts: TransferAlerts | None = None
         splits.holds = self
 
     async def queue_settle(self, tx: Any, seller: str, beat_id: str, collaborator: str,
@@ -260,6 +263,45 @@ class SplitHolds:
         return {"order_id": order_id, "collaborator": collaborator,
                 "state": _PAID_AS[h["state"]], "payee": payee.collaborator, "amount": amount,
                 "transfer": str(transfer.id) if transfer is not None else None}
+
+    async def give_up(self, seller: str, beat_id: str, collaborator: str,
+                      reason: str) -> list[str]:
+        """The ``marketplace.split_holds`` job's last attempt failed with ``reason``: each
+        of ``collaborator``'s parts of ``beat_id`` left being paid out is booked when
+        Stripe made its transfer after all, else put back to ``held`` (refunds cut it
+        again; a later run decides it anew); the seller's owners and admins are mailed
+        (:mod:`.transfer_alerts`). The orders put back."""
+        back = []
+        for r in await self.db.fetch(
+                "SELECT order_id FROM mkt_split_holds WHERE account_id = ? AND beat_id = ? "
+                "AND collaborator = ? AND state IN (?, ?) ORDER BY held_at, order_id",
+                seller, beat_id, collaborator, RELEASING, RETURNING):
+            order_id = str(r["order_id"])
+            async with self.db.transaction() as tx:
+                h = await self._row(tx, seller, order_id, collaborator)
+            if h is None or h["state"] not in _PAID_AS:
+                continue
+            try:
+                made = await self._made(seller, order_id, collaborator, h)
+                if made is not None:  # Stripe made it: settle books it without a new one
+                    await self.settle(seller, order_id, collaborator)
+                    continue
+            except Exception:  # Stripe still unreachable: left as it is, and said so
+                logger.exception("split line %s of %s: %s's held part could not be looked "
+                                 "up at Stripe", order_id, seller, collaborator)
+            else:
+                changed = await self.db.execute(
+                    "UPDATE mkt_split_holds SET state = ?, payee = NULL, stripe_account = "
+                    "NULL WHERE account_id = ? AND order_id = ? AND collaborator = ? AND "
+                    "state = ?", HELD, seller, order_id, collaborator, h["state"])
+                if changed:
+                    back.append(order_id)
+            logger.error("split line %s of %s: paying out %s's held part failed for good "
+                         "(%s)", order_id, seller, collaborator, reason)
+            if self.alerts is not None:
+                await self.alerts.notify(seller, order_id,
+                                         f"{collaborator}'s held part: {reason}")
+        return back
 
     async def _made(self, seller: str, order_id: str, collaborator: str, h: Any) -> Any:
         """The transfer an earlier run had Stripe make of this held part (None if none):
