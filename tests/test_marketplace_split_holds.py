@@ -454,6 +454,32 @@ async def test_a_refund_while_a_payout_is_stuck_takes_every_transfer_back_at_las
         await books_match_stripe(m, accounts)
 
 
+async def test_accepting_needs_a_stripe_account_that_can_receive_transfers(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        await m.seller("seller")
+        # ben connected Stripe but has not finished onboarding: no transfers capability
+        status, body = await m.call("POST", "/api/marketplace/seller/stripe", who("ben"),
+                                    {"return_url": "https://example.com/back",
+                                     "refresh_url": "https://example.com/again"})
+        assert status == 200, body
+        beat = await m.beat("seller")
+        status, split = await m.call("PUT", f"{M}/beats/{beat['beat_id']}/split",
+                                     who("seller"), {"shares": [
+                                         {"collaborator": "seller", "basis_points": 8000},
+                                         {"collaborator": "ben", "basis_points": 2000}]})
+        assert status == 200, split
+        status, refused = await m.call("POST", f"{M}/splits/seller/{beat['beat_id']}/accept",
+                                       who("ben"), {})
+        assert status == 422, refused
+        assert "transfers capability is inactive" in str(refused)
+        parts = await market_services(m).splits.parts("seller", beat["beat_id"])
+        assert {p.collaborator: p.status for p in parts}["ben"] == "pending"
+        m.fake.complete_onboarding(body["stripe_account"])
+        split = await accept(m, "ben", beat["beat_id"])
+        assert {p["collaborator"]: p["status"] for p in split["shares"]}["ben"] == "accepted"
+
+
 class _LastAttempt:
     """The queue's last attempt of a job (what a job function reads of it)."""
 

@@ -173,6 +173,16 @@ async def accept_split(request: Request) -> Any:
         raise CatalogueInvalid("connect your Stripe account first (POST "
                                "/api/marketplace/seller/stripe and finish onboarding), "
                                "then accept the split: your part is paid there")
+    if module.gateway is not None:
+        # Stripe refuses transfers to an account without the capability: accepting
+        # before it is active would leave every held part stuck being paid out
+        found = (await module.gateway.retrieve_account(account)).to_dict()
+        able = str((found.get("capabilities") or {}).get("transfers") or "inactive")
+        if able != "active":
+            raise CatalogueInvalid(
+                f"your Stripe account {account} cannot receive transfers yet (its "
+                f"transfers capability is {able}): finish onboarding (GET "
+                "/api/marketplace/seller/onboarding), then accept the split")
     await module.splits.accept(seller, beat_id, request.account_id, account)
     return _out(beat_id, await module.splits.parts(seller, beat_id))
 
