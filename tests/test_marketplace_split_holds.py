@@ -7,6 +7,8 @@ account's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -535,3 +537,79 @@ async def test_a_payout_refused_for_good_goes_back_to_held_and_the_seller_is_tol
         assert ben["amount"] == paid["amount"]
         await m.fake.webhooks.settled()
         await books_match_stripe(m, accounts)
+
+
+class _Interleaved:
+    """A database whose first transaction reading (its method ``read``) a query
+    containing ``marker`` calls ``meanwhile()`` with that read's answer before going on
+    (what another transaction committing just after the read would do)."""
+
+    def __init__(self, db: Any, read: str, marker: str,
+                 meanwhile: Callable[[Any], Awaitable[Any]]) -> None:
+        self._db, self.read, self.marker = db, read, marker
+        self.meanwhile, self.done = meanwhile, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        async with self._db.transaction() as tx:
+            setattr(tx, self.read, self._pausing(getattr(tx, self.read)))
+            yield tx
+
+    def _pausing(self, read: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def reading(sql: str, *args: Any) -> Any:
+            found = await read(sql, *args)
+            if self.marker in sql and not self.done:
+                self.done = True
+                found = await self.meanwhile(found)
+            return found
+        return reading
+
+
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest) -> str:
+    """A fresh schema of a real PostgreSQL."""
+    from database_helpers import postgres_schema_url
+
+    return postgres_schema_url(request.getfixturevalue("postgres_url"),
+                               f"mk{abs(hash(request.node.name)) % 10**8}")
+
+
+async def test_an_accept_racing_the_seller_setting_the_split_again_is_kept(
+        tmp_path: Path, pg_url: str) -> None:
+    async with market(tmp_path, pg_url) as m:
+        accounts = {name: await m.seller(name) for name in ("seller", "ben")}
+        beat_id = (await m.beat("seller"))["beat_id"]
+        parts = [("seller", 8000), ("ben", 2000)]
+        status, split = await m.call("PUT", f"{M}/beats/{beat_id}/split", who("seller"), {
+            "shares": [{"collaborator": c, "basis_points": bp} for c, bp in parts]})
+        assert status == 200, split
+        splits = market_services(m).splits
+        db = splits.db
+        accepting: list[asyncio.Task[bool]] = []
+
+        async def ben_accepts(rows: Any) -> Any:
+            """Right after the seller's edit read the split, ben accepts: his answer
+            commits, or waits for the edit when the split is locked."""
+            task = asyncio.create_task(splits.accept("seller", beat_id, "ben",
+                                                     accounts["ben"]))
+            accepting.append(task)
+            async with asyncio.timeout(30):
+                while not task.done() and not await db.fetchval(
+                        "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = "
+                        "'Lock' AND query LIKE '%mkt_beats%FOR UPDATE%'"):
+                    await asyncio.sleep(0.02)
+            return rows
+
+        splits.db = _Interleaved(db, "fetch", "invited_at, ended, ended_at FROM mkt_splits",
+                                 ben_accepts)
+        try:
+            await splits.propose("seller", beat_id, parts, seller_account=accounts["seller"])
+            assert await accepting[0] is True
+        finally:
+            splits.db = db
+        assert {p.collaborator: p.status for p in await splits.parts("seller", beat_id)} == {
+            "seller": "accepted", "ben": "accepted"}
+

@@ -165,6 +165,7 @@ class Splits:
         check_shares([Share(c, "", bp) for c, bp in parts], connected=False)
         now = time.time()
         async with self.db.transaction() as tx:
+            await self._lock(tx, seller, beat_id)
             old = {r["collaborator"]: r for r in await tx.fetch(
                 "SELECT collaborator, stripe_account, basis_points, accepted_at, invited_at, "
                 "ended, ended_at FROM mkt_splits WHERE account_id = ? AND beat_id = ?",
@@ -190,6 +191,14 @@ class Splits:
                 for gone in sorted(set(old) - named):
                     await self.holds.queue_settle(tx, seller, beat_id, gone, f"removed:{now}")
         return await self.parts(seller, beat_id)
+
+    async def _lock(self, tx: Any, seller: str, beat_id: str) -> None:
+        """In ``tx``: hold the beat's row until ``tx`` ends, so a seller replacing its
+        split and a collaborator answering take turns (on PostgreSQL; SQLite runs one
+        writing transaction at a time), and neither writes over what the other read."""
+        if getattr(self.db, "dialect", "") == "postgresql":
+            await tx.fetchval("SELECT beat_id FROM mkt_beats WHERE account_id = ? AND "
+                              "beat_id = ? FOR UPDATE", seller, beat_id)
 
     async def parts(self, seller: str, beat_id: str) -> list[Part]:
         """The split of ``beat_id`` as set, each part agreed, pending or ended."""
@@ -220,6 +229,7 @@ class Splits:
         held money's payout in the same transaction."""
         now = time.time()
         async with self.db.transaction() as tx:
+            await self._lock(tx, seller, beat_id)
             row = await tx.fetchrow(
                 "SELECT accepted_at, ended FROM mkt_splits WHERE account_id = ? AND "
                 "beat_id = ? AND collaborator = ?", seller, beat_id, collaborator)
