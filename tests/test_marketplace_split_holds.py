@@ -613,3 +613,31 @@ async def test_an_accept_racing_the_seller_setting_the_split_again_is_kept(
         assert {p.collaborator: p.status for p in await splits.parts("seller", beat_id)} == {
             "seller": "accepted", "ben": "accepted"}
 
+
+async def test_an_answer_to_an_invitation_ended_meanwhile_is_refused(
+        tmp_path: Path) -> None:
+    from business.marketplace.errors import InvitationEnded
+
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts = {name: await m.seller(name) for name in ("seller", "ben")}
+        beat_id = (await m.beat("seller"))["beat_id"]
+        status, split = await m.call("PUT", f"{M}/beats/{beat_id}/split", who("seller"), {
+            "shares": [{"collaborator": "seller", "basis_points": 8000},
+                       {"collaborator": "ben", "basis_points": 2000}]})
+        assert status == 200, split
+        splits = market_services(m).splits
+        db = splits.db
+        # the sweeper expired the invitation after the answer read it still pending
+        await db.execute("UPDATE mkt_splits SET ended = 'expired', ended_at = 1 WHERE "
+                         "collaborator = ?", "ben")
+
+        async def as_read_before(row: Any) -> Any:
+            return {"accepted_at": None, "ended": None}
+
+        splits.db = _Interleaved(db, "fetchrow", "SELECT accepted_at, ended FROM mkt_splits",
+                                 as_read_before)
+        try:
+            with pytest.raises(InvitationEnded, match="expired"):
+                await splits.accept("seller", beat_id, "ben", accounts["ben"])
+        finally:
+            splits.db = db

@@ -80,6 +80,11 @@ class Part:
         return ACCEPTED if self.accepted else self.ended or PENDING
 
 
+def _not_pending(seller: str, beat_id: str, status: str) -> InvitationEnded:
+    return InvitationEnded(f"your part of beat {beat_id!r} by {seller!r} is {status}, not "
+                           "pending: ask the seller to offer it to you again")
+
+
 def check_shares(shares: list[Share], *, connected: bool = True) -> list[Share]:
     """``shares`` if they make a whole (and, ``connected``, each names a connected
     account), else :class:`CatalogueInvalid` saying why."""
@@ -239,9 +244,7 @@ class Splits:
             if now_is.status == answer:
                 return True
             if now_is.status != PENDING:
-                raise InvitationEnded(
-                    f"your part of beat {beat_id!r} by {seller!r} is {now_is.status}, not "
-                    "pending: ask the seller to offer it to you again")
+                raise _not_pending(seller, beat_id, now_is.status)
             if answer == ACCEPTED:
                 changed = await tx.execute(
                     "UPDATE mkt_splits SET stripe_account = ?, accepted_at = ? WHERE "
@@ -253,7 +256,17 @@ class Splits:
                     "UPDATE mkt_splits SET ended = ?, ended_at = ? WHERE account_id = ? AND "
                     "beat_id = ? AND collaborator = ? AND accepted_at IS NULL AND ended IS "
                     "NULL", answer, now, seller, beat_id, collaborator)
-            if changed and self.holds is not None:
+            if not changed:  # ended or replaced since it was read: say how it stands
+                row = await tx.fetchrow(
+                    "SELECT accepted_at, ended FROM mkt_splits WHERE account_id = ? AND "
+                    "beat_id = ? AND collaborator = ?", seller, beat_id, collaborator)
+                if row is None:
+                    return False
+                now_is = Part(collaborator, 0, row["accepted_at"] is not None, row["ended"])
+                if now_is.status == answer:
+                    return True
+                raise _not_pending(seller, beat_id, now_is.status)
+            if self.holds is not None:
                 await self.holds.queue_settle(tx, seller, beat_id, collaborator,
                                               f"{answer}:{now}")
         return True
