@@ -641,3 +641,29 @@ async def test_an_answer_to_an_invitation_ended_meanwhile_is_refused(
                 await splits.accept("seller", beat_id, "ben", accounts["ben"])
         finally:
             splits.db = db
+
+
+async def test_clearing_or_saving_the_split_pays_its_held_parts_out_at_once(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    from business.marketplace.splits import Share
+
+    async with market(tmp_path, db_url) as m:
+        accounts, beat_id, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        # the seller ends the split: ben's held part goes back to them (not a minute later)
+        status, split = await m.call("PUT", f"{M}/beats/{beat_id}/split", who("seller"),
+                                     {"shares": []})
+        assert status == 200, split
+        returned = await settled(m, order_id, RETURNED)
+        assert returned["payee"] == "seller"
+        # a split the platform sets, every part agreed: the next held part is released
+        status, split = await m.call("PUT", f"{M}/beats/{beat_id}/split", who("seller"), {
+            "shares": [{"collaborator": c, "basis_points": bp} for c, bp in PARTS.items()]})
+        assert status == 200, split
+        order_id = (await sell(m, beat_id))["orders"][0]["order_id"]
+        assert (await hold_of(m, order_id))["state"] == HELD
+        await market_services(m).splits.save("seller", beat_id, [
+            Share(c, accounts[c], bp) for c, bp in PARTS.items()])
+        released = await settled(m, order_id, RELEASED)
+        assert released["payee"] == "ben"
+        await books_match_stripe(m, accounts)

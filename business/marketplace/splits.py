@@ -146,9 +146,11 @@ class Splits:
 
     async def save(self, seller: str, beat_id: str, shares: list[Share]) -> list[Share]:
         """Replace the split of ``beat_id`` (checked first), every part agreed (a split
-        the platform sets itself; sellers' splits go through :meth:`propose`)."""
+        the platform sets itself; sellers' splits go through :meth:`propose`); parts held
+        on the beat are paid out as the split now stands."""
         check_shares(shares)
         async with self.db.transaction() as tx:
+            await self._lock(tx, seller, beat_id)
             await tx.execute("DELETE FROM mkt_splits WHERE account_id = ? AND beat_id = ?",
                              seller, beat_id)
             await tx.executemany(
@@ -156,7 +158,20 @@ class Splits:
                 "basis_points, accepted_at) VALUES (?, ?, ?, ?, ?, ?)",
                 [(seller, beat_id, s.collaborator, s.stripe_account, s.basis_points,
                   time.time()) for s in shares])
+            await self._settle_held(tx, seller, beat_id, "saved")
         return shares
+
+    async def _settle_held(self, tx: Any, seller: str, beat_id: str, why: str) -> None:
+        """In ``tx``: queue paying out every part still held on ``beat_id`` as the split
+        now stands (agreed: to its collaborator; taken out: back to the seller)."""
+        if self.holds is None:
+            return
+        now = time.time()
+        for r in await tx.fetch(
+                "SELECT DISTINCT collaborator FROM mkt_split_holds WHERE account_id = ? AND "
+                "beat_id = ? AND state = ? ORDER BY collaborator", seller, beat_id, "held"):
+            await self.holds.queue_settle(tx, seller, beat_id, str(r["collaborator"]),
+                                          f"{why}:{now}")
 
     async def propose(self, seller: str, beat_id: str, parts: list[tuple[str, int]], *,
                       seller_account: str | None) -> list[Part]:
@@ -272,10 +287,13 @@ class Splits:
         return True
 
     async def clear(self, seller: str, beat_id: str) -> None:
-        """End the split of ``beat_id``: the seller is paid alone again."""
+        """End the split of ``beat_id``: the seller is paid alone again, and what was
+        held for its pending collaborators goes back to the seller."""
         async with self.db.transaction() as tx:
+            await self._lock(tx, seller, beat_id)
             await tx.execute("DELETE FROM mkt_splits WHERE account_id = ? AND beat_id = ?",
                              seller, beat_id)
+            await self._settle_held(tx, seller, beat_id, "removed")
 
     async def of(self, seller: str, beat_id: str) -> list[Share]:
         rows = await self.db.fetch(
