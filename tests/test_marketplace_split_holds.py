@@ -75,6 +75,18 @@ async def settled(m: Market, order_id: str, state: str, collaborator: str = "ben
     return found
 
 
+async def hold_jobs_done(m: Market) -> None:
+    """Wait until every queued ``marketplace.split_holds`` job of ``seller`` ended."""
+    from business.marketplace.split_holds import HOLD_JOB
+    from dawserver.plugins import PLUGIN_CONTEXT_KEY
+
+    queue = m.app[PLUGIN_CONTEXT_KEY].background.queue
+    async with asyncio.timeout(30):
+        while not all(j.finished for j in await queue.find(account_id="seller",
+                                                           queue=HOLD_JOB)):
+            await asyncio.sleep(0.05)
+
+
 def transfers_to(m: Market, order_id: str, collaborator: str) -> list[dict[str, Any]]:
     return [t for t in m.fake.all_of("transfer") if t["metadata"]["order_id"] == order_id
             and t["metadata"]["collaborator"] == collaborator]
@@ -666,4 +678,53 @@ async def test_clearing_or_saving_the_split_pays_its_held_parts_out_at_once(
             Share(c, accounts[c], bp) for c, bp in PARTS.items()])
         released = await settled(m, order_id, RELEASED)
         assert released["payee"] == "ben"
+        await books_match_stripe(m, accounts)
+
+
+async def test_a_held_part_whose_payout_did_not_happen_is_tried_again_by_the_sweeper(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    import time
+
+    from business.marketplace.split_holds import STUCK_RETRY_S
+
+    async with market(tmp_path, db_url) as m:
+        accounts, beat_id, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        module = market_services(m)
+        db, holds = module.store.db, module.splits.holds
+        await hold_jobs_done(m)
+        # ben declined while the seller had no connected account: nowhere to return it
+        await db.execute("UPDATE mkt_sellers SET stripe_account = '' WHERE account_id = ?",
+                         "seller")
+        await db.execute("UPDATE mkt_splits SET ended = 'declined', ended_at = 1 WHERE "
+                         "account_id = ? AND collaborator = ?", "seller", "ben")
+        assert await holds.settle_invitation("seller", beat_id, "ben") == []
+        assert (await hold_of(m, order_id))["state"] == HELD
+        # the seller connects again; within the hour the sweeper tries the part again
+        await db.execute("UPDATE mkt_sellers SET stripe_account = ? WHERE account_id = ?",
+                         accounts["seller"], "seller")
+        await holds.expire(time.time() + STUCK_RETRY_S)
+        returned = await settled(m, order_id, RETURNED)
+        assert returned["payee"] == "seller"
+        await books_match_stripe(m, accounts)
+
+
+async def test_a_held_part_left_being_paid_out_is_finished_by_the_sweeper(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts, _, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        module = market_services(m)
+        await hold_jobs_done(m)
+        # ben accepted; his payout's job died between its decision and its transfer
+        await module.store.db.execute(
+            "UPDATE mkt_splits SET stripe_account = ?, accepted_at = 1 WHERE account_id = ? "
+            "AND collaborator = ?", accounts["ben"], "seller", "ben")
+        await module.store.db.execute(
+            "UPDATE mkt_split_holds SET state = 'releasing', payee = ?, stripe_account = ? "
+            "WHERE order_id = ? AND collaborator = ?", "ben", accounts["ben"], order_id,
+            "ben")
+        await module.splits.holds.expire()
+        released = await settled(m, order_id, RELEASED)
+        assert released["payee"] == "ben" and len(transfers_to(m, order_id, "ben")) == 1
         await books_match_stripe(m, accounts)

@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 HOLD_JOB = "marketplace.split_holds"
 #: How long a collaborator has to answer an invitation, by default.
 DEFAULT_INVITATION_DAYS = 30.0
+#: How often the sweeper tries a held part's payout again when it did not happen.
+STUCK_RETRY_S = 3600.0
 
 #: ``mkt_split_holds.state``: held, being paid out, paid out.
 HELD = "held"
@@ -353,6 +355,19 @@ class SplitHolds:
                     "h.beat_id, h.collaborator", HELD):
                 await self.queue_settle(tx, r["account_id"], r["beat_id"], r["collaborator"],
                                         f"orphaned:{r['since']}")
+            # parts whose payout did not happen (its job gave up, or found the seller
+            # without a connected account): held though answered, or stuck being paid
+            # out; tried again once per STUCK_RETRY_S, each window its own job
+            window = int(now // STUCK_RETRY_S)
+            for r in await tx.fetch(
+                    "SELECT DISTINCT h.account_id, h.beat_id, h.collaborator FROM "
+                    "mkt_split_holds h JOIN mkt_splits s ON s.account_id = h.account_id AND "
+                    "s.beat_id = h.beat_id AND s.collaborator = h.collaborator WHERE "
+                    "(h.state = ? AND (s.accepted_at IS NOT NULL OR s.ended IS NOT NULL) AND "
+                    "h.held_at <= ?) OR h.state IN (?, ?) ORDER BY h.account_id, h.beat_id, "
+                    "h.collaborator", HELD, now - STUCK_RETRY_S, RELEASING, RETURNING):
+                await self.queue_settle(tx, r["account_id"], r["beat_id"], r["collaborator"],
+                                        f"stuck:{window}")
         return ended
 
     def _expires(self, r: Any) -> float | None:
