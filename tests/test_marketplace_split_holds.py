@@ -728,3 +728,41 @@ async def test_a_held_part_left_being_paid_out_is_finished_by_the_sweeper(
         released = await settled(m, order_id, RELEASED)
         assert released["payee"] == "ben" and len(transfers_to(m, order_id, "ben")) == 1
         await books_match_stripe(m, accounts)
+
+
+async def test_a_reversal_giving_up_as_the_late_payout_books_still_takes_it_back(
+        tmp_path: Path) -> None:
+    from business.marketplace.services import run_split_reversal
+    from business.marketplace.split_sales import REVERSED, TIMED_OUT
+    from dawserver.plugins import PLUGIN_CONTEXT_KEY
+
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts, _, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        module = market_services(m)
+        holds, sales = module.splits.holds, module.fulfilment.split_sales
+        await hold_jobs_done(m)
+        # ben's payout is between its decision and its transfer
+        await module.store.db.execute(
+            "UPDATE mkt_split_holds SET state = 'releasing', payee = ?, stripe_account = ? "
+            "WHERE order_id = ? AND collaborator = ?", "ben", accounts["ben"], order_id,
+            "ben")
+        record = sales.record
+
+        async def payout_books_first(*args: Any, **kwargs: Any) -> None:
+            """The payout books its transfer just before the reversal records it gave up
+            (so the payout reads no record of the cause)."""
+            if kwargs.get("state") == TIMED_OUT:
+                assert await holds.settle("seller", order_id, "ben") is not None
+            await record(*args, **kwargs)
+
+        sales.record = payout_books_first
+        payload = type("Payload", (), {"seller": "seller", "order_id": order_id,
+                                       "taken": 1, "of": 1, "cause": "refund:re_late"})()
+        await run_split_reversal(m.app[PLUGIN_CONTEXT_KEY], payload, _LastAttempt())
+        [ben] = transfers_to(m, order_id, "ben")
+        assert ben["amount_reversed"] == ben["amount"] > 0
+        [end] = await sales.reversals("seller", order_id)
+        assert end["state"] == REVERSED
+        await m.fake.webhooks.settled()
+        await books_match_stripe(m, accounts)

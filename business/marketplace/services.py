@@ -313,6 +313,16 @@ async def run_split_reversal(context: PluginContext, payload: Any, job: JobConte
             await sales.record(payload.seller, payload.order_id, payload.cause,
                                taken=payload.taken, of=payload.of, reversed_=0,
                                state=TIMED_OUT, note=str(exc))
+            # a held part's payout booked meanwhile may have read no record of this
+            # cause: one more look after the record (each side checks after its write)
+            try:
+                done = await sales.reverse(payload.seller, payload.order_id,
+                                           taken=payload.taken, of=payload.of,
+                                           cause=payload.cause)
+            except (TransfersPending, TransfersFailed):
+                done = None
+            if done is not None:
+                return {"order_id": payload.order_id, "reversals": done}
             raise Permanent(f"{exc}; gave up waiting (recorded as {TIMED_OUT})") from None
         # the line's transfer job may itself be retrying for hours (up to 12 attempts,
         # backoff to 15 min): wait in growing steps, past its last attempt
