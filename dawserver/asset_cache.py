@@ -53,6 +53,11 @@ def _pending(store: AssetStore) -> Path:
     return store.root / "pending"
 
 
+#: Guards the pending marks: they are appended on the event loop and rewritten from
+#: threads (a region move), and a rewrite must not lose a mark appended meanwhile.
+_PENDING_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def pinned(store: AssetStore, asset_ids: Iterable[str]) -> Iterator[None]:
     """Keep the cached audio of ``asset_ids`` from eviction inside the ``with`` block."""
@@ -112,13 +117,39 @@ def mark_pending(store: AssetStore, asset_id: str, project_id: str) -> None:
     """Record that ``asset_id`` still has to be published for ``project_id``."""
     folder = _pending(store)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / asset_id, "a", encoding="utf-8") as marks:
+    with _PENDING_LOCK, open(folder / asset_id, "a", encoding="utf-8") as marks:
         marks.write(project_id + "\n")
 
 
 def clear_pending(store: AssetStore, asset_id: str) -> None:
     """``asset_id`` is published for every project that waited for it."""
-    (_pending(store) / asset_id).unlink(missing_ok=True)
+    with _PENDING_LOCK:
+        (_pending(store) / asset_id).unlink(missing_ok=True)
+
+
+def unmark_pending(store: AssetStore, asset_id: str, projects: Iterable[str]) -> None:
+    """``asset_id`` no longer waits to be published for ``projects`` (published for
+    them, or they left this region); a mark appended for another project meanwhile
+    stays, and a list left empty goes."""
+    gone, mark = set(projects), _pending(store) / asset_id
+    with _PENDING_LOCK:
+        try:
+            waiting = mark.read_text(encoding="utf-8").split()
+        except FileNotFoundError:
+            return
+        rest = list(dict.fromkeys(p for p in waiting if p not in gone))
+        if not rest:
+            mark.unlink(missing_ok=True)
+        elif len(rest) != len(waiting):
+            # written beside the uploads, not among the marks (each file there is a take)
+            tmp = store.root / "tmp"
+            tmp.mkdir(parents=True, exist_ok=True)
+            partial = tmp / f".{asset_id}.{uuid.uuid4().hex}.pending"
+            with open(partial, "w", encoding="utf-8") as out:
+                out.write("".join(f"{p}\n" for p in rest))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, mark)
 
 
 def pending(store: AssetStore) -> dict[str, list[str]]:

@@ -41,6 +41,7 @@ import logging
 import os
 import re
 import time
+import weakref
 from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,20 @@ log = logging.getLogger(__name__)
 FORGET_GRACE_S = 3600.0
 #: Seconds between attempts to publish a take the object store refused (doubling, capped).
 PUBLISH_RETRY_S = (1.0, 300.0)
+
+#: Per asset store: held while takes are published and while a region move takes a
+#: project out of this store, so a publish never brings a moved project back.
+_PUBLISHING: weakref.WeakKeyDictionary[
+    AssetStore, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = weakref.WeakKeyDictionary()
+
+
+def publishing(store: AssetStore) -> asyncio.Lock:
+    """The lock :func:`publish_pending` holds per take; hold it to change what waits."""
+    loop = asyncio.get_running_loop()
+    held = _PUBLISHING.get(store)
+    if held is None or held[0] is not loop:  # a lock serves the loop it was made for
+        held = _PUBLISHING[store] = (loop, asyncio.Lock())
+    return held[1]
 
 MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "aiff": "audio/aiff"}
 AUDIO_EXTENSIONS = tuple(MEDIA_TYPES)
@@ -275,20 +290,35 @@ async def forget_project(store: AssetStore, project_id: str) -> int:
         await _leave(objects, project_id, asset_id)
         deleted += 1
     for asset_id in mine:
-        if not _ASSET_ID.match(asset_id) or await objects.keys(_members_prefix(asset_id)):
-            continue
-        try:
-            description = await objects.get(object_key(asset_id, "json"))
-        except ObjectNotFound:
-            continue
-        await objects.delete(object_key(asset_id, "json"))
-        if await objects.keys(_members_prefix(asset_id)):  # an upload joined meanwhile
-            await objects.put(object_key(asset_id, "json"), description,
-                              content_type="application/json")
-            continue
-        await objects.put(_forgotten_key(asset_id), str(time.time()).encode())
-        deleted += 1
+        deleted += await _forget_if_unused(objects, asset_id)
     return deleted
+
+
+async def forget_member(store: AssetStore, project_id: str, asset_id: str) -> int:
+    """Take ``asset_id`` out of ``project_id`` in the object store: its membership goes,
+    and, when no other project uses it, its description at once and its audio after
+    :data:`FORGET_GRACE_S`, as :func:`forget_project` does. Objects deleted."""
+    objects = _objects(store)
+    await _leave(objects, project_id, asset_id)
+    return 1 + await _forget_if_unused(objects, asset_id)
+
+
+async def _forget_if_unused(objects: ObjectStore, asset_id: str) -> int:
+    """Delete ``asset_id``'s description when no project uses it, and mark it forgotten
+    for :func:`collect_forgotten`; objects deleted (0 or 1)."""
+    if not _ASSET_ID.match(asset_id) or await objects.keys(_members_prefix(asset_id)):
+        return 0
+    try:
+        description = await objects.get(object_key(asset_id, "json"))
+    except ObjectNotFound:
+        return 0
+    await objects.delete(object_key(asset_id, "json"))
+    if await objects.keys(_members_prefix(asset_id)):  # an upload joined meanwhile
+        await objects.put(object_key(asset_id, "json"), description,
+                          content_type="application/json")
+        return 0
+    await objects.put(_forgotten_key(asset_id), str(time.time()).encode())
+    return 1
 
 
 async def collect_forgotten(store: AssetStore, *, grace_s: float = FORGET_GRACE_S,
@@ -344,15 +374,19 @@ async def publish_pending(store: AssetStore) -> int:
     """Publish every take waiting in this node's cache (:func:`keep_take`); how many
     were published. A :class:`~dawserver.storage.StorageError` leaves the rest waiting."""
     done = 0
-    for asset_id, projects in asset_cache.pending(store).items():
-        try:
-            asset = store.asset(asset_id)
-        except AssetNotFound:  # deleted with its project meanwhile
-            asset_cache.clear_pending(store, asset_id)
-            continue
-        for project_id in projects:
-            await publish(store, asset, project_id)
-        asset_cache.clear_pending(store, asset_id)
+    for asset_id in asset_cache.pending(store):
+        async with publishing(store):
+            # read again under the lock: a region move may have taken a project out
+            projects = asset_cache.pending(store).get(asset_id, [])
+            try:
+                asset = store.asset(asset_id)
+            except AssetNotFound:  # deleted with its project meanwhile
+                asset_cache.clear_pending(store, asset_id)
+                continue
+            for project_id in projects:
+                await publish(store, asset, project_id)
+            # only those published: a mark added meanwhile waits for the next round
+            asset_cache.unmark_pending(store, asset_id, projects)
         done += 1
     return done
 

@@ -204,10 +204,12 @@ async def forget_source(source: AssetStore, project_id: str) -> int:
     (see the module); how many objects and files went."""
     count = 0
     if source.objects is not None:
-        # first: a take waiting to be published for it (copied from here already) must
-        # never be published again for it, which would bring its membership back
-        await asyncio.to_thread(_unmark_pending, source, project_id)
-        count += await asset_objects.forget_project(source, project_id)
+        # first, and under the publishing lock: a take waiting to be published for it
+        # (copied from here already) must never be published again for it, which would
+        # bring its membership back
+        async with asset_objects.publishing(source):
+            await asyncio.to_thread(_unmark_pending, source, project_id)
+            count += await asset_objects.forget_project(source, project_id)
         for key in await source.objects.keys(_waiting_key(project_id, "")):
             await source.objects.delete(key)
     count += len(await asyncio.to_thread(source.forget_project, project_id))
@@ -219,20 +221,8 @@ async def forget_asset(store: AssetStore, project_id: str, asset_id: str) -> Non
     region its account left): its membership and index entry go, and the asset itself
     when no other project uses it (on object storage: its description at once, its
     audio after the grace period, as :func:`~dawserver.asset_objects.forget_project`)."""
-    objects = store.objects
-    if objects is not None:
-        await asset_objects._leave(objects, project_id, asset_id)  # noqa: SLF001
-        members = asset_objects._members_prefix(asset_id)  # noqa: SLF001
-        if not await objects.keys(members):
-            with contextlib.suppress(ObjectNotFound):
-                description = await objects.get(object_key(asset_id, "json"))
-                await objects.delete(object_key(asset_id, "json"))
-                if await objects.keys(members):  # an upload joined meanwhile
-                    await objects.put(object_key(asset_id, "json"), description,
-                                      content_type="application/json")
-                else:
-                    await objects.put(asset_objects._forgotten_key(asset_id),  # noqa: SLF001
-                                      str(time.time()).encode())
+    if store.objects is not None:
+        await asset_objects.forget_member(store, project_id, asset_id)
     await asyncio.to_thread(_unindex, store, project_id, asset_id)
 
 
@@ -258,19 +248,8 @@ def _unmark_pending(store: AssetStore, project_id: str) -> None:
     """Take ``project_id`` out of every take's list of projects waiting to be published
     (each list rewritten without it; a list left empty goes)."""
     for asset_id, projects in asset_cache.pending(store).items():
-        if project_id not in projects:
-            continue
-        rest = [p for p in projects if p != project_id]
-        if not rest:
-            asset_cache.clear_pending(store, asset_id)
-            continue
-        mark = store.root / "pending" / asset_id
-        # written beside the uploads, not among the marks (each file there is a take)
-        handle, partial = tempfile.mkstemp(dir=store.root / "tmp", suffix=".pending")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write("".join(f"{p}\n" for p in rest))
-            _sync(out)
-        os.replace(partial, mark)
+        if project_id in projects:
+            asset_cache.unmark_pending(store, asset_id, [project_id])
 
 
 # -- reading the source ---------------------------------------------------------------

@@ -185,6 +185,58 @@ async def test_a_take_waiting_for_two_projects_is_never_published_again_for_the_
     assert await us.objects.exists(asset_objects.member_key("Q", take.id))
 
 
+async def test_a_move_waits_for_a_publish_under_way_and_it_is_not_undone(
+        tmp_path: Path) -> None:
+    """A publish that read P's mark before the move took P out: the move waits for it,
+    then forgets what it wrote; the publish, once under way, never re-creates P."""
+    us = on_s3(tmp_path, "us")
+    local = AssetStore(us.root)
+    take = local.ingest_file(_file(tmp_path, wav(4)), project_id="P")
+    asset_objects.keep_take(us, take, "P")
+    put, writing, go_on = us.objects.put, asyncio.Event(), asyncio.Event()
+
+    async def slow_put(key: str, data, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        if key == asset_objects.member_key("P", take.id):
+            writing.set()
+            await go_on.wait()
+        return await put(key, data, **kwargs)
+
+    us.objects.put = slow_put
+    publishing = asyncio.create_task(asset_objects.publish_pending(us))
+    await writing.wait()
+    moving = asyncio.create_task(object_moves.forget_source(us, "P"))
+    await asyncio.wait({moving}, timeout=0.5)
+    assert not moving.done()  # held by the publish under way
+    go_on.set()
+    await asyncio.gather(publishing, moving)
+    assert not await us.objects.exists(asset_objects.member_key("P", take.id))
+    assert asset_cache.pending(us) == {}
+    await asset_objects.publish_pending(us)
+    assert not await us.objects.exists(asset_objects.member_key("P", take.id))
+
+
+async def test_a_take_marked_for_another_project_during_a_publish_still_waits(
+        tmp_path: Path) -> None:
+    us = on_s3(tmp_path, "us")
+    local = AssetStore(us.root)
+    take = local.ingest_file(_file(tmp_path, wav(5)), project_id="P")
+    asset_objects.keep_take(us, take, "P")
+    put = us.objects.put
+
+    async def mark_q_meanwhile(key: str, data, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        if key == asset_objects.member_key("P", take.id):
+            asset_objects.keep_take(us, take, "Q")
+        return await put(key, data, **kwargs)
+
+    us.objects.put = mark_q_meanwhile
+    await asset_objects.publish_pending(us)
+    assert asset_cache.pending(us) == {take.id: ["Q"]}  # not cleared with P's
+    us.objects.put = put
+    await asset_objects.publish_pending(us)
+    assert await us.objects.exists(asset_objects.member_key("Q", take.id))
+    assert asset_cache.pending(us) == {}
+
+
 def _file(tmp_path: Path, data: bytes) -> Path:
     path = tmp_path / f"take-{len(list(tmp_path.glob('take-*')))}.wav"
     path.write_bytes(data)
