@@ -216,7 +216,7 @@ def build_services(context: PluginContext) -> Services:
         holds = SplitHolds(splits, enqueue_job, invitation_ttl_s=float(settings.get(
             "split_invitation_days", DEFAULT_INVITATION_DAYS)) * 86_400.0)
         if fulfilment.split_sales is not None:
-            holds.paid_out = fulfilment.split_sales.take_back
+            holds.paid_out = fulfilment.split_sales.queue_take_back
     if fulfilment.split_sales is not None:
         fulfilment.split_sales.alerts = TransferAlerts(
             context.send_mail, context.admin_emails,

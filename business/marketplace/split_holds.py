@@ -81,10 +81,10 @@ class SplitHolds:
         self.db = splits.db
         self.enqueue = enqueue
         self.invitation_ttl_s = invitation_ttl_s
-        #: ``await paid_out(seller, order_id)`` once a held part's transfer is booked:
-        #: takes back what refunds whose reversal gave up meanwhile are owed
-        #: (:meth:`.SplitSales.take_back`)
-        self.paid_out: Callable[[str, str], Awaitable[Any]] | None = None
+        #: ``await paid_out(tx, seller, order_id, collaborator)`` in the transaction
+        #: booking a held part's transfer: queues taking back what refunds whose
+        #: reversal gave up meanwhile are owed (:meth:`.SplitSales.queue_take_back`)
+        self.paid_out: Callable[[Any, str, str, str], Awaitable[Any]] | None = None
         #: mails the seller's owners and admins when a held part cannot be paid out
         self.alerts: TransferAlerts | None = None
         splits.holds = self
@@ -253,15 +253,15 @@ class SplitHolds:
                 await self.splits.book_transfer(
                     tx, seller, order_id, transfer, payee, amount, h["currency"],
                     [(c, min(a, int(h["amount"]))) for c, a in cuts], hold_of=collaborator)
+                if self.paid_out is not None:
+                    # a refund whose reversal gave up while this part was being paid out
+                    # never cut it: its reversal is queued again, with this transfer
+                    await self.paid_out(tx, seller, order_id, collaborator)
         if not paid:
             return None
         logger.info("split line %s of %s: %s's held part, %s %s, %s to %s", order_id, seller,
                     collaborator, amount, h["currency"], _PAID_AS[h["state"]],
                     payee.collaborator)
-        if transfer is not None and self.paid_out is not None:
-            # a refund whose reversal gave up while this part was being paid out never
-            # cut it: its part of this transfer is taken back now
-            await self.paid_out(seller, order_id)
         return {"order_id": order_id, "collaborator": collaborator,
                 "state": _PAID_AS[h["state"]], "payee": payee.collaborator, "amount": amount,
                 "transfer": str(transfer.id) if transfer is not None else None}

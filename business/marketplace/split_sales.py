@@ -190,24 +190,20 @@ class SplitSales:
                               note="taken back when the line's transfers were made at last")
         return paid
 
-    async def take_back(self, seller: str, order_id: str) -> list[dict[str, Any]]:
-        """A held part of the line was paid out at last: every cause whose reversal ended
-        before (``timed_out``, ``transfers_failed``) is reversed again, taking back its
-        part of that transfer (a no-op for what it cut or took before); a cause of a line
-        whose transfers are all made is then recorded reversed."""
-        done: list[dict[str, Any]] = []
-        for cause, taken, of in await self._unreversed(seller, order_id):
-            taken_back = await self.splits.reverse(seller, order_id, taken=taken, of=of,
-                                                   cause=cause)
-            done.extend(taken_back)
-            if await self.db.fetchval("SELECT transferred_at FROM mkt_orders WHERE "
-                                      "account_id = ? AND order_id = ?", seller,
-                                      order_id) is not None:
-                await self.record(seller, order_id, cause, taken=taken, of=of,
-                                  reversed_=sum(int(d["amount"]) for d in taken_back),
-                                  state=REVERSED,
-                                  note="taken back when a held part was paid out at last")
-        return done
+    async def queue_take_back(self, tx: Any, seller: str, order_id: str,
+                              collaborator: str) -> None:
+        """In the transaction booking ``collaborator``'s held part of the line, paid out
+        at last: queue the reversal again of every cause of the line whose reversal ended
+        before (``timed_out``, ``transfers_failed``), so it takes back its part of that
+        transfer too (a no-op for what it cut or took before), once per cause and part."""
+        for r in await tx.fetch(
+                "SELECT cause, taken, of_amount FROM mkt_split_reversals WHERE account_id = ? "
+                "AND order_id = ? AND state IN (?, ?) ORDER BY cause", seller, order_id,
+                TRANSFERS_FAILED, TIMED_OUT):
+            await self.enqueue(tx, REVERSAL_JOB, {
+                "seller": seller, "order_id": order_id, "taken": int(r["taken"]),
+                "of": int(r["of_amount"]), "cause": str(r["cause"])}, seller,
+                f"split-reversal/{r['cause']}/{order_id}/held:{collaborator}")
 
     async def _unreversed(self, seller: str, order_id: str) -> list[tuple[str, int, int]]:
         """The causes (cause, taken, of) whose reversal of the line ended before its
