@@ -27,10 +27,17 @@ after Stripe forgot the key pays nothing twice.
 A refund or lost dispute of the line (:meth:`.SplitSales.reverse`) *cuts* each held part
 by ``part * taken // of``, once per cause (``mkt_split_hold_cuts``), so the refunded
 money is never paid out; a part already paid out is reversed with the line's other
-transfers, and one being paid out that moment makes the reversal wait
-(:class:`HeldPartPaying`) until its transfer is stored. A cut part is paid out less its
-cuts, each recorded as its cause's reversal of the transfer, so a later refund of the
-same cause takes nothing twice.
+transfers, and one being paid out that moment makes the reversal take back the line's
+other transfers and wait (:class:`HeldPartPaying`) until its transfer is stored; a
+payout booked after the reversal gave up queues that reversal again. A cut part is paid
+out less its cuts, each recorded as its cause's reversal of the transfer, so a later
+refund of the same cause takes nothing twice.
+
+A payout Stripe refuses until the job's last attempt goes back to ``held`` (unless
+Stripe made it after all) and the seller is mailed (:meth:`SplitHolds.give_up`); the
+sweeper tries again, hourly, parts held though answered and parts stuck being paid
+out. A seller's erasure forgets their splits: the sweep returns the parts held for
+collaborators who never agreed to the seller's connected account.
 """
 
 from __future__ import annotations
