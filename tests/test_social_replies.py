@@ -17,7 +17,7 @@ import pytest
 from social_fakes import CLIENT_ID, CLIENT_SECRET, dispatching, sign_in, social_network, until
 from social_helpers import Recorder, database_url, social_app, who
 
-from business.social.errors import ConflictError, NotFoundError, SocialError
+from business.social.errors import ConflictError, NotAllowedError, NotFoundError, SocialError
 from business.social.fakes import FAKES, FakeNetworks
 from business.social.listening import Listening
 from business.social.listening_streams import read_stream
@@ -327,4 +327,32 @@ def test_the_replies_route_takes_an_idempotency_key(tmp_path: Path) -> None:
                     return [r["state"] for r in thread] == ["sent"]
                 await until(sent)
                 assert [p["text"] for p in fake.posts if p["reply_to"]] == ["Next spring!"]
+    run(go())
+
+
+def test_answers_are_refused_to_people_the_channel_limits(db_url: str, tmp_path: Path
+                                                          ) -> None:
+    """Review 153: an answer goes out as the brand, so per-channel rights hold for it: a
+    ``view`` person is refused (403), an ``approval`` person too (409: answers are not
+    approved), and nothing is stored or queued; a person the channel names not answers."""
+    async def go() -> None:
+        async with dispatching(db_url, ["x"], tmp_path) as d:
+            x = d.fake("x")
+            mentions, mention_q = await _inbox(d, "x", "mention")
+            replies = Replies(d.db, d.channels, d.queue)
+            x.say("@adabeats love the new single", author="fan1")
+            await mentions.poll("acc", mention_q)
+            [item] = await mentions.items("acc")
+            query = await d.db.fetchrow("SELECT channel_id FROM social_listen_queries "
+                                        "WHERE query_id = ?", mention_q)
+            await d.channels.store.set_rights("acc", query["channel_id"], [
+                {"person": "p_vi", "access": "view"},
+                {"person": "p_ap", "access": "approval"}], time.time())
+            with pytest.raises(NotAllowedError, match="only view"):
+                await replies.send("acc", item["item_id"], "p_vi", "reply", "as the brand")
+            with pytest.raises(ConflictError, match="need approval"):
+                await replies.send("acc", item["item_id"], "p_ap", "dm", "unapproved")
+            assert await replies.replies("acc", item["item_id"]) == []
+            sent = await replies.send("acc", item["item_id"], "p_ana", "reply", "Thanks!")
+            assert sent["state"] == "queued"
     run(go())

@@ -21,6 +21,10 @@ Targets: X replies with ``reply.in_reply_to_tweet_id`` and messages with
 ``app.bsky.feed.post`` with ``reply.root``/``reply.parent`` strong refs and messages
 through the chat proxy (``chat.bsky.convo.getConvoForMembers`` then ``sendMessage``).
 A direct message from the inbox (kind ``dm`` stream) is answered by direct message.
+
+An answer goes out as the channel, so the channel's per-person rights (:mod:`.rights`)
+hold: a ``view`` person is refused, and so is an ``approval`` person (answers have no
+approval step).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from business.social.errors import (
     TokenExpired,
 )
 from business.social.networks.base import Published
+from business.social.rights import APPROVAL, access_of, check_compose
 from business.social.textlength import graphemes, x_length
 from dawserver.plugin_api import QueueSettings, Retry
 
@@ -109,6 +114,7 @@ class Replies:
             raise NotFoundError(f"there is no inbox item {item_id!r}")
         if item["network"] not in NETWORKS:
             raise SocialError(f"answers go out on {' and '.join(NETWORKS)} only")
+        await self._check_rights(account_id, item["channel_id"], person)
         text = check_text(item["network"], kind, text)
         if item["stream"] == "dm" and kind != "dm":
             raise SocialError("a direct message is answered with a direct message (kind dm)")
@@ -134,6 +140,18 @@ class Replies:
                              "AND reply_id = ?", job.id, account_id, reply_id)
         self.queue.wake(REPLY)
         return await self.reply(account_id, reply_id)
+
+    async def _check_rights(self, account_id: str, channel_id: str, person: str) -> None:
+        """Refuse an answer the person's rights on the channel do not allow: ``view``
+        puts nothing on it (403); ``approval`` needs approval, which answers do not go
+        through, so it is refused too (409), rather than published as the brand."""
+        channel = await self.channels.get(account_id, channel_id)
+        check_compose([channel], person)
+        if access_of(channel, person) == APPROVAL:
+            raise ConflictError(f"your posts to channel {channel_id!r} need approval, and "
+                                "inbox answers go out at once without it: ask someone who "
+                                "may publish there to answer, or an owner for the right to "
+                                "publish (PUT /api/social/channels/{channel_id}/rights)")
 
     async def _replayed(self, account_id: str, reply_id: str, item_id: str, kind: str,
                         text: str, key: str | None) -> dict:
