@@ -13,8 +13,9 @@ Keys (under the store's prefix)::
                                                  asset exists once this object does
     assets/projects/<project id>/<sha256>        membership: the project uses the asset
     assets/members/ab/<sha256>/<project id>      the same membership, found by asset
-    assets/forgotten/<sha256>                    no project uses it since (unix time):
-                                                 its audio goes after a grace period
+    assets/forgotten/<sha256>                    a project let it go (unix time): its
+                                                 audio goes after a grace period if
+                                                 then no project uses it
 
 An upload is checked locally first. Its membership is written *before* its objects, so a
 project deletion that looks at the asset's members (``assets/members/ab/<sha256>/``, a
@@ -26,7 +27,8 @@ A deleted project's assets that no other project uses stop existing at once (the
 description goes) but their audio and peaks are deleted only by :func:`collect_forgotten`
 once :data:`FORGET_GRACE_S` has passed with still no member and no description, so an
 upload of the same bytes racing with the deletion never ends with a membership of
-missing audio.
+missing audio. Each asset is marked forgotten before its membership and description go,
+so a deletion cut short at any step is finished by a rerun or by the collection.
 
 The local cache never evicts a file that is pinned (:func:`ensure_local`,
 :mod:`dawserver.asset_cache`) or a recorded take not yet published (:func:`keep_take`).
@@ -280,53 +282,64 @@ def evict(store: AssetStore, keep: Collection[str] = ()) -> list[Path]:
 async def forget_project(store: AssetStore, project_id: str) -> int:
     """Delete ``project_id``'s memberships in the object store and the description of
     every asset no other project uses (so it stops existing at once); its audio goes in
-    :func:`collect_forgotten` after :data:`FORGET_GRACE_S`. Objects deleted."""
+    :func:`collect_forgotten` after :data:`FORGET_GRACE_S`. Objects deleted.
+
+    Each asset is marked forgotten *before* its membership goes, so a deletion cut short
+    anywhere (a crash, an object store failure, a cancelled move) leaves nothing that no
+    listing finds: a rerun finds the memberships left, and :func:`collect_forgotten`
+    finishes what the markers name."""
     objects = _objects(store)
     await collect_forgotten(store)
     prefix = _project_prefix(project_id)
-    mine = [key[len(prefix):] for key in await objects.keys(prefix)]
     deleted = 0
-    for asset_id in mine:
-        await _leave(objects, project_id, asset_id)
-        deleted += 1
-    for asset_id in mine:
-        deleted += await _forget_if_unused(objects, asset_id)
+    for asset_id in [key[len(prefix):] for key in await objects.keys(prefix)]:
+        deleted += await forget_member(store, project_id, asset_id)
     return deleted
 
 
 async def forget_member(store: AssetStore, project_id: str, asset_id: str) -> int:
-    """Take ``asset_id`` out of ``project_id`` in the object store: its membership goes,
-    and, when no other project uses it, its description at once and its audio after
-    :data:`FORGET_GRACE_S`, as :func:`forget_project` does. Objects deleted."""
+    """Take ``asset_id`` out of ``project_id`` in the object store: it is marked forgotten,
+    its membership goes, and, when no other project uses it, its description at once and
+    its audio after :data:`FORGET_GRACE_S`, as :func:`forget_project` does. Objects
+    deleted."""
     objects = _objects(store)
+    if _ASSET_ID.match(asset_id):  # first: a marker of a used asset is only dropped
+        await _mark_forgotten(objects, asset_id)
     await _leave(objects, project_id, asset_id)
     return 1 + await _forget_if_unused(objects, asset_id)
 
 
+async def _mark_forgotten(objects: ObjectStore, asset_id: str) -> None:
+    await objects.put(_forgotten_key(asset_id), str(time.time()).encode())
+
+
 async def _forget_if_unused(objects: ObjectStore, asset_id: str) -> int:
-    """Delete ``asset_id``'s description when no project uses it, and mark it forgotten
-    for :func:`collect_forgotten`; objects deleted (0 or 1)."""
+    """Delete ``asset_id``'s description when no project uses it, marked forgotten (anew:
+    its grace starts now) for :func:`collect_forgotten`; objects deleted (0 or 1)."""
     if not _ASSET_ID.match(asset_id) or await objects.keys(_members_prefix(asset_id)):
         return 0
     try:
         description = await objects.get(object_key(asset_id, "json"))
     except ObjectNotFound:
         return 0
+    await _mark_forgotten(objects, asset_id)  # before: a crash next leaves it found
     await objects.delete(object_key(asset_id, "json"))
     if await objects.keys(_members_prefix(asset_id)):  # an upload joined meanwhile
         await objects.put(object_key(asset_id, "json"), description,
                           content_type="application/json")
         return 0
-    await objects.put(_forgotten_key(asset_id), str(time.time()).encode())
     return 1
 
 
 async def collect_forgotten(store: AssetStore, *, grace_s: float = FORGET_GRACE_S,
                             now: float | None = None) -> int:
-    """Delete the audio and peaks of assets forgotten more than ``grace_s`` ago that
-    still have no member and no description; objects deleted. Runs at the start of each
-    :func:`forget_project` and every ``asset_collection_seconds`` as a job
-    (:mod:`dawserver.asset_collection`)."""
+    """Finish the assets marked forgotten more than ``grace_s`` ago; objects deleted.
+
+    A marked asset that a project uses (again) only loses its marker. One with no member
+    but still a description (a deletion cut short before the description went) loses
+    its description, and its grace starts again. One with neither loses its audio and
+    peaks. Runs at the start of each :func:`forget_project` and every
+    ``asset_collection_seconds`` as a job (:mod:`dawserver.asset_collection`)."""
     objects = _objects(store)
     now = time.time() if now is None else now
     deleted = 0
@@ -338,12 +351,15 @@ async def collect_forgotten(store: AssetStore, *, grace_s: float = FORGET_GRACE_
             since = 0.0
         if now - since < grace_s:
             continue
-        if (_ASSET_ID.match(asset_id) and not await objects.keys(_members_prefix(asset_id))
-                and not await objects.exists(object_key(asset_id, "json"))):
+        if not _ASSET_ID.match(asset_id) or await objects.keys(_members_prefix(asset_id)):
+            await objects.delete(key)
+        elif await objects.exists(object_key(asset_id, "json")):
+            deleted += await _forget_if_unused(objects, asset_id)  # marks it anew
+        else:
             for old in await objects.keys(f"assets/objects/{asset_id[:2]}/{asset_id}."):
                 await objects.delete(old)
                 deleted += 1
-        await objects.delete(key)
+            await objects.delete(key)
     return deleted
 
 

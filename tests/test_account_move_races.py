@@ -163,6 +163,9 @@ async def test_the_clean_step_forgets_an_upload_that_never_ended(
     await object_moves.forget_source(us, "P")
 
     assert done.missing == 1
+    # marked forgotten with the project: any audio it left goes with the collection
+    assert await us.objects.keys("assets/") == [f"assets/forgotten/{asset_id}"]
+    await asset_objects.collect_forgotten(us, now=later + asset_objects.FORGET_GRACE_S)
     assert await us.objects.keys("assets/") == []
 
 

@@ -4,7 +4,9 @@ evicts it."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import time
 import uuid
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import soundfile as sf
 
 from dawserver import asset_objects
 from dawserver.asset_store import AssetNotFound, AssetStore
-from dawserver.storage import StorageSettings, open_object_store
+from dawserver.storage import StorageSettings, StorageUnavailable, open_object_store
 
 pytestmark = pytest.mark.asyncio
 
@@ -97,3 +99,103 @@ async def test_an_upload_to_object_storage_describes_its_channels_and_frames(
         assert (uploaded.channels, uploaded.frames) == (4, 3000)
         pulled = await asset_objects.pull(two, uploaded.id)
         assert (pulled.channels, pulled.frames) == (4, 3000)
+
+
+class Failing:
+    """An object store that fails its ``fail_at``-th write (put or delete) as a store
+    that cannot be reached does, and passes everything else through."""
+
+    def __init__(self, objects, fail_at: int) -> None:  # noqa: ANN001 - an ObjectStore
+        self._objects = objects
+        self.fail_at = fail_at
+        self.writes = 0
+
+    def _write(self, key: str) -> None:
+        self.writes += 1
+        if self.writes == self.fail_at:
+            raise StorageUnavailable(f"write {self.writes} ({key}) failed (injected)")
+
+    async def put(self, key: str, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        self._write(key)
+        await self._objects.put(key, *args, **kwargs)
+
+    async def delete(self, key: str) -> None:
+        self._write(key)
+        await self._objects.delete(key)
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - whatever the store has
+        return getattr(self._objects, name)
+
+
+#: Writes one project's deletion makes for one asset it alone uses (marker, two
+#: memberships, marker anew, description).
+FORGET_WRITES = 5
+
+
+async def collected(store: AssetStore) -> None:
+    """Run the collection as the hourly job would, past every grace, until it settles."""
+    later = time.time() + 2 * asset_objects.FORGET_GRACE_S
+    while await asset_objects.collect_forgotten(store, now=later):
+        pass
+
+
+@pytest.mark.parametrize("fail_at", range(1, FORGET_WRITES + 1))
+async def test_a_deletion_cut_short_at_any_step_and_run_again_leaves_nothing(
+        s3_server, tmp_path: Path, fail_at: int) -> None:  # noqa: ANN001
+    settings = StorageSettings(**s3_server.settings())
+    async with open_object_store(f"s3://cut-{uuid.uuid4().hex[:10]}", settings) as objects:
+        await objects.create_bucket()
+        store = AssetStore(tmp_path / "node", objects=objects)
+        data = take(tmp_path, 440).read_bytes()
+
+        async def body():  # noqa: ANN202
+            yield data
+
+        await store.ingest_stream(body(), project_id="p1", name="a.wav")
+        failing = AssetStore(tmp_path / "node", objects=Failing(objects, fail_at))
+        with pytest.raises(StorageUnavailable):
+            await asset_objects.forget_project(failing, "p1")
+        await asset_objects.forget_project(store, "p1")  # the rerun (a move's job retries)
+        await collected(store)
+        assert await objects.keys("assets/") == []
+
+
+@pytest.mark.parametrize("fail_at", range(1, FORGET_WRITES + 1))
+async def test_a_deletion_cut_short_never_collects_an_asset_another_project_uses(
+        s3_server, tmp_path: Path, fail_at: int) -> None:  # noqa: ANN001
+    settings = StorageSettings(**s3_server.settings())
+    async with open_object_store(f"s3://used-{uuid.uuid4().hex[:10]}", settings) as objects:
+        await objects.create_bucket()
+        store = AssetStore(tmp_path / "node", objects=objects)
+        data = take(tmp_path, 440).read_bytes()
+
+        async def body():  # noqa: ANN202
+            yield data
+
+        shared = (await store.ingest_stream(body(), project_id="p1", name="a.wav")).id
+        await store.ingest_stream(body(), project_id="p2", name="a.wav")
+        kept = sorted(k for k in await objects.keys("assets/objects/"))
+        failing = AssetStore(tmp_path / "node", objects=Failing(objects, fail_at))
+        with contextlib.suppress(StorageUnavailable):  # fewer writes: a shared asset stays
+            await asset_objects.forget_project(failing, "p1")
+        await collected(store)  # before the rerun, and after it
+        await asset_objects.forget_project(store, "p1")
+        await collected(store)
+        assert sorted(await objects.keys("assets/objects/")) == kept
+        assert await asset_objects.project_assets(store, "p2") == [shared]
+        assert await objects.keys("assets/forgotten/") == []
+
+
+async def test_the_audio_of_a_crashed_upload_goes_with_its_project(
+        s3_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """A membership whose upload never wrote the description: its audio is collected."""
+    settings = StorageSettings(**s3_server.settings())
+    async with open_object_store(f"s3://crash-{uuid.uuid4().hex[:10]}", settings) as objects:
+        await objects.create_bucket()
+        store = AssetStore(tmp_path / "node", objects=objects)
+        asset_id = "c" * 64
+        await asset_objects.add_member(objects, "p1", asset_id)
+        await objects.put(asset_objects.object_key(asset_id, "wav"), b"RIFF")
+        await asset_objects.forget_project(store, "p1")
+        await collected(store)
+        assert await objects.keys("assets/") == []
