@@ -15,6 +15,7 @@ from accounts_helpers import Person, accounts_server
 from smtp_server import SmtpServer
 from social_helpers import InTestNetwork, connect, database_url, social_app, who
 
+from business.social.errors import ConflictError
 from business.social.services import services
 from dawserver.keys import ACCOUNTS, PLUGIN_CONTEXT_KEY
 
@@ -202,6 +203,93 @@ def test_a_shorter_workflow_moves_on_the_posts_it_has_no_tier_left_for(
             nothing = await client.post(f"/api/social/posts/{fresh}/approve",
                                         headers=as_("p_bo"), json={})
             assert nothing.status == 409
+
+    asyncio.run(go())
+
+
+def test_decisions_and_workflow_changes_never_write_over_each_other(
+        tmp_path: Path, db_url: str) -> None:
+    """Review 153: a decision made on a copy read before another decision, or before the
+    channel's workflow changed, is refused (409) instead of writing over it: a rejection
+    is not turned into a schedule, nor a post left pending at a tier its channel lost."""
+    async def go() -> None:
+        async with _app(tmp_path, db_url) as (client, context):
+            channel = await _setup(client, [[{"person": "p_bo"}, {"team": "t_review"}],
+                                            [{"person": "p_dee"}]])
+            approvals = services(context).approvals
+            load = approvals._load
+
+            def stale(copy: Any) -> None:
+                async def loaded(account_id: str, post_id: str) -> Any:
+                    approvals._load = load       # once: as if read before the other write
+                    return copy
+                approvals._load = loaded
+
+            # p_bo read a post to two channels; p_eve rejected it on the other channel;
+            # p_bo's approval must not put it back to pending (nor schedule it)
+            client.network.account = "remote-2"
+            other = await _setup(client, [[{"team": "t_review"}]])
+            post = await (await client.post("/api/social/posts", headers=as_("p_ada"), json={
+                "text": "Two channels", "publish_at": soon(),
+                "targets": [{"channel_id": channel}, {"channel_id": other}]})).json()
+            rejected = post["post_id"]
+            await client.post(f"/api/social/posts/{rejected}/submit", headers=as_("p_ada"),
+                              json={})
+            copy = await load("acc", rejected)
+            no = await client.post(f"/api/social/posts/{rejected}/reject",
+                                   headers=as_("p_eve"),
+                                   json={"note": "no", "channel_ids": [other]})
+            assert (await no.json())["state"] == "draft"
+            stale(copy)
+            with pytest.raises(ConflictError, match="changed meanwhile"):
+                await approvals.decide("acc", rejected, "p_bo", approve=True,
+                                       channel_ids=[channel])
+            got = await (await client.get(f"/api/social/posts/{rejected}",
+                                          headers=as_("p_ada"))).json()
+            assert got["state"] == "draft"
+
+            # p_bo read the post; the workflow lost its second tier; p_bo's approval of
+            # the first tier, made for two tiers, is refused, then made again
+            climbing = await _submitted(client, channel)
+            copy = await load("acc", climbing)
+            cut = await client.put(f"/api/social/channels/{channel}/approvals",
+                                   headers=as_("p_dee", "owner"),
+                                   json={"tiers": [[{"person": "p_bo"}]]})
+            assert cut.status == 200
+            stale(copy)
+            with pytest.raises(ConflictError, match="workflow changed meanwhile"):
+                await approvals.decide("acc", climbing, "p_bo", approve=True)
+            again = await client.post(f"/api/social/posts/{climbing}/approve",
+                                      headers=as_("p_bo"), json={})
+            assert (await again.json())["state"] == "scheduled"
+
+    asyncio.run(go())
+
+
+def test_a_workflow_change_that_fails_changes_nothing(tmp_path: Path) -> None:
+    """Review 153: the workflow and the posts it moves on are written in one transaction,
+    so a failure part way leaves the old workflow and its posts as they were."""
+    async def go() -> None:
+        async with _app(tmp_path, f"sqlite://{tmp_path / 's.db'}") as (client, context):
+            channel = await _setup(client, [[{"person": "p_bo"}]])
+            post_id = await _submitted(client, channel)
+            approvals = services(context).approvals
+            publish = approvals.publish
+
+            async def broken(*args: Any) -> None:
+                raise RuntimeError("event bus down")
+            approvals.publish = broken
+            failed = await client.put(f"/api/social/channels/{channel}/approvals",
+                                      headers=as_("p_dee", "owner"), json={"tiers": []})
+            assert failed.status == 500
+            approvals.publish = publish
+            kept = await (await client.get(f"/api/social/channels/{channel}/approvals",
+                                           headers=as_("p_dee", "owner"))).json()
+            assert kept["tiers"] == [[{"person": "p_bo"}]]
+            got = await (await client.get(f"/api/social/posts/{post_id}",
+                                          headers=as_("p_ada"))).json()
+            assert (got["state"], got["targets"][0]["approval_tier"]) == (
+                "pending_approval", 1)
 
     asyncio.run(go())
 

@@ -58,6 +58,13 @@ def arrange(post: Post, channels: Mapping[str, Channel]) -> str:
     return PENDING if pending else ready_state(post)
 
 
+def _raise_version(post: Post) -> None:
+    """One version on, for the post and its targets (every writer's compare-and-set)."""
+    post.version += 1
+    for target in post.targets:
+        target.version = post.version
+
+
 def round_approvers(steps: list[Mapping[str, Any]], channel_id: str, tier: int
                     ) -> set[str]:
     """Who approved the tiers below ``tier`` of this approval round of a channel.
@@ -142,18 +149,21 @@ class Approvals:
             raise NotAllowedError("you are not an approver of the current tier of this "
                                   "post's channels (or you decided an earlier tier already)")
         now = self.clock()
+        seen = {c: channels[c].tiers for c in sorted(channels)}
         async with self.store.db.transaction() as tx:
+            # every writer of a pending post holds its channels and raises its version, so
+            # a decision, another decision and a workflow change never write over each
+            # other: the one that read a stale post or workflow is refused
+            for channel_id in seen:
+                await self.store.lock_channel(tx, account_id, channel_id)
+            for channel_id, tiers in seen.items():
+                fresh = await self.store.channel(account_id, channel_id, tx=tx)
+                if fresh is None or fresh.tiers != tiers:
+                    raise ConflictError(f"channel {channel_id!r}'s approval workflow changed "
+                                        f"meanwhile; look at post {post_id!r} again")
+            old_version = post.version
+            recorded = [(t.channel_id, t.approval_tier) for t in decided]
             for target in decided:
-                await self.store.add_step(tx, account_id, post_id, target.channel_id,
-                                          post.version, target.approval_tier,
-                                          "approved" if approve else "rejected", person_id,
-                                          note, now)
-                await self.store.audit(tx, account_id, f"post:{post_id}",
-                                       "approval.approved" if approve else "approval.rejected",
-                                       person_id, {"channel_id": target.channel_id,
-                                                   "tier": target.approval_tier,
-                                                   "version": post.version, "note": note},
-                                       now)
                 if approve:
                     target.approval_tier += 1
                     if target.approval_tier > len(channels[target.channel_id].tiers):
@@ -165,8 +175,18 @@ class Approvals:
             elif all(t.state != PENDING for t in post.targets):
                 post.state = ready_state(post)
             post.updated_at = now
-            if not await self.store.update_post(tx, post, post.version):
+            _raise_version(post)
+            if not await self.store.update_post(tx, post, old_version):
                 raise ConflictError(f"post {post_id!r} changed meanwhile; look at it again")
+            for channel_id, tier in recorded:
+                await self.store.add_step(tx, account_id, post_id, channel_id, old_version,
+                                          tier, "approved" if approve else "rejected",
+                                          person_id, note, now)
+                await self.store.audit(tx, account_id, f"post:{post_id}",
+                                       "approval.approved" if approve else "approval.rejected",
+                                       person_id, {"channel_id": channel_id, "tier": tier,
+                                                   "version": old_version, "note": note},
+                                       now)
             await self._announce(tx, post, person_id, approve, note)
             if self.dispatch is not None and post.state == SCHEDULED:
                 await self.dispatch.arm(tx, post)
@@ -174,44 +194,67 @@ class Approvals:
             self.dispatch.wake()
         return post
 
-    async def workflow_changed(self, account_id: str, channel_id: str, actor: str
-                               ) -> list[str]:
-        """Move on the channel's pending targets that the new workflow has no tier left
-        for (it lost tiers, or was removed): tiers they passed stay passed; the posts
-        that became ready (approved or scheduled)."""
-        channel = await self.store.channel(account_id, channel_id)
-        if channel is None:
-            return []
+    async def set_workflow(self, account_id: str, channel_id: str,
+                           tiers: list[list[dict[str, str]]], actor: str) -> list[str]:
+        """Replace the channel's workflow and, in the same transaction, move on its pending
+        targets that the new workflow has no tier left for; the posts that became ready.
+
+        Tiers a target passed stay passed. The channel's row is held meanwhile, so a
+        decision on its posts waits and then sees the new workflow.
+        """
+        now = self.clock()
         ready = []
-        for post in await self.store.posts(account_id, state=PENDING, channel_id=channel_id,
-                                           limit=100_000):
-            through = [t for t in post.targets if t.channel_id == channel_id
-                       and t.state == PENDING and t.approval_tier > len(channel.tiers)]
-            if not through:
-                continue
-            for target in through:
-                target.state = ready_state(post)
-            if all(t.state != PENDING for t in post.targets):
-                post.state = ready_state(post)
-            post.updated_at = self.clock()
-            async with self.store.db.transaction() as tx:
-                if not await self.store.update_post(tx, post, post.version):
-                    continue  # changed meanwhile: its own change decides
-                await self.store.audit(tx, account_id, f"post:{post.post_id}",
-                                       "approval.workflow_changed", actor,
-                                       {"channel_id": channel_id, "state": post.state})
-                if post.state != PENDING:
+        async with self.store.db.transaction() as tx:
+            await self.store.lock_channel(tx, account_id, channel_id)
+            await self.store.set_tiers(account_id, channel_id, tiers, now, tx=tx)
+            await self.store.audit(tx, account_id, f"channel:{channel_id}", "workflow.set",
+                                   actor, {"tiers": tiers}, now)
+            channel = await self.store.channel(account_id, channel_id, tx=tx)
+            if channel is None:
+                raise NotFoundError(f"there is no channel {channel_id!r}")
+            for post in await self.store.posts(account_id, state=PENDING,
+                                               channel_id=channel_id, limit=100_000, tx=tx):
+                moved = await self._move_on(tx, post, channel, actor, now)
+                if moved:
                     ready.append(post.post_id)
-                    await self._announce(tx, post, actor, True, "")
-                    if self.dispatch is not None and post.state == SCHEDULED:
-                        await self.dispatch.arm(tx, post)
         if ready and self.dispatch is not None:
             self.dispatch.wake()
         return ready
 
-    async def _content_editors(self, account_id: str, post_id: str) -> set[str]:
+    async def _move_on(self, tx: Any, post: Post, channel: Channel, actor: str,
+                       now: float) -> bool:
+        """In ``tx``: move on the post's targets on ``channel`` past its last tier;
+        whether the post became ready."""
+        through = [t for t in post.targets if t.channel_id == channel.channel_id
+                   and t.state == PENDING and t.approval_tier > len(channel.tiers)]
+        if not through:
+            return False
+        old_version = post.version
+        note = ""
+        for target in through:
+            target.state = ready_state(post)
+        if all(t.state != PENDING for t in post.targets):
+            post.state = ready_state(post)
+        post.updated_at = now
+        _raise_version(post)
+        if not await self.store.update_post(tx, post, old_version):
+            return False  # publishing already: nothing to move
+        await self.store.audit(tx, post.account_id, f"post:{post.post_id}",
+                               "approval.workflow_changed", actor,
+                               {"channel_id": channel.channel_id, "state": post.state,
+                                "note": note}, now)
+        if post.state == PENDING:
+            return False
+        await self._announce(tx, post, actor, True, "")
+        if self.dispatch is not None and post.state == SCHEDULED:
+            await self.dispatch.arm(tx, post)
+        return True
+
+    async def _content_editors(self, account_id: str, post_id: str, *, tx: Any = None
+                               ) -> set[str]:
         """Everyone who changed the post's words, media, link or channels."""
-        return {row["actor"] for row in await self.store.audit_of(account_id, f"post:{post_id}")
+        trail = await self.store.audit_of(account_id, f"post:{post_id}", tx=tx)
+        return {row["actor"] for row in trail
                 if row["action"] == "post.edited" and row["detail"].get("content")}
 
     async def _announce(self, tx: Any, post: Post, person_id: str, approve: bool,

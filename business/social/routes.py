@@ -186,11 +186,8 @@ async def set_workflow(request: Request) -> Any:
         if not approvers:
             raise BadRequest(f"tier {number} names no approver; remove it or add one")
         tiers.append(approvers)
-    await module.store.set_tiers(request.account_id, channel_id, tiers,
-                                 module.channels.clock())
-    await module.store.audit(None, request.account_id, f"channel:{channel_id}",
-                             "workflow.set", _person(request), {"tiers": tiers})
-    await module.approvals.workflow_changed(request.account_id, channel_id, _person(request))
+    await module.approvals.set_workflow(request.account_id, channel_id, tiers,
+                                        _person(request))
     return {"tiers": tiers}
 
 

@@ -99,6 +99,14 @@ class SocialStore:
             "WHERE account_id = ? AND channel_id = ?", account_id, channel_id)
         return None if row is None else channel_from(row)
 
+    async def lock_channel(self, tx: Any, account_id: str, channel_id: str) -> None:
+        """In ``tx``: hold the channel's row until ``tx`` ends, so its workflow changing
+        and decisions on its posts take turns (on PostgreSQL; SQLite runs one writing
+        transaction at a time) and each reads what the other wrote."""
+        if getattr(self.db, "dialect", "") == "postgresql":
+            await tx.fetch("SELECT channel_id FROM social_channels WHERE account_id = ? "
+                           "AND channel_id = ? FOR UPDATE", account_id, channel_id)
+
     async def channels(self, account_id: str) -> list[Channel]:
         """The account's channels that are not disconnected, by network and name."""
         rows = await self.db.fetch(
@@ -256,9 +264,10 @@ class SocialStore:
             "WHERE account_id = ? AND channel_id = ?", now, account_id, channel_id)
 
     async def set_tiers(self, account_id: str, channel_id: str,
-                        tiers: list[list[dict[str, str]]], now: float) -> None:
+                        tiers: list[list[dict[str, str]]], now: float, *, tx: Any = None
+                        ) -> None:
         """Replace the channel's approval workflow."""
-        await self.db.execute(
+        await self._on(tx).execute(
             "UPDATE social_channels SET approval_tiers = ?, updated_at = ? "
             "WHERE account_id = ? AND channel_id = ?", _json(tiers), now, account_id,
             channel_id)
@@ -400,7 +409,8 @@ class SocialStore:
 
     async def posts(self, account_id: str, *, state: str = "", campaign: str = "",
                     channel_id: str = "", start: float | None = None,
-                    end: float | None = None, limit: int = 1000) -> list[Post]:
+                    end: float | None = None, limit: int = 1000, tx: Any = None
+                    ) -> list[Post]:
         """The account's posts matching the filters, by publish time (undated last)."""
         where, args = ["p.account_id = ?", "p.deleted = 0"], [account_id]
         if state:
@@ -421,11 +431,12 @@ class SocialStore:
                          "AND t.channel_id = ?)")
             args.append(channel_id)
         columns = ", ".join(f"p.{c.strip()}" for c in POST_COLUMNS.split(","))
-        rows = await self.db.fetch(
+        on = self._on(tx)
+        rows = await on.fetch(
             f"SELECT {columns} FROM social_posts p WHERE {' AND '.join(where)} "
             "ORDER BY p.publish_at IS NULL, p.publish_at, p.created_at, p.post_id LIMIT ?",
             *args, limit)
-        return await self._with_targets(self.db, rows)
+        return await self._with_targets(on, rows)
 
     async def _with_targets(self, on: Any, rows: list[Row],
                             targets: dict[str, list[PostTarget]] | None = None
@@ -536,9 +547,10 @@ class SocialStore:
             "at) VALUES (?, ?, ?, ?, ?, ?, ?)", account_id, _audit_id(), subject, action,
             actor, _json(detail or {}), time.time() if now is None else now)
 
-    async def audit_of(self, account_id: str, subject: str) -> list[Row]:
+    async def audit_of(self, account_id: str, subject: str, *, tx: Any = None
+                       ) -> list[Row]:
         """The audit trail of one subject (``post:ID``, ``channel:ID``), oldest first."""
-        rows = await self.db.fetch(
+        rows = await self._on(tx).fetch(
             "SELECT action, actor, detail, at FROM social_audit WHERE account_id = ? "
             "AND subject = ? ORDER BY audit_id", account_id, subject)
         return [{**r, "detail": json.loads(r["detail"])} for r in rows]
