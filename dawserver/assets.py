@@ -293,24 +293,30 @@ async def _follow_move(old: AssetStore, new: AssetStore, project_id: str,
                        asset: Asset) -> Asset:
     """Put an upload stored in the region its project's account left into the region it
     lives in now (the move's clean step may be over) and take it out of the old one;
-    503 with ``Retry-After`` (nothing kept) if that fails."""
+    503 with ``Retry-After`` (nothing kept, in either region) if that fails."""
+    joined = False  # whether a membership in the new region would be this upload's
     try:
+        joined = not await asset_objects.is_member(new, project_id, asset.id)
         try:
             await object_moves.copy_asset(old, new, project_id, asset.id)
         except AssetNotFound:  # the move's clean step copied it and deleted it here
             if not await asset_objects.is_member(new, project_id, asset.id):
                 raise
         moved = await asset_objects.pull(new, asset.id)
-    except (AssetNotFound, StorageError) as exc:
-        with contextlib.suppress(StorageError):
-            await object_moves.forget_asset(old, project_id, asset.id)
+    except (AssetNotFound, StorageError, OSError) as exc:  # OSError: a disk target full
+        # the copy writes the new region's membership (or index entry) first: take it
+        # back unless the project used these bytes there before this upload
+        stores = [new, old] if joined else [old]
+        for store in stores:
+            with contextlib.suppress(StorageError, OSError):
+                await object_moves.forget_asset(store, project_id, asset.id)
         raise Unavailable(
             f"the project's account moved to another data region during the upload and "
             f"the audio could not follow it ({exc}); nothing was kept, send it again",
             headers={"Retry-After": str(MOVED_RETRY_AFTER_S)}) from None
     try:
         await object_moves.forget_asset(old, project_id, asset.id)
-    except StorageError as exc:  # kept in the new region; the old copy is reported
+    except (StorageError, OSError) as exc:  # kept in the new region; the old copy reported
         log.warning("asset %s of project %s stays in %s after its account moved (%s); "
                     "delete it there", asset.id, project_id, old.root, exc)
     return moved

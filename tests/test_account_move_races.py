@@ -9,6 +9,7 @@ protocol as S3), so each race is staged exactly where it bites.
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import os
 import time
@@ -117,6 +118,53 @@ async def test_an_upload_that_cannot_follow_its_account_is_answered_503_and_not_
 
     assert answer.value.headers["Retry-After"] == "30"
     assert await asset_objects.project_assets(us, "P") == []
+
+
+@pytest.mark.parametrize(("target", "error"), [
+    (on_s3, object_moves.StorageError("eu's object store refused the audio")),
+    (on_disk, OSError(errno.ENOSPC, "No space left on device")),
+], ids=["s3-refuses", "disk-full"])
+async def test_an_upload_whose_copy_fails_midway_is_kept_in_neither_region(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target, error) -> None:  # noqa: ANN001
+    """The copy wrote the new region's membership (or index entry) before its audio
+    failed: the answer is 503 and neither region lists the upload."""
+    us, eu = on_s3(tmp_path, "us"), target(tmp_path, "eu")
+    regions = iter([us, eu])
+    monkeypatch.setattr(assets, "assets_of", lambda app, project_id: _now(next(regions)))
+
+    async def failing(*args, **kwargs) -> int:  # noqa: ANN002, ANN003
+        raise error
+
+    monkeypatch.setattr(object_moves, "_copy_file", failing)
+
+    with pytest.raises(Unavailable, match="send it again") as answer:
+        await assets.upload_asset(upload_request("P", wav(1)))  # type: ignore[arg-type]
+
+    assert answer.value.headers["Retry-After"] == "30"
+    assert await asset_objects.project_assets(us, "P") == []
+    assert await asset_objects.project_assets(eu, "P") == []
+    if eu.objects is not None:
+        assert await eu.objects.keys("assets/members/") == []
+
+
+async def test_an_upload_already_in_the_project_keeps_it_when_its_copy_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same bytes, moved with the project before: a failed copy takes nothing back."""
+    us, eu = on_s3(tmp_path, "us"), on_s3(tmp_path, "eu")
+    data = wav(1)
+    asset_id = (await eu.ingest_stream(body(data), project_id="P", name="a.wav")).id
+    regions = iter([us, eu])
+    monkeypatch.setattr(assets, "assets_of", lambda app, project_id: _now(next(regions)))
+
+    async def failing(*args, **kwargs) -> int:  # noqa: ANN002, ANN003
+        raise object_moves.StorageError("eu's object store refused the audio")
+
+    monkeypatch.setattr(object_moves, "_check_whole", failing)
+
+    with pytest.raises(Unavailable, match="send it again"):
+        await assets.upload_asset(upload_request("P", data))  # type: ignore[arg-type]
+
+    await whole(eu, "P", asset_id)
 
 
 async def _now(store: AssetStore) -> AssetStore:
