@@ -207,6 +207,43 @@ def test_a_shorter_workflow_moves_on_the_posts_it_has_no_tier_left_for(
     asyncio.run(go())
 
 
+def test_removing_a_workflow_sends_approval_only_posts_back_to_draft(
+        tmp_path: Path, db_url: str) -> None:
+    """Review 153: a post written by someone the channel lets post only with approval
+    does not reach the schedule unapproved when the workflow is removed: it goes back to
+    draft and its author is told why; another author's post is scheduled."""
+    async def go() -> None:
+        async with _app(tmp_path, db_url) as (client, context):
+            channel = await _setup(client, [[{"person": "p_dee"}]])
+            limited = await client.put(f"/api/social/channels/{channel}/rights",
+                                       headers=as_("p_dee", "owner"),
+                                       json={"rights": [{"person": "p_ada",
+                                                         "access": "approval"}]})
+            assert limited.status == 200
+            held = await _submitted(client, channel)                  # by p_ada
+            post = await (await client.post("/api/social/posts", headers=as_("p_bo"), json={
+                "text": "free to go", "publish_at": soon(),
+                "targets": [{"channel_id": channel}]})).json()
+            free = post["post_id"]
+            await client.post(f"/api/social/posts/{free}/submit", headers=as_("p_bo"),
+                              json={})
+
+            removed = await client.put(f"/api/social/channels/{channel}/approvals",
+                                       headers=as_("p_dee", "owner"), json={"tiers": []})
+            assert removed.status == 200
+            states = {}
+            for post_id in (held, free):
+                states[post_id] = (await (await client.get(
+                    f"/api/social/posts/{post_id}", headers=as_("p_dee"))).json())["state"]
+            assert states == {held: "draft", free: "scheduled"}
+            rows = await context.database().fetch(
+                "SELECT payload FROM events_outbox WHERE name = 'social.post_rejected'")
+            [told] = [r["payload"] for r in rows]
+            assert held in told and "only with approval" in told
+
+    asyncio.run(go())
+
+
 def test_decisions_and_workflow_changes_never_write_over_each_other(
         tmp_path: Path, db_url: str) -> None:
     """Review 153: a decision made on a copy read before another decision, or before the

@@ -29,6 +29,7 @@ from business.social.models import (
     Channel,
     Post,
 )
+from business.social.rights import APPROVAL, access_of
 from business.social.store import SocialStore
 from business.social.times import iso
 
@@ -199,8 +200,12 @@ class Approvals:
         """Replace the channel's workflow and, in the same transaction, move on its pending
         targets that the new workflow has no tier left for; the posts that became ready.
 
-        Tiers a target passed stay passed. The channel's row is held meanwhile, so a
-        decision on its posts waits and then sees the new workflow.
+        Tiers a target passed stay passed. A target that would go out with no approval at
+        all (the workflow was removed) while its post was written or edited by someone the
+        channel lets publish only through approval goes back to draft, with its author
+        told why (``social.post_rejected``): nothing they write reaches the schedule
+        unapproved. The channel's row is held meanwhile, so a decision on its posts
+        waits and then sees the new workflow.
         """
         now = self.clock()
         ready = []
@@ -229,12 +234,24 @@ class Approvals:
                    and t.state == PENDING and t.approval_tier > len(channel.tiers)]
         if not through:
             return False
+        unapproved = [t for t in through if t.approval_tier <= 1]
+        writers = {post.author_id} | await self._content_editors(post.account_id,
+                                                                 post.post_id, tx=tx)
+        limited = sorted(w for w in writers if access_of(channel, w) == APPROVAL)
         old_version = post.version
-        note = ""
-        for target in through:
-            target.state = ready_state(post)
-        if all(t.state != PENDING for t in post.targets):
-            post.state = ready_state(post)
+        if unapproved and limited:
+            note = (f"channel {channel.channel_id!r} lost its approval workflow, and "
+                    f"{', '.join(limited)} may post there only with approval: the post went "
+                    "back to draft; submit it again once the channel has a workflow")
+            for target in post.targets:
+                target.state, target.approval_tier = DRAFT, 0
+            post.state = DRAFT
+        else:
+            note = ""
+            for target in through:
+                target.state = ready_state(post)
+            if all(t.state != PENDING for t in post.targets):
+                post.state = ready_state(post)
         post.updated_at = now
         _raise_version(post)
         if not await self.store.update_post(tx, post, old_version):
@@ -243,6 +260,9 @@ class Approvals:
                                "approval.workflow_changed", actor,
                                {"channel_id": channel.channel_id, "state": post.state,
                                 "note": note}, now)
+        if post.state == DRAFT:
+            await self._announce(tx, post, actor, False, note)
+            return False
         if post.state == PENDING:
             return False
         await self._announce(tx, post, actor, True, "")
