@@ -211,7 +211,8 @@ def test_removing_a_workflow_sends_approval_only_posts_back_to_draft(
         tmp_path: Path, db_url: str) -> None:
     """Review 153: a post written by someone the channel lets post only with approval
     does not reach the schedule unapproved when the workflow is removed: it goes back to
-    draft and its author is told why; another author's post is scheduled."""
+    draft and its author is told why; another author's post is scheduled; a post whose
+    time passed stays pending for the expiry sweep."""
     async def go() -> None:
         async with _app(tmp_path, db_url) as (client, context):
             channel = await _setup(client, [[{"person": "p_dee"}]])
@@ -227,15 +228,24 @@ def test_removing_a_workflow_sends_approval_only_posts_back_to_draft(
             free = post["post_id"]
             await client.post(f"/api/social/posts/{free}/submit", headers=as_("p_bo"),
                               json={})
+            post = await (await client.post("/api/social/posts", headers=as_("p_bo"), json={
+                "text": "too late", "publish_at": soon(),
+                "targets": [{"channel_id": channel}]})).json()
+            late = post["post_id"]
+            await client.post(f"/api/social/posts/{late}/submit", headers=as_("p_bo"),
+                              json={})
+            await context.database().execute(
+                "UPDATE social_posts SET publish_at = ? WHERE post_id = ?",
+                time.time() - 60, late)
 
             removed = await client.put(f"/api/social/channels/{channel}/approvals",
                                        headers=as_("p_dee", "owner"), json={"tiers": []})
             assert removed.status == 200
             states = {}
-            for post_id in (held, free):
+            for post_id in (held, free, late):
                 states[post_id] = (await (await client.get(
                     f"/api/social/posts/{post_id}", headers=as_("p_dee"))).json())["state"]
-            assert states == {held: "draft", free: "scheduled"}
+            assert states == {held: "draft", free: "scheduled", late: "pending_approval"}
             rows = await context.database().fetch(
                 "SELECT payload FROM events_outbox WHERE name = 'social.post_rejected'")
             [told] = [r["payload"] for r in rows]

@@ -204,8 +204,8 @@ class Approvals:
         all (the workflow was removed) while its post was written or edited by someone the
         channel lets publish only through approval goes back to draft, with its author
         told why (``social.post_rejected``): nothing they write reaches the schedule
-        unapproved. The channel's row is held meanwhile, so a decision on its posts
-        waits and then sees the new workflow.
+        unapproved. A post whose publish time has passed stays pending, for the expiry
+        sweep, rather than going out late.
         """
         now = self.clock()
         ready = []
@@ -232,7 +232,7 @@ class Approvals:
         whether the post became ready."""
         through = [t for t in post.targets if t.channel_id == channel.channel_id
                    and t.state == PENDING and t.approval_tier > len(channel.tiers)]
-        if not through:
+        if not through or (post.publish_at is not None and post.publish_at <= now):
             return False
         unapproved = [t for t in through if t.approval_tier <= 1]
         writers = {post.author_id} | await self._content_editors(post.account_id,
