@@ -590,6 +590,41 @@ def test_a_persons_export_holds_no_token_and_erasure_forgets_them(sqlite_url: st
     run(go())
 
 
+@pytest.mark.parametrize("name", ["Admin", "Owner", "Member", "Approver", "Person",
+                                  "View", "Approval", "Content"])
+def test_erasure_renames_only_the_person_in_workflows_rights_and_audit(
+        db_url: str, tmp_path: Path, name: str) -> None:
+    """Review 153: a display name that is also a role, an access or a key ("Admin",
+    "Person", "View", "Content") renames nothing in any account's workflows, rights or
+    audit details but the erased person's own entries."""
+    async def go() -> None:
+        async with dispatching(db_url, ["x"], tmp_path) as h:
+            org = await h.channel("x", account="org")
+            other = await h.channel("x", account="other")
+            tiers = [[{"person": "p_ada"}, {"role": "admin"}],
+                     [{"role": "member"}, {"role": "owner"}, {"role": "approver"}]]
+            for account, channel in (("org", org), ("other", other)):
+                await h.store.set_tiers(account, channel, tiers, time.time())
+                await h.store.set_rights(account, channel, [
+                    {"person": "p_ada", "access": "approval"},
+                    {"person": "p_bo", "access": "view"}], time.time())
+                await h.store.audit(None, account, "post:p1", "post.edited", "p_bo",
+                                    {"content": True, "by": "p_ada"})
+
+            pz = Pseudonymiser("p_ada", (name,))
+            await erase_account(h.db, h.queue, PUBLISH, pz)
+            for account, channel in (("org", org), ("other", other)):
+                kept = await h.store.channel(account, channel)
+                assert [[(a.kind, a.value) for a in tier] for tier in kept.tiers] == [
+                    [("person", pz.pseudonym), ("role", "admin")],
+                    [("role", "member"), ("role", "owner"), ("role", "approver")]]
+                assert kept.rights == ((pz.pseudonym, "approval"), ("p_bo", "view"))
+                [edited] = await h.store.audit_of(account, "post:p1")
+                assert edited["detail"] == {"content": True, "by": pz.pseudonym}
+
+    run(go())
+
+
 def test_two_pacers_on_one_redis_share_a_channels_burst_limit(any_redis_url: str) -> None:
     """Server processes pacing through one Redis (or a Redis Cluster) never exceed a
     channel's limit together."""

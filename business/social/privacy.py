@@ -47,14 +47,16 @@ FORGOTTEN = ("social_post_targets", "social_approval_steps", "social_posts",
              # inbox replies and direct messages (0005)
              "social_inbox_replies")
 #: Where a kept row of another account may name a person: (table, key, text columns,
-#: JSON columns).
+#: JSON columns). Channels' workflows and rights, and audit details, are JSON whose keys
+#: and words (roles, accesses) the code reads: :func:`_pseudonymise_documents` rewrites
+#: them by their shape instead, so a display name such as "Admin", "Person" or "View"
+#: renames nothing but the person.
 MENTIONS = (
     ("social_posts", ("account_id", "post_id"), ("author_id",), ()),
-    ("social_channels", ("account_id", "channel_id"), ("connected_by",),
-     ("approval_tiers", "access_rights")),
+    ("social_channels", ("account_id", "channel_id"), ("connected_by",), ()),
     ("social_approval_steps", ("account_id", "post_id", "channel_id", "version", "tier"),
      ("decided_by", "note"), ()),
-    ("social_audit", ("account_id", "audit_id"), ("actor",), ("detail",)),
+    ("social_audit", ("account_id", "audit_id"), ("actor",), ()),
     ("social_inbox_items", ("account_id", "item_id"), ("assignee", "responder"), ()),
     ("social_inbox_rules", ("account_id", "rule_id"), (), ("team",)),
     ("social_inbox_replies", ("account_id", "reply_id"), ("person",), ()),
@@ -158,6 +160,58 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
 
 
 
+def _person_entries(entries: Any, person_id: str, pseudonym: str) -> Any:
+    """A workflow tier or rights list with the entries naming ``person_id`` as a person
+    (``{"person": id, ...}``) naming ``pseudonym``; everything else as it was."""
+    if isinstance(entries, list):
+        return [_person_entries(e, person_id, pseudonym) for e in entries]
+    if isinstance(entries, dict) and entries.get("person") == person_id:
+        return {**entries, "person": pseudonym}
+    return entries
+
+
+def _detail_values(pz: Pseudonymiser, value: Any) -> Any:
+    """An audit detail with the person's mentions replaced in its values, never in its
+    keys (the code reads them: ``content``, ``version``)."""
+    if isinstance(value, str):
+        return pz.text(value)
+    if isinstance(value, dict):
+        return {k: _detail_values(pz, v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_detail_values(pz, v) for v in value]
+    return value
+
+
+async def _pseudonymise_documents(tx: Any, pz: Pseudonymiser) -> int:
+    """Replace the person in channels' workflows and rights (by id, where an entry
+    names them as a person) and in audit details (values only); rows changed."""
+    person_id, changed = pz.account_id, 0
+    for row in await tx.fetch(
+            "SELECT account_id, channel_id, approval_tiers, access_rights FROM "
+            "social_channels WHERE approval_tiers LIKE ? OR access_rights LIKE ?",
+            f"%{json.dumps(person_id)}%", f"%{json.dumps(person_id)}%"):
+        tiers = json.dumps(_person_entries(json.loads(row["approval_tiers"]), person_id,
+                                           pz.pseudonym))
+        rights = json.dumps(_person_entries(json.loads(row["access_rights"]), person_id,
+                                            pz.pseudonym))
+        if (json.loads(tiers), json.loads(rights)) != (json.loads(row["approval_tiers"]),
+                                                       json.loads(row["access_rights"])):
+            changed += await tx.execute(
+                "UPDATE social_channels SET approval_tiers = ?, access_rights = ? WHERE "
+                "account_id = ? AND channel_id = ?", tiers, rights, row["account_id"],
+                row["channel_id"])
+    where = " OR ".join("LOWER(detail) LIKE ?" for _ in pz.needles)
+    for row in await tx.fetch(f"SELECT account_id, audit_id, detail FROM social_audit "
+                              f"WHERE {where}", *(f"%{n}%" for n in pz.needles)):
+        old = json.loads(row["detail"])
+        new = _detail_values(pz, old)
+        if new != old:
+            changed += await tx.execute(
+                "UPDATE social_audit SET detail = ? WHERE account_id = ? AND audit_id = ?",
+                json.dumps(new), row["account_id"], row["audit_id"])
+    return changed
+
+
 async def erase_account(db: Any, queue: JobQueue, publish_queue: str, pz: Pseudonymiser
                         ) -> dict[str, int]:
     """Forget ``pz``'s person in the social tables (idempotent); rows, by table."""
@@ -187,6 +241,7 @@ async def erase_account(db: Any, queue: JobQueue, publish_queue: str, pz: Pseudo
         changed["social_audit"] = await move_account_rows(tx, "social_audit", person_id,
                                                           pz.pseudonym)
         changed["mentions"] = await pseudonymise_mentions(tx, pz, MENTIONS)
+        changed["documents"] = await _pseudonymise_documents(tx, pz)
     if revokes:
         queue.wake(REVOKE)
     return changed
