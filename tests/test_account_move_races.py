@@ -418,3 +418,78 @@ async def test_a_hook_working_past_the_lease_keeps_the_move_from_a_second_runner
     world.mover.hooks.append(Long())
     assert (await world.mover.run(uma)).target == "eu"
     assert len(refused) == 1
+
+
+async def test_a_hook_whose_lease_another_runner_took_is_stopped_and_the_move_ends(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """The runner's renewals stall past its lease (the database away) and a second
+    runner claims the move mid-hook: the first's hook is cancelled and its run answers
+    :class:`Conflict`; the second carries the move to its end, every row and file moved."""
+    monkeypatch.setattr(moving, "RENEW_S", 0.01)
+    uma, _ = await a_person_in_us(world)
+    await world.mover.begin(uma, "eu")
+    now = [time.time()]
+    world.mover._clock = lambda: now[0]
+    second = AccountMover(RegionalAccountStore.over(world.databases), world.databases,
+                          settle_s=0.0, propagate_s=0.0, clock=lambda: now[0])
+    main = world.databases["default"]
+    execute = main.execute
+    renewing = asyncio.Event()  # cleared: every renewal waits (the database away)
+    renewing.set()
+    taken = asyncio.Event()
+
+    async def spied(sql: str, *args: object) -> int:
+        if sql.startswith("UPDATE account_moves SET lease_until"):
+            await renewing.wait()
+        done = await execute(sql, *args)
+        if sql.startswith("UPDATE account_moves SET runner = ?,") and done:
+            taken.set()
+        return done
+
+    monkeypatch.setattr(main, "execute", spied)
+    first_stopped = asyncio.Event()
+    calls: list[str] = []
+    taking: list[asyncio.Task] = []
+
+    class Long:
+        name = "long"
+
+        async def check(self, account_id: str, source: str, target: str) -> None:
+            return None
+
+        async def copy(self, account_id: str, source: str, target: str) -> None:
+            if calls:  # the second runner: it copies once the first has stopped
+                async with asyncio.timeout(10):
+                    await first_stopped.wait()
+                calls.append("copied")
+                return
+            calls.append("began")
+            renewing.clear()
+            now[0] += moving.LEASE_S + 1  # past the lease, no renewal through
+            taking.append(asyncio.create_task(second.run(account_id)))
+            async with asyncio.timeout(10):
+                await taken.wait()
+            renewing.set()  # the next renewal finds the move taken
+            try:
+                async with asyncio.timeout(10):
+                    await asyncio.Event().wait()  # a copy of many files
+            except asyncio.CancelledError:
+                calls.append("cancelled")
+                raise
+
+        async def drop(self, account_id: str, region: str) -> None:
+            calls.append(f"dropped {region}")
+
+    world.mover.hooks.append(Long())
+    second.hooks = world.mover.hooks  # the same server's hooks, the files' and this one
+    with pytest.raises(Conflict, match="taken over by another runner"):
+        await world.mover.run(uma)
+    first_stopped.set()
+    assert (await taking[0]).target == "eu"
+
+    assert calls == ["began", "cancelled", "copied", "dropped us"]
+    assert await world.mover.move_of(uma) is None
+    await world.mover.load()  # as this server does every REFRESH_S
+    assert world.store.region_of(uma) == "eu"
+    assert (await world.store.require_account(uma)).region == "eu"
+    assert (world.files.folder("eu", uma) / "take.wav").read_bytes() == b"RIFF...."
