@@ -116,3 +116,28 @@ def test_a_csv_schedules_its_valid_rows_or_nothing_and_says_what_is_wrong_per_ce
                                                "Content-Type": "text/csv"})).status == 403
 
     asyncio.run(go())
+
+
+def test_the_same_file_sent_twice_at_once_is_scheduled_once(tmp_path: Path,
+                                                            db_url: str) -> None:
+    """Review 153: a client retrying an upload while the first is still being stored
+    does not schedule its rows twice (the account's bulk lock orders the two, and the
+    second finds the first's posts as duplicates); a file over 10,000 rows is refused."""
+    async def go() -> None:
+        x = InTestNetwork("x")
+        async with social_app(tmp_path, db_url, x) as (client, _context):
+            x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
+            csv = "datetime,channel,text\n" + "".join(
+                f"{at(1 + n / 24)},{x_id},Post number {n}\n" for n in range(40))
+            first, second = await asyncio.gather(upload(client, csv), upload(client, csv))
+            reports = [await first.json(), await second.json()]
+            assert sorted(r["scheduled"] for r in reports) == [0, 40]
+            posts = await (await client.get("/api/social/posts", headers=ADA)).json()
+            assert len(posts) == 40
+
+            big = "datetime,channel,text\n" + f"{at(2)},{x_id},Same\n" * 10_001
+            too_many = await upload(client, big)
+            assert too_many.status == 400
+            assert "10,000 rows" in (await too_many.json())["error"]
+
+    asyncio.run(go())

@@ -12,7 +12,7 @@ the first tier; moving its publish time alone does not.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from business.social import rights, validation
@@ -238,33 +238,42 @@ class Posts:
         return post
 
     async def schedule_rows(self, account_id: str, author_id: str,
-                            rows: list[dict[str, Any]], source: str) -> list[Post]:
+                            read_rows: Callable[[Any], Awaitable[list[dict[str, Any]]]],
+                            source: str) -> list[Post]:
         """Create and submit one post per row (``publish_at`` in epoch seconds,
         ``channel_id``, ``text``, ``link``, ``first_comment``) in one transaction: each
         goes to its channel's approvers or onto the schedule, as :meth:`submit` sends
-        it; the posts. Rows are checked already (:mod:`.bulk`); a rule that fails here
-        refuses them all."""
+        it; the posts.
+
+        ``await read_rows(tx)`` gives the rows, checked already (:mod:`.bulk`), and is
+        called in the transaction that stores them while it holds the account's bulk
+        lock (:meth:`~.store.SocialStore.lock_bulk`), so a second upload of the same
+        file (a client's retry) waits, then sees the first's posts as duplicates. A rule
+        that fails here refuses them all."""
         now = self.clock()
         channels = {c.channel_id: c for c in await self.store.channels(account_id)}
         posts = []
-        for row in rows:
-            post = Post(account_id=account_id, post_id=new_id("post"), author_id=author_id,
-                        text=row["text"] or "", media=[], link=row.get("link"),
-                        first_comment=row.get("first_comment"), campaign="",
-                        publish_at=row["publish_at"], time_zone="UTC", state=DRAFT,
-                        version=1, submitted_at=now, created_at=now, updated_at=now)
-            post.targets = self._targets(post, [{"channel_id": row["channel_id"]}])
-            channel = channels.get(row["channel_id"])
-            if channel is None or channel.state == DISCONNECTED:
-                raise NotFoundError(f"there is no channel {row['channel_id']!r}; connect it "
-                                    "first (GET /api/social/channels lists them)")
-            used = {channel.channel_id: channel}
-            rights.check_schedule(used.values(), author_id)
-            self._future(post)
-            self._check(post, used)
-            post.state = arrange(post, channels)
-            posts.append(post)
         async with self.store.db.transaction() as tx:
+            await self.store.lock_bulk(tx, account_id)
+            for row in await read_rows(tx):
+                post = Post(account_id=account_id, post_id=new_id("post"),
+                            author_id=author_id, text=row["text"] or "", media=[],
+                            link=row.get("link"), first_comment=row.get("first_comment"),
+                            campaign="", publish_at=row["publish_at"], time_zone="UTC",
+                            state=DRAFT, version=1, submitted_at=now, created_at=now,
+                            updated_at=now)
+                post.targets = self._targets(post, [{"channel_id": row["channel_id"]}])
+                channel = channels.get(row["channel_id"])
+                if channel is None or channel.state == DISCONNECTED:
+                    raise NotFoundError(f"there is no channel {row['channel_id']!r}; "
+                                        "connect it first (GET /api/social/channels lists "
+                                        "them)")
+                used = {channel.channel_id: channel}
+                rights.check_schedule(used.values(), author_id)
+                self._future(post)
+                self._check(post, used)
+                post.state = arrange(post, channels)
+                posts.append(post)
             for post in posts:
                 await self.store.insert_post(tx, post)
                 await self.store.audit(tx, account_id, f"post:{post.post_id}",

@@ -24,6 +24,8 @@ from business.social.models import (
 
 Row = dict[str, Any]
 
+#: The first key of the advisory lock that orders one account's bulk uploads.
+BULK_LOCK = 715_301
 CHANNEL_COLUMNS = (
     "account_id, channel_id, network, remote_id, name, handle, state, expires_at, scope, "
     "token_generation, last_error, connected_by, created_at, updated_at, approval_tiers, "
@@ -386,11 +388,20 @@ class SocialStore:
                 "WHERE account_id = ? AND post_id = ?", version + 1, account_id, post_id)
         return changed == 1
 
-    async def texts_between(self, account_id: str, start: float, end: float
-                            ) -> list[Row]:
+    async def lock_bulk(self, tx: Any, account_id: str) -> None:
+        """In ``tx``: hold the account's bulk lock until ``tx`` ends, so two bulk uploads
+        of one account check duplicates and insert one after the other (a
+        transaction-level advisory lock on PostgreSQL; SQLite writes one transaction at
+        a time)."""
+        if getattr(self.db, "dialect", "") == "postgresql":
+            await tx.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", BULK_LOCK,
+                             account_id)
+
+    async def texts_between(self, account_id: str, start: float, end: float, *,
+                            tx: Any = None) -> list[Row]:
         """``channel_id, publish_at, text`` (the variant's, else the post's) of the
         account's live posts dated in ``[start, end]``, for duplicate checks."""
-        return await self.db.fetch(
+        return await self._on(tx).fetch(
             "SELECT t.channel_id, p.publish_at, COALESCE(t.text, p.text) AS text "
             "FROM social_posts p JOIN social_post_targets t ON t.account_id = p.account_id "
             "AND t.post_id = p.post_id WHERE p.account_id = ? AND p.deleted = 0 "
