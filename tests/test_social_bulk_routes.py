@@ -141,3 +141,22 @@ def test_the_same_file_sent_twice_at_once_is_scheduled_once(tmp_path: Path,
             assert "10,000 rows" in (await too_many.json())["error"]
 
     asyncio.run(go())
+
+
+def test_a_refused_row_does_not_make_a_later_row_its_duplicate(tmp_path: Path,
+                                                              db_url: str) -> None:
+    """Review 153: a row refused by the route (media, rights) schedules nothing, so the
+    same text later in the file is no "same text as row N" duplicate of it."""
+    async def go() -> None:
+        x = InTestNetwork("x")
+        async with social_app(tmp_path, db_url, x) as (client, _context):
+            x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
+            csv = ("datetime,channel,text,media\n"
+                   f"{at(2)},{x_id},Tour poster,https://cdn.example/poster.jpg\n"
+                   f"{at(2)},{x_id},Tour poster,\n")
+            report = await (await upload(client, csv)).json()
+            assert [(e["row"], e["code"]) for e in report["errors"]] == [
+                (2, "media_not_scheduled")]
+            assert report["scheduled"] == 1
+
+    asyncio.run(go())

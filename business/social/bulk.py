@@ -186,7 +186,8 @@ def import_csv(data: bytes | str | BinaryIO, channels: Mapping[str, ChannelLike]
                mode: str = VALID_ROWS, now: float | None = None,
                existing: Iterable[ExistingPost] = (), default_zone: str | None = None,
                resolve_media: Callable[[str], MediaItem | None] | None = None,
-               max_rows: int = MAX_ROWS) -> BulkResult:
+               max_rows: int = MAX_ROWS,
+               refuse: Callable[[BulkRow], RowError | None] | None = None) -> BulkResult:
     """Read and check a CSV file of posts to schedule.
 
     Parameters
@@ -208,6 +209,10 @@ def import_csv(data: bytes | str | BinaryIO, channels: Mapping[str, ChannelLike]
         Asset id or URL to :class:`MediaItem` (``None``: unknown) so that media types,
         sizes, durations and shapes are checked; without it, types are guessed from
         file names and the rest is checked when the media is fetched.
+    refuse
+        A valid row's error when the caller will not schedule it (the person's rights
+        on its channel), else None; a refused row is an error, and later rows are not
+        duplicates of it.
 
     Raises
     ------
@@ -222,7 +227,7 @@ def import_csv(data: bytes | str | BinaryIO, channels: Mapping[str, ChannelLike]
     checker = _RowChecker(
         channels={_key(k): v for k, v in channels.items()},
         now=time.time() if now is None else now, default_zone=zone,
-        resolve_media=resolve_media)
+        resolve_media=resolve_media, refuse=refuse)
     for post in existing:
         checker.remember(post.channel_id, post.text, post.publish_at, None)
     result = BulkResult(mode)
@@ -436,7 +441,9 @@ class _RowChecker:
 
     def __init__(self, channels: dict[str, ChannelLike], now: float,
                  default_zone: ZoneInfo | None,
-                 resolve_media: Callable[[str], MediaItem | None] | None) -> None:
+                 resolve_media: Callable[[str], MediaItem | None] | None,
+                 refuse: Callable[[BulkRow], RowError | None] | None = None) -> None:
+        self.refuse = refuse
         self.channels = channels
         self.now = now
         self.default_zone = default_zone
@@ -510,9 +517,14 @@ class _RowChecker:
             result.errors += errors
             return
         assert channel is not None and publish_at is not None and key is not None
+        valid = BulkRow(row, channel.channel_id, channel.network, publish_at, text, link,
+                        media_refs, comment)
+        refused = self.refuse(valid) if self.refuse is not None else None
+        if refused is not None:
+            result.errors.append(refused)
+            return
         self._remember_key(key, publish_at, row)
-        result.rows.append(BulkRow(row, channel.channel_id, channel.network, publish_at, text,
-                                   link, media_refs, comment))
+        result.rows.append(valid)
 
     def _duplicate(self, key: tuple[str, str], publish_at: float) -> str | None:
         for at, source in self.seen.get(key, ()):

@@ -120,17 +120,11 @@ async def bulk_schedule(request: Request) -> Any:
         try:
             result = await asyncio.to_thread(
                 import_csv, request.body, channels, mode=query.mode, now=now,
-                existing=existing, default_zone=query.zone or None, max_rows=MAX_BULK_ROWS)
+                existing=existing, default_zone=query.zone or None, max_rows=MAX_BULK_ROWS,
+                # a refused row is no post: later rows are not its duplicates
+                refuse=lambda row: _refused(row, channels[row.channel_id], person))
         except (BulkFileError, ValueError) as exc:
             raise BadRequest(str(exc)) from None
-        allowed = []
-        for row in result.rows:
-            refused = _refused(row, channels[row.channel_id], person)
-            if refused is None:
-                allowed.append(row)
-            else:
-                result.errors.append(refused)
-        result.rows = allowed
         result.errors.sort(key=lambda e: (e.row, e.column))
         results.append(result)
         return [{"channel_id": r.channel_id, "publish_at": r.publish_at, "text": r.text,
