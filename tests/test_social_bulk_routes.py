@@ -160,3 +160,29 @@ def test_a_refused_row_does_not_make_a_later_row_its_duplicate(tmp_path: Path,
             assert report["scheduled"] == 1
 
     asyncio.run(go())
+
+
+def test_bulk_posts_keep_the_zone_their_row_was_written_in(tmp_path: Path,
+                                                            db_url: str) -> None:
+    """Review 153: a bulk post keeps the zone its time was written in (its timezone
+    cell, else the upload's zone), as a composed post does; an offset alone is UTC."""
+    async def go() -> None:
+        x = InTestNetwork("x")
+        async with social_app(tmp_path, db_url, x) as (client, _context):
+            x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
+            day = (dt.date.today() + dt.timedelta(days=5)).isoformat()
+            csv = ("date,time,timezone,channel,text\n"
+                   f"{day},18:30,Europe/Paris,{x_id},In Paris\n"
+                   f"{day},18:30,,{x_id},In New York\n")
+            report = await (await upload(client, csv, zone="America/New_York")).json()
+            offset = await (await upload(
+                client, f"datetime,channel,text\n{at(6)},{x_id},With an offset\n")).json()
+            zones = {}
+            for post_id in report["post_ids"] + offset["post_ids"]:
+                post = await (await client.get(f"/api/social/posts/{post_id}",
+                                               headers=ADA)).json()
+                zones[post["text"]] = post["time_zone"]
+            assert zones == {"In Paris": "Europe/Paris", "In New York": "America/New_York",
+                             "With an offset": "UTC"}
+
+    asyncio.run(go())

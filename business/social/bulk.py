@@ -97,6 +97,9 @@ class BulkRow:
     link: str | None = None
     media: tuple[str, ...] = ()  # URLs or asset ids, as written
     first_comment: str | None = None
+    #: IANA zone the row's time was written in (its ``timezone`` cell, else the
+    #: default zone); ``UTC`` for a time given only with an offset.
+    time_zone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -517,8 +520,9 @@ class _RowChecker:
             result.errors += errors
             return
         assert channel is not None and publish_at is not None and key is not None
+        written_in = _zone(cells["timezone"]) if cells.get("timezone") else self.default_zone
         valid = BulkRow(row, channel.channel_id, channel.network, publish_at, text, link,
-                        media_refs, comment)
+                        media_refs, comment, written_in.key if written_in else "UTC")
         refused = self.refuse(valid) if self.refuse is not None else None
         if refused is not None:
             result.errors.append(refused)

@@ -128,7 +128,7 @@ async def bulk_schedule(request: Request) -> Any:
         result.errors.sort(key=lambda e: (e.row, e.column))
         results.append(result)
         return [{"channel_id": r.channel_id, "publish_at": r.publish_at, "text": r.text,
-                 "link": r.link, "first_comment": r.first_comment}
+                 "link": r.link, "first_comment": r.first_comment, "time_zone": r.time_zone}
                 for r in result.to_schedule]
 
     posts = await module.posts.schedule_rows(request.account_id, person, read_rows,

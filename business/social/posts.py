@@ -241,7 +241,8 @@ class Posts:
                             read_rows: Callable[[Any], Awaitable[list[dict[str, Any]]]],
                             source: str) -> list[Post]:
         """Create and submit one post per row (``publish_at`` in epoch seconds,
-        ``channel_id``, ``text``, ``link``, ``first_comment``) in one transaction: each
+        ``channel_id``, ``text``, ``link``, ``first_comment``, ``time_zone``) in one
+        transaction: each
         goes to its channel's approvers or onto the schedule, as :meth:`submit` sends
         it; the posts.
 
@@ -259,7 +260,8 @@ class Posts:
                 post = Post(account_id=account_id, post_id=new_id("post"),
                             author_id=author_id, text=row["text"] or "", media=[],
                             link=row.get("link"), first_comment=row.get("first_comment"),
-                            campaign="", publish_at=row["publish_at"], time_zone="UTC",
+                            campaign="", publish_at=row["publish_at"],
+                            time_zone=row.get("time_zone") or "UTC",
                             state=DRAFT, version=1, submitted_at=now, created_at=now,
                             updated_at=now)
                 post.targets = self._targets(post, [{"channel_id": row["channel_id"]}])
