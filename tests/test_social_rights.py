@@ -15,6 +15,8 @@ from social_helpers import InTestNetwork, connect, database_url, social_app, who
 
 pytestmark = pytest.mark.timeout(120)
 OWNER = who("acc", "p_dee", "owner")
+#: The people of the organisation "acc" (a channel's rights name only them).
+MEMBERS = {("acc", p): "member" for p in ("p_ada", "p_bo", "p_cy")}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -34,7 +36,8 @@ def test_viewers_put_nothing_on_a_channel_and_approval_only_posts_wait_for_appro
         tmp_path: Path, db_url: str) -> None:
     async def go() -> None:
         x, bsky = InTestNetwork("x"), InTestNetwork("bluesky")
-        async with social_app(tmp_path, db_url, x, bsky) as (client, _context):
+        async with social_app(tmp_path, db_url, x, bsky, memberships=MEMBERS) as (
+                client, _context):
             x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
             bsky_id = (await connect(client, bsky, "acc", "p_dee"))["channel_id"]
             rights = f"/api/social/channels/{x_id}/rights"
@@ -52,6 +55,11 @@ def test_viewers_put_nothing_on_a_channel_and_approval_only_posts_wait_for_appro
             twice = await client.put(rights, headers=OWNER, json={"rights": [
                 {"person": "p_bo", "access": "view"}, {"person": "p_bo", "access": "publish"}]})
             assert twice.status == 400 and "p_bo" in (await twice.json())["error"]
+            # review 153: only the account's people can be named
+            stranger = await client.put(rights, headers=OWNER, json={"rights": [
+                {"person": "p_bo", "access": "view"}, {"person": "p_zed", "access": "view"}]})
+            assert stranger.status == 422 and "p_zed" in (await stranger.json())["error"]
+            assert (await (await client.get(rights, headers=OWNER)).json())["rights"] == []
             named = [{"person": "p_bo", "access": "view"},
                      {"person": "p_cy", "access": "approval"}]
             saved = await client.put(rights, headers=OWNER, json={"rights": named})

@@ -210,6 +210,11 @@ async def set_rights(request: Request) -> Any:
     twice = sorted({p for p in people if people.count(p) > 1})
     if twice:
         raise BadRequest(f"{twice} named more than once; give each person one access")
+    strangers = [p for p in dict.fromkeys(people)
+                 if await module.approvals.role_in(request.account_id, p) is None]
+    if strangers:
+        raise NotPersonOfAccount(f"{strangers} are not people of this account: name the "
+                                 "account itself or members of this organisation or team")
     await module.store.set_rights(request.account_id, channel_id, rights,
                                   module.channels.clock())
     await module.store.audit(None, request.account_id, f"channel:{channel_id}",
