@@ -304,10 +304,41 @@ def test_decisions_and_workflow_changes_never_write_over_each_other(
                                    json={"tiers": [[{"person": "p_bo"}]]})
             assert cut.status == 200
             stale(copy)
-            with pytest.raises(ConflictError, match="workflow changed meanwhile"):
+            with pytest.raises(ConflictError, match="workflow or rights changed meanwhile"):
                 await approvals.decide("acc", climbing, "p_bo", approve=True)
             again = await client.post(f"/api/social/posts/{climbing}/approve",
                                       headers=as_("p_bo"), json={})
+            assert (await again.json())["state"] == "scheduled"
+
+    asyncio.run(go())
+
+
+def test_a_submission_made_from_a_workflow_that_changed_meanwhile_is_refused(
+        tmp_path: Path, db_url: str) -> None:
+    """Review 153: a submission that read the channel's workflow before an owner removed
+    it is refused (409) rather than left pending on a channel with no tier to approve
+    it; submitted again, it goes where the new workflow sends it."""
+    async def go() -> None:
+        async with _app(tmp_path, db_url) as (client, context):
+            channel = await _setup(client, [[{"person": "p_bo"}]])
+            post = await (await client.post("/api/social/posts", headers=as_("p_ada"), json={
+                "text": "Listening party tonight", "publish_at": soon(),
+                "targets": [{"channel_id": channel}]})).json()
+            posts = services(context).posts
+            read = posts._channels
+
+            async def then_removed(*args: Any) -> Any:
+                found = await read(*args)
+                posts._channels = read                  # once
+                removed = await client.put(f"/api/social/channels/{channel}/approvals",
+                                           headers=as_("p_dee", "owner"), json={"tiers": []})
+                assert removed.status == 200
+                return found
+            posts._channels = then_removed
+            with pytest.raises(ConflictError, match="changed meanwhile"):
+                await posts.submit("acc", post["post_id"], "p_ada")
+            again = await client.post(f"/api/social/posts/{post['post_id']}/submit",
+                                      headers=as_("p_ada"), json={})
             assert (await again.json())["state"] == "scheduled"
 
     asyncio.run(go())

@@ -66,6 +66,21 @@ def _raise_version(post: Post) -> None:
         target.version = post.version
 
 
+async def hold_channels(store: SocialStore, tx: Any, account_id: str,
+                        channels: Mapping[str, Channel], what: str) -> None:
+    """In ``tx``: hold the channels' rows (as a workflow change does) and refuse, with
+    :class:`ConflictError`, when a workflow or rights changed since ``channels`` were
+    read: what was decided from them no longer holds."""
+    for channel_id in sorted(channels):
+        await store.lock_channel(tx, account_id, channel_id)
+    for channel_id in sorted(channels):
+        read = channels[channel_id]
+        fresh = await store.channel(account_id, channel_id, tx=tx)
+        if fresh is None or (fresh.tiers, fresh.rights) != (read.tiers, read.rights):
+            raise ConflictError(f"channel {channel_id!r}'s approval workflow or rights "
+                                f"changed meanwhile; look at {what} again")
+
+
 def round_approvers(steps: list[Mapping[str, Any]], channel_id: str, tier: int
                     ) -> set[str]:
     """Who approved the tiers below ``tier`` of this approval round of a channel.
@@ -150,18 +165,11 @@ class Approvals:
             raise NotAllowedError("you are not an approver of the current tier of this "
                                   "post's channels (or you decided an earlier tier already)")
         now = self.clock()
-        seen = {c: channels[c].tiers for c in sorted(channels)}
         async with self.store.db.transaction() as tx:
             # every writer of a pending post holds its channels and raises its version, so
             # a decision, another decision and a workflow change never write over each
             # other: the one that read a stale post or workflow is refused
-            for channel_id in seen:
-                await self.store.lock_channel(tx, account_id, channel_id)
-            for channel_id, tiers in seen.items():
-                fresh = await self.store.channel(account_id, channel_id, tx=tx)
-                if fresh is None or fresh.tiers != tiers:
-                    raise ConflictError(f"channel {channel_id!r}'s approval workflow changed "
-                                        f"meanwhile; look at post {post_id!r} again")
+            await hold_channels(self.store, tx, account_id, channels, f"post {post_id!r}")
             old_version = post.version
             recorded = [(t.channel_id, t.approval_tier) for t in decided]
             for target in decided:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from business.social import rights, validation
-from business.social.approvals import arrange, ready_state
+from business.social.approvals import arrange, hold_channels, ready_state
 from business.social.errors import ConflictError, InvalidPost, NotFoundError, SocialError
 from business.social.models import (
     APPROVED,
@@ -221,6 +221,9 @@ class Posts:
                         target.state = ready_state(post)
         post.updated_at = self.clock()
         async with self.store.db.transaction() as tx:
+            # where the post went (approvers or schedule) was read from its channels: a
+            # workflow or rights change meanwhile refuses the edit, never strands it
+            await hold_channels(self.store, tx, account_id, channels, f"post {post_id!r}")
             if not await self.store.update_post(tx, post, old_version):
                 raise ConflictError(f"post {post_id!r} changed meanwhile; load it again")
             subject = f"post:{post_id}"
@@ -252,10 +255,12 @@ class Posts:
         file (a client's retry) waits, then sees the first's posts as duplicates. A rule
         that fails here refuses them all."""
         now = self.clock()
-        channels = {c.channel_id: c for c in await self.store.channels(account_id)}
         posts = []
         async with self.store.db.transaction() as tx:
             await self.store.lock_bulk(tx, account_id)
+            # read in the transaction, after any workflow change that held a channel
+            channels = {c.channel_id: c for c in await self.store.channels(account_id,
+                                                                            tx=tx)}
             for row in await read_rows(tx):
                 post = Post(account_id=account_id, post_id=new_id("post"),
                             author_id=author_id, text=row["text"] or "", media=[],
@@ -276,6 +281,8 @@ class Posts:
                 self._check(post, used)
                 post.state = arrange(post, channels)
                 posts.append(post)
+            held = {p.targets[0].channel_id: channels[p.targets[0].channel_id] for p in posts}
+            await hold_channels(self.store, tx, account_id, held, "the file's channels")
             for post in posts:
                 await self.store.insert_post(tx, post)
                 await self.store.audit(tx, account_id, f"post:{post.post_id}",
@@ -313,6 +320,7 @@ class Posts:
         post.state = arrange(post, channels)
         post.submitted_at = post.updated_at = self.clock()
         async with self.store.db.transaction() as tx:
+            await hold_channels(self.store, tx, account_id, channels, f"post {post_id!r}")
             if not await self.store.update_post(tx, post, old_version):
                 raise ConflictError(f"post {post_id!r} changed meanwhile; load it again")
             await self.store.audit(tx, account_id, f"post:{post_id}", "post.submitted",

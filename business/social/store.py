@@ -109,9 +109,9 @@ class SocialStore:
             await tx.fetch("SELECT channel_id FROM social_channels WHERE account_id = ? "
                            "AND channel_id = ? FOR UPDATE", account_id, channel_id)
 
-    async def channels(self, account_id: str) -> list[Channel]:
+    async def channels(self, account_id: str, *, tx: Any = None) -> list[Channel]:
         """The account's channels that are not disconnected, by network and name."""
-        rows = await self.db.fetch(
+        rows = await self._on(tx).fetch(
             f"SELECT {CHANNEL_COLUMNS} FROM social_channels WHERE account_id = ? "
             "AND state <> ? ORDER BY network, name, channel_id", account_id, DISCONNECTED)
         return [channel_from(r) for r in rows]
