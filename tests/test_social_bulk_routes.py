@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 from social_helpers import InTestNetwork, connect, database_url, social_app, who
 
+from business.social import bulk_routes
+from business.social.services import services
+
 pytestmark = pytest.mark.timeout(120)
 OWNER = who("acc", "p_dee", "owner")
 ADA = who("acc", "p_ada", "editor")
@@ -185,5 +188,38 @@ def test_bulk_posts_keep_the_zone_their_row_was_written_in(tmp_path: Path,
                 zones[post["text"]] = post["time_zone"]
             assert zones == {"In Paris": "Europe/Paris", "In New York": "America/New_York",
                              "With an offset": "UTC"}
+
+    asyncio.run(go())
+
+
+def test_the_file_is_read_before_the_transaction_that_stores_it(
+        tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 154: the CSV is parsed and checked before the transaction that stores
+    its posts (on SQLite that transaction holds the server's one writer); inside it only
+    the duplicates are checked again, against the posts stored meanwhile."""
+    async def go() -> None:
+        x = InTestNetwork("x")
+        async with social_app(tmp_path, db_url, x) as (client, context):
+            x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
+            events: list[str] = []
+            real_read = bulk_routes.import_csv
+
+            def read(*args: Any, **kwargs: Any) -> Any:
+                events.append("read")
+                return real_read(*args, **kwargs)
+
+            store = services(context).posts.store
+            real_lock = store.lock_bulk
+
+            async def lock(*args: Any, **kwargs: Any) -> Any:
+                events.append("transaction")
+                return await real_lock(*args, **kwargs)
+
+            monkeypatch.setattr(bulk_routes, "import_csv", read)
+            monkeypatch.setattr(store, "lock_bulk", lock)
+            report = await (await upload(
+                client, f"datetime,channel,text\n{at(2)},{x_id},Tour dates\n")).json()
+            assert report["scheduled"] == 1
+            assert events == ["read", "transaction"]
 
     asyncio.run(go())

@@ -122,6 +122,8 @@ class BulkResult:
     errors: list[RowError] = field(default_factory=list)
     warnings: list[RowError] = field(default_factory=list)
     total_rows: int = 0
+    #: the text column as the file names it (for errors found after the read)
+    text_column: str = "text"
 
     @property
     def ok(self) -> bool:
@@ -240,6 +242,7 @@ def import_csv(data: bytes | str | BinaryIO, channels: Mapping[str, ChannelLike]
         header, delimiter = _header(lines)
         columns = _columns(header)
         names = {c: name for c, (_, name) in columns.items()}
+        result.text_column = names.get("text", "text")
         reader = csv.reader(lines, delimiter=delimiter)
         row_number = 1
         for record in reader:
@@ -261,6 +264,28 @@ def import_csv(data: bytes | str | BinaryIO, channels: Mapping[str, ChannelLike]
         if isinstance(text, io.TextIOWrapper):
             text.detach()  # leave the caller's file open
     return result
+
+
+def recheck_duplicates(result: BulkResult, existing: Iterable[ExistingPost]) -> None:
+    """Move to ``result.errors`` the valid rows of ``result`` that duplicate one of
+    ``existing`` (posts stored since :func:`import_csv` checked the file).
+
+    Cheap: no cell is read again, only each row's channel, time and text compared, so
+    it can run where the file's read could not (in the transaction that stores the
+    rows). Rows were already checked against each other by :func:`import_csv`."""
+    checker = _RowChecker(channels={}, now=0.0, default_zone=None, resolve_media=None)
+    for post in existing:
+        checker.remember(post.channel_id, post.text, post.publish_at, None)
+    kept = []
+    for row in result.rows:
+        duplicate = checker._duplicate((row.channel_id, _normalised(row.text)),
+                                       row.publish_at)
+        if duplicate is None:
+            kept.append(row)
+        else:
+            result.errors.append(RowError(row.row, result.text_column, "duplicate",
+                                          duplicate))
+    result.rows = kept
 
 
 # -- reading the file ------------------------------------------------------------------

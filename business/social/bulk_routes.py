@@ -4,10 +4,12 @@
 account's channels and its live posts (duplicates within 3 days), adds the rows the
 person may not schedule on their channel (:mod:`.rights`), and schedules what the mode
 lets through in one transaction (:meth:`~.posts.Posts.schedule_rows`): every valid
-row, or none in ``all_or_nothing`` mode when any row has an error. The live posts are
-read and the file checked (in a worker thread, off the event loop) inside that
-transaction, under the account's bulk lock, so the same file sent twice at once (a
-retry) schedules its rows once: the second upload finds them as duplicates.
+row, or none in ``all_or_nothing`` mode when any row has an error. The file is read
+and checked first, in a worker thread and outside any transaction (on SQLite a
+transaction holds the server's one writer); inside it, under the account's bulk lock,
+the live posts are read again and the checked rows compared with them
+(:func:`~.bulk.recheck_duplicates`), so the same file sent twice at once (a retry)
+schedules its rows once: the second upload finds the first's posts as duplicates.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from business.social import rights
 from business.social.bulk import (
     DUPLICATE_WINDOW_S,
     BulkFileError,
-    BulkResult,
     BulkRow,
     ExistingPost,
     RowError,
     import_csv,
+    recheck_duplicates,
 )
 from business.social.errors import ConflictError, NotAllowedError
 from business.social.models import DISCONNECTED, Channel
@@ -109,31 +111,35 @@ async def bulk_schedule(request: Request) -> Any:
     person = _person(request)
     channels = _by_name(await module.store.channels(request.account_id))
     now = module.channels.clock()
-    results: list[BulkResult] = []
+
+    async def existing(tx: Any = None) -> list[ExistingPost]:
+        return [ExistingPost(r["channel_id"], r["publish_at"], r["text"] or "")
+                for r in await module.store.texts_between(
+                    request.account_id, now - DUPLICATE_WINDOW_S, FAR_FUTURE, tx=tx)]
+
+    # the file is read and checked before the transaction (in a worker thread): on
+    # SQLite the transaction holds the server's one writer, which no parse may keep
+    try:
+        result = await asyncio.to_thread(
+            import_csv, request.body, channels, mode=query.mode, now=now,
+            existing=await existing(), default_zone=query.zone or None,
+            max_rows=MAX_BULK_ROWS,
+            # a refused row is no post: later rows are not its duplicates
+            refuse=lambda row: _refused(row, channels[row.channel_id], person))
+    except (BulkFileError, ValueError) as exc:
+        raise BadRequest(str(exc)) from None
 
     async def read_rows(tx: Any) -> list[dict[str, Any]]:
         # under the account's bulk lock: the posts of an upload that finished meanwhile
         # (the same file sent again) are duplicates here, not scheduled twice
-        existing = [ExistingPost(r["channel_id"], r["publish_at"], r["text"] or "")
-                    for r in await module.store.texts_between(
-                        request.account_id, now - DUPLICATE_WINDOW_S, FAR_FUTURE, tx=tx)]
-        try:
-            result = await asyncio.to_thread(
-                import_csv, request.body, channels, mode=query.mode, now=now,
-                existing=existing, default_zone=query.zone or None, max_rows=MAX_BULK_ROWS,
-                # a refused row is no post: later rows are not its duplicates
-                refuse=lambda row: _refused(row, channels[row.channel_id], person))
-        except (BulkFileError, ValueError) as exc:
-            raise BadRequest(str(exc)) from None
-        result.errors.sort(key=lambda e: (e.row, e.column))
-        results.append(result)
+        recheck_duplicates(result, await existing(tx))
         return [{"channel_id": r.channel_id, "publish_at": r.publish_at, "text": r.text,
                  "link": r.link, "first_comment": r.first_comment, "time_zone": r.time_zone}
                 for r in result.to_schedule]
 
     posts = await module.posts.schedule_rows(request.account_id, person, read_rows,
                                              source="bulk")
-    [result] = results
+    result.errors.sort(key=lambda e: (e.row, e.column))
 
     def problems(found: list[RowError]) -> list[dict[str, Any]]:
         return [{"row": e.row, "column": e.column, "code": e.code, "message": e.message}

@@ -249,11 +249,13 @@ class Posts:
         goes to its channel's approvers or onto the schedule, as :meth:`submit` sends
         it; the posts.
 
-        ``await read_rows(tx)`` gives the rows, checked already (:mod:`.bulk`), and is
-        called in the transaction that stores them while it holds the account's bulk
-        lock (:meth:`~.store.SocialStore.lock_bulk`), so a second upload of the same
-        file (a client's retry) waits, then sees the first's posts as duplicates. A rule
-        that fails here refuses them all."""
+        ``await read_rows(tx)`` gives the rows, checked already (:mod:`.bulk`, before
+        this transaction: no parse holds the writer), and is called in the transaction
+        that stores them while it holds the account's bulk lock
+        (:meth:`~.store.SocialStore.lock_bulk`), so a second upload of the same file (a
+        client's retry) waits, then sees the first's posts as duplicates (a cheap
+        compare of the checked rows with the posts read again). A rule that fails here
+        refuses them all."""
         now = self.clock()
         posts = []
         async with self.store.db.transaction() as tx:
