@@ -313,6 +313,47 @@ def test_decisions_and_workflow_changes_never_write_over_each_other(
     asyncio.run(go())
 
 
+def test_two_workflows_removed_at_once_both_move_the_post_on(
+        tmp_path: Path, db_url: str) -> None:
+    """Review 154: a post on two channels whose workflows are removed at once (each
+    change holds only its own channel): the second change read the post before the
+    first moved it on, its write fails, and it reads the post again and moves its own
+    target on instead of leaving it pending past the last tier."""
+    async def go() -> None:
+        async with _app(tmp_path, db_url) as (client, context):
+            channel = await _setup(client, [[{"person": "p_bo"}]])
+            client.network.account = "remote-2"
+            other = await _setup(client, [[{"team": "t_review"}]])
+            post = await (await client.post("/api/social/posts", headers=as_("p_ada"), json={
+                "text": "Two channels", "publish_at": soon(),
+                "targets": [{"channel_id": channel}, {"channel_id": other}]})).json()
+            post_id = post["post_id"]
+            await client.post(f"/api/social/posts/{post_id}/submit", headers=as_("p_ada"),
+                              json={})
+            approvals = services(context).approvals
+            store = approvals.store
+            stale = await store.post("acc", post_id)
+            assert stale is not None and stale.state == "pending_approval"
+            assert await approvals.set_workflow("acc", channel, [], "p_dee") == []
+            listed = store.posts
+
+            async def read_before(*args: Any, **kwargs: Any) -> Any:
+                store.posts = listed             # once: as read before the first change
+                return [stale]
+
+            store.posts = read_before
+            try:
+                assert await approvals.set_workflow("acc", other, [], "p_dee") == [post_id]
+            finally:
+                store.posts = listed
+            got = await (await client.get(f"/api/social/posts/{post_id}",
+                                          headers=as_("p_ada"))).json()
+            assert got["state"] == "scheduled"
+            assert {t["state"] for t in got["targets"]} == {"scheduled"}
+
+    asyncio.run(go())
+
+
 def test_a_submission_made_from_a_workflow_that_changed_meanwhile_is_refused(
         tmp_path: Path, db_url: str) -> None:
     """Review 153: a submission that read the channel's workflow before an owner removed

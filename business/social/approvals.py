@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 RoleIn = Callable[[str, str], Awaitable[str | None]]
 APPROVED_EVENT, REJECTED_EVENT = "social.post_approved", "social.post_rejected"
 EXPIRED_EVENT = "social.post_expired"
+#: How often a workflow change reads a post again that changed under it.
+MOVE_ON_TRIES = 5
 #: Organisation roles in order; a tier naming one accepts the stronger ones too.
 ORG_ROLES = ("viewer", "member", "admin", "owner")
 
@@ -237,7 +239,27 @@ class Approvals:
     async def _move_on(self, tx: Any, post: Post, channel: Channel, actor: str,
                        now: float) -> bool:
         """In ``tx``: move on the post's targets on ``channel`` past its last tier;
-        whether the post became ready."""
+        whether the post became ready.
+
+        ``post`` may be stale: a workflow change of another of its channels, holding
+        only that channel, may have moved it on meanwhile. Then the post is read again
+        in ``tx`` and moved on from there (a few times at most), so its target here is
+        never left pending past the last tier; only a post that is no longer pending
+        (publishing, decided, deleted) is left alone."""
+        for _ in range(MOVE_ON_TRIES):
+            moved = await self._move_on_once(tx, post, channel, actor, now)
+            if moved is not None:
+                return moved
+            fresh = await self.store.post(post.account_id, post.post_id, tx=tx)
+            if fresh is None or fresh.state != PENDING:
+                return False  # publishing, decided or deleted already: nothing to move
+            post = fresh
+        raise ConflictError(f"post {post.post_id!r} kept changing while channel "
+                            f"{channel.channel_id!r}'s workflow changed; try again")
+
+    async def _move_on_once(self, tx: Any, post: Post, channel: Channel, actor: str,
+                            now: float) -> bool | None:
+        """:meth:`_move_on` from ``post`` as read; None when it changed meanwhile."""
         through = [t for t in post.targets if t.channel_id == channel.channel_id
                    and t.state == PENDING and t.approval_tier > len(channel.tiers)]
         if not through or (post.publish_at is not None and post.publish_at <= now):
@@ -263,7 +285,7 @@ class Approvals:
         post.updated_at = now
         _raise_version(post)
         if not await self.store.update_post(tx, post, old_version):
-            return False  # publishing already: nothing to move
+            return None  # changed (or publishing) since read: the caller reads it again
         await self.store.audit(tx, post.account_id, f"post:{post.post_id}",
                                "approval.workflow_changed", actor,
                                {"channel_id": channel.channel_id, "state": post.state,
