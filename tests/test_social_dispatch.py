@@ -9,6 +9,7 @@ so "once" is checked at the network.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import time
@@ -621,6 +622,65 @@ def test_erasure_renames_only_the_person_in_workflows_rights_and_audit(
                 assert kept.rights == ((pz.pseudonym, "approval"), ("p_bo", "view"))
                 [edited] = await h.store.audit_of(account, "post:p1")
                 assert edited["detail"] == {"content": True, "by": pz.pseudonym}
+
+    run(go())
+
+
+class _Recording:
+    """A database whose transactions record the SQL they run, in order."""
+
+    def __init__(self, db: Any) -> None:
+        self.db, self.sql = db, []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> Any:
+        async with self.db.transaction() as tx:
+            yield _RecordingTx(tx, self.sql)
+
+
+class _RecordingTx:
+    def __init__(self, tx: Any, sql: list[str]) -> None:
+        self.tx, self.sql = tx, sql
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self.tx, name)
+        if name not in ("execute", "fetch", "fetchrow", "fetchval"):
+            return found
+
+        async def recorded(query: str, *args: Any) -> Any:
+            self.sql.append(" ".join(query.split()))
+            return await found(query, *args)
+        return recorded
+
+
+def test_erasure_holds_the_channels_before_it_writes_a_post(db_url: str,
+                                                            tmp_path: Path) -> None:
+    """Review 154: on PostgreSQL a decision, submission or edit holds its channels
+    (FOR UPDATE) and then writes the post; an erasure that wrote the person's posts
+    before their channels deadlocked with it. It holds those channels first."""
+    if not db_url.startswith("postgres"):
+        pytest.skip("SQLite writes one transaction at a time: no deadlock")
+
+    async def go() -> None:
+        async with dispatching(db_url, ["x"], tmp_path) as h:
+            org = await h.channel("x", account="org")
+            await h.scheduled_post([org], "for the label", account="org",
+                                   at=time.time() + 3600)
+            await h.store.set_tiers("org", org, [[{"person": "p_ada"}]], time.time())
+            recording = _Recording(h.db)
+            await erase_account(recording, h.queue, PUBLISH,
+                                Pseudonymiser("p_ada", ("Ada Beats",)))
+            sql = recording.sql
+
+            def first(*words: str) -> int:
+                return next(i for i, q in enumerate(sql) if all(w in q for w in words))
+            held = first("FROM social_channels", "FOR UPDATE")
+            assert held < first("UPDATE social_posts")
+            assert held < first("DELETE FROM social_posts")
+            assert held < first("UPDATE social_channels")
 
     run(go())
 

@@ -212,6 +212,30 @@ async def _pseudonymise_documents(tx: Any, pz: Pseudonymiser) -> int:
     return changed
 
 
+async def _hold_channels(db: Any, tx: Any, person_id: str) -> None:
+    """On PostgreSQL, in ``tx`` before it changes any row: hold, in (account, channel)
+    order, every channel row the erasure changes and every channel of a post it
+    changes. A decision, submission or edit holds its post's channels (``FOR UPDATE``)
+    and then writes the post; the erasure taking the channels first too makes the two
+    take turns instead of deadlocking (one of them aborted). SQLite writes one
+    transaction at a time."""
+    if getattr(db, "dialect", "") != "postgresql":
+        return
+    named = f"%{json.dumps(person_id)}%"
+    rows = await tx.fetch(
+        "SELECT account_id, channel_id FROM social_channels WHERE account_id = ? OR "
+        "connected_by = ? OR approval_tiers LIKE ? OR access_rights LIKE ?",
+        person_id, person_id, named, named)
+    rows += await tx.fetch(
+        "SELECT DISTINCT t.account_id, t.channel_id FROM social_post_targets t JOIN "
+        "social_posts p ON p.account_id = t.account_id AND p.post_id = t.post_id "
+        "WHERE p.author_id = ?", person_id)
+    for account_id, channel_id in sorted({(r["account_id"], r["channel_id"])
+                                          for r in rows}):
+        await tx.fetch("SELECT channel_id FROM social_channels WHERE account_id = ? AND "
+                       "channel_id = ? FOR UPDATE", account_id, channel_id)
+
+
 async def erase_account(db: Any, queue: JobQueue, publish_queue: str, pz: Pseudonymiser
                         ) -> dict[str, int]:
     """Forget ``pz``'s person in the social tables (idempotent); rows, by table."""
@@ -221,6 +245,7 @@ async def erase_account(db: Any, queue: JobQueue, publish_queue: str, pz: Pseudo
         await queue.cancel(person_id, job.id)
     changed: dict[str, int] = {}
     async with db.transaction() as tx:
+        await _hold_channels(db, tx, person_id)
         revokes = 0
         for row in await tx.fetch(
                 "SELECT channel_id, network, remote_id, remote_user, access_token, "
@@ -240,8 +265,9 @@ async def erase_account(db: Any, queue: JobQueue, publish_queue: str, pz: Pseudo
             "DELETE FROM social_connects WHERE person_id = ?", person_id)
         changed["social_audit"] = await move_account_rows(tx, "social_audit", person_id,
                                                           pz.pseudonym)
-        changed["mentions"] = await pseudonymise_mentions(tx, pz, MENTIONS)
+        # channels before posts, the order every decision, submission and edit takes
         changed["documents"] = await _pseudonymise_documents(tx, pz)
+        changed["mentions"] = await pseudonymise_mentions(tx, pz, MENTIONS)
     if revokes:
         queue.wake(REVOKE)
     return changed
