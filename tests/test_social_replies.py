@@ -355,4 +355,14 @@ def test_answers_are_refused_to_people_the_channel_limits(db_url: str, tmp_path:
             assert await replies.replies("acc", item["item_id"]) == []
             sent = await replies.send("acc", item["item_id"], "p_ana", "reply", "Thanks!")
             assert sent["state"] == "queued"
+
+            # Review 154: queued, then its person is downgraded: the job fails it
+            await d.channels.store.set_rights("acc", query["channel_id"], [
+                {"person": "p_ana", "access": "view"}], time.time())
+            failed = await replies.handle("acc", sent["reply_id"])
+            assert failed["outcome"] == "failed"
+            row = await replies.reply("acc", sent["reply_id"])
+            assert row["state"] == "failed"
+            assert "p_ana may no longer answer" in row["error"]
+            assert not [p for p in x.posts if p["text"] == "Thanks!"]
     run(go())

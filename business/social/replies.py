@@ -24,7 +24,8 @@ A direct message from the inbox (kind ``dm`` stream) is answered by direct messa
 
 An answer goes out as the channel, so the channel's per-person rights (:mod:`.rights`)
 hold: a ``view`` person is refused, and so is an ``approval`` person (answers have no
-approval step).
+approval step). They are read when the answer is sent and again by the job before each
+attempt: an answer whose person lost the right meanwhile fails, with the reason.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from business.social.errors import (
     ConflictError,
     Duplicate,
     NetworkError,
+    NotAllowedError,
     NotFoundError,
     SocialError,
     TokenExpired,
@@ -191,6 +193,14 @@ class Replies:
             "('queued', 'sending')", account_id, reply_id, prior)
         if not claimed:
             return {"outcome": "raced"}
+        try:
+            # rights are read again at each attempt: a person downgraded (to view, to
+            # approval) after queuing the answer does not speak for the channel
+            await self._check_rights(account_id, row["channel_id"], row["person"])
+        except (NotAllowedError, ConflictError) as exc:
+            return await self._fail(
+                account_id, reply_id, f"not sent: {row['person']} may no longer answer "
+                f"as channel {row['channel_id']!r} ({exc})")
         try:
             connector = self.channels.connectors[row["network"]]
 
