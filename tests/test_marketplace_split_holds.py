@@ -767,3 +767,92 @@ async def test_a_reversal_giving_up_as_the_late_payout_books_still_takes_it_back
         assert end["state"] == REVERSED
         await m.fake.webhooks.settled()
         await books_match_stripe(m, accounts)
+
+
+async def test_giving_up_leaves_a_part_another_run_is_paying_out(tmp_path: Path) -> None:
+    from business.marketplace.errors import StripeUnavailable
+
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts, beat_id, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        module = market_services(m)
+        holds, gateway = module.splits.holds, module.gateway
+        await module.store.db.execute(
+            "UPDATE mkt_splits SET stripe_account = ?, accepted_at = 1 WHERE account_id = ? "
+            "AND collaborator = ?", accounts["ben"], "seller", "ben")
+        real = gateway.transfer
+
+        async def refused(**kwargs: Any) -> Any:
+            raise StripeUnavailable("Stripe is down")
+
+        gateway.transfer = refused  # job A's attempt: the part is left being paid out
+        with pytest.raises(StripeUnavailable):
+            await holds.settle("seller", order_id, "ben")
+        assert (await hold_of(m, order_id))["state"] == "releasing"
+        given_back: list[list[str]] = []
+
+        async def racing_give_up(**kwargs: Any) -> Any:
+            """Run B (the sweeper's) is making the transfer as A's last attempt gives up."""
+            given_back.append(await holds.give_up("seller", beat_id, "ben", "refused"))
+            return await real(**kwargs)
+
+        gateway.transfer = racing_give_up
+        paid = await holds.settle("seller", order_id, "ben")
+        gateway.transfer = real
+        assert given_back == [[]]  # B's part was not put back under it
+        [made] = transfers_to(m, order_id, "ben")
+        assert paid is not None and paid["transfer"] == made["id"]
+        assert (await hold_of(m, order_id))["state"] == RELEASED
+        await m.fake.webhooks.settled()
+        await books_match_stripe(m, accounts)
+
+
+async def test_a_transfer_made_before_the_part_went_back_is_booked_as_made(
+        tmp_path: Path) -> None:
+    from business.marketplace.errors import StripeUnavailable
+    from business.marketplace.split_sales import REVERSAL_JOB
+    from dawserver.plugins import PLUGIN_CONTEXT_KEY
+
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        accounts, beat_id, started = await split_sale(m)
+        order_id = started["orders"][0]["order_id"]
+        module = market_services(m)
+        holds, gateway = module.splits.holds, module.gateway
+        sales = module.fulfilment.split_sales
+        await hold_jobs_done(m)
+        held = await hold_of(m, order_id)
+        await module.store.db.execute(
+            "UPDATE mkt_splits SET stripe_account = ?, accepted_at = 1 WHERE account_id = ? "
+            "AND collaborator = ?", accounts["ben"], "seller", "ben")
+        real, made = gateway.transfer, holds._made
+
+        async def answer_lost(**kwargs: Any) -> Any:
+            await real(**kwargs)
+            raise StripeUnavailable("the connection was cut after the request was sent")
+
+        async def not_listed_yet(*args: Any) -> Any:
+            return None
+
+        gateway.transfer = answer_lost
+        with pytest.raises(StripeUnavailable):
+            await holds.settle("seller", order_id, "ben")
+        gateway.transfer = real
+        # the give-up asked Stripe before the transfer showed: held again, then cut
+        holds._made = not_listed_yet
+        assert await holds.give_up("seller", beat_id, "ben", "lost") == [order_id]
+        holds._made = made
+        await sales.reverse("seller", order_id, taken=1, of=2, cause="refund:re_half")
+        queue = m.app[PLUGIN_CONTEXT_KEY].background.queue
+        before = len(await queue.find(account_id="seller", queue=REVERSAL_JOB))
+        paid = await holds.settle("seller", order_id, "ben")
+        # the transfer Stripe made is booked as made, never made again with a new amount
+        [ben] = transfers_to(m, order_id, "ben")
+        assert paid is not None and paid["transfer"] == ben["id"]
+        assert paid["amount"] == ben["amount"] == held["amount"]
+        # and what the refund cut of it is taken back by the refund's reversal, queued
+        assert len(await queue.find(account_id="seller", queue=REVERSAL_JOB)) == before + 1
+        await sales.reverse("seller", order_id, taken=1, of=2, cause="refund:re_half")
+        [ben] = transfers_to(m, order_id, "ben")
+        assert ben["amount_reversed"] == held["amount"] // 2
+        await m.fake.webhooks.settled()
+        await books_match_stripe(m, accounts)

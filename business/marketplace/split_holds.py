@@ -18,11 +18,13 @@ as the invitation now stands:
 
 Each step is idempotent. A hold is one row per line and collaborator; it leaves ``held``
 once, by a conditional update, for ``releasing`` or ``returning`` (the first decision
-wins), and its transfer's idempotency key is the line and collaborator's, so a job run
-again after a crash gets Stripe's same transfer and books it once (``mkt_transfers``
-row, ledger postings keyed by the transfer); a run that finds the part already being
-paid out first looks for that transfer among Stripe's (by its metadata), so one retried
-after Stripe forgot the key pays nothing twice.
+wins), and its transfer's idempotency key is the line, collaborator and decision's
+(``attempt``, bumped each time the part goes back to ``held``), so a job run again after
+a crash gets Stripe's same transfer and books it once (``mkt_transfers`` row, ledger
+postings keyed by the transfer); every run first looks for the part's transfer among
+Stripe's (by its metadata), so one retried after Stripe forgot the key, or made under an
+earlier decision, pays nothing twice: it is booked as Stripe made it (amount and
+destination), and the cuts it paid out anyway have their reversals queued again.
 
 A refund or lost dispute of the line (:meth:`.SplitSales.reverse`) *cuts* each held part
 by ``part * taken // of``, once per cause (``mkt_split_hold_cuts``), so the refunded
@@ -34,7 +36,8 @@ out less its cuts, each recorded as its cause's reversal of the transfer, so a l
 refund of the same cause takes nothing twice.
 
 A payout Stripe refuses until the job's last attempt goes back to ``held`` (unless
-Stripe made it after all) and the seller is mailed (:meth:`SplitHolds.give_up`); the
+Stripe made it after all, and only while no run holds its ``claim``: one paying it that
+moment keeps it) and the seller is mailed (:meth:`SplitHolds.give_up`); the
 sweeper tries again, hourly, parts held though answered and parts stuck being paid
 out. A seller's erasure forgets their splits: the sweep returns the parts held for
 collaborators who never agreed to the seller's connected account.
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -215,11 +219,11 @@ class SplitHolds:
     async def settle(self, seller: str, order_id: str, collaborator: str
                      ) -> dict[str, Any] | None:
         """Pay out one held part as its invitation stands (once); None while pending."""
+        token = uuid.uuid4().hex
         async with self.db.transaction() as tx:
             h = await self._row(tx, seller, order_id, collaborator)
             if h is None or h["state"] in (RELEASED, RETURNED):
                 return None
-            resumed = h["state"] in _PAID_AS  # an earlier run may have had it made
             if h["state"] == HELD:
                 decided = await self._decision(tx, seller, h["beat_id"], collaborator)
                 if decided is None:
@@ -235,31 +239,69 @@ class SplitHolds:
                 "SELECT cause, amount FROM mkt_split_hold_cuts WHERE account_id = ? AND "
                 "order_id = ? AND collaborator = ? ORDER BY cause", seller, order_id,
                 collaborator)]
-        if h["state"] not in _PAID_AS:  # another run paid it out meanwhile
+            claimed = False
+            if h["state"] in _PAID_AS:  # this run pays it out: give_up leaves it be
+                claimed = bool(await tx.execute(
+                    "UPDATE mkt_split_holds SET claim = ? WHERE account_id = ? AND "
+                    "order_id = ? AND collaborator = ? AND state = ? AND attempt = ?", token,
+                    seller, order_id, collaborator, h["state"], h["attempt"]))
+        if h["state"] not in _PAID_AS or not claimed:  # another run paid it out meanwhile
             return None
         payee = Share(str(h["payee"]), str(h["stripe_account"]), 0)
         amount = max(0, int(h["amount"]) - int(h["cut"]))
-        transfer = await self._made(seller, order_id, collaborator, h) if resumed else None
-        if amount > 0 and transfer is None:
-            # the amount is fixed once the part left `held` (no cut reaches it after):
-            # every attempt asks with the same key and parameters
-            transfer = await self.splits.gateway.transfer(
-                idempotency_key=idempotency_key("split-hold", seller, order_id, collaborator),
-                amount=amount, currency=h["currency"], destination=payee.stripe_account,
-                transfer_group=h["transfer_group"], source_transaction=h["charge"],
-                metadata={"seller": seller, "order_id": order_id,
-                          "collaborator": payee.collaborator, "held_for": collaborator})
+        try:
+            # always asked first: a transfer made under an earlier decision (a run that
+            # lost its answer, or one racing the give-up) is booked, never made again
+            transfer = await self._made(seller, order_id, collaborator, h)
+            if amount > 0 and transfer is None:
+                # the amount is fixed once the part left `held` (no cut reaches it after):
+                # every attempt of this decision asks with the same key and parameters
+                transfer = await self.splits.gateway.transfer(
+                    idempotency_key=self._key(seller, order_id, collaborator,
+                                              int(h["attempt"])),
+                    amount=amount, currency=h["currency"], destination=payee.stripe_account,
+                    transfer_group=h["transfer_group"], source_transaction=h["charge"],
+                    metadata={"seller": seller, "order_id": order_id,
+                              "collaborator": payee.collaborator, "held_for": collaborator})
+        except BaseException:
+            await self.db.execute(
+                "UPDATE mkt_split_holds SET claim = NULL WHERE account_id = ? AND order_id = ? "
+                "AND collaborator = ? AND claim = ?", seller, order_id, collaborator, token)
+            raise
+        paid_as = _PAID_AS[h["state"]]
+        withheld, excess = [(c, min(a, int(h["amount"]))) for c, a in cuts], []
+        if transfer is not None:
+            # booked as Stripe made it: its real amount and destination
+            meta = (transfer["metadata"] if "metadata" in transfer else None) or {}  # noqa: SIM401
+            to = str((meta["collaborator"] if "collaborator" in meta else None)  # noqa: SIM401
+                     or payee.collaborator)
+            dest = transfer["destination"] if "destination" in transfer else None  # noqa: SIM401
+            payee = Share(to, str(dest or payee.stripe_account), 0)
+            paid_as = RELEASED if to == collaborator else RETURNED
+            amount = int(transfer.amount)
+            # the cuts it did withhold are recorded as such; the ones made after it
+            # (while the part was wrongly back in held) are taken back from it
+            kept, withheld = max(0, int(h["amount"]) - amount), []
+            for c, a in cuts:
+                a = min(a, int(h["amount"]))
+                if a <= kept:
+                    withheld.append((c, a))
+                    kept -= a
+                else:
+                    excess.append(c)
         async with self.db.transaction() as tx:
             paid = await tx.execute(
                 "UPDATE mkt_split_holds SET state = ?, transfer_id = ?, paid = ?, "
-                "settled_at = ? WHERE account_id = ? AND order_id = ? AND collaborator = ? "
-                "AND state = ?", _PAID_AS[h["state"]],
+                "settled_at = ?, claim = NULL WHERE account_id = ? AND order_id = ? AND "
+                "collaborator = ? AND state = ? AND attempt = ?", paid_as,
                 str(transfer.id) if transfer is not None else None, amount, time.time(),
-                seller, order_id, collaborator, h["state"])
+                seller, order_id, collaborator, h["state"], h["attempt"])
             if paid and transfer is not None:
                 await self.splits.book_transfer(
-                    tx, seller, order_id, transfer, payee, amount, h["currency"],
-                    [(c, min(a, int(h["amount"]))) for c, a in cuts], hold_of=collaborator)
+                    tx, seller, order_id, transfer, payee, amount, h["currency"], withheld,
+                    hold_of=collaborator)
+                if excess:
+                    await self._take_back(tx, seller, order_id, collaborator, excess)
                 if self.paid_out is not None:
                     # a refund whose reversal gave up while this part was being paid out
                     # never cut it: its reversal is queued again, with this transfer
@@ -267,10 +309,9 @@ class SplitHolds:
         if not paid:
             return None
         logger.info("split line %s of %s: %s's held part, %s %s, %s to %s", order_id, seller,
-                    collaborator, amount, h["currency"], _PAID_AS[h["state"]],
-                    payee.collaborator)
-        return {"order_id": order_id, "collaborator": collaborator,
-                "state": _PAID_AS[h["state"]], "payee": payee.collaborator, "amount": amount,
+                    collaborator, amount, h["currency"], paid_as, payee.collaborator)
+        return {"order_id": order_id, "collaborator": collaborator, "state": paid_as,
+                "payee": payee.collaborator, "amount": amount,
                 "transfer": str(transfer.id) if transfer is not None else None}
 
     async def give_up(self, seller: str, beat_id: str, collaborator: str,
@@ -299,10 +340,13 @@ class SplitHolds:
                 logger.exception("split line %s of %s: %s's held part could not be looked "
                                  "up at Stripe", order_id, seller, collaborator)
             else:
+                # only when no run is paying it out this moment (its claim), and as
+                # this decision (attempt): the next decision gets a key of its own
                 changed = await self.db.execute(
                     "UPDATE mkt_split_holds SET state = ?, payee = NULL, stripe_account = "
-                    "NULL WHERE account_id = ? AND order_id = ? AND collaborator = ? AND "
-                    "state = ?", HELD, seller, order_id, collaborator, h["state"])
+                    "NULL, attempt = attempt + 1 WHERE account_id = ? AND order_id = ? AND "
+                    "collaborator = ? AND state = ? AND attempt = ? AND claim IS NULL",
+                    HELD, seller, order_id, collaborator, h["state"], h["attempt"])
                 if changed:
                     back.append(order_id)
             logger.error("split line %s of %s: paying out %s's held part failed for good "
@@ -322,11 +366,34 @@ class SplitHolds:
                 return t
         return None
 
+    @staticmethod
+    def _key(seller: str, order_id: str, collaborator: str, attempt: int) -> str:
+        """The idempotency key of a held part's transfer, one per decision (attempt)."""
+        if attempt == 0:
+            return idempotency_key("split-hold", seller, order_id, collaborator)
+        return idempotency_key("split-hold", seller, order_id, collaborator,
+                               f"attempt:{attempt}")
+
+    async def _take_back(self, tx: Any, seller: str, order_id: str, collaborator: str,
+                         causes: list[str]) -> None:
+        """In ``tx``: queue each cause's reversal of the line again, so it takes its part
+        back of the held part's transfer, which paid what the cause had cut."""
+        from business.marketplace.split_sales import REVERSAL_JOB
+
+        for r in await tx.fetch(
+                "SELECT cause, taken, of_amount FROM mkt_split_reversals WHERE account_id = ? "
+                "AND order_id = ? ORDER BY cause", seller, order_id):
+            if str(r["cause"]) in causes:
+                await self.enqueue(tx, REVERSAL_JOB, {
+                    "seller": seller, "order_id": order_id, "taken": int(r["taken"]),
+                    "of": int(r["of_amount"]), "cause": str(r["cause"])}, seller,
+                    f"split-reversal/{r['cause']}/{order_id}/held-excess:{collaborator}")
+
     async def _row(self, tx: Any, seller: str, order_id: str, collaborator: str) -> Any:
         return await tx.fetchrow(
             "SELECT beat_id, charge, transfer_group, currency, amount, cut, state, payee, "
-            "stripe_account FROM mkt_split_holds WHERE account_id = ? AND order_id = ? AND "
-            "collaborator = ?", seller, order_id, collaborator)
+            "stripe_account, attempt FROM mkt_split_holds WHERE account_id = ? AND "
+            "order_id = ? AND collaborator = ?", seller, order_id, collaborator)
 
     async def expire(self, now: float | None = None) -> int:
         """End every invitation pending longer than ``invitation_ttl_s`` (its held
