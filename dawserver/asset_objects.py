@@ -27,8 +27,11 @@ A deleted project's assets that no other project uses stop existing at once (the
 description goes) but their audio and peaks are deleted only by :func:`collect_forgotten`
 once :data:`FORGET_GRACE_S` has passed with still no member and no description, so an
 upload of the same bytes racing with the deletion never ends with a membership of
-missing audio. Each asset is marked forgotten before its membership and description go,
-so a deletion cut short at any step is finished by a rerun or by the collection.
+missing audio: the collection never deletes a description, keeps a local copy of what it
+deletes and puts it back if a member joined meanwhile, and an upload that finds the
+description writes again any audio or peaks missing. Each asset is marked forgotten
+before its membership and description go, so a deletion cut short at any step is
+finished by a rerun or by the collection.
 
 The local cache never evicts a file that is pinned (:func:`ensure_local`,
 :mod:`dawserver.asset_cache`) or a recorded take not yet published (:func:`keep_take`).
@@ -42,6 +45,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 import time
 import weakref
 from collections.abc import AsyncIterator, Collection
@@ -146,6 +150,13 @@ async def ingest_remote(store: AssetStore, tmp: Path, asset_id: str, size: int,
                     "name": os.path.basename(name), "bytes": size}
             await objects.put(object_key(asset_id, "json"), json.dumps(meta).encode(),
                               content_type="application/json")
+        else:  # described: put back what an interrupted collection left missing
+            if not await objects.exists(object_key(asset_id, ext)):
+                await objects.put_file(object_key(asset_id, ext), tmp,
+                                       content_type=MEDIA_TYPES[ext])
+            if not await objects.exists(object_key(asset_id, "peaks.npz")):
+                peaks = await loop.run_in_executor(executor, compute_peaks, audio, rate)
+                await objects.put(object_key(asset_id, "peaks.npz"), peaks.to_bytes())
     except BaseException:
         with contextlib.suppress(StorageError):
             await _leave(objects, project_id, asset_id)
@@ -279,7 +290,8 @@ def evict(store: AssetStore, keep: Collection[str] = ()) -> list[Path]:
     return removed
 
 
-async def forget_project(store: AssetStore, project_id: str) -> int:
+async def forget_project(store: AssetStore, project_id: str, *, collect: bool = True
+                         ) -> int:
     """Delete ``project_id``'s memberships in the object store and the description of
     every asset no other project uses (so it stops existing at once); its audio goes in
     :func:`collect_forgotten` after :data:`FORGET_GRACE_S`. Objects deleted.
@@ -287,9 +299,11 @@ async def forget_project(store: AssetStore, project_id: str) -> int:
     Each asset is marked forgotten *before* its membership goes, so a deletion cut short
     anywhere (a crash, an object store failure, a cancelled move) leaves nothing that no
     listing finds: a rerun finds the memberships left, and :func:`collect_forgotten`
-    finishes what the markers name."""
+    finishes what the markers name. It starts with :func:`collect_forgotten` unless
+    ``collect`` is false (a caller holding a lock runs it before taking the lock)."""
     objects = _objects(store)
-    await collect_forgotten(store)
+    if collect:
+        await collect_forgotten(store)
     prefix = _project_prefix(project_id)
     deleted = 0
     for asset_id in [key[len(prefix):] for key in await objects.keys(prefix)]:
@@ -338,7 +352,8 @@ async def collect_forgotten(store: AssetStore, *, grace_s: float = FORGET_GRACE_
     A marked asset that a project uses (again) only loses its marker. One with no member
     but still a description (a deletion cut short before the description went) loses
     its description, and its grace starts again. One with neither loses its audio and
-    peaks. Runs at the start of each :func:`forget_project` and every
+    peaks (never a description: see :func:`_collect`), which are put back if a member
+    joined meanwhile. Runs at the start of each :func:`forget_project` and every
     ``asset_collection_seconds`` as a job (:mod:`dawserver.asset_collection`)."""
     objects = _objects(store)
     now = time.time() if now is None else now
@@ -356,10 +371,40 @@ async def collect_forgotten(store: AssetStore, *, grace_s: float = FORGET_GRACE_
         elif await objects.exists(object_key(asset_id, "json")):
             deleted += await _forget_if_unused(objects, asset_id)  # marks it anew
         else:
-            for old in await objects.keys(f"assets/objects/{asset_id[:2]}/{asset_id}."):
-                await objects.delete(old)
-                deleted += 1
+            deleted += await _collect(store, objects, asset_id, key)
+    return deleted
+
+
+async def _collect(store: AssetStore, objects: ObjectStore, asset_id: str,
+                   marker: str) -> int:
+    """Delete the audio and peaks of ``asset_id`` (found with no member and no
+    description); objects deleted. Never its description: an upload of the same bytes
+    joining meanwhile may have just written it. Each object is copied to local disk
+    first, and the members are read again after the deletions: if one joined meanwhile
+    (its upload may have written the same bytes before a deletion), the copies are put
+    back, so the asset is whole again; else the marker goes."""
+    prefix = f"assets/objects/{asset_id[:2]}/{asset_id}."
+    listed = [key for key in await objects.keys(prefix) if not key.endswith(".json")]
+    deleted = 0
+    with tempfile.TemporaryDirectory(dir=store.root / "tmp", prefix="collect-") as tmp:
+        copies: dict[str, Path] = {}
+        for key in listed:
+            copy = Path(tmp) / str(len(copies))
+            try:
+                await objects.download(key, copy)
+            except ObjectNotFound:  # gone meanwhile (another collection)
+                continue
+            copies[key] = copy
+        for key in copies:
             await objects.delete(key)
+            deleted += 1
+        if await objects.keys(_members_prefix(asset_id)):  # an upload joined meanwhile
+            for key, copy in copies.items():
+                ext = key.rsplit(".", 1)[1]
+                await objects.put_file(key, copy, content_type=MEDIA_TYPES.get(
+                    ext, "application/octet-stream"))
+            return 0
+    await objects.delete(marker)
     return deleted
 
 
@@ -377,6 +422,15 @@ async def publish(store: AssetStore, asset: Asset, project_id: str) -> None:
         meta = {k: v for k, v in asset.__dict__.items() if k != "path"}
         await objects.put(object_key(asset.id, "json"), json.dumps(meta).encode(),
                           content_type="application/json")
+        return
+    # described: put back what an interrupted collection left missing
+    path = Path(asset.path)
+    if not await objects.exists(object_key(asset.id, asset.format)):
+        await objects.put_file(object_key(asset.id, asset.format), path,
+                               content_type=MEDIA_TYPES[asset.format])
+    if not await objects.exists(object_key(asset.id, "peaks.npz")):
+        await objects.put_file(object_key(asset.id, "peaks.npz"),
+                               path.with_suffix(".peaks.npz"))
 
 
 def keep_take(store: AssetStore, asset: Asset, project_id: str) -> None:

@@ -204,12 +204,14 @@ async def forget_source(source: AssetStore, project_id: str) -> int:
     (see the module); how many objects and files went."""
     count = 0
     if source.objects is not None:
+        # a collection over every marker: not under the lock, which holds up publishing
+        count += await asset_objects.collect_forgotten(source)
         # first, and under the publishing lock: a take waiting to be published for it
         # (copied from here already) must never be published again for it, which would
         # bring its membership back
         async with asset_objects.publishing(source):
             await asyncio.to_thread(_unmark_pending, source, project_id)
-            count += await asset_objects.forget_project(source, project_id)
+            count += await asset_objects.forget_project(source, project_id, collect=False)
         for key in await source.objects.keys(_waiting_key(project_id, "")):
             await source.objects.delete(key)
     count += len(await asyncio.to_thread(source.forget_project, project_id))

@@ -236,6 +236,22 @@ async def test_a_take_waiting_for_two_projects_is_never_published_again_for_the_
     assert await us.objects.exists(asset_objects.member_key("Q", take.id))
 
 
+async def test_the_clean_step_collects_forgotten_audio_outside_the_publishing_lock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A collection over every marker never holds up publishing takes."""
+    us = on_s3(tmp_path, "us")
+    await us.ingest_stream(body(wav(5)), project_id="P", name="take.wav")
+    collect, held = asset_objects.collect_forgotten, []
+
+    async def watched(store: AssetStore, **kwargs: object) -> int:
+        held.append(asset_objects.publishing(store).locked())
+        return await collect(store, **kwargs)
+
+    monkeypatch.setattr(asset_objects, "collect_forgotten", watched)
+    await object_moves.forget_source(us, "P")
+    assert held == [False]
+
+
 async def test_a_move_waits_for_a_publish_under_way_and_it_is_not_undone(
         tmp_path: Path) -> None:
     """A publish that read P's mark before the move took P out: the move waits for it,

@@ -72,10 +72,24 @@ async def test_identical_bytes_are_uploaded_once(s3_server, tmp_path: Path) -> N
             yield data
 
         first = await store.ingest_stream(body(), project_id="p1", name="a.wav")
-        audio_key = asset_objects.object_key(first.id, "wav")
-        await objects.delete(audio_key)  # a second upload must not put it again
-        again = await store.ingest_stream(body(), project_id="p2", name="b.wav")
-        assert again.id == first.id and not await objects.exists(audio_key)
+        written: list[str] = []
+
+        class Recording:  # a second upload must not put the asset's objects again
+            async def put(self, key: str, *args, **kwargs) -> int:  # noqa: ANN002, ANN003
+                written.append(key)
+                return await objects.put(key, *args, **kwargs)
+
+            async def put_file(self, key: str, *args, **kwargs) -> int:  # noqa: ANN002, ANN003
+                written.append(key)
+                return await objects.put_file(key, *args, **kwargs)
+
+            def __getattr__(self, name: str):  # noqa: ANN204
+                return getattr(objects, name)
+
+        second = AssetStore(tmp_path / "node", objects=Recording())
+        again = await second.ingest_stream(body(), project_id="p2", name="b.wav")
+        assert again.id == first.id
+        assert not [key for key in written if key.startswith("assets/objects/")]
         assert sorted(k.split("/")[2] for k in await objects.keys("assets/projects/")) == [
             "p1", "p2"]
         assert sf.info(io.BytesIO(data)).frames == first.frames
@@ -198,4 +212,107 @@ async def test_the_audio_of_a_crashed_upload_goes_with_its_project(
         await objects.put(asset_objects.object_key(asset_id, "wav"), b"RIFF")
         await asset_objects.forget_project(store, "p1")
         await collected(store)
+        assert await objects.keys("assets/") == []
+
+
+class Joined:
+    """An object store that, once, runs ``upload`` right after its first ``method`` call
+    whose key ends with (or, for ``keys``, starts with) ``key``: an upload of the same
+    bytes joining at that point of a collection."""
+
+    def __init__(self, objects, method: str, key: str, upload) -> None:  # noqa: ANN001
+        self._objects = objects
+        self.method, self.key, self.upload = method, key, upload
+        self.fired = False
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - whatever the store has
+        found = getattr(self._objects, name)
+        if name != self.method:
+            return found
+
+        async def hooked(key: str, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            result = await found(key, *args, **kwargs)
+            hit = key.startswith(self.key) if name == "keys" else key.endswith(self.key)
+            if hit and not self.fired:
+                self.fired = True
+                await self.upload()
+            return result
+        return hooked
+
+
+@pytest.mark.parametrize(("method", "key"), [
+    ("keys", "assets/members/"),  # after the member check
+    ("exists", ".json"),  # after the description check
+    ("keys", "assets/objects/"),  # after the listing
+    ("delete", ".peaks.npz"),
+    ("delete", ".wav"),
+])
+async def test_an_upload_joining_a_collection_anywhere_keeps_its_asset_whole(
+        s3_server, tmp_path: Path, method: str, key: str) -> None:  # noqa: ANN001
+    settings = StorageSettings(**s3_server.settings())
+    async with open_object_store(f"s3://join-{uuid.uuid4().hex[:10]}", settings) as objects:
+        await objects.create_bucket()
+        store = AssetStore(tmp_path / "node", objects=objects)
+        data = take(tmp_path, 440).read_bytes()
+
+        async def body():  # noqa: ANN202
+            yield data
+
+        asset_id = (await store.ingest_stream(body(), project_id="p1", name="a.wav")).id
+        await asset_objects.forget_project(store, "p1")
+        other = AssetStore(tmp_path / "node-2", objects=objects)
+
+        async def upload() -> None:
+            await other.ingest_stream(body(), project_id="p2", name="a.wav")
+
+        joined = Joined(objects, method, key, upload)
+        await collected(AssetStore(tmp_path / "node", objects=joined))
+        assert joined.fired
+        await collected(store)  # a later run changes nothing
+        assert sorted(await objects.keys("assets/objects/")) == sorted(
+            asset_objects.object_key(asset_id, suffix)
+            for suffix in ("json", "peaks.npz", "wav"))
+        third = AssetStore(tmp_path / "node-3", objects=objects)
+        assert await asset_objects.project_assets(third, "p2") == [asset_id]
+        path = await asset_objects.local_file(third, asset_id)
+        assert path.read_bytes() == data
+        await asset_objects.forget_project(store, "p2")
+        await collected(store)
+        assert await objects.keys("assets/") == []
+
+
+async def test_an_upload_finding_the_description_writes_missing_audio_again(
+        s3_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """Audio and peaks deleted under a description (a collection cut short before it
+    put them back) are written again by the next upload of the same bytes."""
+    settings = StorageSettings(**s3_server.settings())
+    async with open_object_store(f"s3://again-{uuid.uuid4().hex[:10]}", settings) as objects:
+        await objects.create_bucket()
+        store = AssetStore(tmp_path / "node", objects=objects)
+        data = take(tmp_path, 440).read_bytes()
+
+        async def body():  # noqa: ANN202
+            yield data
+
+        asset_id = (await store.ingest_stream(body(), project_id="p1", name="a.wav")).id
+        for suffix in ("wav", "peaks.npz"):
+            await objects.delete(asset_objects.object_key(asset_id, suffix))
+        other = AssetStore(tmp_path / "node-2", objects=objects)
+        await other.ingest_stream(body(), project_id="p2", name="a.wav")
+        for suffix in ("wav", "peaks.npz"):
+            assert await objects.exists(asset_objects.object_key(asset_id, suffix))
+
+
+async def test_forget_project_can_leave_the_collection_to_its_caller(
+        s3_server, tmp_path: Path) -> None:  # noqa: ANN001
+    settings = StorageSettings(**s3_server.settings())
+    async with open_object_store(f"s3://skip-{uuid.uuid4().hex[:10]}", settings) as objects:
+        await objects.create_bucket()
+        store = AssetStore(tmp_path / "node", objects=objects)
+        asset_id = "d" * 64
+        await objects.put(asset_objects.object_key(asset_id, "wav"), b"RIFF")
+        await objects.put(f"assets/forgotten/{asset_id}", b"0")  # long past its grace
+        await asset_objects.forget_project(store, "p1", collect=False)
+        assert await objects.exists(asset_objects.object_key(asset_id, "wav"))
+        await asset_objects.forget_project(store, "p1")
         assert await objects.keys("assets/") == []
