@@ -410,7 +410,8 @@ async def _collect(store: AssetStore, objects: ObjectStore, asset_id: str,
 
 async def publish(store: AssetStore, asset: Asset, project_id: str) -> None:
     """Put an asset stored locally (a recorded take) into the object store for
-    ``project_id``: audio and peaks, then its description, then the membership."""
+    ``project_id``: the membership first (see the module on deletions), then audio and
+    peaks, then its description."""
     objects = _objects(store)
     await _join(objects, project_id, asset.id)  # first: see the module on deletions
     if not await objects.exists(object_key(asset.id, "json")):
