@@ -656,13 +656,13 @@ class _RecordingTx:
         return recorded
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite: one writer
 def test_erasure_holds_the_channels_before_it_writes_a_post(db_url: str,
                                                             tmp_path: Path) -> None:
     """Review 154: on PostgreSQL a decision, submission or edit holds its channels
     (FOR UPDATE) and then writes the post; an erasure that wrote the person's posts
-    before their channels deadlocked with it. It holds those channels first."""
-    if not db_url.startswith("postgres"):
-        pytest.skip("SQLite writes one transaction at a time: no deadlock")
+    before their channels deadlocked with it. It holds those channels first (SQLite
+    writes one transaction at a time, so it cannot deadlock there)."""
 
     async def go() -> None:
         async with dispatching(db_url, ["x"], tmp_path) as h:
