@@ -248,18 +248,25 @@ class Splits:
         """Record ``answer`` (accepted, declined) to a pending part, once, queueing its
         held money's payout in the same transaction."""
         now = time.time()
-        async with self.db.transaction() as tx:
-            await self._lock(tx, seller, beat_id)
+
+        async def _status(tx: Any) -> str | None:
+            """How the part stands now (None: no such part)."""
             row = await tx.fetchrow(
                 "SELECT accepted_at, ended FROM mkt_splits WHERE account_id = ? AND "
                 "beat_id = ? AND collaborator = ?", seller, beat_id, collaborator)
             if row is None:
+                return None
+            return Part(collaborator, 0, row["accepted_at"] is not None, row["ended"]).status
+
+        async with self.db.transaction() as tx:
+            await self._lock(tx, seller, beat_id)
+            status = await _status(tx)
+            if status is None:
                 return False
-            now_is = Part(collaborator, 0, row["accepted_at"] is not None, row["ended"])
-            if now_is.status == answer:
+            if status == answer:
                 return True
-            if now_is.status != PENDING:
-                raise _not_pending(seller, beat_id, now_is.status)
+            if status != PENDING:
+                raise _not_pending(seller, beat_id, status)
             if answer == ACCEPTED:
                 changed = await tx.execute(
                     "UPDATE mkt_splits SET stripe_account = ?, accepted_at = ? WHERE "
@@ -271,16 +278,15 @@ class Splits:
                     "UPDATE mkt_splits SET ended = ?, ended_at = ? WHERE account_id = ? AND "
                     "beat_id = ? AND collaborator = ? AND accepted_at IS NULL AND ended IS "
                     "NULL", answer, now, seller, beat_id, collaborator)
-            if not changed:  # ended or replaced since it was read: say how it stands
-                row = await tx.fetchrow(
-                    "SELECT accepted_at, ended FROM mkt_splits WHERE account_id = ? AND "
-                    "beat_id = ? AND collaborator = ?", seller, beat_id, collaborator)
-                if row is None:
+            if not changed:
+                # ended since it was read (the sweeper's expiry takes no beat lock), or
+                # replaced: read again and say how it stands
+                status = await _status(tx)
+                if status is None:
                     return False
-                now_is = Part(collaborator, 0, row["accepted_at"] is not None, row["ended"])
-                if now_is.status == answer:
+                if status == answer:
                     return True
-                raise _not_pending(seller, beat_id, now_is.status)
+                raise _not_pending(seller, beat_id, status)
             if self.holds is not None:
                 await self.holds.queue_settle(tx, seller, beat_id, collaborator,
                                               f"{answer}:{now}")
