@@ -26,6 +26,14 @@ export function socialApi (account = '') {
       from: from.toISOString(), to: to.toISOString(), ...filters
     })),
     channels: () => call(url('/channels', account)),
+    /** A channel's per-person rights: {rights: [{person, access}]}. */
+    rights: (channelId) => call(url(`/channels/${id(channelId)}/rights`, account)),
+    /** Replace a channel's rights with `rights` ([{person, access}]; others keep their role's). */
+    setRights: (channelId, rights) => call(url(`/channels/${id(channelId)}/rights`, account), {
+      method: 'PUT', body: { rights }
+    }),
+    /** Schedule a CSV file (a Blob of type text/csv) in `mode`, times without a zone in `zone`. */
+    bulk: (file, mode, zone) => call(url('/bulk', account, { mode, zone }), { method: 'POST', body: file }),
     post: (postId) => call(url(`/posts/${id(postId)}`, account)),
     /** Move a post to `when` (a Date), keeping its own time zone. */
     reschedule: (postId, when, timeZone) => call(url(`/posts/${id(postId)}`, account), {

@@ -13,6 +13,8 @@ import { calendarView } from './view.js'
 import { composer } from './composer.js'
 import { resultsPanel } from './results.js'
 import { inboxPanel } from './inbox.js'
+import { bulkPanel } from './bulk.js'
+import { rightsPanel } from './rights.js'
 import { formatWhen, zoneLine } from './zone.js'
 
 const params = new URLSearchParams(window.location.search)
@@ -95,6 +97,8 @@ async function main () {
   })
   const results = resultsPanel({ api, channels: () => state.channels })
   const inbox = inboxPanel({ api, say: notice.say, channels: () => state.channels })
+  const bulk = bulkPanel({ api, say: notice.say, scheduled: () => calendar.refetchEvents() })
+  const rights = rightsPanel({ api, me, account: () => state.account, say: notice.say, channels: () => state.channels })
 
   async function loadChannels () {
     try {
@@ -112,6 +116,7 @@ async function main () {
     }))
     results.load()
     inbox.load()
+    rights.load()
   }
 
   const holder = h('div', { class: 'calendar', id: 'social-calendar' })
@@ -131,7 +136,7 @@ async function main () {
         }),
         filters.element, slotHolder,
         h('button', { type: 'button', class: 'new-post', onclick: () => compose.open() }, 'New post')),
-      notice.element, holder, results.element, inbox.element),
+      notice.element, holder, results.element, inbox.element, bulk.element, rights.element),
     dialog.element)
   const calendar = calendarView(holder, {
     view: state.view,

@@ -1,0 +1,157 @@
+"""Bulk scheduling and channel rights on /social in real headless Debian Chromium, against
+``dawserver serve`` and the fake X: a CSV file chosen in the page (with the type Windows
+gives it) schedules its valid rows in the browser's time zone and lists the others' problems
+by row and column; "all or none" schedules nothing from a file with a problem; a channel's
+rights are set, shown again after a reload and cleared, for the person's own account and for
+an organisation's channel among its members."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from loopback import free_port
+from pagebrowser import browser_missing, plugin_site, screenshot, served_in_a_thread
+from social_browser import SocialPerson
+
+from business.social.fakes import FAKES, FakeNetworks
+
+pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
+              pytest.mark.timeout(240)]
+
+CLIENT_ID, CLIENT_SECRET = "studio-client", "studio-secret"
+ZONE = "America/New_York"
+
+
+@pytest.fixture
+def ada(tmp_path: Any) -> Iterator[SocialPerson]:
+    """Ada signed in, in New York, on a server whose social plug-in talks to the fake X."""
+    data = tmp_path / "data"
+    data.mkdir()
+    port = free_port()
+    fake = FAKES["x"](client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    with served_in_a_thread(FakeNetworks([fake])) as networks, plugin_site(
+            data, port, {"social": {
+                "base_url": f"http://127.0.0.1:{port}",
+                "networks": {"x": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                                   "base_url": networks.base_url("x"), "timeout_s": 10.0}}}}
+            ) as (server, browser):
+        person = SocialPerson(browser, server.url, viewport={"width": 1400, "height": 1000},
+                              timezone_id=ZONE, locale="en-GB")
+        try:
+            person.sign_in_by_api()
+            yield person
+        finally:
+            person.close()
+
+
+def _local(days: int, hour: int) -> dt.datetime:
+    day = dt.datetime.now(ZoneInfo(ZONE)).date() + dt.timedelta(days=days)
+    return dt.datetime(day.year, day.month, day.day, hour, 15, tzinfo=ZoneInfo(ZONE))
+
+
+def _choose(page: Any, csv: str, name: str = "posts.csv") -> None:
+    page.get_by_label("CSV file").set_input_files(files=[{
+        "name": name, "mimeType": "application/vnd.ms-excel", "buffer": csv.encode()}])
+
+
+def test_a_csv_chosen_in_the_page_schedules_its_valid_rows_and_lists_problems(
+        ada: SocialPerson) -> None:
+    channel = ada.connect("x")
+    handle = next(c["handle"] for c in ada.call("GET", "/api/social/channels"))
+    morning, evening = _local(3, 9), _local(4, 19)
+    csv = ("date,time,channel,text\r\n"
+           f"{morning:%Y-%m-%d},{morning:%H:%M},{handle},Tour dates are out\r\n"
+           f"{evening:%Y-%m-%d},{evening:%H:%M},{channel},New single on Friday\r\n"
+           f"{evening:%Y-%m-%d},25:99,{channel},Not a time\r\n"
+           f"{evening:%Y-%m-%d},{evening:%H:%M},nobody-here,Unknown channel\r\n")
+    page = ada.open()
+    _choose(page, csv)
+    page.get_by_role("button", name="Upload and schedule").click()
+    summary = page.locator("#bulk-summary")
+    summary.wait_for()
+    assert summary.inner_text() == "2 of 4 rows scheduled; 2 problem(s) kept rows out."
+    problems = page.locator("#bulk-problems tbody tr.error")
+    assert problems.count() == 2
+    assert [problems.nth(i).locator("td.row").inner_text() for i in range(2)] == ["4", "5"]
+    assert problems.nth(0).locator("td.code").inner_text() == "bad_time"
+    assert problems.nth(1).locator("td.code").inner_text() == "unknown_channel"
+    assert page.get_by_role("alert").inner_text().startswith("2 of 4 rows scheduled")
+
+    # the rows' wall-clock times were read in the browser's zone, not UTC
+    window = {"from": _local(0, 0).isoformat(), "to": _local(10, 0).isoformat()}
+    posts = ada.context.request.get(f"{ada.url}/api/social/calendar", params=window).json()
+    assert sorted((dt.datetime.fromisoformat(p["publish_at"]), p["text"]) for p in posts) == [
+        (morning, "Tour dates are out"), (evening, "New single on Friday")]
+    assert {p["time_zone"] for p in posts} == {ZONE}
+    page.locator("section.bulk").scroll_into_view_if_needed()
+    screenshot(page, "social-bulk")
+
+    # all or none: one bad row keeps the good one out too
+    _choose(page, "datetime,channel,text\r\n"
+                  f"{_local(5, 8).isoformat()},{channel},Would be fine\r\n"
+                  f"not a date,{channel},Broken\r\n", name="second.csv")
+    page.get_by_label("Mode").select_option("all_or_nothing")
+    page.get_by_role("button", name="Upload and schedule").click()
+    page.locator("#bulk-summary", has_text="Nothing was scheduled").wait_for()
+    assert page.locator("#bulk-problems td.code").all_inner_texts() == ["bad_datetime"]
+    after = ada.context.request.get(f"{ada.url}/api/social/calendar", params=window).json()
+    assert len(after) == 2
+    assert ada.errors(refusals=0) == []
+
+
+def test_a_file_the_server_cannot_read_is_refused_in_the_page(ada: SocialPerson) -> None:
+    ada.connect("x")
+    page = ada.open()
+    _choose(page, "colour,shape\r\nred,round\r\n")
+    page.get_by_role("button", name="Upload and schedule").click()
+    refusal = page.get_by_role("alert")
+    refusal.filter(has_text="The file was not scheduled").wait_for()
+    assert "channel" in refusal.inner_text()  # the server names what the header lacks
+    assert page.locator("#bulk-summary").count() == 0
+    assert ada.errors(refusals=1) == []
+
+
+def test_channel_rights_are_set_shown_and_cleared_in_the_page(ada: SocialPerson) -> None:
+    me = ada.call("GET", "/me")["person"]
+    channel = ada.connect("x")
+    page = ada.open()
+    access = page.get_by_label(f"Access of {me['name']}")
+    access.wait_for()
+    assert access.input_value() == ""  # her role's: the channel names nobody yet
+    access.select_option("approval")
+    page.get_by_role("button", name="Save rights").click()
+    page.get_by_role("status").filter(has_text="Rights saved").wait_for()
+    assert ada.call("GET", f"/api/social/channels/{channel}/rights") == {
+        "rights": [{"person": me["id"], "access": "approval"}]}
+
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    access = page.get_by_label(f"Access of {me['name']}")
+    access.wait_for()
+    assert access.input_value() == "approval"
+    access.select_option("")
+    page.get_by_role("button", name="Save rights").click()
+    page.get_by_role("status").filter(has_text="Rights saved").wait_for()
+    assert ada.call("GET", f"/api/social/channels/{channel}/rights") == {"rights": []}
+    assert ada.errors(refusals=0) == []
+
+
+def test_an_organisations_channel_lists_its_members_for_rights(ada: SocialPerson) -> None:
+    me = ada.call("GET", "/me")["person"]
+    org = ada.call("POST", "/accounts", {"name": "Night Owls"})["id"]
+    ada.connect("x")
+    org_channel = ada.connect("x", org)
+    page = ada.open(f"?account={org}")
+    row = page.locator(f"#rights-table tr[data-person='{me['id']}']")
+    row.wait_for()
+    assert me["email"] in row.locator("td.person").inner_text()
+    row.get_by_role("combobox").select_option("view")
+    page.get_by_role("button", name="Save rights").click()
+    page.get_by_role("status").filter(has_text="Rights saved").wait_for()
+    assert ada.call("GET", f"/api/social/channels/{org_channel}/rights?account={org}") == {
+        "rights": [{"person": me["id"], "access": "view"}]}
+    assert ada.errors(refusals=0) == []
