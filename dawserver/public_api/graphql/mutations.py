@@ -22,6 +22,7 @@ import strawberry
 from aiohttp import web
 from graphql import GraphQLError
 from pydantic import BaseModel, ValidationError
+from strawberry.types.field import StrawberryField
 
 from ...authorization import check_permission
 from ...declarations import Permission, Request
@@ -135,6 +136,20 @@ def _track(data: dict[str, Any]) -> Track:
     return Track.of(TrackView.model_validate(data))
 
 
+def _transcript_edit_step(field: str, handler: Callable[[Request], Awaitable[Any]],
+                          description: str) -> StrawberryField:
+    """The mutation ``field`` that takes one step through a project's text-edit history
+    with REST ``handler`` (undo or redo): the same arguments, answer and permission."""
+
+    async def step(self: Mutation, info: strawberry.Info, project_id: strawberry.ID,
+                   idempotency_key: str | None = None) -> TranscriptEditStep:
+        return TranscriptEditStep.of(await _run(
+            info, field, handler, PROJECT_EDIT,
+            params={"project_id": str(project_id)}, idempotency_key=idempotency_key))
+
+    return strawberry.mutation(description=description)(step)
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Create an empty project in the account the request "
@@ -245,25 +260,16 @@ class Mutation:
                           idempotency_key=idempotency_key)
         return EditedTranscript(clips=[strawberry.ID(c) for c in data["clips"]])
 
-    @strawberry.mutation(description="Undo the project's last text edit (editor; scope "
-                                     "project.edit): clips, transcripts and sound as before "
-                                     "it. Edits are undone last first, whichever clip they "
-                                     "edited; CONFLICT when none is left (the history holds "
-                                     "the edits made since the project was last opened on "
-                                     "the server). The same idempotencyKey answers the first "
-                                     "undo again (an undo repeated takes back one more edit).")
-    async def undo_transcript_edit(self, info: strawberry.Info, project_id: strawberry.ID,
-                                   idempotency_key: str | None = None) -> TranscriptEditStep:
-        return TranscriptEditStep.of(await _run(
-            info, "undoTranscriptEdit", rest_transcripts.undo_transcript_edit, PROJECT_EDIT,
-            params={"project_id": str(project_id)}, idempotency_key=idempotency_key))
+    undo_transcript_edit = _transcript_edit_step(
+        "undoTranscriptEdit", rest_transcripts.undo_transcript_edit,
+        "Undo the project's last text edit (editor; scope project.edit): clips, transcripts "
+        "and sound as before it. Edits are undone last first, whichever clip they edited; "
+        "CONFLICT when none is left (the history holds the edits made since the project was "
+        "last opened on the server). The same idempotencyKey answers the first undo again "
+        "(an undo repeated takes back one more edit).")
 
-    @strawberry.mutation(description="Redo the project's last undone text edit (editor; scope "
-                                     "project.edit); CONFLICT when none is left (a new edit "
-                                     "clears what was undone). The same idempotencyKey "
-                                     "answers the first redo again.")
-    async def redo_transcript_edit(self, info: strawberry.Info, project_id: strawberry.ID,
-                                   idempotency_key: str | None = None) -> TranscriptEditStep:
-        return TranscriptEditStep.of(await _run(
-            info, "redoTranscriptEdit", rest_transcripts.redo_transcript_edit, PROJECT_EDIT,
-            params={"project_id": str(project_id)}, idempotency_key=idempotency_key))
+    redo_transcript_edit = _transcript_edit_step(
+        "redoTranscriptEdit", rest_transcripts.redo_transcript_edit,
+        "Redo the project's last undone text edit (editor; scope project.edit); CONFLICT "
+        "when none is left (a new edit clears what was undone). The same idempotencyKey "
+        "answers the first redo again.")
