@@ -8,15 +8,22 @@ import contextlib
 import io
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import pytest_asyncio
 import soundfile as sf
 
 from dawserver import asset_objects
 from dawserver.asset_store import AssetNotFound, AssetStore
-from dawserver.storage import StorageSettings, StorageUnavailable, open_object_store
+from dawserver.storage import (
+    ObjectStore,
+    StorageSettings,
+    StorageUnavailable,
+    open_object_store,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -29,11 +36,44 @@ def take(tmp_path: Path, hz: float, seconds: float = 1.0) -> Path:
     return path
 
 
+@contextlib.asynccontextmanager
+async def bucket(s3_server, name: str, prefix: str = "") -> AsyncIterator[ObjectStore]:  # noqa: ANN001
+    """The objects of a new bucket ``<name>-<random>`` on the S3 server, under key
+    ``prefix`` if given."""
+    settings = StorageSettings(**s3_server.settings())
+    location = f"s3://{name}-{uuid.uuid4().hex[:10]}" + (f"/{prefix}" if prefix else "")
+    async with open_object_store(location, settings) as objects:
+        await objects.create_bucket()
+        yield objects
+
+
+@pytest_asyncio.fixture
+async def objects(s3_server) -> AsyncIterator[ObjectStore]:  # noqa: ANN001
+    """A new bucket of this test's own."""
+    async with bucket(s3_server, "assets") as objects:
+        yield objects
+
+
+@pytest.fixture
+def store(objects: ObjectStore, tmp_path: Path) -> AssetStore:
+    """A node's assets on ``objects``, cached under ``tmp_path / "node"``."""
+    return AssetStore(tmp_path / "node", objects=objects)
+
+
+@pytest.fixture
+def wav(tmp_path: Path) -> bytes:
+    """A second of a 440 Hz take, the bytes of its WAV file."""
+    return take(tmp_path, 440).read_bytes()
+
+
+async def chunks(data: bytes) -> AsyncIterator[bytes]:
+    """``data`` as an upload's body streams it."""
+    yield data
+
+
 async def test_a_published_take_is_found_and_cached_by_another_node(
         s3_server, tmp_path: Path) -> None:  # noqa: ANN001
-    settings = StorageSettings(**s3_server.settings())
-    async with open_object_store(f"s3://nodes-{uuid.uuid4().hex[:10]}/a", settings) as objects:
-        await objects.create_bucket()
+    async with bucket(s3_server, "nodes", prefix="a") as objects:
         one = AssetStore(tmp_path / "node-1", objects=objects)
         two = AssetStore(tmp_path / "node-2", objects=objects, cache_bytes=200_000)
         recorded = one.ingest_file(take(tmp_path, 220), project_id="p1", name="take.wav")
@@ -61,55 +101,42 @@ async def test_a_published_take_is_found_and_cached_by_another_node(
             await asset_objects.local_file(two, "e" * 64)
 
 
-async def test_identical_bytes_are_uploaded_once(s3_server, tmp_path: Path) -> None:  # noqa: ANN001
-    settings = StorageSettings(**s3_server.settings())
-    async with open_object_store(f"s3://dedupe-{uuid.uuid4().hex[:10]}", settings) as objects:
-        await objects.create_bucket()
-        store = AssetStore(tmp_path / "node", objects=objects)
-        data = take(tmp_path, 440).read_bytes()
+async def test_identical_bytes_are_uploaded_once(
+        objects: ObjectStore, store: AssetStore, wav: bytes, tmp_path: Path) -> None:
+    first = await store.ingest_stream(chunks(wav), project_id="p1", name="a.wav")
+    written: list[str] = []
 
-        async def body():  # noqa: ANN202
-            yield data
+    class Recording:  # a second upload must not put the asset's objects again
+        async def put(self, key: str, *args, **kwargs) -> int:  # noqa: ANN002, ANN003
+            written.append(key)
+            return await objects.put(key, *args, **kwargs)
 
-        first = await store.ingest_stream(body(), project_id="p1", name="a.wav")
-        written: list[str] = []
+        async def put_file(self, key: str, *args, **kwargs) -> int:  # noqa: ANN002, ANN003
+            written.append(key)
+            return await objects.put_file(key, *args, **kwargs)
 
-        class Recording:  # a second upload must not put the asset's objects again
-            async def put(self, key: str, *args, **kwargs) -> int:  # noqa: ANN002, ANN003
-                written.append(key)
-                return await objects.put(key, *args, **kwargs)
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(objects, name)
 
-            async def put_file(self, key: str, *args, **kwargs) -> int:  # noqa: ANN002, ANN003
-                written.append(key)
-                return await objects.put_file(key, *args, **kwargs)
-
-            def __getattr__(self, name: str):  # noqa: ANN204
-                return getattr(objects, name)
-
-        second = AssetStore(tmp_path / "node", objects=Recording())
-        again = await second.ingest_stream(body(), project_id="p2", name="b.wav")
-        assert again.id == first.id
-        assert not [key for key in written if key.startswith("assets/objects/")]
-        assert sorted(k.split("/")[2] for k in await objects.keys("assets/projects/")) == [
-            "p1", "p2"]
-        assert sf.info(io.BytesIO(data)).frames == first.frames
+    second = AssetStore(tmp_path / "node", objects=Recording())
+    again = await second.ingest_stream(chunks(wav), project_id="p2", name="b.wav")
+    assert again.id == first.id
+    assert not [key for key in written if key.startswith("assets/objects/")]
+    assert sorted(k.split("/")[2] for k in await objects.keys("assets/projects/")) == [
+        "p1", "p2"]
+    assert sf.info(io.BytesIO(wav)).frames == first.frames
 
 
 async def test_an_upload_to_object_storage_describes_its_channels_and_frames(
         s3_server, tmp_path: Path) -> None:  # noqa: ANN001
     """A 4-channel (true-stereo IR) upload: another node reads 4 channels of 3000 frames."""
-    settings = StorageSettings(**s3_server.settings())
     buffer = io.BytesIO()
     sf.write(buffer, np.zeros((3000, 4), np.float32), 48000, format="WAV", subtype="FLOAT")
-
-    async def chunks():  # noqa: ANN202 - an async iterator of bytes
-        yield buffer.getvalue()
-
-    async with open_object_store(f"s3://ir-{uuid.uuid4().hex[:10]}/a", settings) as objects:
-        await objects.create_bucket()
+    async with bucket(s3_server, "ir", prefix="a") as objects:
         one = AssetStore(tmp_path / "node-1", objects=objects)
         two = AssetStore(tmp_path / "node-2", objects=objects)
-        uploaded = await one.ingest_stream(chunks(), project_id="p1", name="hall.wav")
+        uploaded = await one.ingest_stream(chunks(buffer.getvalue()), project_id="p1",
+                                           name="hall.wav")
         assert (uploaded.channels, uploaded.frames) == (4, 3000)
         pulled = await asset_objects.pull(two, uploaded.id)
         assert (pulled.channels, pulled.frames) == (4, 3000)
@@ -155,64 +182,44 @@ async def collected(store: AssetStore) -> None:
 
 @pytest.mark.parametrize("fail_at", range(1, FORGET_WRITES + 1))
 async def test_a_deletion_cut_short_at_any_step_and_run_again_leaves_nothing(
-        s3_server, tmp_path: Path, fail_at: int) -> None:  # noqa: ANN001
-    settings = StorageSettings(**s3_server.settings())
-    async with open_object_store(f"s3://cut-{uuid.uuid4().hex[:10]}", settings) as objects:
-        await objects.create_bucket()
-        store = AssetStore(tmp_path / "node", objects=objects)
-        data = take(tmp_path, 440).read_bytes()
-
-        async def body():  # noqa: ANN202
-            yield data
-
-        await store.ingest_stream(body(), project_id="p1", name="a.wav")
-        failing = AssetStore(tmp_path / "node", objects=Failing(objects, fail_at))
-        with pytest.raises(StorageUnavailable):
-            await asset_objects.forget_project(failing, "p1")
-        await asset_objects.forget_project(store, "p1")  # the rerun (a move's job retries)
-        await collected(store)
-        assert await objects.keys("assets/") == []
+        objects: ObjectStore, store: AssetStore, wav: bytes, tmp_path: Path,
+        fail_at: int) -> None:
+    await store.ingest_stream(chunks(wav), project_id="p1", name="a.wav")
+    failing = AssetStore(tmp_path / "node", objects=Failing(objects, fail_at))
+    with pytest.raises(StorageUnavailable):
+        await asset_objects.forget_project(failing, "p1")
+    await asset_objects.forget_project(store, "p1")  # the rerun (a move's job retries)
+    await collected(store)
+    assert await objects.keys("assets/") == []
 
 
 @pytest.mark.parametrize("fail_at", range(1, FORGET_WRITES + 1))
 async def test_a_deletion_cut_short_never_collects_an_asset_another_project_uses(
-        s3_server, tmp_path: Path, fail_at: int) -> None:  # noqa: ANN001
-    settings = StorageSettings(**s3_server.settings())
-    async with open_object_store(f"s3://used-{uuid.uuid4().hex[:10]}", settings) as objects:
-        await objects.create_bucket()
-        store = AssetStore(tmp_path / "node", objects=objects)
-        data = take(tmp_path, 440).read_bytes()
-
-        async def body():  # noqa: ANN202
-            yield data
-
-        shared = (await store.ingest_stream(body(), project_id="p1", name="a.wav")).id
-        await store.ingest_stream(body(), project_id="p2", name="a.wav")
-        kept = sorted(k for k in await objects.keys("assets/objects/"))
-        failing = AssetStore(tmp_path / "node", objects=Failing(objects, fail_at))
-        with contextlib.suppress(StorageUnavailable):  # fewer writes: a shared asset stays
-            await asset_objects.forget_project(failing, "p1")
-        await collected(store)  # before the rerun, and after it
-        await asset_objects.forget_project(store, "p1")
-        await collected(store)
-        assert sorted(await objects.keys("assets/objects/")) == kept
-        assert await asset_objects.project_assets(store, "p2") == [shared]
-        assert await objects.keys("assets/forgotten/") == []
+        objects: ObjectStore, store: AssetStore, wav: bytes, tmp_path: Path,
+        fail_at: int) -> None:
+    shared = (await store.ingest_stream(chunks(wav), project_id="p1", name="a.wav")).id
+    await store.ingest_stream(chunks(wav), project_id="p2", name="a.wav")
+    kept = sorted(k for k in await objects.keys("assets/objects/"))
+    failing = AssetStore(tmp_path / "node", objects=Failing(objects, fail_at))
+    with contextlib.suppress(StorageUnavailable):  # fewer writes: a shared asset stays
+        await asset_objects.forget_project(failing, "p1")
+    await collected(store)  # before the rerun, and after it
+    await asset_objects.forget_project(store, "p1")
+    await collected(store)
+    assert sorted(await objects.keys("assets/objects/")) == kept
+    assert await asset_objects.project_assets(store, "p2") == [shared]
+    assert await objects.keys("assets/forgotten/") == []
 
 
 async def test_the_audio_of_a_crashed_upload_goes_with_its_project(
-        s3_server, tmp_path: Path) -> None:  # noqa: ANN001
+        objects: ObjectStore, store: AssetStore) -> None:
     """A membership whose upload never wrote the description: its audio is collected."""
-    settings = StorageSettings(**s3_server.settings())
-    async with open_object_store(f"s3://crash-{uuid.uuid4().hex[:10]}", settings) as objects:
-        await objects.create_bucket()
-        store = AssetStore(tmp_path / "node", objects=objects)
-        asset_id = "c" * 64
-        await asset_objects.add_member(objects, "p1", asset_id)
-        await objects.put(asset_objects.object_key(asset_id, "wav"), b"RIFF")
-        await asset_objects.forget_project(store, "p1")
-        await collected(store)
-        assert await objects.keys("assets/") == []
+    asset_id = "c" * 64
+    await asset_objects.add_member(objects, "p1", asset_id)
+    await objects.put(asset_objects.object_key(asset_id, "wav"), b"RIFF")
+    await asset_objects.forget_project(store, "p1")
+    await collected(store)
+    assert await objects.keys("assets/") == []
 
 
 class Joined:
@@ -248,71 +255,50 @@ class Joined:
     ("delete", ".wav"),
 ])
 async def test_an_upload_joining_a_collection_anywhere_keeps_its_asset_whole(
-        s3_server, tmp_path: Path, method: str, key: str) -> None:  # noqa: ANN001
-    settings = StorageSettings(**s3_server.settings())
-    async with open_object_store(f"s3://join-{uuid.uuid4().hex[:10]}", settings) as objects:
-        await objects.create_bucket()
-        store = AssetStore(tmp_path / "node", objects=objects)
-        data = take(tmp_path, 440).read_bytes()
+        objects: ObjectStore, store: AssetStore, wav: bytes, tmp_path: Path, method: str,
+        key: str) -> None:
+    asset_id = (await store.ingest_stream(chunks(wav), project_id="p1", name="a.wav")).id
+    await asset_objects.forget_project(store, "p1")
+    other = AssetStore(tmp_path / "node-2", objects=objects)
 
-        async def body():  # noqa: ANN202
-            yield data
+    async def upload() -> None:
+        await other.ingest_stream(chunks(wav), project_id="p2", name="a.wav")
 
-        asset_id = (await store.ingest_stream(body(), project_id="p1", name="a.wav")).id
-        await asset_objects.forget_project(store, "p1")
-        other = AssetStore(tmp_path / "node-2", objects=objects)
-
-        async def upload() -> None:
-            await other.ingest_stream(body(), project_id="p2", name="a.wav")
-
-        joined = Joined(objects, method, key, upload)
-        await collected(AssetStore(tmp_path / "node", objects=joined))
-        assert joined.fired
-        await collected(store)  # a later run changes nothing
-        assert sorted(await objects.keys("assets/objects/")) == sorted(
-            asset_objects.object_key(asset_id, suffix)
-            for suffix in ("json", "peaks.npz", "wav"))
-        third = AssetStore(tmp_path / "node-3", objects=objects)
-        assert await asset_objects.project_assets(third, "p2") == [asset_id]
-        path = await asset_objects.local_file(third, asset_id)
-        assert path.read_bytes() == data
-        await asset_objects.forget_project(store, "p2")
-        await collected(store)
-        assert await objects.keys("assets/") == []
+    joined = Joined(objects, method, key, upload)
+    await collected(AssetStore(tmp_path / "node", objects=joined))
+    assert joined.fired
+    await collected(store)  # a later run changes nothing
+    assert sorted(await objects.keys("assets/objects/")) == sorted(
+        asset_objects.object_key(asset_id, suffix)
+        for suffix in ("json", "peaks.npz", "wav"))
+    third = AssetStore(tmp_path / "node-3", objects=objects)
+    assert await asset_objects.project_assets(third, "p2") == [asset_id]
+    path = await asset_objects.local_file(third, asset_id)
+    assert path.read_bytes() == wav
+    await asset_objects.forget_project(store, "p2")
+    await collected(store)
+    assert await objects.keys("assets/") == []
 
 
 async def test_an_upload_finding_the_description_writes_missing_audio_again(
-        s3_server, tmp_path: Path) -> None:  # noqa: ANN001
+        objects: ObjectStore, store: AssetStore, wav: bytes, tmp_path: Path) -> None:
     """Audio and peaks deleted under a description (a collection cut short before it
     put them back) are written again by the next upload of the same bytes."""
-    settings = StorageSettings(**s3_server.settings())
-    async with open_object_store(f"s3://again-{uuid.uuid4().hex[:10]}", settings) as objects:
-        await objects.create_bucket()
-        store = AssetStore(tmp_path / "node", objects=objects)
-        data = take(tmp_path, 440).read_bytes()
-
-        async def body():  # noqa: ANN202
-            yield data
-
-        asset_id = (await store.ingest_stream(body(), project_id="p1", name="a.wav")).id
-        for suffix in ("wav", "peaks.npz"):
-            await objects.delete(asset_objects.object_key(asset_id, suffix))
-        other = AssetStore(tmp_path / "node-2", objects=objects)
-        await other.ingest_stream(body(), project_id="p2", name="a.wav")
-        for suffix in ("wav", "peaks.npz"):
-            assert await objects.exists(asset_objects.object_key(asset_id, suffix))
+    asset_id = (await store.ingest_stream(chunks(wav), project_id="p1", name="a.wav")).id
+    for suffix in ("wav", "peaks.npz"):
+        await objects.delete(asset_objects.object_key(asset_id, suffix))
+    other = AssetStore(tmp_path / "node-2", objects=objects)
+    await other.ingest_stream(chunks(wav), project_id="p2", name="a.wav")
+    for suffix in ("wav", "peaks.npz"):
+        assert await objects.exists(asset_objects.object_key(asset_id, suffix))
 
 
 async def test_forget_project_can_leave_the_collection_to_its_caller(
-        s3_server, tmp_path: Path) -> None:  # noqa: ANN001
-    settings = StorageSettings(**s3_server.settings())
-    async with open_object_store(f"s3://skip-{uuid.uuid4().hex[:10]}", settings) as objects:
-        await objects.create_bucket()
-        store = AssetStore(tmp_path / "node", objects=objects)
-        asset_id = "d" * 64
-        await objects.put(asset_objects.object_key(asset_id, "wav"), b"RIFF")
-        await objects.put(f"assets/forgotten/{asset_id}", b"0")  # long past its grace
-        await asset_objects.forget_project(store, "p1", collect=False)
-        assert await objects.exists(asset_objects.object_key(asset_id, "wav"))
-        await asset_objects.forget_project(store, "p1")
-        assert await objects.keys("assets/") == []
+        objects: ObjectStore, store: AssetStore) -> None:
+    asset_id = "d" * 64
+    await objects.put(asset_objects.object_key(asset_id, "wav"), b"RIFF")
+    await objects.put(f"assets/forgotten/{asset_id}", b"0")  # long past its grace
+    await asset_objects.forget_project(store, "p1", collect=False)
+    assert await objects.exists(asset_objects.object_key(asset_id, "wav"))
+    await asset_objects.forget_project(store, "p1")
+    assert await objects.keys("assets/") == []
