@@ -121,6 +121,15 @@ def check_permission(context: PluginContext, principal: Principal, permission: P
         raise Forbidden(refusal)
 
 
+def allows(context: PluginContext, principal: Principal, permission: Permission) -> bool:
+    """Whether ``principal`` holds ``permission`` as a route declaring it checks it (its
+    key's scopes, its role, the declaring plug-in's word): for answers that tell the
+    caller what they may do."""
+    if principal.scopes is not None and permission.name not in principal.scopes:
+        return False
+    return _refusal(context, principal, permission) is None
+
+
 def _refusal(context: PluginContext, principal: Principal, permission: Permission
              ) -> str | None:
     """Why ``principal`` may not use ``permission`` (None when it may).

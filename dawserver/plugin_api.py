@@ -14,7 +14,8 @@ files with :func:`load_migrations`), :class:`Worker` s,
 :class:`Event` s (published through the one event bus, :mod:`events`). Route
 handlers raise the errors below (:class:`NotFound`, :class:`Conflict`...) and
 receive a :class:`Request`; :func:`map_errors` makes the one decorator that turns a
-plug-in's own exceptions into those errors.
+plug-in's own exceptions into those errors; :func:`allows` tells whether the caller
+holds a permission the route did not require (to show them what they may do).
 
 A plug-in serves part of the public REST API with its ``public_routes`` hook: routes
 declared relative to ``/api/v1``, whose resources derive from :class:`PublicResource`,
@@ -59,6 +60,7 @@ from jobs import (
     backoff_delay,
 )
 
+from .authorization import allows
 from .client_address import limited_client
 from .context import PluginContext
 from .declarations import (
@@ -121,7 +123,7 @@ __all__ = [
     "PublicListing", "PublicOne", "PublicResource", "answer_one", "answer_page", "rfc3339",
     "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "SendMail",
     "Sunset", "TooManyRequests", "Unauthorized",
-    "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "backoff_delay",
+    "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "allows", "backoff_delay",
     "group_commit", "hookimpl", "hookspec", "limited_client", "load_migrations",
     "mail_each_once", "map_errors", "move_account_rows", "pseudonymise_mentions",
     "queue_withdrawal", "unconfirmed_withdrawal",

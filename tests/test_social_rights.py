@@ -64,7 +64,7 @@ def test_viewers_put_nothing_on_a_channel_and_approval_only_posts_wait_for_appro
                      {"person": "p_cy", "access": "approval"}]
             saved = await client.put(rights, headers=OWNER, json={"rights": named})
             assert saved.status == 200, await saved.text()
-            read = await client.get(rights, headers=who("acc", "p_bo", "viewer"))
+            read = await client.get(rights, headers=OWNER)
             assert (await read.json())["rights"] == named
 
             # a viewer of X: nothing new on it, no edit, delete or retry of what is there
@@ -112,5 +112,56 @@ def test_viewers_put_nothing_on_a_channel_and_approval_only_posts_wait_for_appro
             cleared = await client.put(rights, headers=OWNER, json={"rights": []})
             assert (await cleared.json())["rights"] == []
             assert (await compose("p_bo", x_id, "Back on X")).status == 201
+
+    asyncio.run(go())
+
+
+def test_each_member_sees_their_own_rights_on_each_channel_and_nobody_elses(
+        tmp_path: Path, db_url: str) -> None:
+    async def go() -> None:
+        x, bsky = InTestNetwork("x"), InTestNetwork("bluesky")
+        async with social_app(tmp_path, db_url, x, bsky, memberships=MEMBERS) as (
+                client, _context):
+            x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
+            bsky_id = (await connect(client, bsky, "acc", "p_dee"))["channel_id"]
+            named = [{"person": "p_ada", "access": "publish"},
+                     {"person": "p_bo", "access": "view"},
+                     {"person": "p_cy", "access": "approval"}]
+            saved = await client.put(f"/api/social/channels/{x_id}/rights", headers=OWNER,
+                                     json={"rights": named})
+            assert saved.status == 200, await saved.text()
+
+            async def mine(headers: dict[str, str]) -> dict[str, Any]:
+                listed = await client.get("/api/social/channels", headers=headers)
+                assert listed.status == 200, await listed.text()
+                return {c["channel_id"]: c["my_rights"] for c in await listed.json()}
+
+            unnamed = {"access": "publish", "named": False, "manage": False}
+            assert await mine(as_("p_cy")) == {
+                x_id: {"access": "approval", "named": True, "manage": False},
+                bsky_id: unnamed}
+            assert await mine(as_("p_bo")) == {
+                x_id: {"access": "view", "named": True, "manage": False}, bsky_id: unnamed}
+            # the role caps the channel's right: a viewer named to publish only views
+            assert await mine(who("acc", "p_ada", "viewer")) == {
+                x_id: {"access": "view", "named": True, "manage": False},
+                bsky_id: {"access": "view", "named": False, "manage": False}}
+            assert await mine(OWNER) == {
+                x_id: {"access": "publish", "named": False, "manage": True},
+                bsky_id: {"access": "publish", "named": False, "manage": True}}
+            one = await client.get(f"/api/social/channels/{x_id}", headers=as_("p_cy"))
+            assert (await one.json())["my_rights"] == {
+                "access": "approval", "named": True, "manage": False}
+
+            # the channel's grants: all of them to who manages it, one's own to the rest
+            grants = f"/api/social/channels/{x_id}/rights"
+            for person, role in (("p_cy", "editor"), ("p_bo", "viewer")):
+                read = await client.get(grants, headers=who("acc", person, role))
+                assert read.status == 200
+                assert (await read.json())["rights"] == [
+                    r for r in named if r["person"] == person]
+            assert (await (await client.get(f"/api/social/channels/{bsky_id}/rights",
+                                            headers=as_("p_cy"))).json())["rights"] == []
+            assert (await (await client.get(grants, headers=OWNER)).json())["rights"] == named
 
     asyncio.run(go())

@@ -25,6 +25,16 @@ def access_of(channel: Channel, person_id: str) -> str:
     return dict(channel.rights).get(person_id, PUBLISH)
 
 
+def caller_rights(channel: Channel, person_id: str, *, composes: bool, manages: bool
+                  ) -> dict[str, object]:
+    """What the person may do with the channel: their ``access`` (what the channel names
+    them with, capped by their role: one who may not compose only views), whether the
+    channel ``named`` them, and whether they ``manage`` it (its rights and workflows)."""
+    named = dict(channel.rights).get(person_id)
+    access = (named or PUBLISH) if composes else VIEW
+    return {"access": access, "named": named is not None, "manage": manages}
+
+
 def check_compose(channels: Iterable[Channel], person_id: str) -> None:
     """Refuse a post that puts anything on a channel the person may only view."""
     viewed = [c.channel_id for c in channels if access_of(c, person_id) == VIEW]

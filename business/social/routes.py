@@ -23,6 +23,7 @@ from business.social.errors import (
 )
 from business.social.models import NEEDS_RECONNECT, Channel, Post
 from business.social.permissions import APPROVE, CHANNELS, COMPOSE, READ
+from business.social.rights import caller_rights
 from business.social.schemas import (
     AuditOut,
     CalendarEntry,
@@ -56,6 +57,7 @@ from dawserver.plugin_api import (
     Route,
     Unavailable,
     Unprocessable,
+    allows,
     map_errors,
 )
 
@@ -78,7 +80,7 @@ def _person(request: Request) -> str:
 
 
 def channel_out(request: Request, channel: Channel) -> dict[str, Any]:
-    """A channel as the API shows it (never its tokens)."""
+    """A channel as the API shows it (never its tokens), with the caller's rights on it."""
     reconnect = None
     if channel.state == NEEDS_RECONNECT:
         reconnect = services(request.context).channels.reconnect_url(request.account_id,
@@ -88,7 +90,11 @@ def channel_out(request: Request, channel: Channel) -> dict[str, Any]:
             "state": channel.state, "expires_at": channel.expires_at, "scope": channel.scope,
             "last_error": channel.last_error, "connected_by": channel.connected_by,
             "reconnect_url": reconnect, "created_at": channel.created_at,
-            "updated_at": channel.updated_at}
+            "updated_at": channel.updated_at,
+            "my_rights": caller_rights(
+                channel, _person(request),
+                composes=allows(request.context, request.principal, COMPOSE),
+                manages=allows(request.context, request.principal, CHANNELS))}
 
 
 def post_out(post: Post) -> dict[str, Any]:
@@ -193,10 +199,14 @@ async def set_workflow(request: Request) -> Any:
 
 @_api
 async def get_rights(request: Request) -> Any:
-    """The channel's per-person rights (publish, approval, view)."""
+    """The channel's per-person rights (publish, approval, view); one who may not manage
+    the channel sees only their own."""
     channel = await services(request.context).channels.get(request.account_id,
                                                            request.params["channel_id"])
-    return {"rights": [{"person": p, "access": a} for p, a in channel.rights]}
+    shown = channel.rights
+    if not allows(request.context, request.principal, CHANNELS):
+        shown = tuple((p, a) for p, a in channel.rights if p == _person(request))
+    return {"rights": [{"person": p, "access": a} for p, a in shown]}
 
 
 @_api

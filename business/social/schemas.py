@@ -201,8 +201,19 @@ class NextSlot(Model):
     at_epoch: float | None
 
 
+class CallerRights(Model):
+    """What the caller may do with a channel: ``access`` (``publish``, ``approval`` or
+    ``view``: the channel's right for them, capped by their role), whether the channel
+    ``named`` them (else their role decides) and whether they ``manage`` the channel."""
+
+    access: Literal["publish", "approval", "view"]
+    named: bool
+    manage: bool
+
+
 class ChannelOut(Model):
-    """A connected channel (its tokens are never shown)."""
+    """A connected channel (its tokens are never shown) and what the caller may do with
+    it (``my_rights``)."""
 
     channel_id: str
     network: str
@@ -217,6 +228,7 @@ class ChannelOut(Model):
     reconnect_url: str | None
     created_at: float
     updated_at: float
+    my_rights: CallerRights
 
 
 class ConnectQuery(Query):
