@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,12 +93,113 @@ def transfers_to(m: Market, order_id: str, collaborator: str) -> list[dict[str, 
             and t["metadata"]["collaborator"] == collaborator]
 
 
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite database in ``tmp_path``, for what does not depend on the database."""
+    return f"sqlite://{tmp_path / 'm.sqlite3'}"
+
+
+@dataclass(frozen=True)
+class Sale:
+    """A market where ``seller``'s beat, split by :data:`PARTS` (amy agreed, ben
+    pending), was sold once: the onboarded accounts, the beat and the sold line."""
+
+    m: Market
+    accounts: dict[str, str]
+    beat_id: str
+    order_id: str
+
+    @property
+    def module(self) -> Any:
+        return market_services(self.m)
+
+    @property
+    def db(self) -> Any:
+        return self.module.store.db
+
+    @property
+    def holds(self) -> Any:
+        return self.module.splits.holds
+
+
+@contextlib.asynccontextmanager
+async def held_sale(tmp_path: Path, url: str = "", **options: Any) -> AsyncIterator[Sale]:
+    """:func:`split_sale` in a market on ``url`` (default SQLite in ``tmp_path``)."""
+    async with market(tmp_path, url or sqlite_url(tmp_path), **options) as m:
+        accounts, beat_id, started = await split_sale(m)
+        yield Sale(m, accounts, beat_id, started["orders"][0]["order_id"])
+
+
+async def ben_accepted_in_books(s: Sale) -> None:
+    """ben accepts in the books only: no payout job is queued, the test runs it."""
+    await s.db.execute("UPDATE mkt_splits SET stripe_account = ?, accepted_at = 1 WHERE "
+                       "account_id = ? AND collaborator = ?", s.accounts["ben"], "seller",
+                       "ben")
+
+
+async def ben_being_paid_out(s: Sale) -> None:
+    """ben's payout is between its decision (releasing, to him) and its transfer."""
+    await s.db.execute(
+        "UPDATE mkt_split_holds SET state = 'releasing', payee = ?, stripe_account = ? "
+        "WHERE order_id = ? AND collaborator = ?", "ben", s.accounts["ben"], s.order_id,
+        "ben")
+
+
+async def refunded(s: Sale) -> None:
+    """The seller refunds the sale in full and the buyer's order says so."""
+    status, body = await s.m.call("POST", f"{M}/sales/{s.order_id}/refund", who("seller"),
+                                  {})
+    assert status == 202, body
+    await s.m.order("buyer", s.order_id, "refunded")
+
+
+async def every_transfer_reversed(m: Market) -> None:
+    """Wait until Stripe took back the whole of every transfer made."""
+    async with asyncio.timeout(30):
+        while any(t["amount_reversed"] < t["amount"] for t in m.fake.all_of("transfer")):
+            await asyncio.sleep(0.05)
+
+
+async def books_settled(s: Sale) -> None:
+    """Once Stripe's webhooks are in, every payee's books match Stripe."""
+    await s.m.fake.webhooks.settled()
+    await books_match_stripe(s.m, s.accounts)
+
+
+def refusing(reason: str) -> Callable[..., Awaitable[Any]]:
+    """A gateway ``transfer`` Stripe answers with an error (``reason``), making nothing."""
+    from business.marketplace.errors import StripeUnavailable
+
+    async def refused(**kwargs: Any) -> Any:
+        raise StripeUnavailable(reason)
+    return refused
+
+
+def answer_lost(real: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """A gateway ``transfer`` Stripe makes, whose answer never reaches us."""
+    from business.marketplace.errors import StripeUnavailable
+
+    async def lost(**kwargs: Any) -> Any:
+        await real(**kwargs)
+        raise StripeUnavailable("the connection was cut after the request was sent")
+    return lost
+
+
+async def split_with_ben(m: Market) -> tuple[dict[str, str], str, list[tuple[str, int]]]:
+    """``seller`` and ``ben`` onboarded; a beat of ``seller``'s split 80/20 with ben,
+    invited: the accounts, the beat and the parts."""
+    accounts = {name: await m.seller(name) for name in ("seller", "ben")}
+    beat_id = (await m.beat("seller"))["beat_id"]
+    parts = [("seller", 8000), ("ben", 2000)]
+    status, split = await m.call("PUT", f"{M}/beats/{beat_id}/split", who("seller"), {
+        "shares": [{"collaborator": c, "basis_points": bp} for c, bp in parts]})
+    assert status == 200, split
+    return accounts, beat_id, parts
+
+
 async def test_a_pending_part_is_held_listed_and_paid_once_when_they_accept(
         tmp_path: Path, db_url: str) -> None:  # noqa: F811
-    async with market(tmp_path, db_url) as m:
-        accounts, beat_id, started = await split_sale(m)
-        [order] = started["orders"]
-        order_id = order["order_id"]
+    async with held_sale(tmp_path, db_url) as sale:
+        m, accounts, beat_id, order_id = sale.m, sale.accounts, sale.beat_id, sale.order_id
         held = await hold_of(m, order_id)
         # held: owed to ben, paid to nobody, still in the platform's clearing
         assert held["state"] == HELD and held["amount"] > 0 and held["cut"] == 0
@@ -145,10 +247,9 @@ async def test_a_pending_part_is_held_listed_and_paid_once_when_they_accept(
                                     "sales": 1}]
 
         # every step again, and two at once: nothing more is paid
-        holds = market_services(m).splits.holds
         await accept(m, "ben", beat_id)
-        again = await asyncio.gather(holds.settle_invitation("seller", beat_id, "ben"),
-                                     holds.settle("seller", order_id, "ben"))
+        again = await asyncio.gather(sale.holds.settle_invitation("seller", beat_id, "ben"),
+                                     sale.holds.settle("seller", order_id, "ben"))
         assert again == [[], None]
         assert len(transfers_to(m, order_id, "ben")) == 1
         await books_match_stripe(m, accounts)
@@ -156,29 +257,21 @@ async def test_a_pending_part_is_held_listed_and_paid_once_when_they_accept(
 
 async def test_two_payouts_of_one_held_part_racing_make_one_transfer(
         tmp_path: Path, db_url: str) -> None:  # noqa: F811
-    async with market(tmp_path, db_url) as m:
-        accounts, beat_id, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
-        holds = market_services(m).splits.holds
-        db = market_services(m).store.db
-        # ben accepts in the books only: the payout job is run here, twice at once
-        await db.execute("UPDATE mkt_splits SET stripe_account = ?, accepted_at = 1 WHERE "
-                         "account_id = ? AND collaborator = ?", accounts["ben"], "seller",
-                         "ben")
-        done = await asyncio.gather(*(holds.settle("seller", order_id, "ben")
+    async with held_sale(tmp_path, db_url) as sale:
+        # ben accepts in the books only: the payout job is run here, four at once
+        await ben_accepted_in_books(sale)
+        done = await asyncio.gather(*(sale.holds.settle("seller", sale.order_id, "ben")
                                       for _ in range(4)))
         assert sum(d is not None for d in done) == 1, done
-        assert len(transfers_to(m, order_id, "ben")) == 1
-        assert (await hold_of(m, order_id))["state"] == RELEASED
-        await m.fake.webhooks.settled()
-        await books_match_stripe(m, accounts)
+        assert len(transfers_to(sale.m, sale.order_id, "ben")) == 1
+        assert (await hold_of(sale.m, sale.order_id))["state"] == RELEASED
+        await books_settled(sale)
 
 
 async def test_a_declined_part_goes_back_to_the_seller_and_later_sales_are_theirs(
         tmp_path: Path) -> None:
-    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
-        accounts, beat_id, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
+    async with held_sale(tmp_path) as sale:
+        m, accounts, beat_id, order_id = sale.m, sale.accounts, sale.beat_id, sale.order_id
         held = await hold_of(m, order_id)
         # someone not named cannot decline (404, no data); ben can
         status, body = await m.call("POST", f"{M}/splits/seller/{beat_id}/decline",
@@ -206,7 +299,7 @@ async def test_a_declined_part_goes_back_to_the_seller_and_later_sales_are_their
         # a later sale pays ben's part to the seller at once: nothing held
         later = await sell(m, beat_id, "buyer2")
         later_id = later["orders"][0]["order_id"]
-        assert await market_services(m).store.db.fetchval(
+        assert await sale.db.fetchval(
             "SELECT COUNT(*) FROM mkt_split_holds WHERE order_id = ?", later_id) == 0
         assert not [t for t in m.fake.all_of("transfer")
                     if t["metadata"]["order_id"] == later_id
@@ -222,12 +315,9 @@ async def test_a_declined_part_goes_back_to_the_seller_and_later_sales_are_their
 
 async def test_an_unanswered_invitation_expires_and_its_money_returns_once(
         tmp_path: Path) -> None:
-    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}",
-                      split_invitation_days=7) as m:
-        accounts, beat_id, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
-        holds = market_services(m).splits.holds
-        db = market_services(m).store.db
+    async with held_sale(tmp_path, split_invitation_days=7) as sale:
+        m, accounts, beat_id, order_id = sale.m, sale.accounts, sale.beat_id, sale.order_id
+        holds, db = sale.holds, sale.db
         invited = await db.fetchval("SELECT invited_at FROM mkt_splits WHERE account_id = ? "
                                     "AND collaborator = ?", "seller", "ben")
         assert await holds.expire(invited + 6 * 86_400) == 0  # not yet
@@ -255,21 +345,15 @@ async def test_an_unanswered_invitation_expires_and_its_money_returns_once(
 
 async def test_a_refund_cuts_the_held_part_so_no_refunded_money_is_paid_out(
         tmp_path: Path, db_url: str) -> None:  # noqa: F811
-    async with market(tmp_path, db_url) as m:
-        accounts, beat_id, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
+    async with held_sale(tmp_path, db_url) as sale:
+        m, beat_id, order_id, db = sale.m, sale.beat_id, sale.order_id, sale.db
         held = await hold_of(m, order_id)
-        status, body = await m.call("POST", f"{M}/sales/{order_id}/refund", who("seller"), {})
-        assert status == 202, body
-        await m.order("buyer", order_id, "refunded")
-        db = market_services(m).store.db
+        await refunded(sale)
         async with asyncio.timeout(30):
             while (await hold_of(m, order_id))["cut"] < held["amount"]:
                 await asyncio.sleep(0.05)
         # the paid parts came back; ben's held part was cut whole, once
-        async with asyncio.timeout(30):
-            while any(t["amount_reversed"] < t["amount"] for t in m.fake.all_of("transfer")):
-                await asyncio.sleep(0.05)
+        await every_transfer_reversed(m)
         assert await db.fetchval("SELECT COUNT(*) FROM mkt_split_hold_cuts WHERE "
                                  "order_id = ?", order_id) == 1
         # ben accepts afterwards: nothing of the refunded sale is paid to him
@@ -280,47 +364,39 @@ async def test_a_refund_cuts_the_held_part_so_no_refunded_money_is_paid_out(
         status, sent = await m.call("GET", f"{M}/splits/sent", who("seller"))
         ben = next(s for s in sent["invitations"] if s["collaborator"] == "ben")
         assert ben["held"] == [] and ben["released"][0]["amount"] == 0
-        await m.fake.webhooks.settled()
-        await books_match_stripe(m, accounts)
+        await books_settled(sale)
 
 
 async def test_a_refund_after_the_held_part_was_paid_out_reverses_its_transfer(
         tmp_path: Path) -> None:
-    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
-        accounts, beat_id, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
-        await accept(m, "ben", beat_id)
+    async with held_sale(tmp_path) as sale:
+        m, order_id = sale.m, sale.order_id
+        await accept(m, "ben", sale.beat_id)
         await settled(m, order_id, RELEASED)
-        status, body = await m.call("POST", f"{M}/sales/{order_id}/refund", who("seller"), {})
-        assert status == 202, body
-        await m.order("buyer", order_id, "refunded")
-        async with asyncio.timeout(30):
-            while any(t["amount_reversed"] < t["amount"] for t in m.fake.all_of("transfer")):
-                await asyncio.sleep(0.05)
+        await refunded(sale)
+        await every_transfer_reversed(m)
         [ben] = transfers_to(m, order_id, "ben")
         assert ben["amount_reversed"] == ben["amount"] > 0
-        await m.fake.webhooks.settled()
-        await books_match_stripe(m, accounts)
+        await books_settled(sale)
 
 
 async def test_a_collaborator_taken_out_of_the_split_has_their_held_money_returned(
         tmp_path: Path) -> None:
-    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
-        accounts, beat_id, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
-        status, split = await m.call("PUT", f"{M}/beats/{beat_id}/split", who("seller"), {
-            "shares": [{"collaborator": "seller", "basis_points": 7000},
-                       {"collaborator": "amy", "basis_points": 3000}]})
+    async with held_sale(tmp_path) as sale:
+        status, split = await sale.m.call(
+            "PUT", f"{M}/beats/{sale.beat_id}/split", who("seller"), {
+                "shares": [{"collaborator": "seller", "basis_points": 7000},
+                           {"collaborator": "amy", "basis_points": 3000}]})
         assert status == 200, split
-        returned = await settled(m, order_id, RETURNED)
+        returned = await settled(sale.m, sale.order_id, RETURNED)
         assert returned["payee"] == "seller"
-        await books_match_stripe(m, accounts)
+        await books_settled(sale)
 
 
 async def test_the_invitation_lists_show_only_the_signed_in_accounts_own(
         tmp_path: Path) -> None:
-    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
-        _, beat_id, _ = await split_sale(m)
+    async with held_sale(tmp_path) as sale:
+        m, beat_id = sale.m, sale.beat_id
         # amy (a collaborator who accepted) and carl (a stranger) see nothing of ben's
         for other in ("amy", "carl"):
             status, mine = await m.call("GET", f"{M}/splits/invitations", who(other))
@@ -345,37 +421,29 @@ async def test_the_invitation_lists_show_only_the_signed_in_accounts_own(
 
 async def test_a_part_held_for_an_erased_collaborator_returns_to_the_seller(
         tmp_path: Path, db_url: str) -> None:  # noqa: F811
-    async with market(tmp_path, db_url) as m:
-        accounts, _, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
+    async with held_sale(tmp_path, db_url) as sale:
         # an erasure forgets the split rows naming ben (privacy.erase_account)
-        await market_services(m).store.db.execute(
-            "DELETE FROM mkt_splits WHERE collaborator = ?", "ben")
-        assert (await hold_of(m, order_id))["state"] == HELD
-        await market_services(m).splits.holds.expire()
-        returned = await settled(m, order_id, RETURNED)
+        await sale.db.execute("DELETE FROM mkt_splits WHERE collaborator = ?", "ben")
+        assert (await hold_of(sale.m, sale.order_id))["state"] == HELD
+        await sale.holds.expire()
+        returned = await settled(sale.m, sale.order_id, RETURNED)
         assert returned["payee"] == "seller" and returned["paid"] > 0
-        await books_match_stripe(m, accounts)
+        await books_settled(sale)
 
 
 async def test_a_reversal_waits_for_a_held_part_being_paid_out_then_takes_it_back_once(
         tmp_path: Path, db_url: str) -> None:  # noqa: F811
     from business.marketplace.split_sales import TransfersPending
 
-    async with market(tmp_path, db_url) as m:
-        accounts, _, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
-        module = market_services(m)
-        holds, sales = module.splits.holds, module.fulfilment.split_sales
+    async with held_sale(tmp_path, db_url) as sale:
+        m, order_id = sale.m, sale.order_id
+        holds, sales = sale.holds, sale.module.fulfilment.split_sales
         held = await hold_of(m, order_id)
         # ben accepted and his payout is between its decision and its transfer
-        await module.store.db.execute(
-            "UPDATE mkt_split_holds SET state = 'releasing', payee = ?, stripe_account = ? "
-            "WHERE order_id = ? AND collaborator = ?", "ben", accounts["ben"], order_id,
-            "ben")
+        await ben_being_paid_out(sale)
         with pytest.raises(TransfersPending, match="being paid out"):
             await sales.reverse("seller", order_id, taken=1, of=1, cause="refund:re_x")
-        assert await module.store.db.fetchval(
+        assert await sale.db.fetchval(
             "SELECT COUNT(*) FROM mkt_split_hold_cuts WHERE order_id = ?", order_id) == 0
         paid = await holds.settle("seller", order_id, "ben")
         assert paid is not None and paid["amount"] == held["amount"]
@@ -383,30 +451,19 @@ async def test_a_reversal_waits_for_a_held_part_being_paid_out_then_takes_it_bac
             await sales.reverse("seller", order_id, taken=1, of=1, cause="refund:re_x")
         [ben] = transfers_to(m, order_id, "ben")
         assert ben["amount_reversed"] == ben["amount"] == held["amount"]
-        await m.fake.webhooks.settled()
-        await books_match_stripe(m, accounts)
+        await books_settled(sale)
 
 
 async def test_a_payout_whose_answer_was_lost_is_not_made_twice_after_stripe_forgot_it(
         tmp_path: Path) -> None:
     from business.marketplace.errors import StripeUnavailable
 
-    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
-        accounts, _, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
-        module = market_services(m)
-        holds, gateway = module.splits.holds, module.gateway
-        await module.store.db.execute(
-            "UPDATE mkt_splits SET stripe_account = ?, accepted_at = 1 WHERE account_id = ? "
-            "AND collaborator = ?", accounts["ben"], "seller", "ben")
+    async with held_sale(tmp_path) as sale:
+        m, order_id = sale.m, sale.order_id
+        holds, gateway = sale.holds, sale.module.gateway
+        await ben_accepted_in_books(sale)
         real = gateway.transfer
-
-        async def answer_lost(**kwargs: Any) -> Any:
-            """Stripe makes the transfer; its answer never reaches us."""
-            await real(**kwargs)
-            raise StripeUnavailable("the connection was cut after the request was sent")
-
-        gateway.transfer = answer_lost
+        gateway.transfer = answer_lost(real)
         with pytest.raises(StripeUnavailable):
             await holds.settle("seller", order_id, "ben")
         gateway.transfer = real
@@ -415,8 +472,7 @@ async def test_a_payout_whose_answer_was_lost_is_not_made_twice_after_stripe_for
         [made] = transfers_to(m, order_id, "ben")
         assert paid is not None and paid["transfer"] == made["id"]
         assert (await hold_of(m, order_id))["state"] == RELEASED
-        await m.fake.webhooks.settled()
-        await books_match_stripe(m, accounts)
+        await books_settled(sale)
 
 
 async def test_a_refund_while_a_payout_is_stuck_takes_every_transfer_back_at_last(
@@ -424,22 +480,15 @@ async def test_a_refund_while_a_payout_is_stuck_takes_every_transfer_back_at_las
     from business.marketplace.errors import StripeUnavailable
     from business.marketplace.split_sales import REVERSED, TIMED_OUT, TransfersPending
 
-    async with market(tmp_path, db_url) as m:
-        accounts, _, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
-        module = market_services(m)
-        holds, sales, gateway = module.splits.holds, module.fulfilment.split_sales, module.gateway
+    async with held_sale(tmp_path, db_url) as sale:
+        m, order_id = sale.m, sale.order_id
+        holds, gateway = sale.holds, sale.module.gateway
+        sales = sale.module.fulfilment.split_sales
         held = await hold_of(m, order_id)
         # ben accepted (in the books: the job is run here) but Stripe refuses his transfer
-        await module.store.db.execute(
-            "UPDATE mkt_splits SET stripe_account = ?, accepted_at = 1 WHERE account_id = ? "
-            "AND collaborator = ?", accounts["ben"], "seller", "ben")
+        await ben_accepted_in_books(sale)
         real = gateway.transfer
-
-        async def refused(**kwargs: Any) -> Any:
-            raise StripeUnavailable("the destination lacks the transfers capability")
-
-        gateway.transfer = refused
+        gateway.transfer = refusing("the destination lacks the transfers capability")
         with pytest.raises(StripeUnavailable):
             await holds.settle("seller", order_id, "ben")
         # the buyer is refunded in full: only ben's part waits, the others come back now
@@ -465,13 +514,12 @@ async def test_a_refund_while_a_payout_is_stuck_takes_every_transfer_back_at_las
                 if t["metadata"]["order_id"] == order_id] == [
             t["amount"] for t in m.fake.all_of("transfer")
             if t["metadata"]["order_id"] == order_id]
-        await m.fake.webhooks.settled()
-        await books_match_stripe(m, accounts)
+        await books_settled(sale)
 
 
 async def test_accepting_needs_a_stripe_account_that_can_receive_transfers(
         tmp_path: Path) -> None:
-    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+    async with market(tmp_path, sqlite_url(tmp_path)) as m:
         await m.seller("seller")
         # ben connected Stripe but has not finished onboarding: no transfers capability
         status, body = await m.call("POST", "/api/marketplace/seller/stripe", who("ben"),
@@ -508,18 +556,14 @@ async def test_a_payout_refused_for_good_goes_back_to_held_and_the_seller_is_tol
     from business.marketplace.services import run_split_holds
     from dawserver.plugins import PLUGIN_CONTEXT_KEY
 
-    async with market(tmp_path, db_url) as m:
-        accounts, beat_id, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
-        module = market_services(m)
-        holds, sales = module.splits.holds, module.fulfilment.split_sales
+    async with held_sale(tmp_path, db_url) as sale:
+        m, accounts, beat_id, order_id = sale.m, sale.accounts, sale.beat_id, sale.order_id
+        holds, sales = sale.holds, sale.module.fulfilment.split_sales
         held = await hold_of(m, order_id)
         # ben accepted (in the books) with an account Stripe will not pay
         m.fake.objects[accounts["ben"]]["capabilities"].update(
             transfers="inactive", card_payments="inactive")
-        await module.store.db.execute(
-            "UPDATE mkt_splits SET stripe_account = ?, accepted_at = 1 WHERE account_id = ? "
-            "AND collaborator = ?", accounts["ben"], "seller", "ben")
+        await ben_accepted_in_books(sale)
         sent: list[tuple[str, str, list[str]]] = []
 
         async def recipients(account_id: str) -> list[str]:
@@ -548,8 +592,7 @@ async def test_a_payout_refused_for_good_goes_back_to_held_and_the_seller_is_tol
         assert paid["amount"] == held["amount"] - held["amount"] // 2
         [ben] = transfers_to(m, order_id, "ben")
         assert ben["amount"] == paid["amount"]
-        await m.fake.webhooks.settled()
-        await books_match_stripe(m, accounts)
+        await books_settled(sale)
 
 
 class _Interleaved:
@@ -593,12 +636,7 @@ def pg_url(request: pytest.FixtureRequest) -> str:
 async def test_an_accept_racing_the_seller_setting_the_split_again_is_kept(
         tmp_path: Path, pg_url: str) -> None:
     async with market(tmp_path, pg_url) as m:
-        accounts = {name: await m.seller(name) for name in ("seller", "ben")}
-        beat_id = (await m.beat("seller"))["beat_id"]
-        parts = [("seller", 8000), ("ben", 2000)]
-        status, split = await m.call("PUT", f"{M}/beats/{beat_id}/split", who("seller"), {
-            "shares": [{"collaborator": c, "basis_points": bp} for c, bp in parts]})
-        assert status == 200, split
+        accounts, beat_id, parts = await split_with_ben(m)
         splits = market_services(m).splits
         db = splits.db
         accepting: list[asyncio.Task[bool]] = []
@@ -631,13 +669,8 @@ async def test_an_answer_to_an_invitation_ended_meanwhile_is_refused(
         tmp_path: Path) -> None:
     from business.marketplace.errors import InvitationEnded
 
-    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
-        accounts = {name: await m.seller(name) for name in ("seller", "ben")}
-        beat_id = (await m.beat("seller"))["beat_id"]
-        status, split = await m.call("PUT", f"{M}/beats/{beat_id}/split", who("seller"), {
-            "shares": [{"collaborator": "seller", "basis_points": 8000},
-                       {"collaborator": "ben", "basis_points": 2000}]})
-        assert status == 200, split
+    async with market(tmp_path, sqlite_url(tmp_path)) as m:
+        accounts, beat_id, _ = await split_with_ben(m)
         splits = market_services(m).splits
         db = splits.db
         # the sweeper expired the invitation after the answer read it still pending
@@ -660,9 +693,8 @@ async def test_clearing_or_saving_the_split_pays_its_held_parts_out_at_once(
         tmp_path: Path, db_url: str) -> None:  # noqa: F811
     from business.marketplace.splits import Share
 
-    async with market(tmp_path, db_url) as m:
-        accounts, beat_id, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
+    async with held_sale(tmp_path, db_url) as sale:
+        m, accounts, beat_id, order_id = sale.m, sale.accounts, sale.beat_id, sale.order_id
         # the seller ends the split: ben's held part goes back to them (not a minute later)
         status, split = await m.call("PUT", f"{M}/beats/{beat_id}/split", who("seller"),
                                      {"shares": []})
@@ -675,11 +707,11 @@ async def test_clearing_or_saving_the_split_pays_its_held_parts_out_at_once(
         assert status == 200, split
         order_id = (await sell(m, beat_id))["orders"][0]["order_id"]
         assert (await hold_of(m, order_id))["state"] == HELD
-        await market_services(m).splits.save("seller", beat_id, [
+        await sale.module.splits.save("seller", beat_id, [
             Share(c, accounts[c], bp) for c, bp in PARTS.items()])
         released = await settled(m, order_id, RELEASED)
         assert released["payee"] == "ben"
-        await books_match_stripe(m, accounts)
+        await books_settled(sale)
 
 
 async def test_a_held_part_whose_payout_did_not_happen_is_tried_again_by_the_sweeper(
@@ -688,11 +720,9 @@ async def test_a_held_part_whose_payout_did_not_happen_is_tried_again_by_the_swe
 
     from business.marketplace.split_holds import STUCK_RETRY_S
 
-    async with market(tmp_path, db_url) as m:
-        accounts, beat_id, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
-        module = market_services(m)
-        db, holds = module.store.db, module.splits.holds
+    async with held_sale(tmp_path, db_url) as sale:
+        m, accounts, beat_id, order_id = sale.m, sale.accounts, sale.beat_id, sale.order_id
+        db, holds = sale.db, sale.holds
         await hold_jobs_done(m)
         # ben declined while the seller had no connected account: nowhere to return it
         await db.execute("UPDATE mkt_sellers SET stripe_account = '' WHERE account_id = ?",
@@ -707,28 +737,21 @@ async def test_a_held_part_whose_payout_did_not_happen_is_tried_again_by_the_swe
         await holds.expire(time.time() + STUCK_RETRY_S)
         returned = await settled(m, order_id, RETURNED)
         assert returned["payee"] == "seller"
-        await books_match_stripe(m, accounts)
+        await books_settled(sale)
 
 
 async def test_a_held_part_left_being_paid_out_is_finished_by_the_sweeper(
         tmp_path: Path) -> None:
-    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
-        accounts, _, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
-        module = market_services(m)
-        await hold_jobs_done(m)
+    async with held_sale(tmp_path) as sale:
+        await hold_jobs_done(sale.m)
         # ben accepted; his payout's job died between its decision and its transfer
-        await module.store.db.execute(
-            "UPDATE mkt_splits SET stripe_account = ?, accepted_at = 1 WHERE account_id = ? "
-            "AND collaborator = ?", accounts["ben"], "seller", "ben")
-        await module.store.db.execute(
-            "UPDATE mkt_split_holds SET state = 'releasing', payee = ?, stripe_account = ? "
-            "WHERE order_id = ? AND collaborator = ?", "ben", accounts["ben"], order_id,
-            "ben")
-        await module.splits.holds.expire()
-        released = await settled(m, order_id, RELEASED)
-        assert released["payee"] == "ben" and len(transfers_to(m, order_id, "ben")) == 1
-        await books_match_stripe(m, accounts)
+        await ben_accepted_in_books(sale)
+        await ben_being_paid_out(sale)
+        await sale.holds.expire()
+        released = await settled(sale.m, sale.order_id, RELEASED)
+        assert released["payee"] == "ben"
+        assert len(transfers_to(sale.m, sale.order_id, "ben")) == 1
+        await books_settled(sale)
 
 
 async def test_a_reversal_giving_up_as_the_late_payout_books_still_takes_it_back(
@@ -737,17 +760,12 @@ async def test_a_reversal_giving_up_as_the_late_payout_books_still_takes_it_back
     from business.marketplace.split_sales import REVERSED, TIMED_OUT
     from dawserver.plugins import PLUGIN_CONTEXT_KEY
 
-    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
-        accounts, _, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
-        module = market_services(m)
-        holds, sales = module.splits.holds, module.fulfilment.split_sales
+    async with held_sale(tmp_path) as sale:
+        m, order_id = sale.m, sale.order_id
+        holds, sales = sale.holds, sale.module.fulfilment.split_sales
         await hold_jobs_done(m)
         # ben's payout is between its decision and its transfer
-        await module.store.db.execute(
-            "UPDATE mkt_split_holds SET state = 'releasing', payee = ?, stripe_account = ? "
-            "WHERE order_id = ? AND collaborator = ?", "ben", accounts["ben"], order_id,
-            "ben")
+        await ben_being_paid_out(sale)
         record = sales.record
 
         async def payout_books_first(*args: Any, **kwargs: Any) -> None:
@@ -765,27 +783,19 @@ async def test_a_reversal_giving_up_as_the_late_payout_books_still_takes_it_back
         assert ben["amount_reversed"] == ben["amount"] > 0
         [end] = await sales.reversals("seller", order_id)
         assert end["state"] == REVERSED
-        await m.fake.webhooks.settled()
-        await books_match_stripe(m, accounts)
+        await books_settled(sale)
 
 
 async def test_giving_up_leaves_a_part_another_run_is_paying_out(tmp_path: Path) -> None:
     from business.marketplace.errors import StripeUnavailable
 
-    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
-        accounts, beat_id, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
-        module = market_services(m)
-        holds, gateway = module.splits.holds, module.gateway
-        await module.store.db.execute(
-            "UPDATE mkt_splits SET stripe_account = ?, accepted_at = 1 WHERE account_id = ? "
-            "AND collaborator = ?", accounts["ben"], "seller", "ben")
+    async with held_sale(tmp_path) as sale:
+        m, beat_id, order_id = sale.m, sale.beat_id, sale.order_id
+        holds, gateway = sale.holds, sale.module.gateway
+        await ben_accepted_in_books(sale)
         real = gateway.transfer
-
-        async def refused(**kwargs: Any) -> Any:
-            raise StripeUnavailable("Stripe is down")
-
-        gateway.transfer = refused  # job A's attempt: the part is left being paid out
+        # job A's attempt: the part is left being paid out
+        gateway.transfer = refusing("Stripe is down")
         with pytest.raises(StripeUnavailable):
             await holds.settle("seller", order_id, "ben")
         assert (await hold_of(m, order_id))["state"] == "releasing"
@@ -803,8 +813,7 @@ async def test_giving_up_leaves_a_part_another_run_is_paying_out(tmp_path: Path)
         [made] = transfers_to(m, order_id, "ben")
         assert paid is not None and paid["transfer"] == made["id"]
         assert (await hold_of(m, order_id))["state"] == RELEASED
-        await m.fake.webhooks.settled()
-        await books_match_stripe(m, accounts)
+        await books_settled(sale)
 
 
 async def test_a_transfer_made_before_the_part_went_back_is_booked_as_made(
@@ -813,27 +822,19 @@ async def test_a_transfer_made_before_the_part_went_back_is_booked_as_made(
     from business.marketplace.split_sales import REVERSAL_JOB
     from dawserver.plugins import PLUGIN_CONTEXT_KEY
 
-    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
-        accounts, beat_id, started = await split_sale(m)
-        order_id = started["orders"][0]["order_id"]
-        module = market_services(m)
-        holds, gateway = module.splits.holds, module.gateway
-        sales = module.fulfilment.split_sales
+    async with held_sale(tmp_path) as sale:
+        m, beat_id, order_id = sale.m, sale.beat_id, sale.order_id
+        holds, gateway = sale.holds, sale.module.gateway
+        sales = sale.module.fulfilment.split_sales
         await hold_jobs_done(m)
         held = await hold_of(m, order_id)
-        await module.store.db.execute(
-            "UPDATE mkt_splits SET stripe_account = ?, accepted_at = 1 WHERE account_id = ? "
-            "AND collaborator = ?", accounts["ben"], "seller", "ben")
+        await ben_accepted_in_books(sale)
         real, made = gateway.transfer, holds._made
-
-        async def answer_lost(**kwargs: Any) -> Any:
-            await real(**kwargs)
-            raise StripeUnavailable("the connection was cut after the request was sent")
 
         async def not_listed_yet(*args: Any) -> Any:
             return None
 
-        gateway.transfer = answer_lost
+        gateway.transfer = answer_lost(real)
         with pytest.raises(StripeUnavailable):
             await holds.settle("seller", order_id, "ben")
         gateway.transfer = real
@@ -854,5 +855,4 @@ async def test_a_transfer_made_before_the_part_went_back_is_booked_as_made(
         await sales.reverse("seller", order_id, taken=1, of=2, cause="refund:re_half")
         [ben] = transfers_to(m, order_id, "ben")
         assert ben["amount_reversed"] == held["amount"] // 2
-        await m.fake.webhooks.settled()
-        await books_match_stripe(m, accounts)
+        await books_settled(sale)
