@@ -27,7 +27,7 @@ from accounts.errors import Conflict
 from accounts.moving import AccountMover
 from accounts.regions import RegionalAccountStore
 from dawserver import asset_cache, asset_objects, assets, object_moves
-from dawserver.asset_store import AssetStore
+from dawserver.asset_store import Asset, AssetStore
 from dawserver.errors import Unavailable
 from dawserver.file_moves import AssetMoveHook
 from dawserver.keys import STORE
@@ -84,6 +84,30 @@ def upload_request(project_id: str, data: bytes) -> SimpleNamespace:
                            native=native, query=SimpleNamespace(name="take.wav"))
 
 
+def moved_during_upload(monkeypatch: pytest.MonkeyPatch, us: AssetStore, eu: AssetStore
+                        ) -> None:
+    """The upload route finds the project in ``us`` as an upload begins and in ``eu`` as
+    it ends: the account moved in between."""
+    regions = iter([us, eu])
+    monkeypatch.setattr(assets, "assets_of", lambda app, project_id: _now(next(regions)))
+
+
+def failing(monkeypatch: pytest.MonkeyPatch, step: str, error: Exception) -> None:
+    """``object_moves``'s ``step`` raises ``error`` whenever it is called."""
+
+    async def fail(*args, **kwargs) -> int:  # noqa: ANN002, ANN003
+        raise error
+
+    monkeypatch.setattr(object_moves, step, fail)
+
+
+async def answered_503(data: bytes) -> None:
+    """Uploading ``data`` to project P is answered 503: send it again in 30 seconds."""
+    with pytest.raises(Unavailable, match="send it again") as answer:
+        await assets.upload_asset(upload_request("P", data))  # type: ignore[arg-type]
+    assert answer.value.headers["Retry-After"] == "30"
+
+
 @pytest.mark.parametrize("target", [on_s3, on_disk], ids=["to-s3", "to-disk"])
 async def test_an_upload_that_ends_after_its_account_moved_is_kept_where_it_lives_now(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target) -> None:  # noqa: ANN001
@@ -91,8 +115,7 @@ async def test_an_upload_that_ends_after_its_account_moved_is_kept_where_it_live
     step included) before it stored the audio: it answers with the audio in the region
     the project lives in now, and the old region keeps nothing of it."""
     us, eu = on_s3(tmp_path, "us"), target(tmp_path, "eu")
-    regions = iter([us, eu])
-    monkeypatch.setattr(assets, "assets_of", lambda app, project_id: _now(next(regions)))
+    moved_during_upload(monkeypatch, us, eu)
     data = wav(1)
 
     info = await assets.upload_asset(upload_request("P", data))  # type: ignore[arg-type]
@@ -105,18 +128,12 @@ async def test_an_upload_that_ends_after_its_account_moved_is_kept_where_it_live
 async def test_an_upload_that_cannot_follow_its_account_is_answered_503_and_not_kept(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     us, eu = on_s3(tmp_path, "us"), on_s3(tmp_path, "eu")
-    regions = iter([us, eu])
-    monkeypatch.setattr(assets, "assets_of", lambda app, project_id: _now(next(regions)))
+    moved_during_upload(monkeypatch, us, eu)
+    failing(monkeypatch, "copy_asset",
+            object_moves.StorageError("eu's object store refused the copy"))
 
-    async def refused(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
-        raise object_moves.StorageError("eu's object store refused the copy")
+    await answered_503(wav(1))
 
-    monkeypatch.setattr(object_moves, "copy_asset", refused)
-
-    with pytest.raises(Unavailable, match="send it again") as answer:
-        await assets.upload_asset(upload_request("P", wav(1)))  # type: ignore[arg-type]
-
-    assert answer.value.headers["Retry-After"] == "30"
     assert await asset_objects.project_assets(us, "P") == []
 
 
@@ -129,18 +146,11 @@ async def test_an_upload_whose_copy_fails_midway_is_kept_in_neither_region(
     """The copy wrote the new region's membership (or index entry) before its audio
     failed: the answer is 503 and neither region lists the upload."""
     us, eu = on_s3(tmp_path, "us"), target(tmp_path, "eu")
-    regions = iter([us, eu])
-    monkeypatch.setattr(assets, "assets_of", lambda app, project_id: _now(next(regions)))
+    moved_during_upload(monkeypatch, us, eu)
+    failing(monkeypatch, "_copy_file", error)
 
-    async def failing(*args, **kwargs) -> int:  # noqa: ANN002, ANN003
-        raise error
+    await answered_503(wav(1))
 
-    monkeypatch.setattr(object_moves, "_copy_file", failing)
-
-    with pytest.raises(Unavailable, match="send it again") as answer:
-        await assets.upload_asset(upload_request("P", wav(1)))  # type: ignore[arg-type]
-
-    assert answer.value.headers["Retry-After"] == "30"
     assert await asset_objects.project_assets(us, "P") == []
     assert await asset_objects.project_assets(eu, "P") == []
     if eu.objects is not None:
@@ -153,16 +163,11 @@ async def test_an_upload_already_in_the_project_keeps_it_when_its_copy_fails(
     us, eu = on_s3(tmp_path, "us"), on_s3(tmp_path, "eu")
     data = wav(1)
     asset_id = (await eu.ingest_stream(body(data), project_id="P", name="a.wav")).id
-    regions = iter([us, eu])
-    monkeypatch.setattr(assets, "assets_of", lambda app, project_id: _now(next(regions)))
+    moved_during_upload(monkeypatch, us, eu)
+    failing(monkeypatch, "_check_whole",
+            object_moves.StorageError("eu's object store refused the audio"))
 
-    async def failing(*args, **kwargs) -> int:  # noqa: ANN002, ANN003
-        raise object_moves.StorageError("eu's object store refused the audio")
-
-    monkeypatch.setattr(object_moves, "_check_whole", failing)
-
-    with pytest.raises(Unavailable, match="send it again"):
-        await assets.upload_asset(upload_request("P", data))  # type: ignore[arg-type]
+    await answered_503(data)
 
     await whole(eu, "P", asset_id)
 
@@ -219,14 +224,22 @@ async def test_the_clean_step_forgets_an_upload_that_never_ended(
 
 # -- 2. takes waiting to be published ----------------------------------------------------
 
+def a_waiting_take(tmp_path: Path, us: AssetStore, seed: int, projects: tuple[str, ...] = ("P",)
+                   ) -> Asset:
+    """The take ``wav(seed)``, stored by the recorder on ``us``'s disk for each of
+    ``projects`` (the object store failing) and waiting to be published for them."""
+    local = AssetStore(us.root)
+    [take, *_] = [local.ingest_file(_file(tmp_path, wav(seed)), project_id=project_id)
+                  for project_id in projects]
+    for project_id in projects:
+        asset_objects.keep_take(us, take, project_id)
+    return take
+
+
 async def test_a_take_waiting_for_two_projects_is_never_published_again_for_the_moved_one(
         tmp_path: Path) -> None:
     us = on_s3(tmp_path, "us")
-    local = AssetStore(us.root)  # the recorder stored it here, the object store failing
-    take = local.ingest_file(_file(tmp_path, wav(3)), project_id="P")
-    local.ingest_file(_file(tmp_path, wav(3)), project_id="Q")
-    asset_objects.keep_take(us, take, "P")
-    asset_objects.keep_take(us, take, "Q")
+    take = a_waiting_take(tmp_path, us, 3, projects=("P", "Q"))
 
     await object_moves.forget_source(us, "P")
     assert asset_cache.pending(us) == {take.id: ["Q"]}
@@ -257,9 +270,7 @@ async def test_a_move_waits_for_a_publish_under_way_and_it_is_not_undone(
     """A publish that read P's mark before the move took P out: the move waits for it,
     then forgets what it wrote; the publish, once under way, never re-creates P."""
     us = on_s3(tmp_path, "us")
-    local = AssetStore(us.root)
-    take = local.ingest_file(_file(tmp_path, wav(4)), project_id="P")
-    asset_objects.keep_take(us, take, "P")
+    take = a_waiting_take(tmp_path, us, 4)
     put, writing, go_on = us.objects.put, asyncio.Event(), asyncio.Event()
 
     async def slow_put(key: str, data, **kwargs):  # noqa: ANN001, ANN003, ANN202
@@ -285,9 +296,7 @@ async def test_a_move_waits_for_a_publish_under_way_and_it_is_not_undone(
 async def test_a_take_marked_for_another_project_during_a_publish_still_waits(
         tmp_path: Path) -> None:
     us = on_s3(tmp_path, "us")
-    local = AssetStore(us.root)
-    take = local.ingest_file(_file(tmp_path, wav(5)), project_id="P")
-    asset_objects.keep_take(us, take, "P")
+    take = a_waiting_take(tmp_path, us, 5)
     put = us.objects.put
 
     async def mark_q_meanwhile(key: str, data, **kwargs):  # noqa: ANN001, ANN003, ANN202
@@ -312,15 +321,22 @@ def _file(tmp_path: Path, data: bytes) -> Path:
 
 # -- 3. the target changing under the copy ------------------------------------------------
 
+async def shared_with_q(us: AssetStore, eu: AssetStore, seed: int) -> Asset:
+    """P's audio ``wav(seed)`` in ``us``, and the same bytes in project Q of ``eu``: P's
+    asset."""
+    data = wav(seed)
+    asset = await us.ingest_stream(body(data), project_id="P", name="a.wav")
+    await eu.ingest_stream(body(data), project_id="Q", name="a.wav")
+    return asset
+
+
 async def test_audio_collected_as_forgotten_in_the_target_is_written_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The target holds the same audio but no description (forgotten, in its grace
     period): a collection that checked it before the membership deletes it after the
     copy read it; the copy writes it again rather than keep it."""
     us, eu = on_s3(tmp_path, "us"), on_s3(tmp_path, "eu")
-    data = wav(4)
-    asset = await us.ingest_stream(body(data), project_id="P", name="a.wav")
-    await eu.ingest_stream(body(data), project_id="Q", name="a.wav")
+    asset = await shared_with_q(us, eu, 4)
     await asset_objects.forget_project(eu, "Q")  # described no more, audio kept a while
     read = object_moves._target_digest
 
@@ -341,9 +357,7 @@ async def test_deleting_a_target_project_sharing_the_asset_during_the_copy_keeps
     """Local-disk target: project Q there has the same audio; it is deleted while P's
     copy writes the description: P's index is there already, so the audio stays."""
     us, eu = on_s3(tmp_path, "us"), on_disk(tmp_path, "eu")
-    data = wav(5)
-    asset = await us.ingest_stream(body(data), project_id="P", name="a.wav")
-    await eu.ingest_stream(body(data), project_id="Q", name="a.wav")
+    asset = await shared_with_q(us, eu, 5)
     describe = object_moves._put_description
 
     async def q_deleted_meanwhile(target: AssetStore, asset_id: str, meta: dict) -> int:
@@ -391,8 +405,11 @@ async def test_a_disk_target_copy_never_touches_another_runners_temporary_file(
     await whole(eu, "P", asset.id)
 
 
-async def test_a_hook_working_past_the_lease_keeps_the_move_from_a_second_runner(
-        world: World, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+async def a_move_and_a_second_runner(world: World, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+                                     ) -> tuple[str, list[float], AccountMover]:
+    """Uma's move to eu begun, leases renewed every 10 ms, and a second runner of it; both
+    runners read the clock ``now[0]``, which only a test moves. Uma, the clock, the
+    second runner."""
     monkeypatch.setattr(moving, "RENEW_S", 0.01)
     uma, _ = await a_person_in_us(world)
     await world.mover.begin(uma, "eu")
@@ -400,6 +417,22 @@ async def test_a_hook_working_past_the_lease_keeps_the_move_from_a_second_runner
     world.mover._clock = lambda: now[0]
     second = AccountMover(RegionalAccountStore.over(world.databases), world.databases,
                           settle_s=0.0, propagate_s=0.0, clock=lambda: now[0])
+    return uma, now, second
+
+
+class LongHook:
+    """A move hook whose ``copy`` (each test's own) outlasts the lease; it checks
+    nothing."""
+
+    name = "long"
+
+    async def check(self, account_id: str, source: str, target: str) -> None:
+        return None
+
+
+async def test_a_hook_working_past_the_lease_keeps_the_move_from_a_second_runner(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    uma, now, second = await a_move_and_a_second_runner(world, monkeypatch)
     main = world.databases["default"]
     renewed = asyncio.Event()
     execute = main.execute
@@ -413,12 +446,7 @@ async def test_a_hook_working_past_the_lease_keeps_the_move_from_a_second_runner
     monkeypatch.setattr(main, "execute", spied)
     refused: list[str] = []
 
-    class Long:
-        name = "long"
-
-        async def check(self, account_id: str, source: str, target: str) -> None:
-            return None
-
+    class Long(LongHook):
         async def copy(self, account_id: str, source: str, target: str) -> None:
             now[0] += moving.LEASE_S + 1  # a copy of many files: past the lease
             renewed.clear()
@@ -441,13 +469,7 @@ async def test_a_hook_whose_lease_another_runner_took_is_stopped_and_the_move_en
     """The runner's renewals stall past its lease (the database away) and a second
     runner claims the move mid-hook: the first's hook is cancelled and its run answers
     :class:`Conflict`; the second carries the move to its end, every row and file moved."""
-    monkeypatch.setattr(moving, "RENEW_S", 0.01)
-    uma, _ = await a_person_in_us(world)
-    await world.mover.begin(uma, "eu")
-    now = [time.time()]
-    world.mover._clock = lambda: now[0]
-    second = AccountMover(RegionalAccountStore.over(world.databases), world.databases,
-                          settle_s=0.0, propagate_s=0.0, clock=lambda: now[0])
+    uma, now, second = await a_move_and_a_second_runner(world, monkeypatch)
     main = world.databases["default"]
     execute = main.execute
     renewing = asyncio.Event()  # cleared: every renewal waits (the database away)
@@ -467,12 +489,7 @@ async def test_a_hook_whose_lease_another_runner_took_is_stopped_and_the_move_en
     calls: list[str] = []
     taking: list[asyncio.Task] = []
 
-    class Long:
-        name = "long"
-
-        async def check(self, account_id: str, source: str, target: str) -> None:
-            return None
-
+    class Long(LongHook):
         async def copy(self, account_id: str, source: str, target: str) -> None:
             if calls:  # the second runner: it copies once the first has stopped
                 async with asyncio.timeout(10):
