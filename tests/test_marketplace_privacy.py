@@ -17,8 +17,10 @@ from marketplace_helpers import (
     market_services,
     who,
 )
+from test_marketplace_split_holds import RELEASED, held_sale, hold_of, settled
+from test_marketplace_split_sales import accept
 
-from business.marketplace.privacy import FORGOTTEN, KEPT
+from business.marketplace.privacy import FORGOTTEN, KEPT, export_account
 from dawserver.plugin_api import Pseudonymiser
 from dawserver.plugins import PLUGIN_CONTEXT_KEY
 
@@ -103,3 +105,30 @@ async def test_export_and_erasure_of_a_seller_and_a_buyer(db_url: str,  # noqa: 
         assert status == 200, body
         emptied = await export("seller")
         assert all(not emptied[part] for part in emptied), emptied
+
+
+async def test_the_export_holds_split_money_held_for_a_collaborator(
+        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+    async with held_sale(tmp_path, db_url) as sale:
+        db, order_id, beat_id = sale.db, sale.order_id, sale.beat_id
+        held = await hold_of(sale.m, order_id)
+        # the seller sees what of their sale is held and for whom; ben what is held for him
+        [sold] = (await export_account(db, "seller"))["held_parts_sold"]
+        assert sold["held_for"] == "ben" and sold["order_id"] == order_id
+        assert sold["beat_id"] == beat_id and sold["status"] == "held"
+        assert (sold["amount"], sold["cut"], sold["currency"]) == (held["amount"], 0, "usd")
+        assert sold["paid"] is None and sold["paid_to"] is None
+        [mine] = (await export_account(db, "ben"))["held_parts"]
+        assert mine["seller"] == "seller" and mine["order_id"] == order_id
+        assert (mine["amount"], mine["status"]) == (held["amount"], "held")
+        assert (await export_account(db, "ben"))["held_parts_sold"] == []
+        for other in ("amy", "carl"):  # amy agreed: nothing of hers is held
+            found = await export_account(db, other)
+            assert found["held_parts"] == found["held_parts_sold"] == [], other
+        # ben accepts: the export says it was paid out to him
+        await accept(sale.m, "ben", beat_id)
+        await settled(sale.m, order_id, RELEASED)
+        [mine] = (await export_account(db, "ben"))["held_parts"]
+        assert (mine["status"], mine["paid_to"], mine["paid"]) == (
+            "released", "ben", held["amount"])
+        assert mine["settled_at"] is not None

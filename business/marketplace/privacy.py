@@ -4,8 +4,10 @@ The plug-in's ``account_export`` and ``account_erased`` hooks call these.
 
 Export (:func:`export_account`): as a seller, the person's own account's seller record,
 storefront (never its domain token), beats and tiers, coupons, the orders and licences
-they sold (without who bought: that is the buyers' data) and their ledger; as a buyer,
-the orders they placed and licences they hold in every store.
+they sold (without who bought: that is the buyers' data), their ledger and the split
+money held of their sales for collaborators who had not agreed yet; as a buyer, the
+orders they placed and licences they hold in every store; as a collaborator, the shares
+paid to them and the parts held for them.
 
 Erasure (:func:`erase_account`): what is the person's alone and holds no money is
 deleted: the storefront and its handle and domain claims, coupons, beats and tiers, the
@@ -58,6 +60,10 @@ _ORDER = ("order_id, beat_id, tier, amount, currency, exclusive, status, created
           "paid_at, refunded_at")
 _LICENCE = ("licence_id, order_id, beat_id, tier, title, rights, downloads, "
             "download_limit, status, granted_at")
+#: A held split part (``mkt_split_holds``): status is held, releasing or returning
+#: (being paid out), released (to the collaborator) or returned (to the seller).
+_HELD = ("order_id, beat_id, amount, cut, currency, state AS status, payee AS paid_to, "
+         "paid, held_at, settled_at")
 
 
 def _json(row: Any, *columns: str) -> dict[str, Any]:
@@ -108,6 +114,14 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
         "shares_received": await rows("SELECT account_id AS seller, order_id, amount, "
                                       "reversed, currency FROM mkt_transfers WHERE "
                                       "collaborator = ? ORDER BY order_id"),
+        # split money held for a collaborator who had not agreed yet: of their sales,
+        # for whom; of others' sales, for them (amount as held, cut by refunds, paid out)
+        "held_parts_sold": await rows(f"SELECT {_HELD}, collaborator AS held_for FROM "
+                                      f"mkt_split_holds {own} ORDER BY held_at, order_id, "
+                                      "collaborator"),
+        "held_parts": await rows(f"SELECT account_id AS seller, {_HELD} FROM "
+                                 "mkt_split_holds WHERE collaborator = ? ORDER BY held_at, "
+                                 "account_id, order_id"),
         "carts": await rows("SELECT account_id AS seller, beat_id, tier, source, added_at "
                             "FROM mkt_cart_items WHERE owner = ? ORDER BY added_at, beat_id"),
         # what sellers keep of them as a buyer (country; name and email if they agreed)
