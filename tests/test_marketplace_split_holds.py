@@ -595,6 +595,43 @@ async def test_a_payout_refused_for_good_goes_back_to_held_and_the_seller_is_tol
         await books_settled(sale)
 
 
+async def test_a_held_part_and_its_line_failing_each_mail_the_seller(
+        tmp_path: Path) -> None:
+    from business.marketplace.errors import PaymentError
+    from business.marketplace.services import run_split_holds
+    from dawserver.account_mail import MAIL_ACCOUNT
+    from dawserver.account_mail import QUEUE as MAIL_QUEUE
+    from dawserver.plugins import PLUGIN_CONTEXT_KEY
+
+    async with held_sale(tmp_path) as sale:
+        m, order_id = sale.m, sale.order_id
+        context = m.app[PLUGIN_CONTEXT_KEY]
+        alerts = sale.holds.alerts
+
+        async def recipients(account_id: str) -> list[str]:
+            return ["owner@example.com"] if account_id == "seller" else []
+
+        alerts.recipients = recipients  # mailed through the platform's own mail queue
+        # the line's transfers fail for good (what its job's last attempt says) ...
+        assert await alerts.notify("seller", order_id, "amy cannot take transfers") == [
+            "owner@example.com"]
+        # ... and so does paying out ben's held part of the same line
+        m.fake.objects[sale.accounts["ben"]]["capabilities"].update(
+            transfers="inactive", card_payments="inactive")
+        await ben_accepted_in_books(sale)
+        payload = type("Payload", (), {"seller": "seller", "beat_id": sale.beat_id,
+                                       "collaborator": "ben"})()
+        with pytest.raises(PaymentError):
+            await run_split_holds(context, payload, _LastAttempt())
+        # two mails, one of each: neither mail id suppressed the other
+        mails = [j.payload for j in await context.background.queue.find(
+            account_id=MAIL_ACCOUNT, queue=MAIL_QUEUE) if order_id in str(j.payload)]
+        assert len({p["mail_id"] for p in mails}) == len(mails) == 2, mails
+        assert {p["to"] for p in mails} == {"owner@example.com"}
+        subjects = sorted(p["fields"]["subject"] for p in mails)
+        assert "could not be paid" in subjects[0] and "held for ben" in subjects[1]
+
+
 class _Interleaved:
     """A database whose first transaction reading (its method ``read``) a query
     containing ``marker`` calls ``meanwhile()`` with that read's answer before going on

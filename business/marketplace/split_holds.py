@@ -351,9 +351,9 @@ class SplitHolds:
                     back.append(order_id)
             logger.error("split line %s of %s: paying out %s's held part failed for good "
                          "(%s)", order_id, seller, collaborator, reason)
-            if self.alerts is not None:
-                await self.alerts.notify(seller, order_id,
-                                         f"{collaborator}'s held part: {reason}")
+            if self.alerts is not None:  # its own mail: never one with the line's
+                await self.alerts.notify_held(seller, order_id, collaborator,
+                                              int(h["attempt"]), reason)
         return back
 
     async def _made(self, seller: str, order_id: str, collaborator: str, h: Any) -> Any:

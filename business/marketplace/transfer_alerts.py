@@ -7,6 +7,12 @@ job is requeued). :meth:`TransferAlerts.notify` mails the seller's account recip
 (``PluginContext.admin_emails``: a person's own address, or every owner and admin of an
 organisation) through the platform's mail queue (``PluginContext.send_mail``), once per
 line: the ``mail_id`` is the seller, the order and the address.
+
+When a held part's payout fails for good (:mod:`.split_holds`),
+:meth:`TransferAlerts.notify_held` mails them too, under a ``mail_id`` of its own (the
+seller, the order, the collaborator it was held for, the payout's attempt and the
+address): mail ids dedupe sending, so neither mail ever suppresses the other, and a
+part failing again after it went back to ``held`` is told again.
 """
 
 from __future__ import annotations
@@ -36,28 +42,54 @@ class TransferAlerts:
         """Mail ``seller``'s recipients that order ``order_id``'s transfers to its payees
         failed for ``reason``; the addresses mailed (none without a mailer). A failure to
         mail is logged, never raised: the line's failure is recorded either way."""
+        return await self._mail(
+            seller, order_id, ("marketplace-transfer-failed", seller, order_id),
+            f"Collaborators of sale {order_id} could not be paid",
+            [f"The transfers paying the collaborators of sale {order_id} failed "
+             f"for good: {reason}",
+             "The money is kept on the platform's account and no collaborator is "
+             "paid twice. Ask the collaborators to finish their Stripe onboarding, "
+             "then have the sale's transfer job requeued; what a refund or lost "
+             "dispute of the sale takes meanwhile is withheld from the transfers "
+             "then made."])
+
+    async def notify_held(self, seller: str, order_id: str, collaborator: str,
+                          attempt: int, reason: str) -> list[str]:
+        """Mail ``seller``'s recipients that paying out ``collaborator``'s held part of
+        order ``order_id`` (its ``attempt``) failed for good with ``reason``; the
+        addresses mailed. Logged, never raised, like :meth:`notify`."""
+        return await self._mail(
+            seller, order_id,
+            ("marketplace-held-part-failed", seller, order_id, collaborator, str(attempt)),
+            f"The part of sale {order_id} held for {collaborator} could not be paid out",
+            [f"Paying out {collaborator}'s held part of sale {order_id} failed for "
+             f"good: {reason}",
+             "The part is held again, on the platform's account, and is never paid "
+             "twice; it is tried again hourly. Check that whoever it goes to (the "
+             "collaborator who accepted, or you when the invitation ended) can receive "
+             "Stripe transfers."])
+
+    async def _mail(self, seller: str, order_id: str, key: tuple[str, ...], subject: str,
+                    paragraphs: list[str]) -> list[str]:
+        """Mail ``subject`` to ``seller``'s recipients, one ``mail_id`` per ``key`` (its
+        first element names the kind of mail) and address."""
         if self.send_mail is None or self.recipients is None:
             return []
+        kind, *parts = key
         try:
             addresses = sorted({a.strip().lower() for a in await self.recipients(seller)
                                 if a and a.strip()})
             for address in addresses:
-                digest = hashlib.sha256(f"{seller}\0{order_id}\0{address}".encode())
+                digest = hashlib.sha256("\0".join((*parts, address)).encode())
                 await self.send_mail(
-                    address, f"Collaborators of sale {order_id} could not be paid",
-                    [f"The transfers paying the collaborators of sale {order_id} failed "
-                     f"for good: {reason}",
-                     "The money is kept on the platform's account and no collaborator is "
-                     "paid twice. Ask the collaborators to finish their Stripe onboarding, "
-                     "then have the sale's transfer job requeued; what a refund or lost "
-                     "dispute of the sale takes meanwhile is withheld from the transfers "
-                     "then made.",
-                     "You get this mail as an owner or admin of the selling account."],
-                    mail_id=f"marketplace-transfer-failed/{digest.hexdigest()[:24]}",
+                    address, subject,
+                    [*paragraphs, "You get this mail as an owner or admin of the selling "
+                     "account."],
+                    mail_id=f"{kind}/{digest.hexdigest()[:24]}",
                     link=f"{self.base_url}/sales-reports" if self.base_url else "",
                     action="Open your sales" if self.base_url else "")
             return addresses
         except Exception:
-            log.exception("marketplace: mailing that the transfers of %s's order %s failed "
-                          "did not work", seller, order_id)
+            log.exception("marketplace: mailing %s's recipients about order %s (%s) did "
+                          "not work", seller, order_id, kind)
             return []
