@@ -107,7 +107,7 @@ def _effect_spec(data: dict[str, Any]) -> EffectSpec:
 
 
 def _playable_effects(owner: str, raw: list[dict[str, Any]], hosted_total: list[int],
-                      bypassed: list[str], on_track: bool = True) -> list[EffectSpec]:
+                      bypassed: list[str]) -> list[EffectSpec]:
     """A chain as the engine plays it: an ``lv2`` effect that fails validation (a plug-in
     not installed here, a control out of range) or is over a cap is left out (bypassed),
     with the reason in ``bypassed``, so one bad peer write cannot stop the engine."""
@@ -116,8 +116,7 @@ def _playable_effects(owner: str, raw: list[dict[str, Any]], hosted_total: list[
     for index, data in enumerate(raw):
         spec = _effect_spec(data)
         if spec.kind == lv2_limits.HOSTED_KIND:
-            problem = (lv2_limits.over_limit(hosted, hosted_total[0]) if on_track
-                       else "lv2 plug-ins run on tracks only for now")
+            problem = lv2_limits.over_limit(hosted, hosted_total[0])
             if problem is None:
                 try:
                     spec.validate()
@@ -223,7 +222,7 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
         for data in sorted((self._roots["buses"].to_py() or {}).values(), key=lambda b: b["id"]):
             bus = Bus(id=str(data["id"]), name=str(data.get("name", "")),
                       effects=_playable_effects(f"bus {data['id']!r}", data.get("effects", []),
-                                                hosted_total, bypassed, on_track=False),
+                                                hosted_total, bypassed),
                       gain_db=float(data.get("gain_db", 0.0)), pan=float(data.get("pan", 0.0)))
             bus.automation = lanes.lanes_from_json(data.get("automation"), bus)
             if bus.id == MASTER:
@@ -320,7 +319,8 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
         """
         effects = self._track_map(track_id)["effects"]
         if spec.kind == lv2_limits.HOSTED_KIND:
-            every = [e for t in (self._roots["tracks"].to_py() or {}).values()
+            every = [e for root in ("tracks", "buses")
+                     for t in (self._roots[root].to_py() or {}).values()
                      for e in t.get("effects", [])]
             problem = lv2_limits.over_limit(lv2_limits.count(effects.to_py()),
                                             lv2_limits.count(every))

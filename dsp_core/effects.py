@@ -306,9 +306,8 @@ class EffectState:
     def __init__(self, spec: EffectSpec, channels: int, sample_rate: float,
                  load: SourceLoad | None = None) -> None:
         if spec.kind in HOSTED_KINDS:
-            raise ProjectError(f"{spec.kind} plug-ins run on tracks only for now (they are "
-                               "hosted outside the C engine); move it from the bus or master "
-                               "to a track")
+            raise ProjectError(f"{spec.kind} plug-ins run in a worker process, not in the C "
+                               "engine: build the chain with dsp_core.lv2_chain.HostedChain")
         spec.validate()
         self.kind = KIND_CODES[spec.kind]
         self.spec = spec

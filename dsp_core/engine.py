@@ -21,6 +21,7 @@ from .backend import default_backend, get_backend
 from .effects import SLOT_TARGET, TICK, EffectState
 from .errors import DspError
 from .graph import (
+    BusState,
     Graph,
     SourceLoader,
     TrackState,
@@ -35,6 +36,7 @@ from .graph import (
 )
 from .instrument_edit import carry_voices
 from .instrument_graph import instrument_structure, same_sound
+from .lv2_bus import finish
 from .lv2_chain import HostedChain, PluginError
 from .param_automation import build_param_automation
 from .schedule import plan_key, plan_schedule
@@ -160,7 +162,7 @@ class Engine:
             self._preroll(start, latency)
         if self._params is None:
             self._feed_hosted(start + latency, frames)
-            self._render(self.graph, start + latency, frames, self._out)
+            self._call(start + latency, frames, self._out)
         else:
             self._render_ticks(start + latency, frames, self._out)
         self._next = start + frames
@@ -174,7 +176,7 @@ class Engine:
             count = min(self.block_size, start - position)
             if self._params is None:
                 self._feed_hosted(position + latency, count)
-                self._render(self.graph, position + latency, count, self._out)
+                self._call(position + latency, count, self._out)
             else:
                 self._render_ticks(position + latency, count, self._out)
             position += count
@@ -189,9 +191,16 @@ class Engine:
             count = min(frames - done, TICK - self.graph.frames_done % TICK)
             self._params.apply_at(start + done)
             self._feed_hosted(start + done, count)
-            self._render(self.graph, start + done, count, tick_out)
+            self._call(start + done, count, tick_out)
             out[:, done : done + count] = tick_out[:, :count]
             done += count
+
+    def _call(self, start: int, frames: int, out: np.ndarray) -> None:
+        """The one C call for the block, then the buses and master run after it
+        (:func:`dsp_core.lv2_bus.finish`) when one hosts an lv2 plug-in."""
+        self._render(self.graph, start, frames, out)
+        if self.graph.master.hosted is not None:
+            finish(self.graph, self._backend, out, frames)
 
     def _feed_hosted(self, start: int, frames: int) -> None:
         """Render every hosted chain (a track with an lv2 plug-in) and soundfont
@@ -285,7 +294,7 @@ class Engine:
         self.close()
 
     def _hosted_chains(self) -> list[HostedChain]:
-        return [t.hosted for t in self.graph.tracks if t.hosted is not None]
+        return self.graph.hosted_chains()
 
     def use_backend(self, name: str) -> None:
         """Switch backend between blocks; the state carries over."""
@@ -326,12 +335,12 @@ class Engine:
             tracks.append(entry.state)
             entries[track.id] = entry
         for bus, state in zip(session.buses, self.graph.buses, strict=True):
-            self._update_bus(bus, state.fader, state.effects)
-        self._update_bus(session.master, self.graph.master.fader, self.graph.master.effects)
+            self._update_bus(bus, state)
+        self._update_bus(session.master, self.graph.master)
         kept = {id(t.hosted) for t in tracks if t.hosted is not None}
-        for old in self._hosted_chains():
-            if id(old) not in kept:
-                old.close()
+        for old in self.graph.tracks:
+            if old.hosted is not None and id(old.hosted) not in kept:
+                old.hosted.close()
         self.graph.tracks = tracks
         self._entries = entries
         self.session = session
@@ -369,9 +378,12 @@ class Engine:
             set_fader_target(send_state.fader, *send_levels(track, send.level_db, send.pre_fader))
         return changed
 
-    def _update_bus(self, bus: Bus, fader: np.ndarray, effects: list[EffectState]) -> None:
-        set_fader_target(fader, *balance_gains(db_to_linear(bus.gain_db), bus.pan))
-        for fx, spec in zip(effects, bus.effects, strict=True):
+    def _update_bus(self, bus: Bus, state: BusState) -> None:
+        set_fader_target(state.level, *balance_gains(db_to_linear(bus.gain_db), bus.pan))
+        if state.hosted is not None:
+            state.hosted.set_params(bus.effects)
+            return
+        for fx, spec in zip(state.effects, bus.effects, strict=True):
             _set_effect(fx, spec.params)
 
     @staticmethod
@@ -398,9 +410,8 @@ class Engine:
         self.session = session
         self._bind_params()
         if previous is not None:
-            for track in previous.tracks:
-                if track.hosted is not None:
-                    track.hosted.close()
+            for chain in previous.hosted_chains():
+                chain.close()
 
     def _all_effects(self) -> Iterator[EffectState]:
         for tr in self.graph.tracks:

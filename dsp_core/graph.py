@@ -102,11 +102,22 @@ class TrackState:
 
 @dataclass
 class BusState:
-    """An aux or master bus: insert chain, fader and stereo accumulator."""
+    """An aux or master bus: insert chain, fader and stereo accumulator.
+
+    A bus whose chain runs after the C call (:mod:`dsp_core.lv2_bus`) has ``hosted``:
+    the C engine then sees no inserts and a silent (aux) or unity (master) ``fader``, and
+    the bus's own fader is ``hosted.fader`` (:attr:`level`).
+    """
 
     effects: list[EffectState]
     fader: np.ndarray
     buffer: np.ndarray  # (2, max_block)
+    hosted: HostedChain | None = None
+
+    @property
+    def level(self) -> np.ndarray:
+        """The fader that sets the bus's gain and pan (edits and automation move it)."""
+        return self.hosted.fader if self.hosted is not None else self.fader
 
 
 @dataclass
@@ -132,6 +143,11 @@ class Graph:
     def latency(self) -> int:
         """Frames the output lags the timeline (0 without latency-adding processors)."""
         return self.schedule.latency if self.schedule is not None else 0
+
+    def hosted_chains(self) -> list[HostedChain]:
+        """Every chain run outside the C call: tracks', then buses', then the master's."""
+        owners = [*self.tracks, *self.buses, self.master]
+        return [o.hosted for o in owners if o.hosted is not None]
 
 
 def new_fader(left: float, right: float) -> np.ndarray:
@@ -381,12 +397,24 @@ class _HostedTrack:
 
 
 def build_bus(bus: Bus, sample_rate: int, max_block: int,
-              load: SourceLoader | None = None) -> BusState:
-    """Build an aux or master bus (``load`` reads a convolution's impulse response)."""
+              load: SourceLoader | None = None, after_call: bool = False) -> BusState:
+    """Build an aux or master bus (``load`` reads a convolution's impulse response).
+
+    ``after_call`` (the master of a graph with a hosted bus) and an ``lv2`` effect in the
+    chain move the chain and fader out of the C call (:mod:`dsp_core.lv2_bus`).
+    """
+    fader = new_fader(*balance_gains(db_to_linear(bus.gain_db), bus.pan))
+    buffer = np.zeros((2, max_block), dtype=np.float32)
+    if after_call or any(spec.kind in HOSTED_KINDS for spec in bus.effects):
+        from .lv2_bus import build_chain
+
+        chain = build_chain(bus, sample_rate, max_block, load, fader)
+        silent = new_fader(1.0, 1.0) if after_call else new_fader(0.0, 0.0)
+        return BusState(effects=[], fader=silent, buffer=buffer, hosted=chain)
     return BusState(
         effects=[EffectState(spec, 2, sample_rate, load) for spec in bus.effects],
-        fader=new_fader(*balance_gains(db_to_linear(bus.gain_db), bus.pan)),
-        buffer=np.zeros((2, max_block), dtype=np.float32),
+        fader=fader,
+        buffer=buffer,
     )
 
 
@@ -404,20 +432,45 @@ def build_graph(
     """Build the whole render graph of ``session`` at ``sample_rate``."""
     session.validate(allow_overlaps=True)
     any_solo = any(t.solo for t in session.tracks)
+    hosted_bus = [b.id for b in session.buses
+                  if any(spec.kind in HOSTED_KINDS for spec in b.effects)]
+    after_call = bool(hosted_bus) or any(s.kind in HOSTED_KINDS for s in session.master.effects)
+    if hosted_bus:
+        from .lv2_bus import check_keys
+
+        check_keys(session, set(hosted_bus))
+    parts: list = []
+    try:
+        tracks = []
+        for t in session.tracks:
+            tracks.append(build_track(t, session, sample_rate, max_block, load, any_solo))
+            parts.append(tracks[-1].hosted)
+        buses = []
+        for b in session.buses:
+            buses.append(build_bus(b, sample_rate, max_block, load))
+            parts.append(buses[-1].hosted)
+        master = build_bus(session.master, sample_rate, max_block, load, after_call)
+    except Exception:
+        for chain in parts:  # the workers started before the failure
+            if chain is not None:
+                chain.close()
+        raise
     graph = Graph(
         sample_rate=sample_rate,
         max_block=max_block,
-        tracks=[
-            build_track(t, session, sample_rate, max_block, load, any_solo)
-            for t in session.tracks
-        ],
-        buses=[build_bus(b, sample_rate, max_block, load) for b in session.buses],
-        master=build_bus(session.master, sample_rate, max_block, load),
+        tracks=tracks,
+        buses=buses,
+        master=master,
         scratch=np.zeros(3 * max_block, dtype=np.float32),
         lane_scratch=np.zeros(2 * LANES * max_block, dtype=np.float32),
         threads=threads,
         thread_scratch=thread_scratch(threads, len(session.buses), max_block),
     )
-    graph.schedule = plan_schedule(session, graph.tracks, graph.buses, graph.master,
-                                   sample_rate, max_block)
+    try:
+        graph.schedule = plan_schedule(session, graph.tracks, graph.buses, graph.master,
+                                       sample_rate, max_block)
+    except Exception:
+        for chain in graph.hosted_chains():
+            chain.close()
+        raise
     return graph

@@ -29,7 +29,7 @@ from .reference import clip_read
 class PluginError:
     """A hosted plug-in that failed and is bypassed: where it is and what happened."""
 
-    owner: str  # the track id
+    owner: str  # the track's or bus's id ('master' for the master)
     effect: str  # the effect id ('' when the document gave none)
     index: int  # its place in the chain
     message: str
@@ -55,20 +55,24 @@ class HostedChain:
     specs: list[EffectSpec]
     buffer: np.ndarray  # (channels, max_block): the feed clip's data
     clips: list[Any] = field(default_factory=list)  # the track's own ClipStates
+    #: a bus's or the master's own fader when the chain is theirs (dsp_core/lv2_bus.py)
+    fader: np.ndarray | None = None
 
     @classmethod
     def build(cls, track: Any, sample_rate: int, max_block: int, load: Any) -> HostedChain:
-        """Start the chain's workers and build its built-in effects."""
-        if track.instrument is not None:
-            raise ProjectError(f"track {track.id!r}: lv2 plug-ins on MIDI tracks are not "
+        """Start the chain's workers and build its built-in effects (``track``: anything
+        with ``id``, ``channels`` and ``effects``; a bus's gives ``where``)."""
+        where = getattr(track, "where", f"track {track.id!r}")
+        if getattr(track, "instrument", None) is not None:
+            raise ProjectError(f"{where}: lv2 plug-ins on MIDI tracks are not "
                                "supported yet; bounce the instrument to audio first")
         elements: list[EffectState | HostedPlugin] = []
         try:
             for spec in track.effects:
                 if spec.sidechain:
                     raise ProjectError(
-                        f"track {track.id!r}: a keyed {spec.kind} cannot share a chain with "
-                        "an lv2 plug-in yet; move it to another track or clear its sidechain")
+                        f"{where}: a keyed {spec.kind} cannot share a chain with an lv2 "
+                        "plug-in yet; move it or clear its sidechain")
                 if spec.kind in HOSTED_KINDS:
                     elements.append(HostedPlugin(spec.params, track.channels, sample_rate,
                                                  max_block))
@@ -95,7 +99,12 @@ class HostedChain:
             if clip.position >= position + frames:
                 break
             clip_read(clip, self.channels, position, frames, buf)
-        phase = frames_done % TICK
+        self.run(backend, frames, frames_done % TICK)
+
+    def run(self, backend: Any, frames: int, phase: int) -> None:
+        """Run the chain in place on the buffer's first ``frames`` frames (``phase``: the
+        tick phase of the first frame)."""
+        buf = self.buffer
         for element, spec in zip(self.elements, self.specs, strict=True):
             if isinstance(element, HostedPlugin):
                 if spec.enabled:

@@ -1,4 +1,5 @@
-"""How many ``lv2`` effects (each one a worker process) a track and a session may hold.
+"""How many ``lv2`` effects (each one a worker process) a chain (a track's, an aux bus's or
+the master's) and a session may hold.
 
 Every engine of a room (the project engine, the live mix, each bounce) starts one
 worker per ``lv2`` effect, so these caps bound the processes one editor can start.
@@ -13,9 +14,9 @@ from typing import Any
 
 from .errors import ProjectError
 
-#: ``lv2`` effects one track's chain may hold.
+#: ``lv2`` effects one chain (a track's, a bus's, the master's) may hold.
 MAX_LV2_PER_TRACK = 4
-#: ``lv2`` effects a whole session (every track) may hold.
+#: ``lv2`` effects a whole session (every track and bus) may hold.
 MAX_LV2_PER_SESSION = 16
 HOSTED_KIND = "lv2"
 
@@ -27,14 +28,16 @@ def count(effects: Iterable[Any]) -> int:
 
 def check(owners: Sequence[tuple[str, Sequence[Any]]]) -> None:
     """Raise :class:`ProjectError` when a chain or the session holds too many ``lv2``
-    effects; ``owners`` is (track id, its effects) for every track."""
+    effects; ``owners`` is (where, its effects) for every track and bus, ``where`` as
+    ``"track 'id'"`` or ``"bus 'id'"``."""
     total = 0
     for owner, effects in owners:
         hosted = count(effects)
         if hosted > MAX_LV2_PER_TRACK:
             raise ProjectError(
-                f"track {owner!r} holds {hosted} lv2 plug-ins; at most {MAX_LV2_PER_TRACK} "
-                "per track: remove some, or bounce the track and continue on the bounce")
+                f"{owner} holds {hosted} lv2 plug-ins; at most {MAX_LV2_PER_TRACK} "
+                "per track or bus: remove some, or bounce the track and continue on the "
+                "bounce")
         total += hosted
     if total > MAX_LV2_PER_SESSION:
         raise ProjectError(
@@ -46,7 +49,7 @@ def over_limit(track_count: int, session_count: int) -> str | None:
     """Why one more ``lv2`` effect does not fit, given how many the track and the session
     already hold (None when it fits)."""
     if track_count >= MAX_LV2_PER_TRACK:
-        return f"more than {MAX_LV2_PER_TRACK} lv2 plug-ins on one track"
+        return f"more than {MAX_LV2_PER_TRACK} lv2 plug-ins in one chain"
     if session_count >= MAX_LV2_PER_SESSION:
         return f"more than {MAX_LV2_PER_SESSION} lv2 plug-ins in the project"
     return None

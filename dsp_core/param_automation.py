@@ -82,8 +82,9 @@ def build_param_automation(session: Session, graph: Graph,
                        (session.master, graph.master)]:
         fader = _BusFader(bus, state)
         for param, lane in _reading(bus.automation):
+            elements = state.hosted.elements if state.hosted is not None else state.effects
             setter = fader.setter(param) if param in FADER_PARAMS else _effect_setter(
-                bus.effects, state.effects, param)
+                bus.effects, elements, param)
             if setter is not None:
                 result.lanes.append(param_lane(lane, ratio, setter))
     return result if result.lanes else None
@@ -147,7 +148,7 @@ class _BusFader:
     """A bus's gain and pan, either of which a lane may drive."""
 
     def __init__(self, bus: Bus, state: BusState) -> None:
-        self.gain_db, self.pan, self.fader = bus.gain_db, bus.pan, state.fader
+        self.gain_db, self.pan, self.fader = bus.gain_db, bus.pan, state.level
 
     def setter(self, param: str) -> Callable[[float], None]:
         def apply(value: float) -> None:
