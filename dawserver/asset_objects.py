@@ -35,6 +35,15 @@ finished by a rerun or by the collection.
 
 The local cache never evicts a file that is pinned (:func:`ensure_local`,
 :mod:`dawserver.asset_cache`) or a recorded take not yet published (:func:`keep_take`).
+
+A take waits in the cache of the node that recorded it, where no other node's region
+move sees it, so with data regions (:func:`follow_moves`) :func:`publish_pending` puts it
+where its project lives *when it is published*, as an upload follows a moved account:
+into the region the project's document is in then (through
+:func:`~dawserver.object_moves.copy_asset` when that is not the region it was recorded
+in), and, once it is there, asks again and follows the project if it moved meanwhile.
+A move drops a region's documents before its assets, so a take found still at home
+after it was published is there before the move's clean step looks for it.
 """
 
 from __future__ import annotations
@@ -48,7 +57,7 @@ import re
 import tempfile
 import time
 import weakref
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +87,20 @@ def publishing(store: AssetStore) -> asyncio.Lock:
     if held is None or held[0] is not loop:  # a lock serves the loop it was made for
         held = _PUBLISHING[store] = (loop, asyncio.Lock())
     return held[1]
+
+
+#: ``await locate(project_id)``: the asset store of the region ``project_id`` lives in
+#: now (None: no region knows it); :class:`StorageError` when that cannot be told now.
+Locate = Callable[[str], Awaitable["AssetStore | None"]]
+#: Per asset store: where its takes go (:func:`follow_moves`).
+_LOCATORS: weakref.WeakKeyDictionary[AssetStore, Locate] = weakref.WeakKeyDictionary()
+
+
+def follow_moves(store: AssetStore, locate: Locate) -> None:
+    """Publish the takes ``store`` keeps where ``locate`` says their project lives then
+    (see the module), not always into ``store``'s own object store."""
+    _LOCATORS[store] = locate
+
 
 MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "aiff": "audio/aiff"}
 AUDIO_EXTENSIONS = tuple(MEDIA_TYPES)
@@ -442,8 +465,10 @@ def keep_take(store: AssetStore, asset: Asset, project_id: str) -> None:
 
 
 async def publish_pending(store: AssetStore) -> int:
-    """Publish every take waiting in this node's cache (:func:`keep_take`); how many
+    """Publish every take waiting in this node's cache (:func:`keep_take`), each where
+    its project lives now when the store follows moves (:func:`follow_moves`); how many
     were published. A :class:`~dawserver.storage.StorageError` leaves the rest waiting."""
+    locate = _LOCATORS.get(store)
     done = 0
     for asset_id in asset_cache.pending(store):
         async with publishing(store):
@@ -454,12 +479,52 @@ async def publish_pending(store: AssetStore) -> int:
             except AssetNotFound:  # deleted with its project meanwhile
                 asset_cache.clear_pending(store, asset_id)
                 continue
+            away = []  # projects it went to in another region: they leave this one
             for project_id in projects:
-                await publish(store, asset, project_id)
+                if locate is None:
+                    await publish(store, asset, project_id)
+                elif await _publish_where_it_lives(store, asset, project_id, locate):
+                    away.append(project_id)
+            for project_id in away:  # after every project's publish: its files go here
+                await _forget_here(store, project_id, asset.id)
             # only those published: a mark added meanwhile waits for the next round
             asset_cache.unmark_pending(store, asset_id, projects)
         done += 1
     return done
+
+
+async def _publish_where_it_lives(store: AssetStore, asset: Asset, project_id: str,
+                                  locate: Locate) -> bool:
+    """Publish ``asset`` (recorded in ``store``) for ``project_id`` into the region the
+    project lives in, asked again once it is there until the answer stays the same (a
+    move that switched meanwhile: it follows); whether that is not ``store``'s."""
+    from . import object_moves  # imported here: object_moves builds on this module
+
+    async def put(into: AssetStore) -> None:
+        if into is store:
+            await publish(store, asset, project_id)
+        else:  # from store's object store if it describes it, else the local files
+            await object_moves.copy_asset(store, into, project_id, asset.id)
+
+    where = await locate(project_id) or store
+    await put(where)
+    while (now := await locate(project_id) or where) is not where:
+        log.info("take %s of project %s follows its move to %s", asset.id, project_id,
+                 now.root)
+        await put(now)
+        if where is not store:  # (the home region's: by the caller, after every publish)
+            await object_moves.forget_asset(where, project_id, asset.id)
+        where = now
+    return where is not store
+
+
+async def _forget_here(store: AssetStore, project_id: str, asset_id: str) -> None:
+    """Take a take published for ``project_id`` in another region out of ``store``
+    (the region it was recorded in): its membership and index entry, and its files when
+    no other project here uses it."""
+    from . import object_moves  # imported here: object_moves builds on this module
+
+    await object_moves.forget_asset(store, project_id, asset_id)
 
 
 async def publish_until_done(store: AssetStore, *, delays: tuple[float, float] = PUBLISH_RETRY_S

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -22,6 +23,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import Field
 
 from accounts.models import DEFAULT_REGION
+from collab.errors import StoreError
+from database import DatabaseError
 from dsp_core import lv2_state
 from dsp_core.errors import AudioFileError, DspError
 from dsp_core.sources import asset_id_of
@@ -81,6 +84,7 @@ def setup_assets(app: web.Application, max_bytes: int | None = None) -> None:
         for store in stores.values():
             store.max_bytes = max_bytes
     app[ASSETS], app[REGION_ASSETS] = stores[DEFAULT_REGION], stores
+    follow_projects(app)
     # a plug-in state an editor writes may name only files of these stores
     lv2_state.allow_files_under(store.root for store in stores.values())
     from .recording import kept_takes  # imported here: recording imports the live mix
@@ -94,6 +98,30 @@ async def assets_of(app: web.Application, project_id: str) -> AssetStore:
     if len(stores) == 1:
         return app[ASSETS]
     return stores[await project_region(app, project_id)]
+
+
+def follow_projects(app: web.Application) -> None:
+    """With data regions, have every region's asset store publish its recorded takes
+    into the region their project lives in then (:func:`take_region`), which another
+    node may have moved it to meanwhile (:func:`asset_objects.follow_moves`)."""
+    stores = app[REGION_ASSETS]
+    if len(stores) > 1:
+        for store in stores.values():
+            asset_objects.follow_moves(store, functools.partial(take_region, app))
+
+
+async def take_region(app: web.Application, project_id: str) -> AssetStore | None:
+    """The asset store a take recorded for ``project_id`` is published into: its data
+    region's now, read as an upload reads it after storing (the document's region,
+    looked for again once the region it was in no longer holds it); None for a project
+    no region holds. :class:`StorageUnavailable` if the databases cannot tell now."""
+    try:
+        if await app[STORE].get_project(project_id) is None:
+            return None
+        return await assets_of(app, project_id)
+    except (DatabaseError, StoreError, OSError) as exc:
+        raise StorageUnavailable(f"cannot tell which data region project {project_id!r} "
+                                 f"lives in now ({exc}); its takes wait") from exc
 
 
 async def account_asset_file(app: web.Application, account_id: str, asset_id: str

@@ -1,0 +1,139 @@
+"""A take recorded on one node and not yet published while another node moves its
+account: it is published into the region the account lives in afterwards, whole, and
+nothing of it stays (or is collected away) anywhere else.
+
+Two nodes share the regions' databases and object stores (the real S3 server of the
+test setup, one bucket per region): node A is the world of
+test_account_move_objects.py, which carries the move; node B has its own asset
+directories (its local caches, where its takes wait) and its own collaboration store,
+wired as a server wires them (:func:`dawserver.assets.follow_projects`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_account_move_documents import World, a_project_in_us, files_of
+from test_account_move_objects import audio, held, moving_world, plays_from, source_left
+
+from collab.regional_store import RegionalCollabStore
+from collab.store import store_for
+from dawserver import asset_cache, asset_objects, assets, object_moves
+from dawserver.asset_store import AssetStore
+from dawserver.keys import STORE
+
+pytestmark = pytest.mark.asyncio
+
+
+@dataclass
+class Node:
+    """Another server process: its own caches and collaboration store."""
+
+    collab: RegionalCollabStore
+    assets: dict[str, AssetStore]
+
+
+class HeldPuts:
+    """An object store that holds the put of one key until ``go`` is set (the rest as
+    the store it wraps)."""
+
+    def __init__(self, objects: Any, key: str) -> None:
+        self.objects, self.key = objects, key
+        self.reached, self.go = asyncio.Event(), asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.objects, name)
+
+    async def put(self, key: str, data: Any, **kwargs: Any) -> int:
+        if key == self.key:
+            self.reached.set()
+            await self.go.wait()
+        return await self.objects.put(key, data, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def another_node(world: World, tmp_path: Path) -> AsyncIterator[Node]:
+    collab = RegionalCollabStore({n: store_for(db) for n, db in world.databases.items()})
+    await collab.start()
+    try:
+        stores = {region: AssetStore(tmp_path / "node-b" / region / "assets",
+                                     objects=store.objects)
+                  for region, store in world.assets.items()}
+        app: dict[Any, Any] = {STORE: collab, assets.REGION_ASSETS: stores,
+                               assets.ASSETS: stores["default"]}
+        assets.follow_projects(app)  # type: ignore[arg-type]
+        yield Node(collab, stores)
+    finally:
+        await collab.stop()
+
+
+async def recorded(node: Node, tmp_path: Path, song: str) -> str:
+    """A take node B recorded for ``song`` (in ``us``) and keeps, not yet published."""
+    assert await node.collab.get_project(song) is not None  # B serves it: routed to us
+    us = node.assets["us"]
+    take = await asyncio.to_thread(us.ingest_file, audio(tmp_path, 21, 0.5),
+                                   project_id=song, name="take-bea.wav")
+    asset_objects.keep_take(us, take, song)
+    return take.id
+
+
+async def only_in_eu(world: World, node: Node, song: str, take: str) -> None:
+    """The take is whole in ``eu`` for ``song`` (and stays so through a collection);
+    nothing of it is left in ``us``, in its object store or in either node's cache."""
+    us, eu = world.assets["us"], world.assets["eu"]
+    assert await held(eu, song) == [take]
+    await plays_from(eu, song, take)
+    later = time.time() + asset_objects.FORGET_GRACE_S + 1
+    await asset_objects.collect_forgotten(eu, now=later)
+    keys = await eu.objects.keys(f"assets/objects/{take[:2]}/{take}.")
+    assert sorted(k.split(".", 1)[1] for k in keys) == ["json", "peaks.npz", "wav"]
+    key = asset_objects.object_key(take, "wav")
+    assert await object_moves._digest(eu.objects.stream(key)) == take
+    assert await held(us, song) == []
+    assert await source_left(us) == []
+    assert asset_cache.pending(node.assets["us"]) == {}
+    assert files_of(node.assets["us"]) == set()
+
+
+async def test_a_take_kept_on_another_node_through_a_move_is_published_where_it_lives_now(
+        s3_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """Node B could not publish its take before node A moved the account (copy,
+    switch, clean: none of it sees B's cache); B publishes it into ``eu`` after."""
+    async with moving_world(tmp_path, s3_server, ("s3", "s3")) as world, \
+            another_node(world, tmp_path) as node:
+        uma, song = await a_project_in_us(world)
+        take = await recorded(node, tmp_path, song)
+
+        await world.mover.move(uma, "eu")
+        assert await asset_objects.publish_pending(node.assets["us"]) == 1
+
+        await only_in_eu(world, node, song, take)
+
+
+async def test_a_take_published_home_while_its_account_moved_follows_it(
+        s3_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """Node B found the project in ``us`` and began publishing there; node A's whole
+    move ran before B wrote anything: once published, B sees the project moved and the
+    take follows it to ``eu``."""
+    async with moving_world(tmp_path, s3_server, ("s3", "s3")) as world, \
+            another_node(world, tmp_path) as node:
+        uma, song = await a_project_in_us(world)
+        take = await recorded(node, tmp_path, song)
+        us = node.assets["us"]
+        held_puts = HeldPuts(us.objects, asset_objects.member_key(song, take))
+        us.objects = held_puts  # type: ignore[assignment]
+
+        publishing = asyncio.create_task(asset_objects.publish_pending(us))
+        await asyncio.wait_for(held_puts.reached.wait(), 30)
+        await world.mover.move(uma, "eu")
+        held_puts.go.set()
+        assert await asyncio.wait_for(publishing, 60) == 1
+
+        await only_in_eu(world, node, song, take)
