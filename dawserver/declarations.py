@@ -171,7 +171,10 @@ class Route:
     declared value. A streamed body is read (and limited) by its handler.
     ``problem``: errors answer as RFC 9457 ``application/problem+json`` (the public
     API's routes) instead of ``{"error": ...}``. ``sunset``: the route is deprecated
-    (:class:`Sunset`).
+    (:class:`Sunset`). ``idempotent``: a request sent with an ``Idempotency-Key`` header
+    runs once; a retry with the same key and request (body and query) replays the first
+    success answer, another request with the key answers 422, a retry while the first
+    runs 409 (:mod:`dawserver.public_api.idempotency`).
     """
 
     method: str
@@ -189,6 +192,7 @@ class Route:
     max_body: int | None = None
     problem: bool = False
     sunset: Sunset | None = None
+    idempotent: bool = False
 
     @property
     def label(self) -> str:

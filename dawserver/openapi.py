@@ -23,6 +23,7 @@ from .declarations import ErrorBody, Media, ProblemBody, Scope, role_of
 from .errors import ERROR_STATUSES, PROBLEM_JSON
 from .keys import CONFIG
 from .plugin_api import PUBLIC, Request, Route
+from .public_api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from .router import ROUTE_TABLE, RouteTable, ServedRoute, body_limit
 
 OPENAPI_PATH = "/api/openapi.json"
@@ -121,6 +122,13 @@ def _parameters(item: ServedRoute, index: int, schemas: _Schemas) -> list[dict[s
             "schema": {"type": "string"},
             "description": "With an administrator token: the account (project id) to act "
                            "for. Ignored for project tokens."})
+    if route.idempotent:
+        parameters.append({
+            "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                       "pattern": "^[!-~]+$"},
+            "description": "Makes a retry safe: the same key and request replay the first "
+                           "answer for 24 hours; another request with the key answers 422."})
     return parameters
 
 

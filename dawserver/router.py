@@ -47,6 +47,8 @@ from .errors import (
     problem_body,
 )
 from .keys import PLUGIN_CONTEXT_KEY
+from .public_api.idempotency import idempotent
+from .public_api.state import api_state
 
 log = logging.getLogger(__name__)
 
@@ -298,11 +300,18 @@ def _aiohttp_handler(served: ServedRoute) -> Any:
             principal = await require(request, route.permission)
             query = _query(served, request)
             body = await _body(served, request)
-            result = await route.handler(Request(
+            asked = Request(
                 params=dict(request.match_info), query=query, body=body, principal=principal,
                 context=request.app[PLUGIN_CONTEXT_KEY], headers=request.headers,
-                native=request))
-            return _answer(served, result)
+                native=request)
+
+            async def run() -> web.StreamResponse:
+                return _answer(served, await route.handler(asked))
+
+            if route.idempotent:
+                return await idempotent(asked, api_state(asked.context).idempotency, run,
+                                        also=query)
+            return await run()
         except ApiError as exc:
             answer = _error(route, int(exc.status), exc)
             if exc.headers.get("Connection") == "close":

@@ -147,6 +147,61 @@ def test_the_same_file_sent_twice_at_once_is_scheduled_once(tmp_path: Path,
     asyncio.run(go())
 
 
+def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer_again(
+        tmp_path: Path, db_url: str) -> None:
+    """The same key and file answer what the first upload scheduled (not a report of
+    duplicates); a retry sent while the first runs is told to wait, never scheduled
+    twice; the key with another file or mode is refused; an error keeps no answer."""
+    async def go() -> None:
+        x = InTestNetwork("x")
+        async with social_app(tmp_path, db_url, x) as (client, _context):
+            x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
+            csv = "datetime,channel,text\n" + "".join(
+                f"{at(1 + n / 24)},{x_id},Post number {n}\n" for n in range(30))
+            key = {**ADA, "Idempotency-Key": "bulk-upload-1"}
+
+            first, second = await asyncio.gather(upload(client, csv, key),
+                                                 upload(client, csv, key))
+            answers = {first, second}
+            done = next(a for a in answers if "Idempotent-Replayed" not in a.headers
+                        and a.status == 200)
+            report = await done.json()
+            assert report["scheduled"] == 30 and report["errors"] == []
+            other = (answers - {done}).pop()
+            if other.status == 409:   # it came while the first ran: told to try again
+                assert other.headers["Retry-After"] == "1"
+                assert "still running" in (await other.json())["error"]
+            else:                     # it came after: the first answer, replayed
+                assert other.headers["Idempotent-Replayed"] == "true"
+                assert await other.json() == report
+
+            retry = await upload(client, csv, key)
+            assert retry.status == 200 and retry.headers["Idempotent-Replayed"] == "true"
+            assert await retry.json() == report
+            posts = await (await client.get("/api/social/posts", headers=ADA)).json()
+            assert len(posts) == 30
+
+            changed = await upload(client, csv + f"{at(5)},{x_id},One more\n", key)
+            assert changed.status == 422
+            assert "bulk-upload-1" in (await changed.json())["error"]
+            assert (await upload(client, csv, key, mode="all_or_nothing")).status == 422
+            # another person's upload is another request, whatever its key
+            assert (await upload(client, csv, {**OWNER, "Idempotency-Key": "bulk-upload-1"})
+                    ).status == 422
+
+            # an error is not kept: the corrected request may use the same key
+            fix = {**ADA, "Idempotency-Key": "bulk-upload-2"}
+            line = f"datetime,channel,text\n{at(6)},{x_id},Encore\n"
+            assert (await upload(client, line, fix, zone="Mars/Olympus")).status == 400
+            fixed = await upload(client, line, fix, zone="UTC")
+            assert fixed.status == 200 and "Idempotent-Replayed" not in fixed.headers
+            assert (await fixed.json())["scheduled"] == 1
+            posts = await (await client.get("/api/social/posts", headers=ADA)).json()
+            assert len(posts) == 31
+
+    asyncio.run(go())
+
+
 def test_a_refused_row_does_not_make_a_later_row_its_duplicate(tmp_path: Path,
                                                               db_url: str) -> None:
     """Review 153: a row refused by the route (media, rights) schedules nothing, so the

@@ -10,6 +10,11 @@ transaction holds the server's one writer); inside it, under the account's bulk 
 the live posts are read again and the checked rows compared with them
 (:func:`~.bulk.recheck_duplicates`), so the same file sent twice at once (a retry)
 schedules its rows once: the second upload finds the first's posts as duplicates.
+
+The route takes an ``Idempotency-Key`` (the platform's, ``Route.idempotent``): a retry
+with the same key, file and query gets the first answer again (``Idempotent-Replayed:
+true``, the same ``post_ids``) instead of a report of duplicates; the key with another
+file or mode answers 422, and a retry while the first still runs 409.
 """
 
 from __future__ import annotations
@@ -153,5 +158,5 @@ async def bulk_schedule(request: Request) -> Any:
 BULK_ROUTES = [
     Route(method="POST", path=f"{BASE}/bulk", handler=bulk_schedule, permission=COMPOSE,
           query=BulkQuery, body=Media("text/csv", "text/plain"), response=BulkOut,
-          max_body=MAX_BULK_BYTES),
+          max_body=MAX_BULK_BYTES, idempotent=True),
 ]

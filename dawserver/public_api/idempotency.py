@@ -58,10 +58,22 @@ IN_FLIGHT = (f"the first request with {HEADER} {{key!r}} is still running; retry
              "moment to get its answer")
 
 
-def fingerprint(method: str, path: str, user: str, body: Any) -> str:
-    """The SHA-256 of what makes two requests the same request."""
-    data = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
-    text = json.dumps([method.upper(), path, user, data], sort_keys=True, separators=(",", ":"))
+def _data(value: Any) -> Any:
+    """``value`` as JSON data: a model's fields, raw bytes (a file) by their SHA-256."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, bytes | bytearray):
+        return {"sha256": hashlib.sha256(value).hexdigest()}
+    return value
+
+
+def fingerprint(method: str, path: str, user: str, body: Any, also: Any = None) -> str:
+    """The SHA-256 of what makes two requests the same request (``also``: more of the
+    request that matters, such as a plug-in route's query)."""
+    parts = [method.upper(), path, user, _data(body)]
+    if also is not None:
+        parts.append(_data(also))
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -163,8 +175,11 @@ def _replay(row: dict[str, Any]) -> web.Response:
 
 
 async def idempotent(request: Any, store: IdempotencyStore,
-                     run: Callable[[], Awaitable[web.Response]]) -> web.Response:
-    """``await run()`` once per ``Idempotency-Key`` of ``request`` (a plug-in API Request)."""
+                     run: Callable[[], Awaitable[web.StreamResponse]], *, also: Any = None
+                     ) -> web.StreamResponse:
+    """``await run()`` once per ``Idempotency-Key`` of ``request`` (a plug-in API Request);
+    ``also``: more of the request that makes it the same (a route's query), beside its
+    method, path, caller and body (a raw body counts by its SHA-256)."""
     key = request.headers.get(HEADER)
     if key is None:
         return await run()
@@ -172,7 +187,7 @@ async def idempotent(request: Any, store: IdempotencyStore,
         raise BadRequest(BAD_KEY.format(key=key[:80]))
     account = request.account_id
     print_ = fingerprint(request.native.method, request.native.path, request.user,
-                         request.body)
+                         request.body, also)
     token = secrets.token_hex(16)
     row = await store.claim(account, key, print_, time.time(), token)
     if row is not None:
