@@ -555,3 +555,37 @@ async def test_plug_ins_read_memberships_from_the_accounts(tmp_path: Path,
         finally:
             await ada.close()
             await bo.close()
+
+
+def test_the_90_days_of_approval_count_from_the_latest_submission(tmp_path: Path,
+                                                                  db_url: str) -> None:
+    """A post whose content changed while it waited (sent back to its approvers) is a
+    new submission: it waits 90 days from then, not from the first submission."""
+    async def go() -> None:
+        async with _app(tmp_path, db_url) as (client, context):
+            channel = await _setup(client, [[{"person": "p_bo"}]])
+            post_id = await _submitted(client, channel, publish_at=soon(24 * 300))
+            post = f"/api/social/posts/{post_id}"
+            first = (await (await client.get(post, headers=as_("p_ada"))).json()
+                     )["submitted_at"]
+            module = services(context)
+            day = 86_400
+            module.posts.clock = lambda: time.time() + 60 * day
+            changed = await client.patch(post, headers=as_("p_ada"),
+                                         json={"text": "Listening party, new venue"})
+            body = await changed.json()
+            assert changed.status == 200, body
+            assert body["state"] == "pending_approval"
+            assert body["submitted_at"] >= first + 60 * day - 5
+            # 91 days after the first submission, 31 after the latest: still waiting
+            module.approvals.clock = lambda: time.time() + 91 * day
+            assert await module.approvals.expire_due() == 0
+            assert (await (await client.get(post, headers=as_("p_ada"))).json()
+                    )["state"] == "pending_approval"
+            # 91 days after the latest: expired
+            module.approvals.clock = lambda: time.time() + 151 * day
+            assert await module.approvals.expire_due() == 1
+            assert (await (await client.get(post, headers=as_("p_ada"))).json()
+                    )["state"] == "expired"
+
+    asyncio.run(go())

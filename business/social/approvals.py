@@ -5,8 +5,9 @@ in a team, anyone holding an organisation role in the account) and any one of th
 approves the tier. Each target of a post climbs its channel's tiers; the post is
 approved when every target is. Nobody approves their own post, nor one whose content
 they edited, nor two tiers of one channel's round (a new publish time alone does not
-start a new round). A post still pending at its publish time, or 90 days after it was submitted,
-expires and its author is told (``social.post_expired``). Every step is audited.
+start a new round). A post still pending at its publish time, or 90 days after it was last
+submitted (a content edit that sends it back submits it anew), expires and its author is
+told (``social.post_expired``). Every step is audited.
 """
 
 from __future__ import annotations

@@ -202,7 +202,7 @@ class Posts:
         self._check(post, channels)
         for target in post.targets:
             target.version = post.version
-        sent_back = False
+        sent_back = resubmitted = False
         if post.state in (EXPIRED, FAILED):
             post.state = DRAFT
             for target in post.targets:
@@ -212,7 +212,7 @@ class Posts:
             if content:
                 rights.check_schedule(channels.values(), actor)
                 post.state = arrange(post, channels)
-                sent_back = post.state == PENDING
+                sent_back, resubmitted = post.state == PENDING, True
             else:
                 if post.state != PENDING:
                     post.state = ready_state(post)
@@ -220,6 +220,8 @@ class Posts:
                     if target.state in (APPROVED, SCHEDULED):
                         target.state = ready_state(post)
         post.updated_at = self.clock()
+        if resubmitted:  # changed content is submitted anew: the 90 days count from now
+            post.submitted_at = post.updated_at
         async with self.store.db.transaction() as tx:
             # where the post went (approvers or schedule) was read from its channels: a
             # workflow or rights change meanwhile refuses the edit, never strands it
