@@ -313,6 +313,69 @@ async def test_a_declined_part_goes_back_to_the_seller_and_later_sales_are_their
         await books_match_stripe(m, accounts)
 
 
+async def put_split(m: Market, beat_id: str, again: tuple[str, ...] = ()
+                    ) -> dict[str, str]:
+    """``seller`` sets the split by :data:`PARTS` again, asking to invite ``again``
+    again; each part's status."""
+    status, split = await m.call("PUT", f"{M}/beats/{beat_id}/split", who("seller"), {
+        "shares": [{"collaborator": c, "basis_points": bp, "invite_again": c in again}
+                   for c, bp in PARTS.items()]})
+    assert status == 200, split
+    return {p["collaborator"]: p["status"] for p in split["shares"]}
+
+
+async def test_a_declined_collaborator_can_be_invited_again_with_the_same_part(
+        tmp_path: Path) -> None:
+    async with held_sale(tmp_path) as sale:
+        m, beat_id, order_id = sale.m, sale.beat_id, sale.order_id
+        status, _ = await m.call("POST", f"{M}/splits/seller/{beat_id}/decline", who("ben"),
+                                 {})
+        assert status == 200
+        await settled(m, order_id, RETURNED)
+        ended = await sale.db.fetchval("SELECT invited_at FROM mkt_splits WHERE "
+                                       "collaborator = ?", "ben")
+        # the split set again as it was: ben's answer stands
+        assert await put_split(m, beat_id) == {
+            "seller": "accepted", "amy": "accepted", "ben": "declined"}
+        # invited again (amy too, asked for: her accepted part stays as it is)
+        assert await put_split(m, beat_id, again=("ben", "amy")) == {
+            "seller": "accepted", "amy": "accepted", "ben": "pending"}
+        assert await sale.db.fetchval("SELECT invited_at FROM mkt_splits WHERE "
+                                      "collaborator = ?", "ben") > ended
+        status, mine = await m.call("GET", f"{M}/splits/invitations", who("ben"))
+        assert [i["status"] for i in mine["invitations"]] == ["pending"]
+        # a new sale is held for him again, and paid to him when he accepts this time
+        later_id = (await sell(m, beat_id, "buyer2"))["orders"][0]["order_id"]
+        assert (await hold_of(m, later_id))["state"] == HELD
+        await accept(m, "ben", beat_id)
+        released = await settled(m, later_id, RELEASED)
+        assert released["payee"] == "ben"
+        # what his decline gave back stays the seller's
+        assert (await hold_of(m, order_id))["payee"] == "seller"
+        assert transfers_to(m, order_id, "ben") == []
+        await books_settled(sale)
+
+
+async def test_a_new_invitation_never_takes_over_money_the_decline_gave_back(
+        tmp_path: Path) -> None:
+    async with held_sale(tmp_path) as sale:
+        m, beat_id, order_id = sale.m, sale.beat_id, sale.order_id
+        await hold_jobs_done(m)
+        # ben declined; the re-invitation comes before the job returning his part ran
+        await sale.db.execute("UPDATE mkt_splits SET ended = 'declined', ended_at = 1 "
+                              "WHERE account_id = ? AND collaborator = ?", "seller", "ben")
+        assert (await hold_of(m, order_id))["state"] == HELD
+        assert (await put_split(m, beat_id, again=("ben",)))["ben"] == "pending"
+        returned = await settled(m, order_id, RETURNED)
+        assert returned["payee"] == "seller"
+        # he accepts the new invitation: nothing of the declined one is paid to him
+        await accept(m, "ben", beat_id)
+        await hold_jobs_done(m)
+        assert (await hold_of(m, order_id))["state"] == RETURNED
+        assert transfers_to(m, order_id, "ben") == []
+        await books_settled(sale)
+
+
 async def test_an_unanswered_invitation_expires_and_its_money_returns_once(
         tmp_path: Path) -> None:
     async with held_sale(tmp_path, split_invitation_days=7) as sale:

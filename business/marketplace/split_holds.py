@@ -180,6 +180,27 @@ class SplitHolds:
                     total += share
         return total
 
+    async def return_ended(self, tx: Any, seller: str, beat_id: str, collaborator: str,
+                           why: str) -> int:
+        """In ``tx``, as a new invitation of ``collaborator`` replaces one that ended
+        (declined, expired): the parts still held of the ended one are set to go back
+        to the seller, as its answer decided, and their payout queued (once per
+        ``why``), so the new invitation never takes them over; how many. Left held (and
+        logged) while the seller has no connected Stripe account."""
+        own = await tx.fetchval("SELECT stripe_account FROM mkt_sellers WHERE account_id = ?",
+                                seller)
+        if not own:
+            logger.error("held parts of %s's beat %s for %s cannot go back: the seller has "
+                         "no connected Stripe account", seller, beat_id, collaborator)
+            return 0
+        returning = await tx.execute(
+            "UPDATE mkt_split_holds SET state = ?, payee = ?, stripe_account = ? WHERE "
+            "account_id = ? AND beat_id = ? AND collaborator = ? AND state = ?", RETURNING,
+            seller, str(own), seller, beat_id, collaborator, HELD)
+        if returning:
+            await self.queue_settle(tx, seller, beat_id, collaborator, why)
+        return int(returning)
+
     async def _decision(self, tx: Any, seller: str, beat_id: str, collaborator: str
                         ) -> tuple[str, Share] | None:
         """Where a held part goes now: (releasing, the collaborator) when they accepted,

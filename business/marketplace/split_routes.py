@@ -45,6 +45,9 @@ class ShareIn(Model):
 
     collaborator: str = Field(min_length=1, max_length=200)
     basis_points: int = Field(gt=0, le=WHOLE)
+    invite_again: bool = Field(False, description=(
+        "offer a part its collaborator declined, or let expire, again: a new invitation "
+        "(a changed part is one anyway; a pending or accepted part stays as it stands)"))
 
 
 class SplitIn(Model):
@@ -154,7 +157,7 @@ async def put_split(request: Request) -> Any:
     own = await module.store.stripe_account(request.account_id)
     return _out(beat_id, await module.splits.propose(
         request.account_id, beat_id, [(p.collaborator, p.basis_points) for p in body.shares],
-        seller_account=own))
+        seller_account=own, again={p.collaborator for p in body.shares if p.invite_again}))
 
 
 @_api

@@ -19,7 +19,8 @@ of theirs is held for them (:mod:`~business.marketplace.split_holds`), paid to t
 they accept, to the seller when they decline (:meth:`Splits.decline`) or the invitation
 expires. Setting a split never looks up another account's Stripe state, so its answer
 tells nothing of it; a collaborator whose part is unchanged keeps how their invitation
-stands, one whose part changes is invited again.
+stands, one whose part changes is invited again, and so is one whose invitation ended
+(declined, expired) when the seller asks to invite them again with the same part.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -174,14 +176,17 @@ class Splits:
                                           f"{why}:{now}")
 
     async def propose(self, seller: str, beat_id: str, parts: list[tuple[str, int]], *,
-                      seller_account: str | None) -> list[Part]:
+                      seller_account: str | None, again: Collection[str] = ()
+                      ) -> list[Part]:
         """Replace the split of ``beat_id`` with ``parts`` (collaborator, basis points;
         checked first): the seller's own part is agreed at once when they have connected
         Stripe (``seller_account``), a collaborator whose part is unchanged keeps how
-        their invitation stands (agreed, pending since it was sent, declined, expired),
-        every other part is a new invitation, pending until its collaborator accepts.
-        A collaborator taken out of the split has their held money returned to the
-        seller (:mod:`.split_holds`)."""
+        their invitation stands (agreed, pending since it was sent, declined, expired)
+        unless it ended and they are named in ``again``, every other part is a new
+        invitation, pending until its collaborator accepts. A collaborator taken out of
+        the split has their held money returned to the seller (:mod:`.split_holds`), and
+        so has one whose ended invitation a new one replaces: the new one never takes
+        over money the old one's answer gave back."""
         check_shares([Share(c, "", bp) for c, bp in parts], connected=False)
         now = time.time()
         async with self.db.transaction() as tx:
@@ -195,12 +200,17 @@ class Splits:
             rows = []
             for collaborator, bp in parts:
                 was = old.get(collaborator)
+                ended = was is not None and was["ended"] is not None
                 if collaborator == seller and seller_account:
                     rows.append((collaborator, seller_account, bp, now, now, None, None))
-                elif was is not None and int(was["basis_points"]) == bp:
+                elif (was is not None and int(was["basis_points"]) == bp
+                      and not (ended and collaborator in again)):
                     rows.append((collaborator, was["stripe_account"], bp, was["accepted_at"],
                                  was["invited_at"], was["ended"], was["ended_at"]))
                 else:
+                    if ended and self.holds is not None:
+                        await self.holds.return_ended(tx, seller, beat_id, collaborator,
+                                                      f"invited-again:{now}")
                     rows.append((collaborator, "", bp, None, now, None, None))
             await tx.executemany(
                 "INSERT INTO mkt_splits (account_id, beat_id, collaborator, stripe_account, "
