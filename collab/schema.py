@@ -46,7 +46,7 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map
 
-from dsp_core import lv2_limits
+from dsp_core import lv2_limits, lv2_state
 from dsp_core.effects import EffectSpec
 from dsp_core.errors import ProjectError
 from dsp_core.session import Bus, Clip, Send, Session, Track
@@ -104,6 +104,15 @@ def _effect_spec(data: dict[str, Any]) -> EffectSpec:
     params = {k: (v if isinstance(v, str) else float(v)) for k, v in data.get("params", {}).items()}
     return EffectSpec(str(data["kind"]), params, bool(data.get("enabled", True)),
                       str(data.get("id", "")), str(data.get("sidechain", "") or ""))
+
+
+def _portable_state(kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with an ``lv2`` state's asset-store files named by their assets (a
+    state a server's worker saved), so the document holds no server path."""
+    state = params.get(lv2_state.STATE_KEY)
+    if kind != lv2_limits.HOSTED_KIND or not isinstance(state, str):
+        return params
+    return {**params, lv2_state.STATE_KEY: lv2_state.portable(state)}
 
 
 def _playable_effects(owner: str, raw: list[dict[str, Any]], hosted_total: list[int],
@@ -309,6 +318,7 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
             effect = effects[index]
             _effect_spec({**effect.to_py(), "params": {**effect["params"].to_py(), **params}}
                          ).validate()
+            params = _portable_state(str(effect.get("kind")), params)
             for name, value in params.items():
                 effect["params"][name] = value
 
@@ -327,8 +337,8 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
             if problem is not None:
                 raise ProjectError(f"track {track_id!r}: {problem}; remove one first, or "
                                    "bounce a track to audio and remove its plug-ins")
-        spec = EffectSpec(spec.kind, dict(spec.params), spec.enabled, spec.id or new_id("fx"),
-                          spec.sidechain)
+        spec = EffectSpec(spec.kind, _portable_state(spec.kind, dict(spec.params)),
+                          spec.enabled, spec.id or new_id("fx"), spec.sidechain)
         effects.append(_effect_map(spec, len(effects)))
         return spec.id
 

@@ -20,16 +20,24 @@ Checks, in two places:
   dereferences a NULL subject (SIGSEGV) on well-formed Turtle without a preset, so
   this check keeps a bad document from crashing the worker; :func:`restore` checks
   the plug-in lilv read as well.
+
+Files. A state may name files (``atom:Path`` values, ``file://`` URIs: an impulse
+response, a sample). In the document and in project files a stored file is named by
+the project asset holding it, ``urn:maxbooster:asset:<sha256>`` (:data:`ASSET_PREFIX`),
+so the state moves with the project to another server or machine; each such file is a
+*source* of the session like a clip's audio (:func:`file_sources`, and
+:mod:`dsp_core.sources`, which stores local files as assets on import and maps assets
+back to local files before an engine plays the session, :func:`with_files`).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from .errors import DspError, ProjectError
 from .lv2_lilv import ffi, lib, serd, text
@@ -56,6 +64,8 @@ _LILV_PREFIXES = {
 }
 _ATOM_PATH = "http://lv2plug.in/ns/ext/atom#Path"
 _SERD_TURTLE, _SERD_URI, _SERD_CURIE = 1, 2, 3
+#: How a stored state names a file kept as a project asset: this prefix and its id.
+ASSET_PREFIX = "urn:maxbooster:asset:"
 #: The directories a state's files must lie under (None: not confined, see the module).
 _file_roots: set[str] | None = None
 
@@ -108,10 +118,14 @@ def _outside_problem(state: str) -> str | None:
     """Why the files ``state`` names may not be read here (None: all allowed)."""
     if _file_roots is None:
         return None
-    for name in _parsed(state)[2]:
-        real = os.path.realpath(name)
+    for node in _parsed(state)[2]:
+        if node[0] == "asset":
+            if not _is_asset_id(node[2]):
+                return f"it names the asset {node[2]!r}, which is no asset id (64 hex digits)"
+            continue
+        real = os.path.realpath(node[2])
         if not any(real == root or real.startswith(root + os.sep) for root in _file_roots):
-            return f"it names the file {name!r}, outside the server's asset directories"
+            return f"it names the file {node[2]!r}, outside the server's asset directories"
     return None
 
 
@@ -133,17 +147,68 @@ def turtle_problem(state: str, uri: str) -> str | None:
     return None
 
 
+def _is_asset_id(source: str) -> bool:
+    from .sources import is_asset_id  # sources imports this module for lv2 effects
+
+    return is_asset_id(source)
+
+
+def file_sources(state: str) -> list[str]:
+    """The files ``state`` names, each once, as sources: an asset id for a stored file
+    (``urn:maxbooster:asset:<id>``), else the local path."""
+    return list(dict.fromkeys(node[2] for node in _parsed(state)[2]))
+
+
+def with_files(state: str, resolve: Callable[[str], str]) -> str:
+    """``state`` with every file it names replaced by ``resolve(source)`` (see
+    :func:`file_sources`): an asset id is written as ``urn:maxbooster:asset:<id>``, a
+    path as a ``file://`` URI where the state had a URI, else as the ``atom:Path``
+    literal. :class:`ProjectError` when a name cannot be rewritten (a literal path
+    holding a quote or backslash)."""
+    result = state
+    for kind, raw, source in dict.fromkeys(_parsed(state)[2]):
+        target = resolve(source)
+        if target == source:
+            continue
+        uri = kind == "uri" or raw.startswith("<")
+        if _is_asset_id(target):
+            new = ASSET_PREFIX + target
+        else:
+            new = "file://" + quote(target) if uri else target
+        token = raw if raw.startswith("<") else f'"{raw}"'
+        replacement = f"<{new}>" if token.startswith("<") else f'"{new}"'
+        if token not in result or '"' in new or "\\" in new:
+            raise ProjectError(f"the saved state's file {source!r} cannot be renamed to "
+                               f"{target!r} in its text; save the state again")
+        result = result.replace(token, replacement)
+    return result
+
+
+def portable(state: str) -> str:
+    """``state`` with each file it names in an asset store (``…/objects/ab/<id>.wav``,
+    as a worker on the server saves it) named by its asset instead, so the text holds no
+    server path (the asset is checked to be the project's own when it is played)."""
+    from .sources import legacy_asset_id
+
+    return with_files(state, lambda source: legacy_asset_id(source) or source)
+
+
+_FileNode = tuple[str, str, str]  # ("uri" | "path" | "asset", the text as written, source)
+
+
 @functools.lru_cache(maxsize=64)  # every to_session validates it again
-def _parsed(state: str) -> tuple[str | None, tuple[tuple[str, str, str], ...], tuple[str, ...]]:
+def _parsed(state: str) -> tuple[str | None, tuple[tuple[str, str, str], ...],
+                                 tuple[_FileNode, ...]]:
     """serd's reading of ``state``: why it cannot be read (None if it can), its
-    statements (expanded) and the files it names (``atom:Path`` values, ``file://``)."""
+    statements (expanded) and the files it names (``atom:Path`` values, ``file://``
+    URIs, ``urn:maxbooster:asset:`` names of either form)."""
     try:
         data = state.encode("utf-8")
     except UnicodeEncodeError:
         return "it is not valid Unicode text (a lone surrogate)", (), ()
     prefixes = dict(_LILV_PREFIXES)
     statements: list[tuple[str, str, str]] = []
-    files: list[str] = []
+    files: list[_FileNode] = []
 
     def expand(node: Any) -> str:
         value = ffi.string(node.buf, node.n_bytes).decode("utf-8", "replace")
@@ -165,8 +230,17 @@ def _parsed(state: str) -> tuple[str | None, tuple[tuple[str, str, str], ...], t
         statement = (expand(subject), expand(predicate), expand(obj))
         statements.append(statement)
         if datatype != ffi.NULL and expand(datatype) == _ATOM_PATH:
-            files.append(statement[2])
-        files.extend(unquote(urlsplit(n).path) for n in statement if n.startswith("file:"))
+            value = statement[2]
+            if value.startswith(ASSET_PREFIX):
+                files.append(("asset", value, value[len(ASSET_PREFIX):]))
+            else:
+                files.append(("path", value, value))
+        for node, raw in zip((subject, predicate, obj), statement, strict=True):
+            written = f"<{raw}>" if node.type == _SERD_URI else raw
+            if raw.startswith("file:"):  # a plain literal too: a plug-in may open it
+                files.append(("uri", written, unquote(urlsplit(raw).path)))
+            elif raw.startswith(ASSET_PREFIX) and node.type == _SERD_URI:
+                files.append(("asset", written, raw[len(ASSET_PREFIX):]))
         return 0
 
     reader = serd().serd_reader_new(

@@ -1,4 +1,5 @@
-"""What a clip's ``source`` (and a convolution's ``ir``) names: an asset id or a local file.
+"""What a clip's ``source`` (a convolution's ``ir``, a sampler zone's source, a file an
+``lv2`` effect's saved state names) names: an asset id or a local file.
 
 In the collaborative document and in project files from version 3 on, audio is named by
 asset id: the SHA-256 of the file's bytes, 64 lowercase hex digits.  A server resolves an
@@ -46,10 +47,11 @@ def asset_id_of(source: str) -> str | None:
 
 @dataclass(frozen=True)
 class SourceRef:
-    """One place in a session that names audio: a clip, a convolution's ``ir``, or a
-    sampler zone of a MIDI track's instrument."""
+    """One place in a session that names audio: a clip, a convolution's ``ir``, a
+    sampler zone of a MIDI track's instrument, or a file an ``lv2`` effect's saved state
+    names (:mod:`dsp_core.lv2_state`)."""
 
-    kind: str  # "clip", "ir" or "zone"
+    kind: str  # "clip", "ir", "zone" or "state"
     track: str  # track id ("" for a bus effect)
     item: str  # clip id, or effect id / position
     source: str
@@ -62,6 +64,8 @@ class SourceRef:
         if self.kind == "zone":
             return f"sampler zone {self.item!r} on track {self.track!r}"
         where = f"track {self.track!r}" if self.track else "a bus"
+        if self.kind == "state":
+            return f"lv2 {self.item!r} on {where} (a file its saved state names)"
         return f"convolution {self.item!r} on {where} (its 'ir')"
 
 
@@ -81,7 +85,8 @@ class SourceRefused(Exception):
 
 
 def session_refs(session: Session) -> Iterator[SourceRef]:
-    """Every clip source, convolution ``ir`` and sampler zone source of ``session``."""
+    """Every clip source, convolution ``ir``, sampler zone source and file a saved
+    ``lv2`` state names, of ``session``."""
     for track in session.tracks:
         for clip in track.clips:
             yield SourceRef("clip", track.id, clip.id or f"@{clip.position}", clip.source)
@@ -96,6 +101,23 @@ def _effect_refs(effects, track_id: str) -> Iterator[SourceRef]:  # noqa: ANN001
         ir = effect.params.get("ir")
         if effect.kind == "convolution" and isinstance(ir, str):
             yield SourceRef("ir", track_id, effect.id or f"#{i}", ir)
+        for source in _state_files(effect):
+            yield SourceRef("state", track_id, effect.id or f"#{i}", source)
+
+
+def _state_files(effect) -> list[str]:  # noqa: ANN001
+    """The files an ``lv2`` effect's saved state names (none when it cannot be read:
+    validation refuses that state with the reason)."""
+    state = effect.params.get("state")
+    if effect.kind != "lv2" or not isinstance(state, str):
+        return []
+    from . import lv2_state  # liblilv's serd reads the text; needed only for lv2 effects
+    from .lv2_lilv import Lv2Unavailable
+
+    try:
+        return lv2_state.file_sources(state)
+    except Lv2Unavailable:  # no liblilv here: the effect is refused when validated
+        return []
 
 
 def _zone_refs(track: Track) -> Iterator[SourceRef]:
@@ -109,9 +131,9 @@ def resolve_session(session: Session, resolve: Callable[[str], str]
     """``session`` with every source replaced by ``resolve(source)`` (a local file).
 
     A source whose ``resolve`` raises :class:`SourceRefused` is left out: its clip is
-    dropped, its convolution effect removed from the chain, its sampler zone removed
-    from the instrument; each one is reported in the
-    list returned.  ``resolve`` is called once per distinct source.
+    dropped, its convolution effect (or ``lv2`` effect whose saved state names it)
+    removed from the chain, its sampler zone removed from the instrument; each one is
+    reported in the list returned.  ``resolve`` is called once per distinct source.
     """
     answers: dict[str, str | SourceRefused] = {}
     refusals: list[Refusal] = []
@@ -137,6 +159,16 @@ def resolve_session(session: Session, resolve: Callable[[str], str]
                 if path is None:
                     continue
                 effect = replace(effect, params={**effect.params, "ir": path})
+            files = _state_files(effect)
+            if files:
+                found = {f: lookup(SourceRef("state", track_id, effect.id or f"#{i}", f))
+                         for f in files}
+                if None in found.values():
+                    continue
+                from . import lv2_state
+
+                state = lv2_state.with_files(effect.params["state"], found.__getitem__)
+                effect = replace(effect, params={**effect.params, "state": state})
             kept.append(effect)
         return kept
 

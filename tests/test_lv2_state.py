@@ -218,3 +218,62 @@ def test_a_state_naming_a_file_outside_the_asset_directories_is_refused(tmp_path
                 doc.set_effect_params("t", 0, state=naming(outside, as_uri=as_uri))
     assert doc.to_session().tracks[0].effects[0].params["state"] == naming(
         str(inside), as_uri=True)  # the last accepted one stayed
+
+
+@pytest.mark.asyncio
+async def test_a_states_file_moves_with_the_project_as_an_asset(tmp_path, monkeypatch) -> None:
+    """The impulse file LSP's state names is stored as a project asset on import (the
+    state then names the asset, not the file), survives the document, and on another
+    machine, with only the asset storage copied, resolves to that machine's copy, which
+    a fresh worker restores and saves back byte-equal."""
+    import hashlib
+    import shutil
+
+    from dawserver.asset_store import AssetStore
+    from dawserver.projects import ingest_sources
+    from dsp_core.sources import local_resolver, resolve_session, session_refs
+
+    monkeypatch.setattr(lv2_state, "_file_roots", None)  # a studio's own files: taken
+    studio = tmp_path / "studio"
+    studio.mkdir()
+    ir = studio / "ir.wav"
+    impulse = np.zeros(64, dtype=np.float32)
+    impulse[10] = 0.5
+    sf.write(ir, impulse, RATE, subtype="FLOAT")
+    default = _saved_after_a_block({"uri": LSP_IR})
+    saved = _saved_after_a_block({"uri": LSP_IR, "state": default.replace(
+        "state:state [", f'state:state [\n\t\t{IR_FILE} "{ir}"^^atom:Path ;', 1)})
+    assert f"{IR_FILE} <file://{ir}>" in saved
+    session = Session(sample_rate=RATE, tracks=[Track("t", effects=[
+        EffectSpec("lv2", {"uri": LSP_IR, "state": saved}, id="irs")])])
+
+    store = AssetStore(tmp_path / "server-a" / "assets")
+    stored = await ingest_sources(store, session, "p1")
+    asset_id = hashlib.sha256(ir.read_bytes()).hexdigest()
+    text = stored.tracks[0].effects[0].params["state"]
+    assert str(ir) not in text
+    assert text == saved.replace(f"<file://{ir}>", f"<{lv2_state.ASSET_PREFIX}{asset_id}>")
+    assert [(r.kind, r.item, r.source) for r in session_refs(stored)] == [
+        ("state", "irs", asset_id)]
+    assert asset_id in (store.root / "projects" / "p1.txt").read_text()
+    doc = ProjectDocument.from_session(stored)  # the document keeps the asset's name
+    assert doc.to_session().tracks[0].effects[0].params["state"] == text and not doc.bypassed
+
+    shutil.rmtree(studio)  # another machine: only the asset storage came along
+    elsewhere = tmp_path / "server-b" / "assets"
+    shutil.copytree(store.root / "objects", elsewhere / "objects")
+    lv2_state.allow_files_under([elsewhere])
+    played, refused = resolve_session(doc.to_session(), local_resolver(elsewhere))
+    assert refused == []
+    copy = next((elsewhere / "objects").rglob(f"{asset_id}.wav"))
+    resolved = played.tracks[0].effects[0].params["state"]
+    assert resolved == saved.replace(f"<file://{ir}>", f"<file://{copy}>")
+    played.validate()  # the copy lies under the confined asset directories
+    assert _saved_after_a_block({"uri": LSP_IR, "state": resolved}) == resolved
+    doc.set_effect_params("t", 0, state=resolved)  # as a worker here saves it: made portable
+    assert doc.to_session().tracks[0].effects[0].params["state"] == text
+
+    _, refused = resolve_session(doc.to_session(), local_resolver(tmp_path / "empty"))
+    assert [str(r) for r in refused] == [
+        f"lv2 'irs' on track 't' (a file its saved state names): asset {asset_id} is not "
+        f"in {str(tmp_path / 'empty')!r}"]
