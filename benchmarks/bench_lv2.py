@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from benchmarks.conftest import SMOKE, median_ratio, record, rounds_of
-from dsp_core import Clip, EffectSpec, Engine, Session, Track, lv2_catalog
+from dsp_core import Bus, Clip, EffectSpec, Engine, Send, Session, Track, lv2_catalog
 from dsp_core.lv2_host import HostedPlugin
 from dsp_core.lv2_layout import FLOAT, Layout
 from dsp_core.lv2_worker import Worker
@@ -100,3 +100,34 @@ def test_session_with_one_hosted_track(benchmark, amp: lv2_catalog.PluginInfo) -
            realtime_hosted=seconds / statistics.median(times["hosted"]),
            realtime_built_in=seconds / statistics.median(times["built_in"]),
            hosted_time_over_built_in=median_ratio(times, "hosted", "built_in"))
+
+
+def test_session_with_a_hosted_bus(benchmark, amp: lv2_catalog.PluginInfo) -> None:
+    """16 tracks sent to an aux bus that holds the plug-in (the bus's chain, then the
+    master's, run after the C call: dsp_core/lv2_bus.py), against a built-in gain there."""
+    frames = BLOCK * BLOCKS
+    data = (0.05 * np.random.default_rng(3).standard_normal((TRACKS, frames))).astype(
+        np.float32)
+
+    def session(hosted: bool) -> Session:
+        middle = (EffectSpec("lv2", {"uri": URI, "gain": -6.0}) if hosted
+                  else EffectSpec("gain", {"gain_db": -6.0}))
+        return Session(sample_rate=RATE, tracks=[
+            Track(f"t{i}", clips=[Clip(f"s{i}", 0, frames)], sends=[Send("fx", -6.0)],
+                  effects=[EffectSpec("biquad", {"shape": "lowshelf", "gain_db": 3.0})])
+            for i in range(TRACKS)], buses=[Bus("fx", effects=[middle])],
+            master=Bus("master", effects=[EffectSpec("limiter", {"ceiling_db": -1.0})]))
+
+    def load(path: str, _rate: int) -> np.ndarray:
+        return data[int(path[1:]):int(path[1:]) + 1]
+
+    with Engine(session(True), block_size=BLOCK, loader=load) as hosted, \
+            Engine(session(False), block_size=BLOCK, loader=load) as built_in:
+        times = rounds_of({"hosted": lambda: hosted.render(0, frames),
+                           "built_in": lambda: built_in.render(0, frames)}, rounds=5)
+        assert hosted.plugin_errors() == []
+    seconds = frames / RATE
+    record(benchmark, tracks=TRACKS, block=BLOCK,
+           realtime_hosted_bus=seconds / statistics.median(times["hosted"]),
+           realtime_built_in_bus=seconds / statistics.median(times["built_in"]),
+           hosted_bus_time_over_built_in=median_ratio(times, "hosted", "built_in"))
