@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def test_a_csv_schedules_its_valid_rows_or_nothing_and_says_what_is_wrong_per_ce
             assert (report["total_rows"], report["scheduled"], report["post_ids"]) == (6, 0, [])
             assert [(e["row"], e["column"], e["code"]) for e in report["errors"]] == [
                 (4, "text", "duplicate"), (5, "datetime", "bad_datetime"),
-                (6, "channel", "unknown_channel"), (7, "media", "media_not_scheduled")]
+                (6, "channel", "unknown_channel"), (7, "media", "media_url")]
             assert "3 days" in report["errors"][0]["message"]
             posts = await (await client.get("/api/social/posts", headers=ADA)).json()
             assert [p["post_id"] for p in posts] == [earlier["post_id"]]
@@ -202,6 +203,86 @@ def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer_again(
     asyncio.run(go())
 
 
+def media_files(folder: Path) -> dict[str, Path]:
+    """A PNG (1200x800), an MP4 (2 s, 640x360) and a WAV (1 s), made by ffmpeg."""
+    folder.mkdir(parents=True, exist_ok=True)
+    made = {"cover": (folder / "cover.png", ["-f", "lavfi", "-i", "color=red:s=1200x800",
+                                             "-frames:v", "1"]),
+            "clip": (folder / "clip.mp4", ["-f", "lavfi", "-i", "testsrc=s=640x360:d=2",
+                                           "-f", "lavfi", "-i", "sine=d=2", "-shortest",
+                                           "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                                           "-c:a", "aac"]),
+            "bounce": (folder / "bounce.wav", ["-f", "lavfi", "-i", "sine=d=1"])}
+    for path, args in made.values():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", *args, str(path)], check=True,
+                       timeout=60)
+    return {name: path for name, (path, _args) in made.items()}
+
+
+def test_bulk_rows_carry_media_from_the_accounts_library_checked_as_the_composers(
+        tmp_path: Path, db_url: str) -> None:
+    """A row's media cell names assets of the account's projects: each is read from
+    its file (kind, type, size, shape, length) and checked by the network's rules as a
+    composed post's media is; another account's asset, an unknown id and a web address
+    are refused in their row, saying what to do."""
+    files = media_files(tmp_path / "files")
+    library = {("acc", "asset_cover"): files["cover"], ("acc", "asset_clip"): files["clip"],
+               ("acc", "asset_bounce"): files["bounce"],
+               ("other", "asset_theirs"): files["cover"]}
+
+    async def go() -> None:
+        x = InTestNetwork("x")
+        async with social_app(tmp_path, db_url, x) as (client, context):
+            async def asset_file(account_id: str, asset_id: str) -> str | None:
+                found = library.get((account_id, asset_id))
+                return None if found is None else str(found)
+
+            context.asset_file = asset_file
+            x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
+            csv = ("datetime,channel,text,media\n"
+                   f"{at(2)},{x_id},The clip,asset_clip\n"
+                   f"{at(2)},{x_id},Someone else's cover,asset_theirs\n"
+                   f"{at(2)},{x_id},A typo,asset_cvoer\n"
+                   f"{at(2)},{x_id},From the web,https://cdn.example/art.jpg\n"
+                   f"{at(2)},{x_id},Just the bounce,asset_bounce\n"
+                   f"{at(2)},{x_id},Cover and clip,asset_cover asset_clip\n"
+                   f"{at(3)},{x_id},The cover,asset_cover\n")
+            report = await (await upload(client, csv)).json()
+            # X's rules as the composer applies them: no audio, no images with a video
+            assert [(e["row"], e["column"], e["code"]) for e in report["errors"]] == [
+                (3, "media", "unknown_media"), (4, "media", "unknown_media"),
+                (5, "media", "media_url"), (6, "media", "audio_not_supported"),
+                (7, "media", "mixed_media")]
+            assert "asset_theirs" in report["errors"][0]["message"]
+            assert "upload the file" in report["errors"][2]["message"]
+            assert report["scheduled"] == 2
+            posts = {}
+            for post_id in report["post_ids"]:
+                post = await (await client.get(f"/api/social/posts/{post_id}",
+                                               headers=ADA)).json()
+                posts[post["text"]] = post
+            cover = {"asset_id": "asset_cover", "kind": "image",
+                     "content_type": "image/png",
+                     "size_bytes": files["cover"].stat().st_size, "duration_s": None,
+                     "width": 1200, "height": 800}
+            assert posts["The cover"]["media"] == [cover]
+            assert posts["The cover"]["state"] == "scheduled"
+            [clip] = posts["The clip"]["media"]
+            assert (clip["asset_id"], clip["kind"], clip["content_type"], clip["width"],
+                    clip["height"]) == ("asset_clip", "video", "video/mp4", 640, 360)
+            assert clip["size_bytes"] == files["clip"].stat().st_size
+            assert 1.9 <= clip["duration_s"] <= 2.2
+
+            # the composer's rules, not looser ones: five images are one too many on X
+            many = ("datetime,channel,text,media\n"
+                    f"{at(4)},{x_id},Gallery,{' '.join(['asset_cover'] * 5)}\n")
+            refused = await (await upload(client, many)).json()
+            assert [(e["row"], e["code"]) for e in refused["errors"]] == [
+                (2, "too_many_media")]
+
+    asyncio.run(go())
+
+
 def test_a_refused_row_does_not_make_a_later_row_its_duplicate(tmp_path: Path,
                                                               db_url: str) -> None:
     """Review 153: a row refused by the route (media, rights) schedules nothing, so the
@@ -215,7 +296,7 @@ def test_a_refused_row_does_not_make_a_later_row_its_duplicate(tmp_path: Path,
                    f"{at(2)},{x_id},Tour poster,\n")
             report = await (await upload(client, csv)).json()
             assert [(e["row"], e["code"]) for e in report["errors"]] == [
-                (2, "media_not_scheduled")]
+                (2, "media_url")]
             assert report["scheduled"] == 1
 
     asyncio.run(go())

@@ -61,6 +61,15 @@ class BulkFileError(ValueError):
     """The file as a whole cannot be read; the message says what to do."""
 
 
+class MediaRefused(Exception):
+    """A media reference ``resolve_media`` refuses: the row's ``media`` error ``code``
+    and a message that says what to do."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class ChannelLike(Protocol):
     """A channel known to the caller: its id and its network."""
 
@@ -211,9 +220,10 @@ def import_csv(data: bytes | str | BinaryIO, channels: Mapping[str, ChannelLike]
     default_zone
         IANA zone for rows whose time has no offset and no ``timezone`` cell.
     resolve_media
-        Asset id or URL to :class:`MediaItem` (``None``: unknown) so that media types,
-        sizes, durations and shapes are checked; without it, types are guessed from
-        file names and the rest is checked when the media is fetched.
+        Asset id or URL to :class:`MediaItem` (``None``: unknown; raising
+        :class:`MediaRefused`: that error) so that media types, sizes, durations and
+        shapes are checked; without it, types are guessed from file names and the rest
+        is checked when the media is fetched.
     refuse
         A valid row's error when the caller will not schedule it (the person's rights
         on its channel), else None; a refused row is an error, and later rows are not
@@ -575,7 +585,11 @@ class _RowChecker:
                      f"one or the other; separate several with spaces.")
                 continue
             if self.resolve_media is not None:
-                item = self.resolve_media(ref)
+                try:
+                    item = self.resolve_media(ref)
+                except MediaRefused as exc:
+                    fail("media", exc.code, str(exc))
+                    continue
                 if item is None:
                     fail("media", "unknown_media",
                          f"No asset or file {ref!r}: upload it to the project's assets, or "

@@ -1,8 +1,10 @@
 """HTTP route of bulk scheduling: a CSV file of posts, checked row by row, scheduled.
 
 ``POST /api/social/bulk`` reads the file with :func:`~.bulk.import_csv` against the
-account's channels and its live posts (duplicates within 3 days), adds the rows the
-person may not schedule on their channel (:mod:`.rights`), and schedules what the mode
+account's channels and its live posts (duplicates within 3 days) and the account's media
+library (a row's media, :mod:`.media_library`, checked by the network's rules as the
+composer's), adds the rows the person may not schedule on their channel
+(:mod:`.rights`), and schedules what the mode
 lets through in one transaction (:meth:`~.posts.Posts.schedule_rows`): every valid
 row, or none in ``all_or_nothing`` mode when any row has an error. The file is read
 and checked first, in a worker thread and outside any transaction (on SQLite a
@@ -30,13 +32,17 @@ from business.social.bulk import (
     BulkFileError,
     BulkRow,
     ExistingPost,
+    MediaRefused,
     RowError,
     import_csv,
     recheck_duplicates,
 )
 from business.social.errors import ConflictError, NotAllowedError
+from business.social.media_library import describe
 from business.social.models import DISCONNECTED, Channel
+from business.social.networks.base import MediaItem
 from business.social.permissions import COMPOSE
+from business.social.posts import media_items
 from business.social.routes import BASE, _api, _person
 from business.social.services import services
 from dawserver.plugin_api import BadRequest, Media, Model, Query, Request, Route
@@ -97,10 +103,6 @@ def _by_name(channels: list[Channel]) -> dict[str, Channel]:
 
 def _refused(row: BulkRow, channel: Channel, person: str) -> RowError | None:
     """The row's error when ``person`` may not schedule on its channel, else None."""
-    if row.media:
-        return RowError(row.row, "media", "media_not_scheduled",
-                        "media in a bulk file is not scheduled yet: leave the cell empty "
-                        "and attach the media to the post in the composer")
     try:
         rights.check_schedule([channel], person)
     except (NotAllowedError, ConflictError) as exc:
@@ -117,6 +119,23 @@ async def bulk_schedule(request: Request) -> Any:
     channels = _by_name(await module.store.channels(request.account_id))
     now = module.channels.clock()
 
+    loop = asyncio.get_running_loop()
+    library: dict[str, dict[str, Any] | MediaRefused] = {}
+
+    def resolve(ref: str) -> MediaItem:
+        # called from the worker thread that reads the file: the look-up (the asset
+        # store, ffprobe) runs on the event loop, once per asset id of the file
+        if ref not in library:
+            try:
+                library[ref] = asyncio.run_coroutine_threadsafe(
+                    describe(request.context, request.account_id, ref), loop).result()
+            except MediaRefused as exc:
+                library[ref] = exc
+        found = library[ref]
+        if isinstance(found, MediaRefused):
+            raise found
+        return media_items([found])[0]
+
     async def existing(tx: Any = None) -> list[ExistingPost]:
         return [ExistingPost(r["channel_id"], r["publish_at"], r["text"] or "")
                 for r in await module.store.texts_between(
@@ -128,7 +147,7 @@ async def bulk_schedule(request: Request) -> Any:
         result = await asyncio.to_thread(
             import_csv, request.body, channels, mode=query.mode, now=now,
             existing=await existing(), default_zone=query.zone or None,
-            max_rows=MAX_BULK_ROWS,
+            max_rows=MAX_BULK_ROWS, resolve_media=resolve,
             # a refused row is no post: later rows are not its duplicates
             refuse=lambda row: _refused(row, channels[row.channel_id], person))
     except (BulkFileError, ValueError) as exc:
@@ -139,7 +158,8 @@ async def bulk_schedule(request: Request) -> Any:
         # (the same file sent again) are duplicates here, not scheduled twice
         recheck_duplicates(result, await existing(tx))
         return [{"channel_id": r.channel_id, "publish_at": r.publish_at, "text": r.text,
-                 "link": r.link, "first_comment": r.first_comment, "time_zone": r.time_zone}
+                 "link": r.link, "first_comment": r.first_comment, "time_zone": r.time_zone,
+                 "media": [library[m] for m in r.media]}
                 for r in result.to_schedule]
 
     posts = await module.posts.schedule_rows(request.account_id, person, read_rows,

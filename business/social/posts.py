@@ -246,7 +246,8 @@ class Posts:
                             read_rows: Callable[[Any], Awaitable[list[dict[str, Any]]]],
                             source: str) -> list[Post]:
         """Create and submit one post per row (``publish_at`` in epoch seconds,
-        ``channel_id``, ``text``, ``link``, ``first_comment``, ``time_zone``) in one
+        ``channel_id``, ``text``, ``link``, ``first_comment``, ``time_zone``, ``media``:
+        media references as the composer sends them) in one
         transaction: each
         goes to its channel's approvers or onto the schedule, as :meth:`submit` sends
         it; the posts.
@@ -267,7 +268,8 @@ class Posts:
                                                                             tx=tx)}
             for row in await read_rows(tx):
                 post = Post(account_id=account_id, post_id=new_id("post"),
-                            author_id=author_id, text=row["text"] or "", media=[],
+                            author_id=author_id, text=row["text"] or "",
+                            media=list(row.get("media") or []),
                             link=row.get("link"), first_comment=row.get("first_comment"),
                             campaign="", publish_at=row["publish_at"],
                             time_zone=row.get("time_zone") or "UTC",
