@@ -268,6 +268,71 @@ async def test_two_payouts_of_one_held_part_racing_make_one_transfer(
         await books_settled(sale)
 
 
+async def test_a_run_never_takes_a_held_part_from_another_run_paying_it(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    async with held_sale(tmp_path, db_url) as sale:
+        m, order_id, gateway = sale.m, sale.order_id, sale.module.gateway
+        await hold_jobs_done(m)
+        await ben_accepted_in_books(sale)
+        real, asked, second_done = gateway.transfer, [], asyncio.Event()
+
+        async def slow(**kwargs: Any) -> Any:
+            """Run A is at Stripe until run B has had its go."""
+            asked.append(kwargs["idempotency_key"])
+            if len(asked) == 1:
+                async with asyncio.timeout(30):
+                    await second_done.wait()
+            return await real(**kwargs)
+
+        gateway.transfer = slow
+        try:
+            first = asyncio.create_task(sale.holds.settle("seller", order_id, "ben"))
+            async with asyncio.timeout(30):
+                while not asked:
+                    await asyncio.sleep(0.01)
+            second = await sale.holds.settle("seller", order_id, "ben")
+            second_done.set()
+            paid = await first
+        finally:
+            gateway.transfer = real
+        # B left A's claim alone and asked Stripe nothing; A made and booked the one
+        assert second is None and paid is not None
+        assert len(asked) == 1
+        [made] = transfers_to(m, order_id, "ben")
+        assert paid["transfer"] == made["id"]
+        assert await sale.db.fetchval("SELECT COUNT(*) FROM mkt_transfers WHERE hold_of = ?",
+                                      "ben") == 1
+        assert (await hold_of(m, order_id))["state"] == RELEASED
+        await books_settled(sale)
+
+
+async def test_a_claim_left_by_a_dead_run_is_taken_over_once_it_expired(
+        tmp_path: Path) -> None:
+    import time
+
+    from business.marketplace.split_holds import CLAIM_TTL_S
+
+    async with held_sale(tmp_path) as sale:
+        m, order_id = sale.m, sale.order_id
+        await hold_jobs_done(m)
+        await ben_accepted_in_books(sale)
+        await ben_being_paid_out(sale)
+
+        async def claimed(at: float) -> None:
+            await sale.db.execute("UPDATE mkt_split_holds SET claim = 'dead', claimed_at = ? "
+                                  "WHERE order_id = ? AND collaborator = ?", at, order_id,
+                                  "ben")
+
+        await claimed(time.time() - CLAIM_TTL_S / 2)  # still live: left to its run
+        assert await sale.holds.settle("seller", order_id, "ben") is None
+        assert transfers_to(m, order_id, "ben") == []
+        await claimed(time.time() - CLAIM_TTL_S - 1)  # its run died: taken over
+        paid = await sale.holds.settle("seller", order_id, "ben")
+        assert paid is not None and len(transfers_to(m, order_id, "ben")) == 1
+        assert (await hold_of(m, order_id))["state"] == RELEASED
+        await books_settled(sale)
+
+
 async def test_a_declined_part_goes_back_to_the_seller_and_later_sales_are_theirs(
         tmp_path: Path) -> None:
     async with held_sale(tmp_path) as sale:

@@ -35,9 +35,14 @@ payout booked after the reversal gave up queues that reversal again. A cut part 
 out less its cuts, each recorded as its cause's reversal of the transfer, so a later
 refund of the same cause takes nothing twice.
 
-A payout Stripe refuses until the job's last attempt goes back to ``held`` (unless
-Stripe made it after all, and only while no run holds its ``claim``: one paying it that
-moment keeps it) and the seller is mailed (:meth:`SplitHolds.give_up`); the
+A run paying a part out first claims it (``claim``, ``claimed_at``) by a
+compare-and-set: only a part no live run claims, or whose claim is older than
+:data:`CLAIM_TTL_S` (its run died without letting go), so two runs never both ask
+Stripe for it; the other returns at once, and the claim is let go when the run books
+the transfer or fails. A payout Stripe refuses until the job's last attempt goes back
+to ``held`` (unless Stripe made it after all, and only while no live run holds its
+``claim``: one paying it that moment keeps it) and the seller is mailed
+(:meth:`SplitHolds.give_up`); the
 sweeper tries again, hourly, parts held though answered and parts stuck being paid
 out. A seller's erasure forgets their splits: the sweep returns the parts held for
 collaborators who never agreed to the seller's connected account.
@@ -63,6 +68,10 @@ HOLD_JOB = "marketplace.split_holds"
 DEFAULT_INVITATION_DAYS = 30.0
 #: How often the sweeper tries a held part's payout again when it did not happen.
 STUCK_RETRY_S = 3600.0
+#: How long a run's claim on a held part's payout lasts: longer than any run's Stripe
+#: calls take (the client's timeouts and retries), so only a run that died without
+#: letting go leaves a claim this old, and another run may take it over.
+CLAIM_TTL_S = 600.0
 
 #: ``mkt_split_holds.state``: held, being paid out, paid out.
 HELD = "held"
@@ -262,11 +271,18 @@ class SplitHolds:
                 collaborator)]
             claimed = False
             if h["state"] in _PAID_AS:  # this run pays it out: give_up leaves it be
+                # compare-and-set: only a part no live run claims (or whose claim expired,
+                # its run dead), so two runs never both ask Stripe for it
+                now = time.time()
                 claimed = bool(await tx.execute(
-                    "UPDATE mkt_split_holds SET claim = ? WHERE account_id = ? AND "
-                    "order_id = ? AND collaborator = ? AND state = ? AND attempt = ?", token,
-                    seller, order_id, collaborator, h["state"], h["attempt"]))
-        if h["state"] not in _PAID_AS or not claimed:  # another run paid it out meanwhile
+                    "UPDATE mkt_split_holds SET claim = ?, claimed_at = ? WHERE "
+                    "account_id = ? AND order_id = ? AND collaborator = ? AND state = ? AND "
+                    "attempt = ? AND (claim IS NULL OR claimed_at IS NULL OR claimed_at <= ?)",
+                    token, now, seller, order_id, collaborator, h["state"], h["attempt"],
+                    now - CLAIM_TTL_S))
+        if h["state"] not in _PAID_AS or not claimed:
+            # paid out meanwhile, or another run is paying it out now (it books it, or
+            # lets go when it fails: the job's retry or the sweeper comes back to it)
             return None
         payee = Share(str(h["payee"]), str(h["stripe_account"]), 0)
         amount = max(0, int(h["amount"]) - int(h["cut"]))
@@ -286,8 +302,9 @@ class SplitHolds:
                               "collaborator": payee.collaborator, "held_for": collaborator})
         except BaseException:
             await self.db.execute(
-                "UPDATE mkt_split_holds SET claim = NULL WHERE account_id = ? AND order_id = ? "
-                "AND collaborator = ? AND claim = ?", seller, order_id, collaborator, token)
+                "UPDATE mkt_split_holds SET claim = NULL, claimed_at = NULL WHERE "
+                "account_id = ? AND order_id = ? AND collaborator = ? AND claim = ?", seller,
+                order_id, collaborator, token)
             raise
         paid_as = _PAID_AS[h["state"]]
         withheld, excess = [(c, min(a, int(h["amount"]))) for c, a in cuts], []
@@ -313,8 +330,8 @@ class SplitHolds:
         async with self.db.transaction() as tx:
             paid = await tx.execute(
                 "UPDATE mkt_split_holds SET state = ?, transfer_id = ?, paid = ?, "
-                "settled_at = ?, claim = NULL WHERE account_id = ? AND order_id = ? AND "
-                "collaborator = ? AND state = ? AND attempt = ?", paid_as,
+                "settled_at = ?, claim = NULL, claimed_at = NULL WHERE account_id = ? AND "
+                "order_id = ? AND collaborator = ? AND state = ? AND attempt = ?", paid_as,
                 str(transfer.id) if transfer is not None else None, amount, time.time(),
                 seller, order_id, collaborator, h["state"], h["attempt"])
             if paid and transfer is not None:
@@ -361,13 +378,15 @@ class SplitHolds:
                 logger.exception("split line %s of %s: %s's held part could not be looked "
                                  "up at Stripe", order_id, seller, collaborator)
             else:
-                # only when no run is paying it out this moment (its claim), and as
-                # this decision (attempt): the next decision gets a key of its own
+                # only when no live run is paying it out this moment (its claim), and
+                # as this decision (attempt): the next decision gets a key of its own
                 changed = await self.db.execute(
                     "UPDATE mkt_split_holds SET state = ?, payee = NULL, stripe_account = "
-                    "NULL, attempt = attempt + 1 WHERE account_id = ? AND order_id = ? AND "
-                    "collaborator = ? AND state = ? AND attempt = ? AND claim IS NULL",
-                    HELD, seller, order_id, collaborator, h["state"], h["attempt"])
+                    "NULL, attempt = attempt + 1, claim = NULL, claimed_at = NULL WHERE "
+                    "account_id = ? AND order_id = ? AND collaborator = ? AND state = ? AND "
+                    "attempt = ? AND (claim IS NULL OR claimed_at IS NULL OR claimed_at <= ?)",
+                    HELD, seller, order_id, collaborator, h["state"], h["attempt"],
+                    time.time() - CLAIM_TTL_S)
                 if changed:
                     back.append(order_id)
             logger.error("split line %s of %s: paying out %s's held part failed for good "
