@@ -64,7 +64,7 @@ from typing import Any
 from dsp_core.peaks import Peaks, compute_peaks
 
 from . import asset_cache
-from .asset_store import _ASSET_ID, Asset, AssetNotFound, AssetStore
+from .asset_store import _ASSET_ID, Asset, AssetError, AssetNotFound, AssetStore
 from .storage import ObjectNotFound, ObjectStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -467,30 +467,43 @@ def keep_take(store: AssetStore, asset: Asset, project_id: str) -> None:
 async def publish_pending(store: AssetStore) -> int:
     """Publish every take waiting in this node's cache (:func:`keep_take`), each where
     its project lives now when the store follows moves (:func:`follow_moves`); how many
-    were published. A :class:`~dawserver.storage.StorageError` leaves the rest waiting."""
+    were published. A take that cannot be published now (a
+    :class:`~dawserver.storage.StorageError`, an :class:`AssetError` or an
+    :class:`OSError`) is logged with its id and waits for the next round; the others
+    are published meanwhile."""
     locate = _LOCATORS.get(store)
     done = 0
     for asset_id in asset_cache.pending(store):
-        async with publishing(store):
-            # read again under the lock: a region move may have taken a project out
-            projects = asset_cache.pending(store).get(asset_id, [])
-            try:
-                asset = store.asset(asset_id)
-            except AssetNotFound:  # deleted with its project meanwhile
-                asset_cache.clear_pending(store, asset_id)
-                continue
-            away = []  # projects it went to in another region: they leave this one
-            for project_id in projects:
-                if locate is None:
-                    await publish(store, asset, project_id)
-                elif await _publish_where_it_lives(store, asset, project_id, locate):
-                    away.append(project_id)
-            for project_id in away:  # after every project's publish: its files go here
-                await _forget_here(store, project_id, asset.id)
-            # only those published: a mark added meanwhile waits for the next round
-            asset_cache.unmark_pending(store, asset_id, projects)
-        done += 1
+        try:
+            async with publishing(store):
+                done += await _publish_take(store, asset_id, locate)
+        except (StorageError, AssetError, OSError) as exc:
+            log.warning("recorded take %s could not be published yet (%s); it waits and "
+                        "is tried again", asset_id, exc)
     return done
+
+
+async def _publish_take(store: AssetStore, asset_id: str, locate: Locate | None) -> bool:
+    """Publish one waiting take for every project it waits for (under the publishing
+    lock); whether it was there to publish."""
+    # read again under the lock: a region move may have taken a project out
+    projects = asset_cache.pending(store).get(asset_id, [])
+    try:
+        asset = store.asset(asset_id)
+    except AssetNotFound:  # deleted with its project meanwhile
+        asset_cache.clear_pending(store, asset_id)
+        return False
+    away = []  # projects it went to in another region: they leave this one
+    for project_id in projects:
+        if locate is None:
+            await publish(store, asset, project_id)
+        elif await _publish_where_it_lives(store, asset, project_id, locate):
+            away.append(project_id)
+    for project_id in away:  # after every project's publish: its files go here
+        await _forget_here(store, project_id, asset.id)
+    # only those published: a mark added meanwhile waits for the next round
+    asset_cache.unmark_pending(store, asset_id, projects)
+    return True
 
 
 async def _publish_where_it_lives(store: AssetStore, asset: Asset, project_id: str,
@@ -503,8 +516,10 @@ async def _publish_where_it_lives(store: AssetStore, asset: Asset, project_id: s
     async def put(into: AssetStore) -> None:
         if into is store:
             await publish(store, asset, project_id)
-        else:  # from store's object store if it describes it, else the local files
-            await object_moves.copy_asset(store, into, project_id, asset.id)
+        else:  # from this node's files: the bucket of the region it was recorded in
+            # may describe it without holding it whole (a collection cut short)
+            await object_moves.copy_asset(store, into, project_id, asset.id,
+                                          await object_moves.local_files(store, asset.id))
 
     where = await locate(project_id) or store
     await put(where)
@@ -534,10 +549,8 @@ async def publish_until_done(store: AssetStore, *, delays: tuple[float, float] =
     the next one)."""
     delay, most = delays
     while asset_cache.pending(store):
-        try:
-            await publish_pending(store)
-        except StorageError as exc:
-            log.warning("could not publish recorded takes yet (%s); retrying in %.0f s",
-                        exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, most)
+        await publish_pending(store)  # each take that failed is logged there
+        if not asset_cache.pending(store):
+            return
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, most)

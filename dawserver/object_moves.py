@@ -272,15 +272,28 @@ async def _source_files(store: AssetStore, asset_id: str) -> dict[str, _File]:
         prefix = f"assets/objects/{asset_id[:2]}/{asset_id}."
         files = {key[len(prefix):]: _File(key, folder / key.rsplit("/", 1)[1])
                  for key in await store.objects.keys(prefix)}
-    else:
-        def local() -> dict[str, _File]:
-            return {path.name.split(".", 1)[1]: _File(None, path)
-                    for path in sorted(folder.glob(f"{asset_id}.*"))}
+        return files if _whole(files) else {}
+    return await local_files(store, asset_id)
 
-        files = await asyncio.to_thread(local)
-    if "json" not in files or not any(s in files for s in AUDIO_EXTENSIONS):
-        return {}  # not whole here (evicted audio, or no description): nothing to copy
-    return files
+
+async def local_files(store: AssetStore, asset_id: str) -> dict[str, _File]:
+    """Suffix → this node's local file of each file of ``asset_id`` (for
+    :func:`copy_asset`: a take waiting to be published, never evicted, whatever the
+    region's object store holds of it); empty unless they are whole."""
+    folder = store.root / "objects" / asset_id[:2]
+
+    def local() -> dict[str, _File]:
+        return {path.name.split(".", 1)[1]: _File(None, path)
+                for path in sorted(folder.glob(f"{asset_id}.*"))}
+
+    files = await asyncio.to_thread(local)
+    return files if _whole(files) else {}
+
+
+def _whole(files: dict[str, _File]) -> bool:
+    """Whether ``files`` has a description and audio (else: evicted audio, or no
+    description; nothing to copy)."""
+    return "json" in files and any(s in files for s in AUDIO_EXTENSIONS)
 
 
 async def _read(store: AssetStore, file: _File) -> AsyncIterator[bytes]:

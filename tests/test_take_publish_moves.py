@@ -74,12 +74,12 @@ async def another_node(world: World, tmp_path: Path) -> AsyncIterator[Node]:
         await collab.stop()
 
 
-async def recorded(node: Node, tmp_path: Path, song: str) -> str:
+async def recorded(node: Node, tmp_path: Path, song: str, seed: int = 21) -> str:
     """A take node B recorded for ``song`` (in ``us``) and keeps, not yet published."""
     assert await node.collab.get_project(song) is not None  # B serves it: routed to us
     us = node.assets["us"]
-    take = await asyncio.to_thread(us.ingest_file, audio(tmp_path, 21, 0.5),
-                                   project_id=song, name="take-bea.wav")
+    take = await asyncio.to_thread(us.ingest_file, audio(tmp_path, seed, 0.5),
+                                   project_id=song, name=f"take-bea-{seed}.wav")
     asset_objects.keep_take(us, take, song)
     return take.id
 
@@ -137,3 +137,63 @@ async def test_a_take_published_home_while_its_account_moved_follows_it(
         assert await asyncio.wait_for(publishing, 60) == 1
 
         await only_in_eu(world, node, song, take)
+
+
+async def test_a_take_half_described_in_the_region_it_left_is_published_from_the_node(
+        s3_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """``us``'s bucket describes the take but lacks its audio (a collection cut short,
+    a deletion racing): B copies it into ``eu`` from its own files, which a waiting
+    take always has, not from that bucket."""
+    async with moving_world(tmp_path, s3_server, ("s3", "s3")) as world, \
+            another_node(world, tmp_path) as node:
+        uma, song = await a_project_in_us(world)
+        take = await recorded(node, tmp_path, song)
+        us, eu = world.assets["us"], world.assets["eu"]
+        description = Path(node.assets["us"].asset(take).path).with_suffix(".json")
+        await us.objects.put(asset_objects.object_key(take, "json"),
+                             description.read_bytes())
+
+        await world.mover.move(uma, "eu")
+        assert await asset_objects.publish_pending(node.assets["us"]) == 1
+
+        assert await held(eu, song) == [take]
+        await plays_from(eu, song, take)
+        assert await held(us, song) == []
+        assert asset_cache.pending(node.assets["us"]) == {}
+
+
+async def test_a_take_that_fails_leaves_the_others_published_and_is_retried(
+        s3_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """One take's copy fails with an error that is not the object store's (here an
+    OSError): the other take is published meanwhile, and the failing one is tried
+    again, with the retries' delays, until it is published."""
+    async with moving_world(tmp_path, s3_server, ("s3", "s3")) as world, \
+            another_node(world, tmp_path) as node:
+        uma, song = await a_project_in_us(world)
+        broken = await recorded(node, tmp_path, song, seed=22)
+        fine = await recorded(node, tmp_path, song, seed=23)
+        copy_asset, failing = object_moves.copy_asset, asyncio.Event()
+        failing.set()
+
+        async def copy(source, target, project_id, asset_id, *rest):  # noqa: ANN001, ANN002, ANN202
+            if asset_id == broken and failing.is_set():
+                raise OSError(f"cannot read {asset_id} now (test)")
+            return await copy_asset(source, target, project_id, asset_id, *rest)
+
+        monkeypatch.setattr(object_moves, "copy_asset", copy)
+        await world.mover.move(uma, "eu")
+        us = node.assets["us"]
+        retrying = asyncio.create_task(asset_objects.publish_until_done(
+            us, delays=(0.01, 0.05)))
+        for _ in range(600):
+            if list(asset_cache.pending(us)) == [broken]:
+                break
+            await asyncio.sleep(0.05)
+        assert asset_cache.pending(us) == {broken: [song]}
+        await asyncio.sleep(0.2)
+        assert not retrying.done()  # still trying, not dead
+        failing.clear()
+        await asyncio.wait_for(retrying, 60)
+
+        assert sorted(await held(world.assets["eu"], song)) == sorted([broken, fine])
+        assert await held(world.assets["us"], song) == []
