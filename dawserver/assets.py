@@ -24,6 +24,7 @@ from pydantic import Field
 
 from accounts.models import DEFAULT_REGION
 from collab.errors import StoreError
+from collab.regional_store import RegionalCollabStore
 from database import DatabaseError
 from dsp_core import lv2_state
 from dsp_core.errors import AudioFileError, DspError
@@ -111,17 +112,34 @@ def follow_projects(app: web.Application) -> None:
 
 
 async def take_region(app: web.Application, project_id: str) -> AssetStore | None:
-    """The asset store a take recorded for ``project_id`` is published into: its data
-    region's now, read as an upload reads it after storing (the document's region,
-    looked for again once the region it was in no longer holds it); None for a project
-    no region holds. :class:`StorageUnavailable` if the databases cannot tell now."""
+    """The asset store a take recorded for ``project_id`` is published into: that of the
+    one data region whose database holds the project's document, asked of every region
+    (never a remembered answer); None for a project no region holds.
+
+    :class:`StorageUnavailable` when that cannot be told now: the databases fail, or
+    the document is in two regions, as from a move's copy of it (``DocumentMoveHook``)
+    until the old copy is dropped after the switch. Which one the project lives in then
+    changes at the switch, so the take waits for the move to end (publishing into the
+    new region before the switch would leave the project, still served from the old
+    one, without it)."""
+    collab = app[STORE]
     try:
-        if await app[STORE].get_project(project_id) is None:
-            return None
-        return await assets_of(app, project_id)
+        if not isinstance(collab, RegionalCollabStore):
+            if await collab.get_project(project_id) is None:
+                return None
+            return await assets_of(app, project_id)
+        infos = await asyncio.gather(*(store.get_project(project_id)
+                                       for store in collab.stores.values()))
     except (DatabaseError, StoreError, OSError) as exc:
         raise StorageUnavailable(f"cannot tell which data region project {project_id!r} "
                                  f"lives in now ({exc}); its takes wait") from exc
+    regions = [region for region, info in zip(collab.stores, infos, strict=True)
+               if info is not None]
+    if len(regions) > 1:
+        raise StorageUnavailable(f"project {project_id!r} is in the data regions "
+                                 f"{', '.join(regions)} (its account is moving); its takes "
+                                 f"wait until the move has ended")
+    return app[REGION_ASSETS][regions[0]] if regions else None
 
 
 async def account_asset_file(app: web.Application, account_id: str, asset_id: str

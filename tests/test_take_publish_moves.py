@@ -197,3 +197,27 @@ async def test_a_take_that_fails_leaves_the_others_published_and_is_retried(
 
         assert sorted(await held(world.assets["eu"], song)) == sorted([broken, fine])
         assert await held(world.assets["us"], song) == []
+
+
+async def test_a_take_waits_while_its_project_is_in_two_regions(
+        s3_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """Node B (restarted: it remembers no project's region) publishes while node A's
+    move has copied the document to ``eu`` but not yet switched: the project still
+    lives in ``us``, so the take waits rather than go to ``eu`` and leave ``us``; once
+    the move has ended it is published into ``eu``."""
+    async with moving_world(tmp_path, s3_server, ("s3", "s3")) as world, \
+            another_node(world, tmp_path) as node:
+        uma, song = await a_project_in_us(world)
+        take = await recorded(node, tmp_path, song)
+        us = node.assets["us"]
+
+        async with another_node(world, tmp_path) as restarted:
+            await world.hook.copy(uma, "us", "eu")  # the move's copy, before its switch
+            assert await asset_objects.publish_pending(restarted.assets["us"]) == 0
+        assert asset_cache.pending(us) == {take: [song]}
+        assert await held(world.assets["eu"], song) == []
+        assert await world.assets["eu"].objects.keys("assets/") == []
+
+        await world.mover.move(uma, "eu")
+        assert await asset_objects.publish_pending(us) == 1
+        await only_in_eu(world, node, song, take)
