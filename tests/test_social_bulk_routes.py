@@ -359,3 +359,69 @@ def test_the_file_is_read_before_the_transaction_that_stores_it(
             assert events == ["read", "transaction"]
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_media_are_looked_up_before_the_worker_thread_reads_the_file(
+        tmp_path: Path, db_url: str) -> None:
+    """Review R3: with every worker thread busy, a look-up that needs a thread of its
+    own (the asset store's, ffprobe's) never waits behind the thread reading the file:
+    on a one-thread executor the upload with media still finishes."""
+    files = media_files(tmp_path / "files")
+
+    async def go() -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(1))
+        x = InTestNetwork("x")
+        async with social_app(tmp_path, db_url, x) as (client, context):
+            async def asset_file(account_id: str, asset_id: str) -> str | None:
+                # as the platform's asset look-up: a stat in a worker thread
+                found = await asyncio.to_thread(lambda: files["cover"].is_file())
+                return str(files["cover"]) if found and asset_id == "asset_cover" else None
+
+            context.asset_file = asset_file
+            x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
+            csv = f"datetime,channel,text,media\n{at(2)},{x_id},The cover,asset_cover\n"
+            answer = await asyncio.wait_for(upload(client, csv), 30)
+            report = await answer.json()
+            assert (report["scheduled"], report["errors"]) == (1, [])
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_file_naming_too_many_media_is_refused_before_any_look_up(
+        tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each medium is a library look-up and an ffprobe run: past the cap the file is a
+    400 saying to split it, and nothing is looked up; an unreadable medium's error names
+    the file, never the folder the server keeps it in."""
+    monkeypatch.setattr(bulk_routes, "MAX_BULK_MEDIA", 3)
+    broken = tmp_path / "kept" / "secret-folder" / "broken.wav"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
+    asked: list[str] = []
+
+    async def go() -> None:
+        x = InTestNetwork("x")
+        async with social_app(tmp_path, db_url, x) as (client, context):
+            async def asset_file(account_id: str, asset_id: str) -> str | None:
+                asked.append(asset_id)
+                return str(broken)
+
+            context.asset_file = asset_file
+            x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
+            rows = "".join(f"{at(2)},{x_id},Post {n},asset_{n}\n" for n in range(4))
+            answer = await upload(client, "datetime,channel,text,media\n" + rows)
+            assert answer.status == 400
+            assert "4 different media" in (await answer.json())["error"]
+            assert asked == []
+
+            one = f"datetime,channel,text,media\n{at(2)},{x_id},Broken,asset_0\n"
+            report = await (await upload(client, one)).json()
+            [error] = report["errors"]
+            assert (error["code"], report["scheduled"]) == ("unreadable_media", 0)
+            assert "broken.wav" in error["message"]
+            assert "secret-folder" not in error["message"]
+
+    asyncio.run(go())

@@ -17,6 +17,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
@@ -246,25 +247,54 @@ def import_csv(data: bytes | str | BinaryIO, channels: Mapping[str, ChannelLike]
     for post in existing:
         checker.remember(post.channel_id, post.text, post.publish_at, None)
     result = BulkResult(mode)
-    raw, text = _open(data)
-    lines = _Lines(text)
-    try:
+    with _reading(data) as lines:
         header, delimiter = _header(lines)
         columns = _columns(header)
         names = {c: name for c, (_, name) in columns.items()}
         result.text_column = names.get("text", "text")
-        reader = csv.reader(lines, delimiter=delimiter)
-        row_number = 1
-        for record in reader:
-            row_number += 1
-            if not any(cell.strip() for cell in record):
-                continue
+        for row_number, record in _records(lines, delimiter, max_rows):
             result.total_rows += 1
-            if result.total_rows > max_rows:
-                raise BulkFileError(
-                    f"The file has more than {max_rows:,} rows: split it into files of at "
-                    f"most {max_rows:,} rows and upload them one by one.")
             checker.check(row_number, record, columns, names, result)
+    return result
+
+
+def media_refs(data: bytes | str, channels: Mapping[str, ChannelLike], *,
+               max_rows: int = MAX_ROWS) -> list[str]:
+    """The distinct media references of a bulk file that :func:`import_csv` would look
+    up, in order of first use: a cheap first pass, so that the caller looks each one up
+    once (on its event loop) and hands :func:`import_csv` a plain look-up.
+
+    Left out: references that are neither a web address nor an asset id, and those of a
+    row naming more media than its channel's network takes (refused without look-up).
+    ``channels`` as for :func:`import_csv`; a file it cannot read raises
+    :class:`BulkFileError` as :func:`import_csv` does.
+    """
+    keyed = {_key(k): v for k, v in channels.items()}
+    found: dict[str, None] = {}
+    with _reading(data) as lines:
+        header, delimiter = _header(lines)
+        columns = _columns(header)
+        if "media" not in columns:
+            return []
+        where, channel_at = columns["media"][0], columns["channel"][0]
+        for _row, record in _records(lines, delimiter, max_rows):
+            cell = record[where] if where < len(record) else ""
+            refs = unescape_cell(cell.strip()).split()
+            handle = record[channel_at] if channel_at < len(record) else ""
+            channel = keyed.get(_key(unescape_cell(handle.strip())))
+            if _too_many(channel, refs) is not None:
+                continue
+            found.update((ref, None) for ref in refs if _well_formed(ref))
+    return list(found)
+
+
+@contextmanager
+def _reading(data: bytes | str | BinaryIO) -> Iterator[_Lines]:
+    """The file's lines; its encoding and CSV errors as :class:`BulkFileError`."""
+    raw, text = _open(data)
+    lines = _Lines(text)
+    try:
+        yield lines
     except UnicodeDecodeError as exc:
         raise BulkFileError(_encoding_message(raw, exc, lines.count)) from None
     except csv.Error as exc:
@@ -273,7 +303,41 @@ def import_csv(data: bytes | str | BinaryIO, channels: Mapping[str, ChannelLike]
     finally:
         if isinstance(text, io.TextIOWrapper):
             text.detach()  # leave the caller's file open
-    return result
+
+
+def _records(lines: _Lines, delimiter: str, max_rows: int) -> Iterator[tuple[int, list[str]]]:
+    """The rows after the header that are not blank, with their row numbers (header = 1);
+    more than ``max_rows`` of them: :class:`BulkFileError`."""
+    count = 0
+    for row_number, record in enumerate(csv.reader(lines, delimiter=delimiter), start=2):
+        if not any(cell.strip() for cell in record):
+            continue
+        count += 1
+        if count > max_rows:
+            raise BulkFileError(
+                f"The file has more than {max_rows:,} rows: split it into files of at "
+                f"most {max_rows:,} rows and upload them one by one.")
+        yield row_number, record
+
+
+def _well_formed(ref: str) -> bool:
+    """Whether ``ref`` is a web address or an asset id (else the row's ``bad_media``)."""
+    parts = urlsplit(ref)
+    return (parts.scheme in ("http", "https") and "." in parts.netloc) or bool(
+        _ASSET_ID.fullmatch(ref))
+
+
+def _too_many(channel: ChannelLike | None, refs: Iterable[str]) -> str | None:
+    """The ``too_many_media`` message of a row naming more media than its channel's
+    network takes, else None."""
+    if channel is None:
+        return None
+    rules = rules_for(channel.network)
+    total = len(list(refs))
+    if total <= rules.max_media:
+        return None
+    return (f"{rules.name} allows {rules.max_media} media in a post; this row has {total}: "
+            f"remove {total - rules.max_media}.")
 
 
 def recheck_duplicates(result: BulkResult, existing: Iterable[ExistingPost]) -> None:
@@ -529,7 +593,12 @@ class _RowChecker:
         link = cells.get("link") or None
         comment = cells.get("first_comment") or None
         media_refs = tuple(cells.get("media", "").split())
-        media, unchecked = self._media(media_refs, fail)
+        too_many = _too_many(channel, media_refs) if self.resolve_media else None
+        if too_many is not None:  # refused before any look-up of its media
+            fail("media", "too_many_media", too_many)
+            media, unchecked = [], []
+        else:
+            media, unchecked = self._media(media_refs, fail)
         if channel is not None:
             rules = rules_for(channel.network)
             problems = validate(channel.network, text, media, link, comment)
@@ -579,7 +648,7 @@ class _RowChecker:
         for ref in refs:
             parts = urlsplit(ref)
             is_url = parts.scheme in ("http", "https") and "." in parts.netloc
-            if not is_url and not _ASSET_ID.fullmatch(ref):
+            if not _well_formed(ref):
                 fail("media", "bad_media",
                      f"{ref!r} is neither a web address (https://...) nor an asset id: give "
                      f"one or the other; separate several with spaces.")

@@ -35,6 +35,7 @@ from business.social.bulk import (
     MediaRefused,
     RowError,
     import_csv,
+    media_refs,
     recheck_duplicates,
 )
 from business.social.errors import ConflictError, NotAllowedError
@@ -52,6 +53,9 @@ MAX_BULK_BYTES = 16 * 1024 * 1024
 #: The most rows a bulk file may have: one upload is one transaction holding the
 #: account's bulk lock (10,000 X rows took 11.5 s end to end on SQLite).
 MAX_BULK_ROWS = 10_000
+#: The most different media one bulk file may name: each is a library look-up and an
+#: ffprobe run before the file is checked.
+MAX_BULK_MEDIA = 500
 #: Later than any post's time (epoch seconds, year 5138).
 FAR_FUTURE = 1e11
 
@@ -119,19 +123,28 @@ async def bulk_schedule(request: Request) -> Any:
     channels = _by_name(await module.store.channels(request.account_id))
     now = module.channels.clock()
 
-    loop = asyncio.get_running_loop()
+    # the file's media are looked up here, on the event loop, before the file is read in
+    # a worker thread: that thread then only reads what was found (a thread waiting on
+    # the loop while the loop's own work waits on threads could stall the server)
+    try:
+        refs = await asyncio.to_thread(media_refs, request.body, channels,
+                                       max_rows=MAX_BULK_ROWS)
+    except (BulkFileError, ValueError) as exc:
+        raise BadRequest(str(exc)) from None
+    if len(refs) > MAX_BULK_MEDIA:
+        raise BadRequest(f"The file names {len(refs):,} different media; at most "
+                         f"{MAX_BULK_MEDIA:,} are looked up per upload: split the file.")
     library: dict[str, dict[str, Any] | MediaRefused] = {}
+    for ref in refs:
+        try:
+            library[ref] = await describe(request.context, request.account_id, ref)
+        except MediaRefused as exc:
+            library[ref] = exc
 
     def resolve(ref: str) -> MediaItem:
-        # called from the worker thread that reads the file: the look-up (the asset
-        # store, ffprobe) runs on the event loop, once per asset id of the file
-        if ref not in library:
-            try:
-                library[ref] = asyncio.run_coroutine_threadsafe(
-                    describe(request.context, request.account_id, ref), loop).result()
-            except MediaRefused as exc:
-                library[ref] = exc
-        found = library[ref]
+        found = library.get(ref)
+        if found is None:  # media_refs and import_csv read the same cells
+            raise MediaRefused("unknown_media", f"{ref!r} was not looked up.")
         if isinstance(found, MediaRefused):
             raise found
         return media_items([found])[0]

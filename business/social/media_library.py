@@ -7,8 +7,11 @@ file as dispatch will (:func:`.waveform_jobs.media_file`: another account's asse
 unknown id look the same) and reads what it is from the file itself (ffprobe), giving
 the media reference a composed post carries (``asset_id``, ``kind``, ``content_type``,
 ``size_bytes``, ``duration_s``, ``width``, ``height``), so a bulk post's media meets the
-same per-network rules as the composer's. Web addresses are not fetched: the file is
-uploaded to a project first. What is refused raises :class:`.bulk.MediaRefused`.
+same per-network rules as the composer's. A project's assets are audio files (its upload
+takes WAV, FLAC and AIFF), so a bulk file's pictures and videos are the rendered
+waveform videos; images wait for a media upload of the social plug-in's own. Web
+addresses are not fetched: the file is uploaded to a project first. What is refused
+raises :class:`.bulk.MediaRefused`.
 """
 
 from __future__ import annotations
@@ -60,8 +63,8 @@ def _what(info: dict[str, Any], ref: str) -> tuple[str, str]:
             return kind, content_type
     raise MediaRefused("unreadable_media",
                        f"Asset {ref!r} is no image, video or audio file a network takes "
-                       f"(read as {','.join(formats)}): upload a JPEG, PNG, GIF, MP4 or an "
-                       "audio file and use its asset id.")
+                       f"(read as {','.join(formats)}): use the asset id of a project's audio "
+                       "file or of a waveform video the composer rendered.")
 
 
 async def describe(context: PluginContext, account_id: str, ref: str) -> dict[str, Any]:

@@ -59,20 +59,39 @@ class Request:
             raise WaveformError(f"the title has {len(self.title)} characters; keep it to 120")
 
 
-async def _run(*args: str) -> tuple[int, bytes, bytes]:
+#: The longest an ffprobe run may take before the file is refused as unreadable.
+PROBE_TIMEOUT_S = 30.0
+
+
+async def _run(*args: str, timeout_s: float) -> tuple[int, bytes, bytes]:
     proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
+    try:
+        async with asyncio.timeout(timeout_s):
+            out, err = await proc.communicate()
+    except (TimeoutError, asyncio.CancelledError):
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+        raise
     return proc.returncode or 0, out, err
 
 
 async def probe(path: str | Path) -> dict[str, Any]:
-    """ffprobe's streams and format of ``path`` (a :class:`WaveformError` if unreadable)."""
-    code, out, err = await _run("ffprobe", "-v", "error", "-print_format", "json",
-                                "-show_streams", "-show_format", str(path))
+    """ffprobe's streams and format of ``path`` (a :class:`WaveformError` if unreadable
+    or not read within :data:`PROBE_TIMEOUT_S`); the error names the file, never the
+    folder it is kept in."""
+    name = Path(path).name
+    try:
+        code, out, err = await _run("ffprobe", "-v", "error", "-print_format", "json",
+                                    "-show_streams", "-show_format", str(path),
+                                    timeout_s=PROBE_TIMEOUT_S)
+    except TimeoutError:
+        raise WaveformError(f"{name} could not be read within {PROBE_TIMEOUT_S:.0f} s"
+                            ) from None
     if code != 0:
-        raise WaveformError(f"{Path(path).name} is not a readable audio file: "
-                            f"{err.decode(errors='replace').strip()[-200:]}")
+        said = err.decode(errors="replace").replace(str(path), name).strip()[-200:]
+        raise WaveformError(f"{name} is not a readable audio file: {said}")
     return json.loads(out)
 
 
