@@ -24,20 +24,23 @@ pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(brows
 
 CLIENT_ID, CLIENT_SECRET = "studio-client", "studio-secret"
 ZONE = "America/New_York"
+NETWORKS = ("x", "instagram")
 
 
 @pytest.fixture
 def ada(tmp_path: Any) -> Iterator[SocialPerson]:
-    """Ada signed in, in New York, on a server whose social plug-in talks to the fake X."""
+    """Ada signed in, in New York, on a server whose social plug-in talks to the fake X
+    and Instagram."""
     data = tmp_path / "data"
     data.mkdir()
     port = free_port()
-    fake = FAKES["x"](client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-    with served_in_a_thread(FakeNetworks([fake])) as networks, plugin_site(
+    fakes = [FAKES[n](client_id=CLIENT_ID, client_secret=CLIENT_SECRET) for n in NETWORKS]
+    with served_in_a_thread(FakeNetworks(fakes)) as networks, plugin_site(
             data, port, {"social": {
                 "base_url": f"http://127.0.0.1:{port}",
-                "networks": {"x": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                                   "base_url": networks.base_url("x"), "timeout_s": 10.0}}}}
+                "networks": {n: {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                                 "base_url": networks.base_url(n), "timeout_s": 10.0}
+                             for n in NETWORKS}}}
             ) as (server, browser):
         person = SocialPerson(browser, server.url, viewport={"width": 1400, "height": 1000},
                               timezone_id=ZONE, locale="en-GB")
@@ -154,4 +157,106 @@ def test_an_organisations_channel_lists_its_members_for_rights(ada: SocialPerson
     page.get_by_role("status").filter(has_text="Rights saved").wait_for()
     assert ada.call("GET", f"/api/social/channels/{org_channel}/rights?account={org}") == {
         "rights": [{"person": me["id"], "access": "view"}]}
+    assert ada.errors(refusals=0) == []
+
+
+def _rights_route(page: Any, channel: str, handle: Any) -> None:
+    """Answer the page's GET of ``channel``'s rights with ``handle(route)``."""
+    page.route(f"**/api/social/channels/{channel}/rights*",
+               lambda route: handle(route) if route.request.method == "GET"
+               else route.continue_())
+
+
+def test_a_failed_or_outdated_rights_load_never_saves_over_the_rights(
+        ada: SocialPerson) -> None:
+    me = ada.call("GET", "/me")["person"]
+    first, second = ada.connect("x"), ada.connect("instagram")
+    ada.call("PUT", f"/api/social/channels/{first}/rights",
+             {"rights": [{"person": me["id"], "access": "approval"}]})
+    page = ada.page
+    # the first channel's rights fail to load: the table stays empty and Save stays off,
+    # so one click cannot replace its rights with an empty list
+    _rights_route(page, first, lambda route: route.fulfill(
+        status=503, content_type="application/json", body='{"error": "try later"}'))
+    ada.open()
+    page.locator("#rights-channel").select_option(first)
+    page.get_by_role("alert").filter(has_text="The rights could not be loaded").wait_for()
+    assert page.get_by_role("button", name="Save rights").is_disabled()
+    assert ada.call("GET", f"/api/social/channels/{first}/rights")["rights"] == [
+        {"person": me["id"], "access": "approval"}]
+
+    # an answer for a channel no longer chosen is dropped: the second channel's table
+    # is the second channel's, and saving it leaves the first channel alone
+    page.unroute(f"**/api/social/channels/{first}/rights*")
+    held: list[Any] = []
+    _rights_route(page, first, held.append)
+    page.locator("#rights-channel").select_option(second)
+    page.locator("#rights-channel").select_option(first)
+    page.locator("#rights-channel").select_option(second)
+    page.get_by_label(f"Access of {me['name']}").wait_for()
+    assert len(held) == 1
+    with page.expect_response(lambda r: f"/channels/{first}/rights" in r.url):
+        held[0].continue_()
+    page.evaluate("() => new Promise((done) => setTimeout(done, 200))")  # the page has read it
+    assert page.get_by_label(f"Access of {me['name']}").input_value() == ""
+    page.get_by_label(f"Access of {me['name']}").select_option("view")
+    page.get_by_role("button", name="Save rights").click()
+    page.get_by_role("status").filter(has_text="Rights saved").wait_for()
+    assert ada.call("GET", f"/api/social/channels/{second}/rights")["rights"] == [
+        {"person": me["id"], "access": "view"}]
+    assert ada.call("GET", f"/api/social/channels/{first}/rights")["rights"] == [
+        {"person": me["id"], "access": "approval"}]
+    assert ada.errors(refusals=0) == [
+        "error: Failed to load resource: the server responded with a status of 503 "
+        "(Service Unavailable)"]
+
+
+def test_someone_who_left_is_listed_apart_and_not_saved_again(ada: SocialPerson) -> None:
+    me = ada.call("GET", "/me")["person"]
+    channel = ada.connect("x")
+    page = ada.page
+
+    def with_a_former_member(route: Any) -> None:
+        answer = route.fetch()
+        rights = answer.json()["rights"] + [{"person": "p_left_long_ago", "access": "view"}]
+        route.fulfill(response=answer, json={"rights": rights})
+
+    _rights_route(page, channel, with_a_former_member)
+    ada.open()
+    former = page.locator("#rights-table tr.former")
+    former.wait_for()
+    assert "p_left_long_ago" in former.inner_text()
+    assert "no longer in the account" in former.inner_text()
+    page.get_by_label(f"Access of {me['name']}").select_option("publish")
+    with page.expect_request(lambda r: r.method == "PUT" and "/rights" in r.url) as sent:
+        page.get_by_role("button", name="Save rights").click()
+    assert sent.value.post_data_json == {"rights": [{"person": me["id"], "access": "publish"}]}
+    page.get_by_role("status").filter(has_text="Rights saved").wait_for()
+    assert ada.errors(refusals=0) == []
+
+
+def test_a_person_who_does_not_manage_the_channel_reads_only_their_access(
+        ada: SocialPerson) -> None:
+    ada.connect("x")
+    page = ada.page
+
+    def not_managed(route: Any) -> None:
+        answer = route.fetch()
+        channels = [{**c, "my_rights": {**c["my_rights"], "access": "view", "manage": False}}
+                    for c in answer.json()]
+        route.fulfill(response=answer, json=channels)
+
+    page.route("**/api/social/channels?*", not_managed)
+    page.route("**/api/social/channels", not_managed)
+    ada.open()
+    own = page.locator("#rights-own")
+    own.filter(has_text="You may only view posts on this channel.").wait_for()
+    assert "owners and admins" in own.inner_text()
+    assert not page.locator("#rights-table").is_visible()
+    assert not page.get_by_role("button", name="Save rights").is_visible()
+    # the composer shows the channel but does not offer it
+    page.get_by_role("button", name="New post").click()
+    box = page.locator("dialog[open] input[type=checkbox]").first
+    assert box.is_disabled()
+    assert "(view only)" in page.locator("dialog[open] fieldset").first.inner_text()
     assert ada.errors(refusals=0) == []

@@ -260,9 +260,11 @@ export function composer ({ api, channels, say, created }) {
 
   function open (when = null) {
     const known = channels()
+    // a channel the person may only view is shown, not offered (the server refuses it)
+    const viewOnly = (c) => c.my_rights?.access === 'view'
     chosen.replaceChildren(h('legend', {}, 'Channels'), ...known.map((c) => h('label', { class: 'inline' },
-      h('input', { type: 'checkbox', value: c.channel_id, onchange: channelsChanged, 'aria-label': channelName(c) }),
-      ` ${channelName(c)}`)))
+      h('input', { type: 'checkbox', value: c.channel_id, onchange: channelsChanged, 'aria-label': channelName(c), disabled: viewOnly(c) }),
+      ` ${channelName(c)}`, viewOnly(c) ? ' (view only)' : '')))
     if (!known.length) chosen.append(h('p', { class: 'hint' }, 'No channels yet: connect one first.'))
     for (const control of [text, link, firstComment, campaign]) control.value = ''
     state.editing = null
