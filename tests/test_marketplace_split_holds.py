@@ -1021,3 +1021,76 @@ async def test_a_transfer_made_before_the_part_went_back_is_booked_as_made(
         [ben] = transfers_to(m, order_id, "ben")
         assert ben["amount_reversed"] == held["amount"] // 2
         await books_settled(sale)
+
+
+async def test_giving_up_never_puts_back_a_part_a_slow_run_still_pays_out(
+        tmp_path: Path) -> None:
+    """Review R2: a run slower than CLAIM_TTL_S is still asking Stripe when the job's
+    last attempt gives up and another run comes by. Putting the part back (a new
+    decision, a new idempotency key) let the other run pay it a second time; it is left
+    being paid out, nobody is mailed, and the other run asks with the same key."""
+    import time
+
+    from business.marketplace.errors import StripeUnavailable
+    from business.marketplace.split_holds import CLAIM_TTL_S
+
+    async with held_sale(tmp_path) as sale:
+        m, beat_id, order_id = sale.m, sale.beat_id, sale.order_id
+        holds, gateway = sale.holds, sale.module.gateway
+        await ben_accepted_in_books(sale)
+        real = gateway.transfer
+        gateway.transfer = refusing("Stripe is down")
+        with pytest.raises(StripeUnavailable):
+            await holds.settle("seller", order_id, "ben")
+        given_back: list[list[str]] = []
+        others: list[Any] = []
+        mailed: list[str] = []
+
+        async def mail(seller: str, order: str, *args: Any) -> None:
+            mailed.append(order)
+
+        holds.alerts.notify_held = mail
+
+        async def slow(**kwargs: Any) -> Any:
+            if not given_back:  # this run outlived its claim while Stripe was slow
+                await sale.db.execute(
+                    "UPDATE mkt_split_holds SET claimed_at = ? WHERE order_id = ? AND "
+                    "collaborator = ?", time.time() - CLAIM_TTL_S - 1, order_id, "ben")
+                given_back.append(await holds.give_up("seller", beat_id, "ben", "slow"))
+                others.append(await holds.settle("seller", order_id, "ben"))
+            return await real(**kwargs)
+
+        gateway.transfer = slow
+        mine = await holds.settle("seller", order_id, "ben")
+        gateway.transfer = real
+        assert given_back == [[]] and mailed == []
+        # the other run took the expired claim over and asked with the same key: Stripe
+        # made one transfer, booked once (by whichever run got there first)
+        [made] = transfers_to(m, order_id, "ben")
+        assert [p["transfer"] for p in [mine, *others] if p is not None] == [made["id"]]
+        assert (await hold_of(m, order_id))["state"] == RELEASED
+        await books_settled(sale)
+
+
+async def test_a_run_whose_booking_fails_lets_go_of_its_claim(tmp_path: Path) -> None:
+    """Review R2: a run that had Stripe make the transfer but could not book it kept its
+    claim, so the job's retry found the part claimed, did nothing and ended "done"; the
+    claim is let go and the retry books the transfer Stripe made."""
+    async with held_sale(tmp_path) as sale:
+        m, order_id, holds = sale.m, sale.order_id, sale.holds
+        await ben_accepted_in_books(sale)
+        real_book = holds._book
+
+        async def failing(*args: Any, **kwargs: Any) -> Any:
+            raise OSError("the database went away")
+
+        holds._book = failing
+        with pytest.raises(OSError):
+            await holds.settle("seller", order_id, "ben")
+        holds._book = real_book
+        assert (await hold_of(m, order_id))["state"] == "releasing"
+        paid = await holds.settle("seller", order_id, "ben")
+        [made] = transfers_to(m, order_id, "ben")
+        assert paid is not None and paid["transfer"] == made["id"]
+        assert (await hold_of(m, order_id))["state"] == RELEASED
+        await books_settled(sale)

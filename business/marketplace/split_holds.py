@@ -40,9 +40,10 @@ compare-and-set: only a part no live run claims, or whose claim is older than
 :data:`CLAIM_TTL_S` (its run died without letting go), so two runs never both ask
 Stripe for it; the other returns at once, and the claim is let go when the run books
 the transfer or fails. A payout Stripe refuses until the job's last attempt goes back
-to ``held`` (unless Stripe made it after all, and only while no live run holds its
-``claim``: one paying it that moment keeps it) and the seller is mailed
-(:meth:`SplitHolds.give_up`); the
+to ``held`` (unless Stripe made it after all, and only while no run holds its
+``claim``, even an expired one: a run slower than the claim's life may still be asking
+Stripe with the decision's key, which a new decision would change) and the seller is
+mailed (:meth:`SplitHolds.give_up`; a part left alone is no failure and mails no one); the
 sweeper tries again, hourly, parts held though answered and parts stuck being paid
 out. A seller's erasure forgets their splits: the sweep returns the parts held for
 collaborators who never agreed to the seller's connected account.
@@ -301,10 +302,7 @@ class SplitHolds:
                     metadata={"seller": seller, "order_id": order_id,
                               "collaborator": payee.collaborator, "held_for": collaborator})
         except BaseException:
-            await self.db.execute(
-                "UPDATE mkt_split_holds SET claim = NULL, claimed_at = NULL WHERE "
-                "account_id = ? AND order_id = ? AND collaborator = ? AND claim = ?", seller,
-                order_id, collaborator, token)
+            await self._let_go(seller, order_id, collaborator, token)
             raise
         paid_as = _PAID_AS[h["state"]]
         withheld, excess = [(c, min(a, int(h["amount"]))) for c, a in cuts], []
@@ -327,6 +325,34 @@ class SplitHolds:
                     kept -= a
                 else:
                     excess.append(c)
+        try:
+            paid = await self._book(seller, order_id, collaborator, h, transfer, payee,
+                                    paid_as, amount, withheld, excess)
+        except BaseException:
+            # the next run (the job's retry) claims it at once and books what Stripe made
+            await self._let_go(seller, order_id, collaborator, token)
+            raise
+        if not paid:
+            return None
+        logger.info("split line %s of %s: %s's held part, %s %s, %s to %s", order_id, seller,
+                    collaborator, amount, h["currency"], paid_as, payee.collaborator)
+        return {"order_id": order_id, "collaborator": collaborator, "state": paid_as,
+                "payee": payee.collaborator, "amount": amount,
+                "transfer": str(transfer.id) if transfer is not None else None}
+
+    async def _let_go(self, seller: str, order_id: str, collaborator: str,
+                      token: str) -> None:
+        """Let go of this run's claim on a held part's payout (a failed run)."""
+        await self.db.execute(
+            "UPDATE mkt_split_holds SET claim = NULL, claimed_at = NULL WHERE "
+            "account_id = ? AND order_id = ? AND collaborator = ? AND claim = ?", seller,
+            order_id, collaborator, token)
+
+    async def _book(self, seller: str, order_id: str, collaborator: str, h: Any,
+                    transfer: Any, payee: Share, paid_as: str, amount: int,
+                    withheld: list[tuple[str, int]], excess: list[str]) -> bool:
+        """Mark the part paid out as ``paid_as`` and book ``transfer`` (if any), in one
+        transaction; False when the part left this decision meanwhile."""
         async with self.db.transaction() as tx:
             paid = await tx.execute(
                 "UPDATE mkt_split_holds SET state = ?, transfer_id = ?, paid = ?, "
@@ -344,13 +370,7 @@ class SplitHolds:
                     # a refund whose reversal gave up while this part was being paid out
                     # never cut it: its reversal is queued again, with this transfer
                     await self.paid_out(tx, seller, order_id, collaborator)
-        if not paid:
-            return None
-        logger.info("split line %s of %s: %s's held part, %s %s, %s to %s", order_id, seller,
-                    collaborator, amount, h["currency"], paid_as, payee.collaborator)
-        return {"order_id": order_id, "collaborator": collaborator, "state": paid_as,
-                "payee": payee.collaborator, "amount": amount,
-                "transfer": str(transfer.id) if transfer is not None else None}
+        return bool(paid)
 
     async def give_up(self, seller: str, beat_id: str, collaborator: str,
                       reason: str) -> list[str]:
@@ -378,17 +398,19 @@ class SplitHolds:
                 logger.exception("split line %s of %s: %s's held part could not be looked "
                                  "up at Stripe", order_id, seller, collaborator)
             else:
-                # only when no live run is paying it out this moment (its claim), and
-                # as this decision (attempt): the next decision gets a key of its own
+                # only when no run holds its claim, not even an expired one: a run slower
+                # than CLAIM_TTL_S may still be asking Stripe with this decision's key,
+                # and a new decision's key would let a later run pay the part again. A
+                # claim left by a dead run is taken over by the sweeper's settle, with
+                # this decision's key, and let go when that run fails.
                 changed = await self.db.execute(
                     "UPDATE mkt_split_holds SET state = ?, payee = NULL, stripe_account = "
-                    "NULL, attempt = attempt + 1, claim = NULL, claimed_at = NULL WHERE "
-                    "account_id = ? AND order_id = ? AND collaborator = ? AND state = ? AND "
-                    "attempt = ? AND (claim IS NULL OR claimed_at IS NULL OR claimed_at <= ?)",
-                    HELD, seller, order_id, collaborator, h["state"], h["attempt"],
-                    time.time() - CLAIM_TTL_S)
-                if changed:
-                    back.append(order_id)
+                    "NULL, attempt = attempt + 1 WHERE account_id = ? AND order_id = ? AND "
+                    "collaborator = ? AND state = ? AND attempt = ? AND claim IS NULL",
+                    HELD, seller, order_id, collaborator, h["state"], h["attempt"])
+                if not changed:  # being paid out, or decided anew: no failure to tell
+                    continue
+                back.append(order_id)
             logger.error("split line %s of %s: paying out %s's held part failed for good "
                          "(%s)", order_id, seller, collaborator, reason)
             if self.alerts is not None:  # its own mail: never one with the line's
