@@ -122,12 +122,21 @@ def check_permission(context: PluginContext, principal: Principal, permission: P
 
 
 def allows(context: PluginContext, principal: Principal, permission: Permission) -> bool:
-    """Whether ``principal`` holds ``permission`` as a route declaring it checks it (its
-    key's scopes, its role, the declaring plug-in's word): for answers that tell the
-    caller what they may do."""
-    if principal.scopes is not None and permission.name not in principal.scopes:
+    """Whether ``principal`` holds ``permission`` as :func:`require` checks it for a
+    route declaring it (its scope: anyone, the server's administrators, or an account's
+    principal by its key's scopes, its role and the declaring plug-in's word): for
+    answers that tell the caller what they may do."""
+    if permission.scope is Scope.ANYONE:
+        return True
+    if permission.scope is Scope.SERVER:
+        return principal.admin
+    if not principal.account_id:
         return False
-    return _refusal(context, principal, permission) is None
+    try:
+        check_permission(context, principal, permission)
+    except Forbidden:
+        return False
+    return True
 
 
 def _refusal(context: PluginContext, principal: Principal, permission: Permission
