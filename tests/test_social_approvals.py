@@ -589,3 +589,35 @@ def test_the_90_days_of_approval_count_from_the_latest_submission(tmp_path: Path
                     )["state"] == "expired"
 
     asyncio.run(go())
+
+
+def test_a_post_submitted_anew_after_the_sweep_listed_it_is_not_expired(
+        tmp_path: Path, db_url: str) -> None:
+    """Review R3: the sweep lists the posts due, then expires them one by one; one whose
+    content changed in between (a new submission, its 90 days anew) is read again and
+    left waiting, not expired on the strength of the old listing."""
+    async def go() -> None:
+        async with _app(tmp_path, db_url) as (client, context):
+            channel = await _setup(client, [[{"person": "p_bo"}]])
+            post_id = await _submitted(client, channel, publish_at=soon(24 * 300))
+            post = f"/api/social/posts/{post_id}"
+            module = services(context)
+            day = 86_400
+            module.approvals.clock = lambda: time.time() + 91 * day
+            module.posts.clock = lambda: time.time() + 91 * day
+            store = module.approvals.store
+            listed = store.expiring
+
+            async def listed_then_changed(*args: Any) -> Any:
+                due = await listed(*args)
+                changed = await client.patch(post, headers=as_("p_ada"),
+                                             json={"text": "Listening party, new venue"})
+                assert changed.status == 200, await changed.json()
+                return due
+
+            store.expiring = listed_then_changed
+            assert await module.approvals.expire_due() == 0
+            assert (await (await client.get(post, headers=as_("p_ada"))).json()
+                    )["state"] == "pending_approval"
+
+    asyncio.run(go())

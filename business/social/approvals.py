@@ -337,7 +337,11 @@ class Approvals:
         post = await self.store.post(account_id, post_id)
         if post is None or post.state != PENDING:
             return 0
+        # read again: a post submitted anew or moved since the sweep listed it is not due
         late = post.publish_at is not None and post.publish_at <= now
+        stale = post.submitted_at is not None and post.submitted_at < now - PENDING_LIMIT_S
+        if not (late or stale):
+            return 0
         reason = ("not approved before its publish time" if late
                   else "waited for approval over 90 days")
         old_version = post.version
