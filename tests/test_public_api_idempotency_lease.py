@@ -57,3 +57,45 @@ async def test_a_claim_taken_over_cannot_keep_or_release(tmp_path: Path) -> None
         assert await store.keep("acct", "k", web.json_response({"n": 2}), "second")
         row = await db.fetchrow("SELECT body, status FROM api_idempotency")
         assert row["status"] == 200 and '"n": 2' in row["body"]
+
+
+async def test_an_answer_that_cannot_be_replayed_is_not_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review R3: a streamed answer has no body to keep, and one over MAX_KEPT_BYTES
+    would sit in the database for a day: the key is let go (a retry runs again) and the
+    first answer still reaches the caller."""
+    from dawserver.public_api import idempotency
+
+    monkeypatch.setattr(idempotency, "MAX_KEPT_BYTES", 100)
+    async with open_database(f"sqlite://{tmp_path / 'idem.sqlite3'}") as db:
+        await db.migrate(MIGRATIONS)
+        store = IdempotencyStore(db)
+
+        async def streamed() -> web.StreamResponse:
+            return web.StreamResponse(status=200)
+
+        async def large() -> web.Response:
+            return web.json_response({"rows": "x" * 500})
+
+        for key, run in (("stream", streamed), ("large", large)):
+            answer = await idempotent(request(key), store, run)
+            assert answer.status == 200
+            assert await db.fetchval("SELECT COUNT(*) FROM api_idempotency") == 0
+
+
+async def test_a_success_whose_answer_cannot_be_written_is_still_answered(
+        tmp_path: Path) -> None:
+    async with open_database(f"sqlite://{tmp_path / 'idem.sqlite3'}") as db:
+        await db.migrate(MIGRATIONS)
+        store = IdempotencyStore(db)
+
+        async def broken(*args: object) -> bool:
+            raise OSError("the database went away")
+
+        store.keep = broken  # type: ignore[method-assign]
+
+        async def create() -> web.Response:
+            return web.json_response({"id": 1}, status=201)
+
+        answer = await idempotent(request("k"), store, create)
+        assert answer.status == 201

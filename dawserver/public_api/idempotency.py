@@ -5,8 +5,11 @@ success answer for :data:`TTL_SECONDS`; a retry with the same key and the same r
 (method, path, caller, body) gets that answer again with ``Idempotent-Replayed: true``
 and runs nothing. The same key with another request answers 422; a retry while the
 first is still running answers 409. An error answer is not kept (the claim is dropped),
-so a corrected retry may reuse the key. Keys are kept per account (``account_id`` leads
-the table's key, the Citus rule) and expire after 24 hours.
+so a corrected retry may reuse the key; neither is a streamed answer or one over
+:data:`MAX_KEPT_BYTES` (a retry runs the request again, as without a key). An answer
+that could not be written down (the database failing) is still returned. Keys are
+kept per account (``account_id`` leads the table's key, the Citus rule) and expire
+after 24 hours.
 
 A claim is a lease of :data:`LEASE_SECONDS`, renewed every third of it while the request
 runs (a heartbeat), so a slow request keeps its claim however long it takes and a retry
@@ -48,6 +51,8 @@ REPLAYED = "Idempotent-Replayed"
 TTL_SECONDS = 24 * 3600
 #: How long a claim holds before a retry of the same request may take it over.
 LEASE_SECONDS = 60.0
+#: The largest answer kept for replay (a bulk upload's report of 10,000 rows fits).
+MAX_KEPT_BYTES = 4 * 1024 * 1024
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 BAD_KEY = (f"{HEADER} must be 1 to 255 visible ASCII characters (a UUID is a good choice), "
@@ -202,8 +207,32 @@ async def idempotent(request: Any, store: IdempotencyStore,
     except BaseException:  # an error answer, or cancelled: a retry may run it
         await store.release(account, key, token)
         raise
-    if 200 <= response.status < 300:
-        await store.keep(account, key, response, token)
-    else:
+    if not 200 <= response.status < 300:
         await store.release(account, key, token)
+    elif not keepable(response):
+        # a streamed or very large answer cannot be replayed: the key is let go, so a
+        # retry runs the request again (as without a key), never replays half an answer
+        log.warning("the answer to %s %r (%s) is not kept: streamed or over %d bytes",
+                    HEADER, key[:80], request.native.path, MAX_KEPT_BYTES)
+        await store.release(account, key, token)
+    else:
+        try:
+            await store.keep(account, key, response, token)
+        except Exception:  # the work is done: its answer stands, kept or not
+            log.exception("the answer to %s %r could not be kept; a retry after the "
+                          "claim's lease runs the request again", HEADER, key[:80])
     return response
+
+
+def keepable(response: web.StreamResponse) -> bool:
+    """Whether ``response`` can be kept and replayed: a whole body of at most
+    :data:`MAX_KEPT_BYTES` bytes of text."""
+    if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
+        return False
+    if len(response.body) > MAX_KEPT_BYTES:
+        return False
+    try:
+        response.body.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
