@@ -441,6 +441,34 @@ async def test_a_new_invitation_never_takes_over_money_the_decline_gave_back(
         await books_settled(sale)
 
 
+async def test_money_the_decline_gave_back_stays_the_sellers_when_its_return_fails(
+        tmp_path: Path) -> None:
+    """Review R2: the decline's part, set going back to the seller by the new invitation,
+    fails to be paid for good and goes back to held; ben then accepts the new invitation.
+    The part still goes to the seller (its lasting ``returns_to_seller``), never to ben."""
+    from business.marketplace.errors import StripeUnavailable
+
+    async with held_sale(tmp_path) as sale:
+        m, beat_id, order_id = sale.m, sale.beat_id, sale.order_id
+        holds, gateway = sale.holds, sale.module.gateway
+        await hold_jobs_done(m)
+        await sale.db.execute("UPDATE mkt_splits SET ended = 'declined', ended_at = 1 "
+                              "WHERE account_id = ? AND collaborator = ?", "seller", "ben")
+        real = gateway.transfer
+        gateway.transfer = refusing("Stripe is down")
+        assert (await put_split(m, beat_id, again=("ben",)))["ben"] == "pending"
+        with pytest.raises(StripeUnavailable):
+            await holds.settle("seller", order_id, "ben")
+        assert await holds.give_up("seller", beat_id, "ben", "down") == [order_id]
+        assert (await hold_of(m, order_id))["state"] == HELD
+        gateway.transfer = real
+        await accept(m, "ben", beat_id)
+        returned = await settled(m, order_id, RETURNED)
+        assert returned["payee"] == "seller"
+        assert transfers_to(m, order_id, "ben") == []
+        await books_settled(sale)
+
+
 async def test_an_unanswered_invitation_expires_and_its_money_returns_once(
         tmp_path: Path) -> None:
     async with held_sale(tmp_path, split_invitation_days=7) as sale:

@@ -204,21 +204,29 @@ class SplitHolds:
                          "no connected Stripe account", seller, beat_id, collaborator)
             return 0
         returning = await tx.execute(
-            "UPDATE mkt_split_holds SET state = ?, payee = ?, stripe_account = ? WHERE "
-            "account_id = ? AND beat_id = ? AND collaborator = ? AND state = ?", RETURNING,
-            seller, str(own), seller, beat_id, collaborator, HELD)
+            "UPDATE mkt_split_holds SET state = ?, payee = ?, stripe_account = ?, "
+            "returns_to_seller = 1 WHERE account_id = ? AND beat_id = ? AND collaborator = ? "
+            "AND state = ?", RETURNING, seller, str(own), seller, beat_id, collaborator, HELD)
+        # a part of the ended invitation stuck being paid out keeps going to the seller
+        # too, should its payout fail for good and put it back to held
+        await tx.execute(
+            "UPDATE mkt_split_holds SET returns_to_seller = 1 WHERE account_id = ? AND "
+            "beat_id = ? AND collaborator = ? AND state = ?", seller, beat_id, collaborator,
+            RETURNING)
         if returning:
             await self.queue_settle(tx, seller, beat_id, collaborator, why)
         return int(returning)
 
-    async def _decision(self, tx: Any, seller: str, beat_id: str, collaborator: str
-                        ) -> tuple[str, Share] | None:
-        """Where a held part goes now: (releasing, the collaborator) when they accepted,
-        (returning, the seller) when the invitation ended or is gone, None while pending."""
+    async def _decision(self, tx: Any, seller: str, beat_id: str, collaborator: str,
+                        returns_to_seller: bool = False) -> tuple[str, Share] | None:
+        """Where a held part goes now: (returning, the seller) when an ended invitation
+        gave it back (``returns_to_seller``, :meth:`return_ended`), when the invitation
+        ended or is gone; (releasing, the collaborator) when they accepted; None while
+        pending."""
         row = await tx.fetchrow(
             "SELECT stripe_account, accepted_at, ended FROM mkt_splits WHERE account_id = ? "
             "AND beat_id = ? AND collaborator = ?", seller, beat_id, collaborator)
-        if row is not None and row["ended"] is None:
+        if row is not None and row["ended"] is None and not returns_to_seller:
             account = str(row["stripe_account"] or "")
             if row["accepted_at"] is not None and account.startswith("acct_"):
                 return RELEASING, Share(collaborator, account, 0)
@@ -256,7 +264,8 @@ class SplitHolds:
             if h is None or h["state"] in (RELEASED, RETURNED):
                 return None
             if h["state"] == HELD:
-                decided = await self._decision(tx, seller, h["beat_id"], collaborator)
+                decided = await self._decision(tx, seller, h["beat_id"], collaborator,
+                                               bool(h["returns_to_seller"]))
                 if decided is None:
                     return None
                 state, payee = decided
@@ -454,7 +463,8 @@ class SplitHolds:
     async def _row(self, tx: Any, seller: str, order_id: str, collaborator: str) -> Any:
         return await tx.fetchrow(
             "SELECT beat_id, charge, transfer_group, currency, amount, cut, state, payee, "
-            "stripe_account, attempt FROM mkt_split_holds WHERE account_id = ? AND "
+            "stripe_account, attempt, returns_to_seller FROM mkt_split_holds WHERE "
+            "account_id = ? AND "
             "order_id = ? AND collaborator = ?", seller, order_id, collaborator)
 
     async def expire(self, now: float | None = None) -> int:
