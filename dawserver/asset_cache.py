@@ -91,6 +91,12 @@ def lease(store: AssetStore, asset_id: str, seconds: float | None = None) -> Non
 def pinned_ids(store: AssetStore, now: float | None = None) -> set[str]:
     """Ids of the assets pinned or leased now, or waiting to be published (never
     evicted)."""
+    return in_use(store, now) | set(pending(store))
+
+
+def in_use(store: AssetStore, now: float | None = None) -> set[str]:
+    """Ids of the assets pinned or leased now: a reader (a build, render or bounce) has
+    their local files open or about to be, so no one deletes them."""
     now = time.time() if now is None else now
     ids = set()
     for path in _folder_entries(_pins(store)):
@@ -103,7 +109,7 @@ def pinned_ids(store: AssetStore, now: float | None = None) -> set[str]:
             ids.add(path.name.split(".")[0])
         else:
             path.unlink(missing_ok=True)  # its process died with the pin
-    return ids | set(pending(store))
+    return ids
 
 
 def _folder_entries(folder: Path) -> list[Path]:

@@ -230,7 +230,9 @@ async def forget_asset(store: AssetStore, project_id: str, asset_id: str) -> Non
 
 def _unindex(store: AssetStore, project_id: str, asset_id: str) -> None:
     """Take ``asset_id`` out of the project's local index; its local files go when no
-    other index lists it."""
+    other index lists it and no reader has it pinned or leased
+    (:func:`~dawserver.asset_cache.in_use`: a render may be reading them), else they
+    stay as cached files, which eviction deletes once no one uses them."""
     index = store._index(project_id)  # noqa: SLF001 - the layout's owner is this pair
     with store._indexes:  # noqa: SLF001
         rest = [a for a in store.project_assets(project_id) if a != asset_id]
@@ -242,6 +244,10 @@ def _unindex(store: AssetStore, project_id: str, asset_id: str) -> None:
         for other in (store.root / "projects").glob("*.txt"):
             if asset_id in other.read_text().split():
                 return
+        if asset_id in asset_cache.in_use(store):
+            log.info("asset %s left project %s here but is in use: its files stay cached",
+                     asset_id, project_id)
+            return
         for path in (store.root / "objects" / asset_id[:2]).glob(f"{asset_id}.*"):
             path.unlink(missing_ok=True)
 

@@ -221,3 +221,28 @@ async def test_a_take_waits_while_its_project_is_in_two_regions(
         await world.mover.move(uma, "eu")
         assert await asset_objects.publish_pending(us) == 1
         await only_in_eu(world, node, song, take)
+
+
+async def test_a_published_take_a_render_reads_keeps_its_files_on_the_node(
+        s3_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """A render on node B has the take pinned while B publishes it into ``eu``: the take
+    leaves ``us`` (its membership and B's index entry) but its files stay while pinned,
+    then go as any cached audio does."""
+    async with moving_world(tmp_path, s3_server, ("s3", "s3")) as world, \
+            another_node(world, tmp_path) as node:
+        uma, song = await a_project_in_us(world)
+        take = await recorded(node, tmp_path, song)
+        us = node.assets["us"]
+        audio_file = Path(us.asset(take).path)
+
+        await world.mover.move(uma, "eu")
+        with asset_cache.pinned(us, [take]):
+            assert await asset_objects.publish_pending(us) == 1
+            assert audio_file.is_file()
+            assert audio_file.read_bytes()  # the render can go on reading it
+        assert us.project_assets(song) == []
+        assert await held(world.assets["us"], song) == []
+        assert await held(world.assets["eu"], song) == [take]
+
+        us.cache_bytes = 0
+        assert await asyncio.to_thread(asset_objects.evict, us) == [audio_file]
