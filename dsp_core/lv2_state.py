@@ -16,7 +16,9 @@ Checks, in two places:
   and :func:`turtle_problem`'s check.
 - :func:`turtle_problem`, there and again in the worker before lilv reads the text:
   serd (lilv's Turtle reader) must parse all of it, and it must declare exactly one
-  ``pset:Preset`` subject, which ``lv2:appliesTo`` this plug-in. lilv 0.24
+  ``pset:Preset`` subject, which ``lv2:appliesTo`` this plug-in, and no base URI
+  (lilv would resolve relative names against it, to files :func:`file_sources` never
+  sees). lilv 0.24
   dereferences a NULL subject (SIGSEGV) on well-formed Turtle without a preset, so
   this check keeps a bad document from crashing the worker; :func:`restore` checks
   the plug-in lilv read as well.
@@ -209,6 +211,7 @@ def _parsed(state: str) -> tuple[str | None, tuple[tuple[str, str, str], ...],
     prefixes = dict(_LILV_PREFIXES)
     statements: list[tuple[str, str, str]] = []
     files: list[_FileNode] = []
+    bases: list[str] = []
 
     def expand(node: Any) -> str:
         value = ffi.string(node.buf, node.n_bytes).decode("utf-8", "replace")
@@ -216,6 +219,11 @@ def _parsed(state: str) -> tuple[str | None, tuple[tuple[str, str, str], ...],
         if node.type == _SERD_CURIE and colon and name in prefixes:
             return prefixes[name] + rest
         return value
+
+    @ffi.callback("int(void*, const SerdNode*)")
+    def on_base(_handle: Any, uri: Any) -> int:
+        bases.append(expand(uri))
+        return 0
 
     @ffi.callback("int(void*, const SerdNode*, const SerdNode*)")
     def on_prefix(_handle: Any, name: Any, prefix_uri: Any) -> int:
@@ -247,7 +255,7 @@ def _parsed(state: str) -> tuple[str | None, tuple[tuple[str, str, str], ...],
         _SERD_TURTLE,
         ffi.NULL,
         ffi.NULL,
-        ffi.NULL,
+        ffi.cast("void*", on_base),
         ffi.cast("void*", on_prefix),
         on_statement,
         ffi.NULL,
@@ -258,6 +266,9 @@ def _parsed(state: str) -> tuple[str | None, tuple[tuple[str, str, str], ...],
         serd().serd_reader_free(reader)
     if status != 0:
         return f"it is not valid Turtle (serd status {status})", (), ()
+    if bases:  # lilv resolves relative names against it: files this reading never sees
+        return (f"it declares a base URI ({bases[0]!r}); a saved state names its files "
+                "by absolute file:// URIs or assets, never relative to a base"), (), ()
     return None, tuple(statements), tuple(files)
 
 

@@ -277,3 +277,30 @@ async def test_a_states_file_moves_with_the_project_as_an_asset(tmp_path, monkey
     assert [str(r) for r in refused] == [
         f"lv2 'irs' on track 't' (a file its saved state names): asset {asset_id} is not "
         f"in {str(tmp_path / 'empty')!r}"]
+
+
+def test_a_state_naming_a_file_relative_to_a_base_is_refused(tmp_path, monkeypatch) -> None:
+    """``@base <file:///elsewhere/>`` then ``<ir.wav>``: lilv resolves the relative name
+    to a file outside the asset directories, which neither the confinement nor the
+    sources saw; the document and the worker both refuse such a state."""
+    needs_plugin(LSP_IR)
+    secret = tmp_path / "another-project"
+    secret.mkdir()
+    impulse = np.zeros(64, dtype=np.float32)
+    impulse[10] = 0.5
+    sf.write(secret / "ir.wav", impulse, RATE, subtype="FLOAT")
+    default = _saved_after_a_block({"uri": LSP_IR})
+    based = f"@base <file://{secret}/> .\n" + default.replace(
+        "state:state [", f"state:state [\n\t\t{IR_FILE} <ir.wav> ;", 1)
+    lv2_state.allow_files_under([tmp_path / "assets"])
+    doc = ProjectDocument.from_session(Session(sample_rate=RATE, tracks=[Track("t")]))
+    doc.add_effect("t", EffectSpec("lv2", {"uri": LSP_IR}))
+    with pytest.raises(ProjectError, match="declares a base URI"):
+        doc.set_effect_params("t", 0, state=based)
+    assert lv2_state.turtle_problem(based, LSP_IR) is not None
+    monkeypatch.setattr(lv2_catalog, "check_text", lambda state, uri: state)
+    plugin = HostedPlugin({"uri": LSP_IR, "state": based}, 1, RATE, 256)
+    try:  # past the host's checks, the worker refuses it before lilv reads the file
+        assert plugin.failed is not None and "declares a base URI" in plugin.failed
+    finally:
+        plugin.close()
