@@ -549,6 +549,33 @@ async def test_a_collaborator_taken_out_of_the_split_has_their_held_money_return
         await books_settled(sale)
 
 
+async def test_a_collaborator_taken_out_and_named_again_gets_none_of_the_old_money(
+        tmp_path: Path) -> None:
+    """Review R2: ben is taken out of the split while his part cannot go back yet (the
+    seller's Stripe account unset), then named again before it went: accepting the new
+    invitation pays him none of what was held while he was out; it goes to the seller."""
+    async with held_sale(tmp_path) as sale:
+        m, beat_id, order_id = sale.m, sale.beat_id, sale.order_id
+        own = await sale.db.fetchval("SELECT stripe_account FROM mkt_sellers WHERE "
+                                     "account_id = ?", "seller")
+        await sale.db.execute("UPDATE mkt_sellers SET stripe_account = '' WHERE "
+                              "account_id = ?", "seller")
+        status, split = await m.call("PUT", f"{M}/beats/{beat_id}/split", who("seller"), {
+            "shares": [{"collaborator": "seller", "basis_points": 7000},
+                       {"collaborator": "amy", "basis_points": 3000}]})
+        assert status == 200, split
+        await hold_jobs_done(m)
+        assert (await hold_of(m, order_id))["state"] == HELD  # nowhere to go yet
+        await sale.db.execute("UPDATE mkt_sellers SET stripe_account = ? WHERE "
+                              "account_id = ?", own, "seller")
+        assert (await put_split(m, beat_id))["ben"] == "pending"
+        await accept(m, "ben", beat_id)
+        returned = await settled(m, order_id, RETURNED)
+        assert returned["payee"] == "seller"
+        assert transfers_to(m, order_id, "ben") == []
+        await books_settled(sale)
+
+
 async def test_the_invitation_lists_show_only_the_signed_in_accounts_own(
         tmp_path: Path) -> None:
     async with held_sale(tmp_path) as sale:

@@ -209,13 +209,20 @@ class SplitHolds:
             "AND state = ?", RETURNING, seller, str(own), seller, beat_id, collaborator, HELD)
         # a part of the ended invitation stuck being paid out keeps going to the seller
         # too, should its payout fail for good and put it back to held
-        await tx.execute(
-            "UPDATE mkt_split_holds SET returns_to_seller = 1 WHERE account_id = ? AND "
-            "beat_id = ? AND collaborator = ? AND state = ?", seller, beat_id, collaborator,
-            RETURNING)
+        await self.keep_returning(tx, seller, beat_id, collaborator)
         if returning:
             await self.queue_settle(tx, seller, beat_id, collaborator, why)
         return int(returning)
+
+    async def keep_returning(self, tx: Any, seller: str, beat_id: str,
+                             collaborator: str) -> None:
+        """In ``tx``: the parts held for ``collaborator`` on ``beat_id`` (or going back)
+        go to the seller for good (``returns_to_seller``), whatever a later invitation
+        of theirs answers: they were taken out of the split, or their invitation ended."""
+        await tx.execute(
+            "UPDATE mkt_split_holds SET returns_to_seller = 1 WHERE account_id = ? AND "
+            "beat_id = ? AND collaborator = ? AND state IN (?, ?)", seller, beat_id,
+            collaborator, HELD, RETURNING)
 
     async def _decision(self, tx: Any, seller: str, beat_id: str, collaborator: str,
                         returns_to_seller: bool = False) -> tuple[str, Share] | None:

@@ -219,6 +219,8 @@ class Splits:
             if self.holds is not None:
                 named = {c for c, _ in parts}
                 for gone in sorted(set(old) - named):
+                    # theirs no more: named again later, the new invitation starts empty
+                    await self.holds.keep_returning(tx, seller, beat_id, gone)
                     await self.holds.queue_settle(tx, seller, beat_id, gone, f"removed:{now}")
         return await self.parts(seller, beat_id)
 
