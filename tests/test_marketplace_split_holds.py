@@ -1006,18 +1006,25 @@ async def test_a_reversal_giving_up_as_the_late_payout_books_still_takes_it_back
         await books_settled(sale)
 
 
-async def test_giving_up_leaves_a_part_another_run_is_paying_out(tmp_path: Path) -> None:
+async def payout_left_half_done(s: Sale) -> Callable[..., Awaitable[Any]]:
+    """Ben accepted, and a payout attempt failed at Stripe, leaving his part being paid
+    out (``releasing``, no claim); Stripe's real ``transfer``, to put back."""
     from business.marketplace.errors import StripeUnavailable
 
+    gateway = s.module.gateway
+    await ben_accepted_in_books(s)
+    real = gateway.transfer
+    gateway.transfer = refusing("Stripe is down")
+    with pytest.raises(StripeUnavailable):
+        await s.holds.settle("seller", s.order_id, "ben")
+    return real
+
+
+async def test_giving_up_leaves_a_part_another_run_is_paying_out(tmp_path: Path) -> None:
     async with held_sale(tmp_path) as sale:
         m, beat_id, order_id = sale.m, sale.beat_id, sale.order_id
         holds, gateway = sale.holds, sale.module.gateway
-        await ben_accepted_in_books(sale)
-        real = gateway.transfer
-        # job A's attempt: the part is left being paid out
-        gateway.transfer = refusing("Stripe is down")
-        with pytest.raises(StripeUnavailable):
-            await holds.settle("seller", order_id, "ben")
+        real = await payout_left_half_done(sale)  # job A's attempt
         assert (await hold_of(m, order_id))["state"] == "releasing"
         given_back: list[list[str]] = []
 
@@ -1086,17 +1093,12 @@ async def test_giving_up_never_puts_back_a_part_a_slow_run_still_pays_out(
     being paid out, nobody is mailed, and the other run asks with the same key."""
     import time
 
-    from business.marketplace.errors import StripeUnavailable
     from business.marketplace.split_holds import CLAIM_TTL_S
 
     async with held_sale(tmp_path) as sale:
         m, beat_id, order_id = sale.m, sale.beat_id, sale.order_id
         holds, gateway = sale.holds, sale.module.gateway
-        await ben_accepted_in_books(sale)
-        real = gateway.transfer
-        gateway.transfer = refusing("Stripe is down")
-        with pytest.raises(StripeUnavailable):
-            await holds.settle("seller", order_id, "ben")
+        real = await payout_left_half_done(sale)
         given_back: list[list[str]] = []
         others: list[Any] = []
         mailed: list[str] = []

@@ -5,8 +5,9 @@ a channel does not name keep their role's rights."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,22 @@ def soon(hours: float = 24) -> str:
     return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)).isoformat()
 
 
+@contextlib.asynccontextmanager
+async def x_and_bluesky(tmp_path: Path, db_url: str) -> AsyncIterator[tuple[Any, str, str]]:
+    """The social app with the account's members, and an X and a Bluesky channel Dee
+    connected: ``(client, x_id, bsky_id)``."""
+    x, bsky = InTestNetwork("x"), InTestNetwork("bluesky")
+    async with social_app(tmp_path, db_url, x, bsky, memberships=MEMBERS) as (
+            client, _context):
+        x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
+        bsky_id = (await connect(client, bsky, "acc", "p_dee"))["channel_id"]
+        yield client, x_id, bsky_id
+
+
 def test_viewers_put_nothing_on_a_channel_and_approval_only_posts_wait_for_approvers(
         tmp_path: Path, db_url: str) -> None:
     async def go() -> None:
-        x, bsky = InTestNetwork("x"), InTestNetwork("bluesky")
-        async with social_app(tmp_path, db_url, x, bsky, memberships=MEMBERS) as (
-                client, _context):
-            x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
-            bsky_id = (await connect(client, bsky, "acc", "p_dee"))["channel_id"]
+        async with x_and_bluesky(tmp_path, db_url) as (client, x_id, bsky_id):
             rights = f"/api/social/channels/{x_id}/rights"
 
             async def compose(person: str, channel: str, text: str) -> Any:
@@ -119,11 +128,7 @@ def test_viewers_put_nothing_on_a_channel_and_approval_only_posts_wait_for_appro
 def test_each_member_sees_their_own_rights_on_each_channel_and_nobody_elses(
         tmp_path: Path, db_url: str) -> None:
     async def go() -> None:
-        x, bsky = InTestNetwork("x"), InTestNetwork("bluesky")
-        async with social_app(tmp_path, db_url, x, bsky, memberships=MEMBERS) as (
-                client, _context):
-            x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
-            bsky_id = (await connect(client, bsky, "acc", "p_dee"))["channel_id"]
+        async with x_and_bluesky(tmp_path, db_url) as (client, x_id, bsky_id):
             named = [{"person": "p_ada", "access": "publish"},
                      {"person": "p_bo", "access": "view"},
                      {"person": "p_cy", "access": "approval"}]
