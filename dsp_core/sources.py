@@ -20,8 +20,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .errors import ProjectError
 from .session import Session, Track
 
+#: Why an ``lv2`` effect whose saved state names its files as no save writes them is left out.
+UNRENAMABLE = ("its saved state names a file in a form that cannot be rewritten to the "
+               "local file (escaped, prefixed or quoted otherwise than a save writes it); "
+               "save the plug-in's state again")
 ASSET_ID = re.compile(r"^[0-9a-f]{64}$")
 _STORE_PATH = re.compile(r"(?:^|[/\\])objects[/\\]([0-9a-f]{2})[/\\]([0-9a-f]{64})"
                          r"\.(?:wav|flac|aiff)$")
@@ -133,7 +138,9 @@ def resolve_session(session: Session, resolve: Callable[[str], str]
     A source whose ``resolve`` raises :class:`SourceRefused` is left out: its clip is
     dropped, its convolution effect (or ``lv2`` effect whose saved state names it)
     removed from the chain, its sampler zone removed from the instrument; each one is
-    reported in the list returned.  ``resolve`` is called once per distinct source.
+    reported in the list returned. So is an ``lv2`` effect whose state's text cannot be
+    rewritten to name the resolved files (:data:`UNRENAMABLE`).  ``resolve`` is called
+    once per distinct source.
     """
     answers: dict[str, str | SourceRefused] = {}
     refusals: list[Refusal] = []
@@ -167,7 +174,13 @@ def resolve_session(session: Session, resolve: Callable[[str], str]
                     continue
                 from . import lv2_state
 
-                state = lv2_state.with_files(effect.params["state"], found.__getitem__)
+                try:
+                    state = lv2_state.with_files(effect.params["state"], found.__getitem__)
+                except ProjectError:  # an escaped or prefixed name: its text stays as is
+                    refusals.append(Refusal(
+                        SourceRef("state", track_id, effect.id or f"#{i}", files[0]),
+                        UNRENAMABLE))
+                    continue
                 effect = replace(effect, params={**effect.params, "state": state})
             kept.append(effect)
         return kept

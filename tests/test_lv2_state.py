@@ -14,6 +14,7 @@ from dsp_core import Clip, EffectSpec, Engine, ProjectError, Session, Track, lv2
 from dsp_core.lv2_host import HostedPlugin
 from dsp_core.lv2_state import MAX_STATE_BYTES, turtle_problem
 from dsp_core.project import load_project, save_project
+from dsp_core.sources import resolve_session, session_refs
 from tests.helpers_audio import DictLoader
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("lv2_path")]
@@ -304,3 +305,24 @@ def test_a_state_naming_a_file_relative_to_a_base_is_refused(tmp_path, monkeypat
         assert plugin.failed is not None and "declares a base URI" in plugin.failed
     finally:
         plugin.close()
+
+
+def test_a_state_naming_its_asset_in_an_escaped_form_is_left_out_with_the_reason() -> None:
+    """An editor may write an asset's name with a Turtle escape (``\\u0061``): serd reads
+    the asset, but its text cannot be rewritten to the local file. Resolving leaves the
+    effect out and says why, instead of raising out of every engine that plays it."""
+    needs_plugin(X42_EQ)
+    asset = "a" * 64
+    escaped = "\\u0061" + asset[1:]
+    doc = _document({"uri": X42_EQ})
+    with Engine(doc.to_session(), block_size=256, loader=LOADER) as engine:
+        saved = _hosted(engine).save_state()
+    named = f"<urn:x:file> <{lv2_state.ASSET_PREFIX}{escaped}> ;"
+    state = saved.replace("state:state [", f"state:state [\n\t\t{named}", 1)
+    doc.set_effect_params("t", 0, state=state)  # a well-formed state naming an asset
+    session = doc.to_session()
+    assert [r.source for r in session_refs(session)] == ["x", asset]
+    played, refused = resolve_session(session, lambda source: f"/cache/{source}.wav")
+    assert played.tracks[0].effects == []
+    assert len(refused) == 1 and refused[0].ref.kind == "state"
+    assert "cannot be rewritten" in str(refused[0]) and "/cache/" not in str(refused[0])
