@@ -42,6 +42,10 @@ where its project lives *when it is published*, as an upload follows a moved acc
 into the region the project's document is in then (through
 :func:`~dawserver.object_moves.copy_asset` when that is not the region it was recorded
 in), and, once it is there, asks again and follows the project if it moved meanwhile.
+Each region it is copied into is noted first (``away/<asset id>`` in the node's asset
+directory), and once the answer stays the same every other region noted loses it, so a
+round cut short after a copy (a failure, a crash) leaves it, after its retry, only
+where the project lives.
 A move drops a region's documents before its assets, so a take found still at home
 after it was published is there before the move's clean step looks for it.
 """
@@ -492,6 +496,7 @@ async def _publish_take(store: AssetStore, asset_id: str, locate: Locate | None)
         asset = store.asset(asset_id)
     except AssetNotFound:  # deleted with its project meanwhile
         asset_cache.clear_pending(store, asset_id)
+        await asyncio.to_thread(_forget_away, store, asset_id, None)
         return False
     away = []  # projects it went to in another region: they leave this one
     for project_id in projects:
@@ -503,6 +508,8 @@ async def _publish_take(store: AssetStore, asset_id: str, locate: Locate | None)
         await _forget_here(store, project_id, asset.id)
     # only those published: a mark added meanwhile waits for the next round
     asset_cache.unmark_pending(store, asset_id, projects)
+    if asset_id not in asset_cache.pending(store):  # notes of projects a move took out
+        await asyncio.to_thread(_forget_away, store, asset_id, None)
     return True
 
 
@@ -510,7 +517,12 @@ async def _publish_where_it_lives(store: AssetStore, asset: Asset, project_id: s
                                   locate: Locate) -> bool:
     """Publish ``asset`` (recorded in ``store``) for ``project_id`` into the region the
     project lives in, asked again once it is there until the answer stays the same (a
-    move that switched meanwhile: it follows); whether that is not ``store``'s."""
+    move that switched meanwhile: it follows); whether that is not ``store``'s.
+
+    Every other region it went to for the project (but ``store``'s: the caller's) then
+    loses it, in this round or in an earlier one cut short after a copy (a failure, a
+    crash): each is noted in ``away/`` before it is written (:func:`_note_away`), so the
+    take ends only where the project lives."""
     from . import object_moves  # imported here: object_moves builds on this module
 
     async def put(into: AssetStore) -> None:
@@ -518,6 +530,7 @@ async def _publish_where_it_lives(store: AssetStore, asset: Asset, project_id: s
             await publish(store, asset, project_id)
         else:  # from this node's files: the bucket of the region it was recorded in
             # may describe it without holding it whole (a collection cut short)
+            await asyncio.to_thread(_note_away, store, asset.id, project_id, into)
             await object_moves.copy_asset(store, into, project_id, asset.id,
                                           await object_moves.local_files(store, asset.id))
 
@@ -527,10 +540,71 @@ async def _publish_where_it_lives(store: AssetStore, asset: Asset, project_id: s
         log.info("take %s of project %s follows its move to %s", asset.id, project_id,
                  now.root)
         await put(now)
-        if where is not store:  # (the home region's: by the caller, after every publish)
-            await object_moves.forget_asset(where, project_id, asset.id)
         where = now
+    # told apart by directory: another asset store of the same region may stand for it
+    for went in await asyncio.to_thread(_went_away, store, asset.id, project_id):
+        if went.root not in (where.root, store.root):
+            await object_moves.forget_asset(went, project_id, asset.id)
+    await asyncio.to_thread(_forget_away, store, asset.id, project_id)
     return where is not store
+
+
+def _away(store: AssetStore, asset_id: str) -> Path:
+    """The note of the regions a take waiting in ``store`` was copied into: one line
+    ``<project id> TAB <that region's asset directory>`` per copy begun."""
+    return store.root / "away" / asset_id
+
+
+def _note_away(store: AssetStore, asset_id: str, project_id: str, into: AssetStore
+               ) -> None:
+    """Note, before the first write there, that the take goes into ``into`` for
+    ``project_id`` (synced: a crash next must not lose it)."""
+    path = _away(store, asset_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as notes:
+        notes.write(f"{project_id}\t{into.root}\n")
+        notes.flush()
+        os.fsync(notes.fileno())
+
+
+def _away_notes(store: AssetStore, asset_id: str) -> list[tuple[str, str]]:
+    try:
+        text = _away(store, asset_id).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [(project, root) for project, _, root in
+            (line.partition("\t") for line in text.splitlines()) if root]
+
+
+def _went_away(store: AssetStore, asset_id: str, project_id: str) -> list[AssetStore]:
+    """The asset stores of the regions the take was copied into for ``project_id``
+    (:func:`_note_away`), among this node's regions (:func:`follow_moves`)."""
+    regions = {str(region.root): region for region in list(_LOCATORS)}
+    went: list[AssetStore] = []
+    for project, root in _away_notes(store, asset_id):
+        if project != project_id:
+            continue
+        region = regions.get(root)
+        if region is None:
+            log.warning("take %s of project %s was copied into %s, which is no data region "
+                        "of this node now; delete it there", asset_id, project_id, root)
+        elif region not in went:
+            went.append(region)
+    return went
+
+
+def _forget_away(store: AssetStore, asset_id: str, project_id: str | None) -> None:
+    """Drop the notes of ``project_id`` (None: of every project) from the take's note of
+    where it went; a note left empty goes."""
+    path = _away(store, asset_id)
+    rest = [(project, root) for project, root in _away_notes(store, asset_id)
+            if project_id is not None and project != project_id]
+    if not rest:
+        path.unlink(missing_ok=True)
+        return
+    partial = path.with_name(f".{asset_id}.partial")
+    partial.write_text("".join(f"{p}\t{r}\n" for p, r in rest), encoding="utf-8")
+    os.replace(partial, path)
 
 
 async def _forget_here(store: AssetStore, project_id: str, asset_id: str) -> None:

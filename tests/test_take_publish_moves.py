@@ -28,6 +28,7 @@ from collab.store import store_for
 from dawserver import asset_cache, asset_objects, assets, object_moves
 from dawserver.asset_store import AssetStore
 from dawserver.keys import STORE
+from dawserver.storage import StorageError
 
 pytestmark = pytest.mark.asyncio
 
@@ -55,6 +56,23 @@ class HeldPuts:
         if key == self.key:
             self.reached.set()
             await self.go.wait()
+        return await self.objects.put(key, data, **kwargs)
+
+
+class FailingPut:
+    """An object store whose first put of one key fails (the rest as the store it
+    wraps)."""
+
+    def __init__(self, objects: Any, key: str) -> None:
+        self.objects, self.key, self.failed = objects, key, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.objects, name)
+
+    async def put(self, key: str, data: Any, **kwargs: Any) -> int:
+        if key == self.key and not self.failed:
+            self.failed = True
+            raise StorageError(f"cannot write {key} now (test)")
         return await self.objects.put(key, data, **kwargs)
 
 
@@ -246,3 +264,38 @@ async def test_a_published_take_a_render_reads_keeps_its_files_on_the_node(
 
         us.cache_bytes = 0
         assert await asyncio.to_thread(asset_objects.evict, us) == [audio_file]
+
+
+async def test_a_take_that_followed_a_move_and_failed_ends_only_where_it_lives(
+        s3_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """Node B copies its take into ``eu``, where the project went; before the copy
+    lands, node A moves the account back to ``us`` (its clean step over in ``eu``). B
+    follows it home, but that publish fails: the retry publishes it in ``us`` and takes
+    it out of ``eu``, which the failed round had copied it into."""
+    async with moving_world(tmp_path, s3_server, ("s3", "s3")) as world, \
+            another_node(world, tmp_path) as node:
+        uma, song = await a_project_in_us(world)
+        take = await recorded(node, tmp_path, song)
+        us, eu = node.assets["us"], node.assets["eu"]
+        await world.mover.move(uma, "eu")
+        key = asset_objects.member_key(song, take)
+        held_puts = HeldPuts(eu.objects, key)
+        eu.objects = held_puts  # type: ignore[assignment]
+        us.objects = FailingPut(us.objects, key)  # type: ignore[assignment]
+
+        publishing = asyncio.create_task(asset_objects.publish_pending(us))
+        await asyncio.wait_for(held_puts.reached.wait(), 30)
+        await world.mover.move(uma, "us")
+        held_puts.go.set()
+        assert await asyncio.wait_for(publishing, 60) == 0  # its publish home failed
+        assert asset_cache.pending(us) == {take: [song]}
+        assert await held(world.assets["eu"], song) == [take]  # the failed round's copy
+
+        assert await asset_objects.publish_pending(us) == 1
+
+        assert await held(world.assets["us"], song) == [take]
+        await plays_from(world.assets["us"], song, take)
+        assert await held(world.assets["eu"], song) == []
+        assert await source_left(world.assets["eu"]) == []
+        assert asset_cache.pending(us) == {}
+        assert not (us.root / "away").exists() or not any((us.root / "away").iterdir())
