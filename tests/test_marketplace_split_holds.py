@@ -614,6 +614,34 @@ async def test_a_part_held_for_an_erased_collaborator_returns_to_the_seller(
         await books_settled(sale)
 
 
+async def test_an_erasure_waits_for_a_payout_of_money_held_for_the_person(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    """Review R2: erasing ben while a run pays his held part out would book the transfer
+    under the id being forgotten (and leave the row under his pseudonym with no transfer
+    of that name, for the sweep to pay again); the erasure is retried after the run."""
+    import time
+
+    from business.marketplace.privacy import erase_account
+    from dawserver.plugin_api import Pseudonymiser, Retry
+
+    async with held_sale(tmp_path, db_url) as sale:
+        m, order_id = sale.m, sale.order_id
+        await ben_being_paid_out(sale)
+        await sale.db.execute("UPDATE mkt_split_holds SET claim = 'run', claimed_at = ? "
+                              "WHERE order_id = ? AND collaborator = ?", time.time(),
+                              order_id, "ben")
+        pz = Pseudonymiser("ben", ("ben",), "erased_ben")
+        with pytest.raises(Retry, match="being paid out"):
+            await erase_account(sale.db, pz)
+        assert (await hold_of(m, order_id))["state"] == "releasing"  # still his, untouched
+        # the run let go (booked or failed): the erasure goes through
+        await sale.db.execute("UPDATE mkt_split_holds SET claim = NULL, claimed_at = NULL "
+                              "WHERE order_id = ?", order_id)
+        await erase_account(sale.db, pz)
+        assert await sale.db.fetchval("SELECT COUNT(*) FROM mkt_split_holds WHERE "
+                                      "collaborator = ?", "ben") == 0
+
+
 async def test_a_reversal_waits_for_a_held_part_being_paid_out_then_takes_it_back_once(
         tmp_path: Path, db_url: str) -> None:  # noqa: F811
     from business.marketplace.split_sales import TransfersPending

@@ -26,9 +26,16 @@ by them. A buyer's licences stay valid under the pseudonym.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
-from dawserver.plugin_api import Pseudonymiser, move_account_rows, pseudonymise_mentions
+from business.marketplace.split_holds import CLAIM_TTL_S
+from dawserver.plugin_api import (
+    Pseudonymiser,
+    Retry,
+    move_account_rows,
+    pseudonymise_mentions,
+)
 
 #: The own account's tables that are deleted (no money in them).
 FORGOTTEN = ("mkt_storefronts", "mkt_store_names", "mkt_coupons", "mkt_tiers", "mkt_beats",
@@ -151,11 +158,30 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
     }
 
 
+async def _no_payout_running(db: Any, tx: Any, person_id: str) -> None:
+    """In ``tx``: :class:`Retry` while a run is paying out split money held for or to
+    ``person_id`` (a live ``claim``): it would book the transfer under the id the
+    erasure forgets, and the sweep, finding the row under the pseudonym with no
+    transfer of that name, could pay it again. The rows are held until ``tx`` ends
+    (PostgreSQL), so no run claims one between this check and their pseudonym."""
+    lock = " FOR UPDATE" if getattr(db, "dialect", "") == "postgresql" else ""
+    rows = await tx.fetch(
+        "SELECT order_id, claim, claimed_at FROM mkt_split_holds WHERE collaborator = ? "
+        f"OR payee = ?{lock}", person_id, person_id)
+    live = time.time() - CLAIM_TTL_S
+    running = [r["order_id"] for r in rows
+               if r["claim"] is not None and (r["claimed_at"] or 0) > live]
+    if running:
+        raise Retry(f"split money held for the person is being paid out ({len(running)} "
+                    f"part(s)); the erasure waits for it", after=min(60.0, CLAIM_TTL_S))
+
+
 async def erase_account(db: Any, pz: Pseudonymiser) -> dict[str, int]:
     """Forget ``pz``'s person in the marketplace tables (idempotent); rows, by table."""
     person_id = pz.account_id
     changed: dict[str, int] = {}
     async with db.transaction() as tx:
+        await _no_payout_running(db, tx, person_id)
         changed["mentions"] = await pseudonymise_mentions(tx, pz, MENTIONS)
         # their carts in other stores (no money in them)
         changed["carts"] = await tx.execute("DELETE FROM mkt_cart_items WHERE owner = ?",
