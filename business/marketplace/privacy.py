@@ -159,15 +159,15 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
 
 
 async def _no_payout_running(db: Any, tx: Any, person_id: str) -> None:
-    """In ``tx``: :class:`Retry` while a run is paying out split money held for or to
-    ``person_id`` (a live ``claim``): it would book the transfer under the id the
-    erasure forgets, and the sweep, finding the row under the pseudonym with no
-    transfer of that name, could pay it again. The rows are held until ``tx`` ends
+    """In ``tx``: :class:`Retry` while a run is paying out split money held of, for or
+    to ``person_id`` (their sale, their part; a live ``claim``): it would book the
+    transfer under the id the erasure forgets, and the sweep, finding the row under the
+    pseudonym with no transfer of that name, could pay it again. The rows are held until ``tx`` ends
     (PostgreSQL), so no run claims one between this check and their pseudonym."""
     lock = " FOR UPDATE" if getattr(db, "dialect", "") == "postgresql" else ""
     rows = await tx.fetch(
-        "SELECT order_id, claim, claimed_at FROM mkt_split_holds WHERE collaborator = ? "
-        f"OR payee = ?{lock}", person_id, person_id)
+        "SELECT order_id, claim, claimed_at FROM mkt_split_holds WHERE account_id = ? OR "
+        f"collaborator = ? OR payee = ?{lock}", person_id, person_id, person_id)
     live = time.time() - CLAIM_TTL_S
     running = [r["order_id"] for r in rows
                if r["claim"] is not None and (r["claimed_at"] or 0) > live]
