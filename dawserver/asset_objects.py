@@ -45,7 +45,9 @@ in), and, once it is there, asks again and follows the project if it moved meanw
 Each region it is copied into is noted first (``away/<asset id>`` in the node's asset
 directory), and once the answer stays the same every other region noted loses it, so a
 round cut short after a copy (a failure, a crash) leaves it, after its retry, only
-where the project lives.
+where the project lives. A take whose project no region holds (deleted meanwhile) is
+published nowhere: it stops waiting for it and leaves every region noted and the one it
+was recorded in, its files going as a deleted project's do.
 A move drops a region's documents before its assets, so a take found still at home
 after it was published is there before the move's clean step looks for it.
 """
@@ -489,7 +491,10 @@ async def publish_pending(store: AssetStore) -> int:
 
 async def _publish_take(store: AssetStore, asset_id: str, locate: Locate | None) -> bool:
     """Publish one waiting take for every project it waits for (under the publishing
-    lock); whether it was there to publish."""
+    lock); whether it was published for one. A project no region holds (deleted
+    meanwhile) no longer waits for it, and it leaves this region for that project as
+    for one it went away with: its membership here, the node's index entry, and its
+    files when no other project here uses them and no reader has them in use."""
     # read again under the lock: a region move may have taken a project out
     projects = asset_cache.pending(store).get(asset_id, [])
     try:
@@ -498,26 +503,32 @@ async def _publish_take(store: AssetStore, asset_id: str, locate: Locate | None)
         asset_cache.clear_pending(store, asset_id)
         await asyncio.to_thread(_forget_away, store, asset_id, None)
         return False
-    away = []  # projects it went to in another region: they leave this one
+    published = False
+    away = []  # projects it went to in another region, or deleted: they leave this one
     for project_id in projects:
         if locate is None:
             await publish(store, asset, project_id)
-        elif await _publish_where_it_lives(store, asset, project_id, locate):
+            published = True
+            continue
+        where = await _publish_where_it_lives(store, asset, project_id, locate)
+        published = published or where is not None
+        if where is not store:
             away.append(project_id)
     for project_id in away:  # after every project's publish: its files go here
         await _forget_here(store, project_id, asset.id)
-    # only those published: a mark added meanwhile waits for the next round
+    # only those done: a mark added meanwhile waits for the next round
     asset_cache.unmark_pending(store, asset_id, projects)
     if asset_id not in asset_cache.pending(store):  # notes of projects a move took out
         await asyncio.to_thread(_forget_away, store, asset_id, None)
-    return True
+    return published
 
 
 async def _publish_where_it_lives(store: AssetStore, asset: Asset, project_id: str,
-                                  locate: Locate) -> bool:
+                                  locate: Locate) -> AssetStore | None:
     """Publish ``asset`` (recorded in ``store``) for ``project_id`` into the region the
     project lives in, asked again once it is there until the answer stays the same (a
-    move that switched meanwhile: it follows); whether that is not ``store``'s.
+    move that switched meanwhile: it follows); that region's asset store, or None when
+    no region holds the project (deleted): then it is published nowhere.
 
     Every other region it went to for the project (but ``store``'s: the caller's) then
     loses it, in this round or in an earlier one cut short after a copy (a failure, a
@@ -534,19 +545,26 @@ async def _publish_where_it_lives(store: AssetStore, asset: Asset, project_id: s
             await object_moves.copy_asset(store, into, project_id, asset.id,
                                           await object_moves.local_files(store, asset.id))
 
-    where = await locate(project_id) or store
-    await put(where)
-    while (now := await locate(project_id) or where) is not where:
-        log.info("take %s of project %s follows its move to %s", asset.id, project_id,
-                 now.root)
-        await put(now)
+    where = await locate(project_id)
+    while where is not None:
+        await put(where)
+        now = await locate(project_id)
+        if now is where:
+            break
+        if now is not None:
+            log.info("take %s of project %s follows its move to %s", asset.id,
+                     project_id, now.root)
         where = now
+    if where is None:
+        log.info("take %s is not published for project %s, which no data region holds "
+                 "(deleted)", asset.id, project_id)
     # told apart by directory: another asset store of the same region may stand for it
+    keep = () if where is None else (where.root,)
     for went in await asyncio.to_thread(_went_away, store, asset.id, project_id):
-        if went.root not in (where.root, store.root):
+        if went.root not in (*keep, store.root):
             await object_moves.forget_asset(went, project_id, asset.id)
     await asyncio.to_thread(_forget_away, store, asset.id, project_id)
-    return where is not store
+    return where
 
 
 def _away(store: AssetStore, asset_id: str) -> Path:

@@ -299,3 +299,52 @@ async def test_a_take_that_followed_a_move_and_failed_ends_only_where_it_lives(
         assert await source_left(world.assets["eu"]) == []
         assert asset_cache.pending(us) == {}
         assert not (us.root / "away").exists() or not any((us.root / "away").iterdir())
+
+
+async def test_a_take_whose_project_was_deleted_is_published_nowhere(
+        s3_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """Node A deleted the project while node B's take waited: no region holds it, so B
+    publishes the take nowhere, stops waiting to, and frees its files as a deleted
+    project's."""
+    async with moving_world(tmp_path, s3_server, ("s3", "s3")) as world, \
+            another_node(world, tmp_path) as node:
+        _, song = await a_project_in_us(world)
+        take = await recorded(node, tmp_path, song)
+        us = node.assets["us"]
+
+        assert await world.collab.delete_project(song)
+        assert asset_cache.pending(us) == {take: [song]}
+        assert await asset_objects.publish_pending(us) == 0
+
+        assert asset_cache.pending(us) == {}
+        for region in ("us", "eu"):
+            assert await held(world.assets[region], song) == []
+            assert await source_left(world.assets[region]) == []
+        assert files_of(us) == set()
+
+
+async def test_a_take_whose_project_was_deleted_while_it_was_copied_is_taken_back(
+        s3_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """Node B was copying its take into ``eu``, where the project had moved, when node
+    A deleted the project: once the copy has landed, B finds the project gone and takes
+    the take back out of ``eu``."""
+    async with moving_world(tmp_path, s3_server, ("s3", "s3")) as world, \
+            another_node(world, tmp_path) as node:
+        uma, song = await a_project_in_us(world)
+        take = await recorded(node, tmp_path, song)
+        us, eu = node.assets["us"], node.assets["eu"]
+        await world.mover.move(uma, "eu")
+        held_puts = HeldPuts(eu.objects, asset_objects.member_key(song, take))
+        eu.objects = held_puts  # type: ignore[assignment]
+
+        publishing = asyncio.create_task(asset_objects.publish_pending(us))
+        await asyncio.wait_for(held_puts.reached.wait(), 30)
+        assert await world.collab.delete_project(song)
+        held_puts.go.set()
+        assert await asyncio.wait_for(publishing, 60) == 0
+
+        assert asset_cache.pending(us) == {}
+        for region in ("us", "eu"):
+            assert await held(world.assets[region], song) == []
+            assert await source_left(world.assets[region]) == []
+        assert files_of(us) == set()
