@@ -81,13 +81,29 @@ def build_param_automation(session: Session, graph: Graph,
     for bus, state in [*zip(session.buses, graph.buses, strict=True),
                        (session.master, graph.master)]:
         fader = _BusFader(bus, state)
+        lag = _chain_lag(graph, state)
         for param, lane in _reading(bus.automation):
             elements = state.hosted.elements if state.hosted is not None else state.effects
-            setter = fader.setter(param) if param in FADER_PARAMS else _effect_setter(
-                bus.effects, elements, param)
+            if param in FADER_PARAMS:
+                setter, shift = fader.setter(param), 0
+            else:
+                setter, shift = _effect_setter(bus.effects, elements, param), lag
             if setter is not None:
-                result.lanes.append(param_lane(lane, ratio, setter))
+                bound = param_lane(lane, ratio, setter)
+                bound.frames += shift
+                result.lanes.append(bound)
     return result if result.lanes else None
+
+
+def _chain_lag(graph: Graph, state: BusState) -> int:
+    """Frames an aux bus's chain hears its input later than the C engine's chain would:
+    a bus whose chain runs after the call (:mod:`dsp_core.lv2_bus`) gets its input
+    already delayed by its alignment, so its effects' lanes are read that much later to
+    meet the same audio (0 for the master and for a bus whose chain runs in the call)."""
+    if state.hosted is None or graph.schedule is None or state is graph.master:
+        return 0
+    index = next(b for b, bus in enumerate(graph.buses) if bus is state)
+    return graph.schedule.bus_delays[index].delay
 
 
 def _reading(lanes: dict[str, AutomationLane]) -> list[tuple[str, AutomationLane]]:

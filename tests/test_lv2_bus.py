@@ -137,6 +137,31 @@ def test_render_and_live_blocks_agree_with_a_bus_plugin_and_automation() -> None
     assert db(-12.5) < ratio < db(-9.0)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_bus_plugins_automation_meets_its_audio_when_another_bus_has_latency(
+        backend: str) -> None:
+    """A bus whose chain runs after the C call hears its input already delayed by its
+    alignment (here 37 frames, for the other bus's plug-in): its port lane is read that
+    much later, so a step at 2400 lands at the first tick from 2400, as on a bus in the
+    call, never before it."""
+    from dsp_core.effects import TICK
+
+    x = noise(2, 4800)
+    bus = Bus("fx", effects=[EffectSpec("lv2", {"uri": MISBEHAVE, "gain": 1.0}, id="p")])
+    bus.automation["fx:p:gain"] = AutomationLane("read", [
+        AutomationPoint(0, 1.0, "hold"), AutomationPoint(2400, 0.25, "hold")])
+    session = Session(sample_rate=RATE, tracks=[
+        Track("t", channels=2, gain_db=-144.0, clips=[Clip("x", 0, 4800)],
+              sends=[Send("fx", 0.0, pre_fader=True)])], buses=[
+        bus, Bus("late", effects=[EffectSpec("lv2", {"uri": MISBEHAVE, "delay": 37.0})])])
+    with Engine(session, block_size=128, backend=backend,
+                loader=DictLoader({"x": x})) as engine:
+        assert engine.latency == 37
+        out = engine.render(0, 4800)
+    np.testing.assert_allclose(out[:, :2400], x[:, :2400], atol=1e-6)
+    np.testing.assert_allclose(out[:, 2400 + TICK:], 0.25 * x[:, 2400 + TICK:], atol=1e-6)
+
+
 def test_a_bus_plugin_edit_keeps_its_worker_and_a_crash_is_bypassed_in_time() -> None:
     x = noise(2, 4096)
     params = {"uri": MISBEHAVE, "gain": 2.0, "delay": 16.0}
