@@ -232,6 +232,7 @@ def test_someone_who_left_is_listed_apart_and_not_saved_again(ada: SocialPerson)
         page.get_by_role("button", name="Save rights").click()
     assert sent.value.post_data_json == {"rights": [{"person": me["id"], "access": "publish"}]}
     page.get_by_role("status").filter(has_text="Rights saved").wait_for()
+    page.unroute_all(behavior="wait")  # a running handler's fetch ends before teardown
     assert ada.errors(refusals=0) == []
 
 
@@ -259,4 +260,46 @@ def test_a_person_who_does_not_manage_the_channel_reads_only_their_access(
     box = page.locator("dialog[open] input[type=checkbox]").first
     assert box.is_disabled()
     assert "(view only)" in page.locator("dialog[open] fieldset").first.inner_text()
+    page.unroute_all(behavior="wait")  # a running handler's fetch ends before teardown
     assert ada.errors(refusals=0) == []
+
+
+def test_an_upload_whose_answer_was_lost_is_answered_again_not_scheduled_twice(
+        ada: SocialPerson) -> None:
+    """The server schedules the file but its answer never reaches the page (the network
+    dropped it): sending the same file again carries the same Idempotency-Key, so the
+    page shows what the first upload scheduled, and nothing is scheduled twice."""
+    channel = ada.connect("x")
+    when = _local(3, 10)
+    csv = (f"datetime,channel,text\r\n{when.isoformat()},{channel},Tour dates\r\n"
+           f"{(when + dt.timedelta(hours=2)).isoformat()},{channel},Pre-save now\r\n")
+    page = ada.open()
+    keys: list[str | None] = []
+
+    def answer_lost(route: Any) -> None:
+        keys.append(route.request.headers.get("idempotency-key"))
+        route.fetch()  # the server schedules the file ...
+        route.abort("connectionreset")  # ... and the page never hears of it
+
+    page.route("**/api/social/bulk*", answer_lost)
+    _choose(page, csv)
+    page.get_by_role("button", name="Upload and schedule").click()
+    page.get_by_role("alert").filter(has_text="no answer came back").wait_for()
+    page.unroute("**/api/social/bulk*")
+    with page.expect_request("**/api/social/bulk*") as again:
+        page.get_by_role("button", name="Upload and schedule").click()
+    summary = page.locator("#bulk-summary")
+    summary.wait_for()
+    assert summary.inner_text() == "2 of 2 rows scheduled."
+    assert keys[0] and again.value.headers["idempotency-key"] == keys[0]
+    window = {"from": _local(0, 0).isoformat(), "to": _local(10, 0).isoformat()}
+    posts = ada.context.request.get(f"{ada.url}/api/social/calendar", params=window).json()
+    assert sorted(p["text"] for p in posts) == ["Pre-save now", "Tour dates"]
+
+    # a new file is a new upload with a key of its own
+    _choose(page, csv.replace("Tour dates", "Tour dates again"), name="second.csv")
+    with page.expect_request("**/api/social/bulk*") as third:
+        page.get_by_role("button", name="Upload and schedule").click()
+    assert third.value.headers["idempotency-key"] not in (None, keys[0])
+    page.locator("#bulk-summary").filter(has_text="1 of 2 rows scheduled").wait_for()
+    assert ada.errors(refusals=0) == ["error: Failed to load resource: net::ERR_CONNECTION_RESET"]

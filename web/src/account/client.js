@@ -35,10 +35,13 @@ export async function me () {
   }
 }
 
-/** Call the API as the signed-in person; writes carry the session's CSRF token. */
-export function call (path, { method = 'GET', body } = {}) {
-  const headers = method === 'GET' ? {} : { [CSRF_HEADER]: csrf }
-  return api(path, { method, body, headers, onResponse: rotated })
+/**
+ * Call the API as the signed-in person; writes carry the session's CSRF token. `headers`:
+ * more request headers (an Idempotency-Key).
+ */
+export function call (path, { method = 'GET', body, headers = {} } = {}) {
+  const sent = method === 'GET' ? { ...headers } : { ...headers, [CSRF_HEADER]: csrf }
+  return api(path, { method, body, headers: sent, onResponse: rotated })
 }
 
 /** A collaboration token for a project, derived from the session: {token, role, expires_at}. */

@@ -32,8 +32,13 @@ export function socialApi (account = '') {
     setRights: (channelId, rights) => call(url(`/channels/${id(channelId)}/rights`, account), {
       method: 'PUT', body: { rights }
     }),
-    /** Schedule a CSV file (a Blob of type text/csv) in `mode`, times without a zone in `zone`. */
-    bulk: (file, mode, zone) => call(url('/bulk', account, { mode, zone }), { method: 'POST', body: file }),
+    /**
+     * Schedule a CSV file (a Blob of type text/csv) in `mode`, times without a zone in `zone`;
+     * `key`: its Idempotency-Key (sent again with the same file, the first answer comes back).
+     */
+    bulk: (file, mode, zone, key) => call(url('/bulk', account, { mode, zone }), {
+      method: 'POST', body: file, headers: key ? { 'Idempotency-Key': key } : {}
+    }),
     post: (postId) => call(url(`/posts/${id(postId)}`, account)),
     /** Move a post to `when` (a Date), keeping its own time zone. */
     reschedule: (postId, when, timeZone) => call(url(`/posts/${id(postId)}`, account), {

@@ -3,11 +3,18 @@
 // written without one, and what the server did: how many rows became posts, and each
 // problem by row (as a spreadsheet numbers it) and column, errors before warnings.
 import { h } from '../dom.js'
+import { ApiError } from '../api.js'
 
 const MODES = [
   ['valid_rows', 'Schedule the valid rows'],
   ['all_or_nothing', 'Schedule all rows or none']
 ]
+
+/** A random Idempotency-Key (32 hex digits; crypto.randomUUID needs a secure page). */
+function newKey () {
+  return [...crypto.getRandomValues(new Uint8Array(16))]
+    .map((b) => b.toString(16).padStart(2, '0')).join('')
+}
 
 function labelled (id, text, control) {
   control.id = id
@@ -47,6 +54,13 @@ export function bulkPanel ({ api, say, scheduled }) {
   const send = h('button', { type: 'submit' }, 'Upload and schedule')
   const outcome = h('div', { class: 'bulk-outcome', id: 'bulk-outcome' })
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'
+  // one Idempotency-Key per upload: kept while no answer came back (the network failed,
+  // the server may have scheduled the file), so sending again gets the first answer
+  // instead of scheduling twice or reporting the rows as duplicates; a new file or mode,
+  // or any answer, starts a new one
+  let key = null
+  file.addEventListener('change', () => { key = null })
+  mode.addEventListener('change', () => { key = null })
 
   function show (result) {
     const problems = problemRows(result)
@@ -70,13 +84,17 @@ export function bulkPanel ({ api, say, scheduled }) {
     try {
       // the file's own type varies by system (Windows says application/vnd.ms-excel)
       const body = new Blob([await chosen.arrayBuffer()], { type: 'text/csv' })
-      const result = await api().bulk(body, mode.value, zone)
+      key = key || newKey()
+      const result = await api().bulk(body, mode.value, zone, key)
+      key = null
       show(result)
       say(bulkSummary(result), result.errors.length ? 'alert' : 'status')
       if (result.scheduled) scheduled()
     } catch (err) {
       outcome.replaceChildren()
-      say(`The file was not scheduled: ${err.message}`, 'alert')
+      if (err instanceof ApiError && err.status !== 409) key = null // answered: nothing kept
+      const lost = key ? ' (no answer came back: send the file again to see what was scheduled)' : ''
+      say(`The file was not scheduled: ${err.message}${lost}`, 'alert')
     } finally {
       send.disabled = false
     }
