@@ -118,6 +118,7 @@ async def test_the_export_holds_split_money_held_for_a_collaborator(
         assert sold["beat_id"] == beat_id and sold["status"] == "held"
         assert (sold["amount"], sold["cut"], sold["currency"]) == (held["amount"], 0, "usd")
         assert sold["paid"] is None and sold["paid_to"] is None
+        assert sold["returns_to_seller"] == 0  # not given back to the seller for good
         [mine] = (await export_account(db, "ben"))["held_parts"]
         assert mine["seller"] == "seller" and mine["order_id"] == order_id
         assert (mine["amount"], mine["status"]) == (held["amount"], "held")

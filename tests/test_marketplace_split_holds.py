@@ -576,6 +576,95 @@ async def test_a_collaborator_taken_out_and_named_again_gets_none_of_the_old_mon
         await books_settled(sale)
 
 
+async def seller_unconnected(s: Sale) -> Callable[[], Awaitable[None]]:
+    """The seller's Stripe account unset (nothing can go back to them); a function
+    setting it again."""
+    own = await s.db.fetchval("SELECT stripe_account FROM mkt_sellers WHERE account_id = ?",
+                              "seller")
+    await s.db.execute("UPDATE mkt_sellers SET stripe_account = '' WHERE account_id = ?",
+                       "seller")
+
+    async def connected_again() -> None:
+        await s.db.execute("UPDATE mkt_sellers SET stripe_account = ? WHERE "
+                           "account_id = ?", own, "seller")
+    return connected_again
+
+
+async def test_a_decline_re_invited_while_the_seller_cannot_take_it_still_goes_back(
+        tmp_path: Path) -> None:
+    """Review R3 #1 and #4: re-invited while the seller has no connected account, the
+    decline's part stays held, marked the seller's; once the seller can take it the
+    hourly sweep returns it, the new invitation still pending, and ben's acceptance
+    later pays him none of it."""
+    import time
+
+    from business.marketplace.split_holds import STUCK_RETRY_S
+
+    async with held_sale(tmp_path) as sale:
+        m, beat_id, order_id = sale.m, sale.beat_id, sale.order_id
+        await hold_jobs_done(m)
+        await sale.db.execute("UPDATE mkt_splits SET ended = 'declined', ended_at = 1 "
+                              "WHERE account_id = ? AND collaborator = ?", "seller", "ben")
+        connected_again = await seller_unconnected(sale)
+        assert (await put_split(m, beat_id, again=("ben",)))["ben"] == "pending"
+        await hold_jobs_done(m)
+        assert (await hold_of(m, order_id))["state"] == HELD
+        await connected_again()
+        await sale.holds.expire(now=time.time() + STUCK_RETRY_S + 1)
+        returned = await settled(m, order_id, RETURNED)
+        assert returned["payee"] == "seller"
+        await accept(m, "ben", beat_id)
+        await hold_jobs_done(m)
+        assert transfers_to(m, order_id, "ben") == []
+        await books_settled(sale)
+
+
+async def test_a_cleared_split_named_again_pays_none_of_the_old_money(
+        tmp_path: Path) -> None:
+    """Review R3 #2: clearing the split (``shares: []``) marks what was held the
+    seller's as taking a collaborator out does."""
+    async with held_sale(tmp_path) as sale:
+        m, beat_id, order_id = sale.m, sale.beat_id, sale.order_id
+        connected_again = await seller_unconnected(sale)
+        status, split = await m.call("PUT", f"{M}/beats/{beat_id}/split", who("seller"),
+                                     {"shares": []})
+        assert status == 200, split
+        await hold_jobs_done(m)
+        assert (await hold_of(m, order_id))["state"] == HELD
+        await connected_again()
+        assert (await put_split(m, beat_id))["ben"] == "pending"
+        await accept(m, "ben", beat_id)
+        returned = await settled(m, order_id, RETURNED)
+        assert returned["payee"] == "seller"
+        assert transfers_to(m, order_id, "ben") == []
+        await books_settled(sale)
+
+
+async def test_the_sweep_takes_over_a_dead_claim_on_a_part_no_split_names(
+        tmp_path: Path) -> None:
+    """Review R3 #3: a run died holding the claim on a part going back to the seller,
+    and the split no longer names its collaborator: the hourly sweep still finds it and
+    finishes the return once the claim expired."""
+    import time
+
+    from business.marketplace.split_holds import CLAIM_TTL_S, RETURNING
+
+    async with held_sale(tmp_path) as sale:
+        m, order_id = sale.m, sale.order_id
+        await hold_jobs_done(m)
+        own = await sale.db.fetchval("SELECT stripe_account FROM mkt_sellers WHERE "
+                                     "account_id = ?", "seller")
+        await sale.db.execute("DELETE FROM mkt_splits WHERE collaborator = ?", "ben")
+        await sale.db.execute(
+            "UPDATE mkt_split_holds SET state = ?, payee = 'seller', stripe_account = ?, "
+            "claim = 'dead', claimed_at = ? WHERE order_id = ? AND collaborator = ?",
+            RETURNING, own, time.time() - CLAIM_TTL_S - 1, order_id, "ben")
+        await sale.holds.expire()
+        returned = await settled(m, order_id, RETURNED)
+        assert returned["payee"] == "seller"
+        await books_settled(sale)
+
+
 async def test_the_invitation_lists_show_only_the_signed_in_accounts_own(
         tmp_path: Path) -> None:
     async with held_sale(tmp_path) as sale:

@@ -70,7 +70,7 @@ _LICENCE = ("licence_id, order_id, beat_id, tier, title, rights, downloads, "
 #: A held split part (``mkt_split_holds``): status is held, releasing or returning
 #: (being paid out), released (to the collaborator) or returned (to the seller).
 _HELD = ("order_id, beat_id, amount, cut, currency, state AS status, payee AS paid_to, "
-         "paid, held_at, settled_at")
+         "paid, held_at, settled_at, returns_to_seller")
 
 
 def _json(row: Any, *columns: str) -> dict[str, Any]:

@@ -197,6 +197,9 @@ class SplitHolds:
         to the seller, as its answer decided, and their payout queued (once per
         ``why``), so the new invitation never takes them over; how many. Left held (and
         logged) while the seller has no connected Stripe account."""
+        # marked first: parts that cannot go back yet (no connected account) still do
+        # once they can, whatever the new invitation's answer
+        await self.keep_returning(tx, seller, beat_id, collaborator)
         own = await tx.fetchval("SELECT stripe_account FROM mkt_sellers WHERE account_id = ?",
                                 seller)
         if not own:
@@ -207,9 +210,6 @@ class SplitHolds:
             "UPDATE mkt_split_holds SET state = ?, payee = ?, stripe_account = ?, "
             "returns_to_seller = 1 WHERE account_id = ? AND beat_id = ? AND collaborator = ? "
             "AND state = ?", RETURNING, seller, str(own), seller, beat_id, collaborator, HELD)
-        # a part of the ended invitation stuck being paid out keeps going to the seller
-        # too, should its payout fail for good and put it back to held
-        await self.keep_returning(tx, seller, beat_id, collaborator)
         if returning:
             await self.queue_settle(tx, seller, beat_id, collaborator, why)
         return int(returning)
@@ -509,16 +509,19 @@ class SplitHolds:
                 await self.queue_settle(tx, r["account_id"], r["beat_id"], r["collaborator"],
                                         f"orphaned:{r['since']}")
             # parts whose payout did not happen (its job gave up, or found the seller
-            # without a connected account): held though answered, or stuck being paid
-            # out; tried again once per STUCK_RETRY_S, each window its own job
+            # without a connected account): held though answered or marked going back
+            # to the seller, or stuck being paid out (whether or not the split still
+            # names them: a dead run's claim is taken over here once it expired); tried
+            # again once per STUCK_RETRY_S, each window its own job
             window = int(now // STUCK_RETRY_S)
             for r in await tx.fetch(
                     "SELECT DISTINCT h.account_id, h.beat_id, h.collaborator FROM "
-                    "mkt_split_holds h JOIN mkt_splits s ON s.account_id = h.account_id AND "
-                    "s.beat_id = h.beat_id AND s.collaborator = h.collaborator WHERE "
-                    "(h.state = ? AND (s.accepted_at IS NOT NULL OR s.ended IS NOT NULL) AND "
-                    "h.held_at <= ?) OR h.state IN (?, ?) ORDER BY h.account_id, h.beat_id, "
-                    "h.collaborator", HELD, now - STUCK_RETRY_S, RELEASING, RETURNING):
+                    "mkt_split_holds h LEFT JOIN mkt_splits s ON s.account_id = "
+                    "h.account_id AND s.beat_id = h.beat_id AND s.collaborator = "
+                    "h.collaborator WHERE (h.state = ? AND (s.accepted_at IS NOT NULL OR "
+                    "s.ended IS NOT NULL OR h.returns_to_seller = 1) AND h.held_at <= ?) OR "
+                    "h.state IN (?, ?) ORDER BY h.account_id, h.beat_id, h.collaborator",
+                    HELD, now - STUCK_RETRY_S, RELEASING, RETURNING):
                 await self.queue_settle(tx, r["account_id"], r["beat_id"], r["collaborator"],
                                         f"stuck:{window}")
         return ended

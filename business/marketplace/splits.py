@@ -169,6 +169,15 @@ class Splits:
         if self.holds is None:
             return
         now = time.time()
+        named = {str(r["collaborator"]) for r in await tx.fetch(
+            "SELECT collaborator FROM mkt_splits WHERE account_id = ? AND beat_id = ?",
+            seller, beat_id)}
+        for r in await tx.fetch(
+                "SELECT DISTINCT collaborator FROM mkt_split_holds WHERE account_id = ? AND "
+                "beat_id = ? AND state IN (?, ?) ORDER BY collaborator", seller, beat_id,
+                "held", "returning"):
+            if str(r["collaborator"]) not in named:  # taken out: theirs no more, for good
+                await self.holds.keep_returning(tx, seller, beat_id, str(r["collaborator"]))
         for r in await tx.fetch(
                 "SELECT DISTINCT collaborator FROM mkt_split_holds WHERE account_id = ? AND "
                 "beat_id = ? AND state = ? ORDER BY collaborator", seller, beat_id, "held"):
