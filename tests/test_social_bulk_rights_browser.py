@@ -303,3 +303,34 @@ def test_an_upload_whose_answer_was_lost_is_answered_again_not_scheduled_twice(
     assert third.value.headers["idempotency-key"] not in (None, keys[0])
     page.locator("#bulk-summary").filter(has_text="1 of 2 rows scheduled").wait_for()
     assert ada.errors(refusals=0) == ["error: Failed to load resource: net::ERR_CONNECTION_RESET"]
+
+
+def test_a_failed_save_never_turns_save_on_over_another_channels_failed_load(
+        ada: SocialPerson) -> None:
+    """Review R3 #5: Save is clicked on one channel, another is chosen while the PUT
+    runs, the PUT fails and the other channel's rights fail to load: Save stays off, so
+    no click can replace the other channel's rights with an empty list."""
+    me = ada.call("GET", "/me")["person"]
+    first, second = ada.connect("x"), ada.connect("instagram")
+    ada.call("PUT", f"/api/social/channels/{second}/rights",
+             {"rights": [{"person": me["id"], "access": "approval"}]})
+    page = ada.open()
+    page.locator("#rights-channel").select_option(first)
+    page.get_by_label(f"Access of {me['name']}").select_option("view")
+    puts: list[Any] = []
+    page.route(f"**/api/social/channels/{first}/rights*",
+               lambda route: puts.append(route) if route.request.method == "PUT"
+               else route.continue_())
+    _rights_route(page, second, lambda route: route.fulfill(
+        status=503, content_type="application/json", body='{"error": "try later"}'))
+    page.get_by_role("button", name="Save rights").click()
+    while not puts:
+        page.wait_for_timeout(50)
+    page.locator("#rights-channel").select_option(second)
+    page.get_by_role("alert").filter(has_text="The rights could not be loaded").wait_for()
+    puts[0].fulfill(status=503, content_type="application/json", body='{"error": "busy"}')
+    page.get_by_role("alert").filter(has_text="Rights not saved").wait_for()
+    assert page.get_by_role("button", name="Save rights").is_disabled()
+    page.unroute_all(behavior="wait")
+    assert ada.call("GET", f"/api/social/channels/{second}/rights")["rights"] == [
+        {"person": me["id"], "access": "approval"}]

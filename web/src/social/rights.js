@@ -100,6 +100,7 @@ export function rightsPanel ({ api, me, account, say, channels }) {
     event.preventDefault()
     if (save.disabled) return
     const chosen = channel.value
+    const number = drawn // the table saved: another channel chosen meanwhile draws anew
     const rights = [...body.querySelectorAll('tr:not(.former) select')]
       .filter((select) => select.value)
       .map((select) => ({ person: select.dataset.person, access: select.value }))
@@ -108,9 +109,10 @@ export function rightsPanel ({ api, me, account, say, channels }) {
       await api().setRights(chosen, rights)
       say(`Rights saved for ${channel.selectedOptions[0].textContent}.`)
     } catch (err) {
-      // the choices stay as they are, to be saved again
+      // the choices stay as they are, to be saved again (unless another channel's table
+      // is drawn by now: its own load turns Save on)
       say(`Rights not saved: ${err.message}`, 'alert')
-      save.disabled = false
+      if (number === drawn) save.disabled = false
       return
     }
     if (channel.value === chosen) await draw()
