@@ -425,3 +425,33 @@ def test_a_file_naming_too_many_media_is_refused_before_any_look_up(
             assert "secret-folder" not in error["message"]
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_media_not_read_in_time_are_refused_in_their_rows(
+        tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review R3 #6: an asset that takes too long to read (object storage crawling)
+    cannot hold the upload for ever: past MEDIA_LOOKUP_S its rows are refused with
+    ``media_timeout`` and the other rows are scheduled."""
+    monkeypatch.setattr(bulk_routes, "MEDIA_LOOKUP_S", 1.0)
+    files = media_files(tmp_path / "files")
+
+    async def go() -> None:
+        x = InTestNetwork("x")
+        async with social_app(tmp_path, db_url, x) as (client, context):
+            async def asset_file(account_id: str, asset_id: str) -> str | None:
+                if asset_id == "asset_slow":
+                    await asyncio.sleep(30)
+                return str(files["cover"])
+
+            context.asset_file = asset_file
+            x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
+            csv = ("datetime,channel,text,media\n"
+                   f"{at(2)},{x_id},Slow,asset_slow\n"
+                   f"{at(2)},{x_id},Quick,asset_cover\n")
+            report = await (await asyncio.wait_for(upload(client, csv), 20)).json()
+            assert [(e["row"], e["code"]) for e in report["errors"]] == [
+                (2, "media_timeout")]
+            assert report["scheduled"] == 1
+
+    asyncio.run(go())

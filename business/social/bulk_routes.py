@@ -56,6 +56,12 @@ MAX_BULK_ROWS = 10_000
 #: The most different media one bulk file may name: each is a library look-up and an
 #: ffprobe run before the file is checked.
 MAX_BULK_MEDIA = 500
+#: How many of a bulk file's media are looked up at once (each an asset read, perhaps
+#: from object storage, and an ffprobe run).
+MEDIA_LOOKUPS_AT_ONCE = 4
+#: The longest all of one upload's media look-ups may take: those not done by then are
+#: refused (``media_timeout``) and the rest of the file is checked.
+MEDIA_LOOKUP_S = 120.0
 #: Later than any post's time (epoch seconds, year 5138).
 FAR_FUTURE = 1e11
 
@@ -114,6 +120,33 @@ def _refused(row: BulkRow, channel: Channel, person: str) -> RowError | None:
     return None
 
 
+async def _look_up(request: Request, refs: list[str]
+                   ) -> dict[str, dict[str, Any] | MediaRefused]:
+    """Each of ``refs`` described (:func:`.media_library.describe`) or refused,
+    :data:`MEDIA_LOOKUPS_AT_ONCE` at a time; those not read within
+    :data:`MEDIA_LOOKUP_S` in all are refused as unread (their look-ups cancelled)."""
+    library: dict[str, dict[str, Any] | MediaRefused] = {}
+    at_once = asyncio.Semaphore(MEDIA_LOOKUPS_AT_ONCE)
+
+    async def look_up(ref: str) -> None:
+        async with at_once:
+            try:
+                library[ref] = await describe(request.context, request.account_id, ref)
+            except MediaRefused as exc:
+                library[ref] = exc
+
+    try:
+        async with asyncio.timeout(MEDIA_LOOKUP_S):
+            await asyncio.gather(*(look_up(ref) for ref in refs))
+    except TimeoutError:
+        late = MediaRefused("media_timeout", f"The file's media were not all read within "
+                            f"{MEDIA_LOOKUP_S:.0f} s: this one was not; send fewer media "
+                            "per file, or send the file again.")
+        for ref in refs:
+            library.setdefault(ref, late)
+    return library
+
+
 @_api
 async def bulk_schedule(request: Request) -> Any:
     """Check a CSV file of posts row by row and schedule what the mode lets through."""
@@ -134,12 +167,7 @@ async def bulk_schedule(request: Request) -> Any:
     if len(refs) > MAX_BULK_MEDIA:
         raise BadRequest(f"The file names {len(refs):,} different media; at most "
                          f"{MAX_BULK_MEDIA:,} are looked up per upload: split the file.")
-    library: dict[str, dict[str, Any] | MediaRefused] = {}
-    for ref in refs:
-        try:
-            library[ref] = await describe(request.context, request.account_id, ref)
-        except MediaRefused as exc:
-            library[ref] = exc
+    library = await _look_up(request, refs)
 
     def resolve(ref: str) -> MediaItem:
         found = library.get(ref)
