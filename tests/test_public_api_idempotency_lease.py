@@ -82,6 +82,13 @@ async def test_an_answer_that_cannot_be_replayed_is_not_kept(
             assert answer.status == 200
             assert await db.fetchval("SELECT COUNT(*) FROM api_idempotency") == 0
 
+        async def no_content() -> web.Response:  # a 204 is replayed as one
+            return web.Response(status=204)
+
+        assert (await idempotent(request("empty"), store, no_content)).status == 204
+        replay = await idempotent(request("empty"), store, no_content)
+        assert (replay.status, replay.headers["Idempotent-Replayed"]) == (204, "true")
+
 
 async def test_a_success_whose_answer_cannot_be_written_is_still_answered(
         tmp_path: Path) -> None:

@@ -225,14 +225,17 @@ async def idempotent(request: Any, store: IdempotencyStore,
 
 
 def keepable(response: web.StreamResponse) -> bool:
-    """Whether ``response`` can be kept and replayed: a whole body of at most
-    :data:`MAX_KEPT_BYTES` bytes of text."""
-    if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
+    """Whether ``response`` can be kept and replayed: no body (a 204) or a whole body of
+    at most :data:`MAX_KEPT_BYTES` bytes of text."""
+    if not isinstance(response, web.Response):
         return False
-    if len(response.body) > MAX_KEPT_BYTES:
+    body = response.body
+    if body is None:
+        return True
+    if not isinstance(body, bytes) or len(body) > MAX_KEPT_BYTES:
         return False
     try:
-        response.body.decode()
+        body.decode()
     except UnicodeDecodeError:
         return False
     return True
