@@ -441,6 +441,16 @@ async def test_a_new_invitation_never_takes_over_money_the_decline_gave_back(
         await books_settled(sale)
 
 
+async def accepted_but_returned(s: Sale) -> None:
+    """Ben accepts; his part held from before still goes back to the seller, none of it
+    to him, and the books match Stripe."""
+    await accept(s.m, "ben", s.beat_id)
+    returned = await settled(s.m, s.order_id, RETURNED)
+    assert returned["payee"] == "seller"
+    assert transfers_to(s.m, s.order_id, "ben") == []
+    await books_settled(s)
+
+
 async def test_money_the_decline_gave_back_stays_the_sellers_when_its_return_fails(
         tmp_path: Path) -> None:
     """Review R2: the decline's part, set going back to the seller by the new invitation,
@@ -462,11 +472,7 @@ async def test_money_the_decline_gave_back_stays_the_sellers_when_its_return_fai
         assert await holds.give_up("seller", beat_id, "ben", "down") == [order_id]
         assert (await hold_of(m, order_id))["state"] == HELD
         gateway.transfer = real
-        await accept(m, "ben", beat_id)
-        returned = await settled(m, order_id, RETURNED)
-        assert returned["payee"] == "seller"
-        assert transfers_to(m, order_id, "ben") == []
-        await books_settled(sale)
+        await accepted_but_returned(sale)
 
 
 async def test_an_unanswered_invitation_expires_and_its_money_returns_once(
@@ -569,11 +575,7 @@ async def test_a_collaborator_taken_out_and_named_again_gets_none_of_the_old_mon
         await sale.db.execute("UPDATE mkt_sellers SET stripe_account = ? WHERE "
                               "account_id = ?", own, "seller")
         assert (await put_split(m, beat_id))["ben"] == "pending"
-        await accept(m, "ben", beat_id)
-        returned = await settled(m, order_id, RETURNED)
-        assert returned["payee"] == "seller"
-        assert transfers_to(m, order_id, "ben") == []
-        await books_settled(sale)
+        await accepted_but_returned(sale)
 
 
 async def seller_unconnected(s: Sale) -> Callable[[], Awaitable[None]]:
@@ -633,11 +635,7 @@ async def test_a_cleared_split_named_again_pays_none_of_the_old_money(
         assert (await hold_of(m, order_id))["state"] == HELD
         await connected_again()
         assert (await put_split(m, beat_id))["ben"] == "pending"
-        await accept(m, "ben", beat_id)
-        returned = await settled(m, order_id, RETURNED)
-        assert returned["payee"] == "seller"
-        assert transfers_to(m, order_id, "ben") == []
-        await books_settled(sale)
+        await accepted_but_returned(sale)
 
 
 async def test_the_sweep_takes_over_a_dead_claim_on_a_part_no_split_names(
