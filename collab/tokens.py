@@ -10,6 +10,7 @@ before the user's revocation time is refused (see :mod:`collab.store`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -86,6 +87,25 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _create_whole(path: Path, text: str) -> None:
+    """Write ``path`` (mode 0600) with ``text`` unless it exists, never seen half-written:
+    servers starting at once on one data folder each write their own file and link it in
+    place (an atomic step that fails if another got there first), so all of them read
+    the one whole secret that won."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another server's won: all read it
+            os.link(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
+
+
 class TokenSigner:
     """Issues and verifies tokens with one server secret."""
 
@@ -99,10 +119,7 @@ class TokenSigner:
         """Load the secret from ``data_dir/secret.key``, creating it (mode 0600) if absent."""
         path = Path(data_dir) / SECRET_FILE
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
+            _create_whole(path, secrets.token_hex(32))
         return cls(path.read_text().strip().encode("ascii"))
 
     def issue(
