@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,9 +74,18 @@ class Peaks:
         return buffer.getvalue()
 
 
+#: Held while numpy reads an ``.npy`` header: it parses the header with
+#: ``ast.literal_eval``, and CPython 3.11 before 3.11.8 keeps the AST builder's recursion
+#: depth in state shared by threads, so two threads parsing at once can fail with
+#: ``SystemError: AST constructor recursion depth mismatch`` (cpython gh-106905; seen in
+#: CI as a 500 on a clip's peaks, read in the server's executor threads).
+_HEADER_PARSING = threading.Lock()
+
+
 def peaks_from_bytes(data: bytes) -> Peaks:
-    """Read peaks written by :meth:`Peaks.to_bytes`."""
-    with np.load(io.BytesIO(data)) as npz:
+    """Read peaks written by :meth:`Peaks.to_bytes` (one thread at a time parses the
+    arrays' headers: :data:`_HEADER_PARSING`)."""
+    with _HEADER_PARSING, np.load(io.BytesIO(data)) as npz:
         rate, frames, channels = (int(v) for v in npz["header"])
         sizes = sorted(int(k[4:]) for k in npz.files if k.startswith("min_"))
         levels = tuple(PeakLevel(n, npz[f"min_{n}"], npz[f"max_{n}"]) for n in sizes)
