@@ -515,6 +515,9 @@ def test_deleting_transcript_words_cuts_their_audio_through_the_server(studio: S
       }).observe(document.querySelector('.transcript'), { attributes: true, subtree: true,
                                                           attributeFilter: ['class'] }) }"""
     ben.wait_for_function("document.querySelectorAll('.transcript .word').length === 4")
+    # Ben's page has Ana's position at "two" too: on a loaded machine it could arrive
+    # after the check below that nothing is lit, and be listed first
+    ben.wait_for_selector(".transcript .word.current:text('two')")
     ana.evaluate(f"window.daw.project.setTransport({{ position: {3 * RATE} }})")
     for page in (ana, ben):  # before "one" on both pages (Ben's learns it from the room)
         page.wait_for_function("!document.querySelector('.transcript .word.current')")
