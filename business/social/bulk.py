@@ -276,12 +276,10 @@ def media_refs(data: bytes | str, channels: Mapping[str, ChannelLike], *,
         columns = _columns(header)
         if "media" not in columns:
             return []
-        where, channel_at = columns["media"][0], columns["channel"][0]
         for _row, record in _records(lines, delimiter, max_rows):
-            cell = record[where] if where < len(record) else ""
-            refs = unescape_cell(cell.strip()).split()
-            handle = record[channel_at] if channel_at < len(record) else ""
-            channel = keyed.get(_key(unescape_cell(handle.strip())))
+            cells = _cells(record, columns)
+            refs = cells["media"].split()
+            channel = keyed.get(_key(cells.get("channel", "")))
             if _too_many(channel, refs) is not None:
                 continue
             found.update((ref, None) for ref in refs if _well_formed(ref))
@@ -318,6 +316,12 @@ def _records(lines: _Lines, delimiter: str, max_rows: int) -> Iterator[tuple[int
                 f"The file has more than {max_rows:,} rows: split it into files of at "
                 f"most {max_rows:,} rows and upload them one by one.")
         yield row_number, record
+
+
+def _cells(record: list[str], columns: dict[str, tuple[int, str]]) -> dict[str, str]:
+    """A row's cells by column, stripped and unescaped ("" past the row's end)."""
+    return {c: unescape_cell(record[i].strip()) if i < len(record) else ""
+            for c, (i, _) in columns.items()}
 
 
 def _well_formed(ref: str) -> bool:
@@ -561,8 +565,7 @@ class _RowChecker:
 
     def check(self, row: int, record: list[str], columns: dict[str, tuple[int, str]],
               names: dict[str, str], result: BulkResult) -> None:
-        cells = {c: unescape_cell(record[i].strip()) if i < len(record) else ""
-                 for c, (i, _) in columns.items()}
+        cells = _cells(record, columns)
         errors: list[RowError] = []
 
         def fail(column: str, code: str, message: str, severity: str = ERROR) -> None:
