@@ -220,6 +220,11 @@ class CacheSize:
             _, size = self.files.pop(path, (0.0, 0))
             self.total -= size
 
+    def delete(self, path: Path) -> None:
+        """Delete ``path`` (gone already is fine) and take it out of the total."""
+        path.unlink(missing_ok=True)
+        self.forget(path)
+
     def oldest_first(self) -> list[tuple[Path, int]]:
         """The cached files, least recently used first, with their sizes."""
         with self.lock:

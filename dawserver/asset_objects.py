@@ -311,8 +311,7 @@ def evict(store: AssetStore, keep: Collection[str] = ()) -> list[Path]:
             break
         if str(path) in keep or path.name.split(".")[0] in protected:
             continue
-        path.unlink(missing_ok=True)
-        size.forget(path)
+        size.delete(path)
         removed.append(path)
     if removed:
         log.info("asset cache: evicted %d files", len(removed))

@@ -38,6 +38,8 @@ from dsp_core.audio_io import MAX_IR_CHANNELS, read_audio
 from dsp_core.errors import AudioFileError
 from dsp_core.peaks import Peaks, compute_peaks, peaks_from_bytes
 
+from . import asset_cache
+
 if TYPE_CHECKING:
     from .storage import ObjectStore
 
@@ -289,6 +291,7 @@ class AssetStore:
                 removed.append(own)
             if not mine:
                 return removed
+            cached = asset_cache.cache_size(self)
             others: set[str] = set()
             for index in (self.root / "projects").glob("*.txt"):
                 others.update(index.read_text().split())
@@ -297,7 +300,7 @@ class AssetStore:
                     continue
                 folder = self.root / "objects" / asset_id[:2]
                 for path in folder.glob(f"{asset_id}.*"):
-                    path.unlink(missing_ok=True)
+                    cached.delete(path)
                     removed.append(path)
                 # the cache lease of audio that no longer exists (asset_cache.lease); pins
                 # belong to the readers that made them and go when their block ends

@@ -248,8 +248,9 @@ def _unindex(store: AssetStore, project_id: str, asset_id: str) -> None:
             log.info("asset %s left project %s here but is in use: its files stay cached",
                      asset_id, project_id)
             return
+        cached = asset_cache.cache_size(store)
         for path in (store.root / "objects" / asset_id[:2]).glob(f"{asset_id}.*"):
-            path.unlink(missing_ok=True)
+            cached.delete(path)
 
 
 def _unmark_pending(store: AssetStore, project_id: str) -> None:

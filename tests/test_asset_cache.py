@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dawserver import asset_cache, asset_objects, recording
+from dawserver import asset_cache, asset_objects, object_moves, recording
 from dawserver.asset_store import AssetStore
 from dawserver.storage import StorageUnavailable
 from dawserver.storage.local import LocalObjectStore
@@ -248,3 +248,24 @@ async def test_a_use_keeps_the_file_unchanged_and_decides_what_goes_first(
     store.cache_bytes = a.stat().st_size  # room for one of the two
     assert asset_objects.evict(store) == [b]
     assert a.is_file()
+
+
+async def test_files_deleted_with_their_project_or_membership_leave_the_cache_total(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The running total falls by what an asset that left its project here (or its
+    whole project) deleted, so eviction does not act on files that are gone."""
+    monkeypatch.setattr(asset_cache, "LEASE_S", 0.0)  # nothing held by a fresh lease
+    store = AssetStore(tmp_path / "node", objects=FlakyObjects(tmp_path / "bucket"))
+    first = await store.ingest_stream(stream(take(tmp_path, 220)), project_id="p1",
+                                      name="a.wav")
+    second = await store.ingest_stream(stream(take(tmp_path, 330, 2.0)), project_id="p2",
+                                       name="b.wav")
+    total = asset_cache.cache_size(store)
+    total.scan_if_due()  # the last scan for the next five minutes
+    assert total.total == Path(first.path).stat().st_size + Path(second.path).stat().st_size
+    await object_moves.forget_asset(store, "p1", first.id)
+    assert not Path(first.path).exists()
+    assert total.total == Path(second.path).stat().st_size
+    store.forget_project("p2")
+    assert not Path(second.path).exists()
+    assert total.total == 0
