@@ -2,7 +2,8 @@
 
 Queries are written once with ``?`` placeholders and portable types (``TEXT``,
 ``BIGINT``, ``DOUBLE PRECISION``); the PostgreSQL back-end rewrites the
-placeholders to ``$n`` (:func:`to_dollar_params`).
+placeholders to ``$n`` (:func:`to_dollar_params`). :attr:`Session.now_sql` is the
+database's own clock, for times that servers whose clocks differ must agree on.
 """
 
 from __future__ import annotations
@@ -22,6 +23,16 @@ Row = dict[str, Any]
 
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?")
 
+#: The database's own clock, in seconds since the epoch (a ``DOUBLE PRECISION``), by
+#: dialect. PostgreSQL's ``now()`` is the server's clock at the start of the transaction
+#: (the statement's, outside one); it is stable, so Citus evaluates it once, on the
+#: coordinator. SQLite's is the clock of the one host its file lives on, read per
+#: statement, to the millisecond.
+NOW_SQL = {
+    "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
+    "postgresql": "CAST(EXTRACT(EPOCH FROM now()) AS DOUBLE PRECISION)",
+}
+
 
 def to_dollar_params(sql: str) -> str:
     """Rewrite ``?`` placeholders (outside string literals) to PostgreSQL's ``$n``."""
@@ -38,6 +49,16 @@ class Session:
     """Query methods shared by a database and one of its transactions."""
 
     dialect: str
+
+    @property
+    def now_sql(self) -> str:
+        """SQL for the database's own clock, in seconds since the epoch (:data:`NOW_SQL`).
+
+        A time stamped with it and compared with it means the same on every server,
+        whatever their own clocks say: use it for leases and claims that servers take
+        over from each other (``claimed_at <= {now_sql} - ?``).
+        """
+        return NOW_SQL[self.dialect]
 
     async def execute(self, sql: str, *args: Any) -> int:
         """Run one statement; the number of rows it changed."""

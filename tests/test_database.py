@@ -266,6 +266,30 @@ def test_tables_are_described_alike_on_both_dialects(db_url: str) -> None:
     run(go())
 
 
+def test_times_stamped_with_the_database_clock_compare_alike_on_both_dialects(
+        db_url: str) -> None:
+    import time
+
+    async def go() -> None:
+        async with open_database(db_url) as db:
+            await db.execute("CREATE TABLE leases (account_id TEXT NOT NULL, "
+                             "at DOUBLE PRECISION, PRIMARY KEY (account_id))")
+            async with db.transaction() as tx:
+                await tx.execute(f"INSERT INTO leases VALUES ('a', {tx.now_sql})")
+            now = await db.fetchval(f"SELECT {db.now_sql} AS now")
+            # epoch seconds, as a float, on this host's clock here (the server is local)
+            assert isinstance(now, float) and abs(now - time.time()) < 5
+            at = await db.fetchval("SELECT at FROM leases")
+            assert 0 <= now - at < 5
+            # compared in SQL, beside a parameter: a lease of 60 s is live, then over
+            live = f"SELECT COUNT(*) FROM leases WHERE at > {db.now_sql} - ?"
+            assert await db.fetchval(live, 60.0) == 1
+            await db.execute("UPDATE leases SET at = at - 61")
+            assert await db.fetchval(live, 60.0) == 0
+
+    run(go())
+
+
 def test_urls_are_parsed_in_one_place(tmp_path: Path) -> None:
     assert parse_url(None, tmp_path).target == str(tmp_path / "collab.sqlite3")
     assert parse_url("sqlite:///abs/x.db").target == "/abs/x.db"
