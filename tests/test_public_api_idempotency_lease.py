@@ -13,7 +13,12 @@ from aiohttp import web
 
 from database import open_database
 from dawserver.errors import Conflict
-from dawserver.public_api.idempotency import MIGRATIONS, IdempotencyStore, idempotent
+from dawserver.public_api.idempotency import (
+    MAX_KEPT_BYTES,
+    MIGRATIONS,
+    IdempotencyStore,
+    idempotent,
+)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 
@@ -106,3 +111,47 @@ async def test_a_success_whose_answer_cannot_be_written_is_still_answered(
 
         answer = await idempotent(request("k"), store, create)
         assert answer.status == 201
+
+
+async def test_a_large_answer_is_kept_compressed_and_replayed_whole(tmp_path: Path) -> None:
+    """A social bulk upload's report of 50,000 bad rows (8 MiB) is over the 4 MiB kept
+    in the database, but it compresses: it is kept and replayed byte for byte. Binary
+    answers are kept too; an answer that stays over the bound compressed is not."""
+    import os
+
+    async with open_database(f"sqlite://{tmp_path / 'idem.sqlite3'}") as db:
+        await db.migrate(MIGRATIONS)
+        store = IdempotencyStore(db)
+        errors = [{"row": n + 2, "column": "date", "code": "bad_date",
+                   "message": f"'tomorrow {n}' is no date: write it as 2026-12-24 18:00, "
+                              "2026-12-24T18:00+01:00 or 12/24/2026 6:00 PM"}
+                  for n in range(50_000)]
+        report = {"mode": "valid_rows", "total_rows": 50_000, "scheduled": 0,
+                  "post_ids": [], "errors": errors, "warnings": []}
+        answers = {"report": web.json_response(report, status=201),
+                   "binary": web.Response(body=b"\xff\xfe" + bytes(range(256)),
+                                          content_type="application/octet-stream"),
+                   "noise": web.Response(body=os.urandom(5 << 20),
+                                         content_type="application/octet-stream")}
+        assert len(answers["report"].body) > MAX_KEPT_BYTES
+        runs: list[str] = []
+
+        def run(name: str):  # noqa: ANN202
+            async def answer() -> web.Response:
+                runs.append(name)
+                return answers[name]
+            return answer
+
+        for name in answers:
+            await idempotent(request(name), store, run(name))
+        for name in ("report", "binary"):
+            replay = await idempotent(request(name), store, run(name))
+            assert replay.headers["Idempotent-Replayed"] == "true"
+            assert (replay.status, replay.body) == (answers[name].status, answers[name].body)
+            assert replay.content_type == answers[name].content_type
+        kept = await db.fetchval("SELECT LENGTH(body) FROM api_idempotency "
+                                 "WHERE idem_key = 'report'")
+        assert kept < MAX_KEPT_BYTES
+        again = await idempotent(request("noise"), store, run("noise"))  # not kept: runs
+        assert "Idempotent-Replayed" not in again.headers
+        assert runs == ["report", "binary", "noise", "noise"]

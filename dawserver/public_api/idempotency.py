@@ -5,8 +5,10 @@ success answer for :data:`TTL_SECONDS`; a retry with the same key and the same r
 (method, path, caller, body) gets that answer again with ``Idempotent-Replayed: true``
 and runs nothing. The same key with another request answers 422; a retry while the
 first is still running answers 409. An error answer is not kept (the claim is dropped),
-so a corrected retry may reuse the key; neither is a streamed answer or one over
-:data:`MAX_KEPT_BYTES` (a retry runs the request again, as without a key). An answer
+so a corrected retry may reuse the key; neither is a streamed answer, nor one over
+:data:`MAX_ANSWER_BYTES` or still over :data:`MAX_KEPT_BYTES` once compressed (a retry
+runs the request again, as without a key). An answer over :data:`COMPRESS_FROM` bytes,
+or not UTF-8 text, is kept compressed (zlib in base64, ``body_encoding``). An answer
 that could not be written down (the database failing) is still returned. Keys are
 kept per account (``account_id`` leads the table's key, the Citus rule) and expire
 after 24 hours.
@@ -24,6 +26,7 @@ Expired rows of every account are deleted by the purge job (:mod:`.retention`).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import json
@@ -31,6 +34,7 @@ import logging
 import re
 import secrets
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -51,8 +55,17 @@ REPLAYED = "Idempotent-Replayed"
 TTL_SECONDS = 24 * 3600
 #: How long a claim holds before a retry of the same request may take it over.
 LEASE_SECONDS = 60.0
-#: The largest answer kept for replay (a bulk upload's report of 10,000 rows fits).
+#: The most a kept answer takes in the database, compressed where it is (see below).
 MAX_KEPT_BYTES = 4 * 1024 * 1024
+#: The largest answer kept at all, before compression (a social bulk upload's report of
+#: 50,000 rows, its most, each with an error, is about 8 MiB; compressed, 0.4 MiB).
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+#: Answers from this size on are kept compressed (smaller ones are kept as they are).
+COMPRESS_FROM = 64 * 1024
+#: ``body_encoding`` of a compressed body: zlib, then base64 to fit the text column.
+ZLIB_BASE64 = "zlib+base64"
+#: How a body is kept: its text and ``body_encoding`` (None: the text is the body).
+KeptBody = tuple[str, str | None]
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 BAD_KEY = (f"{HEADER} must be 1 to 255 visible ASCII characters (a UUID is a good choice), "
@@ -127,15 +140,21 @@ class IdempotencyStore:
             account_id, key, token))
 
     async def keep(self, account_id: str, key: str, response: web.Response,
-                   token: str = "") -> bool:
-        """Keep the answer of ``key`` claimed under ``token``; False if the claim was
-        taken over (nothing is written)."""
-        body = response.body if isinstance(response.body, bytes) else b""
+                   token: str = "", kept: KeptBody | None = None) -> bool:
+        """Keep the answer of ``key`` claimed under ``token`` (its body as ``kept``, else
+        as :func:`kept_body` keeps it); False if the claim was taken over (nothing is
+        written)."""
+        if kept is None:
+            kept = await kept_body(response)
+            if kept is None:
+                raise ValueError("this answer is not kept: see kept_body")
+        text, encoding = kept
         return bool(await self.db.execute(
-            "UPDATE api_idempotency SET status = ?, content_type = ?, location = ?, body = ? "
-            "WHERE account_id = ? AND idem_key = ? AND status IS NULL AND claim_token = ?",
+            "UPDATE api_idempotency SET status = ?, content_type = ?, location = ?, body = ?, "
+            "body_encoding = ? WHERE account_id = ? AND idem_key = ? AND status IS NULL AND "
+            "claim_token = ?",
             response.status, response.content_type, response.headers.get("Location"),
-            body.decode(), account_id, key, token))
+            text, encoding, account_id, key, token))
 
     async def release(self, account_id: str, key: str, token: str = "") -> None:
         """Drop the claim ``token`` holds on ``key`` (its request failed: a retry may run
@@ -171,7 +190,11 @@ class IdempotencyStore:
 
 
 def _replay(row: dict[str, Any]) -> web.Response:
-    body = row["body"].encode()
+    text = row["body"] or ""
+    if row["body_encoding"] == ZLIB_BASE64:
+        body = zlib.decompress(base64.b64decode(text))
+    else:
+        body = text.encode()
     headers = {**CACHE_HEADERS, "ETag": etag_of(body), REPLAYED: "true"}
     if row["location"]:
         headers["Location"] = row["location"]
@@ -209,33 +232,40 @@ async def idempotent(request: Any, store: IdempotencyStore,
         raise
     if not 200 <= response.status < 300:
         await store.release(account, key, token)
-    elif not keepable(response):
+    elif (kept := await kept_body(response)) is None:
         # a streamed or very large answer cannot be replayed: the key is let go, so a
         # retry runs the request again (as without a key), never replays half an answer
-        log.warning("the answer to %s %r (%s) is not kept: streamed or over %d bytes",
-                    HEADER, key[:80], request.native.path, MAX_KEPT_BYTES)
+        log.warning("the answer to %s %r (%s) is not kept: streamed, or over %d bytes "
+                    "(%d compressed)", HEADER, key[:80], request.native.path,
+                    MAX_ANSWER_BYTES, MAX_KEPT_BYTES)
         await store.release(account, key, token)
     else:
         try:
-            await store.keep(account, key, response, token)
+            await store.keep(account, key, response, token, kept)
         except Exception:  # the work is done: its answer stands, kept or not
             log.exception("the answer to %s %r could not be kept; a retry after the "
                           "claim's lease runs the request again", HEADER, key[:80])
     return response
 
 
-def keepable(response: web.StreamResponse) -> bool:
-    """Whether ``response`` can be kept and replayed: no body (a 204) or a whole body of
-    at most :data:`MAX_KEPT_BYTES` bytes of text."""
+async def kept_body(response: web.StreamResponse) -> KeptBody | None:
+    """How ``response``'s body is kept for replay, or None when it is not: a streamed
+    answer, one over :data:`MAX_ANSWER_BYTES`, or one still over :data:`MAX_KEPT_BYTES`
+    compressed. A body from :data:`COMPRESS_FROM` bytes on, or not UTF-8 text, is
+    compressed (in a thread: a large report takes tens of milliseconds)."""
     if not isinstance(response, web.Response):
-        return False
+        return None
     body = response.body
     if body is None:
-        return True
-    if not isinstance(body, bytes) or len(body) > MAX_KEPT_BYTES:
-        return False
-    try:
-        body.decode()
-    except UnicodeDecodeError:
-        return False
-    return True
+        return "", None
+    if not isinstance(body, bytes) or len(body) > MAX_ANSWER_BYTES:
+        return None
+    if len(body) < COMPRESS_FROM:
+        with contextlib.suppress(UnicodeDecodeError):
+            return (body.decode(), None) if len(body) <= MAX_KEPT_BYTES else None
+    text = await asyncio.to_thread(_compressed, body)  # ASCII: its length is its bytes
+    return (text, ZLIB_BASE64) if len(text) <= MAX_KEPT_BYTES else None
+
+
+def _compressed(body: bytes) -> str:
+    return base64.b64encode(zlib.compress(body, 6)).decode("ascii")
