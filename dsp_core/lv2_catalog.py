@@ -26,6 +26,7 @@ from .lv2_state import STATE_KEY, check_text
 #: one is listed as unsupported with the reason.
 SUPPORTED_FEATURES = frozenset({
     lv2_lilv.URID_MAP, lv2_lilv.URID_UNMAP, lv2_lilv.OPTIONS, lv2_lilv.BOUNDED_BLOCK,
+    lv2_lilv.WORKER_SCHEDULE,
     "http://lv2plug.in/ns/lv2core#isLive", "http://lv2plug.in/ns/lv2core#hardRTCapable",
     "http://lv2plug.in/ns/ext/buf-size#coarseBlockLength",
 })

@@ -1,7 +1,8 @@
 """A small cffi (ABI mode) binding to liblilv, the LV2 host library.
 
 Only what discovery and hosting need: the world, plug-ins, ports, nodes,
-instantiation and the LV2 State extension (``lilv_state_*``); and, from serd (the
+instantiation, the LV2 State extension (``lilv_state_*``), the Worker extension's
+structs (:mod:`dsp_core.lv2_work`); and, from serd (the
 Turtle library lilv uses), a reader to check a state's text before lilv reads it.
 ``lilv_instance_run`` and friends are inline functions in ``lilv.h``, so instances
 are driven through the plug-in's ``LV2_Descriptor`` function pointers, which is what
@@ -52,6 +53,18 @@ typedef struct {
     uint32_t context; uint32_t subject; LV2_URID key; uint32_t size; LV2_URID type;
     const void* value;
 } LV2_Options_Option;
+
+typedef struct {
+    void* handle;
+    int (*schedule_work)(void* handle, uint32_t size, const void* data);
+} LV2_Worker_Schedule;
+typedef int (*LV2_Worker_Respond_Function)(void* handle, uint32_t size, const void* data);
+typedef struct {
+    int (*work)(LV2_Handle instance, LV2_Worker_Respond_Function respond, void* handle,
+                uint32_t size, const void* data);
+    int (*work_response)(LV2_Handle instance, uint32_t size, const void* body);
+    int (*end_run)(LV2_Handle instance);
+} LV2_Worker_Interface;
 
 typedef struct LV2_Descriptor {
     const char* URI;
@@ -163,6 +176,8 @@ URID_MAP = "http://lv2plug.in/ns/ext/urid#map"
 URID_UNMAP = "http://lv2plug.in/ns/ext/urid#unmap"
 OPTIONS = "http://lv2plug.in/ns/ext/options#options"
 BOUNDED_BLOCK = "http://lv2plug.in/ns/ext/buf-size#boundedBlockLength"
+WORKER_SCHEDULE = "http://lv2plug.in/ns/ext/worker#schedule"
+WORKER_INTERFACE = "http://lv2plug.in/ns/ext/worker#interface"
 
 
 @functools.cache

@@ -21,6 +21,7 @@ from . import lv2_catalog, lv2_lilv, lv2_state
 from .lv2_catalog import PluginInfo, plugin, plugin_pointer
 from .lv2_layout import ANSWER, FAILED, FLOAT, MESSAGE, OK, QUIT, RESET, RESTORE, RUN, SAVE, Layout
 from .lv2_lilv import ffi, lib
+from .lv2_work import WorkQueue
 
 ATOM_CAPACITY = 65536
 ATOM_SEQUENCE = "http://lv2plug.in/ns/ext/atom#Sequence"
@@ -28,7 +29,9 @@ ATOM_CHUNK = "http://lv2plug.in/ns/ext/atom#Chunk"
 
 
 class Features:
-    """The features given to plug-ins: URID map/unmap, options, bounded block length."""
+    """The features given to plug-ins: URID map/unmap, options, bounded block length
+    (``array``, shared by every instance and passed to state save and restore), and
+    per instance its ``worker:schedule`` (:meth:`with_worker`)."""
 
     def __init__(self, rate: float, max_block: int) -> None:
         self.ids: dict[str, int] = {}
@@ -64,6 +67,11 @@ class Features:
                          for u, d in zip(self.uris, datas, strict=True)]
         self.array = ffi.new("LV2_Feature*[]", [*self.features, ffi.NULL])
 
+    def with_worker(self, queue: WorkQueue) -> Any:
+        """The feature array one instance is instantiated with: ``array`` and the
+        instance's own ``worker:schedule`` (kept alive by ``queue``)."""
+        return ffi.new("LV2_Feature*[]", [*self.features, queue.feature, ffi.NULL])
+
     def map(self, uri: str) -> int:
         """The URID of ``uri`` (1, 2, ... in order of first use)."""
         if uri not in self.ids:
@@ -84,19 +92,26 @@ class Worker:
         self.features = Features(rate, max_block)
         self.keep: list[Any] = []
         self.atom_outputs: list[Any] = []
+        self.queues: list[WorkQueue] = []  # each instance's worker, for its lifetime
         self.instances = [self._instantiate(i, rate) for i in range(instances)]
 
     def _instantiate(self, number: int, rate: float) -> Any:
         p = plugin_pointer(self.info.uri)
-        instance = lib().lilv_plugin_instantiate(p, rate, self.features.array)
+        queue = WorkQueue(self.info.uri)
+        array = self.features.with_worker(queue)
+        self.keep.append(array)
+        instance = lib().lilv_plugin_instantiate(p, rate, array)
         if instance == ffi.NULL:
             raise RuntimeError(f"{self.info.uri} refused to instantiate at {rate:g} Hz")
+        queue.attach(instance)
+        self.queues.append(queue)
         base = ffi.cast("float*", ffi.from_buffer(self.area))
         d = instance.lv2_descriptor
         for port in self.info.ports:
             d.connect_port(instance.lv2_handle, port.index, self._buffer(number, port, base))
         if d.activate != ffi.NULL:
             d.activate(instance.lv2_handle)
+        queue.drain()  # work the plug-in scheduled while instantiating
         return instance
 
     def _buffer(self, number: int, port: Any, base: Any) -> Any:
@@ -121,8 +136,9 @@ class Worker:
         chunk = self.features.map(ATOM_CHUNK)
         for buf in self.atom_outputs:  # an output's capacity is given before each run
             buf[0], buf[1] = ATOM_CAPACITY - 8, chunk
-        for instance in self.instances:
+        for instance, queue in zip(self.instances, self.queues, strict=True):
             instance.lv2_descriptor.run(instance.lv2_handle, frames)
+            queue.finish_block()  # its work, then the responses, before the next run
 
     def save_state(self) -> str:
         """The first instance's LV2 state as text (:func:`dsp_core.lv2_state.save`)."""
@@ -134,6 +150,8 @@ class Worker:
         leaves them as they were)."""
         lv2_state.restore(lv2_catalog.world(), self.info.uri, self.instances, self.features,
                           state)
+        for queue in self.queues:  # a restore may schedule work (load the file it names)
+            queue.drain()
 
     def reset(self) -> None:
         """Deactivate and activate every instance: the LV2 way to clear its state."""
@@ -143,6 +161,8 @@ class Worker:
                 d.deactivate(instance.lv2_handle)
             if d.activate != ffi.NULL:
                 d.activate(instance.lv2_handle)
+        for queue in self.queues:
+            queue.drain()
 
 
 def _answer(out: Any, status: int, message: str = "") -> None:
