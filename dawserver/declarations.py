@@ -8,7 +8,7 @@ handler runs and the OpenAPI document is generated from them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -122,6 +122,9 @@ class Media:
         return f"Media{self.types!r}"
 
 
+#: How many bytes :meth:`Request.chunks` hands over at a time by default.
+STREAM_CHUNK = 256 * 1024
+
 #: The most bytes a JSON request body may have when its route declares no ``max_body``.
 JSON_BODY_LIMIT = 64 * 1024
 
@@ -220,7 +223,8 @@ class Request:
 
     ``query`` and ``body`` are instances of the route's models (``body`` is bytes
     for a :class:`Media` body, None for a streamed one or none). ``native`` is the
-    server's own request object, for the core's streaming routes only.
+    server's own request object, for the core's streaming routes only; a plug-in reads a
+    streamed body with :meth:`chunks`.
     """
 
     params: dict[str, str]
@@ -250,6 +254,14 @@ class Request:
     def app(self) -> Any:
         """The server application (core routes only)."""
         return self.native.app
+
+    async def chunks(self, size: int = STREAM_CHUNK) -> AsyncIterator[bytes]:
+        """The body of a streamed route (``Media(..., stream=True)``), ``size`` bytes at a
+        time as it arrives: the handler counts and limits it (nothing when there is none)."""
+        if self.native is None or not self.native.can_read_body:
+            return
+        async for chunk in self.native.content.iter_chunked(size):
+            yield chunk
 
 
 @dataclass(frozen=True)
