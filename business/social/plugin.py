@@ -62,6 +62,7 @@ from business.social.services import (
     run_token_refresh,
     start_services,
 )
+from business.social.uploads_routes import UPLOAD_ROUTES
 from business.social.v1_routes import ROUTES as V1_ROUTES
 from business.social.waveform_jobs import WAVEFORM, WaveformRun, erase_videos, render_waveform
 from business.social.waveform_jobs import queue_settings as waveform_queue_settings
@@ -120,7 +121,7 @@ def permission_allowed(principal: Principal, permission: Permission) -> bool | N
 @hookimpl
 def routes(context: PluginContext) -> list[Route]:
     return (ROUTES + COMPOSER_ROUTES + BULK_ROUTES + RESULT_ROUTES + LISTENING_ROUTES
-            + WAVEFORM_ROUTES)
+            + WAVEFORM_ROUTES + UPLOAD_ROUTES)
 
 
 @hookimpl

@@ -1,0 +1,362 @@
+"""The social plug-in's own media uploads: images and videos a post attaches by id.
+
+A social media manager uploads a picture or a finished video for an account (``POST
+/api/social/media``, :mod:`.uploads_routes`); the body is streamed to a file beside the
+account's other social files (``social/media/<account>/<media_id><ext>`` in the
+plug-in's data directory) and refused past the size limit without reading on. What the
+file is comes from its content, never its name or declared type: ffprobe reads it, and an
+image is decoded whole by ffmpeg, so a truncated or corrupt file is refused. Taken are
+JPEG, PNG, WebP and GIF images and MP4 and MOV videos; anything else is refused as not
+media (415), a file of those formats that cannot be read as broken (422), one past the
+limits as too large (413). The file's description (``kind``, ``content_type``,
+``size_bytes``, ``width``, ``height``, ``duration_s``) is kept in
+``social_media_uploads`` under an id ``md_<hex>``, the media reference a post carries
+like a project asset's; dispatch finds the file by :func:`upload_file`, and another
+account's id finds nothing, like an unknown one.
+
+A file a post may still publish (a draft, or a post pending approval, approved,
+scheduled, publishing or failed and retryable) is not deleted: the delete answers 409
+and names the posts. Published, expired and cancelled posts no longer need it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from business.social.errors import ConflictError, NotFoundError, SocialError
+from business.social.models import APPROVED, DRAFT, FAILED, PENDING, PUBLISHING, SCHEDULED
+from business.social.waveform import WaveformError, probe
+
+#: Media references of uploads: ``md_`` and 24 hex digits.
+PREFIX = "md_"
+_ID = re.compile(r"^md_[0-9a-f]{24}$")
+#: Image content types by ffprobe's format name (the file read without a name).
+IMAGE_FORMATS = {"jpeg_pipe": "image/jpeg", "png_pipe": "image/png",
+                 "webp_pipe": "image/webp", "gif": "image/gif"}
+MP4, MOV = "video/mp4", "video/quicktime"
+#: Every content type an upload may be, and the extension its file is kept under.
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp",
+              "image/gif": ".gif", MP4: ".mp4", MOV: ".mov"}
+ACCEPTED = tuple(EXTENSIONS)
+#: How the formats taken are named in answers.
+TAKEN = "JPEG, PNG, WebP or GIF images, MP4 or MOV videos"
+#: The first bytes of the formats taken (offset, bytes): a file that starts so but cannot
+#: be read is broken (422), anything else is not media at all (415).
+SIGNATURES = ((0, b"\xff\xd8\xff"), (0, b"\x89PNG\r\n\x1a\n"), (0, b"GIF87a"),
+              (0, b"GIF89a"), (8, b"WEBP"), (4, b"ftyp"), (4, b"moov"), (4, b"mdat"),
+              (4, b"wide"), (4, b"free"))
+#: The most bytes of any upload (a video), and of an image, unless the settings say
+#: otherwise (``media_uploads``: ``max_bytes``, ``max_image_bytes``).
+MAX_BYTES = 1024 * 1024 * 1024
+MAX_IMAGE_BYTES = 32 * 1024 * 1024
+#: The most pixels an image may declare: more is refused before it is decoded (a small
+#: file may declare a huge picture).
+MAX_PIXELS = 100_000_000
+#: The longest ffmpeg may take to decode an image before it is refused as unreadable.
+DECODE_TIMEOUT_S = 60.0
+#: Post states in which a post may still publish its media.
+LIVE_STATES = (DRAFT, PENDING, APPROVED, SCHEDULED, PUBLISHING, FAILED)
+COLUMNS = ("media_id, name, kind, content_type, size_bytes, width, height, duration_s, "
+           "sha256, uploaded_by, created_at")
+
+
+class UploadError(SocialError):
+    """An upload refused; the message says what was wrong and what to send instead."""
+
+
+class UploadTooLarge(UploadError):
+    """The upload is past the size limit of its kind (413)."""
+
+
+class NotMedia(UploadError):
+    """The file is no image or video of a format taken (415)."""
+
+
+class BrokenMedia(UploadError):
+    """The file looks like a format taken but cannot be read whole (422)."""
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """The most bytes of an upload, and of an image."""
+
+    max_bytes: int = MAX_BYTES
+    max_image_bytes: int = MAX_IMAGE_BYTES
+
+    @classmethod
+    def from_settings(cls, raw: dict[str, Any] | None) -> UploadLimits:
+        """The ``media_uploads`` settings of the plug-in (defaults where not set)."""
+        raw = raw or {}
+        return cls(int(raw.get("max_bytes", MAX_BYTES)),
+                   int(raw.get("max_image_bytes", MAX_IMAGE_BYTES)))
+
+
+def _size(n: int) -> str:
+    return f"{n / (1024 * 1024):.3g} MiB" if n >= 1024 * 1024 else f"{n:,} bytes"
+
+
+def is_upload(media_id: str) -> bool:
+    """Whether ``media_id`` is the id of an upload (``md_...``), valid or not."""
+    return media_id.startswith(PREFIX)
+
+
+def upload_folder(data_dir: str | Path, account_id: str) -> Path | None:
+    """The folder of ``account_id``'s uploads (None: the id cannot name a folder)."""
+    if not re.fullmatch(r"[\w.-]+", account_id) or account_id in (".", ".."):
+        return None
+    return Path(data_dir) / "social" / "media" / account_id
+
+
+def upload_file(data_dir: str | Path, account_id: str, media_id: str) -> Path | None:
+    """The file of ``account_id``'s upload ``media_id`` (None: no such upload of theirs)."""
+    folder = upload_folder(data_dir, account_id)
+    if folder is None or not _ID.match(media_id):
+        return None
+    for extension in dict.fromkeys(EXTENSIONS.values()):
+        path = folder / f"{media_id}{extension}"
+        if path.is_file():
+            return path
+    return None
+
+
+def _looks_like_media(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    return any(head[at:at + len(magic)] == magic for at, magic in SIGNATURES)
+
+
+async def _decode(path: Path, name: str) -> None:
+    """Decode every frame of the image ``path``; :class:`BrokenMedia` on any error."""
+    proc = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", str(path), "-f", "null", "-",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with asyncio.timeout(DECODE_TIMEOUT_S):
+            _, err = await proc.communicate()
+    except TimeoutError:
+        raise BrokenMedia(f"{name!r} could not be decoded within {DECODE_TIMEOUT_S:.0f} s: "
+                          "send a smaller image") from None
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    said = err.decode(errors="replace").replace(str(path), name).strip()
+    if proc.returncode or said:
+        raise BrokenMedia(f"{name!r} is a damaged or truncated image ({said[-200:]}): "
+                          "export it again and upload the whole file")
+
+
+def _picture_size(stream: dict[str, Any]) -> tuple[int | None, int | None]:
+    width = int(stream.get("width") or 0) or None
+    height = int(stream.get("height") or 0) or None
+    rotation = 0
+    for side in stream.get("side_data_list") or []:
+        with contextlib.suppress(TypeError, ValueError):
+            rotation = int(float(side.get("rotation", 0)))
+    if abs(rotation) % 180 == 90:  # a phone video filmed upright
+        width, height = height, width
+    return width, height
+
+
+async def identify(path: Path, name: str) -> dict[str, Any]:
+    """What the file ``path`` is, from its content: ``kind``, ``content_type``, ``width``,
+    ``height``, ``duration_s``; :class:`NotMedia` or :class:`BrokenMedia` if refused."""
+    try:
+        info = await probe(path)
+    except WaveformError:
+        if await asyncio.to_thread(_looks_like_media, path):
+            raise BrokenMedia(f"{name!r} starts like an image or video but cannot be read "
+                              "(truncated or damaged): export it again and upload the "
+                              "whole file") from None
+        raise NotMedia(f"{name!r} is no image or video: upload {TAKEN}") from None
+    form = info.get("format") or {}
+    first = str(form.get("format_name", "")).split(",")[0]
+    pictures = [s for s in info.get("streams", []) if s.get("codec_type") == "video"
+                and not (s.get("disposition") or {}).get("attached_pic")]
+    if first in IMAGE_FORMATS and pictures:
+        width, height = _picture_size(pictures[0])
+        if width is None or height is None:
+            raise BrokenMedia(f"{name!r} has no picture size: export it again")
+        if width * height > MAX_PIXELS:
+            raise BrokenMedia(f"{name!r} is {width}x{height}, over {MAX_PIXELS:,} pixels: "
+                              "scale it down")
+        await _decode(path, name)
+        return {"kind": "image", "content_type": IMAGE_FORMATS[first], "width": width,
+                "height": height, "duration_s": None}
+    if first == "mov":
+        if not pictures:
+            raise NotMedia(f"{name!r} holds sound but no picture: upload {TAKEN}, or "
+                           "render a waveform video of the audio")
+        brand = str((form.get("tags") or {}).get("major_brand", "")).strip()
+        try:
+            duration = float(form.get("duration"))
+        except (TypeError, ValueError):
+            duration = 0.0
+        if duration <= 0:
+            raise BrokenMedia(f"{name!r} has no length: export the video again")
+        width, height = _picture_size(pictures[0])
+        return {"kind": "video", "content_type": MOV if brand == "qt" else MP4,
+                "width": width, "height": height, "duration_s": round(duration, 3)}
+    raise NotMedia(f"{name!r} was read as {first or 'unknown'}, which is not taken: "
+                   f"upload {TAKEN}")
+
+
+def reference(row: dict[str, Any]) -> dict[str, Any]:
+    """The media reference a post attaches (the shape of a project asset's)."""
+    return {"asset_id": row["media_id"], "kind": row["kind"],
+            "content_type": row["content_type"], "size_bytes": int(row["size_bytes"]),
+            "duration_s": row["duration_s"], "width": row["width"], "height": row["height"]}
+
+
+def _safe_name(name: str) -> str:
+    """The file name as the person gave it, without folders or control characters."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(c for c in name if c.isprintable()).strip()[:200]
+
+
+class MediaUploads:
+    """An account's uploads: received, listed, found, deleted.
+
+    ``db`` is the plug-in's database, ``data_dir`` the plug-in context's data directory.
+    """
+
+    def __init__(self, db: Any, data_dir: str | Path, limits: UploadLimits | None = None,
+                 *, clock: Any = time.time) -> None:
+        self.db = db
+        self.data_dir = Path(data_dir)
+        self.limits = limits or UploadLimits()
+        self.clock = clock
+
+    async def receive(self, account_id: str, person: str, name: str,
+                      chunks: AsyncIterator[bytes], length: int | None) -> dict[str, Any]:
+        """Stream ``chunks`` to the account's folder, identify and keep it; its row.
+
+        ``length`` is the declared body length (None: not declared); one past the limit
+        is refused before a byte is read.
+        """
+        name = _safe_name(name) or "upload"
+        limit = self.limits.max_bytes
+        if length is not None and length > limit:
+            raise UploadTooLarge(f"the upload has {_size(length)}; uploads take at most "
+                                 f"{_size(limit)}: send a smaller file")
+        folder = upload_folder(self.data_dir, account_id)
+        if folder is None:
+            raise SocialError(f"account id {account_id!r} cannot name a folder")
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        part = folder / f".{secrets.token_hex(8)}.part"
+        try:
+            size, digest = await self._write(part, chunks, limit)
+            if size == 0:
+                raise BrokenMedia(f"{name!r} is empty: send the file's bytes as the body")
+            found = await identify(part, name)
+            if found["kind"] == "image" and size > self.limits.max_image_bytes:
+                raise UploadTooLarge(
+                    f"{name!r} is an image of {_size(size)}; images take at most "
+                    f"{_size(self.limits.max_image_bytes)}: make it smaller")
+            media_id = PREFIX + secrets.token_hex(12)
+            final = folder / f"{media_id}{EXTENSIONS[found['content_type']]}"
+            await asyncio.to_thread(os.replace, part, final)
+        finally:
+            await asyncio.to_thread(part.unlink, missing_ok=True)
+        row = {"media_id": media_id, "name": name, **found, "size_bytes": size,
+               "sha256": digest, "uploaded_by": person, "created_at": self.clock()}
+        try:
+            async with self.db.transaction() as tx:
+                await tx.execute(
+                    f"INSERT INTO social_media_uploads (account_id, {COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", account_id,
+                    *(row[c.strip()] for c in COLUMNS.split(",")))
+        except BaseException:
+            await asyncio.to_thread(final.unlink, missing_ok=True)
+            raise
+        return row
+
+    @staticmethod
+    async def _write(part: Path, chunks: AsyncIterator[bytes], limit: int
+                     ) -> tuple[int, str]:
+        size, digest = 0, hashlib.sha256()
+        handle = await asyncio.to_thread(open, part, "wb")
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise UploadTooLarge(f"the upload is past {_size(limit)}, the most an "
+                                         "upload takes: send a smaller file")
+                digest.update(chunk)
+                await asyncio.to_thread(handle.write, chunk)
+        finally:
+            await asyncio.to_thread(handle.close)
+        return size, digest.hexdigest()
+
+    async def list(self, account_id: str) -> list[dict[str, Any]]:
+        """The account's uploads, newest first."""
+        return [dict(r) for r in await self.db.fetch(
+            f"SELECT {COLUMNS} FROM social_media_uploads WHERE account_id = ? "
+            "ORDER BY created_at DESC, media_id", account_id)]
+
+    async def get(self, account_id: str, media_id: str) -> dict[str, Any]:
+        """The account's upload ``media_id``; :class:`NotFoundError` for an unknown id
+        and for another account's alike."""
+        row = await self.db.fetchrow(
+            f"SELECT {COLUMNS} FROM social_media_uploads WHERE account_id = ? AND "
+            "media_id = ?", account_id, media_id)
+        if row is None:
+            raise NotFoundError(f"there is no uploaded media {media_id!r} in this account: "
+                                "check the id (GET /api/social/media lists them)")
+        return dict(row)
+
+    async def users(self, account_id: str, media_id: str, tx: Any = None) -> list[str]:
+        """The posts that may still publish upload ``media_id`` (as a post's media or a
+        channel's variant)."""
+        states = ", ".join("?" for _ in LIVE_STATES)
+        needle = f'%"{media_id}"%'
+        rows = await (tx or self.db).fetch(
+            "SELECT p.post_id FROM social_posts p WHERE p.account_id = ? AND p.deleted = 0 "
+            f"AND p.state IN ({states}) AND (p.media LIKE ? OR EXISTS (SELECT 1 FROM "
+            "social_post_targets t WHERE t.account_id = p.account_id AND "
+            "t.post_id = p.post_id AND t.media LIKE ?)) ORDER BY p.post_id",
+            account_id, *LIVE_STATES, needle, needle)
+        return [r["post_id"] for r in rows]
+
+    async def delete(self, account_id: str, media_id: str) -> dict[str, Any]:
+        """Delete the upload and its file; :class:`ConflictError` while a post that may
+        still publish uses it."""
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                f"SELECT {COLUMNS} FROM social_media_uploads WHERE account_id = ? AND "
+                "media_id = ?", account_id, media_id)
+            if row is None:
+                raise NotFoundError(f"there is no uploaded media {media_id!r} in this "
+                                    "account: check the id")
+            users = await self.users(account_id, media_id, tx)
+            if users:
+                raise ConflictError(f"uploaded media {media_id!r} is attached to posts that "
+                                    f"may still publish ({', '.join(users)}): remove it from "
+                                    "them or delete them first")
+            await tx.execute("DELETE FROM social_media_uploads WHERE account_id = ? AND "
+                             "media_id = ?", account_id, media_id)
+        path = upload_file(self.data_dir, account_id, media_id)
+        if path is not None:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+        return dict(row)
+
+
+def erase_uploads(data_dir: str | Path, account_id: str) -> int:
+    """Delete every uploaded file of ``account_id`` (an erased account); how many."""
+    folder = upload_folder(data_dir, account_id)
+    if folder is None or not folder.is_dir():
+        return 0
+    count = sum(1 for p in folder.iterdir() if _ID.match(p.stem))
+    shutil.rmtree(folder)
+    return count

@@ -1,0 +1,250 @@
+"""The social plug-in's own media uploads: images and videos streamed in, read from their
+content by ffprobe and ffmpeg, refused with 413, 415 or 422 when they are not what a post
+can carry, attached to composed and bulk posts and published through the fake X."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from social_helpers import InTestNetwork, database_url, social_app, who
+
+from business.social.models import ChannelTokens
+from business.social.services import services
+from business.social.uploads import upload_file, upload_folder
+
+pytestmark = pytest.mark.timeout(120)
+ADA = who("acc", "p_ada", "editor")
+VIEWER = who("acc", "p_vi", "viewer")
+OTHER = who("other", "p_bo", "owner")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from database_url(request, tmp_path)
+
+
+def made(folder: Path) -> dict[str, Path]:
+    """Real media made by ffmpeg: a PNG (1200x800), a JPEG (800x800), an animated GIF,
+    an MP4 (2 s, 640x360), a MOV (1 s) and a WAV."""
+    folder.mkdir(parents=True, exist_ok=True)
+    recipes = {
+        "png": ("cover.png", ["-f", "lavfi", "-i", "testsrc=s=1200x800", "-frames:v", "1"]),
+        "jpeg": ("photo.jpg", ["-f", "lavfi", "-i", "testsrc=s=800x800", "-frames:v", "1"]),
+        "gif": ("loop.gif", ["-f", "lavfi", "-i", "testsrc=s=120x120:d=0.5"]),
+        "mp4": ("clip.mp4", ["-f", "lavfi", "-i", "testsrc=s=640x360:d=2", "-f", "lavfi",
+                             "-i", "sine=d=2", "-shortest", "-c:v", "libx264",
+                             "-pix_fmt", "yuv420p", "-c:a", "aac"]),
+        "mov": ("take.mov", ["-f", "lavfi", "-i", "testsrc=s=320x240:d=1", "-c:v", "libx264",
+                             "-pix_fmt", "yuv420p"]),
+        "wav": ("bounce.wav", ["-f", "lavfi", "-i", "sine=d=1"]),
+    }
+    found = {}
+    for key, (name, args) in recipes.items():
+        path = folder / name
+        subprocess.run(["ffmpeg", "-v", "error", "-y", *args, str(path)], check=True,
+                       timeout=60)
+        found[key] = path
+    return found
+
+
+async def upload(client: Any, data: bytes, content_type: str, name: str = "",
+                 headers: dict[str, str] = ADA) -> Any:
+    return await client.post("/api/social/media", params={"name": name} if name else {},
+                             data=data, headers={**headers, "Content-Type": content_type})
+
+
+async def uploaded(client: Any, path: Path, content_type: str,
+                   headers: dict[str, str] = ADA) -> dict[str, Any]:
+    answer = await upload(client, path.read_bytes(), content_type, path.name, headers)
+    assert answer.status == 201, await answer.text()
+    return await answer.json()
+
+
+def at(minutes: float) -> str:
+    """An ISO time ``minutes`` from now, on the minute, with its offset."""
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes)
+    return when.replace(second=0, microsecond=0).isoformat()
+
+
+def test_images_and_videos_are_read_from_their_content_listed_and_found(
+        tmp_path: Path, db_url: str) -> None:
+    files = made(tmp_path / "files")
+
+    async def go() -> None:
+        async with social_app(tmp_path, db_url) as (client, context):
+            answer = await upload(client, files["png"].read_bytes(), "image/png", "cover.png")
+            assert answer.status == 201, await answer.text()
+            png = await answer.json()
+            assert answer.headers["Location"] == f"/api/social/media/{png['media_id']}"
+            assert png["media_id"].startswith("md_")
+            assert (png["name"], png["uploaded_by"]) == ("cover.png", "p_ada")
+            assert png["media"] == {
+                "asset_id": png["media_id"], "kind": "image", "content_type": "image/png",
+                "size_bytes": files["png"].stat().st_size, "duration_s": None,
+                "width": 1200, "height": 800}
+            kept = upload_file(context.data_dir, "acc", png["media_id"])
+            assert kept is not None and kept.read_bytes() == files["png"].read_bytes()
+
+            # the content decides, not the name nor the declared type
+            jpeg = await uploaded(client, files["jpeg"], "image/png")
+            assert (jpeg["media"]["content_type"], jpeg["media"]["width"]) == ("image/jpeg",
+                                                                               800)
+            gif = await uploaded(client, files["gif"], "image/gif")
+            assert gif["media"]["content_type"] == "image/gif"
+            mp4 = await uploaded(client, files["mp4"], "video/mp4")
+            assert (mp4["media"]["kind"], mp4["media"]["content_type"], mp4["media"]["width"],
+                    mp4["media"]["height"]) == ("video", "video/mp4", 640, 360)
+            assert 1.9 <= mp4["media"]["duration_s"] <= 2.2
+            mov = await uploaded(client, files["mov"], "video/quicktime")
+            assert mov["media"]["content_type"] == "video/quicktime"
+
+            listed = await (await client.get("/api/social/media", headers=VIEWER)).json()
+            assert {m["media_id"] for m in listed} == {
+                u["media_id"] for u in (png, jpeg, gif, mp4, mov)}
+            one = await client.get(f"/api/social/media/{png['media_id']}", headers=VIEWER)
+            assert (await one.json()) == png
+            # a viewer reads the library but uploads nothing
+            assert (await upload(client, files["png"].read_bytes(), "image/png",
+                                 headers=VIEWER)).status == 403
+
+    asyncio.run(go())
+
+
+def test_what_is_no_image_or_video_or_too_big_is_refused_and_nothing_is_kept(
+        tmp_path: Path) -> None:
+    files = made(tmp_path / "files")
+    png = files["png"].read_bytes()
+
+    async def go() -> None:
+        settings = {"media_uploads": {"max_bytes": 300_000, "max_image_bytes": 100_000}}
+        async with social_app(tmp_path, f"sqlite://{tmp_path / 's.sqlite3'}",
+                              settings=settings) as (client, context):
+            async def refused(data: bytes, content_type: str, status: int,
+                              says: str) -> None:
+                answer = await upload(client, data, content_type, "notes.png")
+                assert answer.status == status, await answer.text()
+                assert says in (await answer.json())["error"]
+
+            await refused(b"Track list:\n1. Night Drive\n" * 20, "image/png", 415,
+                          "'notes.png' is no image or video")
+            await refused(files["wav"].read_bytes(), "image/png", 415, "upload JPEG, PNG")
+            await refused(png[:len(png) // 2], "image/png", 422, "truncated")
+            jpeg = files["jpeg"].read_bytes()
+            await refused(jpeg[:len(jpeg) // 2], "image/jpeg", 422, "truncated")
+            mp4 = files["mp4"].read_bytes()
+            await refused(mp4[:len(mp4) // 2], "video/mp4", 422, "truncated")
+            await refused(b"", "image/png", 422, "is empty")
+            # past the limit by its declared length, and streamed without one
+            await refused(b"\0" * 400_000, "video/mp4", 413, "at most 300,000 bytes")
+
+            async def chunked() -> AsyncIterator[bytes]:
+                for _ in range(40):
+                    yield b"\0" * 10_000
+
+            streamed = await client.post("/api/social/media", data=chunked(),
+                                         headers={**ADA, "Content-Type": "video/mp4"})
+            assert streamed.status == 413, await streamed.text()
+            assert "past 300,000 bytes" in (await streamed.json())["error"]
+            # an image over the image limit (a video of its size would be taken)
+            big = files["png"].parent / "big.png"
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                            "nullsrc=s=400x400,geq=random(1)*255:128:128", "-frames:v",
+                            "1", str(big)], check=True, timeout=60)
+            assert 100_000 < big.stat().st_size < 300_000
+            await refused(big.read_bytes(), "image/png", 413, "images take at most")
+
+            listed = await (await client.get("/api/social/media", headers=ADA)).json()
+            assert listed == []
+            folder = upload_folder(context.data_dir, "acc")
+            assert folder is not None and list(folder.iterdir()) == []
+
+    asyncio.run(go())
+
+
+def test_another_accounts_media_id_looks_like_an_unknown_one(tmp_path: Path) -> None:
+    files = made(tmp_path / "files")
+
+    async def go() -> None:
+        x = InTestNetwork("x")
+        async with social_app(tmp_path, f"sqlite://{tmp_path / 's.sqlite3'}", x) as (
+                client, context):
+            theirs = (await uploaded(client, files["png"], "image/png", OTHER))["media_id"]
+            unknown = "md_" + "0" * 24
+            for media_id in (theirs, unknown):
+                got = await client.get(f"/api/social/media/{media_id}", headers=ADA)
+                gone = await client.delete(f"/api/social/media/{media_id}", headers=ADA)
+                assert (got.status, gone.status) == (404, 404)
+                assert (await got.json())["error"] == (
+                    f"there is no uploaded media {media_id!r} in this account: check the "
+                    "id (GET /api/social/media lists them)")
+            assert await (await client.get("/api/social/media", headers=ADA)).json() == []
+
+            channel = await insert_channel(context, "acc", "x")
+            csv = (f"datetime,channel,text,media\n{at(60 * 24)},{channel},Theirs,{theirs}\n"
+                   f"{at(60 * 24)},{channel},Unknown,{unknown}\n")
+            report = await (await client.post("/api/social/bulk", data=csv.encode(), headers={
+                **ADA, "Content-Type": "text/csv"})).json()
+            assert [(e["row"], e["code"]) for e in report["errors"]] == [
+                (2, "unknown_media"), (3, "unknown_media")]
+            first, second = (e["message"] for e in report["errors"])
+            assert first.replace(theirs, unknown) == second
+
+    asyncio.run(go())
+
+
+async def insert_channel(context: Any, account: str, network: str,
+                         fake: Any = None) -> str:
+    """A channel of ``account`` holding fresh tokens of ``fake`` (as a connect stores
+    them; a made-up grant without one); its id."""
+    module = services(context)
+    box, now = module.channels.box, time.time()
+    if fake is not None:
+        answer = fake.new_tokens(fake.user, "post")
+        user = fake.user
+        remote, name, handle = user.id, user.name, user.handle
+    else:
+        answer = {"access_token": "at", "refresh_token": "rt", "expires_in": 3600}
+        remote, name, handle = "remote-1", "Ada", "@ada"
+    sealed = ChannelTokens(box.seal(answer["access_token"]),
+                           box.seal(answer.get("refresh_token") or answer["access_token"]),
+                           now + float(answer["expires_in"]), "post", 1, now, now)
+    async with module.store.db.transaction() as tx:
+        return await module.store.insert_channel(tx, account, network, remote, name, handle,
+                                                 sealed, "p_ada", now)
+
+
+def test_an_upload_a_post_may_still_publish_is_not_deleted(tmp_path: Path) -> None:
+    files = made(tmp_path / "files")
+
+    async def go() -> None:
+        x = InTestNetwork("x")
+        async with social_app(tmp_path, f"sqlite://{tmp_path / 's.sqlite3'}", x) as (
+                client, context):
+            png = await uploaded(client, files["png"], "image/png")
+            channel = await insert_channel(context, "acc", "x")
+            draft = await (await client.post("/api/social/posts", headers=ADA, json={
+                "text": "Soon", "targets": [{"channel_id": channel, "media": [png["media"]]}]}
+                                             )).json()
+            media_id = png["media_id"]
+            refused = await client.delete(f"/api/social/media/{media_id}", headers=ADA)
+            assert refused.status == 409
+            assert draft["post_id"] in (await refused.json())["error"]
+            assert upload_file(context.data_dir, "acc", media_id) is not None
+
+            assert (await client.delete(f"/api/social/posts/{draft['post_id']}",
+                                        headers=ADA)).status == 200
+            gone = await client.delete(f"/api/social/media/{media_id}", headers=ADA)
+            assert gone.status == 200, await gone.text()
+            assert (await gone.json())["media_id"] == media_id
+            assert upload_file(context.data_dir, "acc", media_id) is None
+            assert (await client.get(f"/api/social/media/{media_id}", headers=ADA)
+                    ).status == 404
+
+    asyncio.run(go())
