@@ -5,6 +5,7 @@ can carry, attached to composed and bulk posts and published through the fake X.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import subprocess
 import time
@@ -13,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from social_fakes import CLIENT_ID, CLIENT_SECRET, until
 from social_helpers import InTestNetwork, database_url, social_app, who
 
+from business.social.fakes import FAKES, FakeNetworks
 from business.social.models import ChannelTokens
 from business.social.services import services
 from business.social.uploads import upload_file, upload_folder
+from business.social.waveform_jobs import media_file
 
 pytestmark = pytest.mark.timeout(120)
 ADA = who("acc", "p_ada", "editor")
@@ -91,6 +95,7 @@ def test_images_and_videos_are_read_from_their_content_listed_and_found(
                 "width": 1200, "height": 800}
             kept = upload_file(context.data_dir, "acc", png["media_id"])
             assert kept is not None and kept.read_bytes() == files["png"].read_bytes()
+            assert await media_file(context, "acc", png["media_id"]) == str(kept)
 
             # the content decides, not the name nor the declared type
             jpeg = await uploaded(client, files["jpeg"], "image/png")
@@ -184,6 +189,8 @@ def test_another_accounts_media_id_looks_like_an_unknown_one(tmp_path: Path) -> 
                 assert (await got.json())["error"] == (
                     f"there is no uploaded media {media_id!r} in this account: check the "
                     "id (GET /api/social/media lists them)")
+                assert await media_file(context, "acc", media_id) is None
+            assert await media_file(context, "other", theirs) is not None
             assert await (await client.get("/api/social/media", headers=ADA)).json() == []
 
             channel = await insert_channel(context, "acc", "x")
@@ -218,6 +225,110 @@ async def insert_channel(context: Any, account: str, network: str,
     async with module.store.db.transaction() as tx:
         return await module.store.insert_channel(tx, account, network, remote, name, handle,
                                                  sealed, "p_ada", now)
+
+
+@contextlib.asynccontextmanager
+async def publishing_to_x(tmp_path: Path) -> AsyncIterator[tuple[Any, Any, Any, str]]:
+    """The plug-ins on SQLite, the social plug-in dispatching to a fake X; (client,
+    context, the fake, Ada's X channel)."""
+    fake = FAKES["x"](client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    async with FakeNetworks([fake]) as networks:
+        settings = {"networks": {"x": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                                       "base_url": networks.base_url("x"),
+                                       "timeout_s": 10.0}},
+                    "dispatch": {"backoff_base": 0.05, "backoff_cap": 0.2, "sweep_s": 0.5}}
+        async with social_app(tmp_path, f"sqlite://{tmp_path / 's.sqlite3'}",
+                              settings=settings) as (client, context):
+            channel = await insert_channel(context, "acc", "x", fake)
+            yield client, context, fake, channel
+
+
+def x_uploads(fake: Any, post: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """The media of a post on the fake X: (type, bytes) each."""
+    found = []
+    for media_id in post["media"]:
+        media = fake.media[media_id]
+        chunks = media["chunks"]
+        found.append((media["type"], b"".join(chunks[i] for i in sorted(chunks))))
+    return found
+
+
+async def published(client: Any, post_id: str) -> dict[str, Any]:
+    """The post once it left its scheduled state."""
+    async def done() -> bool:
+        answer = await (await client.get(f"/api/social/posts/{post_id}", headers=ADA)).json()
+        return answer["state"] not in ("scheduled", "publishing")
+
+    await until(done, timeout=30)
+    return await (await client.get(f"/api/social/posts/{post_id}", headers=ADA)).json()
+
+
+def test_a_bulk_row_naming_an_uploaded_image_is_scheduled_and_published_on_x(
+        tmp_path: Path) -> None:
+    """A bulk file names uploads by id; each meets X's rules as the composer's media do
+    (no GIF beside other media, no images beside a video), and the row's image reaches X
+    byte for byte."""
+    files = made(tmp_path / "files")
+
+    async def go() -> None:
+        async with publishing_to_x(tmp_path) as (client, context, fake, channel):
+            png = await uploaded(client, files["png"], "image/png")
+            gif = await uploaded(client, files["gif"], "image/gif")
+            mp4 = await uploaded(client, files["mp4"], "video/mp4")
+            module = services(context)
+            # the rows are due a minute ago: the bulk upload's clock runs an hour behind
+            earlier = lambda: time.time() - 3600  # noqa: E731
+            module.channels.clock = module.posts.clock = earlier
+            csv = ("datetime,channel,text,media\n"
+                   f"{at(-1)},{channel},The cover,{png['media_id']}\n"
+                   f"{at(-1)},{channel},Loop and cover,{gif['media_id']} {png['media_id']}\n"
+                   f"{at(-1)},{channel},Clip and cover,{mp4['media_id']} {png['media_id']}\n")
+            answer = await client.post("/api/social/bulk", data=csv.encode(),
+                                       headers={**ADA, "Content-Type": "text/csv"})
+            assert answer.status == 200, await answer.text()
+            report = await answer.json()
+            assert [(e["row"], e["column"], e["code"]) for e in report["errors"]] == [
+                (3, "media", "gif_alone"), (4, "media", "mixed_media")]
+            [post_id] = report["post_ids"]
+            post = await published(client, post_id)
+            assert post["media"] == [png["media"]]
+            assert post["state"] == "published", post["targets"][0]["error"]
+            [tweet] = [p for p in fake.posts if p["text"] == "The cover"]
+            assert x_uploads(fake, tweet) == [("image/png", files["png"].read_bytes())]
+
+    asyncio.run(go())
+
+
+def test_a_composed_post_with_an_uploaded_image_is_checked_and_published_on_x(
+        tmp_path: Path) -> None:
+    files = made(tmp_path / "files")
+
+    async def go() -> None:
+        async with publishing_to_x(tmp_path) as (client, context, fake, channel):
+            jpeg = await uploaded(client, files["jpeg"], "image/jpeg")
+            gif = await uploaded(client, files["gif"], "image/gif")
+            both = {"text": "Loop", "media": [gif["media"], jpeg["media"]],
+                    "targets": [{"channel_id": channel}]}
+            check = await (await client.post("/api/social/compose/check", json=both,
+                                              headers=ADA)).json()
+            assert [p["code"] for p in check["channels"][0]["problems"]] == ["gif_alone"]
+
+            module = services(context)
+            module.posts.clock = lambda: time.time() - 3600
+            answer = await client.post("/api/social/posts", headers=ADA, json={
+                "text": "New photo", "media": [jpeg["media"]], "publish_at": at(-1),
+                "targets": [{"channel_id": channel}]})
+            assert answer.status == 201, await answer.text()
+            post_id = (await answer.json())["post_id"]
+            submitted = await client.post(f"/api/social/posts/{post_id}/submit", json={},
+                                          headers=ADA)
+            assert submitted.status == 200, await submitted.text()
+            post = await published(client, post_id)
+            assert post["state"] == "published", post["targets"][0]["error"]
+            [tweet] = [p for p in fake.posts if p["text"] == "New photo"]
+            assert x_uploads(fake, tweet) == [("image/jpeg", files["jpeg"].read_bytes())]
+
+    asyncio.run(go())
 
 
 def test_an_upload_a_post_may_still_publish_is_not_deleted(tmp_path: Path) -> None:

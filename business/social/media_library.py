@@ -1,17 +1,19 @@
-"""The account's media library as a bulk file names it: what an asset id stands for.
+"""The account's media library as a bulk file names it: what a media id stands for.
 
-A bulk row's ``media`` cell names media already in the account's library: an asset id
-of one of the account's projects (``POST /projects/{id}/assets``) or a waveform video
-the composer rendered (``wf_...``, :mod:`.waveform_jobs`). :func:`describe` finds the
-file as dispatch will (:func:`.waveform_jobs.media_file`: another account's asset and an
-unknown id look the same) and reads what it is from the file itself (ffprobe), giving
-the media reference a composed post carries (``asset_id``, ``kind``, ``content_type``,
-``size_bytes``, ``duration_s``, ``width``, ``height``), so a bulk post's media meets the
-same per-network rules as the composer's. A project's assets are audio files (its upload
-takes WAV, FLAC and AIFF), so a bulk file's pictures and videos are the rendered
-waveform videos; images wait for a media upload of the social plug-in's own. Web
-addresses are not fetched: the file is uploaded to a project first. What is refused
-raises :class:`.bulk.MediaRefused`.
+A bulk row's ``media`` cell names media already in the account's library: an image or
+video uploaded to the social plug-in (``POST /api/social/media``, ``md_...``,
+:mod:`.uploads`), an asset id of one of the account's projects (``POST
+/projects/{id}/assets``) or a waveform video the composer rendered (``wf_...``,
+:mod:`.waveform_jobs`). :func:`describe` finds the file as dispatch will
+(:func:`.waveform_jobs.media_file`: another account's id and an unknown id look the
+same) and gives the media reference a composed post carries (``asset_id``, ``kind``,
+``content_type``, ``size_bytes``, ``duration_s``, ``width``, ``height``): an upload's as
+it was read when it was uploaded, any other file's read from the file itself (ffprobe),
+so a bulk post's media meets the same per-network rules as the composer's (image types,
+GIF on its own, images and videos mixed...). A project's assets are audio files (its
+upload takes WAV, FLAC and AIFF), so a bulk file's pictures and videos are uploads and
+rendered waveform videos. Web addresses are not fetched: the file is uploaded first.
+What is refused raises :class:`.bulk.MediaRefused`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from business.social.bulk import MediaRefused
+from business.social.errors import NotFoundError
+from business.social.uploads import MediaUploads, is_upload, reference
 from business.social.waveform import WaveformError, probe
 from business.social.waveform_jobs import media_file
 from dawserver.plugin_api import PluginContext
@@ -63,8 +67,8 @@ def _what(info: dict[str, Any], ref: str) -> tuple[str, str]:
             return kind, content_type
     raise MediaRefused("unreadable_media",
                        f"Asset {ref!r} is no image, video or audio file a network takes "
-                       f"(read as {','.join(formats)}): use the asset id of a project's audio "
-                       "file or of a waveform video the composer rendered.")
+                       f"(read as {','.join(formats)}): upload the image or video "
+                       "(POST /api/social/media) and use its media id.")
 
 
 async def describe(context: PluginContext, account_id: str, ref: str) -> dict[str, Any]:
@@ -73,14 +77,21 @@ async def describe(context: PluginContext, account_id: str, ref: str) -> dict[st
     if parts.scheme in ("http", "https"):
         raise MediaRefused("media_url",
                            f"{ref!r} is a web address; a bulk file's media comes from your "
-                           "projects: upload the file to one of them and write its asset "
-                           "id instead (the composer's media list shows them).")
+                           "library: upload the file (POST /api/social/media, or the "
+                           "composer's upload button) and write its media id instead.")
     path = await media_file(context, account_id, ref)
+    unknown = MediaRefused("unknown_media",
+                           f"No media {ref!r} in this account's uploads, projects or "
+                           "rendered videos: check the id, or upload the file first "
+                           "(POST /api/social/media).")
     if path is None:
-        raise MediaRefused("unknown_media",
-                           f"No asset {ref!r} in this account's projects or rendered "
-                           "videos: check the id, or upload the file to one of the "
-                           "account's projects first.")
+        raise unknown
+    if is_upload(ref):
+        try:
+            return reference(await MediaUploads(context.database(),
+                                                context.data_dir).get(account_id, ref))
+        except NotFoundError:
+            raise unknown from None
     try:
         info = await probe(path)
     except WaveformError as exc:

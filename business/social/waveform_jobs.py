@@ -3,7 +3,8 @@
 The video goes into the plug-in's data directory (``social/waveforms/<account>/``) under
 a media reference ``wf_<hex>`` derived from the job, so a retried job writes the same
 one; the job's result is the reference the composer attaches to a post, and dispatch
-finds the file through :func:`media_file`.
+finds the file through :func:`media_file` (which finds the plug-in's uploads,
+:mod:`.uploads`, too).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from business.social.uploads import is_upload, upload_file
 from business.social.waveform import (
     PREFIX,
     Request,
@@ -77,7 +79,12 @@ async def render_waveform(context: PluginContext, payload: WaveformRun,
 
 
 async def media_file(context: PluginContext, account_id: str, asset_id: str) -> str | None:
-    """The local file of a post's media: a rendered video of ours, else a platform asset."""
+    """The local file of a post's media: a rendered video or an upload of ours
+    (:mod:`.uploads`), else a platform asset; None for an unknown id and for another
+    account's alike."""
+    if is_upload(asset_id):
+        path = upload_file(context.data_dir, account_id, asset_id)
+        return None if path is None else str(path)
     if asset_id.startswith(PREFIX):
         path = video_path(context.data_dir, account_id, asset_id)
         return str(path) if path is not None and path.is_file() else None
