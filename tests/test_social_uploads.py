@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -19,9 +20,12 @@ from social_helpers import InTestNetwork, database_url, social_app, who
 
 from business.social.fakes import FAKES, FakeNetworks
 from business.social.models import ChannelTokens
+from business.social.plugin import account_erased
+from business.social.privacy import export_account
 from business.social.services import services
 from business.social.uploads import upload_file, upload_folder
 from business.social.waveform_jobs import media_file
+from dawserver.plugin_api import Pseudonymiser
 
 pytestmark = pytest.mark.timeout(120)
 ADA = who("acc", "p_ada", "editor")
@@ -357,5 +361,35 @@ def test_an_upload_a_post_may_still_publish_is_not_deleted(tmp_path: Path) -> No
             assert upload_file(context.data_dir, "acc", media_id) is None
             assert (await client.get(f"/api/social/media/{media_id}", headers=ADA)
                     ).status == 404
+
+    asyncio.run(go())
+
+
+def test_a_persons_uploads_are_in_their_export_and_erased_with_them(tmp_path: Path) -> None:
+    files = made(tmp_path / "files")
+
+    async def go() -> None:
+        async with social_app(tmp_path, f"sqlite://{tmp_path / 's.sqlite3'}") as (
+                client, context):
+            own = await uploaded(client, files["png"], "image/png",
+                                 who("p_ada", "p_ada", "owner"))
+            for_label = await uploaded(client, files["jpeg"], "image/jpeg",
+                                       who("label", "p_ada", "editor"))
+            db = context.database()
+            exported = await export_account(db, "p_ada")
+            assert [m["media_id"] for m in exported["media_uploads"]] == [own["media_id"]]
+            assert exported["media_uploads"][0]["content_type"] == "image/png"
+            assert [m["media_id"] for m in exported["elsewhere"]["media_uploaded"]] == [
+                for_label["media_id"]]
+            json.dumps(exported)
+
+            pz = Pseudonymiser("p_ada", ("Ada Beats",))
+            await account_erased(context, "p_ada", pz.pseudonym, ["Ada Beats"])
+            assert await db.fetchval("SELECT COUNT(*) FROM social_media_uploads "
+                                     "WHERE account_id = 'p_ada'") == 0
+            assert upload_file(context.data_dir, "p_ada", own["media_id"]) is None
+            kept = await (await client.get(f"/api/social/media/{for_label['media_id']}",
+                                           headers=who("label", "p_dee", "owner"))).json()
+            assert kept["uploaded_by"] == pz.pseudonym
 
     asyncio.run(go())

@@ -62,6 +62,7 @@ from business.social.services import (
     run_token_refresh,
     start_services,
 )
+from business.social.uploads import erase_uploads
 from business.social.uploads_routes import UPLOAD_ROUTES
 from business.social.v1_routes import ROUTES as V1_ROUTES
 from business.social.waveform_jobs import WAVEFORM, WaveformRun, erase_videos, render_waveform
@@ -203,3 +204,4 @@ async def account_erased(context: PluginContext, account_id: str, pseudonym: str
     await erase_account(context.database(), context.background.queue, PUBLISH,
                         Pseudonymiser(account_id, tuple(names), pseudonym))
     erase_videos(context.data_dir, account_id)
+    erase_uploads(context.data_dir, account_id)

@@ -3,15 +3,16 @@
 The plug-in's ``account_export`` and ``account_erased`` hooks call these.
 
 Export (:func:`export_account`): the channels (what they are, never their tokens),
-posts with their channels' variants and outcomes, approval decisions, audit, listening
-(queries, inbox, rules, spike alerts, replies) and results (metric readings, short links
-with their click counts, attributions) of the person's own account; and in other
-accounts the posts they wrote, the channels they connected, the approval decisions they
-made, the steps they took, the inbox items assigned to or answered by them and the
-replies they wrote.
+posts with their channels' variants and outcomes, approval decisions, audit, uploaded
+media (their descriptions), listening (queries, inbox, rules, spike alerts, replies) and
+results (metric readings, short links with their click counts, attributions) of the
+person's own account; and in other accounts the posts they wrote, the channels they
+connected, the media they uploaded, the approval decisions they made, the steps they
+took, the inbox items assigned to or answered by them and the replies they wrote.
 
 Erasure (:func:`erase_account`): the person's own account loses its channels (tokens
-and all), connects in progress, posts, their targets and approval decisions, and its
+and all), connects in progress, posts, their targets, approval decisions and uploaded
+media (the rows; the plug-in's ``account_erased`` hook deletes the files), and its
 queued publish jobs are cancelled. The audit trails are kept pseudonymised: the own
 account's steps move under the pseudonym, and in every account each mention of the
 person (as author, connector, approver or actor, in notes and details) becomes the
@@ -45,7 +46,9 @@ FORGOTTEN = ("social_post_targets", "social_approval_steps", "social_posts",
              "social_inbox_items", "social_inbox_rules", "social_spike_alerts",
              "social_listen_queries",
              # inbox replies and direct messages (0005)
-             "social_inbox_replies")
+             "social_inbox_replies",
+             # uploaded images and videos (0008; the plug-in deletes their files)
+             "social_media_uploads")
 #: Where a kept row of another account may name a person: (table, key, text columns,
 #: JSON columns). Channels' workflows and rights, and audit details, are JSON whose keys
 #: and words (roles, accesses) the code reads: :func:`_pseudonymise_documents` rewrites
@@ -60,6 +63,7 @@ MENTIONS = (
     ("social_inbox_items", ("account_id", "item_id"), ("assignee", "responder"), ()),
     ("social_inbox_rules", ("account_id", "rule_id"), (), ("team",)),
     ("social_inbox_replies", ("account_id", "reply_id"), ("person",), ()),
+    ("social_media_uploads", ("account_id", "media_id"), ("uploaded_by",), ()),
 )
 CHANNEL_FIELDS = ("channel_id, network, remote_id, name, handle, state, scope, expires_at, "
                   "last_error, connected_by, approval_tiers, queue_slots, access_rights, "
@@ -73,6 +77,8 @@ QUERY_FIELDS = ("query_id, channel_id, network, kind, term, sensitivity, min_cou
 ITEM_FIELDS = ("item_id, query_id, network, remote_id, thread, text, author, author_id, url, "
                "posted_at, received_at, language, sentiment, score, assignee, rule_id, "
                "first_response_at, responder")
+UPLOAD_FIELDS = ("media_id, name, kind, content_type, size_bytes, width, height, duration_s, "
+                 "sha256, uploaded_by, created_at")
 REPLY_FIELDS = ("reply_id, item_id, channel_id, network, kind, target, text, person, state, "
                 "remote_id, url, error, created_at, sent_at")
 
@@ -122,6 +128,8 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
             "replies": await rows(f"SELECT {REPLY_FIELDS} FROM social_inbox_replies "
                                   "WHERE account_id = ? ORDER BY created_at, reply_id"),
         },
+        "media_uploads": await rows(f"SELECT {UPLOAD_FIELDS} FROM social_media_uploads "
+                                    "WHERE account_id = ? ORDER BY created_at, media_id"),
         "results": {
             "metric_snapshots": await rows(
                 "SELECT post_id, channel_id, network, taken_at, impressions, reach, likes, "
@@ -151,6 +159,9 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
                 f"SELECT account_id, {ITEM_FIELDS} FROM social_inbox_items WHERE "
                 "(assignee = ? OR responder = ?) AND account_id <> ? "
                 "ORDER BY received_at, item_id", account_id, account_id, account_id)],
+            "media_uploaded": await rows(
+                f"SELECT account_id, {UPLOAD_FIELDS} FROM social_media_uploads WHERE "
+                "uploaded_by = ? AND account_id <> uploaded_by ORDER BY created_at, media_id"),
             "replies_written": await rows(
                 f"SELECT account_id, {REPLY_FIELDS} FROM social_inbox_replies WHERE "
                 "person = ? AND account_id <> person ORDER BY created_at, reply_id"),
