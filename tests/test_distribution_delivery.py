@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -34,17 +35,21 @@ from loopback import self_signed_files
 from business.distribution.catalog import Catalog, _measured_digests
 from business.distribution.compliance import ComplianceReport
 from business.distribution.delivery import (
+    DEAD_EVENT,
     DELIVER,
+    DELIVERED_EVENT,
     RESUMED,
     TAKEN_OVER,
     DeliveryPipeline,
     PipelineSettings,
 )
 from business.distribution.errors import ComplianceError, DistributionError
+from business.distribution.schemas import DeliveryFailed, ReleaseDelivered
 from business.distribution.stores.base import StoreConnector
 from business.distribution.stores.fakestore import FakeStore
 from business.distribution.stores.http_drop import HttpDropConnector
 from database import open_database
+from events import EventBus, InProcessTransport
 from jobs import JobCancelled, JobContext, JobQueue, JobWorker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,10 +84,29 @@ async def _setup(where: str | Path, **store_options: Any
 
 
 def _pipeline(db: Any, connectors: list[StoreConnector], catalog: Catalog, *,
-              rng: random.Random | None = None, **settings: Any) -> DeliveryPipeline:
-    """A pipeline on a job queue of its own over ``db`` (FAST settings, overridden)."""
+              rng: random.Random | None = None, bus: EventBus | None = None,
+              **settings: Any) -> DeliveryPipeline:
+    """A pipeline on a job queue of its own over ``db`` (FAST settings, overridden),
+    announcing its endings on ``bus``."""
     return DeliveryPipeline(db, JobQueue(db, rng=rng), connectors, catalog.package,
-                            settings=PipelineSettings(**{**FAST, **settings}))
+                            settings=PipelineSettings(**{**FAST, **settings}),
+                            publish=bus.publish if bus is not None else None)
+
+
+async def _outbox(db: Any) -> EventBus:
+    """An event bus over ``db`` that is never started: what is published stays in its
+    outbox (``events_outbox``), written in the transaction of the change it announces."""
+    bus = EventBus(db, InProcessTransport(JobQueue(db)))
+    bus.declare(DELIVERED_EVENT, ReleaseDelivered)
+    bus.declare(DEAD_EVENT, DeliveryFailed)
+    await bus.setup()
+    return bus
+
+
+async def _announced(db: Any) -> list[tuple[str, dict]]:
+    """The events in the outbox, oldest first: (name, payload)."""
+    return [(row["name"], json.loads(row["payload"])) for row in await db.fetch(
+        "SELECT name, payload FROM events_outbox ORDER BY created_at")]
 
 
 def _worker(pipeline: DeliveryPipeline, **options: Any) -> JobWorker:
@@ -159,7 +183,8 @@ def test_everything_is_delivered_exactly_once_under_random_failures(
             # run in eight; 400 leave none, and a delivery still only ends dead for good
             # reason.
             pipeline = _pipeline(db, _connectors(store, stores), catalog,
-                                 rng=random.Random(1), max_attempts=400)
+                                 rng=random.Random(1), max_attempts=400,
+                                 bus=await _outbox(db))
             started = time.monotonic()
             for release_id in ids:
                 await pipeline.enqueue("acc", release_id, stores)
@@ -174,6 +199,13 @@ def test_everything_is_delivered_exactly_once_under_random_failures(
             assert store.stats.failed_503 > 0 and store.stats.dropped > 0
             assert sum(store.stats.lost_acks.values()) > 0
             assert_sent_once_each(store, {j["message_id"] for j in jobs})
+            # each delivery announced once, however many attempts it took
+            announced = await _announced(db)
+            assert [name for name, _ in announced] == [DELIVERED_EVENT] * 20
+            assert Counter(p["message_id"] for _, p in announced) == {
+                j["message_id"]: 1 for j in jobs}
+            assert {(p["release_id"], p["store"], p["attempts"]) for _, p in announced} == {
+                (j["release_id"], j["store"], j["attempts"]) for j in jobs}
             metrics = await pipeline.metrics("acc")
             assert metrics["jobs"]["delivered"] == 20
             assert metrics["attempts"] > 20
@@ -484,7 +516,9 @@ def test_permanent_refusal_goes_dead_with_the_last_error_then_retries(
     async def go() -> None:
         async with _setup(tmp_path) as (db, store, catalog):
             [release_id] = await _seed(catalog, media, 1)
-            bad = _pipeline(db, _connectors(store, ["alpha"], token="wrong"), catalog)
+            bus = await _outbox(db)
+            bad = _pipeline(db, _connectors(store, ["alpha"], token="wrong"), catalog,
+                            bus=bus)
             [job] = await bad.enqueue("acc", release_id, ["alpha"])
             await _run_once(bad)
             [job] = await bad.jobs("acc")
@@ -492,11 +526,18 @@ def test_permanent_refusal_goes_dead_with_the_last_error_then_retries(
             assert job["attempts"] == 1  # a permanent refusal is not retried
             [letter] = await bad.queue.dead_letters(DELIVER)
             assert letter.id == job["run_id"] and "HTTP 401" in letter.last_error
-            good = _pipeline(db, _connectors(store, ["alpha"]), catalog)
+            [(name, failed)] = await _announced(db)
+            assert name == DEAD_EVENT and "HTTP 401" in failed["error"]
+            assert (failed["release_id"], failed["store"], failed["account_id"]) == (
+                release_id, "alpha", "acc")
+            good = _pipeline(db, _connectors(store, ["alpha"]), catalog, bus=bus)
             await good.retry_dead("acc", job["job_id"])
             await _run_once(good)
             [job] = await good.jobs("acc")
             assert job["state"] == "delivered" and list(store.accepted) == [job["message_id"]]
+            [_, (name, delivered)] = await _announced(db)
+            assert name == DELIVERED_EVENT and delivered["message_id"] == job["message_id"]
+            assert delivered["store_had_it"] is False
 
     asyncio.run(go())
 

@@ -95,6 +95,18 @@ def test_release_is_checked_delivered_paid_and_presaved_over_http(tmp_path: Path
                     await asyncio.sleep(0.05)
                 assert jobs[0]["state"] == "delivered"
                 assert list(store.accepted) == [jobs[0]["message_id"]]
+
+                def delivered() -> list[dict]:
+                    return [p for name, p in observer.events
+                            if name == "distribution.release_delivered"]
+
+                deadline = time.monotonic() + 20  # the event bus relays it, then a job
+                while not delivered() and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                [announced] = delivered()
+                assert (announced["release_id"], announced["store"],
+                        announced["message_id"], announced["account_id"]) == (
+                    rid, "fake", jobs[0]["message_id"], "ada")
                 metrics = await (await client.get("/api/distribution/metrics",
                                                   headers=hdr)).json()
                 assert metrics["jobs"]["delivered"] == 1

@@ -22,6 +22,11 @@ never accepted twice; before re-sending (any attempt after the first of an armin
 the handler asks a connector that can tell (``accepted(message_id)``) whether the
 store already has the message, so a lost acknowledgement is not followed by a
 second upload.
+
+A record that ends ``delivered`` or ``dead`` announces it on the platform's event bus
+(:data:`DELIVERED_EVENT`, :data:`DEAD_EVENT`) in the transaction of that change, so
+each ending of each arming is announced once, however often attempts were retried or
+taken over: developers' webhooks and other plug-ins hear "release delivered".
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Any
 
 from business.distribution import metrics
 from business.distribution.errors import DeliveryError, DistributionError, NotFoundError
+from business.distribution.presave import Publish
 from business.distribution.stores.base import DeliveryPackage, StoreConnector
 from dawserver.plugin_api import JobContext, JobQueue, Permanent, QueueSettings
 
@@ -47,6 +53,10 @@ STATES = ("queued", "delivering", "delivered", "failed", "retrying", "dead")
 #: States a record stays in until it is armed again.
 SETTLED = frozenset({"delivered", "dead"})
 ACTIONS = ("new", "update", "takedown")
+#: Announced when a record ends delivered: the store accepted (or already had) the message.
+DELIVERED_EVENT = "distribution.release_delivered"
+#: Announced when a record ends dead: retries ran out, or the store refused for good.
+DEAD_EVENT = "distribution.delivery_failed"
 #: ``PipelineSettings`` fields from before deliveries ran on the job queue: the
 #: server's job worker polls and survives its own errors now; accepted and ignored.
 RETIRED_SETTINGS = ("poll_s", "error_backoff_cap")
@@ -111,8 +121,10 @@ class DeliveryPipeline:
     """Delivery records: arming them on the job queue, the queue's handler, status, metrics."""
 
     def __init__(self, db: Any, queue: JobQueue, connectors: Iterable[StoreConnector],
-                 packager: Packager, *, settings: PipelineSettings | None = None) -> None:
+                 packager: Packager, *, settings: PipelineSettings | None = None,
+                 publish: Publish | None = None) -> None:
         self.db = db
+        self.publish = publish
         self.queue = queue
         self.connectors: dict[str, StoreConnector] = {c.name: c for c in connectors}
         self.packager = packager
@@ -309,12 +321,29 @@ class DeliveryPipeline:
             if changed:
                 await self._event(tx, record["account_id"], record["job_id"], version, state,
                                   now, detail)
+                await self._announce(tx, record, state, now, detail)
         if changed:
             metrics.ended(state, record.get("queued_at"), now)
         if not changed:
             logger.info("delivery %s changed while delivering; result %s dropped",
                         record["job_id"], state)
         return bool(changed)
+
+    async def _announce(self, tx: Any, record: dict[str, Any], state: str, at: float,
+                        detail: str) -> None:
+        """Publish the ending of ``record`` (delivered or dead) inside ``tx``."""
+        if self.publish is None or state not in SETTLED:
+            return
+        payload = {name: record[name] for name in ("account_id", "release_id", "store",
+                                                    "action", "revision", "message_id",
+                                                    "attempts")}
+        if state == "delivered":
+            await self.publish(tx, DELIVERED_EVENT, {
+                **payload, "delivered_at": at, "store_had_it": bool(detail)},
+                account_id=record["account_id"])
+        else:
+            await self.publish(tx, DEAD_EVENT, {**payload, "error": detail[:1000], "at": at},
+                               account_id=record["account_id"])
 
     # -- reading ------------------------------------------------------------------
 

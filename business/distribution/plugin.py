@@ -13,12 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from business.distribution import hookspecs as distribution_hookspecs
-from business.distribution.delivery import DELIVER, PipelineSettings
+from business.distribution.delivery import DEAD_EVENT, DELIVER, DELIVERED_EVENT, PipelineSettings
 from business.distribution.permissions import PERMISSIONS
 from business.distribution.presave import RELEASE_DAY, SAVED
 from business.distribution.privacy import erase_account, export_account
 from business.distribution.routes import ROUTES
-from business.distribution.schemas import DeliveryRun, PresaveSaved, ReleaseDay
+from business.distribution.schemas import (
+    DeliveryFailed,
+    DeliveryRun,
+    PresaveSaved,
+    ReleaseDay,
+    ReleaseDelivered,
+)
 from business.distribution.services import (
     PLUGIN_NAME,
     deliver,
@@ -81,7 +87,12 @@ def public_routes(context: PluginContext) -> list[Route]:
 def events() -> list[Event]:
     return [Event(RELEASE_DAY, ReleaseDay, "a pre-save campaign's release date has come"),
             Event(SAVED, PresaveSaved,
-                  "a fan who came by a short link or UTM campaign pre-saved a release")]
+                  "a fan who came by a short link or UTM campaign pre-saved a release"),
+            Event(DELIVERED_EVENT, ReleaseDelivered,
+                  "a store accepted a release's delivery (new, update or takedown)"),
+            Event(DEAD_EVENT, DeliveryFailed,
+                  "a release's delivery to a store failed for good (retry it from the "
+                  "deliveries list)")]
 
 
 @hookimpl

@@ -393,3 +393,31 @@ class PresaveSaved(Referral):
     slug: str
     service: str
     at: float
+
+
+class Delivery(Model):
+    """One delivery of a release to a store, as its events carry it."""
+
+    account_id: str
+    release_id: str
+    store: str
+    action: str = Field(description="new, update or takedown")
+    revision: int = Field(description="which revision of the release's message this is")
+    message_id: str = Field(description="the DDEX message id (the store deduplicates by it)")
+    attempts: int
+
+
+class ReleaseDelivered(Delivery):
+    """The ``distribution.release_delivered`` event: a store accepted a release's
+    message (or, asked before a re-send, already had it)."""
+
+    delivered_at: float
+    store_had_it: bool = Field(description="the store already had the message when asked")
+
+
+class DeliveryFailed(Delivery):
+    """The ``distribution.delivery_failed`` event: a delivery ended dead (its retries ran
+    out, or the store refused it for good); ``error`` says why."""
+
+    error: str
+    at: float

@@ -66,7 +66,8 @@ def build_services(context: PluginContext) -> Services:
     catalog = Catalog(db, {c.name: c.party for c in connectors}, sender)
     pipeline = DeliveryPipeline(db, context.background.queue, connectors, catalog.package,
                                 settings=PipelineSettings.from_config(
-                                    settings.get("pipeline", {})))
+                                    settings.get("pipeline", {})),
+                                publish=context.publish)
     return Services(catalog, Royalties(db), pipeline, PreSaves(db, context.publish))
 
 
