@@ -26,7 +26,6 @@ by them. A buyer's licences stay valid under the pseudonym.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from business.marketplace.split_holds import CLAIM_TTL_S
@@ -160,17 +159,18 @@ async def export_account(db: Any, account_id: str) -> dict[str, Any]:
 
 async def _no_payout_running(db: Any, tx: Any, person_id: str) -> None:
     """In ``tx``: :class:`Retry` while a run is paying out split money held of, for or
-    to ``person_id`` (their sale, their part; a live ``claim``): it would book the
-    transfer under the id the erasure forgets, and the sweep, finding the row under the
-    pseudonym with no transfer of that name, could pay it again. The rows are held until ``tx`` ends
-    (PostgreSQL), so no run claims one between this check and their pseudonym."""
+    to ``person_id`` (their sale, their part; a live ``claim``, aged by the database's
+    clock, as every run ages it): it would book the transfer under the id the erasure
+    forgets, and the sweep, finding the row under the pseudonym with no transfer of that
+    name, could pay it again. The rows are held until ``tx`` ends (PostgreSQL), so no run
+    claims one between this check and their pseudonym."""
     lock = " FOR UPDATE" if getattr(db, "dialect", "") == "postgresql" else ""
     rows = await tx.fetch(
-        "SELECT order_id, claim, claimed_at FROM mkt_split_holds WHERE account_id = ? OR "
-        f"collaborator = ? OR payee = ?{lock}", person_id, person_id, person_id)
-    live = time.time() - CLAIM_TTL_S
-    running = [r["order_id"] for r in rows
-               if r["claim"] is not None and (r["claimed_at"] or 0) > live]
+        f"SELECT order_id, (claim IS NOT NULL AND claimed_at > {tx.now_sql} - "
+        f"{CLAIM_TTL_S!r}) AS live FROM mkt_split_holds WHERE "
+        f"account_id = ? OR collaborator = ? OR payee = ?{lock}", person_id, person_id,
+        person_id)
+    running = [r["order_id"] for r in rows if r["live"]]
     if running:
         raise Retry(f"split money held for the person is being paid out ({len(running)} "
                     f"part(s)); the erasure waits for it", after=min(60.0, CLAIM_TTL_S))

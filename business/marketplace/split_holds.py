@@ -37,7 +37,8 @@ refund of the same cause takes nothing twice.
 
 A run paying a part out first claims it (``claim``, ``claimed_at``) by a
 compare-and-set: only a part no live run claims, or whose claim is older than
-:data:`CLAIM_TTL_S` (its run died without letting go), so two runs never both ask
+:data:`CLAIM_TTL_S` by the database's clock (its run died without letting go: servers
+whose own clocks differ still agree on that), so two runs never both ask
 Stripe for it; the other returns at once, and the claim is let go when the run books
 the transfer or fails. A payout Stripe refuses until the job's last attempt goes back
 to ``held`` (unless Stripe made it after all, and only while no run holds its
@@ -69,9 +70,10 @@ HOLD_JOB = "marketplace.split_holds"
 DEFAULT_INVITATION_DAYS = 30.0
 #: How often the sweeper tries a held part's payout again when it did not happen.
 STUCK_RETRY_S = 3600.0
-#: How long a run's claim on a held part's payout lasts: longer than any run's Stripe
-#: calls take (the client's timeouts and retries), so only a run that died without
-#: letting go leaves a claim this old, and another run may take it over.
+#: How long a run's claim on a held part's payout lasts, by the database's clock
+#: (``Session.now_sql``): longer than any run's Stripe calls take (the client's timeouts
+#: and retries), so only a run that died without letting go leaves a claim this old, and
+#: another run may take it over.
 CLAIM_TTL_S = 600.0
 
 #: ``mkt_split_holds.state``: held, being paid out, paid out.
@@ -290,13 +292,14 @@ class SplitHolds:
             if h["state"] in _PAID_AS:  # this run pays it out: give_up leaves it be
                 # compare-and-set: only a part no live run claims (or whose claim expired,
                 # its run dead), so two runs never both ask Stripe for it
-                now = time.time()
+                # stamped and aged by the database's clock, which every server shares
+                now = tx.now_sql
                 claimed = bool(await tx.execute(
-                    "UPDATE mkt_split_holds SET claim = ?, claimed_at = ? WHERE "
+                    f"UPDATE mkt_split_holds SET claim = ?, claimed_at = {now} WHERE "
                     "account_id = ? AND order_id = ? AND collaborator = ? AND state = ? AND "
-                    "attempt = ? AND (claim IS NULL OR claimed_at IS NULL OR claimed_at <= ?)",
-                    token, now, seller, order_id, collaborator, h["state"], h["attempt"],
-                    now - CLAIM_TTL_S))
+                    "attempt = ? AND (claim IS NULL OR claimed_at IS NULL OR "
+                    f"claimed_at <= {now} - ?)", token, seller, order_id, collaborator,
+                    h["state"], h["attempt"], CLAIM_TTL_S))
         if h["state"] not in _PAID_AS or not claimed:
             # paid out meanwhile, or another run is paying it out now (it books it, or
             # lets go when it fails: the job's retry or the sweeper comes back to it)
