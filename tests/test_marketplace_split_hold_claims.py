@@ -1,8 +1,10 @@
 """A run's claim on a held split part's payout: aged by the database's clock, so servers
-whose clocks differ agree on it."""
+whose clocks differ agree on it; kept alive while its run works, however slowly; and a
+run that lost it (taken over, or dead to an erasure) neither pays nor books."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -20,7 +22,8 @@ from test_marketplace_split_holds import (
 )
 
 from business.marketplace.privacy import erase_account
-from business.marketplace.split_holds import CLAIM_TTL_S, RELEASED
+from business.marketplace.split_hold_claims import CLAIM_TTL_S
+from business.marketplace.split_holds import RELEASED, RELEASING
 from dawserver.plugin_api import Pseudonymiser, Retry
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(180)]
@@ -51,6 +54,20 @@ def host_clock_off_by(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     monkeypatch.setattr(time, "time", lambda: real() + seconds)
 
 
+def asking_stripe(s: Sale) -> tuple[list[dict[str, Any]], Any]:
+    """Record every transfer the gateway is asked for (and make it); the list and
+    Stripe's real ``transfer``, to put back."""
+    gateway = s.module.gateway
+    real, asked = gateway.transfer, []
+
+    async def recorded(**kwargs: Any) -> Any:
+        asked.append(kwargs)
+        return await real(**kwargs)
+
+    gateway.transfer = recorded
+    return asked, real
+
+
 async def test_servers_whose_clocks_differ_agree_on_whether_a_claim_is_dead(
         tmp_path: Any, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     async with held_sale(tmp_path, db_url) as sale:
@@ -75,5 +92,119 @@ async def test_servers_whose_clocks_differ_agree_on_whether_a_claim_is_dead(
         monkeypatch.undo()
         [made] = transfers_to(m, order_id, "ben")
         assert paid is not None and paid["transfer"] == made["id"]
+        assert (await hold_of(m, order_id))["state"] == RELEASED
+        await books_settled(sale)
+
+
+async def test_a_run_slower_than_its_claims_life_keeps_it_while_it_works(
+        tmp_path: Any, db_url: str) -> None:  # noqa: F811
+    async with held_sale(tmp_path, db_url) as sale:
+        m, order_id, holds, gateway = sale.m, sale.order_id, sale.holds, sale.module.gateway
+        await hold_jobs_done(m)
+        await ben_accepted_in_books(sale)
+        holds.claim_renew_s = 0.05
+        real, at_stripe, answer = gateway.transfer, asyncio.Event(), asyncio.Event()
+
+        async def slow(**kwargs: Any) -> Any:
+            at_stripe.set()
+            async with asyncio.timeout(60):
+                await answer.wait()
+            return await real(**kwargs)
+
+        gateway.transfer = slow
+        try:
+            run = asyncio.create_task(holds.settle("seller", order_id, "ben"))
+            async with asyncio.timeout(30):
+                await at_stripe.wait()
+            # Stripe takes nearly the claim's whole life: the run's heartbeat renews it
+            await sale.db.execute(f"UPDATE mkt_split_holds SET claimed_at = {sale.db.now_sql}"
+                                  " - ? WHERE order_id = ?", CLAIM_TTL_S - 30, order_id)
+            async with asyncio.timeout(10):
+                while (await claim_of(sale))[1] > 10:
+                    await asyncio.sleep(0.02)
+            # so that more than its life after it was taken, it is live to another run
+            # (which asks Stripe nothing) and to an erasure (which waits)
+            assert await holds.settle("seller", order_id, "ben") is None
+            with pytest.raises(Retry, match="being paid out"):
+                await erase_account(sale.db, BEN_ERASED)
+            answer.set()
+            paid = await run
+        finally:
+            gateway.transfer = real
+        [made] = transfers_to(m, order_id, "ben")
+        assert paid is not None and paid["transfer"] == made["id"]
+        assert await claim_of(sale) == (None, None)
+        assert (await hold_of(m, order_id))["state"] == RELEASED
+        await books_settled(sale)
+
+
+async def test_a_run_whose_claim_died_pays_nothing_once_an_erasure_went_through(
+        tmp_path: Any, db_url: str) -> None:  # noqa: F811
+    """The run stalled (its host paused) past its claim's life while looking for the
+    part's transfer at Stripe; an erasure of ben found the claim dead and moved his held
+    part under his pseudonym. The run wakes: it must not pay ben's account now, which
+    nothing would book (the sweep, finding no transfer held for the pseudonym, could
+    pay the part again)."""
+    async with held_sale(tmp_path, db_url) as sale:
+        m, order_id, holds = sale.m, sale.order_id, sale.holds
+        await hold_jobs_done(m)
+        await ben_accepted_in_books(sale)
+        made, erased = holds._made, []
+
+        async def stalled(*args: Any) -> Any:
+            found = await made(*args)
+            await sale.db.execute(f"UPDATE mkt_split_holds SET claimed_at = "
+                                  f"{sale.db.now_sql} - ? WHERE order_id = ?",
+                                  CLAIM_TTL_S + 1, order_id)
+            erased.append(await erase_account(sale.db, BEN_ERASED))
+            return found
+
+        holds._made = stalled
+        asked, real = asking_stripe(sale)
+        try:
+            assert await holds.settle("seller", order_id, "ben") is None
+        finally:
+            holds._made, sale.module.gateway.transfer = made, real
+        assert erased and asked == [] and transfers_to(m, order_id, "ben") == []
+        # left being paid out, under the pseudonym, its claim dead: the sweep takes over
+        row = await sale.db.fetchrow(
+            f"SELECT collaborator, state, {sale.db.now_sql} - claimed_at AS age FROM "
+            "mkt_split_holds WHERE order_id = ?", order_id)
+        assert row is not None and row["age"] > CLAIM_TTL_S
+        assert (row["collaborator"], row["state"]) == ("erased_ben", RELEASING)
+
+
+async def test_a_run_whose_claim_was_taken_over_leaves_the_booking_to_its_new_run(
+        tmp_path: Any, db_url: str) -> None:  # noqa: F811
+    async with held_sale(tmp_path, db_url) as sale:
+        m, order_id, holds, gateway = sale.m, sale.order_id, sale.holds, sale.module.gateway
+        await hold_jobs_done(m)
+        await ben_accepted_in_books(sale)
+        real = gateway.transfer
+
+        async def taken_over(**kwargs: Any) -> Any:
+            """Stripe answers after this run's claim expired and another run took it."""
+            await claimed_by_another(sale)
+            return await real(**kwargs)
+
+        gateway.transfer = taken_over
+        try:
+            assert await holds.settle("seller", order_id, "ben") is None
+        finally:
+            gateway.transfer = real
+        # nothing booked by the run that lost its claim; the claim left to its holder
+        assert (await hold_of(m, order_id))["state"] == RELEASING
+        assert (await claim_of(sale))[0] == "other"
+        assert await sale.db.fetchval("SELECT COUNT(*) FROM mkt_transfers WHERE hold_of = ?",
+                                      "ben") == 0
+        # that run died: the next one books the transfer Stripe made, making none
+        await claimed_by_another(sale, age=CLAIM_TTL_S + 1)
+        asked, real = asking_stripe(sale)
+        try:
+            paid = await holds.settle("seller", order_id, "ben")
+        finally:
+            gateway.transfer = real
+        [made] = transfers_to(m, order_id, "ben")
+        assert asked == [] and paid is not None and paid["transfer"] == made["id"]
         assert (await hold_of(m, order_id))["state"] == RELEASED
         await books_settled(sale)

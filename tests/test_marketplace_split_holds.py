@@ -310,7 +310,7 @@ async def test_a_claim_left_by_a_dead_run_is_taken_over_once_it_expired(
         tmp_path: Path) -> None:
     import time
 
-    from business.marketplace.split_holds import CLAIM_TTL_S
+    from business.marketplace.split_hold_claims import CLAIM_TTL_S
 
     async with held_sale(tmp_path) as sale:
         m, order_id = sale.m, sale.order_id
@@ -645,7 +645,8 @@ async def test_the_sweep_takes_over_a_dead_claim_on_a_part_no_split_names(
     finishes the return once the claim expired."""
     import time
 
-    from business.marketplace.split_holds import CLAIM_TTL_S, RETURNING
+    from business.marketplace.split_hold_claims import CLAIM_TTL_S
+    from business.marketplace.split_holds import RETURNING
 
     async with held_sale(tmp_path) as sale:
         m, order_id = sale.m, sale.order_id
@@ -1208,7 +1209,7 @@ async def test_giving_up_never_puts_back_a_part_a_slow_run_still_pays_out(
     being paid out, nobody is mailed, and the other run asks with the same key."""
     import time
 
-    from business.marketplace.split_holds import CLAIM_TTL_S
+    from business.marketplace.split_hold_claims import CLAIM_TTL_S
 
     async with held_sale(tmp_path) as sale:
         m, beat_id, order_id = sale.m, sale.beat_id, sale.order_id

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from business.marketplace.split_holds import CLAIM_TTL_S
+from business.marketplace.split_hold_claims import CLAIM_TTL_S, live_claim_sql
 from dawserver.plugin_api import (
     Pseudonymiser,
     Retry,
@@ -163,11 +163,11 @@ async def _no_payout_running(db: Any, tx: Any, person_id: str) -> None:
     clock, as every run ages it): it would book the transfer under the id the erasure
     forgets, and the sweep, finding the row under the pseudonym with no transfer of that
     name, could pay it again. The rows are held until ``tx`` ends (PostgreSQL), so no run
-    claims one between this check and their pseudonym."""
+    claims one between this check and their pseudonym; a run whose claim was dead finds
+    its row moved and stops before paying (:mod:`.split_hold_claims`)."""
     lock = " FOR UPDATE" if getattr(db, "dialect", "") == "postgresql" else ""
     rows = await tx.fetch(
-        f"SELECT order_id, (claim IS NOT NULL AND claimed_at > {tx.now_sql} - "
-        f"{CLAIM_TTL_S!r}) AS live FROM mkt_split_holds WHERE "
+        f"SELECT order_id, {live_claim_sql(tx)} AS live FROM mkt_split_holds WHERE "
         f"account_id = ? OR collaborator = ? OR payee = ?{lock}", person_id, person_id,
         person_id)
     running = [r["order_id"] for r in rows if r["live"]]

@@ -35,15 +35,17 @@ payout booked after the reversal gave up queues that reversal again. A cut part 
 out less its cuts, each recorded as its cause's reversal of the transfer, so a later
 refund of the same cause takes nothing twice.
 
-A run paying a part out first claims it (``claim``, ``claimed_at``) by a
-compare-and-set: only a part no live run claims, or whose claim is older than
-:data:`CLAIM_TTL_S` by the database's clock (its run died without letting go: servers
-whose own clocks differ still agree on that), so two runs never both ask
-Stripe for it; the other returns at once, and the claim is let go when the run books
-the transfer or fails. A payout Stripe refuses until the job's last attempt goes back
+A run paying a part out first claims it (``claim``, ``claimed_at``; see
+:mod:`.split_hold_claims`) by a compare-and-set: only a part no live run claims, or
+whose claim is older than ``CLAIM_TTL_S`` by the database's clock (its run died without
+letting go), so two runs never both ask Stripe for it; the other returns at once. The
+run renews its claim while it works, checks it is still its own immediately before
+asking Stripe for the transfer and again when booking it, and stops (paying and booking
+nothing) when it is not; the claim is let go when the run books the transfer, fails or
+stops. A payout Stripe refuses until the job's last attempt goes back
 to ``held`` (unless Stripe made it after all, and only while no run holds its
-``claim``, even an expired one: a run slower than the claim's life may still be asking
-Stripe with the decision's key, which a new decision would change) and the seller is
+``claim``, even an expired one: a run that lost its claim during its Stripe call may
+still be asking Stripe with the decision's key, which a new decision would change) and the seller is
 mailed (:meth:`SplitHolds.give_up`; a part left alone is no failure and mails no one); the
 sweeper tries again, hourly, parts held though answered and parts stuck being paid
 out. A seller's erasure forgets their splits: the sweep returns the parts held for
@@ -54,10 +56,14 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from business.marketplace.split_hold_claims import (
+    CLAIM_RENEW_S,
+    ClaimLost,
+    HoldClaim,
+)
 from business.marketplace.splits import ACCEPTED, DECLINED, EXPIRED, PENDING, Share, Splits
 from business.marketplace.stripe_gateway import idempotency_key
 from business.marketplace.transfer_alerts import TransferAlerts
@@ -70,11 +76,6 @@ HOLD_JOB = "marketplace.split_holds"
 DEFAULT_INVITATION_DAYS = 30.0
 #: How often the sweeper tries a held part's payout again when it did not happen.
 STUCK_RETRY_S = 3600.0
-#: How long a run's claim on a held part's payout lasts, by the database's clock
-#: (``Session.now_sql``): longer than any run's Stripe calls take (the client's timeouts
-#: and retries), so only a run that died without letting go leaves a claim this old, and
-#: another run may take it over.
-CLAIM_TTL_S = 600.0
 
 #: ``mkt_split_holds.state``: held, being paid out, paid out.
 HELD = "held"
@@ -104,6 +105,8 @@ class SplitHolds:
         self.db = splits.db
         self.enqueue = enqueue
         self.invitation_ttl_s = invitation_ttl_s
+        #: how often a run paying a part out renews its claim (:mod:`.split_hold_claims`)
+        self.claim_renew_s = CLAIM_RENEW_S
         #: ``await paid_out(tx, seller, order_id, collaborator)`` in the transaction
         #: booking a held part's transfer: queues taking back what refunds whose
         #: reversal gave up meanwhile are owed (:meth:`.SplitSales.queue_take_back`)
@@ -266,8 +269,10 @@ class SplitHolds:
 
     async def settle(self, seller: str, order_id: str, collaborator: str
                      ) -> dict[str, Any] | None:
-        """Pay out one held part as its invitation stands (once); None while pending."""
-        token = uuid.uuid4().hex
+        """Pay out one held part as its invitation stands (once); None while pending, or
+        while (or once) another run holds its claim."""
+        claim = HoldClaim(self.db, seller, order_id, collaborator,
+                          renew_s=self.claim_renew_s)
         async with self.db.transaction() as tx:
             h = await self._row(tx, seller, order_id, collaborator)
             if h is None or h["state"] in (RELEASED, RETURNED):
@@ -288,40 +293,47 @@ class SplitHolds:
                 "SELECT cause, amount FROM mkt_split_hold_cuts WHERE account_id = ? AND "
                 "order_id = ? AND collaborator = ? ORDER BY cause", seller, order_id,
                 collaborator)]
-            claimed = False
-            if h["state"] in _PAID_AS:  # this run pays it out: give_up leaves it be
-                # compare-and-set: only a part no live run claims (or whose claim expired,
-                # its run dead), so two runs never both ask Stripe for it
-                # stamped and aged by the database's clock, which every server shares
-                now = tx.now_sql
-                claimed = bool(await tx.execute(
-                    f"UPDATE mkt_split_holds SET claim = ?, claimed_at = {now} WHERE "
-                    "account_id = ? AND order_id = ? AND collaborator = ? AND state = ? AND "
-                    "attempt = ? AND (claim IS NULL OR claimed_at IS NULL OR "
-                    f"claimed_at <= {now} - ?)", token, seller, order_id, collaborator,
-                    h["state"], h["attempt"], CLAIM_TTL_S))
-        if h["state"] not in _PAID_AS or not claimed:
+            # compare-and-set: only a part no live run claims (or whose claim expired,
+            # its run dead), so two runs never both ask Stripe for it; give_up leaves
+            # a claimed part be
+            claimed = h["state"] in _PAID_AS and await claim.take(tx, h["state"],
+                                                                   int(h["attempt"]))
+        if not claimed:
             # paid out meanwhile, or another run is paying it out now (it books it, or
             # lets go when it fails: the job's retry or the sweeper comes back to it)
             return None
         payee = Share(str(h["payee"]), str(h["stripe_account"]), 0)
         amount = max(0, int(h["amount"]) - int(h["cut"]))
         try:
-            # always asked first: a transfer made under an earlier decision (a run that
-            # lost its answer, or one racing the give-up) is booked, never made again
-            transfer = await self._made(seller, order_id, collaborator, h)
-            if amount > 0 and transfer is None:
-                # the amount is fixed once the part left `held` (no cut reaches it after):
-                # every attempt of this decision asks with the same key and parameters
-                transfer = await self.splits.gateway.transfer(
-                    idempotency_key=self._key(seller, order_id, collaborator,
-                                              int(h["attempt"])),
-                    amount=amount, currency=h["currency"], destination=payee.stripe_account,
-                    transfer_group=h["transfer_group"], source_transaction=h["charge"],
-                    metadata={"seller": seller, "order_id": order_id,
-                              "collaborator": payee.collaborator, "held_for": collaborator})
+            async with claim.kept():  # renewed while Stripe is asked, however slow
+                # always asked first: a transfer made under an earlier decision (a run
+                # that lost its answer, or one racing the give-up) is booked, never made
+                # again
+                transfer = await self._made(seller, order_id, collaborator, h)
+                if amount > 0 and transfer is None:
+                    # still this run's, checked last thing before paying: a run whose
+                    # claim was taken over (or whose part an erasure moved) pays nothing
+                    await claim.renew()
+                    # the amount is fixed once the part left `held` (no cut reaches it
+                    # after): every attempt of this decision asks with the same key and
+                    # parameters
+                    transfer = await self.splits.gateway.transfer(
+                        idempotency_key=self._key(seller, order_id, collaborator,
+                                                  int(h["attempt"])),
+                        amount=amount, currency=h["currency"],
+                        destination=payee.stripe_account,
+                        transfer_group=h["transfer_group"], source_transaction=h["charge"],
+                        metadata={"seller": seller, "order_id": order_id,
+                                  "collaborator": payee.collaborator,
+                                  "held_for": collaborator})
+        except ClaimLost:
+            await claim.let_go()
+            logger.warning("split line %s of %s: %s's held part was not paid out: this "
+                           "run lost its claim, the run that takes it over pays it",
+                           order_id, seller, collaborator)
+            return None
         except BaseException:
-            await self._let_go(seller, order_id, collaborator, token)
+            await claim.let_go()
             raise
         paid_as = _PAID_AS[h["state"]]
         withheld, excess = [(c, min(a, int(h["amount"]))) for c, a in cuts], []
@@ -345,13 +357,16 @@ class SplitHolds:
                 else:
                     excess.append(c)
         try:
-            paid = await self._book(seller, order_id, collaborator, h, transfer, payee,
-                                    paid_as, amount, withheld, excess)
+            paid = await self._book(claim, h, transfer, payee, paid_as, amount, withheld,
+                                    excess)
         except BaseException:
             # the next run (the job's retry) claims it at once and books what Stripe made
-            await self._let_go(seller, order_id, collaborator, token)
+            await claim.let_go()
             raise
         if not paid:
+            # paid out by another run, or this run's claim was lost: the run holding it
+            # (or the next to take it) finds the transfer at Stripe and books it
+            await claim.let_go()
             return None
         logger.info("split line %s of %s: %s's held part, %s %s, %s to %s", order_id, seller,
                     collaborator, amount, h["currency"], paid_as, payee.collaborator)
@@ -359,26 +374,20 @@ class SplitHolds:
                 "payee": payee.collaborator, "amount": amount,
                 "transfer": str(transfer.id) if transfer is not None else None}
 
-    async def _let_go(self, seller: str, order_id: str, collaborator: str,
-                      token: str) -> None:
-        """Let go of this run's claim on a held part's payout (a failed run)."""
-        await self.db.execute(
-            "UPDATE mkt_split_holds SET claim = NULL, claimed_at = NULL WHERE "
-            "account_id = ? AND order_id = ? AND collaborator = ? AND claim = ?", seller,
-            order_id, collaborator, token)
-
-    async def _book(self, seller: str, order_id: str, collaborator: str, h: Any,
-                    transfer: Any, payee: Share, paid_as: str, amount: int,
-                    withheld: list[tuple[str, int]], excess: list[str]) -> bool:
+    async def _book(self, claim: HoldClaim, h: Any, transfer: Any, payee: Share,
+                    paid_as: str, amount: int, withheld: list[tuple[str, int]],
+                    excess: list[str]) -> bool:
         """Mark the part paid out as ``paid_as`` and book ``transfer`` (if any), in one
-        transaction; False when the part left this decision meanwhile."""
+        transaction; False when the part left this decision meanwhile or ``claim`` is
+        no longer this run's and live (compare-and-set)."""
+        seller, order_id, collaborator = claim.key
         async with self.db.transaction() as tx:
+            held, args = claim.held_sql(tx)
             paid = await tx.execute(
                 "UPDATE mkt_split_holds SET state = ?, transfer_id = ?, paid = ?, "
-                "settled_at = ?, claim = NULL, claimed_at = NULL WHERE account_id = ? AND "
-                "order_id = ? AND collaborator = ? AND state = ? AND attempt = ?", paid_as,
+                f"settled_at = ?, claim = NULL, claimed_at = NULL WHERE {held}", paid_as,
                 str(transfer.id) if transfer is not None else None, amount, time.time(),
-                seller, order_id, collaborator, h["state"], h["attempt"])
+                *args)
             if paid and transfer is not None:
                 await self.splits.book_transfer(
                     tx, seller, order_id, transfer, payee, amount, h["currency"], withheld,
@@ -417,9 +426,10 @@ class SplitHolds:
                 logger.exception("split line %s of %s: %s's held part could not be looked "
                                  "up at Stripe", order_id, seller, collaborator)
             else:
-                # only when no run holds its claim, not even an expired one: a run slower
-                # than CLAIM_TTL_S may still be asking Stripe with this decision's key,
-                # and a new decision's key would let a later run pay the part again. A
+                # only when no run holds its claim, not even an expired one: a run whose
+                # claim expired during its Stripe call (the database out of its reach for
+                # a claim's whole life) may still be asking Stripe with this decision's
+                # key, and a new decision's key would let a later run pay it again. A
                 # claim left by a dead run is taken over by the sweeper's settle, with
                 # this decision's key, and let go when that run fails.
                 changed = await self.db.execute(
