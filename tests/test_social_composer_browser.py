@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import sqlite3
+import subprocess
 import wave
 from collections import defaultdict
 from collections.abc import Iterator
@@ -369,3 +370,51 @@ def test_a_bounce_is_attached_as_a_waveform_video_x_accepts(ada: Person) -> None
         "video/mp4", 1080, 1080)
     assert abs(media["duration_s"] - 2.0) <= 0.1
     assert ada.errors(refusals=0) == []
+
+
+def test_an_image_uploaded_in_the_composer_is_attached_and_checked_per_network(
+        ada: Person, tmp_path: Path) -> None:
+    """A PNG uploaded from the composer is read by the server (1200x800 PNG), attached,
+    accepted by X and refused by Instagram (JPEG only); a text file named .png is refused
+    with the server's reason and attaches nothing."""
+    x = ada.connect("x")
+    insta = ada.connect("instagram")
+    cover = tmp_path / "cover.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=s=1200x800",
+                    "-frames:v", "1", str(cover)], check=True, timeout=60)
+    fake = tmp_path / "liner-notes.png"
+    fake.write_text("Night Drive liner notes\n" * 10)
+    page = ada.open()
+    page.get_by_role("button", name="New post").click()
+    dialog = page.locator("dialog.compose-dialog[open]")
+    dialog.wait_for()
+    dialog.locator(f"input[type=checkbox][value='{x}']").check()
+    dialog.locator(f"input[type=checkbox][value='{insta}']").check()
+    dialog.locator("#compose-text").fill("Night Drive, the cover")
+
+    status = dialog.locator(".uploads [role=status]")
+    dialog.locator("#compose-upload").set_input_files(str(fake))
+    wait_for(lambda: "was not uploaded" in (status.text_content() or ""))
+    assert "is no image or video" in status.text_content()
+    assert dialog.locator("li.uploaded-media").count() == 0
+
+    dialog.locator("#compose-upload").set_input_files(str(cover))
+    item = dialog.locator("li.uploaded-media")
+    item.wait_for()
+    assert item.text_content().startswith("cover.png (image, image/png, 1200x800)")
+    wait_for(lambda: dialog.locator(".preview[data-network='x']").get_attribute("data-ok")
+             == "true")
+    dialog.locator(".preview[data-network='instagram'] "
+                   ".problem.error[data-code=media_type]").wait_for()
+    dialog.locator(f"input[type=checkbox][value='{insta}']").uncheck()
+    dialog.get_by_role("button", name="Save draft").click()
+    outcome = dialog.locator(".compose-outcome[data-post]")
+    outcome.wait_for()
+    post = ada.call("GET", f"/api/social/posts/{outcome.get_attribute('data-post')}")
+    [media] = post["media"]
+    assert media["asset_id"].startswith("md_")
+    assert (media["kind"], media["content_type"], media["width"], media["height"]) == (
+        "image", "image/png", 1200, 800)
+    library = ada.call("GET", "/api/social/media")
+    assert [m["name"] for m in library] == ["cover.png"]
+    assert ada.errors(refusals=1) == []

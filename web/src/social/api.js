@@ -58,6 +58,10 @@ export function socialApi (account = '') {
     renderWaveform: (body) => call(url('/waveforms', account), { method: 'POST', body }),
     /** A waveform render: state, progress, error, and its media reference once done. */
     waveform: (jobId) => call(url(`/waveforms/${id(jobId)}`, account)),
+    /** Upload an image or video (a File) to the account's media; the upload, `media` its reference. */
+    uploadMedia: (file) => call(url('/media', account, { name: file.name }), { method: 'POST', body: file }),
+    /** The account's uploaded images and videos, newest first. */
+    uploads: () => call(url('/media', account)),
     submit: (postId) => call(url(`/posts/${id(postId)}/submit`, account), { method: 'POST', body: {} }),
     /** Results of posts published in [from, to) (Date), optionally of one channel. */
     results: (from, to, channel = '') => call(url('/results', account, {

@@ -1,6 +1,8 @@
 // The composer: one post, a variant per channel, checked by the server as the person types
 // (POST /api/social/compose/check: each network's own rules), a preview per network, media
-// from the person's projects, a publish time (typed, the next free slot, or a best time) and
+// from the person's projects, images and videos uploaded to the account (POST
+// /api/social/media; the server reads what each is and refuses what no post can carry), a
+// publish time (typed, the next free slot, or a best time) and
 // "Save draft" / "Submit for approval". Nothing here judges a post: the server does.
 // `openEdit(post)` loads a stored post instead; "Save changes" sends the changes (PATCH),
 // which supersede its queued publish (and send an approved post back when its content
@@ -14,6 +16,8 @@ import { scheduleField } from './schedule.js'
 const CHECK_DELAY_MS = 250
 const RENDER_POLL_MS = 500
 const AUDIO_TYPES = { wav: 'audio/wav', flac: 'audio/flac', aiff: 'audio/aiff' }
+/** What the media upload takes (the server decides from the content; this only filters the picker). */
+const UPLOAD_TYPES = 'image/jpeg,image/png,image/webp,image/gif,video/mp4,video/quicktime'
 
 /** A project asset as a post's media reference (MediaRef). */
 function mediaRef ({ asset }) {
@@ -39,7 +43,7 @@ function labelled (id, text, control, hint = '') {
  * `say(text, kind)` the page's live region, `created(post)` runs after a save.
  */
 export function composer ({ api, channels, say, created }) {
-  const state = { media: [], kept: [], videos: [], editing: null, variants: new Map(), sequence: 0, checks: 0, last: null, timer: 0 }
+  const state = { media: [], kept: [], videos: [], uploads: [], library: [], editing: null, variants: new Map(), sequence: 0, checks: 0, last: null, timer: 0 }
   const text = h('textarea', { rows: 5, name: 'text', oninput: later })
   const link = h('input', { type: 'url', name: 'link', placeholder: 'https://…', oninput: later })
   const firstComment = h('textarea', { rows: 2, name: 'first_comment', oninput: later })
@@ -50,6 +54,9 @@ export function composer ({ api, channels, say, created }) {
   const mediaList = h('ul', { class: 'media-list' })
   const mediaSelect = h('select', { name: 'media-pick' })
   const mediaStatus = h('span', { class: 'hint' })
+  const uploadInput = h('input', { type: 'file', name: 'media-upload', accept: UPLOAD_TYPES, multiple: true, onchange: uploadFiles })
+  const uploadSelect = h('select', { name: 'upload-pick' })
+  const uploadStatus = h('span', { class: 'hint', role: 'status' })
   const outcome = h('p', { class: 'compose-outcome', role: 'status' })
   const schedule = scheduleField({ api, chosenChannels: () => checkedChannels() })
 
@@ -63,7 +70,8 @@ export function composer ({ api, channels, say, created }) {
     const value = (control) => control.value.trim() === '' ? null : control.value
     return {
       text: text.value,
-      media: [...state.kept, ...state.videos.map((v) => v.ref), ...state.media.map(mediaRef)],
+      media: [...state.kept, ...state.videos.map((v) => v.ref), ...state.uploads.map((u) => u.media),
+        ...state.media.map(mediaRef)],
       link: value(link),
       first_comment: value(firstComment),
       targets: checkedChannels().map((c) => {
@@ -145,7 +153,15 @@ export function composer ({ api, channels, say, created }) {
         'aria-label': `Remove the waveform video of ${video.name}`,
         onclick: () => { state.videos.splice(index, 1); showMedia(); later() }
       }, 'Remove')))
-    mediaList.replaceChildren(...kept, ...videos, ...state.media.map((item, index) => h('li', {},
+    const uploads = state.uploads.map((upload, index) => h('li', { class: 'uploaded-media' },
+      `${upload.name} (${upload.media.kind}, ${upload.media.content_type}, ${upload.media.width}x${upload.media.height})`, ' ',
+      h('button', {
+        type: 'button',
+        class: 'link',
+        'aria-label': `Remove ${upload.name}`,
+        onclick: () => { state.uploads.splice(index, 1); showMedia(); later() }
+      }, 'Remove')))
+    mediaList.replaceChildren(...kept, ...videos, ...uploads, ...state.media.map((item, index) => h('li', {},
       `${item.asset.name || item.asset.id} (${item.project.name}, audio, ${minutes(item.asset.duration)})`,
       ' ', h('button', {
         type: 'button',
@@ -167,6 +183,46 @@ export function composer ({ api, channels, say, created }) {
     } catch (err) {
       mediaStatus.textContent = `Your projects could not be listed: ${err.message}`
     }
+  }
+
+  async function loadUploads () {
+    try {
+      state.library = await api().uploads()
+    } catch (err) {
+      state.library = []
+      uploadStatus.textContent = `Your uploads could not be listed: ${err.message}`
+    }
+    uploadSelect.replaceChildren(h('option', { value: '' }, state.library.length ? 'Choose an upload' : 'No uploads yet'),
+      ...state.library.map((upload, index) => h('option', { value: String(index) },
+        `${upload.name} (${upload.media.kind}, ${upload.media.content_type})`)))
+  }
+
+  function attachUpload () {
+    const upload = state.library[Number(uploadSelect.value)]
+    if (!uploadSelect.value || !upload) return
+    state.uploads.push(upload)
+    showMedia()
+    later()
+  }
+
+  /** Upload each chosen file and attach it; a refused one says why (its type, size, damage). */
+  async function uploadFiles () {
+    const files = [...uploadInput.files]
+    uploadInput.value = ''
+    for (const file of files) {
+      uploadStatus.textContent = `Uploading ${file.name}…`
+      try {
+        const upload = await api().uploadMedia(file)
+        state.uploads.push(upload)
+        state.library.unshift(upload)
+        uploadStatus.textContent = `${file.name} uploaded and attached.`
+        showMedia()
+        later()
+      } catch (err) {
+        uploadStatus.textContent = `${file.name} was not uploaded: ${err.message}`
+      }
+    }
+    await loadUploads()
   }
 
   function attach () {
@@ -245,11 +301,17 @@ export function composer ({ api, channels, say, created }) {
       h('label', { for: 'compose-media' }, 'Project file'), mediaSelect,
       h('button', { type: 'button', onclick: attach }, 'Attach'),
       h('button', { type: 'button', onclick: attachVideo }, 'Make a waveform video'), mediaStatus, mediaList),
+    h('fieldset', { class: 'media uploads' }, h('legend', {}, 'Images and videos'),
+      h('label', { for: 'compose-upload' }, 'Upload (JPEG, PNG, WebP, GIF, MP4, MOV)'), uploadInput, uploadStatus,
+      h('label', { for: 'compose-uploads' }, 'Your uploads'), uploadSelect,
+      h('button', { type: 'button', onclick: attachUpload }, 'Add upload')),
     h('h3', {}, 'Per channel'), variants,
     schedule.element,
     h('div', { class: 'compose-actions' }, draftButton, submitButton),
     outcome)
   mediaSelect.id = 'compose-media'
+  uploadInput.id = 'compose-upload'
+  uploadSelect.id = 'compose-uploads'
   const close = h('button', { type: 'button', class: 'close', onclick: () => dialog.close() }, 'Close')
   const dialog = h('dialog', { class: 'compose-dialog', 'aria-labelledby': 'compose-title' },
     title,
@@ -274,6 +336,8 @@ export function composer ({ api, channels, say, created }) {
     state.media = []
     state.kept = []
     state.videos = []
+    state.uploads = []
+    uploadStatus.textContent = ''
     state.variants.clear()
     variants.replaceChildren()
     showMedia()
@@ -283,6 +347,7 @@ export function composer ({ api, channels, say, created }) {
     if (!dialog.isConnected) document.body.append(dialog) // in the page once first used
     if (!dialog.open) dialog.showModal()
     loadMedia()
+    loadUploads()
   }
 
   /** The composer holding a stored post; its save sends the changes. */
