@@ -53,6 +53,9 @@ class PortInfo:
     reports_latency: bool = False
     optional: bool = False
     per_sample_rate: bool = False  # lv2:sampleRate: the range is a fraction of the rate
+    midi: bool = False  # an atom port that supports midi:MidiEvent
+    main: bool = False  # lv2:designation lv2:control: the plug-in's main event port
+    minimum_size: int = 0  # rsz:minimumSize in bytes (atom ports; 0: none declared)
 
     def start_value(self) -> float:
         """The value a control input starts at: its default, else its minimum, else 0.
@@ -75,11 +78,28 @@ class PluginInfo:
     required_features: tuple[str, ...] = ()
     latency_port: int | None = None
     problems: tuple[str, ...] = field(default=())
+    #: why the plug-in cannot play a MIDI track (empty: it can, :attr:`playable`)
+    instrument_problems: tuple[str, ...] = field(default=())
 
     @property
     def supported(self) -> bool:
-        """True when this host can run the plug-in (``problems`` says why not)."""
+        """True when this host can run the plug-in as an effect (``problems`` says why
+        not)."""
         return not self.problems
+
+    @property
+    def playable(self) -> bool:
+        """True when this host can play a MIDI track through the plug-in, as an
+        instrument (``instrument_problems`` says why not)."""
+        return not self.instrument_problems
+
+    @property
+    def midi_input(self) -> PortInfo | None:
+        """The atom input that gets the track's MIDI: the one designated the plug-in's
+        main control port among those that support ``midi:MidiEvent``, else the first
+        of those; None when there is none."""
+        inputs = [p for p in self.ports if p.kind == "atom" and not p.output and p.midi]
+        return next((p for p in inputs if p.main), inputs[0] if inputs else None)
 
     @property
     def controls(self) -> list[PortInfo]:
@@ -98,6 +118,8 @@ class PluginInfo:
             "supported": self.supported, "problems": list(self.problems),
             "audio_inputs": len(self.audio(False)), "audio_outputs": len(self.audio(True)),
             "reports_latency": self.latency_port is not None,
+            "midi_input": self.midi_input is not None, "instrument": self.playable,
+            "instrument_problems": list(self.instrument_problems),
             "controls": [{"symbol": p.symbol, "name": p.name, "default": p.default,
                           "minimum": p.minimum, "maximum": p.maximum}
                          for p in self.controls],
@@ -207,19 +229,25 @@ def reload() -> None:
     _WORLD.forget()
 
 
-def validate_spec(params: dict[str, float | str]) -> PluginInfo:
-    """Check an ``lv2`` effect's parameters against discovery; return the plug-in.
+def validate_spec(params: dict[str, float | str], instrument: bool = False) -> PluginInfo:
+    """Check an ``lv2`` effect's (or, with ``instrument``, an ``lv2`` instrument's)
+    parameters against discovery; return the plug-in.
 
-    ``params["uri"]`` names an installed, supported plug-in; ``params["state"]``, when
-    present, is the text of a saved LV2 state (:mod:`dsp_core.lv2_state`); every other
-    key is one of its control input symbols with a number inside the port's range.
+    ``params["uri"]`` names an installed plug-in this host can run in that role (an
+    instrument needs a MIDI input, :attr:`PluginInfo.playable`); ``params["state"]``,
+    when present, is the text of a saved LV2 state (:mod:`dsp_core.lv2_state`); every
+    other key is one of its control input symbols with a number inside the port's range.
     """
 
     uri = params.get("uri")
     if not isinstance(uri, str) or not uri:
         raise ProjectError(f"lv2: 'uri' must name an installed plug-in, got {uri!r}")
     info = plugin(uri)
-    if not info.supported:
+    if instrument and not info.playable:
+        raise ProjectError(f"lv2: {uri} cannot play a MIDI track here: "
+                           f"{'; '.join(info.instrument_problems)}; pick an instrument "
+                           "(`python3 -m dsp_core.lv2_catalog` marks them)")
+    if not instrument and not info.supported:
         raise ProjectError(f"lv2: {uri} cannot be hosted here: {'; '.join(info.problems)}")
     controls = {p.symbol: p for p in info.controls}
     for name, raw in params.items():
@@ -262,7 +290,35 @@ def _port_nodes(world: Any) -> dict[str, Any]:
         ("sidechain", lv2_lilv.LV2 + "isSideChain"),
         ("optional", lv2_lilv.LV2 + "connectionOptional"),
         ("latency", lv2_lilv.LV2 + "reportsLatency"),
-        ("rate", lv2_lilv.LV2 + "sampleRate"))}
+        ("rate", lv2_lilv.LV2 + "sampleRate"), ("midi", lv2_lilv.MIDI_EVENT),
+        ("designation", lv2_lilv.LV2 + "designation"), ("main", lv2_lilv.LV2 + "control"),
+        ("minimum_size", lv2_lilv.MINIMUM_SIZE), ("type", lv2_lilv.RDF_TYPE),
+        ("instrument", lv2_lilv.LV2 + "InstrumentPlugin"))}
+
+
+def _is_instrument_class(p: Any, nodes: dict[str, Any]) -> bool:
+    """Whether the plug-in declares itself an ``lv2:InstrumentPlugin``."""
+    lilv = lib()
+    types = lilv.lilv_plugin_get_value(p, nodes["type"])
+    if types == ffi.NULL:
+        return False
+    try:
+        return bool(lilv.lilv_nodes_contains(types, nodes["instrument"]))
+    finally:
+        lilv.lilv_nodes_free(types)
+
+
+def _atom_traits(p: Any, port: Any, nodes: dict[str, Any]) -> dict[str, Any]:
+    """An atom port's MIDI support, main-port designation and minimum buffer size."""
+    lilv = lib()
+    designation = lilv.lilv_port_get(p, port, nodes["designation"])
+    main = designation != ffi.NULL and text(lilv.lilv_node_as_uri(designation)) == \
+        lv2_lilv.LV2 + "control"
+    if designation != ffi.NULL:
+        lilv.lilv_node_free(designation)
+    size = take_float(lilv.lilv_port_get(p, port, nodes["minimum_size"]))
+    return {"midi": bool(lilv.lilv_port_supports_event(p, port, nodes["midi"])),
+            "main": main, "minimum_size": int(size) if size and size > 0 else 0}
 
 
 def _describe(p: Any, nodes: dict[str, Any]) -> PluginInfo:
@@ -281,6 +337,7 @@ def _describe(p: Any, nodes: dict[str, Any]) -> PluginInfo:
         if kind == "other" and not optional:
             problems.append(f"port {symbol!r} has a type this host does not know")
         default = minimum = maximum = None
+        traits = _atom_traits(p, port, nodes) if kind == "atom" else {}
         if kind == "control":
             d, lo, hi = ffi.new("LilvNode**"), ffi.new("LilvNode**"), ffi.new("LilvNode**")
             lilv.lilv_port_get_range(p, port, d, lo, hi)
@@ -291,7 +348,8 @@ def _describe(p: Any, nodes: dict[str, Any]) -> PluginInfo:
             sidechain=bool(lilv.lilv_port_has_property(p, port, nodes["sidechain"])),
             reports_latency=bool(lilv.lilv_port_has_property(p, port, nodes["latency"])),
             optional=optional,
-            per_sample_rate=bool(lilv.lilv_port_has_property(p, port, nodes["rate"]))))
+            per_sample_rate=bool(lilv.lilv_port_has_property(p, port, nodes["rate"])),
+            **traits))
     features_nodes = lilv.lilv_plugin_get_required_features(p)
     required = tuple(text(lilv.lilv_node_as_uri(n)) for n in iterate(
         lilv.lilv_nodes_begin, lilv.lilv_nodes_get, lilv.lilv_nodes_next,
@@ -305,17 +363,31 @@ def _describe(p: Any, nodes: dict[str, Any]) -> PluginInfo:
     info = PluginInfo(uri=uri, name=take_text(lilv.lilv_plugin_get_name(p)), category=category,
                       ports=tuple(ports), required_features=required, latency_port=latency_port,
                       problems=tuple(problems))
+    playing = list(problems)
     if not info.audio(False) or not info.audio(True):
         problems.append("has no audio input or no audio output (not an effect)")
     elif len(info.audio(False)) > 2 or len(info.audio(True)) > 2:
         problems.append("has more than two main audio inputs or outputs")
-    return PluginInfo(**{**info.__dict__, "problems": tuple(problems)})
+    if info.midi_input is None:
+        playing.append("has no MIDI input (an atom:AtomPort input that supports "
+                       "midi:MidiEvent), so it is not an instrument")
+    if info.audio(False) and not _is_instrument_class(p, nodes):
+        playing.append("has audio inputs and is not an lv2:InstrumentPlugin (an effect "
+                       "that takes MIDI)")
+    if not info.audio(True):
+        playing.append("has no audio output")
+    elif len(info.audio(True)) > 2:
+        playing.append("has more than two main audio outputs")
+    return PluginInfo(**{**info.__dict__, "problems": tuple(problems),
+                         "instrument_problems": tuple(playing)})
 
 
 def main() -> None:  # pragma: no cover - a listing for people
     """Print every installed plug-in, one line each: URI, name, whether it is hostable."""
     for info in plugins():
         state = "ok" if info.supported else "unsupported: " + "; ".join(info.problems)
+        if info.playable:
+            state += " (instrument)"
         print(f"{info.uri}\t{info.name}\t{state}")
 
 

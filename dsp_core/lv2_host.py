@@ -86,23 +86,34 @@ class HostedPlugin:
         signal on both inputs and its outputs averaged.
     deadline:
         Seconds one block may take before the worker counts as hung.
+    instrument:
+        Play a MIDI track (:mod:`dsp_core.lv2_instrument`): the plug-in must take MIDI
+        (:attr:`~dsp_core.lv2_catalog.PluginInfo.playable`), runs as one instance, its
+        audio inputs get silence and :meth:`process` writes its output over the buffer.
     """
 
     def __init__(self, params: dict[str, float | str], channels: int, sample_rate: int,
-                 max_block: int, deadline: float | None = None) -> None:
-        self.info = lv2_catalog.validate_spec(params)
+                 max_block: int, deadline: float | None = None,
+                 instrument: bool = False) -> None:
+        self.info = lv2_catalog.validate_spec(params, instrument)
+        self.instrument = instrument
         self.params = dict(params)
         self.channels = channels
         self.sample_rate = sample_rate
         self.max_block = max_block
         self.deadline = DEFAULT_DEADLINE if deadline is None else deadline
         ins, outs = self.info.audio(False), self.info.audio(True)
-        self.instances = 2 if (len(ins), len(outs), channels) == (1, 1, 2) else 1
+        self.instances = 2 if (len(ins), len(outs), channels) == (1, 1, 2) and (
+            not instrument) else 1
         self.layout = Layout.of(self.info, max_block, self.instances)
         self._fd = os.memfd_create("lv2-" + self.info.uri.rsplit("/", 1)[-1][:40], 0)
         os.ftruncate(self._fd, self.layout.floats * FLOAT)
         self._map = mmap.mmap(self._fd, self.layout.floats * FLOAT)
         self.area = np.frombuffer(self._map, dtype=np.float32)
+        self._events = np.frombuffer(self._map, dtype=np.uint32,
+                                     count=1 + 2 * self.layout.events,
+                                     offset=self.layout.midi * FLOAT) \
+            if self.layout.events else None
         self.failed: str | None = None
         self.latency = 0
         self._process: subprocess.Popen | None = None
@@ -255,7 +266,7 @@ class HostedPlugin:
         """New control values (the same ``uri``); the plug-in reads them at its next run."""
         if params.get("uri") != self.info.uri:
             raise DspError("lv2: a different 'uri' needs a new hosted plug-in")
-        lv2_catalog.validate_spec(params)
+        lv2_catalog.validate_spec(params, self.instrument)
         state_changed = params.get(STATE_KEY) != self.params.get(STATE_KEY)
         self.params = dict(params)
         self._write_controls()
@@ -283,8 +294,14 @@ class HostedPlugin:
             except WorkerFailed as exc:
                 self._fail(str(exc))
 
-    def process(self, buffer: np.ndarray, frames: int) -> bool:
-        """Process ``buffer[:, :frames]`` in place; False when the block was bypassed."""
+    def process(self, buffer: np.ndarray, frames: int,
+                events: np.ndarray | None = None) -> bool:
+        """Process ``buffer[:, :frames]`` in place; False when the block was bypassed.
+
+        ``events`` (``(n, 2)`` uint32: frame in the block, packed MIDI bytes, see
+        :mod:`dsp_core.lv2_layout`; sorted by frame, at most ``MAX_EVENTS``) go to the
+        plug-in's MIDI input in this block.
+        """
         block = buffer[:, :frames]
         dry = self._dry.push(block)
         if self.failed is not None:
@@ -292,7 +309,12 @@ class HostedPlugin:
             return False
         rows = self._rows()
         for (port, channel) in rows["in"]:
-            self.area[port:port + frames] = block[channel]
+            if self.instrument:  # an instrument's audio inputs hear silence
+                self.area[port:port + frames] = 0.0
+            else:
+                self.area[port:port + frames] = block[channel]
+        if self._events is not None:
+            self._write_events(events, frames)
         try:
             self._command(RUN, frames, "processing a block")
         except WorkerFailed as exc:
@@ -307,6 +329,22 @@ class HostedPlugin:
         wet[np.abs(wet) < _TINY] = 0.0  # subnormals stop here, as the C engine's FTZ does
         block[:] = wet
         return True
+
+    def _write_events(self, events: np.ndarray | None, frames: int) -> None:
+        """Put a block's MIDI events where the worker reads them."""
+        assert self._events is not None
+        if events is None or not events.shape[0]:
+            self._events[0] = 0
+            return
+        count, last = events.shape[0], int(events[-1, 0])
+        if count > self.layout.events:
+            raise DspError(f"lv2 {self.info.uri}: {count} MIDI events in one run, more "
+                           f"than {self.layout.events}; run the block in pieces")
+        if not 0 <= last < frames:
+            raise DspError(f"lv2 {self.info.uri}: a MIDI event at frame {last} lies "
+                           f"outside the {frames}-frame block")
+        self._events[0] = count
+        self._events[1:1 + 2 * count] = events.reshape(-1)
 
     def _rows(self) -> dict[str, list[tuple[int, int]]]:
         """(area offset, track channel) of every main input and output row."""

@@ -119,6 +119,8 @@ bool lilv_plugin_has_latency(const LilvPlugin* plugin);
 uint32_t lilv_plugin_get_latency_port_index(const LilvPlugin* plugin);
 LilvNodes* lilv_plugin_get_required_features(const LilvPlugin* plugin);
 const LilvPort* lilv_plugin_get_port_by_index(const LilvPlugin* plugin, uint32_t index);
+LilvNodes* lilv_plugin_get_value(const LilvPlugin* plugin, const LilvNode* predicate);
+bool lilv_nodes_contains(const LilvNodes* nodes, const LilvNode* value);
 
 const LilvNode* lilv_port_get_symbol(const LilvPlugin* plugin, const LilvPort* port);
 LilvNode* lilv_port_get_name(const LilvPlugin* plugin, const LilvPort* port);
@@ -127,6 +129,10 @@ bool lilv_port_has_property(const LilvPlugin* plugin, const LilvPort* port,
                             const LilvNode* property);
 void lilv_port_get_range(const LilvPlugin* plugin, const LilvPort* port,
                          LilvNode** deflt, LilvNode** min, LilvNode** max);
+bool lilv_port_supports_event(const LilvPlugin* plugin, const LilvPort* port,
+                              const LilvNode* event_type);
+LilvNode* lilv_port_get(const LilvPlugin* plugin, const LilvPort* port,
+                        const LilvNode* predicate);
 
 LilvInstance* lilv_plugin_instantiate(const LilvPlugin* plugin, double sample_rate,
                                       const LV2_Feature* const* features);
@@ -172,6 +178,9 @@ SERD_LIBRARY = "libserd-0.so.0"  # lilv's own dependency (Debian libserd-0-0)
 
 LV2 = "http://lv2plug.in/ns/lv2core#"
 ATOM = "http://lv2plug.in/ns/ext/atom#"
+RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+MIDI_EVENT = "http://lv2plug.in/ns/ext/midi#MidiEvent"
+MINIMUM_SIZE = "http://lv2plug.in/ns/ext/resize-port#minimumSize"
 URID_MAP = "http://lv2plug.in/ns/ext/urid#map"
 URID_UNMAP = "http://lv2plug.in/ns/ext/urid#unmap"
 OPTIONS = "http://lv2plug.in/ns/ext/options#options"

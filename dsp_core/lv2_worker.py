@@ -17,15 +17,22 @@ import resource
 import sys
 from typing import Any
 
+import numpy as np
+
 from . import lv2_catalog, lv2_lilv, lv2_state
 from .lv2_catalog import PluginInfo, plugin, plugin_pointer
 from .lv2_layout import ANSWER, FAILED, FLOAT, MESSAGE, OK, QUIT, RESET, RESTORE, RUN, SAVE, Layout
 from .lv2_lilv import ffi, lib
 from .lv2_work import WorkQueue
 
-ATOM_CAPACITY = 65536
+ATOM_CAPACITY = 65536  # bytes of an atom port's buffer, or its rsz:minimumSize if more
 ATOM_SEQUENCE = "http://lv2plug.in/ns/ext/atom#Sequence"
 ATOM_CHUNK = "http://lv2plug.in/ns/ext/atom#Chunk"
+ATOM_FRAME_TIME = "http://lv2plug.in/ns/ext/atom#frameTime"
+#: One event of an ``atom:Sequence`` holding a MIDI message of up to 8 bytes: its
+#: frame, then an atom header (size, type) and the message, padded to 8 bytes.
+ATOM_EVENT = np.dtype([("frames", "<i8"), ("size", "<u4"), ("type", "<u4"),
+                       ("data", "<u4"), ("pad", "<u4")])
 
 
 class Features:
@@ -91,7 +98,18 @@ class Worker:
         self.area = mmap.mmap(fd, size)
         self.features = Features(rate, max_block)
         self.keep: list[Any] = []
-        self.atom_outputs: list[Any] = []
+        self.atom_outputs: list[np.ndarray] = []  # each a uint32 view of its buffer
+        self.atom_inputs: list[np.ndarray] = []  # inputs other than the MIDI one
+        self.midi_inputs: list[np.ndarray] = []  # the MIDI input of each instance
+        self.sequence = self.features.map(ATOM_SEQUENCE)
+        self.chunk = self.features.map(ATOM_CHUNK)
+        self.frame_time = self.features.map(ATOM_FRAME_TIME)
+        self.midi_event = self.features.map(lv2_lilv.MIDI_EVENT)
+        self.midi_port = info.midi_input.index if info.midi_input is not None else None
+        self.events = np.frombuffer(self.area, dtype=np.uint32,
+                                    count=1 + 2 * self.layout.events,
+                                    offset=self.layout.midi * FLOAT) \
+            if self.layout.events else None
         self.queues: list[WorkQueue] = []  # each instance's worker, for its lifetime
         self.instances = [self._instantiate(i, rate) for i in range(instances)]
 
@@ -120,22 +138,53 @@ class Worker:
         if port.kind == "audio":
             return base + self.layout.audio(number, port.index)
         if port.kind == "atom":
-            buf = ffi.new("uint32_t[]", ATOM_CAPACITY // 4)
+            capacity = max(ATOM_CAPACITY, (port.minimum_size + 7) & ~7)
+            buf = ffi.new("uint64_t[]", capacity // 8)  # 8-byte aligned, as events need
+            words = np.frombuffer(ffi.buffer(buf), dtype=np.uint32)
             if port.output:
-                self.atom_outputs.append(buf)
-            else:  # an empty sequence: size 8 (unit, pad), type Sequence
-                buf[0], buf[1] = 8, self.features.map(ATOM_SEQUENCE)
+                self.atom_outputs.append(words)
+            elif port.index == self.midi_port:
+                self.midi_inputs.append(words)
+            else:
+                self.atom_inputs.append(words)
+            self._empty(words)
             self.keep.append(buf)
             return buf
         buf = ffi.new("float[]", self.layout.max_block)  # CV and optional others
         self.keep.append(buf)
         return buf
 
+    def _empty(self, words: np.ndarray) -> None:
+        """An empty ``atom:Sequence`` in frame time: size 8 (its body), then the body."""
+        words[:4] = (8, self.sequence, self.frame_time, 0)
+
+    def _midi(self, words: np.ndarray, frames: int) -> None:
+        """Write the block's MIDI events (from the shared area) into a MIDI input as an
+        ``atom:Sequence`` of ``midi:MidiEvent``: frame stamps, 8-byte aligned events,
+        ``atom.size`` the sequence body's size."""
+        assert self.events is not None
+        count = min(int(self.events[0]), self.layout.events)
+        capacity = (words.shape[0] * 4 - 16) // ATOM_EVENT.itemsize
+        if count > capacity:  # (never with the capacities this host gives)
+            count = capacity
+        pairs = self.events[1:1 + 2 * count].reshape(count, 2)
+        events = np.zeros(count, dtype=ATOM_EVENT)
+        events["frames"] = np.minimum(pairs[:, 0], max(frames - 1, 0))
+        events["size"] = pairs[:, 1] >> 24
+        events["type"] = self.midi_event
+        events["data"] = pairs[:, 1] & 0xFFFFFF
+        words[:4] = (8 + count * ATOM_EVENT.itemsize, self.sequence, self.frame_time, 0)
+        words[4:4 + count * ATOM_EVENT.itemsize // 4] = events.view(np.uint32)
+
     def run(self, frames: int) -> None:
-        """Run every instance over ``frames`` frames of the shared rows."""
-        chunk = self.features.map(ATOM_CHUNK)
-        for buf in self.atom_outputs:  # an output's capacity is given before each run
-            buf[0], buf[1] = ATOM_CAPACITY - 8, chunk
+        """Run every instance over ``frames`` frames of the shared rows (and the MIDI
+        events, when the plug-in takes them)."""
+        for words in self.atom_outputs:  # an output's capacity is given before each run
+            words[0], words[1] = words.shape[0] * 4 - 8, self.chunk
+        for words in self.atom_inputs:
+            self._empty(words)
+        for words in self.midi_inputs:
+            self._midi(words, frames)
         for instance, queue in zip(self.instances, self.queues, strict=True):
             instance.lv2_descriptor.run(instance.lv2_handle, frames)
             queue.finish_block()  # its work, then the responses, before the next run

@@ -16,6 +16,7 @@ from dsp_core import lv2_catalog
 SOURCE = Path(__file__).parent / "lv2_bundle"
 MISBEHAVE = "urn:maxbooster:test:misbehave"
 WORKER = "urn:maxbooster:test:worker"  # uses the Worker extension (lv2_bundle/worker.c)
+INSTRUMENT = "urn:maxbooster:test:instrument"  # MIDI in, a DC step out (lv2_bundle/instrument.c)
 SWH_AMP = "http://plugin.org.uk/swh-plugins/amp"  # swh-lv2: gain in dB, mono
 X42_EQ = "http://gareus.org/oss/lv2/fil4#mono"  # x42-plugins: parametric EQ, mono
 LSP_DELAY = "http://lsp-plug.in/plugins/lv2/comp_delay_mono"  # lsp-plugins-lv2, needs urid:map
@@ -24,12 +25,12 @@ MODES = {"pass": 0, "nan": 1, "hang": 2, "crash": 3, "denormal": 4}
 
 
 def build_bundle(folder: Path) -> Path:
-    """Compile the test plug-ins (misbehave, worker) into ``folder/misbehave.lv2``;
+    """Compile the test plug-ins (misbehave, worker, instrument) into ``folder/misbehave.lv2``;
     return the bundle."""
     bundle = folder / "misbehave.lv2"
     bundle.mkdir(parents=True, exist_ok=True)
     shutil.copy(SOURCE / "manifest.ttl", bundle / "manifest.ttl")
-    for name in ("misbehave", "worker"):
+    for name in ("misbehave", "worker", "instrument"):
         shutil.copy(SOURCE / f"{name}.ttl", bundle / f"{name}.ttl")
         subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(bundle / f"{name}.so"),
                         str(SOURCE / f"{name}.c"), "-lm"], check=True, timeout=120)
