@@ -39,13 +39,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def made(folder: Path) -> dict[str, Path]:
-    """Real media made by ffmpeg: a PNG (1200x800), a JPEG (800x800), an animated GIF,
-    an MP4 (2 s, 640x360), a MOV (1 s) and a WAV."""
+    """Real media made by ffmpeg: a PNG (1200x800), a JPEG (800x800), an animated GIF, a
+    WebP (300x200), an MP4 (2 s, 640x360), a MOV (1 s) and a WAV."""
     folder.mkdir(parents=True, exist_ok=True)
     recipes = {
         "png": ("cover.png", ["-f", "lavfi", "-i", "testsrc=s=1200x800", "-frames:v", "1"]),
         "jpeg": ("photo.jpg", ["-f", "lavfi", "-i", "testsrc=s=800x800", "-frames:v", "1"]),
         "gif": ("loop.gif", ["-f", "lavfi", "-i", "testsrc=s=120x120:d=0.5"]),
+        "webp": ("still.webp", ["-f", "lavfi", "-i", "testsrc=s=300x200", "-frames:v", "1"]),
         "mp4": ("clip.mp4", ["-f", "lavfi", "-i", "testsrc=s=640x360:d=2", "-f", "lavfi",
                              "-i", "sine=d=2", "-shortest", "-c:v", "libx264",
                              "-pix_fmt", "yuv420p", "-c:a", "aac"]),
@@ -107,6 +108,9 @@ def test_images_and_videos_are_read_from_their_content_listed_and_found(
                                                                                800)
             gif = await uploaded(client, files["gif"], "image/gif")
             assert gif["media"]["content_type"] == "image/gif"
+            webp = await uploaded(client, files["webp"], "image/webp")
+            assert (webp["media"]["content_type"], webp["media"]["width"],
+                    webp["media"]["height"]) == ("image/webp", 300, 200)
             mp4 = await uploaded(client, files["mp4"], "video/mp4")
             assert (mp4["media"]["kind"], mp4["media"]["content_type"], mp4["media"]["width"],
                     mp4["media"]["height"]) == ("video", "video/mp4", 640, 360)
@@ -116,7 +120,7 @@ def test_images_and_videos_are_read_from_their_content_listed_and_found(
 
             listed = await (await client.get("/api/social/media", headers=VIEWER)).json()
             assert {m["media_id"] for m in listed} == {
-                u["media_id"] for u in (png, jpeg, gif, mp4, mov)}
+                u["media_id"] for u in (png, jpeg, gif, webp, mp4, mov)}
             one = await client.get(f"/api/social/media/{png['media_id']}", headers=VIEWER)
             assert (await one.json()) == png
             # a viewer reads the library but uploads nothing
@@ -144,6 +148,11 @@ def test_what_is_no_image_or_video_or_too_big_is_refused_and_nothing_is_kept(
             await refused(b"Track list:\n1. Night Drive\n" * 20, "image/png", 415,
                           "'notes.png' is no image or video")
             await refused(files["wav"].read_bytes(), "image/png", 415, "upload JPEG, PNG")
+            animated = files["png"].parent / "loop.webp"
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                            "testsrc=s=64x64:d=0.5", "-loop", "0", str(animated)], check=True,
+                           timeout=60)
+            await refused(animated.read_bytes(), "image/webp", 415, "as a GIF or an MP4")
             await refused(png[:len(png) // 2], "image/png", 422, "truncated")
             jpeg = files["jpeg"].read_bytes()
             await refused(jpeg[:len(jpeg) // 2], "image/jpeg", 422, "truncated")

@@ -6,7 +6,7 @@ account's other social files (``social/media/<account>/<media_id><ext>`` in the
 plug-in's data directory) and refused past the size limit without reading on. What the
 file is comes from its content, never its name or declared type: ffprobe reads it, and an
 image is decoded whole by ffmpeg, so a truncated or corrupt file is refused. Taken are
-JPEG, PNG, WebP and GIF images and MP4 and MOV videos; anything else is refused as not
+JPEG, PNG, WebP (still) and GIF images and MP4 and MOV videos; anything else is refused as not
 media (415), a file of those formats that cannot be read as broken (422), one past the
 limits as too large (413). The file's description (``kind``, ``content_type``,
 ``size_bytes``, ``width``, ``height``, ``duration_s``) is kept in
@@ -136,6 +136,13 @@ def _looks_like_media(path: Path) -> bool:
     return any(head[at:at + len(magic)] == magic for at, magic in SIGNATURES)
 
 
+def _animated_webp(path: Path) -> bool:
+    """Whether the WebP ``path`` is animated (an ``ANIM`` chunk after its ``VP8X``)."""
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+    return head[12:16] == b"VP8X" and b"ANIM" in head
+
+
 async def _decode(path: Path, name: str) -> None:
     """Decode every frame of the image ``path``; :class:`BrokenMedia` on any error."""
     proc = await asyncio.create_subprocess_exec(
@@ -186,6 +193,9 @@ async def identify(path: Path, name: str) -> dict[str, Any]:
                 and not (s.get("disposition") or {}).get("attached_pic")]
     if first in IMAGE_FORMATS and pictures:
         width, height = _picture_size(pictures[0])
+        if first == "webp_pipe" and await asyncio.to_thread(_animated_webp, path):
+            raise NotMedia(f"{name!r} is an animated WebP, which ffmpeg cannot read: "
+                           "upload the animation as a GIF or an MP4")
         if width is None or height is None:
             raise BrokenMedia(f"{name!r} has no picture size: export it again")
         if width * height > MAX_PIXELS:
