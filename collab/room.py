@@ -777,6 +777,20 @@ class Room:
         update = self.presence.encode(ids)
         return p.awareness(update) if update is not None else None
 
+    def announce(self, update: bytes) -> None:
+        """Publish an awareness ``update`` the server itself makes (under a client id no
+        peer controls): every peer here and on other server processes gets it, and a peer
+        that connects later gets it with everyone's state. Yjs clients forget a state not
+        renewed for 30 s, so the announcer renews it while it holds."""
+        if not self._started:
+            return
+        self.presence.apply(update)
+        message = p.awareness(update)
+        for peer in self.peers:
+            peer.push(message)
+        if self.link is not None:
+            self.link.publish_awareness(self.project_id, message)
+
     def receive_awareness(self, message: bytes) -> None:
         """Take in a presence message of a peer connected to another server process."""
         if not self._started:

@@ -166,6 +166,26 @@ async def test_presence_is_relayed_and_cleared_when_a_client_leaves(store) -> No
         await ben.leave()
 
 
+async def test_a_server_announcement_reaches_every_peer_and_outlives_their_leaving(
+        store) -> None:
+    async with project_room("song", store) as room:
+        ana = Client(room)
+        await ana.sync()
+        state = {"lv2": {"bypassed": []}}
+        room.announce(p.encode_awareness([p.AwarenessEntry(7, 1, state)]))
+        [told] = await wait_for(lambda: ana.channel.messages(p.MSG_AWARENESS))
+        assert p.decode_awareness(told.payload) == [p.AwarenessEntry(7, 1, state)]
+        await ana.leave()
+        assert room.presence.states() == {7: state}  # no peer controls it: it stays
+        ben = Client(room, user="ben")  # a late joiner gets it with everyone's state
+        [joined] = await wait_for(lambda: ben.channel.messages(p.MSG_AWARENESS))
+        assert p.decode_awareness(joined.payload) == [p.AwarenessEntry(7, 1, state)]
+        room.announce(p.encode_awareness([p.AwarenessEntry(7, 2, None)]))
+        await wait_for(lambda: ben.channel.messages(p.MSG_AWARENESS)[1:])
+        assert room.presence.states() == {}
+        await ben.leave()
+
+
 async def test_disconnect_user_closes_only_that_users_connections(store) -> None:
     async with project_room("song", store) as room:
         ana, ben = Client(room), Client(room, user="ben")
