@@ -549,11 +549,11 @@ async def test_a_won_dispute_of_a_split_cart_told_out_of_order_restores_its_lice
         await books_match_stripe(m, accounts)
 
 
-async def stopped_pay_job(queue: Any, order_id: str) -> Any:
-    """The seller's queued transfer job of ``order_id``, cancelled (and waited for, if
-    running), so it does not retry beside the test's own runs of it."""
+async def stopped_pay_job(queue: Any, order_id: str, name: str = PAY_JOB) -> Any:
+    """The seller's queued transfer job (or job ``name``) of ``order_id``, cancelled (and
+    waited for, if running), so it does not retry beside the test's own runs of it."""
     async with asyncio.timeout(30):
-        while not (jobs := [j for j in await queue.find(account_id="seller", queue=PAY_JOB)
+        while not (jobs := [j for j in await queue.find(account_id="seller", queue=name)
                             if j.payload["order_id"] == order_id]):
             await asyncio.sleep(0.05)
     [job] = jobs
@@ -621,6 +621,61 @@ async def test_a_split_line_whose_transfers_fail_for_good_is_marked_told_and_rev
         assert len(sent) == 2
         await m.fake.webhooks.settled()
         await books_match_stripe(m, accounts)
+
+
+async def test_a_reversal_giving_up_on_a_line_whose_transfer_job_died_tells_the_seller(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    """Workers that stopped on every attempt make the line's transfer job dead without
+    its last attempt marking the line or mailing anyone. Its refund's reversal waits out
+    its own attempts, records `timed_out` and mails the seller's owners and admins (one
+    mail id each, however often it ends), not a dead letter nobody hears of."""
+    from business.marketplace.schemas import SplitReversalPayload
+    from business.marketplace.services import run_split_reversal
+    from business.marketplace.split_sales import REVERSAL_JOB, TIMED_OUT
+    from dawserver.plugin_api import Permanent
+
+    async with market(tmp_path, db_url) as m:
+        accounts, beats, started = await split_cart(m)
+        # Stripe refuses ben's transfer, so the line's job retries until it is stopped
+        m.fake.objects[accounts["ben"]]["capabilities"].update(
+            transfers="inactive", card_payments="inactive")
+        first = next(o["order_id"] for o in started["orders"]
+                     if o["beat_id"] == beats[0]["beat_id"])
+        context = m.app[PLUGIN_CONTEXT_KEY]
+        sales = market_services(m).fulfilment.split_sales
+        sent: list[tuple[str, str, str]] = []
+        mail = sales.alerts.send_mail
+
+        async def recipients(account_id: str) -> list[str]:
+            return {"seller": ["Owner@example.com", "admin@example.com"]}.get(account_id, [])
+
+        async def send_mail(to: str, subject: str, paragraphs: list[str], **more: Any
+                            ) -> None:
+            sent.append((to, subject, more["mail_id"]))
+            await mail(to, subject, paragraphs, **more)
+
+        sales.alerts.recipients, sales.alerts.send_mail = recipients, send_mail
+        m.pay(started)
+        await m.order("buyer", first, "paid")
+        queue = context.background.queue
+        await stopped_pay_job(queue, first)  # dead as its workers left it: nobody told
+        status, body = await m.call("POST", f"{M}/sales/{first}/refund", who("seller"), {})
+        assert status == 202, body
+        await m.order("buyer", first, "refunded")
+        job = await stopped_pay_job(queue, first, REVERSAL_JOB)
+        assert sent == []
+        last = JobContext(dataclasses.replace(job, attempts=job.max_attempts))
+        payload = SplitReversalPayload.model_validate(job.payload)
+        for _ in range(2):  # the reversal's last attempt, run twice: one mail id each
+            with pytest.raises(Permanent, match="gave up waiting"):
+                await run_split_reversal(context, payload, last)
+        [end] = await sales.reversals("seller", first)
+        assert end["state"] == TIMED_OUT
+        assert sorted(to for to, _, _ in sent) == [
+            "admin@example.com", "admin@example.com", "owner@example.com",
+            "owner@example.com"]
+        assert len({mail_id for _, _, mail_id in sent}) == 2
+        assert all(first in subject and "refund" in subject for _, subject, _ in sent)
 
 
 async def test_a_reversal_waits_for_its_lines_transfers_in_growing_steps(

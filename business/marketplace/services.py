@@ -323,6 +323,9 @@ async def run_split_reversal(context: PluginContext, payload: Any, job: JobConte
                 done = None
             if done is not None:
                 return {"order_id": payload.order_id, "reversals": done}
+            # the line's transfer job may be dead without having said so: tell the seller
+            await sales.gave_up_waiting(payload.seller, payload.order_id, payload.cause,
+                                        str(exc))
             raise Permanent(f"{exc}; gave up waiting (recorded as {TIMED_OUT})") from None
         # the line's transfer job may itself be retrying for hours (up to 12 attempts,
         # backoff to 15 min): wait in growing steps, past its last attempt

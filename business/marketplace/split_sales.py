@@ -30,7 +30,10 @@ seller's owners and admins are mailed (:mod:`.transfer_alerts`). A reversal of s
 does not wait for transfers that will not come: it takes back its part of what was
 transferred and ends :class:`TransfersFailed`, recorded. Every reversal's end is a row of
 ``mkt_split_reversals`` (``reversed``, ``transfers_failed`` or ``timed_out`` when its own
-retries ran out while the line's transfers were still being made), so none ends unseen.
+retries ran out while the line's transfers were still being made), so none ends unseen;
+one ending ``timed_out`` mails the seller's owners and admins too: the line's transfer job
+may have died without its last attempt marking the line (its workers stopped on every
+attempt), and nobody else would know.
 """
 
 from __future__ import annotations
@@ -232,6 +235,15 @@ class SplitSales:
         metrics.SPLIT_FAILURES.labels(stage="transfer").inc()
         await self.alerts.notify(seller, order_id, reason)
         return True
+
+    async def gave_up_waiting(self, seller: str, order_id: str, cause: str,
+                              reason: str) -> None:
+        """The reversal of ``cause`` gave up waiting for the line's transfers (recorded
+        ``timed_out``, counted): log it and mail the seller's owners and admins, who
+        have the line's transfer job requeued (it withholds what the cause takes)."""
+        logger.error("split line %s of %s: the reversal of %s gave up waiting for the "
+                     "line's transfers: %s", order_id, seller, cause, reason)
+        await self.alerts.notify_reversal(seller, order_id, cause, reason)
 
     async def queue_reversal(self, tx: Any, order: Order, *, refund_id: str,
                              amount: int) -> None:

@@ -8,6 +8,11 @@ job is requeued). :meth:`TransferAlerts.notify` mails the seller's account recip
 organisation) through the platform's mail queue (``PluginContext.send_mail``), once per
 line: the ``mail_id`` is the seller, the order and the address.
 
+When a reversal of a split line (a refund, a lost dispute) gives up waiting for the
+line's transfers, :meth:`TransferAlerts.notify_reversal` mails them (a mail id per
+seller, order, cause and address): the line's transfer job died without its last
+attempt telling anyone (its workers stopped on every attempt), or is stuck.
+
 When a held part's payout fails for good (:mod:`.split_holds`),
 :meth:`TransferAlerts.notify_held` mails them too, under a ``mail_id`` of its own (the
 seller, the order, the collaborator it was held for, the payout's attempt and the
@@ -68,6 +73,21 @@ class TransferAlerts:
              "twice; it is tried again hourly. Check that whoever it goes to (the "
              "collaborator who accepted, or you when the invitation ended) can receive "
              "Stripe transfers."])
+
+    async def notify_reversal(self, seller: str, order_id: str, cause: str,
+                              reason: str) -> list[str]:
+        """Mail ``seller``'s recipients that the reversal of ``cause`` (a refund or lost
+        dispute) of order ``order_id`` gave up waiting for the line's transfers
+        (``reason``); the addresses mailed. Logged, never raised, like :meth:`notify`."""
+        return await self._mail(
+            seller, order_id, ("marketplace-reversal-gave-up", seller, order_id, cause),
+            f"A refund of sale {order_id} is waiting for its collaborators' transfers",
+            [f"Taking back the collaborators' part of {cause} of sale {order_id} gave up: "
+             f"the sale's transfers to its collaborators were still not made ({reason}).",
+             "The sale's transfer job is stuck or failed: have it requeued. The "
+             "transfers it makes then withhold what this refund or dispute takes, and "
+             "what it paid before is taken back, so no collaborator keeps refunded "
+             "money."])
 
     async def _mail(self, seller: str, order_id: str, key: tuple[str, ...], subject: str,
                     paragraphs: list[str]) -> list[str]:
