@@ -19,11 +19,17 @@ plays only what it resolves: clip sources and convolution ``ir``s become the pro
 asset files, and a clip naming anything else is left out, logged and listed in
 :attr:`LiveMix.refused`.  Answers are kept per source, so a rebuild whose sources are all
 known resolves at once; a new source is resolved (fetched) first, then the session applied.
+
+The render thread looks at the engine's failed ``lv2`` plug-ins after every frame; a change
+is kept in :attr:`LiveMix.faults` and reported through ``on_plugins`` on the event loop
+(:mod:`dawserver.lv2_faults` tells the project's pages). A restart is done by the render
+thread between two frames (:meth:`LiveMix.restart_plugins`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -44,6 +50,7 @@ from dsp_core.playhead import Playhead
 from dsp_core.session import Session
 from dsp_core.sources import Refusal, SourceAnswers
 
+from .lv2_faults import FaultLog, PluginsChanged
 from .metrics import AUDIO_FRAME_SECONDS
 from .opus import OpusEncoder
 from .stretch_renders import StoreOf, StretchRenders
@@ -132,8 +139,13 @@ class LiveMix:
     def __init__(self, room: Room, *, sample_rate: int = RATE, frame: int = FRAME,
                  queue_frames: int = 16, factory: EngineFactory = _default_engine,
                  encode: bool = True, resolver: SourceResolver | None = None,
-                 stores: StoreOf | None = None) -> None:
+                 stores: StoreOf | None = None, monitor: str = STEREO_MIX,
+                 on_plugins: PluginsChanged | None = None) -> None:
         self.room = room
+        self.faults = FaultLog("live mix" if monitor == STEREO_MIX else f"live mix ({monitor})")
+        self._on_plugins = on_plugins
+        self._errors_seen: tuple = ()
+        self._restart: concurrent.futures.Future[int] | None = None
         self.resolver = resolver
         self._sources = None if resolver is None else SourceAnswers(
             lambda source: resolver(room.project_id, source))
@@ -182,6 +194,7 @@ class LiveMix:
         self._started = True
         self._loop = asyncio.get_running_loop()
         session = self.room.document.to_session()
+        self._see_left_out()
         await self._learn(session)
         session = self._playable(session)
         self._session = session
@@ -213,6 +226,11 @@ class LiveMix:
         close = getattr(self._engine, "close", None)
         if close is not None:  # stops its lv2 workers now, not at garbage collection
             close()
+        if self._restart is not None and not self._restart.done():
+            self._restart.set_result(0)
+        if self.faults.failed:
+            self.faults.failed = []
+            self._plugins_changed()
         for listener in list(self.listeners):
             listener.close()
         self.listeners.clear()
@@ -290,6 +308,7 @@ class LiveMix:
         assert self._loop is not None
         started = time.perf_counter()
         session = self.room.document.to_session()
+        self._see_left_out()
         if self._sources is not None and self._sources.unknown(session):
             if self._learning is None or self._learning.done():  # fetch, then rebuild
                 self._learning = self._loop.create_task(self._learn_then_refresh(session))
@@ -300,6 +319,47 @@ class LiveMix:
         self._last_full = self._loop.time() + max(0.0, 2 * took - FULL_REFRESH_SECONDS)
         with self._lock:
             self._pending = self._session
+
+    # -- lv2 plug-ins that failed -----------------------------------------------------------
+
+    def _plugins_changed(self) -> None:
+        if self._on_plugins is not None:
+            self._on_plugins(self.room.project_id)
+
+    def _see_left_out(self) -> None:
+        if self.faults.see_left_out(self.room.document.bypassed):
+            self._plugins_changed()
+
+    def _see_plugins(self) -> None:
+        """In the render thread: hand a change of the engine's failed plug-ins to the loop."""
+        errors = getattr(self._engine, "plugin_errors", None)
+        if errors is None:
+            return
+        now = tuple(errors())
+        if now == self._errors_seen:
+            return
+        self._errors_seen = now
+        session = getattr(self._engine, "session", None)
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            self._loop.call_soon_threadsafe(self._failed, now, session)
+
+    def _failed(self, errors: tuple, session: Session | None) -> None:
+        if self._started and self.faults.see(errors, session):
+            self._plugins_changed()
+
+    async def restart_plugins(self) -> int:
+        """Start fresh workers for the failed plug-ins (in the render thread, between two
+        frames: the worker's start-up holds that frame back); how many."""
+        if not self._started or getattr(self._engine, "restart_plugins", None) is None:
+            return 0
+        future: concurrent.futures.Future[int] = concurrent.futures.Future()
+        with self._lock:
+            if self._restart is not None and not self._restart.done():
+                future = self._restart  # one already asked for: the same answer
+            else:
+                self._restart = future
+        return await asyncio.wrap_future(future)
 
     @property
     def plugin_latency(self) -> int:
@@ -368,6 +428,7 @@ class LiveMix:
             with self._lock:
                 session, self._pending = self._pending, None
                 transport, self._transport = self._transport, None
+                restart, self._restart = self._restart, None
             started = time.perf_counter()
             if session is not None:
                 try:
@@ -377,7 +438,13 @@ class LiveMix:
                                 self.room.project_id, exc)
             if transport is not None:
                 self.playhead.follow(transport)
+            if restart is not None and not restart.done():
+                try:
+                    restart.set_result(int(self._engine.restart_plugins()))
+                except Exception as exc:  # noqa: BLE001 - answered to whoever asked
+                    restart.set_exception(exc)
             frame = self._render(out)
+            self._see_plugins()
             took = time.perf_counter() - started
             self.render_seconds += took
             AUDIO_FRAME_SECONDS.observe(took)
@@ -423,8 +490,10 @@ class LiveMixes:
 
     def __init__(self, rooms: RoomRegistry, *, factory: EngineFactory = _default_engine,
                  queue_frames: int = 16, resolver: SourceResolver | None = None,
-                 stores: StoreOf | None = None) -> None:
+                 stores: StoreOf | None = None,
+                 on_plugins: PluginsChanged | None = None) -> None:
         self.rooms = rooms
+        self.on_plugins = on_plugins
         self.resolver = resolver
         self.stores = stores
         self.factory = factory
@@ -453,7 +522,8 @@ class LiveMixes:
                 try:
                     room = await stack.enter_async_context(self.rooms.use(project_id))
                     mix = LiveMix(room, factory=factory, queue_frames=self.queue_frames,
-                                  resolver=self.resolver, stores=self.stores)
+                                  resolver=self.resolver, stores=self.stores,
+                                  monitor=monitor, on_plugins=self.on_plugins)
                     await mix.start()
                 except BaseException:
                     await stack.aclose()
@@ -487,6 +557,10 @@ class LiveMixes:
         for project_id in list(self.mixes):
             self._users[project_id] = 1
             await self._release(project_id)
+
+    def of(self, project_id: str) -> list[LiveMix]:
+        """The running mixes of ``project_id`` (its stereo mix and immersive monitors)."""
+        return [mix for mix in self.mixes.values() if mix.room.project_id == project_id]
 
     def _room_changed(self, room: Room) -> None:
         for mix in list(self.mixes.values()):

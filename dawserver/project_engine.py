@@ -8,7 +8,9 @@ always applies pending changes first, so it reflects the newest document.
 With a ``resolver`` (the server's :meth:`dawserver.clip_sources.Resolver.source`), every
 session is first resolved to the project's own asset files, each source once for the
 engine's life (:class:`dsp_core.sources.SourceAnswers`); clips naming anything else are
-left out and listed in :attr:`ProjectEngine.refused`.
+left out and listed in :attr:`ProjectEngine.refused`. Its ``lv2`` plug-ins that failed
+(and the effects the document leaves out) are kept in :attr:`ProjectEngine.faults` and
+reported through ``on_plugins`` when they change (:mod:`dawserver.lv2_faults`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dsp_core.errors import DspError
 from dsp_core.session import Session
 from dsp_core.sources import Refusal, SourceAnswers
 
+from .lv2_faults import FaultLog, PluginsChanged
 from .metrics import RENDER_REALTIME_FACTOR
 
 log = logging.getLogger(__name__)
@@ -50,8 +53,11 @@ class ProjectEngine:
 
     def __init__(self, room: Room, *, debounce: float = 0.05,
                  factory: EngineFactory = _default_factory,
-                 resolver: SourceResolver | None = None) -> None:
+                 resolver: SourceResolver | None = None,
+                 on_plugins: PluginsChanged | None = None) -> None:
         self.room = room
+        self.faults = FaultLog("render")
+        self._on_plugins = on_plugins
         self.resolver = resolver
         self._sources = None if resolver is None else SourceAnswers(
             lambda source: resolver(room.project_id, source))
@@ -87,6 +93,8 @@ class ProjectEngine:
     async def _session(self) -> Session:
         """The document's session, resolved to playable files when there is a resolver."""
         session = self.room.document.to_session()
+        if self.faults.see_left_out(self.room.document.bypassed):
+            self._plugins_changed()
         if self._sources is None:
             return session
         await self._sources.learn(session)
@@ -129,7 +137,29 @@ class ProjectEngine:
             if took > 0:
                 RENDER_REALTIME_FACTOR.labels(kind="render").observe(
                     frames / _rate(engine) / took)
+            self._see_plugins(engine)
             return out
+
+    def _plugins_changed(self) -> None:
+        if self._on_plugins is not None:
+            self._on_plugins(self.room.project_id)
+
+    def _see_plugins(self, engine: object) -> None:
+        """Note the engine's failed plug-ins (called with the lock held: no render runs)."""
+        errors = getattr(engine, "plugin_errors", None)
+        if errors is not None and self.faults.see(errors(), getattr(engine, "session", None)):
+            self._plugins_changed()
+
+    async def restart_plugins(self) -> int:
+        """Start fresh workers for the engine's failed plug-ins; how many."""
+        async with self._lock:
+            engine = self._engine
+            restart = getattr(engine, "restart_plugins", None)
+            if restart is None:
+                return 0
+            count = await asyncio.get_running_loop().run_in_executor(None, restart)
+            self._see_plugins(engine)
+            return int(count)
 
     def close(self) -> None:
         """Drop the engine and cancel pending work."""
@@ -139,14 +169,19 @@ class ProjectEngine:
         close = getattr(engine, "close", None)
         if close is not None:  # stops its lv2 workers now, not at garbage collection
             close()
+        if self.faults.failed:
+            self.faults.failed = []
+            self._plugins_changed()
 
 
 class ProjectEngines:
     """The engines of every loaded room."""
 
     def __init__(self, *, debounce: float = 0.05, factory: EngineFactory = _default_factory,
-                 enabled: bool = True, resolver: SourceResolver | None = None) -> None:
+                 enabled: bool = True, resolver: SourceResolver | None = None,
+                 on_plugins: PluginsChanged | None = None) -> None:
         self.debounce = debounce
+        self.on_plugins = on_plugins
         self.resolver = resolver
         self.factory = factory
         self.enabled = enabled
@@ -157,7 +192,8 @@ class ProjectEngines:
         if self.enabled:
             self.engines[room.project_id] = ProjectEngine(room, debounce=self.debounce,
                                                           factory=self.factory,
-                                                          resolver=self.resolver)
+                                                          resolver=self.resolver,
+                                                          on_plugins=self.on_plugins)
 
     def detach(self, room: Room) -> None:
         """Registry hook: forget the engine of an unloaded room."""

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from helpers_audio import DictLoader
+from lv2_helpers import MISBEHAVE, MODES, lv2_path  # noqa: F401
 from room_helpers import project_room
 
 from collab.room import Room
@@ -174,3 +175,35 @@ async def test_the_live_playhead_is_where_the_audio_sent_last_has_got_to(room: R
     async with LiveMix(room, factory=factory) as mix:
         await collect(mix, 2)
         assert mix.timeline_now() is None
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.usefixtures("lv2_path")
+async def test_a_plugin_failing_while_playing_is_reported_and_restarted_by_the_thread(
+        room: Room) -> None:
+    await room.edit(lambda d: d.add_effect("t0", EffectSpec("lv2", {"uri": MISBEHAVE},
+                                                            id="fx-1")))
+    await room.edit(lambda d: d.update_transport(playing=True, position=0))
+    told: list[str] = []
+    async with LiveMix(room, factory=factory, on_plugins=told.append) as mix:
+        await collect(mix, 3)
+        assert mix.faults.failed == [] and told == []
+        await room.edit(lambda d: d.set_effect_params("t0", 0, mode=float(MODES["nan"])))
+        mix.document_changed()
+        async with asyncio.timeout(10):
+            while not mix.faults.failed:
+                await asyncio.sleep(0.02)
+        [fault] = mix.faults.failed
+        assert (fault.owner, fault.effect, fault.uri, fault.engines) == (
+            "t0", "fx-1", MISBEHAVE, ("live mix",))
+        assert told and set(told) == {room.project_id}
+        await room.edit(lambda d: d.set_effect_params("t0", 0, mode=float(MODES["pass"])))
+        mix.document_changed()
+        await asyncio.sleep(0.3)  # the fixed control reaches the engine
+        assert await mix.restart_plugins() == 1
+        async with asyncio.timeout(10):
+            while mix.faults.failed:
+                await asyncio.sleep(0.02)
+        await collect(mix, 5)
+        assert mix.faults.failed == []
+    assert await mix.restart_plugins() == 0  # stopped: nothing to restart

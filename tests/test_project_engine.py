@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from loopback import free_port
+from lv2_helpers import MISBEHAVE, MODES, lv2_path  # noqa: F401
 from nodepeer import NodePeer, eventually, node_ready, running_server
 from room_helpers import project_room
 
@@ -163,4 +164,31 @@ async def test_each_source_is_resolved_once_while_edits_rebuild_the_session(
             assert sorted(asked) == sorted({session.tracks[0].clips[0].source, "/elsewhere.wav"})
             assert [str(r.ref.item) for r in engine.refused] == ["c1"]  # left out, each time
             assert first > 0.1
+            engine.close()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.usefixtures("lv2_path")
+async def test_a_failed_plugin_is_kept_with_its_time_told_and_restarted(tmp_path: Path) -> None:
+    session = Session(sample_rate=RATE, tracks=[Track("t0", effects=[
+        EffectSpec("lv2", {"uri": MISBEHAVE, "mode": float(MODES["nan"])}, id="fx-1")])])
+    async with open_store(None, tmp_path) as store:
+        info = await import_session(store, session)
+        async with project_room(info.project_id, store) as room:
+            told: list[str] = []
+            engine = ProjectEngine(room, debounce=0.01, on_plugins=told.append)
+            assert await engine.restart_plugins() == 0  # no engine built yet
+            await engine.render(0, 4800)
+            [fault] = engine.faults.failed
+            assert (fault.reason, fault.owner, fault.effect, fault.index, fault.uri) == (
+                "failed", "t0", "fx-1", 0, MISBEHAVE)
+            assert fault.engines == ("render",) and told == [info.project_id]
+            await engine.render(4800, 4800)
+            assert engine.faults.failed == [fault] and len(told) == 1  # the same, same time
+            await room.edit(lambda d: d.set_effect_params("t0", 0, mode=float(MODES["pass"])))
+            await engine.render(0, 4800)  # the fixed control reaches the bypassed plug-in
+            assert await engine.restart_plugins() == 1
+            assert engine.faults.failed == [] and len(told) == 2
+            await engine.render(0, 4800)
+            assert engine.faults.failed == []
             engine.close()
