@@ -53,6 +53,8 @@ from .keys import (
     STORE,
     TOKENS,
 )
+from .lv2_faults import LV2_FAULTS, setup_lv2_faults
+from .lv2_routes import holders as lv2_holders
 from .lv2_warmup import lv2_warmup_context
 from .privacy_routes import setup_privacy
 from .project_engine import ProjectEngines
@@ -96,6 +98,7 @@ def create_app(config: ServerConfig) -> web.Application:
     setup_assets(app)
     setup_bounces(app)
     setup_rtc(app)
+    setup_lv2_faults(app, functools.partial(lv2_holders, app))
     setup_transcription(app)
     setup_samples(app)
     setup_privacy(app)
@@ -140,7 +143,8 @@ async def collab_context(app: web.Application) -> AsyncIterator[None]:
             document_type=ProjectDocument,
         )
         engines = ProjectEngines(debounce=config.engine_debounce_seconds, enabled=config.engine,
-                                 resolver=Resolver(app).source)
+                                 resolver=Resolver(app).source,
+                                 on_plugins=lambda project_id: app[LV2_FAULTS].changed(project_id))
         migrations = app[MIGRATIONS] = DocumentMigrations(app)
         registry.on_room_loaded(migrations)
         registry.on_room_loaded(engines.attach)

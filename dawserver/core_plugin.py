@@ -19,6 +19,7 @@ from . import (
     automation_api,
     bounces,
     immersive_routes,
+    lv2_routes,
     midi_routes,
     models_api,
     oidc_routes,
@@ -81,7 +82,7 @@ def routes(context: PluginContext) -> list[Route]:
             *midi_routes.ROUTES, *automation_api.ROUTES, *immersive_routes.ROUTES,
             *usage_routes.ROUTES, *models_api.ROUTES, *portal_pages.ROUTES,
             *transcripts.ROUTES, *account_moves.ROUTES, *account_plans.ROUTES,
-            *track_edits.ROUTES]
+            *track_edits.ROUTES, *lv2_routes.ROUTES]
 
 
 @hookimpl

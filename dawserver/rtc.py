@@ -54,6 +54,7 @@ from .assets import assets_of
 from .clip_sources import Resolver
 from .keys import ROOMS
 from .live_mix import STEREO_MIX, Listener, LiveMix, LiveMixes
+from .lv2_faults import LV2_FAULTS
 from .opus import packet as opus_packet
 from .permissions import PROJECT_READ
 from .plugin_api import (
@@ -146,8 +147,14 @@ class RtcService:
         """The live mixes (made on first use: the room registry starts with the app)."""
         if self._mixes is None:
             self._mixes = LiveMixes(self.app[ROOMS], resolver=Resolver(self.app).source,
-                                    stores=functools.partial(assets_of, self.app))
+                                    stores=functools.partial(assets_of, self.app),
+                                    on_plugins=self._plugins_changed)
         return self._mixes
+
+    def _plugins_changed(self, project_id: str) -> None:
+        faults = self.app.get(LV2_FAULTS)
+        if faults is not None:
+            faults.changed(project_id)
 
     async def connect(self, project_id: str, grant: Grant, offer: RTCSessionDescription, *,
                       target_track: str | None = None, latency_ms: float = 0.0,
