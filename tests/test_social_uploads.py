@@ -186,12 +186,13 @@ def test_what_is_no_image_or_video_or_too_big_is_refused_and_nothing_is_kept(
     asyncio.run(go())
 
 
-def test_another_accounts_media_id_looks_like_an_unknown_one(tmp_path: Path) -> None:
+def test_another_accounts_media_id_looks_like_an_unknown_one(tmp_path: Path,
+                                                             db_url: str) -> None:
     files = made(tmp_path / "files")
 
     async def go() -> None:
         x = InTestNetwork("x")
-        async with social_app(tmp_path, f"sqlite://{tmp_path / 's.sqlite3'}", x) as (
+        async with social_app(tmp_path, db_url, x) as (
                 client, context):
             theirs = (await uploaded(client, files["png"], "image/png", OTHER))["media_id"]
             unknown = "md_" + "0" * 24
@@ -344,12 +345,13 @@ def test_a_composed_post_with_an_uploaded_image_is_checked_and_published_on_x(
     asyncio.run(go())
 
 
-def test_an_upload_a_post_may_still_publish_is_not_deleted(tmp_path: Path) -> None:
+def test_an_upload_a_post_may_still_publish_is_not_deleted(tmp_path: Path,
+                                                           db_url: str) -> None:
     files = made(tmp_path / "files")
 
     async def go() -> None:
         x = InTestNetwork("x")
-        async with social_app(tmp_path, f"sqlite://{tmp_path / 's.sqlite3'}", x) as (
+        async with social_app(tmp_path, db_url, x) as (
                 client, context):
             png = await uploaded(client, files["png"], "image/png")
             channel = await insert_channel(context, "acc", "x")
@@ -374,11 +376,12 @@ def test_an_upload_a_post_may_still_publish_is_not_deleted(tmp_path: Path) -> No
     asyncio.run(go())
 
 
-def test_a_persons_uploads_are_in_their_export_and_erased_with_them(tmp_path: Path) -> None:
+def test_a_persons_uploads_are_in_their_export_and_erased_with_them(tmp_path: Path,
+                                                                    db_url: str) -> None:
     files = made(tmp_path / "files")
 
     async def go() -> None:
-        async with social_app(tmp_path, f"sqlite://{tmp_path / 's.sqlite3'}") as (
+        async with social_app(tmp_path, db_url) as (
                 client, context):
             own = await uploaded(client, files["png"], "image/png",
                                  who("p_ada", "p_ada", "owner"))
