@@ -18,6 +18,7 @@ import pytest
 from social_fakes import CLIENT_ID, CLIENT_SECRET, until
 from social_helpers import InTestNetwork, database_url, social_app, who
 
+from business.social import uploads
 from business.social.fakes import FAKES, FakeNetworks
 from business.social.models import ChannelTokens
 from business.social.plugin import account_erased
@@ -182,6 +183,38 @@ def test_what_is_no_image_or_video_or_too_big_is_refused_and_nothing_is_kept(
             assert listed == []
             folder = upload_folder(context.data_dir, "acc")
             assert folder is not None and list(folder.iterdir()) == []
+
+    asyncio.run(go())
+
+
+def test_uploads_take_turns_at_being_read(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading a file runs ffprobe and ffmpeg: five uploads at once are read two at a
+    time, each one still read and kept."""
+    files = made(tmp_path / "files")
+    reading, most = 0, 0
+    real = uploads.identify
+
+    async def slow(path: Path, name: str) -> dict[str, Any]:
+        nonlocal reading, most
+        reading += 1
+        most = max(most, reading)
+        try:
+            await asyncio.sleep(0.2)
+            return await real(path, name)
+        finally:
+            reading -= 1
+
+    monkeypatch.setattr(uploads, "identify", slow)
+
+    async def go() -> None:
+        async with social_app(tmp_path, f"sqlite://{tmp_path / 's.sqlite3'}") as (
+                client, _context):
+            answers = await asyncio.gather(*(
+                upload(client, files["png"].read_bytes(), "image/png", f"cover-{n}.png")
+                for n in range(5)))
+            assert [a.status for a in answers] == [201] * 5
+            assert most == uploads.READS_AT_ONCE == 2
 
     asyncio.run(go())
 

@@ -65,6 +65,8 @@ MAX_IMAGE_BYTES = 32 * 1024 * 1024
 MAX_PIXELS = 100_000_000
 #: The longest ffmpeg may take to decode an image before it is refused as unreadable.
 DECODE_TIMEOUT_S = 60.0
+#: How many uploads are read (ffprobe, ffmpeg) at once per process; the others wait.
+READS_AT_ONCE = 2
 #: Post states in which a post may still publish its media.
 LIVE_STATES = (DRAFT, PENDING, APPROVED, SCHEDULED, PUBLISHING, FAILED)
 COLUMNS = ("media_id, name, kind, content_type, size_bytes, width, height, duration_s, "
@@ -238,14 +240,16 @@ def _safe_name(name: str) -> str:
 class MediaUploads:
     """An account's uploads: received, listed, found, deleted.
 
-    ``db`` is the plug-in's database, ``data_dir`` the plug-in context's data directory.
+    ``db`` is the plug-in's database, ``data_dir`` the plug-in context's data directory,
+    ``reads`` the process's turns at reading an upload (:data:`READS_AT_ONCE`).
     """
 
     def __init__(self, db: Any, data_dir: str | Path, limits: UploadLimits | None = None,
-                 *, clock: Any = time.time) -> None:
+                 *, reads: asyncio.Semaphore | None = None, clock: Any = time.time) -> None:
         self.db = db
         self.data_dir = Path(data_dir)
         self.limits = limits or UploadLimits()
+        self.reads = reads or asyncio.Semaphore(READS_AT_ONCE)
         self.clock = clock
 
     async def receive(self, account_id: str, person: str, name: str,
@@ -269,7 +273,8 @@ class MediaUploads:
             size, digest = await self._write(part, chunks, limit)
             if size == 0:
                 raise BrokenMedia(f"{name!r} is empty: send the file's bytes as the body")
-            found = await identify(part, name)
+            async with self.reads:
+                found = await identify(part, name)
             if found["kind"] == "image" and size > self.limits.max_image_bytes:
                 raise UploadTooLarge(
                     f"{name!r} is an image of {_size(size)}; images take at most "

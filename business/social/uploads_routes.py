@@ -11,6 +11,7 @@ still publish uses it). Composing uploads and deletes (``social.compose``); read
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pydantic import Field
@@ -22,6 +23,7 @@ from business.social.schemas import MediaRef
 from business.social.services import PLUGIN_NAME
 from business.social.uploads import (
     ACCEPTED,
+    READS_AT_ONCE,
     BrokenMedia,
     MediaUploads,
     NotMedia,
@@ -77,11 +79,17 @@ class UploadOut(Model):
     media: MediaRef
 
 
+#: Where the process's turns at reading uploads live in the plug-in context's state.
+_READS = "social.upload_reads"
+
+
 def uploads(request: Request) -> MediaUploads:
-    """The account's uploads, with the plug-in's ``media_uploads`` limits."""
+    """The account's uploads, with the plug-in's ``media_uploads`` limits; the process's
+    uploads take turns at being read (:data:`~.uploads.READS_AT_ONCE`)."""
     context = request.context
     limits = UploadLimits.from_settings(context.settings_for(PLUGIN_NAME).get("media_uploads"))
-    return MediaUploads(context.database(), context.data_dir, limits)
+    reads = context.state.setdefault(_READS, asyncio.Semaphore(READS_AT_ONCE))
+    return MediaUploads(context.database(), context.data_dir, limits, reads=reads)
 
 
 def upload_out(row: dict[str, Any]) -> dict[str, Any]:
