@@ -1,5 +1,6 @@
 // Insert effects of the selected track: enable switch and parameter sliders (document edits).
 import { h, setProp } from './dom.js'
+import { describe } from './bypassed.js'
 
 // Parameters, mirroring dsp_core.effects.PARAMS: name, low, high, step, default; a step
 // of 0 marks a logarithmic slider (frequencies).
@@ -27,8 +28,8 @@ export const SIDECHAIN_KINDS = new Set(['compressor', 'gate'])
 export const BIQUAD_SHAPES = ['lowpass', 'highpass', 'peaking', 'lowshelf', 'highshelf']
 
 export class EffectsPanel {
-  constructor ({ project, presence, editable }) {
-    Object.assign(this, { project, presence, editable })
+  constructor ({ project, presence, editable, bypassed = null }) {
+    Object.assign(this, { project, presence, editable, bypassed })
     this.trackId = null
     this.signature = ''
     this.controls = new Map()
@@ -56,6 +57,7 @@ export class EffectsPanel {
     const signature = `${track.id}|${effects.map((e) => `${e.id}:${e.kind}`).join(',')}|${owners}`
     if (signature !== this.signature) this._build(track, effects, signature)
     effects.forEach((effect, index) => {
+      this._showBypassed(track.id, effect, index)
       const enabled = this.controls.get(`${index}:enabled`)
       if (enabled) setProp(enabled, 'checked', effect.enabled !== false)
       const key = this.controls.get(`${index}:sidechain`)
@@ -116,11 +118,32 @@ export class EffectsPanel {
       }
       const remove = h('button', { class: 'edit remove-effect', disabled: !this.editable, title: `Remove this ${effect.kind}`,
         onclick: () => this.project.removeEffect(track.id, index) }, '×')
-      return h('div', { class: 'effect', dataset: { kind: effect.kind } },
+      const error = h('div', { class: 'effect-error', role: 'alert', hidden: true })
+      this.controls.set(`${index}:error`, error)
+      return h('div', { class: 'effect', dataset: { kind: effect.kind, effect: effect.id || '' } },
         h('div', { class: 'effect-title' }, enabled, h('strong', {}, effect.kind), h('span', { class: 'hint' }, effect.id || ''), remove),
-        rows)
+        error, rows)
     })
     this.body.replaceChildren(...cards, adder)
+  }
+
+  /** The error badge of the effect at `index` while the server plays it bypassed. */
+  _showBypassed (trackId, effect, index) {
+    const slot = this.controls.get(`${index}:error`)
+    if (!slot || !this.bypassed) return
+    const faults = this.bypassed.of(trackId, effect, index)
+    const signature = JSON.stringify(faults)
+    if (slot.dataset.signature === signature) return
+    slot.dataset.signature = signature
+    slot.hidden = faults.length === 0
+    slot.title = faults.map(describe).join('\n')
+    slot.parentElement.classList.toggle('bypassed', faults.length > 0)
+    const failed = faults.some((f) => f.reason === 'failed')
+    slot.replaceChildren(...(faults.length ? [
+      h('span', { class: 'badge' }, failed ? 'failed · bypassed' : 'bypassed'),
+      h('span', { class: 'reason' }, faults.map(describe).join('; ')),
+      failed ? this.bypassed.restartButton() : h('span', { class: 'hint' }, 'fix or remove this effect')
+    ] : []))
   }
 
   /** The key picker of a compressor or gate: its own input, or any other track or bus. */

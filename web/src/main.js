@@ -28,6 +28,7 @@ import { SampleBrowser } from './samples.js'
 import { PeakCache } from './peaks.js'
 import { SourceNames } from './names.js'
 import { LiveMix } from './live.js'
+import { BypassedPlugins, describe as describeBypassed } from './bypassed.js'
 import { uploadAudio, projectFrames } from './assets.js'
 import { showProjectList, sharePanel } from './projects.js'
 
@@ -137,7 +138,13 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   })
   const writer = new FaderWriter({ project, transport, notify })
   transport.onRecord = () => toggleRecording({ project, transport, live, features, listen })
-  const effects = new EffectsPanel({ project, presence, editable })
+  const bypassed = new BypassedPlugins({ projectId, token, awareness: project.awareness, editable, notify })
+  timeline.bypassedOf = (trackId) => bypassed.of(trackId).map(describeBypassed)
+  bypassed.onChange(() => {
+    for (const [id, header] of timeline.headers) header.showBypassed(timeline.bypassedOf(id))
+    effects.update()
+  })
+  const effects = new EffectsPanel({ project, presence, editable, bypassed })
   const pianoroll = new PianoRoll({ project, editable, notify, playhead: () => transport.playhead() })
   const transcript = new TranscriptPanel({
     project, editable, token, notify, names, editUrl: features.transcript_edit || null,
@@ -189,7 +196,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   root.replaceChildren(
     h('header', { class: 'topbar' },
       h('a', { class: 'projects-link', href: home, title: 'All projects' }, '☰'),
-      name, badge, transport.el, listen, meter, volume, bounce.el, samples.toggle, people, status),
+      name, badge, transport.el, listen, meter, volume, bounce.el, samples.toggle, bypassed.el, people, status),
     editable ? '' : h('div', { class: 'viewer-banner', role: 'note' }, 'View only — you see every change live, but cannot edit.'),
     h('main', { class: 'workspace' }, timeline.el, samples.el),
     h('footer', { class: 'panels' }, effects.el, immersive.el, pianoroll.el, transcript.el, clipTime.el, markers.el, comments.el,
@@ -303,18 +310,19 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   if (renewal) {
     renewal.onToken = ({ token: fresh, role }) => {
       project.setToken(fresh) // the WebSocket presents it when it reconnects
-      for (const part of [peaks, names, bounce, live, transcript, immersive, samples]) part.token = fresh // and HTTP calls
+      for (const part of [peaks, names, bounce, live, transcript, immersive, samples, bypassed]) part.token = fresh // and HTTP calls
       if (role !== claims.role) notify(`Your role on this project is now ${role}: reload the page to use it`)
     }
     renewal.onFail = (err) => notify(`Cannot renew your access to this project: ${err.message}`, true)
   }
-  window.daw = { project, presence, timeline, transport, live, features, renewal, writer, pianoroll, immersive, samples } // for tests and the console
+  window.daw = { project, presence, timeline, transport, live, features, renewal, writer, pianoroll, immersive, samples, bypassed } // for tests and the console
   await synced
   performance.mark('daw:synced')
   status.textContent = 'connected'
   // The synced document has been drawn already where it arrived after the observers; an
   // empty one (or one that came before them) has not.
   if (!shown.document) refresh()
+  bypassed.load() // not awaited: announcements follow it anyway
   document.body.dataset.ready = 'true'
   await Promise.resolve() // that redraw runs first
   await timeline.settled() // every lane in view shows its waveforms

@@ -31,6 +31,7 @@ export class Timeline {
   constructor ({ project, presence, editable, peaks, names, onSelectTrack, onSelectClip, onDropFiles, onSeek, onRefuse, onControl }) {
     Object.assign(this, { project, presence, editable, peaks, names, onSelectTrack, onSelectClip, onDropFiles, onSeek, onRefuse, onControl })
     this.autoOpen = new Set() // track ids whose automation strip is shown (view state)
+    this.bypassedOf = () => [] // track id -> why its lv2 plug-ins play bypassed (bypassed.js)
     this.autoParam = new Map() // track id -> the parameter its strip shows
     this.tops = [] // row tops in px, by display index (plus the total height at the end)
     this.zoom = 60 // pixels per second
@@ -340,6 +341,7 @@ export class Timeline {
 
   _showTrack (header, track) {
     header.update(track, track.id === this.selectedTrack, this.autoOpen.has(track.id))
+    header.showBypassed(this.bypassedOf(track.id))
     header.row.style.setProperty('--track-colour', track.colour || '#888')
   }
 

@@ -56,14 +56,26 @@ export class TrackHeader {
       presence.bind(el, key(field))
       el.disabled = !editable
     }
+    // shown while an lv2 plug-in of this track plays bypassed (bypassed.js)
+    this.bypassed = h('span', { class: 'plugin-error', role: 'img', hidden: true }, '⚠')
     this.el = h('div', { class: 'track-header', dataset: { track: trackId },
       onpointerdown: () => onSelect(trackId) },
-    h('div', { class: 'line' }, this.colour, this.name, this.mute, this.solo, this.arm, this.auto),
+    h('div', { class: 'line' }, this.colour, this.name, this.bypassed, this.mute, this.solo, this.arm, this.auto),
     h('div', { class: 'line' }, h('label', { class: 'mini' }, 'vol'), this.fader, this.gain),
     h('div', { class: 'line' }, h('label', { class: 'mini' }, 'pan'), this.pan, this.panText))
   }
 
   _showGain (db) { this.gain.textContent = formatDb(db) }
+
+  /** Badge the header while plug-ins of this track play bypassed (`lines`: why, each). */
+  showBypassed (lines) {
+    this.bypassed.hidden = lines.length === 0
+    const title = lines.length ? `Bypassed:\n${lines.join('\n')}` : ''
+    if (this.bypassed.title !== title) {
+      this.bypassed.title = title
+      this.bypassed.setAttribute('aria-label', title)
+    }
+  }
 
   /** Show the document's values (skipping a control the user is dragging right now). */
   update (track, selected, automationShown = false) {
