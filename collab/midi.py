@@ -29,8 +29,10 @@ from typing import Any
 
 from pycrdt import Map
 
+from dsp_core import lv2_state
 from dsp_core.errors import ProjectError
 from dsp_core.midi import (
+    LV2_KIND,
     ControlEvent,
     Instrument,
     MidiClip,
@@ -100,14 +102,25 @@ def _whole(value: Any) -> Any:
     return value
 
 
+def _portable(instrument: Instrument) -> Instrument:
+    """An ``lv2`` instrument whose state names asset-store files by their assets (a state a
+    server's worker saved), so the document holds no server path."""
+    state = instrument.params.get(lv2_state.STATE_KEY)
+    if instrument.kind != LV2_KIND or not isinstance(state, str):
+        return instrument
+    return Instrument(LV2_KIND, {**instrument.params,
+                                 lv2_state.STATE_KEY: lv2_state.portable(state)})
+
+
 def _map(value: Any) -> dict[str, Any]:
     """``value`` if it is a map, else an empty one (a peer may write anything)."""
     return value if isinstance(value, dict) else {}
 
 
-def instrument_from_json(data: Any) -> Instrument | None:
+def instrument_from_json(data: Any, problems: list[str] | None = None) -> Instrument | None:
     """A track's instrument from the document's plain data; a bad one plays as none (a
-    log line says why), a bad zone is left out."""
+    log line says why, and so does ``problems`` for an ``lv2`` one: a plug-in not
+    installed here, a control out of range), a bad zone is left out."""
     if not isinstance(data, dict):
         return None
     for key in ("params", "zones"):
@@ -132,6 +145,8 @@ def instrument_from_json(data: Any) -> Instrument | None:
         validate_instrument(instrument, "instrument")
     except Exception as exc:  # noqa: BLE001 - any value a peer wrote plays as none
         log.info("an instrument in the document plays as none: %s", exc)
+        if problems is not None and data.get("kind") == LV2_KIND:
+            problems.append(f"{exc}; the instrument plays as none")
         return None
     return instrument
 
@@ -191,20 +206,31 @@ class MidiEdits:
     # -- instruments ---------------------------------------------------------------------
 
     def set_instrument(self, track_id: str, instrument: Instrument) -> None:
-        """Give a track an instrument (replacing any): it becomes a MIDI track."""
+        """Give a track an instrument (replacing any): it becomes a MIDI track.
+
+        An ``lv2`` instrument is checked as an ``lv2`` effect is (an installed plug-in
+        that takes MIDI, its controls' ranges, its state) and its state stored portable
+        (asset-store files named by their assets)."""
         _checked(validate_instrument, instrument, f"track {track_id!r} instrument")
+        instrument = _portable(instrument)
         with self.transaction():
             self._track_map(track_id)["instrument"] = instrument_map(instrument)
 
     def set_instrument_params(self, track_id: str, **params: Any) -> None:
         """Change instrument parameters by name (each its own entry: concurrent changes of
-        two parameters both land)."""
-        for name, value in params.items():
-            _checked(validate_param, name, value, f"track {track_id!r} instrument")
+        two parameters both land); an ``lv2`` instrument's by port symbol, or ``state``."""
         with self.transaction():
             instrument = self._track_map(track_id).get("instrument")
             if instrument is None:
                 raise SchemaError(f"track {track_id!r} has no instrument; set one first")
+            if instrument.get("kind") == LV2_KIND:
+                merged = Instrument(LV2_KIND, {**dict(instrument["params"].to_py() or {}),
+                                               **params})
+                _checked(validate_instrument, merged, f"track {track_id!r} instrument")
+                params = {k: v for k, v in _portable(merged).params.items() if k in params}
+            else:
+                for name, value in params.items():
+                    _checked(validate_param, name, value, f"track {track_id!r} instrument")
             for name, value in params.items():
                 instrument["params"][name] = value
 
@@ -361,14 +387,18 @@ class MidiEdits:
         for clip_id, entry in clips.items():
             self._roots["midi_clips"][clip_id] = entry
 
-    def _midi_into(self, tracks: list[Track], rows: Iterator[dict[str, Any]]) -> None:
+    def _midi_into(self, tracks: list[Track], rows: Iterator[dict[str, Any]],
+                   bypassed: list[str] | None = None) -> None:
         """Give the session's tracks their instruments (from ``rows``, the track maps) and
-        their MIDI clips."""
+        their MIDI clips; why an ``lv2`` instrument plays as none goes in ``bypassed``."""
         by_id = {t.id: t for t in tracks}
         for data in rows:
             track = by_id.get(str(_map(data).get("id")))
             if track is not None:
-                track.instrument = instrument_from_json(data.get("instrument"))
+                problems: list[str] = []
+                track.instrument = instrument_from_json(data.get("instrument"), problems)
+                if bypassed is not None:
+                    bypassed.extend(f"track {track.id!r} {p}" for p in problems)
         for track_id, clip in self._read_midi_clips():
             track = by_id.get(track_id)
             if track is not None and clip is not None:

@@ -169,7 +169,8 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
         self._roots = {name: self.doc.get(name, type=Map) for name in ROOTS}
         self._clip_sources: frozenset[str] | None = None
         self._clips_watch: Any = None
-        #: Why each ``lv2`` effect the last :meth:`to_session` left out was bypassed.
+        #: Why each ``lv2`` effect the last :meth:`to_session` left out was bypassed (and
+        #: each ``lv2`` instrument it played as none).
         self.bypassed: list[str] = []
 
     # -- whole-document conversions ------------------------------------------------------
@@ -222,7 +223,18 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
                 sends=[Send(bus, float(s.get("level_db", 0.0)), bool(s.get("pre_fader", False)))
                        for bus, s in sorted((data.get("sends") or {}).items())],
             ))
-        self._midi_into(tracks, iter(rows))
+        self._midi_into(tracks, iter(rows), bypassed)
+        for track in tracks:  # an lv2 instrument is one more worker: within the caps
+            if track.instrument is not None and track.instrument.kind == lv2_limits.HOSTED_KIND:
+                problem = lv2_limits.over_limit(lv2_limits.count(track.effects),
+                                                hosted_total[0])
+                if problem is None:
+                    hosted_total[0] += 1
+                    continue
+                reason = f"track {track.id!r} instrument: {problem}; it plays as none"
+                log.warning("%s", reason)
+                bypassed.append(reason)
+                track.instrument = None
         self._immersive_into(tracks, iter(rows))
         for track, data in zip(tracks, sorted(rows, key=lambda t: (float(t.get("order", 0)),
                                                                    str(t["id"]))), strict=True):

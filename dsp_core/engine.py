@@ -30,6 +30,7 @@ from .graph import (
     build_automation,
     build_graph,
     build_track,
+    plugin_source,
     send_levels,
     set_fader_target,
     track_gains,
@@ -38,6 +39,7 @@ from .instrument_edit import carry_voices
 from .instrument_graph import instrument_structure, same_sound
 from .lv2_bus import finish
 from .lv2_chain import HostedChain, PluginError
+from .lv2_instrument import PluginInstrument
 from .param_automation import build_param_automation
 from .schedule import plan_key, plan_schedule
 from .session import Bus, Session, Track, db_to_linear
@@ -203,7 +205,7 @@ class Engine:
             finish(self.graph, self._backend, out, frames)
 
     def _feed_hosted(self, start: int, frames: int) -> None:
-        """Render every hosted chain (a track with an lv2 plug-in) and soundfont
+        """Render every hosted chain (a track with an lv2 plug-in) and soundfont or lv2
         instrument ahead of the C call, into its feed clip, placed where the engine reads
         that track in this block."""
         graph = self.graph
@@ -223,7 +225,7 @@ class Engine:
         view = graph.native_view if graph.native_version == graph.version else None
         for index, state, offset in self._hosted:
             position = start - offset
-            if state.source is not None:  # a soundfont instrument: its feed is clip 0
+            if state.source is not None:  # a soundfont or lv2 instrument: its feed is clip 0
                 state.source.fill(position, frames)
                 feed = (state.hosted.clips if state.hosted is not None else state.clips)[0]
                 feed.position, feed.length = position, frames
@@ -293,7 +295,7 @@ class Engine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _hosted_chains(self) -> list[HostedChain]:
+    def _hosted_chains(self) -> list[HostedChain | PluginInstrument]:
         return self.graph.hosted_chains()
 
     def use_backend(self, name: str) -> None:
@@ -322,8 +324,9 @@ class Engine:
             if entry is None or entry.structure != structure:
                 keep = entry.state.hosted if entry is not None and (
                     entry.structure[2] == structure[2]) else None
+                playing = _same_plugin(entry.state, track) if entry is not None else None
                 state = build_track(track, session, self.sample_rate, self.block_size,
-                                    self._load, any_solo, hosted=keep)
+                                    self._load, any_solo, hosted=keep, source=playing)
                 if entry is not None and entry.structure[2] == structure[2]:
                     state.effects = entry.state.effects  # keep filter memory: no click
                 if entry is not None:  # MIDI: sounding notes play on through the edit
@@ -338,9 +341,13 @@ class Engine:
             self._update_bus(bus, state)
         self._update_bus(session.master, self.graph.master)
         kept = {id(t.hosted) for t in tracks if t.hosted is not None}
+        workers = {id(s.plugin) for s in map(plugin_source, tracks) if s is not None}
         for old in self.graph.tracks:
             if old.hosted is not None and id(old.hosted) not in kept:
                 old.hosted.close()
+            played = plugin_source(old)
+            if played is not None and id(played.plugin) not in workers:
+                played.close()
         self.graph.tracks = tracks
         self._entries = entries
         self.session = session
@@ -418,6 +425,18 @@ class Engine:
             yield from tr.effects
         for bus in [*self.graph.buses, self.graph.master]:
             yield from bus.effects
+
+
+def _same_plugin(state: TrackState, track: Track) -> PluginInstrument | None:
+    """The track's playing ``lv2`` instrument when ``track`` still plays that plug-in (its
+    worker is kept through an edit of the notes or controls)."""
+    played = plugin_source(state)
+    instrument = track.instrument
+    if played is None or instrument is None or instrument.kind != "lv2":
+        return None
+    if played.plugin.failed or instrument.params.get("uri") != played.plugin.info.uri:
+        return None
+    return played
 
 
 def _set_effect(fx: EffectState, params: dict) -> None:

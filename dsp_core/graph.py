@@ -32,6 +32,7 @@ from .stretch import CACHE, StretchSpec
 
 if TYPE_CHECKING:  # lv2_chain imports the twin, which imports this module
     from .lv2_chain import HostedChain
+    from .lv2_instrument import PluginInstrument
     from .soundfont import SoundFontSource
 
 SourceLoader = Callable[[str, int], np.ndarray]
@@ -97,7 +98,8 @@ class TrackState:
     automation: AutomationState | None = None
     instrument: InstrumentState | None = None  # MIDI tracks
     hosted: HostedChain | None = None  # a chain with an lv2 plug-in, rendered ahead
-    source: SoundFontSource | None = None  # a soundfont instrument, rendered ahead
+    # a soundfont or lv2 instrument, rendered ahead into the track's first clip
+    source: SoundFontSource | PluginInstrument | None = None
 
 
 @dataclass
@@ -144,10 +146,24 @@ class Graph:
         """Frames the output lags the timeline (0 without latency-adding processors)."""
         return self.schedule.latency if self.schedule is not None else 0
 
-    def hosted_chains(self) -> list[HostedChain]:
-        """Every chain run outside the C call: tracks', then buses', then the master's."""
-        owners = [*self.tracks, *self.buses, self.master]
-        return [o.hosted for o in owners if o.hosted is not None]
+    def hosted_chains(self) -> list[HostedChain | PluginInstrument]:
+        """Every chain run outside the C call: tracks' (an ``lv2`` instrument before its
+        track's chain), then buses', then the master's."""
+        found: list[HostedChain | PluginInstrument] = []
+        for track in self.tracks:
+            played = plugin_source(track)
+            if played is not None:
+                found.append(played)
+            if track.hosted is not None:
+                found.append(track.hosted)
+        return found + [o.hosted for o in [*self.buses, self.master] if o.hosted is not None]
+
+
+def plugin_source(track: TrackState) -> PluginInstrument | None:
+    """The track's ``lv2`` instrument (a worker to close, restart and report), if any."""
+    from .lv2_instrument import PluginInstrument
+
+    return track.source if isinstance(track.source, PluginInstrument) else None
 
 
 def new_fader(left: float, right: float) -> np.ndarray:
@@ -326,11 +342,14 @@ def build_track(
     load: SourceLoader,
     any_solo: bool,
     hosted: HostedChain | None = None,
+    source: PluginInstrument | None = None,
 ) -> TrackState:
     """Build one track's state: clips at the render rate, effects, fader, sends.
 
     A chain with an ``lv2`` effect becomes a :class:`~dsp_core.lv2_chain.HostedChain`
     (``hosted``: one to reuse, its workers kept) and the track's one clip its feed.
+    An ``lv2`` instrument is a :class:`~dsp_core.lv2_instrument.PluginInstrument`
+    (``source``: the one playing before an edit of the same plug-in, its worker kept).
     """
     ratio = sample_rate / session.sample_rate
     bus_index = {bus.id: i for i, bus in enumerate(session.buses)}
@@ -351,22 +370,39 @@ def build_track(
     ]
     instrument = build_instrument(track, ratio, sample_rate, max_block, load, session.tempo,
                                   session.sample_rate)
-    source = None
-    if track.instrument is not None and track.instrument.kind == "soundfont":
-        from .soundfont import SoundFontSource
-
+    played: SoundFontSource | PluginInstrument | None = None
+    started: PluginInstrument | None = None  # a worker this call started
+    if track.instrument is not None and track.instrument.kind in ("soundfont", "lv2"):
         events = midi_events(track.midi_clips, ratio, session.tempo, session.sample_rate)
-        source = SoundFontSource(track.instrument, events, sample_rate, max_block,
-                                 track.channels)
+        if track.instrument.kind == "soundfont":
+            from .soundfont import SoundFontSource
+
+            played = SoundFontSource(track.instrument, events, sample_rate, max_block,
+                                     track.channels)
+        else:
+            from .lv2_instrument import PluginInstrument
+
+            played = PluginInstrument(track.id, track.instrument, events, sample_rate,
+                                      max_block, track.channels,
+                                      source.plugin if source is not None else None)
+            if source is not None:
+                played.take_over(source)
+            else:
+                started = played
         # its feed: clip 0, placed every block where the engine reads the track
-        clips.insert(0, ClipState(source.buffer, 0, 0, 0, 1.0, 0, 0))
+        clips.insert(0, ClipState(played.buffer, 0, 0, 0, 1.0, 0, 0))
     effects: list[EffectState] = []
     if any(spec.kind in HOSTED_KINDS for spec in track.effects):
         from .lv2_chain import HostedChain
 
         if hosted is None:
             track_view = _HostedTrack(track.id, track.channels, track.effects, instrument)
-            hosted = HostedChain.build(track_view, sample_rate, max_block, load)
+            try:
+                hosted = HostedChain.build(track_view, sample_rate, max_block, load)
+            except Exception:
+                if started is not None:
+                    started.close()
+                raise
         hosted.clips = clips
         clips = [ClipState(hosted.buffer, 0, 0, 0, 1.0, 0, 0)]  # the feed, moved per block
     else:
@@ -382,7 +418,7 @@ def build_track(
         automation=build_automation(track, ratio, max_block, any_solo),
         instrument=instrument,
         hosted=hosted,
-        source=source,
+        source=played,
     )
 
 
@@ -445,6 +481,7 @@ def build_graph(
         for t in session.tracks:
             tracks.append(build_track(t, session, sample_rate, max_block, load, any_solo))
             parts.append(tracks[-1].hosted)
+            parts.append(plugin_source(tracks[-1]))
         buses = []
         for b in session.buses:
             buses.append(build_bus(b, sample_rate, max_block, load))

@@ -15,8 +15,11 @@ from typing import Any
 
 from .errors import ProjectError
 
-#: Instrument kinds the engine renders.
-INSTRUMENT_KINDS = ("synth", "sampler", "soundfont")
+#: Instrument kinds the engine renders (``lv2``: an installed LV2 instrument,
+#: :mod:`dsp_core.lv2_instrument`).
+INSTRUMENT_KINDS = ("synth", "sampler", "soundfont", "lv2")
+#: The kind whose ``params`` are an LV2 plug-in's (``uri``, controls by symbol, ``state``).
+LV2_KIND = "lv2"
 WAVES = ("saw", "square", "sine")
 CONTROL_KINDS = ("cc", "pitch_bend")
 #: Controllers the instruments act on (others are kept in the document and files).
@@ -133,15 +136,19 @@ class SampleZone:
 
 @dataclass
 class Instrument:
-    """A track's instrument: ``kind`` ``synth`` or ``sampler``, its parameters (missing
-    ones take their default) and, for a sampler, its zones."""
+    """A track's instrument: ``kind`` ``synth``, ``sampler``, ``soundfont`` or ``lv2``,
+    its parameters (missing ones take their default; an ``lv2`` instrument's are the
+    plug-in's, as an ``lv2`` effect's) and, for a sampler, its zones."""
 
     kind: str = "synth"
     params: dict[str, Any] = field(default_factory=dict)
     zones: list[SampleZone] = field(default_factory=list)
 
     def value(self, name: str) -> float:
-        """A parameter's value (its default when unset; wave names become their index)."""
+        """A parameter's value (its default when unset or the instrument is an ``lv2``
+        one; wave names become their index)."""
+        if self.kind == LV2_KIND:
+            return float(INSTRUMENT_PARAMS[name][0])
         raw = self.params.get(name, INSTRUMENT_PARAMS[name][0])
         return float(WAVES.index(raw)) if isinstance(raw, str) else float(raw)
 
@@ -216,6 +223,9 @@ def validate_instrument(instrument: Instrument, label: str) -> None:
     if instrument.kind not in INSTRUMENT_KINDS:
         raise ProjectError(f"{label} kind: {instrument.kind!r} is not one of "
                            f"{', '.join(INSTRUMENT_KINDS)}")
+    if instrument.kind == LV2_KIND:
+        validate_lv2(instrument, label)
+        return
     for name, value in instrument.params.items():
         validate_param(name, value, label)
     for zone in instrument.zones:
@@ -230,6 +240,20 @@ def validate_instrument(instrument: Instrument, label: str) -> None:
             raise ProjectError(f"{where}: key and velocity ranges must run low to high, got "
                                f"keys {zone.key_lo}..{zone.key_hi}, velocities "
                                f"{zone.vel_lo}..{zone.vel_hi}")
+
+
+def validate_lv2(instrument: Instrument, label: str) -> None:
+    """Check an ``lv2`` instrument: no zones, and ``params`` as an ``lv2`` effect's
+    (:func:`dsp_core.lv2_catalog.validate_spec`) naming a plug-in that takes MIDI."""
+    from . import lv2_catalog  # lilv is loaded only when an lv2 instrument is named
+
+    if instrument.zones:
+        raise ProjectError(f"{label}: an lv2 instrument has no sample zones (its samples "
+                           "are in the plug-in's state)")
+    try:
+        lv2_catalog.validate_spec(instrument.params, instrument=True)
+    except ProjectError as exc:
+        raise ProjectError(f"{label}: {exc}") from None
 
 
 # ------------------------------------------------------------------ plain data

@@ -203,7 +203,8 @@ class Session:
                 raise ProjectError(f"duplicate track id {track.id!r}")
             seen.add(track.id)
             _validate_track(track, bus_ids, allow_overlaps)
-        lv2_limits.check([(f"track {t.id!r}", t.effects) for t in self.tracks]
+        lv2_limits.check([(f"track {t.id!r}", [*t.effects, *filter(None, [t.instrument])])
+                          for t in self.tracks]  # an lv2 instrument is a worker too
                          + [(f"bus {b.id!r}", b.effects) for b in [*self.buses, self.master]])
         for bus in [*self.buses, self.master]:
             _check_pan(bus.pan, f"bus {bus.id!r}")

@@ -3,14 +3,23 @@ instruments playing MIDI tracks (dsp_core.lv2_instrument)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
+from helpers_audio import DictLoader
 from lv2_helpers import INSTRUMENT, SWH_AMP, lv2_path, needs_plugin  # noqa: F401
 
-from dsp_core import lv2_catalog
+from collab.errors import SchemaError
+from collab.schema import ProjectDocument
+from dsp_core import EffectSpec, Engine, Session, Track, lv2_catalog, lv2_limits, lv2_state
 from dsp_core.errors import ProjectError
 from dsp_core.lv2_host import HostedPlugin
 from dsp_core.lv2_layout import pack_midi
+from dsp_core.midi import ControlEvent, Instrument, MidiClip, Note, SampleZone
+from dsp_core.project import load_project, save_project
+from dsp_core.session import AutomationLane, AutomationPoint
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("lv2_path")]
 
@@ -83,3 +92,192 @@ def test_a_block_without_events_gets_an_empty_sequence() -> None:
         assert not out.any() and _port(plugin, ERRORS) == 0.0 and _port(plugin, EVENTS) == 0.0
     finally:
         plugin.close()
+
+
+# ---------------------------------------------------------------- instruments on tracks
+
+
+def step(delay: int = 0, **params: float) -> Instrument:
+    """The test instrument: a DC step of velocity / 127 while a note is held."""
+    return Instrument("lv2", {"uri": INSTRUMENT, "delay": float(delay), **params})
+
+
+NOTES = [Note(60, 100, 1000, 500), Note(62, 127, 5000, 3000)]
+
+
+def midi_session(instrument: Instrument, notes: list[Note] | None = None,
+                 controls: list[ControlEvent] | None = None, **track: object) -> Session:
+    """A mono MIDI track panned hard left (its left channel is the instrument's output),
+    its clip at frame 100."""
+    return Session(sample_rate=RATE, tracks=[Track(
+        "keys", pan=-1.0, instrument=instrument, midi_clips=[MidiClip(
+            100, 20000, list(NOTES if notes is None else notes), list(controls or []))],
+        **track)])  # type: ignore[arg-type]
+
+
+def expected_steps(frames: int = 12000) -> np.ndarray:
+    out = np.zeros(frames, dtype=np.float32)
+    out[1100:1600] = np.float32(100 / 127)
+    out[5100:8100] = 1.0
+    return out
+
+
+@pytest.mark.parametrize("block", [64, 100, 1024])
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_an_lv2_instrument_plays_each_note_from_its_exact_frame_to_its_note_off(
+        block: int, backend: str) -> None:
+    with Engine(midi_session(step()), block_size=block, backend=backend) as engine:
+        out = engine.render(0, 12000)
+        assert engine.plugin_errors() == []
+        plugin = engine.graph.tracks[0].source.plugin
+        assert _port(plugin, ERRORS) == 0.0 and _port(plugin, EVENTS) == 4.0
+    np.testing.assert_array_equal(out[0], expected_steps())
+    assert not out[1].any()
+
+
+def test_its_notes_land_where_the_built_in_sampler_places_them() -> None:
+    """The built-in sampler playing a DC sample with an instant envelope is the same
+    step: the same events, at the same frames."""
+    sampler = Instrument("sampler", {"attack_ms": 0.0, "decay_ms": 0.0, "sustain": 1.0,
+                                     "release_ms": 0.0, "gain_db": 0.0},
+                         [SampleZone("dc", root=60)])
+    loader = DictLoader({"dc": np.ones((1, RATE), dtype=np.float32)})
+    built_in = Engine(midi_session(sampler), block_size=100, loader=loader).render(0, 12000)
+    with Engine(midi_session(step()), block_size=100) as engine:
+        np.testing.assert_array_equal(engine.render(0, 12000), built_in)
+
+
+def test_the_plugins_latency_is_compensated_by_sending_the_notes_early() -> None:
+    with Engine(midi_session(step(delay=37)), block_size=256) as engine:
+        assert engine.graph.tracks[0].source.plugin.latency == 37
+        assert engine.latency == 0  # nothing else in the mix is delayed
+        np.testing.assert_array_equal(engine.render(0, 12000)[0], expected_steps())
+        # after a seek it pre-rolls the latency: a note starting right there is in time
+        np.testing.assert_array_equal(engine.render(5100, 1000)[0], np.ones(1000))
+
+
+def test_a_seek_chases_controllers_but_not_notes_already_sounding() -> None:
+    controls = [ControlEvent("cc", 0, 64, number=7), ControlEvent("pitch_bend", 10, 4096)]
+    with Engine(midi_session(step(), controls=controls), block_size=128) as engine:
+        out = engine.render(5500, 4000)[0]  # inside the second note: it is not chased
+        assert not out[:2600].any()
+        engine.render(0, 1200)  # from the start: the first note at CC 7 = 64
+        out = engine.render(1200, 100)[0]
+        np.testing.assert_allclose(out, np.float32(100 / 127) * np.float32(64 / 127), rtol=1e-6)
+        assert _port(engine.graph.tracks[0].source.plugin, BEND) == 4096.0
+        assert engine.plugin_errors() == []
+
+
+def test_render_and_live_blocks_agree_through_an_lv2_effect_and_automation() -> None:
+    """A bounce (native, 1024-frame blocks) and a live mix's blocks (the twin, 100 frames)
+    agree for a MIDI track playing an lv2 instrument into an lv2 effect (swh's amp) and a
+    built-in gain, with its fader automated."""
+    needs_plugin(SWH_AMP)
+    session = midi_session(step(), effects=[
+        EffectSpec("lv2", {"uri": SWH_AMP, "gain": -6.0}, id="amp"),
+        EffectSpec("gain", {"gain_db": -3.0})])
+    session.tracks[0].automation["gain_db"] = AutomationLane("read", [
+        AutomationPoint(0, 0.0), AutomationPoint(6000, 0.0), AutomationPoint(8000, -12.0)])
+    outs = []
+    for backend, block in (("native", 1024), ("reference", 100)):
+        with Engine(session, block_size=block, backend=backend) as engine:
+            outs.append(engine.render(0, 12000))
+            assert engine.plugin_errors() == []
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-6)
+    gain = 10 ** (-9.0 / 20)
+    np.testing.assert_allclose(outs[0][0, :6000], gain * expected_steps()[:6000], atol=1e-5)
+    assert outs[0][0, 7999] < 0.5 * gain  # the fader went down
+
+
+def test_an_edit_of_the_notes_keeps_the_worker_and_the_notes_still_ending() -> None:
+    with Engine(midi_session(step()), block_size=128) as engine:
+        source = engine.graph.tracks[0].source
+        pid = source.plugin._process.pid
+        first = engine.render(0, 5600)[0]
+        # the held note (5100..8100) is kept; a new note is added after it
+        engine.apply(midi_session(step(), [*NOTES, Note(64, 127, 9000, 100)]))
+        second = engine.render(5600, 6400)[0]
+        assert engine.graph.tracks[0].source.plugin._process.pid == pid
+        np.testing.assert_array_equal(np.concatenate([first, second])[:9000],
+                                      expected_steps(9000))
+        assert second[9100 - 5600:9200 - 5600].min() == 1.0
+        # the sounding note removed: it is released at the edit, not left hanging
+        engine.render(5100, 128)
+        engine.apply(midi_session(step(), NOTES[:1]))
+        assert not engine.render(5228, 1000)[0].any()
+        assert engine.graph.tracks[0].source.plugin._process.pid == pid
+        # a control edit reaches the same worker too
+        engine.apply(midi_session(step(delay=5), NOTES[:1]))
+        assert engine.graph.tracks[0].source.plugin._process.pid == pid
+    assert not source.plugin.alive  # closing the engine stopped the instrument's worker
+
+
+def test_a_plugin_without_midi_input_is_refused_as_a_tracks_instrument() -> None:
+    with pytest.raises(ProjectError, match="has no MIDI input"):
+        midi_session(Instrument("lv2", {"uri": SWH_AMP})).validate()
+    with pytest.raises(ProjectError, match="unknown control 'nope'"):
+        midi_session(step(nope=1.0)).validate()
+    with pytest.raises(ProjectError, match="no sample zones"):
+        midi_session(Instrument("lv2", {"uri": INSTRUMENT}, [SampleZone("x")])).validate()
+
+
+def test_the_document_and_the_project_file_keep_an_lv2_instrument(tmp_path: Path) -> None:
+    doc = ProjectDocument.from_session(Session(sample_rate=RATE, tracks=[Track("keys")]))
+    doc.set_instrument("keys", step())
+    doc.set_instrument_params("keys", delay=12.0)
+    with pytest.raises(SchemaError, match="outside"):
+        doc.set_instrument_params("keys", delay=500.0)
+    with pytest.raises(SchemaError, match="has no MIDI input"):
+        doc.set_instrument("keys", Instrument("lv2", {"uri": SWH_AMP}))
+    session = doc.to_session()
+    assert session.tracks[0].instrument == step(delay=12)
+    assert doc.bypassed == []
+    save_project(session, tmp_path / "song")
+    assert load_project(tmp_path / "song").tracks[0].instrument == step(delay=12)
+
+
+def test_a_peer_written_instrument_that_cannot_play_here_is_reported() -> None:
+    doc = ProjectDocument.from_session(Session(sample_rate=RATE, tracks=[Track("keys")]))
+    doc.set_instrument("keys", step())
+    doc._track_map("keys")["instrument"]["params"]["uri"] = "urn:not:installed"
+    assert doc.to_session().tracks[0].instrument is None  # plays as none
+    assert "no installed plug-in has the URI 'urn:not:installed'" in doc.bypassed[0]
+
+
+def test_an_lv2_instrument_counts_toward_the_caps_on_workers() -> None:
+    effects = [EffectSpec("lv2", {"uri": SWH_AMP})] * lv2_limits.MAX_LV2_PER_TRACK
+    with pytest.raises(ProjectError, match="holds 5 lv2 plug-ins"):
+        midi_session(step(), effects=effects).validate()
+
+
+def test_an_lsp_sampler_given_a_sample_through_its_state_is_heard_at_the_notes_frame(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LSP Sampler Mono loads the sample its state names through the worker extension
+    and plays it, unshifted, for its note (57 by default), scaled by velocity."""
+    needs_plugin(LSP_SAMPLER)
+    monkeypatch.setattr(lv2_state, "_file_roots", None)  # a file in this test's folder
+    sample = np.zeros(4800, dtype=np.float32)
+    sample[0], sample[100], sample[200:] = 1.0, 0.5, 0.25
+    sf.write(tmp_path / "hit.wav", sample, RATE, subtype="FLOAT")
+    state = (
+        "@prefix atom: <http://lv2plug.in/ns/ext/atom#> .\n"
+        "@prefix lv2: <http://lv2plug.in/ns/lv2core#> .\n"
+        "@prefix pset: <http://lv2plug.in/ns/ext/presets#> .\n"
+        "@prefix state: <http://lv2plug.in/ns/ext/state#> .\n\n"
+        f"<urn:maxbooster:lv2-state>\n\ta pset:Preset ;\n\tlv2:appliesTo <{LSP_SAMPLER}> ;\n"
+        f'\tstate:state [\n\t\t<{LSP_SAMPLER}/ports#sf_0> "{tmp_path / "hit.wav"}"'
+        "^^atom:Path\n\t] .\n")
+    sampler = Instrument("lv2", {"uri": LSP_SAMPLER, "state": state})
+    notes = [Note(57, 127, 900, 3000), Note(57, 64, 6900, 3000), Note(60, 127, 12900, 100)]
+    with Engine(midi_session(sampler, notes), block_size=256) as engine:
+        out = engine.render(0, 16000)[0]
+        assert engine.plugin_errors() == []
+    np.testing.assert_allclose(out[1000:1300], sample[:300], atol=1e-6)
+    assert not out[:1000].any()
+    np.testing.assert_allclose(out[7000:7300], sample[:300] * np.float32(64 / 127), atol=1e-6)
+    assert np.abs(out[4000 + 600:7000]).max() < 1e-6  # note-off: it stops (a short fade)
+    assert not out[13000:].any()  # a note no sample is mapped to is silent
+    without = Instrument("lv2", {"uri": LSP_SAMPLER})  # no sample: silence
+    with Engine(midi_session(without, notes), block_size=256) as engine:
+        assert not engine.render(0, 16000).any()
+
