@@ -5,8 +5,9 @@ keyboard has no timeline frame yet (it is heard now, playing or stopped), so
 :class:`LiveInstrument` keeps its own :class:`~dsp_core.instrument_graph.InstrumentState`
 of the same instrument and renders it with the backend's ``instrument_render`` (the C
 ``daw_instrument_render`` or its twin), or a ``soundfont`` instrument with FluidSynth
-(:mod:`dsp_core.soundfont`): events queued from any thread act at the start of the next
-block rendered.
+(:mod:`dsp_core.soundfont`), or an ``lv2`` one in its worker
+(:mod:`dsp_core.lv2_instrument`): events queued from any thread act at the start of the
+next block rendered.
 
 Building an instrument can be slow (a ``soundfont`` one starts a FluidSynth and loads its
 font), so a real-time player builds it on its own thread with :meth:`LiveInstrument.prepare`
@@ -38,7 +39,11 @@ from .reference_instruments import S_CURSOR
 from .session import Track
 
 if TYPE_CHECKING:
+    from .lv2_instrument import PluginInstrument
     from .soundfont import SoundFontSource
+
+    #: What plays an instrument the C kernels do not: FluidSynth or an LV2 worker.
+    Outside = SoundFontSource | PluginInstrument
 
 #: Event kinds a live event may have (the engine's ``DAW_MIDI_*``).
 LIVE_KINDS = (NOTE_ON, NOTE_OFF, CC, BEND)
@@ -58,12 +63,12 @@ class PreparedInstrument:
     instrument: Instrument
     params: np.ndarray
     state: InstrumentState | None = None
-    font: SoundFontSource | None = None
+    font: Outside | None = None
 
 
 def _keeps_voices(old: Instrument, new: Instrument) -> bool:
     """Whether ``new`` is ``old`` with other parameters (the sounding voices carry over)."""
-    return (old.kind == new.kind != "soundfont" and old.zones == new.zones
+    return (old.kind == new.kind not in ("soundfont", "lv2") and old.zones == new.zones
             and old.value("voices") == new.value("voices"))
 
 
@@ -93,7 +98,7 @@ class LiveInstrument:
         self._queue: list[tuple[int, int, int, int]] = []
         self.frame = 0
         self.instrument = instrument
-        self.font: SoundFontSource | None = None
+        self.font: Outside | None = None
         self.state = self._build(instrument)
 
     def _build(self, instrument: Instrument) -> InstrumentState:
@@ -102,15 +107,22 @@ class LiveInstrument:
         state, self.font = self._make(instrument)
         return state
 
-    def _make(self, instrument: Instrument) -> tuple[InstrumentState, SoundFontSource | None]:
-        """A fresh state (and FluidSynth, for a ``soundfont``) for ``instrument``."""
-        font = None
+    def _make(self, instrument: Instrument) -> tuple[InstrumentState, Outside | None]:
+        """A fresh state (and FluidSynth for a ``soundfont``, a worker for an ``lv2``
+        instrument) for ``instrument``."""
+        font: Outside | None = None
         if instrument.kind == "soundfont":  # FluidSynth, fed each block's events
             from .soundfont import SoundFontSource
 
             font = SoundFontSource(instrument, np.zeros(0, dtype=EVENT_DTYPE),
                                    self.sample_rate, self.max_block, 1)
             instrument = Instrument("synth")  # an idle state keeps the one render path
+        elif instrument.kind == "lv2":  # the plug-in in its worker, fed each block's events
+            from .lv2_instrument import PluginInstrument
+
+            font = PluginInstrument("live", instrument, np.zeros(0, dtype=EVENT_DTYPE),
+                                    self.sample_rate, self.max_block, 1)
+            instrument = Instrument("synth")
         state = build_instrument(Track("live", instrument=instrument), 1.0, self.sample_rate,
                                  self.max_block, self._load)
         assert state is not None
@@ -143,18 +155,18 @@ class LiveInstrument:
         """Build what :meth:`set_instrument` would, without touching what plays (any
         thread but the audio one: this may start a FluidSynth)."""
         params = instrument_params(instrument, self.sample_rate) \
-            if instrument.kind != "soundfont" else np.zeros(0, dtype=np.float32)
+            if instrument.kind not in ("soundfont", "lv2") else np.zeros(0, dtype=np.float32)
         if _keeps_voices(self.instrument, instrument):
             return PreparedInstrument(instrument, params)
         state, font = self._make(instrument)
         return PreparedInstrument(instrument, params, state, font)
 
-    def adopt(self, prepared: PreparedInstrument) -> SoundFontSource | None:
+    def adopt(self, prepared: PreparedInstrument) -> Outside | None:
         """Play ``prepared`` from the next block (between blocks; it only assigns, unless
         another adopt since :meth:`prepare` changed the kind it was prepared against).
 
-        The FluidSynth it replaced, if any, is returned for the caller to close off the
-        audio thread.
+        The FluidSynth (or LV2 worker) it replaced, if any, is returned for the caller to
+        close off the audio thread.
         """
         retired = None
         if prepared.state is not None:
@@ -178,6 +190,8 @@ class LiveInstrument:
         for i, (kind, channel, key, value) in enumerate(queued):
             events[i] = (self.frame, kind, channel, key, value)
         if self.font is not None:
+            if self.font.instrument.kind == "lv2":  # sent as they come: no look-ahead
+                events["frame"] += self.font.plugin.latency  # type: ignore[union-attr]
             self.font.events, self.font._cursor = events, 0
             self.font.fill(self.frame, frames)
             self.frame += frames

@@ -281,3 +281,22 @@ def test_an_lsp_sampler_given_a_sample_through_its_state_is_heard_at_the_notes_f
     with Engine(midi_session(without, notes), block_size=256) as engine:
         assert not engine.render(0, 16000).any()
 
+
+
+def test_a_keyboard_plays_an_lv2_instrument_live_at_the_next_block() -> None:
+    from dsp_core.instrument_graph import NOTE_OFF, NOTE_ON
+    from dsp_core.live_instrument import LiveInstrument
+
+    live = LiveInstrument(step(delay=3), RATE, 128)
+    try:
+        assert not live.render(128).any()
+        live.push(NOTE_ON, 0, 60, 127)
+        block = live.render(128)  # heard from this block's first frame (plus its latency)
+        assert not block[:3].any() and (block[3:] == 1.0).all()
+        live.push(NOTE_OFF, 0, 60, 0)
+        assert (live.render(128)[:3] == 1.0).all() and not live.render(128).any()
+        plugin = live.font.plugin
+        live.set_instrument(step(delay=0))  # a control edit: a fresh worker of the plug-in
+        assert not plugin.alive and live.font.plugin.alive
+    finally:
+        live.font.close()
