@@ -20,9 +20,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .effects import EffectSpec
 from .errors import ProjectError
 from .session import Session, Track
 
+#: The item an ``lv2`` instrument's state files are reported under.
+INSTRUMENT_ITEM = "instrument"
 #: Why an ``lv2`` effect whose saved state names its files as no save writes them is left out.
 UNRENAMABLE = ("its saved state names a file in a form that cannot be rewritten to the "
                "local file (escaped, prefixed or quoted otherwise than a save writes it); "
@@ -129,6 +132,8 @@ def _zone_refs(track: Track) -> Iterator[SourceRef]:
     instrument = getattr(track, "instrument", None)
     for i, zone in enumerate(instrument.zones if instrument is not None else ()):
         yield SourceRef("zone", track.id, zone.id or f"#{i}", zone.source)
+    for source in _state_files(instrument) if instrument is not None else ():
+        yield SourceRef("state", track.id, INSTRUMENT_ITEM, source)
 
 
 def resolve_session(session: Session, resolve: Callable[[str], str]
@@ -195,6 +200,11 @@ def resolve_session(session: Session, resolve: Callable[[str], str]
                        **instrument(t))
 
     def instrument(t: Track) -> dict:
+        if getattr(t, "instrument", None) is not None and _state_files(t.instrument):
+            # its state as an lv2 effect's: the files resolved, else it plays as none
+            kept = effects([EffectSpec("lv2", t.instrument.params, id=INSTRUMENT_ITEM)], t.id)
+            return {"instrument": replace(t.instrument, params=kept[0].params)
+                    if kept else None}
         if getattr(t, "instrument", None) is None or not t.instrument.zones:
             return {}
         zones = []

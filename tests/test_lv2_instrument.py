@@ -300,3 +300,32 @@ def test_a_keyboard_plays_an_lv2_instrument_live_at_the_next_block() -> None:
         assert not plugin.alive and live.font.plugin.alive
     finally:
         live.font.close()
+
+
+def test_files_an_instruments_state_names_are_sources_of_the_session(tmp_path: Path) -> None:
+    """An lv2 instrument's state files are project assets, as an lv2 effect's are: listed
+    as the session's sources, resolved to the local file before a render, and an
+    instrument whose file is refused plays as none with the reason."""
+    from dsp_core.sources import SourceRefused, resolve_session, session_refs
+
+    asset = "a" * 64
+    state = (
+        "@prefix atom: <http://lv2plug.in/ns/ext/atom#> .\n"
+        "@prefix lv2: <http://lv2plug.in/ns/lv2core#> .\n"
+        "@prefix pset: <http://lv2plug.in/ns/ext/presets#> .\n"
+        "@prefix state: <http://lv2plug.in/ns/ext/state#> .\n\n"
+        f"<urn:maxbooster:lv2-state>\n\ta pset:Preset ;\n\tlv2:appliesTo <{INSTRUMENT}> ;\n"
+        f"\tstate:state [\n\t\t<urn:x:file> <{lv2_state.ASSET_PREFIX}{asset}>\n\t] .\n")
+    session = midi_session(Instrument("lv2", {"uri": INSTRUMENT, "state": state}))
+    refs = [r for r in session_refs(session) if r.kind == "state"]
+    assert [(r.track, r.item, r.source) for r in refs] == [("keys", "instrument", asset)]
+    resolved, refused = resolve_session(session, lambda _source: str(tmp_path / "s.wav"))
+    assert refused == []
+    assert f"<file://{tmp_path / 's.wav'}>" in resolved.tracks[0].instrument.params["state"]
+
+    def refuse(source: str) -> str:
+        raise SourceRefused(f"asset {source} is not one of this project's assets")
+
+    resolved, refused = resolve_session(session, refuse)
+    assert resolved.tracks[0].instrument is None
+    assert str(refused[0]).startswith("lv2 'instrument' on track 'keys' (a file its saved")
