@@ -378,6 +378,57 @@ def test_a_composed_post_with_an_uploaded_image_is_checked_and_published_on_x(
     asyncio.run(go())
 
 
+def test_a_composed_post_carries_its_uploads_as_they_were_read(tmp_path: Path) -> None:
+    """The composer's word about an upload is not taken: a 6 MB PNG described as a tiny
+    JPEG is checked and stored as the PNG it is (too large for X), and another account's
+    upload answers 404 as an unknown one."""
+    files = made(tmp_path / "files")
+    big = files["png"].parent / "noise.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "nullsrc=s=2200x2200,geq=random(1)*255:128:128", "-frames:v", "1",
+                    str(big)], check=True, timeout=60)
+
+    async def go() -> None:
+        x = InTestNetwork("x")
+        async with social_app(tmp_path, f"sqlite://{tmp_path / 's.sqlite3'}", x) as (
+                client, context):
+            channel = await insert_channel(context, "acc", "x")
+            noise = await uploaded(client, big, "image/png")
+            assert noise["media"]["size_bytes"] > 5 * 1000 * 1000
+            told = {**noise["media"], "content_type": "image/jpeg", "size_bytes": 1000,
+                    "width": 10, "height": 10}
+            post = {"text": "Noise", "targets": [{"channel_id": channel, "media": [told]}]}
+            check = await (await client.post("/api/social/compose/check", json=post,
+                                              headers=ADA)).json()
+            assert [p["code"] for p in check["channels"][0]["problems"]] == [
+                "image_too_large"]
+            refused = await client.post("/api/social/posts", json=post, headers=ADA)
+            assert refused.status == 422
+            assert [p["code"] for p in (await refused.json())["problems"]] == [
+                "image_too_large"]
+            # and the other way: a small PNG said to be a huge BMP is the PNG it is
+            cover = await uploaded(client, files["png"], "image/png")
+            said = {**cover["media"], "content_type": "image/bmp", "size_bytes": 10**9}
+            draft = await (await client.post("/api/social/posts", headers=ADA, json={
+                "text": "Cover", "targets": [{"channel_id": channel, "media": [said]}]})
+                           ).json()
+            assert draft["targets"][0]["media"] == [cover["media"]]
+            edited = await (await client.patch(
+                f"/api/social/posts/{draft['post_id']}", headers=ADA,
+                json={"media": [said], "targets": [{"channel_id": channel}]})).json()
+            assert edited["media"] == [cover["media"]]
+
+            theirs = await uploaded(client, files["png"], "image/png", OTHER)
+            for path in ("/api/social/compose/check", "/api/social/posts"):
+                answer = await client.post(path, headers=ADA, json={
+                    "text": "Theirs", "media": [theirs["media"]],
+                    "targets": [{"channel_id": channel}]})
+                assert answer.status == 404, await answer.text()
+                assert theirs["media_id"] in (await answer.json())["error"]
+
+    asyncio.run(go())
+
+
 def test_an_upload_a_post_may_still_publish_is_not_deleted(tmp_path: Path,
                                                            db_url: str) -> None:
     files = made(tmp_path / "files")

@@ -12,7 +12,7 @@ from business.social.composer import check
 from business.social.composer_schemas import BestTimes as BestTimesOut
 from business.social.composer_schemas import BestTimesQuery, CheckIn, CheckOut
 from business.social.permissions import COMPOSE, READ
-from business.social.routes import BASE, CHANNEL, MAX_POST_BYTES, _api
+from business.social.routes import BASE, CHANNEL, MAX_POST_BYTES, _api, composed
 from business.social.services import services
 from dawserver.plugin_api import Request, Route
 
@@ -22,7 +22,7 @@ async def check_post(request: Request) -> Any:
     """Check a post as composed, per channel: preview, length and problems (stores
     nothing)."""
     return await check(services(request.context).store, request.account_id,
-                       request.body.model_dump(exclude_unset=True))
+                       await composed(request))
 
 
 @_api

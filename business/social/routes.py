@@ -44,6 +44,7 @@ from business.social.schemas import (
 )
 from business.social.services import services
 from business.social.times import iso, parse_time
+from business.social.uploads import MediaUploads
 from dawserver.plugin_api import (
     PUBLIC,
     BadRequest,
@@ -77,6 +78,16 @@ _api = map_errors(
 def _person(request: Request) -> str:
     """Who acts: the signed-in person (or the token's user), else the account."""
     return request.user or request.account_id
+
+
+async def composed(request: Request) -> dict[str, Any]:
+    """The body's fields as sent, its uploaded media described as they were read when
+    uploaded (:meth:`~.uploads.MediaUploads.described`): a caller cannot pass off a
+    large file as a small one."""
+    fields = request.body.model_dump(exclude_unset=True)
+    context = request.context
+    return await MediaUploads(context.database(), context.data_dir).described(
+        request.account_id, fields)
 
 
 def channel_out(request: Request, channel: Channel) -> dict[str, Any]:
@@ -277,7 +288,7 @@ async def list_posts(request: Request) -> Any:
 async def create_post(request: Request) -> Any:
     """Compose a post (a draft): base fields, per-channel variants, a publish time."""
     post = await services(request.context).posts.create(
-        request.account_id, _person(request), request.body.model_dump(exclude_unset=True))
+        request.account_id, _person(request), await composed(request))
     return post_out(post)
 
 
@@ -293,7 +304,7 @@ async def edit_post(request: Request) -> Any:
     """Change a post; content changes send an approved post back to the first tier."""
     post = await services(request.context).posts.edit(
         request.account_id, request.params["post_id"], _person(request),
-        request.body.model_dump(exclude_unset=True))
+        await composed(request))
     return post_out(post)
 
 

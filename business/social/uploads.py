@@ -12,7 +12,9 @@ limits as too large (413). The file's description (``kind``, ``content_type``,
 ``size_bytes``, ``width``, ``height``, ``duration_s``) is kept in
 ``social_media_uploads`` under an id ``md_<hex>``, the media reference a post carries
 like a project asset's; dispatch finds the file by :func:`upload_file`, and another
-account's id finds nothing, like an unknown one.
+account's id finds nothing, like an unknown one. A composed post's upload references are
+replaced by the stored descriptions (:meth:`MediaUploads.described`), so the networks'
+rules judge the file as it is, not as the caller describes it.
 
 A file a post may still publish (a draft, or a post pending approval, approved,
 scheduled, publishing or failed and retryable) is not deleted: the delete answers 409
@@ -330,6 +332,18 @@ class MediaUploads:
             raise NotFoundError(f"there is no uploaded media {media_id!r} in this account: "
                                 "check the id (GET /api/social/media lists them)")
         return dict(row)
+
+    async def described(self, account_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """``fields`` (a post as composed: ``media`` and ``targets``' ``media``) with each
+        upload among its media described as it was read when uploaded, whatever the
+        caller said of it; :class:`NotFoundError` for an upload that is not the
+        account's (another account's alike)."""
+        lists = [fields.get("media")] + [t.get("media") for t in fields.get("targets") or []]
+        for media in lists:
+            for index, ref in enumerate(media or []):
+                if is_upload(str(ref.get("asset_id", ""))):
+                    media[index] = reference(await self.get(account_id, ref["asset_id"]))
+        return fields
 
     async def users(self, account_id: str, media_id: str, tx: Any = None) -> list[str]:
         """The posts that may still publish upload ``media_id`` (as a post's media or a
