@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(brows
               pytest.mark.timeout(180), pytest.mark.usefixtures("lv2_path")]
 
 RATE = 48000
-CARD = ".effect[data-effect=fx-1]"
+CARD = ".effect[data-kind=lv2]"
 BADGE = f"{CARD} .effect-error"
 HEADER_BADGE = ".track-header[data-track=t1] .plugin-error"
 
