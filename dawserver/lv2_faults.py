@@ -34,7 +34,6 @@ from typing import Any, Literal, Protocol
 
 from aiohttp import web
 
-from collab.errors import ProjectNotFound
 from collab.protocol import AwarenessEntry, encode_awareness
 from collab.registry import RoomRegistry
 from dsp_core import lv2_catalog
@@ -188,8 +187,16 @@ class Lv2Faults:
         """Every bypassed ``lv2`` effect of the project: failed ones, then left-out ones
         (the loaded document read now). Raises ProjectNotFound."""
         async with self._rooms().use(project_id) as room:
-            room.document.to_session()
-            reasons = list(room.document.bypassed)
+            return self._report(project_id, room.document)
+
+    def _report(self, project_id: str, document: Any) -> list[Fault]:
+        """:meth:`report` of a loaded ``document`` (read now, on the event loop)."""
+        try:
+            document.to_session()
+        except Exception as exc:  # noqa: BLE001 - a peer may write anything; keep the last
+            log.warning("project %s: cannot read which lv2 effects the document leaves "
+                        "out: %r", project_id, exc)
+        reasons = list(document.bypassed)
         since = self._since.setdefault(project_id, {})
         for gone in set(since) - set(reasons):
             del since[gone]
@@ -223,15 +230,11 @@ class Lv2Faults:
         await asyncio.sleep(0)  # several engines' changes in one turn: one message
         if self._pending.get(project_id) is asyncio.current_task():
             del self._pending[project_id]
-        room = self._rooms().rooms.get(project_id)
+        room = self._rooms().rooms.get(project_id)  # never loaded (held) just to tell it
         if room is None:
             self._announced.discard(project_id)
             return
-        try:
-            faults = await self.report(project_id)
-        except ProjectNotFound:
-            self._announced.discard(project_id)
-            return
+        faults = self._report(project_id, room.document)
         if not faults and project_id not in self._announced:
             return
         self._clock += 1
