@@ -63,16 +63,16 @@ export class BypassedPlugins {
   }
 
   _fromAwareness () {
-    const announced = []
+    const announced = new Map() // several server processes may tell the same entry
     let any = false
     this.awareness.getStates().forEach((state, clientId) => {
       if (clientId === this.awareness.clientID || !state || !state[KEY]) return
       any = true
-      announced.push(...(state[KEY].bypassed || []))
+      for (const f of state[KEY].bypassed || []) announced.set(`${f.reason}|${f.owner}|${f.effect}|${f.index}`, f)
     })
     if (any) this._announced = true
     else if (!this._announced) return // nothing announced yet: keep the first answer
-    this._set(announced)
+    this._set([...announced.values()])
   }
 
   _set (list) {
