@@ -122,8 +122,11 @@ class PluginInstrument:
         """Run the plug-in over ``frames`` frames with the events of [at, at + frames),
         in pieces of at most ``MAX_EVENTS`` events."""
         events, end = self.events, at + frames
-        stop = self._cursor + int(np.searchsorted(events["frame"][self._cursor:], end,
-                                                  side="left"))
+        if self._cursor >= events.shape[0] or events["frame"][self._cursor] >= end:
+            stop = self._cursor  # most blocks: no event
+        else:
+            stop = self._cursor + int(np.searchsorted(events["frame"][self._cursor:], end,
+                                                      side="left"))
         done = 0
         while True:
             first = self._cursor
@@ -136,11 +139,14 @@ class PluginInstrument:
                 upto = done + 1
                 skip = first + int(np.searchsorted(events["frame"][first:stop], at + done,
                                                    side="right"))
-            piece = events[first:last]
-            self._track_notes(piece)
             block = out[:, done:upto]
             block[:] = 0.0
-            self.plugin.process(block, upto - done, midi_words(piece, at + done))
+            if last > first:
+                piece = events[first:last]
+                self._track_notes(piece)
+                self.plugin.process(block, upto - done, midi_words(piece, at + done))
+            else:  # most blocks: no event
+                self.plugin.process(block, upto - done)
             self._cursor = skip
             done = upto
             if done >= frames:
