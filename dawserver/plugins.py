@@ -41,6 +41,7 @@ from dawserver.errors import PluginError
 from dawserver.keys import BACKGROUND, PLUGIN_CONTEXT_KEY
 from dawserver.plugin_pages import page_routes
 from dawserver.public_api.contract import mounted
+from dawserver.public_api.test_mode import live_only
 from dawserver.router import add_route
 from events import Envelope
 from jobs import Handler, JobContext, Permanent
@@ -294,8 +295,10 @@ def install(
     app[PLUGINS_KEY] = pm
     app[PLUGIN_CONTEXT_KEY] = context
     for plugin, batch in each_plugin(pm, "routes", context=context):
-        for route in batch:
-            add_route(app, route, plugin, context.permissions)
+        for route in batch:  # a plug-in's routes outside /api/v1 serve live data only
+            live = plugin != CORE_NAME and isinstance(route, Route)
+            served = live_only(route, plugin) if live else route
+            add_route(app, served, plugin, context.permissions)
     for plugin, batch in each_plugin(pm, "public_routes", context=context):
         for route in _typed(plugin, "public_routes", batch, Route):
             add_route(app, mounted(route, plugin), plugin, context.permissions)

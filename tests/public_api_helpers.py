@@ -58,6 +58,16 @@ async def person_with_key(base_url: str, smtp: SmtpServer, email: str,
     return person, Caller(base_url, key["key"], person.id, http)
 
 
+async def key_of(person: Person, caller: Caller, scopes: list[str], *, test: bool = False
+                 ) -> Caller:
+    """Another key of ``person``'s account holding ``scopes`` (``test``: a test-mode key)."""
+    status, made, _ = await person.call("POST", f"/accounts/{person.id}/keys",
+                                        {"name": "test" if test else "live", "scopes": scopes,
+                                         "test": test})
+    assert status == 201 and made["key"].startswith("mbk_test_" if test else "mbk_live_"), made
+    return Caller(caller.base_url, made["key"], caller.person_id, caller.http)
+
+
 @asynccontextmanager
 async def two_people(tmp_path: Path, smtp: SmtpServer, **overrides: Any
                      ) -> AsyncIterator[tuple[Any, Caller, Caller]]:

@@ -3,7 +3,8 @@
 A plug-in returns :class:`~dawserver.declarations.Route` s from its ``public_routes``
 hook with paths relative to ``/api/v1`` (``/releases``); :func:`mounted` puts each
 under ``/api/v1`` with problem-details errors, so it is in the v1 OpenAPI document,
-the docs portal and the SDKs' types like the core's own routes. Handlers answer with
+the docs portal and the SDKs' types like the core's own routes, and confined to the
+key's mode (:mod:`.test_mode`). Handlers answer with
 :func:`answer_one` and :func:`answer_page`: the same ETags, sparse fields and signed
 cursors as the core's resources. The plug-in API re-exports these names.
 """
@@ -23,6 +24,7 @@ from .fields import parse_fields
 from .resources import V1, Listing, One, Resource, rfc3339
 from .respond import answer
 from .state import api_state
+from .test_mode import confined, in_mode
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -35,7 +37,8 @@ def mounted(route: Route, plugin: str) -> Route:
         raise PluginError(f"plug-in {plugin!r}: public route {route.label!r} must be a path "
                           f"relative to {V1} starting with '/' (e.g. '/releases')")
     name = route.name or f"v1_{plugin.replace('.', '_')}_{route.handler.__name__}"
-    return dataclasses.replace(route, path=f"{V1}{route.path}", problem=True, name=name)
+    return dataclasses.replace(route, path=f"{V1}{route.path}", problem=True, name=name,
+                               handler=confined(route.handler, plugin))
 
 
 def answer_one(request: Any, item: BaseModel) -> web.Response:
@@ -50,7 +53,9 @@ def answer_page(request: Any, page: type[BaseModel], items: Sequence[T],
 
     ``page`` is the page model (``data`` and ``next_cursor``), ``key`` a unique sort key
     of an item (JSON values); the cursor is bound to ``list_name`` (default: the path).
+    A key's list keeps only the items of its mode (:mod:`.test_mode`).
     """
+    items = in_mode(request, items)
     query: Listing = request.query
     item_model = page.model_fields["data"].annotation.__args__[0]  # list[Item]
     fields = parse_fields(query.fields, item_model)

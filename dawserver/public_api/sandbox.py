@@ -39,6 +39,17 @@ class Sandbox:
             "(?, ?, ?, ?) ON CONFLICT DO NOTHING", account_id, object_id, kind, time.time())
         self._remember(object_id, True)
 
+    async def add_object(self, account_id: str, plugin: str, object_id: str, *,
+                         tx: Session | None = None) -> None:
+        """Mark plug-in ``plugin``'s object ``object_id`` of ``account_id`` a sandbox one."""
+        await self.add(account_id, f"{plugin}:{object_id}", plugin, tx=tx)
+
+    async def marks(self, account_id: str, plugin: str) -> frozenset[str]:
+        """The ids of ``account_id``'s sandbox objects of plug-in ``plugin``."""
+        rows = await self.db.fetch("SELECT object_id FROM api_sandbox WHERE account_id = ? "
+                                   "AND kind = ?", account_id, plugin)
+        return frozenset(r["object_id"].removeprefix(f"{plugin}:") for r in rows)
+
     async def sandboxed(self, object_ids: Iterable[str]) -> set[str]:
         """Those of ``object_ids`` that are sandbox objects (one query for the unknown)."""
         ids = list(dict.fromkeys(object_ids))

@@ -1,0 +1,117 @@
+"""Test-mode keys on plug-ins' routes: sandbox data only, never live data.
+
+Over a real server with distribution (a fake store behind it) and the marketplace: one
+person's live and test keys and another person's test key. Plug-ins' ``/api/v1`` lists
+keep only the key's mode, items and what lies under them of the other mode answer 404,
+and a plug-in's routes outside ``/api/v1`` (live data, money, networks) refuse test keys.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from accounts_helpers import accounts_server
+from distribution_helpers import make_art, make_audio, release_dict
+from public_api_helpers import Caller, key_of, person_with_key
+from smtp_server import SmtpServer
+from test_public_api_plugins import PLUGIN_SCOPES, STATEMENT, _beat
+
+from business.distribution.services import services as distribution
+from business.distribution.stores.fakestore import FakeStore
+from business.marketplace.services import services as marketplace
+from dawserver.keys import PLUGIN_CONTEXT_KEY
+from dawserver.public_api.state import api_state
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
+V1 = "/api/v1"
+
+
+async def ids(caller: Caller, path: str) -> list[str]:
+    """The ids of the list at ``path``."""
+    status, page, _ = await caller.call("GET", path)
+    assert status == 200, (path, page)
+    return [item["id"] for item in page["data"]]
+
+
+async def test_plugin_routes_confine_test_keys_to_sandbox_data(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with FakeStore() as fake:
+        plugins = {"distribution": {"stores": {"fake": {
+            "url": fake.url, "token": "secret", "dpid": "PADPIDA0000000001Z"}}}}
+        async with accounts_server(tmp_path, smtp_server, plugins=plugins) as (app, config), \
+                aiohttp.ClientSession() as http:
+            ada_person, ada = await person_with_key(config.base_url, smtp_server,
+                                                    "ada@example.org", http)
+            bob_person, bob = await person_with_key(config.base_url, smtp_server,
+                                                    "bob@example.org", http)
+            try:
+                context = app[PLUGIN_CONTEXT_KEY]
+                live = await key_of(ada_person, ada, PLUGIN_SCOPES)
+                test = await key_of(ada_person, ada, PLUGIN_SCOPES, test=True)
+                bob_test = await key_of(bob_person, bob, PLUGIN_SCOPES, test=True)
+                art = make_art(tmp_path / "cover.jpg")
+                audio = make_audio(tmp_path / "render.wav", seconds=1.0)
+                for n in (1, 2, 3):
+                    raw = release_dict(tmp_path / "release", art=art, audio=[audio],
+                                       release_id=f"rel-{n}", isrc_base=n)
+                    status, made, _ = await live.call("POST", "/api/distribution/releases",
+                                                      raw)
+                    assert status == 201, made
+                # rel-3 is a sandbox object, as a plug-in marks what a test key makes
+                await api_state(context).sandbox.add_object(ada.person_id, "distribution",
+                                                            "rel-3")
+                await distribution(context).royalties.import_statement(
+                    ada.person_id, STATEMENT, "nov.csv")
+                store = marketplace(context).store
+                await store.insert_beat(_beat(ada.person_id, "beat-1", time.time()))
+
+                # lists: each key its own mode
+                assert await ids(test, f"{V1}/releases") == ["rel-3"]
+                assert await ids(live, f"{V1}/releases") == ["rel-1", "rel-2"]
+                assert await ids(test, f"{V1}/royalty-statements") == []
+                (statement,) = await ids(live, f"{V1}/royalty-statements")
+                assert await ids(test, f"{V1}/beats") == []
+                assert await ids(live, f"{V1}/beats") == ["beat-1"]
+                # the signed-in person (not a key) sees both
+                _, page, _ = await ada_person.call("GET", f"{V1}/releases")
+                assert [r["id"] for r in page["data"]] == ["rel-1", "rel-2", "rel-3"]
+
+                # items, and what lies under them, of the other mode answer 404
+                for caller, own, other in ((test, "rel-3", "rel-1"), (live, "rel-1", "rel-3")):
+                    for tail in ("", "/deliveries"):
+                        status, _, _ = await caller.call("GET", f"{V1}/releases/{own}{tail}")
+                        assert status == 200, (own, tail)
+                        status, problem, _ = await caller.call(
+                            "GET", f"{V1}/releases/{other}{tail}")
+                        assert status == 404 and other in problem["detail"], (other, tail)
+                for path in (f"{V1}/royalty-statements/{statement}", f"{V1}/beats/beat-1"):
+                    status, problem, _ = await test.call("GET", path)
+                    assert status == 404, (path, problem)
+                    assert (await live.call("GET", path))[0] == 200
+
+                # another account's test key reaches none of Ada's sandbox
+                assert await ids(bob_test, f"{V1}/releases") == []
+                status, _, _ = await bob_test.call("GET", f"{V1}/releases/rel-3")
+                assert status == 404
+
+                # a plug-in's routes outside /api/v1 serve live data: test keys refused
+                status, body, _ = await test.call("GET", "/api/distribution/releases")
+                assert status == 403 and "test-mode" in body["error"], body
+                status, body, _ = await test.call(
+                    "POST", "/api/distribution/releases/rel-3/deliveries", {})
+                assert status == 403 and "live key" in body["error"], body
+                raw = release_dict(tmp_path / "release", art=art, audio=[audio],
+                                   release_id="rel-4", isrc_base=4)
+                status, _, _ = await test.call("POST", "/api/distribution/releases", raw)
+                assert status == 403
+                assert await ids(live, f"{V1}/releases") == ["rel-1", "rel-2"]
+                assert await distribution(context).pipeline.jobs(ada.person_id,
+                                                                 "rel-3") == []
+                status, _, _ = await live.call("GET", "/api/distribution/releases")
+                assert status == 200
+            finally:
+                await ada_person.close()
+                await bob_person.close()
