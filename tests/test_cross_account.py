@@ -288,6 +288,12 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
                                                         "X-CSRF-Token": ada.csrf}) as response:
         sample = await response.json()
         assert response.status == 200, sample
+    picture = make_art(tmp_path / "a-post.jpg", size=64).read_bytes()
+    async with ada.http.post(f"{ada.base_url}/api/social/media{query}&name=a-post.jpg",
+                             data=picture, headers={"Content-Type": "image/jpeg",
+                                                    "X-CSRF-Token": ada.csrf}) as response:
+        upload = await response.json()
+        assert response.status == 201, upload
     analytics = await make_analytics(app, org_id) if app is not None else {
         "source_id": "src-of-ada", "run_id": "run-of-ada", "entity_id": "entity-of-ada"}
     webhook = await make_webhook(app, org_id) if app is not None else {
@@ -316,6 +322,7 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         # a membership needs Stripe (not configured here): an id of A's shape
         "membership_id": "mship-of-ada",
         "sample_id": sample["id"],
+        "media_id": upload["media_id"],
         "domain": "example.com",  # a single sign-on domain: B's calls name A's organisation
     }
 
@@ -377,7 +384,7 @@ async def test_no_route_serves_account_a_to_anyone_else(tmp_path: Path,
                 assert {"account_id", "project_id", "key_id", "session_id", "asset_id",
                         "release_id", "job_id", "person_id", "grantee_id", "channel_id",
                         "post_id", "network", "source_id", "run_id", "entity_id",
-                        "sample_id", "webhook_id", "delivery_id"} <= checked
+                        "sample_id", "webhook_id", "delivery_id", "media_id"} <= checked
                 # B cannot sell A's upload: to B's account it is no asset at all
                 status, refused, _ = await bo.call("POST", "/api/marketplace/beats", {
                     "title": "Bo's", "bpm": 90, "key": "A minor", "currency": "usd",
@@ -392,6 +399,9 @@ async def test_no_route_serves_account_a_to_anyone_else(tmp_path: Path,
                 assert [a["id"] for a in assets] == [ids["asset_id"]]
                 status, listed, _ = await ada.call("GET", "/me/projects")
                 assert ids["project_id"] in [entry["id"] for entry in listed]
+                status, uploads, _ = await ada.call(
+                    "GET", f"/api/social/media?account={ids['account_id']}")
+                assert [u["media_id"] for u in uploads] == [ids["media_id"]]
             finally:
                 await ada.close()
                 await bo.close()
