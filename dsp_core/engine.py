@@ -223,6 +223,9 @@ class Engine:
         if not self._hosted:
             return
         view = graph.native_view if graph.native_version == graph.version else None
+        for _index, state, offset in self._hosted:  # lv2 instruments run side by side
+            if isinstance(state.source, PluginInstrument):
+                state.source.dispatch(start - offset, frames)
         for index, state, offset in self._hosted:
             position = start - offset
             if state.source is not None:  # a soundfont or lv2 instrument: its feed is clip 0

@@ -118,6 +118,8 @@ class HostedPlugin:
         self.latency = 0
         self._process: subprocess.Popen | None = None
         self._dry = DryDelay(channels, 0)
+        self._pending_dry = np.zeros((channels, 0), dtype=np.float32)
+        self._running = False  # a block handed to the worker by start(), not yet finished
         self._finalizer = weakref.finalize(self, _stop, [None], self._map, self._fd)
         self._start()
         _LIVE.add(self)
@@ -250,6 +252,11 @@ class HostedPlugin:
     def _request(self, command: int, frames: int, doing: str,
                  payload: bytes = b"") -> tuple[int, str]:
         """Send one command (and its payload); return the worker's answer."""
+        self._send(command, frames, doing, payload)
+        return self._wait(self.deadline if command == RUN else START_DEADLINE, doing)
+
+    def _send(self, command: int, frames: int, doing: str, payload: bytes = b"") -> None:
+        """Send one command (and its payload) without waiting for the answer."""
         assert self._process is not None and self._process.stdin is not None
         try:
             self._process.stdin.write(MESSAGE.pack(command, frames) + payload)
@@ -258,7 +265,6 @@ class HostedPlugin:
             code = self._process.poll()
             raise WorkerFailed(f"lv2 {self.info.uri} crashed before {doing} "
                                f"(worker exit status {code})") from None
-        return self._wait(self.deadline if command == RUN else START_DEADLINE, doing)
 
     # ------------------------------------------------------------ parameters and audio
 
@@ -302,13 +308,20 @@ class HostedPlugin:
         :mod:`dsp_core.lv2_layout`; sorted by frame, at most ``MAX_EVENTS``) go to the
         plug-in's MIDI input in this block.
         """
+        self.start(buffer, frames, events)
+        return self.finish(buffer, frames)
+
+    def start(self, buffer: np.ndarray, frames: int,
+              events: np.ndarray | None = None) -> None:
+        """The first half of :meth:`process`: hand the block to the worker and return at
+        once, so several workers run their blocks at the same time; :meth:`finish` (the
+        same ``buffer`` and ``frames``) collects it."""
         block = buffer[:, :frames]
-        dry = self._dry.push(block)
+        self._pending_dry = self._dry.push(block)
+        self._running = False
         if self.failed is not None:
-            block[:] = dry
-            return False
-        rows = self._rows()
-        for (port, channel) in rows["in"]:
+            return
+        for (port, channel) in self._rows()["in"]:
             if self.instrument:  # an instrument's audio inputs hear silence
                 self.area[port:port + frames] = 0.0
             else:
@@ -316,12 +329,27 @@ class HostedPlugin:
         if self._events is not None:
             self._write_events(events, frames)
         try:
-            self._command(RUN, frames, "processing a block")
+            self._send(RUN, frames, "processing a block")
+        except WorkerFailed as exc:
+            self._fail(str(exc))
+            return
+        self._running = True
+
+    def finish(self, buffer: np.ndarray, frames: int) -> bool:
+        """The second half of :meth:`process`: wait for the worker's block and write it
+        over ``buffer[:, :frames]`` (the dry signal when bypassed); False when bypassed."""
+        block, dry = buffer[:, :frames], self._pending_dry
+        if not self._running:
+            block[:] = dry
+            return False
+        self._running = False
+        try:
+            self._wait(self.deadline, "processing a block")
         except WorkerFailed as exc:
             self._fail(str(exc))
             block[:] = dry
             return False
-        wet = self._gather(rows["out"], frames)
+        wet = self._gather(self._rows()["out"], frames)
         if not np.isfinite(wet).all():
             self._fail(f"lv2 {self.info.uri} produced a NaN or infinite sample")
             block[:] = dry

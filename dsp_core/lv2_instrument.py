@@ -83,6 +83,7 @@ class PluginInstrument:
         self._next = -1  # the frame after the last block (-1: the next block seeks)
         self._cursor = 0  # the first event not sent yet
         self._held: set[tuple[int, int]] = set()  # (channel, key) sounding
+        self._pending: tuple[int, int] | None = None  # a dispatched block (start, frames)
 
     @property
     def structure(self) -> tuple:
@@ -91,8 +92,38 @@ class PluginInstrument:
 
     # ------------------------------------------------------------ rendering
 
+    def dispatch(self, start: int, frames: int) -> None:
+        """Hand the worker the block [start, start + frames) and return at once, when it
+        is one run (no seek, at most ``MAX_EVENTS`` events): the engine dispatches every
+        instrument's block first, so the workers run at the same time, then :meth:`fill`
+        collects each."""
+        if start != self._next or self._pending is not None:
+            return
+        events, at = self.events, start + self.plugin.latency
+        first = self._cursor
+        stop = first + int(np.searchsorted(events["frame"][first:], at + frames,
+                                           side="left")) if first < events.shape[0] else first
+        if stop - first > MAX_EVENTS:
+            return
+        self.buffer[:, :frames] = 0.0
+        words = None
+        if stop > first:
+            self._track_notes(events[first:stop])
+            words = midi_words(events[first:stop], at)
+        self.plugin.start(self.buffer, frames, words)
+        self._cursor = stop
+        self._pending = (start, frames)
+
     def fill(self, start: int, frames: int) -> None:
-        """Render timeline frames [start, start + frames) into :attr:`buffer`."""
+        """Render timeline frames [start, start + frames) into :attr:`buffer` (collect the
+        block :meth:`dispatch` handed over, if it did)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self.plugin.finish(self.buffer, pending[1])
+            if pending == (start, frames):
+                self._next = start + frames
+                return
+            self._next = -1  # (another block was asked for: play it afresh)
         lead = self.plugin.latency
         if start != self._next:
             self._seek(start, lead)

@@ -151,7 +151,7 @@ def test_the_plugins_latency_is_compensated_by_sending_the_notes_early() -> None
     with Engine(midi_session(step(delay=37)), block_size=256) as engine:
         assert engine.graph.tracks[0].source.plugin.latency == 37
         assert engine.latency == 0  # nothing else in the mix is delayed
-        np.testing.assert_array_equal(engine.render(0, 12000)[0], expected_steps())
+        np.testing.assert_allclose(engine.render(0, 12000)[0], expected_steps(), atol=1e-12)
         # after a seek it pre-rolls the latency: a note starting right there is in time
         np.testing.assert_array_equal(engine.render(5100, 1000)[0], np.ones(1000))
 
@@ -329,3 +329,55 @@ def test_files_an_instruments_state_names_are_sources_of_the_session(tmp_path: P
     resolved, refused = resolve_session(session, refuse)
     assert resolved.tracks[0].instrument is None
     assert str(refused[0]).startswith("lv2 'instrument' on track 'keys' (a file its saved")
+
+
+def test_the_instruments_of_several_tracks_run_their_blocks_at_the_same_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each block is handed to every instrument's worker before any is awaited (the
+    workers then run on all cores at once), and the output is the same."""
+    session = midi_session(step())
+    session.tracks.append(Track("other", pan=1.0, instrument=step(),
+                                midi_clips=[MidiClip(100, 20000, list(NOTES))]))
+    with Engine(session, block_size=256) as engine:
+        engine.render(0, 256)
+        order: list[tuple[str, int]] = []
+        send, wait = HostedPlugin._send, HostedPlugin._wait
+
+        def spy_send(self: HostedPlugin, *args: object, **kwargs: object) -> None:
+            order.append(("run", id(self)))
+            send(self, *args, **kwargs)  # type: ignore[arg-type]
+
+        def spy_wait(self: HostedPlugin, *args: object, **kwargs: object) -> object:
+            order.append(("wait", id(self)))
+            return wait(self, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(HostedPlugin, "_send", spy_send)
+        monkeypatch.setattr(HostedPlugin, "_wait", spy_wait)
+        out = engine.render(256, 11744)
+    first, second = (id(t.source.plugin) for t in engine.graph.tracks)
+    assert order[:4] == [("run", first), ("run", second), ("wait", first), ("wait", second)]
+    assert len(order) == 4 * 46  # every block so
+    np.testing.assert_array_equal(out[1], expected_steps()[256:])
+
+
+def test_a_crashing_instrument_is_silent_and_reported_while_the_others_play() -> None:
+    """Two tracks' instruments run side by side (each block handed to both workers before
+    either is awaited); one crashes: it is silent and listed, the other plays on, and an
+    edit brings it back."""
+    crashing = midi_session(step(crash=1.0))
+    crashing.tracks.append(Track("other", pan=1.0, instrument=step(),
+                                 midi_clips=[MidiClip(100, 20000, list(NOTES))]))
+    with Engine(crashing, block_size=256) as engine:
+        out = engine.render(0, 12000)
+        errors = engine.plugin_errors()
+        assert [(e.owner, e.effect) for e in errors] == [("keys", "instrument")]
+        assert "crashed" in errors[0].message
+        assert np.abs(out[0]).max() < 1e-12  # (the other track, panned right, leaks 5e-17)
+        np.testing.assert_array_equal(out[1], expected_steps())
+        assert engine.restart_plugins() == 1  # a fresh worker, which crashes again
+        assert len(engine.plugin_errors()) == 1
+        fixed = midi_session(step())
+        fixed.tracks.append(crashing.tracks[1])
+        engine.apply(fixed)  # an edit of a failed instrument starts a fresh worker
+        assert engine.plugin_errors() == []
+        np.testing.assert_allclose(engine.render(0, 12000)[0], expected_steps(), atol=1e-12)

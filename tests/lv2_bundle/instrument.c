@@ -8,7 +8,8 @@
  * 1 notify (an atom output: an empty sequence written each run), 2 out (audio),
  * 3 delay, 4 latency (output), 5 events (MIDI events received since activate),
  * 6 errors (input sequences or events built wrongly, and output capacity not given
- * afresh before a run), 7 bend (the last pitch bend, -8192..8191).
+ * afresh before a run), 7 bend (the last pitch bend, -8192..8191), 8 crash (at 1 the
+ * plug-in aborts in run(): a crashing instrument).
  * Written against the LV2 ABI without its headers.
  */
 #include <stdint.h>
@@ -39,7 +40,7 @@ typedef struct { int64_t frames; Atom body; } Event;
 #define NOTIFY_NEEDED 1024u
 
 typedef struct {
-    void *port[8];
+    void *port[9];
     uint32_t sequence, frame_time, midi_event, chunk;
     float level, volume, line[LINE];
     int key, channel;
@@ -63,7 +64,7 @@ static LV2_Handle instantiate(const LV2_Descriptor *d, double rate, const char *
 }
 
 static void connect_port(LV2_Handle h, uint32_t port, void *data) {
-    if (port < 8) ((Synth *)h)->port[port] = data;
+    if (port < 9) ((Synth *)h)->port[port] = data;
 }
 
 static void activate(LV2_Handle h) {
@@ -101,6 +102,7 @@ static void render(Synth *s, float *out, uint32_t from, uint32_t to) {
 
 static void run(LV2_Handle h, uint32_t n) {
     Synth *s = h;
+    if (*(float *)s->port[8] >= 0.5f) abort();
     float *out = s->port[2];
     Atom *notify = s->port[1];
     if (notify->size < NOTIFY_NEEDED || notify->type != s->chunk) s->errors++;
