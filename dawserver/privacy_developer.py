@@ -32,7 +32,8 @@ def _webhook(sub: Subscription) -> dict[str, Any]:
             "description": sub.description, "enabled": sub.enabled,
             "disabled_reason": sub.disabled_reason, "failing_since": sub.failing_since,
             "consecutive_failures": sub.consecutive_failures, "created_by": sub.created_by,
-            "created_at": sub.created_at, "updated_at": sub.updated_at}
+            "created_at": sub.created_at, "updated_at": sub.updated_at,
+            "test_mode": sub.test_mode}
 
 
 async def webhook_part(context: PluginContext, account_id: str) -> list[dict[str, Any]]:

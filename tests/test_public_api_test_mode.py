@@ -1,29 +1,36 @@
-"""Test-mode keys on plug-ins' routes: sandbox data only, never live data.
+"""Test-mode keys see sandbox data only: on plug-ins' routes and in webhooks.
 
-Over a real server with distribution (a fake store behind it) and the marketplace: one
-person's live and test keys and another person's test key. Plug-ins' ``/api/v1`` lists
-keep only the key's mode, items and what lies under them of the other mode answer 404,
-and a plug-in's routes outside ``/api/v1`` (live data, money, networks) refuse test keys.
+Over a real server: one person's live and test keys and another person's test key.
+Plug-ins' ``/api/v1`` lists keep only the key's mode, items and what lies under them of
+the other mode answer 404, and a plug-in's routes outside ``/api/v1`` (live data, money,
+networks) refuse test keys. Webhooks: a key lists and manages only its mode's, and a
+real receiver per webhook hears sandbox projects' events in test mode only.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from accounts_helpers import accounts_server
 from distribution_helpers import make_art, make_audio, release_dict
-from public_api_helpers import Caller, key_of, person_with_key
+from public_api_helpers import SCOPES, Caller, key_of, person_with_key
 from smtp_server import SmtpServer
 from test_public_api_plugins import PLUGIN_SCOPES, STATEMENT, _beat
+from test_public_api_webhooks import FAST, HOOKS, heard, sale, subscribe
+from webhook_receiver import Receiver
 
 from business.distribution.services import services as distribution
 from business.distribution.stores.fakestore import FakeStore
 from business.marketplace.services import services as marketplace
-from dawserver.keys import PLUGIN_CONTEXT_KEY
+from dawserver.keys import BACKGROUND, PLUGIN_CONTEXT_KEY
 from dawserver.public_api.state import api_state
+from dawserver.transcription_events import DONE_NAME, TranscriptionDone
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
 V1 = "/api/v1"
@@ -115,3 +122,83 @@ async def test_plugin_routes_confine_test_keys_to_sandbox_data(
             finally:
                 await ada_person.close()
                 await bob_person.close()
+
+
+async def settled(app: Any, timeout: float = 20.0) -> None:
+    """Wait until every event was fanned out and every delivery job has run."""
+    await heard(app, timeout)
+    db = app[PLUGIN_CONTEXT_KEY].database()
+    async with asyncio.timeout(timeout):
+        while await db.fetchval("SELECT COUNT(*) FROM jobs WHERE queue = 'webhooks.deliver' "
+                                "AND state NOT IN ('done', 'dead', 'cancelled')"):
+            await asyncio.sleep(0.05)
+
+
+async def transcribed(app: Any, account: str, project: str) -> str:
+    """Publish ``transcription.done`` of ``project`` as the core does; the event id."""
+    payload = TranscriptionDone(account_id=account, project_id=project, job_id=project,
+                                clip_id=None, language="en", duration_s=1.0, words=2)
+    return await app[BACKGROUND].bus.publish_now(DONE_NAME, payload, account_id=account)
+
+
+def heard_by(receiver: Receiver) -> set[tuple[str, str]]:
+    """What ``receiver`` got: (type, the project or order it names)."""
+    bodies = [json.loads(r.body) for r in receiver.received]
+    return {(b["type"], b["data"].get("project_id") or b["data"]["order_id"]) for b in bodies}
+
+
+async def test_webhooks_are_kept_apart_by_mode(tmp_path: Path,
+                                               smtp_server: SmtpServer) -> None:
+    scopes = [*SCOPES, "webhooks.manage"]
+    async with accounts_server(tmp_path, smtp_server, webhooks=FAST) as (app, config), \
+            aiohttp.ClientSession() as http, Receiver() as live_rx, Receiver() as test_rx, \
+            Receiver() as bob_rx:
+        ada_person, ada = await person_with_key(config.base_url, smtp_server,
+                                                "ada@example.org", http)
+        bob_person, bob = await person_with_key(config.base_url, smtp_server,
+                                                "bob@example.org", http)
+        try:
+            live = await key_of(ada_person, ada, scopes)
+            test = await key_of(ada_person, ada, scopes, test=True)
+            bob_test = await key_of(bob_person, bob, scopes, test=True)
+            events = [DONE_NAME, "marketplace.sale"]
+            live_hook = await subscribe(live, live_rx.url, events)
+            test_hook = await subscribe(test, test_rx.url, events)
+            await subscribe(bob_test, bob_rx.url, events)
+
+            # each key lists and manages its own mode's webhooks; the person both
+            assert await ids(live, HOOKS) == [live_hook["id"]]
+            assert await ids(test, HOOKS) == [test_hook["id"]]
+            _, page, _ = await ada_person.call("GET", HOOKS)
+            assert {h["id"] for h in page["data"]} == {live_hook["id"], test_hook["id"]}
+            for caller, other in ((test, live_hook), (live, test_hook), (bob_test, test_hook)):
+                hook = f"{HOOKS}/{other['id']}"
+                for method, path, body in (("GET", hook, None),
+                                           ("PATCH", hook, {"description": "taken"}),
+                                           ("POST", f"{hook}/test", {}),
+                                           ("GET", f"{hook}/deliveries", None),
+                                           ("DELETE", hook, None)):
+                    status, problem, _ = await caller.call(method, path, body)
+                    assert status == 404 and other["id"] in problem["detail"], (method, path)
+            _, still, _ = await ada_person.call("GET", f"{HOOKS}/{live_hook['id']}")
+            assert still["description"] == "shop"
+
+            # a sandbox project's events reach test-mode webhooks only, live ones live only
+            _, sandbox, _ = await test.call("POST", f"{V1}/projects", {"name": "Sandbox"})
+            _, real, _ = await live.call("POST", f"{V1}/projects", {"name": "Real"})
+            _, bobs, _ = await bob_test.call("POST", f"{V1}/projects", {"name": "Bob's"})
+            await transcribed(app, ada.person_id, sandbox["id"])
+            await transcribed(app, ada.person_id, real["id"])
+            await transcribed(app, bob.person_id, bobs["id"])
+            await sale(app, ada.person_id, "live-order")
+            await live_rx.wait_for(2)
+            await test_rx.wait_for(1)
+            await bob_rx.wait_for(1)
+            await settled(app)
+            assert heard_by(test_rx) == {(DONE_NAME, sandbox["id"])}
+            assert heard_by(live_rx) == {(DONE_NAME, real["id"]),
+                                         ("marketplace.sale", "live-order")}
+            assert heard_by(bob_rx) == {(DONE_NAME, bobs["id"])}
+        finally:
+            await ada_person.close()
+            await bob_person.close()

@@ -1,7 +1,7 @@
 """Delivering events to webhook subscriptions: fan-out, one signed POST per attempt, retries.
 
 :meth:`WebhookDeliverer.fan_out` hears every event of the bus: for each enabled
-subscription *of the event's account* to its type it writes one delivery and queues
+subscription *of the event's account and mode* to its type it writes one delivery and queues
 one job (``webhooks.deliver``), both in one transaction and keyed by event id and
 subscription, so an event heard twice is delivered once. :meth:`WebhookDeliverer.handle`
 runs one attempt: the same body and ``Webhook-Id`` every time, freshly signed
@@ -11,6 +11,10 @@ it; anything else is logged and retried with exponential backoff (or the receive
 first attempt. A subscription whose attempts keep failing (``disable_after_failures``
 in a row, or every attempt for ``disable_after_s``) is disabled and its owners are
 mailed through the platform's mail queue, in the same transaction.
+
+An event is a sandbox event when the project its payload names (``project_id``) is a
+sandbox project (:mod:`..sandbox`): test-mode subscriptions hear only those, live ones
+never do.
 
 Delivery is at least once: a worker that dies between the POST and its record leaves
 the job's lease to expire, and the next worker sends the same message again (same
@@ -37,6 +41,7 @@ from jobs import JobContext, JobQueue, QueueSettings, Retry, backoff_delay
 
 from ...account_mail import MAIL_ACCOUNT, mail_payload
 from ...account_mail import QUEUE as MAIL_QUEUE
+from ..sandbox import Sandbox
 from ..webhook_signature import sign
 from .sealing import SecretBox
 from .settings import WebhookSettings
@@ -84,8 +89,9 @@ class WebhookDeliverer:
 
     def __init__(self, db: Database, queue: JobQueue, settings: WebhookSettings, *,
                  sealing_key: bytes, owners: Owners | None = None, links_base: str = "",
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, sandbox: Sandbox | None = None) -> None:
         self.db, self.queue, self.settings = db, queue, settings
+        self.sandbox = sandbox
         self.store = WebhookStore(db, SecretBox(sealing_key))
         self.owners = owners
         self.links_base = links_base
@@ -94,13 +100,22 @@ class WebhookDeliverer:
     # -- fan-out ---------------------------------------------------------------------------
 
     async def fan_out(self, event: Envelope) -> int:
-        """Queue ``event`` to every enabled subscription of its account; how many are new."""
-        subs = await self.store.hearing(event.account_id, event.name)
+        """Queue ``event`` to every enabled subscription of its account and mode; how many
+        are new."""
+        subs = await self.store.hearing(event.account_id, event.name,
+                                        test_mode=await self.from_sandbox(event))
         body = message_body(event.name, event.created_at, event.payload)
         new = 0
         for sub in subs:
             new += await self.enqueue(sub, event.id, event.name, body)
         return new
+
+    async def from_sandbox(self, event: Envelope) -> bool:
+        """Whether ``event`` is about sandbox data (the project it names is a sandbox one)."""
+        project_id = event.payload.get("project_id")
+        if not isinstance(project_id, str) or not project_id or self.sandbox is None:
+            return False
+        return project_id in await self.sandbox.sandboxed([project_id])
 
     async def enqueue(self, sub: Subscription, event_id: str, event_type: str, body: str
                       ) -> int:

@@ -1,7 +1,10 @@
 """``/api/v1/webhooks``: an account's subscriptions, their delivery log, test and replay.
 
 Every read and write names the account the request acts for, so another account's
-subscription or delivery answers 404 like a missing one. Errors are problem details.
+subscription or delivery answers 404 like a missing one. A webhook made by a test-mode
+key is a test-mode webhook (it hears sandbox events only); a key lists and manages only
+its own mode's webhooks (the other mode's answer 404), a signed-in person both. Errors
+are problem details.
 """
 
 from __future__ import annotations
@@ -77,10 +80,17 @@ def _account(request: Request) -> str:
     return principal.account_id
 
 
+def _mode(request: Request) -> bool | None:
+    """The webhooks' mode a request reaches: a key's own (True: test), None: both."""
+    principal = request.principal
+    return bool(principal.test) if principal.via == "key" else None
+
+
 async def _subscription(request: Request) -> Subscription:
     sub_id = request.params["webhook_id"]
     found = await deliverer(request.context).store.get(_account(request), sub_id)
-    if found is None:
+    mode = _mode(request)
+    if found is None or mode not in (None, found.test_mode):
         raise NotFound(f"the account has no webhook {sub_id!r}; list them with GET {WEBHOOKS}")
     return found
 
@@ -113,7 +123,9 @@ async def list_event_types(request: Request) -> web.Response:
 async def list_webhooks(request: Request) -> web.Response:
     """The account's webhooks, oldest first."""
     query: Page = request.query
-    found = await deliverer(request.context).store.list(_account(request))
+    mode = _mode(request)
+    found = [s for s in await deliverer(request.context).store.list(_account(request))
+             if mode in (None, s.test_mode)]
     page, after = api_state(request.context).cursors.page(
         "webhooks", found, lambda s: (s.created_at, s.id), query.limit, query.cursor)
     return answer(request, WebhookPage(data=[webhook_view(s) for s in page],
@@ -129,7 +141,8 @@ async def create_webhook(request: Request) -> web.Response:
     url = await _check_url(request, body.url)
     sub = await deliverer(request.context).store.create(
         account, url=url, events=events, description=body.description, secret=new_secret(),
-        created_by=request.principal.user)
+        created_by=request.principal.user,
+        test_mode=_mode(request) is True)  # a test-mode key's webhook hears sandbox events
     made = NewWebhookSecret(**webhook_view(sub).model_dump(), secret=sub.secret)
     return answer(request, made, status=201, headers={"Location": f"{WEBHOOKS}/{sub.id}"})
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from ...declarations import Job, Permission
 from ...plugin_api import Role
+from ..state import api_state
 from .delivery import QUEUE, QUEUE_SETTINGS, WebhookDeliverer
 from .sealing import KEY_PURPOSE
 from .settings import WebhookSettings
@@ -43,7 +44,7 @@ def deliverer(context: Any) -> WebhookDeliverer:
         found = context.state[STATE] = WebhookDeliverer(
             context.database(), context.background.queue, WebhookSettings.from_config(config),
             sealing_key=context.derive_key(KEY_PURPOSE), owners=context.owner_emails,
-            links_base=base)
+            links_base=base, sandbox=api_state(context).sandbox)
     return found
 
 

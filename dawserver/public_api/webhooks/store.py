@@ -46,12 +46,14 @@ class Subscription:
     created_by: str
     created_at: float
     updated_at: float
+    test_mode: bool = False
 
     @classmethod
     def from_row(cls, row: Row, box: SecretBox) -> Subscription:
         data = dict(row)
         return cls(**{**data, "events": json.loads(data["events"]),
-                      "enabled": bool(data["enabled"]), "secret": box.open(data["secret"])})
+                      "enabled": bool(data["enabled"]), "secret": box.open(data["secret"]),
+                      "test_mode": bool(data["test_mode"])})
 
 
 @dataclass(frozen=True)
@@ -105,17 +107,18 @@ class WebhookStore:
     # -- subscriptions -------------------------------------------------------------------
 
     async def create(self, account_id: str, *, url: str, events: list[str], description: str,
-                     secret: str, created_by: str) -> Subscription:
-        """A new enabled subscription."""
+                     secret: str, created_by: str, test_mode: bool = False) -> Subscription:
+        """A new enabled subscription (``test_mode``: it hears sandbox events only)."""
         now = time.time()
         sub = Subscription(account_id, f"wh_{secrets.token_hex(10)}", url, sorted(events),
-                           description, secret, True, "", None, 0, created_by, now, now)
+                           description, secret, True, "", None, 0, created_by, now, now,
+                           test_mode)
         await self.db.execute(
             "INSERT INTO webhook_subscriptions (account_id, id, url, events, description, "
             "secret, enabled, disabled_reason, failing_since, consecutive_failures, "
-            "created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, '', NULL, 0, "
-            "?, ?, ?)", account_id, sub.id, url, json.dumps(sub.events), description,
-            self.box.seal(secret), created_by, now, now)
+            "created_by, created_at, updated_at, test_mode) VALUES (?, ?, ?, ?, ?, ?, 1, '', "
+            "NULL, 0, ?, ?, ?, ?)", account_id, sub.id, url, json.dumps(sub.events),
+            description, self.box.seal(secret), created_by, now, now, int(test_mode))
         return sub
 
     async def seal_plain_secrets(self) -> int:
@@ -162,11 +165,14 @@ class WebhookStore:
             row["account_id"], row["id"])
         data = dict(row)
         return Subscription(**{**data, "events": json.loads(data["events"]), "secret": "",
-                               "enabled": False, "disabled_reason": UNREADABLE_SECRET})
+                               "enabled": False, "disabled_reason": UNREADABLE_SECRET,
+                               "test_mode": bool(data["test_mode"])})
 
-    async def hearing(self, account_id: str, event_type: str) -> list[Subscription]:
-        """The account's enabled subscriptions to ``event_type``."""
-        return [s for s in await self.list(account_id) if s.enabled and event_type in s.events]
+    async def hearing(self, account_id: str, event_type: str, *, test_mode: bool = False
+                      ) -> list[Subscription]:
+        """The account's enabled subscriptions of the mode to ``event_type``."""
+        return [s for s in await self.list(account_id)
+                if s.enabled and event_type in s.events and s.test_mode == test_mode]
 
     async def update(self, account_id: str, sub_id: str, **changes: Any) -> Subscription | None:
         """Change ``url``, ``events``, ``description`` or ``enabled``; the result."""
