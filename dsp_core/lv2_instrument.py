@@ -85,11 +85,6 @@ class PluginInstrument:
         self._held: set[tuple[int, int]] = set()  # (channel, key) sounding
         self._pending: tuple[int, int] | None = None  # a dispatched block (start, frames)
 
-    @property
-    def structure(self) -> tuple:
-        """What the worker depends on: the plug-in's URI."""
-        return ("lv2", self.instrument.params.get("uri"))
-
     # ------------------------------------------------------------ rendering
 
     def dispatch(self, start: int, frames: int) -> None:
