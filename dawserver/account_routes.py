@@ -32,6 +32,7 @@ from .permissions import (
 )
 from .plugin_api import Empty, Model, Query, Request, Role, Route
 from .projects import import_session
+from .public_api.state import api_state
 from .regions import account_region
 
 ACCOUNT = "/accounts/{account_id}"
@@ -344,13 +345,17 @@ async def audit_log(request: Request) -> list[AuditEntry]:
 
 
 async def create_project(request: Request) -> ProjectEntry:
-    """Create an empty project owned by the account, in the account's data region."""
+    """Create an empty project owned by the account, in the account's data region (a
+    sandbox project when a test-mode key makes it)."""
     account_id, name = request.params["account_id"], request.body.name
     # refused (409) while the account moves: before the document exists, so none is
     # left without an owner
     await request.app[ACCOUNTS].store.writable(account_id)
     info = await import_session(request.app[STORE], Session(name=name), name=name,
                                 region=account_region(request.app, account_id))
+    # before anyone holds a role on it, as POST /api/v1/projects marks it
+    await api_state(request.context).sandbox.made(request.principal, account_id,
+                                                  info.project_id)
     try:
         await request.app[ACCOUNTS].store.own_project(account_id, info.project_id)
     except AccountMoving:  # a move began meanwhile: leave no project without owner

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from accounts_helpers import accounts_server
-from public_api_helpers import SCOPES, Caller, person_with_key
+from public_api_helpers import SCOPES, Caller, key_of, person_with_key
 from smtp_server import SmtpServer
 
 from dawserver.keys import DATABASE
@@ -83,3 +83,40 @@ async def test_test_mode_keys_see_sandbox_projects_only_and_live_keys_never_do(
             assert marks == []
         finally:
             await person.close()
+
+
+async def test_a_project_a_test_mode_key_makes_outside_v1_is_a_sandbox_project(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (app, config), \
+            aiohttp.ClientSession() as http:
+        person, live = await person_with_key(config.base_url, smtp_server, "ada@example.org",
+                                             http)
+        bob_person, bob = await person_with_key(config.base_url, smtp_server,
+                                                "bob@example.org", http)
+        try:
+            test = await key_of(person, live, SCOPES, test=True)
+            made = f"/accounts/{person.id}/projects"
+            status, sandbox, _ = await test.call("POST", made, {"name": "Sandbox"})
+            assert status == 201, sandbox
+            status, real, _ = await live.call("POST", made, {"name": "Real"})
+            assert status == 201, real
+
+            assert [p["id"] for p in (await test.call("GET", f"{V1}/projects"))[1]["data"]] \
+                == [sandbox["id"]]
+            assert [p["id"] for p in (await live.call("GET", f"{V1}/projects"))[1]["data"]] \
+                == [real["id"]]
+            for caller, own, other in ((test, sandbox, real), (live, real, sandbox)):
+                assert (await caller.call("GET", f"{V1}/projects/{own['id']}"))[0] == 200
+                assert (await caller.call("GET", f"{V1}/projects/{other['id']}"))[0] == 404
+                assert (await caller.call("GET", f"/projects/{other['id']}/assets"))[0] == 404
+            # another account's ids: Bob's key reaches neither, nor makes one in Ada's account
+            for project in (sandbox, real):
+                assert (await bob.call("GET", f"{V1}/projects/{project['id']}"))[0] == 404
+            status, _, _ = await bob.call("POST", made, {"name": "Intruder"})
+            assert status == 404
+            marks = await app[DATABASE].fetch("SELECT account_id, object_id FROM api_sandbox")
+            assert [(m["account_id"], m["object_id"]) for m in marks] == [
+                (person.id, sandbox["id"])]
+        finally:
+            await person.close()
+            await bob_person.close()

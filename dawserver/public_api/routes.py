@@ -106,9 +106,9 @@ async def create_project(request: Request) -> web.Response:
         await app[ACCOUNTS].store.writable(principal.account_id)
         info = await import_session(app[STORE], Session(name=name), name=name,
                                     region=account_region(app, principal.account_id))
-        if principal.via == "key" and principal.test:  # before anyone holds a role on it
-            await api_state(request.context).sandbox.add(principal.account_id,
-                                                         info.project_id, "project")
+        # before anyone holds a role on it
+        await api_state(request.context).sandbox.made(principal, principal.account_id,
+                                                      info.project_id)
         try:
             await app[ACCOUNTS].store.own_project(principal.account_id, info.project_id)
         except AccountMoving:  # a move began meanwhile: leave no project without owner

@@ -50,6 +50,12 @@ class Sandbox:
                                    "AND kind = ?", account_id, plugin)
         return frozenset(r["object_id"].removeprefix(f"{plugin}:") for r in rows)
 
+    async def made(self, principal: Any, account_id: str, project_id: str) -> None:
+        """Mark a project ``principal`` just made a sandbox one if it is a test-mode key
+        (call it before anyone holds a role on the project)."""
+        if getattr(principal, "via", "") == "key" and principal.test:
+            await self.add(account_id, project_id, "project")
+
     async def sandboxed(self, object_ids: Iterable[str]) -> set[str]:
         """Those of ``object_ids`` that are sandbox objects (one query for the unknown)."""
         ids = list(dict.fromkeys(object_ids))
