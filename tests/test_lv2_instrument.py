@@ -421,3 +421,14 @@ async def test_the_live_mix_plays_exactly_the_render_of_an_lv2_instrument(
         reference = engine.render(playing[0].timeline, played.shape[0])
     assert np.abs(reference).max() > 0.5  # notes were heard
     np.testing.assert_array_equal(played, as_int16(reference))
+
+
+def test_a_block_with_more_events_than_one_run_carries_is_played_in_pieces() -> None:
+    """3002 events in one 4096-frame block (over MAX_EVENTS = 2048): every one arrives, at
+    its frame, in two runs."""
+    controls = [ControlEvent("cc", frame, 127, number=7) for frame in range(3000)]
+    with Engine(midi_session(step(), controls=controls), block_size=4096) as engine:
+        out = engine.render(0, 4096)
+        plugin = engine.graph.tracks[0].source.plugin
+        assert (_port(plugin, EVENTS), _port(plugin, ERRORS)) == (3002.0, 0.0)
+    np.testing.assert_array_equal(out[0], expected_steps(4096))
