@@ -19,7 +19,7 @@ from accounts.service import PROJECT_ROLE_GRANTED, PROJECT_ROLE_REVOKED
 from dsp_core.session import Session
 
 from .auth_routes import EmailModel, LinkToken, actor_of
-from .errors import BadRequest, Conflict
+from .errors import BadRequest, Conflict, Forbidden
 from .keys import ACCOUNTS, CONFIG, PLUGIN_CONTEXT_KEY, STORE, TOKENS
 from .live_roles import apply_current_roles, people_of, projects_reached_by
 from .permissions import (
@@ -38,6 +38,9 @@ from .regions import account_region
 ACCOUNT = "/accounts/{account_id}"
 #: A permission named ``role:NAME`` declares the organisation role NAME (a plug-in's).
 ROLE_PREFIX = "role:"
+TEST_KEYS_MAKE_TEST_KEYS = ("a test-mode key reaches sandbox data only, so the keys it "
+                            "makes are test-mode keys: send \"test\": true, or make a live "
+                            "key signed in or with a live key")
 
 
 class NewOrganisation(Model):
@@ -301,8 +304,11 @@ async def accept(request: Request) -> Joined:
 
 
 async def create_key(request: Request) -> MadeKey:
-    """Make an API key for the account; its secret is in this answer only."""
+    """Make an API key for the account; its secret is in this answer only (a test-mode key
+    makes test-mode keys only)."""
     body: NewKey = request.body
+    if request.principal.via == "key" and request.principal.test and not body.test:
+        raise Forbidden(TEST_KEYS_MAKE_TEST_KEYS)
     context = request.app[PLUGIN_CONTEXT_KEY]
     scopes = key_scope_names(context)
     unknown = sorted(set(body.scopes) - set(scopes))

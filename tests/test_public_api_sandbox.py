@@ -120,3 +120,24 @@ async def test_a_project_a_test_mode_key_makes_outside_v1_is_a_sandbox_project(
         finally:
             await person.close()
             await bob_person.close()
+
+
+async def test_a_test_mode_key_makes_only_test_mode_keys(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (_app, config), \
+            aiohttp.ClientSession() as http:
+        person, live = await person_with_key(config.base_url, smtp_server, "ada@example.org",
+                                             http)
+        try:
+            test = await key_of(person, live, [*SCOPES, "account.admin"], test=True)
+            keys = f"/accounts/{person.id}/keys"
+            status, problem, _ = await test.call("POST", keys, {"name": "out", "scopes": SCOPES})
+            assert status == 403 and "test-mode" in problem["error"], problem
+            status, made, _ = await test.call("POST", keys, {"name": "in", "scopes": SCOPES,
+                                                             "test": True})
+            assert status == 201 and made["key"].startswith("mbk_test_"), made
+            admin = await key_of(person, live, ["account.admin"])
+            status, made, _ = await admin.call("POST", keys, {"name": "ok", "scopes": SCOPES})
+            assert status == 201 and made["key"].startswith("mbk_live_"), made
+        finally:
+            await person.close()
