@@ -231,7 +231,7 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
                 if problem is None:
                     hosted_total[0] += 1
                     continue
-                reason = f"track {track.id!r} instrument: {problem}; it plays as none"
+                reason = f"track {track.id!r} instrument: {problem}; the instrument plays as none"
                 log.warning("%s", reason)
                 bypassed.append(reason)
                 track.instrument = None

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 from helpers_audio import DictLoader
 from lv2_helpers import INSTRUMENT, SWH_AMP, lv2_path, needs_plugin  # noqa: F401
+from pycrdt import Map
 
 from collab.errors import SchemaError
 from collab.schema import ProjectDocument
@@ -432,3 +433,16 @@ def test_a_block_with_more_events_than_one_run_carries_is_played_in_pieces() -> 
         plugin = engine.graph.tracks[0].source.plugin
         assert (_port(plugin, EVENTS), _port(plugin, ERRORS)) == (3002.0, 0.0)
     np.testing.assert_array_equal(out[0], expected_steps(4096))
+
+
+def test_a_peer_written_instrument_over_the_caps_plays_as_none() -> None:
+    amps = [EffectSpec("lv2", {"uri": SWH_AMP}) for _ in range(lv2_limits.MAX_LV2_PER_TRACK)]
+    full = lv2_limits.MAX_LV2_PER_SESSION // lv2_limits.MAX_LV2_PER_TRACK
+    doc = ProjectDocument.from_session(Session(sample_rate=RATE, tracks=[
+        *(Track(f"fx{i}", effects=list(amps)) for i in range(full)), Track("keys")]))
+    doc._track_map("keys")["instrument"] = Map({"kind": "lv2", "params": Map(
+        {"uri": INSTRUMENT}), "zones": Map()})  # as a peer may write it
+    session = doc.to_session()
+    assert session.tracks[-1].instrument is None
+    assert doc.bypassed == ["track 'keys' instrument: more than 16 lv2 plug-ins in the "
+                            "project; the instrument plays as none"]
