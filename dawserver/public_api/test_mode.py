@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -55,7 +56,10 @@ VIEW = web.RequestKey("public_api_mode_view", ModeView)
 
 
 def confined(handler: Handler, plugin: str) -> Handler:
-    """``handler`` of a plug-in's ``/api/v1`` route, reaching only the key's mode."""
+    """``handler`` of a plug-in's ``/api/v1`` route, reaching only the key's mode (one
+    that is no coroutine function is left for the route's check to refuse)."""
+    if not inspect.iscoroutinefunction(handler):
+        return handler
 
     @functools.wraps(handler)
     async def in_its_mode(request: Request) -> Any:
@@ -79,6 +83,8 @@ def confined(handler: Handler, plugin: str) -> Handler:
 def live_only(route: Route, plugin: str) -> Route:
     """``route`` of plug-in ``plugin`` outside ``/api/v1``, refusing test-mode keys."""
     handler = route.handler
+    if not inspect.iscoroutinefunction(handler):
+        return route  # the route's check refuses it, naming the plug-in
 
     @functools.wraps(handler)
     async def live_data_only(request: Request) -> Any:
