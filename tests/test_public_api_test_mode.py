@@ -22,12 +22,17 @@ from distribution_helpers import make_art, make_audio, release_dict
 from public_api_helpers import SCOPES, Caller, key_of, person_with_key
 from smtp_server import SmtpServer
 from test_public_api_plugins import PLUGIN_SCOPES, STATEMENT, _beat
+from test_public_api_social_analytics import _post
 from test_public_api_webhooks import FAST, HOOKS, heard, sale, subscribe
 from webhook_receiver import Receiver
 
+from business.analytics.services import services as analytics
+from business.analytics.sources.records import Identity
 from business.distribution.services import services as distribution
 from business.distribution.stores.fakestore import FakeStore
 from business.marketplace.services import services as marketplace
+from business.social.models import ChannelTokens
+from business.social.services import services as social
 from dawserver.keys import BACKGROUND, PLUGIN_CONTEXT_KEY
 from dawserver.public_api.state import api_state
 from dawserver.transcription_events import DONE_NAME, TranscriptionDone
@@ -202,3 +207,56 @@ async def test_webhooks_are_kept_apart_by_mode(tmp_path: Path,
         finally:
             await ada_person.close()
             await bob_person.close()
+
+
+async def test_social_posts_and_analytics_artists_keep_to_the_key_mode(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (app, config), \
+            aiohttp.ClientSession() as http:
+        ada_person, ada = await person_with_key(config.base_url, smtp_server,
+                                                "ada@example.org", http)
+        try:
+            context = app[PLUGIN_CONTEXT_KEY]
+            scopes = ["social.read", "social.compose", "analytics.read"]
+            live = await key_of(ada_person, ada, scopes)
+            test = await key_of(ada_person, ada, scopes, test=True)
+            module = social(context)
+            box = module.channels.box
+            sealed = ChannelTokens(box.seal("a"), box.seal("r"), None, "", 1, 0.0, 0.0)
+            now = time.time()
+            async with module.store.db.transaction() as tx:
+                channel = await module.store.insert_channel(
+                    tx, ada.person_id, "x", "remote-ada", "Ada", "@ada", sealed, "p", 0.0)
+                for post_id in ("p-live", "p-sandbox"):
+                    await module.store.insert_post(tx, _post(ada.person_id, post_id, channel,
+                                                             None, "draft", now))
+            await api_state(context).sandbox.add_object(ada.person_id, "social", "p-sandbox")
+            found = await analytics(context).catalog.resolve(ada.person_id, [
+                Identity("spotify", "artist", "sp-ada", "Ada Lovelace Band")])
+            artist = found[("spotify", "artist", "sp-ada")].entity_id
+
+            assert await ids(test, f"{V1}/social-posts") == ["p-sandbox"]
+            assert await ids(live, f"{V1}/social-posts") == ["p-live"]
+            for caller, own, other in ((test, "p-sandbox", "p-live"),
+                                       (live, "p-live", "p-sandbox")):
+                assert (await caller.call("GET", f"{V1}/social-posts/{own}"))[0] == 200
+                status, problem, _ = await caller.call("GET", f"{V1}/social-posts/{other}")
+                assert status == 404 and other in problem["detail"], problem
+            assert await ids(test, f"{V1}/analytics/artists") == []
+            assert await ids(live, f"{V1}/analytics/artists") == [artist]
+            for tail in ("", "/metrics"):
+                path = f"{V1}/analytics/artists/{artist}{tail}"
+                assert (await test.call("GET", path))[0] == 404, path
+                assert (await live.call("GET", path))[0] == 200, path
+
+            # outside /api/v1: live data and real networks, refused to the test key
+            for method, path, body in (("GET", "/api/social/posts", None),
+                                       ("POST", "/api/social/posts",
+                                        {"text": "hi", "targets": [{"channel_id": channel}]}),
+                                       ("GET", "/api/analytics/sources", None)):
+                status, answer, _ = await test.call(method, path, body)
+                assert status == 403 and "test-mode" in answer["error"], (path, answer)
+            assert (await live.call("GET", "/api/social/posts"))[0] == 200
+            assert await ids(live, f"{V1}/social-posts") == ["p-live"]
+        finally:
+            await ada_person.close()
