@@ -307,7 +307,7 @@ async def create_key(request: Request) -> MadeKey:
     """Make an API key for the account; its secret is in this answer only (a test-mode key
     makes test-mode keys only)."""
     body: NewKey = request.body
-    if request.principal.via == "key" and request.principal.test and not body.test:
+    if request.test_mode and not body.test:
         raise Forbidden(TEST_KEYS_MAKE_TEST_KEYS)
     context = request.app[PLUGIN_CONTEXT_KEY]
     scopes = key_scope_names(context)

@@ -246,6 +246,11 @@ class Request:
         return self.principal.role
 
     @property
+    def test_mode(self) -> bool:
+        """Whether a test-mode API key asks: it reaches sandbox data only."""
+        return self.principal.via == "key" and self.principal.test
+
+    @property
     def user(self) -> str:
         """The token's user name."""
         return self.principal.user

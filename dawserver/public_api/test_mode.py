@@ -88,7 +88,7 @@ def live_only(route: Route, plugin: str) -> Route:
 
     @functools.wraps(handler)
     async def live_data_only(request: Request) -> Any:
-        if request.principal.via == "key" and request.principal.test:
+        if request.test_mode:
             raise Forbidden(LIVE_ONLY.format(plugin=plugin, route=route.label))
         return await handler(request)
 
