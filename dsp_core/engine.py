@@ -34,6 +34,7 @@ from .graph import (
     send_levels,
     set_fader_target,
     track_gains,
+    track_instrument,
 )
 from .instrument_edit import carry_voices
 from .instrument_graph import instrument_structure, same_sound
@@ -328,12 +329,13 @@ class Engine:
                 keep = entry.state.hosted if entry is not None and (
                     entry.structure[2] == structure[2]) else None
                 playing = _same_plugin(entry.state, track) if entry is not None else None
+                played_before = track_instrument(entry.state) if entry is not None else None
                 state = build_track(track, session, self.sample_rate, self.block_size,
                                     self._load, any_solo, hosted=keep, source=playing)
                 if entry is not None and entry.structure[2] == structure[2]:
                     state.effects = entry.state.effects  # keep filter memory: no click
                 if entry is not None:  # MIDI: sounding notes play on through the edit
-                    carry_voices(entry.state.instrument, state.instrument,
+                    carry_voices(played_before, track_instrument(state),
                                  same_sound(entry.structure[4], structure[4]))
                 entry = _Entry(structure, state)
                 rebuilt = True

@@ -159,6 +159,14 @@ class Graph:
         return found + [o.hosted for o in [*self.buses, self.master] if o.hosted is not None]
 
 
+def track_instrument(track: TrackState) -> InstrumentState | None:
+    """The track's built-in instrument state, played by the C engine or, on a track with
+    a hosted chain, by that chain."""
+    if track.instrument is not None or track.hosted is None:
+        return track.instrument
+    return track.hosted.instrument
+
+
 def plugin_source(track: TrackState) -> PluginInstrument | None:
     """The track's ``lv2`` instrument (a worker to close, restart and report), if any."""
     from .lv2_instrument import PluginInstrument
@@ -396,7 +404,7 @@ def build_track(
         from .lv2_chain import HostedChain
 
         if hosted is None:
-            track_view = _HostedTrack(track.id, track.channels, track.effects, instrument)
+            track_view = _HostedTrack(track.id, track.channels, track.effects)
             try:
                 hosted = HostedChain.build(track_view, sample_rate, max_block, load)
             except Exception:
@@ -404,6 +412,7 @@ def build_track(
                     started.close()
                 raise
         hosted.clips = clips
+        hosted.instrument, instrument = instrument, None  # played ahead, with the chain
         clips = [ClipState(hosted.buffer, 0, 0, 0, 1.0, 0, 0)]  # the feed, moved per block
     else:
         hosted = None
@@ -429,7 +438,6 @@ class _HostedTrack:
     id: str
     channels: int
     effects: list
-    instrument: InstrumentState | None
 
 
 def build_bus(bus: Bus, sample_rate: int, max_block: int,

@@ -57,15 +57,15 @@ class HostedChain:
     clips: list[Any] = field(default_factory=list)  # the track's own ClipStates
     #: a bus's or the master's own fader when the chain is theirs (dsp_core/lv2_bus.py)
     fader: np.ndarray | None = None
+    #: a MIDI track's built-in instrument (synth, sampler), played into the buffer with
+    #: the backend's ``instrument_render`` before the chain, as the C track input would
+    instrument: Any = None
 
     @classmethod
     def build(cls, track: Any, sample_rate: int, max_block: int, load: Any) -> HostedChain:
         """Start the chain's workers and build its built-in effects (``track``: anything
         with ``id``, ``channels`` and ``effects``; a bus's gives ``where``)."""
         where = getattr(track, "where", f"track {track.id!r}")
-        if getattr(track, "instrument", None) is not None:
-            raise ProjectError(f"{where}: lv2 plug-ins on MIDI tracks are not "
-                               "supported yet; bounce the instrument to audio first")
         elements: list[EffectState | HostedPlugin] = []
         try:
             for spec in track.effects:
@@ -99,6 +99,11 @@ class HostedChain:
             if clip.position >= position + frames:
                 break
             clip_read(clip, self.channels, position, frames, buf)
+        if self.instrument is not None:  # mono, added to every channel (as in C)
+            scratch = self.instrument.scratch
+            backend.instrument_render(self.instrument, float(self.sample_rate), position,
+                                      frames, scratch)
+            buf[:, :frames] += scratch[:frames]
         self.run(backend, frames, frames_done % TICK)
 
     def run(self, backend: Any, frames: int, phase: int) -> None:

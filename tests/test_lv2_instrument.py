@@ -446,3 +446,29 @@ def test_a_peer_written_instrument_over_the_caps_plays_as_none() -> None:
     assert session.tracks[-1].instrument is None
     assert doc.bypassed == ["track 'keys' instrument: more than 16 lv2 plug-ins in the "
                             "project; the instrument plays as none"]
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_a_built_in_instrument_plays_into_an_lv2_effect(backend: str) -> None:
+    """A synth's track may hold an lv2 effect: the synth is played ahead with the chain
+    (the backend's instrument_render) instead of in the C call. Through a plug-in that
+    passes its input (the test plug-in at gain 1) it sounds as without it, and an edit
+    of another note keeps the sounding one."""
+    from lv2_helpers import MISBEHAVE
+
+    synth = Instrument("synth", {"cutoff_hz": 3000.0})
+    notes = [Note(60, 100, 1000, 6000), Note(67, 90, 3000, 2000)]
+    plain = midi_session(synth, notes)
+    hosted = midi_session(synth, notes, effects=[EffectSpec("lv2", {"uri": MISBEHAVE})])
+    expected = Engine(plain, block_size=100, backend=backend).render(0, 12000)
+    with Engine(hosted, block_size=100, backend=backend) as engine:
+        first = engine.render(0, 4000)
+        assert engine.graph.tracks[0].instrument is None  # not in the C call
+        edited = midi_session(synth, [*notes, Note(72, 80, 9000, 500)],
+                              effects=hosted.tracks[0].effects)
+        engine.apply(edited)  # the notes sounding at 4000 play on
+        second = engine.render(4000, 4000)
+        assert engine.plugin_errors() == []
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), expected[:, :8000],
+                               atol=1e-6)
+    assert np.abs(expected[0, 1000:7000]).max() > 0.05
