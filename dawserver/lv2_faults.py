@@ -45,9 +45,11 @@ RENEW_SECONDS = 15.0
 #: The key of the server's awareness state that carries the list.
 AWARENESS_KEY = "lv2"
 FAILED, LEFT_OUT = "failed", "left_out"
-#: How ``ProjectDocument.to_session`` words a left-out effect (``collab/schema.py``).
-_LEFT_OUT = re.compile(r"^(?:track|bus) '(?P<owner>[^']*)' effect (?P<effect>[^:]*): "
-                       r"(?P<message>.*?)(?:; played bypassed)?$", re.S)
+#: How ``ProjectDocument.to_session`` words a left-out effect or instrument
+#: (``collab/schema.py``).
+_LEFT_OUT = re.compile(r"^(?:track|bus) '(?P<owner>[^']*)' (?:effect (?P<effect>[^:]*)|"
+                       r"(?P<instrument>instrument)): (?P<message>.*?)"
+                       r"(?:; played bypassed|; the instrument plays as none)?$", re.S)
 
 #: ``on_plugins(project_id)``: an engine's bypassed plug-ins changed (called on the loop).
 PluginsChanged = Callable[[str], None]
@@ -59,8 +61,10 @@ class Fault:
 
     reason: Literal["failed", "left_out"]
     owner: str  # the track's or bus's id ('master' for the master)
-    effect: str  # the effect's id ('' when it has none; a left-out one: id or index)
-    index: int | None  # its place in the chain the engine plays (failed ones)
+    effect: str  # the effect's id ('' when it has none; a left-out one: id or index;
+    # a MIDI track's lv2 instrument: 'instrument')
+    index: int | None  # its place in the chain the engine plays (failed ones; -1: an
+    # instrument)
     uri: str | None
     name: str | None  # the plug-in's name, when it is installed here
     message: str
@@ -87,7 +91,15 @@ def _plugin_name(uri: str | None) -> str | None:
 
 
 def _uri(session: Any, owner: str, index: int) -> str | None:
-    """The URI of the effect at ``index`` of ``owner``'s chain in ``session``."""
+    """The URI of the effect at ``index`` of ``owner``'s chain in ``session`` (at -1, of
+    the track's instrument)."""
+    if index < 0:
+        for track in getattr(session, "tracks", []):
+            instrument = getattr(track, "instrument", None)
+            if track.id == owner and instrument is not None:
+                uri = instrument.params.get("uri")
+                return str(uri) if uri else None
+        return None
     chains = [*getattr(session, "tracks", []), *getattr(session, "buses", [])]
     master = getattr(session, "master", None)
     for holder in [*chains, *([master] if master is not None else [])]:
@@ -136,8 +148,8 @@ def left_out(reasons: Iterable[str], since: dict[str, float]) -> list[Fault]:
     now = time.time()
     for text in reasons:
         match = _LEFT_OUT.match(text)
-        owner, effect, message = (match["owner"], match["effect"], match["message"]) \
-            if match else ("", "", text)
+        owner, effect, message = (match["owner"], match["effect"] or match["instrument"],
+                                  match["message"]) if match else ("", "", text)
         faults.append(Fault(LEFT_OUT, owner, effect, None, None, None, message,
                             since.setdefault(text, now), ("document",)))
     return faults

@@ -23,9 +23,11 @@ from collab.client import SyncClient
 from dawclient.channel import connect
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
-from dawserver.lv2_faults import AWARENESS_KEY
+from dawserver.lv2_faults import AWARENESS_KEY, FaultLog, left_out
 from dawserver.projects import import_session
 from dsp_core.effects import EffectSpec
+from dsp_core.lv2_chain import PluginError
+from dsp_core.midi import Instrument
 from dsp_core.session import Session, Track
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120), pytest.mark.usefixtures("lv2_path")]
@@ -173,3 +175,21 @@ async def test_another_accounts_project_answers_as_missing(
         finally:
             await ada.close()
             await eve.close()
+
+
+async def test_an_lv2_instrument_is_listed_with_its_track_and_plugin() -> None:
+    """A MIDI track's lv2 instrument fails (index -1) or is left out of the session in
+    its own words: both name the track, ``instrument`` and, failed, its plug-in."""
+    instrument = Instrument("lv2", {"uri": MISBEHAVE})
+    session = Session(name="Keys", sample_rate=RATE,
+                      tracks=[Track("keys", channels=2, instrument=instrument)])
+    log = FaultLog("render")
+    assert log.see([PluginError("keys", "instrument", -1, "answered NaN")], session)
+    [fault] = log.failed
+    assert (fault.owner, fault.effect, fault.index) == ("keys", "instrument", -1)
+    assert fault.uri == MISBEHAVE and fault.name and fault.message == "answered NaN"
+
+    [fault] = left_out([f"track 'keys' instrument: lv2: {GHOST} is not installed; the "
+                        "instrument plays as none"], {})
+    assert (fault.reason, fault.owner, fault.effect) == ("left_out", "keys", "instrument")
+    assert fault.message == f"lv2: {GHOST} is not installed"
