@@ -8,7 +8,9 @@
   Standard MIDI File at the project's tempo.
 - ``PUT /projects/{project_id}/tracks/{track_id}/instrument`` (editor; ``{"kind", "params",
   "zones": [{"asset_id", "root", "key_lo", "key_hi", "vel_lo", "vel_hi"}]}``): give a track
-  a synth or a sampler whose zones play audio assets of the project.
+  a synth, a sampler whose zones play audio assets of the project, or an installed LV2
+  instrument (``{"kind": "lv2", "params": {"uri", <control>: value, "state"}}``, 400 for a
+  plug-in that takes no MIDI or is not installed).
 - ``POST /projects/{project_id}/midi/clips/{clip_id}/edit`` (editor; ``{"operation":
   "quantize" | "transpose" | "velocity", ...}``): a note edit, written to the document
   like a client's edit.
@@ -84,9 +86,11 @@ class ZoneBody(Model):
 
 
 class InstrumentBody(Model):
-    """A track's instrument; parameters as in docs/midi.md (missing ones: defaults)."""
+    """A track's instrument; parameters as in docs/midi.md (missing ones: defaults). An
+    ``lv2`` instrument's are the plug-in's ``uri``, its controls by port symbol and an
+    optional saved ``state``, as an ``lv2`` effect's (docs/lv2.md); it has no zones."""
 
-    kind: Literal["synth", "sampler", "soundfont"]
+    kind: Literal["synth", "sampler", "soundfont", "lv2"]
     params: dict[str, Any] = Field(default_factory=dict)
     zones: list[ZoneBody] = Field(default_factory=list)
 
@@ -157,7 +161,8 @@ async def export_midi(request: Request) -> Reply:
 
 
 async def set_instrument(request: Request) -> InstrumentSet:
-    """Give a track a synth or a sampler playing the project's assets (editor)."""
+    """Give a track a synth, a sampler playing the project's assets or an installed LV2
+    instrument (editor)."""
     project_id, track_id = request.params["project_id"], request.params["track_id"]
     body: InstrumentBody = request.body
     store = await assets_of(request.app, project_id)

@@ -10,6 +10,7 @@ import mido
 import pytest
 import pytest_asyncio
 from loopback import free_port
+from lv2_helpers import INSTRUMENT, MISBEHAVE, lv2_path  # noqa: F401
 from nodepeer import running_server
 
 from collab.tokens import Role
@@ -223,3 +224,36 @@ async def test_a_note_edit_over_a_broken_note_answers_400_and_writes_nothing(
         assert room.document.to_json() == before
         stored = await a.app[STORE].load(a.project_id)
     assert stored.last_seq >= 1
+
+
+@pytest.mark.usefixtures("lv2_path")
+async def test_an_lv2_instrument_is_set_over_http_and_plays(clients) -> None:  # noqa: ANN001
+    """The test instrument holds velocity/127 while a note sounds: the notes (velocities
+    100 and 50) are heard at those levels; a plug-in without MIDI input, or zones, are
+    refused with the reason."""
+    from dsp_core import Engine
+
+    a, _ = clients
+    project = f"/projects/{a.project_id}"
+    _, imported = await a.call("POST", f"{project}/midi/import", data=song(),
+                               headers={"Content-Type": "audio/midi"})
+    track_id = imported["track_ids"][0]
+    path = f"{project}/tracks/{track_id}/instrument"
+    status, body = await a.call("PUT", path, json={"kind": "lv2",
+                                                   "params": {"uri": INSTRUMENT}})
+    assert status == 200 and body == {"track_id": track_id, "kind": "lv2", "zones": []}
+    async with a.app[ROOMS].use(a.project_id) as room:
+        session = room.document.to_session()
+    instrument = session.tracks[0].instrument
+    assert instrument.kind == "lv2" and instrument.params["uri"] == INSTRUMENT
+    out = Engine(session, block_size=256).render(0, 60000)  # 100 bpm: a beat is 28,800
+    assert not out[:, :500].any()  # the first note starts 10 ticks (600 frames) in
+    first, second = out[0, 12000], out[0, 40000]  # velocity 100, then 50
+    assert first > 0.3 and abs(first / second - 2.0) < 1e-3
+    status, body = await a.call("PUT", path, json={"kind": "lv2",
+                                                   "params": {"uri": MISBEHAVE}})
+    assert status == 400 and "cannot play a MIDI track" in body["error"]
+    status, body = await a.call("PUT", path, json={"kind": "lv2",
+                                                   "params": {"uri": INSTRUMENT},
+                                                   "zones": [{"asset_id": "a" * 64}]})
+    assert status in (400, 404), body
