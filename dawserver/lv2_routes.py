@@ -1,5 +1,9 @@
-"""HTTP: a project's bypassed ``lv2`` plug-ins and restarting them (docs/lv2.md).
+"""HTTP: the installed LV2 plug-ins, a project's bypassed ones and restarting them
+(docs/lv2.md).
 
+``GET /lv2/plugins`` (anyone signed in, or holding any project token) lists the plug-ins
+this server can host, as effects and as instruments, with their control ports: what the
+page's effect and instrument pickers offer.
 ``GET /projects/{id}/lv2/bypassed`` (anyone who may read the project) lists the ``lv2``
 effects that play bypassed and why: plug-ins that failed (hung, crashed, NaN) in one of
 the project's running engines, and effects the document's session leaves out (not
@@ -11,17 +15,85 @@ what is still bypassed. The pages also get the list live, through awareness
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 from aiohttp import web
 from pydantic import Field
 
 from collab.errors import ProjectNotFound
+from dsp_core import lv2_catalog
+from dsp_core.errors import DspError
 
 from .keys import ENGINES
 from .lv2_faults import LV2_FAULTS, Fault, FaultHolder
-from .permissions import PROJECT_EDIT, PROJECT_READ
+from .permissions import LV2_READ, PROJECT_EDIT, PROJECT_READ
 from .plugin_api import Empty, Model, NotFound, Request, Route
+
+
+class ControlPort(Model):
+    """A control input of a plug-in: a parameter, written as ``params[symbol]``."""
+
+    symbol: str = Field(description="the port's symbol: the key in the effect's params")
+    name: str
+    minimum: float | None = Field(description="the lowest value (None: the plug-in gives none)")
+    maximum: float | None = Field(description="the highest value (None: none given)")
+    default: float | None = Field(description="its value when left out (None: the minimum)")
+    per_sample_rate: bool = Field(description="lv2:sampleRate: a frequency in Hz whose "
+                                              "range is these bounds times the sample rate")
+    integer: bool = Field(description="lv2:integer: whole numbers only")
+    toggled: bool = Field(description="lv2:toggled: off (0) or on (1, or the maximum)")
+    enumeration: bool = Field(description="lv2:enumeration: one of the plug-in's scale "
+                                          "points (not listed here)")
+
+
+class InstalledPlugin(Model):
+    """An installed LV2 plug-in and whether this server can host it, and as what."""
+
+    uri: str = Field(description="the plug-in's URI: params.uri of an lv2 effect or instrument")
+    name: str
+    category: str = Field(description="its LV2 class's label (Compressor, Reverb, ...)")
+    effect: bool = Field(description="this server can host it as an insert effect")
+    instrument: bool = Field(description="this server can play a MIDI track through it")
+    problems: list[str] = Field(description="why it cannot be an effect (empty when it can)")
+    instrument_problems: list[str] = Field(description="why it cannot be an instrument")
+    audio_inputs: int
+    audio_outputs: int
+    reports_latency: bool = Field(description="it reports its latency on a port (measured "
+                                              "when it starts; compensated)")
+    controls: list[ControlPort]
+
+
+class InstalledPlugins(Model):
+    """The installed LV2 plug-ins, sorted by URI; none with the reason when lilv is missing."""
+
+    plugins: list[InstalledPlugin]
+    reason: str | None = Field(default=None, description="why none are listed (no liblilv "
+                                                         "on the server), else None")
+
+
+def catalogue() -> InstalledPlugins:
+    """Every installed plug-in as the route answers it (lilv: call it in a thread)."""
+    try:
+        found = lv2_catalog.plugins()  # described once per process, then cached
+    except (DspError, OSError) as exc:
+        return InstalledPlugins(plugins=[], reason=str(exc))
+    listed = []
+    for info in found:
+        data = info.to_dict()
+        listed.append(InstalledPlugin(
+            uri=info.uri, name=info.name, category=info.category, effect=info.supported,
+            instrument=info.playable, problems=list(info.problems),
+            instrument_problems=list(info.instrument_problems),
+            audio_inputs=data["audio_inputs"], audio_outputs=data["audio_outputs"],
+            reports_latency=data["reports_latency"],
+            controls=[ControlPort.model_validate(c) for c in data["controls"]]))
+    return InstalledPlugins(plugins=listed)
+
+
+async def list_plugins(request: Request) -> InstalledPlugins:
+    """The LV2 plug-ins installed on this server: effects, instruments and their controls."""
+    return await asyncio.to_thread(catalogue)
 
 
 class BypassedPlugin(Model):
@@ -106,6 +178,8 @@ async def restart_plugins(request: Request) -> RestartedPlugins:
 PATH = "/projects/{project_id}/lv2"
 
 ROUTES = [
+    Route(method="GET", path="/lv2/plugins", handler=list_plugins, permission=LV2_READ,
+          response=InstalledPlugins),
     Route(method="GET", path=f"{PATH}/bypassed", handler=list_bypassed,
           permission=PROJECT_READ, response=BypassedPlugins),
     Route(method="POST", path=f"{PATH}/restart", handler=restart_plugins,

@@ -19,6 +19,10 @@ PROJECT_MANAGE = Permission(
     "project.manage", "rename the project, issue tokens, change roles and revoke members",
     Role.OWNER)
 
+LV2_READ = Permission(
+    "lv2.read", "list the LV2 plug-ins this server can host, with their controls",
+    Role.VIEWER)
+
 SAMPLES_READ = Permission(
     "samples.read", "search the account's sample library and audition its samples",
     Role.VIEWER)
@@ -41,4 +45,4 @@ PROJECTS_CREATE = Permission(
 ACCOUNT_PERMISSIONS = [ACCOUNT_SELF, ACCOUNT_READ, ACCOUNT_ADMIN, PROJECTS_CREATE]
 
 CORE_PERMISSIONS = [SERVER_PROJECTS, SERVER_MODELS, PROJECT_READ, PROJECT_EDIT, PROJECT_MANAGE,
-                    *ACCOUNT_PERMISSIONS, SAMPLES_READ, SAMPLES_EDIT]
+                    *ACCOUNT_PERMISSIONS, SAMPLES_READ, SAMPLES_EDIT, LV2_READ]

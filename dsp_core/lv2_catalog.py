@@ -56,6 +56,9 @@ class PortInfo:
     midi: bool = False  # an atom port that supports midi:MidiEvent
     main: bool = False  # lv2:designation lv2:control: the plug-in's main event port
     minimum_size: int = 0  # rsz:minimumSize in bytes (atom ports; 0: none declared)
+    integer: bool = False  # lv2:integer: whole numbers only
+    toggled: bool = False  # lv2:toggled: off (0) or on (the maximum, else 1)
+    enumeration: bool = False  # lv2:enumeration: only the plug-in's scale points
 
     def start_value(self) -> float:
         """The value a control input starts at: its default, else its minimum, else 0.
@@ -121,7 +124,9 @@ class PluginInfo:
             "midi_input": self.midi_input is not None, "instrument": self.playable,
             "instrument_problems": list(self.instrument_problems),
             "controls": [{"symbol": p.symbol, "name": p.name, "default": p.default,
-                          "minimum": p.minimum, "maximum": p.maximum}
+                          "minimum": p.minimum, "maximum": p.maximum,
+                          "per_sample_rate": p.per_sample_rate, "integer": p.integer,
+                          "toggled": p.toggled, "enumeration": p.enumeration}
                          for p in self.controls],
         }
 
@@ -293,7 +298,9 @@ def _port_nodes(world: Any) -> dict[str, Any]:
         ("rate", lv2_lilv.LV2 + "sampleRate"), ("midi", lv2_lilv.MIDI_EVENT),
         ("designation", lv2_lilv.LV2 + "designation"), ("main", lv2_lilv.LV2 + "control"),
         ("minimum_size", lv2_lilv.MINIMUM_SIZE), ("type", lv2_lilv.RDF_TYPE),
-        ("instrument", lv2_lilv.LV2 + "InstrumentPlugin"))}
+        ("instrument", lv2_lilv.LV2 + "InstrumentPlugin"),
+        ("integer", lv2_lilv.LV2 + "integer"), ("toggled", lv2_lilv.LV2 + "toggled"),
+        ("enumeration", lv2_lilv.LV2 + "enumeration"))}
 
 
 def _is_instrument_class(p: Any, nodes: dict[str, Any]) -> bool:
@@ -342,6 +349,8 @@ def _describe(p: Any, nodes: dict[str, Any]) -> PluginInfo:
             d, lo, hi = ffi.new("LilvNode**"), ffi.new("LilvNode**"), ffi.new("LilvNode**")
             lilv.lilv_port_get_range(p, port, d, lo, hi)
             default, minimum, maximum = take_float(d[0]), take_float(lo[0]), take_float(hi[0])
+            traits = {name: bool(lilv.lilv_port_has_property(p, port, nodes[name]))
+                      for name in ("integer", "toggled", "enumeration")}
         ports.append(PortInfo(
             index=index, symbol=symbol, name=take_text(lilv.lilv_port_get_name(p, port)),
             kind=kind, output=output, default=default, minimum=minimum, maximum=maximum,

@@ -38,8 +38,11 @@ def test_discovery_finds_the_test_bundle_and_its_latency_port() -> None:
     assert [p.symbol for p in info.controls] == ["mode", "gain", "delay"]
     assert info.latency_port == 5 and info.ports[5].reports_latency
     listed = {p.uri: p for p in lv2_catalog.plugins()}
-    assert listed[MISBEHAVE].to_dict()["controls"][1] == {
-        "symbol": "gain", "name": "Gain", "default": 1.0, "minimum": 0.0, "maximum": 4.0}
+    mode, gain, _ = listed[MISBEHAVE].to_dict()["controls"]
+    assert gain == {"symbol": "gain", "name": "Gain", "default": 1.0, "minimum": 0.0,
+                    "maximum": 4.0, "per_sample_rate": False, "integer": False,
+                    "toggled": False, "enumeration": False}
+    assert mode["integer"] and not mode["toggled"]  # lv2:portProperty lv2:integer
 
 
 def test_an_unknown_uri_is_refused_with_a_clear_error() -> None:

@@ -1,4 +1,6 @@
-"""GET /projects/{id}/lv2/bypassed and POST .../lv2/restart: a plug-in that fails in the
+"""GET /lv2/plugins: the installed plug-ins with their controls (any token, a signed-in
+person; none and the reason without liblilv). GET /projects/{id}/lv2/bypassed and POST
+.../lv2/restart: a plug-in that fails in the
 server's engine is listed (and announced to the project's peers through awareness), a
 restart after the control that broke it is fixed clears it, an effect the document's
 session leaves out is listed with its reason; viewers read but cannot restart, and
@@ -15,7 +17,7 @@ import pytest
 import pytest_asyncio
 from accounts_helpers import Person, accounts_server
 from loopback import free_port
-from lv2_helpers import MISBEHAVE, MODES, lv2_path  # noqa: F401
+from lv2_helpers import INSTRUMENT, MISBEHAVE, MODES, lv2_path  # noqa: F401
 from nodepeer import running_server
 from smtp_server import SmtpServer
 
@@ -25,8 +27,10 @@ from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.lv2_faults import AWARENESS_KEY, FaultLog, left_out
 from dawserver.projects import import_session
+from dsp_core import lv2_catalog
 from dsp_core.effects import EffectSpec
 from dsp_core.lv2_chain import PluginError
+from dsp_core.lv2_lilv import Lv2Unavailable
 from dsp_core.midi import Instrument
 from dsp_core.session import Session, Track
 
@@ -193,3 +197,53 @@ async def test_an_lv2_instrument_is_listed_with_its_track_and_plugin() -> None:
                         "instrument plays as none"], {})
     assert (fault.reason, fault.owner, fault.effect) == ("left_out", "keys", "instrument")
     assert fault.message == f"lv2: {GHOST} is not installed"
+
+
+async def test_the_installed_plugins_are_listed_with_their_controls(api: Api) -> None:
+    status, body = await api.call("GET", "/lv2/plugins", "viewer")
+    assert status == 200, body
+    assert "reason" not in body  # None is left out of answers
+    listed = {p["uri"]: p for p in body["plugins"]}
+    assert [p["uri"] for p in body["plugins"]] == sorted(listed)
+    effect, instrument = listed[MISBEHAVE], listed[INSTRUMENT]
+    assert effect["effect"] and not effect["instrument"] and effect["problems"] == []
+    assert effect["name"] == "Misbehaving test plug-in" and effect["reports_latency"]
+    assert (effect["audio_inputs"], effect["audio_outputs"]) == (1, 1)
+    mode, gain, delay = effect["controls"]
+    assert (mode["symbol"], mode["minimum"], mode["maximum"], mode["default"]) == \
+        ("mode", 0, 4, 0)
+    assert mode["integer"] and not gain["integer"] and not gain["toggled"]
+    assert (gain["name"], gain["default"]) == ("Gain", 1.0)
+    assert delay["symbol"] == "delay"
+    assert instrument["instrument"] and not instrument["effect"]
+    assert instrument["problems"] and instrument["instrument_problems"] == []
+    # any project's token lists them; without a token, 401
+    other = await import_session(api.app[STORE], Session(name="Other", sample_rate=RATE))
+    token = api.token("viewer", project=other.project_id)
+    assert (await api.call("GET", "/lv2/plugins", token=token))[0] == 200
+    async with api.http.get(api.config.base_url + "/lv2/plugins") as response:
+        assert response.status == 401
+
+
+async def test_a_server_without_liblilv_lists_none_and_says_why(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing() -> list[Any]:
+        raise Lv2Unavailable("cannot load liblilv-0.so.0; install the Debian package "
+                             "liblilv-0-0")
+    monkeypatch.setattr(lv2_catalog, "plugins", missing)
+    status, body = await api.call("GET", "/lv2/plugins", "viewer")
+    assert status == 200, body
+    assert body["plugins"] == [] and "liblilv-0-0" in body["reason"]
+
+
+async def test_a_signed_in_person_lists_the_installed_plugins(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (_, config):
+        ada = Person(config.base_url, smtp_server, "ada@example.org")
+        try:
+            await ada.sign_up_and_in("Ada")
+            status, body, _ = await ada.call("GET", "/lv2/plugins")
+            assert status == 200, body
+            assert MISBEHAVE in {p["uri"] for p in body["plugins"]}
+        finally:
+            await ada.close()
