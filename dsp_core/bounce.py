@@ -1,4 +1,9 @@
-"""Offline bounce: render a whole session to an audio file, with progress."""
+"""Offline bounce: render a whole session to an audio file, with progress.
+
+A hosted plug-in that fails during the render (hangs, crashes, outputs NaN) plays
+bypassed in the file, as in the live engines; :attr:`BounceStats.plugin_errors` names
+each one, so whoever asked for the bounce can say so (docs/lv2.md).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +16,20 @@ import numpy as np
 
 from .audio_io import AudioWriter
 from .engine import Engine
+from .lv2_chain import PluginError
 
 
 @dataclass(frozen=True)
 class BounceStats:
-    """What a bounce did: frames written, time taken, real-time factor, peak, clipping."""
+    """What a bounce did: frames written, time taken, real-time factor, peak, clipping,
+    and the hosted plug-ins that failed during it (bypassed in the file)."""
 
     frames: int
     sample_rate: int
     wall_seconds: float
     peak: float
     clipped: int
+    plugin_errors: tuple[PluginError, ...] = ()
 
     @property
     def audio_seconds(self) -> float:
@@ -45,7 +53,9 @@ def bounce(
     """Render ``engine``'s session from frame 0 to its end (+ tail) into ``path``.
 
     ``progress(done_frames, total_frames)`` is called after every block.  The
-    file appears only when the whole render succeeded.
+    file appears only when the whole render succeeded.  A hosted plug-in that fails
+    stays bypassed (until restarted), so the engine's :meth:`Engine.plugin_errors` after
+    the last block are the stats' ``plugin_errors``.
     """
     total = engine.length + int(round(tail_seconds * engine.sample_rate))
     peak = 0.0
@@ -57,4 +67,4 @@ def bounce(
             if progress is not None:
                 progress(offset + block.shape[1], total)
     return BounceStats(total, engine.sample_rate, time.perf_counter() - started, peak,
-                       writer.clipped)
+                       writer.clipped, tuple(engine.plugin_errors()))

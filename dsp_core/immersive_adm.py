@@ -215,7 +215,7 @@ def bounce_adm(session: Session, path: str | os.PathLike[str], sample_rate: int 
                tail: float = 0.0, progress: Callable[[int, int], None] | None = None
                ) -> BounceStats:
     """Render ``session``'s bed and objects and write them as ADM BWF (a bounce's figures:
-    frames, time, peak, samples clipped at 24-bit full scale)."""
+    frames, time, peak, samples clipped at 24-bit full scale, plug-ins that failed)."""
     started = time.perf_counter()
     stems = render_stems(session, sample_rate, tail=tail, progress=progress)
     write_adm_bwf(path, stems, session.name)
@@ -224,4 +224,4 @@ def bounce_adm(session: Session, path: str | os.PathLike[str], sample_rate: int 
     peak = max((float(np.abs(s).max(initial=0.0)) for s in signals), default=0.0)
     clipped = sum(int(np.count_nonzero(np.abs(s) > 1.0)) for s in signals)
     return BounceStats(stems.frames, stems.sample_rate, time.perf_counter() - started, peak,
-                       clipped)
+                       clipped, stems.plugin_errors)

@@ -30,6 +30,7 @@ from .graph import SourceLoader
 from .immersive import BED_714, LAYOUTS, ImmersiveRoute
 from .immersive_binaural import binaural, load_sofa
 from .immersive_panner import direct_gains, panner
+from .lv2_chain import PluginError
 from .param_automation import ParamLane, param_lane
 from .session import Bus, Session, Track
 
@@ -69,6 +70,7 @@ class Stems:
     bed: np.ndarray  # float32 (12, frames), channels in BED_714 order
     objects: list[ImmersiveObject]
     has_bed: bool = True  # False when every track is an object: the export leaves it out
+    plugin_errors: tuple[PluginError, ...] = ()  # hosted plug-ins that failed, bypassed
 
     @property
     def frames(self) -> int:
@@ -99,14 +101,16 @@ def render_stems(session: Session, sample_rate: int | None = None, block_size: i
     plain = [t for t in session.tracks if t.immersive is None]
     bed = np.zeros((len(BED_714), frames), dtype=np.float32)
     parts, done = len(routed) + bool(plain), [0]
+    errors: dict[PluginError, None] = {}
 
     def render(tracks: list[Track], buses: list[Bus], master: Bus) -> np.ndarray:
         tracks = _with_keys(tracks, buses, session, any_solo)
         part = Session(sample_rate=session.sample_rate, tracks=tracks, buses=buses,
                        master=master, name=session.name)
-        engine = Engine(part, sample_rate=rate, block_size=block_size, backend=backend,
-                        loader=loader)
-        audio = engine.render(0, frames)
+        with Engine(part, sample_rate=rate, block_size=block_size, backend=backend,
+                    loader=loader) as engine:
+            audio = engine.render(0, frames)
+            errors.update(dict.fromkeys(engine.plugin_errors()))  # a keying track: once
         done[0] += 1
         if progress is not None:
             progress(done[0], parts)
@@ -133,7 +137,7 @@ def render_stems(session: Session, sample_rate: int | None = None, block_size: i
                                            _mono(stereo, track.channels),
                                            object_path(track, rate / session.sample_rate)))
     has_bed = bool(plain) or any(t.immersive.kind == "bed" for t in routed if t.immersive)
-    return Stems(rate, bed, objects, has_bed)
+    return Stems(rate, bed, objects, has_bed, tuple(errors))
 
 
 def _with_keys(tracks: list[Track], buses: list[Bus], session: Session, any_solo: bool
