@@ -28,6 +28,13 @@ else rendered first and kept there (:mod:`dawserver.clip_renders`); the first
 :data:`STRETCH_SHARE` of the progress covers those renders.  The job states map to
 the API's: ``queued`` and ``retrying`` are ``queued``, ``running`` is ``rendering``, ``dead`` is
 ``failed``; ``done`` and ``cancelled`` keep their names.
+
+An ``lv2`` plug-in that fails during the render (hangs, crashes, outputs NaN) plays
+bypassed in the file, as in the live engines, and an effect the snapshot's session
+leaves out (not installed here, a bad control, over a cap) is not heard; the bounce
+still finishes, and its ``bypassed`` list (each entry as ``GET
+/projects/{id}/lv2/bypassed`` answers it, the engine ``bounce`` or ``document``) says
+which, and the log warns of each.
 """
 
 from __future__ import annotations
@@ -67,12 +74,13 @@ from jobs import (
     UnknownJob,
 )
 
-from . import clip_renders, plugins
+from . import clip_renders, lv2_faults, plugins
 from .asset_store import AssetStore
 from .assets import assets_of
 from .authorization import project_account
 from .clip_sources import playable_session
 from .keys import BACKGROUND, ROOMS
+from .lv2_routes import BypassedPlugin
 from .metrics import RENDER_REALTIME_FACTOR
 from .permissions import PROJECT_EDIT, PROJECT_READ
 from .plugin_api import (
@@ -141,9 +149,16 @@ def read_snapshot(path: Path) -> Session:
 
 def read_update(update: bytes) -> Session:
     """The session of a document snapshot's bytes (a Yjs update)."""
+    return read_document(update)[0]
+
+
+def read_document(update: bytes) -> tuple[Session, list[str]]:
+    """The session of a document snapshot's bytes (a Yjs update), and why each ``lv2``
+    effect it leaves out is left out (``ProjectDocument.bypassed``)."""
     doc = Doc()
     doc.apply_update(update)
-    return ProjectDocument(doc).to_session()
+    document = ProjectDocument(doc)
+    return document.to_session(), list(document.bypassed)
 
 
 def bounce_prefix(project_id: str) -> str:
@@ -171,7 +186,8 @@ class BounceRenderer:
                             "is gone; ask for a new bounce") from None
         except StorageUnavailable as exc:
             raise Retry(str(exc)) from None
-        session = await asyncio.to_thread(read_update, update)  # big documents: off the loop
+        # big documents: off the loop
+        session, left_out = await asyncio.to_thread(read_document, update)
         store = await assets_of(self.app, request.project_id)
         session = await self._playable(store, request.project_id, session)
         share = STRETCH_SHARE if clip_renders.stretched_clips(session) else 0.0
@@ -207,6 +223,10 @@ class BounceRenderer:
                         await objects.delete(snapshot_key)
             raise
         RENDER_REALTIME_FACTOR.labels(kind="bounce").observe(stats.realtime_factor)
+        bypassed = lv2_faults.render_faults(stats.plugin_errors, session, left_out)
+        for fault in bypassed:
+            log.warning("bounce %s of project %s plays an lv2 plug-in bypassed: %s",
+                        ctx.job.id, request.project_id, lv2_faults.describe(fault))
         figures = {"frames": stats.frames, "seconds": round(stats.audio_seconds, 3),
                    "realtime_factor": round(stats.realtime_factor, 2),
                    "peak": round(stats.peak, 6), "clipped": stats.clipped}
@@ -221,7 +241,8 @@ class BounceRenderer:
                           request.project_id)
         with contextlib.suppress(StorageError):  # kept until now: a stopped job runs again
             await objects.delete(snapshot_key)
-        return {"output": request.output, **figures}
+        return {"output": request.output, **figures,
+                "bypassed": [fault.to_json() for fault in bypassed]}
 
     @staticmethod
     async def _playable(store: AssetStore, project_id: str, session: Session) -> Session:
@@ -247,8 +268,8 @@ class BounceRenderer:
         output.parent.mkdir(parents=True, exist_ok=True)
         if request.format == "adm":
             return bounce_adm(session, output, request.sample_rate, request.tail, progress)
-        engine = Engine(session, sample_rate=request.sample_rate)
-        return bounce(engine, output, request.bit_depth, request.tail, progress=progress)
+        with Engine(session, sample_rate=request.sample_rate) as engine:  # stops its workers
+            return bounce(engine, output, request.bit_depth, request.tail, progress=progress)
 
 
 async def bounce_directory(app: web.Application, project_id: str) -> Path:
@@ -319,7 +340,8 @@ class BounceOptions(Model):
 
 
 class Bounce(Model):
-    """A bounce job: its state, progress (0..1), options and, once done, figures and file."""
+    """A bounce job: its state, progress (0..1), options and, once done, figures, file and
+    the ``lv2`` plug-ins it played bypassed."""
 
     id: str
     project: str
@@ -337,6 +359,10 @@ class Bounce(Model):
     peak: float | None = None
     clipped: int | None = None
     audio: str | None
+    bypassed: list[BypassedPlugin] = Field(
+        default_factory=list,
+        description="once done: the lv2 plug-ins the file plays bypassed (failed during "
+                    "the render, engine 'bounce') or leaves out (engine 'document')")
 
 
 def _view(record: JobRecord) -> Bounce:
@@ -350,7 +376,8 @@ def _view(record: JobRecord) -> Bounce:
                   error=record.last_error if failed else "", created_at=record.created_at,
                   **{name: result[name] for name in FIGURES if name in result},
                   audio=f"/projects/{request['project_id']}/bounces/{record.id}/audio"
-                  if status == DONE else None)
+                  if status == DONE else None,
+                  bypassed=result.get("bypassed", []))
 
 
 async def _record(request: Request) -> JobRecord:

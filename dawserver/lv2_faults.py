@@ -169,6 +169,26 @@ def merged(faults: Iterable[Fault]) -> list[Fault]:
     return list(out.values())
 
 
+def render_faults(errors: Iterable[Any], session: Any, reasons: Iterable[str] = (),
+                  engine: str = "bounce") -> list[Fault]:
+    """The bypassed ``lv2`` effects of one finished offline render (a bounce): the
+    plug-ins that failed in it (``errors``: its ``plugin_errors``; ``session``: what it
+    played), then the effects its document left out (``reasons``:
+    ``ProjectDocument.bypassed``)."""
+    failed = FaultLog(engine)
+    failed.see(dict.fromkeys(errors), session)
+    return [*failed.failed, *merged(left_out(reasons, {}))]
+
+
+def describe(fault: Fault) -> str:
+    """One line for a person: which plug-in, where, and why it plays bypassed."""
+    plugin = fault.name or fault.uri or "lv2"
+    where = ("the instrument" if fault.effect == "instrument"
+             else f"effect {fault.effect or fault.index}")
+    why = "failed" if fault.reason == FAILED else "was left out"
+    return f"{plugin} ({where} of '{fault.owner}') {why}: {fault.message}"
+
+
 class FaultHolder(Protocol):
     """What :class:`Lv2Faults` needs of an engine's holder (a project engine, a live mix)."""
 

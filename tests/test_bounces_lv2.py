@@ -1,0 +1,108 @@
+"""Bounce jobs over HTTP tell of the lv2 plug-ins their file plays bypassed: one that
+failed during the render (stereo and ADM) and one the snapshot's session left out, each
+as ``GET /projects/{id}/lv2/bypassed`` lists it; a clean bounce lists none."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+import pytest_asyncio
+import soundfile as sf
+from loopback import free_port
+from lv2_helpers import MISBEHAVE, MODES, lv2_path  # noqa: F401
+from nodepeer import running_server
+
+from dawserver.assets import ASSETS
+from dawserver.config import ServerConfig
+from dawserver.keys import ROOMS, STORE, TOKENS
+from dawserver.projects import import_session
+from dsp_core.effects import EffectSpec
+from dsp_core.session import Clip, Session, Track
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120), pytest.mark.usefixtures("lv2_path")]
+RATE = 48000
+GHOST = "urn:maxbooster:test:not-installed"
+
+
+class Api:
+    def __init__(self, app: Any, config: ServerConfig, http: aiohttp.ClientSession,
+                 project: str) -> None:
+        self.app, self.config, self.http, self.project = app, config, http, project
+        self.headers = {"Authorization": "Bearer "
+                        + app[TOKENS].issue(project, "editor", "ed")}
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        async with self.http.request(method, self.config.base_url + path,
+                                     headers=self.headers, **kwargs) as response:
+            return response.status, await response.json()
+
+    async def mode(self, mode: str) -> None:
+        async with self.app[ROOMS].use(self.project) as room:
+            await room.edit(lambda d: d.set_effect_params("t1", 0, mode=float(MODES[mode])))
+
+    async def bounce(self, **options: Any) -> dict[str, Any]:
+        """A finished bounce of the project, as ``GET .../bounces/{job}`` answers it."""
+        status, job = await self.call("POST", f"/projects/{self.project}/bounces",
+                                      json=options)
+        assert status == 202, job
+        for _ in range(1000):
+            status, job = await self.call("GET", f"/projects/{self.project}/bounces/"
+                                                 f"{job['id']}")
+            assert status == 200, job
+            if job["status"] in ("done", "failed", "cancelled"):
+                return job
+            await asyncio.sleep(0.02)
+        raise AssertionError("bounce did not finish")
+
+
+@pytest_asyncio.fixture
+async def api(tmp_path: Path):
+    tone = tmp_path / "tone.flac"
+    t = np.arange(RATE) / RATE
+    sf.write(tone, (0.25 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), RATE)
+    track = Track("t1", channels=1, clips=[Clip(str(tone), 0, RATE)],
+                  effects=[EffectSpec("lv2", {"uri": MISBEHAVE}, id="fx-1")])
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
+    async with running_server(config) as app, aiohttp.ClientSession() as http:
+        info = await import_session(app[STORE], Session(name="Plug", sample_rate=RATE,
+                                                        tracks=[track]), assets=app[ASSETS])
+        yield Api(app, config, http, info.project_id)
+
+
+@pytest.mark.parametrize("fmt", ["wav", "adm"])
+async def test_a_plugin_that_fails_during_a_bounce_is_listed_by_the_job(api: Api,
+                                                                        fmt: str) -> None:
+    await api.mode("nan")
+    job = await api.bounce(format=fmt)
+    assert job["status"] == "done", job  # the file is still made, the plug-in bypassed
+    [fault] = job["bypassed"]
+    assert (fault["reason"], fault["owner"], fault["effect"], fault["index"]) == (
+        "failed", "t1", "fx-1", 0)
+    assert fault["uri"] == MISBEHAVE and fault["name"] == "Misbehaving test plug-in"
+    assert "NaN" in fault["message"] and fault["engines"] == ["bounce"]
+    status, listed = await api.call("GET", f"/projects/{api.project}/bounces")
+    assert status == 200 and listed[0]["bypassed"] == [fault]
+
+
+async def test_an_effect_the_snapshot_leaves_out_is_listed_by_the_job(api: Api) -> None:
+    async with api.app[ROOMS].use(api.project) as room:
+        def ghost(document: Any) -> None:  # a peer's write add_effect would refuse
+            with document.transaction():
+                document._track_map("t1")["effects"][0]["params"]["uri"] = GHOST
+        await room.edit(ghost)
+    job = await api.bounce()
+    assert job["status"] == "done", job
+    [fault] = job["bypassed"]
+    assert (fault["reason"], fault["owner"], fault["effect"]) == ("left_out", "t1", "fx-1")
+    assert GHOST in fault["message"] and fault["engines"] == ["document"]
+
+
+async def test_a_clean_bounce_lists_nothing(api: Api) -> None:
+    job = await api.bounce()
+    assert job["status"] == "done", job
+    assert job["bypassed"] == []
