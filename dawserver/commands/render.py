@@ -6,6 +6,11 @@ mix with a progress bar. With ``--assets`` the renders of asset sources are kept
 derived audio in that directory, under the server's keys: a render the server kept is
 reused, and one made here is reused by the server. The renders this command keeps count
 as used by one project, :data:`RENDER_PROJECT`, holding what the last render played.
+
+An ``lv2`` plug-in that fails during the render (hangs, crashes, outputs NaN) plays
+bypassed in the file: the command says so on stderr, one ``warning:`` line per plug-in,
+and still exits 0 with the file written; with ``--strict`` it removes the file and exits
+1 instead.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from tqdm import tqdm
 from dawserver.cli import CliError
 from dsp_core import BACKENDS, DspError, Engine
 from dsp_core.audio_io import BIT_DEPTHS, EXPORT_RATES
-from dsp_core.bounce import bounce
+from dsp_core.bounce import BounceStats, bounce
 from dsp_core.project import check_sources, load_project
 from dsp_core.session import Session
 from dsp_core.sources import local_resolver, resolve_session
@@ -52,11 +57,14 @@ RENDER_PROJECT = "dawserver-render"
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--assets", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Asset directory (DATA_DIR/assets) for clips that name asset ids.")
+@click.option("--strict", is_flag=True, default=False,
+              help="Fail (exit 1, no file) when an lv2 plug-in fails during the render, "
+                   "instead of warning and keeping the file with it bypassed.")
 def render(project: Path, output: Path, sample_rate: int | None, bit_depth: str,
            block_size: int, tail: float, backend: str | None, threads: int,
-           progress: bool, assets: Path | None) -> None:
+           progress: bool, assets: Path | None, strict: bool) -> None:
     """Render PROJECT (a project JSON file, or a directory with project.json) to an audio file
-    and print the real-time factor."""
+    and print the real-time factor; warn of each lv2 plug-in that failed (bypassed)."""
     try:
         session = load_project(project)
         rate = sample_rate or session.sample_rate
@@ -71,20 +79,36 @@ def render(project: Path, output: Path, sample_rate: int | None, bit_depth: str,
             engine = Engine(session, sample_rate=rate, block_size=block_size,
                             backend=backend, threads=threads)
         total = engine.length + int(round(tail * rate))
-        with tqdm(total=total, unit="frame", unit_scale=True, disable=not progress,
-                  desc="render", leave=False) as bar:
+        with engine, tqdm(total=total, unit="frame", unit_scale=True,
+                          disable=not progress, desc="render", leave=False) as bar:
             stats = bounce(engine, output, bit_depth, tail,
                            progress=lambda done, _total: bar.update(done - bar.n))
     except DspError as exc:
         raise CliError(str(exc)) from exc
     except OSError as exc:
         raise CliError(f"{exc.filename or project}: {exc.strerror or exc}") from exc
+    _warn_bypassed(stats, session, output, strict)
     click.echo(
         f"rendered {stats.audio_seconds:.2f} s at {rate} Hz ({bit_depth}) with "
         f"{len(session.tracks)} tracks to {output} in {stats.wall_seconds:.2f} s: "
         f"{stats.realtime_factor:.1f}x real time ({engine.backend_name} backend), "
         f"peak {stats.peak:.3f}"
     )
+
+
+def _warn_bypassed(stats: BounceStats, session: Session, output: Path, strict: bool) -> None:
+    """One ``warning:`` line per plug-in the file plays bypassed (the host logs each failure
+    too); with ``strict``, remove the file and fail."""
+    from dawserver.lv2_faults import describe, render_faults
+
+    faults = render_faults(stats.plugin_errors, session)
+    for fault in faults:
+        click.echo(f"warning: bypassed in {output}: {describe(fault)}", err=True)
+    if faults and strict:
+        output.unlink(missing_ok=True)
+        raise CliError(f"{len(faults)} lv2 plug-in(s) failed during the render, so "
+                       f"{output} was not kept; fix them, or leave out --strict to keep "
+                       "the file with them bypassed")
 
 
 def _stretch_renders(session: Session, rate: int, assets: Path | None,
