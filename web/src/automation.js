@@ -8,6 +8,7 @@
 import { h } from './dom.js'
 import { api } from './api.js'
 import { PARAMS as FX_PARAMS } from './effects.js'
+import { controlSpecs } from './lv2.js'
 import * as Y from 'yjs'
 
 export const AUTO_HEIGHT = 64 // px of an open automation strip under its track row
@@ -55,6 +56,12 @@ export function laneSpecs (project, trackId) {
     if (!effect.id) continue
     for (const [name, low, high] of FX_PARAMS[effect.kind] || []) {
       specs[`fx:${effect.id}:${name}`] = { label: `${effect.kind} ${effect.id}: ${name}`, min: low, max: high, low, high }
+    }
+    if (effect.kind === 'lv2') { // its control ports with both bounds (docs/lv2.md)
+      const info = project.plugins?.plugin(effect.params?.uri)
+      for (const { symbol, name, low, high, automatable } of controlSpecs(info, project.sampleRate)) {
+        if (automatable) specs[`fx:${effect.id}:${symbol}`] = { label: `${info.name} ${effect.id}: ${name}`, min: low, max: high, low, high }
+      }
     }
   }
   if (track.immersive?.kind === 'object') {

@@ -1,6 +1,8 @@
-// Insert effects of the selected track: enable switch and parameter sliders (document edits).
+// Insert effects of the selected track: enable switch and parameter sliders (document
+// edits), built-in kinds and installed LV2 plug-ins; a MIDI track's instrument picker.
 import { h, setProp } from './dom.js'
 import { describe } from './bypassed.js'
+import { pluginPicker, portControls } from './lv2.js'
 
 // Parameters, mirroring dsp_core.effects.PARAMS: name, low, high, step, default; a step
 // of 0 marks a logarithmic slider (frequencies).
@@ -26,10 +28,13 @@ export const PARAMS = {
 // Effects that take a sidechain key (dsp_core.effects.SIDECHAIN_KINDS).
 export const SIDECHAIN_KINDS = new Set(['compressor', 'gate'])
 export const BIQUAD_SHAPES = ['lowpass', 'highpass', 'peaking', 'lowshelf', 'highshelf']
+// Instrument kinds the picker writes without more input (dsp_core.midi.INSTRUMENT_KINDS;
+// a sampler needs zones, an lv2 one a plug-in).
+export const INSTRUMENT_KINDS = ['synth', 'soundfont']
 
 export class EffectsPanel {
-  constructor ({ project, presence, editable, bypassed = null }) {
-    Object.assign(this, { project, presence, editable, bypassed })
+  constructor ({ project, presence, editable, bypassed = null, plugins = null }) {
+    Object.assign(this, { project, presence, editable, bypassed, plugins })
     this.trackId = null
     this.signature = ''
     this.controls = new Map()
@@ -54,22 +59,28 @@ export class EffectsPanel {
     this.title.textContent = `Effects · ${track.name}`
     const effects = track.effects || []
     const owners = [...this.project.roots.tracks.keys(), ...this.project.roots.buses.keys()].join(',')
-    const signature = `${track.id}|${effects.map((e) => `${e.id}:${e.kind}`).join(',')}|${owners}`
+    const midi = isMidiTrack(this.project, track)
+    const instrument = midi ? `${track.instrument?.kind || ''}:${track.instrument?.params?.uri || ''}` : '-'
+    const signature = `${track.id}|${effects.map((e) => `${e.id}:${e.kind}:${e.params?.uri || ''}`).join(',')}|${owners}|` +
+      `${instrument}|${this.plugins?.loaded || false}`
     if (signature !== this.signature) this._build(track, effects, signature)
+    this.instrumentControls?.show(track.instrument?.params || {})
+    if (this.instrumentKind) setProp(this.instrumentKind, 'value', instrumentValue(track.instrument))
     effects.forEach((effect, index) => {
       this._showBypassed(track.id, effect, index)
       const enabled = this.controls.get(`${index}:enabled`)
       if (enabled) setProp(enabled, 'checked', effect.enabled !== false)
       const key = this.controls.get(`${index}:sidechain`)
       if (key) setProp(key, 'value', effect.sidechain || '')
+      this.controls.get(`${index}:ports`)?.show(effect.params || {})
       const defaults = Object.fromEntries((PARAMS[effect.kind] || []).map((p) => [p[0], p[4]]))
       if (effect.kind === 'biquad') defaults.shape = 'peaking'
       for (const [name, value] of Object.entries({ ...defaults, ...(effect.params || {}) })) {
-        const control = this.controls.get(`${index}:${name}`)
+        const control = this.controls.get(`${index}:p:${name}`)
         if (!control) continue
         if (control.tagName === 'SELECT') setProp(control, 'value', shapeName(value))
         else if (!(document.activeElement === control && control.matches(':active'))) setProp(control, 'value', String(toSlider(control, value)))
-        const readout = this.controls.get(`${index}:${name}:readout`)
+        const readout = this.controls.get(`${index}:p:${name}:readout`)
         if (readout) readout.textContent = typeof value === 'number' ? String(+value.toFixed(3)) : String(value)
       }
     })
@@ -78,9 +89,12 @@ export class EffectsPanel {
   _build (track, effects, signature) {
     this.signature = signature
     this.controls.clear()
+    this.instrumentControls = null
+    this.instrumentKind = null
     const adder = this._adder(track.id)
+    const instrument = isMidiTrack(this.project, track) ? this._instrument(track) : ''
     if (!effects.length) {
-      this.body.replaceChildren(h('p', { class: 'hint' }, 'This track has no insert effects.'), adder)
+      this.body.replaceChildren(instrument, h('p', { class: 'hint' }, 'This track has no insert effects.'), adder)
       return
     }
     const cards = effects.map((effect, index) => {
@@ -95,7 +109,7 @@ export class EffectsPanel {
           onchange: (e) => this.project.setEffectParam(track.id, index, 'shape', e.target.value) },
         BIQUAD_SHAPES.map((s) => h('option', { value: s }, s)))
         this.presence.bind(select, key('shape'))
-        this.controls.set(`${index}:shape`, select)
+        this.controls.set(`${index}:p:shape`, select)
         rows.push(h('label', { class: 'param' }, h('span', {}, 'shape'), select))
       }
       if (SIDECHAIN_KINDS.has(effect.kind)) rows.push(this._sidechain(track.id, index, key('sidechain')))
@@ -112,19 +126,66 @@ export class EffectsPanel {
           }
         })
         this.presence.bind(slider, key(name))
-        this.controls.set(`${index}:${name}`, slider)
-        this.controls.set(`${index}:${name}:readout`, readout)
+        this.controls.set(`${index}:p:${name}`, slider)
+        this.controls.set(`${index}:p:${name}:readout`, readout)
         rows.push(h('label', { class: 'param' }, h('span', {}, name), slider, readout))
       }
-      const remove = h('button', { class: 'edit remove-effect', disabled: !this.editable, title: `Remove this ${effect.kind}`,
+      let title = effect.kind
+      if (effect.kind === 'lv2') {
+        const info = this.plugins?.plugin(effect.params?.uri)
+        title = info?.name || effect.params?.uri || 'lv2'
+        if (info) {
+          const ports = portControls(info, { rate: this.project.sampleRate, editable: this.editable,
+            write: (symbol, value) => this.project.setEffectParam(track.id, index, symbol, value),
+            bind: (input, symbol) => this.presence.bind(input, key(symbol)) })
+          this.controls.set(`${index}:ports`, ports)
+          rows.push(...ports.rows)
+        } else if (this.plugins?.loaded) {
+          rows.push(h('p', { class: 'hint' }, `${effect.params?.uri || 'This plug-in'} is not installed on this server.`))
+        }
+      }
+      const remove = h('button', { class: 'edit remove-effect', disabled: !this.editable, title: `Remove this ${title}`,
         onclick: () => this.project.removeEffect(track.id, index) }, '×')
       const error = h('div', { class: 'effect-error', role: 'alert', hidden: true })
       this.controls.set(`${index}:error`, error)
-      return h('div', { class: 'effect', dataset: { kind: effect.kind, effect: effect.id || '' } },
-        h('div', { class: 'effect-title' }, enabled, h('strong', {}, effect.kind), h('span', { class: 'hint' }, effect.id || ''), remove),
+      return h('div', { class: 'effect', dataset: { kind: effect.kind, effect: effect.id || '', uri: effect.params?.uri || '' } },
+        h('div', { class: 'effect-title' }, enabled, h('strong', { title: effect.params?.uri || '' }, title), h('span', { class: 'hint' }, effect.id || ''), remove),
         error, rows)
     })
-    this.body.replaceChildren(...cards, adder)
+    this.body.replaceChildren(instrument, ...cards, adder)
+  }
+
+  /** A MIDI track's instrument: its kind (or an installed LV2 instrument) and, for an
+   * lv2 one, a control per port. */
+  _instrument (track) {
+    const current = track.instrument
+    const select = h('select', { class: 'edit instrument-kind', disabled: !this.editable, 'aria-label': 'Instrument',
+      onchange: (e) => {
+        const value = e.target.value
+        if (value.startsWith('lv2:')) this.project.setInstrument(track.id, 'lv2', { uri: value.slice(4) })
+        else if (value) this.project.setInstrument(track.id, value)
+      } },
+    current ? '' : h('option', { value: '' }, 'none'),
+    INSTRUMENT_KINDS.map((k) => h('option', { value: k }, k)),
+    current?.kind === 'sampler' ? h('option', { value: 'sampler', disabled: true }, 'sampler (its zones)') : '',
+    h('optgroup', { label: 'LV2 instruments' }, (this.plugins?.usable(true) || [])
+      .map((p) => h('option', { value: `lv2:${p.uri}`, title: p.uri }, p.name))))
+    if (current?.kind === 'lv2' && !this.plugins?.plugin(current.params?.uri)) {
+      select.append(h('option', { value: instrumentValue(current), disabled: true }, `${current.params?.uri} (not installed)`))
+    }
+    select.value = instrumentValue(current)
+    this.instrumentKind = select
+    this.presence.bind(select, `track:${track.id}:instrument`)
+    const rows = []
+    const info = current?.kind === 'lv2' ? this.plugins?.plugin(current.params?.uri) : null
+    if (info) {
+      this.instrumentControls = portControls(info, { rate: this.project.sampleRate, editable: this.editable,
+        write: (symbol, value) => this.project.setInstrumentParam(track.id, symbol, value),
+        bind: (input, symbol) => this.presence.bind(input, `track:${track.id}:instrument:${symbol}`) })
+      rows.push(...this.instrumentControls.rows)
+    }
+    return h('div', { class: 'effect instrument', dataset: { kind: current?.kind || '', uri: current?.params?.uri || '' } },
+      h('div', { class: 'effect-title' }, h('strong', {}, 'Instrument'), select), rows)
   }
 
   /** The error badge of the effect at `index` while the server plays it bypassed. */
@@ -160,15 +221,38 @@ export class EffectsPanel {
     return h('label', { class: 'param' }, h('span', {}, 'key'), select)
   }
 
-  /** A kind picker and an Add button that appends that effect to the track's chain. */
+  /** A kind picker and an Add button that appends that effect to the track's chain; a
+   * searchable picker of the server's LV2 effects and its own Add button. */
   _adder (trackId) {
     const kind = h('select', { class: 'edit add-effect-kind', disabled: !this.editable, 'aria-label': 'Effect kind' },
       Object.keys(PARAMS).map((k) => h('option', { value: k }, k)))
     kind.value = 'reverb'
     const add = h('button', { class: 'edit add-effect', disabled: !this.editable,
       onclick: () => this.project.addEffect(trackId, kind.value) }, 'Add effect')
-    return h('div', { class: 'effect-add' }, kind, add)
+    const builtIn = h('div', { class: 'effect-add' }, kind, add)
+    if (!this.plugins) return builtIn
+    if (this.plugins.loaded && !this.plugins.usable().length) {
+      const why = this.plugins.reason ? `: ${this.plugins.reason}` : ''
+      return h('div', { class: 'effect-adders' }, builtIn, h('p', { class: 'hint lv2-none' }, `No LV2 plug-ins${why}`))
+    }
+    const picker = pluginPicker(this.plugins, { editable: this.editable, label: 'LV2 plug-in' })
+    const addPlugin = h('button', { class: 'edit add-lv2', disabled: !this.editable,
+      onclick: () => { if (picker.select.value) this.project.addEffect(trackId, 'lv2', { uri: picker.select.value }) } }, 'Add plug-in')
+    return h('div', { class: 'effect-adders' }, builtIn, h('div', { class: 'effect-add lv2-add' }, picker.search, picker.select, addPlugin))
   }
+}
+
+/** Whether `track` plays MIDI: it has an instrument or a MIDI clip. */
+export function isMidiTrack (project, track) {
+  if (track.instrument) return true
+  for (const clip of project.roots.midi_clips.values()) if (clip.get('track') === track.id) return true
+  return false
+}
+
+/** The instrument picker's value for a track's instrument. */
+function instrumentValue (instrument) {
+  if (!instrument) return ''
+  return instrument.kind === 'lv2' ? `lv2:${instrument.params?.uri || ''}` : instrument.kind
 }
 
 function shapeName (value) {

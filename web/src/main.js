@@ -29,6 +29,7 @@ import { PeakCache } from './peaks.js'
 import { SourceNames } from './names.js'
 import { LiveMix } from './live.js'
 import { BypassedPlugins, describe as describeBypassed } from './bypassed.js'
+import { Lv2Catalog } from './lv2.js'
 import { uploadAudio, projectFrames } from './assets.js'
 import { showProjectList, sharePanel } from './projects.js'
 
@@ -144,7 +145,10 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     for (const [id, header] of timeline.headers) header.showBypassed(timeline.bypassedOf(id))
     effects.update()
   })
-  const effects = new EffectsPanel({ project, presence, editable, bypassed })
+  const plugins = new Lv2Catalog({ token })
+  project.plugins = plugins // the lv2 effects' automation lanes read their ports
+  plugins.onChange(() => effects.update())
+  const effects = new EffectsPanel({ project, presence, editable, bypassed, plugins })
   const pianoroll = new PianoRoll({ project, editable, notify, playhead: () => transport.playhead() })
   const transcript = new TranscriptPanel({
     project, editable, token, notify, names, editUrl: features.transcript_edit || null,
@@ -310,12 +314,12 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   if (renewal) {
     renewal.onToken = ({ token: fresh, role }) => {
       project.setToken(fresh) // the WebSocket presents it when it reconnects
-      for (const part of [peaks, names, bounce, live, transcript, immersive, samples, bypassed]) part.token = fresh // and HTTP calls
+      for (const part of [peaks, names, bounce, live, transcript, immersive, samples, bypassed, plugins]) part.token = fresh // and HTTP calls
       if (role !== claims.role) notify(`Your role on this project is now ${role}: reload the page to use it`)
     }
     renewal.onFail = (err) => notify(`Cannot renew your access to this project: ${err.message}`, true)
   }
-  window.daw = { project, presence, timeline, transport, live, features, renewal, writer, pianoroll, immersive, samples, bypassed } // for tests and the console
+  window.daw = { project, presence, timeline, transport, live, features, renewal, writer, pianoroll, immersive, samples, bypassed, plugins } // for tests and the console
   await synced
   performance.mark('daw:synced')
   status.textContent = 'connected'
@@ -323,6 +327,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   // empty one (or one that came before them) has not.
   if (!shown.document) refresh()
   bypassed.load() // not awaited: announcements follow it anyway
+  plugins.load() // not awaited: the pickers and lv2 cards fill in when it answers
   document.body.dataset.ready = 'true'
   await Promise.resolve() // that redraw runs first
   await timeline.settled() // every lane in view shows its waveforms

@@ -67,6 +67,7 @@ export class Project {
     this.doc = new Y.Doc()
     this.roots = Object.fromEntries(ROOTS.map((name) => [name, this.doc.getMap(name)]))
     this.provider = null
+    this.plugins = null // the server's LV2 catalogue (lv2.js Lv2Catalog), set by main.js
     // Undo/redo of this page's own edits only (remote edits come with the provider as origin).
     this.history = new Y.UndoManager(Object.values(this.roots), { captureTimeout: 400 })
   }
@@ -461,9 +462,9 @@ export class Project {
     if (effect) this.doc.transact(() => effect.get('params').set(name, value))
   }
 
-  /** Append an insert effect of `kind` with default parameters (as collab/schema.py's
-   * add_effect); returns its id. */
-  addEffect (trackId, kind) {
+  /** Append an insert effect of `kind` with `params` over its defaults (as collab/schema.py's
+   * add_effect; an lv2 one names its plug-in: {uri}); returns its id. */
+  addEffect (trackId, kind, params = {}) {
     const effects = this.roots.tracks.get(trackId)?.get('effects')
     if (!effects) return null
     const id = `fx-${newClipId().slice(5)}`
@@ -471,9 +472,31 @@ export class Project {
     this.doc.transact(() => {
       effects.push([effect])
       for (const [key, value] of Object.entries({ id, kind, enabled: true })) effect.set(key, value)
-      effect.set('params', new Y.Map())
+      const map = effect.set('params', new Y.Map())
+      for (const [key, value] of Object.entries(params)) map.set(key, value)
     })
     return id
+  }
+
+  /** Give a track an instrument of `kind` (replacing any), stored as collab/midi.py's
+   * instrument_map: {kind, params, zones}; an lv2 one's params name its plug-in ({uri}). */
+  setInstrument (trackId, kind, params = {}) {
+    const track = this.roots.tracks.get(trackId)
+    if (!track) return
+    const instrument = new Y.Map()
+    this.doc.transact(() => {
+      track.set('instrument', instrument)
+      instrument.set('kind', kind)
+      const map = instrument.set('params', new Y.Map())
+      for (const [key, value] of Object.entries(params)) map.set(key, value)
+      instrument.set('zones', new Y.Map())
+    })
+  }
+
+  /** Set one parameter of a track's instrument (an lv2 one's control, by port symbol). */
+  setInstrumentParam (trackId, name, value) {
+    const params = this.roots.tracks.get(trackId)?.get('instrument')?.get('params')
+    if (params) this.doc.transact(() => params.set(name, value))
   }
 
   removeEffect (trackId, index) {

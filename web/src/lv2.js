@@ -1,0 +1,126 @@
+// The LV2 plug-ins installed on the server (GET /lv2/plugins, docs/lv2.md): what the
+// effect and instrument pickers offer, and the controls of an lv2 effect's or
+// instrument's card and its automation lanes (one per control port, by symbol).
+import { h, setProp } from './dom.js'
+import { api } from './api.js'
+
+export class Lv2Catalog {
+  constructor ({ token }) {
+    this.token = token
+    this.plugins = []
+    this.byUri = new Map()
+    this.reason = '' // why none are listed (no liblilv on the server, the request refused)
+    this.loaded = false
+    this.listeners = []
+  }
+
+  /** Ask the server once; listeners hear when the answer is in. */
+  async load () {
+    try {
+      const answer = await api('/lv2/plugins', { token: this.token })
+      this.plugins = answer.plugins
+      this.reason = answer.reason || ''
+    } catch (err) {
+      this.reason = err.message
+    }
+    this.byUri = new Map(this.plugins.map((p) => [p.uri, p]))
+    this.loaded = true
+    for (const fn of this.listeners) fn()
+  }
+
+  onChange (fn) { this.listeners.push(fn) }
+
+  /** The installed plug-in `uri`, or undefined. */
+  plugin (uri) { return this.byUri.get(uri) }
+
+  /** Plug-ins that can be insert effects, or (`instruments`) play a MIDI track. */
+  usable (instruments = false) {
+    return this.plugins.filter((p) => (instruments ? p.instrument : p.effect))
+  }
+}
+
+/**
+ * A plug-in's control ports as sliders and lanes see them: {symbol, name, low, high, step,
+ * value (its default), toggled, automatable}. `rate` scales an lv2:sampleRate port's
+ * bounds (a frequency in Hz); a port without both bounds gets a number field.
+ */
+export function controlSpecs (info, rate = 48000) {
+  return (info?.controls || []).map((port) => {
+    const scale = port.per_sample_rate ? rate : 1
+    const bounded = port.minimum !== null && port.minimum !== undefined && port.maximum !== null && port.maximum !== undefined
+    const low = bounded ? port.minimum * scale : null
+    const high = bounded ? port.maximum * scale : null
+    const start = port.default ?? port.minimum ?? 0
+    // about a thousand steps, a power of ten (0..127: 0.1), so typed values stay round
+    const step = port.integer || port.enumeration || port.toggled ? 1 : bounded && high > low ? 10 ** Math.floor(Math.log10((high - low) / 1000)) : 'any'
+    return { symbol: port.symbol, name: port.name || port.symbol, low, high, step, value: start * scale,
+      toggled: port.toggled, automatable: bounded && !port.per_sample_rate }
+  })
+}
+
+/**
+ * Controls for an lv2 plug-in's ports, written through `write(symbol, value)`: a slider
+ * per bounded port (a checkbox for a toggled one, a number field for an unbounded one).
+ * Returns {rows, show(params)}: `show` sets each control to params[symbol] or its default.
+ */
+export function portControls (info, { rate, editable, write, bind = () => {} }) {
+  const controls = new Map()
+  const rows = controlSpecs(info, rate).map((spec) => {
+    const readout = h('span', { class: 'readout' })
+    let input
+    if (spec.toggled) {
+      input = h('input', { type: 'checkbox', class: 'edit', disabled: !editable, dataset: { param: spec.symbol },
+        onchange: (e) => write(spec.symbol, e.target.checked ? (spec.high || 1) : (spec.low || 0)) })
+    } else {
+      const range = spec.low !== null
+      input = h('input', { type: range ? 'range' : 'number', class: 'edit', disabled: !editable,
+        step: spec.step, dataset: { param: spec.symbol }, ...(range ? { min: spec.low, max: spec.high } : {}),
+        oninput: (e) => {
+          const value = Number(e.target.value)
+          if (!Number.isFinite(value)) return
+          write(spec.symbol, value)
+          readout.textContent = format(value)
+        } })
+    }
+    bind(input, spec.symbol)
+    controls.set(spec.symbol, { input, readout, spec })
+    return h('label', { class: 'param', title: spec.symbol }, h('span', {}, spec.name), input, readout)
+  })
+  const show = (params = {}) => {
+    for (const [symbol, { input, readout, spec }] of controls) {
+      const value = Number(params[symbol] ?? spec.value)
+      if (spec.toggled) setProp(input, 'checked', value > (spec.low || 0))
+      else if (!(document.activeElement === input && input.matches(':active'))) setProp(input, 'value', String(value))
+      readout.textContent = format(value)
+    }
+  }
+  return { rows, show }
+}
+
+/** A picker of installed plug-ins: a search box over a list grouped by class. */
+export function pluginPicker (catalog, { instruments = false, editable, label }) {
+  const select = h('select', { class: 'edit lv2-plugin', disabled: !editable, 'aria-label': label })
+  const search = h('input', { type: 'search', class: 'edit lv2-search', disabled: !editable,
+    placeholder: 'Search plug-ins', 'aria-label': `Search ${label}`, oninput: () => fill() })
+  const fill = () => {
+    const words = search.value.toLowerCase().split(/\s+/).filter(Boolean)
+    const groups = new Map()
+    for (const p of catalog.usable(instruments)) {
+      const text = `${p.name} ${p.category} ${p.uri}`.toLowerCase()
+      if (!words.every((w) => text.includes(w))) continue
+      const group = p.category || 'Other'
+      if (!groups.has(group)) groups.set(group, [])
+      groups.get(group).push(p)
+    }
+    const before = select.value
+    select.replaceChildren(...[...groups.keys()].sort().map((group) => h('optgroup', { label: group },
+      groups.get(group).sort((a, b) => a.name.localeCompare(b.name)).map((p) => h('option', { value: p.uri, title: p.uri }, p.name)))))
+    if ([...select.options].some((o) => o.value === before)) select.value = before
+  }
+  fill()
+  return { search, select, fill }
+}
+
+function format (value) {
+  return String(+Number(value).toFixed(3))
+}
