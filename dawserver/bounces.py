@@ -132,6 +132,7 @@ class BounceRequest:
     tail: float
     snapshot: str
     output: str
+    strict: bool = False  # fail, keeping no file, rather than play an lv2 plug-in bypassed
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> BounceRequest:
@@ -203,6 +204,13 @@ class BounceRenderer:
             with prepared:  # held until the engine has them
                 stats = await ctx.run_in_thread(self._render, ctx, request, session, output,
                                                 share)
+            bypassed = lv2_faults.render_faults(stats.plugin_errors, session, left_out)
+            if request.strict and bypassed:
+                output.unlink(missing_ok=True)
+                raise Permanent(
+                    f"strict bounce: {len(bypassed)} lv2 plug-in(s) played bypassed, so no "
+                    "file was kept: " + "; ".join(map(lv2_faults.describe, bypassed))
+                    + "; fix them, or bounce without strict to keep the file")
             if objects.redirects:  # the object store keeps it; this copy is for the hooks
                 await objects.put_file(f"{PREFIX}/{request.output}", output,
                                        content_type=FORMATS[request.format])
@@ -223,7 +231,6 @@ class BounceRenderer:
                         await objects.delete(snapshot_key)
             raise
         RENDER_REALTIME_FACTOR.labels(kind="bounce").observe(stats.realtime_factor)
-        bypassed = lv2_faults.render_faults(stats.plugin_errors, session, left_out)
         for fault in bypassed:
             log.warning("bounce %s of project %s plays an lv2 plug-in bypassed: %s",
                         ctx.job.id, request.project_id, lv2_faults.describe(fault))
@@ -291,12 +298,17 @@ def _rate_problem(rate: Any) -> str | None:
 
 
 class BounceOptions(Model):
-    """How to bounce: rate (default: the project's), bit depth, format, tail seconds."""
+    """How to bounce: rate (default: the project's), bit depth, format, tail seconds, and
+    whether an ``lv2`` plug-in played bypassed fails the bounce (``strict``)."""
 
     sample_rate: Annotated[int, Field(json_schema_extra={"enum": list(EXPORT_RATES)})] | None = None
     bit_depth: str = Field("32f", json_schema_extra={"enum": list(BIT_DEPTHS)})
     format: str = Field("wav", json_schema_extra={"enum": list(FORMATS)})
     tail: float = Field(0.0, ge=0, le=60)
+    strict: bool = Field(False, description="fail the bounce, keeping no file, when an lv2 "
+                                            "plug-in would play bypassed in it (failed "
+                                            "during the render, or left out); by default the "
+                                            "file is kept and the job lists them in bypassed")
 
     @field_validator("sample_rate")
     @classmethod
@@ -408,6 +420,7 @@ async def create_bounce(request: Request) -> Bounce:
     bounce_request = BounceRequest(
         project_id=project_id, user=request.user, sample_rate=rate,
         bit_depth=options.bit_depth, format=options.format, tail=float(options.tail),
+        strict=options.strict,
         snapshot=f"{bounce_prefix(project_id)}/{job_id}.snapshot",
         output=f"{bounce_prefix(project_id)}/{job_id}."
                f"{EXTENSIONS.get(options.format, options.format)}")

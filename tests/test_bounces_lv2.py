@@ -1,6 +1,7 @@
 """Bounce jobs over HTTP tell of the lv2 plug-ins their file plays bypassed: one that
 failed during the render (stereo and ADM) and one the snapshot's session left out, each
-as ``GET /projects/{id}/lv2/bypassed`` lists it; a clean bounce lists none."""
+as ``GET /projects/{id}/lv2/bypassed`` lists it; a clean bounce lists none; a strict
+bounce with one fails and keeps no file."""
 
 from __future__ import annotations
 
@@ -60,17 +61,21 @@ class Api:
         raise AssertionError("bounce did not finish")
 
 
-@pytest_asyncio.fixture
-async def api(tmp_path: Path):
+def plugged(tmp_path: Path, mode: str = "pass") -> Session:
+    """One track playing a tone through the test plug-in in ``mode``."""
     tone = tmp_path / "tone.flac"
     t = np.arange(RATE) / RATE
     sf.write(tone, (0.25 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), RATE)
-    track = Track("t1", channels=1, clips=[Clip(str(tone), 0, RATE)],
-                  effects=[EffectSpec("lv2", {"uri": MISBEHAVE}, id="fx-1")])
+    effect = EffectSpec("lv2", {"uri": MISBEHAVE, "mode": float(MODES[mode])}, id="fx-1")
+    return Session(name="Plug", sample_rate=RATE, tracks=[
+        Track("t1", channels=1, clips=[Clip(str(tone), 0, RATE)], effects=[effect])])
+
+
+@pytest_asyncio.fixture
+async def api(tmp_path: Path):
     config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
     async with running_server(config) as app, aiohttp.ClientSession() as http:
-        info = await import_session(app[STORE], Session(name="Plug", sample_rate=RATE,
-                                                        tracks=[track]), assets=app[ASSETS])
+        info = await import_session(app[STORE], plugged(tmp_path), assets=app[ASSETS])
         yield Api(app, config, http, info.project_id)
 
 
@@ -85,6 +90,7 @@ async def test_a_plugin_that_fails_during_a_bounce_is_listed_by_the_job(api: Api
         "failed", "t1", "fx-1", 0)
     assert fault["uri"] == MISBEHAVE and fault["name"] == "Misbehaving test plug-in"
     assert "NaN" in fault["message"] and fault["engines"] == ["bounce"]
+    assert list((api.config.data_dir / "bounces").rglob("*.wav"))  # the file is kept
     status, listed = await api.call("GET", f"/projects/{api.project}/bounces")
     assert status == 200 and listed[0]["bypassed"] == [fault]
 
@@ -106,3 +112,18 @@ async def test_a_clean_bounce_lists_nothing(api: Api) -> None:
     job = await api.bounce()
     assert job["status"] == "done", job
     assert job["bypassed"] == []
+
+
+async def test_a_strict_bounce_fails_on_a_failed_plugin_and_keeps_no_file(api: Api) -> None:
+    await api.mode("nan")
+    job = await api.bounce(strict=True)
+    assert job["status"] == "failed" and job["audio"] is None, job
+    assert job["error"].startswith("strict bounce: 1 lv2 plug-in(s) played bypassed")
+    assert "(effect fx-1 of 't1') failed" in job["error"] and "NaN" in job["error"]
+    assert not list((api.config.data_dir / "bounces").rglob("*.wav"))
+
+
+async def test_a_strict_bounce_of_a_clean_project_is_done(api: Api) -> None:
+    job = await api.bounce(strict=True)
+    assert job["status"] == "done" and job["bypassed"] == [], job
+
