@@ -1,7 +1,7 @@
 """Bounce jobs over HTTP tell of the lv2 plug-ins their file plays bypassed: one that
 failed during the render (stereo and ADM) and one the snapshot's session left out, each
-as ``GET /projects/{id}/lv2/bypassed`` lists it; a clean bounce lists none; a strict
-bounce with one fails and keeps no file."""
+as ``GET /projects/{id}/lv2/bypassed`` lists it, in /api/v1 too; a clean bounce lists
+none; a strict bounce with one fails and keeps no file."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ import soundfile as sf
 from loopback import free_port
 from lv2_helpers import MISBEHAVE, MODES, lv2_path  # noqa: F401
 from nodepeer import running_server
+from public_api_helpers import two_people
+from smtp_server import SmtpServer
 
 from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
-from dawserver.keys import ROOMS, STORE, TOKENS
+from dawserver.keys import ACCOUNTS, ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
 from dsp_core.effects import EffectSpec
 from dsp_core.session import Clip, Session, Track
@@ -127,3 +129,25 @@ async def test_a_strict_bounce_of_a_clean_project_is_done(api: Api) -> None:
     job = await api.bounce(strict=True)
     assert job["status"] == "done" and job["bypassed"] == [], job
 
+
+async def test_the_public_api_lists_what_a_bounce_played_bypassed(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with two_people(tmp_path, smtp_server) as (app, ada, _bob):
+        info = await import_session(app[STORE], plugged(tmp_path, "nan"), assets=app[ASSETS])
+        await app[ACCOUNTS].store.own_project(ada.person_id, info.project_id)
+        path = f"/api/v1/projects/{info.project_id}/bounces"
+        status, bounce, _ = await ada.call("POST", path, {"format": "wav"})
+        assert status == 202 and bounce["bypassed"] == [], bounce
+        for _ in range(1000):
+            status, bounce, _ = await ada.call("GET", f"{path}/{bounce['id']}")
+            if bounce["status"] in ("done", "failed"):
+                break
+            await asyncio.sleep(0.02)
+        assert bounce["status"] == "done", bounce
+        [fault] = bounce["bypassed"]
+        assert {k: v for k, v in fault.items() if k != "message"} == {
+            "reason": "failed", "owner": "t1", "effect": "fx-1", "uri": MISBEHAVE,
+            "name": "Misbehaving test plug-in"}
+        assert "NaN" in fault["message"]
+        status, strict, _ = await ada.call("POST", path, {"format": "wav", "strict": True})
+        assert status == 202, strict

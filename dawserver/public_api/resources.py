@@ -90,8 +90,23 @@ class Asset(Resource):
     peaks_url: str
 
 
+class BypassedLv2Plugin(Model):
+    """An lv2 plug-in a bounce played bypassed (its dry signal), and why."""
+
+    reason: str = Field(description="failed (it hung, crashed or output NaN during the "
+                                    "render) or left_out (the project's effect cannot be "
+                                    "played on this server)")
+    owner: str = Field(description="the track's or bus's id ('master' for the master)")
+    effect: str = Field(description="the effect's id ('instrument' for a MIDI track's "
+                                    "instrument)")
+    uri: str | None = Field(description="the plug-in's URI (failed ones)")
+    name: str | None = Field(description="the plug-in's name, when installed")
+    message: str = Field(description="what happened and what to do")
+
+
 class Bounce(Resource):
-    """A bounce (mixdown) of the project: its state and, once done, its file."""
+    """A bounce (mixdown) of the project: its state and, once done, its file and the lv2
+    plug-ins it played bypassed."""
 
     id: str
     project_id: str
@@ -105,6 +120,9 @@ class Bounce(Resource):
     seconds: float | None
     peak: float | None
     audio_url: str | None
+    bypassed: list[BypassedLv2Plugin] = Field(
+        default_factory=list, description="once done: the lv2 plug-ins the file plays "
+                                          "bypassed (empty for a clean bounce)")
 
 
 class Deleted(Resource):

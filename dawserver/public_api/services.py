@@ -24,7 +24,7 @@ from ..assets import assets_of
 from ..declarations import Principal
 from ..errors import NotFound
 from ..keys import ACCOUNTS, PLUGIN_CONTEXT_KEY, ROOMS, STORE
-from .resources import Asset, Bounce, Clip, Project, Track, rfc3339
+from .resources import Asset, Bounce, BypassedLv2Plugin, Clip, Project, Track, rfc3339
 from .state import api_state
 
 
@@ -149,4 +149,7 @@ def bounce_view(core: core_bounces.Bounce) -> Bounce:
                   progress=core.progress, sample_rate=core.sample_rate,
                   bit_depth=core.bit_depth, format=core.format, error=core.error,
                   created_at=rfc3339(core.created_at), seconds=core.seconds, peak=core.peak,
-                  audio_url=core.audio)
+                  audio_url=core.audio,
+                  bypassed=[BypassedLv2Plugin(reason=b.reason, owner=b.owner, effect=b.effect,
+                                           uri=b.uri, name=b.name, message=b.message)
+                            for b in core.bypassed])
