@@ -223,6 +223,9 @@ async def test_the_installed_plugins_are_listed_with_their_controls(api: Api) ->
     assert (await api.call("GET", "/lv2/plugins", token=token))[0] == 200
     async with api.http.get(api.config.base_url + "/lv2/plugins") as response:
         assert response.status == 401
+    admin = api.app[TOKENS].issue("*", "owner", "admin")  # names the project it acts for
+    assert (await api.call("GET", f"/lv2/plugins?account={api.project}", token=admin))[0] == 200
+    assert (await api.call("GET", "/lv2/plugins", token=admin))[0] == 400
 
 
 async def test_a_server_without_liblilv_lists_none_and_says_why(

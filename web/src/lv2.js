@@ -5,8 +5,11 @@ import { h, setProp } from './dom.js'
 import { api } from './api.js'
 
 export class Lv2Catalog {
-  constructor ({ token }) {
+  /** `account`: the project an administrator's token (project '*') acts for: such a token
+   * names one on routes without a project in the path (docs/http-api.md). */
+  constructor ({ token, account = null }) {
     this.token = token
+    this.account = account
     this.plugins = []
     this.byUri = new Map()
     this.reason = '' // why none are listed (no liblilv on the server, the request refused)
@@ -17,7 +20,8 @@ export class Lv2Catalog {
   /** Ask the server once; listeners hear when the answer is in. */
   async load () {
     try {
-      const answer = await api('/lv2/plugins', { token: this.token })
+      const query = this.account ? `?account=${encodeURIComponent(this.account)}` : ''
+      const answer = await api(`/lv2/plugins${query}`, { token: this.token })
       this.plugins = answer.plugins
       this.reason = answer.reason || ''
     } catch (err) {

@@ -145,7 +145,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     for (const [id, header] of timeline.headers) header.showBypassed(timeline.bypassedOf(id))
     effects.update()
   })
-  const plugins = new Lv2Catalog({ token })
+  const plugins = new Lv2Catalog({ token, account: claims.project === '*' ? projectId : null })
   project.plugins = plugins // the lv2 effects' automation lanes read their ports
   plugins.onChange(() => effects.update())
   const effects = new EffectsPanel({ project, presence, editable, bypassed, plugins })
