@@ -4,6 +4,7 @@ render warns of nothing."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +23,11 @@ RATE = 48000
 
 
 def dawserver(*args: str) -> subprocess.CompletedProcess:
+    """Run the command; a block the plug-in takes 2 s over on a loaded machine is no hang
+    here (``DAW_LV2_DEADLINE``): only the plug-in's own mode makes it fail."""
+    env = {**os.environ, "DAW_LV2_DEADLINE": "60"}
     return subprocess.run([sys.executable, "-m", "dawserver", *args], capture_output=True,
-                          text=True, timeout=240)
+                          text=True, timeout=240, env=env)
 
 
 def project(tmp_path: Path, mode: str) -> Path:
@@ -54,7 +58,8 @@ def test_strict_refuses_to_keep_a_file_with_a_failed_plugin(tmp_path: Path) -> N
     result = dawserver("render", str(project(tmp_path, "nan")), "-o", str(out),
                        "--no-progress", "--strict")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "warning:" in result.stderr and "effect fx-1 of 't1'" in result.stderr
+    [warning] = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert "effect fx-1 of 't1'" in warning
     assert result.stderr.strip().splitlines()[-1].startswith(
         "error: 1 lv2 plug-in(s) failed during the render")
     assert not out.exists()
@@ -65,5 +70,7 @@ def test_a_clean_render_warns_of_nothing_even_when_strict(tmp_path: Path) -> Non
     result = dawserver("render", str(project(tmp_path, "pass")), "-o", str(out),
                        "--no-progress", "--strict")
     assert result.returncode == 0, result.stderr
-    assert "warning:" not in result.stderr and "x real time" in result.stdout
+    # lilv's own "...: warning: Duplicate plugin" lines are no warning of ours
+    assert not [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert "x real time" in result.stdout
     assert out.exists()
