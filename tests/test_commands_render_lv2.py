@@ -1,6 +1,6 @@
-"""``dawserver render`` tells of an lv2 plug-in that failed during the render: a warning
-line per plug-in and the file kept, or with ``--strict`` no file and exit 1; a clean
-render warns of nothing."""
+"""``dawserver render`` tells of an lv2 plug-in that failed during the render (an effect,
+or a MIDI track's instrument): a warning line per plug-in and the file kept, or with
+``--strict`` no file and exit 1; a clean render warns of nothing."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from lv2_helpers import MISBEHAVE, MODES, lv2_path  # noqa: F401
+from lv2_helpers import INSTRUMENT, MISBEHAVE, MODES, lv2_path  # noqa: F401
 
 from dsp_core.effects import EffectSpec
+from dsp_core.midi import Instrument, MidiClip, Note
 from dsp_core.project import save_project
 from dsp_core.session import Clip, Session, Track
 
@@ -73,4 +74,18 @@ def test_a_clean_render_warns_of_nothing_even_when_strict(tmp_path: Path) -> Non
     # lilv's own "...: warning: Duplicate plugin" lines are no warning of ours
     assert not [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert "x real time" in result.stdout
+    assert out.exists()
+
+
+def test_an_instrument_that_crashes_is_a_warning_line_too(tmp_path: Path) -> None:
+    crashing = Instrument("lv2", {"uri": INSTRUMENT, "crash": 1.0})
+    session = Session(name="Keys", sample_rate=RATE, tracks=[Track(
+        "keys", instrument=crashing, midi_clips=[MidiClip(100, 20000, [
+            Note(60, 100, 1000, 500)])])])
+    out = tmp_path / "mix.wav"
+    result = dawserver("render", str(save_project(session, tmp_path / "project.json")),
+                       "-o", str(out), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    [warning] = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert "(the instrument of 'keys') failed" in warning and "crashed" in warning
     assert out.exists()
