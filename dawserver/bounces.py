@@ -204,7 +204,8 @@ class BounceRenderer:
             with prepared:  # held until the engine has them
                 stats = await ctx.run_in_thread(self._render, ctx, request, session, output,
                                                 share)
-            bypassed = lv2_faults.render_faults(stats.plugin_errors, session, left_out)
+            bypassed = await asyncio.to_thread(  # names from lilv's catalogue: off the loop
+                lv2_faults.render_faults, stats.plugin_errors, session, left_out)
             if request.strict and bypassed:
                 output.unlink(missing_ok=True)
                 raise Permanent(
