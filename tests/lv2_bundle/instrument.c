@@ -10,25 +10,13 @@
  * 6 errors (input sequences or events built wrongly, and output capacity not given
  * afresh before a run), 7 bend (the last pitch bend, -8192..8191), 8 crash (at 1 the
  * plug-in aborts in run(): a crashing instrument).
- * Written against the LV2 ABI without its headers.
+ * Written against the LV2 ABI without its headers (lv2_abi.h).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef void *LV2_Handle;
-typedef struct { const char *URI; void *data; } LV2_Feature;
-typedef struct LV2_Descriptor {
-    const char *URI;
-    LV2_Handle (*instantiate)(const struct LV2_Descriptor *, double, const char *,
-                              const LV2_Feature *const *);
-    void (*connect_port)(LV2_Handle, uint32_t, void *);
-    void (*activate)(LV2_Handle);
-    void (*run)(LV2_Handle, uint32_t);
-    void (*deactivate)(LV2_Handle);
-    void (*cleanup)(LV2_Handle);
-    const void *(*extension_data)(const char *);
-} LV2_Descriptor;
+#include "lv2_abi.h"
 typedef struct { void *handle; uint32_t (*map)(void *, const char *); } Map;
 typedef struct { uint32_t size; uint32_t type; } Atom;
 typedef struct { uint32_t unit; uint32_t pad; } SequenceBody;

@@ -12,19 +12,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-typedef void *LV2_Handle;
-typedef struct { const char *URI; void *data; } LV2_Feature;
-typedef struct LV2_Descriptor {
-    const char *URI;
-    LV2_Handle (*instantiate)(const struct LV2_Descriptor *, double, const char *,
-                              const LV2_Feature *const *);
-    void (*connect_port)(LV2_Handle, uint32_t, void *);
-    void (*activate)(LV2_Handle);
-    void (*run)(LV2_Handle, uint32_t);
-    void (*deactivate)(LV2_Handle);
-    void (*cleanup)(LV2_Handle);
-    const void *(*extension_data)(const char *);
-} LV2_Descriptor;
+#include "lv2_abi.h"
 
 #define RING 128
 typedef struct {

@@ -10,25 +10,13 @@
  * space), 7 responses (delivered so far, checked), 8 corrupt (requests or responses
  * whose bytes were not what was scheduled), 9 ended (end_run() calls so far); 7-9 are
  * written at the start of run(), so they count what happened before it.
- * Written against the LV2 ABI without its headers.
+ * Written against the LV2 ABI without its headers (lv2_abi.h).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef void *LV2_Handle;
-typedef struct { const char *URI; void *data; } LV2_Feature;
-typedef struct LV2_Descriptor {
-    const char *URI;
-    LV2_Handle (*instantiate)(const struct LV2_Descriptor *, double, const char *,
-                              const LV2_Feature *const *);
-    void (*connect_port)(LV2_Handle, uint32_t, void *);
-    void (*activate)(LV2_Handle);
-    void (*run)(LV2_Handle, uint32_t);
-    void (*deactivate)(LV2_Handle);
-    void (*cleanup)(LV2_Handle);
-    const void *(*extension_data)(const char *);
-} LV2_Descriptor;
+#include "lv2_abi.h"
 typedef enum { WORKER_SUCCESS = 0, WORKER_ERR_UNKNOWN = 1, WORKER_ERR_NO_SPACE = 2 } Status;
 typedef struct {
     void *handle;
