@@ -16,6 +16,7 @@ what is still bypassed. The pages also get the list live, through awareness
 from __future__ import annotations
 
 import asyncio
+import operator
 from typing import Literal
 
 from aiohttp import web
@@ -72,23 +73,36 @@ class InstalledPlugins(Model):
                                                          "on the server), else None")
 
 
+#: The last answer and the plug-in descriptions it was built from.
+_ANSWERED: list[tuple[list[lv2_catalog.PluginInfo], InstalledPlugins]] = []
+
+
 def catalogue() -> InstalledPlugins:
-    """Every installed plug-in as the route answers it (lilv: call it in a thread)."""
+    """Every installed plug-in as the route answers it (lilv: call it in a thread), built
+    once per catalogue. A plug-in this server can neither insert nor play is listed
+    without its controls (LSP's multiband processors alone have a thousand ports)."""
     try:
         found = lv2_catalog.plugins()  # described once per process, then cached
     except (DspError, OSError) as exc:
         return InstalledPlugins(plugins=[], reason=str(exc))
+    for described, answer in _ANSWERED:  # the same descriptions: the same answer
+        if len(described) == len(found) and all(map(operator.is_, described, found)):
+            return answer
     listed = []
     for info in found:
         data = info.to_dict()
+        usable = info.supported or info.playable
         listed.append(InstalledPlugin(
             uri=info.uri, name=info.name, category=info.category, effect=info.supported,
             instrument=info.playable, problems=list(info.problems),
             instrument_problems=list(info.instrument_problems),
             audio_inputs=data["audio_inputs"], audio_outputs=data["audio_outputs"],
             reports_latency=data["reports_latency"],
-            controls=[ControlPort.model_validate(c) for c in data["controls"]]))
-    return InstalledPlugins(plugins=listed)
+            controls=[ControlPort.model_validate(c) for c in data["controls"]] if usable
+            else []))
+    answer = InstalledPlugins(plugins=listed)
+    _ANSWERED[:] = [(found, answer)]  # lv2_catalog.reload() makes new descriptions
+    return answer
 
 
 async def list_plugins(request: Request) -> InstalledPlugins:
