@@ -58,6 +58,7 @@ export function laneSpecs (project, trackId) {
       specs[`fx:${effect.id}:${name}`] = { label: `${effect.kind} ${effect.id}: ${name}`, min: low, max: high, low, high }
     }
     if (effect.kind === 'lv2') { // its control ports with both bounds (docs/lv2.md)
+      project.plugins?.ensure()
       const info = project.plugins?.plugin(effect.params?.uri)
       for (const { symbol, name, low, high, automatable } of controlSpecs(info, project.sampleRate)) {
         if (automatable) specs[`fx:${effect.id}:${symbol}`] = { label: `${info.name} ${effect.id}: ${name}`, min: low, max: high, low, high }

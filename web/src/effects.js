@@ -61,6 +61,7 @@ export class EffectsPanel {
     const owners = [...this.project.roots.tracks.keys(), ...this.project.roots.buses.keys()].join(',')
     const midi = isMidiTrack(this.project, track)
     const instrument = midi ? `${track.instrument?.kind || ''}:${track.instrument?.params?.uri || ''}` : '-'
+    this.plugins?.ensure() // its pickers and lv2 cards fill in when it answers
     const signature = `${track.id}|${effects.map((e) => `${e.id}:${e.kind}:${e.params?.uri || ''}`).join(',')}|${owners}|` +
       `${instrument}|${this.plugins?.loaded || false}`
     if (signature !== this.signature) this._build(track, effects, signature)

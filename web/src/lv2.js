@@ -14,10 +14,18 @@ export class Lv2Catalog {
     this.byUri = new Map()
     this.reason = '' // why none are listed (no liblilv on the server, the request refused)
     this.loaded = false
+    this.loading = null
     this.listeners = []
   }
 
-  /** Ask the server once; listeners hear when the answer is in. */
+  /** Ask the server the first time it is needed (a track's effects shown, an lv2 lane
+   * listed): the list is megabytes, so a page that never needs it never asks. */
+  ensure () {
+    if (!this.loading) this.loading = this.load()
+    return this.loading
+  }
+
+  /** Ask the server; listeners hear when the answer is in. */
   async load () {
     try {
       const query = this.account ? `?account=${encodeURIComponent(this.account)}` : ''

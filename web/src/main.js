@@ -327,7 +327,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   // empty one (or one that came before them) has not.
   if (!shown.document) refresh()
   bypassed.load() // not awaited: announcements follow it anyway
-  plugins.load() // not awaited: the pickers and lv2 cards fill in when it answers
+  // the catalogue is asked for when first needed (Lv2Catalog.ensure), not here
   document.body.dataset.ready = 'true'
   await Promise.resolve() // that redraw runs first
   await timeline.settled() // every lane in view shows its waveforms
