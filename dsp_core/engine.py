@@ -135,6 +135,8 @@ class Engine:
         self._next: int | None = None  # the frame after the last block: no pre-roll there
         self._hosted_key: tuple = ()
         self._hosted: list[tuple[int, TrackState, int]] = []
+        self._chains_key: tuple = ()
+        self._chains: list[HostedChain | PluginInstrument] = []
 
     # ------------------------------------------------------------ rendering
 
@@ -300,7 +302,14 @@ class Engine:
         self.close()
 
     def _hosted_chains(self) -> list[HostedChain | PluginInstrument]:
-        return self.graph.hosted_chains()
+        """The graph's hosted chains, found again only after a structural edit: a live
+        mix asks for their failures every frame (a 256-track walk took ~0.2 ms)."""
+        graph = self.graph
+        key = self._chains_key
+        if not key or key[0] is not graph or key[1] != graph.version:
+            self._chains = graph.hosted_chains()
+            self._chains_key = (graph, graph.version)
+        return self._chains
 
     def use_backend(self, name: str) -> None:
         """Switch backend between blocks; the state carries over."""

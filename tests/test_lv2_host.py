@@ -150,3 +150,31 @@ def test_the_worker_gets_a_minimal_environment_and_resource_limits(monkeypatch) 
         np.testing.assert_allclose(buffer, expected, atol=1e-7)
     finally:
         fx.close()
+
+
+def test_failures_are_asked_of_the_chains_without_walking_every_track(monkeypatch) -> None:
+    """A live mix asks for failed plug-ins every 20 ms frame: the engine finds its hosted
+    chains again only after a structural edit, and still sees a chain an edit adds."""
+    from dsp_core import graph as graph_module
+
+    walks = []
+    walk = graph_module.Graph.hosted_chains
+    monkeypatch.setattr(graph_module.Graph, "hosted_chains",
+                        lambda self: walks.append(1) or walk(self))
+    x = noise(1024)
+    session = Session(sample_rate=RATE, tracks=[Track(f"t{i}", clips=[Clip("x", 0, 1024)])
+                                                for i in range(64)])
+    with Engine(session, block_size=256, loader=DictLoader({"x": x})) as engine:
+        engine.render(0, 512)
+        for _ in range(50):
+            assert engine.plugin_errors() == []
+        assert len(walks) == 1
+        session.tracks[5].effects = [EffectSpec("lv2", {"uri": MISBEHAVE,
+                                                        "mode": MODES["crash"]}, id="fx")]
+        engine.apply(session)
+        engine.render(512, 512)
+        assert [(e.owner, e.effect) for e in engine.plugin_errors()] == [("t5", "fx")]
+        after_edit = len(walks)
+        for _ in range(50):
+            assert [(e.owner, e.effect) for e in engine.plugin_errors()] == [("t5", "fx")]
+        assert len(walks) == after_edit
