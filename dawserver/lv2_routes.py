@@ -32,6 +32,13 @@ from .permissions import LV2_READ, PROJECT_EDIT, PROJECT_READ
 from .plugin_api import Empty, Model, NotFound, Request, Route
 
 
+class ScalePoint(Model):
+    """A named value of a control port: the page offers the label, writes the value."""
+
+    value: float
+    label: str
+
+
 class ControlPort(Model):
     """A control input of a plug-in: a parameter, written as ``params[symbol]``."""
 
@@ -45,7 +52,10 @@ class ControlPort(Model):
     integer: bool = Field(description="lv2:integer: whole numbers only")
     toggled: bool = Field(description="lv2:toggled: off (0) or on (1, or the maximum)")
     enumeration: bool = Field(description="lv2:enumeration: one of the plug-in's scale "
-                                          "points (not listed here)")
+                                          "points only")
+    scale_points: list[ScalePoint] | None = Field(
+        default=None, description="the port's named values (lv2:scalePoint), sorted by "
+                                  "value; left out of the answer when it has none")
 
 
 class InstalledPlugin(Model):

@@ -35,10 +35,19 @@ MIN_RATE, MAX_RATE = 8000, 192000  # the engine's render rates (dsp_core.engine)
 
 
 @dataclass(frozen=True)
+class ScalePoint:
+    """A named value of a control port (``lv2:scalePoint``): "Low shelf" for 2."""
+
+    value: float
+    label: str
+
+
+@dataclass(frozen=True)
 class PortInfo:
     """One port: its index, symbol, name, kind (audio, control, atom, cv) and direction.
 
-    Control ports carry their range and default (None where the plug-in gives none).
+    Control ports carry their range and default (None where the plug-in gives none)
+    and their scale points (named values; an ``enumeration`` port takes only those).
     """
 
     index: int
@@ -59,6 +68,7 @@ class PortInfo:
     integer: bool = False  # lv2:integer: whole numbers only
     toggled: bool = False  # lv2:toggled: off (0) or on (the maximum, else 1)
     enumeration: bool = False  # lv2:enumeration: only the plug-in's scale points
+    scale_points: tuple[ScalePoint, ...] = ()  # named values, sorted by value
 
     def start_value(self) -> float:
         """The value a control input starts at: its default, else its minimum, else 0.
@@ -115,7 +125,8 @@ class PluginInfo:
                 if p.kind == "audio" and p.output == output and not p.sidechain]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description (for listings and the HTTP API)."""
+        """A JSON-ready description (for listings and the HTTP API); a control port
+        has ``scale_points`` (``[{value, label}]``, sorted by value) only when it has some."""
         return {
             "uri": self.uri, "name": self.name, "category": self.category,
             "supported": self.supported, "problems": list(self.problems),
@@ -123,12 +134,21 @@ class PluginInfo:
             "reports_latency": self.latency_port is not None,
             "midi_input": self.midi_input is not None, "instrument": self.playable,
             "instrument_problems": list(self.instrument_problems),
-            "controls": [{"symbol": p.symbol, "name": p.name, "default": p.default,
-                          "minimum": p.minimum, "maximum": p.maximum,
-                          "per_sample_rate": p.per_sample_rate, "integer": p.integer,
-                          "toggled": p.toggled, "enumeration": p.enumeration}
-                         for p in self.controls],
+            "controls": [_control_dict(p) for p in self.controls],
         }
+
+
+def _control_dict(port: PortInfo) -> dict[str, Any]:
+    """A control port as :meth:`PluginInfo.to_dict` lists it."""
+    data: dict[str, Any] = {
+        "symbol": port.symbol, "name": port.name, "default": port.default,
+        "minimum": port.minimum, "maximum": port.maximum,
+        "per_sample_rate": port.per_sample_rate, "integer": port.integer,
+        "toggled": port.toggled, "enumeration": port.enumeration}
+    if port.scale_points:  # most ports have none: the listing stays small
+        data["scale_points"] = [{"value": point.value, "label": point.label}
+                                for point in port.scale_points]
+    return data
 
 
 class _World:
@@ -328,6 +348,38 @@ def _atom_traits(p: Any, port: Any, nodes: dict[str, Any]) -> dict[str, Any]:
             "main": main, "minimum_size": int(size) if size and size > 0 else 0}
 
 
+def _literal(node: Any) -> float:
+    """A numeric node's value as written ("0.7" is 0.7, not float32's 0.69999999)."""
+    try:
+        return float(text(lib().lilv_node_as_string(node)))
+    except ValueError:
+        return float(lib().lilv_node_as_float(node))
+
+
+def _scale_points(p: Any, port: Any) -> tuple[ScalePoint, ...]:
+    """A control port's scale points with a numeric value, sorted by value."""
+    lilv = lib()
+    points = lilv.lilv_port_get_scale_points(p, port)
+    if points == ffi.NULL:
+        return ()
+    try:
+        found = []
+        for point in iterate(lilv.lilv_scale_points_begin, lilv.lilv_scale_points_get,
+                             lilv.lilv_scale_points_next, lilv.lilv_scale_points_is_end,
+                             points):
+            value = lilv.lilv_scale_point_get_value(point)  # owned by the point
+            if value == ffi.NULL or not (lilv.lilv_node_is_float(value)
+                                         or lilv.lilv_node_is_int(value)):
+                continue
+            label = lilv.lilv_scale_point_get_label(point)
+            number = _literal(value)
+            found.append(ScalePoint(number, text(lilv.lilv_node_as_string(label))
+                                    if label != ffi.NULL else f"{number:g}"))
+    finally:
+        lilv.lilv_scale_points_free(points)
+    return tuple(sorted(found, key=lambda point: point.value))
+
+
 def _describe(p: Any, nodes: dict[str, Any]) -> PluginInfo:
     lilv = lib()
     uri = text(lilv.lilv_node_as_uri(lilv.lilv_plugin_get_uri(p)))
@@ -351,6 +403,7 @@ def _describe(p: Any, nodes: dict[str, Any]) -> PluginInfo:
             default, minimum, maximum = take_float(d[0]), take_float(lo[0]), take_float(hi[0])
             traits = {name: bool(lilv.lilv_port_has_property(p, port, nodes[name]))
                       for name in ("integer", "toggled", "enumeration")}
+            traits["scale_points"] = _scale_points(p, port)
         ports.append(PortInfo(
             index=index, symbol=symbol, name=take_text(lilv.lilv_port_get_name(p, port)),
             kind=kind, output=output, default=default, minimum=minimum, maximum=maximum,

@@ -1,8 +1,8 @@
 """A small cffi (ABI mode) binding to liblilv, the LV2 host library.
 
-Only what discovery and hosting need: the world, plug-ins, ports, nodes,
-instantiation, the LV2 State extension (``lilv_state_*``), the Worker extension's
-structs (:mod:`dsp_core.lv2_work`); and, from serd (the
+Only what discovery and hosting need: the world, plug-ins, ports and their scale
+points, nodes, instantiation, the LV2 State extension (``lilv_state_*``), the Worker
+extension's structs (:mod:`dsp_core.lv2_work`); and, from serd (the
 Turtle library lilv uses), a reader to check a state's text before lilv reads it.
 ``lilv_instance_run`` and friends are inline functions in ``lilv.h``, so instances
 are driven through the plug-in's ``LV2_Descriptor`` function pointers, which is what
@@ -37,6 +37,8 @@ typedef void LilvNode;
 typedef void LilvNodes;
 typedef void LilvPluginClass;
 typedef void LilvIter;
+typedef void LilvScalePoint;
+typedef void LilvScalePoints;
 typedef void* LV2_Handle;
 typedef uint32_t LV2_URID;
 
@@ -133,6 +135,14 @@ bool lilv_port_supports_event(const LilvPlugin* plugin, const LilvPort* port,
                               const LilvNode* event_type);
 LilvNode* lilv_port_get(const LilvPlugin* plugin, const LilvPort* port,
                         const LilvNode* predicate);
+LilvScalePoints* lilv_port_get_scale_points(const LilvPlugin* plugin, const LilvPort* port);
+LilvIter* lilv_scale_points_begin(const LilvScalePoints* collection);
+const LilvScalePoint* lilv_scale_points_get(const LilvScalePoints* collection, LilvIter* i);
+LilvIter* lilv_scale_points_next(const LilvScalePoints* collection, LilvIter* i);
+bool lilv_scale_points_is_end(const LilvScalePoints* collection, LilvIter* i);
+void lilv_scale_points_free(LilvScalePoints* collection);
+const LilvNode* lilv_scale_point_get_label(const LilvScalePoint* point);
+const LilvNode* lilv_scale_point_get_value(const LilvScalePoint* point);
 
 LilvInstance* lilv_plugin_instantiate(const LilvPlugin* plugin, double sample_rate,
                                       const LV2_Feature* const* features);

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from lv2_helpers import MISBEHAVE, SWH_AMP, X42_EQ, lv2_path, needs_plugin  # noqa: F401
+from lv2_helpers import (  # noqa: F401
+    LSP_DELAY,
+    MISBEHAVE,
+    SWH_AMP,
+    X42_EQ,
+    lv2_path,
+    needs_plugin,
+)
 
 from collab.schema import ProjectDocument
 from dsp_core import Clip, EffectSpec, ProjectError, Session, Track, lv2_catalog
@@ -38,11 +45,41 @@ def test_discovery_finds_the_test_bundle_and_its_latency_port() -> None:
     assert [p.symbol for p in info.controls] == ["mode", "gain", "delay"]
     assert info.latency_port == 5 and info.ports[5].reports_latency
     listed = {p.uri: p for p in lv2_catalog.plugins()}
-    mode, gain, _ = listed[MISBEHAVE].to_dict()["controls"]
+    mode, gain, delay = listed[MISBEHAVE].to_dict()["controls"]
     assert gain == {"symbol": "gain", "name": "Gain", "default": 1.0, "minimum": 0.0,
                     "maximum": 4.0, "per_sample_rate": False, "integer": False,
-                    "toggled": False, "enumeration": False}
+                    "toggled": False, "enumeration": False,
+                    "scale_points": [{"value": 1.0, "label": "Unity"}]}
     assert mode["integer"] and not mode["toggled"]  # lv2:portProperty lv2:integer
+    assert "scale_points" not in delay  # a port without any lists none
+
+
+def test_a_ports_scale_points_are_listed_by_value_with_their_labels() -> None:
+    """The Turtle lists misbehave's modes out of order (Crash first): sorted by value."""
+    mode = {p.symbol: p for p in lv2_catalog.plugin(MISBEHAVE).controls}["mode"]
+    assert mode.enumeration and mode.integer
+    assert [(p.value, p.label) for p in mode.scale_points] == [
+        (0.0, "Pass"), (1.0, "NaN"), (2.0, "Hang"), (3.0, "Crash"), (4.0, "Denormal")]
+    assert lv2_catalog.plugin(MISBEHAVE).to_dict()["controls"][0]["scale_points"] == [
+        {"value": 0.0, "label": "Pass"}, {"value": 1.0, "label": "NaN"},
+        {"value": 2.0, "label": "Hang"}, {"value": 3.0, "label": "Crash"},
+        {"value": 4.0, "label": "Denormal"}]
+
+
+def test_an_installed_plugins_scale_points_are_read() -> None:
+    """LSP's delay compensator's mode is an enumeration; x42's EQ names resonances of a
+    continuous port, the value as written (0.7, not float32's 0.69999999)."""
+    needs_plugin(LSP_DELAY)
+    needs_plugin(X42_EQ)
+    mode = {p.symbol: p for p in lv2_catalog.plugin(LSP_DELAY).controls}["mode"]
+    assert mode.enumeration
+    assert [(p.value, p.label) for p in mode.scale_points] == [
+        (0.0, "Samples"), (1.0, "Distance"), (2.0, "Time")]
+    resonance = {p.symbol: p for p in lv2_catalog.plugin(X42_EQ).controls}["HPQ"]
+    assert not resonance.enumeration and not resonance.integer
+    assert [(p.value, p.label) for p in resonance.scale_points] == [
+        (0.0, "-6dB @freq, no resonance"), (0.7, "-3dB @freq, flat"),
+        (1.0, "0dB @freq, resonant")]
 
 
 def test_an_unknown_uri_is_refused_with_a_clear_error() -> None:

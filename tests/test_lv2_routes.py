@@ -214,7 +214,9 @@ async def test_the_installed_plugins_are_listed_with_their_controls(api: Api) ->
         ("mode", 0, 4, 0)
     assert mode["integer"] and not gain["integer"] and not gain["toggled"]
     assert (gain["name"], gain["default"]) == ("Gain", 1.0)
-    assert delay["symbol"] == "delay"
+    assert delay["symbol"] == "delay" and "scale_points" not in delay  # only where some
+    assert mode["enumeration"] and [(p["value"], p["label"]) for p in mode["scale_points"]] \
+        == [(0, "Pass"), (1, "NaN"), (2, "Hang"), (3, "Crash"), (4, "Denormal")]
     assert instrument["instrument"] and not instrument["effect"]
     assert instrument["problems"] and instrument["instrument_problems"] == []
     # any project's token lists them; without a token, 401
