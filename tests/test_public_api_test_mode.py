@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from accounts_helpers import accounts_server
+from accounts_helpers import Person, accounts_server
 from distribution_helpers import make_art, make_audio, release_dict
 from public_api_helpers import SCOPES, Caller, key_of, person_with_key
 from smtp_server import SmtpServer
@@ -41,8 +41,8 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
 V1 = "/api/v1"
 
 
-async def ids(caller: Caller, path: str) -> list[str]:
-    """The ids of the list at ``path``."""
+async def ids(caller: Caller | Person, path: str) -> list[str]:
+    """The ids of the list at ``path`` (with a key or signed in)."""
     status, page, _ = await caller.call("GET", path)
     assert status == 200, (path, page)
     return [item["id"] for item in page["data"]]
@@ -207,6 +207,52 @@ async def test_webhooks_are_kept_apart_by_mode(tmp_path: Path,
         finally:
             await ada_person.close()
             await bob_person.close()
+
+
+async def test_webhooks_and_their_deliveries_say_their_mode(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    scopes = [*SCOPES, "webhooks.manage"]
+    async with accounts_server(tmp_path, smtp_server, webhooks=FAST) as (app, config), \
+            aiohttp.ClientSession() as http, Receiver() as live_rx, Receiver() as test_rx:
+        ada_person, ada = await person_with_key(config.base_url, smtp_server,
+                                                "ada@example.org", http)
+        try:
+            live = await key_of(ada_person, ada, scopes)
+            test = await key_of(ada_person, ada, scopes, test=True)
+            live_hook = await subscribe(live, live_rx.url, [DONE_NAME])
+            test_hook = await subscribe(test, test_rx.url, [DONE_NAME])
+            assert (live_hook["test"], test_hook["test"]) == (False, True)
+            for caller, hook, mode in ((live, live_hook, False), (test, test_hook, True)):
+                _, got, _ = await caller.call("GET", f"{HOOKS}/{hook['id']}")
+                assert got["test"] is mode
+                _, page, _ = await caller.call("GET", HOOKS)
+                assert [h["test"] for h in page["data"]] == [mode]
+
+            # the signed-in person sees both, each saying its mode, and filters by it
+            _, page, _ = await ada_person.call("GET", HOOKS)
+            assert {h["id"]: h["test"] for h in page["data"]} == {
+                live_hook["id"]: False, test_hook["id"]: True}
+            assert await ids(ada_person, f"{HOOKS}?test=true") == [test_hook["id"]]
+            assert await ids(ada_person, f"{HOOKS}?test=false") == [live_hook["id"]]
+            # a key asking for the other mode's webhooks gets none
+            assert await ids(test, f"{HOOKS}?test=false") == []
+            assert await ids(live, f"{HOOKS}?test=true") == []
+
+            # each delivery's body says its mode: events and webhook.test alike
+            _, sandbox, _ = await test.call("POST", f"{V1}/projects", {"name": "Sandbox"})
+            _, real, _ = await live.call("POST", f"{V1}/projects", {"name": "Real"})
+            await transcribed(app, ada.person_id, sandbox["id"])
+            await transcribed(app, ada.person_id, real["id"])
+            for caller, hook in ((live, live_hook), (test, test_hook)):
+                status, _, _ = await caller.call("POST", f"{HOOKS}/{hook['id']}/test", {})
+                assert status == 202
+            for receiver, mode in ((live_rx, False), (test_rx, True)):
+                bodies = [json.loads(r.body) for r in await receiver.wait_for(2)]
+                assert sorted((b["type"], b["test"]) for b in bodies) == [
+                    (DONE_NAME, mode), ("webhook.test", mode)]
+            await settled(app)
+        finally:
+            await ada_person.close()
 
 
 async def test_social_posts_and_analytics_artists_keep_to_the_key_mode(

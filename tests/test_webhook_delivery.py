@@ -243,7 +243,9 @@ def test_the_body_is_standard_webhooks_json() -> None:
 
     body = json.loads(message_body("presave.saved", 1_800_000_000.5, {"slug": "x"}))
     assert body == {"type": "presave.saved", "timestamp": "2027-01-15T08:00:00.500Z",
-                    "data": {"slug": "x"}}
+                    "test": False, "data": {"slug": "x"}}
+    sandbox = json.loads(message_body("presave.saved", 0.0, {}, test=True))
+    assert sandbox["test"] is True  # about sandbox data, sent to test-mode webhooks
     assert retry_after("120", 0) == 120
     assert retry_after("Thu, 01 Jan 1970 00:01:00 GMT", 30) == 30
     assert retry_after("soon", 0) is None and retry_after(None, 0) is None

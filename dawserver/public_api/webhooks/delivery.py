@@ -64,11 +64,14 @@ TEST_EVENT = "webhook.test"
 Owners = Callable[[str], Awaitable[list[str]]]
 
 
-def message_body(event_type: str, created_at: float, payload: dict[str, Any]) -> str:
-    """The JSON body every attempt of a delivery sends (Standard Webhooks' shape)."""
+def message_body(event_type: str, created_at: float, payload: dict[str, Any], *,
+                 test: bool = False) -> str:
+    """The JSON body every attempt of a delivery sends (Standard Webhooks' shape), with
+    the event's mode (``test``: about sandbox data, sent to test-mode webhooks)."""
     when = datetime.fromtimestamp(created_at, UTC).isoformat(timespec="milliseconds")
     return json.dumps({"type": event_type, "timestamp": when.replace("+00:00", "Z"),
-                       "data": payload}, separators=(",", ":"), sort_keys=True)
+                       "test": test, "data": payload}, separators=(",", ":"),
+                      sort_keys=True)
 
 
 def retry_after(value: str | None, now: float) -> float | None:
@@ -102,9 +105,9 @@ class WebhookDeliverer:
     async def fan_out(self, event: Envelope) -> int:
         """Queue ``event`` to every enabled subscription of its account and mode; how many
         are new."""
-        subs = await self.store.hearing(event.account_id, event.name,
-                                        test_mode=await self.from_sandbox(event))
-        body = message_body(event.name, event.created_at, event.payload)
+        test = await self.from_sandbox(event)
+        subs = await self.store.hearing(event.account_id, event.name, test_mode=test)
+        body = message_body(event.name, event.created_at, event.payload, test=test)
         new = 0
         for sub in subs:
             new += await self.enqueue(sub, event.id, event.name, body)

@@ -44,6 +44,8 @@ class Webhook(Model):
     events: list[str]
     description: str
     enabled: bool
+    test: bool = Field(description="true: a test-mode webhook (made with a test-mode key; "
+                                   "it hears sandbox events only), false: a live one.")
     disabled_reason: str = Field(description="Why it was disabled (empty when enabled).")
     consecutive_failures: int
     failing_since: str | None = Field(description="RFC 3339: first failure of the current "
@@ -123,6 +125,13 @@ class Page(Query):
     limit: int = Field(50, ge=1, le=200, description="Items per page, 1 to 200.")
     cursor: str | None = Field(None, max_length=500, pattern=r"^[A-Za-z0-9_.-]+$",
                                description="The `next_cursor` of the previous page.")
+
+
+class WebhookFilter(Page):
+    """Webhooks, filtered by mode."""
+
+    test: bool | None = Field(None, description="true: test-mode webhooks only, false: "
+                                                "live ones only (a key sees its own mode's).")
 
 
 class DeliveryFilter(Page):

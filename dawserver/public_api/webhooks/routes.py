@@ -29,13 +29,13 @@ from .resources import (
     EventType,
     NewWebhook,
     NewWebhookSecret,
-    Page,
     Webhook,
     WebhookAttempt,
     WebhookChange,
     WebhookDelivery,
     WebhookDeliveryDetail,
     WebhookDeliveryPage,
+    WebhookFilter,
     WebhookPage,
 )
 from .service import WEBHOOKS_MANAGE, catalogue, deliverer
@@ -58,7 +58,8 @@ def _time(at: float | None) -> str | None:
 def webhook_view(sub: Subscription) -> Webhook:
     """The public view of a subscription (no secret)."""
     return Webhook(id=sub.id, url=sub.url, events=sub.events, description=sub.description,
-                   enabled=sub.enabled, disabled_reason=sub.disabled_reason,
+                   enabled=sub.enabled, test=sub.test_mode,
+                   disabled_reason=sub.disabled_reason,
                    consecutive_failures=sub.consecutive_failures,
                    failing_since=_time(sub.failing_since), created_at=rfc3339(sub.created_at),
                    updated_at=rfc3339(sub.updated_at))
@@ -121,11 +122,11 @@ async def list_event_types(request: Request) -> web.Response:
 
 
 async def list_webhooks(request: Request) -> web.Response:
-    """The account's webhooks, oldest first."""
-    query: Page = request.query
+    """The account's webhooks, oldest first; filter by mode with `test`."""
+    query: WebhookFilter = request.query
     mode = _mode(request)
     found = [s for s in await deliverer(request.context).store.list(_account(request))
-             if mode in (None, s.test_mode)]
+             if mode in (None, s.test_mode) and query.test in (None, s.test_mode)]
     page, after = api_state(request.context).cursors.page(
         "webhooks", found, lambda s: (s.created_at, s.id), query.limit, query.cursor)
     return answer(request, WebhookPage(data=[webhook_view(s) for s in page],
@@ -196,7 +197,8 @@ async def test_webhook(request: Request) -> web.Response:
     service = deliverer(request.context)
     event_id = uuid.uuid4().hex
     body = message_body(TEST_EVENT, time.time(), {"webhook_id": sub.id,
-                                                   "account_id": sub.account_id})
+                                                   "account_id": sub.account_id},
+                        test=sub.test_mode)
     await service.enqueue(sub, event_id, TEST_EVENT, body)
     found = await service.store.delivery(sub.account_id, sub.id, delivery_id(event_id, sub.id))
     if found is None:
@@ -268,7 +270,7 @@ def _route(method: str, path: str, handler: Any, response: Any, **extra: Any) ->
 
 ROUTES = [
     _route("GET", EVENTS, list_event_types, EventCatalogue),
-    _route("GET", WEBHOOKS, list_webhooks, WebhookPage, query=Page),
+    _route("GET", WEBHOOKS, list_webhooks, WebhookPage, query=WebhookFilter),
     _route("POST", WEBHOOKS, create_webhook, NewWebhookSecret, body=NewWebhook, status=201),
     _route("GET", WEBHOOK, get_webhook, Webhook),
     _route("PATCH", WEBHOOK, update_webhook, Webhook, body=WebhookChange),
