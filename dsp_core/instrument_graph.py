@@ -130,6 +130,33 @@ def midi_events(clips: list[MidiClip], ratio: float, tempo: Any = None,
     return np.array(rows, dtype=EVENT_DTYPE) if rows else np.zeros(0, dtype=EVENT_DTYPE)
 
 
+def chased_notes(events: np.ndarray, start: int) -> np.ndarray:
+    """The note-ons a seek to ``start`` plays again there (MIDI note chase).
+
+    A note sounds across ``start`` when its note-on comes before it and its note-off
+    after it.  Note-offs pair with the note-ons of their channel and key first in, first
+    out (as the C ``chase_notes``), so of each key's note-ons before ``start`` the last
+    ones, as many as are not ended by ``start``, are chased.  Returns those note-ons in
+    event order with their frame moved to ``start``.
+    """
+    upto = events[:int(np.searchsorted(events["frame"], start, side="right"))]
+    ended: dict[tuple[int, int], int] = {}
+    for e in upto[upto["kind"] == NOTE_OFF]:
+        key = (int(e["channel"]) & 15, int(e["key"]))
+        ended[key] = ended.get(key, 0) + 1
+    seen: dict[tuple[int, int], int] = {}
+    keep = []
+    for i in np.flatnonzero((upto["kind"] == NOTE_ON) & (upto["frame"] < start)):
+        key = (int(upto[i]["channel"]) & 15, int(upto[i]["key"]))
+        rank = seen.get(key, 0)
+        seen[key] = rank + 1
+        if rank >= ended.get(key, 0) and 0 <= key[1] < 128:
+            keep.append(i)
+    chased = upto[keep].copy()
+    chased["frame"] = start
+    return chased
+
+
 def build_instrument(track: Track, ratio: float, sample_rate: int, max_block: int,
                      load: Callable[[str, int], np.ndarray], tempo: Any = None,
                      session_rate: int = 0) -> InstrumentState | None:
@@ -221,5 +248,6 @@ def same_sound(old: tuple, new: tuple) -> bool:
     return old[0] == new[0] and old[2] == new[2] and voices[0] == voices[1]
 
 
-__all__ = ["WAVES", "InstrumentState", "ZoneState", "build_instrument", "clip_structure",
+__all__ = ["WAVES", "InstrumentState", "ZoneState", "build_instrument", "chased_notes",
+           "clip_structure",
            "instrument_params", "instrument_structure", "midi_events"]

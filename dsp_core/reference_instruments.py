@@ -13,7 +13,15 @@ import math
 import numpy as np
 from scipy.signal import lfilter
 
-from .instrument_graph import BEND, CC, NOTE_OFF, NOTE_ON, SYNTH, InstrumentState
+from .instrument_graph import (
+    BEND,
+    CC,
+    NOTE_OFF,
+    NOTE_ON,
+    SYNTH,
+    InstrumentState,
+    chased_notes,
+)
 
 F32 = np.float32
 FILTER_TICK = 32
@@ -253,6 +261,8 @@ def _seek(inst: InstrumentState, start: int, sr: float) -> None:
         apply_event(inst, inst.events[i], sr, False)
         i += 1
     inst.state[S_CURSOR] = i
+    for e in chased_notes(inst.events, start):  # twin of ``chase_notes``
+        _note_on(inst, e, sr)
 
 
 def instrument_render(inst: InstrumentState, sample_rate: float, start: int, frames: int,

@@ -259,7 +259,30 @@ static void apply_event(daw_instrument *inst, const daw_midi_event *e, double sr
     }
 }
 
-/* A seek: silence, controllers back to rest, then chased up to `start`. */
+/* Note chase: every note sounding across `start` (its note-on before it, its note-off
+ * after) starts there afresh, with its velocity, in event order.  Note-offs pair with the
+ * note-ons of their channel and key first in, first out: the note-ons of a key that
+ * remain after counting the note-offs up to `start` are the sounding ones. */
+static void chase_notes(daw_instrument *inst, int64_t start, double sr) {
+    int32_t offs[16 * 128] = {0}, rank[16 * 128] = {0};
+    for (int32_t i = 0; i < inst->n_events && inst->events[i].frame <= start; i++) {
+        const daw_midi_event *e = &inst->events[i];
+        if (e->kind == DAW_MIDI_NOTE_OFF && e->key >= 0 && e->key < 128)
+            offs[(e->channel & 15) * 128 + e->key]++;
+    }
+    for (int32_t i = 0; i < inst->n_events && inst->events[i].frame < start; i++) {
+        const daw_midi_event *e = &inst->events[i];
+        if (e->kind != DAW_MIDI_NOTE_ON || e->key < 0 || e->key >= 128) continue;
+        const int32_t slot = (e->channel & 15) * 128 + e->key;
+        if (rank[slot]++ < offs[slot]) continue;
+        daw_midi_event at = *e;
+        at.frame = start;
+        note_on(inst, &at, sr);
+    }
+}
+
+/* A seek: silence, controllers back to rest, then chased up to `start`, then the notes
+ * sounding across `start` started there. */
 static void seek(daw_instrument *inst, int64_t start, double sr) {
     double *state = inst->state;
     memset(inst->voices, 0, (size_t)inst->n_voices * DAW_VOICE_SLOTS * sizeof(double));
@@ -272,6 +295,7 @@ static void seek(daw_instrument *inst, int64_t start, double sr) {
     for (; i < inst->n_events && inst->events[i].frame < start; i++)
         apply_event(inst, &inst->events[i], sr, 0);
     state[S_CURSOR] = i;
+    chase_notes(inst, start, sr);
 }
 
 static void render_voices(daw_instrument *inst, double sr, int64_t f0, int32_t n, float *out) {

@@ -116,13 +116,17 @@ def test_sampler_picks_zones_by_key_and_velocity_layer() -> None:
     assert level(64, 120) == pytest.approx(1.0, rel=1e-3)    # loud layer (stereo, averaged)
 
 
-def test_a_seek_stops_voices_and_chases_controllers() -> None:
+def test_a_seek_stops_voices_and_chases_controllers_and_notes() -> None:
     state = build_instrument(chord_track(), 1.0, 48000, 64, load)
     render_alone(state, "native", 48000, 64, 640)
     render_alone(state, "native", 48000, 64, 64, start=5000)
     assert state.state[3] == pytest.approx(3000 / 8192 * 2.0)   # the bend before 5000
     assert state.state[3 + 16] == pytest.approx((90 / 127) ** 2)  # CC 7
-    assert state.voices[:, 0].sum() == 0.0  # no note starts in [5000, 5064)
+    # the voices of [0, 640) stopped; note e (2750 ... 7750) restarts at 5000, note b
+    # (ended at 4950) does not
+    assert state.voices[:, 0].sum() == 1.0
+    assert state.voices[state.voices[:, 0] == 1.0, 1:5].tolist() == [[48.0, 0.0, 64 / 127,
+                                                                      5000.0]]
 
 
 @pytest.mark.parametrize("backend", ["native", "reference"])
