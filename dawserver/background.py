@@ -6,7 +6,8 @@ transcription, each plug-in's declared :class:`~dawserver.declarations.Job`);
 bus (:mod:`events`) on the process's database and starts one
 :class:`jobs.JobWorker` serving every registered queue, plus the event bus's
 ``events`` queue.  Events go in-process through the job queue by default, and
-through Redis Streams when ``redis_url`` is configured.
+through Redis Streams when ``redis_url`` is configured.  A queue registered with an
+``on_dead`` hook hears of each job of it that dies (:mod:`jobs.dead_notices`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 from database import Database
 from events import EventBus, InProcessTransport, RedisStreamsTransport
 from events.in_process import QUEUE as EVENTS_QUEUE
-from jobs import Handler, JobQueue, JobWorker, QueueSettings
+from jobs import DEAD_NOTICES, Handler, JobQueue, JobWorker, QueueSettings
+from jobs.dead_notices import NOTICE_SETTINGS, OnDead, dead_notice_handler
 
 from .errors import PluginError
 
@@ -43,6 +45,7 @@ class Registered:
     owner: str
     handler: Handler
     settings: QueueSettings
+    on_dead: OnDead | None = None
 
 
 class Background:
@@ -60,15 +63,18 @@ class Background:
         self._worker: JobWorker | None = None
 
     def register(self, name: str, handler: Handler, settings: QueueSettings | None = None,
-                 *, owner: str = "core") -> None:
-        """Serve queue ``name`` with ``handler``; a queue has one owner."""
+                 *, owner: str = "core", on_dead: OnDead | None = None) -> None:
+        """Serve queue ``name`` with ``handler``; a queue has one owner.
+
+        ``await on_dead(record)`` runs (durably, retried, maybe more than once) for each
+        of its jobs that becomes a dead letter, however it died."""
         known = self.queues.get(name)
         if known is not None:
             raise PluginError(f"job queue {name!r} is already served by {known.owner!r}; "
                               f"{owner!r} must name its queue differently")
-        if name == EVENTS_QUEUE:
-            raise PluginError(f"job queue {name!r} belongs to the event bus")
-        self.queues[name] = Registered(owner, handler, settings or QueueSettings())
+        if name in (EVENTS_QUEUE, DEAD_NOTICES):
+            raise PluginError(f"job queue {name!r} belongs to the platform")
+        self.queues[name] = Registered(owner, handler, settings or QueueSettings(), on_dead)
 
     @property
     def started(self) -> bool:
@@ -93,7 +99,10 @@ class Background:
         """Open the queue and the bus on ``db`` (tables migrated); declare events next."""
         settings = {name: q.settings for name, q in self.queues.items()}
         settings[EVENTS_QUEUE] = EVENT_DELIVERY
+        settings[DEAD_NOTICES] = NOTICE_SETTINGS
         self._queue = JobQueue(db, settings)
+        for name in self._dead_hooks():
+            self._queue.watch_dead(name)
         await self._queue.setup()
         transport = (RedisStreamsTransport(redis_url) if redis_url
                      else InProcessTransport(self._queue))
@@ -107,12 +116,17 @@ class Background:
         handlers = {name: q.handler for name, q in self.queues.items()}
         if isinstance(bus.transport, InProcessTransport):
             handlers[EVENTS_QUEUE] = bus.transport.handle
+        if hooks := self._dead_hooks():
+            handlers[DEAD_NOTICES] = dead_notice_handler(queue, hooks)
         await bus.start()
         self._worker = JobWorker(queue, handlers, poll_s=self.poll_s)
         self._worker.start()
         self._purger = asyncio.create_task(self._purge_forever(), name="background:purge")
         log.info("background work started: queues %s, events via %s", sorted(handlers),
                  type(bus.transport).__name__)
+
+    def _dead_hooks(self) -> dict[str, OnDead]:
+        return {name: q.on_dead for name, q in self.queues.items() if q.on_dead is not None}
 
     async def purge(self) -> tuple[int, int]:
         """Delete finished jobs and relayed events older than ``keep_finished_s``.

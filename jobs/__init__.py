@@ -18,6 +18,7 @@ from .errors import JobCancelled, JobQueueError, Permanent, Retry, UnknownJob
 from .queue import (
     CANCELLED,
     DEAD,
+    DEAD_NOTICES,
     DONE,
     FINISHED,
     MIGRATIONS,
@@ -33,8 +34,9 @@ from .queue import (
 from .worker import Handler, JobContext, JobWorker
 
 __all__ = [
-    "CANCELLED", "DEAD", "DONE", "FINISHED", "MIGRATIONS", "QUEUED", "RETRYING", "RUNNING",
-    "STATES", "WAITING", "Handler", "JobCancelled", "JobContext", "JobQueue", "JobQueueError",
-    "JobRecord", "JobWorker", "Permanent", "QueueSettings", "Retry", "UnknownJob",
+    "CANCELLED", "DEAD", "DEAD_NOTICES", "DONE", "FINISHED", "MIGRATIONS", "QUEUED",
+    "RETRYING", "RUNNING", "STATES", "WAITING", "Handler", "JobCancelled", "JobContext",
+    "JobQueue", "JobQueueError", "JobRecord", "JobWorker", "Permanent", "QueueSettings",
+    "Retry", "UnknownJob",
     "backoff_delay",
 ]

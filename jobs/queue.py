@@ -31,6 +31,11 @@ payload, the account it belongs to (the distribution column) and its state::
   (each in a savepoint of its own), which is what bounds a busy queue there.
 - **Transactions.** ``enqueue(..., tx=tx)`` writes the job in the caller's
   transaction, so the job exists exactly when the change that asked for it does.
+- **Dead-letter notices.** For a queue named with :meth:`JobQueue.watch_dead`, the
+  transaction that makes one of its jobs a dead letter also enqueues a job on
+  :data:`DEAD_NOTICES` naming it (once per death), so its owner hears of every way a
+  job dies (its last attempt failed, it raised ``Permanent``, its workers stopped on
+  every attempt) even across a crash: :mod:`jobs.dead_notices` runs them.
 - **Traces.** :meth:`JobQueue.enqueue` runs in a ``jobs.enqueue`` span whose W3C
   ``traceparent`` it keeps in the job's row; the worker runs each attempt in a span
   that continues it (nothing is recorded while no tracer provider is configured).
@@ -46,7 +51,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +71,9 @@ _propagator = TraceContextTextMapPropagator()
 
 #: The queue's schema (applied by :meth:`JobQueue.setup`).
 MIGRATIONS = load_migrations("jobs", Path(__file__).with_name("migrations"))
+
+#: The queue of notices that a watched queue's job died (:meth:`JobQueue.watch_dead`).
+DEAD_NOTICES = "jobs.dead_notices"
 
 QUEUED, RUNNING, RETRYING, DONE, DEAD, CANCELLED = (
     "queued", "running", "retrying", "done", "dead", "cancelled")
@@ -191,6 +199,7 @@ class JobQueue:
         self._clock = clock
         self._wakes: dict[str, asyncio.Event] = {}
         self._cancel_listeners: dict[tuple[str, str], Callable[[], None]] = {}
+        self._watched_dead: set[str] = set()
 
     async def setup(self) -> None:
         """Create the ``jobs`` table if needed (the server runs every migration at start)."""
@@ -199,6 +208,11 @@ class JobQueue:
     def configure(self, queue: str, settings: QueueSettings) -> None:
         """Set how ``queue`` runs (attempts, backoff, lease, concurrency)."""
         self.settings[queue] = settings
+
+    def watch_dead(self, queue: str) -> None:
+        """Have every death of a ``queue`` job enqueue a notice on :data:`DEAD_NOTICES`
+        (``{"queue", "job_id"}``, under the dead job's account), in the same transaction."""
+        self._watched_dead.add(queue)
 
     def settings_for(self, queue: str) -> QueueSettings:
         """How ``queue`` runs (defaults when not configured)."""
@@ -389,8 +403,9 @@ class JobQueue:
         error = error[:ERROR_CHARS]
         now = self._clock()
         if permanent or job.attempts >= job.max_attempts:
+            notice = self._notice_dead if job.queue in self._watched_dead else None
             done = await self._finish(job, "state = 'dead', last_error = ?, finished_at = ?",
-                                      error, now)
+                                      error, now, then=notice)
             if done:
                 log.warning("job %s (%s) of %s is a dead letter after %d attempts: %s",
                             job.id, job.queue, job.account_id, job.attempts, error)
@@ -414,18 +429,34 @@ class JobQueue:
         return await self._finish(job, "state = 'queued', attempts = attempts - 1, run_at = ?, "
                                   "progress = 0, note = ''", self._clock())
 
-    async def _finish(self, job: JobRecord, sets: str, *args: Any) -> bool:
-        """End a held job; many jobs ending at once share one commit (group commit)."""
+    async def _finish(self, job: JobRecord, sets: str, *args: Any,
+                      then: Callable[[Session, JobRecord], Awaitable[Any]] | None = None
+                      ) -> bool:
+        """End a held job; many jobs ending at once share one commit (group commit).
+
+        ``then(tx, job)`` runs in the same transaction once the job is ended."""
         async def finish(tx: Session) -> int:
-            return await tx.execute(
+            changed = await tx.execute(
                 f"UPDATE jobs SET {sets}, lease_until = 0, lease_token = NULL, updated_at = ? "
                 "WHERE account_id = ? AND id = ? AND lease_token = ? AND state = 'running'",
                 *args, self._clock(), job.account_id, job.id, job.lease_token)
+            if changed and then is not None:
+                await then(tx, job)
+            return changed
 
         changed = await group_commit(self.db).run(finish)
         if changed:
             self.wake(job.queue)
+            if then is not None:
+                self.wake(DEAD_NOTICES)
         return bool(changed)
+
+    async def _notice_dead(self, tx: Session, job: JobRecord) -> None:
+        """In the transaction that made ``job`` dead: a notice naming it (its lease token
+        keys it, so each death is told once, a requeued job's next death again)."""
+        await self.enqueue(DEAD_NOTICES, {"queue": job.queue, "job_id": job.id},
+                           account_id=job.account_id,
+                           idempotency_key=f"{job.queue}/{job.id}/{job.lease_token}", tx=tx)
 
     # -- cancelling and requeueing -------------------------------------------------------
 
