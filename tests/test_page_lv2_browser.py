@@ -169,7 +169,8 @@ def test_an_lv2_effect_added_from_the_picker_reaches_the_document_with_its_contr
     assert card.locator(".effect-title strong").inner_text() == "Misbehaving test plug-in"
     assert card.locator("input[data-param]").evaluate_all(
         "els => els.map((e) => [e.dataset.param, e.min, e.max, e.value])") == [
-        ["mode", "0", "4", "0"], ["gain", "0", "4", "1"], ["delay", "0", "127", "0"]]
+        ["gain", "0", "4", "1"], ["delay", "0", "127", "0"]]
+    assert card.locator("input[data-param=gain] + .readout").inner_text() == "Unity"
     card.locator("input[data-param=gain]").fill("2.5")
 
     def added() -> dict[str, Any] | None:
@@ -185,6 +186,40 @@ def test_an_lv2_effect_added_from_the_picker_reaches_the_document_with_its_contr
         "els => els.map((e) => e.value)")
     assert {f"fx:{effect['id']}:{symbol}" for symbol in ("mode", "gain", "delay")} <= set(lanes)
     screenshot(ana, "lv2-effect-picker")
+    assert log.errors() == []
+    ana.context.close()
+
+
+def test_an_enumeration_port_is_a_menu_of_its_labels_that_writes_the_value(
+        studio: Studio) -> None:
+    """misbehave's mode (lv2:enumeration, its scale points Pass, NaN, Hang, Crash,
+    Denormal for 0 to 4) is chosen by name; the choice is written as the number."""
+    ana, log = open_page(studio.browser, studio.url("ana"))
+    select_track(ana)
+    menu = ana.locator(f"{CARD} select[data-param=mode]")
+    menu.wait_for()
+    assert menu.locator("option").all_inner_texts() == [
+        "Pass", "NaN", "Hang", "Crash", "Denormal"]
+    assert menu.input_value() == "0"  # the port's default, by its label
+    assert ana.locator(f"{CARD} input[data-param=mode]").count() == 0  # no slider
+    menu.select_option(label="Denormal")
+
+    def params() -> dict[str, Any]:
+        return studio.document()["tracks"]["t1"]["effects"][0]["params"]
+    wait_for(lambda: params().get("mode") == 4)
+    assert params() == {"uri": MISBEHAVE, "mode": 4}
+    # a value between the points (a peer's, automation's) shows as the number
+    ana.evaluate("window.daw.project.history.stopCapturing(); "  # an undo step of its own
+                 "window.daw.project.setEffectParam('t1', 0, 'mode', 2.5)")
+    ana.wait_for_function(
+        "document.querySelector('.effect[data-kind=lv2] select[data-param=mode]').value === '2.5'")
+    assert menu.locator("option:checked").inner_text() == "2.5"
+    ana.evaluate("window.daw.project.undo()")  # undone like any edit: back to Denormal
+    ana.wait_for_function(
+        "document.querySelector('.effect[data-kind=lv2] select[data-param=mode]').value === '4'")
+    assert menu.locator("option").all_inner_texts()[-1] == "Denormal"  # the number gone
+    wait_for(lambda: params().get("mode") == 4)
+    screenshot(ana, "lv2-enumeration-menu")
     assert log.errors() == []
     ana.context.close()
 

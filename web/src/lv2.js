@@ -53,8 +53,10 @@ export class Lv2Catalog {
 
 /**
  * A plug-in's control ports as sliders and lanes see them: {symbol, name, low, high, step,
- * value (its default), toggled, automatable}. `rate` scales an lv2:sampleRate port's
- * bounds (a frequency in Hz); a port without both bounds gets a number field.
+ * value (its default), toggled, points, menu, automatable}. `rate` scales an lv2:sampleRate
+ * port's bounds (a frequency in Hz); a port without both bounds gets a number field.
+ * `points` are the port's scale points ({value, label}, by value); `menu`: the port is
+ * chosen from them (an lv2:enumeration port, or an lv2:integer one, that has some).
  */
 export function controlSpecs (info, rate = 48000) {
   return (info?.controls || []).map((port) => {
@@ -65,15 +67,24 @@ export function controlSpecs (info, rate = 48000) {
     const start = port.default ?? port.minimum ?? 0
     // about a thousand steps, a power of ten (0..127: 0.1), so typed values stay round
     const step = port.integer || port.enumeration || port.toggled ? 1 : bounded && high > low ? 10 ** Math.floor(Math.log10((high - low) / 1000)) : 'any'
+    const points = (port.scale_points || []).map(({ value, label }) => ({ value: value * scale, label }))
     return { symbol: port.symbol, name: port.name || port.symbol, low, high, step, value: start * scale,
-      toggled: port.toggled, automatable: bounded && !port.per_sample_rate }
+      toggled: port.toggled, points, menu: !port.toggled && points.length > 0 && (port.enumeration || port.integer),
+      automatable: bounded && !port.per_sample_rate }
   })
+}
+
+/** The scale point named for `value` (within float32's rounding), or undefined. */
+export function pointAt (points, value) {
+  return points.find((p) => Math.abs(p.value - value) <= 1e-6 * Math.max(1, Math.abs(p.value)))
 }
 
 /**
  * Controls for an lv2 plug-in's ports, written through `write(symbol, value)`: a slider
- * per bounded port (a checkbox for a toggled one, a number field for an unbounded one).
- * Returns {rows, show(params)}: `show` sets each control to params[symbol] or its default.
+ * per bounded port (a checkbox for a toggled one, a menu of its scale points' labels for
+ * an enumeration one, a number field for an unbounded one); a slider's readout names a
+ * scale point the value is on. Returns {rows, show(params)}: `show` sets each control to
+ * params[symbol] or its default.
  */
 export function portControls (info, { rate, editable, write, bind = () => {} }) {
   const controls = new Map()
@@ -83,6 +94,13 @@ export function portControls (info, { rate, editable, write, bind = () => {} }) 
     if (spec.toggled) {
       input = h('input', { type: 'checkbox', class: 'edit', disabled: !editable, dataset: { param: spec.symbol },
         onchange: (e) => write(spec.symbol, e.target.checked ? (spec.high || 1) : (spec.low || 0)) })
+    } else if (spec.menu) {
+      input = h('select', { class: 'edit lv2-choice', disabled: !editable, dataset: { param: spec.symbol },
+        onchange: (e) => {
+          const value = Number(e.target.value)
+          if (Number.isFinite(value)) write(spec.symbol, value)
+        } },
+      spec.points.map((p) => h('option', { value: String(p.value) }, p.label)))
     } else {
       const range = spec.low !== null
       input = h('input', { type: range ? 'range' : 'number', class: 'edit', disabled: !editable,
@@ -91,7 +109,7 @@ export function portControls (info, { rate, editable, write, bind = () => {} }) 
           const value = Number(e.target.value)
           if (!Number.isFinite(value)) return
           write(spec.symbol, value)
-          readout.textContent = format(value)
+          label(readout, spec, value)
         } })
     }
     bind(input, spec.symbol)
@@ -102,11 +120,35 @@ export function portControls (info, { rate, editable, write, bind = () => {} }) 
     for (const [symbol, { input, readout, spec }] of controls) {
       const value = Number(params[symbol] ?? spec.value)
       if (spec.toggled) setProp(input, 'checked', value > (spec.low || 0))
+      else if (spec.menu) choose(input, spec, value)
       else if (!(document.activeElement === input && input.matches(':active'))) setProp(input, 'value', String(value))
-      readout.textContent = format(value)
+      if (!spec.menu) label(readout, spec, value)
     }
   }
   return { rows, show }
+}
+
+/** A menu set to `value`: its scale point's option, else one more option with the number
+ * (a value a peer, a project file or automation wrote between the points). */
+function choose (select, spec, value) {
+  const point = pointAt(spec.points, value)
+  let other = select.querySelector('option.other')
+  if (point) {
+    other?.remove()
+    setProp(select, 'value', String(point.value))
+    return
+  }
+  if (!other) other = select.appendChild(h('option', { class: 'other', disabled: true }))
+  other.value = String(value)
+  other.textContent = format(value)
+  setProp(select, 'value', other.value)
+}
+
+/** A slider's readout: the value, or the name of the scale point it is on. */
+function label (readout, spec, value) {
+  const point = pointAt(spec.points, value)
+  readout.textContent = point ? point.label : format(value)
+  readout.title = point ? format(value) : ''
 }
 
 /** A picker of installed plug-ins: a search box over a list grouped by class. */
