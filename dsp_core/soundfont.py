@@ -6,8 +6,9 @@ it for each block before the C call (:meth:`fill`), and the C engine reads its b
 the track's first clip (placed where the block is), so the track's inserts, fader, sends
 and automation apply as to any source.  Events are sent at their frames: a block is cut
 at each one (FluidSynth itself starts a sound at its next 64-frame tick, as its own
-player does).  A block that does not follow the last one is a seek: sounds stop, and
-controllers and bend are chased from the events before it.
+player does).  A block that does not follow the last one is a seek: sounds stop,
+controllers and bend are chased from the events before it, then every note sounding
+across the seek point starts there afresh (note chase: a held pad is heard at once).
 
 The font is ``$DAW_SOUNDFONT`` or the system's General MIDI font (Debian's
 ``fluid-soundfont-gm``: ``/usr/share/sounds/sf2/FluidR3_GM.sf2``).  Each channel plays
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DspError
-from .instrument_graph import BEND, CC, NOTE_OFF, NOTE_ON
+from .instrument_graph import BEND, CC, NOTE_OFF, NOTE_ON, chased_notes
 from .midi import INSTRUMENT_PARAMS, Instrument
 from .session import db_to_linear
 
@@ -155,8 +156,10 @@ class SoundFontSource:
         self._programs()
         frames = self.events["frame"]
         self._cursor = int(np.searchsorted(frames, start, side="left"))
-        for event in self.events[:self._cursor]:  # chase controllers and bend, not notes
+        for event in self.events[:self._cursor]:  # chase controllers and bend
             self._send(event, notes=False)
+        for event in chased_notes(self.events, start):  # then the notes sounding across
+            self._send(event)
 
     def _render(self, offset: int, frames: int) -> None:
         lr = self._lr

@@ -137,6 +137,26 @@ def test_the_track_chain_applies_and_a_seek_chases_controllers() -> None:
     assert np.abs(later[:, RATE // 2 + 4000:]).max() > 0.01
 
 
+def gm_session(notes: list[Note]) -> Session:
+    return Session(tracks=[Track("gm", channels=2, instrument=Instrument("soundfont"),
+                                 midi_clips=[MidiClip(0, 5 * RATE, notes)])])
+
+
+def test_a_seek_into_a_held_note_sounds_it_at_once_and_not_one_that_ended() -> None:
+    """Note chase: a piano C4 held across the seek starts there (as a note written to start
+    there); an F#4 that ended before it stays silent."""
+    held, ended, seek = Note(60, 100, 0, 4 * RATE), Note(66, 127, 0, RATE // 2), 2 * RATE
+    out = Engine(gm_session([held, ended]), block_size=256).render(seek, RATE)
+    assert np.sqrt(np.mean(out[0, :256] ** 2)) > 2e-3  # heard in the first block
+    spectrum = np.abs(np.fft.rfft(out[0, :8192] * np.hanning(8192)))
+    hz = np.fft.rfftfreq(8192, 1 / RATE)
+    near = {f: spectrum[np.abs(hz - f) < 8].max() for f in (261.6, 370.0)}
+    assert near[261.6] > 30 * near[370.0]  # at the held note's pitch, not the ended one's
+    fresh = Note(60, 100, seek, 2 * RATE)
+    np.testing.assert_array_equal(
+        out, Engine(gm_session([fresh]), block_size=256).render(seek, RATE))
+
+
 def test_programs_are_checked_and_a_missing_font_is_named(monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
     with pytest.raises(ProjectError, match="program_3"):
