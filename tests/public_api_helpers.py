@@ -1,4 +1,4 @@
-"""A running server with two people, each with an API key of every public-API scope."""
+"""A running server with people signed in, each with an API key of every public-API scope."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from accounts_helpers import Person, accounts_server
+from distribution_helpers import make_art, make_audio, release_dict
 from smtp_server import SmtpServer
+
+from business.social.models import ChannelTokens
 
 SCOPES = ["account.read", "projects.create", "project.read", "project.edit", "project.manage"]
 
@@ -68,16 +71,73 @@ async def key_of(person: Person, caller: Caller, scopes: list[str], *, test: boo
     return Caller(caller.base_url, made["key"], caller.person_id, caller.http)
 
 
+class Account(NamedTuple):
+    """A signed-in person and a key of their account."""
+
+    person: Person
+    key: Caller
+
+
+#: Who :func:`signed_in` signs in unless told.
+ADA_AND_BOB = ("ada@example.org", "bob@example.org")
+
+
+@asynccontextmanager
+async def signed_in(tmp_path: Path, smtp: SmtpServer, *emails: str, **overrides: Any
+                    ) -> AsyncIterator[tuple[Any, ...]]:
+    """A server (``overrides`` its settings) and, for each of ``emails`` (Ada and Bob
+    unless told), the person signed in with a key of :data:`SCOPES`:
+    ``(app, Account, ...)``."""
+    async with accounts_server(tmp_path, smtp, **overrides) as (app, config), \
+            aiohttp.ClientSession() as http:
+        made: list[Account] = []
+        try:
+            for email in emails or ADA_AND_BOB:
+                made.append(Account(*await person_with_key(config.base_url, smtp, email,
+                                                           http)))
+            yield (app, *made)
+        finally:
+            for account in made:
+                await account.person.close()
+
+
 @asynccontextmanager
 async def two_people(tmp_path: Path, smtp: SmtpServer, **overrides: Any
                      ) -> AsyncIterator[tuple[Any, Caller, Caller]]:
     """A server, Ada's key and Bob's key."""
-    async with accounts_server(tmp_path, smtp, **overrides) as (app, config), \
-            aiohttp.ClientSession() as http:
-        ada_person, ada = await person_with_key(config.base_url, smtp, "ada@example.org", http)
-        bob_person, bob = await person_with_key(config.base_url, smtp, "bob@example.org", http)
-        try:
-            yield app, ada, bob
-        finally:
-            await ada_person.close()
-            await bob_person.close()
+    async with signed_in(tmp_path, smtp, **overrides) as (app, ada, bob):
+        yield app, ada.key, bob.key
+
+
+async def ids(caller: Caller | Person, path: str) -> list[str]:
+    """The ids of the list at ``path`` (with a key or signed in)."""
+    status, page, _ = await caller.call("GET", path)
+    assert status == 200, (path, page)
+    return [item["id"] for item in page["data"]]
+
+
+# -- plug-in data ----------------------------------------------------------------------
+
+
+def release_body(folder: Path, n: int) -> dict[str, Any]:
+    """The distribution plug-in's release ``rel-{n}``: cover art and one track in ``folder``."""
+    art = make_art(folder / "cover.jpg")
+    audio = make_audio(folder / "render.wav", seconds=1.0)
+    return release_dict(folder / "release", art=art, audio=[audio], release_id=f"rel-{n}",
+                        isrc_base=n)
+
+
+async def post_releases(caller: Caller, folder: Path, count: int = 3) -> None:
+    """Releases ``rel-1`` to ``rel-{count}`` of ``caller``'s account, through the plug-in."""
+    for n in range(1, count + 1):
+        status, made, _ = await caller.call("POST", "/api/distribution/releases",
+                                            release_body(folder, n))
+        assert status == 201, made
+
+
+async def x_channel(module: Any, tx: Any, account_id: str) -> str:
+    """A connected X channel of ``account_id`` in the social plug-in ``module``; its id."""
+    box = module.channels.box
+    sealed = ChannelTokens(box.seal("a"), box.seal("r"), None, "", 1, 0.0, 0.0)
+    return await module.store.insert_channel(tx, account_id, "x", "remote-ada", "Ada", "@ada",
+                                             sealed, "p", 0.0)

@@ -15,11 +15,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from accounts_helpers import Person, accounts_server
-from distribution_helpers import make_art, make_audio, release_dict
-from public_api_helpers import SCOPES, Caller, key_of, person_with_key
+from public_api_helpers import (
+    SCOPES,
+    ids,
+    key_of,
+    post_releases,
+    release_body,
+    signed_in,
+    x_channel,
+)
 from smtp_server import SmtpServer
 from test_public_api_plugins import PLUGIN_SCOPES, STATEMENT, _beat
 from test_public_api_social_analytics import _post
@@ -31,7 +36,6 @@ from business.analytics.sources.records import Identity
 from business.distribution.services import services as distribution
 from business.distribution.stores.fakestore import FakeStore
 from business.marketplace.services import services as marketplace
-from business.social.models import ChannelTokens
 from business.social.services import services as social
 from dawserver.keys import BACKGROUND, PLUGIN_CONTEXT_KEY
 from dawserver.public_api.state import api_state
@@ -41,92 +45,69 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
 V1 = "/api/v1"
 
 
-async def ids(caller: Caller | Person, path: str) -> list[str]:
-    """The ids of the list at ``path`` (with a key or signed in)."""
-    status, page, _ = await caller.call("GET", path)
-    assert status == 200, (path, page)
-    return [item["id"] for item in page["data"]]
-
-
 async def test_plugin_routes_confine_test_keys_to_sandbox_data(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
     async with FakeStore() as fake:
         plugins = {"distribution": {"stores": {"fake": {
             "url": fake.url, "token": "secret", "dpid": "PADPIDA0000000001Z"}}}}
-        async with accounts_server(tmp_path, smtp_server, plugins=plugins) as (app, config), \
-                aiohttp.ClientSession() as http:
-            ada_person, ada = await person_with_key(config.base_url, smtp_server,
-                                                    "ada@example.org", http)
-            bob_person, bob = await person_with_key(config.base_url, smtp_server,
-                                                    "bob@example.org", http)
-            try:
-                context = app[PLUGIN_CONTEXT_KEY]
-                live = await key_of(ada_person, ada, PLUGIN_SCOPES)
-                test = await key_of(ada_person, ada, PLUGIN_SCOPES, test=True)
-                bob_test = await key_of(bob_person, bob, PLUGIN_SCOPES, test=True)
-                art = make_art(tmp_path / "cover.jpg")
-                audio = make_audio(tmp_path / "render.wav", seconds=1.0)
-                for n in (1, 2, 3):
-                    raw = release_dict(tmp_path / "release", art=art, audio=[audio],
-                                       release_id=f"rel-{n}", isrc_base=n)
-                    status, made, _ = await live.call("POST", "/api/distribution/releases",
-                                                      raw)
-                    assert status == 201, made
-                # rel-3 is a sandbox object, as a plug-in marks what a test key makes
-                await api_state(context).sandbox.add_object(ada.person_id, "distribution",
-                                                            "rel-3")
-                await distribution(context).royalties.import_statement(
-                    ada.person_id, STATEMENT, "nov.csv")
-                store = marketplace(context).store
-                await store.insert_beat(_beat(ada.person_id, "beat-1", time.time()))
+        async with signed_in(tmp_path, smtp_server, plugins=plugins) as (
+                app, (ada_person, ada), (bob_person, bob)):
+            context = app[PLUGIN_CONTEXT_KEY]
+            live = await key_of(ada_person, ada, PLUGIN_SCOPES)
+            test = await key_of(ada_person, ada, PLUGIN_SCOPES, test=True)
+            bob_test = await key_of(bob_person, bob, PLUGIN_SCOPES, test=True)
+            await post_releases(live, tmp_path)
+            # rel-3 is a sandbox object, as a plug-in marks what a test key makes
+            await api_state(context).sandbox.add_object(ada.person_id, "distribution",
+                                                        "rel-3")
+            await distribution(context).royalties.import_statement(
+                ada.person_id, STATEMENT, "nov.csv")
+            store = marketplace(context).store
+            await store.insert_beat(_beat(ada.person_id, "beat-1", time.time()))
 
-                # lists: each key its own mode
-                assert await ids(test, f"{V1}/releases") == ["rel-3"]
-                assert await ids(live, f"{V1}/releases") == ["rel-1", "rel-2"]
-                assert await ids(test, f"{V1}/royalty-statements") == []
-                (statement,) = await ids(live, f"{V1}/royalty-statements")
-                assert await ids(test, f"{V1}/beats") == []
-                assert await ids(live, f"{V1}/beats") == ["beat-1"]
-                # the signed-in person (not a key) sees both
-                _, page, _ = await ada_person.call("GET", f"{V1}/releases")
-                assert [r["id"] for r in page["data"]] == ["rel-1", "rel-2", "rel-3"]
+            # lists: each key its own mode
+            assert await ids(test, f"{V1}/releases") == ["rel-3"]
+            assert await ids(live, f"{V1}/releases") == ["rel-1", "rel-2"]
+            assert await ids(test, f"{V1}/royalty-statements") == []
+            (statement,) = await ids(live, f"{V1}/royalty-statements")
+            assert await ids(test, f"{V1}/beats") == []
+            assert await ids(live, f"{V1}/beats") == ["beat-1"]
+            # the signed-in person (not a key) sees both
+            _, page, _ = await ada_person.call("GET", f"{V1}/releases")
+            assert [r["id"] for r in page["data"]] == ["rel-1", "rel-2", "rel-3"]
 
-                # items, and what lies under them, of the other mode answer 404
-                for caller, own, other in ((test, "rel-3", "rel-1"), (live, "rel-1", "rel-3")):
-                    for tail in ("", "/deliveries"):
-                        status, _, _ = await caller.call("GET", f"{V1}/releases/{own}{tail}")
-                        assert status == 200, (own, tail)
-                        status, problem, _ = await caller.call(
-                            "GET", f"{V1}/releases/{other}{tail}")
-                        assert status == 404 and other in problem["detail"], (other, tail)
-                for path in (f"{V1}/royalty-statements/{statement}", f"{V1}/beats/beat-1"):
-                    status, problem, _ = await test.call("GET", path)
-                    assert status == 404, (path, problem)
-                    assert (await live.call("GET", path))[0] == 200
+            # items, and what lies under them, of the other mode answer 404
+            for caller, own, other in ((test, "rel-3", "rel-1"), (live, "rel-1", "rel-3")):
+                for tail in ("", "/deliveries"):
+                    status, _, _ = await caller.call("GET", f"{V1}/releases/{own}{tail}")
+                    assert status == 200, (own, tail)
+                    status, problem, _ = await caller.call(
+                        "GET", f"{V1}/releases/{other}{tail}")
+                    assert status == 404 and other in problem["detail"], (other, tail)
+            for path in (f"{V1}/royalty-statements/{statement}", f"{V1}/beats/beat-1"):
+                status, problem, _ = await test.call("GET", path)
+                assert status == 404, (path, problem)
+                assert (await live.call("GET", path))[0] == 200
 
-                # another account's test key reaches none of Ada's sandbox
-                assert await ids(bob_test, f"{V1}/releases") == []
-                status, _, _ = await bob_test.call("GET", f"{V1}/releases/rel-3")
-                assert status == 404
+            # another account's test key reaches none of Ada's sandbox
+            assert await ids(bob_test, f"{V1}/releases") == []
+            status, _, _ = await bob_test.call("GET", f"{V1}/releases/rel-3")
+            assert status == 404
 
-                # a plug-in's routes outside /api/v1 serve live data: test keys refused
-                status, body, _ = await test.call("GET", "/api/distribution/releases")
-                assert status == 403 and "test-mode" in body["error"], body
-                status, body, _ = await test.call(
-                    "POST", "/api/distribution/releases/rel-3/deliveries", {})
-                assert status == 403 and "live key" in body["error"], body
-                raw = release_dict(tmp_path / "release", art=art, audio=[audio],
-                                   release_id="rel-4", isrc_base=4)
-                status, _, _ = await test.call("POST", "/api/distribution/releases", raw)
-                assert status == 403
-                assert await ids(live, f"{V1}/releases") == ["rel-1", "rel-2"]
-                assert await distribution(context).pipeline.jobs(ada.person_id,
-                                                                 "rel-3") == []
-                status, _, _ = await live.call("GET", "/api/distribution/releases")
-                assert status == 200
-            finally:
-                await ada_person.close()
-                await bob_person.close()
+            # a plug-in's routes outside /api/v1 serve live data: test keys refused
+            status, body, _ = await test.call("GET", "/api/distribution/releases")
+            assert status == 403 and "test-mode" in body["error"], body
+            status, body, _ = await test.call(
+                "POST", "/api/distribution/releases/rel-3/deliveries", {})
+            assert status == 403 and "live key" in body["error"], body
+            status, _, _ = await test.call("POST", "/api/distribution/releases",
+                                           release_body(tmp_path, 4))
+            assert status == 403
+            assert await ids(live, f"{V1}/releases") == ["rel-1", "rel-2"]
+            assert await distribution(context).pipeline.jobs(ada.person_id,
+                                                             "rel-3") == []
+            status, _, _ = await live.call("GET", "/api/distribution/releases")
+            assert status == 200
 
 
 async def settled(app: Any, timeout: float = 20.0) -> None:
@@ -155,154 +136,133 @@ def heard_by(receiver: Receiver) -> set[tuple[str, str]]:
 async def test_webhooks_are_kept_apart_by_mode(tmp_path: Path,
                                                smtp_server: SmtpServer) -> None:
     scopes = [*SCOPES, "webhooks.manage"]
-    async with accounts_server(tmp_path, smtp_server, webhooks=FAST) as (app, config), \
-            aiohttp.ClientSession() as http, Receiver() as live_rx, Receiver() as test_rx, \
-            Receiver() as bob_rx:
-        ada_person, ada = await person_with_key(config.base_url, smtp_server,
-                                                "ada@example.org", http)
-        bob_person, bob = await person_with_key(config.base_url, smtp_server,
-                                                "bob@example.org", http)
-        try:
-            live = await key_of(ada_person, ada, scopes)
-            test = await key_of(ada_person, ada, scopes, test=True)
-            bob_test = await key_of(bob_person, bob, scopes, test=True)
-            events = [DONE_NAME, "marketplace.sale"]
-            live_hook = await subscribe(live, live_rx.url, events)
-            test_hook = await subscribe(test, test_rx.url, events)
-            await subscribe(bob_test, bob_rx.url, events)
+    async with signed_in(tmp_path, smtp_server, webhooks=FAST) as (
+            app, (ada_person, ada), (bob_person, bob)), \
+            Receiver() as live_rx, Receiver() as test_rx, Receiver() as bob_rx:
+        live = await key_of(ada_person, ada, scopes)
+        test = await key_of(ada_person, ada, scopes, test=True)
+        bob_test = await key_of(bob_person, bob, scopes, test=True)
+        events = [DONE_NAME, "marketplace.sale"]
+        live_hook = await subscribe(live, live_rx.url, events)
+        test_hook = await subscribe(test, test_rx.url, events)
+        await subscribe(bob_test, bob_rx.url, events)
 
-            # each key lists and manages its own mode's webhooks; the person both
-            assert await ids(live, HOOKS) == [live_hook["id"]]
-            assert await ids(test, HOOKS) == [test_hook["id"]]
-            _, page, _ = await ada_person.call("GET", HOOKS)
-            assert {h["id"] for h in page["data"]} == {live_hook["id"], test_hook["id"]}
-            for caller, other in ((test, live_hook), (live, test_hook), (bob_test, test_hook)):
-                hook = f"{HOOKS}/{other['id']}"
-                for method, path, body in (("GET", hook, None),
-                                           ("PATCH", hook, {"description": "taken"}),
-                                           ("POST", f"{hook}/test", {}),
-                                           ("GET", f"{hook}/deliveries", None),
-                                           ("DELETE", hook, None)):
-                    status, problem, _ = await caller.call(method, path, body)
-                    assert status == 404 and other["id"] in problem["detail"], (method, path)
-            _, still, _ = await ada_person.call("GET", f"{HOOKS}/{live_hook['id']}")
-            assert still["description"] == "shop"
+        # each key lists and manages its own mode's webhooks; the person both
+        assert await ids(live, HOOKS) == [live_hook["id"]]
+        assert await ids(test, HOOKS) == [test_hook["id"]]
+        _, page, _ = await ada_person.call("GET", HOOKS)
+        assert {h["id"] for h in page["data"]} == {live_hook["id"], test_hook["id"]}
+        for caller, other in ((test, live_hook), (live, test_hook), (bob_test, test_hook)):
+            hook = f"{HOOKS}/{other['id']}"
+            for method, path, body in (("GET", hook, None),
+                                       ("PATCH", hook, {"description": "taken"}),
+                                       ("POST", f"{hook}/test", {}),
+                                       ("GET", f"{hook}/deliveries", None),
+                                       ("DELETE", hook, None)):
+                status, problem, _ = await caller.call(method, path, body)
+                assert status == 404 and other["id"] in problem["detail"], (method, path)
+        _, still, _ = await ada_person.call("GET", f"{HOOKS}/{live_hook['id']}")
+        assert still["description"] == "shop"
 
-            # a sandbox project's events reach test-mode webhooks only, live ones live only
-            _, sandbox, _ = await test.call("POST", f"{V1}/projects", {"name": "Sandbox"})
-            _, real, _ = await live.call("POST", f"{V1}/projects", {"name": "Real"})
-            _, bobs, _ = await bob_test.call("POST", f"{V1}/projects", {"name": "Bob's"})
-            await transcribed(app, ada.person_id, sandbox["id"])
-            await transcribed(app, ada.person_id, real["id"])
-            await transcribed(app, bob.person_id, bobs["id"])
-            await sale(app, ada.person_id, "live-order")
-            await live_rx.wait_for(2)
-            await test_rx.wait_for(1)
-            await bob_rx.wait_for(1)
-            await settled(app)
-            assert heard_by(test_rx) == {(DONE_NAME, sandbox["id"])}
-            assert heard_by(live_rx) == {(DONE_NAME, real["id"]),
-                                         ("marketplace.sale", "live-order")}
-            assert heard_by(bob_rx) == {(DONE_NAME, bobs["id"])}
-        finally:
-            await ada_person.close()
-            await bob_person.close()
+        # a sandbox project's events reach test-mode webhooks only, live ones live only
+        _, sandbox, _ = await test.call("POST", f"{V1}/projects", {"name": "Sandbox"})
+        _, real, _ = await live.call("POST", f"{V1}/projects", {"name": "Real"})
+        _, bobs, _ = await bob_test.call("POST", f"{V1}/projects", {"name": "Bob's"})
+        await transcribed(app, ada.person_id, sandbox["id"])
+        await transcribed(app, ada.person_id, real["id"])
+        await transcribed(app, bob.person_id, bobs["id"])
+        await sale(app, ada.person_id, "live-order")
+        await live_rx.wait_for(2)
+        await test_rx.wait_for(1)
+        await bob_rx.wait_for(1)
+        await settled(app)
+        assert heard_by(test_rx) == {(DONE_NAME, sandbox["id"])}
+        assert heard_by(live_rx) == {(DONE_NAME, real["id"]),
+                                     ("marketplace.sale", "live-order")}
+        assert heard_by(bob_rx) == {(DONE_NAME, bobs["id"])}
 
 
 async def test_webhooks_and_their_deliveries_say_their_mode(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
     scopes = [*SCOPES, "webhooks.manage"]
-    async with accounts_server(tmp_path, smtp_server, webhooks=FAST) as (app, config), \
-            aiohttp.ClientSession() as http, Receiver() as live_rx, Receiver() as test_rx:
-        ada_person, ada = await person_with_key(config.base_url, smtp_server,
-                                                "ada@example.org", http)
-        try:
-            live = await key_of(ada_person, ada, scopes)
-            test = await key_of(ada_person, ada, scopes, test=True)
-            live_hook = await subscribe(live, live_rx.url, [DONE_NAME])
-            test_hook = await subscribe(test, test_rx.url, [DONE_NAME])
-            assert (live_hook["test"], test_hook["test"]) == (False, True)
-            for caller, hook, mode in ((live, live_hook, False), (test, test_hook, True)):
-                _, got, _ = await caller.call("GET", f"{HOOKS}/{hook['id']}")
-                assert got["test"] is mode
-                _, page, _ = await caller.call("GET", HOOKS)
-                assert [h["test"] for h in page["data"]] == [mode]
+    async with signed_in(tmp_path, smtp_server, "ada@example.org", webhooks=FAST) as (
+            app, (ada_person, ada)), Receiver() as live_rx, Receiver() as test_rx:
+        live = await key_of(ada_person, ada, scopes)
+        test = await key_of(ada_person, ada, scopes, test=True)
+        live_hook = await subscribe(live, live_rx.url, [DONE_NAME])
+        test_hook = await subscribe(test, test_rx.url, [DONE_NAME])
+        assert (live_hook["test"], test_hook["test"]) == (False, True)
+        for caller, hook, mode in ((live, live_hook, False), (test, test_hook, True)):
+            _, got, _ = await caller.call("GET", f"{HOOKS}/{hook['id']}")
+            assert got["test"] is mode
+            _, page, _ = await caller.call("GET", HOOKS)
+            assert [h["test"] for h in page["data"]] == [mode]
 
-            # the signed-in person sees both, each saying its mode, and filters by it
-            _, page, _ = await ada_person.call("GET", HOOKS)
-            assert {h["id"]: h["test"] for h in page["data"]} == {
-                live_hook["id"]: False, test_hook["id"]: True}
-            assert await ids(ada_person, f"{HOOKS}?test=true") == [test_hook["id"]]
-            assert await ids(ada_person, f"{HOOKS}?test=false") == [live_hook["id"]]
-            # a key asking for the other mode's webhooks gets none
-            assert await ids(test, f"{HOOKS}?test=false") == []
-            assert await ids(live, f"{HOOKS}?test=true") == []
+        # the signed-in person sees both, each saying its mode, and filters by it
+        _, page, _ = await ada_person.call("GET", HOOKS)
+        assert {h["id"]: h["test"] for h in page["data"]} == {
+            live_hook["id"]: False, test_hook["id"]: True}
+        assert await ids(ada_person, f"{HOOKS}?test=true") == [test_hook["id"]]
+        assert await ids(ada_person, f"{HOOKS}?test=false") == [live_hook["id"]]
+        # a key asking for the other mode's webhooks gets none
+        assert await ids(test, f"{HOOKS}?test=false") == []
+        assert await ids(live, f"{HOOKS}?test=true") == []
 
-            # each delivery's body says its mode: events and webhook.test alike
-            _, sandbox, _ = await test.call("POST", f"{V1}/projects", {"name": "Sandbox"})
-            _, real, _ = await live.call("POST", f"{V1}/projects", {"name": "Real"})
-            await transcribed(app, ada.person_id, sandbox["id"])
-            await transcribed(app, ada.person_id, real["id"])
-            for caller, hook in ((live, live_hook), (test, test_hook)):
-                status, _, _ = await caller.call("POST", f"{HOOKS}/{hook['id']}/test", {})
-                assert status == 202
-            for receiver, mode in ((live_rx, False), (test_rx, True)):
-                bodies = [json.loads(r.body) for r in await receiver.wait_for(2)]
-                assert sorted((b["type"], b["test"]) for b in bodies) == [
-                    (DONE_NAME, mode), ("webhook.test", mode)]
-            await settled(app)
-        finally:
-            await ada_person.close()
+        # each delivery's body says its mode: events and webhook.test alike
+        _, sandbox, _ = await test.call("POST", f"{V1}/projects", {"name": "Sandbox"})
+        _, real, _ = await live.call("POST", f"{V1}/projects", {"name": "Real"})
+        await transcribed(app, ada.person_id, sandbox["id"])
+        await transcribed(app, ada.person_id, real["id"])
+        for caller, hook in ((live, live_hook), (test, test_hook)):
+            status, _, _ = await caller.call("POST", f"{HOOKS}/{hook['id']}/test", {})
+            assert status == 202
+        for receiver, mode in ((live_rx, False), (test_rx, True)):
+            bodies = [json.loads(r.body) for r in await receiver.wait_for(2)]
+            assert sorted((b["type"], b["test"]) for b in bodies) == [
+                (DONE_NAME, mode), ("webhook.test", mode)]
+        await settled(app)
 
 
 async def test_social_posts_and_analytics_artists_keep_to_the_key_mode(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
-    async with accounts_server(tmp_path, smtp_server) as (app, config), \
-            aiohttp.ClientSession() as http:
-        ada_person, ada = await person_with_key(config.base_url, smtp_server,
-                                                "ada@example.org", http)
-        try:
-            context = app[PLUGIN_CONTEXT_KEY]
-            scopes = ["social.read", "social.compose", "analytics.read"]
-            live = await key_of(ada_person, ada, scopes)
-            test = await key_of(ada_person, ada, scopes, test=True)
-            module = social(context)
-            box = module.channels.box
-            sealed = ChannelTokens(box.seal("a"), box.seal("r"), None, "", 1, 0.0, 0.0)
-            now = time.time()
-            async with module.store.db.transaction() as tx:
-                channel = await module.store.insert_channel(
-                    tx, ada.person_id, "x", "remote-ada", "Ada", "@ada", sealed, "p", 0.0)
-                for post_id in ("p-live", "p-sandbox"):
-                    await module.store.insert_post(tx, _post(ada.person_id, post_id, channel,
-                                                             None, "draft", now))
-            await api_state(context).sandbox.add_object(ada.person_id, "social", "p-sandbox")
-            found = await analytics(context).catalog.resolve(ada.person_id, [
-                Identity("spotify", "artist", "sp-ada", "Ada Lovelace Band")])
-            artist = found[("spotify", "artist", "sp-ada")].entity_id
+    async with signed_in(tmp_path, smtp_server, "ada@example.org") as (
+            app, (ada_person, ada)):
+        context = app[PLUGIN_CONTEXT_KEY]
+        scopes = ["social.read", "social.compose", "analytics.read"]
+        live = await key_of(ada_person, ada, scopes)
+        test = await key_of(ada_person, ada, scopes, test=True)
+        module = social(context)
+        now = time.time()
+        async with module.store.db.transaction() as tx:
+            channel = await x_channel(module, tx, ada.person_id)
+            for post_id in ("p-live", "p-sandbox"):
+                await module.store.insert_post(tx, _post(ada.person_id, post_id, channel,
+                                                         None, "draft", now))
+        await api_state(context).sandbox.add_object(ada.person_id, "social", "p-sandbox")
+        found = await analytics(context).catalog.resolve(ada.person_id, [
+            Identity("spotify", "artist", "sp-ada", "Ada Lovelace Band")])
+        artist = found[("spotify", "artist", "sp-ada")].entity_id
 
-            assert await ids(test, f"{V1}/social-posts") == ["p-sandbox"]
-            assert await ids(live, f"{V1}/social-posts") == ["p-live"]
-            for caller, own, other in ((test, "p-sandbox", "p-live"),
-                                       (live, "p-live", "p-sandbox")):
-                assert (await caller.call("GET", f"{V1}/social-posts/{own}"))[0] == 200
-                status, problem, _ = await caller.call("GET", f"{V1}/social-posts/{other}")
-                assert status == 404 and other in problem["detail"], problem
-            assert await ids(test, f"{V1}/analytics/artists") == []
-            assert await ids(live, f"{V1}/analytics/artists") == [artist]
-            for tail in ("", "/metrics"):
-                path = f"{V1}/analytics/artists/{artist}{tail}"
-                assert (await test.call("GET", path))[0] == 404, path
-                assert (await live.call("GET", path))[0] == 200, path
+        assert await ids(test, f"{V1}/social-posts") == ["p-sandbox"]
+        assert await ids(live, f"{V1}/social-posts") == ["p-live"]
+        for caller, own, other in ((test, "p-sandbox", "p-live"),
+                                   (live, "p-live", "p-sandbox")):
+            assert (await caller.call("GET", f"{V1}/social-posts/{own}"))[0] == 200
+            status, problem, _ = await caller.call("GET", f"{V1}/social-posts/{other}")
+            assert status == 404 and other in problem["detail"], problem
+        assert await ids(test, f"{V1}/analytics/artists") == []
+        assert await ids(live, f"{V1}/analytics/artists") == [artist]
+        for tail in ("", "/metrics"):
+            path = f"{V1}/analytics/artists/{artist}{tail}"
+            assert (await test.call("GET", path))[0] == 404, path
+            assert (await live.call("GET", path))[0] == 200, path
 
-            # outside /api/v1: live data and real networks, refused to the test key
-            for method, path, body in (("GET", "/api/social/posts", None),
-                                       ("POST", "/api/social/posts",
-                                        {"text": "hi", "targets": [{"channel_id": channel}]}),
-                                       ("GET", "/api/analytics/sources", None)):
-                status, answer, _ = await test.call(method, path, body)
-                assert status == 403 and "test-mode" in answer["error"], (path, answer)
-            assert (await live.call("GET", "/api/social/posts"))[0] == 200
-            assert await ids(live, f"{V1}/social-posts") == ["p-live"]
-        finally:
-            await ada_person.close()
+        # outside /api/v1: live data and real networks, refused to the test key
+        for method, path, body in (("GET", "/api/social/posts", None),
+                                   ("POST", "/api/social/posts",
+                                    {"text": "hi", "targets": [{"channel_id": channel}]}),
+                                   ("GET", "/api/analytics/sources", None)):
+            status, answer, _ = await test.call(method, path, body)
+            assert status == 403 and "test-mode" in answer["error"], (path, answer)
+        assert (await live.call("GET", "/api/social/posts"))[0] == 200
+        assert await ids(live, f"{V1}/social-posts") == ["p-live"]

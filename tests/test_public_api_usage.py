@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from accounts_helpers import accounts_server
 from database_helpers import postgres_schema_url
-from public_api_helpers import person_with_key
+from public_api_helpers import person_with_key, signed_in
 from smtp_server import SmtpServer
 
 from database import open_database
@@ -162,43 +162,35 @@ def test_the_meter_flushes_once_more_when_cancelled(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_the_report_shows_each_key_s_requests_errors_and_latency(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
-    async with accounts_server(tmp_path, smtp_server) as (_, config), \
-            aiohttp.ClientSession() as http:
-        ada_person, ada = await person_with_key(config.base_url, smtp_server,
-                                                "ada@example.org", http)
-        bob_person, bob = await person_with_key(config.base_url, smtp_server,
-                                                "bob@example.org", http)
-        try:
-            for _ in range(5):
-                assert (await ada.call("GET", f"{V1}/projects"))[0] == 200
-            assert (await ada.call("GET", f"{V1}/projects/nope-00000000"))[0] == 404
-            assert (await bob.call("GET", f"{V1}/projects"))[0] == 200
+    async with signed_in(tmp_path, smtp_server) as (
+            _, (ada_person, ada), (bob_person, bob)):
+        for _ in range(5):
+            assert (await ada.call("GET", f"{V1}/projects"))[0] == 200
+        assert (await ada.call("GET", f"{V1}/projects/nope-00000000"))[0] == 404
+        assert (await bob.call("GET", f"{V1}/projects"))[0] == 200
 
-            status, report, _ = await ada_person.call("GET", f"{V1}/usage?days=7")
-            assert status == 200, report
-            assert report["account_id"] == ada.person_id
-            assert report["latency_buckets_ms"] == list(BOUNDS_MS)
-            [key] = report["keys"]
-            [today] = key["days"]
-            assert today["day"] == day_of(time.time()) == report["until"]
-            assert (today["requests"], today["errors"], today["rejected"]) == (6, 1, 0)
-            assert 0 < today["p50_ms"] <= today["p99_ms"] and today["mean_ms"] > 0
-            assert key["total"]["requests"] == 6 and key["prefix"].startswith("mbk_live_")
+        status, report, _ = await ada_person.call("GET", f"{V1}/usage?days=7")
+        assert status == 200, report
+        assert report["account_id"] == ada.person_id
+        assert report["latency_buckets_ms"] == list(BOUNDS_MS)
+        [key] = report["keys"]
+        [today] = key["days"]
+        assert today["day"] == day_of(time.time()) == report["until"]
+        assert (today["requests"], today["errors"], today["rejected"]) == (6, 1, 0)
+        assert 0 < today["p50_ms"] <= today["p99_ms"] and today["mean_ms"] > 0
+        assert key["total"]["requests"] == 6 and key["prefix"].startswith("mbk_live_")
 
-            # the key itself may read the report only with account.admin: 403 naming it
-            status, problem, _ = await ada.call("GET", f"{V1}/usage")
-            assert status == 403 and "account.admin" in problem["detail"]
-            status, problem, _ = await ada_person.call("GET", f"{V1}/usage?days=0")
-            assert status == 422
-            # Bob's report holds Bob's key only; Ada's account answers 404 to him
-            _, theirs, _ = await bob_person.call("GET", f"{V1}/usage")
-            assert [k["id"] for k in theirs["keys"]] != [key["id"]]
-            assert theirs["keys"][0]["total"]["requests"] == 1
-            status, _, _ = await bob_person.call("GET", f"{V1}/usage?account={ada.person_id}")
-            assert status == 404
-        finally:
-            await ada_person.close()
-            await bob_person.close()
+        # the key itself may read the report only with account.admin: 403 naming it
+        status, problem, _ = await ada.call("GET", f"{V1}/usage")
+        assert status == 403 and "account.admin" in problem["detail"]
+        status, problem, _ = await ada_person.call("GET", f"{V1}/usage?days=0")
+        assert status == 422
+        # Bob's report holds Bob's key only; Ada's account answers 404 to him
+        _, theirs, _ = await bob_person.call("GET", f"{V1}/usage")
+        assert [k["id"] for k in theirs["keys"]] != [key["id"]]
+        assert theirs["keys"][0]["total"]["requests"] == 1
+        status, _, _ = await bob_person.call("GET", f"{V1}/usage?account={ada.person_id}")
+        assert status == 404
 
 
 async def _make_key(person: object, name: str, test: bool = False) -> str:
@@ -212,44 +204,39 @@ async def _make_key(person: object, name: str, test: bool = False) -> str:
 @pytest.mark.asyncio
 async def test_free_and_paid_keys_get_100_and_1000_per_second_each_and_refusals_count(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
-    async with accounts_server(tmp_path, smtp_server) as (app, config), \
-            aiohttp.ClientSession() as http:
-        person, caller = await person_with_key(config.base_url, smtp_server,
-                                               "ada@example.org", http)
-        try:
-            limiter = app[RATE_LIMITER]
-            [first] = await app[ACCOUNTS].store.keys_of(person.id)
-            # the key's window already holds 100 requests of this second: the next is over
-            for _ in range(100):
-                await limiter.hit(first.key_id, "free")
-            status, problem, headers = await caller.call("GET", f"{V1}/projects")
-            assert status == 429 and int(headers["Retry-After"]) >= 1
-            assert headers["RateLimit-Policy"] == '"free";q=100;w=1'
-            assert "rate limit (free)" in problem["detail"]
+    async with signed_in(tmp_path, smtp_server, "ada@example.org") as (
+            app, (person, caller)):
+        limiter = app[RATE_LIMITER]
+        [first] = await app[ACCOUNTS].store.keys_of(person.id)
+        # the key's window already holds 100 requests of this second: the next is over
+        for _ in range(100):
+            await limiter.hit(first.key_id, "free")
+        status, problem, headers = await caller.call("GET", f"{V1}/projects")
+        assert status == 429 and int(headers["Retry-After"]) >= 1
+        assert headers["RateLimit-Policy"] == '"free";q=100;w=1'
+        assert "rate limit (free)" in problem["detail"]
 
-            # a second key of the same account has a budget of its own
-            status, made, _ = await person.call("POST", f"/accounts/{person.id}/keys",
-                                                {"name": "two", "scopes": ["account.read"]})
-            assert status == 201
-            second = caller.__class__(caller.base_url, made["key"], person.id, http)
-            assert (await second.call("GET", f"{V1}/projects"))[0] == 200
+        # a second key of the same account has a budget of its own
+        status, made, _ = await person.call("POST", f"/accounts/{person.id}/keys",
+                                            {"name": "two", "scopes": ["account.read"]})
+        assert status == 201
+        second = caller.__class__(caller.base_url, made["key"], person.id, caller.http)
+        assert (await second.call("GET", f"{V1}/projects"))[0] == 200
 
-            # on the paid plan the same key gets 1,000 a second
-            await app[ACCOUNTS].store.update_account(person.id, plan="paid")
-            for _ in range(999):
-                await limiter.hit(made["id"], "paid")
-            status, _, headers = await second.call("GET", f"{V1}/projects")
-            assert status == 200 and headers["RateLimit-Policy"] == '"paid";q=1000;w=1'
-            status, _, _ = await second.call("GET", f"{V1}/projects")
-            assert status == 429
+        # on the paid plan the same key gets 1,000 a second
+        await app[ACCOUNTS].store.update_account(person.id, plan="paid")
+        for _ in range(999):
+            await limiter.hit(made["id"], "paid")
+        status, _, headers = await second.call("GET", f"{V1}/projects")
+        assert status == 200 and headers["RateLimit-Policy"] == '"paid";q=1000;w=1'
+        status, _, _ = await second.call("GET", f"{V1}/projects")
+        assert status == 429
 
-            _, report, _ = await person.call("GET", f"{V1}/usage")
-            by_id = {k["id"]: k["total"] for k in report["keys"]}
-            assert (by_id[first.key_id]["requests"], by_id[first.key_id]["rejected"]) == (1, 1)
-            assert by_id[first.key_id]["errors"] == 1
-            assert (by_id[made["id"]]["requests"], by_id[made["id"]]["rejected"]) == (3, 1)
-        finally:
-            await person.close()
+        _, report, _ = await person.call("GET", f"{V1}/usage")
+        by_id = {k["id"]: k["total"] for k in report["keys"]}
+        assert (by_id[first.key_id]["requests"], by_id[first.key_id]["rejected"]) == (1, 1)
+        assert by_id[first.key_id]["errors"] == 1
+        assert (by_id[made["id"]]["requests"], by_id[made["id"]]["rejected"]) == (3, 1)
 
 
 @pytest.mark.asyncio
