@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from collab.tokens import Role
-from jobs import JobContext, QueueSettings
+from jobs import JobContext, JobRecord, QueueSettings
 
 
 class Scope(StrEnum):
@@ -128,8 +128,8 @@ STREAM_CHUNK = 256 * 1024
 #: The most bytes a JSON request body may have when its route declares no ``max_body``.
 JSON_BODY_LIMIT = 64 * 1024
 
-#: ``await handler(request)``: a JSON value or model, a :class:`Reply`, or (core only)
-#: an aiohttp response.
+#: ``await handler(request)``: a JSON value or model, a :class:`Reply`, a
+#: :class:`FileReply`, or (core only) an aiohttp response.
 Handler = Callable[["Request"], Awaitable[Any]]
 
 
@@ -217,6 +217,31 @@ class Reply:
     media_type: str | None = None
 
 
+@dataclass(frozen=True)
+class FileReply:
+    """A handler's answer that is a file on the server's disk, streamed from it (never read
+    whole), as the core serves asset bytes (aiohttp's file answer).
+
+    ``media_type`` is its ``Content-Type``, one of the route's :class:`Media` response
+    types (or its ``media``). The answer carries ``Content-Length``, ``Last-Modified``,
+    ``Accept-Ranges: bytes`` and an ``ETag`` (the file's modification time and size);
+    ``If-None-Match`` or ``If-Modified-Since`` that still hold answer 304, an ``If-Match``
+    that does not 412, a ``Range`` 206 with that part (``If-Range`` honoured), a range
+    that is not satisfiable 416 (``Content-Range: bytes */size``); HEAD the headers only.
+    ``filename`` is its ``Content-Disposition`` (``inline``, shown in the browser;
+    ``attachment``: saved), none when empty. ``headers`` are more answer headers
+    (``Cache-Control``...). A ``.gz`` or ``.br`` file beside ``path`` would be sent in its
+    place to a client that accepts that encoding: keep none there. A file gone by the
+    time it is sent answers an empty 404.
+    """
+
+    path: str | Path
+    media_type: str
+    filename: str = ""
+    attachment: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class Request:
     """What a route handler receives: validated input, who asks, the plug-in context.
@@ -286,6 +311,13 @@ class Job:
     It returns a JSON-able result; raising retries it with backoff
     (:class:`jobs.Permanent`: never).  ``settings`` sets attempts, backoff, lease
     and how many run at once per process.  Enqueue with ``context.enqueue``.
+
+    ``await on_dead(context, payload, record)`` runs for each job of the kind that
+    becomes a dead letter, however it died (its workers killed on every attempt
+    included; :mod:`jobs.dead_notices`): ``payload`` is the checked model (None when
+    the stored one no longer checks), ``record`` the dead :class:`jobs.JobRecord`
+    (``last_error`` says why).  It is retried when it raises and may run twice after
+    a crash, so it must be idempotent.
     """
 
     name: str
@@ -293,6 +325,7 @@ class Job:
     run: Callable[[Any, Any, JobContext], Awaitable[Any]]
     description: str = ""
     settings: QueueSettings = field(default_factory=QueueSettings)
+    on_dead: Callable[[Any, Any, JobRecord], Awaitable[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -331,6 +364,7 @@ def role_of(value: Role | str) -> Role:
     return value if isinstance(value, Role) else Role.parse(str(value))
 
 
-__all__ = ["ANONYMOUS", "JSON_BODY_LIMIT", "PUBLIC", "Empty", "ErrorBody", "Event", "Handler",
-           "Job", "Media", "Model", "Page", "Permission", "Principal", "ProblemBody", "Query",
-           "Reply", "Request", "Role", "Route", "Scope", "Sunset", "Worker", "role_of"]
+__all__ = ["ANONYMOUS", "JSON_BODY_LIMIT", "PUBLIC", "Empty", "ErrorBody", "Event",
+           "FileReply", "Handler", "Job", "Media", "Model", "Page", "Permission", "Principal",
+           "ProblemBody", "Query", "Reply", "Request", "Role", "Route", "Scope", "Sunset",
+           "Worker", "role_of"]

@@ -44,7 +44,8 @@ from dawserver.public_api.contract import mounted
 from dawserver.public_api.test_mode import live_only
 from dawserver.router import add_route
 from events import Envelope
-from jobs import Handler, JobContext, Permanent
+from jobs import Handler, JobContext, JobRecord, Permanent
+from jobs.dead_notices import OnDead
 
 logger = logging.getLogger(__name__)
 
@@ -349,7 +350,8 @@ def register_jobs(context: PluginContext) -> None:
     for name, declared in context.jobs.items():
         job: Job = declared.item
         context.background.register(name, _job_handler(context, job), job.settings,
-                                    owner=declared.plugin)
+                                    owner=declared.plugin,
+                                    on_dead=_dead_handler(context, job))
 
 
 def _job_handler(context: PluginContext, job: Job) -> Handler:
@@ -361,6 +363,22 @@ def _job_handler(context: PluginContext, job: Job) -> Handler:
         return await job.run(context, payload, ctx)
 
     return handle
+
+
+def _dead_handler(context: PluginContext, job: Job) -> OnDead | None:
+    """The job kind's ``on_dead`` given its checked payload (None when it does not check)."""
+    on_dead = job.on_dead
+    if on_dead is None:
+        return None
+
+    async def told(record: JobRecord) -> None:
+        try:
+            payload = job.payload.model_validate(record.payload)
+        except ValidationError:
+            payload = None
+        await on_dead(context, payload, record)
+
+    return told
 
 
 async def open_background(context: PluginContext, redis_url: str | None) -> None:
