@@ -625,8 +625,8 @@ async def test_a_split_line_whose_transfers_fail_for_good_is_marked_told_and_rev
 
 async def test_a_reversal_giving_up_on_a_line_whose_transfer_job_died_tells_the_seller(
         tmp_path: Path, db_url: str) -> None:  # noqa: F811
-    """Workers that stopped on every attempt make the line's transfer job dead without
-    its last attempt marking the line or mailing anyone. Its refund's reversal waits out
+    """A line's transfer job that never finishes (here cancelled while stuck, so no
+    dead-letter notice marks the line or mails anyone). Its refund's reversal waits out
     its own attempts, records `timed_out` and mails the seller's owners and admins (one
     mail id each, however often it ends), not a dead letter nobody hears of."""
     from business.marketplace.schemas import SplitReversalPayload
@@ -705,3 +705,50 @@ async def test_a_reversal_waits_for_its_lines_transfers_in_growing_steps(
             await market_services.run_split_reversal(None, payload, Attempt(attempt))
         waits.append(retried.value.after)
     assert waits == [2.0, 32.0, 900.0, 900.0]
+
+
+async def test_a_split_line_whose_transfer_job_dies_by_worker_kills_is_marked_and_told(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    """Workers killed on every attempt leave the line's transfer job to die at its next
+    claim, without its handler's last attempt running: the job's dead-letter notice
+    marks the line failed (the queue's words) and mails the seller's owners and admins,
+    once, so the refund that follows is not its first news."""
+    async with market(tmp_path, db_url) as m:
+        accounts, beats, started = await split_cart(m)
+        m.fake.objects[accounts["ben"]]["capabilities"].update(
+            transfers="inactive", card_payments="inactive")
+        first = next(o["order_id"] for o in started["orders"]
+                     if o["beat_id"] == beats[0]["beat_id"])
+        context = m.app[PLUGIN_CONTEXT_KEY]
+        sales = market_services(m).fulfilment.split_sales
+        sent: list[str] = []
+        mail = sales.alerts.send_mail
+
+        async def recipients(account_id: str) -> list[str]:
+            return {"seller": ["owner@example.com"]}.get(account_id, [])
+
+        async def send_mail(to: str, subject: str, paragraphs: list[str], **more: Any
+                            ) -> None:
+            sent.append(subject)
+            await mail(to, subject, paragraphs, **more)
+
+        sales.alerts.recipients, sales.alerts.send_mail = recipients, send_mail
+        m.pay(started)
+        await m.order("buyer", first, "paid")
+        queue = context.background.queue
+        job = await stopped_pay_job(queue, first)
+        # what killed workers leave: its last attempt claimed, its lease run out
+        await queue.db.execute(
+            "UPDATE jobs SET state = 'running', attempts = max_attempts, lease_until = 0, "
+            "lease_token = 'killed', finished_at = NULL WHERE account_id = ? AND id = ?",
+            "seller", job.id)
+        queue.wake(PAY_JOB)
+        db = market_services(m).store.db
+        async with asyncio.timeout(30):
+            while (failed := await db.fetchval(
+                    "SELECT transfer_failed FROM mkt_orders WHERE account_id = ? AND "
+                    "order_id = ?", "seller", first)) is None or not sent:
+                await asyncio.sleep(0.05)
+        assert "workers stopped before finishing" in failed
+        assert (await queue.get("seller", job.id)).state == "dead"
+        assert len(sent) == 1 and first in sent[0]

@@ -40,6 +40,7 @@ from business.marketplace.services import (
     run_split_reversal,
     run_split_transfers,
     services,
+    split_transfers_died,
     start_services,
 )
 from business.marketplace.split_holds import HOLD_JOB as SPLIT_HOLD_JOB
@@ -136,7 +137,8 @@ def jobs() -> list[Job]:
             Job(SPLIT_PAY_JOB, SplitTransfersPayload, run_split_transfers,
                 "pay a split cart line's collaborators by Stripe transfers",
                 QueueSettings(max_attempts=12, backoff_base=1.0, backoff_cap=900.0,
-                              lease_s=60.0, concurrency=2)),
+                              lease_s=60.0, concurrency=2),
+                on_dead=split_transfers_died),
             # It waits for the line's transfer job (12 attempts, up to 15 min apart) in
             # growing steps: 30 tries span about five hours.
             Job(SPLIT_REVERSAL_JOB, SplitReversalPayload, run_split_reversal,

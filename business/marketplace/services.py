@@ -297,6 +297,18 @@ async def run_split_transfers(context: PluginContext, payload: Any, job: JobCont
     return {"order_id": payload.order_id, "transfers": paid}
 
 
+async def split_transfers_died(context: PluginContext, payload: Any, record: Any) -> None:
+    """A ``marketplace.split_transfers`` job died, however (its workers killed on every
+    attempt included, which its last attempt cannot see): mark the line failed with the
+    job's last error and mail the seller's owners and admins, once (a no-op when its
+    last attempt did, or the line's transfers were all made)."""
+    sales = services(context).fulfilment.split_sales
+    if sales is None or payload is None:
+        return
+    await sales.fail(payload.seller, payload.order_id,
+                     (record.last_error or "its job died")[:500])
+
+
 async def run_split_reversal(context: PluginContext, payload: Any, job: JobContext) -> dict:
     """The ``marketplace.split_reversal`` job: take a refunded part of a line's
     transfers back, once its transfers are all made."""

@@ -1,6 +1,7 @@
 """Transfer alerts: mail a seller's owners and admins when a split line cannot be paid.
 
-When a split line's ``marketplace.split_transfers`` job gives up (:mod:`.split_sales`),
+When a split line's ``marketplace.split_transfers`` job gives up (:mod:`.split_sales`;
+its last attempt, or its dead-letter notice when its workers were killed every time),
 the line's collaborators are not all paid and the money stays on the platform's
 account: somebody must act (a collaborator finishes their Stripe onboarding, then the
 job is requeued). :meth:`TransferAlerts.notify` mails the seller's account recipients
@@ -10,8 +11,8 @@ line: the ``mail_id`` is the seller, the order and the address.
 
 When a reversal of a split line (a refund, a lost dispute) gives up waiting for the
 line's transfers, :meth:`TransferAlerts.notify_reversal` mails them (a mail id per
-seller, order, cause and address): the line's transfer job died without its last
-attempt telling anyone (its workers stopped on every attempt), or is stuck.
+seller, order, cause and address): the line's transfer job is stuck (or was
+cancelled), or died and was told already.
 
 When a held part's payout fails for good (:mod:`.split_holds`),
 :meth:`TransferAlerts.notify_held` mails them too, under a ``mail_id`` of its own (the
