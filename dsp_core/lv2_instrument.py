@@ -13,10 +13,12 @@ inside the block as a ``midi:MidiEvent`` of the plug-in's MIDI input
 **Latency.** A plug-in that reports latency ``L`` gets every event ``L`` frames early
 (the notes are known ahead), so its output lines up with the timeline without delaying
 the rest of the mix.  **Seeks.** A block that does not follow the last one resets the
-plug-in (deactivate, activate), sends the controllers and bends before the block, and
-pre-rolls ``L`` frames; notes that started before it are not chased (as the built-in
-instruments).  A plug-in that fails is silent, listed in
-:meth:`dsp_core.engine.Engine.plugin_errors` with effect ``instrument``.
+plug-in (deactivate, activate), sends the controllers and bends before the block, then
+every note sounding across the seek point as a note-on at its first frame (note chase,
+as the built-in instruments), and pre-rolls ``L`` frames: the chased notes go at the
+pre-roll's first frame, so they are heard from the seek point.  A plug-in that fails is
+silent, listed in :meth:`dsp_core.engine.Engine.plugin_errors` with effect
+``instrument``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import logging
 
 import numpy as np
 
-from .instrument_graph import BEND, CC, NOTE_OFF, NOTE_ON
+from .instrument_graph import BEND, CC, NOTE_OFF, NOTE_ON, chased_notes
 from .lv2_chain import PluginError
 from .lv2_host import HostedPlugin
 from .lv2_layout import MAX_EVENTS, pack_midi
@@ -74,7 +76,7 @@ class PluginInstrument:
                  plugin: HostedPlugin | None = None) -> None:
         self.track = track
         self.instrument = instrument
-        self.events = events
+        self._written = self._events = events
         self.plugin = plugin if plugin is not None else HostedPlugin(
             dict(instrument.params), channels, sample_rate, max_block, instrument=True)
         if plugin is not None and plugin.params != instrument.params:
@@ -84,6 +86,16 @@ class PluginInstrument:
         self._cursor = 0  # the first event not sent yet
         self._held: set[tuple[int, int]] = set()  # (channel, key) sounding
         self._pending: tuple[int, int] | None = None  # a dispatched block (start, frames)
+
+    @property
+    def events(self) -> np.ndarray:
+        """The track's events in render frames, sorted: what plays (after a seek, with the
+        chased note-ons at the seek point)."""
+        return self._events
+
+    @events.setter
+    def events(self, events: np.ndarray) -> None:
+        self._written = self._events = events
 
     # ------------------------------------------------------------ rendering
 
@@ -126,12 +138,16 @@ class PluginInstrument:
         self._next = start + frames
 
     def _seek(self, start: int, lead: int) -> None:
-        """Reset the plug-in, chase controllers and bends, pre-roll its latency."""
+        """Reset the plug-in, chase controllers and bends, then the notes sounding across
+        ``start`` (note-ons at ``start``, ahead of its own events), pre-roll its latency."""
         self.plugin.reset()
         self._held.clear()
-        frames = self.events["frame"]
-        self._cursor = int(np.searchsorted(frames, start, side="left"))
-        before = self.events[:self._cursor]
+        written = self._written  # (without the notes an earlier seek chased)
+        self._cursor = int(np.searchsorted(written["frame"], start, side="left"))
+        notes = chased_notes(written, start)
+        self._events = written if not notes.shape[0] else np.concatenate(
+            [written[:self._cursor], notes, written[self._cursor:]])
+        before = written[:self._cursor]
         chased = before[(before["kind"] == CC) | (before["kind"] == BEND)]
         scratch = np.zeros_like(self.buffer)
         if chased.shape[0]:

@@ -158,15 +158,38 @@ def test_the_plugins_latency_is_compensated_by_sending_the_notes_early() -> None
         np.testing.assert_array_equal(engine.render(5100, 1000)[0], np.ones(1000))
 
 
-def test_a_seek_chases_controllers_but_not_notes_already_sounding() -> None:
+def test_a_seek_chases_controllers_then_the_notes_sounding_across_it() -> None:
     controls = [ControlEvent("cc", 0, 64, number=7), ControlEvent("pitch_bend", 10, 4096)]
     with Engine(midi_session(step(), controls=controls), block_size=128) as engine:
-        out = engine.render(5500, 4000)[0]  # inside the second note: it is not chased
-        assert not out[:2600].any()
+        out = engine.render(5500, 4000)[0]  # inside the second note: it sounds at once
+        np.testing.assert_array_equal(out[:2600], np.float32(64 / 127))  # CC 7 first
+        assert not out[2600:].any()  # to its own note-off
+        # CC 7, bend, the chased note-on and its note-off: not the note that ended
+        assert _port(engine.graph.tracks[0].source.plugin, EVENTS) == 4.0
         engine.render(0, 1200)  # from the start: the first note at CC 7 = 64
         out = engine.render(1200, 100)[0]
         np.testing.assert_allclose(out, np.float32(100 / 127) * np.float32(64 / 127), rtol=1e-6)
         assert _port(engine.graph.tracks[0].source.plugin, BEND) == 4096.0
+        assert engine.plugin_errors() == []
+
+
+@pytest.mark.parametrize("delay", [0, 37])
+@pytest.mark.parametrize("block", [64, 100, 1024])
+def test_a_note_held_across_a_seek_is_heard_from_the_seek_point_in_time(
+        delay: int, block: int) -> None:
+    """With latency the chased note goes at the pre-roll's first frame, so it is heard
+    from the seek point; a note that ended before it is not started (the test instrument
+    plays the last note-on: 62 after 60 would give 1.0)."""
+    notes = [Note(60, 100, 1000, 10000), Note(62, 127, 3000, 500)]  # 1100..11100, 3100..3600
+    with Engine(midi_session(step(delay=delay), notes), block_size=block) as engine:
+        engine.render(0, 700)  # playing, then a jump
+        out = engine.render(5500, 6000)[0]
+        np.testing.assert_array_equal(out[:5600], np.full(5600, 100 / 127, np.float32))
+        assert not out[5600:].any()
+        plugin = engine.graph.tracks[0].source.plugin
+        assert _port(plugin, EVENTS) == 2.0  # the chased note-on and its note-off
+        engine.render(7000, 100)  # another seek: chased from the notes as written, once
+        assert _port(plugin, EVENTS) == 1.0
         assert engine.plugin_errors() == []
 
 
