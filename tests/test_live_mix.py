@@ -19,6 +19,7 @@ from dawserver.live_mix import FRAME, LiveMix
 from dawserver.projects import import_session
 from dsp_core.effects import EffectSpec, lookahead_frames
 from dsp_core.engine import Engine
+from dsp_core.midi import Instrument, MidiClip
 from dsp_core.session import Clip, Session, Track
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
@@ -157,6 +158,35 @@ async def test_a_seek_in_the_document_moves_the_live_output_there(room: Room) ->
     assert all(b.timeline - a.timeline == FRAME for a, b in zip(after, after[1:], strict=False))
     played = np.concatenate([f.pcm for f in after])
     reference = factory(session(), RATE).render(target, played.shape[0])  # the offline render
+    np.testing.assert_array_equal(played, as_int16(reference))
+
+
+async def test_a_seek_into_a_held_midi_note_is_heard_live_as_rendered(room: Room) -> None:
+    """Note chase: the live mix jumps into a held note and plays it from its first frame
+    there, the same bits as the offline render from that frame."""
+    def add_pad(doc) -> None:
+        doc.update_track("t0", mute=True)
+        doc.add_track(Track("keys"))
+        doc.set_instrument("keys", Instrument("synth", {"osc1": "sine", "osc_mix": 0.0,
+                                                        "attack_ms": 0.0}))
+        clip = doc.add_midi_clip("keys", MidiClip(0, 4 * RATE))
+        doc.add_note(clip, 57, 110, start=0, length=4 * RATE)
+        doc.update_transport(playing=True, position=0)
+
+    await room.edit(add_pad)
+    async with LiveMix(room, factory=factory) as mix:
+        mix.document_changed()
+        await collect(mix, 5)
+        target = 2 * RATE + 777
+        await room.edit(lambda d: d.update_transport(position=target))
+        mix.document_changed()
+        frames = await collect(mix, 12)
+        played_session = mix._session
+    after = [f for f in frames if f.timeline is not None and f.timeline >= target]
+    assert after and after[0].timeline == target
+    played = np.concatenate([f.pcm for f in after])
+    assert np.abs(played[:FRAME].astype(np.int32)).max() > 3000  # heard at once
+    reference = factory(played_session, RATE).render(target, played.shape[0])
     np.testing.assert_array_equal(played, as_int16(reference))
 
 
