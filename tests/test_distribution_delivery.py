@@ -780,6 +780,49 @@ def test_a_job_the_queue_gave_up_on_shows_its_record_dead_and_it_retries(
     asyncio.run(go())
 
 
+def test_a_job_dead_by_worker_kills_ends_its_record_dead_announced_once(
+        tmp_path: Path, media: dict[str, Path]) -> None:
+    """A job whose workers were killed on every attempt dies at its next claim with no
+    attempt to write its record: the plug-in's dead-letter notice ends the record
+    ``dead`` in the database and announces ``delivery_failed`` once, so developers'
+    webhooks hear of it (before, the record stayed ``delivering``, never announced)."""
+    from business.distribution.plugin import jobs as declared_jobs
+    from business.distribution.services import delivery_died
+    from jobs import DEAD_NOTICES
+    from jobs.dead_notices import dead_notice_handler
+
+    assert [j.on_dead for j in declared_jobs()] == [delivery_died]
+
+    async def go() -> None:
+        async with _setup(tmp_path) as (db, store, catalog):
+            [release_id] = await _seed(catalog, media, 1)
+            bus = await _outbox(db)
+            pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog, max_attempts=1,
+                                 lease_s=0.1, bus=bus)
+            pipeline.queue.watch_dead(DELIVER)
+            [job] = await pipeline.enqueue("acc", release_id, ["alpha"])
+            await pipeline.queue.claim(DELIVER, "killed")  # its worker dies at once
+            await asyncio.sleep(0.2)  # past the lease
+            worker = JobWorker(pipeline.queue, {
+                DELIVER: pipeline.handle,
+                DEAD_NOTICES: dead_notice_handler(pipeline.queue, {DELIVER: pipeline.on_dead})},
+                poll_s=0.02)
+            await worker.run_once(DELIVER)  # the queue gives up: no attempt left
+            assert await worker.run_once(DEAD_NOTICES) == 1
+            row = await db.fetchrow("SELECT state, last_error FROM dist_jobs WHERE "
+                                    "account_id = ? AND job_id = ?", "acc", job["job_id"])
+            assert row["state"] == "dead"
+            assert "workers stopped before finishing" in row["last_error"]
+            dead = [p for name, p in await _announced(db) if name == DEAD_EVENT]
+            assert [(d["release_id"], d["store"]) for d in dead] == [(release_id, "alpha")]
+            run = await pipeline.queue.get("acc", job["run_id"])
+            assert await pipeline.on_dead(run) is False  # a notice run again: no news
+            assert len([n for n, _ in await _announced(db) if n == DEAD_EVENT]) == 1
+            assert store.stats.requests == 0
+
+    asyncio.run(go())
+
+
 def test_pipeline_settings_are_the_delivery_queues_and_retired_ones_are_ignored(
         caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):

@@ -43,7 +43,7 @@ from business.distribution import metrics
 from business.distribution.errors import DeliveryError, DistributionError, NotFoundError
 from business.distribution.presave import Publish
 from business.distribution.stores.base import DeliveryPackage, StoreConnector
-from dawserver.plugin_api import JobContext, JobQueue, Permanent, QueueSettings
+from dawserver.plugin_api import JobContext, JobQueue, JobRecord, Permanent, QueueSettings
 
 logger = logging.getLogger(__name__)
 
@@ -385,6 +385,25 @@ class DeliveryPipeline:
                        f"the job queue ended its job ({run.state}): {run.last_error}"}
             shown.append(row)
         return shown
+
+    async def on_dead(self, run: JobRecord) -> bool:
+        """The queue gave ``run`` (a ``distribution.deliver`` job) up, however it died:
+        end its record ``dead`` with the queue's error and announce it (:data:`DEAD_EVENT`)
+        unless an attempt ended it already or it was armed again; whether it did.
+
+        A job whose workers were killed on every attempt dies at its next claim without
+        an attempt to write its record, which stayed ``delivering`` and was never
+        announced (only :meth:`jobs` showed it dead)."""
+        for _ in range(_START_TRIES):
+            record = await self.db.fetchrow(
+                "SELECT * FROM dist_jobs WHERE account_id = ? AND job_id = ?",
+                run.account_id, run.payload.get("delivery_id"))
+            if record is None or record["run_id"] != run.id or record["state"] in SETTLED:
+                return False
+            error = f"the job queue ended its job ({run.state}): {run.last_error}"
+            if await self._finish(record, "dead", error):
+                return True
+        return False
 
     async def retry_dead(self, account_id: str, job_id: str) -> dict[str, Any]:
         """Arm a dead record again (same message, attempts reset)."""

@@ -28,6 +28,7 @@ from business.distribution.schemas import (
 from business.distribution.services import (
     PLUGIN_NAME,
     deliver,
+    delivery_died,
     run_release_days,
     services,
     start_services,
@@ -99,7 +100,7 @@ def events() -> list[Event]:
 def jobs() -> list[Job]:
     # the settings are the defaults; the plug-in's "pipeline" settings replace them at startup
     return [Job(DELIVER, DeliveryRun, deliver, "deliver one release to one store",
-                PipelineSettings().queue_settings())]
+                PipelineSettings().queue_settings(), on_dead=delivery_died)]
 
 
 @hookimpl

@@ -21,7 +21,7 @@ from business.distribution.delivery import DeliveryPipeline, PipelineSettings
 from business.distribution.ledger import Royalties
 from business.distribution.presave import PreSaves
 from business.distribution.schemas import DeliveryRun
-from dawserver.plugin_api import JobContext, PluginContext, backoff_delay
+from dawserver.plugin_api import JobContext, JobRecord, PluginContext, backoff_delay
 
 PLUGIN_NAME = "distribution"
 logger = logging.getLogger(__name__)
@@ -80,6 +80,11 @@ def start_services(context: PluginContext) -> Services:
 async def deliver(context: PluginContext, payload: DeliveryRun, job: JobContext) -> Any:
     """The ``distribution.deliver`` job: one attempt at one delivery record."""
     return await services(context).pipeline.handle(job)
+
+
+async def delivery_died(context: PluginContext, payload: Any, run: JobRecord) -> None:
+    """A ``distribution.deliver`` job died, however: its record ends ``dead``, announced."""
+    await services(context).pipeline.on_dead(run)
 
 
 async def run_release_days(context: PluginContext) -> None:
