@@ -26,7 +26,6 @@ from accounts.models import DEFAULT_REGION
 from collab.errors import StoreError
 from collab.regional_store import RegionalCollabStore
 from database import DatabaseError
-from dsp_core import lv2_state
 from dsp_core.errors import AudioFileError, DspError
 from dsp_core.sources import asset_id_of
 
@@ -39,6 +38,7 @@ from .asset_store import (
     InvalidAudio,
 )
 from .keys import ACCOUNTS, CONFIG, STORE
+from .lv2_confine import confine_states
 from .permissions import PROJECT_EDIT, PROJECT_READ
 from .plugin_api import (
     BadRequest,
@@ -87,7 +87,7 @@ def setup_assets(app: web.Application, max_bytes: int | None = None) -> None:
     app[ASSETS], app[REGION_ASSETS] = stores[DEFAULT_REGION], stores
     follow_projects(app)
     # a plug-in state an editor writes may name only files of these stores
-    lv2_state.allow_files_under(store.root for store in stores.values())
+    confine_states(app, (store.root for store in stores.values()))
     from .recording import kept_takes  # imported here: recording imports the live mix
 
     app.cleanup_ctx.append(kept_takes(stores.values()))

@@ -30,14 +30,18 @@ so the state moves with the project to another server or machine; each such file
 *source* of the session like a clip's audio (:func:`file_sources`, and
 :mod:`dsp_core.sources`, which stores local files as assets on import and maps assets
 back to local files before an engine plays the session, :func:`with_files`).
+Where such files may lie is the caller's: :func:`confined` (a server, around what it
+serves, with its asset directories) confines them in its context; anywhere else (a
+local render, a benchmark) they are not confined.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar, Token
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -68,15 +72,34 @@ _ATOM_PATH = "http://lv2plug.in/ns/ext/atom#Path"
 _SERD_TURTLE, _SERD_URI, _SERD_CURIE = 1, 2, 3
 #: How a stored state names a file kept as a project asset: this prefix and its id.
 ASSET_PREFIX = "urn:maxbooster:asset:"
-#: The directories a state's files must lie under (None: not confined, see the module).
-_file_roots: set[str] | None = None
+#: The directories a state's files must lie under in this context (None: not confined).
+_FILE_ROOTS: ContextVar[frozenset[str] | None] = ContextVar("lv2_state_file_roots",
+                                                            default=None)
 
 
-def allow_files_under(roots: Iterable[Path]) -> None:
-    """Confine the files a state may name to under ``roots`` (added to those allowed
-    already); a server calls it with its asset directories."""
-    global _file_roots
-    _file_roots = (_file_roots or set()) | {os.path.realpath(r) for r in roots}
+def file_roots() -> frozenset[str] | None:
+    """The directories the files a state names must lie under here (None: anywhere)."""
+    return _FILE_ROOTS.get()
+
+
+def confine(roots: Iterable[str | os.PathLike[str]] | None) -> Token[frozenset[str] | None]:
+    """Confine the files a state may name, in the current context (this thread or task
+    and the tasks it starts from now on), to under ``roots`` (None: not confined); a
+    server does it with its asset directories. Returns the token :func:`ContextVar.reset`
+    takes to undo it (:func:`confined` does both)."""
+    return _FILE_ROOTS.set(None if roots is None else
+                           frozenset(os.path.realpath(root) for root in roots))
+
+
+@contextlib.contextmanager
+def confined(roots: Iterable[str | os.PathLike[str]] | None) -> Iterator[None]:
+    """Within the block, the files a state may name lie under ``roots`` (:func:`confine`);
+    the confinement before it (none, outside any server) comes back after it."""
+    token = confine(roots)
+    try:
+        yield
+    finally:
+        _FILE_ROOTS.reset(token)
 
 
 class StateRefused(DspError):
@@ -118,7 +141,8 @@ def check_text(state: object, uri: str) -> str:
 
 def _outside_problem(state: str) -> str | None:
     """Why the files ``state`` names may not be read here (None: all allowed)."""
-    if _file_roots is None:
+    roots = _FILE_ROOTS.get()
+    if roots is None:
         return None
     for node in _parsed(state)[2]:
         if node[0] == "asset":
@@ -126,7 +150,7 @@ def _outside_problem(state: str) -> str | None:
                 return f"it names the asset {node[2]!r}, which is no asset id (64 hex digits)"
             continue
         real = os.path.realpath(node[2])
-        if not any(real == root or real.startswith(root + os.sep) for root in _file_roots):
+        if not any(real == root or real.startswith(root + os.sep) for root in roots):
             return f"it names the file {node[2]!r}, outside the server's asset directories"
     return None
 

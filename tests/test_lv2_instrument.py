@@ -276,11 +276,10 @@ def test_an_lv2_instrument_counts_toward_the_caps_on_workers() -> None:
 
 
 def test_an_lsp_sampler_given_a_sample_through_its_state_is_heard_at_the_notes_frame(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path) -> None:
     """LSP Sampler Mono loads the sample its state names through the worker extension
     and plays it, unshifted, for its note (57 by default), scaled by velocity."""
     needs_plugin(LSP_SAMPLER)
-    monkeypatch.setattr(lv2_state, "_file_roots", None)  # a file in this test's folder
     sample = np.zeros(4800, dtype=np.float32)
     sample[0], sample[100], sample[200:] = 1.0, 0.5, 0.25
     sf.write(tmp_path / "hit.wav", sample, RATE, subtype="FLOAT")

@@ -30,13 +30,6 @@ CRASHES_LILV = "<urn:a> <urn:b> <urn:c> ."
 LOADER = DictLoader({"x": (0.1 * np.ones((1, 4096))).astype(np.float32)})
 
 
-@pytest.fixture(autouse=True)
-def _files_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A server started earlier in this process confines states' files to its assets;
-    these tests name files in their own temporary directories."""
-    monkeypatch.setattr(lv2_state, "_file_roots", None)
-
-
 def _document(params: dict) -> ProjectDocument:
     doc = ProjectDocument.from_session(
         Session(sample_rate=RATE, tracks=[Track("t", clips=[Clip("x", 0, 4096)])])
@@ -209,20 +202,21 @@ def test_a_state_naming_a_file_outside_the_asset_directories_is_refused(tmp_path
         return saved.replace("state:state [", f"state:state [\n\t\t<urn:x:file> {value} ;", 1)
 
     doc.set_effect_params("t", 0, state=naming("/etc/passwd"))  # not confined: taken
-    lv2_state.allow_files_under([assets])
-    doc.set_effect_params("t", 0, state=naming(str(inside)))
-    doc.set_effect_params("t", 0, state=naming(str(inside), as_uri=True))
-    for outside in ("/etc/passwd", str(tmp_path / "secret.key"), str(assets / "escape" / "x"),
-                    str(assets / ".." / "secret.key")):
-        for as_uri in (False, True):
-            with pytest.raises(ProjectError, match="outside the server's asset directories"):
-                doc.set_effect_params("t", 0, state=naming(outside, as_uri=as_uri))
+    with lv2_state.confined([assets]):
+        doc.set_effect_params("t", 0, state=naming(str(inside)))
+        doc.set_effect_params("t", 0, state=naming(str(inside), as_uri=True))
+        for outside in ("/etc/passwd", str(tmp_path / "secret.key"),
+                        str(assets / "escape" / "x"), str(assets / ".." / "secret.key")):
+            for as_uri in (False, True):
+                with pytest.raises(ProjectError,
+                                   match="outside the server's asset directories"):
+                    doc.set_effect_params("t", 0, state=naming(outside, as_uri=as_uri))
     assert doc.to_session().tracks[0].effects[0].params["state"] == naming(
         str(inside), as_uri=True)  # the last accepted one stayed
 
 
 @pytest.mark.asyncio
-async def test_a_states_file_moves_with_the_project_as_an_asset(tmp_path, monkeypatch) -> None:
+async def test_a_states_file_moves_with_the_project_as_an_asset(tmp_path) -> None:
     """The impulse file LSP's state names is stored as a project asset on import (the
     state then names the asset, not the file), survives the document, and on another
     machine, with only the asset storage copied, resolves to that machine's copy, which
@@ -234,7 +228,6 @@ async def test_a_states_file_moves_with_the_project_as_an_asset(tmp_path, monkey
     from dawserver.projects import ingest_sources
     from dsp_core.sources import local_resolver, resolve_session, session_refs
 
-    monkeypatch.setattr(lv2_state, "_file_roots", None)  # a studio's own files: taken
     studio = tmp_path / "studio"
     studio.mkdir()
     ir = studio / "ir.wav"
@@ -263,16 +256,16 @@ async def test_a_states_file_moves_with_the_project_as_an_asset(tmp_path, monkey
     shutil.rmtree(studio)  # another machine: only the asset storage came along
     elsewhere = tmp_path / "server-b" / "assets"
     shutil.copytree(store.root / "objects", elsewhere / "objects")
-    lv2_state.allow_files_under([elsewhere])
-    played, refused = resolve_session(doc.to_session(), local_resolver(elsewhere))
-    assert refused == []
-    copy = next((elsewhere / "objects").rglob(f"{asset_id}.wav"))
-    resolved = played.tracks[0].effects[0].params["state"]
-    assert resolved == saved.replace(f"<file://{ir}>", f"<file://{copy}>")
-    played.validate()  # the copy lies under the confined asset directories
-    assert _saved_after_a_block({"uri": LSP_IR, "state": resolved}) == resolved
-    doc.set_effect_params("t", 0, state=resolved)  # as a worker here saves it: made portable
-    assert doc.to_session().tracks[0].effects[0].params["state"] == text
+    with lv2_state.confined([elsewhere]):  # that machine's server
+        played, refused = resolve_session(doc.to_session(), local_resolver(elsewhere))
+        assert refused == []
+        copy = next((elsewhere / "objects").rglob(f"{asset_id}.wav"))
+        resolved = played.tracks[0].effects[0].params["state"]
+        assert resolved == saved.replace(f"<file://{ir}>", f"<file://{copy}>")
+        played.validate()  # the copy lies under the confined asset directories
+        assert _saved_after_a_block({"uri": LSP_IR, "state": resolved}) == resolved
+        doc.set_effect_params("t", 0, state=resolved)  # as a worker saves it: made portable
+        assert doc.to_session().tracks[0].effects[0].params["state"] == text
 
     _, refused = resolve_session(doc.to_session(), local_resolver(tmp_path / "empty"))
     assert [str(r) for r in refused] == [
@@ -293,10 +286,10 @@ def test_a_state_naming_a_file_relative_to_a_base_is_refused(tmp_path, monkeypat
     default = _saved_after_a_block({"uri": LSP_IR})
     based = f"@base <file://{secret}/> .\n" + default.replace(
         "state:state [", f"state:state [\n\t\t{IR_FILE} <ir.wav> ;", 1)
-    lv2_state.allow_files_under([tmp_path / "assets"])
     doc = ProjectDocument.from_session(Session(sample_rate=RATE, tracks=[Track("t")]))
     doc.add_effect("t", EffectSpec("lv2", {"uri": LSP_IR}))
-    with pytest.raises(ProjectError, match="declares a base URI"):
+    with lv2_state.confined([tmp_path / "assets"]), \
+            pytest.raises(ProjectError, match="declares a base URI"):
         doc.set_effect_params("t", 0, state=based)
     assert lv2_state.turtle_problem(based, LSP_IR) is not None
     monkeypatch.setattr(lv2_catalog, "check_text", lambda state, uri: state)

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from lv2_helpers import WORKER, lv2_path, needs_plugin  # noqa: F401
 
-from dsp_core import Clip, EffectSpec, Engine, Session, Track, lv2_catalog, lv2_state
+from dsp_core import Clip, EffectSpec, Engine, Session, Track, lv2_catalog
 from dsp_core.lv2_host import HostedPlugin
 from dsp_core.lv2_lilv import WORKER_SCHEDULE
 from dsp_core.lv2_work import MAX_BYTES, MAX_ITEMS, MAX_ROUNDS
@@ -29,12 +29,6 @@ LSP_FILE = "http://lsp-plug.in/plugins/lv2/impulse_responses_mono/ports#ifn"
 #: Port indices of the worker test plug-in (tests/lv2_bundle/worker.c).
 ACCEPTED, REFUSED, RESPONSES, CORRUPT, ENDED = 5, 6, 7, 8, 9
 FRAMES = 8192
-
-
-@pytest.fixture(autouse=True)
-def _files_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests name files in their own temporary directories (see test_lv2_state)."""
-    monkeypatch.setattr(lv2_state, "_file_roots", None)
 
 
 def noise(frames: int = FRAMES) -> np.ndarray:
