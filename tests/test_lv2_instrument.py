@@ -193,6 +193,19 @@ def test_a_note_held_across_a_seek_is_heard_from_the_seek_point_in_time(
         assert engine.plugin_errors() == []
 
 
+def test_an_edit_after_a_chase_is_no_seek_and_starts_the_chased_note_once() -> None:
+    with Engine(midi_session(step()), block_size=128) as engine:
+        first = engine.render(5500, 500)[0]  # a seek into 5100..8100: chased
+        engine.apply(midi_session(step(), [*NOTES, Note(64, 127, 9000, 100)]))
+        rest = engine.render(6000, 4000)[0]
+        expected = np.zeros(4500, dtype=np.float32)
+        expected[:8100 - 5500] = 1.0
+        expected[9100 - 5500:9200 - 5500] = 1.0
+        np.testing.assert_array_equal(np.concatenate([first, rest]), expected)
+        # the chased note-on and its note-off, the new note's two: nothing sent twice
+        assert _port(engine.graph.tracks[0].source.plugin, EVENTS) == 4.0
+
+
 def test_render_and_live_blocks_agree_through_an_lv2_effect_and_automation() -> None:
     """A bounce (native, 1024-frame blocks) and a live mix's blocks (the twin, 100 frames)
     agree for a MIDI track playing an lv2 instrument into an lv2 effect (swh's amp) and a
