@@ -752,3 +752,67 @@ async def test_a_split_line_whose_transfer_job_dies_by_worker_kills_is_marked_an
         assert "workers stopped before finishing" in failed
         assert (await queue.get("seller", job.id)).state == "dead"
         assert len(sent) == 1 and first in sent[0]
+
+
+async def test_a_reversal_whose_job_dies_is_recorded_told_and_a_requeue_finishes_it(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    """A refund's reversal that Stripe keeps refusing until its job dies (here its last
+    claim after killed workers) ends recorded ``died`` with the queue's words, counted and
+    mailed to the seller's owners and admins once; requeued once Stripe takes it, it
+    takes each transfer back and ends ``reversed``."""
+    from business.marketplace.split_sales import DIED, REVERSAL_JOB, REVERSED
+
+    async with market(tmp_path, db_url) as m:
+        accounts, beats, started = await split_cart(m)
+        first = next(o["order_id"] for o in started["orders"]
+                     if o["beat_id"] == beats[0]["beat_id"])
+        context = m.app[PLUGIN_CONTEXT_KEY]
+        sales = market_services(m).fulfilment.split_sales
+        sent: list[str] = []
+        mail = sales.alerts.send_mail
+
+        async def recipients(account_id: str) -> list[str]:
+            return {"seller": ["owner@example.com"]}.get(account_id, [])
+
+        async def send_mail(to: str, subject: str, paragraphs: list[str], **more: Any
+                            ) -> None:
+            sent.append(subject)
+            await mail(to, subject, paragraphs, **more)
+
+        sales.alerts.recipients, sales.alerts.send_mail = recipients, send_mail
+        m.pay(started)
+        await m.order("buyer", first, "paid")
+        await transfers_made(m, started["cart_id"])
+        queue = context.background.queue
+        before = failures("reversal")
+        m.fake.fail_next(500, times=10_000, path="/reversals")  # Stripe refuses them
+        status, body = await m.call("POST", f"{M}/sales/{first}/refund", who("seller"), {})
+        assert status == 202, body
+        await m.order("buyer", first, "refunded")
+        job = await stopped_pay_job(queue, first, REVERSAL_JOB)
+        await queue.db.execute(  # what killed workers leave: its last claim's lease ran out
+            "UPDATE jobs SET state = 'running', attempts = max_attempts, lease_until = 0, "
+            "lease_token = 'killed', finished_at = NULL WHERE account_id = ? AND id = ?",
+            "seller", job.id)
+        queue.wake(REVERSAL_JOB)
+        async with asyncio.timeout(30):
+            while not (ends := await sales.reversals("seller", first)) or not sent:
+                await asyncio.sleep(0.05)
+        [end] = ends
+        assert end["state"] == DIED and "workers stopped" in end["note"]
+        assert int(end["reversed"]) == 0
+        assert len(sent) == 1 and first in sent[0] and "not taken back" in sent[0]
+        assert failures("reversal") == before + 1
+        made = [t for t in m.fake.all_of("transfer") if t["metadata"]["order_id"] == first]
+        assert all(t["amount_reversed"] == 0 for t in made)
+
+        m.fake.clear_faults()  # Stripe takes reversals again
+        await queue.requeue("seller", job.id)
+        async with asyncio.timeout(30):
+            while (await sales.reversals("seller", first))[0]["state"] != REVERSED:
+                await asyncio.sleep(0.05)
+        made = [t for t in m.fake.all_of("transfer") if t["metadata"]["order_id"] == first]
+        assert [t["amount_reversed"] for t in made] == [t["amount"] for t in made]
+        assert len(sent) == 1
+        await m.fake.webhooks.settled()
+        await books_match_stripe(m, accounts)

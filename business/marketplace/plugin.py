@@ -40,6 +40,7 @@ from business.marketplace.services import (
     run_split_reversal,
     run_split_transfers,
     services,
+    split_reversal_died,
     split_transfers_died,
     start_services,
 )
@@ -144,7 +145,8 @@ def jobs() -> list[Job]:
             Job(SPLIT_REVERSAL_JOB, SplitReversalPayload, run_split_reversal,
                 "take a refunded part of a split cart line's transfers back",
                 QueueSettings(max_attempts=30, backoff_base=1.0, backoff_cap=900.0,
-                              lease_s=60.0, concurrency=2)),
+                              lease_s=60.0, concurrency=2),
+                on_dead=split_reversal_died),
             # Each held part leaves `held` once and is paid by one keyed transfer.
             Job(SPLIT_HOLD_JOB, SplitHoldsPayload, run_split_holds,
                 "pay a collaborator's held split parts out as their invitation stands",

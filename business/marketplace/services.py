@@ -309,6 +309,17 @@ async def split_transfers_died(context: PluginContext, payload: Any, record: Any
                      (record.last_error or "its job died")[:500])
 
 
+async def split_reversal_died(context: PluginContext, payload: Any, record: Any) -> None:
+    """A ``marketplace.split_reversal`` job died with no end recorded: record and mail it
+    (:meth:`SplitSales.reversal_died`; a no-op after an end its attempts recorded)."""
+    sales = services(context).fulfilment.split_sales
+    if sales is None or payload is None:
+        return
+    await sales.reversal_died(payload.seller, payload.order_id, payload.cause,
+                              taken=payload.taken, of=payload.of,
+                              reason=(record.last_error or "its job died")[:500])
+
+
 async def run_split_reversal(context: PluginContext, payload: Any, job: JobContext) -> dict:
     """The ``marketplace.split_reversal`` job: take a refunded part of a line's
     transfers back, once its transfers are all made."""

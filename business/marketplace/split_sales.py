@@ -63,6 +63,8 @@ Enqueue = Callable[[Any, str, dict[str, Any], str, str], Awaitable[Any]]
 REVERSED = "reversed"
 TRANSFERS_FAILED = "transfers_failed"
 TIMED_OUT = "timed_out"
+#: Its job died with no end recorded (Stripe refused it for good, its workers killed).
+DIED = "died"
 
 
 class TransfersPending(Exception):
@@ -244,6 +246,33 @@ class SplitSales:
         logger.error("split line %s of %s: the reversal of %s gave up waiting for the "
                      "line's transfers: %s", order_id, seller, cause, reason)
         await self.alerts.notify_reversal(seller, order_id, cause, reason)
+
+    async def reversal_died(self, seller: str, order_id: str, cause: str, *, taken: int,
+                            of: int, reason: str) -> bool:
+        """The reversal job of ``cause`` died with no end recorded (:data:`DIED`): Stripe
+        refused it for good, or its workers were killed on every attempt. While the
+        line's transfers are not all made it ends as one that gave up waiting
+        (``timed_out``: those transfers withhold what the cause takes); otherwise it is
+        recorded ``died`` with ``reason``, counted and mailed, and the seller has the job
+        requeued. False when an end was recorded already (nothing more is said)."""
+        ended = await self.db.fetchval(
+            "SELECT state FROM mkt_split_reversals WHERE account_id = ? AND cause = ? AND "
+            "order_id = ?", seller, cause, order_id)
+        if ended in (REVERSED, TRANSFERS_FAILED, TIMED_OUT):
+            return False
+        if await self.db.fetchval("SELECT transferred_at FROM mkt_orders WHERE account_id "
+                                  "= ? AND order_id = ?", seller, order_id) is None:
+            await self.record(seller, order_id, cause, taken=taken, of=of, reversed_=0,
+                              state=TIMED_OUT, note=reason)
+            await self.gave_up_waiting(seller, order_id, cause, reason)
+            return True
+        await self.record(seller, order_id, cause, taken=taken, of=of, reversed_=0,
+                          state=DIED, note=reason)
+        logger.error("split line %s of %s: the reversal of %s died: %s", order_id, seller,
+                     cause, reason)
+        metrics.SPLIT_FAILURES.labels(stage="reversal").inc()
+        await self.alerts.notify_reversal_died(seller, order_id, cause, reason)
+        return True
 
     async def queue_reversal(self, tx: Any, order: Order, *, refund_id: str,
                              amount: int) -> None:

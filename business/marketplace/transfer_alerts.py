@@ -14,6 +14,10 @@ line's transfers, :meth:`TransferAlerts.notify_reversal` mails them (a mail id p
 seller, order, cause and address): the line's transfer job is stuck (or was
 cancelled), or died and was told already.
 
+When a reversal's job dies with no end recorded (Stripe refused it for good, or its
+workers were killed on every attempt), :meth:`TransferAlerts.notify_reversal_died`
+mails them under a mail id of its own (seller, order, cause and address).
+
 When a held part's payout fails for good (:mod:`.split_holds`),
 :meth:`TransferAlerts.notify_held` mails them too, under a ``mail_id`` of its own (the
 seller, the order, the collaborator it was held for, the payout's attempt and the
@@ -89,6 +93,20 @@ class TransferAlerts:
              "transfers it makes then withhold what this refund or dispute takes, and "
              "what it paid before is taken back, so no collaborator keeps refunded "
              "money."])
+
+    async def notify_reversal_died(self, seller: str, order_id: str, cause: str,
+                                   reason: str) -> list[str]:
+        """Mail ``seller``'s recipients that taking back the collaborators' part of
+        ``cause`` of order ``order_id`` failed for good (``reason``: Stripe's refusal or
+        the queue's words); the addresses mailed. Logged, never raised."""
+        return await self._mail(
+            seller, order_id, ("marketplace-reversal-died", seller, order_id, cause),
+            f"A refund of sale {order_id} was not taken back from its collaborators",
+            [f"Taking back the collaborators' part of {cause} of sale {order_id} failed "
+             f"for good: {reason}",
+             "The refund itself went through; the collaborators' transfers still hold "
+             "that part. Fix what Stripe refused (for example a collaborator's balance), "
+             "then have the reversal job requeued: it takes back each transfer once."])
 
     async def _mail(self, seller: str, order_id: str, key: tuple[str, ...], subject: str,
                     paragraphs: list[str]) -> list[str]:

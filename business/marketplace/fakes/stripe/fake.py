@@ -209,6 +209,11 @@ class FakeStripe(StripeState):
         with self.lock:
             self._faults.append(_Fault(status, times, path, kind))
 
+    def clear_faults(self) -> None:
+        """Drop every fault :meth:`fail_next` left to answer (the service works again)."""
+        with self.lock:
+            self._faults.clear()
+
     # -- switches: the world ---------------------------------------------------------------
 
     def advance(self, seconds: float) -> None:
