@@ -13,7 +13,8 @@ files with :func:`load_migrations`), :class:`Worker` s,
 :func:`backoff_delay` its backoff with jitter) and
 :class:`Event` s (published through the one event bus, :mod:`events`). Route
 handlers raise the errors below (:class:`NotFound`, :class:`Conflict`...) and
-receive a :class:`Request`; :func:`map_errors` makes the one decorator that turns a
+receive a :class:`Request`, and answer a file from disk with a :class:`FileReply`
+(streamed, with ETags and ranges); :func:`map_errors` makes the one decorator that turns a
 plug-in's own exceptions into those errors; :func:`allows` tells whether the caller
 holds a permission the route did not require (to show them what they may do).
 
@@ -69,6 +70,7 @@ from .declarations import (
     Empty,
     ErrorBody,
     Event,
+    FileReply,
     Handler,
     Job,
     Media,
@@ -116,8 +118,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 __all__ = [
     "JSON_BODY_LIMIT", "PROJECT", "PUBLIC", "ApiError", "BadRequest", "Conflict", "Empty",
-    "Envelope", "ErrorBody", "ErrorRule", "Event", "Forbidden", "Handler", "Job", "JobCancelled",
-    "JobContext",
+    "Envelope", "ErrorBody", "ErrorRule", "Event", "FileReply", "Forbidden", "Handler", "Job",
+    "JobCancelled", "JobContext",
     "JobQueue", "JobRecord", "Media", "Migration", "Model", "NotFound", "Page", "PayloadTooLarge",
     "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "Pseudonymiser",
     "PublicListing", "PublicOne", "PublicResource", "answer_one", "answer_page", "rfc3339",

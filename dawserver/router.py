@@ -30,7 +30,16 @@ from database.errors import unreachable
 
 from .account_errors import api_error
 from .authorization import ACCOUNT_PARAMETER, require
-from .declarations import JSON_BODY_LIMIT, PUBLIC, Media, Query, Reply, Request, Route
+from .declarations import (
+    JSON_BODY_LIMIT,
+    PUBLIC,
+    FileReply,
+    Media,
+    Query,
+    Reply,
+    Request,
+    Route,
+)
 from .errors import (
     INVALID_INPUT,
     INVALID_JSON,
@@ -49,6 +58,7 @@ from .errors import (
 from .keys import PLUGIN_CONTEXT_KEY
 from .public_api.idempotency import idempotent
 from .public_api.state import api_state
+from .storage.base import content_disposition
 
 log = logging.getLogger(__name__)
 
@@ -241,9 +251,26 @@ async def _body(served: ServedRoute, request: web.Request) -> Any:
         raise _invalid(exc, "body") from None
 
 
+def _file_answer(served: ServedRoute, reply: FileReply) -> web.StreamResponse:
+    """A :class:`FileReply`: the file streamed by aiohttp's file answer, which answers
+    conditional requests (304, 412) and ranges (206, 416) itself."""
+    route = served.route
+    allowed = route.response.types if served.response is None else route.media
+    if reply.media_type not in allowed:
+        raise RuntimeError(BAD_ANSWER.format(
+            route=route.label, problem=f"a file as {reply.media_type}, not declared"))
+    headers = {**reply.headers, "Content-Type": reply.media_type}
+    if reply.filename:
+        headers["Content-Disposition"] = content_disposition(reply.filename,
+                                                             inline=not reply.attachment)
+    return web.FileResponse(reply.path, headers=headers)
+
+
 def _answer(served: ServedRoute, result: Any) -> web.StreamResponse:
     if isinstance(result, web.StreamResponse):
         return result
+    if isinstance(result, FileReply):
+        return _file_answer(served, result)
     route = served.route
     reply = result if isinstance(result, Reply) else Reply(result)
     status = reply.status or route.status

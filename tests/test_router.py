@@ -16,6 +16,7 @@ from dawserver.plugin_api import (
     JSON_BODY_LIMIT,
     PUBLIC,
     Empty,
+    FileReply,
     Media,
     Model,
     Permission,
@@ -154,6 +155,47 @@ def test_input_is_validated_before_the_handler_and_answers_are_checked(tmp_path:
             assert status == 500 and "server log" in body["error"]
             status, body = await call("/odd")
             assert status == 500
+
+    asyncio.run(go())
+
+
+def test_a_file_reply_is_the_file_of_a_declared_type_with_its_name(tmp_path: Path) -> None:
+    """A plug-in answers a file from disk (``FileReply``): its declared type, its name as
+    ``inline`` or ``attachment``; a type the route does not declare is a bug (500)."""
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_bytes(b"name,plays\nNight Drive,12\n")
+
+    async def shown(request) -> FileReply:  # noqa: ANN001
+        """The sheet, shown."""
+        return FileReply(sheet, "text/csv", filename="plays \u00fc.csv",
+                         headers={"Cache-Control": "private, no-cache"})
+
+    async def saved(request) -> FileReply:  # noqa: ANN001
+        """The sheet, saved."""
+        return FileReply(sheet, "text/csv", filename="plays.csv", attachment=True)
+
+    async def mistyped(request) -> FileReply:  # noqa: ANN001
+        """The sheet, as a type the route does not declare."""
+        return FileReply(sheet, "text/html")
+
+    plugin = EchoPlugin(*(
+        _route(method="GET", path=f"/{handler.__name__}", handler=handler, body=None,
+               query=None, response=Media("text/csv"))
+        for handler in (shown, saved, mistyped)))
+
+    async def go() -> None:
+        async with TestClient(TestServer(_install(tmp_path / "data", plugin))) as client:
+            answer = await client.get("/shown")
+            assert (answer.status, await answer.read()) == (200, sheet.read_bytes())
+            assert answer.headers["Content-Type"] == "text/csv"
+            assert answer.headers["Cache-Control"] == "private, no-cache"
+            assert answer.headers["Content-Disposition"] == (
+                "inline; filename=\"plays _.csv\"; filename*=UTF-8''plays%20%C3%BC.csv")
+            answer = await client.get("/saved", headers={"Range": "bytes=0-3"})
+            assert (answer.status, await answer.read()) == (206, b"name")
+            assert answer.headers["Content-Disposition"].startswith("attachment; ")
+            answer = await client.get("/mistyped")
+            assert answer.status == 500 and "server log" in (await answer.json())["error"]
 
     asyncio.run(go())
 

@@ -117,10 +117,12 @@ class ObjectStore(ABC):
         """A URL anyone may GET the object from until ``expires_s`` seconds from now."""
 
 
-def content_disposition(filename: str) -> str:
-    """``attachment`` with ``filename`` made safe for a header: an ASCII ``filename=``
-    (quotes, backslashes, control and non-ASCII characters replaced) and the exact name in
-    RFC 5987 ``filename*=``; a name with CR/LF can no longer break the answer."""
+def content_disposition(filename: str, *, inline: bool = False) -> str:
+    """``attachment`` (``inline``: shown in the browser) with ``filename`` made safe for a
+    header: an ASCII ``filename=`` (quotes, backslashes, control and non-ASCII characters
+    replaced) and the exact name in RFC 5987 ``filename*=``; a name with CR/LF can no
+    longer break the answer."""
     name = "".join(c for c in filename if c.isprintable()).strip() or "download"
     plain = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name)
-    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
