@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import io
 import json
 import subprocess
 import time
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from PIL import Image
 from social_fakes import CLIENT_ID, CLIENT_SECRET, until
 from social_helpers import InTestNetwork, database_url, social_app, who
 
@@ -487,5 +490,207 @@ def test_a_persons_uploads_are_in_their_export_and_erased_with_them(tmp_path: Pa
             kept = await (await client.get(f"/api/social/media/{for_label['media_id']}",
                                            headers=who("label", "p_dee", "owner"))).json()
             assert kept["uploaded_by"] == pz.pseudonym
+
+    asyncio.run(go())
+
+
+def test_an_upload_is_downloaded_streamed_with_its_type_etag_and_ranges(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The composer's previews: the bytes as uploaded, with their type and length, a 304
+    for a current ETag, ranges (206, 416) for seeking a video; streamed from the file by
+    the core's file answer, never read whole; another account's id is an unknown one."""
+    files = made(tmp_path / "files")
+    streamed: list[Path] = []
+    real = web.FileResponse
+
+    class Watched(real):  # type: ignore[misc, valid-type]
+        def __init__(self, path: Any, *args: Any, **kwargs: Any) -> None:
+            streamed.append(Path(path))
+            super().__init__(path, *args, **kwargs)
+
+    monkeypatch.setattr(web, "FileResponse", Watched)
+
+    async def go() -> None:
+        async with social_app(tmp_path, f"sqlite://{tmp_path / 's.sqlite3'}") as (
+                client, context):
+            png = await uploaded(client, files["png"], "image/png")
+            mp4 = await uploaded(client, files["mp4"], "video/mp4")
+            for upload_, path, content_type in ((png, files["png"], "image/png"),
+                                                (mp4, files["mp4"], "video/mp4")):
+                data = path.read_bytes()
+                url = upload_["content_url"]
+                assert url == f"/api/social/media/{upload_['media_id']}/content"
+                answer = await client.get(url, headers=VIEWER)  # reading is enough
+                assert answer.status == 200, await answer.text()
+                assert await answer.read() == data
+                assert answer.headers["Content-Type"] == content_type
+                assert answer.headers["Content-Length"] == str(len(data))
+                assert answer.headers["Accept-Ranges"] == "bytes"
+                assert answer.headers["Cache-Control"] == "private, no-cache"
+                assert answer.headers["X-Content-Type-Options"] == "nosniff"
+                assert answer.headers["Content-Disposition"].startswith(
+                    f'inline; filename="{path.name}"')
+                etag = answer.headers["ETag"]
+                assert streamed[-1] == upload_file(context.data_dir, "acc",
+                                                   upload_["media_id"])
+
+                same = await client.get(url, headers={**ADA, "If-None-Match": etag})
+                assert (same.status, await same.read()) == (304, b"")
+                assert same.headers["ETag"] == etag
+                changed = await client.get(url, headers={**ADA, "If-None-Match": '"old"'})
+                assert changed.status == 200 and await changed.read() == data
+
+                for asked, start, end in (("bytes=0-99", 0, 99), ("bytes=100-", 100,
+                                                                  len(data) - 1),
+                                          ("bytes=-10", len(data) - 10, len(data) - 1)):
+                    part = await client.get(url, headers={**ADA, "Range": asked})
+                    assert part.status == 206, asked
+                    assert await part.read() == data[start:end + 1]
+                    assert part.headers["Content-Range"] == f"bytes {start}-{end}/{len(data)}"
+                    assert part.headers["Content-Length"] == str(end - start + 1)
+                    assert part.headers["Content-Type"] == content_type
+                past = await client.get(url, headers={**ADA,
+                                                      "Range": f"bytes={len(data)}-"})
+                assert past.status == 416
+                assert past.headers["Content-Range"] == f"bytes */{len(data)}"
+                head = await client.head(url, headers=ADA)
+                assert head.status == 200 and head.headers["Content-Length"] == str(len(data))
+
+            # another account's upload reads as an unknown one, for reading and thumbnails
+            theirs = (await uploaded(client, files["png"], "image/png", OTHER))["media_id"]
+            unknown = "md_" + "0" * 24
+            for ending in ("content", "thumbnail"):
+                said = []
+                for media_id in (theirs, unknown):
+                    got = await client.get(f"/api/social/media/{media_id}/{ending}",
+                                           headers=ADA)
+                    assert got.status == 404
+                    said.append((await got.json())["error"].replace(media_id, "?"))
+                assert said[0] == said[1]
+            assert (await client.get(f"/api/social/media/{theirs}/content",
+                                     headers=OTHER)).status == 200
+
+            # a deleted upload is gone
+            assert (await client.delete(f"/api/social/media/{png['media_id']}",
+                                        headers=ADA)).status == 200
+            assert (await client.get(png["content_url"], headers=ADA)).status == 404
+
+    asyncio.run(go())
+
+
+def test_the_accounts_upload_quota_refuses_what_would_pass_it_and_deletes_free_it(
+        tmp_path: Path, db_url: str) -> None:
+    files = made(tmp_path / "files")
+    png = files["png"].read_bytes()
+    size = len(png)
+    quota = 2 * size + size // 2
+
+    async def go() -> None:
+        settings = {"media_uploads": {"quota_bytes": quota}}
+        async with social_app(tmp_path, db_url, settings=settings) as (client, context):
+            async def usage() -> tuple[int, int, list[str]]:
+                answer = await client.get("/api/social/media", headers=VIEWER)
+                assert answer.status == 200
+                return (int(answer.headers["Quota-Used-Bytes"]),
+                        int(answer.headers["Quota-Limit-Bytes"]),
+                        [m["media_id"] for m in await answer.json()])
+
+            assert await usage() == (0, quota, [])
+            first = await uploaded(client, files["png"], "image/png")
+            second = await uploaded(client, files["png"], "image/png")
+            used, limit, listed = await usage()
+            assert (used, limit) == (2 * size, quota)
+            assert sorted(listed) == sorted(u["media_id"] for u in (first, second))
+            # another account's quota is its own
+            await uploaded(client, files["png"], "image/png", OTHER)
+
+            refused = await upload(client, png, "image/png", "third.png")
+            assert refused.status == 413, await refused.text()
+            body = await refused.json()
+            assert (body["used_bytes"], body["limit_bytes"], body["upload_bytes"]) == (
+                2 * size, quota, size)
+            assert "would pass the account's upload quota" in body["error"]
+
+            async def chunked() -> AsyncIterator[bytes]:
+                for start in range(0, size, 4096):
+                    yield png[start:start + 4096]
+
+            streamed = await client.post("/api/social/media", data=chunked(),
+                                         headers={**ADA, "Content-Type": "image/png"})
+            assert streamed.status == 413, await streamed.text()
+            body = await streamed.json()
+            assert (body["used_bytes"], body["limit_bytes"]) == (2 * size, quota)
+            assert "past the" in body["error"] and "upload_bytes" not in body
+            # nothing of either is kept: no row, no file, no part
+            assert (await usage())[0] == 2 * size
+            folder = upload_folder(context.data_dir, "acc")
+            assert folder is not None
+            assert sorted(p.name for p in folder.iterdir()) == sorted(
+                f"{u['media_id']}.png" for u in (first, second))
+
+            # deleting frees its bytes; of two uploads at once with room for one, one is
+            # kept and the other refused whole
+            assert (await client.delete(f"/api/social/media/{first['media_id']}",
+                                        headers=ADA)).status == 200
+            assert (await usage())[0] == size
+            answers = await asyncio.gather(*(upload(client, png, "image/png", f"{n}.png")
+                                             for n in range(2)))
+            assert sorted(a.status for a in answers) == [201, 413], [
+                await a.text() for a in answers]
+            used, _, kept = await usage()
+            assert used == 2 * size <= quota and len(kept) == 2
+            assert sorted(p.name for p in folder.iterdir()) == sorted(
+                f"{media_id}.png" for media_id in kept)
+
+    asyncio.run(go())
+
+
+def test_an_images_thumbnail_is_a_small_upright_webp_and_a_video_has_none(
+        tmp_path: Path) -> None:
+    files = made(tmp_path / "files")
+    # a phone photo: stored 400x200, its EXIF orientation 6 shows it turned upright
+    phone = tmp_path / "files" / "phone.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (400, 200), (200, 30, 30)).save(phone, "JPEG", exif=exif.tobytes())
+
+    async def go() -> None:
+        async with social_app(tmp_path, f"sqlite://{tmp_path / 's.sqlite3'}") as (
+                client, context):
+            png = await uploaded(client, files["png"], "image/png")
+            assert png["thumbnail_url"] == f"/api/social/media/{png['media_id']}/thumbnail"
+            answer = await client.get(png["thumbnail_url"], headers=VIEWER)
+            assert answer.status == 200, await answer.text()
+            assert answer.headers["Content-Type"] == "image/webp"
+            data = await answer.read()
+            with Image.open(io.BytesIO(data)) as shown:
+                assert (shown.format, shown.size) == ("WEBP", (320, 213))
+            kept = uploads.thumbnail_file(context.data_dir, "acc", png["media_id"])
+            assert kept is not None and kept.read_bytes() == data
+            again = await client.get(png["thumbnail_url"], headers={
+                **ADA, "If-None-Match": answer.headers["ETag"]})
+            assert again.status == 304
+            part = await client.get(png["thumbnail_url"], headers={**ADA, "Range": "bytes=0-9"})
+            assert (part.status, await part.read()) == (206, data[:10])
+
+            turned = await uploaded(client, phone, "image/jpeg")
+            answer = await client.get(turned["thumbnail_url"], headers=ADA)
+            with Image.open(io.BytesIO(await answer.read())) as shown:
+                assert shown.size == (160, 320)
+
+            mp4 = await uploaded(client, files["mp4"], "video/mp4")
+            assert mp4["thumbnail_url"] is None
+            none = await client.get(f"/api/social/media/{mp4['media_id']}/thumbnail",
+                                    headers=ADA)
+            assert none.status == 404
+            assert "thumbnails are made of images only" in (await none.json())["error"]
+
+            # the thumbnail goes with its upload, and takes none of the quota
+            listed = await client.get("/api/social/media", headers=ADA)
+            assert int(listed.headers["Quota-Used-Bytes"]) == sum(
+                u["media"]["size_bytes"] for u in (png, turned, mp4))
+            assert (await client.delete(f"/api/social/media/{png['media_id']}",
+                                        headers=ADA)).status == 200
+            assert not kept.exists()
 
     asyncio.run(go())

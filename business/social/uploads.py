@@ -19,6 +19,13 @@ rules judge the file as it is, not as the caller describes it.
 A file a post may still publish (a draft, or a post pending approval, approved,
 scheduled, publishing or failed and retryable) is not deleted: the delete answers 409
 and names the posts. Published, expired and cancelled posts no longer need it.
+
+An account's uploads together take at most its quota (``media_uploads.quota_bytes``,
+5 GiB): an upload that would pass it is refused (:class:`QuotaExceeded`, 413, saying
+what is used of what) and nothing of it is kept; deleting uploads frees their bytes.
+The file is served back as it was kept (:meth:`MediaUploads.content`), and an image as
+a small WebP thumbnail made by Pillow the first time it is asked for
+(:meth:`MediaUploads.thumbnail`, kept beside the file until the upload is deleted).
 """
 
 from __future__ import annotations
@@ -31,10 +38,12 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from PIL import Image, ImageOps
 
 from business.social.errors import ConflictError, NotFoundError, SocialError
 from business.social.models import APPROVED, DRAFT, FAILED, PENDING, PUBLISHING, SCHEDULED
@@ -62,6 +71,16 @@ SIGNATURES = ((0, b"\xff\xd8\xff"), (0, b"\x89PNG\r\n\x1a\n"), (0, b"GIF87a"),
 #: otherwise (``media_uploads``: ``max_bytes``, ``max_image_bytes``).
 MAX_BYTES = 1024 * 1024 * 1024
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
+#: The most bytes an account's uploads take together, unless the settings say otherwise
+#: (``media_uploads``: ``quota_bytes``).
+QUOTA_BYTES = 5 * 1024 * 1024 * 1024
+#: The first key of the advisory lock that orders one account's uploads' quota checks
+#: (PostgreSQL; SQLite writes one transaction at a time).
+QUOTA_LOCK = 715_302
+#: A thumbnail's longest side (pixels), its type and how its file is named.
+THUMBNAIL_SIDE = 320
+THUMBNAIL_TYPE = "image/webp"
+THUMBNAIL_SUFFIX = ".thumb.webp"
 #: The most pixels an image may declare: more is refused before it is decoded (a small
 #: file may declare a huge picture).
 MAX_PIXELS = 100_000_000
@@ -83,6 +102,22 @@ class UploadTooLarge(UploadError):
     """The upload is past the size limit of its kind (413)."""
 
 
+class QuotaExceeded(UploadTooLarge):
+    """The upload would take the account's uploads past their quota (413): ``used`` bytes
+    of ``limit`` are taken, the upload has ``size`` (None: not known yet)."""
+
+    def __init__(self, used: int, limit: int, size: int | None = None) -> None:
+        self.used, self.limit, self.size = used, limit, size
+        free = max(0, limit - used)
+        this = (f"this upload of {_size(size)} would pass the account's upload quota"
+                if size is not None else
+                f"the upload is past the {_size(free)} left of the account's upload quota")
+        super().__init__(
+            f"{this}: {_size(used)} of {_size(limit)} are used ({_size(free)} free); "
+            "delete uploads no longer needed (DELETE /api/social/media/{media_id}) or send "
+            "a smaller file")
+
+
 class NotMedia(UploadError):
     """The file is no image or video of a format taken (415)."""
 
@@ -93,17 +128,19 @@ class BrokenMedia(UploadError):
 
 @dataclass(frozen=True)
 class UploadLimits:
-    """The most bytes of an upload, and of an image."""
+    """The most bytes of an upload, of an image, and of an account's uploads together."""
 
     max_bytes: int = MAX_BYTES
     max_image_bytes: int = MAX_IMAGE_BYTES
+    quota_bytes: int = QUOTA_BYTES
 
     @classmethod
     def from_settings(cls, raw: dict[str, Any] | None) -> UploadLimits:
         """The ``media_uploads`` settings of the plug-in (defaults where not set)."""
         raw = raw or {}
         return cls(int(raw.get("max_bytes", MAX_BYTES)),
-                   int(raw.get("max_image_bytes", MAX_IMAGE_BYTES)))
+                   int(raw.get("max_image_bytes", MAX_IMAGE_BYTES)),
+                   int(raw.get("quota_bytes", QUOTA_BYTES)))
 
 
 def _size(n: int) -> str:
@@ -132,6 +169,34 @@ def upload_file(data_dir: str | Path, account_id: str, media_id: str) -> Path | 
         if path.is_file():
             return path
     return None
+
+
+def thumbnail_file(data_dir: str | Path, account_id: str, media_id: str) -> Path | None:
+    """Where the thumbnail of ``account_id``'s image ``media_id`` is kept (None: the ids
+    cannot name one); the file may not be made yet."""
+    folder = upload_folder(data_dir, account_id)
+    if folder is None or not _ID.match(media_id):
+        return None
+    return folder / f"{media_id}{THUMBNAIL_SUFFIX}"
+
+
+def make_thumbnail(source: Path, target: Path, side: int = THUMBNAIL_SIDE) -> None:
+    """Write a WebP of the image ``source`` (its first frame, turned upright by its EXIF
+    orientation) at most ``side`` pixels wide and high to ``target``, whole or not at all."""
+    part = target.with_name(f".{secrets.token_hex(8)}.part")
+    try:
+        with Image.open(source) as image:
+            if image.width * image.height > MAX_PIXELS:  # (refused on upload already)
+                raise ValueError(f"{image.width}x{image.height} is over {MAX_PIXELS} pixels")
+            image.draft("RGB", (side, side))  # a JPEG decodes at a fraction of its size
+            upright = ImageOps.exif_transpose(image)
+            alpha = upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info
+            small = upright.convert("RGBA" if alpha else "RGB")
+            small.thumbnail((side, side), Image.Resampling.LANCZOS)
+            small.save(part, "WEBP", quality=80, method=4)
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def _looks_like_media(path: Path) -> bool:
@@ -262,17 +327,30 @@ class MediaUploads:
         is refused before a byte is read.
         """
         name = _safe_name(name) or "upload"
-        limit = self.limits.max_bytes
+        limit, quota = self.limits.max_bytes, self.limits.quota_bytes
         if length is not None and length > limit:
             raise UploadTooLarge(f"the upload has {_size(length)}; uploads take at most "
                                  f"{_size(limit)}: send a smaller file")
+        used = await self.used(account_id)
+        if length is not None and used + length > quota:
+            raise QuotaExceeded(used, quota, length)
         folder = upload_folder(self.data_dir, account_id)
         if folder is None:
             raise SocialError(f"account id {account_id!r} cannot name a folder")
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         part = folder / f".{secrets.token_hex(8)}.part"
+        room = max(0, quota - used)
+        if room < limit:  # the quota is what stops a body that runs on
+            limit = room
+
+            def too_large(_seen: int) -> UploadError:
+                return QuotaExceeded(used, quota)
+        else:
+            def too_large(_seen: int) -> UploadError:
+                return UploadTooLarge(f"the upload is past {_size(limit)}, the most an "
+                                      "upload takes: send a smaller file")
         try:
-            size, digest = await self._write(part, chunks, limit)
+            size, digest = await self._write(part, chunks, limit, too_large)
             if size == 0:
                 raise BrokenMedia(f"{name!r} is empty: send the file's bytes as the body")
             async with self.reads:
@@ -290,6 +368,12 @@ class MediaUploads:
                "sha256": digest, "uploaded_by": person, "created_at": self.clock()}
         try:
             async with self.db.transaction() as tx:
+                if getattr(self.db, "dialect", "") == "postgresql":
+                    await tx.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))",
+                                     QUOTA_LOCK, account_id)
+                used = await self.used(account_id, tx)
+                if used + size > quota:  # others' uploads arrived meanwhile
+                    raise QuotaExceeded(used, quota, size)
                 await tx.execute(
                     f"INSERT INTO social_media_uploads (account_id, {COLUMNS}) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", account_id,
@@ -300,21 +384,31 @@ class MediaUploads:
         return row
 
     @staticmethod
-    async def _write(part: Path, chunks: AsyncIterator[bytes], limit: int
-                     ) -> tuple[int, str]:
+    async def _write(part: Path, chunks: AsyncIterator[bytes], limit: int,
+                     too_large: Callable[[int], UploadError]) -> tuple[int, str]:
         size, digest = 0, hashlib.sha256()
         handle = await asyncio.to_thread(open, part, "wb")
         try:
             async for chunk in chunks:
                 size += len(chunk)
                 if size > limit:
-                    raise UploadTooLarge(f"the upload is past {_size(limit)}, the most an "
-                                         "upload takes: send a smaller file")
+                    raise too_large(size)
                 digest.update(chunk)
                 await asyncio.to_thread(handle.write, chunk)
         finally:
             await asyncio.to_thread(handle.close)
         return size, digest.hexdigest()
+
+    async def used(self, account_id: str, tx: Any = None) -> int:
+        """How many bytes the account's uploads take together (thumbnails not counted)."""
+        return int(await (tx or self.db).fetchval(
+            "SELECT COALESCE(SUM(size_bytes), 0) FROM social_media_uploads "
+            "WHERE account_id = ?", account_id) or 0)
+
+    async def usage(self, account_id: str) -> dict[str, int]:
+        """``used_bytes`` of the account's quota, ``limit_bytes``."""
+        return {"used_bytes": await self.used(account_id),
+                "limit_bytes": self.limits.quota_bytes}
 
     async def list(self, account_id: str) -> list[dict[str, Any]]:
         """The account's uploads, newest first."""
@@ -332,6 +426,40 @@ class MediaUploads:
             raise NotFoundError(f"there is no uploaded media {media_id!r} in this account: "
                                 "check the id (GET /api/social/media lists them)")
         return dict(row)
+
+    async def content(self, account_id: str, media_id: str) -> tuple[Path, dict[str, Any]]:
+        """The file of the account's upload ``media_id`` and its row; :class:`NotFoundError`
+        for an unknown id and another account's alike."""
+        row = await self.get(account_id, media_id)
+        path = upload_file(self.data_dir, account_id, media_id)
+        if path is None:
+            raise NotFoundError(f"the file of uploaded media {media_id!r} is gone from the "
+                                "server: upload it again")
+        return path, row
+
+    async def thumbnail(self, account_id: str, media_id: str) -> tuple[Path, dict[str, Any]]:
+        """The thumbnail file of the account's image ``media_id`` (made the first time;
+        :data:`THUMBNAIL_SIDE`, WebP) and its row; :class:`NotFoundError` for an unknown
+        id, another account's, or a video."""
+        source, row = await self.content(account_id, media_id)
+        if row["kind"] != "image":
+            raise NotFoundError(f"uploaded media {media_id!r} is a {row['kind']}: thumbnails "
+                                "are made of images only (GET its content instead)")
+        target = thumbnail_file(self.data_dir, account_id, media_id)
+        assert target is not None  # (the same ids named its file)
+        if not await asyncio.to_thread(target.is_file):
+            async with self.reads:
+                try:
+                    await asyncio.to_thread(make_thumbnail, source, target)
+                except FileNotFoundError:
+                    raise NotFoundError(f"uploaded media {media_id!r} was deleted") from None
+                except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                    raise BrokenMedia(f"no thumbnail could be made of {row['name']!r} "
+                                      f"({exc}): its content is still served") from None
+            if upload_file(self.data_dir, account_id, media_id) is None:  # deleted meanwhile
+                await asyncio.to_thread(target.unlink, missing_ok=True)
+                raise NotFoundError(f"uploaded media {media_id!r} was deleted")
+        return target, row
 
     async def described(self, account_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """``fields`` (a post as composed: ``media`` and ``targets``' ``media``) with each
@@ -375,9 +503,10 @@ class MediaUploads:
                                     "them or delete them first")
             await tx.execute("DELETE FROM social_media_uploads WHERE account_id = ? AND "
                              "media_id = ?", account_id, media_id)
-        path = upload_file(self.data_dir, account_id, media_id)
-        if path is not None:
-            await asyncio.to_thread(path.unlink, missing_ok=True)
+        for path in (upload_file(self.data_dir, account_id, media_id),
+                     thumbnail_file(self.data_dir, account_id, media_id)):
+            if path is not None:
+                await asyncio.to_thread(path.unlink, missing_ok=True)
         return dict(row)
 
 

@@ -4,9 +4,13 @@
 :data:`~.uploads.ACCEPTED`; what it is is read from its content) and ``?name=`` its file
 name; 201 and the upload, whose ``media`` is the reference to attach to a post or to
 name (``media_id``) in a bulk file. ``GET /api/social/media`` lists the account's
-uploads, ``GET``/``DELETE /api/social/media/{media_id}`` one (409 while a post that may
-still publish uses it). Composing uploads and deletes (``social.compose``); reading lists
-(``social.read``). Another account's id answers 404 like an unknown one.
+uploads (with ``Quota-Used-Bytes`` and ``Quota-Limit-Bytes``: the account's upload
+quota), ``GET``/``DELETE /api/social/media/{media_id}`` one (409 while a post that may
+still publish uses it); ``GET /api/social/media/{media_id}/content`` its bytes and
+``/thumbnail`` a small WebP of an image (streamed, with ETags and ranges:
+:class:`~dawserver.plugin_api.FileReply`). Composing uploads and deletes
+(``social.compose``); reading lists and downloads (``social.read``). Another account's id
+answers 404 like an unknown one.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from business.social.services import PLUGIN_NAME
 from business.social.uploads import (
     ACCEPTED,
     READS_AT_ONCE,
+    THUMBNAIL_TYPE,
     BrokenMedia,
     MediaUploads,
     NotMedia,
+    QuotaExceeded,
     UploadLimits,
     UploadTooLarge,
     reference,
@@ -34,6 +40,7 @@ from business.social.uploads import (
 from dawserver.plugin_api import (
     BadRequest,
     Conflict,
+    FileReply,
     Media,
     Model,
     NotFound,
@@ -48,10 +55,18 @@ from dawserver.plugin_api import (
 )
 
 MEDIA = f"{BASE}/media"
+#: The headers of the list answer that tell the account's upload quota (bytes).
+USED_HEADER, LIMIT_HEADER = "Quota-Used-Bytes", "Quota-Limit-Bytes"
+#: Downloads are the account's alone: a shared cache keeps none, and a browser asks again
+#: each time (a 304 while its ETag holds).
+DOWNLOAD_HEADERS = {"Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff"}
 
 #: The uploads' errors as HTTP errors; a refused upload's body may be unread, so the
 #: connection closes after a 413 rather than read on into it.
 _api = map_errors(
+    (QuotaExceeded, lambda exc: PayloadTooLarge(
+        str(exc), headers={"Connection": "close"}, used_bytes=exc.used,
+        limit_bytes=exc.limit, **({} if exc.size is None else {"upload_bytes": exc.size}))),
     (UploadTooLarge, lambda exc: PayloadTooLarge(str(exc), headers={"Connection": "close"})),
     (NotMedia, UnsupportedMediaType),
     (BrokenMedia, Unprocessable),
@@ -69,7 +84,8 @@ class UploadQuery(Query):
 
 class UploadOut(Model):
     """An uploaded image or video: its id, file name, who uploaded it when, its SHA-256,
-    and ``media``, the reference a post attaches."""
+    ``media``, the reference a post attaches, where its bytes are (``content_url``) and an
+    image's thumbnail (``thumbnail_url``; null for a video)."""
 
     media_id: str
     name: str
@@ -77,6 +93,8 @@ class UploadOut(Model):
     created_at: float
     sha256: str
     media: MediaRef
+    content_url: str
+    thumbnail_url: str | None
 
 
 #: Where the process's turns at reading uploads live in the plug-in context's state.
@@ -94,9 +112,12 @@ def uploads(request: Request) -> MediaUploads:
 
 def upload_out(row: dict[str, Any]) -> dict[str, Any]:
     """An upload as the API shows it."""
+    at = f"{MEDIA}/{row['media_id']}"
     return {"media_id": row["media_id"], "name": row["name"],
             "uploaded_by": row["uploaded_by"], "created_at": row["created_at"],
-            "sha256": row["sha256"], "media": reference(row)}
+            "sha256": row["sha256"], "media": reference(row),
+            "content_url": f"{at}/content",
+            "thumbnail_url": f"{at}/thumbnail" if row["kind"] == "image" else None}
 
 
 @_api
@@ -114,8 +135,14 @@ async def upload_media(request: Request) -> Reply:
 
 @_api
 async def list_media(request: Request) -> Any:
-    """The account's uploaded images and videos, newest first."""
-    return [upload_out(r) for r in await uploads(request).list(request.account_id)]
+    """The account's uploaded images and videos, newest first; the headers
+    ``Quota-Used-Bytes`` and ``Quota-Limit-Bytes`` tell how much of the account's upload
+    quota they take."""
+    found = uploads(request)
+    usage = await found.usage(request.account_id)
+    return Reply([upload_out(r) for r in await found.list(request.account_id)],
+                 headers={USED_HEADER: str(usage["used_bytes"]),
+                          LIMIT_HEADER: str(usage["limit_bytes"])})
 
 
 @_api
@@ -123,6 +150,27 @@ async def get_media(request: Request) -> Any:
     """One uploaded image or video of the account."""
     return upload_out(await uploads(request).get(request.account_id,
                                                  request.params["media_id"]))
+
+
+@_api
+async def media_content(request: Request) -> Any:
+    """The bytes of an uploaded image or video as they were uploaded, with their type:
+    streamed, with an ETag (304 to a current If-None-Match) and ranges (206; 416 for one
+    past the end), for previews and video seeking."""
+    path, row = await uploads(request).content(request.account_id,
+                                               request.params["media_id"])
+    return FileReply(path, row["content_type"], filename=row["name"],
+                     headers=DOWNLOAD_HEADERS)
+
+
+@_api
+async def media_thumbnail(request: Request) -> Any:
+    """A small WebP of an uploaded image (at most 320 pixels a side, upright), made the
+    first time it is asked for; 404 for a video."""
+    path, row = await uploads(request).thumbnail(request.account_id,
+                                                 request.params["media_id"])
+    stem = row["name"].rsplit(".", 1)[0] or "thumbnail"
+    return FileReply(path, THUMBNAIL_TYPE, filename=f"{stem}.webp", headers=DOWNLOAD_HEADERS)
 
 
 @_api
@@ -141,6 +189,10 @@ UPLOAD_ROUTES = [
           response=list[UploadOut]),
     Route(method="GET", path=f"{MEDIA}/{{media_id}}", handler=get_media, permission=READ,
           response=UploadOut),
+    Route(method="GET", path=f"{MEDIA}/{{media_id}}/content", handler=media_content,
+          permission=READ, response=Media(*ACCEPTED), statuses=(206,)),
+    Route(method="GET", path=f"{MEDIA}/{{media_id}}/thumbnail", handler=media_thumbnail,
+          permission=READ, response=Media(THUMBNAIL_TYPE), statuses=(206,)),
     Route(method="DELETE", path=f"{MEDIA}/{{media_id}}", handler=delete_media,
           permission=COMPOSE, response=UploadOut),
 ]
