@@ -22,10 +22,11 @@ from marketplace_helpers import (
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
 
 
-async def bought(m: Market, tier: str = "wav_lease") -> dict[str, Any]:
-    """A beat of ``seller`` bought by ``buyer``: the buyer's licence."""
+async def bought(m: Market, tier: str = "wav_lease", **beat_fields: Any) -> dict[str, Any]:
+    """A beat of ``seller`` (with ``beat_fields``) bought by ``buyer``: the buyer's
+    licence."""
     await m.seller("seller")
-    beat = await m.beat("seller")
+    beat = await m.beat("seller", **beat_fields)
     status, started = await m.checkout("buyer", "seller", beat["beat_id"], tier)
     assert status == 201, started
     m.pay(started)
@@ -58,6 +59,24 @@ async def test_a_signed_link_downloads_the_file_up_to_the_limit(tmp_path: Path) 
         status, body, _ = await get(m, url)
         assert status == 403 and b"3 downloads are used up" in body
         assert (await m.library("buyer"))[0]["downloads"] == 3
+
+
+async def test_a_download_resumes_from_a_range_under_its_exact_name(tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        mp3 = m.assets.add("seller", "mp3-accented", b"ID3 the mp3")
+        licence = await bought(m, "mp3_lease", files=[
+            {"kind": "mp3", "asset_id": mp3, "name": "Nuit d’été.mp3"}])
+        url = link_of(licence, "mp3")
+        answer = await m.client.get(url, headers={"Range": "bytes=4-6"})
+        assert answer.status == 206 and await answer.read() == b"the"
+        assert answer.headers["Content-Range"] == "bytes 4-6/11"
+        assert answer.headers["Content-Type"] == "application/octet-stream"
+        assert answer.headers["ETag"] and answer.headers["Accept-Ranges"] == "bytes"
+        # the exact name for browsers that read it, a safe ASCII one for the rest
+        disposition = answer.headers["Content-Disposition"]
+        assert disposition.startswith("attachment;")
+        assert "filename*=UTF-8''Nuit%20d%E2%80%99%C3%A9t%C3%A9.mp3" in disposition
+        assert 'filename="Nuit d__t_.mp3"' in disposition
 
 
 async def test_forged_expired_and_bare_links_are_refused(tmp_path: Path) -> None:

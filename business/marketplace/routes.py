@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiohttp import web
-
 from business.marketplace.cart_checkout import start_cart
 from business.marketplace.errors import (
     CatalogueInvalid,
@@ -59,6 +57,7 @@ from dawserver.plugin_api import (
     BadRequest,
     Conflict,
     Empty,
+    FileReply,
     Forbidden,
     Media,
     NotFound,
@@ -400,11 +399,9 @@ async def download(request: Request) -> Any:
     found = await services(request.context).delivery.download(
         request.params["licence_id"], request.params["file_id"], query.expires,
         query.signature)
-    safe = found.name.replace('"', "'").encode("ascii", "replace").decode()
     # streamed from disk: stems run to gigabytes, and many buyers download at once
-    return web.FileResponse(found.path, headers={
-        "Content-Type": "application/octet-stream",
-        "Content-Disposition": f'attachment; filename="{safe}"'})
+    return FileReply(found.path, "application/octet-stream", filename=found.name,
+                     attachment=True)
 
 
 # -- Stripe -----------------------------------------------------------------------------------

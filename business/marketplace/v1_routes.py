@@ -7,7 +7,7 @@ and the licences it bought (``marketplace.library``). Another account's ids answ
 
 from __future__ import annotations
 
-from aiohttp import web
+from typing import Any
 
 from business.marketplace.models import Beat as BeatRow
 from business.marketplace.models import Licence as LicenceRow
@@ -63,7 +63,7 @@ def _order(row: OrderRow) -> Order:
                  refunded_at=_time(row.refunded_at))
 
 
-async def list_beats(request: Request) -> web.Response:
+async def list_beats(request: Request) -> Any:
     """The account's beats, newest first, with every licence tier; filter with `status`."""
     status = request.query.status
     rows = [b for b in await services(request.context).store.beats_of(request.account_id)
@@ -73,7 +73,7 @@ async def list_beats(request: Request) -> web.Response:
                        lambda b: (-made[b.id], b.id))
 
 
-async def get_beat(request: Request) -> web.Response:
+async def get_beat(request: Request) -> Any:
     """One beat of the account and its licence tiers."""
     beat_id = request.params["beat_id"]
     found = await services(request.context).store.beat(request.account_id, beat_id)
@@ -82,7 +82,7 @@ async def get_beat(request: Request) -> web.Response:
     return answer_one(request, _beat(found))
 
 
-async def list_licences(request: Request) -> web.Response:
+async def list_licences(request: Request) -> Any:
     """The licences the account bought, newest first."""
     rows = await services(request.context).store.licences_of_buyer(request.account_id)
     granted = {lic.licence_id: lic.granted_at for lic in rows}
@@ -90,7 +90,7 @@ async def list_licences(request: Request) -> web.Response:
                        lambda lic: (-granted[lic.id], lic.id))
 
 
-async def get_licence(request: Request) -> web.Response:
+async def get_licence(request: Request) -> Any:
     """One licence the account bought."""
     licence_id = request.params["licence_id"]
     found = await services(request.context).store.licence(licence_id)
@@ -99,7 +99,7 @@ async def get_licence(request: Request) -> web.Response:
     return answer_one(request, _licence(found))
 
 
-async def list_orders(request: Request) -> web.Response:
+async def list_orders(request: Request) -> Any:
     """The orders of the account's beats (its sales), oldest first; filter with `status`."""
     status = request.query.status
     rows = [o for o in await services(request.context).store.orders_of(request.account_id)
@@ -109,7 +109,7 @@ async def list_orders(request: Request) -> web.Response:
                        lambda o: (made[o.id], o.id))
 
 
-async def get_order(request: Request) -> web.Response:
+async def get_order(request: Request) -> Any:
     """One order of one of the account's beats."""
     order_id = request.params["order_id"]
     found = await services(request.context).store.order(request.account_id, order_id)
