@@ -1,5 +1,6 @@
-// Insert effects of the selected track: enable switch and parameter sliders (document
-// edits), built-in kinds and installed LV2 plug-ins; a MIDI track's instrument picker.
+// Insert effects of the selected track, or of an aux bus or the master chosen in the
+// panel's chain row: enable switch and parameter sliders (document edits), built-in kinds
+// and installed LV2 plug-ins; a MIDI track's instrument picker.
 import { h, setProp } from './dom.js'
 import { describe } from './bypassed.js'
 import { pluginPicker, portControls } from './lv2.js'
@@ -35,40 +36,63 @@ export const INSTRUMENT_KINDS = ['synth', 'soundfont']
 export class EffectsPanel {
   constructor ({ project, presence, editable, bypassed = null, plugins = null }) {
     Object.assign(this, { project, presence, editable, bypassed, plugins })
-    this.trackId = null
+    this.trackId = null // the selected track
+    this.busId = null // an aux bus or the master chosen in the chain row: shown instead
     this.signature = ''
+    this.ownersSignature = ''
     this.controls = new Map()
     this.title = h('h3', {}, 'Effects')
+    this.owners = h('div', { class: 'chain-owners', role: 'group', 'aria-label': 'Insert chain of' })
     this.body = h('div', { class: 'effects-body' })
-    this.el = h('section', { class: 'panel effects' }, this.title, this.body)
+    this.el = h('section', { class: 'panel effects' }, this.title, this.owners, this.body)
   }
 
+  /** Show the chain of the track just selected. */
   show (trackId) {
     this.trackId = trackId
+    this.busId = null
     this.update()
   }
 
-  update () {
+  /** Show the chain of an aux bus or the master ('master'). */
+  showBus (busId) {
+    this.busId = busId
+    this.update()
+  }
+
+  /** The chain shown: {id, kind ('track', 'bus' or 'master'), name, data (its JSON)}. */
+  owner () {
+    const bus = this.busId ? this.project.roots.buses.get(this.busId)?.toJSON() : null
+    if (bus) return { id: this.busId, kind: this.busId === 'master' ? 'master' : 'bus', name: bus.name || this.busId, data: bus }
     const track = this.trackId ? this.project.roots.tracks.get(this.trackId)?.toJSON() : null
-    if (!track) {
+    return track ? { id: this.trackId, kind: 'track', name: track.name, data: track } : null
+  }
+
+  update () {
+    this._showOwners()
+    const owner = this.owner()
+    if (!owner) {
       this.title.textContent = 'Effects'
-      this.body.replaceChildren(h('p', { class: 'hint' }, 'Select a track to see its effects.'))
+      this.body.replaceChildren(h('p', { class: 'hint' }, 'Select a track, an aux bus or the master to see its effects.'))
       this.signature = ''
       return
     }
-    this.title.textContent = `Effects · ${track.name}`
+    this.title.textContent = `Effects · ${owner.kind === 'bus' ? `bus ${owner.name}` : owner.name}`
+    const track = owner.data
     const effects = track.effects || []
     const owners = [...this.project.roots.tracks.keys(), ...this.project.roots.buses.keys()].join(',')
-    const midi = isMidiTrack(this.project, track)
+    const midi = owner.kind === 'track' && isMidiTrack(this.project, track)
     const instrument = midi ? `${track.instrument?.kind || ''}:${track.instrument?.params?.uri || ''}` : '-'
     this.plugins?.ensure() // its pickers and lv2 cards fill in when it answers
-    const signature = `${track.id}|${effects.map((e) => `${e.id}:${e.kind}:${e.params?.uri || ''}`).join(',')}|${owners}|` +
+    const signature = `${owner.kind}:${owner.id}|${effects.map((e) => `${e.id}:${e.kind}:${e.params?.uri || ''}`).join(',')}|${owners}|` +
       `${instrument}|${this.plugins?.loaded || false}`
-    if (signature !== this.signature) this._build(track, effects, signature)
-    this.instrumentControls?.show(track.instrument?.params || {})
-    if (this.instrumentKind) setProp(this.instrumentKind, 'value', instrumentValue(track.instrument))
+    if (signature !== this.signature) this._build(owner, effects, signature)
+    if (midi) {
+      this.instrumentControls?.show(track.instrument?.params || {})
+      if (this.instrumentKind) setProp(this.instrumentKind, 'value', instrumentValue(track.instrument))
+    }
     effects.forEach((effect, index) => {
-      this._showBypassed(track.id, effect, index)
+      this._showBypassed(owner.id, effect, index)
       const enabled = this.controls.get(`${index}:enabled`)
       if (enabled) setProp(enabled, 'checked', effect.enabled !== false)
       const key = this.controls.get(`${index}:sidechain`)
@@ -87,33 +111,56 @@ export class EffectsPanel {
     })
   }
 
-  _build (track, effects, signature) {
+  /** The chain row: the selected track, each aux bus and the master; the one shown is
+   * pressed, one with a bypassed plug-in marked. */
+  _showOwners () {
+    const buses = [...this.project.roots.buses.entries()]
+      .map(([id, bus]) => [id, id === 'master' ? 'Master' : `bus ${bus.get('name') || id}`])
+      .sort((a, b) => (a[0] === 'master') - (b[0] === 'master') || a[1].localeCompare(b[1]))
+    const track = this.trackId ? this.project.roots.tracks.get(this.trackId) : null
+    const shown = this.owner()?.id || ''
+    const entries = [...(track ? [[this.trackId, track.get('name') || this.trackId]] : []), ...buses]
+      .map(([id, label]) => [id, label, this.bypassed?.of(id).length || 0])
+    const signature = JSON.stringify([shown, entries])
+    if (signature === this.ownersSignature) return
+    this.ownersSignature = signature
+    this.owners.hidden = buses.length === 0
+    this.owners.replaceChildren(...entries.map(([id, label, faults]) => h('button', {
+      class: `chain-owner${id === shown ? ' on' : ''}`, 'aria-pressed': String(id === shown),
+      dataset: { owner: id, kind: id === this.trackId && track ? 'track' : id === 'master' ? 'master' : 'bus' },
+      title: faults ? `${faults} plug-in${faults > 1 ? 's' : ''} bypassed` : `Show the insert effects of ${label}`,
+      onclick: () => (id === this.trackId && track ? this.show(id) : this.showBus(id))
+    }, faults ? `⚠ ${label}` : label)))
+  }
+
+  _build (owner, effects, signature) {
     this.signature = signature
     this.controls.clear()
     this.instrumentControls = null
     this.instrumentKind = null
-    const adder = this._adder(track.id)
-    const instrument = isMidiTrack(this.project, track) ? this._instrument(track) : ''
+    const track = owner.data
+    const adder = this._adder(owner.id)
+    const instrument = owner.kind === 'track' && isMidiTrack(this.project, track) ? this._instrument(track) : ''
     if (!effects.length) {
-      this.body.replaceChildren(instrument, h('p', { class: 'hint' }, 'This track has no insert effects.'), adder)
+      this.body.replaceChildren(instrument, h('p', { class: 'hint' }, `This ${owner.kind} has no insert effects.`), adder)
       return
     }
     const cards = effects.map((effect, index) => {
-      const key = (name) => `track:${track.id}:fx${index}:${name}`
+      const key = (name) => `${owner.kind === 'track' ? 'track' : 'bus'}:${owner.id}:fx${index}:${name}`
       const enabled = h('input', { type: 'checkbox', class: 'edit', disabled: !this.editable,
-        onchange: (e) => this.project.setEffectEnabled(track.id, index, e.target.checked) })
+        onchange: (e) => this.project.setEffectEnabled(owner.id, index, e.target.checked) })
       this.presence.bind(enabled, key('enabled'))
       this.controls.set(`${index}:enabled`, enabled)
       const rows = []
       if (effect.kind === 'biquad') {
         const select = h('select', { class: 'edit', disabled: !this.editable,
-          onchange: (e) => this.project.setEffectParam(track.id, index, 'shape', e.target.value) },
+          onchange: (e) => this.project.setEffectParam(owner.id, index, 'shape', e.target.value) },
         BIQUAD_SHAPES.map((s) => h('option', { value: s }, s)))
         this.presence.bind(select, key('shape'))
         this.controls.set(`${index}:p:shape`, select)
         rows.push(h('label', { class: 'param' }, h('span', {}, 'shape'), select))
       }
-      if (SIDECHAIN_KINDS.has(effect.kind)) rows.push(this._sidechain(track.id, index, key('sidechain')))
+      if (SIDECHAIN_KINDS.has(effect.kind)) rows.push(this._sidechain(owner.id, index, key('sidechain')))
       for (const [name, low, high, step] of PARAMS[effect.kind] || []) {
         const readout = h('span', { class: 'readout' })
         const log = step === 0
@@ -122,7 +169,7 @@ export class EffectsPanel {
           dataset: { param: name, log: log ? 'true' : '' },
           oninput: (e) => {
             const value = fromSlider(e.target)
-            this.project.setEffectParam(track.id, index, name, value)
+            this.project.setEffectParam(owner.id, index, name, value)
             readout.textContent = String(value)
           }
         })
@@ -137,7 +184,7 @@ export class EffectsPanel {
         title = info?.name || effect.params?.uri || 'lv2'
         if (info) {
           const ports = portControls(info, { rate: this.project.sampleRate, editable: this.editable,
-            write: (symbol, value) => this.project.setEffectParam(track.id, index, symbol, value),
+            write: (symbol, value) => this.project.setEffectParam(owner.id, index, symbol, value),
             bind: (input, symbol) => this.presence.bind(input, key(symbol)) })
           this.controls.set(`${index}:ports`, ports)
           rows.push(...ports.rows)
@@ -146,7 +193,7 @@ export class EffectsPanel {
         }
       }
       const remove = h('button', { class: 'edit remove-effect', disabled: !this.editable, title: `Remove this ${title}`,
-        onclick: () => this.project.removeEffect(track.id, index) }, '×')
+        onclick: () => this.project.removeEffect(owner.id, index) }, '×')
       const error = h('div', { class: 'effect-error', role: 'alert', hidden: true })
       this.controls.set(`${index}:error`, error)
       return h('div', { class: 'effect', dataset: { kind: effect.kind, effect: effect.id || '', uri: effect.params?.uri || '' } },
@@ -190,10 +237,10 @@ export class EffectsPanel {
   }
 
   /** The error badge of the effect at `index` while the server plays it bypassed. */
-  _showBypassed (trackId, effect, index) {
+  _showBypassed (ownerId, effect, index) {
     const slot = this.controls.get(`${index}:error`)
     if (!slot || !this.bypassed) return
-    const faults = this.bypassed.of(trackId, effect, index)
+    const faults = this.bypassed.of(ownerId, effect, index)
     const signature = JSON.stringify(faults)
     if (slot.dataset.signature === signature) return
     slot.dataset.signature = signature
@@ -208,28 +255,29 @@ export class EffectsPanel {
     ] : []))
   }
 
-  /** The key picker of a compressor or gate: its own input, or any other track or bus. */
-  _sidechain (trackId, index, presenceKey) {
+  /** The key picker of a compressor or gate (on a track, an aux bus or the master): its
+   * own input, or any other track or aux bus (docs/engine.md#sidechains-and-delay-compensation). */
+  _sidechain (ownerId, index, presenceKey) {
     const sources = [['', 'own input']]
-    this.project.roots.tracks.forEach((t, id) => { if (id !== trackId) sources.push([id, `track ${t.get('name') || id}`]) })
-    // the master hears every track: keying a track's effect by it is always a cycle
-    this.project.roots.buses.forEach((b, id) => { if (id !== 'master') sources.push([id, `bus ${b.get('name') || id}`]) })
+    this.project.roots.tracks.forEach((t, id) => { if (id !== ownerId) sources.push([id, `track ${t.get('name') || id}`]) })
+    // the master hears every track and bus: keying anything by it is always a cycle
+    this.project.roots.buses.forEach((b, id) => { if (id !== 'master' && id !== ownerId) sources.push([id, `bus ${b.get('name') || id}`]) })
     const select = h('select', { class: 'edit sidechain', disabled: !this.editable, 'aria-label': 'Sidechain key',
-      onchange: (e) => this.project.setEffectSidechain(trackId, index, e.target.value)
+      onchange: (e) => this.project.setEffectSidechain(ownerId, index, e.target.value)
     }, sources.map(([id, label]) => h('option', { value: id }, label)))
     this.presence.bind(select, presenceKey)
     this.controls.set(`${index}:sidechain`, select)
     return h('label', { class: 'param' }, h('span', {}, 'key'), select)
   }
 
-  /** A kind picker and an Add button that appends that effect to the track's chain; a
-   * searchable picker of the server's LV2 effects and its own Add button. */
-  _adder (trackId) {
+  /** A kind picker and an Add button that appends that effect to the chain of `ownerId`
+   * (a track or bus); a searchable picker of the server's LV2 effects and its own Add button. */
+  _adder (ownerId) {
     const kind = h('select', { class: 'edit add-effect-kind', disabled: !this.editable, 'aria-label': 'Effect kind' },
       Object.keys(PARAMS).map((k) => h('option', { value: k }, k)))
     kind.value = 'reverb'
     const add = h('button', { class: 'edit add-effect', disabled: !this.editable,
-      onclick: () => this.project.addEffect(trackId, kind.value) }, 'Add effect')
+      onclick: () => this.project.addEffect(ownerId, kind.value) }, 'Add effect')
     const builtIn = h('div', { class: 'effect-add' }, kind, add)
     if (!this.plugins) return builtIn
     if (this.plugins.loaded && !this.plugins.usable().length) {
@@ -238,7 +286,7 @@ export class EffectsPanel {
     }
     const picker = pluginPicker(this.plugins, { editable: this.editable, label: 'LV2 plug-in' })
     const addPlugin = h('button', { class: 'edit add-lv2', disabled: !this.editable,
-      onclick: () => { if (picker.select.value) this.project.addEffect(trackId, 'lv2', { uri: picker.select.value }) } }, 'Add plug-in')
+      onclick: () => { if (picker.select.value) this.project.addEffect(ownerId, 'lv2', { uri: picker.select.value }) } }, 'Add plug-in')
     return h('div', { class: 'effect-adders' }, builtIn, h('div', { class: 'effect-add lv2-add' }, picker.search, picker.select, addPlugin))
   }
 }

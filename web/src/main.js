@@ -230,7 +230,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     if (batch.full || !view.track || batch.tracks.has(view.track)) {
       effects.update()
       immersive.update()
-    }
+    } else if (batch.buses) effects.update()
     if (batch.full || batch.midi || batch.ruler || batch.tracks.has(view.track)) pianoroll.update()
     if (batch.full || batch.transcripts || batch.clips.size) transcript.update()
     if (batch.full || batch.clips.size) clipTime.update()
@@ -263,6 +263,8 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
         changes.comments = true
       } else if (rootName === 'midi_clips') {
         changes.midi = true
+      } else if (rootName === 'buses') {
+        changes.buses = true // an aux bus's or the master's chain, maybe the one shown
       } else if (rootName === 'meta') {
         changes.full = true
       }
@@ -275,6 +277,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   const describe = (key) => {
     const [kind, id, ...rest] = key.split(':')
     if (kind === 'track') return `${project.roots.tracks.get(id)?.get('name') || id} ${rest.join(' ').replace('gain_db', 'fader')}`
+    if (kind === 'bus') return `${id === 'master' ? 'Master' : `bus ${project.roots.buses.get(id)?.get('name') || id}`} ${rest.join(' ')}`
     if (kind === 'clip') return `clip ${project.clip(id) ? names.label(project.clip(id).source) : id}`
     return [id, ...rest].join(' ')
   }
@@ -319,7 +322,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     }
     renewal.onFail = (err) => notify(`Cannot renew your access to this project: ${err.message}`, true)
   }
-  window.daw = { project, presence, timeline, transport, live, features, renewal, writer, pianoroll, immersive, samples, bypassed, plugins } // for tests and the console
+  window.daw = { project, presence, timeline, transport, live, features, renewal, writer, pianoroll, immersive, samples, bypassed, plugins, effects } // for tests and the console
   await synced
   performance.mark('daw:synced')
   status.textContent = 'connected'

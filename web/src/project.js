@@ -457,15 +457,22 @@ export class Project {
     this.doc.transact(() => this.roots.meta.set('name', name))
   }
 
-  setEffectParam (trackId, index, name, value) {
-    const effect = this.roots.tracks.get(trackId)?.get('effects')?.get(index)
+  /** The insert chain (a Y.Array of effect maps) of a track or bus (the master's id is
+   * 'master'): both keep it as `effects` (docs/document-schema.md). */
+  chain (ownerId) {
+    return (this.roots.tracks.get(ownerId) || this.roots.buses.get(ownerId))?.get('effects')
+  }
+
+  setEffectParam (ownerId, index, name, value) {
+    const effect = this.chain(ownerId)?.get(index)
     if (effect) this.doc.transact(() => effect.get('params').set(name, value))
   }
 
-  /** Append an insert effect of `kind` with `params` over its defaults (as collab/schema.py's
-   * add_effect; an lv2 one names its plug-in: {uri}); returns its id. */
-  addEffect (trackId, kind, params = {}) {
-    const effects = this.roots.tracks.get(trackId)?.get('effects')
+  /** Append an insert effect of `kind` with `params` over its defaults to a track's or
+   * bus's chain (as collab/schema.py's add_effect; an lv2 one names its plug-in: {uri});
+   * returns its id. */
+  addEffect (ownerId, kind, params = {}) {
+    const effects = this.chain(ownerId)
     if (!effects) return null
     const id = `fx-${newClipId().slice(5)}`
     const effect = new Y.Map()
@@ -499,21 +506,22 @@ export class Project {
     if (params) this.doc.transact(() => params.set(name, value))
   }
 
-  removeEffect (trackId, index) {
-    const effects = this.roots.tracks.get(trackId)?.get('effects')
+  removeEffect (ownerId, index) {
+    const effects = this.chain(ownerId)
     if (effects && index >= 0 && index < effects.length) this.doc.transact(() => effects.delete(index, 1))
   }
 
-  setEffectEnabled (trackId, index, enabled) {
-    const effect = this.roots.tracks.get(trackId)?.get('effects')?.get(index)
+  setEffectEnabled (ownerId, index, enabled) {
+    const effect = this.chain(ownerId)?.get(index)
     if (effect) this.doc.transact(() => effect.set('enabled', enabled))
   }
 
-  /** Key a compressor or gate of a track by `source` (a track or bus id; '' for its own
-   * input), as collab/schema.py's set_effect_sidechain; the engine refuses a cycle. */
-  setEffectSidechain (trackId, index, source) {
-    const effect = this.roots.tracks.get(trackId)?.get('effects')?.get(index)
-    if (!effect || source === trackId) return
+  /** Key a compressor or gate of a track or bus by `source` (a track or aux bus id; ''
+   * for its own input), as collab/schema.py's set_effect_sidechain; the engine refuses a
+   * cycle. */
+  setEffectSidechain (ownerId, index, source) {
+    const effect = this.chain(ownerId)?.get(index)
+    if (!effect || source === ownerId) return
     if (source && !this.roots.tracks.has(source) && !this.roots.buses.has(source)) return
     this.doc.transact(() => effect.set('sidechain', source))
   }
