@@ -10,6 +10,11 @@ from prometheus_client import Counter, Gauge, Histogram
 #: asked for its history with a sync step 1 instead of being closed).
 UPDATES_REFUSED = Counter("collab_updates_refused",
                           "Peer updates refused (4400) before they were stored", ["reason"])
+#: Awareness entries a peer sent for a client id it does not own (another peer's, the
+#: server's) that would have changed its state, dropped (echoes of what the room holds
+#: are not counted). Stock clients send some too (timeouts, other tabs): nobody is closed.
+AWARENESS_DROPPED = Counter("collab_awareness_dropped",
+                            "Newer peer awareness entries for ids they do not own, dropped")
 #: Logged updates a room left out while loading, kept in the store's quarantine.
 UPDATES_QUARANTINED = Counter("collab_updates_quarantined",
                               "Logged updates left out on load and put in quarantine")

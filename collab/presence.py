@@ -4,19 +4,44 @@ Clients send y-protocols awareness updates; the room keeps the newest state
 per Yjs client id, remembers which connection controls which client ids,
 and, when a connection goes away, produces the "state is null" update that
 tells everyone else to forget those clients.
+
+Stock awareness has no owners: any client may write any client id.  The room
+adds them (:class:`collab.room.Room`): a connection owns the one id it
+introduces, the server reserves the ids it announces under
+(:func:`server_client_id`), and entries a connection sends for any other id are
+dropped.  This module keeps the states; :meth:`Presence.free` says which ids a
+connection may still take.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+import time
+from dataclasses import dataclass, field
 
 from .protocol import AwarenessEntry, decode_awareness, encode_awareness
+
+#: Seconds after which yjs clients forget a state that was not renewed (y-protocols'
+#: ``outdatedTimeout``): an id whose owner went quiet that long may be taken again.
+OUTDATED_SECONDS = 30.0
+
+
+def server_client_id() -> int:
+    """A random awareness client id for the server's own announcements.
+
+    It lies in [2^32, 2^53): never a yjs client id (yjs draws uint32s), and
+    the largest integer lib0 reads.  A yrs client (53-bit ids) hits it with odds
+    of 2^-52; that is harmless, because the room reserves the ids it announces
+    under: such a client would only go unseen, never speak for the server.
+    """
+    return (1 << 32) + secrets.randbits(52)
 
 
 @dataclass
 class _State:
     clock: int
     state: dict | None
+    updated: float = field(default_factory=time.monotonic)
 
 
 class Presence:
@@ -38,6 +63,33 @@ class Presence:
                 self._states[entry.client_id] = _State(entry.clock, entry.state)
                 (removed if entry.state is None else present).add(entry.client_id)
         return present, removed
+
+    def take(self, entries: list[AwarenessEntry]) -> list[AwarenessEntry]:
+        """Apply already decoded ``entries``; the ones that changed something (newer)."""
+        taken = []
+        for entry in entries:
+            current = self._states.get(entry.client_id)
+            clock = current.clock if current else -1
+            if entry.clock > clock or (entry.clock == clock and entry.state is None
+                                       and current is not None and current.state is not None):
+                self._states[entry.client_id] = _State(entry.clock, entry.state)
+                taken.append(entry)
+        return taken
+
+    def clock(self, client_id: int) -> tuple[int, bool] | None:
+        """``(clock, present)`` of ``client_id`` (None if it was never seen)."""
+        current = self._states.get(client_id)
+        return None if current is None else (current.clock, current.state is not None)
+
+    def free(self, client_id: int, now: float | None = None) -> bool:
+        """Whether nobody holds ``client_id`` here: never seen, gone (null state), or
+        not renewed for :data:`OUTDATED_SECONDS` (an owner on a server process that
+        ended without saying so)."""
+        current = self._states.get(client_id)
+        if current is None or current.state is None:
+            return True
+        now = time.monotonic() if now is None else now
+        return now - current.updated > OUTDATED_SECONDS
 
     def remove(self, client_ids: set[int]) -> bytes | None:
         """Forget ``client_ids``; the awareness update announcing it (None if nothing to say)."""

@@ -116,12 +116,15 @@ class RoomLink(Protocol):
 
 @dataclass
 class RoomLimits:
-    """Per-room limits."""
+    """Per-room limits (and what peers may not say)."""
 
     max_message_bytes: int = 8 * 1024 * 1024
     compact_every: int = 10_000
     compact_min_bytes: int = 1024 * 1024
     max_outbox: int = 10_000
+    #: Top-level awareness state fields only the server may set (its announcements'):
+    #: a peer's state is relayed without them.
+    server_fields: frozenset[str] = frozenset()
 
     def should_compact(self, log_updates: int, log_bytes: int, snapshot_bytes: int) -> bool:
         """Fold the log when it holds ``compact_every`` updates or outweighs the snapshot.
@@ -163,6 +166,11 @@ class Room:
         self.document: Any = None
         self.peers: set[Peer] = set()
         self.presence = Presence()
+        #: Awareness client ids the server announces under: no peer may write them.
+        self._server_ids: set[int] = set()
+        #: The user whose connection introduced each awareness client id: only that
+        #: user's connections may take the id again (a reconnecting client).
+        self._id_users: dict[int, str] = {}
         self._seqs = SeqTracker()
         self._gap_timer: asyncio.TimerHandle | None = None
         self._snapshot_seq = 0
@@ -426,18 +434,79 @@ class Room:
                 return
             self._enqueue("update", peer, (update, summary, time.monotonic()))
         elif message.kind == p.MSG_AWARENESS:
-            present, removed = self.presence.apply(message.payload)
-            peer.awareness_ids |= present
-            peer.awareness_ids -= removed
-            for other in self.peers:
-                if other is not peer:
-                    other.push(data)
-            if self.link is not None:
-                self.link.publish_awareness(self.project_id, data)
+            self._take_awareness(peer, p.decode_awareness(message.payload))
         elif message.kind == p.MSG_QUERY_AWARENESS:
             everyone = self.presence.encode_all()
             if everyone:
                 peer.push(p.awareness(everyone))
+
+    def _take_awareness(self, peer: Peer, entries: list[p.AwarenessEntry]) -> None:
+        """Apply the entries of ``peer``'s awareness update for the id it owns and relay
+        the ones that changed something; drop the others, silently.
+
+        Stock clients send others' entries as a matter of course (y-websocket sends
+        back every awareness change it receives, times out quiet clients with a null,
+        and forwards its other tabs' states), so a foreign entry is no reason to close.
+        """
+        mine = []
+        for entry in entries:
+            own = self._owned(peer, entry)
+            if own is not None:
+                mine.append(own)
+            elif self._newer(entry):  # not an echo: a spoof (or another tab's news)
+                metrics.AWARENESS_DROPPED.inc()
+        taken = self.presence.take(mine)
+        for entry in mine:
+            held = self.presence.clock(entry.client_id)
+            if entry.state is not None and entry not in taken and held is not None and (
+                    held[0] > entry.clock or not held[1]):
+                # Back after the room announced it gone (a reconnect): its clock is behind
+                # that null. Told it, a yjs client bumps its clock past it and resends.
+                peer.push(p.awareness(p.encode_awareness(
+                    [p.AwarenessEntry(entry.client_id, held[0], None)])))
+        if not taken:
+            return
+        message = p.awareness(p.encode_awareness(taken))
+        for other in self.peers:
+            if other is not peer:
+                other.push(message)
+        if self.link is not None:
+            self.link.publish_awareness(self.project_id, message)
+
+    def _newer(self, entry: p.AwarenessEntry) -> bool:
+        """Whether ``entry`` would change what the room holds for its client id."""
+        held = self.presence.clock(entry.client_id)
+        return held is None or entry.clock > held[0]
+
+    def _owned(self, peer: Peer, entry: p.AwarenessEntry) -> p.AwarenessEntry | None:
+        """``entry`` if ``peer`` may write its client id (without the server's fields),
+        else None.
+
+        A connection owns one id: the first it sends a state for that is free (never
+        seen, gone or outdated here, and not introduced by another user). A live
+        connection of the same user gives the id up to it (a reconnect the server has
+        not noticed yet). The server's ids are nobody's.
+        """
+        client_id = entry.client_id
+        if client_id in self._server_ids:
+            return None
+        if client_id not in peer.awareness_ids:
+            user = self._id_users.get(client_id)
+            if peer.awareness_ids or entry.state is None or (
+                    user is not None and user != peer.grant.user):
+                return None
+            holders = [other for other in self.peers if client_id in other.awareness_ids]
+            if not holders and not self.presence.free(client_id):
+                return None  # held by a peer of another server process
+            for holder in holders:  # the same user's older connection
+                holder.awareness_ids.discard(client_id)
+            peer.awareness_ids.add(client_id)
+            self._id_users[client_id] = peer.grant.user
+        fields = self.limits.server_fields
+        if entry.state is not None and not fields.isdisjoint(entry.state):
+            entry = replace(entry, state={key: value for key, value in entry.state.items()
+                                          if key not in fields})
+        return entry
 
     def _deny(self, peer: Peer) -> None:
         peer.push(p.permission_denied(
@@ -784,6 +853,11 @@ class Room:
         renewed for 30 s, so the announcer renews it while it holds."""
         if not self._started:
             return
+        for entry in p.decode_awareness(update):
+            self._server_ids.add(entry.client_id)
+            self._id_users.pop(entry.client_id, None)
+            for peer in self.peers:
+                peer.awareness_ids.discard(entry.client_id)
         self.presence.apply(update)
         message = p.awareness(update)
         for peer in self.peers:
@@ -796,10 +870,15 @@ class Room:
         if not self._started:
             return
         try:
-            self.presence.apply(p.decode_message(message).payload)
+            entries = p.decode_awareness(p.decode_message(message).payload)
+            self.presence.take(entries)
         except MalformedMessage as exc:
             log.warning("project %s: ignoring relayed presence: %s", self.project_id, exc)
             return
+        fields = self.limits.server_fields
+        # Peers' states are relayed without the server's fields: these are a server's.
+        self._server_ids.update(entry.client_id for entry in entries
+                                if entry.state is not None and not fields.isdisjoint(entry.state))
         for peer in self.peers:
             peer.push(message)
 

@@ -53,7 +53,7 @@ from .keys import (
     STORE,
     TOKENS,
 )
-from .lv2_faults import LV2_FAULTS, setup_lv2_faults
+from .lv2_faults import AWARENESS_KEY, LV2_FAULTS, setup_lv2_faults
 from .lv2_routes import holders as lv2_holders
 from .lv2_warmup import lv2_warmup_context
 from .privacy_routes import setup_privacy
@@ -139,7 +139,8 @@ async def collab_context(app: web.Application) -> AsyncIterator[None]:
             RegistryLimits(max_documents=config.max_documents,
                            idle_seconds=config.idle_unload_seconds),
             RoomLimits(max_message_bytes=config.max_message_bytes,
-                       compact_every=config.compact_every),
+                       compact_every=config.compact_every,
+                       server_fields=frozenset({AWARENESS_KEY})),
             document_type=ProjectDocument,
         )
         engines = ProjectEngines(debounce=config.engine_debounce_seconds, enabled=config.engine,

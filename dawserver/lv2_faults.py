@@ -17,7 +17,9 @@ project when the list changes, through Yjs **awareness**: the server holds one a
 client per room, whose state is ``{"lv2": {"bypassed": [...]}}`` (each entry as the
 route answers it), renewed every :data:`RENEW_SECONDS` while the list is not empty and
 withdrawn (a null state) once it is. Awareness is the room's channel for transient state
-(it is never stored), so an engine's failure is no document write.
+(it is never stored), so an engine's failure is no document write. No peer can speak for
+it: rooms drop peers' entries for the server's client id and strip the ``lv2`` field from
+peers' own states (``RoomLimits.server_fields``, docs/collab-protocol.md).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -34,6 +35,7 @@ from typing import Any, Literal, Protocol
 
 from aiohttp import web
 
+from collab.presence import server_client_id
 from collab.protocol import AwarenessEntry, encode_awareness
 from collab.registry import RoomRegistry
 from dsp_core import lv2_catalog
@@ -205,7 +207,8 @@ class Lv2Faults:
                  holders: Callable[[str], Iterable[FaultHolder]]) -> None:
         self._rooms = rooms
         self._holders = holders
-        self.client_id = secrets.randbits(31) | 1 << 31  # one awareness client per process
+        #: One awareness client per process; rooms reserve it (no peer may write it).
+        self.client_id = server_client_id()
         self._clock = 0
         self._announced: set[str] = set()
         self._pending: dict[str, asyncio.Task[None]] = {}

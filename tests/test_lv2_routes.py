@@ -18,14 +18,15 @@ import pytest_asyncio
 from accounts_helpers import Person, accounts_server
 from loopback import free_port
 from lv2_helpers import INSTRUMENT, MISBEHAVE, MODES, lv2_path  # noqa: F401
-from nodepeer import running_server
+from nodepeer import NodePeer, eventually, running_server
 from smtp_server import SmtpServer
 
+from collab import protocol as p
 from collab.client import SyncClient
 from dawclient.channel import connect
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
-from dawserver.lv2_faults import AWARENESS_KEY, FaultLog, left_out
+from dawserver.lv2_faults import AWARENESS_KEY, LV2_FAULTS, FaultLog, left_out
 from dawserver.projects import import_session
 from dsp_core import lv2_catalog
 from dsp_core.effects import EffectSpec
@@ -126,6 +127,44 @@ async def test_a_failed_plugin_is_listed_announced_and_restarted(api: Api) -> No
         status, body = await api.call("POST", f"/projects/{api.project}/lv2/restart")
         assert status == 200 and body == {"project_id": api.project, "restarted": [],
                                           "bypassed": []}
+
+
+async def test_a_peer_cannot_clear_or_fake_the_announced_bypassed_list(api: Api) -> None:
+    server_id = api.app[LV2_FAULTS].client_id
+    assert server_id >= 1 << 32  # above every yjs client id (uint32)
+    async with connect(f"{api.config.collab_url}/{api.project}", api.token("viewer")) as ch, \
+            SyncClient(ch) as peer, \
+            connect(f"{api.config.collab_url}/{api.project}", api.token()) as mallory:
+        await peer.wait_synced()
+        await api.mode("nan")
+        await api.render()
+        [fault] = await api.bypassed()
+        async with asyncio.timeout(5):
+            while server_id not in peer.presence:
+                await asyncio.sleep(0.02)
+        fake = {**fault, "owner": "t9", "effect": "fx-9"}
+        await mallory.send(p.awareness(p.encode_awareness([
+            p.AwarenessEntry(server_id, 1_000, None),  # withdraw the list
+            p.AwarenessEntry(server_id, 1_001, {AWARENESS_KEY: {"bypassed": [fake]}})])))
+        await mallory.send(p.awareness(p.encode_awareness([  # or add to it, as itself
+            p.AwarenessEntry(12345, 1, {"user": "m", AWARENESS_KEY: {"bypassed": [fake]}})])))
+        async with asyncio.timeout(5):
+            while 12345 not in peer.presence:
+                await asyncio.sleep(0.02)
+        assert peer.presence[12345] == {"user": "m"}
+        assert peer.presence[server_id] == {AWARENESS_KEY: {"bypassed": [fault]}}
+        assert [s for s in peer.presence.values() if AWARENESS_KEY in s] == \
+            [{AWARENESS_KEY: {"bypassed": [fault]}}]
+        async with NodePeer() as page:  # stock yjs reads the server's id (past 2^32) too
+            await page.call("connect", url=api.config.collab_url, room=api.project,
+                            token=api.token("viewer"))
+            await page.wait_event("synced")
+            await eventually(lambda: _announced(page, server_id, fault))
+
+
+async def _announced(page: NodePeer, server_id: int, fault: dict[str, Any]) -> bool:
+    states = (await page.call("presence_dump"))["states"]
+    return states.get(str(server_id)) == {AWARENESS_KEY: {"bypassed": [fault]}}
 
 
 async def test_an_effect_the_session_leaves_out_is_listed_with_its_reason(api: Api) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collab.presence import Presence
+import time
+
+from collab.presence import OUTDATED_SECONDS, Presence, server_client_id
 from collab.protocol import AwarenessEntry, decode_awareness, encode_awareness
 
 
@@ -35,3 +37,21 @@ def test_encode_all_lists_only_present_clients() -> None:
     assert presence.encode_all() is None
     presence.apply(update(AwarenessEntry(1, 1, {"user": "ana"}), AwarenessEntry(2, 1, None)))
     assert decode_awareness(presence.encode_all()) == [AwarenessEntry(1, 1, {"user": "ana"})]
+
+
+def test_the_servers_client_id_is_never_a_yjs_one_and_lib0_reads_it() -> None:
+    ids = {server_client_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(1 << 32 <= client_id < 1 << 53 for client_id in ids)
+
+
+def test_an_id_is_free_once_gone_or_not_renewed_for_the_yjs_timeout() -> None:
+    presence = Presence()
+    assert presence.free(1)
+    assert presence.take([AwarenessEntry(1, 1, {"user": "ana"})])
+    assert not presence.free(1)
+    assert presence.free(1, now=time.monotonic() + OUTDATED_SECONDS + 1)
+    assert presence.take([AwarenessEntry(1, 1, {"user": "again"})]) == []  # not newer
+    assert presence.take([AwarenessEntry(1, 1, None)]) == [AwarenessEntry(1, 1, None)]
+    assert presence.take([AwarenessEntry(1, 1, None)]) == []  # already gone
+    assert presence.free(1) and presence.clock(1) == (1, False)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from prometheus_client import REGISTRY
 from pycrdt import Doc
 from room_helpers import Client, MemoryChannel, project_room, state_of, wait_for
 
@@ -184,6 +185,102 @@ async def test_a_server_announcement_reaches_every_peer_and_outlives_their_leavi
         await wait_for(lambda: ben.channel.messages(p.MSG_AWARENESS)[1:])
         assert room.presence.states() == {}
         await ben.leave()
+
+
+def awareness_of(*entries: p.AwarenessEntry) -> bytes:
+    return p.awareness(p.encode_awareness(list(entries)))
+
+
+def told(client: Client) -> list[p.AwarenessEntry]:
+    """Every awareness entry ``client`` was sent, in order."""
+    return [entry for message in client.channel.messages(p.MSG_AWARENESS)
+            for entry in p.decode_awareness(message.payload)]
+
+
+SERVER = (1 << 32) + 5  # an id of collab.presence.server_client_id()'s range
+BYPASSED = {"lv2": {"bypassed": [{"reason": "failed", "owner": "t1", "effect": "fx-1"}]}}
+
+
+async def test_a_peer_cannot_change_or_withdraw_the_servers_awareness_entry(store) -> None:
+    limits = RoomLimits(server_fields=frozenset({"lv2"}))
+    async with project_room("song", store, limits) as room:
+        mallory, ben = Client(room, user="mallory"), Client(room, user="ben")
+        await mallory.sync()
+        await ben.sync()
+        room.announce(p.encode_awareness([p.AwarenessEntry(SERVER, 1, BYPASSED)]))
+        await wait_for(lambda: told(ben))
+        dropped = REGISTRY.get_sample_value("collab_awareness_dropped_total")
+        mallory.send(awareness_of(p.AwarenessEntry(SERVER, 9, None)))  # withdraw it
+        mallory.send(awareness_of(p.AwarenessEntry(SERVER, 10, {"lv2": {"bypassed": []}})))
+        # its own state may not say what the server says: relayed without that field
+        mallory.send(awareness_of(p.AwarenessEntry(77, 1, {"user": "m", **BYPASSED})))
+        await wait_for(lambda: len(told(ben)) > 1)
+        await asyncio.sleep(0.05)
+        assert told(ben) == [p.AwarenessEntry(SERVER, 1, BYPASSED),
+                             p.AwarenessEntry(77, 1, {"user": "m"})]
+        assert room.presence.states() == {SERVER: BYPASSED, 77: {"user": "m"}}
+        assert not mallory.peer.closing  # stock clients echo others' entries: not closed
+        assert REGISTRY.get_sample_value("collab_awareness_dropped_total") == dropped + 2
+        await mallory.leave()
+        assert room.presence.states() == {SERVER: BYPASSED}
+        await ben.leave()
+
+
+async def test_a_peer_cannot_write_another_connected_peers_awareness_entry(store) -> None:
+    async with project_room("song", store) as room:
+        ana, mallory, ben = Client(room), Client(room, user="mallory"), Client(room, "ben")
+        for client in (ana, mallory, ben):
+            await client.sync()
+        ana.send(awareness_of(p.AwarenessEntry(42, 1, {"user": "ana", "cursor": 0})))
+        await wait_for(lambda: told(ben))
+        # another user's newer state, and a null, for ana's id: dropped, not relayed
+        mallory.send(awareness_of(p.AwarenessEntry(42, 5, {"user": "ana", "cursor": 666}),
+                                  p.AwarenessEntry(42, 6, None)))
+        # mallory's own id (in the same update) still works, and it is the only one it gets
+        mallory.send(awareness_of(p.AwarenessEntry(43, 1, {"user": "mallory"})))
+        mallory.send(awareness_of(p.AwarenessEntry(44, 1, {"user": "ghost"})))
+        ana.send(awareness_of(p.AwarenessEntry(42, 2, {"user": "ana", "cursor": 10})))
+        await wait_for(lambda: len(told(ben)) == 3)
+        await asyncio.sleep(0.05)
+        assert told(ben) == [p.AwarenessEntry(42, 1, {"user": "ana", "cursor": 0}),
+                             p.AwarenessEntry(43, 1, {"user": "mallory"}),
+                             p.AwarenessEntry(42, 2, {"user": "ana", "cursor": 10})]
+        await mallory.leave()  # leaving withdraws its own id only
+        assert room.presence.states() == {42: {"user": "ana", "cursor": 10}}
+        await ana.leave()
+        await ben.leave()
+
+
+async def test_a_reconnecting_client_takes_its_old_awareness_id_back(store) -> None:
+    async with project_room("song", store) as room:
+        ana, ben = Client(room), Client(room, user="ben")
+        await ana.sync()
+        await ben.sync()
+        ana.send(awareness_of(p.AwarenessEntry(42, 3, {"user": "ana"})))
+        await wait_for(lambda: told(ben))
+        await ana.leave()
+        await wait_for(lambda: len(told(ben)) == 2)  # gone: null at clock 4
+        # another user cannot take the id ana's client will come back with
+        mallory = Client(room, user="mallory")
+        await mallory.sync()
+        mallory.send(awareness_of(p.AwarenessEntry(42, 9, {"user": "ana"})))
+        again = Client(room)
+        await again.sync()
+        # a yjs client comes back with the clock it had: told the null, it bumps it
+        again.send(awareness_of(p.AwarenessEntry(42, 3, {"user": "ana"})))
+        await wait_for(lambda: told(again)[-1:] == [p.AwarenessEntry(42, 4, None)])
+        again.send(awareness_of(p.AwarenessEntry(42, 5, {"user": "ana"})))
+        await wait_for(lambda: len(told(ben)) == 3)
+        assert told(ben)[2] == p.AwarenessEntry(42, 5, {"user": "ana"})
+        # a second connection of the same user takes it over (the first one went silent)
+        third = Client(room)
+        await third.sync()
+        third.send(awareness_of(p.AwarenessEntry(42, 6, {"user": "ana", "tab": 2})))
+        await wait_for(lambda: len(told(ben)) == 4)
+        await again.leave()  # no longer its id: nothing withdrawn
+        assert room.presence.states() == {42: {"user": "ana", "tab": 2}}
+        for client in (third, mallory, ben):
+            await client.leave()
 
 
 async def test_disconnect_user_closes_only_that_users_connections(store) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from pathlib import Path
 
 import aiohttp
@@ -309,6 +310,44 @@ async def test_presence_reaches_others_and_is_cleared_when_a_client_leaves(serve
             await eventually(lambda: any(s.get("user") == "node" for s in py.presence.values()))
             await eventually(lambda: _node_sees(node, "py"))
         await eventually(lambda: not any(s.get("user") == "node" for s in py.presence.values()))
+
+
+async def test_a_yjs_client_that_reconnects_is_seen_again_under_its_old_id(server: Server
+                                                                         ) -> None:
+    async def node_states(watcher: NodePeer) -> dict[str, dict]:
+        states = (await watcher.call("presence_dump"))["states"]
+        return {cid: s for cid, s in states.items() if s.get("user") == "node"}
+
+    async with NodePeer() as node, NodePeer() as watcher:
+        for peer, user in ((watcher, "watcher"), (node, "node")):
+            await peer.call("connect", url=server.config.collab_url, room=server.project_id,
+                            token=server.token(user=user))
+            await peer.wait_event("synced")
+        await node.call("presence", state={"user": "node", "cursor": 1})
+        await eventually(lambda: node_states(watcher))
+        [client_id] = await node_states(watcher)
+        await node.call("disconnect")
+        await eventually(lambda: _not(node_states(watcher)))  # the server said it is gone
+        after = len(node.events)
+        await node.call("reconnect")
+        await node.wait_event("synced", after=after)
+        # back with the clock it had, behind the server's null: a stock yjs client sees it
+        # again at once, not after two of its 15-second renewals
+        await eventually(lambda: _has(node_states(watcher), client_id), timeout=5)
+        await node.call("presence", state={"user": "node", "cursor": 2})
+        await eventually(lambda: _cursor(node_states(watcher), client_id, 2), timeout=5)
+
+
+async def _not(states: Awaitable[dict]) -> bool:
+    return not await states
+
+
+async def _has(states: Awaitable[dict], client_id: str) -> bool:
+    return client_id in await states
+
+
+async def _cursor(states: Awaitable[dict], client_id: str, cursor: int) -> bool:
+    return (await states).get(client_id, {}).get("cursor") == cursor
 
 
 async def _node_sees(node: NodePeer, user: str) -> bool:
