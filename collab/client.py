@@ -92,6 +92,15 @@ class SyncClient:
         entry = p.AwarenessEntry(self.doc.client_id, self._presence_clock, state)
         await self.channel.send(p.awareness(p.encode_awareness([entry])))
 
+    async def _outbid(self, entry: p.AwarenessEntry) -> None:
+        """The server says this client is gone, at a clock not behind its own (it came
+        back under the id after the server withdrew it): send the presence again past
+        that clock, as yjs clients do."""
+        if entry.state is None and self._local_presence is not None and \
+                entry.clock >= self._presence_clock:
+            self._presence_clock = entry.clock
+            await self._send_presence(self._local_presence)
+
     def _on_transaction(self, event: TransactionEvent) -> None:
         if not self._applying and event.update != p.EMPTY_UPDATE:
             message = p.sync_update(event.update)
@@ -129,9 +138,11 @@ class SyncClient:
                     self.denials.append(reason)
                 elif message.kind == p.MSG_AWARENESS:
                     for entry in p.decode_awareness(message.payload):
-                        if entry.state is None:
+                        if entry.client_id == self.doc.client_id:
+                            await self._outbid(entry)
+                        elif entry.state is None:
                             self.presence.pop(entry.client_id, None)
-                        elif entry.client_id != self.doc.client_id:
+                        else:
                             self.presence[entry.client_id] = entry.state
         finally:
             self.closed.set()

@@ -97,3 +97,16 @@ async def test_presence_is_seen_by_others_and_cleared_on_stop(room) -> None:
     await a.stop()
     await eventually(lambda: not b.presence)
     await b.stop()
+
+
+async def test_a_client_back_on_the_same_document_is_seen_again(room) -> None:
+    a, _ = await join(room, presence={"user": "ana", "track": "t1"})
+    b, _ = await join(room)
+    await eventually(lambda: {"user": "ana", "track": "t1"} in b.presence.values())
+    await a.stop()
+    await eventually(lambda: not b.presence)
+    # same document, same awareness id, its clock starts again behind the server's null
+    again, _ = await join(room, document=a.document, presence={"user": "ana", "track": "t2"})
+    await eventually(lambda: b.presence == {a.doc.client_id: {"user": "ana", "track": "t2"}})
+    await again.stop()
+    await b.stop()
