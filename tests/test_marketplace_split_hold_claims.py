@@ -208,3 +208,51 @@ async def test_a_run_whose_claim_was_taken_over_leaves_the_booking_to_its_new_ru
         assert asked == [] and paid is not None and paid["transfer"] == made["id"]
         assert (await hold_of(m, order_id))["state"] == RELEASED
         await books_settled(sale)
+
+
+async def test_a_run_killed_holding_its_claim_is_finished_once_the_claim_expired(
+        tmp_path: Any, db_url: str) -> None:  # noqa: F811
+    from business.marketplace.split_holds import HOLD_JOB
+    from dawserver.plugins import PLUGIN_CONTEXT_KEY
+
+    # the sweeper stays asleep: the dead run's own job must finish the payout
+    async with held_sale(tmp_path, db_url, checkout_sweep_s=3600.0) as sale:
+        m, order_id, holds, gateway = sale.m, sale.order_id, sale.holds, sale.module.gateway
+        queue = m.app[PLUGIN_CONTEXT_KEY].background.queue
+        await hold_jobs_done(m)
+        await ben_accepted_in_books(sale)
+        await ben_being_paid_out(sale)
+        holds.claim_margin_s = 0.5
+        real, asked_at = gateway.transfer, []
+
+        async def timed(**kwargs: Any) -> Any:
+            asked_at.append(time.monotonic())
+            return await real(**kwargs)
+
+        gateway.transfer = timed
+        try:
+            # a run was killed holding ben's claim, 2 s short of its expiry, and its job
+            # left running under a lease that ran out, as a killed worker leaves them
+            left = 2.0
+            await claimed_by_another(sale, age=CLAIM_TTL_S - left)
+            expires = time.monotonic() + left
+            job = await queue.enqueue(HOLD_JOB, {"seller": "seller", "beat_id": sale.beat_id,
+                                                 "collaborator": "ben"},
+                                      account_id="seller", delay_s=3600.0)
+            await queue.db.execute(
+                "UPDATE jobs SET state = 'running', attempts = 1, run_at = ?, lease_until = "
+                "?, lease_token = 'killed', worker = 'killed' WHERE account_id = ? AND id = ?",
+                time.time() - 60, time.time() - 1, "seller", job.id)
+            # paid out within the claim's life and the margin (and a worker's poll)
+            async with asyncio.timeout(left + holds.claim_margin_s + 5):
+                while (await hold_of(m, order_id))["state"] != RELEASED:
+                    await asyncio.sleep(0.05)
+        finally:
+            gateway.transfer = real
+        # never while the dead run's claim was live; once
+        [when] = asked_at
+        assert when >= expires - 0.25
+        assert len(transfers_to(m, order_id, "ben")) == 1
+        assert await claim_of(sale) == (None, None)
+        await hold_jobs_done(m)
+        await books_settled(sale)

@@ -371,6 +371,14 @@ async def run_split_holds(context: PluginContext, payload: Any, job: JobContext)
                                        payload.collaborator,
                                        f"{type(exc).__name__}: {exc}"[:500])
         raise
+    # a part another run claims is left to it; should that run have died holding the
+    # claim (this may be its own job, run again once its lease ran out), this job
+    # takes it over as soon as the claim expired, not at the hourly sweep
+    busy = await splits.holds.claimed_for(payload.seller, payload.beat_id,
+                                          payload.collaborator)
+    if busy is not None and job.attempt < job.job.max_attempts:
+        raise Retry(f"another run is paying out {payload.collaborator}'s held parts: back "
+                    "once its claim expired", after=busy + splits.holds.claim_margin_s)
     return {"beat_id": payload.beat_id, "collaborator": payload.collaborator,
             "paid_out": done}
 

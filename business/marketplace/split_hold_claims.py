@@ -4,7 +4,11 @@ A run paying a held part out (:meth:`.SplitHolds.settle`) claims it first: its o
 random token in ``mkt_split_holds.claim``, stamped ``claimed_at``, by a compare-and-set
 that succeeds only while no live claim is there. A claim is **live** while
 ``claimed_at`` is less than :data:`CLAIM_TTL_S` old; an older one is dead (its run died
-without letting go) and may be taken over. Claim times are the database's own clock
+without letting go) and may be taken over. A run that finds another's live claim comes
+back when it will have expired (:data:`CLAIM_MARGIN_S` after): a run killed while it
+held one has its job run again by the queue once the job's lease ran out, which finds
+the claim still live and retries then, so the part is paid out a claim's life after
+its run died, not at the hourly sweep. Claim times are the database's own clock
 (``Session.now_sql``), stamped and compared inside the statement, never a host's: two
 servers whose clocks differ agree on whether a claim is dead.
 
@@ -40,12 +44,21 @@ logger = logging.getLogger(__name__)
 CLAIM_TTL_S = 600.0
 #: How often a working run renews its claim (its heartbeat).
 CLAIM_RENEW_S = CLAIM_TTL_S / 4
+#: How long after a claim's expiry a run that found it live comes back to take it over:
+#: room for the clocks of the database and of the job queue's hosts to differ.
+CLAIM_MARGIN_S = 30.0
 
 
 def live_claim_sql(session: Any) -> str:
     """SQL true of a ``mkt_split_holds`` row whose claim is live, by the database's
     clock (``session``'s: a database or a transaction)."""
     return f"(claim IS NOT NULL AND claimed_at > {session.now_sql} - {CLAIM_TTL_S!r})"
+
+
+def claim_left_sql(session: Any) -> str:
+    """SQL for the seconds a ``mkt_split_holds`` row's claim has left to live, by the
+    database's clock (``session``'s); not above 0 once it is dead."""
+    return f"(claimed_at + {CLAIM_TTL_S!r} - {session.now_sql})"
 
 
 class ClaimLost(Exception):

@@ -38,12 +38,15 @@ refund of the same cause takes nothing twice.
 A run paying a part out first claims it (``claim``, ``claimed_at``; see
 :mod:`.split_hold_claims`) by a compare-and-set: only a part no live run claims, or
 whose claim is older than ``CLAIM_TTL_S`` by the database's clock (its run died without
-letting go), so two runs never both ask Stripe for it; the other returns at once. The
-run renews its claim while it works, checks it is still its own immediately before
-asking Stripe for the transfer and again when booking it, and stops (paying and booking
-nothing) when it is not; the claim is let go when the run books the transfer, fails or
-stops. A payout Stripe refuses until the job's last attempt goes back
-to ``held`` (unless Stripe made it after all, and only while no run holds its
+letting go), so two runs never both ask Stripe for it; the other returns at once, and
+its job comes back once that claim will have expired (:meth:`SplitHolds.claimed_for`,
+``CLAIM_MARGIN_S`` after): a run killed holding a claim has its own job run again when
+the job's lease ran out, which so takes the part over a claim's life after the run
+died, not at the hourly sweep. The run renews its claim while it works, checks it is
+still its own immediately before asking Stripe for the transfer and again when booking
+it, and stops (paying and booking nothing) when it is not; the claim is let go when
+the run books the transfer, fails or stops. A payout Stripe refuses until the job's
+last attempt goes back to ``held`` (unless Stripe made it after all, and only while no run holds its
 ``claim``, even an expired one: a run that lost its claim during its Stripe call may
 still be asking Stripe with the decision's key, which a new decision would change) and the seller is
 mailed (:meth:`SplitHolds.give_up`; a part left alone is no failure and mails no one); the
@@ -60,9 +63,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from business.marketplace.split_hold_claims import (
+    CLAIM_MARGIN_S,
     CLAIM_RENEW_S,
     ClaimLost,
     HoldClaim,
+    claim_left_sql,
+    live_claim_sql,
 )
 from business.marketplace.splits import ACCEPTED, DECLINED, EXPIRED, PENDING, Share, Splits
 from business.marketplace.stripe_gateway import idempotency_key
@@ -107,6 +113,8 @@ class SplitHolds:
         self.invitation_ttl_s = invitation_ttl_s
         #: how often a run paying a part out renews its claim (:mod:`.split_hold_claims`)
         self.claim_renew_s = CLAIM_RENEW_S
+        #: how long after another run's claim expires a run that found it comes back
+        self.claim_margin_s = CLAIM_MARGIN_S
         #: ``await paid_out(tx, seller, order_id, collaborator)`` in the transaction
         #: booking a held part's transfer: queues taking back what refunds whose
         #: reversal gave up meanwhile are owed (:meth:`.SplitSales.queue_take_back`)
@@ -267,6 +275,18 @@ class SplitHolds:
                 done.append(found)
         return done
 
+    async def claimed_for(self, seller: str, beat_id: str, collaborator: str
+                          ) -> float | None:
+        """Seconds until the last live claim of a run on ``collaborator``'s parts of
+        ``beat_id`` being paid out expires (by the database's clock); None when no run
+        holds one. The job comes back then, in case that run died."""
+        left = await self.db.fetchval(
+            f"SELECT MAX({claim_left_sql(self.db)}) FROM mkt_split_holds WHERE "
+            "account_id = ? AND beat_id = ? AND collaborator = ? AND state IN (?, ?) AND "
+            f"{live_claim_sql(self.db)}", seller, beat_id, collaborator, RELEASING,
+            RETURNING)
+        return None if left is None else max(0.0, float(left))
+
     async def settle(self, seller: str, order_id: str, collaborator: str
                      ) -> dict[str, Any] | None:
         """Pay out one held part as its invitation stands (once); None while pending, or
@@ -300,7 +320,9 @@ class SplitHolds:
                                                                    int(h["attempt"]))
         if not claimed:
             # paid out meanwhile, or another run is paying it out now (it books it, or
-            # lets go when it fails: the job's retry or the sweeper comes back to it)
+            # lets go when it fails: the job's retry or the sweeper comes back to it;
+            # should it die holding the claim, this job comes back once the claim
+            # expired: claimed_for)
             return None
         payee = Share(str(h["payee"]), str(h["stripe_account"]), 0)
         amount = max(0, int(h["amount"]) - int(h["cut"]))
