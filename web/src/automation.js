@@ -1,5 +1,7 @@
-// Automation lanes under a track: a strip with the lane's breakpoints (draw, drag, delete),
-// its parameter and its mode (off, read, touch, latch, write); and the fader writer, which
+// Automation lanes under a track, an aux bus or the master (the owner: a track or bus id,
+// tracks first, as the server's ProjectDocument resolves it): a strip with the lane's
+// breakpoints (draw, drag, delete), its parameter and its mode (off, read, touch, latch,
+// write); and the fader writer, which
 // sends fader moves during playback to the server's automation writer
 // (POST /projects/ID/automation/write, collab/automation_write.py), so the page and the
 // desktop client write automation through one implementation.
@@ -23,6 +25,8 @@ export const PARAMS = {
 }
 // An immersive object's coordinates (dsp_core.automation_targets.OBJECT_PARAMS).
 const OBJECT_AXES = { azimuth: [-180, 180], elevation: [-90, 90], distance: [0, 1] }
+// A bus's or the master's fader lanes (no mute: dsp_core.automation_targets.BUS_PARAMS).
+const BUS_PARAMS = { gain_db: PARAMS.gain_db, pan: PARAMS.pan }
 const FLAT = '@' // lanes other than a track's fader are flat entries: `${param}@` and `${param}@${id}`
 const PAD = 6 // px above and below the value range
 const SVG = 'http://www.w3.org/2000/svg'
@@ -39,20 +43,30 @@ function newPointId () {
   return `pt-${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')}`
 }
 
+/** The owner of lanes: {map, track} (a track's map, else a bus's or the master's). */
+export function laneOwner (project, ownerId) {
+  const track = project.roots.tracks.get(ownerId)
+  if (track) return { map: track, track: true }
+  const bus = project.roots.buses.get(ownerId)
+  return { map: bus || null, track: false }
+}
+
 /**
- * Every lane a track can have, key -> {label, min, max, low, high, hold}: its fader, its
- * sends (`send:BUS`), its effects' parameters (`fx:ID:PARAM`) and, for an immersive
- * object, its position (`object:AXIS`), as dsp_core/automation_targets.py.
+ * Every lane a track, aux bus or the master can have, key -> {label, min, max, low, high,
+ * hold}, as dsp_core/automation_targets.py: a track's fader, its sends (`send:BUS`), its
+ * effects' parameters (`fx:ID:PARAM`) and, for an immersive object, its position
+ * (`object:AXIS`); a bus's fader (volume and pan, no mute) and its effects' parameters.
  */
-export function laneSpecs (project, trackId) {
-  const specs = { ...PARAMS }
-  const track = project.roots.tracks.get(trackId)?.toJSON()
-  if (!track) return specs
-  for (const bus of Object.keys(track.sends || {}).sort()) {
+export function laneSpecs (project, ownerId) {
+  const { map, track: isTrack } = laneOwner(project, ownerId)
+  if (!map) return { ...PARAMS }
+  const owner = map.toJSON()
+  const specs = isTrack ? { ...PARAMS } : { ...BUS_PARAMS }
+  for (const bus of Object.keys((isTrack && owner.sends) || {}).sort()) {
     const name = project.roots.buses.get(bus)?.get('name') || bus
     specs[`send:${bus}`] = { label: `Send → ${name}`, min: -60, max: 12, low: -144, high: 24 }
   }
-  for (const effect of track.effects || []) {
+  for (const effect of owner.effects || []) {
     if (!effect.id) continue
     for (const [name, low, high] of FX_PARAMS[effect.kind] || []) {
       specs[`fx:${effect.id}:${name}`] = { label: `${effect.kind} ${effect.id}: ${name}`, min: low, max: high, low, high }
@@ -65,7 +79,7 @@ export function laneSpecs (project, trackId) {
       }
     }
   }
-  if (track.immersive?.kind === 'object') {
+  if (isTrack && owner.immersive?.kind === 'object') {
     for (const [axis, [low, high]] of Object.entries(OBJECT_AXES)) {
       specs[`object:${axis}`] = { label: `Object ${axis}`, min: low, max: high, low, high }
     }
@@ -82,27 +96,32 @@ export function clampValue (param, value, spec = PARAMS[param]) {
 
 // -- document edits (as collab/schema.py's add/move/remove_automation_point) --------------
 
-/** The `automation` map of a track (created for tracks written without lanes). */
-function automationMap (project, trackId) {
-  const track = project.roots.tracks.get(trackId)
-  if (!track) return null
-  let automation = track.get('automation')
+/** The `automation` map of a track or bus (created for owners written without lanes). */
+function automationMap (project, ownerId) {
+  const { map } = laneOwner(project, ownerId)
+  if (!map) return null
+  let automation = map.get('automation')
   if (!automation) {
     automation = new Y.Map()
-    track.set('automation', automation)
+    map.set('automation', automation)
   }
   return automation
 }
 
+/** Whether `param`'s lane is a map {mode, points} (a track's fader) or flat entries. */
+function isFlat (project, ownerId, param) {
+  return !(param in PARAMS && laneOwner(project, ownerId).track)
+}
+
 /**
  * A lane's mode and points, as collab/automation.py keeps them: a track's fader lanes as a
- * map {mode, points}; every other lane flat in the track's automation map (so two peers'
- * first points of a new lane never collide).
+ * map {mode, points}; every other lane (a bus's fader too) flat in the owner's automation
+ * map (so two peers' first points of a new lane never collide).
  */
-function laneOps (project, trackId, param) {
-  const automation = automationMap(project, trackId)
+function laneOps (project, ownerId, param) {
+  const automation = automationMap(project, ownerId)
   if (!automation) return null
-  if (param in PARAMS) {
+  if (!isFlat(project, ownerId, param)) {
     let lane = automation.get(param)
     if (!lane) {
       lane = new Y.Map()
@@ -127,11 +146,11 @@ function laneOps (project, trackId, param) {
 }
 
 /** A lane as plain data: {mode, points: [{id, frame, value, curve}]} in time order. */
-export function readLane (project, trackId, param) {
-  const automation = project.roots.tracks.get(trackId)?.get('automation')
+export function readLane (project, ownerId, param) {
+  const automation = laneOwner(project, ownerId).map?.get('automation')
   const points = []
   let mode = 'read'
-  if (param in PARAMS) {
+  if (!isFlat(project, ownerId, param)) {
     const lane = automation?.get(param)
     mode = lane?.get('mode') || 'read'
     lane?.get('points')?.forEach((p, id) => points.push({ id, frame: p.get('frame'), value: p.get('value'), curve: p.get('curve') }))
@@ -158,17 +177,17 @@ export function newLanes () {
   return automation
 }
 
-export function setMode (project, trackId, param, mode) {
+export function setMode (project, ownerId, param, mode) {
   if (!MODES.includes(mode)) return
-  project.doc.transact(() => laneOps(project, trackId, param)?.setMode(mode))
+  project.doc.transact(() => laneOps(project, ownerId, param)?.setMode(mode))
 }
 
-export function addPoint (project, trackId, param, frame, value) {
+export function addPoint (project, ownerId, param, frame, value) {
   const id = newPointId()
-  const spec = laneSpecs(project, trackId)[param]
+  const spec = laneSpecs(project, ownerId)[param]
   if (!spec) return null
   project.doc.transact(() => {
-    const lane = laneOps(project, trackId, param)
+    const lane = laneOps(project, ownerId, param)
     if (!lane) return
     const point = new Y.Map()
     lane.put(id, point)
@@ -179,10 +198,10 @@ export function addPoint (project, trackId, param, frame, value) {
   return id
 }
 
-export function movePoint (project, trackId, param, id, frame, value) {
-  const spec = laneSpecs(project, trackId)[param]
+export function movePoint (project, ownerId, param, id, frame, value) {
+  const spec = laneSpecs(project, ownerId)[param]
   project.doc.transact(() => {
-    const point = laneOps(project, trackId, param)?.point(id)
+    const point = laneOps(project, ownerId, param)?.point(id)
     if (!point || !spec) return
     const f = Math.max(0, Math.round(frame))
     const v = clampValue(param, value, spec)
@@ -191,30 +210,36 @@ export function movePoint (project, trackId, param, id, frame, value) {
   })
 }
 
-export function removePoint (project, trackId, param, id) {
-  project.doc.transact(() => laneOps(project, trackId, param)?.remove(id))
+export function removePoint (project, ownerId, param, id) {
+  project.doc.transact(() => laneOps(project, ownerId, param)?.remove(id))
 }
 
 // -- the strip under a track ---------------------------------------------------------------
 
+/**
+ * The strip of one owner's lanes: a track's (under its row) or an aux bus's or the
+ * master's (under its bus row). `onParam` keeps the picked lane while the strip is
+ * unmounted (view state).
+ */
 export class AutomationStrip {
-  constructor (trackId, { project, editable, timeline, param = 'gain_db' }) {
-    Object.assign(this, { trackId, project, editable, timeline, param })
+  constructor (ownerId, { project, editable, timeline, param = 'gain_db', onParam = () => {} }) {
+    Object.assign(this, { ownerId, project, editable, timeline, param })
+    const tag = laneOwner(project, ownerId).track ? { track: ownerId } : { bus: ownerId }
     this.paramSelect = h('select', { class: 'auto-param', 'aria-label': 'Automated parameter',
-      onchange: (e) => { this.param = e.target.value; timeline.autoParam.set(trackId, this.param); this.redraw() }
+      onchange: (e) => { this.param = e.target.value; onParam(this.param); this.redraw() }
     })
     this.specs = {}
     this.choices = ''
     this._pickerOptions()
     this.modeSelect = h('select', { class: 'auto-mode edit', 'aria-label': 'Automation mode', disabled: !editable,
-      onchange: (e) => setMode(project, trackId, this.param, e.target.value)
+      onchange: (e) => setMode(project, ownerId, this.param, e.target.value)
     }, ...MODES.map((m) => h('option', { value: m }, m)))
     this.readout = h('span', { class: 'readout auto-count' })
     this.svg = svg('svg', { class: 'auto-svg', height: String(AUTO_HEIGHT - 1) })
     this.line = svg('polyline', { class: 'auto-line' })
     this.svg.append(this.line)
-    this.lane = h('div', { class: 'auto-lane', dataset: { track: trackId } }, this.svg)
-    this.el = h('div', { class: 'auto', dataset: { track: trackId } },
+    this.lane = h('div', { class: 'auto-lane', dataset: tag }, this.svg)
+    this.el = h('div', { class: 'auto', dataset: tag },
       h('div', { class: 'auto-header' }, h('label', { class: 'mini' }, 'auto'), this.paramSelect,
         this.modeSelect, this.readout),
       this.lane)
@@ -223,9 +248,9 @@ export class AutomationStrip {
     this.svg.addEventListener('contextmenu', (e) => this._delete(e))
   }
 
-  /** The lane picker lists the track's lanes as they are now (sends, effects come and go). */
+  /** The lane picker lists the owner's lanes as they are now (sends, effects come and go). */
   _pickerOptions () {
-    this.specs = laneSpecs(this.project, this.trackId)
+    this.specs = laneSpecs(this.project, this.ownerId)
     if (!this.specs[this.param]) this.param = 'gain_db'
     const choices = Object.keys(this.specs).join('|')
     if (choices !== this.choices) {
@@ -248,10 +273,10 @@ export class AutomationStrip {
 
   /** The lane of the shown parameter in the document: {mode, points: [{id, frame, value, curve}]}. */
   _lane () {
-    return readLane(this.project, this.trackId, this.param)
+    return readLane(this.project, this.ownerId, this.param)
   }
 
-  /** Draw the lane from the document (the track's static value where it has no point). */
+  /** Draw the lane from the document. */
   redraw () {
     if (this.dragging) return
     this._pickerOptions()
@@ -296,7 +321,7 @@ export class AutomationStrip {
     let dot = id ? event.target : null
     if (!id) {
       const at = this._where(event)
-      id = addPoint(this.project, this.trackId, this.param, at.frame, at.value)
+      id = addPoint(this.project, this.ownerId, this.param, at.frame, at.value)
       this.redraw()
       dot = this.svg.querySelector(`circle[data-point="${CSS.escape(id)}"]`)
     }
@@ -305,7 +330,7 @@ export class AutomationStrip {
     const move = (e) => {
       moved = true
       const next = this._where(e)
-      movePoint(this.project, this.trackId, this.param, id, next.frame, next.value)
+      movePoint(this.project, this.ownerId, this.param, id, next.frame, next.value)
       if (dot) {
         dot.setAttribute('cx', String(this.timeline.framesToPx(next.frame)))
         dot.setAttribute('cy', String(this._y(next.value)))
@@ -325,7 +350,7 @@ export class AutomationStrip {
     const id = event.target.dataset?.point
     if (!id) return
     event.preventDefault()
-    if (this.editable) removePoint(this.project, this.trackId, this.param, id)
+    if (this.editable) removePoint(this.project, this.ownerId, this.param, id)
   }
 }
 

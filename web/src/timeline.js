@@ -9,6 +9,8 @@
 // scroll events and a ResizeObserver report: no layout reads (but one, at the start).
 // A row whose automation strip is open (automation.js, hidden by default) is AUTO_HEIGHT
 // taller; row tops are a running sum over the track order, found by binary search.
+// Below the tracks, a short row per aux bus and the master (always mounted: there are
+// few) opens their automation strips the same way.
 import { h } from './dom.js'
 import { AUTO_HEIGHT, AutomationStrip } from './automation.js'
 import { TrackHeader } from './tracks.js'
@@ -20,6 +22,7 @@ import { bindWarpMarkers, drawWarpMarkers, pressWarpMarker } from './warp_marker
 export const HEADER_WIDTH = 290
 export const ROW_HEIGHT = 68 // px per track row, border included (--row-height)
 const RULER_HEIGHT = 26
+const BUS_ROW_HEIGHT = 34 // px per bus row, border included (.bus-row's --row-height)
 const OVERSCAN_ROWS = 4 // rows kept mounted above and below the view (1 until the first
 // rows show their waveforms: the first paint has less to do)
 const MIN_ZOOM = 2
@@ -33,6 +36,10 @@ export class Timeline {
     this.autoOpen = new Set() // track ids whose automation strip is shown (view state)
     this.bypassedOf = () => [] // track id -> why its lv2 plug-ins play bypassed (bypassed.js)
     this.autoParam = new Map() // track id -> the parameter its strip shows
+    this.busOpen = new Set() // bus ids (aux buses, 'master') whose automation strip is shown
+    this.busParam = new Map() // bus id -> the parameter its strip shows
+    this.busRows = new Map() // bus id -> {row, strip}
+    this.busKey = '' // the bus rows drawn: ids, names and open strips
     this.tops = [] // row tops in px, by display index (plus the total height at the end)
     this.zoom = 60 // pixels per second
     this.headers = new Map() // mounted rows: track id -> TrackHeader (with .row and .lane)
@@ -61,9 +68,10 @@ export class Timeline {
           onclick: () => this.project.addTrack() }, '+ Track')),
       this.ruler)
     this.rowsEl = h('div', { class: 'rows' })
+    this.busRowsEl = h('div', { class: 'bus-rows' })
     this.overlay = h('div', { class: 'playheads' })
     this.playheads = new Map() // 'me' or a client id -> line element
-    this.el = h('div', { class: 'timeline', tabindex: '-1' }, this.rulerRow, this.rowsEl, this.overlay)
+    this.el = h('div', { class: 'timeline', tabindex: '-1' }, this.rulerRow, this.rowsEl, this.busRowsEl, this.overlay)
     this.el.style.setProperty('--row-height', `${ROW_HEIGHT}px`)
     this.el.addEventListener('wheel', (e) => {
       if (!e.ctrlKey && !e.metaKey) return
@@ -114,8 +122,9 @@ export class Timeline {
    * clips named are touched, and only where they are mounted, so one fader move costs the
    * same with 8 or 512 tracks.
    */
-  update ({ full = false, tracks = new Set(), clips = new Set(), ruler = false }) {
+  update ({ full = false, tracks = new Set(), clips = new Set(), ruler = false, buses = false }) {
     if (full || !this.seconds) return this.render()
+    if (buses) this._renderBuses()
     for (const id of tracks) {
       const map = this.project.roots.tracks.get(id)
       if (!map || map.get('order') !== this.orderOf.get(id)) return this.render()
@@ -151,6 +160,54 @@ export class Timeline {
     this._renderRuler(seconds)
     this._reconcile(true)
     this._drawStrips()
+    this._renderBuses()
+  }
+
+  /** Show or hide the automation strip of an aux bus or the master. */
+  toggleBusAutomation (busId) {
+    if (this.busOpen.has(busId)) this.busOpen.delete(busId)
+    else this.busOpen.add(busId)
+    this._renderBuses()
+  }
+
+  /**
+   * The bus rows under the tracks: each aux bus (by name) and the master last, with its
+   * A toggle and, when open, its automation strip. Rebuilt when the buses, their names or
+   * the open strips change; else the open strips are redrawn.
+   */
+  _renderBuses () {
+    const buses = [...this.project.roots.buses.entries()]
+      .map(([id, bus]) => [id, id === 'master' ? 'Master' : bus.get('name') || id])
+      .sort((a, b) => (a[0] === 'master') - (b[0] === 'master') || a[1].localeCompare(b[1]))
+    const key = JSON.stringify([buses, [...this.busOpen].sort()])
+    if (key === this.busKey) {
+      for (const { strip } of this.busRows.values()) strip?.redraw()
+      return
+    }
+    this.busKey = key
+    this.busRows.clear()
+    this.busRowsEl.replaceChildren(...buses.map(([id, name]) => {
+      const open = this.busOpen.has(id)
+      const master = id === 'master'
+      const header = h('div', { class: 'track-header bus-header', dataset: { bus: id } },
+        h('div', { class: 'line' }, master ? '' : h('label', { class: 'mini' }, 'aux'),
+          h('span', { class: 'bus-name', title: name }, name),
+          h('button', { class: 'toggle auto-toggle', title: 'Show or hide automation',
+            'aria-pressed': open ? 'true' : 'false', onclick: () => this.toggleBusAutomation(id) }, 'A')))
+      const row = h('div', { class: `row bus-row${master ? ' master' : ''}`, dataset: { bus: id } },
+        header, h('div', { class: 'lane bus-lane' }))
+      let strip = null
+      if (open) {
+        strip = new AutomationStrip(id, { project: this.project, editable: this.editable, timeline: this,
+          param: this.busParam.get(id), onParam: (param) => this.busParam.set(id, param) })
+        row.append(strip.el)
+        row.classList.add('with-auto')
+        strip.redraw()
+      }
+      this.busRows.set(id, { row, strip })
+      return row
+    }))
+    this._overlayHeight()
   }
 
   /** Show or hide the automation strip under a track. */
@@ -178,7 +235,13 @@ export class Timeline {
     tops[this.order.length] = y
     this.tops = tops
     this.rowsEl.style.height = `${y}px`
-    this.overlay.style.height = `${RULER_HEIGHT + y}px`
+    this._overlayHeight()
+  }
+
+  /** The playheads span the ruler, the track rows and the bus rows. */
+  _overlayHeight () {
+    const buses = this.busRows.size * BUS_ROW_HEIGHT + [...this.busRows.values()].filter((b) => b.strip).length * AUTO_HEIGHT
+    this.overlay.style.height = `${RULER_HEIGHT + (this.tops[this.tops.length - 1] || 0) + buses}px`
   }
 
   /** The display index of the row at `y` px from the top of the rows. */
@@ -319,7 +382,8 @@ export class Timeline {
     header.lane = lane
     header.row = h('div', { class: 'row', dataset: { track: id } }, header.el, lane)
     if (this.autoOpen.has(id)) {
-      header.strip = new AutomationStrip(id, { project: this.project, editable: this.editable, timeline: this, param: this.autoParam.get(id) })
+      header.strip = new AutomationStrip(id, { project: this.project, editable: this.editable, timeline: this,
+        param: this.autoParam.get(id), onParam: (param) => this.autoParam.set(id, param) })
       header.row.append(header.strip.el)
       header.row.classList.add('with-auto')
     }
