@@ -44,6 +44,16 @@ def link_of(licence: dict[str, Any], kind: str) -> str:
     return next(link["url"] for link in licence["links"] if link["kind"] == kind)
 
 
+async def fresh_licence(m: Market, before: dict[str, Any]) -> dict[str, Any]:
+    """The buyer's licence again, once its links are new ones (a link's expiry is
+    stamped to the second)."""
+    while True:
+        [licence] = await m.library("buyer")
+        if link_of(licence, "mp3") != link_of(before, "mp3"):
+            return licence
+        await asyncio.sleep(0.1)
+
+
 async def test_a_signed_link_downloads_the_file_up_to_the_limit(tmp_path: Path) -> None:
     async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
         licence = await bought(m)
@@ -55,10 +65,30 @@ async def test_a_signed_link_downloads_the_file_up_to_the_limit(tmp_path: Path) 
         status, body, _ = await get(m, link_of(licence, "wav"))
         assert status == 200 and body == b"RIFF the wav"
         assert (await m.library("buyer"))[0]["downloads"] == 2
+        licence = await fresh_licence(m, licence)
+        url = link_of(licence, "mp3")
         assert (await get(m, url))[0] == 200
-        status, body, _ = await get(m, url)
+        licence = await fresh_licence(m, licence)
+        status, body, _ = await get(m, link_of(licence, "mp3"))
         assert status == 403 and b"3 downloads are used up" in body
         assert (await m.library("buyer"))[0]["downloads"] == 3
+        assert (await get(m, url))[0] == 200  # a link already counted still serves
+        assert (await m.library("buyer"))[0]["downloads"] == 3
+
+
+async def test_a_link_counts_one_download_however_many_ranges_it_serves(
+        tmp_path: Path) -> None:
+    """A player or download manager asks for a file in ranges, and a download is resumed:
+    the link counts one download, not one per request."""
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        licence = await bought(m)
+        url = link_of(licence, "mp3")
+        for first in range(0, 11, 2):
+            answer = await m.client.get(url, headers={"Range": f"bytes={first}-{first + 1}"})
+            assert answer.status == 206, await answer.text()
+            assert await answer.read() == b"ID3 the mp3"[first:first + 2]
+        assert (await get(m, url))[0] == 200
+        assert (await m.library("buyer"))[0]["downloads"] == 1
 
 
 async def test_a_download_resumes_from_a_range_under_its_exact_name(tmp_path: Path) -> None:
@@ -109,8 +139,11 @@ async def test_concurrent_downloads_never_pass_the_limit(db_url: str,  # noqa: F
                                                          tmp_path: Path) -> None:
     async with market(tmp_path, db_url) as m:
         licence = await bought(m)
-        url = link_of(licence, "wav")
-        results = await asyncio.gather(*(get(m, url) for _ in range(8)))
+        file_id = urlsplit(link_of(licence, "wav")).path.rsplit("/", 1)[1]
+        signer = market_services(m).delivery.signer
+        now = int(time.time())  # eight links of the file, each counting once
+        urls = [signer.link(licence["licence_id"], file_id, now=now + n)[0] for n in range(8)]
+        results = await asyncio.gather(*(get(m, url) for url in urls))
         assert sorted(status for status, _, _ in results) == [200] * 3 + [403] * 5
         assert (await m.library("buyer"))[0]["downloads"] == 3
 

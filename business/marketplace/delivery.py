@@ -4,9 +4,11 @@ A link is ``/api/marketplace/downloads/<licence>/<file>?expires=<unix time>&sign
 where the signature is HMAC-SHA256, under a key derived from the server's secret for this
 purpose alone, over ``"<licence>\\x1f<file>\\x1f<expires>"``. Anyone holding a live link may
 download (as with a presigned object-store URL); a changed licence, file or expiry, or a
-link past its expiry, is refused. Each download counts against the licence's limit (one
-conditional ``UPDATE``, so racing downloads cannot pass it) and a refunded licence
-downloads nothing.
+link past its expiry, is refused. Each link counts one download against the licence's
+limit the first time it is used (one conditional ``UPDATE``, so racing downloads cannot
+pass it; ``mkt_download_links`` remembers the link until it expires), so the ranges a
+player or download manager asks for, and a resumed download, count nothing more; a
+refunded licence downloads nothing.
 """
 
 from __future__ import annotations
@@ -100,7 +102,8 @@ class Delivery:
 
     async def download(self, licence_id: str, file_id: str, expires: int,
                        signature: str) -> Download:
-        """Check a link, count the download and say which file to send."""
+        """Check a link, count the download (once per link: its ranges and resumes count
+        nothing more) and say which file to send."""
         self.signer.check(licence_id, file_id, expires, signature)
         licence = await self.store.licence(licence_id)
         item: BeatFile | None = licence.file(file_id) if licence else None
@@ -114,7 +117,8 @@ class Delivery:
         if not local or not Path(local).is_file():
             raise NotFoundHere(f"the file {item.name or item.kind!r} is not available on "
                                "this server: ask the seller to upload it again")
-        if not await self.store.count_download(licence.account_id, licence_id):
+        if not await self.store.count_download(licence.account_id, licence_id, file_id,
+                                               expires, time.time()):
             current = await self.store.licence(licence_id)
             if current is not None and current.status != ACTIVE:
                 raise DownloadRefused("this licence was refunded, so its files can no longer "

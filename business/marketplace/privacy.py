@@ -40,7 +40,7 @@ from dawserver.plugin_api import (
 FORGOTTEN = ("mkt_storefronts", "mkt_store_names", "mkt_coupons", "mkt_tiers", "mkt_beats",
              "mkt_webhook_events", "mkt_contract_templates", "mkt_voice_tags",
              "mkt_previews", "mkt_deals", "mkt_cart_items", "mkt_splits",
-             "mkt_customers")
+             "mkt_customers", "mkt_download_links")
 #: The own account's tables kept (money records), moved under the pseudonym.
 KEPT = ("mkt_sellers", "mkt_orders", "mkt_licences", "mkt_ledger_postings",
         "mkt_ledger_entries", "mkt_ledger_balances")
