@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ from .graph import (
 from .instrument_edit import carry_voices
 from .instrument_graph import instrument_structure, same_sound
 from .lv2_bus import finish
-from .lv2_chain import HostedChain, PluginError
+from .lv2_chain import HostedChain, PluginError, run_in_turn, run_side_by_side
 from .lv2_instrument import PluginInstrument
 from .param_automation import build_param_automation
 from .schedule import plan_key, plan_schedule
@@ -137,6 +138,9 @@ class Engine:
         self._hosted: list[tuple[int, TrackState, int]] = []
         self._chains_key: tuple = ()
         self._chains: list[HostedChain | PluginInstrument] = []
+        #: hosted plug-ins of different tracks (and aux buses) run side by side each block;
+        #: False runs them one after another (the output is the same; for benchmarks)
+        self.side_by_side = True
 
     # ------------------------------------------------------------ rendering
 
@@ -205,7 +209,7 @@ class Engine:
         (:func:`dsp_core.lv2_bus.finish`) when one hosts an lv2 plug-in."""
         self._render(self.graph, start, frames, out)
         if self.graph.master.hosted is not None:
-            finish(self.graph, self._backend, out, frames)
+            finish(self.graph, self._backend, out, frames, self.side_by_side)
 
     def _feed_hosted(self, start: int, frames: int) -> None:
         """Render every hosted chain (a track with an lv2 plug-in) and soundfont or lv2
@@ -226,9 +230,18 @@ class Engine:
         if not self._hosted:
             return
         view = graph.native_view if graph.native_version == graph.version else None
-        for _index, state, offset in self._hosted:  # lv2 instruments run side by side
-            if isinstance(state.source, PluginInstrument):
-                state.source.dispatch(start - offset, frames)
+        if self.side_by_side:
+            for _index, state, offset in self._hosted:  # lv2 instruments run side by side
+                if isinstance(state.source, PluginInstrument):
+                    state.source.dispatch(start - offset, frames)
+            run_side_by_side(self._hosted_runs(start, frames, view))
+        else:
+            run_in_turn(self._hosted_runs(start, frames, view))
+
+    def _hosted_runs(self, start: int, frames: int, view: Any
+                     ) -> Iterator[Iterator[bool]]:
+        """Fill each instrument's feed and place each feed clip; yield each track's chain
+        in steps (:meth:`HostedChain.fill_steps`), for :func:`run_side_by_side`."""
         for index, state, offset in self._hosted:
             position = start - offset
             if state.source is not None:  # a soundfont or lv2 instrument: its feed is clip 0
@@ -240,11 +253,12 @@ class Engine:
                         view.place_clip(index, 0, position, frames)
                     continue
             assert state.hosted is not None
-            state.hosted.fill(self._backend, position, frames, graph.frames_done)
             feed = state.clips[0]
             feed.position, feed.length = position, frames
             if view is not None:
                 view.place_clip(index, 0, position, frames)
+            yield state.hosted.fill_steps(self._backend, position, frames,
+                                          self.graph.frames_done)
 
     def render(self, start: int, frames: int) -> np.ndarray:
         """Render ``frames`` frames from timeline frame ``start`` into a new (2, frames) array."""

@@ -10,8 +10,9 @@ too (the call's master has no inserts and a settled unity fader, so its output i
 master's input sum). Right after the call, :func:`finish` runs, in Python:
 
 1. each such bus's chain (:class:`~dsp_core.lv2_chain.HostedChain`: built-ins through
-   the backend's ``effect_process``, plug-ins through their workers) on its buffer, then
-   its own fader (gain, pan, automation) into the master's sum;
+   the backend's ``effect_process``, plug-ins through their workers) on its buffer, the
+   buses' chains side by side (they feed only the master, never each other), then each
+   bus's own fader (gain, pan, automation) into the master's sum, in the buses' order;
 2. the master's chain, the same way, then the master's fader into the output.
 
 Faders glide with the numpy twin's ``fader_apply`` on the same tick grid as the C
@@ -27,7 +28,7 @@ import numpy as np
 
 from .effects import HOSTED_KINDS, TICK
 from .errors import ProjectError
-from .lv2_chain import HostedChain
+from .lv2_chain import HostedChain, run_in_turn, run_side_by_side
 from .reference import fader_apply, tick_alpha
 
 
@@ -71,19 +72,26 @@ def check_keys(session: Any, hosted_ids: set[str]) -> None:
                     "sidechains; key it from a track, or move the plug-in to a track")
 
 
-def finish(graph: Any, backend: Any, out: np.ndarray, frames: int) -> None:
-    """The step after the C call (see the module): hosted buses, then the master."""
+def finish(graph: Any, backend: Any, out: np.ndarray, frames: int,
+           side_by_side: bool = True) -> None:
+    """The step after the C call (see the module): hosted buses, then the master.
+
+    Aux buses feed only the master, never each other, so their chains run side by side
+    (:func:`~dsp_core.lv2_chain.run_side_by_side`; ``side_by_side=False``: one after
+    another); their faders then add them to the master's sum in the buses' order, so
+    the sum is the same either way."""
     master = graph.master.hosted
     phase = (graph.frames_done - frames) % TICK  # the call has counted the block
     alpha = tick_alpha(graph.sample_rate)
     mix = master.buffer
     mix[:, :frames] = out[:, :frames]
+    chains = [bus.hosted for bus in graph.buses if bus.hosted is not None]
     for bus in graph.buses:
-        chain = bus.hosted
-        if chain is None:
-            continue
-        chain.buffer[:, :frames] = bus.buffer[:, :frames]
-        chain.run(backend, frames, phase)
+        if bus.hosted is not None:
+            bus.hosted.buffer[:, :frames] = bus.buffer[:, :frames]
+    runs = (chain.steps(backend, frames, phase) for chain in chains)
+    (run_side_by_side if side_by_side else run_in_turn)(runs)
+    for chain in chains:
         fader_apply(chain.fader, chain.buffer[0], chain.buffer[1], mix[0], mix[1], frames,
                     phase, alpha)
     master.run(backend, frames, phase)

@@ -10,10 +10,15 @@ in chain order. The C graph sees that track as a track without inserts whose one
 clip, the *feed*, is that buffer placed at the block the engine is about to read,
 so its fader, pan, sends, automation and delay compensation work as for any track.
 Every other track is untouched: one C call per block.
+
+The chains of different tracks run **side by side** (:func:`run_side_by_side`): each
+chain's next plug-in gets its block before any worker is awaited, so the workers run on
+all cores at once; within a chain the elements still run in order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +98,12 @@ class HostedChain:
 
     def fill(self, backend: Any, position: int, frames: int, frames_done: int) -> None:
         """Render the track's clips at ``position`` through the chain into the buffer."""
+        run_in_turn([self.fill_steps(backend, position, frames, frames_done)])
+
+    def fill_steps(self, backend: Any, position: int, frames: int,
+                   frames_done: int) -> Iterator[bool]:
+        """:meth:`fill` in steps (see :meth:`steps`): nothing runs before the first
+        ``next``."""
         buf = self.buffer
         buf[:, :frames] = 0.0
         for clip in self.clips:
@@ -104,16 +115,27 @@ class HostedChain:
             backend.instrument_render(self.instrument, float(self.sample_rate), position,
                                       frames, scratch)
             buf[:, :frames] += scratch[:frames]
-        self.run(backend, frames, frames_done % TICK)
+        yield from self.steps(backend, frames, frames_done % TICK)
 
     def run(self, backend: Any, frames: int, phase: int) -> None:
         """Run the chain in place on the buffer's first ``frames`` frames (``phase``: the
         tick phase of the first frame)."""
+        run_in_turn([self.steps(backend, frames, phase)])
+
+    def steps(self, backend: Any, frames: int, phase: int) -> Iterator[bool]:
+        """:meth:`run` in steps: it yields ``True`` each time it has handed a plug-in its
+        block (:meth:`HostedPlugin.start`); resumed, it collects that block
+        (:meth:`HostedPlugin.finish`) and runs on to the next plug-in. Closed early, it
+        still collects the block in flight, so the worker's pipe stays in step."""
         buf = self.buffer
         for element, spec in zip(self.elements, self.specs, strict=True):
             if isinstance(element, HostedPlugin):
                 if spec.enabled:
-                    element.process(buf, frames)
+                    element.start(buf, frames)
+                    try:
+                        yield True
+                    finally:
+                        element.finish(buf, frames)
             else:
                 backend.effect_process(element, buf[0], buf[1] if self.channels == 2 else None,
                                        frames, self.sample_rate, phase)
@@ -151,3 +173,32 @@ class HostedChain:
         for element in self.elements:
             if isinstance(element, HostedPlugin):
                 element.close()
+
+
+def run_in_turn(runs: Iterable[Iterator[bool]]) -> None:
+    """Run chains' steps (:meth:`HostedChain.steps`) one chain after another, each
+    plug-in's block awaited before the next is handed over."""
+    for run in runs:
+        for _ in run:
+            pass
+
+
+def run_side_by_side(runs: Iterable[Iterator[bool]]) -> None:
+    """Run chains' steps (:meth:`HostedChain.steps`) side by side: each chain is
+    advanced to its first plug-in's hand-off as it comes from ``runs``, then, round after
+    round, every chain collects its plug-in's block and hands its next plug-in its own,
+    so the workers of all chains run at the same time. The chains must not depend on
+    each other (different tracks, or aux buses, which feed only the master); each
+    chain's output is exactly what :func:`run_in_turn` gives."""
+    pending: list[Iterator[bool]] = []
+    try:
+        for run in runs:
+            pending.append(run)
+            if not next(run, False):
+                pending.pop()
+        while pending:
+            pending = [run for run in pending if next(run, False)]
+    except BaseException:
+        for run in pending:  # collect the blocks still in flight
+            run.close()
+        raise

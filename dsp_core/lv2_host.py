@@ -120,6 +120,7 @@ class HostedPlugin:
         self._dry = DryDelay(channels, 0)
         self._pending_dry = np.zeros((channels, 0), dtype=np.float32)
         self._running = False  # a block handed to the worker by start(), not yet finished
+        self._started = 0.0  # when start() handed it over: finish() waits until + deadline
         self._finalizer = weakref.finalize(self, _stop, [None], self._map, self._fd)
         self._start()
         _LIVE.add(self)
@@ -214,15 +215,19 @@ class HostedPlugin:
 
     # ------------------------------------------------------------ talking to the worker
 
-    def _wait(self, deadline: float, doing: str) -> tuple[int, str]:
-        """Read one answer within ``deadline`` seconds, or raise :class:`WorkerFailed`."""
+    def _wait(self, deadline: float, doing: str,
+              since: float | None = None) -> tuple[int, str]:
+        """Read one answer within ``deadline`` seconds of ``since`` (a ``monotonic`` time,
+        the request's; default now), or raise :class:`WorkerFailed`. An answer already
+        there is read even when the deadline has passed."""
         assert self._process is not None and self._process.stdout is not None
         fd = self._process.stdout.fileno()
-        data, until = b"", time.monotonic() + deadline
+        data = b""
+        until = (time.monotonic() if since is None else since) + deadline
         while len(data) < ANSWER.size:
             left = until - time.monotonic()
-            ready = select.select([fd], [], [], max(left, 0.0))[0] if left > 0 else []
-            if not ready:
+            if not select.select([fd], [], [], max(left, 0.0))[0]:
+                self._process.kill()  # at once: a hung worker never reads its QUIT
                 raise WorkerFailed(f"lv2 {self.info.uri} hung while {doing}: no answer "
                                    f"within {deadline:g} s")
             chunk = os.read(fd, ANSWER.size - len(data))
@@ -235,7 +240,8 @@ class HostedPlugin:
         body = b""
         while len(body) < length:  # a saved state may be larger than one pipe read
             left = until - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if not select.select([fd], [], [], max(left, 0.0))[0]:
+                self._process.kill()
                 raise WorkerFailed(f"lv2 {self.info.uri} hung while {doing}: its answer "
                                    f"stopped after {len(body)} of {length} bytes")
             chunk = os.read(fd, length - len(body))
@@ -315,7 +321,8 @@ class HostedPlugin:
               events: np.ndarray | None = None) -> None:
         """The first half of :meth:`process`: hand the block to the worker and return at
         once, so several workers run their blocks at the same time; :meth:`finish` (the
-        same ``buffer`` and ``frames``) collects it."""
+        same ``buffer`` and ``frames``) collects it. The deadline counts from here, so
+        waiting for another worker first does not stretch this one's."""
         block = buffer[:, :frames]
         self._pending_dry = self._dry.push(block)
         self._running = False
@@ -329,6 +336,7 @@ class HostedPlugin:
         if self._events is not None:
             self._write_events(events, frames)
         try:
+            self._started = time.monotonic()
             self._send(RUN, frames, "processing a block")
         except WorkerFailed as exc:
             self._fail(str(exc))
@@ -344,7 +352,7 @@ class HostedPlugin:
             return False
         self._running = False
         try:
-            self._wait(self.deadline, "processing a block")
+            self._wait(self.deadline, "processing a block", self._started)
         except WorkerFailed as exc:
             self._fail(str(exc))
             block[:] = dry
