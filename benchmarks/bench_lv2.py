@@ -4,7 +4,9 @@ same run. The plug-in is swh's amp (almost no work of its own), so the ratio is 
 sandbox's overhead: the shared-memory copies, the two 8-byte messages and the wake-up of
 the other process. A second figure renders a 16-track session in which one track holds the
 plug-in (its chain rendered ahead in Python segments) against the same session with a
-built-in gain in its place.
+built-in gain in its place. A third renders 16 tracks with the plug-in each, at 128- and
+1024-frame blocks, with their chains side by side (the engine's way) against one after
+another (``Engine.side_by_side = False``) in the same run.
 Run: ``python -m pytest benchmarks/bench_lv2.py --benchmark-enable -s``.
 """
 
@@ -134,3 +136,38 @@ def test_session_with_a_hosted_bus(benchmark, amp: lv2_catalog.PluginInfo) -> No
     hosted, built_in, ratio = hosted_against_built_in(session, data)
     record(benchmark, tracks=TRACKS, block=BLOCK, realtime_hosted_bus=hosted,
            realtime_built_in_bus=built_in, hosted_bus_time_over_built_in=ratio)
+
+
+@pytest.mark.parametrize("block", [128, 1024])
+def test_sixteen_hosted_tracks_side_by_side(benchmark, amp: lv2_catalog.PluginInfo,
+                                            block: int) -> None:
+    """16 tracks with the plug-in each: their chains run side by side (every worker has
+    its block before any is awaited, the engine's way) against one after another
+    (``Engine.side_by_side = False``, the way before), in alternating rounds of one run."""
+    frames = BLOCK * BLOCKS
+    data = (0.05 * np.random.default_rng(4).standard_normal((TRACKS, frames))).astype(
+        np.float32)
+
+    def load(path: str, _rate: int) -> np.ndarray:
+        return data[int(path[1:]):int(path[1:]) + 1]
+
+    session = Session(sample_rate=RATE, tracks=[
+        Track(f"t{i}", clips=[Clip(f"s{i}", 0, frames)],
+              effects=[EffectSpec("lv2", {"uri": URI, "gain": -6.0})])
+        for i in range(TRACKS)])
+    with Engine(session, block_size=block, loader=load) as engine:
+        def run(side_by_side: bool) -> Callable[[], object]:
+            def render() -> object:
+                engine.side_by_side = side_by_side
+                return engine.render(0, frames)
+            return render
+
+        times = rounds_of({"side_by_side": run(True), "one_after_another": run(False)},
+                          rounds=5)
+        assert engine.plugin_errors() == []
+    seconds = frames / RATE
+    record(benchmark, tracks=TRACKS, block=block,
+           realtime_side_by_side=seconds / statistics.median(times["side_by_side"]),
+           realtime_one_after_another=seconds / statistics.median(times["one_after_another"]),
+           one_after_another_time_over_side_by_side=median_ratio(
+               times, "one_after_another", "side_by_side"))
