@@ -26,15 +26,21 @@ from .protocol import AwarenessEntry, decode_awareness, encode_awareness
 OUTDATED_SECONDS = 30.0
 
 
-def server_client_id() -> int:
-    """A random awareness client id for the server's own announcements.
+#: Awareness client ids from here up (to 2^53, the largest lib0 reads) are servers':
+#: yjs draws uint32 client ids, and so does :class:`collab.schema.ProjectDocument`.
+SERVER_IDS_FROM = 1 << 32
 
-    It lies in [2^32, 2^53): never a yjs client id (yjs draws uint32s), and
-    the largest integer lib0 reads.  A yrs client (53-bit ids) hits it with odds
-    of 2^-52; that is harmless, because the room reserves the ids it announces
-    under: such a client would only go unseen, never speak for the server.
-    """
-    return (1 << 32) + secrets.randbits(52)
+
+def server_client_id() -> int:
+    """A random awareness client id for the server's own announcements, in
+    [:data:`SERVER_IDS_FROM`, 2^53): no peer may write one (:func:`is_server_id`)."""
+    return SERVER_IDS_FROM + secrets.randbits(52)
+
+
+def is_server_id(client_id: int) -> bool:
+    """Whether ``client_id`` is in the range kept for servers' announcements: a room
+    takes no peer's entry for it, whether or not a server has announced under it yet."""
+    return client_id >= SERVER_IDS_FROM
 
 
 @dataclass

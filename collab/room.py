@@ -69,7 +69,7 @@ from .errors import (
     StoreError,
 )
 from .peer import Channel, Peer
-from .presence import Presence
+from .presence import Presence, is_server_id
 from .sequence import SeqTracker
 from .store import Store
 from .tokens import Role
@@ -485,10 +485,11 @@ class Room:
         A connection owns one id: the first it sends a state for that is free (never
         seen, gone or outdated here, and not introduced by another user). A live
         connection of the same user gives the id up to it (a reconnect the server has
-        not noticed yet). The server's ids are nobody's.
+        not noticed yet). The servers' ids (the whole range :func:`is_server_id`, also
+        one no server has announced under here yet) are nobody's.
         """
         client_id = entry.client_id
-        if client_id in self._server_ids:
+        if is_server_id(client_id) or client_id in self._server_ids:
             return None
         if client_id not in peer.awareness_ids:
             user = self._id_users.get(client_id)

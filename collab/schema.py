@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -165,7 +166,8 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
     undo_scopes = ("clips", "transcripts")
 
     def __init__(self, doc: Doc | None = None) -> None:
-        self.doc = doc if doc is not None else Doc()
+        # a uint32 client id, as yjs draws them: ids above are the servers' (presence)
+        self.doc = doc if doc is not None else Doc(client_id=secrets.randbits(32))
         self._roots = {name: self.doc.get(name, type=Map) for name in ROOTS}
         self._clip_sources: frozenset[str] | None = None
         self._clips_watch: Any = None

@@ -226,6 +226,29 @@ async def test_a_peer_cannot_change_or_withdraw_the_servers_awareness_entry(stor
         await ben.leave()
 
 
+async def test_a_peer_cannot_claim_a_server_id_before_the_server_announces(store) -> None:
+    """A server's id is learnt from any project it announced in; in a room where it has
+    not announced yet, a peer claiming it with a high clock would hide the server's
+    later announcements (their clocks are lower). The servers' whole id range is kept."""
+    limits = RoomLimits(server_fields=frozenset({"lv2"}))
+    async with project_room("song", store, limits) as room:
+        mallory, ben = Client(room, user="mallory"), Client(room, user="ben")
+        await mallory.sync()
+        await ben.sync()
+        mallory.send(awareness_of(p.AwarenessEntry(SERVER, 2 ** 40, {"user": "x"})))
+        mallory.send(awareness_of(p.AwarenessEntry(1 << 32, 1, {"user": "y"})))
+        mallory.send(awareness_of(p.AwarenessEntry(77, 1, {"user": "m"})))
+        await wait_for(lambda: told(ben))
+        room.announce(p.encode_awareness([p.AwarenessEntry(SERVER, 1, BYPASSED)]))
+        await wait_for(lambda: len(told(ben)) > 1)
+        await asyncio.sleep(0.05)
+        assert told(ben) == [p.AwarenessEntry(77, 1, {"user": "m"}),
+                             p.AwarenessEntry(SERVER, 1, BYPASSED)]
+        assert room.presence.states() == {SERVER: BYPASSED, 77: {"user": "m"}}
+        await mallory.leave()
+        await ben.leave()
+
+
 async def test_a_peer_cannot_write_another_connected_peers_awareness_entry(store) -> None:
     async with project_room("song", store) as room:
         ana, mallory, ben = Client(room), Client(room, user="mallory"), Client(room, "ben")
