@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -199,12 +200,13 @@ class LiveMix:
         session = self._playable(session)
         self._session = session
         self.playhead = Playhead(session.sample_rate, self.sample_rate)
-        self._engine = await self._loop.run_in_executor(None, self._factory, session,
-                                                        self.sample_rate)
+        self._engine = await asyncio.to_thread(self._factory, session, self.sample_rate)
         self._transport = self.room.document.transport()
         self._watch = self.room.document.watch(self._on_changes)
-        self._thread = threading.Thread(target=self._run, name=f"live mix {self.room.project_id}",
-                                        daemon=True)
+        # in this task's context: a server's confinement of plug-in states holds there
+        self._thread = threading.Thread(target=contextvars.copy_context().run,
+                                        args=(self._run,),
+                                        name=f"live mix {self.room.project_id}", daemon=True)
         self._thread.start()
 
     async def stop(self) -> None:

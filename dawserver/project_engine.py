@@ -114,7 +114,7 @@ class ProjectEngine:
                         "not be read or resolved: %r", self.room.project_id, exc)
             return
         try:
-            await asyncio.get_running_loop().run_in_executor(None, self._engine.apply, session)
+            await asyncio.to_thread(self._engine.apply, session)
             self.applied += 1
         except DspError as exc:
             log.warning("project %s: engine keeps the previous state: %s",
@@ -122,17 +122,16 @@ class ProjectEngine:
 
     async def render(self, start: int, frames: int) -> np.ndarray:
         """Render ``frames`` frames from ``start`` with every change so far applied."""
-        loop = asyncio.get_running_loop()
         async with self._lock:
             if self._engine is None:
                 self._dirty = False
                 session = await self._session()
-                self._engine = await loop.run_in_executor(None, self._factory, session)
+                self._engine = await asyncio.to_thread(self._factory, session)
             else:
                 await self._apply_pending()
             engine = self._engine
             started = time.perf_counter()
-            out = await loop.run_in_executor(None, engine.render, start, frames)
+            out = await asyncio.to_thread(engine.render, start, frames)
             took = time.perf_counter() - started
             if took > 0:
                 RENDER_REALTIME_FACTOR.labels(kind="render").observe(
@@ -157,7 +156,7 @@ class ProjectEngine:
             restart = getattr(engine, "restart_plugins", None)
             if restart is None:
                 return 0
-            count = await asyncio.get_running_loop().run_in_executor(None, restart)
+            count = await asyncio.to_thread(restart)
             self._see_plugins(engine)
             return int(count)
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
 import threading
 import time
@@ -119,9 +121,11 @@ class JobContext:
         """Run blocking ``func(*args)`` in a thread; on cancel, wait for it to notice.
 
         ``func`` should call :meth:`check` now and then so a cancelled job stops
-        soon; the thread is never abandoned while it may still write files.
+        soon; the thread is never abandoned while it may still write files. It runs in a
+        copy of the caller's context (its context variables, as ``asyncio.to_thread``).
         """
-        future = asyncio.get_running_loop().run_in_executor(None, func, *args)
+        run = functools.partial(contextvars.copy_context().run, func, *args)
+        future = asyncio.get_running_loop().run_in_executor(None, run)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:

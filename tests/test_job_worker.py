@@ -287,3 +287,23 @@ def test_run_once_runs_what_is_due_now_to_its_end_and_nothing_later(
 
     with_queue(collab_database_url, body, QueueSettings(backoff_base=60, backoff_cap=60,
                                                         concurrency=4))
+
+
+def test_run_in_thread_runs_in_the_handlers_context(collab_database_url: str) -> None:
+    """A handler's context variables (a server's confinement of plug-in state files, a
+    trace) hold in the thread it hands blocking work to, as with ``asyncio.to_thread``."""
+    import contextvars
+
+    where: contextvars.ContextVar[str] = contextvars.ContextVar("where", default="unset")
+
+    async def handler(ctx: JobContext) -> str:
+        where.set(ctx.payload["where"])
+        return await ctx.run_in_thread(where.get)
+
+    async def body(queue: JobQueue) -> None:
+        job = await queue.enqueue("work", {"where": "the handler's"}, account_id="a")
+        async with JobWorker(queue, {"work": handler}, poll_s=0.05):
+            done = await finished(queue, job)
+        assert (done.state, done.result) == (DONE, "the handler's")
+
+    with_queue(collab_database_url, body)
