@@ -813,6 +813,10 @@ async def test_a_reversal_whose_job_dies_is_recorded_told_and_a_requeue_finishes
                 await asyncio.sleep(0.05)
         made = [t for t in m.fake.all_of("transfer") if t["metadata"]["order_id"] == first]
         assert [t["amount_reversed"] for t in made] == [t["amount"] for t in made]
+        # a notice of the first death arriving late overwrites no end an attempt recorded
+        assert not await sales.reversal_died("seller", first, end["cause"], taken=1, of=1,
+                                             reason="late")
+        assert (await sales.reversals("seller", first))[0]["state"] == REVERSED
         assert len(sent) == 1
         await m.fake.webhooks.settled()
         await books_match_stripe(m, accounts)

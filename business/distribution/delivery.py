@@ -400,6 +400,9 @@ class DeliveryPipeline:
                 run.account_id, run.payload.get("delivery_id"))
             if record is None or record["run_id"] != run.id or record["state"] in SETTLED:
                 return False
+            # requeued meanwhile (its next attempt writes the record): not dead any more
+            if (await self.queue.get(run.account_id, run.id)).state != "dead":
+                return False
             error = f"the job queue ended its job ({run.state}): {run.last_error}"
             if await self._finish(record, "dead", error):
                 return True

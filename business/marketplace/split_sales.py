@@ -255,19 +255,16 @@ class SplitSales:
         (``timed_out``: those transfers withhold what the cause takes); otherwise it is
         recorded ``died`` with ``reason``, counted and mailed, and the seller has the job
         requeued. False when an end was recorded already (nothing more is said)."""
-        ended = await self.db.fetchval(
-            "SELECT state FROM mkt_split_reversals WHERE account_id = ? AND cause = ? AND "
-            "order_id = ?", seller, cause, order_id)
-        if ended in (REVERSED, TRANSFERS_FAILED, TIMED_OUT):
-            return False
-        if await self.db.fetchval("SELECT transferred_at FROM mkt_orders WHERE account_id "
-                                  "= ? AND order_id = ?", seller, order_id) is None:
-            await self.record(seller, order_id, cause, taken=taken, of=of, reversed_=0,
-                              state=TIMED_OUT, note=reason)
+        owed = await self.db.fetchval("SELECT transferred_at FROM mkt_orders WHERE "
+                                      "account_id = ? AND order_id = ?", seller,
+                                      order_id) is None
+        state = TIMED_OUT if owed else DIED
+        if not await self._record_unended(seller, order_id, cause, taken=taken, of=of,
+                                          state=state, note=reason):
+            return False  # an attempt (a requeued one too) recorded its end
+        if owed:
             await self.gave_up_waiting(seller, order_id, cause, reason)
             return True
-        await self.record(seller, order_id, cause, taken=taken, of=of, reversed_=0,
-                          state=DIED, note=reason)
         logger.error("split line %s of %s: the reversal of %s died: %s", order_id, seller,
                      cause, reason)
         metrics.SPLIT_FAILURES.labels(stage="reversal").inc()
@@ -355,6 +352,21 @@ class SplitSales:
             return done
         metrics.SPLIT_FAILURES.labels(stage="reversal").inc()
         raise TransfersFailed(f"order {order_id!r}: {note}")
+
+    async def _record_unended(self, seller: str, order_id: str, cause: str, *, taken: int,
+                              of: int, state: str, note: str) -> bool:
+        """Record ``state`` for a reversal of ``cause`` whose attempts recorded no end
+        (its row absent or ``died``), in one statement, so an end a requeued attempt
+        records meanwhile is never overwritten; whether it was recorded."""
+        recorded = bool(await self.db.execute(
+            "INSERT INTO mkt_split_reversals (account_id, cause, order_id, taken, of_amount, "
+            "reversed, state, note, at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT "
+            "(account_id, cause, order_id) DO UPDATE SET state = excluded.state, note = "
+            "excluded.note, at = excluded.at WHERE mkt_split_reversals.state = ?",
+            seller, cause, order_id, taken, of, state, note, time.time(), DIED))
+        if recorded and state == TIMED_OUT:
+            metrics.SPLIT_FAILURES.labels(stage="reversal_timeout").inc()
+        return recorded
 
     async def record(self, seller: str, order_id: str, cause: str, *, taken: int, of: int,
                      reversed_: int, state: str, note: str | None = None) -> None:
