@@ -6,9 +6,10 @@ purpose alone, over ``"<licence>\\x1f<file>\\x1f<expires>"``. Anyone holding a l
 download (as with a presigned object-store URL); a changed licence, file or expiry, or a
 link past its expiry, is refused. Each link counts one download against the licence's
 limit the first time it is used (one conditional ``UPDATE``, so racing downloads cannot
-pass it; ``mkt_download_links`` remembers the link until it expires), so the ranges a
-player or download manager asks for, and a resumed download, count nothing more; a
-refunded licence downloads nothing.
+pass it; ``mkt_download_links`` remembers the link until it expires), and each later
+request of it for the whole file counts again; the ranges a player or download manager
+asks for, and a resumed download, count nothing more. A refunded licence downloads
+nothing.
 """
 
 from __future__ import annotations
@@ -101,9 +102,9 @@ class Delivery:
         return licence
 
     async def download(self, licence_id: str, file_id: str, expires: int,
-                       signature: str) -> Download:
-        """Check a link, count the download (once per link: its ranges and resumes count
-        nothing more) and say which file to send."""
+                       signature: str, *, ranged: bool = False) -> Download:
+        """Check a link, count the download (its first use, and each later request for
+        the whole file; not its ``ranged`` ones) and say which file to send."""
         self.signer.check(licence_id, file_id, expires, signature)
         licence = await self.store.licence(licence_id)
         item: BeatFile | None = licence.file(file_id) if licence else None
@@ -118,7 +119,7 @@ class Delivery:
             raise NotFoundHere(f"the file {item.name or item.kind!r} is not available on "
                                "this server: ask the seller to upload it again")
         if not await self.store.count_download(licence.account_id, licence_id, file_id,
-                                               expires, time.time()):
+                                               expires, time.time(), ranged=ranged):
             current = await self.store.licence(licence_id)
             if current is not None and current.status != ACTIVE:
                 raise DownloadRefused("this licence was refunded, so its files can no longer "

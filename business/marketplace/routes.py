@@ -398,7 +398,7 @@ async def download(request: Request) -> Any:
                          "your library for one")
     found = await services(request.context).delivery.download(
         request.params["licence_id"], request.params["file_id"], query.expires,
-        query.signature)
+        query.signature, ranged="Range" in request.headers)
     # streamed from disk: stems run to gigabytes, and many buyers download at once
     return FileReply(found.path, "application/octet-stream", filename=found.name,
                      attachment=True)

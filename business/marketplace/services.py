@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -412,7 +413,8 @@ async def run_checkout_sweeper(context: PluginContext) -> None:
     """The worker that expires checkouts past their session's life every
     ``checkout_sweep_s`` seconds (60): holds released, coupon uses given back; visitor
     carts untouched for ``visitor_cart_days`` deleted; split invitations pending longer
-    than ``split_invitation_days`` (30) expired, their held money returned."""
+    than ``split_invitation_days`` (30) expired, their held money returned; expired
+    download links forgotten."""
     every = float(context.settings_for(PLUGIN_NAME).get("checkout_sweep_s", 60.0))
     while True:
         await asyncio.sleep(every)
@@ -420,6 +422,7 @@ async def run_checkout_sweeper(context: PluginContext) -> None:
             module = services(context)
             await module.checkout.sweep()
             await purge_stale(module.store.db, module.visitor_cart_max_age_s)
+            await module.store.purge_download_links(time.time())
             if module.splits is not None and module.splits.holds is not None:
                 await module.splits.holds.expire()
         except Exception:  # a database blip: the next round tries again

@@ -291,19 +291,21 @@ class MarketStore:
             account_id, order_id)
 
     async def count_download(self, account_id: str, licence_id: str, file_id: str,
-                             expires: int, now: float) -> bool:
+                             expires: int, now: float, *, ranged: bool) -> bool:
         """Count the download of an active licence's file through the link that expires
         at ``expires``: the link's first use counts one download under the licence's
-        limit, its later ones (ranges, a resumed download) none; whether the download
-        may go on (False: the limit is used up, or the licence is no longer active)."""
+        limit, and so does each later request for the whole file; its ``ranged`` ones
+        (a player's, a download manager's pieces, a resumed download) count nothing
+        more. Whether the download may go on (False: the limit is used up, or the
+        licence is no longer active)."""
         async with self.db.transaction() as tx:
             await tx.execute("DELETE FROM mkt_download_links WHERE account_id = ? AND "
-                             "licence_id = ? AND expires < ?", account_id, licence_id,
-                             int(now))
-            if not await tx.execute(
-                    "INSERT INTO mkt_download_links (account_id, licence_id, file_id, "
-                    "expires) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", account_id,
-                    licence_id, file_id, expires):
+                             "expires < ?", account_id, int(now))
+            first = await tx.execute(
+                "INSERT INTO mkt_download_links (account_id, licence_id, file_id, expires) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", account_id, licence_id,
+                file_id, expires)
+            if not first and ranged:
                 return bool(await tx.fetchval(
                     "SELECT 1 FROM mkt_licences WHERE account_id = ? AND licence_id = ? "
                     "AND status = 'active'", account_id, licence_id))
@@ -311,11 +313,16 @@ class MarketStore:
                 "UPDATE mkt_licences SET downloads = downloads + 1 WHERE account_id = ? "
                 "AND licence_id = ? AND status = 'active' AND downloads < download_limit",
                 account_id, licence_id)
-            if not counted:  # refused: the link stays unused
+            if not counted and first:  # refused: the link stays unused
                 await tx.execute("DELETE FROM mkt_download_links WHERE account_id = ? AND "
                                  "licence_id = ? AND file_id = ? AND expires = ?",
                                  account_id, licence_id, file_id, expires)
             return bool(counted)
+
+    async def purge_download_links(self, now: float) -> int:
+        """Forget every expired download link (of every account); how many."""
+        return await self.db.execute("DELETE FROM mkt_download_links WHERE expires < ?",
+                                     int(now))
 
     # -- the webhook inbox -------------------------------------------------------------------
 
