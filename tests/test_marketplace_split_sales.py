@@ -549,6 +549,23 @@ async def test_a_won_dispute_of_a_split_cart_told_out_of_order_restores_its_lice
         await books_match_stripe(m, accounts)
 
 
+def capture_mail(sales: Any, addresses: list[str]) -> list[tuple[str, str, str]]:
+    """Have the seller's alerts go to ``addresses`` (the seller's owners and admins) and
+    be recorded: the list of (to, subject, mail id) sent, as it fills."""
+    sent: list[tuple[str, str, str]] = []
+    mail = sales.alerts.send_mail
+
+    async def recipients(account_id: str) -> list[str]:
+        return addresses if account_id == "seller" else []
+
+    async def send_mail(to: str, subject: str, paragraphs: list[str], **more: Any) -> None:
+        sent.append((to, subject, more["mail_id"]))
+        await mail(to, subject, paragraphs, **more)
+
+    sales.alerts.recipients, sales.alerts.send_mail = recipients, send_mail
+    return sent
+
+
 async def stopped_pay_job(queue: Any, order_id: str, name: str = PAY_JOB) -> Any:
     """The seller's queued transfer job (or job ``name``) of ``order_id``, cancelled (and
     waited for, if running), so it does not retry beside the test's own runs of it."""
@@ -578,18 +595,7 @@ async def test_a_split_line_whose_transfers_fail_for_good_is_marked_told_and_rev
                      if o["beat_id"] == beats[0]["beat_id"])
         context = m.app[PLUGIN_CONTEXT_KEY]
         sales = market_services(m).fulfilment.split_sales
-        sent: list[tuple[str, str]] = []
-        mail = sales.alerts.send_mail
-
-        async def recipients(account_id: str) -> list[str]:
-            return {"seller": ["Owner@example.com", "admin@example.com"]}.get(account_id, [])
-
-        async def send_mail(to: str, subject: str, paragraphs: list[str], **more: Any
-                            ) -> None:
-            sent.append((to, subject))
-            await mail(to, subject, paragraphs, **more)
-
-        sales.alerts.recipients, sales.alerts.send_mail = recipients, send_mail
+        sent = capture_mail(sales, ["Owner@example.com", "admin@example.com"])
         m.pay(started)
         await m.order("buyer", first, "paid")
         queue = context.background.queue
@@ -605,8 +611,8 @@ async def test_a_split_line_whose_transfers_fail_for_good_is_marked_told_and_rev
                                 "WHERE account_id = ? AND order_id = ?", "seller", first)
         assert row["transferred_at"] is None
         assert "transfers" in row["transfer_failed"], row["transfer_failed"]  # Stripe's words
-        assert sorted(to for to, _ in sent) == ["admin@example.com", "owner@example.com"]
-        assert all(first in subject for _, subject in sent)
+        assert sorted(to for to, _, _ in sent) == ["admin@example.com", "owner@example.com"]
+        assert all(first in subject for _, subject, _ in sent)
         assert failures("transfer") == before[0] + 1
 
         made = [t for t in m.fake.all_of("transfer") if t["metadata"]["order_id"] == first]
@@ -643,22 +649,11 @@ async def test_a_reversal_giving_up_on_a_line_whose_transfer_job_died_tells_the_
                      if o["beat_id"] == beats[0]["beat_id"])
         context = m.app[PLUGIN_CONTEXT_KEY]
         sales = market_services(m).fulfilment.split_sales
-        sent: list[tuple[str, str, str]] = []
-        mail = sales.alerts.send_mail
-
-        async def recipients(account_id: str) -> list[str]:
-            return {"seller": ["Owner@example.com", "admin@example.com"]}.get(account_id, [])
-
-        async def send_mail(to: str, subject: str, paragraphs: list[str], **more: Any
-                            ) -> None:
-            sent.append((to, subject, more["mail_id"]))
-            await mail(to, subject, paragraphs, **more)
-
-        sales.alerts.recipients, sales.alerts.send_mail = recipients, send_mail
+        sent = capture_mail(sales, ["Owner@example.com", "admin@example.com"])
         m.pay(started)
         await m.order("buyer", first, "paid")
         queue = context.background.queue
-        await stopped_pay_job(queue, first)  # dead as its workers left it: nobody told
+        await stopped_pay_job(queue, first)  # stopped before it ended: nobody told
         status, body = await m.call("POST", f"{M}/sales/{first}/refund", who("seller"), {})
         assert status == 202, body
         await m.order("buyer", first, "refunded")
@@ -721,18 +716,7 @@ async def test_a_split_line_whose_transfer_job_dies_by_worker_kills_is_marked_an
                      if o["beat_id"] == beats[0]["beat_id"])
         context = m.app[PLUGIN_CONTEXT_KEY]
         sales = market_services(m).fulfilment.split_sales
-        sent: list[str] = []
-        mail = sales.alerts.send_mail
-
-        async def recipients(account_id: str) -> list[str]:
-            return {"seller": ["owner@example.com"]}.get(account_id, [])
-
-        async def send_mail(to: str, subject: str, paragraphs: list[str], **more: Any
-                            ) -> None:
-            sent.append(subject)
-            await mail(to, subject, paragraphs, **more)
-
-        sales.alerts.recipients, sales.alerts.send_mail = recipients, send_mail
+        sent = capture_mail(sales, ["owner@example.com"])
         m.pay(started)
         await m.order("buyer", first, "paid")
         queue = context.background.queue
@@ -751,7 +735,7 @@ async def test_a_split_line_whose_transfer_job_dies_by_worker_kills_is_marked_an
                 await asyncio.sleep(0.05)
         assert "workers stopped before finishing" in failed
         assert (await queue.get("seller", job.id)).state == "dead"
-        assert len(sent) == 1 and first in sent[0]
+        assert len(sent) == 1 and first in sent[0][1]
 
 
 async def test_a_reversal_whose_job_dies_is_recorded_told_and_a_requeue_finishes_it(
@@ -768,18 +752,7 @@ async def test_a_reversal_whose_job_dies_is_recorded_told_and_a_requeue_finishes
                      if o["beat_id"] == beats[0]["beat_id"])
         context = m.app[PLUGIN_CONTEXT_KEY]
         sales = market_services(m).fulfilment.split_sales
-        sent: list[str] = []
-        mail = sales.alerts.send_mail
-
-        async def recipients(account_id: str) -> list[str]:
-            return {"seller": ["owner@example.com"]}.get(account_id, [])
-
-        async def send_mail(to: str, subject: str, paragraphs: list[str], **more: Any
-                            ) -> None:
-            sent.append(subject)
-            await mail(to, subject, paragraphs, **more)
-
-        sales.alerts.recipients, sales.alerts.send_mail = recipients, send_mail
+        sent = capture_mail(sales, ["owner@example.com"])
         m.pay(started)
         await m.order("buyer", first, "paid")
         await transfers_made(m, started["cart_id"])
@@ -801,7 +774,7 @@ async def test_a_reversal_whose_job_dies_is_recorded_told_and_a_requeue_finishes
         [end] = ends
         assert end["state"] == DIED and "workers stopped" in end["note"]
         assert int(end["reversed"]) == 0
-        assert len(sent) == 1 and first in sent[0] and "not taken back" in sent[0]
+        assert len(sent) == 1 and first in sent[0][1] and "not taken back" in sent[0][1]
         assert failures("reversal") == before + 1
         made = [t for t in m.fake.all_of("transfer") if t["metadata"]["order_id"] == first]
         assert all(t["amount_reversed"] == 0 for t in made)
