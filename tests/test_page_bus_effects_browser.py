@@ -213,3 +213,46 @@ def test_another_pages_edit_of_a_bus_chain_shows_live(studio: Studio) -> None:
     assert log.errors() == [] and ben_log.errors() == []
     ana.context.close()
     ben.context.close()
+
+
+def shows(page: Any, title: str) -> None:
+    page.wait_for_function(
+        f"document.querySelector('{PANEL} h3').textContent === 'Effects · {title}'")
+
+
+def selected_rows(page: Any) -> list[str]:
+    return page.locator(".bus-row .bus-header.selected").evaluate_all(
+        "els => els.map((e) => e.dataset.bus)")
+
+
+def test_a_bus_row_in_the_timeline_selects_the_bus_and_shows_its_chain(studio: Studio) -> None:
+    ana, log = open_page(studio.browser, studio.url("ana"))
+    ana.locator(".track-header[data-track=t1]").click(position={"x": 12, "y": 30})
+    shows(ana, "Lead")
+    assert selected_rows(ana) == []
+    # the master's row (its name): the Effects panel shows its chain, the row is selected
+    ana.click(".bus-row[data-bus=master] .bus-name")
+    shows(ana, "Master")
+    assert ana.locator(f"{PANEL} .effect").evaluate_all(
+        "els => els.map((e) => e.dataset.effect)") == ["fx-lim"]
+    assert selected_rows(ana) == ["master"]
+    assert ana.locator(f"{PANEL} button.chain-owner[data-owner=master]").get_attribute(
+        "aria-pressed") == "true"
+    ana.click(".bus-row[data-bus=verb] .bus-name")
+    shows(ana, "bus Verb")
+    assert selected_rows(ana) == ["verb"]
+    # the Effects panel's chain row selects the same way: its row in the timeline follows
+    choose(ana, "master", "Master")
+    assert selected_rows(ana) == ["master"]
+    # selecting a track (or its clip) selects the track again
+    ana.locator(".track-header[data-track=keys]").click(position={"x": 12, "y": 30})
+    shows(ana, "Keys")
+    assert selected_rows(ana) == []
+    choose(ana, "verb", "bus Verb")
+    assert selected_rows(ana) == ["verb"]
+    ana.locator(".clip").first.click()
+    shows(ana, "Lead")
+    assert selected_rows(ana) == []
+    assert log.errors() == []
+    ana.context.close()
+

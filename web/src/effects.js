@@ -34,10 +34,13 @@ export const BIQUAD_SHAPES = ['lowpass', 'highpass', 'peaking', 'lowshelf', 'hig
 export const INSTRUMENT_KINDS = ['synth', 'soundfont']
 
 export class EffectsPanel {
-  constructor ({ project, presence, editable, bypassed = null, plugins = null }) {
-    Object.assign(this, { project, presence, editable, bypassed, plugins })
+  /** `onSelectTrack(id)` and `onSelectBus(id)`: the chain row's buttons select through the
+   * page's one selection (main.js), which calls show or showBus back. */
+  constructor ({ project, presence, editable, bypassed = null, plugins = null,
+    onSelectTrack = (id) => this.show(id), onSelectBus = (id) => this.showBus(id) }) {
+    Object.assign(this, { project, presence, editable, bypassed, plugins, onSelectTrack, onSelectBus })
     this.trackId = null // the selected track
-    this.busId = null // an aux bus or the master chosen in the chain row: shown instead
+    this.busId = null // an aux bus or the master selected (its timeline row, the chain row): shown instead
     this.signature = ''
     this.ownersSignature = ''
     this.controls = new Map()
@@ -129,7 +132,7 @@ export class EffectsPanel {
       class: `chain-owner${id === shown ? ' on' : ''}`, 'aria-pressed': String(id === shown),
       dataset: { owner: id, kind: id === this.trackId && track ? 'track' : id === 'master' ? 'master' : 'bus' },
       title: faults ? `${faults} plug-in${faults > 1 ? 's' : ''} bypassed` : `Show the insert effects of ${label}`,
-      onclick: () => (id === this.trackId && track ? this.show(id) : this.showBus(id))
+      onclick: () => (id === this.trackId && track ? this.onSelectTrack(id) : this.onSelectBus(id))
     }, faults ? `⚠ ${label}` : label)))
   }
 

@@ -102,12 +102,21 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   })
   const features = await asked
   const presence = new Presence(project.awareness, claims.user, claims.role)
-  const view = { track: null, clip: null }
+  // One selection: a track (and maybe its clip), or an aux bus or the master (`bus`) chosen
+  // from its timeline row or the Effects panel's chain row, whose chain the panel then shows
+  // (the other panels keep the track); selecting a track or clip selects the track again.
+  const view = { track: null, clip: null, bus: null }
+  const selectBus = (bus) => {
+    view.bus = bus
+    timeline.setSelection(view.track, view.clip, view.bus)
+    effects.showBus(view.bus)
+  }
   const select = (track, clip) => {
     view.track = track ?? view.track
     view.clip = clip === undefined ? view.clip : clip
+    view.bus = null
     presence.set('selected', view.track)
-    timeline.setSelection(view.track, view.clip)
+    timeline.setSelection(view.track, view.clip, view.bus)
     effects.show(view.track)
     pianoroll.show(view.track)
     immersive.show(view.track)
@@ -122,6 +131,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     project, presence, editable, peaks, names,
     onSelectTrack: (id) => select(id, null),
     onSelectClip: (id) => select(project.clip(id)?.track, id),
+    onSelectBus: selectBus,
     onDropFiles: (trackId, position, files) => dropFiles({ project, features, token: project.token, trackId, position, files }),
     onSeek: (frame) => transport.seek(frame),
     onRefuse: (message) => notify(message, true),
@@ -148,7 +158,8 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   const plugins = new Lv2Catalog({ token, account: claims.project === '*' ? projectId : null })
   project.plugins = plugins // the lv2 effects' automation lanes read their ports
   plugins.onChange(() => effects.update())
-  const effects = new EffectsPanel({ project, presence, editable, bypassed, plugins })
+  const effects = new EffectsPanel({ project, presence, editable, bypassed, plugins,
+    onSelectTrack: (id) => select(id), onSelectBus: selectBus })
   const pianoroll = new PianoRoll({ project, editable, notify, playhead: () => transport.playhead() })
   const transcript = new TranscriptPanel({
     project, editable, token, notify, names, editUrl: features.transcript_edit || null,

@@ -10,7 +10,7 @@
 // A row whose automation strip is open (automation.js, hidden by default) is AUTO_HEIGHT
 // taller; row tops are a running sum over the track order, found by binary search.
 // Below the tracks, a short row per aux bus and the master (always mounted: there are
-// few) opens their automation strips the same way.
+// few): its name selects it; its automation strip opens the same way.
 import { h } from './dom.js'
 import { AUTO_HEIGHT, AutomationStrip } from './automation.js'
 import { TrackHeader } from './tracks.js'
@@ -31,14 +31,14 @@ const DRAG_THRESHOLD = 3
 let CLIP = null // a blank clip element, cloned for each clip
 
 export class Timeline {
-  constructor ({ project, presence, editable, peaks, names, onSelectTrack, onSelectClip, onDropFiles, onSeek, onRefuse, onControl }) {
-    Object.assign(this, { project, presence, editable, peaks, names, onSelectTrack, onSelectClip, onDropFiles, onSeek, onRefuse, onControl })
+  constructor ({ project, presence, editable, peaks, names, onSelectTrack, onSelectClip, onSelectBus = () => {}, onDropFiles, onSeek, onRefuse, onControl }) {
+    Object.assign(this, { project, presence, editable, peaks, names, onSelectTrack, onSelectClip, onSelectBus, onDropFiles, onSeek, onRefuse, onControl })
     this.autoOpen = new Set() // track ids whose automation strip is shown (view state)
     this.bypassedOf = () => [] // track id -> why its lv2 plug-ins play bypassed (bypassed.js)
     this.autoParam = new Map() // track id -> the parameter its strip shows
     this.busOpen = new Set() // bus ids (aux buses, 'master') whose automation strip is shown
     this.busParam = new Map() // bus id -> the parameter its strip shows
-    this.busRows = new Map() // bus id -> {row, strip}
+    this.busRows = new Map() // bus id -> {row, header, strip}
     this.busKey = '' // the bus rows drawn: ids, names and open strips
     this.tops = [] // row tops in px, by display index (plus the total height at the end)
     this.zoom = 60 // pixels per second
@@ -58,6 +58,7 @@ export class Timeline {
     this.dragging = null
     this.selectedTrack = null
     this.selectedClip = null
+    this.selectedBus = null // an aux bus or the master selected from its row or the Effects panel
     this.ruler = h('div', { class: 'ruler', onpointerdown: (e) => this._seek(e) })
     bindRulerEdits(this) // tempo and meter changes (web/src/time_changes.js)
     this.rulerRow = h('div', { class: 'row ruler-row' },
@@ -172,8 +173,9 @@ export class Timeline {
 
   /**
    * The bus rows under the tracks: each aux bus (by name) and the master last, with its
-   * A toggle and, when open, its automation strip. Rebuilt when the buses, their names or
-   * the open strips change; else the open strips are redrawn.
+   * name (a click selects it), A toggle and, when open, its automation strip. Rebuilt
+   * when the buses, their names or the open strips change; else the open strips are
+   * redrawn.
    */
   _renderBuses () {
     const buses = [...this.project.roots.buses.entries()]
@@ -189,11 +191,13 @@ export class Timeline {
     this.busRowsEl.replaceChildren(...buses.map(([id, name]) => {
       const open = this.busOpen.has(id)
       const master = id === 'master'
-      const header = h('div', { class: 'track-header bus-header', dataset: { bus: id } },
-        h('div', { class: 'line' }, master ? '' : h('label', { class: 'mini' }, 'aux'),
-          h('span', { class: 'bus-name', title: name }, name),
-          h('button', { class: 'toggle auto-toggle', title: 'Show or hide automation',
-            'aria-pressed': open ? 'true' : 'false', onclick: () => this.toggleBusAutomation(id) }, 'A')))
+      const header = h('div', { class: `track-header bus-header${id === this.selectedBus ? ' selected' : ''}`,
+        dataset: { bus: id }, title: `Select ${master ? 'the master' : 'this aux bus'}: the Effects panel shows its chain`,
+        onpointerdown: () => this.onSelectBus(id) },
+      h('div', { class: 'line' }, master ? '' : h('label', { class: 'mini' }, 'aux'),
+        h('span', { class: 'bus-name', title: name }, name),
+        h('button', { class: 'toggle auto-toggle', title: 'Show or hide automation',
+          'aria-pressed': open ? 'true' : 'false', onclick: () => this.toggleBusAutomation(id) }, 'A')))
       const row = h('div', { class: `row bus-row${master ? ' master' : ''}`, dataset: { bus: id } },
         header, h('div', { class: 'lane bus-lane' }))
       let strip = null
@@ -204,7 +208,7 @@ export class Timeline {
         row.classList.add('with-auto')
         strip.redraw()
       }
-      this.busRows.set(id, { row, strip })
+      this.busRows.set(id, { row, header, strip })
       return row
     }))
     this._overlayHeight()
@@ -720,10 +724,13 @@ export class Timeline {
     }
   }
 
-  setSelection (trackId, clipId) {
+  /** Mark the selected track, clip and bus (an aux bus or the master; null: none). */
+  setSelection (trackId, clipId, busId = null) {
     this.selectedTrack = trackId
     this.selectedClip = clipId
+    this.selectedBus = busId
     for (const [id, header] of this.headers) header.el.classList.toggle('selected', id === trackId)
     for (const [id, el] of this.clipEls) el.classList.toggle('selected', id === clipId)
+    for (const [id, { header }] of this.busRows) header.classList.toggle('selected', id === busId)
   }
 }
