@@ -116,6 +116,9 @@ class HostedPlugin:
             if self.layout.events else None
         self.failed: str | None = None
         self.latency = 0
+        #: How often the main audio rows were worked out (once per shared-memory area)
+        self.row_builds = 0
+        self._layout_cache: _Rows | None = None
         self._process: subprocess.Popen | None = None
         self._dry = DryDelay(channels, 0)
         self._pending_dry = np.zeros((channels, 0), dtype=np.float32)
@@ -328,11 +331,11 @@ class HostedPlugin:
         self._running = False
         if self.failed is not None:
             return
-        for (port, channel) in self._rows()["in"]:
+        for row, channel in self._rows().inputs:
             if self.instrument:  # an instrument's audio inputs hear silence
-                self.area[port:port + frames] = 0.0
+                row[:frames] = 0.0
             else:
-                self.area[port:port + frames] = block[channel]
+                row[:frames] = block[channel]
         if self._events is not None:
             self._write_events(events, frames)
         try:
@@ -357,7 +360,7 @@ class HostedPlugin:
             self._fail(str(exc))
             block[:] = dry
             return False
-        wet = self._gather(self._rows()["out"], frames)
+        wet = self._gather(self._rows(), frames)
         if not np.isfinite(wet).all():
             self._fail(f"lv2 {self.info.uri} produced a NaN or infinite sample")
             block[:] = dry
@@ -382,23 +385,63 @@ class HostedPlugin:
         self._events[0] = count
         self._events[1:1 + 2 * count] = events.reshape(-1)
 
-    def _rows(self) -> dict[str, list[tuple[int, int]]]:
-        """(area offset, track channel) of every main input and output row."""
-        ins, outs = self.info.audio(False), self.info.audio(True)
-        if self.instances == 2:
-            return {"in": [(self.layout.audio(c, ins[0].index), c) for c in range(2)],
-                    "out": [(self.layout.audio(c, outs[0].index), c) for c in range(2)]}
-        last = self.channels - 1
-        return {"in": [(self.layout.audio(0, p.index), min(j, last)) for j, p in enumerate(ins)],
-                "out": [(self.layout.audio(0, p.index), j) for j, p in enumerate(outs)]}
+    def _rows(self) -> _Rows:
+        """The main input and output rows, worked out once per shared-memory area (they
+        depend only on the plug-in's ports, the channels and the layout, none of which a
+        parameter change touches); a profile found rebuilding them each block costly."""
+        cache = self._layout_cache
+        if cache is None or cache.area is not self.area:
+            cache = self._layout_cache = _Rows.of(self)
+            self.row_builds += 1
+        return cache
 
-    def _gather(self, outs: list[tuple[int, int]], frames: int) -> np.ndarray:
-        rows = np.stack([self.area[offset:offset + frames] for offset, _ in outs])
-        if rows.shape[0] == self.channels:
-            return rows
+    def _gather(self, rows: _Rows, frames: int) -> np.ndarray:
+        wet = rows.output(frames)
+        if wet.shape[0] == self.channels:
+            return wet
         if self.channels == 1:  # a stereo plug-in on a mono track
-            return (rows.sum(axis=0, keepdims=True) * np.float32(0.5)).astype(np.float32)
-        return np.repeat(rows, 2, axis=0)  # a mono-output plug-in on a stereo track
+            return (wet.sum(axis=0, keepdims=True) * np.float32(0.5)).astype(np.float32)
+        return np.repeat(wet, 2, axis=0)  # a mono-output plug-in on a stereo track
+
+
+class _Rows:
+    """A hosted plug-in's main audio rows in its shared-memory area, as numpy views."""
+
+    def __init__(self, area: np.ndarray, ins: list[tuple[int, int]],
+                 outs: list[tuple[int, int]], max_block: int) -> None:
+        self.area = area
+        #: (view of max_block frames, track channel) per input row
+        self.inputs = [(area[o:o + max_block], channel) for o, channel in ins]
+        self._outs = [area[o:o + max_block] for o, _ in outs]
+        steps = {b - a for (a, _), (b, _) in zip(outs, outs[1:], strict=False)}
+        self._strided: np.ndarray | None = None
+        if outs and len(steps) <= 1:  # evenly spaced: one (rows, frames) view
+            step = steps.pop() if steps else max_block
+            self._strided = np.lib.stride_tricks.as_strided(
+                area[outs[0][0]:], shape=(len(outs), max_block),
+                strides=(step * area.itemsize, area.itemsize), writeable=False)
+
+    @classmethod
+    def of(cls, plugin: HostedPlugin) -> _Rows:
+        """Work out ``plugin``'s rows: (area offset, track channel) of each main input
+        and output."""
+        layout = plugin.layout
+        ins, outs = plugin.info.audio(False), plugin.info.audio(True)
+        if plugin.instances == 2:
+            return cls(plugin.area, [(layout.audio(c, ins[0].index), c) for c in range(2)],
+                       [(layout.audio(c, outs[0].index), c) for c in range(2)],
+                       plugin.max_block)
+        last = plugin.channels - 1
+        return cls(plugin.area,
+                   [(layout.audio(0, p.index), min(j, last)) for j, p in enumerate(ins)],
+                   [(layout.audio(0, p.index), j) for j, p in enumerate(outs)],
+                   plugin.max_block)
+
+    def output(self, frames: int) -> np.ndarray:
+        """A fresh (outputs, frames) copy of the output rows' first ``frames`` frames."""
+        if self._strided is not None:
+            return self._strided[:, :frames].copy()
+        return np.stack([row[:frames] for row in self._outs])
 
 
 def worker_environment(source: dict[str, str] | None = None) -> dict[str, str]:

@@ -178,3 +178,37 @@ def test_failures_are_asked_of_the_chains_without_walking_every_track(monkeypatc
         for _ in range(50):
             assert [(e.owner, e.effect) for e in engine.plugin_errors()] == [("t5", "fx")]
         assert len(walks) == after_edit
+
+
+@pytest.mark.parametrize("channels", [1, 2])  # a stereo track: two instances
+def test_the_audio_rows_are_worked_out_once_and_a_new_value_still_arrives(
+        channels: int) -> None:
+    """Issue 17: the rows were rebuilt every block (about 15% of the engine's CPU with
+    16 plug-ins); now once, and a parameter change still reaches the plug-in."""
+    rng = np.random.default_rng(17)
+    blocks = [(0.3 * rng.standard_normal((channels, 256))).astype(np.float32)
+              for _ in range(100)]
+    sizes = [256 if i % 3 else 100 for i in range(100)]  # short blocks too
+    fx = HostedPlugin({"uri": MISBEHAVE, "gain": 0.5}, channels, RATE, 256)
+    fresh = HostedPlugin({"uri": MISBEHAVE, "gain": 1.75}, channels, RATE, 256)
+    try:
+        for x, n in zip(blocks, sizes, strict=True):
+            block = x.copy()
+            assert fx.process(block, n) is True
+            np.testing.assert_array_equal(block[:, :n], x[:, :n] * np.float32(0.5))
+            np.testing.assert_array_equal(block[:, n:], x[:, n:])  # untouched past n
+        assert fx.row_builds == 1
+        fx.set_params({"uri": MISBEHAVE, "gain": 1.75})
+        for x, n in zip(blocks, sizes, strict=True):
+            ours, theirs = x.copy(), x.copy()
+            assert fx.process(ours, n) is True and fresh.process(theirs, n) is True
+            np.testing.assert_array_equal(ours, theirs)
+            np.testing.assert_array_equal(ours[:, :n], x[:, :n] * np.float32(1.75))
+        assert fx.row_builds == 1 and fx.failed is None
+        fx.restart()  # a fresh worker, the same shared memory: the rows still hold
+        block = blocks[0].copy()
+        assert fx.process(block, 256) is True and fx.row_builds == 1
+        np.testing.assert_array_equal(block, blocks[0] * np.float32(1.75))
+    finally:
+        fx.close()
+        fresh.close()
