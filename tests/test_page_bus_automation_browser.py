@@ -195,3 +195,35 @@ def test_bus_and_master_lanes_are_drawn_shared_and_heard(studio: Studio) -> None
     ana.keyboard.press("Control+z")
     wait_for(lambda: [p.id for p in studio.lane("verb", FX)] == [p.id for p in fx])
     assert not log.errors() and not ben_log.errors()
+
+
+def test_a_bus_fader_moved_in_touch_during_playback_writes_its_lane(studio: Studio) -> None:
+    ana, log = open_page(studio.browser, studio.url("ana"))
+    open_strip(ana, "master")
+    ana.select_option(".auto[data-bus=master] .auto-mode", "touch")
+    wait_for(lambda: studio.bus("master")["automation"].get("gain_db@") == "touch")
+    fader = ana.locator(".bus-row[data-bus=master] .fader").bounding_box()
+    ana.click(".transport .play")
+    ana.wait_for_timeout(300)
+    y = fader["y"] + fader["height"] / 2
+    ana.mouse.move(fader["x"] + fader["width"] * 0.8, y)
+    ana.mouse.down()
+    for step in range(12):  # down to the bottom of the fader over ~0.6 s
+        ana.mouse.move(fader["x"] + fader["width"] * (0.8 - step * 0.08), y)
+        ana.wait_for_timeout(50)
+    ana.mouse.up()
+    ana.wait_for_timeout(300)
+    ana.click(".transport .play")  # pause: the pass ends
+    ana.evaluate("window.daw.writer.settled()")
+    points = wait_for(lambda: (lane := studio.lane("master", "gain_db"))
+                      and any(p.id.startswith("w") for p in lane) and lane)
+    written = [p for p in points if p.id.startswith("w")]
+    assert min(p.value for p in written) == -60.0  # the fader's floor was written
+    # on release the lane glides back to what it was; touch leaves the static value
+    assert written[0].id.endswith(".a") and written[-1].id.endswith(".c")
+    assert written[-1].value == written[0].value == 0.0
+    assert studio.bus("master").get("gain_db", 0.0) == 0.0
+    assert all(key.startswith("gain_db@") for key in studio.bus("master")["automation"])
+    ana.wait_for_function("document.querySelectorAll('.auto[data-bus=master] .auto-point')"
+                          f".length === {len(points)}")
+    assert not log.errors()

@@ -256,3 +256,30 @@ def test_a_bus_row_in_the_timeline_selects_the_bus_and_shows_its_chain(studio: S
     assert log.errors() == []
     ana.context.close()
 
+
+def test_a_bus_fader_and_pan_in_its_row_write_the_document_live_and_undo(
+        studio: Studio) -> None:
+    ana, log = open_page(studio.browser, studio.url("ana"))
+    ben, ben_log = open_page(studio.browser, studio.url("ben", Role.VIEWER))
+    row = ".bus-row[data-bus=verb]"
+    assert ana.locator(f"{row} .gain").inner_text() == "0.0 dB"
+    assert ben.locator(f"{row} .fader").is_disabled()  # a viewer only watches
+    ana.locator(f"{row} .fader").fill("-6")
+    wait_for(lambda: studio.buses()["verb"].get("gain_db") == -6)
+    ben.wait_for_function(f"document.querySelector('{row} .fader').value === '-6'")
+    assert ben.locator(f"{row} .gain").inner_text() == "-6.0 dB"
+    ana.wait_for_timeout(500)  # a separate undo step
+    ana.locator(".bus-row[data-bus=master] .pan").fill("-0.5")
+    wait_for(lambda: studio.buses()["master"].get("pan") == -0.5)
+    ben.wait_for_function(
+        "document.querySelector('.bus-row[data-bus=master] .pan-text').textContent === 'L 50'")
+    assert studio.buses()["verb"]["gain_db"] == -6  # the other bus keeps its fader
+    ana.locator(".timeline").focus()
+    ana.keyboard.press("Control+z")
+    wait_for(lambda: studio.buses()["master"].get("pan") == 0)
+    ben.wait_for_function(
+        "document.querySelector('.bus-row[data-bus=master] .pan-text').textContent === 'C'")
+    assert studio.buses()["verb"]["gain_db"] == -6
+    assert log.errors() == [] and ben_log.errors() == []
+    ana.context.close()
+    ben.context.close()

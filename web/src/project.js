@@ -277,6 +277,12 @@ export class Project {
     if (map && map.get(field) !== value) this.doc.transact(() => map.set(field, value))
   }
 
+  /** Set an aux bus's or the master's ('master') `gain_db` or `pan` (a bus's fader). */
+  setBus (busId, field, value) {
+    const map = this.roots.buses.get(busId)
+    if (map && map.get(field) !== value) this.doc.transact(() => map.set(field, value))
+  }
+
   moveClip (clipId, position, trackId) {
     const map = this.roots.clips.get(clipId)
     if (!map) return

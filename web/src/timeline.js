@@ -10,10 +10,10 @@
 // A row whose automation strip is open (automation.js, hidden by default) is AUTO_HEIGHT
 // taller; row tops are a running sum over the track order, found by binary search.
 // Below the tracks, a short row per aux bus and the master (always mounted: there are
-// few): its name selects it; its automation strip opens the same way.
+// few): its name selects it, a fader and pan set its level, its automation strip opens as a track's.
 import { h } from './dom.js'
 import { AUTO_HEIGHT, AutomationStrip } from './automation.js'
-import { TrackHeader } from './tracks.js'
+import { BusHeader, TrackHeader } from './tracks.js'
 import { drawWaveform } from './peaks.js'
 import { markTouched } from './presence.js'
 import { bindRulerEdits, timeChangeFlags } from './time_changes.js'
@@ -38,7 +38,7 @@ export class Timeline {
     this.autoParam = new Map() // track id -> the parameter its strip shows
     this.busOpen = new Set() // bus ids (aux buses, 'master') whose automation strip is shown
     this.busParam = new Map() // bus id -> the parameter its strip shows
-    this.busRows = new Map() // bus id -> {row, header, strip}
+    this.busRows = new Map() // bus id -> {row, header (BusHeader), strip}
     this.busKey = '' // the bus rows drawn: ids, names and open strips
     this.tops = [] // row tops in px, by display index (plus the total height at the end)
     this.zoom = 60 // pixels per second
@@ -173,9 +173,9 @@ export class Timeline {
 
   /**
    * The bus rows under the tracks: each aux bus (by name) and the master last, with its
-   * name (a click selects it), A toggle and, when open, its automation strip. Rebuilt
-   * when the buses, their names or the open strips change; else the open strips are
-   * redrawn.
+   * name (a click selects it), fader, pan, A toggle and, when open, its automation strip.
+   * Rebuilt when the buses, their names or the open strips change; else their faders show
+   * the document's values and the open strips are redrawn.
    */
   _renderBuses () {
     const buses = [...this.project.roots.buses.entries()]
@@ -183,7 +183,10 @@ export class Timeline {
       .sort((a, b) => (a[0] === 'master') - (b[0] === 'master') || a[1].localeCompare(b[1]))
     const key = JSON.stringify([buses, [...this.busOpen].sort()])
     if (key === this.busKey) {
-      for (const { strip } of this.busRows.values()) strip?.redraw()
+      for (const [id, { header, strip }] of this.busRows) {
+        header.mix.show(this.project.roots.buses.get(id)?.toJSON() || {})
+        strip?.redraw()
+      }
       return
     }
     this.busKey = key
@@ -191,15 +194,12 @@ export class Timeline {
     this.busRowsEl.replaceChildren(...buses.map(([id, name]) => {
       const open = this.busOpen.has(id)
       const master = id === 'master'
-      const header = h('div', { class: `track-header bus-header${id === this.selectedBus ? ' selected' : ''}`,
-        dataset: { bus: id }, title: `Select ${master ? 'the master' : 'this aux bus'}: the Effects panel shows its chain`,
-        onpointerdown: () => this.onSelectBus(id) },
-      h('div', { class: 'line' }, master ? '' : h('label', { class: 'mini' }, 'aux'),
-        h('span', { class: 'bus-name', title: name }, name),
-        h('button', { class: 'toggle auto-toggle', title: 'Show or hide automation',
-          'aria-pressed': open ? 'true' : 'false', onclick: () => this.toggleBusAutomation(id) }, 'A')))
+      const header = new BusHeader(id, { project: this.project, presence: this.presence, editable: this.editable,
+        onSelect: (busId) => this.onSelectBus(busId), onControl: this.onControl,
+        onAutomation: (busId) => this.toggleBusAutomation(busId) })
+      header.update(this.project.roots.buses.get(id).toJSON(), name, id === this.selectedBus, open)
       const row = h('div', { class: `row bus-row${master ? ' master' : ''}`, dataset: { bus: id } },
-        header, h('div', { class: 'lane bus-lane' }))
+        header.el, h('div', { class: 'lane bus-lane' }))
       let strip = null
       if (open) {
         strip = new AutomationStrip(id, { project: this.project, editable: this.editable, timeline: this,
@@ -731,6 +731,6 @@ export class Timeline {
     this.selectedBus = busId
     for (const [id, header] of this.headers) header.el.classList.toggle('selected', id === trackId)
     for (const [id, el] of this.clipEls) el.classList.toggle('selected', id === clipId)
-    for (const [id, { header }] of this.busRows) header.classList.toggle('selected', id === busId)
+    for (const [id, { header }] of this.busRows) header.el.classList.toggle('selected', id === busId)
   }
 }

@@ -1,45 +1,69 @@
-// One track's header: colour, name, fader, pan, mute, solo, arm (all document edits).
+// One track's header: colour, name, fader, pan, mute, solo, arm (all document edits); and
+// an aux bus's or the master's row header: name, fader and pan (a bus has no mute or solo).
 import { h, setProp, formatDb, formatPan } from './dom.js'
 
 export const FADER_MIN = -60
 export const FADER_MAX = 12
+
+/**
+ * A fader (dB) and a pan slider with their readouts, of a track's header or a bus's row.
+ * `edit(field, value)` sets the static value; each move also goes to `onControl(field,
+ * value, held)` (the automation writer), which answers whether a touch/latch pass took it
+ * (then the lane is what plays, and the static value stays): held from pointer down to
+ * up; a key press is a touch and release at once.
+ */
+export function mixControls ({ edit, onControl }) {
+  const held = { gain_db: false, pan: false }
+  const press = (field) => () => { held[field] = true }
+  const release = (field) => (e) => {
+    if (!held[field]) return
+    held[field] = false
+    onControl(field, Number(e.target.value), false)
+  }
+  const controls = {
+    fader: h('input', { type: 'range', class: 'fader edit', min: FADER_MIN, max: FADER_MAX,
+      step: 0.1, 'aria-label': 'Fader (dB)', ondblclick: () => edit('gain_db', 0),
+      onpointerdown: press('gain_db'), onpointerup: release('gain_db'), onchange: release('gain_db'),
+      oninput: (e) => {
+        if (!onControl('gain_db', Number(e.target.value), held.gain_db)) edit('gain_db', Number(e.target.value))
+        controls.gain.textContent = formatDb(Number(e.target.value))
+      } }),
+    gain: h('span', { class: 'readout gain' }),
+    pan: h('input', { type: 'range', class: 'pan edit', min: -1, max: 1, step: 0.01,
+      'aria-label': 'Pan', ondblclick: () => edit('pan', 0),
+      onpointerdown: press('pan'), onpointerup: release('pan'), onchange: release('pan'),
+      oninput: (e) => {
+        if (!onControl('pan', Number(e.target.value), held.pan)) edit('pan', Number(e.target.value))
+        controls.panText.textContent = formatPan(Number(e.target.value))
+      } }),
+    panText: h('span', { class: 'readout pan-text' }),
+    /** Show the document's `gain_db` and `pan` (not into a slider being dragged). */
+    show ({ gain_db: db, pan }) {
+      const { fader, gain, pan: slider, panText } = controls
+      const active = document.activeElement
+      const value = Math.max(FADER_MIN, Math.min(FADER_MAX, Number(db) || 0))
+      if (!(active === fader && fader.matches(':active'))) setProp(fader, 'value', String(value))
+      fader.dataset.value = String(db)
+      gain.textContent = formatDb(Number(db) || 0)
+      if (!(active === slider && slider.matches(':active'))) setProp(slider, 'value', String(pan ?? 0))
+      panText.textContent = formatPan(Number(pan) || 0)
+    }
+  }
+  return controls
+}
 
 export class TrackHeader {
   constructor (trackId, { project, presence, editable, onSelect, onControl = () => false, onAutomation = () => {} }) {
     this.id = trackId
     const edit = (field, value) => project.setTrack(trackId, field, value)
     const key = (field) => `track:${trackId}:${field}`
-    // Fader and pan moves also go to the automation writer (onControl answers whether a
-    // touch/latch pass took the move): held from pointer down to up; a key press is a
-    // touch and release at once.
-    const held = { gain_db: false, pan: false }
-    const press = (field) => () => { held[field] = true }
-    const release = (field) => (e) => {
-      if (!held[field]) return
-      held[field] = false
-      onControl(trackId, field, Number(e.target.value), false)
-    }
     this.colour = h('input', { type: 'color', class: 'colour edit', title: 'Track colour',
       onchange: (e) => edit('colour', e.target.value) })
     this.name = h('input', { type: 'text', class: 'name edit', spellcheck: false,
       'aria-label': 'Track name', onchange: (e) => edit('name', e.target.value.trim() || trackId) })
-    this.fader = h('input', { type: 'range', class: 'fader edit', min: FADER_MIN, max: FADER_MAX,
-      step: 0.1, 'aria-label': 'Fader (dB)', ondblclick: () => edit('gain_db', 0),
-      onpointerdown: press('gain_db'), onpointerup: release('gain_db'), onchange: release('gain_db'),
-      oninput: (e) => {
-        // a move taken by a touch/latch pass writes the lane, not the static value
-        if (!onControl(trackId, 'gain_db', Number(e.target.value), held.gain_db)) edit('gain_db', Number(e.target.value))
-        this._showGain(Number(e.target.value))
-      } })
-    this.gain = h('span', { class: 'readout gain' })
-    this.pan = h('input', { type: 'range', class: 'pan edit', min: -1, max: 1, step: 0.01,
-      'aria-label': 'Pan', ondblclick: () => edit('pan', 0),
-      onpointerdown: press('pan'), onpointerup: release('pan'), onchange: release('pan'),
-      oninput: (e) => {
-        if (!onControl(trackId, 'pan', Number(e.target.value), held.pan)) edit('pan', Number(e.target.value))
-        this.panText.textContent = formatPan(Number(e.target.value))
-      } })
-    this.panText = h('span', { class: 'readout pan-text' })
+    // fader and pan moves also go to the automation writer (onControl)
+    this.mix = mixControls({ edit, onControl: (field, value, held) => onControl(trackId, field, value, held) })
+    Object.assign(this, { fader: this.mix.fader, gain: this.mix.gain, pan: this.mix.pan, panText: this.mix.panText })
     const toggle = (field, label, title) => h('button', { class: `toggle ${field} edit`, title,
       'aria-pressed': 'false',
       onclick: (e) => {
@@ -65,8 +89,6 @@ export class TrackHeader {
     h('div', { class: 'line' }, h('label', { class: 'mini' }, 'pan'), this.pan, this.panText))
   }
 
-  _showGain (db) { this.gain.textContent = formatDb(db) }
-
   /** Badge the header while plug-ins of this track play bypassed (`lines`: why, each). */
   showBypassed (lines) {
     this.bypassed.hidden = lines.length === 0
@@ -84,15 +106,45 @@ export class TrackHeader {
     setProp(this.colour, 'value', track.colour || '#888888')
     this.el.style.setProperty('--track-colour', track.colour || '#888888')
     if (active !== this.name) setProp(this.name, 'value', track.name || track.id)
-    const gain = Math.max(FADER_MIN, Math.min(FADER_MAX, Number(track.gain_db) || 0))
-    if (!(active === this.fader && this.fader.matches(':active'))) setProp(this.fader, 'value', String(gain))
-    this.fader.dataset.value = String(track.gain_db)
-    this._showGain(Number(track.gain_db) || 0)
-    if (!(active === this.pan && this.pan.matches(':active'))) setProp(this.pan, 'value', String(track.pan ?? 0))
-    this.panText.textContent = formatPan(Number(track.pan) || 0)
+    this.mix.show(track)
     for (const field of ['mute', 'solo', 'arm']) {
       this[field].setAttribute('aria-pressed', track[field] ? 'true' : 'false')
     }
+    this.el.classList.toggle('selected', selected)
+  }
+}
+
+/**
+ * The header of an aux bus's or the master's row under the tracks: its name (a click
+ * selects the bus: the Effects panel shows its chain), a fader and pan writing
+ * `buses[id].{gain_db,pan}` (a bus has no mute or solo) and the A of its automation strip.
+ */
+export class BusHeader {
+  constructor (busId, { project, presence, editable, onSelect, onControl = () => false, onAutomation = () => {} }) {
+    this.id = busId
+    const master = busId === 'master'
+    this.mix = mixControls({ edit: (field, value) => project.setBus(busId, field, value),
+      onControl: (field, value, held) => onControl(busId, field, value, held) })
+    for (const field of ['fader', 'pan']) {
+      presence.bind(this.mix[field], `bus:${busId}:${field === 'fader' ? 'gain_db' : 'pan'}`)
+      this.mix[field].disabled = !editable
+    }
+    this.name = h('span', { class: 'bus-name' })
+    this.auto = h('button', { class: 'toggle auto-toggle', title: 'Show or hide automation',
+      'aria-pressed': 'false', onclick: () => onAutomation(busId) }, 'A')
+    this.el = h('div', { class: 'track-header bus-header', dataset: { bus: busId },
+      title: `Select ${master ? 'the master' : 'this aux bus'}: the Effects panel shows its chain`,
+      onpointerdown: () => onSelect(busId) },
+    h('div', { class: 'line' }, master ? '' : h('label', { class: 'mini' }, 'aux'), this.name,
+      this.mix.fader, this.mix.gain, this.mix.pan, this.mix.panText, this.auto))
+  }
+
+  /** Show the document's values (skipping a control the user is dragging right now). */
+  update (bus, name, selected, automationShown = false) {
+    this.name.textContent = name
+    this.name.title = name
+    this.auto.setAttribute('aria-pressed', automationShown ? 'true' : 'false')
+    this.mix.show(bus)
     this.el.classList.toggle('selected', selected)
   }
 }
