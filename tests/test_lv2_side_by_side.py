@@ -157,7 +157,9 @@ def test_hung_plugins_are_bypassed_within_one_deadline_not_one_each(
         errors = engine.plugin_errors()
     assert sorted(e.owner for e in errors) == ["t0", "t1", "t2"]
     assert all("hung while processing a block" in e.message for e in errors)
-    assert took < 2.0, f"{took:.2f} s: the deadlines of hung plug-ins added up"
+    # not a speed target: one after another, three deadlines take at least 3.0 s
+    # whatever the load; side by side one deadline (1.0 s) and the kills
+    assert took < 2.5, f"{took:.2f} s: the deadlines of hung plug-ins added up"
     dry = sum(x[f"x{i}"][0, 256:512] for i in range(3))
     np.testing.assert_allclose(out[0], dry, atol=1e-6)  # bypassed: the dry signal
     np.testing.assert_allclose(out[1], 0.5 * x["x3"][0, 256:512], atol=1e-6)
