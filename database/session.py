@@ -60,6 +60,14 @@ class Session:
         """
         return NOW_SQL[self.dialect]
 
+    async def hold_lock(self, key: int, name: str) -> None:
+        """In a transaction: hold the lock ``(key, name)`` until the transaction ends, so
+        the transactions that take it for one ``name`` run one after the other (a
+        transaction-level advisory lock on PostgreSQL, which a pooler in transaction mode
+        keeps; SQLite writes one transaction at a time, so there it takes nothing)."""
+        if self.dialect == "postgresql":
+            await self.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", key, name)
+
     async def execute(self, sql: str, *args: Any) -> int:
         """Run one statement; the number of rows it changed."""
         raise NotImplementedError

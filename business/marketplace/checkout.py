@@ -112,11 +112,9 @@ class Checkout:
                       now)
         db = self.store.db
         async with db.transaction() as tx:
-            if db.dialect == "postgresql":  # SQLite's BEGIN IMMEDIATE already serialises
-                # one start per (seller, buyer) at a time: COUNT-then-INSERT under READ
-                # COMMITTED would let racing starts all pass max_open
-                await tx.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))",
-                                 OPEN_CHECKOUTS_LOCK, f"{seller}\n{buyer}")
+            # one start per (seller, buyer) at a time: COUNT-then-INSERT under READ
+            # COMMITTED would let racing starts all pass max_open
+            await tx.hold_lock(OPEN_CHECKOUTS_LOCK, f"{seller}\n{buyer}")
             opened = await tx.fetchval(
                 "SELECT COUNT(*) FROM mkt_orders WHERE account_id = ? AND buyer_account = ? "
                 "AND status = ? AND COALESCE(expires_at, created_at + ?) > ?",

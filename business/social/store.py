@@ -393,9 +393,7 @@ class SocialStore:
         of one account check duplicates and insert one after the other (a
         transaction-level advisory lock on PostgreSQL; SQLite writes one transaction at
         a time)."""
-        if getattr(self.db, "dialect", "") == "postgresql":
-            await tx.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", BULK_LOCK,
-                             account_id)
+        await tx.hold_lock(BULK_LOCK, account_id)
 
     async def texts_between(self, account_id: str, start: float, end: float, *,
                             tx: Any = None) -> list[Row]:

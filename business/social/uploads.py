@@ -368,9 +368,7 @@ class MediaUploads:
                "sha256": digest, "uploaded_by": person, "created_at": self.clock()}
         try:
             async with self.db.transaction() as tx:
-                if getattr(self.db, "dialect", "") == "postgresql":
-                    await tx.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))",
-                                     QUOTA_LOCK, account_id)
+                await tx.hold_lock(QUOTA_LOCK, account_id)
                 used = await self.used(account_id, tx)
                 if used + size > quota:  # others' uploads arrived meanwhile
                     raise QuotaExceeded(used, quota, size)
