@@ -4,6 +4,11 @@
 example a link in an Instagram caption, which is not clickable) is shown but does not
 block. The post is valid when no problem has severity ``"error"`` (see :func:`errors`).
 
+An animated image is a GIF or an image with a duration (an animated WebP upload): where
+a network wants an animated GIF alone (X) it wants any animation alone, and a network
+that takes no GIF publishes still images only, so it refuses an animated WebP
+(``animated_image``) even where it takes WebP (TikTok's photo posts).
+
 On a network without link attachments (X, Instagram, TikTok, YouTube) a ``link`` that the
 text does not already hold goes at the end of the text after a line break, and is
 counted there.
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from business.social.networks.base import MediaItem, text_with_link
-from business.social.networks.rules import MB, RULES, NetworkRules
+from business.social.networks.rules import GIF, MB, RULES, NetworkRules
 from business.social.textlength import (
     UNITS,
     find_urls,
@@ -207,6 +212,12 @@ def _types(types: frozenset[str]) -> str:
     return ", ".join(sorted(t.split("/")[1].upper() for t in types))
 
 
+def animated(item: MediaItem) -> bool:
+    """Whether ``item`` is an animated image: a GIF (judged animated by its type), or
+    another image with a duration (an animated WebP, as its upload reads it)."""
+    return item.kind == "image" and (item.content_type == GIF or item.duration_s is not None)
+
+
 def _media_problems(rules: NetworkRules, media: Sequence[MediaItem]) -> list[Problem]:
     problems: list[Problem] = []
     images = [m for m in media if m.kind == "image"]
@@ -229,11 +240,12 @@ def _media_problems(rules: NetworkRules, media: Sequence[MediaItem]) -> list[Pro
         problems.append(Problem("media", "mixed_media",
                                 f"{rules.name} does not mix images and videos in one post: "
                                 f"keep the images or the video, not both."))
-    gifs = [m for m in images if m.content_type == "image/gif"]
-    if rules.gif_alone and gifs and len(media) > 1:
+    animations = [m for m in images if animated(m)]
+    if rules.gif_alone and animations and len(media) > 1:
+        what = "GIF" if all(m.content_type == GIF for m in animations) else "animation"
         problems.append(Problem("media", "gif_alone",
-                                f"{rules.name} takes an animated GIF only on its own: remove "
-                                f"the other media or the GIF."))
+                                f"{rules.name} takes an animated GIF or WebP only on its own: "
+                                f"remove the other media or the {what}."))
     for index, item in enumerate(media):
         problems += _item_problems(rules, f"media[{index}]", item)
     return problems
@@ -260,6 +272,11 @@ def _item_problems(rules: NetworkRules, field: str, item: MediaItem) -> list[Pro
         problems.append(Problem(field, "media_type",
                                 f"{rules.name} takes {item.kind}s as {_types(types)}; {name} "
                                 f"is {item.content_type}: convert it."))
+    elif image and animated(item) and GIF not in types:
+        problems.append(Problem(field, "animated_image",
+                                f"{rules.name} publishes still images only; {name} is an "
+                                f"animated {_types(frozenset({item.content_type}))}: attach "
+                                f"a still image, or the animation as a video."))
     if image:
         limit = (rules.max_gif_bytes if item.content_type == "image/gif"
                  and rules.max_gif_bytes else rules.max_image_bytes)
