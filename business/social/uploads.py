@@ -5,11 +5,14 @@ A social media manager uploads a picture or a finished video for an account (``P
 account's other social files (``social/media/<account>/<media_id><ext>`` in the
 plug-in's data directory) and refused past the size limit without reading on. What the
 file is comes from its content, never its name or declared type: ffprobe reads it, and an
-image is decoded whole by ffmpeg, so a truncated or corrupt file is refused. Taken are
-JPEG, PNG, WebP (still) and GIF images and MP4 and MOV videos; anything else is refused as not
-media (415), a file of those formats that cannot be read as broken (422), one past the
-limits as too large (413). The file's description (``kind``, ``content_type``,
-``size_bytes``, ``width``, ``height``, ``duration_s``) is kept in
+image is decoded whole by ffmpeg, so a truncated or corrupt file is refused; an animated
+WebP, which ffmpeg cannot decode, is read and decoded frame by frame by Pillow instead
+(its pixels, and all its frames' together, limited before decoding). Taken are JPEG,
+PNG, WebP (still or animated) and GIF images and MP4 and MOV videos; anything else is
+refused as not media (415), a file of those formats that cannot be read as broken (422),
+one past the limits as too large (413). The file's description (``kind``,
+``content_type``, ``size_bytes``, ``width``, ``height``, ``duration_s``: a video's
+length, an animated WebP's, telling it from a still one) is kept in
 ``social_media_uploads`` under an id ``md_<hex>``, the media reference a post carries
 like a project asset's; dispatch finds the file by :func:`upload_file`, and another
 account's id finds nothing, like an unknown one. A composed post's upload references are
@@ -84,6 +87,9 @@ THUMBNAIL_SUFFIX = ".thumb.webp"
 #: The most pixels an image may declare: more is refused before it is decoded (a small
 #: file may declare a huge picture).
 MAX_PIXELS = 100_000_000
+#: The most pixels of all an animated WebP's frames together (frames x width x height):
+#: more is refused before a frame is decoded (a small file may declare many big frames).
+MAX_ANIMATION_PIXELS = 500_000_000
 #: The longest ffmpeg may take to decode an image before it is refused as unreadable.
 DECODE_TIMEOUT_S = 60.0
 #: How many uploads are read (ffprobe, ffmpeg) at once per process; the others wait.
@@ -206,10 +212,45 @@ def _looks_like_media(path: Path) -> bool:
 
 
 def _animated_webp(path: Path) -> bool:
-    """Whether the WebP ``path`` is animated (an ``ANIM`` chunk after its ``VP8X``)."""
+    """Whether the WebP ``path`` says it is animated (its ``VP8X`` animation flag)."""
     with open(path, "rb") as handle:
-        head = handle.read(64)
-    return head[12:16] == b"VP8X" and b"ANIM" in head
+        head = handle.read(21)
+    return head[12:16] == b"VP8X" and len(head) == 21 and bool(head[20] & 0x02)
+
+
+def _read_animation(path: Path, name: str) -> dict[str, Any]:
+    """The animated WebP ``path`` decoded frame by frame by Pillow (ffmpeg cannot): its
+    description, its ``duration_s`` the sum of its frames'; :class:`BrokenMedia` if it
+    is damaged or too large to decode."""
+    try:
+        with Image.open(path, formats=["WEBP"]) as image:
+            width, height, frames = image.width, image.height, image.n_frames
+            _check_animation(name, width, height, frames)
+            total_ms = 0
+            for index in range(frames):
+                image.seek(index)
+                image.load()
+                total_ms += int(image.info.get("duration") or 0)
+    except Image.DecompressionBombError:
+        raise BrokenMedia(f"{name!r} declares over {MAX_PIXELS:,} pixels: scale it "
+                          "down") from None
+    except (OSError, ValueError, EOFError, SyntaxError) as exc:
+        raise BrokenMedia(f"{name!r} is a damaged or truncated animated WebP ({exc}): "
+                          "export it again and upload the whole file") from None
+    still = frames < 2
+    return {"kind": "image", "content_type": "image/webp", "width": width, "height": height,
+            "duration_s": None if still else round(total_ms / 1000, 3)}
+
+
+def _check_animation(name: str, width: int, height: int, frames: int) -> None:
+    """Refuse an animation whose frame or whole would take too much to decode."""
+    if width * height > MAX_PIXELS:
+        raise BrokenMedia(f"{name!r} is {width}x{height}, over {MAX_PIXELS:,} pixels: "
+                          "scale it down")
+    if frames * width * height > MAX_ANIMATION_PIXELS:
+        raise BrokenMedia(f"{name!r} has {frames:,} frames of {width}x{height}, over "
+                          f"{MAX_ANIMATION_PIXELS:,} pixels in all: make it shorter or "
+                          "smaller, or send it as a video")
 
 
 async def _decode(path: Path, name: str) -> None:
@@ -261,10 +302,9 @@ async def identify(path: Path, name: str) -> dict[str, Any]:
     pictures = [s for s in info.get("streams", []) if s.get("codec_type") == "video"
                 and not (s.get("disposition") or {}).get("attached_pic")]
     if first in IMAGE_FORMATS and pictures:
-        width, height = _picture_size(pictures[0])
         if first == "webp_pipe" and await asyncio.to_thread(_animated_webp, path):
-            raise NotMedia(f"{name!r} is an animated WebP, which ffmpeg cannot read: "
-                           "upload the animation as a GIF or an MP4")
+            return await asyncio.to_thread(_read_animation, path, name)
+        width, height = _picture_size(pictures[0])
         if width is None or height is None:
             raise BrokenMedia(f"{name!r} has no picture size: export it again")
         if width * height > MAX_PIXELS:
