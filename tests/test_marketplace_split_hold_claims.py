@@ -256,3 +256,42 @@ async def test_a_run_killed_holding_its_claim_is_finished_once_the_claim_expired
         assert await claim_of(sale) == (None, None)
         await hold_jobs_done(m)
         await books_settled(sale)
+
+
+async def test_a_job_with_no_attempt_left_has_a_dead_runs_claim_followed_once(
+        tmp_path: Any, db_url: str) -> None:  # noqa: F811
+    from business.marketplace.split_holds import HOLD_JOB
+    from dawserver.plugins import PLUGIN_CONTEXT_KEY
+
+    # the sweeper stays asleep: only a job following the claim can pay the part out
+    async with held_sale(tmp_path, db_url, checkout_sweep_s=3600.0) as sale:
+        m, order_id, holds = sale.m, sale.order_id, sale.holds
+        queue = m.app[PLUGIN_CONTEXT_KEY].background.queue
+        await hold_jobs_done(m)
+        await ben_accepted_in_books(sale)
+        await ben_being_paid_out(sale)
+        holds.claim_margin_s = 0.5
+        asked, real = asking_stripe(sale)
+        try:
+            # a run died holding ben's claim, shortly before its expiry; two jobs, each
+            # at its last attempt, find that claim live
+            await claimed_by_another(sale, age=CLAIM_TTL_S - 3)
+            for _ in range(2):
+                await queue.enqueue(HOLD_JOB, {"seller": "seller", "beat_id": sale.beat_id,
+                                               "collaborator": "ben"},
+                                    account_id="seller", max_attempts=1)
+            async with asyncio.timeout(30):
+                while (await hold_of(m, order_id))["state"] != RELEASED:
+                    await asyncio.sleep(0.05)
+            await hold_jobs_done(m)
+        finally:
+            sale.module.gateway.transfer = real
+        # one job followed the dead run's claim and paid ben once
+        followed = [j for j in await queue.find(account_id="seller", queue=HOLD_JOB)
+                    if (j.idempotency_key or "").endswith("/claim:other")]
+        assert len(followed) == 1 and followed[0].state == "done"
+        assert len(asked) == 1 and len(transfers_to(m, order_id, "ben")) == 1
+        assert await claim_of(sale) == (None, None)
+        assert await sale.db.fetchval("SELECT COUNT(*) FROM mkt_transfers WHERE hold_of = ?",
+                                      "ben") == 1
+        await books_settled(sale)

@@ -58,7 +58,8 @@ from business.marketplace.payouts import Payouts
 from business.marketplace.preview_audio import AudioUnreadable
 from business.marketplace.previews import PREVIEW_JOB, Previews
 from business.marketplace.render_pool import RenderLimits, RenderPool
-from business.marketplace.split_holds import DEFAULT_INVITATION_DAYS, SplitHolds
+from business.marketplace.split_hold_claims import LiveClaim
+from business.marketplace.split_holds import DEFAULT_INVITATION_DAYS, HOLD_JOB, SplitHolds
 from business.marketplace.split_sales import (
     TIMED_OUT,
     SplitSales,
@@ -379,9 +380,30 @@ async def run_split_holds(context: PluginContext, payload: Any, job: JobContext)
                                           payload.collaborator)
     if busy is not None and job.attempt < job.job.max_attempts:
         raise Retry(f"another run is paying out {payload.collaborator}'s held parts: back "
-                    "once its claim expired", after=busy + splits.holds.claim_margin_s)
+                    "once its claim expired", after=busy.left_s + splits.holds.claim_margin_s)
+    if busy is not None:  # no attempt left: a fresh job comes back instead
+        await follow_claim(context, splits.holds, payload, busy)
     return {"beat_id": payload.beat_id, "collaborator": payload.collaborator,
             "paid_out": done}
+
+
+async def follow_claim(context: PluginContext, holds: SplitHolds, payload: Any,
+                       busy: LiveClaim) -> None:
+    """Queue a fresh ``marketplace.split_holds`` job for ``payload``'s parts, to run
+    once the live claim ``busy`` expired (and ``claim_margin_s``): the job that found
+    it has no attempt left to ``Retry`` with, and the run holding the claim may be
+    dead. Keyed by the claim's token, so however many runs find the same claim, one
+    job follows it; the payout it makes still goes through the claim's compare-and-set
+    and the decision's idempotency key. A delayed job of the queue's own
+    (``JobQueue.enqueue``'s ``delay_s``), not the kind's ``on_dead``: this job ends
+    done, as nothing failed, and makes no dead letter to tell anyone of."""
+    await context.background.queue.enqueue(
+        HOLD_JOB, {"seller": payload.seller, "beat_id": payload.beat_id,
+                   "collaborator": payload.collaborator},
+        account_id=payload.seller,
+        idempotency_key=holds.claim_key(payload.seller, payload.beat_id,
+                                        payload.collaborator, busy.token),
+        delay_s=busy.left_s + holds.claim_margin_s)
 
 
 async def run_contract(context: PluginContext, payload: Any, job: JobContext) -> dict:

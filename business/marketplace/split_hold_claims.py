@@ -7,8 +7,9 @@ that succeeds only while no live claim is there. A claim is **live** while
 without letting go) and may be taken over. A run that finds another's live claim comes
 back when it will have expired (:data:`CLAIM_MARGIN_S` after): a run killed while it
 held one has its job run again by the queue once the job's lease ran out, which finds
-the claim still live and retries then, so the part is paid out a claim's life after
-its run died, not at the hourly sweep. Claim times are the database's own clock
+the claim still live and retries then (a job with no attempt left queues one fresh
+job per claim to come back), so the part is paid out a claim's life after its run
+died, not at the hourly sweep. Claim times are the database's own clock
 (``Session.now_sql``), stamped and compared inside the statement, never a host's: two
 servers whose clocks differ agree on whether a claim is dead.
 
@@ -34,6 +35,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -59,6 +61,15 @@ def claim_left_sql(session: Any) -> str:
     """SQL for the seconds a ``mkt_split_holds`` row's claim has left to live, by the
     database's clock (``session``'s); not above 0 once it is dead."""
     return f"(claimed_at + {CLAIM_TTL_S!r} - {session.now_sql})"
+
+
+@dataclass(frozen=True)
+class LiveClaim:
+    """Another run's live claim on a held part: its token and the seconds it has left
+    (by the database's clock)."""
+
+    token: str
+    left_s: float
 
 
 class ClaimLost(Exception):

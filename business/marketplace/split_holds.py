@@ -41,18 +41,20 @@ whose claim is older than ``CLAIM_TTL_S`` by the database's clock (its run died 
 letting go), so two runs never both ask Stripe for it; the other returns at once, and
 its job comes back once that claim will have expired (:meth:`SplitHolds.claimed_for`,
 ``CLAIM_MARGIN_S`` after): a run killed holding a claim has its own job run again when
-the job's lease ran out, which so takes the part over a claim's life after the run
-died, not at the hourly sweep. The run renews its claim while it works, checks it is
-still its own immediately before asking Stripe for the transfer and again when booking
-it, and stops (paying and booking nothing) when it is not; the claim is let go when
-the run books the transfer, fails or stops. A payout Stripe refuses until the job's
-last attempt goes back to ``held`` (unless Stripe made it after all, and only while no run holds its
-``claim``, even an expired one: a run that lost its claim during its Stripe call may
-still be asking Stripe with the decision's key, which a new decision would change) and the seller is
-mailed (:meth:`SplitHolds.give_up`; a part left alone is no failure and mails no one); the
-sweeper tries again, hourly, parts held though answered and parts stuck being paid
-out. A seller's erasure forgets their splits: the sweep returns the parts held for
-collaborators who never agreed to the seller's connected account.
+the job's lease ran out, which so takes the part over a claim's life after the run died,
+not at the hourly sweep; a job with no attempt left queues a fresh one to come back
+instead, one per claim (:meth:`SplitHolds.claim_key`). The run renews its claim while it
+works, checks it is still its own immediately before asking Stripe for the transfer and
+again when booking it, and stops (paying and booking nothing) when it is not; the claim
+is let go when the run books the transfer, fails or stops. A payout Stripe refuses until
+the job's last attempt goes back to ``held`` (unless Stripe made it after all, and only
+while no run holds its ``claim``, even an expired one: a run that lost its claim during
+its Stripe call may still be asking Stripe with the decision's key, which a new decision
+would change) and the seller is mailed (:meth:`SplitHolds.give_up`; a part left alone is
+no failure and mails no one); the sweeper tries again, hourly, parts held though
+answered and parts stuck being paid out. A seller's erasure forgets their splits: the
+sweep returns the parts held for collaborators who never agreed to the seller's
+connected account.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from business.marketplace.split_hold_claims import (
     CLAIM_RENEW_S,
     ClaimLost,
     HoldClaim,
+    LiveClaim,
     claim_left_sql,
     live_claim_sql,
 )
@@ -93,6 +96,11 @@ _PAID_AS = {RELEASING: RELEASED, RETURNING: RETURNED}
 
 #: ``await enqueue(tx, job, payload, account_id, idempotency_key)``: a job in ``tx``.
 Enqueue = Callable[[Any, str, dict[str, Any], str, str], Awaitable[Any]]
+
+
+def _job_key(seller: str, beat_id: str, collaborator: str, why: str) -> str:
+    """A ``marketplace.split_holds`` job's idempotency key: one job per ``why``."""
+    return f"split-holds/{seller}/{beat_id}/{collaborator}/{why}"
 
 
 class HeldPartPaying(Exception):
@@ -129,7 +137,14 @@ class SplitHolds:
         their invitation will then stand (once per ``why``)."""
         await self.enqueue(tx, HOLD_JOB, {"seller": seller, "beat_id": beat_id,
                                           "collaborator": collaborator}, seller,
-                           f"split-holds/{seller}/{beat_id}/{collaborator}/{why}")
+                           _job_key(seller, beat_id, collaborator, why))
+
+    @staticmethod
+    def claim_key(seller: str, beat_id: str, collaborator: str, claim: str) -> str:
+        """The idempotency key of the job that comes back once the claim (token)
+        ``claim`` on one of ``collaborator``'s parts of ``beat_id`` expired: one job per
+        claim, however many runs found it live."""
+        return _job_key(seller, beat_id, collaborator, f"claim:{claim}")
 
     async def hold(self, seller: str, order_id: str, collaborator: str, amount: int, *,
                    charge: str, currency: str, transfer_group: str,
@@ -276,16 +291,18 @@ class SplitHolds:
         return done
 
     async def claimed_for(self, seller: str, beat_id: str, collaborator: str
-                          ) -> float | None:
-        """Seconds until the last live claim of a run on ``collaborator``'s parts of
-        ``beat_id`` being paid out expires (by the database's clock); None when no run
-        holds one. The job comes back then, in case that run died."""
-        left = await self.db.fetchval(
-            f"SELECT MAX({claim_left_sql(self.db)}) FROM mkt_split_holds WHERE "
-            "account_id = ? AND beat_id = ? AND collaborator = ? AND state IN (?, ?) AND "
-            f"{live_claim_sql(self.db)}", seller, beat_id, collaborator, RELEASING,
-            RETURNING)
-        return None if left is None else max(0.0, float(left))
+                          ) -> LiveClaim | None:
+        """The live claim of a run on ``collaborator``'s parts of ``beat_id`` being paid
+        out that expires last (by the database's clock); None when no run holds one.
+        The job comes back once it expired, in case that run died."""
+        row = await self.db.fetchrow(
+            f"SELECT claim, {claim_left_sql(self.db)} AS left_s FROM mkt_split_holds "
+            "WHERE account_id = ? AND beat_id = ? AND collaborator = ? AND state IN (?, ?) "
+            f"AND {live_claim_sql(self.db)} ORDER BY left_s DESC LIMIT 1", seller, beat_id,
+            collaborator, RELEASING, RETURNING)
+        if row is None:
+            return None
+        return LiveClaim(str(row["claim"]), max(0.0, float(row["left_s"])))
 
     async def settle(self, seller: str, order_id: str, collaborator: str
                      ) -> dict[str, Any] | None:
