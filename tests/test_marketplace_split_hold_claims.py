@@ -295,3 +295,64 @@ async def test_a_job_with_no_attempt_left_has_a_dead_runs_claim_followed_once(
         assert await sale.db.fetchval("SELECT COUNT(*) FROM mkt_transfers WHERE hold_of = ?",
                                       "ben") == 1
         await books_settled(sale)
+
+
+@pytest.mark.parametrize("made", ["after the stall", "before the stall"])
+async def test_a_run_stalled_at_stripe_past_its_claims_life_pays_once_with_its_successor(
+        tmp_path: Any, db_url: str, made: str) -> None:  # noqa: F811
+    """A run stalls in its Stripe call (its host paused: no heartbeat) past its claim's
+    life, before Stripe made the transfer or after, while the answer is on its way;
+    another run takes the claim over and pays the part out. The stalled run then
+    finishes: Stripe made one transfer (one idempotency key from either run), booked
+    once, and the stalled run writes nothing over its successor's record."""
+    async with held_sale(tmp_path, db_url) as sale:
+        m, order_id, holds, gateway = sale.m, sale.order_id, sale.holds, sale.module.gateway
+        await hold_jobs_done(m)
+        await ben_accepted_in_books(sale)
+        real, at_stripe, answer = gateway.transfer, asyncio.Event(), asyncio.Event()
+        keys: list[str] = []
+        mailed: list[Any] = []
+
+        async def stalling(**kwargs: Any) -> Any:
+            keys.append(kwargs["idempotency_key"])
+            if at_stripe.is_set():  # the run that took the claim over
+                return await real(**kwargs)
+            early = await real(**kwargs) if made == "before the stall" else None
+            at_stripe.set()
+            async with asyncio.timeout(60):
+                await answer.wait()
+            return early if early is not None else await real(**kwargs)
+
+        async def mail(*args: Any, **kwargs: Any) -> None:
+            mailed.append(args)
+
+        holds.alerts.send_mail = mail
+        gateway.transfer = stalling
+        try:
+            stalled = asyncio.create_task(holds.settle("seller", order_id, "ben"))
+            async with asyncio.timeout(30):
+                await at_stripe.wait()
+            await sale.db.execute(f"UPDATE mkt_split_holds SET claimed_at = {sale.db.now_sql}"
+                                  " - ? WHERE order_id = ? AND collaborator = ?",
+                                  CLAIM_TTL_S + 1, order_id, "ben")
+            successor = await holds.settle("seller", order_id, "ben")
+            assert successor is not None and successor["state"] == RELEASED
+            answer.set()
+            late = await stalled
+        finally:
+            gateway.transfer = real
+        [transfer] = transfers_to(m, order_id, "ben")
+        assert late is None and successor["transfer"] == transfer["id"]
+        # asked with one key by either run (the successor finds a transfer Stripe made)
+        assert len(keys) == (1 if made == "before the stall" else 2)
+        assert len(set(keys)) == 1
+        hold = await hold_of(m, order_id)
+        assert (hold["state"], hold["transfer_id"]) == (RELEASED, transfer["id"])
+        assert await claim_of(sale) == (None, None)
+        assert await sale.db.fetchval("SELECT COUNT(*) FROM mkt_transfers WHERE hold_of = ?",
+                                      "ben") == 1
+        assert await sale.db.fetchval(
+            "SELECT COUNT(*) FROM mkt_ledger_postings WHERE account_id = ? AND "
+            "idempotency_key LIKE ?", "ben", "transfer-in:%") == 1
+        assert mailed == []
+        await books_settled(sale)

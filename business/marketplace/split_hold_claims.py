@@ -25,7 +25,8 @@ decided anew, or an erasure moved the row) the run stops: it never pays nor book
 losing its claim. Left is a Stripe call already under way when the claim is lost (the
 database out of the run's reach for a whole claim's life): it asks with the decision's
 idempotency key, so a run that took the claim over gets the same transfer, and every
-run looks for the part's transfer at Stripe before making one.
+run looks for the part's transfer at Stripe before making one; its booking, a
+compare-and-set on its own token, then writes nothing over the successor's.
 """
 
 from __future__ import annotations
