@@ -26,9 +26,12 @@ and names the posts. Published, expired and cancelled posts no longer need it.
 An account's uploads together take at most its quota (``media_uploads.quota_bytes``,
 5 GiB): an upload that would pass it is refused (:class:`QuotaExceeded`, 413, saying
 what is used of what) and nothing of it is kept; deleting uploads frees their bytes.
-The file is served back as it was kept (:meth:`MediaUploads.content`), and an image as
-a small WebP thumbnail made by Pillow the first time it is asked for
-(:meth:`MediaUploads.thumbnail`, kept beside the file until the upload is deleted).
+The file is served back as it was kept (:meth:`MediaUploads.content`), and as a small
+WebP thumbnail made the first time it is asked for (:meth:`MediaUploads.thumbnail`, kept
+beside the file until the upload is deleted): an image's by Pillow, a video's of its
+poster frame (1 s in or a tenth of its length, whichever is less, else its first frame),
+taken by ffmpeg, turned upright by its rotation; a video none of whose frames decodes
+has none (:class:`BrokenMedia`, 422).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import os
 import re
 import secrets
@@ -44,7 +48,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import Image, ImageOps
 
@@ -92,6 +96,10 @@ MAX_PIXELS = 100_000_000
 MAX_ANIMATION_PIXELS = 500_000_000
 #: The longest ffmpeg may take to decode an image before it is refused as unreadable.
 DECODE_TIMEOUT_S = 60.0
+#: A video's poster frame is taken a tenth of its length in, at most this far (seconds).
+POSTER_AT_S = 1.0
+#: The longest ffmpeg may take to find and decode a video's poster frame.
+POSTER_TIMEOUT_S = 30.0
 #: How many uploads are read (ffprobe, ffmpeg) at once per process; the others wait.
 READS_AT_ONCE = 2
 #: Post states in which a post may still publish its media.
@@ -186,7 +194,7 @@ def thumbnail_file(data_dir: str | Path, account_id: str, media_id: str) -> Path
     return folder / f"{media_id}{THUMBNAIL_SUFFIX}"
 
 
-def make_thumbnail(source: Path, target: Path, side: int = THUMBNAIL_SIDE) -> None:
+def make_thumbnail(source: Path | BinaryIO, target: Path, side: int = THUMBNAIL_SIDE) -> None:
     """Write a WebP of the image ``source`` (its first frame, turned upright by its EXIF
     orientation) at most ``side`` pixels wide and high to ``target``, whole or not at all."""
     part = target.with_name(f".{secrets.token_hex(8)}.part")
@@ -203,6 +211,64 @@ def make_thumbnail(source: Path, target: Path, side: int = THUMBNAIL_SIDE) -> No
         os.replace(part, target)
     finally:
         part.unlink(missing_ok=True)
+
+
+def poster_time(duration_s: float | None) -> float:
+    """Where a video of ``duration_s`` seconds has its poster frame: 1 s in or a tenth of
+    its length, whichever is less (0: its first frame)."""
+    return max(0.0, min(POSTER_AT_S, (duration_s or 0.0) / 10))
+
+
+async def _frame_png(source: Path, at_s: float, side: int) -> tuple[bytes, str]:
+    """The frame of the video ``source`` at ``at_s`` seconds as a PNG, upright (ffmpeg
+    turns it by its rotation), square-pixelled and at most ``side`` pixels a side (empty:
+    none decoded there), and what ffmpeg said; :class:`TimeoutError` past
+    :data:`POSTER_TIMEOUT_S`."""
+    fit = (f"scale=iw*sar:ih,setsar=1,scale=w='min({side},iw)':h='min({side},ih)':"
+           "force_original_aspect_ratio=decrease")
+    proc = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-nostdin", "-v", "error", "-ss", f"{at_s:.3f}", "-i", str(source),
+        "-map", "0:V:0", "-frames:v", "1", "-vf", fit, "-f", "image2pipe", "-c:v", "png",
+        "-", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with asyncio.timeout(POSTER_TIMEOUT_S):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return (out if proc.returncode == 0 else b""), err.decode(errors="replace")
+
+
+def _first_error(said: str, path: Path, name: str) -> str:
+    """The first thing ffmpeg said, without its decoder's address, naming ``name``."""
+    lines = [line.strip() for line in said.replace(str(path), name).splitlines()]
+    first = next((line for line in lines if line), "no picture")
+    return re.sub(r"^\[[^\]]*\]\s*", "", first)[:200]
+
+
+async def make_poster(source: Path, target: Path, duration_s: float | None, name: str,
+                      side: int = THUMBNAIL_SIDE) -> None:
+    """Write a WebP of the video ``source``'s poster frame (at :func:`poster_time`, else
+    its first frame) at most ``side`` pixels a side to ``target``, whole or not at all;
+    :class:`BrokenMedia` when no frame decodes, :class:`FileNotFoundError` when the file
+    is gone."""
+    said = ""
+    for at_s in dict.fromkeys((poster_time(duration_s), 0.0)):
+        try:
+            png, said = await _frame_png(source, at_s, side)
+        except TimeoutError:
+            raise BrokenMedia(f"no frame of {name!r} was decoded within "
+                              f"{POSTER_TIMEOUT_S:.0f} s: its content is still "
+                              "served") from None
+        if png:
+            await asyncio.to_thread(make_thumbnail, io.BytesIO(png), target, side)
+            return
+    if not await asyncio.to_thread(source.is_file):
+        raise FileNotFoundError(str(source))
+    raise BrokenMedia(f"no frame of {name!r} could be decoded for a thumbnail "
+                      f"({_first_error(said, source, name)}): the video is damaged; its "
+                      "content is still served")
 
 
 def _looks_like_media(path: Path) -> bool:
@@ -476,28 +542,37 @@ class MediaUploads:
         return path, row
 
     async def thumbnail(self, account_id: str, media_id: str) -> tuple[Path, dict[str, Any]]:
-        """The thumbnail file of the account's image ``media_id`` (made the first time;
-        :data:`THUMBNAIL_SIDE`, WebP) and its row; :class:`NotFoundError` for an unknown
-        id, another account's, or a video."""
+        """The thumbnail file of the account's image or video ``media_id`` (made the first
+        time: :data:`THUMBNAIL_SIDE`, WebP; a video's poster frame) and its row;
+        :class:`NotFoundError` for an unknown id and another account's alike,
+        :class:`BrokenMedia` when none can be made."""
         source, row = await self.content(account_id, media_id)
-        if row["kind"] != "image":
+        if row["kind"] not in ("image", "video"):
             raise NotFoundError(f"uploaded media {media_id!r} is a {row['kind']}: thumbnails "
-                                "are made of images only (GET its content instead)")
+                                "are made of images and videos only (GET its content)")
         target = thumbnail_file(self.data_dir, account_id, media_id)
         assert target is not None  # (the same ids named its file)
         if not await asyncio.to_thread(target.is_file):
             async with self.reads:
-                try:
-                    await asyncio.to_thread(make_thumbnail, source, target)
-                except FileNotFoundError:
-                    raise NotFoundError(f"uploaded media {media_id!r} was deleted") from None
-                except (OSError, ValueError, Image.DecompressionBombError) as exc:
-                    raise BrokenMedia(f"no thumbnail could be made of {row['name']!r} "
-                                      f"({exc}): its content is still served") from None
+                await self._make_thumbnail(source, target, row)
             if upload_file(self.data_dir, account_id, media_id) is None:  # deleted meanwhile
                 await asyncio.to_thread(target.unlink, missing_ok=True)
                 raise NotFoundError(f"uploaded media {media_id!r} was deleted")
         return target, row
+
+    @staticmethod
+    async def _make_thumbnail(source: Path, target: Path, row: dict[str, Any]) -> None:
+        """Make the thumbnail of the upload ``row`` (its file ``source``) at ``target``."""
+        try:
+            if row["kind"] == "video":
+                await make_poster(source, target, row["duration_s"], row["name"])
+            else:
+                await asyncio.to_thread(make_thumbnail, source, target)
+        except FileNotFoundError:
+            raise NotFoundError(f"uploaded media {row['media_id']!r} was deleted") from None
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise BrokenMedia(f"no thumbnail could be made of {row['name']!r} "
+                              f"({exc}): its content is still served") from None
 
     async def described(self, account_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """``fields`` (a post as composed: ``media`` and ``targets``' ``media``) with each

@@ -7,7 +7,8 @@ name (``media_id``) in a bulk file. ``GET /api/social/media`` lists the account'
 uploads (with ``Quota-Used-Bytes`` and ``Quota-Limit-Bytes``: the account's upload
 quota), ``GET``/``DELETE /api/social/media/{media_id}`` one (409 while a post that may
 still publish uses it); ``GET /api/social/media/{media_id}/content`` its bytes and
-``/thumbnail`` a small WebP of an image (streamed, with ETags and ranges:
+``/thumbnail`` a small WebP of an image or of a video's poster frame, made the first
+time it is asked for (both streamed, with ETags and ranges:
 :class:`~dawserver.plugin_api.FileReply`). Composing uploads and deletes
 (``social.compose``); reading lists and downloads (``social.read``). Another account's id
 answers 404 like an unknown one.
@@ -84,8 +85,9 @@ class UploadQuery(Query):
 
 class UploadOut(Model):
     """An uploaded image or video: its id, file name, who uploaded it when, its SHA-256,
-    ``media``, the reference a post attaches, where its bytes are (``content_url``) and an
-    image's thumbnail (``thumbnail_url``; null for a video)."""
+    ``media``, the reference a post attaches, where its bytes are (``content_url``) and its
+    thumbnail (``thumbnail_url``: a small WebP of the image or of the video's poster
+    frame)."""
 
     media_id: str
     name: str
@@ -117,7 +119,8 @@ def upload_out(row: dict[str, Any]) -> dict[str, Any]:
             "uploaded_by": row["uploaded_by"], "created_at": row["created_at"],
             "sha256": row["sha256"], "media": reference(row),
             "content_url": f"{at}/content",
-            "thumbnail_url": f"{at}/thumbnail" if row["kind"] == "image" else None}
+            "thumbnail_url": f"{at}/thumbnail" if row["kind"] in ("image", "video")
+            else None}
 
 
 @_api
@@ -165,8 +168,9 @@ async def media_content(request: Request) -> Any:
 
 @_api
 async def media_thumbnail(request: Request) -> Any:
-    """A small WebP of an uploaded image (at most 320 pixels a side, upright), made the
-    first time it is asked for; 404 for a video."""
+    """A small WebP of an uploaded image, or of an uploaded video's poster frame (1 s in
+    or a tenth of its length, whichever is less), at most 320 pixels a side and upright,
+    made the first time it is asked for; 422 for a video none of whose frames decodes."""
     path, row = await uploads(request).thumbnail(request.account_id,
                                                  request.params["media_id"])
     stem = row["name"].rsplit(".", 1)[0] or "thumbnail"
