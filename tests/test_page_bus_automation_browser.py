@@ -227,3 +227,38 @@ def test_a_bus_fader_moved_in_touch_during_playback_writes_its_lane(studio: Stud
     ana.wait_for_function("document.querySelectorAll('.auto[data-bus=master] .auto-point')"
                           f".length === {len(points)}")
     assert not log.errors()
+
+
+def test_a_bus_effect_slider_moved_in_touch_during_playback_writes_its_lane(
+        studio: Studio) -> None:
+    """An effect's parameter slider records its ``fx:ID:PARAM`` lane as a fader does."""
+    ana, log = open_page(studio.browser, studio.url("ana"))
+    open_strip(ana, "verb")
+    ana.select_option(".auto[data-bus=verb] .auto-param", FX)
+    ana.select_option(".auto[data-bus=verb] .auto-mode", "touch")
+    wait_for(lambda: studio.bus("verb")["automation"].get(f"{FX}@") == "touch")
+    ana.locator(".effects button.chain-owner[data-owner=verb]").click()
+    slider = ana.locator(".effects .effect[data-effect=bg] input[data-param=gain_db]")
+    slider.scroll_into_view_if_needed()
+    box = slider.bounding_box()
+    ana.click(".transport .play")
+    ana.wait_for_timeout(300)
+    y = box["y"] + box["height"] / 2
+    ana.mouse.move(box["x"] + box["width"] * 0.8, y)
+    ana.mouse.down()
+    for step in range(10):  # from about -5 dB down to about -85 dB over ~0.5 s
+        ana.mouse.move(box["x"] + box["width"] * (0.8 - step * 0.06), y)
+        ana.wait_for_timeout(50)
+    ana.mouse.up()
+    ana.wait_for_timeout(300)
+    ana.click(".transport .play")  # pause: the pass ends
+    ana.evaluate("window.daw.writer.settled()")
+    points = wait_for(lambda: (lane := studio.lane("verb", FX))
+                      and any(p.id.startswith("w") for p in lane) and lane)
+    written = [p for p in points if p.id.startswith("w")]
+    assert min(p.value for p in written) < -60.0  # the drag's low end was written
+    # on release the lane glides back to what it was; touch leaves the static value
+    assert written[0].id.endswith(".a") and written[-1].id.endswith(".c")
+    assert written[-1].value == written[0].value == 0.0
+    assert studio.bus("verb")["effects"][0]["params"]["gain_db"] == 0.0
+    assert not log.errors()

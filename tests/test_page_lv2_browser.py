@@ -35,6 +35,7 @@ from pagebrowser import (
     wait_for,
 )
 
+from collab.automation import lanes_from_json, owner_from_json
 from collab.store import open_store
 from collab.tokens import Role, TokenSigner
 from dawserver.asset_store import AssetStore
@@ -260,5 +261,46 @@ def test_a_midi_tracks_instrument_picker_plays_an_lv2_instrument(studio: Studio)
     ana.select_option(picker, "synth")
     wait_for(lambda: chosen()["kind"] == "synth" and chosen()["params"] == {})
     assert ana.locator(".effect.instrument input[data-param]").count() == 0
+    assert log.errors() == []
+    ana.context.close()
+
+
+def test_an_lv2_port_slider_moved_in_latch_during_playback_writes_its_lane(
+        studio: Studio) -> None:
+    """A plug-in port's slider records its ``fx:ID:SYMBOL`` lane as a fader does, and
+    latch leaves the port's static value as it was."""
+    lane = "fx:fx-1:gain"
+    ana, log = open_page(studio.browser, studio.url("ana"))
+    select_track(ana)
+    slider = ana.locator(f"{CARD} input[data-param=gain]")
+    slider.wait_for()  # the catalogue came: the strip's picker lists the ports
+    ana.click(".track-header[data-track=t1] .auto-toggle")
+    ana.select_option(".auto[data-track=t1] .auto-param", lane)
+    ana.select_option(".auto[data-track=t1] .auto-mode", "latch")
+
+    def points() -> list[Any]:
+        track = studio.document()["tracks"]["t1"]
+        found = lanes_from_json(track.get("automation"), owner_from_json(track)).get(lane)
+        return found.sorted_points() if found else []
+    wait_for(lambda: (studio.document()["tracks"]["t1"].get("automation") or {})
+             .get(f"{lane}@") == "latch")
+    slider.scroll_into_view_if_needed()
+    box = slider.bounding_box()
+    ana.click(".transport .play")
+    ana.wait_for_timeout(300)
+    y = box["y"] + box["height"] / 2
+    ana.mouse.move(box["x"] + box["width"] * 0.3, y)
+    ana.mouse.down()
+    for step in range(8):  # from about 1.2 up to about 3.4 over ~0.4 s
+        ana.mouse.move(box["x"] + box["width"] * (0.3 + step * 0.08), y)
+        ana.wait_for_timeout(50)
+    ana.mouse.up()
+    ana.wait_for_timeout(300)
+    ana.click(".transport .play")  # pause: the pass ends
+    ana.evaluate("window.daw.writer.settled()")
+    written = wait_for(lambda: [p for p in points() if p.id.startswith("w")]
+                       if any(p.value > 3.0 for p in points()) else None)
+    assert max(p.value for p in written) <= 4.0 and min(p.value for p in written) < 1.5
+    assert "gain" not in studio.document()["tracks"]["t1"]["effects"][0]["params"]
     assert log.errors() == []
     ana.context.close()

@@ -24,6 +24,22 @@ export function h (tag, attrs = {}, ...children) {
   return el
 }
 
+/**
+ * Whether a slider is held (pointer down to up), for controls whose moves the automation
+ * writer records: spread `attrs` into the slider's attributes; `release(event)` runs once
+ * when a press ends (pointer up, or the change that follows it). A key press is never
+ * held: its move is a touch and release at once.
+ */
+export function holdTracker (release) {
+  let held = false
+  const up = (e) => {
+    if (!held) return
+    held = false
+    release(e)
+  }
+  return { attrs: { onpointerdown: () => { held = true }, onpointerup: up, onchange: up }, held: () => held }
+}
+
 /** Set a property only when it differs (keeps focus, selection and caret intact). */
 export function setProp (el, name, value) {
   if (el[name] !== value) el[name] = value

@@ -1,7 +1,7 @@
 // Insert effects of the selected track, or of an aux bus or the master chosen in the
 // panel's chain row: enable switch and parameter sliders (document edits), built-in kinds
 // and installed LV2 plug-ins; a MIDI track's instrument picker.
-import { h, setProp } from './dom.js'
+import { h, holdTracker, setProp } from './dom.js'
 import { describe } from './bypassed.js'
 import { pluginPicker, portControls } from './lv2.js'
 
@@ -35,10 +35,12 @@ export const INSTRUMENT_KINDS = ['synth', 'soundfont']
 
 export class EffectsPanel {
   /** `onSelectTrack(id)` and `onSelectBus(id)`: the chain row's buttons select through the
-   * page's one selection (main.js), which calls show or showBus back. */
+   * page's one selection (main.js), which calls show or showBus back. `onControl(owner,
+   * param, value, held)`: the automation writer, as a fader's (tracks.js mixControls); a
+   * parameter's moves go to it as its lane `fx:ID:PARAM`. */
   constructor ({ project, presence, editable, bypassed = null, plugins = null,
-    onSelectTrack = (id) => this.show(id), onSelectBus = (id) => this.showBus(id) }) {
-    Object.assign(this, { project, presence, editable, bypassed, plugins, onSelectTrack, onSelectBus })
+    onSelectTrack = (id) => this.show(id), onSelectBus = (id) => this.showBus(id), onControl = () => false }) {
+    Object.assign(this, { project, presence, editable, bypassed, plugins, onSelectTrack, onSelectBus, onControl })
     this.trackId = null // the selected track
     this.busId = null // an aux bus or the master selected (its timeline row, the chain row): shown instead
     this.signature = ''
@@ -167,12 +169,14 @@ export class EffectsPanel {
       for (const [name, low, high, step] of PARAMS[effect.kind] || []) {
         const readout = h('span', { class: 'readout' })
         const log = step === 0
+        const hold = holdTracker((e) => this._recorded(owner.id, effect, name, fromSlider(e.target), false))
         const slider = h('input', { type: 'range', class: 'edit', disabled: !this.editable,
           min: log ? Math.log10(low) : low, max: log ? Math.log10(high) : high, step: log ? 0.001 : step,
           dataset: { param: name, log: log ? 'true' : '' },
+          ...hold.attrs,
           oninput: (e) => {
             const value = fromSlider(e.target)
-            this.project.setEffectParam(owner.id, index, name, value)
+            if (!this._recorded(owner.id, effect, name, value, hold.held())) this.project.setEffectParam(owner.id, index, name, value)
             readout.textContent = String(value)
           }
         })
@@ -188,6 +192,7 @@ export class EffectsPanel {
         if (info) {
           const ports = portControls(info, { rate: this.project.sampleRate, editable: this.editable,
             write: (symbol, value) => this.project.setEffectParam(owner.id, index, symbol, value),
+            record: (symbol, value, held) => this._recorded(owner.id, effect, symbol, value, held),
             bind: (input, symbol) => this.presence.bind(input, key(symbol)) })
           this.controls.set(`${index}:ports`, ports)
           rows.push(...ports.rows)
@@ -237,6 +242,12 @@ export class EffectsPanel {
     }
     return h('div', { class: 'effect instrument', dataset: { kind: current?.kind || '', uri: current?.params?.uri || '' } },
       h('div', { class: 'effect-title' }, h('strong', {}, 'Instrument'), select), rows)
+  }
+
+  /** A parameter's move, to the automation writer: whether a touch or latch pass took it
+   * (then its lane plays and the static value stays). An effect without an id has no lanes. */
+  _recorded (ownerId, effect, name, value, held) {
+    return Boolean(effect.id) && this.onControl(ownerId, `fx:${effect.id}:${name}`, value, held)
   }
 
   /** The error badge of the effect at `index` while the server plays it bypassed. */

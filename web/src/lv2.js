@@ -1,7 +1,7 @@
 // The LV2 plug-ins installed on the server (GET /lv2/plugins, docs/lv2.md): what the
 // effect and instrument pickers offer, and the controls of an lv2 effect's or
 // instrument's card and its automation lanes (one per control port, by symbol).
-import { h, setProp } from './dom.js'
+import { h, holdTracker, setProp } from './dom.js'
 import { api } from './api.js'
 
 export class Lv2Catalog {
@@ -83,32 +83,42 @@ export function pointAt (points, value) {
  * Controls for an lv2 plug-in's ports, written through `write(symbol, value)`: a slider
  * per bounded port (a checkbox for a toggled one, a menu of its scale points' labels for
  * an enumeration one, a number field for an unbounded one); a slider's readout names a
- * scale point the value is on. Returns {rows, show(params)}: `show` sets each control to
- * params[symbol] or its default.
+ * scale point the value is on. A move of an automatable port goes to `record(symbol,
+ * value, held)` first (the automation writer): when it answers true, a touch or latch
+ * pass took it and `write` is not called. Returns {rows, show(params)}: `show` sets each
+ * control to params[symbol] or its default.
  */
-export function portControls (info, { rate, editable, write, bind = () => {} }) {
+export function portControls (info, { rate, editable, write, bind = () => {}, record = () => false }) {
   const controls = new Map()
   const rows = controlSpecs(info, rate).map((spec) => {
     const readout = h('span', { class: 'readout' })
+    const move = (value, held = false) => {
+      if (!(spec.automatable && record(spec.symbol, value, held))) write(spec.symbol, value)
+    }
     let input
     if (spec.toggled) {
       input = h('input', { type: 'checkbox', class: 'edit', disabled: !editable, dataset: { param: spec.symbol },
-        onchange: (e) => write(spec.symbol, e.target.checked ? (spec.high || 1) : (spec.low || 0)) })
+        onchange: (e) => move(e.target.checked ? (spec.high || 1) : (spec.low || 0)) })
     } else if (spec.menu) {
       input = h('select', { class: 'edit lv2-choice', disabled: !editable, dataset: { param: spec.symbol },
         onchange: (e) => {
           const value = Number(e.target.value)
-          if (Number.isFinite(value)) write(spec.symbol, value)
+          if (Number.isFinite(value)) move(value)
         } },
       spec.points.map((p) => h('option', { value: String(p.value) }, p.label)))
     } else {
       const range = spec.low !== null
+      const hold = holdTracker((e) => {
+        const value = Number(e.target.value)
+        if (spec.automatable && Number.isFinite(value)) record(spec.symbol, value, false)
+      })
       input = h('input', { type: range ? 'range' : 'number', class: 'edit', disabled: !editable,
         step: spec.step, dataset: { param: spec.symbol }, ...(range ? { min: spec.low, max: spec.high } : {}),
+        ...hold.attrs,
         oninput: (e) => {
           const value = Number(e.target.value)
           if (!Number.isFinite(value)) return
-          write(spec.symbol, value)
+          move(value, hold.held())
           label(readout, spec, value)
         } })
     }

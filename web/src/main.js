@@ -159,7 +159,8 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   project.plugins = plugins // the lv2 effects' automation lanes read their ports
   plugins.onChange(() => effects.update())
   const effects = new EffectsPanel({ project, presence, editable, bypassed, plugins,
-    onSelectTrack: (id) => select(id), onSelectBus: selectBus })
+    onSelectTrack: (id) => select(id), onSelectBus: selectBus,
+    onControl: (ownerId, param, value, held) => writer.control(ownerId, param, value, held) })
   const pianoroll = new PianoRoll({ project, editable, notify, playhead: () => transport.playhead() })
   const transcript = new TranscriptPanel({
     project, editable, token, notify, names, editUrl: features.transcript_edit || null,

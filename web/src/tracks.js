@@ -1,6 +1,6 @@
 // One track's header: colour, name, fader, pan, mute, solo, arm (all document edits); and
 // an aux bus's or the master's row header: name, fader and pan (a bus has no mute or solo).
-import { h, setProp, formatDb, formatPan } from './dom.js'
+import { h, holdTracker, setProp, formatDb, formatPan } from './dom.js'
 
 export const FADER_MIN = -60
 export const FADER_MAX = 12
@@ -13,27 +13,20 @@ export const FADER_MAX = 12
  * up; a key press is a touch and release at once.
  */
 export function mixControls ({ edit, onControl }) {
-  const held = { gain_db: false, pan: false }
-  const press = (field) => () => { held[field] = true }
-  const release = (field) => (e) => {
-    if (!held[field]) return
-    held[field] = false
-    onControl(field, Number(e.target.value), false)
-  }
+  const hold = (field) => holdTracker((e) => onControl(field, Number(e.target.value), false))
+  const held = { gain_db: hold('gain_db'), pan: hold('pan') }
   const controls = {
     fader: h('input', { type: 'range', class: 'fader edit', min: FADER_MIN, max: FADER_MAX,
-      step: 0.1, 'aria-label': 'Fader (dB)', ondblclick: () => edit('gain_db', 0),
-      onpointerdown: press('gain_db'), onpointerup: release('gain_db'), onchange: release('gain_db'),
+      step: 0.1, 'aria-label': 'Fader (dB)', ondblclick: () => edit('gain_db', 0), ...held.gain_db.attrs,
       oninput: (e) => {
-        if (!onControl('gain_db', Number(e.target.value), held.gain_db)) edit('gain_db', Number(e.target.value))
+        if (!onControl('gain_db', Number(e.target.value), held.gain_db.held())) edit('gain_db', Number(e.target.value))
         controls.gain.textContent = formatDb(Number(e.target.value))
       } }),
     gain: h('span', { class: 'readout gain' }),
     pan: h('input', { type: 'range', class: 'pan edit', min: -1, max: 1, step: 0.01,
-      'aria-label': 'Pan', ondblclick: () => edit('pan', 0),
-      onpointerdown: press('pan'), onpointerup: release('pan'), onchange: release('pan'),
+      'aria-label': 'Pan', ondblclick: () => edit('pan', 0), ...held.pan.attrs,
       oninput: (e) => {
-        if (!onControl('pan', Number(e.target.value), held.pan)) edit('pan', Number(e.target.value))
+        if (!onControl('pan', Number(e.target.value), held.pan.held())) edit('pan', Number(e.target.value))
         controls.panText.textContent = formatPan(Number(e.target.value))
       } }),
     panText: h('span', { class: 'readout pan-text' }),
