@@ -8,7 +8,8 @@ clip, so the track's chain (built-in and ``lv2`` effects), fader, sends and auto
 apply as to any source.  The events are those the built-in instruments play
 (:func:`dsp_core.instrument_graph.midi_events`, render frames), each sent at its frame
 inside the block as a ``midi:MidiEvent`` of the plug-in's MIDI input
-(:mod:`dsp_core.lv2_worker` builds the ``atom:Sequence``).
+(:mod:`dsp_core.lv2_worker` builds the ``atom:Sequence``), scheduled by
+:class:`dsp_core.lv2_midi.MidiFeed` as for an ``lv2`` effect that takes MIDI.
 
 **Latency.** A plug-in that reports latency ``L`` gets every event ``L`` frames early
 (the notes are known ahead), so its output lines up with the timeline without delaying
@@ -23,35 +24,16 @@ silent, listed in :meth:`dsp_core.engine.Engine.plugin_errors` with effect
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
-from .instrument_graph import BEND, CC, NOTE_OFF, NOTE_ON, chased_notes
 from .lv2_chain import PluginError
 from .lv2_host import HostedPlugin
-from .lv2_layout import MAX_EVENTS, pack_midi
+from .lv2_layout import MAX_EVENTS
+from .lv2_midi import MidiFeed, midi_words
 from .midi import Instrument
-
-log = logging.getLogger(__name__)
 
 #: The ``effect`` an instrument's failure is listed under in ``plugin_errors()``.
 OWNER_EFFECT = "instrument"
-_STATUS = np.zeros(8, dtype=np.uint32)
-_STATUS[[NOTE_ON, NOTE_OFF, CC, BEND]] = (0x90, 0x80, 0xB0, 0xE0)
-
-
-def midi_words(events: np.ndarray, start: int) -> np.ndarray:
-    """Engine events (:data:`dsp_core.instrument_graph.EVENT_DTYPE`) as the packed words
-    of :func:`dsp_core.lv2_layout.pack_midi`, at frames counted from ``start``."""
-    kind = events["kind"].astype(np.intp)
-    status = _STATUS[kind] | (events["channel"].astype(np.uint32) & 0x0F)
-    value = events["value"].astype(np.int64)
-    bend = kind == BEND
-    off = kind == NOTE_OFF
-    data1 = np.where(bend, (value + 8192) & 0x7F, events["key"])
-    data2 = np.where(bend, (value + 8192) >> 7, np.where(off, 0, value))
-    return pack_midi(events["frame"] - start, status, data1, data2)
 
 
 class PluginInstrument:
@@ -76,26 +58,33 @@ class PluginInstrument:
                  plugin: HostedPlugin | None = None) -> None:
         self.track = track
         self.instrument = instrument
-        self._written = self._events = events
         self.plugin = plugin if plugin is not None else HostedPlugin(
             dict(instrument.params), channels, sample_rate, max_block, instrument=True)
         if plugin is not None and plugin.params != instrument.params:
             plugin.set_params(dict(instrument.params))
         self.buffer = np.zeros((channels, max_block), dtype=np.float32)
-        self._next = -1  # the frame after the last block (-1: the next block seeks)
-        self._cursor = 0  # the first event not sent yet
-        self._held: set[tuple[int, int]] = set()  # (channel, key) sounding
+        #: the events and the notes sent, in the plug-in's time (timeline + latency)
+        self.feed = MidiFeed(events, f"lv2 instrument on track {track!r}")
         self._pending: tuple[int, int] | None = None  # a dispatched block (start, frames)
 
     @property
     def events(self) -> np.ndarray:
         """The track's events in render frames, sorted: what plays (after a seek, with the
         chased note-ons at the seek point)."""
-        return self._events
+        return self.feed.events
 
     @events.setter
     def events(self, events: np.ndarray) -> None:
-        self._written = self._events = events
+        self.feed.events = events
+
+    @property
+    def _cursor(self) -> int:
+        """The first event not sent yet (a live keyboard restarts it each block)."""
+        return self.feed.cursor
+
+    @_cursor.setter
+    def _cursor(self, cursor: int) -> None:
+        self.feed.cursor = cursor
 
     # ------------------------------------------------------------ rendering
 
@@ -104,56 +93,38 @@ class PluginInstrument:
         is one run (no seek, at most ``MAX_EVENTS`` events): the engine dispatches every
         instrument's block first, so the workers run at the same time, then :meth:`fill`
         collects each."""
-        if start != self._next or self._pending is not None:
-            return
-        events, at = self.events, start + self.plugin.latency
-        first = self._cursor
-        stop = first + int(np.searchsorted(events["frame"][first:], at + frames,
-                                           side="left")) if first < events.shape[0] else first
-        if stop - first > MAX_EVENTS:
+        feed, at = self.feed, start + self.plugin.latency
+        if (at != feed.next or self._pending is not None or frames <= 0
+                or feed.count(at, frames) > MAX_EVENTS):
             return
         self.buffer[:, :frames] = 0.0
-        words = None
-        if stop > first:
-            self._track_notes(events[first:stop])
-            words = midi_words(events[first:stop], at)
+        _, _, words = next(feed.pieces(at, frames))
         self.plugin.start(self.buffer, frames, words)
-        self._cursor = stop
         self._pending = (start, frames)
 
     def fill(self, start: int, frames: int) -> None:
         """Render timeline frames [start, start + frames) into :attr:`buffer` (collect the
         block :meth:`dispatch` handed over, if it did)."""
+        feed, lead = self.feed, self.plugin.latency
         if self._pending is not None:
             pending, self._pending = self._pending, None
             self.plugin.finish(self.buffer, pending[1])
             if pending == (start, frames):
-                self._next = start + frames
+                feed.next = start + lead + frames
                 return
-            self._next = -1  # (another block was asked for: play it afresh)
-        lead = self.plugin.latency
-        if start != self._next:
+            feed.next = -1  # (another block was asked for: play it afresh)
+        if start + lead != feed.next:
             self._seek(start, lead)
         self._play(start + lead, frames, self.buffer)
-        self._next = start + frames
 
     def _seek(self, start: int, lead: int) -> None:
         """Reset the plug-in, chase controllers and bends, then the notes sounding across
         ``start`` (note-ons at ``start``, ahead of its own events), pre-roll its latency."""
         self.plugin.reset()
-        self._held.clear()
-        written = self._written  # (without the notes an earlier seek chased)
-        self._cursor = int(np.searchsorted(written["frame"], start, side="left"))
-        notes = chased_notes(written, start)
-        self._events = written if not notes.shape[0] else np.concatenate(
-            [written[:self._cursor], notes, written[self._cursor:]])
-        before = written[:self._cursor]
-        chased = before[(before["kind"] == CC) | (before["kind"] == BEND)]
+        chased = self.feed.seek(start)
         scratch = np.zeros_like(self.buffer)
         if chased.shape[0]:
-            chased = chased[-MAX_EVENTS:].copy()
-            chased["frame"] = 0
-            self.plugin.process(scratch, 1, midi_words(chased, 0))
+            self.plugin.process(scratch, 1, midi_words(chased, start))
         position = start
         while position < start + lead:  # the events of [start, start + lead) go early
             count = min(self.buffer.shape[1], start + lead - position)
@@ -163,44 +134,11 @@ class PluginInstrument:
     def _play(self, at: int, frames: int, out: np.ndarray) -> None:
         """Run the plug-in over ``frames`` frames with the events of [at, at + frames),
         in pieces of at most ``MAX_EVENTS`` events."""
-        events, end = self.events, at + frames
-        if self._cursor >= events.shape[0] or events["frame"][self._cursor] >= end:
-            stop = self._cursor  # most blocks: no event
-        else:
-            stop = self._cursor + int(np.searchsorted(events["frame"][self._cursor:], end,
-                                                      side="left"))
-        done = 0
-        while True:
-            first = self._cursor
-            last = min(stop, first + MAX_EVENTS)
-            upto = frames if last == stop else int(events["frame"][last]) - at
-            skip = last
-            if upto <= done:  # more than MAX_EVENTS at one frame: the rest are dropped
-                log.warning("lv2 instrument on track %r: over %d MIDI events at frame %d; "
-                            "the rest are dropped", self.track, MAX_EVENTS, at + done)
-                upto = done + 1
-                skip = first + int(np.searchsorted(events["frame"][first:stop], at + done,
-                                                   side="right"))
-            block = out[:, done:upto]
+        for lo, hi, words in self.feed.pieces(at, frames):
+            block = out[:, lo:hi]
             block[:] = 0.0
-            if last > first:
-                piece = events[first:last]
-                self._track_notes(piece)
-                self.plugin.process(block, upto - done, midi_words(piece, at + done))
-            else:  # most blocks: no event
-                self.plugin.process(block, upto - done)
-            self._cursor = skip
-            done = upto
-            if done >= frames:
-                return
-
-    def _track_notes(self, piece: np.ndarray) -> None:
-        for event in piece:
-            note = (int(event["channel"]), int(event["key"]))
-            if event["kind"] == NOTE_ON:
-                self._held.add(note)
-            elif event["kind"] == NOTE_OFF:
-                self._held.discard(note)
+            self.plugin.process(block, hi - lo, words)
+        self.feed.next = at + frames
 
     # ------------------------------------------------------------ edits
 
@@ -208,22 +146,7 @@ class PluginInstrument:
         """Carry on where ``old`` (the same plug-in, before an edit of the track's notes)
         was: the notes it holds that the new events no longer end are released at once,
         the others play on."""
-        self._next, self._held = old._next, set(old._held)
-        if self._next < 0:
-            return
-        at = self._next + self.plugin.latency
-        self._cursor = int(np.searchsorted(self.events["frame"], at, side="left"))
-        later = self.events[self._cursor:]
-        ends = {(int(e["channel"]), int(e["key"])) for e in later[later["kind"] == NOTE_OFF]}
-        orphans = sorted(self._held - ends)
-        if orphans:
-            offs = np.zeros(len(orphans), dtype=self.events.dtype)
-            offs["kind"] = NOTE_OFF
-            offs["channel"] = [c for c, _ in orphans]
-            offs["key"] = [k for _, k in orphans]
-            offs["frame"] = at
-            self.events = np.concatenate([self.events[:self._cursor], offs, later])
-            self._held -= set(orphans)
+        self.feed.take_over(old.feed)
 
     def set_params(self, instrument: Instrument) -> None:
         """Follow new control values or state (the same URI)."""
@@ -243,12 +166,12 @@ class PluginInstrument:
         if not self.plugin.failed:
             return 0
         self.plugin.restart()
-        self._next = -1
+        self.feed.next = -1
         return 1
 
     def reset(self) -> None:
         """Clear the plug-in's state, as after a transport stop."""
-        self._next = -1
+        self.feed.next = -1
 
     def close(self) -> None:
         """Stop the worker."""
