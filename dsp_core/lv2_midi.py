@@ -117,7 +117,13 @@ class MidiFeed:
         while done < frames:
             first = self.cursor
             last = min(stop, first + MAX_EVENTS)
-            upto = frames if last == stop else int(events["frame"][last]) - at
+            upto = frames
+            if last < stop:  # the piece ends before the frame of the first event left out
+                edge = int(events["frame"][last])
+                upto = edge - at
+                if upto > done:  # (its events at that frame wait for the next piece)
+                    last = first + int(np.searchsorted(events["frame"][first:last], edge,
+                                                       side="left"))
             skip = last
             if upto <= done:
                 log.warning("%s: over %d MIDI events at frame %d; the rest are dropped",

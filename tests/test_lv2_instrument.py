@@ -470,6 +470,20 @@ def test_a_block_with_more_events_than_one_run_carries_is_played_in_pieces() -> 
     np.testing.assert_array_equal(out[0], expected_steps(4096))
 
 
+def test_a_block_split_where_several_events_share_a_frame_keeps_them_together() -> None:
+    """1500 back-to-back notes (a note-off and a note-on at each frame) in one 4096-frame
+    block: a piece that ends at a frame leaves all of that frame's events to the next one
+    (one of them in the piece would lie outside it), and the note sounds throughout."""
+    notes = [Note(60, 100, frame, 1) for frame in range(1500)]
+    with Engine(midi_session(step(), notes), block_size=4096) as engine:
+        out = engine.render(0, 4096)
+        assert engine.plugin_errors() == []
+        assert _port(engine.graph.tracks[0].source.plugin, ERRORS) == 0.0
+    expected = np.zeros(4096, dtype=np.float32)
+    expected[100:1600] = np.float32(100 / 127)
+    np.testing.assert_array_equal(out[0], expected)
+
+
 def test_a_peer_written_instrument_over_the_caps_plays_as_none() -> None:
     amps = [EffectSpec("lv2", {"uri": SWH_AMP}) for _ in range(lv2_limits.MAX_LV2_PER_TRACK)]
     full = lv2_limits.MAX_LV2_PER_SESSION // lv2_limits.MAX_LV2_PER_TRACK
