@@ -146,6 +146,7 @@ class HostedPlugin:
                 raise WorkerFailed(f"lv2 {self.info.uri} did not start: {message}")
             self._restore_state()
             self.latency = self._measure_latency()
+            self._prime()
         except WorkerFailed as exc:
             self._fail(str(exc))
         self._dry = DryDelay(self.channels, self.latency)
@@ -163,6 +164,16 @@ class HostedPlugin:
         self._command(RESET, 0, "resetting")
         frames = readings[-1]
         return max(int(round(frames)), 0) if np.isfinite(frames) else 0
+
+    def _prime(self) -> None:
+        """Run one silent frame, then reset, when the plug-in takes MIDI: some (LSP's
+        samplers) miss the MIDI of their first run after starting with a state, and the
+        first block's notes (a chase from the playhead) must be heard."""
+        if self._events is None:
+            return
+        self._events[0] = 0
+        self._command(RUN, 1, "priming")
+        self._command(RESET, 0, "resetting")
 
     def _restore_state(self) -> None:
         """Hand ``params["state"]`` (when there is one) to the worker to restore."""

@@ -320,6 +320,30 @@ def test_an_lsp_sampler_given_a_sample_through_its_state_is_heard_at_the_notes_f
 
 
 
+def test_an_lsp_samplers_note_in_the_very_first_block_is_heard(tmp_path: Path) -> None:
+    """LSP's sampler misses the MIDI of its first run after starting with a state; the
+    host primes it (one silent frame, then a reset), so a note in the first block, or a
+    note chased from the playhead, is heard."""
+    needs_plugin(LSP_SAMPLER)
+    sample = np.zeros(4800, dtype=np.float32)
+    sample[0], sample[100], sample[200:] = 1.0, 0.5, 0.25
+    sf.write(tmp_path / "hit.wav", sample, RATE, subtype="FLOAT")
+    state = (
+        "@prefix atom: <http://lv2plug.in/ns/ext/atom#> .\n"
+        "@prefix lv2: <http://lv2plug.in/ns/lv2core#> .\n"
+        "@prefix pset: <http://lv2plug.in/ns/ext/presets#> .\n"
+        "@prefix state: <http://lv2plug.in/ns/ext/state#> .\n\n"
+        f"<urn:maxbooster:lv2-state>\n\ta pset:Preset ;\n\tlv2:appliesTo <{LSP_SAMPLER}> ;\n"
+        f'\tstate:state [\n\t\t<{LSP_SAMPLER}/ports#sf_0> "{tmp_path / "hit.wav"}"'
+        "^^atom:Path\n\t] .\n")
+    sampler = Instrument("lv2", {"uri": LSP_SAMPLER, "state": state})
+    with Engine(midi_session(sampler, [Note(57, 127, 0, 3000)]), block_size=256) as engine:
+        out = engine.render(0, 1000)[0]  # the note at 100, in the first block
+        assert engine.plugin_errors() == []
+    np.testing.assert_allclose(out[100:400], sample[:300], atol=1e-6)
+    assert not out[:100].any()
+
+
 def test_a_keyboard_plays_an_lv2_instrument_live_at_the_next_block() -> None:
     from dsp_core.instrument_graph import NOTE_OFF, NOTE_ON
     from dsp_core.live_instrument import LiveInstrument
