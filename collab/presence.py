@@ -24,6 +24,11 @@ from .protocol import AwarenessEntry, decode_awareness, encode_awareness
 #: Seconds after which yjs clients forget a state that was not renewed (y-protocols'
 #: ``outdatedTimeout``): an id whose owner went quiet that long may be taken again.
 OUTDATED_SECONDS = 30.0
+#: How long a room remembers a client id that is gone (its null state and clock, and who
+#: held it), or whose state nobody renewed: room enough for that client to come back under
+#: the same id (a reconnect, a laptop waking up). Then the id is forgotten, so a room
+#: loaded for days does not keep one entry for every connection it ever had.
+GONE_FORGET_SECONDS = 600.0
 
 
 #: Awareness client ids from here up (to 2^53, the largest lib0 reads) are servers':
@@ -106,8 +111,19 @@ class Presence:
                 continue
             current.clock += 1
             current.state = None
+            current.updated = time.monotonic()
             entries.append(AwarenessEntry(client_id, current.clock, None))
         return encode_awareness(entries) if entries else None
+
+    def forget(self, keep: set[int], now: float | None = None) -> set[int]:
+        """Forget the ids (but those in ``keep``) gone or not renewed for
+        :data:`GONE_FORGET_SECONDS`; the ids forgotten."""
+        now = time.monotonic() if now is None else now
+        old = {client_id for client_id, current in self._states.items()
+               if now - current.updated > GONE_FORGET_SECONDS and client_id not in keep}
+        for client_id in old:
+            del self._states[client_id]
+        return old
 
     def encode_all(self) -> bytes | None:
         """An awareness update with every present client (None when nobody is present)."""

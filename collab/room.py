@@ -361,6 +361,7 @@ class Room:
                     other.push(message)
                 if self.link is not None:
                     self.link.publish_awareness(self.project_id, message)
+            self._forget_gone_ids()
             if peer.closing is None:
                 peer.closing = (1000, "")
                 peer.wake.set()
@@ -472,6 +473,15 @@ class Room:
                 other.push(message)
         if self.link is not None:
             self.link.publish_awareness(self.project_id, message)
+
+    def _forget_gone_ids(self) -> None:
+        """Forget the awareness ids long gone (and who held them): what the room keeps of
+        its past connections stays bounded while it is loaded."""
+        held = set(self._server_ids)
+        for peer in self.peers:
+            held |= peer.awareness_ids
+        for client_id in self.presence.forget(keep=held):
+            self._id_users.pop(client_id, None)
 
     def _newer(self, entry: p.AwarenessEntry) -> bool:
         """Whether ``entry`` would change what the room holds for its client id."""

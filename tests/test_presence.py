@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from collab.presence import OUTDATED_SECONDS, Presence, server_client_id
+from collab.presence import GONE_FORGET_SECONDS, OUTDATED_SECONDS, Presence, server_client_id
 from collab.protocol import AwarenessEntry, decode_awareness, encode_awareness
 
 
@@ -55,3 +55,16 @@ def test_an_id_is_free_once_gone_or_not_renewed_for_the_yjs_timeout() -> None:
     assert presence.take([AwarenessEntry(1, 1, None)]) == [AwarenessEntry(1, 1, None)]
     assert presence.take([AwarenessEntry(1, 1, None)]) == []  # already gone
     assert presence.free(1) and presence.clock(1) == (1, False)
+
+
+def test_ids_gone_or_stale_for_the_horizon_are_forgotten_but_kept_ones_stay() -> None:
+    presence = Presence()
+    presence.take([AwarenessEntry(cid, 1, {"user": str(cid)}) for cid in (1, 2, 3)])
+    presence.remove({1})
+    soon = time.monotonic() + GONE_FORGET_SECONDS / 2
+    assert presence.forget(keep=set(), now=soon) == set()  # a reconnect may come back
+    assert presence.clock(1) == (2, False)
+    later = time.monotonic() + GONE_FORGET_SECONDS + 1
+    assert presence.forget(keep={3}, now=later) == {1, 2}  # 2: nobody renewed it
+    assert presence.clock(1) is None and presence.clock(2) is None
+    assert presence.states() == {3: {"user": "3"}}

@@ -306,6 +306,26 @@ async def test_a_reconnecting_client_takes_its_old_awareness_id_back(store) -> N
             await client.leave()
 
 
+async def test_a_loaded_room_forgets_ids_long_gone(store, monkeypatch) -> None:
+    """Every page load comes with a new awareness id: what the room keeps of its past
+    connections is bounded by the horizon, not by how many there were."""
+    monkeypatch.setattr("collab.presence.GONE_FORGET_SECONDS", 0.0)
+    async with project_room("song", store) as room:
+        ben = Client(room, user="ben")
+        await ben.sync()
+        ben.send(awareness_of(p.AwarenessEntry(7, 1, {"user": "ben"})))
+        await wait_for(lambda: room.presence.clock(7) is not None)
+        for client_id in range(100, 130):
+            visitor = Client(room, user=f"v{client_id}")
+            await visitor.sync()
+            visitor.send(awareness_of(p.AwarenessEntry(client_id, 1, {"user": "v"})))
+            await wait_for(lambda cid=client_id: room.presence.clock(cid) is not None)
+            await visitor.leave()
+        assert room.presence.states() == {7: {"user": "ben"}}  # ben's own stays
+        assert set(room._id_users) <= {7, 129} and room.presence.clock(100) is None
+        await ben.leave()
+
+
 async def test_disconnect_user_closes_only_that_users_connections(store) -> None:
     async with project_room("song", store) as room:
         ana, ben = Client(room), Client(room, user="ben")
