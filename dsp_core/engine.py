@@ -38,7 +38,7 @@ from .graph import (
     track_instrument,
 )
 from .instrument_edit import carry_voices
-from .instrument_graph import instrument_structure, same_sound
+from .instrument_graph import clip_structure, instrument_structure, same_sound
 from .lv2_bus import finish
 from .lv2_chain import HostedChain, PluginError, run_in_turn, run_side_by_side
 from .lv2_instrument import PluginInstrument
@@ -71,7 +71,10 @@ def _track_structure(track: Track, session: Session) -> tuple:
         (s.bus, s.pre_fader) for s in track.sends
     ), instrument_structure(track), (  # MIDI that follows the tempo: rebuilt with the map
         repr(session.tempo.to_dict()) if any(c.follow_tempo for c in track.midi_clips)
-        else None)
+        else None), (  # without an instrument its MIDI may still play lv2 effects
+        tuple(clip_structure(c) for c in sorted(track.midi_clips,
+                                                key=lambda c: (c.position, c.id)))
+        if track.instrument is None else ())
 
 
 def _chain_structure(effects) -> tuple:

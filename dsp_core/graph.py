@@ -412,6 +412,8 @@ def build_track(
                     started.close()
                 raise
         hosted.clips = clips
+        hosted.set_events(midi_events(track.midi_clips, ratio, session.tempo,
+                                      session.sample_rate) if track.midi_clips else None)
         hosted.instrument, instrument = instrument, None  # played ahead, with the chain
         clips = [ClipState(hosted.buffer, 0, 0, 0, 1.0, 0, 0)]  # the feed, moved per block
     else:

@@ -14,6 +14,18 @@ Every other track is untouched: one C call per block.
 The chains of different tracks run **side by side** (:func:`run_side_by_side`): each
 chain's next plug-in gets its block before any worker is awaited, so the workers run on
 all cores at once; within a chain the elements still run in order.
+
+**MIDI into effects.** On a MIDI track an ``lv2`` effect with a MIDI input (x42's fat1
+autotune, LSP's samplers and MIDI triggers) gets the track's notes and controllers at
+their frames in each block, scheduled and chased on seeks as the track's instrument
+gets them (:class:`~dsp_core.lv2_midi.MidiFeed`, :meth:`HostedChain.set_events`).  The
+events line up with the **audio the effect receives**: an effect after latency-adding
+elements of the chain (``P`` frames in all, built-in or hosted, enabled) hears the
+timeline ``P`` frames late, so its events go ``P`` frames late too; its own latency is
+its own (it delays its output, its MIDI and audio arrive together, as from a live
+player).  After a seek the effect is not reset (its tail rings on): the notes it holds
+are released, then the controllers and bends before the seek point and the notes
+sounding across it are sent at the block's first frame.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ import numpy as np
 from .effects import HOSTED_KINDS, TICK, EffectSpec, EffectState
 from .errors import ProjectError
 from .lv2_host import HostedPlugin
+from .lv2_midi import MidiFeed
 from .reference import clip_read
 
 
@@ -65,6 +78,8 @@ class HostedChain:
     #: a MIDI track's built-in instrument (synth, sampler), played into the buffer with
     #: the backend's ``instrument_render`` before the chain, as the C track input would
     instrument: Any = None
+    #: element index -> the MIDI its ``lv2`` effect plays (a MIDI track's, :meth:`set_events`)
+    midi: dict[int, MidiFeed] = field(default_factory=dict)
 
     @classmethod
     def build(cls, track: Any, sample_rate: int, max_block: int, load: Any) -> HostedChain:
@@ -96,6 +111,20 @@ class HostedChain:
         """What the workers depend on: equal structures can share them."""
         return _hosted_structure(self.specs)
 
+    def set_events(self, events: np.ndarray | None) -> None:
+        """Give the chain's ``lv2`` effects with a MIDI input the track's events (render
+        frames, sorted; None: not a MIDI track).  Feeds of the same effects before carry
+        on (:meth:`MidiFeed.take_over`): an edit of the notes is no seek."""
+        old, self.midi = self.midi, {}
+        if events is None:
+            return
+        for index, element in enumerate(self.elements):
+            if isinstance(element, HostedPlugin) and element.info.midi_input is not None:
+                feed = MidiFeed(events, f"lv2 effect {index} on track {self.track!r}")
+                if index in old:
+                    feed.take_over(old[index])
+                self.midi[index] = feed
+
     def fill(self, backend: Any, position: int, frames: int, frames_done: int) -> None:
         """Render the track's clips at ``position`` through the chain into the buffer."""
         run_in_turn([self.fill_steps(backend, position, frames, frames_done)])
@@ -115,30 +144,36 @@ class HostedChain:
             backend.instrument_render(self.instrument, float(self.sample_rate), position,
                                       frames, scratch)
             buf[:, :frames] += scratch[:frames]
-        yield from self.steps(backend, frames, frames_done % TICK)
+        yield from self.steps(backend, frames, frames_done % TICK, position)
 
     def run(self, backend: Any, frames: int, phase: int) -> None:
         """Run the chain in place on the buffer's first ``frames`` frames (``phase``: the
         tick phase of the first frame)."""
         run_in_turn([self.steps(backend, frames, phase)])
 
-    def steps(self, backend: Any, frames: int, phase: int) -> Iterator[bool]:
+    def steps(self, backend: Any, frames: int, phase: int,
+              position: int | None = None) -> Iterator[bool]:
         """:meth:`run` in steps: it yields ``True`` each time it has handed a plug-in its
         block (:meth:`HostedPlugin.start`); resumed, it collects that block
         (:meth:`HostedPlugin.finish`) and runs on to the next plug-in. Closed early, it
-        still collects the block in flight, so the worker's pipe stays in step."""
+        still collects the block in flight, so the worker's pipe stays in step.
+        ``position``: the block's timeline frame, for the effects that take MIDI."""
         buf = self.buffer
-        for element, spec in zip(self.elements, self.specs, strict=True):
+        delay = 0  # the latency of the elements run so far
+        for index, (element, spec) in enumerate(zip(self.elements, self.specs, strict=True)):
             if isinstance(element, HostedPlugin):
-                if spec.enabled:
-                    element.start(buf, frames)
-                    try:
-                        yield True
-                    finally:
-                        element.finish(buf, frames)
+                if not spec.enabled:
+                    continue
+                feed = self.midi.get(index) if position is not None else None
+                if feed is None:
+                    yield from _run(element, buf, frames, None)
+                else:
+                    yield from _play_midi(element, feed, buf, position - delay, frames)
+                delay += element.latency
             else:
                 backend.effect_process(element, buf[0], buf[1] if self.channels == 2 else None,
                                        frames, self.sample_rate, phase)
+                delay += element.latency_frames if spec.enabled else 0
 
     def set_params(self, specs: list[EffectSpec]) -> None:
         """Follow parameter edits (same structure): built-ins glide, plug-ins get values."""
@@ -158,21 +193,48 @@ class HostedChain:
 
     def restart(self) -> int:
         """Restart every failed plug-in; returns how many were restarted."""
-        failed = [e for e in self.elements if isinstance(e, HostedPlugin) and e.failed]
-        for element in failed:
-            element.restart()
+        failed = [i for i, e in enumerate(self.elements)
+                  if isinstance(e, HostedPlugin) and e.failed]
+        for index in failed:
+            self.elements[index].restart()  # type: ignore[union-attr]
+            if index in self.midi:  # a fresh plug-in: chase what sounds
+                self.midi[index].next = -1
         return len(failed)
 
     def reset(self) -> None:
         """Clear every element's state, as after a transport stop."""
         for element in self.elements:
             element.reset()
+        for feed in self.midi.values():  # the next block chases
+            feed.next = -1
 
     def close(self) -> None:
         """Stop the chain's workers."""
         for element in self.elements:
             if isinstance(element, HostedPlugin):
                 element.close()
+
+
+def _run(element: HostedPlugin, buf: np.ndarray, frames: int,
+         words: np.ndarray | None) -> Iterator[bool]:
+    """One plug-in's run over ``buf[:, :frames]`` in steps (see :meth:`HostedChain.steps`)."""
+    element.start(buf, frames, words)
+    try:
+        yield True
+    finally:
+        element.finish(buf, frames)
+
+
+def _play_midi(element: HostedPlugin, feed: MidiFeed, buf: np.ndarray, at: int,
+               frames: int) -> Iterator[bool]:
+    """An effect's run with the events of [at, at + frames) (``at``: the timeline frame
+    of the audio it receives), in pieces of at most ``MAX_EVENTS`` events; a block that
+    does not follow the last one seeks (:meth:`MidiFeed.seek`, ``inline``)."""
+    if at != feed.next:
+        feed.seek(at, inline=True)
+    for lo, hi, words in feed.pieces(at, frames):
+        yield from _run(element, buf[:, lo:], hi - lo, words)
+    feed.next = at + frames
 
 
 def run_in_turn(runs: Iterable[Iterator[bool]]) -> None:

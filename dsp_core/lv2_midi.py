@@ -1,13 +1,16 @@
 """A track's MIDI events sent block by block to an LV2 plug-in's MIDI input.
 
 One :class:`MidiFeed` per plug-in that takes a MIDI track's events: the track's ``lv2``
-instrument (:mod:`dsp_core.lv2_instrument`).  It gets the events
-(:func:`dsp_core.instrument_graph.midi_events`, render frames) at their frames inside
-each block, run in pieces of at most :data:`~dsp_core.lv2_layout.MAX_EVENTS` events, and
-the note chase after a seek (:func:`dsp_core.instrument_graph.chased_notes`).
+instrument (:mod:`dsp_core.lv2_instrument`) and every ``lv2`` effect with a MIDI input in
+the track's chain (:mod:`dsp_core.lv2_chain`, x42's fat1 autotune, LSP's samplers and
+MIDI triggers).  Both get the same events (:func:`dsp_core.instrument_graph.midi_events`,
+render frames) at their frames inside each block, run in pieces of at most
+:data:`~dsp_core.lv2_layout.MAX_EVENTS` events, and the same note chase after a seek
+(:func:`dsp_core.instrument_graph.chased_notes`).
 
 The feed counts frames in its plug-in's own time: for an instrument the timeline frame
-plus the plug-in's latency (its notes go early).
+plus the plug-in's latency (its notes go early), for an effect the timeline frame of the
+audio the effect receives (see :mod:`dsp_core.lv2_chain`).
 """
 
 from __future__ import annotations
@@ -73,19 +76,28 @@ class MidiFeed:
 
     # ------------------------------------------------------------ seeks
 
-    def seek(self, at: int) -> np.ndarray:
+    def seek(self, at: int, inline: bool = False) -> np.ndarray:
         """Play from frame ``at``: the notes sounding across it are chased (note-ons at
         ``at``, ahead of its own events).  Returns the controllers and bends before ``at``
-        (the last ``MAX_EVENTS``, framed at ``at``) for the caller to send first."""
+        (the last ``MAX_EVENTS``, framed at ``at``) for the caller to send first.
+
+        ``inline`` (a plug-in that is not reset on a seek: an effect): note-offs of the
+        notes it holds, then those controllers, are put ahead of the chased note-ons in
+        :attr:`events` instead, and nothing is returned.
+        """
         written = self._written
         self.cursor = int(np.searchsorted(written["frame"], at, side="left"))
         before = written[:self.cursor]
         controls = before[(before["kind"] == CC) | (before["kind"] == BEND)][-MAX_EVENTS:].copy()
         controls["frame"] = at
-        notes = chased_notes(written, at)
+        lead = [chased_notes(written, at)]
+        if inline:
+            lead[:0] = [self._releases(at), controls]
+            controls = controls[:0]
         self.held.clear()
-        self._events = written if not notes.shape[0] else np.concatenate(
-            [before, notes, written[self.cursor:]])
+        added = np.concatenate(lead)
+        self._events = written if not added.shape[0] else np.concatenate(
+            [before, added, written[self.cursor:]])
         return controls
 
     def _releases(self, at: int) -> np.ndarray:

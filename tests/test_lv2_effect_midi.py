@@ -1,0 +1,164 @@
+"""MIDI into LV2 effects: an ``lv2`` effect with a MIDI input on a MIDI track plays the
+track's notes at their frames, chased on seeks, lined up with the audio it receives
+(dsp_core.lv2_chain, dsp_core.lv2_midi).
+
+The plug-in is LSP Sampler Mono used as an effect (lsp-plugins-lv2, in
+scripts/apt-packages.txt): it passes its input (silence here) and plays the sample its
+state names for each note 57, from the note-on's frame, scaled by velocity, so where
+the track's notes reach it is read off the output sample by sample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+from lv2_helpers import lv2_path  # noqa: F401
+
+from dsp_core import EffectSpec, Engine, Session, Track, lv2_catalog
+from dsp_core.effects import lookahead_frames
+from dsp_core.midi import MidiClip, Note
+
+pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("lv2_path")]
+
+RATE = 48000
+SAMPLER = "http://lsp-plug.in/plugins/lv2/sampler_mono"
+FAT1 = "http://gareus.org/oss/lv2/fat1"
+#: Note 57 at 900 (velocity 127) and 6900 (64), 3000 frames each, in a clip at 100.
+NOTES = [Note(57, 127, 900, 3000), Note(57, 64, 6900, 3000)]
+ON, SECOND = 1000, 7000  # the note-ons on the timeline
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, str]:
+    """A 4800-frame sample (a click, a half click, then a step) and the sampler's state
+    naming its file."""
+    data = np.zeros(4800, dtype=np.float32)
+    data[0], data[100], data[200:] = 1.0, 0.5, 0.25
+    path = tmp_path_factory.mktemp("fx") / "hit.wav"
+    sf.write(path, data, RATE, subtype="FLOAT")
+    state = (
+        "@prefix atom: <http://lv2plug.in/ns/ext/atom#> .\n"
+        "@prefix lv2: <http://lv2plug.in/ns/lv2core#> .\n"
+        "@prefix pset: <http://lv2plug.in/ns/ext/presets#> .\n"
+        "@prefix state: <http://lv2plug.in/ns/ext/state#> .\n\n"
+        f"<urn:maxbooster:lv2-state>\n\ta pset:Preset ;\n\tlv2:appliesTo <{SAMPLER}> ;\n"
+        f'\tstate:state [\n\t\t<{SAMPLER}/ports#sf_0> "{path}"^^atom:Path\n\t] .\n')
+    return data, state
+
+
+def session(state: str, notes: list[Note] | None = None,
+            before: list[EffectSpec] | None = None) -> Session:
+    """A MIDI track without instrument, panned hard left, the sampler in its chain
+    (after ``before``)."""
+    return Session(sample_rate=RATE, tracks=[Track(
+        "keys", pan=-1.0,
+        midi_clips=[MidiClip(100, 20000, list(NOTES if notes is None else notes), [])],
+        effects=[*(before or []), EffectSpec("lv2", {"uri": SAMPLER, "state": state})])])
+
+
+def expected(data: np.ndarray, frames: int = 12000) -> np.ndarray:
+    """The first 300 frames of each note's sample (after that a note-off may fade it)."""
+    out = np.zeros(frames, dtype=np.float32)
+    out[ON:ON + 300] = data[:300]
+    out[SECOND:SECOND + 300] = data[:300] * np.float32(64 / 127)
+    return out
+
+
+def heads(out: np.ndarray) -> np.ndarray:
+    """``out`` where :func:`expected` is defined: up to each note-on, and 300 after."""
+    keep = np.zeros(out.shape[0], dtype=bool)
+    keep[:ON + 300] = True
+    keep[4000 + 600:SECOND + 300] = True  # after the first note's note-off and fade
+    return keep
+
+
+def test_the_catalogue_says_which_effects_take_midi() -> None:
+    for uri in (SAMPLER, FAT1):
+        info = lv2_catalog.plugin(uri)
+        assert info.supported and info.to_dict()["midi_input"] is True
+    assert lv2_catalog.plugin("http://plugin.org.uk/swh-plugins/amp").to_dict()[
+        "midi_input"] is False
+
+
+@pytest.mark.parametrize("block", [64, 256, 1000])
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_an_effect_on_a_midi_track_plays_its_notes_at_their_frames(
+        sample: tuple[np.ndarray, str], block: int, backend: str) -> None:
+    data, state = sample
+    with Engine(session(state), block_size=block, backend=backend) as engine:
+        out = engine.render(0, 12000)
+        assert engine.plugin_errors() == []
+    keep = heads(out[0])
+    np.testing.assert_allclose(out[0][keep], expected(data)[keep], atol=1e-6)
+    with Engine(session(state, notes=[]), block_size=block, backend=backend) as engine:
+        assert not engine.render(0, 12000).any()  # no notes: the effect is silent
+
+
+def test_after_latency_in_the_chain_the_notes_line_up_with_the_effects_audio(
+        sample: tuple[np.ndarray, str]) -> None:
+    """A lookahead limiter before the sampler delays what the sampler hears by its
+    lookahead; the notes are delayed as much, so after the mix's delay compensation the
+    samples still start at the notes' frames."""
+    data, state = sample
+    limiter = EffectSpec("lookahead_limiter", {"lookahead_ms": 5.0})
+    with Engine(session(state, before=[limiter]), block_size=256) as engine:
+        assert engine.latency == lookahead_frames(5.0, RATE) == 240
+        out = engine.render(0, 12000)
+    keep = heads(out[0])
+    np.testing.assert_allclose(out[0][keep], expected(data)[keep], atol=1e-6)
+
+
+@pytest.mark.parametrize("block", [64, 1000])
+def test_a_seek_into_a_note_chases_it_and_releases_the_notes_held(
+        sample: tuple[np.ndarray, str], block: int) -> None:
+    data, state = sample
+    with Engine(session(state), block_size=block) as engine:
+        first = engine.render(2000, 1000)[0]  # the first block: inside the first note
+        np.testing.assert_allclose(first[:300], data[:300], atol=1e-6)
+        engine.render(0, 1500)  # back to the start: the note is held at 1500
+        later = engine.render(5000, 2300)[0]  # a jump past its note-off
+        assert np.abs(later[600:SECOND - 5000]).max() < 1e-6  # released at the jump
+        np.testing.assert_allclose(later[SECOND - 5000:], data[:300] * np.float32(64 / 127),
+                                   atol=1e-6)  # the second note, not chased twice
+        assert engine.plugin_errors() == []
+
+
+def test_an_edit_of_the_notes_keeps_the_effect_playing(
+        sample: tuple[np.ndarray, str]) -> None:
+    """An edit is no seek: the sounding note plays on, a new note plays at its frame."""
+    data, state = sample
+    with Engine(session(state), block_size=128) as engine:
+        first = engine.render(0, 1200)[0]
+        engine.apply(session(state, [*NOTES, Note(57, 127, 10900, 500)]))
+        rest = engine.render(1200, 10800)[0]
+    out = np.concatenate([first, rest])
+    keep = heads(out)
+    np.testing.assert_allclose(out[keep], expected(data)[keep], atol=1e-6)
+    np.testing.assert_allclose(out[11000:11300], data[:300], atol=1e-6)
+
+
+def test_render_and_live_blocks_agree_for_an_effect_playing_midi(
+        sample: tuple[np.ndarray, str]) -> None:
+    """A bounce (native, 1024-frame blocks) and a live mix's blocks (the twin, 100 frames)
+    give the same samples."""
+    _, state = sample
+    outs = []
+    for backend, block in (("native", 1024), ("reference", 100)):
+        with Engine(session(state), block_size=block, backend=backend) as engine:
+            outs.append(engine.render(0, 12000))
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-6)
+    assert np.abs(outs[0]).max() == pytest.approx(1.0)
+
+
+def test_the_events_are_sent_in_pieces_when_a_block_holds_too_many(
+        sample: tuple[np.ndarray, str]) -> None:
+    """2000 notes in the second 4096-frame block (4000 events, over MAX_EVENTS = 2048): the
+    block runs in pieces and the notes after them still arrive at their frames."""
+    data, state = sample
+    burst = [Note(60, 1, frame, 1) for frame in range(4900, 6900)]  # not mapped
+    with Engine(session(state, [*burst, *NOTES]), block_size=4096) as engine:
+        out = engine.render(0, 8192)[0]
+        assert engine.plugin_errors() == []
+    keep = heads(out)[:8192]
+    np.testing.assert_allclose(out[keep], expected(data, 8192)[keep], atol=1e-6)
