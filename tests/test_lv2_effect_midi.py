@@ -10,6 +10,8 @@ the track's notes reach it is read off the output sample by sample.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -162,3 +164,43 @@ def test_the_events_are_sent_in_pieces_when_a_block_holds_too_many(
         assert engine.plugin_errors() == []
     keep = heads(out)[:8192]
     np.testing.assert_allclose(out[keep], expected(data, 8192)[keep], atol=1e-6)
+
+
+@pytest.mark.asyncio
+async def test_the_live_mix_plays_exactly_the_render_of_an_effect_playing_midi(
+        sample: tuple[np.ndarray, str], tmp_path: Path) -> None:
+    """A room's live mix (the document's session, 960-frame blocks paced in real time)
+    gives the same samples as a render of that session from where the mix started."""
+    import asyncio
+
+    from room_helpers import project_room
+
+    from collab.store import open_store
+    from dawserver.live_mix import FRAME, LiveMix
+    from dawserver.projects import import_session
+
+    def factory(session: Session, rate: int) -> Engine:
+        return Engine(session, sample_rate=rate)
+
+    _, state = sample
+    notes = [Note(57, 127 - 5 * k, 1000 + 960 * k, 700) for k in range(20)]
+    async with open_store(None, tmp_path) as store:
+        info = await import_session(store, session(state, notes))
+        async with project_room(info.project_id, store) as room:
+            await room.edit(lambda d: d.update_transport(playing=True, position=FRAME))
+            async with LiveMix(room, factory=factory) as mix:
+                mix.document_changed()
+                frames: list = []
+                mix.taps.append(frames.append)
+                while sum(f.timeline is not None for f in frames) < 10:
+                    await asyncio.sleep(0.02)
+                mix.taps.remove(frames.append)
+            played_session = room.document.to_session()
+    playing = [f for f in frames if f.timeline is not None][:10]
+    played = np.concatenate([f.pcm for f in playing])
+    start = playing[0].timeline
+    with Engine(played_session) as engine:  # from FRAME, as the mix: the same chase
+        reference = engine.render(FRAME, start - FRAME + played.shape[0])[:, start - FRAME:]
+    assert np.abs(reference).max() > 0.5  # the notes were heard
+    as_int16 = (np.clip(reference.T, -1.0, 1.0) * 32767.0).astype(np.int16)
+    np.testing.assert_array_equal(played, as_int16)
