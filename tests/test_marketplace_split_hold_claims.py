@@ -356,3 +356,44 @@ async def test_a_run_stalled_at_stripe_past_its_claims_life_pays_once_with_its_s
             "idempotency_key LIKE ?", "ben", "transfer-in:%") == 1
         assert mailed == []
         await books_settled(sale)
+
+
+async def test_a_job_killed_at_its_last_attempt_has_its_claim_followed_once(
+        tmp_path: Any, db_url: str) -> None:  # noqa: F811
+    from business.marketplace.split_holds import HOLD_JOB
+    from dawserver.plugins import PLUGIN_CONTEXT_KEY
+
+    # the sweeper stays asleep: only a job following the claim can pay the part out
+    async with held_sale(tmp_path, db_url, checkout_sweep_s=3600.0) as sale:
+        m, order_id, holds = sale.m, sale.order_id, sale.holds
+        queue = m.app[PLUGIN_CONTEXT_KEY].background.queue
+        await hold_jobs_done(m)
+        await ben_accepted_in_books(sale)
+        await ben_being_paid_out(sale)
+        holds.claim_margin_s = 0.5
+        asked, real = asking_stripe(sale)
+        try:
+            # the job's last attempt was killed while its run held ben's claim, shortly
+            # before the claim's expiry: the queue makes it a dead letter, its handler
+            # never running again
+            await claimed_by_another(sale, age=CLAIM_TTL_S - 3)
+            job = await queue.enqueue(HOLD_JOB, {"seller": "seller", "beat_id": sale.beat_id,
+                                                 "collaborator": "ben"},
+                                      account_id="seller", max_attempts=1, delay_s=3600.0)
+            await queue.db.execute(
+                "UPDATE jobs SET state = 'running', attempts = 1, run_at = ?, lease_until = "
+                "?, lease_token = 'killed', worker = 'killed' WHERE account_id = ? AND id = ?",
+                time.time() - 60, time.time() - 1, "seller", job.id)
+            async with asyncio.timeout(30):
+                while (await hold_of(m, order_id))["state"] != RELEASED:
+                    await asyncio.sleep(0.05)
+            await hold_jobs_done(m)
+        finally:
+            sale.module.gateway.transfer = real
+        assert (await queue.get("seller", job.id)).state == "dead"
+        followed = [j for j in await queue.find(account_id="seller", queue=HOLD_JOB)
+                    if (j.idempotency_key or "").endswith("/claim:other")]
+        assert len(followed) == 1 and followed[0].state == "done"
+        assert len(asked) == 1 and len(transfers_to(m, order_id, "ben")) == 1
+        assert await claim_of(sale) == (None, None)
+        await books_settled(sale)

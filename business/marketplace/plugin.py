@@ -40,6 +40,7 @@ from business.marketplace.services import (
     run_split_reversal,
     run_split_transfers,
     services,
+    split_holds_died,
     split_reversal_died,
     split_transfers_died,
     start_services,
@@ -147,11 +148,13 @@ def jobs() -> list[Job]:
                 QueueSettings(max_attempts=30, backoff_base=1.0, backoff_cap=900.0,
                               lease_s=60.0, concurrency=2),
                 on_dead=split_reversal_died),
-            # Each held part leaves `held` once and is paid by one keyed transfer.
+            # Each held part leaves `held` once and is paid by one keyed transfer; a job
+            # dying with a live claim on its parts has a fresh job follow the claim.
             Job(SPLIT_HOLD_JOB, SplitHoldsPayload, run_split_holds,
                 "pay a collaborator's held split parts out as their invitation stands",
                 QueueSettings(max_attempts=12, backoff_base=1.0, backoff_cap=900.0,
-                              lease_s=60.0, concurrency=2))]
+                              lease_s=60.0, concurrency=2),
+                on_dead=split_holds_died)]
 
 
 @hookimpl

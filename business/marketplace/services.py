@@ -358,6 +358,20 @@ async def run_split_reversal(context: PluginContext, payload: Any, job: JobConte
     return {"order_id": payload.order_id, "reversals": done}
 
 
+async def split_holds_died(context: PluginContext, payload: Any, record: Any) -> None:
+    """A ``marketplace.split_holds`` job died, however (its worker killed on its last
+    attempt while its run held a part's claim included, which no attempt of its own
+    sees): a live claim left on its parts is followed by a fresh job, as its last
+    attempt would have (:func:`follow_claim`; once per claim, so idempotent)."""
+    splits = services(context).splits
+    if splits is None or splits.holds is None or payload is None:
+        return
+    busy = await splits.holds.claimed_for(payload.seller, payload.beat_id,
+                                          payload.collaborator)
+    if busy is not None:
+        await follow_claim(context, splits.holds, payload, busy)
+
+
 async def run_split_holds(context: PluginContext, payload: Any, job: JobContext) -> dict:
     """The ``marketplace.split_holds`` job: pay out a collaborator's held parts of a beat
     as their invitation stands (each part once, however often it runs)."""
@@ -395,8 +409,10 @@ async def follow_claim(context: PluginContext, holds: SplitHolds, payload: Any,
     dead. Keyed by the claim's token, so however many runs find the same claim, one
     job follows it; the payout it makes still goes through the claim's compare-and-set
     and the decision's idempotency key. A delayed job of the queue's own
-    (``JobQueue.enqueue``'s ``delay_s``), not the kind's ``on_dead``: this job ends
-    done, as nothing failed, and makes no dead letter to tell anyone of."""
+    (``JobQueue.enqueue``'s ``delay_s``), queued by the job itself rather than by
+    making it die for the kind's ``on_dead``: it ends done, as nothing failed, with no
+    dead letter to tell anyone of; ``on_dead`` (:func:`split_holds_died`) covers only
+    a job killed on its last attempt, which never sees the claim itself."""
     await context.background.queue.enqueue(
         HOLD_JOB, {"seller": payload.seller, "beat_id": payload.beat_id,
                    "collaborator": payload.collaborator},

@@ -42,19 +42,20 @@ letting go), so two runs never both ask Stripe for it; the other returns at once
 its job comes back once that claim will have expired (:meth:`SplitHolds.claimed_for`,
 ``CLAIM_MARGIN_S`` after): a run killed holding a claim has its own job run again when
 the job's lease ran out, which so takes the part over a claim's life after the run died,
-not at the hourly sweep; a job with no attempt left queues a fresh one to come back
-instead, one per claim (:meth:`SplitHolds.claim_key`). The run renews its claim while it
-works, checks it is still its own immediately before asking Stripe for the transfer and
-again when booking it, and stops (paying and booking nothing) when it is not; the claim
-is let go when the run books the transfer, fails or stops. A payout Stripe refuses until
-the job's last attempt goes back to ``held`` (unless Stripe made it after all, and only
-while no run holds its ``claim``, even an expired one: a run that lost its claim during
-its Stripe call may still be asking Stripe with the decision's key, which a new decision
-would change) and the seller is mailed (:meth:`SplitHolds.give_up`; a part left alone is
-no failure and mails no one); the sweeper tries again, hourly, parts held though
-answered and parts stuck being paid out. A seller's erasure forgets their splits: the
-sweep returns the parts held for collaborators who never agreed to the seller's
-connected account.
+not at the hourly sweep; a job with no attempt left, or killed on its last one (its
+dead-letter notice), queues a fresh one to come back instead, one per claim
+(:meth:`SplitHolds.claim_key`). The run renews its claim while it works, checks it is
+still its own immediately before asking Stripe for the transfer and again when booking
+it, and stops (paying and booking nothing) when it is not; the claim is let go when the
+run books the transfer, fails or stops. A payout Stripe refuses until the job's last
+attempt goes back to ``held`` (unless Stripe made it after all, and only while no run
+holds its ``claim``, even an expired one: a run that lost its claim during its Stripe
+call may still be asking Stripe with the decision's key, which a new decision would
+change) and the seller is mailed (:meth:`SplitHolds.give_up`; a part left alone is no
+failure and mails no one); the sweeper tries again, hourly, parts held though answered
+and parts stuck being paid out. A seller's erasure forgets their splits: the sweep
+returns the parts held for collaborators who never agreed to the seller's connected
+account.
 """
 
 from __future__ import annotations
