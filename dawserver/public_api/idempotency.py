@@ -21,6 +21,9 @@ request takes the claim over once the lease has passed, instead of answering 409
 the key expires. Each claim has a random token: keeping an answer, releasing and renewing
 are fenced by it, so a request whose claim was taken over changes nothing.
 Expired rows of every account are deleted by the purge job (:mod:`.retention`).
+Test-mode keys have their own keys (kept as :data:`TEST_MODE_PREFIX` + the key, a
+space no key may hold): a live key sending the same key and request as the same
+person's test-mode key runs it in live mode, and never gets the sandbox's answer.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ ZLIB_BASE64 = "zlib+base64"
 #: How a body is kept: its text and ``body_encoding`` (None: the text is the body).
 KeptBody = tuple[str, str | None]
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
+#: What a test-mode key's keys are kept under (keys are visible ASCII: no space).
+TEST_MODE_PREFIX = "test "
 
 BAD_KEY = (f"{HEADER} must be 1 to 255 visible ASCII characters (a UUID is a good choice), "
            "got {key!r}")
@@ -214,10 +219,11 @@ async def idempotent(request: Any, store: IdempotencyStore,
     if not _KEY.fullmatch(key):
         raise BadRequest(BAD_KEY.format(key=key[:80]))
     account = request.account_id
+    kept_as = f"{TEST_MODE_PREFIX}{key}" if getattr(request, "test_mode", False) else key
     print_ = fingerprint(request.native.method, request.native.path, request.user,
                          request.body, also)
     token = secrets.token_hex(16)
-    row = await store.claim(account, key, print_, time.time(), token)
+    row = await store.claim(account, kept_as, print_, time.time(), token)
     if row is not None:
         if row["fingerprint"] != print_:
             raise Unprocessable(OTHER_REQUEST.format(key=key))
@@ -225,23 +231,23 @@ async def idempotent(request: Any, store: IdempotencyStore,
             raise Conflict(IN_FLIGHT.format(key=key), headers={"Retry-After": "1"})
         return _replay(row)
     try:
-        async with store.heartbeat(account, key, token):
+        async with store.heartbeat(account, kept_as, token):
             response = await run()
     except BaseException:  # an error answer, or cancelled: a retry may run it
-        await store.release(account, key, token)
+        await store.release(account, kept_as, token)
         raise
     if not 200 <= response.status < 300:
-        await store.release(account, key, token)
+        await store.release(account, kept_as, token)
     elif (kept := await kept_body(response)) is None:
         # a streamed or very large answer cannot be replayed: the key is let go, so a
         # retry runs the request again (as without a key), never replays half an answer
         log.warning("the answer to %s %r (%s) is not kept: streamed, or over %d bytes "
                     "(%d compressed)", HEADER, key[:80], request.native.path,
                     MAX_ANSWER_BYTES, MAX_KEPT_BYTES)
-        await store.release(account, key, token)
+        await store.release(account, kept_as, token)
     else:
         try:
-            await store.keep(account, key, response, token, kept)
+            await store.keep(account, kept_as, response, token, kept)
         except Exception:  # the work is done: its answer stands, kept or not
             log.exception("the answer to %s %r could not be kept; a retry after the "
                           "claim's lease runs the request again", HEADER, key[:80])
