@@ -131,30 +131,58 @@ def midi_events(clips: list[MidiClip], ratio: float, tempo: Any = None,
 
 
 def chased_notes(events: np.ndarray, start: int) -> np.ndarray:
-    """The note-ons a seek to ``start`` plays again there (MIDI note chase).
+    """The note-ons a seek to ``start`` plays again there (MIDI note chase): the notes of
+    :func:`chase`, whether held by the pedal or not."""
+    return chase(events, start)[0]
+
+
+def chase(events: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
+    """The notes a seek to ``start`` starts again there, and which of them the sustain
+    pedal holds (twin of the C ``chase_notes``).
 
     A note sounds across ``start`` when its note-on comes before it and its note-off
     after it.  Note-offs pair with the note-ons of their channel and key first in, first
-    out (as the C ``chase_notes``), so of each key's note-ons before ``start`` the last
-    ones, as many as are not ended by ``start``, are chased.  Returns those note-ons in
-    event order with their frame moved to ``start``.
+    out, so of each key's note-ons before ``start`` the last ones, as many as are not
+    ended by ``start``, are chased.  A note whose note-off came while the sustain pedal
+    (CC 64 >= 64) of its channel was down, and the pedal is still down at ``start``,
+    sounds too (as in playback): it is chased held by the pedal, to be released when the
+    pedal goes up.  Returns those note-ons in event order with their frame moved to
+    ``start``, and a boolean array marking the ones the pedal holds.
     """
     upto = events[:int(np.searchsorted(events["frame"], start, side="right"))]
+    down = _pedal_down_since(upto)
     ended: dict[tuple[int, int], int] = {}
-    for e in upto[upto["kind"] == NOTE_OFF]:
-        key = (int(e["channel"]) & 15, int(e["key"]))
+    late: dict[tuple[int, int], int] = {}
+    for i in np.flatnonzero(upto["kind"] == NOTE_OFF):
+        key = (int(upto[i]["channel"]) & 15, int(upto[i]["key"]))
         ended[key] = ended.get(key, 0) + 1
+        if i > down.get(key[0], len(upto)):
+            late[key] = late.get(key, 0) + 1
     seen: dict[tuple[int, int], int] = {}
-    keep = []
+    keep, held = [], []
     for i in np.flatnonzero((upto["kind"] == NOTE_ON) & (upto["frame"] < start)):
         key = (int(upto[i]["channel"]) & 15, int(upto[i]["key"]))
         rank = seen.get(key, 0)
         seen[key] = rank + 1
-        if rank >= ended.get(key, 0) and 0 <= key[1] < 128:
+        if rank >= ended.get(key, 0) - late.get(key, 0) and 0 <= key[1] < 128:
             keep.append(i)
+            held.append(rank < ended.get(key, 0))
     chased = upto[keep].copy()
     chased["frame"] = start
-    return chased
+    return chased, np.array(held, dtype=bool)
+
+
+def _pedal_down_since(events: np.ndarray) -> dict[int, int]:
+    """Per channel whose sustain pedal is down after ``events``, the index of the CC 64
+    that put it down."""
+    down: dict[int, int] = {}
+    for i in np.flatnonzero((events["kind"] == CC) & (events["key"] == 64)):
+        channel = int(events[i]["channel"]) & 15
+        if events[i]["value"] < 64:
+            down.pop(channel, None)
+        else:
+            down.setdefault(channel, int(i))
+    return down
 
 
 def build_instrument(track: Track, ratio: float, sample_rate: int, max_block: int,
@@ -248,6 +276,6 @@ def same_sound(old: tuple, new: tuple) -> bool:
     return old[0] == new[0] and old[2] == new[2] and voices[0] == voices[1]
 
 
-__all__ = ["WAVES", "InstrumentState", "ZoneState", "build_instrument", "chased_notes",
+__all__ = ["WAVES", "InstrumentState", "ZoneState", "build_instrument", "chase", "chased_notes",
            "clip_structure",
            "instrument_params", "instrument_structure", "midi_events"]

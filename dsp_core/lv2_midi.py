@@ -6,7 +6,7 @@ the track's chain (:mod:`dsp_core.lv2_chain`, x42's fat1 autotune, LSP's sampler
 MIDI triggers).  Both get the same events (:func:`dsp_core.instrument_graph.midi_events`,
 render frames) at their frames inside each block, run in pieces of at most
 :data:`~dsp_core.lv2_layout.MAX_EVENTS` events, and the same note chase after a seek
-(:func:`dsp_core.instrument_graph.chased_notes`).
+(:func:`dsp_core.instrument_graph.chase`).
 
 The feed counts frames in its plug-in's own time: for an instrument the timeline frame
 plus the plug-in's latency (its notes go early), for an effect the timeline frame of the
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .instrument_graph import BEND, CC, NOTE_OFF, NOTE_ON, chased_notes
+from .instrument_graph import BEND, CC, NOTE_OFF, NOTE_ON, chase
 from .lv2_layout import MAX_EVENTS, pack_midi
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,10 @@ class MidiFeed:
 
     def seek(self, at: int, inline: bool = False) -> np.ndarray:
         """Play from frame ``at``: the notes sounding across it are chased (note-ons at
-        ``at``, ahead of its own events).  Returns the controllers and bends before ``at``
-        (the last ``MAX_EVENTS``, framed at ``at``) for the caller to send first.
+        ``at``, ahead of its own events; those the sustain pedal holds get their note-off
+        right after, so the pedal, chased with the controllers, holds them).  Returns the
+        controllers and bends before ``at`` (the last ``MAX_EVENTS``, framed at ``at``)
+        for the caller to send first.
 
         ``inline`` (a plug-in that is not reset on a seek: an effect): note-offs of the
         notes it holds, then those controllers, are put ahead of the chased note-ons in
@@ -90,7 +92,10 @@ class MidiFeed:
         before = written[:self.cursor]
         controls = before[(before["kind"] == CC) | (before["kind"] == BEND)][-MAX_EVENTS:].copy()
         controls["frame"] = at
-        lead = [chased_notes(written, at)]
+        notes, pedalled = chase(written, at)
+        offs = notes[pedalled].copy()  # ended under the pedal still down: it holds them
+        offs["kind"], offs["value"] = NOTE_OFF, 0
+        lead = [notes, offs]
         if inline:
             lead[:0] = [self._releases(at), controls]
             controls = controls[:0]

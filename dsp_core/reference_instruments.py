@@ -20,7 +20,7 @@ from .instrument_graph import (
     NOTE_ON,
     SYNTH,
     InstrumentState,
-    chased_notes,
+    chase,
 )
 
 F32 = np.float32
@@ -205,15 +205,16 @@ def _free_voice(inst: InstrumentState) -> np.ndarray | None:
     return best
 
 
-def _note_on(inst: InstrumentState, e: np.void, sr: float) -> None:
+def _note_on(inst: InstrumentState, e: np.void, sr: float) -> np.ndarray | None:
+    """Start a voice for ``e``; returns it (None: no zone plays the note, or no voice)."""
     zone = 0
     if inst.kind != SYNTH:
         zone = _zone_of(inst, int(e["key"]), int(e["value"]))
         if zone < 0:
-            return
+            return None
     v = _free_voice(inst)
     if v is None:
-        return
+        return None
     v[:] = 0.0
     v[V_ACTIVE], v[V_KEY], v[V_CH] = 1.0, e["key"], int(e["channel"]) & 15
     v[V_VEL] = int(e["value"]) / 127.0
@@ -222,6 +223,7 @@ def _note_on(inst: InstrumentState, e: np.void, sr: float) -> None:
     inst.state[S_SERIAL] += 1
     if inst.kind == SYNTH:
         filter_coefficients(inst, v, float(e["frame"]), sr)
+    return v
 
 
 def apply_event(inst: InstrumentState, e: np.void, sr: float, notes: bool) -> None:
@@ -261,8 +263,10 @@ def _seek(inst: InstrumentState, start: int, sr: float) -> None:
         apply_event(inst, inst.events[i], sr, False)
         i += 1
     inst.state[S_CURSOR] = i
-    for e in chased_notes(inst.events, start):  # twin of ``chase_notes``
-        _note_on(inst, e, sr)
+    for e, held in zip(*chase(inst.events, start), strict=True):  # twin of ``chase_notes``
+        v = _note_on(inst, e, sr)
+        if v is not None and held:
+            v[V_HELD] = 1.0
 
 
 def instrument_render(inst: InstrumentState, sample_rate: float, start: int, frames: int,

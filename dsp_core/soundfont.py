@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DspError
-from .instrument_graph import BEND, CC, NOTE_OFF, NOTE_ON, chased_notes
+from .instrument_graph import BEND, CC, NOTE_OFF, NOTE_ON, chase
 from .midi import INSTRUMENT_PARAMS, Instrument
 from .session import db_to_linear
 
@@ -158,8 +158,11 @@ class SoundFontSource:
         self._cursor = int(np.searchsorted(frames, start, side="left"))
         for event in self.events[:self._cursor]:  # chase controllers and bend
             self._send(event, notes=False)
-        for event in chased_notes(self.events, start):  # then the notes sounding across
+        notes, pedalled = chase(self.events, start)
+        for event, held in zip(notes, pedalled, strict=True):  # the notes sounding across
             self._send(event)
+            if held:  # ended under the pedal, still down: the pedal holds it
+                self._synth.noteoff(int(event["channel"]), int(event["key"]))
 
     def _render(self, offset: int, frames: int) -> None:
         lr = self._lr

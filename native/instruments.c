@@ -204,11 +204,13 @@ static double *free_voice(daw_instrument *inst) {
     return best;
 }
 
-static void note_on(daw_instrument *inst, const daw_midi_event *e, double sr) {
+/* Start a voice for `e`; returns it (NULL: no zone plays the note, or no voice). */
+static double *note_on(daw_instrument *inst, const daw_midi_event *e, double sr) {
     int32_t zone = 0;
-    if (inst->kind == DAW_INST_SAMPLER && (zone = zone_of(inst, e->key, e->value)) < 0) return;
+    if (inst->kind == DAW_INST_SAMPLER && (zone = zone_of(inst, e->key, e->value)) < 0)
+        return NULL;
     double *v = free_voice(inst);
-    if (!v) return;
+    if (!v) return NULL;
     memset(v, 0, DAW_VOICE_SLOTS * sizeof(double));
     v[V_ACTIVE] = 1.0;
     v[V_KEY] = e->key;
@@ -219,6 +221,7 @@ static void note_on(daw_instrument *inst, const daw_midi_event *e, double sr) {
     v[V_ZONE] = zone;
     v[V_SERIAL] = inst->state[S_SERIAL]++;
     if (inst->kind == DAW_INST_SYNTH) filter_coefficients(inst, v, (double)e->frame, sr);
+    return v;
 }
 
 static void apply_event(daw_instrument *inst, const daw_midi_event *e, double sr, int notes) {
@@ -262,22 +265,38 @@ static void apply_event(daw_instrument *inst, const daw_midi_event *e, double sr
 /* Note chase: every note sounding across `start` (its note-on before it, its note-off
  * after) starts there afresh, with its velocity, in event order.  Note-offs pair with the
  * note-ons of their channel and key first in, first out: the note-ons of a key that
- * remain after counting the note-offs up to `start` are the sounding ones. */
+ * remain after counting the note-offs up to `start` are the sounding ones.  A note whose
+ * note-off came while the sustain pedal (CC 64 >= 64) was down, the pedal still down at
+ * `start`, sounds too: it starts held by the pedal, released when the pedal goes up. */
 static void chase_notes(daw_instrument *inst, int64_t start, double sr) {
-    int32_t offs[16 * 128] = {0}, rank[16 * 128] = {0};
-    for (int32_t i = 0; i < inst->n_events && inst->events[i].frame <= start; i++) {
-        const daw_midi_event *e = &inst->events[i];
-        if (e->kind == DAW_MIDI_NOTE_OFF && e->key >= 0 && e->key < 128)
-            offs[(e->channel & 15) * 128 + e->key]++;
+    int32_t offs[16 * 128] = {0}, late[16 * 128] = {0}, rank[16 * 128] = {0};
+    int32_t down[16];  /* the event that put each channel's pedal down (-1: it is up) */
+    for (int32_t c = 0; c < 16; c++) down[c] = -1;
+    int32_t n = 0;
+    for (; n < inst->n_events && inst->events[n].frame <= start; n++) {
+        const daw_midi_event *e = &inst->events[n];
+        if (e->kind != DAW_MIDI_CC || e->key != 64) continue;
+        const int32_t ch = e->channel & 15;
+        if (e->value < 64) down[ch] = -1;
+        else if (down[ch] < 0) down[ch] = n;
     }
-    for (int32_t i = 0; i < inst->n_events && inst->events[i].frame < start; i++) {
+    for (int32_t i = 0; i < n; i++) {
+        const daw_midi_event *e = &inst->events[i];
+        if (e->kind != DAW_MIDI_NOTE_OFF || e->key < 0 || e->key >= 128) continue;
+        const int32_t ch = e->channel & 15, slot = ch * 128 + e->key;
+        offs[slot]++;
+        if (down[ch] >= 0 && i > down[ch]) late[slot]++;  /* held by the pedal since */
+    }
+    for (int32_t i = 0; i < n && inst->events[i].frame < start; i++) {
         const daw_midi_event *e = &inst->events[i];
         if (e->kind != DAW_MIDI_NOTE_ON || e->key < 0 || e->key >= 128) continue;
         const int32_t slot = (e->channel & 15) * 128 + e->key;
-        if (rank[slot]++ < offs[slot]) continue;
+        const int32_t r = rank[slot]++;
+        if (r < offs[slot] - late[slot]) continue;
         daw_midi_event at = *e;
         at.frame = start;
-        note_on(inst, &at, sr);
+        double *v = note_on(inst, &at, sr);
+        if (v && r < offs[slot]) v[V_HELD] = 1.0;
     }
 }
 

@@ -10,9 +10,9 @@ import pytest
 from test_instruments import BACKENDS, chord_track, load, render_alone
 
 from dsp_core import Engine
-from dsp_core.instrument_graph import build_instrument, chased_notes
-from dsp_core.midi import Instrument, MidiClip, Note, SampleZone
-from dsp_core.reference_instruments import V_ACTIVE, V_KEY, V_ON, V_VEL
+from dsp_core.instrument_graph import build_instrument, chase, chased_notes
+from dsp_core.midi import ControlEvent, Instrument, MidiClip, Note, SampleZone
+from dsp_core.reference_instruments import V_ACTIVE, V_HELD, V_KEY, V_ON, V_VEL
 from dsp_core.session import Session, Track
 
 RATE = 48000
@@ -137,6 +137,104 @@ def test_an_edit_after_a_chase_is_no_seek_and_starts_no_note_twice(backend: str)
     edited.tracks[0].midi_clips[0].notes.append(Note(90, 100, 8000, 100, id="later"))
     engine.apply(edited)
     voices = engine.graph.tracks[0].instrument.voices
-    assert int((voices[:, V_ACTIVE] != 0.0).sum()) == 3  # a (pedal), b, e: once each
+    assert int((voices[:, V_ACTIVE] != 0.0).sum()) == 4  # a, c (pedal), b, e: once each
     rest = engine.render(3100 + 1024, 4000 - 1024)
     np.testing.assert_array_equal(np.concatenate([first, rest], axis=1), untouched)
+
+
+# ---------------------------------------------------------------- the sustain pedal
+
+
+def pedal_track(kind: str = "synth") -> Track:
+    """An A4 (440 Hz) played 1000..3000 under the pedal (down at 500, up at 24000); an
+    A5 ended before the pedal went down; on channel 1 an E5 ended under a pedal that
+    went up at 5000."""
+    notes = [Note(69, 96, 1000, 2000, id="held"), Note(81, 127, 0, 400, id="before"),
+             Note(76, 100, 1000, 1000, channel=1, id="other")]
+    controls = [ControlEvent("cc", 500, 127, number=64), ControlEvent("cc", 24000, 0, number=64),
+                ControlEvent("cc", 500, 100, number=64, channel=1),
+                ControlEvent("cc", 5000, 0, number=64, channel=1)]
+    zones = [SampleZone("/soft.wav", root=69)]
+    return Track("keys", instrument=Instrument(kind, PURE, zones if kind == "sampler" else []),
+                 midi_clips=[MidiClip(0, 80000, notes, controls, id="m")])
+
+
+def test_a_note_ended_under_the_pedal_still_down_is_chased_held() -> None:
+    events = build_instrument(pedal_track(), 1.0, RATE, 64, load).events
+
+    def chased(start: int) -> list[tuple[int, bool]]:
+        notes, held = chase(events, start)
+        return [(int(e["key"]), bool(h)) for e, h in zip(notes, held, strict=True)]
+
+    assert chased(1900) == [(69, False), (76, False)]  # both keys down
+    assert chased(2000) == [(69, False), (76, True)]  # E5 released there, its pedal down
+    assert chased(3500) == [(69, True), (76, True)]  # released, both pedals down
+    assert chased(SEEK) == [(69, True)]  # channel 1's pedal went up at 5000
+    assert chased(24000) == []  # the pedal goes up there (controllers come first)
+    assert chased_notes(events, SEEK)["key"].tolist() == [69]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("played_before", [False, True])
+def test_a_seek_under_the_pedal_sounds_the_held_note_until_the_pedal_goes_up(
+        backend: str, played_before: bool) -> None:
+    """As in Pro Tools: the A4, released under the pedal still down at the seek point,
+    sounds from there, and stops when the pedal goes up (a 1 ms release)."""
+    state = build_instrument(pedal_track(), 1.0, RATE, 1024, load)
+    if played_before:
+        render_alone(state, backend, RATE, 1024, 3000)
+    out = render_alone(state, backend, RATE, 1024, 8192, start=SEEK).astype(np.float64)
+    assert level_at(out[:1024], 440.0) == pytest.approx(96 / 127, rel=0.02)
+    assert level_at(out[:1024], 880.0) < 0.01 and level_at(out[:1024], 659.26) < 0.01
+    up = 24000 - SEEK
+    assert level_at(out[up - 1024:up], 440.0) == pytest.approx(96 / 127, rel=0.02)
+    assert not out[up + 100:].any()  # released with the pedal
+
+
+@pytest.mark.parametrize("kind", ["synth", "sampler"])
+@pytest.mark.parametrize("block", [64, 1000])
+def test_c_and_twin_agree_on_a_chase_under_the_pedal(kind: str, block: int) -> None:
+    c_state = build_instrument(pedal_track(kind), 1.0, RATE, block, load)
+    twin = copy.deepcopy(c_state)
+    outputs = []
+    for state, backend in ((c_state, "native"), (twin, "reference")):
+        render_alone(state, backend, RATE, block, 1000, start=1500)
+        first = render_alone(state, backend, RATE, block, block, start=3500)  # a seek
+        held = state.voices[state.voices[:, V_ACTIVE] != 0.0]
+        assert sorted(held[:, V_KEY].tolist()) == [69.0, 76.0]
+        assert (held[:, V_HELD] == 1.0).all()  # both chased held by their pedals
+        rest = render_alone(state, backend, RATE, block, 2000, start=3500 + block)
+        outputs.append(np.concatenate([first, rest]))  # through channel 1's pedal-up
+        outputs.append(render_alone(state, backend, RATE, block, 6000, start=SEEK))
+    assert np.abs(outputs[0]).max() > 0.05 and np.abs(outputs[1]).max() > 0.05
+    for ours, theirs in zip(outputs[:2], outputs[2:], strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(c_state.voices, twin.voices, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(c_state.state, twin.state)
+
+
+def test_a_soundfont_seek_under_the_pedal_sounds_the_note_it_holds() -> None:
+    """FluidSynth gets the pedal with the controllers, then the note ended under it as a
+    note-on and a note-off: the pedal holds it (a piano C4), heard from the seek point,
+    and lets it go when it goes up (no note left hanging); without the pedal the same
+    seek is silent."""
+    from dsp_core.soundfont import default_font  # FluidR3_GM, scripts/apt-packages.txt
+
+    assert default_font() is not None
+    note = Note(60, 100, 1000, 4000)
+
+    def seek(pedal: bool) -> np.ndarray:
+        controls = [ControlEvent("cc", 500, 127, number=64),
+                    ControlEvent("cc", SEEK + 4096, 0, number=64)] if pedal else []
+        track = Track("gm", channels=2, instrument=Instrument("soundfont"),
+                      midi_clips=[MidiClip(0, 4 * RATE, [note], controls)])
+        return Engine(Session(tracks=[track]), block_size=256).render(SEEK, 4096 + RATE)
+
+    held = seek(True)
+    assert np.sqrt(np.mean(held[0, :256] ** 2)) > 2e-3  # heard in the first block
+    spectrum = np.abs(np.fft.rfft(held[0, :4096] * np.hanning(4096)))
+    hz = np.fft.rfftfreq(4096, 1 / RATE)
+    assert hz[np.argmax(spectrum * (hz > 200))] == pytest.approx(261.6, abs=12)
+    late = held[0, -4096:]  # a second after the pedal went up
+    assert np.sqrt(np.mean(late ** 2)) < 1e-4  # released (a hanging key: about 4e-3)
+    assert np.abs(seek(False)).max() < 1e-4

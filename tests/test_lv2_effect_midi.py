@@ -204,3 +204,26 @@ async def test_the_live_mix_plays_exactly_the_render_of_an_effect_playing_midi(
     assert np.abs(reference).max() > 0.5  # the notes were heard
     as_int16 = (np.clip(reference.T, -1.0, 1.0) * 32767.0).astype(np.int16)
     np.testing.assert_array_equal(played, as_int16)
+
+
+def test_a_seek_sends_a_note_ended_under_the_pedal_held_by_the_pedal() -> None:
+    """The chase gives an LV2 plug-in the pedal (CC 64 down, with the controllers), then
+    the note that ended under it, note-on and note-off, so the pedal holds it until its
+    own CC 64 up; a note ended before the pedal went down is not sent."""
+    from dsp_core.instrument_graph import CC, NOTE_OFF, NOTE_ON, midi_events
+    from dsp_core.lv2_midi import MidiFeed
+    from dsp_core.midi import ControlEvent
+
+    clip = MidiClip(0, 20000, [Note(60, 90, 1000, 1000), Note(62, 90, 0, 100)],
+                    [ControlEvent("cc", 500, 127, number=64),
+                     ControlEvent("cc", 9000, 0, number=64)])
+    events = midi_events([clip], 1.0)
+    feed = MidiFeed(events, "test")
+    controls = feed.seek(5000)
+    assert [(int(e["kind"]), int(e["key"]), int(e["value"])) for e in controls] == [
+        (CC, 64, 127)]
+    sent = feed.events[feed.cursor:]
+    assert [(int(e["frame"]), int(e["kind"]), int(e["key"])) for e in sent] == [
+        (5000, NOTE_ON, 60), (5000, NOTE_OFF, 60), (9000, CC, 64)]
+    feed.seek(9500)  # the pedal went up at 9000: nothing sounds
+    assert feed.events[feed.cursor:].shape == (0,)
