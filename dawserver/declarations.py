@@ -261,6 +261,11 @@ class Request:
     native: Any = None
 
     @property
+    def method(self) -> str:
+        """The HTTP method asked (``HEAD`` on a GET route asks for its headers only)."""
+        return str(getattr(self.native, "method", "GET"))
+
+    @property
     def account_id(self) -> str:
         """The account the request acts for (empty on a public route)."""
         return self.principal.account_id

@@ -69,8 +69,9 @@ async def test_a_signed_link_downloads_the_file_up_to_the_limit(tmp_path: Path) 
         status, body, _ = await get(m, url)
         assert status == 403 and b"3 downloads are used up" in body
         assert (await m.library("buyer"))[0]["downloads"] == 3
-        answer = await m.client.get(url, headers={"Range": "bytes=0-2"})  # a resume
-        assert answer.status == 206 and await answer.read() == b"ID3"
+        # the used-up link's bytes are spent: no range of it is free any more
+        answer = await m.client.get(url, headers={"Range": "bytes=0-2"})
+        assert answer.status == 403
         licence = await fresh_licence(m, licence)
         status, body, _ = await get(m, link_of(licence, "wav"))
         assert status == 403 and b"3 downloads are used up" in body
@@ -93,6 +94,34 @@ async def test_a_link_counts_one_download_however_many_ranges_it_serves(
         assert await store.db.fetchval("SELECT COUNT(*) FROM mkt_download_links") == 1
         assert await store.purge_download_links(time.time()) == 0
         assert await store.purge_download_links(time.time() + 7200) == 1
+
+
+async def test_ranges_that_ask_for_the_file_again_count_again(tmp_path: Path) -> None:
+    """A link's ranges are free while they add up to one file: ``Range: bytes=0-`` (or
+    an ``If-Range`` that sends it all) asked again is another download, so a used-up
+    licence gives out nothing more in ranges. HEAD counts nothing."""
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        licence = await bought(m)  # a limit of 3; the mp3 is 11 bytes
+        url = link_of(licence, "mp3")
+        for _ in range(3):
+            answer = await m.client.head(url)
+            assert answer.status == 200 and answer.headers["Content-Length"] == "11"
+        assert (await m.library("buyer"))[0]["downloads"] == 0
+        answer = await m.client.get(url, headers={"Range": "bytes=0-5"})  # a piece
+        assert answer.status == 206 and await answer.read() == b"ID3 th"
+        answer = await m.client.get(url, headers={"Range": "bytes=6-"})  # and the rest
+        assert answer.status == 206 and await answer.read() == b"e mp3"
+        assert (await m.library("buyer"))[0]["downloads"] == 1
+        for downloads in (2, 3):
+            answer = await m.client.get(url, headers={"Range": "bytes=0-"})
+            assert answer.status == 206 and await answer.read() == b"ID3 the mp3"
+            assert (await m.library("buyer"))[0]["downloads"] == downloads
+        for headers in ({"Range": "bytes=0-"}, {"Range": "bytes=-4"},
+                        {"Range": "bytes=0-0", "If-Range": '"stale"'}):
+            answer = await m.client.get(url, headers=headers)
+            assert answer.status == 403, headers
+        assert (await m.library("buyer"))[0]["downloads"] == 3
+        assert (await m.client.head(url)).status == 200  # still nothing counted
 
 
 async def test_a_download_resumes_from_a_range_under_its_exact_name(tmp_path: Path) -> None:

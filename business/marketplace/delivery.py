@@ -71,6 +71,37 @@ class Download:
     kind: str
 
 
+@dataclass(frozen=True)
+class Asked:
+    """What a download request asks of a file: its method and ``Range`` header (with
+    ``If-Range``, which may turn a range into the whole file)."""
+
+    method: str = "GET"
+    range: str | None = None
+    if_range: str | None = None
+
+    def bytes_of(self, size: int) -> int:
+        """How many of the file's ``size`` bytes the answer may send, at most: none for
+        HEAD; a single ``bytes=`` range's length (clipped to the file); the whole file
+        for anything else (no range, several, one unreadable, or an ``If-Range``)."""
+        if self.method == "HEAD":
+            return 0
+        if not self.range or self.if_range is not None:
+            return size
+        unit, _, spec = self.range.partition("=")
+        first, dash, last = spec.strip().partition("-")
+        if unit.strip().lower() != "bytes" or "," in spec or not dash:
+            return size
+        try:
+            if not first.strip():  # the last N bytes
+                return max(0, min(size, int(last)))
+            start = int(first)
+            end = min(size - 1, int(last)) if last.strip() else size - 1
+        except ValueError:
+            return size
+        return max(0, end - start + 1)
+
+
 class Delivery:
     """The buyer's library and downloads."""
 
@@ -102,9 +133,10 @@ class Delivery:
         return licence
 
     async def download(self, licence_id: str, file_id: str, expires: int,
-                       signature: str, *, ranged: bool = False) -> Download:
-        """Check a link, count the download (its first use, and each later request for
-        the whole file; not its ``ranged`` ones) and say which file to send."""
+                       signature: str, *, asked: Asked | None = None) -> Download:
+        """Check a link, count what the request serves (:meth:`.Store.count_download`:
+        one download per file's worth of bytes the link serves, at least one) and say
+        which file to send."""
         self.signer.check(licence_id, file_id, expires, signature)
         licence = await self.store.licence(licence_id)
         item: BeatFile | None = licence.file(file_id) if licence else None
@@ -118,8 +150,11 @@ class Delivery:
         if not local or not Path(local).is_file():
             raise NotFoundHere(f"the file {item.name or item.kind!r} is not available on "
                                "this server: ask the seller to upload it again")
-        if not await self.store.count_download(licence.account_id, licence_id, file_id,
-                                               expires, time.time(), ranged=ranged):
+        size = Path(local).stat().st_size
+        asked = asked or Asked()
+        if asked.method != "HEAD" and not await self.store.count_download(
+                licence.account_id, licence_id, file_id, expires, time.time(),
+                served=asked.bytes_of(size), size=size):
             current = await self.store.licence(licence_id)
             if current is not None and current.status != ACTIVE:
                 raise DownloadRefused("this licence was refunded, so its files can no longer "

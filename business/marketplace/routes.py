@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 from business.marketplace.cart_checkout import start_cart
+from business.marketplace.delivery import Asked
 from business.marketplace.errors import (
     CatalogueInvalid,
     DownloadRefused,
@@ -390,15 +391,16 @@ async def put_contract_template(request: Request) -> Any:
 
 @_api
 async def download(request: Request) -> Any:
-    """A licensed file, through a signed link that has not expired (each download counts
-    against the licence's limit)."""
+    """A licensed file, through a signed link that has not expired (each file's worth of
+    bytes a link serves counts one download against the licence's limit; HEAD none)."""
     query: DownloadQuery = request.query
     if not query.signature or not query.expires:
         raise BadRequest("a download link carries expires=... and signature=...: open "
                          "your library for one")
     found = await services(request.context).delivery.download(
         request.params["licence_id"], request.params["file_id"], query.expires,
-        query.signature, ranged="Range" in request.headers)
+        query.signature, asked=Asked(request.method, request.headers.get("Range"),
+                                     request.headers.get("If-Range")))
     # streamed from disk: stems run to gigabytes, and many buyers download at once
     return FileReply(found.path, "application/octet-stream", filename=found.name,
                      attachment=True)

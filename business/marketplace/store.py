@@ -291,33 +291,48 @@ class MarketStore:
             account_id, order_id)
 
     async def count_download(self, account_id: str, licence_id: str, file_id: str,
-                             expires: int, now: float, *, ranged: bool) -> bool:
-        """Count the download of an active licence's file through the link that expires
-        at ``expires``: the link's first use counts one download under the licence's
-        limit, and so does each later request for the whole file; its ``ranged`` ones
-        (a player's, a download manager's pieces, a resumed download) count nothing
-        more. Whether the download may go on (False: the limit is used up, or the
-        licence is no longer active)."""
+                             expires: int, now: float, *, served: int, size: int) -> bool:
+        """Count what one request of the link that expires at ``expires`` serves of an
+        active licence's file (``served`` of its ``size`` bytes): a link counts one
+        download under the licence's limit when first used, and one more for each
+        further file's worth of bytes it serves. So the ranges a player or a download
+        manager asks for, and a resumed download, count nothing more while they add up
+        to one file, and asking again for the whole file counts again, however it is
+        asked (``Range: bytes=0-`` too). Whether the request may go on (False: the limit
+        is used up, or the licence is no longer active; then nothing is counted)."""
+        key = (account_id, licence_id, file_id, expires)
+        where = "account_id = ? AND licence_id = ? AND file_id = ? AND expires = ?"
         async with self.db.transaction() as tx:
             await tx.execute("DELETE FROM mkt_download_links WHERE account_id = ? AND "
                              "expires < ?", account_id, int(now))
-            first = await tx.execute(
-                "INSERT INTO mkt_download_links (account_id, licence_id, file_id, expires) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", account_id, licence_id,
-                file_id, expires)
-            if not first and ranged:
+            await tx.execute(
+                "INSERT INTO mkt_download_links (account_id, licence_id, file_id, expires, "
+                "served, counted) VALUES (?, ?, ?, ?, 0, 0) ON CONFLICT DO NOTHING", *key)
+            # the row is locked from here to the commit: the same link's requests queue
+            await tx.execute(f"UPDATE mkt_download_links SET served = served + ? WHERE "
+                             f"{where}", served, *key)
+            link = await tx.fetchrow(f"SELECT served, counted FROM mkt_download_links "
+                                     f"WHERE {where}", *key)
+            total = int(link["served"])
+            owed = -(-total // size) if size > 0 else 1  # an empty file: once a link
+            more = owed - int(link["counted"])
+            if more <= 0:
                 return bool(await tx.fetchval(
                     "SELECT 1 FROM mkt_licences WHERE account_id = ? AND licence_id = ? "
                     "AND status = 'active'", account_id, licence_id))
             counted = await tx.execute(
-                "UPDATE mkt_licences SET downloads = downloads + 1 WHERE account_id = ? "
-                "AND licence_id = ? AND status = 'active' AND downloads < download_limit",
-                account_id, licence_id)
-            if not counted and first:  # refused: the link stays unused
-                await tx.execute("DELETE FROM mkt_download_links WHERE account_id = ? AND "
-                                 "licence_id = ? AND file_id = ? AND expires = ?",
-                                 account_id, licence_id, file_id, expires)
-            return bool(counted)
+                "UPDATE mkt_licences SET downloads = downloads + ? WHERE account_id = ? "
+                "AND licence_id = ? AND status = 'active' AND downloads + ? <= "
+                "download_limit", more, account_id, licence_id, more)
+            if not counted:  # refused: the link is left as it was
+                await tx.execute(f"UPDATE mkt_download_links SET served = served - ? "
+                                 f"WHERE {where}", served, *key)
+                await tx.execute(f"DELETE FROM mkt_download_links WHERE {where} AND "
+                                 "counted = 0", *key)
+                return False
+            await tx.execute(f"UPDATE mkt_download_links SET counted = ? WHERE {where}",
+                             owed, *key)
+            return True
 
     async def purge_download_links(self, now: float) -> int:
         """Forget every expired download link (of every account); how many."""
