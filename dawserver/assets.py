@@ -467,7 +467,7 @@ async def source_peaks(request: Request) -> Any:
 
 
 async def _in_executor(fn, *args):  # noqa: ANN001, ANN202 - any blocking function
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    return await asyncio.to_thread(fn, *args)  # in the request's context, as every thread
 
 
 async def _referenced_asset(request: Request) -> tuple[AssetStore, Asset]:

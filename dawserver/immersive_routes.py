@@ -78,7 +78,6 @@ async def render_immersive_window(request: Request) -> web.Response:
         raise BadRequest(f"frames must be in 1..{MAX_WINDOW_SECONDS * rate} "
                          f"({MAX_WINDOW_SECONDS} s); ask for the next window after it")
     playable = await _playable(request, project_id, session)
-    loop = asyncio.get_running_loop()
 
     def render_window() -> bytes:
         mix = render_immersive(playable, window.layout)
@@ -90,7 +89,8 @@ async def render_immersive_window(request: Request) -> web.Response:
 
     try:
         async with _render_slots():
-            body = await loop.run_in_executor(None, render_window)
+            # in the request's context: the server's confinement of plug-in state files
+            body = await asyncio.to_thread(render_window)
     except DspError as exc:
         raise Unprocessable(f"cannot render: {exc}") from None
     return web.Response(body=body, content_type="audio/wav")

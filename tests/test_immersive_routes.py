@@ -98,3 +98,21 @@ async def test_bad_layout_and_other_projects_are_refused(clients) -> None:  # no
     assert status in (403, 404)
     status, body = await a.get("layout=stereo&frames=48000000")  # 1,000 s in one request
     assert status == 400 and "60 s" in str(body)
+
+
+async def test_the_render_thread_keeps_the_servers_plug_in_state_confinement(
+        clients, monkeypatch) -> None:  # noqa: ANN001
+    """The render runs in the request's context: an lv2 state's files are checked against
+    the server's asset directories there too (dawserver/lv2_confine.py)."""
+    from dsp_core import lv2_state
+
+    seen = []
+
+    def render(playable, layout):  # noqa: ANN001, ANN202 - render_immersive's stand-in
+        seen.append(lv2_state.file_roots())
+        return np.zeros((len(LAYOUTS[layout]), FRAMES), dtype=np.float32)
+
+    monkeypatch.setattr("dawserver.immersive_routes.render_immersive", render)
+    a, _ = clients
+    status, _ = await a.get(f"layout=5.1&frames={FRAMES}")
+    assert status == 200 and seen and seen[0]  # the server's roots, not None (anywhere)
