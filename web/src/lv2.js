@@ -56,7 +56,7 @@ export class Lv2Catalog {
  * value (its default), toggled, points, menu, automatable}. `rate` scales an lv2:sampleRate
  * port's bounds (a frequency in Hz); a port without both bounds gets a number field.
  * `points` are the port's scale points ({value, label}, by value); `menu`: the port is
- * chosen from them (an lv2:enumeration port, or an lv2:integer one, that has some).
+ * chosen from them (an lv2:enumeration port, or an lv2:integer one whose every value has one).
  */
 export function controlSpecs (info, rate = 48000) {
   return (info?.controls || []).map((port) => {
@@ -69,9 +69,18 @@ export function controlSpecs (info, rate = 48000) {
     const step = port.integer || port.enumeration || port.toggled ? 1 : bounded && high > low ? 10 ** Math.floor(Math.log10((high - low) / 1000)) : 'any'
     const points = (port.scale_points || []).map(({ value, label }) => ({ value: value * scale, label }))
     return { symbol: port.symbol, name: port.name || port.symbol, low, high, step, value: start * scale,
-      toggled: port.toggled, points, menu: !port.toggled && points.length > 0 && (port.enumeration || port.integer),
+      toggled: port.toggled, points, menu: !port.toggled && points.length > 0 && (port.enumeration || (port.integer && namesEvery(points, low, high))),
       automatable: bounded && !port.per_sample_rate }
   })
+}
+
+/** Whether `points` name every whole number from `low` to `high` (an lv2:integer port
+ * whose every value has a label reads best as a menu; one with a few labelled values,
+ * such as 0 = "Any" of 0..16, stays a slider that reaches the others). */
+function namesEvery (points, low, high) {
+  if (low === null || high === null || high - low > 256) return false
+  for (let value = Math.ceil(low); value <= high; value++) if (!pointAt(points, value)) return false
+  return true
 }
 
 /** The scale point named for `value` (within float32's rounding), or undefined. */
