@@ -215,6 +215,7 @@ class HostedPlugin:
         """Stop the worker and free the shared memory."""
         self._stop()
         self.area = np.zeros(0, dtype=np.float32)
+        self._layout_cache = None  # its rows are views into the map: they would keep it
         self._finalizer()
 
     def _stop(self) -> None:

@@ -212,3 +212,12 @@ def test_the_audio_rows_are_worked_out_once_and_a_new_value_still_arrives(
     finally:
         fx.close()
         fresh.close()
+
+
+def test_close_unmaps_the_shared_memory_after_blocks_were_processed() -> None:
+    """Nothing of a closed plug-in keeps its memory map: the block rows' views go too."""
+    fx = HostedPlugin({"uri": MISBEHAVE, "mode": MODES["pass"]}, 1, RATE, 128)
+    block = noise(128)
+    assert fx.process(block, 128) is True
+    fx.close()
+    assert fx._map.closed
