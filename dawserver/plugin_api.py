@@ -22,7 +22,10 @@ A plug-in serves part of the public REST API with its ``public_routes`` hook: ro
 declared relative to ``/api/v1``, whose resources derive from :class:`PublicResource`,
 whose lists take a :class:`PublicListing` query (one resource a :class:`PublicOne`)
 and whose handlers answer with :func:`answer_page` and :func:`answer_one` (signed
-cursors, sparse fields, ETags); the key scope is the route's permission.
+cursors, sparse fields, ETags); the key scope is the route's permission. What a
+test-mode key makes there (``request.test_mode``) the plug-in marks a sandbox object
+with :func:`mark_sandbox`, and :func:`in_sandbox` tells its workers to simulate that
+object's side effects (stores, money, networks).
 
 A person's data reaches every plug-in through two hooks: ``account_export``
 (the plug-in's parts of the person's export archive) and ``account_erased``
@@ -110,7 +113,7 @@ from .grant_revocation import (
 from .public_api.contract import Listing as PublicListing
 from .public_api.contract import One as PublicOne
 from .public_api.contract import Resource as PublicResource
-from .public_api.contract import answer_one, answer_page, rfc3339
+from .public_api.contract import answer_one, answer_page, in_sandbox, mark_sandbox, rfc3339
 
 PROJECT = "maxbooster"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -123,6 +126,7 @@ __all__ = [
     "JobQueue", "JobRecord", "Media", "Migration", "Model", "NotFound", "Page", "PayloadTooLarge",
     "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "Pseudonymiser",
     "PublicListing", "PublicOne", "PublicResource", "answer_one", "answer_page", "rfc3339",
+    "in_sandbox", "mark_sandbox",
     "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "SendMail",
     "Sunset", "TooManyRequests", "Unauthorized",
     "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "allows", "backoff_delay",

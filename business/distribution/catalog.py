@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from business.distribution.stores.base import DeliveryPackage, PackageFile
 DEFAULT_SENDER = Party("PADPIDA2026MAXBOOSTR", "Max Booster Studio")
 #: Built packages kept for retries (XML and file checksums, not the files).
 PACKAGE_CACHE = 256
+#: ``await on_create(tx, release_id)``: more of a release's creation, in its transaction.
+Made = Callable[[Any, str], Awaitable[None]]
 
 
 def _sha256(path: str) -> str:
@@ -68,8 +71,10 @@ class Catalog:
         self.sender = sender
         self._packages: OrderedDict[tuple[str, ...], DeliveryPackage] = OrderedDict()
 
-    async def save_release(self, account_id: str, raw: dict[str, Any]) -> Release:
-        """Create or replace a release (a draft until it passes the gate)."""
+    async def save_release(self, account_id: str, raw: dict[str, Any], *,
+                           on_create: Made | None = None) -> Release:
+        """Create or replace a release (a draft until it passes the gate); ``on_create``
+        runs in the transaction that creates it (not on a replace): ``(tx, release_id)``."""
         release = release_from_dict({**raw, "release_id": raw.get("release_id")
                                      or uuid.uuid4().hex[:16]})
         await self.resolve_renders(account_id, release)
@@ -85,6 +90,8 @@ class Catalog:
                     "INSERT INTO dist_releases (account_id, release_id, data, status, report, "
                     "created_at, updated_at) VALUES (?, ?, ?, 'draft', '', ?, ?)",
                     account_id, release.release_id, data, now, now)
+                if on_create is not None:
+                    await on_create(tx, release.release_id)
         return release
 
     async def get_release(self, account_id: str, release_id: str) -> Release:

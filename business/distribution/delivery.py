@@ -17,6 +17,11 @@ over when a worker dies, and keeps it as a dead letter after ``max_attempts`` or
 :class:`~jobs.Permanent` error. A job of an earlier arming finds its record re-armed
 and sends nothing.
 
+A record of a sandbox release (made with a test-mode API key; ``sandboxed`` tells) is
+simulated: its attempt contacts no store (neither a probe nor an upload) and ends
+``delivered`` with :data:`SIMULATED` as its detail, announced like any other, so
+test-mode webhooks hear it.
+
 Each message has a fixed id and stores deduplicate by it, so a re-sent message is
 never accepted twice; before re-sending (any attempt after the first of an arming),
 the handler asks a connector that can tell (``accepted(message_id)``) whether the
@@ -65,6 +70,8 @@ RETIRED_SETTINGS = ("poll_s", "error_backoff_cap")
 TAKEN_OVER = "taken over: the attempt before did not record its end"
 #: Detail of the ``delivering`` entry of an attempt given back by a stopping worker.
 RESUMED = "resumed after its worker stopped"
+#: Detail of a sandbox release's delivery, which reached no store.
+SIMULATED = "simulated in test mode: no store was contacted"
 #: Record ids looked up in the job queue per query.
 _LOOKUP_BATCH = 500
 #: How often an attempt re-reads a record other attempts keep changing before retrying.
@@ -73,6 +80,8 @@ _MESSAGE_NS = uuid.UUID("5b0c7f0e-6a55-4a43-9a55-0d1d57d2a7e1")
 
 #: ``packager(account_id, release_id, store, action, message_id, snapshot_id)``.
 Packager = Callable[[str, str, str, str, str, str], Awaitable[DeliveryPackage]]
+#: ``await sandboxed(account_id, release_id)``: whether a release is a sandbox one.
+Sandboxed = Callable[[str, str], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -122,8 +131,10 @@ class DeliveryPipeline:
 
     def __init__(self, db: Any, queue: JobQueue, connectors: Iterable[StoreConnector],
                  packager: Packager, *, settings: PipelineSettings | None = None,
-                 publish: Publish | None = None) -> None:
+                 publish: Publish | None = None, sandboxed: Sandboxed | None = None
+                 ) -> None:
         self.db = db
+        self.sandboxed = sandboxed
         self.publish = publish
         self.queue = queue
         self.connectors: dict[str, StoreConnector] = {c.name: c for c in connectors}
@@ -281,7 +292,12 @@ class DeliveryPipeline:
         return {**record, "state": "delivering", "attempts": attempt, "version": version}
 
     async def _send(self, record: dict[str, Any], resend: bool) -> str:
-        """Send the record's message (unless a probe finds it there); the outcome's detail."""
+        """Send the record's message (unless a probe finds it there); the outcome's detail.
+
+        A sandbox release's is only simulated: no store is contacted."""
+        if self.sandboxed is not None and await self.sandboxed(record["account_id"],
+                                                               record["release_id"]):
+            return SIMULATED
         connector = self.connectors.get(record["store"])
         if connector is None:
             raise DistributionError(f"store {record['store']!r} is not configured any more; "
@@ -339,7 +355,8 @@ class DeliveryPipeline:
                                                     "attempts")}
         if state == "delivered":
             await self.publish(tx, DELIVERED_EVENT, {
-                **payload, "delivered_at": at, "store_had_it": bool(detail)},
+                **payload, "delivered_at": at,
+                "store_had_it": bool(detail) and detail != SIMULATED},
                 account_id=record["account_id"])
         else:
             await self.publish(tx, DEAD_EVENT, {**payload, "error": detail[:1000], "at": at},

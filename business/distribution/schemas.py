@@ -47,10 +47,9 @@ class TrackIn(Model):
     project_id: str = ""
 
 
-class ReleaseIn(Model):
-    """A release to save (docs/distribution.md); on PUT the path names the release."""
+class ReleaseFields(Model):
+    """A release's data (docs/distribution.md), without its id."""
 
-    release_id: str = ""
     title: str = ""
     artists: list[str | Credit] | None = None
     tracks: list[TrackIn] | None = None
@@ -66,6 +65,12 @@ class ReleaseIn(Model):
     release_date: str = Field("", description="YYYY-MM-DD")
     territories: list[str] | None = None
     artwork_path: str = ""
+
+
+class ReleaseIn(ReleaseFields):
+    """A release to save (docs/distribution.md); on PUT the path names the release."""
+
+    release_id: str = ""
 
 
 class Track(Model):

@@ -21,7 +21,13 @@ from business.distribution.delivery import DeliveryPipeline, PipelineSettings
 from business.distribution.ledger import Royalties
 from business.distribution.presave import PreSaves
 from business.distribution.schemas import DeliveryRun
-from dawserver.plugin_api import JobContext, JobRecord, PluginContext, backoff_delay
+from dawserver.plugin_api import (
+    JobContext,
+    JobRecord,
+    PluginContext,
+    backoff_delay,
+    in_sandbox,
+)
 
 PLUGIN_NAME = "distribution"
 logger = logging.getLogger(__name__)
@@ -67,7 +73,9 @@ def build_services(context: PluginContext) -> Services:
     pipeline = DeliveryPipeline(db, context.background.queue, connectors, catalog.package,
                                 settings=PipelineSettings.from_config(
                                     settings.get("pipeline", {})),
-                                publish=context.publish)
+                                publish=context.publish,
+                                sandboxed=lambda account_id, release_id: in_sandbox(
+                                    context, PLUGIN_NAME, account_id, release_id))
     return Services(catalog, Royalties(db), pipeline, PreSaves(db, context.publish))
 
 

@@ -1,11 +1,13 @@
 """Distribution's resources in the public REST API (``/api/v1``): releases, their
-deliveries to stores and royalty statements, with their pages and filters."""
+deliveries to stores and royalty statements, with their pages and filters, and the
+bodies of its writes (a new release draft, a delivery request)."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
 from business.distribution.delivery import STATES
+from business.distribution.schemas import DeliveryRequest, ReleaseFields
 from dawserver.plugin_api import Model, PublicListing, PublicResource
 
 RELEASE_STATUSES = ("draft", "ready", "blocked")
@@ -77,3 +79,19 @@ class DeliveryFilter(PublicListing):
     """Deliveries, filtered by state."""
 
     state: str | None = Field(None, pattern=f"^({'|'.join(STATES)})$")
+
+
+class NewRelease(ReleaseFields):
+    """A release draft to create: its data as the module takes it (docs/distribution.md),
+    its id chosen by the server. A test-mode key's release is a sandbox one."""
+
+
+class NewReleaseDeliveries(DeliveryRequest):
+    """Deliver the release to ``stores`` (default: every configured store) as ``action``
+    (new, update or takedown); ``redeliver`` sends the current message again."""
+
+
+class ReleaseDeliveryList(Model):
+    """The release's deliveries queued (or already there) by one request, by store."""
+
+    data: list[ReleaseDelivery]

@@ -1,9 +1,15 @@
-"""Distribution's read routes in the public REST API, declared relative to ``/api/v1``.
+"""Distribution's routes in the public REST API, declared relative to ``/api/v1``.
 
 Thin adapters over the module's services: the account's releases and their gate
-status, each release's deliveries to stores, and the imported royalty statements.
-Key scopes are the module's permissions (``distribution.read``, and
-``distribution.royalties`` for statements).
+status, each release's deliveries to stores, and the imported royalty statements; and
+two writes, a new release draft and its delivery, with ``Idempotency-Key``. Key scopes
+are the module's permissions (``distribution.read``, ``distribution.releases``,
+``distribution.deliver``, and ``distribution.royalties`` for statements).
+
+Test mode: a release made with a test-mode key is marked a sandbox object in the
+transaction that creates it (:func:`~dawserver.plugin_api.mark_sandbox`), so only
+test-mode keys reach it; its deliveries are simulated by the pipeline (no store is
+contacted) and announced like any other, to test-mode webhooks.
 """
 
 from __future__ import annotations
@@ -12,13 +18,17 @@ from typing import Any
 
 from aiohttp import web
 
-from business.distribution.errors import NotFoundError
-from business.distribution.permissions import READ, ROYALTIES
-from business.distribution.services import services
+from business.distribution.errors import ComplianceError, DistributionError, NotFoundError
+from business.distribution.permissions import DELIVER, READ, RELEASES, ROYALTIES
+from business.distribution.routes import MAX_RELEASE_BYTES
+from business.distribution.services import PLUGIN_NAME, services
 from business.distribution.v1_resources import (
     DeliveryFilter,
+    NewRelease,
+    NewReleaseDeliveries,
     Release,
     ReleaseDelivery,
+    ReleaseDeliveryList,
     ReleaseDeliveryPage,
     ReleaseFilter,
     ReleasePage,
@@ -26,18 +36,27 @@ from business.distribution.v1_resources import (
     RoyaltyStatementPage,
 )
 from dawserver.plugin_api import (
+    BadRequest,
     NotFound,
     PublicListing,
     PublicOne,
     Request,
     Route,
+    Unprocessable,
     answer_one,
     answer_page,
     map_errors,
+    mark_sandbox,
     rfc3339,
 )
 
-_api = map_errors((NotFoundError, NotFound))
+#: The domain's errors as problem answers (as the module's own routes map them).
+_api = map_errors(
+    (ComplianceError, lambda exc: Unprocessable(str(exc),
+                                                issues=[vars(i) for i in exc.issues])),
+    (NotFoundError, NotFound),
+    (DistributionError, BadRequest),
+)
 
 
 def _release(row: dict[str, Any]) -> Release:
@@ -83,6 +102,53 @@ async def get_release(request: Request) -> web.Response:
 
 
 @_api
+async def create_release(request: Request) -> web.Response:
+    """Create a release draft (the module's `POST /api/distribution/releases`, its id
+    chosen by the server); check and deliver it next.
+
+    Send `Idempotency-Key` to make retries safe: the same key and body answer the first
+    request's release again. A test-mode key makes a sandbox release, which only
+    test-mode keys reach and whose deliveries reach no store (simulated).
+    """
+    raw = request.body.model_dump(exclude_unset=True, exclude_none=True)  # null: the default
+    account_id, context = request.account_id, request.context
+
+    async def sandboxed(tx: Any, release_id: str) -> None:
+        await mark_sandbox(context, PLUGIN_NAME, account_id, release_id, tx=tx)
+
+    release = await services(context).catalog.save_release(
+        account_id, raw, on_create=sandboxed if request.test_mode else None)
+    found = Release(id=release.release_id, title=release.title, status="draft",
+                    release_date=release.release_date)
+    return answer_one(request, found, status=201,
+                      headers={"Location": f"/api/v1/releases/{found.id}"})
+
+
+@_api
+async def deliver_release(request: Request) -> web.Response:
+    """Deliver the release to stores (what passes the compliance gate now is what ships;
+    422 with `issues` when it does not): one delivery per store, run in the background;
+    follow them with `GET .../deliveries`. Repeating `new` changes nothing.
+
+    A sandbox release (made with a test-mode key) is delivered in simulation: no store
+    is contacted, each delivery ends `delivered` and `distribution.release_delivered` is
+    announced to test-mode webhooks.
+    """
+    body: NewReleaseDeliveries = request.body
+    module = services(request.context)
+    account_id, release_id = request.account_id, request.params["release_id"]
+    stores = body.stores or sorted(module.pipeline.connectors)
+    await module.catalog.get_release(account_id, release_id)  # 404 if not ours
+    snapshot_id = ""
+    if body.action != "takedown":
+        snapshot_id = await module.catalog.snapshot(account_id, release_id)
+    rows = await module.pipeline.enqueue(account_id, release_id, stores, body.action,
+                                         redeliver=body.redeliver, snapshot_id=snapshot_id)
+    return answer_one(request, ReleaseDeliveryList(data=[_delivery(r) for r in rows]),
+                      status=202)
+
+
+@_api
 async def list_deliveries(request: Request) -> web.Response:
     """The release's deliveries to stores (delivery status), by store; filter with `state`."""
     module = services(request.context)
@@ -119,10 +185,16 @@ STATEMENTS = "/royalty-statements"
 ROUTES = [
     Route(method="GET", path="/releases", handler=list_releases, permission=READ,
           response=ReleasePage, query=ReleaseFilter),
+    Route(method="POST", path="/releases", handler=create_release, permission=RELEASES,
+          body=NewRelease, response=Release, status=201, max_body=MAX_RELEASE_BYTES,
+          idempotent=True),
     Route(method="GET", path=RELEASE, handler=get_release, permission=READ,
           response=Release, query=PublicOne),
     Route(method="GET", path=f"{RELEASE}/deliveries", handler=list_deliveries,
           permission=READ, response=ReleaseDeliveryPage, query=DeliveryFilter),
+    Route(method="POST", path=f"{RELEASE}/deliveries", handler=deliver_release,
+          permission=DELIVER, body=NewReleaseDeliveries, response=ReleaseDeliveryList,
+          status=202, idempotent=True),
     Route(method="GET", path=STATEMENTS, handler=list_statements, permission=ROYALTIES,
           response=RoyaltyStatementPage, query=PublicListing),
     Route(method="GET", path=f"{STATEMENTS}/{{statement_id}}", handler=get_statement,

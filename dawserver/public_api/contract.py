@@ -24,11 +24,12 @@ from .fields import parse_fields
 from .resources import V1, Listing, One, Resource, rfc3339
 from .respond import answer
 from .state import api_state
-from .test_mode import confined, in_mode
+from .test_mode import confined, in_mode, in_sandbox, mark_sandbox
 
 T = TypeVar("T", bound=BaseModel)
 
-__all__ = ["Listing", "One", "Resource", "answer_one", "answer_page", "mounted", "rfc3339"]
+__all__ = ["Listing", "One", "Resource", "answer_one", "answer_page", "in_sandbox",
+           "mark_sandbox", "mounted", "rfc3339"]
 
 
 def mounted(route: Route, plugin: str) -> Route:
@@ -41,10 +42,12 @@ def mounted(route: Route, plugin: str) -> Route:
                                handler=confined(route.handler, plugin))
 
 
-def answer_one(request: Any, item: BaseModel) -> web.Response:
-    """``item`` (a :class:`Resource`) as the answer, cut to the ``fields`` asked for."""
+def answer_one(request: Any, item: BaseModel, *, status: int = 200,
+               headers: dict[str, str] | None = None) -> web.Response:
+    """``item`` (a :class:`Resource`) as the answer, cut to the ``fields`` asked for
+    (``status`` and ``headers``: a write's, such as 201 and ``Location``)."""
     fields = parse_fields(getattr(request.query, "fields", None), type(item))
-    return answer(request, item, fields=fields)
+    return answer(request, item, fields=fields, status=status, headers=headers)
 
 
 def answer_page(request: Any, page: type[BaseModel], items: Sequence[T],

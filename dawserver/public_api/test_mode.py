@@ -14,6 +14,11 @@ plug-in route, so no plug-in has to remember to:
   data (Stripe, stores, social networks), so a test-mode key is refused (403).
 
 Signed-in people and project tokens are not keys: they see both modes.
+
+A plug-in makes sandbox objects through the plug-in API: :func:`mark_sandbox` marks
+what a test-mode key made (with ``tx``, in the transaction that makes it), and
+:func:`in_sandbox` tells a worker (a delivery) that an object is a sandbox one, so its
+side effects (stores, money, networks) are simulated.
 """
 
 from __future__ import annotations
@@ -93,6 +98,22 @@ def live_only(route: Route, plugin: str) -> Route:
         return await handler(request)
 
     return dataclasses.replace(route, handler=live_data_only)
+
+
+async def mark_sandbox(context: Any, plugin: str, account_id: str, object_id: str, *,
+                       tx: Any = None) -> None:
+    """Mark plug-in ``plugin``'s object ``object_id`` of ``account_id`` a sandbox object
+    (what a test-mode key made: ``request.test_mode``); with ``tx``, in the transaction
+    that makes the object, so it is never seen live. Its ``/api/v1`` routes then reach
+    it with test-mode keys only."""
+    await api_state(context).sandbox.add_object(account_id, plugin, object_id, tx=tx)
+
+
+async def in_sandbox(context: Any, plugin: str, account_id: str, object_id: str) -> bool:
+    """Whether plug-in ``plugin``'s object ``object_id`` of ``account_id`` is a sandbox
+    object (its side effects must be simulated, never reach a real store or network)."""
+    found = await api_state(context).sandbox.marked(account_id, [f"{plugin}:{object_id}"])
+    return bool(found)
 
 
 def in_mode(request: Any, items: Sequence[T]) -> Sequence[T]:

@@ -13,8 +13,9 @@ in a row, or every attempt for ``disable_after_s``) is disabled and its owners a
 mailed through the platform's mail queue, in the same transaction.
 
 An event is a sandbox event when the project its payload names (``project_id``) is a
-sandbox project (:mod:`..sandbox`): test-mode subscriptions hear only those, live ones
-never do.
+sandbox project (:mod:`..sandbox`), or, for a plug-in's event ``{plugin}.{name}``, when
+an id its payload names (``release_id``...) is one of that plug-in's sandbox objects of
+the event's account: test-mode subscriptions hear only those, live ones never do.
 
 Delivery is at least once: a worker that dies between the POST and its record leaves
 the job's lease to expire, and the next worker sends the same message again (same
@@ -114,11 +115,22 @@ class WebhookDeliverer:
         return new
 
     async def from_sandbox(self, event: Envelope) -> bool:
-        """Whether ``event`` is about sandbox data (the project it names is a sandbox one)."""
-        project_id = event.payload.get("project_id")
-        if not isinstance(project_id, str) or not project_id or self.sandbox is None:
+        """Whether ``event`` is about sandbox data: the project it names is a sandbox one,
+        or an object of the plug-in that names the event (``distribution.*``: its
+        ``release_id``...) is one of that plug-in's sandbox objects under the account."""
+        if self.sandbox is None:
             return False
-        return project_id in await self.sandbox.sandboxed([project_id])
+        project_id = event.payload.get("project_id")
+        if isinstance(project_id, str) and project_id \
+                and project_id in await self.sandbox.sandboxed([project_id]):
+            return True
+        plugin = event.name.partition(".")[0]
+        named = [f"{plugin}:{value}" for name, value in event.payload.items()
+                 if name.endswith("_id") and name not in ("account_id", "project_id")
+                 and isinstance(value, str) and value]
+        if not named or not event.account_id:
+            return False
+        return bool(await self.sandbox.marked(event.account_id, named))
 
     async def enqueue(self, sub: Subscription, event_id: str, event_type: str, body: str
                       ) -> int:
