@@ -882,10 +882,19 @@ class Room:
             return
         try:
             entries = p.decode_awareness(p.decode_message(message).payload)
-            self.presence.take(entries)
         except MalformedMessage as exc:
             log.warning("project %s: ignoring relayed presence: %s", self.project_id, exc)
             return
+        held = set().union(*(peer.awareness_ids for peer in self.peers))
+        if held.intersection(entry.client_id for entry in entries):
+            # an id a connection here owns is its own: another process's entry for it is
+            # a spoof (taken there while the owner's tab was too quiet to renew) or stale
+            metrics.AWARENESS_DROPPED.inc()
+            entries = [entry for entry in entries if entry.client_id not in held]
+            if not entries:
+                return
+            message = p.awareness(p.encode_awareness(entries))
+        self.presence.take(entries)
         fields = self.limits.server_fields
         # Peers' states are relayed without the server's fields: these are a server's.
         self._server_ids.update(entry.client_id for entry in entries

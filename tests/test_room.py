@@ -326,6 +326,29 @@ async def test_a_loaded_room_forgets_ids_long_gone(store, monkeypatch) -> None:
         await ben.leave()
 
 
+async def test_another_process_cannot_overwrite_an_id_a_connection_here_owns(
+        store) -> None:
+    """Alice's tab went quiet for over 30 s (a background tab); on another server process
+    Mallory claims her id there, where it looks free. Relayed here, where Alice is still
+    connected and owns it, that entry is dropped; the rest of the message still counts."""
+    async with project_room("song", store) as room:
+        ana, ben = Client(room), Client(room, user="ben")
+        await ana.sync()
+        await ben.sync()
+        ana.send(awareness_of(p.AwarenessEntry(42, 1, {"user": "ana"})))
+        await wait_for(lambda: told(ben))
+        room.receive_awareness(awareness_of(p.AwarenessEntry(42, 9, {"user": "mallory"}),
+                                            p.AwarenessEntry(77, 1, {"user": "zoe"})))
+        await wait_for(lambda: len(told(ben)) == 2)
+        assert told(ben)[1] == p.AwarenessEntry(77, 1, {"user": "zoe"})
+        assert room.presence.states() == {42: {"user": "ana"}, 77: {"user": "zoe"}}
+        ana.send(awareness_of(p.AwarenessEntry(42, 2, {"user": "ana", "cursor": 3})))
+        await wait_for(lambda: len(told(ben)) == 3)  # her renewal is not hidden either
+        assert told(ben)[2] == p.AwarenessEntry(42, 2, {"user": "ana", "cursor": 3})
+        await ana.leave()
+        await ben.leave()
+
+
 async def test_disconnect_user_closes_only_that_users_connections(store) -> None:
     async with project_room("song", store) as room:
         ana, ben = Client(room), Client(room, user="ben")
