@@ -215,3 +215,37 @@ async def test_bad_releases_are_refused_with_a_clear_message(
         assert status == 403, problem
         assert sorted(await ids(test, RELEASES)) == sorted([draft["id"], made["id"]])
         assert fake.stats.requests == 0
+
+
+async def test_sandbox_marks_are_per_account(tmp_path: Path,
+                                             smtp_server: SmtpServer) -> None:
+    """Another account's live release that has the same id as a sandbox release (the
+    module's own route lets its owner choose ids) is delivered for real and heard live."""
+    async with FakeStore() as fake, signed_in(
+            tmp_path, smtp_server, plugins=fake_store(fake), webhooks=FAST) as (
+            app, (ada_person, ada), (bob_person, bob)), \
+            Receiver() as bob_live_rx, Receiver() as bob_test_rx:
+        ada_test = await key_of(ada_person, ada, SCOPES, test=True)
+        bob_live = await key_of(bob_person, bob, SCOPES)
+        bob_test = await key_of(bob_person, bob, SCOPES, test=True)
+        await subscribe(bob_live, bob_live_rx.url, [DELIVERED_EVENT])
+        await subscribe(bob_test, bob_test_rx.url, [DELIVERED_EVENT])
+        _, sandbox, _ = await create(ada_test, new_release(tmp_path, 1))
+        status, made, _ = await bob_live.call(
+            "POST", "/api/distribution/releases",
+            {**new_release(tmp_path, 2), "release_id": sandbox["id"]})
+        assert status == 201 and made["release_id"] == sandbox["id"], made
+
+        assert await ids(bob_live, RELEASES) == [sandbox["id"]]
+        assert await ids(bob_test, RELEASES) == []
+        status, queued, _ = await bob_live.call(
+            "POST", f"{RELEASES}/{sandbox['id']}/deliveries", {"stores": ["fake"]})
+        assert status == 202, queued
+        (done,) = await delivered(bob_live, sandbox["id"])
+        assert done["state"] == "delivered" and done["last_error"] == "", done
+        await bob_live_rx.wait_for(1)
+        await settled(app)
+        assert len(fake.stats.acceptances) == 1
+        (heard,) = [json.loads(r.body) for r in bob_live_rx.received]
+        assert heard["test"] is False and heard["data"]["release_id"] == sandbox["id"]
+        assert bob_test_rx.received == []
