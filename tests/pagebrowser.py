@@ -122,6 +122,27 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> Any:
         time.sleep(interval)
 
 
+def ride(page: Any, control: Any, start: float, step: float, steps: int) -> None:
+    """Play, then drag the slider ``control`` (a locator) during playback as an engineer
+    rides it: press at ``start`` of its width, move ``step`` of it ``steps`` times, 50 ms
+    apart, release; pause (the automation pass ends) and wait for the page's writer to
+    have sent every batch."""
+    control.scroll_into_view_if_needed()
+    box = control.bounding_box()
+    page.click(".transport .play")
+    page.wait_for_timeout(300)
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * start, y)
+    page.mouse.down()
+    for at in range(steps):
+        page.mouse.move(box["x"] + box["width"] * (start + at * step), y)
+        page.wait_for_timeout(50)
+    page.mouse.up()
+    page.wait_for_timeout(300)
+    page.click(".transport .play")  # pause: the pass ends
+    page.evaluate("window.daw.writer.settled()")
+
+
 def screenshot(page: Any, name: str) -> Path:
     """Save a screenshot under artifacts/page/ and return its path."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from pagebrowser import (
     ServerProcess,
     browser_missing,
     open_page,
+    ride,
     wait_for,
 )
 
@@ -158,19 +159,8 @@ def test_a_fader_moved_in_touch_during_playback_writes_what_the_render_plays(
     page.select_option(".auto[data-track=t1] .auto-mode", "touch")
     wait_for(lambda: studio.server.document(studio.project, studio.token())["tracks"]["t1"]
              ["automation"]["gain_db"]["mode"] == "touch")
-    fader = page.locator(".row[data-track=t1] .fader").bounding_box()
-    page.click(".transport .play")
-    page.wait_for_timeout(300)
-    y = fader["y"] + fader["height"] / 2
-    page.mouse.move(fader["x"] + fader["width"] * 0.8, y)
-    page.mouse.down()
-    for step in range(12):  # down to the bottom of the fader over ~0.6 s
-        page.mouse.move(fader["x"] + fader["width"] * (0.8 - step * 0.08), y)
-        page.wait_for_timeout(50)
-    page.mouse.up()
-    page.wait_for_timeout(300)
-    page.click(".transport .play")  # pause: the pass ends
-    page.evaluate("window.daw.writer.settled()")
+    # down to the bottom of the fader over ~0.6 s
+    ride(page, page.locator(".row[data-track=t1] .fader"), 0.8, -0.08, 12)
     points = wait_for(lambda: (lane := studio.lane("gain_db"))
                       and any(p.id.startswith("w") for p in lane) and lane)
     written = [p for p in points if p.id.startswith("w")]

@@ -25,6 +25,7 @@ from pagebrowser import (
     ServerProcess,
     browser_missing,
     open_page,
+    ride,
     wait_for,
 )
 
@@ -202,19 +203,8 @@ def test_a_bus_fader_moved_in_touch_during_playback_writes_its_lane(studio: Stud
     open_strip(ana, "master")
     ana.select_option(".auto[data-bus=master] .auto-mode", "touch")
     wait_for(lambda: studio.bus("master")["automation"].get("gain_db@") == "touch")
-    fader = ana.locator(".bus-row[data-bus=master] .fader").bounding_box()
-    ana.click(".transport .play")
-    ana.wait_for_timeout(300)
-    y = fader["y"] + fader["height"] / 2
-    ana.mouse.move(fader["x"] + fader["width"] * 0.8, y)
-    ana.mouse.down()
-    for step in range(12):  # down to the bottom of the fader over ~0.6 s
-        ana.mouse.move(fader["x"] + fader["width"] * (0.8 - step * 0.08), y)
-        ana.wait_for_timeout(50)
-    ana.mouse.up()
-    ana.wait_for_timeout(300)
-    ana.click(".transport .play")  # pause: the pass ends
-    ana.evaluate("window.daw.writer.settled()")
+    # down to the bottom of the fader over ~0.6 s
+    ride(ana, ana.locator(".bus-row[data-bus=master] .fader"), 0.8, -0.08, 12)
     points = wait_for(lambda: (lane := studio.lane("master", "gain_db"))
                       and any(p.id.startswith("w") for p in lane) and lane)
     written = [p for p in points if p.id.startswith("w")]
@@ -238,21 +228,9 @@ def test_a_bus_effect_slider_moved_in_touch_during_playback_writes_its_lane(
     ana.select_option(".auto[data-bus=verb] .auto-mode", "touch")
     wait_for(lambda: studio.bus("verb")["automation"].get(f"{FX}@") == "touch")
     ana.locator(".effects button.chain-owner[data-owner=verb]").click()
-    slider = ana.locator(".effects .effect[data-effect=bg] input[data-param=gain_db]")
-    slider.scroll_into_view_if_needed()
-    box = slider.bounding_box()
-    ana.click(".transport .play")
-    ana.wait_for_timeout(300)
-    y = box["y"] + box["height"] / 2
-    ana.mouse.move(box["x"] + box["width"] * 0.8, y)
-    ana.mouse.down()
-    for step in range(10):  # from about -5 dB down to about -85 dB over ~0.5 s
-        ana.mouse.move(box["x"] + box["width"] * (0.8 - step * 0.06), y)
-        ana.wait_for_timeout(50)
-    ana.mouse.up()
-    ana.wait_for_timeout(300)
-    ana.click(".transport .play")  # pause: the pass ends
-    ana.evaluate("window.daw.writer.settled()")
+    # from about -5 dB down to about -85 dB over ~0.5 s
+    ride(ana, ana.locator(".effects .effect[data-effect=bg] input[data-param=gain_db]"),
+         0.8, -0.06, 10)
     points = wait_for(lambda: (lane := studio.lane("verb", FX))
                       and any(p.id.startswith("w") for p in lane) and lane)
     written = [p for p in points if p.id.startswith("w")]

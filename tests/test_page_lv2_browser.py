@@ -31,6 +31,7 @@ from pagebrowser import (
     ServerProcess,
     browser_missing,
     open_page,
+    ride,
     screenshot,
     wait_for,
 )
@@ -284,20 +285,7 @@ def test_an_lv2_port_slider_moved_in_latch_during_playback_writes_its_lane(
         return found.sorted_points() if found else []
     wait_for(lambda: (studio.document()["tracks"]["t1"].get("automation") or {})
              .get(f"{lane}@") == "latch")
-    slider.scroll_into_view_if_needed()
-    box = slider.bounding_box()
-    ana.click(".transport .play")
-    ana.wait_for_timeout(300)
-    y = box["y"] + box["height"] / 2
-    ana.mouse.move(box["x"] + box["width"] * 0.3, y)
-    ana.mouse.down()
-    for step in range(8):  # from about 1.2 up to about 3.4 over ~0.4 s
-        ana.mouse.move(box["x"] + box["width"] * (0.3 + step * 0.08), y)
-        ana.wait_for_timeout(50)
-    ana.mouse.up()
-    ana.wait_for_timeout(300)
-    ana.click(".transport .play")  # pause: the pass ends
-    ana.evaluate("window.daw.writer.settled()")
+    ride(ana, slider, 0.3, 0.08, 8)  # from about 1.2 up to about 3.4 over ~0.4 s
     written = wait_for(lambda: [p for p in points() if p.id.startswith("w")]
                        if any(p.value > 3.0 for p in points()) else None)
     assert max(p.value for p in written) <= 4.0 and min(p.value for p in written) < 1.5
