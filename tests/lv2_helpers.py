@@ -9,7 +9,9 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from dsp_core import lv2_catalog
 
@@ -20,8 +22,26 @@ INSTRUMENT = "urn:maxbooster:test:instrument"  # MIDI in, a DC step out (lv2_bun
 SWH_AMP = "http://plugin.org.uk/swh-plugins/amp"  # swh-lv2: gain in dB, mono
 X42_EQ = "http://gareus.org/oss/lv2/fil4#mono"  # x42-plugins: parametric EQ, mono
 LSP_DELAY = "http://lsp-plug.in/plugins/lv2/comp_delay_mono"  # lsp-plugins-lv2, needs urid:map
+LSP_SAMPLER = "http://lsp-plug.in/plugins/lv2/sampler_mono"  # lsp-plugins-lv2, MIDI in
 SYSTEM_LV2 = "/usr/lib/lv2:/usr/local/lib/lv2:/usr/lib/x86_64-linux-gnu/lv2"
 MODES = {"pass": 0, "nan": 1, "hang": 2, "crash": 3, "denormal": 4}
+
+
+def sampler_hit(folder: Path, rate: int = 48000) -> tuple[np.ndarray, str]:
+    """A 4800-frame sample (a click, a half click, then a step) written in ``folder``, and
+    LSP Sampler Mono's state naming its file (played unshifted by note 57)."""
+    data = np.zeros(4800, dtype=np.float32)
+    data[0], data[100], data[200:] = 1.0, 0.5, 0.25
+    path = folder / "hit.wav"
+    sf.write(path, data, rate, subtype="FLOAT")
+    state = (
+        "@prefix atom: <http://lv2plug.in/ns/ext/atom#> .\n"
+        "@prefix lv2: <http://lv2plug.in/ns/lv2core#> .\n"
+        "@prefix pset: <http://lv2plug.in/ns/ext/presets#> .\n"
+        "@prefix state: <http://lv2plug.in/ns/ext/state#> .\n\n"
+        f"<urn:maxbooster:lv2-state>\n\ta pset:Preset ;\n\tlv2:appliesTo <{LSP_SAMPLER}> ;\n"
+        f'\tstate:state [\n\t\t<{LSP_SAMPLER}/ports#sf_0> "{path}"^^atom:Path\n\t] .\n')
+    return data, state
 
 
 def build_bundle(folder: Path) -> Path:

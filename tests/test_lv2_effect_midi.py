@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
-from lv2_helpers import lv2_path  # noqa: F401
+from lv2_helpers import LSP_SAMPLER, lv2_path, sampler_hit  # noqa: F401
 
 from dsp_core import EffectSpec, Engine, Session, Track, lv2_catalog
 from dsp_core.effects import lookahead_frames
@@ -24,7 +23,7 @@ from dsp_core.midi import MidiClip, Note
 pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("lv2_path")]
 
 RATE = 48000
-SAMPLER = "http://lsp-plug.in/plugins/lv2/sampler_mono"
+SAMPLER = LSP_SAMPLER
 FAT1 = "http://gareus.org/oss/lv2/fat1"
 #: Note 57 at 900 (velocity 127) and 6900 (64), 3000 frames each, in a clip at 100.
 NOTES = [Note(57, 127, 900, 3000), Note(57, 64, 6900, 3000)]
@@ -35,18 +34,7 @@ ON, SECOND = 1000, 7000  # the note-ons on the timeline
 def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, str]:
     """A 4800-frame sample (a click, a half click, then a step) and the sampler's state
     naming its file."""
-    data = np.zeros(4800, dtype=np.float32)
-    data[0], data[100], data[200:] = 1.0, 0.5, 0.25
-    path = tmp_path_factory.mktemp("fx") / "hit.wav"
-    sf.write(path, data, RATE, subtype="FLOAT")
-    state = (
-        "@prefix atom: <http://lv2plug.in/ns/ext/atom#> .\n"
-        "@prefix lv2: <http://lv2plug.in/ns/lv2core#> .\n"
-        "@prefix pset: <http://lv2plug.in/ns/ext/presets#> .\n"
-        "@prefix state: <http://lv2plug.in/ns/ext/state#> .\n\n"
-        f"<urn:maxbooster:lv2-state>\n\ta pset:Preset ;\n\tlv2:appliesTo <{SAMPLER}> ;\n"
-        f'\tstate:state [\n\t\t<{SAMPLER}/ports#sf_0> "{path}"^^atom:Path\n\t] .\n')
-    return data, state
+    return sampler_hit(tmp_path_factory.mktemp("fx"), RATE)
 
 
 def session(state: str, notes: list[Note] | None = None,

@@ -8,9 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 from helpers_audio import DictLoader
-from lv2_helpers import INSTRUMENT, SWH_AMP, lv2_path, needs_plugin  # noqa: F401
+from lv2_helpers import (  # noqa: F401
+    INSTRUMENT,
+    LSP_SAMPLER,
+    SWH_AMP,
+    lv2_path,
+    needs_plugin,
+    sampler_hit,
+)
 from pycrdt import Map
 
 from collab.errors import SchemaError
@@ -26,7 +32,6 @@ from dsp_core.session import AutomationLane, AutomationPoint
 pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("lv2_path")]
 
 RATE = 48000
-LSP_SAMPLER = "http://lsp-plug.in/plugins/lv2/sampler_mono"
 X42_FAT1 = "http://gareus.org/oss/lv2/fat1"  # autotune: audio in, MIDI in (an effect)
 #: Port indices of the test instrument (tests/lv2_bundle/instrument.c).
 EVENTS, ERRORS, BEND = 5, 6, 7
@@ -293,17 +298,7 @@ def test_an_lsp_sampler_given_a_sample_through_its_state_is_heard_at_the_notes_f
     """LSP Sampler Mono loads the sample its state names through the worker extension
     and plays it, unshifted, for its note (57 by default), scaled by velocity."""
     needs_plugin(LSP_SAMPLER)
-    sample = np.zeros(4800, dtype=np.float32)
-    sample[0], sample[100], sample[200:] = 1.0, 0.5, 0.25
-    sf.write(tmp_path / "hit.wav", sample, RATE, subtype="FLOAT")
-    state = (
-        "@prefix atom: <http://lv2plug.in/ns/ext/atom#> .\n"
-        "@prefix lv2: <http://lv2plug.in/ns/lv2core#> .\n"
-        "@prefix pset: <http://lv2plug.in/ns/ext/presets#> .\n"
-        "@prefix state: <http://lv2plug.in/ns/ext/state#> .\n\n"
-        f"<urn:maxbooster:lv2-state>\n\ta pset:Preset ;\n\tlv2:appliesTo <{LSP_SAMPLER}> ;\n"
-        f'\tstate:state [\n\t\t<{LSP_SAMPLER}/ports#sf_0> "{tmp_path / "hit.wav"}"'
-        "^^atom:Path\n\t] .\n")
+    sample, state = sampler_hit(tmp_path, RATE)
     sampler = Instrument("lv2", {"uri": LSP_SAMPLER, "state": state})
     notes = [Note(57, 127, 900, 3000), Note(57, 64, 6900, 3000), Note(60, 127, 12900, 100)]
     with Engine(midi_session(sampler, notes), block_size=256) as engine:
@@ -325,17 +320,7 @@ def test_an_lsp_samplers_note_in_the_very_first_block_is_heard(tmp_path: Path) -
     host primes it (one silent frame, then a reset), so a note in the first block, or a
     note chased from the playhead, is heard."""
     needs_plugin(LSP_SAMPLER)
-    sample = np.zeros(4800, dtype=np.float32)
-    sample[0], sample[100], sample[200:] = 1.0, 0.5, 0.25
-    sf.write(tmp_path / "hit.wav", sample, RATE, subtype="FLOAT")
-    state = (
-        "@prefix atom: <http://lv2plug.in/ns/ext/atom#> .\n"
-        "@prefix lv2: <http://lv2plug.in/ns/lv2core#> .\n"
-        "@prefix pset: <http://lv2plug.in/ns/ext/presets#> .\n"
-        "@prefix state: <http://lv2plug.in/ns/ext/state#> .\n\n"
-        f"<urn:maxbooster:lv2-state>\n\ta pset:Preset ;\n\tlv2:appliesTo <{LSP_SAMPLER}> ;\n"
-        f'\tstate:state [\n\t\t<{LSP_SAMPLER}/ports#sf_0> "{tmp_path / "hit.wav"}"'
-        "^^atom:Path\n\t] .\n")
+    sample, state = sampler_hit(tmp_path, RATE)
     sampler = Instrument("lv2", {"uri": LSP_SAMPLER, "state": state})
     with Engine(midi_session(sampler, [Note(57, 127, 0, 3000)]), block_size=256) as engine:
         out = engine.render(0, 1000)[0]  # the note at 100, in the first block
