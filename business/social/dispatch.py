@@ -27,6 +27,12 @@ One attempt (:meth:`Dispatcher.handle`):
    (``social.post_failed`` with a ``retry_url``).
 
 The sweeper (:mod:`.sweeper`) arms again what a dead worker or a lost job left behind.
+
+A target of a sandbox post (made with a test-mode API key; ``sandboxed`` tells) is
+simulated, checked at every attempt whoever armed it: once due it contacts no network
+(no token refresh, no quota read, no publish), ends ``published`` with
+``sandbox-<post id>`` as its remote id and no URL (:func:`simulated`), and
+``social.post_published`` is announced as usual, so test-mode webhooks hear it.
 """
 
 from __future__ import annotations
@@ -82,6 +88,8 @@ PUBLISHED_EVENT, FAILED_EVENT = "social.post_published", "social.post_failed"
 #: Job attempts of a publish job: pacing and quota waits are job retries too, so the
 #: queue's limit is high and the dispatcher counts the target's own attempts.
 QUEUE_ATTEMPTS = 1000
+#: ``await sandboxed(account_id, post_id)``: whether a post is a sandbox one.
+Sandboxed = Callable[[str, str], Awaitable[bool]]
 #: ``await publish(tx, event, payload, account_id)``, the plug-in context's.
 Publish = Callable[[Any, str, dict[str, Any], str], Awaitable[Any]]
 #: ``media_file(account_id, asset_id)``: the local file of a post's media asset (None:
@@ -139,6 +147,12 @@ def job_key(post_id: str, channel_id: str, version: int, arm: int) -> str:
     return base if arm == 0 else f"{base}:{arm}"
 
 
+def simulated(post_id: str) -> Published:
+    """What a sandbox post's simulated publishing records: an obviously fake remote id
+    (``sandbox-<post id>``) and no URL, as no network holds it."""
+    return Published(remote_id=f"sandbox-{post_id}", url="")
+
+
 def settled_state(states: Iterable[str], current: str) -> str:
     """A post's state from its targets' once dispatch started."""
     states = list(states)
@@ -169,8 +183,10 @@ class Dispatcher:
                  pacer: Pacer | None = None, base_url: str = "",
                  media_file: MediaFile | None = None,
                  clock: Callable[[], float] = time.time,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 sandboxed: Sandboxed | None = None) -> None:
         self.store = store
+        self.sandboxed = sandboxed
         self.channels = channels
         self.queue = queue
         self.publish = publish
@@ -324,6 +340,8 @@ class Dispatcher:
             why = channel.last_error if channel is not None else "it was removed"
             return await self._fail(post, target, channel, "the channel must be connected "
                                     f"again before it can publish ({why})")
+        if self.sandboxed is not None and await self.sandboxed(account_id, post.post_id):
+            return await self._simulate(post, target, channel, job.job.id)
         connector = self.channels.connectors.get(channel.network)
         if connector is None:
             return await self._fail(post, target, channel, f"network {channel.network!r} is "
@@ -357,6 +375,15 @@ class Dispatcher:
             self.pacer.give_back(channel.network, pace_key)
             return {"outcome": "superseded"}
         return await self._attempt(post, started, channel, connector, token, pace_key)
+
+    async def _simulate(self, post: Post, target: PostTarget, channel: Channel,
+                        job_id: str) -> dict[str, Any]:
+        """A sandbox post's target, published in simulation: no network is contacted."""
+        try:
+            started = await self._start(post, target, job_id)
+        except _Superseded:
+            return {"outcome": "superseded"}
+        return await self._published(post, started, channel, simulated(post.post_id))
 
     async def _attempt(self, post: Post, target: PostTarget, channel: Channel, connector: Any,
                        token: str, pace_key: str) -> dict[str, Any]:

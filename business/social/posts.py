@@ -42,6 +42,8 @@ VARIANT = ("text", "media", "link", "first_comment")
 #: What a field sent as null becomes.
 CLEARED: dict[str, Any] = {"text": "", "media": [], "link": None, "first_comment": None,
                            "campaign": ""}
+#: ``await on_create(tx, post_id)``: more of a post's creation, in its transaction.
+Made = Callable[[Any, str], Awaitable[None]]
 
 
 def media_items(media: list[dict[str, Any]]) -> tuple[MediaItem, ...]:
@@ -167,6 +169,45 @@ class Posts:
             await self.store.insert_post(tx, post)
             await self.store.audit(tx, account_id, f"post:{post.post_id}", "post.created",
                                    author_id, {"version": 1}, now)
+        return post
+
+    async def schedule(self, account_id: str, author_id: str, fields: dict[str, Any], *,
+                       on_create: Made | None = None) -> Post:
+        """A new post from the composer's ``fields`` (``publish_at`` required), created
+        and submitted in one transaction: to its channels' approvers, or onto the
+        schedule, as :meth:`create` then :meth:`submit` would take it, so a refused one
+        leaves no draft behind. ``await on_create(tx, post_id)`` runs in that
+        transaction (a test-mode key's post is marked a sandbox one there)."""
+        if fields.get("publish_at") is None:
+            raise SocialError("a scheduled post needs 'publish_at'; send a time to publish")
+        now = self.clock()
+        post = Post(account_id=account_id, post_id=new_id("post"), author_id=author_id,
+                    text=fields.get("text") or "", media=fields.get("media") or [],
+                    link=fields.get("link"), first_comment=fields.get("first_comment"),
+                    campaign=fields.get("campaign") or "", publish_at=None,
+                    time_zone="UTC", state=DRAFT, version=1, submitted_at=now,
+                    created_at=now, updated_at=now)
+        post.targets = self._targets(post, fields.get("targets") or [])
+        self._schedule(post, fields)
+        self._future(post)
+        channels = await self._channels(account_id, post.targets)
+        rights.check_compose(channels.values(), author_id)
+        rights.check_schedule(channels.values(), author_id)
+        self._check(post, channels)
+        post.state = arrange(post, channels)
+        subject = f"post:{post.post_id}"
+        async with self.store.db.transaction() as tx:
+            await hold_channels(self.store, tx, account_id, channels, "the post's channels")
+            await self.store.insert_post(tx, post)
+            if on_create is not None:
+                await on_create(tx, post.post_id)
+            await self.store.audit(tx, account_id, subject, "post.created", author_id,
+                                   {"version": 1}, now)
+            await self.store.audit(tx, account_id, subject, "post.submitted", author_id,
+                                   {"version": 1, "state": post.state}, now)
+            if self.dispatch is not None:
+                await self.dispatch.arm(tx, post)
+        await self._after(account_id, [])
         return post
 
     def _targets(self, post: Post, raw: list[dict[str, Any]]) -> list[PostTarget]:

@@ -39,7 +39,7 @@ from business.social.store import SocialStore
 from business.social.sweeper import Sweeper
 from business.social.tokens import TokenBox
 from business.social.waveform_jobs import media_file as waveform_media_file
-from dawserver.plugin_api import JobContext, PluginContext, backoff_delay
+from dawserver.plugin_api import JobContext, PluginContext, backoff_delay, in_sandbox
 
 PLUGIN_NAME = "social"
 logger = logging.getLogger(__name__)
@@ -168,7 +168,9 @@ def build_services(context: PluginContext) -> Services:
                         queue=context.background.queue)
     dispatcher = Dispatcher(store, channels, context.background.queue, publish,
                             settings=dispatch, base_url=base_url,
-                            media_file=_media_file(context))
+                            media_file=_media_file(context),
+                            sandboxed=lambda account_id, post_id: in_sandbox(
+                                context, PLUGIN_NAME, account_id, post_id))
     return Services(store, channels, Posts(store, dispatch=dispatcher),
                     Approvals(store, publish, context.role_in, dispatch=dispatcher),
                     Calendar(store), dispatcher, Sweeper(store.db, dispatcher),
