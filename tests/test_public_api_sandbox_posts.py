@@ -30,6 +30,7 @@ from business.social.fakes import FakeNetworks, FakeX
 from business.social.models import ChannelTokens
 from business.social.services import services as social
 from dawserver.keys import PLUGIN_CONTEXT_KEY
+from dawserver.public_api.portal import guides
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
 V1 = "/api/v1"
@@ -260,3 +261,17 @@ async def test_bad_posts_are_refused_with_a_clear_message(
         assert await ids(test, POSTS) == []
         assert await social(app[PLUGIN_CONTEXT_KEY]).store.posts(ada.person_id) == []
         assert fake.stats.requests == 0
+
+
+async def test_the_docs_tell_developers_about_sandbox_posts() -> None:
+    """The portal's webhook guide and the docs name sandbox posts and their fake id."""
+    guides.render.cache_clear()
+    webhooks = guides.render("webhooks")
+    assert "POST /api/v1/social-posts" in webhooks and PUBLISHED_EVENT in webhooks
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    social_md = (docs / "social.md").read_text()
+    assert "## Public API (`/api/v1`) and test mode" in social_md
+    assert "`sandbox-<post id>`" in social_md
+    public_api = (docs / "public-api.md").read_text()
+    assert "| `POST /api/v1/social-posts` `NewSocialPost` |" in public_api
+    assert "`post_id` of\n`social.post_published`" in public_api
