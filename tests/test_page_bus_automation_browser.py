@@ -228,16 +228,15 @@ def test_a_bus_effect_slider_moved_in_touch_during_playback_writes_its_lane(
     ana.select_option(".auto[data-bus=verb] .auto-mode", "touch")
     wait_for(lambda: studio.bus("verb")["automation"].get(f"{FX}@") == "touch")
     ana.locator(".effects button.chain-owner[data-owner=verb]").click()
+    # a loaded page paints seldom: its last tick before the stop is behind the drag's end
+    ana.evaluate("window.daw.writer.tick = () => {}")
     # from about -5 dB down to about -85 dB over ~0.5 s
     ride(ana, ana.locator(".effects .effect[data-effect=bg] input[data-param=gain_db]"),
          0.8, -0.06, 10)
     points = wait_for(lambda: (lane := studio.lane("verb", FX))
                       and any(p.id.startswith("w") for p in lane) and lane)
     written = [p for p in points if p.id.startswith("w")]
-    # the drag went down from about -5 dB: how far the points reach before the release
-    # depends on how many moves a loaded page took in (-57.9 dB once in CI), so only the
-    # direction and a clear distance are asserted
-    assert min(p.value for p in written) < -30.0
+    assert min(p.value for p in written) < -60.0  # the drag's low end was written
     # on release the lane glides back to what it was; touch leaves the static value
     assert written[0].id.endswith(".a") and written[-1].id.endswith(".c")
     assert written[-1].value == written[0].value == 0.0

@@ -393,7 +393,9 @@ export class FaderWriter {
       this.passes.set(key, pass)
       pass.mode = mode
     }
-    pass.events.push([this.transport.playhead(), clampValue(param, value), Boolean(held)])
+    const frame = this.transport.playhead()
+    pass.last = Math.max(pass.last ?? frame, frame) // the stop is never before a sent move
+    pass.events.push([frame, clampValue(param, value), Boolean(held)])
     if (!held) this._send(pass)
     else if (!pass.timer) pass.timer = setTimeout(() => this._send(pass), FLUSH_MS)
     return pass.mode !== 'write'
@@ -422,7 +424,9 @@ export class FaderWriter {
     const events = pass.events.splice(0)
     const body = { pass_id: pass.id, track: pass.track, param: pass.param, start: pass.start, events,
       now: this.transport.playhead() }
-    if (stop !== null) body.stop = Math.max(stop, ...events.map((e) => e[0]), pass.start)
+    // the last tick can be behind a move (a loaded page paints seldom): a stop there
+    // would cut the pass's later points, the release among them
+    if (stop !== null) body.stop = Math.max(stop, pass.last ?? stop, pass.start)
     this.pending = this.pending || new Set()
     const sent = pass.chain.then(() => api(`/projects/${this.project.projectId}/automation/write`,
       { token: this.project.token, method: 'POST', body }))
