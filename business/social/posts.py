@@ -151,17 +151,24 @@ class Posts:
         if post.publish_at is not None and post.publish_at <= self.clock():
             raise SocialError("the publish time is in the past; pick a later time")
 
-    async def create(self, account_id: str, author_id: str, fields: dict[str, Any]) -> Post:
-        """A new draft post from the composer's ``fields``."""
-        now = self.clock()
+    def _drafted(self, account_id: str, author_id: str, fields: dict[str, Any], now: float,
+                 *, submitted_at: float | None) -> Post:
+        """A new post of the composer's ``fields``, with its targets and publish time, not
+        yet checked against its channels."""
         post = Post(account_id=account_id, post_id=new_id("post"), author_id=author_id,
                     text=fields.get("text") or "", media=fields.get("media") or [],
                     link=fields.get("link"), first_comment=fields.get("first_comment"),
                     campaign=fields.get("campaign") or "", publish_at=None,
-                    time_zone="UTC", state=DRAFT, version=1, submitted_at=None,
+                    time_zone="UTC", state=DRAFT, version=1, submitted_at=submitted_at,
                     created_at=now, updated_at=now)
         post.targets = self._targets(post, fields.get("targets") or [])
         self._schedule(post, fields)
+        return post
+
+    async def create(self, account_id: str, author_id: str, fields: dict[str, Any]) -> Post:
+        """A new draft post from the composer's ``fields``."""
+        now = self.clock()
+        post = self._drafted(account_id, author_id, fields, now, submitted_at=None)
         channels = await self._channels(account_id, post.targets)
         rights.check_compose(channels.values(), author_id)
         self._check(post, channels)
@@ -181,14 +188,7 @@ class Posts:
         if fields.get("publish_at") is None:
             raise SocialError("a scheduled post needs 'publish_at'; send a time to publish")
         now = self.clock()
-        post = Post(account_id=account_id, post_id=new_id("post"), author_id=author_id,
-                    text=fields.get("text") or "", media=fields.get("media") or [],
-                    link=fields.get("link"), first_comment=fields.get("first_comment"),
-                    campaign=fields.get("campaign") or "", publish_at=None,
-                    time_zone="UTC", state=DRAFT, version=1, submitted_at=now,
-                    created_at=now, updated_at=now)
-        post.targets = self._targets(post, fields.get("targets") or [])
-        self._schedule(post, fields)
+        post = self._drafted(account_id, author_id, fields, now, submitted_at=now)
         self._future(post)
         channels = await self._channels(account_id, post.targets)
         rights.check_compose(channels.values(), author_id)
