@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -42,6 +43,40 @@ def sampler_hit(folder: Path, rate: int = 48000) -> tuple[np.ndarray, str]:
         f"<urn:maxbooster:lv2-state>\n\ta pset:Preset ;\n\tlv2:appliesTo <{LSP_SAMPLER}> ;\n"
         f'\tstate:state [\n\t\t<{LSP_SAMPLER}/ports#sf_0> "{path}"^^atom:Path\n\t] .\n')
     return data, state
+
+
+async def live_mix_frames(folder: Path, song: Any, count: int = 10
+                          ) -> tuple[list[Any], Any, int]:
+    """Play ``song`` (a :class:`dsp_core.session.Session`) in a room's live mix from
+    ``dawserver.live_mix.FRAME`` (960-frame blocks paced in real time): its first
+    ``count`` frames on the timeline, the room's session then, and the mix's plug-in
+    latency while it played."""
+    import asyncio
+
+    from room_helpers import project_room
+
+    from collab.store import open_store
+    from dawserver.live_mix import FRAME, LiveMix
+    from dawserver.projects import import_session
+    from dsp_core import Engine
+
+    def factory(session: Any, rate: int) -> Engine:
+        return Engine(session, sample_rate=rate)
+
+    async with open_store(None, folder) as store:
+        info = await import_session(store, song)
+        async with project_room(info.project_id, store) as room:
+            await room.edit(lambda d: d.update_transport(playing=True, position=FRAME))
+            async with LiveMix(room, factory=factory) as mix:
+                mix.document_changed()
+                frames: list[Any] = []
+                mix.taps.append(frames.append)
+                while sum(f.timeline is not None for f in frames) < count:
+                    await asyncio.sleep(0.02)
+                mix.taps.remove(frames.append)
+                latency = mix.plugin_latency
+            played = room.document.to_session()
+    return [f for f in frames if f.timeline is not None][:count], played, latency
 
 
 def build_bundle(folder: Path) -> Path:

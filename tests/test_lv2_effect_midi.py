@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lv2_helpers import LSP_SAMPLER, lv2_path, sampler_hit  # noqa: F401
+from lv2_helpers import LSP_SAMPLER, live_mix_frames, lv2_path, sampler_hit  # noqa: F401
 
 from dsp_core import EffectSpec, Engine, Session, Track, lv2_catalog
 from dsp_core.effects import lookahead_frames
@@ -159,32 +159,11 @@ async def test_the_live_mix_plays_exactly_the_render_of_an_effect_playing_midi(
         sample: tuple[np.ndarray, str], tmp_path: Path) -> None:
     """A room's live mix (the document's session, 960-frame blocks paced in real time)
     gives the same samples as a render of that session from where the mix started."""
-    import asyncio
-
-    from room_helpers import project_room
-
-    from collab.store import open_store
-    from dawserver.live_mix import FRAME, LiveMix
-    from dawserver.projects import import_session
-
-    def factory(session: Session, rate: int) -> Engine:
-        return Engine(session, sample_rate=rate)
+    from dawserver.live_mix import FRAME
 
     _, state = sample
     notes = [Note(57, 127 - 5 * k, 1000 + 960 * k, 700) for k in range(20)]
-    async with open_store(None, tmp_path) as store:
-        info = await import_session(store, session(state, notes))
-        async with project_room(info.project_id, store) as room:
-            await room.edit(lambda d: d.update_transport(playing=True, position=FRAME))
-            async with LiveMix(room, factory=factory) as mix:
-                mix.document_changed()
-                frames: list = []
-                mix.taps.append(frames.append)
-                while sum(f.timeline is not None for f in frames) < 10:
-                    await asyncio.sleep(0.02)
-                mix.taps.remove(frames.append)
-            played_session = room.document.to_session()
-    playing = [f for f in frames if f.timeline is not None][:10]
+    playing, played_session, _ = await live_mix_frames(tmp_path, session(state, notes))
     played = np.concatenate([f.pcm for f in playing])
     start = playing[0].timeline
     with Engine(played_session) as engine:  # from FRAME, as the mix: the same chase

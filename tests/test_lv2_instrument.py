@@ -3,7 +3,6 @@ instruments playing MIDI tracks (dsp_core.lv2_instrument)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from lv2_helpers import (  # noqa: F401
     INSTRUMENT,
     LSP_SAMPLER,
     SWH_AMP,
+    live_mix_frames,
     lv2_path,
     needs_plugin,
     sampler_hit,
@@ -434,33 +434,12 @@ async def test_the_live_mix_plays_exactly_the_render_of_an_lv2_instrument(
         tmp_path: Path) -> None:
     """A room's live mix (the document's session, 960-frame blocks paced in real time)
     gives the same samples as a render of that session."""
-    from room_helpers import project_room
-
-    from collab.store import open_store
-    from dawserver.live_mix import FRAME, LiveMix
-    from dawserver.projects import import_session
-
-    def factory(session: Session, rate: int) -> Engine:
-        return Engine(session, sample_rate=rate)
-
     def as_int16(audio: np.ndarray) -> np.ndarray:
         return (np.clip(audio.T, -1.0, 1.0) * 32767.0).astype(np.int16)
 
     song = midi_session(step(delay=7), [Note(60, 100, 1000 + 960 * k, 500) for k in range(20)])
-    async with open_store(None, tmp_path) as store:
-        info = await import_session(store, song)
-        async with project_room(info.project_id, store) as room:
-            await room.edit(lambda d: d.update_transport(playing=True, position=FRAME))
-            async with LiveMix(room, factory=factory) as mix:
-                mix.document_changed()
-                frames: list = []
-                mix.taps.append(frames.append)
-                while sum(f.timeline is not None for f in frames) < 10:
-                    await asyncio.sleep(0.02)
-                mix.taps.remove(frames.append)
-                assert mix.plugin_latency == 0
-            session = room.document.to_session()
-    playing = [f for f in frames if f.timeline is not None][:10]
+    playing, session, latency = await live_mix_frames(tmp_path, song)
+    assert latency == 0
     played = np.concatenate([f.pcm for f in playing])
     with Engine(session) as engine:
         reference = engine.render(playing[0].timeline, played.shape[0])
