@@ -232,7 +232,10 @@ class FileReply:
     ``attachment``: saved), none when empty. ``headers`` are more answer headers
     (``Cache-Control``...). A ``.gz`` or ``.br`` file beside ``path`` would be sent in its
     place to a client that accepts that encoding: keep none there. A file gone by the
-    time it is sent answers an empty 404.
+    time it is sent answers an empty 404. ``on_sent`` is awaited once the answer is over
+    (sent whole, cut short by a dropped connection, or cancelled) with a
+    :class:`FileSent` saying how many of the file's bytes it wrote; its errors are
+    logged, never answered.
     """
 
     path: str | Path
@@ -240,6 +243,24 @@ class FileReply:
     filename: str = ""
     attachment: bool = False
     headers: Mapping[str, str] = field(default_factory=dict)
+    on_sent: Callable[[FileSent], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True)
+class FileSent:
+    """What a :class:`FileReply` answer sent of its file: the body's first byte in the
+    file (``first``), how many bytes the body was to have (``length``: 0 for HEAD, 304,
+    412, 416...) and how many it wrote to the connection (``sent``: fewer when the
+    connection dropped or the answer was cancelled part-way)."""
+
+    first: int
+    length: int
+    sent: int
+
+    @property
+    def complete(self) -> bool:
+        """Whether the whole body was written."""
+        return self.sent >= self.length
 
 
 @dataclass
@@ -370,6 +391,7 @@ def role_of(value: Role | str) -> Role:
 
 
 __all__ = ["ANONYMOUS", "JSON_BODY_LIMIT", "PUBLIC", "Empty", "ErrorBody", "Event",
-           "FileReply", "Handler", "Job", "Media", "Model", "Page", "Permission", "Principal",
+           "FileReply", "FileSent", "Handler", "Job", "Media", "Model", "Page", "Permission",
+           "Principal",
            "ProblemBody", "Query", "Reply", "Request", "Role", "Route", "Scope", "Sunset",
            "Worker", "role_of"]

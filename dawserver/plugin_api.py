@@ -14,7 +14,8 @@ files with :func:`load_migrations`), :class:`Worker` s,
 :class:`Event` s (published through the one event bus, :mod:`events`). Route
 handlers raise the errors below (:class:`NotFound`, :class:`Conflict`...) and
 receive a :class:`Request`, and answer a file from disk with a :class:`FileReply`
-(streamed, with ETags and ranges); :func:`map_errors` makes the one decorator that turns a
+(streamed, with ETags and ranges; its ``on_sent`` hears how much of the file went out,
+a :class:`FileSent`); :func:`map_errors` makes the one decorator that turns a
 plug-in's own exceptions into those errors; :func:`allows` tells whether the caller
 holds a permission the route did not require (to show them what they may do).
 
@@ -74,6 +75,7 @@ from .declarations import (
     ErrorBody,
     Event,
     FileReply,
+    FileSent,
     Handler,
     Job,
     Media,
@@ -121,7 +123,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 __all__ = [
     "JSON_BODY_LIMIT", "PROJECT", "PUBLIC", "ApiError", "BadRequest", "Conflict", "Empty",
-    "Envelope", "ErrorBody", "ErrorRule", "Event", "FileReply", "Forbidden", "Handler", "Job",
+    "Envelope", "ErrorBody", "ErrorRule", "Event", "FileReply", "FileSent", "Forbidden",
+    "Handler", "Job",
     "JobCancelled", "JobContext",
     "JobQueue", "JobRecord", "Media", "Migration", "Model", "NotFound", "Page", "PayloadTooLarge",
     "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "Pseudonymiser",

@@ -55,6 +55,7 @@ from .errors import (
     disk_full,
     problem_body,
 )
+from .file_answer import CountedFileResponse
 from .keys import PLUGIN_CONTEXT_KEY
 from .public_api.idempotency import idempotent
 from .public_api.state import api_state
@@ -253,7 +254,8 @@ async def _body(served: ServedRoute, request: web.Request) -> Any:
 
 def _file_answer(served: ServedRoute, reply: FileReply) -> web.StreamResponse:
     """A :class:`FileReply`: the file streamed by aiohttp's file answer, which answers
-    conditional requests (304, 412) and ranges (206, 416) itself."""
+    conditional requests (304, 412) and ranges (206, 416) itself (counting what it sends
+    for an ``on_sent``)."""
     route = served.route
     allowed = route.response.types if served.response is None else route.media
     if reply.media_type not in allowed:
@@ -263,6 +265,8 @@ def _file_answer(served: ServedRoute, reply: FileReply) -> web.StreamResponse:
     if reply.filename:
         headers["Content-Disposition"] = content_disposition(reply.filename,
                                                              inline=not reply.attachment)
+    if reply.on_sent is not None:
+        return CountedFileResponse(reply.path, on_sent=reply.on_sent, headers=headers)
     return web.FileResponse(reply.path, headers=headers)
 
 
