@@ -223,3 +223,62 @@ async def test_the_library_is_the_buyers_own(tmp_path: Path) -> None:
             assert status == 404
         status, _ = await m.call("GET", "/api/marketplace/library")
         assert status == 401
+
+
+BIG = 48 * 1024 * 1024  # far more than the sockets' buffers hold: an abort is partial
+
+
+async def big_download(m: Market) -> tuple[str, bytes]:
+    """A licence whose one file is :data:`BIG` bytes: its link and the file."""
+    data = bytes(range(256)) * (BIG // 256)
+    big = m.assets.add("seller", "big-mp3", data)
+    licence = await bought(m, "mp3_lease", files=[
+        {"kind": "mp3", "asset_id": big, "name": "big.mp3"}])
+    return link_of(licence, "mp3"), data
+
+
+async def link_served(m: Market) -> int:
+    """The bytes the one download link has served, as the server counts them."""
+    return int(await market_services(m).store.db.fetchval(
+        "SELECT served FROM mkt_download_links"))
+
+
+async def test_an_aborted_download_resumed_from_where_it_stopped_counts_once(
+        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """A whole download the buyer's connection drops part-way is charged only what it
+    sent, so resuming it with ``Range: bytes=<received>-`` adds up to one download."""
+    async with market(tmp_path, db_url) as m:
+        url, data = await big_download(m)
+        received = 4 * 1024 * 1024
+        answer = await m.client.get(url)
+        assert answer.status == 200 and answer.headers["Content-Length"] == str(BIG)
+        head = await answer.content.readexactly(received)
+        answer.close()  # the connection drops
+        assert (await m.library("buyer"))[0]["downloads"] == 1
+        async with asyncio.timeout(30):  # the server notices, and gives back what it kept
+            while (served := await link_served(m)) == BIG:
+                await asyncio.sleep(0.05)
+        assert received <= served < BIG
+        answer = await m.client.get(url, headers={"Range": f"bytes={received}-"})
+        assert answer.status == 206
+        assert answer.headers["Content-Range"] == f"bytes {received}-{BIG - 1}/{BIG}"
+        assert head + await answer.read() == data
+        assert (await m.library("buyer"))[0]["downloads"] == 1
+        assert await link_served(m) == BIG  # one file's worth, no more
+        # the resent bytes were free once: the whole file again is another download
+        answer = await m.client.get(url, headers={"Range": "bytes=0-"})
+        assert answer.status == 206 and await answer.read() == data
+        assert (await m.library("buyer"))[0]["downloads"] == 2
+
+
+async def test_whole_downloads_sent_in_full_each_count(db_url: str,  # noqa: F811
+                                                       tmp_path: Path) -> None:
+    async with market(tmp_path, db_url) as m:
+        url, data = await big_download(m)
+        for downloads in (1, 2):
+            status, body, _ = await get(m, url)
+            assert status == 200 and body == data
+            assert (await m.library("buyer"))[0]["downloads"] == downloads
+        assert await link_served(m) == 2 * BIG
+        assert (await m.client.head(url)).status == 200
+        assert (await m.library("buyer"))[0]["downloads"] == 2

@@ -8,8 +8,10 @@ link past its expiry, is refused. Each link counts one download against the lice
 limit the first time it is used (one conditional ``UPDATE``, so racing downloads cannot
 pass it; ``mkt_download_links`` remembers the link until it expires), and each later
 request of it for the whole file counts again; the ranges a player or download manager
-asks for, and a resumed download, count nothing more. A refunded licence downloads
-nothing.
+asks for, and a resumed download, count nothing more. A request is counted by what it
+asks for before it is answered; once answered (or cut short) what it did not send is
+credited back (:meth:`Delivery.sent`), so a download aborted part-way and resumed counts
+once. A refunded licence downloads nothing.
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ from urllib.parse import urlencode
 from business.marketplace.errors import DownloadRefused, NotFoundHere
 from business.marketplace.models import ACTIVE, BeatFile, Licence
 from business.marketplace.store import MarketStore
+from dawserver.plugin_api import FileSent
 
 PREFIX = "/api/marketplace/downloads"
 #: ``asset_file(seller_account, asset_id)``: the local file of a platform asset (None:
 #: not known here).
 AssetFile = Callable[[str, str], Awaitable[str | None]]
+#: The most of the bytes an answer cut short sent last that its resume gets again free: what
+#: socket buffers (the server's and the buyer's) may have held when the connection dropped.
+RESEND_LIMIT = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -63,12 +69,28 @@ class LinkSigner:
 
 
 @dataclass(frozen=True)
+class Charge:
+    """What a counted request was charged to its link: ``asked`` bytes of the file from
+    byte ``first``, ``charged`` of them (the rest were resent free)."""
+
+    account_id: str
+    licence_id: str
+    file_id: str
+    expires: int
+    first: int
+    asked: int
+    charged: int
+
+
+@dataclass(frozen=True)
 class Download:
-    """A file to send: where it lies and what to call it."""
+    """A file to send: where it lies, what to call it and what its request was charged
+    (None: nothing, a HEAD)."""
 
     path: Path
     name: str
     kind: str
+    charge: Charge | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +122,15 @@ class Asked:
         except ValueError:
             return size
         return max(0, end - start + 1)
+
+    def first_of(self, size: int) -> int:
+        """The file's byte the answer starts from when it sends :meth:`bytes_of`: that of
+        a single ``bytes=`` range, else the first."""
+        if self.bytes_of(size) in (0, size):
+            return 0
+        spec = (self.range or "").partition("=")[2]
+        first, _, last = spec.strip().partition("-")
+        return size - int(last) if not first.strip() else int(first)
 
 
 class Delivery:
@@ -152,15 +183,37 @@ class Delivery:
                                "this server: ask the seller to upload it again")
         size = Path(local).stat().st_size
         asked = asked or Asked()
-        if asked.method != "HEAD" and not await self.store.count_download(
+        charge = None
+        if asked.method != "HEAD":
+            wanted, first = asked.bytes_of(size), asked.first_of(size)
+            charged = await self.store.count_download(
                 licence.account_id, licence_id, file_id, expires, time.time(),
-                served=asked.bytes_of(size), size=size):
-            current = await self.store.licence(licence_id)
-            if current is not None and current.status != ACTIVE:
-                raise DownloadRefused("this licence was refunded, so its files can no longer "
-                                      "be downloaded")
-            raise DownloadRefused(f"this licence's {licence.download_limit} downloads are "
-                                  "used up: ask the seller to raise the limit")
+                served=wanted, size=size, first=first)
+            if charged is None:
+                current = await self.store.licence(licence_id)
+                if current is not None and current.status != ACTIVE:
+                    raise DownloadRefused("this licence was refunded, so its files can no "
+                                          "longer be downloaded")
+                raise DownloadRefused(f"this licence's {licence.download_limit} downloads "
+                                      "are used up: ask the seller to raise the limit")
+            charge = Charge(licence.account_id, licence_id, file_id, expires, first, wanted,
+                            charged)
         suffix = Path(local).suffix
         name = item.name or f"{licence.title} ({item.kind}){suffix}"
-        return Download(Path(local), name, item.kind)
+        return Download(Path(local), name, item.kind, charge)
+
+    async def sent(self, download: Download, sent: FileSent) -> None:
+        """Once a download is answered: credit its link with what it was charged for and
+        did not send (:meth:`.Store.credit_download`), and for an answer cut short, keep
+        the bytes it sent last (up to :data:`RESEND_LIMIT`) free for the resume that asks
+        for them again, since they may never have reached the buyer."""
+        charge = download.charge
+        if charge is None:
+            return
+        resend = None
+        if not sent.complete and sent.sent > 0:
+            end = sent.first + sent.sent
+            resend = (max(sent.first, end - RESEND_LIMIT), end)
+        await self.store.credit_download(
+            charge.account_id, charge.licence_id, charge.file_id, charge.expires,
+            unsent=min(charge.charged, charge.asked - sent.sent), resend=resend)

@@ -59,6 +59,7 @@ from dawserver.plugin_api import (
     Conflict,
     Empty,
     FileReply,
+    FileSent,
     Forbidden,
     Media,
     NotFound,
@@ -392,18 +393,25 @@ async def put_contract_template(request: Request) -> Any:
 @_api
 async def download(request: Request) -> Any:
     """A licensed file, through a signed link that has not expired (each file's worth of
-    bytes a link serves counts one download against the licence's limit; HEAD none)."""
+    bytes a link serves counts one download against the licence's limit; HEAD none; what an
+    aborted download did not send is given back)."""
     query: DownloadQuery = request.query
     if not query.signature or not query.expires:
         raise BadRequest("a download link carries expires=... and signature=...: open "
                          "your library for one")
-    found = await services(request.context).delivery.download(
+    delivery = services(request.context).delivery
+    found = await delivery.download(
         request.params["licence_id"], request.params["file_id"], query.expires,
         query.signature, asked=Asked(request.method, request.headers.get("Range"),
                                      request.headers.get("If-Range")))
-    # streamed from disk: stems run to gigabytes, and many buyers download at once
+
+    async def sent(answer: FileSent) -> None:
+        await delivery.sent(found, answer)
+
+    # streamed from disk: stems run to gigabytes, and many buyers download at once; what
+    # it did not send (the connection dropped) is credited back to the link
     return FileReply(found.path, "application/octet-stream", filename=found.name,
-                     attachment=True)
+                     attachment=True, on_sent=sent)
 
 
 # -- Stripe -----------------------------------------------------------------------------------

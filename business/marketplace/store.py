@@ -291,15 +291,18 @@ class MarketStore:
             account_id, order_id)
 
     async def count_download(self, account_id: str, licence_id: str, file_id: str,
-                             expires: int, now: float, *, served: int, size: int) -> bool:
+                             expires: int, now: float, *, served: int, size: int,
+                             first: int = 0) -> int | None:
         """Count what one request of the link that expires at ``expires`` serves of an
-        active licence's file (``served`` of its ``size`` bytes): a link counts one
-        download under the licence's limit when first used, and one more for each
-        further file's worth of bytes it serves. So the ranges a player or a download
-        manager asks for, and a resumed download, count nothing more while they add up
-        to one file, and asking again for the whole file counts again, however it is
-        asked (``Range: bytes=0-`` too). Whether the request may go on (False: the limit
-        is used up, or the licence is no longer active; then nothing is counted)."""
+        active licence's file (``served`` of its ``size`` bytes, from byte ``first``): a
+        link counts one download under the licence's limit when first used, and one more
+        for each further file's worth of bytes it serves. So the ranges a player or a
+        download manager asks for, and a resumed download, count nothing more while they
+        add up to one file, and asking again for the whole file counts again, however it
+        is asked (``Range: bytes=0-`` too). Bytes that an answer cut short sent last
+        (:meth:`credit_download`) are free to the first request that asks for them again.
+        The bytes charged to the link (None: the limit is used up, or the licence is no
+        longer active; then nothing is counted and the link is left as it was)."""
         key = (account_id, licence_id, file_id, expires)
         where = "account_id = ? AND licence_id = ? AND file_id = ? AND expires = ?"
         async with self.db.transaction() as tx:
@@ -309,30 +312,52 @@ class MarketStore:
                 "INSERT INTO mkt_download_links (account_id, licence_id, file_id, expires, "
                 "served, counted) VALUES (?, ?, ?, ?, 0, 0) ON CONFLICT DO NOTHING", *key)
             # the row is locked from here to the commit: the same link's requests queue
-            await tx.execute(f"UPDATE mkt_download_links SET served = served + ? WHERE "
-                             f"{where}", served, *key)
-            link = await tx.fetchrow(f"SELECT served, counted FROM mkt_download_links "
-                                     f"WHERE {where}", *key)
-            total = int(link["served"])
+            await tx.execute(f"UPDATE mkt_download_links SET served = served WHERE {where}",
+                             *key)
+            link = await tx.fetchrow(f"SELECT served, counted, resend_from, resend_to FROM "
+                                     f"mkt_download_links WHERE {where}", *key)
+            resent = max(0, min(first + served, int(link["resend_to"]))
+                         - max(first, int(link["resend_from"])))
+            charged = served - resent
+            total = int(link["served"]) + charged
             owed = -(-total // size) if size > 0 else 1  # an empty file: once a link
             more = owed - int(link["counted"])
-            if more <= 0:
-                return bool(await tx.fetchval(
-                    "SELECT 1 FROM mkt_licences WHERE account_id = ? AND licence_id = ? "
-                    "AND status = 'active'", account_id, licence_id))
-            counted = await tx.execute(
-                "UPDATE mkt_licences SET downloads = downloads + ? WHERE account_id = ? "
-                "AND licence_id = ? AND status = 'active' AND downloads + ? <= "
-                "download_limit", more, account_id, licence_id, more)
-            if not counted:  # refused: the link is left as it was
-                await tx.execute(f"UPDATE mkt_download_links SET served = served - ? "
-                                 f"WHERE {where}", served, *key)
+            if more > 0 and not await tx.execute(
+                    "UPDATE mkt_licences SET downloads = downloads + ? WHERE account_id = ? "
+                    "AND licence_id = ? AND status = 'active' AND downloads + ? <= "
+                    "download_limit", more, account_id, licence_id, more):
+                # refused: the link is left as it was
                 await tx.execute(f"DELETE FROM mkt_download_links WHERE {where} AND "
                                  "counted = 0", *key)
-                return False
-            await tx.execute(f"UPDATE mkt_download_links SET counted = ? WHERE {where}",
-                             owed, *key)
-            return True
+                return None
+            if more <= 0 and not await tx.fetchval(
+                    "SELECT 1 FROM mkt_licences WHERE account_id = ? AND licence_id = ? "
+                    "AND status = 'active'", account_id, licence_id):
+                return None
+            tail = ((0, 0) if resent else (int(link["resend_from"]), int(link["resend_to"])))
+            await tx.execute(f"UPDATE mkt_download_links SET served = ?, counted = ?, "
+                             f"resend_from = ?, resend_to = ? WHERE {where}", total,
+                             max(owed, int(link["counted"])), *tail, *key)
+            return charged
+
+    async def credit_download(self, account_id: str, licence_id: str, file_id: str,
+                              expires: int, *, unsent: int,
+                              resend: tuple[int, int] | None = None) -> None:
+        """Once a request of a link is answered, give back to what the link has served the
+        ``unsent`` bytes it was charged for but did not send (never below nothing; the
+        downloads counted stay counted), and, for an answer cut short, remember the bytes
+        it sent last (``resend``: from, to) for the resume that asks for them again."""
+        if unsent <= 0 and resend is None:
+            return
+        sets = "served = CASE WHEN served > ? THEN served - ? ELSE 0 END"
+        values: list[int] = [max(0, unsent)] * 2
+        if resend is not None:
+            sets += ", resend_from = ?, resend_to = ?"
+            values += resend
+        async with self.db.transaction() as tx:
+            await tx.execute(f"UPDATE mkt_download_links SET {sets} WHERE account_id = ? AND "
+                             "licence_id = ? AND file_id = ? AND expires = ?", *values,
+                             account_id, licence_id, file_id, expires)
 
     async def purge_download_links(self, now: float) -> int:
         """Forget every expired download link (of every account); how many."""
