@@ -20,7 +20,8 @@ and sends nothing.
 A record of a sandbox release (made with a test-mode API key; ``sandboxed`` tells) is
 simulated: its attempt contacts no store (neither a probe nor an upload) and ends
 ``delivered`` with :data:`SIMULATED` as its detail, announced like any other, so
-test-mode webhooks hear it.
+test-mode webhooks hear it. Such a record is a sandbox object itself, marked (``mark``)
+in the transaction that creates it, so test-mode keys reach it by its id (a retry).
 
 Each message has a fixed id and stores deduplicate by it, so a re-sent message is
 never accepted twice; before re-sending (any attempt after the first of an arming),
@@ -45,7 +46,12 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from business.distribution import metrics
-from business.distribution.errors import DeliveryError, DistributionError, NotFoundError
+from business.distribution.errors import (
+    DeliveryError,
+    DistributionError,
+    NotFoundError,
+    NotRetryableError,
+)
 from business.distribution.presave import Publish
 from business.distribution.stores.base import DeliveryPackage, StoreConnector
 from dawserver.plugin_api import JobContext, JobQueue, JobRecord, Permanent, QueueSettings
@@ -82,6 +88,8 @@ _MESSAGE_NS = uuid.UUID("5b0c7f0e-6a55-4a43-9a55-0d1d57d2a7e1")
 Packager = Callable[[str, str, str, str, str, str], Awaitable[DeliveryPackage]]
 #: ``await sandboxed(account_id, release_id)``: whether a release is a sandbox one.
 Sandboxed = Callable[[str, str], Awaitable[bool]]
+#: ``await mark(tx, account_id, object_id)``: mark a new object a sandbox one, inside ``tx``.
+MarkSandbox = Callable[[Any, str, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -131,10 +139,11 @@ class DeliveryPipeline:
 
     def __init__(self, db: Any, queue: JobQueue, connectors: Iterable[StoreConnector],
                  packager: Packager, *, settings: PipelineSettings | None = None,
-                 publish: Publish | None = None, sandboxed: Sandboxed | None = None
-                 ) -> None:
+                 publish: Publish | None = None, sandboxed: Sandboxed | None = None,
+                 mark: MarkSandbox | None = None) -> None:
         self.db = db
         self.sandboxed = sandboxed
+        self.mark = mark
         self.publish = publish
         self.queue = queue
         self.connectors: dict[str, StoreConnector] = {c.name: c for c in connectors}
@@ -163,14 +172,23 @@ class DeliveryPipeline:
             if store not in self.connectors:
                 raise DistributionError(f"store {store!r} is not configured; configured: "
                                         f"{sorted(self.connectors)}")
+        sandbox = await self._in_sandbox(account_id, release_id)
         records = [await self._arm(account_id, release_id, store, action, redeliver,
-                                   snapshot_id) for store in stores]
+                                   snapshot_id, sandbox) for store in stores]
         self.queue.wake(DELIVER)
         return records
 
+    async def _in_sandbox(self, account_id: str, release_id: str) -> bool:
+        """Whether the release is a sandbox one whose new records are to be marked."""
+        if self.sandboxed is None or self.mark is None:
+            return False
+        return await self.sandboxed(account_id, release_id)
+
     async def _arm(self, account_id: str, release_id: str, store: str, action: str,
-                   redeliver: bool, snapshot_id: str) -> dict[str, Any]:
-        """Create or re-arm one record and enqueue its job, in one transaction."""
+                   redeliver: bool, snapshot_id: str, sandbox: bool = False
+                   ) -> dict[str, Any]:
+        """Create or re-arm one record and enqueue its job, in one transaction (a new
+        record of a ``sandbox`` release is marked a sandbox object in it)."""
         now = time.time()
         lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
         async with self.db.transaction() as tx:
@@ -198,6 +216,8 @@ class DeliveryPipeline:
                     "VALUES (?, ?, ?, ?, ?, 1, ?, 'queued', 0, 1, '', ?, ?, NULL, ?, ?)",
                     account_id, job_id, release_id, store, action, message_id, now, now,
                     snapshot, run.id)
+                if sandbox and self.mark is not None:
+                    await self.mark(tx, account_id, job_id)
             else:
                 await tx.execute(
                     "UPDATE dist_jobs SET action = ?, revision = ?, message_id = ?, "
@@ -425,15 +445,22 @@ class DeliveryPipeline:
                 return True
         return False
 
-    async def retry_dead(self, account_id: str, job_id: str) -> dict[str, Any]:
-        """Arm a dead record again (same message, attempts reset)."""
+    async def retry_dead(self, account_id: str, job_id: str, *,
+                         release_id: str | None = None) -> dict[str, Any]:
+        """Arm a dead record again (same message, attempts reset); with ``release_id``,
+        only a record of that release (another is not found).
+
+        Raises :class:`NotFoundError` for no such record, :class:`NotRetryableError` for
+        one that is not dead."""
         record = await self.db.fetchrow(
             "SELECT * FROM dist_jobs WHERE account_id = ? AND job_id = ?", account_id, job_id)
-        if record is None:
-            raise NotFoundError(f"delivery job {job_id!r} does not exist for this account")
+        if record is None or release_id not in (None, record["release_id"]):
+            where = "this account" if release_id is None else f"release {release_id!r}"
+            raise NotFoundError(f"delivery job {job_id!r} does not exist for {where}")
         [record] = await self._shown([record])
         if record["state"] != "dead":
-            raise DistributionError(f"job {job_id} is {record['state']}, only dead jobs retry")
+            raise NotRetryableError(f"job {job_id} is {record['state']}, only dead jobs "
+                                    f"retry")
         return (await self.enqueue(account_id, record["release_id"], [record["store"]],
                                    record["action"], redeliver=True))[0]
 

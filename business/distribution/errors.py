@@ -39,3 +39,7 @@ class DeliveryError(DistributionError):
 
 class NotFoundError(DistributionError):
     """A release, campaign or job does not exist for this account."""
+
+
+class NotRetryableError(DistributionError):
+    """A delivery is not dead (queued, running or delivered): only a dead one is retried."""
