@@ -5,6 +5,10 @@ first compare-and-set of ``fired_at`` wins, and in the same transaction it
 publishes ``presave.release_day`` on the server's event bus (``context.publish``:
 a row of the bus's outbox), which delivers it to every ``business_event`` hook at
 least once. A hook that fails, or a worker that dies, only delays it.
+
+A campaign of a sandbox release (made with a test-mode API key; ``sandboxed`` tells) is
+a sandbox object itself, marked (``mark``) in the transaction that creates it, so only
+test-mode keys reach it through ``/api/v1`` and its events go to test-mode webhooks.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ RELEASE_DAY = "presave.release_day"
 #: Published for a new pre-save that came with a referral (a short-link code or UTM
 #: campaign): the social plug-in attributes it to the post.
 SAVED = "presave.saved"
+#: ``await sandboxed(account_id, release_id)``: whether a release is a sandbox one.
+Sandboxed = Callable[[str, str], Awaitable[bool]]
+#: ``await mark(tx, account_id, campaign_id)``: mark a new campaign a sandbox one in ``tx``.
+MarkSandbox = Callable[[Any, str, str], Awaitable[None]]
 
 
 def slugify(text: str) -> str:
@@ -42,13 +50,17 @@ def slugify(text: str) -> str:
 class PreSaves:
     """Campaign storage and the release-day check."""
 
-    def __init__(self, db: Any, publish: Publish) -> None:
+    def __init__(self, db: Any, publish: Publish, *, sandboxed: Sandboxed | None = None,
+                 mark: MarkSandbox | None = None) -> None:
         self.db = db
         self.publish = publish
+        self.sandboxed = sandboxed
+        self.mark = mark
 
     async def create(self, account_id: str, release_id: str, title: str, artist: str,
                      release_date: str, services: list[str] | None = None) -> dict[str, Any]:
-        """A campaign for a release; its public slug is in the result."""
+        """A campaign for a release; its public slug is in the result. A sandbox
+        release's campaign is marked a sandbox object in the transaction that makes it."""
         try:
             dt.date.fromisoformat(release_date)
         except (TypeError, ValueError) as exc:
@@ -60,13 +72,49 @@ class PreSaves:
             raise DistributionError(f"unknown services {sorted(unknown)}; use {list(SERVICES)}")
         slug = slugify(f"{artist} {title}")
         campaign_id = secrets.token_hex(8)
-        await self.db.execute(
-            "INSERT INTO dist_presave_campaigns (account_id, campaign_id, release_id, slug, "
-            "title, artist, release_date, services, created_at, fired_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-            account_id, campaign_id, release_id, slug, title, artist, release_date,
-            ",".join(chosen), time.time())
+        sandbox = self.mark is not None and self.sandboxed is not None \
+            and await self.sandboxed(account_id, release_id)
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO dist_presave_campaigns (account_id, campaign_id, release_id, "
+                "slug, title, artist, release_date, services, created_at, fired_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                account_id, campaign_id, release_id, slug, title, artist, release_date,
+                ",".join(chosen), time.time())
+            if sandbox and self.mark is not None:
+                await self.mark(tx, account_id, campaign_id)
         return await self.public(slug)
+
+    async def campaigns(self, account_id: str, *, release_id: str | None = None,
+                        campaign_id: str | None = None) -> list[dict[str, Any]]:
+        """The account's campaigns (of one release, or the one ``campaign_id``), oldest
+        first, each with ``created_at`` and its pre-saves per service (two queries)."""
+        where, args = "account_id = ?", [account_id]
+        for column, value in (("release_id", release_id), ("campaign_id", campaign_id)):
+            if value is not None:
+                where += f" AND {column} = ?"
+                args.append(value)
+        rows = await self.db.fetch(
+            f"SELECT * FROM dist_presave_campaigns WHERE {where} "  # noqa: S608
+            "ORDER BY created_at, campaign_id", *args)
+        if not rows:
+            return []
+        counted = await self.db.fetch(
+            "SELECT campaign_id, service, COUNT(*) AS n FROM dist_presaves "  # noqa: S608
+            "WHERE account_id = ? AND campaign_id IN (SELECT campaign_id FROM "
+            f"dist_presave_campaigns WHERE {where}) GROUP BY campaign_id, service",
+            account_id, *args)
+        counts: dict[str, dict[str, int]] = {}
+        for row in counted:
+            counts.setdefault(row["campaign_id"], {})[row["service"]] = int(row["n"])
+        return [_with_counts(row, counts.get(row["campaign_id"], {})) for row in rows]
+
+    async def campaign(self, account_id: str, campaign_id: str) -> dict[str, Any]:
+        """One campaign of the account with its counts (:meth:`campaigns`)."""
+        found = await self.campaigns(account_id, campaign_id=campaign_id)
+        if not found:
+            raise NotFoundError(f"no pre-save campaign {campaign_id!r} in this account")
+        return found[0]
 
     async def _by_slug(self, slug: str, session: Any = None) -> dict[str, Any]:
         row = await (session or self.db).fetchrow(
@@ -144,6 +192,18 @@ class PreSaves:
             if won:
                 fired.append(row["slug"])
         return fired
+
+
+def _with_counts(row: dict[str, Any], by_service: dict[str, int]) -> dict[str, Any]:
+    """A campaign's row as :meth:`PreSaves.public` shows it, with ``created_at`` and
+    ``presaves_by_service`` (every offered service, 0 for none)."""
+    services = row["services"].split(",")
+    per_service = {service: by_service.get(service, 0) for service in services}
+    return {"slug": row["slug"], "campaign_id": row["campaign_id"],
+            "release_id": row["release_id"], "title": row["title"], "artist": row["artist"],
+            "release_date": row["release_date"], "services": services,
+            "presaves": sum(by_service.values()), "presaves_by_service": per_service,
+            "released": row["fired_at"] is not None, "created_at": row["created_at"]}
 
 
 def landing_page(data: dict[str, Any], referral: dict[str, str] | None = None) -> str:

@@ -27,6 +27,7 @@ from dawserver.plugin_api import (
     PluginContext,
     backoff_delay,
     in_sandbox,
+    mark_sandbox,
 )
 
 PLUGIN_NAME = "distribution"
@@ -65,6 +66,13 @@ def build_services(context: PluginContext) -> Services:
             logger.warning("distribution setting %r is no longer used: release-day events "
                            "go through the server's event bus; remove it", name)
     db = context.database()
+
+    async def sandboxed(account_id: str, release_id: str) -> bool:
+        return await in_sandbox(context, PLUGIN_NAME, account_id, release_id)
+
+    async def mark(tx: Any, account_id: str, object_id: str) -> None:
+        await mark_sandbox(context, PLUGIN_NAME, account_id, object_id, tx=tx)
+
     connectors = [c for batch in context.manager.hook.distribution_stores(context=context)
                   for c in batch]
     sender = Party(settings.get("sender_dpid", DEFAULT_SENDER.dpid),
@@ -73,10 +81,9 @@ def build_services(context: PluginContext) -> Services:
     pipeline = DeliveryPipeline(db, context.background.queue, connectors, catalog.package,
                                 settings=PipelineSettings.from_config(
                                     settings.get("pipeline", {})),
-                                publish=context.publish,
-                                sandboxed=lambda account_id, release_id: in_sandbox(
-                                    context, PLUGIN_NAME, account_id, release_id))
-    return Services(catalog, Royalties(db), pipeline, PreSaves(db, context.publish))
+                                publish=context.publish, sandboxed=sandboxed, mark=mark)
+    presaves = PreSaves(db, context.publish, sandboxed=sandboxed, mark=mark)
+    return Services(catalog, Royalties(db), pipeline, presaves)
 
 
 def start_services(context: PluginContext) -> Services:
