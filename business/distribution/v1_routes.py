@@ -1,15 +1,18 @@
 """Distribution's routes in the public REST API, declared relative to ``/api/v1``.
 
 Thin adapters over the module's services: the account's releases and their gate
-status, each release's deliveries to stores, and the imported royalty statements; and
-two writes, a new release draft and its delivery, with ``Idempotency-Key``. Key scopes
-are the module's permissions (``distribution.read``, ``distribution.releases``,
+status, each release's deliveries to stores and pre-save campaigns, and the imported
+royalty statements; and four writes, a new release draft, its delivery, the retry of a
+dead delivery and a new pre-save campaign, with ``Idempotency-Key``. Key scopes are the
+module's permissions (``distribution.read``, ``distribution.releases``,
 ``distribution.deliver``, and ``distribution.royalties`` for statements).
 
 Test mode: a release made with a test-mode key is marked a sandbox object in the
 transaction that creates it (:func:`~dawserver.plugin_api.mark_sandbox`), so only
 test-mode keys reach it; its deliveries are simulated by the pipeline (no store is
-contacted) and announced like any other, to test-mode webhooks.
+contacted; a retry too) and announced like any other, to test-mode webhooks. Its
+deliveries and pre-save campaigns are sandbox objects too (the services mark them as
+they make them), so test-mode keys reach them by id and live keys never do.
 """
 
 from __future__ import annotations
@@ -18,14 +21,23 @@ from typing import Any
 
 from aiohttp import web
 
-from business.distribution.errors import ComplianceError, DistributionError, NotFoundError
+from business.distribution.errors import (
+    ComplianceError,
+    DistributionError,
+    NotFoundError,
+    NotRetryableError,
+)
 from business.distribution.permissions import DELIVER, READ, RELEASES, ROYALTIES
 from business.distribution.routes import MAX_RELEASE_BYTES
 from business.distribution.services import PLUGIN_NAME, services
 from business.distribution.v1_resources import (
     DeliveryFilter,
+    NewPresaveCampaign,
     NewRelease,
     NewReleaseDeliveries,
+    PresaveCampaign,
+    PresaveCampaignFilter,
+    PresaveCampaignPage,
     Release,
     ReleaseDelivery,
     ReleaseDeliveryList,
@@ -37,6 +49,8 @@ from business.distribution.v1_resources import (
 )
 from dawserver.plugin_api import (
     BadRequest,
+    Conflict,
+    Empty,
     NotFound,
     PublicListing,
     PublicOne,
@@ -55,6 +69,7 @@ _api = map_errors(
     (ComplianceError, lambda exc: Unprocessable(str(exc),
                                                 issues=[vars(i) for i in exc.issues])),
     (NotFoundError, NotFound),
+    (NotRetryableError, Conflict),
     (DistributionError, BadRequest),
 )
 
@@ -72,6 +87,15 @@ def _delivery(row: dict[str, Any]) -> ReleaseDelivery:
         last_error=row["last_error"], queued_at=rfc3339(row["queued_at"]),
         updated_at=rfc3339(row["updated_at"]),
         delivered_at=None if delivered is None else rfc3339(delivered))
+
+
+def _campaign(row: dict[str, Any]) -> PresaveCampaign:
+    return PresaveCampaign(
+        id=row["campaign_id"], release_id=row["release_id"], slug=row["slug"],
+        landing_page=f"/presave/{row['slug']}", title=row["title"], artist=row["artist"],
+        release_date=row["release_date"], services=row["services"],
+        presaves=row["presaves"], presaves_by_service=row["presaves_by_service"],
+        released=row["released"], created_at=rfc3339(row["created_at"]))
 
 
 def _statement(row: dict[str, Any]) -> RoyaltyStatement:
@@ -161,6 +185,74 @@ async def list_deliveries(request: Request) -> web.Response:
 
 
 @_api
+async def retry_delivery(request: Request) -> web.Response:
+    """Retry a dead delivery (the module's `POST /api/distribution/deliveries/{job_id}/retry`):
+    its message is sent again (same message id, attempts reset); 202 with the delivery
+    queued. 409 when it is not dead (queued, under way, retrying or delivered).
+
+    Send `Idempotency-Key` to make retries safe. A sandbox release's delivery is retried
+    in simulation, like its delivery: no store is contacted.
+    """
+    module = services(request.context)
+    account_id, release_id = request.account_id, request.params["release_id"]
+    await module.catalog.get_release(account_id, release_id)  # 404 if not ours
+    row = await module.pipeline.retry_dead(account_id, request.params["delivery_id"],
+                                           release_id=release_id)
+    return answer_one(request, _delivery(row), status=202)
+
+
+@_api
+async def list_release_presaves(request: Request) -> web.Response:
+    """The release's pre-save campaigns with their counts, oldest first."""
+    module = services(request.context)
+    release_id = request.params["release_id"]
+    await module.catalog.get_release(request.account_id, release_id)  # 404 if not ours
+    rows = await module.presaves.campaigns(request.account_id, release_id=release_id)
+    return answer_page(request, PresaveCampaignPage, [_campaign(r) for r in rows],
+                       lambda c: (c.created_at, c.id))
+
+
+@_api
+async def list_presaves(request: Request) -> web.Response:
+    """The account's pre-save campaigns with their counts, oldest first; filter with
+    `release_id`."""
+    rows = await services(request.context).presaves.campaigns(
+        request.account_id, release_id=request.query.release_id)
+    return answer_page(request, PresaveCampaignPage, [_campaign(r) for r in rows],
+                       lambda c: (c.created_at, c.id))
+
+
+@_api
+async def get_presave(request: Request) -> web.Response:
+    """One pre-save campaign: its landing page, services and pre-saves per service."""
+    row = await services(request.context).presaves.campaign(
+        request.account_id, request.params["campaign_id"])
+    return answer_one(request, _campaign(row))
+
+
+@_api
+async def create_presave(request: Request) -> web.Response:
+    """Start a pre-save campaign for the release (the module's
+    `POST /api/distribution/releases/{release_id}/presave`): its public landing page is
+    `landing_page`; what the body leaves out comes from the release. 400 for an unknown
+    service or a date not written YYYY-MM-DD.
+
+    Send `Idempotency-Key` to make retries safe. A sandbox release's campaign is a
+    sandbox one: only test-mode keys reach it, its events go to test-mode webhooks.
+    """
+    body: NewPresaveCampaign = request.body
+    module, account_id = services(request.context), request.account_id
+    release = await module.catalog.get_release(account_id, request.params["release_id"])
+    made = await module.presaves.create(
+        account_id, release.release_id, body.title or release.title,
+        body.artist or " & ".join(release.primary_artists()),
+        body.release_date or release.release_date, body.services)
+    found = _campaign(await module.presaves.campaign(account_id, made["campaign_id"]))
+    return answer_one(request, found, status=201,
+                      headers={"Location": f"/api/v1/presave-campaigns/{found.id}"})
+
+
+@_api
 async def list_statements(request: Request) -> web.Response:
     """The royalty statements imported into the account's ledger, oldest first."""
     rows = await services(request.context).royalties.statements(request.account_id)
@@ -180,6 +272,7 @@ async def get_statement(request: Request) -> web.Response:
 
 
 RELEASE = "/releases/{release_id}"
+PRESAVES = "/presave-campaigns"
 STATEMENTS = "/royalty-statements"
 
 ROUTES = [
@@ -195,6 +288,18 @@ ROUTES = [
     Route(method="POST", path=f"{RELEASE}/deliveries", handler=deliver_release,
           permission=DELIVER, body=NewReleaseDeliveries, response=ReleaseDeliveryList,
           status=202, idempotent=True),
+    Route(method="POST", path=f"{RELEASE}/deliveries/{{delivery_id}}/retry",
+          handler=retry_delivery, permission=DELIVER, body=Empty, response=ReleaseDelivery,
+          status=202, idempotent=True),
+    Route(method="GET", path=f"{RELEASE}{PRESAVES}", handler=list_release_presaves,
+          permission=READ, response=PresaveCampaignPage, query=PublicListing),
+    Route(method="POST", path=f"{RELEASE}{PRESAVES}", handler=create_presave,
+          permission=RELEASES, body=NewPresaveCampaign, response=PresaveCampaign,
+          status=201, idempotent=True),
+    Route(method="GET", path=PRESAVES, handler=list_presaves, permission=READ,
+          response=PresaveCampaignPage, query=PresaveCampaignFilter),
+    Route(method="GET", path=f"{PRESAVES}/{{campaign_id}}", handler=get_presave,
+          permission=READ, response=PresaveCampaign, query=PublicOne),
     Route(method="GET", path=STATEMENTS, handler=list_statements, permission=ROYALTIES,
           response=RoyaltyStatementPage, query=PublicListing),
     Route(method="GET", path=f"{STATEMENTS}/{{statement_id}}", handler=get_statement,
