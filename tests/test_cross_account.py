@@ -257,6 +257,9 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
     status, jobs, _ = await ada.call(
         "POST", f"/api/distribution/releases/rel-ada/deliveries{query}", {})
     job_id = jobs[0]["job_id"] if status == 202 and jobs else "job-unknown"
+    status, campaign, _ = await ada.call(
+        "POST", f"/api/distribution/releases/rel-ada/presave{query}", {})
+    assert status == 201, campaign
     status, export, _ = await ada.call("POST", "/me/export", {})
     assert status == 202, export
     channel_id = await make_social_channel(app, org_id) if app is not None else "ch-of-ada"
@@ -305,6 +308,7 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         "account_id": org_id, "person_id": ada.id, "grantee_id": ada.id, "user": ada.id,
         "project_id": project_id, "key_id": key["id"], "session_id": sessions[0]["id"],
         "asset_id": asset["id"], "release_id": "rel-ada", "job_id": job_id,
+        "campaign_id": campaign["campaign_id"],
         "isrc": raw["tracks"][0]["isrc"],
         # objects whose making takes a render or a transcription: ids of A's shape
         "job": "bounce-of-ada", "clip_id": "clip-of-ada", "statement_id": "st-of-ada",
