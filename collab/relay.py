@@ -21,7 +21,10 @@ that owns it and a failover costs a re-subscription and a catch-up read.
 
 - ``PREFIX:{room:PROJECT}``: ``b"U"`` + sender id (16 bytes) + first sequence
   number (8 bytes, big-endian) + count (4 bytes) + the merged Yjs update, or
-  ``b"A"`` + sender id + a y-websocket awareness message, or ``b"Q"`` + sender id: a
+  ``b"A"`` + sender id + the length (4 bytes, big-endian) of a JSON object
+  ``{"<client id>": "<user>"}`` saying who introduced each client id there, that
+  object, and a y-websocket awareness message (so no other user can take an id on
+  another process while its owner's tab is quiet), or ``b"Q"`` + sender id: a
   process that has just subscribed asks the others for their own peers' presence, and
   announces its own (presence is not stored, so what was announced before either
   subscription landed is otherwise missed until each client renews it);
@@ -54,6 +57,7 @@ log = logging.getLogger(__name__)
 
 UPDATE, AWARENESS, QUERY = b"U", b"A", b"Q"
 _UPDATE_HEAD = struct.Struct(">QI")
+_OWNERS_HEAD = struct.Struct(">I")
 _ID_BYTES = 16
 #: Announcements waiting for Redis; past this, new ones are dropped (the store has them).
 OUTBOX_LIMIT = 10_000
@@ -171,9 +175,13 @@ class RedisRelay:
         head = UPDATE + self.instance + _UPDATE_HEAD.pack(first_seq, count)
         self._send(self._room_channel(project_id), head + update)
 
-    def publish_awareness(self, project_id: str, message: bytes) -> None:
-        """Announce a local peer's presence message to the other processes."""
-        self._send(self._room_channel(project_id), AWARENESS + self.instance + message)
+    def publish_awareness(self, project_id: str, message: bytes,
+                          owners: dict[int, str]) -> None:
+        """Announce a local peer's presence message to the other processes, with the user
+        who introduced each of its client ids here."""
+        body = json.dumps({str(cid): user for cid, user in owners.items()}).encode()
+        self._send(self._room_channel(project_id),
+                   AWARENESS + self.instance + _OWNERS_HEAD.pack(len(body)) + body + message)
 
     # -- member changes ------------------------------------------------------------------
 
@@ -303,7 +311,7 @@ class RedisRelay:
         room = self.rooms.get(self._project_of(channel) or "")
         local = room.local_presence() if room is not None else None
         if local is not None and room is not None:
-            self.publish_awareness(room.project_id, local)
+            self.publish_awareness(room.project_id, *local)
 
     def _dispatch(self, channel: str, data: bytes) -> None:
         if channel == self._members_channel:
@@ -317,11 +325,15 @@ class RedisRelay:
             first, count = _UPDATE_HEAD.unpack_from(body)
             room.receive_update(first, count, body[_UPDATE_HEAD.size:])
         elif kind == AWARENESS:
-            room.receive_awareness(body)
+            owners, message = _owners_and_message(body)
+            if message is None:
+                log.warning("relay: ignoring a malformed presence message on %s", channel)
+            else:
+                room.receive_awareness(message, owners)
         elif kind == QUERY:
             local = room.local_presence()
             if local is not None:
-                self.publish_awareness(room.project_id, local)
+                self.publish_awareness(room.project_id, *local)
         else:
             log.warning("relay: ignoring an unknown message on %s", channel)
 
@@ -353,3 +365,18 @@ async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=1.0)
+
+
+def _owners_and_message(body: bytes) -> tuple[dict[int, str], bytes | None]:
+    """The owners and the awareness message of an ``A`` announcement's ``body``
+    (``({}, None)`` when it is malformed)."""
+    if len(body) < _OWNERS_HEAD.size:
+        return {}, None
+    (size,) = _OWNERS_HEAD.unpack_from(body)
+    start = _OWNERS_HEAD.size
+    try:
+        found = json.loads(body[start:start + size])
+        owners = {int(cid): user for cid, user in found.items() if isinstance(user, str)}
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return {}, None
+    return owners, body[start + size:]

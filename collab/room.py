@@ -110,8 +110,10 @@ class RoomLink(Protocol):
                        update: bytes) -> None:
         """Announce a durable batch: log entries ``first_seq ..`` merged into ``update``."""
 
-    def publish_awareness(self, project_id: str, message: bytes) -> None:
-        """Announce a presence (awareness) message of a local peer."""
+    def publish_awareness(self, project_id: str, message: bytes,
+                          owners: dict[int, str]) -> None:
+        """Announce a presence (awareness) message of a local peer, with the user who
+        introduced each of its client ids here (``owners``; none for the server's)."""
 
 
 @dataclass
@@ -360,7 +362,8 @@ class Room:
                 for other in self.peers:
                     other.push(message)
                 if self.link is not None:
-                    self.link.publish_awareness(self.project_id, message)
+                    self.link.publish_awareness(self.project_id, message,
+                                                self._owners_of(peer.awareness_ids))
             self._forget_gone_ids()
             if peer.closing is None:
                 peer.closing = (1000, "")
@@ -472,7 +475,12 @@ class Room:
             if other is not peer:
                 other.push(message)
         if self.link is not None:
-            self.link.publish_awareness(self.project_id, message)
+            self.link.publish_awareness(self.project_id, message,
+                                        self._owners_of({entry.client_id for entry in taken}))
+
+    def _owners_of(self, client_ids: set[int]) -> dict[int, str]:
+        """The user who introduced each of ``client_ids`` (those the room knows of)."""
+        return {cid: self._id_users[cid] for cid in client_ids if cid in self._id_users}
 
     def _forget_gone_ids(self) -> None:
         """Forget the awareness ids long gone (and who held them): what the room keeps of
@@ -493,7 +501,8 @@ class Room:
         else None.
 
         A connection owns one id: the first it sends a state for that is free (never
-        seen, gone or outdated here, and not introduced by another user). A live
+        seen, gone or outdated here, and not introduced by another user, here or on
+        another server process: :meth:`receive_awareness`). A live
         connection of the same user gives the id up to it (a reconnect the server has
         not noticed yet). The servers' ids (the whole range :func:`is_server_id`, also
         one no server has announced under here yet) are nobody's.
@@ -846,16 +855,17 @@ class Room:
         if self._started:
             self._enqueue("remote", None, (first_seq, count, update))
 
-    def local_presence(self) -> bytes | None:
-        """A presence message of the peers connected to this process (None if none has
-        any), for another process that has just started relaying this room."""
+    def local_presence(self) -> tuple[bytes, dict[int, str]] | None:
+        """A presence message of the peers connected to this process and who introduced
+        each of its ids (None if no peer has any state), for another process that has
+        just started relaying this room."""
         if not self._started:
             return None
         ids: set[int] = set()
         for peer in self.peers:
             ids |= peer.awareness_ids
         update = self.presence.encode(ids)
-        return p.awareness(update) if update is not None else None
+        return (p.awareness(update), self._owners_of(ids)) if update is not None else None
 
     def announce(self, update: bytes) -> None:
         """Publish an awareness ``update`` the server itself makes (under a client id no
@@ -874,10 +884,15 @@ class Room:
         for peer in self.peers:
             peer.push(message)
         if self.link is not None:
-            self.link.publish_awareness(self.project_id, message)
+            self.link.publish_awareness(self.project_id, message, {})
 
-    def receive_awareness(self, message: bytes) -> None:
-        """Take in a presence message of a peer connected to another server process."""
+    def receive_awareness(self, message: bytes, owners: dict[int, str] | None = None) -> None:
+        """Take in a presence message of a peer connected to another server process, with
+        the user who introduced each of its client ids there (``owners``).
+
+        An id's first known user is kept: a connection of another user here cannot take
+        it then, even once its owner's tab there has gone quiet for long enough that its
+        state looks outdated here."""
         if not self._started:
             return
         try:
@@ -894,6 +909,10 @@ class Room:
             if not entries:
                 return
             message = p.awareness(p.encode_awareness(entries))
+        for entry in entries:
+            user = (owners or {}).get(entry.client_id)
+            if user is not None and entry.client_id not in self._server_ids:
+                self._id_users.setdefault(entry.client_id, user)
         self.presence.take(entries)
         fields = self.limits.server_fields
         # Peers' states are relayed without the server's fields: these are a server's.

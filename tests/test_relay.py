@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from collab import protocol as p
 from collab.client import SyncClient
-from collab.relay import UPDATE
+from collab.relay import AWARENESS, UPDATE
 from collab.schema import ProjectDocument
 from collab.tokens import Role
 from dawclient.channel import connect
@@ -166,6 +167,41 @@ async def test_a_process_that_opens_the_room_later_learns_who_is_there(
         async with dep.client("b", "ben") as ben:
             await eventually(lambda: {"user": "ana", "colour": "#e33"}
                              in ben.presence.values(), timeout=30)
+
+
+async def test_another_user_cannot_take_a_quiet_id_owned_on_another_process(
+        tmp_path: Path, collab_database_url: str, any_redis_url: str, monkeypatch) -> None:
+    """Ana's tab on process a goes quiet (a background tab): on process b her state looks
+    outdated. Mallory on b claims her id there; b knows from the relay that the id is
+    Ana's and drops the claim, and Mallory's connection takes its own id instead."""
+    ana_state = {"user": "ana", "colour": "#e33"}
+    async with deployment(tmp_path, collab_database_url, any_redis_url) as dep, \
+            dep.client("b", "ben") as ben, \
+            dep.client("a", "ana", presence=ana_state) as ana:
+        ana_id = ana.doc.client_id
+        await eventually(lambda: ben.presence.get(ana_id) == ana_state)
+        monkeypatch.setattr("collab.presence.OUTDATED_SECONDS", 0.0)  # quiet long enough
+        async with dep.client("b", "mallory") as mallory:
+            spoof = p.AwarenessEntry(ana_id, 99, {"user": "mallory"})
+            await mallory.channel.send(p.awareness(p.encode_awareness([spoof])))
+            await mallory.set_presence({"user": "mallory"})  # after it, on one connection
+            await eventually(lambda: {"user": "mallory"} in ben.presence.values())
+            assert ben.presence.get(ana_id) == ana_state
+            assert ben.presence.get(mallory.doc.client_id) == {"user": "mallory"}
+
+
+async def test_a_malformed_presence_announcement_is_ignored(
+        tmp_path: Path, collab_database_url: str, any_redis_url: str, caplog) -> None:
+    async with deployment(tmp_path, collab_database_url, any_redis_url) as dep, \
+            dep.client("b", "ben") as ben:
+        relay_a = dep.apps["a"][RELAY]
+        channel = relay_a._room_channel(dep.project_id)
+        await eventually(lambda: _equals(shard_subscribers(relay_a._redis, channel), 1))
+        for junk in (b"\x00\x00", b"\x00\x00\x00\x09{\"1\": 2", b"\x00\x00\x00\x02[]"):
+            relay_a._send(channel, AWARENESS + uuid.uuid4().bytes + junk)
+        async with dep.client("a", "ana", presence={"user": "ana"}):
+            await eventually(lambda: {"user": "ana"} in ben.presence.values())
+        assert caplog.text.count("ignoring a malformed presence message") == 3
 
 
 async def test_revoking_on_one_process_closes_the_users_socket_on_the_other(

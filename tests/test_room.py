@@ -12,7 +12,7 @@ from pycrdt import Doc
 from room_helpers import Client, MemoryChannel, project_room, state_of, wait_for
 
 from collab import protocol as p
-from collab.room import RoomLimits
+from collab.room import Room, RoomLimits
 from collab.schema import ProjectDocument
 from collab.store import open_store
 from collab.tokens import Role
@@ -347,6 +347,50 @@ async def test_another_process_cannot_overwrite_an_id_a_connection_here_owns(
         assert told(ben)[2] == p.AwarenessEntry(42, 2, {"user": "ana", "cursor": 3})
         await ana.leave()
         await ben.leave()
+
+
+class PresenceLink:
+    """A link to other server processes that keeps the presence it is told to announce."""
+
+    def __init__(self) -> None:
+        self.presence: list[tuple[list[p.AwarenessEntry], dict[int, str]]] = []
+
+    def publish_update(self, project_id: str, first_seq: int, count: int,
+                       update: bytes) -> None:
+        pass
+
+    def publish_awareness(self, project_id: str, message: bytes,
+                          owners: dict[int, str]) -> None:
+        self.presence.append((p.decode_awareness(p.decode_message(message).payload), owners))
+
+
+async def test_presence_goes_to_other_processes_with_the_user_who_owns_each_id(
+        store, monkeypatch) -> None:
+    """Ids are announced with their owner; one owned on another process stays that user's
+    here, even once its state looks outdated: only the same user may take it then."""
+    link = PresenceLink()
+    async with Room("song", store, link=link, document_type=ProjectDocument) as room:
+        ana = Client(room)
+        await ana.sync()
+        ana.send(awareness_of(p.AwarenessEntry(42, 1, {"user": "ana"})))
+        await wait_for(lambda: link.presence)
+        assert link.presence == [([p.AwarenessEntry(42, 1, {"user": "ana"})], {42: "ana"})]
+        room.receive_awareness(awareness_of(p.AwarenessEntry(77, 1, {"user": "zoe"})),
+                               {77: "zoe"})
+        monkeypatch.setattr("collab.presence.OUTDATED_SECONDS", 0.0)  # zoe's tab is quiet
+        mallory, zoe = Client(room, user="mallory"), Client(room, user="zoe")
+        for client in (mallory, zoe):
+            await client.sync()
+        mallory.send(awareness_of(p.AwarenessEntry(77, 5, {"user": "mallory"})))
+        zoe.send(awareness_of(p.AwarenessEntry(77, 6, {"user": "zoe", "tab": 2})))
+        await wait_for(lambda: len(link.presence) == 2)  # only zoe's: hers to take here
+        assert link.presence[1] == ([p.AwarenessEntry(77, 6, {"user": "zoe", "tab": 2})],
+                                    {77: "zoe"})
+        await ana.leave()
+        await wait_for(lambda: len(link.presence) == 3)  # her null, still with its owner
+        assert link.presence[2] == ([p.AwarenessEntry(42, 2, None)], {42: "ana"})
+        for client in (mallory, zoe):
+            await client.leave()
 
 
 async def test_disconnect_user_closes_only_that_users_connections(store) -> None:
