@@ -17,6 +17,7 @@ from dawserver.plugin_api import (
     PUBLIC,
     Empty,
     FileReply,
+    FileSent,
     Media,
     Model,
     Permission,
@@ -196,6 +197,42 @@ def test_a_file_reply_is_the_file_of_a_declared_type_with_its_name(tmp_path: Pat
             assert answer.headers["Content-Disposition"].startswith("attachment; ")
             answer = await client.get("/mistyped")
             assert answer.status == 500 and "server log" in (await answer.json())["error"]
+
+    asyncio.run(go())
+
+
+def test_a_file_reply_tells_its_plugin_what_each_answer_sent(tmp_path: Path) -> None:
+    """``FileReply.on_sent`` hears, once each answer is over, which part of the file it
+    was to send and how much of that it wrote: all of a whole GET or a range, nothing of
+    a HEAD or a 304."""
+    song = tmp_path / "song.bin"
+    song.write_bytes(bytes(range(256)) * 40)  # 10,240 bytes
+    heard: list[FileSent] = []
+
+    async def hear(sent: FileSent) -> None:
+        heard.append(sent)
+
+    async def song_file(request) -> FileReply:  # noqa: ANN001
+        """The song, counted."""
+        return FileReply(song, "application/octet-stream", on_sent=hear)
+
+    plugin = EchoPlugin(_route(method="GET", path="/song_file", handler=song_file, body=None,
+                               query=None, response=Media("application/octet-stream")))
+
+    async def go() -> None:
+        async with TestClient(TestServer(_install(tmp_path / "data", plugin))) as client:
+            answer = await client.get("/song_file")
+            assert await answer.read() == song.read_bytes()
+            answer = await client.get("/song_file", headers={"Range": "bytes=100-199"})
+            assert (answer.status, len(await answer.read())) == (206, 100)
+            answer = await client.head("/song_file")
+            assert answer.status == 200
+            etag = answer.headers["ETag"]
+            answer = await client.get("/song_file", headers={"If-None-Match": etag})
+            assert answer.status == 304
+        assert heard == [FileSent(0, 10240, 10240), FileSent(100, 100, 100),
+                         FileSent(0, 0, 0), FileSent(0, 0, 0)]
+        assert [sent.complete for sent in heard] == [True] * 4
 
     asyncio.run(go())
 
