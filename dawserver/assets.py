@@ -37,6 +37,7 @@ from .asset_store import (
     AssetTooLarge,
     InvalidAudio,
 )
+from .file_answer import FileAnswer
 from .keys import ACCOUNTS, CONFIG, STORE
 from .lv2_confine import confine_states
 from .permissions import PROJECT_EDIT, PROJECT_READ
@@ -493,7 +494,7 @@ def _file_response(path: str, ext: str, name: str) -> web.StreamResponse:
         raise NotFound(f"audio file {path} is missing on the server")
     headers = {"Content-Type": MEDIA_TYPES.get(ext, "application/octet-stream"),
                "Content-Disposition": content_disposition(name or "audio." + ext)}
-    return web.FileResponse(path, headers=headers)
+    return FileAnswer(path, headers=headers)
 
 
 def _peaks_response(query: PeaksQuery, peaks) -> Any:  # noqa: ANN001 - dsp_core Peaks

@@ -1,7 +1,15 @@
-"""A file answer that tells, once it is over, how many of the file's bytes it sent.
+"""The server's file answers: aiohttp's, with ``If-Range`` as HTTP says, and one that
+tells, once it is over, how many of the file's bytes it sent.
 
-:class:`CountedFileResponse` is aiohttp's file answer (conditional requests, ranges,
-ETags, HEAD unchanged) whose body goes out in pieces through ``loop.sendfile`` (the
+:class:`FileAnswer` is aiohttp's file answer (conditional requests, ranges, ETags, HEAD)
+but for one thing: aiohttp reads ``If-Range`` only as a date, and serves the range for an
+entity tag whatever it is. A download resumed with the ETag of a file that has changed
+since would then join two different files. Here a ``Range`` applies only while its
+``If-Range`` holds (:func:`if_range_holds`); else the whole file is sent (RFC 9110,
+13.1.5). Every file the server answers goes through it.
+
+:class:`CountedFileResponse` is a :class:`FileAnswer` whose body goes out in pieces
+through ``loop.sendfile`` (the
 kernel's zero-copy send where the transport has one, a read-and-write copy elsewhere),
 counting each piece as it is written; a piece cut short by a dropped connection counts
 the bytes ``loop.sendfile`` says it sent (the file's position), one cut short by a
@@ -13,12 +21,15 @@ request's cancellation.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
+import os
 from collections.abc import Awaitable, Callable
+from email.utils import parsedate
 from pathlib import Path
 from typing import IO, Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.web_fileresponse import NOSENDFILE
 
@@ -33,8 +44,49 @@ PIECE = 1024 * 1024
 _REPORTS: set[asyncio.Task[None]] = set()
 
 
-class CountedFileResponse(web.FileResponse):
-    """aiohttp's file answer, reporting the bytes of the file it wrote to ``on_sent``."""
+def entity_tag(stat: os.stat_result) -> str:
+    """The strong ETag (quoted) aiohttp's file answer gives a file of this ``stat``."""
+    return f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+
+
+def if_range_holds(if_range: str | None, stat: os.stat_result) -> bool:
+    """Whether a request's ``If-Range`` (None: it has none) lets its ``Range`` apply to
+    the file of ``stat``: an HTTP date not before the file's modification (aiohttp's own
+    comparison), or the file's entity tag itself (a strong match: never a weak one)."""
+    if if_range is None:
+        return True
+    value = if_range.strip()
+    if value.startswith(('"', "W/")):
+        return value == entity_tag(stat)
+    parsed = parsedate(value)
+    if parsed is None:
+        return False  # neither an entity tag nor a date: nothing it could match
+    try:
+        when = datetime.datetime(*parsed[:6], tzinfo=datetime.UTC)
+    except ValueError:
+        return False
+    return stat.st_mtime <= when.timestamp()
+
+
+class FileAnswer(web.FileResponse):
+    """aiohttp's file answer, whose ``Range`` applies only while its ``If-Range`` holds."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if_range = request.headers.get(hdrs.IF_RANGE)
+        if if_range is not None and hdrs.RANGE in request.headers:
+            try:
+                stat = await asyncio.to_thread(os.stat, self._path)
+            except OSError:
+                stat = None  # aiohttp answers the missing file itself
+            if stat is not None and not if_range_holds(if_range, stat):
+                headers = request.headers.copy()
+                del headers[hdrs.RANGE]
+                request = request.clone(headers=headers)
+        return await super().prepare(request)
+
+
+class CountedFileResponse(FileAnswer):
+    """A file answer reporting the bytes of the file it wrote to ``on_sent``."""
 
     def __init__(self, path: str | Path, *, on_sent: Callable[[FileSent], Awaitable[None]],
                  headers: dict[str, str]) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .file_answer import FileAnswer
 from .keys import CONFIG
 from .plugin_api import PUBLIC, Media, Model, NotFound, Request, Route, Unavailable
 
@@ -134,7 +135,7 @@ async def static_file(request: Request) -> web.StreamResponse:
     target = (root / request.params["path"]).resolve()
     if root not in target.parents or not target.is_file():
         raise NotFound(f"no file {request.params['path']!r} in the page bundle")
-    return web.FileResponse(target)
+    return FileAnswer(target)
 
 
 ROUTES = [

@@ -30,6 +30,7 @@ from aiohttp import web
 
 from .declarations import PUBLIC, Media, Page, Reply, Request, Route
 from .errors import NotFound, PluginError, Unavailable
+from .file_answer import FileAnswer
 from .identity import signed_in_session
 
 #: A page path: one lower-case segment, e.g. "/social".
@@ -138,7 +139,7 @@ def _static_handler(folder: Path) -> Callable:
         if root not in target.parents or not target.is_file():
             raise NotFound(f"no file {asked!r} in this page's bundle")
         current = request.native.query.get("v") == bundle_version(root)
-        return web.FileResponse(target, headers={
+        return FileAnswer(target, headers={
             "Cache-Control": IMMUTABLE if current else REVALIDATE,
             "X-Content-Type-Options": "nosniff"})
 

@@ -31,6 +31,7 @@ from jobs import DEAD, DONE, QUEUED, RETRYING, RUNNING, JobRecord, UnknownJob
 
 from .auth_routes import _session, actor_of, session_cookie
 from .errors import TooManyRequests
+from .file_answer import FileAnswer
 from .keys import ACCOUNTS, BACKGROUND
 from .permissions import ACCOUNT_SELF
 from .plugin_api import (
@@ -165,7 +166,7 @@ async def download_export(request: Request) -> web.StreamResponse:
     path = archive_path(request.app, record.account_id, record.id)
     if not path.is_file():
         raise NotFound(f"the archive of export {record.id} is gone; ask for a new export")
-    return web.FileResponse(path, headers={
+    return FileAnswer(path, headers={
         "Content-Type": ZIP, "Content-Disposition": f'attachment; filename="{name}"'})
 
 

@@ -55,7 +55,7 @@ from .errors import (
     disk_full,
     problem_body,
 )
-from .file_answer import CountedFileResponse
+from .file_answer import CountedFileResponse, FileAnswer
 from .keys import PLUGIN_CONTEXT_KEY
 from .public_api.idempotency import idempotent
 from .public_api.state import api_state
@@ -267,7 +267,7 @@ def _file_answer(served: ServedRoute, reply: FileReply) -> web.StreamResponse:
                                                              inline=not reply.attachment)
     if reply.on_sent is not None:
         return CountedFileResponse(reply.path, on_sent=reply.on_sent, headers=headers)
-    return web.FileResponse(reply.path, headers=headers)
+    return FileAnswer(reply.path, headers=headers)
 
 
 def _answer(served: ServedRoute, result: Any) -> web.StreamResponse:

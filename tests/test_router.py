@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from email.utils import formatdate
 from pathlib import Path
 
 import pytest
@@ -233,6 +234,38 @@ def test_a_file_reply_tells_its_plugin_what_each_answer_sent(tmp_path: Path) -> 
         assert heard == [FileSent(0, 10240, 10240), FileSent(100, 100, 100),
                          FileSent(0, 0, 0), FileSent(0, 0, 0)]
         assert [sent.complete for sent in heard] == [True] * 4
+
+    asyncio.run(go())
+
+
+def test_a_range_applies_only_while_its_if_range_holds(tmp_path: Path) -> None:
+    """A download resumed with ``If-Range`` gets the range only if the file is still the
+    one it names (its entity tag, or not modified since its date); else the whole file
+    (aiohttp alone sends the range for any entity tag, and a changed file would join
+    two different ones)."""
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_bytes(b"name,plays\nNight Drive,12\n")
+
+    async def sheet_file(request) -> FileReply:  # noqa: ANN001
+        """The sheet."""
+        return FileReply(sheet, "text/csv")
+
+    plugin = EchoPlugin(_route(method="GET", path="/sheet_file", handler=sheet_file,
+                               body=None, query=None, response=Media("text/csv")))
+    whole = sheet.read_bytes()
+
+    async def go() -> None:
+        async with TestClient(TestServer(_install(tmp_path / "data", plugin))) as client:
+            etag = (await client.head("/sheet_file")).headers["ETag"]
+            later = formatdate(sheet.stat().st_mtime + 60, usegmt=True)
+            earlier = formatdate(sheet.stat().st_mtime - 60, usegmt=True)
+            for if_range, expected in ((etag, (206, whole[:4])), (later, (206, whole[:4])),
+                                       ('"an-older-file"', (200, whole)),
+                                       (f"W/{etag}", (200, whole)), (earlier, (200, whole)),
+                                       ("not a validator", (200, whole))):
+                answer = await client.get("/sheet_file", headers={
+                    "Range": "bytes=0-3", "If-Range": if_range})
+                assert (answer.status, await answer.read()) == expected, if_range
 
     asyncio.run(go())
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from PIL import Image
 from social_fakes import CLIENT_ID, CLIENT_SECRET, until
 from social_helpers import InTestNetwork, database_url, social_app, who
@@ -29,6 +28,8 @@ from business.social.privacy import export_account
 from business.social.services import services
 from business.social.uploads import upload_file, upload_folder
 from business.social.waveform_jobs import media_file
+from dawserver import router
+from dawserver.file_answer import FileAnswer
 from dawserver.plugin_api import Pseudonymiser
 
 pytestmark = pytest.mark.timeout(120)
@@ -496,14 +497,14 @@ def test_an_upload_is_downloaded_streamed_with_its_type_etag_and_ranges(
     the core's file answer, never read whole; another account's id is an unknown one."""
     files = made(tmp_path / "files")
     streamed: list[Path] = []
-    real = web.FileResponse
+    real = FileAnswer
 
     class Watched(real):  # type: ignore[misc, valid-type]
         def __init__(self, path: Any, *args: Any, **kwargs: Any) -> None:
             streamed.append(Path(path))
             super().__init__(path, *args, **kwargs)
 
-    monkeypatch.setattr(web, "FileResponse", Watched)
+    monkeypatch.setattr(router, "FileAnswer", Watched)
 
     async def go() -> None:
         async with social_app(tmp_path, f"sqlite://{tmp_path / 's.sqlite3'}") as (

@@ -17,6 +17,7 @@ from accounts.models import DEFAULT_REGION
 from collab.tokens import SECRET_FILE, TokenSigner
 
 from ..declarations import PUBLIC
+from ..file_answer import FileAnswer
 from ..keys import CONFIG
 from ..plugin_api import BadRequest, Forbidden, Media, NotFound, Query, Request, Route
 from ..regions import account_region, project_region
@@ -98,7 +99,7 @@ async def object_response(app: web.Application, store: ObjectStore, key: str, *,
     path = store.path(key)
     if not path.is_file():
         raise ObjectNotFound(f"no object {key!r}")
-    return web.FileResponse(path, headers={
+    return FileAnswer(path, headers={
         "Content-Type": content_type, "Content-Disposition": content_disposition(filename)})
 
 
@@ -126,7 +127,7 @@ async def local_link(request: Request) -> web.StreamResponse:
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         if path.is_file():
-            return web.FileResponse(path, headers={
+            return FileAnswer(path, headers={
                 "Content-Disposition": content_disposition(query.filename or path.name)})
     raise NotFound("the object of this link is gone")
 
