@@ -106,6 +106,7 @@ from .errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
+from .file_answer import if_range_holds
 from .grant_revocation import (
     SendMail,
     mail_each_once,
@@ -133,7 +134,8 @@ __all__ = [
     "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "SendMail",
     "Sunset", "TooManyRequests", "Unauthorized",
     "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "allows", "backoff_delay",
-    "group_commit", "hookimpl", "hookspec", "limited_client", "load_migrations",
+    "group_commit", "hookimpl", "hookspec", "if_range_holds", "limited_client",
+    "load_migrations",
     "mail_each_once", "map_errors", "move_account_rows", "pseudonymise_mentions",
     "queue_withdrawal", "unconfirmed_withdrawal",
 ]

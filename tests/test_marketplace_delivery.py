@@ -124,6 +124,28 @@ async def test_ranges_that_ask_for_the_file_again_count_again(tmp_path: Path) ->
         assert (await m.client.head(url)).status == 200  # still nothing counted
 
 
+async def test_a_resume_whose_if_range_holds_is_charged_its_range_only(
+        tmp_path: Path) -> None:
+    """A browser resumes with ``If-Range`` (the ETag or date it was sent): while that holds,
+    the answer is the range and only the range counts; once it does not (the file changed),
+    the answer is the whole file and counts as one."""
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        licence = await bought(m)  # a limit of 3; the mp3 is 11 bytes
+        url = link_of(licence, "mp3")
+        answer = await m.client.get(url, headers={"Range": "bytes=0-3"})
+        assert answer.status == 206 and await answer.read() == b"ID3 "
+        etag, modified = answer.headers["ETag"], answer.headers["Last-Modified"]
+        for if_range, part, piece in ((etag, "4-7", b"the "), (modified, "8-", b"mp3")):
+            answer = await m.client.get(url, headers={"Range": f"bytes={part}",
+                                                      "If-Range": if_range})
+            assert answer.status == 206 and await answer.read() == piece
+            assert (await m.library("buyer"))[0]["downloads"] == 1, if_range
+        answer = await m.client.get(url, headers={"Range": "bytes=6-",
+                                                  "If-Range": '"another-file"'})
+        assert answer.status == 200 and await answer.read() == b"ID3 the mp3"
+        assert (await m.library("buyer"))[0]["downloads"] == 2
+
+
 async def test_a_download_resumes_from_a_range_under_its_exact_name(tmp_path: Path) -> None:
     async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
         mp3 = m.assets.add("seller", "mp3-accented", b"ID3 the mp3")

@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlencode
 
 from business.marketplace.errors import DownloadRefused, NotFoundHere
 from business.marketplace.models import ACTIVE, BeatFile, Licence
 from business.marketplace.store import MarketStore
-from dawserver.plugin_api import FileSent
+from dawserver.plugin_api import FileSent, if_range_holds
 
 PREFIX = "/api/marketplace/downloads"
 #: ``asset_file(seller_account, asset_id)``: the local file of a platform asset (None:
@@ -105,7 +106,8 @@ class Asked:
     def bytes_of(self, size: int) -> int:
         """How many of the file's ``size`` bytes the answer may send, at most: none for
         HEAD; a single ``bytes=`` range's length (clipped to the file); the whole file
-        for anything else (no range, several, one unreadable, or an ``If-Range``)."""
+        for anything else (no range, several, one unreadable, or an ``If-Range`` not yet
+        :meth:`resolved`)."""
         if self.method == "HEAD":
             return 0
         if not self.range or self.if_range is not None:
@@ -122,6 +124,15 @@ class Asked:
         except ValueError:
             return size
         return max(0, end - start + 1)
+
+    def resolved(self, stat: os.stat_result) -> Asked:
+        """What this request asks of the file of ``stat``: its ``Range`` (``If-Range``
+        dropped) while its ``If-Range`` holds, the whole file once it no longer does
+        (the file answer decides the same, :func:`if_range_holds`)."""
+        if self.if_range is None:
+            return self
+        return replace(self, range=self.range if if_range_holds(self.if_range, stat) else None,
+                       if_range=None)
 
     def first_of(self, size: int) -> int:
         """The file's byte the answer starts from when it sends :meth:`bytes_of`: that of
@@ -181,8 +192,9 @@ class Delivery:
         if not local or not Path(local).is_file():
             raise NotFoundHere(f"the file {item.name or item.kind!r} is not available on "
                                "this server: ask the seller to upload it again")
-        size = Path(local).stat().st_size
-        asked = asked or Asked()
+        stat = Path(local).stat()
+        size = stat.st_size
+        asked = (asked or Asked()).resolved(stat)
         charge = None
         if asked.method != "HEAD":
             wanted, first = asked.bytes_of(size), asked.first_of(size)
