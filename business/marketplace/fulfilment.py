@@ -246,8 +246,9 @@ class Fulfilment:
                     order.account_id)
         return Outcome.PROCESSED
 
-    async def _grant(self, tx: Any, order: Order, now: float) -> None:
-        """Grant the licence of a paid order in ``tx`` (its contract queued)."""
+    async def _grant(self, tx: Any, order: Order, now: float) -> Licence:
+        """Grant the licence of a paid order in ``tx`` (its contract queued); the licence.
+        A sandbox order's exclusive licence holds no real exclusivity."""
         beat = await self.store.beat(order.account_id, order.beat_id, tx=tx)
         if beat is None:
             raise NotFoundHere(f"beat {order.beat_id!r} of order {order.order_id!r} is gone")
@@ -259,9 +260,13 @@ class Fulfilment:
             order.account_id, new_id("lic"), order.order_id, order.beat_id, order.tier,
             order.buyer_account, beat.title, files, dict(tier.rights), order.exclusive, 0,
             tier.download_limit, "active", now)
-        await self.store.insert_licence(tx, licence)
+        if order.sandbox:  # holds no real exclusivity: the beat's stays free
+            await self.store.insert_licence(tx, licence, sandbox=True)
+        else:
+            await self.store.insert_licence(tx, licence)
         if self.on_licence is not None:
             await self.on_licence(tx, licence)
+        return licence
 
     #: the licence of a paid order (a member's free download is granted the same way)
     grant = _grant
@@ -329,6 +334,9 @@ class Fulfilment:
             order = await self.store.order(seller, order_id, tx=tx)
             if order is None:
                 raise NotFoundHere(f"no order {order_id!r} in this account")
+            if order.sandbox:
+                raise NotForSale(f"order {order_id!r} is a sandbox sale (test mode): no "
+                                 "money was paid, so there is nothing to refund")
             if order.status not in (PAID, REFUNDING, REFUNDED):
                 raise NotForSale(f"order {order_id!r} is {order.status}: only a paid order "
                                  "can be refunded")

@@ -131,6 +131,9 @@ class Order:
     #: which the transfers to the line's payees carry. None: a direct charge on the
     #: seller's connected account.
     transfer_group: str | None = None
+    #: A sandbox sale (a test-mode API key's simulated checkout): no money moved, so
+    #: reports, refunds and live counters leave it out.
+    sandbox: bool = False
 
     @property
     def charged_on(self) -> str | None:

@@ -1,10 +1,11 @@
 """A seller's sales reports and customer CSV, read from the paid orders.
 
-:func:`sales` sums the seller's **paid** orders (refunded and refunding ones left out)
-in ``[since, until)`` by beat, licence tier, the buyer's billing country (``"??"`` when
-Stripe gave none) and UTC day, each figure per currency in minor units.
-:func:`customers_csv` writes one row per buyer who bought from the seller: the buyer's
-account, country, orders, amount spent per currency and, **only where the buyer agreed**
+:func:`sales` sums the seller's **paid** orders (refunded and refunding ones, and sandbox
+sales made with test-mode API keys, left out) in ``[since, until)`` by beat, licence
+tier, the buyer's billing country (``"??"`` when Stripe gave none) and UTC day, each
+figure per currency in minor units. :func:`customers_csv` writes one row per buyer who
+bought from the seller (paid orders, no sandbox sale): the buyer's account, country,
+orders, amount spent per currency and, **only where the buyer agreed**
 (:mod:`.customers`), name and email. Every cell is formula-safe (:func:`safe_cell`).
 """
 
@@ -54,7 +55,8 @@ async def _paid(db: Any, seller: str, since: float, until: float,
            "b.title, c.country FROM mkt_orders o LEFT JOIN mkt_beats b ON "
            "b.account_id = o.account_id AND b.beat_id = o.beat_id LEFT JOIN mkt_customers c "
            "ON c.account_id = o.account_id AND c.order_id = o.order_id "
-           "WHERE o.account_id = ? AND o.status = ? AND o.paid_at >= ? AND o.paid_at < ?")
+           "WHERE o.account_id = ? AND o.status = ? AND o.sandbox = 0 AND o.paid_at >= ? "
+           "AND o.paid_at < ?")
     args: list[Any] = [seller, PAID, since, until]
     if beat_id is not None:
         sql += " AND o.beat_id = ?"
@@ -91,7 +93,8 @@ async def customers_csv(db: Any, seller: str) -> str:
         "SELECT o.buyer_account, o.amount, o.currency, o.paid_at, c.country, c.name, "
         "c.email, c.consent FROM mkt_orders o LEFT JOIN mkt_customers c ON "
         "c.account_id = o.account_id AND c.order_id = o.order_id WHERE o.account_id = ? "
-        "AND o.status = ? ORDER BY o.buyer_account, o.paid_at, o.order_id", seller, PAID)
+        "AND o.status = ? AND o.sandbox = 0 ORDER BY o.buyer_account, o.paid_at, o.order_id",
+        seller, PAID)
     people: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
         key = (row["buyer_account"], row["currency"])

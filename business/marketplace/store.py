@@ -27,7 +27,7 @@ Row = dict[str, Any]
 
 ORDER_COLUMNS = ("account_id, order_id, beat_id, tier, buyer_account, amount, currency, "
                  "exclusive, status, stripe_account, session_id, payment_intent, note, "
-                 "created_at, paid_at, refunded_at, transfer_group")
+                 "created_at, paid_at, refunded_at, transfer_group, sandbox")
 LICENCE_COLUMNS = ("account_id, licence_id, order_id, beat_id, tier, buyer_account, title, "
                    "files, rights, exclusive_beat, downloads, download_limit, status, "
                    "granted_at")
@@ -62,7 +62,7 @@ def order_from(row: Row) -> Order:
                  bool(row["exclusive"]), row["status"], row["stripe_account"],
                  row["session_id"], row["payment_intent"], row["note"],
                  float(row["created_at"]), row["paid_at"], row["refunded_at"],
-                 row["transfer_group"])
+                 row["transfer_group"], bool(row["sandbox"]))
 
 
 def licence_from(row: Row) -> Licence:
@@ -220,11 +220,12 @@ class MarketStore:
     async def insert_order(self, tx: Any, order: Order) -> None:
         await tx.execute(
             f"INSERT INTO mkt_orders ({ORDER_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             order.account_id, order.order_id, order.beat_id, order.tier, order.buyer_account,
             order.amount, order.currency, int(order.exclusive), order.status,
             order.stripe_account, order.session_id, order.payment_intent, order.note,
-            order.created_at, order.paid_at, order.refunded_at, order.transfer_group)
+            order.created_at, order.paid_at, order.refunded_at, order.transfer_group,
+            int(order.sandbox))
 
     async def order(self, account_id: str, order_id: str, *, tx: Any = None) -> Order | None:
         row = await self._on(tx).fetchrow(
@@ -258,14 +259,20 @@ class MarketStore:
 
     # -- licences ----------------------------------------------------------------------------
 
-    async def insert_licence(self, tx: Any, licence: Licence) -> None:
+    async def insert_licence(self, tx: Any, licence: Licence, *, sandbox: bool = False
+                             ) -> None:
+        """Insert a granted licence; an exclusive one holds its beat exclusively, unless
+        it is a ``sandbox`` one (a sandbox sale's: it holds no real exclusivity)."""
+        held = None
+        if licence.exclusive:
+            held = f"sandbox:{licence.licence_id}" if sandbox else licence.beat_id
         await tx.execute(
             f"INSERT INTO mkt_licences ({LICENCE_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             licence.account_id, licence.licence_id, licence.order_id, licence.beat_id,
             licence.tier, licence.buyer_account, licence.title,
             json.dumps([f.to_json() for f in licence.files]), json.dumps(licence.rights),
-            licence.beat_id if licence.exclusive else None, licence.downloads,
+            held, licence.downloads,
             licence.download_limit, licence.status, licence.granted_at)
 
     async def licence(self, licence_id: str, *, tx: Any = None) -> Licence | None:
