@@ -2,7 +2,8 @@
 
 Viewers read their account's beats and orders and their library of licences (with its
 download links); editors create beats and change tiers; owners spend or take money:
-buy a licence, connect the seller's Stripe account, refund an order. The public
+buy a licence, connect the seller's Stripe account, refund an order. Editors may make
+sandbox sales (test mode: :mod:`.sandbox_sales`, no money moves). The public
 catalogue, the Stripe webhook (signed by Stripe) and signed download links need no
 token (``PUBLIC``).
 """
@@ -22,4 +23,8 @@ BUY = Permission("marketplace.buy", "buy licences for the account (spends its mo
 SELL = Permission("marketplace.sell",
                   "connect the account's Stripe account and refund its orders", Role.OWNER)
 
-PERMISSIONS = [READ, LIBRARY, CATALOGUE, BUY, SELL]
+SANDBOX = Permission("marketplace.sandbox",
+                     "make sandbox sales of the account's beats with a test-mode key (no "
+                     "money moves)", Role.EDITOR)
+
+PERMISSIONS = [READ, LIBRARY, CATALOGUE, BUY, SELL, SANDBOX]

@@ -1,5 +1,6 @@
 """The marketplace's resources in the public REST API (``/api/v1``): the account's
-beats with their licence tiers, the licences it bought and the orders of its beats."""
+beats with their licence tiers, the licences it bought and the orders of its beats, and
+the sandbox sale a test-mode key makes (:class:`NewOrder`)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,24 @@ class Order(PublicResource):
     created_at: str = Field(description=TIME)
     paid_at: str | None = Field(description=f"{TIME}; null until paid")
     refunded_at: str | None = Field(description=f"{TIME}; null unless refunded")
+
+
+class NewOrder(Model):
+    """A sandbox sale to make (test-mode keys only): one licence tier of one of the
+    account's beats on sale, paid in simulation (no Stripe, no money, no payout)."""
+
+    beat_id: str = Field(min_length=1, max_length=200,
+                         description="One of the account's beats on sale.")
+    tier: str = Field(min_length=1, max_length=100,
+                      description="A licence tier the beat offers now (its `tier`).")
+    buyer_email: str | None = Field(
+        None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$",
+        description="The simulated buyer's address, kept in the order's note; never "
+                    "mailed.")
+    buyer_reference: str | None = Field(
+        None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="Your own reference for the simulated buyer, kept in the order's "
+                    "note.")
 
 
 class BeatPage(Model):

@@ -1,19 +1,28 @@
-"""The marketplace's read routes in the public REST API, declared relative to ``/api/v1``.
+"""The marketplace's routes in the public REST API, declared relative to ``/api/v1``.
 
 Thin adapters over the module's store: the account's beats (its storefront catalogue,
 scope ``marketplace.read``), the orders of its beats (its sales, ``marketplace.read``)
 and the licences it bought (``marketplace.library``). Another account's ids answer 404.
+
+One write, for test mode only: ``POST /api/v1/orders`` (scope ``marketplace.sandbox``,
+``Idempotency-Key``) makes a sandbox sale of one of the account's beats
+(:mod:`.sandbox_sales`): a paid order and its licence, marked sandbox objects in the
+transaction that makes them (:func:`~dawserver.plugin_api.mark_sandbox`), so only
+test-mode keys reach them, and ``marketplace.sale`` for test-mode webhooks. Real
+orders come only from a buyer's paid checkout, so any other caller gets 403.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from business.marketplace.errors import CatalogueInvalid, NotForSale, NotFoundHere
 from business.marketplace.models import Beat as BeatRow
 from business.marketplace.models import Licence as LicenceRow
 from business.marketplace.models import Order as OrderRow
-from business.marketplace.permissions import LIBRARY, READ
-from business.marketplace.services import services
+from business.marketplace.permissions import LIBRARY, READ, SANDBOX
+from business.marketplace.sandbox_sales import SandboxSales
+from business.marketplace.services import PLUGIN_NAME, services
 from business.marketplace.v1_resources import (
     Beat,
     BeatFilter,
@@ -21,20 +30,37 @@ from business.marketplace.v1_resources import (
     Licence,
     LicencePage,
     LicenceTier,
+    NewOrder,
     Order,
     OrderFilter,
     OrderPage,
 )
 from dawserver.plugin_api import (
+    Conflict,
+    Forbidden,
     NotFound,
     PublicListing,
     PublicOne,
     Request,
     Route,
+    Unprocessable,
     answer_one,
     answer_page,
+    map_errors,
+    mark_sandbox,
     rfc3339,
 )
+
+#: The domain's errors as problem answers (as the module's own routes map them).
+_api = map_errors(
+    (NotFoundHere, NotFound),
+    (CatalogueInvalid, lambda exc: Unprocessable(str(exc), fields=exc.issues)),
+    (NotForSale, Conflict),
+)
+#: Why ``POST /api/v1/orders`` refuses a live key (or a signed-in person).
+LIVE_ORDERS = ("only a test-mode key (mbk_test_...) makes orders through the API: they are "
+               "sandbox sales, paid in simulation. Real orders come from a buyer's paid "
+               "checkout; read them with GET /api/v1/orders")
 
 
 def _time(at: float | None) -> str | None:
@@ -118,6 +144,40 @@ async def get_order(request: Request) -> Any:
     return answer_one(request, _order(found))
 
 
+@_api
+async def create_order(request: Request) -> Any:
+    """Make a sandbox sale of one of the account's beats (test-mode keys only).
+
+    One licence tier of a beat on sale, paid in simulation; a live key (or a signed-in
+    person) gets 403, as real orders come only from a paid checkout. No request reaches
+    Stripe, no money moves, nothing is paid out, and live data is left as it was (an
+    exclusive tier leaves the beat on sale; no lease is counted; sales reports leave
+    it out). The order (`paid`) and its licence, whose buyer is the account itself, are
+    sandbox objects: test-mode keys see them in `GET /api/v1/orders` and
+    `GET /api/v1/licences`, live keys never do. `marketplace.sale` goes to test-mode
+    webhooks only. 404 for a beat the account does not have, 422 for a tier it does
+    not offer now, 409 for a beat sold with exclusive rights.
+
+    Send `Idempotency-Key` to make retries safe: the same key and body answer the first
+    request's order again.
+    """
+    if not request.test_mode:
+        raise Forbidden(LIVE_ORDERS)
+    body: NewOrder = request.body
+    account_id, context = request.account_id, request.context
+
+    async def sandboxed(tx: Any, object_id: str) -> None:
+        await mark_sandbox(context, PLUGIN_NAME, account_id, object_id, tx=tx)
+
+    module = services(context)
+    sale = await SandboxSales(module.store, module.fulfilment).sell(
+        account_id, body.beat_id, body.tier, mark=sandboxed, buyer_email=body.buyer_email,
+        buyer_reference=body.buyer_reference)
+    found = _order(sale.order)
+    return answer_one(request, found, status=201,
+                      headers={"Location": f"/api/v1/orders/{found.id}"})
+
+
 ROUTES = [
     Route(method="GET", path="/beats", handler=list_beats, permission=READ,
           response=BeatPage, query=BeatFilter),
@@ -129,6 +189,8 @@ ROUTES = [
           permission=LIBRARY, response=Licence, query=PublicOne),
     Route(method="GET", path="/orders", handler=list_orders, permission=READ,
           response=OrderPage, query=OrderFilter),
+    Route(method="POST", path="/orders", handler=create_order, permission=SANDBOX,
+          body=NewOrder, response=Order, status=201, idempotent=True),
     Route(method="GET", path="/orders/{order_id}", handler=get_order, permission=READ,
           response=Order, query=PublicOne),
 ]
