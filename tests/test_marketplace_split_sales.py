@@ -365,12 +365,15 @@ async def test_split_transfers_and_reversals_reconcile_with_stripe_and_mismatche
         first = lines[beats[0]["beat_id"]]
         status, body = await m.call("POST", f"{M}/sales/{first}/refund", who("seller"), {})
         assert status == 202, body
-        async with asyncio.timeout(60):
-            while not all(t["reversed"] for t in m.fake.all_of("transfer")
-                          if t["metadata"]["order_id"] == first):
-                await asyncio.sleep(0.05)
-        await m.fake.webhooks.settled()
         module = market_services(m)
+        async with asyncio.timeout(60):  # the reversal's end is recorded once it is booked
+            while await module.store.db.fetchval(
+                    "SELECT state FROM mkt_split_reversals WHERE account_id = ? AND "
+                    "order_id = ?", "seller", first) != "reversed":
+                await asyncio.sleep(0.05)
+        assert all(t["reversed"] for t in m.fake.all_of("transfer")
+                   if t["metadata"]["order_id"] == first)
+        await m.fake.webhooks.settled()
 
         async def report() -> Any:
             return await reconcile_transfers(module.ledger, "seller",
