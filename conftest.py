@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
 import glob
 import os
@@ -122,6 +123,50 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
     item.cancel_timeout = cancel  # what pytest-timeout's own cancel hook calls
     timer.start()
     return True
+
+
+def _lock(path: Path, mode: int) -> int:
+    """A file descriptor of ``path`` holding an ``flock`` of ``mode``."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, mode)
+    return fd
+
+
+@contextlib.contextmanager
+def _turn(item: pytest.Item) -> Iterator[None]:
+    """Under pytest-xdist, take a turn to run ``item``: with the other workers (a shared
+    lock) or, for a test marked ``alone`` (one that times something in real time, where
+    another worker's load would be its error), by itself. A gate taken first gives a
+    waiting ``alone`` test the next turn rather than letting shared ones run on."""
+    worker = getattr(item.config, "workerinput", None)  # not the environment: a pytest
+    if worker is None:  # a test starts inherits it, and must not wait for its own turn
+        yield
+        return
+    run_id = worker["testrunuid"]
+    turns = Path(tempfile.gettempdir()) / f"daw-test-turns-{run_id}"
+    turns.mkdir(exist_ok=True)
+    alone = item.get_closest_marker("alone") is not None
+    gate = _lock(turns / "gate", fcntl.LOCK_EX)
+    try:
+        held = [gate, _lock(turns / "run", fcntl.LOCK_EX if alone else fcntl.LOCK_SH)]
+    except BaseException:
+        os.close(gate)
+        raise
+    if not alone:
+        os.close(held.pop(0))  # let the next test in
+    try:
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """Run each test in its turn (:func:`_turn`), waiting for it before its timeout's
+    timer starts."""
+    with _turn(item):
+        yield
 
 
 def free_port() -> int:

@@ -34,6 +34,7 @@ EXTRAS = {
         "pytest-benchmark>=4",
         "pytest-timeout>=2.1",  # the timer hooks conftest.py implements
         "pytest-asyncio>=0.23",
+        "pytest-xdist>=3.5",  # scripts/test.sh runs the suite on two workers
         "hypothesis>=6",
         "ruff>=0.5",
         "import-linter>=2.1",  # the package contracts of docs/architecture.md

@@ -18,6 +18,10 @@ import pytest
 
 SMOKE = os.environ.get("DAW_BENCH_SMOKE") == "1"
 RESULTS: list[dict] = []
+#: Figures recorded by the benchmark running now, until its report carries them.
+_RECORDED: list[dict] = []
+#: The report's user property that carries them.
+FIGURES = "benchmark_figures"
 
 
 def best_time(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -112,7 +116,20 @@ def measure(benchmark, fn: Callable[[], object], rounds: int = 3) -> float:
 def record(benchmark, **figures: float | int | str) -> None:
     """Attach figures to the benchmark and to the end-of-run summary."""
     benchmark.extra_info.update(figures)
-    RESULTS.append({"name": benchmark.name, **figures})
+    _RECORDED.append({"name": benchmark.name, **figures})
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Carry the figures a benchmark recorded on its report: under pytest-xdist the
+    report is what reaches the process that prints the summary."""
+    outcome = yield
+    outcome.get_result().user_properties.extend((FIGURES, row) for row in _RECORDED)
+    _RECORDED.clear()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    RESULTS.extend(row for key, row in report.user_properties if key == FIGURES)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -45,6 +45,7 @@ def connected(server: str) -> bool:
     return "dawclient in" in ports
 
 
+@pytest.mark.alone  # note spacing measured against the wall clock
 async def test_notes_played_on_a_midi_port_are_heard_and_recorded(tmp_path: Path) -> None:
     config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
     session = Session(tracks=[Track("drums"), Track("keys", instrument=Instrument(

@@ -79,6 +79,7 @@ class PacedPlayer:
             self.out[:, b * BLOCK:(b + 1) * BLOCK] = block
 
 
+@pytest.mark.alone  # recorded frames measured against the wall clock
 def test_notes_from_the_port_are_heard_and_recorded_at_the_frames_played(
         keyboard: object, capsys: pytest.CaptureFixture[str]) -> None:
     live = LiveMidi("keys", Instrument("synth", {"attack_ms": 0.0}), RATE, BLOCK,

@@ -28,6 +28,7 @@ def load_soak():  # noqa: ANN201 - the script as a module
 
 
 @pytest.mark.soak
+@pytest.mark.alone  # its latency windows must not drift with another test's load
 @pytest.mark.timeout(240)
 def test_a_two_minute_soak_loses_nothing_and_stays_bounded(tmp_path: Path) -> None:
     report_file = tmp_path / "soak.json"
