@@ -35,7 +35,19 @@ import numpy as np
 
 from . import lv2_catalog
 from .errors import DspError
-from .lv2_layout import ANSWER, FAILED, FLOAT, MESSAGE, QUIT, RESET, RESTORE, RUN, SAVE, Layout
+from .lv2_layout import (
+    ANSWER,
+    FAILED,
+    FLOAT,
+    MESSAGE,
+    PRIME,
+    QUIT,
+    RESET,
+    RESTORE,
+    RUN,
+    SAVE,
+    Layout,
+)
 from .lv2_state import STATE_KEY
 
 log = logging.getLogger(__name__)
@@ -165,15 +177,21 @@ class HostedPlugin:
         frames = readings[-1]
         return max(int(round(frames)), 0) if np.isfinite(frames) else 0
 
-    def _prime(self) -> None:
-        """Run one silent frame, then reset, when the plug-in takes MIDI: some (LSP's
-        samplers) miss the MIDI of their first run after starting with a state, and the
-        first block's notes (a chase from the playhead) must be heard."""
+    def _prime(self, reset: bool = True) -> None:
+        """Run silent one-frame runs until the plug-in schedules no more work (then reset,
+        unless ``reset`` is False) when it takes MIDI: some (LSP's samplers) take a
+        restored state in over their next runs and miss or cut those runs' MIDI, and the
+        first block's notes (a chase from the playhead) must be heard.  Done after every
+        restore: at start-up and when the state changes in a running worker (without a
+        reset there, so what sounds plays on; a seek resets anyway)."""
         if self._events is None:
             return
         self._events[0] = 0
-        self._command(RUN, 1, "priming")
-        self._command(RESET, 0, "resetting")
+        for row, _ in self._rows().inputs:  # the runs hear silence, not a stale frame
+            row[:1] = 0.0
+        self._command(PRIME, 1, "priming")
+        if reset:
+            self._command(RESET, 0, "resetting")
 
     def _restore_state(self) -> None:
         """Hand ``params["state"]`` (when there is one) to the worker to restore."""
@@ -303,6 +321,7 @@ class HostedPlugin:
                 return
             try:
                 self._restore_state()
+                self._prime(reset=False)
             except WorkerFailed as exc:
                 self._fail(str(exc))
 

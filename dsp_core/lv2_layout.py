@@ -12,9 +12,11 @@ two words per event, its frame in the block and its bytes packed little-endian
 builds the ``atom:Sequence`` the plug-in reads from them before each run.
 
 Commands are 8 bytes on the worker's stdin, ``(command, frames)``; ``RESTORE``'s
-second field is instead the length of the UTF-8 state text that follows it. Every
-answer is 8 bytes on its stdout, ``(status, length)`` followed by ``length`` bytes of
-UTF-8 text (an error message, or the state text ``SAVE`` asked for).
+second field is instead the length of the UTF-8 state text that follows it;
+``PRIME`` runs one-frame runs with no MIDI until a run schedules no work (see
+:meth:`dsp_core.lv2_worker.Worker.prime`). Every answer is 8 bytes on its stdout,
+``(status, length)`` followed by ``length`` bytes of UTF-8 text (an error message, or
+the state text ``SAVE`` asked for).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 
 from .lv2_catalog import PluginInfo
 
-RUN, RESET, QUIT, SAVE, RESTORE = 1, 2, 3, 4, 5
+RUN, RESET, QUIT, SAVE, RESTORE, PRIME = 1, 2, 3, 4, 5, 6
 OK, FAILED = 0, 1
 MESSAGE = struct.Struct("<II")
 ANSWER = struct.Struct("<iI")

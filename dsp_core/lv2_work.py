@@ -85,11 +85,13 @@ class WorkQueue:
         self.requests = BoundedQueue()
         self.responses = BoundedQueue()
         self.refused = 0  # requests and responses refused for lack of space
+        self.scheduled = 0  # requests the plug-in made, ever (a run that made none: idle)
         self.instance: Any = None
         self.interface: Any = None
 
         @ffi.callback("int(void*, uint32_t, const void*)", error=ERR_UNKNOWN)
         def schedule_work(_handle: Any, size: int, data: Any) -> int:
+            self.scheduled += 1
             return self._count(self.requests.put(size, data))
 
         @ffi.callback("LV2_Worker_Respond_Function", error=ERR_UNKNOWN)

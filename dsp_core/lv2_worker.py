@@ -21,7 +21,20 @@ import numpy as np
 
 from . import lv2_catalog, lv2_lilv, lv2_state
 from .lv2_catalog import PluginInfo, plugin, plugin_pointer
-from .lv2_layout import ANSWER, FAILED, FLOAT, MESSAGE, OK, QUIT, RESET, RESTORE, RUN, SAVE, Layout
+from .lv2_layout import (
+    ANSWER,
+    FAILED,
+    FLOAT,
+    MESSAGE,
+    OK,
+    PRIME,
+    QUIT,
+    RESET,
+    RESTORE,
+    RUN,
+    SAVE,
+    Layout,
+)
 from .lv2_lilv import ffi, lib
 from .lv2_work import WorkQueue
 
@@ -29,6 +42,8 @@ ATOM_CAPACITY = 65536  # bytes of an atom port's buffer, or its rsz:minimumSize 
 ATOM_SEQUENCE = "http://lv2plug.in/ns/ext/atom#Sequence"
 ATOM_CHUNK = "http://lv2plug.in/ns/ext/atom#Chunk"
 ATOM_FRAME_TIME = "http://lv2plug.in/ns/ext/atom#frameTime"
+#: The most one-frame runs a ``PRIME`` makes (a plug-in scheduling work every run).
+PRIME_RUNS = 8
 #: One event of an ``atom:Sequence`` holding a MIDI message of up to 8 bytes: its
 #: frame, then an atom header (size, type) and the message, padded to 8 bytes.
 ATOM_EVENT = np.dtype([("frames", "<i8"), ("size", "<u4"), ("type", "<u4"),
@@ -189,6 +204,21 @@ class Worker:
             instance.lv2_descriptor.run(instance.lv2_handle, frames)
             queue.finish_block()  # its work, then the responses, before the next run
 
+    def prime(self) -> int:
+        """Run one-frame runs (no MIDI; the host silenced the inputs' first frame) until
+        one schedules no work, at most :data:`PRIME_RUNS`; return how many ran.  A
+        plug-in may take a restored state in over several runs (LSP's samplers load the
+        file a state names in one run's work, swap it in at the next, free the old one
+        at the one after) and cut or miss the notes of those runs."""
+        if self.events is not None:
+            self.events[0] = 0
+        for runs in range(1, PRIME_RUNS + 1):
+            before = sum(queue.scheduled for queue in self.queues)
+            self.run(1)
+            if sum(queue.scheduled for queue in self.queues) == before:
+                return runs
+        return PRIME_RUNS
+
     def save_state(self) -> str:
         """The first instance's LV2 state as text (:func:`dsp_core.lv2_state.save`)."""
         return lv2_state.save(lv2_catalog.world(), plugin_pointer(self.info.uri),
@@ -268,6 +298,8 @@ def serve(argv: list[str]) -> int:
             worker.run(frames)
         elif command == RESET:
             worker.reset()
+        elif command == PRIME:
+            worker.prime()
         elif command == QUIT:
             return 0
         elif command in (SAVE, RESTORE):

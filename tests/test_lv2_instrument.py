@@ -329,6 +329,35 @@ def test_an_lsp_samplers_note_in_the_very_first_block_is_heard(tmp_path: Path) -
     assert not out[:100].any()
 
 
+@pytest.mark.parametrize(("playhead", "note_at"), [
+    (256, 306),  # playing on: the note in the block after the change
+    (9950, 10000),  # a seek: the note in the first block
+    (11000, 10000),  # a seek: the note chased from the playhead
+])
+def test_an_lsp_samplers_first_note_after_a_state_change_plays_the_new_sample(
+        tmp_path: Path, playhead: int, note_at: int) -> None:
+    """A new state (another sample) for a playing sampler is restored into its running
+    worker. LSP's sampler takes the new sample in at its next run and cuts that run's
+    notes, so the host primes it again after the restore: the first block's note (or a
+    note chased from the playhead) plays the new sample from its first frame."""
+    needs_plugin(LSP_SAMPLER)
+    _, state = sampler_hit(tmp_path / "loud", RATE)
+    quiet, changed = sampler_hit(tmp_path / "quiet", RATE, gain=0.5)
+    notes = [Note(57, 127, note_at - 100, 3000)]  # (the clip starts at 100)
+    with Engine(midi_session(Instrument("lv2", {"uri": LSP_SAMPLER, "state": state}), notes),
+                block_size=256) as engine:
+        engine.render(0, 256)
+        plugin = engine.graph.tracks[0].source.plugin
+        engine.apply(midi_session(Instrument("lv2", {"uri": LSP_SAMPLER, "state": changed}),
+                                  notes))
+        assert engine.graph.tracks[0].source.plugin is plugin  # restored, not restarted
+        out = engine.render(playhead, 1024)[0]
+        assert engine.plugin_errors() == []
+    onset = max(note_at - playhead, 0)
+    assert not out[:onset].any()
+    np.testing.assert_allclose(out[onset:], quiet[:1024 - onset], atol=1e-6)
+
+
 def test_a_keyboard_plays_an_lv2_instrument_live_at_the_next_block() -> None:
     from dsp_core.instrument_graph import NOTE_OFF, NOTE_ON
     from dsp_core.live_instrument import LiveInstrument
