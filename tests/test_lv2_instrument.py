@@ -358,6 +358,42 @@ def test_an_lsp_samplers_first_note_after_a_state_change_plays_the_new_sample(
     np.testing.assert_allclose(out[onset:], quiet[:1024 - onset], atol=1e-6)
 
 
+@pytest.mark.parametrize("as_effect", [False, True])
+def test_a_note_held_by_the_sustain_pedal_across_the_playhead_is_chased_into_an_lsp_sampler(
+        tmp_path: Path, as_effect: bool) -> None:
+    """Playing from a playhead after a note's note-off, with the sustain pedal (CC 64) down
+    from before the note-off until after the playhead: the note is chased (its note-on
+    at the playhead, after the pedal; then its note-off, which the pedal holds) and heard
+    from the first block; without the pedal, or with it up before the playhead, nothing
+    sounds. LSP's sampler (the installed instrument that plays a note's sample; as an
+    instrument and as an effect taking MIDI) ignores CC 64, so its chased note sounds
+    for its note-off's fade-out (``fout``, 50 ms here) rather than while held."""
+    needs_plugin(LSP_SAMPLER)
+    sample, state = sampler_hit(tmp_path, RATE)
+    params = {"uri": LSP_SAMPLER, "state": state, "fout": 50.0}
+    note = [Note(57, 127, 1000, 1000)]  # on the timeline 1100 to 2100
+    down, up = ControlEvent("cc", 500, 127, number=64), ControlEvent("cc", 30000, 0, number=64)
+    early_up = ControlEvent("cc", 3000, 0, number=64)  # up at 3100, before the playhead
+
+    def first_blocks(controls: list[ControlEvent]) -> np.ndarray:
+        if as_effect:
+            song = Session(sample_rate=RATE, tracks=[Track(
+                "keys", pan=-1.0, midi_clips=[MidiClip(100, 40000, note, controls)],
+                effects=[EffectSpec("lv2", params)])])
+        else:
+            song = midi_session(Instrument("lv2", params), note, controls)
+        with Engine(song, block_size=256) as engine:
+            out = engine.render(5000, 1024)[0]  # the playhead at 5000
+            assert engine.plugin_errors() == []
+        return out
+
+    held = first_blocks([down, up])
+    np.testing.assert_allclose(held[:100], sample[:100], atol=1e-6)  # from the playhead
+    assert np.abs(held[256:512]).max() > 0.05  # the second block too (the fade)
+    assert not first_blocks([]).any()
+    assert not first_blocks([down, early_up]).any()
+
+
 def test_a_keyboard_plays_an_lv2_instrument_live_at_the_next_block() -> None:
     from dsp_core.instrument_graph import NOTE_OFF, NOTE_ON
     from dsp_core.live_instrument import LiveInstrument
