@@ -13,8 +13,10 @@ inside the block as a ``midi:MidiEvent`` of the plug-in's MIDI input
 
 **Latency.** A plug-in that reports latency ``L`` gets every event ``L`` frames early
 (the notes are known ahead), so its output lines up with the timeline without delaying
-the rest of the mix.  **Seeks.** A block that does not follow the last one resets the
-plug-in (deactivate, activate), sends the controllers and bends before the block, then
+the rest of the mix.  **Seeks.** A block that does not follow the last one (also the
+first after a transport stop) first silences the plug-in (:meth:`MidiFeed.silence`: a
+reset does not stop the voices of some plug-ins, LSP's samplers), then resets it
+(deactivate, activate), sends the controllers and bends before the block, then
 every note sounding across the seek point as a note-on at its first frame (note chase,
 as the built-in instruments), and pre-rolls ``L`` frames: the chased notes go at the
 pre-roll's first frame, so they are heard from the seek point.  A plug-in that fails is
@@ -118,18 +120,23 @@ class PluginInstrument:
         self._play(start + lead, frames, self.buffer)
 
     def _seek(self, start: int, lead: int) -> None:
-        """Reset the plug-in, chase controllers and bends, then the notes sounding across
-        ``start`` (note-ons at ``start``, ahead of its own events), pre-roll its latency."""
-        self.plugin.reset()
-        chased = self.feed.seek(start)
+        """Silence and reset the plug-in, chase controllers and bends, then the notes
+        sounding across ``start`` (note-ons at ``start``, ahead of its own events),
+        pre-roll its latency."""
         scratch = np.zeros_like(self.buffer)
-        if chased.shape[0]:
-            self.plugin.process(scratch, 1, midi_words(chased, start))
+        self._send_now(self.feed.silence(start), start, scratch)  # (a reset may not)
+        self.plugin.reset()
+        self._send_now(self.feed.seek(start), start, scratch)
         position = start
         while position < start + lead:  # the events of [start, start + lead) go early
             count = min(self.buffer.shape[1], start + lead - position)
             self._play(position, count, scratch)
             position += count
+
+    def _send_now(self, events: np.ndarray, at: int, scratch: np.ndarray) -> None:
+        """Send ``events`` (framed at ``at``) in one-frame runs into ``scratch``."""
+        for first in range(0, events.shape[0], MAX_EVENTS):
+            self.plugin.process(scratch, 1, midi_words(events[first:first + MAX_EVENTS], at))
 
     def _play(self, at: int, frames: int, out: np.ndarray) -> None:
         """Run the plug-in over ``frames`` frames with the events of [at, at + frames),

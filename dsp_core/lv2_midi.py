@@ -5,8 +5,10 @@ instrument (:mod:`dsp_core.lv2_instrument`) and every ``lv2`` effect with a MIDI
 the track's chain (:mod:`dsp_core.lv2_chain`, x42's fat1 autotune, LSP's samplers and
 MIDI triggers).  Both get the same events (:func:`dsp_core.instrument_graph.midi_events`,
 render frames) at their frames inside each block, run in pieces of at most
-:data:`~dsp_core.lv2_layout.MAX_EVENTS` events, and the same note chase after a seek
-(:func:`dsp_core.instrument_graph.chase`).
+:data:`~dsp_core.lv2_layout.MAX_EVENTS` events, and the same handling of a seek (a
+transport stop ends in one): first :meth:`MidiFeed.silence` (note-offs of the notes it
+holds, sustain pedal up, All Notes Off and All Sound Off on every channel), then the note
+chase (:func:`dsp_core.instrument_graph.chase`).
 
 The feed counts frames in its plug-in's own time: for an instrument the timeline frame
 plus the plug-in's latency (its notes go early), for an effect the timeline frame of the
@@ -27,6 +29,10 @@ log = logging.getLogger(__name__)
 
 _STATUS = np.zeros(8, dtype=np.uint32)
 _STATUS[[NOTE_ON, NOTE_OFF, CC, BEND]] = (0x90, 0x80, 0xB0, 0xE0)
+
+#: The controllers (value 0) :meth:`MidiFeed.silence` sends on every channel, in order:
+#: sustain pedal up (CC 64), All Notes Off (CC 123), All Sound Off (CC 120).
+SILENCING = (64, 123, 120)
 
 #: A piece of a block: its first frame, the frame after it (both counted from the
 #: block's first), and its events as packed words (None: no event).
@@ -83,9 +89,10 @@ class MidiFeed:
         controllers and bends before ``at`` (the last ``MAX_EVENTS``, framed at ``at``)
         for the caller to send first.
 
-        ``inline`` (a plug-in that is not reset on a seek: an effect): note-offs of the
-        notes it holds, then those controllers, are put ahead of the chased note-ons in
-        :attr:`events` instead, and nothing is returned.
+        ``inline`` (a plug-in that is not reset on a seek: an effect): :meth:`silence`,
+        then those controllers, are put ahead of the chased note-ons in :attr:`events`
+        instead (at the same frame, in that order), and nothing is returned.  Otherwise
+        the caller sends :meth:`silence` first.
         """
         written = self._written
         self.cursor = int(np.searchsorted(written["frame"], at, side="left"))
@@ -97,13 +104,29 @@ class MidiFeed:
         offs["kind"], offs["value"] = NOTE_OFF, 0
         lead = [notes, offs]
         if inline:
-            lead[:0] = [self._releases(at), controls]
+            silence = self.silence(at)  # (the controllers leave the chased notes room)
+            room = max(MAX_EVENTS - silence.shape[0] - notes.shape[0] - offs.shape[0], 0)
+            lead[:0] = [silence, controls[max(controls.shape[0] - room, 0):]]
             controls = controls[:0]
         self.held.clear()
         added = np.concatenate(lead)
         self._events = written if not added.shape[0] else np.concatenate(
             [before, added, written[self.cursor:]])
         return controls
+
+    def silence(self, at: int) -> np.ndarray:
+        """Events at ``at`` that stop whatever the plug-in sounds, as a DAW sends on a
+        seek or stop: a note-off for each note held now, then on all 16 channels the
+        sustain pedal up, All Notes Off and All Sound Off (:data:`SILENCING`: the notes
+        the pedal holds, and voices a plug-in keeps over a reset, as LSP's samplers do).
+        The held notes are forgotten."""
+        offs = self._releases(at)
+        self.held.clear()
+        controls = np.zeros(16 * len(SILENCING), dtype=self._written.dtype)
+        controls["frame"], controls["kind"] = at, CC
+        controls["channel"] = np.repeat(np.arange(16), len(SILENCING))
+        controls["key"] = np.tile(SILENCING, 16)
+        return np.concatenate([offs, controls])
 
     def _releases(self, at: int) -> np.ndarray:
         """Note-offs at ``at`` for the notes held now."""
@@ -187,4 +210,4 @@ class MidiFeed:
             self.held = set(old.held) - orphans
 
 
-__all__ = ["MidiFeed", "Piece", "midi_words"]
+__all__ = ["SILENCING", "MidiFeed", "Piece", "midi_words"]

@@ -28,12 +28,12 @@ SYSTEM_LV2 = "/usr/lib/lv2:/usr/local/lib/lv2:/usr/lib/x86_64-linux-gnu/lv2"
 MODES = {"pass": 0, "nan": 1, "hang": 2, "crash": 3, "denormal": 4}
 
 
-def sampler_hit(folder: Path, rate: int = 48000, gain: float = 1.0
+def sampler_hit(folder: Path, rate: int = 48000, gain: float = 1.0, frames: int = 4800
                 ) -> tuple[np.ndarray, str]:
-    """A 4800-frame sample (a click, a half click, then a step; times ``gain``) written in
-    ``folder`` (made if missing), and LSP Sampler Mono's state naming its file (played
-    unshifted by note 57)."""
-    data = np.zeros(4800, dtype=np.float32)
+    """A ``frames``-long sample (a click, a half click, then a step; times ``gain``)
+    written in ``folder`` (made if missing), and LSP Sampler Mono's state naming its file
+    (played unshifted by note 57)."""
+    data = np.zeros(frames, dtype=np.float32)
     data[0], data[100], data[200:] = 1.0, 0.5, 0.25
     data *= np.float32(gain)
     folder.mkdir(parents=True, exist_ok=True)

@@ -394,6 +394,60 @@ def test_a_note_held_by_the_sustain_pedal_across_the_playhead_is_chased_into_an_
     assert not first_blocks([down, early_up]).any()
 
 
+def lsp_song(state: str, notes: list[Note], as_effect: bool, fout: float) -> Session:
+    """A MIDI track playing LSP's sampler (``fout``: its note-off fade-out, ms), as the
+    track's instrument or as an effect taking MIDI (the clip at 100, panned left)."""
+    params = {"uri": LSP_SAMPLER, "state": state, "fout": fout}
+    if not as_effect:
+        return midi_session(Instrument("lv2", params), notes)
+    return Session(sample_rate=RATE, tracks=[Track(
+        "keys", pan=-1.0, midi_clips=[MidiClip(100, 20000, notes, [])],
+        effects=[EffectSpec("lv2", params)])])
+
+
+@pytest.mark.parametrize("fout", [0.0, 10.0])
+@pytest.mark.parametrize("as_effect", [False, True])
+@pytest.mark.parametrize("stop", [False, True])
+def test_a_seek_silences_the_note_an_lsp_sampler_was_playing(
+        tmp_path: Path, fout: float, as_effect: bool, stop: bool) -> None:
+    """A note playing a 1 s sample, held across a block, then a seek to where no note
+    sounds (or a transport stop, ``Engine.reset``, then playing from there): the old
+    voice is released at the seek point, so the blocks after it are silent but for the
+    sampler's note-off fade-out (``fout``; none at 0). LSP's sampler keeps its voices
+    over a reset (deactivate, activate), so the host sends note-offs and All Notes Off
+    first. The next note plays as written."""
+    needs_plugin(LSP_SAMPLER)
+    sample, state = sampler_hit(tmp_path, RATE, frames=RATE)
+    notes = [Note(57, 127, 900, 3000), Note(57, 127, 11900, 1000)]  # 1000..4000, 12000..
+    with Engine(lsp_song(state, notes, as_effect, fout), block_size=256) as engine:
+        np.testing.assert_allclose(engine.render(0, 2048)[0][1000:], sample[:1048])
+        if stop:
+            engine.reset()
+        out = engine.render(9950, 3050)[0]
+        assert engine.plugin_errors() == []
+    fade = round(fout * RATE / 1000)  # the sampler's fade-out, in frames
+    assert np.abs(out[:fade]).max(initial=0.0) <= 0.25  # the old voice fading, at most
+    assert not out[fade:2050].any()  # then silence, to the next note
+    np.testing.assert_allclose(out[2050:], sample[:1000], atol=1e-6)
+
+
+@pytest.mark.parametrize("as_effect", [False, True])
+def test_playing_on_after_a_stop_restarts_the_held_note_alone(
+        tmp_path: Path, as_effect: bool) -> None:
+    """A stop inside a note (``Engine.reset``), then playing from that frame: the old
+    voice is silenced and the note chased at the same frame is not cut by it (sent
+    after), so the output is the note's sample from its start, with nothing added."""
+    needs_plugin(LSP_SAMPLER)
+    sample, state = sampler_hit(tmp_path, RATE, frames=RATE)
+    notes = [Note(57, 127, 900, 30000)]  # 1000..31000
+    with Engine(lsp_song(state, notes, as_effect, 0.0), block_size=256) as engine:
+        engine.render(0, 2048)
+        engine.reset()
+        out = engine.render(2048, 4096)[0]
+        assert engine.plugin_errors() == []
+    np.testing.assert_allclose(out, sample[:4096], atol=1e-6)
+
+
 def test_a_keyboard_plays_an_lv2_instrument_live_at_the_next_block() -> None:
     from dsp_core.instrument_graph import NOTE_OFF, NOTE_ON
     from dsp_core.live_instrument import LiveInstrument
