@@ -394,6 +394,61 @@ def test_a_note_held_by_the_sustain_pedal_across_the_playhead_is_chased_into_an_
     assert not first_blocks([down, early_up]).any()
 
 
+#: Note 60 at 1100..2100 on the timeline, under the sustain pedal down from 600.
+PEDALLED = [Note(60, 100, 1000, 1000)]
+PEDAL_DOWN = ControlEvent("cc", 500, 127, number=64)
+
+
+@pytest.mark.parametrize("playhead", [0, 5000])
+def test_the_sustain_pedal_holds_a_note_of_the_test_instrument_until_it_goes_up(
+        playhead: int) -> None:
+    """The test instrument honours CC 64: a note whose note-off comes under the pedal
+    sounds until the pedal goes up (15100), in playback from the start and when chased
+    from a playhead after its note-off (its note-on then note-off at the playhead, after
+    the pedal), well beyond the first blocks; with the pedal up before the playhead, or
+    no pedal, it is over."""
+    level = np.float32(100 / 127)
+    up = ControlEvent("cc", 15000, 0, number=64)
+    song = midi_session(step(), PEDALLED, [PEDAL_DOWN, up])
+    with Engine(song, block_size=256) as engine:
+        out = engine.render(playhead, 20000 - playhead)[0]
+        assert engine.plugin_errors() == []
+    expected = np.zeros(20000, dtype=np.float32)
+    expected[1100:15100] = level
+    np.testing.assert_array_equal(out, expected[playhead:])
+    early_up = ControlEvent("cc", 3000, 0, number=64)
+    for controls in ([PEDAL_DOWN, early_up], []):
+        with Engine(midi_session(step(), PEDALLED, controls), block_size=256) as engine:
+            out = engine.render(playhead, 20000 - playhead)[0]
+        expected[:] = 0.0
+        expected[1100:3100 if controls else 2100] = level
+        np.testing.assert_array_equal(out, expected[playhead:])
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_a_seek_silences_notes_the_plugin_keeps_over_a_reset_held_or_pedalled(
+        stop: bool) -> None:
+    """The test instrument with ``keep`` keeps its note over a reset, as LSP's samplers
+    do. A note held across a block, then a seek (or a stop, then playing) back to the
+    start, where nothing sounds and no controller was sent yet: silent from the seek
+    point (the note-off the host sends). A note on channel 10 whose note-off came under
+    that channel's pedal (the host holds no note then, and no pedal-up is chased): silent
+    too (pedal up, All Notes Off, All Sound Off on every channel)."""
+    held = [Note(60, 100, 1000, 500)]  # 1100..1600
+    pedalled = [Note(60, 100, 1000, 500, channel=9)]
+    pedal = [ControlEvent("cc", 0, 127, number=64, channel=9),
+             ControlEvent("cc", 9000, 0, number=64, channel=9)]  # 100..9100
+    for notes, controls, upto in ((held, [], 1200), (pedalled, pedal, 2048)):
+        with Engine(midi_session(step(keep=1.0), notes, controls), block_size=256) as engine:
+            played = engine.render(0, upto)[0]
+            assert played[-1] == np.float32(100 / 127)  # held, or pedalled since 1600
+            if stop:
+                engine.reset()
+            out = engine.render(0, 1024)[0]
+            assert engine.plugin_errors() == []
+        assert not out.any()
+
+
 def lsp_song(state: str, notes: list[Note], as_effect: bool, fout: float) -> Session:
     """A MIDI track playing LSP's sampler (``fout``: its note-off fade-out, ms), as the
     track's instrument or as an effect taking MIDI (the clip at 100, panned left)."""

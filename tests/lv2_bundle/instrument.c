@@ -4,12 +4,18 @@
  * from its frame on; a note-off of the same key sets it back to 0 from its frame. So
  * where a note was placed is the exact sample where the output steps. The output is
  * delayed by the `delay` control (frames), which it reports as its latency.
+ * The sustain pedal (CC 64 >= 64 on the note's channel) holds a note whose note-off
+ * comes meanwhile until the pedal goes up; All Notes Off (CC 123) acts as a note-off
+ * (the pedal holds it, as MIDI says), All Sound Off (CC 120) silences at once. With
+ * `keep` at 1 the sounding note and the pedals survive a reset (deactivate, activate),
+ * as LSP's samplers keep their voices: only MIDI stops it then.
  * Ports: 0 midi_in (an atom:Sequence of midi:MidiEvent, the main control port),
  * 1 notify (an atom output: an empty sequence written each run), 2 out (audio),
  * 3 delay, 4 latency (output), 5 events (MIDI events received since activate),
  * 6 errors (input sequences or events built wrongly, and output capacity not given
  * afresh before a run), 7 bend (the last pitch bend, -8192..8191), 8 crash (at 1 the
- * plug-in aborts in run(): a crashing instrument).
+ * plug-in aborts in run(): a crashing instrument), 9 keep (at 1 a reset keeps the
+ * sounding note).
  * Written against the LV2 ABI without its headers (lv2_abi.h).
  */
 #include <stdint.h>
@@ -26,12 +32,15 @@ typedef struct { int64_t frames; Atom body; } Event;
 #define ATOM "http://lv2plug.in/ns/ext/atom#"
 #define LINE 128
 #define NOTIFY_NEEDED 1024u
+#define PORTS 10
 
 typedef struct {
-    void *port[9];
+    void *port[PORTS];
     uint32_t sequence, frame_time, midi_event, chunk;
     float level, volume, line[LINE];
     int key, channel;
+    int sustained;     /* the note got its note-off while the pedal held it */
+    uint32_t pedals;   /* bit c: channel c's sustain pedal is down */
     uint32_t at, events, errors;
     int bend;
 } Synth;
@@ -52,25 +61,51 @@ static LV2_Handle instantiate(const LV2_Descriptor *d, double rate, const char *
 }
 
 static void connect_port(LV2_Handle h, uint32_t port, void *data) {
-    if (port < 9) ((Synth *)h)->port[port] = data;
+    if (port < PORTS) ((Synth *)h)->port[port] = data;
 }
 
 static void activate(LV2_Handle h) {
     Synth *s = h;
-    s->level = 0.0f; s->volume = 1.0f; s->key = -1; s->channel = -1;
+    int keep = s->port[9] && *(float *)s->port[9] >= 0.5f;
+    if (!keep) {
+        s->level = 0.0f; s->key = -1; s->channel = -1; s->sustained = 0; s->pedals = 0;
+    }
+    s->volume = 1.0f;
     s->at = 0; s->events = 0; s->errors = 0; s->bend = 0;
     memset(s->line, 0, sizeof s->line);
+}
+
+static void silence(Synth *s) {
+    s->level = 0.0f; s->key = -1; s->sustained = 0;
+}
+
+/* A note-off of the sounding note: held while its channel's pedal is down. */
+static void release(Synth *s) {
+    if (s->pedals & (1u << s->channel)) s->sustained = 1;
+    else silence(s);
 }
 
 static void act(Synth *s, const uint8_t *m, uint32_t size) {
     s->events++;
     uint8_t kind = m[0] & 0xF0, channel = m[0] & 0x0F;
+    int sounding = s->key >= 0 && channel == s->channel;
     if (kind == 0x90 && size == 3 && m[2] > 0) {
-        s->key = m[1]; s->channel = channel; s->level = m[2] / 127.0f;
+        s->key = m[1]; s->channel = channel; s->level = m[2] / 127.0f; s->sustained = 0;
     } else if ((kind == 0x80 || (kind == 0x90 && m[2] == 0)) && size == 3) {
-        if (m[1] == s->key && channel == s->channel) { s->level = 0.0f; s->key = -1; }
+        if (sounding && m[1] == s->key) release(s);
     } else if (kind == 0xB0 && size == 3 && m[1] == 7) {
         s->volume = m[2] / 127.0f;
+    } else if (kind == 0xB0 && size == 3 && m[1] == 64) {
+        if (m[2] >= 64) {
+            s->pedals |= 1u << channel;
+        } else {
+            s->pedals &= ~(1u << channel);
+            if (sounding && s->sustained) silence(s);
+        }
+    } else if (kind == 0xB0 && size == 3 && m[1] == 123) {
+        if (sounding) release(s);
+    } else if (kind == 0xB0 && size == 3 && m[1] == 120) {
+        if (sounding) silence(s);
     } else if (kind == 0xE0 && size == 3) {
         s->bend = (int)(m[1] | (m[2] << 7)) - 8192;
     } else if (size != 3 && !(kind == 0xC0 || kind == 0xD0)) {
