@@ -20,6 +20,8 @@ SOURCE = Path(__file__).parent / "lv2_bundle"
 MISBEHAVE = "urn:maxbooster:test:misbehave"
 WORKER = "urn:maxbooster:test:worker"  # uses the Worker extension (lv2_bundle/worker.c)
 INSTRUMENT = "urn:maxbooster:test:instrument"  # MIDI in, a DC step out (lv2_bundle/instrument.c)
+#: The same, but a reset keeps its sounding note (as LSP's samplers keep their voices).
+INSTRUMENT_KEEP = "urn:maxbooster:test:instrument-keep"
 SWH_AMP = "http://plugin.org.uk/swh-plugins/amp"  # swh-lv2: gain in dB, mono
 X42_EQ = "http://gareus.org/oss/lv2/fil4#mono"  # x42-plugins: parametric EQ, mono
 LSP_DELAY = "http://lsp-plug.in/plugins/lv2/comp_delay_mono"  # lsp-plugins-lv2, needs urid:map

@@ -10,6 +10,7 @@ import pytest
 from helpers_audio import DictLoader
 from lv2_helpers import (  # noqa: F401
     INSTRUMENT,
+    INSTRUMENT_KEEP,
     LSP_SAMPLER,
     SWH_AMP,
     live_mix_frames,
@@ -428,8 +429,8 @@ def test_the_sustain_pedal_holds_a_note_of_the_test_instrument_until_it_goes_up(
 @pytest.mark.parametrize("stop", [False, True])
 def test_a_seek_silences_notes_the_plugin_keeps_over_a_reset_held_or_pedalled(
         stop: bool) -> None:
-    """The test instrument with ``keep`` keeps its note over a reset, as LSP's samplers
-    do. A note held across a block, then a seek (or a stop, then playing) back to the
+    """The test instrument's ``-keep`` twin keeps its note over a reset, as LSP's
+    samplers do. A note held across a block, then a seek (or a stop, then playing) back to the
     start, where nothing sounds and no controller was sent yet: silent from the seek
     point (the note-off the host sends). A note on channel 10 whose note-off came under
     that channel's pedal (the host holds no note then, and no pedal-up is chased): silent
@@ -439,7 +440,8 @@ def test_a_seek_silences_notes_the_plugin_keeps_over_a_reset_held_or_pedalled(
     pedal = [ControlEvent("cc", 0, 127, number=64, channel=9),
              ControlEvent("cc", 9000, 0, number=64, channel=9)]  # 100..9100
     for notes, controls, upto in ((held, [], 1200), (pedalled, pedal, 2048)):
-        with Engine(midi_session(step(keep=1.0), notes, controls), block_size=256) as engine:
+        kept = Instrument("lv2", {"uri": INSTRUMENT_KEEP})
+        with Engine(midi_session(kept, notes, controls), block_size=256) as engine:
             played = engine.render(0, upto)[0]
             assert played[-1] == np.float32(100 / 127)  # held, or pedalled since 1600
             if stop:

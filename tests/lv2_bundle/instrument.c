@@ -6,16 +6,16 @@
  * delayed by the `delay` control (frames), which it reports as its latency.
  * The sustain pedal (CC 64 >= 64 on the note's channel) holds a note whose note-off
  * comes meanwhile until the pedal goes up; All Notes Off (CC 123) acts as a note-off
- * (the pedal holds it, as MIDI says), All Sound Off (CC 120) silences at once. With
- * `keep` at 1 the sounding note and the pedals survive a reset (deactivate, activate),
- * as LSP's samplers keep their voices: only MIDI stops it then.
+ * (the pedal holds it, as MIDI says), All Sound Off (CC 120) silences at once.
+ * A second plug-in of this binary, urn:maxbooster:test:instrument-keep (the same ports),
+ * keeps the sounding note and the pedals over a reset (deactivate, activate), as LSP's
+ * samplers keep their voices: only MIDI stops it.
  * Ports: 0 midi_in (an atom:Sequence of midi:MidiEvent, the main control port),
  * 1 notify (an atom output: an empty sequence written each run), 2 out (audio),
  * 3 delay, 4 latency (output), 5 events (MIDI events received since activate),
  * 6 errors (input sequences or events built wrongly, and output capacity not given
  * afresh before a run), 7 bend (the last pitch bend, -8192..8191), 8 crash (at 1 the
- * plug-in aborts in run(): a crashing instrument), 9 keep (at 1 a reset keeps the
- * sounding note).
+ * plug-in aborts in run(): a crashing instrument).
  * Written against the LV2 ABI without its headers (lv2_abi.h).
  */
 #include <stdint.h>
@@ -32,13 +32,14 @@ typedef struct { int64_t frames; Atom body; } Event;
 #define ATOM "http://lv2plug.in/ns/ext/atom#"
 #define LINE 128
 #define NOTIFY_NEEDED 1024u
-#define PORTS 10
+#define PORTS 9
 
 typedef struct {
     void *port[PORTS];
     uint32_t sequence, frame_time, midi_event, chunk;
     float level, volume, line[LINE];
     int key, channel;
+    int keep;          /* the -keep plug-in: a reset keeps the note and the pedals */
     int sustained;     /* the note got its note-off while the pedal held it */
     uint32_t pedals;   /* bit c: channel c's sustain pedal is down */
     uint32_t at, events, errors;
@@ -60,14 +61,20 @@ static LV2_Handle instantiate(const LV2_Descriptor *d, double rate, const char *
     return s;
 }
 
+static LV2_Handle instantiate_keep(const LV2_Descriptor *d, double rate, const char *path,
+                                   const LV2_Feature *const *features) {
+    Synth *s = instantiate(d, rate, path, features);
+    if (s) s->keep = 1;
+    return s;
+}
+
 static void connect_port(LV2_Handle h, uint32_t port, void *data) {
     if (port < PORTS) ((Synth *)h)->port[port] = data;
 }
 
 static void activate(LV2_Handle h) {
     Synth *s = h;
-    int keep = s->port[9] && *(float *)s->port[9] >= 0.5f;
-    if (!keep) {
+    if (!s->keep) {
         s->level = 0.0f; s->key = -1; s->channel = -1; s->sustained = 0; s->pedals = 0;
     }
     s->volume = 1.0f;
@@ -170,11 +177,13 @@ static void run(LV2_Handle h, uint32_t n) {
 
 static void cleanup(LV2_Handle h) { free(h); }
 
-static const LV2_Descriptor descriptor = {
-    "urn:maxbooster:test:instrument", instantiate, connect_port, activate, run, NULL,
-    cleanup, NULL,
+static const LV2_Descriptor descriptors[] = {
+    {"urn:maxbooster:test:instrument", instantiate, connect_port, activate, run, NULL,
+     cleanup, NULL},
+    {"urn:maxbooster:test:instrument-keep", instantiate_keep, connect_port, activate, run,
+     NULL, cleanup, NULL},
 };
 
 __attribute__((visibility("default"))) const LV2_Descriptor *lv2_descriptor(uint32_t index) {
-    return index == 0 ? &descriptor : NULL;
+    return index < 2 ? &descriptors[index] : NULL;
 }
