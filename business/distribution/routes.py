@@ -217,13 +217,10 @@ async def unallocated(request: Request) -> Any:
 @_api
 async def create_presave(request: Request) -> Any:
     """Start a pre-save campaign for a release."""
-    module, body = services(request.context), request.body
-    release = await module.catalog.get_release(request.account_id,
-                                               request.params["release_id"])
-    return await module.presaves.create(
-        request.account_id, release.release_id, body.title or release.title,
-        body.artist or " & ".join(release.primary_artists()),
-        body.release_date or release.release_date, body.services)
+    body = request.body
+    return await services(request.context).start_presave(
+        request.account_id, request.params["release_id"], body.title, body.artist,
+        body.release_date, body.services)
 
 
 @_api

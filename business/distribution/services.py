@@ -49,6 +49,18 @@ class Services:
     pipeline: DeliveryPipeline
     presaves: PreSaves
 
+    async def start_presave(self, account_id: str, release_id: str, title: str | None,
+                            artist: str | None, release_date: str | None,
+                            services: list[str] | None) -> dict[str, Any]:
+        """A pre-save campaign for the account's release (not found: 404), what is left
+        out (None or empty) taken from the release: its title, primary artists and
+        release date (:meth:`PreSaves.create`)."""
+        release = await self.catalog.get_release(account_id, release_id)
+        return await self.presaves.create(
+            account_id, release.release_id, title or release.title,
+            artist or " & ".join(release.primary_artists()),
+            release_date or release.release_date, services)
+
 
 def services(context: PluginContext) -> Services:
     """The started module of a plug-in context."""

@@ -242,11 +242,8 @@ async def create_presave(request: Request) -> web.Response:
     """
     body: NewPresaveCampaign = request.body
     module, account_id = services(request.context), request.account_id
-    release = await module.catalog.get_release(account_id, request.params["release_id"])
-    made = await module.presaves.create(
-        account_id, release.release_id, body.title or release.title,
-        body.artist or " & ".join(release.primary_artists()),
-        body.release_date or release.release_date, body.services)
+    made = await module.start_presave(account_id, request.params["release_id"], body.title,
+                                      body.artist, body.release_date, body.services)
     found = _campaign(await module.presaves.campaign(account_id, made["campaign_id"]))
     return answer_one(request, found, status=201,
                       headers={"Location": f"/api/v1/presave-campaigns/{found.id}"})
