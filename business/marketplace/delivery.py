@@ -103,27 +103,30 @@ class Asked:
     range: str | None = None
     if_range: str | None = None
 
-    def bytes_of(self, size: int) -> int:
-        """How many of the file's ``size`` bytes the answer may send, at most: none for
-        HEAD; a single ``bytes=`` range's length (clipped to the file); the whole file
-        for anything else (no range, several, one unreadable, or an ``If-Range`` not yet
-        :meth:`resolved`)."""
+    def span(self, size: int) -> tuple[int, int]:
+        """The part of the file's ``size`` bytes the answer may send, at most, as (its
+        first byte, how many bytes): none for HEAD; a single ``bytes=`` range (clipped
+        to the file); the whole file, from byte 0, for anything else (no range, several,
+        one unreadable, or an ``If-Range`` not yet :meth:`resolved`)."""
         if self.method == "HEAD":
-            return 0
+            return 0, 0
         if not self.range or self.if_range is not None:
-            return size
+            return 0, size
         unit, _, spec = self.range.partition("=")
         first, dash, last = spec.strip().partition("-")
         if unit.strip().lower() != "bytes" or "," in spec or not dash:
-            return size
+            return 0, size
         try:
             if not first.strip():  # the last N bytes
-                return max(0, min(size, int(last)))
-            start = int(first)
-            end = min(size - 1, int(last)) if last.strip() else size - 1
+                count = max(0, min(size, int(last)))
+                start = size - count
+            else:
+                start = int(first)
+                end = min(size - 1, int(last)) if last.strip() else size - 1
+                count = max(0, end - start + 1)
         except ValueError:
-            return size
-        return max(0, end - start + 1)
+            return 0, size
+        return (0, count) if count in (0, size) else (start, count)
 
     def resolved(self, stat: os.stat_result) -> Asked:
         """What this request asks of the file of ``stat``: its ``Range`` (``If-Range``
@@ -133,15 +136,6 @@ class Asked:
             return self
         return replace(self, range=self.range if if_range_holds(self.if_range, stat) else None,
                        if_range=None)
-
-    def first_of(self, size: int) -> int:
-        """The file's byte the answer starts from when it sends :meth:`bytes_of`: that of
-        a single ``bytes=`` range, else the first."""
-        if self.bytes_of(size) in (0, size):
-            return 0
-        spec = (self.range or "").partition("=")[2]
-        first, _, last = spec.strip().partition("-")
-        return size - int(last) if not first.strip() else int(first)
 
 
 class Delivery:
@@ -197,7 +191,7 @@ class Delivery:
         asked = (asked or Asked()).resolved(stat)
         charge = None
         if asked.method != "HEAD":
-            wanted, first = asked.bytes_of(size), asked.first_of(size)
+            first, wanted = asked.span(size)
             charged = await self.store.count_download(
                 licence.account_id, licence_id, file_id, expires, time.time(),
                 served=wanted, size=size, first=first)
