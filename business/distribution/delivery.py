@@ -52,7 +52,7 @@ from business.distribution.errors import (
     NotFoundError,
     NotRetryableError,
 )
-from business.distribution.presave import Publish
+from business.distribution.presave import MarkSandbox, Publish, Sandboxed
 from business.distribution.stores.base import DeliveryPackage, StoreConnector
 from dawserver.plugin_api import JobContext, JobQueue, JobRecord, Permanent, QueueSettings
 
@@ -86,10 +86,6 @@ _MESSAGE_NS = uuid.UUID("5b0c7f0e-6a55-4a43-9a55-0d1d57d2a7e1")
 
 #: ``packager(account_id, release_id, store, action, message_id, snapshot_id)``.
 Packager = Callable[[str, str, str, str, str, str], Awaitable[DeliveryPackage]]
-#: ``await sandboxed(account_id, release_id)``: whether a release is a sandbox one.
-Sandboxed = Callable[[str, str], Awaitable[bool]]
-#: ``await mark(tx, account_id, object_id)``: mark a new object a sandbox one, inside ``tx``.
-MarkSandbox = Callable[[Any, str, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)

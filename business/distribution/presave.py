@@ -37,7 +37,8 @@ RELEASE_DAY = "presave.release_day"
 SAVED = "presave.saved"
 #: ``await sandboxed(account_id, release_id)``: whether a release is a sandbox one.
 Sandboxed = Callable[[str, str], Awaitable[bool]]
-#: ``await mark(tx, account_id, campaign_id)``: mark a new campaign a sandbox one in ``tx``.
+#: ``await mark(tx, account_id, object_id)``: mark a new object (a campaign, a delivery
+#: record) a sandbox one, inside ``tx``.
 MarkSandbox = Callable[[Any, str, str], Awaitable[None]]
 
 
