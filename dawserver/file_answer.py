@@ -6,7 +6,9 @@ but for one thing: aiohttp reads ``If-Range`` only as a date, and serves the ran
 entity tag whatever it is. A download resumed with the ETag of a file that has changed
 since would then join two different files. Here a ``Range`` applies only while its
 ``If-Range`` holds (:func:`if_range_holds`); else the whole file is sent (RFC 9110,
-13.1.5). Every file the server answers goes through it.
+13.1.5). Every file the server answers goes through it. :class:`Preconditions` tells
+beforehand whether it will answer 304 or 412 (no body), for a route that charges for
+what it sends.
 
 :class:`CountedFileResponse` is a :class:`FileAnswer` whose body goes out in pieces
 through ``loop.sendfile`` (the
@@ -24,7 +26,9 @@ import asyncio
 import datetime
 import logging
 import os
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from email.utils import parsedate
 from pathlib import Path
 from typing import IO, Any
@@ -58,14 +62,82 @@ def if_range_holds(if_range: str | None, stat: os.stat_result) -> bool:
     value = if_range.strip()
     if value.startswith(('"', "W/")):
         return value == entity_tag(stat)
-    parsed = parsedate(value)
+    when = _date(value)  # None: neither an entity tag nor a date, nothing it could match
+    return when is not None and stat.st_mtime <= when
+
+
+#: One entity tag of a list (RFC 9110, 8.8.3): optionally weak, then quoted; or garbage,
+#: which ends the list.
+_LISTED_TAG = re.compile(r'(W/)?"([!\x23-\x7E\x80-\xff]+)"(?:\s*,\s*|$)|(.)')
+
+
+def _tags(header: str | None) -> tuple[tuple[bool, str], ...] | None:
+    """An ``If-Match``/``If-None-Match`` list as (weak, opaque tag) pairs, ``*`` as
+    ``(False, "*")``; None for no header. Garbage ends the list (aiohttp's reading)."""
+    if not header:
+        return None
+    if header == "*":
+        return ((False, "*"),)
+    tags = []
+    for found in _LISTED_TAG.finditer(header):
+        weak, tag, garbage = found.groups()
+        if garbage:
+            break
+        tags.append((bool(weak), tag))
+    return tuple(tags)
+
+
+def _date(header: str | None) -> float | None:
+    parsed = parsedate(header) if header is not None else None
     if parsed is None:
-        return False  # neither an entity tag nor a date: nothing it could match
+        return None
     try:
-        when = datetime.datetime(*parsed[:6], tzinfo=datetime.UTC)
+        return datetime.datetime(*parsed[:6], tzinfo=datetime.UTC).timestamp()
     except ValueError:
-        return False
-    return stat.st_mtime <= when.timestamp()
+        return None
+
+
+@dataclass(frozen=True)
+class Preconditions:
+    """A request's ``If-Match``, ``If-Unmodified-Since``, ``If-None-Match`` and
+    ``If-Modified-Since``: whether the file answer will send the file, or answer 304 or
+    412 with no body (:meth:`answer`), decided as aiohttp's file answer decides it (RFC
+    9110, 13.2.2), so a caller can tell before it answers."""
+
+    if_match: str | None = None
+    if_unmodified_since: str | None = None
+    if_none_match: str | None = None
+    if_modified_since: str | None = None
+
+    @classmethod
+    def of(cls, headers: Mapping[str, str]) -> Preconditions:
+        """The preconditions of a request's headers."""
+        return cls(headers.get(hdrs.IF_MATCH), headers.get(hdrs.IF_UNMODIFIED_SINCE),
+                   headers.get(hdrs.IF_NONE_MATCH), headers.get(hdrs.IF_MODIFIED_SINCE))
+
+    def answer(self, stat: os.stat_result) -> int | None:
+        """412 or 304 where the file answer for the file of ``stat`` sends no body; None
+        where it sends the file (or a range of it)."""
+        tag = entity_tag(stat).strip('"')
+        if_match = _tags(self.if_match)
+        if if_match is not None and not _matches(tag, if_match, weak=False):
+            return 412
+        since = _date(self.if_unmodified_since)
+        if since is not None and if_match is None and stat.st_mtime > since:
+            return 412
+        if_none_match = _tags(self.if_none_match)
+        if if_none_match is not None and _matches(tag, if_none_match, weak=True):
+            return 304
+        since = _date(self.if_modified_since)
+        if since is not None and if_none_match is None and stat.st_mtime <= since:
+            return 304
+        return None
+
+
+def _matches(tag: str, tags: tuple[tuple[bool, str], ...], *, weak: bool) -> bool:
+    if tags == ((False, "*"),):
+        return True
+    return any(value == tag for is_weak, value in tags if weak or not is_weak)
 
 
 class FileAnswer(web.FileResponse):

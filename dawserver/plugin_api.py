@@ -15,7 +15,8 @@ files with :func:`load_migrations`), :class:`Worker` s,
 handlers raise the errors below (:class:`NotFound`, :class:`Conflict`...) and
 receive a :class:`Request`, and answer a file from disk with a :class:`FileReply`
 (streamed, with ETags and ranges; its ``on_sent`` hears how much of the file went out,
-a :class:`FileSent`); :func:`map_errors` makes the one decorator that turns a
+a :class:`FileSent`; :func:`if_range_holds` and :class:`Preconditions` tell beforehand
+what it will send); :func:`map_errors` makes the one decorator that turns a
 plug-in's own exceptions into those errors; :func:`allows` tells whether the caller
 holds a permission the route did not require (to show them what they may do).
 
@@ -106,7 +107,7 @@ from .errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
-from .file_answer import if_range_holds
+from .file_answer import Preconditions, if_range_holds
 from .grant_revocation import (
     SendMail,
     mail_each_once,
@@ -128,7 +129,8 @@ __all__ = [
     "Handler", "Job",
     "JobCancelled", "JobContext",
     "JobQueue", "JobRecord", "Media", "Migration", "Model", "NotFound", "Page", "PayloadTooLarge",
-    "Permanent", "Permission", "PluginContext", "PluginError", "Principal", "Pseudonymiser",
+    "Permanent", "Permission", "PluginContext", "PluginError", "Preconditions", "Principal",
+    "Pseudonymiser",
     "PublicListing", "PublicOne", "PublicResource", "answer_one", "answer_page", "rfc3339",
     "in_sandbox", "mark_sandbox",
     "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "SendMail",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from email.utils import formatdate
 from pathlib import Path
@@ -23,6 +24,7 @@ from dawserver.plugin_api import (
     Model,
     Permission,
     PluginError,
+    Preconditions,
     Principal,
     Query,
     Reply,
@@ -266,6 +268,47 @@ def test_a_range_applies_only_while_its_if_range_holds(tmp_path: Path) -> None:
                 answer = await client.get("/sheet_file", headers={
                     "Range": "bytes=0-3", "If-Range": if_range})
                 assert (answer.status, await answer.read()) == expected, if_range
+
+    asyncio.run(go())
+
+
+def test_preconditions_tell_beforehand_what_the_file_answer_sends(tmp_path: Path) -> None:
+    """``Preconditions.answer`` foretells the file answer's 304 or 412 (no body), or that
+    it sends the file, for every mix of ``If-Match``, ``If-Unmodified-Since``,
+    ``If-None-Match`` and ``If-Modified-Since`` (a route charging for what it sends asks
+    it first): tried against the real answer, so an aiohttp that decides otherwise fails."""
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_bytes(b"name,plays\nNight Drive,12\n")
+
+    async def sheet_file(request) -> FileReply:  # noqa: ANN001
+        """The sheet."""
+        return FileReply(sheet, "text/csv")
+
+    plugin = EchoPlugin(_route(method="GET", path="/sheet_file", handler=sheet_file,
+                               body=None, query=None, response=Media("text/csv")))
+
+    async def go() -> None:
+        async with TestClient(TestServer(_install(tmp_path / "data", plugin))) as client:
+            etag = (await client.head("/sheet_file")).headers["ETag"]
+            mtime = sheet.stat().st_mtime
+            later, earlier = (formatdate(mtime + 60, usegmt=True),
+                              formatdate(mtime - 60, usegmt=True))
+            tags = (None, etag, f"W/{etag}", '"other"', f'"other", {etag}', "*", "garbage",
+                    f'"other" junk, {etag}')
+            dates = (None, later, earlier, "not a date")
+            seen: dict[int, int] = {}
+            for if_match, unmodified, none_match, modified in itertools.product(
+                    tags, dates, tags, dates):
+                asked = {name: value for name, value in (
+                    ("If-Match", if_match), ("If-Unmodified-Since", unmodified),
+                    ("If-None-Match", none_match), ("If-Modified-Since", modified))
+                    if value is not None}
+                answer = await client.get("/sheet_file", headers=asked)
+                body = await answer.read()
+                foretold = Preconditions.of(asked).answer(sheet.stat())
+                assert (answer.status, bool(body)) == (foretold or 200, foretold is None), asked
+                seen[answer.status] = seen.get(answer.status, 0) + 1
+            assert set(seen) == {200, 304, 412} and min(seen.values()) > 50, seen
 
     asyncio.run(go())
 
