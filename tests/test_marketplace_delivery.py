@@ -146,6 +146,39 @@ async def test_a_resume_whose_if_range_holds_is_charged_its_range_only(
         assert (await m.library("buyer"))[0]["downloads"] == 2
 
 
+async def test_a_revalidation_or_failed_precondition_counts_nothing(tmp_path: Path) -> None:
+    """A browser revalidating its copy (``If-None-Match``, ``If-Modified-Since``) is
+    answered 304, and a request whose ``If-Match`` no longer holds 412: neither sends the
+    file, so neither is charged, and both are answered even once the licence's downloads
+    are used up (before, they were charged up front and refused near the limit). A
+    precondition that holds sends the file and counts it."""
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        licence = await bought(m)  # a limit of 3; the mp3 is 11 bytes
+        url = link_of(licence, "mp3")
+        answer = await m.client.get(url)
+        assert answer.status == 200 and await answer.read() == b"ID3 the mp3"
+        etag, modified = answer.headers["ETag"], answer.headers["Last-Modified"]
+        answer = await m.client.get(url, headers={"If-Match": etag})  # holds: sent
+        assert answer.status == 200 and await answer.read() == b"ID3 the mp3"
+        answer = await m.client.get(url, headers={"If-None-Match": '"old"'})  # changed: sent
+        assert answer.status == 200 and await answer.read() == b"ID3 the mp3"
+        assert (await m.library("buyer"))[0]["downloads"] == 3  # used up
+        for headers, status in (({"If-None-Match": etag}, 304),
+                                ({"If-Modified-Since": modified}, 304),
+                                ({"If-None-Match": f'"old", {etag}', "Range": "bytes=0-3"},
+                                 304),
+                                ({"If-Match": '"another-file"'}, 412),
+                                ({"If-Match": f"W/{etag}"}, 412),  # compared strongly
+                                ({"If-Unmodified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"},
+                                 412)):
+            answer = await m.client.get(url, headers=headers)
+            assert (answer.status, await answer.read()) == (status, b""), headers
+        assert (await m.library("buyer"))[0]["downloads"] == 3
+        answer = await m.client.get(url, headers={"If-None-Match": '"another-file"'})
+        assert answer.status == 403  # the file itself: still refused once used up
+        assert (await m.client.get(url, headers={"If-Match": etag})).status == 403
+
+
 async def test_a_download_resumes_from_a_range_under_its_exact_name(tmp_path: Path) -> None:
     async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
         mp3 = m.assets.add("seller", "mp3-accented", b"ID3 the mp3")

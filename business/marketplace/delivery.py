@@ -8,7 +8,8 @@ link past its expiry, is refused. Each link counts one download against the lice
 limit the first time it is used (one conditional ``UPDATE``, so racing downloads cannot
 pass it; ``mkt_download_links`` remembers the link until it expires), and each later
 request of it for the whole file counts again; the ranges a player or download manager
-asks for, and a resumed download, count nothing more. A request is counted by what it
+asks for, and a resumed download, count nothing more; a revalidation answered 304, or a
+request whose precondition fails (412), counts nothing. A request is counted by what it
 asks for before it is answered; once answered (or cut short) what it did not send is
 credited back (:meth:`Delivery.sent`), so a download aborted part-way and resumed counts
 once. A refunded licence downloads nothing.
@@ -28,7 +29,7 @@ from urllib.parse import urlencode
 from business.marketplace.errors import DownloadRefused, NotFoundHere
 from business.marketplace.models import ACTIVE, BeatFile, Licence
 from business.marketplace.store import MarketStore
-from dawserver.plugin_api import FileSent, if_range_holds
+from dawserver.plugin_api import FileSent, Preconditions, if_range_holds
 
 PREFIX = "/api/marketplace/downloads"
 #: ``asset_file(seller_account, asset_id)``: the local file of a platform asset (None:
@@ -97,18 +98,22 @@ class Download:
 @dataclass(frozen=True)
 class Asked:
     """What a download request asks of a file: its method and ``Range`` header (with
-    ``If-Range``, which may turn a range into the whole file)."""
+    ``If-Range``, which may turn a range into the whole file), and its other
+    preconditions, which may turn the answer into a 304 or 412 with no body."""
 
     method: str = "GET"
     range: str | None = None
     if_range: str | None = None
+    preconditions: Preconditions = Preconditions()
+    bodiless: bool = False
 
     def span(self, size: int) -> tuple[int, int]:
         """The part of the file's ``size`` bytes the answer may send, at most, as (its
         first byte, how many bytes): none for HEAD; a single ``bytes=`` range (clipped
         to the file); the whole file, from byte 0, for anything else (no range, several,
-        one unreadable, or an ``If-Range`` not yet :meth:`resolved`)."""
-        if self.method == "HEAD":
+        one unreadable, or an ``If-Range`` not yet :meth:`resolved`); none for an answer
+        :meth:`resolved` to be a 304 or 412."""
+        if self.method == "HEAD" or self.bodiless:
             return 0, 0
         if not self.range or self.if_range is not None:
             return 0, size
@@ -131,11 +136,13 @@ class Asked:
     def resolved(self, stat: os.stat_result) -> Asked:
         """What this request asks of the file of ``stat``: its ``Range`` (``If-Range``
         dropped) while its ``If-Range`` holds, the whole file once it no longer does
-        (the file answer decides the same, :func:`if_range_holds`)."""
+        (the file answer decides the same, :func:`if_range_holds`); ``bodiless`` where
+        the file answer will be a 304 or 412 (:class:`Preconditions`)."""
+        bodiless = self.preconditions.answer(stat) is not None
         if self.if_range is None:
-            return self
+            return replace(self, bodiless=bodiless)
         return replace(self, range=self.range if if_range_holds(self.if_range, stat) else None,
-                       if_range=None)
+                       if_range=None, bodiless=bodiless)
 
 
 class Delivery:
@@ -190,7 +197,7 @@ class Delivery:
         size = stat.st_size
         asked = (asked or Asked()).resolved(stat)
         charge = None
-        if asked.method != "HEAD":
+        if asked.method != "HEAD" and not asked.bodiless:  # a 304 or 412 sends nothing
             first, wanted = asked.span(size)
             charged = await self.store.count_download(
                 licence.account_id, licence_id, file_id, expires, time.time(),

@@ -63,6 +63,7 @@ from dawserver.plugin_api import (
     Forbidden,
     Media,
     NotFound,
+    Preconditions,
     Reply,
     Request,
     Route,
@@ -403,7 +404,8 @@ async def download(request: Request) -> Any:
     found = await delivery.download(
         request.params["licence_id"], request.params["file_id"], query.expires,
         query.signature, asked=Asked(request.method, request.headers.get("Range"),
-                                     request.headers.get("If-Range")))
+                                     request.headers.get("If-Range"),
+                                     Preconditions.of(request.headers)))
 
     async def sent(answer: FileSent) -> None:
         await delivery.sent(found, answer)
