@@ -19,6 +19,8 @@ from marketplace_helpers import (
     who,
 )
 
+from business.marketplace.sandbox_sales import SandboxSales
+
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
 
 
@@ -278,6 +280,34 @@ async def test_the_library_is_the_buyers_own(tmp_path: Path) -> None:
             assert status == 404
         status, _ = await m.call("GET", "/api/marketplace/library")
         assert status == 401
+
+
+async def test_a_sandbox_sale_is_marked_in_the_sellers_own_pages(tmp_path: Path) -> None:
+    """A sandbox sale (a test-mode key's, simulated) is bought by the seller's own account,
+    so a signed-in seller sees its order and licence in the module's own routes: each says
+    ``sandbox``, a real sale's does not, so the page can tell a test from a sale."""
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        real = await bought(m)
+        beat = await m.beat("seller", title="Test Drive")
+
+        async def unmarked(tx: Any, object_id: str) -> None:
+            """The platform's sandbox marks are not what this test reads."""
+
+        services = market_services(m)
+        sale = await SandboxSales(services.store, services.fulfilment).sell(
+            "seller", beat["beat_id"], "wav_lease", mark=unmarked)
+        assert real["sandbox"] is False
+        status, order = await m.call("GET", f"/api/marketplace/orders/{real['order_id']}",
+                                     who("buyer"))
+        assert status == 200 and order["sandbox"] is False
+        [test] = await m.library("seller")
+        assert (test["licence_id"], test["sandbox"]) == (sale.licence.licence_id, True)
+        status, one = await m.call("GET", f"/api/marketplace/library/{test['licence_id']}",
+                                   who("seller"))
+        assert status == 200 and one["sandbox"] is True
+        status, order = await m.call("GET", f"/api/marketplace/orders/{sale.order.order_id}",
+                                     who("seller"))
+        assert status == 200 and (order["status"], order["sandbox"]) == ("paid", True)
 
 
 BIG = 48 * 1024 * 1024  # far more than the sockets' buffers hold: an abort is partial

@@ -146,7 +146,8 @@ class Order:
                 "beat_id": self.beat_id, "tier": self.tier, "amount": self.amount,
                 "currency": self.currency, "exclusive": self.exclusive,
                 "status": self.status, "note": self.note, "created_at": self.created_at,
-                "paid_at": self.paid_at, "refunded_at": self.refunded_at}
+                "paid_at": self.paid_at, "refunded_at": self.refunded_at,
+                "sandbox": self.sandbox}
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,9 @@ class Licence:
     download_limit: int
     status: str
     granted_at: float
+    #: Granted by a sandbox sale (read from its order; :meth:`.MarketStore.insert_licence`
+    #: takes it apart).
+    sandbox: bool = False
 
     def file(self, file_id: str) -> BeatFile | None:
         return next((f for f in self.files if f.file_id == file_id), None)

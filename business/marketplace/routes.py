@@ -333,7 +333,7 @@ def _licence_out(licence: Licence, links: list[dict[str, object]],
             "tier": licence.tier, "exclusive": licence.exclusive, "rights": licence.rights,
             "status": licence.status, "downloads": licence.downloads,
             "download_limit": licence.download_limit, "granted_at": licence.granted_at,
-            "links": links}
+            "links": links, "sandbox": licence.sandbox}
 
 
 @_api

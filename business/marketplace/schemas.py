@@ -208,6 +208,8 @@ class OrderOut(Model):
     created_at: float
     paid_at: float | None
     refunded_at: float | None
+    #: A sandbox sale (a test-mode API key's, simulated: no money moved).
+    sandbox: bool = False
 
 
 class CheckoutOut(Model):
@@ -244,6 +246,8 @@ class LicenceOut(Model):
     links: list[LinkOut]
     #: The licence's contract PDF (None until the job has written it, seconds after).
     contract_url: str | None = None
+    #: A sandbox sale's licence (a test-mode API key's: no money moved, no real rights).
+    sandbox: bool = False
 
 
 class WebhookOut(Model):

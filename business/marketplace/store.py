@@ -31,6 +31,10 @@ ORDER_COLUMNS = ("account_id, order_id, beat_id, tier, buyer_account, amount, cu
 LICENCE_COLUMNS = ("account_id, licence_id, order_id, beat_id, tier, buyer_account, title, "
                    "files, rights, exclusive_beat, downloads, download_limit, status, "
                    "granted_at")
+#: What a licence is read with: its columns and whether its order is a sandbox sale.
+LICENCE_READ = (f"{LICENCE_COLUMNS}, (SELECT o.sandbox FROM mkt_orders o WHERE "
+                "o.account_id = mkt_licences.account_id AND o.order_id = "
+                "mkt_licences.order_id) AS sandbox")
 
 
 def new_id(prefix: str) -> str:
@@ -70,7 +74,7 @@ def licence_from(row: Row) -> Licence:
                    row["tier"], row["buyer_account"], row["title"], _files(row["files"]),
                    json.loads(row["rights"]), row["exclusive_beat"] is not None,
                    int(row["downloads"]), int(row["download_limit"]), row["status"],
-                   float(row["granted_at"]))
+                   float(row["granted_at"]), bool(row["sandbox"]))
 
 
 def encode_cursor(*parts: Any) -> str:
@@ -277,18 +281,18 @@ class MarketStore:
 
     async def licence(self, licence_id: str, *, tx: Any = None) -> Licence | None:
         row = await self._on(tx).fetchrow(
-            f"SELECT {LICENCE_COLUMNS} FROM mkt_licences WHERE licence_id = ?", licence_id)
+            f"SELECT {LICENCE_READ} FROM mkt_licences WHERE licence_id = ?", licence_id)
         return None if row is None else licence_from(row)
 
     async def licences_of_buyer(self, buyer: str) -> list[Licence]:
         rows = await self.db.fetch(
-            f"SELECT {LICENCE_COLUMNS} FROM mkt_licences WHERE buyer_account = ? "
+            f"SELECT {LICENCE_READ} FROM mkt_licences WHERE buyer_account = ? "
             "ORDER BY granted_at DESC, licence_id", buyer)
         return [licence_from(r) for r in rows]
 
     async def licences_of_beat(self, account_id: str, beat_id: str) -> list[Licence]:
         rows = await self.db.fetch(
-            f"SELECT {LICENCE_COLUMNS} FROM mkt_licences WHERE account_id = ? "
+            f"SELECT {LICENCE_READ} FROM mkt_licences WHERE account_id = ? "
             "AND beat_id = ? ORDER BY granted_at", account_id, beat_id)
         return [licence_from(r) for r in rows]
 
