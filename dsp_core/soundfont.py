@@ -6,9 +6,11 @@ it for each block before the C call (:meth:`fill`), and the C engine reads its b
 the track's first clip (placed where the block is), so the track's inserts, fader, sends
 and automation apply as to any source.  Events are sent at their frames: a block is cut
 at each one (FluidSynth itself starts a sound at its next 64-frame tick, as its own
-player does).  A block that does not follow the last one is a seek: sounds stop,
-controllers and bend are chased from the events before it, then every note sounding
-across the seek point starts there afresh (note chase: a held pad is heard at once).
+player does).  A block that does not follow the last one is a seek: sounds stop (All
+Sound Off after FluidSynth's reset, which only releases them, carried out over one
+64-frame period before anything is sent), controllers and bend are chased from the
+events before it, then every note sounding across the seek point starts there afresh
+(note chase: a held pad is heard at once).
 
 The font is ``$DAW_SOUNDFONT`` or the system's General MIDI font (Debian's
 ``fluid-soundfont-gm``: ``/usr/share/sounds/sf2/FluidR3_GM.sf2``).  Each channel plays
@@ -41,6 +43,8 @@ DEFAULT_FONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/
 #: FluidSynth's default ``synth.gain``: what the default ``gain_db`` plays at.
 FLUID_GAIN = 0.2
 DRUM_CHANNEL = 9
+#: FluidSynth's period: it renders, and acts on the calls made before, 64 frames at a time.
+TICK = 64
 
 
 class SoundFontError(DspError):
@@ -124,6 +128,7 @@ class SoundFontSource:
             raise SoundFontError(f"FluidSynth cannot load the SoundFont {str(self.font)!r}")
         self._write = _write_float()
         self._lr = np.zeros((2, max_block), dtype=np.float32)
+        self._scratch = np.zeros((2, TICK), dtype=np.float32)
         self.buffer = np.zeros((channels, max_block), dtype=np.float32)
         self._next = -1
         self._cursor = 0
@@ -152,7 +157,9 @@ class SoundFontSource:
             self._synth.pitch_bend(channel, value)
 
     def _seek(self, start: int) -> None:
-        self._synth.system_reset()
+        self._synth.system_reset()  # (it only releases the voices: they would ring on)
+        self._synth.all_sounds_off(-1)  # after it, or its release revives them
+        self._discard(TICK)  # carried out, so no chased pedal-up or note revives them
         self._programs()
         frames = self.events["frame"]
         self._cursor = int(np.searchsorted(frames, start, side="left"))
@@ -163,6 +170,13 @@ class SoundFontSource:
             self._send(event)
             if held:  # ended under the pedal, still down: the pedal holds it
                 self._synth.noteoff(int(event["channel"]), int(event["key"]))
+
+    def _discard(self, frames: int) -> None:
+        """Render ``frames`` (at most :data:`TICK`) frames that are not heard."""
+        scratch = self._scratch
+        if self._write(self._synth.synth, frames, scratch[0].ctypes.data, 0, 1,
+                       scratch[1].ctypes.data, 0, 1) != 0:
+            raise SoundFontError("FluidSynth failed to render a block")
 
     def _render(self, offset: int, frames: int) -> None:
         lr = self._lr

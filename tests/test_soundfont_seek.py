@@ -1,0 +1,105 @@
+"""A ``soundfont`` track over a seek: the notes playing before it stop there, the notes
+sounding across the seek point are chased, and the sustain pedal is the one at the seek
+point (rendered through the engine, FluidSynth with the system's General MIDI font)."""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+
+from dsp_core.engine import Engine
+from dsp_core.instrument_graph import EVENT_DTYPE, NOTE_ON
+from dsp_core.midi import ControlEvent, Instrument, MidiClip, Note
+from dsp_core.session import Session, Track
+from dsp_core.soundfont import SoundFontSource
+
+fluidsynth = pytest.importorskip("fluidsynth")
+pytestmark = pytest.mark.timeout(120)
+RATE, BLOCK = 48000, 256
+#: -74 dBFS: FluidSynth's reverb tail of what played before a seek (measured 1.0e-4) is
+#: not cleared; a note only released at the seek rang on at 8.9e-3.
+QUIET = 2e-4
+#: SoundFont generator ``releaseVolEnv`` (timecents: 1200 * log2(seconds)).
+GEN_VOLENVRELEASE = 38
+
+
+def release_frames(key: int, velocity: int) -> int:
+    """The longest volume-envelope release of the voices FluidR3's piano starts for a
+    note (read from FluidSynth's voices: the font's ``releaseVolEnv`` generator)."""
+    voicelist = fluidsynth.cfunc("fluid_synth_get_voicelist", None,
+                                 ("synth", ctypes.c_void_p, 1),
+                                 ("buf", ctypes.POINTER(ctypes.c_void_p), 1),
+                                 ("bufsize", ctypes.c_int, 1), ("ID", ctypes.c_int, 1))
+    gen_get = fluidsynth.cfunc("fluid_voice_gen_get", ctypes.c_float,
+                               ("voice", ctypes.c_void_p, 1), ("gen", ctypes.c_int, 1))
+    events = np.array([(0, NOTE_ON, 0, key, velocity)], dtype=EVENT_DTYPE)
+    source = SoundFontSource(Instrument("soundfont"), events, RATE, BLOCK, 2)
+    try:
+        source.fill(0, BLOCK)
+        buf = (ctypes.c_void_p * 64)()
+        voicelist(source._synth.synth, buf, 64, -1)
+        cents = [gen_get(v, GEN_VOLENVRELEASE) for v in buf if v]
+    finally:
+        source.close()
+    assert cents, "the note started no voice"
+    return int(np.ceil(RATE * 2.0 ** (max(cents) / 1200.0)))
+
+
+def gm_engine(notes: list[Note], controls: list[ControlEvent] | None = None) -> Engine:
+    """One stereo ``soundfont`` track (piano) playing ``notes`` from frame 0."""
+    clip = MidiClip(0, 10 * RATE, notes, controls or [])
+    track = Track("gm", channels=2, instrument=Instrument("soundfont"), midi_clips=[clip])
+    return Engine(Session(tracks=[track]), block_size=BLOCK)
+
+
+def test_the_piano_release_is_read_from_the_font() -> None:
+    """The helper reads something plausible: FluidR3's piano releases within 0.1 .. 5 s."""
+    assert RATE // 10 < release_frames(64, 100) < 5 * RATE
+
+
+@pytest.mark.parametrize("played", [RATE])
+def test_a_seek_stops_the_note_playing_before_it(played: int) -> None:
+    """A piano C4 held through 8 s, played for ``played`` frames, then a seek to 9 s where
+    nothing sounds: the old voice stops at the seek point (FluidSynth's reset alone
+    releases it: it rang on at 8.9e-3 for 0.1 s), only the reverb's faint tail left."""
+    engine = gm_engine([Note(60, 100, 0, 8 * RATE)])
+    before = engine.render(0, played)
+    assert np.abs(before[:, -BLOCK:]).max() > 5e-3  # sounding when the seek comes
+    after = engine.render(9 * RATE, RATE // 2)
+    assert np.abs(after).max() < QUIET
+
+
+def test_the_sustain_pedal_does_not_carry_over_a_seek() -> None:
+    """Pedal down from 0 to 3 s holds a C4 played 0 .. 0.5 s; played to 1 s, then a seek
+    to 4.9 s, where the pedal is up: an E4 played 5 .. 5.5 s is released at its note-off,
+    silent after its release (read from the font), and the render is the one from 4.9 s
+    of a fresh engine, the pedal never pressed."""
+    pedal = [ControlEvent("cc", 0, 127, number=64), ControlEvent("cc", 3 * RATE, 0, number=64)]
+    notes = [Note(60, 100, 0, RATE // 2), Note(64, 100, 5 * RATE, RATE // 2)]
+    engine = gm_engine(notes, pedal)
+    held = engine.render(0, RATE)
+    assert np.abs(held[:, -BLOCK:]).max() > 5e-3  # the pedal holds the C4
+    seek = 49 * RATE // 10
+    after = engine.render(seek, 2 * RATE)
+    note_off = 5 * RATE + RATE // 2 - seek
+    silent_from = note_off + release_frames(64, 100) + 64  # (FluidSynth's 64-frame tick)
+    assert np.abs(after[:, note_off - BLOCK:note_off]).max() > 5e-3  # the E4 sounds
+    assert np.abs(after[:, silent_from:]).max() < QUIET
+    fresh = gm_engine(notes, pedal).render(seek, 2 * RATE)
+    np.testing.assert_allclose(after, fresh, atol=QUIET)
+
+
+@pytest.mark.parametrize("played", [RATE])
+def test_a_seek_into_a_held_note_plays_as_a_render_from_there(played: int) -> None:
+    """A C4 held 0 .. 8 s and a G4 0 .. 1 s, played for ``played`` frames, then a seek to
+    4 s: the C4 is chased, the G4 (ended) silent, and the render is a fresh engine's from
+    4 s but for the reverb's faint tail."""
+    notes = [Note(60, 100, 0, 8 * RATE), Note(67, 100, 0, RATE)]
+    engine = gm_engine(notes)
+    engine.render(0, played)
+    after = engine.render(4 * RATE, RATE)
+    fresh = gm_engine(notes).render(4 * RATE, RATE)
+    assert np.abs(fresh[:, :BLOCK]).max() > 5e-3  # the chased C4, heard at once
+    np.testing.assert_allclose(after, fresh, atol=QUIET)
