@@ -8,9 +8,10 @@ and automation apply as to any source.  Events are sent at their frames: a block
 at each one (FluidSynth itself starts a sound at its next 64-frame tick, as its own
 player does).  A block that does not follow the last one is a seek: sounds stop (All
 Sound Off after FluidSynth's reset, which only releases them, carried out over one
-64-frame period before anything is sent), controllers and bend are chased from the
-events before it, then every note sounding across the seek point starts there afresh
-(note chase: a held pad is heard at once).
+64-frame period before anything is sent; the rest of the period rendered before the seek
+is dropped, so what played before does not move the chased notes), controllers and
+bend are chased from the events before it, then every note sounding across the seek
+point starts there afresh (note chase: a held pad is heard at once).
 
 The font is ``$DAW_SOUNDFONT`` or the system's General MIDI font (Debian's
 ``fluid-soundfont-gm``: ``/usr/share/sounds/sf2/FluidR3_GM.sf2``).  Each channel plays
@@ -132,6 +133,7 @@ class SoundFontSource:
         self.buffer = np.zeros((channels, max_block), dtype=np.float32)
         self._next = -1
         self._cursor = 0
+        self._phase = 0  # frames rendered, modulo TICK
 
     def close(self) -> None:
         """Free the synthesizer (nothing renders after)."""
@@ -157,6 +159,7 @@ class SoundFontSource:
             self._synth.pitch_bend(channel, value)
 
     def _seek(self, start: int) -> None:
+        self._discard(-self._phase % TICK)  # the rest of a period rendered before the seek
         self._synth.system_reset()  # (it only releases the voices: they would ring on)
         self._synth.all_sounds_off(-1)  # after it, or its release revives them
         self._discard(TICK)  # carried out, so no chased pedal-up or note revives them
@@ -177,6 +180,7 @@ class SoundFontSource:
         if self._write(self._synth.synth, frames, scratch[0].ctypes.data, 0, 1,
                        scratch[1].ctypes.data, 0, 1) != 0:
             raise SoundFontError("FluidSynth failed to render a block")
+        self._phase = (self._phase + frames) % TICK
 
     def _render(self, offset: int, frames: int) -> None:
         lr = self._lr
@@ -184,6 +188,7 @@ class SoundFontSource:
         right = lr[1].ctypes.data + 4 * offset
         if self._write(self._synth.synth, frames, left, 0, 1, right, 0, 1) != 0:
             raise SoundFontError("FluidSynth failed to render a block")
+        self._phase = (self._phase + frames) % TICK
 
     def fill(self, start: int, frames: int) -> None:
         """Render frames [start, start + frames) into :attr:`buffer`."""
