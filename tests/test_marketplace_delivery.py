@@ -19,7 +19,9 @@ from marketplace_helpers import (
     who,
 )
 
+from business.marketplace.delivery import Asked
 from business.marketplace.sandbox_sales import SandboxSales
+from dawserver.plugin_api import FileSent
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
 
@@ -354,6 +356,46 @@ async def test_an_aborted_download_resumed_from_where_it_stopped_counts_once(
         answer = await m.client.get(url, headers={"Range": "bytes=0-"})
         assert answer.status == 206 and await answer.read() == data
         assert (await m.library("buyer"))[0]["downloads"] == 2
+
+
+async def test_a_resume_before_the_drop_is_noticed_still_counts_once(
+        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """A download manager resumes the moment its connection drops, before the server's
+    answer has noticed: the resume is charged while the cut answer still holds the whole
+    file, so the licence counts two downloads for a while. Once the cut answer ends, it
+    credits what it never sent and the bytes it sent last that the resume asked for again,
+    and the download counts once. A resume asking for nothing the cut answer sent is not
+    credited more, and the whole file asked again still counts again."""
+    async with market(tmp_path, db_url) as m:
+        licence = await bought(m)  # a limit of 3; the mp3 is 11 bytes
+        query = parse_qs(urlsplit(link_of(licence, "mp3")).query)
+        link = (licence["licence_id"], next(f["file_id"] for f in licence["links"]
+                                            if f["kind"] == "mp3"),
+                int(query["expires"][0]), query["signature"][0])
+        delivery = market_services(m).delivery
+
+        async def downloads() -> int:
+            return int((await m.library("buyer"))[0]["downloads"])
+
+        cut = await delivery.download(*link, asked=Asked())
+        resume = await delivery.download(*link, asked=Asked(range="bytes=2-"))
+        assert await downloads() == 2  # the cut answer has not ended yet
+        await delivery.sent(cut, FileSent(0, 11, 4))  # 4 sent; the buyer got 2
+        assert await downloads() == 1
+        await delivery.sent(resume, FileSent(2, 9, 9))
+        assert await downloads() == 1
+        # the whole file again, cut after 5 bytes while a later request asks for none of
+        # them: only what it never sent is credited, and its 5 stay free for a resume
+        cut = await delivery.download(*link, asked=Asked())
+        other = await delivery.download(*link, asked=Asked(range="bytes=8-"))
+        assert await downloads() == 3
+        await delivery.sent(cut, FileSent(0, 11, 5))
+        await delivery.sent(other, FileSent(8, 3, 3))
+        assert await downloads() == 2
+        resume = await delivery.download(*link, asked=Asked(range="bytes=0-4"))
+        assert resume.charge is not None and resume.charge.charged == 0
+        await delivery.sent(resume, FileSent(0, 5, 5))
+        assert await downloads() == 2
 
 
 async def test_whole_downloads_sent_in_full_each_count(db_url: str,  # noqa: F811

@@ -12,7 +12,7 @@ asks for, and a resumed download, count nothing more; a revalidation answered 30
 request whose precondition fails (412), counts nothing. A request is counted by what it
 asks for before it is answered; once answered (or cut short) what it did not send is
 credited back (:meth:`Delivery.sent`), so a download aborted part-way and resumed counts
-once. A refunded licence downloads nothing.
+once, even when the resume came before the server noticed the drop. A refunded licence downloads nothing.
 """
 
 from __future__ import annotations
@@ -72,8 +72,9 @@ class LinkSigner:
 
 @dataclass(frozen=True)
 class Charge:
-    """What a counted request was charged to its link: ``asked`` bytes of the file from
-    byte ``first``, ``charged`` of them (the rest were resent free)."""
+    """What a counted request was charged to its link: ``asked`` bytes of the file (of
+    ``size``) from byte ``first``, ``charged`` of them (the rest were resent free), as
+    the link's request number ``request``."""
 
     account_id: str
     licence_id: str
@@ -82,6 +83,8 @@ class Charge:
     first: int
     asked: int
     charged: int
+    size: int
+    request: int
 
 
 @dataclass(frozen=True)
@@ -199,10 +202,10 @@ class Delivery:
         charge = None
         if asked.method != "HEAD" and not asked.bodiless:  # a 304 or 412 sends nothing
             first, wanted = asked.span(size)
-            charged = await self.store.count_download(
+            counted = await self.store.count_download(
                 licence.account_id, licence_id, file_id, expires, time.time(),
                 served=wanted, size=size, first=first)
-            if charged is None:
+            if counted is None:
                 current = await self.store.licence(licence_id)
                 if current is not None and current.status != ACTIVE:
                     raise DownloadRefused("this licence was refunded, so its files can no "
@@ -210,7 +213,7 @@ class Delivery:
                 raise DownloadRefused(f"this licence's {licence.download_limit} downloads "
                                       "are used up: ask the seller to raise the limit")
             charge = Charge(licence.account_id, licence_id, file_id, expires, first, wanted,
-                            charged)
+                            counted.charged, size, counted.request)
         suffix = Path(local).suffix
         name = item.name or f"{licence.title} ({item.kind}){suffix}"
         return Download(Path(local), name, item.kind, charge)
@@ -219,7 +222,8 @@ class Delivery:
         """Once a download is answered: credit its link with what it was charged for and
         did not send (:meth:`.Store.credit_download`), and for an answer cut short, keep
         the bytes it sent last (up to :data:`RESEND_LIMIT`) free for the resume that asks
-        for them again, since they may never have reached the buyer."""
+        for them again, since they may never have reached the buyer (or credit them now,
+        where a resume that came before this answer ended already asked for them)."""
         charge = download.charge
         if charge is None:
             return
@@ -229,4 +233,5 @@ class Delivery:
             resend = (max(sent.first, end - RESEND_LIMIT), end)
         await self.store.credit_download(
             charge.account_id, charge.licence_id, charge.file_id, charge.expires,
-            unsent=min(charge.charged, charge.asked - sent.sent), resend=resend)
+            unsent=min(charge.charged, charge.asked - sent.sent), size=charge.size,
+            request=charge.request, resend=resend)

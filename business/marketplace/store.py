@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from typing import Any
+from typing import Any, NamedTuple
 
 from business.marketplace.models import (
     ON_SALE,
@@ -35,6 +35,14 @@ LICENCE_COLUMNS = ("account_id, licence_id, order_id, beat_id, tier, buyer_accou
 LICENCE_READ = (f"{LICENCE_COLUMNS}, (SELECT o.sandbox FROM mkt_orders o WHERE "
                 "o.account_id = mkt_licences.account_id AND o.order_id = "
                 "mkt_licences.order_id) AS sandbox")
+
+
+class Counted(NamedTuple):
+    """What :meth:`MarketStore.count_download` charged one request of a link: bytes, and
+    the request's number on the link (each new request of it gets the next)."""
+
+    charged: int
+    request: int
 
 
 def new_id(prefix: str) -> str:
@@ -303,7 +311,7 @@ class MarketStore:
 
     async def count_download(self, account_id: str, licence_id: str, file_id: str,
                              expires: int, now: float, *, served: int, size: int,
-                             first: int = 0) -> int | None:
+                             first: int = 0) -> Counted | None:
         """Count what one request of the link that expires at ``expires`` serves of an
         active licence's file (``served`` of its ``size`` bytes, from byte ``first``): a
         link counts one download under the licence's limit when first used, and one more
@@ -312,8 +320,9 @@ class MarketStore:
         add up to one file, and asking again for the whole file counts again, however it
         is asked (``Range: bytes=0-`` too). Bytes that an answer cut short sent last
         (:meth:`credit_download`) are free to the first request that asks for them again.
-        The bytes charged to the link (None: the limit is used up, or the licence is no
-        longer active; then nothing is counted and the link is left as it was)."""
+        The bytes charged to the link and the request's number on it (None: the limit is
+        used up, or the licence is no longer active; then nothing is counted and the link
+        is left as it was)."""
         key = (account_id, licence_id, file_id, expires)
         where = "account_id = ? AND licence_id = ? AND file_id = ? AND expires = ?"
         async with self.db.transaction() as tx:
@@ -325,8 +334,8 @@ class MarketStore:
             # the row is locked from here to the commit: the same link's requests queue
             await tx.execute(f"UPDATE mkt_download_links SET served = served WHERE {where}",
                              *key)
-            link = await tx.fetchrow(f"SELECT served, counted, resend_from, resend_to FROM "
-                                     f"mkt_download_links WHERE {where}", *key)
+            link = await tx.fetchrow(f"SELECT served, counted, resend_from, resend_to, "
+                                     f"requests FROM mkt_download_links WHERE {where}", *key)
             resent = max(0, min(first + served, int(link["resend_to"]))
                          - max(first, int(link["resend_from"])))
             charged = served - resent
@@ -346,29 +355,56 @@ class MarketStore:
                     "AND status = 'active'", account_id, licence_id):
                 return None
             tail = ((0, 0) if resent else (int(link["resend_from"]), int(link["resend_to"])))
+            request = int(link["requests"]) + 1
             await tx.execute(f"UPDATE mkt_download_links SET served = ?, counted = ?, "
-                             f"resend_from = ?, resend_to = ? WHERE {where}", total,
-                             max(owed, int(link["counted"])), *tail, *key)
-            return charged
+                             f"resend_from = ?, resend_to = ?, requests = ?, last_from = ?, "
+                             f"last_to = ? WHERE {where}", total,
+                             max(owed, int(link["counted"])), *tail, request, first,
+                             first + served, *key)
+            return Counted(charged, request)
 
     async def credit_download(self, account_id: str, licence_id: str, file_id: str,
-                              expires: int, *, unsent: int,
+                              expires: int, *, unsent: int, size: int, request: int,
                               resend: tuple[int, int] | None = None) -> None:
-        """Once a request of a link is answered, give back to what the link has served the
-        ``unsent`` bytes it was charged for but did not send (never below nothing; the
-        downloads counted stay counted), and, for an answer cut short, remember the bytes
-        it sent last (``resend``: from, to) for the resume that asks for them again."""
+        """Once request number ``request`` of a link to a file of ``size`` bytes is
+        answered, give back to what the link has served the ``unsent`` bytes it was
+        charged for but did not send, and, for an answer cut short, the bytes it sent last
+        (``resend``: from, to) for the resume that asks for them again: free to the next
+        request that asks for them, or, where a later request already has (a resume that
+        came before this answer ended), credited now. Downloads the link counted beyond
+        what it has now served (at least one) are given back to the licence."""
         if unsent <= 0 and resend is None:
             return
-        sets = "served = CASE WHEN served > ? THEN served - ? ELSE 0 END"
-        values: list[int] = [max(0, unsent)] * 2
-        if resend is not None:
-            sets += ", resend_from = ?, resend_to = ?"
-            values += resend
+        key = (account_id, licence_id, file_id, expires)
+        where = "account_id = ? AND licence_id = ? AND file_id = ? AND expires = ?"
         async with self.db.transaction() as tx:
-            await tx.execute(f"UPDATE mkt_download_links SET {sets} WHERE account_id = ? AND "
-                             "licence_id = ? AND file_id = ? AND expires = ?", *values,
-                             account_id, licence_id, file_id, expires)
+            await tx.execute(f"UPDATE mkt_download_links SET served = served WHERE {where}",
+                             *key)  # locked, as count_download locks it
+            link = await tx.fetchrow(f"SELECT served, counted, resend_from, resend_to, "
+                                     f"requests, last_from, last_to FROM mkt_download_links "
+                                     f"WHERE {where}", *key)
+            if link is None:
+                return
+            window = (int(link["resend_from"]), int(link["resend_to"]))
+            asked_again = 0
+            if resend is not None:
+                window = resend
+                if int(link["requests"]) != request:  # a later request began meanwhile
+                    asked_again = max(0, min(resend[1], int(link["last_to"]))
+                                      - max(resend[0], int(link["last_from"])))
+                    if asked_again:
+                        window = (0, 0)
+            served = max(0, int(link["served"]) - max(0, unsent) - asked_again)
+            owed = max(1, -(-served // size)) if size > 0 else 1
+            counted = int(link["counted"])
+            if counted > owed and await tx.execute(
+                    "UPDATE mkt_licences SET downloads = downloads - ? WHERE account_id = ? "
+                    "AND licence_id = ? AND downloads >= ?", counted - owed, account_id,
+                    licence_id, counted - owed):
+                counted = owed
+            await tx.execute(f"UPDATE mkt_download_links SET served = ?, counted = ?, "
+                             f"resend_from = ?, resend_to = ? WHERE {where}", served,
+                             counted, *window, *key)
 
     async def purge_download_links(self, now: float) -> int:
         """Forget every expired download link (of every account); how many."""
