@@ -14,7 +14,6 @@ from dsp_core.instrument_graph import CC, NOTE_OFF, NOTE_ON
 from dsp_core.live_instrument import LiveInstrument
 from dsp_core.midi import Instrument
 
-pytest.importorskip("fluidsynth")
 pytestmark = pytest.mark.timeout(60)
 RATE, BLOCK = 48000, 256
 SUSTAIN = 64

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 
+import fluidsynth  # the `midi` extra (setup.py): a missing one fails here
 import numpy as np
 import pytest
 
@@ -16,7 +17,6 @@ from dsp_core.playhead import Playhead
 from dsp_core.session import Session, Track
 from dsp_core.soundfont import SoundFontSource
 
-fluidsynth = pytest.importorskip("fluidsynth")
 pytestmark = pytest.mark.timeout(120)
 RATE, BLOCK = 48000, 256
 #: -74 dBFS: FluidSynth's reverb tail of what played before a seek (measured 1.0e-4) is
