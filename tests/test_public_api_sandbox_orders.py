@@ -27,7 +27,7 @@ from webhook_receiver import Receiver
 from business.marketplace import reports
 from business.marketplace.fakes.stripe import FakeStripe, FakeStripeServer
 from business.marketplace.fulfilment import SALE_EVENT
-from business.marketplace.models import Licence
+from business.marketplace.models import Licence, Order
 from business.marketplace.services import services as marketplace
 from dawserver.keys import PLUGIN_CONTEXT_KEY
 
@@ -144,6 +144,102 @@ async def test_a_test_key_sells_in_sandbox_and_a_live_key_never_sees_it(
         status, problem, _ = await ada_person.call(
             "POST", f"/api/marketplace/sales/{order['id']}/refund", {})
         assert status == 409 and "sandbox" in str(problem), problem
+        assert fake.requests == []
+
+
+def counting_market_queries(db: Any) -> tuple[list[str], Any]:
+    """Count the marketplace's queries ``db`` runs from now on: (their SQL, undo)."""
+    seen: list[str] = []
+    saved = {name: getattr(db, name) for name in ("fetch", "fetchrow", "fetchval")}
+
+    def counted(name: str) -> Any:
+        async def run(sql: str, *args: Any) -> Any:
+            if "mkt_" in sql:
+                seen.append(sql)
+            return await saved[name](sql, *args)
+        return run
+
+    for name in saved:
+        setattr(db, name, counted(name))
+
+    def undo() -> None:
+        for name, method in saved.items():
+            setattr(db, name, method)
+
+    return seen, undo
+
+
+async def test_each_order_names_the_licence_it_granted(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with shop(tmp_path, smtp_server, "ada@example.org") as (
+            app, fake, assets, (ada_person, ada)):
+        live = await key_of(ada_person, ada, SCOPES)
+        test = await key_of(ada_person, ada, SCOPES, test=True)
+        beat = await new_beat(ada_person, assets)
+        store = marketplace(app[PLUGIN_CONTEXT_KEY]).store
+
+        status, first, _ = await sell(test, beat["beat_id"], "mp3_lease")
+        assert status == 201 and first["licence_id"], first
+        status, page, _ = await test.call("GET", LICENCES)
+        assert status == 200, page
+        (licence,) = page["data"]
+        assert licence["order_id"] == first["id"] and first["licence_id"] == licence["id"]
+        seen, undo = counting_market_queries(store.db)
+        try:
+            status, one, _ = await test.call("GET", ORDERS)
+            queries_for_one = len(seen)
+        finally:
+            undo()
+        assert status == 200 and one["data"] == [first], one
+
+        for tier in ("wav_lease", "exclusive"):
+            status, order, _ = await sell(test, beat["beat_id"], tier)
+            assert status == 201, order
+        status, page, _ = await test.call("GET", LICENCES)
+        granted = {lic["order_id"]: lic["id"] for lic in page["data"]}
+        assert len(granted) == 3 and len(set(granted.values())) == 3
+        seen, undo = counting_market_queries(store.db)
+        try:
+            status, three, _ = await test.call("GET", ORDERS)
+            queries_for_three = len(seen)
+        finally:
+            undo()
+        assert status == 200 and len(three["data"]) == 3, three
+        # each order names the sandbox licence granted with it, in the licences list
+        assert {o["id"]: o["licence_id"] for o in three["data"]} == granted
+        for order in three["data"]:
+            status, got, _ = await test.call("GET", f"{ORDERS}/{order['id']}")
+            assert status == 200 and got["licence_id"] == granted[order["id"]], got
+        marks = await store.db.fetch(
+            "SELECT object_id FROM api_sandbox WHERE account_id = ?", ada.person_id)
+        assert {f"marketplace:{lic}" for lic in granted.values()} <= {
+            r["object_id"] for r in marks}
+        # no query per order: a list of three costs what a list of one did
+        assert queries_for_three == queries_for_one, (seen, queries_for_one)
+        status, cut, _ = await test.call("GET", f"{ORDERS}?fields=licence_id")
+        assert status == 200 and cut["data"][0] == {"id": first["id"],
+                                                    "licence_id": first["licence_id"]}
+
+        # live orders: a paid one names its own licence, an open one none yet
+        now = 1000.0
+        paid = Order(ada.person_id, "ord_paid", beat["beat_id"], "wav_lease", "buyer-1", 2999,
+                     "usd", False, "paid", "acct_1", "cs_1", "pi_1", "", now, now + 1)
+        waiting = Order(ada.person_id, "ord_open", beat["beat_id"], "wav_lease", "buyer-2",
+                        2999, "usd", False, "open", "acct_1", "cs_2", None, "", now + 2)
+        async with store.db.transaction() as tx:
+            await store.insert_order(tx, paid)
+            await store.insert_order(tx, waiting)
+            await store.insert_licence(tx, Licence(
+                ada.person_id, "lic_paid", "ord_paid", beat["beat_id"], "wav_lease",
+                "buyer-1", beat["title"], [], {}, False, 0, 3, "active", now + 1))
+        status, page, _ = await live.call("GET", ORDERS)
+        assert status == 200, page
+        assert [(o["id"], o["licence_id"]) for o in page["data"]] == [
+            ("ord_paid", "lic_paid"), ("ord_open", None)]
+        status, got, _ = await live.call("GET", f"{ORDERS}/ord_open")
+        assert status == 200 and got["licence_id"] is None, got
+        status, got, _ = await live.call("GET", f"{ORDERS}/ord_paid")
+        assert status == 200 and got["licence_id"] == "lic_paid", got
         assert fake.requests == []
 
 

@@ -87,6 +87,12 @@ class Order(PublicResource):
     created_at: str = Field(description=TIME)
     paid_at: str | None = Field(description=f"{TIME}; null until paid")
     refunded_at: str | None = Field(description=f"{TIME}; null unless refunded")
+    licence_id: str | None = Field(description=(
+        "The licence this order granted (one per order; its buyer reads it at "
+        "GET /api/v1/licences/{id}; a sandbox order's is its sandbox licence). Null while "
+        "the order is unpaid (open, expired, failed) and for a payment refunded without "
+        "granting one (it came after the beat was sold with exclusive rights, or was for "
+        "another amount than the order's); a refunded order keeps its licence's id."))
 
 
 class NewOrder(Model):
