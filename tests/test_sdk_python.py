@@ -1,7 +1,8 @@
 """The Python SDK (sdk/python, ``maxbooster``) against a running server with real keys:
 typed answers, pagination (projects and the plug-ins' releases, deliveries, statements,
-beats, orders, licences, transcripts, transcription jobs), idempotent creates (a transcription
-job too, followed until it is finished), If-Match (projects and tracks), retries honouring
+beats, orders, licences, transcripts, transcription jobs, pre-save campaigns), idempotent
+creates (a transcription job too, followed until it is finished; a dead delivery's retry, a
+pre-save campaign, a sandbox order), If-Match (projects and tracks), retries honouring
 ``Retry-After`` on a real 429, no retry of a 404, and connection errors retried."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import httpx
 import pytest
 from accounts_helpers import accounts_server
 from loopback import free_port
-from public_api_helpers import person_with_key
+from public_api_helpers import key_of, person_with_key
 from sdk_seed import key_for_sdk, seed, store_settings
 from smtp_server import SmtpServer
 from transcript_seed import CLIP, queued_job, transcribed_project
@@ -37,6 +38,7 @@ from maxbooster import (  # noqa: E402
     Licence,
     Order,
     Page,
+    PresaveCampaign,
     Project,
     Release,
     ReleaseDelivery,
@@ -181,6 +183,101 @@ async def test_plugin_resources_page_and_tracks_are_written_once_and_if_match(
             assert beat_ids == ["beat-3", "beat-2", "beat-1"] and renamed.name == "Piano"
             _, tracks, _ = await caller.call("GET", f"/api/v1/projects/{project.id}/tracks")
             assert [t["name"] for t in tracks["data"]] == ["Piano"]  # the replay added none
+        finally:
+            await person.close()
+
+
+async def _dead(api: AsyncClient, release_id: str) -> ReleaseDelivery:
+    """The release's one delivery once it is dead (the store refused it)."""
+    while True:
+        (found,) = (await api.list_release_deliveries(release_id)).data
+        if found.state == "dead":
+            return found
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.asyncio
+async def test_deliveries_are_retried_campaigns_started_and_sandbox_orders_made_once(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    # the store refuses the configured token: rel-2's delivery dies at once
+    async with FakeStore(token="other") as store, \
+            accounts_server(tmp_path, smtp_server, plugins=store_settings(store.url)) as (
+                app, config), aiohttp.ClientSession() as http:
+        person, ada = await person_with_key(config.base_url, smtp_server, "ada@example.org", http)
+        try:
+            live = await key_of(person, ada, ["distribution.read", "distribution.deliver",
+                                              "distribution.releases", "marketplace.read"])
+            test = await key_of(person, ada, ["marketplace.read", "marketplace.library",
+                                              "marketplace.sandbox"], test=True)
+            await seed(app, ada.person_id, tmp_path)
+            async with AsyncClient(config.base_url, live.key) as api, \
+                    AsyncClient(config.base_url, test.key) as sandbox:
+                dead = await _dead(api, "rel-2")
+                store.token = "secret"  # the store takes it now
+                again = await api.retry_delivery("rel-2", dead.id, idempotency_key="retry-1")
+                assert isinstance(again, ReleaseDelivery) and again.id == dead.id
+                assert (again.state, again.attempts, again.last_error) == ("queued", 0, "")
+                assert await api.retry_delivery("rel-2", dead.id,
+                                                idempotency_key="retry-1") == again
+                with pytest.raises(ApiError) as elsewhere:  # not a delivery of rel-1
+                    await api.retry_delivery("rel-1", dead.id)
+                assert elsewhere.value.status == 404
+
+                first = await api.create_presave_campaign("rel-1", idempotency_key="ps-1")
+                assert isinstance(first, PresaveCampaign) and first.release_id == "rel-1"
+                assert first.presaves == 0 and first.landing_page == f"/presave/{first.slug}"
+                assert first.services and set(first.presaves_by_service) == set(first.services)
+                assert await api.create_presave_campaign(
+                    "rel-1", idempotency_key="ps-1") == first
+                second = await api.create_presave_campaign(
+                    "rel-1", title="Night, again", services=["spotify", "deezer"])
+                third = await api.create_presave_campaign("rel-3", release_date="2031-01-02")
+                assert second.title == "Night, again"
+                assert second.services == ["spotify", "deezer"]
+                assert third.release_date == "2031-01-02"
+                page = await api.list_presave_campaigns(limit=2)
+                assert [c.id for c in page.data] == [first.id, second.id] and page.next_cursor
+                assert [c.id async for c in api.iter_presave_campaigns(page_size=2)] == [
+                    first.id, second.id, third.id]
+                assert [c.id async for c in api.iter_presave_campaigns(release_id="rel-3")] == [
+                    third.id]
+                mine = await api.list_release_presave_campaigns("rel-1")
+                assert mine.data == [first, second] and mine.next_cursor is None
+                assert await api.get_presave_campaign(second.id) == second
+                with pytest.raises(ApiError) as unknown:
+                    await api.create_presave_campaign("rel-1", services=["myspace"])
+                assert unknown.value.status == 400
+
+                sold = await sandbox.create_order("beat-1", "wav_lease",
+                                                  buyer_reference="fan-7",
+                                                  idempotency_key="sale-1")
+                assert isinstance(sold, Order) and sold.status == "paid"
+                assert (sold.beat_id, sold.tier, sold.amount) == ("beat-1", "wav_lease", 2999)
+                assert await sandbox.create_order("beat-1", "wav_lease",
+                                                  buyer_reference="fan-7",
+                                                  idempotency_key="sale-1") == sold
+                (licence,) = [x async for x in sandbox.iter_licences()]
+                assert licence.order_id == sold.id and sold.licence_id == licence.id
+                assert [o async for o in sandbox.iter_orders()] == [sold]
+                with pytest.raises(ApiError) as live_sale:  # real orders are paid for
+                    await api.create_order("beat-1", "wav_lease")
+                assert live_sale.value.status == 403
+
+            def sync_calls() -> tuple[Order, list[str], int]:
+                with Client(config.base_url, test.key) as sale, \
+                        Client(config.base_url, live.key) as api:
+                    made = sale.create_order("beat-3", "wav_lease",
+                                             buyer_email="fan@example.org")
+                    campaigns = [c.id for c in api.iter_presave_campaigns(page_size=1)]
+                    with pytest.raises(ApiError) as not_dead:  # queued again, or delivered
+                        api.retry_delivery("rel-2", dead.id)
+                    return made, campaigns, not_dead.value.status
+
+            made, campaigns, refused = await asyncio.to_thread(sync_calls)
+            assert refused == 409
+            assert made.beat_id == "beat-3" and made.licence_id
+            assert made.licence_id != sold.licence_id
+            assert campaigns == [first.id, second.id, third.id]
         finally:
             await person.close()
 
@@ -454,6 +551,34 @@ def test_ids_are_percent_encoded_into_paths() -> None:
             pytest.raises(ApiError):
         api.get_project("../usage?days=1")
     assert server.paths == ["/api/v1/projects/..%2Fusage%3Fdays%3D1"]
+
+
+def test_the_new_writes_encode_ids_and_always_send_an_idempotency_key() -> None:
+    sent: list[httpx.Request] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(404, json={"detail": "not here"})
+
+    with Client("http://api.test", "k", transport=httpx.MockTransport(server)) as api:
+        for call in (lambda: api.retry_delivery("r/1", "d?2"),
+                     lambda: api.create_presave_campaign("../orders", title="T"),
+                     lambda: api.create_order("b 1", "wav", idempotency_key="mine"),
+                     lambda: api.get_presave_campaign("c#1"),
+                     lambda: api.list_release_presave_campaigns("r/1")):
+            with pytest.raises(ApiError):
+                call()
+    assert [r.url.raw_path.decode() for r in sent] == [
+        "/api/v1/releases/r%2F1/deliveries/d%3F2/retry",
+        "/api/v1/releases/..%2Forders/presave-campaigns",
+        "/api/v1/orders",
+        "/api/v1/presave-campaigns/c%231",
+        "/api/v1/releases/r%2F1/presave-campaigns?limit=50"]
+    assert [r.headers.get("Idempotency-Key") is not None for r in sent] == [
+        True, True, True, False, False]
+    assert sent[2].headers["Idempotency-Key"] == "mine"
+    assert json.loads(sent[1].content) == {"title": "T"}
+    assert json.loads(sent[2].content) == {"beat_id": "b 1", "tier": "wav"}
 
 
 def test_a_retried_track_change_meeting_its_own_effect_reports_success() -> None:

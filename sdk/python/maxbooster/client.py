@@ -31,6 +31,7 @@ from .models import (
     Licence,
     Order,
     Page,
+    PresaveCampaign,
     Project,
     Release,
     ReleaseDelivery,
@@ -186,6 +187,40 @@ class Client:
         """One page of a release's deliveries to stores (filter ``state``)."""
         return self.send(Plans.list_release_deliveries(release_id, limit, cursor, state))
 
+    def retry_delivery(self, release_id: str, delivery_id: str,
+                       idempotency_key: str | None = None) -> ReleaseDelivery:
+        """Send a dead delivery of a release again (needs ``distribution.deliver``): the same
+        message, attempts reset; it comes back ``queued``. A 409 :class:`ApiError` when it
+        is not dead. Retried safely under ``idempotency_key`` (a fresh one if None)."""
+        return self.send(Plans.retry_delivery(release_id, delivery_id, idempotency_key))
+
+    def list_presave_campaigns(self, limit: int = 50, cursor: str | None = None,
+                               release_id: str | None = None) -> Page[PresaveCampaign]:
+        """One page of the account's pre-save campaigns, oldest first (filter
+        ``release_id``; needs ``distribution.read``)."""
+        return self.send(Plans.list_presave_campaigns(limit, cursor, release_id))
+
+    def list_release_presave_campaigns(self, release_id: str, limit: int = 50,
+                                       cursor: str | None = None) -> Page[PresaveCampaign]:
+        """One page of a release's pre-save campaigns, oldest first (a 404
+        :class:`ApiError` for a release the account does not have)."""
+        return self.send(Plans.list_release_presave_campaigns(release_id, limit, cursor))
+
+    def get_presave_campaign(self, campaign_id: str) -> PresaveCampaign:
+        """One pre-save campaign with its pre-saves per service."""
+        return self.send(Plans.get_presave_campaign(campaign_id))
+
+    def create_presave_campaign(self, release_id: str, *, title: str | None = None,
+                                artist: str | None = None, release_date: str | None = None,
+                                services: list[str] | None = None,
+                                idempotency_key: str | None = None) -> PresaveCampaign:
+        """Start a pre-save campaign for a release (needs ``distribution.releases``);
+        what is None comes from the release (its title, artists and date; every service).
+        A 400 :class:`ApiError` for an unknown service or a date not YYYY-MM-DD. Retried
+        safely under ``idempotency_key`` (a fresh one if None)."""
+        return self.send(Plans.create_presave_campaign(
+            release_id, title, artist, release_date, services, idempotency_key))
+
     def list_royalty_statements(self, limit: int = 50,
                                 cursor: str | None = None) -> Page[RoyaltyStatement]:
         """One page of the imported royalty statements (needs ``distribution.royalties``)."""
@@ -213,6 +248,17 @@ class Client:
         """One order."""
         return self.send(Plans.get_order(order_id))
 
+    def create_order(self, beat_id: str, tier: str, *, buyer_email: str | None = None,
+                     buyer_reference: str | None = None,
+                     idempotency_key: str | None = None) -> Order:
+        """A sandbox sale of one of the account's beats on sale in ``tier`` (a test-mode
+        key with ``marketplace.sandbox`` only: a live key gets a 403 :class:`ApiError`):
+        a paid ``Order`` and its licence, simulated (no Stripe, no money).
+        ``buyer_email`` and ``buyer_reference`` are kept in the order's note. Retried
+        safely under ``idempotency_key`` (a fresh one if None)."""
+        return self.send(Plans.create_order(beat_id, tier, buyer_email, buyer_reference,
+                                             idempotency_key))
+
     def list_licences(self, limit: int = 50, cursor: str | None = None) -> Page[Licence]:
         """One page of the licences the account bought (needs ``marketplace.library``)."""
         return self.send(Plans.list_licences(limit, cursor))
@@ -230,6 +276,12 @@ class Client:
         """Every delivery of a release."""
         return self.walk(lambda c: Plans.list_release_deliveries(release_id, limit=page_size,
                                                                  cursor=c, state=state))
+
+    def iter_presave_campaigns(self, release_id: str | None = None, page_size: int = 200
+                               ) -> Iterator[PresaveCampaign]:
+        """Every pre-save campaign of the account (or of ``release_id``), oldest first."""
+        return self.walk(lambda c: Plans.list_presave_campaigns(limit=page_size, cursor=c,
+                                                                release_id=release_id))
 
     def iter_royalty_statements(self, page_size: int = 200) -> Iterator[RoyaltyStatement]:
         """Every royalty statement."""
@@ -465,6 +517,40 @@ class AsyncClient:
         """One page of a release's deliveries to stores (filter ``state``)."""
         return await self.send(Plans.list_release_deliveries(release_id, limit, cursor, state))
 
+    async def retry_delivery(self, release_id: str, delivery_id: str,
+                             idempotency_key: str | None = None) -> ReleaseDelivery:
+        """Send a dead delivery of a release again (needs ``distribution.deliver``): the same
+        message, attempts reset; it comes back ``queued``. A 409 :class:`ApiError` when it
+        is not dead. Retried safely under ``idempotency_key`` (a fresh one if None)."""
+        return await self.send(Plans.retry_delivery(release_id, delivery_id, idempotency_key))
+
+    async def list_presave_campaigns(self, limit: int = 50, cursor: str | None = None,
+                                     release_id: str | None = None) -> Page[PresaveCampaign]:
+        """One page of the account's pre-save campaigns, oldest first (filter
+        ``release_id``; needs ``distribution.read``)."""
+        return await self.send(Plans.list_presave_campaigns(limit, cursor, release_id))
+
+    async def list_release_presave_campaigns(self, release_id: str, limit: int = 50,
+                                             cursor: str | None = None) -> Page[PresaveCampaign]:
+        """One page of a release's pre-save campaigns, oldest first (a 404
+        :class:`ApiError` for a release the account does not have)."""
+        return await self.send(Plans.list_release_presave_campaigns(release_id, limit, cursor))
+
+    async def get_presave_campaign(self, campaign_id: str) -> PresaveCampaign:
+        """One pre-save campaign with its pre-saves per service."""
+        return await self.send(Plans.get_presave_campaign(campaign_id))
+
+    async def create_presave_campaign(self, release_id: str, *, title: str | None = None,
+                                      artist: str | None = None, release_date: str | None = None,
+                                      services: list[str] | None = None,
+                                      idempotency_key: str | None = None) -> PresaveCampaign:
+        """Start a pre-save campaign for a release (needs ``distribution.releases``);
+        what is None comes from the release (its title, artists and date; every service).
+        A 400 :class:`ApiError` for an unknown service or a date not YYYY-MM-DD. Retried
+        safely under ``idempotency_key`` (a fresh one if None)."""
+        return await self.send(Plans.create_presave_campaign(
+            release_id, title, artist, release_date, services, idempotency_key))
+
     async def list_royalty_statements(self, limit: int = 50,
                                       cursor: str | None = None) -> Page[RoyaltyStatement]:
         """One page of the imported royalty statements (needs ``distribution.royalties``)."""
@@ -492,6 +578,17 @@ class AsyncClient:
         """One order."""
         return await self.send(Plans.get_order(order_id))
 
+    async def create_order(self, beat_id: str, tier: str, *, buyer_email: str | None = None,
+                           buyer_reference: str | None = None,
+                           idempotency_key: str | None = None) -> Order:
+        """A sandbox sale of one of the account's beats on sale in ``tier`` (a test-mode
+        key with ``marketplace.sandbox`` only: a live key gets a 403 :class:`ApiError`):
+        a paid ``Order`` and its licence, simulated (no Stripe, no money).
+        ``buyer_email`` and ``buyer_reference`` are kept in the order's note. Retried
+        safely under ``idempotency_key`` (a fresh one if None)."""
+        return await self.send(Plans.create_order(beat_id, tier, buyer_email,
+                                                  buyer_reference, idempotency_key))
+
     async def list_licences(self, limit: int = 50, cursor: str | None = None) -> Page[Licence]:
         """One page of the licences the account bought (needs ``marketplace.library``)."""
         return await self.send(Plans.list_licences(limit, cursor))
@@ -510,6 +607,12 @@ class AsyncClient:
         """Every delivery of a release."""
         return self.walk(lambda c: Plans.list_release_deliveries(release_id, limit=page_size,
                                                                  cursor=c, state=state))
+
+    def iter_presave_campaigns(self, release_id: str | None = None, page_size: int = 200
+                               ) -> AsyncIterator[PresaveCampaign]:
+        """Every pre-save campaign of the account (or of ``release_id``), oldest first."""
+        return self.walk(lambda c: Plans.list_presave_campaigns(limit=page_size, cursor=c,
+                                                                release_id=release_id))
 
     def iter_royalty_statements(self, page_size: int = 200) -> AsyncIterator[RoyaltyStatement]:
         """Every royalty statement."""

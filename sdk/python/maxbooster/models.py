@@ -139,6 +139,30 @@ class ReleaseDelivery:
 
 
 @dataclass(frozen=True)
+class PresaveCampaign:
+    """A release's pre-save campaign: its public ``landing_page`` (``/presave/{slug}``),
+    the ``services`` fans may pre-save on and their pre-saves (``presaves_by_service``);
+    ``released`` once the release day has come (pre-saves closed)."""
+
+    id: str
+    release_id: str
+    slug: str
+    landing_page: str
+    title: str
+    artist: str
+    release_date: str
+    services: list[str]
+    presaves: int
+    presaves_by_service: dict[str, int]
+    released: bool
+    created_at: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
 class RoyaltyStatement:
     """An imported royalty statement: ``totals`` in cents per currency code."""
 
@@ -208,6 +232,9 @@ class Order:
     created_at: str
     paid_at: str | None
     refunded_at: str | None
+    #: The licence the order granted (API 1.14.0); None until it is paid, for a payment
+    #: refunded without a licence, and from older servers.
+    licence_id: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:

@@ -20,6 +20,7 @@ from .models import (
     Licence,
     Order,
     Page,
+    PresaveCampaign,
     Project,
     Release,
     ReleaseDelivery,
@@ -87,6 +88,18 @@ def _jobs_path(project_id: str, job_id: str | None = None) -> str:
 
 def _edits_path(project_id: str, direction: str) -> str:
     return f"{_project_path(project_id)}/transcript-edits/{direction}"
+
+
+def _presaves_path(release_id: str | None = None) -> str:
+    """The account's pre-save campaigns, or one release's."""
+    if release_id is None:
+        return f"{V1}/presave-campaigns"
+    return f"{_id_path('releases', release_id)}/presave-campaigns"
+
+
+def _idempotent(key: str | None) -> dict[str, str]:
+    """The ``Idempotency-Key`` header of a POST: ``key``, or a fresh UUID."""
+    return {"Idempotency-Key": key or str(uuid.uuid4())}
 
 
 def _list(path: str, item: Callable[[Any], T], limit: int, cursor: str | None,
@@ -182,6 +195,43 @@ class Plans:
                      ReleaseDelivery.from_json, limit, cursor, state=state)
 
     @staticmethod
+    def retry_delivery(release_id: str, delivery_id: str, idempotency_key: str | None = None
+                       ) -> Call[ReleaseDelivery]:
+        path = (f"{_id_path('releases', release_id)}/deliveries/"
+                f"{quote(delivery_id, safe='')}/retry")
+        return Call("POST", path, ReleaseDelivery.from_json,
+                    headers=_idempotent(idempotency_key))
+
+    @staticmethod
+    def list_presave_campaigns(limit: int = 50, cursor: str | None = None,
+                               release_id: str | None = None
+                               ) -> Call[Page[PresaveCampaign]]:
+        return _list(_presaves_path(), PresaveCampaign.from_json, limit, cursor,
+                     release_id=release_id)
+
+    @staticmethod
+    def list_release_presave_campaigns(release_id: str, limit: int = 50,
+                                       cursor: str | None = None
+                                       ) -> Call[Page[PresaveCampaign]]:
+        return _list(_presaves_path(release_id), PresaveCampaign.from_json, limit, cursor)
+
+    @staticmethod
+    def get_presave_campaign(campaign_id: str) -> Call[PresaveCampaign]:
+        return Call("GET", _id_path("presave-campaigns", campaign_id),
+                    PresaveCampaign.from_json)
+
+    @staticmethod
+    def create_presave_campaign(release_id: str, title: str | None = None,
+                                artist: str | None = None, release_date: str | None = None,
+                                services: list[str] | None = None,
+                                idempotency_key: str | None = None
+                                ) -> Call[PresaveCampaign]:
+        return Call("POST", _presaves_path(release_id), PresaveCampaign.from_json,
+                    json=_clean({"title": title, "artist": artist,
+                                 "release_date": release_date, "services": services}),
+                    headers=_idempotent(idempotency_key))
+
+    @staticmethod
     def list_royalty_statements(limit: int = 50, cursor: str | None = None
                                 ) -> Call[Page[RoyaltyStatement]]:
         return _list(f"{V1}/royalty-statements", RoyaltyStatement.from_json, limit, cursor)
@@ -208,6 +258,15 @@ class Plans:
     @staticmethod
     def get_order(order_id: str) -> Call[Order]:
         return Call("GET", _id_path("orders", order_id), Order.from_json)
+
+    @staticmethod
+    def create_order(beat_id: str, tier: str, buyer_email: str | None = None,
+                     buyer_reference: str | None = None, idempotency_key: str | None = None
+                     ) -> Call[Order]:
+        return Call("POST", f"{V1}/orders", Order.from_json,
+                    json=_clean({"beat_id": beat_id, "tier": tier, "buyer_email": buyer_email,
+                                 "buyer_reference": buyer_reference}),
+                    headers=_idempotent(idempotency_key))
 
     @staticmethod
     def list_licences(limit: int = 50, cursor: str | None = None) -> Call[Page[Licence]]:
