@@ -25,7 +25,9 @@ from test_public_api_test_mode import settled
 from test_public_api_webhooks import FAST, subscribe
 from webhook_receiver import Receiver
 
+from business.social.approvals import APPROVED_EVENT
 from business.social.dispatch import PUBLISHED_EVENT
+from business.social.errors import NotAllowedError
 from business.social.fakes import FakeNetworks, FakeX
 from business.social.models import ChannelTokens
 from business.social.services import services as social
@@ -195,6 +197,47 @@ async def test_a_sandbox_post_waits_for_its_channels_approvers(
         assert [t.job_id for t in (await module.store.post(
             ada.person_id, made["id"])).targets] == [""]
         assert fake.stats.requests == 0
+
+
+async def test_a_sandbox_post_approved_is_published_in_simulation(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """A sandbox post through its channel's approval workflow: pending, approved by the
+    tier's approver (not its author), then published in simulation when due. The
+    approval and the publishing are heard by test-mode webhooks only, and no request
+    reaches the network."""
+    fake = FakeX(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    async with FakeNetworks([fake]) as networks, signed_in(
+            tmp_path, smtp_server, plugins=settings(networks), webhooks=FAST) as (
+            app, (ada_person, ada), (_, bob)), \
+            Receiver() as live_rx, Receiver() as test_rx:
+        channel = await x_channel(app, fake, ada.person_id,
+                                  tiers=[[{"person": bob.person_id}]])
+        live = await key_of(ada_person, ada, SCOPES)
+        test = await key_of(ada_person, ada, SCOPES, test=True)
+        events = [APPROVED_EVENT, PUBLISHED_EVENT]
+        await subscribe(live, live_rx.url, events)
+        await subscribe(test, test_rx.url, events)
+        status, made, _ = await create(test, post_body(channel, "Approved hello",
+                                                       after_s=4.0))
+        assert status == 201 and made["state"] == "pending_approval", made
+        module = social(app[PLUGIN_CONTEXT_KEY])
+        with pytest.raises(NotAllowedError):  # nobody approves their own post
+            await module.approvals.decide(ada.person_id, made["id"], ada.person_id,
+                                          approve=True)
+        approved = await module.approvals.decide(ada.person_id, made["id"], bob.person_id,
+                                                 approve=True)
+        assert approved.state == "scheduled"
+        done = await published(test, made["id"])
+        assert done["state"] == "published", done
+        (target,) = done["targets"]
+        assert target["remote_id"] == f"sandbox-{made['id']}" and target["url"] == ""
+        await test_rx.wait_for(2)
+        await settled(app)
+        assert fake.stats.requests == 0 and fake.posts == []
+        heard = [json.loads(r.body) for r in test_rx.received]
+        assert sorted(h["type"] for h in heard) == sorted(events)
+        assert all(h["test"] is True and h["data"]["post_id"] == made["id"] for h in heard)
+        assert live_rx.received == []
 
 
 async def test_an_idempotency_key_replays_one_post(tmp_path: Path,
