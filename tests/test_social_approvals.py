@@ -172,7 +172,7 @@ def test_a_shorter_workflow_moves_on_the_posts_it_has_no_tier_left_for(
     async def go() -> None:
         async with _app(tmp_path, db_url) as (client, context):
             channel = await _setup(client, [[{"person": "p_bo"}], [{"person": "p_dee"}],
-                                            [{"person": "p_eve"}]])
+                                            [{"person": "p_cy"}]])
             climbed, fresh = await _submitted(client, channel), await _submitted(client, channel)
             first = await client.post(f"/api/social/posts/{climbed}/approve",
                                       headers=as_("p_bo"), json={})
@@ -416,7 +416,7 @@ def test_a_workflow_change_that_fails_changes_nothing(tmp_path: Path) -> None:
 def test_a_team_approves_and_a_rejection_sends_the_post_back(tmp_path: Path) -> None:
     async def go() -> None:
         async with _app(tmp_path, f"sqlite://{tmp_path / 's.db'}") as (client, context):
-            channel = await _setup(client, [[{"team": "t_review"}, {"person": "p_zed"}]])
+            channel = await _setup(client, [[{"team": "t_review"}, {"person": "p_cy"}]])
             post_id = await _submitted(client, channel)
             path = f"/api/social/posts/{post_id}"
             rejected = await client.post(f"{path}/reject", headers=as_("p_eve"),
@@ -430,6 +430,17 @@ def test_a_team_approves_and_a_rejection_sends_the_post_back(tmp_path: Path) -> 
                                         headers=as_("p_dee", "owner"),
                                         json={"tiers": [[{"person": "p_bo"}]] * 4})
             assert too_many.status == 422
+            # a person outside the account could never reach a post to approve it
+            stranger = await client.put(f"/api/social/channels/{channel}/approvals",
+                                        headers=as_("p_dee", "owner"), json={"tiers": [
+                                            [{"person": "p_bo"}],
+                                            [{"person": "p_zed"}, {"role": "owner"}]]})
+            assert stranger.status == 422
+            assert "['p_zed'] are not people of this account" in (
+                await stranger.json())["error"]
+            kept = await (await client.get(f"/api/social/channels/{channel}/approvals",
+                                           headers=as_("p_dee", "owner"))).json()
+            assert kept["tiers"] == [[{"team": "t_review"}, {"person": "p_cy"}]], kept
             two_kinds = await client.put(f"/api/social/channels/{channel}/approvals",
                                          headers=as_("p_dee", "owner"),
                                          json={"tiers": [[{"person": "p_bo", "role": "x"}]]})

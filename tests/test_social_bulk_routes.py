@@ -45,7 +45,8 @@ def test_a_csv_schedules_its_valid_rows_or_nothing_and_says_what_is_wrong_per_ce
     async def go() -> None:
         x, bsky = InTestNetwork("x"), InTestNetwork("bluesky")
         async with social_app(tmp_path, db_url, x, bsky,
-                              memberships={("acc", "p_bo"): "member"}) as (client, _context):
+                              memberships={("acc", "p_bo"): "member",
+                                           ("acc", "p_dee"): "owner"}) as (client, _context):
             x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
             bsky_id = (await connect(client, bsky, "acc", "p_dee"))["channel_id"]
             listed = await (await client.get("/api/social/channels", headers=ADA)).json()

@@ -17,7 +17,7 @@ from social_helpers import InTestNetwork, connect, database_url, social_app, who
 pytestmark = pytest.mark.timeout(120)
 OWNER = who("acc", "p_dee", "owner")
 #: The people of the organisation "acc" (a channel's rights name only them).
-MEMBERS = {("acc", p): "member" for p in ("p_ada", "p_bo", "p_cy")}
+MEMBERS = {**{("acc", p): "member" for p in ("p_ada", "p_bo", "p_cy")}, ("acc", "p_dee"): "owner"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -203,6 +203,9 @@ async def set_workflow(request: Request) -> Any:
         if not approvers:
             raise BadRequest(f"tier {number} names no approver; remove it or add one")
         tiers.append(approvers)
+    await _only_people_of(module, request.account_id,
+                          [a["person"] for tier in tiers for a in tier if "person" in a],
+                          "who could never reach a post to approve it")
     await module.approvals.set_workflow(request.account_id, channel_id, tiers,
                                         _person(request))
     return {"tiers": tiers}
@@ -220,6 +223,18 @@ async def get_rights(request: Request) -> Any:
     return {"rights": [{"person": p, "access": a} for p, a in shown]}
 
 
+async def _only_people_of(module: Any, account_id: str, people: list[str], why: str
+                          ) -> None:
+    """:class:`NotPersonOfAccount` (422) naming those of ``people`` who are not the
+    account itself or a member of its organisation or team (``why`` that matters)."""
+    strangers = [p for p in dict.fromkeys(people)
+                 if await module.approvals.role_in(account_id, p) is None]
+    if strangers:
+        raise NotPersonOfAccount(f"{strangers} are not people of this account, {why}: name "
+                                 "the account itself or members of this organisation or "
+                                 "team")
+
+
 @_api
 async def set_rights(request: Request) -> Any:
     """Replace the channel's per-person rights; a person not named keeps their role's."""
@@ -231,11 +246,7 @@ async def set_rights(request: Request) -> Any:
     twice = sorted({p for p in people if people.count(p) > 1})
     if twice:
         raise BadRequest(f"{twice} named more than once; give each person one access")
-    strangers = [p for p in dict.fromkeys(people)
-                 if await module.approvals.role_in(request.account_id, p) is None]
-    if strangers:
-        raise NotPersonOfAccount(f"{strangers} are not people of this account: name the "
-                                 "account itself or members of this organisation or team")
+    await _only_people_of(module, request.account_id, people, "whom rights could not reach")
     await module.store.set_rights(request.account_id, channel_id, rights,
                                   module.channels.clock())
     await module.store.audit(None, request.account_id, f"channel:{channel_id}",
