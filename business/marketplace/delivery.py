@@ -12,7 +12,8 @@ asks for, and a resumed download, count nothing more; a revalidation answered 30
 request whose precondition fails (412), counts nothing. A request is counted by what it
 asks for before it is answered; once answered (or cut short) what it did not send is
 credited back (:meth:`Delivery.sent`), so a download aborted part-way and resumed counts
-once, even when the resume came before the server noticed the drop. A refunded licence downloads nothing.
+once, even when the resume came before the server noticed the drop. A refunded licence
+downloads nothing.
 """
 
 from __future__ import annotations
