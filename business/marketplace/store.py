@@ -298,6 +298,18 @@ class MarketStore:
             "ORDER BY granted_at DESC, licence_id", buyer)
         return [licence_from(r) for r in rows]
 
+    async def licence_ids_of_orders(self, account_id: str, order_id: str | None = None
+                                    ) -> dict[str, str]:
+        """The licence each order of the seller granted, by order id, in one query (all
+        its orders', or ``order_id``'s). A licence names its order (one per order: unique
+        by seller and order), so a sandbox order's is the sandbox licence granted with it."""
+        sql = "SELECT order_id, licence_id FROM mkt_licences WHERE account_id = ?"
+        args = [account_id]
+        if order_id is not None:
+            sql += " AND order_id = ?"
+            args.append(order_id)
+        return {r["order_id"]: r["licence_id"] for r in await self.db.fetch(sql, *args)}
+
     async def licences_of_beat(self, account_id: str, beat_id: str) -> list[Licence]:
         rows = await self.db.fetch(
             f"SELECT {LICENCE_READ} FROM mkt_licences WHERE account_id = ? "

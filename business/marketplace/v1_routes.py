@@ -90,16 +90,9 @@ def _order(row: OrderRow, licence_id: str | None) -> Order:
 
 
 async def _licence_ids(request: Request, order_id: str | None = None) -> dict[str, str]:
-    """The licence each order of the seller granted, by order id, in one query (all its
-    orders', or ``order_id``'s). A licence names its order (one per order: unique by
-    seller and order), so a sandbox order's is the sandbox licence granted with it."""
-    sql = "SELECT order_id, licence_id FROM mkt_licences WHERE account_id = ?"
-    args = [request.account_id]
-    if order_id is not None:
-        sql += " AND order_id = ?"
-        args.append(order_id)
-    rows = await services(request.context).store.db.fetch(sql, *args)
-    return {r["order_id"]: r["licence_id"] for r in rows}
+    """The licence each order of the seller granted, by order id, in one query."""
+    return await services(request.context).store.licence_ids_of_orders(request.account_id,
+                                                                       order_id)
 
 
 async def list_beats(request: Request) -> Any:
