@@ -7,7 +7,8 @@ of the same instrument and renders it with the backend's ``instrument_render`` (
 ``daw_instrument_render`` or its twin), or a ``soundfont`` instrument with FluidSynth
 (:mod:`dsp_core.soundfont`), or an ``lv2`` one in its worker
 (:mod:`dsp_core.lv2_instrument`): events queued from any thread act at the start of the
-next block rendered.
+next block rendered.  :meth:`LiveInstrument.panic` lets every note go (a MIDI input that
+went away leaves none sounding).
 
 Building an instrument can be slow (a ``soundfont`` one starts a FluidSynth and loads its
 font), so a real-time player builds it on its own thread with :meth:`LiveInstrument.prepare`
@@ -47,6 +48,10 @@ if TYPE_CHECKING:
 
 #: Event kinds a live event may have (the engine's ``DAW_MIDI_*``).
 LIVE_KINDS = (NOTE_ON, NOTE_OFF, CC, BEND)
+#: Controllers :meth:`LiveInstrument.panic` sends on every channel: the sustain pedal, and
+#: All Notes Off (FluidSynth and LV2 plug-ins act on it; the built-in synth and sampler
+#: get a note-off per key held instead).
+SUSTAIN, ALL_NOTES_OFF = 64, 123
 
 
 def _no_samples(source: str, sample_rate: int) -> np.ndarray:
@@ -96,6 +101,7 @@ class LiveInstrument:
         self._load = load or _no_samples
         self._lock = threading.Lock()
         self._queue: list[tuple[int, int, int, int]] = []
+        self._held: set[tuple[int, int]] = set()  # (channel, key) pushed on, not yet off
         self.frame = 0
         self.instrument = instrument
         self.font: Outside | None = None
@@ -135,6 +141,24 @@ class LiveInstrument:
             raise ValueError(f"live event kind must be one of {LIVE_KINDS}, got {kind!r}")
         with self._lock:
             self._queue.append((kind, channel, key, value))
+            if kind == NOTE_ON:
+                self._held.add((channel, key))
+            elif kind == NOTE_OFF:
+                self._held.discard((channel, key))
+
+    def panic(self) -> None:
+        """Let every note go (safe from any thread, like :meth:`push`): at the start of the
+        next block the sustain pedal goes up and All Notes Off is sent on every channel,
+        and each key still down gets its note-off; the notes end within their release.
+
+        What a DAW sends when a MIDI input goes away mid-note, and its *panic* button.
+        """
+        with self._lock:
+            held, self._held = sorted(self._held), set()
+            for channel in range(16):
+                self._queue.append((CC, channel, SUSTAIN, 0))
+                self._queue.append((CC, channel, ALL_NOTES_OFF, 0))
+            self._queue.extend((NOTE_OFF, channel, key, 0) for channel, key in held)
 
     def set_instrument(self, instrument: Instrument) -> None:
         """Follow an edit of the track's instrument (call between blocks): new parameters
@@ -204,4 +228,4 @@ class LiveInstrument:
         return inst.scratch[:frames]
 
 
-__all__ = ["LIVE_KINDS", "LiveInstrument", "PreparedInstrument"]
+__all__ = ["ALL_NOTES_OFF", "LIVE_KINDS", "LiveInstrument", "PreparedInstrument"]
