@@ -119,6 +119,16 @@ class LiveMidi:
             elif key in self._open:
                 self._close(key, frame if frame is not None else self._end)
 
+    def panic(self) -> None:
+        """Let every note go (any thread; the port they came from closed or went away):
+        the monitor releases them, and the notes being recorded end at the frame heard
+        now."""
+        self.instrument.panic()
+        with self._lock:
+            frame = self._timeline_at(time.monotonic())
+            for key in list(self._open):
+                self._close(key, frame if frame is not None else self._end)
+
     def _timeline_at(self, at: float) -> int | None:
         if self._anchor is None:
             return None

@@ -4,11 +4,18 @@ RtMidi reads the ALSA sequencer or JACK; which one is ``api`` (``alsa``, ``jack`
 None for RtMidi's default).  Messages reach ``on_message`` on RtMidi's own thread as
 :class:`MidiMessage` (note on, note off, controller, pitch bend; the rest is dropped)
 stamped with :func:`time.monotonic` at arrival.
+
+A port closed, switched for another or gone (a USB keyboard unplugged: :func:`watch`
+notices) calls ``on_close``: the client lets the notes it held go
+(:meth:`dawclient.live_midi.LiveMidi.panic`), as a DAW sends All Notes Off.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,16 +99,24 @@ def list_ports(api: str | None = None) -> list[str]:
 class MidiInput:
     """An open MIDI input port (a context manager) that calls ``on_message``.
 
-    ``port`` is an index into :func:`list_ports` or a part of a port's name.
+    ``port`` is an index into :func:`list_ports` or a part of a port's name;
+    ``on_close`` is called each time an open port is closed (after its last message).
     """
 
     def __init__(self, port: str | int, on_message: Callable[[MidiMessage], None],
-                 api: str | None = None) -> None:
+                 api: str | None = None, on_close: Callable[[], None] | None = None) -> None:
         self.port = port
         self.api = api
         self.on_message = on_message
+        self.on_close = on_close
         self.name: str | None = None
         self._midi: Any = None
+        self._closing = threading.Lock()  # close() from the loop, check() from a worker
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the port is open."""
+        return self._midi is not None
 
     def open(self) -> MidiInput:
         """Open the port (``MidiInputError`` with the ports there are when none matches)."""
@@ -139,15 +154,50 @@ class MidiInput:
             self.on_message(message)
 
     def close(self) -> None:
-        """Close the port (no more calls after this returns)."""
-        if self._midi is not None:
-            self._midi.cancel_callback()
-            self._midi.close_port()
-            self._midi.delete()
-            self._midi = None
+        """Close the port (no more messages after this returns), then call ``on_close``."""
+        with self._closing:
+            midi, self._midi = self._midi, None
+            if midi is None:
+                return
+            midi.cancel_callback()
+            midi.close_port()
+            midi.delete()
+        if self.on_close is not None:
+            self.on_close()
+
+    def switch(self, port: str | int) -> MidiInput:
+        """Play from ``port`` instead: the one open is closed first (``on_close``)."""
+        self.close()
+        self.port = port
+        return self.open()
+
+    def check(self) -> bool:
+        """Close the port if it went away (a keyboard unplugged); whether it is open."""
+        with self._closing:
+            midi = self._midi
+            gone = midi is not None and self.name not in midi.get_ports()
+        if gone:
+            log.warning("MIDI input %s went away: its notes are let go", self.name)
+            self.close()
+        return self.is_open
 
     def __enter__(self) -> MidiInput:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+async def watch(port: MidiInput, every: float = 0.5) -> None:
+    """Check ``port`` every ``every`` seconds until cancelled: closed when it went away
+    (``on_close`` lets its notes go), opened again when it is back.
+
+    The checks run on the loop (a port listing takes well under a millisecond), so a
+    cancel leaves no check or open half done behind a later :meth:`MidiInput.close`.
+    """
+    while True:
+        await asyncio.sleep(every)
+        if port.check():
+            continue
+        with contextlib.suppress(MidiInputError):  # not back yet
+            port.open()

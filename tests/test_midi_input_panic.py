@@ -1,0 +1,168 @@
+"""The desktop client lets a keyboard's notes go when its MIDI input port goes: closed,
+switched for another, or gone (the keyboard unplugged), over real RtMidi ports (JACK)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from midi_helpers import jack_server
+
+from dawclient.live_midi import LiveMidi
+from dawclient.midi_input import MidiInput, MidiMessage, watch
+from dsp_core.instrument_graph import NOTE_ON
+from dsp_core.midi import Instrument
+
+rtmidi = pytest.importorskip("rtmidi")
+pytestmark = pytest.mark.timeout(60)
+RATE, BLOCK = 48000, 256
+#: The built-in synth's amp envelope: at once up, then 100 ms release (linear, to 0).
+SYNTH = Instrument("synth", {"attack_ms": 0.0, "decay_ms": 0.0, "sustain": 1.0,
+                             "release_ms": 100.0})
+RELEASE = RATE // 10
+#: Pedal down; key 60 pressed and let go under the pedal; key 64 pressed and held.
+HELD = ([0xB0, 64, 127], [0x90, 60, 100], [0x80, 60, 0], [0x90, 64, 90])
+
+
+@pytest.fixture
+def jack(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with jack_server(RATE, BLOCK) as name:
+        monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
+        yield name
+
+
+def keyboard(name: str) -> object:
+    """A virtual MIDI output port on JACK named ``name``: what a keyboard would be."""
+    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, f"test {name}")
+    out.open_virtual_port(name)
+    return out
+
+
+def unplug(out: object) -> None:
+    out.close_port()  # type: ignore[attr-defined]
+    out.delete()  # type: ignore[attr-defined]
+
+
+class Client:
+    """The client's path for a port: messages into :class:`LiveMidi` (counted, to know they
+    arrived), ``on_close`` its panic, as ``dawclient.session`` wires them."""
+
+    def __init__(self, port: str) -> None:
+        self.live = LiveMidi("keys", SYNTH, RATE, BLOCK, lambda frame: frame, "native")
+        self.arrived: list[MidiMessage] = []
+        self.port = MidiInput(port, self.message, api="jack", on_close=self.live.panic)
+
+    def message(self, message: MidiMessage) -> None:
+        self.live.message(message)
+        self.arrived.append(message)
+
+    def wait_for(self, count: int) -> None:
+        """Until ``count`` messages have arrived (the test's timeout bounds it)."""
+        while len(self.arrived) < count:
+            time.sleep(0.005)
+
+    def render(self, blocks: int) -> np.ndarray:
+        """``blocks`` monitor blocks, transport stopped (channel 0)."""
+        out = np.zeros((2, blocks * BLOCK), dtype=np.float32)
+        for b in range(blocks):
+            self.live.block(out[:, b * BLOCK:(b + 1) * BLOCK], None, time.monotonic())
+        return out[0]
+
+
+def held_notes(client: Client, keys: object) -> None:
+    """Pedal down, one key let go under it, one held: both sound."""
+    for message in HELD:
+        keys.send_message(message)  # type: ignore[attr-defined]
+    client.wait_for(len(HELD))
+    assert np.abs(client.render(10)[-BLOCK:]).max() > 0.05
+
+
+def test_closing_the_port_lets_the_held_notes_go(jack: str) -> None:
+    """Held notes, then the port closed (the client leaving, or the user closing the
+    input): silent, exactly, from the synth's release after; the next port opened plays."""
+    keys = keyboard("keys")
+    client = Client("keys")
+    client.port.open()
+    held_notes(client, keys)
+    client.port.close()
+    out = client.render(40)
+    assert np.abs(out[:64]).max() > 0.05  # released at the next block
+    assert not out[RELEASE:].any()
+    client.port.open()
+    keys.send_message([0x90, 67, 100])  # type: ignore[attr-defined]
+    client.wait_for(len(HELD) + 1)
+    assert np.abs(client.render(4)).max() > 0.05
+    client.port.close()
+    unplug(keys)
+
+
+def test_switching_ports_lets_the_old_ports_notes_go(jack: str) -> None:
+    """Notes held on one keyboard when the input switches to another: silent from the
+    release after; the new keyboard plays, the old one is not heard."""
+    keys, pads = keyboard("keys"), keyboard("pads")
+    client = Client("keys")
+    client.port.open()
+    held_notes(client, keys)
+    client.port.switch("pads")
+    assert "pads" in (client.port.name or "")
+    out = client.render(40)
+    assert np.abs(out[:64]).max() > 0.05
+    assert not out[RELEASE:].any()
+    keys.send_message([0x90, 72, 100])  # type: ignore[attr-defined]  # (closed: not heard)
+    pads.send_message([0x90, 67, 100])  # type: ignore[attr-defined]
+    client.wait_for(len(HELD) + 1)
+    assert [m.key for m in client.arrived[len(HELD):]] == [67]
+    assert np.abs(client.render(4)).max() > 0.05
+    client.port.close()
+    unplug(keys)
+    unplug(pads)
+
+
+@pytest.mark.asyncio
+async def test_a_keyboard_unplugged_mid_note_is_silenced_and_heard_again_when_back(
+        jack: str) -> None:
+    """The keyboard's port vanishes with notes held (pedal down): the client's watch
+    closes the input, the notes are let go and silent from the release after; plugged in
+    again, the watch opens it and it plays."""
+    keys = keyboard("keys")
+    client = Client("keys")
+    client.port.open()
+    held_notes(client, keys)
+    watcher = asyncio.create_task(watch(client.port, every=0.01))
+    unplug(keys)
+    while client.port.is_open:
+        await asyncio.sleep(0.01)
+    out = client.render(40)
+    assert np.abs(out[:64]).max() > 0.05
+    assert not out[RELEASE:].any()
+    keys = keyboard("keys")
+    while not client.port.is_open:
+        await asyncio.sleep(0.01)
+    keys.send_message([0x90, 67, 100])  # type: ignore[attr-defined]
+    while len(client.arrived) < len(HELD) + 1:
+        await asyncio.sleep(0.005)
+    assert np.abs(client.render(4)).max() > 0.05
+    watcher.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await watcher
+    client.port.close()
+    unplug(keys)
+
+
+def test_a_note_being_recorded_ends_at_the_panic() -> None:
+    """While the transport plays, a key held when the port goes is recorded as ending
+    there (not left open until the transport stops), at or after the frame it started."""
+    live = LiveMidi("keys", SYNTH, RATE, BLOCK, lambda frame: frame)
+    out = np.zeros((2, BLOCK), dtype=np.float32)
+    now = time.monotonic()
+    live.block(out, 0, now)
+    live.message(MidiMessage(NOTE_ON, 0, 60, 100, now))
+    live.block(out, BLOCK, now + BLOCK / RATE)
+    assert live.take_notes() == []  # still held
+    live.panic()
+    notes = live.take_notes()
+    assert [(n.pitch, n.velocity) for n in notes] == [(60, 100)]
+    assert notes[0].start >= 0 and notes[0].length >= 1
