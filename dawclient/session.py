@@ -34,7 +34,7 @@ from .channel import connect
 from .controls import ControlError, Controls, parse_move
 from .immersive_controls import apply_route_line, is_route_line
 from .live_midi import LiveMidi, write_notes
-from .midi_input import MidiInput, MidiInputError
+from .midi_input import MidiInput, MidiInputError, watch
 from .player import Player, StreamSettings, Take
 from .sources import SourceCache
 
@@ -174,7 +174,8 @@ class DesktopClient:
         midi_port = None
         if live is not None:
             try:
-                midi_port = MidiInput(o.midi_in or "", live.message, o.midi_api).open()
+                midi_port = MidiInput(o.midi_in or "", live.message, o.midi_api,
+                                      on_close=live.panic).open()
             except MidiInputError as exc:
                 raise ClientError(str(exc)) from None
         changed = asyncio.Event()
@@ -186,6 +187,8 @@ class DesktopClient:
         player.start()
         reader = asyncio.create_task(self._read_controls(controls)) if controls else None
         writer = asyncio.create_task(self._write_midi(document)) if live else None
+        # a port that goes away lets its notes go (on_close), and is opened when back
+        watcher = asyncio.create_task(watch(midi_port)) if midi_port is not None else None
         stoppers = []
         for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C: finish the take, then leave
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -197,8 +200,12 @@ class DesktopClient:
             for signum in stoppers:
                 loop.remove_signal_handler(signum)
             player.stop()
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             if midi_port is not None:
-                midi_port.close()
+                midi_port.close()  # (on_close: the notes still held are let go)
             await loop.run_in_executor(None, player.join)
             for task in (follower, reader, writer):
                 if task is not None:

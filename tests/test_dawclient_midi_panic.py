@@ -1,0 +1,98 @@
+"""``dawclient --midi-in`` end to end: the keyboard unplugged mid-note (its JACK port gone)
+with the sustain pedal down, and the client lets the note go; a real server, the client
+as a subprocess playing through PortAudio's JACK host API."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from loopback import free_port
+from midi_helpers import jack_server
+from nodepeer import eventually, running_server
+
+from collab.tokens import Role
+from dawserver.assets import ASSETS
+from dawserver.config import ServerConfig
+from dawserver.keys import ROOMS, STORE, TOKENS
+from dawserver.projects import import_session
+from dsp_core.midi import Instrument
+from dsp_core.session import Session, Track
+
+rtmidi = pytest.importorskip("rtmidi")
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
+RATE, BLOCK = 48000, 256
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def connected(server: str) -> bool:
+    """Whether the client's MIDI input port is open (it connects to ours as it opens)."""
+    ports = subprocess.run(["jack_lsp", "-s", server], capture_output=True, text=True,
+                           timeout=10).stdout
+    return "dawclient in" in ports
+
+
+@pytest.mark.alone  # the unplug must come well before the client's 4 s end
+async def test_a_keyboard_unplugged_mid_note_goes_silent_in_the_client(tmp_path: Path
+                                                                      ) -> None:
+    """Pedal down and a key held, then the keyboard's port vanishes about 1.3 s into a
+    4 s session: the client notices (it checks every 0.5 s), lets the note go, and its
+    last second is silent, exactly; the note is recorded, ended where it was let go."""
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
+    session = Session(tracks=[Track("keys", instrument=Instrument(
+        "synth", {"attack_ms": 0.0, "sustain": 1.0, "release_ms": 20.0}))])
+    saved = tmp_path / "heard.wav"
+    with jack_server(RATE, BLOCK) as server:
+        os.environ["JACK_DEFAULT_SERVER"] = server
+        keyboard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "test keyboard")
+        plugged = True
+        try:
+            keyboard.open_virtual_port("keys")
+            async with running_server(config) as app:
+                info = await import_session(app[STORE], session, assets=app[ASSETS])
+                async with app[ROOMS].use(info.project_id) as room:
+                    await room.edit(lambda d: d.update_transport(playing=True, position=0))
+                token = app[TOKENS].issue(info.project_id, Role.EDITOR, "ana")
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "dawclient", config.base_url, "--project",
+                    info.project_id, "--token", token, "--cache", str(tmp_path / "cache"),
+                    "--device", "system", "--block-size", str(BLOCK), "--latency", "low",
+                    "--seconds", "4", "--save", str(saved), "--midi-in", "keys",
+                    "--midi-api", "jack",
+                    env={**os.environ, "PYTHONPATH": str(ROOT)},
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                await eventually(lambda: connected(server), timeout=30)
+                await eventually(lambda: saved.exists() and saved.stat().st_size > 8 * RATE // 4,
+                                 timeout=30)
+                keyboard.send_message([0xB0, 64, 127])
+                keyboard.send_message([0x90, 60, 100])
+                await asyncio.sleep(0.3)
+                keyboard.close_port()  # unplugged: the port vanishes, the key still down
+                keyboard.delete()
+                plugged = False
+                out, err = await asyncio.wait_for(proc.communicate(), 60)
+                assert proc.returncode == 0, err.decode()
+                async with app[ROOMS].use(info.project_id) as room:
+                    recorded = room.document.to_session().tracks[0].midi_clips
+        finally:
+            if plugged:
+                keyboard.close_port()
+                keyboard.delete()
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+    heard, _ = sf.read(saved, dtype="float32")
+    assert len(heard) >= 4 * RATE - BLOCK
+    loud = np.flatnonzero(np.abs(heard[:, 0]) > 0.05)
+    assert loud.size, "the key was not heard"
+    assert not heard[-RATE:].any()  # let go when the port went, not at the end
+    last = np.flatnonzero(heard[:, 0])[-1]
+    print(f"\nheard from {loud[0] / RATE:.2f} s, silent from {(last + 1) / RATE:.2f} s "
+          f"of {len(heard) / RATE:.2f} s")
+    notes = [n for clip in recorded for n in clip.notes]
+    assert [n.pitch for n in notes] == [60]
+    assert "went away" in err.decode()
