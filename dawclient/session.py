@@ -110,6 +110,7 @@ class DesktopClient:
         self.report = ClientReport()
         self._uploads: set[asyncio.Task] = set()
         self._live: LiveMidi | None = None
+        self._midi_port: MidiInput | None = None
         self._midi_clip: str | None = None
 
     async def run(self) -> ClientReport:
@@ -174,8 +175,8 @@ class DesktopClient:
         midi_port = None
         if live is not None:
             try:
-                midi_port = MidiInput(o.midi_in or "", live.message, o.midi_api,
-                                      on_close=live.panic).open()
+                midi_port = self._midi_port = MidiInput(
+                    o.midi_in or "", live.message, o.midi_api, on_close=live.panic).open()
             except MidiInputError as exc:
                 raise ClientError(str(exc)) from None
         changed = asyncio.Event()
@@ -301,7 +302,7 @@ class DesktopClient:
         log.error("the server has not confirmed the recorded MIDI notes")
 
     async def _read_controls(self, controls: Controls) -> None:
-        """Apply the control moves read from standard input, one per line."""
+        """Apply the control lines read from standard input, one per line."""
         import sys
 
         loop = asyncio.get_running_loop()
@@ -312,12 +313,41 @@ class DesktopClient:
                 continue
             text = line.decode(errors="replace")
             try:
-                if is_route_line(text):
-                    apply_route_line(controls.document, text)
-                else:
-                    controls.move(parse_move(text))
+                self._control_line(controls, text)
             except ControlError as exc:
                 log.error("%s", exc)
+
+    def _control_line(self, controls: Controls | None, text: str) -> None:
+        """One control line: ``panic``, ``midi-in PORT``, an immersive route or a move
+        (:class:`ControlError` says what was wrong)."""
+        words = text.split()
+        if words[:1] in (["panic"], ["midi-in"]):
+            self._midi_line(text, words)
+        elif controls is None:
+            raise ControlError(f"control line {text.strip()!r}: no controls (give --controls)")
+        elif is_route_line(text):
+            apply_route_line(controls.document, text)
+        else:
+            controls.move(parse_move(text))
+
+    def _midi_line(self, text: str, words: list[str]) -> None:
+        """``panic``: let every live note go; ``midi-in PORT``: play from another MIDI
+        input (the notes held on the one closed are let go; one that does not open yet
+        is opened when it appears)."""
+        if self._live is None:
+            raise ControlError(f"control line {text.strip()!r}: no MIDI input (give "
+                               "--midi-in)")
+        if words == ["panic"]:
+            self._live.panic()
+            log.info("panic: every note of the MIDI input let go")
+        elif len(words) == 2 and self._midi_port is not None:
+            try:
+                self._midi_port.switch(words[1])
+            except MidiInputError as exc:
+                raise ControlError(f"control line {text.strip()!r}: {exc}") from None
+        else:
+            raise ControlError(f"control line {text.strip()!r}: expected 'panic' or "
+                               "'midi-in PORT' (an index or part of a port's name)")
 
     async def _confirm_points(self, http: aiohttp.ClientSession, controls: Controls) -> None:
         """Wait until the server's document holds the points the passes wrote."""

@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 from midi_helpers import jack_server
 
+from dawclient.controls import ControlError
 from dawclient.live_midi import LiveMidi
-from dawclient.midi_input import MidiInput, MidiMessage, watch
+from dawclient.midi_input import MidiInput, MidiMessage, parse_message, watch
+from dawclient.session import ClientOptions, DesktopClient
 from dsp_core.instrument_graph import NOTE_ON
 from dsp_core.midi import Instrument
 
@@ -166,3 +169,55 @@ def test_a_note_being_recorded_ends_at_the_panic() -> None:
     notes = live.take_notes()
     assert [(n.pitch, n.velocity) for n in notes] == [(60, 100)]
     assert notes[0].start >= 0 and notes[0].length >= 1
+
+
+def desktop(client: Client, tmp_path: Path) -> DesktopClient:
+    """A desktop client (not connected) whose MIDI input is ``client``'s."""
+    desk = DesktopClient(ClientOptions("http://127.0.0.1:9", "p", "t", cache_dir=tmp_path,
+                                       midi_in="keys", midi_api="jack"))
+    desk._live, desk._midi_port = client.live, client.port
+    return desk
+
+
+def test_the_midi_in_control_line_switches_ports_and_lets_the_notes_go(
+        jack: str, tmp_path: Path) -> None:
+    """``midi-in pads`` on the client's control input with notes held on ``keys``: silent
+    from the release after, and ``pads`` plays; a port that is not there is refused,
+    naming the ports there are."""
+    keys, pads = keyboard("keys"), keyboard("pads")
+    client = Client("keys")
+    desk = desktop(client, tmp_path)
+    client.port.open()
+    held_notes(client, keys)
+    desk._control_line(None, "midi-in pads\n")
+    out = client.render(40)
+    assert np.abs(out[:64]).max() > 0.05
+    assert not out[RELEASE:].any()
+    pads.send_message([0x90, 67, 100])  # type: ignore[attr-defined]
+    client.wait_for(len(HELD) + 1)
+    assert np.abs(client.render(4)).max() > 0.05
+    with pytest.raises(ControlError, match="no MIDI input port 'drums'.*pads"):
+        desk._control_line(None, "midi-in drums")
+    assert not client.port.is_open
+    client.port.close()
+    unplug(keys)
+    unplug(pads)
+
+
+def test_the_panic_control_line_lets_the_notes_go(tmp_path: Path) -> None:
+    """``panic`` on the client's control input, notes held by a key and the pedal: silent
+    from the release after; without a MIDI input the line is refused."""
+    client = Client("keys")  # (the port is not opened: panic needs none)
+    desk = desktop(client, tmp_path)
+    for data in HELD:
+        message = parse_message(data, time.monotonic())
+        assert message is not None
+        client.live.message(message)
+    assert np.abs(client.render(10)[-BLOCK:]).max() > 0.05
+    desk._control_line(None, "panic")
+    out = client.render(40)
+    assert np.abs(out[:64]).max() > 0.05
+    assert not out[RELEASE:].any()
+    desk._live = None
+    with pytest.raises(ControlError, match="no MIDI input"):
+        desk._control_line(None, "panic")
