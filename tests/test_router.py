@@ -240,11 +240,8 @@ def test_a_file_reply_tells_its_plugin_what_each_answer_sent(tmp_path: Path) -> 
     asyncio.run(go())
 
 
-def test_a_range_applies_only_while_its_if_range_holds(tmp_path: Path) -> None:
-    """A download resumed with ``If-Range`` gets the range only if the file is still the
-    one it names (its entity tag, or not modified since its date); else the whole file
-    (aiohttp alone sends the range for any entity tag, and a changed file would join
-    two different ones)."""
+def _sheet_plugin(tmp_path: Path) -> tuple[Path, EchoPlugin]:
+    """A small CSV file and a plug-in answering it at ``GET /sheet_file``."""
     sheet = tmp_path / "sheet.csv"
     sheet.write_bytes(b"name,plays\nNight Drive,12\n")
 
@@ -252,8 +249,16 @@ def test_a_range_applies_only_while_its_if_range_holds(tmp_path: Path) -> None:
         """The sheet."""
         return FileReply(sheet, "text/csv")
 
-    plugin = EchoPlugin(_route(method="GET", path="/sheet_file", handler=sheet_file,
-                               body=None, query=None, response=Media("text/csv")))
+    return sheet, EchoPlugin(_route(method="GET", path="/sheet_file", handler=sheet_file,
+                                    body=None, query=None, response=Media("text/csv")))
+
+
+def test_a_range_applies_only_while_its_if_range_holds(tmp_path: Path) -> None:
+    """A download resumed with ``If-Range`` gets the range only if the file is still the
+    one it names (its entity tag, or not modified since its date); else the whole file
+    (aiohttp alone sends the range for any entity tag, and a changed file would join
+    two different ones)."""
+    sheet, plugin = _sheet_plugin(tmp_path)
     whole = sheet.read_bytes()
 
     async def go() -> None:
@@ -277,15 +282,7 @@ def test_preconditions_tell_beforehand_what_the_file_answer_sends(tmp_path: Path
     it sends the file, for every mix of ``If-Match``, ``If-Unmodified-Since``,
     ``If-None-Match`` and ``If-Modified-Since`` (a route charging for what it sends asks
     it first): tried against the real answer, so an aiohttp that decides otherwise fails."""
-    sheet = tmp_path / "sheet.csv"
-    sheet.write_bytes(b"name,plays\nNight Drive,12\n")
-
-    async def sheet_file(request) -> FileReply:  # noqa: ANN001
-        """The sheet."""
-        return FileReply(sheet, "text/csv")
-
-    plugin = EchoPlugin(_route(method="GET", path="/sheet_file", handler=sheet_file,
-                               body=None, query=None, response=Media("text/csv")))
+    sheet, plugin = _sheet_plugin(tmp_path)
 
     async def go() -> None:
         async with TestClient(TestServer(_install(tmp_path / "data", plugin))) as client:
