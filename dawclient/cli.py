@@ -56,7 +56,8 @@ def _latency(text: str) -> str | float:
               "(default ~/.cache/dawclient).")
 @click.option("--controls", is_flag=True, help="Read fader moves from standard input, one per "
               "line: TRACK PARAM VALUE [hold|release] (while playing, lanes in touch, latch "
-              "or write record them as automation).")
+              "or write record them as automation); with --midi-in, also 'panic' (let every "
+              "note go) and 'midi-in PORT' (switch the MIDI input).")
 @click.option("--monitor", type=click.Choice(["mix", "binaural", "stereo"]), default="mix",
               show_default=True, help="Play the stereo mix, or the immersive mix binaurally "
               "for headphones or folded to stereo.")
