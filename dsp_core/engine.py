@@ -34,6 +34,7 @@ from .graph import (
     plugin_source,
     send_levels,
     set_fader_target,
+    set_note_chase,
     track_gains,
     track_instrument,
 )
@@ -366,6 +367,7 @@ class Engine:
                 entry = _Entry(structure, state)
                 rebuilt = True
             rebuilt |= self._update_track(entry.state, track, any_solo)
+            set_note_chase(entry.state, session.chase_notes)  # (after carry_voices)
             tracks.append(entry.state)
             entries[track.id] = entry
         for bus, state in zip(session.buses, self.graph.buses, strict=True):

@@ -25,7 +25,7 @@ from .effects import (
     EffectState,
 )
 from .errors import ProjectError
-from .instrument_graph import InstrumentState, build_instrument, midi_events
+from .instrument_graph import S_NO_CHASE, InstrumentState, build_instrument, midi_events
 from .schedule import Schedule, plan_schedule
 from .session import AUTOMATION_PARAMS, AutomationLane, Bus, Session, Track, db_to_linear
 from .stretch import CACHE, StretchSpec
@@ -165,6 +165,21 @@ def track_instrument(track: TrackState) -> InstrumentState | None:
     if track.instrument is not None or track.hosted is None:
         return track.instrument
     return track.hosted.instrument
+
+
+def set_note_chase(track: TrackState, on: bool) -> None:
+    """Turn note chase on a seek on or off for every instrument of ``track`` (the
+    session's ``chase_notes``): off, a seek starts no note that began before it, for the
+    built-in instruments, a soundfont or ``lv2`` instrument and ``lv2`` effects that take
+    MIDI; controllers and bends are chased either way.  Takes effect at the next seek."""
+    instrument = track_instrument(track)
+    if instrument is not None:
+        instrument.state[S_NO_CHASE] = 0.0 if on else 1.0
+    if track.source is not None:
+        track.source.chase_notes = on
+    if track.hosted is not None:
+        for feed in track.hosted.midi.values():
+            feed.chase_notes = on
 
 
 def plugin_source(track: TrackState) -> PluginInstrument | None:
@@ -419,7 +434,7 @@ def build_track(
     else:
         hosted = None
         effects = [EffectState(spec, track.channels, sample_rate, load) for spec in track.effects]
-    return TrackState(
+    state = TrackState(
         channels=track.channels,
         clips=clips,
         effects=effects,
@@ -431,6 +446,8 @@ def build_track(
         hosted=hosted,
         source=played,
     )
+    set_note_chase(state, session.chase_notes)
+    return state
 
 
 @dataclass

@@ -16,7 +16,8 @@ Layouts (float64 unless noted; the C enums in instruments.c name the same slots)
   zone, sample position, held by the sustain pedal, serial (age, for voice stealing);
 - ``state`` (``DAW_INST_STATE``): the frame after the last block (-1: seek first), the
   event cursor, the next serial, per channel pitch bend (semitones), volume (gain) and
-  sustain pedal (0/1);
+  sustain pedal (0/1), then note chase off (1: a seek starts no note that began before
+  it, the project's ``chase_notes`` is false; controllers are chased all the same);
 - ``events``: a structured array of (frame int64, kind int32, channel int32, key int32,
   value int32) sorted by frame; at one frame controllers come first, then note-offs,
   then note-ons.
@@ -37,6 +38,8 @@ from .session import Track, db_to_linear
 INST_PARAMS = 24  # DAW_INST_PARAMS (tests/test_engine_header.py)
 VOICE_SLOTS = 24  # DAW_VOICE_SLOTS
 INST_STATE = 64  # DAW_INST_STATE
+#: ``state`` slot: 1 turns note chase off (S_NO_CHASE in instruments.c)
+S_NO_CHASE = 3 + 3 * 16
 SYNTH, SAMPLER = 1, 2  # DAW_INST_SYNTH, DAW_INST_SAMPLER
 NOTE_ON, NOTE_OFF, CC, BEND = 1, 2, 3, 4  # DAW_MIDI_*
 KINDS = {"synth": SYNTH, "sampler": SAMPLER}
@@ -276,6 +279,6 @@ def same_sound(old: tuple, new: tuple) -> bool:
     return old[0] == new[0] and old[2] == new[2] and voices[0] == voices[1]
 
 
-__all__ = ["WAVES", "InstrumentState", "ZoneState", "build_instrument", "chase", "chased_notes",
-           "clip_structure",
+__all__ = ["S_NO_CHASE", "WAVES", "InstrumentState", "ZoneState", "build_instrument", "chase",
+           "chased_notes", "clip_structure",
            "instrument_params", "instrument_structure", "midi_events"]

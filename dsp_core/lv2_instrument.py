@@ -80,6 +80,16 @@ class PluginInstrument:
         self.feed.events = events
 
     @property
+    def chase_notes(self) -> bool:
+        """Whether a seek starts the notes sounding across it (the project's
+        ``chase_notes``; controllers are chased either way)."""
+        return self.feed.chase_notes
+
+    @chase_notes.setter
+    def chase_notes(self, on: bool) -> None:
+        self.feed.chase_notes = on
+
+    @property
     def _cursor(self) -> int:
         """The first event not sent yet (a live keyboard restarts it each block)."""
         return self.feed.cursor

@@ -70,6 +70,8 @@ class MidiFeed:
         self.next = -1  # the frame after the last block (-1: the next block seeks)
         self.cursor = 0  # the first event not sent yet
         self.held: set[tuple[int, int]] = set()  # (channel, key) sounding
+        #: False (the project's ``chase_notes``): a seek chases controllers, never notes
+        self.chase_notes = True
 
     @property
     def events(self) -> np.ndarray:
@@ -100,6 +102,8 @@ class MidiFeed:
         controls = before[(before["kind"] == CC) | (before["kind"] == BEND)][-MAX_EVENTS:].copy()
         controls["frame"] = at
         notes, pedalled = chase(written, at)
+        if not self.chase_notes:  # the project turned note chase off
+            notes, pedalled = notes[:0], pedalled[:0]
         offs = notes[pedalled].copy()  # ended under the pedal still down: it holds them
         offs["kind"], offs["value"] = NOTE_OFF, 0
         lead = [notes, offs]

@@ -18,6 +18,7 @@ from .instrument_graph import (
     CC,
     NOTE_OFF,
     NOTE_ON,
+    S_NO_CHASE,
     SYNTH,
     InstrumentState,
     chase,
@@ -263,6 +264,8 @@ def _seek(inst: InstrumentState, start: int, sr: float) -> None:
         apply_event(inst, inst.events[i], sr, False)
         i += 1
     inst.state[S_CURSOR] = i
+    if inst.state[S_NO_CHASE] != 0.0:
+        return
     for e, held in zip(*chase(inst.events, start), strict=True):  # twin of ``chase_notes``
         v = _note_on(inst, e, sr)
         if v is not None and held:

@@ -162,6 +162,9 @@ class Session:
     master: Bus = field(default_factory=lambda: Bus(id="master", name="Master"))
     name: str = "Untitled"
     tempo: TempoMap = field(default_factory=TempoMap)  # tempo and meter (dsp_core/tempo.py)
+    #: MIDI note chase: a seek (or the start of playback) starts the notes that began
+    #: before it and still sound; False leaves them silent (controllers are chased anyway)
+    chase_notes: bool = True
 
     @property
     def length(self) -> int:

@@ -11,7 +11,8 @@ Sound Off after FluidSynth's reset, which only releases them, carried out over o
 64-frame period before anything is sent; the rest of the period rendered before the seek
 is dropped, so what played before does not move the chased notes), controllers and
 bend are chased from the events before it, then every note sounding across the seek
-point starts there afresh (note chase: a held pad is heard at once).
+point starts there afresh (note chase: a held pad is heard at once; not when the
+project's ``chase_notes`` is off, :attr:`SoundFontSource.chase_notes`).
 
 The font is ``$DAW_SOUNDFONT`` or the system's General MIDI font (Debian's
 ``fluid-soundfont-gm``: ``/usr/share/sounds/sf2/FluidR3_GM.sf2``).  Each channel plays
@@ -134,6 +135,8 @@ class SoundFontSource:
         self._next = -1
         self._cursor = 0
         self._phase = 0  # frames rendered, modulo TICK
+        #: False (the project's ``chase_notes``): a seek starts no note that began before it
+        self.chase_notes = True
 
     def close(self) -> None:
         """Free the synthesizer (nothing renders after)."""
@@ -168,6 +171,8 @@ class SoundFontSource:
         self._cursor = int(np.searchsorted(frames, start, side="left"))
         for event in self.events[:self._cursor]:  # chase controllers and bend
             self._send(event, notes=False)
+        if not self.chase_notes:  # controllers only: a held note stays silent
+            return
         notes, pedalled = chase(self.events, start)
         for event, held in zip(notes, pedalled, strict=True):  # the notes sounding across
             self._send(event)

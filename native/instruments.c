@@ -18,8 +18,9 @@ enum { P_GAIN, P_BEND, P_A, P_D, P_S, P_R, P_OSC1, P_OSC2, P_DETUNE, P_MIX, P_CU
 /* voice slots */
 enum { V_ACTIVE, V_KEY, V_CH, V_VEL, V_ON, V_OFF, V_REL, V_FREL, V_PH1, V_PH2, V_Z1, V_Z2,
        V_B0, V_B1, V_B2, V_A1, V_A2, V_ZONE, V_POS, V_HELD, V_SERIAL };
-/* state slots */
-enum { S_NEXT, S_CURSOR, S_SERIAL, S_BEND, S_VOL = S_BEND + 16, S_SUS = S_VOL + 16 };
+/* state slots (S_NO_CHASE: the project turned note chase off, set by the engine) */
+enum { S_NEXT, S_CURSOR, S_SERIAL, S_BEND, S_VOL = S_BEND + 16, S_SUS = S_VOL + 16,
+       S_NO_CHASE = S_SUS + 16 };
 
 #define FILTER_TICK 32
 #define TWO_PI 6.283185307179586
@@ -301,7 +302,7 @@ static void chase_notes(daw_instrument *inst, int64_t start, double sr) {
 }
 
 /* A seek: silence, controllers back to rest, then chased up to `start`, then the notes
- * sounding across `start` started there. */
+ * sounding across `start` started there (unless the project turned note chase off). */
 static void seek(daw_instrument *inst, int64_t start, double sr) {
     double *state = inst->state;
     memset(inst->voices, 0, (size_t)inst->n_voices * DAW_VOICE_SLOTS * sizeof(double));
@@ -314,7 +315,7 @@ static void seek(daw_instrument *inst, int64_t start, double sr) {
     for (; i < inst->n_events && inst->events[i].frame < start; i++)
         apply_event(inst, &inst->events[i], sr, 0);
     state[S_CURSOR] = i;
-    chase_notes(inst, start, sr);
+    if (state[S_NO_CHASE] == 0.0) chase_notes(inst, start, sr);
 }
 
 static void render_voices(daw_instrument *inst, double sr, int64_t f0, int32_t n, float *out) {

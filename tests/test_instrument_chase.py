@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -238,3 +239,50 @@ def test_a_soundfont_seek_under_the_pedal_sounds_the_note_it_holds() -> None:
     late = held[0, -4096:]  # a second after the pedal went up
     assert np.sqrt(np.mean(late ** 2)) < 1e-4  # released (a hanging key: about 4e-3)
     assert np.abs(seek(False)).max() < 1e-4
+
+
+# ---------------------------------------------------------------- the project's switch
+
+#: A new A5 after :data:`SEEK`, played at the CC 7 (volume) set before the seek.
+LATER = SEEK + 1000
+
+
+def pad_volume_and_later(pad: bool = True) -> Track:
+    """:func:`pad_and_stab`'s pad (or none), CC 7 = 64 at 500, an A5 from :data:`LATER`."""
+    track = pad_and_stab()
+    clip = track.midi_clips[0]
+    clip.notes = [*(clip.notes[:1] if pad else []), Note(81, 127, LATER, 3000, id="later")]
+    clip.controls = [ControlEvent("cc", 500, 64, number=7)]
+    return track
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_with_note_chase_off_a_seek_starts_no_note_but_chases_the_controllers(
+        backend: str) -> None:
+    """Off, the pad held across the seek is not started (exact silence up to the next
+    note); the next note plays at the chased volume: the same bits as the project without
+    the pad played straight from 0.  On (the default), the pad sounds at once."""
+    def render(chase: bool, start: int = SEEK, pad: bool = True) -> np.ndarray:
+        session = Session(tracks=[pad_volume_and_later(pad)], chase_notes=chase)
+        out = Engine(session, block_size=100, backend=backend).render(start, LATER + 4000 - start)
+        return out[:, SEEK - start:]
+
+    off = render(False)
+    assert not off[:, :LATER - SEEK].any()
+    assert np.abs(off[:, LATER - SEEK:]).max() > 0.05
+    np.testing.assert_array_equal(off, render(False, start=0, pad=False))
+    assert np.abs(render(True)[:, :100]).max() > 0.05
+    assert Session().chase_notes  # the default: chase, as before the setting
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_turning_note_chase_off_while_playing_takes_effect_at_the_next_seek(
+        backend: str) -> None:
+    session = Session(tracks=[pad_and_stab()])
+    engine = Engine(session, block_size=256, backend=backend)
+    engine.render(0, 3000)  # playing: the pad is held
+    engine.apply(replace(session, chase_notes=False))
+    assert np.abs(engine.render(3000, 256)).max() > 0.05  # no seek: the pad plays on
+    assert not engine.render(SEEK, 2048).any()  # a jump: the pad is not restarted
+    engine.apply(replace(session, chase_notes=True))
+    assert np.abs(engine.render(SEEK + 5000, 256)).max() > 0.05  # on again: chased

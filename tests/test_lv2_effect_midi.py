@@ -10,6 +10,7 @@ the track's notes reach it is read off the output sample by sample.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -194,3 +195,18 @@ def test_a_seek_sends_a_note_ended_under_the_pedal_held_by_the_pedal() -> None:
         (5000, NOTE_ON, 60), (5000, NOTE_OFF, 60), (9000, CC, 64)]
     feed.seek(9500)  # the pedal went up at 9000: nothing sounds
     assert feed.events[feed.cursor:].shape == (0,)
+
+
+@pytest.mark.parametrize("block", [64, 1000])
+def test_with_note_chase_off_a_seek_into_a_note_is_silent_until_the_next(
+        sample: tuple[np.ndarray, str], block: int) -> None:
+    """The project's ``chase_notes`` off: a render from inside the first note sends the
+    effect no note-on (silence); the second note plays as written."""
+    data, state = sample
+    with Engine(replace(session(state), chase_notes=False), block_size=block) as engine:
+        assert not engine.render(2000, 1000)[0].any()
+        later = engine.render(5000, 2300)[0]
+        assert not later[:SECOND - 5000].any()
+        np.testing.assert_allclose(later[SECOND - 5000:], data[:300] * np.float32(64 / 127),
+                                   atol=1e-6)
+        assert engine.plugin_errors() == []

@@ -3,6 +3,7 @@ instruments playing MIDI tracks (dsp_core.lv2_instrument)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -685,3 +686,19 @@ def test_a_built_in_instrument_plays_into_an_lv2_effect(backend: str) -> None:
     np.testing.assert_allclose(np.concatenate([first, second], axis=1), expected[:, :8000],
                                atol=1e-6)
     assert np.abs(expected[0, 1000:7000]).max() > 0.05
+
+
+def test_with_note_chase_off_a_seek_starts_no_note_but_sends_the_controllers() -> None:
+    """The project's ``chase_notes`` turned off while playing: the next seek into the
+    held note sends no note-on (silence), but CC 7, so the next note plays at 64 / 127."""
+    notes = [Note(60, 100, 1000, 10000), Note(62, 127, 7000, 500)]  # 1100..11100, 7100..7600
+    song = midi_session(step(), notes, [ControlEvent("cc", 0, 64, number=7)])
+    with Engine(song, block_size=128) as engine:
+        chased = engine.render(5500, 1000)[0]
+        np.testing.assert_array_equal(chased, np.float32(100 / 127) * np.float32(64 / 127))
+        engine.apply(replace(song, chase_notes=False))
+        out = engine.render(5500, 6000)[0]
+        assert not out[:1600].any()  # the held note is not started
+        np.testing.assert_array_equal(out[1600:2100], np.float32(64 / 127))
+        assert not out[2100:].any()
+        assert engine.plugin_errors() == []

@@ -151,3 +151,29 @@ def test_playing_again_after_a_stop_plays_as_the_first_time() -> None:
     loudness = [20 * np.log10(np.sqrt((x.mean(axis=0)[: x.shape[1] // w * w].reshape(-1, w)
                                        ** 2).mean(axis=1))) for x in (first, again)]
     assert np.abs(loudness[1] - loudness[0]).max() < 1.0
+
+
+def chase_engine(chase: bool, held: bool = True, volume: bool = True) -> Engine:
+    """A C4 held 0 .. 8 s (``held``), CC 7 = 40 at 0 (``volume``) and an E4 at 4.5 s, the
+    project's note chase ``chase``."""
+    notes = [Note(60, 100, 0, 8 * RATE)] if held else []
+    notes.append(Note(64, 100, 9 * RATE // 2, RATE))
+    controls = [ControlEvent("cc", 0, 40, number=7)] if volume else []
+    clip = MidiClip(0, 10 * RATE, notes, controls)
+    track = Track("gm", channels=2, instrument=Instrument("soundfont"), midi_clips=[clip])
+    return Engine(Session(tracks=[track], chase_notes=chase), block_size=BLOCK)
+
+
+def test_with_note_chase_off_a_seek_into_a_held_note_is_silent_until_the_next_note() -> None:
+    """Off, the C4 held across 4 s is not started there; the E4 after it plays at the
+    chased CC 7, as in the project without the C4 played straight from 0 (with no
+    controllers chased it was 7 times louder).  On, the C4 is heard at once."""
+    gap = RATE // 2
+    off = chase_engine(False).render(4 * RATE, RATE)
+    assert np.abs(off[:, :gap]).max() < QUIET
+    straight = chase_engine(False, held=False).render(0, 5 * RATE)[:, 4 * RATE:]
+    assert np.abs(straight[:, gap:]).max() > 1e-3  # the E4
+    np.testing.assert_allclose(off, straight, atol=QUIET)
+    loud = chase_engine(False, held=False, volume=False).render(4 * RATE, RATE)
+    assert np.abs(loud[:, gap:]).max() > 3 * np.abs(off[:, gap:]).max()
+    assert np.abs(chase_engine(True).render(4 * RATE, BLOCK)).max() > 1e-3  # (at CC 7 = 40)
