@@ -86,12 +86,13 @@ class ImmersiveLiveEngine:
                 plain = [dataclasses.replace(t, mute=t.mute or not t.solo) for t in plain]
             parts.append((None, Session(session.sample_rate, _with_keys(
                 plain, session.buses, session, any_solo), session.buses, session.master,
-                session.name)))
+                session.name, chase_notes=session.chase_notes)))
         for track in session.tracks:
             if track.immersive is not None:
                 parts.append((track.id, Session(session.sample_rate, _with_keys(
                     [_alone(track, any_solo)], [], session, any_solo), [],
-                    Bus(id="master", name="Master"), session.name)))
+                    Bus(id="master", name="Master"), session.name,
+                    chase_notes=session.chase_notes)))
         return parts
 
     def _build(self, session: Session) -> None:

@@ -64,3 +64,23 @@ def test_a_new_route_rebuilds_and_an_unknown_monitor_is_refused() -> None:
                                render_immersive(routed, "stereo", loader=loader()), atol=2e-6)
     with pytest.raises(DspError, match="choose one of binaural, stereo"):
         ImmersiveLiveEngine(session, monitor="5.1", loader=loader())
+
+
+@pytest.mark.parametrize("routed", [False, True])
+def test_the_monitors_follow_the_projects_note_chase(routed: bool) -> None:
+    """A synth pad held across a seek (a plain track, or an object): chased with the
+    session's ``chase_notes`` on; off, also after an apply while playing, the seek is
+    silent."""
+    from dsp_core.midi import Instrument, MidiClip, Note
+    from dsp_core.session import Session, Track
+
+    route = ImmersiveRoute("object", azimuth=30.0) if routed else None
+    pad = Track("keys", immersive=route, instrument=Instrument("synth", {"attack_ms": 0.0}),
+                midi_clips=[MidiClip(0, 48000, [Note(57, 110, 0, 48000)])])
+    session = Session(tracks=[pad])
+    engine = ImmersiveLiveEngine(session, monitor="stereo")
+    assert np.abs(engine.render(20000, 960)).max() > 0.01  # chased
+    engine.apply(dataclasses.replace(session, chase_notes=False))
+    assert not engine.render(30000, 960).any()
+    off = ImmersiveLiveEngine(dataclasses.replace(session, chase_notes=False), monitor="stereo")
+    assert not off.render(20000, 960).any()
