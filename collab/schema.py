@@ -12,7 +12,8 @@ Layout (the same in Python and JavaScript; see ``docs/document-schema.md``)::
     buses       Map   bus id   -> Map(id, name, gain_db, pan, effects: Array[Map]);
                       the master bus has id "master"
     transport   Map   tempo, beats_per_bar, beat_unit, loop_enabled, loop_start,
-                      loop_end, playing, position
+                      loop_end, playing, position, chase_notes (MIDI note chase on a
+                      seek; absent: true)
     markers     Map   marker id -> Map(id, name, position, colour)
     comments    Map   comment id -> Map(id, author, text, created_at, track, position)
     transcripts Map   clip id -> Map(clip, language, language_probability, model,
@@ -81,6 +82,7 @@ FRAME_FIELDS = {"position", "offset", "length", "fade_in", "fade_out"}
 TRANSPORT_DEFAULTS: dict[str, Any] = {
     "tempo": 120.0, "beats_per_bar": 4, "beat_unit": 4, "loop_enabled": False,
     "loop_start": 0, "loop_end": 0, "playing": False, "position": 0, "recording": False,
+    "chase_notes": True,
 }
 log = logging.getLogger(__name__)
 PALETTE = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0",
@@ -186,7 +188,7 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
             meta["schema_version"] = SCHEMA_VERSION
             meta["name"] = name or session.name
             meta["sample_rate"] = session.sample_rate
-            for key, value in TRANSPORT_DEFAULTS.items():
+            for key, value in {**TRANSPORT_DEFAULTS, "chase_notes": session.chase_notes}.items():
                 project._roots["transport"][key] = value
             for order, track in enumerate(session.tracks):
                 project._put_track(track, order)
@@ -255,7 +257,13 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
         self.bypassed = bypassed
         return Session(sample_rate=self.sample_rate, tracks=tracks,
                        buses=buses, master=master, name=str(meta.get("name", "Untitled")),
-                       tempo=self.tempo_map())
+                       tempo=self.tempo_map(), chase_notes=self.chase_notes)
+
+    @property
+    def chase_notes(self) -> bool:
+        """Whether a seek restarts the MIDI notes sounding across it (``transport.
+        chase_notes``; a document without it chases, as before the setting)."""
+        return self.transport()["chase_notes"] is not False
 
     @property
     def sample_rate(self) -> int:
@@ -620,6 +628,8 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
                               f"known: {sorted(TRANSPORT_DEFAULTS)}")
         if "tempo" in fields and not 10.0 <= float(fields["tempo"]) <= 999.0:
             raise SchemaError(f"tempo {fields['tempo']} is outside [10, 999] BPM")
+        if "chase_notes" in fields and not isinstance(fields["chase_notes"], bool):
+            raise SchemaError(f"chase_notes must be true or false, got {fields['chase_notes']!r}")
         with self.transaction():
             for name, value in fields.items():
                 self._roots["transport"][name] = value

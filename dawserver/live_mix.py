@@ -254,7 +254,8 @@ class LiveMix:
         """Hand what the last batch changed to the render thread (called on the loop).
 
         Transport changes and track fader/pan/mute/solo moves are cheap and go at
-        once; anything else (clips, effects, buses, tracks added) rebuilds the
+        once; anything else (clips, effects, buses, tracks added, the transport's
+        ``chase_notes``, which the engine reads from the session) rebuilds the
         session from the document, at most every ``FULL_REFRESH_SECONDS`` (or twice
         the last rebuild's time), because that conversion is slow on big projects
         and runs on the event loop.
@@ -275,6 +276,8 @@ class LiveMix:
         for change in changes:
             if isinstance(change, TransportChanged):
                 self._transport_dirty = True
+                if "chase_notes" in change.fields:  # the engine reads it from the session
+                    self._full_dirty = True
             elif isinstance(change, TrackFieldsChanged) and \
                     change.fields.keys() <= MIX_FIELDS.keys() | SILENT_FIELDS:
                 for name, value in change.fields.items():

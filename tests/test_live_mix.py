@@ -190,6 +190,35 @@ async def test_a_seek_into_a_held_midi_note_is_heard_live_as_rendered(room: Room
     np.testing.assert_array_equal(played, as_int16(reference))
 
 
+async def test_note_chase_turned_off_while_playing_leaves_the_next_seek_silent(
+        room: Room) -> None:
+    """The transport's ``chase_notes`` set false during playback reaches the engine: the
+    next jump into the held note plays nothing (the other track is muted)."""
+    def add_pad(doc) -> None:
+        doc.update_track("t0", mute=True)
+        doc.add_track(Track("keys"))
+        doc.set_instrument("keys", Instrument("synth", {"osc1": "sine", "attack_ms": 0.0}))
+        clip = doc.add_midi_clip("keys", MidiClip(0, 4 * RATE))
+        doc.add_note(clip, 57, 110, start=0, length=4 * RATE)
+        doc.update_transport(playing=True, position=0)
+
+    await room.edit(add_pad)
+    async with LiveMix(room, factory=factory) as mix:
+        mix.document_changed()
+        assert np.abs((await collect(mix, 5))[-1].pcm).max() > 3000  # the pad plays
+        await room.edit(lambda d: d.update_transport(chase_notes=False))
+        mix.document_changed()
+        while mix._session.chase_notes:  # the session is rebuilt (the test's timeout bounds it)
+            await asyncio.sleep(0.02)
+        target = 2 * RATE + 777
+        await room.edit(lambda d: d.update_transport(position=target))
+        mix.document_changed()
+        frames = await collect(mix, 12)
+    after = [f for f in frames if f.timeline is not None and f.timeline >= target]
+    assert after and after[0].timeline == target
+    assert not any(f.pcm.any() for f in after)
+
+
 async def test_the_live_playhead_is_where_the_audio_sent_last_has_got_to(room: Room) -> None:
     await room.edit(lambda d: d.update_transport(playing=True, position=RATE))
     async with LiveMix(room, factory=factory) as mix:

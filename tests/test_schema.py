@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from pycrdt import Array, Doc, Map
 
@@ -184,6 +186,33 @@ def test_transport_markers_and_comments() -> None:
     assert copy.transport()["tempo"] == 96.0 and copy.transport()["playing"] is True
     assert [m["name"] for m in copy.markers()] == ["verse", "chorus"]
     assert copy.comments()[0]["text"] == "louder snare"
+
+
+def test_midi_note_chase_is_a_transport_field_that_reaches_the_session() -> None:
+    """``chase_notes`` (on by default) travels to a peer and into the session the engine
+    renders; a project turned off keeps it through the document; a non-bool is refused."""
+    project = ProjectDocument.from_session(a_session())
+    assert project.transport()["chase_notes"] is True and project.to_session().chase_notes
+    project.update_transport(chase_notes=False)
+    copy = replica(project)
+    assert copy.transport()["chase_notes"] is False and copy.to_session().chase_notes is False
+    with pytest.raises(SchemaError, match="chase_notes"):
+        project.update_transport(chase_notes="no")
+    off = replace(a_session(), chase_notes=False)
+    assert replica(ProjectDocument.from_session(off)).to_session().chase_notes is False
+
+
+def test_a_document_written_before_the_note_chase_setting_chases_notes() -> None:
+    """An older document's transport has no ``chase_notes``: its notes are chased."""
+    doc = Doc()
+    transport = doc.get("transport", type=Map)
+    with doc.transaction():
+        transport["tempo"] = 100.0
+        transport["playing"] = False
+    project = replica(ProjectDocument(doc))
+    assert "chase_notes" not in project.doc.get("transport", type=Map).to_py()
+    assert project.transport()["chase_notes"] is True
+    assert project.to_session().chase_notes is True
 
 
 def test_markers_and_comments_are_edited_and_deleted_and_the_project_renamed() -> None:
