@@ -423,11 +423,18 @@ def test_transport_keys_and_effect_parameters_are_shared(studio: Studio) -> None
                           ".value === '-30'")
     assert studio.document()["tracks"]["t4"]["mute"] is False  # selecting pressed nothing
     screenshot(ana, "effects")
-    # Tempo, a track's colour, mute and solo: on the other page and in the document.
+    # Tempo, note chase, a track's colour, mute and solo: on the other page and in the
+    # document.
     ana.fill(".transport .tempo", "96")
     ana.press(".transport .tempo", "Enter")
     ben.wait_for_function("document.querySelector('.transport .tempo').value === '96'")
     assert studio.document()["transport"]["tempo"] == 96
+    ana.click(".transport .chase")  # MIDI note chase off, then on again from the other page
+    ben.wait_for_selector(".transport .chase[aria-pressed=false]")
+    assert studio.document()["transport"]["chase_notes"] is False
+    ben.click(".transport .chase")
+    ana.wait_for_selector(".transport .chase[aria-pressed=true]")
+    assert studio.document()["transport"]["chase_notes"] is True
     ana.fill(".track-header[data-track=t2] .colour", "#12ab34")
     ben.wait_for_function(
         "document.querySelector('.track-header[data-track=t2] .colour').value === '#12ab34'")

@@ -18,7 +18,7 @@ export const STRETCH_RANGE = [0.25, 4]
 export const MIDI_BPM_RANGE = [20, 999]
 export const TRANSPORT_DEFAULTS = {
   tempo: 120, beats_per_bar: 4, beat_unit: 4, loop_enabled: false, loop_start: 0,
-  loop_end: 0, playing: false, position: 0, recording: false
+  loop_end: 0, playing: false, position: 0, recording: false, chase_notes: true
 }
 // Track colours, as collab/schema.py's PALETTE.
 export const PALETTE = ['#e6194b', '#3cb44b', '#ffe119', '#4363d8', '#f58231', '#911eb4', '#46f0f0',

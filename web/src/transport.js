@@ -1,6 +1,7 @@
 // Transport: play, stop, loop, tempo, position; the local playhead clock; keyboard shortcuts.
 //
-// `playing`, `position` (the frame playback started from), loop and tempo live in the
+// `playing`, `position` (the frame playback started from), loop, tempo and MIDI note chase
+// (`chase_notes`: a seek restarts the notes held across it; docs/midi.md) live in the
 // document. Each client runs its own playhead clock from the moment it saw playback
 // start and publishes it through awareness.
 import { h, setProp, formatTime } from './dom.js'
@@ -16,6 +17,8 @@ export class Transport {
     this.stop = button('stop', '■', 'Stop and return to start', () => this.stopAndRewind())
     this.loop = button('loop', '⟲', 'Loop (L)', () => this.toggleLoop())
     this.record = button('record', '●', 'Record into armed tracks', () => this.onRecord && this.onRecord())
+    this.chase = button('chase', '♪↦', 'MIDI note chase: a seek restarts the notes held across it ' +
+      '(controllers are chased either way)', () => this.toggleChase())
     this.tempo = h('input', { type: 'number', class: 'tempo edit', min: 10, max: 999, step: 0.1,
       title: 'Tempo (BPM)', disabled: !editable,
       onchange: (e) => {
@@ -28,7 +31,7 @@ export class Transport {
     this.bars = h('span', { class: 'bars' }, '1.1')
     presence.bind(this.tempo, 'transport:tempo')
     this.el = h('div', { class: 'transport' }, this.play, this.stop, this.loop, this.record,
-      h('label', { class: 'mini' }, 'BPM'), this.tempo, this.clock, this.bars)
+      this.chase, h('label', { class: 'mini' }, 'BPM'), this.tempo, this.clock, this.bars)
     this._frame = this._frame.bind(this)
     requestAnimationFrame(this._frame)
     setInterval(() => this._publish(), 100)
@@ -69,6 +72,8 @@ export class Transport {
     this.record.classList.toggle('on', Boolean(t.recording))
     this.loop.classList.toggle('on', Boolean(t.loop_enabled))
     this.loop.setAttribute('aria-pressed', t.loop_enabled ? 'true' : 'false')
+    this.chase.classList.toggle('on', t.chase_notes !== false)
+    this.chase.setAttribute('aria-pressed', t.chase_notes !== false ? 'true' : 'false')
     if (document.activeElement !== this.tempo) setProp(this.tempo, 'value', String(t.tempo))
   }
 
@@ -92,6 +97,11 @@ export class Transport {
     }
     const end = this.project.endFrame() || this.project.sampleRate * 8
     this.project.setTransport({ loop_enabled: true, loop_start: 0, loop_end: end })
+  }
+
+  /** Turn MIDI note chase on or off for the project (it applies at the next seek). */
+  toggleChase () {
+    if (this.editable) this.project.setTransport({ chase_notes: this.project.transport().chase_notes === false })
   }
 
   /** Move the playhead by `beats` (negative: back). */
