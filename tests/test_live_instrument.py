@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from live_helpers import BLOCK, RATE, play
 
 from dsp_core.engine import Engine
 from dsp_core.instrument_graph import NOTE_OFF, NOTE_ON
@@ -12,16 +13,6 @@ from dsp_core.midi import Instrument, MidiClip, Note
 from dsp_core.session import Session, Track
 
 pytestmark = pytest.mark.timeout(60)
-RATE, BLOCK = 48000, 256
-
-
-def play(live: LiveInstrument, blocks: int, events: dict[int, list[tuple]]) -> np.ndarray:
-    out = []
-    for b in range(blocks):
-        for event in events.get(b, []):
-            live.push(*event)
-        out.append(live.render(BLOCK).copy())
-    return np.concatenate(out)
 
 
 @pytest.mark.parametrize("backend", ["native", "reference"])

@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import pytest
+from live_helpers import BLOCK, PANIC, RATE, RELEASE, SUSTAIN, SYNTH, play
 from test_soundfont_seek import QUIET, release_frames
 
 from dsp_core.instrument_graph import CC, NOTE_OFF, NOTE_ON
@@ -14,13 +15,6 @@ from dsp_core.live_instrument import LiveInstrument
 from dsp_core.midi import Instrument
 
 pytestmark = pytest.mark.timeout(120)
-RATE, BLOCK = 48000, 256
-SUSTAIN = 64
-#: The built-in synth's amp envelope: at once up, then 100 ms release (linear, to 0).
-SYNTH = Instrument("synth", {"attack_ms": 0.0, "decay_ms": 0.0, "sustain": 1.0,
-                             "release_ms": 100.0})
-RELEASE = RATE // 10
-PANIC = "panic"
 #: Pedal down, key 60 pressed and let go under the pedal, key 64 pressed and held, on two
 #: channels; then panic at block 20, and a fresh note (67) from block 40 to 44.
 HELD: dict[int, list[tuple[int, ...] | str]] = {
@@ -28,20 +22,6 @@ HELD: dict[int, list[tuple[int, ...] | str]] = {
     2: [(NOTE_ON, 0, 60, 100)], 4: [(NOTE_ON, 1, 64, 90)], 10: [(NOTE_OFF, 0, 60, 0)],
     20: [PANIC], 40: [(NOTE_ON, 0, 67, 100)], 44: [(NOTE_OFF, 0, 67, 0)]}
 AFTER = {40: HELD[40], 44: HELD[44]}
-
-
-def play(live: LiveInstrument, blocks: int, events: dict[int, list[tuple[int, ...] | str]]
-         ) -> np.ndarray:
-    """``blocks`` blocks from ``live``; ``events[b]`` (or a panic) pushed before block ``b``."""
-    out = []
-    for b in range(blocks):
-        for event in events.get(b, []):
-            if event == PANIC:
-                live.panic()
-            else:
-                live.push(*event)
-        out.append(live.render(BLOCK).copy())
-    return np.concatenate(out)
 
 
 @pytest.mark.parametrize("backend", ["native", "reference"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from live_helpers import BLOCK, RATE, RELEASE, SUSTAIN, SYNTH, play
 from test_soundfont_seek import QUIET, release_frames
 
 from dawclient.live_midi import LiveMidi
@@ -15,23 +16,6 @@ from dsp_core.live_instrument import LiveInstrument
 from dsp_core.midi import Instrument
 
 pytestmark = pytest.mark.timeout(60)
-RATE, BLOCK = 48000, 256
-SUSTAIN = 64
-#: The built-in synth's amp envelope: at once up, then 100 ms release (linear, to 0).
-SYNTH = Instrument("synth", {"attack_ms": 0.0, "decay_ms": 0.0, "sustain": 1.0,
-                             "release_ms": 100.0})
-RELEASE = RATE // 10
-
-
-def play(live: LiveInstrument, blocks: int, events: dict[int, list[tuple[int, ...]]]
-         ) -> np.ndarray:
-    """``blocks`` blocks from ``live``, ``events[b]`` pushed before block ``b``."""
-    out = []
-    for b in range(blocks):
-        for event in events.get(b, []):
-            live.push(*event)
-        out.append(live.render(BLOCK).copy())
-    return np.concatenate(out)
 
 
 @pytest.mark.parametrize("backend", ["native", "reference"])
