@@ -3,13 +3,20 @@ sound card (this machine has no ``/dev/snd``, so no ALSA sequencer)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
@@ -28,3 +35,43 @@ def jack_server(rate: int = 48000, period: int = 256) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def client_connected(server: str) -> bool:
+    """Whether a ``dawclient --midi-in`` on JACK server ``server`` has its MIDI input port
+    open (it connects to ours as it opens)."""
+    ports = subprocess.run(["jack_lsp", "-s", server], capture_output=True, text=True,
+                           timeout=10).stdout
+    return "dawclient in" in ports
+
+
+async def playing_midi_client(app: Any, base_url: str, session: Any, server: str,
+                              tmp_path: Path, saved: Path, *, rate: int = 48000,
+                              block: int = 256) -> tuple[str, asyncio.subprocess.Process]:
+    """``session`` imported into the running server ``app`` and playing, and ``dawclient``
+    started on it for 4 s (output saved to ``saved``) taking MIDI from the JACK port
+    ``keys``: its project id and process, once its MIDI port is open and its blocks
+    reach ``saved``."""
+    from nodepeer import eventually
+
+    from collab.tokens import Role
+    from dawserver.assets import ASSETS
+    from dawserver.keys import ROOMS, STORE, TOKENS
+    from dawserver.projects import import_session
+
+    info = await import_session(app[STORE], session, assets=app[ASSETS])
+    async with app[ROOMS].use(info.project_id) as room:
+        await room.edit(lambda d: d.update_transport(playing=True, position=0))
+    token = app[TOKENS].issue(info.project_id, Role.EDITOR, "ana")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dawclient", base_url, "--project", info.project_id,
+        "--token", token, "--cache", str(tmp_path / "cache"), "--device", "system",
+        "--block-size", str(block), "--latency", "low", "--seconds", "4", "--save",
+        str(saved), "--midi-in", "keys", "--midi-api", "jack",
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    await eventually(lambda: client_connected(server), timeout=30)
+    # playing: blocks reach the saved copy
+    await eventually(lambda: saved.exists() and saved.stat().st_size > 8 * rate // 4,
+                     timeout=30)
+    return info.project_id, proc

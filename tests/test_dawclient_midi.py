@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,31 +16,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 from loopback import free_port
-from midi_helpers import jack_server
-from nodepeer import eventually, running_server
+from midi_helpers import jack_server, playing_midi_client
+from nodepeer import running_server
 
-from collab.tokens import Role
-from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
-from dawserver.keys import ROOMS, STORE, TOKENS
-from dawserver.projects import import_session
+from dawserver.keys import ROOMS
 from dsp_core.midi import Instrument
 from dsp_core.session import Session, Track
 
 rtmidi = pytest.importorskip("rtmidi")
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
 RATE, BLOCK = 48000, 256
-ROOT = Path(__file__).resolve().parents[1]
 #: Spacing of recorded notes against the spacing they were sent with (JACK hands MIDI
 #: over once per 256-frame period, the client writes 256-frame blocks; a busy machine).
 TOLERANCE = int(0.03 * RATE)
-
-
-def connected(server: str) -> bool:
-    """Whether the client's MIDI input port is open (it connects to ours as it opens)."""
-    ports = subprocess.run(["jack_lsp", "-s", server], capture_output=True, text=True,
-                           timeout=10).stdout
-    return "dawclient in" in ports
 
 
 @pytest.mark.alone  # note spacing measured against the wall clock
@@ -57,22 +44,8 @@ async def test_notes_played_on_a_midi_port_are_heard_and_recorded(tmp_path: Path
         try:
             keyboard.open_virtual_port("keys")
             async with running_server(config) as app:
-                info = await import_session(app[STORE], session, assets=app[ASSETS])
-                async with app[ROOMS].use(info.project_id) as room:
-                    await room.edit(lambda d: d.update_transport(playing=True, position=0))
-                token = app[TOKENS].issue(info.project_id, Role.EDITOR, "ana")
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "dawclient", config.base_url, "--project",
-                    info.project_id, "--token", token, "--cache", str(tmp_path / "cache"),
-                    "--device", "system", "--block-size", str(BLOCK), "--latency", "low",
-                    "--seconds", "4", "--save", str(saved), "--midi-in", "keys",
-                    "--midi-api", "jack",
-                    env={**os.environ, "PYTHONPATH": str(ROOT)},
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-                await eventually(lambda: connected(server), timeout=30)
-                # playing: blocks reach the saved copy
-                await eventually(lambda: saved.exists() and saved.stat().st_size > 8 * RATE // 4,
-                                 timeout=30)
+                project_id, proc = await playing_midi_client(
+                    app, config.base_url, session, server, tmp_path, saved)
                 sent = []
                 for pitch in (60, 64, 67):
                     keyboard.send_message([0x90, pitch, 100])
@@ -82,7 +55,7 @@ async def test_notes_played_on_a_midi_port_are_heard_and_recorded(tmp_path: Path
                     await asyncio.sleep(0.3)
                 out, err = await asyncio.wait_for(proc.communicate(), 60)
                 assert proc.returncode == 0, err.decode()
-                async with app[ROOMS].use(info.project_id) as room:
+                async with app[ROOMS].use(project_id) as room:
                     recorded = room.document.to_session().tracks[1].midi_clips
         finally:
             keyboard.close_port()

@@ -6,36 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 from loopback import free_port
-from midi_helpers import jack_server
-from nodepeer import eventually, running_server
+from midi_helpers import jack_server, playing_midi_client
+from nodepeer import running_server
 
-from collab.tokens import Role
-from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
-from dawserver.keys import ROOMS, STORE, TOKENS
-from dawserver.projects import import_session
+from dawserver.keys import ROOMS
 from dsp_core.midi import Instrument
 from dsp_core.session import Session, Track
 
 rtmidi = pytest.importorskip("rtmidi")
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
 RATE, BLOCK = 48000, 256
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def connected(server: str) -> bool:
-    """Whether the client's MIDI input port is open (it connects to ours as it opens)."""
-    ports = subprocess.run(["jack_lsp", "-s", server], capture_output=True, text=True,
-                           timeout=10).stdout
-    return "dawclient in" in ports
 
 
 @pytest.mark.alone  # the unplug must come well before the client's 4 s end
@@ -55,21 +42,8 @@ async def test_a_keyboard_unplugged_mid_note_goes_silent_in_the_client(tmp_path:
         try:
             keyboard.open_virtual_port("keys")
             async with running_server(config) as app:
-                info = await import_session(app[STORE], session, assets=app[ASSETS])
-                async with app[ROOMS].use(info.project_id) as room:
-                    await room.edit(lambda d: d.update_transport(playing=True, position=0))
-                token = app[TOKENS].issue(info.project_id, Role.EDITOR, "ana")
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "dawclient", config.base_url, "--project",
-                    info.project_id, "--token", token, "--cache", str(tmp_path / "cache"),
-                    "--device", "system", "--block-size", str(BLOCK), "--latency", "low",
-                    "--seconds", "4", "--save", str(saved), "--midi-in", "keys",
-                    "--midi-api", "jack",
-                    env={**os.environ, "PYTHONPATH": str(ROOT)},
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-                await eventually(lambda: connected(server), timeout=30)
-                await eventually(lambda: saved.exists() and saved.stat().st_size > 8 * RATE // 4,
-                                 timeout=30)
+                project_id, proc = await playing_midi_client(
+                    app, config.base_url, session, server, tmp_path, saved)
                 keyboard.send_message([0xB0, 64, 127])
                 keyboard.send_message([0x90, 60, 100])
                 await asyncio.sleep(0.3)
@@ -78,7 +52,7 @@ async def test_a_keyboard_unplugged_mid_note_goes_silent_in_the_client(tmp_path:
                 plugged = False
                 out, err = await asyncio.wait_for(proc.communicate(), 60)
                 assert proc.returncode == 0, err.decode()
-                async with app[ROOMS].use(info.project_id) as room:
+                async with app[ROOMS].use(project_id) as room:
                     recorded = room.document.to_session().tracks[0].midi_clips
         finally:
             if plugged:
