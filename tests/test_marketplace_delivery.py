@@ -120,12 +120,47 @@ async def test_ranges_that_ask_for_the_file_again_count_again(tmp_path: Path) ->
             answer = await m.client.get(url, headers={"Range": "bytes=0-"})
             assert answer.status == 206 and await answer.read() == b"ID3 the mp3"
             assert (await m.library("buyer"))[0]["downloads"] == downloads
-        for headers in ({"Range": "bytes=0-"}, {"Range": "bytes=-4"},
+        for headers in ({"Range": "bytes=0-"}, {"Range": "bytes=-4"}, {"Range": "bytes=-0"},
                         {"Range": "bytes=0-0", "If-Range": '"stale"'}):
             answer = await m.client.get(url, headers=headers)
             assert answer.status == 403, headers
         assert (await m.library("buyer"))[0]["downloads"] == 3
         assert (await m.client.head(url)).status == 200  # still nothing counted
+
+
+RANGES = ("bytes=0-3", "bytes=4-", "bytes=-4", "bytes=-0", "bytes=-00", "BYTES=-0",
+          "bytes=0-", "bytes=-11", "bytes=-99", "bytes=10-10", "bytes=11-", "bytes=3-1",
+          "bytes=0-0", "bytes=0-99", "bytes= 0-3", "bytes=0-3,5-6", "bytes=-", "bytes=x-3",
+          "items=0-3", "bytes=0-3 ", "bytes=00-03", "Bytes=2-5", "bytes=-1", "bytes=5")
+
+
+async def test_a_range_is_charged_no_less_than_the_file_answer_sends(tmp_path: Path) -> None:
+    """``Asked.span`` (what a request is charged before it is answered) is never less than
+    what the real file answer then sends, for ranges good, odd and bad (``bytes=-0`` sends
+    the whole file: it was charged nothing, so a used-up link gave out whole files)."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from dawserver.file_answer import FileAnswer
+
+    data = b"ID3 the mp3"  # 11 bytes
+    song = tmp_path / "song.mp3"
+    song.write_bytes(data)
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        return FileAnswer(song)
+
+    app = web.Application()
+    app.router.add_get("/song", answer)
+    async with TestClient(TestServer(app)) as client:
+        for header in RANGES:
+            got = await client.get("/song", headers={"Range": header})
+            sent = len(await got.read())
+            first, charged = Asked(range=header).span(len(data))
+            assert sent <= charged, (header, got.status, sent, charged)
+            if sent:  # what is charged is what is sent, where it starts
+                assert await (await client.get("/song", headers={"Range": header})
+                              ).read() == data[first:first + sent], header
 
 
 async def test_a_resume_whose_if_range_holds_is_charged_its_range_only(

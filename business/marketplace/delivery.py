@@ -128,6 +128,8 @@ class Asked:
         try:
             if not first.strip():  # the last N bytes
                 count = max(0, min(size, int(last)))
+                if count == 0:  # "bytes=-0": aiohttp sends the whole file (206)
+                    return 0, size
                 start = size - count
             else:
                 start = int(first)
