@@ -10,7 +10,9 @@ since would then join two different files. Here a ``Range`` applies only while i
 beforehand whether it will answer 304 or 412 (no body), for a route that charges for
 what it sends.
 
-:class:`CountedFileResponse` is a :class:`FileAnswer` whose body goes out in pieces
+:class:`CountedFileResponse` is a :class:`FileAnswer` of the file itself (never a
+compressed ``.gz``/``.br`` sibling aiohttp would pick by ``Accept-Encoding``: what is
+counted, and :class:`Preconditions`, judge that file) whose body goes out in pieces
 through ``loop.sendfile`` (the
 kernel's zero-copy send where the transport has one, a read-and-write copy elsewhere),
 counting each piece as it is written; a piece cut short by a dropped connection counts
@@ -169,6 +171,10 @@ class CountedFileResponse(FileAnswer):
         self._sent = 0
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if hdrs.ACCEPT_ENCODING in request.headers:  # the file itself, never a .gz/.br
+            headers = request.headers.copy()        # beside it: what is counted (and
+            del headers[hdrs.ACCEPT_ENCODING]       # Preconditions) judge that file
+            request = request.clone(headers=headers)
         try:
             return await super().prepare(request)
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import itertools
 from collections.abc import AsyncIterator
 from email.utils import formatdate
@@ -13,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import Field
 
+from dawserver.file_answer import entity_tag
 from dawserver.openapi import openapi_document
 from dawserver.plugin_api import (
     JSON_BODY_LIMIT,
@@ -306,6 +308,45 @@ def test_preconditions_tell_beforehand_what_the_file_answer_sends(tmp_path: Path
                 assert (answer.status, bool(body)) == (foretold or 200, foretold is None), asked
                 seen[answer.status] = seen.get(answer.status, 0) + 1
             assert set(seen) == {200, 304, 412} and min(seen.values()) > 50, seen
+
+    asyncio.run(go())
+
+
+def test_a_counted_file_answer_sends_the_file_itself_never_a_compressed_one(
+        tmp_path: Path) -> None:
+    """aiohttp sends a ``.gz`` or ``.br`` file lying beside the one answered to a client
+    that accepts the encoding, and judges the request's preconditions by it. A counted
+    answer (``on_sent``) sends the file itself: what it reports, and ``Preconditions``,
+    are about that file (else a revalidation foretold as 304 went out as a whole body)."""
+    song = tmp_path / "song.bin"
+    song.write_bytes(bytes(range(256)) * 8)
+    (tmp_path / "song.bin.gz").write_bytes(gzip.compress(song.read_bytes()))
+    (tmp_path / "song.bin.br").write_bytes(b"not what was asked for")
+    heard: list[FileSent] = []
+
+    async def hear(sent: FileSent) -> None:
+        heard.append(sent)
+
+    async def song_file(request) -> FileReply:  # noqa: ANN001
+        """The song, counted."""
+        return FileReply(song, "application/octet-stream", on_sent=hear)
+
+    plugin = EchoPlugin(_route(method="GET", path="/song_file", handler=song_file, body=None,
+                               query=None, response=Media("application/octet-stream")))
+
+    async def go() -> None:
+        async with TestClient(TestServer(_install(tmp_path / "data", plugin)),
+                              auto_decompress=False) as client:
+            plain = entity_tag(song.stat())
+            for accepted in ("gzip", "br", "gzip, br", "identity"):
+                answer = await client.get("/song_file", headers={"Accept-Encoding": accepted})
+                assert answer.status == 200 and "Content-Encoding" not in answer.headers
+                assert await answer.read() == song.read_bytes(), accepted
+                asked = {"Accept-Encoding": accepted, "If-None-Match": plain}
+                assert Preconditions.of(asked).answer(song.stat()) == 304
+                answer = await client.get("/song_file", headers=asked)
+                assert (answer.status, await answer.read()) == (304, b""), accepted
+        assert [sent.sent for sent in heard] == [2048, 0] * 4
 
     asyncio.run(go())
 
