@@ -397,10 +397,11 @@ async def test_a_resume_before_the_drop_is_noticed_still_counts_once(
         db_url: str, tmp_path: Path) -> None:  # noqa: F811
     """A download manager resumes the moment its connection drops, before the server's
     answer has noticed: the resume is charged while the cut answer still holds the whole
-    file, so the licence counts two downloads for a while. Once the cut answer ends, it
-    credits what it never sent and the bytes it sent last that the resume asked for again,
-    and the download counts once. A resume asking for nothing the cut answer sent is not
-    credited more, and the whole file asked again still counts again."""
+    file, so the licence counts two downloads for a while. The cut answer's end credits
+    what it never sent, and the resume's end the bytes the cut answer sent last that it
+    sent again: the download counts once. A later request that sends none of them is
+    credited nothing more (they stay free for the next), and one that is cut before
+    sending them is credited only its own unsent bytes."""
     async with market(tmp_path, db_url) as m:
         licence = await bought(m)  # a limit of 3; the mp3 is 11 bytes
         query = parse_qs(urlsplit(link_of(licence, "mp3")).query)
@@ -416,8 +417,8 @@ async def test_a_resume_before_the_drop_is_noticed_still_counts_once(
         resume = await delivery.download(*link, asked=Asked(range="bytes=2-"))
         assert await downloads() == 2  # the cut answer has not ended yet
         await delivery.sent(cut, FileSent(0, 11, 4))  # 4 sent; the buyer got 2
-        assert await downloads() == 1
-        await delivery.sent(resume, FileSent(2, 9, 9))
+        assert await downloads() == 2  # its last 4 bytes wait for the resume's end
+        await delivery.sent(resume, FileSent(2, 9, 9))  # it sent 2 of them again
         assert await downloads() == 1
         # the whole file again, cut after 5 bytes while a later request asks for none of
         # them: only what it never sent is credited, and its 5 stay free for a resume
@@ -431,6 +432,29 @@ async def test_a_resume_before_the_drop_is_noticed_still_counts_once(
         assert resume.charge is not None and resume.charge.charged == 0
         await delivery.sent(resume, FileSent(0, 5, 5))
         assert await downloads() == 2
+
+
+async def test_cut_answers_ending_late_are_credited_only_what_was_sent_again(
+        tmp_path: Path) -> None:
+    """Two whole downloads cut after 10 of 11 bytes, and a third request that began before
+    they ended and was cut before it sent a byte: the third sent none of their bytes
+    again, so nothing of theirs is credited for it (20 bytes went out: two downloads),
+    and their last bytes stay free, once, for the next request."""
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        licence = await bought(m)  # a limit of 3; the mp3 is 11 bytes
+        query = parse_qs(urlsplit(link_of(licence, "mp3")).query)
+        link = (licence["licence_id"], next(f["file_id"] for f in licence["links"]
+                                            if f["kind"] == "mp3"),
+                int(query["expires"][0]), query["signature"][0])
+        delivery = market_services(m).delivery
+        answers = [await delivery.download(*link, asked=Asked()) for _ in range(3)]
+        for answer, sent in zip(answers, (10, 10, 0), strict=True):
+            await delivery.sent(answer, FileSent(0, 11, sent))
+        assert (await m.library("buyer"))[0]["downloads"] == 2
+        again = await delivery.download(*link, asked=Asked(range="bytes=0-9"))
+        assert again.charge is not None and again.charge.charged == 0
+        again = await delivery.download(*link, asked=Asked(range="bytes=0-9"))
+        assert again.charge is not None and again.charge.charged == 10
 
 
 async def test_whole_downloads_sent_in_full_each_count(db_url: str,  # noqa: F811

@@ -225,8 +225,8 @@ class Delivery:
         """Once a download is answered: credit its link with what it was charged for and
         did not send (:meth:`.Store.credit_download`), and for an answer cut short, keep
         the bytes it sent last (up to :data:`RESEND_LIMIT`) free for the resume that asks
-        for them again, since they may never have reached the buyer (or credit them now,
-        where a resume that came before this answer ended already asked for them)."""
+        for them again, since they may never have reached the buyer (or for the resume
+        that came before this answer ended, once it has sent them again)."""
         charge = download.charge
         if charge is None:
             return
@@ -236,5 +236,6 @@ class Delivery:
             resend = (max(sent.first, end - RESEND_LIMIT), end)
         await self.store.credit_download(
             charge.account_id, charge.licence_id, charge.file_id, charge.expires,
-            unsent=min(charge.charged, charge.asked - sent.sent), size=charge.size,
-            request=charge.request, resend=resend)
+            request=charge.request, size=charge.size,
+            unsent=min(charge.charged, charge.asked - sent.sent),
+            sent=(sent.first, sent.first + sent.sent), resend=resend)

@@ -347,7 +347,8 @@ class MarketStore:
             await tx.execute(f"UPDATE mkt_download_links SET served = served WHERE {where}",
                              *key)
             link = await tx.fetchrow(f"SELECT served, counted, resend_from, resend_to, "
-                                     f"requests FROM mkt_download_links WHERE {where}", *key)
+                                     f"resend_for, requests FROM mkt_download_links WHERE "
+                                     f"{where}", *key)
             resent = max(0, min(first + served, int(link["resend_to"]))
                          - max(first, int(link["resend_from"])))
             charged = served - resent
@@ -366,47 +367,52 @@ class MarketStore:
                     "SELECT 1 FROM mkt_licences WHERE account_id = ? AND licence_id = ? "
                     "AND status = 'active'", account_id, licence_id):
                 return None
-            tail = ((0, 0) if resent else (int(link["resend_from"]), int(link["resend_to"])))
+            tail = ((0, 0, 0) if resent else (int(link["resend_from"]),
+                                               int(link["resend_to"]),
+                                               int(link["resend_for"])))
             request = int(link["requests"]) + 1
             await tx.execute(f"UPDATE mkt_download_links SET served = ?, counted = ?, "
-                             f"resend_from = ?, resend_to = ?, requests = ?, last_from = ?, "
-                             f"last_to = ? WHERE {where}", total,
-                             max(owed, int(link["counted"])), *tail, request, first,
-                             first + served, *key)
+                             f"resend_from = ?, resend_to = ?, resend_for = ?, requests = ? "
+                             f"WHERE {where}", total, max(owed, int(link["counted"])), *tail,
+                             request, *key)
             return Counted(charged, request)
 
     async def credit_download(self, account_id: str, licence_id: str, file_id: str,
-                              expires: int, *, unsent: int, size: int, request: int,
+                              expires: int, *, request: int, size: int, unsent: int,
+                              sent: tuple[int, int],
                               resend: tuple[int, int] | None = None) -> None:
         """Once request number ``request`` of a link to a file of ``size`` bytes is
-        answered, give back to what the link has served the ``unsent`` bytes it was
-        charged for but did not send, and, for an answer cut short, the bytes it sent last
-        (``resend``: from, to) for the resume that asks for them again: free to the next
-        request that asks for them, or, where a later request already has (a resume that
-        came before this answer ended), credited now. Downloads the link counted beyond
-        what it has now served (at least one) are given back to the licence."""
-        if unsent <= 0 and resend is None:
-            return
+        answered (it sent bytes ``sent``: from, to), give back to what the link has
+        served the ``unsent`` bytes it was charged for but did not send. For an answer cut
+        short, keep the bytes it sent last (``resend``: from, to), which may never have
+        reached the buyer: free to the next request that asks for them, or, when a later
+        request began before this answer ended (a resume that came before the drop was
+        noticed, already charged them), for that request, whose own end credits those of
+        them it sent again. Downloads the link counted beyond what it has then served (at
+        least one) are given back to the licence."""
         key = (account_id, licence_id, file_id, expires)
         where = "account_id = ? AND licence_id = ? AND file_id = ? AND expires = ?"
+        if unsent <= 0 and resend is None and await self.db.fetchval(
+                f"SELECT resend_for FROM mkt_download_links WHERE {where}", *key) != request:
+            return  # sent in full, and no cut answer's bytes wait for this request
         async with self.db.transaction() as tx:
             await tx.execute(f"UPDATE mkt_download_links SET served = served WHERE {where}",
                              *key)  # locked, as count_download locks it
             link = await tx.fetchrow(f"SELECT served, counted, resend_from, resend_to, "
-                                     f"requests, last_from, last_to FROM mkt_download_links "
+                                     f"resend_for, requests FROM mkt_download_links "
                                      f"WHERE {where}", *key)
             if link is None:
                 return
-            window = (int(link["resend_from"]), int(link["resend_to"]))
-            asked_again = 0
-            if resend is not None:
-                window = resend
-                if int(link["requests"]) != request:  # a later request began meanwhile
-                    asked_again = max(0, min(resend[1], int(link["last_to"]))
-                                      - max(resend[0], int(link["last_from"])))
-                    if asked_again:
-                        window = (0, 0)
-            served = max(0, int(link["served"]) - max(0, unsent) - asked_again)
+            served = int(link["served"]) - max(0, unsent)
+            window = (int(link["resend_from"]), int(link["resend_to"]), int(link["resend_for"]))
+            if window[2] == request:  # a cut answer's bytes this request may have sent again
+                again = max(0, min(window[1], sent[1]) - max(window[0], sent[0]))
+                served -= again  # credited once; else they stay free for the next request
+                window = (0, 0, 0) if again else (window[0], window[1], 0)
+            if resend is not None:  # cut: a later request that began meanwhile gets them
+                later = int(link["requests"])
+                window = (*resend, later if later != request else 0)
+            served = max(0, served)
             owed = max(1, -(-served // size)) if size > 0 else 1
             counted = int(link["counted"])
             if counted > owed and await tx.execute(
@@ -415,8 +421,8 @@ class MarketStore:
                     licence_id, counted - owed):
                 counted = owed
             await tx.execute(f"UPDATE mkt_download_links SET served = ?, counted = ?, "
-                             f"resend_from = ?, resend_to = ? WHERE {where}", served,
-                             counted, *window, *key)
+                             f"resend_from = ?, resend_to = ?, resend_for = ? WHERE {where}",
+                             served, counted, *window, *key)
 
     async def purge_download_links(self, now: float) -> int:
         """Forget every expired download link (of every account); how many."""
