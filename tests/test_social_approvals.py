@@ -413,6 +413,22 @@ def test_a_workflow_change_that_fails_changes_nothing(tmp_path: Path) -> None:
     asyncio.run(go())
 
 
+def test_without_accounts_a_person_a_token_names_may_approve(tmp_path: Path) -> None:
+    """A server without accounts has no memberships to check a named approver against:
+    the workflow takes any person a token names, and that person approves (a server with
+    accounts refuses a stranger: see the team test)."""
+    async def go() -> None:
+        async with _app(tmp_path, f"sqlite://{tmp_path / 's.db'}") as (client, context):
+            context.membership = None  # as on a server without accounts
+            channel = await _setup(client, [[{"person": "p_zed"}]])
+            post_id = await _submitted(client, channel)
+            approved = await client.post(f"/api/social/posts/{post_id}/approve",
+                                         headers=as_("p_zed"), json={})
+            assert (await approved.json())["state"] == "scheduled"
+
+    asyncio.run(go())
+
+
 def test_a_team_approves_and_a_rejection_sends_the_post_back(tmp_path: Path) -> None:
     async def go() -> None:
         async with _app(tmp_path, f"sqlite://{tmp_path / 's.db'}") as (client, context):
