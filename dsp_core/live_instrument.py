@@ -102,6 +102,7 @@ class LiveInstrument:
         self._lock = threading.Lock()
         self._queue: list[tuple[int, int, int, int]] = []
         self._held: set[tuple[int, int]] = set()  # (channel, key) pushed on, not yet off
+        self._panic_queued = False  # a panic is the last thing queued, not yet rendered
         self.frame = 0
         self.instrument = instrument
         self.font: Outside | None = None
@@ -141,6 +142,7 @@ class LiveInstrument:
             raise ValueError(f"live event kind must be one of {LIVE_KINDS}, got {kind!r}")
         with self._lock:
             self._queue.append((kind, channel, key, value))
+            self._panic_queued = False
             if kind == NOTE_ON:
                 self._held.add((channel, key))
             elif kind == NOTE_OFF:
@@ -148,17 +150,23 @@ class LiveInstrument:
 
     def panic(self) -> None:
         """Let every note go (safe from any thread, like :meth:`push`): at the start of the
-        next block the sustain pedal goes up and All Notes Off is sent on every channel,
-        and each key still down gets its note-off; the notes end within their release.
+        next block the sustain pedal goes up, the pitch bend back to the centre and All
+        Notes Off is sent on every channel, and each key still down gets its note-off;
+        the notes end within their release. A panic already queued, with nothing pushed
+        after it, is not queued again (the queue stays bounded while nothing renders).
 
         What a DAW sends when a MIDI input goes away mid-note, and its *panic* button.
         """
         with self._lock:
+            if self._panic_queued:
+                return
             held, self._held = sorted(self._held), set()
             for channel in range(16):
                 self._queue.append((CC, channel, SUSTAIN, 0))
+                self._queue.append((BEND, channel, 0, 0))
                 self._queue.append((CC, channel, ALL_NOTES_OFF, 0))
             self._queue.extend((NOTE_OFF, channel, key, 0) for channel, key in held)
+            self._panic_queued = True
 
     def set_instrument(self, instrument: Instrument) -> None:
         """Follow an edit of the track's instrument (call between blocks): new parameters
@@ -210,6 +218,7 @@ class LiveInstrument:
             raise ValueError(f"frames must be in [1, {self.max_block}], got {frames}")
         with self._lock:
             queued, self._queue = self._queue, []
+            self._panic_queued = False
         events = np.zeros(len(queued), dtype=EVENT_DTYPE)
         for i, (kind, channel, key, value) in enumerate(queued):
             events[i] = (self.frame, kind, channel, key, value)

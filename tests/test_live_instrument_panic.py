@@ -10,7 +10,7 @@ import pytest
 from live_helpers import BLOCK, PANIC, RATE, RELEASE, SUSTAIN, SYNTH, play
 from test_soundfont_seek import QUIET, release_frames
 
-from dsp_core.instrument_graph import CC, NOTE_OFF, NOTE_ON
+from dsp_core.instrument_graph import BEND, CC, NOTE_OFF, NOTE_ON
 from dsp_core.live_instrument import LiveInstrument
 from dsp_core.midi import Instrument
 
@@ -67,3 +67,34 @@ def test_panic_silences_a_soundfont_within_the_release_the_font_gives() -> None:
     live = LiveInstrument(Instrument("soundfont"), RATE, BLOCK)
     out = play(live, 80, HELD)
     assert np.abs(out[40 * BLOCK:44 * BLOCK]).max() > 5e-3
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_panic_centres_the_pitch_bend_for_the_next_note(backend: str) -> None:
+    """A keyboard unplugged with its wheel up: after the panic the next note is the same
+    samples as on an instrument whose wheel was never touched, not bent."""
+    bent = {0: [(BEND, 0, 0, 8191)], 2: [(NOTE_ON, 0, 60, 100)], 10: [PANIC],
+            40: [(NOTE_ON, 0, 60, 100)], 44: [(NOTE_OFF, 0, 60, 0)]}
+    out = play(LiveInstrument(SYNTH, RATE, BLOCK, backend), 60, bent)
+    fresh = play(LiveInstrument(SYNTH, RATE, BLOCK, backend), 60,
+                 {40: bent[40], 44: bent[44]})
+    assert np.abs(out[40 * BLOCK:]).max() > 0.05
+    np.testing.assert_array_equal(out[40 * BLOCK:], fresh[40 * BLOCK:])
+
+
+def test_panics_while_nothing_renders_queue_one_reset() -> None:
+    """A port switched or closed many times while no audio runs queues one panic's
+    events, not one set per call; a key pressed after it gets its own note-off."""
+    live = LiveInstrument(SYNTH, RATE, BLOCK)
+    live.push(NOTE_ON, 0, 60, 100)
+    live.panic()
+    once = len(live._queue)
+    for _ in range(150):
+        live.panic()
+    assert len(live._queue) == once
+    live.push(NOTE_ON, 0, 64, 100)
+    live.panic()
+    assert len(live._queue) == 2 * once  # a second reset, with 64's note-off
+    live.render(BLOCK)
+    live.panic()
+    assert len(live._queue) == 16 * 3  # no key held now: pedal, bend, notes off alone
