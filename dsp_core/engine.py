@@ -436,8 +436,10 @@ class Engine:
         """Build the whole graph of ``session``; the smoothing phase carries on.
 
         Hosted plug-ins of the previous graph are stopped (the new graph starts its own).
+        A rebuild is no seek: each kept track's built-in instrument carries on its voices.
         """
         previous = getattr(self, "graph", None)
+        before: dict[str, _Entry] = getattr(self, "_entries", {})
         self.graph: Graph = build_graph(session, self.sample_rate, self.block_size, self._load,
                                         self.threads)
         self.graph.frames_done = frames_done
@@ -445,6 +447,12 @@ class Engine:
             t.id: _Entry(_track_structure(t, session), s)
             for t, s in zip(session.tracks, self.graph.tracks, strict=True)
         }
+        for track_id, entry in self._entries.items():
+            old = before.get(track_id)
+            if old is not None:  # else, with chase off, an unrelated edit cut held notes
+                carry_voices(track_instrument(old.state), track_instrument(entry.state),
+                             same_sound(old.structure[4], entry.structure[4]))
+                set_note_chase(entry.state, session.chase_notes)  # (after carry_voices)
         self._bus_structure = self._buses_structure(session)
         self._plan_key = plan_key(session, self.sample_rate)
         self.session = session

@@ -286,3 +286,25 @@ def test_turning_note_chase_off_while_playing_takes_effect_at_the_next_seek(
     assert not engine.render(SEEK, 2048).any()  # a jump: the pad is not restarted
     engine.apply(replace(session, chase_notes=True))
     assert np.abs(engine.render(SEEK + 5000, 256)).max() > 0.05  # on again: chased
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("chase_notes", [False, True])
+def test_a_rebuild_while_playing_is_no_seek_and_the_held_pad_plays_on(
+        backend: str, chase_notes: bool) -> None:
+    """An unrelated edit that builds the whole graph again (a track added) is no seek: the
+    pad held across it plays on, the same render as without the edit, chase on or off."""
+    session = Session(tracks=[pad_and_stab()], chase_notes=chase_notes)
+
+    def render(edit: bool) -> np.ndarray:
+        engine = Engine(session, block_size=256, backend=backend)
+        engine.render(0, 10240)  # playing: the pad is held
+        graph = engine.graph
+        if edit:
+            engine.apply(replace(session, tracks=[*session.tracks, Track("empty")]))
+            assert engine.graph is not graph  # the whole graph was built again
+        return engine.render(10240, 4096)
+
+    edited = render(True)
+    assert np.abs(edited).max() > 0.3
+    np.testing.assert_allclose(edited, render(False), atol=1e-6)
