@@ -13,8 +13,8 @@ notices) calls ``on_close``: the client lets the notes it held go
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -96,6 +96,10 @@ def list_ports(api: str | None = None) -> list[str]:
         port.delete()
 
 
+#: ALSA's client:port numbers at the end of a port's name (they change on a new plug-in).
+_ALSA_NUMBERS = re.compile(r"\s+\d+:\d+$")
+
+
 class MidiInput:
     """An open MIDI input port (a context manager) that calls ``on_message``.
 
@@ -119,7 +123,10 @@ class MidiInput:
         return self._midi is not None
 
     def open(self) -> MidiInput:
-        """Open the port (``MidiInputError`` with the ports there are when none matches)."""
+        """Open the port (``MidiInputError`` with the ports there are when none matches).
+        Once open, the port is known by its name (less ALSA's client:port numbers, which
+        change when a keyboard is plugged in again), so it is opened again by name, never
+        by an index that now lists another device."""
         if self._midi is not None:
             raise MidiInputError("the MIDI input is already open")
         rtmidi = _rtmidi()
@@ -128,25 +135,24 @@ class MidiInput:
         except rtmidi.SystemError as exc:
             raise MidiInputError(f"no MIDI system ({self.api or 'default API'}): "
                                  f"{exc}") from None
-        ports = list(midi.get_ports())
-        index = self._find(ports)
-        if index is None:
+        try:
+            ports = list(midi.get_ports())
+            index = find_port(ports, self.port)
+            if index is None:
+                raise MidiInputError(f"no MIDI input port {self.port!r}; there are: "
+                                     f"{', '.join(map(repr, ports)) or 'none'}")
+            midi.ignore_types(sysex=True, timing=True, active_sense=True)
+            midi.set_callback(self._arrived)
+            midi.open_port(index, "dawclient in")
+        except Exception as exc:  # (the port may vanish between listing and opening)
             midi.delete()
-            raise MidiInputError(f"no MIDI input port {self.port!r}; there are: "
-                                 f"{', '.join(map(repr, ports)) or 'none'}")
-        midi.ignore_types(sysex=True, timing=True, active_sense=True)
-        midi.set_callback(self._arrived)
-        midi.open_port(index, "dawclient in")
+            if isinstance(exc, MidiInputError):
+                raise
+            raise MidiInputError(f"the MIDI input {self.port!r} did not open: {exc}") from None
         self.name, self._midi = ports[index], midi
+        self.port = _ALSA_NUMBERS.sub("", self.name)
         log.info("MIDI input from %s", self.name)
         return self
-
-    def _find(self, ports: list[str]) -> int | None:
-        if isinstance(self.port, int) or str(self.port).isdigit():
-            index = int(self.port)
-            return index if 0 <= index < len(ports) else None
-        matches = [i for i, name in enumerate(ports) if str(self.port) in name]
-        return matches[0] if matches else None
 
     def _arrived(self, event: tuple[list[int], float], _data: object = None) -> None:
         message = parse_message(event[0], time.monotonic())
@@ -166,7 +172,13 @@ class MidiInput:
             self.on_close()
 
     def switch(self, port: str | int) -> MidiInput:
-        """Play from ``port`` instead: the one open is closed first (``on_close``)."""
+        """Play from ``port`` instead: the one open is closed first (``on_close``). A
+        ``port`` that is not there is refused (``MidiInputError``) before anything
+        closes, so a typo leaves the keyboard playing."""
+        ports = list_ports(self.api)
+        if find_port(ports, port) is None:
+            raise MidiInputError(f"no MIDI input port {port!r}; there are: "
+                                 f"{', '.join(map(repr, ports)) or 'none'}")
         self.close()
         self.port = port
         return self.open()
@@ -194,10 +206,33 @@ async def watch(port: MidiInput, every: float = 0.5) -> None:
 
     The checks run on the loop (a port listing takes well under a millisecond), so a
     cancel leaves no check or open half done behind a later :meth:`MidiInput.close`.
+    While the port is away one listing client is kept to look for it (making one takes
+    about 20 ms, which would stall the player's thread each time), and it is opened only
+    once it is listed. A failure is logged and the watch goes on.
     """
-    while True:
-        await asyncio.sleep(every)
-        if port.check():
-            continue
-        with contextlib.suppress(MidiInputError):  # not back yet
-            port.open()
+    rtmidi, lister = None, None
+    try:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if port.check():
+                    continue
+                if lister is None:
+                    rtmidi = _rtmidi()
+                    lister = rtmidi.MidiIn(_api(rtmidi, port.api), "dawclient watch")
+                if find_port(list(lister.get_ports()), port.port) is not None:
+                    port.open()
+            except Exception:  # noqa: BLE001 - a watch that died would never reopen it
+                log.exception("watching the MIDI input %s", port.name or port.port)
+    finally:
+        if lister is not None:
+            lister.delete()
+
+
+def find_port(ports: list[str], port: str | int) -> int | None:
+    """Which of ``ports`` ``port`` names: an index, or the first holding it in its name."""
+    if isinstance(port, int) or str(port).isdigit():
+        index = int(port)
+        return index if 0 <= index < len(ports) else None
+    matches = [i for i, name in enumerate(ports) if str(port) in name]
+    return matches[0] if matches else None

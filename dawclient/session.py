@@ -322,7 +322,7 @@ class DesktopClient:
         (:class:`ControlError` says what was wrong)."""
         words = text.split()
         if words[:1] in (["panic"], ["midi-in"]):
-            self._midi_line(text, words)
+            self._midi_line(text)
         elif controls is None:
             raise ControlError(f"control line {text.strip()!r}: no controls (give --controls)")
         elif is_route_line(text):
@@ -330,19 +330,21 @@ class DesktopClient:
         else:
             controls.move(parse_move(text))
 
-    def _midi_line(self, text: str, words: list[str]) -> None:
+    def _midi_line(self, text: str) -> None:
         """``panic``: let every live note go; ``midi-in PORT``: play from another MIDI
         input (the notes held on the one closed are let go; one that does not open yet
         is opened when it appears)."""
         if self._live is None:
             raise ControlError(f"control line {text.strip()!r}: no MIDI input (give "
                                "--midi-in)")
-        if words == ["panic"]:
+        verb, _, port = text.strip().partition(" ")
+        port = port.strip()  # a port's name may hold spaces ("USB Keyboard")
+        if verb == "panic" and not port:
             self._live.panic()
             log.info("panic: every note of the MIDI input let go")
-        elif len(words) == 2 and self._midi_port is not None:
+        elif verb == "midi-in" and port and self._midi_port is not None:
             try:
-                self._midi_port.switch(words[1])
+                self._midi_port.switch(port)
             except MidiInputError as exc:
                 raise ControlError(f"control line {text.strip()!r}: {exc}") from None
         else:

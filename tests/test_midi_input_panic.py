@@ -14,7 +14,7 @@ from midi_helpers import jack_server
 
 from dawclient.controls import ControlError
 from dawclient.live_midi import LiveMidi
-from dawclient.midi_input import MidiInput, MidiMessage, parse_message, watch
+from dawclient.midi_input import MidiInput, MidiMessage, list_ports, parse_message, watch
 from dawclient.session import ClientOptions, DesktopClient
 from dsp_core.instrument_graph import NOTE_ON
 from dsp_core.midi import Instrument
@@ -155,6 +155,45 @@ async def test_a_keyboard_unplugged_mid_note_is_silenced_and_heard_again_when_ba
     unplug(keys)
 
 
+@pytest.mark.asyncio
+async def test_a_port_opened_by_index_is_opened_again_by_its_name(jack: str) -> None:
+    """Opened as port 0, unplugged: the watch waits for that keyboard, not whichever port
+    is now listed first, and a failure on the way is logged, not the watch's end."""
+    first, second = keyboard("first"), keyboard("second")
+    ports = list_ports("jack")
+    client = Client(str(next(i for i, name in enumerate(ports) if "first" in name)))
+    client.port.open()
+    assert "first" in (client.port.name or "")
+    failures = 0
+    real_open = client.port.open
+
+    def flaky_open() -> MidiInput:
+        nonlocal failures
+        failures += 1
+        if failures == 1:
+            raise RuntimeError("the port vanished while it was being opened")
+        return real_open()
+
+    client.port.open = flaky_open  # type: ignore[method-assign]
+    watcher = asyncio.create_task(watch(client.port, every=0.01))
+    unplug(first)
+    while client.port.is_open:
+        await asyncio.sleep(0.01)
+    for _ in range(20):  # the other keyboard is listed all along: never taken
+        await asyncio.sleep(0.01)
+        assert not client.port.is_open
+    first = keyboard("first")
+    while not client.port.is_open:
+        await asyncio.sleep(0.01)
+    assert "first" in (client.port.name or "") and failures == 2 and not watcher.done()
+    watcher.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await watcher
+    client.port.close()
+    unplug(first)
+    unplug(second)
+
+
 def test_a_note_being_recorded_ends_at_the_panic() -> None:
     """While the transport plays, a key held when the port goes is recorded as ending
     there (not left open until the transport stops), at or after the frame it started."""
@@ -198,8 +237,16 @@ def test_the_midi_in_control_line_switches_ports_and_lets_the_notes_go(
     assert np.abs(client.render(4)).max() > 0.05
     with pytest.raises(ControlError, match="no MIDI input port 'drums'.*pads"):
         desk._control_line(None, "midi-in drums")
-    assert not client.port.is_open
+    assert client.port.is_open and "pads" in (client.port.name or "")  # a typo: kept
+    for line in ("panic all", "panic 1", "midi-in"):
+        with pytest.raises(ControlError, match="expected 'panic' or 'midi-in PORT'"):
+            desk._control_line(None, line)
+        assert "pads" in (client.port.name or ""), line  # never a switch
+    spaced = keyboard("my keys")
+    desk._control_line(None, "midi-in my keys")  # a name with a space in it
+    assert "my keys" in (client.port.name or "")
     client.port.close()
+    unplug(spaced)
     unplug(keys)
     unplug(pads)
 
