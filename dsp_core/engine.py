@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +46,9 @@ from .lv2_instrument import PluginInstrument
 from .param_automation import build_param_automation
 from .schedule import plan_key, plan_schedule
 from .session import Bus, Session, Track, db_to_linear
+
+if TYPE_CHECKING:
+    from .soundfont import SoundFontSource
 
 log = logging.getLogger(__name__)
 
@@ -355,7 +358,7 @@ class Engine:
             if entry is None or entry.structure != structure:
                 keep = entry.state.hosted if entry is not None and (
                     entry.structure[2] == structure[2]) else None
-                playing = _same_plugin(entry.state, track) if entry is not None else None
+                playing = _kept_source(entry.state, track) if entry is not None else None
                 played_before = track_instrument(entry.state) if entry is not None else None
                 state = build_track(track, session, self.sample_rate, self.block_size,
                                     self._load, any_solo, hosted=keep, source=playing)
@@ -440,8 +443,10 @@ class Engine:
         """
         previous = getattr(self, "graph", None)
         before: dict[str, _Entry] = getattr(self, "_entries", {})
+        sources = {t.id: kept for t in session.tracks if t.id in before
+                   and (kept := _kept_source(before[t.id].state, t)) is not None}
         self.graph: Graph = build_graph(session, self.sample_rate, self.block_size, self._load,
-                                        self.threads)
+                                        self.threads, sources)
         self.graph.frames_done = frames_done
         self._entries = {
             t.id: _Entry(_track_structure(t, session), s)
@@ -458,14 +463,29 @@ class Engine:
         self.session = session
         self._bind_params()
         if previous is not None:
+            workers = {id(s.plugin) for s in map(plugin_source, self.graph.tracks)
+                       if s is not None}
             for chain in previous.hosted_chains():
-                chain.close()
+                if not (isinstance(chain, PluginInstrument) and id(chain.plugin) in workers):
+                    chain.close()
 
     def _all_effects(self) -> Iterator[EffectState]:
         for tr in self.graph.tracks:
             yield from tr.effects
         for bus in [*self.graph.buses, self.graph.master]:
             yield from bus.effects
+
+
+def _kept_source(state: TrackState, track: Track) -> SoundFontSource | PluginInstrument | None:
+    """The source of ``state`` that ``track``, rebuilt, may play on: its ``lv2`` instrument
+    (:func:`_same_plugin`) or its SoundFont (kept when it plays the same instrument and
+    events, :meth:`SoundFontSource.plays`)."""
+    instrument = track.instrument
+    if instrument is not None and instrument.kind == "soundfont":
+        from .soundfont import SoundFontSource
+
+        return state.source if isinstance(state.source, SoundFontSource) else None
+    return _same_plugin(state, track)
 
 
 def _same_plugin(state: TrackState, track: Track) -> PluginInstrument | None:

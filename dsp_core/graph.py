@@ -365,14 +365,16 @@ def build_track(
     load: SourceLoader,
     any_solo: bool,
     hosted: HostedChain | None = None,
-    source: PluginInstrument | None = None,
+    source: SoundFontSource | PluginInstrument | None = None,
 ) -> TrackState:
     """Build one track's state: clips at the render rate, effects, fader, sends.
 
     A chain with an ``lv2`` effect becomes a :class:`~dsp_core.lv2_chain.HostedChain`
     (``hosted``: one to reuse, its workers kept) and the track's one clip its feed.
     An ``lv2`` instrument is a :class:`~dsp_core.lv2_instrument.PluginInstrument`
-    (``source``: the one playing before an edit of the same plug-in, its worker kept).
+    (``source``: the one playing before an edit of the same plug-in, its worker kept);
+    a ``soundfont`` track plays ``source`` on (its sounding notes kept) when it is a
+    :class:`~dsp_core.soundfont.SoundFontSource` of the same instrument and events.
     """
     ratio = sample_rate / session.sample_rate
     bus_index = {bus.id: i for i, bus in enumerate(session.buses)}
@@ -400,11 +402,17 @@ def build_track(
         if track.instrument.kind == "soundfont":
             from .soundfont import SoundFontSource
 
-            played = SoundFontSource(track.instrument, events, sample_rate, max_block,
-                                     track.channels)
+            if isinstance(source, SoundFontSource) and source.plays(
+                    track.instrument, events, sample_rate, max_block, track.channels):
+                played = source
+            else:
+                played = SoundFontSource(track.instrument, events, sample_rate, max_block,
+                                         track.channels)
         else:
             from .lv2_instrument import PluginInstrument
 
+            if not isinstance(source, PluginInstrument):
+                source = None
             played = PluginInstrument(track.id, track.instrument, events, sample_rate,
                                       max_block, track.channels,
                                       source.plugin if source is not None else None)
@@ -490,9 +498,16 @@ def thread_scratch(threads: int, n_buses: int, max_block: int) -> np.ndarray:
 
 
 def build_graph(
-    session: Session, sample_rate: int, max_block: int, load: SourceLoader, threads: int = 1
+    session: Session, sample_rate: int, max_block: int, load: SourceLoader, threads: int = 1,
+    sources: dict[str, SoundFontSource | PluginInstrument] | None = None,
 ) -> Graph:
-    """Build the whole render graph of ``session`` at ``sample_rate``."""
+    """Build the whole render graph of ``session`` at ``sample_rate`` (``sources``: by
+    track id, the instrument sources of a previous graph to play on, see
+    :func:`build_track`; a failed build closes none of their workers)."""
+    from .lv2_instrument import PluginInstrument
+
+    sources = sources or {}
+    kept = {id(s.plugin) for s in sources.values() if isinstance(s, PluginInstrument)}
     session.validate(allow_overlaps=True)
     any_solo = any(t.solo for t in session.tracks)
     hosted_bus = [b.id for b in session.buses
@@ -506,7 +521,8 @@ def build_graph(
     try:
         tracks = []
         for t in session.tracks:
-            tracks.append(build_track(t, session, sample_rate, max_block, load, any_solo))
+            tracks.append(build_track(t, session, sample_rate, max_block, load, any_solo,
+                                      source=sources.get(t.id)))
             parts.append(tracks[-1].hosted)
             parts.append(plugin_source(tracks[-1]))
         buses = []
@@ -516,7 +532,8 @@ def build_graph(
         master = build_bus(session.master, sample_rate, max_block, load, after_call)
     except Exception:
         for chain in parts:  # the workers started before the failure
-            if chain is not None:
+            if chain is not None and not (isinstance(chain, PluginInstrument)
+                                          and id(chain.plugin) in kept):
                 chain.close()
         raise
     graph = Graph(

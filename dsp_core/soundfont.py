@@ -138,6 +138,14 @@ class SoundFontSource:
         #: False (the project's ``chase_notes``): a seek starts no note that began before it
         self.chase_notes = True
 
+    def plays(self, instrument: Instrument, events: np.ndarray, sample_rate: int,
+              max_block: int, channels: int) -> bool:
+        """Whether this source plays what a new one built with these would (a rebuilt
+        track then plays this one on, its sounding notes kept: no seek)."""
+        return (instrument == self.instrument and sample_rate == self.sample_rate
+                and self.buffer.shape == (channels, max_block)
+                and np.array_equal(events, self.events))
+
     def close(self) -> None:
         """Free the synthesizer (nothing renders after)."""
         self._finalizer()

@@ -702,3 +702,18 @@ def test_with_note_chase_off_a_seek_starts_no_note_but_sends_the_controllers() -
         np.testing.assert_array_equal(out[1600:2100], np.float32(64 / 127))
         assert not out[2100:].any()
         assert engine.plugin_errors() == []
+
+
+def test_with_note_chase_off_a_rebuild_while_playing_keeps_the_worker_and_its_note() -> None:
+    """An unrelated edit that builds the whole graph again (a track added) is no seek: the
+    same worker plays the held note on (a fresh one, chase off, had it silent)."""
+    song = replace(midi_session(step()), chase_notes=False)
+    with Engine(song, block_size=128) as engine:
+        first = engine.render(0, 6000)[0]  # playing: the second note is held
+        graph, plugin = engine.graph, engine.graph.tracks[0].source.plugin
+        engine.apply(replace(song, tracks=[*song.tracks, Track("empty")]))
+        assert engine.graph is not graph  # the whole graph was built again
+        rest = engine.render(6000, 6000)[0]
+        np.testing.assert_array_equal(np.concatenate([first, rest]), expected_steps())
+        assert engine.graph.tracks[0].source.plugin is plugin and not plugin.failed
+        assert engine.plugin_errors() == []

@@ -5,6 +5,7 @@ point (rendered through the engine, FluidSynth with the system's General MIDI fo
 from __future__ import annotations
 
 import ctypes
+from dataclasses import replace
 
 import fluidsynth  # the `midi` extra (setup.py): a missing one fails here
 import numpy as np
@@ -177,3 +178,23 @@ def test_with_note_chase_off_a_seek_into_a_held_note_is_silent_until_the_next_no
     loud = chase_engine(False, held=False, volume=False).render(4 * RATE, RATE)
     assert np.abs(loud[:, gap:]).max() > 3 * np.abs(off[:, gap:]).max()
     assert np.abs(chase_engine(True).render(4 * RATE, BLOCK)).max() > 1e-3  # (at CC 7 = 40)
+
+
+@pytest.mark.parametrize("chase", [False, True])
+def test_a_rebuild_while_playing_plays_the_held_note_on(chase: bool) -> None:
+    """An unrelated edit that builds the whole graph again (a track added) is no seek: the
+    C4 held across it plays on in the same FluidSynth, as without the edit, chase on or
+    off (a fresh one had it silent off and started again on)."""
+    def render(edit: bool) -> np.ndarray:
+        engine = chase_engine(chase)
+        engine.render(0, RATE)  # playing: the C4 is held
+        graph = engine.graph
+        if edit:
+            session = engine.session
+            engine.apply(replace(session, tracks=[*session.tracks, Track("empty")]))
+            assert engine.graph is not graph  # the whole graph was built again
+        return engine.render(RATE, RATE // 2)
+
+    edited = render(True)
+    assert np.abs(edited).max() > 1e-3
+    np.testing.assert_allclose(edited, render(False), atol=1e-6)
