@@ -84,15 +84,13 @@ class ImmersiveLiveEngine:
         if plain:
             if any_solo:
                 plain = [dataclasses.replace(t, mute=t.mute or not t.solo) for t in plain]
-            parts.append((None, Session(session.sample_rate, _with_keys(
-                plain, session.buses, session, any_solo), session.buses, session.master,
-                session.name, chase_notes=session.chase_notes)))
+            parts.append((None, dataclasses.replace(session, tracks=_with_keys(
+                plain, session.buses, session, any_solo))))
         for track in session.tracks:
-            if track.immersive is not None:
-                parts.append((track.id, Session(session.sample_rate, _with_keys(
-                    [_alone(track, any_solo)], [], session, any_solo), [],
-                    Bus(id="master", name="Master"), session.name,
-                    chase_notes=session.chase_notes)))
+            if track.immersive is not None:  # (every other field, the tempo map too, carries)
+                parts.append((track.id, dataclasses.replace(session, tracks=_with_keys(
+                    [_alone(track, any_solo)], [], session, any_solo), buses=[],
+                    master=Bus(id="master", name="Master"))))
         return parts
 
     def _build(self, session: Session) -> None:

@@ -105,8 +105,7 @@ def render_stems(session: Session, sample_rate: int | None = None, block_size: i
 
     def render(tracks: list[Track], buses: list[Bus], master: Bus) -> np.ndarray:
         tracks = _with_keys(tracks, buses, session, any_solo)
-        part = Session(sample_rate=session.sample_rate, tracks=tracks, buses=buses,
-                       master=master, name=session.name)
+        part = dataclasses.replace(session, tracks=tracks, buses=buses, master=master)
         with Engine(part, sample_rate=rate, block_size=block_size, backend=backend,
                     loader=loader) as engine:
             audio = engine.render(0, frames)

@@ -84,3 +84,25 @@ def test_the_monitors_follow_the_projects_note_chase(routed: bool) -> None:
     assert not engine.render(30000, 960).any()
     off = ImmersiveLiveEngine(dataclasses.replace(session, chase_notes=False), monitor="stereo")
     assert not off.render(20000, 960).any()
+
+
+@pytest.mark.parametrize("routed", [False, True])
+def test_the_monitors_follow_the_projects_tempo_map(routed: bool) -> None:
+    """A synth note written at 120 bpm one beat in, in a clip that follows the tempo, in
+    a project at 60 bpm: the monitor hears it where the engine does, two seconds in (a
+    part session without the tempo map played it at one)."""
+    from dsp_core.engine import Engine
+    from dsp_core.midi import Instrument, MidiClip, Note
+    from dsp_core.session import Session, Track
+    from dsp_core.tempo import TempoChange, TempoMap
+
+    route = ImmersiveRoute("object", azimuth=0.0) if routed else None
+    clip = MidiClip(0, 72000, [Note(69, 110, 24000, 4800)], follow_tempo=True,
+                    source_bpm=120.0)
+    pad = Track("keys", immersive=route, instrument=Instrument("synth"), midi_clips=[clip])
+    session = Session(tracks=[pad], tempo=TempoMap([TempoChange(0, 60)]))
+    mixed = Engine(dataclasses.replace(session, tracks=[dataclasses.replace(
+        pad, immersive=None)])).render(0, 72000)
+    heard = streamed(ImmersiveLiveEngine(session, monitor="stereo"), 72000, 960)
+    first = [int(np.flatnonzero(np.abs(x).max(axis=0) > 1e-4)[0]) for x in (mixed, heard)]
+    assert 48000 <= first[0] < 48100 and abs(first[1] - first[0]) < 16

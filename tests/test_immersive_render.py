@@ -117,3 +117,36 @@ def test_an_object_keyed_by_another_track_ducks_as_in_the_stereo_mix() -> None:
     centre = BED_714.index("M+000")
     assert _rms(out[centre]) < 0.5 * _rms(alone[centre])  # the muted key still ducks it
     assert not np.delete(out, centre, axis=0).any()  # and is not heard
+
+
+@pytest.mark.parametrize("routed", [False, True])
+def test_a_render_follows_the_projects_tempo_map_and_note_chase(routed: bool) -> None:
+    """A synth note written at 120 bpm one beat in, in a clip that follows the tempo, in
+    a project at 60 bpm: the render has it where the engine does, two seconds in (a part
+    session without the tempo map played it at one); the parts keep ``chase_notes``."""
+    from dsp_core.engine import Engine
+    from dsp_core.immersive import ImmersiveRoute
+    from dsp_core.immersive_render import _alone
+    from dsp_core.midi import Instrument, MidiClip, Note
+    from dsp_core.tempo import TempoChange, TempoMap
+
+    route = ImmersiveRoute("object", azimuth=0.0) if routed else None
+    clip = MidiClip(0, 72000, [Note(69, 110, 24000, 4800)], follow_tempo=True,
+                    source_bpm=120.0)
+    pad = Track("keys", immersive=route, instrument=Instrument("synth"), midi_clips=[clip])
+    session = Session(tracks=[pad], tempo=TempoMap([TempoChange(0, 60)]), chase_notes=False)
+    mixed = Engine(dataclasses.replace(session, tracks=[_alone(pad, False)])).render(0, 72000)
+    rendered = render_immersive(session, "stereo")
+    first = [int(np.flatnonzero(np.abs(x).max(axis=0) > 1e-4)[0]) for x in (mixed, rendered)]
+    assert 48000 <= first[0] < 48100 and abs(first[1] - first[0]) < 16
+    seen: list[Session] = []
+    real = Engine.__init__
+
+    def spy(self: Engine, part: Session, *args: object, **kwargs: object) -> None:
+        seen.append(part)
+        real(self, part, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Engine, "__init__", spy)
+        render_stems(session)
+    assert seen and all(not p.chase_notes and p.tempo is session.tempo for p in seen)
