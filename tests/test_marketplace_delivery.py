@@ -48,6 +48,15 @@ def link_of(licence: dict[str, Any], kind: str) -> str:
     return next(link["url"] for link in licence["links"] if link["kind"] == kind)
 
 
+def mp3_link(licence: dict[str, Any]) -> tuple[str, str, int, str]:
+    """The licence's mp3 link as ``Delivery.download`` takes it: licence, file, expiry,
+    signature."""
+    query = parse_qs(urlsplit(link_of(licence, "mp3")).query)
+    file_id = next(f["file_id"] for f in licence["links"] if f["kind"] == "mp3")
+    return (licence["licence_id"], file_id, int(query["expires"][0]),
+            query["signature"][0])
+
+
 async def fresh_licence(m: Market, before: dict[str, Any]) -> dict[str, Any]:
     """The buyer's licence again, once its links are new ones (a link's expiry is
     stamped to the second)."""
@@ -403,11 +412,7 @@ async def test_a_resume_before_the_drop_is_noticed_still_counts_once(
     credited nothing more (they stay free for the next), and one that is cut before
     sending them is credited only its own unsent bytes."""
     async with market(tmp_path, db_url) as m:
-        licence = await bought(m)  # a limit of 3; the mp3 is 11 bytes
-        query = parse_qs(urlsplit(link_of(licence, "mp3")).query)
-        link = (licence["licence_id"], next(f["file_id"] for f in licence["links"]
-                                            if f["kind"] == "mp3"),
-                int(query["expires"][0]), query["signature"][0])
+        link = mp3_link(await bought(m))  # a limit of 3; the mp3 is 11 bytes
         delivery = market_services(m).delivery
 
         async def downloads() -> int:
@@ -441,11 +446,7 @@ async def test_cut_answers_ending_late_are_credited_only_what_was_sent_again(
     again, so nothing of theirs is credited for it (20 bytes went out: two downloads),
     and their last bytes stay free, once, for the next request."""
     async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
-        licence = await bought(m)  # a limit of 3; the mp3 is 11 bytes
-        query = parse_qs(urlsplit(link_of(licence, "mp3")).query)
-        link = (licence["licence_id"], next(f["file_id"] for f in licence["links"]
-                                            if f["kind"] == "mp3"),
-                int(query["expires"][0]), query["signature"][0])
+        link = mp3_link(await bought(m))  # a limit of 3; the mp3 is 11 bytes
         delivery = market_services(m).delivery
         answers = [await delivery.download(*link, asked=Asked()) for _ in range(3)]
         for answer, sent in zip(answers, (10, 10, 0), strict=True):
