@@ -206,12 +206,9 @@ def test_a_file_reply_is_the_file_of_a_declared_type_with_its_name(tmp_path: Pat
     asyncio.run(go())
 
 
-def test_a_file_reply_tells_its_plugin_what_each_answer_sent(tmp_path: Path) -> None:
-    """``FileReply.on_sent`` hears, once each answer is over, which part of the file it
-    was to send and how much of that it wrote: all of a whole GET or a range, nothing of
-    a HEAD or a 304."""
-    song = tmp_path / "song.bin"
-    song.write_bytes(bytes(range(256)) * 40)  # 10,240 bytes
+def _counted_song_plugin(song: Path) -> tuple[list[FileSent], EchoPlugin]:
+    """A plug-in answering ``song`` at ``GET /song_file`` with ``on_sent``, and the list
+    of what each answer reported."""
     heard: list[FileSent] = []
 
     async def hear(sent: FileSent) -> None:
@@ -221,8 +218,18 @@ def test_a_file_reply_tells_its_plugin_what_each_answer_sent(tmp_path: Path) -> 
         """The song, counted."""
         return FileReply(song, "application/octet-stream", on_sent=hear)
 
-    plugin = EchoPlugin(_route(method="GET", path="/song_file", handler=song_file, body=None,
-                               query=None, response=Media("application/octet-stream")))
+    return heard, EchoPlugin(_route(method="GET", path="/song_file", handler=song_file,
+                                    body=None, query=None,
+                                    response=Media("application/octet-stream")))
+
+
+def test_a_file_reply_tells_its_plugin_what_each_answer_sent(tmp_path: Path) -> None:
+    """``FileReply.on_sent`` hears, once each answer is over, which part of the file it
+    was to send and how much of that it wrote: all of a whole GET or a range, nothing of
+    a HEAD or a 304."""
+    song = tmp_path / "song.bin"
+    song.write_bytes(bytes(range(256)) * 40)  # 10,240 bytes
+    heard, plugin = _counted_song_plugin(song)
 
     async def go() -> None:
         async with TestClient(TestServer(_install(tmp_path / "data", plugin))) as client:
@@ -322,17 +329,7 @@ def test_a_counted_file_answer_sends_the_file_itself_never_a_compressed_one(
     song.write_bytes(bytes(range(256)) * 8)
     (tmp_path / "song.bin.gz").write_bytes(gzip.compress(song.read_bytes()))
     (tmp_path / "song.bin.br").write_bytes(b"not what was asked for")
-    heard: list[FileSent] = []
-
-    async def hear(sent: FileSent) -> None:
-        heard.append(sent)
-
-    async def song_file(request) -> FileReply:  # noqa: ANN001
-        """The song, counted."""
-        return FileReply(song, "application/octet-stream", on_sent=hear)
-
-    plugin = EchoPlugin(_route(method="GET", path="/song_file", handler=song_file, body=None,
-                               query=None, response=Media("application/octet-stream")))
+    heard, plugin = _counted_song_plugin(song)
 
     async def go() -> None:
         async with TestClient(TestServer(_install(tmp_path / "data", plugin)),
