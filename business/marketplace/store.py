@@ -45,6 +45,19 @@ class Counted(NamedTuple):
     request: int
 
 
+#: One download link, by (account, licence, file, expiry).
+LINK_WHERE = "account_id = ? AND licence_id = ? AND file_id = ? AND expires = ?"
+
+
+async def _locked_link(tx: Any, key: tuple[str, str, str, int]) -> Row | None:
+    """The download link ``key``, its row locked until ``tx`` ends, so the same link's
+    counts and credits queue (None: no such link)."""
+    await tx.execute(f"UPDATE mkt_download_links SET served = served WHERE {LINK_WHERE}",
+                     *key)
+    return await tx.fetchrow(f"SELECT served, counted, resend_from, resend_to, resend_for, "
+                             f"requests FROM mkt_download_links WHERE {LINK_WHERE}", *key)
+
+
 def new_id(prefix: str) -> str:
     """A fresh random id such as ``beat_3f9a...``."""
     return f"{prefix}_{secrets.token_hex(8)}"
@@ -336,19 +349,13 @@ class MarketStore:
         used up, or the licence is no longer active; then nothing is counted and the link
         is left as it was)."""
         key = (account_id, licence_id, file_id, expires)
-        where = "account_id = ? AND licence_id = ? AND file_id = ? AND expires = ?"
         async with self.db.transaction() as tx:
             await tx.execute("DELETE FROM mkt_download_links WHERE account_id = ? AND "
                              "expires < ?", account_id, int(now))
             await tx.execute(
                 "INSERT INTO mkt_download_links (account_id, licence_id, file_id, expires, "
                 "served, counted) VALUES (?, ?, ?, ?, 0, 0) ON CONFLICT DO NOTHING", *key)
-            # the row is locked from here to the commit: the same link's requests queue
-            await tx.execute(f"UPDATE mkt_download_links SET served = served WHERE {where}",
-                             *key)
-            link = await tx.fetchrow(f"SELECT served, counted, resend_from, resend_to, "
-                                     f"resend_for, requests FROM mkt_download_links WHERE "
-                                     f"{where}", *key)
+            link = await _locked_link(tx, key)
             resent = max(0, min(first + served, int(link["resend_to"]))
                          - max(first, int(link["resend_from"])))
             charged = served - resent
@@ -360,7 +367,7 @@ class MarketStore:
                     "AND licence_id = ? AND status = 'active' AND downloads + ? <= "
                     "download_limit", more, account_id, licence_id, more):
                 # refused: the link is left as it was
-                await tx.execute(f"DELETE FROM mkt_download_links WHERE {where} AND "
+                await tx.execute(f"DELETE FROM mkt_download_links WHERE {LINK_WHERE} AND "
                                  "counted = 0", *key)
                 return None
             if more <= 0 and not await tx.fetchval(
@@ -373,7 +380,7 @@ class MarketStore:
             request = int(link["requests"]) + 1
             await tx.execute(f"UPDATE mkt_download_links SET served = ?, counted = ?, "
                              f"resend_from = ?, resend_to = ?, resend_for = ?, requests = ? "
-                             f"WHERE {where}", total, max(owed, int(link["counted"])), *tail,
+                             f"WHERE {LINK_WHERE}", total, max(owed, int(link["counted"])), *tail,
                              request, *key)
             return Counted(charged, request)
 
@@ -391,16 +398,11 @@ class MarketStore:
         them it sent again. Downloads the link counted beyond what it has then served (at
         least one) are given back to the licence."""
         key = (account_id, licence_id, file_id, expires)
-        where = "account_id = ? AND licence_id = ? AND file_id = ? AND expires = ?"
         if unsent <= 0 and resend is None and await self.db.fetchval(
-                f"SELECT resend_for FROM mkt_download_links WHERE {where}", *key) != request:
+                f"SELECT resend_for FROM mkt_download_links WHERE {LINK_WHERE}", *key) != request:
             return  # sent in full, and no cut answer's bytes wait for this request
         async with self.db.transaction() as tx:
-            await tx.execute(f"UPDATE mkt_download_links SET served = served WHERE {where}",
-                             *key)  # locked, as count_download locks it
-            link = await tx.fetchrow(f"SELECT served, counted, resend_from, resend_to, "
-                                     f"resend_for, requests FROM mkt_download_links "
-                                     f"WHERE {where}", *key)
+            link = await _locked_link(tx, key)
             if link is None:
                 return
             served = int(link["served"]) - max(0, unsent)
@@ -421,7 +423,7 @@ class MarketStore:
                     licence_id, counted - owed):
                 counted = owed
             await tx.execute(f"UPDATE mkt_download_links SET served = ?, counted = ?, "
-                             f"resend_from = ?, resend_to = ?, resend_for = ? WHERE {where}",
+                             f"resend_from = ?, resend_to = ?, resend_for = ? WHERE {LINK_WHERE}",
                              served, counted, *window, *key)
 
     async def purge_download_links(self, now: float) -> int:
