@@ -153,9 +153,7 @@ class FileAnswer(web.FileResponse):
             except OSError:
                 stat = None  # aiohttp answers the missing file itself
             if stat is not None and not if_range_holds(if_range, stat):
-                headers = request.headers.copy()
-                del headers[hdrs.RANGE]
-                request = request.clone(headers=headers)
+                request = _without(request, hdrs.RANGE)
         return await super().prepare(request)
 
 
@@ -172,9 +170,8 @@ class CountedFileResponse(FileAnswer):
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         if hdrs.ACCEPT_ENCODING in request.headers:  # the file itself, never a .gz/.br
-            headers = request.headers.copy()        # beside it: what is counted (and
-            del headers[hdrs.ACCEPT_ENCODING]       # Preconditions) judge that file
-            request = request.clone(headers=headers)
+            request = _without(request, hdrs.ACCEPT_ENCODING)  # beside it: what is counted
+            # (and Preconditions) judge that file
         try:
             return await super().prepare(request)
         finally:
@@ -220,6 +217,13 @@ class CountedFileResponse(FileAnswer):
             await self._on_sent(sent)
         except Exception:
             log.exception("a file answer's on_sent failed (%s)", self._path)
+
+
+def _without(request: web.BaseRequest, header: str) -> web.BaseRequest:
+    """``request`` as if it had come without ``header``."""
+    headers = request.headers.copy()
+    del headers[header]
+    return request.clone(headers=headers)
 
 
 def _read(fobj: IO[Any], offset: int, size: int) -> bytes:
