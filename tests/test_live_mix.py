@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from lv2_helpers import MISBEHAVE, MODES, lv2_path  # noqa: F401
 from room_helpers import project_room
 
 from collab.room import Room
+from collab.schema import ProjectDocument
 from collab.store import open_store
 from dawserver.live_mix import FRAME, LiveMix
 from dawserver.projects import import_session
@@ -161,19 +163,24 @@ async def test_a_seek_in_the_document_moves_the_live_output_there(room: Room) ->
     np.testing.assert_array_equal(played, as_int16(reference))
 
 
-async def test_a_seek_into_a_held_midi_note_is_heard_live_as_rendered(room: Room) -> None:
-    """Note chase: the live mix jumps into a held note and plays it from its first frame
-    there, the same bits as the offline render from that frame."""
-    def add_pad(doc) -> None:
+def held_pad(params: dict[str, object]) -> Callable[[ProjectDocument], None]:
+    """An edit that mutes ``t0``, adds a ``keys`` synth track (``params``) holding one
+    4-second note from frame 0, and plays from there."""
+    def add_pad(doc: ProjectDocument) -> None:
         doc.update_track("t0", mute=True)
         doc.add_track(Track("keys"))
-        doc.set_instrument("keys", Instrument("synth", {"osc1": "sine", "osc_mix": 0.0,
-                                                        "attack_ms": 0.0}))
+        doc.set_instrument("keys", Instrument("synth", params))
         clip = doc.add_midi_clip("keys", MidiClip(0, 4 * RATE))
         doc.add_note(clip, 57, 110, start=0, length=4 * RATE)
         doc.update_transport(playing=True, position=0)
 
-    await room.edit(add_pad)
+    return add_pad
+
+
+async def test_a_seek_into_a_held_midi_note_is_heard_live_as_rendered(room: Room) -> None:
+    """Note chase: the live mix jumps into a held note and plays it from its first frame
+    there, the same bits as the offline render from that frame."""
+    await room.edit(held_pad({"osc1": "sine", "osc_mix": 0.0, "attack_ms": 0.0}))
     async with LiveMix(room, factory=factory) as mix:
         mix.document_changed()
         await collect(mix, 5)
@@ -194,15 +201,7 @@ async def test_note_chase_turned_off_while_playing_leaves_the_next_seek_silent(
         room: Room) -> None:
     """The transport's ``chase_notes`` set false during playback reaches the engine: the
     next jump into the held note plays nothing (the other track is muted)."""
-    def add_pad(doc) -> None:
-        doc.update_track("t0", mute=True)
-        doc.add_track(Track("keys"))
-        doc.set_instrument("keys", Instrument("synth", {"osc1": "sine", "attack_ms": 0.0}))
-        clip = doc.add_midi_clip("keys", MidiClip(0, 4 * RATE))
-        doc.add_note(clip, 57, 110, start=0, length=4 * RATE)
-        doc.update_transport(playing=True, position=0)
-
-    await room.edit(add_pad)
+    await room.edit(held_pad({"osc1": "sine", "attack_ms": 0.0}))
     async with LiveMix(room, factory=factory) as mix:
         mix.document_changed()
         assert np.abs((await collect(mix, 5))[-1].pcm).max() > 3000  # the pad plays
