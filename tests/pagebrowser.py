@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,11 +122,12 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> Any:
         time.sleep(interval)
 
 
-def ride(page: Any, control: Any, start: float, step: float, steps: int) -> None:
+def ride(page: Any, control: Any, start: float, step: float, steps: int,
+         midway: Callable[[], None] | None = None) -> None:
     """Play, then drag the slider ``control`` (a locator) during playback as an engineer
     rides it: press at ``start`` of its width, move ``step`` of it ``steps`` times, 50 ms
-    apart, release; pause (the automation pass ends) and wait for the page's writer to
-    have sent every batch."""
+    apart (calling ``midway`` after half of them), release; pause (the automation pass
+    ends) and wait for the page's writer to have sent every batch."""
     control.scroll_into_view_if_needed()
     box = control.bounding_box()
     page.click(".transport .play")
@@ -137,6 +138,8 @@ def ride(page: Any, control: Any, start: float, step: float, steps: int) -> None
     for at in range(steps):
         page.mouse.move(box["x"] + box["width"] * (start + at * step), y)
         page.wait_for_timeout(50)
+        if midway is not None and at == steps // 2:
+            midway()
     page.mouse.up()
     page.wait_for_timeout(300)
     page.click(".transport .play")  # pause: the pass ends

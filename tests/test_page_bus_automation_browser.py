@@ -221,8 +221,11 @@ def test_a_bus_fader_moved_in_touch_during_playback_writes_its_lane(studio: Stud
 
 def test_a_bus_effect_slider_moved_in_touch_during_playback_writes_its_lane(
         studio: Studio) -> None:
-    """An effect's parameter slider records its ``fx:ID:PARAM`` lane as a fader does."""
+    """An effect's parameter slider records its ``fx:ID:PARAM`` lane as a fader does,
+    even when the server's LV2 list arrives mid-drag and the panel's cards rebuild."""
     ana, log = open_page(studio.browser, studio.url("ana"))
+    held: list[Any] = []  # the LV2 list's request, answered halfway through the drag
+    ana.route("**/lv2/plugins*", lambda route: held.append(route))
     open_strip(ana, "verb")
     ana.select_option(".auto[data-bus=verb] .auto-param", FX)
     ana.select_option(".auto[data-bus=verb] .auto-mode", "touch")
@@ -231,8 +234,13 @@ def test_a_bus_effect_slider_moved_in_touch_during_playback_writes_its_lane(
     # a loaded page paints seldom: its last tick before the stop is behind the drag's end
     ana.evaluate("window.daw.writer.tick = () => {}")
     # from about -5 dB down to about -85 dB over ~0.5 s
+
+    def plugins_arrive() -> None:
+        held.pop().continue_()
+        ana.wait_for_function("window.daw.plugins.loaded")
+
     ride(ana, ana.locator(".effects .effect[data-effect=bg] input[data-param=gain_db]"),
-         0.8, -0.06, 10)
+         0.8, -0.06, 10, midway=plugins_arrive)
     points = wait_for(lambda: (lane := studio.lane("verb", FX))
                       and any(p.id.startswith("w") for p in lane) and lane)
     written = [p for p in points if p.id.startswith("w")]

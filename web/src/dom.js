@@ -40,6 +40,48 @@ export function holdTracker (release) {
   return { attrs: { onpointerdown: () => { held = true }, onpointerup: up, onchange: up }, held: () => held }
 }
 
+/** The control inside `container` the user holds now (a slider mid-drag), or null. */
+function heldControl (container) {
+  const el = document.activeElement
+  return el instanceof Element && container.contains(el) && el.matches(':active') ? el : null
+}
+
+/** Call `fn` once the held `control` is let go (pointer up or cancelled, or the control no
+ * longer held), after the control's own release handlers have run. */
+function afterRelease (control, fn) {
+  let timer = null
+  const done = () => {
+    window.removeEventListener('pointerup', done, true)
+    window.removeEventListener('pointercancel', done, true)
+    clearInterval(timer)
+    setTimeout(fn, 0)
+  }
+  window.addEventListener('pointerup', done, true)
+  window.addEventListener('pointercancel', done, true)
+  timer = setInterval(() => { if (!control.isConnected || !control.matches(':active')) done() }, 500)
+}
+
+const waitingForRelease = new WeakSet()
+
+/**
+ * Whether a rebuild of the controls in `container` waits: a control in it is held (a
+ * slider mid-drag) and `keeps(control)` says it still shows what it showed. Replacing a
+ * held slider ends its drag: the later moves go nowhere and an automation pass never
+ * hears the release. `rebuild` runs once the control is let go.
+ */
+export function deferWhileHeld (container, keeps, rebuild) {
+  const control = heldControl(container)
+  if (!control || !keeps(control)) return false
+  if (!waitingForRelease.has(container)) {
+    waitingForRelease.add(container)
+    afterRelease(control, () => {
+      waitingForRelease.delete(container)
+      rebuild()
+    })
+  }
+  return true
+}
+
 /** Set a property only when it differs (keeps focus, selection and caret intact). */
 export function setProp (el, name, value) {
   if (el[name] !== value) el[name] = value

@@ -1,7 +1,7 @@
 // Insert effects of the selected track, or of an aux bus or the master chosen in the
 // panel's chain row: enable switch and parameter sliders (document edits), built-in kinds
 // and installed LV2 plug-ins; a MIDI track's instrument picker.
-import { h, holdTracker, setProp } from './dom.js'
+import { deferWhileHeld, h, holdTracker, setProp } from './dom.js'
 import { describe } from './bypassed.js'
 import { pluginPicker, portControls } from './lv2.js'
 
@@ -87,11 +87,13 @@ export class EffectsPanel {
     const effects = track.effects || []
     const owners = [...this.project.roots.tracks.keys(), ...this.project.roots.buses.keys()].join(',')
     const midi = owner.kind === 'track' && isMidiTrack(this.project, track)
-    const instrument = midi ? `${track.instrument?.kind || ''}:${track.instrument?.params?.uri || ''}` : '-'
+    const instrument = midi ? instrumentSignature(track) : '-'
     this.plugins?.ensure() // its pickers and lv2 cards fill in when it answers
     const signature = `${owner.kind}:${owner.id}|${effects.map((e) => `${e.id}:${e.kind}:${e.params?.uri || ''}`).join(',')}|${owners}|` +
       `${instrument}|${this.plugins?.loaded || false}`
-    if (signature !== this.signature) this._build(owner, effects, signature)
+    if (signature !== this.signature && !this._waitForRelease(owner, effects, midi ? instrument : null)) {
+      this._build(owner, effects, signature)
+    }
     if (midi) {
       this.instrumentControls?.show(track.instrument?.params || {})
       if (this.instrumentKind) setProp(this.instrumentKind, 'value', instrumentValue(track.instrument))
@@ -138,14 +140,28 @@ export class EffectsPanel {
     }, faults ? `⚠ ${label}` : label)))
   }
 
+  /**
+   * Whether a rebuild waits until a held slider is let go: its card still shows the same
+   * effect (or instrument) in the same place, and what changed is elsewhere (the LV2 list
+   * arriving, a collaborator's track, another effect). The panel rebuilds on release;
+   * meanwhile the drag and its automation pass go on. A card that is gone rebuilds now.
+   */
+  _waitForRelease (owner, effects, instrument) {
+    const slots = cardSlots(owner, effects, instrument)
+    return deferWhileHeld(this.body, (control) => slots.includes(control.closest('.effect')?.dataset.slot),
+      () => this.update())
+  }
+
   _build (owner, effects, signature) {
     this.signature = signature
     this.controls.clear()
     this.instrumentControls = null
     this.instrumentKind = null
     const track = owner.data
+    const midi = owner.kind === 'track' && isMidiTrack(this.project, track)
+    const slots = cardSlots(owner, effects, midi ? instrumentSignature(track) : null)
     const adder = this._adder(owner.id)
-    const instrument = owner.kind === 'track' && isMidiTrack(this.project, track) ? this._instrument(track) : ''
+    const instrument = midi ? this._instrument(track, slots[0]) : ''
     if (!effects.length) {
       this.body.replaceChildren(instrument, h('p', { class: 'hint' }, `This ${owner.kind} has no insert effects.`), adder)
       return
@@ -204,7 +220,8 @@ export class EffectsPanel {
         onclick: () => this.project.removeEffect(owner.id, index) }, '×')
       const error = h('div', { class: 'effect-error', role: 'alert', hidden: true })
       this.controls.set(`${index}:error`, error)
-      return h('div', { class: 'effect', dataset: { kind: effect.kind, effect: effect.id || '', uri: effect.params?.uri || '' } },
+      const slot = slots[index + (midi ? 1 : 0)]
+      return h('div', { class: 'effect', dataset: { kind: effect.kind, effect: effect.id || '', uri: effect.params?.uri || '', slot } },
         h('div', { class: 'effect-title' }, enabled, h('strong', { title: effect.params?.uri || '' }, title), h('span', { class: 'hint' }, effect.id || ''), remove),
         error, rows)
     })
@@ -213,7 +230,7 @@ export class EffectsPanel {
 
   /** A MIDI track's instrument: its kind (or an installed LV2 instrument) and, for an
    * lv2 one, a control per port. */
-  _instrument (track) {
+  _instrument (track, slot) {
     const current = track.instrument
     const select = h('select', { class: 'edit instrument-kind', disabled: !this.editable, 'aria-label': 'Instrument',
       onchange: (e) => {
@@ -240,7 +257,7 @@ export class EffectsPanel {
         bind: (input, symbol) => this.presence.bind(input, `track:${track.id}:instrument:${symbol}`) })
       rows.push(...this.instrumentControls.rows)
     }
-    return h('div', { class: 'effect instrument', dataset: { kind: current?.kind || '', uri: current?.params?.uri || '' } },
+    return h('div', { class: 'effect instrument', dataset: { kind: current?.kind || '', uri: current?.params?.uri || '', slot } },
       h('div', { class: 'effect-title' }, h('strong', {}, 'Instrument'), select), rows)
   }
 
@@ -313,6 +330,20 @@ export function isMidiTrack (project, track) {
 }
 
 /** The instrument picker's value for a track's instrument. */
+/** What the instrument card of a MIDI track shows: its kind and plug-in. */
+function instrumentSignature (track) {
+  return `${track.instrument?.kind || ''}:${track.instrument?.params?.uri || ''}`
+}
+
+/** One name per card of `owner`'s panel (its instrument's first when `instrument` is
+ * given), saying what the card shows and where: a held slider's card keeps its name
+ * across a change only if it still shows the same thing in the same place. */
+function cardSlots (owner, effects, instrument) {
+  const base = `${owner.kind}:${owner.id}`
+  return [...(instrument === null ? [] : [`${base}|instrument|${instrument}`]),
+    ...effects.map((e, index) => `${base}|${index}|${e.id}:${e.kind}:${e.params?.uri || ''}`)]
+}
+
 function instrumentValue (instrument) {
   if (!instrument) return ''
   return instrument.kind === 'lv2' ? `lv2:${instrument.params?.uri || ''}` : instrument.kind
