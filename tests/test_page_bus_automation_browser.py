@@ -199,12 +199,21 @@ def test_bus_and_master_lanes_are_drawn_shared_and_heard(studio: Studio) -> None
 
 
 def test_a_bus_fader_moved_in_touch_during_playback_writes_its_lane(studio: Studio) -> None:
+    """A bus fader ridden in touch writes its lane, though a collaborator renames another
+    bus mid-drag (the bus rows rebuild once the fader is let go)."""
     ana, log = open_page(studio.browser, studio.url("ana"))
+    ben, ben_log = open_page(studio.browser, studio.url("ben"))
     open_strip(ana, "master")
     ana.select_option(".auto[data-bus=master] .auto-mode", "touch")
     wait_for(lambda: studio.bus("master")["automation"].get("gain_db@") == "touch")
+
+    def ben_renames_verb() -> None:
+        ben.evaluate("window.daw.project.roots.buses.get('verb').set('name', 'Hall')")
+        ana.wait_for_function("window.daw.project.roots.buses.get('verb').get('name') === 'Hall'")
+
     # down to the bottom of the fader over ~0.6 s
-    ride(ana, ana.locator(".bus-row[data-bus=master] .fader"), 0.8, -0.08, 12)
+    ride(ana, ana.locator(".bus-row[data-bus=master] .fader"), 0.8, -0.08, 12,
+         midway=ben_renames_verb)
     points = wait_for(lambda: (lane := studio.lane("master", "gain_db"))
                       and any(p.id.startswith("w") for p in lane) and lane)
     written = [p for p in points if p.id.startswith("w")]
@@ -216,7 +225,8 @@ def test_a_bus_fader_moved_in_touch_during_playback_writes_its_lane(studio: Stud
     assert all(key.startswith("gain_db@") for key in studio.bus("master")["automation"])
     ana.wait_for_function("document.querySelectorAll('.auto[data-bus=master] .auto-point')"
                           f".length === {len(points)}")
-    assert not log.errors()
+    ana.wait_for_selector(".bus-row[data-bus=verb] .bus-header:has-text('Hall')")
+    assert not log.errors() and not ben_log.errors()
 
 
 def test_a_bus_effect_slider_moved_in_touch_during_playback_writes_its_lane(

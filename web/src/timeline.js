@@ -11,7 +11,7 @@
 // taller; row tops are a running sum over the track order, found by binary search.
 // Below the tracks, a short row per aux bus and the master (always mounted: there are
 // few): its name selects it, a fader and pan set its level, its automation strip opens as a track's.
-import { h } from './dom.js'
+import { deferWhileHeld, h } from './dom.js'
 import { AUTO_HEIGHT, AutomationStrip } from './automation.js'
 import { BusHeader, TrackHeader } from './tracks.js'
 import { drawWaveform } from './peaks.js'
@@ -182,7 +182,9 @@ export class Timeline {
       .map(([id, bus]) => [id, id === 'master' ? 'Master' : bus.get('name') || id])
       .sort((a, b) => (a[0] === 'master') - (b[0] === 'master') || a[1].localeCompare(b[1]))
     const key = JSON.stringify([buses, [...this.busOpen].sort()])
-    if (key === this.busKey) {
+    // a collaborator's new bus waits while this user rides a fader of a bus still there
+    const held = (control) => this.project.roots.buses.has(control.closest('[data-bus]')?.dataset.bus)
+    if (key === this.busKey || deferWhileHeld(this.busRowsEl, held, () => this._renderBuses())) {
       for (const [id, { header, strip }] of this.busRows) {
         header.mix.show(this.project.roots.buses.get(id)?.toJSON() || {})
         strip?.redraw()
