@@ -161,6 +161,8 @@ def session_to_dict(session: Session, base_dir: PathLike | None = None) -> dict[
         "name": session.name,
         "sample_rate": session.sample_rate,
         "tempo": session.tempo.to_dict(),
+        # written only when off: a file that chases reads the same in builds before it
+        **({} if session.chase_notes else {"chase_notes": False}),
         "master": _bus_to_dict(session.master),
         "buses": [_bus_to_dict(bus) for bus in session.buses],
         "tracks": [
@@ -240,7 +242,7 @@ def session_from_dict(data: object, base_dir: PathLike | None = None) -> Session
     Raises :class:`ProjectError` naming the JSON path of the first problem.
     """
     root = _fields(data, "", ("format", "version", "sample_rate"),
-                   ("name", "master", "buses", "tracks", "tempo"))
+                   ("name", "master", "buses", "tracks", "tempo", "chase_notes"))
     if "tempo" in root and root.get("version") in SUPPORTED_VERSIONS[:TIME_VERSION - 1]:
         raise ProjectError("(top level): unknown key(s) 'tempo' (a version "
                            f"{root['version']} project has no tempo map; version "
@@ -263,6 +265,7 @@ def session_from_dict(data: object, base_dir: PathLike | None = None) -> Session
                                                                 "buses")],
         tracks=[_track(t, p, base_dir, version)
                 for t, p in _items(root.get("tracks", []), "tracks")],
+        chase_notes=_boolean(root.get("chase_notes", True), "chase_notes"),
     )
     if "tempo" in root:
         session.tempo = tempo_map_from_dict(root["tempo"], "tempo")

@@ -48,6 +48,7 @@ def full_session(audio_dir: Path) -> Session:
             ),
             Track(id="t2", gain_db=-math.inf),
         ],
+        chase_notes=False,
     )
 
 
@@ -111,6 +112,16 @@ def test_omitted_optional_fields_take_their_defaults() -> None:
     assert session.name == "Untitled" and session.buses == []
 
 
+def test_note_chase_is_written_only_when_off() -> None:
+    """A file that chases (the default) has no ``chase_notes`` key, so builds from
+    before the setting read it; one with chase off keeps it off through a round trip."""
+    assert "chase_notes" not in session_to_dict(Session())
+    data = session_to_dict(Session(chase_notes=False))
+    assert data["chase_notes"] is False
+    assert session_from_dict(data).chase_notes is False
+    assert session_from_dict({**data, "chase_notes": True}).chase_notes is True
+
+
 def set_at(data: dict[str, Any], path: str, value: Any) -> None:
     """Set (or with ``...`` delete) the value at a dotted path like ``tracks.0.clips.1.length``."""
     *parents, last = path.split(".")
@@ -167,6 +178,7 @@ def set_at(data: dict[str, Any], path: str, value: Any) -> None:
     ("sample_rate", "48k", 'sample_rate: must be a positive integer, got "48k"'),
     ("sample_rate", ..., "(top level): missing required key(s) 'sample_rate'"),
     ("tempo", 120, "(top level): unknown key(s) 'tempo'"),
+    ("chase_notes", 0, "chase_notes: must be true or false, got 0"),
     ("format", "ardour", "format: must be 'max-booster-project', got \"ardour\""),
     ("version", 5, "version: 5 is not supported; this build reads version(s) 1, 2, 3, 4"),
     ("version", "1", 'version: "1" is not supported'),
