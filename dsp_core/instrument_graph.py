@@ -38,7 +38,7 @@ from .session import Track, db_to_linear
 INST_PARAMS = 24  # DAW_INST_PARAMS (tests/test_engine_header.py)
 VOICE_SLOTS = 24  # DAW_VOICE_SLOTS
 INST_STATE = 64  # DAW_INST_STATE
-#: ``state`` slot: 1 turns note chase off (S_NO_CHASE in instruments.c)
+#: ``state`` slot: 1 turns note chase off (DAW_INST_NO_CHASE)
 S_NO_CHASE = 3 + 3 * 16
 SYNTH, SAMPLER = 1, 2  # DAW_INST_SYNTH, DAW_INST_SAMPLER
 NOTE_ON, NOTE_OFF, CC, BEND = 1, 2, 3, 4  # DAW_MIDI_*

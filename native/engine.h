@@ -174,6 +174,7 @@ typedef struct {
 #define DAW_INST_PARAMS 24
 #define DAW_VOICE_SLOTS 24
 #define DAW_INST_STATE 64
+#define DAW_INST_NO_CHASE 51  /* state slot: 1 when the project turned note chase off */
 
 typedef struct {
     int64_t frame;      /* render frame */
@@ -198,7 +199,7 @@ typedef struct {
     const daw_zone *zones;      /* sampler: the first zone matching key and velocity plays */
     const double *params;       /* DAW_INST_PARAMS, derived in Python */
     double *voices;             /* n_voices * DAW_VOICE_SLOTS */
-    double *state;              /* DAW_INST_STATE: next frame, cursor, channels */
+    double *state;              /* DAW_INST_STATE: next frame, cursor, channels, no chase */
     float *scratch;             /* max_block floats */
 } daw_instrument;
 /* ---- plug-in delay compensation and render order (dsp_core/graph.py plans them) */

@@ -20,7 +20,9 @@ enum { V_ACTIVE, V_KEY, V_CH, V_VEL, V_ON, V_OFF, V_REL, V_FREL, V_PH1, V_PH2, V
        V_B0, V_B1, V_B2, V_A1, V_A2, V_ZONE, V_POS, V_HELD, V_SERIAL };
 /* state slots (S_NO_CHASE: the project turned note chase off, set by the engine) */
 enum { S_NEXT, S_CURSOR, S_SERIAL, S_BEND, S_VOL = S_BEND + 16, S_SUS = S_VOL + 16,
-       S_NO_CHASE = S_SUS + 16 };
+       S_NO_CHASE = DAW_INST_NO_CHASE };
+_Static_assert(S_NO_CHASE == S_SUS + 16 && S_NO_CHASE < DAW_INST_STATE,
+               "the no-chase slot follows the sustain pedals, inside the state");
 
 #define FILTER_TICK 32
 #define TWO_PI 6.283185307179586

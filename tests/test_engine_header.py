@@ -48,6 +48,7 @@ COPIES: dict[str, int] = {
     "DAW_INST_PARAMS": instrument_graph.INST_PARAMS,
     "DAW_VOICE_SLOTS": instrument_graph.VOICE_SLOTS,
     "DAW_INST_STATE": instrument_graph.INST_STATE,
+    "DAW_INST_NO_CHASE": instrument_graph.S_NO_CHASE,
     "DAW_INST_SYNTH": instrument_graph.SYNTH,
     "DAW_INST_SAMPLER": instrument_graph.SAMPLER,
     "DAW_MIDI_NOTE_ON": instrument_graph.NOTE_ON,
