@@ -102,7 +102,9 @@ setup(
         "soxr>=0.3",
         "click>=8.1",
         "tqdm>=4.66",
-        "aiohttp>=3.9",
+        # dawserver/file_answer.py extends FileResponse (its _sendfile, and 304/412 decided
+        # as it decides; tests/test_router.py holds both): a major version may change them
+        "aiohttp>=3.9,<4",
         "pycrdt>=0.12",
         "asyncpg>=0.29",
         "redis>=5.0",
