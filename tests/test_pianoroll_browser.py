@@ -155,6 +155,27 @@ def test_a_note_drawn_edited_and_deleted_by_mouse_is_heard(studio: Studio) -> No
     assert not log.errors(), log.messages
 
 
+def test_a_note_dragged_above_the_grid_top_lands_where_it_is_dropped(studio: Studio) -> None:
+    """The grid grows a row when a note rises above 80; while a note is being dragged
+    the rows stay put, so the pointer's row keeps its pitch (each echo of the drag used
+    to read the same spot a semitone higher, and the note ran away upward)."""
+    page, log, box = open_roll(studio)
+    page.mouse.click(*at(box, 2 * STEP, 78))
+    assert wait_for(lambda: studio.notes()) == [(78, 100, 2 * STEP, 4 * STEP)]
+    page.mouse.move(*at(box, 3 * STEP, 78))
+    page.mouse.down()
+    for pitch in range(79, 84):  # a semitone at a time, each move's echo back first
+        page.mouse.move(*at(box, 3 * STEP, pitch))
+        wait_for(lambda pitch=pitch: studio.notes()[0][0] >= pitch)
+        page.wait_for_timeout(100)
+    page.mouse.up()
+    page.wait_for_timeout(300)
+    assert studio.notes() == [(83, 100, 2 * STEP, 4 * STEP)]
+    # released, the grid fits the note again: its top row is four above it
+    page.wait_for_function("document.querySelector('.pr-note').style.top === '32px'")
+    assert not log.errors(), log.messages
+
+
 def test_a_peers_note_shows_up_live(studio: Studio) -> None:
     page, log, box = open_roll(studio)
     other, _, other_box = open_roll(studio)

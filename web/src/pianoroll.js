@@ -64,7 +64,13 @@ export class PianoRoll {
     this.grid = h('div', { class: 'pr-grid', role: 'grid', 'aria-label': 'Piano roll' })
     this.grid.addEventListener('pointerdown', (e) => this._down(e))
     this.grid.addEventListener('pointermove', (e) => this._move(e))
-    this.grid.addEventListener('pointerup', () => { this.drag = null })
+    for (const end of ['pointerup', 'pointercancel']) {
+      this.grid.addEventListener(end, () => {
+        const refit = this.drag?.refit
+        this.drag = null
+        if (refit) this.update() // the rows fit the notes again
+      })
+    }
     this.grid.addEventListener('dblclick', (e) => this._remove(e))
     this.grid.addEventListener('contextmenu', (e) => this._remove(e))
     this.grid.addEventListener('wheel', (e) => this._wheel(e), { passive: false })
@@ -118,10 +124,19 @@ export class PianoRoll {
       return
     }
     const notes = Object.entries(clip.notes || {})
+    // while a note is dragged the rows and scale stay as at the press: a row that moved
+    // under a still pointer would read as another pitch, and the note would run away
     const pitches = notes.map(([, n]) => n.pitch)
-    this.lo = Math.max(0, Math.min(48, ...pitches.map((p) => p - 4)))
-    this.hi = Math.min(127, Math.max(84, ...pitches.map((p) => p + 4)))
-    this.scale = WIDTH / clip.length // px per frame
+    const fit = {
+      lo: Math.max(0, Math.min(48, ...pitches.map((p) => p - 4))),
+      hi: Math.min(127, Math.max(84, ...pitches.map((p) => p + 4))),
+      scale: WIDTH / clip.length // px per frame
+    }
+    if (this.drag?.clip === this.clipId) {
+      this.drag.refit ||= fit.lo !== this.lo || fit.hi !== this.hi || fit.scale !== this.scale
+    } else {
+      Object.assign(this, fit)
+    }
     const height = (this.hi - this.lo + 1) * ROW
     const beat = this.step() * 4 * this.scale
     Object.assign(this.grid.style, {
@@ -242,11 +257,11 @@ export class PianoRoll {
       const start = Math.min(Math.floor(at.frame / step) * step, clip.length - 1)
       const length = Math.min(step * 4, clip.length - start)
       const id = this.addNote({ pitch: at.pitch, velocity: 100, start, length, channel: 0 })
-      this.drag = { id, mode: 'resize', frame: start + length, start, length, pitch: at.pitch, at }
+      this.drag = { id, clip: this.clipId, mode: 'resize', frame: start + length, start, length, pitch: at.pitch, at }
     } else {
       const note = this._notes().get(target.dataset.note).toJSON()
       const right = target.getBoundingClientRect().right
-      this.drag = { id: target.dataset.note, mode: e.clientX > right - EDGE ? 'resize' : 'move', ...note, at }
+      this.drag = { ...note, id: target.dataset.note, clip: this.clipId, mode: e.clientX > right - EDGE ? 'resize' : 'move', at }
     }
     this.grid.setPointerCapture(e.pointerId)
     e.preventDefault()
