@@ -229,11 +229,16 @@ def test_a_bus_fader_moved_in_touch_during_playback_writes_its_lane(studio: Stud
     assert not log.errors() and not ben_log.errors()
 
 
+@pytest.mark.parametrize("focus", ["focused", "unfocused"])
 def test_a_bus_effect_slider_moved_in_touch_during_playback_writes_its_lane(
-        studio: Studio) -> None:
+        studio: Studio, focus: str) -> None:
     """An effect's parameter slider records its ``fx:ID:PARAM`` lane as a fader does,
-    even when the server's LV2 list arrives mid-drag and the panel's cards rebuild."""
+    even when the server's LV2 list arrives mid-drag and the panel's cards rebuild; also
+    where a pressed slider takes no focus (``unfocused``: as in Safari)."""
     ana, log = open_page(studio.browser, studio.url("ana"))
+    if focus == "unfocused":
+        ana.evaluate("document.addEventListener('focusin', (e) => "
+                     "e.target.type === 'range' && e.target.blur(), true)")
     held: list[Any] = []  # the LV2 list's request, answered halfway through the drag
     ana.route("**/lv2/plugins*", lambda route: held.append(route))
     open_strip(ana, "verb")

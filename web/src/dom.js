@@ -40,10 +40,22 @@ export function holdTracker (release) {
   return { attrs: { onpointerdown: () => { held = true }, onpointerup: up, onchange: up }, held: () => held }
 }
 
-/** The control inside `container` the user holds now (a slider mid-drag), or null. */
-function heldControl (container) {
-  const el = document.activeElement
-  return el instanceof Element && container.contains(el) && el.matches(':active') ? el : null
+// The element a pointer pressed, until it is let go. Focus cannot tell: Safari (and
+// Firefox on macOS) give a pressed range input no focus.
+let pressed = null
+if (typeof document !== 'undefined') {
+  document.addEventListener('pointerdown', (e) => { pressed = e.target instanceof Element ? e.target : null }, true)
+  for (const end of ['pointerup', 'pointercancel']) window.addEventListener(end, () => { pressed = null }, true)
+}
+
+/** Whether the user holds `el` now (a slider mid-drag): a refresh leaves its value alone. */
+export function isHeld (el) {
+  return el !== null && el !== undefined && pressed === el
+}
+
+/** The control inside `container` the user holds now, or null. */
+export function heldControl (container) {
+  return pressed !== null && pressed.isConnected && container.contains(pressed) ? pressed : null
 }
 
 /** Call `fn` once the held `control` is let go (pointer up or cancelled, or the control no
@@ -58,7 +70,7 @@ function afterRelease (control, fn) {
   }
   window.addEventListener('pointerup', done, true)
   window.addEventListener('pointercancel', done, true)
-  timer = setInterval(() => { if (!control.isConnected || !control.matches(':active')) done() }, 500)
+  timer = setInterval(() => { if (!control.isConnected || !isHeld(control)) done() }, 500)
 }
 
 const waitingForRelease = new WeakSet()

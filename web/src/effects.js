@@ -1,7 +1,7 @@
 // Insert effects of the selected track, or of an aux bus or the master chosen in the
 // panel's chain row: enable switch and parameter sliders (document edits), built-in kinds
 // and installed LV2 plug-ins; a MIDI track's instrument picker.
-import { deferWhileHeld, h, holdTracker, setProp } from './dom.js'
+import { deferWhileHeld, h, holdTracker, isHeld, setProp } from './dom.js'
 import { describe } from './bypassed.js'
 import { pluginPicker, portControls } from './lv2.js'
 
@@ -111,7 +111,7 @@ export class EffectsPanel {
         const control = this.controls.get(`${index}:p:${name}`)
         if (!control) continue
         if (control.tagName === 'SELECT') setProp(control, 'value', shapeName(value))
-        else if (!(document.activeElement === control && control.matches(':active'))) setProp(control, 'value', String(toSlider(control, value)))
+        else if (!isHeld(control)) setProp(control, 'value', String(toSlider(control, value)))
         const readout = this.controls.get(`${index}:p:${name}:readout`)
         if (readout) readout.textContent = typeof value === 'number' ? String(+value.toFixed(3)) : String(value)
       }

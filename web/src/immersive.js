@@ -13,7 +13,7 @@
 // The panel draws the document's current values (an automation lane of a coordinate, when
 // one plays, shows here as the value the document holds).
 import * as Y from 'yjs'
-import { h, setProp } from './dom.js'
+import { h, isHeld, setProp } from './dom.js'
 import { api } from './api.js'
 import { BounceButton } from './bounce.js'
 
@@ -230,7 +230,7 @@ export class ImmersivePanel {
       this.dot.setAttribute('cy', String(PAD / 2 + at.y))
     }
     Object.assign(this.dot.dataset, { azimuth: String(azimuth), elevation: String(elevation), distance: String(distance) })
-    if (!(document.activeElement === this.elevation && this.elevation.matches(':active'))) {
+    if (!isHeld(this.elevation)) {
       setProp(this.elevation, 'value', String(elevation))
     }
     this.readout.textContent = `az ${azimuth.toFixed(1)}°  el ${elevation.toFixed(0)}°  dist ${distance.toFixed(2)}`

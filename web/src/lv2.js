@@ -1,7 +1,7 @@
 // The LV2 plug-ins installed on the server (GET /lv2/plugins, docs/lv2.md): what the
 // effect and instrument pickers offer, and the controls of an lv2 effect's or
 // instrument's card and its automation lanes (one per control port, by symbol).
-import { h, holdTracker, setProp } from './dom.js'
+import { h, holdTracker, isHeld, setProp } from './dom.js'
 import { api } from './api.js'
 
 export class Lv2Catalog {
@@ -140,7 +140,7 @@ export function portControls (info, { rate, editable, write, bind = () => {}, re
       const value = Number(params[symbol] ?? spec.value)
       if (spec.toggled) setProp(input, 'checked', value > (spec.low || 0))
       else if (spec.menu) choose(input, spec, value)
-      else if (!(document.activeElement === input && input.matches(':active'))) setProp(input, 'value', String(value))
+      else if (!isHeld(input)) setProp(input, 'value', String(value))
       if (!spec.menu) label(readout, spec, value)
     }
   }

@@ -11,7 +11,7 @@
 // taller; row tops are a running sum over the track order, found by binary search.
 // Below the tracks, a short row per aux bus and the master (always mounted: there are
 // few): its name selects it, a fader and pan set its level, its automation strip opens as a track's.
-import { deferWhileHeld, h } from './dom.js'
+import { deferWhileHeld, h, heldControl } from './dom.js'
 import { AUTO_HEIGHT, AutomationStrip } from './automation.js'
 import { BusHeader, TrackHeader } from './tracks.js'
 import { drawWaveform } from './peaks.js'
@@ -367,11 +367,14 @@ export class Timeline {
     }
   }
 
-  /** Rows that stay mounted out of view: the one holding focus, the one a clip is dragged in. */
+  /** Rows that stay mounted out of view: the one holding focus or a held control, the one
+   * a clip is dragged in. */
   _pinned () {
     const pinned = []
-    const focused = document.activeElement?.closest?.('.rows .row')
-    if (focused) pinned.push(focused.dataset.track)
+    for (const el of [document.activeElement, heldControl(this.rowsEl)]) {
+      const row = el?.closest?.('.rows .row')
+      if (row) pinned.push(row.dataset.track)
+    }
     const dragged = this.dragging && this.clipEls.get(this.dragging.id)?.parentElement
     if (dragged?.dataset.track) pinned.push(dragged.dataset.track)
     return pinned

@@ -1,6 +1,6 @@
 // One track's header: colour, name, fader, pan, mute, solo, arm (all document edits); and
 // an aux bus's or the master's row header: name, fader and pan (a bus has no mute or solo).
-import { h, holdTracker, setProp, formatDb, formatPan } from './dom.js'
+import { h, holdTracker, isHeld, setProp, formatDb, formatPan } from './dom.js'
 
 export const FADER_MIN = -60
 export const FADER_MAX = 12
@@ -33,12 +33,11 @@ export function mixControls ({ edit, onControl }) {
     /** Show the document's `gain_db` and `pan` (not into a slider being dragged). */
     show ({ gain_db: db, pan }) {
       const { fader, gain, pan: slider, panText } = controls
-      const active = document.activeElement
       const value = Math.max(FADER_MIN, Math.min(FADER_MAX, Number(db) || 0))
-      if (!(active === fader && fader.matches(':active'))) setProp(fader, 'value', String(value))
+      if (!isHeld(fader)) setProp(fader, 'value', String(value))
       fader.dataset.value = String(db)
       gain.textContent = formatDb(Number(db) || 0)
-      if (!(active === slider && slider.matches(':active'))) setProp(slider, 'value', String(pan ?? 0))
+      if (!isHeld(slider)) setProp(slider, 'value', String(pan ?? 0))
       panText.textContent = formatPan(Number(pan) || 0)
     }
   }
