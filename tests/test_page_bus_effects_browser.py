@@ -164,6 +164,17 @@ def test_the_master_and_an_aux_bus_chain_are_edited_from_the_effects_panel(
                 and verb[0]["params"].get("threshold_db") == -30 and verb[0].get("sidechain"))
         return buses if done else None
     buses = wait_for(settled)
+    # a collaborator's rename and new track show in the key picker as they land; the key
+    # chosen stays (the panel no longer rebuilds for them)
+
+    def keys_listed() -> list[str]:
+        return key.locator("option").all_inner_texts()
+    ana.wait_for_function("window.daw.plugins.loaded")  # (its arrival rebuilds the panel)
+    ana.evaluate("window.daw.project.roots.tracks.get('t1').set('name', 'Lead vox')")
+    wait_for(lambda: "track Lead vox" in keys_listed())
+    ana.evaluate("window.daw.project.addTrack('Pad')")
+    wait_for(lambda: "track Pad" in keys_listed())
+    assert key.input_value() == "t1"
     assert without_ids(buses["master"]["effects"]) == [
         {"kind": "gain", "enabled": False, "params": {"gain_db": -6}}]
     assert without_ids(buses["verb"]["effects"]) == [

@@ -165,6 +165,14 @@ def test_an_lv2_effect_added_from_the_picker_reaches_the_document_with_its_contr
     ana.fill(".lv2-add .lv2-search", "misbehaving")  # the search narrows the list
     assert ana.locator(f"{picker} option").all_inner_texts() == ["Misbehaving test plug-in"]
     ana.select_option(picker, MISBEHAVE)
+    # a track added meanwhile (a collaborator's, as the page hears it) keeps what was
+    # typed and picked: the panel once rebuilt its adders, and Add took the first plug-in
+    tracks = ana.evaluate("window.daw.project.roots.tracks.size")
+    ana.evaluate("window.daw.project.addTrack('Bass')")
+    ana.wait_for_function("document.querySelectorAll('.rows .track-header').length === "
+                          f"{tracks + 1}")
+    assert ana.input_value(".lv2-add .lv2-search") == "misbehaving"
+    assert ana.input_value(picker) == MISBEHAVE
     ana.click(".lv2-add button.add-lv2")
     ana.wait_for_function(f"document.querySelectorAll('{CARD}').length === 2")
     card = ana.locator(CARD).nth(1)

@@ -85,11 +85,10 @@ export class EffectsPanel {
     this.title.textContent = `Effects · ${owner.kind === 'bus' ? `bus ${owner.name}` : owner.name}`
     const track = owner.data
     const effects = track.effects || []
-    const owners = [...this.project.roots.tracks.keys(), ...this.project.roots.buses.keys()].join(',')
     const midi = owner.kind === 'track' && isMidiTrack(this.project, track)
     const instrument = midi ? instrumentSignature(track) : '-'
     this.plugins?.ensure() // its pickers and lv2 cards fill in when it answers
-    const signature = `${owner.kind}:${owner.id}|${effects.map((e) => `${e.id}:${e.kind}:${e.params?.uri || ''}`).join(',')}|${owners}|` +
+    const signature = `${owner.kind}:${owner.id}|${effects.map((e) => `${e.id}:${e.kind}:${e.params?.uri || ''}`).join(',')}|` +
       `${instrument}|${this.plugins?.loaded || false}`
     if (signature !== this.signature && !this._waitForRelease(owner, effects, midi ? instrument : null)) {
       this._build(owner, effects, signature)
@@ -103,7 +102,10 @@ export class EffectsPanel {
       const enabled = this.controls.get(`${index}:enabled`)
       if (enabled) setProp(enabled, 'checked', effect.enabled !== false)
       const key = this.controls.get(`${index}:sidechain`)
-      if (key) setProp(key, 'value', effect.sidechain || '')
+      if (key) {
+        this._keySources(key, owner.id)
+        setProp(key, 'value', effect.sidechain || '')
+      }
       this.controls.get(`${index}:ports`)?.show(effect.params || {})
       const defaults = Object.fromEntries((PARAMS[effect.kind] || []).map((p) => [p[0], p[4]]))
       if (effect.kind === 'biquad') defaults.shape = 'peaking'
@@ -160,7 +162,7 @@ export class EffectsPanel {
     const track = owner.data
     const midi = owner.kind === 'track' && isMidiTrack(this.project, track)
     const slots = cardSlots(owner, effects, midi ? instrumentSignature(track) : null)
-    const adder = this._adder(owner.id)
+    const adder = this._adderFor(owner.id)
     const instrument = midi ? this._instrument(track, slots[0]) : ''
     if (!effects.length) {
       this.body.replaceChildren(instrument, h('p', { class: 'hint' }, `This ${owner.kind} has no insert effects.`), adder)
@@ -289,20 +291,47 @@ export class EffectsPanel {
   /** The key picker of a compressor or gate (on a track, an aux bus or the master): its
    * own input, or any other track or aux bus (docs/engine.md#sidechains-and-delay-compensation). */
   _sidechain (ownerId, index, presenceKey) {
-    const sources = [['', 'own input']]
-    this.project.roots.tracks.forEach((t, id) => { if (id !== ownerId) sources.push([id, `track ${t.get('name') || id}`]) })
-    // the master hears every track and bus: keying anything by it is always a cycle
-    this.project.roots.buses.forEach((b, id) => { if (id !== 'master' && id !== ownerId) sources.push([id, `bus ${b.get('name') || id}`]) })
     const select = h('select', { class: 'edit sidechain', disabled: !this.editable, 'aria-label': 'Sidechain key',
-      onchange: (e) => this.project.setEffectSidechain(ownerId, index, e.target.value)
-    }, sources.map(([id, label]) => h('option', { value: id }, label)))
+      onchange: (e) => this.project.setEffectSidechain(ownerId, index, e.target.value) })
+    this._keySources(select, ownerId)
     this.presence.bind(select, presenceKey)
     this.controls.set(`${index}:sidechain`, select)
     return h('label', { class: 'param' }, h('span', {}, 'key'), select)
   }
 
+  /** The key picker's sources: its own input, every other track and aux bus by name. Its
+   * options are replaced only when those changed (a collaborator's track, a rename). */
+  _keySources (select, ownerId) {
+    const sources = [['', 'own input']]
+    this.project.roots.tracks.forEach((t, id) => { if (id !== ownerId) sources.push([id, `track ${t.get('name') || id}`]) })
+    // the master hears every track and bus: keying anything by it is always a cycle
+    this.project.roots.buses.forEach((b, id) => { if (id !== 'master' && id !== ownerId) sources.push([id, `bus ${b.get('name') || id}`]) })
+    const signature = JSON.stringify(sources)
+    if (select.dataset.sources === signature) return
+    select.dataset.sources = signature
+    const before = select.value
+    select.replaceChildren(...sources.map(([id, label]) => h('option', { value: id }, label)))
+    select.value = before
+  }
+
+  /** The adders of `ownerId`'s chain, kept while it is shown: a kind chosen, a search typed
+   * and a plug-in picked outlive a rebuild (a collaborator's effect); the LV2 list arriving
+   * fills the kept picker in. */
+  _adderFor (ownerId) {
+    const loaded = this.plugins?.loaded || false
+    const kept = this.adder
+    if (kept?.owner === ownerId && (kept.loaded === loaded || (kept.picker && this.plugins.usable().length))) {
+      if (kept.loaded !== loaded) kept.picker.fill()
+      kept.loaded = loaded
+      return kept.el
+    }
+    this.adder = { owner: ownerId, loaded, ...this._adder(ownerId) }
+    return this.adder.el
+  }
+
   /** A kind picker and an Add button that appends that effect to the chain of `ownerId`
-   * (a track or bus); a searchable picker of the server's LV2 effects and its own Add button. */
+   * (a track or bus); a searchable picker of the server's LV2 effects and its own Add
+   * button: `{el, picker}`. */
   _adder (ownerId) {
     const kind = h('select', { class: 'edit add-effect-kind', disabled: !this.editable, 'aria-label': 'Effect kind' },
       Object.keys(PARAMS).map((k) => h('option', { value: k }, k)))
@@ -310,15 +339,15 @@ export class EffectsPanel {
     const add = h('button', { class: 'edit add-effect', disabled: !this.editable,
       onclick: () => this.project.addEffect(ownerId, kind.value) }, 'Add effect')
     const builtIn = h('div', { class: 'effect-add' }, kind, add)
-    if (!this.plugins) return builtIn
+    if (!this.plugins) return { el: builtIn, picker: null }
     if (this.plugins.loaded && !this.plugins.usable().length) {
       const why = this.plugins.reason ? `: ${this.plugins.reason}` : ''
-      return h('div', { class: 'effect-adders' }, builtIn, h('p', { class: 'hint lv2-none' }, `No LV2 plug-ins${why}`))
+      return { el: h('div', { class: 'effect-adders' }, builtIn, h('p', { class: 'hint lv2-none' }, `No LV2 plug-ins${why}`)), picker: null }
     }
     const picker = pluginPicker(this.plugins, { editable: this.editable, label: 'LV2 plug-in' })
     const addPlugin = h('button', { class: 'edit add-lv2', disabled: !this.editable,
       onclick: () => { if (picker.select.value) this.project.addEffect(ownerId, 'lv2', { uri: picker.select.value }) } }, 'Add plug-in')
-    return h('div', { class: 'effect-adders' }, builtIn, h('div', { class: 'effect-add lv2-add' }, picker.search, picker.select, addPlugin))
+    return { el: h('div', { class: 'effect-adders' }, builtIn, h('div', { class: 'effect-add lv2-add' }, picker.search, picker.select, addPlugin)), picker }
   }
 }
 
@@ -329,7 +358,6 @@ export function isMidiTrack (project, track) {
   return false
 }
 
-/** The instrument picker's value for a track's instrument. */
 /** What the instrument card of a MIDI track shows: its kind and plug-in. */
 function instrumentSignature (track) {
   return `${track.instrument?.kind || ''}:${track.instrument?.params?.uri || ''}`
@@ -344,6 +372,7 @@ function cardSlots (owner, effects, instrument) {
     ...effects.map((e, index) => `${base}|${index}|${e.id}:${e.kind}:${e.params?.uri || ''}`)]
 }
 
+/** The instrument picker's value for a track's instrument. */
 function instrumentValue (instrument) {
   if (!instrument) return ''
   return instrument.kind === 'lv2' ? `lv2:${instrument.params?.uri || ''}` : instrument.kind

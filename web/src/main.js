@@ -239,10 +239,9 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
       transport.update()
       writer.transportChanged()
     }
-    if (batch.full || !view.track || batch.tracks.has(view.track)) {
-      effects.update()
-      immersive.update()
-    } else if (batch.buses) effects.update()
+    if (batch.full || !view.track || batch.tracks.has(view.track)) immersive.update()
+    // the effects panel's key pickers list every track and bus by name
+    if (batch.full || !view.track || batch.tracks.size || batch.buses) effects.update()
     if (batch.full || batch.midi || batch.ruler || batch.tracks.has(view.track)) pianoroll.update()
     if (batch.full || batch.transcripts || batch.clips.size) transcript.update()
     if (batch.full || batch.clips.size) clipTime.update()
