@@ -77,8 +77,9 @@ async def live_mix_frames(folder: Path, song: Any, count: int = 10
                 mix.document_changed()
                 frames: list[Any] = []
                 mix.taps.append(frames.append)
-                while sum(f.timeline is not None for f in frames) < count:
-                    await asyncio.sleep(0.02)
+                async with asyncio.timeout(60):
+                    while sum(f.timeline is not None for f in frames) < count:
+                        await asyncio.sleep(0.02)
                 mix.taps.remove(frames.append)
                 latency = mix.plugin_latency
             played = room.document.to_session()

@@ -221,7 +221,7 @@ async def test_metrics_count_refused_updates_by_reason(api: Api) -> None:
     async with api.http.ws_connect(f"{api.config.collab_url}/{api.project_id}",
                                    params={"token": token}) as ws:
         await ws.send_bytes(p.sync_update(TYPE_REF_9))
-        while (message := await ws.receive()).type == aiohttp.WSMsgType.BINARY:
+        while (message := await ws.receive(timeout=20)).type == aiohttp.WSMsgType.BINARY:
             pass
         assert message.data == p.CloseCode.MALFORMED_MESSAGE
     _, after = await api.call("GET", "/metrics")

@@ -71,8 +71,9 @@ async def test_shutdown_persists_and_a_restart_restores_every_document(
             client.document.set_track_gain("t2", -7.5)
             client.document.add_marker(100, "intro")
             room = app[ROOMS].loaded(info.project_id)
-            while room.last_seq < 2:
-                await asyncio.sleep(0.01)
+            async with asyncio.timeout(20):
+                while room.last_seq < 2:
+                    await asyncio.sleep(0.01)
         expected = room.document.to_json()
     async with running_server(config), connect(url, token) as channel, \
             SyncClient(channel) as client:

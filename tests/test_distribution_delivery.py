@@ -288,7 +288,8 @@ def test_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, str(script), db_url, store.url, cwd=ROOT, env=env,
                 stdout=subprocess.PIPE)
-            assert (await proc.stdout.readline()).strip() == b"ready"
+            async with asyncio.timeout(60):
+                assert (await proc.stdout.readline()).strip() == b"ready"
 
             async def some_delivered() -> bool:
                 return len(store.accepted) >= 4

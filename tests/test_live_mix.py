@@ -52,8 +52,9 @@ async def room(tmp_path: Path):
 async def collect(mix: LiveMix, count: int) -> list:
     frames = []
     mix.taps.append(frames.append)
-    while len(frames) < count:
-        await asyncio.sleep(0.02)
+    async with asyncio.timeout(15):  # frames that stop coming fail here, not the whole run
+        while len(frames) < count:
+            await asyncio.sleep(0.02)
     mix.taps.remove(frames.append)
     return frames[:count]
 
@@ -207,8 +208,9 @@ async def test_note_chase_turned_off_while_playing_leaves_the_next_seek_silent(
         assert np.abs((await collect(mix, 5))[-1].pcm).max() > 3000  # the pad plays
         await room.edit(lambda d: d.update_transport(chase_notes=False))
         mix.document_changed()
-        while mix._session.chase_notes:  # the session is rebuilt (the test's timeout bounds it)
-            await asyncio.sleep(0.02)
+        async with asyncio.timeout(10):
+            while mix._session.chase_notes:  # the session is rebuilt
+                await asyncio.sleep(0.02)
         target = 2 * RATE + 777
         await room.edit(lambda d: d.update_transport(position=target))
         mix.document_changed()

@@ -60,11 +60,12 @@ def mp3_link(licence: dict[str, Any]) -> tuple[str, str, int, str]:
 async def fresh_licence(m: Market, before: dict[str, Any]) -> dict[str, Any]:
     """The buyer's licence again, once its links are new ones (a link's expiry is
     stamped to the second)."""
-    while True:
-        [licence] = await m.library("buyer")
-        if link_of(licence, "mp3") != link_of(before, "mp3"):
-            return licence
-        await asyncio.sleep(0.1)
+    async with asyncio.timeout(15):
+        while True:
+            [licence] = await m.library("buyer")
+            if link_of(licence, "mp3") != link_of(before, "mp3"):
+                return licence
+            await asyncio.sleep(0.1)
 
 
 async def test_a_signed_link_downloads_the_file_up_to_the_limit(tmp_path: Path) -> None:

@@ -189,11 +189,12 @@ async def test_plugin_resources_page_and_tracks_are_written_once_and_if_match(
 
 async def _dead(api: AsyncClient, release_id: str) -> ReleaseDelivery:
     """The release's one delivery once it is dead (the store refused it)."""
-    while True:
-        (found,) = (await api.list_release_deliveries(release_id)).data
-        if found.state == "dead":
-            return found
-        await asyncio.sleep(0.05)
+    async with asyncio.timeout(60):
+        while True:
+            (found,) = (await api.list_release_deliveries(release_id)).data
+            if found.state == "dead":
+                return found
+            await asyncio.sleep(0.05)
 
 
 @pytest.mark.asyncio

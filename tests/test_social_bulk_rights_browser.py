@@ -324,8 +324,11 @@ def test_a_failed_save_never_turns_save_on_over_another_channels_failed_load(
     _rights_route(page, second, lambda route: route.fulfill(
         status=503, content_type="application/json", body='{"error": "try later"}'))
     page.get_by_role("button", name="Save rights").click()
-    while not puts:
+    for _ in range(300):  # 15 s for the page's PUT, then the assert below fails
+        if puts:
+            break
         page.wait_for_timeout(50)
+    assert puts, "the page sent no PUT of the rights"
     page.locator("#rights-channel").select_option(second)
     page.get_by_role("alert").filter(has_text="The rights could not be loaded").wait_for()
     puts[0].fulfill(status=503, content_type="application/json", body='{"error": "busy"}')

@@ -147,7 +147,8 @@ def test_a_worker_killed_between_send_and_record_loses_no_delivery(
                 sys.executable, str(script), db_url, cwd=ROOT, env=env, stdout=subprocess.PIPE)
             try:
                 assert proc.stdout is not None
-                assert (await proc.stdout.readline()).strip() == b"ready"
+                async with asyncio.timeout(60):
+                    assert (await proc.stdout.readline()).strip() == b"ready"
                 (sent,) = await rx.wait_for(1)
             finally:
                 proc.send_signal(signal.SIGKILL)

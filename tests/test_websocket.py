@@ -94,7 +94,7 @@ async def synced_raw(channel) -> ProjectDocument:
 
 async def close_of(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
     """The close message, skipping what the server sent before it."""
-    while (message := await ws.receive()).type == aiohttp.WSMsgType.BINARY:
+    while (message := await ws.receive(timeout=20)).type == aiohttp.WSMsgType.BINARY:
         pass
     return message
 
@@ -228,7 +228,7 @@ async def test_an_unknown_project_is_closed_as_not_found(server: Server) -> None
     async with aiohttp.ClientSession() as session, session.ws_connect(
             f"{server.config.collab_url}/nope", params={"token": server.token(project="nope")}
     ) as ws:
-        message = await ws.receive()
+        message = await ws.receive(timeout=20)
         assert message.type == aiohttp.WSMsgType.CLOSE
         assert message.data == p.CloseCode.PROJECT_NOT_FOUND
 
@@ -240,7 +240,7 @@ async def test_a_malformed_message_closes_that_connection_only(server: Server) -
         async with aiohttp.ClientSession() as session, session.ws_connect(
                 server.room_url, params={"token": server.token(user="mallory")}) as ws:
             await ws.send_bytes(b"\x00\x02\xff\xff\xff\xff")
-            while (message := await ws.receive()).type == aiohttp.WSMsgType.BINARY:
+            while (message := await ws.receive(timeout=20)).type == aiohttp.WSMsgType.BINARY:
                 pass
             assert message.type == aiohttp.WSMsgType.CLOSE
             assert message.data == p.CloseCode.MALFORMED_MESSAGE
@@ -392,7 +392,7 @@ async def test_any_message_over_the_limit_closes_with_4413(tmp_path: Path, size:
                                       max_msg_size=0) as fine:
             await fine.send_bytes(awareness_of_size(4096))  # exactly the limit: accepted
             await fine.send_bytes(p.query_awareness())
-            while (reply := await fine.receive()).type == aiohttp.WSMsgType.BINARY:
+            while (reply := await fine.receive(timeout=20)).type == aiohttp.WSMsgType.BINARY:
                 if p.decode_message(reply.data).kind == p.MSG_AWARENESS and \
                         b'"big"' in reply.data:
                     break
