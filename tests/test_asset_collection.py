@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from loopback import free_port
@@ -67,10 +68,12 @@ async def forgotten(store: AssetStore, data: bytes) -> str:
     return asset_id
 
 
-async def backdate(store: AssetStore, asset_id: str) -> None:
-    assert store.objects is not None
-    await store.objects.put(f"assets/forgotten/{asset_id}",
-                            str(time.time() - LONG_AGO).encode())
+async def backdate(store: AssetStore, asset_id: str, objects: Any = None) -> None:
+    """Make ``asset_id``'s tombstone old enough to collect (written through ``objects``,
+    the store's own by default)."""
+    objects = objects or store.objects
+    assert objects is not None
+    await objects.put(f"assets/forgotten/{asset_id}", str(time.time() - LONG_AGO).encode())
 
 
 async def keys_of(store: AssetStore, asset_id: str) -> list[str]:
@@ -159,7 +162,6 @@ async def test_an_s3_outage_fails_a_run_and_the_next_run_collects(
     async with node(tmp_path, "a", f"s3://{bucket}/studio", s3_server.settings()) as app:
         store = app[ASSETS]
         old = await forgotten(store, wav(0.2))
-        await backdate(store, old)
         real = store.objects
         dead = StorageSettings(endpoint_url=f"http://127.0.0.1:{free_port()}",
                                access_key_id="a", secret_access_key="b", connect_timeout=1,
@@ -167,6 +169,8 @@ async def test_an_s3_outage_fails_a_run_and_the_next_run_collects(
         async with open_object_store("s3://nowhere/studio", dead) as down:
             store.objects = down
             try:
+                # past its grace only now: a periodic run before the outage would collect it
+                await backdate(store, old, real)
                 outage = app[ASSET_COLLECTION].window()
                 jobs = await runs_after(app, outage, (RETRYING, DEAD))
             finally:
