@@ -348,3 +348,72 @@ async def test_an_erased_person_s_webhooks_and_log_are_deleted(
                 await asyncio.sleep(0.1)
         assert await deliverer(app[PLUGIN_CONTEXT_KEY]).store.get(ada.id, made["id"]) is None
         await ada.close()
+
+
+async def test_the_delivery_log_pages_by_seeking_never_reading_it_all(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with hooks_server(tmp_path, smtp_server) as (app, ada, _bob), Receiver() as rx:
+        hook = (await subscribe(ada, rx.url))["id"]
+        store = deliverer(app[PLUGIN_CONTEXT_KEY]).store
+        logged = await _log_deliveries(store.db, ada.person_id, hook, count=25)
+        newest_first = sorted(logged, key=lambda d: (-d[1], d[0]))
+        widest = await _widest_read(store.db)
+
+        async def walk(query: str, limit: int) -> list[str]:
+            seen, cursor = [], ""
+            for _ in range(30):  # 25 rows in pages of 3 or more: a loop means a bug
+                status, page, _ = await ada.call(
+                    "GET", f"{HOOKS}/{hook}/deliveries?limit={limit}{query}{cursor}")
+                assert status == 200, page
+                assert len(page["data"]) <= limit
+                seen += [d["id"] for d in page["data"]]
+                if not page["next_cursor"]:
+                    return seen
+                cursor = f"&cursor={page['next_cursor']}"
+            raise AssertionError(f"the log never ended: {seen}")
+
+        # ties of created_at come in id order, across page boundaries too
+        assert await walk("", 4) == [d[0] for d in newest_first]
+        assert await walk("&state=failed", 3) == [d[0] for d in newest_first
+                                                  if d[2] == "failed"]
+        assert max(widest) <= 5, f"a page of at most 4 read {max(widest)} rows"
+
+        await subscribe(ada, rx.url)
+        _, hooks_page, _ = await ada.call("GET", f"{HOOKS}?limit=1")
+        assert hooks_page["next_cursor"]
+        status, problem, _ = await ada.call(  # another list's cursor is refused
+            "GET", f"{HOOKS}/{hook}/deliveries?cursor={hooks_page['next_cursor']}")
+        assert status == 400 and "not one this list gave out" in problem["detail"]
+
+
+async def _log_deliveries(db: Any, account: str, hook: str, count: int
+                          ) -> list[tuple[str, float, str]]:
+    """``count`` deliveries straight into the log, five to a timestamp, states
+    alternating: ``(id, created_at, state)`` each."""
+    base, made = time.time() - 3600, []
+    for n in range(count):
+        row = (f"msg_{(n * 7) % 10}x{n:03d}", base + n // 5 * 0.125,
+               "failed" if n % 2 else "delivered")
+        await db.execute(
+            "INSERT INTO webhook_deliveries (account_id, id, subscription_id, event_id, "
+            "event_type, body, state, attempts, last_status, first_attempt_at, "
+            "next_attempt_at, created_at, replays) VALUES (?, ?, ?, ?, 'marketplace.sale', "
+            "'{}', ?, 1, 200, NULL, NULL, ?, 0)", account, row[0], hook, f"evt_{n}", row[2],
+            row[1])
+        made.append(row)
+    return made
+
+
+async def _widest_read(db: Any) -> list[int]:
+    """Hooks ``db.fetch`` to note how many rows each read of the delivery log returned."""
+    widths: list[int] = [0]
+    fetch = db.fetch
+
+    async def noted(sql: str, *args: Any) -> Any:
+        rows = await fetch(sql, *args)
+        if "FROM webhook_deliveries" in sql:
+            widths.append(len(rows))
+        return rows
+
+    db.fetch = noted
+    return widths

@@ -132,6 +132,36 @@ WORKER = textwrap.dedent("""
 """)
 
 
+def test_the_log_seeks_a_page_after_a_position_with_ties(db_url: str) -> None:
+    async def go() -> None:
+        async with deliverer(db_url) as service:
+            sub = await hook(service, "acct_a", "https://example.org/hook")
+            at = time.time()  # three share one instant, as a burst of events can
+            for n, (name, when, state) in enumerate([
+                    ("msg_c", at, "failed"), ("msg_a", at, "delivered"),
+                    ("msg_b", at, "failed"), ("msg_d", at - 1, "failed")]):
+                await service.db.execute(
+                    "INSERT INTO webhook_deliveries (account_id, id, subscription_id, "
+                    "event_id, event_type, body, state, attempts, created_at, replays) "
+                    "VALUES (?, ?, ?, ?, 'marketplace.sale', '{}', ?, 0, ?, 0)",
+                    "acct_a", name, sub.id, f"e{n}", state, when)
+            store = service.store
+
+            async def ids(**how: Any) -> list[str]:
+                return [d.id for d in await store.deliveries("acct_a", sub.id, **how)]
+
+            assert await ids() == ["msg_a", "msg_b", "msg_c", "msg_d"]
+            assert await ids(limit=2) == ["msg_a", "msg_b"]
+            assert await ids(after=(at, "msg_a"), limit=2) == ["msg_b", "msg_c"]
+            assert await ids(after=(at, "msg_c")) == ["msg_d"]
+            assert await ids(after=(at, "msg_a"), state="failed") == ["msg_b", "msg_c",
+                                                                     "msg_d"]
+            assert await ids(after=(at - 1, "msg_d")) == []
+            assert await store.deliveries("acct_b", sub.id) == []
+
+    asyncio.run(go())
+
+
 def test_a_worker_killed_between_send_and_record_loses_no_delivery(
         db_url: str, tmp_path: Path) -> None:
     script = tmp_path / "worker.py"

@@ -58,11 +58,34 @@ class Cursors:
             raise BadRequest(BAD_CURSOR.format(cursor=cursor[:80], why="not a position"))
         return position
 
+    def after(self, scope: str, cursor: str | None,
+              shape: Sequence[type | tuple[type, ...]]) -> tuple[Any, ...] | None:
+        """The position in ``cursor`` (None without one), checked against ``shape``: one
+        type per value, for lists whose store seeks the position itself."""
+        if not cursor:
+            return None
+        position = self.decode(scope, cursor)
+        if len(position) != len(shape) or not all(
+                isinstance(value, kind) and not isinstance(value, bool)
+                for value, kind in zip(position, shape, strict=True)):
+            raise BadRequest(BAD_CURSOR.format(cursor=cursor[:80],
+                                               why="a position of another shape"))
+        return tuple(position)
+
+    def cut(self, scope: str, rows: Sequence[T], key: Callable[[T], Sequence[Any]],
+            limit: int) -> tuple[list[T], str | None]:
+        """The page of ``rows``, already in ``key`` order after the cursor and up to
+        ``limit + 1`` long, and its ``next_cursor`` (None on the last page)."""
+        chosen = list(rows[:limit])
+        more = len(rows) > limit
+        return chosen, (self.encode(scope, key(chosen[-1])) if more and chosen else None)
+
     def page(self, scope: str, items: Sequence[T], key: Callable[[T], Sequence[Any]],
              limit: int, cursor: str | None) -> tuple[list[T], str | None]:
         """The page of ``items`` (sorted by ``key``, a unique key) after ``cursor``.
 
-        Returns the items and the ``next_cursor`` (None on the last page).
+        Returns the items and the ``next_cursor`` (None on the last page). For lists that
+        fit in memory; a long one seeks in its store (:meth:`after`, :meth:`cut`).
         """
         ordered = sorted(items, key=lambda item: tuple(key(item)))
         if cursor:
@@ -72,6 +95,4 @@ class Cursors:
             except TypeError:
                 raise BadRequest(BAD_CURSOR.format(cursor=cursor[:80],
                                                    why="a position of another shape")) from None
-        chosen = ordered[:limit]
-        more = len(ordered) > limit
-        return chosen, (self.encode(scope, key(chosen[-1])) if more and chosen else None)
+        return self.cut(scope, ordered, key, limit)

@@ -219,12 +219,13 @@ async def list_deliveries(request: Request) -> web.Response:
     """The webhook's deliveries, newest first; filter with `state`."""
     sub = await _subscription(request)
     query: DeliveryFilter = request.query
-    store = deliverer(request.context).store
-    found = [d for d in await store.deliveries(sub.account_id, sub.id)
-             if query.state is None or d.state == query.state]
-    page, after = api_state(request.context).cursors.page(
-        f"webhook-deliveries:{sub.id}", found, lambda d: (-d.created_at, d.id), query.limit,
-        query.cursor)
+    store, cursors = deliverer(request.context).store, api_state(request.context).cursors
+    scope = f"webhook-deliveries:{sub.id}"
+    seen = cursors.after(scope, query.cursor, ((int, float), str))
+    found = await store.deliveries(
+        sub.account_id, sub.id, state=query.state, limit=query.limit + 1,
+        after=None if seen is None else (-seen[0], seen[1]))
+    page, after = cursors.cut(scope, found, lambda d: (-d.created_at, d.id), query.limit)
     return answer(request, WebhookDeliveryPage(data=[delivery_view(d) for d in page],
                                                next_cursor=after))
 

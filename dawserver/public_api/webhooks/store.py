@@ -255,11 +255,23 @@ class WebhookStore:
             "subscription_id = ?", account_id, delivery, sub_id)
         return None if row is None else Delivery.from_row(row)
 
-    async def deliveries(self, account_id: str, sub_id: str) -> list[Delivery]:
-        """The subscription's deliveries, newest first."""
+    async def deliveries(self, account_id: str, sub_id: str, *, state: str | None = None,
+                         after: tuple[float, str] | None = None,
+                         limit: int | None = None) -> list[Delivery]:
+        """The subscription's deliveries, newest first (ties by id), in ``state`` if
+        given, after the position ``after`` (``(created_at, id)`` of the last one seen),
+        at most ``limit``: a page seeks on the log's index instead of reading it all."""
+        where, args = ["account_id = ?", "subscription_id = ?"], [account_id, sub_id]
+        if state is not None:
+            where.append("state = ?")
+            args.append(state)
+        if after is not None:
+            where.append("(created_at < ? OR (created_at = ? AND id > ?))")
+            args += [after[0], after[0], after[1]]
+        cap = "" if limit is None else f" LIMIT {int(limit)}"
         rows = await self.db.fetch(
-            "SELECT * FROM webhook_deliveries WHERE account_id = ? AND subscription_id = ? "
-            "ORDER BY created_at DESC, id", account_id, sub_id)
+            f"SELECT * FROM webhook_deliveries WHERE {' AND '.join(where)} "
+            f"ORDER BY created_at DESC, id{cap}", *args)
         return [Delivery.from_row(r) for r in rows]
 
     async def attempts(self, account_id: str, delivery: str) -> list[Attempt]:
