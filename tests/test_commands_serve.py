@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from click.testing import CliRunner
 from loopback import free_port
+from process_output import OutputLines
 
 from collab.client import SyncClient
 from collab.store import open_store
@@ -56,7 +57,7 @@ def test_serve_demo_prints_id_owner_token_and_url_and_serves_the_project(tmp_pat
     port = free_port()
     proc = start_server(tmp_path, port, "--demo")
     try:
-        lines = [proc.stdout.readline() for _ in range(5)]
+        lines = OutputLines(proc).take(5)
         fields = dict(line.split(":", 1) for line in lines if ":" in line)
         project_id = fields["demo project"].strip()
         token = fields["owner token"].strip()
@@ -77,8 +78,7 @@ def test_serve_demo_prints_id_owner_token_and_url_and_serves_the_project(tmp_pat
         proc.wait(10)
     again = start_server(tmp_path, free_port(), "--demo")
     try:
-        assert f"demo project: {project_id}" in "".join(again.stdout.readline()
-                                                        for _ in range(2))
+        assert f"demo project: {project_id}" in "".join(OutputLines(again).take(2))
     finally:
         again.terminate()
         again.wait(10)

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from loopback import free_port
+from process_output import OutputLines
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,9 +40,10 @@ def test_main_command_serves_the_256_track_demo(tmp_path: Path) -> None:
     )
     try:
         printed: dict[str, str] = {}
+        output = OutputLines(server)
         deadline = time.monotonic() + 120
         while "browser" not in printed and time.monotonic() < deadline:
-            line = server.stdout.readline()
+            line = output.next(max(deadline - time.monotonic(), 0.1))
             assert line, f"server exited early: {server.poll()}"
             key, _, value = line.partition(":")
             printed[key.strip()] = value.strip()
