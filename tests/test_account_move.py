@@ -364,7 +364,8 @@ async def test_a_write_in_flight_when_a_move_begins_is_moved_not_lost(world: Wor
 
     source.audit = slow_audit  # type: ignore[method-assign]
     late = asyncio.create_task(world.store.audit(ana, ana, "late.write"))
-    await inside.wait()
+    async with asyncio.timeout(30):
+        await inside.wait()
     moving = asyncio.create_task(world.mover.move(ana, "us"))
     await asyncio.sleep(0.5)
     # begun (writes refused) but not copying: the fence waits for the open write
@@ -454,7 +455,8 @@ async def test_one_runner_at_a_time_carries_a_move(world: World) -> None:
     world.mover.hooks.append(Slow())
     second.hooks.append(Slow())
     first = asyncio.create_task(world.mover.run(uma))
-    await started.wait()
+    async with asyncio.timeout(30):
+        await started.wait()
     with pytest.raises(Conflict, match="carried by another runner"):
         await second.run(uma)
     release.set()

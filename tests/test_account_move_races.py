@@ -281,7 +281,8 @@ async def test_a_move_waits_for_a_publish_under_way_and_it_is_not_undone(
 
     us.objects.put = slow_put
     publishing = asyncio.create_task(asset_objects.publish_pending(us))
-    await writing.wait()
+    async with asyncio.timeout(30):
+        await writing.wait()
     moving = asyncio.create_task(object_moves.forget_source(us, "P"))
     await asyncio.wait({moving}, timeout=0.5)
     assert not moving.done()  # held by the publish under way

@@ -187,7 +187,8 @@ async def test_a_document_from_before_ids_is_migrated_and_renders_the_same(
         await import_session(app[STORE], old, project_id=project)  # no ids: as before
         reference = Engine(old).render(0, RATE)  # what the old server played
         async with app[ROOMS].use(project) as room:
-            await app[MIGRATIONS].wait()
+            async with asyncio.timeout(60):
+                await app[MIGRATIONS].wait()
             await eventually(lambda: room.document.clip("c1")["source"] == asset.id)
         token = app[TOKENS].issue(project, Role.VIEWER, "vic")
         url = f"{config.base_url}/projects/{project}/render"

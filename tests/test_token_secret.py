@@ -15,7 +15,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def _start(folder: str, ready: multiprocessing.synchronize.Barrier) -> str:
-    ready.wait()
+    ready.wait(30)  # BrokenBarrierError, not a hang, if a process never comes
     signer = TokenSigner.from_data_dir(Path(folder))
     return signer.issue("song", "editor", "u", now=1.0)
 
@@ -27,7 +27,7 @@ def test_servers_starting_at_once_share_one_whole_secret(tmp_path: Path) -> None
     with context.Manager() as manager:
         ready = manager.Barrier(starts)
         with context.Pool(starts) as pool:
-            tokens = pool.starmap(_start, [(str(folder), ready)] * starts)
+            tokens = pool.starmap_async(_start, [(str(folder), ready)] * starts).get(45)
     # the same secret everywhere: every process issued the same token
     assert len(set(tokens)) == 1
     assert TokenSigner.from_data_dir(folder).verify(tokens[0]).project_id == "song"
