@@ -39,8 +39,8 @@ class Studio:
     browser: Any
     signer: TokenSigner
 
-    def url(self) -> str:
-        return f"{self.server.url}/?project=tm&token={self.signer.issue('tm', Role.EDITOR, 'ana')}"
+    def url(self, who: str = "ana") -> str:
+        return f"{self.server.url}/?project=tm&token={self.signer.issue('tm', Role.EDITOR, who)}"
 
     def document(self) -> dict[str, Any]:
         return self.server.document("tm", self.signer.issue("tm", Role.VIEWER, "checker"))
@@ -144,6 +144,42 @@ def test_tempo_and_meter_changes_are_added_moved_and_removed_on_the_ruler(
     assert [c["beat"] for c in document["tempos"].values()] == [0.0]
     assert [m["bar"] for m in document["meters"].values()] == [0]
     assert page.locator(".time-change").count() == 2  # the two at the start
+    assert log.errors() == []
+
+
+def test_a_flag_dragged_while_a_collaborator_edits_it_stays_under_the_pointer(
+        studio: Studio) -> None:
+    page, log = open_page(studio.browser, studio.url())
+    ben, _ = open_page(studio.browser, studio.url("ben"))
+    page.locator(".ruler").wait_for()
+    page.evaluate("window.daw.timeline.setZoom(100)")  # 100 px a second
+    page.evaluate("window.daw.project.setTempoChange(null, 0, 120);"
+                  "window.daw.project.setTempoChange(null, 4, 60)")
+    tempos = wait_for(lambda: len(studio.document().get("tempos") or {}) == 2
+                      and studio.document()["tempos"])
+    tempo_id = next(key for key, c in tempos.items() if c["beat"] == 4.0)
+    flag = f".time-change.tempo[data-change='{tempo_id}']"
+    box = page.locator(flag).bounding_box()
+    x, y = box["x"] + 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 50, y, steps=3)  # halfway
+
+    # Ben sets the flag's tempo: Ana's ruler is redrawn, every flag replaced.
+    ben.wait_for_function("window.daw.project.tempoMap().tempos.length === 2")
+    ben.evaluate(f"window.daw.project.setTempoChange({tempo_id!r}, 4, 75, false)")
+    page.wait_for_function(f"document.querySelector(\"{flag}\").textContent"
+                           ".startsWith('♩=75')")
+    # the new flag is the one under the pointer, where the drag has it
+    assert page.locator(f"{flag}.dragging").count() == 1
+    assert page.locator(flag).evaluate("el => parseFloat(el.style.left)") == 250
+
+    page.mouse.move(x + 100, y, steps=3)
+    page.mouse.up()
+    wait_for(lambda: studio.document()["tempos"][tempo_id]["beat"] == 6.0)
+    # the move keeps Ben's tempo: the drag wrote the place, not the value it began with
+    assert studio.document()["tempos"][tempo_id]["bpm"] == 75.0
+    assert page.locator(f"{flag}.dragging").count() == 0
     assert log.errors() == []
 
 

@@ -9,6 +9,11 @@ import { tempoMap } from './tempo.js'
 
 const round2 = (v) => Math.round(v * 100) / 100
 
+// The flag under a drag, from press to release: `{id, left, el, moved}`. The ruler is redrawn whenever the document
+// changes (a collaborator's edit, a new marker), which replaces every flag: the new one
+// of the dragged change takes its place under the pointer.
+let dragged = null
+
 /** The map without the change `id` (where a dragged change lands is read off it). */
 function mapWithout (project, id) {
   const omit = (root) => Object.fromEntries(Object.entries(root.toJSON()).filter(([key]) => key !== id))
@@ -67,7 +72,7 @@ export function timeChangeFlags (timeline) {
       if (timeline.editable) project.setTempoChange(t.id, t.beat, t.bpm, !t.ramp)
     }
   }, '↗')
-  return [
+  const flags = [
     ...map.tempos.filter((t) => t.id).map((t) => {
       const el = flag('tempo', t, map.beatToSeconds(t.beat), `♩=${round2(t.bpm)}`)
       el.classList.toggle('ramp', t.ramp)
@@ -77,6 +82,19 @@ export function timeChangeFlags (timeline) {
     ...map.meters.filter((m) => m.id).map((m) =>
       flag('meter', m, map.beatToSeconds(map.barToBeat(m.bar)), `${m.numerator}/${m.denominator}`))
   ]
+  const under = dragged && flags.find((el) => el.dataset.change === dragged.id)
+  if (under) {
+    under.classList.toggle('dragging', dragged.moved)
+    under.style.left = `${dragged.left}px`
+    dragged.el = under
+  }
+  return flags
+}
+
+/** The change `id` as the document holds it now, or undefined once removed. */
+function current (project, kind, id) {
+  const map = project.tempoMap()
+  return (kind === 'tempo' ? map.tempos : map.meters).find((c) => c.id === id)
 }
 
 function edit (timeline, kind, change) {
@@ -94,26 +112,31 @@ function edit (timeline, kind, change) {
 function drag (timeline, event, kind, change) {
   event.stopPropagation() // no seek
   if (event.button !== 0 || !timeline.editable) return
-  const el = event.currentTarget
   const x0 = event.clientX
-  const left = parseFloat(el.style.left) || 0
-  let moved = false
+  const left = parseFloat(event.currentTarget.style.left) || 0
+  const held = { id: change.id, left, el: event.currentTarget, moved: false }
+  dragged = held
   const move = (e) => {
-    if (!moved && Math.abs(e.clientX - x0) < 4) return
-    moved = true
-    el.classList.add('dragging')
-    el.style.left = `${Math.max(0, left + e.clientX - x0)}px`
+    if (!held.moved && Math.abs(e.clientX - x0) < 4) return
+    held.moved = true
+    held.left = Math.max(0, left + e.clientX - x0)
+    held.el.classList.add('dragging')
+    held.el.style.left = `${held.left}px`
   }
   const up = (e) => {
     window.removeEventListener('pointermove', move)
     window.removeEventListener('pointerup', up)
-    el.classList.remove('dragging')
-    if (!moved) return
+    if (dragged === held) dragged = null
+    held.el.classList.remove('dragging')
+    if (!held.moved) return
     const project = timeline.project
+    // a collaborator may have changed its value meanwhile (kept), or removed it (stays so)
+    const now = current(project, kind, change.id)
+    if (!now) return
     const seconds = Math.max(0, left + e.clientX - x0) / timeline.zoom
     const place = placeAt(mapWithout(project, change.id), kind, seconds)
-    if (kind === 'tempo') project.setTempoChange(change.id, place, change.bpm, change.ramp)
-    else project.setMeterChange(change.id, place, change.numerator, change.denominator)
+    if (kind === 'tempo') project.setTempoChange(change.id, place, now.bpm, now.ramp)
+    else project.setMeterChange(change.id, place, now.numerator, now.denominator)
   }
   window.addEventListener('pointermove', move)
   window.addEventListener('pointerup', up)
