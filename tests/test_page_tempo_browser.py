@@ -256,6 +256,35 @@ def test_warp_markers_are_dragged_on_a_clip(warped: Studio) -> None:
     assert log.errors() == []
 
 
+def test_a_warp_marker_dragged_while_a_collaborator_adds_one_keeps_theirs(
+        warped: Studio) -> None:
+    page, log = open_page(warped.browser, warped.url())
+    ben, _ = open_page(warped.browser, warped.url("ben"))
+    page.evaluate("window.daw.timeline.setZoom(100)")  # 100 px a second: 480 frames a px
+    handles = page.locator(".clip[data-clip=w1] .warp-marker")
+    handles.nth(1).wait_for()
+    box = handles.nth(1).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 25, y, steps=3)  # halfway to 1.5 s
+
+    # Ben pins the source's half second: Ana's marker is now the third, its handle redrawn.
+    ben.locator(".clip[data-clip=w1] .warp-marker").nth(1).wait_for()
+    ben.evaluate(f"window.daw.project.setWarp('w1', [[0, 0], [{RATE // 2}, {RATE // 2}], "
+                 f"[{RATE}, {RATE}]])")
+    handles.nth(2).wait_for()
+    dragging = page.locator(".clip[data-clip=w1] .warp-marker.dragging")
+    assert dragging.count() == 1 and dragging.get_attribute("data-index") == "2"
+
+    page.mouse.move(x + 50, y, steps=3)  # on to 1.5 s, a beat at 120 BPM
+    page.mouse.up()
+    warp = wait_for(lambda: (w := _warp(warped))[-1][1] != RATE and w)
+    assert warp == [[0, 0], [RATE // 2, RATE // 2], [RATE, 3 * RATE // 2]]
+    assert dragging.count() == 0
+    assert log.errors() == []
+
+
 def _warp(studio: Studio) -> list[list[int]] | None:
     return studio.document()["clips"]["w1"].get("warp")
 

@@ -15,6 +15,12 @@ import { SNAP_PX, bypassesSnap, snapAdd, snapDrag, transients } from './warp_sna
 
 const NUDGE_SECONDS = 0.01 // an arrow key moves a focused handle this far (Shift: ×10)
 
+// The marker under a drag, from press to release: `{clipId, source, at, moved, handle}`.
+// A marker is known by its source frame (unique in a clip's warp): a collaborator's
+// marker added before it shifts its index, not its source. A redraw mid-drag (any
+// change to the clip) puts the new handle where the drag has it.
+let dragged = null
+
 /** Draw the warp handles of `clip` in its element `el` (none without markers). */
 export function drawWarpMarkers (timeline, el, clip) {
   // markers a peer wrote badly play as none (collab/time_fields.py): none drawn either
@@ -44,6 +50,12 @@ export function drawWarpMarkers (timeline, el, clip) {
     })
   })
   el.append(...handles)
+  const under = dragged?.clipId === clip.id ? warp.findIndex(([source]) => source === dragged.source) : -1
+  if (under >= 0) {
+    dragged.handle = handles[under]
+    dragged.handle.classList.toggle('dragging', dragged.moved)
+    dragged.handle.style.left = `${timeline.framesToPx(dragged.at - clip.position)}px`
+  }
   if (refocus !== null && handles.length) handles[Math.min(refocus, handles.length - 1)].focus()
 }
 
@@ -70,10 +82,13 @@ export function removeWarpMarker (timeline, clipId, index) {
   write(timeline, clipId, (clip) => withoutMarker(clip, index))
 }
 
-/** Move marker `index` of `clipId` to timeline frame `at`, as far as it may go. */
+/** Move marker `index` of `clipId` (or the marker `index(warp)` picks, -1: gone, no
+ * move) to timeline frame `at`, as far as it may go among the markers there now. */
 function moveWarpMarker (timeline, clipId, index, at) {
   write(timeline, clipId, (clip) => {
-    const warp = clip.warp.map((m) => [...m])
+    const warp = (clip.warp || []).map((m) => [...m])
+    if (typeof index === 'function') index = index(warp)
+    if (!warp[index]) return warp
     const [low, high] = markerRange(warp, index, clip.position)
     if (low > high) throw new Error('this warp marker cannot move: its neighbours hold it')
     warp[index][1] = Math.round(Math.min(high, Math.max(low, at)))
@@ -152,23 +167,26 @@ export function pressWarpMarker (timeline, event, clipId, el) {
   const [low, high] = markerRange(warp, index, clip.position)
   const x0 = event.clientX
   const start = warp[index][1]
-  let at = start
+  const held = { clipId, source: warp[index][0], at: start, moved: false, handle }
+  dragged = held
   const snap = snapping(timeline)
   const move = (e) => {
     if (low > high) return
     let to = start + timeline.pxToFrames(e.clientX - x0)
     if (!bypassesSnap(e)) to = snapDrag(to, { ...snap, low, high })
-    at = Math.round(Math.min(high, Math.max(low, to)))
-    handle.style.left = `${timeline.framesToPx(at - clip.position)}px`
-    handle.classList.add('dragging')
+    held.at = Math.round(Math.min(high, Math.max(low, to)))
+    held.moved = true
+    held.handle.style.left = `${timeline.framesToPx(held.at - clip.position)}px`
+    held.handle.classList.add('dragging')
   }
   const up = () => {
     window.removeEventListener('pointermove', move)
     window.removeEventListener('pointerup', up)
-    handle.classList.remove('dragging')
-    if (at === start) return
-    warp[index][1] = at
-    timeline.project.setWarp(clipId, warp)
+    if (dragged === held) dragged = null
+    held.handle.classList.remove('dragging')
+    if (held.at === start) return
+    // into the markers the clip has now: a collaborator's added or moved ones stay
+    moveWarpMarker(timeline, clipId, (now) => now.findIndex(([source]) => source === held.source), held.at)
   }
   window.addEventListener('pointermove', move)
   window.addEventListener('pointerup', up)
