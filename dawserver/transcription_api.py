@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from collab.errors import ProjectNotFound, SchemaError
 from dsp_core.errors import DspError
@@ -121,11 +121,18 @@ class TextEdit(Model):
     """Delete words (``delete``: indices) or play them in a new order (``order``).
 
     ``ripple: false`` leaves gaps where words were deleted instead of closing them.
+    ``words``: the words' texts as the caller saw them, in order; when the transcript
+    holds other words by the time the edit runs (a collaborator's edit came first), the
+    edit is refused (409) and changes nothing, instead of applying the indices to them.
     """
 
     delete: list[int] | None = None
     order: list[int] | None = None
     ripple: bool = True
+    words: list[str] | None = Field(
+        None, max_length=100_000,
+        description="The words' texts as you read them, in order: when the transcript holds "
+                    "others by the time the edit runs, it is refused (409), nothing edited.")
 
     @model_validator(mode="after")
     def _one_edit(self) -> TextEdit:
@@ -281,9 +288,7 @@ async def edit_transcript(request: Request) -> EditedClips:
     try:
         async with request.app[ROOMS].use(project_id) as room:
             ref = find_clip(room.document, clip_id)
-            stored = room.document.transcript(clip_id)
-            count = len(stored.words) if stored else 0
-            order = _order(edit, count)
+            _order(edit, _words_now(room.document, clip_id, edit.words))  # refused early
             from dsp_core.audio_io import load_source
 
             path = await _clip_file(request, project_id, clip_id, ref.clip.source)
@@ -292,6 +297,8 @@ async def edit_transcript(request: Request) -> EditedClips:
             pieces: list[str] = []
 
             def change(document) -> None:  # noqa: ANN001 - collab.schema.ProjectDocument
+                # read again: another edit may have landed while the audio loaded
+                order = _order(edit, _words_now(document, clip_id, edit.words))
                 pieces.extend(apply_text_edit(document, clip_id, order, audio, options))
 
             await room.edit(change, undoable=True)
@@ -323,6 +330,19 @@ async def _undo_step(request: Request, direction: str) -> list[str]:
         raise Conflict(f"no text edit to {direction} in this project (the history starts "
                        "when the project is loaded)")
     return sorted(document["clips"])
+
+
+def _words_now(document: Any, clip_id: str, seen: list[str] | None) -> int:
+    """How many words the clip's transcript holds now; Conflict when the caller saw
+    others (``seen``: their texts), so indices never land on words it did not mean."""
+    find_clip(document, clip_id)  # EditError if the clip went meanwhile
+    stored = document.transcript(clip_id)
+    words = [w.word.strip() for w in stored.words] if stored else []
+    if seen is not None and [w.strip() for w in seen] != words:
+        raise Conflict(f"the transcript of clip {clip_id!r} changed since you read it (it "
+                       f"holds {len(words)} words, you sent {len(seen)}): read it again and "
+                       "choose the words anew; nothing was edited")
+    return len(words)
 
 
 def _order(edit: TextEdit, count: int) -> list[int]:

@@ -476,8 +476,10 @@ mutation Cancel($project: ID!, $job: ID!) {
   cancelTranscription(projectId: $project, jobId: $job) { id clipId status finished }
 }"""
 EDIT = """
-mutation Edit($project: ID!, $clip: ID!, $delete: [Int!], $order: [Int!]) {
-  editTranscript(projectId: $project, clipId: $clip, delete: $delete, order: $order) {
+mutation Edit($project: ID!, $clip: ID!, $delete: [Int!], $order: [Int!],
+             $words: [String!]) {
+  editTranscript(projectId: $project, clipId: $clip, delete: $delete, order: $order,
+                 words: $words) {
     clips
   }
 }"""
@@ -568,13 +570,17 @@ async def test_cancel_and_edit_take_effect_for_an_editor(
         neither = refusal(await gql(ada, EDIT, {"project": project, "clip": "speech"}))
         assert neither[:2] == ("BAD_USER_INPUT", 422), neither
 
-        edited = await gql(ada, EDIT, {"project": project, "clip": "speech", "delete": [1]})
+        edited = await gql(ada, EDIT, {"project": project, "clip": "speech", "delete": [1],
+                                       "words": ["one", "two", "three"]})
         assert edited.get("errors") is None, edited
         clips = edited["data"]["editTranscript"]["clips"]
         assert clips[0] == "speech" and len(clips) == 2
         texts = {t["id"]: t["text"] for t in nodes(
             (await gql(ada, TEXTS, {"id": project}))["data"]["project"]["transcriptsConnection"])}
         assert " ".join(texts[c] for c in clips) == "one three", texts
+        stale = refusal(await gql(ada, EDIT, {"project": project, "clip": "speech",
+                                              "delete": [0], "words": ["one", "two", "three"]}))
+        assert stale[:2] == ("CONFLICT", 409) and "changed since" in stale[2], stale
 
 
 BOTH = """

@@ -206,12 +206,15 @@ async def test_a_job_is_cancelled_and_words_edited_once_per_idempotency_key(serv
     assert status == 422, problem
     status, problem, _ = await v1.call("POST", edit, project, json={"delete": [9]})
     assert status == 400 and "outside" in problem["detail"]
+    # the words read are not the words there: refused whole (another edit overtook it)
+    status, problem, _ = await v1.call("POST", edit, project, json={
+        "delete": [1], "words": ["alpha", "gamma"]})
+    assert status == 409 and "changed since you read it" in problem["detail"]
     key = {"Idempotency-Key": "edit-1"}
-    status, edited, _ = await v1.call("POST", edit, project, json={"delete": [1]},
-                                      headers=key)
+    read = {"delete": [1], "words": ["alpha", "beta", "gamma"]}
+    status, edited, _ = await v1.call("POST", edit, project, json=read, headers=key)
     assert status == 200 and edited["clips"][0] == "speech" and len(edited["clips"]) == 2
-    status, replayed, _ = await v1.call("POST", edit, project, json={"delete": [1]},
-                                        headers=key)
+    status, replayed, _ = await v1.call("POST", edit, project, json=read, headers=key)
     assert status == 200 and replayed == edited  # answered again, not deleted twice
     status, _, _ = await v1.call("POST", edit, project, json={"delete": [0]}, headers=key)
     assert status == 422

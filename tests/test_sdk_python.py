@@ -373,11 +373,16 @@ async def test_a_job_is_cancelled_and_a_transcript_edited_once_per_key(
                 with pytest.raises(ApiError) as outside:
                     await api.edit_transcript(project, f"{CLIP}-2", delete=[5])
                 assert outside.value.status == 400
+                with pytest.raises(ApiError) as overtaken:  # the words read are gone
+                    await api.edit_transcript(project, CLIP, delete=[0],
+                                              words=["one", "two", "three"])
+                assert overtaken.value.status == 409
 
             def sync_calls() -> tuple[TranscriptionJob, EditedTranscript]:
                 with Client(config.base_url, caller.key) as api:
                     return (api.cancel_transcription(project, jobs[1]),
-                            api.edit_transcript(project, f"{CLIP}-2", order=[1, 0]))
+                            api.edit_transcript(project, f"{CLIP}-2", order=[1, 0],
+                                                words=["four", "five"]))
 
             stopped, reordered = await asyncio.to_thread(sync_calls)
             assert stopped.status == "cancelled" and reordered.clips

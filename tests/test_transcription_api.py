@@ -239,6 +239,47 @@ async def test_a_text_edit_is_undone_and_redone_exactly_for_every_client(
         await eventually(lambda: other.document.to_json()["clips"] == after_edit["clips"])
 
 
+async def test_an_edit_of_words_another_edit_changed_is_refused_and_changes_nothing(
+        client: Client, transcriber: Transcriber, spoken) -> None:
+    result = transcriber.transcribe(spoken[0], language="en")
+    async with client.app[ROOMS].use(client.project_id) as room:
+        await room.edit(lambda document: store_transcript(document, "speech", result))
+        seen = [w.word for w in room.document.transcript("speech").words]
+    edit = "/clips/{}/transcript/edit"
+
+    async def words_of(clip: str) -> list[str]:
+        async with client.app[ROOMS].use(client.project_id) as room:
+            stored = room.document.transcript(clip)
+            return [w.word.strip() for w in stored.words] if stored else []
+
+    async def document() -> dict:
+        async with client.app[ROOMS].use(client.project_id) as room:
+            return room.document.to_json()
+
+    # Two editors who saw the same words delete two of them at once: the first wins; the
+    # second's indices would now name other words, so it is refused whole.
+    answers = await asyncio.gather(*(
+        client.call("POST", edit.format("speech"), json={"delete": [index], "words": seen})
+        for index in (WORDS.index("purple"), 0)))
+    assert sorted(status for status, _ in answers) == [200, 409]
+    (refused,) = [body for status, body in answers if status == 409]
+    (pieces,) = [body["clips"] for status, body in answers if status == 200]
+    assert "changed since you read it" in refused["error"]
+    after_first = await document()
+    kept = [w for clip in pieces for w in await words_of(clip)]
+    assert len(kept) == len(seen) - 1  # one deletion, not two
+
+    # A stale view is refused however long after; a fresh one goes through.
+    status, body = await client.call("POST", edit.format("speech"),
+                                     json={"order": [1, 0], "words": seen})
+    assert status == 409 and await document() == after_first
+    last = pieces[-1]
+    fresh = await words_of(last)
+    status, body = await client.call("POST", edit.format(last),
+                                     json={"delete": [0], "words": fresh})
+    assert status == 200 and await words_of(body["clips"][-1]) == fresh[1:]
+
+
 async def test_an_uploaded_asset_is_transcribed_into_its_job_only(client: Client,
                                                                   spoken) -> None:
     status, asset = await client.call("POST", "/assets?name=words.wav",

@@ -113,7 +113,8 @@ class NewTranscriptionJob(core.TranscribeOptions):
 
 class TranscriptEdit(core.TextEdit):
     """Delete the words at these indices (`delete`), or play them in this order (`order`);
-    `ripple: false` leaves gaps where words were deleted instead of closing them."""
+    `ripple: false` leaves gaps where words were deleted instead of closing them; `words`,
+    the words you read, refuses (409) an edit another one overtook."""
 
 
 class EditedTranscript(Model):

@@ -245,18 +245,23 @@ class Mutation:
                                      "(editor; scope project.edit): delete the words at "
                                      "these indices (Word.index), or play them in this "
                                      "order; ripple: false leaves gaps where words were "
-                                     "deleted. Answers the clips that now play the words. "
-                                     "The same idempotencyKey and input answer the first "
-                                     "edit again (a deletion repeated deletes more words).")
+                                     "deleted; words: the words' texts as you read them, "
+                                     "in order (CONFLICT, nothing edited, when the "
+                                     "transcript holds others now). Answers the clips that "
+                                     "now play the words. The same idempotencyKey and input "
+                                     "answer the first edit again (a deletion repeated "
+                                     "deletes more words).")
     async def edit_transcript(self, info: strawberry.Info, project_id: strawberry.ID,
                               clip_id: strawberry.ID, delete: list[int] | None = None,
                               order: list[int] | None = None, ripple: bool = True,
-                              idempotency_key: str | None = None) -> EditedTranscript:
+                              idempotency_key: str | None = None,
+                              words: list[str] | None = None) -> EditedTranscript:
         data = await _run(info, "editTranscript", rest_transcripts.edit_transcript,
                           PROJECT_EDIT,
                           params={"project_id": str(project_id), "clip_id": str(clip_id)},
                           body=_body(rest_transcripts.TranscriptEdit,
-                                     {"delete": delete, "order": order, "ripple": ripple}),
+                                     {"delete": delete, "order": order, "ripple": ripple,
+                                      "words": words}),
                           idempotency_key=idempotency_key)
         return EditedTranscript(clips=[strawberry.ID(c) for c in data["clips"]])
 

@@ -362,15 +362,17 @@ class Client:
 
     def edit_transcript(self, project_id: str, clip_id: str, *,
                         delete: list[int] | None = None, order: list[int] | None = None,
-                        ripple: bool = True, idempotency_key: str | None = None
-                        ) -> EditedTranscript:
+                        ripple: bool = True, idempotency_key: str | None = None,
+                        words: list[str] | None = None) -> EditedTranscript:
         """Edit a clip's audio through its words (needs ``project.edit`` and the editor
         role): delete the words at these indices (from 0, as ``Transcript.words`` lists
-        them) or play them in this ``order``; ``ripple=False`` leaves gaps. Retried safely
+        them) or play them in this ``order``; ``ripple=False`` leaves gaps. Pass the
+        ``words`` you read (their texts, in order) and an edit that another one overtook
+        raises a 409 :class:`ApiError` instead of landing on other words. Retried safely
         under ``idempotency_key`` (a fresh one if None): a repeated deletion would delete
         more words."""
         return self.send(Plans.edit_transcript(project_id, clip_id, delete, order, ripple,
-                                               idempotency_key))
+                                               idempotency_key, words))
 
     def undo_transcript_edit(self, project_id: str, idempotency_key: str | None = None
                              ) -> TranscriptEditStep:
@@ -695,14 +697,17 @@ class AsyncClient:
     async def edit_transcript(self, project_id: str, clip_id: str, *,
                               delete: list[int] | None = None,
                               order: list[int] | None = None, ripple: bool = True,
-                              idempotency_key: str | None = None) -> EditedTranscript:
+                              idempotency_key: str | None = None,
+                              words: list[str] | None = None) -> EditedTranscript:
         """Edit a clip's audio through its words (needs ``project.edit`` and the editor
         role): delete the words at these indices (from 0, as ``Transcript.words`` lists
-        them) or play them in this ``order``; ``ripple=False`` leaves gaps. Retried safely
+        them) or play them in this ``order``; ``ripple=False`` leaves gaps. Pass the
+        ``words`` you read (their texts, in order) and an edit that another one overtook
+        raises a 409 :class:`ApiError` instead of landing on other words. Retried safely
         under ``idempotency_key`` (a fresh one if None): a repeated deletion would delete
         more words."""
         return await self.send(Plans.edit_transcript(project_id, clip_id, delete, order,
-                                                     ripple, idempotency_key))
+                                                     ripple, idempotency_key, words))
 
     async def undo_transcript_edit(self, project_id: str, idempotency_key: str | None = None
                                    ) -> TranscriptEditStep:

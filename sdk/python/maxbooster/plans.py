@@ -312,10 +312,12 @@ class Plans:
     @staticmethod
     def edit_transcript(project_id: str, clip_id: str, delete: list[int] | None = None,
                         order: list[int] | None = None, ripple: bool = True,
-                        idempotency_key: str | None = None) -> Call[EditedTranscript]:
+                        idempotency_key: str | None = None, words: list[str] | None = None
+                        ) -> Call[EditedTranscript]:
         return Call("POST", f"{_transcripts_path(project_id, clip_id)}/edit",
                     EditedTranscript.from_json,
-                    json=_clean({"delete": delete, "order": order, "ripple": ripple}),
+                    json=_clean({"delete": delete, "order": order, "ripple": ripple,
+                                 "words": words}),
                     headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
 
     @staticmethod
