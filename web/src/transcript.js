@@ -59,6 +59,7 @@ export class TranscriptPanel {
     if (signature === this.signature) return
     this.signature = signature
     this.title.textContent = `Transcript · ${this._name(clip)} (${transcript.language || '?'})`
+    this.seen = words.map((word) => word.word) // sent with an edit: refused if they changed
     const reorder = Boolean(this.editable && this.editUrl)
     this.words = words.map((word, index) => h('span', {
       class: 'word', dataset: { index: String(index), start: String(word.start), end: String(word.end) },
@@ -176,7 +177,7 @@ export class TranscriptPanel {
     const path = this.editUrl.replace('{project_id}', encodeURIComponent(this.project.projectId))
       .replace('{clip_id}', encodeURIComponent(this.shownClip))
     try {
-      await api(path, { token: this.token, method: 'POST', body: { order } })
+      await api(path, { token: this.token, method: 'POST', body: { order, words: this.seen } })
     } catch (err) { this.notify(`Move: ${err.message}`, true) }
   }
 
@@ -192,7 +193,7 @@ export class TranscriptPanel {
         .replace('{clip_id}', encodeURIComponent(clipId))
       const indices = Array.from({ length: last - first + 1 }, (_, i) => first + i)
       try {
-        await api(path, { token: this.token, method: 'POST', body: { delete: indices } })
+        await api(path, { token: this.token, method: 'POST', body: { delete: indices, words: this.seen } })
       } catch (err) { this.notify(`Cut: ${err.message}`, true) }
       return
     }
