@@ -119,12 +119,14 @@ export function portControls (info, { rate, editable, write, bind = () => {}, re
       const range = spec.low !== null
       const hold = holdTracker((e) => {
         const value = Number(e.target.value)
-        if (spec.automatable && Number.isFinite(value)) record(spec.symbol, value, false)
+        if (spec.automatable && e.target.value !== '' && Number.isFinite(value)) record(spec.symbol, value, false)
       })
       input = h('input', { type: range ? 'range' : 'number', class: 'edit', disabled: !editable,
         step: spec.step, dataset: { param: spec.symbol }, ...(range ? { min: spec.low, max: spec.high } : {}),
         ...hold.attrs,
         oninput: (e) => {
+          // a number field half typed ("-", "1e") reads "": no value yet, not 0
+          if (e.target.value === '') return
           const value = Number(e.target.value)
           if (!Number.isFinite(value)) return
           move(value, hold.held())
