@@ -27,25 +27,37 @@ export function h (tag, attrs = {}, ...children) {
 /**
  * Whether a slider is held (pointer down to up), for controls whose moves the automation
  * writer records: spread `attrs` into the slider's attributes; `release(event)` runs once
- * when a press ends (pointer up, or the change that follows it). A key press is never
- * held: its move is a touch and release at once.
+ * when a press ends (pointer up, the change that follows it, or the window losing focus
+ * mid-press, when `event.target` is the slider). A key press is never held: its move is
+ * a touch and release at once.
  */
 export function holdTracker (release) {
-  let held = false
+  let held = null // the pressed slider
   const up = (e) => {
-    if (!held) return
-    held = false
-    release(e)
+    if (held === null) return
+    const slider = held
+    held = null
+    window.removeEventListener('blur', lost)
+    release(e.target === window ? { target: slider } : e)
   }
-  return { attrs: { onpointerdown: () => { held = true }, onpointerup: up, onchange: up }, held: () => held }
+  // the window lost focus mid-press (another app took it): no pointer up will come
+  const lost = (e) => up(e)
+  const down = (e) => {
+    held = e.currentTarget
+    window.addEventListener('blur', lost)
+  }
+  return { attrs: { onpointerdown: down, onpointerup: up, onchange: up }, held: () => held !== null }
 }
 
-// The element a pointer pressed, until it is let go. Focus cannot tell: Safari (and
-// Firefox on macOS) give a pressed range input no focus.
+// The element a pointer pressed, until it is let go or the window loses focus (then no
+// pointer up comes). Focus cannot tell: Safari (and Firefox on macOS) give a pressed
+// range input no focus.
 let pressed = null
 if (typeof document !== 'undefined') {
   document.addEventListener('pointerdown', (e) => { pressed = e.target instanceof Element ? e.target : null }, true)
   for (const end of ['pointerup', 'pointercancel']) window.addEventListener(end, () => { pressed = null }, true)
+  // not captured: a captured blur is also every element's losing focus
+  window.addEventListener('blur', () => { pressed = null })
 }
 
 /** Whether the user holds `el` now (a slider mid-drag): a refresh leaves its value alone. */
@@ -58,18 +70,19 @@ export function heldControl (container) {
   return pressed !== null && pressed.isConnected && container.contains(pressed) ? pressed : null
 }
 
-/** Call `fn` once the held `control` is let go (pointer up or cancelled, or the control no
- * longer held), after the control's own release handlers have run. */
+/** Call `fn` once the held `control` is let go (pointer up or cancelled, the window's focus
+ * lost, or the control no longer held), after the control's own release handlers have run. */
 function afterRelease (control, fn) {
   let timer = null
+  const ends = ['pointerup', 'pointercancel']
   const done = () => {
-    window.removeEventListener('pointerup', done, true)
-    window.removeEventListener('pointercancel', done, true)
+    for (const end of ends) window.removeEventListener(end, done, true)
+    window.removeEventListener('blur', done)
     clearInterval(timer)
     setTimeout(fn, 0)
   }
-  window.addEventListener('pointerup', done, true)
-  window.addEventListener('pointercancel', done, true)
+  for (const end of ends) window.addEventListener(end, done, true)
+  window.addEventListener('blur', done) // the window's own, not an element's
   timer = setInterval(() => { if (!control.isConnected || !isHeld(control)) done() }, 500)
 }
 
