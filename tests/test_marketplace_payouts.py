@@ -220,6 +220,32 @@ async def test_a_lost_dispute_told_before_the_orders_payment_is_booked_once(
             found["available"] + found["pending"])
 
 
+async def test_partial_refunds_of_one_sale_book_each_difference(
+        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """Stripe's charge.refunded carries the charge's running total: the second partial
+    refund books what the total grew by, not the total again."""
+    async with market(tmp_path, db_url) as m:
+        account, _ = await bought(m)
+        services = market_services(m)
+        ledger = services.ledger
+        order = await services.store.order("seller", (await m.library("buyer"))[0][
+            "order_id"])
+        for n, (amount, total) in enumerate(((1000, 1000), (700, 1700), (999, 2699))):
+            await services.gateway.refund(idempotency_key=f"partial-{n}",
+                                          payment_intent=order.payment_intent,
+                                          amount=amount, account=account)
+            await settled(m)
+            assert (await ledger.balances("seller"))[("external:refunds", "usd")] == total, n
+            found = m.fake.balances(account)["usd"]
+            assert await ledger.balance("seller", bookings.SELLER, "usd") == (
+                found["available"] + found["pending"]), n
+        for event in m.fake.events_of("charge.refunded"):  # delivered again: no change
+            m.fake.webhooks.redeliver(event)
+        await settled(m)
+        assert (await ledger.balances("seller"))[("external:refunds", "usd")] == 2699
+        assert await ledger.audit("seller") == []
+
+
 async def test_split_sales_transfer_each_share_and_refunds_reverse_them(
         tmp_path: Path) -> None:
     async with stripe_world() as (fake, gateway), open_database(
@@ -426,3 +452,30 @@ async def test_a_payout_stripe_did_not_answer_is_retried_with_the_same_key(
         await m.seller("other")
         status, _ = await m.call("POST", retry, who("other"), {})
         assert status == 404  # another seller's payout answers like a missing one
+
+
+async def test_refunds_booked_before_the_running_total_was_kept_are_counted(
+        db_url: str) -> None:  # noqa: F811
+    """Migration 26 fills each order's refunded_amount from the refunds already booked
+    (a single sale's ``refund:<order>:<total>``, a cart line's ``refund:<order>``), so an
+    older order's next partial refund books only its growth."""
+    before = [m for m in MIGRATIONS if m.version < 26]
+    async with open_database(db_url) as db:
+        await db.migrate(before)
+        ledger = Ledger(db)
+        booked = {"o1": [("refund:o1:1000", 1000), ("refund:o1:1500", 500)],
+                  "o2": [("refund:o2", 700)], "o10": [], "o1_": []}
+        async with db.transaction() as tx:
+            for order, refunds in booked.items():
+                await tx.execute(
+                    "INSERT INTO mkt_orders (account_id, order_id, beat_id, tier, "
+                    "buyer_account, amount, currency, status, stripe_account, created_at) "
+                    "VALUES ('seller', ?, 'b', 'wav_lease', 'buyer', 2000, 'usd', "
+                    "'refunded', 'acct_s', 0)", order)
+                for key, amount in refunds:
+                    await ledger.record(tx, "seller", bookings.refund(
+                        key, "usd", amount=amount, imposed=True))
+        await db.migrate(MIGRATIONS)
+        found = {r["order_id"]: r["refunded_amount"] for r in await db.fetch(
+            "SELECT order_id, refunded_amount FROM mkt_orders")}
+    assert found == {"o1": 1500, "o2": 700, "o10": 0, "o1_": 0}

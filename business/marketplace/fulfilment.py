@@ -295,10 +295,20 @@ class Fulfilment:
             if not await self.store.record_event(tx, order.account_id, event.id, event.type,
                                                  Outcome.PROCESSED, now):
                 return Outcome.DUPLICATE
-            if refunded > 0:
+            # amount_refunded is the charge's running total: book what it grew by
+            booked = int(await tx.fetchval(
+                "SELECT refunded_amount FROM mkt_orders WHERE account_id = ? AND "
+                "order_id = ?", order.account_id, order.order_id) or 0)
+            if refunded > booked:
+                if not await tx.execute(
+                        "UPDATE mkt_orders SET refunded_amount = ? WHERE account_id = ? AND "
+                        "order_id = ? AND refunded_amount = ?", refunded, order.account_id,
+                        order.order_id, booked):
+                    raise _Retry(f"another refund of order {order.order_id!r} was booked "
+                                 "meanwhile")
                 await self.ledger.record(tx, order.account_id, bookings.refund(
                     f"refund:{order.order_id}:{refunded}", str(charge["currency"]),
-                    amount=refunded, imposed=True))
+                    amount=refunded - booked, imposed=True))
             await self.store.set_order(tx, order.account_id, order.order_id, status=REFUNDED,
                                        refunded_at=now, expect=(PAID, REFUNDING))
             await self.store.revoke_licence(tx, order.account_id, order.order_id)
