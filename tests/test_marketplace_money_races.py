@@ -39,14 +39,14 @@ async def test_a_dispute_whose_lookup_raced_its_payment_is_sent_again(
         _, event = await paid_order_with_dispute(m)
         money = market_services(m).fulfilment.money
         assert await money.awaited(event) is True
-        real = money.disputes.order_of
+        real = money.disputes.orders_of
         calls = []
 
         async def raced(db: Any, seller: str, dispute: dict[str, Any]) -> Any:
             calls.append(dispute["id"])
-            return None if len(calls) == 1 else await real(db, seller, dispute)
+            return [] if len(calls) == 1 else await real(db, seller, dispute)
 
-        monkeypatch.setattr(money.disputes, "order_of", raced)
+        monkeypatch.setattr(money.disputes, "orders_of", raced)
         assert await money.handle(event) is Outcome.RETRY
         db = market_services(m).store.db
         assert await db.fetchval("SELECT COUNT(*) FROM mkt_webhook_events WHERE "

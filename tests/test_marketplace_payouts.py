@@ -23,6 +23,7 @@ from marketplace_helpers import (
 )
 
 from business.marketplace import bookings
+from business.marketplace.disputes import shares_taken
 from business.marketplace.errors import CatalogueInvalid, InsufficientFunds
 from business.marketplace.fees import MAX_BP, check_fee_bp
 from business.marketplace.ledger import MIGRATIONS, Ledger
@@ -66,6 +67,15 @@ async def test_shares_must_make_a_whole_and_split_every_cent() -> None:
         check_shares([a, a, Share("d", "acct_d", 3334)])
     with pytest.raises(CatalogueInvalid, match="connected Stripe account"):
         check_shares([Share("x", "", 10_000)])
+
+
+async def test_a_disputed_charge_is_spread_over_its_paid_lines() -> None:
+    lines = [{"order_id": "a", "amount": 2999}, {"order_id": "b", "amount": 0},
+             {"order_id": "c", "amount": 1000}]
+    assert shares_taken(3999, lines) == [("a", 2999, 2999), ("c", 1000, 1000)]
+    assert shares_taken(2000, lines) == [("a", 1499, 2999), ("c", 500, 1000)]
+    assert shares_taken(500, [{"order_id": "a", "amount": 499}]) == [("a", 499, 499)]
+    assert shares_taken(100, [{"order_id": "b", "amount": 0}]) == []
 
 
 async def test_instant_when_eligible_with_its_fee_standard_otherwise(tmp_path: Path) -> None:
@@ -187,6 +197,42 @@ async def test_a_lost_dispute_revokes_the_licence(tmp_path: Path) -> None:
         assert await money.handle(early) is Outcome.RETRY  # nothing was recorded
         kinds = [p["kind"] for p in await market_services(m).ledger.postings("seller")]
         assert "dispute_won" not in kinds
+
+
+@pytest.mark.parametrize("deal", [None, {"buy": 1, "free": 1}])
+async def test_a_dispute_of_a_carts_one_charge_blocks_every_line(
+        tmp_path: Path, deal: dict[str, int] | None) -> None:
+    """A cart paid with one charge on the seller's account: its dispute blocks every
+    line's licence and a loss revokes them all, a free line of a bulk deal included, and
+    no delivery of the events fails."""
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        account = await m.seller("seller")
+        if deal is not None:
+            status, made = await m.call("PUT", f"{M}/deals/b1g1", who("seller"), deal)
+            assert status in (200, 201), made
+        for n, tier in enumerate(("mp3_lease", "wav_lease")):
+            beat = await m.beat("seller", title=f"Beat {n}")
+            status, cart = await m.call("PUT", f"{M}/carts/seller/items/{beat['beat_id']}",
+                                        who("buyer"), {"tier": tier})
+            assert status == 200, cart
+        status, started = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"),
+                                       {})
+        assert status == 201, started
+        m.pay(started)
+        for line in started["orders"]:
+            await m.order("buyer", line["order_id"], "paid")
+        amounts = sorted(line["amount"] for line in started["orders"])
+        assert (amounts[0] == 0) is (deal is not None)  # the deal made one line free
+        [charge] = [c for c in m.fake.all_of("charge") if m.fake.owner[c["id"]] == account]
+        dispute = m.fake.create_dispute(charge["id"])
+        await settled(m)
+        assert [x["status"] for x in await m.library("buyer")] == ["disputed"] * 2
+        m.fake.resolve_dispute(dispute["id"], won=False)
+        await settled(m)
+        assert [x["status"] for x in await m.library("buyer")] == ["revoked"] * 2
+        failed = [a for a in m.fake.webhooks.attempts if a.status >= 500]
+        assert failed == []  # (a 409 asks Stripe to send an early event again: allowed)
+        assert await market_services(m).ledger.audit("seller") == []
 
 
 @pytest.mark.parametrize("order", ["in_order", "reversed"])

@@ -47,22 +47,37 @@ def dispute_fee(dispute: dict[str, Any]) -> tuple[int, str | None]:
     return 0, None
 
 
+def shares_taken(amount: int, orders: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
+    """``(order_id, taken, of)`` for each paid line of a disputed charge: the disputed
+    ``amount`` spread over the lines in proportion to what each cost (a free line of a
+    bulk deal takes nothing), each at most its own amount."""
+    total = sum(int(o["amount"]) for o in orders)
+    shares = []
+    for order in orders:
+        of = int(order["amount"])
+        taken = min(of, amount * of // total) if total > 0 else 0
+        if taken > 0:
+            shares.append((str(order["order_id"]), taken, of))
+    return shares
+
+
 class Disputes:
     """Applies dispute events to orders, licences and the books."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    async def order_of(self, db: Any, seller: str, dispute: dict[str, Any]
-                       ) -> dict[str, Any] | None:
-        """The seller's order the disputed payment paid (None: not one of ours)."""
+    async def orders_of(self, db: Any, seller: str, dispute: dict[str, Any]
+                        ) -> list[dict[str, Any]]:
+        """The seller's orders the disputed payment paid: a single sale's, or every line
+        of a cart paid with one charge on the seller's account (empty: not ours)."""
         intent = dispute.get("payment_intent")
         if not intent:
-            return None
-        row = await db.fetchrow(
+            return []
+        rows = await db.fetch(
             "SELECT order_id, amount, currency FROM mkt_orders WHERE account_id = ? AND "
-            "payment_intent = ?", seller, str(intent))
-        return dict(row) if row is not None else None
+            "payment_intent = ? ORDER BY order_id", seller, str(intent))
+        return [dict(r) for r in rows]
 
     async def cart_of(self, db: Any, dispute: dict[str, Any]) -> list[Order]:
         """The lines of the split cart whose separate charge (on the platform's account)

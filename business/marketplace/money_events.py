@@ -33,7 +33,7 @@ from typing import Any
 
 from business.marketplace import bookings
 from business.marketplace.disputes import TYPES as DISPUTE_TYPES
-from business.marketplace.disputes import Disputes, NotOpenedYet
+from business.marketplace.disputes import Disputes, NotOpenedYet, shares_taken
 from business.marketplace.ledger import Ledger
 from business.marketplace.models import Order
 from business.marketplace.payouts import Payouts
@@ -80,21 +80,23 @@ class MoneyEvents:
             if await self.awaited(event):
                 return Outcome.RETRY
         seller = await self.seller_of(event.account)
-        order: dict[str, Any] | None = None
+        orders: list[dict[str, Any]] = []
         if seller is not None and event.type in DISPUTE_TYPES:
-            order = await self.disputes.order_of(self.store.db, seller, event.object)
-            if order is None and await self.awaited(event):
+            # a single sale, or every line of a cart its one charge paid
+            orders = await self.disputes.orders_of(self.store.db, seller, event.object)
+            if not orders and await self.awaited(event):
                 return Outcome.RETRY
-        known = seller is not None and (order is not None or event.type in PAYOUT_TYPES)
+        known = seller is not None and (bool(orders) or event.type in PAYOUT_TYPES)
         try:
-            outcome = await self._apply(event, seller, order, known)
+            outcome = await self._apply(event, seller, [o["order_id"] for o in orders],
+                                        known)
         except NotOpenedYet:
             return Outcome.RETRY  # nothing recorded: Stripe sends it again
-        if (order is not None and seller is not None and self.splits is not None
+        if (orders and seller is not None and self.splits is not None
                 and event.type == "charge.dispute.created"):
-            await self.splits.reverse(seller, order["order_id"], taken=min(
-                int(event.object["amount"]), int(order["amount"])), of=int(order["amount"]),
-                cause=f"dispute:{event.object['id']}")
+            for order_id, taken, of in shares_taken(int(event.object["amount"]), orders):
+                await self.splits.reverse(seller, order_id, taken=taken, of=of,
+                                          cause=f"dispute:{event.object['id']}")
         return outcome
 
     async def awaited(self, event: StripeEvent) -> bool:
@@ -142,8 +144,8 @@ class MoneyEvents:
                     "again", event.object.get("id"), event.type, key[0], key[1])
         return True
 
-    async def _apply(self, event: StripeEvent, seller: str | None,
-                     order: dict[str, Any] | None, known: bool) -> Outcome:
+    async def _apply(self, event: StripeEvent, seller: str | None, order_ids: list[str],
+                     known: bool) -> Outcome:
         async with self.store.db.transaction() as tx:
             if not known:
                 new = await self.store.record_event(tx, seller or "", event.id, event.type,
@@ -153,8 +155,8 @@ class MoneyEvents:
             if not await self.store.record_event(tx, seller, event.id, event.type,
                                                  Outcome.PROCESSED, time.time()):
                 return Outcome.DUPLICATE
-            if order is not None:
-                outcome = await self.disputes.apply(tx, seller, [order["order_id"]], event)
+            if order_ids:
+                outcome = await self.disputes.apply(tx, seller, order_ids, event)
             elif self.payouts is not None:
                 outcome = await self.payouts.on_event(tx, seller, event)
             else:
