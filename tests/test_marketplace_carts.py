@@ -105,6 +105,39 @@ async def test_a_cart_is_paid_on_one_session_and_every_line_fulfilled_once(
         assert cart["lines"] == []  # paid lines leave the cart
 
 
+async def test_refunding_a_free_line_revokes_it_at_once_and_moves_no_money(
+        tmp_path: Path) -> None:
+    """A bulk deal's free line was paid nothing: no Stripe refund is asked for (and no
+    charge.refunded will come), so the seller's refund revokes it there and then."""
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        beats = await shop(m)
+        status, _ = await m.call("PUT", f"{M}/deals/b1g1", who("seller"),
+                                 {"buy": 1, "free": 1})
+        assert status == 200
+        await add(m, "buyer", beats[0], "mp3_lease")
+        await add(m, "buyer", beats[1], "wav_lease")
+        status, started = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})
+        assert status == 201, started
+        m.pay(started)
+        await orders_in(m, "buyer", started, "paid")
+        await m.fake.webhooks.settled()
+        ledger = market_services(m).ledger
+        books = await ledger.balances("seller")
+        free = next(o for o in started["orders"] if o["amount"] == 0)
+        status, refunded = await m.call("POST", f"{M}/sales/{free['order_id']}/refund",
+                                        who("seller"), {})
+        assert status == 202 and refunded["status"] == "refunded", refunded
+        await m.fake.webhooks.settled()
+        held = {lic["order_id"]: lic["status"] for lic in await m.library("buyer")}
+        paid = next(o for o in started["orders"] if o["amount"] > 0)
+        assert held == {free["order_id"]: "refunded", paid["order_id"]: "active"}
+        assert m.fake.all_of("refund") == []
+        assert await ledger.balances("seller") == books
+        status, again = await m.call("POST", f"{M}/sales/{free['order_id']}/refund",
+                                     who("seller"), {})
+        assert status == 202 and again["status"] == "refunded"
+
+
 async def test_an_exclusive_held_by_another_buyer_is_refused_at_checkout(
         tmp_path: Path) -> None:
     async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:

@@ -87,6 +87,11 @@ async def _nothing(*_: Any) -> None:
     return None
 
 
+def _nothing_paid(order: Order) -> bool:
+    """Whether no money was paid for ``order`` (free, or without a payment)."""
+    return order.amount == 0 or not order.payment_intent
+
+
 class _Retry(Exception):
     """Roll the event's transaction back and have Stripe send it again."""
 
@@ -322,14 +327,16 @@ class Fulfilment:
             raise NotFoundHere(f"no order {order_id!r} of {seller!r}")
         if order.status == REFUNDED:
             return {"order_id": order_id, "status": REFUNDED}
-        if self.gateway is None or not order.payment_intent:
+        if _nothing_paid(order):  # queued before such refunds were settled at once
+            async with self.store.db.transaction() as tx:
+                await self._settle_unpaid(tx, order)
+            return {"order_id": order_id, "status": REFUNDED}
+        if self.gateway is None:
             raise NotFoundHere(f"order {order_id!r} has no payment to refund")
         # a cart's line is refunded alone: its own amount of the cart's one payment
         cart_id = await self.store.db.fetchval(
             "SELECT cart_id FROM mkt_orders WHERE account_id = ? AND order_id = ?",
             seller, order_id)
-        if cart_id and order.amount == 0:
-            return {"order_id": order_id, "status": order.status}  # a free line: no money
         found = await self.gateway.refund(
             idempotency_key=idempotency_key("refund", order.account_id, order_id),
             payment_intent=order.payment_intent, reason="requested_by_customer",
@@ -350,10 +357,22 @@ class Fulfilment:
             if order.status not in (PAID, REFUNDING, REFUNDED):
                 raise NotForSale(f"order {order_id!r} is {order.status}: only a paid order "
                                  "can be refunded")
-            if order.status == PAID:
+            if order.status == PAID and _nothing_paid(order):
+                await self._settle_unpaid(tx, order)
+            elif order.status == PAID:
                 await self.store.set_order(tx, seller, order_id, status=REFUNDING,
                                            note="refunded by the seller")
                 await self.enqueue_refund(tx, order)
         found = await self.store.order(seller, order_id)
         assert found is not None
         return found
+
+    async def _settle_unpaid(self, tx: Any, order: Order) -> None:
+        """Refund an order nothing was paid for (a bulk deal's free line, a member's free
+        download): no money goes back and no charge.refunded will come, so it is refunded
+        and its licence revoked now."""
+        await self.store.set_order(tx, order.account_id, order.order_id, status=REFUNDED,
+                                   refunded_at=time.time(),
+                                   note="refunded by the seller (nothing was paid)",
+                                   expect=(PAID, REFUNDING))
+        await self.store.revoke_licence(tx, order.account_id, order.order_id)
