@@ -153,6 +153,32 @@ async def test_a_member_joins_on_the_webhook_and_takes_free_downloads_per_period
         assert len(keys) == 2, keys
 
 
+async def test_a_coupon_and_the_member_discount_never_go_below_stripes_smallest_charge(
+        tmp_path: Path) -> None:
+    """The coupon leaves 0.99, the 90 % member discount 0.09: below what Stripe charges,
+    so the checkout is refused before an order is stored or the coupon used."""
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        await m.seller("seller")
+        beat = await m.beat("seller")
+        plan = await plan_of(m, "seller", discount_percent=90)
+        pay(m, await join(m, "fan", "seller", plan["plan_id"]))
+        await m.fake.webhooks.settled()
+        assert (await mine(m, "fan"))[0]["status"] == "active"
+        status, saved = await m.call("PUT", f"{M}/coupons/most", who("seller"),
+                                     {"kind": "fixed", "value": 2900, "currency": "usd"})
+        assert status == 200, saved
+        status, refused = await m.checkout("fan", "seller", beat["beat_id"], "mp3_lease",
+                                           coupon="most")
+        assert status == 409 and "smallest charge" in refused["error"], refused
+        db = market_services(m).store.db
+        assert await db.fetchval("SELECT COUNT(*) FROM mkt_orders") == 0
+        _, coupons = await m.call("GET", f"{M}/coupons", who("seller"))
+        assert [c["uses"] for c in coupons] == [0]
+        status, started = await m.checkout("stranger", "seller", beat["beat_id"],
+                                           "mp3_lease", coupon="most")
+        assert status == 201 and started["order"]["amount"] == 99  # no member: allowed
+
+
 async def test_shuffled_and_replayed_events_end_in_stripes_state(
         db_url: str, tmp_path: Path) -> None:  # noqa: F811
     async with market(tmp_path, db_url) as m:

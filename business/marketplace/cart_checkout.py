@@ -46,7 +46,7 @@ from typing import Any
 
 from business.marketplace.carts import Carts
 from business.marketplace.checkout import CONSENT, Checkout, close_order
-from business.marketplace.coupons import cart_amounts
+from business.marketplace.coupons import MIN_CHARGE, cart_amounts
 from business.marketplace.errors import NotForSale, PaymentError
 from business.marketplace.fees import discovery_fee
 from business.marketplace.models import FAILED, ON_SALE, OPEN, Order
@@ -209,7 +209,7 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
                       if amount != order.amount else order
                       for order, amount in zip(orders, _less([o.amount for o in orders], off),
                                                strict=True)]
-        if off and sum(o.amount for o in orders) < 50:
+        if off and sum(o.amount for o in orders) < MIN_CHARGE:
             raise NotForSale("the cart's total after your member discount is below "
                              "Stripe's smallest charge: add a beat")
         fees = [discovery_fee(order.amount, checkout.discovery_fee_bp,

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from business.marketplace.coupons import Coupons
+from business.marketplace.coupons import MIN_CHARGE, Coupons
 from business.marketplace.errors import NotForSale, NotFoundHere, PaymentError
 from business.marketplace.fees import check_fee_bp, discovery_fee
 from business.marketplace.models import EXPIRED, FAILED, ON_SALE, OPEN, Order
@@ -152,6 +152,11 @@ class Checkout:
                     order = dataclasses.replace(
                         order, amount=order.amount - order.amount * off // 10_000,
                         note=f"{order.note}; {note}" if order.note else note)
+                    if order.amount < MIN_CHARGE:  # a coupon took most of it already
+                        raise NotForSale(
+                            "the price after your coupon and member discount is below "
+                            f"Stripe's smallest charge ({MIN_CHARGE} minor units): buy "
+                            "without the coupon, or in a cart with another beat")
             await self.store.insert_order(tx, order)
             await self.store.set_order(tx, seller, order.order_id, expires_at=float(expires),
                                        coupon=used_code)
