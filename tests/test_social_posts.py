@@ -222,3 +222,30 @@ def test_the_next_free_queue_slot_skips_taken_ones_across_a_clock_change(
             assert editor.status == 403      # slots are the channel owners' to set
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("bad_zone", ["Mars/Olympus", "../../etc/passwd"])
+def test_a_bad_zone_after_an_offset_is_refused_and_nothing_is_stored(tmp_path: Path,
+                                                                     bad_zone: str) -> None:
+    async def go() -> None:
+        async with _app(tmp_path, f"sqlite://{tmp_path / 's.sqlite3'}") as (client, context):
+            x, _ = await _two_channels(client)
+            bad_time = f"2031-05-02T18:30:00+02:00[{bad_zone}]"
+            made = await client.post("/api/social/posts", headers=ADA, json={
+                "text": "hello", "publish_at": bad_time, "targets": [{"channel_id": x}]})
+            assert made.status == 400
+            assert "unknown time zone" in (await made.json())["error"]
+            db = context.database()
+            assert await db.fetchval("SELECT COUNT(*) FROM social_posts") == 0
+            good = await (await client.post("/api/social/posts", headers=ADA, json={
+                "text": "hello", "publish_at": "2031-05-02T18:30:00+02:00[Europe/Berlin]",
+                "targets": [{"channel_id": x}]})).json()
+            assert good["time_zone"] == "Europe/Berlin"
+            path = f"/api/social/posts/{good['post_id']}"
+            edited = await client.patch(path, headers=ADA, json={"publish_at": bad_time})
+            assert edited.status == 400
+            assert (await db.fetchval("SELECT time_zone FROM social_posts")) == "Europe/Berlin"
+            for listing in ("/api/social/posts", path):
+                assert (await client.get(listing, headers=ADA)).status == 200
+
+    asyncio.run(go())

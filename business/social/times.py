@@ -4,7 +4,8 @@ epoch seconds (and back).
 ``2026-05-01T09:00:00+02:00`` stands alone; ``2026-05-01T09:00`` needs a zone, given
 as ``time_zone`` or as an RFC 9557 suffix (``2026-05-01T09:00[Europe/Berlin]``). A local
 time the zone skips (the hour a clock springs forward) is refused; one it repeats
-(the hour it falls back) is the first of the two.
+(the hour it falls back) is the first of the two. A zone, however given, must be an IANA
+name, also after a time with an offset (``2026-05-01T09:00:00+02:00[Europe/Berlin]``).
 """
 
 from __future__ import annotations
@@ -29,9 +30,7 @@ def zone(name: str) -> ZoneInfo:
 
 def parse_time(text: str, time_zone: str | None = None) -> tuple[float, str]:
     """``(UTC epoch seconds, zone name)`` of an ISO 8601 time with an offset or a zone."""
-    match = _SUFFIX.match(text.strip())
-    if match:
-        text, time_zone = match["time"], match["zone"]
+    text, time_zone = _split_zone(text, time_zone)
     try:
         when = dt.datetime.fromisoformat(text.strip())
     except ValueError:
@@ -49,6 +48,20 @@ def parse_time(text: str, time_zone: str | None = None) -> tuple[float, str]:
         raise SocialError(f"{text} does not exist in {time_zone} (the clocks skip it); "
                           "pick another time")
     return local.timestamp(), time_zone
+
+
+def _split_zone(text: str, time_zone: str | None) -> tuple[str, str | None]:
+    """The time and its zone name (an RFC 9557 suffix wins over ``time_zone``).
+
+    The zone is checked here, even after a time with an offset (which then needs none):
+    the name is kept with the post and every later reading of it converts through it.
+    """
+    match = _SUFFIX.match(text.strip())
+    if match:
+        text, time_zone = match["time"], match["zone"]
+    if time_zone:
+        zone(time_zone)
+    return text, time_zone
 
 
 def iso(epoch: float | None, time_zone: str = "UTC") -> str | None:
