@@ -33,6 +33,7 @@ from social_fakes import (
 from social_helpers import database_url, social_app, who
 
 from business.social import metrics
+from business.social.approvals import Approvals
 from business.social.dispatch import PUBLISH, Dispatcher
 from business.social.fakes import FAKES, FakeNetworks
 from business.social.networks import connector_for
@@ -405,6 +406,71 @@ def test_the_sweeper_rearms_a_due_target_whose_job_was_lost(sqlite_url: str,
             async with h.worker():
                 await until(lambda: all_ended(h, [post.post_id]))
             assert len(h.fake("bluesky").posts) == 1
+
+    run(go())
+
+
+async def no_live_jobs(h: Dispatching) -> bool:
+    """Whether no publish job is queued, waiting to retry or running."""
+    return not await h.queue.find(queue=PUBLISH, states=("queued", "retrying", "running"))
+
+
+async def run_jobs_and_sweep(h: Dispatching) -> None:
+    """Run what the queue holds, sweep, and run what the sweep armed (bounded waits)."""
+    async with h.worker():
+        await until(lambda: no_live_jobs(h))
+    await h.sweeper.sweep()
+    async with h.worker():
+        await until(lambda: no_live_jobs(h))
+
+
+async def a_post_waiting_for_bo(h: Dispatching) -> tuple[Any, str, str]:
+    """A due post to X (no workflow) and Bluesky (Bo approves it): the post, channels."""
+    free, gated = await h.channel("x"), await h.channel("bluesky")
+    await h.store.set_tiers("acc", gated, [[{"person": "p_bo"}]], time.time())
+    post = await h.due_post([free, gated], "needs Bo's ok first")
+    assert post.state == "pending_approval"
+    return post, free, gated
+
+
+def test_the_sweeper_never_takes_a_post_out_of_approval(sqlite_url: str,
+                                                       tmp_path: Path) -> None:
+    async def role_in(account: str, person: str) -> str | None:
+        return None
+
+    async def go() -> None:
+        async with dispatching(sqlite_url, ["x", "bluesky"], tmp_path) as h:
+            post, free, gated = await a_post_waiting_for_bo(h)
+            await run_jobs_and_sweep(h)
+            stored = await h.store.post("acc", post.post_id)
+            assert stored.state == "pending_approval"
+            assert {t.channel_id: t.state for t in stored.targets} == {
+                free: "scheduled", gated: "pending_approval"}
+            assert h.fake("x").posts == [] and h.fake("bluesky").posts == []
+            assert (await h.sweeper.sweep()).due == 0     # waiting on a person, not late
+            approvals = Approvals(h.store, h.events, role_in, dispatch=h.dispatcher)
+            await approvals.decide("acc", post.post_id, "p_bo", approve=True)
+            async with h.worker():
+                await until(lambda: all_ended(h, [post.post_id]))
+            assert (await h.store.post("acc", post.post_id)).state == "published"
+            assert len(h.fake("x").posts) == 1 and len(h.fake("bluesky").posts) == 1
+
+    run(go())
+
+
+def test_a_pending_post_on_a_dead_channel_is_not_failed_before_approval(
+        sqlite_url: str, tmp_path: Path) -> None:
+    async def go() -> None:
+        async with dispatching(sqlite_url, ["x", "bluesky"], tmp_path) as h:
+            post, free, gated = await a_post_waiting_for_bo(h)
+            await h.db.execute("UPDATE social_channels SET state = 'needs_reconnect', "
+                               "last_error = 'revoked' WHERE channel_id = ?", free)
+            await run_jobs_and_sweep(h)
+            stored = await h.store.post("acc", post.post_id)
+            assert stored.state == "pending_approval"
+            assert {t.channel_id: t.state for t in stored.targets} == {
+                free: "scheduled", gated: "pending_approval"}
+            assert "social.post_failed" not in [name for name, _ in h.events.events]
 
     run(go())
 

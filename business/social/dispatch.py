@@ -2,7 +2,8 @@
 
 The database is the only authority on each target's state (``social_post_targets``):
 ``scheduled -> publishing -> published | failed``. A target is *armed* when its post is
-scheduled (approved, or without a workflow): one ``social.publish`` job is queued in the
+scheduled (approved, or without a workflow; never while it waits for approval, even
+for its targets without approvers): one ``social.publish`` job is queued in the
 same transaction, to run at the publish time, under the idempotency key
 ``post_id:channel_id:version`` (``:arm`` for each later arming: a retry, a sweep), and
 the target names that job (``job_id``). A job carries the version it was made for and
@@ -58,6 +59,7 @@ from business.social.errors import (
 from business.social.models import (
     ACTIVE,
     FAILED,
+    PENDING,
     PUBLISHED,
     PUBLISHING,
     SCHEDULED,
@@ -84,6 +86,9 @@ T = TypeVar("T")
 
 #: The job queue's queue that publishes targets (a declared ``Job`` of the plug-in).
 PUBLISH = "social.publish"
+#: The post states whose targets dispatch may arm, start or sweep (never a post still
+#: waiting for approval: its ready targets wait for the last approval, which arms them).
+DISPATCHING = (SCHEDULED, PUBLISHING)
 PUBLISHED_EVENT, FAILED_EVENT = "social.post_published", "social.post_failed"
 #: Job attempts of a publish job: pacing and quota waits are job retries too, so the
 #: queue's limit is high and the dispatcher counts the target's own attempts.
@@ -154,8 +159,14 @@ def simulated(post_id: str) -> Published:
 
 
 def settled_state(states: Iterable[str], current: str) -> str:
-    """A post's state from its targets' once dispatch started."""
+    """A post's state from its targets' once dispatch started.
+
+    A target still waiting for approval keeps the post ``pending_approval``: nothing of a
+    post publishes before its last approval, whatever its other targets did.
+    """
     states = list(states)
+    if PENDING in states:
+        return PENDING
     if PUBLISHING in states:
         return PUBLISHING
     if states and all(s == PUBLISHED for s in states):
@@ -165,6 +176,15 @@ def settled_state(states: Iterable[str], current: str) -> str:
     if FAILED in states:
         return FAILED
     return current
+
+
+async def _post_in(tx: Any, account_id: str, post_id: str, states: tuple[str, ...]) -> bool:
+    """Whether the post exists, is not deleted and is in one of ``states``."""
+    marks = ", ".join("?" * len(states))
+    row = await tx.fetchrow(
+        "SELECT 1 AS found FROM social_posts WHERE account_id = ? AND post_id = ? "
+        f"AND deleted = 0 AND state IN ({marks})", account_id, post_id, *states)
+    return row is not None
 
 
 class _Superseded(Exception):  # noqa: N818 - control flow: the target changed meanwhile
@@ -206,9 +226,10 @@ class Dispatcher:
     async def arm(self, tx: Any, post: Post) -> list[str]:
         """Queue one publish job per scheduled target of ``post`` inside ``tx``; job ids.
 
-        Call :meth:`wake` once ``tx`` has committed.
+        Call :meth:`wake` once ``tx`` has committed. Nothing is armed unless the post is
+        scheduled: a pending post's targets without approvers wait for the others.
         """
-        if post.publish_at is None:
+        if post.publish_at is None or post.state != SCHEDULED:
             return []
         delay = max(0.0, post.publish_at - self.clock())
         armed = []
@@ -243,8 +264,13 @@ class Dispatcher:
 
     async def _rearm(self, tx: Any, account_id: str, post_id: str, channel_id: str,
                      seen_job: str, states: tuple[str, ...], *, reset: bool,
-                     delay_s: float = 0.0) -> str | None:
-        """Arm a target again (a new job, a new key) if it still has ``seen_job``."""
+                     delay_s: float = 0.0,
+                     post_states: tuple[str, ...] | None = None) -> str | None:
+        """Arm a target again (a new job, a new key) if it still has ``seen_job`` (and,
+        given ``post_states``, its post is in one of them)."""
+        if post_states is not None and not await _post_in(tx, account_id, post_id,
+                                                          post_states):
+            return None
         marks = ", ".join("?" * len(states))
         row = await tx.fetchrow(
             "SELECT arm, version FROM social_post_targets WHERE account_id = ? "
@@ -272,7 +298,8 @@ class Dispatcher:
         new job's id (None: the target moved on meanwhile)."""
         async with self.store.db.transaction() as tx:
             job_id = await self._rearm(tx, account_id, post_id, channel_id, seen_job,
-                                       (SCHEDULED, PUBLISHING), reset=False)
+                                       (SCHEDULED, PUBLISHING), reset=False,
+                                       post_states=DISPATCHING)
             if job_id is not None:
                 await self.store.audit(tx, account_id, f"post:{post_id}", "dispatch.requeued",
                                        "", {"channel_id": channel_id, "job_id": job_id})
@@ -333,6 +360,8 @@ class Dispatcher:
             return {"outcome": "superseded"}
         if target.state != SCHEDULED and target.state != PUBLISHING:
             return {"outcome": target.state, "url": target.url}
+        if post.state not in DISPATCHING:  # waiting for approval: not even a failure
+            return {"outcome": "superseded"}
         now = self.clock()
         if post.publish_at is not None and post.publish_at > now + 1.0:
             raise Retry("not due yet", after=post.publish_at - now)

@@ -14,7 +14,9 @@ key) each one whose job is not alive:
 The new job's first step asks the network whether the post is already there
 (``find_published``), so sweeping a target that did reach the network publishes it once.
 A job that is queued, retrying (a backoff, a burst limit, a quota) or running under a
-live lease is left alone.
+live lease is left alone, and so is every target of a post that is not ``scheduled`` or
+``publishing``: a post waiting for approval is never armed, however due its targets are
+(its last approval arms it), and does not count as due.
 
 Liveness (Prometheus, :mod:`.metrics`): ``social_dispatch_oldest_due_seconds`` (the age
 of the oldest due target not yet sent) and ``social_dispatch_due_targets``.
@@ -39,7 +41,8 @@ SWEEP_BATCH = 500
 _LOOKUP_BATCH = 500
 _DUE = ("FROM social_post_targets t JOIN social_posts p ON p.account_id = t.account_id "
         "AND p.post_id = t.post_id WHERE t.state IN ('scheduled', 'publishing') "
-        "AND p.deleted = 0 AND p.publish_at IS NOT NULL AND p.publish_at <= ? "
+        "AND p.deleted = 0 AND p.state IN ('scheduled', 'publishing') "
+        "AND p.publish_at IS NOT NULL AND p.publish_at <= ? "
         "AND t.version = p.version")
 
 
