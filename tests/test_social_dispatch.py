@@ -147,6 +147,50 @@ def test_a_lost_answer_is_retried_and_not_published_twice(sqlite_url: str, tmp_p
     run(go())
 
 
+WEEK = 7 * 86_400.0
+#: The call that publishes on each network (its first one fails once below).
+PUBLISH_PATHS = {"x": "/2/tweets", "facebook": "/feed", "linkedin": "/rest/posts",
+                 "instagram": "media_publish", "threads": "threads_publish",
+                 "tiktok": "video/init"}
+
+
+def age_posts(h: Dispatching, network: str, seconds: float) -> None:
+    """Make every post the fake holds ``seconds`` older (it was published back then)."""
+    for post in h.fake(network).posts:
+        for key in ("created", "created_at"):
+            if key in post:
+                post[key] -= seconds
+
+
+@pytest.mark.parametrize("network", sorted(PUBLISH_PATHS))
+def test_a_retried_weekly_post_is_sent_not_taken_for_last_weeks(sqlite_url: str,
+                                                                tmp_path: Path,
+                                                                network: str) -> None:
+    async def go() -> None:
+        async with dispatching(sqlite_url, [network], tmp_path) as h:
+            needs = {"instagram": [media_ref(h.media["image"], "cover")],
+                     "tiktok": [media_ref(h.media["video"], "clip")]}
+            channel = await h.channel(network)
+            text = "Live now on Twitch: come hang out"
+            first = await h.due_post([channel], text, media=needs.get(network, []))
+            async with h.worker():
+                await until(lambda: all_ended(h, [first.post_id]))
+            age_posts(h, network, WEEK)              # that was last week's
+            h.fake(network).fail(503, times=1, path=PUBLISH_PATHS[network])
+            second = await h.due_post([channel], text, media=needs.get(network, []))
+            async with h.worker():
+                await until(lambda: all_ended(h, [second.post_id]))
+            [old] = (await targets(h, first.post_id)).values()
+            [new] = (await targets(h, second.post_id)).values()
+            assert (new.state, new.attempts) == ("published", 2), new.error
+            assert new.remote_id != old.remote_id
+            mine = [p for p in h.fake(network).posts if not p.get("reply_to")]
+            assert len(mine) == 2
+            assert new.first_attempt_at is not None
+
+    run(go())
+
+
 def test_429_with_retry_after_is_honoured(sqlite_url: str, tmp_path: Path) -> None:
     async def go() -> None:
         async with dispatching(sqlite_url, ["linkedin"], tmp_path) as h:

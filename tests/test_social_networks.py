@@ -34,6 +34,7 @@ from business.social.networks.base import (
     new_code_verifier,
     text_with_link,
 )
+from business.social.networks.http import CLOCK_SKEW_S, remote_time, sent_since
 from business.social.validation import errors, validate
 
 NETWORKS = sorted(CONNECTORS)
@@ -192,6 +193,37 @@ def test_an_unreachable_network_is_a_retryable_network_error(network: str) -> No
                 await connector.profile("token")
             assert caught.value.retryable and "ClientConnectorError" in str(caught.value)
     run(go())
+
+
+@pytest.mark.parametrize("network", ["facebook", "instagram", "linkedin", "threads", "tiktok",
+                                     "x"])
+def test_a_post_matched_by_text_must_be_created_since_the_first_attempt(
+        network: str, media: dict[str, MediaItem]) -> None:
+    async def go() -> None:
+        async with social_network(network) as net:
+            token = (await sign_in(net)).access_token
+            text = f"Live now on {network}: come hang out"
+            post = publication(network, media, text)
+            started = time.time()
+            published = await net.connector.publish(token, post)
+            found = await net.connector.find_published(token, post.dedupe_key, text=text,
+                                                       since=started)
+            assert found == published
+            later = started + CLOCK_SKEW_S + 3600    # an attempt begun after it was made
+            assert await net.connector.find_published(token, post.dedupe_key, text=text,
+                                                      since=later) is None
+    run(go())
+
+
+def test_a_remote_post_without_a_created_time_is_never_taken_for_a_retried_one() -> None:
+    now = time.time()
+    assert remote_time("2031-05-02T16:30:00+0000") == remote_time("2031-05-02T16:30:00.000Z")
+    assert remote_time(1_800_000_000_000, millis=True) == 1_800_000_000.0
+    assert remote_time(None) is None and remote_time("last week") is None
+    assert sent_since(None, now) is False
+    assert sent_since(now - CLOCK_SKEW_S + 1, now) is True
+    assert sent_since(now - CLOCK_SKEW_S - 1, now) is False
+    assert sent_since(None, None) is True    # no bound asked (the connectors' own lookup)
 
 
 @pytest.mark.parametrize("network", DUPLICATE_ERRORS)

@@ -17,8 +17,10 @@ One attempt (:meth:`Dispatcher.handle`):
 2. the target becomes ``publishing`` (compare-and-set on version, job and state, and the
    post becomes ``publishing``: from then on it cannot be edited);
 3. a target that was attempted before asks the network first whether the post is there
-   (``find_published`` with the dedupe key and the variant's text), so a lost answer, a
-   worker killed mid-call or a retry never publishes twice; otherwise it publishes;
+   (``find_published`` with the dedupe key, the variant's text and ``since``, when the
+   target's first attempt began: an older remote post with the same text is not this
+   one), so a lost answer, a worker killed mid-call or a retry never publishes twice;
+   otherwise it publishes;
 4. the answer: ``published`` (remote id, URL, ``social.post_published``); a retryable
    failure (5xx, 429, quota, connection) goes back to ``scheduled`` with the network's
    reason and the job retries after ``Retry-After`` or a backoff with jitter; an expired
@@ -150,6 +152,13 @@ def job_key(post_id: str, channel_id: str, version: int, arm: int) -> str:
     """The idempotency key of one arming of one version of a target."""
     base = f"{post_id}:{channel_id}:{version}"
     return base if arm == 0 else f"{base}:{arm}"
+
+
+def first_attempt(post: Post, target: PostTarget) -> float | None:
+    """When the target's first publish attempt began: a remote post created before it (less
+    the networks' clock skew) is not this target's. A target attempted before that time was
+    recorded began no earlier than its post's publish time (a job waits for it)."""
+    return target.first_attempt_at or post.publish_at
 
 
 def simulated(post_id: str) -> Published:
@@ -419,8 +428,11 @@ class Dispatcher:
         try:
             published = await self._send(post, target, channel, connector, token)
         except Duplicate as exc:
-            existing = exc.existing or await self._find(post, target, channel, connector,
-                                                        token)
+            # the network's own pick (exc.existing) may be an older post with the same text
+            # (last week's weekly post): only one created since this target's first attempt
+            # is taken for it; none, and the target fails with the network's reason, for a
+            # person to look at, rather than be recorded as a post it never sent
+            existing = await self._find(post, target, channel, connector, token)
             if existing is not None:
                 return await self._published(post, target, channel, existing)
             self.pacer.give_back(channel.network, pace_key)
@@ -460,8 +472,9 @@ class Dispatcher:
         for refreshed in (False, True):
             try:
                 if target.attempts > 1:  # an earlier attempt may have reached the network
-                    found = await connector.find_published(token, target.dedupe_key,
-                                                           text=publication.text)
+                    found = await connector.find_published(
+                        token, target.dedupe_key, text=publication.text,
+                        since=first_attempt(post, target))
                     if found is not None:
                         return found
                 return await connector.publish(token, publication)
@@ -484,7 +497,8 @@ class Dispatcher:
                     token: str) -> Published | None:
         text = variant(post, target)["text"] or ""
         try:
-            return await connector.find_published(token, target.dedupe_key, text=text)
+            return await connector.find_published(token, target.dedupe_key, text=text,
+                                                  since=first_attempt(post, target))
         except NetworkError:
             return None
 
@@ -508,10 +522,11 @@ class Dispatcher:
         async def start(tx: Any) -> None:
             changed = await tx.execute(
                 "UPDATE social_post_targets SET state = 'publishing', attempts = attempts + 1, "
-                "arm_attempts = arm_attempts + 1, publishing_until = ? WHERE account_id = ? "
+                "arm_attempts = arm_attempts + 1, publishing_until = ?, "
+                "first_attempt_at = COALESCE(first_attempt_at, ?) WHERE account_id = ? "
                 "AND post_id = ? AND channel_id = ? AND version = ? AND job_id = ? "
                 "AND state IN ('scheduled', 'publishing')",
-                now + self.settings.publish_lease_s, post.account_id, post.post_id,
+                now + self.settings.publish_lease_s, now, post.account_id, post.post_id,
                 target.channel_id, target.version, job_id)
             if changed != 1:
                 raise _Superseded
@@ -525,7 +540,8 @@ class Dispatcher:
 
         await self._write(start)
         return replace(target, state=PUBLISHING, attempts=target.attempts + 1,
-                       arm_attempts=target.arm_attempts + 1)
+                       arm_attempts=target.arm_attempts + 1,
+                       first_attempt_at=target.first_attempt_at or now)
 
     async def _write(self, unit: Callable[[Any], Awaitable[T]]) -> T:
         """Run ``unit(tx)`` as one state change; the changes of many publish attempts

@@ -104,6 +104,9 @@ class PostTarget:
     arm_attempts: int = 0          # publish attempts since the last arming
     publishing_until: float = 0.0  # a 'publishing' target older than this is looked at
     published_at: float | None = None
+    #: When the first publish attempt began (None: never attempted); a retry only takes a
+    #: remote post with the same text for this one if it was created after that.
+    first_attempt_at: float | None = None
 
 
 @dataclass

@@ -34,7 +34,7 @@ POST_COLUMNS = ("account_id, post_id, author_id, text, media, link, first_commen
                 "publish_at, time_zone, state, version, submitted_at, created_at, updated_at")
 TARGET_COLUMNS = ("channel_id, text, media, link, first_comment, state, approval_tier, "
                   "dedupe_key, remote_id, url, error, attempts, version, job_id, arm, "
-                  "arm_attempts, publishing_until, published_at")
+                  "arm_attempts, publishing_until, published_at, first_attempt_at")
 
 
 def new_id(prefix: str) -> str:
@@ -79,7 +79,8 @@ def _target_from(t: Row) -> PostTarget:
         dedupe_key=t["dedupe_key"], remote_id=t["remote_id"], url=t["url"],
         error=t["error"], attempts=int(t["attempts"]), version=int(t["version"]),
         job_id=t["job_id"], arm=int(t["arm"]), arm_attempts=int(t["arm_attempts"]),
-        publishing_until=float(t["publishing_until"]), published_at=t["published_at"])
+        publishing_until=float(t["publishing_until"]), published_at=t["published_at"],
+        first_attempt_at=t["first_attempt_at"])
 
 
 class SocialStore:
@@ -348,11 +349,11 @@ class SocialStore:
         for t in post.targets:
             await tx.execute(
                 f"INSERT INTO social_post_targets (account_id, post_id, {TARGET_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 post.account_id, post.post_id, t.channel_id, t.text, _json(t.media), t.link,
                 t.first_comment, t.state, t.approval_tier, t.dedupe_key, t.remote_id, t.url,
                 t.error, t.attempts, t.version, t.job_id, t.arm, t.arm_attempts,
-                t.publishing_until, t.published_at)
+                t.publishing_until, t.published_at, t.first_attempt_at)
 
     async def update_post(self, tx: Any, post: Post, expected_version: int) -> bool:
         """Write ``post`` (and replace its targets) over ``expected_version``; never over

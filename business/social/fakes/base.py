@@ -42,6 +42,10 @@ from aiohttp import web
 #: How long a code may wait before it is exchanged.
 CODE_LIFETIME = 600.0
 #: The failure kinds every fake can answer with (in its own network's shape).
+#: How long the fakes of networks with a duplicate-content error (X, Facebook, LinkedIn)
+#: refuse a post repeating one of the account's: the networks refuse only recent repeats
+#: and document no window, so a day stands in (last week's weekly post is not refused).
+DUPLICATE_WINDOW_S = 86_400.0
 KINDS = ("rate_limited", "expired", "server", "duplicate", "quota", "rejected")
 _STATUS_KINDS = {429: "rate_limited", 401: "expired"}
 
@@ -476,3 +480,19 @@ def _dumps(value: Any) -> str:
     import json
 
     return json.dumps(value, default=str)
+
+
+def repeats_recent(posts: list[dict[str, Any]], same: Callable[[dict[str, Any]], bool],
+                   created: str = "created", now: float | None = None) -> dict[str, Any] | None:
+    """The newest of ``posts`` that ``same`` picks and that is younger than
+    :data:`DUPLICATE_WINDOW_S` (its time under ``created``): what a duplicate repeats."""
+    since = (time.time() if now is None else now) - DUPLICATE_WINDOW_S
+    for post in reversed(posts):
+        if post[created] > since and same(post):
+            return post
+    return None
+
+
+def graph_time(epoch: float) -> str:
+    """``epoch`` as the Graph API writes times (``2026-05-01T09:00:00+0000``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(epoch))

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from business.social.fakes.base import KINDS, FakeNetwork
+from business.social.fakes.base import KINDS, FakeNetwork, repeats_recent
 
 _ERRORS = {
     "rate_limited": (429, None, "Resource level throttle limit for calls to this resource "
@@ -88,9 +88,10 @@ class FakeLinkedIn(FakeNetwork):
             return web.json_response({"status": 400, "message": f"image {media} is not "
                                                                 "uploaded"}, status=400)
         commentary = body.get("commentary", "")
-        for post in self.posts:
-            if post["author"] == author and post["commentary"] == commentary:
-                return self.duplicate(post["id"])
+        earlier = repeats_recent(self.posts, lambda p: p["author"] == author
+                                 and p["commentary"] == commentary)
+        if earlier is not None:
+            return self.duplicate(earlier["id"])
         urn = f"urn:li:share:{self.next_id()}"
         self.posts.append({"id": urn, "author": author, "commentary": commentary,
                            "content": body.get("content"), "created": time.time()})
@@ -103,7 +104,8 @@ class FakeLinkedIn(FakeNetwork):
         if request.query.get("q") != "author" or author != self._urn(request):
             return self.error("rejected", 0, request)
         count = int(request.query.get("count", "10"))
-        elements = [{"id": p["id"], "author": p["author"], "commentary": p["commentary"]}
+        elements = [{"id": p["id"], "author": p["author"], "commentary": p["commentary"],
+                     "createdAt": int(p["created"] * 1000)}
                     for p in reversed(self.posts) if p["author"] == author][:count]
         return web.json_response({"elements": elements, "paging": {"count": count}})
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from business.social.fakes.base import KINDS, FakeNetwork, FakeUser
+from business.social.fakes.base import KINDS, FakeNetwork, FakeUser, graph_time, repeats_recent
 
 LONG_LIVED_S = 60 * 86400
 _ERRORS = {
@@ -221,7 +221,8 @@ class FakeContainers(FakeGraph):
         mine = [p for p in reversed(self.posts) if p["owner"] == request.match_info["uid"]]
         limit = int(request.query.get("limit", "25"))
         data = [{"id": p["id"], self.text_field: p[self.text_field],
-                 "permalink": p["permalink"], "timestamp": p["created"]} for p in mine][:limit]
+                 "permalink": p["permalink"], "timestamp": graph_time(p["created"])}
+                for p in mine][:limit]
         return web.json_response({"data": data})
 
     async def _limit(self, request: web.Request) -> web.Response:
@@ -432,8 +433,8 @@ class FakeFacebook(FakeGraph):
         return user
 
     def _store(self, page: FakeUser, message: str, kind: str) -> web.Response | dict:
-        if message and any(p["page"] == page.id and p["message"] == message
-                           for p in self.posts):
+        if message and repeats_recent(self.posts, lambda p: p["page"] == page.id
+                                      and p["message"] == message):
             return self.graph_error("duplicate")
         post_id = f"{page.id}_{self.next_id()}"
         post = {"id": post_id, "page": page.id, "message": message, "kind": kind,
@@ -475,7 +476,8 @@ class FakeFacebook(FakeGraph):
         if isinstance(page, web.Response):
             return page
         limit = int(request.query.get("limit", "25"))
-        data = [{"id": p["id"], "message": p["message"], "permalink_url": p["permalink_url"]}
+        data = [{"id": p["id"], "message": p["message"], "permalink_url": p["permalink_url"],
+                 "created_time": graph_time(p["created"])}
                 for p in reversed(self.posts) if p["page"] == page.id][:limit]
         return web.json_response({"data": data})
 

@@ -138,6 +138,7 @@ class FakeTikTok(FakeNetwork):
 
     def _video(self, post: dict[str, Any]) -> dict[str, Any]:
         return {"id": post["id"], "title": post["title"], "video_description": post["title"],
+                "create_time": int(post["created"]),
                 "share_url": f"https://www.tiktok.com/@adabeats/video/{post['id']}",
                 **self.counts(post["id"], post["created"], VIDEO_WEIGHTS)}
 

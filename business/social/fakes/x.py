@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from business.social.fakes.base import FakeNetwork
+from business.social.fakes.base import DUPLICATE_WINDOW_S, FakeNetwork
 
 #: ``public_metrics`` of a post (per-post factors and growth: :meth:`FakeNetwork.counts`).
 PUBLIC_WEIGHTS = {"impression_count": 120, "like_count": 7, "reply_count": 2,
@@ -39,9 +39,10 @@ class FakeX(FakeNetwork):
         kwargs.setdefault("token_lifetime", 7200.0)
         super().__init__(**kwargs)
         self.media: dict[str, dict[str, Any]] = {}
-        #: Texts per author of ``posts`` (duplicate checks stay cheap with many posts);
-        #: rebuilt when ``posts`` was changed from outside (a test clearing it).
-        self._texts: dict[str, set[str]] = {}
+        #: The newest post per text per author of ``posts`` (duplicate checks stay cheap
+        #: with many posts); rebuilt when ``posts`` was changed from outside (a test
+        #: clearing it).
+        self._texts: dict[str, dict[str, dict[str, Any]]] = {}
         self._indexed = 0
         #: Other people's public posts, oldest first (``say``): what search and mentions read.
         self.chatter: list[dict[str, Any]] = []
@@ -67,13 +68,18 @@ class FakeX(FakeNetwork):
         self.chatter.append(post)
         return post["id"]
 
-    def _authored(self, author: str) -> set[str]:
+    def _authored(self, author: str) -> dict[str, dict[str, Any]]:
         if self._indexed != len(self.posts):
             self._texts = {}
             for post in self.posts:
-                self._texts.setdefault(post["author"], set()).add(post["text"])
+                self._texts.setdefault(post["author"], {})[post["text"]] = post
             self._indexed = len(self.posts)
-        return self._texts.setdefault(author, set())
+        return self._texts.setdefault(author, {})
+
+    def _repeats(self, author: str, text: str) -> bool:
+        """Whether ``text`` repeats one of the author's posts of the duplicate window."""
+        earlier = self._authored(author).get(text)
+        return earlier is not None and earlier["created_at"] > time.time() - DUPLICATE_WINDOW_S
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/2/users/me", self._me)
@@ -122,7 +128,7 @@ class FakeX(FakeNetwork):
         user = self.user_of(request)
         if not text and not body.get("media"):
             return self.error("rejected", 0, request)
-        if text in self._authored(user.id):
+        if self._repeats(user.id, text):
             return self.error("duplicate", 0, request)
         media_ids = body.get("media", {}).get("media_ids", [])
         for media_id in media_ids:
@@ -135,7 +141,7 @@ class FakeX(FakeNetwork):
                 "reply_to": body.get("reply", {}).get("in_reply_to_tweet_id"),
                 "created_at": time.time()}
         self.posts.append(post)
-        self._texts.setdefault(user.id, set()).add(text)
+        self._texts.setdefault(user.id, {})[text] = post
         self._indexed = len(self.posts)
         headers = {"x-rate-limit-limit": "100", "x-rate-limit-remaining": str(
             max(0, 100 - len(self.posts))), "x-rate-limit-reset": str(int(time.time()) + 900)}
@@ -173,6 +179,9 @@ class FakeX(FakeNetwork):
         limit = int(request.query.get("max_results", "10"))
         fields = request.query.get("tweet.fields", "").split(",")
         data = [{"id": p["id"], "text": p["text"]} for p in reversed(mine)][:limit]
+        if "created_at" in fields:
+            for post, source in zip(data, reversed(mine), strict=False):
+                post["created_at"] = _x_time(source["created_at"])
         if "referenced_tweets" in fields:
             parents = {p["id"]: p.get("reply_to") for p in mine}
             for post in data:
@@ -334,3 +343,8 @@ class FakeX(FakeNetwork):
             body["includes"] = {"users": [{"id": e["sender_id"], "username": e["username"]}
                                           for e in page]}
         return web.json_response(body)
+
+
+def _x_time(epoch: float) -> str:
+    """``epoch`` as X writes ``created_at`` (``2026-05-01T09:00:00.000Z``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(epoch))

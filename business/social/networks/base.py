@@ -100,7 +100,8 @@ class Connector(Protocol):
 
     async def publish(self, access_token: str, publication: Publication) -> Published: ...
 
-    async def find_published(self, access_token: str, dedupe_key: str
+    async def find_published(self, access_token: str, dedupe_key: str, *,
+                             text: str | None = None, since: float | None = None
                              ) -> Published | None: ...   # asked before a retry
 
     async def quota(self, access_token: str) -> Quota | None: ...

@@ -241,8 +241,10 @@ class BlueskyConnector(HttpConnector):
         return f"https://bsky.app/profile/{handle}/post/{uri.rsplit('/', 1)[-1]}"
 
     async def find_published(self, access_token: str, dedupe_key: str, *,
-                             text: str | None = None) -> Published | None:
-        """The recent post record whose :data:`DEDUPE_FIELD` is ``dedupe_key``."""
+                             text: str | None = None, since: float | None = None
+                             ) -> Published | None:
+        """The recent post record whose :data:`DEDUPE_FIELD` is ``dedupe_key`` (the key is
+        this target's alone, so ``since`` is not needed)."""
         me = await self.profile(access_token)
         answer = await self.call("GET", self.with_query(
             _xrpc("com.atproto.repo.listRecords"),

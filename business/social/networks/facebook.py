@@ -27,7 +27,13 @@ import aiohttp
 
 from business.social.errors import Duplicate, NetworkError, Rejected, TokenExpired
 from business.social.networks.base import OAuthTokens, Publication, Published, Quota
-from business.social.networks.http import _json, retry_after_from, same_text
+from business.social.networks.http import (
+    _json,
+    remote_time,
+    retry_after_from,
+    same_text,
+    sent_since,
+)
 from business.social.networks.instagram import insights
 from business.social.networks.meta import GraphConnector
 
@@ -160,18 +166,22 @@ class FacebookConnector(GraphConnector):
         return str(answer.body.get("post_id") or answer.body["id"])
 
     async def find_published(self, access_token: str, dedupe_key: str, *,
-                             text: str | None = None) -> Published | None:
-        """The Page's recent post whose message is ``text`` (no field holds our key)."""
+                             text: str | None = None, since: float | None = None
+                             ) -> Published | None:
+        """The Page's recent post whose message is ``text`` (no field holds our key),
+        created since ``since`` (:func:`sent_since`; the post's ``created_time``)."""
         if not text:
             return None
         page = await self.page(access_token)
-        return await self._find(page["access_token"], page["id"], text)
+        return await self._find(page["access_token"], page["id"], text, since)
 
-    async def _find(self, token: str, page_id: str, text: str) -> Published | None:
+    async def _find(self, token: str, page_id: str, text: str, since: float | None = None
+                    ) -> Published | None:
         answer = await self.call("GET", self.with_query(self.v(f"/{page_id}/feed"), {
-            "fields": "id,message,permalink_url", "limit": "50"}), token=token)
+            "fields": "id,message,permalink_url,created_time", "limit": "50"}), token=token)
         for post in answer.body.get("data", []):
-            if same_text(str(post.get("message", "")), text):
+            if same_text(str(post.get("message", "")), text) and sent_since(
+                    remote_time(post.get("created_time")), since):
                 return Published(str(post["id"]), str(post.get("permalink_url") or
                                                       f"https://www.facebook.com/{post['id']}"))
         return None

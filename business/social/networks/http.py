@@ -284,6 +284,35 @@ def _read(path: str) -> bytes:
         return handle.read()
 
 
+#: How much earlier than a target's first attempt a network's clock may stamp the post
+#: that attempt sent (clock skew between this server and the network): 5 minutes.
+CLOCK_SKEW_S = 300.0
+
+
+def remote_time(value: object, *, millis: bool = False) -> float | None:
+    """A created time as a network writes it (ISO 8601 with ``Z`` or ``+0000``, or epoch
+    seconds; ``millis``: epoch milliseconds) in epoch seconds; None when missing or
+    unreadable."""
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return value / 1000.0 if millis else float(value)
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def sent_since(created: float | None, since: float | None) -> bool:
+    """Whether a remote post created at ``created`` may be one sent since ``since`` (the
+    target's first attempt), less :data:`CLOCK_SKEW_S`. Without ``since`` any time does;
+    with it, a post without a created time never does: taking an older post with the same
+    text (last week's weekly post) for ours would record it and never send this one."""
+    if since is None:
+        return True
+    return created is not None and created >= since - CLOCK_SKEW_S
+
+
 def same_text(a: str, b: str) -> bool:
     """Whether two post texts are the same post (whitespace and case of spacing aside;
     links are ignored because networks rewrite them, as X does to t.co)."""

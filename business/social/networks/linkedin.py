@@ -31,7 +31,13 @@ from business.social.networks.base import (
     Quota,
     reported,
 )
-from business.social.networks.http import Answer, HttpConnector, same_text
+from business.social.networks.http import (
+    Answer,
+    HttpConnector,
+    remote_time,
+    same_text,
+    sent_since,
+)
 
 _URN = re.compile(r"urn:li:(?:share|ugcPost|activity):\d+")
 
@@ -117,8 +123,10 @@ class LinkedInConnector(HttpConnector):
         return str(value["image"])
 
     async def find_published(self, access_token: str, dedupe_key: str, *,
-                             text: str | None = None) -> Published | None:
-        """The member's recent post whose commentary is ``text``."""
+                             text: str | None = None, since: float | None = None
+                             ) -> Published | None:
+        """The member's recent post whose commentary is ``text``, created since ``since``
+        (:func:`sent_since`; ``createdAt``, or the older ``created.time``, in ms)."""
         if not text:
             return None
         author = await self._author(access_token)
@@ -126,7 +134,8 @@ class LinkedInConnector(HttpConnector):
             "GET", f"/rest/posts?author={quote(author, safe='')}&q=author&count=50",
             token=access_token, headers=self.rest_headers)
         for post in answer.body.get("elements", []):
-            if same_text(str(post.get("commentary", "")), text):
+            if same_text(str(post.get("commentary", "")), text) and sent_since(
+                    created_ms(post), since):
                 return Published(str(post["id"]), post_url(str(post["id"])))
         return None
 
@@ -149,3 +158,11 @@ class LinkedInConnector(HttpConnector):
             existing = Published(found.group(0), post_url(found.group(0))) if found else None
             return Duplicate(message, existing=existing, network=self.network, status=422)
         return None
+
+
+def created_ms(post: dict) -> float | None:
+    """A post's creation time in epoch seconds (``createdAt``, or ``created.time``, in ms)."""
+    created = post.get("createdAt")
+    if created is None:
+        created = (post.get("created") or {}).get("time")
+    return remote_time(created, millis=True)

@@ -22,7 +22,14 @@ from business.social.errors import (
     TokenExpired,
 )
 from business.social.networks.base import MediaItem, OAuthTokens, Publication, Published, Quota
-from business.social.networks.http import Answer, HttpConnector, retry_after_from, same_text
+from business.social.networks.http import (
+    Answer,
+    HttpConnector,
+    remote_time,
+    retry_after_from,
+    same_text,
+    sent_since,
+)
 
 #: Graph error codes that mean "throttled" (application, user, page, business use case).
 RATE_CODES = {4, 17, 32, 613, *range(80001, 80015)}
@@ -171,9 +178,11 @@ class ContainerConnector(GraphConnector):
         return str(answer.body.get("permalink", ""))
 
     async def find_published(self, access_token: str, dedupe_key: str, *,
-                             text: str | None = None) -> Published | None:
+                             text: str | None = None, since: float | None = None
+                             ) -> Published | None:
         """The account's recent post with the same text (the API keeps no field for our key,
-        and the text is all it returns); None without ``text``."""
+        and the text is all it returns), created since ``since`` (:func:`sent_since`; the
+        media's ``timestamp``); None without ``text``."""
         if not text:
             return None
         user_id = await self.user_id(access_token)
@@ -181,7 +190,8 @@ class ContainerConnector(GraphConnector):
             "fields": f"id,{self.TEXT_FIELD},permalink,timestamp", "limit": "50"}),
             token=access_token)
         for item in answer.body.get("data", []):
-            if same_text(str(item.get(self.TEXT_FIELD, "")), text):
+            if same_text(str(item.get(self.TEXT_FIELD, "")), text) and sent_since(
+                    remote_time(item.get("timestamp")), since):
                 return Published(str(item["id"]), str(item.get("permalink", "")))
         return None
 

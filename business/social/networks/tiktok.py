@@ -25,7 +25,14 @@ import time
 
 from business.social.errors import NetworkError, QuotaExhausted, RateLimited, Rejected
 from business.social.networks.base import OAuthTokens, Publication, Published, Quota, reported
-from business.social.networks.http import Answer, HttpConnector, retry_after_from, same_text
+from business.social.networks.http import (
+    Answer,
+    HttpConnector,
+    remote_time,
+    retry_after_from,
+    same_text,
+    sent_since,
+)
 
 #: TikTok's chunk rules: 5 MB to 64 MB per chunk, a file under 64 MB may go in one.
 MAX_CHUNK = 64 * 2**20
@@ -122,15 +129,19 @@ class TikTokConnector(HttpConnector):
             await asyncio.sleep(self.poll_interval_s)
 
     async def find_published(self, access_token: str, dedupe_key: str, *,
-                             text: str | None = None) -> Published | None:
-        """The recent video whose title is ``text`` (TikTok keeps no field for our key)."""
+                             text: str | None = None, since: float | None = None
+                             ) -> Published | None:
+        """The recent video whose title is ``text`` (TikTok keeps no field for our key),
+        created since ``since`` (:func:`sent_since`; ``create_time``, epoch seconds)."""
         if not text:
             return None
         answer = await self.call("POST", self.with_query("/v2/video/list/", {
-            "fields": "id,title,video_description,share_url"}), token=access_token,
+            "fields": "id,title,video_description,share_url,create_time"}),
+            token=access_token,
             json={"max_count": 20})
         for video in answer.body.get("data", {}).get("videos", []):
-            if same_text(video.get("title") or video.get("video_description", ""), text):
+            if same_text(video.get("title") or video.get("video_description", ""),
+                         text) and sent_since(remote_time(video.get("create_time")), since):
                 return Published(str(video["id"]), str(video.get("share_url", "")))
         return None
 

@@ -42,8 +42,10 @@ from business.social.networks.http import (
     Answer,
     HttpConnector,
     epoch,
+    remote_time,
     retry_after_from,
     same_text,
+    sent_since,
 )
 
 
@@ -193,15 +195,18 @@ class XConnector(HttpConnector):
                            network=self.network)
 
     async def find_published(self, access_token: str, dedupe_key: str, *,
-                             text: str | None = None) -> Published | None:
-        """The account's recent post with the same text (X keeps no field for our key)."""
+                             text: str | None = None, since: float | None = None
+                             ) -> Published | None:
+        """The account's recent post with the same text (X keeps no field for our key),
+        created since ``since`` (:func:`sent_since`; X's ``created_at``)."""
         if not text:
             return None
         me = await self.profile(access_token)
         answer = await self.call("GET", self.with_query(f"/2/users/{me['id']}/tweets", {
             "max_results": "100", "tweet.fields": "created_at"}), token=access_token)
         for post in answer.body.get("data", []):
-            if same_text(post.get("text", ""), text):
+            if same_text(post.get("text", ""), text) and sent_since(
+                    remote_time(post.get("created_at")), since):
                 return Published(post["id"], f"https://x.com/i/web/status/{post['id']}")
         return None
 

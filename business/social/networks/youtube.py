@@ -166,8 +166,10 @@ class YouTubeConnector(HttpConnector):
             offset = held
 
     async def find_published(self, access_token: str, dedupe_key: str, *,
-                             text: str | None = None) -> Published | None:
-        """The recent upload tagged with :func:`dedupe_tag` of ``dedupe_key``."""
+                             text: str | None = None, since: float | None = None
+                             ) -> Published | None:
+        """The recent upload tagged with :func:`dedupe_tag` of ``dedupe_key`` (the key is
+        this target's alone, so ``since`` is not needed)."""
         channel = await self._channel(access_token, "contentDetails")
         uploads = channel["contentDetails"]["relatedPlaylists"]["uploads"]
         self._spend("list")
