@@ -142,6 +142,12 @@ def test_errors_carry_stripes_types_and_statuses(world) -> None:
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.payment_intents.create({"amount": "ten", "currency": "usd"})
     assert caught.value.param == "amount"
+    with pytest.raises(stripe.InvalidRequestError) as caught:  # a session's total too
+        client.v1.checkout.sessions.create({
+            "mode": "payment", "success_url": "https://example.com/ok", "line_items": [
+                {"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 10,
+                                               "product_data": {"name": "Beat"}}}]})
+    assert caught.value.code == "amount_too_small" and caught.value.param == "line_items"
     with pytest.raises(stripe.PermissionError):
         client.v1.customers.list(options={"stripe_account": "acct_not_ours"})
     fake.fail_next(500, path="/v1/customers")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from business.marketplace.fakes.stripe.billing import subscribe
-from business.marketplace.fakes.stripe.payments import confirm, new_price
+from business.marketplace.fakes.stripe.payments import ZERO_DECIMAL, confirm, new_price
 from business.marketplace.fakes.stripe.protocol import (
     StripeFault,
     as_list,
@@ -71,6 +71,9 @@ def create_session(fake: FakeStripe, call: Call) -> dict[str, Any]:
                       default=now + DAY)
     intent_data = p.get("payment_intent_data") or {}
     total = sum(line["amount_total"] for line in lines)
+    if mode == "payment" and 0 < total < 50 and lines[0]["currency"] not in ZERO_DECIMAL:
+        raise StripeFault("The Checkout Session's total amount due must add up to at least "
+                          "$0.50 usd", code="amount_too_small", param="line_items")
     session = fake.create(call.scope, "checkout.session", {
         "mode": mode, "status": "open", "payment_status": "unpaid", "currency":
         lines[0]["currency"], "amount_subtotal": total, "amount_total": total,
