@@ -446,6 +446,11 @@ def test_an_upload_a_post_may_still_publish_is_not_deleted(tmp_path: Path,
             assert refused.status == 409
             assert draft["post_id"] in (await refused.json())["error"]
             assert upload_file(context.data_dir, "acc", media_id) is not None
+            # expired waiting for approval, it may be edited and sent again: still in use
+            await context.database().execute(
+                "UPDATE social_posts SET state = 'expired' WHERE post_id = ?", draft["post_id"])
+            refused = await client.delete(f"/api/social/media/{media_id}", headers=ADA)
+            assert refused.status == 409, await refused.text()
 
             assert (await client.delete(f"/api/social/posts/{draft['post_id']}",
                                         headers=ADA)).status == 200

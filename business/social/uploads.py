@@ -53,7 +53,15 @@ from typing import Any, BinaryIO
 from PIL import Image, ImageOps
 
 from business.social.errors import ConflictError, NotFoundError, SocialError
-from business.social.models import APPROVED, DRAFT, FAILED, PENDING, PUBLISHING, SCHEDULED
+from business.social.models import (
+    APPROVED,
+    DRAFT,
+    EXPIRED,
+    FAILED,
+    PENDING,
+    PUBLISHING,
+    SCHEDULED,
+)
 from business.social.waveform import WaveformError, probe
 
 #: Media references of uploads: ``md_`` and 24 hex digits.
@@ -102,8 +110,9 @@ POSTER_AT_S = 1.0
 POSTER_TIMEOUT_S = 30.0
 #: How many uploads are read (ffprobe, ffmpeg) at once per process; the others wait.
 READS_AT_ONCE = 2
-#: Post states in which a post may still publish its media.
-LIVE_STATES = (DRAFT, PENDING, APPROVED, SCHEDULED, PUBLISHING, FAILED)
+#: Post states in which a post may still publish its media (an expired one may be edited
+#: and submitted again, as a failed one may be retried).
+LIVE_STATES = (DRAFT, PENDING, APPROVED, SCHEDULED, PUBLISHING, FAILED, EXPIRED)
 COLUMNS = ("media_id, name, kind, content_type, size_bytes, width, height, duration_s, "
            "sha256, uploaded_by, created_at")
 
