@@ -41,11 +41,11 @@ from aiohttp import web
 
 #: How long a code may wait before it is exchanged.
 CODE_LIFETIME = 600.0
-#: The failure kinds every fake can answer with (in its own network's shape).
 #: How long the fakes of networks with a duplicate-content error (X, Facebook, LinkedIn)
 #: refuse a post repeating one of the account's: the networks refuse only recent repeats
 #: and document no window, so a day stands in (last week's weekly post is not refused).
 DUPLICATE_WINDOW_S = 86_400.0
+#: The failure kinds every fake can answer with (in its own network's shape).
 KINDS = ("rate_limited", "expired", "server", "duplicate", "quota", "rejected")
 _STATUS_KINDS = {429: "rate_limited", 401: "expired"}
 
