@@ -123,7 +123,14 @@ class Sale:
 
 @contextlib.asynccontextmanager
 async def held_sale(tmp_path: Path, url: str = "", **options: Any) -> AsyncIterator[Sale]:
-    """:func:`split_sale` in a market on ``url`` (default SQLite in ``tmp_path``)."""
+    """:func:`split_sale` in a market on ``url`` (default SQLite in ``tmp_path``).
+
+    The plug-in's sweeper stays asleep unless ``checkout_sweep_s`` says otherwise: a test
+    that sets a part being paid out and settles it itself would otherwise race a sweep
+    that, a minute in on a loaded machine, queues that part's payout job first. A test
+    of the sweep calls ``holds.expire()`` itself.
+    """
+    options.setdefault("checkout_sweep_s", 3600.0)
     async with market(tmp_path, url or sqlite_url(tmp_path), **options) as m:
         accounts, beat_id, started = await split_sale(m)
         yield Sale(m, accounts, beat_id, started["orders"][0]["order_id"])
