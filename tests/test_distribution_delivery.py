@@ -370,6 +370,33 @@ def test_an_attempt_whose_lease_ran_out_does_not_start(
     asyncio.run(go())
 
 
+def test_a_retry_ships_nothing_changed_since_the_gate_even_from_its_cache(
+        tmp_path: Path) -> None:
+    """Attempt 1 built (and cached) the package; the audio is replaced before the retry,
+    which must refuse it as changed, not ship the cached package's old checksum with the
+    new bytes."""
+    art = make_art(tmp_path / "cover.jpg")
+    wav = make_audio(tmp_path / "take.wav", seconds=1.0)
+
+    async def go() -> None:
+        async with _setup(tmp_path) as (_db, _store, catalog):
+            await catalog.save_release("acc", release_dict(tmp_path, release_id="r", art=art,
+                                                           audio=[wav]))
+            snapshot = await catalog.snapshot("acc", "r")
+            first = await catalog.package("acc", "r", "alpha", "new", "m1", snapshot)
+            again = await catalog.package("acc", "r", "alpha", "new", "m1", snapshot)
+            assert again is first  # unchanged: the retry reuses the package
+            make_audio(wav, seconds=1.0, clip=True)  # re-rendered after attempt 1
+            with pytest.raises(ComplianceError, match="take.wav changed after the release "
+                                                      "passed the gate"):
+                await catalog.package("acc", "r", "alpha", "new", "m1", snapshot)
+            Path(wav).unlink()
+            with pytest.raises(ComplianceError, match="take.wav changed"):
+                await catalog.package("acc", "r", "alpha", "new", "m1", snapshot)
+
+    asyncio.run(go())
+
+
 def test_what_ships_is_what_passed_the_gate(tmp_path: Path) -> None:
     art = make_art(tmp_path / "cover.jpg")
     audio = {"edited": make_audio(tmp_path / "edited.wav", seconds=1.0),

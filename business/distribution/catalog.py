@@ -51,6 +51,20 @@ def _changed(path: str, where: str, checked_at: float) -> Issue:
                  "the release and deliver it again")
 
 
+def _changed_since(package: DeliveryPackage, checked_at: float) -> list[Issue]:
+    """A ``file_changed`` issue for each file of ``package`` whose bytes are not the ones
+    it was built from (and that passed the gate) any more, or that is gone."""
+    moved = []
+    for item in package.files:
+        try:
+            same = _sha256(item.path) == item.sha256
+        except OSError:
+            same = False
+        if not same:
+            moved.append(_changed(item.path, "files", checked_at))
+    return moved
+
+
 def _measured_digests(report: ComplianceReport, checked_at: float) -> dict[str, str]:
     """SHA-256 of each file the gate measured, by path (ComplianceError: read twice, differing)."""
     measured = [*report.audio.values(), *([report.artwork] if report.artwork else [])]
@@ -69,7 +83,9 @@ class Catalog:
         self.db = db
         self.stores = stores or {}
         self.sender = sender
-        self._packages: OrderedDict[tuple[str, ...], DeliveryPackage] = OrderedDict()
+        #: built packages by delivery, with when their gate snapshot was checked
+        self._packages: OrderedDict[tuple[str, ...], tuple[DeliveryPackage, float]] = (
+            OrderedDict())
 
     async def save_release(self, account_id: str, raw: dict[str, Any], *,
                            on_create: Made | None = None) -> Release:
@@ -203,7 +219,12 @@ class Catalog:
         key = (account_id, release_id, store, action, message_id, snapshot_id)
         if key in self._packages:
             self._packages.move_to_end(key)
-            return self._packages[key]
+            package, checked_at = self._packages[key]
+            if snapshot_id:  # a retry: its files may have changed since the last attempt
+                moved = await asyncio.to_thread(_changed_since, package, checked_at)
+                if moved:
+                    raise ComplianceError(moved)
+            return package
         digests: dict[str, str] | None = None
         checked_at = 0.0
         if snapshot_id:
@@ -231,7 +252,7 @@ class Catalog:
             if moved:
                 raise ComplianceError(moved)
         if message_id != "preview":
-            self._packages[key] = package
+            self._packages[key] = (package, checked_at)
         while len(self._packages) > PACKAGE_CACHE:
             self._packages.popitem(last=False)
         return package
