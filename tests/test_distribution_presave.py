@@ -141,6 +141,23 @@ def test_campaign_counts_each_fan_once_and_fires_release_day_once(tmp_path: Path
     asyncio.run(go())
 
 
+@pytest.mark.parametrize("written", ["20261201", "2026-W49-2", "2026-12-01"])
+def test_a_release_date_written_otherwise_fires_on_the_day(tmp_path: Path,
+                                                           written: str) -> None:
+    """ISO 8601's other forms of 1 December 2026 (which Python reads, as the release gate
+    does) are kept as 2026-12-01, so release day comes on the day, not a year late."""
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'p.sqlite3'}") as db:
+            await migrate(db)
+            presaves = PreSaves(db, _event_bus(db).publish)
+            data = await presaves.create("acc", "rel-1", "Night Drive", "Ada", written)
+            assert data["release_date"] == "2026-12-01"
+            assert await presaves.fire_due(dt.date(2026, 11, 30)) == []
+            assert await presaves.fire_due(dt.date(2026, 12, 1)) == [data["slug"]]
+
+    asyncio.run(go())
+
+
 def test_release_day_event_is_retried_until_a_hook_hears_it(db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:

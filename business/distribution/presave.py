@@ -62,8 +62,8 @@ class PreSaves:
                      release_date: str, services: list[str] | None = None) -> dict[str, Any]:
         """A campaign for a release; its public slug is in the result. A sandbox
         release's campaign is marked a sandbox object in the transaction that makes it."""
-        try:
-            dt.date.fromisoformat(release_date)
+        try:  # stored as YYYY-MM-DD: fire_due compares the dates as text
+            release_date = dt.date.fromisoformat(release_date).isoformat()
         except (TypeError, ValueError) as exc:
             raise DistributionError(
                 f"release date {release_date!r} must be written YYYY-MM-DD") from exc
