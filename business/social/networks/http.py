@@ -297,10 +297,7 @@ def remote_time(value: object, *, millis: bool = False) -> float | None:
         return None
     if isinstance(value, int | float):
         return value / 1000.0 if millis else float(value)
-    try:
-        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    return _iso_epoch(str(value))
 
 
 def sent_since(created: float | None, since: float | None) -> bool:
@@ -326,7 +323,14 @@ def _norm(text: str) -> str:
 
 def epoch(stamp: str) -> float:
     """An ISO 8601 time as the networks write it ("...Z") in epoch seconds; 0 if unreadable."""
+    found = _iso_epoch(stamp)
+    return 0.0 if found is None else found
+
+
+def _iso_epoch(stamp: str) -> float | None:
+    """An ISO 8601 time (``Z`` or an offset such as ``+0000``) in epoch seconds; None if
+    unreadable."""
     try:
         return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
     except ValueError:
-        return 0.0
+        return None
