@@ -37,14 +37,13 @@ export function holdTracker (release) {
     if (held === null) return
     const slider = held
     held = null
-    window.removeEventListener('blur', lost)
+    window.removeEventListener('blur', up)
     release(e.target === window ? { target: slider } : e)
   }
-  // the window lost focus mid-press (another app took it): no pointer up will come
-  const lost = (e) => up(e)
   const down = (e) => {
     held = e.currentTarget
-    window.addEventListener('blur', lost)
+    // the window losing focus mid-press (another app took it) ends it: no pointer up comes
+    window.addEventListener('blur', up)
   }
   return { attrs: { onpointerdown: down, onpointerup: up, onchange: up }, held: () => held !== null }
 }
