@@ -19,6 +19,7 @@ from marketplace_helpers import (
     who,
 )
 
+from business.marketplace import bookings
 from business.marketplace.deals import Deal, Priced, apply
 from business.marketplace.visitor_carts import purge_stale
 
@@ -210,6 +211,58 @@ async def test_a_lease_line_sold_exclusively_before_payment_is_refunded_alone(
                 if charges and charges[0]["amount_refunded"] == 2999:
                     break
                 await asyncio.sleep(0.05)
+
+
+async def test_a_cart_lines_partial_refunds_and_dashboard_refunds_follow_stripe(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    """A cart's one charge refunded in parts: a line's second partial refund books what
+    its total grew by, a refund naming no line (made in Stripe's dashboard) is booked
+    too, and once the whole charge is back every line's licence goes."""
+    async with market(tmp_path, db_url) as m:
+        beats = await shop(m, 2)
+        await add(m, "buyer", beats[0], "mp3_lease")
+        await add(m, "buyer", beats[1], "wav_lease")
+        status, started = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})
+        assert status == 201, started
+        m.pay(started)
+        first, second = started["orders"]
+        for line in (first, second):
+            await m.order("buyer", line["order_id"], "paid")
+        services = market_services(m)
+        ledger = services.ledger
+        order = await services.store.order("seller", first["order_id"])
+        assert order is not None and order.charged_on
+
+        async def refund(n: int, amount: int | None, names: str | None) -> None:
+            await services.gateway.refund(
+                idempotency_key=f"cart-partial-{n}", payment_intent=order.payment_intent,
+                amount=amount, account=order.charged_on,
+                metadata={"order_id": names} if names else None)
+            await m.fake.webhooks.settled()
+
+        async def books_follow_stripe(refunded: int) -> None:
+            assert (await ledger.balances("seller"))[("external:refunds", "usd")] == refunded
+            found = m.fake.balances(order.charged_on)["usd"]
+            assert await ledger.balance("seller", bookings.SELLER, "usd") == (
+                found["available"] + found["pending"])
+
+        await refund(0, 1000, first["order_id"])
+        await refund(1, 700, first["order_id"])
+        await books_follow_stripe(1700)
+        await m.order("buyer", first["order_id"], "refunded")
+        await refund(2, 500, None)  # part of the charge, no line named
+        await books_follow_stripe(2200)
+        for event in m.fake.events_of("charge.refunded"):  # delivered again: no change
+            m.fake.webhooks.redeliver(event)
+        await m.fake.webhooks.settled()
+        await books_follow_stripe(2200)
+        held = {lic["beat_id"]: lic["status"] for lic in await m.library("buyer")}
+        assert held == {beats[0]["beat_id"]: "refunded", beats[1]["beat_id"]: "active"}
+        await refund(3, None, None)  # the rest of the charge
+        await books_follow_stripe(2999 + 4999)
+        await m.order("buyer", second["order_id"], "refunded")
+        assert {lic["status"] for lic in await m.library("buyer")} == {"refunded"}
+        assert await ledger.audit("seller") == []
 
 
 async def test_a_visitors_cart_lives_in_a_signed_cookie_and_moves_at_sign_in(

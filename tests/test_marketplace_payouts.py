@@ -525,3 +525,27 @@ async def test_refunds_booked_before_the_running_total_was_kept_are_counted(
         found = {r["order_id"]: r["refunded_amount"] for r in await db.fetch(
             "SELECT order_id, refunded_amount FROM mkt_orders")}
     assert found == {"o1": 1500, "o2": 700, "o10": 0, "o1_": 0}
+
+
+async def test_cart_line_refunds_booked_under_the_old_key_are_counted(
+        db_url: str) -> None:  # noqa: F811
+    """Migration 27 counts a cart line's refunds booked after migration 26 under the old
+    key (``refund:<order>``, refunded_amount left 0), so its next refund books only its
+    growth; a refund booked against the cart (``refund:cart:...``) is no line's."""
+    async with open_database(db_url) as db:
+        await db.migrate([m for m in MIGRATIONS if m.version < 27])
+        ledger = Ledger(db)
+        async with db.transaction() as tx:
+            for order in ("o3", "o4"):
+                await tx.execute(
+                    "INSERT INTO mkt_orders (account_id, order_id, beat_id, tier, "
+                    "buyer_account, amount, currency, status, stripe_account, created_at, "
+                    "cart_id) VALUES ('seller', ?, 'b', 'wav_lease', 'buyer', 2000, 'usd', "
+                    "'refunded', 'acct_s', 0, 'c1')", order)
+            for key, amount in (("refund:o3", 700), ("refund:cart:c1:re_1", 300)):
+                await ledger.record(tx, "seller", bookings.refund(
+                    key, "usd", amount=amount, imposed=True))
+        await db.migrate(MIGRATIONS)
+        found = {r["order_id"]: r["refunded_amount"] for r in await db.fetch(
+            "SELECT order_id, refunded_amount FROM mkt_orders")}
+    assert found == {"o3": 700, "o4": 0}

@@ -8,8 +8,11 @@ fees, summed in the metadata's ``discovery_fee``, to ``platform:fees``), and eac
 order paid and licensed, unless its beat was sold exclusively meanwhile: that order
 becomes ``refunding`` and the ``marketplace.refund`` job refunds its amount alone (a free
 line has nothing to refund and is closed as refunded). ``charge.refunded`` of a cart's
-charge reads the charge's refunds from Stripe and books each one naming an order of the
-cart (key ``refund:<order_id>``), revoking that line's licence only.
+charge reads the charge's refunds from Stripe: a line's refunds (their metadata names its
+order) book what their total grew by (key ``refund:<order_id>:<total>``, as a single
+sale's) and revoke that line's licence only; a refund naming no line (made in Stripe's
+dashboard) is booked against the cart (key ``refund:cart:<cart_id>:<refund_id>``), so the
+books follow Stripe's balance, and once the whole charge is refunded every line's licence goes.
 
 A cart paid by a **separate charge** on the platform's account (it holds a split beat:
 its orders carry a ``transfer_group``) books the sale to ``platform:clearing`` and, in
@@ -181,36 +184,67 @@ class CartEvents:
                         orders: list[Order]) -> Outcome:
         from business.marketplace.fulfilment import _Retry
 
-        seller = orders[0].account_id
-        by_id = {o.order_id: o for o in orders}
-        intent = event.object.get("payment_intent")
+        seller, cart_id, charge = orders[0].account_id, meta["cart_id"], event.object
+        intent = charge.get("payment_intent")
         if not intent or self.f.gateway is None:
             return await self.f._record_only(event, seller)
         if not any(o.status in (PAID, REFUNDING, REFUNDED) for o in orders):
-            raise _Retry(f"cart {meta['cart_id']!r} is not paid yet")
-        refunds = await self.f.gateway.list_refunds(payment_intent=str(intent),
-                                                    account=orders[0].charged_on)
+            raise _Retry(f"cart {cart_id!r} is not paid yet")
+        refunds = [r for r in await self.f.gateway.list_refunds(
+            payment_intent=str(intent), account=orders[0].charged_on)
+            if r.get("status") in ("succeeded", "pending")]
+        by_line = refunds_by_line(refunds, {o.order_id for o in orders})
         separate = self.f.split_sales if orders[0].transfer_group else None
+        mirror = bookings.SELLER if separate is None else bookings.CLEARING
+        currency = str(charge.get("currency") or orders[0].currency)
         now = time.time()
         async with self.store.db.transaction() as tx:
             if not await self.store.record_event(tx, seller, event.id, event.type,
                                                  Outcome.PROCESSED, now):
                 return Outcome.DUPLICATE
-            for refund in refunds:
-                order = by_id.get(str((refund.get("metadata") or {}).get("order_id", "")))
-                if order is None or refund.get("status") not in ("succeeded", "pending"):
-                    if order is None:
-                        logger.warning("refund %s of cart %s names no order of it: not "
-                                       "booked", refund.get("id"), meta["cart_id"])
+            for order in orders:
+                if order.order_id not in by_line:
                     continue
+                # a line's refunds add up to a running total: book what it grew by
+                total = sum(int(r["amount"]) for r in by_line[order.order_id])
+                grew = await self.store.refund_growth(tx, seller, order.order_id, total)
+                if grew is None:
+                    raise _Retry(f"another refund of order {order.order_id!r} was booked "
+                                 "meanwhile")
+                if grew:
+                    cause = f"refund:{order.order_id}:{total}"
+                    await self.f.ledger.record(tx, seller, bookings.refund(
+                        cause, currency, amount=grew, imposed=True, mirror=mirror))
+                    if separate is not None:
+                        await separate.queue_reversal(tx, order, cause=cause, amount=grew)
+                await self._close_refunded(tx, order, now)
+            for refund in by_line.get(None, []):
+                # made in Stripe's dashboard, naming no line: the books follow the charge
+                cause = f"refund:cart:{cart_id}:{refund['id']}"
                 posted = await self.f.ledger.record(tx, seller, bookings.refund(
-                    f"refund:{order.order_id}", str(refund["currency"]),
-                    amount=int(refund["amount"]), imposed=True,
-                    mirror=bookings.SELLER if separate is None else bookings.CLEARING))
+                    cause, currency, amount=int(refund["amount"]), imposed=True,
+                    mirror=mirror))
                 if separate is not None and not posted.duplicate:
-                    await separate.queue_reversal(tx, order, refund_id=str(refund["id"]),
-                                                  amount=int(refund["amount"]))
-                await self.store.set_order(tx, seller, order.order_id, status=REFUNDED,
-                                           refunded_at=now, expect=(PAID, REFUNDING))
-                await self.store.revoke_licence(tx, seller, order.order_id)
+                    await separate.queue_shared_reversals(
+                        tx, await self.orders(seller, cart_id, tx), cause=cause,
+                        amount=int(refund["amount"]))
+            if 0 < int(charge.get("amount") or 0) <= int(charge.get("amount_refunded") or 0):
+                for order in orders:  # the whole charge went back: so did every line
+                    await self._close_refunded(tx, order, now)
         return Outcome.PROCESSED
+
+    async def _close_refunded(self, tx: Any, order: Order, now: float) -> None:
+        await self.store.set_order(tx, order.account_id, order.order_id, status=REFUNDED,
+                                   refunded_at=now, expect=(PAID, REFUNDING))
+        await self.store.revoke_licence(tx, order.account_id, order.order_id)
+
+
+def refunds_by_line(refunds: list[dict[str, Any]],
+                    lines: set[str]) -> dict[str | None, list[dict[str, Any]]]:
+    """A cart charge's ``refunds`` by the line (order id) each names in its metadata; a
+    refund naming none of ``lines`` (one made in Stripe's dashboard) under None."""
+    found: dict[str | None, list[dict[str, Any]]] = {}
+    for refund in refunds:
+        named = str((refund.get("metadata") or {}).get("order_id", ""))
+        found.setdefault(named if named in lines else None, []).append(refund)
+    return found

@@ -301,19 +301,15 @@ class Fulfilment:
                                                  Outcome.PROCESSED, now):
                 return Outcome.DUPLICATE
             # amount_refunded is the charge's running total: book what it grew by
-            booked = int(await tx.fetchval(
-                "SELECT refunded_amount FROM mkt_orders WHERE account_id = ? AND "
-                "order_id = ?", order.account_id, order.order_id) or 0)
-            if refunded > booked:
-                if not await tx.execute(
-                        "UPDATE mkt_orders SET refunded_amount = ? WHERE account_id = ? AND "
-                        "order_id = ? AND refunded_amount = ?", refunded, order.account_id,
-                        order.order_id, booked):
-                    raise _Retry(f"another refund of order {order.order_id!r} was booked "
-                                 "meanwhile")
+            grew = await self.store.refund_growth(tx, order.account_id, order.order_id,
+                                                  refunded)
+            if grew is None:
+                raise _Retry(f"another refund of order {order.order_id!r} was booked "
+                             "meanwhile")
+            if grew:
                 await self.ledger.record(tx, order.account_id, bookings.refund(
                     f"refund:{order.order_id}:{refunded}", str(charge["currency"]),
-                    amount=refunded - booked, imposed=True))
+                    amount=grew, imposed=True))
             await self.store.set_order(tx, order.account_id, order.order_id, status=REFUNDED,
                                        refunded_at=now, expect=(PAID, REFUNDING))
             await self.store.revoke_licence(tx, order.account_id, order.order_id)

@@ -18,10 +18,10 @@ queues ``marketplace.split_reversal`` (:meth:`SplitSales.queue_reversal`), which
 ``refund / line amount`` of that line's transfers only, once the line's transfers are all
 made (it waits for ``mkt_orders.transferred_at`` in growing steps, up to 15 minutes
 apart and about five hours in all, past the transfer job's own retries), keyed by the
-refund. A lost dispute of the charge (:mod:`.money_events`) queues the same job for every
-line still paid (:meth:`SplitSales.queue_dispute_reversals`): the disputed amount cut
-across those lines by amount, each taking back its part of its own transfers, keyed by
-dispute and line.
+refund booked. A lost dispute of the charge (:mod:`.money_events`), and a refund that
+names no line (one made in Stripe's dashboard), queue the same job for every line still
+paid (:meth:`SplitSales.queue_shared_reversals`): the amount cut across those lines by
+amount, each taking back its part of its own transfers, keyed by cause and line.
 
 A line whose transfer job gives up (its retries spent: :meth:`SplitSales.fail`, called
 by the job's last attempt) is marked failed with the reason
@@ -271,20 +271,28 @@ class SplitSales:
         await self.alerts.notify_reversal_died(seller, order_id, cause, reason)
         return True
 
-    async def queue_reversal(self, tx: Any, order: Order, *, refund_id: str,
+    async def queue_reversal(self, tx: Any, order: Order, *, cause: str,
                              amount: int) -> None:
         """In a refund's transaction: queue taking ``amount / order.amount`` of the line's
-        transfers back (once per refund)."""
+        transfers back (once per ``cause``, the refund booked)."""
         if amount <= 0 or order.amount <= 0:
             return
-        await self._queue_reversal(tx, order, amount, f"refund:{refund_id}",
-                                   f"split-reversal/{refund_id}")
+        await self._queue_reversal(tx, order, amount, cause, f"split-reversal/{cause}")
 
     async def queue_dispute_reversals(self, tx: Any, lines: list[Order], *, dispute_id: str,
                                       amount: int) -> dict[str, int]:
         """In a lost dispute's transaction: cut ``amount`` across the paid ``lines`` by
         their amounts and queue taking each line's part of its transfers back (once per
         dispute and line); the parts queued, by order id."""
+        return await self.queue_shared_reversals(tx, lines, cause=f"dispute:{dispute_id}",
+                                                 amount=amount)
+
+    async def queue_shared_reversals(self, tx: Any, lines: list[Order], *, cause: str,
+                                     amount: int) -> dict[str, int]:
+        """In the transaction of a ``cause`` that takes ``amount`` of the whole charge (a
+        lost dispute, a refund naming no line): cut it across the paid ``lines`` by their
+        amounts and queue taking each line's part of its transfers back (once per cause
+        and line); the parts queued, by order id."""
         paid = [o for o in lines if o.status == PAID and o.amount > 0]
         if amount <= 0 or not paid:
             return {}
@@ -293,9 +301,8 @@ class SplitSales:
         for order, part in zip(paid, parts, strict=True):
             if part <= 0:
                 continue
-            await self._queue_reversal(
-                tx, order, part, f"dispute:{dispute_id}",
-                f"split-reversal/dispute:{dispute_id}/{order.order_id}")
+            await self._queue_reversal(tx, order, part, cause,
+                                       f"split-reversal/{cause}/{order.order_id}")
             queued[order.order_id] = part
         return queued
 

@@ -329,6 +329,23 @@ class MarketStore:
             "AND beat_id = ? ORDER BY granted_at", account_id, beat_id)
         return [licence_from(r) for r in rows]
 
+    async def refund_growth(self, tx: Any, account_id: str, order_id: str,
+                            total: int) -> int | None:
+        """In a refund's transaction: raise the order's ``refunded_amount`` to ``total``
+        (what Stripe shows refunded of it) and return what it grew by (0 when the books
+        show that much already), or None when another refund raised it meanwhile (the
+        caller retries)."""
+        booked = int(await tx.fetchval(
+            "SELECT refunded_amount FROM mkt_orders WHERE account_id = ? AND order_id = ?",
+            account_id, order_id) or 0)
+        if total <= booked:
+            return 0
+        if not await tx.execute(
+                "UPDATE mkt_orders SET refunded_amount = ? WHERE account_id = ? AND "
+                "order_id = ? AND refunded_amount = ?", total, account_id, order_id, booked):
+            return None
+        return total - booked
+
     async def revoke_licence(self, tx: Any, account_id: str, order_id: str) -> None:
         await tx.execute(
             "UPDATE mkt_licences SET status = 'refunded' WHERE account_id = ? AND order_id = ?",
