@@ -249,6 +249,15 @@ async def test_deep_and_wide_queries_are_refused_before_they_run(
                            for i in range(60))
         too_many = await gql(ada, "{ " + aliases + " }")
         assert too_many["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
+        # a page of less than one item subtracts nothing: it counts as the largest page
+        wide_alias = ("wide: projects(first: 200) { edges { node { id name tracks { id "
+                      "name clips { id source position length } } } } }")
+        for sibling in ("projects(first: -100000000) { edges { node { id } } }",
+                        'project(id: "x") { transcriptsConnection(first: -1000000) { '
+                        "edges { node { id } } } }",
+                        "projects(first: 0) { edges { node { id } } }"):
+            cut = await gql(ada, "{ " + wide_alias + " neg: " + sibling + " }")
+            assert cut["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY", sibling
         # projects' default page (50) counts when first is left out
         unpaged = await gql(ada, "{ projects { edges { node { assets { project { assets "
                                  "{ id } } } } } } }")

@@ -7,8 +7,8 @@ up, so a query could otherwise nest without end). Cost is ours (:class:`CostLimi
 field costs 1, times the number of items of every list above it: a connection
 (``projects``, ``transcriptsConnection``, ``wordsConnection``,
 ``transcriptionJobsConnection``) multiplies what is inside it by its ``first`` (200 when
-it is a variable: the largest page; its default, :data:`CONNECTIONS`, when left out; its
-``edges`` are those items), v1's deprecated whole lists (``transcripts``, ``words``,
+it is a variable or below 1: the largest page; its default, :data:`CONNECTIONS`, when
+left out; its ``edges`` are those items), v1's deprecated whole lists (``transcripts``, ``words``,
 ``transcriptionJobs``) by :data:`UNPAGED`, the other lists (``tracks``, ``clips``,
 ``assets``) by :data:`LIST_SIZE`.
 Fragments are counted where they are spread.
@@ -58,8 +58,12 @@ def _multiplier(node: FieldNode) -> int:
     for argument in node.arguments or ():
         if argument.name.value == "first":
             value = argument.value
-            return min(int(value.value), MAX_PAGE) if isinstance(value, IntValueNode) \
-                else MAX_PAGE
+            if not isinstance(value, IntValueNode):
+                return MAX_PAGE
+            # below 1 the resolver refuses it, but only after this check: counted as
+            # the largest page, so a negative page never takes cost off its siblings
+            first = int(value.value)
+            return min(first, MAX_PAGE) if first >= 1 else MAX_PAGE
     return LISTS.get(name, 1)
 
 
