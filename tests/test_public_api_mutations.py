@@ -12,7 +12,7 @@ from public_api_helpers import Caller, two_people
 from smtp_server import SmtpServer
 
 from accounts.service import Actor
-from dawserver.keys import ACCOUNTS
+from dawserver.keys import ACCOUNTS, ROOMS
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
 GRAPHQL = "/api/graphql"
@@ -159,3 +159,34 @@ async def test_the_graphql_schema_is_served_and_linked(tmp_path: Path,
         assert "type Mutation {" in sdl and "setTrackMix(" in sdl and "type Query {" in sdl
         async with ada.http.get(f"{ada.base_url}/developer/docs") as answer:
             assert f'href="{GRAPHQL}/schema.graphql"' in await answer.text()
+
+
+async def test_a_track_list_walk_survives_tracks_removed_and_added_before_its_cursor(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """The tracks' cursor names the last track given, not its index: a collaborator
+    removing or adding tracks before it between pages skips and repeats none."""
+    async with two_people(tmp_path, smtp_server) as (app, ada, _bob):
+        status, project, _ = await ada.call("POST", "/api/v1/projects", {"name": "Walk"})
+        assert status == 201, project
+        tracks = f"/api/v1/projects/{project['id']}/tracks"
+        for n in range(8):
+            assert (await ada.call("POST", tracks, {"name": f"T{n}"}))[0] == 201
+        everyone = [t["id"] for t in (await ada.call("GET", f"{tracks}?limit=200"))[1][
+            "data"]]
+        _, first, _ = await ada.call("GET", f"{tracks}?limit=3")
+        assert [t["id"] for t in first["data"]] == everyone[:3]
+        async with app[ROOMS].use(project["id"]) as room:  # a collaborator's edit
+            await room.edit(lambda document: document.remove_track(everyone[0]))
+        status, second, _ = await ada.call("GET", f"{tracks}?limit=3&cursor="
+                                                  f"{first['next_cursor']}")
+        assert status == 200 and [t["id"] for t in second["data"]] == everyone[3:6], second
+        assert (await ada.call("POST", tracks, {"name": "Late"}))[0] == 201
+        async with app[ROOMS].use(project["id"]) as room:  # the cursor's own track
+            await room.edit(lambda document: document.remove_track(everyone[5]))
+        status, third, _ = await ada.call("GET", f"{tracks}?limit=3&cursor="
+                                                 f"{second['next_cursor']}")
+        assert status == 200, third
+        names = [t["name"] for t in third["data"]]
+        assert names == ["T6", "T7", "Late"] and third["next_cursor"] is None, names
+        forged = second["next_cursor"].split(".")[0] + ".AAAAAAAAAAAAAAAAAAAAAA"
+        assert (await ada.call("GET", f"{tracks}?cursor={forged}"))[0] == 400

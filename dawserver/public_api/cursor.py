@@ -2,7 +2,10 @@
 
 A cursor is ``base64url(JSON position) "." base64url(HMAC-SHA256)[:22]``, bound to
 the list it came from (``scope``), so a client can neither forge a position nor use
-one list's cursor on another; a cursor that fails either check answers 400.
+one list's cursor on another; a cursor that fails either check answers 400. A list
+kept in its own order (a document's tracks) names its last item given and where it
+stood (:meth:`Cursors.page_in_place`), so items added or removed before it between
+pages neither repeat nor skip one.
 """
 
 from __future__ import annotations
@@ -96,3 +99,20 @@ class Cursors:
                 raise BadRequest(BAD_CURSOR.format(cursor=cursor[:80],
                                                    why="a position of another shape")) from None
         return self.cut(scope, ordered, key, limit)
+
+    def page_in_place(self, scope: str, items: Sequence[T], ident: Callable[[T], str],
+                      limit: int, cursor: str | None) -> tuple[list[T], str | None]:
+        """The page of ``items``, a list in its own order that others may edit between
+        pages, after ``cursor``, and its ``next_cursor``. The cursor names the last item
+        given (``ident``) and its index: the page starts after wherever that item is now,
+        or at its old index when it is gone."""
+        start = 0
+        position = self.after(scope, cursor, (int, str))
+        if position is not None:
+            index, last = position
+            now = next((n for n, item in enumerate(items) if ident(item) == last), None)
+            start = now + 1 if now is not None else max(index, 0)
+        chosen = list(items[start:start + limit])
+        more = len(items) > start + limit
+        return chosen, (self.encode(scope, [start + len(chosen) - 1, ident(chosen[-1])])
+                        if more and chosen else None)

@@ -179,8 +179,8 @@ async def list_tracks(request: Request) -> web.Response:
     fields = parse_fields(query.fields, Track)
     project_id = request.params["project_id"]
     found = await services.tracks(request.app, project_id)
-    page, after = api_state(request.context).cursors.page(
-        f"tracks:{project_id}", found, lambda t: (t.position, t.id), query.limit, query.cursor)
+    page, after = api_state(request.context).cursors.page_in_place(
+        f"tracks:{project_id}", found, lambda t: t.id, query.limit, query.cursor)
     return answer(request, TrackPage(data=page, next_cursor=after), fields=fields)
 
 
@@ -200,13 +200,10 @@ async def list_assets(request: Request) -> web.Response:
     fields = parse_fields(query.fields, Asset)
     project_id = request.params["project_id"]
     every = (await services.assets(request.app, [project_id]))[project_id]
-    found = [(index, asset) for index, asset in enumerate(every)
-             if query.format is None or asset.format == query.format]
-    page, after = api_state(request.context).cursors.page(
-        f"assets:{project_id}", found, lambda pair: (pair[0], pair[1].id), query.limit,
-        query.cursor)
-    return answer(request, AssetPage(data=[a for _, a in page], next_cursor=after),
-                  fields=fields)
+    found = [asset for asset in every if query.format is None or asset.format == query.format]
+    page, after = api_state(request.context).cursors.page_in_place(
+        f"assets:{project_id}", found, lambda a: a.id, query.limit, query.cursor)
+    return answer(request, AssetPage(data=page, next_cursor=after), fields=fields)
 
 
 async def get_asset(request: Request) -> web.Response:
