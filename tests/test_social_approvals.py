@@ -563,6 +563,33 @@ def test_posts_not_approved_in_time_expire_and_the_author_is_told(tmp_path: Path
     asyncio.run(go())
 
 
+def test_an_approval_after_the_publish_time_expires_the_post_and_sends_nothing(
+        tmp_path: Path, db_url: str) -> None:
+    """An approver deciding after the post's publish time, before the expiry sweep's
+    turn, gets 409 and the post expires at once (its author told): it never goes out
+    late."""
+    async def go() -> None:
+        async with _app(tmp_path, db_url) as (client, context):
+            channel = await _setup(client, [[{"person": "p_bo"}]])
+            post_id = await _submitted(client, channel, publish_at=soon(1))
+            approvals = services(context).approvals
+            approvals.clock = lambda: time.time() + 2 * 3600  # past its time, no sweep
+            late = await client.post(f"/api/social/posts/{post_id}/approve",
+                                     headers=as_("p_bo"), json={})
+            body = await late.json()
+            assert late.status == 409 and "expired" in str(body), body
+            found = await (await client.get(f"/api/social/posts/{post_id}",
+                                            headers=as_("p_ada"))).json()
+            assert found["state"] == "expired"
+            assert {t["state"] for t in found["targets"]} == {"expired"}
+            rows = await context.database().fetch(
+                "SELECT payload FROM events_outbox WHERE name = 'social.post_expired'")
+            assert len(rows) == 1 and "publish time" in rows[0]["payload"]
+            assert await approvals.expire_due() == 0  # nothing left for the sweep
+
+    asyncio.run(go())
+
+
 @pytest.mark.asyncio
 async def test_plug_ins_read_memberships_from_the_accounts(tmp_path: Path,
                                                           smtp_server: SmtpServer) -> None:

@@ -168,6 +168,12 @@ class Approvals:
             raise NotAllowedError("you are not an approver of the current tier of this "
                                   "post's channels (or you decided an earlier tier already)")
         now = self.clock()
+        if approve and post.publish_at is not None and post.publish_at <= now:
+            # too late to go out on time: expired now, not sent at the sweep's next turn
+            await self._expire(account_id, post_id, now)
+            raise ConflictError(f"post {post_id!r} was not approved before its publish time "
+                                f"({iso(post.publish_at)}), so it expired: its author can "
+                                "set a new time and submit it again")
         async with self.store.db.transaction() as tx:
             # every writer of a pending post holds its channels and raises its version, so
             # a decision, another decision and a workflow change never write over each
