@@ -8,7 +8,9 @@ password sign-in does and sends the browser back to ``?next=`` given to ``start`
 path on this site only; :func:`safe_next`), else to ``/``. A person with two-step
 sign-in is sent to ``/#second_factor=TOKEN&expires_at=T`` (and ``&next=PATH``)
 instead (a fragment never reaches a server or a Referer), and finishes with ``POST
-/auth/sign-in/second-factor`` and a code, as after a password. Providers come from
+/auth/sign-in/second-factor`` and a code, as after a password. Only the browser that
+started a sign-in may finish it (:mod:`dawserver.sign_in_binding`): elsewhere the
+callback answers 400. Providers come from
 ``config.sign_in_providers``; :func:`setup_oidc` keeps their clients (made at
 their first use) and the started sign-ins on the app, and closes the clients
 with it.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -28,6 +30,7 @@ from aiohttp import web
 from accounts.oidc import (
     GOOGLE_ISSUER,
     OidcClient,
+    OidcIdentity,
     PendingLogin,
     PendingLogins,
     ProviderConfig,
@@ -39,11 +42,14 @@ from database import Session
 from .auth_routes import session_cookie
 from .keys import ACCOUNTS, CONFIG, DATABASE
 from .plugin_api import PUBLIC, BadRequest, Media, NotFound, Query, Request, Route
+from .sign_in_binding import OTHER_BROWSER, binding_cookie, holds_binding, new_binding
 
 #: The longest ``next`` path kept with a started sign-in.
 MAX_NEXT = 2000
 BAD_NEXT = ("next={value!r} is not a path on this site; give a path such as /account/team "
             "(no scheme, host, '//' or backslash)")
+UNKNOWN_SIGN_IN = ("this sign-in is unknown, was finished already or took too long; "
+                   "start it again")
 
 
 def safe_next(value: str) -> str:
@@ -66,15 +72,22 @@ def safe_next(value: str) -> str:
 
 @dataclass(frozen=True)
 class PendingSignIn(PendingLogin):
-    """A started sign-in and the page to return to after it."""
+    """A started sign-in, the page to return to after it and the digest of the cookie
+    that binds it to its browser (:mod:`dawserver.sign_in_binding`)."""
 
     next: str = "/"
+    browser: str = field(default="", repr=False)
 
     @classmethod
-    def of(cls, pending: PendingLogin, next_path: str) -> PendingSignIn:
-        """``pending`` with ``next_path`` to return to."""
+    def of(cls, pending: PendingLogin, next_path: str, browser: str) -> PendingSignIn:
+        """``pending`` with ``next_path`` to return to, bound to ``browser`` (a digest)."""
         return cls(**{f.name: getattr(pending, f.name) for f in fields(pending)},
-                   next=next_path)
+                   next=next_path, browser=browser)
+
+    @property
+    def cookie_path(self) -> str:
+        """The path of the callback, where the binding cookie is sent."""
+        return urlsplit(self.redirect_uri).path or "/"
 
 
 class Start(Query):
@@ -179,50 +192,73 @@ async def start(request: Request) -> web.StreamResponse:
     back = safe_next(request.query.next)
     sign_ins = _sign_ins(request)
     client = await sign_ins.client(name)
-    url, pending = await client.begin(_redirect_uri(request, name))
-    await sign_ins.pending.put(PendingSignIn.of(pending, back))
-    return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
+    return await send_to_provider(request, client, sign_ins.pending,
+                                  _redirect_uri(request, name), back)
+
+
+async def send_to_provider(request: Request, client: OidcClient,
+                           started: PendingLogins[PendingSignIn], redirect_uri: str,
+                           back: str) -> web.Response:
+    """Start a sign-in with ``client`` (kept in ``started``, returning to ``back``): the
+    302 to the provider, with the cookie that binds the sign-in to this browser."""
+    url, pending = await client.begin(redirect_uri)
+    value, digest = new_binding()
+    signing_in = PendingSignIn.of(pending, back, digest)
+    await started.put(signing_in)
+    cookie = binding_cookie(request, value, signing_in.cookie_path, int(started.lifetime))
+    return web.Response(status=302, headers={"Location": url, "Set-Cookie": cookie,
+                                             "Cache-Control": "no-store"})
+
+
+async def finish_started(request: Request, client: OidcClient,
+                         started: PendingLogins[PendingSignIn]
+                         ) -> tuple[PendingSignIn, OidcIdentity]:
+    """The sign-in the callback names, once this browser is shown to have started it,
+    and who the provider says signed in; :class:`BadRequest` for an unknown, used or
+    expired ``state`` or another browser's sign-in (and what ``client`` refuses)."""
+    query: Callback = request.query
+    pending = await started.take(query.state) if query.state else None
+    if pending is None or pending.provider != client.config.name:
+        raise BadRequest(UNKNOWN_SIGN_IN)
+    if not holds_binding(request, pending.browser):
+        raise BadRequest(OTHER_BROWSER)
+    return pending, await client.finish(pending, query.state, query.code, error=query.error)
 
 
 async def callback(request: Request) -> web.StreamResponse:
     """Finish the sign-in the provider sent back: set the session cookie, go to ``/``.
 
-    400 for an unknown, used or expired ``state`` and for anything the checks refuse."""
+    400 for an unknown, used or expired ``state``, for a sign-in started in another
+    browser and for anything the checks refuse."""
     name = request.params["provider"]
     sign_ins = _sign_ins(request)
-    client = await sign_ins.client(name)
-    query: Callback = request.query
-    pending = await sign_ins.pending.take(query.state) if query.state else None
-    if pending is None or pending.provider != client.config.name:
-        raise BadRequest("this sign-in is unknown, was finished already or took too long; "
-                         "start it again")
-    identity = await client.finish(pending, query.state, query.code, error=query.error)
+    pending, identity = await finish_started(request, await sign_ins.client(name),
+                                             sign_ins.pending)
     result = await sign_in_with(request.app[ACCOUNTS], identity,
                                 address=request.native.remote or "",
                                 user_agent=request.headers.get("User-Agent", ""))
-    return signed_in_redirect(request, result, next_of(pending))
-
-
-def next_of(pending: PendingLogin) -> str:
-    """Where a started sign-in returns to (``/`` unless its start named a page)."""
-    return pending.next if isinstance(pending, PendingSignIn) else "/"
+    return signed_in_redirect(request, result, pending)
 
 
 def signed_in_redirect(request: Request, result: SignedIn | SecondFactorNeeded,
-                       next_path: str = "/") -> web.Response:
-    """The callback's answer: to ``next_path`` (checked by :func:`safe_next` at the start)
-    with the session cookie, or to ``/`` with the second factor's token (and the path)
-    in the fragment."""
+                       pending: PendingSignIn) -> web.Response:
+    """The callback's answer: to the sign-in's ``next`` (checked by :func:`safe_next` at
+    the start) with the session cookie, or to ``/`` with the second factor's token (and
+    the path) in the fragment; either way the binding cookie is cleared."""
+    next_path = pending.next
     if isinstance(result, SecondFactorNeeded):
         fragment = {"second_factor": result.token, "expires_at": result.expires_at}
         if next_path != "/":
             fragment["next"] = next_path
-        return web.Response(status=302, headers={"Location": f"/#{urlencode(fragment)}",
-                                                 "Cache-Control": "no-store"})
-    max_age = int(request.app[ACCOUNTS].sessions.policy.absolute_s)
-    cookie = session_cookie(request, result.secret, max_age)
-    return web.Response(status=302, headers={"Location": next_path, "Set-Cookie": cookie,
-                                             "Cache-Control": "no-store"})
+        response = web.Response(status=302, headers={"Location": f"/#{urlencode(fragment)}",
+                                                     "Cache-Control": "no-store"})
+    else:
+        max_age = int(request.app[ACCOUNTS].sessions.policy.absolute_s)
+        cookie = session_cookie(request, result.secret, max_age)
+        response = web.Response(status=302, headers={
+            "Location": next_path, "Set-Cookie": cookie, "Cache-Control": "no-store"})
+    response.headers.add("Set-Cookie", binding_cookie(request, "", pending.cookie_path, 0))
+    return response
 
 
 ROUTES = [

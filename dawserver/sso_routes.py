@@ -5,11 +5,11 @@ secret) and remove an organisation's provider (its admins and owners:
 :class:`accounts.sso.SingleSignOn`). Each domain the provider covers is pending until
 ``POST /accounts/{account_id}/sso/domains/{domain}/verify`` finds the TXT record the
 answer names (:mod:`accounts.sso_domains`); ``GET /accounts/{account_id}/sso/domains``
-lists them. ``GET /auth/sso/{org_id}/start?next=PATH`` sends
-the browser to that provider; its callback signs the person in as the global
-providers' does (:mod:`dawserver.oidc_routes`) and returns to ``next``, or, when they
-use two-step sign-in, sends the browser to ``/#second_factor=TOKEN`` to finish with a
-code at ``POST /auth/sign-in/second-factor``.
+lists them. ``GET /auth/sso/{org_id}/start?next=PATH`` sends the browser to that
+provider; its callback signs the person in as the global providers' does
+(:mod:`dawserver.oidc_routes`; only in the browser that started it) and returns to
+``next``, or, when they use two-step sign-in, sends the browser to
+``/#second_factor=TOKEN`` to finish with a code at ``POST /auth/sign-in/second-factor``.
 
 An issuer must be https and, unless ``config.single_sign_on["allow_private_issuers"]``,
 resolve to public addresses only: the server fetches its discovery document and keys,
@@ -54,8 +54,9 @@ from .oidc_routes import (
     Callback,
     PendingSignIn,
     Start,
-    next_of,
+    finish_started,
     safe_next,
+    send_to_provider,
     signed_in_redirect,
 )
 from .permissions import ACCOUNT_ADMIN
@@ -280,23 +281,18 @@ async def start(request: Request) -> web.StreamResponse:
     sign_ins = _sign_ins(request)
     org_id = request.params["org_id"]
     client = sign_ins.client(await sign_ins.sso.provider(org_id))
-    url, pending = await client.begin(f"{_base(request)}/auth/sso/{org_id}/callback")
-    await sign_ins.pending.put(PendingSignIn.of(pending, back))
-    return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
+    return await send_to_provider(request, client, sign_ins.pending,
+                                  f"{_base(request)}/auth/sso/{org_id}/callback", back)
 
 
 async def callback(request: Request) -> web.StreamResponse:
     """Finish the sign-in the organisation's provider sent back (cookie, or the second
-    factor to give); 400 for an unknown state and for anything the checks refuse."""
+    factor to give); 400 for an unknown state, for a sign-in started in another browser
+    and for anything the checks refuse."""
     sign_ins = _sign_ins(request)
     org_id = request.params["org_id"]
     client = sign_ins.client(await sign_ins.sso.provider(org_id))
-    query: Callback = request.query
-    pending = await sign_ins.pending.take(query.state) if query.state else None
-    if pending is None or pending.provider != client.config.name:
-        raise BadRequest("this sign-in is unknown, was finished already or took too long; "
-                         "start it again")
-    identity = await client.finish(pending, query.state, query.code, error=query.error)
+    pending, identity = await finish_started(request, client, sign_ins.pending)
     try:
         result = await sign_ins.sso.sign_in(org_id, identity,
                                             address=request.native.remote or "",
@@ -304,7 +300,7 @@ async def callback(request: Request) -> web.StreamResponse:
     except DnsUnavailable as exc:
         raise Unavailable(f"{exc}; sign in again in a minute",
                           headers={"Retry-After": "60"}) from None
-    return signed_in_redirect(request, result, next_of(pending))
+    return signed_in_redirect(request, result, pending)
 
 
 ACCOUNT_SSO = "/accounts/{account_id}/sso"

@@ -72,8 +72,9 @@ async def label_with_sso(config: Any, smtp: SmtpServer, provider: FakeOidcProvid
 
 
 async def through(person: Person, provider: FakeOidcProvider, org_id: str,
-                  query: str = "") -> tuple[int, Any, Any]:
-    """Start the organisation's sign-in, pass the provider, come back: the callback's answer."""
+                  query: str = "", *, back_in: Person | None = None) -> tuple[int, Any, Any]:
+    """Start the organisation's sign-in, pass the provider, come back (in ``back_in``'s
+    browser when given, else ``person``'s): the callback's answer."""
     async with person.http.get(f"{person.base_url}/auth/sso/{org_id}/start{query}",
                                allow_redirects=False) as response:
         assert response.status == 302, await response.text()
@@ -82,7 +83,7 @@ async def through(person: Person, provider: FakeOidcProvider, org_id: str,
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=provider.trust)) as b, \
             b.get(authorize, allow_redirects=False) as response:
         back = response.headers["Location"]
-    async with person.http.get(back, allow_redirects=False) as response:
+    async with (back_in or person).http.get(back, allow_redirects=False) as response:
         body = (await response.json() if response.content_type == "application/json"
                 else await response.read())
         return response.status, body, response.headers

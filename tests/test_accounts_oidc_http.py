@@ -12,7 +12,9 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -25,8 +27,9 @@ from loopback import free_port
 from smtp_server import SmtpServer
 
 from accounts.models import AccountStatus
-from dawserver.keys import ACCOUNTS
+from dawserver.keys import ACCOUNTS, CONFIG, DATABASE
 from dawserver.oidc_routes import OIDC
+from dawserver.sign_in_binding import BINDING_COOKIE, binding_cookie
 
 pytestmark = pytest.mark.asyncio
 
@@ -68,6 +71,11 @@ async def through_provider(person: Person, provider: FakeOidcProvider, next_path
         assert response.status == 302, await response.text()
         back = response.headers["Location"]
     return back, dict(parse_qsl(urlsplit(back).query))
+
+
+def sets_session(headers: Any) -> bool:
+    """Whether an answer's headers set (or clear) the session cookie."""
+    return any(v.startswith("mbs_session=") for v in headers.getall("Set-Cookie", []))
 
 
 async def come_back(person: Person, url: str) -> tuple[int, Any, Any]:
@@ -229,7 +237,8 @@ async def test_a_person_with_two_step_sign_in_gives_a_code_after_the_provider(
             assert status == 200
             url, _ = await through_provider(browser, provider, "/account/team")
             status, _, headers = await come_back(browser, url)
-            assert status == 302 and "Set-Cookie" not in headers
+            assert status == 302 and not sets_session(headers)
+            assert f"{BINDING_COOKIE}=" in headers["Set-Cookie"]  # cleared, used
             fragment = dict(parse_qsl(urlsplit(headers["Location"]).fragment))
             assert urlsplit(headers["Location"]).path == "/" and fragment["second_factor"]
             assert fragment["next"] == "/account/team"  # where the page goes after the code
@@ -246,6 +255,62 @@ async def test_a_person_with_two_step_sign_in_gives_a_code_after_the_provider(
         finally:
             await ada.close()
             await browser.close()
+
+
+async def test_a_callback_opened_in_another_browser_is_refused(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with oidc_server(tmp_path, smtp_server) as (app, config, provider):
+        mallory = Person(config.base_url, smtp_server, provider.user.email)
+        victim = Person(config.base_url, smtp_server, "victim@example.org")
+        try:
+            # Mallory starts and passes the provider as herself, then hands the
+            # callback URL to the victim instead of following it (login CSRF)
+            url, _ = await through_provider(mallory, provider)
+            status, body, headers = await come_back(victim, url)
+            assert status == 400 and "another browser" in body["error"], body
+            assert "Set-Cookie" not in headers
+            assert (await victim.call("GET", "/me"))[0] == 401
+            assert await app[ACCOUNTS].store.person_by_email(provider.user.email) is None
+            # nor may a browser that started a sign-in but dropped its cookie finish it
+            url, _ = await through_provider(mallory, provider)
+            mallory.http.cookie_jar.clear()
+            status, body, _ = await come_back(mallory, url)
+            assert status == 400 and "another browser" in body["error"], body
+            assert (await mallory.call("GET", "/me"))[0] == 401
+        finally:
+            await mallory.close()
+            await victim.close()
+
+
+async def test_the_start_binds_the_sign_in_to_its_browser_with_a_short_lived_cookie(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with oidc_server(tmp_path, smtp_server) as (app, config, provider):
+        ada = Person(config.base_url, smtp_server, provider.user.email)
+        try:
+            async with ada.http.get(config.base_url + "/auth/oidc/fake/start",
+                                    allow_redirects=False) as response:
+                assert response.status == 302
+                cookie = response.cookies[BINDING_COOKIE]
+            assert cookie["httponly"] and cookie["samesite"] == "Lax"
+            assert not cookie["secure"]  # the site is http here
+            assert cookie["path"] == "/auth/oidc/fake/callback"
+            assert cookie["max-age"] == str(int(app[OIDC].pending.lifetime))
+            # the server keeps only a digest of the value
+            stored = await app[DATABASE].fetch("SELECT data FROM oidc_pending_logins")
+            assert len(stored) == 1 and cookie.value not in stored[0]["data"]
+            url, _ = await through_provider(ada, provider)
+            status, _, headers = await come_back(ada, url)
+            assert status == 302 and sets_session(headers)
+            cleared = [v for v in headers.getall("Set-Cookie") if v.startswith(BINDING_COOKIE)]
+            assert len(cleared) == 1 and "Max-Age=0" in cleared[0]
+            assert "Path=/auth/oidc/fake/callback" in cleared[0]
+            assert (await ada.call("GET", "/me"))[0] == 200
+            # behind https the cookie is Secure, as the session's is
+            secure = replace(config, public_url="https://studio.example")
+            over_https = SimpleNamespace(app={CONFIG: secure})
+            assert "Secure" in binding_cookie(over_https, "v", "/auth/oidc/fake/callback", 600)
+        finally:
+            await ada.close()
 
 
 #: ``next`` values that would send the browser off the site (or that a browser could read

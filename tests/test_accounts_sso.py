@@ -17,6 +17,7 @@ from smtp_server import SmtpServer
 from sso_helpers import label_with_sso, settings_of, sso_server, through
 
 from dawserver.keys import ACCOUNTS, DATABASE
+from dawserver.sign_in_binding import BINDING_COOKIE
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 
@@ -60,6 +61,33 @@ async def test_a_newcomer_signs_in_through_the_organisations_provider_and_joins(
         finally:
             await ada.close()
             await newcomer.close()
+
+
+async def test_a_callback_opened_in_another_browser_is_refused(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with sso_server(tmp_path, smtp_server) as (app, config, provider, dns):
+        ada, org_id = await label_with_sso(config, smtp_server, provider, dns)
+        mallory = Person(config.base_url, smtp_server, provider.user.email)
+        victim = Person(config.base_url, smtp_server, "victim@example.org")
+        try:
+            # Mallory passes the organisation's provider as herself and hands the
+            # callback URL to the victim (login CSRF): refused, nobody signed in
+            status, body, headers = await through(mallory, provider, org_id, back_in=victim)
+            assert status == 400 and "another browser" in body["error"], body
+            assert "Set-Cookie" not in headers
+            assert (await victim.call("GET", "/me"))[0] == 401
+            assert await app[ACCOUNTS].store.person_by_email(provider.user.email) is None
+            # in her own browser the same sign-in works, and its cookie is cleared
+            status, _, headers = await through(mallory, provider, org_id)
+            assert status == 302, headers
+            cleared = [v for v in headers.getall("Set-Cookie")
+                       if v.startswith(f"{BINDING_COOKIE}=")]
+            assert len(cleared) == 1 and "Max-Age=0" in cleared[0]
+            assert f"Path=/auth/sso/{org_id}/callback" in cleared[0]
+            assert (await mallory.call("GET", "/me"))[0] == 200
+        finally:
+            for person in (ada, mallory, victim):
+                await person.close()
 
 
 async def test_members_viewers_and_other_organisations_cannot_configure_it(
