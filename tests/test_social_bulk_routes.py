@@ -149,6 +149,33 @@ def test_the_same_file_sent_twice_at_once_is_scheduled_once(tmp_path: Path,
     asyncio.run(go())
 
 
+def test_a_row_whose_time_passes_while_the_file_is_checked_is_refused_alone(
+        tmp_path: Path, db_url: str) -> None:
+    """A row due while the file's media are looked up (up to two minutes) is no longer
+    in the future when the rows are stored: that row is refused as in the past, and the
+    others are scheduled, not the whole file refused."""
+    async def go() -> None:
+        x = InTestNetwork("x")
+        async with social_app(tmp_path, db_url, x) as (client, context):
+            x_id = (await connect(client, x, "acc", "p_dee"))["channel_id"]
+            posts = services(context).posts
+            checked = posts.clock
+            csv = (f"datetime,channel,text\n{at(2 / 24)},{x_id},Soon\n"
+                   f"{at(1)},{x_id},Tomorrow\n")
+            posts.clock = lambda: checked() + 3 * 3600  # the first row's time went by
+            answer = await upload(client, csv, mode="valid_rows")
+            report = await answer.json()
+            assert answer.status == 200 and report["scheduled"] == 1, report
+            assert [(e["row"], e["column"], e["code"]) for e in report["errors"]] == [
+                (2, "datetime", "in_the_past")]
+            posts.clock = checked
+            answer = await upload(client, csv.replace("Tomorrow", "Later"),
+                                  mode="all_or_nothing")
+            assert (await answer.json())["scheduled"] == 2  # checked now: both in time
+
+    asyncio.run(go())
+
+
 def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer_again(
         tmp_path: Path, db_url: str) -> None:
     """The same key and file answer what the first upload scheduled (not a report of

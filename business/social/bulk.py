@@ -132,8 +132,9 @@ class BulkResult:
     errors: list[RowError] = field(default_factory=list)
     warnings: list[RowError] = field(default_factory=list)
     total_rows: int = 0
-    #: the text column as the file names it (for errors found after the read)
+    #: the text and time columns as the file names them (for errors found after the read)
     text_column: str = "text"
+    time_column: str = "datetime"
 
     @property
     def ok(self) -> bool:
@@ -252,6 +253,7 @@ def import_csv(data: bytes | str | BinaryIO, channels: Mapping[str, ChannelLike]
         columns = _columns(header)
         names = {c: name for c, (_, name) in columns.items()}
         result.text_column = names.get("text", "text")
+        result.time_column = names.get("datetime") or names.get("date", "datetime")
         for row_number, record in _records(lines, delimiter, max_rows):
             result.total_rows += 1
             checker.check(row_number, record, columns, names, result)
@@ -363,6 +365,22 @@ def recheck_duplicates(result: BulkResult, existing: Iterable[ExistingPost]) -> 
         else:
             result.errors.append(RowError(row.row, result.text_column, "duplicate",
                                           duplicate))
+    result.rows = kept
+
+
+def recheck_times(result: BulkResult, now: float) -> None:
+    """Move to ``result.errors`` the valid rows of ``result`` whose time is no longer
+    after ``now``: it passed while the file was checked (its media looked up, the
+    account's bulk lock waited for), so one row, not the whole file, is refused."""
+    kept = []
+    for row in result.rows:
+        if row.publish_at > now:
+            kept.append(row)
+        else:
+            result.errors.append(RowError(
+                row.row, result.time_column, "in_the_past",
+                f"{_utc(row.publish_at)} passed while the file was being checked: pick a "
+                "later time."))
     result.rows = kept
 
 

@@ -37,6 +37,7 @@ from business.social.bulk import (
     import_csv,
     media_refs,
     recheck_duplicates,
+    recheck_times,
 )
 from business.social.errors import ConflictError, NotAllowedError
 from business.social.media_library import describe
@@ -197,6 +198,7 @@ async def bulk_schedule(request: Request) -> Any:
     async def read_rows(tx: Any) -> list[dict[str, Any]]:
         # under the account's bulk lock: the posts of an upload that finished meanwhile
         # (the same file sent again) are duplicates here, not scheduled twice
+        recheck_times(result, module.posts.clock())
         recheck_duplicates(result, await existing(tx))
         return [{"channel_id": r.channel_id, "publish_at": r.publish_at, "text": r.text,
                  "link": r.link, "first_comment": r.first_comment, "time_zone": r.time_zone,
