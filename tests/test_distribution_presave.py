@@ -158,6 +158,28 @@ def test_a_release_date_written_otherwise_fires_on_the_day(tmp_path: Path,
     asyncio.run(go())
 
 
+def test_campaigns_stored_with_other_date_forms_fire_on_the_day(tmp_path: Path) -> None:
+    """Campaigns made before dates were kept as YYYY-MM-DD (their date as written) are
+    rewritten when release days are next looked for, so they fire on the day, not a
+    year late; an unreadable one is left alone."""
+    async def go() -> None:
+        async with open_database(f"sqlite://{tmp_path / 'p.sqlite3'}") as db:
+            await migrate(db)
+            presaves = PreSaves(db, _event_bus(db).publish)
+            made = [await presaves.create("acc", f"rel-{n}", "Night Drive", "Ada",
+                                          "2026-12-01") for n in range(3)]
+            for data, written in zip(made, ("20261201", "2026-W49-2", "soon"), strict=True):
+                await db.execute("UPDATE dist_presave_campaigns SET release_date = ? "
+                                 "WHERE slug = ?", written, data["slug"])
+            assert await presaves.fire_due(dt.date(2026, 11, 30)) == []
+            fired = await presaves.fire_due(dt.date(2026, 12, 1))
+            assert sorted(fired) == sorted(d["slug"] for d in made[:2])
+            assert (await presaves.public(made[0]["slug"]))["release_date"] == "2026-12-01"
+            assert (await presaves.public(made[2]["slug"]))["release_date"] == "soon"
+
+    asyncio.run(go())
+
+
 def test_release_day_event_is_retried_until_a_hook_hears_it(db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import html
+import logging
 import re
 import secrets
 import time
@@ -24,6 +25,7 @@ from typing import Any
 
 from business.distribution.errors import DistributionError, NotFoundError
 
+logger = logging.getLogger(__name__)
 SERVICES = ("spotify", "apple_music", "deezer", "tidal", "amazon_music")
 _SLUG = re.compile(r"[^a-z0-9]+")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -176,6 +178,7 @@ class PreSaves:
         Each due campaign is marked fired and its event published in one transaction.
         """
         today = today or dt.date.today()
+        await self._canonical_dates()
         due = await self.db.fetch(
             "SELECT account_id, campaign_id, slug FROM dist_presave_campaigns "
             "WHERE fired_at IS NULL AND release_date <= ?", today.isoformat())
@@ -193,6 +196,27 @@ class PreSaves:
             if won:
                 fired.append(row["slug"])
         return fired
+
+
+    async def _canonical_dates(self) -> None:
+        """Rewrite as YYYY-MM-DD the release dates that campaigns made before dates were
+        kept so (``20261201``, ``2026-W49-2``) still hold unfired: compared as text they
+        would fire a year late."""
+        rows = await self.db.fetch(
+            "SELECT account_id, campaign_id, release_date FROM dist_presave_campaigns "
+            "WHERE fired_at IS NULL AND release_date NOT LIKE '____-__-__'")
+        for row in rows:
+            try:
+                written = dt.date.fromisoformat(row["release_date"]).isoformat()
+            except (TypeError, ValueError):
+                logger.warning("pre-save campaign %s/%s: release date %r is no date; it "
+                               "never fires", row["account_id"], row["campaign_id"],
+                               row["release_date"])
+                continue
+            await self.db.execute(
+                "UPDATE dist_presave_campaigns SET release_date = ? WHERE account_id = ? "
+                "AND campaign_id = ? AND release_date = ?", written, row["account_id"],
+                row["campaign_id"], row["release_date"])
 
 
 def _with_counts(row: dict[str, Any], by_service: dict[str, int]) -> dict[str, Any]:
