@@ -30,6 +30,11 @@ ACCEPTED = "if the address can be used, a mail is on its way; follow its link"
 
 def _email(value: Any) -> str:
     text = value.strip() if isinstance(value, str) else ""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800") is no text
+        raise ValueError("send an email address in valid Unicode (no lone surrogate "
+                         f"escapes such as \\ud800), got {value!r}") from None
     local, at, domain = text.rpartition("@")
     if not at or not local or "." not in domain or " " in text or len(text) > MAX_EMAIL:
         raise ValueError(f"send an email address like name@example.org, got {value!r}")

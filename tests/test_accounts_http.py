@@ -91,6 +91,30 @@ async def test_sign_up_and_reset_never_tell_whether_an_address_is_known(
             await eve.close()
 
 
+async def test_an_email_with_a_lone_surrogate_is_refused_with_422_naming_it(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """Valid JSON (``\\ud800``) that is no Unicode text: a clear 422, never a 500."""
+    email = '"a\\ud800@example.org"'
+    cases = [("/auth/sign-in", f'{{"email": {email}, "password": "whatever whatever"}}'),
+             ("/auth/sign-up", f'{{"email": {email}, "password": "whatever whatever"}}'),
+             ("/auth/reset", f'{{"email": {email}}}'),
+             ("/auth/verify/resend", f'{{"email": {email}}}')]
+    async with accounts_server(tmp_path, smtp_server) as (_, config):
+        ada = Person(config.base_url, smtp_server, "ada@example.org")
+        try:
+            await ada.sign_up_and_in()
+            _, org, _ = await ada.call("POST", "/accounts", {"name": "Label"})
+            cases.append((f"/accounts/{org['id']}/invitations", f'{{"email": {email}}}'))
+            for path, raw in cases:
+                async with ada.http.post(config.base_url + path, data=raw, headers={
+                        "Content-Type": "application/json", "X-CSRF-Token": ada.csrf}) as answer:
+                    body = await answer.json()
+                    assert answer.status == 422, (path, body)
+                    assert "body.email" in body["error"] and "surrogate" in body["error"], body
+        finally:
+            await ada.close()
+
+
 async def test_writes_by_cookie_need_the_csrf_token(tmp_path: Path,
                                                    smtp_server: SmtpServer) -> None:
     async with accounts_server(tmp_path, smtp_server) as (_, config):
