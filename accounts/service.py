@@ -411,12 +411,10 @@ class AccountService:
         return codes
 
     async def disable_two_factor(self, actor: Actor, password: str) -> None:
-        """Turn TOTP off (the password is asked again)."""
+        """Turn TOTP off (the password is asked again, throttled as
+        :meth:`confirm_password`)."""
         person = await self.store.require_account(actor.person_id)
-        checked = await asyncio.to_thread(self.passwords.verify, person.password_hash or "",
-                                          password)
-        if not checked.ok:
-            raise InvalidCredentials("the password is wrong")
+        await self.confirm_password(person, password)
         await self.store.update_account(person.account_id, totp_secret=None,
                                         totp_enabled_at=None, totp_last_step=None)
         await self.store.replace_recovery_codes(person.account_id, [])

@@ -334,6 +334,23 @@ async def test_turning_two_step_sign_in_off_asks_for_the_password(
     assert isinstance(await service.log_in("lee@example.org", PASSWORD), SignedIn)
 
 
+async def test_guessing_the_password_to_turn_two_step_sign_in_off_is_throttled(
+        service: AccountService) -> None:
+    """A stolen session cannot use the turn-off as a password oracle faster than sign-in."""
+    actor = await person(service, "lou@example.org")
+    secret, _ = await service.begin_two_factor(actor)
+    await service.enable_two_factor(actor, totp_at(secret, 0))
+    for _ in range(THROTTLE.free_failures + 1):
+        with pytest.raises(InvalidCredentials):
+            await service.disable_two_factor(actor, "a guess at it")
+    with pytest.raises(Throttled):
+        await service.disable_two_factor(actor, PASSWORD)
+    assert (await service.store.require_account(actor.person_id)).two_factor
+    await service.store.clear_failures(f"account:{actor.person_id}")
+    await service.disable_two_factor(actor, PASSWORD)
+    assert not (await service.store.require_account(actor.person_id)).two_factor
+
+
 # -- password reset -------------------------------------------------------------------------
 
 async def test_a_reset_for_an_unknown_address_sends_nothing(service: AccountService) -> None:
