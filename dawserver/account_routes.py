@@ -371,10 +371,14 @@ async def create_project(request: Request) -> ProjectEntry:
 
 
 async def my_projects(request: Request) -> list[ProjectEntry]:
-    """Every project the signed-in person (or the key's account) may open, with the role."""
+    """Every project the signed-in person (or the key's maker) may open, with the role; a
+    key lists only those of its mode (test: sandbox projects, live: the others)."""
     service = request.app[ACCOUNTS]
     store, entries = request.app[STORE], []
-    for project_id, role in (await service.projects(request.principal.user)).items():
+    roles = await service.projects(request.principal.user)
+    reached = await api_state(request.context).sandbox.filter(request.principal, roles)
+    for project_id in reached:
+        role = roles[project_id]
         info = await store.get_project(project_id)
         if info is not None:
             entries.append(ProjectEntry(id=project_id, name=info.name, role=role))

@@ -266,3 +266,21 @@ async def test_social_posts_and_analytics_artists_keep_to_the_key_mode(
             assert status == 403 and "test-mode" in answer["error"], (path, answer)
         assert (await live.call("GET", "/api/social/posts"))[0] == 200
         assert await ids(live, f"{V1}/social-posts") == ["p-live"]
+
+
+async def test_me_projects_answers_a_key_only_the_projects_of_its_mode(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with signed_in(tmp_path, smtp_server, "ada@example.org") as (_, ada):
+        status, live, _ = await ada.key.call("POST", "/api/v1/projects", {"name": "Live"})
+        assert status == 201, live
+        test_key = await key_of(ada.person, ada.key,
+                                ["account.self", "account.read", "projects.create"], test=True)
+        live_key = await key_of(ada.person, ada.key, ["account.self", "account.read"])
+        status, sandbox, _ = await test_key.call("POST", "/api/v1/projects", {"name": "Sbx"})
+        assert status == 201, sandbox
+        assert await ids(test_key, "/api/v1/projects") == [sandbox["id"]]
+        for caller, seen in ((test_key, [sandbox["id"]]), (live_key, [live["id"]]),
+                             (ada.person, [live["id"], sandbox["id"]])):
+            status, listed, _ = await caller.call("GET", "/me/projects")
+            assert status == 200, listed
+            assert sorted(p["id"] for p in listed) == sorted(seen), listed
