@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from database import Session
+
 from . import api_keys, links, totp
 from .errors import (
     Conflict,
@@ -60,6 +62,9 @@ PROJECT_ROLES = ("viewer", "editor", "owner")
 #: The project role an organisation role gives on the organisation's own projects.
 ORG_TO_PROJECT_ROLE = {"owner": "owner", "admin": "owner", "member": "editor",
                        "viewer": "viewer"}
+#: The organisation roles that make keys: an organisation's key works while its maker
+#: holds one of them (removed or demoted below, their keys there are revoked).
+KEY_MAKER_ROLES = (OrgRole.OWNER.value, OrgRole.ADMIN.value)
 
 #: What the security log calls each event (docs/accounts.md lists them).
 SIGN_IN, SIGN_IN_FAILED, SIGN_OUT = "sign_in", "sign_in.failed", "sign_out"
@@ -533,10 +538,12 @@ class AccountService:
         if OrgRole.OWNER in (role, current.role) and held != OrgRole.OWNER:
             raise Forbidden("only owners may make or unmake owners")
         await self._keep_an_owner(org_id, person_id, role)
-        membership = await self.store.set_member(org_id, person_id, role)
+        membership, revoked = await self._set_role_and_keys(org_id, person_id, role)
         await self.store.audit(org_id, actor.person_id, ROLE_CHANGED, target=person_id,
                                address=actor.address, detail={"from": current.role,
                                                               "role": role})
+        await self._audit_keys_revoked(org_id, actor.person_id, revoked, ROLE_CHANGED,
+                                       address=actor.address)
         await self.roles_changed(person_id)
         return membership
 
@@ -548,10 +555,13 @@ class AccountService:
             if current is not None and current.role == OrgRole.OWNER and held != OrgRole.OWNER:
                 raise Forbidden("only owners may remove owners")
         await self._keep_an_owner(org_id, person_id, None)
-        if not await self.store.remove_member(org_id, person_id):
+        revoked = await self._remove_and_revoke_keys(org_id, person_id)
+        if revoked is None:
             raise NotFound(f"{person_id!r} is not a member")
         await self.store.audit(org_id, actor.person_id, MEMBER_REMOVED, target=person_id,
                                address=actor.address)
+        await self._audit_keys_revoked(org_id, actor.person_id, revoked, MEMBER_REMOVED,
+                                       address=actor.address)
         await self.roles_changed(person_id)
 
     async def roles_changed(self, account_id: str) -> int:
@@ -563,6 +573,45 @@ class AccountService:
         people = ([account_id] if account.is_person else
                   [m.person_id for m in await self.store.members(account_id)])
         return sum([await self.sessions.mark_for_rotation(p) for p in people])
+
+    async def _set_role_and_keys(self, org_id: str, person_id: str, role: str
+                                 ) -> tuple[Membership, list[str]]:
+        """Give ``person_id`` ``role`` in ``org_id``; below admin, the organisation's keys
+        they made are revoked in the same transaction (their ids)."""
+        if role in KEY_MAKER_ROLES:
+            return await self.store.set_member(org_id, person_id, role), []
+        made = await self._live_keys_made(org_id, person_id)
+        async with self.store.transaction(org_id) as tx:
+            membership = await self.store.set_member(org_id, person_id, role, tx=tx)
+            revoked = await self._revoke_all(org_id, made, tx)
+        return membership, revoked
+
+    async def _remove_and_revoke_keys(self, org_id: str, person_id: str) -> list[str] | None:
+        """Take ``person_id`` out of ``org_id`` and revoke the organisation's keys they made,
+        in one transaction; the revoked keys' ids (None: they were not a member)."""
+        made = await self._live_keys_made(org_id, person_id)
+        async with self.store.transaction(org_id) as tx:
+            if not await self.store.remove_member(org_id, person_id, tx=tx):
+                return None
+            return await self._revoke_all(org_id, made, tx)
+
+    async def _live_keys_made(self, org_id: str, person_id: str) -> list[str]:
+        now = time.time()
+        return [k.key_id for k in await self.store.keys_of(org_id)
+                if k.created_by == person_id and k.usable_at(now)]
+
+    async def _revoke_all(self, org_id: str, key_ids: list[str], tx: Session
+                          ) -> list[str]:
+        now = time.time()
+        for key_id in key_ids:
+            await self.store.revoke_key(org_id, key_id, now, tx=tx)
+        return key_ids
+
+    async def _audit_keys_revoked(self, org_id: str, actor_id: str, key_ids: list[str],
+                                  why: str, *, address: str = "") -> None:
+        for key_id in key_ids:
+            await self.store.audit(org_id, actor_id, KEY_REVOKED, target=key_id,
+                                   address=address, detail={"reason": why})
 
     async def _keep_an_owner(self, org_id: str, person_id: str, role: str | None) -> None:
         owners = [m.person_id for m in await self.store.members(org_id)
@@ -612,6 +661,10 @@ class AccountService:
         owner = await self.store.account(record.owner_id)
         if owner is None or not owner.active:
             raise InvalidCredentials("this API key's account is disabled")
+        if record.created_by != record.owner_id and (
+                await self.role_in(record.owner_id, record.created_by) not in KEY_MAKER_ROLES):
+            raise InvalidCredentials("this API key's maker is no longer an admin of its "
+                                     "organisation; an admin makes a new key")
         if now - self._key_touched.get(record.key_hash, 0.0) >= KEY_TOUCH_SECONDS:
             self._key_touched[record.key_hash] = now
             await self.store.touch_key(record.key_hash, now)
@@ -695,9 +748,10 @@ class AccountService:
             raise NotFound(f"{org_id!r} is a person, not an organisation")
         await self.store.require_account(person_id)
         await self._keep_an_owner(org_id, person_id, role)
-        membership = await self.store.set_member(org_id, person_id, role)
+        membership, revoked = await self._set_role_and_keys(org_id, person_id, role)
         await self.store.audit(org_id, actor_id, ROLE_CHANGED, target=person_id,
                                detail={"role": role})
+        await self._audit_keys_revoked(org_id, actor_id, revoked, ROLE_CHANGED)
         await self.roles_changed(person_id)
         return membership
 
@@ -706,9 +760,11 @@ class AccountService:
         """Take ``person_id`` out of ``org_id`` (an administrator's CLI): their sessions
         are renewed at once; the organisation still keeps an owner."""
         await self._keep_an_owner(org_id, person_id, None)
-        if not await self.store.remove_member(org_id, person_id):
+        revoked = await self._remove_and_revoke_keys(org_id, person_id)
+        if revoked is None:
             raise NotFound(f"{person_id!r} is not a member of {org_id!r}")
         await self.store.audit(org_id, actor_id, MEMBER_REMOVED, target=person_id)
+        await self._audit_keys_revoked(org_id, actor_id, revoked, MEMBER_REMOVED)
         await self.roles_changed(person_id)
 
     async def set_plan(self, account_id: str, plan: str, actor_id: str = "admin") -> Account:

@@ -30,7 +30,7 @@ from .permissions import (
     PROJECT_READ,
     PROJECTS_CREATE,
 )
-from .plugin_api import Empty, Model, Query, Request, Role, Route
+from .plugin_api import Empty, Model, Query, Request, Role, Route, allows
 from .projects import import_session
 from .public_api.state import api_state
 from .regions import account_region
@@ -273,9 +273,15 @@ async def set_member_role(request: Request) -> Member:
 
 
 async def remove_member(request: Request) -> Joined:
-    """Take a member out of the organisation (or leave it yourself)."""
+    """Take a member out of the organisation (``account.admin``), or leave it yourself
+    (``account.read``); the organisation's keys the member made are revoked."""
     account_id, person_id = request.params["account_id"], request.params["person_id"]
-    await request.app[ACCOUNTS].remove_member(actor_of(request), account_id, person_id)
+    actor = actor_of(request)
+    if person_id != actor.person_id and not allows(request.context, request.principal,
+                                                   ACCOUNT_ADMIN):
+        raise Forbidden(f"removing someone else needs {ACCOUNT_ADMIN.name} (a key must hold "
+                        "that scope); anyone may remove themselves to leave")
+    await request.app[ACCOUNTS].remove_member(actor, account_id, person_id)
     await apply_current_roles(request.app, [person_id],
                               await projects_reached_by(request.app, account_id))
     return Joined(account_id=account_id, role="")
@@ -458,7 +464,7 @@ ROUTES = [
     Route(method="GET", path=f"{ACCOUNT}/members", handler=members, permission=ACCOUNT_READ,
           response=list[Member]),
     Route(method="PUT", path=f"{ACCOUNT}/members/{{person_id}}", handler=set_member_role,
-          permission=ACCOUNT_READ, body=MemberRole, response=Member),
+          permission=ACCOUNT_ADMIN, body=MemberRole, response=Member),
     Route(method="DELETE", path=f"{ACCOUNT}/members/{{person_id}}", handler=remove_member,
           permission=ACCOUNT_READ, response=Joined),
     Route(method="POST", path=f"{ACCOUNT}/invitations", handler=invite,

@@ -575,6 +575,64 @@ async def test_a_key_of_a_disabled_account_is_refused(service: AccountService) -
         await service.authenticate_key(secret)
 
 
+async def test_an_organisation_s_keys_go_with_their_maker_s_admin_role(
+        service: AccountService) -> None:
+    owner = await person(service, "ora@example.org")
+    admin = await person(service, "pia@example.org")
+    org = await service.create_organisation(owner, "Label")
+
+    async def admins_key() -> str:
+        await service.admin_set_member(org.account_id, admin.person_id, OrgRole.ADMIN)
+        secret, _ = await service.create_key(admin, org.account_id, "tools", ["account.read"])
+        await service.authenticate_key(secret)
+        return secret
+
+    owners, _ = await service.create_key(owner, org.account_id, "mine", ["account.read"])
+    changes = [
+        lambda: service.remove_member(owner, org.account_id, admin.person_id),
+        lambda: service.set_member_role(owner, org.account_id, admin.person_id, "member"),
+        lambda: service.admin_remove_member(org.account_id, admin.person_id),
+        lambda: service.admin_set_member(org.account_id, admin.person_id, "viewer"),
+        lambda: service.remove_member(admin, org.account_id, admin.person_id),  # leaving
+    ]
+    for change in changes:
+        secret = await admins_key()
+        await change()
+        with pytest.raises(InvalidCredentials, match="revoked"):
+            await service.authenticate_key(secret)
+    # an owner made admin still makes keys: theirs stay
+    secret = await admins_key()
+    await service.set_member_role(owner, org.account_id, admin.person_id, "owner")
+    await service.set_member_role(owner, org.account_id, admin.person_id, "admin")
+    await service.authenticate_key(secret)
+    await service.authenticate_key(owners)
+    revoked = [k for k in await service.store.keys_of(org.account_id) if k.revoked_at]
+    assert len(revoked) == len(changes) and {k.created_by for k in revoked} == {
+        admin.person_id}
+    logged = [e for e in await service.store.audit_events(org.account_id)
+              if e.action == "key.revoked"]
+    assert sorted(e.target for e in logged) == sorted(k.key_id for k in revoked)
+
+
+async def test_an_organisation_key_whose_maker_is_no_admin_there_is_refused(
+        service: AccountService) -> None:
+    """The keys of a maker demoted or removed past the service (or before keys were revoked
+    with the role) stop too, and work again while the maker is an admin again."""
+    owner = await person(service, "ray@example.org")
+    admin = await person(service, "sue@example.org")
+    org = await service.create_organisation(owner, "Label")
+    await service.admin_set_member(org.account_id, admin.person_id, OrgRole.ADMIN)
+    secret, _ = await service.create_key(admin, org.account_id, "tools", ["account.read"])
+    await service.store.set_member(org.account_id, admin.person_id, OrgRole.MEMBER)
+    with pytest.raises(InvalidCredentials, match="no longer an admin"):
+        await service.authenticate_key(secret)
+    await service.store.remove_member(org.account_id, admin.person_id)
+    with pytest.raises(InvalidCredentials, match="no longer an admin"):
+        await service.authenticate_key(secret)
+    await service.store.set_member(org.account_id, admin.person_id, OrgRole.OWNER)
+    assert (await service.authenticate_key(secret))[1].account_id == org.account_id
+
+
 # -- projects -------------------------------------------------------------------------------
 
 async def test_project_roles_come_from_owning_membership_and_grants(
