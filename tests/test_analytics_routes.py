@@ -5,7 +5,7 @@ freshness and read-only SQL; roles and other accounts refused."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from social_helpers import header_principal, who
 
 from business.analytics.fakes import FAKES, FakeSources
-from dawserver.plugins import install, load_plugins
+from business.analytics.services import services
+from business.analytics.sources.records import Identity, Point
+from dawserver.plugins import PLUGIN_CONTEXT_KEY, install, load_plugins
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 
@@ -112,3 +114,75 @@ async def test_a_source_is_connected_backfilled_and_queried_over_http(tmp_path: 
             gone = await client.delete(f"/api/analytics/sources/{source['source_id']}",
                                        headers=owner)
             assert gone.status == 200 and (await gone.json())["state"] == "disconnected"
+
+
+async def test_runs_stay_readable_after_their_finished_jobs_are_purged(tmp_path: Path) -> None:
+    fake = FAKES["shazam"](today=date.today())
+    async with FakeSources([fake]) as server:
+        config = {"data_dir": tmp_path / "data",
+                  "database_url": f"sqlite://{tmp_path / 'r.sqlite3'}",
+                  "plugins": {"analytics": {"sources": {"shazam": {
+                      "base_url": server.base_url("shazam")}}, "schedule_check_s": 3600}}}
+        app = web.Application()
+        install(app, config, manager=load_plugins(config), identify=header_principal)
+        async with TestClient(TestServer(app)) as client:
+            owner = who("acct", "ada")
+            answer = await client.post("/api/analytics/sources", headers=owner, json={
+                "source": "shazam", "entity_kind": "artist", "entity_id": fake.artist_id,
+                "client_secret": "s3cret-key", "api_key": "api-key"})
+            source: dict[str, Any] = await answer.json()
+            assert answer.status == 201, source
+            last = fake.today - timedelta(days=1)
+            started = await client.post(
+                f"/api/analytics/sources/{source['source_id']}/backfill", headers=owner,
+                json={"from": (last - timedelta(days=6)).isoformat(), "to": last.isoformat()})
+            run = await started.json()
+            assert started.status == 202, run
+            done = await wait_for_run(client, run["run_id"], owner)
+            assert done["job_state"] == "done"
+            context = app[PLUGIN_CONTEXT_KEY]
+            # the job finished long ago: the purger deletes it, the run row stays
+            await context.database().execute(
+                "UPDATE jobs SET finished_at = 0 WHERE id = ?", done["job_id"])
+            assert await context.background.queue.purge(30 * 24 * 3600) == 1
+            one = await client.get(f"/api/analytics/runs/{run['run_id']}", headers=owner)
+            kept = await one.json()
+            assert one.status == 200, kept
+            assert (kept["state"], kept["job_state"], kept["progress"]) == ("done", "done", 1.0)
+            assert kept["points"] == done["points"]
+            listed = await client.get(f"/api/analytics/sources/{source['source_id']}/runs",
+                                      headers=owner)
+            assert listed.status == 200
+            assert [r["run_id"] for r in await listed.json()] == [run["run_id"]]
+
+
+async def test_days_too_early_to_read_back_from_answer_422(tmp_path: Path) -> None:
+    config = {"data_dir": tmp_path / "data",
+              "database_url": f"sqlite://{tmp_path / 'r.sqlite3'}",
+              "plugins": {"analytics": {"schedule_check_s": 3600}}}
+    app = web.Application()
+    install(app, config, manager=load_plugins(config), identify=header_principal)
+    async with TestClient(TestServer(app)) as client:
+        module = services(app[PLUGIN_CONTEXT_KEY])
+        await module.catalog.resolve("acct", [Identity("spotify", "artist", "a1", "Ada")])
+        entity = (await module.catalog.entities("acct", "artist"))[0].entity_id
+        await module.store.upsert("acct", [Point("spotify", "artist", "a1", "streams",
+                                                 datetime(2024, 5, 1, tzinfo=UTC), 5)])
+        viewer = who("acct", "vi", "viewer")
+        asks = [("/api/analytics/kpis", {"entity": entity}),
+                ("/api/analytics/series", {"entity": entity, "metric": "streams"}),
+                ("/api/analytics/playlists", {}),
+                ("/api/analytics/playlists/changes", {}),
+                (f"/api/v1/analytics/artists/{entity}/metrics", {})]
+        for path, params in asks:
+            for day in ("0001-01-01", "0001-01-10", "0001-06-29"):
+                early = await client.get(path, headers=viewer, params={**params, "to": day})
+                assert early.status == 422, (path, day, await early.text())
+                assert "too early" in await early.text() and "0001-06-30" in await early.text()
+            since = await client.get(path, headers=viewer,
+                                     params={**params, "from": "0001-01-05",
+                                             "to": "2024-05-01"})
+            assert since.status == 422, (path, await since.text())
+            for day in ("0001-06-30", "9999-12-31"):
+                edge = await client.get(path, headers=viewer, params={**params, "to": day})
+                assert edge.status == 200, (path, day, await edge.text())

@@ -13,7 +13,7 @@ from business.analytics import kpis, olap
 from business.analytics.catalog import CatalogError, EntityNotFound
 from business.analytics.connections import ConnectionError_, SourceNotFound
 from business.analytics.permissions import CATALOG, QUERY, READ, SOURCES
-from business.analytics.runs import RunNotFound
+from business.analytics.runs import DONE, RunNotFound
 from business.analytics.schemas import (
     AuditOut,
     BackfillIn,
@@ -46,6 +46,7 @@ from dawserver.plugin_api import (
     Unprocessable,
     map_errors,
 )
+from jobs import UnknownJob
 
 #: The domain's errors as HTTP errors (the first rule that matches decides).
 _api = map_errors(
@@ -106,7 +107,13 @@ async def start_backfill(request: Request) -> Any:
 
 async def _run_out(request: Request, run: Any) -> dict[str, Any]:
     queue = request.context.background.queue
-    job = await queue.get(request.account_id, run.job_id)
+    try:
+        job = await queue.get(request.account_id, run.job_id)
+    except UnknownJob:
+        # finished jobs are purged after a while; the run row still says how it ended
+        return {**run.public(),
+                "progress": 1.0 if run.state == DONE else run.fraction(),
+                "job_state": run.state, "job_note": ""}
     return {**run.public(), "progress": max(job.progress if not job.finished else 0.0,
                                             run.fraction()) if job.state != "done" else 1.0,
             "job_state": job.state, "job_note": job.note}

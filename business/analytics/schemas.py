@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from business.analytics.store import GRAINS
+from business.analytics.store import GRAINS, GROWTH_DAYS
 from dawserver.plugin_api import Model, Query
+
+#: The earliest day a query may name: growth reads back twice its longest window from
+#: ``to`` (and a range's default start four weeks), and the calendar starts on 0001-01-01.
+EARLIEST_DAY = date.min + timedelta(days=2 * max(GROWTH_DAYS))
+
+
+def check_range(start: date | None, end: date | None) -> None:
+    """Refuse (a ValueError, which answers 422) a ``from`` or ``to`` before
+    :data:`EARLIEST_DAY`, so that reading back from it stays on the calendar."""
+    for name, day in (("from", start), ("to", end)):
+        if day is not None and day < EARLIEST_DAY:
+            raise ValueError(f"'{name}' ({day}) is too early: analytics reads up to "
+                             f"{2 * max(GROWTH_DAYS)} days back from a range, so name a day "
+                             f"from {EARLIEST_DAY} on")
 
 
 class IngestPayload(BaseModel):
@@ -97,6 +111,11 @@ class SeriesQuery(Query):
     start: date | None = Field(None, alias="from")
     end: date | None = Field(None, alias="to")
     by_source: bool = False
+
+    @model_validator(mode="after")
+    def _on_calendar(self) -> SeriesQuery:
+        check_range(self.start, self.end)
+        return self
 
 
 class SeriesOut(Model):
@@ -196,6 +215,7 @@ class KpiQuery(Query):
 
     @model_validator(mode="after")
     def _ordered(self) -> KpiQuery:
+        check_range(self.start, self.end)
         if self.start and self.end and self.end < self.start:
             raise ValueError(f"'to' ({self.end}) is before 'from' ({self.start}); swap them")
         if self.start and self.end and (self.end - self.start).days > 3 * 366:

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from pydantic import Field, model_validator
 
 from business.analytics.kpis import KPIS
+from business.analytics.schemas import check_range
 from dawserver.plugin_api import Model, PublicListing, PublicResource
 
 KPI_NAMES = tuple(k.name for k in KPIS)
@@ -80,6 +81,7 @@ class ArtistMetricFilter(PublicListing):
 
     @model_validator(mode="after")
     def _range(self) -> ArtistMetricFilter:
+        check_range(self.start, self.end)
         self.end = self.end or datetime.now(UTC).date()  # points are UTC days
         self.start = self.start or self.end - timedelta(days=27)
         if self.start > self.end:
